@@ -1,0 +1,183 @@
+"""One resolver factory for every API function: routes, the one error shape, docs posture.
+
+Example (what ``functions/read_api/app.py`` does)::
+
+    from neruba.api.resolver import build_resolver, make_handler
+    from neruba.api.routes import events_read
+
+    app = build_resolver(events_read.router)
+    lambda_handler = make_handler(app)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from neruba.errors import AuthenticationError, NerubaError, PayloadTooLargeError, PermissionDeniedError, error_body
+from neruba.observability import logger, metrics
+from neruba.security.apikeys import bearer_token
+from neruba.settings import get_settings
+
+API_TITLE = "Neruba API"
+API_DESCRIPTION = (
+    "Usage billing: send usage events, read usage, balances and invoices; operators manage the catalog, "
+    "credits, billing runs and Stripe events. Errors share one shape: {error: {type, code, message, param?, "
+    "details?, request_id}}."
+)
+SECURITY_SCHEMES = {"bearerAuth": HTTPBearer(description="Authorization: Bearer KEY (scopes: ingest, read, admin)")}
+
+
+def request_id_of(app: ApiGatewayResolver) -> str | None:
+    """The API Gateway request id of the request being handled."""
+    context = app.current_event.raw_event.get("requestContext") or {}
+    value = context.get("requestId")
+    return str(value) if value else None
+
+
+def _error_response(status: int, body: dict[str, Any], request_id: str | None) -> Response[str]:
+    headers = {"X-Request-Id": request_id} if request_id else {}
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
+
+
+def _validation_details(errors: Any) -> list[dict[str, Any]]:
+    details = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        details.append({"param": ".".join(loc) or None, "code": error.get("type"), "message": error.get("msg")})
+    return details
+
+
+def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+    @app.exception_handler(NerubaError)
+    def neruba_error(exc: NerubaError) -> Response[str]:
+        request_id = request_id_of(app)
+        return _error_response(exc.status, exc.to_body(request_id), request_id)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(exc: RequestValidationError) -> Response[str]:
+        request_id = request_id_of(app)
+        details = _validation_details(exc.errors())
+        invalid_json = any(d["code"] == "json_invalid" for d in details)
+        code, message = (
+            ("invalid_json", "The body is not valid JSON.")
+            if invalid_json
+            else ("validation_error", "The request does not match the schema; see details.")
+        )
+        status = HTTPStatus.BAD_REQUEST if invalid_json else HTTPStatus.UNPROCESSABLE_ENTITY
+        body = error_body("invalid_request_error", code, message, request_id, details=details)
+        return _error_response(status, body, request_id)
+
+    @app.not_found
+    def route_not_found(exc: Exception) -> Response[str]:
+        request_id = request_id_of(app)
+        event = app.current_event
+        message = f"No route {event.http_method} {event.path}."
+        body = error_body("invalid_request_error", "route_not_found", message, request_id)
+        return _error_response(HTTPStatus.NOT_FOUND, body, request_id)
+
+    @app.exception_handler(Exception)
+    def unexpected_error(exc: Exception) -> Response[str]:
+        request_id = request_id_of(app)
+        logger.exception("unhandled error", extra={"request_id": request_id})
+        body = error_body("api_error", "internal_error", "Something went wrong on our side.", request_id)
+        return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, body, request_id)
+
+
+def _request_id_header(app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+    response = next_middleware(app)
+    request_id = request_id_of(app)
+    if request_id:
+        response.headers.setdefault("X-Request-Id", request_id)
+    return response
+
+
+def _docs_guard(app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+    """In prod, docs (when enabled at all) need an admin key; local and dev serve them openly."""
+    if get_settings().docs_require_admin:
+        from neruba.dal.keys import KeysRepository
+
+        token = bearer_token(app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization"))
+        key = KeysRepository(get_settings().keys_table).authenticate(token) if token else None
+        if key is None:
+            raise AuthenticationError("The API docs need an admin API key here.")
+        if "admin" not in key.scopes:
+            raise PermissionDeniedError("The API docs need an API key with the 'admin' scope here.")
+    return next_middleware(app)
+
+
+def enable_docs(app: APIGatewayRestResolver) -> None:
+    """Serve Swagger UI at /docs and the OpenAPI document at /openapi.json (both behind the docs guard)."""
+    app.enable_swagger(
+        path="/docs",
+        title=API_TITLE,
+        description=API_DESCRIPTION,
+        version="1.0.0",
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+        middlewares=[_docs_guard],
+    )
+
+    @app.get("/openapi.json", include_in_schema=False, middlewares=[_docs_guard])
+    def openapi_json() -> Response[str]:
+        return Response(200, "application/json", openapi_document(app))
+
+
+def openapi_document(app: APIGatewayRestResolver) -> str:
+    """The OpenAPI 3.1 document of ``app`` as JSON text."""
+    return app.get_openapi_json_schema(
+        title=API_TITLE, description=API_DESCRIPTION, version="1.0.0", security_schemes=SECURITY_SCHEMES  # type: ignore[arg-type]
+    )
+
+
+def build_resolver(*routers: APIGatewayRouter, docs: bool = False) -> APIGatewayRestResolver:
+    """A REST resolver with request validation, the error handlers and ``routers`` included.
+
+    ``docs=True`` adds /docs and /openapi.json when the settings enable docs.
+    """
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.use(middlewares=[_request_id_header])
+    for router in routers:
+        app.include_router(router)
+    _register_error_handlers(app)
+    if docs and get_settings().docs_enabled:
+        enable_docs(app)
+    return app
+
+
+def _body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(base64.b64decode(body, validate=False))
+    return len(body.encode())
+
+
+def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The Lambda entry point for ``app``: logging context, metrics flush and the body size limit."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        limit = get_settings().max_body_bytes
+        if _body_size(event) > limit:
+            request_id = (event.get("requestContext") or {}).get("requestId")
+            error = PayloadTooLargeError(f"The body is over {limit} bytes.")
+            return {
+                "statusCode": error.status,
+                "headers": {"Content-Type": "application/json", "X-Request-Id": request_id or ""},
+                "body": json.dumps(error.to_body(request_id)),
+                "isBase64Encoded": False,
+            }
+        return app.resolve(event, context)
+
+    return lambda_handler

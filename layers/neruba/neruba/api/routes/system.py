@@ -1,0 +1,43 @@
+"""Liveness and readiness (no API key): ``GET /health`` and ``GET /ready``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba import __version__
+from neruba.errors import ServiceUnavailableError
+from neruba.settings import check_environment, get_settings
+
+router = APIGatewayRouter()
+
+
+@router.get("/health", summary="Liveness", tags=["system"])
+def health() -> dict[str, str]:
+    """Answers 200 whenever the function runs; checks nothing else."""
+    return {"status": "ok", "version": __version__}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness",
+    tags=["system"],
+    responses={200: {"description": "Every dependency reachable"}, 503: {"description": "A check failed"}},
+)
+def ready() -> Response[Any] | dict[str, Any]:
+    """Answers 200 when the configuration is valid and every table and queue is reachable, else 503."""
+    problems = check_environment(os.environ)
+    if problems:
+        details = [{"param": "configuration", "code": "invalid_setting", "message": p} for p in problems]
+        raise ServiceUnavailableError("The configuration is invalid.", details=details)
+    from neruba.dal.readiness import check_dependencies
+
+    checks = check_dependencies(get_settings())
+    failing = [c for c in checks if not c.ok]
+    if failing:
+        details = [{"param": c.name, "code": "unreachable", "message": c.detail} for c in failing]
+        raise ServiceUnavailableError("A dependency is not reachable.", details=details)
+    return {"status": "ready", "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}

@@ -1,0 +1,42 @@
+"""Converting between plain Python values and DynamoDB attribute maps.
+
+Numbers come back as ``Decimal`` and floats are refused on the way in (boto3's serializer raises), so
+no float can slip onto a money path through storage.
+
+Example:
+    >>> to_item({"pk": "a", "n": 1})
+    {'pk': {'S': 'a'}, 'n': {'N': '1'}}
+    >>> from_item({"pk": {"S": "a"}, "n": {"N": "1"}})
+    {'pk': 'a', 'n': Decimal('1')}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Serialize a mapping into a DynamoDB item, leaving out ``None`` values."""
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Deserialize a DynamoDB item into plain Python values."""
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    """Serialize one value (for ExpressionAttributeValues)."""
+    return _serializer.serialize(value)  # type: ignore[no-any-return]
+
+
+def is_condition_failure(exc: Exception) -> bool:
+    """True when a botocore ClientError is a failed conditional write."""
+    response = getattr(exc, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")

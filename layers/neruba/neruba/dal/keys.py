@@ -1,0 +1,145 @@
+"""API keys in the keys table: one item per key, keyed by its public id, holding only the key's hash.
+
+Example:
+    >>> repo = KeysRepository("neruba-keys")  # doctest: +SKIP
+    >>> plaintext, key = repo.create(frozenset({"read"}), name="dashboard")  # doctest: +SKIP
+    >>> repo.authenticate(plaintext).scopes  # doctest: +SKIP
+    frozenset({'read'})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.security.apikeys import (
+    MalformedKeyError,
+    Scope,
+    display_prefix,
+    new_key,
+    parse_key_id,
+    parse_scopes,
+    verify,
+)
+
+
+class KeyNotFoundError(LookupError):
+    """No key with that id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key (never the plaintext)."""
+
+    key_id: str
+    name: str
+    scopes: frozenset[Scope]
+    created_at: str
+    revoked_at: str | None = None
+    rotated_to: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return display_prefix(self.key_id)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class KeysRepository:
+    """Create, find, list, revoke and rotate API keys."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def create(self, scopes: frozenset[Scope], *, name: str = "") -> tuple[str, ApiKey]:
+        """Store a new key; returns the plaintext (shown once) and the stored record."""
+        if not scopes:
+            raise ValueError("a key needs at least one scope")
+        plaintext, key_id, digest = new_key()
+        key = ApiKey(key_id=key_id, name=name, scopes=scopes, created_at=_now())
+        item = {
+            "pk": f"KEY#{key_id}",
+            "key_id": key_id,
+            "name": name,
+            "scopes": " ".join(sorted(scopes)),
+            "hash": digest,
+            "created_at": key.created_at,
+        }
+        client("dynamodb").put_item(
+            TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+        )
+        return plaintext, key
+
+    def get(self, key_id: str) -> tuple[ApiKey, str]:
+        """The record and stored hash of one key."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key={"pk": {"S": f"KEY#{key_id}"}}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            raise KeyNotFoundError(key_id)
+        values = from_item(response["Item"])
+        return _to_key(values), str(values["hash"])
+
+    def authenticate(self, plaintext: str) -> ApiKey | None:
+        """The active key matching ``plaintext``, or None for anything unknown, malformed or revoked."""
+        try:
+            key, digest = self.get(parse_key_id(plaintext))
+        except (MalformedKeyError, KeyNotFoundError):
+            return None
+        if not key.active or not verify(plaintext, digest):
+            return None
+        return key
+
+    def list(self) -> list[ApiKey]:
+        """Every key, active or revoked, oldest first."""
+        keys: list[ApiKey] = []
+        paginator = client("dynamodb").get_paginator("scan")
+        for page in paginator.paginate(TableName=self.table_name):
+            keys.extend(_to_key(from_item(item)) for item in page.get("Items", []))
+        return sorted(keys, key=lambda k: k.created_at)
+
+    def revoke(self, key_id: str, *, rotated_to: str | None = None) -> ApiKey:
+        """Mark a key revoked (idempotent: revoking twice keeps the first time)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"KEY#{key_id}"}},
+                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)"
+                + (", rotated_to = :to" if rotated_to else ""),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_item({":now": _now(), ":to": rotated_to}),
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                raise KeyNotFoundError(key_id) from exc
+            raise
+        return self.get(key_id)[0]
+
+    def rotate(self, key_id: str) -> tuple[str, ApiKey]:
+        """Create a key with the same scopes and name, then revoke the old one."""
+        old, _ = self.get(key_id)
+        if not old.active:
+            raise ValueError(f"key {key_id} is already revoked")
+        plaintext, new = self.create(old.scopes, name=old.name)
+        self.revoke(key_id, rotated_to=new.key_id)
+        return plaintext, new
+
+
+def _to_key(values: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=str(values["key_id"]),
+        name=str(values.get("name", "")),
+        scopes=parse_scopes(str(values.get("scopes", ""))),
+        created_at=str(values["created_at"]),
+        revoked_at=values.get("revoked_at"),
+        rotated_to=values.get("rotated_to"),
+    )

@@ -1,0 +1,83 @@
+"""Every setting of Neruba, read from environment variables in one place.
+
+Example:
+    >>> import os
+    >>> from neruba.settings import get_settings
+    >>> get_settings().stage  # doctest: +SKIP
+    'local'
+
+The variables are named ``NERUBA_<FIELD>`` (``NERUBA_USAGE_TABLE``, ...). template.yaml sets them for
+every function; the local stack sets them from the same template. ``neruba config check`` lists every
+missing or invalid one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "NERUBA_"
+Stage = Literal["local", "dev", "prod"]
+
+
+class Settings(BaseSettings):
+    """Validated configuration of one Neruba function or command."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    stage: Stage = "local"
+    keys_table: str = Field(min_length=3, description="DynamoDB table of API keys (hashed).")
+    catalog_table: str = Field(min_length=3, description="Customers, meters, plans, subscriptions.")
+    usage_table: str = Field(min_length=3, description="Raw events, hourly aggregates, ingest outcomes.")
+    billing_table: str = Field(min_length=3, description="Billing runs, invoices, locks.")
+    ledger_table: str = Field(min_length=3, description="Ledger postings, balances, credit grants.")
+    ops_table: str = Field(min_length=3, description="Audit records, migrations, sweeps, Stripe events.")
+    ingest_queue_url: str = Field(min_length=8, description="SQS queue that buffers accepted events.")
+    docs_enabled: bool = Field(default=False, description="Serve /docs and /openapi.json.")
+    max_body_bytes: int = Field(default=262_144, ge=1_024, le=10_485_760)
+    ingest_max_age_days: int = Field(default=35, ge=1, le=400)
+    ingest_max_future_seconds: int = Field(default=300, ge=0, le=86_400)
+    billing_grace_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
+    authorizer_cache_ttl_seconds: int = Field(default=60, ge=0, le=3_600)
+    stripe_secret_name: str | None = Field(default=None, description="SSM parameter or secret name.")
+
+    @property
+    def docs_require_admin(self) -> bool:
+        """Docs are open in local and dev; in prod they need an admin key when enabled at all."""
+        return self.stage == "prod"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once (call ``get_settings.cache_clear()`` in tests)."""
+    return Settings()  # type: ignore[call-arg]
+
+
+def check_environment(environ: Mapping[str, str]) -> list[str]:
+    """Return one readable line per missing or invalid setting; an empty list means all is well.
+
+    Example:
+        >>> check_environment({})[0]
+        'NERUBA_KEYS_TABLE: missing (DynamoDB table of API keys (hashed).)'
+    """
+    values = {
+        key[len(ENV_PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(ENV_PREFIX)
+    }
+    try:
+        Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = ENV_PREFIX + field.upper()
+            if error["type"] == "missing":
+                described = Settings.model_fields[field].description if field in Settings.model_fields else None
+                problems.append(f"{name}: missing" + (f" ({described})" if described else ""))
+            else:
+                problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        return problems
+    return []
