@@ -17,17 +17,17 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "NERUBA_"
 Stage = Literal["local", "dev", "prod"]
 
 
-class Settings(BaseSettings):
-    """Validated configuration of one Neruba function or command."""
+class SettingsFields(BaseModel):
+    """The settings themselves; ``Settings`` reads them from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     stage: Stage = "local"
     keys_table: str = Field(min_length=3, description="DynamoDB table of API keys (hashed).")
@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         return self.stage == "prod"
 
 
+class Settings(BaseSettings, SettingsFields):
+    """Validated configuration of one Neruba function or command, read from ``NERUBA_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process, read once (call ``get_settings.cache_clear()`` in tests)."""
@@ -68,14 +74,15 @@ def check_environment(environ: Mapping[str, str]) -> list[str]:
         key[len(ENV_PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(ENV_PREFIX)
     }
     try:
-        Settings.model_validate(values)
+        SettingsFields.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             name = ENV_PREFIX + field.upper()
             if error["type"] == "missing":
-                described = Settings.model_fields[field].description if field in Settings.model_fields else None
+                fields = SettingsFields.model_fields
+                described = fields[field].description if field in fields else None
                 problems.append(f"{name}: missing" + (f" ({described})" if described else ""))
             else:
                 problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, BaseRouter
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
@@ -39,7 +39,7 @@ API_DESCRIPTION = (
 SECURITY_SCHEMES = {"bearerAuth": HTTPBearer(description="Authorization: Bearer KEY (scopes: ingest, read, admin)")}
 
 
-def request_id_of(app: ApiGatewayResolver) -> str | None:
+def request_id_of(app: BaseRouter) -> str | None:
     """The API Gateway request id of the request being handled."""
     context = app.current_event.raw_event.get("requestContext") or {}
     value = context.get("requestId")

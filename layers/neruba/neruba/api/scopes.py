@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, BaseRouter
 
 from neruba.errors import AuthenticationError, PermissionDeniedError
 from neruba.security.apikeys import Scope, parse_scopes
@@ -66,7 +66,7 @@ def require_scope(scope: Scope) -> ScopeMiddleware:
     return ScopeMiddleware(scope)
 
 
-def current_principal(app: ApiGatewayResolver) -> Principal:
+def current_principal(app: BaseRouter) -> Principal:
     """The principal a ScopeMiddleware admitted (call only inside a scoped route)."""
     principal = app.context.get("principal")
     if not isinstance(principal, Principal):

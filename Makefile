@@ -1,0 +1,47 @@
+# Two commands matter: `make run` (the whole stack on localhost) and `make test` (lint, types, tests).
+PYTHON ?= python3
+VENV ?= .venv
+TOOLS ?= .venv-tools
+PY := $(VENV)/bin/python
+PIP_FLAGS := --disable-pip-version-check -q
+
+.PHONY: run test lint typecheck pytest template-check tools bench clean
+
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -c requirements/constraints.txt -r requirements/dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
+	@touch $@
+
+$(TOOLS)/.installed: requirements/tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install $(PIP_FLAGS) -r requirements/tools.txt
+	@touch $@
+
+tools: $(TOOLS)/.installed
+
+run: $(VENV)/.installed
+	$(VENV)/bin/neruba local run $(ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check layers infra functions
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+template-check: $(TOOLS)/.installed
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
+	$(TOOLS)/bin/cfn-lint template.yaml
+
+pytest: $(VENV)/.installed $(TOOLS)/.installed
+	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck template-check pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam

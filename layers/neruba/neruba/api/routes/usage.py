@@ -1,0 +1,104 @@
+"""Reading usage (read scope): a stored event, outcome counts, aggregated usage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.settings import get_settings
+
+router = APIGatewayRouter()
+READ = [require_scope("read")]
+ERRORS = {
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the read scope"},
+    422: {"description": "A parameter is invalid"},
+}
+
+
+def _usage_repo():  # type: ignore[no-untyped-def]
+    from neruba.dal.usage import UsageRepository
+
+    return UsageRepository(get_settings().usage_table)
+
+
+@router.get(
+    "/v1/events/<transaction_id>",
+    summary="Retrieve an event and its outcomes",
+    tags=["events"],
+    security=BEARER_SECURITY,
+    middlewares=READ,
+    responses={200: {"description": "The stored event"}, 404: {"description": "No such event"}, **ERRORS},
+)
+def get_event(
+    transaction_id: Annotated[str, Path(min_length=1, max_length=256)],
+    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
+) -> Response[str]:
+    """The stored event and every outcome recorded under its key, each with its request id and time."""
+    from neruba.logic.usage_read import event_view
+
+    return json_response(event_view(_usage_repo(), customer_id, transaction_id))
+
+
+@router.get(
+    "/v1/ingest/outcomes",
+    summary="Count ingest outcomes over time",
+    tags=["events"],
+    security=BEARER_SECURITY,
+    middlewares=READ,
+    responses={200: {"description": "Counts per bucket"}, 400: {"description": "Bad time range"}, **ERRORS},
+)
+def get_outcomes(
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    granularity: Annotated[Literal["minute", "hour"], Query()] = "hour",
+) -> Response[str]:
+    """Accepted, duplicate, conflict, replay and failed counts per minute (at most a day) or hour (31 days)."""
+    from neruba.logic.usage_read import outcome_counts
+
+    return json_response(outcome_counts(_usage_repo(), start, end, granularity))
+
+
+@router.get(
+    "/v1/customers/<customer_id>/usage",
+    summary="Aggregated usage of a meter",
+    tags=["usage"],
+    security=BEARER_SECURITY,
+    middlewares=READ,
+    responses={
+        200: {"description": "Usage per bucket"},
+        400: {"description": "Bad time range or group_by"},
+        404: {"description": "No such customer or meter"},
+        **ERRORS,
+    },
+)
+def get_usage(
+    customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)],
+    meter: Annotated[str, Query(pattern=CODE_PATTERN)],
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    granularity: Annotated[Literal["hour", "day", "period"], Query()] = "day",
+    group_by: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response[str]:
+    """Quantity per hour, per day, or over the whole range (``period``), optionally per group value."""
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.logic.usage_read import usage_view
+
+    view = usage_view(
+        _usage_repo(),
+        CatalogRepository(get_settings().catalog_table),
+        customer_id,
+        meter,
+        start,
+        end,
+        "total" if granularity == "period" else granularity,
+        group_by,
+    )
+    return json_response(view)

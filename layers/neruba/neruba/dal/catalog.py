@@ -1,0 +1,144 @@
+"""Customers and meters in the catalog table.
+
+Items: ``pk=CUS#{external_id}, sk=#`` for a customer, ``pk=MTR#{code}, sk=#`` for a meter; a
+customer also keeps ``billed_through`` (ISO time up to which usage has been invoiced), which ingest
+uses to flag late events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.models.catalog import Customer, Meter
+
+
+class CatalogConflictError(Exception):
+    """A customer or meter with that key already exists."""
+
+
+def _customer_key(external_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"CUS#{external_id}"}, "sk": {"S": "#"}}
+
+
+def _meter_key(code: str) -> dict[str, Any]:
+    return {"pk": {"S": f"MTR#{code}"}, "sk": {"S": "#"}}
+
+
+class CatalogRepository:
+    """Read and write customers and meters."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def create_customer(self, customer: Customer) -> Customer:
+        stored = customer.model_copy(update={"created_at": customer.created_at or datetime.now(UTC)})
+        self._put_new(_customer_key(customer.external_id), "customer", stored.model_dump(mode="json"))
+        return stored
+
+    def create_meter(self, meter: Meter) -> Meter:
+        stored = meter.model_copy(update={"created_at": meter.created_at or datetime.now(UTC)})
+        self._put_new(_meter_key(meter.code), "meter", stored.model_dump(mode="json"))
+        return stored
+
+    def get_customer(self, external_id: str) -> Customer | None:
+        values = self._get(_customer_key(external_id))
+        return Customer.model_validate(json.loads(values["doc"])) if values else None
+
+    def get_meter(self, code: str) -> Meter | None:
+        values = self._get(_meter_key(code))
+        return Meter.model_validate(json.loads(values["doc"])) if values else None
+
+    def set_billed_through(self, external_id: str, at: datetime) -> None:
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=_customer_key(external_id),
+            UpdateExpression="SET billed_through = :t",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_item({":t": at.astimezone(UTC).isoformat()}),
+        )
+
+    def lookup(self, customer_ids: Iterable[str], meter_codes: Iterable[str]) -> CatalogSnapshot:
+        """Fetch many customers and meters at once (one BatchGetItem per 100 keys)."""
+        keys = [_customer_key(c) for c in sorted(set(customer_ids))] + [
+            _meter_key(m) for m in sorted(set(meter_codes))
+        ]
+        snapshot = CatalogSnapshot()
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {self.table_name: {"Keys": keys[start : start + 100]}}
+            for _attempt in range(8):
+                response = client("dynamodb").batch_get_item(RequestItems=pending)
+                for item in response["Responses"].get(self.table_name, []):
+                    snapshot.add(from_item(item))
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(0.05 * (2**_attempt))
+            if pending:
+                raise RuntimeError("catalog lookup throttled: unprocessed keys remain")
+        return snapshot
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        return from_item(response["Item"]) if "Item" in response else None
+
+    def _put_new(self, key: dict[str, Any], kind: str, doc: dict[str, Any]) -> None:
+        item = {**key, **to_item({"kind": kind, "doc": json.dumps(doc, sort_keys=True)})}
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                raise CatalogConflictError(f"{kind} already exists") from exc
+            raise
+
+
+class CatalogSnapshot:
+    """Customers and meters found by one lookup, with each customer's ``billed_through``."""
+
+    def __init__(self) -> None:
+        self.customers: dict[str, Customer] = {}
+        self.meters: dict[str, Meter] = {}
+        self.billed_through: dict[str, datetime] = {}
+
+    def add(self, values: dict[str, Any]) -> None:
+        doc = json.loads(values["doc"])
+        if values.get("kind") == "customer":
+            customer = Customer.model_validate(doc)
+            self.customers[customer.external_id] = customer
+            if values.get("billed_through"):
+                self.billed_through[customer.external_id] = datetime.fromisoformat(values["billed_through"])
+        elif values.get("kind") == "meter":
+            meter = Meter.model_validate(doc)
+            self.meters[meter.code] = meter
+
+
+class CatalogCache:
+    """Per-process cache of found customers and meters (a miss is never cached, so a customer created
+    after a parked event is seen at once)."""
+
+    def __init__(self, repository: CatalogRepository, ttl_seconds: float = 60.0) -> None:
+        self.repository = repository
+        self.ttl_seconds = ttl_seconds
+        self._snapshot = CatalogSnapshot()
+        self._loaded_at: dict[str, float] = {}
+
+    def lookup(self, customer_ids: set[str], meter_codes: set[str]) -> CatalogSnapshot:
+        now = time.monotonic()
+        fresh = {k for k, at in self._loaded_at.items() if now - at < self.ttl_seconds}
+        missing_customers = {c for c in customer_ids if f"c:{c}" not in fresh}
+        missing_meters = {m for m in meter_codes if f"m:{m}" not in fresh}
+        if missing_customers or missing_meters:
+            found = self.repository.lookup(missing_customers, missing_meters)
+            self._snapshot.customers.update(found.customers)
+            self._snapshot.meters.update(found.meters)
+            self._snapshot.billed_through.update(found.billed_through)
+            self._loaded_at.update({f"c:{c}": now for c in found.customers})
+            self._loaded_at.update({f"m:{m}": now for m in found.meters})
+        return self._snapshot

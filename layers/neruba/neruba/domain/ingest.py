@@ -1,0 +1,129 @@
+"""Ingest rules with no AWS: time window, fingerprints, hour buckets, and what an event adds to a meter.
+
+Example:
+    >>> from datetime import datetime, UTC
+    >>> hour_bucket(datetime(2026, 1, 31, 23, 59, tzinfo=UTC))
+    '2026-01-31T23'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from neruba.jsonutil import dumps
+
+PropertyValue = str | int | bool | Decimal
+
+
+class InvalidPropertyError(ValueError):
+    """The event lacks the property its meter aggregates, or it is not a number."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def hour_bucket(at: datetime) -> str:
+    """The UTC hour an instant falls in, as ``YYYY-MM-DDTHH``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def hour_start(bucket: str) -> datetime:
+    """The first instant of an hour bucket."""
+    return datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+def time_window_error(at: datetime, now: datetime, max_age_days: int, max_future_seconds: int) -> str | None:
+    """``timestamp_too_old`` / ``timestamp_in_future`` when ``at`` is outside the accepted window."""
+    if at < now - timedelta(days=max_age_days):
+        return "timestamp_too_old"
+    if at > now + timedelta(seconds=max_future_seconds):
+        return "timestamp_in_future"
+    return None
+
+
+def fingerprint(customer_id: str, code: str, timestamp: str | None, properties: Mapping[str, Any]) -> str:
+    """A digest of what makes two copies of an event 'the same payload'.
+
+    ``timestamp`` is the one the client sent (None when it let the server default it), so a retry of an
+    event sent without timestamp is a duplicate, not a conflict.
+    """
+    canonical = dumps({"c": customer_id, "m": code, "t": timestamp, "p": dict(properties)})
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def matches_filters(filters: Mapping[str, str], properties: Mapping[str, PropertyValue]) -> bool:
+    """True when every filter property equals its value (compared as text)."""
+    return all(_as_text(properties.get(key)) == value for key, value in filters.items())
+
+
+def group_key(group_by: list[str], properties: Mapping[str, PropertyValue]) -> str:
+    """The group an event falls in: ``k1=v1|k2=v2`` (empty without group_by; missing values are '')."""
+    return "|".join(f"{key}={_as_text(properties.get(key))}" for key in group_by)
+
+
+def _as_text(value: PropertyValue | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def numeric_value(properties: Mapping[str, PropertyValue], name: str) -> Decimal:
+    """The property ``name`` as an exact number (numeric strings are accepted)."""
+    if name not in properties:
+        raise InvalidPropertyError("missing_property", f"the meter aggregates property {name!r}, absent here")
+    value = properties[name]
+    if isinstance(value, bool):
+        raise InvalidPropertyError("invalid_property", f"property {name!r} is a boolean, not a number")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidPropertyError("invalid_property", f"property {name!r} is not a number") from exc
+    if not number.is_finite():
+        raise InvalidPropertyError("invalid_property", f"property {name!r} is not a finite number")
+    return number
+
+
+@dataclass(slots=True)
+class GroupTotals:
+    """What a set of events adds to one (customer, meter, hour, group) aggregate."""
+
+    count: int = 0
+    total: Decimal = Decimal(0)
+    maximum: Decimal | None = None
+    latest_at: str | None = None
+    latest: Decimal | None = None
+    uniques: set[str] = field(default_factory=set)
+    transaction_ids: list[str] = field(default_factory=list)
+
+    def add(self, transaction_id: str, aggregation: str, at: str, value: Decimal | str | None) -> None:
+        """Fold one accepted event in (``value`` per the meter: number, unique text, or None for count)."""
+        self.count += 1
+        self.transaction_ids.append(transaction_id)
+        if aggregation == "unique_count" and value is not None:
+            self.uniques.add(str(value))
+        elif isinstance(value, Decimal):
+            if aggregation == "sum":
+                self.total += value
+            elif aggregation == "max":
+                self.maximum = value if self.maximum is None else max(self.maximum, value)
+            elif aggregation == "latest" and (self.latest_at is None or (at, str(value)) > (self.latest_at, "")):
+                self.latest_at, self.latest = at, value
+
+
+def meter_value(aggregation: str, field_name: str | None, properties: Mapping[str, PropertyValue]) -> Decimal | str | None:
+    """The value an event contributes to a meter of ``aggregation`` over ``field_name``."""
+    if aggregation == "count" or field_name is None:
+        return None
+    if aggregation == "unique_count":
+        if field_name not in properties:
+            raise InvalidPropertyError("missing_property", f"the meter counts unique {field_name!r}, absent here")
+        return _as_text(properties[field_name])
+    return numeric_value(properties, field_name)

@@ -1,0 +1,82 @@
+"""JSON without floats: numbers with a fraction parse as Decimal, Decimals print exactly.
+
+``dumps`` is canonical (sorted keys, no spaces, normalised numbers), so equal payloads give equal
+text and equal fingerprints (``1.50`` and ``1.5`` are the same number).
+
+Example:
+    >>> loads('{"b": 1.50, "a": [1, true, null]}')
+    {'b': Decimal('1.50'), 'a': [1, True, None]}
+    >>> dumps({"b": Decimal("1.50"), "a": [1, True, None]})
+    '{"a":[1,true,null],"b":1.5}'
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+
+class FloatRefusedError(TypeError):
+    """A float reached a path that must stay exact."""
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON, turning every non-integer number into a Decimal."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def number_text(value: int | Decimal) -> str:
+    """The canonical text of a number (no exponent, no trailing zeros)."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise TypeError(f"not an exact number: {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if not value.is_finite():
+        raise ValueError("NaN and Infinity are not JSON numbers")
+    if value.is_zero():
+        return "0"
+    sign, digits, exponent = value.as_tuple()
+    kept = list(digits)
+    while isinstance(exponent, int) and exponent < 0 and kept[-1] == 0:  # exact: no context rounding
+        kept.pop()
+        exponent += 1
+    return format(Decimal((sign, tuple(kept), exponent)), "f")
+
+
+def dumps(value: Any) -> str:
+    """Serialise to canonical JSON; raises FloatRefusedError on any float."""
+    parts: list[str] = []
+    _write(value, parts)
+    return "".join(parts)
+
+
+def _write(value: Any, out: list[str]) -> None:
+    if value is None or isinstance(value, bool | str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, float):
+        raise FloatRefusedError("floats are not allowed here; use Decimal")
+    elif isinstance(value, int | Decimal):
+        out.append(number_text(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, key in enumerate(sorted(value)):
+            if index:
+                out.append(",")
+            out.append(json.dumps(str(key), ensure_ascii=False))
+            out.append(":")
+            _write(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"cannot serialise {type(value).__name__}")

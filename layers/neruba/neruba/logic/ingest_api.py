@@ -1,0 +1,116 @@
+"""``POST /v1/events``: validate each event on its own, queue the valid ones in batches.
+
+Example:
+    >>> result = accept_events([{"transaction_id": "t1", "customer_id": "acme", "code": "calls"}],
+    ...                        request_id="r1", send=lambda bodies: [])  # doctest: +SKIP
+    >>> result.queued  # doctest: +SKIP
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from neruba import jsonutil
+from neruba.domain.ingest import time_window_error
+from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
+
+Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
+
+_MESSAGES = {
+    "timestamp_too_old": "The timestamp is older than the accepted window ({days} days).",
+    "timestamp_in_future": "The timestamp is more than {seconds} seconds ahead of now.",
+}
+
+
+def _error_from_validation(exc: ValidationError) -> EventError:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    param = ".".join(loc) or None
+    kind = first["type"]
+    if kind == "missing":
+        code = "missing_field"
+    elif kind == "extra_forbidden":
+        code = "unknown_field"
+    elif loc and loc[0] == "properties":
+        code = "too_many_properties" if kind == "too_long" and len(loc) == 1 else "invalid_property"
+    elif loc and loc[0] == "timestamp":
+        code = "invalid_timestamp"
+    else:
+        code = "invalid_field"
+    return EventError(code=code, message=str(first["msg"]), param=param)
+
+
+def validate_event(
+    raw: Any, now: datetime, max_age_days: int, max_future_seconds: int
+) -> tuple[UsageEventIn | None, EventError | None]:
+    """One event: the model, or the first thing wrong with it."""
+    if not isinstance(raw, dict):
+        return None, EventError(code="invalid_event", message="Each event must be a JSON object.")
+    try:
+        event = UsageEventIn.model_validate(raw)
+    except ValidationError as exc:
+        return None, _error_from_validation(exc)
+    if event.timestamp is not None:
+        problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
+        if problem:
+            message = _MESSAGES[problem].format(days=max_age_days, seconds=max_future_seconds)
+            return None, EventError(code=problem, message=message, param="timestamp")
+    return event, None
+
+
+def queue_message(event: UsageEventIn, request_id: str, index: int, now: datetime) -> str:
+    """The ingest queue message for one valid event."""
+    at = (event.timestamp or now).astimezone(UTC)
+    body = {
+        "v": 1,
+        "rid": request_id,
+        "i": index,
+        "rt": now.isoformat(),
+        "e": {
+            "transaction_id": event.transaction_id,
+            "customer_id": event.customer_id,
+            "code": event.code,
+            "timestamp": at.isoformat(),
+            "client_timestamp": event.timestamp.isoformat() if event.timestamp else None,
+            "properties": event.properties,
+        },
+    }
+    return jsonutil.dumps(body)
+
+
+def accept_events(
+    raw_events: list[Any],
+    *,
+    request_id: str,
+    send: Sender,
+    now: datetime | None = None,
+    max_age_days: int = 35,
+    max_future_seconds: int = 300,
+) -> IngestResponse:
+    """Validate, queue the valid events, and say what happened to each."""
+    now = now or datetime.now(UTC)
+    statuses: list[EventStatus] = []
+    messages: list[tuple[str, str]] = []
+    for index, raw in enumerate(raw_events):
+        transaction_id = raw.get("transaction_id") if isinstance(raw, dict) else None
+        tx = transaction_id if isinstance(transaction_id, str) else None
+        event, error = validate_event(raw, now, max_age_days, max_future_seconds)
+        if event is None:
+            statuses.append(EventStatus(index=index, transaction_id=tx, status="rejected", error=error))
+            continue
+        messages.append((str(index), queue_message(event, request_id, index, now)))
+        statuses.append(EventStatus(index=index, transaction_id=tx, status="queued"))
+    unsent = set(send(messages)) if messages else set()
+    for status in statuses:
+        if str(status.index) in unsent:
+            status.status = "rejected"
+            status.error = EventError(
+                code="temporarily_unavailable", message="The event could not be queued; send it again."
+            )
+    queued = sum(1 for s in statuses if s.status == "queued")
+    return IngestResponse(request_id=request_id, queued=queued, rejected=len(statuses) - queued, events=statuses)

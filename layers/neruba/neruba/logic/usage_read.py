@@ -1,0 +1,134 @@
+"""Reading usage back: one stored event with its outcomes, outcome counts, aggregated usage."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.catalog import CatalogRepository
+from neruba.dal.usage import UsageRepository
+from neruba.domain.ingest import hour_bucket
+from neruba.domain.usage import bucket_of, combine
+from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.models.events import OUTCOMES
+
+MAX_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=31), "day": timedelta(days=400)}
+
+
+def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) -> dict[str, Any]:
+    """The stored event and the history of every copy received under its key."""
+    item = usage.get_event(customer_id, transaction_id)
+    if item is None:
+        raise NotFoundError(
+            f"No event {transaction_id!r} for customer {customer_id!r}.", code="event_not_found", param="transaction_id"
+        )
+    own = item.get("o0") or ("failed" if item["st"] == "failed" else "accepted")
+    first = {"outcome": own, "request_id": item.get("rid"),
+             "copy_id": item.get("cid"), "at": item.get("at")}
+    if item.get("reason"):
+        first["reason"] = item["reason"]
+    history = [first]
+    for entry in item.get("hist") or []:
+        row = {"outcome": entry["o"], "request_id": entry.get("rid"), "copy_id": entry.get("cid"), "at": entry.get("t")}
+        if entry.get("r"):
+            row["reason"] = entry["r"]
+        if entry.get("p"):
+            row["payload"] = jsonutil.loads(entry["p"])
+        history.append(row)
+    history.sort(key=lambda row: str(row["at"]))
+    return {
+        "object": "event",
+        "transaction_id": item["tx"],
+        "customer_id": item["c"],
+        "code": item["m"],
+        "timestamp": item["ts"],
+        "properties": jsonutil.loads(item["p"]),
+        "status": item["st"],
+        "reason": item.get("reason"),
+        "reason_message": item.get("reason_msg"),
+        "late": bool(item.get("late")),
+        "received_at": item.get("rt"),
+        "outcomes": history,
+        "copies": {o: int(item.get(f"n_{o}", 0)) for o in OUTCOMES if item.get(f"n_{o}")},
+    }
+
+
+def _span(start: datetime, end: datetime, granularity: str) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidRequestError("from and to need a UTC offset.", code="invalid_time_range", param="from")
+    if end <= start:
+        raise InvalidRequestError("to must be after from.", code="invalid_time_range", param="to")
+    if end - start > MAX_SPAN[granularity]:
+        raise InvalidRequestError(
+            f"At most {MAX_SPAN[granularity].days} days at {granularity} granularity.",
+            code="time_range_too_long", param="to",
+        )
+
+
+def outcome_counts(usage: UsageRepository, start: datetime, end: datetime, granularity: str) -> dict[str, Any]:
+    """Outcome counts per minute or hour in [start, end)."""
+    _span(start, end, granularity)
+    buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    for row in usage.outcomes(start, end):
+        minute = str(row["sk"])
+        key = minute if granularity == "minute" else minute[:13] + ":00"
+        for outcome in OUTCOMES:
+            buckets[key][outcome] += int(row.get(outcome, 0))
+    data = [{"start": key, **counts} for key, counts in sorted(buckets.items())]
+    totals = {o: sum(row[o] for row in data) for o in OUTCOMES}
+    return {"object": "list", "granularity": granularity, "data": data, "totals": totals}
+
+
+def usage_view(
+    usage: UsageRepository,
+    catalog: CatalogRepository,
+    customer_id: str,
+    meter_code: str,
+    start: datetime,
+    end: datetime,
+    granularity: str,
+    group_by: str | None,
+) -> dict[str, Any]:
+    """Aggregated usage of one meter for a customer, per hour, day or the whole range, maybe per group."""
+    _span(start, end, "day" if granularity == "total" else granularity)
+    if catalog.get_customer(customer_id) is None:
+        raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    meter = catalog.get_meter(meter_code)
+    if meter is None:
+        raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter")
+    if group_by is not None and group_by not in meter.group_by:
+        raise InvalidRequestError(
+            f"Meter {meter_code!r} groups by {meter.group_by}, not {group_by!r}.", code="invalid_group_by",
+            param="group_by",
+        )
+    first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for item in usage.aggregates(customer_id, meter_code, first, last):
+        hour, _, group = str(item["sk"]).partition("#")
+        group_value = dict(part.split("=", 1) for part in group.split("|") if part).get(group_by or "", "")
+        cells[(bucket_of(hour, granularity), group_value if group_by else "")].append(item)
+    data = []
+    for (bucket, group_value), items in sorted(cells.items()):
+        row: dict[str, Any] = {
+            "bucket": bucket,
+            "quantity": combine(meter.aggregation, items),
+            "events": sum(int(i.get("n", 0)) for i in items),
+        }
+        if group_by:
+            row["group"] = {group_by: group_value}
+        data.append(row)
+    total = combine(meter.aggregation, [i for items in cells.values() for i in items]) if cells else Decimal(0)
+    return {
+        "object": "usage",
+        "customer_id": customer_id,
+        "meter": meter_code,
+        "aggregation": meter.aggregation,
+        "granularity": granularity,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "total": total,
+        "data": data,
+    }

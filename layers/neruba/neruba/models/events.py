@@ -1,0 +1,85 @@
+"""Usage events: what clients send, what the ingest queue carries, what ingest answers.
+
+Example:
+    >>> UsageEventIn.model_validate({"transaction_id": "t1", "customer_id": "acme", "code": "api_calls"}).timestamp
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema, field_validator
+
+from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
+
+MAX_EVENTS_PER_REQUEST = 100
+MAX_PROPERTIES = 50
+MAX_PROPERTY_TEXT = 1_024
+PROPERTY_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+PropertyValue = StrictBool | StrictInt | Annotated[Decimal, Field(allow_inf_nan=False)] | Annotated[StrictStr, Field(max_length=MAX_PROPERTY_TEXT)]
+Outcome = Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("accepted", "duplicate", "conflict", "replay", "failed")
+
+
+class UsageEventIn(BaseModel):
+    """One usage event as a client sends it. Unknown fields are rejected, not dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_id: str = Field(
+        min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$", description="The client's idempotency key."
+    )
+    customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN, description="The customer's external_id.")
+    code: str = Field(pattern=CODE_PATTERN, description="The meter's event code.")
+    timestamp: datetime | None = Field(default=None, description="RFC 3339 with offset; defaults to now.")
+    properties: dict[Annotated[str, Field(pattern=PROPERTY_NAME_PATTERN)], PropertyValue] = Field(
+        default_factory=dict, max_length=MAX_PROPERTIES
+    )
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("timestamp must be an RFC 3339 string")
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
+        return parsed
+
+
+EventItemSchema = Annotated[dict[str, Any], WithJsonSchema(UsageEventIn.model_json_schema())]
+
+
+class IngestRequest(BaseModel):
+    """``POST /v1/events`` body: 1 to 100 events, each validated on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventItemSchema] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class EventError(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class EventStatus(BaseModel):
+    index: int
+    transaction_id: str | None
+    status: Literal["queued", "rejected"]
+    error: EventError | None = None
+
+
+class IngestResponse(BaseModel):
+    """What ingest answers (202): each event queued or rejected, in request order."""
+
+    request_id: str | None
+    queued: int
+    rejected: int
+    events: list[EventStatus]

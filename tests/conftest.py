@@ -1,0 +1,29 @@
+"""Test-wide environment: fake AWS credentials, Neruba settings, no metric output, no real AWS."""
+
+from __future__ import annotations
+
+import os
+
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "neruba",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "NERUBA_STAGE": "local",
+    "NERUBA_KEYS_TABLE": "test-KeysTable",
+    "NERUBA_CATALOG_TABLE": "test-CatalogTable",
+    "NERUBA_USAGE_TABLE": "test-UsageTable",
+    "NERUBA_BILLING_TABLE": "test-BillingTable",
+    "NERUBA_LEDGER_TABLE": "test-LedgerTable",
+    "NERUBA_OPS_TABLE": "test-OpsTable",
+    "NERUBA_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-IngestQueue",
+    "NERUBA_DOCS_ENABLED": "true",
+}
+for _key, _value in _ENV.items():
+    os.environ[_key] = _value
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)

@@ -1,0 +1,52 @@
+"""Functional tests: handlers and use cases against in-process moto (one mock for the session, reset
+between tests), with the tables and queues of template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from neruba.dal.clients import reset_clients
+from neruba.settings import get_settings
+from tests.support.aws import create_resources
+
+
+@pytest.fixture(scope="session")
+def _moto() -> Iterator[Any]:
+    mock = mock_aws()
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def aws(_moto: Any) -> Iterator[dict[str, str]]:
+    """Fresh tables and queues for one test."""
+    _moto.reset()
+    reset_clients()
+    get_settings.cache_clear()
+    yield create_resources()
+    reset_clients()
+
+
+@pytest.fixture
+def catalog(aws: dict[str, str]) -> Any:
+    """A catalog with customers acme and globex and meters of every aggregation."""
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.models.catalog import Customer, Meter
+
+    repo = CatalogRepository(get_settings().catalog_table)
+    for external_id in ("acme", "globex"):
+        repo.create_customer(Customer(external_id=external_id, name=external_id.title(), currency="USD"))
+    repo.create_meter(Meter(code="api_calls", name="API calls", aggregation="count"))
+    repo.create_meter(Meter(code="tokens", name="Tokens", aggregation="sum", field="tokens", group_by=["model"]))
+    repo.create_meter(Meter(code="storage_gb", name="Peak storage", aggregation="max", field="gb"))
+    repo.create_meter(Meter(code="seats", name="Active seats", aggregation="unique_count", field="user"))
+    repo.create_meter(Meter(code="plan_level", name="Plan level", aggregation="latest", field="level"))
+    repo.create_meter(
+        Meter(code="eu_calls", name="EU calls", aggregation="count", filters={"region": "eu"})
+    )
+    return repo

@@ -1,0 +1,215 @@
+"""Retries, redeliveries, crashes and poison messages never count an event twice or lose it."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba.dal.usage import UsageRepository
+from neruba.settings import get_settings
+from tests.functional.ingest.conftest import ev
+from tests.support.aws import queue_url
+from tests.support.queues import drain, receive_batch, run_batch
+
+HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class Killed(BaseException):
+    """Stands for the Lambda runtime killing the worker: nothing after it runs, no response is sent."""
+
+
+def _aggregate_count(customer: str, meter: str) -> int:
+    items = UsageRepository(get_settings().usage_table).aggregates(
+        customer, meter, (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"), (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H")
+    )
+    return sum(int(i["n"]) for i in items)
+
+
+def _aggregate_sum(customer: str, meter: str) -> Any:
+    items = UsageRepository(get_settings().usage_table).aggregates(
+        customer, meter, (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"), (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H")
+    )
+    return sum(i.get("s", 0) for i in items)
+
+
+def test_duplicate_storm_counts_each_event_once(send: Any, worker: Any) -> None:
+    # GIVEN 1,000 distinct events, each sent 3 times in shuffled order from 4 concurrent clients
+    events = [ev(f"storm-{i}", customer=("acme", "globex")[i % 2], code="tokens",
+                 properties={"tokens": i, "model": "m"}) for i in range(1000)]
+    copies = events * 3
+    random.Random(7).shuffle(copies)
+    chunks = [copies[i : i + 100] for i in range(0, len(copies), 100)]
+    errors: list[BaseException] = []
+
+    def client(part: list[list[dict[str, Any]]]) -> None:
+        try:
+            for chunk in part:
+                send(*chunk)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(chunks[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # WHEN two workers drain the queue at the same time
+    url = queue_url("IngestQueue")
+    workers = [threading.Thread(target=drain, args=(worker, url, 100)) for _ in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    # THEN exactly 1,000 were accepted, 2,000 were duplicates, and the aggregates are exact
+    usage = UsageRepository(get_settings().usage_table)
+    rows = usage.outcomes(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
+    assert sum(int(r.get("accepted", 0)) for r in rows) == 1000
+    assert sum(int(r.get("duplicate", 0)) for r in rows) == 2000
+    assert _aggregate_count("acme", "tokens") + _aggregate_count("globex", "tokens") == 1000
+    assert _aggregate_sum("acme", "tokens") == sum(range(0, 1000, 2))
+    assert _aggregate_sum("globex", "tokens") == sum(range(1, 1000, 2))
+
+
+def test_conflict_is_counted_once_and_never_aggregated(send: Any, process: Any) -> None:
+    send(ev("c1", code="tokens", properties={"tokens": 5, "model": "m"}))
+    send(ev("c1", code="tokens", properties={"tokens": 500, "model": "m"}))
+    send(ev("c1", code="tokens", properties={"tokens": 500, "model": "m"}))
+    process()
+    usage = UsageRepository(get_settings().usage_table)
+    event = usage.get_event("acme", "c1")
+    assert event is not None
+    assert [h["o"] for h in event["hist"]] == ["conflict", "conflict"]
+    assert _aggregate_sum("acme", "tokens") == 5
+
+
+def _kill_before_counting(monkeypatch: pytest.MonkeyPatch) -> None:
+    def killed(*args: Any, **kwargs: Any) -> bool:
+        raise Killed
+
+    monkeypatch.setattr(UsageRepository, "count_group", killed)
+
+
+def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(
+    send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a worker killed after writing the events and before counting them
+    send(*[ev(f"k{i}", code="tokens", properties={"tokens": 10, "model": "m"}) for i in range(20)])
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+    with monkeypatch.context() as patch:
+        _kill_before_counting(patch)
+        with pytest.raises(Killed):
+            worker(__import__("neruba_tools.local.pollers", fromlist=["x"]).build_sqs_event(
+                messages, queue_arn="arn:aws:sqs:us-east-1:123456789012:test-IngestQueue"), None)
+    usage = UsageRepository(get_settings().usage_table)
+    assert all(usage.get_event("acme", f"k{i}")["st"] == "accepted" for i in range(20))
+    assert _aggregate_count("acme", "tokens") == 0  # the state the crash left
+    # WHEN the sweep runs over that minute once it has settled
+    from functions.sweeper.app import run_sweep
+
+    report = run_sweep(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=1),
+                       now=datetime.now(UTC) + timedelta(minutes=20))
+    # THEN it found and counted the 20 events, exactly once
+    assert report.uncounted_found == 20 and report.repaired >= 1
+    assert _aggregate_count("acme", "tokens") == 20
+    assert _aggregate_sum("acme", "tokens") == 200
+    # AND when SQS then redelivers the batch, nothing is counted again, and a second sweep finds nothing
+    sqs = boto3.client("sqs")
+    for message in messages:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    drain(worker, url)
+    assert _aggregate_count("acme", "tokens") == 20
+    again = run_sweep(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=1),
+                      now=datetime.now(UTC) + timedelta(minutes=20))
+    assert again.uncounted_found == 0 and again.drift_found == 0
+
+
+def test_worker_killed_then_redelivered_in_other_batches_counts_once(
+    send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a batch of 30 whose worker was killed before counting
+    send(*[ev(f"r{i}", properties={}) for i in range(30)])
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+    with monkeypatch.context() as patch:
+        _kill_before_counting(patch)
+        failed = run_batch(worker, url, messages)
+    assert len(failed) == 30
+    # WHEN SQS redelivers the messages in smaller, different batches
+    drain(worker, url, batch_size=7)
+    # THEN every event is counted exactly once and no new outcome is recorded for the redelivered copies
+    assert _aggregate_count("acme", "api_calls") == 30
+    usage = UsageRepository(get_settings().usage_table)
+    assert all(usage.get_event("acme", f"r{i}")["hist"] == [] for i in range(30))
+
+
+def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> None:
+    # GIVEN counted events whose aggregate was later corrupted
+    send(*[ev(f"d{i}", code="tokens", properties={"tokens": 3, "model": "m"}) for i in range(5)])
+    process()
+    usage = UsageRepository(get_settings().usage_table)
+    item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().usage_table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+        UpdateExpression="SET s = :s", ExpressionAttributeValues={":s": {"N": "999"}},
+    )
+    # WHEN the sweep runs
+    from functions.sweeper.app import run_sweep
+
+    report = run_sweep(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=1),
+                       now=datetime.now(UTC) + timedelta(minutes=20))
+    # THEN it reports the drift with ids and restores the truth
+    assert report.drift_found == 1 and report.repaired == 1
+    assert report.repairs[0]["before"]["quantity"] == 999 and report.repairs[0]["after"]["quantity"] == 15
+    assert _aggregate_sum("acme", "tokens") == 15
+
+
+def test_poison_message_reaches_dlq_and_redrive_replays_it(
+    send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a bug that makes one event fail every time
+    from neruba.logic import ingest_worker
+
+    original = ingest_worker.meter_value
+
+    def buggy(aggregation: str, field: str | None, properties: dict[str, Any]) -> Any:
+        if properties.get("poison"):
+            raise RuntimeError("bug")
+        return original(aggregation, field, properties)
+
+    monkeypatch.setattr(ingest_worker, "meter_value", buggy)
+    send(ev("healthy"), ev("poison", properties={"poison": True}))
+    url, dlq = queue_url("IngestQueue"), queue_url("IngestDLQ")
+    # WHEN the worker keeps failing it (maxReceiveCount is 5 in template.yaml)
+    for _ in range(8):
+        messages = receive_batch(url, 100)
+        if not messages:
+            break
+        run_batch(worker, url, messages)
+    # THEN it sits in the DLQ, recorded as failed, while the healthy event was accepted
+    sqs = boto3.client("sqs")
+    dead = receive_batch(dlq, 10)
+    assert len(dead) == 1
+    usage = UsageRepository(get_settings().usage_table)
+    assert usage.get_event("acme", "poison")["st"] == "failed"
+    assert usage.get_event("acme", "healthy")["st"] == "accepted"
+    # WHEN the bug is fixed and the DLQ is redriven to the source queue
+    monkeypatch.setattr(ingest_worker, "meter_value", original)
+    for message in dead:
+        sqs.send_message(QueueUrl=url, MessageBody=message["Body"])
+        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+    drain(worker, url)
+    # THEN the event is accepted with outcome replay and counted once
+    from neruba.logic.usage_read import event_view
+
+    event = event_view(usage, "acme", "poison")
+    assert event["status"] == "accepted"
+    outcomes = [o["outcome"] for o in event["outcomes"]]
+    assert outcomes[-1] == "replay" and set(outcomes[:-1]) == {"failed"} and len(outcomes) >= 5
+    assert _aggregate_count("acme", "api_calls") == 2

@@ -1,0 +1,71 @@
+"""Ingest rules without AWS: time window, fingerprints, groups, values, folding totals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from neruba.domain import ingest
+from neruba.domain.usage import combine
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (NOW - timedelta(days=35), None),
+        (NOW - timedelta(days=35, seconds=1), "timestamp_too_old"),
+        (NOW + timedelta(seconds=300), None),
+        (NOW + timedelta(seconds=301), "timestamp_in_future"),
+    ],
+)
+def test_time_window_edges(at: datetime, expected: str | None) -> None:
+    assert ingest.time_window_error(at, NOW, 35, 300) == expected
+
+
+def test_fingerprint_ignores_number_spelling_and_key_order_but_not_values() -> None:
+    a = ingest.fingerprint("c", "m", None, {"x": Decimal("1.50"), "y": "a"})
+    b = ingest.fingerprint("c", "m", None, {"y": "a", "x": Decimal("1.5")})
+    c = ingest.fingerprint("c", "m", None, {"x": Decimal("1.51"), "y": "a"})
+    d = ingest.fingerprint("c", "m", "2026-01-01T00:00:00+00:00", {"x": Decimal("1.5"), "y": "a"})
+    assert a == b and a != c and a != d
+
+
+def test_hour_bucket_is_utc() -> None:
+    at = datetime.fromisoformat("2026-01-01T00:30:00+02:00")
+    assert ingest.hour_bucket(at) == "2025-12-31T22"
+
+
+def test_numeric_values() -> None:
+    assert ingest.numeric_value({"v": "2.5"}, "v") == Decimal("2.5")
+    assert ingest.numeric_value({"v": 3}, "v") == Decimal(3)
+    with pytest.raises(ingest.InvalidPropertyError) as missing:
+        ingest.numeric_value({}, "v")
+    assert missing.value.code == "missing_property"
+    for bad in (True, "abc", "NaN"):
+        with pytest.raises(ingest.InvalidPropertyError):
+            ingest.numeric_value({"v": bad}, "v")
+
+
+def test_filters_and_groups() -> None:
+    props = {"region": "eu", "tier": 2, "beta": True}
+    assert ingest.matches_filters({"region": "eu", "tier": "2", "beta": "true"}, props)
+    assert not ingest.matches_filters({"region": "us"}, props)
+    assert ingest.group_key(["region", "missing"], props) == "region=eu|missing="
+
+
+def test_totals_fold_and_combine_like_a_single_pass() -> None:
+    # GIVEN events split over two batches
+    first, second = ingest.GroupTotals(), ingest.GroupTotals()
+    first.add("t1", "sum", "2026-01-01T00:00:00", Decimal("1.25"))
+    second.add("t2", "sum", "2026-01-01T00:10:00", Decimal("2"))
+    cells = [{"n": first.count, "s": first.total}, {"n": second.count, "s": second.total}]
+    # THEN combining the cells equals the total of all events
+    assert combine("sum", cells) == Decimal("3.25")
+    assert combine("count", cells) == 2
+    assert combine("max", [{"mx": Decimal(4)}, {"mx": Decimal("4.5")}, {}]) == Decimal("4.5")
+    assert combine("latest", [{"lt": "2026-01-01T00:10", "lv": Decimal(1)}, {"lt": "2026-01-01T00:20", "lv": Decimal(7)}]) == 7
+    assert combine("unique_count", [{"u": {"a", "b"}}, {"u": {"b", "c"}}]) == 3
