@@ -27,7 +27,7 @@ def api_event(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A REST API proxy event as API Gateway sends it after the authorizer allowed ``scopes``."""
-    event = fixture("api_request.json")
+    event = fixture("ingest_api.json")
     event["httpMethod"] = method
     event["path"] = path
     event["resource"] = path

@@ -1,0 +1,93 @@
+"""/health, /ready, docs posture, unknown routes: the one error shape everywhere."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba.dal.keys import KeysRepository
+from neruba.settings import get_settings
+from tests.support.api import api_event, call
+
+
+def _system_handler() -> Any:
+    import functions.system_api.app as module
+
+    get_settings.cache_clear()
+    return importlib.reload(module).lambda_handler
+
+
+def test_health_needs_nothing(aws: dict[str, str]) -> None:
+    status, body, _ = call(_system_handler(), api_event("GET", "/health", scopes=None))
+    assert status == 200 and body["status"] == "ok"
+
+
+def test_ready_when_every_table_and_queue_is_reachable(aws: dict[str, str]) -> None:
+    status, body, _ = call(_system_handler(), api_event("GET", "/ready", scopes=None))
+    assert status == 200, body
+    assert {c["name"] for c in body["checks"]} >= {"keys_table", "usage_table", "ingest_queue"}
+
+
+def test_ready_is_503_naming_the_missing_table(aws: dict[str, str]) -> None:
+    boto3.client("dynamodb").delete_table(TableName=get_settings().usage_table)
+    status, body, _ = call(_system_handler(), api_event("GET", "/ready", scopes=None))
+    assert status == 503
+    assert body["error"]["code"] == "not_ready"
+    assert [d["param"] for d in body["error"]["details"]] == ["usage_table"]
+
+
+def test_ready_is_503_on_invalid_configuration(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = _system_handler()
+    monkeypatch.setenv("NERUBA_INGEST_MAX_AGE_DAYS", "-1")
+    status, body, _ = call(handler, api_event("GET", "/ready", scopes=None))
+    assert status == 503
+    assert "NERUBA_INGEST_MAX_AGE_DAYS" in body["error"]["details"][0]["message"]
+
+
+def test_unknown_route_is_404_in_the_error_shape(aws: dict[str, str]) -> None:
+    status, body, headers = call(_system_handler(), api_event("GET", "/nope", scopes=None))
+    assert status == 404
+    assert body["error"]["code"] == "route_not_found"
+    assert body["error"]["request_id"] == headers["X-Request-Id"]
+
+
+def test_docs_on_locally_and_document_every_route(aws: dict[str, str]) -> None:
+    handler = _system_handler()
+    status, spec, _ = call(handler, api_event("GET", "/openapi.json", scopes=None))
+    assert status == 200
+    paths = set(spec["paths"])
+    assert {"/health", "/ready", "/v1/events", "/v1/events/{transaction_id}", "/v1/ingest/outcomes",
+            "/v1/customers/{customer_id}/usage"} <= paths
+    assert "bearerAuth" in spec["components"]["securitySchemes"]
+    status, page, _ = call(handler, api_event("GET", "/docs", scopes=None))
+    assert status == 200 and "swagger" in page.lower()
+
+
+def test_docs_off_in_prod_by_default(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NERUBA_STAGE", "prod")
+    monkeypatch.setenv("NERUBA_DOCS_ENABLED", "false")
+    handler = _system_handler()
+    for path in ("/docs", "/openapi.json"):
+        status, body, _ = call(handler, api_event("GET", path, scopes=None))
+        assert (status, body["error"]["code"]) == (404, "route_not_found")
+
+
+def test_docs_in_prod_when_enabled_need_an_admin_key(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NERUBA_STAGE", "prod")
+    monkeypatch.setenv("NERUBA_DOCS_ENABLED", "true")
+    handler = _system_handler()
+    keys = KeysRepository(get_settings().keys_table)
+    admin, _ = keys.create(frozenset({"admin"}))
+    reader, _ = keys.create(frozenset({"read"}))
+    cases = [(None, 401), (f"Bearer {reader}", 403), ("Bearer nrb_0123456789ab_" + "y" * 43, 401),
+             (f"Bearer {admin}", 200)]
+    for header, expected in cases:
+        headers = {"Authorization": header} if header else {}
+        event = api_event("GET", "/openapi.json", scopes=None, headers=headers)
+        if header is None:
+            event["headers"].pop("Authorization", None)
+        status, _, _ = call(handler, event)
+        assert status == expected, header
