@@ -16,7 +16,7 @@ from typing import Any
 
 
 def value_size(value: dict[str, Any]) -> int:
-    (kind, raw), = value.items()
+    ((kind, raw),) = value.items()
     if kind == "S":
         return len(raw.encode())
     if kind == "N":

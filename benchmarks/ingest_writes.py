@@ -27,8 +27,12 @@ RESULTS = Path(__file__).parent / "results"
 def _events() -> list[dict[str, Any]]:
     padding = "x" * 560  # brings the stored event item to about 1 KB (reported below)
     return [
-        {"transaction_id": f"bench-{i:08d}-0f8fad5b-d9cb-469f-a165-70867728950e", "customer_id": f"cust-{i % CUSTOMERS}",
-         "code": "tokens", "properties": {"tokens": 1 + i % 7, "model": "large", "note": padding}}
+        {
+            "transaction_id": f"bench-{i:08d}-0f8fad5b-d9cb-469f-a165-70867728950e",
+            "customer_id": f"cust-{i % CUSTOMERS}",
+            "code": "tokens",
+            "properties": {"tokens": 1 + i % 7, "model": "large", "note": padding},
+        }
         for i in range(EVENTS)
     ]
 
@@ -41,21 +45,33 @@ def _records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     records = []
     for index, raw in enumerate(events):
         body = queue_message(UsageEventIn.model_validate(raw), f"req-{index // BATCH}", index % BATCH, now)
-        records.append({"messageId": f"m-{index}", "receiptHandle": "r", "body": body, "attributes": {},
-                        "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench"})
+        records.append(
+            {
+                "messageId": f"m-{index}",
+                "receiptHandle": "r",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+            }
+        )
     return records
 
 
 def _setup_catalog() -> None:
     from neruba.dal.catalog import CatalogRepository
-    from neruba.models.catalog import Customer, Meter as MeterModel
+    from neruba.models.catalog import Customer
+    from neruba.models.catalog import Meter as MeterModel
     from neruba.settings import get_settings
 
     repo = CatalogRepository(get_settings().catalog_table)
     for c in range(CUSTOMERS):
         repo.create_customer(Customer(external_id=f"cust-{c}", name=f"Customer {c}", currency="USD"))
-    repo.create_meter(MeterModel(code="tokens", name="Tokens", aggregation="sum", field="tokens", group_by=["model"]))
+    repo.create_meter(
+        MeterModel(code="tokens", name="Tokens", aggregation="sum", field="tokens", group_by=["model"])
+    )
 
 
 def run_neruba(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,7 +103,8 @@ def run_baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     ddb = boto3.client("dynamodb")
     boto3.client("dynamodb").create_table(
-        TableName="bench-idempotency", BillingMode="PAY_PER_REQUEST",
+        TableName="bench-idempotency",
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
@@ -101,12 +118,20 @@ def run_baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
     def handle(message: dict[str, Any]) -> str:
         event = message["e"]
         at = datetime.fromisoformat(event["timestamp"])
-        ddb.put_item(TableName=table, Item={
-            "pk": {"S": f"EVT#{event['customer_id']}#{event['transaction_id']}"}, "sk": {"S": "#"},
-            "c": {"S": event["customer_id"]}, "tx": {"S": event["transaction_id"]}, "m": {"S": event["code"]},
-            "ts": {"S": event["timestamp"]}, "h": {"S": hour_bucket(at)},
-            "p": {"S": jsonutil.dumps(event["properties"])}, "rid": {"S": message["rid"]},
-        })
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": f"EVT#{event['customer_id']}#{event['transaction_id']}"},
+                "sk": {"S": "#"},
+                "c": {"S": event["customer_id"]},
+                "tx": {"S": event["transaction_id"]},
+                "m": {"S": event["code"]},
+                "ts": {"S": event["timestamp"]},
+                "h": {"S": hour_bucket(at)},
+                "p": {"S": jsonutil.dumps(event["properties"])},
+                "rid": {"S": message["rid"]},
+            },
+        )
         ddb.update_item(
             TableName=table,
             Key={"pk": {"S": f"AGG#{event['customer_id']}#{event['code']}"}, "sk": {"S": hour_bucket(at)}},
@@ -173,13 +198,21 @@ def main() -> dict[str, Any]:
         "benchmark": "ingest write cost",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.system()} Python {platform.python_version()}",
-        "workload": {"events": EVENTS, "batch": BATCH, "customers": CUSTOMERS, "stored_event_bytes": item_size(sample)},
+        "workload": {
+            "events": EVENTS,
+            "batch": BATCH,
+            "customers": CUSTOMERS,
+            "stored_event_bytes": item_size(sample),
+        },
         "neruba": neruba,
         "baseline_powertools_idempotent": baseline,
         "ratios": {
             "write_units_per_event_vs_baseline": round(
-                neruba["write_units_per_event"] / baseline["write_units_per_event"], 3),
-            "requests_per_event_vs_baseline": round(neruba["requests_per_event"] / baseline["requests_per_event"], 3),
+                neruba["write_units_per_event"] / baseline["write_units_per_event"], 3
+            ),
+            "requests_per_event_vs_baseline": round(
+                neruba["requests_per_event"] / baseline["requests_per_event"], 3
+            ),
         },
         "targets": {"write_units_per_event_at_most": Decimal("1.5"), "physical_floor": Decimal("1.0")},
     }

@@ -6,13 +6,20 @@ import json
 import os
 import sys
 
-for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-                   "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "ERROR",
-                   "NERUBA_KEYS_TABLE": "test-KeysTable", "NERUBA_CATALOG_TABLE": "test-CatalogTable",
-                   "NERUBA_USAGE_TABLE": "test-UsageTable", "NERUBA_BILLING_TABLE": "test-BillingTable",
-                   "NERUBA_LEDGER_TABLE": "test-LedgerTable", "NERUBA_OPS_TABLE": "test-OpsTable",
-                   "NERUBA_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-IngestQueue"
-                   }.items():
+for key, value in {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "ERROR",
+    "NERUBA_KEYS_TABLE": "test-KeysTable",
+    "NERUBA_CATALOG_TABLE": "test-CatalogTable",
+    "NERUBA_USAGE_TABLE": "test-UsageTable",
+    "NERUBA_BILLING_TABLE": "test-BillingTable",
+    "NERUBA_LEDGER_TABLE": "test-LedgerTable",
+    "NERUBA_OPS_TABLE": "test-OpsTable",
+    "NERUBA_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-IngestQueue",
+}.items():
     os.environ.setdefault(key, value)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
@@ -21,8 +28,18 @@ def main() -> int:
     from benchmarks import ingest_writes
 
     result = ingest_writes.main()
-    print(json.dumps({"neruba": result["neruba"], "baseline": result["baseline_powertools_idempotent"],
-                      "ratios": result["ratios"], "workload": result["workload"]}, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "neruba": result["neruba"],
+                "baseline": result["baseline_powertools_idempotent"],
+                "ratios": result["ratios"],
+                "workload": result["workload"],
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""/health, /ready, and when enabled /docs and /openapi.json (documenting every route of every API function)."""
+"""/health, /ready, and when enabled /docs and /openapi.json (which document every route)."""
 
 from __future__ import annotations
 

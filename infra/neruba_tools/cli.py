@@ -56,7 +56,8 @@ def _keys_list(_: argparse.Namespace) -> int:
     print(f"{'KEY':<22} {'NAME':<20} {'SCOPES':<20} {'CREATED':<26} STATUS")
     for key in _keys_repo().list():
         status = "active" if key.active else f"revoked {key.revoked_at}"
-        print(f"{key.prefix:<22} {key.name[:20]:<20} {' '.join(sorted(key.scopes)):<20} {key.created_at:<26} {status}")
+        scopes = " ".join(sorted(key.scopes))
+        print(f"{key.prefix:<22} {key.name[:20]:<20} {scopes:<20} {key.created_at:<26} {status}")
     return 0
 
 

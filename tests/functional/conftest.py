@@ -42,11 +42,11 @@ def catalog(aws: dict[str, str]) -> Any:
     for external_id in ("acme", "globex"):
         repo.create_customer(Customer(external_id=external_id, name=external_id.title(), currency="USD"))
     repo.create_meter(Meter(code="api_calls", name="API calls", aggregation="count"))
-    repo.create_meter(Meter(code="tokens", name="Tokens", aggregation="sum", field="tokens", group_by=["model"]))
+    repo.create_meter(
+        Meter(code="tokens", name="Tokens", aggregation="sum", field="tokens", group_by=["model"])
+    )
     repo.create_meter(Meter(code="storage_gb", name="Peak storage", aggregation="max", field="gb"))
     repo.create_meter(Meter(code="seats", name="Active seats", aggregation="unique_count", field="user"))
     repo.create_meter(Meter(code="plan_level", name="Plan level", aggregation="latest", field="level"))
-    repo.create_meter(
-        Meter(code="eu_calls", name="EU calls", aggregation="count", filters={"region": "eu"})
-    )
+    repo.create_meter(Meter(code="eu_calls", name="EU calls", aggregation="count", filters={"region": "eu"}))
     return repo

@@ -36,7 +36,11 @@ def source() -> dict[str, Any]:
 def transformed() -> dict[str, Any]:
     result = subprocess.run(
         [_tool("python"), str(ROOT / "infra" / "sam_transform.py"), str(ROOT / "template.yaml")],
-        capture_output=True, text=True, check=False, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
@@ -47,30 +51,47 @@ def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def test_cfn_lint_passes() -> None:
-    result = subprocess.run([_tool("cfn-lint"), str(ROOT / "template.yaml")], capture_output=True, text=True,
-                            check=False, timeout=180)
+    result = subprocess.run(
+        [_tool("cfn-lint"), str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sam_transform_produces_every_kind_of_resource(transformed: dict[str, Any]) -> None:
     kinds = {r["Type"] for r in transformed["Resources"].values()}
-    assert {"AWS::ApiGateway::RestApi", "AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping",
-            "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::Rule", "AWS::CloudWatch::Alarm"} <= kinds
+    assert {
+        "AWS::ApiGateway::RestApi",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::Events::Rule",
+        "AWS::CloudWatch::Alarm",
+    } <= kinds
 
 
 def test_every_queue_has_a_dead_letter_queue_with_an_alarm(transformed: dict[str, Any]) -> None:
     queues = _of_type(transformed, "AWS::SQS::Queue")
-    dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-            for q in queues.values() if "RedrivePolicy" in q.get("Properties", {})}
+    dlqs = {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in queues.values()
+        if "RedrivePolicy" in q.get("Properties", {})
+    }
     sources = {name for name, q in queues.items() if "RedrivePolicy" in q.get("Properties", {})}
     assert sources, "no queue declares a RedrivePolicy"
     assert set(queues) == sources | dlqs, f"queues without a DLQ: {set(queues) - sources - dlqs}"
     for name in sources:
         count = int(queues[name]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
         assert 1 <= count <= 1000
-    alarmed = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
-               for a in _of_type(transformed, "AWS::CloudWatch::Alarm").values()
-               if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"}
+    alarmed = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in _of_type(transformed, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
     assert dlqs <= alarmed, f"DLQs without a depth alarm: {dlqs - alarmed}"
 
 
@@ -85,9 +106,15 @@ def test_iam_is_least_privilege(transformed: dict[str, Any]) -> None:
     for name, role in _of_type(transformed, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
                 assert all(a != "*" and not a.endswith(":*") for a in actions), f"{name}: {actions}"
-                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
                 assert "*" not in resources, f"{name} grants {actions} on every resource"
 
 
@@ -109,8 +136,11 @@ def test_api_routes_in_template_match_the_code(source: dict[str, Any]) -> None:
     # GIVEN the Api events of each function, and the routes its resolver serves
     for name, function in _of_type(source, "AWS::Serverless::Function").items():
         props = function["Properties"]
-        declared = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"])
-                    for e in props.get("Events", {}).values() if e["Type"] == "Api"}
+        declared = {
+            (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
+            for e in props.get("Events", {}).values()
+            if e["Type"] == "Api"
+        }
         if not declared:
             continue
         spec = importlib.util.spec_from_file_location(f"routes_{name}", ROOT / props["CodeUri"] / "app.py")
@@ -121,8 +151,12 @@ def test_api_routes_in_template_match_the_code(source: dict[str, Any]) -> None:
         served = {(r.method.upper(), r.openapi_path) for r in app._static_routes + app._dynamic_routes}
         # THEN every declared route is served by that function, and every served route is declared somewhere
         assert declared <= served, f"{name} is routed {declared - served} but does not serve them"
-        if name != "SystemApiFunction":  # it serves every route for the OpenAPI document; only its own are routed
-            assert served <= declared, f"{name} serves {served - declared}, which API Gateway never routes to it"
+        if (
+            name != "SystemApiFunction"
+        ):  # it serves every route for the OpenAPI document; only its own are routed
+            assert served <= declared, (
+                f"{name} serves {served - declared}, which API Gateway never routes to it"
+            )
 
 
 def test_one_sample_event_per_handler(source: dict[str, Any]) -> None:

@@ -42,8 +42,11 @@ def api_event(
     if scopes is None:
         event["requestContext"].pop("authorizer", None)
     else:
-        event["requestContext"]["authorizer"] = {"principalId": "key:0123456789ab", "key_id": "0123456789ab",
-                                                 "scopes": scopes}
+        event["requestContext"]["authorizer"] = {
+            "principalId": "key:0123456789ab",
+            "key_id": "0123456789ab",
+            "scopes": scopes,
+        }
     return event
 
 

@@ -14,7 +14,9 @@ def receive_batch(url: str, size: int) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     while len(messages) < size:
         got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(10, size - len(messages)), AttributeNames=["All"],
+            QueueUrl=url,
+            MaxNumberOfMessages=min(10, size - len(messages)),
+            AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not got:
@@ -39,7 +41,9 @@ def run_batch(handler: Any, url: str, messages: list[dict[str, Any]]) -> set[str
         failed = {m["MessageId"] for m in messages}
     for message in messages:
         if message["MessageId"] in failed:
-            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
         else:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return failed

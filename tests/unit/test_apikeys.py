@@ -16,8 +16,17 @@ def test_new_key_is_stored_only_as_hash_and_verifies() -> None:
     assert apikeys.parse_key_id(plaintext) == key_id
 
 
-@pytest.mark.parametrize("text", ["", "nrb", "abc_0123456789ab_" + "x" * 30, "nrb_short_" + "x" * 30,
-                                  "nrb_zzzzzzzzzzzz_" + "x" * 30, "nrb_0123456789ab_short"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "nrb",
+        "abc_0123456789ab_" + "x" * 30,
+        "nrb_short_" + "x" * 30,
+        "nrb_zzzzzzzzzzzz_" + "x" * 30,
+        "nrb_0123456789ab_short",
+    ],
+)
 def test_malformed_keys_are_refused(text: str) -> None:
     with pytest.raises(apikeys.MalformedKeyError):
         apikeys.parse_key_id(text)
@@ -25,7 +34,14 @@ def test_malformed_keys_are_refused(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("header", "token"),
-    [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer", None), (None, None), ("", None)],
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        (None, None),
+        ("", None),
+    ],
 )
 def test_bearer_token(header: str | None, token: str | None) -> None:
     assert apikeys.bearer_token(header) == token

@@ -67,5 +67,11 @@ def test_totals_fold_and_combine_like_a_single_pass() -> None:
     assert combine("sum", cells) == Decimal("3.25")
     assert combine("count", cells) == 2
     assert combine("max", [{"mx": Decimal(4)}, {"mx": Decimal("4.5")}, {}]) == Decimal("4.5")
-    assert combine("latest", [{"lt": "2026-01-01T00:10", "lv": Decimal(1)}, {"lt": "2026-01-01T00:20", "lv": Decimal(7)}]) == 7
+    assert (
+        combine(
+            "latest",
+            [{"lt": "2026-01-01T00:10", "lv": Decimal(1)}, {"lt": "2026-01-01T00:20", "lv": Decimal(7)}],
+        )
+        == 7
+    )
     assert combine("unique_count", [{"u": {"a", "b"}}, {"u": {"b", "c"}}]) == 3

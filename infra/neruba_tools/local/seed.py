@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from neruba.dal.catalog import CatalogConflictError, CatalogRepository
@@ -24,16 +25,14 @@ def seed_demo() -> DemoInfo:
     """Create the demo catalog (idempotent) and a fresh all-scopes API key."""
     settings = get_settings()
     catalog = CatalogRepository(settings.catalog_table)
-    try:
+    with contextlib.suppress(CatalogConflictError):
         catalog.create_customer(
-            Customer(external_id=DEMO_CUSTOMER, name="Demo Customer", email="demo@example.com", currency="USD")
+            Customer(
+                external_id=DEMO_CUSTOMER, name="Demo Customer", email="demo@example.com", currency="USD"
+            )
         )
-    except CatalogConflictError:
-        pass
-    try:
+    with contextlib.suppress(CatalogConflictError):
         catalog.create_meter(Meter(code=DEMO_METER, name="API calls", aggregation="sum", field="value"))
-    except CatalogConflictError:
-        pass
     plaintext, _ = KeysRepository(settings.keys_table).create(
         frozenset({"ingest", "read", "admin"}), name="local demo"
     )

@@ -41,8 +41,9 @@ def number_text(value: int | Decimal) -> str:
     if value.is_zero():
         return "0"
     sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
     kept = list(digits)
-    while isinstance(exponent, int) and exponent < 0 and kept[-1] == 0:  # exact: no context rounding
+    while exponent < 0 and kept[-1] == 0:  # exact: no context rounding, unlike Decimal.normalize()
         kept.pop()
         exponent += 1
     return format(Decimal((sign, tuple(kept), exponent)), "f")

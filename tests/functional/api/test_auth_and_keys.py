@@ -44,10 +44,13 @@ def test_authorizer_allows_a_valid_key_with_its_scopes(keys: KeysRepository) -> 
     assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/*"
 
 
-@pytest.mark.parametrize("token", [None, "", "Bearer", "Basic abc", "Bearer nrb_0123456789ab_" + "x" * 43,
-                                   "Bearer not-a-key"])
-def test_authorizer_refuses_missing_malformed_and_unknown_keys(keys: KeysRepository, token: str | None) -> None:
-    with pytest.raises(UnauthorizedError, match="^Unauthorized$"):
+@pytest.mark.parametrize(
+    "token", [None, "", "Bearer", "Basic abc", "Bearer nrb_0123456789ab_" + "x" * 43, "Bearer not-a-key"]
+)
+def test_authorizer_refuses_missing_malformed_and_unknown_keys(
+    keys: KeysRepository, token: str | None
+) -> None:
+    with pytest.raises(UnauthorizedError, match=r"^Unauthorized$"):
         authorize(_token_event(token))
 
 
@@ -73,5 +76,5 @@ def test_authorizer_handler_answers_like_api_gateway_expects(keys: KeysRepositor
 
     plaintext, _ = keys.create(frozenset({"read"}))
     assert lambda_handler(_token_event(f"Bearer {plaintext}"), FakeContext())["context"]["scopes"] == "read"
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         lambda_handler(_token_event("Bearer nope"), FakeContext())

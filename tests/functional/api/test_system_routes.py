@@ -59,8 +59,14 @@ def test_docs_on_locally_and_document_every_route(aws: dict[str, str]) -> None:
     status, spec, _ = call(handler, api_event("GET", "/openapi.json", scopes=None))
     assert status == 200
     paths = set(spec["paths"])
-    assert {"/health", "/ready", "/v1/events", "/v1/events/{transaction_id}", "/v1/ingest/outcomes",
-            "/v1/customers/{customer_id}/usage"} <= paths
+    assert {
+        "/health",
+        "/ready",
+        "/v1/events",
+        "/v1/events/{transaction_id}",
+        "/v1/ingest/outcomes",
+        "/v1/customers/{customer_id}/usage",
+    } <= paths
     assert "bearerAuth" in spec["components"]["securitySchemes"]
     status, page, _ = call(handler, api_event("GET", "/docs", scopes=None))
     assert status == 200 and "swagger" in page.lower()
@@ -75,15 +81,21 @@ def test_docs_off_in_prod_by_default(aws: dict[str, str], monkeypatch: pytest.Mo
         assert (status, body["error"]["code"]) == (404, "route_not_found")
 
 
-def test_docs_in_prod_when_enabled_need_an_admin_key(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docs_in_prod_when_enabled_need_an_admin_key(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NERUBA_STAGE", "prod")
     monkeypatch.setenv("NERUBA_DOCS_ENABLED", "true")
     handler = _system_handler()
     keys = KeysRepository(get_settings().keys_table)
     admin, _ = keys.create(frozenset({"admin"}))
     reader, _ = keys.create(frozenset({"read"}))
-    cases = [(None, 401), (f"Bearer {reader}", 403), ("Bearer nrb_0123456789ab_" + "y" * 43, 401),
-             (f"Bearer {admin}", 200)]
+    cases = [
+        (None, 401),
+        (f"Bearer {reader}", 403),
+        ("Bearer nrb_0123456789ab_" + "y" * 43, 401),
+        (f"Bearer {admin}", 200),
+    ]
     for header, expected in cases:
         headers = {"Authorization": header} if header else {}
         event = api_event("GET", "/openapi.json", scopes=None, headers=headers)

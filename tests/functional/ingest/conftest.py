@@ -43,10 +43,13 @@ def process(worker: Any) -> Callable[..., int]:
 def read() -> Callable[..., tuple[int, Any]]:
     from functions.read_api.app import lambda_handler
 
-    def _read(path: str, query: dict[str, str] | None = None, path_parameters: dict[str, str] | None = None
-              ) -> tuple[int, Any]:
-        status, body, _ = call(lambda_handler, api_event("GET", path, query=query, path_parameters=path_parameters,
-                                                          scopes="read"))
+    def _read(
+        path: str, query: dict[str, str] | None = None, path_parameters: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        status, body, _ = call(
+            lambda_handler,
+            api_event("GET", path, query=query, path_parameters=path_parameters, scopes="read"),
+        )
         return status, body
 
     return _read

@@ -122,8 +122,13 @@ def test_invalid_json_is_400(handler: Any) -> None:
 
 def test_nan_is_not_a_number(handler: Any) -> None:
     status, body, _ = call(
-        handler, api_event("POST", "/v1/events", raw_body='{"events": [{"transaction_id": "t", "customer_id": "a", '
-                           '"code": "c", "properties": {"v": NaN}}]}')
+        handler,
+        api_event(
+            "POST",
+            "/v1/events",
+            raw_body='{"events": [{"transaction_id": "t", "customer_id": "a", '
+            '"code": "c", "properties": {"v": NaN}}]}',
+        ),
     )
     assert status == 400
     assert body["error"]["code"] == "invalid_json"
@@ -139,17 +144,23 @@ def test_body_over_256_kib_is_413(handler: Any) -> None:
 
 
 def test_decimal_properties_stay_exact_in_the_queue(handler: Any) -> None:
-    raw = '{"events": [{"transaction_id": "d", "customer_id": "acme", "code": "tokens", "properties": ' \
-          '{"tokens": 0.1000000000000000055511151231257827}}]}'
+    raw = (
+        '{"events": [{"transaction_id": "d", "customer_id": "acme", "code": "tokens", "properties": '
+        '{"tokens": 0.1000000000000000055511151231257827}}]}'
+    )
     status, _, _ = call(handler, api_event("POST", "/v1/events", raw_body=raw))
     assert status == 202
     message = _queued()[0]["Body"]
     assert '"tokens":0.1000000000000000055511151231257827' in message
 
 
-@pytest.mark.parametrize(("scopes", "status", "code"), [(None, 401, "unauthorized"), ("read", 403, "insufficient_scope")])
+@pytest.mark.parametrize(
+    ("scopes", "status", "code"), [(None, 401, "unauthorized"), ("read", 403, "insufficient_scope")]
+)
 def test_scopes(handler: Any, scopes: str | None, status: int, code: str) -> None:
-    got, body, _ = call(handler, api_event("POST", "/v1/events", body={"events": [_event("s")]}, scopes=scopes))
+    got, body, _ = call(
+        handler, api_event("POST", "/v1/events", body={"events": [_event("s")]}, scopes=scopes)
+    )
     assert got == status
     assert body["error"]["code"] == code
     assert _queued() == []

@@ -25,22 +25,35 @@ class Killed(BaseException):
 
 def _aggregate_count(customer: str, meter: str) -> int:
     items = UsageRepository(get_settings().usage_table).aggregates(
-        customer, meter, (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"), (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H")
+        customer,
+        meter,
+        (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"),
+        (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
     return sum(int(i["n"]) for i in items)
 
 
 def _aggregate_sum(customer: str, meter: str) -> Any:
     items = UsageRepository(get_settings().usage_table).aggregates(
-        customer, meter, (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"), (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H")
+        customer,
+        meter,
+        (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"),
+        (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
     return sum(i.get("s", 0) for i in items)
 
 
 def test_duplicate_storm_counts_each_event_once(send: Any, worker: Any) -> None:
     # GIVEN 1,000 distinct events, each sent 3 times in shuffled order from 4 concurrent clients
-    events = [ev(f"storm-{i}", customer=("acme", "globex")[i % 2], code="tokens",
-                 properties={"tokens": i, "model": "m"}) for i in range(1000)]
+    events = [
+        ev(
+            f"storm-{i}",
+            customer=("acme", "globex")[i % 2],
+            code="tokens",
+            properties={"tokens": i, "model": "m"},
+        )
+        for i in range(1000)
+    ]
     copies = events * 3
     random.Random(7).shuffle(copies)
     chunks = [copies[i : i + 100] for i in range(0, len(copies), 100)]
@@ -105,16 +118,23 @@ def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(
     with monkeypatch.context() as patch:
         _kill_before_counting(patch)
         with pytest.raises(Killed):
-            worker(__import__("neruba_tools.local.pollers", fromlist=["x"]).build_sqs_event(
-                messages, queue_arn="arn:aws:sqs:us-east-1:123456789012:test-IngestQueue"), None)
+            worker(
+                __import__("neruba_tools.local.pollers", fromlist=["x"]).build_sqs_event(
+                    messages, queue_arn="arn:aws:sqs:us-east-1:123456789012:test-IngestQueue"
+                ),
+                None,
+            )
     usage = UsageRepository(get_settings().usage_table)
     assert all(usage.get_event("acme", f"k{i}")["st"] == "accepted" for i in range(20))
     assert _aggregate_count("acme", "tokens") == 0  # the state the crash left
     # WHEN the sweep runs over that minute once it has settled
     from functions.sweeper.app import run_sweep
 
-    report = run_sweep(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=1),
-                       now=datetime.now(UTC) + timedelta(minutes=20))
+    report = run_sweep(
+        datetime.now(UTC) - timedelta(minutes=5),
+        datetime.now(UTC) + timedelta(minutes=1),
+        now=datetime.now(UTC) + timedelta(minutes=20),
+    )
     # THEN it found and counted the 20 events, exactly once
     assert report.uncounted_found == 20 and report.repaired >= 1
     assert _aggregate_count("acme", "tokens") == 20
@@ -122,11 +142,16 @@ def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(
     # AND when SQS then redelivers the batch, nothing is counted again, and a second sweep finds nothing
     sqs = boto3.client("sqs")
     for message in messages:
-        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
     drain(worker, url)
     assert _aggregate_count("acme", "tokens") == 20
-    again = run_sweep(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=1),
-                      now=datetime.now(UTC) + timedelta(minutes=20))
+    again = run_sweep(
+        datetime.now(UTC) - timedelta(minutes=5),
+        datetime.now(UTC) + timedelta(minutes=1),
+        now=datetime.now(UTC) + timedelta(minutes=20),
+    )
     assert again.uncounted_found == 0 and again.drift_found == 0
 
 
@@ -156,14 +181,19 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
     usage = UsageRepository(get_settings().usage_table)
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
     boto3.client("dynamodb").update_item(
-        TableName=get_settings().usage_table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-        UpdateExpression="SET s = :s", ExpressionAttributeValues={":s": {"N": "999"}},
+        TableName=get_settings().usage_table,
+        Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+        UpdateExpression="SET s = :s",
+        ExpressionAttributeValues={":s": {"N": "999"}},
     )
     # WHEN the sweep runs
     from functions.sweeper.app import run_sweep
 
-    report = run_sweep(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=1),
-                       now=datetime.now(UTC) + timedelta(minutes=20))
+    report = run_sweep(
+        datetime.now(UTC) - timedelta(minutes=5),
+        datetime.now(UTC) + timedelta(minutes=1),
+        now=datetime.now(UTC) + timedelta(minutes=20),
+    )
     # THEN it reports the drift with ids and restores the truth
     assert report.drift_found == 1 and report.repaired == 1
     assert report.repairs[0]["before"]["quantity"] == 999 and report.repairs[0]["after"]["quantity"] == 15

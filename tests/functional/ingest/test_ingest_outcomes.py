@@ -14,8 +14,13 @@ HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 def _usage(read: Callable[..., tuple[int, Any]], meter: str, customer: str = "acme", **query: str) -> Any:
     status, body = read(
         f"/v1/customers/{customer}/usage",
-        query={"meter": meter, "from": (HOUR - timedelta(days=1)).isoformat(),
-               "to": (HOUR + timedelta(hours=2)).isoformat(), "granularity": "period", **query},
+        query={
+            "meter": meter,
+            "from": (HOUR - timedelta(days=1)).isoformat(),
+            "to": (HOUR + timedelta(hours=2)).isoformat(),
+            "granularity": "period",
+            **query,
+        },
         path_parameters={"customer_id": customer},
     )
     assert status == 200, body
@@ -23,7 +28,9 @@ def _usage(read: Callable[..., tuple[int, Any]], meter: str, customer: str = "ac
 
 
 def _event(read: Callable[..., tuple[int, Any]], tx: str, customer: str = "acme") -> Any:
-    status, body = read(f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx})
+    status, body = read(
+        f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx}
+    )
     assert status == 200, body
     return body
 
@@ -40,8 +47,13 @@ def test_accepted_duplicate_and_conflict(send: Any, process: Any, read: Any) -> 
     assert event["status"] == "accepted"
     assert event["properties"] == {"n": 1}
     outcomes = [(o["outcome"], o["request_id"]) for o in event["outcomes"]]
-    assert sorted(outcomes) == sorted([("accepted", first["request_id"]), ("duplicate", second["request_id"]),
-                                       ("conflict", third["request_id"])])
+    assert sorted(outcomes) == sorted(
+        [
+            ("accepted", first["request_id"]),
+            ("duplicate", second["request_id"]),
+            ("conflict", third["request_id"]),
+        ]
+    )
     conflict = next(o for o in event["outcomes"] if o["outcome"] == "conflict")
     assert conflict["payload"]["properties"] == {"n": 2}
     assert _usage(read, "api_calls")["total"] == 1
@@ -56,7 +68,9 @@ def test_same_key_with_another_timestamp_is_caught(send: Any, process: Any, read
     assert _usage(read, "api_calls")["total"] == 1
 
 
-def test_unknown_customer_is_parked_failed_then_replayed(send: Any, process: Any, read: Any, catalog: Any) -> None:
+def test_unknown_customer_is_parked_failed_then_replayed(
+    send: Any, process: Any, read: Any, catalog: Any
+) -> None:
     # GIVEN an event for a customer that does not exist yet
     send(ev("early", customer="initech"))
     process()
@@ -75,7 +89,9 @@ def test_unknown_customer_is_parked_failed_then_replayed(send: Any, process: Any
     assert _usage(read, "api_calls", customer="initech")["total"] == 1
 
 
-def test_missing_property_and_unknown_meter_are_failed_with_reasons(send: Any, process: Any, read: Any) -> None:
+def test_missing_property_and_unknown_meter_are_failed_with_reasons(
+    send: Any, process: Any, read: Any
+) -> None:
     send(ev("no-tokens", code="tokens", properties={"model": "small"}), ev("no-meter", code="nope"))
     process()
     assert _event(read, "no-tokens")["reason"] == "missing_property"
@@ -104,7 +120,9 @@ def test_every_aggregation_and_group_by(send: Any, process: Any, read: Any) -> N
     process(batch_size=5)
     # THEN each meter's quantity is exact
     assert _usage(read, "tokens")["total"] == 3.75
-    by_model = {row["group"]["model"]: row["quantity"] for row in _usage(read, "tokens", group_by="model")["data"]}
+    by_model = {
+        row["group"]["model"]: row["quantity"] for row in _usage(read, "tokens", group_by="model")["data"]
+    }
     assert by_model == {"small": 1.75, "large": 2}
     assert _usage(read, "storage_gb")["total"] == 12.5
     assert _usage(read, "seats")["total"] == 2
@@ -118,18 +136,27 @@ def test_outcome_counts_over_time(send: Any, process: Any, read: Any) -> None:
     send(ev("o2", properties={"x": 1}))
     process()
     now = datetime.now(UTC)
-    status, body = read("/v1/ingest/outcomes", query={"from": (now - timedelta(hours=1)).isoformat(),
-                                                      "to": (now + timedelta(minutes=1)).isoformat(),
-                                                      "granularity": "minute"})
+    status, body = read(
+        "/v1/ingest/outcomes",
+        query={
+            "from": (now - timedelta(hours=1)).isoformat(),
+            "to": (now + timedelta(minutes=1)).isoformat(),
+            "granularity": "minute",
+        },
+    )
     assert status == 200, body
     assert body["totals"] == {"accepted": 2, "duplicate": 1, "conflict": 1, "replay": 0, "failed": 0}
 
 
 def test_reads_validate_parameters(read: Any, catalog: Any) -> None:
     now = datetime.now(UTC)
-    status, body = read("/v1/ingest/outcomes", query={"from": now.isoformat(), "to": (now - timedelta(hours=1)).isoformat()})
+    status, body = read(
+        "/v1/ingest/outcomes", query={"from": now.isoformat(), "to": (now - timedelta(hours=1)).isoformat()}
+    )
     assert (status, body["error"]["code"]) == (400, "invalid_time_range")
-    status, body = read("/v1/events/zzz", query={"customer_id": "acme"}, path_parameters={"transaction_id": "zzz"})
+    status, body = read(
+        "/v1/events/zzz", query={"customer_id": "acme"}, path_parameters={"transaction_id": "zzz"}
+    )
     assert (status, body["error"]["code"]) == (404, "event_not_found")
     status, body = read("/v1/ingest/outcomes", query={"from": "yesterday", "to": now.isoformat()})
     assert (status, body["error"]["code"]) == (422, "validation_error")

@@ -44,7 +44,11 @@ def authorize(event: dict[str, Any], repository: KeysRepository | None = None) -
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [
-                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": _api_wide_arn(event["methodArn"])}
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": _api_wide_arn(event["methodArn"]),
+                }
             ],
         },
         "context": {"key_id": key.key_id, "scopes": " ".join(sorted(key.scopes))},

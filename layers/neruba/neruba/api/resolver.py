@@ -25,7 +25,13 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from neruba.errors import AuthenticationError, NerubaError, PayloadTooLargeError, PermissionDeniedError, error_body
+from neruba.errors import (
+    AuthenticationError,
+    NerubaError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    error_body,
+)
 from neruba.observability import logger, metrics
 from neruba.security.apikeys import bearer_token
 from neruba.settings import get_settings
@@ -36,7 +42,9 @@ API_DESCRIPTION = (
     "credits, billing runs and Stripe events. Errors share one shape: {error: {type, code, message, param?, "
     "details?, request_id}}."
 )
-SECURITY_SCHEMES = {"bearerAuth": HTTPBearer(description="Authorization: Bearer KEY (scopes: ingest, read, admin)")}
+SECURITY_SCHEMES = {
+    "bearerAuth": HTTPBearer(description="Authorization: Bearer KEY (scopes: ingest, read, admin)")
+}
 
 
 def request_id_of(app: BaseRouter) -> str | None:
@@ -48,14 +56,18 @@ def request_id_of(app: BaseRouter) -> str | None:
 
 def _error_response(status: int, body: dict[str, Any], request_id: str | None) -> Response[str]:
     headers = {"X-Request-Id": request_id} if request_id else {}
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps(body), headers=headers
+    )
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
     details = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-        details.append({"param": ".".join(loc) or None, "code": error.get("type"), "message": error.get("msg")})
+        details.append(
+            {"param": ".".join(loc) or None, "code": error.get("type"), "message": error.get("msg")}
+        )
     return details
 
 
@@ -95,7 +107,9 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
         return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, body, request_id)
 
 
-def _request_id_header(app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+def _request_id_header(
+    app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]
+) -> Response[Any]:
     response = next_middleware(app)
     request_id = request_id_of(app)
     if request_id:
@@ -108,7 +122,9 @@ def _docs_guard(app: ApiGatewayResolver, next_middleware: Callable[..., Response
     if get_settings().docs_require_admin:
         from neruba.dal.keys import KeysRepository
 
-        token = bearer_token(app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization"))
+        token = bearer_token(
+            app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization")
+        )
         key = KeysRepository(get_settings().keys_table).authenticate(token) if token else None
         if key is None:
             raise AuthenticationError("The API docs need an admin API key here.")
@@ -136,7 +152,10 @@ def enable_docs(app: APIGatewayRestResolver) -> None:
 def openapi_document(app: APIGatewayRestResolver) -> str:
     """The OpenAPI 3.1 document of ``app`` as JSON text."""
     return app.get_openapi_json_schema(
-        title=API_TITLE, description=API_DESCRIPTION, version="1.0.0", security_schemes=SECURITY_SCHEMES  # type: ignore[arg-type]
+        title=API_TITLE,
+        description=API_DESCRIPTION,
+        version="1.0.0",
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
     )
 
 

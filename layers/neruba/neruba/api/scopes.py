@@ -51,7 +51,9 @@ class ScopeMiddleware:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
 
-    def __call__(self, app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+    def __call__(
+        self, app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]
+    ) -> Response[Any]:
         principal = principal_from_event(app.current_event.raw_event)
         if principal is None:
             raise AuthenticationError("Send an API key as 'Authorization: Bearer KEY'.")
@@ -61,7 +63,7 @@ class ScopeMiddleware:
         return next_middleware(app)
 
 
-def require_scope(scope: Scope) -> ScopeMiddleware:
+def require_scope(scope: Scope) -> Callable[..., Any]:
     """The middleware for a route that needs ``scope``."""
     return ScopeMiddleware(scope)
 

@@ -7,19 +7,19 @@ server without any code here knowing about it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 _CONFIG_KW = {"connect_timeout": 3, "read_timeout": 10, "retries": {"mode": "standard", "max_attempts": 4}}
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A shared boto3 client for ``service`` ("dynamodb", "sqs", ...)."""
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(service, config=Config(**_CONFIG_KW))  # type: ignore[arg-type]
+    return boto3.session.Session().client(service, config=Config(**_CONFIG_KW))
 
 
 def reset_clients() -> None:

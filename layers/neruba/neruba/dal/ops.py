@@ -14,8 +14,12 @@ class OpsRepository:
         self.table_name = table_name
 
     def put_sweep_report(self, sweep_id: str, started_at: str, report: dict[str, Any]) -> None:
-        item = {"pk": f"SWEEP#{sweep_id}", "sk": "#", "started_at": started_at,
-                "report": json.dumps(report, default=str, sort_keys=True)}
+        item = {
+            "pk": f"SWEEP#{sweep_id}",
+            "sk": "#",
+            "started_at": started_at,
+            "report": json.dumps(report, default=str, sort_keys=True),
+        }
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
 
     def get_sweep_report(self, sweep_id: str) -> dict[str, Any] | None:

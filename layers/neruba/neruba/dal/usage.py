@@ -54,7 +54,10 @@ class GroupRef:
 
     @property
     def aggregate_key(self) -> dict[str, Any]:
-        return {"pk": {"S": f"AGG#{self.customer_id}#{self.meter_code}"}, "sk": {"S": f"{self.hour}#{self.group}"}}
+        return {
+            "pk": {"S": f"AGG#{self.customer_id}#{self.meter_code}"},
+            "sk": {"S": f"{self.hour}#{self.group}"},
+        }
 
     def slice_key(self, batch: str) -> dict[str, Any]:
         return {
@@ -150,7 +153,12 @@ class UsageRepository:
         key = event_key(customer_id, transaction_id)
         counter = "n_" + str(entry["o"])
         names = {"#n": counter}
-        values = {":e": to_value([entry]), ":one": {"N": "1"}, ":zero": {"N": "0"}, ":cap": {"N": str(HISTORY_CAP)}}
+        values = {
+            ":e": to_value([entry]),
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":cap": {"N": str(HISTORY_CAP)},
+        }
         try:
             client("dynamodb").update_item(
                 TableName=self.table_name,
@@ -210,17 +218,30 @@ class UsageRepository:
                         "TableName": self.table_name,
                         "Item": {
                             **ref.slice_key(batch),
-                            **to_item({"tx": totals.transaction_ids, "n": totals.count, "at": now.isoformat()}),
+                            **to_item(
+                                {"tx": totals.transaction_ids, "n": totals.count, "at": now.isoformat()}
+                            ),
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
-                {"Update": {"TableName": self.table_name, "Key": ref.aggregate_key, **_aggregate_update(write, current)}},
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": ref.aggregate_key,
+                        **_aggregate_update(write, current),
+                    }
+                },
             ]
             for recount in write.recounts:
                 actions.append(
-                    {"ConditionCheck": {"TableName": self.table_name, "Key": recount.old_slice,
-                                        "ConditionExpression": "attribute_not_exists(pk)"}}
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table_name,
+                            "Key": recount.old_slice,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
                 )
                 actions.append(
                     {
@@ -229,7 +250,10 @@ class UsageRepository:
                             "Key": event_key(recount.customer_id, recount.transaction_id),
                             "UpdateExpression": "SET bk = :new",
                             "ConditionExpression": "bk = :old",
-                            "ExpressionAttributeValues": {":new": {"S": batch}, ":old": {"S": recount.old_batch}},
+                            "ExpressionAttributeValues": {
+                                ":new": {"S": batch},
+                                ":old": {"S": recount.old_batch},
+                            },
                         }
                     }
                 )
@@ -275,21 +299,27 @@ class UsageRepository:
             day += timedelta(days=1)
         return rows
 
-    def aggregates(self, customer_id: str, meter_code: str, first_hour: str, last_hour: str) -> list[dict[str, Any]]:
+    def aggregates(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
+    ) -> list[dict[str, Any]]:
         """Aggregate items of one customer and meter for hours in [first_hour, last_hour]."""
         return self._query(f"AGG#{customer_id}#{meter_code}", between=(first_hour, last_hour + "#\uffff"))
 
     def slices(self, customer_id: str, meter_code: str, hour: str) -> list[dict[str, Any]]:
         return self._query(f"SL#{customer_id}#{meter_code}#{hour}")
 
-    def replace_aggregate(self, ref: GroupRef, values: dict[str, Any], expected: dict[str, Any] | None) -> bool:
+    def replace_aggregate(
+        self, ref: GroupRef, values: dict[str, Any], expected: dict[str, Any] | None
+    ) -> bool:
         """Overwrite one aggregate (the sweep's drift repair) unless a worker changed it since it was read."""
         if expected is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
             condition = {
                 "ConditionExpression": "n = :n AND updated_at = :u",
-                "ExpressionAttributeValues": to_item({":n": expected.get("n", 0), ":u": expected.get("updated_at")}),
+                "ExpressionAttributeValues": to_item(
+                    {":n": expected.get("n", 0), ":u": expected.get("updated_at")}
+                ),
             }
         try:
             client("dynamodb").put_item(
@@ -345,7 +375,11 @@ def _aggregate_update(write: GroupWrite, current: dict[str, Any] | None) -> dict
     totals = write.totals
     adds = ["n :n"]
     sets = ["agg = :agg", "updated_at = :now"]
-    values: dict[str, Any] = {":n": totals.count, ":agg": write.aggregation, ":now": datetime.now(UTC).isoformat()}
+    values: dict[str, Any] = {
+        ":n": totals.count,
+        ":agg": write.aggregation,
+        ":now": datetime.now(UTC).isoformat(),
+    }
     condition: str | None = None
     if write.aggregation == "sum":
         adds.append("s :s")

@@ -114,16 +114,22 @@ class GroupTotals:
                 self.total += value
             elif aggregation == "max":
                 self.maximum = value if self.maximum is None else max(self.maximum, value)
-            elif aggregation == "latest" and (self.latest_at is None or (at, str(value)) > (self.latest_at, "")):
+            elif aggregation == "latest" and (
+                self.latest_at is None or (at, str(value)) > (self.latest_at, "")
+            ):
                 self.latest_at, self.latest = at, value
 
 
-def meter_value(aggregation: str, field_name: str | None, properties: Mapping[str, PropertyValue]) -> Decimal | str | None:
+def meter_value(
+    aggregation: str, field_name: str | None, properties: Mapping[str, PropertyValue]
+) -> Decimal | str | None:
     """The value an event contributes to a meter of ``aggregation`` over ``field_name``."""
     if aggregation == "count" or field_name is None:
         return None
     if aggregation == "unique_count":
         if field_name not in properties:
-            raise InvalidPropertyError("missing_property", f"the meter counts unique {field_name!r}, absent here")
+            raise InvalidPropertyError(
+                "missing_property", f"the meter counts unique {field_name!r}, absent here"
+            )
         return _as_text(properties[field_name])
     return numeric_value(properties, field_name)

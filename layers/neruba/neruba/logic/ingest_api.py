@@ -113,4 +113,6 @@ def accept_events(
                 code="temporarily_unavailable", message="The event could not be queued; send it again."
             )
     queued = sum(1 for s in statuses if s.status == "queued")
-    return IngestResponse(request_id=request_id, queued=queued, rejected=len(statuses) - queued, events=statuses)
+    return IngestResponse(
+        request_id=request_id, queued=queued, rejected=len(statuses) - queued, events=statuses
+    )

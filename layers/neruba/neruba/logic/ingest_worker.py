@@ -67,7 +67,13 @@ class QueuedEvent:
 
 def carried_history(old: dict[str, Any]) -> list[dict[str, Any]]:
     """The outcomes of a failed item that a replay overwrites, kept in the new item's history."""
-    first = {"o": "failed", "rid": old.get("rid"), "cid": old.get("cid"), "t": old.get("at"), "r": old.get("reason")}
+    first = {
+        "o": "failed",
+        "rid": old.get("rid"),
+        "cid": old.get("cid"),
+        "t": old.get("at"),
+        "r": old.get("reason"),
+    }
     return [first, *(old.get("hist") or [])]
 
 
@@ -174,11 +180,14 @@ class IngestBatch:
                 self.counted.append(_Counted(event, meter, value, late, old_batch=earlier))
             return None  # the same copy again (SQS redelivery): no new outcome
         if old.get("fp") == self._fingerprint(event):
-            self.usage.append_history(event.customer_id, event.transaction_id, self._entry(event, "duplicate"))
+            self.usage.append_history(
+                event.customer_id, event.transaction_id, self._entry(event, "duplicate")
+            )
             return "duplicate"
         entry = self._entry(event, "conflict")
-        entry["p"] = jsonutil.dumps({"code": event.code, "timestamp": event.client_timestamp,
-                                     "properties": event.properties})
+        entry["p"] = jsonutil.dumps(
+            {"code": event.code, "timestamp": event.client_timestamp, "properties": event.properties}
+        )
         self.usage.append_history(event.customer_id, event.transaction_id, entry)
         return "conflict"
 
@@ -204,15 +213,22 @@ class IngestBatch:
             if item.old_batch is not None and item.event.key not in adopted:
                 continue
             event, meter = item.event, item.meter
-            ref = GroupRef(event.customer_id, meter.code, hour_bucket(datetime.fromisoformat(event.timestamp)),
-                           group_key(meter.group_by, event.properties))
+            ref = GroupRef(
+                event.customer_id,
+                meter.code,
+                hour_bucket(datetime.fromisoformat(event.timestamp)),
+                group_key(meter.group_by, event.properties),
+            )
             write = writes.setdefault(ref, GroupWrite(ref, meter.aggregation, GroupTotals()))
             write.totals.add(event.transaction_id, meter.aggregation, event.timestamp, item.value)
             write.late = write.late or item.late
             members[ref].append(event.message_id)
             if item.old_batch is not None:
-                write.recounts.append(Recount(event.customer_id, event.transaction_id, item.old_batch,
-                                              ref.slice_key(item.old_batch)))
+                write.recounts.append(
+                    Recount(
+                        event.customer_id, event.transaction_id, item.old_batch, ref.slice_key(item.old_batch)
+                    )
+                )
         failed = list(self.failed_messages)
         for ref, write in writes.items():
             try:
@@ -241,8 +257,12 @@ class IngestBatch:
             return set()
         keys = {}
         for c in candidates:
-            ref = GroupRef(c.event.customer_id, c.meter.code, hour_bucket(datetime.fromisoformat(c.event.timestamp)),
-                           group_key(c.meter.group_by, c.event.properties))
+            ref = GroupRef(
+                c.event.customer_id,
+                c.meter.code,
+                hour_bucket(datetime.fromisoformat(c.event.timestamp)),
+                group_key(c.meter.group_by, c.event.properties),
+            )
             keys[c.event.key] = ref.slice_key(str(c.old_batch))
         existing = self.usage.existing_slices(list(keys.values()))
         return {key for key, sk in keys.items() if (sk["pk"]["S"], sk["sk"]["S"]) not in existing}

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -118,14 +117,29 @@ def _adopt_uncounted(
         try:
             counted = usage.count_group(repair_batch, write, now)
         except Exception as exc:  # contention: the next sweep tries again
-            report.repairs.append({"kind": "uncounted", "batch": batch, "customer_id": ref.customer_id,
-                                   "meter": ref.meter_code, "hour": ref.hour, "error": type(exc).__name__})
+            report.repairs.append(
+                {
+                    "kind": "uncounted",
+                    "batch": batch,
+                    "customer_id": ref.customer_id,
+                    "meter": ref.meter_code,
+                    "hour": ref.hour,
+                    "error": type(exc).__name__,
+                }
+            )
             continue
         if counted:
             report.repaired += 1
-            report.repairs.append({"kind": "uncounted", "batch": batch, "customer_id": ref.customer_id,
-                                   "meter": ref.meter_code, "hour": ref.hour,
-                                   "transaction_ids": write.totals.transaction_ids})
+            report.repairs.append(
+                {
+                    "kind": "uncounted",
+                    "batch": batch,
+                    "customer_id": ref.customer_id,
+                    "meter": ref.meter_code,
+                    "hour": ref.hour,
+                    "transaction_ids": write.totals.transaction_ids,
+                }
+            )
     return touched
 
 
@@ -137,8 +151,12 @@ def _recompute(
 ) -> None:
     """Recompute one cell from its raw events (found through its slices) and repair drift."""
     report.cells_checked += 1
-    transaction_ids = {str(t) for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour)
-                       if str(s["sk"]).startswith(ref.group + "#") for t in s.get("tx", [])}
+    transaction_ids = {
+        str(t)
+        for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour)
+        if str(s["sk"]).startswith(ref.group + "#")
+        for t in s.get("tx", [])
+    }
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
     catalog = lookup({ref.customer_id}, {ref.meter_code})
     meter = catalog.meters.get(ref.meter_code)
@@ -159,10 +177,18 @@ def _recompute(
     elif meter.aggregation == "unique_count" and totals.uniques:
         truth["u"] = set(totals.uniques)
     cell = f"{ref.hour}#{ref.group}"
-    stored = next((a for a in usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
-                   if str(a["sk"]) == cell), None)
+    stored = next(
+        (
+            a
+            for a in usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+            if str(a["sk"]) == cell
+        ),
+        None,
+    )
     stored_n = int(stored.get("n", 0)) if stored else 0
-    same = stored_n == totals.count and combine(meter.aggregation, [stored or {}]) == combine(meter.aggregation, [truth])
+    same = stored_n == totals.count and combine(meter.aggregation, [stored or {}]) == combine(
+        meter.aggregation, [truth]
+    )
     if same:
         return
     report.drift_found += 1
@@ -172,7 +198,14 @@ def _recompute(
         truth["late_n"] = stored["late_n"]
     if usage.replace_aggregate(ref, truth, expected=stored):
         report.repaired += 1
-        report.repairs.append({"kind": "drift", "customer_id": ref.customer_id, "meter": ref.meter_code,
-                               "hour": ref.hour, "group": ref.group, "before": before,
-                               "after": {"events": totals.count, "quantity": combine(meter.aggregation, [truth])}})
-
+        report.repairs.append(
+            {
+                "kind": "drift",
+                "customer_id": ref.customer_id,
+                "meter": ref.meter_code,
+                "hour": ref.hour,
+                "group": ref.group,
+                "before": before,
+                "after": {"events": totals.count, "quantity": combine(meter.aggregation, [truth])},
+            }
+        )

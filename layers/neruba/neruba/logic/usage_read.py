@@ -23,16 +23,22 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
     item = usage.get_event(customer_id, transaction_id)
     if item is None:
         raise NotFoundError(
-            f"No event {transaction_id!r} for customer {customer_id!r}.", code="event_not_found", param="transaction_id"
+            f"No event {transaction_id!r} for customer {customer_id!r}.",
+            code="event_not_found",
+            param="transaction_id",
         )
     own = item.get("o0") or ("failed" if item["st"] == "failed" else "accepted")
-    first = {"outcome": own, "request_id": item.get("rid"),
-             "copy_id": item.get("cid"), "at": item.get("at")}
+    first = {"outcome": own, "request_id": item.get("rid"), "copy_id": item.get("cid"), "at": item.get("at")}
     if item.get("reason"):
         first["reason"] = item["reason"]
     history = [first]
     for entry in item.get("hist") or []:
-        row = {"outcome": entry["o"], "request_id": entry.get("rid"), "copy_id": entry.get("cid"), "at": entry.get("t")}
+        row = {
+            "outcome": entry["o"],
+            "request_id": entry.get("rid"),
+            "copy_id": entry.get("cid"),
+            "at": entry.get("t"),
+        }
         if entry.get("r"):
             row["reason"] = entry["r"]
         if entry.get("p"):
@@ -64,11 +70,14 @@ def _span(start: datetime, end: datetime, granularity: str) -> None:
     if end - start > MAX_SPAN[granularity]:
         raise InvalidRequestError(
             f"At most {MAX_SPAN[granularity].days} days at {granularity} granularity.",
-            code="time_range_too_long", param="to",
+            code="time_range_too_long",
+            param="to",
         )
 
 
-def outcome_counts(usage: UsageRepository, start: datetime, end: datetime, granularity: str) -> dict[str, Any]:
+def outcome_counts(
+    usage: UsageRepository, start: datetime, end: datetime, granularity: str
+) -> dict[str, Any]:
     """Outcome counts per minute or hour in [start, end)."""
     _span(start, end, granularity)
     buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
@@ -77,8 +86,8 @@ def outcome_counts(usage: UsageRepository, start: datetime, end: datetime, granu
         key = minute if granularity == "minute" else minute[:13] + ":00"
         for outcome in OUTCOMES:
             buckets[key][outcome] += int(row.get(outcome, 0))
-    data = [{"start": key, **counts} for key, counts in sorted(buckets.items())]
-    totals = {o: sum(row[o] for row in data) for o in OUTCOMES}
+    data: list[dict[str, Any]] = [{"start": key, **counts} for key, counts in sorted(buckets.items())]
+    totals = {o: sum(counts[o] for counts in buckets.values()) for o in OUTCOMES}
     return {"object": "list", "granularity": granularity, "data": data, "totals": totals}
 
 
@@ -101,14 +110,16 @@ def usage_view(
         raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter")
     if group_by is not None and group_by not in meter.group_by:
         raise InvalidRequestError(
-            f"Meter {meter_code!r} groups by {meter.group_by}, not {group_by!r}.", code="invalid_group_by",
+            f"Meter {meter_code!r} groups by {meter.group_by}, not {group_by!r}.",
+            code="invalid_group_by",
             param="group_by",
         )
     first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
     cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for item in usage.aggregates(customer_id, meter_code, first, last):
         hour, _, group = str(item["sk"]).partition("#")
-        group_value = dict(part.split("=", 1) for part in group.split("|") if part).get(group_by or "", "")
+        values = dict(part.partition("=")[::2] for part in group.split("|") if part)
+        group_value = values.get(group_by or "", "")
         cells[(bucket_of(hour, granularity), group_value if group_by else "")].append(item)
     data = []
     for (bucket, group_value), items in sorted(cells.items()):
@@ -120,7 +131,9 @@ def usage_view(
         if group_by:
             row["group"] = {group_by: group_value}
         data.append(row)
-    total = combine(meter.aggregation, [i for items in cells.values() for i in items]) if cells else Decimal(0)
+    total = (
+        combine(meter.aggregation, [i for items in cells.values() for i in items]) if cells else Decimal(0)
+    )
     return {
         "object": "usage",
         "customer_id": customer_id,

@@ -63,7 +63,7 @@ class Meter(BaseModel):
             raise ValueError("a count meter takes no field")
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
-        for name in [*(self.field and [self.field] or []), *self.filters, *self.group_by]:
+        for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
             if not _PROPERTY_NAME.match(name):
                 raise ValueError(f"invalid property name {name!r}")
         return self

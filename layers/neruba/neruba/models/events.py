@@ -1,7 +1,9 @@
 """Usage events: what clients send, what the ingest queue carries, what ingest answers.
 
 Example:
-    >>> UsageEventIn.model_validate({"transaction_id": "t1", "customer_id": "acme", "code": "api_calls"}).timestamp
+    >>> event = {"transaction_id": "t1", "customer_id": "acme", "code": "api_calls"}
+    >>> UsageEventIn.model_validate(event).timestamp is None
+    True
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+)
 
 from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
 
@@ -19,7 +30,12 @@ MAX_PROPERTIES = 50
 MAX_PROPERTY_TEXT = 1_024
 PROPERTY_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
-PropertyValue = StrictBool | StrictInt | Annotated[Decimal, Field(allow_inf_nan=False)] | Annotated[StrictStr, Field(max_length=MAX_PROPERTY_TEXT)]
+PropertyValue = (
+    StrictBool
+    | StrictInt
+    | Annotated[Decimal, Field(allow_inf_nan=False)]
+    | Annotated[StrictStr, Field(max_length=MAX_PROPERTY_TEXT)]
+)
 Outcome = Literal["accepted", "duplicate", "conflict", "replay", "failed"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "duplicate", "conflict", "replay", "failed")
 

@@ -26,7 +26,10 @@ router = APIGatewayRouter()
     security=BEARER_SECURITY,
     middlewares=[require_scope("ingest")],
     responses={
-        202: {"description": "Each event queued or rejected", "content": {"application/json": {"model": IngestResponse}}},
+        202: {
+            "description": "Each event queued or rejected",
+            "content": {"application/json": {"model": IngestResponse}},
+        },
         400: {"description": "Every event was rejected (details per event), or the body is not JSON"},
         401: {"description": "Missing or unknown API key"},
         403: {"description": "The key lacks the ingest scope"},
@@ -56,10 +59,15 @@ def send_events(body: Annotated[IngestRequest, Body()]) -> Response[str]:
     metrics.add_metric(name="IngestEventsRejected", unit="Count", value=result.rejected)
     if result.queued == 0:
         details = [
-            {"param": f"events.{s.index}" + (f".{s.error.param}" if s.error.param else ""),
-             "code": s.error.code, "message": s.error.message}
+            {
+                "param": f"events.{s.index}" + (f".{s.error.param}" if s.error.param else ""),
+                "code": s.error.code,
+                "message": s.error.message,
+            }
             for s in result.events
             if s.error is not None
         ]
-        raise InvalidRequestError("No event was queued; see details.", code="all_events_rejected", details=details)
+        raise InvalidRequestError(
+            "No event was queued; see details.", code="all_events_rejected", details=details
+        )
     return json_response(result.model_dump(mode="json"), status=202)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba.api.responses import json_response
@@ -14,16 +16,19 @@ from neruba.api.scopes import BEARER_SECURITY, require_scope
 from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
+if TYPE_CHECKING:
+    from neruba.dal.usage import UsageRepository
+
 router = APIGatewayRouter()
-READ = [require_scope("read")]
-ERRORS = {
+READ: list[Callable[..., Any]] = [require_scope("read")]
+ERRORS: dict[int, OpenAPIResponse] = {
     401: {"description": "Missing or unknown API key"},
     403: {"description": "The key lacks the read scope"},
     422: {"description": "A parameter is invalid"},
 }
 
 
-def _usage_repo():  # type: ignore[no-untyped-def]
+def _usage_repo() -> UsageRepository:
     from neruba.dal.usage import UsageRepository
 
     return UsageRepository(get_settings().usage_table)
@@ -60,7 +65,7 @@ def get_outcomes(
     end: Annotated[datetime, Query(alias="to")],
     granularity: Annotated[Literal["minute", "hour"], Query()] = "hour",
 ) -> Response[str]:
-    """Accepted, duplicate, conflict, replay and failed counts per minute (at most a day) or hour (31 days)."""
+    """Outcome counts per minute (at most a day) or per hour (at most 31 days)."""
     from neruba.logic.usage_read import outcome_counts
 
     return json_response(outcome_counts(_usage_repo(), start, end, granularity))
