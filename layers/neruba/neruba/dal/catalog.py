@@ -7,6 +7,7 @@ uses to flag late events.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterable
@@ -20,6 +21,29 @@ from neruba.models.catalog import Customer, Meter
 
 class CatalogConflictError(Exception):
     """A customer or meter with that key already exists."""
+
+
+class CatalogNotFoundError(LookupError):
+    """No such customer, meter, plan or subscription."""
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor that this API did not hand out."""
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    """An opaque cursor for a DynamoDB LastEvaluatedKey."""
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError as exc:
+        raise InvalidCursorError("invalid cursor") from exc
+    if not isinstance(key, dict) or not all(isinstance(v, dict) and set(v) == {"S"} for v in key.values()):
+        raise InvalidCursorError("invalid cursor")
+    return key
 
 
 def _customer_key(external_id: str) -> dict[str, Any]:
@@ -38,13 +62,54 @@ class CatalogRepository:
 
     def create_customer(self, customer: Customer) -> Customer:
         stored = customer.model_copy(update={"created_at": customer.created_at or datetime.now(UTC)})
-        self._put_new(_customer_key(customer.external_id), "customer", stored.model_dump(mode="json"))
+        self._put_new(_customer_key(customer.external_id), "customer", customer.external_id,
+                      stored.model_dump(mode="json"))
         return stored
+
+    def update_customer(self, external_id: str, changes: dict[str, Any]) -> Customer:
+        """Apply ``changes`` to a customer (optimistic: retried if another write lands in between)."""
+        for _attempt in range(5):
+            values = self._get(_customer_key(external_id))
+            if values is None:
+                raise CatalogNotFoundError(f"no customer {external_id!r}")
+            doc = {**json.loads(values["doc"]), **changes}
+            customer = Customer.model_validate(doc)
+            try:
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=_customer_key(external_id),
+                    UpdateExpression="SET doc = :new",
+                    ConditionExpression="doc = :old",
+                    ExpressionAttributeValues=to_item(
+                        {":new": json.dumps(customer.model_dump(mode="json"), sort_keys=True), ":old": values["doc"]}
+                    ),
+                )
+                return customer
+            except Exception as exc:
+                if not is_condition_failure(exc):
+                    raise
+        raise CatalogConflictError("the customer kept changing; try again")
 
     def create_meter(self, meter: Meter) -> Meter:
         stored = meter.model_copy(update={"created_at": meter.created_at or datetime.now(UTC)})
-        self._put_new(_meter_key(meter.code), "meter", stored.model_dump(mode="json"))
+        self._put_new(_meter_key(meter.code), "meter", meter.code, stored.model_dump(mode="json"))
         return stored
+
+    def list_docs(self, kind: str, limit: int, cursor: str | None, prefix: str = "") -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a kind's documents in ``list_key`` order, and the cursor of the next page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-kind",
+            "KeyConditionExpression": "kind = :k" + (" AND begins_with(list_key, :p)" if prefix else ""),
+            "ExpressionAttributeValues": to_item({":k": kind, ":p": prefix or None}),
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+        response = client("dynamodb").query(**kwargs)
+        docs = [json.loads(from_item(item)["doc"]) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return docs, encode_cursor(last) if last else None
 
     def get_customer(self, external_id: str) -> Customer | None:
         values = self._get(_customer_key(external_id))
@@ -87,8 +152,8 @@ class CatalogRepository:
         response = client("dynamodb").get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         return from_item(response["Item"]) if "Item" in response else None
 
-    def _put_new(self, key: dict[str, Any], kind: str, doc: dict[str, Any]) -> None:
-        item = {**key, **to_item({"kind": kind, "doc": json.dumps(doc, sort_keys=True)})}
+    def _put_new(self, key: dict[str, Any], kind: str, list_key: str, doc: dict[str, Any]) -> None:
+        item = {**key, **to_item({"kind": kind, "list_key": list_key, "doc": json.dumps(doc, sort_keys=True)})}
         try:
             client("dynamodb").put_item(
                 TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"

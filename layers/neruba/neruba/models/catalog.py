@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -67,3 +68,106 @@ class Meter(BaseModel):
             if not _PROPERTY_NAME.match(name):
                 raise ValueError(f"invalid property name {name!r}")
         return self
+
+
+class CustomerUpdate(BaseModel):
+    """Fields a ``PATCH /v1/customers/{id}`` may change (``external_id`` and ``currency`` never change)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    timezone: str | None = Field(default=None, max_length=64)
+    stripe_customer_id: str | None = Field(default=None, max_length=255)
+    metadata: dict[str, str] | None = Field(default=None, max_length=50)
+
+
+Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
+Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
+
+
+class TierIn(BaseModel):
+    """One tier: units up to ``up_to`` (inclusive; null for the last, open tier)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    up_to: Quantity | None = None
+    unit_price: Price
+    flat_fee: Price = Decimal(0)
+
+
+class ChargeIn(BaseModel):
+    """How one meter's usage is priced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    meter_code: str = Field(pattern=CODE_PATTERN)
+    model: Literal["per_unit", "graduated", "volume", "package"]
+    unit_price: Price | None = None
+    tiers: list[TierIn] = Field(default_factory=list, max_length=20)
+    package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    package_price: Price | None = None
+    free_units: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6)] = Decimal(0)
+
+
+class FixedFeeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Price
+    timing: Literal["advance", "arrears"] = "advance"
+
+
+class PlanVersionIn(BaseModel):
+    """The body of a plan version (publishing a changed plan makes the next version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    currency: str = Field(min_length=3, max_length=3)
+    interval: Literal["month", "year"]
+    fixed_fee: FixedFeeIn | None = None
+    minimum_commitment: Price | None = None
+    charges: list[ChargeIn] = Field(default_factory=list, max_length=50)
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        value = value.upper()
+        if not is_supported_currency(value):
+            raise ValueError(f"unsupported currency {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_charge_per_meter(self) -> PlanVersionIn:
+        codes = [c.meter_code for c in self.charges]
+        if len(codes) != len(set(codes)):
+            raise ValueError("a plan has at most one charge per meter")
+        return self
+
+
+class PlanCreate(PlanVersionIn):
+    code: str = Field(pattern=CODE_PATTERN)
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
+    plan_code: str = Field(pattern=CODE_PATTERN)
+    plan_version: int | None = Field(default=None, ge=1, description="Defaults to the latest version.")
+    start_at: datetime | None = Field(default=None, description="Defaults to now; anchors the billing periods.")
+    trial_end: datetime | None = None
+
+
+class PlanChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_code: str = Field(pattern=CODE_PATTERN)
+    plan_version: int | None = Field(default=None, ge=1)
+    at: datetime | None = Field(default=None, description="Defaults to now; must be within the current period.")
+
+
+class Cancellation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at_period_end: bool = True

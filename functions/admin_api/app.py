@@ -1,0 +1,9 @@
+"""Admin-scope writes: the catalog (customers, meters, plans, subscriptions)."""
+
+from __future__ import annotations
+
+from neruba.api.resolver import build_resolver, make_handler
+from neruba.api.routes import catalog_admin
+
+app = build_resolver(catalog_admin.router)
+lambda_handler = make_handler(app)

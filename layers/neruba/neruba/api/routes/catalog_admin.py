@@ -1,0 +1,122 @@
+"""Catalog writes (admin scope): customers, meters, plans and versions, subscriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.models.catalog import (
+    CODE_PATTERN,
+    EXTERNAL_ID_PATTERN,
+    Cancellation,
+    Customer,
+    CustomerUpdate,
+    Meter,
+    PlanChange,
+    PlanCreate,
+    PlanVersionIn,
+    SubscriptionCreate,
+)
+from neruba.settings import get_settings
+
+if TYPE_CHECKING:
+    from neruba.dal.plans import PlansRepository
+
+router = APIGatewayRouter()
+ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
+ERRORS: dict[int, OpenAPIResponse] = {
+    400: {"description": "A rule of the catalog is broken (see error.code)"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the admin scope"},
+    404: {"description": "A referenced resource does not exist"},
+    409: {"description": "The resource exists or changed meanwhile"},
+    422: {"description": "The body does not match the schema"},
+}
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+def _repo() -> PlansRepository:
+    from neruba.dal.plans import PlansRepository
+
+    return PlansRepository(get_settings().catalog_table)
+
+
+def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[..., Any]:
+    register = getattr(router, method)
+    return register(path, summary=summary, tags=[tag], security=BEARER_SECURITY, middlewares=ADMIN,  # type: ignore[no-any-return]
+                    responses={200: {"description": "OK"}, 201: {"description": "Created"}, **ERRORS})
+
+
+@_admin_route("post", "/v1/customers", "Create a customer", "customers")
+def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
+    from neruba.logic import catalog
+
+    return json_response(catalog.create_customer(_repo(), body), status=201)
+
+
+@_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers")
+def update_customer(
+    customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)], body: Annotated[CustomerUpdate, Body()]
+) -> Response[str]:
+    from neruba.logic import catalog
+
+    return json_response(catalog.update_customer(_repo(), customer_id, body))
+
+
+@_admin_route("post", "/v1/meters", "Create a meter", "meters")
+def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
+    from neruba.logic import catalog
+
+    return json_response(catalog.create_meter(_repo(), body), status=201)
+
+
+@_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans")
+def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
+    from neruba.logic import catalog
+
+    return json_response(catalog.create_plan(_repo(), body), status=201)
+
+
+@_admin_route("post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans")
+def publish_version(
+    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], body: Annotated[PlanVersionIn, Body()]
+) -> Response[str]:
+    from neruba.logic import catalog
+
+    return json_response(catalog.publish_version(_repo(), plan_code, body), status=201)
+
+
+@_admin_route("post", "/v1/subscriptions", "Subscribe a customer to a plan", "subscriptions")
+def create_subscription(
+    body: Annotated[SubscriptionCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    """Send an ``Idempotency-Key`` header to make retries return the same subscription."""
+    from neruba.logic import catalog
+
+    return json_response(catalog.create_subscription(_repo(), body, idempotency_key), status=201)
+
+
+@_admin_route("post", "/v1/subscriptions/<subscription_id>/change-plan", "Change plan", "subscriptions")
+def change_plan(
+    subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")], body: Annotated[PlanChange, Body()]
+) -> Response[str]:
+    """From ``at`` on, usage is rated under the new version; the fixed fee is prorated by time."""
+    from neruba.logic import catalog
+
+    return json_response(catalog.change_plan(_repo(), subscription_id, body))
+
+
+@_admin_route("post", "/v1/subscriptions/<subscription_id>/cancel", "Cancel a subscription", "subscriptions")
+def cancel_subscription(
+    subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")], body: Annotated[Cancellation, Body()]
+) -> Response[str]:
+    from neruba.logic import catalog
+
+    return json_response(catalog.cancel(_repo(), subscription_id, body))

@@ -1,0 +1,119 @@
+"""Catalog reads (read scope): customers, meters, plans, subscriptions, the upcoming invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.settings import get_settings
+
+if TYPE_CHECKING:
+    from neruba.dal.plans import PlansRepository
+
+router = APIGatewayRouter()
+READ: list[Callable[..., Any]] = [require_scope("read")]
+ERRORS: dict[int, OpenAPIResponse] = {
+    200: {"description": "OK"},
+    400: {"description": "Bad cursor"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the read scope"},
+    404: {"description": "No such resource"},
+    422: {"description": "A parameter is invalid"},
+}
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
+
+
+def _repo() -> PlansRepository:
+    from neruba.dal.plans import PlansRepository
+
+    return PlansRepository(get_settings().catalog_table)
+
+
+def _read_route(path: str, summary: str, tag: str) -> Callable[..., Any]:
+    return router.get(path, summary=summary, tags=[tag], security=BEARER_SECURITY, middlewares=READ,  # type: ignore[no-any-return]
+                      responses=ERRORS)
+
+
+@_read_route("/v1/customers", "List customers", "customers")
+def list_customers(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
+    from neruba.logic.catalog import page
+
+    return json_response(page(_repo(), "customer", limit, starting_after))
+
+
+@_read_route("/v1/customers/<customer_id>", "Retrieve a customer", "customers")
+def get_customer(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
+    from neruba.logic.catalog import get_customer as fetch
+
+    return json_response(fetch(_repo(), customer_id).model_dump(mode="json"))
+
+
+@_read_route("/v1/customers/<customer_id>/subscriptions", "List a customer's subscriptions", "subscriptions")
+def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
+    from neruba.logic.catalog import get_customer as fetch
+
+    repo = _repo()
+    fetch(repo, customer_id)
+    return json_response({"object": "list", "data": repo.customer_subscriptions(customer_id), "has_more": False})
+
+
+@_read_route("/v1/meters", "List meters", "meters")
+def list_meters(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
+    from neruba.logic.catalog import page
+
+    return json_response(page(_repo(), "meter", limit, starting_after))
+
+
+@_read_route("/v1/meters/<code>", "Retrieve a meter", "meters")
+def get_meter(code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
+    from neruba.logic.catalog import get_meter as fetch
+
+    return json_response(fetch(_repo(), code).model_dump(mode="json"))
+
+
+@_read_route("/v1/plans", "List plans (latest versions)", "plans")
+def list_plans(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
+    from neruba.logic.catalog import page
+
+    return json_response(page(_repo(), "plan", limit, starting_after))
+
+
+@_read_route("/v1/plans/<plan_code>", "Retrieve a plan", "plans")
+def get_plan(plan_code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
+    from neruba.logic.catalog import get_plan as fetch
+
+    return json_response(fetch(_repo(), plan_code))
+
+
+@_read_route("/v1/plans/<plan_code>/versions/<version>", "Retrieve one plan version", "plans")
+def get_plan_version(
+    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], version: Annotated[int, Path(ge=1)]
+) -> Response[str]:
+    from neruba.logic.catalog import get_plan as fetch
+
+    return json_response(fetch(_repo(), plan_code, version))
+
+
+@_read_route("/v1/subscriptions/<subscription_id>", "Retrieve a subscription", "subscriptions")
+def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")]) -> Response[str]:
+    from neruba.logic.catalog import get_subscription as fetch
+
+    return json_response(fetch(_repo(), subscription_id))
+
+
+@_read_route("/v1/customers/<customer_id>/upcoming-invoice", "Preview the current period to date", "invoices")
+def upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
+    """Rates the usage of the current billing period so far under each subscription's plan versions."""
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.rating import upcoming_invoice as preview
+
+    return json_response(preview(_repo(), UsageRepository(get_settings().usage_table), customer_id))
