@@ -60,4 +60,6 @@ def call(handler: Any, event: dict[str, Any]) -> tuple[int, Any, dict[str, str]]
         parsed = json.loads(body)
     except ValueError:
         parsed = body
-    return response["statusCode"], parsed, response.get("headers") or {}
+    headers = dict(response.get("headers") or {})
+    headers.update({k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v})
+    return response["statusCode"], parsed, headers

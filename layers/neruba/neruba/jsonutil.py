@@ -27,7 +27,7 @@ def loads(text: str | bytes) -> Any:
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
 
 def number_text(value: int | Decimal) -> str:

@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from neruba import jsonutil
 from neruba.errors import (
     AuthenticationError,
     NerubaError,
@@ -164,7 +165,7 @@ def build_resolver(*routers: APIGatewayRouter, docs: bool = False) -> APIGateway
 
     ``docs=True`` adds /docs and /openapi.json when the settings enable docs.
     """
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonutil.loads)
     app.use(middlewares=[_request_id_header])
     for router in routers:
         app.include_router(router)

@@ -50,6 +50,7 @@ class ScopeMiddleware:
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+        self.__name__ = f"require_{scope}_scope"  # Powertools names middleware frames
 
     def __call__(
         self, app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]

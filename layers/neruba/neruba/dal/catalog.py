@@ -62,8 +62,12 @@ class CatalogRepository:
 
     def create_customer(self, customer: Customer) -> Customer:
         stored = customer.model_copy(update={"created_at": customer.created_at or datetime.now(UTC)})
-        self._put_new(_customer_key(customer.external_id), "customer", customer.external_id,
-                      stored.model_dump(mode="json"))
+        self._put_new(
+            _customer_key(customer.external_id),
+            "customer",
+            customer.external_id,
+            stored.model_dump(mode="json"),
+        )
         return stored
 
     def update_customer(self, external_id: str, changes: dict[str, Any]) -> Customer:
@@ -81,7 +85,10 @@ class CatalogRepository:
                     UpdateExpression="SET doc = :new",
                     ConditionExpression="doc = :old",
                     ExpressionAttributeValues=to_item(
-                        {":new": json.dumps(customer.model_dump(mode="json"), sort_keys=True), ":old": values["doc"]}
+                        {
+                            ":new": json.dumps(customer.model_dump(mode="json"), sort_keys=True),
+                            ":old": values["doc"],
+                        }
                     ),
                 )
                 return customer
@@ -95,7 +102,9 @@ class CatalogRepository:
         self._put_new(_meter_key(meter.code), "meter", meter.code, stored.model_dump(mode="json"))
         return stored
 
-    def list_docs(self, kind: str, limit: int, cursor: str | None, prefix: str = "") -> tuple[list[dict[str, Any]], str | None]:
+    def list_docs(
+        self, kind: str, limit: int, cursor: str | None, prefix: str = ""
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a kind's documents in ``list_key`` order, and the cursor of the next page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
@@ -153,7 +162,10 @@ class CatalogRepository:
         return from_item(response["Item"]) if "Item" in response else None
 
     def _put_new(self, key: dict[str, Any], kind: str, list_key: str, doc: dict[str, Any]) -> None:
-        item = {**key, **to_item({"kind": kind, "list_key": list_key, "doc": json.dumps(doc, sort_keys=True)})}
+        item = {
+            **key,
+            **to_item({"kind": kind, "list_key": list_key, "doc": json.dumps(doc, sort_keys=True)}),
+        }
         try:
             client("dynamodb").put_item(
                 TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"

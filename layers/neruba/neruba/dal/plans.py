@@ -37,8 +37,13 @@ class PlansRepository(CatalogRepository):
                 "Key": {"pk": {"S": f"PLN#{code}"}, "sk": {"S": "#"}},
                 "UpdateExpression": "SET latest = :v, kind = :kind, list_key = :code, doc = :doc",
                 "ExpressionAttributeValues": to_item(
-                    {":v": version, ":kind": "plan", ":code": code, ":doc": json.dumps(doc, sort_keys=True),
-                     ":prev": latest}
+                    {
+                        ":v": version,
+                        ":kind": "plan",
+                        ":code": code,
+                        ":doc": json.dumps(doc, sort_keys=True),
+                        ":prev": latest,
+                    }
                 ),
                 "ConditionExpression": "attribute_not_exists(pk)" if latest == 0 else "latest = :prev",
             }
@@ -47,10 +52,20 @@ class PlansRepository(CatalogRepository):
             try:
                 client("dynamodb").transact_write_items(
                     TransactItems=[
-                        {"Put": {"TableName": self.table_name,
-                                 "Item": to_item({"pk": f"PLN#{code}", "sk": _version_sk(version), "kind": "plan_version",
-                                                  "doc": json.dumps(doc, sort_keys=True)}),
-                                 "ConditionExpression": "attribute_not_exists(pk)"}},
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": to_item(
+                                    {
+                                        "pk": f"PLN#{code}",
+                                        "sk": _version_sk(version),
+                                        "kind": "plan_version",
+                                        "doc": json.dumps(doc, sort_keys=True),
+                                    }
+                                ),
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
                         {"Update": header_update},
                     ]
                 )
@@ -80,8 +95,14 @@ class PlansRepository(CatalogRepository):
         return dict(json.loads(item["doc"]))
 
     def create_subscription(self, doc: dict[str, Any]) -> dict[str, Any]:
-        item = {"pk": f"SUB#{doc['id']}", "sk": "#", "kind": "subscription",
-                "list_key": f"{doc['customer_id']}#{doc['id']}", "rev": 1, "doc": json.dumps(doc, sort_keys=True)}
+        item = {
+            "pk": f"SUB#{doc['id']}",
+            "sk": "#",
+            "kind": "subscription",
+            "list_key": f"{doc['customer_id']}#{doc['id']}",
+            "rev": 1,
+            "doc": json.dumps(doc, sort_keys=True),
+        }
         client("dynamodb").put_item(
             TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
         )
@@ -109,7 +130,9 @@ class PlansRepository(CatalogRepository):
             )
         except Exception as exc:
             if is_condition_failure(exc):
-                raise CatalogConflictError("the subscription changed meanwhile; read it and try again") from exc
+                raise CatalogConflictError(
+                    "the subscription changed meanwhile; read it and try again"
+                ) from exc
             raise
         return {**body, "revision": revision + 1}
 
@@ -123,7 +146,11 @@ class PlansRepository(CatalogRepository):
     def _query_pk(self, pk: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         paginator = client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(TableName=self.table_name, KeyConditionExpression="pk = :pk",
-                                       ExpressionAttributeValues={":pk": {"S": pk}}, ConsistentRead=True):
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        ):
             items.extend(from_item(i) for i in page.get("Items", []))
         return items

@@ -95,6 +95,59 @@ class GroupWrite:
     recounts: list[Recount] = field(default_factory=list)
 
 
+MAX_RECOUNTS_PER_TRANSACTION = 45  # 2 actions each, plus the slice and the aggregate: under the 100 limit
+
+
+class GroupWrites:
+    """Accumulates a batch's events per group, splitting groups whose adopted events would overflow one
+    transaction into parts named ``{batch}~{n}``.
+
+    Example:
+        >>> writes = GroupWrites("b1")
+        >>> writes.add(GroupRef("acme", "calls", "2026-01-01T00"), "count", "t1", "2026-01-01T00:00:00", None)
+        >>> [(batch, w.totals.count) for batch, w in writes.parts()]
+        [('b1', 1)]
+    """
+
+    def __init__(self, batch: str) -> None:
+        self.batch = batch
+        self._parts: dict[tuple[GroupRef, int], GroupWrite] = {}
+        self._current: dict[GroupRef, int] = {}
+
+    def add(
+        self,
+        ref: GroupRef,
+        aggregation: str,
+        transaction_id: str,
+        at: str,
+        value: Any,
+        *,
+        late: bool = False,
+        recount: Recount | None = None,
+    ) -> str:
+        """Fold one event in; returns the batch id of the part it landed in."""
+        # events this batch wrote always land in part 0 (their bk is the batch); only adopted ones spill over
+        part = self._current.get(ref, 0) if recount is not None else 0
+        write = self._parts.get((ref, part))
+        if recount is not None and write is not None and len(write.recounts) >= MAX_RECOUNTS_PER_TRANSACTION:
+            part = max(p for r, p in self._parts if r == ref) + 1
+            self._current[ref] = part
+            write = None
+        if write is None:
+            write = self._parts[(ref, part)] = GroupWrite(ref, aggregation, GroupTotals())
+        write.totals.add(transaction_id, aggregation, at, value)
+        write.late = write.late or late
+        if recount is not None:
+            write.recounts.append(recount)
+        return self.batch_of(part)
+
+    def batch_of(self, part: int) -> str:
+        return self.batch if part == 0 else f"{self.batch}~{part}"
+
+    def parts(self) -> list[tuple[str, GroupWrite]]:
+        return [(self.batch_of(part), write) for (_, part), write in self._parts.items()]
+
+
 class UsageRepository:
     """Reads and writes of the usage table."""
 
@@ -233,16 +286,18 @@ class UsageRepository:
                     }
                 },
             ]
-            for recount in write.recounts:
+            checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
+            for old_slice in checked.values():  # one check per old slice: an item may appear once
                 actions.append(
                     {
                         "ConditionCheck": {
                             "TableName": self.table_name,
-                            "Key": recount.old_slice,
+                            "Key": old_slice,
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     }
                 )
+            for recount in write.recounts:
                 actions.append(
                     {
                         "Update": {

@@ -24,9 +24,8 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
-from neruba.dal.usage import GroupRef, GroupWrite, Recount, UsageRepository
+from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
 from neruba.domain.ingest import (
-    GroupTotals,
     InvalidPropertyError,
     fingerprint,
     group_key,
@@ -174,6 +173,8 @@ class IngestBatch:
             self.usage.mark_replay(event.customer_id, event.transaction_id, carried_history(put.old))
             return "replay"
         old = put.old or {}
+        if any(entry.get("cid") == event.copy_id for entry in old.get("hist") or []):
+            return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
         if old.get("cid") == event.copy_id:
             if applies:  # a batch that already wrote its slice is not counted twice (see count_group)
                 earlier = None if old.get("bk") == self.batch_id else str(old.get("bk"))
@@ -206,38 +207,43 @@ class IngestBatch:
 
     def finish(self) -> list[str]:
         """Count what was written; returns the message ids whose counting failed (to be retried)."""
-        writes: dict[GroupRef, GroupWrite] = {}
-        members: dict[GroupRef, list[str]] = defaultdict(list)
+        writes = GroupWrites(self.batch_id)
+        members: dict[tuple[str, GroupRef], list[str]] = defaultdict(list)
         adopted = self._uncounted_redeliveries()
         for item in self.counted:
             if item.old_batch is not None and item.event.key not in adopted:
                 continue
             event, meter = item.event, item.meter
-            ref = GroupRef(
-                event.customer_id,
-                meter.code,
-                hour_bucket(datetime.fromisoformat(event.timestamp)),
-                group_key(meter.group_by, event.properties),
-            )
-            write = writes.setdefault(ref, GroupWrite(ref, meter.aggregation, GroupTotals()))
-            write.totals.add(event.transaction_id, meter.aggregation, event.timestamp, item.value)
-            write.late = write.late or item.late
-            members[ref].append(event.message_id)
+            ref = self._ref(event, meter)
+            recount = None
             if item.old_batch is not None:
-                write.recounts.append(
-                    Recount(
-                        event.customer_id, event.transaction_id, item.old_batch, ref.slice_key(item.old_batch)
-                    )
+                recount = Recount(
+                    event.customer_id, event.transaction_id, item.old_batch, ref.slice_key(item.old_batch)
                 )
+            part = writes.add(
+                ref,
+                meter.aggregation,
+                event.transaction_id,
+                event.timestamp,
+                item.value,
+                late=item.late,
+                recount=recount,
+            )
+            members[(part, ref)].append(event.message_id)
         failed = list(self.failed_messages)
-        for ref, write in writes.items():
+        for part, write in writes.parts():
             try:
-                self.usage.count_group(self.batch_id, write, self.now)
+                self.usage.count_group(part, write, self.now)
             except Exception:
-                failed.extend(members[ref])
+                failed.extend(members[(part, write.ref)])
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
         self.usage.add_outcomes({minute: dict(self.outcomes)})
         return failed
+
+    @staticmethod
+    def _ref(event: QueuedEvent, meter: Meter) -> GroupRef:
+        hour = hour_bucket(datetime.fromisoformat(event.timestamp))
+        return GroupRef(event.customer_id, meter.code, hour, group_key(meter.group_by, event.properties))
 
     def report(self, metrics: Any, logger: Any) -> None:
         """Metrics per outcome, batch size and ingest lag (seconds from API receipt to now)."""
@@ -257,13 +263,7 @@ class IngestBatch:
             return set()
         keys = {}
         for c in candidates:
-            ref = GroupRef(
-                c.event.customer_id,
-                c.meter.code,
-                hour_bucket(datetime.fromisoformat(c.event.timestamp)),
-                group_key(c.meter.group_by, c.event.properties),
-            )
-            keys[c.event.key] = ref.slice_key(str(c.old_batch))
+            keys[c.event.key] = self._ref(c.event, c.meter).slice_key(str(c.old_batch))
         existing = self.usage.existing_slices(list(keys.values()))
         return {key for key, sk in keys.items() if (sk["pk"]["S"], sk["sk"]["S"]) not in existing}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
-from neruba.dal.usage import GroupRef, GroupWrite, Recount, UsageRepository
+from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
 from neruba.domain.ingest import GroupTotals, InvalidPropertyError, group_key, matches_filters, meter_value
 from neruba.domain.usage import combine
 
@@ -103,43 +103,39 @@ def _adopt_uncounted(
         if item.get("bk") == batch:
             ours[key] = found
     existing = usage.existing_slices([ref.slice_key(batch) for ref, _, _ in ours.values()])
-    writes: dict[GroupRef, GroupWrite] = {}
-    repair_batch = f"sweep-{batch}"
+    writes = GroupWrites(f"sweep-{batch}")
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
         slice_key = ref.slice_key(batch)
         if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
             continue
-        write = writes.setdefault(ref, GroupWrite(ref, aggregation, GroupTotals()))
-        write.totals.add(transaction_id, aggregation, str(events[(customer_id, transaction_id)]["ts"]), value)
-        write.recounts.append(Recount(customer_id, transaction_id, batch, slice_key))
-    for ref, write in writes.items():
+        at = str(events[(customer_id, transaction_id)]["ts"])
+        writes.add(
+            ref,
+            aggregation,
+            transaction_id,
+            at,
+            value,
+            recount=Recount(customer_id, transaction_id, batch, slice_key),
+        )
+    for part, write in writes.parts():
+        ref = write.ref
         report.uncounted_found += write.totals.count
+        entry = {
+            "kind": "uncounted",
+            "batch": batch,
+            "customer_id": ref.customer_id,
+            "meter": ref.meter_code,
+            "hour": ref.hour,
+            "transaction_ids": write.totals.transaction_ids,
+        }
         try:
-            counted = usage.count_group(repair_batch, write, now)
+            counted = usage.count_group(part, write, now)
         except Exception as exc:  # contention: the next sweep tries again
-            report.repairs.append(
-                {
-                    "kind": "uncounted",
-                    "batch": batch,
-                    "customer_id": ref.customer_id,
-                    "meter": ref.meter_code,
-                    "hour": ref.hour,
-                    "error": type(exc).__name__,
-                }
-            )
+            report.repairs.append({**entry, "error": type(exc).__name__})
             continue
         if counted:
             report.repaired += 1
-            report.repairs.append(
-                {
-                    "kind": "uncounted",
-                    "batch": batch,
-                    "customer_id": ref.customer_id,
-                    "meter": ref.meter_code,
-                    "hour": ref.hour,
-                    "transaction_ids": write.totals.transaction_ids,
-                }
-            )
+            report.repairs.append(entry)
     return touched
 
 

@@ -107,7 +107,33 @@ class ChargeIn(BaseModel):
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
     package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
     package_price: Price | None = None
-    free_units: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6)] = Decimal(0)
+    free_units: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6)] = (
+        Decimal(0)
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_model(self) -> ChargeIn:
+        needs = {
+            "per_unit": {"unit_price"},
+            "graduated": {"tiers"},
+            "volume": {"tiers"},
+            "package": {"package_size", "package_price"},
+        }[self.model]
+        given = {
+            name
+            for name in ("unit_price", "package_size", "package_price")
+            if getattr(self, name) is not None
+        }
+        given |= {"tiers"} if self.tiers else set()
+        if given != needs:
+            raise ValueError(f"a {self.model} charge takes exactly {sorted(needs)}")
+        bounds = [t.up_to for t in self.tiers]
+        if bounds and (bounds[-1] is not None or any(b is None for b in bounds[:-1])):
+            raise ValueError("only the last tier is open-ended (up_to: null)")
+        finite = [b for b in bounds if b is not None]
+        if finite != sorted(set(finite)):
+            raise ValueError("tier bounds must increase")
+        return self
 
 
 class FixedFeeIn(BaseModel):
@@ -155,7 +181,9 @@ class SubscriptionCreate(BaseModel):
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: int | None = Field(default=None, ge=1, description="Defaults to the latest version.")
-    start_at: datetime | None = Field(default=None, description="Defaults to now; anchors the billing periods.")
+    start_at: datetime | None = Field(
+        default=None, description="Defaults to now; anchors the billing periods."
+    )
     trial_end: datetime | None = None
 
 
@@ -164,7 +192,9 @@ class PlanChange(BaseModel):
 
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: int | None = Field(default=None, ge=1)
-    at: datetime | None = Field(default=None, description="Defaults to now; must be within the current period.")
+    at: datetime | None = Field(
+        default=None, description="Defaults to now; must be within the current period."
+    )
 
 
 class Cancellation(BaseModel):

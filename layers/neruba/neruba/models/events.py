@@ -68,7 +68,9 @@ class UsageEventIn(BaseModel):
         return parsed
 
 
-EventItemSchema = Annotated[dict[str, Any], WithJsonSchema(UsageEventIn.model_json_schema())]
+EventItemSchema = Annotated[
+    Any, WithJsonSchema(UsageEventIn.model_json_schema())
+]  # each validated on its own
 
 
 class IngestRequest(BaseModel):

@@ -50,8 +50,14 @@ def _repo() -> PlansRepository:
 
 def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[..., Any]:
     register = getattr(router, method)
-    return register(path, summary=summary, tags=[tag], security=BEARER_SECURITY, middlewares=ADMIN,  # type: ignore[no-any-return]
-                    responses={200: {"description": "OK"}, 201: {"description": "Created"}, **ERRORS})
+    return register(
+        path,
+        summary=summary,
+        tags=[tag],
+        security=BEARER_SECURITY,
+        middlewares=ADMIN,  # type: ignore[no-any-return]
+        responses={200: {"description": "OK"}, 201: {"description": "Created"}, **ERRORS},
+    )
 
 
 @_admin_route("post", "/v1/customers", "Create a customer", "customers")
@@ -115,7 +121,8 @@ def change_plan(
 
 @_admin_route("post", "/v1/subscriptions/<subscription_id>/cancel", "Cancel a subscription", "subscriptions")
 def cancel_subscription(
-    subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")], body: Annotated[Cancellation, Body()]
+    subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")],
+    body: Annotated[Cancellation, Body()],
 ) -> Response[str]:
     from neruba.logic import catalog
 

@@ -39,8 +39,14 @@ def _repo() -> PlansRepository:
 
 
 def _read_route(path: str, summary: str, tag: str) -> Callable[..., Any]:
-    return router.get(path, summary=summary, tags=[tag], security=BEARER_SECURITY, middlewares=READ,  # type: ignore[no-any-return]
-                      responses=ERRORS)
+    return router.get(
+        path,
+        summary=summary,
+        tags=[tag],
+        security=BEARER_SECURITY,
+        middlewares=READ,  # type: ignore[no-any-return]
+        responses=ERRORS,
+    )
 
 
 @_read_route("/v1/customers", "List customers", "customers")
@@ -63,7 +69,9 @@ def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATT
 
     repo = _repo()
     fetch(repo, customer_id)
-    return json_response({"object": "list", "data": repo.customer_subscriptions(customer_id), "has_more": False})
+    return json_response(
+        {"object": "list", "data": repo.customer_subscriptions(customer_id), "has_more": False}
+    )
 
 
 @_read_route("/v1/meters", "List meters", "meters")
@@ -108,12 +116,3 @@ def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f
     from neruba.logic.catalog import get_subscription as fetch
 
     return json_response(fetch(_repo(), subscription_id))
-
-
-@_read_route("/v1/customers/<customer_id>/upcoming-invoice", "Preview the current period to date", "invoices")
-def upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
-    """Rates the usage of the current billing period so far under each subscription's plan versions."""
-    from neruba.dal.usage import UsageRepository
-    from neruba.logic.rating import upcoming_invoice as preview
-
-    return json_response(preview(_repo(), UsageRepository(get_settings().usage_table), customer_id))

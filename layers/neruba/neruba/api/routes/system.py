@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import __version__
@@ -27,7 +26,7 @@ def health() -> dict[str, str]:
     tags=["system"],
     responses={200: {"description": "Every dependency reachable"}, 503: {"description": "A check failed"}},
 )
-def ready() -> Response[Any] | dict[str, Any]:
+def ready() -> dict[str, Any]:
     """Answers 200 when the configuration is valid and every table and queue is reachable, else 503."""
     problems = check_environment(os.environ)
     if problems:

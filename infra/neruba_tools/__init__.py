@@ -1,0 +1,1 @@
+"""Operator tools: the `neruba` CLI and the local stack."""

@@ -1,0 +1,1 @@
+"""The whole product on localhost against an embedded moto server, built from template.yaml."""
