@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["local", "run"]:  # its options belong to the local runner
+        from neruba_tools.local.run import main as run_main
+
+        return run_main(argv[2:])
     args = build_parser().parse_args(argv)
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
