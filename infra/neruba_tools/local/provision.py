@@ -1,7 +1,8 @@
 """Creating the template's tables and queues on a moto endpoint (no second list of resources).
 
 Example:
-    >>> names = provision_template(load_template("template.yaml"), stack_name="neruba-local")  # doctest: +SKIP
+    >>> template = load_template("template.yaml")  # doctest: +SKIP
+    >>> names = provision_template(template, stack_name="neruba-local")  # doctest: +SKIP
     >>> names["UsageTable"]  # doctest: +SKIP
     'neruba-local-UsageTable'
 """
@@ -71,7 +72,7 @@ class LocalResolver:
 def provision_template(
     template: Mapping[str, Any], stack_name: str = "neruba-local", parameters: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
-    """Create (idempotently) every DynamoDB table and SQS queue of ``template``; returns logical id -> name/URL."""
+    """Create (idempotently) every table and queue of ``template``; returns logical id -> name or URL."""
     resolver = LocalResolver(template, stack_name)
     intrinsics = Intrinsics(template, resolver, parameters, stack_name)
     dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -44,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API key: {demo.api_key}")
         print(f"Demo customer: {demo.customer_id}")
         print(f"Demo meter: {demo.meter_code}")
-        body = (
-            '{"events":[{"transaction_id":"demo-1","customer_id":"%s","code":"%s","properties":{"value":1}}]}'
-            % (demo.customer_id, demo.meter_code)
-        )
+        event = {
+            "transaction_id": "demo-1",
+            "customer_id": demo.customer_id,
+            "code": demo.meter_code,
+            "properties": {"value": 1},
+        }
+        body = json.dumps({"events": [event]}, separators=(",", ":"))
         print("Send an event:")
         print(
             f"  curl -s -X POST {stack.base_url}/v1/events -H 'Authorization: Bearer {demo.api_key}' "

@@ -2,7 +2,8 @@
 
 Example:
     >>> template = load_template("template.yaml")  # doctest: +SKIP
-    >>> Intrinsics(template, resolve=lambda ref, attr: ref).evaluate({"Fn::Sub": "x-${Stage}"})  # doctest: +SKIP
+    >>> intrinsics = Intrinsics(template, resolve=lambda ref, attr: ref)  # doctest: +SKIP
+    >>> intrinsics.evaluate({"Fn::Sub": "x-${Stage}"})  # doctest: +SKIP
     'x-dev'
 """
 

@@ -122,7 +122,7 @@ def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> di
 def create_subscription(
     repo: PlansRepository, body: SubscriptionCreate, idempotency_key: str | None, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Subscribe a customer to a plan version. With an Idempotency-Key, a retry returns the same subscription."""
+    """Subscribe a customer to a plan version; with an Idempotency-Key a retry returns the same one."""
     now = now or datetime.now(UTC)
     customer = get_customer(repo, body.customer_id)
     version = get_plan(repo, body.plan_code, body.plan_version)

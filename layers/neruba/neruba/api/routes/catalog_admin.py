@@ -49,13 +49,13 @@ def _repo() -> PlansRepository:
 
 
 def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[..., Any]:
-    register = getattr(router, method)
+    register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
         path,
         summary=summary,
         tags=[tag],
         security=BEARER_SECURITY,
-        middlewares=ADMIN,  # type: ignore[no-any-return]
+        middlewares=ADMIN,
         responses={200: {"description": "OK"}, 201: {"description": "Created"}, **ERRORS},
     )
 

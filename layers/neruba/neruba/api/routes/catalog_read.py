@@ -44,7 +44,7 @@ def _read_route(path: str, summary: str, tag: str) -> Callable[..., Any]:
         summary=summary,
         tags=[tag],
         security=BEARER_SECURITY,
-        middlewares=READ,  # type: ignore[no-any-return]
+        middlewares=READ,
         responses=ERRORS,
     )
 
