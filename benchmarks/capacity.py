@@ -72,6 +72,7 @@ class Meter:
         context["meter_params"] = dict(params)
 
     def _count(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        """Count one finished call, and its write units from the parameters stashed before it."""
         service, name = model.service_model.service_name, model.name
         self.requests[f"{service}:{name}"] += 1
         params = context.get("meter_params") or {}
@@ -96,5 +97,5 @@ class Meter:
         return self.reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or dict(key)
 
     def _charge(self, item: dict[str, Any], factor: int) -> None:
-        kind = str(item.get("pk", {}).get("S", item.get("id", {}).get("S", "?"))).split("#", 1)[0]
+        kind = str(item["pk"]["S"]).split("#", 1)[0] if "pk" in item else "IDEMPOTENCY_RECORD"
         self.write_units[kind] += factor * units(item_size(item))

@@ -79,6 +79,19 @@ def test_ingest_is_metered_and_read_back(local_stack: Any, demo: Any) -> None:
     )
 
 
+def test_demo_seed_is_idempotent_and_subscribed(local_stack: Any, demo: Any) -> None:
+    from neruba_tools.local.seed import seed_demo
+
+    again = seed_demo()
+    assert again.subscription_id == demo.subscription_id
+    assert again.api_key != demo.api_key
+    status, body = _http(
+        local_stack.base_url, "GET", f"/v1/subscriptions/{demo.subscription_id}", demo.api_key
+    )
+    assert status == 200, body
+    assert body["phases"][0]["plan_code"] == demo.plan_code
+
+
 def test_docs_are_served_locally(local_stack: Any) -> None:
     status, spec = _http(local_stack.base_url, "GET", "/openapi.json")
     assert status == 200

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API key: {demo.api_key}")
         print(f"Demo customer: {demo.customer_id}")
         print(f"Demo meter: {demo.meter_code}")
+        print(f"Demo plan: {demo.plan_code} (subscription {demo.subscription_id})")
         event = {
             "transaction_id": "demo-1",
             "customer_id": demo.customer_id,

@@ -1,17 +1,29 @@
-"""The demo data of the local stack: a customer, a meter, and an API key with every scope."""
+"""The demo data of the local stack: a customer, a meter, a plan, a subscription, an all-scopes API key."""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from decimal import Decimal
 
-from neruba.dal.catalog import CatalogConflictError, CatalogRepository
+from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, CatalogRepository
 from neruba.dal.keys import KeysRepository
-from neruba.models.catalog import Customer, Meter
+from neruba.dal.plans import PlansRepository
+from neruba.logic.catalog import create_subscription
+from neruba.models.catalog import (
+    ChargeIn,
+    Customer,
+    FixedFeeIn,
+    Meter,
+    PlanVersionIn,
+    SubscriptionCreate,
+    TierIn,
+)
 from neruba.settings import get_settings
 
 DEMO_CUSTOMER = "demo-customer"
 DEMO_METER = "api_calls"
+DEMO_PLAN = "demo-usage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +31,8 @@ class DemoInfo:
     api_key: str
     customer_id: str
     meter_code: str
+    plan_code: str
+    subscription_id: str
 
 
 def seed_demo() -> DemoInfo:
@@ -33,7 +47,33 @@ def seed_demo() -> DemoInfo:
         )
     with contextlib.suppress(CatalogConflictError):
         catalog.create_meter(Meter(code=DEMO_METER, name="API calls", aggregation="sum", field="value"))
+    plans = PlansRepository(settings.catalog_table)
+    try:
+        plans.plan(DEMO_PLAN)
+    except CatalogNotFoundError:
+        body = PlanVersionIn(
+            name="Demo usage plan",
+            currency="USD",
+            interval="month",
+            fixed_fee=FixedFeeIn(amount=Decimal("10"), timing="advance"),
+            charges=[
+                ChargeIn(
+                    meter_code=DEMO_METER,
+                    model="graduated",
+                    tiers=[
+                        TierIn(up_to=Decimal(1000), unit_price=Decimal(0)),
+                        TierIn(up_to=None, unit_price=Decimal("0.002")),
+                    ],
+                )
+            ],
+        )
+        plans.publish(DEMO_PLAN, body.model_dump(mode="json"))
+    subscription = create_subscription(
+        plans,
+        SubscriptionCreate(customer_id=DEMO_CUSTOMER, plan_code=DEMO_PLAN),
+        idempotency_key="local-demo",
+    )
     plaintext, _ = KeysRepository(settings.keys_table).create(
         frozenset({"ingest", "read", "admin"}), name="local demo"
     )
-    return DemoInfo(api_key=plaintext, customer_id=DEMO_CUSTOMER, meter_code=DEMO_METER)
+    return DemoInfo(plaintext, DEMO_CUSTOMER, DEMO_METER, DEMO_PLAN, str(subscription["id"]))
