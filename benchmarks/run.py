@@ -25,9 +25,14 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 def main() -> int:
-    from benchmarks import ingest_writes
+    from benchmarks import ingest_e2e, ingest_writes
 
     result = ingest_writes.main()
+    result["local_stack_end_to_end"] = ingest_e2e.main()
+    from pathlib import Path
+
+    out = Path(__file__).parent / "results" / "ingest_writes.json"
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(
         json.dumps(
             {

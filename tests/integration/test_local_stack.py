@@ -51,3 +51,21 @@ def test_schedule_fires_on_demand_over_http(local_stack: Any) -> None:
         body = json.loads(response.read())
     assert body["schedule"] == name
     assert "batches_checked" in body["result"]
+
+
+def test_a_message_that_keeps_failing_lands_in_the_dlq(local_stack: Any) -> None:
+    # GIVEN a message the ingest worker cannot read, sent straight to the ingest queue
+    import time
+
+    sqs = boto3.client("sqs", endpoint_url=local_stack.moto_url)
+    url = sqs.get_queue_url(QueueName="neruba-it-IngestQueue")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName="neruba-it-IngestDLQ")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="not a queued event")
+    # WHEN the pollers keep feeding it to the worker, which reports it as a batch item failure
+    deadline = time.monotonic() + 30
+    moved: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not moved:
+        moved = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", [])
+        time.sleep(0.3)
+    # THEN after maxReceiveCount receives it waits in the DLQ, where an operator can redrive it
+    assert [m["Body"] for m in moved] == ["not a queued event"]

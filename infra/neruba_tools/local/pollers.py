@@ -78,19 +78,27 @@ class QueuePoller:
         self.thread.join(timeout=5)
 
     def receive(self) -> list[dict[str, Any]]:
+        """Up to BatchSize messages, waiting at most the batching window for a batch to fill.
+
+        Short polls with a pause between them: a long poll would hold the in-process moto server's
+        queue while the API sends to it.
+        """
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + self.window
         while len(messages) < self.batch_size and not self._stop.is_set():
             got = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                WaitTimeSeconds=0 if messages else 1,
+                WaitTimeSeconds=0,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             messages.extend(got)
-            if not got or time.monotonic() >= deadline:
+            if got:
+                continue
+            if not messages or time.monotonic() >= deadline:
                 break
+            self._stop.wait(0.05)
         return messages
 
     def run_once(self) -> int:
@@ -124,7 +132,8 @@ class QueuePoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                if not self.run_once():
+                    self._stop.wait(0.2)
             except Exception:  # the poller itself never dies
                 LOG.exception("poller error")
                 self._stop.wait(1)

@@ -160,3 +160,26 @@ def test_reads_validate_parameters(read: Any, catalog: Any) -> None:
     assert (status, body["error"]["code"]) == (404, "event_not_found")
     status, body = read("/v1/ingest/outcomes", query={"from": "yesterday", "to": now.isoformat()})
     assert (status, body["error"]["code"]) == (422, "validation_error")
+
+
+def test_late_events_for_an_invoiced_period_are_accepted_and_flagged(
+    send: Any, process: Any, read: Any, catalog: Any
+) -> None:
+    # GIVEN a customer invoiced through the current hour
+    from neruba.dal.usage import UsageRepository
+    from neruba.settings import get_settings
+
+    catalog.set_billed_through("acme", HOUR)
+    # WHEN one event arrives for before that time and one after it
+    send(
+        ev("late-1", timestamp=(HOUR - timedelta(hours=2)).isoformat()),
+        ev("on-time", timestamp=HOUR.isoformat()),
+    )
+    process()
+    # THEN both are accepted; only the late one is flagged, and its aggregate counts it as late
+    assert _event(read, "late-1")["late"] is True
+    assert _event(read, "on-time")["late"] is False
+    cells = UsageRepository(get_settings().usage_table).aggregates("acme", "api_calls", "0000", "9999")
+    late = {str(c["sk"]).split("#")[0]: int(c.get("late_n", 0)) for c in cells}
+    assert late[(HOUR - timedelta(hours=2)).strftime("%Y-%m-%dT%H")] == 1
+    assert late[HOUR.strftime("%Y-%m-%dT%H")] == 0
