@@ -226,3 +226,46 @@ def test_currency_mismatch_is_rejected(admin: Api) -> None:
     admin("POST", "/v1/plans", PLAN | {"code": "euro", "currency": "EUR"})
     status, body = admin("POST", "/v1/subscriptions", {"customer_id": "acme", "plan_code": "euro"})
     assert (status, body["error"]["code"]) == (400, "currency_mismatch")
+
+
+def test_usage_per_billing_period(admin: Api, reader: Api) -> None:
+    # GIVEN a monthly subscription that started 40 days ago, and usage in each of its two periods
+    from neruba.dal.usage import GroupRef, GroupWrite, UsageRepository
+    from neruba.domain.ingest import GroupTotals
+    from neruba.domain.periods import add_interval
+    from neruba.settings import get_settings
+
+    _seed(admin)
+    admin("POST", "/v1/plans", PLAN)
+    start = (datetime.now(UTC) - timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
+    admin(
+        "POST",
+        "/v1/subscriptions",
+        {"customer_id": "acme", "plan_code": "pro", "start_at": start.isoformat()},
+    )
+    usage = UsageRepository(get_settings().usage_table)
+    second = add_interval(start, "month", 1)
+    for batch, at, n in (("b1", start + timedelta(hours=1), 3), ("b2", second + timedelta(hours=2), 5)):
+        totals = GroupTotals()
+        for i in range(n):
+            totals.add(f"{batch}-{i}", "count", at.isoformat(), None)
+        ref = GroupRef("acme", "api_calls", at.strftime("%Y-%m-%dT%H"))
+        usage.count_group(batch, GroupWrite(ref, "count", totals), datetime.now(UTC))
+    # WHEN usage is read per period
+    status, body = reader(
+        "/v1/customers/acme/usage",
+        params={"customer_id": "acme"},
+        query={
+            "meter": "api_calls",
+            "from": (start - timedelta(days=1)).isoformat(),
+            "to": datetime.now(UTC).isoformat(),
+            "granularity": "period",
+        },
+    )
+    # THEN there is one bucket per billing period, keyed by its start
+    assert status == 200, body
+    assert [(row["bucket"], row["quantity"]) for row in body["data"]] == [
+        (start.isoformat(), 3),
+        (second.isoformat(), 5),
+    ]
+    assert body["total"] == 8

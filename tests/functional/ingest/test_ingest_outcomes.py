@@ -100,8 +100,8 @@ def test_missing_property_and_unknown_meter_are_failed_with_reasons(
 
 def test_every_aggregation_and_group_by(send: Any, process: Any, read: Any) -> None:
     # GIVEN events for meters of every aggregation, one filtered out, one grouped
-    at = HOUR.isoformat()
-    later = (HOUR + timedelta(minutes=30)).isoformat()
+    at = (HOUR - timedelta(hours=1)).isoformat()  # both in the past whatever the minute now
+    later = (HOUR - timedelta(minutes=30)).isoformat()
     send(
         ev("a1", code="tokens", properties={"tokens": "1.25", "model": "small"}),
         ev("a2", code="tokens", properties={"tokens": 2, "model": "large"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogRepository
 from neruba.dal.usage import UsageRepository
-from neruba.domain.ingest import hour_bucket
+from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.events import OUTCOMES
@@ -91,6 +92,27 @@ def outcome_counts(
     return {"object": "list", "granularity": granularity, "data": data, "totals": totals}
 
 
+def _period_bucket(catalog: CatalogRepository, customer_id: str) -> Callable[[str], str]:
+    """Buckets hours by the billing period (of the customer's earliest subscription) their start falls in;
+    without a subscription the whole range is one bucket."""
+    from neruba.dal.plans import PlansRepository
+    from neruba.domain.periods import period_containing
+
+    subscriptions = PlansRepository(catalog.table_name).customer_subscriptions(customer_id)
+    if not subscriptions:
+        return lambda hour: "total"
+    first = min(subscriptions, key=lambda s: str(s["start_at"]))
+    anchor, interval = datetime.fromisoformat(first["start_at"]), str(first["interval"])
+
+    def bucket(hour: str) -> str:
+        at = hour_start(hour)
+        if at < anchor:
+            return "before_subscription"
+        return period_containing(anchor, interval, at)[0].isoformat()
+
+    return bucket
+
+
 def usage_view(
     usage: UsageRepository,
     catalog: CatalogRepository,
@@ -102,7 +124,7 @@ def usage_view(
     group_by: str | None,
 ) -> dict[str, Any]:
     """Aggregated usage of one meter for a customer, per hour, day or the whole range, maybe per group."""
-    _span(start, end, "day" if granularity == "total" else granularity)
+    _span(start, end, "hour" if granularity == "hour" else "day")
     if catalog.get_customer(customer_id) is None:
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
     meter = catalog.get_meter(meter_code)
@@ -115,16 +137,18 @@ def usage_view(
             param="group_by",
         )
     first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
+    bucket = _period_bucket(catalog, customer_id) if granularity == "period" else None
     cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for item in usage.aggregates(customer_id, meter_code, first, last):
         hour, _, group = str(item["sk"]).partition("#")
         values = dict(part.partition("=")[::2] for part in group.split("|") if part)
         group_value = values.get(group_by or "", "")
-        cells[(bucket_of(hour, granularity), group_value if group_by else "")].append(item)
+        key = bucket(hour) if bucket else bucket_of(hour, granularity)
+        cells[(key, group_value if group_by else "")].append(item)
     data = []
-    for (bucket, group_value), items in sorted(cells.items()):
+    for (bucket_key, group_value), items in sorted(cells.items()):
         row: dict[str, Any] = {
-            "bucket": bucket,
+            "bucket": bucket_key,
             "quantity": combine(meter.aggregation, items),
             "events": sum(int(i.get("n", 0)) for i in items),
         }

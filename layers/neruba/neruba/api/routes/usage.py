@@ -92,7 +92,8 @@ def get_usage(
     granularity: Annotated[Literal["hour", "day", "period"], Query()] = "day",
     group_by: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response[str]:
-    """Quantity per hour, per day, or over the whole range (``period``), optionally per group value."""
+    """Quantity per hour, per day, or per billing period (``period``: the periods of the customer's
+    subscription, keyed by their start; the whole range when there is none), optionally per group value."""
     from neruba.dal.catalog import CatalogRepository
     from neruba.logic.usage_read import usage_view
 
@@ -103,7 +104,7 @@ def get_usage(
         meter,
         start,
         end,
-        "total" if granularity == "period" else granularity,
+        granularity,
         group_by,
     )
     return json_response(view)
