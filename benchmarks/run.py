@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 for key, value in {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -29,8 +30,6 @@ def main() -> int:
 
     result = ingest_writes.main()
     result["local_stack_end_to_end"] = ingest_e2e.main()
-    from pathlib import Path
-
     out = Path(__file__).parent / "results" / "ingest_writes.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(
@@ -40,6 +39,7 @@ def main() -> int:
                 "baseline": result["baseline_powertools_idempotent"],
                 "ratios": result["ratios"],
                 "workload": result["workload"],
+                "local_stack_end_to_end": result["local_stack_end_to_end"],
             },
             indent=2,
             default=str,
