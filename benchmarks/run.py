@@ -7,20 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-for key, value in {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "ERROR",
-    "NERUBA_KEYS_TABLE": "test-KeysTable",
-    "NERUBA_CATALOG_TABLE": "test-CatalogTable",
-    "NERUBA_USAGE_TABLE": "test-UsageTable",
-    "NERUBA_BILLING_TABLE": "test-BillingTable",
-    "NERUBA_LEDGER_TABLE": "test-LedgerTable",
-    "NERUBA_OPS_TABLE": "test-OpsTable",
-    "NERUBA_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-IngestQueue",
-}.items():
+from tests.conftest import TEST_ENVIRONMENT  # the same fake credentials and table names as the tests
+
+for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
     os.environ.setdefault(key, value)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 

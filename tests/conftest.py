@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-_ENV = {
+TEST_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
@@ -23,7 +23,7 @@ _ENV = {
     "NERUBA_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-IngestQueue",
     "NERUBA_DOCS_ENABLED": "true",
 }
-for _key, _value in _ENV.items():
+for _key, _value in TEST_ENVIRONMENT.items():
     os.environ[_key] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)

@@ -119,15 +119,21 @@ def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> di
         raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
 
 
+def _plan_version(repo: PlansRepository, code: str, version: int | None) -> dict[str, Any]:
+    """One version of a plan (the latest when ``version`` is None), or 404."""
+    try:
+        return repo.version(code, version)
+    except CatalogNotFoundError as exc:
+        raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
+
+
 def create_subscription(
     repo: PlansRepository, body: SubscriptionCreate, idempotency_key: str | None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Subscribe a customer to a plan version; with an Idempotency-Key a retry returns the same one."""
     now = now or datetime.now(UTC)
     customer = get_customer(repo, body.customer_id)
-    version = get_plan(repo, body.plan_code, body.plan_version)
-    if version.get("version") is None:
-        version = repo.version(body.plan_code)
+    version = _plan_version(repo, body.plan_code, body.plan_version)
     if version["currency"] != customer.currency:
         raise InvalidRequestError(
             f"Plan currency {version['currency']} differs from the customer's {customer.currency}.",
@@ -211,9 +217,7 @@ def change_plan(
         raise InvalidRequestError(
             "A plan change takes effect within the current period.", code="invalid_change_time", param="at"
         )
-    version = get_plan(repo, change.plan_code, change.plan_version)
-    if version.get("version") is None:
-        version = repo.version(change.plan_code)
+    version = _plan_version(repo, change.plan_code, change.plan_version)
     if version["currency"] != sub["currency"] or version["interval"] != sub["interval"]:
         raise InvalidRequestError(
             "The new plan must have the same currency and interval.",

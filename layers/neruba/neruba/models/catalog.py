@@ -12,11 +12,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from neruba.domain.money import is_supported_currency
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
+
+
+def _known_currency(value: str) -> str:
+    value = value.upper()
+    if not is_supported_currency(value):
+        raise ValueError(f"unsupported currency {value!r}")
+    return value
+
+
+Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_known_currency)]
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -30,19 +40,11 @@ class Customer(BaseModel):
     external_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     name: str = Field(min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    currency: str = Field(min_length=3, max_length=3)
+    currency: Currency
     timezone: str = Field(default="UTC", max_length=64)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
     created_at: datetime | None = None
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        value = value.upper()
-        if not is_supported_currency(value):
-            raise ValueError(f"unsupported currency {value!r}")
-        return value
 
 
 class Meter(BaseModel):
@@ -149,19 +151,11 @@ class PlanVersionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=256)
-    currency: str = Field(min_length=3, max_length=3)
+    currency: Currency
     interval: Literal["month", "year"]
     fixed_fee: FixedFeeIn | None = None
     minimum_commitment: Price | None = None
     charges: list[ChargeIn] = Field(default_factory=list, max_length=50)
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        value = value.upper()
-        if not is_supported_currency(value):
-            raise ValueError(f"unsupported currency {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _one_charge_per_meter(self) -> PlanVersionIn:
