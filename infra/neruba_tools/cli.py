@@ -4,6 +4,7 @@
     neruba keys create --scope ingest [--scope read] [--name NAME]
     neruba keys list | revoke KEY_ID | rotate KEY_ID
     neruba local run [--port 8080]           the whole stack on localhost (what `make run` does)
+    neruba openapi > docs/openapi.json       the API reference, generated from the routes
 
 Commands that touch AWS use the ``NERUBA_*`` settings of the environment (``neruba config check`` tells
 which are missing) and the usual AWS credentials; ``--endpoint-url`` points them at a local stack's moto.
@@ -88,6 +89,24 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def openapi_text() -> str:
+    """The OpenAPI document of every route, as committed in docs/openapi.json."""
+    import json
+
+    from neruba.api.resolver import build_resolver, openapi_document
+    from neruba.api.routes import all_routers
+
+    return (
+        json.dumps(json.loads(openapi_document(build_resolver(*all_routers()))), indent=2, sort_keys=True)
+        + "\n"
+    )
+
+
+def _openapi(_: argparse.Namespace) -> int:
+    sys.stdout.write(openapi_text())
+    return 0
+
+
 def _local_run(args: argparse.Namespace) -> int:
     from neruba_tools.local.run import main as run_main
 
@@ -114,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = keys.add_parser("rotate", help="replace a key by a new one with the same scopes")
     rotate.add_argument("key_id")
     rotate.set_defaults(func=_keys_rotate)
+
+    commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
     run = local.add_parser("run", help="start the whole stack on localhost", add_help=False)
