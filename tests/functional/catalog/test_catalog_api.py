@@ -269,3 +269,25 @@ def test_usage_per_billing_period(admin: Api, reader: Api) -> None:
         (second.isoformat(), 5),
     ]
     assert body["total"] == 8
+
+
+def test_subscription_times_need_an_offset_and_a_started_subscription(admin: Api) -> None:
+    _seed(admin)
+    admin("POST", "/v1/plans", PLAN)
+    status, body = admin(
+        "POST",
+        "/v1/subscriptions",
+        {"customer_id": "acme", "plan_code": "pro", "start_at": "2026-01-01T00:00:00"},
+    )
+    assert (status, body["error"]["code"]) == (422, "validation_error")
+    future = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    _, sub = admin(
+        "POST", "/v1/subscriptions", {"customer_id": "acme", "plan_code": "pro", "start_at": future}
+    )
+    status, body = admin(
+        "POST",
+        f"/v1/subscriptions/{sub['id']}/change-plan",
+        {"plan_code": "pro"},
+        params={"subscription_id": sub["id"]},
+    )
+    assert (status, body["error"]["code"]) == (400, "subscription_not_started")

@@ -212,7 +212,10 @@ def change_plan(
     if sub["status"] != "active":
         raise InvalidRequestError("The subscription is canceled.", code="subscription_canceled")
     at = (change.at or now).astimezone(UTC)
-    start, end = period_containing(datetime.fromisoformat(sub["start_at"]), sub["interval"], now)
+    anchor = datetime.fromisoformat(sub["start_at"])
+    if now < anchor:
+        raise InvalidRequestError("The subscription has not started yet.", code="subscription_not_started")
+    start, end = period_containing(anchor, sub["interval"], now)
     if not start <= at < end:
         raise InvalidRequestError(
             "A plan change takes effect within the current period.", code="invalid_change_time", param="at"

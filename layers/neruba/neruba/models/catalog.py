@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from neruba.domain.money import is_supported_currency
 
@@ -175,10 +175,10 @@ class SubscriptionCreate(BaseModel):
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: int | None = Field(default=None, ge=1, description="Defaults to the latest version.")
-    start_at: datetime | None = Field(
+    start_at: AwareDatetime | None = Field(
         default=None, description="Defaults to now; anchors the billing periods."
     )
-    trial_end: datetime | None = None
+    trial_end: AwareDatetime | None = None
 
 
 class PlanChange(BaseModel):
@@ -186,7 +186,7 @@ class PlanChange(BaseModel):
 
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: int | None = Field(default=None, ge=1)
-    at: datetime | None = Field(
+    at: AwareDatetime | None = Field(
         default=None, description="Defaults to now; must be within the current period."
     )
 

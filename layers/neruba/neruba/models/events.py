@@ -33,7 +33,7 @@ PROPERTY_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 PropertyValue = (
     StrictBool
     | StrictInt
-    | Annotated[Decimal, Field(allow_inf_nan=False)]
+    | Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40, decimal_places=30)]
     | Annotated[StrictStr, Field(max_length=MAX_PROPERTY_TEXT)]
 )
 Outcome = Literal["accepted", "duplicate", "conflict", "replay", "failed"]
