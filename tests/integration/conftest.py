@@ -1,4 +1,4 @@
-"""The local stack on free ports for the whole session (the same code `make run` starts)."""
+"""The local stack on the real template.yaml, on free ports, for the whole session (what `make run` runs)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
+    """A started LocalStack (stack name ``neruba-it``, schedules fired only on demand)."""
     saved = dict(os.environ)
     stack = LocalStack(
-        "template.yaml", ROOT, api_port=0, moto_port=0, schedules=False, stack_name="neruba-it"
+        "template.yaml", ROOT, api_port=0, moto_port=0, stack_name="neruba-it", schedules=False
     )
     stack.start()
-    yield stack
-    stack.stop()
-    os.environ.clear()
-    os.environ.update(saved)
-    from neruba.dal.clients import reset_clients
-    from neruba.settings import get_settings
-
-    reset_clients()
-    get_settings.cache_clear()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,51 +1,71 @@
-"""``neruba local run`` (what ``make run`` does): start the stack, seed the demo, print the banner."""
+"""``neruba local run`` (what ``make run`` calls): start the local stack, seed the demo, print the banner,
+run until Ctrl-C or SIGTERM.
+
+Scripts parse the banner's first lines: ``Base URL: ...``, ``API key: ...``, ``Demo customer: ...`` and
+``Demo meter: ...``.
+
+Example:
+    $ neruba local run --port 8080 --moto-port 5055
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="neruba local run")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NERUBA_LOCAL_PORT", "8080")))
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neruba local run", description="Run the whole stack on localhost.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
-        "--moto-port", type=int, default=int(os.environ.get("NERUBA_LOCAL_MOTO_PORT", "5055"))
-    )
-    parser.add_argument("--template", default="template.yaml")
-    parser.add_argument("--no-seed", action="store_true")
-    parser.add_argument("--no-schedules", action="store_true")
-    args = parser.parse_args(argv)
+        "--port", type=int, default=int(os.environ.get("NERUBA_LOCAL_PORT", "8080")),
+        help="API port (env NERUBA_LOCAL_PORT, default 8080; 0 = any free port)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--moto-port", type=int, default=int(os.environ.get("NERUBA_LOCAL_MOTO_PORT", "5055")),
+        help="moto (AWS) port (env NERUBA_LOCAL_MOTO_PORT, default 5055; 0 = any free port)",
+    )  # fmt: skip
+    parser.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
+    parser.add_argument("--no-seed", action="store_true", help="do not create the demo data and API key")
+    parser.add_argument("--no-schedules", action="store_true", help="fire schedules only on demand")
+    parser.add_argument("--quiet", action="store_true", help="no line per request on stderr")
+    return parser
 
-    from neruba_tools.local.stack import LocalStack, PortInUseError
 
-    root = Path(args.template).resolve().parent
-    stack = LocalStack(
-        Path(args.template).name, root, args.host, args.port, args.moto_port, schedules=not args.no_schedules
-    )
+def _seed() -> Any:
+    """The demo data, or None (with a warning) when the seed module is missing or fails."""
     try:
-        stack.start()
-    except PortInUseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    print(f"Base URL: {stack.base_url}")
-    if not args.no_seed:
         from neruba_tools.local.seed import seed_demo
+    except ImportError as exc:
+        print(f"warning: no demo seed ({exc}); create a key with `neruba keys create`", file=sys.stderr)
+        return None
+    try:
+        return seed_demo()
+    except Exception as exc:
+        print(f"warning: seeding the demo failed: {exc!r}", file=sys.stderr)
+        return None
 
-        demo = seed_demo()
-        print(f"API key: {demo.api_key}")
-        print(f"Demo customer: {demo.customer_id}")
-        print(f"Demo meter: {demo.meter_code}")
-        print(f"Demo plan: {demo.plan_code} (subscription {demo.subscription_id})")
+
+def banner(stack: Any, demo: Any) -> list[str]:
+    """The lines printed once the stack is up."""
+    lines = [f"Base URL: {stack.base_url}"]
+    if demo is not None:
+        lines += [
+            f"API key: {demo.api_key}",
+            f"Demo customer: {demo.customer_id}",
+            f"Demo meter: {demo.meter_code}",
+        ]
+        if getattr(demo, "plan_code", None):
+            lines.append(f"Demo plan: {demo.plan_code}")
         event = {
             "transaction_id": "demo-1",
             "customer_id": demo.customer_id,
@@ -53,22 +73,70 @@ def main(argv: list[str] | None = None) -> int:
             "properties": {"value": 1},
         }
         body = json.dumps({"events": [event]}, separators=(",", ":"))
-        print("Send an event:")
-        print(
+        lines += [
+            "Send one event:",
             f"  curl -s -X POST {stack.base_url}/v1/events -H 'Authorization: Bearer {demo.api_key}' "
-            f"-H 'Content-Type: application/json' -d '{body}'"
-        )
-        print("Read it back:")
-        print(
-            f"  curl -s '{stack.base_url}/v1/events/demo-1?customer_id={demo.customer_id}' "
-            f"-H 'Authorization: Bearer {demo.api_key}'"
-        )
-    print(f"Docs: {stack.base_url}/docs")
-    print(f"Moto endpoint: {stack.moto_url} (AWS_ENDPOINT_URL for the neruba CLI and the AWS CLI)")
-    for name in stack.schedules:
-        print(f"Schedule {name}: fire now with curl -s -X POST {stack.base_url}/_local/schedules/{name}/fire")
-    print("Ctrl-C stops everything.", flush=True)
-    stopping.wait()
-    stack.stop()
-    print("Stopped.", flush=True)
-    return 0
+            f"-H 'Content-Type: application/json' -d '{body}'",
+        ]
+    lines += [
+        f"Docs: {stack.base_url}/docs",
+        f"Moto endpoint: {stack.moto_url} (AWS_ENDPOINT_URL={stack.moto_url} for the neruba and aws CLIs)",
+        f"Queues: curl -s {stack.base_url}/_local/queues",
+    ]
+    for name, schedule in stack.schedules.items():
+        when = f"every {schedule.interval} s" if schedule.interval else schedule.expression
+        if not schedule.timed:
+            when = f"{schedule.expression}, on demand only: {schedule.problem}"
+        elif not stack.with_schedules:
+            when += ", on demand only (--no-schedules)"
+        fire = f"curl -s -X POST {stack.base_url}/_local/schedules/{name}/fire"
+        lines.append(f"Schedule {name} ({when}): fire now with {fire}")
+    lines.append("Ctrl-C stops everything.")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack and block until SIGINT/SIGTERM; 0 on a clean stop, 2 if a port is taken."""
+    args = build_parser().parse_args(argv)
+    from neruba_tools.local.stack import LocalStack, PortInUseError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", "No application metrics to publish")  # POWERTOOLS_METRICS_DISABLED
+    template = Path(args.template).resolve()
+    stack = LocalStack(
+        template.name, template.parent, args.host, args.port, args.moto_port,
+        schedules=not args.no_schedules, log_requests=not args.quiet,
+    )  # fmt: skip
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (
+        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    )
+    try:
+        try:
+            stack.start()
+        except PortInUseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for logical_id, error in stack.preload().items():
+            print(f"warning: {logical_id} cannot run: {error}", file=sys.stderr)
+        demo = None if args.no_seed else _seed()
+        print("\n".join(banner(stack, demo)), flush=True)
+        while not stopping.wait(0.5):
+            pass
+        return 0
+    finally:
+        started = stack.running
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if started:
+            print("Stopped.", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

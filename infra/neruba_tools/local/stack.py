@@ -1,46 +1,142 @@
-"""The local stack: moto server + tables and queues + API gateway + queue pollers + schedules, all from
-template.yaml.
+"""The local stack: a moto server, the template's tables and queues, an API Gateway look-alike, SQS
+pollers and schedules, all built from template.yaml and run in this process, without Docker.
 
 Example:
-    >>> with LocalStack() as stack:  # doctest: +SKIP
-    ...     print(stack.base_url)
+    >>> with LocalStack("template.yaml", ".", api_port=0, moto_port=0) as stack:  # doctest: +SKIP
+    ...     print(stack.base_url, stack.moto_url)
+    ...     stack.fire_schedule("SweeperFunction")
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import socket
-from collections.abc import Mapping
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from neruba_tools.local.functions import LocalFunction, load_functions
 from neruba_tools.local.gateway import Gateway
 from neruba_tools.local.pollers import QueuePoller
-from neruba_tools.local.provision import LocalResolver, provision_template
+from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
-from neruba_tools.local.template import Intrinsics, function_environment, load_template, resources_of
+from neruba_tools.local.template import ACCOUNT_ID, REGION, FunctionSpec, load_template
 
+LOG = logging.getLogger("neruba.local")
 LOCAL_PARAMETERS = {"Stage": "local", "DocsEnabled": "true"}
 
 
 class PortInUseError(RuntimeError):
-    """A port the stack needs is taken."""
+    """A port the stack needs is taken by another process."""
 
 
-def _free_port(host: str, port: int, flag: str) -> int:
+class FunctionLoadError(RuntimeError):
+    """A function's handler could not be imported."""
+
+
+class LocalLambdaContext:
+    """What a handler sees of its Lambda context; the remaining time counts down from the Timeout."""
+
+    def __init__(self, function_name: str, memory_mb: int, timeout_s: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self.identity = self.client_context = None
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalFunction:
+    """A function of the template, callable as ``function(event)``: its handler is imported on first use
+    and runs one invocation at a time, as in one Lambda container (Powertools keeps state in globals)."""
+
+    def __init__(self, spec: FunctionSpec, repo_root: Path, name: str) -> None:
+        self.spec, self.name = spec, name
+        module, _, self.attribute = spec.handler.rpartition(".")
+        self.path = repo_root / spec.code_uri / (module.replace(".", "/") + ".py")
+        self._handler: Callable[..., Any] | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Callable[..., Any]:
+        if self._handler is None:
+            where = f"{self.spec.logical_id} (Handler {self.spec.handler}, {self.path})"
+            if not self.path.is_file():
+                raise FunctionLoadError(f"{where}: the handler file does not exist")
+            module_name = f"neruba_fn_{self.spec.logical_id}"
+            spec = importlib.util.spec_from_file_location(module_name, self.path)
+            if spec is None or spec.loader is None:
+                raise FunctionLoadError(f"{where}: not a Python module")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(module_name, None)
+                raise FunctionLoadError(f"{where}: import failed: {exc!r}") from exc
+            handler = getattr(module, self.attribute, None)
+            if not callable(handler):
+                raise FunctionLoadError(f"{where}: no callable {self.attribute}")
+            self._handler = handler
+        return self._handler
+
+    def __call__(self, event: Any, context: Any = None) -> Any:
+        with self._lock:
+            handler = self.load()
+            context = context or LocalLambdaContext(self.name, self.spec.memory_size, self.spec.timeout)
+            started = time.monotonic()
+            try:
+                return handler(event, context)
+            finally:
+                if (elapsed := time.monotonic() - started) > self.spec.timeout:
+                    LOG.warning(
+                        "%s ran %.1f s, over its %d s Timeout",
+                        self.spec.logical_id,
+                        elapsed,
+                        self.spec.timeout,
+                    )
+
+    invoke = __call__
+
+
+def _check_port(host: str, port: int, flag: str) -> None:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise PortInUseError(f"{host}:{port} is already in use; choose another with {flag} PORT") from exc
-        return int(probe.getsockname()[1])
+            raise PortInUseError(
+                f"{host}:{port} is already in use; choose another port with {flag} PORT (0 picks a free one)"
+            ) from exc
+
+
+def _reset_neruba_caches() -> None:
+    """Forget cached boto3 clients and settings of the neruba package (if it is importable)."""
+    try:
+        from neruba.dal.clients import reset_clients
+        from neruba.settings import get_settings
+    except ImportError:
+        return
+    reset_clients()
+    get_settings.cache_clear()
 
 
 class LocalStack:
+    """The whole template on localhost; ``start()``/``stop()`` or use it as a context manager."""
+
     def __init__(
         self,
         template_path: str | Path = "template.yaml",
@@ -50,135 +146,223 @@ class LocalStack:
         moto_port: int = 0,
         parameters: Mapping[str, Any] | None = None,
         stack_name: str = "neruba-local",
+        poll_interval: float = 0.2,
+        *,
         schedules: bool = True,
+        retry_delay: int = 1,
+        log_requests: bool = False,
     ) -> None:
         self.repo_root = Path(repo_root).resolve()
-        self.template = load_template(self.repo_root / template_path)
-        self.host, self.api_port, self.moto_port = host, api_port, moto_port
-        self.parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
-        self.stack_name = stack_name
-        self.with_schedules = schedules
-        self.functions: dict[str, LocalFunction] = {}
+        self.document = load_template(self.repo_root / template_path)
+        declared = self.document.get("Parameters") or {}
+        self.parameters = {
+            **{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared},
+            **(parameters or {}),
+        }
+        self.template = local_template(self.document, stack_name, self.parameters)
+        self.host, self.api_port, self.moto_port, self.stack_name = host, api_port, moto_port, stack_name
+        self.poll_interval, self.retry_delay, self.with_schedules = poll_interval, retry_delay, schedules
+        self.functions = {
+            logical_id: LocalFunction(
+                spec, self.repo_root, self.template.intrinsics.resolve(logical_id, None)
+            )
+            for logical_id, spec in self.template.functions().items()
+        }
+        self.gateway = Gateway(self.template, self.invoke, control=self, log_requests=log_requests)
+        self.env: dict[str, str] = {}
+        self.resources: dict[str, str] = {}  # logical id -> table name / queue URL
+        self.queue_urls: dict[str, str] = {}
         self.pollers: list[QueuePoller] = []
         self.schedules: dict[str, Schedule] = {}
-        self.env: dict[str, str] = {}
-        self.gateway: Gateway | None = None
         self._moto: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._started = False
+        self.running = False  # True once start() completed, until stop()
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
+        return f"http://{self._client_host}:{self.api_port}"
 
     @property
     def moto_url(self) -> str:
-        return f"http://{self.host}:{self.moto_port}"
+        return f"http://{self._client_host}:{self.moto_port}"
 
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+
+    # ---------------------------------------------------------------------------------- lifecycle
     def start(self) -> LocalStack:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.moto_port = _free_port(self.host, self.moto_port, "--moto-port")
-        api_port = _free_port(self.host, self.api_port, "--port")
-        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
-        self._moto.start()
-        self._set_environment()
-        provision_template(self.template, self.stack_name, self.parameters)
-        self.functions = load_functions(self.template, self.repo_root)
-        self.gateway = Gateway(self.template, self.functions)
-        self.gateway.control = self._control
-        self.api_port = self.gateway.serve(self.host, api_port)
-        self._start_workers()
+        """Start moto, provision, set the handlers' environment, serve the API, start pollers/schedules."""
+        if self._started:
+            return self
+        self._started = True
+        try:
+            try:
+                self.api_port = self.gateway.bind(self.host, self.api_port)
+            except OSError as exc:
+                raise PortInUseError(
+                    f"{self.host}:{self.api_port} is already in use; choose another port with --port PORT "
+                    "(or NERUBA_LOCAL_PORT; 0 picks a free one)"
+                ) from exc
+            self._start_moto()
+            self._set_environment()
+            session = boto3.session.Session()
+            self.resources = provision_template(self.template, session=session, endpoint_url=self.moto_url)
+            queues = self.template.resources("AWS::SQS::Queue")
+            self.queue_urls = {k: v for k, v in self.resources.items() if k in queues}
+            self.gateway.serve()
+            self._start_pollers(session)
+            self._start_schedules()
+        except BaseException:
+            self.stop()
+            raise
+        self.running = True
         return self
 
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        if self.moto_port:
+            _check_port(self.host, self.moto_port, "--moto-port")
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        self._moto.start()
+        self.moto_port = int(self._moto.get_host_and_port()[1])
+
     def _set_environment(self) -> None:
-        resolver = LocalResolver(self.template, self.stack_name)
-        intrinsics = Intrinsics(self.template, resolver, self.parameters, self.stack_name)
-        env = {
+        env: dict[str, str | None] = {
             "AWS_ENDPOINT_URL": self.moto_url,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "AWS_PROFILE": None,  # a profile from the shell must not send the handlers to real AWS
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
-        for logical_id in resources_of(self.template, "AWS::Serverless::Function"):
-            env.update(
-                {
-                    k: str(v)
-                    for k, v in intrinsics.evaluate(function_environment(self.template, logical_id)).items()
-                }
+        functions: dict[str, str] = {}
+        for logical_id in self.functions:
+            for key, value in self.template.function_environment(logical_id).items():
+                if key in functions and functions[key] != value:
+                    LOG.warning("%s sets %s=%r, another function %r: one process has one value", logical_id,
+                                key, value, functions[key])  # fmt: skip
+                functions[key] = value
+        env.update(functions)
+        if os.environ.get("NERUBA_LOCAL_LOG_LEVEL"):
+            env["POWERTOOLS_LOG_LEVEL"] = os.environ["NERUBA_LOCAL_LOG_LEVEL"]
+        for key, setting in env.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            if setting is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = setting
+        self.env = {k: v for k, v in env.items() if v is not None}
+        _reset_neruba_caches()
+
+    def _start_pollers(self, session: Any) -> None:
+        config = Config(retries={"max_attempts": 2}, read_timeout=30)
+        for source in self.template.sqs_sources():
+            if not source.enabled or source.queue not in self.queue_urls:
+                LOG.warning(
+                    "%s.%s: not polled (disabled or not a queue of the template)",
+                    source.function,
+                    source.event,
+                )
+                continue
+            poller = QueuePoller(
+                session.client("sqs", endpoint_url=self.moto_url, region_name=REGION, config=config),
+                self.queue_urls[source.queue],
+                self.template.intrinsics.resolve(source.queue, "Arn"),
+                self.functions[source.function],
+                batch_size=source.batch_size,
+                window=source.window,
+                report_failures=source.report_failures,
+                retry_delay=self.retry_delay,
+                poll_interval=self.poll_interval,
+                name=f"{source.function}.{source.event}",
             )
-        env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-        env["POWERTOOLS_LOG_LEVEL"] = os.environ.get("NERUBA_LOCAL_LOG_LEVEL", "WARNING")
-        self.env = env
-        os.environ.update(env)
-        from neruba.dal.clients import reset_clients
-        from neruba.settings import get_settings
+            self.pollers.append(poller)
+            poller.start()
 
-        reset_clients()
-        get_settings.cache_clear()
-
-    def _start_workers(self) -> None:
-        resolver = LocalResolver(self.template, self.stack_name)
-        sqs = boto3.client("sqs", endpoint_url=self.moto_url, config=Config(retries={"max_attempts": 1}))
-        for logical_id, function in self.functions.items():
-            for name, event in function.properties.get("Events", {}).items():
-                props = event.get("Properties", {})
-                if event.get("Type") == "SQS":
-                    queue = props["Queue"]["Fn::GetAtt"][0]
-                    poller = QueuePoller(
-                        sqs,
-                        resolver(queue, None),
-                        resolver(queue, "Arn"),
-                        function,
-                        batch_size=int(props.get("BatchSize", 10)),
-                        window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
-                        report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
-                    )
-                    self.pollers.append(poller)
-                    poller.start()
-                elif event.get("Type") in ("Schedule", "ScheduleV2"):
-                    intrinsics = Intrinsics(self.template, resolver, self.parameters, self.stack_name)
-                    schedule = Schedule(
-                        f"{logical_id}.{name}", str(intrinsics.evaluate(props["Schedule"])), function
-                    )
-                    self.schedules[schedule.name] = schedule
-                    if self.with_schedules:
-                        schedule.start()
-
-    def _control(self, method: str, path: str) -> tuple[int, Any] | None:
-        """Local-only routes: POST /_local/schedules/{name}/fire, GET /_local/schedules."""
-        if not path.startswith("/_local/"):
-            return None
-        if method == "GET" and path == "/_local/schedules":
-            return 200, {name: s.expression for name, s in self.schedules.items()}
-        parts = path.strip("/").split("/")
-        if method == "POST" and len(parts) == 4 and parts[1] == "schedules" and parts[3] == "fire":
-            if parts[2] not in self.schedules:
-                return 404, {"error": {"code": "schedule_not_found", "message": parts[2]}}
-            return 200, {"schedule": parts[2], "result": self.fire_schedule(parts[2])}
-        return 404, {"error": {"code": "route_not_found", "message": path}}
-
-    def fire_schedule(self, name: str) -> Any:
-        return self.schedules[name].fire()
-
-    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        return self.functions[logical_id].invoke(event)
+    def _start_schedules(self) -> None:
+        for spec in self.template.schedules():
+            name = f"{spec.function}.{spec.event}"
+            schedule = Schedule(
+                name, spec.expression, self.functions[spec.function], spec.enabled, spec.input, spec.rule_name
+            )
+            self.schedules[name] = schedule
+            if self.with_schedules:
+                schedule.start()
 
     def stop(self) -> None:
-        for schedule in self.schedules.values():
-            schedule.stop()
-        for poller in self.pollers:
-            poller.stop()
-        if self.gateway:
-            self.gateway.stop()
-        if self._moto:
+        """Stop every thread and moto; undo the environment changes this stack made (if still in place)."""
+        workers: list[Schedule | QueuePoller] = [*self.schedules.values(), *self.pollers]
+        for worker in workers:
+            worker.request_stop()
+        for worker in workers:
+            worker.stop()
+        self.pollers, self.schedules = [], {}
+        self.gateway.stop()
+        if self._moto is not None:
             self._moto.stop()
+            self._moto = None
+        for key, previous in self._saved_env.items():
+            if os.environ.get(key) == self.env.get(key):
+                if previous is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = previous
+        self._saved_env, self._started, self.running = {}, False, False
+        _reset_neruba_caches()
 
     def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ------------------------------------------------------------------------------------- actions
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Call a function's handler now, with a fresh Lambda context."""
+        return self.functions[logical_id](event)
+
+    def preload(self) -> dict[str, FunctionLoadError]:
+        """Import every handler now; returns the ones that failed (logical id -> error)."""
+        failed = {}
+        for logical_id, function in self.functions.items():
+            try:
+                function.load()
+            except FunctionLoadError as exc:
+                failed[logical_id] = exc
+        return failed
+
+    def schedule_names(self) -> list[str]:
+        return sorted(self.schedules)
+
+    def fire_schedule(self, name: str) -> Any:
+        """Run a schedule now, named ``Function.Event``, by its function, its event name or its rule name."""
+        if name in self.schedules:
+            return self.schedules[name].fire()
+        candidates = [
+            s for key, s in self.schedules.items() if name in (*key.split("."), s.rule_arn.rsplit("/", 1)[1])
+        ]
+        if len(candidates) != 1:
+            known = ", ".join(self.schedules) or "none"
+            raise KeyError(f"{name!r} names {len(candidates)} schedules (known: {known})")
+        return candidates[0].fire()
+
+    def queue_counts(self) -> dict[str, dict[str, Any]]:
+        """Every queue with its visible / in-flight / delayed message counts."""
+        sqs = boto3.session.Session().client("sqs", endpoint_url=self.moto_url, region_name=REGION)
+        counts = {}
+        for logical_id, url in self.queue_urls.items():
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            counts[logical_id] = {
+                "url": url,
+                "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+                "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+            }
+        return counts
