@@ -21,6 +21,9 @@ TEST_ENVIRONMENT = {
     "NERUBA_LEDGER_TABLE": "test-LedgerTable",
     "NERUBA_OPS_TABLE": "test-OpsTable",
     "NERUBA_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-IngestQueue",
+    "NERUBA_BILLING_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-BillingQueue",
+    "NERUBA_STRIPE_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-StripeEventsQueue",
+    "NERUBA_STRIPE_SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-StripeSyncQueue",
     "NERUBA_DOCS_ENABLED": "true",
 }
 for _key, _value in TEST_ENVIRONMENT.items():

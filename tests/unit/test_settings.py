@@ -12,6 +12,9 @@ COMPLETE = {
     "NERUBA_LEDGER_TABLE": "l-table",
     "NERUBA_OPS_TABLE": "o-table",
     "NERUBA_INGEST_QUEUE_URL": "https://sqs.example/q",
+    "NERUBA_BILLING_QUEUE_URL": "https://sqs.example/b",
+    "NERUBA_STRIPE_EVENTS_QUEUE_URL": "https://sqs.example/s",
+    "NERUBA_STRIPE_SYNC_QUEUE_URL": "https://sqs.example/y",
 }
 
 
