@@ -26,6 +26,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba import jsonutil
+from neruba.api.scopes import check_scope
 from neruba.errors import (
     AuthenticationError,
     NerubaError,
@@ -183,15 +184,19 @@ def _body_size(event: dict[str, Any]) -> int:
 
 
 def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """The Lambda entry point for ``app``: logging context, metrics flush and the body size limit."""
+    """The Lambda entry point for ``app``: logging context, metrics flush, the route's scope (checked
+    before the body is read or validated) and the body size limit."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         limit = get_settings().max_body_bytes
-        if _body_size(event) > limit:
+        try:
+            check_scope(app, event)
+            if _body_size(event) > limit:
+                raise PayloadTooLargeError(f"The body is over {limit} bytes.")
+        except NerubaError as error:
             request_id = (event.get("requestContext") or {}).get("requestId")
-            error = PayloadTooLargeError(f"The body is over {limit} bytes.")
             return {
                 "statusCode": error.status,
                 "headers": {"Content-Type": "application/json", "X-Request-Id": request_id or ""},

@@ -69,6 +69,34 @@ def require_scope(scope: Scope) -> Callable[..., Any]:
     return ScopeMiddleware(scope)
 
 
+def route_scope(app: Any, method: str, path: str) -> Scope | None:
+    """The scope the route matching ``method path`` requires, or None (public or no such route).
+
+    The resolver validates a request against its schema before route middlewares run, so the handler
+    checks the scope with this first: a key without the scope gets 403 before any validation detail of a
+    route it may not call.
+    """
+    for route in [*app._static_routes, *app._dynamic_routes]:
+        if route.method == method.upper() and route.rule.match(path):
+            for middleware in route.middlewares:
+                if isinstance(middleware, ScopeMiddleware):
+                    return middleware.scope
+            return None
+    return None
+
+
+def check_scope(app: Any, event: Mapping[str, Any]) -> None:
+    """Raise AuthenticationError / PermissionDeniedError when the caller may not call this route."""
+    scope = route_scope(app, str(event.get("httpMethod") or ""), str(event.get("path") or ""))
+    if scope is None:
+        return
+    principal = principal_from_event(event)
+    if principal is None:
+        raise AuthenticationError("Send an API key as 'Authorization: Bearer KEY'.")
+    if scope not in principal.scopes:
+        raise PermissionDeniedError(f"This route needs an API key with the '{scope}' scope.")
+
+
 def current_principal(app: BaseRouter) -> Principal:
     """The principal a ScopeMiddleware admitted (call only inside a scoped route)."""
     principal = app.context.get("principal")
