@@ -29,6 +29,7 @@ from neruba import jsonutil
 from neruba.api.scopes import check_scope
 from neruba.errors import (
     AuthenticationError,
+    InvalidRequestError,
     NerubaError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -176,11 +177,14 @@ def build_resolver(*routers: APIGatewayRouter, docs: bool = False) -> APIGateway
     return app
 
 
-def _body_size(event: dict[str, Any]) -> int:
+def _raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        return len(base64.b64decode(body, validate=False))
-    return len(body.encode())
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError as exc:
+            raise InvalidRequestError("The body is not valid base64.", code="invalid_body") from exc
+    return str(body).encode("utf-8", "surrogatepass")
 
 
 def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
@@ -193,8 +197,13 @@ def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambd
         limit = get_settings().max_body_bytes
         try:
             check_scope(app, event)
-            if _body_size(event) > limit:
+            raw = _raw_body(event)
+            if len(raw) > limit:
                 raise PayloadTooLargeError(f"The body is over {limit} bytes.")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidRequestError("The body is not UTF-8 text.", code="invalid_body") from exc
         except NerubaError as error:
             request_id = (event.get("requestContext") or {}).get("requestId")
             return {
