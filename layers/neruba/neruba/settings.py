@@ -13,12 +13,12 @@ missing or invalid one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "NERUBA_"
 Stage = Literal["local", "dev", "prod"]
@@ -54,16 +54,28 @@ class SettingsFields(BaseModel):
         return self.stage == "prod"
 
 
-class Settings(BaseSettings, SettingsFields):
-    """Validated configuration of one Neruba function or command, read from ``NERUBA_*`` variables."""
+class Settings(SettingsFields):
+    """Validated configuration of one Neruba function or command, read from ``NERUBA_*`` variables.
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    Read with plain pydantic from the environment (no settings framework: it would cost every cold start
+    about as much again as importing pydantic).
+    """
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return cls.model_validate(_fields_of(os.environ if environ is None else environ))
+
+
+def _fields_of(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key[len(ENV_PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(ENV_PREFIX)
+    }
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process, read once (call ``get_settings.cache_clear()`` in tests)."""
-    return Settings()  # type: ignore[call-arg]
+    return Settings.from_environment()
 
 
 def check_environment(environ: Mapping[str, str]) -> list[str]:
@@ -73,11 +85,8 @@ def check_environment(environ: Mapping[str, str]) -> list[str]:
         >>> check_environment({})[0]
         'NERUBA_KEYS_TABLE: missing (DynamoDB table of API keys (hashed).)'
     """
-    values = {
-        key[len(ENV_PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(ENV_PREFIX)
-    }
     try:
-        SettingsFields.model_validate(values)
+        SettingsFields.model_validate(_fields_of(environ))
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
