@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neruba.domain.pricing import GroupUsage, PricingError, RatedWindow, exact, price_charge, usage_lines
+from neruba.domain.lines import GroupUsage, usage_lines
+from neruba.domain.pricing import PricingError, RatedWindow, exact, price_charge
 from neruba.domain.windows import rate_subscription_window
 
 prices = st.decimals(min_value=0, max_value=1000, places=5, allow_nan=False, allow_infinity=False)

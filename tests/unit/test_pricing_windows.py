@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from neruba.domain.pricing import GroupUsage, price_charge, usage_lines
+from neruba.domain.lines import GroupUsage, usage_lines
+from neruba.domain.pricing import price_charge
 from neruba.domain.windows import rate_opening_window, rate_subscription_window
 
 JAN, FEB, MAR = (datetime(2026, m, 1, tzinfo=UTC) for m in (1, 2, 3))
@@ -289,3 +290,37 @@ def test_each_group_is_priced_on_its_own() -> None:
     assert lines["usage:tokens:model=a:0"].amount_minor == 10000
     assert lines["usage:tokens:model=b:0"].amount_minor == 1000
     assert lines["usage:tokens:model=a:0"].group == {"model": "a"}
+
+
+def test_the_worked_example_of_docs_pricing_md() -> None:
+    # GIVEN the plan, change and usage of the worked example in docs/pricing.md
+    def tiers(first: str) -> list[dict[str, Any]]:
+        return [
+            {"up_to": "10000", "unit_price": first},
+            {"up_to": None, "unit_price": "0.001", "flat_fee": "5"},
+        ]
+
+    def pro(number: int, fee: str, first: str) -> dict[str, Any]:
+        charge = {"meter_code": "calls", "model": "graduated", "free_units": "1000", "tiers": tiers(first)}
+        return version(
+            number=number,
+            fixed_fee={"amount": fee, "timing": "advance"},
+            minimum_commitment="40",
+            charges=[charge],
+        )
+
+    sub = subscription(("pro", 1, JAN, MID_JAN), ("pro", 2, MID_JAN, None))
+    plans = {("pro", 1): pro(1, "31", "0.002"), ("pro", 2): pro(2, "62", "0.0015")}
+    usage = {0: {"calls": {"": GroupUsage(Decimal(12345))}}, 1: {"calls": {"": GroupUsage(Decimal(4321))}}}
+    # WHEN January is rated
+    window = rate_subscription_window(sub, plans, JAN, FEB, usage)
+    # THEN the table of the document, line by line
+    assert {line.line_id: line.amount_minor for line in window.lines} == {
+        "usage:calls::0": 2635,
+        "usage:calls::1": 498,
+        "proration:credit:0": -2100,
+        "proration:charge:1": 4200,
+        "minimum_commitment": 867,
+        "fixed_fee:advance:1": 6200,
+    }
+    assert window.subtotal_minor == 12300

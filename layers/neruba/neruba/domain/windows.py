@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from neruba.domain.lines import GroupUsage, usage_lines
 from neruba.domain.periods import add_interval
 from neruba.domain.pricing import (
     ZERO,
-    GroupUsage,
     InvoiceLine,
     LineKind,
     PricingError,
@@ -36,7 +36,6 @@ from neruba.domain.pricing import (
     exact,
     fraction_of,
     line_minor,
-    usage_lines,
 )
 
 Versions = Mapping[tuple[str, int], Mapping[str, Any]]

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
-from neruba.domain.pricing import GroupUsage, PricingError, RatedWindow
+from neruba.domain.lines import GroupUsage
+from neruba.domain.pricing import PricingError, RatedWindow
 from neruba.domain.usage import combine
 from neruba.domain.windows import (
     PhaseSpan,
