@@ -116,3 +116,15 @@ def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f
     from neruba.logic.catalog import get_subscription as fetch
 
     return json_response(fetch(_repo(), subscription_id))
+
+
+@_read_route(
+    "/v1/customers/<customer_id>/upcoming-invoice",
+    "Preview the upcoming invoice (current period to date, before credits)",
+    "invoices",
+)
+def get_upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.upcoming import upcoming_invoice
+
+    return json_response(upcoming_invoice(_repo(), UsageRepository(get_settings().usage_table), customer_id))

@@ -1,0 +1,93 @@
+"""Usage lines of one plan version: each charge applied to each meter's (and group's) usage.
+
+Example:
+    >>> from datetime import UTC
+    >>> plan = {"code": "api", "version": 1, "currency": "USD", "charges": [
+    ...     {"meter_code": "calls", "model": "per_unit", "unit_price": "0.00025", "free_units": "0"}]}
+    >>> t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    >>> [l.amount_minor for l in usage_lines(plan, t0, t1, {"calls": {"": GroupUsage(Decimal(1234))}})]
+    [31]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba.domain.pricing import ZERO, InvoiceLine, exact, line_minor, price_charge
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUsage:
+    """The aggregated usage of one meter and group over a span: quantity, hourly cells read, events."""
+
+    quantity: Decimal
+    hours: int = 0
+    events: int = 0
+
+
+def parse_group(key: str) -> dict[str, str]:
+    """``"model=gpt|region=eu"`` -> ``{"model": "gpt", "region": "eu"}`` (empty key -> ``{}``)."""
+    return dict(part.partition("=")[::2] for part in key.split("|") if part)
+
+
+def usage_lines(
+    version: Mapping[str, Any],
+    period_start: datetime,
+    period_end: datetime,
+    usage: Mapping[str, Mapping[str, GroupUsage]],
+    *,
+    phase_index: int = 0,
+) -> list[InvoiceLine]:
+    """The usage lines of one plan version over [period_start, period_end).
+
+    ``usage`` maps meter code -> group key (``""`` when the meter has no groups) -> usage. Each group is
+    priced with the whole charge on its own (its own free units and tiers). A charge without usage gives
+    one zero line, so every charge of the plan shows on the invoice.
+
+    Example:
+        >>> from datetime import UTC
+        >>> plan = {"code": "api", "version": 1, "currency": "USD", "charges": [
+        ...     {"meter_code": "calls", "model": "per_unit", "unit_price": "0.00025", "free_units": "0"}]}
+        >>> t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+        >>> [l.amount_minor for l in usage_lines(plan, t0, t1, {"calls": {"": GroupUsage(Decimal(1234))}})]
+        [31]
+    """
+    currency = str(version["currency"])
+    lines = []
+    for charge in version.get("charges") or []:
+        meter = str(charge["meter_code"])
+        groups = usage.get(meter) or {"": GroupUsage(ZERO)}
+        for key in sorted(groups):
+            cell = groups[key]
+            priced = price_charge(charge, cell.quantity)
+            group = parse_group(key)
+            label = ", ".join(f"{k}={v}" for k, v in group.items())
+            lines.append(
+                InvoiceLine(
+                    line_id=f"usage:{meter}:{key}:{phase_index}",
+                    kind="usage",
+                    description=f"{meter} ({charge['model']})" + (f" [{label}]" if label else ""),
+                    meter_code=meter,
+                    group=group,
+                    quantity=priced.quantity,
+                    unit_price=priced.unit_price,
+                    tiers=priced.tiers,
+                    amount_minor=line_minor(priced.amount, currency),
+                    period_start=period_start,
+                    period_end=period_end,
+                    plan_code=str(version["code"]),
+                    plan_version=int(version["version"]),
+                    source={
+                        "hours": cell.hours,
+                        "events": cell.events,
+                        "free_units": exact(charge.get("free_units", 0)),
+                        "billable_quantity": priced.billable,
+                        "amount": priced.amount,
+                    },
+                )
+            )
+    return lines

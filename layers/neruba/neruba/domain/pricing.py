@@ -1,0 +1,291 @@
+"""The pricing engine: one charge of a plan version applied to a quantity, and the invoice line shapes.
+
+Pure Python, no AWS. Prices and quantities are ``Decimal`` (a float is refused), every intermediate
+amount is exact, and a line's amount is rounded ONCE, half-up, to the currency's minor unit
+(``domain.money.to_minor``). Rules in docs/pricing.md.
+
+Example:
+    >>> charge = {"meter_code": "calls", "model": "graduated", "free_units": "0",
+    ...           "tiers": [{"up_to": "5", "unit_price": "5"}, {"up_to": None, "unit_price": "4"}]}
+    >>> priced = price_charge(charge, Decimal(6))
+    >>> priced.amount, [t.quantity for t in priced.tiers]
+    (Decimal('29'), [Decimal('5'), Decimal('1')])
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from neruba.domain.money import to_minor
+
+LineKind = Literal["fixed_fee", "usage", "minimum_commitment", "proration"]
+ZERO = Decimal(0)
+# Exact arithmetic: prices and quantities have at most 30 digits each, so a product has at most 60 and a
+# sum of tiers a few more; with 100 digits of precision and Inexact trapped, any loss would raise.
+EXACT = decimal.Context(prec=100, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+
+
+class PricingError(ValueError):
+    """A charge or quantity the engine cannot price (unknown model, float input, negative quantity)."""
+
+
+def exact(value: Any, what: str = "value") -> Decimal:
+    """A price or quantity as Decimal: Decimal, int or numeric string; floats and bools are refused.
+
+    Example:
+        >>> exact("0.00025")
+        Decimal('0.00025')
+        >>> exact(0.1)  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        ...
+        PricingError: value is a float (0.1); prices and quantities are Decimal
+    """
+    if isinstance(value, float):
+        raise PricingError(f"{what} is a float ({value!r}); prices and quantities are Decimal")
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise PricingError(f"{what} must be a Decimal, int or numeric string, not {type(value).__name__}")
+    try:
+        number = Decimal(value)
+    except decimal.InvalidOperation as exc:
+        raise PricingError(f"{what} {value!r} is not a number") from exc
+    if not number.is_finite():
+        raise PricingError(f"{what} must be finite")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class TierLine:
+    """One row of a line's breakdown: units (or packages) at a unit price plus a flat fee, exact amount."""
+
+    tier: int
+    quantity: Decimal
+    unit_price: Decimal
+    flat_fee: Decimal
+    amount: Decimal
+    unit: Literal["unit", "package"] = "unit"
+    up_to: Decimal | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "quantity": self.quantity,
+            "unit": self.unit,
+            "up_to": self.up_to,
+            "unit_price": self.unit_price,
+            "flat_fee": self.flat_fee,
+            "amount": self.amount,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A charge applied to a quantity: billable units, the breakdown, the exact (unrounded) amount."""
+
+    quantity: Decimal
+    billable: Decimal
+    unit_price: Decimal | None
+    tiers: list[TierLine]
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    """One line of an invoice; ``amount_minor`` is integer minor units (negative for a credit)."""
+
+    line_id: str
+    kind: LineKind
+    description: str
+    meter_code: str | None
+    group: dict[str, str]
+    quantity: Decimal
+    unit_price: Decimal | None
+    tiers: list[TierLine]
+    amount_minor: int
+    period_start: datetime
+    period_end: datetime
+    plan_code: str
+    plan_version: int
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if type(self.amount_minor) is not int:
+            raise PricingError("amount_minor is an int")
+        if not isinstance(self.quantity, Decimal):
+            raise PricingError("quantity is a Decimal")
+        if self.period_start.tzinfo is None or self.period_end.tzinfo is None:
+            raise PricingError("line periods are timezone-aware")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line_id": self.line_id,
+            "kind": self.kind,
+            "description": self.description,
+            "meter_code": self.meter_code,
+            "group": dict(self.group),
+            "quantity": self.quantity,
+            "unit_price": self.unit_price,
+            "tiers": [t.to_dict() for t in self.tiers],
+            "amount_minor": self.amount_minor,
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat(),
+            "plan_code": self.plan_code,
+            "plan_version": self.plan_version,
+            "source": dict(self.source),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RatedWindow:
+    """The lines of one billing window and their subtotal (checked to be their exact sum).
+
+    ``kind`` is ``window`` for [period_start, period_end) or ``opening`` for the advance fee of the
+    first period that billing issues when a subscription starts.
+    """
+
+    currency: str
+    lines: list[InvoiceLine]
+    subtotal_minor: int
+    period_start: datetime
+    period_end: datetime
+    subscription_id: str | None = None
+    customer_id: str | None = None
+    kind: Literal["window", "opening"] = "window"
+    as_of: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.subtotal_minor != sum(line.amount_minor for line in self.lines):
+            raise PricingError("subtotal_minor must equal the sum of the lines")
+
+    @classmethod
+    def of(
+        cls,
+        currency: str,
+        lines: Sequence[InvoiceLine],
+        period_start: datetime,
+        period_end: datetime,
+        **kw: Any,
+    ) -> RatedWindow:
+        """A window whose subtotal is the sum of ``lines``."""
+        lines = list(lines)
+        return cls(currency, lines, sum(line.amount_minor for line in lines), period_start, period_end, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "rated_window",
+            "kind": self.kind,
+            "subscription_id": self.subscription_id,
+            "customer_id": self.customer_id,
+            "currency": self.currency,
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat(),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "lines": [line.to_dict() for line in self.lines],
+            "subtotal_minor": self.subtotal_minor,
+        }
+
+
+def _tiers(charge: Mapping[str, Any]) -> list[tuple[Decimal | None, Decimal, Decimal]]:
+    rows = []
+    for index, tier in enumerate(charge.get("tiers") or []):
+        up_to = tier.get("up_to")
+        rows.append(
+            (
+                None if up_to is None else exact(up_to, f"tiers[{index}].up_to"),
+                exact(tier["unit_price"], f"tiers[{index}].unit_price"),
+                exact(tier.get("flat_fee", 0), f"tiers[{index}].flat_fee"),
+            )
+        )
+    bounds = [r[0] for r in rows]
+    finite = [b for b in bounds[:-1] if b is not None]
+    if not rows or bounds[-1] is not None or len(finite) != len(rows) - 1 or finite != sorted(set(finite)):
+        raise PricingError("tiers need increasing bounds and an open last tier (up_to: null)")
+    return rows
+
+
+def _graduated(billable: Decimal, charge: Mapping[str, Any]) -> list[TierLine]:
+    rows, lower = [], ZERO
+    for index, (up_to, price, flat) in enumerate(_tiers(charge), start=1):
+        if billable <= lower:
+            break
+        upper = billable if up_to is None else min(billable, up_to)
+        units = upper - lower
+        rows.append(TierLine(index, units, price, flat, units * price + flat, up_to=up_to))
+        lower = upper if up_to is None else up_to
+    return rows
+
+
+def _volume(billable: Decimal, charge: Mapping[str, Any]) -> list[TierLine]:
+    if billable <= 0:
+        return []
+    tiers = _tiers(charge)
+    for index, (up_to, price, flat) in enumerate(tiers, start=1):
+        if up_to is None or billable <= up_to:
+            return [TierLine(index, billable, price, flat, billable * price + flat, up_to=up_to)]
+    raise PricingError("the last tier is open-ended")  # unreachable: _tiers checked it
+
+
+def price_charge(charge: Mapping[str, Any], quantity: Decimal) -> Priced:
+    """Price ``quantity`` units under one charge (free units first, then the model). Exact, unrounded.
+
+    Example:
+        >>> price_charge({"model": "package", "package_size": 5, "package_price": "10"}, Decimal(6)).amount
+        Decimal('20')
+    """
+    if not isinstance(quantity, Decimal):
+        raise PricingError(f"quantity must be a Decimal, not {type(quantity).__name__}")
+    quantity = exact(quantity, "quantity")
+    if quantity < 0:
+        raise PricingError("quantity cannot be negative")
+    model = charge.get("model")
+    with decimal.localcontext(EXACT):
+        free = exact(charge.get("free_units", 0), "free_units")
+        billable = max(ZERO, quantity - free)
+        unit_price: Decimal | None
+        if model == "per_unit":
+            unit_price = exact(charge["unit_price"], "unit_price")
+            rows = [TierLine(1, billable, unit_price, ZERO, billable * unit_price)] if billable else []
+        elif model == "graduated":
+            rows = _graduated(billable, charge)
+            unit_price = None
+        elif model == "volume":
+            rows = _volume(billable, charge)
+            unit_price = rows[0].unit_price if rows else None
+        elif model == "package":
+            size = exact(charge["package_size"], "package_size")
+            unit_price = exact(charge["package_price"], "package_price")
+            if size <= 0:
+                raise PricingError("package_size must be positive")
+            whole, rest = divmod(billable, size)
+            packages = whole + (1 if rest else 0)  # a started package is a whole package
+            rows = (
+                [TierLine(1, packages, unit_price, ZERO, packages * unit_price, "package")]
+                if billable
+                else []
+            )
+        else:
+            raise PricingError(f"unknown pricing model {model!r}")
+        amount = sum((row.amount for row in rows), ZERO)
+    return Priced(quantity, billable, unit_price, rows, amount)
+
+
+def fraction_of(amount: Decimal, part_seconds: Decimal, whole_seconds: Decimal) -> Decimal:
+    """``amount * part / whole`` to 50 significant digits (the one division of proration).
+
+    The exact result is rational; when it is a terminating decimal within 50 digits it is returned
+    exactly, otherwise it is at least 1/(2*whole) away from any half minor unit, far more than the
+    50-digit error, so rounding it half-up to the minor unit gives the same answer as exact rationals.
+    """
+    if whole_seconds <= 0:
+        raise PricingError("a period has a positive length")
+    with decimal.localcontext(decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)):
+        return amount * part_seconds / whole_seconds
+
+
+def line_minor(amount: Decimal, currency: str) -> int:
+    """The one rounding of a line: exact amount -> integer minor units, half-up."""
+    return to_minor(amount, currency)
