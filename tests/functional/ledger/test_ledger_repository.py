@@ -107,7 +107,7 @@ def test_invoice_with_credits_consumes_grants_conditionally(ledger: Any) -> None
     items = ledger.posting_items(posting) + ledger.grant_consumption_items(apps, at=at)
     # WHEN billing runs the transaction twice (a retry)
     client("dynamodb").transact_write_items(TransactItems=items)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(Exception, match="TransactionCanceled") as raised:
         client("dynamodb").transact_write_items(TransactItems=items)
     # THEN the retry is recognised, the grant was consumed once, and everything reconciles
     assert ledger.retried_posting(raised.value) == posting
