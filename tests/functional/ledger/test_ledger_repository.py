@@ -257,3 +257,45 @@ def test_payment_retry_through_record_payment(ledger: Any) -> None:
         )
     # THEN one posting
     assert _count_postings(ledger) == 1
+
+
+def test_the_expiry_function_expires_every_due_grant_across_pages(ledger: Any) -> None:
+    # GIVEN five grants that expired a minute ago and one that has not
+    from datetime import UTC, datetime
+
+    from functions.credit_expiry.app import lambda_handler
+    from tests.support.api import fixture
+    from tests.support.lambda_context import FakeContext
+
+    now = datetime.now(UTC)
+    for n in range(5):
+        create_grant(
+            ledger,
+            customer_id="acme",
+            kind="promotional",
+            amount_minor=100 + n,
+            currency="USD",
+            idempotency_key=f"g{n}",
+            actor="test",
+            at=now - timedelta(days=1),
+            expires_at=now - timedelta(minutes=1),
+        )
+    live, _ = create_grant(
+        ledger,
+        customer_id="acme",
+        kind="promotional",
+        amount_minor=7,
+        currency="USD",
+        idempotency_key="live",
+        actor="test",
+        at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    # WHEN the job pages two at a time, and then the scheduled handler runs
+    report = expire_due(ledger, limit=2)
+    handler_report = lambda_handler(fixture("credit_expiry.json"), FakeContext())
+    # THEN all five expired in the first run, nothing in the second, the live grant is untouched
+    assert len(report["expired"]) == 5 and report["posted_minor"] == 510
+    assert handler_report["expired"] == []
+    assert ledger.balances("acme")["USD"]["prepaid_credit#" + live.grant_id] == -7
+    assert ledger.reconcile("acme") == []

@@ -173,37 +173,42 @@ def close_remainder(
     return repo.post(posting, [repo.grant_close_item(grant, status), *extra])
 
 
-def expire_due(repo: LedgerRepository, now: datetime | None = None, limit: int = 100) -> dict[str, Any]:
+def expire_due(
+    repo: LedgerRepository, now: datetime | None = None, limit: int = 100, pages: int = 20
+) -> dict[str, Any]:
     """Expire every active grant whose ``expires_at`` has passed; each posting is effective exactly at
     ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once)."""
     from neruba.observability import logger
 
     moment = now or datetime.now(UTC)
     report: dict[str, Any] = {"expired": [], "conflicts": [], "posted_minor": 0}
-    for grant in repo.grants_due(moment, limit):
-        if grant.status != "active":
-            continue
-        try:
-            posting = close_remainder(
-                repo,
-                grant,
-                "expired",
-                idempotency_key=f"expiry:{grant.grant_id}",
-                actor="system:credit_expiry",
-                source="expiry",
-                at=moment,
-                effective_at=grant.expires_at,
-            )
-        except Exception as exc:
-            if not (isinstance(exc, LedgerConflictError) or is_cancellation(exc)):
-                raise
-            logger.warning(
-                "grant changed while expiring; retried next run", extra={"grant_id": grant.grant_id}
-            )
-            report["conflicts"].append(grant.grant_id)
-            continue
-        report["expired"].append(grant.grant_id)
-        report["posted_minor"] += posting.total_minor if posting else 0
+    for _page in range(pages):
+        due = [g for g in repo.grants_due(moment, limit) if g.status == "active"]
+        fresh = [g for g in due if g.grant_id not in report["conflicts"]]
+        for grant in fresh:
+            try:
+                posting = close_remainder(
+                    repo,
+                    grant,
+                    "expired",
+                    idempotency_key=f"expiry:{grant.grant_id}",
+                    actor="system:credit_expiry",
+                    source="expiry",
+                    at=moment,
+                    effective_at=grant.expires_at,
+                )
+            except Exception as exc:
+                if not (isinstance(exc, LedgerConflictError) or is_cancellation(exc)):
+                    raise
+                logger.warning(
+                    "grant changed while expiring; retried next run", extra={"grant_id": grant.grant_id}
+                )
+                report["conflicts"].append(grant.grant_id)
+                continue
+            report["expired"].append(grant.grant_id)
+            report["posted_minor"] += posting.total_minor if posting else 0
+        if len(due) < limit or not fresh:
+            break
     return report
 
 
