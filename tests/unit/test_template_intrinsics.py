@@ -173,7 +173,9 @@ def test_the_real_template_evaluates_for_the_local_stack() -> None:
     assert [(s.function, s.queue, s.batch_size) for s in template.sqs_sources()] == [
         ("IngestWorkerFunction", "IngestQueue", 100)
     ]
-    assert [s.expression for s in template.schedules()] == ["rate(1 hour)"]
+    schedules = {s.function: s.expression for s in template.schedules()}
+    assert schedules["SweeperFunction"] == "rate(1 hour)"
+    assert schedules["CreditExpiryFunction"] == "rate(5 minutes)"
     assert template.gateway_responses()["MISSING_AUTHENTICATION_TOKEN"].status_code == 404
 
 

@@ -1,0 +1,155 @@
+"""Operator money actions (admin scope): grants, voids, adjustments, refunds, disputes, auto top-up,
+and the audit trail. Every POST needs an ``Idempotency-Key`` header and a ``reason``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.resolver import request_id_of
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.models.ledger import (
+    AutoTopUpRuleIn,
+    BalanceAdjustment,
+    DisputeClose,
+    DisputeCreate,
+    GrantCreate,
+    GrantVoid,
+    RefundCreate,
+)
+from neruba.settings import get_settings
+
+if TYPE_CHECKING:
+    from neruba.logic.ledger_admin import Operator, Stores
+
+router = APIGatewayRouter()
+ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
+ERRORS: dict[int, OpenAPIResponse] = {
+    200: {"description": "OK"},
+    201: {"description": "Created (also returned to a retry with the same Idempotency-Key)"},
+    400: {"description": "A rule is broken, e.g. currency_mismatch or idempotency_key_required"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the admin scope"},
+    404: {"description": "No such customer, grant or dispute"},
+    409: {"description": "idempotency_conflict, or the resource changed or is closed"},
+    422: {"description": "The body does not match the schema (e.g. no reason)"},
+}
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
+
+
+def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
+    register: Callable[..., Callable[..., Any]] = getattr(router, method)
+    return register(
+        path,
+        summary=summary,
+        tags=["ledger admin"],
+        security=BEARER_SECURITY,
+        middlewares=ADMIN,
+        responses=ERRORS,
+    )
+
+
+def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
+    from neruba.dal.audit import AuditRepository
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.dal.ledger import LedgerRepository
+    from neruba.logic.ledger_admin import Operator, Stores
+
+    settings = get_settings()
+    stores = Stores(
+        ledger=LedgerRepository(settings.ledger_table),
+        audit=AuditRepository(settings.ops_table),
+        customer=CatalogRepository(settings.catalog_table).get_customer,
+    )
+    return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
+
+
+@_route("post", "/admin/customers/<customer_id>/credit-grants", "Grant credits")
+def grant_credits(
+    customer_id: CustomerId, body: Annotated[GrantCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    """Purchased credit is paid money held as a liability; promotional credit costs only when spent."""
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.grant_credits(*_context(idempotency_key), customer_id, body), 201)
+
+
+@_route("post", "/admin/credit-grants/<grant_id>/void", "Void a grant's unused remainder")
+def void_grant(
+    grant_id: Annotated[str, Path(pattern=r"^cg_[0-9a-f]{24}$")],
+    body: Annotated[GrantVoid, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.void_grant(*_context(idempotency_key), grant_id, body))
+
+
+@_route("post", "/admin/customers/<customer_id>/balance-adjustments", "Correct a balance with a reason code")
+def adjust_balance(
+    customer_id: CustomerId,
+    body: Annotated[BalanceAdjustment, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Positive ``amount_minor`` lowers the amount due, negative raises it; ``reason_code`` is goodwill,
+    correction, refund or dispute."""
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.adjust(*_context(idempotency_key), customer_id, body), 201)
+
+
+@_route("post", "/admin/customers/<customer_id>/refunds", "Record a refund against an invoice or payment")
+def create_refund(
+    customer_id: CustomerId, body: Annotated[RefundCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.refund(*_context(idempotency_key), customer_id, body), 201)
+
+
+@_route("post", "/admin/customers/<customer_id>/disputes", "Record a dispute against an invoice or payment")
+def create_dispute(
+    customer_id: CustomerId, body: Annotated[DisputeCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.open_dispute(*_context(idempotency_key), customer_id, body), 201)
+
+
+@_route("post", "/admin/disputes/<dispute_id>/close", "Close a dispute (won or lost)")
+def close_dispute(
+    dispute_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,128}$")],
+    body: Annotated[DisputeClose, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Idempotent by dispute: closing again with the same outcome returns the closed dispute; another
+    outcome is 409 ``dispute_closed``."""
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.close_dispute(*_context(idempotency_key), dispute_id, body))
+
+
+@_route("put", "/admin/customers/<customer_id>/auto-top-up", "Set the auto top-up rule")
+def put_auto_top_up(customer_id: CustomerId, body: Annotated[AutoTopUpRuleIn, Body()]) -> Response[str]:
+    from neruba.logic import ledger_admin
+
+    return json_response(ledger_admin.put_auto_top_up(*_context(None), customer_id, body))
+
+
+@_route("get", "/admin/audit", "Audit records of a customer, newest first")
+def list_audit(
+    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[str]:
+    from neruba.logic.ledger_read import audit_records
+
+    return json_response(audit_records(customer_id, limit, starting_after))

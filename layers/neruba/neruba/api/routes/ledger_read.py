@@ -1,0 +1,61 @@
+"""Balances, the ledger and credit grants of a customer (read scope)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.models.catalog import EXTERNAL_ID_PATTERN
+
+router = APIGatewayRouter()
+READ: list[Callable[..., Any]] = [require_scope("read")]
+ERRORS: dict[int, OpenAPIResponse] = {
+    200: {"description": "OK"},
+    400: {"description": "Bad cursor"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the read scope"},
+    404: {"description": "No such customer"},
+    422: {"description": "A parameter is invalid"},
+}
+CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
+
+
+def _route(path: str, summary: str) -> Callable[..., Any]:
+    return router.get(
+        path, summary=summary, tags=["ledger"], security=BEARER_SECURITY, middlewares=READ, responses=ERRORS
+    )
+
+
+@_route("/v1/customers/<customer_id>/balance", "A customer's balance: amount due, credit, paid to date")
+def get_balance(customer_id: CustomerId) -> Response[str]:
+    """Derived from the ledger: ``amount_due_minor`` (receivable; negative when overpaid),
+    ``credit_available_minor`` and ``credit_available_by_grant`` (prepaid credit), ``paid_to_date_minor``
+    (cash received net of refunds and disputed funds)."""
+    from neruba.logic.ledger_read import balance
+
+    return json_response(balance(customer_id))
+
+
+@_route("/v1/customers/<customer_id>/ledger", "A customer's ledger postings, newest first")
+def list_postings(customer_id: CustomerId, limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
+    """Each posting with its entries, reason, source (invoice, payment, grant, operator, stripe, expiry),
+    source id and actor."""
+    from neruba.logic.ledger_read import postings
+
+    return json_response(postings(customer_id, limit, starting_after))
+
+
+@_route("/v1/customers/<customer_id>/credit-grants", "A customer's credit grants")
+def list_grants(customer_id: CustomerId) -> Response[str]:
+    from neruba.logic.ledger_read import grants
+
+    return json_response(grants(customer_id))

@@ -1,0 +1,387 @@
+"""Postings, balances and credit grants in the ledger table.
+
+Items (all strings keys ``pk``/``sk``; times as fixed-width UTC text so they compare as strings):
+
+- ``IDEM#{customer}#{idempotency_key}`` / ``#``: the posting's guard, holding the posting itself.
+  Put with ``attribute_not_exists(pk)`` and ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, always the
+  FIRST action of the transaction, so a retry is cancelled there and the stored posting comes back in
+  ``CancellationReasons[0].Item``.
+- ``CUS#{customer}`` / ``PST#{at}#{posting_id}``: the posting for listing and reconciliation (immutable).
+- ``CUS#{customer}`` / ``BAL#{currency}#{account}[#{grant}]``: materialised debit-positive balance,
+  ``ADD bal`` in the posting's transaction.
+- ``GRANT#{grant_id}`` / ``#``: a credit grant with ``remaining_minor``; GSI ``by-customer``
+  (``gsi1pk=GRT#{customer}``, ``gsi1sk``) lists a customer's grants, sparse GSI ``by-expiry``
+  (``exp_pending``, ``expires_at``) finds grants due to expire.
+- ``DSP#{dispute_id}`` / ``#`` disputes, ``CUS#{customer}`` / ``TOPUP#{currency}`` auto top-up rules,
+  ``CUS#{customer}`` / ``TOPUPREQ#{request_id}`` top-up requests (see ``neruba.dal.ledger_extra``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba.dal.catalog import decode_cursor, encode_cursor
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, to_item
+from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
+from neruba.domain.ledger import Posting
+
+
+class LedgerConflictError(Exception):
+    """A ledger transaction was cancelled for another reason than a retried posting (e.g. a grant's
+    remainder changed): read again and retry."""
+
+    def __init__(self, message: str, reasons: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
+
+
+def ts(at: datetime) -> str:
+    """Fixed-width UTC text of a time (sorts and compares like the time)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def grant_from_item(values: dict[str, Any]) -> CreditGrant:
+    codes = values.get("meter_codes")
+    return CreditGrant(
+        grant_id=values["grant_id"],
+        customer_id=values["customer_id"],
+        kind=values["kind"],
+        amount_minor=int(values["amount_minor"]),
+        remaining_minor=int(values["remaining_minor"]),
+        currency=values["currency"],
+        priority=int(values["priority"]),
+        effective_at=parse_ts(values["effective_at"]),
+        expires_at=parse_ts(values["expires_at"]) if values.get("expires_at") else None,
+        meter_codes=tuple(json.loads(codes)) if codes is not None else None,
+        status=values["status"],
+        created_at=parse_ts(values["created_at"]) if values.get("created_at") else None,
+    )
+
+
+def is_cancellation(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "TransactionCanceledException")
+
+
+class LedgerRepository:
+    """Idempotent postings, balances and grants."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # ------------------------------------------------------------------ postings
+    def posting_items(self, posting: Posting) -> list[dict[str, Any]]:
+        """TransactWriteItems actions for ``posting``; the first is the idempotency guard.
+
+        Put these first in a transaction; on ``TransactionCanceledException`` call
+        :meth:`retried_posting` to recognise a retry.
+        """
+        doc = json.dumps(posting.to_dict(), sort_keys=True)
+        customer = posting.customer_id
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(
+                        {
+                            "pk": f"IDEM#{customer}#{posting.idempotency_key}",
+                            "sk": "#",
+                            "posting": doc,
+                            "posting_sk": f"PST#{ts(posting.at)}#{posting.posting_id}",
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(
+                        {
+                            "pk": f"CUS#{customer}",
+                            "sk": f"PST#{ts(posting.at)}#{posting.posting_id}",
+                            "posting": doc,
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        for key, delta in sorted(posting.deltas().items()):
+            if delta == 0:
+                continue
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{posting.currency}#{key}"}),
+                        "UpdateExpression": "ADD bal :d, postings :one",
+                        "ExpressionAttributeValues": to_item({":d": delta, ":one": 1}),
+                    }
+                }
+            )
+        return items
+
+    def retried_posting(self, exc: Exception, index: int = 0) -> Posting | None:
+        """The stored posting when ``exc`` cancelled a transaction on the guard at ``index``; else None."""
+        if not is_cancellation(exc):
+            return None
+        reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+        if len(reasons) <= index:
+            return None
+        reason = reasons[index]
+        if reason.get("Code") != "ConditionalCheckFailed" or "Item" not in reason:
+            return None
+        return Posting.from_dict(json.loads(from_item(reason["Item"])["posting"]))
+
+    def post(self, posting: Posting, extra_items: Sequence[dict[str, Any]] = ()) -> Posting:
+        """Write ``posting`` (and ``extra_items``) in one transaction; a retry returns the stored posting.
+
+        Raises LedgerConflictError when another condition (a grant, a dispute) cancelled it.
+        """
+        items = [*self.posting_items(posting), *extra_items]
+        if len(items) > 100:
+            raise ValueError("a posting transaction is limited to 100 actions")
+        try:
+            client("dynamodb").transact_write_items(TransactItems=items)
+        except Exception as exc:
+            stored = self.retried_posting(exc)
+            if stored is not None:
+                return stored
+            if is_cancellation(exc):
+                reasons = exc.response.get("CancellationReasons") or []  # type: ignore[attr-defined]
+                raise LedgerConflictError("ledger transaction cancelled", reasons) from exc
+            raise
+        from neruba.observability import metrics
+
+        metrics.add_metric(name="LedgerPostings", unit="Count", value=1)
+        return posting
+
+    def stored_posting(self, customer_id: str, idempotency_key: str) -> Posting | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": f"IDEM#{customer_id}#{idempotency_key}", "sk": "#"}),
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return None
+        return Posting.from_dict(json.loads(from_item(response["Item"])["posting"]))
+
+    def postings(
+        self, customer_id: str, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Posting], str | None]:
+        """A page of the customer's postings, newest first, and the next page's cursor."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": to_item({":p": f"CUS#{customer_id}", ":s": "PST#"}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+        response = client("dynamodb").query(**kwargs)
+        found = [Posting.from_dict(json.loads(from_item(i)["posting"])) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return found, encode_cursor(last) if last else None
+
+    def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": to_item({":p": pk, ":s": prefix}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = client("dynamodb").query(**kwargs)
+            out.extend(from_item(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return out
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def balances(self, customer_id: str) -> dict[str, dict[str, int]]:
+        """Materialised balances: currency -> balance key (``account`` or ``account#grant``) -> amount."""
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        for item in self._query_all(f"CUS#{customer_id}", "BAL#"):
+            _, currency, key = item["sk"].split("#", 2)
+            out[currency][key] = int(item["bal"])
+        return dict(out)
+
+    def reconcile(self, customer_id: str) -> list[dict[str, Any]]:
+        """Recompute every balance from the postings' entries and report each difference.
+
+        Also checks each grant's ``remaining_minor`` against its ``prepaid_credit#{grant}`` balance.
+        An empty list means the materialised balances agree with the entries.
+        """
+        computed: dict[tuple[str, str], int] = defaultdict(int)
+        for item in self._query_all(f"CUS#{customer_id}", "PST#"):
+            posting = Posting.from_dict(json.loads(item["posting"]))
+            for key, delta in posting.deltas().items():
+                computed[(posting.currency, key)] += delta
+        stored = {
+            (currency, key): value
+            for currency, values in self.balances(customer_id).items()
+            for key, value in values.items()
+        }
+        differences = [
+            {"kind": "balance", "currency": c, "key": k, "stored": stored.get((c, k), 0), "computed": v}
+            for (c, k), v in sorted({**dict.fromkeys(stored, 0), **computed}.items())
+            if stored.get((c, k), 0) != v
+        ]
+        for grant in self.grants(customer_id, None, None):
+            from_ledger = -computed.get((grant.currency, f"prepaid_credit#{grant.grant_id}"), 0)
+            if from_ledger != grant.remaining_minor:
+                differences.append(
+                    {
+                        "kind": "grant",
+                        "grant_id": grant.grant_id,
+                        "stored": grant.remaining_minor,
+                        "computed": from_ledger,
+                    }
+                )
+        return differences
+
+    # ------------------------------------------------------------------ grants
+    def grant_item(self, grant: CreditGrant) -> dict[str, Any]:
+        """The Put of a new grant (its posting's guard makes a retry a no-op)."""
+        values: dict[str, Any] = {
+            "pk": f"GRANT#{grant.grant_id}",
+            "sk": "#",
+            "gsi1pk": f"GRT#{grant.customer_id}",
+            "gsi1sk": f"{ts(grant.effective_at)}#{grant.grant_id}",
+            "grant_id": grant.grant_id,
+            "customer_id": grant.customer_id,
+            "kind": grant.kind,
+            "amount_minor": grant.amount_minor,
+            "remaining_minor": grant.remaining_minor,
+            "currency": grant.currency,
+            "priority": grant.priority,
+            "effective_at": ts(grant.effective_at),
+            "expires_at": ts(grant.expires_at) if grant.expires_at else None,
+            "exp_pending": "1" if grant.expires_at else None,
+            "meter_codes": json.dumps(list(grant.meter_codes)) if grant.meter_codes is not None else None,
+            "status": grant.status,
+            "created_at": ts(grant.created_at) if grant.created_at else None,
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(values),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def grant_consumption_items(
+        self, applications: Iterable[CreditApplication], *, at: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """One conditional decrement per grant: enough remainder, active, effective at ``at`` and not
+        expired at the later of ``at`` and now (an expired remainder is never applied, even to an
+        invoice of an earlier period).
+
+        ``at`` defaults to now; pass the time the credits were allocated at.
+        """
+        now = datetime.now(UTC)
+        moment = ts(at or now)
+        expiry_moment = ts(max(at or now, now))
+        items = []
+        for grant_id, amount in sorted(applied_by_grant(applications).items()):
+            if amount <= 0:
+                raise ValueError("applications are positive amounts")
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item({"pk": f"GRANT#{grant_id}", "sk": "#"}),
+                        "UpdateExpression": "SET remaining_minor = remaining_minor - :a",
+                        "ConditionExpression": (
+                            "remaining_minor >= :a AND #st = :active AND effective_at <= :at"
+                            " AND (attribute_not_exists(expires_at) OR expires_at > :now)"
+                        ),
+                        "ExpressionAttributeNames": {"#st": "status"},
+                        "ExpressionAttributeValues": to_item(
+                            {":a": amount, ":active": "active", ":at": moment, ":now": expiry_moment}
+                        ),
+                    }
+                }
+            )
+        return items
+
+    def grant_close_item(self, grant: CreditGrant, status: str) -> dict[str, Any]:
+        """Expire or void a grant: remainder to 0, conditional on the remainder it had when read."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"GRANT#{grant.grant_id}", "sk": "#"}),
+                "UpdateExpression": "SET #st = :status, remaining_minor = :zero REMOVE exp_pending",
+                "ConditionExpression": "#st = :active AND remaining_minor = :seen",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {":status": status, ":zero": 0, ":active": "active", ":seen": grant.remaining_minor}
+                ),
+            }
+        }
+
+    def grant(self, grant_id: str) -> CreditGrant | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": f"GRANT#{grant_id}", "sk": "#"}),
+            ConsistentRead=True,
+        )
+        return grant_from_item(from_item(response["Item"])) if "Item" in response else None
+
+    def grants(self, customer_id: str, currency: str | None, at: datetime | None = None) -> list[CreditGrant]:
+        """The customer's grants (in ``currency`` when given); with ``at``, only those usable at ``at``.
+
+        Membership comes from the GSI; each grant is then read consistently.
+        """
+        keys: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-customer",
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": to_item({":p": f"GRT#{customer_id}"}),
+            "ProjectionExpression": "pk, sk",
+        }
+        while True:
+            response = client("dynamodb").query(**kwargs)
+            keys.extend({"pk": i["pk"], "sk": i["sk"]} for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found: list[CreditGrant] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            while pending:
+                response = client("dynamodb").batch_get_item(RequestItems=pending)
+                found.extend(grant_from_item(from_item(i)) for i in response["Responses"][self.table_name])
+                pending = response.get("UnprocessedKeys") or {}
+        grants = [g for g in found if currency is None or g.currency == currency]
+        if at is not None:
+            grants = [g for g in grants if g.usable_at(at)]
+        return sorted(grants, key=lambda g: (g.effective_at, g.grant_id))
+
+    def grants_due(self, now: datetime, limit: int = 100) -> list[CreditGrant]:
+        """Active grants whose ``expires_at`` is at or before ``now`` (the expiry job's work)."""
+        response = client("dynamodb").query(
+            TableName=self.table_name,
+            IndexName="by-expiry",
+            KeyConditionExpression="exp_pending = :one AND expires_at <= :now",
+            ExpressionAttributeValues=to_item({":one": "1", ":now": ts(now)}),
+            Limit=limit,
+        )
+        ids = [from_item(i)["grant_id"] for i in response.get("Items", [])]
+        grants = [self.grant(grant_id) for grant_id in ids]
+        return [g for g in grants if g is not None]
