@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from neruba.api.resolver import build_resolver, make_handler
-from neruba.api.routes import all_routers
+from neruba.api.routes import all_routers, system
 
-app = build_resolver(*all_routers(), docs=True)
+app = build_resolver(system.router, docs=True, documented=all_routers())
 lambda_handler = make_handler(app)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -166,15 +166,31 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
     )
 
 
-def build_resolver(*routers: APIGatewayRouter, docs: bool = False) -> APIGatewayRestResolver:
+_SERVED: dict[int, tuple[APIGatewayRouter, ...]] = {}
+
+
+def build_resolver(
+    *routers: APIGatewayRouter, docs: bool = False, documented: Sequence[APIGatewayRouter] = ()
+) -> APIGatewayRestResolver:
     """A REST resolver with request validation, the error handlers and ``routers`` included.
 
-    ``docs=True`` adds /docs and /openapi.json when the settings enable docs.
+    ``docs=True`` adds /docs and /openapi.json when the settings enable docs. ``documented`` routers are
+    added to the OpenAPI document only: their routes are registered, but each router keeps answering to
+    the resolver that serves it (a Powertools router hands its request state to the last resolver that
+    included it, which must never be the docs resolver when several functions share one process, as in
+    the local stack and the tests).
     """
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonutil.loads)
     app.use(middlewares=[_request_id_header])
     for router in routers:
         app.include_router(router)
+    _SERVED[id(app)] = tuple(routers)
+    for router in documented:
+        if router in routers:
+            continue
+        owner = router.api_resolver
+        app.include_router(router)
+        router.api_resolver = owner
     _register_error_handlers(app)
     if docs and get_settings().docs_enabled:
         enable_docs(app)
@@ -216,6 +232,8 @@ def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambd
                 "body": json.dumps(error.to_body(request_id)),
                 "isBase64Encoded": False,
             }
+        for router in _SERVED.get(id(app), ()):
+            router.api_resolver = app  # the routers answer to the resolver now serving them
         return app.resolve(event, context)
 
     return lambda_handler
