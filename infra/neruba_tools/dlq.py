@@ -70,7 +70,7 @@ def _pair(stack: StackInfo, name: str) -> tuple[str, str]:
     """(DLQ logical id, source logical id) for a DLQ or source queue given by logical id or name."""
     pairs = stack.redrive_pairs()
     for dlq, source in pairs.items():
-        names = {dlq, source, stack.resource(dlq), stack.resource(source)}
+        names = {dlq, source, stack.physical.get(dlq, dlq), stack.physical.get(source, source)}
         names |= {n.rsplit("/", 1)[-1] for n in list(names)}
         if name in names:
             return dlq, source
@@ -116,6 +116,9 @@ def _list(args: argparse.Namespace) -> int:
     sqs = _sqs()
     print(f"{'DLQ':<18} {'SOURCE':<18} {'DEPTH':>6} {'IN FLIGHT':>9}  OLDEST")
     for dlq, source in stack.redrive_pairs().items():
+        if dlq not in stack.physical:
+            print(f"{dlq:<18} {source:<18} not in stack {stack.stack_name}")
+            continue
         attributes = _attributes(sqs, stack.resource(dlq))
         depth = int(attributes.get("ApproximateNumberOfMessages", 0))
         in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))

@@ -142,51 +142,60 @@ def _attributes(message: dict[str, Any]) -> dict[str, Any]:
 def move_messages(
     sqs: Any, dlq_url: str, source_url: str, limit: int | None = None, hold_seconds: int = 120
 ) -> MoveResult:
-    """Move up to ``limit`` (default: all) messages from the DLQ to the source queue, send before delete."""
+    """Move up to ``limit`` (default: all) messages from the DLQ to the source queue, send before delete.
+
+    A message whose send failed stays in the DLQ: it is kept invisible for the rest of the run (so the run
+    does not spin on it) and made visible again when the run ends.
+    """
     result = MoveResult()
-    sent: dict[str, str] = {}  # message id -> receipt handle of the receive that sent it
-    while limit is None or len(result.moved) < limit:
-        want = 10 if limit is None else min(10, limit - len(result.moved))
-        batch = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=want,
-            VisibilityTimeout=hold_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        ).get("Messages", [])
-        if not batch:
-            break
-        to_send = [m for m in batch if m["MessageId"] not in sent]
-        again = [m for m in batch if m["MessageId"] in sent]  # already sent in this run: delete only
-        ok: list[dict[str, Any]] = list(again)
-        if to_send:
-            entries = [
-                {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": _attributes(m)}
-                for i, m in enumerate(to_send)
-            ]
-            response = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
-            succeeded = {e["Id"] for e in response.get("Successful", [])}
-            for i, message in enumerate(to_send):
-                if str(i) in succeeded:
-                    ok.append(message)
-                    sent[message["MessageId"]] = message["ReceiptHandle"]
-                else:
-                    result.send_failed.append(message["MessageId"])
-            failed_handles = [m["ReceiptHandle"] for i, m in enumerate(to_send) if str(i) not in succeeded]
-            if failed_handles:
-                release(sqs, dlq_url, failed_handles)
-                if len(failed_handles) == len(to_send) and not again:
-                    break  # the source queue refuses them: stop rather than spin
-        if ok:
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(ok)]
-            response = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=entries)
-            deleted = {e["Id"] for e in response.get("Successful", [])}
-            for i, message in enumerate(ok):
-                if str(i) in deleted:
-                    if message["MessageId"] not in result.moved:
-                        result.moved.append(message["MessageId"])
-                    result.delete_failed = [m for m in result.delete_failed if m != message["MessageId"]]
-                elif message["MessageId"] not in result.delete_failed:
-                    result.delete_failed.append(message["MessageId"])
+    sent: set[str] = set()
+    held: list[str] = []  # receipt handles of messages whose send failed, released at the end
+    try:
+        while limit is None or len(result.moved) < limit:
+            want = 10 if limit is None else min(10, limit - len(result.moved))
+            batch = sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=want,
+                VisibilityTimeout=hold_seconds,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                break
+            ok = [m for m in batch if m["MessageId"] in sent]  # sent earlier in this run: delete only
+            to_send = [m for m in batch if m["MessageId"] not in sent]
+            if to_send:
+                entries = [
+                    {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": _attributes(m)}
+                    for i, m in enumerate(to_send)
+                ]
+                response = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
+                succeeded = {e["Id"] for e in response.get("Successful", [])}
+                for i, message in enumerate(to_send):
+                    if str(i) in succeeded:
+                        ok.append(message)
+                        sent.add(message["MessageId"])
+                    else:
+                        result.send_failed.append(message["MessageId"])
+                        held.append(message["ReceiptHandle"])
+            if ok:
+                _delete(sqs, dlq_url, ok, result)
+    finally:
+        release(sqs, dlq_url, held)
     return result
+
+
+def _delete(sqs: Any, dlq_url: str, messages: list[dict[str, Any]], result: MoveResult) -> None:
+    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    response = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=entries)
+    deleted = {e["Id"] for e in response.get("Successful", [])}
+    for i, message in enumerate(messages):
+        message_id = message["MessageId"]
+        if str(i) in deleted:
+            if message_id not in result.moved:
+                result.moved.append(message_id)
+            if message_id in result.delete_failed:
+                result.delete_failed.remove(message_id)
+        elif message_id not in result.delete_failed:
+            result.delete_failed.append(message_id)
