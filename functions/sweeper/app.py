@@ -36,5 +36,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """EventBridge schedule: sweep the two hours that settled before now."""
     end = datetime.now(UTC) - SETTLE
     report = run_sweep(end - WINDOW, end)
-    logger.append_keys(sweep_id=report["id"])
     return {"id": report["id"], "found": report["found"], "repaired": report["repaired"]}

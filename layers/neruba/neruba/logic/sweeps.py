@@ -166,11 +166,15 @@ def run_sweep(
     unknown = [n for n in chosen if n not in check_names()]
     if unknown:
         raise UnknownCheckError(", ".join(unknown))
+    from neruba.observability import logger
+
+    sweep_id = new_sweep_id()
+    logger.append_keys(sweep_id=sweep_id)  # every log line of the sweep carries its id
     started = datetime.now(UTC)
     ctx = SweepContext(start=start, end=end, now=now or started, settings=get_settings())
     results = run_checks(chosen, ctx)
     report = {
-        "id": new_sweep_id(),
+        "id": sweep_id,
         "object": "sweep",
         "trigger": trigger,
         "actor": actor,

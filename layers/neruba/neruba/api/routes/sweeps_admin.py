@@ -70,7 +70,6 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     """Runs the named checks (default: every registered check) over ``[from, to)`` and returns the report
     (what each check checked, found and repaired). Every sweep is also readable at ``/admin/sweeps/{id}``."""
     from neruba.logic.sweeps import UnknownCheckError, check_names, run_sweep
-    from neruba.observability import logger
 
     start, end = _window(body, datetime.now(UTC))
     actor = current_principal(router).actor
@@ -82,7 +81,6 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
             code="unknown_check",
             param="checks",
         ) from exc
-    logger.append_keys(sweep_id=report["id"])
     return json_response(report, status=201)
 
 
