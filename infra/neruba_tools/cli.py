@@ -5,6 +5,10 @@
     neruba keys list | revoke KEY_ID | rotate KEY_ID
     neruba local run [--port 8080]           the whole stack on localhost (what `make run` does)
     neruba openapi > docs/openapi.json       the API reference, generated from the routes
+    neruba sweep [--check NAME] [--from ISO --to ISO] [--stack NAME]   the consistency sweep, now
+    neruba dlq list | show QUEUE | redrive QUEUE [--max N] | status QUEUE   dead-letter queues
+    neruba smoke --base-url URL --api-key KEY                  the post-deploy smoke test
+    neruba migrate [--list] [--stack NAME]                     data migrations (OpsTable MIG#)
 
 Commands that touch AWS use the ``NERUBA_*`` settings of the environment (``neruba config check`` tells
 which are missing) and the usual AWS credentials; ``--endpoint-url`` points them at a local stack's moto.
@@ -136,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
+    from neruba_tools import dlq, migrate, smoke, sweep
+
+    for module in (sweep, dlq, smoke, migrate):
+        module.add_parser(commands)
+
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
     run = local.add_parser("run", help="start the whole stack on localhost", add_help=False)
     run.add_argument("rest", nargs=argparse.REMAINDER)
@@ -152,7 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
-    return int(args.func(args))
+    from neruba_tools.stackinfo import StackError
+
+    try:
+        return int(args.func(args))
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

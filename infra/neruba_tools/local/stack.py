@@ -209,6 +209,7 @@ class LocalStack:
             self._set_environment()
             session = boto3.session.Session()
             self.resources = provision_template(self.template, session=session, endpoint_url=self.moto_url)
+            self._migrate()
             queues = self.template.resources("AWS::SQS::Queue")
             self.queue_urls = {k: v for k, v in self.resources.items() if k in queues}
             self.gateway.serve()
@@ -219,6 +220,13 @@ class LocalStack:
             raise
         self.running = True
         return self
+
+    def _migrate(self) -> None:
+        """Run the data migrations, as the template's ``Custom::Migrations`` resource does on each deploy."""
+        if self.template.resources("Custom::Migrations"):
+            from neruba.migrations import migrate
+
+            migrate(log=LOG.info)
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer

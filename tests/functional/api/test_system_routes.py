@@ -103,3 +103,42 @@ def test_docs_in_prod_when_enabled_need_an_admin_key(
             event["headers"].pop("Authorization", None)
         status, _, _ = call(handler, event)
         assert status == expected, header
+
+
+def test_docs_open_in_dev_without_a_key(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a dev stage with docs enabled
+    monkeypatch.setenv("NERUBA_STAGE", "dev")
+    monkeypatch.setenv("NERUBA_DOCS_ENABLED", "true")
+    handler = _system_handler()
+    # WHEN the docs are read without any key
+    event = api_event("GET", "/openapi.json", scopes=None)
+    event["headers"].pop("Authorization", None)
+    status, spec, _ = call(handler, event)
+    # THEN they are served, and they document the operations routes too
+    assert status == 200
+    assert {"/admin/sweeps", "/admin/sweeps/{sweep_id}"} <= set(spec["paths"])
+    page = api_event("GET", "/docs", scopes=None)
+    page["headers"].pop("Authorization", None)
+    assert call(handler, page)[0] == 200
+
+
+def test_docs_in_prod_refuse_an_ingest_key_and_a_disabled_flag_wins_over_a_key(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NERUBA_STAGE", "prod")
+    monkeypatch.setenv("NERUBA_DOCS_ENABLED", "true")
+    keys = KeysRepository(get_settings().keys_table)
+    ingest, _ = keys.create(frozenset({"ingest", "read"}))
+    admin, _ = keys.create(frozenset({"admin"}))
+    status, body, _ = call(
+        _system_handler(),
+        api_event("GET", "/docs", scopes=None, headers={"Authorization": f"Bearer {ingest}"}),
+    )
+    assert (status, body["error"]["code"]) == (403, "insufficient_scope")
+    # WHEN docs are disabled in prod, even an admin key gets the plain 404
+    monkeypatch.setenv("NERUBA_DOCS_ENABLED", "false")
+    status, body, _ = call(
+        _system_handler(),
+        api_event("GET", "/docs", scopes=None, headers={"Authorization": f"Bearer {admin}"}),
+    )
+    assert (status, body["error"]["code"]) == (404, "route_not_found")

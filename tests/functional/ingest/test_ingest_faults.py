@@ -145,7 +145,8 @@ def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(
         now=datetime.now(UTC) + timedelta(minutes=20),
     )
     # THEN it found and counted the 20 events, exactly once
-    assert report.uncounted_found == 20 and report.repaired >= 1
+    usage_check = report["checks"][0]
+    assert usage_check["details"]["uncounted_found"] == 20 and report["repaired"] >= 1
     assert _aggregate_count("acme", "tokens") == 20
     assert _aggregate_sum("acme", "tokens") == 200
     # AND when SQS then redelivers the batch, nothing is counted again, and a second sweep finds nothing
@@ -161,7 +162,7 @@ def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(
         datetime.now(UTC) + timedelta(minutes=1),
         now=datetime.now(UTC) + timedelta(minutes=20),
     )
-    assert again.uncounted_found == 0 and again.drift_found == 0
+    assert again["found"] == 0 and again["repaired"] == 0
 
 
 def test_worker_killed_then_redelivered_in_other_batches_counts_once(
@@ -204,8 +205,10 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
         now=datetime.now(UTC) + timedelta(minutes=20),
     )
     # THEN it reports the drift with ids and restores the truth
-    assert report.drift_found == 1 and report.repaired == 1
-    assert report.repairs[0]["before"]["quantity"] == 999 and report.repairs[0]["after"]["quantity"] == 15
+    usage_check = report["checks"][0]
+    assert usage_check["details"]["drift_found"] == 1 and report["repaired"] == 1
+    repair = usage_check["repairs"][0]
+    assert repair["before"]["quantity"] == 999 and repair["after"]["quantity"] == 15
     assert _aggregate_sum("acme", "tokens") == 15
 
 

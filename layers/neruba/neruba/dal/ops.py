@@ -1,32 +1,161 @@
-"""Operational records in the ops table: sweep reports (``pk=SWEEP#{id}``)."""
+"""Operational records in the ops table: sweep reports and applied data migrations.
+
+Items:
+- ``SWEEP#{id}`` / ``#``: one sweep report (JSON text in ``report``);
+- ``SWEEPS`` / ``{started_at}#{id}``: the list entry of that report (summary only), newest first by sk;
+  at most one sweep an hour on the schedule plus operator runs, so one partition is plenty;
+- ``MIG#{number:04d}`` / ``#``: a data migration that ran to completion (name, checksum, result).
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+
+SWEEP_LIST_PK = "SWEEPS"
+
+
+class InvalidSweepCursorError(ValueError):
+    """A ``starting_after`` that is not a sweep id this API returned."""
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "object", "trigger", "actor", "started_at", "finished_at", "window", "found", "repaired")
+    summary = {k: report.get(k) for k in keys}
+    summary["status"] = report.get("status")
+    summary["checks"] = [c["name"] for c in report.get("checks", [])]
+    return summary
 
 
 class OpsRepository:
+    """Sweep reports and migration records in the ops table."""
+
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
 
-    def put_sweep_report(self, sweep_id: str, started_at: str, report: dict[str, Any]) -> None:
-        item = {
-            "pk": f"SWEEP#{sweep_id}",
-            "sk": "#",
-            "started_at": started_at,
-            "report": json.dumps(report, default=str, sort_keys=True),
-        }
-        client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
+    # ------------------------------------------------------------------------------------ sweeps
+    def put_sweep_report(self, report: dict[str, Any]) -> None:
+        """Store a report and its list entry together (``report`` has ``id`` and ``started_at``)."""
+        sweep_id, started_at = str(report["id"]), str(report["started_at"])
+        body = jsonutil.dumps(report)
+        summary = jsonutil.dumps(_summary(report))
+        client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": to_item({"pk": f"SWEEP#{sweep_id}", "sk": "#", "report": body}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": to_item(
+                            {"pk": SWEEP_LIST_PK, "sk": f"{started_at}#{sweep_id}", "summary": summary}
+                        ),
+                    }
+                },
+            ]
+        )
 
     def get_sweep_report(self, sweep_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"SWEEP#{sweep_id}"}, "sk": {"S": "#"}}
+            TableName=self.table_name,
+            Key={"pk": {"S": f"SWEEP#{sweep_id}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
         )
         if "Item" not in response:
             return None
-        item = from_item(response["Item"])
-        return {"id": sweep_id, "started_at": item["started_at"], **json.loads(item["report"])}
+        report: dict[str, Any] = jsonutil.loads(from_item(response["Item"])["report"])
+        return report
+
+    def list_sweeps(self, limit: int, starting_after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Sweep summaries, newest first; ``starting_after`` is the id of the last one already seen."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": SWEEP_LIST_PK}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if starting_after:
+            last = self.get_sweep_report(starting_after)
+            if last is None:
+                raise InvalidSweepCursorError(starting_after)
+            sk = f"{last['started_at']}#{starting_after}"
+            request["ExclusiveStartKey"] = {"pk": {"S": SWEEP_LIST_PK}, "sk": {"S": sk}}
+        items: list[dict[str, Any]] = []
+        while len(items) <= limit:
+            response = client("dynamodb").query(**request)
+            items.extend(jsonutil.loads(from_item(i)["summary"]) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items[:limit], len(items) > limit
+
+    # -------------------------------------------------------------------------------- migrations
+    def applied_migrations(self, numbers: list[int]) -> dict[int, dict[str, Any]]:
+        """The records of those of ``numbers`` that were applied (BatchGetItem, 100 keys a call)."""
+        found: dict[int, dict[str, Any]] = {}
+        keys = [{"pk": {"S": f"MIG#{n:04d}"}, "sk": {"S": "#"}} for n in sorted(set(numbers))]
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            while pending:
+                response = client("dynamodb").batch_get_item(RequestItems=pending)
+                for raw in response["Responses"].get(self.table_name, []):
+                    item = from_item(raw)
+                    found[int(str(item["pk"])[4:])] = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+                pending = response.get("UnprocessedKeys") or {}
+        return found
+
+    def migration(self, number: int) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"MIG#{number:04d}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        return from_item(response["Item"]) if "Item" in response else None
+
+    def record_migration(
+        self, number: int, name: str, checksum: str, applied_at: str, result: dict[str, Any]
+    ) -> bool:
+        """Record a completed migration; False when another run recorded it first (kept as it was)."""
+        item = {
+            "pk": f"MIG#{number:04d}",
+            "sk": "#",
+            "name": name,
+            "checksum": checksum,
+            "applied_at": applied_at,
+            "result": json.dumps(result, default=str, sort_keys=True),
+        }
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def deploy_version_migrated(self, version: str) -> bool:
+        """True when every migration of deploy ``version`` (the shared layer's version) succeeded."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"MIG#VERSION#{version}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        return "Item" in response
+
+    def record_deploy_version(self, version: str) -> None:
+        from datetime import UTC, datetime
+
+        item = {"pk": f"MIG#VERSION#{version}", "sk": "#", "at": datetime.now(UTC).isoformat()}
+        client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))

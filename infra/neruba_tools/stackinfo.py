@@ -1,0 +1,144 @@
+"""Where a stack's tables and queues are: from CloudFormation on AWS, from the local naming on a local stack.
+
+The template is the one list: the logical ids come from template.yaml; their physical names come from
+``ListStackResources`` of ``--stack NAME`` on AWS, or from the local stack's rule (``{stack}-{LogicalId}``)
+when the AWS endpoint is local (``--endpoint-url http://127.0.0.1:5055`` or ``AWS_ENDPOINT_URL``).
+
+Example:
+    >>> is_local_endpoint("http://127.0.0.1:5055")
+    True
+    >>> is_local_endpoint(None)
+    False
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+LOCAL_STACK = "neruba-local"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class StackError(RuntimeError):
+    """The stack or one of its resources cannot be found."""
+
+
+def endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def is_local_endpoint(url: str | None) -> bool:
+    """True for an endpoint on this machine (the local stack's moto server)."""
+    return bool(url) and (urlparse(url).hostname or "") in LOCAL_HOSTS
+
+
+def boto_client(service: str, **config: Any) -> Any:
+    """A boto3 client on the current endpoint (``AWS_ENDPOINT_URL`` when set)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint_url(), config=Config(**config) if config else None
+    )
+
+
+@dataclass
+class StackInfo:
+    """The physical names of one stack's resources."""
+
+    stack_name: str
+    template_path: Path = DEFAULT_TEMPLATE
+    local: bool = False
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        from neruba_tools.local.template import load_template
+
+        return load_template(self.template_path)
+
+    @cached_property
+    def physical(self) -> dict[str, str]:
+        """Logical id -> physical id (queue URL for queues, table name for tables)."""
+        if self.local:
+            from neruba_tools.local.provision import local_template
+
+            template = local_template(self.document, self.stack_name)
+            kinds = ("AWS::SQS::Queue", "AWS::DynamoDB::Table")
+            return {
+                logical_id: str(template.intrinsics.resolve(logical_id, None))
+                for logical_id, resource in self.document["Resources"].items()
+                if resource.get("Type") in kinds
+            }
+        cloudformation = boto_client("cloudformation")
+        found: dict[str, str] = {}
+        try:
+            for page in cloudformation.get_paginator("list_stack_resources").paginate(
+                StackName=self.stack_name
+            ):
+                for summary in page["StackResourceSummaries"]:
+                    found[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
+        except Exception as exc:
+            raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {exc}") from exc
+        return found
+
+    def resource(self, logical_id: str) -> str:
+        try:
+            return self.physical[logical_id]
+        except KeyError:
+            raise StackError(f"stack {self.stack_name!r} has no resource {logical_id}") from None
+
+    def redrive_pairs(self) -> dict[str, str]:
+        """Every queue with a RedrivePolicy in the template: DLQ logical id -> source queue logical id."""
+        pairs = {}
+        for logical_id, resource in self.document["Resources"].items():
+            policy = (resource.get("Properties") or {}).get("RedrivePolicy")
+            if resource.get("Type") == "AWS::SQS::Queue" and policy:
+                target = policy["deadLetterTargetArn"]["Fn::GetAtt"]
+                dlq = target.split(".", 1)[0] if isinstance(target, str) else target[0]
+                pairs[str(dlq)] = logical_id
+        return dict(sorted(pairs.items()))
+
+    def settings_environment(self) -> dict[str, str]:
+        """``NERUBA_*`` variables of the template's Globals whose value is a ``!Ref`` of a resource."""
+        variables: Mapping[str, Any] = (
+            self.document.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
+        env = {}
+        for name, value in variables.items():
+            target = value.get("Ref") if isinstance(value, dict) else None
+            if name.startswith("NERUBA_") and target in self.physical:
+                env[name] = self.physical[target]
+        return env
+
+
+def stack_for(stack_name: str | None, template: str | Path | None = None) -> StackInfo:
+    """The stack named ``stack_name`` (default: the local stack when the endpoint is local)."""
+    local = is_local_endpoint(endpoint_url())
+    if stack_name is None:
+        if not local:
+            raise StackError(
+                "give --stack NAME (the CloudFormation stack) or point --endpoint-url at a local stack"
+            )
+        stack_name = LOCAL_STACK
+    return StackInfo(stack_name, Path(template) if template else DEFAULT_TEMPLATE, local=local)
+
+
+def use_stack_settings(stack_name: str | None, template: str | Path | None = None) -> None:
+    """Point this process's ``NERUBA_*`` settings at a stack's tables and queues: the stack given, or the
+    local stack when the endpoint is local and no ``NERUBA_OPS_TABLE`` is set; otherwise keep the
+    environment as it is (the settings then come from ``NERUBA_*`` variables, as for ``neruba keys``)."""
+    if stack_name is None and (os.environ.get("NERUBA_OPS_TABLE") or not is_local_endpoint(endpoint_url())):
+        return
+    os.environ.update(stack_for(stack_name, template).settings_environment())
+    from neruba.dal.clients import reset_clients
+    from neruba.settings import get_settings
+
+    reset_clients()
+    get_settings.cache_clear()

@@ -1,0 +1,123 @@
+"""Consistency sweeps (admin scope): run the checks now over a bounded window, read the reports.
+
+``POST /admin/sweeps`` runs synchronously inside the API's time limit, so its window is at most
+``MAX_API_WINDOW``; longer windows go through ``neruba sweep`` (no time limit) or the schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.models.ops import SweepRequest
+from neruba.settings import get_settings
+
+router = APIGatewayRouter()
+ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
+MAX_API_WINDOW = timedelta(hours=6)
+DEFAULT_WINDOW = timedelta(hours=2)
+SWEEP_ID_PATTERN = r"^swp_[0-9a-f]{20}$"
+ERRORS: dict[int, OpenAPIResponse] = {
+    200: {"description": "OK"},
+    201: {"description": "The sweep ran; its report"},
+    400: {"description": "Unknown check, bad window or cursor (see error.code)"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the admin scope"},
+    404: {"description": "No such sweep"},
+    422: {"description": "The body or a parameter does not match the schema"},
+}
+
+
+def _ops() -> Any:
+    from neruba.dal.ops import OpsRepository
+
+    return OpsRepository(get_settings().ops_table)
+
+
+def _window(body: SweepRequest, now: datetime) -> tuple[datetime, datetime]:
+    end = body.to or now
+    start = body.from_ or end - DEFAULT_WINDOW
+    if start >= end:
+        raise InvalidRequestError("'from' must be before 'to'.", code="invalid_window", param="from")
+    if end - start > MAX_API_WINDOW:
+        hours = int(MAX_API_WINDOW.total_seconds() // 3600)
+        raise InvalidRequestError(
+            f"The API sweeps at most {hours} hours at a time; use `neruba sweep` for longer windows.",
+            code="window_too_large",
+            param="from",
+        )
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@router.post(
+    "/admin/sweeps",
+    summary="Run the consistency sweep now",
+    tags=["operations"],
+    security=BEARER_SECURITY,
+    middlewares=ADMIN,
+    responses=ERRORS,
+)
+def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
+    """Runs the named checks (default: every registered check) over ``[from, to)`` and returns the report
+    (what each check checked, found and repaired). Every sweep is also readable at ``/admin/sweeps/{id}``."""
+    from neruba.logic.sweeps import UnknownCheckError, check_names, run_sweep
+
+    start, end = _window(body, datetime.now(UTC))
+    actor = current_principal(router).actor
+    try:
+        report = run_sweep(_ops(), body.checks, start, end, trigger="api", actor=actor)
+    except UnknownCheckError as exc:
+        raise InvalidRequestError(
+            f"Unknown check(s): {exc.args[0]}. Known: {', '.join(check_names())}.",
+            code="unknown_check",
+            param="checks",
+        ) from exc
+    return json_response(report, status=201)
+
+
+@router.get(
+    "/admin/sweeps",
+    summary="List sweeps (newest first)",
+    tags=["operations"],
+    security=BEARER_SECURITY,
+    middlewares=ADMIN,
+    responses=ERRORS,
+)
+def list_sweeps(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[str | None, Query(pattern=SWEEP_ID_PATTERN)] = None,
+) -> Response[str]:
+    from neruba.dal.ops import InvalidSweepCursorError
+
+    try:
+        data, has_more = _ops().list_sweeps(limit, starting_after)
+    except InvalidSweepCursorError as exc:
+        raise InvalidRequestError(
+            "starting_after is not a sweep id.", code="invalid_cursor", param="starting_after"
+        ) from exc
+    next_cursor = data[-1]["id"] if has_more and data else None
+    return json_response({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor})
+
+
+@router.get(
+    "/admin/sweeps/<sweep_id>",
+    summary="One sweep's report",
+    tags=["operations"],
+    security=BEARER_SECURITY,
+    middlewares=ADMIN,
+    responses=ERRORS,
+)
+def get_sweep(sweep_id: Annotated[str, Path(pattern=SWEEP_ID_PATTERN)]) -> Response[str]:
+    report = _ops().get_sweep_report(sweep_id)
+    if report is None:
+        raise NotFoundError(f"No sweep {sweep_id}.", code="sweep_not_found", param="sweep_id")
+    return json_response(report)

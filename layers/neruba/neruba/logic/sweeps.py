@@ -1,0 +1,207 @@
+"""The consistency sweep as a list of named checks, each one function, run on a schedule or on demand.
+
+A check takes a :class:`SweepContext` (the window and the settings) and returns a :class:`CheckResult`
+(what it checked, found and repaired, with the ids of every repair). ``CHECKS`` names each check by the
+dotted path of its function, imported only when the check runs, so adding one is one function plus one
+line here (or ``register_check`` at run time)::
+
+    CHECKS = {
+        "usage": "neruba.logic.sweeps:usage_check",
+        "ledger": "neruba.logic.ledger_sweep:sweep_check",   # def sweep_check(ctx) -> CheckResult
+    }
+
+Example:
+    >>> sorted(CHECKS)
+    ['usage']
+    >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
+    >>> report["repaired"]  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neruba.dal.ops import OpsRepository
+    from neruba.settings import Settings
+
+
+class UnknownCheckError(KeyError):
+    """A sweep check name that is not registered."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepContext:
+    """What every check gets: the window [start, end), the time the sweep runs at, the settings."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+    settings: Settings
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """What one check checked (counts by kind), found and repaired; ``repairs`` carry ids."""
+
+    name: str
+    checked: dict[str, int] = field(default_factory=dict)
+    found: int = 0
+    repaired: int = 0
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "checked": dict(self.checked),
+            "found": self.found,
+            "repaired": self.repaired,
+            "repairs": list(self.repairs),
+            "details": dict(self.details),
+            "error": self.error,
+        }
+
+
+SweepCheck = Callable[[SweepContext], CheckResult]
+
+CHECKS: dict[str, str] = {
+    "usage": "neruba.logic.sweeps:usage_check",
+}
+_registered: dict[str, SweepCheck] = {}
+
+
+def register_check(name: str, check: SweepCheck) -> None:
+    """Add (or replace) a check at run time; ``CHECKS`` is the place for checks that ship."""
+    _registered[name] = check
+
+
+def check_names() -> list[str]:
+    """Every registered check, sorted."""
+    return sorted({*CHECKS, *_registered})
+
+
+def resolve_check(name: str) -> SweepCheck:
+    """The function of check ``name`` (imported now)."""
+    if name in _registered:
+        return _registered[name]
+    if name not in CHECKS:
+        raise UnknownCheckError(name)
+    module_name, _, attribute = CHECKS[name].partition(":")
+    check: SweepCheck = getattr(importlib.import_module(module_name), attribute)
+    return check
+
+
+def usage_check(ctx: SweepContext) -> CheckResult:
+    """Adopt events a crashed worker never counted and recompute touched aggregates (logic/sweep.py)."""
+    from neruba.dal.catalog import CatalogCache, CatalogRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.sweep import sweep_usage
+
+    lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
+    report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
+    return CheckResult(
+        name="usage",
+        checked={
+            "batches": report.batches_checked,
+            "events": report.events_checked,
+            "aggregate_cells": report.cells_checked,
+        },
+        found=report.uncounted_found + report.drift_found,
+        repaired=report.repaired,
+        repairs=report.repairs,
+        details={
+            "uncounted_found": report.uncounted_found,
+            "drift_found": report.drift_found,
+            "window_start": report.window_start,
+            "window_end": report.window_end,
+        },
+    )
+
+
+def new_sweep_id() -> str:
+    """A sweep id: ``swp_`` and 20 hex digits."""
+    return "swp_" + secrets.token_hex(10)
+
+
+def run_checks(names: Sequence[str], ctx: SweepContext) -> list[CheckResult]:
+    """Run each named check; a check that raises is reported with its error, the others still run."""
+    from neruba.observability import logger
+
+    results = []
+    for name in names:
+        check = resolve_check(name)
+        try:
+            results.append(check(ctx))
+        except Exception as exc:
+            logger.exception("sweep check failed", extra={"check": name})
+            results.append(CheckResult(name=name, error=f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def run_sweep(
+    ops: OpsRepository,
+    names: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    trigger: str,
+    actor: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Run the checks (all when ``names`` is None) over [start, end), store the report and return it.
+
+    Each repair is logged with its ids and counted in the ``SweepRepairs`` metric.
+    """
+    from neruba.settings import get_settings
+
+    chosen = list(names) if names else check_names()
+    unknown = [n for n in chosen if n not in check_names()]
+    if unknown:
+        raise UnknownCheckError(", ".join(unknown))
+    from neruba.observability import logger
+
+    sweep_id = new_sweep_id()
+    logger.append_keys(sweep_id=sweep_id)  # every log line of the sweep carries its id
+    started = datetime.now(UTC)
+    ctx = SweepContext(start=start, end=end, now=now or started, settings=get_settings())
+    results = run_checks(chosen, ctx)
+    report = {
+        "id": sweep_id,
+        "object": "sweep",
+        "trigger": trigger,
+        "actor": actor,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "window": {"from": start.isoformat(), "to": end.isoformat()},
+        "checks": [r.as_dict() for r in results],
+        "found": sum(r.found for r in results),
+        "repaired": sum(r.repaired for r in results),
+        "status": "failed" if any(r.error for r in results) else "ok",
+    }
+    ops.put_sweep_report(report)
+    publish(report)
+    return report
+
+
+def publish(report: dict[str, Any]) -> None:
+    """The ``SweepRepairs`` metric and one log line per repair (with the ids it concerns)."""
+    from neruba.observability import logger, metrics
+
+    metrics.add_metric(name="SweepRepairs", unit="Count", value=report["repaired"])
+    for check in report["checks"]:
+        for repair in check["repairs"]:
+            logger.warning(
+                "sweep repaired drift", extra={"sweep_id": report["id"], "check": check["name"], **repair}
+            )
+    logger.info(
+        "sweep finished",
+        extra={"sweep_id": report["id"], "found": report["found"], "repaired": report["repaired"]},
+    )

@@ -1,0 +1,15 @@
+"""Operator requests of the ops API: running a consistency sweep."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class SweepRequest(BaseModel):
+    """``POST /admin/sweeps``: which checks (default all) over which window (default the last two hours)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    checks: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    from_: AwareDatetime | None = Field(default=None, alias="from", description="Window start (inclusive).")
+    to: AwareDatetime | None = Field(default=None, description="Window end (exclusive); default now.")
