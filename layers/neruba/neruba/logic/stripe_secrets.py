@@ -66,7 +66,10 @@ def load_config(*, force: bool = False) -> StripeConfig:
     name = get_settings().stripe_secret_name
     if not name:
         raise StripeConfigError("NERUBA_STRIPE_SECRET_NAME is not set")
-    value = parameters.get_parameter(name, decrypt=True, max_age=MAX_AGE, force_fetch=force)
+    try:
+        value = parameters.get_parameter(name, decrypt=True, max_age=MAX_AGE, force_fetch=force)
+    except parameters.exceptions.GetParameterError as exc:
+        raise StripeConfigError("the Stripe parameter cannot be read") from exc
     return StripeConfig.from_value(value)
 
 
