@@ -1,0 +1,305 @@
+"""Stripe records in the ops table.
+
+Items (all ``sk="#"`` unless said):
+
+* ``STRIPE#{event_id}``: one verified event, written once (``attribute_not_exists(pk)``): type, created,
+  status ``st``, the raw payload (zlib-compressed bytes, for replay), ``attempts``, the last ``outcome`` /
+  ``error``, ``history`` (one entry per processing attempt) and the sparse listing keys ``sbk`` (month of
+  the event, ``STRIPE#2025-01``) / ``ssk`` (``{created}#{event_id}``) of the ``stripe-events`` index.
+* ``STRIPELINK#{key}``: what a Stripe charge, payment intent or dispute belongs to (our invoice, customer,
+  currency), written when the payment (or dispute) is processed; refunds and disputes look it up.
+* ``STRIPEWAIT#{key}`` / ``{event_id}``: a deferred event waiting for that link to appear.
+* ``STRIPECUS#{customer_id}``: the Stripe customer id of one of our customers (sync-out).
+* ``STRIPEREJ#{sha256}``: a webhook body that was signed correctly but could not be used (reason, size).
+* ``STRIPEREPLAY#{idempotency key}``: the first answer of an operator replay sent with that key.
+
+Example:
+    >>> StripeEventsRepository("ops").table_name
+    'ops'
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+
+INDEX = "stripe-events"
+
+
+def month_bucket(at: datetime) -> str:
+    """The listing partition of events created at ``at``.
+
+    Example:
+        >>> month_bucket(datetime(2025, 1, 31, tzinfo=UTC))
+        'STRIPE#2025-01'
+    """
+    return f"STRIPE#{at.astimezone(UTC):%Y-%m}"
+
+
+def iso(at: datetime) -> str:
+    """UTC ISO-8601 text with seconds, sortable as text."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(pk: str, sk: str = "#") -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+class StripeEventsRepository:
+    """Reads and writes of Stripe events, links, waiters and sync bookkeeping in the ops table."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # ---------------------------------------------------------------- events
+    def put_new(self, event: dict[str, Any], raw: bytes, received_at: datetime) -> dict[str, Any] | None:
+        """Store a verified event once. Returns None when stored, else the item already there."""
+        created = datetime.fromtimestamp(int(event.get("created") or received_at.timestamp()), UTC)
+        item = {
+            "pk": f"STRIPE#{event['id']}",
+            "sk": "#",
+            "event_id": event["id"],
+            "type": event["type"],
+            "created": iso(created),
+            "livemode": bool(event.get("livemode", False)),
+            "st": "received",
+            "received_at": iso(received_at),
+            "updated_at": iso(received_at),
+            "attempts": 0,
+            "payload_z": zlib.compress(raw, 6),
+            "history": [],
+            "sbk": month_bucket(created),
+            "ssk": f"{iso(created)}#{event['id']}",
+        }
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
+            old = getattr(exc, "response", {}).get("Item")
+            return _public(from_item(old)) if old else (self.get(event["id"]) or {})
+        return None
+
+    def get(self, event_id: str, *, with_payload: bool = False) -> dict[str, Any] | None:
+        """The stored event (without its payload unless asked), or None."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_key(f"STRIPE#{event_id}"), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        return _public(from_item(response["Item"]), with_payload=with_payload)
+
+    def record_attempt(
+        self,
+        event_id: str,
+        *,
+        status: str,
+        outcome: str,
+        error: str | None,
+        trigger: str,
+        at: datetime,
+        refs: dict[str, str] | None = None,
+    ) -> None:
+        """Set the status after a processing attempt and append it to the history."""
+        entry = {"at": iso(at), "trigger": trigger, "status": status, "outcome": outcome, "error": error}
+        names = {"#st": "st", "#h": "history", "#o": "outcome", "#e": "error", "#u": "updated_at"}
+        values = {
+            ":st": to_value(status),
+            ":h": to_value([{k: v for k, v in entry.items() if v is not None}]),
+            ":o": to_value(outcome),
+            ":u": to_value(iso(at)),
+            ":one": to_value(1),
+        }
+        sets = ["#st = :st", "#h = list_append(#h, :h)", "#o = :o", "#u = :u"]
+        if error is not None:
+            values[":e"] = to_value(error)
+            sets.append("#e = :e")
+        for index, (name, value) in enumerate(sorted((refs or {}).items())):
+            names[f"#r{index}"] = name
+            values[f":r{index}"] = to_value(value)
+            sets.append(f"#r{index} = :r{index}")
+        update = "SET " + ", ".join(sets) + " ADD attempts :one" + ("" if error is not None else " REMOVE #e")
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=_key(f"STRIPE#{event_id}"),
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def list_events(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        event_type: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        starting_after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Events created in ``[start, end]``, newest first, filtered; returns (page, has_more)."""
+        upper = f"{iso(end)}#\uffff"
+        if starting_after:
+            anchor = self.get(starting_after)
+            if anchor is not None:
+                upper = min(upper, f"{anchor['created']}#{starting_after}")
+                end = min(end, datetime.fromisoformat(anchor["created"]))
+        found: list[dict[str, Any]] = []
+        for bucket in _months_desc(start, end):
+            for item in self._query_bucket(bucket, f"{iso(start)}#", upper, event_type, status):
+                if item["ssk"] >= upper:
+                    continue
+                found.append(_public(item))
+                if len(found) > limit:
+                    return found[:limit], True
+        return found, False
+
+    def _query_bucket(
+        self, bucket: str, lower: str, upper: str, event_type: str | None, status: str | None
+    ) -> Iterator[dict[str, Any]]:
+        names = {"#b": "sbk", "#s": "ssk"}
+        values = {":b": to_value(bucket), ":lo": to_value(lower), ":hi": to_value(upper)}
+        filters = []
+        if event_type:
+            names["#t"] = "type"
+            values[":t"] = to_value(event_type)
+            filters.append("#t = :t")
+        if status:
+            names["#st"] = "st"
+            values[":st"] = to_value(status)
+            filters.append("#st = :st")
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": INDEX,
+            "KeyConditionExpression": "#b = :b AND #s BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": 100,
+        }
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        while True:
+            response = client("dynamodb").query(**request)
+            for raw in response.get("Items", []):
+                yield from_item(raw)
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # ---------------------------------------------------------------- links and waiters
+    def put_link(self, key: str, values: dict[str, Any]) -> None:
+        """Record what a charge / payment intent / dispute belongs to (idempotent overwrite)."""
+        client("dynamodb").put_item(
+            TableName=self.table_name, Item=to_item({"pk": f"STRIPELINK#{key}", "sk": "#", **values})
+        )
+
+    def link(self, key: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_key(f"STRIPELINK#{key}"), ConsistentRead=True
+        )
+        return _strip(from_item(response["Item"])) if "Item" in response else None
+
+    def add_waiter(self, key: str, event_id: str, at: datetime) -> None:
+        client("dynamodb").put_item(
+            TableName=self.table_name,
+            Item=to_item({"pk": f"STRIPEWAIT#{key}", "sk": event_id, "since": iso(at)}),
+        )
+
+    def remove_waiter(self, key: str, event_id: str) -> None:
+        client("dynamodb").delete_item(TableName=self.table_name, Key=_key(f"STRIPEWAIT#{key}", event_id))
+
+    def waiters(self, key: str) -> list[str]:
+        response = client("dynamodb").query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": to_value(f"STRIPEWAIT#{key}")},
+            ConsistentRead=True,
+        )
+        return [item["sk"]["S"] for item in response.get("Items", [])]
+
+    # ---------------------------------------------------------------- misc records
+    def stripe_customer(self, customer_id: str) -> str | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_key(f"STRIPECUS#{customer_id}"), ConsistentRead=True
+        )
+        return str(response["Item"]["stripe_customer_id"]["S"]) if "Item" in response else None
+
+    def put_stripe_customer(self, customer_id: str, stripe_customer_id: str, at: datetime) -> None:
+        client("dynamodb").put_item(
+            TableName=self.table_name,
+            Item=to_item(
+                {
+                    "pk": f"STRIPECUS#{customer_id}",
+                    "sk": "#",
+                    "stripe_customer_id": stripe_customer_id,
+                    "at": iso(at),
+                }
+            ),
+        )
+
+    def put_rejected(self, digest: str, reason: str, size: int, at: datetime) -> None:
+        """Record a signed but unusable webhook body (its hash, never the body)."""
+        client("dynamodb").put_item(
+            TableName=self.table_name,
+            Item=to_item(
+                {"pk": f"STRIPEREJ#{digest}", "sk": "#", "reason": reason, "size": size, "at": iso(at)}
+            ),
+        )
+
+    def get_record(self, pk: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(TableName=self.table_name, Key=_key(pk), ConsistentRead=True)
+        return _strip(from_item(response["Item"])) if "Item" in response else None
+
+    def put_record_once(self, pk: str, values: dict[str, Any]) -> bool:
+        """Put ``pk`` unless it exists; True when written."""
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name,
+                Item=to_item({"pk": pk, "sk": "#", **values}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def put_audit(self, record: dict[str, Any], at: datetime, record_id: str) -> None:
+        """An audit record ``AUD#{customer_id}`` / ``{at}#{id}`` with the shared audit fields."""
+        client("dynamodb").put_item(
+            TableName=self.table_name,
+            Item=to_item({"pk": f"AUD#{record['customer_id']}", "sk": f"{iso(at)}#{record_id}", **record}),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
+def _public(item: dict[str, Any], *, with_payload: bool = False) -> dict[str, Any]:
+    out = {k: v for k, v in item.items() if k not in ("pk", "sk", "sbk", "ssk", "payload_z")}
+    out["status"] = out.pop("st", None)
+    if with_payload and item.get("payload_z") is not None:
+        out["payload"] = zlib.decompress(bytes(item["payload_z"])).decode("utf-8")
+    return out
+
+
+def _months_desc(start: datetime, end: datetime) -> Iterator[str]:
+    year, month = end.astimezone(UTC).year, end.astimezone(UTC).month
+    first = (start.astimezone(UTC).year, start.astimezone(UTC).month)
+    while (year, month) >= first:
+        yield f"STRIPE#{year:04d}-{month:02d}"
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)

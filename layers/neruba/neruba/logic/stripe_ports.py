@@ -1,0 +1,162 @@
+"""The two narrow ports Stripe processing talks through: money effects and invoices.
+
+``StripeEffects`` is what a verified Stripe event *does* to our books and invoices (ledger postings,
+invoice status). ``InvoiceSource`` is what sync-out reads and records about one invoice. Both are
+protocols so the processing code never imports the ledger or invoice modules directly; the default
+factories below import them lazily by their contract names (``neruba.logic.ledger`` and
+``neruba.dal.invoices``), and tests pass in-memory implementations.
+
+Every effect takes an ``idempotency_key`` derived from the Stripe event (or refund) id: calling an effect
+twice with the same key changes nothing the second time. That is what makes queue redeliveries and
+operator replays safe.
+
+Example:
+    >>> from neruba.logic import stripe_ports
+    >>> stripe_ports.configure(effects=None, invoices=None)  # back to the default factories
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+EffectOutcome = Literal["applied", "already_applied", "skipped"]
+DisputeResult = Literal["won", "lost"]
+
+
+@dataclass(frozen=True, slots=True)
+class EffectResult:
+    """What an effect did: ``applied`` (new posting or state change), ``already_applied`` (same key seen
+    before, nothing written), ``skipped`` (nothing to do, e.g. a failed payment on an invoice already paid),
+    with a short human ``detail``."""
+
+    outcome: EffectOutcome
+    detail: str = ""
+
+
+class StripeEffects(Protocol):
+    """The money and invoice effects of Stripe events. Every method is idempotent on ``idempotency_key``."""
+
+    def invoice_paid(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        currency: str,
+        amount_minor: int,
+        stripe_invoice_id: str,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        """Post the payment (receivable settled) and move the invoice to ``paid``."""
+        ...
+
+    def invoice_payment_failed(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        stripe_invoice_id: str,
+        reason: str,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        """Move the invoice to ``payment_failed`` unless it is already ``paid`` (no posting)."""
+        ...
+
+    def charge_refunded(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        currency: str,
+        amount_minor: int,
+        charge_id: str,
+        refund_id: str | None,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        """Post a refund of ``amount_minor`` against the invoice's payment."""
+        ...
+
+    def dispute_created(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        currency: str,
+        amount_minor: int,
+        dispute_id: str,
+        charge_id: str,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        """Post the disputed amount as held (funds withdrawn by the card network)."""
+        ...
+
+    def dispute_closed(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        currency: str,
+        amount_minor: int,
+        dispute_id: str,
+        charge_id: str,
+        result: DisputeResult,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        """Post the end of a dispute: ``won`` reinstates the funds, ``lost`` books the loss."""
+        ...
+
+
+class InvoiceSource(Protocol):
+    """What sync-out needs from invoices and customers."""
+
+    def get(self, invoice_id: str) -> dict[str, Any] | None:
+        """The invoice document (see the invoices contract), or None."""
+        ...
+
+    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
+        """Store the Stripe sync record (``invoice.stripe``) of the invoice."""
+        ...
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """The catalog customer (``name``, ``email``, ``stripe_customer_id``), or None."""
+        ...
+
+
+_effects: StripeEffects | None = None
+_invoices: InvoiceSource | None = None
+
+
+def configure(*, effects: StripeEffects | None, invoices: InvoiceSource | None) -> None:
+    """Use these implementations (tests, the local stack); None restores the default factory."""
+    global _effects, _invoices
+    _effects, _invoices = effects, invoices
+
+
+def effects() -> StripeEffects:
+    """The configured effects, else the default ones built on the ledger and invoices modules."""
+    return _effects if _effects is not None else default_effects()
+
+
+def invoices() -> InvoiceSource:
+    """The configured invoice source, else the default one built on the invoices repository."""
+    return _invoices if _invoices is not None else default_invoice_source()
+
+
+def default_effects() -> StripeEffects:
+    """Effects backed by ``neruba.logic.ledger`` and ``neruba.dal.invoices`` (imported lazily)."""
+    from neruba.logic.stripe_default_ports import LedgerEffects
+
+    return LedgerEffects()
+
+
+def default_invoice_source() -> InvoiceSource:
+    """Invoice source backed by ``neruba.dal.invoices.InvoicesRepository`` and the catalog."""
+    from neruba.logic.stripe_default_ports import RepositoryInvoiceSource
+
+    return RepositoryInvoiceSource()

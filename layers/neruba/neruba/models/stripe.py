@@ -1,0 +1,40 @@
+"""Stripe-related API and queue models: operator replay requests, queue messages.
+
+Example:
+    >>> ReplayRequest(reason="ledger fixed, re-run").ticket is None
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENT_ID_PATTERN = r"^evt_[A-Za-z0-9_]{1,250}$"
+EventStatus = Literal["received", "processed", "ignored", "failed", "deferred"]
+
+
+class ReplayRequest(BaseModel):
+    """``POST /admin/stripe-events/{id}/replay``: why the operator re-runs the event (audited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500, description="Why the event is replayed (audited).")
+    ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")
+
+
+class StripeEventMessage(BaseModel):
+    """A StripeEventsQueue message: the id of a stored event to process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(pattern=EVENT_ID_PATTERN)
+
+
+class SyncMessage(BaseModel):
+    """A StripeSyncQueue message: the id of a finalized invoice to push to Stripe."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    invoice_id: str = Field(min_length=1, max_length=128)

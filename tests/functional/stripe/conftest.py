@@ -1,0 +1,113 @@
+"""Stripe fixtures: the secret parameter in moto SSM, in-memory ports, signed deliveries, the worker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.api import api_event, call
+from tests.support.aws import queue_url
+from tests.support.queues import drain
+from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
+from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
+
+PARAMETER = "/neruba/test/stripe"
+
+
+@pytest.fixture
+def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Put the Stripe parameter in moto SSM (current + previous webhook secret); returns a re-putter."""
+    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.settings import get_settings
+
+    def put(secrets: list[str], api_key: str = "sk_test_neruba") -> None:
+        boto3.client("ssm").put_parameter(
+            Name=PARAMETER,
+            Type="SecureString",
+            Overwrite=True,
+            Value=json.dumps({"api_key": api_key, "webhook_secrets": secrets}),
+        )
+        clear_cache()
+
+    monkeypatch.setenv("NERUBA_STRIPE_SECRET_NAME", PARAMETER)
+    get_settings.cache_clear()
+    put([SECRET, OLD_SECRET])
+    yield put  # type: ignore[misc]
+    clear_cache()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def ports(aws: dict[str, str]) -> Iterator[MemoryLedger]:
+    """In-memory ledger + invoices wired as the Stripe ports; invoice in_ours_1 (acme, 5000) is finalized."""
+    from neruba.logic import stripe_ports
+
+    invoices = MemoryInvoices()
+    invoices.add(
+        {
+            "id": "in_ours_1",
+            "customer_id": "acme",
+            "currency": "USD",
+            "status": "finalized",
+            "total_minor": 5000,
+        }
+    )
+    ledger = MemoryLedger(invoices)
+    stripe_ports.configure(effects=ledger, invoices=invoices)
+    yield ledger
+    stripe_ports.configure(effects=None, invoices=None)
+
+
+@pytest.fixture
+def deliver(stripe_secret: Any) -> Callable[..., tuple[int, Any]]:
+    """POST a Stripe event to the webhook handler, signed with the current secret unless told otherwise."""
+    from functions.stripe_webhook.app import lambda_handler
+
+    def _deliver(
+        payload: dict[str, Any] | bytes,
+        *,
+        secret: str = SECRET,
+        signature: str | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[int, Any]:
+        raw = payload if isinstance(payload, bytes) else encode(payload)
+        event = api_event("POST", "/webhooks/stripe", raw_body=raw.decode("utf-8"), scopes=None)
+        event["headers"]["Stripe-Signature"] = (
+            signature if signature is not None else sign(raw, secret, timestamp)
+        )
+        status, body, _ = call(lambda_handler, event)
+        return status, body
+
+    return _deliver
+
+
+@pytest.fixture
+def process(ports: MemoryLedger) -> Callable[[], int]:
+    """Run the Stripe worker until StripeEventsQueue is empty."""
+    from functions.stripe_worker.app import lambda_handler
+
+    return lambda: drain(lambda_handler, queue_url("StripeEventsQueue"), batch_size=10)
+
+
+@pytest.fixture
+def stored() -> Callable[[str], dict[str, Any] | None]:
+    from neruba.dal.stripe_events import StripeEventsRepository
+    from neruba.settings import get_settings
+
+    return lambda event_id: StripeEventsRepository(get_settings().ops_table).get(event_id)
+
+
+@pytest.fixture
+def admin() -> Callable[..., tuple[int, Any]]:
+    """Call the Stripe admin API (admin scope unless ``scopes`` says otherwise)."""
+    from functions.stripe_admin_api.app import lambda_handler
+
+    def _admin(method: str, path: str, *, scopes: str = "admin", **kw: Any) -> tuple[int, Any]:
+        status, body, _ = call(lambda_handler, api_event(method, path, scopes=scopes, **kw))
+        return status, body
+
+    return _admin

@@ -1,0 +1,170 @@
+"""Operator routes on Stripe events: list with filters, inspect, audited idempotent replay, admin only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from tests.support.stripe_events import charge_refunded, event, invoice_paid
+from tests.support.stripe_ports import MemoryLedger
+
+
+def _audit_items() -> list[dict[str, Any]]:
+    items = boto3.client("dynamodb").scan(TableName="test-OpsTable")["Items"]
+    return [i for i in items if i["pk"]["S"].startswith("AUD#")]
+
+
+def _replay(admin: Any, event_id: str, reason: str = "ledger fixed, re-run", **kw: Any) -> tuple[int, Any]:
+    return admin(
+        "POST",
+        f"/admin/stripe-events/{event_id}/replay",
+        path_parameters={"event_id": event_id},
+        body={"reason": reason},
+        **kw,
+    )
+
+
+def test_replaying_a_processed_payment_posts_nothing_and_is_audited(
+    deliver: Any, process: Any, ports: MemoryLedger, admin: Any, stored: Any
+) -> None:
+    # GIVEN a processed invoice.paid
+    paid = invoice_paid()
+    deliver(paid)
+    process()
+    postings = dict(ports.postings)
+    # WHEN an operator replays it
+    status, body = _replay(admin, paid["id"])
+    # THEN the answer shows it processed again, no new posting exists, the history has the replay
+    assert status == 200, body
+    assert body["status"] == "processed" and "already_applied" in body["outcome"]
+    assert ports.postings == postings and len(postings) == 1
+    assert [h["trigger"] for h in stored(paid["id"])["history"]] == ["queue", "replay"]
+    # AND one audit record under the customer names the actor, reason, target and before/after
+    (audit,) = _audit_items()
+    assert audit["pk"]["S"] == "AUD#acme"
+    assert audit["actor"]["S"] == "key:0123456789ab" and audit["action"]["S"] == "stripe_event.replay"
+    assert audit["target"]["S"] == paid["id"] and audit["reason"]["S"] == "ledger fixed, re-run"
+    assert '"status": "processed"' in audit["before"]["S"] and audit["request_id"]["S"]
+
+
+def test_replay_of_a_deferred_refund_after_the_payment_posts_it_once(
+    deliver: Any, process: Any, ports: MemoryLedger, admin: Any
+) -> None:
+    # GIVEN a deferred refund, then its payment processed (which already wakes the refund)
+    refund = charge_refunded()
+    deliver(refund)
+    process()
+    deliver(invoice_paid())
+    process()
+    # WHEN an operator also replays the refund
+    status, body = _replay(admin, refund["id"])
+    # THEN still exactly one refund posting
+    assert status == 200 and body["status"] == "processed"
+    assert ports.kinds() == ["payment", "refund"]
+
+
+def test_replay_with_an_idempotency_key_answers_the_first_result(
+    deliver: Any, process: Any, ports: MemoryLedger, admin: Any, stored: Any
+) -> None:
+    paid = invoice_paid()
+    deliver(paid)
+    process()
+    # GIVEN a replay sent with an Idempotency-Key
+    headers = {"Idempotency-Key": "replay-1"}
+    first = _replay(admin, paid["id"], headers=headers)
+    # WHEN it is retried with the same key THEN same answer, no new attempt or audit record
+    again = _replay(admin, paid["id"], headers=headers)
+    assert first == again and first[0] == 200
+    assert stored(paid["id"])["attempts"] == 2 and len(_audit_items()) == 1
+    # WHEN the key is reused with another reason THEN 409
+    status, body = _replay(admin, paid["id"], reason="something else", headers=headers)
+    assert status == 409 and body["error"]["code"] == "idempotency_conflict"
+
+
+def test_replay_needs_a_reason_and_an_existing_event(admin: Any, ports: MemoryLedger) -> None:
+    status, _ = admin(
+        "POST", "/admin/stripe-events/evt_x/replay", path_parameters={"event_id": "evt_x"}, body={}
+    )
+    assert status == 422
+    status, body = _replay(admin, "evt_missing")
+    assert status == 404 and body["error"]["code"] == "stripe_event_not_found"
+
+
+def test_list_filters_by_type_status_and_time_and_pages(
+    deliver: Any, process: Any, ports: MemoryLedger, admin: Any
+) -> None:
+    # GIVEN events over three months: payments (processed), an unknown type (ignored), a refund (deferred)
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamps = [int((now - timedelta(days=d)).timestamp()) for d in (70, 40, 10, 1)]
+    old_paid = invoice_paid(invoice_id="in_other", created=stamps[0])
+    ignored = event("customer.created", {"id": "cus_1"}, created=stamps[1])
+    paid = invoice_paid(created=stamps[2])
+    deferred = charge_refunded(charge="ch_unknown", created=stamps[3])
+    for payload in (old_paid, ignored, paid, deferred):
+        assert deliver(payload)[0] == 200
+    process()
+
+    def ids(query: dict[str, str]) -> list[str]:
+        status, body = admin("GET", "/admin/stripe-events", query=query)
+        assert status == 200, body
+        return [e["id"] for e in body["data"]]
+
+    # THEN newest first across month partitions, and each filter narrows the list
+    assert ids({}) == [deferred["id"], paid["id"], ignored["id"], old_paid["id"]]
+    assert ids({"type": "invoice.paid"}) == [paid["id"], old_paid["id"]]
+    assert ids({"status": "deferred"}) == [deferred["id"]]
+    assert ids({"status": "ignored"}) == [ignored["id"]]
+    since = (now - timedelta(days=45)).isoformat()
+    until = (now - timedelta(days=5)).isoformat()
+    assert ids({"from": since, "to": until}) == [paid["id"], ignored["id"]]
+    # AND pages follow starting_after
+    status, first = admin("GET", "/admin/stripe-events", query={"limit": "2"})
+    assert first["has_more"] is True and first["next_cursor"] == paid["id"]
+    status, second = admin(
+        "GET", "/admin/stripe-events", query={"limit": "2", "starting_after": first["next_cursor"]}
+    )
+    assert [e["id"] for e in second["data"]] == [ignored["id"], old_paid["id"]] and second[
+        "has_more"
+    ] is False
+    assert "payload" not in second["data"][0]
+    # AND bad ranges are clean 4xx
+    status, body = admin("GET", "/admin/stripe-events", query={"from": until, "to": since})
+    assert status == 400 and body["error"]["code"] == "invalid_range"
+    status, body = admin("GET", "/admin/stripe-events", query={"status": "weird"})
+    assert status == 422
+
+
+def test_get_shows_payload_and_history(deliver: Any, process: Any, ports: MemoryLedger, admin: Any) -> None:
+    paid = invoice_paid()
+    deliver(paid)
+    process()
+    status, body = admin(
+        "GET", f"/admin/stripe-events/{paid['id']}", path_parameters={"event_id": paid["id"]}
+    )
+    assert status == 200
+    assert body["payload"] == paid and body["status"] == "processed" and len(body["history"]) == 1
+    status, body = admin("GET", "/admin/stripe-events/evt_nope", path_parameters={"event_id": "evt_nope"})
+    assert status == 404
+
+
+def test_every_route_is_admin_only(deliver: Any, ports: MemoryLedger, admin: Any, stored: Any) -> None:
+    paid = invoice_paid()
+    deliver(paid)
+    # GIVEN a key with read and ingest scopes but not admin
+    calls = [
+        admin("GET", "/admin/stripe-events", scopes="read ingest"),
+        admin(
+            "GET",
+            f"/admin/stripe-events/{paid['id']}",
+            path_parameters={"event_id": paid["id"]},
+            scopes="read",
+        ),
+        _replay(admin, paid["id"], scopes="read ingest"),
+    ]
+    # THEN each is 403 and the replay changed nothing
+    for status, body in calls:
+        assert status == 403 and body["error"]["code"] == "insufficient_scope"
+    assert stored(paid["id"])["attempts"] == 0 and _audit_items() == []
+    assert ports.postings == {}

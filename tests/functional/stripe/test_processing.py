@@ -1,0 +1,201 @@
+"""The Stripe worker on moto: effects through the ports, statuses, ordering, idempotency, bad messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+from tests.support.aws import queue_url, receive_all
+from tests.support.queues import receive_batch, run_batch
+from tests.support.stripe_events import charge_refunded, dispute, event, invoice_paid, payment_failed
+from tests.support.stripe_ports import MemoryLedger
+
+
+def test_invoice_paid_posts_the_payment_and_marks_the_invoice_paid(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN a delivered invoice.paid for our invoice in_ours_1
+    paid = invoice_paid(amount=5000)
+    deliver(paid)
+    # WHEN the worker runs
+    process()
+    # THEN one payment posting of 5000 USD keyed by the event, the invoice is paid, the event processed
+    assert ports.postings == {
+        f"stripe:{paid['id']}": {
+            "kind": "payment", "invoice_id": "in_ours_1", "customer_id": "acme", "currency": "USD",
+            "amount_minor": 5000,
+        }
+    }  # fmt: skip
+    assert ports.invoices.docs["in_ours_1"]["status"] == "paid"
+    record = stored(paid["id"])
+    assert record["status"] == "processed" and record["attempts"] == 1
+    assert record["invoice_id"] == "in_ours_1" and record["customer_id"] == "acme"
+    assert record["history"][0]["trigger"] == "queue"
+
+
+def test_a_refund_before_its_payment_waits_then_ends_right(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN the refund of charge ch_1 is delivered and processed before the payment that created ch_1
+    refund = charge_refunded(charge="ch_1", refunds=[("re_1", 1500)])
+    deliver(refund)
+    process()
+    # THEN it is deferred (nothing posted: the ledger would refuse a refund of an unpaid invoice)
+    assert stored(refund["id"])["status"] == "deferred"
+    assert ports.postings == {}
+    # WHEN the payment arrives and is processed
+    paid = invoice_paid(charge="ch_1", amount=5000)
+    deliver(paid)
+    process()
+    # THEN the refund was woken and posted once: payment 5000, refund 1500; both events processed
+    assert stored(refund["id"])["status"] == "processed"
+    assert stored(paid["id"])["status"] == "processed"
+    assert ports.total("in_ours_1", "payment") == 5000 and ports.total("in_ours_1", "refund") == 1500
+    assert ports.kinds() == ["payment", "refund"]
+    assert [h["status"] for h in stored(refund["id"])["history"]] == ["deferred", "processed"]
+
+
+def test_a_second_partial_refund_posts_only_the_new_refund(
+    deliver: Any, process: Any, ports: MemoryLedger
+) -> None:
+    # GIVEN a payment and a first partial refund processed
+    deliver(invoice_paid(charge="ch_1"))
+    deliver(charge_refunded(charge="ch_1", refunds=[("re_1", 1000)]))
+    process()
+    # WHEN Stripe sends charge.refunded again after a second refund (its list holds both refunds)
+    deliver(charge_refunded(charge="ch_1", refunds=[("re_2", 500), ("re_1", 1000)]))
+    process()
+    # THEN refunds total 1500: re_1 was not posted twice
+    assert ports.total("in_ours_1", "refund") == 1500
+
+
+def test_payment_failed_is_visible_and_a_later_payment_wins(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN a failed payment
+    failed = payment_failed()
+    deliver(failed)
+    process()
+    # THEN the invoice is payment_failed and the event's outcome says so
+    assert ports.invoices.docs["in_ours_1"]["status"] == "payment_failed"
+    assert "payment_failed (card_declined)" in stored(failed["id"])["outcome"]
+    # WHEN the retry succeeds, and then the old failure is delivered again late (a new event id)
+    deliver(invoice_paid())
+    process()
+    deliver(payment_failed())
+    process()
+    # THEN the invoice stays paid
+    assert ports.invoices.docs["in_ours_1"]["status"] == "paid"
+
+
+def test_disputes_opened_and_lost_post_once_even_when_closed_arrives_first(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN a paid invoice, then the dispute's closing (lost) delivered before its opening
+    deliver(invoice_paid(charge="ch_1"))
+    process()
+    closed = dispute("closed", status="lost")
+    deliver(closed)
+    process()
+    assert stored(closed["id"])["status"] == "deferred"
+    # WHEN the opening arrives
+    deliver(dispute("created"))
+    process()
+    # THEN both are posted once and the closing is processed
+    assert ports.kinds() == ["dispute_lost", "dispute_opened", "payment"]
+    assert stored(closed["id"])["status"] == "processed"
+
+
+def test_unknown_types_and_foreign_invoices_are_stored_and_ignored(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN an event type we do not act on, and an invoice.paid for an invoice not issued by us
+    unknown = event("customer.created", {"id": "cus_1", "object": "customer"})
+    foreign = invoice_paid()
+    foreign["data"]["object"]["metadata"] = {}
+    deliver(unknown)
+    deliver(foreign)
+    process()
+    # THEN both are kept, marked ignored, and nothing is posted
+    assert stored(unknown["id"])["status"] == "ignored"
+    assert stored(foreign["id"])["status"] == "ignored"
+    assert ports.postings == {}
+
+
+def test_an_event_with_missing_data_ends_failed_with_its_error(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN an invoice.paid without an amount
+    broken = invoice_paid()
+    del broken["data"]["object"]["amount_paid"]
+    deliver(broken)
+    # WHEN processed THEN it is failed with a readable error, and the message is consumed (no loop)
+    process()
+    record = stored(broken["id"])
+    assert record["status"] == "failed" and "amount_paid" in record["error"]
+    assert receive_all(boto3.client("sqs"), queue_url("StripeEventsQueue")) == []
+
+
+def test_a_redelivered_queue_message_posts_nothing_new(
+    deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+) -> None:
+    # GIVEN a processed payment
+    paid = invoice_paid()
+    deliver(paid)
+    process()
+    # WHEN SQS delivers the same message again
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeEventsQueue"), MessageBody=json.dumps({"event_id": paid["id"]})
+    )
+    process()
+    # THEN one payment posting, and the second attempt is in the history
+    assert ports.kinds() == ["payment"]
+    assert stored(paid["id"])["attempts"] == 2
+
+
+def test_transient_failures_are_retried_then_succeed(
+    deliver: Any, ports: MemoryLedger, stored: Any, monkeypatch: Any
+) -> None:
+    from functions.stripe_worker.app import lambda_handler
+
+    # GIVEN a ledger that fails once with an outage
+    paid = invoice_paid()
+    deliver(paid)
+    real = ports.invoice_paid
+    calls = {"n": 0}
+
+    def flaky(**kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("ledger unavailable")
+        return real(**kw)
+
+    monkeypatch.setattr(ports, "invoice_paid", flaky)
+    url = queue_url("StripeEventsQueue")
+    # WHEN the first attempt runs THEN the message fails and the event is failed with the error
+    assert run_batch(lambda_handler, url, receive_batch(url, 10))
+    assert stored(paid["id"])["status"] == "failed" and "ledger unavailable" in stored(paid["id"])["error"]
+    # WHEN retried THEN it is processed and the error is cleared
+    assert run_batch(lambda_handler, url, receive_batch(url, 10)) == set()
+    record = stored(paid["id"])
+    assert record["status"] == "processed" and "error" not in record and ports.kinds() == ["payment"]
+
+
+def test_malformed_queue_messages_end_in_the_dlq_never_a_crash_loop(ports: MemoryLedger) -> None:
+    from functions.stripe_worker.app import lambda_handler
+
+    # GIVEN garbage and an unknown event id on the queue
+    sqs = boto3.client("sqs")
+    url = queue_url("StripeEventsQueue")
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"event_id": "evt_never_stored"}))
+    # WHEN the worker keeps failing them (each run reports them as batch item failures)
+    for _ in range(6):
+        messages = receive_batch(url, 10)
+        if messages:
+            assert len(run_batch(lambda_handler, url, messages)) == len(messages)
+    # THEN after maxReceiveCount receives both wait in the DLQ and the queue is empty
+    assert receive_all(sqs, url) == []
+    assert len(receive_all(sqs, queue_url("StripeEventsDLQ"))) == 2
