@@ -91,3 +91,56 @@ def usage_lines(
                 )
             )
     return lines
+
+
+def trial_usage_lines(
+    version: Mapping[str, Any],
+    period_start: datetime,
+    period_end: datetime,
+    usage: Mapping[str, Mapping[str, GroupUsage]],
+    *,
+    phase_index: int = 0,
+) -> list[InvoiceLine]:
+    """Zero-amount lines showing the usage of a trial: one per charged meter and group with usage.
+
+    Line id ``usage:{meter}:{group}:{phase}:trial``, ``source.trial`` true. Trial usage is not priced,
+    uses no free units and fills no tier of the paid part.
+
+    Example:
+        >>> from datetime import UTC
+        >>> plan = {"code": "api", "version": 1, "currency": "USD", "charges": [
+        ...     {"meter_code": "calls", "model": "per_unit", "unit_price": "1", "free_units": "0"}]}
+        >>> t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 15, tzinfo=UTC)
+        >>> [(l.line_id, l.quantity, l.amount_minor) for l in
+        ...  trial_usage_lines(plan, t0, t1, {"calls": {"": GroupUsage(Decimal(7), 1, 7)}})]
+        [('usage:calls::0:trial', Decimal('7'), 0)]
+    """
+    lines = []
+    for charge in version.get("charges") or []:
+        meter = str(charge["meter_code"])
+        groups = usage.get(meter) or {}
+        for key in sorted(groups):
+            cell = groups[key]
+            if not cell.quantity and not cell.events:
+                continue
+            group = parse_group(key)
+            label = ", ".join(f"{k}={v}" for k, v in group.items())
+            lines.append(
+                InvoiceLine(
+                    line_id=f"usage:{meter}:{key}:{phase_index}:trial",
+                    kind="usage",
+                    description=f"{meter} during the trial (not charged)" + (f" [{label}]" if label else ""),
+                    meter_code=meter,
+                    group=group,
+                    quantity=cell.quantity,
+                    unit_price=None,
+                    tiers=[],
+                    amount_minor=0,
+                    period_start=period_start,
+                    period_end=period_end,
+                    plan_code=str(version["code"]),
+                    plan_version=int(version["version"]),
+                    source={"hours": cell.hours, "events": cell.events, "trial": True, "amount": ZERO},
+                )
+            )
+    return lines

@@ -1,7 +1,8 @@
-"""Rating one billing window of a subscription: phases, fixed fees, proration, minimum commitment.
+"""Rating one billing window of a subscription: each phase's usage, fees and the minimum commitment.
 
 Pure Python, no AWS: the caller (``logic.rating``) reads plan versions and usage and passes them in.
-The rules (window rule, proration, minimum commitment) are in docs/pricing.md.
+Phases and periods are in ``domain.phases``, fixed fees, proration, trials and the minimum commitment in
+``domain.fees``, usage lines in ``domain.lines``. The rules are in docs/pricing.md.
 
 Example:
     >>> from datetime import UTC
@@ -20,155 +21,59 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
-from neruba.domain.lines import GroupUsage, usage_lines
-from neruba.domain.periods import add_interval
-from neruba.domain.pricing import (
-    ZERO,
-    InvoiceLine,
-    LineKind,
-    PricingError,
-    RatedWindow,
-    exact,
-    fraction_of,
-    line_minor,
+from neruba.domain.fees import minimum_line, minimum_share, next_advance, opening_lines, span_fee_lines
+from neruba.domain.lines import GroupUsage, trial_usage_lines, usage_lines
+from neruba.domain.phases import (
+    PhaseSpan,
+    Versions,
+    at_time,
+    ends_at,
+    next_period_end,
+    paid_part,
+    phase_at,
+    phase_spans,
+    trial_end,
+    version_of,
 )
+from neruba.domain.pricing import ZERO, InvoiceLine, RatedWindow
 
-Versions = Mapping[tuple[str, int], Mapping[str, Any]]
+__all__ = [
+    "PhaseSpan",
+    "PhaseUsage",
+    "Versions",
+    "ends_at",
+    "next_period_end",
+    "phase_at",
+    "phase_spans",
+    "rate_opening_window",
+    "rate_subscription_window",
+]
+
 # phase index -> meter code -> group key -> usage
 PhaseUsage = Mapping[int, Mapping[str, Mapping[str, GroupUsage]]]
-_MICRO = timedelta(microseconds=1)
 
 
-def _at(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if at.tzinfo is None:
-        raise PricingError("subscription times are timezone-aware")
-    return at
-
-
-def _seconds(start: datetime, end: datetime) -> Decimal:
-    """Exact length of [start, end) in seconds (microsecond resolution)."""
-    return Decimal((end - start) // _MICRO).scaleb(-6)
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseSpan:
-    """The part of one subscription phase that falls inside a window."""
-
-    index: int
-    plan_code: str
-    plan_version: int
-    start: datetime
-    end: datetime
-    phase_start: datetime
-    phase_end: datetime | None
-
-
-def phase_spans(subscription: Mapping[str, Any], start: datetime, end: datetime) -> list[PhaseSpan]:
-    """Each phase clipped to [start, end); phases (or parts) outside it are left out."""
-    spans = []
-    for index, phase in enumerate(subscription.get("phases") or []):
-        phase_start, phase_end = _at(phase["start_at"]), _at(phase.get("end_at"))
-        assert phase_start is not None
-        lo = max(phase_start, start)
-        hi = end if phase_end is None else min(phase_end, end)
-        if lo < hi:
-            spans.append(
-                PhaseSpan(
-                    index, str(phase["plan_code"]), int(phase["plan_version"]), lo, hi, phase_start, phase_end
-                )
-            )
-    return spans
-
-
-def phase_at(subscription: Mapping[str, Any], at: datetime) -> tuple[int, Mapping[str, Any]] | None:
-    """The phase in force at instant ``at`` (start <= at < end), with its index."""
-    for index, phase in enumerate(subscription.get("phases") or []):
-        phase_start, phase_end = _at(phase["start_at"]), _at(phase.get("end_at"))
-        assert phase_start is not None
-        if phase_start <= at and (phase_end is None or at < phase_end):
-            return index, phase
-    return None
-
-
-def ends_at(subscription: Mapping[str, Any], period_end: datetime) -> bool:
-    """True when the subscription does not continue past ``period_end`` (ended, or canceled at period end)."""
-    ended = _at(subscription.get("ended_at"))
-    if ended is not None and ended <= period_end:
-        return True
-    canceled = _at(subscription.get("canceled_at"))
-    return bool(subscription.get("cancel_at_period_end")) and canceled is not None and canceled < period_end
-
-
-def _fee(version: Mapping[str, Any]) -> tuple[Decimal, str] | None:
-    fee = version.get("fixed_fee")
-    if not fee:
-        return None
-    return exact(fee["amount"], "fixed_fee.amount"), str(fee.get("timing", "advance"))
-
-
-def _fee_line(
-    line_id: str,
-    kind: LineKind,
-    description: str,
-    amount: Decimal,
-    currency: str,
-    start: datetime,
-    end: datetime,
-    span: PhaseSpan | tuple[str, int],
-    source: dict[str, Any],
-) -> InvoiceLine:
-    code, version = (span.plan_code, span.plan_version) if isinstance(span, PhaseSpan) else span
-    return InvoiceLine(
-        line_id=line_id,
-        kind=kind,
-        description=description,
-        meter_code=None,
-        group={},
-        quantity=Decimal(1) if "fraction" not in source else source["fraction"],
-        unit_price=source.get("fee"),
-        tiers=[],
-        amount_minor=line_minor(amount, currency),
-        period_start=start,
-        period_end=end,
-        plan_code=code,
-        plan_version=version,
-        source=source,
-    )
-
-
-def _prorated(
-    line_id: str,
-    kind: LineKind,
-    description: str,
-    fee: Decimal,
-    sign: int,
-    start: datetime,
-    end: datetime,
-    period: tuple[datetime, datetime],
-    currency: str,
+def _usage_lines(
+    subscription: Mapping[str, Any],
+    version: Mapping[str, Any],
     span: PhaseSpan,
-) -> InvoiceLine:
-    """``sign * fee * seconds(start, end) / seconds(period)``, rounded once."""
-    part, whole = _seconds(start, end), _seconds(*period)
-    fraction = fraction_of(Decimal(1), part, whole)
-    amount = sign * fraction_of(fee, part, whole)
-    source = {"fee": fee, "seconds": part, "period_seconds": whole, "fraction": fraction, "amount": amount}
-    return _fee_line(line_id, kind, description, amount, currency, start, end, span, source)
-
-
-def _version(versions: Versions, code: str, number: int) -> Mapping[str, Any]:
-    try:
-        return versions[(code, number)]
-    except KeyError as exc:
-        raise PricingError(f"plan version {code} v{number} was not provided") from exc
+    usage: PhaseUsage,
+    trial_usage: PhaseUsage,
+) -> list[InvoiceLine]:
+    """Zero trial lines for the span's trial part, priced lines for its paid part."""
+    trial = trial_end(subscription)
+    lines: list[InvoiceLine] = []
+    if trial is not None and span.start < trial:
+        lines += trial_usage_lines(
+            version, span.start, min(span.end, trial), trial_usage.get(span.index, {}), phase_index=span.index
+        )
+    paid = paid_part(span.start, span.end, trial)
+    if paid is not None:
+        lines += usage_lines(version, *paid, usage.get(span.index, {}), phase_index=span.index)
+    return lines
 
 
 def rate_subscription_window(
@@ -179,8 +84,13 @@ def rate_subscription_window(
     usage: PhaseUsage,
     *,
     as_of: datetime | None = None,
+    trial_usage: PhaseUsage | None = None,
 ) -> RatedWindow:
-    """Every line of window [period_start, period_end) of ``subscription`` (see docs/pricing.md)."""
+    """Every line of window [period_start, period_end) of ``subscription`` (see docs/pricing.md).
+
+    ``usage`` is the billable usage per phase (hours starting at or after ``trial_end``), ``trial_usage``
+    the usage of hours starting before it (shown on zero lines, never charged).
+    """
     currency = str(subscription["currency"])
     period = (period_start, period_end)
     spans = phase_spans(subscription, period_start, period_end)
@@ -188,69 +98,14 @@ def rate_subscription_window(
     usage_total = 0
     minimum = ZERO
     for span in spans:
-        version = _version(versions, span.plan_code, span.plan_version)
-        phase_lines = usage_lines(
-            version, span.start, span.end, usage.get(span.index, {}), phase_index=span.index
-        )
+        version = version_of(versions, span.plan_code, span.plan_version)
+        phase_lines = _usage_lines(subscription, version, span, usage, trial_usage or {})
         lines += phase_lines
         usage_total += sum(line.amount_minor for line in phase_lines)
-        if version.get("minimum_commitment") is not None:
-            minimum += fraction_of(
-                exact(version["minimum_commitment"], "minimum_commitment"),
-                _seconds(span.start, span.end),
-                _seconds(*period),
-            )
-        fee = _fee(version)
-        if fee is None:
-            continue
-        amount, timing = fee
-        if timing == "arrears":
-            lines.append(
-                _prorated(
-                    f"fixed_fee:arrears:{span.index}",
-                    "fixed_fee",
-                    f"{version.get('name', span.plan_code)} fixed fee (arrears)",
-                    amount,
-                    1,
-                    span.start,
-                    span.end,
-                    period,
-                    currency,
-                    span,
-                )
-            )
-        elif span.phase_start > period_start:  # a phase that began inside the window: charge its time
-            lines.append(
-                _prorated(
-                    f"proration:charge:{span.index}",
-                    "proration",
-                    f"{version.get('name', span.plan_code)} fixed fee for the rest of the period",
-                    amount,
-                    1,
-                    span.start,
-                    span.end,
-                    period,
-                    currency,
-                    span,
-                )
-            )
-        elif span.end < period_end and _changed_at(subscription, span):  # prepaid phase left by a plan change
-            lines.append(
-                _prorated(
-                    f"proration:credit:{span.index}",
-                    "proration",
-                    f"Unused {version.get('name', span.plan_code)} fixed fee after the plan change",
-                    amount,
-                    -1,
-                    span.end,
-                    period_end,
-                    period,
-                    currency,
-                    span,
-                )
-            )
-    lines += _minimum_line(minimum, usage_total, currency, period, spans)
-    lines += _next_advance(subscription, versions, period_end, currency)
+        minimum += minimum_share(subscription, version, span, period)
+        lines += span_fee_lines(subscription, version, span, period, currency)
+    lines += minimum_line(minimum, usage_total, currency, spans)
+    lines += next_advance(subscription, versions, period_end)
     return RatedWindow.of(
         currency,
         lines,
@@ -262,116 +117,18 @@ def rate_subscription_window(
     )
 
 
-def _changed_at(subscription: Mapping[str, Any], span: PhaseSpan) -> bool:
-    """The phase ended because another phase began at its end (a plan change, not a cancellation)."""
-    phases = subscription.get("phases") or []
-    return span.index + 1 < len(phases) and _at(phases[span.index + 1]["start_at"]) == span.phase_end
-
-
-def _minimum_line(
-    minimum: Decimal,
-    usage_total: int,
-    currency: str,
-    period: tuple[datetime, datetime],
-    spans: list[PhaseSpan],
-) -> list[InvoiceLine]:
-    if not spans or minimum <= 0:
-        return []
-    floor = line_minor(minimum, currency)
-    if floor <= usage_total:
-        return []
-    last = spans[-1]
-    return [
-        InvoiceLine(
-            line_id="minimum_commitment",
-            kind="minimum_commitment",
-            description="Minimum commitment top-up",
-            meter_code=None,
-            group={},
-            quantity=Decimal(1),
-            unit_price=None,
-            tiers=[],
-            amount_minor=floor - usage_total,
-            period_start=spans[0].start,
-            period_end=last.end,
-            plan_code=last.plan_code,
-            plan_version=last.plan_version,
-            source={"minimum": minimum, "minimum_minor": floor, "usage_minor": usage_total},
-        )
-    ]
-
-
-def _next_advance(
-    subscription: Mapping[str, Any], versions: Versions, period_end: datetime, currency: str
-) -> list[InvoiceLine]:
-    """The advance fee of the next period, under the version in force at ``period_end``."""
-    if ends_at(subscription, period_end):
-        return []
-    found = phase_at(subscription, period_end)
-    if found is None:
-        return []
-    index, phase = found
-    version = _version(versions, str(phase["plan_code"]), int(phase["plan_version"]))
-    fee = _fee(version)
-    if fee is None or fee[1] != "advance":
-        return []
-    next_end = next_period_end(subscription, period_end)
-    source = {"fee": fee[0], "amount": fee[0]}
-    return [
-        _fee_line(
-            f"fixed_fee:advance:{index}",
-            "fixed_fee",
-            f"{version.get('name', phase['plan_code'])} fixed fee (in advance)",
-            fee[0],
-            currency,
-            period_end,
-            next_end,
-            (str(phase["plan_code"]), int(phase["plan_version"])),
-            source,
-        )
-    ]
-
-
-def next_period_end(subscription: Mapping[str, Any], period_end: datetime) -> datetime:
-    """The end of the period that starts at ``period_end`` (periods anchored at the subscription start)."""
-    anchor = _at(subscription["start_at"])
-    assert anchor is not None
-    interval = str(subscription["interval"])
-    n = 1
-    while add_interval(anchor, interval, n) <= period_end:
-        n += 1
-    return add_interval(anchor, interval, n)
-
-
 def rate_opening_window(subscription: Mapping[str, Any], versions: Versions) -> RatedWindow:
-    """The advance fee of the first period (issued when the subscription starts); no lines otherwise."""
-    start = _at(subscription["start_at"])
+    """The advance fee of the first period, for its paid part (issued when the subscription starts).
+
+    No lines when the fee is in arrears or absent, or when the trial covers the whole first period.
+    """
+    start = at_time(subscription["start_at"])
     assert start is not None
-    end = add_interval(start, str(subscription["interval"]), 1)
-    lines: list[InvoiceLine] = []
-    phase = (subscription.get("phases") or [None])[0]
-    if phase is not None:
-        version = _version(versions, str(phase["plan_code"]), int(phase["plan_version"]))
-        fee = _fee(version)
-        if fee is not None and fee[1] == "advance":
-            lines.append(
-                _fee_line(
-                    "fixed_fee:advance:0",
-                    "fixed_fee",
-                    f"{version.get('name', phase['plan_code'])} fixed fee (in advance)",
-                    fee[0],
-                    str(subscription["currency"]),
-                    start,
-                    end,
-                    (str(phase["plan_code"]), int(phase["plan_version"])),
-                    {"fee": fee[0], "amount": fee[0]},
-                )
-            )
     return RatedWindow.of(
         str(subscription["currency"]),
-        lines,
+        opening_lines(subscription, versions),
         start,
-        end,
+        next_period_end(subscription, start),
         subscription_id=subscription.get("id"),
         customer_id=subscription.get("customer_id"),
         kind="opening",

@@ -14,15 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.lines import GroupUsage
+from neruba.domain.phases import PhaseSpan, Versions, phase_spans, trial_end
 from neruba.domain.pricing import PricingError, RatedWindow
 from neruba.domain.usage import combine
-from neruba.domain.windows import (
-    PhaseSpan,
-    Versions,
-    phase_spans,
-    rate_opening_window,
-    rate_subscription_window,
-)
+from neruba.domain.windows import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
 
 if TYPE_CHECKING:
@@ -67,12 +62,16 @@ def read_usage(
     spans: list[PhaseSpan],
     start: datetime,
     upper: datetime,
-) -> dict[int, dict[str, dict[str, GroupUsage]]]:
-    """Usage per phase index, meter and group for hours whose (effective) start is in [start, upper)."""
+) -> tuple[dict[int, dict[str, dict[str, GroupUsage]]], dict[int, dict[str, dict[str, GroupUsage]]]]:
+    """Usage per phase index, meter and group for hours whose (effective) start is in [start, upper):
+    ``(billable, trial)``, trial being the hours that start before the subscription's ``trial_end``."""
+    paid: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
+    trial: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
     if upper <= start or not spans:
-        return {}
+        return {}, {}
     customer_id = str(subscription["customer_id"])
     subscription_start = datetime.fromisoformat(str(subscription["start_at"]))
+    charging_from = trial_end(subscription)
     meters = sorted(
         {
             str(charge["meter_code"])
@@ -80,12 +79,11 @@ def read_usage(
             for charge in versions[(span.plan_code, span.plan_version)].get("charges") or []
         }
     )
-    result: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
     for meter_code in meters:
         meter = plans.get_meter(meter_code)
         if meter is None:
             raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter_code")
-        cells: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+        cells: dict[tuple[int, bool, str], list[dict[str, Any]]] = defaultdict(list)
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
         for item in usage.aggregates(customer_id, meter_code, first, last):
             hour, _, group = str(item["sk"]).partition("#")
@@ -94,14 +92,16 @@ def read_usage(
                 continue
             span = _span_of(spans, at)
             if span is not None:
-                cells[(span.index, group)].append(item)
-        for (index, group), items in cells.items():
-            result[index].setdefault(meter_code, {})[group] = GroupUsage(
+                in_trial = charging_from is not None and at < charging_from
+                cells[(span.index, in_trial, group)].append(item)
+        for (index, in_trial, group), items in cells.items():
+            target = trial if in_trial else paid
+            target[index].setdefault(meter_code, {})[group] = GroupUsage(
                 quantity=combine(meter.aggregation, items),
                 hours=len(items),
                 events=sum(int(i.get("n", 0)) for i in items),
             )
-    return dict(result)
+    return dict(paid), dict(trial)
 
 
 def rate_window(
@@ -115,10 +115,12 @@ def rate_window(
 ) -> RatedWindow:
     """Rate window [period_start, period_end) of a subscription, each phase under its own plan version.
 
-    Usage: hours whose start is in [period_start, min(period_end, as_of)) (the hour the subscription
-    starts in counts from the subscription start). Also the arrears fixed fee of the window, proration
-    lines for a plan change inside it, the minimum commitment top-up, and the advance fee of the next
-    period unless the subscription ends at ``period_end``.
+    Usage: hours whose start is in [period_start, min(period_end, as_of)) and inside a phase (so not
+    after an immediate cancellation; the hour the subscription starts in counts from the subscription
+    start); hours starting before ``trial_end`` are shown on zero ``trial`` lines. Also the arrears fixed
+    fee of the window's paid time, proration lines for a plan change or an immediate cancellation inside
+    it, the minimum commitment top-up, and the advance fee of the next period (its paid part) unless the
+    subscription ends at ``period_end``.
 
     Example:
         >>> window = rate_window(plans, usage, sub, start, end)  # doctest: +SKIP
@@ -133,10 +135,10 @@ def rate_window(
     versions = plan_versions(plans, subscription)
     spans = phase_spans(subscription, period_start, period_end)
     upper = period_end if as_of is None else min(period_end, as_of)
-    phase_usage = read_usage(plans, usage, subscription, versions, spans, period_start, upper)
+    paid, trial = read_usage(plans, usage, subscription, versions, spans, period_start, upper)
     try:
         return rate_subscription_window(
-            subscription, versions, period_start, period_end, phase_usage, as_of=as_of
+            subscription, versions, period_start, period_end, paid, as_of=as_of, trial_usage=trial
         )
     except PricingError as exc:
         raise InvalidRequestError(str(exc), code="pricing_error") from exc

@@ -24,7 +24,9 @@ def upcoming_invoice(
     """One window per active, started subscription: its current period with usage up to ``now``.
 
     Credits are not applied (``credits_applied`` is false): the amounts are the subtotal before any
-    credit grant. A customer without an active subscription gets an empty ``windows`` list.
+    credit grant. A customer without an active subscription gets an empty ``windows`` list. Each window
+    says which part is a trial: ``trial_end`` (the subscription's, or null), ``in_trial`` (now is before
+    it) and ``trial_until`` (the end of the trial part of this window, null when none of it is trial).
     """
     from neruba.logic.rating import rate_window
 
@@ -45,6 +47,7 @@ def upcoming_invoice(
                 **window.to_dict(),
                 "object": "upcoming_window",
                 "credits_applied": False,
+                **_trial(sub, start, end, now),
             }
         )
     return {
@@ -54,4 +57,16 @@ def upcoming_invoice(
         "credits_applied": False,
         "note": "Preview of the current period to date; credits are applied when the invoice is issued.",
         "windows": windows,
+    }
+
+
+def _trial(sub: dict[str, Any], start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+    """The trial fields of a window: the trial end, whether now is in the trial, the window's trial part."""
+    raw = sub.get("trial_end")
+    trial_end = datetime.fromisoformat(str(raw)) if raw else None
+    until = None if trial_end is None or trial_end <= start else min(trial_end, end)
+    return {
+        "trial_end": trial_end.isoformat() if trial_end else None,
+        "in_trial": trial_end is not None and now < trial_end,
+        "trial_until": until.isoformat() if until else None,
     }

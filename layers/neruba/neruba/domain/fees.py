@@ -1,0 +1,259 @@
+"""Fixed fees, proration, trials and the minimum commitment of a window (rules in docs/pricing.md).
+
+Every time-based amount is ``amount x seconds(part) / seconds(period)``, rounded once per line, and only
+the **paid** part of time counts: time before the subscription's ``trial_end`` is never charged.
+
+Example:
+    >>> from datetime import UTC
+    >>> t0, t1, trial = (datetime(2026, m, d, tzinfo=UTC) for m, d in ((4, 1), (5, 1), (4, 11)))
+    >>> sub = {"start_at": t0.isoformat(), "interval": "month", "currency": "USD",
+    ...        "trial_end": trial.isoformat(), "phases": [{"plan_code": "pro", "plan_version": 1,
+    ...        "start_at": t0.isoformat(), "end_at": None}]}
+    >>> pro = {"code": "pro", "version": 1, "fixed_fee": {"amount": "30", "timing": "advance"}}
+    >>> [(l.line_id, l.amount_minor, l.period_start.day) for l in opening_lines(sub, {("pro", 1): pro})]
+    [('fixed_fee:advance:0', 2000, 11)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba.domain.periods import add_interval
+from neruba.domain.phases import (
+    PhaseSpan,
+    Versions,
+    at_time,
+    ended_at,
+    ends_at,
+    next_period_end,
+    paid_part,
+    phase_at,
+    seconds,
+    trial_end,
+    version_of,
+)
+from neruba.domain.pricing import ZERO, InvoiceLine, LineKind, exact, fraction_of, line_minor
+
+Period = tuple[datetime, datetime]
+
+
+def fee_of(version: Mapping[str, Any]) -> tuple[Decimal, str] | None:
+    """The version's fixed fee and timing (``advance`` or ``arrears``), or ``None``."""
+    fee = version.get("fixed_fee")
+    if not fee:
+        return None
+    return exact(fee["amount"], "fixed_fee.amount"), str(fee.get("timing", "advance"))
+
+
+def credits_on_cancel(version: Mapping[str, Any]) -> bool:
+    """Whether an immediate cancellation credits the unused prepaid fee (``fixed_fee.credit_on_cancel``,
+    true unless the plan version sets it to false)."""
+    return bool((version.get("fixed_fee") or {}).get("credit_on_cancel", True))
+
+
+def _name(version: Mapping[str, Any], code: str) -> str:
+    return str(version.get("name", code))
+
+
+def fee_line(
+    line_id: str,
+    kind: LineKind,
+    description: str,
+    fee: Decimal,
+    sign: int,
+    part: Period,
+    period: Period,
+    currency: str,
+    plan: tuple[str, int],
+    trial: datetime | None = None,
+) -> InvoiceLine:
+    """``sign x fee x seconds(part) / seconds(period)`` as one line, rounded once.
+
+    A whole period gives ``quantity`` 1 and ``source`` {fee, amount}; a part gives the fraction and the
+    seconds. ``trial`` (the trial end) is recorded in ``source`` when it shortened the part.
+    """
+    source: dict[str, Any] = {"fee": fee}
+    if part == period:
+        amount, fraction = sign * fee, Decimal(1)
+    else:
+        length, whole = seconds(*part), seconds(*period)
+        fraction = fraction_of(Decimal(1), length, whole)
+        amount = sign * fraction_of(fee, length, whole)
+        source.update(seconds=length, period_seconds=whole, fraction=fraction)
+    source["amount"] = amount
+    if trial is not None and part[0] == trial:
+        source["trial_end"] = trial.isoformat()
+    return InvoiceLine(
+        line_id=line_id,
+        kind=kind,
+        description=description,
+        meter_code=None,
+        group={},
+        quantity=fraction,
+        unit_price=fee,
+        tiers=[],
+        amount_minor=line_minor(amount, currency),
+        period_start=part[0],
+        period_end=part[1],
+        plan_code=plan[0],
+        plan_version=plan[1],
+        source=source,
+    )
+
+
+def _ended_by(subscription: Mapping[str, Any], span: PhaseSpan) -> str | None:
+    """Why a phase ended: ``change`` (another phase began then), ``cancel`` (the subscription ended)."""
+    phases = subscription.get("phases") or []
+    if span.index + 1 < len(phases) and at_time(phases[span.index + 1]["start_at"]) == span.phase_end:
+        return "change"
+    if span.phase_end is not None and ended_at(subscription) == span.phase_end:
+        return "cancel"
+    return None
+
+
+def span_fee_lines(
+    subscription: Mapping[str, Any],
+    version: Mapping[str, Any],
+    span: PhaseSpan,
+    period: Period,
+    currency: str,
+) -> list[InvoiceLine]:
+    """The fee lines of one phase's part of window ``period``: its arrears fee, or for an advance fee
+    a proration charge (phase began inside the window) or credit (prepaid phase left early)."""
+    fee = fee_of(version)
+    if fee is None:
+        return []
+    amount, timing = fee
+    trial = trial_end(subscription)
+    plan = (span.plan_code, span.plan_version)
+    name = _name(version, span.plan_code)
+    if timing == "arrears":
+        part = paid_part(span.start, span.end, trial)
+        if part is None:
+            return []
+        return [
+            fee_line(
+                f"fixed_fee:arrears:{span.index}",
+                "fixed_fee",
+                f"{name} fixed fee (arrears)",
+                amount,
+                1,
+                part,
+                period,
+                currency,
+                plan,
+                trial,
+            )
+        ]
+    if span.phase_start > period[0]:  # began inside the window: charge its own paid time
+        part = paid_part(span.start, span.end, trial)
+        label, sign = f"{name} fixed fee for the rest of the period", 1
+        line_id = f"proration:charge:{span.index}"
+    else:  # prepaid (by the opening or previous window): credit the unused time if it left early
+        reason = _ended_by(subscription, span) if span.end < period[1] else None
+        if reason is None or (reason == "cancel" and not credits_on_cancel(version)):
+            return []
+        part = paid_part(span.end, period[1], trial)
+        event = "the plan change" if reason == "change" else "the cancellation"
+        label, sign = f"Unused {name} fixed fee after {event}", -1
+        line_id = f"proration:credit:{span.index}"
+    if part is None:
+        return []
+    return [fee_line(line_id, "proration", label, amount, sign, part, period, currency, plan, trial)]
+
+
+def minimum_share(
+    subscription: Mapping[str, Any], version: Mapping[str, Any], span: PhaseSpan, period: Period
+) -> Decimal:
+    """The version's minimum commitment prorated to the span's paid time (exact, unrounded)."""
+    if version.get("minimum_commitment") is None:
+        return ZERO
+    part = paid_part(span.start, span.end, trial_end(subscription))
+    if part is None:
+        return ZERO
+    minimum = exact(version["minimum_commitment"], "minimum_commitment")
+    return fraction_of(minimum, seconds(*part), seconds(*period))
+
+
+def minimum_line(
+    minimum: Decimal, usage_total: int, currency: str, spans: list[PhaseSpan]
+) -> list[InvoiceLine]:
+    """The top-up line when the usage lines' total is below the (prorated) minimum, rounded once."""
+    if not spans or minimum <= 0:
+        return []
+    floor = line_minor(minimum, currency)
+    if floor <= usage_total:
+        return []
+    last = spans[-1]
+    return [
+        InvoiceLine(
+            line_id="minimum_commitment",
+            kind="minimum_commitment",
+            description="Minimum commitment top-up",
+            meter_code=None,
+            group={},
+            quantity=Decimal(1),
+            unit_price=None,
+            tiers=[],
+            amount_minor=floor - usage_total,
+            period_start=spans[0].start,
+            period_end=last.end,
+            plan_code=last.plan_code,
+            plan_version=last.plan_version,
+            source={"minimum": minimum, "minimum_minor": floor, "usage_minor": usage_total},
+        )
+    ]
+
+
+def _advance(
+    subscription: Mapping[str, Any], versions: Versions, index: int, phase: Mapping[str, Any], period: Period
+) -> list[InvoiceLine]:
+    """The advance fee of ``period`` under ``phase``, for its paid part only (none if all trial)."""
+    version = version_of(versions, str(phase["plan_code"]), int(phase["plan_version"]))
+    fee = fee_of(version)
+    trial = trial_end(subscription)
+    part = paid_part(*period, trial)
+    if fee is None or fee[1] != "advance" or part is None:
+        return []
+    return [
+        fee_line(
+            f"fixed_fee:advance:{index}",
+            "fixed_fee",
+            f"{_name(version, str(phase['plan_code']))} fixed fee (in advance)",
+            fee[0],
+            1,
+            part,
+            period,
+            str(subscription["currency"]),
+            (str(phase["plan_code"]), int(phase["plan_version"])),
+            trial,
+        )
+    ]
+
+
+def next_advance(
+    subscription: Mapping[str, Any], versions: Versions, period_end: datetime
+) -> list[InvoiceLine]:
+    """The next period's advance fee, under the version in force at ``period_end``, unless the
+    subscription ends there."""
+    if ends_at(subscription, period_end):
+        return []
+    found = phase_at(subscription, period_end)
+    if found is None:
+        return []
+    period = (period_end, next_period_end(subscription, period_end))
+    return _advance(subscription, versions, found[0], found[1], period)
+
+
+def opening_lines(subscription: Mapping[str, Any], versions: Versions) -> list[InvoiceLine]:
+    """The first period's advance fee under the first phase (paid part only)."""
+    start = at_time(subscription["start_at"])
+    assert start is not None
+    phase = (subscription.get("phases") or [None])[0]
+    if phase is None:
+        return []
+    period = (start, add_interval(start, str(subscription["interval"]), 1))
+    return _advance(subscription, versions, 0, phase, period)
