@@ -25,6 +25,7 @@ TEST_ENVIRONMENT = {
     "NERUBA_STRIPE_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-StripeEventsQueue",
     "NERUBA_STRIPE_SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-StripeSyncQueue",
     "NERUBA_DOCS_ENABLED": "true",
+    "NERUBA_STRIPE_SECRET_NAME": "/neruba/stripe",
 }
 for _key, _value in TEST_ENVIRONMENT.items():
     os.environ[_key] = _value

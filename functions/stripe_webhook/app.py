@@ -16,8 +16,8 @@ _resolve = make_handler(app)
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Count an oversized body as a webhook outcome, then answer through the resolver (413 there)."""
-    from neruba.api.resolver import _body_size
+    from neruba.api.resolver import body_size
 
-    if _body_size(event) > get_settings().max_body_bytes:
+    if body_size(event) > get_settings().max_body_bytes:
         stripe_webhook.webhook_outcome("too_large")
     return _resolve(event, context)

@@ -101,7 +101,9 @@ def openapi_text() -> str:
     from neruba.api.routes import all_routers
 
     return (
-        json.dumps(json.loads(openapi_document(build_resolver(documented=all_routers()))), indent=2, sort_keys=True)
+        json.dumps(
+            json.loads(openapi_document(build_resolver(documented=all_routers()))), indent=2, sort_keys=True
+        )
         + "\n"
     )
 

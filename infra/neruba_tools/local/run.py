@@ -66,6 +66,8 @@ def banner(stack: Any, demo: Any) -> list[str]:
         ]
         if getattr(demo, "plan_code", None):
             lines.append(f"Demo plan: {demo.plan_code}")
+        if getattr(demo, "stripe_webhook_secret", None):
+            lines.append(f"Stripe webhook secret: {demo.stripe_webhook_secret}  (sign test events with it)")
         event = {
             "transaction_id": "demo-1",
             "customer_id": demo.customer_id,

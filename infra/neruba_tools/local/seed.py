@@ -33,6 +33,33 @@ class DemoInfo:
     meter_code: str
     plan_code: str
     subscription_id: str
+    stripe_webhook_secret: str = ""
+
+
+def ensure_local_stripe_parameter() -> str:
+    """The local Stripe parameter (no API key, one webhook signing secret); returns that secret.
+
+    With no API key, pushing invoices to Stripe fails and stays visible (sync status, StripeSyncDLQ);
+    webhooks signed with the secret are verified and processed as on AWS.
+    """
+    import json
+    import secrets
+
+    from neruba.dal.clients import client
+
+    name = get_settings().stripe_secret_name or "/neruba/stripe"
+    ssm = client("ssm")
+    try:
+        value = json.loads(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
+        return str((value.get("webhook_secrets") or [""])[0])
+    except ssm.exceptions.ParameterNotFound:
+        secret = "whsec_local_" + secrets.token_hex(16)
+        ssm.put_parameter(
+            Name=name,
+            Type="SecureString",
+            Value=json.dumps({"api_key": "", "webhook_secrets": [secret]}),
+        )
+        return secret
 
 
 def seed_demo() -> DemoInfo:
@@ -76,4 +103,11 @@ def seed_demo() -> DemoInfo:
     plaintext, _ = KeysRepository(settings.keys_table).create(
         frozenset({"ingest", "read", "admin"}), name="local demo"
     )
-    return DemoInfo(plaintext, DEMO_CUSTOMER, DEMO_METER, DEMO_PLAN, str(subscription["id"]))
+    return DemoInfo(
+        plaintext,
+        DEMO_CUSTOMER,
+        DEMO_METER,
+        DEMO_PLAN,
+        str(subscription["id"]),
+        stripe_webhook_secret=ensure_local_stripe_parameter(),
+    )

@@ -143,6 +143,10 @@ class FixedFeeIn(BaseModel):
 
     amount: Price
     timing: Literal["advance", "arrears"] = "advance"
+    credit_on_cancel: bool = Field(
+        default=True,
+        description="On an immediate cancellation, credit the unused part of an advance fee already billed.",
+    )
 
 
 class PlanVersionIn(BaseModel):
