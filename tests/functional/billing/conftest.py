@@ -99,7 +99,15 @@ def usage_rater(calls: Calls) -> Any:
         )["Items"]
         calls.hours_read += len(items)
         count = sum(int(from_item(i)["n"]) for i in items)
-        line = Line("usage:api_calls::0", "usage", "api_calls", Decimal(count), count * UNIT_PRICE_MINOR, len(items), count)
+        line = Line(
+            "usage:api_calls::0",
+            "usage",
+            "api_calls",
+            Decimal(count),
+            count * UNIT_PRICE_MINOR,
+            len(items),
+            count,
+        )
         return Rated("USD", [line])
 
     return rate
@@ -127,7 +135,9 @@ class Application:
     amount_minor: int
 
 
-def credits_from_one_grant(customer_id: str, currency: str, lines: Sequence[ChargeLine], at: datetime) -> CreditsResult:
+def credits_from_one_grant(
+    customer_id: str, currency: str, lines: Sequence[ChargeLine], at: datetime
+) -> CreditsResult:
     """Spends the customer's single grant (if any) on the lines in order; the decrement is conditional."""
     table = get_settings().ledger_table
     got = boto3.client("dynamodb").get_item(
@@ -221,7 +231,9 @@ class World:
             "cancel_at_period_end": False,
             "canceled_at": None,
             "ended_at": None,
-            "phases": [{"plan_code": "basic", "plan_version": 1, "start_at": start.isoformat(), "end_at": None}],
+            "phases": [
+                {"plan_code": "basic", "plan_version": 1, "start_at": start.isoformat(), "end_at": None}
+            ],
             "created_at": start.isoformat(),
             **extra,
         }
@@ -273,5 +285,10 @@ def world(aws: dict[str, str]) -> World:
         catalog_table=settings.catalog_table,
     )
     return World(
-        ctx, calls, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"), queue_url("StripeSyncQueue")
+        ctx,
+        calls,
+        plans,
+        LockRepository(settings.billing_table),
+        queue_url("BillingQueue"),
+        queue_url("StripeSyncQueue"),
     )

@@ -48,8 +48,8 @@ def test_a_later_job_bills_the_earlier_windows_first(world: World, monkeypatch: 
     world.usage("acme", START + day(1, 1), 4)
     now = START + day(2, 1)
     schedule(world, now)
-    from tests.support.queues import receive_batch, run_batch
     from tests.functional.billing.helpers import worker
+    from tests.support.queues import receive_batch, run_batch
 
     messages = receive_batch(world.billing_queue, 10)
     last = max(messages, key=lambda m: m["Body"].count('"seq":2'))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -26,7 +27,7 @@ def test_drafts_finalize_after_grace_numbered_without_gaps_and_sent_to_stripe_sy
     assert {i["status"] for i in drafts} == {"draft"}
 
     # WHEN the scheduler runs before, then after the grace period (one hour)
-    early = schedule(world, now + day(0, 0).__class__(minutes=30))
+    early = schedule(world, now + timedelta(minutes=30))
     late = schedule(world, now + day(0, 2))
 
     # THEN only the later run finalized them, numbered 1..4 in one sequence
@@ -54,7 +55,7 @@ def test_late_events_within_grace_revise_the_draft(world: World, monkeypatch: An
     schedule(world, now + day(0, 2))
 
     # THEN the finalized invoice counts them, and the ledger got the difference as a revision posting
-    usage = [i for i in world.invoices("acme") if i["kind"] == "usage"][0]
+    usage = next(i for i in world.invoices("acme") if i["kind"] == "usage")
     assert (usage["status"], usage["subtotal_minor"], usage["rev"]) == ("finalized", 50, 1)
     assert usage["lines"][0]["quantity"] == 5
     keys = sorted(p["pk"] for p in postings() if p["invoice_id"] == usage["id"])
@@ -72,7 +73,7 @@ def test_late_events_after_finalization_become_an_adjustment_on_the_next_invoice
     schedule(world, now)
     work(world, now, monkeypatch)
     schedule(world, now + day(0, 2))
-    original = [i for i in world.invoices("acme") if i["seq"] == 1][0]
+    original = next(i for i in world.invoices("acme") if i["seq"] == 1)
     assert original["status"] == "finalized"
 
     # WHEN 3 late calls of day 0 arrive, and day 1 (4 calls) is billed
@@ -84,7 +85,7 @@ def test_late_events_after_finalization_become_an_adjustment_on_the_next_invoice
 
     # THEN the finalized invoice is unchanged and day 1's invoice carries an adjustment referencing it
     assert world.ctx.invoices.get(original["id"]) == original
-    next_invoice = [i for i in world.invoices("acme") if i["seq"] == 2][0]
+    next_invoice = next(i for i in world.invoices("acme") if i["seq"] == 2)
     adjustment = [line for line in next_invoice["lines"] if line["kind"] == "adjustment"]
     assert len(adjustment) == 1
     assert adjustment[0]["references"] == {
@@ -101,6 +102,6 @@ def test_late_events_after_finalization_become_an_adjustment_on_the_next_invoice
     work(world, final, monkeypatch)
 
     # THEN the same late events are not charged twice
-    third = [i for i in world.invoices("acme") if i["seq"] == 3][0]
+    third = next(i for i in world.invoices("acme") if i["seq"] == 3)
     assert [line["kind"] for line in third["lines"]] == ["usage"]
     assert_ledger_balanced()

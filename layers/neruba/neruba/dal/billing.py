@@ -15,6 +15,7 @@ Items (``pk`` / ``sk``):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -219,14 +220,14 @@ class BillingRepository:
 
     def add_to_run(self, run_id: str, counter: str, by: int = 1) -> None:
         """Add to a run's counter outside a transaction (a missing run is ignored)."""
-        try:
+        with contextlib.suppress(TransactionCancelledError):
             transact([self.run_counter_item(run_id, counter, by)])
-        except TransactionCancelledError:
-            pass
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "#"}}, ConsistentRead=True
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
         )
         return _public(from_item(response["Item"])) if "Item" in response else None
 
@@ -244,7 +245,9 @@ class BillingRepository:
             kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
         response = client("dynamodb").query(**kwargs)
         last = response.get("LastEvaluatedKey")
-        return [_public(from_item(i)) for i in response.get("Items", [])], encode_cursor(last) if last else None
+        return [_public(from_item(i)) for i in response.get("Items", [])], encode_cursor(
+            last
+        ) if last else None
 
     # ---------------------------------------------------------------- adjustments
     def adjustments(self, subscription_id: str) -> list[dict[str, Any]]:
@@ -297,7 +300,9 @@ class BillingRepository:
     def marker(self, name: str) -> dict[str, Any] | None:
         """A one-off marker (``MARK#{name}``), e.g. that the billing-state backfill ran."""
         response = client("dynamodb").get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"MARK#{name}"}, "sk": {"S": "#"}}, ConsistentRead=True
+            TableName=self.table_name,
+            Key={"pk": {"S": f"MARK#{name}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
         )
         return from_item(response["Item"]) if "Item" in response else None
 

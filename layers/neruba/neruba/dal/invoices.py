@@ -13,12 +13,13 @@ Items (``pk`` / ``sk``):
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.billing import DUE_INDEX, LIST_INDEX, BillingRepository, shard_of, transact
+from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of, transact
 from neruba.dal.catalog import decode_cursor, encode_cursor
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
@@ -54,7 +55,9 @@ class InvoicesRepository:
 
     # ---------------------------------------------------------------- reads
     def get(self, invoice_id: str) -> dict[str, Any] | None:
-        response = client("dynamodb").get_item(TableName=self.table_name, Key=_key(invoice_id), ConsistentRead=True)
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_key(invoice_id), ConsistentRead=True
+        )
         return _doc(from_item(response["Item"])) if "Item" in response else None
 
     def list(
@@ -97,7 +100,9 @@ class InvoicesRepository:
 
     def sequence_value(self, sequence: str = SEQUENCE) -> int:
         response = client("dynamodb").get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"SEQ#{sequence}"}, "sk": {"S": "#"}}, ConsistentRead=True
+            TableName=self.table_name,
+            Key={"pk": {"S": f"SEQ#{sequence}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
         )
         return int(response["Item"]["n"]["N"]) if "Item" in response else 0
 
@@ -125,7 +130,7 @@ class InvoicesRepository:
             }
         }
 
-    def finalize_items(self, invoice: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    def finalize_items(self, invoice: dict[str, Any], now: datetime) -> builtins.list[dict[str, Any]]:
         """The counter move and the status change that finalize a draft, as two transaction actions.
 
         The counter's condition is the value read, the invoice's is ``status = draft AND rev = read``; the
@@ -138,12 +143,16 @@ class InvoicesRepository:
             "Key": {"pk": {"S": f"SEQ#{SEQUENCE}"}, "sk": {"S": "#"}},
             "UpdateExpression": "SET n = :next",
             "ConditionExpression": "attribute_not_exists(pk)" if current == 0 else "n = :cur",
-            "ExpressionAttributeValues": to_item({":next": current + 1, ":cur": current if current else None}),
+            "ExpressionAttributeValues": to_item(
+                {":next": current + 1, ":cur": current if current else None}
+            ),
         }
         invoice_update = {
             "TableName": self.table_name,
             "Key": _key(invoice["id"]),
-            "UpdateExpression": "SET #st = :fin, #num = :num, finalized_at = :now, due_shard = :sh, due_at = :now",
+            "UpdateExpression": (
+                "SET #st = :fin, #num = :num, finalized_at = :now, due_shard = :sh, due_at = :now"
+            ),
             "ConditionExpression": "#st = :draft AND rev = :rev",
             "ExpressionAttributeNames": {"#st": "status", "#num": "number"},
             "ExpressionAttributeValues": to_item(
@@ -190,7 +199,7 @@ class InvoicesRepository:
                 raise InvoiceConflictError(f"invoice {invoice_id!r} is not in the expected state") from exc
             raise
 
-    def transact(self, actions: list[dict[str, Any]]) -> None:
+    def transact(self, actions: builtins.list[dict[str, Any]]) -> None:
         transact(actions)
 
 

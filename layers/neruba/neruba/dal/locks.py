@@ -117,7 +117,9 @@ class LockRepository:
                 UpdateExpression="SET lease_until = :zero",
                 ConditionExpression="#t = :t",
                 ExpressionAttributeNames={"#t": "token"},
-                ExpressionAttributeValues=to_item({":t": held.token, ":zero": ts(datetime(1970, 1, 1, tzinfo=UTC))}),
+                ExpressionAttributeValues=to_item(
+                    {":t": held.token, ":zero": ts(datetime(1970, 1, 1, tzinfo=UTC))}
+                ),
             )
         except Exception as exc:
             if not is_condition_failure(exc):

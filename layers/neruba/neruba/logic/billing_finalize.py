@@ -49,10 +49,13 @@ def recompute_draft(
     """Re-rate a draft's window; (revised document, its actions) or (None, []) if nothing changed."""
     subscription = ctx.subscription(str(invoice["subscription_id"]))
     rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
-    rerated = rated_lines(rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"])))
+    rerated = rated_lines(
+        rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
+    )
     held = {line["line_id"]: line for line in invoice["lines"] if line.get("kind") != "adjustment"}
     same = set(held) == set(rerated) and all(
-        (held[k]["quantity"], int(held[k]["amount_minor"])) == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
+        (held[k]["quantity"], int(held[k]["amount_minor"]))
+        == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
         for k in held
     )
     if same:
@@ -77,7 +80,9 @@ def recompute_draft(
     return {**doc, "rev": rev + 1}, actions
 
 
-def finalize_invoice(ctx: Billing, invoice: dict[str, Any], now: datetime, fence: Fence) -> dict[str, Any] | None:
+def finalize_invoice(
+    ctx: Billing, invoice: dict[str, Any], now: datetime, fence: Fence
+) -> dict[str, Any] | None:
     """Re-rate, then number and finalize one draft; None if it was not a draft any more."""
     if invoice["status"] != "draft":
         return None
@@ -106,7 +111,7 @@ def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
 
 
 def send_pending_syncs(ctx: Billing, now: datetime) -> int:
-    """Send ``{"invoice_id"}`` to StripeSyncQueue for every finalized invoice not yet sent; returns how many."""
+    """Send ``{"invoice_id"}`` to StripeSyncQueue per finalized invoice not yet sent; returns how many."""
     from neruba.dal.queue import send_batch
 
     sent = 0

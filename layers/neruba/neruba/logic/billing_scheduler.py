@@ -70,7 +70,9 @@ class _Holder:
             self.lease = self.locks.renew(self.lease, self.length, now)
 
 
-def run_billing(ctx: Billing, locks: LockRepository, plans: PlansRepository, options: RunOptions) -> dict[str, Any]:
+def run_billing(
+    ctx: Billing, locks: LockRepository, plans: PlansRepository, options: RunOptions
+) -> dict[str, Any]:
     """One billing run; returns its record (``status``: completed, skipped_locked or lock_lost)."""
     from neruba.observability import logger, metrics
 
@@ -111,7 +113,9 @@ def run_billing(ctx: Billing, locks: LockRepository, plans: PlansRepository, opt
         run["finalized"] = len(finalize_due(ctx, now, holder_.fence))
         send_pending_syncs(ctx, now)
         run.update(status="completed", ended_at=ts(options.clock()))
-        changes = {k: run[k] for k in ("status", "ended_at", "windows_found", "enqueued", "skipped", "finalized")}
+        changes = {
+            k: run[k] for k in ("status", "ended_at", "windows_found", "enqueued", "skipped", "finalized")
+        }
         fenced([ctx.billing.run_update_item(run_id, changes)], holder_.fence)
     except LockLostError:
         run.update(status="lock_lost", ended_at=ts(options.clock()))
@@ -122,7 +126,9 @@ def run_billing(ctx: Billing, locks: LockRepository, plans: PlansRepository, opt
     return ctx.billing.run(run_id) or run
 
 
-def _states(ctx: Billing, plans: PlansRepository, options: RunOptions, now: datetime) -> Iterator[dict[str, Any]]:
+def _states(
+    ctx: Billing, plans: PlansRepository, options: RunOptions, now: datetime
+) -> Iterator[dict[str, Any]]:
     """Due billing states: from the index, or a customer's subscriptions for a targeted run."""
     if options.customer_id:
         for subscription in plans.customer_subscriptions(options.customer_id):
@@ -150,7 +156,12 @@ def backfill_states(ctx: Billing, plans: PlansRepository) -> int:
 
 
 def _enqueue_due(
-    ctx: Billing, plans: PlansRepository, options: RunOptions, run: dict[str, Any], now: datetime, holder: _Holder
+    ctx: Billing,
+    plans: PlansRepository,
+    options: RunOptions,
+    run: dict[str, Any],
+    now: datetime,
+    holder: _Holder,
 ) -> None:
     from neruba.dal.queue import send_batch
 
@@ -185,7 +196,9 @@ def _enqueue_due(
             )
             for w in windows
         ]
-        failed = send_batch(ctx.billing_queue_url, [(str(i), job.model_dump_json()) for i, job in enumerate(jobs)])
+        failed = send_batch(
+            ctx.billing_queue_url, [(str(i), job.model_dump_json()) for i, job in enumerate(jobs)]
+        )
         run["enqueued"] += len(jobs) - len(failed)
         if failed:
             continue  # not marked: the next run enqueues them again

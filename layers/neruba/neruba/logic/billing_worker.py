@@ -16,6 +16,7 @@ Why a retried or duplicated job never bills twice:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -145,10 +146,8 @@ def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | N
 
 def _end_state(ctx: Billing, subscription_id: str, seq: int) -> None:
     """No window ``seq`` exists (the subscription ended): stop billing it."""
-    try:
+    with contextlib.suppress(TransactionCancelledError):
         transact([ctx.billing.end_state_item(subscription_id, seq)])
-    except TransactionCancelledError:
-        pass
 
 
 def bill_window(
@@ -169,7 +168,9 @@ def bill_window(
         ends_at,
     )
     next_due = next_window.due_at if next_window else None
-    advance = ctx.billing.advance_item(window.subscription_id, window.seq, window.invoice_id, next_due, ends_at)
+    advance = ctx.billing.advance_item(
+        window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
+    )
     if ctx.invoices.get(window.invoice_id) is not None:
         _finish_advance(advance)
         return None
@@ -187,10 +188,8 @@ def bill_window(
 
 
 def _finish_advance(advance: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(TransactionCancelledError):  # already advanced
         transact([advance])
-    except TransactionCancelledError:
-        pass  # already advanced
 
 
 def build_invoice(
@@ -230,7 +229,8 @@ def build_invoice(
         "period_end": ts(window.end),
         "lines": lines,
         "applications": [
-            {"grant_id": a.grant_id, "line_id": a.line_id, "amount_minor": int(a.amount_minor)} for a in applications
+            {"grant_id": a.grant_id, "line_id": a.line_id, "amount_minor": int(a.amount_minor)}
+            for a in applications
         ],
         "subtotal_minor": subtotal,
         "credits_applied_minor": applied,
@@ -300,7 +300,8 @@ def line_deltas(
             {
                 "line_id": f"adjustment:{original['id']}:{line_id}:{n}",
                 "kind": "adjustment",
-                "description": f"Adjustment to invoice {original.get('number') or original['id']}, line {line_id}",
+                "description": f"Adjustment to invoice {original.get('number') or original['id']}, "
+                f"line {line_id}",
                 "meter_code": source.get("meter_code"),
                 "group": source.get("group", {}),
                 "quantity": new_quantity - quantity,
@@ -311,7 +312,11 @@ def line_deltas(
                 "plan_version": source.get("plan_version"),
                 "tiers": source.get("tiers", []),
                 "source": source.get("source", {}),
-                "references": {"invoice_id": original["id"], "line_id": line_id, "number": original.get("number")},
+                "references": {
+                    "invoice_id": original["id"],
+                    "line_id": line_id,
+                    "number": original.get("number"),
+                },
                 "seq_of_line": n,
             }
         )
@@ -329,24 +334,38 @@ def late_adjustments(
     for adjustment in recorded:
         if adjustment["status"] == "pending":
             lines.append(adjustment["line"])
-            actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id))
+            actions.append(
+                ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id)
+            )
     anchor = parse_ts(str(subscription["start_at"]))
     for back in range(1, LATE_LOOKBACK + 1):
         seq = window.seq - back
         if seq < 1:
             break
-        earlier = window_at(window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.deps.add_interval)
+        earlier = window_at(
+            window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.deps.add_interval
+        )
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
         if earlier is None or original is None or original["status"] in ("draft", "void"):
             continue
-        rerated = rated_lines(ctx.deps.rate_window(subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])))
+        rerated = rated_lines(
+            ctx.deps.rate_window(
+                subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
+            )
+        )
         for delta in line_deltas(original, rerated, recorded):
             lines.append(delta)
-            actions.append(ctx.billing.adjustment_put_item(window.subscription_id, adjustment_record(delta, "applied", window.invoice_id, now)))
+            actions.append(
+                ctx.billing.adjustment_put_item(
+                    window.subscription_id, adjustment_record(delta, "applied", window.invoice_id, now)
+                )
+            )
     return lines, actions
 
 
-def adjustment_record(delta: dict[str, Any], status: str, applied_to: str | None, now: datetime) -> dict[str, Any]:
+def adjustment_record(
+    delta: dict[str, Any], status: str, applied_to: str | None, now: datetime
+) -> dict[str, Any]:
     """The ADJ item of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
     ref = delta["references"]
     return {

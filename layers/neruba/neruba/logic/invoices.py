@@ -96,7 +96,9 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
                     "tiers": line.get("tiers") or [],
                 },
                 "amount_minor": line.get("amount_minor"),
-                "credits_applied": [{"grant_id": a["grant_id"], "amount_minor": a["amount_minor"]} for a in applied],
+                "credits_applied": [
+                    {"grant_id": a["grant_id"], "amount_minor": a["amount_minor"]} for a in applied
+                ],
                 "credits_applied_minor": sum(int(a["amount_minor"]) for a in applied),
                 "references": line.get("references"),
             }
@@ -126,18 +128,39 @@ def _replay(ctx: Billing, scope: str, key: str | None, fingerprint: str) -> Any 
     if stored is None:
         return None
     if stored["fingerprint"] != fingerprint:
-        raise ConflictError("This Idempotency-Key was used with another request.", code="idempotency_conflict")
+        raise ConflictError(
+            "This Idempotency-Key was used with another request.", code="idempotency_conflict"
+        )
     return stored["result"]
 
 
-def _audit(ctx: Billing, actor: str, action: str, customer_id: str | None, target: str, reason: str,
-           ticket: str | None, now: datetime, request_id: str | None, before: Any = None, after: Any = None
-           ) -> dict[str, Any]:
+def _audit(
+    ctx: Billing,
+    actor: str,
+    action: str,
+    customer_id: str | None,
+    target: str,
+    reason: str,
+    ticket: str | None,
+    now: datetime,
+    request_id: str | None,
+    before: Any = None,
+    after: Any = None,
+) -> dict[str, Any]:
     from neruba.dal.billing import audit_item
 
     return audit_item(
-        ctx.ops_table, actor=actor, action=action, customer_id=customer_id, target=target, reason=reason,
-        at=now, before=before, after=after, ticket=ticket, request_id=request_id,
+        ctx.ops_table,
+        actor=actor,
+        action=action,
+        customer_id=customer_id,
+        target=target,
+        reason=reason,
+        at=now,
+        before=before,
+        after=after,
+        ticket=ticket,
+        request_id=request_id,
     )
 
 
@@ -165,7 +188,9 @@ def trigger_run(
         raise InvalidRequestError("A run cannot bill the future.", code="invalid_run_time", param="at")
     plans = PlansRepository(ctx.catalog_table)
     if body.customer_id and plans.get_customer(body.customer_id) is None:
-        raise NotFoundError(f"No customer {body.customer_id!r}.", code="customer_not_found", param="customer_id")
+        raise NotFoundError(
+            f"No customer {body.customer_id!r}.", code="customer_not_found", param="customer_id"
+        )
     options = RunOptions(
         trigger="manual",
         customer_id=body.customer_id,
@@ -177,9 +202,23 @@ def trigger_run(
     )
     run = run_billing(ctx, LockRepository(ctx.billing.table_name), plans, options)
     if run["status"] == "skipped_locked":
-        raise ConflictError("Another billing run holds the lock; try again shortly.", code="billing_run_locked")
-    actions = [_audit(ctx, actor, "billing_run.create", body.customer_id, run["id"], body.reason, body.ticket,
-                      now, request_id, after={"status": run["status"], "enqueued": run.get("enqueued")})]
+        raise ConflictError(
+            "Another billing run holds the lock; try again shortly.", code="billing_run_locked"
+        )
+    actions = [
+        _audit(
+            ctx,
+            actor,
+            "billing_run.create",
+            body.customer_id,
+            run["id"],
+            body.reason,
+            body.ticket,
+            now,
+            request_id,
+            after={"status": run["status"], "enqueued": run.get("enqueued")},
+        )
+    ]
     if idempotency_key:
         actions.append(ctx.billing.idempotency_put_item("billing-run", idempotency_key, fingerprint, run))
     transact(actions)
@@ -223,10 +262,14 @@ def rerun_invoice(
     else:
         subscription = ctx.subscription(str(invoice["subscription_id"]))
         rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
-        rerated = rated_lines(rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"])))
+        rerated = rated_lines(
+            rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
+        )
         deltas = line_deltas(invoice, rerated, ctx.billing.adjustments(str(invoice["subscription_id"])))
         actions = [
-            ctx.billing.adjustment_put_item(str(invoice["subscription_id"]), adjustment_record(d, "pending", None, now))
+            ctx.billing.adjustment_put_item(
+                str(invoice["subscription_id"]), adjustment_record(d, "pending", None, now)
+            )
             for d in deltas
         ]
         result = {
@@ -244,12 +287,24 @@ def rerun_invoice(
             else None,
         }
     actions.append(
-        _audit(ctx, actor, "invoice.rerun", str(invoice["customer_id"]), invoice_id, body.reason, body.ticket, now,
-               request_id, before={"subtotal_minor": invoice["subtotal_minor"], "rev": invoice.get("rev")},
-               after={"action": result["action"]})
+        _audit(
+            ctx,
+            actor,
+            "invoice.rerun",
+            str(invoice["customer_id"]),
+            invoice_id,
+            body.reason,
+            body.ticket,
+            now,
+            request_id,
+            before={"subtotal_minor": invoice["subtotal_minor"], "rev": invoice.get("rev")},
+            after={"action": result["action"]},
+        )
     )
     if idempotency_key:
-        actions.append(ctx.billing.idempotency_put_item("invoice-rerun", idempotency_key, fingerprint, result))
+        actions.append(
+            ctx.billing.idempotency_put_item("invoice-rerun", idempotency_key, fingerprint, result)
+        )
     from neruba.dal.billing import TransactionCancelledError
 
     try:

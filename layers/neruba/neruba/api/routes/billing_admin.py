@@ -52,7 +52,9 @@ def list_runs(
         runs, cursor = invoices.billing().billing.runs(limit, starting_after)
     except InvalidCursorError as exc:
         raise InvalidRequestError("The cursor is not one this API returned.", code="invalid_cursor") from exc
-    return json_response({"object": "list", "data": runs, "has_more": cursor is not None, "next_cursor": cursor})
+    return json_response(
+        {"object": "list", "data": runs, "has_more": cursor is not None, "next_cursor": cursor}
+    )
 
 
 @_route("get", "/admin/billing-runs/<run_id>", "Retrieve a billing run")
@@ -67,7 +69,9 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
 
 
 @_route("post", "/admin/billing-runs", "Run billing now (all due windows, one customer, or as of a time)")
-def create_run(body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
+def create_run(
+    body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
     from neruba.logic import invoices
 
     actor = current_principal(router).actor
@@ -86,5 +90,7 @@ def rerun_invoice(
     from neruba.logic import invoices
 
     actor = current_principal(router).actor
-    result = invoices.rerun_invoice(invoices.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router))
+    result = invoices.rerun_invoice(
+        invoices.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+    )
     return json_response(result)
