@@ -132,7 +132,7 @@ def _states(
     """Due billing states: from the index, or a customer's subscriptions for a targeted run."""
     if options.customer_id:
         for subscription in plans.customer_subscriptions(options.customer_id):
-            ensure_billing_state(ctx, subscription)
+            ensure_billing_state(ctx.billing, subscription)
             state = ctx.billing.state(str(subscription["id"]))
             if state and state.get("due_at") and parse_ts(str(state["due_at"])) <= now:
                 yield state
@@ -150,7 +150,7 @@ def backfill_states(ctx: Billing, plans: PlansRepository) -> int:
     cursor: str | None = None
     while True:
         docs, cursor = plans.list_docs("subscription", 100, cursor)
-        created += sum(1 for doc in docs if ensure_billing_state(ctx, doc))
+        created += sum(1 for doc in docs if ensure_billing_state(ctx.billing, doc))
         if not cursor:
             return created
 

@@ -83,11 +83,16 @@ class JobOutcome:
     not_due: int = 0
 
 
-def ensure_billing_state(ctx: Billing, subscription: dict[str, Any]) -> bool:
+def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any]) -> bool:
     """Create the billing state of a subscription if it has none (True if created).
 
     Called by the scheduler for subscriptions created before billing existed, and meant as the hook the
-    catalog calls when it creates a subscription. The first window (the opening) is due at the start.
+    catalog calls when it creates a subscription (it needs no pricing or ledger). The first window (the
+    opening) is due at the start.
+
+    Example:
+        >>> ensure_billing_state(BillingRepository(table), subscription_doc)  # doctest: +SKIP
+        True
     """
     anchor = parse_ts(str(subscription["start_at"]))
     state = {
@@ -100,7 +105,7 @@ def ensure_billing_state(ctx: Billing, subscription: dict[str, Any]) -> bool:
         "due_shard": shard_of(subscription["id"], "bst"),
         "due_at": ts(anchor),
     }
-    return ctx.billing.put_state_if_absent(state)
+    return billing.put_state_if_absent(state)
 
 
 def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:
@@ -110,7 +115,7 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
     state = ctx.billing.state(job.subscription_id)
     subscription = ctx.subscription(job.subscription_id)
     if state is None:
-        ensure_billing_state(ctx, subscription)
+        ensure_billing_state(ctx.billing, subscription)
         state = ctx.billing.state(job.subscription_id)
         assert state is not None
     if int(state["next_seq"]) > job.seq:
