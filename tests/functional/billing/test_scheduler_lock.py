@@ -121,3 +121,33 @@ def test_a_fenced_write_fails_when_a_newer_token_exists(world: World) -> None:
     # THEN nothing was written
     assert world.ctx.billing.run("run_x") is None
     assert TransactionCancelledError
+
+
+def test_a_long_run_renews_its_lease(world: World, monkeypatch: Any) -> None:
+    # GIVEN due subscriptions and a run whose every step takes two minutes
+    for name in ("acme", "globex"):
+        world.subscribe(name)
+    now = START + day(1, 1)
+    clock = {"at": now}
+
+    def slow_clock() -> Any:
+        clock["at"] += timedelta(minutes=2)
+        return clock["at"]
+
+    attempts: list[Any] = []
+    original = world.ctx.billing.due_states
+
+    def another_scheduler_tries(at: Any, shard: int) -> Any:
+        attempts.append(world.locks.acquire(LOCK_NAME, "other", timedelta(minutes=5), clock["at"]))
+        return original(at, shard)
+
+    monkeypatch.setattr(world.ctx.billing, "due_states", another_scheduler_tries)
+
+    # WHEN it runs far longer than its five-minute lease
+    run = schedule(world, now, clock=slow_clock)
+
+    # THEN no other scheduler could take the lock at any point, and the run completed
+    assert clock["at"] - now > timedelta(minutes=10)  # twice the lease
+    assert attempts and all(a is None for a in attempts)
+    assert (run["status"], run["enqueued"]) == ("completed", 4)
+    assert world.locks.current(LOCK_NAME)["token"] == run["lock_token"]

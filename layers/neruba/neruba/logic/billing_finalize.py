@@ -101,12 +101,12 @@ def finalize_invoice(
 
 
 def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
-    """Finalize every draft whose grace has passed (oldest first per shard); returns their ids."""
+    """Finalize every draft whose grace has passed, oldest first (numbers follow creation order)."""
+    drafts = [draft for shard in range(DUE_SHARDS) for draft in ctx.invoices.drafts_due(shard, now)]
     finalized = []
-    for shard in range(DUE_SHARDS):
-        for draft in sorted(ctx.invoices.drafts_due(shard, now), key=lambda d: str(d["created_at"])):
-            if finalize_invoice(ctx, draft, now, fence) is not None:
-                finalized.append(str(draft["id"]))
+    for draft in sorted(drafts, key=lambda d: (str(d["created_at"]), str(d["id"]))):
+        if finalize_invoice(ctx, draft, now, fence) is not None:
+            finalized.append(str(draft["id"]))
     return finalized
 
 
