@@ -1,0 +1,64 @@
+"""SQS billing queue -> one invoice per window (catch-up in order), reporting partial batch failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from neruba.logic.billing_worker import Billing, process_job
+from neruba.models.billing import BillingJob
+from neruba.observability import logger, metrics
+
+MAX_RECEIVES = 5  # BillingQueue's maxReceiveCount: the last attempt before the DLQ
+processor = BatchProcessor(event_type=EventType.SQS)
+_ctx: Billing | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = _utcnow  # tests move time
+
+
+def billing() -> Billing:
+    """The billing context of this container (tests replace ``_ctx`` to inject collaborators)."""
+    global _ctx
+    if _ctx is None:
+        _ctx = Billing.from_settings()
+    return _ctx
+
+
+def record_handler(record: SQSRecord) -> None:
+    job = BillingJob.model_validate_json(record.body)
+    logger.append_keys(subscription_id=job.subscription_id, customer_id=job.customer_id)
+    try:
+        outcome = process_job(billing(), job, clock())
+    except Exception:
+        receives = int(record.attributes.approximate_receive_count or 1)
+        if receives >= MAX_RECEIVES:
+            metrics.add_metric(name="BillingWindowsFailed", unit="Count", value=1)
+            if job.run_id:
+                billing().billing.add_to_run(job.run_id, "failed")
+        logger.exception("billing job failed", extra={"window_id": job.window_id, "receives": receives})
+        raise
+    if outcome.invoiced:
+        metrics.add_metric(name="BillingWindowsInvoiced", unit="Count", value=len(outcome.invoiced))
+        for invoice_id in outcome.invoiced:
+            logger.info("window invoiced", extra={"invoice_id": invoice_id})
+    skipped = outcome.already_billed + outcome.not_due
+    if skipped:
+        metrics.add_metric(name="BillingWindowsSkipped", unit="Count", value=skipped)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

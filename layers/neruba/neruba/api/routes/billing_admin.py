@@ -1,0 +1,105 @@
+"""Billing operations (admin scope): billing runs and invoice reruns, audited and idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.resolver import request_id_of
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.models.billing import BillingRunRequest, RerunRequest
+from neruba.settings import get_settings
+
+if TYPE_CHECKING:
+    from neruba.dal.billing import BillingRepository
+
+router = APIGatewayRouter()
+ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
+ERRORS: dict[int, OpenAPIResponse] = {
+    200: {"description": "OK"},
+    201: {"description": "Created"},
+    400: {"description": "A rule is broken (see error.code)"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the admin scope"},
+    404: {"description": "No such run, invoice or customer"},
+    409: {"description": "Another run holds the lock, or the Idempotency-Key was used for another request"},
+    422: {"description": "The body does not match the schema"},
+}
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+RUN_ID = r"^run_[0-9a-f]{20}$"
+INVOICE_ID = r"^in_[0-9a-f]{24}$"
+
+
+def _runs() -> BillingRepository:
+    """Run records need no pricing or ledger: read them without the billing collaborators."""
+    from neruba.dal.billing import BillingRepository
+
+    return BillingRepository(get_settings().billing_table)
+
+
+def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
+    register: Callable[..., Callable[..., Any]] = getattr(router, method)
+    return register(
+        path, summary=summary, tags=["billing"], security=BEARER_SECURITY, middlewares=ADMIN, responses=ERRORS
+    )
+
+
+@_route("get", "/admin/billing-runs", "List billing runs (newest first)")
+def list_runs(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[str]:
+    from neruba.dal.catalog import InvalidCursorError
+    from neruba.errors import InvalidRequestError
+
+    try:
+        runs, cursor = _runs().runs(limit, starting_after)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError("The cursor is not one this API returned.", code="invalid_cursor") from exc
+    return json_response(
+        {"object": "list", "data": runs, "has_more": cursor is not None, "next_cursor": cursor}
+    )
+
+
+@_route("get", "/admin/billing-runs/<run_id>", "Retrieve a billing run")
+def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
+    from neruba.errors import NotFoundError
+
+    run = _runs().run(run_id)
+    if run is None:
+        raise NotFoundError(f"No billing run {run_id!r}.", code="billing_run_not_found", param="run_id")
+    return json_response(run)
+
+
+@_route("post", "/admin/billing-runs", "Run billing now (all due windows, one customer, or as of a time)")
+def create_run(
+    body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    from neruba.logic import invoices
+
+    actor = current_principal(router).actor
+    run = invoices.trigger_run(invoices.billing(), body, actor, idempotency_key, request_id_of(router))
+    return json_response(run, status=201)
+
+
+@_route("post", "/admin/invoices/<invoice_id>/rerun", "Recompute a draft, or correct a finalized invoice")
+def rerun_invoice(
+    invoice_id: Annotated[str, Path(pattern=INVOICE_ID)],
+    body: Annotated[RerunRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """A draft is recomputed in place; a finalized invoice is never edited: the difference becomes
+    adjustment lines on the subscription's next invoice."""
+    from neruba.logic import invoices
+
+    actor = current_principal(router).actor
+    result = invoices.rerun_invoice(
+        invoices.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(result)

@@ -1,0 +1,72 @@
+"""Invoice reads (read scope): list per customer, one invoice with its lines, and its explanation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.settings import get_settings
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import InvoicesRepository
+
+router = APIGatewayRouter()
+READ: list[Callable[..., Any]] = [require_scope("read")]
+ERRORS: dict[int, OpenAPIResponse] = {
+    200: {"description": "OK"},
+    400: {"description": "Bad cursor"},
+    401: {"description": "Missing or unknown API key"},
+    403: {"description": "The key lacks the read scope"},
+    404: {"description": "No such invoice (invoice_not_found)"},
+    422: {"description": "A parameter is invalid"},
+}
+INVOICE_ID = r"^in_[0-9a-f]{24}$"
+Status = Literal["draft", "finalized", "paid", "payment_failed", "void"]
+
+
+def _repo() -> InvoicesRepository:
+    from neruba.dal.invoices import InvoicesRepository
+
+    return InvoicesRepository(get_settings().billing_table)
+
+
+def _read_route(path: str, summary: str) -> Callable[..., Any]:
+    return router.get(
+        path, summary=summary, tags=["invoices"], security=BEARER_SECURITY, middlewares=READ, responses=ERRORS
+    )
+
+
+@_read_route("/v1/invoices", "List a customer's invoices")
+def list_invoices(
+    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
+    status: Annotated[Status | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[str]:
+    from neruba.logic import invoices
+
+    return json_response(invoices.list_invoices(_repo(), customer_id, status, limit, starting_after))
+
+
+@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
+def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
+    from neruba.logic import invoices
+
+    return json_response(invoices.public(invoices.get_invoice(_repo(), invoice_id)))
+
+
+@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice")
+def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
+    """For each line: the meter, the aggregate, the hours and events behind it, the price version and
+    tiers, the credits applied; adjustment lines reference the invoice and line they correct."""
+    from neruba.logic import invoices
+
+    return json_response(invoices.explain(invoices.get_invoice(_repo(), invoice_id)))

@@ -1,0 +1,394 @@
+"""Billing state, billing runs, pending adjustments and operator idempotency in the billing table.
+
+Items (``pk`` / ``sk``):
+
+- ``BST#{subscription}`` / ``#`` - the subscription's billing state: ``anchor``, ``interval``,
+  ``next_seq`` (the next window to bill), ``status`` (active, ended), ``ends_at``, ``last_invoice_id``,
+  ``enqueued_seq`` / ``enqueued_at``. While a window is due it carries ``due_shard = bst#{n}`` and
+  ``due_at`` (sparse index ``by-due``), so the scheduler reads only what is due.
+- ``RUN#{id}`` / ``#`` - a billing run record, listed through ``by-list`` (``list_pk = RUNS``).
+- ``ADJ#{subscription}`` / ``{original_invoice}#{line_id}#{n}`` - a correction of a finalized invoice's
+  line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
+- ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
+- ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.catalog import decode_cursor, encode_cursor
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.locks import ts
+
+DUE_INDEX = "by-due"
+LIST_INDEX = "by-list"
+DUE_SHARDS = 8
+
+
+class TransactionCancelledError(Exception):
+    """A TransactWriteItems was cancelled; ``reasons`` lists each action's code (None when it passed)."""
+
+    def __init__(self, reasons: list[str | None]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
+
+
+def transact(actions: Sequence[dict[str, Any]]) -> None:
+    """Run one TransactWriteItems; a cancellation becomes TransactionCancelledError with the reasons."""
+    if len(actions) > 100:
+        raise ValueError(f"{len(actions)} actions: over the 100-action transaction limit")
+    try:
+        client("dynamodb").transact_write_items(TransactItems=list(actions))
+    except Exception as exc:
+        reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
+        if reasons is None:
+            raise
+        codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
+        raise TransactionCancelledError(codes) from exc
+
+
+def shard_of(key: str, prefix: str) -> str:
+    """The due-index shard of a key: ``{prefix}#{0..DUE_SHARDS-1}``.
+
+    Example:
+        >>> shard_of("sub_1", "bst").startswith("bst#")
+        True
+    """
+    return f"{prefix}#{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % DUE_SHARDS}"
+
+
+def _state_key(subscription_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BST#{subscription_id}"}, "sk": {"S": "#"}}
+
+
+class BillingRepository:
+    """Billing states, runs, adjustments and idempotency records of one billing table."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # ---------------------------------------------------------------- billing state
+    def put_state_if_absent(self, state: dict[str, Any]) -> bool:
+        """Create a billing state unless one exists; True if this call created it."""
+        item = {"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except Exception as exc:
+            from neruba.dal.dynamo import is_condition_failure
+
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def state(self, subscription_id: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_state_key(subscription_id), ConsistentRead=True
+        )
+        return from_item(response["Item"]) if "Item" in response else None
+
+    def due_states(self, now: datetime, shard: int) -> Iterator[dict[str, Any]]:
+        """Billing states due at ``now`` in one shard of the sparse index (pages of 1 MB)."""
+        yield from self._due("bst", shard, now)
+
+    def _due(self, prefix: str, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
+        paginator = client("dynamodb").get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="due_shard = :s AND due_at <= :now",
+            ExpressionAttributeValues=to_item({":s": f"{prefix}#{shard}", ":now": ts(now)}),
+        ):
+            yield from (from_item(item) for item in page.get("Items", []))
+
+    def mark_enqueued_item(self, subscription_id: str, seq: int, now: datetime) -> dict[str, Any]:
+        """An Update action recording that windows up to ``seq`` were enqueued at ``now``."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _state_key(subscription_id),
+                "UpdateExpression": "SET enqueued_seq = :seq, enqueued_at = :now",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": to_item({":seq": seq, ":now": ts(now)}),
+            }
+        }
+
+    def advance_item(
+        self,
+        subscription_id: str,
+        seq: int,
+        invoice_id: str,
+        next_due: datetime | None,
+        ends_at: datetime | None,
+    ) -> dict[str, Any]:
+        """Move the state from window ``seq`` to ``seq + 1`` (condition: it is still at ``seq``).
+
+        ``next_due`` None ends billing (the subscription ended): the state leaves the due index.
+        """
+        values: dict[str, Any] = {":seq": seq, ":next": seq + 1, ":inv": invoice_id, ":one": 1}
+        sets = ["next_seq = :next", "last_invoice_id = :inv", "last_seq = :seq"]
+        removes: list[str] = []
+        if next_due is None:
+            sets.append("#st = :ended")
+            values[":ended"] = "ended"
+            removes += ["due_shard", "due_at"]
+        else:
+            sets.append("due_at = :due")
+            values[":due"] = ts(next_due)
+        if ends_at is not None:
+            sets.append("ends_at = :ends")
+            values[":ends"] = ts(ends_at)
+        expression = "SET " + ", ".join(sets) + " ADD ver :one"
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _state_key(subscription_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": "next_seq = :seq",
+            "ExpressionAttributeValues": to_item(values),
+        }
+        if next_due is None:
+            update["ExpressionAttributeNames"] = {"#st": "status"}
+        return {"Update": update}
+
+    def end_state_item(self, subscription_id: str, seq: int) -> dict[str, Any]:
+        """An Update ending billing of a subscription whose window ``seq`` does not exist."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _state_key(subscription_id),
+                "UpdateExpression": "SET #st = :ended ADD ver :one REMOVE due_shard, due_at",
+                "ConditionExpression": "next_seq = :seq",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item({":ended": "ended", ":seq": seq, ":one": 1}),
+            }
+        }
+
+    # ---------------------------------------------------------------- runs
+    def run_put_item(self, run: dict[str, Any]) -> dict[str, Any]:
+        item = {
+            "pk": f"RUN#{run['id']}",
+            "sk": "#",
+            "list_pk": "RUNS",
+            "list_sk": f"{run['started_at']}#{run['id']}",
+            **run,
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def run_update_item(self, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        values = {f":v{i}": value for i, value in enumerate(changes.values())}
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "#"}},
+                "UpdateExpression": "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
+
+    def run_counter_item(self, run_id: str, counter: str, by: int = 1) -> dict[str, Any]:
+        """An Update action adding ``by`` to a run's counter (only if the run exists)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "#"}},
+                "UpdateExpression": "ADD #c :by",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": {"#c": counter},
+                "ExpressionAttributeValues": to_item({":by": by}),
+            }
+        }
+
+    def add_to_run(self, run_id: str, counter: str, by: int = 1) -> None:
+        """Add to a run's counter outside a transaction (a missing run is ignored)."""
+        with contextlib.suppress(TransactionCancelledError):
+            transact([self.run_counter_item(run_id, counter, by)])
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        return _public(from_item(response["Item"])) if "Item" in response else None
+
+    def runs(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Runs, newest first, and the cursor of the next page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "list_pk = :p",
+            "ExpressionAttributeValues": to_item({":p": "RUNS"}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+        response = client("dynamodb").query(**kwargs)
+        last = response.get("LastEvaluatedKey")
+        return [_public(from_item(i)) for i in response.get("Items", [])], encode_cursor(
+            last
+        ) if last else None
+
+    # ---------------------------------------------------------------- adjustments
+    def adjustments(self, subscription_id: str) -> list[dict[str, Any]]:
+        """Every adjustment recorded for a subscription's finalized invoices (pending and applied)."""
+        items: list[dict[str, Any]] = []
+        paginator = client("dynamodb").get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=to_item({":pk": f"ADJ#{subscription_id}"}),
+            ConsistentRead=True,
+        ):
+            items.extend(from_item(i) for i in page.get("Items", []))
+        for item in items:
+            item["line"] = jsonutil.loads(item["line"])
+        return items
+
+    def adjustment_put_item(self, subscription_id: str, adjustment: dict[str, Any]) -> dict[str, Any]:
+        """A Put of a new adjustment (condition: that key is new)."""
+        item = {
+            "pk": f"ADJ#{subscription_id}",
+            "sk": adjustment["key"],
+            **{k: v for k, v in adjustment.items() if k not in ("line", "key")},
+            "line": jsonutil.dumps(adjustment["line"]),
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def adjustment_apply_item(self, subscription_id: str, key: str, invoice_id: str) -> dict[str, Any]:
+        """Mark a pending adjustment applied to ``invoice_id`` (condition: still pending)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": f"ADJ#{subscription_id}"}, "sk": {"S": key}},
+                "UpdateExpression": "SET #st = :applied, applied_to = :inv",
+                "ConditionExpression": "#st = :pending",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {":applied": "applied", ":pending": "pending", ":inv": invoice_id}
+                ),
+            }
+        }
+
+    # ---------------------------------------------------------------- markers
+    def marker(self, name: str) -> dict[str, Any] | None:
+        """A one-off marker (``MARK#{name}``), e.g. that the billing-state backfill ran."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"MARK#{name}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        return from_item(response["Item"]) if "Item" in response else None
+
+    def set_marker(self, name: str, at: datetime) -> None:
+        item = {"pk": f"MARK#{name}", "sk": "#", "at": ts(at)}
+        client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
+
+    # ---------------------------------------------------------------- operator idempotency
+    def idempotent_result(self, scope: str, key: str) -> dict[str, Any] | None:
+        """The stored first result of ``key`` (``fingerprint``, ``result``), or None."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"IDEM#{scope}#{key}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return None
+        item = from_item(response["Item"])
+        return {"fingerprint": item["fingerprint"], "result": jsonutil.loads(item["result"])}
+
+    def idempotency_put_item(self, scope: str, key: str, fingerprint: str, result: Any) -> dict[str, Any]:
+        item = {
+            "pk": f"IDEM#{scope}#{key}",
+            "sk": "#",
+            "fingerprint": fingerprint,
+            "result": jsonutil.dumps(result),
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored record without its key and index attributes; whole Decimals become ints."""
+    hidden = {"pk", "sk", "list_pk", "list_sk", "due_shard", "due_at"}
+    return {k: _plain(v) for k, v in item.items() if k not in hidden}
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def audit_item(
+    ops_table: str,
+    *,
+    actor: str,
+    action: str,
+    customer_id: str | None,
+    target: str,
+    reason: str | None,
+    at: datetime,
+    before: Any = None,
+    after: Any = None,
+    ticket: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """A Put of an audit record in the ops table (``AUD#{customer}``), the fields of ``dal.audit``.
+
+    Kept local until ``neruba.dal.audit.AuditRepository.record_item`` is merged; same fields and key.
+    """
+    import uuid
+
+    item = {
+        "pk": f"AUD#{customer_id or '_global'}",
+        "sk": f"{ts(at)}#{uuid.uuid4().hex[:12]}",
+        "actor": actor,
+        "action": action,
+        "customer_id": customer_id,
+        "target": target,
+        "reason": reason,
+        "ticket": ticket,
+        "before": jsonutil.dumps(before) if before is not None else None,
+        "after": jsonutil.dumps(after) if after is not None else None,
+        "at": ts(at),
+        "request_id": request_id,
+    }
+    return {"Put": {"TableName": ops_table, "Item": to_item(item)}}

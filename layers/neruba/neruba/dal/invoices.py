@@ -1,0 +1,231 @@
+"""Invoices and their number sequences in the billing table.
+
+Items (``pk`` / ``sk``):
+
+- ``INV#{id}`` / ``#`` - the invoice: top-level attributes for what conditions and indexes need
+  (``status``, ``rev``, ``customer_id``, ``list_pk = INVC#{customer}``, ``list_sk = {period_start}#{id}``)
+  and the lines, credit applications and Stripe state as exact JSON. A draft carries
+  ``due_shard = fin#{n}`` / ``due_at = finalize_at`` in the sparse ``by-due`` index; a finalized invoice
+  not yet handed to Stripe sync carries ``due_shard = sync#{n}``.
+- ``SEQ#{sequence}`` / ``#`` - ``n``, the last number given in a sequence; it moves only in the same
+  transaction that finalizes an invoice, so numbers have no gaps.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of, transact
+from neruba.dal.catalog import decode_cursor, encode_cursor
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.locks import ts
+
+JSON_FIELDS = ("lines", "applications", "stripe", "window")
+SEQUENCE = "INV"
+
+
+class InvoiceConflictError(Exception):
+    """The invoice is not in the expected state (or changed meanwhile)."""
+
+
+def _key(invoice_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"INV#{invoice_id}"}, "sk": {"S": "#"}}
+
+
+def format_number(sequence: str, n: int) -> str:
+    """``INV-000042``.
+
+    Example:
+        >>> format_number("INV", 42)
+        'INV-000042'
+    """
+    return f"{sequence}-{n:06d}"
+
+
+class InvoicesRepository:
+    """Read, create, finalize and update invoices (the contract Stripe sync uses too)."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # ---------------------------------------------------------------- reads
+    def get(self, invoice_id: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_key(invoice_id), ConsistentRead=True
+        )
+        return _doc(from_item(response["Item"])) if "Item" in response else None
+
+    def list(
+        self, customer_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A customer's invoices, newest period first, optionally of one status, and the next cursor."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "list_pk = :p",
+            "ExpressionAttributeValues": to_item({":p": f"INVC#{customer_id}", ":st": status}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status is not None:
+            kwargs["FilterExpression"] = "#st = :st"
+            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+        docs: list[dict[str, Any]] = []
+        while True:
+            response = client("dynamodb").query(**kwargs)
+            docs += [_doc(from_item(i)) for i in response.get("Items", [])]
+            last = response.get("LastEvaluatedKey")
+            if not last or len(docs) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+            kwargs["Limit"] = limit - len(docs)
+        return docs, encode_cursor(last) if last else None
+
+    def drafts_due(self, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
+        """Drafts whose grace period has passed, in one shard."""
+        for item in BillingRepository(self.table_name)._due("fin", shard, now):
+            yield _doc(item)
+
+    def sync_pending(self, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
+        """Finalized invoices not yet handed to Stripe sync, in one shard."""
+        for item in BillingRepository(self.table_name)._due("sync", shard, now):
+            yield _doc(item)
+
+    def sequence_value(self, sequence: str = SEQUENCE) -> int:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"SEQ#{sequence}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        return int(response["Item"]["n"]["N"]) if "Item" in response else 0
+
+    # ---------------------------------------------------------------- transaction actions
+    def put_item(self, doc: dict[str, Any], finalize_at: datetime) -> dict[str, Any]:
+        """A Put of a new draft invoice (condition: no invoice with that id), due for finalization."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(_item(doc, due=("fin", finalize_at))),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def revise_item(self, doc: dict[str, Any], expected_rev: int) -> dict[str, Any]:
+        """A Put replacing a draft with a recomputed one (condition: still a draft at ``expected_rev``)."""
+        due = ("fin", datetime.fromisoformat(doc["finalize_at"].replace("Z", "+00:00")))
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(_item({**doc, "rev": expected_rev + 1}, due=due)),
+                "ConditionExpression": "#st = :draft AND rev = :rev",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item({":draft": "draft", ":rev": expected_rev}),
+            }
+        }
+
+    def finalize_items(self, invoice: dict[str, Any], now: datetime) -> builtins.list[dict[str, Any]]:
+        """The counter move and the status change that finalize a draft, as two transaction actions.
+
+        The counter's condition is the value read, the invoice's is ``status = draft AND rev = read``; the
+        number is the counter's next value, so a number is given exactly when an invoice is finalized.
+        """
+        current = self.sequence_value(SEQUENCE)
+        number = format_number(SEQUENCE, current + 1)
+        counter: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"SEQ#{SEQUENCE}"}, "sk": {"S": "#"}},
+            "UpdateExpression": "SET n = :next",
+            "ConditionExpression": "attribute_not_exists(pk)" if current == 0 else "n = :cur",
+            "ExpressionAttributeValues": to_item(
+                {":next": current + 1, ":cur": current if current else None}
+            ),
+        }
+        invoice_update = {
+            "TableName": self.table_name,
+            "Key": _key(invoice["id"]),
+            "UpdateExpression": (
+                "SET #st = :fin, #num = :num, finalized_at = :now, due_shard = :sh, due_at = :now"
+            ),
+            "ConditionExpression": "#st = :draft AND rev = :rev",
+            "ExpressionAttributeNames": {"#st": "status", "#num": "number"},
+            "ExpressionAttributeValues": to_item(
+                {
+                    ":fin": "finalized",
+                    ":num": number,
+                    ":now": ts(now),
+                    ":sh": shard_of(invoice["id"], "sync"),
+                    ":draft": "draft",
+                    ":rev": int(invoice["rev"]),
+                }
+            ),
+        }
+        return [{"Update": counter}, {"Update": invoice_update}]
+
+    # ---------------------------------------------------------------- single writes
+    def set_status(self, invoice_id: str, status: str, *, expected: str) -> None:
+        """Move an invoice from ``expected`` to ``status``; raises InvoiceConflictError otherwise."""
+        self._update(invoice_id, "SET #st = :new", {":new": status, ":old": expected}, "#st = :old")
+
+    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
+        """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``)."""
+        self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)")
+
+    def clear_sync_due(self, invoice_id: str) -> None:
+        """Take a finalized invoice out of the sync-pending index once its sync message is sent."""
+        self._update(invoice_id, "REMOVE due_shard, due_at", {}, "attribute_exists(pk)")
+
+    def _update(self, invoice_id: str, expression: str, values: dict[str, Any], condition: str) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _key(invoice_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+        }
+        if "#st" in expression + condition:
+            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
+        if values:
+            kwargs["ExpressionAttributeValues"] = to_item(values)
+        try:
+            client("dynamodb").update_item(**kwargs)
+        except Exception as exc:
+            if is_condition_failure(exc):
+                raise InvoiceConflictError(f"invoice {invoice_id!r} is not in the expected state") from exc
+            raise
+
+    def transact(self, actions: builtins.list[dict[str, Any]]) -> None:
+        transact(actions)
+
+
+def _item(doc: dict[str, Any], due: tuple[str, datetime] | None) -> dict[str, Any]:
+    item = {
+        "pk": f"INV#{doc['id']}",
+        "sk": "#",
+        "list_pk": f"INVC#{doc['customer_id']}",
+        "list_sk": f"{doc['period_start']}#{doc['id']}",
+        **{k: v for k, v in doc.items() if k not in JSON_FIELDS},
+        **{k: jsonutil.dumps(doc[k]) for k in JSON_FIELDS if k in doc},
+    }
+    if due is not None:
+        item["due_shard"] = shard_of(doc["id"], due[0])
+        item["due_at"] = ts(due[1])
+    return item
+
+
+def _doc(item: dict[str, Any]) -> dict[str, Any]:
+    from neruba.dal.billing import _public
+
+    doc = _public(item)
+    for name in JSON_FIELDS:
+        if name in doc:
+            doc[name] = jsonutil.loads(doc[name])
+    doc.setdefault("number", None)
+    doc.setdefault("finalized_at", None)
+    doc.setdefault("stripe", None)
+    return doc

@@ -1,0 +1,53 @@
+"""Billing queue messages and operator request bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from neruba.models.catalog import EXTERNAL_ID_PATTERN
+
+
+class BillingJob(BaseModel):
+    """One message on BillingQueue: bill window ``seq`` of a subscription (and any earlier one still open).
+
+    Example:
+        >>> BillingJob(subscription_id="sub_1", customer_id="acme", seq=3, window_id="w", kind="usage").seq
+        3
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = 1
+    subscription_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=128)
+    seq: int = Field(ge=0)
+    window_id: str = Field(min_length=1, max_length=256)
+    kind: str = Field(pattern=r"^(opening|usage)$")
+    run_id: str | None = Field(default=None, max_length=64)
+
+
+class BillingRunRequest(BaseModel):
+    """``POST /admin/billing-runs``: run the scheduler now, for every due window or for one customer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str | None = Field(default=None, pattern=EXTERNAL_ID_PATTERN)
+    at: datetime | None = Field(
+        default=None, description="Bill what is due at this time (not in the future); default now."
+    )
+    backfill: bool = Field(
+        default=False, description="Also create billing states for every subscription of the catalog."
+    )
+    reason: str = Field(min_length=3, max_length=500, description="Why the run is needed (audited).")
+    ticket: str | None = Field(default=None, max_length=128)
+
+
+class RerunRequest(BaseModel):
+    """``POST /admin/invoices/{id}/rerun``: recompute a draft, or correct a finalized invoice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500, description="Why the invoice is recomputed (audited).")
+    ticket: str | None = Field(default=None, max_length=128)

@@ -1,0 +1,107 @@
+"""Billing tests: small, honest stand-ins for the pricing engine and the ledger, and subscriptions with
+daily windows (the interval arithmetic is injected; production passes domain.periods.add_interval)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba.dal.billing import BillingRepository
+from neruba.dal.dynamo import to_item
+from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.locks import LockRepository
+from neruba.dal.plans import PlansRepository
+from neruba.logic.billing_worker import Billing
+from neruba.settings import get_settings
+from tests.support.aws import queue_url
+from tests.support.billing_fakes import (  # noqa: F401 - re-exported for the tests
+    OPENING_FEE_MINOR,
+    START,
+    UNIT_PRICE_MINOR,
+    Calls,
+    add_days,
+    assert_ledger_balanced,
+    grant_credits,
+    make_deps,
+    postings,
+)
+
+
+@dataclass
+class World:
+    ctx: Billing
+    calls: Calls
+    plans: PlansRepository
+    locks: LockRepository
+    billing_queue: str
+    sync_queue: str
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+
+    def subscribe(self, customer_id: str, start: datetime = START, **extra: Any) -> dict[str, Any]:
+        sub_id = f"sub_{len(self.subscriptions):020x}"
+        doc = {
+            "id": sub_id,
+            "customer_id": customer_id,
+            "status": "active",
+            "currency": "USD",
+            "interval": "month",
+            "start_at": start.isoformat(),
+            "trial_end": None,
+            "cancel_at_period_end": False,
+            "canceled_at": None,
+            "ended_at": None,
+            "phases": [
+                {"plan_code": "basic", "plan_version": 1, "start_at": start.isoformat(), "end_at": None}
+            ],
+            "created_at": start.isoformat(),
+            **extra,
+        }
+        self.subscriptions.append(self.plans.create_subscription(doc))
+        return doc
+
+    def usage(self, customer_id: str, hour: datetime, calls: int) -> None:
+        """Set the api_calls aggregate of one hour (what ingest maintains)."""
+        boto3.client("dynamodb").put_item(
+            TableName=get_settings().usage_table,
+            Item=to_item(
+                {"pk": f"AGG#{customer_id}#api_calls", "sk": hour.strftime("%Y-%m-%dT%H") + "#", "n": calls}
+            ),
+        )
+
+    def invoices(self, customer_id: str) -> list[dict[str, Any]]:
+        docs, _ = self.ctx.invoices.list(customer_id, None, 100, None)
+        return sorted(docs, key=lambda d: (d["period_start"], d["kind"] != "opening"))
+
+
+@pytest.fixture
+def world(aws: dict[str, str]) -> World:
+    from neruba.models.catalog import Customer
+
+    settings = get_settings()
+    plans = PlansRepository(settings.catalog_table)
+    for name in ("acme", "globex"):
+        plans.create_customer(Customer(external_id=name, name=name.title(), currency="USD"))
+    calls = Calls()
+    ctx = Billing(
+        billing=BillingRepository(settings.billing_table),
+        invoices=InvoicesRepository(settings.billing_table),
+        subscription=plans.subscription,
+        deps=make_deps(calls),
+        grace=timedelta(seconds=settings.billing_grace_seconds),
+        ops_table=settings.ops_table,
+        billing_queue_url=settings.billing_queue_url,
+        sync_queue_url=settings.stripe_sync_queue_url,
+        catalog_table=settings.catalog_table,
+    )
+    return World(
+        ctx,
+        calls,
+        plans,
+        LockRepository(settings.billing_table),
+        queue_url("BillingQueue"),
+        queue_url("StripeSyncQueue"),
+    )

@@ -1,0 +1,107 @@
+"""Drafts finalize after the grace period with gapless numbers; late events become adjustment lines."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import boto3
+
+from tests.functional.billing.conftest import START, World, assert_ledger_balanced, postings
+from tests.functional.billing.helpers import day, schedule, work
+from tests.support.aws import receive_all
+
+
+def test_drafts_finalize_after_grace_numbered_without_gaps_and_sent_to_stripe_sync(
+    world: World, monkeypatch: Any
+) -> None:
+    # GIVEN two customers billed for day 0 (four drafts)
+    world.subscribe("acme")
+    world.subscribe("globex")
+    world.usage("acme", START + day(0, 1), 3)
+    now = START + day(1, 1)
+    schedule(world, now)
+    work(world, now, monkeypatch)
+    drafts = world.invoices("acme") + world.invoices("globex")
+    assert {i["status"] for i in drafts} == {"draft"}
+
+    # WHEN the scheduler runs before, then after the grace period (one hour)
+    early = schedule(world, now + timedelta(minutes=30))
+    late = schedule(world, now + day(0, 2))
+
+    # THEN only the later run finalized them, numbered 1..4 in one sequence
+    assert (early["finalized"], late["finalized"]) == (0, 4)
+    finalized = world.invoices("acme") + world.invoices("globex")
+    assert sorted(i["number"] for i in finalized) == [f"INV-{n:06d}" for n in range(1, 5)]
+    assert {i["status"] for i in finalized} == {"finalized"}
+    # AND each was sent once to Stripe sync, and a later run sends nothing again
+    sent = [json.loads(m["Body"]) for m in receive_all(boto3.client("sqs"), world.sync_queue)]
+    assert sorted(m["invoice_id"] for m in sent) == sorted(i["id"] for i in finalized)
+    schedule(world, now + day(0, 3))
+    assert receive_all(boto3.client("sqs"), world.sync_queue) == []
+
+
+def test_late_events_within_grace_revise_the_draft(world: World, monkeypatch: Any) -> None:
+    # GIVEN a draft for day 0 with 3 calls
+    world.subscribe("acme")
+    world.usage("acme", START + day(0, 1), 3)
+    now = START + day(1, 1)
+    schedule(world, now)
+    work(world, now, monkeypatch)
+
+    # WHEN 2 more calls of day 0 arrive before the grace ends, then the scheduler finalizes
+    world.usage("acme", START + day(0, 1), 5)
+    schedule(world, now + day(0, 2))
+
+    # THEN the finalized invoice counts them, and the ledger got the difference as a revision posting
+    usage = next(i for i in world.invoices("acme") if i["kind"] == "usage")
+    assert (usage["status"], usage["subtotal_minor"], usage["rev"]) == ("finalized", 50, 1)
+    assert usage["lines"][0]["quantity"] == 5
+    keys = sorted(p["pk"] for p in postings() if p["invoice_id"] == usage["id"])
+    assert keys == [f"POST#{usage['id']}", f"POST#{usage['id']}:rev1"]
+    assert_ledger_balanced()
+
+
+def test_late_events_after_finalization_become_an_adjustment_on_the_next_invoice(
+    world: World, monkeypatch: Any
+) -> None:
+    # GIVEN day 0 billed with 10 calls and finalized
+    world.subscribe("acme")
+    world.usage("acme", START + day(0, 4), 10)
+    now = START + day(1, 1)
+    schedule(world, now)
+    work(world, now, monkeypatch)
+    schedule(world, now + day(0, 2))
+    original = next(i for i in world.invoices("acme") if i["seq"] == 1)
+    assert original["status"] == "finalized"
+
+    # WHEN 3 late calls of day 0 arrive, and day 1 (4 calls) is billed
+    world.usage("acme", START + day(0, 4), 13)
+    world.usage("acme", START + day(1, 4), 4)
+    later = START + day(2, 1)
+    schedule(world, later)
+    work(world, later, monkeypatch)
+
+    # THEN the finalized invoice is unchanged and day 1's invoice carries an adjustment referencing it
+    assert world.ctx.invoices.get(original["id"]) == original
+    next_invoice = next(i for i in world.invoices("acme") if i["seq"] == 2)
+    adjustment = [line for line in next_invoice["lines"] if line["kind"] == "adjustment"]
+    assert len(adjustment) == 1
+    assert adjustment[0]["references"] == {
+        "invoice_id": original["id"],
+        "line_id": "usage:api_calls::0",
+        "number": original["number"],
+    }
+    assert (adjustment[0]["quantity"], adjustment[0]["amount_minor"]) == (3, 30)
+    assert next_invoice["subtotal_minor"] == 40 + 30
+
+    # WHEN day 2 is billed with no further late events
+    final = START + day(3, 3)
+    schedule(world, final)
+    work(world, final, monkeypatch)
+
+    # THEN the same late events are not charged twice
+    third = next(i for i in world.invoices("acme") if i["seq"] == 3)
+    assert [line["kind"] for line in third["lines"]] == ["usage"]
+    assert_ledger_balanced()
