@@ -95,6 +95,9 @@ def _batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]]) -> None
 
 def scenario(subs: int, events: int, cells: int) -> dict[str, Any]:
     """Bill ``subs`` subscriptions whose customers sent ``events`` events, in ``cells`` cells each."""
+    import copy
+
+    import moto.dynamodb.models as moto_dynamodb
     from moto import mock_aws
 
     from neruba.dal.billing import BillingRepository, shard_of
@@ -108,10 +111,6 @@ def scenario(subs: int, events: int, cells: int) -> dict[str, Any]:
     from tests.support.aws import create_resources, queue_url
     from tests.support.billing_fakes import START, Calls, make_deps
     from tests.support.queues import receive_batch, run_batch
-
-    import copy
-
-    import moto.dynamodb.models as moto_dynamodb
 
     moto_dynamodb.copy = _NoTableBackup(copy)  # type: ignore[assignment]
     with mock_aws():
