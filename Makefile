@@ -42,6 +42,8 @@ test: lint typecheck template-check pytest
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.billing_run
+	$(PY) -m benchmarks.report
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam

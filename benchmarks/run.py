@@ -15,7 +15,10 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 def main() -> int:
-    from benchmarks import ingest_e2e, ingest_writes
+    from benchmarks import cold_start, ingest_e2e, ingest_writes
+
+    cold = cold_start.main()
+    (Path(__file__).parent / "results" / "cold_start.json").write_text(json.dumps(cold, indent=2) + "\n")
 
     result = ingest_writes.main()
     result["local_stack_end_to_end"] = ingest_e2e.main()
