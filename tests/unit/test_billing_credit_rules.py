@@ -50,5 +50,5 @@ def test_postings_of_positive_zero_and_negative_invoice_amounts() -> None:
         250,
     )
     # credit is never applied to a non-positive amount
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive subtotal"):
         posting_for(PostingRequest("acme", "in_1", "USD", -250, applied, T))
