@@ -117,8 +117,8 @@ def scenario(subs: int, events: int, cells: int) -> dict[str, Any]:
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.locks import LockRepository, ts
     from neruba.dal.plans import PlansRepository
-    from neruba.logic.billing_scheduler import RunOptions, run_billing
     from neruba.logic.billing_deps import default_deps
+    from neruba.logic.billing_scheduler import RunOptions, run_billing
     from neruba.logic.billing_worker import Billing
     from neruba.models.catalog import Meter as CatalogMeter
     from neruba.models.catalog import PlanVersionIn
