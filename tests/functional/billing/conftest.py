@@ -3,8 +3,9 @@ daily windows (the interval arithmetic is injected; production passes domain.per
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -105,3 +106,86 @@ def world(aws: dict[str, str]) -> World:
         queue_url("BillingQueue"),
         queue_url("StripeSyncQueue"),
     )
+
+
+# ---------------------------------------------------------------- the real collaborators
+PRICE_PER_CALL = Decimal("1.00")  # the "metered" plan: 100 minor units per API call, nothing else
+
+
+@pytest.fixture
+def real(catalog: Any) -> World:
+    """Billing with the REAL pricing engine and ledger (``default_deps()``), on daily windows.
+
+    Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through
+    ``logic.catalog`` (which creates the billing state); usage is the hourly aggregate item ingest writes.
+    The plan has usage charges only, so daily windows rate exactly what a monthly plan would per day.
+    """
+    from neruba.logic.billing_deps import default_deps
+    from neruba.logic.catalog import create_plan
+    from neruba.models.catalog import PlanCreate
+
+    settings = get_settings()
+    plans = PlansRepository(settings.catalog_table)
+    create_plan(
+        plans,
+        PlanCreate.model_validate(
+            {
+                "code": "metered",
+                "name": "Metered",
+                "currency": "USD",
+                "interval": "month",
+                "charges": [{"meter_code": "api_calls", "model": "per_unit", "unit_price": PRICE_PER_CALL}],
+            }
+        ),
+    )
+    ctx = Billing(
+        billing=BillingRepository(settings.billing_table),
+        invoices=InvoicesRepository(settings.billing_table),
+        subscription=plans.subscription,
+        deps=replace(default_deps(), add_interval=add_days),
+        grace=timedelta(seconds=settings.billing_grace_seconds),
+        ops_table=settings.ops_table,
+        billing_queue_url=settings.billing_queue_url,
+        sync_queue_url=settings.stripe_sync_queue_url,
+        catalog_table=settings.catalog_table,
+    )
+    return World(
+        ctx,
+        Calls(),
+        plans,
+        LockRepository(settings.billing_table),
+        queue_url("BillingQueue"),
+        queue_url("StripeSyncQueue"),
+    )
+
+
+def subscribe_real(world: World, customer_id: str, start: datetime = START) -> dict[str, Any]:
+    """Subscribe through ``logic.catalog.create_subscription`` (which creates the billing state)."""
+    from neruba.logic.catalog import create_subscription
+    from neruba.models.catalog import SubscriptionCreate
+
+    body = SubscriptionCreate(customer_id=customer_id, plan_code="metered", start_at=start)
+    sub = create_subscription(world.plans, body, f"sub-{customer_id}-{start.isoformat()}", now=start)
+    world.subscriptions.append(sub)
+    return sub
+
+
+def ledger() -> Any:
+    from neruba.dal.ledger import LedgerRepository
+
+    return LedgerRepository(get_settings().ledger_table)
+
+
+def invoice_postings(customer_id: str) -> list[Any]:
+    """The customer's postings made by billing (source ``invoice``), oldest first."""
+    found, cursor = ledger().postings(customer_id, 100)
+    assert cursor is None
+    return sorted((p for p in found if p.source == "invoice"), key=lambda p: (p.at, p.idempotency_key))
+
+
+def assert_books_agree(world: World, customer_id: str) -> None:
+    """The ledger reconciles and its receivable is exactly what the customer's invoices ask for."""
+    repo = ledger()
+    assert repo.reconcile(customer_id) == []
+    due = sum(int(i["total_minor"]) for i in world.invoices(customer_id))
+    assert repo.balances(customer_id).get("USD", {}).get("receivable", 0) == due

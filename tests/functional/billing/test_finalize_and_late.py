@@ -59,7 +59,7 @@ def test_late_events_within_grace_revise_the_draft(world: World, monkeypatch: An
     assert (usage["status"], usage["subtotal_minor"], usage["rev"]) == ("finalized", 50, 1)
     assert usage["lines"][0]["quantity"] == 5
     keys = sorted(p["pk"] for p in postings() if p["invoice_id"] == usage["id"])
-    assert keys == [f"POST#{usage['id']}", f"POST#{usage['id']}:rev1"]
+    assert keys == [f"POST#invoice:{usage['id']}", f"POST#invoice:{usage['id']}:rev1"]
     assert_ledger_balanced()
 
 

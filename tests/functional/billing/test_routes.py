@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
-from neruba.dal.dynamo import from_item
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
@@ -37,12 +35,10 @@ def _billed(world: World, monkeypatch: Any, finalize: bool = True) -> list[dict[
 
 
 def _audits(customer_id: str) -> list[dict[str, Any]]:
-    items = boto3.client("dynamodb").query(
-        TableName=get_settings().ops_table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"AUD#{customer_id}"}},
-    )["Items"]
-    return [from_item(i) for i in items]
+    from neruba.dal.audit import AuditRepository
+
+    records, _ = AuditRepository(get_settings().ops_table).list(customer_id, 100)
+    return records
 
 
 def test_list_get_and_explain_invoices(world: World, api: Any, monkeypatch: Any) -> None:

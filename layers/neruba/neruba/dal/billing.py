@@ -174,6 +174,37 @@ class BillingRepository:
             }
         }
 
+    def set_end(self, subscription_id: str, ends_at: datetime) -> bool:
+        """A subscription ended early (canceled immediately): billing stops at ``ends_at``.
+
+        Records ``ends_at`` on an active state and brings ``due_at`` forward to it when the next window was
+        due later, so the final (clipped) window is billed at the end, not at the period's old end.
+        Returns False when the state is missing or no longer active.
+        """
+        from neruba.dal.dynamo import is_condition_failure
+
+        names = {"#st": "status"}
+        values = to_item({":e": ts(ends_at), ":active": "active", ":one": 1})
+        attempts = [
+            ("SET ends_at = :e, due_at = :e ADD ver :one", "#st = :active AND due_at > :e"),
+            ("SET ends_at = :e ADD ver :one", "#st = :active"),
+        ]
+        for expression, condition in attempts:
+            try:
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=_state_key(subscription_id),
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+                return True
+            except Exception as exc:
+                if not is_condition_failure(exc):
+                    raise
+        return False
+
     # ---------------------------------------------------------------- runs
     def run_put_item(self, run: dict[str, Any]) -> dict[str, Any]:
         item = {
@@ -355,40 +386,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def audit_item(
-    ops_table: str,
-    *,
-    actor: str,
-    action: str,
-    customer_id: str | None,
-    target: str,
-    reason: str | None,
-    at: datetime,
-    before: Any = None,
-    after: Any = None,
-    ticket: str | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
-    """A Put of an audit record in the ops table (``AUD#{customer}``), the fields of ``dal.audit``.
-
-    Kept local until ``neruba.dal.audit.AuditRepository.record_item`` is merged; same fields and key.
-    """
-    import uuid
-
-    item = {
-        "pk": f"AUD#{customer_id or '_global'}",
-        "sk": f"{ts(at)}#{uuid.uuid4().hex[:12]}",
-        "actor": actor,
-        "action": action,
-        "customer_id": customer_id,
-        "target": target,
-        "reason": reason,
-        "ticket": ticket,
-        "before": jsonutil.dumps(before) if before is not None else None,
-        "after": jsonutil.dumps(after) if after is not None else None,
-        "at": ts(at),
-        "request_id": request_id,
-    }
-    return {"Put": {"TableName": ops_table, "Item": to_item(item)}}

@@ -11,8 +11,8 @@ Those come through :class:`BillingDeps`, four narrow callables plus the interval
   ledger posting, guarded by the posting's idempotency key;
 - ``add_interval(anchor, interval, n)``: ``domain.periods.add_interval`` (tests pass a daily one).
 
-:func:`default_deps` imports the real modules lazily by their contract names
-(``neruba.logic.rating``, ``neruba.domain.credits``, ``neruba.dal.ledger``, ``neruba.logic.ledger``).
+:func:`default_deps` wires the real modules: ``neruba.logic.rating``, ``neruba.domain.credits``,
+``neruba.dal.ledger`` and ``neruba.logic.ledger`` (imported inside the function, for cold starts).
 
 Example:
     >>> deps = BillingDeps(rate_window=rate, rate_opening=rate, apply_credits=no_credits,
@@ -25,9 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from neruba.domain.periods import add_interval as _add_interval
+
+if TYPE_CHECKING:
+    from neruba.dal.ledger import LedgerRepository
+    from neruba.domain.credits import CreditApplication
+    from neruba.domain.ledger import Posting
 
 
 class RatedLineLike(Protocol):
@@ -103,8 +108,10 @@ class PostingRequest:
 
     @property
     def posting_key(self) -> str:
-        """The idempotency key of this posting: the invoice id, then ``{invoice_id}:rev{n}``."""
-        return self.invoice_id if self.revision == 0 else f"{self.invoice_id}:rev{self.revision}"
+        """The ledger idempotency key: ``invoice:{invoice_id}`` (the key ``logic.ledger.invoice_posting``
+        gives an invoice), then ``invoice:{invoice_id}:rev{n}`` for the revisions of a draft."""
+        base = f"invoice:{self.invoice_id}"
+        return base if self.revision == 0 else f"{base}:rev{self.revision}"
 
 
 RateFn = Callable[[dict[str, Any], datetime, datetime], RatedLike]
@@ -123,57 +130,111 @@ class BillingDeps:
     add_interval: Callable[[datetime, str, int], datetime] = _add_interval
 
 
-def default_deps() -> BillingDeps:  # pragma: no cover - wired when the pricing and ledger branches merge
-    """The real collaborators, imported lazily by their contract names.
+def default_deps() -> BillingDeps:
+    """The real collaborators on the configured tables.
 
     - ``neruba.logic.rating.rate_window(plans, usage, subscription, start, end)`` and
-      ``rate_opening(plans, subscription, start, end)``;
-    - ``neruba.dal.ledger.LedgerRepository(ledger_table).grants(customer_id, currency, at)``,
-      ``neruba.domain.credits.allocate(grants, lines, at)``,
-      ``LedgerRepository.grant_consumption_items(applications)``;
-    - ``neruba.logic.ledger.invoice_posting(customer_id, invoice_id, currency, subtotal_minor,
-      applications, at)`` and ``LedgerRepository.posting_items(posting)``.
+      ``rate_opening(plans, subscription)`` (the opening window is the first period: no start/end);
+    - credits: ``LedgerRepository.grants(customer_id, currency, at)``, ``neruba.domain.credits.allocate``
+      and ``LedgerRepository.grant_consumption_items(applications, at=at)``;
+    - postings: :func:`posting_for` and ``LedgerRepository.posting_items`` (item 0 is the guard).
     """
-    import importlib
-
+    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
+    from neruba.logic import rating
     from neruba.settings import get_settings
 
     settings = get_settings()
-    rating: Any = importlib.import_module("neruba.logic.rating")
-    credits: Any = importlib.import_module("neruba.domain.credits")
-    ledger_dal: Any = importlib.import_module("neruba.dal.ledger")
-    ledger_logic: Any = importlib.import_module("neruba.logic.ledger")
     plans = PlansRepository(settings.catalog_table)
     usage = UsageRepository(settings.usage_table)
-    ledger = ledger_dal.LedgerRepository(settings.ledger_table)
+    ledger = LedgerRepository(settings.ledger_table)
 
     def rate_window(subscription: dict[str, Any], start: datetime, end: datetime) -> RatedLike:
-        rated: RatedLike = rating.rate_window(plans, usage, subscription, start, end)
-        return rated
+        return rating.rate_window(plans, usage, subscription, start, end)
 
     def rate_opening(subscription: dict[str, Any], start: datetime, end: datetime) -> RatedLike:
-        rated: RatedLike = rating.rate_opening(plans, subscription, start, end)
-        return rated
+        return rating.rate_opening(plans, subscription)
 
     def apply_credits(
         customer_id: str, currency: str, lines: Sequence[ChargeLine], at: datetime
     ) -> CreditsResult:
-        grants = ledger.grants(customer_id, currency, at)
-        applications = credits.allocate(grants, list(lines), at) if grants else []
-        items = ledger.grant_consumption_items(applications) if applications else []
-        return CreditsResult(list(applications), list(items))
+        return credits_for(ledger, customer_id, currency, lines, at)
 
     def invoice_posting_items(request: PostingRequest) -> list[dict[str, Any]]:
-        posting = ledger_logic.invoice_posting(
-            request.customer_id,
-            request.posting_key,
-            request.currency,
-            request.subtotal_minor,
-            request.applications,
-            request.at,
-        )
-        return list(ledger.posting_items(posting))
+        posting = posting_for(request)
+        return ledger.posting_items(posting) if posting is not None else []
 
     return BillingDeps(rate_window, rate_opening, apply_credits, invoice_posting_items)
+
+
+def credits_for(
+    ledger: LedgerRepository, customer_id: str, currency: str, lines: Sequence[ChargeLine], at: datetime
+) -> CreditsResult:
+    """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements.
+
+    Example:
+        >>> lines = [ChargeLine("l1", None, 500)]
+        >>> credits_for(LedgerRepository(table), "acme", "USD", lines, now).applications  # doctest: +SKIP
+        [CreditApplication(grant_id='cg_1', line_id='l1', amount_minor=500, kind='promotional')]
+    """
+    from neruba.domain.credits import allocate
+
+    payable = [line for line in lines if line.amount_minor > 0]
+    if not payable:
+        return CreditsResult()
+    grants = ledger.grants(customer_id, currency, at)
+    applications = allocate(grants, payable, at) if grants else []
+    if not applications:
+        return CreditsResult()
+    return CreditsResult(list(applications), ledger.grant_consumption_items(applications, at=at))
+
+
+def posting_for(request: PostingRequest) -> Posting | None:
+    """The ledger posting of an invoice (revision 0) or of a draft's revision; None when nothing moves.
+
+    - a positive amount: ``logic.ledger.invoice_posting`` (revenue, credits applied, receivable);
+    - zero: nothing (``invoice_posting`` refuses it; billing never applies credit to a zero subtotal);
+    - a negative amount (a draft revised lower, or adjustments outweighing the charges): a separate
+      reduction posting (``logic.ledger.invoice_reduction_posting``), never an edit of the first one.
+
+    The key is ``request.posting_key`` (``invoice:{invoice_id}``, then ``invoice:{invoice_id}:rev{n}``),
+    so every attempt of the same invoice or revision is cancelled by the same guard.
+
+    Example:
+        >>> posting_for(PostingRequest("acme", "in_1", "USD", 0, [], now)) is None  # doctest: +SKIP
+        True
+    """
+    from neruba.logic.ledger import invoice_posting, invoice_reduction_posting
+
+    if request.subtotal_minor > 0:
+        return invoice_posting(
+            request.customer_id,
+            request.invoice_id,
+            request.currency,
+            request.subtotal_minor,
+            [_application(a) for a in request.applications],
+            request.at,
+            idempotency_key=request.posting_key,
+        )
+    if request.applications:
+        raise ValueError("credits are applied only to an invoice with a positive subtotal")
+    if request.subtotal_minor == 0:
+        return None
+    return invoice_reduction_posting(
+        request.customer_id,
+        request.invoice_id,
+        request.currency,
+        -request.subtotal_minor,
+        request.at,
+        idempotency_key=request.posting_key,
+    )
+
+
+def _application(application: ApplicationLike) -> CreditApplication:
+    from neruba.domain.credits import CreditApplication
+
+    if isinstance(application, CreditApplication):
+        return application
+    kind = getattr(application, "kind", None)
+    return CreditApplication(application.grant_id, application.line_id, int(application.amount_minor), kind)

@@ -101,13 +101,18 @@ def finalize_invoice(
 
 
 def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
-    """Finalize every draft whose grace has passed, oldest first (numbers follow creation order)."""
+    """Finalize every draft whose grace has passed, oldest first (numbers follow creation order, then
+    the windows' order, so a catch-up of several periods is numbered period by period)."""
     drafts = [draft for shard in range(DUE_SHARDS) for draft in ctx.invoices.drafts_due(shard, now)]
     finalized = []
-    for draft in sorted(drafts, key=lambda d: (str(d["created_at"]), str(d["id"]))):
+    for draft in sorted(drafts, key=_creation_order):
         if finalize_invoice(ctx, draft, now, fence) is not None:
             finalized.append(str(draft["id"]))
     return finalized
+
+
+def _creation_order(draft: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (str(draft["created_at"]), str(draft["period_start"]), int(draft.get("seq", 0)), str(draft["id"]))
 
 
 def send_pending_syncs(ctx: Billing, now: datetime) -> int:

@@ -185,18 +185,20 @@ def bill_window(
     advance = ctx.billing.advance_item(
         window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
     )
-    doc, actions = build_invoice(ctx, subscription, window, now)
+    doc, actions, guard = build_invoice(ctx, subscription, window, now)
     actions = [ctx.invoices.put_item(doc, now + ctx.grace), advance, *actions]
     if run_id:
         actions.append(ctx.billing.run_counter_item(run_id, "invoiced"))
     try:
         transact(actions)
     except TransactionCancelledError as exc:
-        invoice_exists, state_moved = (r == "ConditionalCheckFailed" for r in exc.reasons[:2])
-        if invoice_exists and not state_moved:
+        failed = [r == "ConditionalCheckFailed" for r in exc.reasons]
+        invoice_exists, state_moved = failed[0], failed[1]
+        posted = guard is not None and failed[2 + guard]  # the posting's guard: this invoice was posted
+        if (invoice_exists or posted) and not state_moved:
             _finish_advance(advance)  # the invoice committed while the state did not move: finish alone
             return None
-        if invoice_exists or state_moved:
+        if invoice_exists or state_moved or posted:
             return None  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
     return window.invoice_id
@@ -209,8 +211,9 @@ def _finish_advance(advance: dict[str, Any]) -> None:
 
 def build_invoice(
     ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The invoice document and the other actions of its transaction (adjustments, credits, posting)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
+    """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
+    the index among them of the posting's idempotency guard (None when nothing is posted)."""
     rate = ctx.deps.rate_opening if window.kind == "opening" else ctx.deps.rate_window
     rated = rate(subscription, window.start, window.end)
     lines = [line_dict(line) for line in rated.lines]
@@ -220,14 +223,10 @@ def build_invoice(
         lines += adjustment_lines
         actions += adjustment_actions
     customer_id = str(subscription["customer_id"])
-    chargeable = [
-        ChargeLine(str(line["line_id"]), line.get("meter_code"), int(line["amount_minor"]))
-        for line in lines
-        if int(line["amount_minor"]) > 0
-    ]
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    chargeable = creditable_lines(lines, subtotal)
     credits = ctx.deps.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
-    subtotal = sum(int(line["amount_minor"]) for line in lines)
     applied = sum(int(a.amount_minor) for a in applications)
     doc = {
         "id": window.invoice_id,
@@ -259,7 +258,26 @@ def build_invoice(
     posting = ctx.deps.invoice_posting_items(
         PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
     )
-    return doc, [*actions, *(credits.items if credits else []), *posting]
+    actions += credits.items if credits else []
+    return doc, [*actions, *posting], (len(actions) if posting else None)
+
+
+def creditable_lines(lines: list[dict[str, Any]], subtotal: int) -> list[ChargeLine]:
+    """What credit may pay: the chargeable (positive) lines, never proration credits or negative
+    adjustments, and in all no more than the subtotal (negative lines lower what is left to pay, taken
+    off the last chargeable lines first).
+
+    Example: lines +800, +300, -500 (subtotal 600): credit may pay 600: 600 of the first, none of the
+    second.
+    """
+    room = max(0, subtotal)
+    out: list[ChargeLine] = []
+    for line in lines:
+        amount = min(int(line["amount_minor"]), room)
+        if amount > 0:
+            out.append(ChargeLine(str(line["line_id"]), line.get("meter_code"), amount))
+            room -= amount
+    return out
 
 
 def line_dict(line: Any) -> dict[str, Any]:

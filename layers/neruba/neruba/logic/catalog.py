@@ -168,12 +168,24 @@ def create_subscription(
         "created_at": now.isoformat(),
     }
     try:
-        return repo.create_subscription(doc)
+        created = repo.create_subscription(doc)
     except Exception as exc:
         existing = _existing_same(repo, doc, exc)
-        if existing is not None:
-            return existing
-        raise
+        if existing is None:
+            raise
+        created = existing
+    _start_billing(created)
+    return created
+
+
+def _start_billing(subscription: dict[str, Any]) -> None:
+    """Give a new subscription its billing state now (idempotent: a retried create finds it there), so
+    its opening window is due at its start without waiting for billing's backfill."""
+    from neruba.dal.billing import BillingRepository
+    from neruba.logic.billing_worker import ensure_billing_state
+    from neruba.settings import get_settings
+
+    ensure_billing_state(BillingRepository(get_settings().billing_table), subscription)
 
 
 def _existing_same(repo: PlansRepository, doc: dict[str, Any], exc: Exception) -> dict[str, Any] | None:
@@ -259,7 +271,18 @@ def cancel(
         sub["status"] = "canceled"
         sub["ended_at"] = now.isoformat()
         sub["phases"][-1]["end_at"] = now.isoformat()
-    return _save(repo, sub)
+    saved = _save(repo, sub)
+    if not body.at_period_end:
+        _end_billing(subscription_id, now)
+    return saved
+
+
+def _end_billing(subscription_id: str, ended_at: datetime) -> None:
+    """Billing's final window of a subscription canceled now ends (and is due) at ``ended_at``."""
+    from neruba.dal.billing import BillingRepository
+    from neruba.settings import get_settings
+
+    BillingRepository(get_settings().billing_table).set_end(subscription_id, ended_at)
 
 
 def _save(repo: PlansRepository, sub: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from neruba.logic.billing_worker import Billing, adjustment_record, line_deltas,
 from neruba.models.billing import BillingRunRequest, RerunRequest
 
 _ctx: Billing | None = None
+GLOBAL_AUDIT = "_global"  # the audit "customer" of runs that cover every customer
 
 
 def billing() -> Billing:
@@ -146,21 +147,26 @@ def _audit(
     request_id: str | None,
     before: Any = None,
     after: Any = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    from neruba.dal.billing import audit_item
+    """The audit record's Put (``neruba.dal.audit``), committed in the action's own transaction.
 
-    return audit_item(
-        ctx.ops_table,
+    A run for every customer is recorded under ``AUD#_global``.
+    """
+    from neruba.dal.audit import AuditRepository
+
+    return AuditRepository(ctx.ops_table).record_item(
         actor=actor,
         action=action,
-        customer_id=customer_id,
+        customer_id=customer_id or GLOBAL_AUDIT,
         target=target,
         reason=reason,
-        at=now,
+        ticket=ticket,
         before=before,
         after=after,
-        ticket=ticket,
+        at=now,
         request_id=request_id,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -217,6 +223,7 @@ def trigger_run(
             now,
             request_id,
             after={"status": run["status"], "enqueued": run.get("enqueued")},
+            idempotency_key=idempotency_key,
         )
     ]
     if idempotency_key:
@@ -299,6 +306,7 @@ def rerun_invoice(
             request_id,
             before={"subtotal_minor": invoice["subtotal_minor"], "rev": invoice.get("rev")},
             after={"action": result["action"]},
+            idempotency_key=idempotency_key,
         )
     )
     if idempotency_key:

@@ -114,6 +114,45 @@ def invoice_posting(
     )
 
 
+def invoice_reduction_posting(
+    customer_id: str,
+    invoice_id: str,
+    currency: str,
+    amount_minor: int,
+    at: datetime,
+    *,
+    idempotency_key: str,
+    actor: str = "system:billing",
+    reason: str = "invoice_reduction",
+) -> Posting:
+    """The posting of an invoice amount going DOWN: a draft revised lower, or an invoice whose adjustment
+    lines (a late correction of an earlier, finalized invoice) outweigh its charges.
+
+    Postings are never edited: the reduction is its own posting, the reverse of an invoice's revenue
+    entry: debit ``revenue`` and credit ``receivable`` for ``amount_minor`` (positive, the size of the
+    reduction). A receivable that goes negative is a balance in the customer's favour.
+
+    Example:
+        >>> t = datetime(2026, 2, 1, tzinfo=UTC)
+        >>> p = invoice_reduction_posting("acme", "in_1", "USD", 250, t, idempotency_key="invoice:in_1:rev1")
+        >>> sorted((e.account, e.signed) for e in p.entries)
+        [('receivable', -250), ('revenue', 250)]
+    """
+    size = _positive(amount_minor)
+    return Posting.build(
+        idempotency_key=idempotency_key,
+        customer_id=customer_id,
+        currency=currency,
+        entries=[debit("revenue", size), credit("receivable", size)],
+        reason=reason,
+        source="invoice",
+        source_id=invoice_id,
+        actor=actor,
+        at=at,
+        metadata={"reduction_minor": size},
+    )
+
+
 def _post(
     repo: LedgerRepository,
     *,

@@ -1,0 +1,176 @@
+"""Faults with the REAL pricing engine and ledger: however the worker dies, a window leaves exactly one
+invoice and one invoice posting, the ledger reconciles, and the receivable is the invoices' total."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from neruba.dal.dynamo import to_item
+from neruba.logic import billing_worker
+from neruba.settings import get_settings
+from tests.functional.billing.conftest import (
+    START,
+    World,
+    assert_books_agree,
+    invoice_postings,
+    subscribe_real,
+)
+from tests.functional.billing.helpers import Killed, day, queued, schedule, work, worker
+from tests.support.queues import receive_batch, run_batch
+
+
+def _due(world: World) -> Any:
+    """acme subscribed at START with 12 calls on day 0; the opening and day 0 are due, and enqueued."""
+    subscribe_real(world, "acme")
+    world.usage("acme", START + day(0, 5), 12)
+    now = START + day(1, 1)
+    schedule(world, now)
+    return now
+
+
+def _assert_billed_once(world: World) -> None:
+    invoices = world.invoices("acme")
+    assert [(i["kind"], i["subtotal_minor"], i["total_minor"]) for i in invoices] == [
+        ("opening", 0, 0),
+        ("usage", 1200, 1200),
+    ]
+    usage = invoices[1]
+    # one posting: the usage invoice's (the opening's subtotal is 0: nothing to post)
+    assert [(p.idempotency_key, p.total_minor) for p in invoice_postings("acme")] == [
+        (f"invoice:{usage['id']}", 1200)
+    ]
+    assert_books_agree(world, "acme")
+
+
+def test_killed_after_the_invoice_before_the_advance_then_retried(real: World, monkeypatch: Any) -> None:
+    # GIVEN the invoice of day 0 exists (with its posting) while the billing state still points at
+    # day 0: the state item is put back as it was before the transaction, which is the only way to get
+    # "invoice created, state not advanced" since both are one DynamoDB transaction
+    now = _due(real)
+    sub_id = real.subscriptions[0]["id"]
+    handler = worker(real, now, monkeypatch)
+    messages = receive_batch(real.billing_queue, 10)
+    run_batch(handler, real.billing_queue, [m for m in messages if '"seq":0' in m["Body"]])
+    before = real.ctx.billing.state(sub_id)
+    run_batch(handler, real.billing_queue, [m for m in messages if '"seq":1' in m["Body"]])
+    boto3.client("dynamodb").put_item(TableName=get_settings().billing_table, Item=to_item(before))
+    assert int(real.ctx.billing.state(sub_id)["next_seq"]) == 1
+
+    # WHEN the window's job is retried
+    schedule(real, now, trigger="manual")
+    assert [j["seq"] for j in queued(real.billing_queue)] == [1]
+    work(real, now, monkeypatch)
+
+    # THEN the state advanced; exactly one invoice and one invoice posting; the ledger reconciles and
+    # the amount due in the ledger is the invoice total
+    assert int(real.ctx.billing.state(sub_id)["next_seq"]) == 2
+    _assert_billed_once(real)
+
+
+def test_killed_before_the_transaction_then_retried(real: World, monkeypatch: Any) -> None:
+    # GIVEN a worker that dies just before its first transaction
+    now = _due(real)
+    committed = billing_worker.transact
+    kills = [1]
+
+    def dies_first(actions: Any) -> None:
+        if kills:
+            kills.pop()
+            raise Killed
+        committed(actions)
+
+    monkeypatch.setattr(billing_worker, "transact", dies_first)
+
+    # WHEN the batch fails and SQS delivers it again
+    handler = worker(real, now, monkeypatch)
+    assert run_batch(handler, real.billing_queue, receive_batch(real.billing_queue, 10))
+    work(real, now, monkeypatch)
+
+    # THEN each window was billed once
+    _assert_billed_once(real)
+
+
+def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeypatch: Any) -> None:
+    # GIVEN a promotional grant, and a worker that commits the usage invoice and dies before the delete
+    from neruba.logic.credits import create_grant
+    from tests.functional.billing.conftest import ledger
+
+    grant, _ = create_grant(
+        ledger(),
+        customer_id="acme",
+        kind="promotional",
+        amount_minor=500,
+        currency="USD",
+        idempotency_key="welcome",
+        actor="test",
+        at=START - day(1),
+    )
+    now = _due(real)
+    committed = billing_worker.transact
+    kills = [1]
+
+    def commits_then_dies(actions: Any) -> None:
+        committed(actions)
+        if kills and any("Put" in a and a["Put"]["Item"]["pk"]["S"].startswith("INV#") for a in actions):
+            kills.pop()
+            raise Killed
+
+    monkeypatch.setattr(billing_worker, "transact", commits_then_dies)
+
+    # WHEN the undeleted messages come back and are processed again
+    handler = worker(real, now, monkeypatch)
+    run_batch(handler, real.billing_queue, receive_batch(real.billing_queue, 10))
+    work(real, now, monkeypatch)
+
+    # THEN one invoice per window, the grant spent once, one invoice posting, books agree
+    usage = real.invoices("acme")[1]
+    assert (usage["subtotal_minor"], usage["credits_applied_minor"], usage["total_minor"]) == (1200, 500, 700)
+    assert ledger().grant(grant.grant_id).remaining_minor == 0
+    assert [p.idempotency_key for p in invoice_postings("acme")] == [f"invoice:{usage['id']}"]
+    assert len(real.invoices("acme")) == 2
+    assert_books_agree(real, "acme")
+
+
+def test_two_schedulers_in_threads_one_bills_one_skipped(real: World, monkeypatch: Any) -> None:
+    # GIVEN a due subscription, DynamoDB requests applied one at a time (as the service does)
+    import threading
+
+    from neruba.dal.clients import client
+
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 2), 3)
+    now = START + day(1, 1)
+    dynamodb = client("dynamodb")
+    real_call = dynamodb._make_api_call
+    one_at_a_time = threading.Lock()
+
+    def atomic(operation: str, params: Any) -> Any:
+        with one_at_a_time:
+            return real_call(operation, params)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", atomic)
+    barrier = threading.Barrier(2)
+    runs: list[dict[str, Any]] = []
+
+    def scheduler() -> None:
+        barrier.wait()
+        runs.append(schedule(real, now))
+
+    # WHEN two schedulers start together, then the worker drains the queue
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    work(real, now, monkeypatch)
+
+    # THEN one run billed and the other was skipped_locked; one invoice per window, books agree
+    assert sorted(r["status"] for r in runs) == ["completed", "skipped_locked"]
+    assert [(i["kind"], i["subtotal_minor"]) for i in real.invoices("acme")] == [
+        ("opening", 0),
+        ("usage", 300),
+    ]
+    assert len(invoice_postings("acme")) == 1
+    assert_books_agree(real, "acme")
