@@ -107,6 +107,7 @@ class MemoryLedger:
         currency: str,
         amount_minor: int,
         stripe_invoice_id: str,
+        payment_id: str,
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:

@@ -109,8 +109,33 @@ class StripeEventsRepository:
         trigger: str,
         at: datetime,
         refs: dict[str, str] | None = None,
+        with_items: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Set the status after a processing attempt and append it to the history."""
+        """Set the status after a processing attempt and append it to the history.
+
+        ``with_items`` (TransactWriteItems actions, e.g. the audit record of a replay) commit in the same
+        transaction as the status change.
+        """
+        update = self.attempt_item(
+            event_id, status=status, outcome=outcome, error=error, trigger=trigger, at=at, refs=refs
+        )
+        if with_items:
+            client("dynamodb").transact_write_items(TransactItems=[update, *with_items])
+        else:
+            client("dynamodb").update_item(**update["Update"])
+
+    def attempt_item(
+        self,
+        event_id: str,
+        *,
+        status: str,
+        outcome: str,
+        error: str | None,
+        trigger: str,
+        at: datetime,
+        refs: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The TransactWriteItems ``Update`` recording one attempt (see :meth:`record_attempt`)."""
         entry = {"at": iso(at), "trigger": trigger, "status": status, "outcome": outcome, "error": error}
         names = {"#st": "st", "#h": "history", "#o": "outcome", "#e": "error", "#u": "updated_at"}
         values = {
@@ -129,14 +154,16 @@ class StripeEventsRepository:
             values[f":r{index}"] = to_value(value)
             sets.append(f"#r{index} = :r{index}")
         update = "SET " + ", ".join(sets) + " ADD attempts :one" + ("" if error is not None else " REMOVE #e")
-        client("dynamodb").update_item(
-            TableName=self.table_name,
-            Key=_key(f"STRIPE#{event_id}"),
-            UpdateExpression=update,
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _key(f"STRIPE#{event_id}"),
+                "UpdateExpression": update,
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def list_events(
         self,
@@ -275,14 +302,6 @@ class StripeEventsRepository:
                 return False
             raise
         return True
-
-    def put_audit(self, record: dict[str, Any], at: datetime, record_id: str) -> None:
-        """An audit record ``AUD#{customer_id}`` / ``{at}#{id}`` with the shared audit fields."""
-        client("dynamodb").put_item(
-            TableName=self.table_name,
-            Item=to_item({"pk": f"AUD#{record['customer_id']}", "sk": f"{iso(at)}#{record_id}", **record}),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
