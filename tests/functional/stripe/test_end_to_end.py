@@ -145,16 +145,15 @@ def paid_event(stripe_invoice: dict[str, Any], charge: str) -> dict[str, Any]:
 
 
 def refund_event(charge: str, refunds: list[tuple[str, int]]) -> dict[str, Any]:
-    return event(
-        "charge.refunded",
-        {
-            "id": charge,
-            "object": "charge",
-            "payment_intent": f"pi_{charge}",
-            "amount_refunded": sum(a for _, a in refunds),
-            "refunds": {"object": "list", "data": [{"id": r, "amount": a, "status": "succeeded"} for r, a in refunds]},
-        },
-    )  # fmt: skip
+    listed = [{"id": r, "amount": a, "status": "succeeded"} for r, a in refunds]
+    obj = {
+        "id": charge,
+        "object": "charge",
+        "payment_intent": f"pi_{charge}",
+        "amount_refunded": sum(a for _, a in refunds),
+        "refunds": {"object": "list", "data": listed},
+    }
+    return event("charge.refunded", obj)
 
 
 def dispute_event(kind: str, dispute_id: str, charge: str, amount: int, status: str) -> dict[str, Any]:
