@@ -148,6 +148,7 @@ class MemoryLedger:
         refund_id: str | None,
         idempotency_key: str,
         at: datetime,
+        refunded_total_minor: int | None = None,
     ) -> EffectResult:
         new = self._post(
             idempotency_key,

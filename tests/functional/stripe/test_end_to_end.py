@@ -257,6 +257,38 @@ def test_a_refund_delivered_before_the_payment_posts_once_after_it(
     assert ledger().balances(CUSTOMER)["USD"]["refunds"] == 150
 
 
+def test_refunds_without_their_list_post_only_the_increase_of_the_refunded_total(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, stored: Any
+) -> None:
+    # GIVEN the 250 invoice paid by ch_1, and charge.refunded payloads without a refund list (as Stripe
+    # sends them since API version 2022-11-15): amount_refunded is the charge's cumulative total
+    synced_and_paid(fake, finalized, deliver)
+
+    def refunded(total: int) -> dict[str, Any]:
+        obj = {"id": "ch_1", "object": "charge", "payment_intent": "pi_ch_1", "amount_refunded": total}
+        return event("charge.refunded", obj)
+
+    # WHEN a first partial refund (100), the same total again (another event), then a second (total 160)
+    first, same, second = refunded(100), refunded(100), refunded(160)
+    for delivered in (first, same, second):
+        deliver(delivered)
+        work_events()
+    # AND the first event is processed again (a redelivery)
+    deliver(first)
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeEventsQueue"), MessageBody=json.dumps({"event_id": first["id"]})
+    )
+    work_events()
+    # THEN 100 and 60 were posted, once each: refunds total the charge's refunded total
+    assert sorted(p.idempotency_key for p in postings("refund")) == [
+        "stripe:refund:ch_1:upto:100",
+        "stripe:refund:ch_1:upto:160",
+    ]
+    assert ledger().balances(CUSTOMER)["USD"]["refunds"] == 160
+    assert "already_applied" in stored(same["id"])["outcome"]
+    assert ledger().reconcile(CUSTOMER) == []
+
+
 # ------------------------------------------------------------------------------------------------ (c)
 def test_replaying_a_processed_payment_posts_nothing_and_writes_one_audit_record(
     fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, admin: Any, stored: Any

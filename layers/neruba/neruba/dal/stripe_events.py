@@ -12,6 +12,8 @@ Items (all ``sk="#"`` unless said):
 * ``STRIPECUS#{customer_id}``: the Stripe customer id of one of our customers (sync-out).
 * ``STRIPEREJ#{sha256}``: a webhook body that was signed correctly but could not be used (reason, size).
 * ``STRIPEREPLAY#{idempotency key}``: the first answer of an operator replay sent with that key.
+* ``STRIPEREFUND#{charge_id}``: ``upto``, the refunded total of a charge already posted to the ledger (for
+  ``charge.refunded`` payloads without their refund list), moved in the ledger posting's transaction.
 
 Example:
     >>> StripeEventsRepository("ops").table_name
@@ -333,6 +335,32 @@ class StripeEventsRepository:
                 return False
             raise
         return True
+
+
+class RefundLevels:
+    """Per Stripe charge, the refunded total already posted (``STRIPEREFUND#{charge}`` in the ops table)."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def level(self, charge_id: str) -> int:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
+            ConsistentRead=True,
+        )  # fmt: skip
+        return int(from_item(response["Item"])["upto"]) if "Item" in response else 0
+
+    def move_item(self, charge_id: str, seen: int, upto: int) -> dict[str, Any]:
+        """A transaction ``Update`` moving the level from ``seen`` (the value read) to ``upto``."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
+                "UpdateExpression": "SET upto = :new",
+                "ConditionExpression": "attribute_not_exists(pk)" if seen == 0 else "upto = :seen",
+                "ExpressionAttributeValues": to_item({":new": upto, **({":seen": seen} if seen else {})}),
+            }
+        }
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:

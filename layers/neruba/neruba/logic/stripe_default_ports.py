@@ -26,6 +26,7 @@ from neruba.dal.catalog import CatalogRepository
 from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.dal.ledger_extra import DisputesRepository
+from neruba.dal.stripe_events import RefundLevels
 from neruba.logic import ledger
 from neruba.logic.stripe_ports import DisputeResult, EffectResult
 from neruba.settings import get_settings
@@ -66,6 +67,7 @@ class LedgerEffects:
         settings = get_settings()
         self.ledger = ledger_repo or LedgerRepository(settings.ledger_table)
         self.invoices = invoices or InvoicesRepository(settings.billing_table)
+        self.refund_levels = RefundLevels(settings.ops_table)
 
     def _seen(self, customer_id: str, idempotency_key: str) -> bool:
         return self.ledger.stored_posting(customer_id, idempotency_key) is not None
@@ -129,11 +131,21 @@ class LedgerEffects:
         refund_id: str | None,
         idempotency_key: str,
         at: datetime,
+        refunded_total_minor: int | None = None,
     ) -> EffectResult:
-        if amount_minor == 0:
-            return EffectResult("skipped", "refund of 0")
         if self._seen(customer_id, idempotency_key):
             return EffectResult("already_applied", "refund already posted")
+        extra: list[dict[str, Any]] = []
+        if refund_id is None and refunded_total_minor is not None:
+            # cumulative total: post what exceeds the level already posted for the charge, moving the
+            # level (OpsTable STRIPEREFUND#{charge}) in the same transaction, conditional on the level read
+            level = self.refund_levels.level(charge_id)
+            if refunded_total_minor <= level:
+                return EffectResult("already_applied", f"refunds of {charge_id} already posted up to {level}")
+            amount_minor = refunded_total_minor - level
+            extra.append(self.refund_levels.move_item(charge_id, level, refunded_total_minor))
+        if amount_minor == 0:
+            return EffectResult("skipped", "refund of 0")
         ledger.record_refund(
             self.ledger,
             customer_id=customer_id,
@@ -146,8 +158,9 @@ class LedgerEffects:
             payment_id=charge_id,
             invoice_id=invoice_id,
             at=at,
+            extra_items=extra,
         )
-        return EffectResult("applied", "refund posted")
+        return EffectResult("applied", f"refund of {amount_minor} posted")
 
     def dispute_created(
         self,

@@ -80,8 +80,14 @@ class StripeEffects(Protocol):
         refund_id: str | None,
         idempotency_key: str,
         at: datetime,
+        refunded_total_minor: int | None = None,
     ) -> EffectResult:
-        """Post a refund of ``amount_minor`` against the invoice's payment."""
+        """Post a refund of ``amount_minor`` against the invoice's payment.
+
+        Without a refund id (a ``charge.refunded`` payload without its refund list) ``refunded_total_minor``
+        is the charge's cumulative ``amount_refunded``: only what exceeds the total already posted for the
+        charge is posted.
+        """
         ...
 
     def dispute_created(

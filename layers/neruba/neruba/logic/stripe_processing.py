@@ -289,8 +289,9 @@ class Processor:
                     continue
                 refund_key = _str(refund, "id")
                 items.append((refund_key, _amount(refund, "amount"), f"stripe:refund:{refund_key}"))
-        else:  # refunds not included: the charge's refunded total, once per event
-            items.append((None, _amount(obj, "amount_refunded"), f"stripe:{event['id']}"))
+        else:  # refunds not included (API versions since 2022-11-15): the charge's cumulative total
+            total = _amount(obj, "amount_refunded")
+            items.append((None, total, f"stripe:refund:{charge_id}:upto:{total}"))
         outcomes = []
         for refund_id, amount, key in items:
             effect = self.effects.charge_refunded(
@@ -302,6 +303,7 @@ class Processor:
                 refund_id=refund_id,
                 idempotency_key=key,
                 at=at,
+                refunded_total_minor=amount if refund_id is None else None,
             )
             outcomes.append(_outcome(f"refund {refund_id or charge_id} {amount}", effect))
         return ProcessResult("processed", "; ".join(outcomes) or "no refund to post")
