@@ -107,6 +107,7 @@ class MemoryLedger:
         currency: str,
         amount_minor: int,
         stripe_invoice_id: str,
+        payment_id: str,
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
@@ -147,6 +148,7 @@ class MemoryLedger:
         refund_id: str | None,
         idempotency_key: str,
         at: datetime,
+        refunded_total_minor: int | None = None,
     ) -> EffectResult:
         new = self._post(
             idempotency_key,

@@ -1,68 +1,81 @@
-"""The default Stripe ports call the ledger and invoices modules by their contract names."""
+"""The default Stripe ports call the real ledger functions with their keywords and move invoices only
+along the allowed transitions."""
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from neruba.logic import stripe_ports
+from neruba.dal.invoices import InvoiceConflictError, can_transition
+from neruba.logic import stripe_default_ports
+from neruba.logic.stripe_default_ports import LedgerEffects
 
 AT = datetime(2026, 1, 5, tzinfo=UTC)
 
 
-class FakeInvoicesRepository:
-    docs: dict[str, dict[str, Any]] = {}
-
-    def __init__(self, table_name: str) -> None:
-        self.table_name = table_name
+class FakeInvoices:
+    def __init__(self, status: str) -> None:
+        self.docs: dict[str, dict[str, Any]] = {"in_1": {"id": "in_1", "status": status}}
+        self.race: str | None = None
 
     def get(self, invoice_id: str) -> dict[str, Any] | None:
-        return self.docs.get(invoice_id)
+        return dict(self.docs[invoice_id]) if invoice_id in self.docs else None
 
-    def set_status(self, invoice_id: str, status: str, *, expected: str) -> None:
-        assert self.docs[invoice_id]["status"] == expected
+    def transition(self, invoice_id: str, status: str, *, expected: str) -> None:
+        if self.race is not None:  # another writer changes the status between read and write
+            self.docs[invoice_id]["status"], self.race = self.race, None
+        if self.docs[invoice_id]["status"] != expected or not can_transition(expected, status):
+            raise InvoiceConflictError(invoice_id)
         self.docs[invoice_id]["status"] = status
 
-    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        self.docs[invoice_id]["stripe"] = sync
+
+class FakeLedger:
+    table_name = "ledger"
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def stored_posting(self, customer_id: str, key: str) -> object | None:
+        return object() if key in self.keys else None
 
 
 @pytest.fixture
-def contract_modules(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
-    calls: list[tuple[str, dict[str, Any]]] = []
-    ledger = types.ModuleType("neruba.logic.ledger")
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    seen: list[tuple[str, dict[str, Any]]] = []
     for name in ("record_payment", "record_refund", "record_dispute"):
-        setattr(ledger, name, lambda _n=name, **kw: calls.append((_n, kw)))
-    invoices = types.ModuleType("neruba.dal.invoices")
-    invoices.InvoicesRepository = FakeInvoicesRepository  # type: ignore[attr-defined]
-    FakeInvoicesRepository.docs = {"in_1": {"id": "in_1", "status": "finalized"}}
-    monkeypatch.setitem(sys.modules, "neruba.logic.ledger", ledger)
-    monkeypatch.setitem(sys.modules, "neruba.dal.invoices", invoices)
-    stripe_ports.configure(effects=None, invoices=None)
-    return calls
+        monkeypatch.setattr(
+            stripe_default_ports.ledger, name, lambda repo, _n=name, **kw: seen.append((_n, kw))
+        )
+    return seen
 
 
-def test_invoice_paid_records_the_payment_with_the_key_and_marks_the_invoice_paid(
-    contract_modules: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # GIVEN the default effects (no override configured)
-    effects = stripe_ports.effects()
-    # WHEN an invoice is paid
-    result = effects.invoice_paid(
+def effects(status: str = "finalized") -> tuple[LedgerEffects, FakeInvoices]:
+    invoices = FakeInvoices(status)
+    return LedgerEffects(FakeLedger(), invoices), invoices  # type: ignore[arg-type]
+
+
+def test_invoice_paid_records_the_payment_by_charge_and_marks_the_invoice_paid(calls: Any) -> None:
+    # GIVEN the default effects on a finalized invoice
+    fx, invoices = effects()
+    # WHEN the invoice is paid by charge ch_1
+    result = fx.invoice_paid(
         invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=500, stripe_invoice_id="in_s",
-        idempotency_key="stripe:evt_1", at=AT,
+        payment_id="ch_1", idempotency_key="stripe:payment:ch_1", at=AT,
     )  # fmt: skip
-    # THEN record_payment got the contract's keywords and the invoice moved finalized -> paid
-    expected = {"customer_id": "acme", "invoice_id": "in_1", "currency": "USD", "amount_minor": 500, "at": AT,
-                "idempotency_key": "stripe:evt_1", "source": "stripe", "actor": "stripe:webhook"}  # fmt: skip
-    assert contract_modules == [("record_payment", expected)]
-    assert FakeInvoicesRepository.docs["in_1"]["status"] == "paid" and result.outcome == "applied"
-    # AND a late payment failure leaves it paid
-    late = effects.invoice_payment_failed(
+    # THEN record_payment got the real keywords and the invoice moved finalized -> paid
+    assert calls == [
+        (
+            "record_payment",
+            {"customer_id": "acme", "currency": "USD", "amount_minor": 500, "payment_id": "ch_1",
+             "idempotency_key": "stripe:payment:ch_1", "source": "stripe", "actor": "stripe:webhook",
+             "invoice_id": "in_1", "at": AT, "metadata": {"stripe_invoice_id": "in_s"}},
+        )
+    ]  # fmt: skip
+    assert invoices.docs["in_1"]["status"] == "paid" and result.outcome == "applied"
+    # AND a late payment failure leaves it paid (paid -> payment_failed is not a transition)
+    late = fx.invoice_payment_failed(
         invoice_id="in_1",
         customer_id="acme",
         stripe_invoice_id="in_s",
@@ -70,28 +83,70 @@ def test_invoice_paid_records_the_payment_with_the_key_and_marks_the_invoice_pai
         idempotency_key="k",
         at=AT,
     )
-    assert late.outcome == "skipped" and FakeInvoicesRepository.docs["in_1"]["status"] == "paid"
+    assert late.outcome == "skipped" and invoices.docs["in_1"]["status"] == "paid"
 
 
-def test_refunds_and_disputes_go_to_the_ledger(contract_modules: list[tuple[str, dict[str, Any]]]) -> None:
-    effects = stripe_ports.effects()
+def test_a_failed_payment_then_a_success_ends_paid(calls: Any) -> None:
+    fx, invoices = effects()
+    failed = fx.invoice_payment_failed(
+        invoice_id="in_1",
+        customer_id="acme",
+        stripe_invoice_id="in_s",
+        reason="x",
+        idempotency_key="k",
+        at=AT,
+    )
+    assert failed.outcome == "applied" and invoices.docs["in_1"]["status"] == "payment_failed"
+    fx.invoice_paid(
+        invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=5, stripe_invoice_id="in_s",
+        payment_id="ch_2", idempotency_key="stripe:payment:ch_2", at=AT,
+    )  # fmt: skip
+    assert invoices.docs["in_1"]["status"] == "paid"
+
+
+def test_a_status_changed_between_read_and_write_is_decided_again(calls: Any) -> None:
+    # GIVEN a payment failure whose conditional write loses against a payment (status becomes paid)
+    fx, invoices = effects()
+    invoices.race = "paid"
+    # WHEN the failure is applied
+    result = fx.invoice_payment_failed(
+        invoice_id="in_1",
+        customer_id="acme",
+        stripe_invoice_id="in_s",
+        reason="x",
+        idempotency_key="k",
+        at=AT,
+    )
+    # THEN it re-reads, sees paid, and leaves it
+    assert result.outcome == "skipped" and invoices.docs["in_1"]["status"] == "paid"
+
+
+def test_a_zero_payment_posts_nothing_but_marks_paid(calls: Any) -> None:
+    fx, invoices = effects()
+    fx.invoice_paid(
+        invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=0, stripe_invoice_id="in_s",
+        payment_id="in_s", idempotency_key="stripe:payment:in_s", at=AT,
+    )  # fmt: skip
+    assert calls == [] and invoices.docs["in_1"]["status"] == "paid"
+
+
+def test_refunds_and_disputes_go_to_the_ledger_with_stripe_object_keys(calls: Any) -> None:
+    fx, _ = effects("paid")
     common = {"invoice_id": "in_1", "customer_id": "acme", "currency": "USD", "amount_minor": 200, "at": AT}
-    effects.charge_refunded(
-        charge_id="ch_1", refund_id="re_1", idempotency_key="stripe:refund:re_1", **common
+    fx.charge_refunded(charge_id="ch_1", refund_id="re_1", idempotency_key="stripe:refund:re_1", **common)
+    fx.dispute_created(
+        dispute_id="dp_1", charge_id="ch_1", idempotency_key="stripe:dispute:dp_1:created", **common
     )
-    effects.dispute_created(dispute_id="dp_1", charge_id="ch_1", idempotency_key="stripe:evt_2", **common)
-    effects.dispute_closed(
-        dispute_id="dp_1", charge_id="ch_1", result="lost", idempotency_key="stripe:evt_3", **common
+    fx.dispute_closed(
+        dispute_id="dp_1",
+        charge_id="ch_1",
+        result="lost",
+        idempotency_key="stripe:dispute:dp_1:lost",
+        **common,
     )
-    assert [(name, kw["idempotency_key"], kw.get("stage")) for name, kw in contract_modules] == [
-        ("record_refund", "stripe:refund:re_1", None),
-        ("record_dispute", "stripe:evt_2", "opened"),
-        ("record_dispute", "stripe:evt_3", "lost"),
+    assert [(n, kw["idempotency_key"], kw.get("status"), kw.get("refund_id")) for n, kw in calls] == [
+        ("record_refund", "stripe:refund:re_1", None, "re_1"),
+        ("record_dispute", "stripe:dispute:dp_1:created", "created", None),
+        ("record_dispute", "stripe:dispute:dp_1:lost", "lost", None),
     ]
-
-
-def test_the_default_invoice_source_reads_and_records_sync(contract_modules: Any) -> None:
-    source = stripe_ports.invoices()
-    assert source.get("in_1") == {"id": "in_1", "status": "finalized"}
-    source.set_sync("in_1", {"status": "synced"})
-    assert FakeInvoicesRepository.docs["in_1"]["stripe"] == {"status": "synced"}
+    assert calls[1][1]["amount_minor"] == 200 and "amount_minor" not in calls[2][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +13,11 @@ from tests.support.stripe_ports import MemoryLedger
 
 
 def _audit_items() -> list[dict[str, Any]]:
+    """Every audit record (the shared ``AuditRepository`` format), with its partition key."""
     items = boto3.client("dynamodb").scan(TableName="test-OpsTable")["Items"]
-    return [i for i in items if i["pk"]["S"].startswith("AUD#")]
+    return [
+        {"pk": i["pk"]["S"], **json.loads(i["doc"]["S"])} for i in items if i["pk"]["S"].startswith("AUD#")
+    ]
 
 
 def _replay(admin: Any, event_id: str, reason: str = "ledger fixed, re-run", **kw: Any) -> tuple[int, Any]:
@@ -43,10 +47,12 @@ def test_replaying_a_processed_payment_posts_nothing_and_is_audited(
     assert [h["trigger"] for h in stored(paid["id"])["history"]] == ["queue", "replay"]
     # AND one audit record under the customer names the actor, reason, target and before/after
     (audit,) = _audit_items()
-    assert audit["pk"]["S"] == "AUD#acme"
-    assert audit["actor"]["S"] == "key:0123456789ab" and audit["action"]["S"] == "stripe_event.replay"
-    assert audit["target"]["S"] == paid["id"] and audit["reason"]["S"] == "ledger fixed, re-run"
-    assert '"status": "processed"' in audit["before"]["S"] and audit["request_id"]["S"]
+    assert audit["pk"] == "AUD#acme" and audit["customer_id"] == "acme"
+    assert audit["actor"] == "key:0123456789ab" and audit["action"] == "stripe_event.replay"
+    assert audit["target"] == paid["id"] and audit["reason"] == "ledger fixed, re-run"
+    assert audit["before"]["status"] == "processed" and audit["before"]["attempts"] == 1
+    assert audit["after"]["status"] == "processed" and audit["after"]["attempts"] == 2
+    assert "already_applied" in audit["after"]["outcome"] and audit["request_id"]
 
 
 def test_replay_of_a_deferred_refund_after_the_payment_posts_it_once(

@@ -21,9 +21,9 @@ def test_invoice_paid_posts_the_payment_and_marks_the_invoice_paid(
     deliver(paid)
     # WHEN the worker runs
     process()
-    # THEN one payment posting of 5000 USD keyed by the event, the invoice is paid, the event processed
+    # THEN one payment posting of 5000 USD keyed by the charge, the invoice is paid, the event processed
     assert ports.postings == {
-        f"stripe:{paid['id']}": {
+        "stripe:payment:ch_1": {
             "kind": "payment", "invoice_id": "in_ours_1", "customer_id": "acme", "currency": "USD",
             "amount_minor": 5000,
         }

@@ -27,6 +27,15 @@ from neruba.dal.locks import ts
 
 JSON_FIELDS = ("lines", "applications", "stripe", "window")
 SEQUENCE = "INV"
+STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"finalized", "void"}),
+    "finalized": frozenset({"paid", "payment_failed", "void"}),
+    "payment_failed": frozenset({"paid", "void"}),
+    "paid": frozenset(),
+    "void": frozenset(),
+}
+"""The status moves an invoice may make (``set_status`` itself does not check them; callers such as
+Stripe effects use :func:`can_transition` or :meth:`InvoicesRepository.transition`)."""
 
 
 class InvoiceConflictError(Exception):
@@ -45,6 +54,16 @@ def format_number(sequence: str, n: int) -> str:
         'INV-000042'
     """
     return f"{sequence}-{n:06d}"
+
+
+def can_transition(current: str, new: str) -> bool:
+    """Whether an invoice in ``current`` may move to ``new``.
+
+    Example:
+        >>> can_transition("payment_failed", "paid"), can_transition("paid", "payment_failed")
+        (True, False)
+    """
+    return new in STATUS_TRANSITIONS.get(current, frozenset())
 
 
 class InvoicesRepository:
@@ -172,6 +191,13 @@ class InvoicesRepository:
     def set_status(self, invoice_id: str, status: str, *, expected: str) -> None:
         """Move an invoice from ``expected`` to ``status``; raises InvoiceConflictError otherwise."""
         self._update(invoice_id, "SET #st = :new", {":new": status, ":old": expected}, "#st = :old")
+
+    def transition(self, invoice_id: str, status: str, *, expected: str) -> None:
+        """``set_status`` for an allowed move only (see ``STATUS_TRANSITIONS``); raises
+        InvoiceConflictError for a move the table does not allow or when the invoice changed meanwhile."""
+        if not can_transition(expected, status):
+            raise InvoiceConflictError(f"invoice {invoice_id!r} cannot move from {expected} to {status}")
+        self.set_status(invoice_id, status, expected=expected)
 
     def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
         """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``)."""

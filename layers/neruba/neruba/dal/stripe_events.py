@@ -12,6 +12,8 @@ Items (all ``sk="#"`` unless said):
 * ``STRIPECUS#{customer_id}``: the Stripe customer id of one of our customers (sync-out).
 * ``STRIPEREJ#{sha256}``: a webhook body that was signed correctly but could not be used (reason, size).
 * ``STRIPEREPLAY#{idempotency key}``: the first answer of an operator replay sent with that key.
+* ``STRIPEREFUND#{charge_id}``: ``upto``, the refunded total of a charge already posted to the ledger (for
+  ``charge.refunded`` payloads without their refund list), moved in the ledger posting's transaction.
 
 Example:
     >>> StripeEventsRepository("ops").table_name
@@ -109,8 +111,33 @@ class StripeEventsRepository:
         trigger: str,
         at: datetime,
         refs: dict[str, str] | None = None,
+        with_items: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Set the status after a processing attempt and append it to the history."""
+        """Set the status after a processing attempt and append it to the history.
+
+        ``with_items`` (TransactWriteItems actions, e.g. the audit record of a replay) commit in the same
+        transaction as the status change.
+        """
+        update = self.attempt_item(
+            event_id, status=status, outcome=outcome, error=error, trigger=trigger, at=at, refs=refs
+        )
+        if with_items:
+            client("dynamodb").transact_write_items(TransactItems=[update, *with_items])
+        else:
+            client("dynamodb").update_item(**update["Update"])
+
+    def attempt_item(
+        self,
+        event_id: str,
+        *,
+        status: str,
+        outcome: str,
+        error: str | None,
+        trigger: str,
+        at: datetime,
+        refs: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The TransactWriteItems ``Update`` recording one attempt (see :meth:`record_attempt`)."""
         entry = {"at": iso(at), "trigger": trigger, "status": status, "outcome": outcome, "error": error}
         names = {"#st": "st", "#h": "history", "#o": "outcome", "#e": "error", "#u": "updated_at"}
         values = {
@@ -129,14 +156,16 @@ class StripeEventsRepository:
             values[f":r{index}"] = to_value(value)
             sets.append(f"#r{index} = :r{index}")
         update = "SET " + ", ".join(sets) + " ADD attempts :one" + ("" if error is not None else " REMOVE #e")
-        client("dynamodb").update_item(
-            TableName=self.table_name,
-            Key=_key(f"STRIPE#{event_id}"),
-            UpdateExpression=update,
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _key(f"STRIPE#{event_id}"),
+                "UpdateExpression": update,
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def list_events(
         self,
@@ -197,6 +226,37 @@ class StripeEventsRepository:
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def unsettled(
+        self, *, start: datetime, end: datetime, statuses: tuple[str, ...], updated_before: datetime
+    ) -> Iterator[dict[str, Any]]:
+        """Summaries of events created in ``[start, end]`` in one of ``statuses`` whose last change
+        (``updated_at``) is before ``updated_before``, newest month first (reads the listing index)."""
+        names = {"#b": "sbk", "#s": "ssk", "#st": "st", "#u": "updated_at"}
+        statuses_in = ", ".join(f":st{i}" for i in range(len(statuses)))
+        for bucket in _months_desc(start, end):
+            values = {
+                ":b": to_value(bucket),
+                ":lo": to_value(f"{iso(start)}#"),
+                ":hi": to_value(f"{iso(end)}#\uffff"),
+                ":cut": to_value(iso(updated_before)),
+                **{f":st{i}": to_value(status) for i, status in enumerate(statuses)},
+            }
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "#b = :b AND #s BETWEEN :lo AND :hi",
+                "FilterExpression": f"#st IN ({statuses_in}) AND #u < :cut",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+            while True:
+                response = client("dynamodb").query(**request)
+                for raw in response.get("Items", []):
+                    yield _public(from_item(raw))
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # ---------------------------------------------------------------- links and waiters
     def put_link(self, key: str, values: dict[str, Any]) -> None:
@@ -276,13 +336,31 @@ class StripeEventsRepository:
             raise
         return True
 
-    def put_audit(self, record: dict[str, Any], at: datetime, record_id: str) -> None:
-        """An audit record ``AUD#{customer_id}`` / ``{at}#{id}`` with the shared audit fields."""
-        client("dynamodb").put_item(
-            TableName=self.table_name,
-            Item=to_item({"pk": f"AUD#{record['customer_id']}", "sk": f"{iso(at)}#{record_id}", **record}),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+
+class RefundLevels:
+    """Per Stripe charge, the refunded total already posted (``STRIPEREFUND#{charge}`` in the ops table)."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def level(self, charge_id: str) -> int:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
+            ConsistentRead=True,
+        )  # fmt: skip
+        return int(from_item(response["Item"])["upto"]) if "Item" in response else 0
+
+    def move_item(self, charge_id: str, seen: int, upto: int) -> dict[str, Any]:
+        """A transaction ``Update`` moving the level from ``seen`` (the value read) to ``upto``."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
+                "UpdateExpression": "SET upto = :new",
+                "ConditionExpression": "attribute_not_exists(pk)" if seen == 0 else "upto = :seen",
+                "ExpressionAttributeValues": to_item({":new": upto, **({":seen": seen} if seen else {})}),
+            }
+        }
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:

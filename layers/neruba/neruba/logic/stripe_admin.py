@@ -1,8 +1,9 @@
 """Operator use cases on stored Stripe events: list, inspect, replay (audited, idempotent).
 
 Replay runs the processing synchronously in the request (the answer shows the outcome); effects are keyed
-by Stripe ids, so replaying a processed payment posts nothing new. Events that the replay wakes (deferred
-events waiting for it) are queued as usual.
+by Stripe ids, so replaying a processed payment posts nothing new. The audit record
+(``neruba.dal.audit.AuditRepository``) commits in the same transaction as the event's new status. Events
+that the replay wakes (deferred events waiting for it) are queued as usual.
 
 Example:
     >>> fingerprint({"reason": "x"})[:8]
@@ -12,19 +13,19 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba import jsonutil
+from neruba.dal.audit import AuditRepository
 from neruba.dal.stripe_events import StripeEventsRepository, iso
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
-from neruba.logic.stripe_processing import Processor
+from neruba.logic.stripe_processing import Processor, ProcessResult
 
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_WINDOW = timedelta(days=400)
 AUDIT_FIELDS = ("status", "attempts", "outcome", "error")
+UNKNOWN_CUSTOMER = "_stripe"  # audit partition of replays of events not tied to one of our customers
 
 
 def fingerprint(body: dict[str, Any]) -> str:
@@ -102,29 +103,40 @@ def replay(
     before = repo.get(event_id)
     if before is None:
         raise NotFoundError(f"No Stripe event {event_id!r}.", code="stripe_event_not_found", param="event_id")
+    audit = AuditRepository(repo.table_name)
+    attempts = int(before.get("attempts") or 0)
+    seen = {**{k: before.get(k) for k in AUDIT_FIELDS}, "attempts": attempts}
+
+    def audit_items(result: ProcessResult) -> list[dict[str, Any]]:
+        """The replay's audit record, committed with the attempt's status change."""
+        after = {
+            "status": result.status,
+            "attempts": attempts + 1,
+            "outcome": result.outcome,
+            "error": result.error,
+        }
+        customer_id = result.refs.get("customer_id") or before.get("customer_id") or UNKNOWN_CUSTOMER
+        return [
+            audit.record_item(
+                actor=actor,
+                action="stripe_event.replay",
+                customer_id=str(customer_id),
+                target=event_id,
+                reason=reason,
+                ticket=ticket,
+                before=seen,
+                after=after,
+                at=at,
+                request_id=request_id,
+                idempotency_key=f"{event_id}:{idempotency_key}" if idempotency_key else None,
+            )
+        ]
+
     try:
-        result = processor.process(event_id, trigger="replay", now=at)
+        result = processor.process(event_id, trigger="replay", now=at, audit=audit_items)
         outcome = {"status": result.status, "outcome": result.outcome, "error": result.error}
-    except Exception as exc:  # recorded as failed on the event; the operator sees it here too
+    except Exception as exc:  # recorded as failed on the event (with the audit record); shown here too
         outcome = {"status": "failed", "outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
-    after = repo.get(event_id) or {}
-    customer_id = str(after.get("customer_id") or "_stripe")
-    repo.put_audit(
-        {
-            "actor": actor,
-            "action": "stripe_event.replay",
-            "customer_id": customer_id,
-            "target": event_id,
-            "reason": reason,
-            "ticket": ticket,
-            "before": json.dumps({k: before.get(k) for k in AUDIT_FIELDS}, default=str, sort_keys=True),
-            "after": json.dumps({k: after.get(k) for k in AUDIT_FIELDS}, default=str, sort_keys=True),
-            "at": iso(at),
-            "request_id": request_id,
-        },
-        at,
-        uuid.uuid4().hex,
-    )
     answer = {"object": "stripe_event_replay", "id": event_id, "replayed_at": iso(at), **outcome}
     if idempotency_key:
         repo.put_record_once(

@@ -1,54 +1,76 @@
-"""Default implementations of the Stripe ports, on the ledger and invoice modules (by contract name).
+"""The Stripe ports on the real ledger, invoices and catalog.
 
-The modules are imported with ``importlib`` when first used, so this file loads (and type-checks) even
-where they are not present yet; the keyword names passed are those of the contracts in the project brief:
+* ``LedgerEffects`` posts through ``neruba.logic.ledger`` (``record_payment``, ``record_refund``,
+  ``record_dispute``) into the ledger table and moves invoices through
+  ``neruba.dal.invoices.InvoicesRepository.transition`` (allowed moves only, conditional on the status read).
+* ``RepositoryInvoiceSource`` reads invoices from the billing table, customers from the catalog, and stores
+  the sync record with ``InvoicesRepository.set_sync``.
 
-* ``neruba.logic.ledger.record_payment / record_refund / record_dispute(..., idempotency_key, source,
-  actor)``
-* ``neruba.dal.invoices.InvoicesRepository(table_name)`` with ``get``, ``set_status(invoice_id, status, *,
-  expected)`` and ``set_sync(invoice_id, sync)``
-* ``neruba.dal.catalog.CatalogRepository(table_name).get_customer(external_id)``
+Postings are keyed by the Stripe object they book, never by the event that carried it, so a replay, a
+redelivery or two events describing the same object post once (see docs/stripe.md).
+
+Example::
+
+    effects = LedgerEffects()
+    effects.invoice_paid(invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=1200,
+                         stripe_invoice_id="in_S1", payment_id="ch_1",
+                         idempotency_key="stripe:payment:ch_1", at=now)
 """
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from typing import Any
 
+from neruba.dal.catalog import CatalogRepository
+from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
+from neruba.dal.ledger import LedgerConflictError, LedgerRepository
+from neruba.dal.ledger_extra import DisputesRepository
+from neruba.dal.stripe_events import RefundLevels
+from neruba.logic import ledger
 from neruba.logic.stripe_ports import DisputeResult, EffectResult
 from neruba.settings import get_settings
 
 SOURCE = "stripe"
 ACTOR = "stripe:webhook"
-PAYABLE = ("finalized", "payment_failed")
 
 
-def _ledger() -> Any:
-    return importlib.import_module("neruba.logic.ledger")
+def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str) -> EffectResult:
+    """Move the invoice to ``to`` if the transition table allows it from its current status.
 
-
-def _invoices_repository() -> Any:
-    module = importlib.import_module("neruba.dal.invoices")
-    return module.InvoicesRepository(get_settings().billing_table)
-
-
-def _move_invoice(invoice_id: str, to: str, allowed_from: tuple[str, ...]) -> EffectResult:
-    repo = _invoices_repository()
-    invoice = repo.get(invoice_id)
-    if invoice is None:
-        return EffectResult("skipped", f"invoice {invoice_id} not found")
-    current = invoice.get("status")
-    if current == to:
-        return EffectResult("already_applied", f"invoice already {to}")
-    if current not in allowed_from:
-        return EffectResult("skipped", f"invoice is {current}, not moved to {to}")
-    repo.set_status(invoice_id, to, expected=current)
-    return EffectResult("applied", f"invoice {current} -> {to}")
+    The write is conditional on the status read; if it changed meanwhile the move is decided again on the
+    new status (twice at most: after one concurrent change the status is final for these moves).
+    """
+    for _ in range(3):
+        invoice = repo.get(invoice_id)
+        if invoice is None:
+            return EffectResult("skipped", f"invoice {invoice_id} not found")
+        current = str(invoice.get("status"))
+        if current == to:
+            return EffectResult("already_applied", f"invoice already {to}")
+        if not can_transition(current, to):
+            return EffectResult("skipped", f"invoice is {current}, not moved to {to}")
+        try:
+            repo.transition(invoice_id, to, expected=current)
+        except InvoiceConflictError:
+            continue
+        return EffectResult("applied", f"invoice {current} -> {to}")
+    raise InvoiceConflictError(f"invoice {invoice_id!r} keeps changing")
 
 
 class LedgerEffects:
     """``StripeEffects`` on the real ledger and invoices (postings keyed by ``idempotency_key``)."""
+
+    def __init__(
+        self, ledger_repo: LedgerRepository | None = None, invoices: InvoicesRepository | None = None
+    ) -> None:
+        settings = get_settings()
+        self.ledger = ledger_repo or LedgerRepository(settings.ledger_table)
+        self.invoices = invoices or InvoicesRepository(settings.billing_table)
+        self.refund_levels = RefundLevels(settings.ops_table)
+
+    def _seen(self, customer_id: str, idempotency_key: str) -> bool:
+        return self.ledger.stored_posting(customer_id, idempotency_key) is not None
 
     def invoice_paid(
         self,
@@ -58,21 +80,33 @@ class LedgerEffects:
         currency: str,
         amount_minor: int,
         stripe_invoice_id: str,
+        payment_id: str,
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
-        _ledger().record_payment(
-            customer_id=customer_id,
-            invoice_id=invoice_id,
-            currency=currency,
-            amount_minor=amount_minor,
-            at=at,
-            idempotency_key=idempotency_key,
-            source=SOURCE,
-            actor=ACTOR,
-        )
-        moved = _move_invoice(invoice_id, "paid", PAYABLE)
-        return EffectResult("applied", f"payment posted; {moved.detail}")
+        if amount_minor == 0:  # fully covered by credits: nothing was collected, nothing to post
+            posted = "nothing collected"
+            new = False
+        else:
+            new = not self._seen(customer_id, idempotency_key)
+            ledger.record_payment(
+                self.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=amount_minor,
+                payment_id=payment_id,
+                idempotency_key=idempotency_key,
+                source=SOURCE,
+                actor=ACTOR,
+                invoice_id=invoice_id,
+                at=at,
+                metadata={"stripe_invoice_id": stripe_invoice_id},
+            )
+            posted = f"payment {payment_id} posted" if new else f"payment {payment_id} already posted"
+        moved = _move_invoice(self.invoices, invoice_id, "paid")
+        if new or moved.outcome == "applied":
+            return EffectResult("applied", f"{posted}; {moved.detail}")
+        return EffectResult("already_applied", f"{posted}; {moved.detail}")
 
     def invoice_payment_failed(
         self,
@@ -84,7 +118,7 @@ class LedgerEffects:
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
-        return _move_invoice(invoice_id, "payment_failed", ("finalized",))
+        return _move_invoice(self.invoices, invoice_id, "payment_failed")
 
     def charge_refunded(
         self,
@@ -97,18 +131,36 @@ class LedgerEffects:
         refund_id: str | None,
         idempotency_key: str,
         at: datetime,
+        refunded_total_minor: int | None = None,
     ) -> EffectResult:
-        _ledger().record_refund(
+        if self._seen(customer_id, idempotency_key):
+            return EffectResult("already_applied", "refund already posted")
+        extra: list[dict[str, Any]] = []
+        if refund_id is None and refunded_total_minor is not None:
+            # cumulative total: post what exceeds the level already posted for the charge, moving the
+            # level (OpsTable STRIPEREFUND#{charge}) in the same transaction, conditional on the level read
+            level = self.refund_levels.level(charge_id)
+            if refunded_total_minor <= level:
+                return EffectResult("already_applied", f"refunds of {charge_id} already posted up to {level}")
+            amount_minor = refunded_total_minor - level
+            extra.append(self.refund_levels.move_item(charge_id, level, refunded_total_minor))
+        if amount_minor == 0:
+            return EffectResult("skipped", "refund of 0")
+        ledger.record_refund(
+            self.ledger,
             customer_id=customer_id,
-            invoice_id=invoice_id,
             currency=currency,
             amount_minor=amount_minor,
-            at=at,
+            refund_id=refund_id or charge_id,
             idempotency_key=idempotency_key,
             source=SOURCE,
             actor=ACTOR,
+            payment_id=charge_id,
+            invoice_id=invoice_id,
+            at=at,
+            extra_items=extra,
         )
-        return EffectResult("applied", "refund posted")
+        return EffectResult("applied", f"refund of {amount_minor} posted")
 
     def dispute_created(
         self,
@@ -122,7 +174,28 @@ class LedgerEffects:
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
-        return self._dispute(invoice_id, customer_id, currency, amount_minor, "opened", idempotency_key, at)
+        if self._seen(customer_id, idempotency_key):
+            return EffectResult("already_applied", "dispute already opened")
+        try:
+            ledger.record_dispute(
+                self.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                dispute_id=dispute_id,
+                status="created",
+                idempotency_key=idempotency_key,
+                source=SOURCE,
+                actor=ACTOR,
+                amount_minor=amount_minor,
+                payment_id=charge_id,
+                invoice_id=invoice_id,
+                at=at,
+            )
+        except LedgerConflictError:
+            if DisputesRepository(self.ledger.table_name).get(dispute_id) is None:
+                raise
+            return EffectResult("skipped", f"dispute {dispute_id} already recorded (by an operator)")
+        return EffectResult("applied", "dispute opened: funds held")
 
     def dispute_closed(
         self,
@@ -137,49 +210,45 @@ class LedgerEffects:
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
-        return self._dispute(invoice_id, customer_id, currency, amount_minor, result, idempotency_key, at)
-
-    @staticmethod
-    def _dispute(
-        invoice_id: str,
-        customer_id: str,
-        currency: str,
-        amount_minor: int,
-        stage: str,
-        idempotency_key: str,
-        at: datetime,
-    ) -> EffectResult:
-        _ledger().record_dispute(
-            customer_id=customer_id,
-            invoice_id=invoice_id,
-            currency=currency,
-            amount_minor=amount_minor,
-            stage=stage,
-            at=at,
-            idempotency_key=idempotency_key,
-            source=SOURCE,
-            actor=ACTOR,
-        )
-        return EffectResult("applied", f"dispute {stage} posted")
+        if self._seen(customer_id, idempotency_key):
+            return EffectResult("already_applied", f"dispute already {result}")
+        try:
+            ledger.record_dispute(
+                self.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                dispute_id=dispute_id,
+                status=result,
+                idempotency_key=idempotency_key,
+                source=SOURCE,
+                actor=ACTOR,
+                payment_id=charge_id,
+                invoice_id=invoice_id,
+                at=at,
+            )
+        except ledger.DisputeStateError as exc:  # closed otherwise before (an operator, another event)
+            return EffectResult("skipped", str(exc))
+        return EffectResult("applied", "funds reinstated" if result == "won" else "loss booked")
 
 
 class RepositoryInvoiceSource:
-    """``InvoiceSource`` on ``InvoicesRepository`` (BillingTable) and the catalog (CatalogTable)."""
+    """``InvoiceSource`` on ``InvoicesRepository`` (billing table) and ``CatalogRepository``."""
 
-    def __init__(self) -> None:
-        self._repo = _invoices_repository()
+    def __init__(
+        self, invoices: InvoicesRepository | None = None, catalog: CatalogRepository | None = None
+    ) -> None:
+        settings = get_settings()
+        self._repo = invoices or InvoicesRepository(settings.billing_table)
+        self._catalog = catalog or CatalogRepository(settings.catalog_table)
 
     def get(self, invoice_id: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self._repo.get(invoice_id)
-        return found
+        return self._repo.get(invoice_id)
 
     def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
         self._repo.set_sync(invoice_id, sync)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
-        from neruba.dal.catalog import CatalogRepository
-
-        found = CatalogRepository(get_settings().catalog_table).get_customer(customer_id)
+        found = self._catalog.get_customer(customer_id)
         if found is None:
             return None
-        return found.model_dump(mode="json")
+        return {"name": found.name, "email": found.email, "stripe_customer_id": found.stripe_customer_id}

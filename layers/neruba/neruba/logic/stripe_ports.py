@@ -3,12 +3,14 @@
 ``StripeEffects`` is what a verified Stripe event *does* to our books and invoices (ledger postings,
 invoice status). ``InvoiceSource`` is what sync-out reads and records about one invoice. Both are
 protocols so the processing code never imports the ledger or invoice modules directly; the default
-factories below import them lazily by their contract names (``neruba.logic.ledger`` and
-``neruba.dal.invoices``), and tests pass in-memory implementations.
+implementations (``neruba.logic.stripe_default_ports``, loaded on first use) post through
+``neruba.logic.ledger`` and move invoices through ``neruba.dal.invoices``; unit tests may pass in-memory
+implementations.
 
-Every effect takes an ``idempotency_key`` derived from the Stripe event (or refund) id: calling an effect
-twice with the same key changes nothing the second time. That is what makes queue redeliveries and
-operator replays safe.
+Every effect takes an ``idempotency_key`` derived from the Stripe object it books (``stripe:payment:{charge
+or payment intent}``, ``stripe:refund:{refund}``, ``stripe:dispute:{dispute}:{created|won|lost}``): calling
+an effect twice with the same key changes nothing the second time, whichever event carried it. That is
+what makes queue redeliveries, duplicate events and operator replays safe.
 
 Example:
     >>> from neruba.logic import stripe_ports
@@ -46,10 +48,12 @@ class StripeEffects(Protocol):
         currency: str,
         amount_minor: int,
         stripe_invoice_id: str,
+        payment_id: str,
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
-        """Post the payment (receivable settled) and move the invoice to ``paid``."""
+        """Post the payment ``payment_id`` (the Stripe charge, else payment intent, else invoice id;
+        receivable settled) and move the invoice to ``paid``."""
         ...
 
     def invoice_payment_failed(
@@ -76,8 +80,14 @@ class StripeEffects(Protocol):
         refund_id: str | None,
         idempotency_key: str,
         at: datetime,
+        refunded_total_minor: int | None = None,
     ) -> EffectResult:
-        """Post a refund of ``amount_minor`` against the invoice's payment."""
+        """Post a refund of ``amount_minor`` against the invoice's payment.
+
+        Without a refund id (a ``charge.refunded`` payload without its refund list) ``refunded_total_minor``
+        is the charge's cumulative ``amount_refunded``: only what exceeds the total already posted for the
+        charge is posted.
+        """
         ...
 
     def dispute_created(
@@ -149,7 +159,7 @@ def invoices() -> InvoiceSource:
 
 
 def default_effects() -> StripeEffects:
-    """Effects backed by ``neruba.logic.ledger`` and ``neruba.dal.invoices`` (imported lazily)."""
+    """Effects backed by ``neruba.logic.ledger`` and ``neruba.dal.invoices``."""
     from neruba.logic.stripe_default_ports import LedgerEffects
 
     return LedgerEffects()

@@ -11,8 +11,9 @@ payment processed in between is never missed), and ends ``deferred``; processing
 links, then queues every waiter again. ``charge.dispute.closed`` waits the same way for
 ``charge.dispute.created`` (link ``dispute:…``).
 
-Every effect is idempotent by a key derived from the Stripe ids (``stripe:{event_id}``, refunds
-``stripe:refund:{refund_id}``), so redeliveries and replays post nothing twice.
+Every effect is idempotent by a key derived from the Stripe object it books (``stripe:payment:{charge or
+payment intent}``, ``stripe:refund:{refund_id}``, ``stripe:dispute:{dispute_id}:{created|won|lost}``), so
+redeliveries, replays and two events describing the same object post nothing twice.
 
 Example:
     >>> event_keys({"type": "charge.refunded", "data": {"object": {"id": "ch_1"}}})
@@ -31,6 +32,7 @@ from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
 from neruba.logic.stripe_ports import EffectResult, StripeEffects
 
+AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
 HANDLED = (
     "invoice.paid",
     "invoice.payment_failed",
@@ -118,8 +120,19 @@ class Processor:
         self.effects = effects
         self.wake = wake
 
-    def process(self, event_id: str, *, trigger: str, now: datetime | None = None) -> ProcessResult:
-        """Run one attempt and record it. Unexpected errors are recorded as ``failed`` and re-raised."""
+    def process(
+        self,
+        event_id: str,
+        *,
+        trigger: str,
+        now: datetime | None = None,
+        audit: AuditItems | None = None,
+    ) -> ProcessResult:
+        """Run one attempt and record it. Unexpected errors are recorded as ``failed`` and re-raised.
+
+        ``audit`` builds TransactWriteItems actions from the result (a replay's audit record); they commit
+        in the same transaction as the attempt's status change.
+        """
         at = now or datetime.now(UTC)
         stored = self.repo.get(event_id, with_payload=True)
         if stored is None:
@@ -130,15 +143,17 @@ class Processor:
         except (EventDataError, NerubaError) as exc:
             result = ProcessResult("failed", "invalid_event", error=str(exc))
         except Exception as exc:
-            self.repo.record_attempt(
-                event_id,
-                status="failed",
-                outcome="error",
-                error=f"{type(exc).__name__}: {exc}"[:500],
-                trigger=trigger,
-                at=at,
-            )
+            failed = ProcessResult("failed", "error", error=f"{type(exc).__name__}: {exc}"[:500])
+            self._record(event_id, failed, trigger, at, audit)
             raise
+        self._record(event_id, result, trigger, at, audit)
+        if result.wake:
+            self.wake(result.wake)
+        return result
+
+    def _record(
+        self, event_id: str, result: ProcessResult, trigger: str, at: datetime, audit: AuditItems | None
+    ) -> None:
         self.repo.record_attempt(
             event_id,
             status=result.status,
@@ -147,10 +162,8 @@ class Processor:
             trigger=trigger,
             at=at,
             refs=result.refs,
+            with_items=audit(result) if audit is not None else None,
         )
-        if result.wake:
-            self.wake(result.wake)
-        return result
 
     # ---------------------------------------------------------------- per type
     def _dispatch(self, event: dict[str, Any], at: datetime) -> ProcessResult:
@@ -184,13 +197,15 @@ class Processor:
             return ProcessResult("ignored", "invoice not issued by neruba (no neruba metadata)")
         invoice_id, customer_id = ours
         currency = _str(obj, "currency").upper()
+        payment_id = _opt(obj, "charge") or _opt(obj, "payment_intent") or _str(obj, "id")
         effect = self.effects.invoice_paid(
             invoice_id=invoice_id,
             customer_id=customer_id,
             currency=currency,
             amount_minor=_amount(obj, "amount_paid"),
             stripe_invoice_id=_str(obj, "id"),
-            idempotency_key=f"stripe:{event['id']}",
+            payment_id=payment_id,
+            idempotency_key=f"stripe:payment:{payment_id}",
             at=at,
         )
         link = {
@@ -274,8 +289,9 @@ class Processor:
                     continue
                 refund_key = _str(refund, "id")
                 items.append((refund_key, _amount(refund, "amount"), f"stripe:refund:{refund_key}"))
-        else:  # refunds not included: the charge's refunded total, once per event
-            items.append((None, _amount(obj, "amount_refunded"), f"stripe:{event['id']}"))
+        else:  # refunds not included (API versions since 2022-11-15): the charge's cumulative total
+            total = _amount(obj, "amount_refunded")
+            items.append((None, total, f"stripe:refund:{charge_id}:upto:{total}"))
         outcomes = []
         for refund_id, amount, key in items:
             effect = self.effects.charge_refunded(
@@ -287,6 +303,7 @@ class Processor:
                 refund_id=refund_id,
                 idempotency_key=key,
                 at=at,
+                refunded_total_minor=amount if refund_id is None else None,
             )
             outcomes.append(_outcome(f"refund {refund_id or charge_id} {amount}", effect))
         return ProcessResult("processed", "; ".join(outcomes) or "no refund to post")
@@ -301,7 +318,7 @@ class Processor:
             amount_minor=_amount(obj, "amount"),
             dispute_id=dispute_id,
             charge_id=_str(obj, "charge"),
-            idempotency_key=f"stripe:{event['id']}",
+            idempotency_key=f"stripe:dispute:{dispute_id}:created",
             at=at,
         )
         key = f"dispute:{dispute_id}"
@@ -313,15 +330,16 @@ class Processor:
         status = obj.get("status")
         if status not in ("won", "lost"):
             return ProcessResult("ignored", f"dispute closed as {status}")
+        dispute_id = _str(obj, "id")
         effect = self.effects.dispute_closed(
             invoice_id=link["invoice_id"],
             customer_id=link["customer_id"],
             currency=link["currency"],
             amount_minor=_amount(obj, "amount"),
-            dispute_id=_str(obj, "id"),
+            dispute_id=dispute_id,
             charge_id=_str(obj, "charge"),
             result=status,
-            idempotency_key=f"stripe:{event['id']}",
+            idempotency_key=f"stripe:dispute:{dispute_id}:{status}",
             at=at,
         )
         return ProcessResult("processed", _outcome(f"dispute {status}", effect))

@@ -113,6 +113,20 @@ class InvoiceSync:
         self._save(invoice_id, sync)
         return sync
 
+    def fail(self, invoice_id: str, error: str) -> dict[str, Any]:
+        """Record a failed attempt that could not start (e.g. ``stripe_not_configured``) and raise
+        SyncError, so the message is retried and then dead-lettered; never a silent skip."""
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise SyncError(f"invoice {invoice_id} not found")
+        sync: dict[str, Any] = dict(invoice.get("stripe") or {})
+        if sync.get("status") == "synced":
+            return sync
+        sync["attempts"] = int(sync.get("attempts") or 0) + 1
+        sync.update(status="failed", last_error=error)
+        self._save(invoice_id, sync)
+        raise SyncError(error)
+
     def _save(self, invoice_id: str, sync: dict[str, Any]) -> None:
         sync["updated_at"] = iso(self.now)
         self.invoices.set_sync(invoice_id, {k: v for k, v in sync.items()})
@@ -234,18 +248,34 @@ class InvoiceSync:
         return _plain(finalized)
 
 
+class StripeNotConfiguredError(SyncError):
+    """No usable Stripe API key (parameter missing, malformed, or ``api_key`` empty as on the local stack)."""
+
+
+NOT_CONFIGURED = "stripe_not_configured"
+
+
 def stripe_client() -> Any:
     """A ``stripe.StripeClient`` with the configured API key (``NERUBA_STRIPE_API_BASE`` overrides the API
-    address, for the local stack and tests). Network retries are left to the queue."""
+    address, for the local stack and tests). Network retries are left to the queue.
+
+    Raises StripeNotConfiguredError when there is no API key.
+    """
     import os
 
     import stripe
 
-    from neruba.logic.stripe_secrets import load_config
+    from neruba.logic.stripe_secrets import StripeConfigError, load_config
 
+    try:
+        api_key = load_config().api_key
+    except StripeConfigError as exc:
+        raise StripeNotConfiguredError(NOT_CONFIGURED) from exc
+    if not api_key:
+        raise StripeNotConfiguredError(NOT_CONFIGURED)
     base = os.environ.get("NERUBA_STRIPE_API_BASE")
     return stripe.StripeClient(
-        load_config().api_key,
+        api_key,
         base_addresses={"api": base} if base else None,
         max_network_retries=0,
     )
@@ -270,11 +300,15 @@ def sync_message(body: str, client: Any | None = None) -> str:
         logger.error("malformed stripe sync message", extra={"body_size": len(body)})
         metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
         raise SyncError("malformed sync message") from exc
-    sync = InvoiceSync(
-        client if client is not None else stripe_client(),
-        stripe_ports.invoices(),
-        StripeEventsRepository(get_settings().ops_table),
-    )
+    logger.append_keys(invoice_id=invoice_id)
+    sync = InvoiceSync(None, stripe_ports.invoices(), StripeEventsRepository(get_settings().ops_table))
+    try:
+        sync.client = client if client is not None else stripe_client()
+    except StripeNotConfiguredError:
+        logger.error("stripe is not configured: invoice not pushed", extra={"invoice_id": invoice_id})
+        metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+        sync.fail(invoice_id, NOT_CONFIGURED)  # raises after recording: retried, then StripeSyncDLQ
+        return "synced"  # the invoice had already been synced before the key went missing
     try:
         record = sync.run(invoice_id)
     except SyncMismatchError as exc:

@@ -1,0 +1,427 @@
+"""Stripe end to end on the real modules: billing finalizes invoices (real ledger postings and credits),
+sync-out pushes them to a fake Stripe through the real stripe library, signed webhooks come back and the
+worker posts to the real ledger and moves the real invoices. Only the pricing engine is the billing tests'
+small rater (0.10 per API call, an opening fee of 10.00)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba.dal.billing import BillingRepository
+from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.ledger import LedgerRepository
+from neruba.dal.locks import LockRepository
+from neruba.dal.plans import PlansRepository
+from neruba.logic.billing_worker import Billing
+from neruba.settings import get_settings
+from tests.functional.billing.conftest import START, World
+from tests.functional.billing.helpers import day, schedule, work
+from tests.support.api import api_event, call
+from tests.support.aws import queue_url, receive_all
+from tests.support.billing_fakes import Calls, add_days, opening_rater, usage_rater
+from tests.support.fake_stripe import FakeStripe
+from tests.support.queues import drain, receive_batch, run_batch
+from tests.support.stripe_events import event
+
+CUSTOMER = "acme"
+
+
+@pytest.fixture
+def world(aws: dict[str, str]) -> World:
+    """Billing with the real ledger collaborators (credits and invoice postings) and the test rater."""
+    from neruba.logic.billing_deps import default_deps
+    from neruba.models.catalog import Customer
+
+    settings = get_settings()
+    plans = PlansRepository(settings.catalog_table)
+    plans.create_customer(
+        Customer(external_id=CUSTOMER, name="Acme", email="billing@acme.test", currency="USD")
+    )
+    calls = Calls()
+    deps = dataclasses.replace(
+        default_deps(),
+        rate_window=usage_rater(calls),
+        rate_opening=opening_rater(calls),
+        add_interval=add_days,
+    )
+    ctx = Billing(
+        billing=BillingRepository(settings.billing_table),
+        invoices=InvoicesRepository(settings.billing_table),
+        subscription=plans.subscription,
+        deps=deps,
+        grace=timedelta(seconds=settings.billing_grace_seconds),
+        ops_table=settings.ops_table,
+        billing_queue_url=settings.billing_queue_url,
+        sync_queue_url=settings.stripe_sync_queue_url,
+        catalog_table=settings.catalog_table,
+    )
+    return World(
+        ctx, calls, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"),
+        queue_url("StripeSyncQueue"),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    from neruba.logic import stripe_ports
+
+    stripe_ports.configure(effects=None, invoices=None)  # the real ports
+    with FakeStripe() as server:
+        monkeypatch.setenv("NERUBA_STRIPE_API_BASE", server.url)
+        yield server
+
+
+@pytest.fixture
+def finalized(world: World, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """acme billed for day 0 (opening fee 1000 + 25 calls = 250) and finalized; sync messages queued."""
+    world.subscribe(CUSTOMER)
+    world.usage(CUSTOMER, START + day(0, 3), 25)
+    now = START + day(1, 1)
+    schedule(world, now)
+    work(world, now, monkeypatch)
+    schedule(world, now + day(0, 2))
+    invoices = world.invoices(CUSTOMER)
+    assert [(i["status"], i["total_minor"]) for i in invoices] == [("finalized", 1000), ("finalized", 250)]
+    return invoices
+
+
+def sync_run() -> set[str]:
+    from functions.stripe_sync.app import lambda_handler
+
+    url = queue_url("StripeSyncQueue")
+    return run_batch(lambda_handler, url, receive_batch(url, 10))
+
+
+def work_events() -> int:
+    from functions.stripe_worker.app import lambda_handler
+
+    return drain(lambda_handler, queue_url("StripeEventsQueue"), batch_size=10)
+
+
+def invoice(invoice_id: str) -> dict[str, Any]:
+    found = InvoicesRepository(get_settings().billing_table).get(invoice_id)
+    assert found is not None
+    return found
+
+
+def ledger() -> LedgerRepository:
+    return LedgerRepository(get_settings().ledger_table)
+
+
+def postings(reason: str | None = None) -> list[Any]:
+    found, _ = ledger().postings(CUSTOMER, limit=100)
+    return [p for p in found if reason is None or p.reason == reason]
+
+
+def balance() -> dict[str, Any]:
+    from neruba.logic.ledger_read import balance as read_balance
+
+    return read_balance(CUSTOMER)
+
+
+def stripe_invoice_of(fake: FakeStripe, invoice_id: str) -> dict[str, Any]:
+    (found,) = [i for i in fake.invoices.values() if i["metadata"].get("neruba_invoice_id") == invoice_id]
+    return found
+
+
+def paid_event(stripe_invoice: dict[str, Any], charge: str) -> dict[str, Any]:
+    """Stripe's invoice.paid for an invoice the sync created (its metadata as the sync wrote it)."""
+    obj = {
+        **stripe_invoice,
+        "status": "paid",
+        "amount_paid": stripe_invoice["total"],
+        "amount_due": stripe_invoice["total"],
+        "charge": charge,
+        "payment_intent": f"pi_{charge}",
+    }
+    return event("invoice.paid", obj)
+
+
+def refund_event(charge: str, refunds: list[tuple[str, int]]) -> dict[str, Any]:
+    listed = [{"id": r, "amount": a, "status": "succeeded"} for r, a in refunds]
+    obj = {
+        "id": charge,
+        "object": "charge",
+        "payment_intent": f"pi_{charge}",
+        "amount_refunded": sum(a for _, a in refunds),
+        "refunds": {"object": "list", "data": listed},
+    }
+    return event("charge.refunded", obj)
+
+
+def dispute_event(kind: str, dispute_id: str, charge: str, amount: int, status: str) -> dict[str, Any]:
+    obj = {"id": dispute_id, "object": "dispute", "charge": charge, "amount": amount, "status": status}
+    return event(kind, obj)
+
+
+def synced_and_paid(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Callable[..., tuple[int, Any]]
+) -> list[dict[str, Any]]:
+    """Sync both invoices, then deliver and process invoice.paid for each (charges ch_0, ch_1)."""
+    while sync_run():
+        pass
+    events = [paid_event(stripe_invoice_of(fake, inv["id"]), f"ch_{n}") for n, inv in enumerate(finalized)]
+    for paid in events:
+        assert deliver(paid)[0] == 200
+    work_events()
+    return events
+
+
+# ------------------------------------------------------------------------------------------------ (a)
+def test_a_finalized_invoice_is_synced_once_and_paid_through_a_signed_webhook(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any
+) -> None:
+    # GIVEN the finalized invoices queued for sync, and Stripe failing the first finalize with a 500
+    total = sum(i["total_minor"] for i in finalized)
+    assert balance()["amount_due_minor"] == total
+    fake.fail_next("/v1/invoices/*/finalize", 1)
+    # WHEN the sync worker runs, and again after the failure (the message is retried)
+    assert len(sync_run()) == 1
+    failed = next(i for i in finalized if invoice(i["id"])["stripe"]["status"] == "failed")
+    assert invoice(failed["id"])["stripe"]["retries"] == {"finalize": 1}
+    assert sync_run() == set()
+    # THEN each invoice is exactly one finalized Stripe invoice with our total and our metadata
+    assert len(fake.invoices) == 2 and len(fake.customers) == 1
+    for ours in finalized:
+        theirs = stripe_invoice_of(fake, ours["id"])
+        assert theirs["status"] == "open" and theirs["total"] == ours["total_minor"]
+        assert theirs["metadata"]["neruba_customer_id"] == CUSTOMER
+        sync = invoice(ours["id"])["stripe"]
+        assert (sync["status"], sync["invoice_id"]) == ("synced", theirs["id"])
+    (customer,) = fake.customers.values()
+    assert customer["email"] == "billing@acme.test" and customer["name"] == "Acme"
+
+    # WHEN Stripe collects and sends a signed invoice.paid for each
+    events = [paid_event(stripe_invoice_of(fake, i["id"]), f"ch_{n}") for n, i in enumerate(finalized)]
+    for paid in events:
+        assert deliver(paid)[0] == 200
+    work_events()
+
+    # THEN the invoices are paid, one payment posting each (keyed by the charge), the ledger reconciles
+    assert [invoice(i["id"])["status"] for i in finalized] == ["paid", "paid"]
+    payments = postings("payment")
+    assert sorted((p.idempotency_key, p.source_id) for p in payments) == [
+        ("stripe:payment:ch_0", "ch_0"),
+        ("stripe:payment:ch_1", "ch_1"),
+    ]
+    assert ledger().reconcile(CUSTOMER) == []
+    view = balance()
+    assert view["amount_due_minor"] == 0 and view["paid_to_date_minor"] == total == 1250
+    # AND a redelivered sync message makes no Stripe call and no second invoice
+    calls = len(fake.requests)
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeSyncQueue"), MessageBody=json.dumps({"invoice_id": finalized[0]["id"]})
+    )
+    assert sync_run() == set() and len(fake.requests) == calls and len(fake.invoices) == 2
+
+
+# ------------------------------------------------------------------------------------------------ (b)
+def test_a_refund_delivered_before_the_payment_posts_once_after_it(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, stored: Any
+) -> None:
+    # GIVEN the invoices synced; the 250 invoice will be paid by charge ch_1
+    while sync_run():
+        pass
+    usage = finalized[1]
+    refund = refund_event("ch_1", [("re_1", 100)])
+    # WHEN the refund arrives (and is processed) before invoice.paid, then invoice.paid arrives
+    deliver(refund)
+    work_events()
+    assert stored(refund["id"])["status"] == "deferred" and postings("refund") == []
+    paid = paid_event(stripe_invoice_of(fake, usage["id"]), "ch_1")
+    deliver(paid)
+    work_events()
+    # AND the same refund is described again by a later charge.refunded (a second refund re_2 added)
+    again = refund_event("ch_1", [("re_1", 100), ("re_2", 50)])
+    deliver(again)
+    work_events()
+    # THEN the payment posted once, each refund once, every event processed
+    assert [p.idempotency_key for p in postings("payment")] == ["stripe:payment:ch_1"]
+    assert sorted((p.idempotency_key, p.source_id) for p in postings("refund")) == [
+        ("stripe:refund:re_1", "re_1"),
+        ("stripe:refund:re_2", "re_2"),
+    ]
+    assert {stored(e["id"])["status"] for e in (refund, paid, again)} == {"processed"}
+    assert invoice(usage["id"])["status"] == "paid"
+    # AND the balances: the opening invoice (1000) still due, cash 250 - 150 refunded, refunds 150
+    assert ledger().reconcile(CUSTOMER) == []
+    view = balance()
+    assert (view["amount_due_minor"], view["paid_to_date_minor"]) == (1000, 100)
+    assert ledger().balances(CUSTOMER)["USD"]["refunds"] == 150
+
+
+def test_refunds_without_their_list_post_only_the_increase_of_the_refunded_total(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, stored: Any
+) -> None:
+    # GIVEN the 250 invoice paid by ch_1, and charge.refunded payloads without a refund list (as Stripe
+    # sends them since API version 2022-11-15): amount_refunded is the charge's cumulative total
+    synced_and_paid(fake, finalized, deliver)
+
+    def refunded(total: int) -> dict[str, Any]:
+        obj = {"id": "ch_1", "object": "charge", "payment_intent": "pi_ch_1", "amount_refunded": total}
+        return event("charge.refunded", obj)
+
+    # WHEN a first partial refund (100), the same total again (another event), then a second (total 160)
+    first, same, second = refunded(100), refunded(100), refunded(160)
+    for delivered in (first, same, second):
+        deliver(delivered)
+        work_events()
+    # AND the first event is processed again (a redelivery)
+    deliver(first)
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeEventsQueue"), MessageBody=json.dumps({"event_id": first["id"]})
+    )
+    work_events()
+    # THEN 100 and 60 were posted, once each: refunds total the charge's refunded total
+    assert sorted(p.idempotency_key for p in postings("refund")) == [
+        "stripe:refund:ch_1:upto:100",
+        "stripe:refund:ch_1:upto:160",
+    ]
+    assert ledger().balances(CUSTOMER)["USD"]["refunds"] == 160
+    assert "already_applied" in stored(same["id"])["outcome"]
+    assert ledger().reconcile(CUSTOMER) == []
+
+
+# ------------------------------------------------------------------------------------------------ (c)
+def test_replaying_a_processed_payment_posts_nothing_and_writes_one_audit_record(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, admin: Any, stored: Any
+) -> None:
+    from neruba.dal.audit import AuditRepository
+
+    # GIVEN both invoices synced and paid
+    events = synced_and_paid(fake, finalized, deliver)
+    before = [p.posting_id for p in postings()]
+    # WHEN an operator replays one invoice.paid
+    event_id = events[0]["id"]
+    status, body = admin(
+        "POST",
+        f"/admin/stripe-events/{event_id}/replay",
+        path_parameters={"event_id": event_id},
+        body={"reason": "check after incident", "ticket": "OPS-7"},
+        headers={"Idempotency-Key": "replay-1"},
+    )
+    # THEN it is processed again and says already applied; the ledger is unchanged
+    assert status == 200, body
+    assert body["status"] == "processed" and "already_applied" in body["outcome"]
+    assert [p.posting_id for p in postings()] == before
+    assert stored(event_id)["attempts"] == 2
+    # AND one audit record, in the shared audit format, under the customer
+    records, _ = AuditRepository(get_settings().ops_table).list(CUSTOMER)
+    (record,) = records
+    assert (record["action"], record["target"], record["ticket"]) == (
+        "stripe_event.replay",
+        event_id,
+        "OPS-7",
+    )
+    assert record["before"]["attempts"] == 1 and record["after"]["attempts"] == 2
+    # AND the same request again (same Idempotency-Key) writes nothing
+    admin(
+        "POST",
+        f"/admin/stripe-events/{event_id}/replay",
+        path_parameters={"event_id": event_id},
+        body={"reason": "check after incident", "ticket": "OPS-7"},
+        headers={"Idempotency-Key": "replay-1"},
+    )
+    assert len(AuditRepository(get_settings().ops_table).list(CUSTOMER)[0]) == 1
+    assert stored(event_id)["attempts"] == 2
+
+
+# ------------------------------------------------------------------------------------------------ (d)
+@pytest.mark.parametrize(
+    ("result", "cash", "account", "held"),
+    [("lost", 1000, "dispute_losses", 250), ("won", 1250, "cash", 250)],
+)
+def test_a_dispute_opened_then_closed_gives_the_documented_postings(
+    fake: FakeStripe,
+    finalized: list[dict[str, Any]],
+    deliver: Any,
+    result: str,
+    cash: int,
+    account: str,
+    held: int,
+) -> None:
+    # GIVEN both invoices paid (cash 1250)
+    synced_and_paid(fake, finalized, deliver)
+    # WHEN the 250 payment (ch_1) is disputed, the event delivered twice, and the dispute closes
+    opened = dispute_event("charge.dispute.created", "dp_1", "ch_1", 250, "needs_response")
+    deliver(opened)
+    deliver(event("charge.dispute.created", opened["data"]["object"]))  # another event, same dispute
+    work_events()
+    mid = ledger().balances(CUSTOMER)["USD"]
+    closed = dispute_event("charge.dispute.closed", "dp_1", "ch_1", 250, result)
+    deliver(closed)
+    work_events()
+    # THEN opening held the funds once (Dr disputes, Cr cash), closing posted per docs/ledger.md
+    assert (mid["disputes"], mid["cash"]) == (held, 1000)
+    keys = sorted(p.idempotency_key for p in postings() if p.reason.startswith("dispute"))
+    assert keys == ["stripe:dispute:dp_1:created", f"stripe:dispute:dp_1:{result}"]
+    after = ledger().balances(CUSTOMER)["USD"]
+    assert after["disputes"] == 0 and after["cash"] == cash
+    if result == "lost":
+        assert after["dispute_losses"] == 250
+    assert ledger().reconcile(CUSTOMER) == []
+    assert balance()["paid_to_date_minor"] == cash and balance()["amount_due_minor"] == 0
+
+
+# ------------------------------------------------------------------------------------------------ (e)
+def test_a_failed_payment_is_visible_on_the_invoice_and_the_event_then_a_payment_clears_it(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, stored: Any
+) -> None:
+    from functions.billing_api.app import lambda_handler as billing_api
+
+    # GIVEN the invoices synced
+    while sync_run():
+        pass
+    usage = finalized[1]
+    theirs = stripe_invoice_of(fake, usage["id"])
+    # WHEN Stripe reports the payment failed
+    failed = event(
+        "invoice.payment_failed",
+        {**theirs, "status": "open", "amount_paid": 0, "failure_reason": "card_declined"},
+    )
+    deliver(failed)
+    work_events()
+    # THEN GET /v1/invoices/{id} shows payment_failed and the event's outcome names it
+    status, body, _ = call(
+        billing_api,
+        api_event("GET", f"/v1/invoices/{usage['id']}", path_parameters={"invoice_id": usage["id"]}),
+    )
+    assert status == 200 and body["status"] == "payment_failed"
+    record = stored(failed["id"])
+    assert record["status"] == "processed" and "payment_failed (card_declined): applied" in record["outcome"]
+    assert postings("payment") == []
+    # WHEN a later retry succeeds THEN the invoice is paid and the payment posted
+    deliver(paid_event(theirs, "ch_9"))
+    work_events()
+    assert invoice(usage["id"])["status"] == "paid"
+    assert [p.source_id for p in postings("payment")] == ["ch_9"]
+
+
+# ------------------------------------------------------------------------------------------------ local
+def test_without_an_api_key_the_sync_fails_visibly_then_dead_letters(
+    stripe_secret: Any, finalized: list[dict[str, Any]]
+) -> None:
+    # GIVEN the Stripe parameter as the local stack seeds it: a webhook secret, no API key
+    stripe_secret(["whsec_local"], api_key="")
+    # WHEN the sync messages are tried until the queue gives up (maxReceiveCount 8)
+    runs = 0
+    while sync_run():
+        runs += 1
+        assert runs <= 10
+    # THEN both invoices show the failure and both messages wait in StripeSyncDLQ
+    assert runs == 8
+    for ours in finalized:
+        sync = invoice(ours["id"])["stripe"]
+        assert (sync["status"], sync["last_error"], sync["attempts"]) == (
+            "failed",
+            "stripe_not_configured",
+            8,
+        )
+    assert len(receive_all(boto3.client("sqs"), queue_url("StripeSyncDLQ"))) == 2
