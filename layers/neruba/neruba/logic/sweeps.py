@@ -12,7 +12,7 @@ line here (or ``register_check`` at run time)::
 
 Example:
     >>> sorted(CHECKS)
-    ['usage']
+    ['billing', 'ledger', 'stripe', 'usage']
     >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
     0
@@ -74,6 +74,9 @@ SweepCheck = Callable[[SweepContext], CheckResult]
 
 CHECKS: dict[str, str] = {
     "usage": "neruba.logic.sweeps:usage_check",
+    "ledger": "neruba.logic.sweep_ledger:ledger_check",
+    "billing": "neruba.logic.sweep_billing:billing_check",
+    "stripe": "neruba.logic.sweep_stripe:stripe_check",
 }
 _registered: dict[str, SweepCheck] = {}
 
