@@ -182,6 +182,9 @@ def _unsynced(
     result.checked["sync_pending"] = len(pending)
     for invoice in pending:  # the sync message was never sent: send it and leave the index
         result.found += 1
+        if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
+            details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
+            continue
         if _send_sync(billing, invoice, "sync_sent", result, details):
             billing.invoices.clear_sync_due(str(invoice["id"]))
     seen = {str(i["id"]) for i in pending}
