@@ -16,9 +16,12 @@ __all__ = ["process", "send", "worker"]
 
 @pytest.fixture
 def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The JSON lines the Powertools logger writes during the test (its stream, swapped for a buffer)."""
+    """The JSON lines (INFO and up) the Powertools logger writes during the test (its stream, swapped for a
+    buffer)."""
     from neruba.observability import logger
 
+    level = logger.log_level
+    logger.setLevel("INFO")
     buffer = io.StringIO()
     handler = logger.registered_handler
     old = handler.setStream(buffer)  # type: ignore[attr-defined]
@@ -28,3 +31,4 @@ def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
     yield lines
     handler.setStream(old)  # type: ignore[attr-defined]
+    logger.setLevel(level)
