@@ -91,6 +91,12 @@ def check_names() -> list[str]:
     return sorted({*CHECKS, *_registered})
 
 
+def run_order() -> list[str]:
+    """The order a full sweep runs in: the shipped checks as listed in ``CHECKS`` (usage first, so the
+    later checks see repaired usage), then checks registered at run time, sorted."""
+    return [*CHECKS, *sorted(n for n in _registered if n not in CHECKS)]
+
+
 def resolve_check(name: str) -> SweepCheck:
     """The function of check ``name`` (imported now)."""
     if name in _registered:
@@ -165,7 +171,7 @@ def run_sweep(
     """
     from neruba.settings import get_settings
 
-    chosen = list(names) if names else check_names()
+    chosen = list(names) if names else run_order()
     unknown = [n for n in chosen if n not in check_names()]
     if unknown:
         raise UnknownCheckError(", ".join(unknown))
