@@ -89,7 +89,7 @@ def _report_unbalanced(customer_id: str, doc: dict[str, Any]) -> dict[str, Any]:
 
     problem = {
         "customer_id": customer_id,
-        "posting_id": doc.get("posting_id"),
+        "posting_id": doc.get("id"),
         "idempotency_key": doc.get("idempotency_key"),
         "currency": doc.get("currency"),
         "at": doc.get("at"),
