@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from neruba.logic.billing_windows import invoice_id_for
 from neruba.logic.billing_worker import Billing, process_job
 from neruba.models.billing import BillingJob
 from neruba.observability import logger, metrics
@@ -36,7 +37,13 @@ def billing() -> Billing:
 
 def record_handler(record: SQSRecord) -> None:
     job = BillingJob.model_validate_json(record.body)
-    logger.append_keys(subscription_id=job.subscription_id, customer_id=job.customer_id)
+    logger.append_keys(
+        subscription_id=job.subscription_id,
+        customer_id=job.customer_id,
+        invoice_id=invoice_id_for(job.window_id),  # the job's own window; catch-up lines name theirs
+        window_id=job.window_id,
+        run_id=job.run_id,
+    )
     try:
         outcome = process_job(billing(), job, clock())
     except Exception:
@@ -45,7 +52,7 @@ def record_handler(record: SQSRecord) -> None:
             metrics.add_metric(name="BillingWindowsFailed", unit="Count", value=1)
             if job.run_id:
                 billing().billing.add_to_run(job.run_id, "failed")
-        logger.exception("billing job failed", extra={"window_id": job.window_id, "receives": receives})
+        logger.exception("billing job failed", extra={"receives": receives})
         raise
     if outcome.invoiced:
         metrics.add_metric(name="BillingWindowsInvoiced", unit="Count", value=len(outcome.invoiced))

@@ -147,17 +147,17 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
     # GIVEN two extra checks: one that repairs something, one that raises
     monkeypatch.setattr(sweeps, "_registered", {})
 
-    def ledger(ctx: sweeps.SweepContext) -> sweeps.CheckResult:
+    def extra(ctx: sweeps.SweepContext) -> sweeps.CheckResult:
         return sweeps.CheckResult(
-            "ledger", checked={"postings": 3}, found=1, repaired=1, repairs=[{"posting_id": "p1"}]
+            "extra", checked={"postings": 3}, found=1, repaired=1, repairs=[{"posting_id": "p1"}]
         )
 
     def broken(ctx: sweeps.SweepContext) -> sweeps.CheckResult:
         raise RuntimeError("boom")
 
-    sweeps.register_check("ledger", ledger)
+    sweeps.register_check("extra", extra)
     sweeps.register_check("broken", broken)
-    assert sweeps.check_names() == ["broken", "ledger", "usage"]
+    assert sweeps.check_names() == ["billing", "broken", "extra", "ledger", "stripe", "usage"]
     # WHEN the scheduled sweep runs every check
     from functions.sweeper.app import lambda_handler
 
@@ -169,5 +169,5 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
     assert report is not None and report["status"] == "failed" and report["trigger"] == "schedule"
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["broken"]["error"] == "RuntimeError: boom"
-    assert by_name["ledger"]["repairs"] == [{"posting_id": "p1"}] and report["repaired"] == 1
-    assert by_name["usage"]["error"] is None
+    assert by_name["extra"]["repairs"] == [{"posting_id": "p1"}] and report["repaired"] == 1
+    assert all(by_name[name]["error"] is None for name in ("usage", "ledger", "billing", "stripe"))

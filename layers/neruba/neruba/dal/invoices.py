@@ -228,6 +228,25 @@ class InvoicesRepository:
     def transact(self, actions: builtins.list[dict[str, Any]]) -> None:
         transact(actions)
 
+    # ---------------------------------------------------------------- reads for the ops sweep
+    def finalized_since(self, customer_id: str, period_from: datetime) -> Iterator[dict[str, Any]]:
+        """A customer's invoices in status ``finalized`` whose period starts at or after ``period_from``
+        (the by-list index, bounded by its sort key ``{period_start}#{id}``; other statuses filtered out
+        by DynamoDB after the read)."""
+        paginator = client("dynamodb").get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            IndexName=LIST_INDEX,
+            KeyConditionExpression="list_pk = :p AND list_sk >= :lo",
+            FilterExpression="#st = :fin",
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues=to_item(
+                {":p": f"INVC#{customer_id}", ":lo": ts(period_from), ":fin": "finalized"}
+            ),
+        ):
+            for item in page.get("Items", []):
+                yield _doc(from_item(item))
+
 
 def _item(doc: dict[str, Any], due: tuple[str, datetime] | None) -> dict[str, Any]:
     item = {

@@ -385,3 +385,40 @@ class LedgerRepository:
         ids = [from_item(i)["grant_id"] for i in response.get("Items", [])]
         grants = [self.grant(grant_id) for grant_id in ids]
         return [g for g in grants if g is not None]
+
+    # ------------------------------------------------------------------ reads for the ops sweep
+    def posting_docs_between(self, customer_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The customer's postings with ``at`` in ``[start, end)`` as stored (the raw JSON documents, not
+        validated, so an unbalanced one can still be read and reported). Each gets ``_sk``, its sort key.
+
+        One query on the customer's partition, bounded by the sort key (``PST#{at}#...``).
+        """
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": to_item(
+                {":p": f"CUS#{customer_id}", ":lo": f"PST#{ts(start)}", ":hi": f"PST#{ts(end)}"}
+            ),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = client("dynamodb").query(**kwargs)
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                if item["sk"] >= f"PST#{ts(end)}":
+                    continue
+                doc = json.loads(item["posting"])
+                doc["_sk"] = item["sk"]
+                out.append(doc)
+            if "LastEvaluatedKey" not in response:
+                return out
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def balance_records(self, customer_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """Materialised balances with their posting counters: (currency, key) -> (``bal``, ``postings``)."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for item in self._query_all(f"CUS#{customer_id}", "BAL#"):
+            _, currency, key = item["sk"].split("#", 2)
+            out[(currency, key)] = (int(item.get("bal", 0)), int(item.get("postings", 0)))
+        return out

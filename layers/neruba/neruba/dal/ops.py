@@ -4,17 +4,21 @@ Items:
 - ``SWEEP#{id}`` / ``#``: one sweep report (JSON text in ``report``);
 - ``SWEEPS`` / ``{started_at}#{id}``: the list entry of that report (summary only), newest first by sk;
   at most one sweep an hour on the schedule plus operator runs, so one partition is plenty;
-- ``MIG#{number:04d}`` / ``#``: a data migration that ran to completion (name, checksum, result).
+- ``MIG#{number:04d}`` / ``#``: a data migration that ran to completion (name, checksum, result);
+- ``SWEEPCLAIM#{kind}#{key}`` / ``#``: when a sweep last re-sent work for ``key`` (``at``, ``count``), so
+  a second sweep inside the cool-down does not send it again (see :meth:`OpsRepository.claim_resend`).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.locks import ts
 
 SWEEP_LIST_PK = "SWEEPS"
 
@@ -159,3 +163,28 @@ class OpsRepository:
 
         item = {"pk": f"MIG#VERSION#{version}", "sk": "#", "at": datetime.now(UTC).isoformat()}
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
+
+    # ------------------------------------------------------------------------------ sweep claims
+    def claim_resend(self, kind: str, key: str, now: datetime, cooldown: timedelta) -> bool:
+        """Record that a sweep re-sends ``key`` now; False when one did within ``cooldown`` (skip it).
+
+        One conditional UpdateItem: two sweeps at once cannot both claim the same key.
+
+        Example:
+            >>> OpsRepository("ops").claim_resend("stripe", "evt_1", now, COOLDOWN)  # doctest: +SKIP
+            True
+        """
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"SWEEPCLAIM#{kind}#{key}"}, "sk": {"S": "#"}},
+                UpdateExpression="SET #at = :now ADD #n :one",
+                ConditionExpression="attribute_not_exists(pk) OR #at <= :since",
+                ExpressionAttributeNames={"#at": "at", "#n": "count"},
+                ExpressionAttributeValues=to_item({":now": ts(now), ":since": ts(now - cooldown), ":one": 1}),
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True

@@ -362,6 +362,37 @@ class RefundLevels:
             }
         }
 
+    # ---------------------------------------------------------------- reads for the ops sweep
+    def events_in_status(
+        self, start: datetime, end: datetime, statuses: tuple[str, ...]
+    ) -> Iterator[dict[str, Any]]:
+        """Events created in ``[start, end]`` whose status is one of ``statuses``, from the
+        ``stripe-events`` index (one query per month bucket, bounded by ``created``; the status is
+        filtered by DynamoDB after the read). Items carry the index's projected fields only."""
+        names = {"#b": "sbk", "#s": "ssk", "#st": "st"}
+        wanted = {f":st{i}": to_value(status) for i, status in enumerate(statuses)}
+        for bucket in _months_desc(start, end):
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "#b = :b AND #s BETWEEN :lo AND :hi",
+                "FilterExpression": f"#st IN ({', '.join(wanted)})",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {
+                    ":b": to_value(bucket),
+                    ":lo": to_value(f"{iso(start)}#"),
+                    ":hi": to_value(f"{iso(end)}#\uffff"),
+                    **wanted,
+                },
+            }
+            while True:
+                response = client("dynamodb").query(**request)
+                for raw in response.get("Items", []):
+                    yield _public(from_item(raw))
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}

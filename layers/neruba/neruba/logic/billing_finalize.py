@@ -104,10 +104,14 @@ def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
     """Finalize every draft whose grace has passed, oldest first (numbers follow creation order, then
     the windows' order, so a catch-up of several periods is numbered period by period)."""
     drafts = [draft for shard in range(DUE_SHARDS) for draft in ctx.invoices.drafts_due(shard, now)]
+    from neruba.observability import logger
+
     finalized = []
     for draft in sorted(drafts, key=_creation_order):
-        if finalize_invoice(ctx, draft, now, fence) is not None:
+        done = finalize_invoice(ctx, draft, now, fence)
+        if done is not None:
             finalized.append(str(draft["id"]))
+            logger.info("invoice finalized", extra={**invoice_log_ids(draft), "number": done.get("number")})
     return finalized
 
 
@@ -115,9 +119,19 @@ def _creation_order(draft: dict[str, Any]) -> tuple[str, str, int, str]:
     return (str(draft["created_at"]), str(draft["period_start"]), int(draft.get("seq", 0)), str(draft["id"]))
 
 
+def invoice_log_ids(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The ids a log line about an invoice carries."""
+    return {
+        "invoice_id": invoice.get("id"),
+        "customer_id": invoice.get("customer_id"),
+        "subscription_id": invoice.get("subscription_id"),
+    }
+
+
 def send_pending_syncs(ctx: Billing, now: datetime) -> int:
     """Send ``{"invoice_id"}`` to StripeSyncQueue per finalized invoice not yet sent; returns how many."""
     from neruba.dal.queue import send_batch
+    from neruba.observability import logger
 
     sent = 0
     for shard in range(DUE_SHARDS):
@@ -130,4 +144,9 @@ def send_pending_syncs(ctx: Billing, now: datetime) -> int:
             if str(index) not in failed:
                 ctx.invoices.clear_sync_due(str(invoice["id"]))
                 sent += 1
+                logger.info("invoice sent to stripe sync", extra=invoice_log_ids(invoice))
+            else:
+                logger.warning(
+                    "stripe sync message not sent; next run retries", extra=invoice_log_ids(invoice)
+                )
     return sent

@@ -164,6 +164,7 @@ def _enqueue_due(
     holder: _Holder,
 ) -> None:
     from neruba.dal.queue import send_batch
+    from neruba.observability import logger
 
     marks: list[dict[str, Any]] = []
     for state in _states(ctx, plans, options, now):
@@ -200,6 +201,16 @@ def _enqueue_due(
             ctx.billing_queue_url, [(str(i), job.model_dump_json()) for i, job in enumerate(jobs)]
         )
         run["enqueued"] += len(jobs) - len(failed)
+        logger.info(
+            "billing windows enqueued",
+            extra={
+                "run_id": run["id"],
+                "subscription_id": str(state["subscription_id"]),
+                "customer_id": str(state["customer_id"]),
+                "invoice_ids": [w.invoice_id for w in windows],
+                "failed_sends": len(failed),
+            },
+        )
         if failed:
             continue  # not marked: the next run enqueues them again
         marks.append(ctx.billing.mark_enqueued_item(str(state["subscription_id"]), last, now))

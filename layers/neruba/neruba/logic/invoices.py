@@ -254,6 +254,9 @@ def rerun_invoice(
     if replayed is not None:
         return dict(replayed)
     invoice = get_invoice(ctx.invoices, invoice_id)
+    from neruba.observability import logger
+
+    logger.append_keys(customer_id=invoice.get("customer_id"), subscription_id=invoice.get("subscription_id"))
     if invoice["status"] == "void":
         raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
     actions: list[dict[str, Any]]

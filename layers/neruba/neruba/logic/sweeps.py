@@ -12,7 +12,7 @@ line here (or ``register_check`` at run time)::
 
 Example:
     >>> sorted(CHECKS)
-    ['usage']
+    ['billing', 'ledger', 'stripe', 'usage']
     >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
     0
@@ -74,6 +74,9 @@ SweepCheck = Callable[[SweepContext], CheckResult]
 
 CHECKS: dict[str, str] = {
     "usage": "neruba.logic.sweeps:usage_check",
+    "ledger": "neruba.logic.sweep_ledger:ledger_check",
+    "billing": "neruba.logic.sweep_billing:billing_check",
+    "stripe": "neruba.logic.sweep_stripe:stripe_check",
 }
 _registered: dict[str, SweepCheck] = {}
 
@@ -86,6 +89,12 @@ def register_check(name: str, check: SweepCheck) -> None:
 def check_names() -> list[str]:
     """Every registered check, sorted."""
     return sorted({*CHECKS, *_registered})
+
+
+def run_order() -> list[str]:
+    """The order a full sweep runs in: the shipped checks as listed in ``CHECKS`` (usage first, so the
+    later checks see repaired usage), then checks registered at run time, sorted."""
+    return [*CHECKS, *sorted(n for n in _registered if n not in CHECKS)]
 
 
 def resolve_check(name: str) -> SweepCheck:
@@ -162,7 +171,7 @@ def run_sweep(
     """
     from neruba.settings import get_settings
 
-    chosen = list(names) if names else check_names()
+    chosen = list(names) if names else run_order()
     unknown = [n for n in chosen if n not in check_names()]
     if unknown:
         raise UnknownCheckError(", ".join(unknown))

@@ -82,7 +82,10 @@ def create_run(
     body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
     from neruba.logic import invoices
+    from neruba.observability import logger
 
+    if body.customer_id:
+        logger.append_keys(customer_id=body.customer_id)
     actor = current_principal(router).actor
     run = invoices.trigger_run(invoices.billing(), body, actor, idempotency_key, request_id_of(router))
     return json_response(run, status=201)
@@ -97,7 +100,9 @@ def rerun_invoice(
     """A draft is recomputed in place; a finalized invoice is never edited: the difference becomes
     adjustment lines on the subscription's next invoice."""
     from neruba.logic import invoices
+    from neruba.observability import logger
 
+    logger.append_keys(invoice_id=invoice_id)
     actor = current_principal(router).actor
     result = invoices.rerun_invoice(
         invoices.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)

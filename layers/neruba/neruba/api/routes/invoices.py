@@ -52,14 +52,18 @@ def list_invoices(
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
     from neruba.logic import invoices
+    from neruba.observability import logger
 
+    logger.append_keys(customer_id=customer_id)
     return json_response(invoices.list_invoices(_repo(), customer_id, status, limit, starting_after))
 
 
 @_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
 def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     from neruba.logic import invoices
+    from neruba.observability import logger
 
+    logger.append_keys(invoice_id=invoice_id)
     return json_response(invoices.public(invoices.get_invoice(_repo(), invoice_id)))
 
 
@@ -68,5 +72,7 @@ def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Res
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
     tiers, the credits applied; adjustment lines reference the invoice and line they correct."""
     from neruba.logic import invoices
+    from neruba.observability import logger
 
+    logger.append_keys(invoice_id=invoice_id)
     return json_response(invoices.explain(invoices.get_invoice(_repo(), invoice_id)))
