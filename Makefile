@@ -43,6 +43,7 @@ test: lint typecheck template-check pytest
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.billing_run
+	$(PY) -m benchmarks.package_size
 	$(PY) -m benchmarks.report
 
 clean:

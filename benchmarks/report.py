@@ -145,6 +145,40 @@ def _cold(lines: list[str], cold: dict[str, Any] | None) -> None:
     lines.append("")
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1_048_576:.2f}"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f}"
+
+
+def _package(lines: list[str], sizes: dict[str, Any] | None) -> None:
+    lines += ["## Package sizes after `sam build`", ""]
+    if sizes is None:
+        lines += ["Not measured yet: run `make bench`.", ""]
+        return
+    layer = sizes["layer"]
+    limit = sizes["unzipped_limit_bytes"]
+    heaviest = ", ".join(f"{name} {_mb(n)}" for name, n in layer["heaviest"].items())
+    lines += [
+        f"Measured {sizes.get('measured_at', '?')} on {sizes.get('machine', '?')} with `{sizes['command']}` "
+        f"({sizes['build_seconds']} s). The shared layer: {layer['files']} files, {_mb(layer['bytes'])} MB "
+        f"unzipped, {_mb(layer['zipped_bytes'])} MB zipped (heaviest, MB: {heaviest}). Lambda allows "
+        f"{_mb(limit)} MB unzipped for a function and its layers together.",
+        "",
+        "| function | files | KB unzipped | KB zipped | MB with the layer | within limit | ships stripe |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in sizes["functions"].items():
+        lines.append(
+            f"| {name} | {row['files']} | {_kb(row['bytes'])} | {_kb(row['zipped_bytes'])} | "
+            f"{_mb(row['with_layer_bytes'])} | {'yes' if row['within_unzipped_limit'] else 'no'} | "
+            f"{'yes' if row['ships_stripe'] else 'no'} |"
+        )
+    lines.append("")
+
+
 def _capacity(lines: list[str], write_units: float) -> None:
     a, p = ASSUMED, PRICES
     per_million: dict[str, float] = {
@@ -220,6 +254,7 @@ def render() -> str:
     write_units = _ingest(lines, _load("ingest_writes.json"))
     _billing(lines, _load("billing_run.json"))
     _cold(lines, _load("cold_start.json"))
+    _package(lines, _load("package_size.json"))
     _capacity(lines, write_units)
     return "\n".join(lines).rstrip() + "\n"
 

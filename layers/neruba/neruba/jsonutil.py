@@ -26,6 +26,26 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
+def loads_untrusted(text: str | bytes) -> Any:
+    """``loads`` for text from outside (request bodies): whatever cannot be parsed raises
+    ``json.JSONDecodeError``, including nesting deeper than the parser's recursion limit and integers of
+    more digits than Python converts (which ``json.loads`` raises as RecursionError and ValueError).
+
+    Example:
+        >>> loads_untrusted("[" * 100_000 + "]" * 100_000)
+        Traceback (most recent call last):
+        ...
+        json.decoder.JSONDecodeError: unparseable JSON (RecursionError): line 1 column 1 (char 0)
+    """
+    try:
+        return loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        document = text if isinstance(text, str) else ""
+        raise json.JSONDecodeError(f"unparseable JSON ({type(exc).__name__})", document, 0) from exc
+
+
 def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 

@@ -12,12 +12,15 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from neruba.jsonutil import dumps
 
 PropertyValue = str | int | bool | Decimal
+# Sums are exact here (the default context would round past 28 digits); a total past DynamoDB's 38
+# significant digits is refused by the write of its aggregate, so those events are retried, never rounded.
+_EXACT = Context(prec=100)
 
 
 class InvalidPropertyError(ValueError):
@@ -111,7 +114,8 @@ class GroupTotals:
             self.uniques.add(str(value))
         elif isinstance(value, Decimal):
             if aggregation == "sum":
-                self.total += value
+                with localcontext(_EXACT):
+                    self.total += value
             elif aggregation == "max":
                 self.maximum = value if self.maximum is None else max(self.maximum, value)
             elif aggregation == "latest" and (

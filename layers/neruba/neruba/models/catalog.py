@@ -30,6 +30,16 @@ Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_kno
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # IANA names: UTC, Europe/Paris
+MAX_METADATA = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+FILTER_VALUE_MAX = 1_024  # the longest property text an event may carry (models.events.MAX_PROPERTY_TEXT)
+
+Metadata = dict[
+    Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX)],
+    Annotated[str, Field(max_length=METADATA_VALUE_MAX)],
+]
 
 
 class Customer(BaseModel):
@@ -41,9 +51,9 @@ class Customer(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     currency: Currency
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+    metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
     created_at: datetime | None = None
 
 
@@ -56,7 +66,9 @@ class Meter(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     aggregation: Aggregation
     field: str | None = Field(default=None, description="The property aggregated (all but count).")
-    filters: dict[str, str] = Field(default_factory=dict, max_length=10)
+    filters: dict[str, Annotated[str, Field(max_length=FILTER_VALUE_MAX)]] = Field(
+        default_factory=dict, max_length=10
+    )
     group_by: list[str] = Field(default_factory=list, max_length=3)
     created_at: datetime | None = None
 
@@ -79,9 +91,9 @@ class CustomerUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(default=None, max_length=64, pattern=TIMEZONE_PATTERN)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
-    metadata: dict[str, str] | None = Field(default=None, max_length=50)
+    metadata: Metadata | None = Field(default=None, max_length=MAX_METADATA)
 
 
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]

@@ -30,10 +30,16 @@ MAX_PROPERTIES = 50
 MAX_PROPERTY_TEXT = 1_024
 PROPERTY_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
+MAX_NUMBER_DIGITS = 38  # DynamoDB stores numbers exactly up to 38 significant digits
+MAX_NUMBER_DECIMAL_PLACES = 30
+
 PropertyValue = (
     StrictBool
-    | StrictInt
-    | Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40, decimal_places=30)]
+    | Annotated[StrictInt, Field(gt=-(10**MAX_NUMBER_DIGITS), lt=10**MAX_NUMBER_DIGITS)]
+    | Annotated[
+        Decimal,
+        Field(allow_inf_nan=False, max_digits=MAX_NUMBER_DIGITS, decimal_places=MAX_NUMBER_DECIMAL_PLACES),
+    ]
     | Annotated[StrictStr, Field(max_length=MAX_PROPERTY_TEXT)]
 )
 Outcome = Literal["accepted", "duplicate", "conflict", "replay", "failed"]

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.errors import InvalidRequestError
 from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
@@ -30,12 +31,31 @@ ERRORS: dict[int, OpenAPIResponse] = {
 }
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
+CURSOR_ATTRIBUTES = frozenset({"pk", "sk", "kind", "list_key"})  # a key of the by-kind index
 
 
 def _repo() -> PlansRepository:
     from neruba.dal.plans import PlansRepository
 
     return PlansRepository(get_settings().catalog_table)
+
+
+def _page(kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One list page of ``kind``, refusing a cursor that is not a position in that list (a forged one would
+    otherwise reach DynamoDB as an invalid ``ExclusiveStartKey`` and fail there as a 500)."""
+    from neruba.dal.catalog import InvalidCursorError, decode_cursor
+    from neruba.logic.catalog import page
+
+    if cursor is not None:
+        try:
+            key = decode_cursor(cursor)
+        except InvalidCursorError:
+            key = {}
+        if set(key) != CURSOR_ATTRIBUTES or key["kind"]["S"] != kind:
+            raise InvalidRequestError(
+                "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
+            )
+    return page(_repo(), kind, limit, cursor)
 
 
 def _read_route(path: str, summary: str, tag: str) -> Callable[..., Any]:
@@ -51,9 +71,7 @@ def _read_route(path: str, summary: str, tag: str) -> Callable[..., Any]:
 
 @_read_route("/v1/customers", "List customers", "customers")
 def list_customers(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
-    from neruba.logic.catalog import page
-
-    return json_response(page(_repo(), "customer", limit, starting_after))
+    return json_response(_page("customer", limit, starting_after))
 
 
 @_read_route("/v1/customers/<customer_id>", "Retrieve a customer", "customers")
@@ -76,9 +94,7 @@ def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATT
 
 @_read_route("/v1/meters", "List meters", "meters")
 def list_meters(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
-    from neruba.logic.catalog import page
-
-    return json_response(page(_repo(), "meter", limit, starting_after))
+    return json_response(_page("meter", limit, starting_after))
 
 
 @_read_route("/v1/meters/<code>", "Retrieve a meter", "meters")
@@ -90,9 +106,7 @@ def get_meter(code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]
 
 @_read_route("/v1/plans", "List plans (latest versions)", "plans")
 def list_plans(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
-    from neruba.logic.catalog import page
-
-    return json_response(page(_repo(), "plan", limit, starting_after))
+    return json_response(_page("plan", limit, starting_after))
 
 
 @_read_route("/v1/plans/<plan_code>", "Retrieve a plan", "plans")
