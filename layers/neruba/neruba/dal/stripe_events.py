@@ -336,33 +336,6 @@ class StripeEventsRepository:
             raise
         return True
 
-
-class RefundLevels:
-    """Per Stripe charge, the refunded total already posted (``STRIPEREFUND#{charge}`` in the ops table)."""
-
-    def __init__(self, table_name: str) -> None:
-        self.table_name = table_name
-
-    def level(self, charge_id: str) -> int:
-        response = client("dynamodb").get_item(
-            TableName=self.table_name, Key=to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
-            ConsistentRead=True,
-        )  # fmt: skip
-        return int(from_item(response["Item"])["upto"]) if "Item" in response else 0
-
-    def move_item(self, charge_id: str, seen: int, upto: int) -> dict[str, Any]:
-        """A transaction ``Update`` moving the level from ``seen`` (the value read) to ``upto``."""
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
-                "UpdateExpression": "SET upto = :new",
-                "ConditionExpression": "attribute_not_exists(pk)" if seen == 0 else "upto = :seen",
-                "ExpressionAttributeValues": to_item({":new": upto, **({":seen": seen} if seen else {})}),
-            }
-        }
-
-    # ---------------------------------------------------------------- reads for the ops sweep
     def events_in_status(
         self, start: datetime, end: datetime, statuses: tuple[str, ...]
     ) -> Iterator[dict[str, Any]]:
@@ -392,6 +365,34 @@ class RefundLevels:
                 if "LastEvaluatedKey" not in response:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class RefundLevels:
+    """Per Stripe charge, the refunded total already posted (``STRIPEREFUND#{charge}`` in the ops table)."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def level(self, charge_id: str) -> int:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
+            ConsistentRead=True,
+        )  # fmt: skip
+        return int(from_item(response["Item"])["upto"]) if "Item" in response else 0
+
+    def move_item(self, charge_id: str, seen: int, upto: int) -> dict[str, Any]:
+        """A transaction ``Update`` moving the level from ``seen`` (the value read) to ``upto``."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"STRIPEREFUND#{charge_id}", "sk": "#"}),
+                "UpdateExpression": "SET upto = :new",
+                "ConditionExpression": "attribute_not_exists(pk)" if seen == 0 else "upto = :seen",
+                "ExpressionAttributeValues": to_item({":new": upto, **({":seen": seen} if seen else {})}),
+            }
+        }
+
+    # ---------------------------------------------------------------- reads for the ops sweep
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
