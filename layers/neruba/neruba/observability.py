@@ -6,7 +6,14 @@ local stack and the tests set ``POWERTOOLS_METRICS_DISABLED`` to keep EMF blobs 
 
 from __future__ import annotations
 
+import logging
+
 from aws_lambda_powertools import Logger, Metrics
+
+# The AWS SDK's DEBUG logs print whole requests and responses (an SSM GetParameter answer carries the
+# decrypted Stripe secrets): keep them at INFO even when an operator turns the root logger to DEBUG.
+for _sdk_logger in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_sdk_logger).setLevel(logging.INFO)
 
 logger = Logger(service="neruba")
 metrics = Metrics(namespace="Neruba")

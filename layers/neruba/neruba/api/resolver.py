@@ -180,7 +180,7 @@ def build_resolver(
     included it, which must never be the docs resolver when several functions share one process, as in
     the local stack and the tests).
     """
-    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonutil.loads)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonutil.loads_untrusted)
     app.use(middlewares=[_request_id_header])
     for router in routers:
         app.include_router(router)

@@ -99,7 +99,9 @@ class AuditRepository:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                cursor, keys=frozenset({"pk", "sk"}), within=("pk", f"AUD#{customer_id}")
+            )
         response = client("dynamodb").query(**kwargs)
         records = [json.loads(from_item(i)["doc"]) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")

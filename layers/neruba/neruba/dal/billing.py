@@ -273,7 +273,9 @@ class BillingRepository:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                cursor, keys=frozenset({"pk", "sk", "list_pk", "list_sk"}), within=("list_pk", "RUNS")
+            )
         response = client("dynamodb").query(**kwargs)
         last = response.get("LastEvaluatedKey")
         return [_public(from_item(i)) for i in response.get("Items", [])], encode_cursor(

@@ -95,7 +95,11 @@ class InvoicesRepository:
             kwargs["FilterExpression"] = "#st = :st"
             kwargs["ExpressionAttributeNames"] = {"#st": "status"}
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                cursor,
+                keys=frozenset({"pk", "sk", "list_pk", "list_sk"}),
+                within=("list_pk", f"INVC#{customer_id}"),
+            )
         docs: list[dict[str, Any]] = []
         while True:
             response = client("dynamodb").query(**kwargs)

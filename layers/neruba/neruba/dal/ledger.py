@@ -189,7 +189,12 @@ class LedgerRepository:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                cursor,
+                keys=frozenset({"pk", "sk"}),
+                within=("pk", f"CUS#{customer_id}"),
+                prefix=("sk", "PST#"),
+            )
         response = client("dynamodb").query(**kwargs)
         found = [Posting.from_dict(json.loads(from_item(i)["posting"])) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")

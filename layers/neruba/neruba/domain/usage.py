@@ -1,7 +1,7 @@
 """Combining stored hourly aggregates into the quantity of a meter over any span of hours (no AWS).
 
 Example:
-    >>> from decimal import Decimal
+    >>> from decimal import Context, Decimal, localcontext
     >>> combine("sum", [{"n": 2, "s": Decimal("1.5")}, {"n": 1, "s": Decimal("2")}])
     Decimal('3.5')
     >>> combine("unique_count", [{"n": 2, "u": {"a", "b"}}, {"n": 1, "u": {"b"}}])
@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 
@@ -21,7 +21,8 @@ def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
     if aggregation == "count":
         return Decimal(sum(int(c.get("n", 0)) for c in cells))
     if aggregation == "sum":
-        return sum((Decimal(c.get("s", 0)) for c in cells), Decimal(0))
+        with localcontext(Context(prec=100)):  # exact: event numbers carry up to 38 digits each
+            return sum((Decimal(c.get("s", 0)) for c in cells), Decimal(0))
     if aggregation == "max":
         values = [Decimal(c["mx"]) for c in cells if c.get("mx") is not None]
         return max(values) if values else Decimal(0)

@@ -51,6 +51,12 @@ def list_events(
         raise InvalidRequestError("'from' is after 'to'.", code="invalid_range", param="from")
     if end - start > MAX_WINDOW:
         raise InvalidRequestError("The range is longer than 400 days.", code="range_too_long", param="from")
+    if starting_after and repo.get(starting_after) is None:
+        raise InvalidRequestError(
+            "starting_after names no stored event; pass the next_cursor of the previous page.",
+            code="invalid_cursor",
+            param="starting_after",
+        )
     data, has_more = repo.list_events(
         start=start, end=end, event_type=event_type, status=status, limit=limit, starting_after=starting_after
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
@@ -10,6 +12,8 @@ class SweepRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    checks: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    checks: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=20
+    )
     from_: AwareDatetime | None = Field(default=None, alias="from", description="Window start (inclusive).")
     to: AwareDatetime | None = Field(default=None, description="Window end (exclusive); default now.")
