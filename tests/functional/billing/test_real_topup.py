@@ -209,3 +209,43 @@ def test_the_top_up_is_finalized_with_the_next_number_and_synced(
         rerun_invoice(world.ctx, top_up["id"], RerunRequest(reason="check"), "key:ops", "rr-1")
     assert raised.value.code == "invoice_not_rated"
     assert_books_agree(world, "acme")
+
+
+def test_complete_top_ups_writes_a_request_left_behind(topup_world: World, monkeypatch: Any) -> None:
+    # GIVEN a top-up that failed, then credit granted back over the threshold by an operator (the next
+    # check re-arms the rule, so it would never return that request again)
+    from neruba.logic import billing_topup
+    from neruba.logic.billing_topup import complete_top_ups
+
+    world = topup_world
+    world.usage("acme", START + day(0, 4), 8)
+
+    def failing(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("throttled")
+
+    real_create = billing_topup.create_top_up
+    monkeypatch.setattr(billing_topup, "create_top_up", failing)
+    _bill(world, START + day(1, 1), monkeypatch)
+    monkeypatch.setattr(billing_topup, "create_top_up", real_create)
+    create_grant(
+        ledger(),
+        customer_id="acme",
+        kind="promotional",
+        amount_minor=2000,
+        currency="USD",
+        idempotency_key="goodwill",
+        actor="test",
+        at=START + day(1, 2),
+    )
+    assert billing_topup.auto_top_up(world.ctx, ledger(), "acme", "USD", START + day(1, 2)) is None
+    assert _top_ups(world) == []
+
+    # WHEN the repair runs (twice)
+    first = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
+    again = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
+
+    # THEN the left-behind request has its invoice and grant, once
+    (top_up,) = _top_ups(world)
+    assert (first, again) == ([top_up["id"]], [])
+    assert [p.total_minor for p in _purchased()] == [5000]
+    assert_books_agree(world, "acme")

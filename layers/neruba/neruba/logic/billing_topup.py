@@ -17,7 +17,8 @@ Retries: a second call for the same request is cancelled by the posting's guard 
 condition) and returns the stored invoice id; nothing new is written. A failure here never undoes the
 window's invoice (that transaction has committed): it is logged with the ids and the stored request is
 the retry point; the next check (the job's retry, the next window, :func:`complete_top_ups`) returns the
-same request while credit stays under the threshold.
+same request while credit stays under the threshold; :func:`complete_top_ups` writes any stored request
+still without its invoice (for an operator or a sweep).
 
 Example::
 
@@ -166,11 +167,16 @@ def auto_top_up(
 
 
 def complete_top_ups(ctx: Billing, ledger: LedgerRepository, customer_id: str, now: datetime) -> list[str]:
-    """Make sure every stored top-up request of a customer has its invoice and grant (a repair: each
-    write is idempotent by request id, so requests already done write nothing). Returns the invoice ids."""
+    """Repair: write the top-up of every stored request of a customer that has no invoice yet (one that
+    failed and was never retried because credit went back over the threshold by other means). Each write
+    is idempotent by request id. Returns the invoice ids written.
+
+    Example::
+
+        complete_top_ups(ctx, ledger, "acme", now)  # ['in_...'] or []
+    """
     from neruba.dal.ledger_extra import TopUpRepository
 
-    return [
-        create_top_up(ctx, ledger, request, now)
-        for request in TopUpRepository(ledger.table_name).requests(customer_id)
-    ]
+    requests = TopUpRepository(ledger.table_name).requests(customer_id)
+    missing = [r for r in requests if ctx.invoices.get(topup_invoice_id(r.request_id)) is None]
+    return [create_top_up(ctx, ledger, request, now) for request in missing]
