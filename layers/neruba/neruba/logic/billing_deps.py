@@ -9,7 +9,9 @@ Those come through :class:`BillingDeps`, four narrow callables plus the interval
   chargeable lines plus the TransactWriteItems actions that consume the grants;
 - ``invoice_posting_items(request) -> list[action]``: the TransactWriteItems actions of the invoice's
   ledger posting, guarded by the posting's idempotency key;
-- ``add_interval(anchor, interval, n)``: ``domain.periods.add_interval`` (tests pass a daily one).
+- ``add_interval(anchor, interval, n)``: ``domain.periods.add_interval`` (tests pass a daily one);
+- ``auto_top_up(ctx, customer_id, currency, at) -> invoice id | None`` (optional): called after a window
+  that consumed credit committed; ``logic.billing_topup.auto_top_up`` on the ledger in production.
 
 :func:`default_deps` wires the real modules: ``neruba.logic.rating``, ``neruba.domain.credits``,
 ``neruba.dal.ledger`` and ``neruba.logic.ledger`` (imported inside the function, for cold starts).
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from neruba.dal.ledger import LedgerRepository
     from neruba.domain.credits import CreditApplication
     from neruba.domain.ledger import Posting
+    from neruba.logic.billing_worker import Billing
 
 
 class RatedLineLike(Protocol):
@@ -117,6 +120,7 @@ class PostingRequest:
 RateFn = Callable[[dict[str, Any], datetime, datetime], RatedLike]
 CreditsFn = Callable[[str, str, Sequence[ChargeLine], datetime], CreditsResult]
 PostingFn = Callable[[PostingRequest], list[dict[str, Any]]]
+TopUpFn = Callable[["Billing", str, str, datetime], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,7 @@ class BillingDeps:
     apply_credits: CreditsFn
     invoice_posting_items: PostingFn
     add_interval: Callable[[datetime, str, int], datetime] = _add_interval
+    auto_top_up: TopUpFn | None = None
 
 
 def default_deps() -> BillingDeps:
@@ -137,7 +142,8 @@ def default_deps() -> BillingDeps:
       ``rate_opening(plans, subscription)`` (the opening window is the first period: no start/end);
     - credits: ``LedgerRepository.grants(customer_id, currency, at)``, ``neruba.domain.credits.allocate``
       and ``LedgerRepository.grant_consumption_items(applications, at=at)``;
-    - postings: :func:`posting_for` and ``LedgerRepository.posting_items`` (item 0 is the guard).
+    - postings: :func:`posting_for` and ``LedgerRepository.posting_items`` (item 0 is the guard);
+    - auto top-up: ``logic.billing_topup.auto_top_up`` on the ledger.
     """
     from neruba.dal.ledger import LedgerRepository
     from neruba.dal.plans import PlansRepository
@@ -165,7 +171,14 @@ def default_deps() -> BillingDeps:
         posting = posting_for(request)
         return ledger.posting_items(posting) if posting is not None else []
 
-    return BillingDeps(rate_window, rate_opening, apply_credits, invoice_posting_items)
+    def auto_top_up(ctx: Billing, customer_id: str, currency: str, at: datetime) -> str | None:
+        from neruba.logic.billing_topup import auto_top_up as top_up
+
+        return top_up(ctx, ledger, customer_id, currency, at)
+
+    return BillingDeps(
+        rate_window, rate_opening, apply_credits, invoice_posting_items, auto_top_up=auto_top_up
+    )
 
 
 def credits_for(

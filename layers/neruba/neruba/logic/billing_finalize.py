@@ -46,7 +46,11 @@ def fenced(actions: list[dict[str, Any]], fence: Fence) -> None:
 def recompute_draft(
     ctx: Billing, invoice: dict[str, Any], now: datetime
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """Re-rate a draft's window; (revised document, its actions) or (None, []) if nothing changed."""
+    """Re-rate a draft's window; (revised document, its actions) or (None, []) if nothing changed.
+
+    A ``topup`` invoice has no window to rate: it is finalized as created."""
+    if invoice.get("kind") == "topup":
+        return None, []
     subscription = ctx.subscription(str(invoice["subscription_id"]))
     rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
     rerated = rated_lines(

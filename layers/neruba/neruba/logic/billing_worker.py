@@ -81,6 +81,7 @@ class JobOutcome:
     invoiced: list[str] = field(default_factory=list)
     already_billed: int = 0
     not_due: int = 0
+    top_ups: list[str] = field(default_factory=list)
 
 
 def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any]) -> bool:
@@ -120,6 +121,8 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
         assert state is not None
     if int(state["next_seq"]) > job.seq:
         outcome.already_billed += 1
+        # a retried job: its first attempt may have stopped between the window and its top-up
+        _top_up(ctx, outcome, subscription, str(subscription.get("currency") or ""), now)
     while state["status"] == "active" and int(state["next_seq"]) <= job.seq:
         seq = int(state["next_seq"])
         ends_at = subscription_end(subscription, ctx.deps.add_interval)
@@ -130,14 +133,30 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
         if window.due_at > now:
             outcome.not_due += 1
             break
-        invoice_id = bill_window(ctx, subscription, window, ends_at, job.run_id, now)
+        invoice_id, doc = billed_window(ctx, subscription, window, ends_at, job.run_id, now)
         if invoice_id:
             outcome.invoiced.append(invoice_id)
             state = _advanced(state, window, ends_at, ctx)  # what the committed transaction wrote
+            if int(doc["credits_applied_minor"]) > 0:
+                _top_up(ctx, outcome, subscription, str(doc["currency"]), now)
         else:
             outcome.already_billed += 1
             state = ctx.billing.state(job.subscription_id) or state
+            _top_up(ctx, outcome, subscription, str(doc["currency"]), now)  # see the retried job above
     return outcome
+
+
+def _top_up(
+    ctx: Billing, outcome: JobOutcome, subscription: dict[str, Any], currency: str, now: datetime
+) -> None:
+    """After a window's transaction committed (or was found committed): the auto top-up check. It never
+    raises (``logic.billing_topup.auto_top_up`` logs a failure and leaves the stored request to the next
+    check), so the window stays billed whatever happens here."""
+    if ctx.deps.auto_top_up is None or not currency:
+        return
+    invoice_id = ctx.deps.auto_top_up(ctx, str(subscription["customer_id"]), currency, now)
+    if invoice_id and invoice_id not in outcome.top_ups:
+        outcome.top_ups.append(invoice_id)
 
 
 def _advanced(
@@ -173,6 +192,19 @@ def bill_window(
     now: datetime,
 ) -> str | None:
     """Create the window's invoice and advance the state in one transaction; None if already billed."""
+    return billed_window(ctx, subscription, window, ends_at, run_id, now)[0]
+
+
+def billed_window(
+    ctx: Billing,
+    subscription: dict[str, Any],
+    window: Window,
+    ends_at: datetime | None,
+    run_id: str | None,
+    now: datetime,
+) -> tuple[str | None, dict[str, Any]]:
+    """:func:`bill_window`, also returning the invoice document it built (what was committed when the
+    id is not None)."""
     next_window = window_at(
         window.subscription_id,
         parse_ts(str(subscription["start_at"])),
@@ -197,11 +229,11 @@ def bill_window(
         posted = guard is not None and failed[2 + guard]  # the posting's guard: this invoice was posted
         if (invoice_exists or posted) and not state_moved:
             _finish_advance(advance)  # the invoice committed while the state did not move: finish alone
-            return None
+            return None, doc
         if invoice_exists or state_moved or posted:
-            return None  # another attempt of this job committed first
+            return None, doc  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
-    return window.invoice_id
+    return window.invoice_id, doc
 
 
 def _finish_advance(advance: dict[str, Any]) -> None:

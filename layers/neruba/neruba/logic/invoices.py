@@ -259,6 +259,10 @@ def rerun_invoice(
     logger.append_keys(customer_id=invoice.get("customer_id"), subscription_id=invoice.get("subscription_id"))
     if invoice["status"] == "void":
         raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
+    if invoice.get("kind") == "topup" and invoice["status"] != "draft":
+        raise InvalidRequestError(
+            "A top-up invoice has no usage to recompute; void it instead.", code="invoice_not_rated"
+        )
     actions: list[dict[str, Any]]
     if invoice["status"] == "draft":
         revised, actions = recompute_draft(ctx, invoice, now)
