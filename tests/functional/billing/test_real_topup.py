@@ -211,7 +211,10 @@ def test_the_top_up_is_finalized_with_the_next_number_and_synced(
     assert_books_agree(world, "acme")
 
 
-def test_complete_top_ups_writes_a_request_left_behind(topup_world: World, monkeypatch: Any) -> None:
+@pytest.mark.parametrize("repair", ["function", "sweep"])
+def test_complete_top_ups_writes_a_request_left_behind(
+    topup_world: World, monkeypatch: Any, repair: str
+) -> None:
     # GIVEN a top-up that failed, then credit granted back over the threshold by an operator (the next
     # check re-arms the rule, so it would never return that request again)
     from neruba.logic import billing_topup
@@ -240,9 +243,22 @@ def test_complete_top_ups_writes_a_request_left_behind(topup_world: World, monke
     assert billing_topup.auto_top_up(world.ctx, ledger(), "acme", "USD", START + day(1, 2)) is None
     assert _top_ups(world) == []
 
-    # WHEN the repair runs (twice)
-    first = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
-    again = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
+    # WHEN the repair runs (twice): directly, or as part of the billing sweep check
+    if repair == "function":
+        first = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
+        again = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
+    else:
+        from neruba.logic import sweep_billing
+        from neruba.logic.sweeps import SweepContext
+        from neruba.settings import get_settings
+
+        monkeypatch.setattr(sweep_billing, "billing_context", lambda: world.ctx)
+        at = START + day(1, 3)
+        sweep = SweepContext(start=at, end=at, now=at, settings=get_settings())
+        runs = [sweep_billing.billing_check(sweep) for _ in range(2)]
+        first, again = (
+            [r["invoice_id"] for r in run.repairs if r["kind"] == "top_up_written"] for run in runs
+        )
 
     # THEN the left-behind request has its invoice and grant, once
     (top_up,) = _top_ups(world)

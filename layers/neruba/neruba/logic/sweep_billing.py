@@ -55,7 +55,8 @@ def billing_context() -> Billing:
 
 
 def billing_check(ctx: SweepContext) -> CheckResult:
-    """Re-enqueue overdue windows, finalize stuck drafts, re-send unsynced finalized invoices."""
+    """Re-enqueue overdue windows, finalize stuck drafts, re-send unsynced finalized invoices, write
+    stranded auto top-ups."""
     from neruba.dal.ops import OpsRepository
 
     billing = billing_context()
@@ -72,6 +73,7 @@ def billing_check(ctx: SweepContext) -> CheckResult:
     _due_windows(ctx, billing, ops, result, details)
     _stuck_drafts(ctx, billing, result, details)
     _unsynced(ctx, billing, ops, result, details)
+    _stranded_top_ups(ctx, billing, result, details)
     result.details = {**details, "as_of": ctx.now.isoformat()}
     return result
 
@@ -206,6 +208,34 @@ def _unsynced(
                 details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
                 continue
             _send_sync(billing, invoice, "sync_resent", result, details, sync_status=status)
+
+
+def _stranded_top_ups(
+    ctx: SweepContext, billing: Billing, result: CheckResult, details: dict[str, Any]
+) -> None:
+    """Write the invoice and grant of every stored auto top-up request that has none (a top-up that failed
+    after its window was billed, and that no later window retried). Idempotent by request id."""
+    from neruba.dal.ledger import LedgerRepository
+    from neruba.dal.sweep_repairs import customer_ids
+    from neruba.logic.billing_topup import complete_top_ups
+
+    ledger = LedgerRepository(ctx.settings.ledger_table)
+    result.checked["customers_for_top_ups"] = 0
+    for customer_id in customer_ids(ctx.settings.catalog_table):
+        result.checked["customers_for_top_ups"] += 1
+        try:
+            written = complete_top_ups(billing, ledger, customer_id, ctx.now)
+        except Exception as exc:  # one customer's failure must not stop the others
+            details["send_failed"].append(
+                {"kind": "top_up", "customer_id": customer_id, "error": type(exc).__name__}
+            )
+            continue
+        for invoice_id in written:
+            result.found += 1
+            result.repaired += 1
+            result.repairs.append(
+                {"kind": "top_up_written", "customer_id": customer_id, "invoice_id": invoice_id}
+            )
 
 
 def _send_sync(
