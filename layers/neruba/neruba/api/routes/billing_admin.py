@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.billing import BillingRunRequest, RerunRequest
 from neruba.settings import get_settings
 
@@ -20,18 +20,19 @@ if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
 
 router = APIGatewayRouter()
-ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    201: {"description": "Created"},
-    400: {"description": "A rule is broken (see error.code)"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the admin scope"},
-    404: {"description": "No such run, invoice or customer"},
-    409: {"description": "Another run holds the lock, or the Idempotency-Key was used for another request"},
-    422: {"description": "The body does not match the schema"},
-}
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+ERRORS = scoped_responses(
+    "admin",
+    {
+        200: {"description": "OK"},
+        201: {"description": "Created"},
+        400: {"description": "A rule is broken (see error.code)"},
+        404: {"description": "No such run, invoice or customer"},
+        409: {
+            "description": "Another run holds the lock, or the Idempotency-Key was used for another request"
+        },
+        422: {"description": "The body does not match the schema"},
+    },
+)
 RUN_ID = r"^run_[0-9a-f]{20}$"
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
 

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.catalog import (
     CODE_PATTERN,
     EXTERNAL_ID_PATTERN,
@@ -30,16 +30,15 @@ if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
 
 router = APIGatewayRouter()
-ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    400: {"description": "A rule of the catalog is broken (see error.code)"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the admin scope"},
-    404: {"description": "A referenced resource does not exist"},
-    409: {"description": "The resource exists or changed meanwhile"},
-    422: {"description": "The body does not match the schema"},
-}
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+ERRORS = scoped_responses(
+    "admin",
+    {
+        400: {"description": "A rule of the catalog is broken (see error.code)"},
+        404: {"description": "A referenced resource does not exist"},
+        409: {"description": "The resource exists or changed meanwhile"},
+        422: {"description": "The body does not match the schema"},
+    },
+)
 
 
 def _repo() -> PlansRepository:

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import READ, Cursor, Limit, scoped_responses
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.api.scopes import BEARER_SECURITY
 from neruba.errors import InvalidRequestError
 from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
@@ -20,17 +20,15 @@ if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
 
 router = APIGatewayRouter()
-READ: list[Callable[..., Any]] = [require_scope("read")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    400: {"description": "Bad cursor"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the read scope"},
-    404: {"description": "No such resource"},
-    422: {"description": "A parameter is invalid"},
-}
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
+ERRORS = scoped_responses(
+    "read",
+    {
+        200: {"description": "OK"},
+        400: {"description": "Bad cursor"},
+        404: {"description": "No such resource"},
+        422: {"description": "A parameter is invalid"},
+    },
+)
 CURSOR_ATTRIBUTES = frozenset({"pk", "sk", "kind", "list_key"})  # a key of the by-kind index
 
 

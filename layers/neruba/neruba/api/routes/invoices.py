@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import READ, scoped_responses
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.catalog import EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
@@ -19,15 +19,15 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import InvoicesRepository
 
 router = APIGatewayRouter()
-READ: list[Callable[..., Any]] = [require_scope("read")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    400: {"description": "Bad cursor"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the read scope"},
-    404: {"description": "No such invoice (invoice_not_found)"},
-    422: {"description": "A parameter is invalid"},
-}
+ERRORS = scoped_responses(
+    "read",
+    {
+        200: {"description": "OK"},
+        400: {"description": "Bad cursor"},
+        404: {"description": "No such invoice (invoice_not_found)"},
+        422: {"description": "A parameter is invalid"},
+    },
+)
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
 Status = Literal["draft", "finalized", "paid", "payment_failed", "void"]
 

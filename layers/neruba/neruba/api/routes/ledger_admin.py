@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.catalog import EXTERNAL_ID_PATTERN
 from neruba.models.ledger import (
     AutoTopUpRuleIn,
@@ -30,19 +30,17 @@ if TYPE_CHECKING:
     from neruba.logic.ledger_admin import Operator, Stores
 
 router = APIGatewayRouter()
-ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    201: {"description": "Created (also returned to a retry with the same Idempotency-Key)"},
-    400: {"description": "A rule is broken, e.g. currency_mismatch or idempotency_key_required"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the admin scope"},
-    404: {"description": "No such customer, grant or dispute"},
-    409: {"description": "idempotency_conflict, or the resource changed or is closed"},
-    422: {"description": "The body does not match the schema (e.g. no reason)"},
-}
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
+ERRORS = scoped_responses(
+    "admin",
+    {
+        200: {"description": "OK"},
+        201: {"description": "Created (also returned to a retry with the same Idempotency-Key)"},
+        400: {"description": "A rule is broken, e.g. currency_mismatch or idempotency_key_required"},
+        404: {"description": "No such customer, grant or dispute"},
+        409: {"description": "idempotency_conflict, or the resource changed or is closed"},
+        422: {"description": "The body does not match the schema (e.g. no reason)"},
+    },
+)
 
 
 def _route(method: str, path: str, summary: str) -> Callable[..., Any]:

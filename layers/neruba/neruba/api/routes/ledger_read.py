@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import READ, Cursor, CustomerId, Limit, scoped_responses
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, require_scope
-from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.api.scopes import BEARER_SECURITY
 
 router = APIGatewayRouter()
-READ: list[Callable[..., Any]] = [require_scope("read")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    400: {"description": "Bad cursor"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the read scope"},
-    404: {"description": "No such customer"},
-    422: {"description": "A parameter is invalid"},
-}
-CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
+ERRORS = scoped_responses(
+    "read",
+    {
+        200: {"description": "OK"},
+        400: {"description": "Bad cursor"},
+        404: {"description": "No such customer"},
+        422: {"description": "A parameter is invalid"},
+    },
+)
 
 
 def _route(path: str, summary: str) -> Callable[..., Any]:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import AwareDatetime
 
+from neruba.api.params import ADMIN, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
 from neruba.settings import get_settings
 
@@ -22,16 +21,16 @@ if TYPE_CHECKING:
     from neruba.dal.stripe_events import StripeEventsRepository
 
 router = APIGatewayRouter()
-ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    400: {"description": "A parameter breaks a rule (see error.code)"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the admin scope"},
-    404: {"description": "No such Stripe event"},
-    409: {"description": "Idempotency-Key reused with another body"},
-    422: {"description": "A parameter or the body is invalid"},
-}
+ERRORS = scoped_responses(
+    "admin",
+    {
+        200: {"description": "OK"},
+        400: {"description": "A parameter breaks a rule (see error.code)"},
+        404: {"description": "No such Stripe event"},
+        409: {"description": "Idempotency-Key reused with another body"},
+        422: {"description": "A parameter or the body is invalid"},
+    },
+)
 EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
 
 

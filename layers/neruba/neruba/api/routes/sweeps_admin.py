@@ -6,35 +6,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import ADMIN, scoped_responses
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, current_principal, require_scope
+from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.ops import SweepRequest
 from neruba.settings import get_settings
 
 router = APIGatewayRouter()
-ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
 MAX_API_WINDOW = timedelta(hours=6)
 DEFAULT_WINDOW = timedelta(hours=2)
 SWEEP_ID_PATTERN = r"^swp_[0-9a-f]{20}$"
-ERRORS: dict[int, OpenAPIResponse] = {
-    200: {"description": "OK"},
-    201: {"description": "The sweep ran; its report"},
-    400: {"description": "Unknown check, bad window or cursor (see error.code)"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the admin scope"},
-    404: {"description": "No such sweep"},
-    422: {"description": "The body or a parameter does not match the schema"},
-}
+ERRORS = scoped_responses(
+    "admin",
+    {
+        200: {"description": "OK"},
+        201: {"description": "The sweep ran; its report"},
+        400: {"description": "Unknown check, bad window or cursor (see error.code)"},
+        404: {"description": "No such sweep"},
+        422: {"description": "The body or a parameter does not match the schema"},
+    },
+)
 
 
 def _ops() -> Any:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import READ, scoped_responses
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY, require_scope
+from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
@@ -20,12 +19,12 @@ if TYPE_CHECKING:
     from neruba.dal.usage import UsageRepository
 
 router = APIGatewayRouter()
-READ: list[Callable[..., Any]] = [require_scope("read")]
-ERRORS: dict[int, OpenAPIResponse] = {
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key lacks the read scope"},
-    422: {"description": "A parameter is invalid"},
-}
+ERRORS = scoped_responses(
+    "read",
+    {
+        422: {"description": "A parameter is invalid"},
+    },
+)
 
 
 def _usage_repo() -> UsageRepository:

@@ -1,0 +1,41 @@
+"""What many routes share: scope middlewares, common parameters and the documented error answers.
+
+Example::
+
+    from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, scoped_responses
+
+    ERRORS = scoped_responses("admin", {201: {"description": "Created"}, 404: {"description": "No customer"}})
+
+    @router.post("/admin/customers/<customer_id>/things", middlewares=ADMIN, responses=ERRORS)
+    def create_thing(customer_id: CustomerId, idempotency_key: IdempotencyKey = None) -> ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from neruba.api.scopes import require_scope
+from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.security.apikeys import Scope
+
+READ: list[Callable[..., Any]] = [require_scope("read")]
+ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
+
+CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+def scoped_responses(scope: Scope, specific: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
+    """The answers every route of ``scope`` can give (401, 403, 422), plus the route's own ones."""
+    common: dict[int, OpenAPIResponse] = {
+        401: {"description": "Missing or unknown API key"},
+        403: {"description": f"The key lacks the {scope} scope"},
+        422: {"description": "A parameter or the body does not match the schema"},
+    }
+    return dict(sorted({**common, **specific}.items()))
