@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 TEST_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -31,3 +34,14 @@ for _key, _value in TEST_ENVIRONMENT.items():
     os.environ[_key] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test reads the settings of its own environment (a test that patches NERUBA_* variables must not
+    leave its settings cached for the next one)."""
+    from neruba.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
