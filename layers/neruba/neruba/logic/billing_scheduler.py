@@ -25,7 +25,7 @@ from neruba.dal.billing import DUE_SHARDS, transact
 from neruba.dal.locks import Lease, LockLostError, LockRepository, parse_ts, ts
 from neruba.dal.plans import PlansRepository
 from neruba.logic.billing_finalize import fenced, finalize_due, send_pending_syncs
-from neruba.logic.billing_windows import due_windows
+from neruba.logic.billing_windows import Window, state_windows
 from neruba.logic.billing_worker import Billing, ensure_billing_state
 from neruba.models.billing import BillingJob
 
@@ -169,15 +169,7 @@ def _enqueue_due(
     marks: list[dict[str, Any]] = []
     for state in _states(ctx, plans, options, now):
         holder.keep()
-        windows = due_windows(
-            str(state["subscription_id"]),
-            parse_ts(str(state["anchor"])),
-            str(state["interval"]),
-            int(state["next_seq"]),
-            now,
-            ctx.deps.add_interval,
-            parse_ts(str(state["ends_at"])) if state.get("ends_at") else None,
-        )
+        windows = state_windows(state, now, ctx.deps.add_interval)
         run["windows_found"] += len(windows)
         if not windows:
             continue
@@ -186,17 +178,7 @@ def _enqueue_due(
         if recently and int(state.get("enqueued_seq", -1)) >= last and options.trigger == "schedule":
             run["skipped"] += len(windows)
             continue
-        jobs = [
-            BillingJob(
-                subscription_id=w.subscription_id,
-                customer_id=str(state["customer_id"]),
-                seq=w.seq,
-                window_id=w.window_id,
-                kind=w.kind,
-                run_id=run["id"],
-            )
-            for w in windows
-        ]
+        jobs = jobs_for(state, windows, run_id=run["id"])
         failed = send_batch(
             ctx.billing_queue_url, [(str(i), job.model_dump_json()) for i, job in enumerate(jobs)]
         )
@@ -219,3 +201,18 @@ def _enqueue_due(
             marks = []
     if marks:
         fenced(marks, holder.fence)
+
+
+def jobs_for(state: dict[str, Any], windows: list[Window], run_id: str | None = None) -> list[BillingJob]:
+    """One BillingQueue job per window of a billing state (``run_id`` names the run that enqueued it)."""
+    return [
+        BillingJob(
+            subscription_id=w.subscription_id,
+            customer_id=str(state["customer_id"]),
+            seq=w.seq,
+            window_id=w.window_id,
+            kind=w.kind,
+            run_id=run_id,
+        )
+        for w in windows
+    ]

@@ -144,3 +144,16 @@ def subscription_end(subscription: dict[str, Any], add_interval: AddInterval) ->
             n += 1
         return add_interval(anchor, str(subscription["interval"]), n)
     return None
+
+
+def state_windows(state: dict[str, Any], now: datetime, add_interval: AddInterval) -> list[Window]:
+    """The due windows of a stored billing state (``BST#`` item) at ``now``, oldest first."""
+    return due_windows(
+        str(state["subscription_id"]),
+        parse_ts(str(state["anchor"])),
+        str(state["interval"]),
+        int(state["next_seq"]),
+        now,
+        add_interval,
+        parse_ts(str(state["ends_at"])) if state.get("ends_at") else None,
+    )

@@ -84,8 +84,8 @@ def _due_windows(
     from neruba.dal.billing import DUE_SHARDS
     from neruba.dal.locks import parse_ts
     from neruba.dal.queue import send_batch
-    from neruba.logic.billing_windows import due_windows
-    from neruba.models.billing import BillingJob
+    from neruba.logic.billing_scheduler import jobs_for
+    from neruba.logic.billing_windows import state_windows
 
     cutoff = ctx.now - DUE_LAG
     for shard in range(DUE_SHARDS):
@@ -102,25 +102,8 @@ def _due_windows(
             if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
                 details["in_flight"].append({"kind": "due_window", **ids})
                 continue
-            windows = due_windows(
-                subscription_id,
-                parse_ts(str(state["anchor"])),
-                str(state["interval"]),
-                seq,
-                ctx.now,
-                billing.deps.add_interval,
-                parse_ts(str(state["ends_at"])) if state.get("ends_at") else None,
-            )
-            jobs = [
-                BillingJob(
-                    subscription_id=w.subscription_id,
-                    customer_id=str(state["customer_id"]),
-                    seq=w.seq,
-                    window_id=w.window_id,
-                    kind=w.kind,
-                )
-                for w in windows
-            ]
+            windows = state_windows(state, ctx.now, billing.deps.add_interval)
+            jobs = jobs_for(state, windows)
             if not jobs:
                 continue
             failed = send_batch(
