@@ -207,15 +207,9 @@ def _raw_body(event: dict[str, Any]) -> bytes:
     return str(body).encode("utf-8", "surrogatepass")
 
 
-def body_size(event: dict[str, Any]) -> int:
-    """Bytes of the request body (0 when it is not valid base64)."""
-    try:
-        return len(_raw_body(event))
-    except NerubaError:
-        return 0
-
-
-def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+def make_handler(
+    app: APIGatewayRestResolver, on_rejected: Callable[[NerubaError], None] | None = None
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """The Lambda entry point for ``app``: logging context, metrics flush, the route's scope (checked
     before the body is read or validated) and the body size limit."""
 
@@ -233,6 +227,8 @@ def make_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambd
             except UnicodeDecodeError as exc:
                 raise InvalidRequestError("The body is not UTF-8 text.", code="invalid_body") from exc
         except NerubaError as error:
+            if on_rejected is not None:
+                on_rejected(error)
             request_id = (event.get("requestContext") or {}).get("requestId")
             return {
                 "statusCode": error.status,
