@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -50,6 +51,8 @@ class EmulatorShims:
         self._queue = Queue
         self._real_attributes = Queue.attributes
         self._real_query = Table.query
+        self._real_all_items = Table.all_items
+        self._narrowed = threading.local()  # moto's server answers each request on its own thread
         self._real_retention = SQSBackend.is_message_valid_based_on_retention_period
 
     def __enter__(self) -> EmulatorShims:
@@ -64,7 +67,14 @@ class EmulatorShims:
             period = int(backend.get_queue(queue_name).message_retention_period)
             return bool(period + message.sent_timestamp / 1000 > unix_time())
 
+        def all_items(table: Any) -> Any:
+            narrowed = getattr(shims._narrowed, "items", None)
+            if narrowed is not None and narrowed[0] is table:
+                return narrowed[1]
+            return shims._real_all_items(table)
+
         self._table.query = query
+        self._table.all_items = all_items
         self._sqs.is_message_valid_based_on_retention_period = retention
         real_attributes = self._real_attributes.fget
         self._queue.attributes = property(lambda queue: _QueueAttributes(queue, real_attributes))
@@ -73,6 +83,7 @@ class EmulatorShims:
 
     def __exit__(self, *exc: object) -> None:
         self._table.query = self._real_query
+        self._table.all_items = self._real_all_items
         self._sqs.is_message_valid_based_on_retention_period = self._real_retention
         self._queue.attributes = self._real_attributes
         self._dynamodb_models.copy = copy  # type: ignore[assignment]
@@ -86,11 +97,11 @@ class EmulatorShims:
         candidates = _candidates(table, hash_key, *args, **kwargs)
         if candidates is None:
             return self._real_query(table, hash_key, *args, **kwargs)
-        table.all_items = lambda: candidates
+        self._narrowed.items = (table, candidates)
         try:
             answer = self._real_query(table, hash_key, *args, **kwargs)
         finally:
-            del table.all_items
+            self._narrowed.items = None
         if self.queries % self.check_every == 0:
             self.checked += 1
             if _as_json(self._real_query(table, hash_key, *args, **kwargs)) != _as_json(answer):
@@ -141,15 +152,13 @@ class _NoTableBackup:
 def _candidates(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> list[Any] | None:
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
     conditions = kwargs.get("hash_key_conditions") or []
+    # list(dict.values()) copies in one step under the GIL: other threads may be writing to the table
     if index_name is None and table.range_key_attr and hash_key is not None:
         return list(table.items.get(hash_key, {}).values())
     if index_name is not None and conditions:
-        return [
-            item
-            for hash_set in table.items.values()
-            for item in (hash_set.values() if table.range_key_attr else [hash_set])
-            if all(_has(item, name, value) for name, value in conditions)
-        ]
+        hash_sets = list(table.items.values())
+        every = [i for h in hash_sets for i in list(h.values())] if table.range_key_attr else hash_sets
+        return [item for item in every if all(_has(item, name, value) for name, value in conditions)]
     return None
 
 

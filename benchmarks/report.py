@@ -85,38 +85,46 @@ def _billing(lines: list[str], billing: dict[str, Any] | None) -> None:
         lines += ["Not measured yet: run `make bench`.", ""]
         return
     base = billing["base"]
-    worker = base["worker"]
     lines += [
         f"Machine: {billing.get('machine')}. {billing.get('note', '')}",
         "",
-        "| | subscriptions | events | aggregate cells | seconds (moto) | read requests / window | "
-        "items read / window |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| | subscriptions | events | aggregate cells | invoiced | run seconds (local stack) | "
+        "read requests / window | items read / window | transactions / window |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
 
     def row(label: str, run: dict[str, Any]) -> str:
         w = run["worker"]
+        per_window = round(w["transactions"] / max(run["invoiced"], 1), 2)
         return (
-            f"| {label} | {run['subscriptions']} | {run['events']} | {run['aggregate_cells']} | "
-            f"{w['seconds']} | {w['read_requests_per_window']} | {w['items_read_per_window']} |"
+            f"| {label} | {run['subscriptions']:,} | {run['events']:,} | {run['aggregate_cells']:,} | "
+            f"{run['invoiced']:,} | {run['run_seconds']} | {w['read_requests_per_window']} | "
+            f"{w['items_read_per_window']} | {per_window} |"
         )
 
     lines.append(row("base", base))
     for group in ("events_do_not_matter", "cells_do"):
         for label, run in (billing.get(group) or {}).items():
             lines.append(row(label.replace("_", " "), run))
-    same = (billing.get("events_do_not_matter") or {}).get("same_cells")
-    more = (billing.get("events_do_not_matter") or {}).get("same_cells_10x_events")
-    if same and more:
-        ratio = more["worker"]["items_read_per_window"] / same["worker"]["items_read_per_window"]
+    groups = billing.get("events_do_not_matter") or {}
+    same, fewer = groups.get("same_cells"), groups.get("same_cells_10x_fewer_events")
+    more_cells = (billing.get("cells_do") or {}).get("2x_cells_same_events")
+    if same and fewer and more_cells:
+        ratio = same["worker"]["items_read_per_window"] / fewer["worker"]["items_read_per_window"]
+        cells = more_cells["worker"]["items_read_per_window"] / same["worker"]["items_read_per_window"]
         lines += [
             "",
-            f"Ten times the events in the same aggregate cells: items read per window x{ratio:.2f} "
-            "(cost follows aggregates, not events).",
+            f"Ten times the events in the same aggregate cells: items read per window x{ratio:.2f}; twice "
+            f"the cells: x{cells:.2f}. Billing cost follows aggregates, not events.",
         ]
+    scheduler = base["scheduler"]
     lines += [
         "",
-        f"Base run: {worker.get('windows_per_second', '?')} windows/s through the worker on moto.",
+        f"Base run: {base['invoiced']:,} invoices in {base['run_seconds']} s "
+        f"({base['windows_per_second']} windows/s, from firing the schedule to an empty billing queue); "
+        f"the scheduler: {scheduler['seconds']} s, {scheduler['read_requests']} read requests, "
+        f"{scheduler['transactions']} transactions. Dead-lettered: {base['dead_lettered']}; "
+        f"cancelled transactions: {base['worker']['cancelled_transactions']}.",
         "",
     ]
 
