@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from neruba.api.scopes import require_scope
-from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.models.fields import EXTERNAL_ID_PATTERN
 from neruba.security.apikeys import Scope
 
 READ: list[Callable[..., Any]] = [require_scope("read")]

@@ -137,6 +137,7 @@ def _docs_guard(app: ApiGatewayResolver, next_middleware: Callable[..., Response
             raise AuthenticationError("The API docs need an admin API key here.")
         if "admin" not in key.scopes:
             raise PermissionDeniedError("The API docs need an API key with the 'admin' scope here.")
+    _include_documented(app)
     return next_middleware(app)
 
 
@@ -167,10 +168,30 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
 
 
 _SERVED: dict[int, tuple[APIGatewayRouter, ...]] = {}
+_PENDING_DOCUMENTED: dict[int, Callable[[], Sequence[APIGatewayRouter]]] = {}
+
+
+def _document(app: APIGatewayRestResolver, routers: Sequence[APIGatewayRouter]) -> None:
+    for router in routers:
+        if router in _SERVED.get(id(app), ()):
+            continue
+        owner = router.api_resolver
+        app.include_router(router)
+        router.api_resolver = owner
+
+
+def _include_documented(app: ApiGatewayResolver) -> None:
+    """Add the routers that ``app`` only documents, on the first docs request (none carry middlewares,
+    exception handlers or context, so including them later changes nothing else the app serves)."""
+    pending = _PENDING_DOCUMENTED.pop(id(app), None)
+    if pending is not None and isinstance(app, APIGatewayRestResolver):
+        _document(app, pending())
 
 
 def build_resolver(
-    *routers: APIGatewayRouter, docs: bool = False, documented: Sequence[APIGatewayRouter] = ()
+    *routers: APIGatewayRouter,
+    docs: bool = False,
+    documented: Sequence[APIGatewayRouter] | Callable[[], Sequence[APIGatewayRouter]] = (),
 ) -> APIGatewayRestResolver:
     """A REST resolver with request validation, the error handlers and ``routers`` included.
 
@@ -178,19 +199,18 @@ def build_resolver(
     added to the OpenAPI document only: their routes are registered, but each router keeps answering to
     the resolver that serves it (a Powertools router hands its request state to the last resolver that
     included it, which must never be the docs resolver when several functions share one process, as in
-    the local stack and the tests).
+    the local stack and the tests). Given as a callable (``routes.all_routers``), they are imported and
+    added on the first docs request only, so that /health and /ready never import every route module.
     """
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonutil.loads_untrusted)
     app.use(middlewares=[_request_id_header])
     for router in routers:
         app.include_router(router)
     _SERVED[id(app)] = tuple(routers)
-    for router in documented:
-        if router in routers:
-            continue
-        owner = router.api_resolver
-        app.include_router(router)
-        router.api_resolver = owner
+    if callable(documented):
+        _PENDING_DOCUMENTED[id(app)] = documented
+    else:
+        _document(app, documented)
     _register_error_handlers(app)
     if docs and get_settings().docs_enabled:
         enable_docs(app)

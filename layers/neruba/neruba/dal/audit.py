@@ -21,8 +21,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba.dal.catalog import decode_cursor, encode_cursor
 from neruba.dal.clients import client
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, to_item
 
 

@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.catalog import decode_cursor, encode_cursor
 from neruba.dal.clients import client
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, to_item
 from neruba.dal.locks import ts
 

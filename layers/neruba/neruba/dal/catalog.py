@@ -7,7 +7,6 @@ uses to flag late events.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Iterable
@@ -15,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
+from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.models.catalog import Customer, Meter
 
@@ -25,50 +26,6 @@ class CatalogConflictError(Exception):
 
 class CatalogNotFoundError(LookupError):
     """No such customer, meter, plan or subscription."""
-
-
-class InvalidCursorError(ValueError):
-    """A pagination cursor that this API did not hand out."""
-
-
-def encode_cursor(key: dict[str, Any]) -> str:
-    """An opaque cursor for a DynamoDB LastEvaluatedKey."""
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def decode_cursor(
-    cursor: str,
-    *,
-    keys: frozenset[str] | None = None,
-    within: tuple[str, str] | None = None,
-    prefix: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    """The DynamoDB key inside a cursor, checked to belong to the query it continues.
-
-    ``keys`` are the exact key attributes the query's table or index returns; ``within`` is
-    (partition attribute, the query's partition value); ``prefix`` is (sort attribute, the prefix the
-    query reads). A well-formed cursor of another query fails here as InvalidCursorError (400), not in
-    DynamoDB as a 500.
-
-    Example:
-        >>> decode_cursor(encode_cursor({"pk": {"S": "A"}, "sk": {"S": "1"}}), within=("pk", "B"))
-        Traceback (most recent call last):
-        ...
-        neruba.dal.catalog.InvalidCursorError: invalid cursor
-    """
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise InvalidCursorError("invalid cursor") from exc
-    if not isinstance(key, dict) or not all(isinstance(v, dict) and set(v) == {"S"} for v in key.values()):
-        raise InvalidCursorError("invalid cursor")
-    if keys is not None and set(key) != keys:
-        raise InvalidCursorError("invalid cursor")
-    if within is not None and key.get(within[0], {}).get("S") != within[1]:
-        raise InvalidCursorError("invalid cursor")
-    if prefix is not None and not str(key.get(prefix[0], {}).get("S", "")).startswith(prefix[1]):
-        raise InvalidCursorError("invalid cursor")
-    return key
 
 
 def _customer_key(external_id: str) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of, transact
-from neruba.dal.catalog import decode_cursor, encode_cursor
 from neruba.dal.clients import client
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.dal.locks import ts
 

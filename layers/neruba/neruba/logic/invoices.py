@@ -13,7 +13,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.billing import transact
-from neruba.dal.catalog import InvalidCursorError
+from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.locks import parse_ts
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError

@@ -12,25 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from neruba.domain.money import is_supported_currency
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
 
 
-def _known_currency(value: str) -> str:
-    value = value.upper()
-    if not is_supported_currency(value):
-        raise ValueError(f"unsupported currency {value!r}")
-    return value
-
-
-Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_known_currency)]
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # IANA names: UTC, Europe/Paris
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500

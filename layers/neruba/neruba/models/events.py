@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_PROPERTIES = 50

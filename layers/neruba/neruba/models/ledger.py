@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from neruba.models.catalog import CODE_PATTERN, Currency
+from neruba.models.fields import CODE_PATTERN, Currency
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Ticket = Annotated[str | None, Field(default=None, max_length=128)]

@@ -56,7 +56,7 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    from neruba.dal.catalog import InvalidCursorError
+    from neruba.dal.cursors import InvalidCursorError
     from neruba.errors import InvalidRequestError
 
     try:

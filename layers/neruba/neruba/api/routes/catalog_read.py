@@ -13,7 +13,7 @@ from neruba.api.params import READ, Cursor, Limit, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.errors import InvalidRequestError
-from neruba.models.catalog import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _repo() -> PlansRepository:
 def _page(kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One list page of ``kind``, refusing a cursor that is not a position in that list (a forged one would
     otherwise reach DynamoDB as an invalid ``ExclusiveStartKey`` and fail there as a 500)."""
-    from neruba.dal.catalog import InvalidCursorError, decode_cursor
+    from neruba.dal.cursors import InvalidCursorError, decode_cursor
     from neruba.logic.catalog import page
 
     if cursor is not None:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from neruba.api.params import READ, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
-from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.models.fields import EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:

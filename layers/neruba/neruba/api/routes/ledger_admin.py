@@ -14,7 +14,7 @@ from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, scoped_response
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
-from neruba.models.catalog import EXTERNAL_ID_PATTERN
+from neruba.models.fields import EXTERNAL_ID_PATTERN
 from neruba.models.ledger import (
     AutoTopUpRuleIn,
     BalanceAdjustment,

@@ -1,0 +1,59 @@
+"""Opaque pagination cursors: a DynamoDB ``LastEvaluatedKey`` as URL-safe text, checked on the way back.
+
+Kept apart from the catalog repository so that every repository that pages (ledger, billing, invoices,
+audit) can use them without importing the catalog's pydantic models.
+
+Example:
+    >>> decode_cursor(encode_cursor({"pk": {"S": "A"}, "sk": {"S": "1"}}))
+    {'pk': {'S': 'A'}, 'sk': {'S': '1'}}
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor that this API did not hand out."""
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    """An opaque cursor for a DynamoDB LastEvaluatedKey."""
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(
+    cursor: str,
+    *,
+    keys: frozenset[str] | None = None,
+    within: tuple[str, str] | None = None,
+    prefix: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The DynamoDB key inside a cursor, checked to belong to the query it continues.
+
+    ``keys`` are the exact key attributes the query's table or index returns; ``within`` is
+    (partition attribute, the query's partition value); ``prefix`` is (sort attribute, the prefix the
+    query reads). A well-formed cursor of another query fails here as InvalidCursorError (400), not in
+    DynamoDB as a 500.
+
+    Example:
+        >>> decode_cursor(encode_cursor({"pk": {"S": "A"}, "sk": {"S": "1"}}), within=("pk", "B"))
+        Traceback (most recent call last):
+        ...
+        neruba.dal.cursors.InvalidCursorError: invalid cursor
+    """
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError as exc:
+        raise InvalidCursorError("invalid cursor") from exc
+    if not isinstance(key, dict) or not all(isinstance(v, dict) and set(v) == {"S"} for v in key.values()):
+        raise InvalidCursorError("invalid cursor")
+    if keys is not None and set(key) != keys:
+        raise InvalidCursorError("invalid cursor")
+    if within is not None and key.get(within[0], {}).get("S") != within[1]:
+        raise InvalidCursorError("invalid cursor")
+    if prefix is not None and not str(key.get(prefix[0], {}).get("S", "")).startswith(prefix[1]):
+        raise InvalidCursorError("invalid cursor")
+    return key

@@ -1,0 +1,32 @@
+"""Field patterns and annotated types shared by the models and the route parameters.
+
+They live apart from :mod:`neruba.models.catalog` so that a route or model that only needs a pattern does
+not build the catalog's pydantic models at import (a cold start pays for every model it builds).
+
+Example:
+    >>> import re
+    >>> bool(re.match(CODE_PATTERN, "api_calls"))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from neruba.domain.money import is_supported_currency
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # IANA names: UTC, Europe/Paris
+
+
+def _known_currency(value: str) -> str:
+    value = value.upper()
+    if not is_supported_currency(value):
+        raise ValueError(f"unsupported currency {value!r}")
+    return value
+
+
+Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_known_currency)]

@@ -1,0 +1,75 @@
+"""What each Lambda handler imports at cold start (a fresh interpreter per handler, as Lambda starts one).
+
+Heavy packages are imported only where used: no handler imports boto3 (the clients are botocore's), only
+the Stripe functions may import ``stripe``, and the system API imports no other route module until a docs
+request asks for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cold_start import _HANDLER, handlers
+
+ROOT = Path(__file__).resolve().parents[2]
+_REPORT = """
+import json, sys
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "stripe", "neruba"))))
+"""
+
+
+def _imported_by(path: Path) -> set[str]:
+    env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
+    out = subprocess.run(
+        [sys.executable, "-c", _HANDLER.format(path=str(path)) + _REPORT],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def imported() -> dict[str, set[str]]:
+    return {name: _imported_by(path) for name, (path, _kind) in handlers().items()}
+
+
+def test_no_handler_imports_boto3(imported: dict[str, set[str]]) -> None:
+    # GIVEN every handler imported in a fresh interpreter
+    # WHEN / THEN none of them loaded boto3 (botocore alone creates the clients)
+    offenders = {name for name, modules in imported.items() if "boto3" in modules}
+    assert not offenders
+
+
+def test_only_stripe_functions_import_stripe(imported: dict[str, set[str]]) -> None:
+    # GIVEN every handler imported in a fresh interpreter
+    # WHEN / THEN only functions named Stripe* may have loaded the stripe SDK
+    offenders = {name for name, modules in imported.items() if "stripe" in modules and "Stripe" not in name}
+    assert not offenders
+
+
+def test_system_api_imports_no_other_route_module_before_a_docs_request(
+    imported: dict[str, set[str]],
+) -> None:
+    # GIVEN the system API (health, readiness, docs) imported cold
+    routes = {m for m in imported["SystemApiFunction"] if m.startswith("neruba.api.routes.")}
+    # THEN only its own router is loaded: the documented ones come with the first /docs or /openapi.json
+    assert routes == {"neruba.api.routes.system"}
+
+
+def test_functions_that_only_page_or_validate_ids_build_no_catalog_models(
+    imported: dict[str, set[str]],
+) -> None:
+    # GIVEN handlers whose routes only need id patterns and cursors from the catalog modules
+    # WHEN / THEN they do not import the catalog models (each pydantic model built costs the cold start)
+    for name in ("ReadApiFunction", "BillingApiFunction", "OpsApiFunction", "StripeWebhookFunction"):
+        assert "neruba.models.catalog" not in imported[name], name
