@@ -6,15 +6,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.logic.billing_windows import invoice_id_for
 from neruba.logic.billing_worker import Billing, process_job
 from neruba.models.billing import BillingJob
 from neruba.observability import logger, metrics
-from neruba.sqs import SQSMessage, process_batch
 
 MAX_RECEIVES = 5  # BillingQueue's maxReceiveCount: the last attempt before the DLQ
+processor = BatchProcessor(event_type=EventType.SQS)
 _ctx: Billing | None = None
 
 
@@ -33,7 +35,7 @@ def billing() -> Billing:
     return _ctx
 
 
-def record_handler(record: SQSMessage) -> None:
+def record_handler(record: SQSRecord) -> None:
     job = BillingJob.model_validate_json(record.body)
     logger.append_keys(
         subscription_id=job.subscription_id,
@@ -45,7 +47,7 @@ def record_handler(record: SQSMessage) -> None:
     try:
         outcome = process_job(billing(), job, clock())
     except Exception:
-        receives = record.receive_count
+        receives = int(record.attributes.approximate_receive_count or 1)
         if receives >= MAX_RECEIVES:
             metrics.add_metric(name="BillingWindowsFailed", unit="Count", value=1)
             if job.run_id:
@@ -64,4 +66,6 @@ def record_handler(record: SQSMessage) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_batch(event, record_handler)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

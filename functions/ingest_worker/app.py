@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.dal.catalog import CatalogCache, CatalogRepository
@@ -11,8 +12,8 @@ from neruba.dal.usage import UsageRepository
 from neruba.logic.ingest_worker import IngestBatch
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
-from neruba.sqs import run_records
 
+processor = BatchProcessor(event_type=EventType.SQS)
 _catalog: CatalogCache | None = None
 
 
@@ -30,12 +31,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     batch = IngestBatch(usage=UsageRepository(get_settings().usage_table), lookup=_catalog_cache().lookup)
     batch.begin(records)
     try:
-        result = run_records(records, lambda message: batch.process_record(message.raw))
-        result.raise_if_all_failed()
+        with processor(records=records, handler=batch.process_record, lambda_context=context):
+            processor.process()
     finally:
         failed = set(batch.finish())
     batch.report(metrics, logger)
-    response = result.response()
+    response = processor.response()
     known = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     response["batchItemFailures"] += [{"itemIdentifier": m} for m in sorted(failed - known)]
     return response

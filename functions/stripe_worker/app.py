@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.observability import logger, metrics
-from neruba.sqs import SQSMessage, process_batch
+
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def handle_record(record: SQSMessage) -> str:
+def handle_record(record: SQSRecord) -> str:
     """Process the event named by one message; raising fails just this message (retried, then DLQ)."""
     from neruba.logic.stripe_worker import process_message
 
@@ -20,4 +23,6 @@ def handle_record(record: SQSMessage) -> str:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_batch(event, handle_record)
+    return process_partial_response(
+        event=event, record_handler=handle_record, processor=processor, context=context
+    )
