@@ -1,8 +1,8 @@
 """Lazily created, cached botocore clients, all from one botocore session.
 
 Clients are created on first use, not at import, so a function pays only for the clients it really calls.
-They are plain botocore clients (what ``boto3.client`` returns too): boto3's own layer (its session,
-resources and s3transfer) is never imported. botocore itself is imported here, at import time, because
+They are plain botocore clients (what ``boto3.client`` returns too); values are converted with boto3's
+``TypeSerializer`` in ``dal.dynamo``. botocore itself is imported here, at import time, because
 every function that imports this module calls AWS on its first invocation anyway: its import belongs to
 the cold start (where Lambda runs it at full speed), not to the first request.
 

@@ -13,8 +13,6 @@ from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.catalog import (
-    CODE_PATTERN,
-    EXTERNAL_ID_PATTERN,
     Cancellation,
     Customer,
     CustomerUpdate,
@@ -24,6 +22,7 @@ from neruba.models.catalog import (
     PlanVersionIn,
     SubscriptionCreate,
 )
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
