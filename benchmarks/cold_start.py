@@ -55,24 +55,25 @@ def create(thing: Thing) -> dict:
     return {"name": thing.name}
 """
 
-# What an SQS worker cannot do without under the project's fixed packages, with no project code at all:
-# botocore's session and config (the clients), boto3's DynamoDB value serializer, Powertools' Logger,
-# Metrics and batch utility, and one pydantic model (the queue message).
-_WORKER_FLOOR = """
-import botocore.session
-from botocore.config import Config
-from boto3.dynamodb.types import TypeSerializer
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from pydantic import BaseModel
-
-class Job(BaseModel):
-    id: str
-
-logger = Logger(service="floor")
-metrics = Metrics(namespace="floor")
-processor = BatchProcessor(event_type=EventType.SQS)
-"""
+# What an SQS worker cannot do without under the project's fixed packages, with no project code at all,
+# in cumulative steps: botocore's session and config (the clients), boto3's DynamoDB value serializer,
+# Powertools' Logger and Metrics, its batch utility, and one pydantic model (the queue message).
+_FLOOR_STEPS = (
+    ("botocore_clients", "import botocore.session\nfrom botocore.config import Config\n"),
+    ("dynamodb_serializer", "from boto3.dynamodb.types import TypeSerializer\n"),
+    (
+        "powertools_logger_metrics",
+        "from aws_lambda_powertools import Logger, Metrics\n"
+        'logger = Logger(service="floor")\nmetrics = Metrics(namespace="floor")\n',
+    ),
+    (
+        "powertools_batch",
+        "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType\n"
+        "processor = BatchProcessor(event_type=EventType.SQS)\n",
+    ),
+    ("pydantic_message_model", "from pydantic import BaseModel\nclass Job(BaseModel):\n    id: str\n"),
+)
+_WORKER_FLOOR = "".join(code for _name, code in _FLOOR_STEPS)
 
 
 def _environment() -> dict[str, str]:
@@ -129,6 +130,11 @@ def main() -> dict[str, Any]:
         )
     boto3 = _probe(_BOTO3, env)
     bare = _probe(_BARE_POWERTOOLS, env)
+    steps = {}
+    for n, (step, _code) in enumerate(_FLOOR_STEPS, start=1):
+        measured = _probe("".join(code for _name, code in _FLOOR_STEPS[:n]), env)
+        steps[step] = {"median_ms": measured["median_ms"], "ratio_to_import_boto3": 0.0}
+        steps[step]["ratio_to_import_boto3"] = round(measured["median_ms"] / boto3["median_ms"], 2)
     floor = _probe(_WORKER_FLOOR, env)
     rows = {}
     for name, (path, kind) in sorted(handlers().items()):
@@ -157,6 +163,7 @@ def main() -> dict[str, Any]:
             "worker_floor": {
                 **floor,
                 "ratio_to_import_boto3": round(floor["median_ms"] / boto3["median_ms"], 2),
+                "cumulative_steps": steps,
             },
         },
         "handlers": rows,

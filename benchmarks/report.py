@@ -154,6 +154,17 @@ def _cold(lines: list[str], cold: dict[str, Any] | None) -> None:
             "by code of our own, which the project does not do.",
             "",
         ]
+        steps = floor.get("cumulative_steps") or {}
+        if steps:
+            lines += [
+                "The floor step by step (each step adds its imports to those before it): "
+                + "; ".join(
+                    f"{name.replace('_', ' ')} {step['median_ms']} ms ({step['ratio_to_import_boto3']} x)"
+                    for name, step in steps.items()
+                )
+                + ".",
+                "",
+            ]
     lines += [
         "| function | kind | ms | baseline | ratio | target | met | x worker floor | heavy modules imported |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
