@@ -422,6 +422,46 @@ def test_a_handler_exception_is_a_502_with_the_default_5xx_body(fx: Fixture) -> 
     }
 
 
+def _raw(fx: Fixture, request: bytes) -> tuple[int, dict[str, Any]]:
+    """Send bytes as they are (no client fixing the framing); the status and JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", fx.stack.api_port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@integration
+@pytest.mark.parametrize("length", [":", "-1", "abc"])
+def test_a_content_length_that_is_not_a_byte_count_is_a_400(fx: Fixture, length: str) -> None:
+    # GIVEN a request whose Content-Length is not a number of bytes (found by the OpenAPI fuzzer)
+    request = f"GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Token: allow\r\nContent-Length: {length}\r\n\r\n"
+    # WHEN it is sent as it is
+    status, body = _raw(fx, request.encode())
+    # THEN a 400 with the gateway's message, and the connection is closed (the read above ended)
+    assert status == 400
+    assert "Content-Length" in body["message"]
+
+
+@integration
+def test_a_body_shorter_than_its_content_length_is_a_400_not_a_hang(
+    fx: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a request that declares 10 bytes and sends 3, then waits
+    from neruba_tools.local import gateway
+
+    monkeypatch.setattr(gateway, "BODY_TIMEOUT_S", 0.5)
+    request = b"POST /items HTTP/1.1\r\nHost: x\r\nX-Token: allow\r\nContent-Length: 10\r\n\r\n{}}"
+    # WHEN it is sent
+    started = time.monotonic()
+    status, body = _raw(fx, request)
+    # THEN a 400 soon after the body timeout, never the client's own timeout
+    assert status == 400 and "before its Content-Length of 10 bytes" in body["message"]
+    assert time.monotonic() - started < 5
+
+
 @integration
 def test_a_handler_that_cannot_be_imported_is_named_and_answers_502(fx: Fixture) -> None:
     # GIVEN a function whose handler file does not exist

@@ -29,6 +29,7 @@ from neruba_tools.local.template import ACCOUNT_ID, REGION, ApiRoute, Authorizer
 
 LOG = logging.getLogger("neruba.local")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+BODY_TIMEOUT_S = 5  # a body shorter than its Content-Length is answered 400 after this long
 DEFAULT_STATUS = {
     "UNAUTHORIZED": 401, "ACCESS_DENIED": 403, "MISSING_AUTHENTICATION_TOKEN": 403, "AUTHORIZER_FAILURE": 500,
     "AUTHORIZER_CONFIGURATION_ERROR": 500, "REQUEST_TOO_LARGE": 413, "DEFAULT_4XX": 400, "DEFAULT_5XX": 502,
@@ -304,19 +305,40 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 while self.rfile.readline().strip():
                     pass
                 return b"".join(chunks)
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit():
+                raise ValueError(f"Content-Length {declared!r} is not a byte count")
+            length = int(declared)
+            try:
+                body = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                body = b""
+            if len(body) < length:
+                raise ValueError(f"the body ended before its Content-Length of {length} bytes")
+            return body
 
         def _any(self) -> None:
             started = time.monotonic()
-            status, headers, body = gateway.handle(
-                self.command, self.path, list(self.headers.items()), self._read_body(), self.client_address[0]
-            )
+            self.connection.settimeout(BODY_TIMEOUT_S)
+            try:
+                body_in = self._read_body()
+            except (ValueError, OSError) as exc:  # malformed framing: API Gateway answers 400, never hangs
+                self.close_connection = True
+                request_id = str(uuid.uuid4())
+                status, headers, body = gateway.gateway_response(
+                    "DEFAULT_4XX", request_id, f"Bad Request: {exc}"
+                )
+            else:
+                status, headers, body = gateway.handle(
+                    self.command, self.path, list(self.headers.items()), body_in, self.client_address[0]
+                )
             self.send_response(status)
             for key, value in headers:
                 if key.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
