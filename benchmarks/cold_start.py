@@ -85,20 +85,25 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def run_python(code: str, env: dict[str, str]) -> Any:
+    """Run ``code`` in a fresh interpreter at the repository root; the JSON of its last line of output."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _probe(body: str, env: dict[str, str]) -> dict[str, Any]:
     runs = []
     modules: list[str] = []
     for _ in range(ROUNDS):
-        out = subprocess.run(
-            [sys.executable, "-c", _PROBE.format(body=body)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-        )
-        answer = json.loads(out.stdout.strip().splitlines()[-1])
+        answer = run_python(_PROBE.format(body=body), env)
         runs.append(answer["seconds"])
         modules = answer["modules"]
     return {"median_ms": round(statistics.median(runs) * 1000, 1), "modules": modules}

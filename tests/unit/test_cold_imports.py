@@ -6,15 +6,12 @@ system API imports no other route module until a docs request asks for them.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.cold_start import _HANDLER, handlers
+from benchmarks.cold_start import _HANDLER, handlers, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 _REPORT = """
@@ -25,16 +22,7 @@ print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("
 
 def _imported_by(path: Path) -> set[str]:
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
-    out = subprocess.run(
-        [sys.executable, "-c", _HANDLER.format(path=str(path)) + _REPORT],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return set(run_python(_HANDLER.format(path=str(path)) + _REPORT, env))
 
 
 @pytest.fixture(scope="module")
