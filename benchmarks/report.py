@@ -79,6 +79,12 @@ def _ingest(lines: list[str], ingest: dict[str, Any] | None) -> float:
     return float(neruba["write_units_per_event"])
 
 
+def _machine(machine: Any) -> str:
+    if not isinstance(machine, dict):
+        return str(machine)
+    return f"Python {machine.get('python')}, {machine.get('platform')}, {machine.get('cpus')} cores"
+
+
 def _billing(lines: list[str], billing: dict[str, Any] | None) -> None:
     lines += ["## Billing runs", ""]
     if billing is None:
@@ -86,7 +92,7 @@ def _billing(lines: list[str], billing: dict[str, Any] | None) -> None:
         return
     base = billing["base"]
     lines += [
-        f"Machine: {billing.get('machine')}. {billing.get('note', '')}",
+        f"Machine: {_machine(billing.get('machine'))}. {billing.get('note', '')}",
         "",
         "| | subscriptions | events | aggregate cells | invoiced | run seconds (local stack) | "
         "read requests / window | items read / window | transactions / window |",
