@@ -111,7 +111,7 @@ def _probe(body: str, env: dict[str, str]) -> dict[str, Any]:
 
 def handlers() -> dict[str, tuple[Path, str]]:
     """Logical id -> (handler file, kind) for every function in template.yaml."""
-    from neruba_tools.local.template import load_template
+    from neruba_tools.local.intrinsics import load_template
 
     template = load_template(ROOT / "template.yaml")
     found: dict[str, tuple[Path, str]] = {}

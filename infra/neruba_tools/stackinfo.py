@@ -59,7 +59,7 @@ class StackInfo:
 
     @cached_property
     def document(self) -> dict[str, Any]:
-        from neruba_tools.local.template import load_template
+        from neruba_tools.local.intrinsics import load_template
 
         return load_template(self.template_path)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from neruba_tools.local.template import load_template
+from neruba_tools.local.intrinsics import load_template
 from tests.conftest import TEST_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]

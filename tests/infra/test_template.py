@@ -27,7 +27,7 @@ def _tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def source() -> dict[str, Any]:
-    from neruba_tools.local.template import load_template
+    from neruba_tools.local.intrinsics import load_template
 
     return load_template(ROOT / "template.yaml")
 

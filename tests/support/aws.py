@@ -12,8 +12,8 @@ PREFIX = "test"
 
 def create_resources() -> dict[str, str]:
     """Create every table and queue the template declares; returns logical id -> name or URL."""
+    from neruba_tools.local.intrinsics import load_template
     from neruba_tools.local.provision import provision_template
-    from neruba_tools.local.template import load_template
 
     return provision_template(load_template(TEMPLATE), stack_name=PREFIX)
 

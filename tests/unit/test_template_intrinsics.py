@@ -8,15 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from neruba_tools.local.intrinsics import Intrinsics, TemplateError, TemplateLoader, load_template
 from neruba_tools.local.provision import local_template
-from neruba_tools.local.template import (
-    Intrinsics,
-    Template,
-    TemplateError,
-    TemplateLoader,
-    load_template,
-    merge_globals,
-)
+from neruba_tools.local.template import Template, merge_globals
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from neruba_tools.local.template import ACCOUNT_ID, REGION, ApiRoute, AuthorizerSpec, Template
+from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION
+from neruba_tools.local.template import ApiRoute, AuthorizerSpec, Template
 
 LOG = logging.getLogger("neruba.local")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from neruba_tools.local.template import REGION
+from neruba_tools.local.intrinsics import REGION
 
 LOG = logging.getLogger("neruba.local")
 RECORD_ATTRIBUTES = (

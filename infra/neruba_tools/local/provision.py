@@ -18,7 +18,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from neruba_tools.local.template import ACCOUNT_ID, REGION, Intrinsics, Template, TemplateError, as_text
+from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, Intrinsics, TemplateError, as_text
+from neruba_tools.local.template import Template
 
 QUEUE_ATTRIBUTES = (
     "VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize", "FifoQueue",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba_tools.local.template import ACCOUNT_ID, REGION
+from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION
 
 LOG = logging.getLogger("neruba.local")
 UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}

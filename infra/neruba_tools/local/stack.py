@@ -25,10 +25,11 @@ import boto3
 from botocore.config import Config
 
 from neruba_tools.local.gateway import Gateway
+from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, load_template
 from neruba_tools.local.pollers import QueuePoller
 from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
-from neruba_tools.local.template import ACCOUNT_ID, REGION, FunctionSpec, load_template
+from neruba_tools.local.template import FunctionSpec
 
 LOG = logging.getLogger("neruba.local")
 LOCAL_PARAMETERS = {"Stage": "local", "DocsEnabled": "true"}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from neruba.api.scopes import route_scope
-from neruba_tools.local.template import load_template
+from neruba_tools.local.intrinsics import load_template
 from tests.support.api import api_event, call
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -21,7 +21,7 @@ import pytest
 
 from neruba import jsonutil
 from neruba.settings import get_settings
-from neruba_tools.local.template import load_template
+from neruba_tools.local.intrinsics import load_template
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
 
