@@ -24,7 +24,7 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, put_if_absent, to_item
 from neruba.dal.locks import ts
 
 DUE_INDEX = "by-due"
@@ -77,18 +77,9 @@ class BillingRepository:
     # ---------------------------------------------------------------- billing state
     def put_state_if_absent(self, state: dict[str, Any]) -> bool:
         """Create a billing state unless one exists; True if this call created it."""
-        item = {"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}
-        try:
-            client("dynamodb").put_item(
-                TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except Exception as exc:
-            from neruba.dal.dynamo import is_condition_failure
-
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return put_if_absent(
+            self.table_name, {"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}
+        )
 
     def state(self, subscription_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(

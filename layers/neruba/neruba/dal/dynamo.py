@@ -40,3 +40,25 @@ def is_condition_failure(exc: Exception) -> bool:
     """True when a botocore ClientError is a failed conditional write."""
     response = getattr(exc, "response", None) or {}
     return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def put_if_absent(table_name: str, values: Mapping[str, Any]) -> bool:
+    """Put an item unless one with its ``pk`` exists; True when this call wrote it.
+
+    The one create-once write (a retry or a second writer gets False, never an error).
+
+    Example:
+        >>> put_if_absent(table, {"pk": "MIG#0001", "sk": "#", "name": "x"})  # doctest: +SKIP
+        True
+    """
+    from neruba.dal.clients import client
+
+    try:
+        client("dynamodb").put_item(
+            TableName=table_name, Item=to_item(values), ConditionExpression="attribute_not_exists(pk)"
+        )
+    except Exception as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True

@@ -17,7 +17,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, is_condition_failure, put_if_absent, to_item
 from neruba.dal.locks import ts
 
 SWEEP_LIST_PK = "SWEEPS"
@@ -139,15 +139,7 @@ class OpsRepository:
             "applied_at": applied_at,
             "result": json.dumps(result, default=str, sort_keys=True),
         }
-        try:
-            client("dynamodb").put_item(
-                TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return put_if_absent(self.table_name, item)
 
     def deploy_version_migrated(self, version: str) -> bool:
         """True when every migration of deploy ``version`` (the shared layer's version) succeeded."""

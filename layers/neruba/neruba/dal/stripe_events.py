@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.dynamo import from_item, is_condition_failure, put_if_absent, to_item, to_value
 
 INDEX = "stripe-events"
 
@@ -324,17 +324,7 @@ class StripeEventsRepository:
 
     def put_record_once(self, pk: str, values: dict[str, Any]) -> bool:
         """Put ``pk`` unless it exists; True when written."""
-        try:
-            client("dynamodb").put_item(
-                TableName=self.table_name,
-                Item=to_item({"pk": pk, "sk": "#", **values}),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return put_if_absent(self.table_name, {"pk": pk, "sk": "#", **values})
 
     def events_in_status(
         self, start: datetime, end: datetime, statuses: tuple[str, ...]
