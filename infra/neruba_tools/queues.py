@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +93,16 @@ def start_move_task(sqs: Any, dlq_arn: str, source_arn: str, rate: int | None = 
     request: dict[str, Any] = {"SourceArn": dlq_arn, "DestinationArn": source_arn}
     if rate:
         request["MaxNumberOfMessagesPerSecond"] = rate
-    try:
+    with _move_tasks_available():
         return str(sqs.start_message_move_task(**request)["TaskHandle"])
+
+
+@contextlib.contextmanager
+def _move_tasks_available() -> Iterator[None]:
+    """Turn "this endpoint has no message move tasks" (not implemented, an unsupported operation, a 5xx)
+    into MoveTaskUnavailableError; any other error passes through."""
+    try:
+        yield
     except NotImplementedError as exc:
         raise MoveTaskUnavailableError(str(exc) or "not implemented") from exc
     except Exception as exc:
@@ -105,16 +115,8 @@ def start_move_task(sqs: Any, dlq_arn: str, source_arn: str, rate: int | None = 
 
 def move_tasks(sqs: Any, dlq_arn: str) -> list[dict[str, Any]]:
     """The most recent move tasks of a DLQ (ListMessageMoveTasks, newest first, at most 10)."""
-    try:
+    with _move_tasks_available():
         results = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10).get("Results", [])
-    except NotImplementedError as exc:
-        raise MoveTaskUnavailableError(str(exc) or "not implemented") from exc
-    except Exception as exc:
-        response = getattr(exc, "response", None) or {}
-        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if response.get("Error", {}).get("Code") in UNAVAILABLE_CODES or status >= 500:
-            raise MoveTaskUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-        raise
     return list(results)
 
 
