@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from neruba_tools.cli import main
+from tests.support.faults import poison_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -79,16 +80,8 @@ def test_dlq_redrive_through_the_cli_replays_the_event(
     local_stack: Any, demo: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a worker bug that fails one event until it lands in IngestDLQ
-    from neruba.logic import ingest_worker
 
-    original = ingest_worker.meter_value
-
-    def buggy(aggregation: str, field: str | None, properties: dict[str, Any]) -> Any:
-        if properties.get("poison"):
-            raise RuntimeError("bug")
-        return original(aggregation, field, properties)
-
-    monkeypatch.setattr(ingest_worker, "meter_value", buggy)
+    fix = poison_ingest(monkeypatch)
     event = {"transaction_id": "dlq-1", "customer_id": demo.customer_id, "code": demo.meter_code,
              "properties": {"value": 2, "poison": True}}  # fmt: skip
     _post(local_stack, demo.api_key, [event])
@@ -102,7 +95,7 @@ def test_dlq_redrive_through_the_cli_replays_the_event(
         return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
     assert _wait(lambda: depth() == 1, 40), "the poison event never reached the DLQ"
-    monkeypatch.setattr(ingest_worker, "meter_value", original)  # the fix is deployed
+    fix()  # the fix is deployed
     cli = ["--endpoint-url", local_stack.moto_url, "dlq"]
     stack = ["--stack", local_stack.stack_name]
     # WHEN the operator lists the DLQs

@@ -17,6 +17,7 @@ from neruba.settings import get_settings
 from neruba_tools.local.pollers import build_sqs_event
 from tests.functional.ingest.conftest import ev
 from tests.support.aws import queue_url
+from tests.support.faults import poison_ingest
 from tests.support.lambda_context import FakeContext
 from tests.support.queues import drain, receive_batch, run_batch
 
@@ -216,16 +217,8 @@ def test_poison_message_reaches_dlq_and_redrive_replays_it(
     send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a bug that makes one event fail every time
-    from neruba.logic import ingest_worker
 
-    original = ingest_worker.meter_value
-
-    def buggy(aggregation: str, field: str | None, properties: dict[str, Any]) -> Any:
-        if properties.get("poison"):
-            raise RuntimeError("bug")
-        return original(aggregation, field, properties)
-
-    monkeypatch.setattr(ingest_worker, "meter_value", buggy)
+    fix = poison_ingest(monkeypatch)
     send(ev("healthy"), ev("poison", properties={"poison": True}))
     url, dlq = queue_url("IngestQueue"), queue_url("IngestDLQ")
     # WHEN the worker keeps failing it (maxReceiveCount is 5 in template.yaml)
@@ -242,7 +235,7 @@ def test_poison_message_reaches_dlq_and_redrive_replays_it(
     assert usage.get_event("acme", "poison")["st"] == "failed"
     assert usage.get_event("acme", "healthy")["st"] == "accepted"
     # WHEN the bug is fixed and the DLQ is redriven to the source queue
-    monkeypatch.setattr(ingest_worker, "meter_value", original)
+    fix()
     for message in dead:
         sqs.send_message(QueueUrl=url, MessageBody=message["Body"])
         sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])

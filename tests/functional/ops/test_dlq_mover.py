@@ -13,22 +13,15 @@ from neruba.settings import get_settings
 from neruba_tools.queues import REDRIVE_MARKER, move_messages, peek
 from tests.functional.ingest.conftest import ev
 from tests.support.aws import queue_url
+from tests.support.faults import poison_ingest
 from tests.support.queues import drain, receive_batch, run_batch
 
 
 @pytest.fixture
 def poisoned(send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Two events that failed five times (a bug) and sit in IngestDLQ; the bug is then fixed."""
-    from neruba.logic import ingest_worker
 
-    original = ingest_worker.meter_value
-
-    def buggy(aggregation: str, field: str | None, properties: dict[str, Any]) -> Any:
-        if properties.get("poison"):
-            raise RuntimeError("bug")
-        return original(aggregation, field, properties)
-
-    monkeypatch.setattr(ingest_worker, "meter_value", buggy)
+    fix = poison_ingest(monkeypatch)
     send(ev("p1", properties={"poison": True}), ev("p2", properties={"poison": True}))
     url = queue_url("IngestQueue")
     for _ in range(8):
@@ -36,7 +29,7 @@ def poisoned(send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch) -> list[st
         if not messages:
             break
         run_batch(worker, url, messages)
-    monkeypatch.setattr(ingest_worker, "meter_value", original)
+    fix()
     return [m["MessageId"] for m in peek(boto3.client("sqs"), queue_url("IngestDLQ"))]
 
 
