@@ -141,3 +141,13 @@ def test_outputs_name_every_table_and_queue(source: dict[str, Any]) -> None:
     for kind in ("AWS::DynamoDB::Table", "AWS::SQS::Queue"):
         for name in _of_type(source, kind):
             assert json.dumps({"Ref": name}) in outputs, f"no output names {name}"
+
+
+def test_every_skipped_scanner_check_says_why(source: dict[str, Any]) -> None:
+    skipped = 0
+    for name, resource in source["Resources"].items():
+        for skip in (resource.get("Metadata") or {}).get("checkov", {}).get("skip", []):
+            assert skip["id"].startswith("CKV_"), name
+            assert len(skip.get("comment", "")) >= 30, f"{name} skips {skip['id']} without a reason"
+            skipped += 1
+    assert skipped, "the scanner's skips are expected in the template, next to what they excuse"

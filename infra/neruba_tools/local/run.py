@@ -38,7 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-seed", action="store_true", help="do not create the demo data and API key")
     parser.add_argument("--no-schedules", action="store_true", help="fire schedules only on demand")
     parser.add_argument("--quiet", action="store_true", help="no line per request on stderr")
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", type=_parameter,
+        help="a template parameter, as sam deploy --parameter-overrides takes it (repeatable), "
+        "e.g. BillingGraceSeconds=60 to finalize drafts a minute after their window",
+    )  # fmt: skip
     return parser
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _seed() -> Any:
@@ -105,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", "No application metrics to publish")  # POWERTOOLS_METRICS_DISABLED
     template = Path(args.template).resolve()
-    stack = LocalStack(
-        template.name, template.parent, args.host, args.port, args.moto_port,
-        schedules=not args.no_schedules, log_requests=not args.quiet,
-    )  # fmt: skip
+    try:
+        stack = LocalStack(
+            template.name, template.parent, args.host, args.port, args.moto_port,
+            schedules=not args.no_schedules, log_requests=not args.quiet, parameters=dict(args.parameter),
+        )  # fmt: skip
+    except ValueError as exc:  # an unknown --parameter
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -156,6 +156,10 @@ class LocalStack:
         self.repo_root = Path(repo_root).resolve()
         self.document = load_template(self.repo_root / template_path)
         declared = self.document.get("Parameters") or {}
+        unknown = sorted(set(parameters or {}) - set(declared))
+        if unknown:
+            known = ", ".join(declared)
+            raise ValueError(f"{template_path} declares no parameter {', '.join(unknown)}; it has: {known}")
         self.parameters = {
             **{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared},
             **(parameters or {}),
