@@ -283,3 +283,36 @@ def test_a_crash_while_canceling_leaves_billing_consistent(
     state = BillingRepository(billing_table).state(sid)
     assert state is not None and state.get("ends_at"), (status, canceled, state)
     assert (status, canceled["status"]) == (200, "canceled"), canceled
+
+
+def test_a_key_used_before_idempotency_records_were_kept_still_replays(catalog: Api) -> None:
+    # GIVEN a subscription created with key k-old when only its id recorded the key (no IDEM record)
+    import hashlib
+
+    from neruba.dal.plans import PlansRepository
+    from neruba.settings import get_settings
+
+    sid = "sub_" + hashlib.sha256(b"acme:k-old").hexdigest()[:20]
+    start = datetime.now(UTC).isoformat()
+    phase = {"plan_code": "pro", "plan_version": 1, "start_at": start, "end_at": None}
+    doc = {
+        "id": sid,
+        "customer_id": "acme",
+        "status": "active",
+        "currency": "USD",
+        "interval": "month",
+        "start_at": start,
+        "trial_end": None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "ended_at": None,
+        "phases": [phase],
+        "created_at": start,
+    }
+    PlansRepository(get_settings().catalog_table).create_subscription(doc)
+    # WHEN the client retries with that key, THEN it gets that subscription; another plan is a conflict
+    status, body = _subscribe(catalog, key="k-old")
+    assert (status, body["id"]) == (201, sid)
+    status, body = _subscribe(catalog, "storage", key="k-old")
+    assert (status, body["error"]["code"]) == (409, "idempotency_conflict")
+    assert len(_listed()) == 1

@@ -154,6 +154,8 @@ def create_subscription(
             return dict(first)
         doc = _new_doc(repo, body, idempotency_key, now)
         guard = repo.subscription_guard(body.customer_id)
+        if doc["id"] in guard.ids:
+            return _made_before_records(repo, doc)
         _check_overlap(repo, doc, guard)
         created = {**doc, "revision": 1}
         extra = [
@@ -178,6 +180,17 @@ def create_subscription(
         except TransactionCancelledError:
             continue  # another write to this customer's subscriptions (or this key) landed: check again
     raise _busy()
+
+
+def _made_before_records(repo: PlansRepository, doc: dict[str, Any]) -> dict[str, Any]:
+    """The subscription a key created before idempotency records were kept (its id follows from the
+    customer and the key): returned when it is on the same plan, else the key is taken."""
+    existing = get_subscription(repo, doc["id"])
+    if existing["phases"][0]["plan_code"] != doc["phases"][0]["plan_code"]:
+        raise ConflictError(
+            "This Idempotency-Key was used with another request.", code="idempotency_conflict"
+        )
+    return existing
 
 
 def _busy() -> ConflictError:
