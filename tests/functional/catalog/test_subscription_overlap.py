@@ -178,31 +178,41 @@ def before_transaction(aws: dict[str, str]) -> Iterator[Callable[[Callable[..., 
         events.unregister(name, hook)
 
 
-def test_two_concurrent_creations_cannot_both_pass(
-    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
-) -> None:
-    # GIVEN two creations of overlapping subscriptions that both finish their reads before either writes
+def _reads_before_writes(before_transaction: Callable[[Callable[..., None]], None]) -> None:
+    """Make two threads both finish their reads before either sends its first write."""
     barrier = threading.Barrier(2, timeout=5)
     waited: set[int] = set()
 
-    def both_read_first(**_: Any) -> None:
+    def wait_for_the_other(**_: Any) -> None:
         me = threading.get_ident()
         if me not in waited:
             waited.add(me)
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
 
-    before_transaction(both_read_first)
-    answers: list[tuple[int, Any]] = []
+    before_transaction(wait_for_the_other)
 
-    def create(plan: str) -> None:
-        answers.append(_subscribe(catalog, plan))
 
-    threads = [threading.Thread(target=create, args=(plan,)) for plan in ("pro", "pro_plus")]
+def _in_parallel(*calls: Callable[[], tuple[int, Any]]) -> list[tuple[int, Any]]:
+    answers: list[tuple[int, Any]] = [(0, None)] * len(calls)
+
+    def run(index: int) -> None:
+        answers[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return answers
+
+
+def test_two_concurrent_creations_cannot_both_pass(
+    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
+) -> None:
+    # GIVEN two creations of overlapping subscriptions that both finish their reads before either writes
+    _reads_before_writes(before_transaction)
+    answers = _in_parallel(lambda: _subscribe(catalog, "pro"), lambda: _subscribe(catalog, "pro_plus"))
     # THEN exactly one is created and the other is refused, naming it
     statuses = sorted(status for status, _ in answers)
     assert statuses == [201, 409], answers
@@ -210,6 +220,30 @@ def test_two_concurrent_creations_cannot_both_pass(
     refused = next(body for status, body in answers if status == 409)
     assert refused["error"]["details"][0]["subscription_id"] == created["id"]
     assert [s["id"] for s in _listed()] == [created["id"]]
+
+
+def test_a_plan_change_racing_a_creation_onto_the_same_meter_cannot_both_pass(
+    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
+) -> None:
+    # GIVEN acme on storage, moved to pro_plus (api_calls) while a pro subscription (api_calls) is created
+    _, storage = _subscribe(catalog, "storage", start=datetime.now(UTC) - timedelta(days=1))
+    sid = storage["id"]
+    _reads_before_writes(before_transaction)
+    change, create = _in_parallel(
+        lambda: catalog(
+            "POST",
+            f"/v1/subscriptions/{sid}/change-plan",
+            {"plan_code": "pro_plus"},
+            {"subscription_id": sid},
+        ),
+        lambda: _subscribe(catalog, "pro"),
+    )
+    # THEN one of them is refused as an overlap
+    assert sorted([change[0], create[0]]) in ([200, 409], [201, 409]), (change, create)
+    refused = change if change[0] == 409 else create
+    assert refused[1]["error"]["code"] == "subscription_overlap"
+    charging = [s for s in _listed() if any(p["plan_code"] in ("pro", "pro_plus") for p in s["phases"])]
+    assert len(charging) == 1
 
 
 class Crash(Exception):
