@@ -72,10 +72,13 @@ class BillingRepository:
         }
 
     def end_item(self, state: dict[str, Any], ends_at: datetime) -> dict[str, Any] | None:
-        """An Update ending billing of an active ``state`` (as read) at ``ends_at``, for a transaction.
+        """An Update ending billing of an active ``state`` (as read) early, at ``ends_at`` (a subscription
+        canceled immediately), for the cancellation's transaction.
 
-        Same effect as :meth:`set_end`; the condition (still active, ``due_at`` as read) makes a state that
-        moved meanwhile cancel the transaction, so the caller reads it again. None when not active.
+        Records ``ends_at`` and brings ``due_at`` forward to it when the next window was due later, so the
+        final (clipped) window is billed at the end, not at the period's old end. The condition (still
+        active, ``due_at`` as read) makes a state that moved meanwhile cancel the transaction, so the
+        caller reads it again. None when the state is not active.
         """
         if state.get("status") != "active":
             return None
@@ -177,37 +180,6 @@ class BillingRepository:
                 "ExpressionAttributeValues": to_item({":ended": "ended", ":seq": seq, ":one": 1}),
             }
         }
-
-    def set_end(self, subscription_id: str, ends_at: datetime) -> bool:
-        """A subscription ended early (canceled immediately): billing stops at ``ends_at``.
-
-        Records ``ends_at`` on an active state and brings ``due_at`` forward to it when the next window was
-        due later, so the final (clipped) window is billed at the end, not at the period's old end.
-        Returns False when the state is missing or no longer active.
-        """
-        from neruba.dal.dynamo import is_condition_failure
-
-        names = {"#st": "status"}
-        values = to_item({":e": ts(ends_at), ":active": "active", ":one": 1})
-        attempts = [
-            ("SET ends_at = :e, due_at = :e ADD ver :one", "#st = :active AND due_at > :e"),
-            ("SET ends_at = :e ADD ver :one", "#st = :active"),
-        ]
-        for expression, condition in attempts:
-            try:
-                client("dynamodb").update_item(
-                    TableName=self.table_name,
-                    Key=_state_key(subscription_id),
-                    UpdateExpression=expression,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-                return True
-            except Exception as exc:
-                if not is_condition_failure(exc):
-                    raise
-        return False
 
     # ---------------------------------------------------------------- runs
     def run_put_item(self, run: dict[str, Any]) -> dict[str, Any]:

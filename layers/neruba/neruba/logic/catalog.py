@@ -8,7 +8,7 @@ the write itself; a customer's records are under the customer, meters' and plans
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +162,7 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
             )
 
 
-def _plan_audit(by: Actor, action: str) -> Any:
+def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
     """The audit record of a published version (``after`` is the version's document)."""
     return lambda doc: [
         audit_item(by, action, str(doc["code"]), before=None, after=doc, at=datetime.now(UTC))
