@@ -157,31 +157,44 @@ def test_the_idempotency_key_replays_the_first_answer_and_refuses_another_body(c
     assert len(_listed()) == 1
 
 
+Hook = Callable[..., None]
+Register = Callable[..., None]
+
+
 @pytest.fixture
-def before_transaction(aws: dict[str, str]) -> Iterator[Callable[[Callable[..., None]], None]]:
-    """Register a hook run before each TransactWriteItems or PutItem request (the writes of a create)."""
+def before_transaction(aws: dict[str, str]) -> Iterator[Register]:
+    """Register a hook run before each TransactWriteItems or PutItem request (the writes of a create),
+    and optionally one run after it answered."""
     from neruba.dal.clients import client
 
     events = client("dynamodb").meta.events
-    registered: list[tuple[str, Callable[..., None]]] = []
+    registered: list[tuple[str, Hook]] = []
 
-    def register(hook: Callable[..., None]) -> None:
-        for name in (
-            "before-parameter-build.dynamodb.TransactWriteItems",
-            "before-parameter-build.dynamodb.PutItem",
-        ):
-            events.register(name, hook)
-            registered.append((name, hook))
+    def register(hook: Hook, after: Hook | None = None) -> None:
+        for operation in ("TransactWriteItems", "PutItem"):
+            for name, handler in (
+                (f"before-parameter-build.dynamodb.{operation}", hook),
+                (f"after-call.dynamodb.{operation}", after),
+            ):
+                if handler is not None:
+                    events.register(name, handler)
+                    registered.append((name, handler))
 
     yield register
     for name, hook in registered:
         events.unregister(name, hook)
 
 
-def _reads_before_writes(before_transaction: Callable[[Callable[..., None]], None]) -> None:
-    """Make two threads both finish their reads before either sends its first write."""
+def _reads_before_writes(before_transaction: Register) -> None:
+    """Make two threads both finish their reads before either sends its first write.
+
+    The writes then reach the store one at a time: DynamoDB serialises transactions on the same item,
+    while moto in-process checks and applies a transaction without a lock, so two threads inside it at
+    once could both pass a condition only one of them can pass on AWS.
+    """
     barrier = threading.Barrier(2, timeout=5)
     waited: set[int] = set()
+    one_at_a_time = threading.Lock()
 
     def wait_for_the_other(**_: Any) -> None:
         me = threading.get_ident()
@@ -189,8 +202,12 @@ def _reads_before_writes(before_transaction: Callable[[Callable[..., None]], Non
             waited.add(me)
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
+        one_at_a_time.acquire()
 
-    before_transaction(wait_for_the_other)
+    def answered(**_: Any) -> None:
+        one_at_a_time.release()
+
+    before_transaction(wait_for_the_other, answered)
 
 
 def _in_parallel(*calls: Callable[[], tuple[int, Any]]) -> list[tuple[int, Any]]:
@@ -207,9 +224,7 @@ def _in_parallel(*calls: Callable[[], tuple[int, Any]]) -> list[tuple[int, Any]]
     return answers
 
 
-def test_two_concurrent_creations_cannot_both_pass(
-    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
-) -> None:
+def test_two_concurrent_creations_cannot_both_pass(catalog: Api, before_transaction: Register) -> None:
     # GIVEN two creations of overlapping subscriptions that both finish their reads before either writes
     _reads_before_writes(before_transaction)
     answers = _in_parallel(lambda: _subscribe(catalog, "pro"), lambda: _subscribe(catalog, "pro_plus"))
@@ -223,7 +238,7 @@ def test_two_concurrent_creations_cannot_both_pass(
 
 
 def test_a_plan_change_racing_a_creation_onto_the_same_meter_cannot_both_pass(
-    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
+    catalog: Api, before_transaction: Register
 ) -> None:
     # GIVEN acme on storage, moved to pro_plus (api_calls) while a pro subscription (api_calls) is created
     _, storage = _subscribe(catalog, "storage", start=datetime.now(UTC) - timedelta(days=1))
@@ -256,9 +271,7 @@ def _touches(params: dict[str, Any], table: str) -> bool:
     return any(p.get("TableName") == table for p in [params, *actions])
 
 
-def test_a_crash_while_writing_leaves_nothing_half_made(
-    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
-) -> None:
+def test_a_crash_while_writing_leaves_nothing_half_made(catalog: Api, before_transaction: Register) -> None:
     from neruba.dal.billing import BillingRepository
     from neruba.settings import get_settings
 
@@ -283,7 +296,7 @@ def test_a_crash_while_writing_leaves_nothing_half_made(
 
 
 def test_a_crash_while_canceling_leaves_billing_consistent(
-    catalog: Api, before_transaction: Callable[[Callable[..., None]], None]
+    catalog: Api, before_transaction: Register
 ) -> None:
     from neruba.dal.billing import BillingRepository
     from neruba.settings import get_settings
