@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from neruba.dal.locks import parse_ts, ts
+from neruba.domain import phases
 
 AddInterval = Callable[[datetime, str, int], datetime]
 WindowKind = Literal["opening", "usage"]
@@ -133,17 +134,9 @@ def due_windows(
 
 
 def subscription_end(subscription: dict[str, Any], add_interval: AddInterval) -> datetime | None:
-    """When billing of a subscription stops: ``ended_at``, or the end of the period it was canceled in."""
-    if subscription.get("ended_at"):
-        return parse_ts(str(subscription["ended_at"]))
-    if subscription.get("cancel_at_period_end") and subscription.get("canceled_at"):
-        anchor = parse_ts(str(subscription["start_at"]))
-        canceled = parse_ts(str(subscription["canceled_at"]))
-        n = 1
-        while add_interval(anchor, str(subscription["interval"]), n) <= canceled:
-            n += 1
-        return add_interval(anchor, str(subscription["interval"]), n)
-    return None
+    """When billing of a subscription stops: ``ended_at``, or the end of the period it was canceled in
+    (``domain.phases.subscription_end`` with this interval arithmetic)."""
+    return phases.subscription_end(subscription, add_interval)
 
 
 def state_windows(state: dict[str, Any], now: datetime, add_interval: AddInterval) -> list[Window]:

@@ -206,23 +206,53 @@ def _existing_same(repo: PlansRepository, doc: dict[str, Any], exc: Exception) -
     return existing
 
 
-def get_subscription(repo: PlansRepository, subscription_id: str) -> dict[str, Any]:
+def get_subscription(
+    repo: PlansRepository, subscription_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The subscription as it stands at ``now`` (``domain.phases.state_at``: one canceled at period end
+    reads ``canceled`` with its ``ended_at`` once that end has passed)."""
+    from neruba.domain.phases import state_at
+
     try:
-        return repo.subscription(subscription_id)
+        stored = repo.subscription(subscription_id)
     except CatalogNotFoundError as exc:
         raise NotFoundError(f"No subscription {subscription_id!r}.", code="subscription_not_found") from exc
+    return state_at(stored, now or datetime.now(UTC))
+
+
+def list_subscriptions(
+    repo: PlansRepository, customer_id: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """A customer's subscriptions as they stand at ``now`` (404 for an unknown customer)."""
+    from neruba.domain.phases import state_at
+
+    get_customer(repo, customer_id)
+    moment = now or datetime.now(UTC)
+    return [state_at(sub, moment) for sub in repo.customer_subscriptions(customer_id)]
+
+
+def _still_active(sub: dict[str, Any]) -> None:
+    """409 ``subscription_canceled`` for a subscription that ended (or was canceled) already."""
+    if sub["status"] != "active":
+        raise ConflictError(
+            "The subscription is canceled; it accepts no more changes.",
+            code="subscription_canceled",
+            param="subscription_id",
+        )
 
 
 def change_plan(
     repo: PlansRepository, subscription_id: str, change: PlanChange, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Move a subscription to another plan version from ``at`` on (usage before stays on the old version)."""
+    """Move a subscription to another plan version from ``at`` on (usage before stays on the old version).
+
+    The new phase records when the change was made (``created_at``): an advance fee billed before that
+    instant followed the old phases (``domain.phases.prepaid_phase``)."""
     from neruba.domain.periods import period_containing
 
     now = now or datetime.now(UTC)
-    sub = get_subscription(repo, subscription_id)
-    if sub["status"] != "active":
-        raise InvalidRequestError("The subscription is canceled.", code="subscription_canceled")
+    sub = get_subscription(repo, subscription_id, now)
+    _still_active(sub)
     at = (change.at or now).astimezone(UTC)
     anchor = datetime.fromisoformat(sub["start_at"])
     if now < anchor:
@@ -251,6 +281,7 @@ def change_plan(
             "plan_version": version["version"],
             "start_at": at.isoformat(),
             "end_at": None,
+            "created_at": now.astimezone(UTC).isoformat(),
         }
     )
     return _save(repo, sub)
@@ -259,18 +290,22 @@ def change_plan(
 def cancel(
     repo: PlansRepository, subscription_id: str, body: Cancellation, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Cancel now, or at the end of the current period (billing ends it then)."""
+    """Cancel now, or at the end of the current period (billing ends it then).
+
+    Canceling now drops the phases that had not begun (a future-dated plan change) and ends the one in
+    force now (``domain.phases.end_phases``)."""
+    from neruba.domain.phases import end_phases
+
     now = now or datetime.now(UTC)
-    sub = get_subscription(repo, subscription_id)
-    if sub["status"] != "active":
-        raise InvalidRequestError("The subscription is already canceled.", code="subscription_canceled")
+    sub = get_subscription(repo, subscription_id, now)
+    _still_active(sub)
     sub["canceled_at"] = now.isoformat()
     if body.at_period_end:
         sub["cancel_at_period_end"] = True
     else:
         sub["status"] = "canceled"
         sub["ended_at"] = now.isoformat()
-        sub["phases"][-1]["end_at"] = now.isoformat()
+        sub["phases"] = end_phases(sub["phases"], now)
     saved = _save(repo, sub)
     if not body.at_period_end:
         _end_billing(subscription_id, now)
@@ -286,6 +321,10 @@ def _end_billing(subscription_id: str, ended_at: datetime) -> None:
 
 
 def _save(repo: PlansRepository, sub: dict[str, Any]) -> dict[str, Any]:
+    """Store a changed subscription whose phases are well-formed (``domain.phases.check_phases``)."""
+    from neruba.domain.phases import check_phases
+
+    check_phases(sub["phases"])
     try:
         return repo.save_subscription(sub)
     except CatalogConflictError as exc:
