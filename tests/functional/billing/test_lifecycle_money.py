@@ -12,6 +12,7 @@ past relative to the moment the test starts; billing runs on an injected clock a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -338,3 +339,74 @@ def test_plan_change_at_a_period_start_after_its_previous_window_was_billed(
     # AND the preview said exactly that
     assert {line["line_id"]: line["amount_minor"] for line in preview["lines"]} == expected
     assert preview["subtotal_minor"] == second["subtotal_minor"]
+
+
+# ------------------------------------------------------------------ 6. the state after the end
+def test_cancel_at_period_end_reads_ended_after_its_period_and_refuses_changes(
+    admin: Api, reader: Api, billing: World, monkeypatch: Any
+) -> None:
+    # GIVEN a yearly 120.00 advance plan whose first year ends three seconds from now, canceled at period end
+    publish(admin, "yearly", interval="year", fixed_fee={"amount": "120.00", "timing": "advance"})
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    if (end.month, end.day) == (2, 29):
+        pytest.skip("no 29 February a year before")
+    start = end.replace(year=end.year - 1)  # by hand: the period is [start, end)
+    sub = subscribe(admin, start, plan="yearly")
+    path = f"/v1/subscriptions/{sub['id']}"
+    status, pending = admin("POST", f"{path}/cancel", {"at_period_end": True}, subscription_id=sub["id"])
+    assert (status, pending["status"], pending["ended_at"]) == (200, "active", None)
+
+    # WHEN the period has ended (and its last window is billed)
+    while datetime.now(UTC) < end:
+        time.sleep(0.2)
+    bill(billing, end + HOUR, monkeypatch)
+
+    # THEN the subscription reads canceled, ended at the period end, in both reads
+    status, read = reader(path, subscription_id=sub["id"])
+    assert (status, read["status"], ts(read["ended_at"])) == (200, "canceled", end)
+    status, listed = reader("/v1/customers/acme/subscriptions", customer_id="acme")
+    assert [(s["id"], s["status"]) for s in listed["data"]] == [(sub["id"], "canceled")]
+    # AND no upcoming window is shown for a period that will never be billed
+    status, upcoming = reader("/v1/customers/acme/upcoming-invoice", customer_id="acme")
+    assert (status, upcoming["windows"]) == (200, [])
+    # AND a plan change or another cancellation is refused with 409, nothing stored
+    before = billing.plans.subscription(sub["id"])
+    for action, body in (("change-plan", {"plan_code": "yearly"}), ("cancel", {"at_period_end": False})):
+        status, refused = admin("POST", f"{path}/{action}", body, subscription_id=sub["id"])
+        assert (status, refused["error"]["code"]) == (409, "subscription_canceled"), (action, refused)
+    assert billing.plans.subscription(sub["id"]) == before
+    # AND billing stopped after the opening (120.00) and the year's own window (no next-year fee)
+    assert [i["subtotal_minor"] for i in invoices_of(billing, "acme")] == [12000, 0]
+
+
+def test_future_plan_change_then_immediate_cancellation_keeps_phases_well_formed(
+    admin: Api, billing: World, monkeypatch: Any
+) -> None:
+    # GIVEN pro (30.00 in advance) since about five days ago, with a change to max scheduled for tomorrow
+    publish(admin, "pro", fixed_fee={"amount": "30.00", "timing": "advance"})
+    publish(admin, "max", fixed_fee={"amount": "60.00", "timing": "advance"})
+    start = day_28_or_less(datetime.now(UTC) - timedelta(days=5)).replace(microsecond=0)
+    end = month_after(start)
+    sub = subscribe(admin, start)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    status, changed = admin(
+        "POST",
+        f"/v1/subscriptions/{sub['id']}/change-plan",
+        {"plan_code": "max", "at": tomorrow.isoformat()},
+        subscription_id=sub["id"],
+    )
+    assert status == 200 and len(changed["phases"]) == 2
+    bill(billing, start + HOUR, monkeypatch)
+
+    # WHEN it is canceled now, before the change takes effect
+    ended = cancel_now(admin, sub)
+
+    # THEN the change that never took effect is gone and pro ends at the cancellation
+    stored = billing.plans.subscription(sub["id"])
+    assert [(p["plan_code"], ts(p["start_at"]), ts(p["end_at"])) for p in stored["phases"]] == [
+        ("pro", start, ended)
+    ]
+    # AND the final invoice credits pro's unused time from the cancellation, nothing of max
+    bill(billing, ended + HOUR, monkeypatch)
+    final = invoices_of(billing, "acme")[-1]
+    assert amounts(final) == {"proration:credit:0": -prorated("30.00", (ended, end), (start, end))}
