@@ -7,7 +7,27 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.functional.ledger.test_ledger_api import GRANT, Api, _balance, api  # noqa: F401 - the fixture
+import pytest
+
+from tests.functional.ledger.test_ledger_api import GRANT, Api, _balance
+from tests.support.api import api_event, call
+
+
+@pytest.fixture
+def api(customers: Any) -> Api:
+    """The ledger handler: (method, path, body, key, scopes) -> (status, body)."""
+    from functions.ledger_api.app import lambda_handler
+
+    def _call(
+        method: str, path: str, body: Any = None, *, key: str | None = None, scopes: str = "admin read"
+    ) -> Any:
+        headers = {"Idempotency-Key": key} if key else None
+        status, parsed, _ = call(
+            lambda_handler, api_event(method, path, body=body, headers=headers, scopes=scopes)
+        )
+        return status, parsed
+
+    return _call
 
 
 def test_a_grant_that_has_already_expired_is_refused(api: Api) -> None:
@@ -43,4 +63,5 @@ def test_the_balance_stops_counting_credit_at_its_expiry_before_the_expiry_job(a
     # THEN only the lasting 20.00 is available; the expired 50.00 is shown as expired, not as credit
     assert balance["credit_available_minor"] == 2000
     assert balance["credit_available_by_grant"] == {lasting["id"]: 2000}
+    assert expiring["id"] not in balance["credit_available_by_grant"]
     assert balance["credit_expired_unposted_minor"] == 5000
