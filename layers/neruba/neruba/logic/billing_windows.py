@@ -10,7 +10,8 @@ A subscription anchored at ``A`` with interval ``I`` has periods ``P_k = [A + k*
   ``A + k*I``), keyed ``{subscription}:{start}:usage``.
 
 A window never extends past the subscription's end (``ended_at``, or the end of the period in which it was
-canceled with ``cancel_at_period_end``); windows starting at or after it do not exist.
+canceled with ``cancel_at_period_end``); windows starting at or after it do not exist. A window clipped at
+``ended_at`` is still rated over its whole period (``domain.phases.rating_period``).
 
 The interval arithmetic is a parameter (``add_interval``) so tests can run days-long periods through the
 same code; production always passes ``domain.periods.add_interval`` with the plan's interval.
