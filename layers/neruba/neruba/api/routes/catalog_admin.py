@@ -34,7 +34,7 @@ ERRORS = scoped_responses(
     {
         400: {"description": "A rule of the catalog is broken (see error.code)"},
         404: {"description": "A referenced resource does not exist"},
-        409: {"description": "The resource exists or changed meanwhile"},
+        409: {"description": "The resource exists or changed meanwhile, or the subscription is canceled"},
         422: {"description": "The body does not match the schema"},
     },
 )
