@@ -207,8 +207,26 @@ def plan_version_of(repo: PlansRepository, code: str, version: int | None) -> di
         raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
 
 
-def get_subscription(repo: PlansRepository, subscription_id: str) -> dict[str, Any]:
+def get_subscription(
+    repo: PlansRepository, subscription_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The subscription as it stands at ``now`` (``domain.phases.state_at``: one canceled at period end
+    reads ``canceled`` with its ``ended_at`` once that end has passed)."""
+    from neruba.domain.phases import state_at
+
     try:
-        return repo.subscription(subscription_id)
+        stored = repo.subscription(subscription_id)
     except CatalogNotFoundError as exc:
         raise NotFoundError(f"No subscription {subscription_id!r}.", code="subscription_not_found") from exc
+    return state_at(stored, now or datetime.now(UTC))
+
+
+def list_subscriptions(
+    repo: PlansRepository, customer_id: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """A customer's subscriptions as they stand at ``now`` (404 for an unknown customer)."""
+    from neruba.domain.phases import state_at
+
+    get_customer(repo, customer_id)
+    moment = now or datetime.now(UTC)
+    return [state_at(sub, moment) for sub in repo.customer_subscriptions(customer_id)]

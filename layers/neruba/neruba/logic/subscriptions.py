@@ -210,15 +210,17 @@ def change_plan(
     now: datetime | None = None,
     by: Actor = SYSTEM,
 ) -> dict[str, Any]:
-    """Move a subscription to another plan version from ``at`` on (usage before stays on the old version)."""
+    """Move a subscription to another plan version from ``at`` on (usage before stays on the old version).
+
+    The new phase records when the change was made (``created_at``): an advance fee billed before that
+    instant followed the old phases (``domain.phases.prepaid_phase``)."""
     from neruba.domain.periods import period_containing
 
     now = now or datetime.now(UTC)
     for _attempt in range(ATTEMPTS):
-        sub = get_subscription(repo, subscription_id)
+        sub = get_subscription(repo, subscription_id, now)
         before = _audit_view(sub)
-        if sub["status"] != "active":
-            raise InvalidRequestError("The subscription is canceled.", code="subscription_canceled")
+        _still_active(sub)
         at = (change.at or now).astimezone(UTC)
         anchor = datetime.fromisoformat(sub["start_at"])
         if now < anchor:
@@ -251,6 +253,7 @@ def change_plan(
                 "plan_version": version["version"],
                 "start_at": at.isoformat(),
                 "end_at": None,
+                "created_at": now.astimezone(UTC).isoformat(),
             }
         )
         guard = repo.subscription_guard(sub["customer_id"])
@@ -280,15 +283,19 @@ def cancel(
     now: datetime | None = None,
     by: Actor = SYSTEM,
 ) -> dict[str, Any]:
-    """Cancel now, or at the end of the current period (billing ends it then). Canceling now ends the
-    billing state in the same transaction, so its final window is billed at the end."""
+    """Cancel now, or at the end of the current period (billing ends it then).
+
+    Canceling now ends the billing state in the same transaction, so its final window is billed at the
+    end; it drops the phases that had not begun (a future-dated plan change) and ends the one in force now
+    (``domain.phases.end_phases``)."""
+    from neruba.domain.phases import end_phases
+
     now = now or datetime.now(UTC)
     billing = _billing()
     for _attempt in range(ATTEMPTS):
-        sub = get_subscription(repo, subscription_id)
+        sub = get_subscription(repo, subscription_id, now)
         before = _audit_view(sub)
-        if sub["status"] != "active":
-            raise InvalidRequestError("The subscription is already canceled.", code="subscription_canceled")
+        _still_active(sub)
         sub["canceled_at"] = now.isoformat()
         extra: list[dict[str, Any]] = []
         if body.at_period_end:
@@ -296,7 +303,7 @@ def cancel(
         else:
             sub["status"] = "canceled"
             sub["ended_at"] = now.isoformat()
-            sub["phases"][-1]["end_at"] = now.isoformat()
+            sub["phases"] = end_phases(sub["phases"], now)
             state = billing.state(subscription_id)
             end_state = billing.end_item(state, now) if state else None
             extra += [end_state] if end_state else []
@@ -320,9 +327,24 @@ def cancel(
     raise _busy()
 
 
+def _still_active(sub: dict[str, Any]) -> None:
+    """409 ``subscription_canceled`` for a subscription that ended (or was canceled) already."""
+    if sub["status"] != "active":
+        raise ConflictError(
+            "The subscription is canceled; it accepts no more changes.",
+            code="subscription_canceled",
+            param="subscription_id",
+        )
+
+
 def _save(
     repo: PlansRepository, sub: dict[str, Any], guard: SubscriptionGuard | None, extra: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """Store a changed subscription whose phases are well-formed (``domain.phases.check_phases``), with the
+    other writes of its transaction."""
+    from neruba.domain.phases import check_phases
+
+    check_phases(sub["phases"])
     try:
         return repo.save_subscription(sub, guard, extra)
     except CatalogConflictError as exc:

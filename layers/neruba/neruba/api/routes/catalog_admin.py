@@ -39,7 +39,8 @@ ERRORS = scoped_responses(
         404: {"description": "A referenced resource does not exist"},
         409: {
             "description": "The resource exists or changed meanwhile; subscription_overlap (details name "
-            "the subscription already charging the meter or plan); idempotency_conflict"
+            "the subscription already charging the meter or plan); idempotency_conflict; "
+            "subscription_canceled (a canceled subscription accepts no changes)"
         },
         422: {"description": "The body does not match the schema"},
     },
