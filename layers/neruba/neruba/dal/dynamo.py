@@ -1,7 +1,12 @@
 """Converting between plain Python values and DynamoDB attribute maps.
 
 Numbers come back as ``Decimal`` and floats are refused on the way in (boto3's serializer raises), so
-no float can slip onto a money path through storage.
+no float can slip onto a money path through storage. Every number written goes through
+:class:`_Serializer`, which holds it to DynamoDB's contract (``neruba.domain.numbers``: 38 significant
+digits, magnitude 1E-130 to below 1E+126) and writes it as plain digits without exponent or trailing
+zeros: a number DynamoDB would refuse is refused here, before any request (boto3 alone lets ``1E-131`` and
+``1E+126`` through and refuses ``1.000...0`` with 39 zeros, which DynamoDB stores), with
+``NumberNotStorableError`` naming the attribute.
 
 Example:
     >>> to_item({"pk": "a", "n": 1})
@@ -13,17 +18,48 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-_serializer = TypeSerializer()
+from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_storable
+
+__all__ = ["NumberNotStorableError", "from_item", "to_item", "to_value"]
+
+
+class _Serializer(TypeSerializer):
+    """boto3's serializer, with DynamoDB's number contract in place of boto3's decimal context."""
+
+    def _serialize_n(self, value: Any) -> str:
+        number = value if isinstance(value, int | Decimal) else Decimal(value)
+        check_storable(number)
+        return canonical_text(number)
+
+
+_serializer = _Serializer()
 _deserializer = TypeDeserializer()
 
 
+def _serialize(key: str, value: Any) -> dict[str, Any]:
+    try:
+        return _serializer.serialize(value)  # type: ignore[no-any-return]
+    except NumberNotStorableError as exc:
+        raise NumberNotStorableError(exc.code, value, key) from None
+
+
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Serialize a mapping into a DynamoDB item, leaving out ``None`` values."""
-    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+    """Serialize a mapping into a DynamoDB item, leaving out ``None`` values.
+
+    Example:
+        >>> to_item({"n": Decimal("1E+3"), "x": Decimal("2.50")})
+        {'n': {'N': '1000'}, 'x': {'N': '2.5'}}
+        >>> to_item({"n": Decimal("1E+126")})
+        Traceback (most recent call last):
+        ...
+        neruba.domain.numbers.NumberNotStorableError: n: 1E+126 is not storable (a number must be zero or have a magnitude from 1E-130 to below 1E+126)
+    """
+    return {key: _serialize(key, value) for key, value in values.items() if value is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,7 +69,7 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_value(value: Any) -> dict[str, Any]:
     """Serialize one value (for ExpressionAttributeValues)."""
-    return _serializer.serialize(value)  # type: ignore[no-any-return]
+    return _serialize("value", value)
 
 
 def is_condition_failure(exc: Exception) -> bool:

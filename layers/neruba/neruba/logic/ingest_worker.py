@@ -32,7 +32,9 @@ from neruba.domain.ingest import (
     hour_bucket,
     matches_filters,
     meter_value,
+    property_number_problems,
 )
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.models.catalog import Meter
 
 
@@ -155,6 +157,8 @@ class IngestBatch:
             return self._park(event, "unknown_customer", f"no customer {event.customer_id!r}")
         if meter is None:
             return self._park(event, "unknown_meter", f"no meter with code {event.code!r}")
+        for name, code in property_number_problems(event.properties)[:1]:
+            return self._park(event, code, f"property {name!r}: {NUMBER_RULES[code]}")
         value: Any = None
         applies = matches_filters(meter.filters, event.properties)
         if applies:

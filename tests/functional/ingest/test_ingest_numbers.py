@@ -1,0 +1,179 @@
+"""Numbers DynamoDB cannot store: refused at the API, parked by the worker, and never a cell's downfall.
+
+DynamoDB keeps at most 38 significant digits, exactly, for magnitudes from 1E-130 to under 1E+126 (and
+zero); moto stores more and rounds fractional sums at 28 digits, so these tests hold the product to
+DynamoDB's contract rather than to moto's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba import jsonutil
+from neruba.dal.usage import UsageRepository
+from neruba.settings import get_settings
+from tests.functional.ingest.conftest import ev
+from tests.support.aws import queue_url
+
+HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+AT = (HOUR - timedelta(hours=1)).isoformat()  # one cell whatever the minute now
+BIG = "12345678901234567890123456789012345678"  # 38 significant digits: storable
+
+
+def _enqueue(*events: dict[str, Any]) -> None:
+    """Queue events as the API would, without its checks (messages queued before the API refused them)."""
+    sqs = boto3.client("sqs")
+    now = datetime.now(UTC).isoformat()
+    for index, event in enumerate(events):
+        body = {
+            "v": 1,
+            "rid": f"req_{uuid.uuid4().hex[:12]}",
+            "i": index,
+            "rt": now,
+            "e": {
+                "transaction_id": event["transaction_id"],
+                "customer_id": event["customer_id"],
+                "code": event["code"],
+                "timestamp": event.get("timestamp", AT),
+                "client_timestamp": event.get("timestamp", AT),
+                "properties": event.get("properties", {}),
+            },
+        }
+        sqs.send_message(QueueUrl=queue_url("IngestQueue"), MessageBody=jsonutil.dumps(body))
+
+
+def _event(read: Callable[..., tuple[int, Any]], tx: str) -> Any:
+    status, body = read(
+        f"/v1/events/{tx}", query={"customer_id": "acme"}, path_parameters={"transaction_id": tx}
+    )
+    assert status == 200, body
+    return body
+
+
+def _sum(meter: str = "tokens") -> Decimal:
+    items = UsageRepository(get_settings().usage_table).aggregates("acme", meter, "0000", "9999")
+    return sum((Decimal(i.get("s", 0)) for i in items), Decimal(0))
+
+
+def _dlq_depth() -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url("IngestDLQ"), AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def _tokens(tx: str, value: Any, **more: Any) -> dict[str, Any]:
+    return ev(tx, code="tokens", timestamp=AT, properties={"tokens": value, "model": "m", **more})
+
+
+# ------------------------------------------------------------------------------------------ the API
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("1e400", "number_out_of_range"),
+        ("1e-400", "number_out_of_range"),
+        ("1E+126", "number_out_of_range"),
+        ("-1e-131", "number_out_of_range"),
+        ("1234567890123456789012345678901234567890", "number_too_precise"),
+        ("0.123456789012345678901234567890123456789", "number_too_precise"),
+    ],
+)
+def test_api_refuses_numbers_dynamodb_cannot_store(send: Any, value: str, code: str) -> None:
+    # GIVEN a batch with one unstorable number (in the aggregated property or any other) and valid events
+    body = send(
+        _tokens("ok-1", 1),
+        _tokens("bad-agg", value),
+        _tokens("bad-other", 2, note=value),
+        _tokens("ok-2", BIG),
+    )
+    # THEN only the two carrying the number are rejected, each with the rule's code and the field
+    by_tx = {e["transaction_id"]: e for e in body["events"]}
+    assert (body["queued"], body["rejected"]) == (2, 2)
+    assert by_tx["bad-agg"]["error"]["code"] == code
+    assert by_tx["bad-agg"]["error"]["param"] == "properties.tokens"
+    assert by_tx["bad-other"]["error"]["code"] == code
+    assert by_tx["bad-other"]["error"]["param"] == "properties.note"
+    assert "38" in by_tx["bad-agg"]["error"]["message"] or "1E" in by_tx["bad-agg"]["error"]["message"]
+    assert by_tx["ok-1"]["status"] == by_tx["ok-2"]["status"] == "queued"
+
+
+def test_api_accepts_the_edges_dynamodb_stores(send: Any) -> None:
+    edges = ["9.9999999999999999999999999999999999999E+125", "1E-130", "-1E-130", "0", "1" + "0" * 60]
+    body = send(*[_tokens(f"edge-{i}", value) for i, value in enumerate(edges)])
+    assert body["rejected"] == 0, body
+
+
+# ------------------------------------------------------------------------------------------ the worker
+def test_worker_parks_an_unstorable_value_and_counts_its_neighbours(
+    catalog: Any, process: Any, read: Any
+) -> None:
+    # GIVEN 19 valid events and one unstorable number in the same cell, queued without the API's check
+    _enqueue(*[_tokens(f"v{i}", 1) for i in range(19)], _tokens("poison", "1e400"))
+    # WHEN the worker runs
+    process()
+    # THEN the offender is failed with the rule as its reason; the 19 others count; nothing is retried
+    poison = _event(read, "poison")
+    assert (poison["status"], poison["reason"]) == ("failed", "number_out_of_range")
+    assert _sum() == 19
+    assert all(_event(read, f"v{i}")["status"] == "accepted" for i in range(19))
+    assert _dlq_depth() == 0
+
+
+def test_an_event_that_would_make_its_aggregate_inexact_is_parked_alone(
+    send: Any, process: Any, read: Any
+) -> None:
+    # GIVEN a cell already holding a 38-digit integer sum
+    send(_tokens("big", BIG))
+    process()
+    # WHEN a batch adds 2, 0.5 and 3 to it (0.5 would need 39 digits)
+    send(_tokens("two", 2), _tokens("half", "0.5"), _tokens("three", 3))
+    process()
+    # THEN only the half is parked; the sum is exact and counts the others
+    half = _event(read, "half")
+    assert (half["status"], half["reason"]) == ("failed", "aggregate_overflow")
+    assert _sum() == Decimal(BIG) + 5
+    assert _event(read, "two")["status"] == _event(read, "three")["status"] == "accepted"
+    assert _dlq_depth() == 0
+
+
+def test_a_batch_whose_own_total_is_inexact_parks_the_offender(send: Any, process: Any, read: Any) -> None:
+    # GIVEN one batch whose events together need more than 38 digits
+    send(_tokens("big", BIG), _tokens("tiny", "0.001"), _tokens("one", 1))
+    process()
+    # THEN the event that tips it over is parked, the others count exactly
+    tiny = _event(read, "tiny")
+    assert (tiny["status"], tiny["reason"]) == ("failed", "aggregate_overflow")
+    assert _sum() == Decimal(BIG) + 1
+    assert _dlq_depth() == 0
+
+
+# ------------------------------------------------------------------------------------------ moto vs DynamoDB
+def test_fractional_sums_are_stored_exactly_as_dynamodb_stores_them(send: Any, process: Any) -> None:
+    # GIVEN sums of 29 to 38 digits with a fraction (moto alone rounds them at 28 digits)
+    send(_tokens("a", "100000000000000000000"))
+    process()
+    send(_tokens("b", "0.123456789"))
+    process()
+    # THEN the stored sum is exact
+    assert _sum() == Decimal("100000000000000000000.123456789")
+
+
+def test_a_sum_dynamodb_would_refuse_is_refused_here_too(send: Any, process: Any, read: Any) -> None:
+    # GIVEN 1e30 + 1 (31 digits), then 0.00000001 (the sum would need 39 digits: DynamoDB refuses it;
+    # moto alone stores 1e30, losing the 1)
+    send(_tokens("a", "1" + "0" * 30))
+    process()
+    send(_tokens("b", 1))
+    process()
+    send(_tokens("c", "0.00000001"))
+    process()
+    # THEN the sum stays exact and the event that cannot be added is parked
+    assert _sum() == 10**30 + 1
+    assert _event(read, "c")["reason"] == "aggregate_overflow"
