@@ -98,3 +98,37 @@ def put_if_absent(table_name: str, values: Mapping[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+# Errors a retry may cure: capacity, throttling, service trouble, a transaction or item in the way.
+_TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+}
+_TRANSIENT_REASONS = {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a failed write may succeed if tried again (SQS retries it), False when it never will.
+
+    Example:
+        >>> is_transient(ValueError("1E+400 is not storable"))
+        False
+    """
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    if getattr(exc, "transient", False) or isinstance(exc, BotocoreConnectionError | HTTPClientError):
+        return True
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    if code in _TRANSIENT_CODES:
+        return True
+    reasons = {r.get("Code") for r in response.get("CancellationReasons", [])} - {"None", None}
+    return code == "TransactionCanceledException" and bool(reasons) and reasons <= _TRANSIENT_REASONS

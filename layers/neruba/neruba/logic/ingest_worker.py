@@ -25,6 +25,7 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
+from neruba.logic.ingest_cells import CellEvent, count_cell
 from neruba.domain.ingest import (
     InvalidPropertyError,
     fingerprint,
@@ -121,6 +122,7 @@ class IngestBatch:
     counted: list[_Counted] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failed_messages: list[str] = field(default_factory=list)
+    written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -148,6 +150,7 @@ class IngestBatch:
             raise
         if outcome:
             self.outcomes[outcome] += 1
+            self.written[event.key] = outcome
         return outcome or "redelivered"
 
     def _write(self, event: QueuedEvent) -> str | None:
@@ -210,9 +213,15 @@ class IngestBatch:
         return "failed"
 
     def finish(self) -> list[str]:
-        """Count what was written; returns the message ids whose counting failed (to be retried)."""
+        """Count what was written; returns the message ids whose counting failed (to be retried).
+
+        Each cell is written on its own: a cell that fails never fails another. A transient failure
+        (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
+        other failure isolates the cell (``cells.count_cell``): its events are counted one by one and the
+        one that cannot be written is parked ``failed`` with its reason.
+        """
         writes = GroupWrites(self.batch_id)
-        members: dict[tuple[str, GroupRef], list[str]] = defaultdict(list)
+        members: dict[tuple[str, GroupRef], list[CellEvent]] = defaultdict(list)
         adopted = self._uncounted_redeliveries()
         for item in self.counted:
             if item.old_batch is not None and item.event.key not in adopted:
@@ -233,16 +242,28 @@ class IngestBatch:
                 late=item.late,
                 recount=recount,
             )
-            members[(part, ref)].append(event.message_id)
+            old_batch = item.old_batch if recount is not None else part
+            members[(part, ref)].append(
+                CellEvent(
+                    event.message_id, event.transaction_id, event.timestamp, item.value, item.late, old_batch
+                )
+            )
         failed = list(self.failed_messages)
         for part, write in writes.parts():
-            try:
-                self.usage.count_group(part, write, self.now)
-            except Exception:
-                failed.extend(members[(part, write.ref)])
+            result = count_cell(self.usage, part, write, members[(part, write.ref)], self.now)
+            failed.extend(result.retry)
+            for transaction_id in result.parked:
+                self._moved_to_failed((write.ref.customer_id, transaction_id))
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
         self.usage.add_outcomes({minute: dict(self.outcomes)})
         return failed
+
+    def _moved_to_failed(self, key: tuple[str, str]) -> None:
+        """An event parked after it was put ``accepted`` now counts as ``failed`` (a copy accepted by an
+        earlier batch is moved in this minute's counters)."""
+        outcome = self.written.get(key, "accepted")
+        self.outcomes[outcome] -= 1
+        self.outcomes["failed"] += 1
 
     @staticmethod
     def _ref(event: QueuedEvent, meter: Meter) -> GroupRef:
