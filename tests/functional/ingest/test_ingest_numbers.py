@@ -178,3 +178,96 @@ def test_a_sum_dynamodb_would_refuse_is_refused_here_too(send: Any, process: Any
     # THEN the sum stays exact and the event that cannot be added is parked
     assert _sum() == 10**30 + 1
     assert _event(read, "c")["reason"] == "aggregate_overflow"
+
+
+# ------------------------------------------------------------------------------------------ any cell failure
+def _outcome_totals(read: Callable[..., tuple[int, Any]]) -> dict[str, int]:
+    now = datetime.now(UTC)
+    status, body = read(
+        "/v1/ingest/outcomes",
+        query={
+            "from": (now - timedelta(hours=1)).isoformat(),
+            "to": (now + timedelta(minutes=1)).isoformat(),
+            "granularity": "minute",
+        },
+    )
+    assert status == 200, body
+    return dict(body["totals"])
+
+
+def _fail_transactions_naming(
+    monkeypatch: pytest.MonkeyPatch, transaction_id: str, code: str
+) -> Callable[[], None]:
+    """DynamoDB answers ``code`` to every transaction that writes ``transaction_id``; returns the cure."""
+    from botocore.exceptions import ClientError
+
+    from neruba.dal import usage as usage_module
+
+    real = usage_module.client
+
+    class Failing:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:
+            if f'"{transaction_id}"' in jsonutil.dumps(TransactItems):
+                raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "TransactWriteItems")
+            return self._inner.transact_write_items(TransactItems=TransactItems)
+
+    monkeypatch.setattr(usage_module, "client", lambda name: Failing(real(name)))
+    return lambda: monkeypatch.setattr(usage_module, "client", real)
+
+
+def test_a_cell_refused_for_any_reason_parks_only_its_offender(
+    send: Any, process: Any, read: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN DynamoDB refusing (ValidationException) every write that carries one event
+    _fail_transactions_naming(monkeypatch, "offender", "ValidationException")
+    # WHEN a batch holds it among four neighbours of its cell, and three events of another cell
+    send(
+        *[_tokens(f"n{i}", 1) for i in range(4)],
+        _tokens("offender", 1),
+        *[
+            ev(f"o{i}", code="tokens", timestamp=AT, properties={"tokens": 10, "model": "other"})
+            for i in range(3)
+        ],
+    )
+    process()
+    # THEN the offender is parked with the reason and logged with its ids; every other event counts
+    offender = _event(read, "offender")
+    assert (offender["status"], offender["reason"]) == ("failed", "write_refused")
+    assert _sum() == 4 + 30
+    assert _outcome_totals(read)["accepted"] == 7 and _outcome_totals(read)["failed"] == 1
+    assert _dlq_depth() == 0
+    parked = [r for r in caplog.records if r.getMessage() == "usage event parked"]
+    assert [getattr(r, "transaction_id", None) for r in parked] == ["offender"]
+    assert getattr(parked[0], "customer_id", None) == "acme"
+
+
+def test_a_throttled_cell_is_retried_not_parked_and_other_cells_count(
+    send: Any, process: Any, worker: Any, read: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.queues import receive_batch, run_batch
+
+    # GIVEN DynamoDB throttling the cell that holds one event
+    cure = _fail_transactions_naming(monkeypatch, "hot", "ProvisionedThroughputExceededException")
+    send(
+        _tokens("hot", 1),
+        _tokens("hot-neighbour", 2),
+        ev("cool", code="tokens", timestamp=AT, properties={"tokens": 10, "model": "other"}),
+    )
+    # WHEN one batch runs
+    url = queue_url("IngestQueue")
+    failed = run_batch(worker, url, receive_batch(url, 10))
+    # THEN only that cell's two messages go back to the queue (nothing parked); the other cell counted
+    assert len(failed) == 2
+    assert _event(read, "hot")["status"] == "accepted"
+    assert _sum() == 10
+    # AND once DynamoDB recovers, the retry counts them
+    cure()
+    process()
+    assert _sum() == 13
+    assert _outcome_totals(read) == {"accepted": 3, "duplicate": 0, "conflict": 0, "replay": 0, "failed": 0}

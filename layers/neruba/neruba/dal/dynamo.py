@@ -28,7 +28,7 @@ from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_
 __all__ = ["NumberNotStorableError", "from_item", "to_item", "to_value"]
 
 
-class _Serializer(TypeSerializer):
+class _Serializer(TypeSerializer):  # type: ignore[misc]
     """boto3's serializer, with DynamoDB's number contract in place of boto3's decimal context."""
 
     def _serialize_n(self, value: Any) -> str:
@@ -54,10 +54,10 @@ def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
     Example:
         >>> to_item({"n": Decimal("1E+3"), "x": Decimal("2.50")})
         {'n': {'N': '1000'}, 'x': {'N': '2.5'}}
-        >>> to_item({"n": Decimal("1E+126")})
+        >>> to_item({"n": Decimal("1E+126")})["n"]  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        neruba.domain.numbers.NumberNotStorableError: n: 1E+126 is not storable (a number must be zero or have a magnitude from 1E-130 to below 1E+126)
+        neruba.domain.numbers.NumberNotStorableError: n: 1E+126 is not storable (...)
     """
     return {key: _serialize(key, value) for key, value in values.items() if value is not None}
 

@@ -25,7 +25,6 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
-from neruba.logic.ingest_cells import CellEvent, count_cell
 from neruba.domain.ingest import (
     InvalidPropertyError,
     fingerprint,
@@ -36,6 +35,7 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.logic.ingest_cells import CellEvent, count_cell
 from neruba.models.catalog import Meter
 
 
@@ -242,10 +242,10 @@ class IngestBatch:
                 late=item.late,
                 recount=recount,
             )
-            old_batch = item.old_batch if recount is not None else part
+            held_by = recount.old_batch if recount is not None else part  # the event's bk until counted
             members[(part, ref)].append(
                 CellEvent(
-                    event.message_id, event.transaction_id, event.timestamp, item.value, item.late, old_batch
+                    event.message_id, event.transaction_id, event.timestamp, item.value, item.late, held_by
                 )
             )
         failed = list(self.failed_messages)
