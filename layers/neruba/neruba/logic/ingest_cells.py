@@ -44,10 +44,13 @@ class CellEvent:
 
 @dataclass(slots=True)
 class CellResult:
-    """Message ids to retry and transaction ids parked ``failed``."""
+    """Message ids to retry, transaction ids parked ``failed``, whether this call counted anything, and
+    the error that failed the cell (None when it was written at once)."""
 
     retry: list[str] = field(default_factory=list)
     parked: list[str] = field(default_factory=list)
+    counted: bool = False
+    error: str | None = None
 
 
 def count_cell(
@@ -55,19 +58,19 @@ def count_cell(
 ) -> CellResult:
     """Count one cell's events of a batch (see the module docstring)."""
     try:
-        usage.count_group(part, write, now)
-        return CellResult()
+        return CellResult(counted=usage.count_group(part, write, now))
     except Exception as exc:
         ids = _ids(part, write)
+        error = _describe(exc)
         if is_transient(exc):
-            logger.warning("usage cell not counted, retried", extra={**ids, "error": _describe(exc)})
-            return CellResult(retry=[e.message_id for e in events])
-        logger.error("usage cell refused, isolating its events", extra={**ids, "error": _describe(exc)})
-    result = CellResult()
+            logger.warning("usage cell not counted, retried", extra={**ids, "error": error})
+            return CellResult(retry=[e.message_id for e in events], error=error)
+        logger.error("usage cell refused, isolating its events", extra={**ids, "error": error})
+    result = CellResult(error=error)
     for n, event in enumerate(events):
         single = _single(write, event)
         try:
-            usage.count_group(f"{part}.{n}", single, now)
+            result.counted = usage.count_group(f"{part}.{n}", single, now) or result.counted
         except Exception as exc:
             if is_transient(exc):
                 result.retry.append(event.message_id)

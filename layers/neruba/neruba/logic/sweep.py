@@ -1,6 +1,12 @@
 """The usage part of the consistency sweep: adopt events a crashed worker never counted, and
 recompute aggregates from raw events, repairing drift.
 
+Each batch and each cell is checked on its own: one that fails (a read error, a sum DynamoDB cannot
+store, throttling) is listed in ``failures`` with its ids and the error, and the check goes on with the
+rest. Uncounted events are counted through ``ingest_cells.count_cell``, as the worker counts them: an
+event that can never be counted (its addition would leave a sum DynamoDB cannot store) is parked
+``failed`` and reported as a repair of kind ``event_parked``.
+
 It works on the batches *processed* in a window of minutes (from their journals), which are old enough
 that no worker attempt can still be running on them (``settle``: longer than the worker's timeout).
 
@@ -22,6 +28,7 @@ from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
 from neruba.domain.ingest import GroupTotals, InvalidPropertyError, group_key, matches_filters, meter_value
 from neruba.domain.usage import combine
+from neruba.logic.ingest_cells import CellEvent, count_cell
 
 SETTLE = timedelta(minutes=15)
 
@@ -39,6 +46,7 @@ class UsageSweepReport:
     drift_found: int = 0
     repaired: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -75,11 +83,25 @@ def sweep_usage(
     while minute < end:
         for batch, keys in usage.journals(minute):
             report.batches_checked += 1
-            cells |= _adopt_uncounted(usage, lookup, batch, keys, now, report)
+            try:
+                cells |= _adopt_uncounted(usage, lookup, batch, keys, now, report)
+            except Exception as exc:
+                report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
         minute += timedelta(minutes=1)
     for ref in sorted(cells, key=lambda r: (r.customer_id, r.meter_code, r.hour, r.group)):
-        _recompute(usage, lookup, ref, report)
+        try:
+            _recompute(usage, lookup, ref, report)
+        except Exception as exc:
+            report.failures.append({"kind": "recompute", **_cell_ids(ref), **_error(exc)})
     return report
+
+
+def _cell_ids(ref: GroupRef) -> dict[str, Any]:
+    return {"customer_id": ref.customer_id, "meter": ref.meter_code, "hour": ref.hour, "group": ref.group}
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _adopt_uncounted(
@@ -104,12 +126,13 @@ def _adopt_uncounted(
             ours[key] = found
     existing = usage.existing_slices([ref.slice_key(batch) for ref, _, _ in ours.values()])
     writes = GroupWrites(f"sweep-{batch}")
+    members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
         slice_key = ref.slice_key(batch)
         if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
             continue
         at = str(events[(customer_id, transaction_id)]["ts"])
-        writes.add(
+        part = writes.add(
             ref,
             aggregation,
             transaction_id,
@@ -117,25 +140,24 @@ def _adopt_uncounted(
             value,
             recount=Recount(customer_id, transaction_id, batch, slice_key),
         )
+        cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
+        members.setdefault((part, ref), []).append(cell_event)
     for part, write in writes.parts():
         ref = write.ref
         report.uncounted_found += write.totals.count
-        entry = {
-            "kind": "uncounted",
-            "batch": batch,
-            "customer_id": ref.customer_id,
-            "meter": ref.meter_code,
-            "hour": ref.hour,
-            "transaction_ids": write.totals.transaction_ids,
-        }
-        try:
-            counted = usage.count_group(part, write, now)
-        except Exception as exc:  # contention: the next sweep tries again
-            report.repairs.append({**entry, "error": type(exc).__name__})
-            continue
-        if counted:
+        entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": write.totals.transaction_ids}
+        result = count_cell(usage, part, write, members[(part, ref)], now)
+        if result.retry:  # transient: the next sweep tries again
+            error = {"error": result.error or "not counted"}
+            report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
+        for transaction_id in result.parked:
             report.repaired += 1
-            report.repairs.append(entry)
+            report.repairs.append(
+                {"kind": "event_parked", **entry, "transaction_ids": [transaction_id], "error": result.error}
+            )
+        if result.counted:
+            report.repaired += 1
+            report.repairs.append({"kind": "uncounted", **entry})
     return touched
 
 
