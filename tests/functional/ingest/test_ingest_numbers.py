@@ -271,3 +271,32 @@ def test_a_throttled_cell_is_retried_not_parked_and_other_cells_count(
     process()
     assert _sum() == 13
     assert _outcome_totals(read) == {"accepted": 3, "duplicate": 0, "conflict": 0, "replay": 0, "failed": 0}
+
+
+def test_redriven_messages_of_a_cell_poisoned_before_the_rule_count_and_the_offender_is_parked(
+    catalog: Any, worker: Any, process: Any, read: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain import ingest as ingest_rules
+    from neruba.logic import ingest_worker
+    from tests.support.queues import receive_batch, run_batch
+
+    # GIVEN a batch written by a worker without the number rule: every event put `accepted`, then the
+    # cell's count failed (here: the worker died), so all its messages come back
+    _enqueue(*[_tokens(f"v{i}", 1) for i in range(3)], _tokens("poison", "1e400"))
+    with monkeypatch.context() as old_code:
+        old_code.setattr(ingest_worker, "property_number_problems", lambda properties: [])
+        old_code.setattr(ingest_rules, "number_problem", lambda value: None)
+        old_code.setattr(
+            ingest_worker.IngestBatch, "finish", lambda self: (_ for _ in ()).throw(SystemExit())
+        )
+        url = queue_url("IngestQueue")
+        run_batch(worker, url, receive_batch(url, 10))
+    assert _event(read, "poison")["status"] == "accepted"
+    # WHEN the messages are delivered again to the current worker (a redrive does the same)
+    process()
+    # THEN the neighbours count and the offender is parked with its reason: nothing reads `accepted`
+    # without being counted
+    poison = _event(read, "poison")
+    assert (poison["status"], poison["reason"]) == ("failed", "number_out_of_range")
+    assert _sum() == 3
+    assert _dlq_depth() == 0

@@ -161,7 +161,8 @@ class IngestBatch:
         if meter is None:
             return self._park(event, "unknown_meter", f"no meter with code {event.code!r}")
         for name, code in property_number_problems(event.properties)[:1]:
-            return self._park(event, code, f"property {name!r}: {NUMBER_RULES[code]}")
+            message = f"property {name!r}: {NUMBER_RULES[code]}"
+            return self._park(event, code, message, uncounted=self._ref(event, meter))
         value: Any = None
         applies = matches_filters(meter.filters, event.properties)
         if applies:
@@ -199,13 +200,31 @@ class IngestBatch:
         self.usage.append_history(event.customer_id, event.transaction_id, entry)
         return "conflict"
 
-    def _park(self, event: QueuedEvent, reason: str, message: str) -> str | None:
-        """Record a ``failed`` outcome without touching an accepted event."""
+    def _park(
+        self, event: QueuedEvent, reason: str, message: str, uncounted: GroupRef | None = None
+    ) -> str | None:
+        """Record a ``failed`` outcome without touching a counted event.
+
+        With ``uncounted`` (the cell of an event that can never be counted), an ``accepted`` item this same
+        copy wrote earlier whose batch never counted it (written before the rule, its cell failing since)
+        is parked too: an event reads ``accepted`` only when it is counted or will be.
+        """
         item = self._item(event, status="failed", late=False)
         item.update({"reason": reason, "reason_msg": message})
         put = self.usage.put_event(item, replace_failed=False)
         if put.old is not None and put.old.get("st") == "accepted":
-            return None  # an accepted copy stands; nothing to park
+            old_batch = str(put.old.get("bk"))
+            if uncounted is None or put.old.get("cid") != event.copy_id:
+                return None  # an accepted copy stands; nothing to park
+            held = uncounted.slice_key(old_batch)
+            if (held["pk"]["S"], held["sk"]["S"]) in self.usage.existing_slices([held]):
+                return None  # counted by its batch
+            if not self.usage.park_uncounted(
+                event.customer_id, event.transaction_id, old_batch, reason, message
+            ):
+                return None
+            self._moved_to_failed(event.key)
+            return None  # the accepted outcome was recorded by the earlier attempt; now it is failed
         if put.old is not None:
             entry = self._entry(event, "failed")
             entry["r"] = reason
