@@ -229,3 +229,36 @@ def test_the_sweep_failures_alarm_exists() -> None:
 
     template = (Path(__file__).resolve().parents[3] / "template.yaml").read_text()
     assert "SweepFailuresAlarm:" in template and "MetricName: SweepFailures" in template
+
+
+def test_the_sweep_parks_an_uncounted_event_that_can_never_be_counted(
+    send: Any, worker: Any, settled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain import ingest as ingest_rules
+    from neruba.logic import ingest_api, ingest_worker
+    from neruba_tools.local.pollers import build_sqs_event
+    from tests.support.aws import queue_url
+    from tests.support.queues import receive_batch
+
+    # GIVEN a worker without the number rule that died before counting, one event holding 1e400
+    with monkeypatch.context() as old_code:
+        old_code.setattr(ingest_api, "property_number_problems", lambda properties: [])
+        old_code.setattr(ingest_worker, "property_number_problems", lambda properties: [])
+        old_code.setattr(ingest_rules, "number_problem", lambda value: None)
+        send(_tokens("k1", 2), _tokens("k2", 3), _tokens("poison", "1e400"))
+        messages = receive_batch(queue_url("IngestQueue"), 10)
+        old_code.setattr(
+            ingest_worker.IngestBatch, "finish", lambda self: (_ for _ in ()).throw(SystemExit())
+        )
+        with pytest.raises(SystemExit):
+            worker(build_sqs_event(messages, queue_arn="arn:aws:sqs:us-east-1:123456789012:q"), FakeContext())
+    # WHEN the usage check runs
+    report = _sweep("usage")
+    # THEN the two others are counted and the offender parked `failed`, each listed as a repair
+    (check,) = report["checks"]
+    assert report["status"] == "ok", report
+    kinds = sorted((r["kind"], tuple(sorted(r["transaction_ids"]))) for r in check["repairs"])
+    assert kinds == [("event_parked", ("poison",)), ("uncounted", ("k1", "k2"))]
+    assert _cell("m")["s"] == 5
+    stored = UsageRepository(get_settings().usage_table).get_event("acme", "poison")
+    assert stored is not None and (stored["st"], stored["reason"]) == ("failed", "number_out_of_range")

@@ -26,7 +26,15 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
-from neruba.domain.ingest import GroupTotals, InvalidPropertyError, group_key, matches_filters, meter_value
+from neruba.domain.ingest import (
+    GroupTotals,
+    InvalidPropertyError,
+    group_key,
+    matches_filters,
+    meter_value,
+    property_number_problems,
+)
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.domain.usage import combine
 from neruba.logic.ingest_cells import CellEvent, count_cell
 
@@ -65,6 +73,20 @@ def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[Grou
         return None
     ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
     return ref, meter.aggregation, value
+
+
+def _number_problem(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
+    """The cell and the number rule of an event that can never be counted (a number DynamoDB cannot
+    store, accepted before the rule), else None."""
+    meter = catalog.meters.get(str(item["m"]))
+    if meter is None:
+        return None
+    properties = jsonutil.loads(item["p"])
+    problems = property_number_problems(properties)
+    if not problems:
+        return None
+    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    return ref, problems[0][1]
 
 
 def sweep_usage(
@@ -116,15 +138,30 @@ def _adopt_uncounted(
     report.events_checked += len(events)
     catalog = lookup({c for c, _ in events}, {str(e["m"]) for e in events.values()})
     ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
+    uncountable: dict[tuple[str, str], tuple[GroupRef, str]] = {}
     touched: set[GroupRef] = set()
     for key, item in events.items():
-        found = _ref_and_value(item, catalog) if item.get("st") == "accepted" else None
+        if item.get("st") != "accepted":
+            continue
+        found = _ref_and_value(item, catalog)
         if found is None:
+            problem = _number_problem(item, catalog)
+            if problem is not None and item.get("bk") == batch:
+                uncountable[key] = problem
             continue
         touched.add(found[0])
         if item.get("bk") == batch:
             ours[key] = found
-    existing = usage.existing_slices([ref.slice_key(batch) for ref, _, _ in ours.values()])
+    slices = [ref.slice_key(batch) for ref, _, _ in ours.values()]
+    existing = usage.existing_slices(slices + [ref.slice_key(batch) for ref, _ in uncountable.values()])
+    for (customer_id, transaction_id), (ref, code) in uncountable.items():
+        held = ref.slice_key(batch)
+        if (held["pk"]["S"], held["sk"]["S"]) in existing:
+            continue
+        if usage.park_uncounted(customer_id, transaction_id, batch, code, NUMBER_RULES[code]):
+            report.repaired += 1
+            entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": [transaction_id], "error": code}
+            report.repairs.append({"kind": "event_parked", **entry})
     writes = GroupWrites(f"sweep-{batch}")
     members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
