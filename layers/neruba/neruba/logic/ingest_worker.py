@@ -6,11 +6,12 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 2. one conditional put per event: ``accepted``, ``replay`` (was ``failed``), ``duplicate`` (same payload),
    ``conflict`` (other payload; the original stands), or a redelivery of a copy already written;
 3. one transaction per (customer, meter, hour, group): the slice that proves this batch was counted plus
-   the aggregate update. Redelivered copies whose old batch never got its slice are adopted here.
+   the aggregate update. Redelivered copies whose old batch never got its slice are adopted here. A cell
+   whose transaction fails never fails another cell (``logic/ingest_cells.py``).
 4. outcome counters.
 
-Unknown customers or meters, and events lacking the property their meter aggregates, are parked as
-``failed`` with a reason; once the catalog is fixed an operator replays them and they end as ``replay``.
+Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
+number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the catalog is fixed an operator replays them and they end as ``replay``.
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ class IngestBatch:
 
         Each cell is written on its own: a cell that fails never fails another. A transient failure
         (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
-        other failure isolates the cell (``cells.count_cell``): its events are counted one by one and the
+        other failure isolates the cell (``ingest_cells.count_cell``): its events are counted one by one and the
         one that cannot be written is parked ``failed`` with its reason.
         """
         writes = GroupWrites(self.batch_id)
