@@ -11,7 +11,8 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 4. outcome counters.
 
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
-number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the catalog is fixed an operator replays them and they end as ``replay``.
+number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
+catalog (or the value) is fixed the event is sent again and ends as ``replay``.
 """
 
 from __future__ import annotations
@@ -237,8 +238,8 @@ class IngestBatch:
 
         Each cell is written on its own: a cell that fails never fails another. A transient failure
         (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
-        other failure isolates the cell (``ingest_cells.count_cell``): its events are counted one by one and the
-        one that cannot be written is parked ``failed`` with its reason.
+        other failure isolates the cell (``ingest_cells.count_cell``): its events are counted one by one
+        and the one that cannot be written is parked ``failed`` with its reason.
         """
         writes = GroupWrites(self.batch_id)
         members: dict[tuple[str, GroupRef], list[CellEvent]] = defaultdict(list)
