@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from neruba import jsonutil
-from neruba.domain.ingest import time_window_error
+from neruba.domain.ingest import property_number_problems, time_window_error
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
@@ -55,6 +56,9 @@ def validate_event(
         event = UsageEventIn.model_validate(raw)
     except ValidationError as exc:
         return None, _error_from_validation(exc)
+    for name, code in property_number_problems(event.properties)[:1]:
+        message = f"Property {name!r} holds a number that cannot be stored: {NUMBER_RULES[code]}."
+        return None, EventError(code=code, message=message, param=f"properties.{name}")
     if event.timestamp is not None:
         problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
         if problem:
