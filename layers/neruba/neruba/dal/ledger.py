@@ -26,9 +26,9 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, to_item, to_value
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
-from neruba.domain.ledger import Posting
+from neruba.domain.ledger import NEVER_NEGATIVE, Posting
 
 
 class LedgerConflictError(Exception):
@@ -120,16 +120,16 @@ class LedgerRepository:
         for key, delta in sorted(posting.deltas().items()):
             if delta == 0:
                 continue
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{posting.currency}#{key}"}),
-                        "UpdateExpression": "ADD bal :d, postings :one",
-                        "ExpressionAttributeValues": to_item({":d": delta, ":one": 1}),
-                    }
-                }
-            )
+            update: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{posting.currency}#{key}"}),
+                "UpdateExpression": "ADD bal :d, postings :one",
+                "ExpressionAttributeValues": to_item({":d": delta, ":one": 1}),
+            }
+            if key in NEVER_NEGATIVE and delta < 0:  # the balance read by the write itself: no race
+                update["ConditionExpression"] = "bal >= :need"
+                update["ExpressionAttributeValues"][":need"] = to_value(-delta)
+            items.append({"Update": update})
         return items
 
     def retried_posting(self, exc: Exception, index: int = 0) -> Posting | None:

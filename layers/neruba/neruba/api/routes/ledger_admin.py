@@ -58,6 +58,7 @@ def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
 def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
     from neruba.dal.audit import AuditRepository
     from neruba.dal.catalog import CatalogRepository
+    from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.ledger import LedgerRepository
     from neruba.logic.ledger_admin import Operator, Stores
 
@@ -66,6 +67,7 @@ def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
         ledger=LedgerRepository(settings.ledger_table),
         audit=AuditRepository(settings.ops_table),
         customer=CatalogRepository(settings.catalog_table).get_customer,
+        invoice=InvoicesRepository(settings.billing_table).get,
     )
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
 
