@@ -314,7 +314,8 @@ def record_dispute(
         if payment is None:
             raise ValueError("a dispute opens against a payment")
         _same_payment(payment, customer_id, currency).open_dispute(amount)
-        payment_id, invoice_id = payment.payment_id, payment.invoice_id
+        payment_id: str | None = payment.payment_id
+        invoice_id: str | None = payment.invoice_id
         record: dict[str, Any] = {
             "id": dispute_id,
             "object": "dispute",
