@@ -267,7 +267,6 @@ class LedgerMachine(RuleBasedStateMachine):
                 grant.remaining_minor
             )
 
-
     @invariant()
     def cash_and_payments_never_give_back_more_than_was_received(self) -> None:
         assert self.book.balance("acme", "USD", "cash") >= 0

@@ -17,7 +17,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from neruba.domain.pricing import ZERO, InvoiceLine, exact, line_minor, price_charge
+from neruba.domain.money import minor_exponent
+from neruba.domain.pricing import ZERO, InvoiceLine, Priced, exact, line_minor, price_charge
+
+MAX_LINE_MINOR = 10**18
+"""The largest amount a usage line bills, in minor units. A usage value that would price above it (a
+runaway or forged quantity) rates to 0 on a line flagged ``source.unbillable = "amount_too_large"``,
+rather than failing the whole billing window (docs/pricing.md, "Usage values rating never refuses")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +69,22 @@ def usage_lines(
         groups = usage.get(meter) or {"": GroupUsage(ZERO)}
         for key in sorted(groups):
             cell = groups[key]
-            priced = price_charge(charge, cell.quantity)
+            priced, amount_minor, notes = rate_quantity(charge, cell.quantity, currency)
             group = parse_group(key)
             label = ", ".join(f"{k}={v}" for k, v in group.items())
             lines.append(
                 InvoiceLine(
                     line_id=f"usage:{meter}:{key}:{phase_index}",
                     kind="usage",
-                    description=f"{meter} ({charge['model']})" + (f" [{label}]" if label else ""),
+                    description=f"{meter} ({charge['model']})"
+                    + (f" [{label}]" if label else "")
+                    + "".join(f"; {note}" for note in notes.pop("_text", [])),
                     meter_code=meter,
                     group=group,
                     quantity=priced.quantity,
                     unit_price=priced.unit_price,
                     tiers=priced.tiers,
-                    amount_minor=line_minor(priced.amount, currency),
+                    amount_minor=amount_minor,
                     period_start=period_start,
                     period_end=period_end,
                     plan_code=str(version["code"]),
@@ -87,10 +95,38 @@ def usage_lines(
                         "free_units": exact(charge.get("free_units", 0)),
                         "billable_quantity": priced.billable,
                         "amount": priced.amount,
+                        **notes,
                     },
                 )
             )
     return lines
+
+
+def rate_quantity(
+    charge: Mapping[str, Any], quantity: Decimal, currency: str
+) -> tuple[Priced, int, dict[str, Any]]:
+    """Price one usage quantity, never refusing it: ``(priced, amount_minor, notes)``.
+
+    A net negative quantity (a meter that allows negative values, netted below zero) is billed as 0
+    (``notes`` has ``net_quantity``); an amount over ``MAX_LINE_MINOR`` is billed as 0 and flagged
+    ``unbillable``. ``notes["_text"]`` lists what the line's description should say.
+
+    Example:
+        >>> charge = {"model": "per_unit", "unit_price": "2"}
+        >>> priced, minor, notes = rate_quantity(charge, Decimal(-3), "USD")
+        >>> (priced.quantity, minor, notes["_text"])
+        (Decimal('0'), 0, ['net usage was negative (-3): billed as 0'])
+    """
+    notes: dict[str, Any] = {"_text": []}
+    if quantity < 0:
+        notes["net_quantity"] = quantity
+        notes["_text"].append(f"net usage was negative ({quantity}): billed as 0")
+    priced = price_charge(charge, max(quantity, ZERO))
+    if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
+        notes["unbillable"] = "amount_too_large"
+        notes["_text"].append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
+        return priced, 0, notes
+    return priced, line_minor(priced.amount, currency), notes
 
 
 def trial_usage_lines(
