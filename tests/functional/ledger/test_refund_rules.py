@@ -216,3 +216,58 @@ def test_no_posting_takes_cash_below_zero(api: Api) -> None:
     assert accounts(api)["cash"] == 1000
     ledger.post(give_back("x2", 1000))
     assert accounts(api).get("cash", 0) == 0
+
+
+def test_payments_posted_before_payment_records_get_one_from_the_migration(api: Api) -> None:
+    from neruba.dal.ledger import LedgerRepository
+    from neruba.dal.ledger_extra import DisputesRepository
+    from neruba.dal.payments import PaymentsRepository
+    from neruba.domain.ledger import Posting, credit, debit
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0003_payment_records import apply
+
+    # GIVEN, as stored before payment records existed: a payment of 1000 for in_1 (no record), a refund
+    # of 300 naming only the invoice, and an open dispute of 200 naming the charge
+    ledger = LedgerRepository(get_settings().ledger_table)
+    invoice("in_1", "paid")
+
+    def post(key: str, reason: str, entries: list[Any], **metadata: Any) -> None:
+        ledger.post(
+            Posting.build(
+                idempotency_key=key, customer_id="acme", currency="USD", entries=entries, reason=reason,
+                source="stripe", source_id=metadata.pop("source_id", None), actor="t", at=T0,
+                metadata=metadata,
+            )
+        )  # fmt: skip
+
+    post(
+        "p", "payment", [debit("cash", 1000), credit("receivable", 1000)], source_id="ch_1", invoice_id="in_1"
+    )
+    post("r", "refund", [debit("refunds", 300), credit("cash", 300)], payment_id="re_x", invoice_id="in_1")
+    disputes = DisputesRepository(ledger.table_name)
+    dispute = {"id": "dp_old", "object": "dispute", "customer_id": "acme", "currency": "USD",
+               "amount_minor": 200, "payment_id": "ch_1", "invoice_id": "in_1", "status": "open"}  # fmt: skip
+    ledger.post(
+        Posting.build(
+            idempotency_key="d", customer_id="acme", currency="USD", reason="dispute_created",
+            entries=[debit("disputes", 200), credit("cash", 200)], source="stripe", source_id="dp_old",
+            actor="t", at=T0,
+        ),
+        [disputes.open_item(dispute)],
+    )  # fmt: skip
+    assert refund(api, "before", 1, invoice_id="in_1")[1]["error"]["code"] == "refund_exceeds_refundable"
+    # WHEN the migration runs, twice
+    ctx = MigrationContext(settings=get_settings(), now=T0)
+    first, second = apply(ctx), apply(ctx)
+    # THEN one record: 1000 paid, 300 refunded, 200 disputed, 500 left; the second run writes nothing
+    assert (first["written"], second["written"], second["skipped"]) == (1, 0, 1)
+    record = PaymentsRepository(ledger.table_name).get("acme", "ch_1")
+    assert record is not None and (record.refunded_minor, record.disputed_minor, record.refundable_minor) == (
+        300,
+        200,
+        500,
+    )
+    # AND the old dispute, won, makes its 200 refundable again; refunds now follow the rules
+    assert api("POST", "/admin/disputes/dp_old/close", {"outcome": "won", "reason": "ok"})[0] == 200
+    assert refund(api, "after", 701, invoice_id="in_1")[1]["error"]["code"] == "refund_exceeds_refundable"
+    assert refund(api, "after2", 700, invoice_id="in_1")[0] == 201

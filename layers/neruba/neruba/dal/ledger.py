@@ -391,6 +391,13 @@ class LedgerRepository:
         grants = [self.grant(grant_id) for grant_id in ids]
         return [g for g in grants if g is not None]
 
+    def all_postings(self) -> Iterable[Posting]:
+        """Every posting of every customer (a table scan: for migrations)."""
+        from neruba.dal import maintenance
+
+        for item in maintenance.scan(self.table_name, "begins_with(sk, :p)", {":p": "PST#"}):
+            yield Posting.from_dict(json.loads(item["posting"]))
+
     # ------------------------------------------------------------------ reads for the ops sweep
     def posting_docs_between(self, customer_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """The customer's postings with ``at`` in ``[start, end)`` as stored (the raw JSON documents, not

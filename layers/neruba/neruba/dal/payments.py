@@ -63,7 +63,9 @@ class PaymentsRepository:
 
     # ---------------------------------------------------------------- transaction actions
     def create_items(self, record: PaymentRecord) -> list[dict[str, Any]]:
-        """The Puts of a new payment (its posting's guard makes a retry a no-op)."""
+        """The Puts of a payment record (condition: none yet). A new payment's record starts with nothing
+        taken back (its posting's guard makes a retry a no-op); a migration may write a record with what
+        was already taken back."""
         values = {
             "pk": f"CUS#{record.customer_id}",
             "sk": f"PAY#{record.payment_id}",
@@ -71,10 +73,10 @@ class PaymentsRepository:
             "invoice_id": record.invoice_id,
             "currency": record.currency,
             "paid_minor": record.paid_minor,
-            "refunded_minor": 0,
-            "disputed_minor": 0,
-            "lost_minor": 0,
-            "refundable_minor": record.paid_minor,
+            "refunded_minor": record.refunded_minor,
+            "disputed_minor": record.disputed_minor,
+            "lost_minor": record.lost_minor,
+            "refundable_minor": record.refundable_minor,
         }
         items = [self._put(values)]
         if record.invoice_id:
