@@ -269,28 +269,28 @@ def _money_action(
 
 
 def adjust(stores: Stores, op: Operator, customer_id: str, body: BalanceAdjustment) -> dict[str, Any]:
-    from neruba.logic.ledger import LOWERS_ONLY, adjust_balance
-
-    if body.amount_minor < 0 and body.reason_code in LOWERS_ONLY:
-        raise InvalidRequestError(
-            f"A {body.reason_code} adjustment only lowers the amount due: amount_minor must be positive"
-            " (only a correction may raise it, with a negative amount_minor).",
-            code="adjustment_direction_invalid",
-            param="amount_minor",
-        )
+    from neruba.logic.ledger import AdjustmentDirectionError, adjust_balance
 
     def run(*, currency: str, key: str, meta: dict[str, Any], target: str, audit: Any) -> Posting:
-        return adjust_balance(
-            stores.ledger,
-            customer_id=customer_id,
-            currency=currency,
-            amount_minor=body.amount_minor,
-            reason_code=body.reason_code,
-            idempotency_key=key,
-            actor=op.actor,
-            metadata=meta,
-            items_for=audit,
-        )
+        try:
+            return adjust_balance(
+                stores.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=body.amount_minor,
+                reason_code=body.reason_code,
+                idempotency_key=key,
+                actor=op.actor,
+                metadata=meta,
+                items_for=audit,
+            )
+        except AdjustmentDirectionError as exc:
+            raise InvalidRequestError(
+                f"{str(exc)[0].upper()}{str(exc)[1:]} (only a correction may raise it, with a negative"
+                " amount_minor).",
+                code="adjustment_direction_invalid",
+                param="amount_minor",
+            ) from exc
 
     posting, currency, _ = _money_action(stores, op, customer_id, body, "balance_adjustment", run, "adj_")
     return {**posting.to_dict(), "balance": balance_view(stores, customer_id, currency)}
