@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -69,7 +69,8 @@ def usage_lines(
         groups = usage.get(meter) or {"": GroupUsage(ZERO)}
         for key in sorted(groups):
             cell = groups[key]
-            priced, amount_minor, notes = rate_quantity(charge, cell.quantity, currency)
+            rated = rate_quantity(charge, cell.quantity, currency)
+            priced = rated.priced
             group = parse_group(key)
             label = ", ".join(f"{k}={v}" for k, v in group.items())
             lines.append(
@@ -78,13 +79,13 @@ def usage_lines(
                     kind="usage",
                     description=f"{meter} ({charge['model']})"
                     + (f" [{label}]" if label else "")
-                    + "".join(f"; {note}" for note in notes.pop("_text", [])),
+                    + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
                     group=group,
                     quantity=priced.quantity,
                     unit_price=priced.unit_price,
                     tiers=priced.tiers,
-                    amount_minor=amount_minor,
+                    amount_minor=rated.amount_minor,
                     period_start=period_start,
                     period_end=period_end,
                     plan_code=str(version["code"]),
@@ -95,38 +96,47 @@ def usage_lines(
                         "free_units": exact(charge.get("free_units", 0)),
                         "billable_quantity": priced.billable,
                         "amount": priced.amount,
-                        **notes,
+                        **rated.source,
                     },
                 )
             )
     return lines
 
 
-def rate_quantity(
-    charge: Mapping[str, Any], quantity: Decimal, currency: str
-) -> tuple[Priced, int, dict[str, Any]]:
-    """Price one usage quantity, never refusing it: ``(priced, amount_minor, notes)``.
+@dataclass(frozen=True, slots=True)
+class RatedQuantity:
+    """One usage quantity priced: the pricing, the line's ``amount_minor``, what the line's description
+    adds (``notes``) and what its ``source`` adds (``net_quantity``, ``unbillable``)."""
+
+    priced: Priced
+    amount_minor: int
+    notes: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+def rate_quantity(charge: Mapping[str, Any], quantity: Decimal, currency: str) -> RatedQuantity:
+    """Price one usage quantity, never refusing it.
 
     A net negative quantity (a meter that allows negative values, netted below zero) is billed as 0
-    (``notes`` has ``net_quantity``); an amount over ``MAX_LINE_MINOR`` is billed as 0 and flagged
-    ``unbillable``. ``notes["_text"]`` lists what the line's description should say.
+    (``source.net_quantity`` keeps it); an amount over ``MAX_LINE_MINOR`` is billed as 0 and flagged
+    ``source.unbillable``; each says so in ``notes``.
 
     Example:
-        >>> charge = {"model": "per_unit", "unit_price": "2"}
-        >>> priced, minor, notes = rate_quantity(charge, Decimal(-3), "USD")
-        >>> (priced.quantity, minor, notes["_text"])
-        (Decimal('0'), 0, ['net usage was negative (-3): billed as 0'])
+        >>> rated = rate_quantity({"model": "per_unit", "unit_price": "2"}, Decimal(-3), "USD")
+        >>> (rated.priced.quantity, rated.amount_minor, rated.notes)
+        (Decimal('0'), 0, ('net usage was negative (-3): billed as 0',))
     """
-    notes: dict[str, Any] = {"_text": []}
+    notes: list[str] = []
+    source: dict[str, Any] = {}
     if quantity < 0:
-        notes["net_quantity"] = quantity
-        notes["_text"].append(f"net usage was negative ({quantity}): billed as 0")
+        source["net_quantity"] = quantity
+        notes.append(f"net usage was negative ({quantity}): billed as 0")
     priced = price_charge(charge, max(quantity, ZERO))
     if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
-        notes["unbillable"] = "amount_too_large"
-        notes["_text"].append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
-        return priced, 0, notes
-    return priced, line_minor(priced.amount, currency), notes
+        source["unbillable"] = "amount_too_large"
+        notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
+        return RatedQuantity(priced, 0, tuple(notes), source)
+    return RatedQuantity(priced, line_minor(priced.amount, currency), tuple(notes), source)
 
 
 def trial_usage_lines(
