@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from neruba.dal.invoices import InvoiceConflictError, can_transition
+from neruba.domain.payments import PaymentRecord
 from neruba.logic import stripe_default_ports
 from neruba.logic.stripe_default_ports import LedgerEffects
 
@@ -48,6 +49,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
         monkeypatch.setattr(
             stripe_default_ports.ledger, name, lambda repo, _n=name, **kw: seen.append((_n, kw))
         )
+    # the payment each refund or dispute takes back from (rules tested on moto in the Stripe tests)
+    paid = PaymentRecord("acme", "ch_1", "in_1", "USD", paid_minor=10_000)
+    monkeypatch.setattr(LedgerEffects, "_payment", lambda self, action, **kw: paid)
+    monkeypatch.setattr(
+        stripe_default_ports, "DisputesRepository", lambda table: type("No", (), {"get": lambda s, i: None})()
+    )
     return seen
 
 

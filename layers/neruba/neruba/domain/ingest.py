@@ -158,9 +158,16 @@ class GroupTotals:
 
 
 def meter_value(
-    aggregation: str, field_name: str | None, properties: Mapping[str, PropertyValue]
+    aggregation: str,
+    field_name: str | None,
+    properties: Mapping[str, PropertyValue],
+    *,
+    allow_negative: bool = False,
 ) -> Decimal | str | None:
-    """The value an event contributes to a meter of ``aggregation`` over ``field_name``."""
+    """The value an event contributes to a meter of ``aggregation`` over ``field_name``.
+
+    A negative number is refused (``negative_value``) unless the meter allows negative values.
+    """
     if aggregation == "count" or field_name is None:
         return None
     if aggregation == "unique_count":
@@ -169,4 +176,10 @@ def meter_value(
                 "missing_property", f"the meter counts unique {field_name!r}, absent here"
             )
         return _as_text(properties[field_name])
-    return numeric_value(properties, field_name)
+    number = numeric_value(properties, field_name)
+    if number < 0 and not allow_negative:
+        raise InvalidPropertyError(
+            "negative_value",
+            f"property {field_name!r} is negative ({number}) and its meter does not allow negative values",
+        )
+    return number

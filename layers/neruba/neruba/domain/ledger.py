@@ -45,6 +45,9 @@ ACCOUNTS: dict[str, Normal] = {
     "dispute_losses": "debit",  # expense: disputes lost, or balances written off as disputed
     "goodwill_expense": "debit",  # expense: balance reductions granted as goodwill
 }
+NEVER_NEGATIVE: frozenset[str] = frozenset({"cash"})
+"""Accounts whose (debit-positive) balance never goes below zero: a customer's cash cannot be given back
+or held by disputes beyond what was received. Storage enforces it with a condition on the balance."""
 
 
 class LedgerRuleError(ValueError):
@@ -255,6 +258,10 @@ class Book:
         key = (posting.customer_id, posting.idempotency_key)
         if key in self.postings:
             return self
+        for balance_key, delta in posting.deltas().items():
+            now = self.balances[(posting.customer_id, posting.currency, balance_key)]
+            if balance_key in NEVER_NEGATIVE and now + delta < 0:
+                raise LedgerRuleError(f"{balance_key} would go below zero ({now} {delta:+d})")
         self.postings[key] = posting
         for balance_key, delta in posting.deltas().items():
             self.balances[(posting.customer_id, posting.currency, balance_key)] += delta

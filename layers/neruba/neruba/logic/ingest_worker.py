@@ -169,7 +169,9 @@ class IngestBatch:
         applies = matches_filters(meter.filters, event.properties)
         if applies:
             try:
-                value = meter_value(meter.aggregation, meter.field, event.properties)
+                value = meter_value(
+                    meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative
+                )
             except InvalidPropertyError as exc:
                 return self._park(event, exc.code, str(exc))
         billed = self.catalog.billed_through.get(event.customer_id)

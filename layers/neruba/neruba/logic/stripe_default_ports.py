@@ -26,9 +26,12 @@ from neruba.dal.catalog import CatalogRepository
 from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.dal.ledger_extra import DisputesRepository
+from neruba.dal.payments import PaymentsRepository
 from neruba.dal.stripe_events import RefundLevels
+from neruba.domain.payments import PaymentRecord
 from neruba.logic import ledger
-from neruba.logic.stripe_ports import DisputeResult, EffectResult
+from neruba.logic.payments import PaymentTargetError, resolve_payment
+from neruba.logic.stripe_ports import DisputeResult, EffectRefusedError, EffectResult
 from neruba.settings import get_settings
 
 SOURCE = "stripe"
@@ -71,6 +74,42 @@ class LedgerEffects:
 
     def _seen(self, customer_id: str, idempotency_key: str) -> bool:
         return self.ledger.stored_posting(customer_id, idempotency_key) is not None
+
+    def _payment(
+        self,
+        action: str,
+        *,
+        customer_id: str,
+        currency: str,
+        amount_minor: int,
+        charge_id: str,
+        invoice_id: str,
+    ) -> PaymentRecord:
+        """The payment a Stripe refund or dispute takes back from: the charge's, else the invoice's (a
+        payment recorded by payment intent). Beyond what it still has refundable, or of no payment we
+        received: EffectRefusedError (the event is parked for an operator, nothing is posted)."""
+        payments = PaymentsRepository(self.ledger.table_name)
+        by_charge = payments.get(customer_id, charge_id) is not None
+        try:
+            return resolve_payment(
+                payments,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=amount_minor,
+                action="refund" if action == "refund" else "dispute",
+                payment_id=charge_id if by_charge else None,
+                invoice_id=None if by_charge else invoice_id,
+            )
+        except PaymentTargetError as exc:
+            raise EffectRefusedError(f"{exc.code}: Stripe {action} of {amount_minor}: {exc.message}") from exc
+
+    def _refusing_races(self, action: str, write: Any, **target: Any) -> None:
+        """Write; when its conditional write lost a race, decide again on what is left now."""
+        try:
+            write(self._payment(action, **target))
+        except LedgerConflictError:
+            self._payment(action, **target)  # raises EffectRefusedError when too little is left now
+            raise
 
     def invoice_paid(
         self,
@@ -146,19 +185,27 @@ class LedgerEffects:
             extra.append(self.refund_levels.move_item(charge_id, level, refunded_total_minor))
         if amount_minor == 0:
             return EffectResult("skipped", "refund of 0")
-        ledger.record_refund(
-            self.ledger,
+        amount = amount_minor
+        self._refusing_races(
+            "refund",
+            lambda payment: ledger.record_refund(
+                self.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=amount,
+                refund_id=refund_id or charge_id,
+                idempotency_key=idempotency_key,
+                source=SOURCE,
+                actor=ACTOR,
+                payment=payment,
+                at=at,
+                extra_items=extra,
+            ),
             customer_id=customer_id,
             currency=currency,
-            amount_minor=amount_minor,
-            refund_id=refund_id or charge_id,
-            idempotency_key=idempotency_key,
-            source=SOURCE,
-            actor=ACTOR,
-            payment_id=charge_id,
+            amount_minor=amount,
+            charge_id=charge_id,
             invoice_id=invoice_id,
-            at=at,
-            extra_items=extra,
         )
         return EffectResult("applied", f"refund of {amount_minor} posted")
 
@@ -176,20 +223,29 @@ class LedgerEffects:
     ) -> EffectResult:
         if self._seen(customer_id, idempotency_key):
             return EffectResult("already_applied", "dispute already opened")
+        if DisputesRepository(self.ledger.table_name).get(dispute_id) is not None:
+            return EffectResult("skipped", f"dispute {dispute_id} already recorded (by an operator)")
         try:
-            ledger.record_dispute(
-                self.ledger,
+            self._refusing_races(
+                "dispute",
+                lambda payment: ledger.record_dispute(
+                    self.ledger,
+                    customer_id=customer_id,
+                    currency=currency,
+                    dispute_id=dispute_id,
+                    status="created",
+                    idempotency_key=idempotency_key,
+                    source=SOURCE,
+                    actor=ACTOR,
+                    amount_minor=amount_minor,
+                    payment=payment,
+                    at=at,
+                ),
                 customer_id=customer_id,
                 currency=currency,
-                dispute_id=dispute_id,
-                status="created",
-                idempotency_key=idempotency_key,
-                source=SOURCE,
-                actor=ACTOR,
                 amount_minor=amount_minor,
-                payment_id=charge_id,
+                charge_id=charge_id,
                 invoice_id=invoice_id,
-                at=at,
             )
         except LedgerConflictError:
             if DisputesRepository(self.ledger.table_name).get(dispute_id) is None:
@@ -222,8 +278,6 @@ class LedgerEffects:
                 idempotency_key=idempotency_key,
                 source=SOURCE,
                 actor=ACTOR,
-                payment_id=charge_id,
-                invoice_id=invoice_id,
                 at=at,
             )
         except ledger.DisputeStateError as exc:  # closed otherwise before (an operator, another event)

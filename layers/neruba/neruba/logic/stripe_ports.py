@@ -37,6 +37,12 @@ class EffectResult:
     detail: str = ""
 
 
+class EffectRefusedError(Exception):
+    """An effect that must not be applied as the event states it (a refund or dispute beyond what the
+    payment still has refundable, or of a payment we never received): the event is parked ``failed``
+    with outcome ``needs_operator`` and the reason, for an operator to settle and replay."""
+
+
 class StripeEffects(Protocol):
     """The money and invoice effects of Stripe events. Every method is idempotent on ``idempotency_key``."""
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
-from neruba.logic.stripe_ports import EffectResult, StripeEffects
+from neruba.logic.stripe_ports import EffectRefusedError, EffectResult, StripeEffects
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
 HANDLED = (
@@ -142,6 +142,8 @@ class Processor:
             result = self._dispatch(event, at)
         except (EventDataError, NerubaError) as exc:
             result = ProcessResult("failed", "invalid_event", error=str(exc))
+        except EffectRefusedError as exc:  # parked for an operator: nothing was applied
+            result = ProcessResult("failed", "needs_operator", error=str(exc)[:500])
         except Exception as exc:
             failed = ProcessResult("failed", "error", error=f"{type(exc).__name__}: {exc}"[:500])
             self._record(event_id, failed, trigger, at, audit)

@@ -68,7 +68,9 @@ def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[Grou
     if not matches_filters(meter.filters, properties):
         return None
     try:
-        value = meter_value(meter.aggregation, meter.field, properties)
+        # an accepted event passed the negative-value rule when it was counted (the meter's setting may
+        # have changed since): recount it as it was counted
+        value = meter_value(meter.aggregation, meter.field, properties, allow_negative=True)
     except InvalidPropertyError:
         return None
     ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))

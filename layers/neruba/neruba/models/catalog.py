@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency, Reason, Ticket
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
+NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "latest"})  # those whose field is a number
 
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -59,12 +60,20 @@ class Meter(BaseModel):
         default_factory=dict, max_length=10
     )
     group_by: list[str] = Field(default_factory=list, max_length=3)
+    allow_negative: bool = Field(
+        default=False,
+        description="Whether a negative value of the field is accepted (sum, max and latest meters). When"
+        " false, an event with a negative value is rejected `negative_value`; when true, a period whose"
+        " usage nets below zero is billed as 0.",
+    )
     created_at: datetime | None = None
 
     @model_validator(mode="after")
     def _field_matches_aggregation(self) -> Meter:
         if self.aggregation == "count" and self.field is not None:
             raise ValueError("a count meter takes no field")
+        if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
+            raise ValueError(f"allow_negative applies to sum, max and latest meters, not {self.aggregation}")
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
         for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
