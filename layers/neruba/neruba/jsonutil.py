@@ -69,6 +69,24 @@ def number_text(value: int | Decimal) -> str:
     return format(Decimal((sign, tuple(kept), exponent)), "f")
 
 
+def decimals_as_text(value: Any) -> Any:
+    """``value`` with every Decimal replaced by its canonical text (:func:`number_text`); ints, strings
+    and the rest unchanged. API answers go through it: a decimal quantity, price or fraction leaves as a
+    string (``"0.5"``, ``"12"``), like money amounts leave as integer minor units.
+
+    Example:
+        >>> decimals_as_text({"quantity": Decimal("11.50"), "n": 3, "rows": [Decimal("2")]})
+        {'quantity': '11.5', 'n': 3, 'rows': ['2']}
+    """
+    if isinstance(value, Decimal):
+        return number_text(value)
+    if isinstance(value, dict):
+        return {key: decimals_as_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [decimals_as_text(item) for item in value]
+    return value
+
+
 def dumps(value: Any) -> str:
     """Serialise to canonical JSON; raises FloatRefusedError on any float."""
     parts: list[str] = []

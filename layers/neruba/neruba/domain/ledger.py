@@ -197,6 +197,9 @@ class Posting:
 
     @property
     def total_minor(self) -> int:
+        """The posting's size: the sum of its debits, which equals the sum of its credits (every posting
+        balances). It is not an amount due nor a signed change of any balance: read the entries (or
+        ``deltas()``) for that."""
         return sum(e.debit_minor for e in self.entries)
 
     def deltas(self) -> dict[str, int]:

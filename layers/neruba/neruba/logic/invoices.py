@@ -89,6 +89,7 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
                 "aggregate": {"aggregation": source.get("aggregation"), "quantity": line.get("quantity")},
                 "hours": source.get("hours"),
                 "events": source.get("events"),
+                **(adjustment_figures(line) if line.get("kind") == "adjustment" else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -115,6 +116,24 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
         "total_minor": invoice.get("total_minor"),
         "lines": lines,
     }
+
+
+def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
+    """An adjustment line's own figures for explain: ``hours`` and ``events`` are the difference between
+    the re-rating and what was billed (None when the line does not record them), and ``adjustment``
+    holds ``billed``, ``rerated`` and ``difference`` (the line's quantity and amount)."""
+    source = line.get("source") or {}
+    billed, rerated = source.get("billed"), source.get("rerated")
+    if not (isinstance(billed, dict) and isinstance(rerated, dict)):
+        return {"hours": None, "events": None, "adjustment": None}
+    diff = {
+        name: int(rerated[name]) - int(billed[name])
+        if rerated.get(name) is not None and billed.get(name) is not None
+        else None
+        for name in ("hours", "events")
+    }
+    difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
+    return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
 
 
 def _audit(

@@ -249,7 +249,11 @@ def _recompute(
     if same:
         return
     report.drift_found += 1
-    before = {"events": stored_n, "quantity": combine(meter.aggregation, [stored or {}])}
+    # quantities as decimal text: the stored report reads back with the same types (docs/billing.md)
+    before = {
+        "events": stored_n,
+        "quantity": jsonutil.number_text(combine(meter.aggregation, [stored or {}])),
+    }
     truth.update({"updated_at": datetime.now(UTC).isoformat(), "repaired": True})
     if stored and stored.get("late_n"):
         truth["late_n"] = stored["late_n"]
@@ -263,6 +267,9 @@ def _recompute(
                 "hour": ref.hour,
                 "group": ref.group,
                 "before": before,
-                "after": {"events": totals.count, "quantity": combine(meter.aggregation, [truth])},
+                "after": {
+                    "events": totals.count,
+                    "quantity": jsonutil.number_text(combine(meter.aggregation, [truth])),
+                },
             }
         )

@@ -32,6 +32,13 @@ Metadata = dict[
 ]
 
 
+TIMEZONE_NOTE = (
+    "An IANA time zone name kept for display (how the customer's own systems show times). Billing does "
+    "not use it: billing periods, usage hours and every time in the API are UTC (docs/billing.md, "
+    "'Time zones')."
+)
+
+
 class Customer(BaseModel):
     """A customer of the operator, named by the operator's own ``external_id``."""
 
@@ -41,7 +48,7 @@ class Customer(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     currency: Currency
-    timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN)
+    timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
     created_at: datetime | None = None
@@ -89,7 +96,9 @@ class CustomerUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    timezone: str | None = Field(default=None, max_length=64, pattern=TIMEZONE_PATTERN)
+    timezone: str | None = Field(
+        default=None, max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE
+    )
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata | None = Field(default=None, max_length=MAX_METADATA)
 

@@ -132,7 +132,11 @@ def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f
     "invoices",
 )
 def get_upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
+    from neruba.dal.billing import BillingRepository
     from neruba.dal.usage import UsageRepository
     from neruba.logic.upcoming import upcoming_invoice
 
-    return json_response(upcoming_invoice(_repo(), UsageRepository(get_settings().usage_table), customer_id))
+    settings = get_settings()
+    usage = UsageRepository(settings.usage_table)
+    billing = BillingRepository(settings.billing_table)
+    return json_response(upcoming_invoice(_repo(), usage, customer_id, billing=billing))
