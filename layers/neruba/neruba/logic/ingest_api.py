@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from neruba import jsonutil
 from neruba.domain.ingest import time_window_error
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
+from neruba.validation import describe
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
 
@@ -28,10 +29,10 @@ _MESSAGES = {
 
 
 def _error_from_validation(exc: ValidationError) -> EventError:
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
-    param = ".".join(loc) or None
-    kind = first["type"]
+    first = describe(exc.errors())[0]
+    loc = first.param.split(".") if first.param else []
+    param = first.param
+    kind = first.code
     if kind == "missing":
         code = "missing_field"
     elif kind == "extra_forbidden":
@@ -42,7 +43,7 @@ def _error_from_validation(exc: ValidationError) -> EventError:
         code = "invalid_timestamp"
     else:
         code = "invalid_field"
-    return EventError(code=code, message=str(first["msg"]), param=param)
+    return EventError(code=code, message=first.message, param=param)
 
 
 def validate_event(
