@@ -161,15 +161,21 @@ def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -
     items = [dict(error) for error in errors]
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     plain: list[tuple[tuple[str, ...], dict[str, Any]]] = []
-    siblings: dict[tuple[str, ...], int] = {}
+    # members of one union: the same value (the same object) reported under one parent location
+    candidates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for error in items:
         loc = tuple(str(part) for part in error.get("loc", ()))
         if loc and _UNION_MEMBER.match(loc[-1]):
-            siblings[loc[:-1]] = siblings.get(loc[:-1], 0) + 1
+            candidates.setdefault(loc[:-1], []).append(error)
+    unions = {
+        parent
+        for parent, members in candidates.items()
+        if len(members) > 1 and all(m.get("input") is members[0].get("input") for m in members)
+    }
     order: list[tuple[str, tuple[str, ...]]] = []
     for error in items:
         loc = tuple(str(part) for part in error.get("loc", ()))
-        if loc and _UNION_MEMBER.match(loc[-1]) and siblings.get(loc[:-1], 0) > 1:
+        if loc and _UNION_MEMBER.match(loc[-1]) and loc[:-1] in unions:
             if loc[:-1] not in groups:
                 groups[loc[:-1]] = []
                 order.append(("union", loc[:-1]))
