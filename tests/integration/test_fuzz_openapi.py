@@ -194,7 +194,12 @@ def test_media_types_nulls_and_forged_cursors_never_get_a_5xx(
             if method in {"post", "put", "patch"}:
                 # WHEN a body (with an unknown field, so that no work runs) is declared with each media
                 # type THEN a JSON one reaches the route's body check (4xx), any other is 415
-                for media_type, is_json in MEDIA_TYPES.items():
+                # (every spelling on the first body operation; one JSON and one other type on the rest:
+                # the check is one function for all, covered route by route in the functional tests)
+                spellings = (
+                    MEDIA_TYPES if not counts["media"] else {"APPLICATION/JSON": True, "text/plain": False}
+                )
+                for media_type, is_json in spellings.items():
                     headers = {"Content-Type": media_type} if media_type else {}
                     response = session.request(
                         method, url, params=query, data=UNKNOWN_FIELD, headers=headers, timeout=TIMEOUT
@@ -216,6 +221,4 @@ def test_media_types_nulls_and_forged_cursors_never_get_a_5xx(
                     counts["cursor"] += 1
 
     assert not failures, "\n".join(failures[:40])
-    assert counts["media"] >= 20 * len(MEDIA_TYPES) and counts["null"] >= 40 and counts["cursor"] >= 40, (
-        counts
-    )
+    assert counts["media"] >= 40 and counts["null"] >= 40 and counts["cursor"] >= 40, counts
