@@ -26,6 +26,7 @@ from neruba.domain.ingest import (
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.models.catalog import Meter
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
+from neruba.validation import describe
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
 MeterLookup = Callable[[set[str]], Mapping[str, Meter]]
@@ -38,10 +39,10 @@ _MESSAGES = {
 
 
 def _error_from_validation(exc: ValidationError) -> EventError:
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
-    param = ".".join(loc) or None
-    kind = first["type"]
+    first = describe(exc.errors())[0]
+    loc = first.param.split(".") if first.param else []
+    param = first.param
+    kind = first.code
     if kind == "missing":
         code = "missing_field"
     elif kind == "extra_forbidden":
@@ -52,7 +53,7 @@ def _error_from_validation(exc: ValidationError) -> EventError:
         code = "invalid_timestamp"
     else:
         code = "invalid_field"
-    return EventError(code=code, message=str(first["msg"]), param=param)
+    return EventError(code=code, message=first.message, param=param)
 
 
 def validate_event(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -89,18 +89,21 @@ class Meter(BaseModel):
         return self
 
 
+_UNSET: Any = None  # the default of an update field that may be left out but never set to null
+
+
 class CustomerUpdate(BaseModel):
     """Fields a ``PATCH /v1/customers/{id}`` may change (``external_id`` and ``currency`` never change)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=256)
+    # A field left out is unchanged. null clears email and stripe_customer_id; name, timezone and metadata
+    # always hold a value, so their types refuse null (422 null_not_allowed) while defaulting to "unset".
+    name: str = Field(default=_UNSET, min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    timezone: str | None = Field(
-        default=None, max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE
-    )
+    timezone: str = Field(default=_UNSET, max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
-    metadata: Metadata | None = Field(default=None, max_length=MAX_METADATA)
+    metadata: Metadata = Field(default=_UNSET, max_length=MAX_METADATA)
 
 
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]

@@ -64,7 +64,10 @@ class UsageEventIn(BaseModel):
             return None
         if not isinstance(value, str):
             raise ValueError("timestamp must be an RFC 3339 string")
-        parsed = datetime.fromisoformat(value)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("timestamp must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from None
         if parsed.tzinfo is None:
             raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
         return parsed

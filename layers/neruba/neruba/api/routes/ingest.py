@@ -46,10 +46,14 @@ def _meters(codes: set[str]) -> Mapping[str, Meter]:
             "description": "Each event queued or rejected",
             "content": {"application/json": {"model": IngestResponse}},
         },
-        400: {"description": "Every event was rejected (details per event), or the body is not JSON"},
+        400: {
+            "description": "Every event was rejected (details per event), or the body is not JSON or names a "
+            "key twice"
+        },
         401: {"description": "Missing or unknown API key"},
         403: {"description": "The key lacks the ingest scope"},
         413: {"description": "The body is over 256 KiB"},
+        415: {"description": "The body is declared as another media type than JSON"},
         422: {"description": "The body is not {events: [1..100 objects]}"},
     },
 )
