@@ -30,11 +30,20 @@ from typing import Any
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
-from neruba.logic.stripe_ports import EffectResult, StripeEffects
+from neruba.logic.stripe_checks import (
+    Park,
+    PaymentClaim,
+    check_payment,
+    check_taken_back,
+    identity_mismatch,
+    paid_level,
+)
+from neruba.logic.stripe_ports import EffectConflictError, EffectResult, StripeEffects
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
+PAYMENTS = ("invoice.paid", "invoice.payment_succeeded")
 HANDLED = (
-    "invoice.paid",
+    *PAYMENTS,
     "invoice.payment_failed",
     "charge.refunded",
     "charge.dispute.created",
@@ -168,7 +177,7 @@ class Processor:
     # ---------------------------------------------------------------- per type
     def _dispatch(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         kind = event.get("type")
-        if kind == "invoice.paid":
+        if kind in PAYMENTS:
             return self._invoice_paid(event, at)
         if kind == "invoice.payment_failed":
             return self._payment_failed(event, at)
@@ -198,16 +207,37 @@ class Processor:
         invoice_id, customer_id = ours
         currency = _str(obj, "currency").upper()
         payment_id = _opt(obj, "charge") or _opt(obj, "payment_intent") or _str(obj, "id")
-        effect = self.effects.invoice_paid(
-            invoice_id=invoice_id,
+        total = obj.get("total", obj.get("amount_due"))
+        claim = PaymentClaim(
             customer_id=customer_id,
             currency=currency,
-            amount_minor=_amount(obj, "amount_paid"),
             stripe_invoice_id=_str(obj, "id"),
-            payment_id=payment_id,
-            idempotency_key=f"stripe:payment:{payment_id}",
-            at=at,
+            stripe_customer_id=_opt(obj, "customer"),
+            amount_paid_minor=_amount(obj, "amount_paid"),
+            stripe_total_minor=total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
+        for _ in range(3):  # decided on the invoice read; decided again if it changed before the write
+            invoice = self.effects.invoice(invoice_id)
+            plan = check_payment(invoice, claim, invoice_id)
+            if isinstance(plan, Park):
+                return _parked(plan, invoice_id, invoice, customer_id)
+            try:
+                effect = self.effects.invoice_paid(
+                    invoice_id=invoice_id,
+                    customer_id=customer_id,
+                    currency=currency,
+                    amount_minor=plan.post_minor,
+                    stripe_invoice_id=claim.stripe_invoice_id,
+                    payment_id=payment_id,
+                    idempotency_key=f"stripe:payment:{payment_id}",
+                    at=at,
+                    plan=plan,
+                )
+            except EffectConflictError:
+                continue
+            break
+        else:
+            raise EffectConflictError(f"invoice {invoice_id} keeps changing")
         link = {
             "invoice_id": invoice_id,
             "customer_id": customer_id,
@@ -234,6 +264,12 @@ class Processor:
         if ours is None:
             return ProcessResult("ignored", "invoice not issued by neruba (no neruba metadata)")
         invoice_id, customer_id = ours
+        invoice = self.effects.invoice(invoice_id)
+        mismatch = identity_mismatch(
+            invoice, invoice_id, customer_id, _str(obj, "id"), _opt(obj, "customer"), _opt(obj, "currency")
+        )
+        if mismatch is not None:
+            return _parked(mismatch, invoice_id, invoice, customer_id)
         error = obj.get("last_finalization_error") or {}
         reason = str(
             obj.get("failure_reason")
@@ -292,6 +328,10 @@ class Processor:
         else:  # refunds not included (API versions since 2022-11-15): the charge's cumulative total
             total = _amount(obj, "amount_refunded")
             items.append((None, total, f"stripe:refund:{charge_id}:upto:{total}"))
+        own = tuple(key for refund_id, _, key in items if refund_id) or (f"stripe:refund:{charge_id}:upto:",)
+        park = self._beyond_payment("refund", obj, link, sum(amount for _, amount, _ in items), own)
+        if park is not None:
+            return _parked(park, link["invoice_id"], None, link["customer_id"])
         outcomes = []
         for refund_id, amount, key in items:
             effect = self.effects.charge_refunded(
@@ -311,6 +351,10 @@ class Processor:
     def _dispute_created(self, event: dict[str, Any], link: dict[str, Any], at: datetime) -> ProcessResult:
         obj = _obj(event)
         dispute_id = _str(obj, "id")
+        own = (f"stripe:dispute:{dispute_id}:",)
+        park = self._beyond_payment("dispute", obj, link, _amount(obj, "amount"), own)
+        if park is not None:
+            return _parked(park, link["invoice_id"], None, link["customer_id"])
         effect = self.effects.dispute_created(
             invoice_id=link["invoice_id"],
             customer_id=link["customer_id"],
@@ -324,6 +368,22 @@ class Processor:
         key = f"dispute:{dispute_id}"
         self.repo.put_link(key, {**link, "charge_id": _str(obj, "charge"), "event_id": event["id"]})
         return ProcessResult("processed", _outcome("dispute opened", effect), wake=self.repo.waiters(key))
+
+    def _beyond_payment(
+        self, kind: str, obj: dict[str, Any], link: dict[str, Any], amount: int, own: tuple[str, ...]
+    ) -> Park | None:
+        """A refund or dispute in another currency than the payment, or taking back more than the
+        invoice received (counting what other refunds and disputes took, not this event's own)."""
+        currency = _opt(obj, "currency")
+        if currency is not None and currency.upper() != str(link["currency"]).upper():
+            return Park(
+                "currency_mismatch",
+                f"the {kind} is in {currency.upper()}; the payment was in {link['currency']}",
+            )
+        invoice = self.effects.invoice(str(link["invoice_id"]))
+        paid = paid_level(invoice) if invoice is not None else 0
+        already = self.effects.taken_back(str(link["customer_id"]), str(link["invoice_id"]), own)
+        return check_taken_back(kind, amount, already, paid)
 
     def _dispute_closed(self, event: dict[str, Any], link: dict[str, Any], at: datetime) -> ProcessResult:
         obj = _obj(event)
@@ -343,6 +403,14 @@ class Processor:
             at=at,
         )
         return ProcessResult("processed", _outcome(f"dispute {status}", effect))
+
+
+def _parked(park: Park, invoice_id: str, invoice: dict[str, Any] | None, customer_id: str) -> ProcessResult:
+    """Nothing applied: the event waits for an operator (listed with ``status=parked``, replayable)."""
+    owner = str(invoice["customer_id"]) if invoice is not None else customer_id
+    return ProcessResult(
+        "parked", "parked", error=str(park), refs={"invoice_id": invoice_id, "customer_id": owner}
+    )
 
 
 def _outcome(what: str, effect: EffectResult) -> str:
