@@ -209,3 +209,119 @@ def test_a_parked_payment_is_applied_by_a_replay_once_its_cause_is_fixed(
     assert [p.total_minor for p in payments_of("acme")] == [250]
     assert invoice(ours["id"])["status"] == "paid"
     assert balance_of("acme")["amount_due_minor"] == 1000
+
+
+def receivable_sweep() -> dict[str, Any]:
+    from datetime import UTC, datetime, timedelta
+
+    from neruba.dal.ops import OpsRepository
+    from neruba.logic.sweeps import run_sweep
+    from neruba.settings import get_settings
+
+    now = datetime.now(UTC)
+    ops = OpsRepository(get_settings().ops_table)
+    report = run_sweep(ops, ["receivable"], now - timedelta(hours=2), now, trigger="cli", actor="t", now=now)
+    assert report["status"] == "ok", report
+    check: dict[str, Any] = report["checks"][0]
+    return check
+
+
+def test_the_receivable_sweep_reports_invoices_whose_status_disagrees_with_the_ledger(
+    both: dict[str, list[dict[str, Any]]], fake: FakeStripe, deliver: Any
+) -> None:
+    from neruba.dal.invoices import InvoicesRepository
+    from neruba.logic.ledger import record_payment
+    from neruba.settings import get_settings
+
+    # GIVEN acme's opening invoice paid 600 of 1000 and its usage invoice paid in full, through Stripe
+    acme_opening, acme_usage = both["acme"]
+    deliver_and_work(
+        deliver,
+        paid(stripe_invoice_of(fake, acme_opening["id"]), "ch_a1", 600),
+        paid(stripe_invoice_of(fake, acme_usage["id"]), "ch_a2", 250),
+    )
+    # THEN the sweep finds every invoice in agreement with the receivable
+    clean = receivable_sweep()
+    assert (clean["found"], clean["details"]["failures"]) == (0, [])
+    assert clean["checked"] == {"customers": 2, "invoices": 4, "payments": 2}
+
+    # GIVEN the books left by the old processing: bolt's usage invoice (400) marked paid while the cash
+    # went to acme, and bolt's opening invoice (1000) marked paid after a payment of 600
+    bolt_opening, bolt_usage = both[OTHER]
+    repo = InvoicesRepository(get_settings().billing_table)
+    common = {"currency": "USD", "source": "stripe", "actor": "stripe:webhook"}
+    record_payment(
+        ledger(),
+        customer_id="acme",
+        amount_minor=400,
+        payment_id="ch_x",
+        invoice_id=bolt_usage["id"],
+        idempotency_key="stripe:payment:ch_x",
+        **common,
+    )
+    repo.set_status(bolt_usage["id"], "paid", expected="finalized")
+    record_payment(
+        ledger(),
+        customer_id=OTHER,
+        amount_minor=600,
+        payment_id="ch_y",
+        invoice_id=bolt_opening["id"],
+        idempotency_key="stripe:payment:ch_y",
+        **common,
+    )
+    repo.set_status(bolt_opening["id"], "paid", expected="finalized")
+    # WHEN the sweep runs
+    check = receivable_sweep()
+    # THEN each disagreement is a failure naming the invoice, with what the ledger says is still owed
+    failures = sorted(
+        (f["kind"], f["customer_id"], f["invoice_id"], f.get("invoice_owed"), f.get("ledger_owed"))
+        for f in check["details"]["failures"]
+    )
+    assert failures == sorted(
+        [
+            ("receivable_differs", OTHER, bolt_usage["id"], 0, 400),
+            ("receivable_differs", OTHER, bolt_opening["id"], 0, 1000 - 600),
+            ("payment_for_unknown_invoice", "acme", bolt_usage["id"], None, None),
+        ]
+    )
+    assert check["found"] == 3 and check["repaired"] == 0
+
+
+def test_refunds_and_disputes_beyond_what_was_paid_are_parked(
+    both: dict[str, list[dict[str, Any]]], fake: FakeStripe, deliver: Any, stored: Any
+) -> None:
+    from tests.functional.stripe.test_end_to_end import dispute_event, refund_event
+
+    # GIVEN 600 received on acme's opening invoice of 1000 (charge ch_p)
+    ours = both["acme"][0]
+    received = 600
+    deliver_and_work(deliver, paid(stripe_invoice_of(fake, ours["id"]), "ch_p", received))
+    # WHEN Stripe reports a refund of 700 on that charge
+    too_much = refund_event("ch_p", [("re_big", 700)])
+    deliver_and_work(deliver, too_much)
+    # THEN it is parked: more than was received
+    assert (stored(too_much["id"])["status"], stored(too_much["id"])["error"].split(":")[0]) == (
+        "parked",
+        "refund_exceeds_payment",
+    )
+    # WHEN a refund of 500 arrives (and again, redelivered as a new event listing the same refund)
+    fine = refund_event("ch_p", [("re_ok", 500)])
+    deliver_and_work(deliver, fine, refund_event("ch_p", [("re_ok", 500)]))
+    # THEN it is posted once; then a dispute of 200 would take back 700 of 600 received: parked
+    assert stored(fine["id"])["status"] == "processed"
+    disputed = dispute_event("charge.dispute.created", "dp_p", "ch_p", 200, "needs_response")
+    deliver_and_work(deliver, disputed)
+    assert stored(disputed["id"])["error"].split(":")[0] == "dispute_exceeds_payment"
+    # AND a refund in another currency than the payment is parked too
+    foreign = refund_event("ch_p", [("re_eur", 50)])
+    foreign["data"]["object"]["currency"] = "eur"
+    deliver_and_work(deliver, foreign)
+    assert stored(foreign["id"])["error"].split(":")[0] == "currency_mismatch"
+    # AND the books: 600 in, 500 refunded, nothing held
+    found, _ = ledger().postings("acme", limit=100)
+    assert sorted((p.reason, p.total_minor) for p in found if p.reason != "invoice") == [
+        ("payment", received),
+        ("refund", 500),
+    ]
+    assert balance_of("acme")["paid_to_date_minor"] == received - 500
+    assert ledger().reconcile("acme") == []
