@@ -215,3 +215,45 @@ def test_a_rerun_killed_after_its_transaction_is_finished_by_the_scheduler_once(
     ]
     assert len([p for p in invoice_postings("acme") if p.source_id == corrections[0]["id"]]) == 1
     assert_books_agree(real, "acme")
+
+
+def test_late_events_after_the_end_are_billed_by_the_sweep_without_a_rerun(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from datetime import timedelta
+
+    from neruba.dal.ops import OpsRepository
+    from neruba.logic import sweep_billing
+    from neruba.logic.sweeps import run_sweep
+    from neruba.settings import get_settings
+
+    # GIVEN the final window of a cancelled subscription finalized, then 7 late calls land in it
+    final = ended(real, monkeypatch)
+    real.usage("acme", START + day(0, 4), BILLED_CALLS + LATE_CALLS)
+    monkeypatch.setattr(sweep_billing, "billing_context", lambda: real.ctx)
+    now = START + day(2)
+
+    def sweep() -> dict[str, Any]:
+        ops = OpsRepository(get_settings().ops_table)
+        report = run_sweep(
+            ops, ["corrections"], now - timedelta(hours=2), now, trigger="cli", actor="t", now=now
+        )
+        assert report["status"] == "ok", report
+        check: dict[str, Any] = report["checks"][0]
+        return check
+
+    # WHEN the sweep runs (twice)
+    first, second = sweep(), sweep()
+    # THEN the first bills the 7 calls on a correction invoice, the second finds nothing
+    (repair,) = first["repairs"]
+    assert (repair["kind"], repair["corrects"]) == ("correction_invoiced", final["id"])
+    assert second["repairs"] == [] and second["found"] == 0
+    (doc,) = [i for i in real.invoices("acme") if i["kind"] == "correction"]
+    assert (doc["id"], doc["status"], doc["total_minor"]) == (
+        repair["invoice_id"],
+        "finalized",
+        LATE_CALLS * PRICE,
+    )
+    # AND a rerun afterwards has nothing left to bill
+    assert rerun(api, final["id"], "rr-after")[1]["action"] == "unchanged"
+    assert_books_agree(real, "acme")

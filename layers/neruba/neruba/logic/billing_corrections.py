@@ -24,7 +24,7 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from neruba.dal.locks import ts
@@ -117,3 +117,65 @@ def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> dict[str, Any] | 
     if unsynced and not send_batch(ctx.sync_queue_url, [("0", json.dumps({"invoice_id": invoice_id}))]):
         ctx.invoices.clear_sync_due(invoice_id)  # sent: out of the scheduler's sync index
     return invoice
+
+
+LATE_EVENTS = timedelta(days=36)  # ingest refuses events older than 35 days: nothing later can change
+
+
+def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Bill late events on the finalized usage windows of the customer's ended subscriptions.
+
+    While a subscription is billed, late events are found when its next window is billed; after the end
+    nothing is billed again, so this re-rates every finalized usage invoice of an ended subscription whose
+    period ended within ``LATE_EVENTS`` and bills a difference on a correction invoice (as a rerun
+    would). Idempotent: recorded adjustments are counted, so a second call finds nothing; two callers at
+    once write one invoice (conditional puts). Returns ``{invoice_id, subscription_id, corrects}`` per
+    invoice issued.
+    """
+    from neruba.dal.billing import TransactionCancelledError, transact
+    from neruba.dal.locks import parse_ts
+    from neruba.logic.billing_worker import line_deltas, rated_lines
+
+    by_subscription: dict[str, list[dict[str, Any]]] = {}
+    for invoice in _invoices(ctx, customer_id):
+        if invoice.get("kind") != "usage" or invoice.get("status") in ("draft", "void"):
+            continue
+        if parse_ts(str(invoice["period_end"])) < now - LATE_EVENTS:
+            continue
+        by_subscription.setdefault(str(invoice["subscription_id"]), []).append(invoice)
+    issued: list[dict[str, Any]] = []
+    for subscription_id, originals in sorted(by_subscription.items()):
+        if not billing_ended(ctx, subscription_id):
+            continue  # its next window re-rates these
+        subscription = ctx.subscription(subscription_id)
+        for original in sorted(originals, key=lambda i: str(i["period_start"])):
+            rerated = rated_lines(
+                ctx.deps.rate_window(
+                    subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
+                )
+            )
+            deltas = line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
+            if not deltas:
+                continue
+            doc, actions = correction_invoice(ctx, original, deltas, now)
+            if doc is None:
+                continue
+            try:
+                transact(actions)
+            except TransactionCancelledError:
+                continue  # another caller billed these differences first
+            issue_now(ctx, str(doc["id"]), now)
+            issued.append(
+                {"invoice_id": doc["id"], "subscription_id": subscription_id, "corrects": original["id"]}
+            )
+    return issued
+
+
+def _invoices(ctx: Billing, customer_id: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page, cursor = ctx.invoices.list(customer_id, None, 100, cursor)
+        docs += page
+        if cursor is None:
+            return docs
