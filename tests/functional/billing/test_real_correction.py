@@ -65,7 +65,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
 
 def ended(real: World, monkeypatch: Any) -> dict[str, Any]:
     """acme cancelled at day 0 + 20h after 12 calls; the final window billed and finalized."""
-    from neruba.logic.catalog import cancel
+    from neruba.logic.subscriptions import cancel
     from neruba.models.catalog import Cancellation
 
     sub = subscribe_real(real, "acme")
