@@ -157,7 +157,16 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
 
     sweeps.register_check("extra", extra)
     sweeps.register_check("broken", broken)
-    assert sweeps.check_names() == ["billing", "broken", "extra", "ledger", "stripe", "usage"]
+    assert sweeps.check_names() == [
+        "billing",
+        "broken",
+        "corrections",
+        "extra",
+        "ledger",
+        "receivable",
+        "stripe",
+        "usage",
+    ]
     # WHEN the scheduled sweep runs every check
     from functions.sweeper.app import lambda_handler
 

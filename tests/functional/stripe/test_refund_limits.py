@@ -1,6 +1,5 @@
 """Stripe refunds and disputes obey the same rules as the operator's: never beyond what the charge's
-payment still has refundable. An event that asks more is parked ``failed`` with outcome
-``needs_operator`` and posts nothing."""
+payment still has refundable. An event that asks more is ``parked`` for an operator and posts nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from tests.functional.stripe.test_end_to_end import (
 )
 from tests.support.stripe_events import event
 
-world, fake, finalized = e2e.world, e2e.fake, e2e.finalized  # the end-to-end fixtures
+finalized = e2e.finalized  # the end-to-end fixture (world and fake come from conftest)
 
 
 def test_a_refund_beyond_what_the_charge_paid_is_parked_for_an_operator(
@@ -37,7 +36,7 @@ def test_a_refund_beyond_what_the_charge_paid_is_parked_for_an_operator(
     # THEN both are parked for an operator, with the reason, and nothing was posted
     for sent in (listed, total):
         record = stored(sent["id"])
-        assert (record["status"], record["outcome"]) == ("failed", "needs_operator"), record
+        assert (record["status"], record["outcome"]) == ("parked", "parked"), record
         assert "refund_exceeds_refundable" in record["error"] and "250" in record["error"]
     assert postings("refund") == [] and balance()["paid_to_date_minor"] == cash
     # AND a refund within what was paid still posts
@@ -63,6 +62,6 @@ def test_a_dispute_beyond_what_is_left_after_refunds_is_parked(
     work_events()
     # THEN the first is parked, the second holds 150
     parked = stored(too_much["id"])
-    assert (parked["status"], parked["outcome"]) == ("failed", "needs_operator")
+    assert (parked["status"], parked["outcome"]) == ("parked", "parked")
     assert stored(fits["id"])["status"] == "processed"
     assert ledger().balances(CUSTOMER)["USD"]["disputes"] == 150

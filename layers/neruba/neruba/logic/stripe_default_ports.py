@@ -12,16 +12,19 @@ redelivery or two events describing the same object post once (see docs/stripe.m
 Example::
 
     effects = LedgerEffects()
-    effects.invoice_paid(invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=1200,
+    invoice = effects.invoice("in_1")
+    plan = stripe_checks.check_payment(invoice, claim)       # a PaymentPlan, or a Park (nothing applied)
+    effects.invoice_paid(invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=plan.post_minor,
                          stripe_invoice_id="in_S1", payment_id="ch_1",
-                         idempotency_key="stripe:payment:ch_1", at=now)
+                         idempotency_key="stripe:payment:ch_1", at=now, plan=plan)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from neruba.dal.billing import TransactionCancelledError
 from neruba.dal.catalog import CatalogRepository
 from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
@@ -31,10 +34,14 @@ from neruba.dal.stripe_events import RefundLevels
 from neruba.domain.payments import PaymentRecord
 from neruba.logic import ledger
 from neruba.logic.payments import PaymentTargetError, resolve_payment
-from neruba.logic.stripe_ports import DisputeResult, EffectRefusedError, EffectResult
+from neruba.logic.stripe_ports import DisputeResult, EffectConflictError, EffectRefusedError, EffectResult
+
+if TYPE_CHECKING:
+    from neruba.logic.stripe_checks import PaymentPlan
 from neruba.settings import get_settings
 
 SOURCE = "stripe"
+"""Postings that take money back from an invoice's payments (+) or return it (-)."""
 ACTOR = "stripe:webhook"
 
 
@@ -111,6 +118,9 @@ class LedgerEffects:
             self._payment(action, **target)  # raises EffectRefusedError when too little is left now
             raise
 
+    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+        return self.invoices.get(invoice_id)
+
     def invoice_paid(
         self,
         *,
@@ -122,12 +132,31 @@ class LedgerEffects:
         payment_id: str,
         idempotency_key: str,
         at: datetime,
+        plan: PaymentPlan,
     ) -> EffectResult:
-        if amount_minor == 0:  # fully covered by credits: nothing was collected, nothing to post
-            posted = "nothing collected"
-            new = False
-        else:
-            new = not self._seen(customer_id, idempotency_key)
+        if not plan.changes:
+            return EffectResult(
+                "already_applied", f"nothing new: {plan.paid_after} paid, {plan.remaining_minor} remaining"
+            )
+        if amount_minor > 0 and self._seen(customer_id, idempotency_key):
+            return EffectResult("already_applied", f"payment {payment_id} already posted")
+        record = self.invoices.payment_item(
+            invoice_id,
+            status_before=plan.status_before,
+            status_after=plan.status_after,
+            paid_before=plan.paid_before,
+            paid_after=plan.paid_after,
+            remaining=plan.remaining_minor,
+        )
+        moved = (
+            f"invoice {plan.status_before} -> {plan.status_after}"
+            if plan.status_after != plan.status_before
+            else f"invoice stays {plan.status_after}, {plan.remaining_minor} remaining"
+        )
+        try:
+            if amount_minor == 0:  # nothing collected (covered by credits): only the status moves
+                self.invoices.transact([record])
+                return EffectResult("applied", f"nothing collected; {moved}")
             ledger.record_payment(
                 self.ledger,
                 customer_id=customer_id,
@@ -140,12 +169,11 @@ class LedgerEffects:
                 invoice_id=invoice_id,
                 at=at,
                 metadata={"stripe_invoice_id": stripe_invoice_id},
+                extra_items=[record],
             )
-            posted = f"payment {payment_id} posted" if new else f"payment {payment_id} already posted"
-        moved = _move_invoice(self.invoices, invoice_id, "paid")
-        if new or moved.outcome == "applied":
-            return EffectResult("applied", f"{posted}; {moved.detail}")
-        return EffectResult("already_applied", f"{posted}; {moved.detail}")
+        except (LedgerConflictError, TransactionCancelledError) as exc:
+            raise EffectConflictError(f"invoice {invoice_id} changed meanwhile") from exc
+        return EffectResult("applied", f"payment {payment_id} of {amount_minor} posted; {moved}")
 
     def invoice_payment_failed(
         self,

@@ -5,7 +5,8 @@ message lost or never sent), ``failed`` after an unexpected error, or ``deferred
 and that has not changed for ``STALE``, is sent to StripeEventsQueue again as ``{"event_id"}``.
 Processing is idempotent per event (effects keyed by Stripe ids), so a re-sent event posts nothing twice.
 
-Not re-sent, reported as ``needs_operator``: a ``failed`` event whose data is invalid (outcome
+Not re-sent, reported as ``needs_operator``: a ``parked`` event (it disagrees with the stored invoice;
+``error`` says how), a ``failed`` event whose data is invalid (outcome
 ``invalid_event``: retrying cannot help, fix and replay it), and any event already tried
 ``MAX_ATTEMPTS`` times. Each re-send is claimed in the ops table first (``OpsRepository.claim_resend``),
 so a second sweep within ``COOLDOWN`` does not send the same event again.
@@ -25,7 +26,7 @@ from typing import Any
 
 from neruba.logic.sweeps import CheckResult, SweepContext
 
-STATUSES = ("received", "failed", "deferred")
+STATUSES = ("received", "failed", "deferred", "parked")
 LOOKBACK = timedelta(days=7)
 STALE = timedelta(minutes=30)
 COOLDOWN = timedelta(hours=1)
@@ -71,8 +72,14 @@ def _check_event(
     for name in ("invoice_id", "customer_id"):
         if event.get(name):
             ids[name] = event[name]
-    if event.get("outcome") in PERMANENT_OUTCOMES or ids["attempts"] >= MAX_ATTEMPTS:
-        details["needs_operator"].append({**ids, "outcome": event.get("outcome")})
+    if (
+        event.get("status") == "parked"
+        or event.get("outcome") in PERMANENT_OUTCOMES
+        or ids["attempts"] >= MAX_ATTEMPTS
+    ):
+        details["needs_operator"].append(
+            {**ids, "outcome": event.get("outcome"), "error": event.get("error")}
+        )
         return
     if not ops.claim_resend("stripe", str(event["event_id"]), ctx.now, COOLDOWN):
         details["in_flight"].append(ids)

@@ -12,7 +12,7 @@ line here (or ``register_check`` at run time)::
 
 Example:
     >>> sorted(CHECKS)
-    ['billing', 'ledger', 'stripe', 'usage']
+    ['billing', 'corrections', 'ledger', 'receivable', 'stripe', 'usage']
     >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
     0
@@ -94,6 +94,8 @@ CHECKS: dict[str, str] = {
     "ledger": "neruba.logic.sweep_ledger:ledger_check",
     "billing": "neruba.logic.sweep_billing:billing_check",
     "stripe": "neruba.logic.sweep_stripe:stripe_check",
+    "corrections": "neruba.logic.sweep_corrections:corrections_check",  # before receivable: bills first
+    "receivable": "neruba.logic.sweep_receivable:receivable_check",
 }
 _registered: dict[str, SweepCheck] = {}
 
