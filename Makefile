@@ -41,7 +41,7 @@ template-check: $(TOOLS)/.installed $(SCAN)/.installed
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/bin/cfn-lint template.yaml
 	# every finding is fixed or skipped in the template with its reason (Metadata: checkov: skip)
-	$(SCAN)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet
+	$(SCAN)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 pytest: $(VENV)/.installed $(TOOLS)/.installed
 	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from neruba.models.catalog import Customer
 from neruba.models.events import UsageEventIn
@@ -22,13 +22,18 @@ def _event(**properties: Any) -> dict[str, Any]:
     return {"transaction_id": "t", "customer_id": "acme", "code": "c", "properties": properties}
 
 
+class _Bounded(BaseModel):
+    """A union with a bounded numeric member (event numbers are checked by the storable-number rule
+    instead, so the folding of union errors is shown on a model of its own)."""
+
+    v: StrictBool | Annotated[StrictInt, Field(lt=10**38)] | StrictStr
+
+
 def test_a_union_value_is_one_problem_naming_the_limit_it_broke() -> None:
-    # GIVEN an event property too large for any numeric member of its union
-    problems = _problems(UsageEventIn, _event(v=10**40))
+    # GIVEN a value too large for the only numeric member of its union
+    problems = _problems(_Bounded, {"v": 10**40})
     # THEN one problem, about the limit, not about booleans or strings
-    assert problems == [
-        ("properties.v", "less_than", "'properties.v' must be less than " + str(10**38) + ".")
-    ]
+    assert problems == [("v", "less_than", "'v' must be less than " + str(10**38) + ".")]
 
 
 def test_a_union_value_of_no_allowed_type_lists_the_types() -> None:

@@ -312,7 +312,7 @@ def _dumps(value: Any) -> str:
 @pytest.mark.parametrize(
     ("fields", "param", "words"),
     [
-        ({"properties": {"v": 10**40}}, "events.0.properties.v", "less than"),
+        ({"properties": {"v": 10**126}}, "events.0.properties.v", "below 1E+126"),
         ({"properties": {"v": Decimal("1." + "1" * 40)}}, "events.0.properties.v", "digits"),
         ({"properties": {"v": [1]}}, "events.0.properties.v", "boolean, an integer, a number or a string"),
         ({"properties": {"v": None}}, "events.0.properties.v", "null"),
@@ -321,7 +321,7 @@ def _dumps(value: Any) -> str:
         ({"customer_id": 5}, "events.0.customer_id", "string"),
     ],
     ids=[
-        "integer too large",
+        "number too large to store",
         "too many digits",
         "a list",
         "null",

@@ -21,7 +21,8 @@ FAR = datetime(2099, 1, 1, tzinfo=UTC)  # the ledger compares expiry with the re
 
 @pytest.fixture
 def fee_world(real: World) -> World:
-    from neruba.logic.catalog import create_plan, create_subscription
+    from neruba.logic.catalog import create_plan
+    from neruba.logic.subscriptions import create_subscription
     from neruba.models.catalog import PlanCreate, SubscriptionCreate
 
     create_plan(

@@ -67,7 +67,7 @@ def validate_event(
     except ValidationError as exc:
         return None, _error_from_validation(exc)
     for name, code in property_number_problems(event.properties)[:1]:
-        message = f"Property {name!r} holds a number that cannot be stored: {NUMBER_RULES[code]}."
+        message = f"'properties.{name}' holds a number that cannot be stored: {NUMBER_RULES[code]}."
         return None, EventError(code=code, message=message, param=f"properties.{name}")
     if event.timestamp is not None:
         problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
