@@ -169,14 +169,24 @@ def one_batch(handler: Any, queue: str, batch_size: int) -> None:
 
 
 def dlq_messages(queue: str) -> list[dict[str, Any]]:
+    """Every message of ``queue``, left in place (a cheap count first: most of the time it is empty)."""
     from neruba_tools.queues import peek
 
-    return list(peek(boto3.client("sqs"), queue_url(queue)))
+    sqs = boto3.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url(queue),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    if not any(int(v) for v in attributes.values()):
+        return []
+    return list(peek(sqs, queue_url(queue)))
 
 
 def redrive(dlq: str, queue: str) -> int:
     from neruba_tools.queues import move_messages
 
+    if not dlq_messages(dlq):
+        return 0
     result = move_messages(boto3.client("sqs"), queue_url(dlq), queue_url(queue))
     return len(result.moved)
 
