@@ -35,6 +35,8 @@ settings.register_profile(
     stateful_step_count=60,
     derandomize=False,
     database=DirectoryBasedExampleDatabase(DATABASE),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+    + ([] if os.environ.get("NERUBA_ORACLE_NO_SHRINK") else [Phase.shrink]),
     deadline=None,
     suppress_health_check=SLOW,
     print_blob=True,
