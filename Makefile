@@ -44,7 +44,7 @@ test: lint typecheck template-check pytest
 ORACLE_MINUTES ?= 30
 soak: $(VENV)/.installed
 	NERUBA_ORACLE_PROFILE=soak NERUBA_ORACLE_MINUTES=$(ORACLE_MINUTES) NERUBA_ORACLE_REPORT=.hypothesis/oracle-figures.json \
-		$(PY) -m pytest tests/oracle -q -s -p no:randomly
+		$(PY) -m pytest tests/oracle -q -p no:randomly
 
 # Replay the failing examples saved by a soak (.hypothesis/oracle), shrinking them to the minimum.
 oracle-replay: $(VENV)/.installed

@@ -91,15 +91,34 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def charges(draw: st.DrawFn, meter: str) -> Charge:
     model = draw(st.sampled_from(["per_unit", "graduated", "volume", "package"]))
-    price = st.sampled_from([Decimal("0.5"), Decimal("1"), Decimal("0.00025"), Decimal("2.345"), Decimal("0")])
+    price = st.sampled_from(
+        [Decimal("0.5"), Decimal("1"), Decimal("0.00025"), Decimal("2.345"), Decimal("0")]
+    )
     free = draw(st.sampled_from([Decimal(0), Decimal(0), Decimal(5), Decimal("0.5")]))
     if model == "per_unit":
         return Charge(meter, model, unit_price=draw(price), free_units=free)
     if model == "package":
-        return Charge(meter, model, package_size=draw(st.sampled_from([1, 10, 1000])), package_price=draw(price), free_units=free)
-    bounds = sorted(set(draw(st.lists(st.sampled_from([Decimal(1), Decimal(10), Decimal(100), Decimal("2.5")]), max_size=2))))
+        return Charge(
+            meter,
+            model,
+            package_size=draw(st.sampled_from([1, 10, 1000])),
+            package_price=draw(price),
+            free_units=free,
+        )
+    bounds = sorted(
+        set(
+            draw(
+                st.lists(st.sampled_from([Decimal(1), Decimal(10), Decimal(100), Decimal("2.5")]), max_size=2)
+            )
+        )
+    )
     tiers = tuple((b, draw(price), draw(st.sampled_from([Decimal(0), Decimal("5")]))) for b in bounds)
-    return Charge(meter, model, tiers=(*tiers, (None, draw(price), draw(st.sampled_from([Decimal(0), Decimal("1.5")])))), free_units=free)
+    return Charge(
+        meter,
+        model,
+        tiers=(*tiers, (None, draw(price), draw(st.sampled_from([Decimal(0), Decimal("1.5")])))),
+        free_units=free,
+    )
 
 
 # ---------------------------------------------------------------- the machine
@@ -162,7 +181,9 @@ class Oracle(RuleBasedStateMachine):
         for customer in customers:
             self.create_customer(customer, False)
         self.create_plan(data, "p0", CUSTOMERS[customers[0]], pool=sorted(meters))
-        self.subscribe(customers[0], "p0", data.draw(st.integers(0, 34)), data.draw(st.integers(0, 23)), False)
+        self.subscribe(
+            customers[0], "p0", data.draw(st.integers(0, 34)), data.draw(st.integers(0, 23)), False
+        )
 
     @rule(
         kind=st.sampled_from(["customer", "meter", "sweep", "redrive"]),
@@ -183,7 +204,11 @@ class Oracle(RuleBasedStateMachine):
 
     def create_customer(self, customer: str, bad_currency: bool) -> None:
         self._step("create_customer")
-        body = {"external_id": customer, "name": customer.upper(), "currency": "XXX" if bad_currency else CUSTOMERS[customer]}
+        body = {
+            "external_id": customer,
+            "name": customer.upper(),
+            "currency": "XXX" if bad_currency else CUSTOMERS[customer],
+        }
         answer = self.api("POST", "/v1/customers", body)
         if bad_currency:
             self._check("invalid_input", 400 <= answer.status < 500, f"bad currency answered {answer.status}")
@@ -191,7 +216,9 @@ class Oracle(RuleBasedStateMachine):
         if customer in self.w.customers:
             self._check("invalid_input", answer.status == 409, f"second create answered {answer.status}")
             return
-        self._check("valid_input", answer.status == 201, f"create customer answered {answer.status} {answer.body}")
+        self._check(
+            "valid_input", answer.status == 201, f"create customer answered {answer.status} {answer.body}"
+        )
         self.w.customers.add(customer)
 
     def create_meter(self, meter: str) -> None:
@@ -200,14 +227,20 @@ class Oracle(RuleBasedStateMachine):
         if meter in self.w.meters:
             self._check("invalid_input", answer.status == 409, f"second meter answered {answer.status}")
             return
-        self._check("valid_input", answer.status == 201, f"create meter answered {answer.status} {answer.body}")
+        self._check(
+            "valid_input", answer.status == 201, f"create meter answered {answer.status} {answer.body}"
+        )
         self.w.meters.add(meter)
 
     @rule(data=st.data(), code=st.sampled_from(PLANS), currency=st.sampled_from(["USD", "USD", "JPY"]))
-    def create_plan(self, data: st.DataObject, code: str, currency: str, pool: list[str] | None = None) -> None:
+    def create_plan(
+        self, data: st.DataObject, code: str, currency: str, pool: list[str] | None = None
+    ) -> None:
         self._step("create_plan")
         pool = pool or sorted(METERS)
-        meters = data.draw(st.lists(st.sampled_from(pool), unique=True, min_size=1 if pool else 0, max_size=3))
+        meters = data.draw(
+            st.lists(st.sampled_from(pool), unique=True, min_size=1 if pool else 0, max_size=3)
+        )
         fee = data.draw(st.sampled_from([None, Decimal("30"), Decimal("31.00"), Decimal("9.99")]))
         plan = PlanVersion(
             code=code,
@@ -222,15 +255,28 @@ class Oracle(RuleBasedStateMachine):
         if code in self.w.plans and not unknown:
             self._check("invalid_input", answer.status == 409, f"second plan answered {answer.status}")
         elif unknown:
-            self._check("invalid_input", 400 <= answer.status < 500, f"plan on unknown meters answered {answer.status}")
+            self._check(
+                "invalid_input",
+                400 <= answer.status < 500,
+                f"plan on unknown meters answered {answer.status}",
+            )
         else:
-            self._check("valid_input", answer.status == 201, f"create plan answered {answer.status} {answer.body}")
+            self._check(
+                "valid_input", answer.status == 201, f"create plan answered {answer.status} {answer.body}"
+            )
             self.w.plans[code] = plan
         if answer.status >= 400:
-            self._check("no_partial_write", self.api("GET", f"/v1/plans/{code}").status == (200 if code in self.w.plans else 404), "refused plan was stored")
+            self._check(
+                "no_partial_write",
+                self.api("GET", f"/v1/plans/{code}").status == (200 if code in self.w.plans else 404),
+                "refused plan was stored",
+            )
 
     # ------------------------------------------------------------ ingest
-    @rule(batch=st.lists(events(), min_size=1, max_size=8), crash=st.sampled_from([None, None, "count", "after_count"]))
+    @rule(
+        batch=st.lists(events(), min_size=1, max_size=8),
+        crash=st.sampled_from([None, None, "count", "after_count"]),
+    )
     def ingest(self, batch: list[dict[str, Any]], crash: str | None) -> None:
         self._step("ingest")
         now = datetime.now(UTC)
@@ -249,7 +295,10 @@ class Oracle(RuleBasedStateMachine):
         """Ingest again without a crash (ingest weighs more than the other rules)."""
         self.ingest(batch, None)
 
-    @rule(batch=st.lists(events(), min_size=1, max_size=4), step=st.sampled_from([timedelta(0), timedelta(days=3), timedelta(days=31)]))
+    @rule(
+        batch=st.lists(events(), min_size=1, max_size=4),
+        step=st.sampled_from([timedelta(0), timedelta(days=3), timedelta(days=31)]),
+    )
     def ingest_then_bill(self, batch: list[dict[str, Any]], step: timedelta) -> None:
         """Usage arriving around a billing run (late events for windows billed or about to be)."""
         self.ingest(batch, None)
@@ -267,7 +316,11 @@ class Oracle(RuleBasedStateMachine):
         answer = self.api("POST", "/v1/events", {"events": sent})
         verdicts = [self._api_verdict(e, now) for e in sent]
         if not any(verdicts):
-            self._check("invalid_input", answer.status == 400 and answer.code == "all_events_rejected", f"all invalid answered {answer.status} {answer.body}")
+            self._check(
+                "invalid_input",
+                answer.status == 400 and answer.code == "all_events_rejected",
+                f"all invalid answered {answer.status} {answer.body}",
+            )
             return
         self._check("valid_input", answer.status == 202, f"ingest answered {answer.status} {answer.body}")
         statuses = [e["status"] for e in answer.body["events"]]
@@ -293,7 +346,9 @@ class Oracle(RuleBasedStateMachine):
         if crash:
             STATS["crashes_injected"] += 1
             original = UsageRepository.count_group
-            with h.patched(UsageRepository, "count_group", h.killing_once(original, after=crash == "after_count")):
+            with h.patched(
+                UsageRepository, "count_group", h.killing_once(original, after=crash == "after_count")
+            ):
                 h.one_batch(h.ingest_worker(), h.INGEST_QUEUE, 100)
         h.drain(h.ingest_worker(), h.INGEST_QUEUE, 100)
 
@@ -321,26 +376,46 @@ class Oracle(RuleBasedStateMachine):
             customer, tx = key
             answer = self.api("GET", f"/v1/events/{tx}", query={"customer_id": customer})
             before = self.w.events.get(key)
-            self._check("event_recorded", answer.status == 200, f"{key}: queued copies left no event ({answer.status})")
+            self._check(
+                "event_recorded",
+                answer.status == 200,
+                f"{key}: queued copies left no event ({answer.status})",
+            )
             view = answer.body
             payload = {"code": view["code"], "timestamp": view["timestamp"], "properties": view["properties"]}
             status = view["status"]
             if before is not None and before.status == "accepted":
-                self._check("accepted_stands", status == "accepted" and _same(payload, before.payload), f"{key}: an accepted event changed to {status} {payload}")
+                self._check(
+                    "accepted_stands",
+                    status == "accepted" and _same(payload, before.payload),
+                    f"{key}: an accepted event changed to {status} {payload}",
+                )
                 continue
             countable = [c for c in copies if self._countable(c) and not self._overflows(c)]
             risky = [c for c in copies if self._countable(c) and self._overflows(c)]
             if countable and not risky:
-                self._check("accepted", status == "accepted", f"{key}: countable copies {countable} ended {status} ({view.get('reason')})")
+                self._check(
+                    "accepted",
+                    status == "accepted",
+                    f"{key}: countable copies {countable} ended {status} ({view.get('reason')})",
+                )
             if status == "accepted":
                 match = [c for c in countable + risky if _same(payload, _payload(c))]
-                self._check("accepted_is_countable", bool(match), f"{key}: accepted {payload}, which no countable copy was")
+                self._check(
+                    "accepted_is_countable",
+                    bool(match),
+                    f"{key}: accepted {payload}, which no countable copy was",
+                )
                 spec = METERS[view["code"]]
                 self.w.usage.add(customer, spec, match[0]["timestamp"], match[0]["properties"])
                 self.w.dirty.add((customer, spec.code))
                 self.w.events[key] = Stored("accepted", payload)
             else:
-                self._check("failed_has_reason", status == "failed" and bool(view.get("reason")), f"{key}: {status} without a reason")
+                self._check(
+                    "failed_has_reason",
+                    status == "failed" and bool(view.get("reason")),
+                    f"{key}: {status} without a reason",
+                )
                 self.w.events[key] = Stored("failed", payload)
 
     def _overflows(self, event: dict[str, Any]) -> bool:
@@ -349,7 +424,12 @@ class Oracle(RuleBasedStateMachine):
         if spec.aggregation != "sum":
             return False
         number = as_number(event["properties"][spec.field]) or Decimal(0)
-        key = (event["customer_id"], spec.code, hour_of(parse_time(event["timestamp"])), spec.group(event["properties"]))
+        key = (
+            event["customer_id"],
+            spec.code,
+            hour_of(parse_time(event["timestamp"])),
+            spec.group(event["properties"]),
+        )
         total = sum((as_number(v) or Decimal(0) for _, v in self.w.usage.cells[key].values), Decimal(0))
         return abs(number) >= 10**30 or not storable(total + number)
 
@@ -358,38 +438,66 @@ class Oracle(RuleBasedStateMachine):
         k = sub.period_of(self.w.now0)
         return add_months(sub.start, k + 1) <= self.w.clock
 
-    @rule(customer=st.sampled_from(sorted(CUSTOMERS)), plan=st.sampled_from(PLANS), days=st.integers(0, 34), hour=st.integers(0, 23), retry=st.booleans())
+    @rule(
+        customer=st.sampled_from(sorted(CUSTOMERS)),
+        plan=st.sampled_from(PLANS),
+        days=st.integers(0, 34),
+        hour=st.integers(0, 23),
+        retry=st.booleans(),
+    )
     def subscribe(self, customer: str, plan: str, days: int, hour: int, retry: bool) -> None:
         self._step("subscribe")
         start = (self.w.now0 - timedelta(days=days, hours=hour, minutes=7)).replace(microsecond=0)
         version = self.w.plans.get(plan)
         mine = [s for s in self.w.subs.values() if s.customer == customer]
-        overlap = bool(version and any(s.live() or s.ended_at is None for s in mine if s.meters() & version.meters()))
+        overlap = bool(
+            version and any(s.live() or s.ended_at is None for s in mine if s.meters() & version.meters())
+        )
         if mine and (held_back("i14_6_overlapping_subscriptions") or not overlap):
             return  # one subscription per customer (usage is stored per customer and meter)
         key = hashlib.sha256(f"{customer}{plan}{start}".encode()).hexdigest()[:16]
         body = {"customer_id": customer, "plan_code": plan, "start_at": start.isoformat()}
         answer = self.api("POST", "/v1/subscriptions", body, headers={"Idempotency-Key": key})
         if customer not in self.w.customers or version is None:
-            self._check("invalid_input", answer.status == 404, f"subscribe to unknown answered {answer.status}")
+            self._check(
+                "invalid_input", answer.status == 404, f"subscribe to unknown answered {answer.status}"
+            )
             return
         if version.currency != CUSTOMERS[customer]:
             self._check("invalid_input", answer.status == 400, f"currency mismatch answered {answer.status}")
             return
         if overlap:
-            self._check("no_double_billing", answer.status == 409, f"overlapping subscription answered {answer.status}")
+            self._check(
+                "no_double_billing",
+                answer.status == 409,
+                f"overlapping subscription answered {answer.status}",
+            )
             return
         self._check("valid_input", answer.status == 201, f"subscribe answered {answer.status} {answer.body}")
         if retry:
             again = self.api("POST", "/v1/subscriptions", body, headers={"Idempotency-Key": key})
-            self._check("idempotent_create", again.ok() and again.body["id"] == answer.body["id"], f"retried create answered {again.status} {again.body}")
-        self.w.subs[answer.body["id"]] = Subscription(answer.body["id"], customer, start, [Phase(version, start)])
+            self._check(
+                "idempotent_create",
+                again.ok() and again.body["id"] == answer.body["id"],
+                f"retried create answered {again.status} {again.body}",
+            )
+        self.w.subs[answer.body["id"]] = Subscription(
+            answer.body["id"], customer, start, [Phase(version, start)]
+        )
 
     def _changeable(self) -> list[Subscription]:
-        return [s for s in self.w.subs.values() if s.live() and s.start <= self.w.now0 and not self._current_period_billed(s)]
+        return [
+            s
+            for s in self.w.subs.values()
+            if s.live() and s.start <= self.w.now0 and not self._current_period_billed(s)
+        ]
 
     @precondition(lambda self: bool(self._changeable()))
-    @rule(data=st.data(), plan=st.sampled_from(PLANS), where=st.sampled_from([Decimal(0), Decimal("0.5"), Decimal("0.999"), Decimal(1)]))
+    @rule(
+        data=st.data(),
+        plan=st.sampled_from(PLANS),
+        where=st.sampled_from([Decimal(0), Decimal("0.5"), Decimal("0.999"), Decimal(1)]),
+    )
     def change_plan(self, data: st.DataObject, plan: str, where: Decimal) -> None:
         self._step("change_plan")
         sub = data.draw(st.sampled_from(self._changeable()))
@@ -397,19 +505,32 @@ class Oracle(RuleBasedStateMachine):
         period_start = add_months(sub.start, k)
         earliest = max(period_start, sub.phases[-1].start)
         previous_billed = (add_months(sub.start, k) if k else sub.start) <= self.w.clock
-        if where == 0 and earliest == period_start and previous_billed and held_back("i15_5_change_at_period_start"):
+        if (
+            where == 0
+            and earliest == period_start
+            and previous_billed
+            and held_back("i15_5_change_at_period_start")
+        ):
             where = Decimal("0.5")
         at = earliest + timedelta(seconds=int((self.w.now0 - earliest).total_seconds() * float(where)))
         at = min(at, self.w.now0)
         version = self.w.plans.get(plan)
-        answer = self.api("POST", f"/v1/subscriptions/{sub.id}/change-plan", {"plan_code": plan, "at": at.isoformat()})
+        answer = self.api(
+            "POST", f"/v1/subscriptions/{sub.id}/change-plan", {"plan_code": plan, "at": at.isoformat()}
+        )
         if version is None:
-            self._check("invalid_input", answer.status == 404, f"change to unknown plan answered {answer.status}")
+            self._check(
+                "invalid_input", answer.status == 404, f"change to unknown plan answered {answer.status}"
+            )
             return
         if version.currency != sub.phases[0].version.currency:
-            self._check("invalid_input", answer.status == 400, f"incompatible change answered {answer.status}")
+            self._check(
+                "invalid_input", answer.status == 400, f"incompatible change answered {answer.status}"
+            )
             return
-        self._check("valid_input", answer.status == 200, f"change plan answered {answer.status} {answer.body}")
+        self._check(
+            "valid_input", answer.status == 200, f"change plan answered {answer.status} {answer.body}"
+        )
         sub.phases[-1].end = at
         sub.phases.append(Phase(version, at))
 
@@ -419,7 +540,11 @@ class Oracle(RuleBasedStateMachine):
         self._step("cancel")
         candidates = self._changeable()
         if not at_period_end and held_back("i15_1_cancel_now_overbills"):
-            candidates = [s for s in candidates if all(p.version.fee is None and p.version.minimum is None for p in s.phases)]
+            candidates = [
+                s
+                for s in candidates
+                if all(p.version.fee is None and p.version.minimum is None for p in s.phases)
+            ]
             if not candidates:
                 return
         sub = data.draw(st.sampled_from(candidates))
@@ -433,14 +558,25 @@ class Oracle(RuleBasedStateMachine):
             sub.phases[-1].end = sub.ended_at
         if not at_period_end:  # ended: nothing more to cancel (a cancellation at period end may be repeated)
             again = self.api("POST", f"/v1/subscriptions/{sub.id}/cancel", {"at_period_end": True})
-            self._check("invalid_input", 400 <= again.status < 500, f"cancel after the end answered {again.status}")
+            self._check(
+                "invalid_input", 400 <= again.status < 500, f"cancel after the end answered {again.status}"
+            )
 
     # ------------------------------------------------------------ credits and money actions
-    @rule(customer=st.sampled_from(sorted(CUSTOMERS)), amount=st.sampled_from([1, 500, 2000, 0, -5, 10**13]), kind=st.sampled_from(["purchased", "promotional"]))
+    @rule(
+        customer=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.sampled_from([1, 500, 2000, 0, -5, 10**13]),
+        kind=st.sampled_from(["purchased", "promotional"]),
+    )
     def grant(self, customer: str, amount: int, kind: str) -> None:
         self._step("grant")
         body = {"kind": kind, "amount_minor": amount, "reason": "oracle"}
-        answer = self.api("POST", f"/admin/customers/{customer}/credit-grants", body, headers={"Idempotency-Key": f"g{len(self.w.granted)}{customer}{amount}{self.api.calls}"})
+        answer = self.api(
+            "POST",
+            f"/admin/customers/{customer}/credit-grants",
+            body,
+            headers={"Idempotency-Key": f"g{len(self.w.granted)}{customer}{amount}{self.api.calls}"},
+        )
         if not 1 <= amount <= 10**12:
             self._check("invalid_input", answer.status == 422, f"grant of {amount} answered {answer.status}")
         elif customer not in self.w.customers:
@@ -452,16 +588,31 @@ class Oracle(RuleBasedStateMachine):
             self.w.granted[customer] = self.w.granted.get(customer, 0) + amount
 
     @precondition(lambda self: not held_back("i14_5_impossible_money_actions"))
-    @rule(customer=st.sampled_from(sorted(CUSTOMERS)), action=st.sampled_from(["refunds", "disputes"]), amount=st.sampled_from([1, 1000, 900000]), which=st.sampled_from(["unknown", "own"]))
+    @rule(
+        customer=st.sampled_from(sorted(CUSTOMERS)),
+        action=st.sampled_from(["refunds", "disputes"]),
+        amount=st.sampled_from([1, 1000, 900000]),
+        which=st.sampled_from(["unknown", "own"]),
+    )
     def money_against_nothing(self, customer: str, action: str, amount: int, which: str) -> None:
         """No payment is ever recorded here: every refund and dispute is impossible and must be refused."""
         self._step("refund_dispute")
         mine = [i for i, v in self.w.invoices.items() if v["customer"] == customer]
         invoice = mine[0] if which == "own" and mine else "in_" + "0" * 24
         before = self._postings(customer)
-        answer = self.api("POST", f"/admin/customers/{customer}/{action}", {"amount_minor": amount, "invoice_id": invoice, "reason": "oracle"})
-        self._check("invalid_input", 400 <= answer.status < 500, f"{action} of {amount} against unpaid {invoice} answered {answer.status}")
-        self._check("no_partial_write", self._postings(customer) == before, f"refused {action} wrote postings")
+        answer = self.api(
+            "POST",
+            f"/admin/customers/{customer}/{action}",
+            {"amount_minor": amount, "invoice_id": invoice, "reason": "oracle"},
+        )
+        self._check(
+            "invalid_input",
+            400 <= answer.status < 500,
+            f"{action} of {amount} against unpaid {invoice} answered {answer.status}",
+        )
+        self._check(
+            "no_partial_write", self._postings(customer) == before, f"refused {action} wrote postings"
+        )
 
     def _postings(self, customer: str) -> int:
         if customer not in self.w.customers:
@@ -470,7 +621,12 @@ class Oracle(RuleBasedStateMachine):
         return len(answer.body["data"])
 
     # ------------------------------------------------------------ billing
-    @rule(step=st.sampled_from([timedelta(0), timedelta(hours=2), timedelta(days=3), timedelta(days=12), timedelta(days=31)]), crash=st.booleans())
+    @rule(
+        step=st.sampled_from(
+            [timedelta(0), timedelta(hours=2), timedelta(days=3), timedelta(days=12), timedelta(days=31)]
+        ),
+        crash=st.booleans(),
+    )
     def bill(self, step: timedelta, crash: bool) -> None:
         self._step("bill")
         self.w.clock = min(self.w.clock + step, self.w.now0 + MAX_AHEAD)
@@ -492,7 +648,12 @@ class Oracle(RuleBasedStateMachine):
     def rerun(self, data: st.DataObject) -> None:
         self._step("rerun")
         invoice = data.draw(st.sampled_from(sorted(self.w.invoices)))
-        answer = self.api("POST", f"/admin/invoices/{invoice}/rerun", {"reason": "oracle rerun"}, headers={"Idempotency-Key": f"rr{self.api.calls}"})
+        answer = self.api(
+            "POST",
+            f"/admin/invoices/{invoice}/rerun",
+            {"reason": "oracle rerun"},
+            headers={"Idempotency-Key": f"rr{self.api.calls}"},
+        )
         self._check("no_5xx", answer.status < 500, "rerun failed")
         if answer.ok() and self.w.invoices[invoice]["status"] == "draft":
             self.w.invoices[invoice]["expected"] = None  # re-rated now: compared again at the next bill
@@ -502,12 +663,16 @@ class Oracle(RuleBasedStateMachine):
     def _check_invoices(self) -> None:
         for customer in sorted(self.w.customers):
             answer = self.api("GET", "/v1/invoices", query={"customer_id": customer, "limit": "100"})
-            self._check("valid_input", answer.status == 200, f"invoices answered {answer.status} {answer.body}")
+            self._check(
+                "valid_input", answer.status == 200, f"invoices answered {answer.status} {answer.body}"
+            )
             seen = {}
             for invoice in answer.body["data"]:
                 if invoice.get("kind") not in ("opening", "usage"):
                     continue
-                seen[(invoice["subscription_id"], invoice["kind"], parse_time(invoice["period_start"]))] = invoice
+                seen[(invoice["subscription_id"], invoice["kind"], parse_time(invoice["period_start"]))] = (
+                    invoice
+                )
                 self._check_invoice(invoice)
             due = {
                 (sub.id, kind, start)
@@ -516,25 +681,48 @@ class Oracle(RuleBasedStateMachine):
                 for kind, start, _, due_at in sub.windows()
                 if due_at <= self.w.clock
             }
-            self._check("windows_billed", set(seen) == due, f"{customer}: invoices for {sorted(seen)} but due {sorted(due)}")
+            self._check(
+                "windows_billed",
+                set(seen) == due,
+                f"{customer}: invoices for {sorted(seen)} but due {sorted(due)}",
+            )
 
     def _check_invoice(self, invoice: dict[str, Any]) -> None:
-        record = self.w.invoices.setdefault(invoice["id"], {"status": None, "expected": None, "customer": invoice["customer_id"]})
+        record = self.w.invoices.setdefault(
+            invoice["id"], {"status": None, "expected": None, "customer": invoice["customer_id"]}
+        )
         sub = self.w.subs[invoice["subscription_id"]]
         if record["expected"] is None or record["status"] != invoice["status"]:
-            record["expected"] = rate_window(sub, self.w.usage, METERS, invoice["kind"], parse_time(invoice["period_start"]))
+            record["expected"] = rate_window(
+                sub, self.w.usage, METERS, invoice["kind"], parse_time(invoice["period_start"])
+            )
             record["status"] = invoice["status"]
         lines = {}
         for line in invoice["lines"]:
             if line["kind"] != "adjustment" and int(line["amount_minor"]):
                 lines[line["line_id"]] = int(line["amount_minor"])
         subtotal = sum(int(line["amount_minor"]) for line in invoice["lines"])
-        self._check("invoice_sums", subtotal == int(invoice["subtotal_minor"]), f"{invoice['id']}: lines sum to {subtotal}, subtotal {invoice['subtotal_minor']}")
+        self._check(
+            "invoice_sums",
+            subtotal == int(invoice["subtotal_minor"]),
+            f"{invoice['id']}: lines sum to {subtotal}, subtotal {invoice['subtotal_minor']}",
+        )
         credits = int(invoice.get("credits_applied_minor") or 0)
-        self._check("invoice_sums", int(invoice["total_minor"]) == subtotal - credits and credits >= 0 and credits <= max(0, subtotal), f"{invoice['id']}: total {invoice['total_minor']} credits {credits}")
+        self._check(
+            "invoice_sums",
+            int(invoice["total_minor"]) == subtotal - credits
+            and credits >= 0
+            and credits <= max(0, subtotal),
+            f"{invoice['id']}: total {invoice['total_minor']} credits {credits}",
+        )
         STATS["invoices_compared"] += 1
         if record["expected"] is not None:
-            self._check("invoice_lines", lines == record["expected"], f"{invoice['id']} ({invoice['kind']} {invoice['period_start']}..{invoice['period_end']}, {invoice['status']}): lines {lines}, the model prices {record['expected']}")
+            self._check(
+                "invoice_lines",
+                lines == record["expected"],
+                f"{invoice['id']} ({invoice['kind']} {invoice['period_start']}..{invoice['period_end']}, "
+                f"{invoice['status']}): lines {lines}, the model prices {record['expected']}",
+            )
 
     # ------------------------------------------------------------ operations
     def sweep(self) -> None:
@@ -545,7 +733,11 @@ class Oracle(RuleBasedStateMachine):
         answer = self.api("POST", "/admin/sweeps", window)
         self._check("valid_input", answer.status == 201, f"sweep answered {answer.status} {answer.body}")
         for check in answer.body["checks"]:
-            self._check("sweep_reports_failures", check["error"] is None, f"sweep check {check['name']} failed: {check}")
+            self._check(
+                "sweep_reports_failures",
+                check["error"] is None,
+                f"sweep check {check['name']} failed: {check}",
+            )
         self.w.dirty |= {(c, m) for c in self.w.customers for m in self.w.meters}
 
     def redrive(self) -> None:
@@ -566,19 +758,43 @@ class Oracle(RuleBasedStateMachine):
     def _usage_matches(self, customer: str, meter: MeterSpec) -> None:
         start = hour_of(self.w.now0 - timedelta(days=35))
         got: dict[datetime, tuple[Decimal, int]] = {}
-        for a, b in ((start, start + timedelta(days=30)), (start + timedelta(days=30), hour_of(self.w.now0) + timedelta(hours=2))):
-            answer = self.api("GET", f"/v1/customers/{customer}/usage", query={"meter": meter.code, "from": a.isoformat(), "to": b.isoformat(), "granularity": "hour"})
+        for a, b in (
+            (start, start + timedelta(days=30)),
+            (start + timedelta(days=30), hour_of(self.w.now0) + timedelta(hours=2)),
+        ):
+            answer = self.api(
+                "GET",
+                f"/v1/customers/{customer}/usage",
+                query={
+                    "meter": meter.code,
+                    "from": a.isoformat(),
+                    "to": b.isoformat(),
+                    "granularity": "hour",
+                },
+            )
             self._check("valid_input", answer.status == 200, f"usage answered {answer.status} {answer.body}")
             for row in answer.body["data"]:
                 got[parse_time(row["bucket"])] = (Decimal(str(row["quantity"])), int(row["events"]))
         want = self.w.usage.hours(customer, meter.code)
-        self._check("usage", set(got) == set(want), f"{customer}/{meter.code}: hours {sorted(got)} read, the model has {sorted(want)}")
+        self._check(
+            "usage",
+            set(got) == set(want),
+            f"{customer}/{meter.code}: hours {sorted(got)} read, the model has {sorted(want)}",
+        )
         for hour, cells in want.items():
             events, quantity, tied = self.w.usage.quantity(meter, cells)
             read_quantity, read_events = got[hour]
-            self._check("counted_once", read_events == events, f"{customer}/{meter.code} {hour}: {read_events} events counted, {events} accepted")
+            self._check(
+                "counted_once",
+                read_events == events,
+                f"{customer}/{meter.code} {hour}: {read_events} events counted, {events} accepted",
+            )
             ok = read_quantity == quantity if quantity is not None else read_quantity in (tied or set())
-            self._check("usage", ok, f"{customer}/{meter.code} {hour}: quantity {read_quantity}, the model {quantity or tied}")
+            self._check(
+                "usage",
+                ok,
+                f"{customer}/{meter.code} {hour}: quantity {read_quantity}, the model {quantity or tied}",
+            )
 
     @invariant()
     def nothing_in_a_dlq_without_a_reason(self) -> None:
@@ -590,7 +806,11 @@ class Oracle(RuleBasedStateMachine):
             body = h.decode(message["Body"])
             event = body.get("event", body)
             item = usage.get_event(str(event.get("customer_id")), str(event.get("transaction_id")))
-            self._check("dlq_reason", item is not None and item.get("st") == "failed" and bool(item.get("reason")), f"in IngestDLQ without a recorded reason: {message['Body'][:300]}")
+            self._check(
+                "dlq_reason",
+                item is not None and item.get("st") == "failed" and bool(item.get("reason")),
+                f"in IngestDLQ without a recorded reason: {message['Body'][:300]}",
+            )
         billing = h.dlq_messages(h.BILLING_DLQ)
         self._check("billing_dlq_empty", not billing, f"BillingDLQ holds {[m['Body'] for m in billing]}")
 
@@ -601,10 +821,18 @@ class Oracle(RuleBasedStateMachine):
 
         ledger = LedgerRepository(get_settings().ledger_table)
         for customer in sorted(self.w.customers):
-            self._check("ledger_reconciles", ledger.reconcile(customer) == [], f"{customer}: {ledger.reconcile(customer)}")
+            self._check(
+                "ledger_reconciles",
+                ledger.reconcile(customer) == [],
+                f"{customer}: {ledger.reconcile(customer)}",
+            )
             balances = ledger.balances(customer)
             for currency, accounts in balances.items():
-                self._check("debits_equal_credits", sum(accounts.values()) == 0, f"{customer} {currency}: accounts sum to {sum(accounts.values())}: {accounts}")
+                self._check(
+                    "debits_equal_credits",
+                    sum(accounts.values()) == 0,
+                    f"{customer} {currency}: accounts sum to {sum(accounts.values())}: {accounts}",
+                )
                 cash = sum(v for k, v in accounts.items() if k.split("#")[0] == "cash")
                 self._check("no_negative_cash", cash >= 0, f"{customer} {currency}: cash {cash}")
 

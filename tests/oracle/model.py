@@ -36,7 +36,7 @@ def api_takes(value: Any) -> bool:
     if isinstance(value, int):
         return len(str(abs(value))) <= MAX_DIGITS
     if isinstance(value, Decimal):
-        sign, digits, exponent = value.as_tuple()
+        _, digits, exponent = value.as_tuple()
         places = -int(exponent) if int(exponent) < 0 else 0
         significant = len(str(int("".join(map(str, digits))))) if any(digits) else 1
         return value.is_finite() and significant <= MAX_DIGITS and places <= 30 and storable(value)
@@ -364,10 +364,11 @@ def rate_window(
             if version.fee is None or version.timing != "advance":
                 continue
             a, b = own_time(index)
-            if phase.start <= ps:  # in force at period start: its fee was prepaid
+            if phase.start <= ps and (phase.end is None or phase.end > ps):  # prepaid: in force at P's start
                 if b < pe:
-                    lines[f"proration:credit:{index}"] = -to_minor(version.fee * seconds(b, pe) / length, currency)
-            elif b > a:
+                    unused = version.fee * seconds(b, pe) / length
+                    lines[f"proration:credit:{index}"] = -to_minor(unused, currency)
+            elif phase.start > ps and b > a:
                 lines[f"proration:charge:{index}"] = to_minor(version.fee * seconds(a, b) / length, currency)
         if minimum is not None:
             floor = to_minor(minimum, currency)

@@ -19,8 +19,8 @@ SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too
 
 settings.register_profile(
     "bounded",
-    max_examples=int(os.environ.get("NERUBA_ORACLE_EXAMPLES", "12")),
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("NERUBA_ORACLE_EXAMPLES", "8")),
+    stateful_step_count=25,
     derandomize=True,
     database=None,
     deadline=None,

@@ -49,4 +49,4 @@ def _report(started: float, rounds: int, failures: list[str]) -> None:
     if path:
         with open(path, "w") as out:
             json.dump(figures, out, indent=1, sort_keys=True)
-    print("oracle figures:", json.dumps(figures, sort_keys=True))
+    print("oracle figures:", json.dumps(figures, sort_keys=True))  # noqa: T201 - the soak's figures
