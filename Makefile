@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TOOLS ?= .venv-tools
+SCAN ?= .venv-scan
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 
@@ -19,6 +20,11 @@ $(TOOLS)/.installed: requirements/tools.txt
 	$(TOOLS)/bin/python -m pip install $(PIP_FLAGS) -r requirements/tools.txt
 	@touch $@
 
+$(SCAN)/.installed: requirements/scan.txt
+	$(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/python -m pip install $(PIP_FLAGS) -r requirements/scan.txt
+	@touch $@
+
 tools: $(TOOLS)/.installed
 
 run: $(VENV)/.installed
@@ -31,9 +37,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-template-check: $(TOOLS)/.installed
+template-check: $(TOOLS)/.installed $(SCAN)/.installed
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/bin/cfn-lint template.yaml
+	# every finding is fixed or skipped in the template with its reason (Metadata: checkov: skip)
+	$(SCAN)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet
 
 pytest: $(VENV)/.installed $(TOOLS)/.installed
 	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)
@@ -57,4 +65,4 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.report
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(TOOLS) $(SCAN) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -1,6 +1,7 @@
 """Transform template.yaml with the SAM translator, offline, and print the CloudFormation JSON.
 
-Runs in the tools virtualenv (``.venv-tools/bin/python infra/sam_transform.py [template.yaml]``), because
+Runs in the tools virtualenv (``.venv-tools/bin/python infra/sam_transform.py [TEMPLATE] [Name=Value ...]``,
+the pairs being parameter values as ``sam deploy --parameter-overrides`` gives them), because
 aws-sam-translator pins versions the app cannot share. Offline means: local CodeUri/ContentUri become
 s3:// URIs, and managed policy names resolve from a fixed map instead of IAM.
 """
@@ -29,7 +30,7 @@ class OfflinePolicies:
         return MANAGED
 
 
-def main(path: str = "template.yaml") -> int:
+def main(path: str = "template.yaml", *overrides: str) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with open(path, encoding="utf-8") as handle:
         template: dict[str, Any] = yaml_parse(handle.read())
@@ -38,7 +39,8 @@ def main(path: str = "template.yaml") -> int:
         for key in ("CodeUri", "ContentUri"):
             if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
                 props[key] = f"s3://neruba-offline/{props[key].strip('/')}.zip"
-    output = transform(template, {}, OfflinePolicies())  # type: ignore[arg-type]
+    parameters = dict(pair.split("=", 1) for pair in overrides)
+    output = transform(template, parameters, OfflinePolicies())  # type: ignore[arg-type]
     json.dump(output, sys.stdout, indent=1, default=str)
     return 0
 

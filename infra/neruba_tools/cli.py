@@ -1,8 +1,8 @@
 """The ``neruba`` operator command.
 
     neruba config check                      every missing or invalid setting, exit 1 if any
-    neruba keys create --scope ingest [--scope read] [--name NAME]
-    neruba keys list | revoke KEY_ID | rotate KEY_ID
+    neruba keys create --scope ingest [--scope read] [--name NAME] [--stack NAME]
+    neruba keys list | revoke KEY | rotate KEY [--overlap 24h]   KEY: the id, the listed prefix or the key
     neruba local run [--port 8080]           the whole stack on localhost (what `make run` does)
     neruba openapi > docs/openapi.json       the API reference, generated from the routes
     neruba sweep [--check NAME] [--from ISO --to ISO] [--stack NAME]   the consistency sweep, now
@@ -10,8 +10,10 @@
     neruba smoke --base-url URL --api-key KEY                  the post-deploy smoke test
     neruba migrate [--list] [--stack NAME]                     data migrations (OpsTable MIG#)
 
-Commands that touch AWS use the ``NERUBA_*`` settings of the environment (``neruba config check`` tells
-which are missing) and the usual AWS credentials; ``--endpoint-url`` points them at a local stack's moto.
+Commands that touch AWS find the stack's tables and queues from ``--stack NAME`` (its CloudFormation
+resources: nothing but AWS credentials needed), or from a local stack when ``--endpoint-url`` is on this
+machine (its region and test credentials are then the defaults), or else from ``NERUBA_*`` settings.
+``--endpoint-url URL`` and ``--debug`` (full tracebacks) may come anywhere on the line; errors are one line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 
 def _config_check(_: argparse.Namespace) -> int:
@@ -35,21 +38,45 @@ def _config_check(_: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_repo():  # type: ignore[no-untyped-def]
-    from neruba.dal.keys import KeysRepository
-    from neruba.settings import get_settings
+class UsageError(Exception):
+    """Something the operator typed cannot work; printed as one line, exit code 2."""
 
-    return KeysRepository(get_settings().keys_table)
+
+def _keys_repo(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The keys table of ``--stack`` (or of the local stack), else of ``NERUBA_KEYS_TABLE``: the keys
+    commands need that one table only."""
+    from neruba.dal.keys import KeysRepository
+    from neruba_tools.stackinfo import endpoint_url, is_local_endpoint, stack_for
+
+    if args.stack or is_local_endpoint(endpoint_url()):
+        return KeysRepository(stack_for(args.stack).resource("KeysTable"))
+    table = os.environ.get("NERUBA_KEYS_TABLE")
+    if not table:
+        raise UsageError(
+            "give --stack NAME (the deployed stack), --endpoint-url of a local stack, or NERUBA_KEYS_TABLE"
+        )
+    return KeysRepository(table)
+
+
+def _key_id(text: str) -> str:
+    from neruba.security.apikeys import MalformedKeyError, key_id_of
+
+    try:
+        return key_id_of(text)
+    except MalformedKeyError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from neruba.security.apikeys import parse_scopes
+    from neruba.security.apikeys import UnknownScopeError, strict_scopes
 
-    scopes = parse_scopes(" ".join(args.scope))
+    try:
+        scopes = strict_scopes(args.scope)
+    except UnknownScopeError as exc:
+        raise UsageError(str(exc)) from None
     if not scopes:
-        print("Give at least one --scope of ingest, read, admin.", file=sys.stderr)
-        return 2
-    plaintext, key = _keys_repo().create(scopes, name=args.name)
+        raise UsageError("give at least one --scope of ingest, read, admin")
+    plaintext, key = _keys_repo(args).create(scopes, name=args.name)
     print(f"Key id: {key.key_id}")
     print(f"Scopes: {' '.join(sorted(key.scopes))}")
     print(f"API key: {plaintext}")
@@ -57,10 +84,14 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_list(_: argparse.Namespace) -> int:
+def _keys_list(args: argparse.Namespace) -> int:
+    keys = _keys_repo(args).list()
     print(f"{'KEY':<22} {'NAME':<20} {'SCOPES':<20} {'CREATED':<26} STATUS")
-    for key in _keys_repo().list():
-        status = "active" if key.active else f"revoked {key.revoked_at}"
+    for key in keys:
+        if key.revoked_at is None:
+            status = "active"
+        else:
+            status = f"active until {key.revoked_at}" if key.active else f"revoked {key.revoked_at}"
         scopes = " ".join(sorted(key.scopes))
         print(f"{key.prefix:<22} {key.name[:20]:<20} {scopes:<20} {key.created_at:<26} {status}")
     return 0
@@ -68,28 +99,52 @@ def _keys_list(_: argparse.Namespace) -> int:
 
 def _keys_revoke(args: argparse.Namespace) -> int:
     from neruba.dal.keys import KeyNotFoundError
-    from neruba.settings import get_settings
 
+    key_id = _key_id(args.key_id)
     try:
-        key = _keys_repo().revoke(args.key_id)
+        key = _keys_repo(args).revoke(key_id)
     except KeyNotFoundError:
-        print(f"No key {args.key_id}.", file=sys.stderr)
+        print(f"No key {key_id}.", file=sys.stderr)
         return 1
-    ttl = get_settings().authorizer_cache_ttl_seconds
-    print(f"Revoked {key.prefix} at {key.revoked_at}; cached authorizations end within {ttl} s.")
+    print(f"Revoked {key.prefix} at {key.revoked_at}; {_cache_note()}")
     return 0
+
+
+def _cache_note() -> str:
+    ttl = os.environ.get("NERUBA_AUTHORIZER_CACHE_TTL_SECONDS")
+    within = f"{ttl} s" if ttl else "the stack's AuthorizerCacheTtl (60 s unless set)"
+    return f"API Gateway may still accept it for a cached answer, at most {within}."
+
+
+def _duration(text: str) -> timedelta:
+    """``0``, ``90s``, ``30m``, ``24h`` or ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text, "s") if text.isdigit() else (text[:-1], text[-1:])
+    if not number.isdigit() or unit not in units:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 0, 30m, 24h or 7d, got {text!r}")
+    return timedelta(seconds=int(number) * units[unit])
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
     from neruba.dal.keys import KeyNotFoundError
 
+    key_id = _key_id(args.key_id)
+    until = datetime.now(UTC) + args.overlap
     try:
-        plaintext, key = _keys_repo().rotate(args.key_id)
+        plaintext, key = _keys_repo(args).rotate(key_id, old_works_until=until)
     except (KeyNotFoundError, ValueError) as exc:
-        print(f"Cannot rotate {args.key_id}: {exc}", file=sys.stderr)
+        print(f"Cannot rotate {key_id}: {exc}", file=sys.stderr)
         return 1
-    print(f"Key id: {key.key_id} (replaces {args.key_id}, now revoked)")
+    print(f"Key id: {key.key_id}")
+    print(f"Scopes: {' '.join(sorted(key.scopes))}")
     print(f"API key: {plaintext}")
+    if args.overlap:
+        print(
+            f"The old key {key_id} keeps working until {until.isoformat(timespec='seconds')}.",
+            file=sys.stderr,
+        )
+    else:
+        print(f"The old key {key_id} is revoked; {_cache_note()}", file=sys.stderr)
     return 0
 
 
@@ -121,7 +176,10 @@ def _local_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neruba", description="Operate Neruba.")
-    parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. a local stack's moto URL)")
+    parser.add_argument(
+        "--endpoint-url", help="AWS endpoint, e.g. a local stack's moto URL (anywhere on the line)"
+    )
+    parser.add_argument("--debug", action="store_true", help="print full tracebacks (anywhere on the line)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(dest="action", required=True)
@@ -132,13 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append", required=True, help="ingest, read or admin (repeatable)")
     create.add_argument("--name", default="", help="what the key is for")
     create.set_defaults(func=_keys_create)
-    keys.add_parser("list", help="list keys (prefix only)").set_defaults(func=_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("key_id")
+    listing = keys.add_parser("list", help="list keys (prefix only)")
+    listing.set_defaults(func=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key now")
+    revoke.add_argument("key_id", metavar="KEY", help="key id, the prefix `keys list` shows, or the key")
     revoke.set_defaults(func=_keys_revoke)
-    rotate = keys.add_parser("rotate", help="replace a key by a new one with the same scopes")
-    rotate.add_argument("key_id")
+    rotate = keys.add_parser(
+        "rotate", help="a new key with the same scopes; the old one works a while longer"
+    )
+    rotate.add_argument("key_id", metavar="KEY", help="key id, the prefix `keys list` shows, or the key")
+    rotate.add_argument(
+        "--overlap", type=_duration, default=timedelta(hours=24),
+        help="how long the old key keeps working (0, 30m, 24h, 7d; default 24h)",
+    )  # fmt: skip
     rotate.set_defaults(func=_keys_rotate)
+    for sub in (create, listing, revoke, rotate):
+        sub.add_argument("--stack", help="the CloudFormation stack whose keys table to use")
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
@@ -154,22 +221,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLOBAL_VALUE_OPTIONS = ("--endpoint-url",)
+GLOBAL_FLAGS = ("--debug",)
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--endpoint-url URL`` and ``--debug`` to the front, wherever they were typed."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name = word.split("=", 1)[0]
+        if name in GLOBAL_VALUE_OPTIONS:
+            take = 1 if "=" in word else 2
+            front += argv[i : i + take]
+            i += take
+            continue
+        if word in GLOBAL_FLAGS:
+            front.append(word)
+        else:
+            rest.append(word)
+        i += 1
+    return front + rest
+
+
+def _local_defaults(url: str | None) -> None:
+    """Against a local stack, its region and moto's test credentials unless the shell sets others."""
+    from neruba_tools.local.intrinsics import REGION
+    from neruba_tools.stackinfo import is_local_endpoint
+
+    if is_local_endpoint(url):
+        os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+        if not os.environ.get("AWS_ACCESS_KEY_ID"):
+            os.environ.pop("AWS_PROFILE", None)
+            os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+            os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 (moto accepts any)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["local", "run"]:  # its options belong to the local runner
         from neruba_tools.local.run import main as run_main
 
         return run_main(argv[2:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_hoist_global_options(argv))
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
+    _local_defaults(os.environ.get("AWS_ENDPOINT_URL"))
+    if not args.debug:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")  # the shared code's JSON logs stay quiet
     from neruba_tools.stackinfo import StackError
 
     try:
         return int(args.func(args))
-    except StackError as exc:
+    except (StackError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 if __name__ == "__main__":

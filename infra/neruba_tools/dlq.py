@@ -127,8 +127,11 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(source: str, message: dict[str, Any], usage_table: str | None) -> dict[str, Any]:
-    """What an operator needs to see of one DLQ message (for ingest: the event key and stored outcome)."""
+def describe(
+    source: str, message: dict[str, Any], usage_table: str | None, billing_table: str | None = None
+) -> dict[str, Any]:
+    """What an operator needs to see of one DLQ message: for ingest the event key and its stored outcome,
+    for the Stripe sync the invoice and the error its last attempt recorded."""
     attributes = message.get("Attributes", {})
     sent = int(attributes.get("SentTimestamp", 0)) / 1000
     info: dict[str, Any] = {
@@ -153,6 +156,9 @@ def describe(source: str, message: dict[str, Any], usage_table: str | None) -> d
         info["meter"] = event.get("code")
         info["request_id"] = f"{data.get('rid')}:{data.get('i')}"
         info["failure_reason"] = _stored_reason(usage_table, event)
+    elif source == "StripeSyncQueue" and isinstance(data, dict) and isinstance(data.get("invoice_id"), str):
+        info["invoice_id"] = data["invoice_id"]
+        info["failure_reason"] = _sync_reason(billing_table, data["invoice_id"])
     else:
         keys = sorted(data)[:10] if isinstance(data, dict) else []
         info["body_keys"] = keys
@@ -175,16 +181,30 @@ def _stored_reason(usage_table: str | None, event: dict[str, Any]) -> str:
     return f"stored status {status}" + (f", reason {reason}" if reason else "")
 
 
+def _sync_reason(billing_table: str | None, invoice_id: str) -> str:
+    if not billing_table:
+        return "unknown (no BillingTable)"
+    from neruba.dal.invoices import InvoicesRepository
+
+    invoice = InvoicesRepository(billing_table).get(invoice_id)
+    if invoice is None:
+        return f"no invoice {invoice_id}"
+    sync = invoice.get("stripe") or {}
+    if not sync.get("last_error"):
+        return f"invoice {invoice.get('status')}, no sync error recorded: see the sync function's logs"
+    return f"sync {sync.get('status')} after {sync.get('attempts', 0)} attempt(s): {sync['last_error']}"
+
+
 def _show(args: argparse.Namespace) -> int:
     from neruba_tools.queues import peek
 
     stack = stack_for(args.stack, args.template)
     dlq, source = _pair(stack, args.queue)
     messages = peek(_sqs(), stack.resource(dlq), limit=args.max)
-    usage_table = stack.physical.get("UsageTable")
+    usage_table, billing_table = stack.physical.get("UsageTable"), stack.physical.get("BillingTable")
     print(f"{dlq} (source {source}): {len(messages)} message(s) shown, all left in the queue")
     for message in messages:
-        print(json.dumps(describe(source, message, usage_table), sort_keys=True, default=str))
+        print(json.dumps(describe(source, message, usage_table, billing_table), sort_keys=True, default=str))
     return 0
 
 
@@ -214,7 +234,7 @@ def _redrive(args: argparse.Namespace) -> int:
                 print(f"StartMessageMoveTask failed ({exc}); rerun with --mover to move messages yourself.",
                       file=sys.stderr)  # fmt: skip
                 return 1
-            print(f"StartMessageMoveTask is not available on this local endpoint; using the mover ({exc}).")
+            print("The local stack has no SQS message move tasks; moving the messages one by one instead.")
             use_mover = True
         else:
             print(f"Started a message move task {dlq} -> {source}: {handle}")

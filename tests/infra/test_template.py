@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,41 +12,9 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS = Path(os.environ.get("NERUBA_TOOLS_VENV", ROOT / ".venv-tools"))
+from tests.infra.conftest import ROOT, _of_type, _tool
+
 pytestmark = pytest.mark.infra
-
-
-def _tool(name: str) -> str:
-    path = TOOLS / "bin" / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make tools` (make test does it) to create the tools virtualenv")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def source() -> dict[str, Any]:
-    from neruba_tools.local.intrinsics import load_template
-
-    return load_template(ROOT / "template.yaml")
-
-
-@pytest.fixture(scope="module")
-def transformed() -> dict[str, Any]:
-    result = subprocess.run(
-        [_tool("python"), str(ROOT / "infra" / "sam_transform.py"), str(ROOT / "template.yaml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
-
-
-def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
 def test_cfn_lint_passes() -> None:
@@ -80,6 +47,11 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(transformed: dict[str
         q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for q in queues.values()
         if "RedrivePolicy" in q.get("Properties", {})
+    }
+    # a function's on-failure destination is the dead-letter queue of its asynchronous (scheduled) runs
+    dlqs |= {
+        c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for c in _of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
     }
     sources = {name for name, q in queues.items() if "RedrivePolicy" in q.get("Properties", {})}
     assert sources, "no queue declares a RedrivePolicy"

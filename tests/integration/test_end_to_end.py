@@ -96,3 +96,12 @@ def test_docs_are_served_locally(local_stack: Any) -> None:
     status, spec = _http(local_stack.base_url, "GET", "/openapi.json")
     assert status == 200
     assert "/v1/events" in spec["paths"]
+
+
+def test_swagger_try_it_out_reaches_the_local_routes(local_stack: Any) -> None:
+    # the document Swagger UI loads names a server under which the routes answer (no stage prefix locally)
+    status, spec = _http(local_stack.base_url, "GET", "/docs?format=json")
+    assert status == 200
+    (server,) = spec["servers"]
+    status, body = _http(local_stack.base_url.rstrip("/") + server["url"].rstrip("/"), "GET", "/health")
+    assert status == 200 and body["status"] == "ok"

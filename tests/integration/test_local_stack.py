@@ -348,7 +348,7 @@ def test_a_route_gets_the_rest_proxy_event_with_path_parameters_and_authorizer_c
     assert event["headers"]["X-Multi"] == "m" and event["multiValueHeaders"]["X-Multi"] == ["m"]
     assert event["body"] is None and event["isBase64Encoded"] is False and event["stageVariables"] is None
     context = event["requestContext"]
-    assert context["path"] == "/local/items/a%20b" and context["stage"] == "local"
+    assert context["path"] == "/items/a%20b" and context["stage"] == "local"
     assert context["resourcePath"] == "/items/{item_id}" and context["identity"]["sourceIp"] == "127.0.0.1"
     assert context["authorizer"] == {"tier": "gold", "quota": "7", "beta": "true", "principalId": "user-1"}
     assert dict(headers)["x-amzn-RequestId"] == context["requestId"]

@@ -219,7 +219,9 @@ class Gateway:
                 "resourcePath": route.path,
                 "httpMethod": method,
                 "extendedRequestId": request_id,
-                "path": "/local" + parts.path,
+                # served at the root, as behind a custom domain: no stage prefix in the path, so the
+                # OpenAPI document's server (and Swagger UI's "Try it out") is this host's root
+                "path": parts.path,
                 "stage": "local",
                 "protocol": "HTTP/1.1",
                 "requestId": request_id,

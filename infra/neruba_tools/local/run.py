@@ -38,7 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-seed", action="store_true", help="do not create the demo data and API key")
     parser.add_argument("--no-schedules", action="store_true", help="fire schedules only on demand")
     parser.add_argument("--quiet", action="store_true", help="no line per request on stderr")
+    parser.add_argument(
+        "--state-dir", metavar="DIR",
+        help="keep tables, queues and parameters across restarts in DIR (default: nothing is kept; moto "
+        "holds everything in memory)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--snapshot-seconds", type=float, default=60.0,
+        help="with --state-dir: also save the tables every N seconds while running, in case of a crash "
+        "(0: at the stop only; default 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", type=_parameter,
+        help="a template parameter, as sam deploy --parameter-overrides takes it (repeatable), "
+        "e.g. BillingGraceSeconds=60 to finalize drafts a minute after their window",
+    )  # fmt: skip
     return parser
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _seed() -> Any:
@@ -80,6 +102,17 @@ def banner(stack: Any, demo: Any) -> list[str]:
             f"  curl -s -X POST {stack.base_url}/v1/events -H 'Authorization: Bearer {demo.api_key}' "
             f"-H 'Content-Type: application/json' -d '{body}'",
         ]
+    if getattr(stack, "state_dir", None):
+        restored = getattr(stack, "restored", {}) or {}
+        lines.append(
+            f"State: kept in {stack.state_dir} (restored {restored.get('items', 0)} items, "
+            f"{restored.get('messages', 0)} queued messages)"
+        )
+    else:
+        lines.append(
+            "State: in memory only; stopping the stack loses every table and queue "
+            '(make run ARGS="--state-dir DIR" keeps them)'
+        )
     lines += [
         f"Docs: {stack.base_url}/docs",
         f"Moto endpoint: {stack.moto_url} (AWS_ENDPOINT_URL={stack.moto_url} for the neruba and aws CLIs)",
@@ -105,10 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", "No application metrics to publish")  # POWERTOOLS_METRICS_DISABLED
     template = Path(args.template).resolve()
-    stack = LocalStack(
-        template.name, template.parent, args.host, args.port, args.moto_port,
-        schedules=not args.no_schedules, log_requests=not args.quiet,
-    )  # fmt: skip
+    try:
+        stack = LocalStack(
+            template.name, template.parent, args.host, args.port, args.moto_port,
+            schedules=not args.no_schedules, log_requests=not args.quiet, parameters=dict(args.parameter),
+            state_dir=args.state_dir, snapshot_interval=args.snapshot_seconds,
+        )  # fmt: skip
+    except ValueError as exc:  # an unknown --parameter
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -152,10 +152,16 @@ class LocalStack:
         schedules: bool = True,
         retry_delay: int = 1,
         log_requests: bool = False,
+        state_dir: str | Path | None = None,
+        snapshot_interval: float = 60.0,
     ) -> None:
         self.repo_root = Path(repo_root).resolve()
         self.document = load_template(self.repo_root / template_path)
         declared = self.document.get("Parameters") or {}
+        unknown = sorted(set(parameters or {}) - set(declared))
+        if unknown:
+            known = ", ".join(declared)
+            raise ValueError(f"{template_path} declares no parameter {', '.join(unknown)}; it has: {known}")
         self.parameters = {
             **{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared},
             **(parameters or {}),
@@ -179,6 +185,11 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._started = False
         self.running = False  # True once start() completed, until stop()
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.snapshot_interval = snapshot_interval
+        self.restored: dict[str, int] = {}  # what --state-dir brought back at start
+        self._state: Any = None
+        self._snapshotter: Any = None
 
     @property
     def base_url(self) -> str:
@@ -210,17 +221,52 @@ class LocalStack:
             self._set_environment()
             session = boto3.session.Session()
             self.resources = provision_template(self.template, session=session, endpoint_url=self.moto_url)
-            self._migrate()
             queues = self.template.resources("AWS::SQS::Queue")
             self.queue_urls = {k: v for k, v in self.resources.items() if k in queues}
+            self._restore_state(session)
+            self._migrate()
             self.gateway.serve()
             self._start_pollers(session)
             self._start_schedules()
+            if self._state is not None and self.snapshot_interval > 0:
+                from neruba_tools.local.state import Snapshotter
+
+                self._snapshotter = Snapshotter(self._state, self.table_names, self.snapshot_interval)
+                self._snapshotter.start()
         except BaseException:
             self.stop()
             raise
         self.running = True
         return self
+
+    @property
+    def table_names(self) -> dict[str, str]:
+        return {k: v for k, v in self.resources.items() if k not in self.queue_urls}
+
+    def _restore_state(self, session: Any) -> None:
+        """With a state directory: load what the last run saved into the fresh tables and queues."""
+        if self.state_dir is None:
+            return
+        from neruba_tools.local.state import StateDir
+
+        clients = {
+            name: session.client(name, endpoint_url=self.moto_url, region_name=REGION)
+            for name in ("dynamodb", "sqs", "ssm")
+        }
+        self._state = StateDir(self.state_dir, clients)
+        self.restored = self._state.restore(self.table_names, self.queue_urls)
+
+    def _save_state(self) -> None:
+        """At the stop, with nothing consuming the queues any more: tables, queues and parameters."""
+        if self._snapshotter is not None:
+            self._snapshotter.stop()
+            self._snapshotter = None
+        if self._state is not None and self._moto is not None:
+            try:
+                self._state.save(self.table_names, self.queue_urls)
+            except Exception:
+                LOG.exception("saving the local stack's state to %s failed", self.state_dir)
+        self._state = None
 
     def _migrate(self) -> None:
         """Run the data migrations, as the template's ``Custom::Migrations`` resource does on each deploy."""
@@ -314,6 +360,7 @@ class LocalStack:
             worker.stop()
         self.pollers, self.schedules = [], {}
         self.gateway.stop()
+        self._save_state()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

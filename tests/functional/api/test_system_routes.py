@@ -39,10 +39,38 @@ def test_ready_is_503_naming_the_missing_table(aws: dict[str, str]) -> None:
     assert [d["param"] for d in body["error"]["details"]] == ["usage_table"]
 
 
+def _admin_headers(scope: str = "admin") -> dict[str, str]:
+    token = KeysRepository(get_settings().keys_table).create(frozenset([scope]), name="ops")[0]  # type: ignore[list-item]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_ready_names_no_physical_resource_without_an_admin_key(aws: dict[str, str]) -> None:
+    settings = get_settings()
+    physical = [settings.usage_table, settings.keys_table, settings.ingest_queue_url]
+    handler = _system_handler()
+    _, anonymous, _ = call(handler, api_event("GET", "/ready", scopes=None))
+    _, read_key, _ = call(handler, api_event("GET", "/ready", scopes=None, headers=_admin_headers("read")))
+    for body in (anonymous, read_key):
+        assert body["status"] == "ready"
+        assert not any(name in str(body) for name in physical), body
+    _, admin, _ = call(handler, api_event("GET", "/ready", scopes=None, headers=_admin_headers()))
+    assert settings.usage_table in str(admin["checks"])
+
+    boto3.client("dynamodb").delete_table(TableName=settings.usage_table)
+    status, failed, _ = call(handler, api_event("GET", "/ready", scopes=None))
+    assert status == 503 and settings.usage_table not in str(failed)
+    status, failed, _ = call(handler, api_event("GET", "/ready", scopes=None, headers=_admin_headers()))
+    assert status == 503 and settings.usage_table in str(failed)
+
+
 def test_ready_is_503_on_invalid_configuration(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     handler = _system_handler()
     monkeypatch.setenv("NERUBA_INGEST_MAX_AGE_DAYS", "-1")
     status, body, _ = call(handler, api_event("GET", "/ready", scopes=None))
+    assert status == 503
+    assert body["error"]["details"][0]["param"] == "NERUBA_INGEST_MAX_AGE_DAYS"
+    assert "-1" not in str(body["error"]["details"])  # values only with an admin key
+    status, body, _ = call(handler, api_event("GET", "/ready", scopes=None, headers=_admin_headers()))
     assert status == 503
     assert "NERUBA_INGEST_MAX_AGE_DAYS" in body["error"]["details"][0]["message"]
 

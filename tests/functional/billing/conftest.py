@@ -161,7 +161,7 @@ def real(catalog: Any) -> World:
 
 def subscribe_real(world: World, customer_id: str, start: datetime = START) -> dict[str, Any]:
     """Subscribe through ``logic.catalog.create_subscription`` (which creates the billing state)."""
-    from neruba.logic.catalog import create_subscription
+    from neruba.logic.subscriptions import create_subscription
     from neruba.models.catalog import SubscriptionCreate
 
     body = SubscriptionCreate(customer_id=customer_id, plan_code="metered", start_at=start)

@@ -194,7 +194,7 @@ def test_rerun_of_a_finalized_invoice_is_a_correction_never_an_edit(real: World,
 
 def test_canceled_now_gets_a_final_window_ending_at_the_cancellation(real: World, monkeypatch: Any) -> None:
     # GIVEN day 0 billed, then the subscription canceled immediately at day 1 + 6h
-    from neruba.logic.catalog import cancel
+    from neruba.logic.subscriptions import cancel
     from neruba.models.catalog import Cancellation
 
     sub = subscribe_real(real, "acme")

@@ -8,45 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import api_event, call
-
 Api = Callable[..., tuple[int, Any]]
-
-
-@pytest.fixture
-def admin(aws: dict[str, str]) -> Api:
-    from functions.admin_api.app import lambda_handler
-
-    def _admin(
-        method: str,
-        path: str,
-        body: Any = None,
-        params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        scopes: str = "admin",
-    ) -> tuple[int, Any]:
-        status, parsed, _ = call(
-            lambda_handler,
-            api_event(method, path, body=body, path_parameters=params, headers=headers, scopes=scopes),
-        )
-        return status, parsed
-
-    return _admin
-
-
-@pytest.fixture
-def reader(aws: dict[str, str]) -> Api:
-    from functions.read_api.app import lambda_handler
-
-    def _read(
-        path: str, query: dict[str, str] | None = None, params: dict[str, str] | None = None
-    ) -> tuple[int, Any]:
-        status, parsed, _ = call(
-            lambda_handler, api_event("GET", path, query=query, path_parameters=params, scopes="read")
-        )
-        return status, parsed
-
-    return _read
 
 
 PLAN = {
@@ -179,9 +141,11 @@ def test_subscription_create_is_idempotent_with_a_key(admin: Api, reader: Api) -
     other = admin("POST", "/v1/subscriptions", body)
     assert first[0] == 201
     assert again[1]["id"] == first[1]["id"]
-    assert other[1]["id"] != first[1]["id"]
+    # a create without the key is not a retry: it is refused, as it would bill api_calls twice
+    assert (other[0], other[1]["error"]["code"]) == (409, "subscription_overlap")
+    assert other[1]["error"]["details"][0]["subscription_id"] == first[1]["id"]
     listed = reader("/v1/customers/acme/subscriptions", params={"customer_id": "acme"})[1]["data"]
-    assert len(listed) == 2
+    assert len(listed) == 1
 
 
 def test_plan_change_and_cancel(admin: Api) -> None:

@@ -47,7 +47,7 @@ def world(catalog: Any, send: Callable[..., Any], process: Callable[..., int]) -
     """Plan pro v1 then v2, acme subscribed since START, moved to v2 at CHANGE; usage ingested for real."""
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
-    from neruba.logic.catalog import change_plan, create_subscription
+    from neruba.logic.subscriptions import change_plan, create_subscription
     from neruba.models.catalog import PlanChange, SubscriptionCreate
 
     plans = PlansRepository(get_settings().catalog_table)

@@ -47,7 +47,7 @@ def world(catalog: Any, send: Callable[..., Any], process: Callable[..., int]) -
     """acme on a trial to TRIAL_END; globex without trial, canceled at ENDED; usage either side."""
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
-    from neruba.logic.catalog import cancel, create_subscription
+    from neruba.logic.subscriptions import cancel, create_subscription
     from neruba.models.catalog import Cancellation, SubscriptionCreate
 
     plans = PlansRepository(get_settings().catalog_table)

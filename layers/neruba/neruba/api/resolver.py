@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -124,18 +124,23 @@ def _request_id_header(
     return response
 
 
+def caller_key_scopes(headers: Mapping[str, str]) -> frozenset[str] | None:
+    """The scopes of the API key in ``Authorization`` on a route API Gateway does not authorize (docs,
+    readiness); None when no valid key was sent."""
+    from neruba.dal.keys import KeysRepository
+
+    token = bearer_token(headers.get("Authorization") or headers.get("authorization"))
+    key = KeysRepository(get_settings().keys_table).authenticate(token) if token else None
+    return None if key is None else frozenset(key.scopes)
+
+
 def _docs_guard(app: ApiGatewayResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
     """In prod, docs (when enabled at all) need an admin key; local and dev serve them openly."""
     if get_settings().docs_require_admin:
-        from neruba.dal.keys import KeysRepository
-
-        token = bearer_token(
-            app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization")
-        )
-        key = KeysRepository(get_settings().keys_table).authenticate(token) if token else None
-        if key is None:
+        scopes = caller_key_scopes(app.current_event.headers)
+        if scopes is None:
             raise AuthenticationError("The API docs need an admin API key here.")
-        if "admin" not in key.scopes:
+        if "admin" not in scopes:
             raise PermissionDeniedError("The API docs need an API key with the 'admin' scope here.")
     _include_documented(app)
     return next_middleware(app)

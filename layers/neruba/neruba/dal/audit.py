@@ -25,6 +25,10 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, to_item
 
+GLOBAL_AUDIT = (
+    "_global"  # the audit "customer" of actions on no one customer (all-customer runs, meters, plans)
+)
+
 
 def _ts(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -43,7 +47,7 @@ class AuditRepository:
         action: str,
         customer_id: str,
         target: str,
-        reason: str,
+        reason: str | None,
         ticket: str | None,
         before: Any,
         after: Any,

@@ -17,41 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
+from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
 from neruba.dal.dynamo import from_item, put_if_absent, to_item
+from neruba.dal.dynamo import transact as transact
 from neruba.dal.locks import ts
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
 DUE_SHARDS = 8
-
-
-class TransactionCancelledError(Exception):
-    """A TransactWriteItems was cancelled; ``reasons`` lists each action's code (None when it passed)."""
-
-    def __init__(self, reasons: list[str | None]) -> None:
-        super().__init__(f"transaction cancelled: {reasons}")
-        self.reasons = reasons
-
-
-def transact(actions: Sequence[dict[str, Any]]) -> None:
-    """Run one TransactWriteItems; a cancellation becomes TransactionCancelledError with the reasons."""
-    if len(actions) > 100:
-        raise ValueError(f"{len(actions)} actions: over the 100-action transaction limit")
-    try:
-        client("dynamodb").transact_write_items(TransactItems=list(actions))
-    except Exception as exc:
-        reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
-        if reasons is None:
-            raise
-        codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
-        raise TransactionCancelledError(codes) from exc
 
 
 def shard_of(key: str, prefix: str) -> str:
@@ -80,6 +60,42 @@ class BillingRepository:
         return put_if_absent(
             self.table_name, {"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}
         )
+
+    def state_put_item(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A TransactWriteItems ``Put`` creating a billing state (condition: none exists yet)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item({"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def end_item(self, state: dict[str, Any], ends_at: datetime) -> dict[str, Any] | None:
+        """An Update ending billing of an active ``state`` (as read) early, at ``ends_at`` (a subscription
+        canceled immediately), for the cancellation's transaction.
+
+        Records ``ends_at`` and brings ``due_at`` forward to it when the next window was due later, so the
+        final (clipped) window is billed at the end, not at the period's old end. The condition (still
+        active, ``due_at`` as read) makes a state that moved meanwhile cancel the transaction, so the
+        caller reads it again. None when the state is not active.
+        """
+        if state.get("status") != "active":
+            return None
+        due = str(state["due_at"])
+        expression = "SET ends_at = :e" + (", due_at = :e" if due > ts(ends_at) else "") + " ADD ver :one"
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _state_key(str(state["subscription_id"])),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#st = :active AND due_at = :due",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {":e": ts(ends_at), ":active": "active", ":one": 1, ":due": due}
+                ),
+            }
+        }
 
     def state(self, subscription_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
@@ -164,37 +180,6 @@ class BillingRepository:
                 "ExpressionAttributeValues": to_item({":ended": "ended", ":seq": seq, ":one": 1}),
             }
         }
-
-    def set_end(self, subscription_id: str, ends_at: datetime) -> bool:
-        """A subscription ended early (canceled immediately): billing stops at ``ends_at``.
-
-        Records ``ends_at`` on an active state and brings ``due_at`` forward to it when the next window was
-        due later, so the final (clipped) window is billed at the end, not at the period's old end.
-        Returns False when the state is missing or no longer active.
-        """
-        from neruba.dal.dynamo import is_condition_failure
-
-        names = {"#st": "status"}
-        values = to_item({":e": ts(ends_at), ":active": "active", ":one": 1})
-        attempts = [
-            ("SET ends_at = :e, due_at = :e ADD ver :one", "#st = :active AND due_at > :e"),
-            ("SET ends_at = :e ADD ver :one", "#st = :active"),
-        ]
-        for expression, condition in attempts:
-            try:
-                client("dynamodb").update_item(
-                    TableName=self.table_name,
-                    Key=_state_key(subscription_id),
-                    UpdateExpression=expression,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-                return True
-            except Exception as exc:
-                if not is_condition_failure(exc):
-                    raise
-        return False
 
     # ---------------------------------------------------------------- runs
     def run_put_item(self, run: dict[str, Any]) -> dict[str, Any]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item, transact
 from neruba.models.catalog import Customer, Meter
 
 
@@ -42,46 +42,58 @@ class CatalogRepository:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
 
-    def create_customer(self, customer: Customer) -> Customer:
+    def create_customer(self, customer: Customer, extra: Sequence[dict[str, Any]] = ()) -> Customer:
+        """Create a customer; ``extra`` actions (an audit record) commit in the same transaction."""
         stored = customer.model_copy(update={"created_at": customer.created_at or datetime.now(UTC)})
         self._put_new(
             _customer_key(customer.external_id),
             "customer",
             customer.external_id,
             stored.model_dump(mode="json"),
+            extra,
         )
         return stored
 
-    def update_customer(self, external_id: str, changes: dict[str, Any]) -> Customer:
-        """Apply ``changes`` to a customer (optimistic: retried if another write lands in between)."""
+    def update_customer(
+        self,
+        external_id: str,
+        changes: dict[str, Any],
+        extra: Callable[[Customer, Customer], Sequence[dict[str, Any]]] | None = None,
+    ) -> Customer:
+        """Apply ``changes`` to a customer (optimistic: retried if another write lands in between).
+
+        ``extra(before, after)`` gives actions (an audit record) committed in the same transaction.
+        """
         for _attempt in range(5):
             values = self._get(_customer_key(external_id))
             if values is None:
                 raise CatalogNotFoundError(f"no customer {external_id!r}")
             doc = {**json.loads(values["doc"]), **changes}
             customer = Customer.model_validate(doc)
+            update = {
+                "TableName": self.table_name,
+                "Key": _customer_key(external_id),
+                "UpdateExpression": "SET doc = :new",
+                "ConditionExpression": "doc = :old",
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":new": json.dumps(customer.model_dump(mode="json"), sort_keys=True),
+                        ":old": values["doc"],
+                    }
+                ),
+            }
+            before = Customer.model_validate(json.loads(values["doc"]))
             try:
-                client("dynamodb").update_item(
-                    TableName=self.table_name,
-                    Key=_customer_key(external_id),
-                    UpdateExpression="SET doc = :new",
-                    ConditionExpression="doc = :old",
-                    ExpressionAttributeValues=to_item(
-                        {
-                            ":new": json.dumps(customer.model_dump(mode="json"), sort_keys=True),
-                            ":old": values["doc"],
-                        }
-                    ),
-                )
+                transact([{"Update": update}, *(extra(before, customer) if extra else ())])
                 return customer
-            except Exception as exc:
-                if not is_condition_failure(exc):
-                    raise
+            except TransactionCancelledError:
+                continue
         raise CatalogConflictError("the customer kept changing; try again")
 
-    def create_meter(self, meter: Meter) -> Meter:
+    def create_meter(self, meter: Meter, extra: Sequence[dict[str, Any]] = ()) -> Meter:
+        """Create a meter; ``extra`` actions (an audit record) commit in the same transaction."""
         stored = meter.model_copy(update={"created_at": meter.created_at or datetime.now(UTC)})
-        self._put_new(_meter_key(meter.code), "meter", meter.code, stored.model_dump(mode="json"))
+        self._put_new(_meter_key(meter.code), "meter", meter.code, stored.model_dump(mode="json"), extra)
         return stored
 
     def list_docs(
@@ -143,17 +155,23 @@ class CatalogRepository:
         response = client("dynamodb").get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         return from_item(response["Item"]) if "Item" in response else None
 
-    def _put_new(self, key: dict[str, Any], kind: str, list_key: str, doc: dict[str, Any]) -> None:
+    def _put_new(
+        self,
+        key: dict[str, Any],
+        kind: str,
+        list_key: str,
+        doc: dict[str, Any],
+        extra: Sequence[dict[str, Any]] = (),
+    ) -> None:
         item = {
             **key,
             **to_item({"kind": kind, "list_key": list_key, "doc": json.dumps(doc, sort_keys=True)}),
         }
+        put = {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         try:
-            client("dynamodb").put_item(
-                TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
+            transact([{"Put": put}, *extra])
+        except TransactionCancelledError as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
                 raise CatalogConflictError(f"{kind} already exists") from exc
             raise
 

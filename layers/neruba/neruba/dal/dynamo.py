@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -62,3 +62,27 @@ def put_if_absent(table_name: str, values: Mapping[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+class TransactionCancelledError(Exception):
+    """A TransactWriteItems was cancelled; ``reasons`` lists each action's code (None when it passed)."""
+
+    def __init__(self, reasons: list[str | None]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
+
+
+def transact(actions: Sequence[dict[str, Any]]) -> None:
+    """Run one TransactWriteItems; a cancellation becomes TransactionCancelledError with the reasons."""
+    if len(actions) > 100:
+        raise ValueError(f"{len(actions)} actions: over the 100-action transaction limit")
+    from neruba.dal.clients import client
+
+    try:
+        client("dynamodb").transact_write_items(TransactItems=list(actions))
+    except Exception as exc:
+        reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
+        if reasons is None:
+            raise
+        codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
+        raise TransactionCancelledError(codes) from exc

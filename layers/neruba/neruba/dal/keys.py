@@ -47,7 +47,8 @@ class ApiKey:
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        """Not revoked, or revoked at a time still ahead (the overlap a rotation gives the old key)."""
+        return self.revoked_at is None or datetime.fromisoformat(self.revoked_at) > datetime.now(UTC)
 
 
 def _now() -> str:
@@ -107,30 +108,34 @@ class KeysRepository:
             keys.extend(_to_key(from_item(item)) for item in page.get("Items", []))
         return sorted(keys, key=lambda k: k.created_at)
 
-    def revoke(self, key_id: str, *, rotated_to: str | None = None) -> ApiKey:
-        """Mark a key revoked (idempotent: revoking twice keeps the first time)."""
+    def revoke(self, key_id: str, *, rotated_to: str | None = None, at: datetime | None = None) -> ApiKey:
+        """Mark a key revoked from ``at`` (default now) on. Idempotent: a key already revoked keeps its
+        time, unless ``at`` brings it forward (revoking now a key that a rotation left working)."""
+        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         try:
             client("dynamodb").update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": f"KEY#{key_id}"}},
-                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)"
-                + (", rotated_to = :to" if rotated_to else ""),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_item({":now": _now(), ":to": rotated_to}),
+                UpdateExpression="SET revoked_at = :now" + (", rotated_to = :to" if rotated_to else ""),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(revoked_at) OR revoked_at > :now)"
+                ),
+                ExpressionAttributeValues=to_item({":now": when, ":to": rotated_to}),
             )
         except Exception as exc:
-            if is_condition_failure(exc):
-                raise KeyNotFoundError(key_id) from exc
-            raise
+            if not is_condition_failure(exc):
+                raise
+            self.get(key_id)  # KeyNotFoundError when there is no such key; else it stays revoked earlier
         return self.get(key_id)[0]
 
-    def rotate(self, key_id: str) -> tuple[str, ApiKey]:
-        """Create a key with the same scopes and name, then revoke the old one."""
+    def rotate(self, key_id: str, *, old_works_until: datetime | None = None) -> tuple[str, ApiKey]:
+        """Create a key with the same scopes and name; the old one works until ``old_works_until``
+        (default: it stops now), so clients can move to the new key in between."""
         old, _ = self.get(key_id)
         if not old.active:
             raise ValueError(f"key {key_id} is already revoked")
         plaintext, new = self.create(old.scopes, name=old.name)
-        self.revoke(key_id, rotated_to=new.key_id)
+        self.revoke(key_id, rotated_to=new.key_id, at=old_works_until)
         return plaintext, new
 
 

@@ -2,30 +2,56 @@
 
 Items: ``PLN#{code}`` / ``#`` (the plan: name, latest version), ``PLN#{code}`` / ``V#{000001}`` (one
 immutable version), ``SUB#{id}`` / ``#`` (a subscription, listed per customer through the by-kind index
-with ``list_key = {customer}#{id}``). Subscription writes are conditional on the revision read, so two
-concurrent changes cannot overwrite each other.
+with ``list_key = {customer}#{id}``), ``SUBG#{customer}`` / ``#`` (the customer's subscription guard:
+``rev`` and the ``ids`` of all its subscriptions). Subscription writes are conditional on the revision
+read, so two concurrent changes cannot overwrite each other; a creation or plan change is also conditional
+on the guard's ``rev``, so two writes checked against the same set of subscriptions cannot both commit.
+The guard lists ids on the base table because the by-kind index is only eventually consistent.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, CatalogRepository
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item, transact
+
+Actions = Sequence[dict[str, Any]]
 
 
 def _version_sk(version: int) -> str:
     return f"V#{version:06d}"
 
 
+def _guard_key(customer_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"SUBG#{customer_id}"}, "sk": {"S": "#"}}
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionGuard:
+    """A customer's subscription ids as read (``rev`` 0: no guard item written yet)."""
+
+    customer_id: str
+    rev: int
+    ids: tuple[str, ...]
+
+
 class PlansRepository(CatalogRepository):
     """Publish and read plan versions; create, read and update subscriptions."""
 
-    def publish(self, code: str, body: dict[str, Any]) -> int:
-        """Store ``body`` as the next version of plan ``code`` (version 1 creates the plan)."""
+    def publish(
+        self, code: str, body: dict[str, Any], extra: Callable[[dict[str, Any]], Actions] | None = None
+    ) -> int:
+        """Store ``body`` as the next version of plan ``code`` (version 1 creates the plan).
+
+        ``extra(version_doc)`` gives actions (an audit record) committed in the same transaction.
+        """
         for _attempt in range(5):
             header = self._get({"pk": {"S": f"PLN#{code}"}, "sk": {"S": "#"}})
             latest = int(header["latest"]) if header else 0
@@ -67,6 +93,7 @@ class PlansRepository(CatalogRepository):
                             }
                         },
                         {"Update": header_update},
+                        *(extra(doc) if extra else ()),
                     ]
                 )
                 return version
@@ -94,7 +121,56 @@ class PlansRepository(CatalogRepository):
             raise CatalogNotFoundError(f"no version {version} of plan {code!r}")
         return dict(json.loads(item["doc"]))
 
-    def create_subscription(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def subscription_guard(self, customer_id: str) -> SubscriptionGuard:
+        """The customer's guard, read consistently. Without one yet (subscriptions made before guards
+        existed), the ids come from the customer's listing; the first guarded write then stores them."""
+        item = self._get(_guard_key(customer_id))
+        if item is None:
+            ids = tuple(str(d["id"]) for d in self.customer_subscriptions(customer_id))
+            return SubscriptionGuard(customer_id, 0, ids)
+        return SubscriptionGuard(customer_id, int(item["rev"]), tuple(str(i) for i in item.get("ids") or ()))
+
+    def subscriptions_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The subscriptions ``ids`` (consistent reads, 100 keys per request), in no particular order."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 100):
+            keys = [{"pk": {"S": f"SUB#{i}"}, "sk": {"S": "#"}} for i in ids[start : start + 100]]
+            pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(8):
+                response = client("dynamodb").batch_get_item(RequestItems=pending)
+                for raw in response["Responses"].get(self.table_name, []):
+                    item = from_item(raw)
+                    found.append({**json.loads(item["doc"]), "revision": int(item["rev"])})
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(0.05 * (2**attempt))
+            if pending:
+                raise RuntimeError("subscription lookup throttled: unprocessed keys remain")
+        return found
+
+    def _guard_item(self, guard: SubscriptionGuard, ids: Sequence[str]) -> dict[str, Any]:
+        """Move the guard to ``rev + 1`` with ``ids`` (condition: it is still at the ``rev`` read)."""
+        values: dict[str, Any] = {":next": guard.rev + 1, ":ids": list(ids)}
+        if guard.rev:
+            values[":rev"] = guard.rev
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _guard_key(guard.customer_id),
+                "UpdateExpression": "SET rev = :next, ids = :ids",
+                "ConditionExpression": "rev = :rev" if guard.rev else "attribute_not_exists(pk)",
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
+
+    def create_subscription(
+        self, doc: dict[str, Any], guard: SubscriptionGuard | None = None, extra: Actions = ()
+    ) -> dict[str, Any]:
+        """Create a subscription, its id added to the customer's guard, with ``extra`` actions, in one
+        transaction. ``guard`` is the one the caller checked (read here when None); raises
+        TransactionCancelledError when the id exists (reason 0) or the guard moved (reason 1)."""
+        guard = guard or self.subscription_guard(str(doc["customer_id"]))
         item = {
             "pk": f"SUB#{doc['id']}",
             "sk": "#",
@@ -103,9 +179,13 @@ class PlansRepository(CatalogRepository):
             "rev": 1,
             "doc": json.dumps(doc, sort_keys=True),
         }
-        client("dynamodb").put_item(
-            TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-        )
+        put = {
+            "TableName": self.table_name,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        ids = [*guard.ids, str(doc["id"])]
+        transact([{"Put": put}, self._guard_item(guard, ids), *extra])
         return {**doc, "revision": 1}
 
     def subscription(self, subscription_id: str) -> dict[str, Any]:
@@ -114,22 +194,31 @@ class PlansRepository(CatalogRepository):
             raise CatalogNotFoundError(f"no subscription {subscription_id!r}")
         return {**json.loads(item["doc"]), "revision": int(item["rev"])}
 
-    def save_subscription(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Write a changed subscription; raises CatalogConflictError if it changed since it was read."""
+    def save_subscription(
+        self, doc: dict[str, Any], guard: SubscriptionGuard | None = None, extra: Actions = ()
+    ) -> dict[str, Any]:
+        """Write a changed subscription with ``extra`` actions in one transaction; with ``guard``, also
+        conditional on the customer's guard being as read (a plan change checked against it).
+
+        Raises CatalogConflictError if the subscription changed since it was read, and
+        TransactionCancelledError if something else did (the guard, an extra action's condition).
+        """
         revision = int(doc["revision"])
         body = {k: v for k, v in doc.items() if k != "revision"}
+        update = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"SUB#{doc['id']}"}, "sk": {"S": "#"}},
+            "UpdateExpression": "SET doc = :doc, rev = :next",
+            "ConditionExpression": "rev = :rev",
+            "ExpressionAttributeValues": to_item(
+                {":doc": json.dumps(body, sort_keys=True), ":next": revision + 1, ":rev": revision}
+            ),
+        }
+        guarded = [self._guard_item(guard, guard.ids)] if guard else []
         try:
-            client("dynamodb").update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": f"SUB#{doc['id']}"}, "sk": {"S": "#"}},
-                UpdateExpression="SET doc = :doc, rev = :next",
-                ConditionExpression="rev = :rev",
-                ExpressionAttributeValues=to_item(
-                    {":doc": json.dumps(body, sort_keys=True), ":next": revision + 1, ":rev": revision}
-                ),
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
+            transact([{"Update": update}, *guarded, *extra])
+        except TransactionCancelledError as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
                 raise CatalogConflictError(
                     "the subscription changed meanwhile; read it and try again"
                 ) from exc

@@ -30,7 +30,7 @@ from neruba.domain.phases import (
     ends_at,
     next_period_end,
     paid_part,
-    phase_at,
+    prepaid_phase,
     seconds,
     trial_end,
     version_of,
@@ -104,12 +104,13 @@ def fee_line(
     )
 
 
-def _ended_by(subscription: Mapping[str, Any], span: PhaseSpan) -> str | None:
-    """Why a phase ended: ``change`` (another phase began then), ``cancel`` (the subscription ended)."""
+def _ended_by(subscription: Mapping[str, Any], index: int, end: datetime) -> str | None:
+    """Why phase ``index`` ended at ``end``: ``change`` (the next phase began then), ``cancel`` (the
+    subscription ended then)."""
     phases = subscription.get("phases") or []
-    if span.index + 1 < len(phases) and at_time(phases[span.index + 1]["start_at"]) == span.phase_end:
+    if index + 1 < len(phases) and at_time(phases[index + 1]["start_at"]) == end:
         return "change"
-    if span.phase_end is not None and ended_at(subscription) == span.phase_end:
+    if ended_at(subscription) == end:
         return "cancel"
     return None
 
@@ -122,7 +123,8 @@ def span_fee_lines(
     currency: str,
 ) -> list[InvoiceLine]:
     """The fee lines of one phase's part of window ``period``: its arrears fee, or for an advance fee
-    a proration charge (phase began inside the window) or credit (prepaid phase left early)."""
+    not prepaid for this period (see ``phases.prepaid_phase``) a proration charge for its own paid time.
+    The prepaid phase's credit is :func:`prepaid_credit`."""
     fee = fee_of(version)
     if fee is None:
         return []
@@ -130,39 +132,51 @@ def span_fee_lines(
     trial = trial_end(subscription)
     plan = (span.plan_code, span.plan_version)
     name = _name(version, span.plan_code)
-    if timing == "arrears":
-        part = paid_part(span.start, span.end, trial)
-        if part is None:
-            return []
-        return [
-            fee_line(
-                f"fixed_fee:arrears:{span.index}",
-                "fixed_fee",
-                f"{name} fixed fee (arrears)",
-                amount,
-                1,
-                part,
-                period,
-                currency,
-                plan,
-                trial,
-            )
-        ]
-    if span.phase_start > period[0]:  # began inside the window: charge its own paid time
-        part = paid_part(span.start, span.end, trial)
-        label, sign = f"{name} fixed fee for the rest of the period", 1
-        line_id = f"proration:charge:{span.index}"
-    else:  # prepaid (by the opening or previous window): credit the unused time if it left early
-        reason = _ended_by(subscription, span) if span.end < period[1] else None
-        if reason is None or (reason == "cancel" and not credits_on_cancel(version)):
-            return []
-        part = paid_part(span.end, period[1], trial)
-        event = "the plan change" if reason == "change" else "the cancellation"
-        label, sign = f"Unused {name} fixed fee after {event}", -1
-        line_id = f"proration:credit:{span.index}"
+    part = paid_part(span.start, span.end, trial)
     if part is None:
         return []
-    return [fee_line(line_id, "proration", label, amount, sign, part, period, currency, plan, trial)]
+    kind: LineKind
+    if timing == "arrears":
+        line_id, kind, label = f"fixed_fee:arrears:{span.index}", "fixed_fee", f"{name} fixed fee (arrears)"
+    elif span.index == prepaid_phase(subscription, period[0]):
+        return []
+    else:
+        line_id, kind = f"proration:charge:{span.index}", "proration"
+        label = f"{name} fixed fee for the rest of the period"
+    return [fee_line(line_id, kind, label, amount, 1, part, period, currency, plan, trial)]
+
+
+def prepaid_credit(
+    subscription: Mapping[str, Any], versions: Versions, period: Period, currency: str
+) -> list[InvoiceLine]:
+    """A negative ``proration:credit:{phase}`` line for the unused paid time of the advance fee that was
+    prepaid for ``period`` (by the opening or the previous window), when its phase ended inside the
+    period: from that end (a plan change or an immediate cancellation) to the period end. None when
+    the prepaid fee was in arrears or absent, or the plan version keeps its fee on a cancellation."""
+    index = prepaid_phase(subscription, period[0])
+    if index is None:
+        return []
+    phase = (subscription.get("phases") or [])[index]
+    plan = (str(phase["plan_code"]), int(phase["plan_version"]))
+    version = version_of(versions, *plan)
+    fee = fee_of(version)
+    end = at_time(phase.get("end_at"))
+    if fee is None or fee[1] != "advance" or end is None or end >= period[1]:
+        return []
+    reason = _ended_by(subscription, index, end)
+    if reason is None or (reason == "cancel" and not credits_on_cancel(version)):
+        return []
+    trial = trial_end(subscription)
+    part = paid_part(max(end, period[0]), period[1], trial)
+    if part is None:
+        return []
+    event = "the plan change" if reason == "change" else "the cancellation"
+    label = f"Unused {_name(version, plan[0])} fixed fee after {event}"
+    return [
+        fee_line(
+            f"proration:credit:{index}", "proration", label, fee[0], -1, part, period, currency, plan, trial
+        )
+    ]
 
 
 def minimum_share(
@@ -237,15 +251,15 @@ def _advance(
 def next_advance(
     subscription: Mapping[str, Any], versions: Versions, period_end: datetime
 ) -> list[InvoiceLine]:
-    """The next period's advance fee, under the version in force at ``period_end``, unless the
-    subscription ends there."""
+    """The next period's advance fee, under the version in force at ``period_end`` as known then
+    (``phases.prepaid_phase``), unless the subscription ends there."""
     if ends_at(subscription, period_end):
         return []
-    found = phase_at(subscription, period_end)
-    if found is None:
+    index = prepaid_phase(subscription, period_end)
+    if index is None:
         return []
     period = (period_end, next_period_end(subscription, period_end))
-    return _advance(subscription, versions, found[0], found[1], period)
+    return _advance(subscription, versions, index, (subscription.get("phases") or [])[index], period)
 
 
 def opening_lines(subscription: Mapping[str, Any], versions: Versions) -> list[InvoiceLine]:

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +26,8 @@ from neruba.domain.periods import add_interval
 from neruba.domain.pricing import PricingError
 
 Versions = Mapping[tuple[str, int], Mapping[str, Any]]
+Period = tuple[datetime, datetime]
+AddInterval = Callable[[datetime, str, int], datetime]
 _MICRO = timedelta(microseconds=1)
 
 
@@ -122,15 +124,155 @@ def ends_at(subscription: Mapping[str, Any], period_end: datetime) -> bool:
     return bool(subscription.get("cancel_at_period_end")) and canceled is not None and canceled < period_end
 
 
-def next_period_end(subscription: Mapping[str, Any], period_end: datetime) -> datetime:
-    """The end of the period that starts at ``period_end`` (periods anchored at the subscription start)."""
+def next_period_end(
+    subscription: Mapping[str, Any], period_end: datetime, add: AddInterval = add_interval
+) -> datetime:
+    """The end of the period that starts at ``period_end`` (periods anchored at the subscription start);
+    more generally the first period boundary after that instant."""
     anchor = at_time(subscription["start_at"])
     assert anchor is not None
     interval = str(subscription["interval"])
     n = 1
-    while add_interval(anchor, interval, n) <= period_end:
+    while add(anchor, interval, n) <= period_end:
         n += 1
-    return add_interval(anchor, interval, n)
+    return add(anchor, interval, n)
+
+
+def subscription_end(subscription: Mapping[str, Any], add: AddInterval = add_interval) -> datetime | None:
+    """When the subscription stops (or stopped): ``ended_at`` (an immediate cancellation), or the end of
+    the period in which ``cancel_at_period_end`` was requested; ``None`` while it runs on.
+
+    Example:
+        >>> sub = {"start_at": "2026-01-31T00:00:00+00:00", "interval": "month", "ended_at": None,
+        ...        "cancel_at_period_end": True, "canceled_at": "2026-03-05T00:00:00+00:00"}
+        >>> subscription_end(sub).date().isoformat()
+        '2026-03-31'
+    """
+    ended = ended_at(subscription)
+    if ended is not None:
+        return ended
+    canceled = at_time(subscription.get("canceled_at"))
+    if subscription.get("cancel_at_period_end") and canceled is not None:
+        return next_period_end(subscription, canceled, add)
+    return None
+
+
+def state_at(subscription: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The subscription as it stands at ``now``: one canceled at period end reads ``canceled`` with its
+    ``ended_at`` once that end has passed (nothing has to write it then).
+
+    Example:
+        >>> sub = {"start_at": "2026-01-01T00:00:00+00:00", "interval": "month", "status": "active",
+        ...        "ended_at": None, "cancel_at_period_end": True, "canceled_at": "2026-01-05T00:00:00+00:00"}
+        >>> from datetime import UTC
+        >>> state_at(sub, datetime(2026, 2, 1, tzinfo=UTC))["ended_at"]
+        '2026-02-01T00:00:00+00:00'
+    """
+    view = dict(subscription)
+    end = subscription_end(subscription)
+    if view.get("status") == "active" and end is not None and end <= now:
+        view.update(status="canceled", ended_at=end.isoformat())
+    return view
+
+
+def rating_period(subscription: Mapping[str, Any], start: datetime, end: datetime) -> Period:
+    """The period the fees and minimum of window [start, end) are prorated over: the window itself,
+    except the final window of a subscription canceled inside a period, which stops at ``ended_at`` but
+    is rated over its whole period [start, period end) (its time simply ends at ``ended_at``).
+
+    Example:
+        >>> from datetime import UTC
+        >>> sub = {"start_at": "2026-01-01T00:00:00+00:00", "interval": "month",
+        ...        "ended_at": "2026-01-11T00:00:00+00:00"}
+        >>> t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 11, tzinfo=UTC)
+        >>> rating_period(sub, t0, t1)[1].date().isoformat()
+        '2026-02-01'
+    """
+    ended = ended_at(subscription)
+    if ended is not None and end == ended:
+        whole = next_period_end(subscription, start)
+        if whole > end:
+            return start, whole
+    return start, end
+
+
+def _recorded_before(phase: Mapping[str, Any], at: datetime) -> bool:
+    """Whether a phase was recorded before ``at`` (phases without ``created_at`` count as recorded by
+    their start, as they were before plan changes recorded it)."""
+    recorded = at_time(phase.get("created_at"))
+    return recorded is None or recorded < at
+
+
+def prepaid_phase(subscription: Mapping[str, Any], period_start: datetime) -> int | None:
+    """The index of the phase whose advance fee pays for the period starting at ``period_start``.
+
+    That fee is billed when the period starts (the opening window for the first period, the previous
+    window for the others), so it follows the phases **known then**: the first phase always, later ones
+    only when recorded (``created_at``) before ``period_start``. Among them, the last that starts at or
+    before ``period_start``. A plan change recorded later, even one effective exactly at
+    ``period_start``, is therefore settled by proration on the period's own window, whenever the
+    previous window happens to be billed.
+
+    Example:
+        >>> from datetime import UTC
+        >>> sub = {"phases": [
+        ...     {"plan_code": "pro", "plan_version": 1, "start_at": "2026-01-01T00:00:00+00:00"},
+        ...     {"plan_code": "max", "plan_version": 1, "start_at": "2026-02-01T00:00:00+00:00",
+        ...      "created_at": "2026-02-03T00:00:00+00:00"}]}
+        >>> feb, mar = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+        >>> prepaid_phase(sub, feb), prepaid_phase(sub, mar)
+        (0, 1)
+    """
+    found = None
+    for index, phase in enumerate(subscription.get("phases") or []):
+        start = at_time(phase["start_at"])
+        assert start is not None
+        if start > period_start or (index > 0 and not _recorded_before(phase, period_start)):
+            break
+        found = index
+    return found
+
+
+def check_phases(phases: list[Mapping[str, Any]]) -> None:
+    """Phases are well-formed: each ends at or after its start and the next one starts where it ends;
+    only the last may be open. ``PricingError`` otherwise.
+
+    Example:
+        >>> check_phases([{"start_at": "2026-01-05T00:00:00+00:00", "end_at": "2026-01-02T00:00:00+00:00"}])
+        Traceback (most recent call last):
+        ...
+        neruba.domain.pricing.PricingError: phase 0 ends before it starts
+    """
+    for index, phase in enumerate(phases):
+        start, end = at_time(phase["start_at"]), at_time(phase.get("end_at"))
+        assert start is not None
+        if end is not None and end < start:
+            raise PricingError(f"phase {index} ends before it starts")
+        if index + 1 < len(phases) and end != at_time(phases[index + 1]["start_at"]):
+            raise PricingError(f"phase {index} does not end where phase {index + 1} starts")
+
+
+def end_phases(phases: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    """The phases of a subscription ending at ``at``: phases that would start at or after it are
+    dropped (they never took effect), and the one in force ends at ``at`` (at its start, empty, when
+    the subscription ends before it begins).
+
+    Example:
+        >>> from datetime import UTC
+        >>> phases = [{"start_at": "2026-01-01T00:00:00+00:00", "end_at": "2026-01-20T00:00:00+00:00"},
+        ...           {"start_at": "2026-01-20T00:00:00+00:00", "end_at": None}]
+        >>> [p["end_at"] for p in end_phases(phases, datetime(2026, 1, 10, tzinfo=UTC))]
+        ['2026-01-10T00:00:00+00:00']
+    """
+    kept = [dict(p) for i, p in enumerate(phases) if i == 0 or _start(p) < at]
+    kept[-1]["end_at"] = max(at, _start(kept[-1])).isoformat()  # a subscription ended before it began
+    return kept
+
+
+def _start(phase: Mapping[str, Any]) -> datetime:
+    start = at_time(phase["start_at"])
+    assert start is not None
+    return start
 
 
 def version_of(versions: Versions, code: str, number: int) -> Mapping[str, Any]:

@@ -24,7 +24,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from neruba.domain.fees import minimum_line, minimum_share, next_advance, opening_lines, span_fee_lines
+from neruba.domain.fees import (
+    minimum_line,
+    minimum_share,
+    next_advance,
+    opening_lines,
+    prepaid_credit,
+    span_fee_lines,
+)
 from neruba.domain.lines import GroupUsage, trial_usage_lines, usage_lines
 from neruba.domain.phases import (
     PhaseSpan,
@@ -35,6 +42,7 @@ from neruba.domain.phases import (
     paid_part,
     phase_at,
     phase_spans,
+    rating_period,
     trial_end,
     version_of,
 )
@@ -89,10 +97,12 @@ def rate_subscription_window(
     """Every line of window [period_start, period_end) of ``subscription`` (see docs/pricing.md).
 
     ``usage`` is the billable usage per phase (hours starting at or after ``trial_end``), ``trial_usage``
-    the usage of hours starting before it (shown on zero lines, never charged).
+    the usage of hours starting before it (shown on zero lines, never charged). The final window of a
+    subscription canceled inside a period ends at ``ended_at``, but its fees and minimum are prorated
+    over the whole period (``phases.rating_period``).
     """
     currency = str(subscription["currency"])
-    period = (period_start, period_end)
+    period = rating_period(subscription, period_start, period_end)
     spans = phase_spans(subscription, period_start, period_end)
     lines: list[InvoiceLine] = []
     usage_total = 0
@@ -104,8 +114,9 @@ def rate_subscription_window(
         usage_total += sum(line.amount_minor for line in phase_lines)
         minimum += minimum_share(subscription, version, span, period)
         lines += span_fee_lines(subscription, version, span, period, currency)
+    lines += prepaid_credit(subscription, versions, period, currency)
     lines += minimum_line(minimum, usage_total, currency, spans)
-    lines += next_advance(subscription, versions, period_end)
+    lines += next_advance(subscription, versions, period[1])
     return RatedWindow.of(
         currency,
         lines,

@@ -10,7 +10,8 @@ A subscription anchored at ``A`` with interval ``I`` has periods ``P_k = [A + k*
   ``A + k*I``), keyed ``{subscription}:{start}:usage``.
 
 A window never extends past the subscription's end (``ended_at``, or the end of the period in which it was
-canceled with ``cancel_at_period_end``); windows starting at or after it do not exist.
+canceled with ``cancel_at_period_end``); windows starting at or after it do not exist. A window clipped at
+``ended_at`` is still rated over its whole period (``domain.phases.rating_period``).
 
 The interval arithmetic is a parameter (``add_interval``) so tests can run days-long periods through the
 same code; production always passes ``domain.periods.add_interval`` with the plan's interval.
@@ -33,6 +34,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from neruba.dal.locks import parse_ts, ts
+from neruba.domain import phases
 
 AddInterval = Callable[[datetime, str, int], datetime]
 WindowKind = Literal["opening", "usage"]
@@ -133,17 +135,9 @@ def due_windows(
 
 
 def subscription_end(subscription: dict[str, Any], add_interval: AddInterval) -> datetime | None:
-    """When billing of a subscription stops: ``ended_at``, or the end of the period it was canceled in."""
-    if subscription.get("ended_at"):
-        return parse_ts(str(subscription["ended_at"]))
-    if subscription.get("cancel_at_period_end") and subscription.get("canceled_at"):
-        anchor = parse_ts(str(subscription["start_at"]))
-        canceled = parse_ts(str(subscription["canceled_at"]))
-        n = 1
-        while add_interval(anchor, str(subscription["interval"]), n) <= canceled:
-            n += 1
-        return add_interval(anchor, str(subscription["interval"]), n)
-    return None
+    """When billing of a subscription stops: ``ended_at``, or the end of the period it was canceled in
+    (``domain.phases.subscription_end`` with this interval arithmetic)."""
+    return phases.subscription_end(subscription, add_interval)
 
 
 def state_windows(state: dict[str, Any], now: datetime, add_interval: AddInterval) -> list[Window]:

@@ -95,8 +95,13 @@ def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any
         >>> ensure_billing_state(BillingRepository(table), subscription_doc)  # doctest: +SKIP
         True
     """
+    return billing.put_state_if_absent(new_billing_state(subscription))
+
+
+def new_billing_state(subscription: dict[str, Any]) -> dict[str, Any]:
+    """The billing state a new subscription starts with: window 0 (the opening) due at its start."""
     anchor = parse_ts(str(subscription["start_at"]))
-    state = {
+    return {
         "subscription_id": subscription["id"],
         "customer_id": subscription["customer_id"],
         "anchor": ts(anchor),
@@ -106,7 +111,6 @@ def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any
         "due_shard": shard_of(subscription["id"], "bst"),
         "due_at": ts(anchor),
     }
-    return billing.put_state_if_absent(state)
 
 
 def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:

@@ -1,30 +1,67 @@
-"""Catalog use cases: customers, meters, plans with immutable versions, subscriptions.
+"""Catalog use cases: customers, meters, plans with immutable versions (subscriptions:
+``logic.subscriptions``).
 
-Errors are the API's: 404 ``*_not_found``, 409 ``*_exists`` / ``*_conflict``, 400 for rule breaks.
+Errors are the API's: 404 ``*_not_found``, 409 ``*_exists`` / ``*_conflict``, 400 for rule breaks. Every
+write is audited (``dal.audit``, action ``customer.create``, ``meter.create``, ...) in the transaction of
+the write itself; a customer's records are under the customer, meters' and plans' under ``_global``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
-from neruba.models.catalog import (
-    Cancellation,
-    Customer,
-    CustomerUpdate,
-    Meter,
-    PlanChange,
-    PlanCreate,
-    PlanVersionIn,
-    SubscriptionCreate,
-)
+from neruba.models.catalog import Customer, CustomerUpdate, Meter, PlanCreate, PlanVersionIn
 
 MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who writes (an API key's ``key:{id}``, or ``system`` for seeds and tools) and in which request."""
+
+    actor: str = "system"
+    request_id: str | None = None
+
+
+SYSTEM = Actor()
+
+
+def audit_item(
+    by: Actor,
+    action: str,
+    target: str,
+    *,
+    before: Any,
+    after: Any,
+    at: datetime,
+    customer_id: str | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """The audit record of a catalog write, as a transaction action (``_global`` without a customer)."""
+    from neruba.dal.audit import GLOBAL_AUDIT, AuditRepository
+    from neruba.settings import get_settings
+
+    return AuditRepository(get_settings().ops_table).record_item(
+        actor=by.actor,
+        action=action,
+        customer_id=customer_id or GLOBAL_AUDIT,
+        target=target,
+        reason=reason,
+        ticket=ticket,
+        before=before,
+        after=after,
+        at=at,
+        request_id=by.request_id,
+        idempotency_key=idempotency_key,
+    )
 
 
 def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -38,9 +75,21 @@ def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> di
     return {"object": "list", "data": docs, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
-def create_customer(repo: PlansRepository, customer: Customer) -> dict[str, Any]:
+def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTEM) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    stored = customer.model_copy(update={"created_at": customer.created_at or now})
+    after = stored.model_dump(mode="json")
+    audit = audit_item(
+        by,
+        "customer.create",
+        customer.external_id,
+        customer_id=customer.external_id,
+        before=None,
+        after=after,
+        at=now,
+    )
     try:
-        stored = repo.create_customer(customer)
+        stored = repo.create_customer(stored, [audit])
     except CatalogConflictError as exc:
         raise ConflictError(
             f"Customer {customer.external_id!r} exists.", code="customer_exists", param="external_id"
@@ -55,9 +104,26 @@ def get_customer(repo: PlansRepository, external_id: str) -> Customer:
     return customer
 
 
-def update_customer(repo: PlansRepository, external_id: str, update: CustomerUpdate) -> dict[str, Any]:
+def update_customer(
+    repo: PlansRepository, external_id: str, update: CustomerUpdate, by: Actor = SYSTEM
+) -> dict[str, Any]:
+    def audit(before: Customer, after: Customer) -> Sequence[dict[str, Any]]:
+        old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+        changed = sorted(k for k in new if new[k] != old.get(k))
+        return [
+            audit_item(
+                by,
+                "customer.update",
+                external_id,
+                customer_id=external_id,
+                before={k: old.get(k) for k in changed},
+                after={k: new[k] for k in changed},
+                at=datetime.now(UTC),
+            )
+        ]
+
     try:
-        return repo.update_customer(external_id, update.model_dump(exclude_unset=True)).model_dump(
+        return repo.update_customer(external_id, update.model_dump(exclude_unset=True), audit).model_dump(
             mode="json"
         )
     except CatalogNotFoundError as exc:
@@ -66,9 +132,14 @@ def update_customer(repo: PlansRepository, external_id: str, update: CustomerUpd
         raise ConflictError(str(exc), code="customer_conflict") from exc
 
 
-def create_meter(repo: PlansRepository, meter: Meter) -> dict[str, Any]:
+def create_meter(repo: PlansRepository, meter: Meter, by: Actor = SYSTEM) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    stored = meter.model_copy(update={"created_at": meter.created_at or now})
+    after = stored.model_dump(mode="json")
     try:
-        return repo.create_meter(meter).model_dump(mode="json")
+        return repo.create_meter(
+            stored, [audit_item(by, "meter.create", meter.code, before=None, after=after, at=now)]
+        ).model_dump(mode="json")
     except CatalogConflictError as exc:
         raise ConflictError(f"Meter {meter.code!r} exists.", code="meter_exists", param="code") from exc
 
@@ -91,7 +162,14 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
             )
 
 
-def create_plan(repo: PlansRepository, body: PlanCreate) -> dict[str, Any]:
+def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
+    """The audit record of a published version (``after`` is the version's document)."""
+    return lambda doc: [
+        audit_item(by, action, str(doc["code"]), before=None, after=doc, at=datetime.now(UTC))
+    ]
+
+
+def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> dict[str, Any]:
     _check_charges(repo, body)
     try:
         repo.plan(body.code)
@@ -101,14 +179,16 @@ def create_plan(repo: PlansRepository, body: PlanCreate) -> dict[str, Any]:
         raise ConflictError(
             f"Plan {body.code!r} exists; publish a new version instead.", code="plan_exists", param="code"
         )
-    repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}))
+    repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
     return repo.plan(body.code)
 
 
-def publish_version(repo: PlansRepository, code: str, body: PlanVersionIn) -> dict[str, Any]:
+def publish_version(
+    repo: PlansRepository, code: str, body: PlanVersionIn, by: Actor = SYSTEM
+) -> dict[str, Any]:
     get_plan(repo, code)
     _check_charges(repo, body)
-    version = repo.publish(code, body.model_dump(mode="json"))
+    version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
     return repo.version(code, version)
 
 
@@ -119,7 +199,7 @@ def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> di
         raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
 
 
-def _plan_version(repo: PlansRepository, code: str, version: int | None) -> dict[str, Any]:
+def plan_version_of(repo: PlansRepository, code: str, version: int | None) -> dict[str, Any]:
     """One version of a plan (the latest when ``version`` is None), or 404."""
     try:
         return repo.version(code, version)
@@ -127,166 +207,26 @@ def _plan_version(repo: PlansRepository, code: str, version: int | None) -> dict
         raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
 
 
-def create_subscription(
-    repo: PlansRepository, body: SubscriptionCreate, idempotency_key: str | None, now: datetime | None = None
+def get_subscription(
+    repo: PlansRepository, subscription_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Subscribe a customer to a plan version; with an Idempotency-Key a retry returns the same one."""
-    now = now or datetime.now(UTC)
-    customer = get_customer(repo, body.customer_id)
-    version = _plan_version(repo, body.plan_code, body.plan_version)
-    if version["currency"] != customer.currency:
-        raise InvalidRequestError(
-            f"Plan currency {version['currency']} differs from the customer's {customer.currency}.",
-            code="currency_mismatch",
-            param="plan_code",
-        )
-    start = (body.start_at or now).astimezone(UTC)
-    if body.trial_end is not None and body.trial_end <= start:
-        raise InvalidRequestError(
-            "trial_end must be after start_at.", code="invalid_trial", param="trial_end"
-        )
-    seed = f"{body.customer_id}:{idempotency_key}" if idempotency_key else secrets.token_hex(16)
-    doc = {
-        "id": "sub_" + hashlib.sha256(seed.encode()).hexdigest()[:20],
-        "customer_id": body.customer_id,
-        "status": "active",
-        "currency": version["currency"],
-        "interval": version["interval"],
-        "start_at": start.isoformat(),
-        "trial_end": body.trial_end.astimezone(UTC).isoformat() if body.trial_end else None,
-        "cancel_at_period_end": False,
-        "canceled_at": None,
-        "ended_at": None,
-        "phases": [
-            {
-                "plan_code": body.plan_code,
-                "plan_version": version["version"],
-                "start_at": start.isoformat(),
-                "end_at": None,
-            }
-        ],
-        "created_at": now.isoformat(),
-    }
+    """The subscription as it stands at ``now`` (``domain.phases.state_at``: one canceled at period end
+    reads ``canceled`` with its ``ended_at`` once that end has passed)."""
+    from neruba.domain.phases import state_at
+
     try:
-        created = repo.create_subscription(doc)
-    except Exception as exc:
-        existing = _existing_same(repo, doc, exc)
-        if existing is None:
-            raise
-        created = existing
-    _start_billing(created)
-    return created
-
-
-def _start_billing(subscription: dict[str, Any]) -> None:
-    """Give a new subscription its billing state now (idempotent: a retried create finds it there), so
-    its opening window is due at its start without waiting for billing's backfill."""
-    from neruba.dal.billing import BillingRepository
-    from neruba.logic.billing_worker import ensure_billing_state
-    from neruba.settings import get_settings
-
-    ensure_billing_state(BillingRepository(get_settings().billing_table), subscription)
-
-
-def _existing_same(repo: PlansRepository, doc: dict[str, Any], exc: Exception) -> dict[str, Any] | None:
-    """On a retried create (same Idempotency-Key), the subscription it made; 409 if the key made another."""
-    from neruba.dal.dynamo import is_condition_failure
-
-    if not is_condition_failure(exc):
-        return None
-    existing = repo.subscription(doc["id"])
-    same = (existing["customer_id"], existing["phases"][0]["plan_code"]) == (
-        doc["customer_id"],
-        doc["phases"][0]["plan_code"],
-    )
-    if not same:
-        raise ConflictError(
-            "This Idempotency-Key was used for another subscription.", code="idempotency_conflict"
-        )
-    return existing
-
-
-def get_subscription(repo: PlansRepository, subscription_id: str) -> dict[str, Any]:
-    try:
-        return repo.subscription(subscription_id)
+        stored = repo.subscription(subscription_id)
     except CatalogNotFoundError as exc:
         raise NotFoundError(f"No subscription {subscription_id!r}.", code="subscription_not_found") from exc
+    return state_at(stored, now or datetime.now(UTC))
 
 
-def change_plan(
-    repo: PlansRepository, subscription_id: str, change: PlanChange, now: datetime | None = None
-) -> dict[str, Any]:
-    """Move a subscription to another plan version from ``at`` on (usage before stays on the old version)."""
-    from neruba.domain.periods import period_containing
+def list_subscriptions(
+    repo: PlansRepository, customer_id: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """A customer's subscriptions as they stand at ``now`` (404 for an unknown customer)."""
+    from neruba.domain.phases import state_at
 
-    now = now or datetime.now(UTC)
-    sub = get_subscription(repo, subscription_id)
-    if sub["status"] != "active":
-        raise InvalidRequestError("The subscription is canceled.", code="subscription_canceled")
-    at = (change.at or now).astimezone(UTC)
-    anchor = datetime.fromisoformat(sub["start_at"])
-    if now < anchor:
-        raise InvalidRequestError("The subscription has not started yet.", code="subscription_not_started")
-    start, end = period_containing(anchor, sub["interval"], now)
-    if not start <= at < end:
-        raise InvalidRequestError(
-            "A plan change takes effect within the current period.", code="invalid_change_time", param="at"
-        )
-    version = _plan_version(repo, change.plan_code, change.plan_version)
-    if version["currency"] != sub["currency"] or version["interval"] != sub["interval"]:
-        raise InvalidRequestError(
-            "The new plan must have the same currency and interval.",
-            code="incompatible_plan",
-            param="plan_code",
-        )
-    current = sub["phases"][-1]
-    if at < datetime.fromisoformat(current["start_at"]):
-        raise InvalidRequestError(
-            "A change cannot precede the current phase.", code="invalid_change_time", param="at"
-        )
-    current["end_at"] = at.isoformat()
-    sub["phases"].append(
-        {
-            "plan_code": change.plan_code,
-            "plan_version": version["version"],
-            "start_at": at.isoformat(),
-            "end_at": None,
-        }
-    )
-    return _save(repo, sub)
-
-
-def cancel(
-    repo: PlansRepository, subscription_id: str, body: Cancellation, now: datetime | None = None
-) -> dict[str, Any]:
-    """Cancel now, or at the end of the current period (billing ends it then)."""
-    now = now or datetime.now(UTC)
-    sub = get_subscription(repo, subscription_id)
-    if sub["status"] != "active":
-        raise InvalidRequestError("The subscription is already canceled.", code="subscription_canceled")
-    sub["canceled_at"] = now.isoformat()
-    if body.at_period_end:
-        sub["cancel_at_period_end"] = True
-    else:
-        sub["status"] = "canceled"
-        sub["ended_at"] = now.isoformat()
-        sub["phases"][-1]["end_at"] = now.isoformat()
-    saved = _save(repo, sub)
-    if not body.at_period_end:
-        _end_billing(subscription_id, now)
-    return saved
-
-
-def _end_billing(subscription_id: str, ended_at: datetime) -> None:
-    """Billing's final window of a subscription canceled now ends (and is due) at ``ended_at``."""
-    from neruba.dal.billing import BillingRepository
-    from neruba.settings import get_settings
-
-    BillingRepository(get_settings().billing_table).set_end(subscription_id, ended_at)
-
-
-def _save(repo: PlansRepository, sub: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return repo.save_subscription(sub)
-    except CatalogConflictError as exc:
-        raise ConflictError(str(exc), code="subscription_conflict") from exc
+    get_customer(repo, customer_id)
+    moment = now or datetime.now(UTC)
+    return [state_at(sub, moment) for sub in repo.customer_subscriptions(customer_id)]

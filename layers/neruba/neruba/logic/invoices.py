@@ -7,21 +7,20 @@ writes nothing; the same key with another body is a 409 ``idempotency_conflict``
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba import jsonutil
+from neruba.dal.audit import GLOBAL_AUDIT
 from neruba.dal.billing import transact
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.locks import parse_ts
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.logic import idempotency
 from neruba.logic.billing_worker import Billing, adjustment_record, line_deltas, rated_lines
 from neruba.models.billing import BillingRunRequest, RerunRequest
 
 _ctx: Billing | None = None
-GLOBAL_AUDIT = "_global"  # the audit "customer" of runs that cover every customer
 
 
 def billing() -> Billing:
@@ -118,23 +117,6 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fingerprint(body: Any, target: str) -> str:
-    return hashlib.sha256(jsonutil.dumps({"target": target, "body": body}).encode()).hexdigest()
-
-
-def _replay(ctx: Billing, scope: str, key: str | None, fingerprint: str) -> Any | None:
-    if not key:
-        return None
-    stored = ctx.billing.idempotent_result(scope, key)
-    if stored is None:
-        return None
-    if stored["fingerprint"] != fingerprint:
-        raise ConflictError(
-            "This Idempotency-Key was used with another request.", code="idempotency_conflict"
-        )
-    return stored["result"]
-
-
 def _audit(
     ctx: Billing,
     actor: str,
@@ -185,8 +167,8 @@ def trigger_run(
 
     now = now or datetime.now(UTC)
     request = body.model_dump(mode="json")
-    fingerprint = _fingerprint(request, "billing-runs")
-    replayed = _replay(ctx, "billing-run", idempotency_key, fingerprint)
+    fingerprint = idempotency.fingerprint(request, "billing-runs")
+    replayed = idempotency.replay(ctx.billing, "billing-run", idempotency_key, fingerprint)
     if replayed is not None:
         return dict(replayed)
     at = body.at.astimezone(UTC) if body.at else None
@@ -249,8 +231,8 @@ def rerun_invoice(
     from neruba.logic.billing_finalize import recompute_draft
 
     now = now or datetime.now(UTC)
-    fingerprint = _fingerprint(body.model_dump(mode="json"), invoice_id)
-    replayed = _replay(ctx, "invoice-rerun", idempotency_key, fingerprint)
+    fingerprint = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
+    replayed = idempotency.replay(ctx.billing, "invoice-rerun", idempotency_key, fingerprint)
     if replayed is not None:
         return dict(replayed)
     invoice = get_invoice(ctx.invoices, invoice_id)

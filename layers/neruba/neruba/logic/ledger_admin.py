@@ -147,6 +147,7 @@ def grant_credits(stores: Stores, op: Operator, customer_id: str, body: GrantCre
     fingerprint = _hash("grant", customer_id, body.model_dump(mode="json"))
     stored = _replay(stores, customer_id, key, fingerprint)
     if stored is None:
+        _not_expired(body)
         audit = _audit_for(
             stores,
             op,
@@ -177,6 +178,17 @@ def grant_credits(stores: Stores, op: Operator, customer_id: str, body: GrantCre
     grant = stores.ledger.grant(stored.source_id or "")
     assert grant is not None
     return {**grant.to_dict(), "posting_id": stored.posting_id}
+
+
+def _not_expired(body: GrantCreate, now: datetime | None = None) -> None:
+    """A new grant must be usable for some time: 400 ``grant_expired`` when ``expires_at`` has passed.
+    (A retry of a grant created in time replays it, whatever the clock says now.)"""
+    if body.expires_at is not None and body.expires_at <= (now or datetime.now(UTC)):
+        raise InvalidRequestError(
+            "expires_at has already passed: a credit grant must expire in the future.",
+            code="grant_expired",
+            param="expires_at",
+        )
 
 
 def void_grant(stores: Stores, op: Operator, grant_id: str, body: GrantVoid) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.catalog import CatalogRepository, InvalidCursorError
@@ -29,10 +30,28 @@ def _bad_cursor(exc: Exception) -> InvalidRequestError:
     )
 
 
-def balance(customer_id: str) -> dict[str, Any]:
-    """The customer's balance in their currency, derived from the ledger."""
+def balance(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The customer's balance in their currency, derived from the ledger.
+
+    Credit past its ``expires_at`` is never available, even before the expiry job has posted its
+    expiry: it is left out of ``credit_available_minor`` and ``credit_available_by_grant`` and shown as
+    ``credit_expired_unposted_minor`` (``accounts`` stays the books as posted)."""
     currency = customer(customer_id).currency
-    view = summarise(ledger_repo().balances(customer_id).get(currency, {}))
+    repo = ledger_repo()
+    view = summarise(repo.balances(customer_id).get(currency, {}))
+    moment = now or datetime.now(UTC)
+    lapsed = {
+        g.grant_id: g.remaining_minor
+        for g in repo.grants(customer_id, currency)
+        if g.status == "active" and g.expires_at is not None and g.expires_at <= moment
+    }
+    by_grant = {g: v for g, v in view["credit_available_by_grant"].items() if g not in lapsed}
+    expired = sum(v for g, v in view["credit_available_by_grant"].items() if g in lapsed)
+    view.update(
+        credit_available_minor=view["credit_available_minor"] - expired,
+        credit_available_by_grant=by_grant,
+        credit_expired_unposted_minor=expired,
+    )
     return {"object": "balance", "customer_id": customer_id, "currency": currency, **view}
 
 

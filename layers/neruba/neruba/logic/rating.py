@@ -120,7 +120,8 @@ def rate_window(
     start); hours starting before ``trial_end`` are shown on zero ``trial`` lines. Also the arrears fixed
     fee of the window's paid time, proration lines for a plan change or an immediate cancellation inside
     it, the minimum commitment top-up, and the advance fee of the next period (its paid part) unless the
-    subscription ends at ``period_end``.
+    subscription ends at ``period_end``. A final window that stops at ``ended_at`` inside its period is
+    rated over the whole period (docs/pricing.md, "Lifecycle rules").
 
     Example:
         >>> window = rate_window(plans, usage, sub, start, end)  # doctest: +SKIP

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.periods import period_containing
+from neruba.domain.phases import state_at
 from neruba.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ def upcoming_invoice(
     plans: PlansRepository, usage: UsageRepository, customer_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
     """One window per active, started subscription: its current period with usage up to ``now``.
+
+    A subscription canceled at period end counts as ended once that end has passed
+    (``domain.phases.state_at``): no window is shown for a period that will never be billed.
 
     Credits are not applied (``credits_applied`` is false): the amounts are the subtotal before any
     credit grant. A customer without an active subscription gets an empty ``windows`` list. Each window
@@ -35,7 +39,8 @@ def upcoming_invoice(
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
     windows = []
     for sub in sorted(
-        plans.customer_subscriptions(customer_id), key=lambda s: (str(s["start_at"]), str(s["id"]))
+        (state_at(s, now) for s in plans.customer_subscriptions(customer_id)),
+        key=lambda s: (str(s["start_at"]), str(s["id"])),
     ):
         anchor = datetime.fromisoformat(str(sub["start_at"]))
         if sub.get("status") != "active" or anchor > now:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency, Reason, Ticket
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
 
@@ -184,6 +184,8 @@ class SubscriptionCreate(BaseModel):
         default=None, description="Defaults to now; anchors the billing periods."
     )
     trial_end: AwareDatetime | None = None
+    reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
+    ticket: Ticket = None
 
 
 class PlanChange(BaseModel):
@@ -194,9 +196,13 @@ class PlanChange(BaseModel):
     at: AwareDatetime | None = Field(
         default=None, description="Defaults to now; must be within the current period."
     )
+    reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
+    ticket: Ticket = None
 
 
 class Cancellation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at_period_end: bool = True
+    reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
+    ticket: Ticket = None

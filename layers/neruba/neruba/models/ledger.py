@@ -11,10 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from neruba.models.fields import CODE_PATTERN, Currency
+from neruba.models.fields import CODE_PATTERN, Currency, Reason, Ticket
 
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
-Ticket = Annotated[str | None, Field(default=None, max_length=128)]
 Amount = Annotated[StrictInt, Field(gt=0, le=10**12)]
 RefId = Annotated[str | None, Field(default=None, min_length=1, max_length=128)]
 

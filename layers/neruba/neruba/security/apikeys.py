@@ -57,6 +57,39 @@ def parse_key_id(plaintext: str) -> str:
     return parts[1]
 
 
+class UnknownScopeError(ValueError):
+    """A scope name that is not ingest, read or admin."""
+
+
+def strict_scopes(names: list[str]) -> frozenset[Scope]:
+    """Scopes an operator typed (space- or comma-separated, repeatable); any unknown word is an error.
+
+    Example:
+        >>> sorted(strict_scopes(["read", "ingest,admin"]))
+        ['admin', 'ingest', 'read']
+    """
+    words = " ".join(names).replace(",", " ").split()
+    unknown = sorted({w for w in words if w not in SCOPES})
+    if unknown:
+        raise UnknownScopeError(f"unknown scope {', '.join(unknown)}; scopes are {', '.join(SCOPES)}")
+    return frozenset(s for s in SCOPES if s in words)
+
+
+def key_id_of(text: str) -> str:
+    """The key id in whatever an operator copied: the id itself, the prefix a listing shows
+    (``nrb_4f9c2a1b7d3e_…``) or the whole key.
+
+    Example:
+        >>> key_id_of("nrb_4f9c2a1b7d3e_…") == key_id_of("4f9c2a1b7d3e") == "4f9c2a1b7d3e"
+        True
+    """
+    parts = text.strip().rstrip("…").rstrip(".").split("_")
+    candidate = parts[1] if len(parts) >= 2 and parts[0] == KEY_MARKER else parts[0]
+    if len(candidate) != _KEY_ID_HEX or any(c not in "0123456789abcdef" for c in candidate):
+        raise MalformedKeyError(f"{text!r} is not a key id, a listed prefix or a key")
+    return candidate
+
+
 def display_prefix(key_id: str) -> str:
     """What listings show of a key: enough to recognise it, useless to an attacker."""
     return f"{KEY_MARKER}_{key_id}_…"

@@ -1,4 +1,5 @@
-"""Catalog writes (admin scope): customers, meters, plans and versions, subscriptions."""
+"""Catalog writes (admin scope): customers, meters, plans and versions, subscriptions. Each write is
+audited (``GET /admin/audit``) with the calling key as actor."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
+from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
-from neruba.api.scopes import BEARER_SECURITY
+from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.catalog import (
     Cancellation,
     Customer,
@@ -27,6 +29,7 @@ from neruba.settings import get_settings
 
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
+    from neruba.logic.catalog import Actor
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -34,7 +37,11 @@ ERRORS = scoped_responses(
     {
         400: {"description": "A rule of the catalog is broken (see error.code)"},
         404: {"description": "A referenced resource does not exist"},
-        409: {"description": "The resource exists or changed meanwhile"},
+        409: {
+            "description": "The resource exists or changed meanwhile; subscription_overlap (details name "
+            "the subscription already charging the meter or plan); idempotency_conflict; "
+            "subscription_canceled (a canceled subscription accepts no changes)"
+        },
         422: {"description": "The body does not match the schema"},
     },
 )
@@ -44,6 +51,13 @@ def _repo() -> PlansRepository:
     from neruba.dal.plans import PlansRepository
 
     return PlansRepository(get_settings().catalog_table)
+
+
+def _by() -> Actor:
+    """The calling key and request, recorded as the audit actor."""
+    from neruba.logic.catalog import Actor
+
+    return Actor(current_principal(router).actor, request_id_of(router))
 
 
 def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[..., Any]:
@@ -62,7 +76,7 @@ def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[...
 def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
     from neruba.logic import catalog
 
-    return json_response(catalog.create_customer(_repo(), body), status=201)
+    return json_response(catalog.create_customer(_repo(), body, _by()), status=201)
 
 
 @_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers")
@@ -71,21 +85,21 @@ def update_customer(
 ) -> Response[str]:
     from neruba.logic import catalog
 
-    return json_response(catalog.update_customer(_repo(), customer_id, body))
+    return json_response(catalog.update_customer(_repo(), customer_id, body, _by()))
 
 
 @_admin_route("post", "/v1/meters", "Create a meter", "meters")
 def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
     from neruba.logic import catalog
 
-    return json_response(catalog.create_meter(_repo(), body), status=201)
+    return json_response(catalog.create_meter(_repo(), body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans")
 def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
     from neruba.logic import catalog
 
-    return json_response(catalog.create_plan(_repo(), body), status=201)
+    return json_response(catalog.create_plan(_repo(), body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans")
@@ -94,27 +108,32 @@ def publish_version(
 ) -> Response[str]:
     from neruba.logic import catalog
 
-    return json_response(catalog.publish_version(_repo(), plan_code, body), status=201)
+    return json_response(catalog.publish_version(_repo(), plan_code, body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/subscriptions", "Subscribe a customer to a plan", "subscriptions")
 def create_subscription(
     body: Annotated[SubscriptionCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
-    """Send an ``Idempotency-Key`` header to make retries return the same subscription."""
-    from neruba.logic import catalog
+    """Refused (409 ``subscription_overlap``) when another subscription of the customer charges one of the
+    plan's meters, or is on the same plan, over an overlapping time; move a customer between plans with a
+    plan change instead. Send an ``Idempotency-Key`` header: a retry with the same key and body returns
+    the first answer, the same key with another body is 409 ``idempotency_conflict``."""
+    from neruba.logic import subscriptions
 
-    return json_response(catalog.create_subscription(_repo(), body, idempotency_key), status=201)
+    created = subscriptions.create_subscription(_repo(), body, idempotency_key, by=_by())
+    return json_response(created, status=201)
 
 
 @_admin_route("post", "/v1/subscriptions/<subscription_id>/change-plan", "Change plan", "subscriptions")
 def change_plan(
     subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")], body: Annotated[PlanChange, Body()]
 ) -> Response[str]:
-    """From ``at`` on, usage is rated under the new version; the fixed fee is prorated by time."""
-    from neruba.logic import catalog
+    """From ``at`` on, usage is rated under the new version; the fixed fee is prorated by time. Refused
+    (409 ``subscription_overlap``) when the new plan charges a meter another subscription charges then."""
+    from neruba.logic import subscriptions
 
-    return json_response(catalog.change_plan(_repo(), subscription_id, body))
+    return json_response(subscriptions.change_plan(_repo(), subscription_id, body, by=_by()))
 
 
 @_admin_route("post", "/v1/subscriptions/<subscription_id>/cancel", "Cancel a subscription", "subscriptions")
@@ -122,6 +141,6 @@ def cancel_subscription(
     subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")],
     body: Annotated[Cancellation, Body()],
 ) -> Response[str]:
-    from neruba.logic import catalog
+    from neruba.logic import subscriptions
 
-    return json_response(catalog.cancel(_repo(), subscription_id, body))
+    return json_response(subscriptions.cancel(_repo(), subscription_id, body, by=_by()))

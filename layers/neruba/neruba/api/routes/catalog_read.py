@@ -81,13 +81,9 @@ def get_customer(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)])
 
 @_read_route("/v1/customers/<customer_id>/subscriptions", "List a customer's subscriptions", "subscriptions")
 def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
-    from neruba.logic.catalog import get_customer as fetch
+    from neruba.logic.catalog import list_subscriptions as fetch
 
-    repo = _repo()
-    fetch(repo, customer_id)
-    return json_response(
-        {"object": "list", "data": repo.customer_subscriptions(customer_id), "has_more": False}
-    )
+    return json_response({"object": "list", "data": fetch(_repo(), customer_id), "has_more": False})
 
 
 @_read_route("/v1/meters", "List meters", "meters")

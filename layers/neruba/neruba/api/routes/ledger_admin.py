@@ -14,7 +14,7 @@ from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, scoped_response
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
-from neruba.models.fields import EXTERNAL_ID_PATTERN
+from neruba.models.fields import AUDIT_PARTITION_PATTERN
 from neruba.models.ledger import (
     AutoTopUpRuleIn,
     BalanceAdjustment,
@@ -144,7 +144,7 @@ def put_auto_top_up(customer_id: CustomerId, body: Annotated[AutoTopUpRuleIn, Bo
 
 @_route("get", "/admin/audit", "Audit records of a customer, newest first")
 def list_audit(
-    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
+    customer_id: Annotated[str, Query(pattern=AUDIT_PARTITION_PATTERN)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:

@@ -33,8 +33,9 @@ def _route(path: str, summary: str) -> Callable[..., Any]:
 @_route("/v1/customers/<customer_id>/balance", "A customer's balance: amount due, credit, paid to date")
 def get_balance(customer_id: CustomerId) -> Response[str]:
     """Derived from the ledger: ``amount_due_minor`` (receivable; negative when overpaid),
-    ``credit_available_minor`` and ``credit_available_by_grant`` (prepaid credit), ``paid_to_date_minor``
-    (cash received net of refunds and disputed funds)."""
+    ``credit_available_minor`` and ``credit_available_by_grant`` (prepaid credit usable now: never credit
+    past its ``expires_at``), ``credit_expired_unposted_minor`` (expired credit the expiry job has not
+    posted yet), ``paid_to_date_minor`` (cash received net of refunds and disputed funds)."""
     from neruba.logic.ledger_read import balance
 
     return json_response(balance(customer_id))

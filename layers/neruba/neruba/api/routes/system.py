@@ -27,16 +27,33 @@ def health() -> dict[str, str]:
     responses={200: {"description": "Every dependency reachable"}, 503: {"description": "A check failed"}},
 )
 def ready() -> dict[str, Any]:
-    """Answers 200 when the configuration is valid and every table and queue is reachable, else 503."""
+    """Answers 200 when the configuration is valid and every table and queue is reachable, else 503.
+
+    Without a key the answer names each check and whether it passed; with an admin key it also says which
+    physical table or queue each check looked at and why it failed (nothing an anonymous caller needs).
+    """
+    from neruba.api.resolver import caller_key_scopes
+
+    headers = router.current_event.headers
+    sends_key = bool(headers.get("Authorization") or headers.get("authorization"))
+    scopes = caller_key_scopes(headers) if sends_key else None
+    detailed = scopes is not None and "admin" in scopes
     problems = check_environment(os.environ)
     if problems:
-        details = [{"param": "configuration", "code": "invalid_setting", "message": p} for p in problems]
+        details = [
+            {"param": p.split(":", 1)[0], "code": "invalid_setting", "message": p if detailed else "invalid"}
+            for p in problems
+        ]
         raise ServiceUnavailableError("The configuration is invalid.", details=details)
     from neruba.dal.readiness import check_dependencies
 
     checks = check_dependencies(get_settings())
     failing = [c for c in checks if not c.ok]
     if failing:
-        details = [{"param": c.name, "code": "unreachable", "message": c.detail} for c in failing]
+        details = [
+            {"param": c.name, "code": "unreachable", "message": c.detail if detailed else "not reachable"}
+            for c in failing
+        ]
         raise ServiceUnavailableError("A dependency is not reachable.", details=details)
-    return {"status": "ready", "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}
+    shown = [{"name": c.name, "ok": c.ok, **({"detail": c.detail} if detailed else {})} for c in checks]
+    return {"status": "ready", "checks": shown}

@@ -1,0 +1,165 @@
+"""What the local stack keeps across restarts with ``--state-dir DIR``: every table's items, the messages
+waiting in every queue, and the SSM parameters (the local Stripe webhook secret).
+
+moto keeps everything in memory, so without a state directory a stopped or crashed stack loses it all.
+With one, the stack writes a snapshot when it stops (tables, queues, parameters) and, while it runs, a
+snapshot of the tables and parameters every ``interval`` seconds (queues are read only at the stop, when
+no poller is taking messages: reading them earlier would hide messages from the workers). At start it
+loads the last snapshot into the freshly provisioned tables and queues.
+
+What a crash loses: table writes since the last periodic snapshot, and the messages that were in queues.
+A queue message restored at start counts its receives from zero again.
+
+Layout: ``DIR/tables/<LogicalId>.jsonl`` (one item per line, DynamoDB's JSON),
+``DIR/queues/<LogicalId>.jsonl`` (body and attributes per line), ``DIR/parameters.json``. Each file is
+written to a temporary name and renamed, so a snapshot interrupted half-way leaves the previous file whole.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+BATCH = 25  # BatchWriteItem's limit on AWS (moto does not enforce it)
+
+
+class StateDir:
+    """Snapshots of one local stack's tables, queues and parameters in a directory."""
+
+    def __init__(self, path: str | Path, clients: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.dynamodb, self.sqs, self.ssm = clients["dynamodb"], clients["sqs"], clients["ssm"]
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------- restore
+    def restore(self, tables: Mapping[str, str], queues: Mapping[str, str]) -> dict[str, int]:
+        """Load the last snapshot; returns how many items, messages and parameters came back."""
+        counts = {"items": 0, "messages": 0, "parameters": 0}
+        for logical_id, name in tables.items():
+            for chunk in _chunks(_read_lines(self.path / "tables" / f"{logical_id}.jsonl"), BATCH):
+                requests = [{"PutRequest": {"Item": item}} for item in chunk]
+                unprocessed: dict[str, Any] = {name: requests}
+                while unprocessed:
+                    unprocessed = self.dynamodb.batch_write_item(RequestItems=unprocessed).get(
+                        "UnprocessedItems"
+                    )
+                counts["items"] += len(chunk)
+        for logical_id, url in queues.items():
+            for chunk in _chunks(_read_lines(self.path / "queues" / f"{logical_id}.jsonl"), 10):
+                entries = [
+                    {
+                        "Id": str(i),
+                        "MessageBody": m["body"],
+                        **({"MessageAttributes": m["attributes"]} if m.get("attributes") else {}),
+                    }
+                    for i, m in enumerate(chunk)
+                ]
+                failed = self.sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+                if failed:
+                    raise RuntimeError(f"restoring {logical_id}: {failed}")
+                counts["messages"] += len(chunk)
+        parameters = self.path / "parameters.json"
+        if parameters.exists():
+            for parameter in json.loads(parameters.read_text()):
+                self.ssm.put_parameter(
+                    Name=parameter["Name"], Value=parameter["Value"], Type=parameter["Type"], Overwrite=True
+                )
+                counts["parameters"] += 1
+        return counts
+
+    # ------------------------------------------------------------------------------------ snapshots
+    def save(self, tables: Mapping[str, str], queues: Mapping[str, str] | None = None) -> None:
+        """Write the tables and parameters, and the queues when given (only when nothing consumes them)."""
+        with self._lock:
+            for logical_id, name in tables.items():
+                _write_lines(self.path / "tables" / f"{logical_id}.jsonl", self._items(name))
+            for logical_id, url in (queues or {}).items():
+                _write_lines(self.path / "queues" / f"{logical_id}.jsonl", self._drain(url))
+            _write_text(self.path / "parameters.json", json.dumps(self._parameters(), indent=1))
+
+    def _items(self, table: str) -> Iterable[dict[str, Any]]:
+        for page in self.dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+            yield from page.get("Items", [])
+
+    def _drain(self, url: str) -> list[dict[str, Any]]:
+        """Every message of a queue nobody consumes any more: each received once, hidden until the stack
+        is gone, never deleted (the memory they live in is about to go)."""
+        messages: dict[str, dict[str, Any]] = {}
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=3600, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return list(messages.values())
+            for message in batch:
+                messages[message["MessageId"]] = {
+                    "body": message["Body"],
+                    "attributes": message.get("MessageAttributes") or {},
+                }
+
+    def _parameters(self) -> list[dict[str, str]]:
+        found = []
+        for page in self.ssm.get_paginator("get_parameters_by_path").paginate(
+            Path="/", Recursive=True, WithDecryption=True
+        ):
+            found += [{k: p[k] for k in ("Name", "Value", "Type")} for p in page["Parameters"]]
+        return found
+
+
+class Snapshotter(threading.Thread):
+    """Saves the tables and parameters every ``interval`` seconds until stopped."""
+
+    def __init__(self, state: StateDir, tables: Mapping[str, str], interval: float) -> None:
+        super().__init__(name="local-state-snapshots", daemon=True)
+        self.state, self.tables, self.interval = state, dict(tables), interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.state.save(self.tables)
+            except Exception as exc:  # a failed snapshot keeps the previous one; the next try may work
+                print(f"warning: state snapshot failed: {exc!r}", flush=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=self.interval + 60)
+
+
+def _read_lines(path: Path) -> Iterable[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+    temporary.replace(path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
