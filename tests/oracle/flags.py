@@ -18,13 +18,6 @@ KNOWN_DEFECTS = {
     "i14_4_negative_usage": True,
     # 14.5: refunds and disputes against unpaid or unknown invoices are accepted (201).
     "i14_5_impossible_money_actions": True,
-    # 14.6: a second live subscription charging the same meter is accepted and bills it twice.
-    "i14_6_overlapping_subscriptions": True,
-    # 15.1: an immediate cancellation bills the final window as if it were the whole period (fees,
-    # minimum): the oracle cancels now only subscriptions without fixed fee or minimum.
-    "i15_1_cancel_now_overbills": True,
-    # 15.5: a plan change exactly at a period start, after the previous window was billed.
-    "i15_5_change_at_period_start": True,
 }
 
 

@@ -377,11 +377,12 @@ def rate_window(
         ends_here = (sub.ended_at is not None and sub.ended_at <= pe) or (
             sub.cancel_at_period_end and sub.canceled_at is not None and sub.canceled_at < pe
         )
-        if not ends_here:
-            index = len(sub.phases) - 1
-            version = sub.phases[index].version
-            if version.fee is not None and version.timing == "advance":
-                lines[f"fixed_fee:advance:{index}"] = to_minor(version.fee, currency)
+        if not ends_here:  # the next period's fee, under the version in force at the instant period_end
+            for index, phase in enumerate(sub.phases):
+                version = phase.version
+                in_force = phase.start <= pe and (phase.end is None or phase.end > pe)
+                if in_force and version.fee is not None and version.timing == "advance":
+                    lines[f"fixed_fee:advance:{index}"] = to_minor(version.fee, currency)
     return {k: v for k, v in lines.items() if v}
 
 
