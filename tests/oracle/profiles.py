@@ -48,7 +48,7 @@ settings.register_profile(
     database=DirectoryBasedExampleDatabase(DATABASE),
     deadline=None,
     suppress_health_check=SLOW,
-    phases=[Phase.explicit, Phase.reuse, Phase.shrink],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],  # the saved ones, then one new
     print_blob=True,
 )
 
