@@ -19,7 +19,7 @@ SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too
 
 settings.register_profile(
     "bounded",
-    max_examples=int(os.environ.get("NERUBA_ORACLE_EXAMPLES", "8")),
+    max_examples=int(os.environ.get("NERUBA_ORACLE_EXAMPLES", "16")),
     stateful_step_count=25,
     derandomize=True,
     database=None,
