@@ -5,15 +5,24 @@ ones that break it) and sends them with an all-scopes key through the local gate
 answer must be: below 500; when an error, the one error shape; and a status code the document lists for
 that operation. Half the cases fit the document and half break it on purpose (schemathesis' negative mode).
 ``NERUBA_FUZZ_EXAMPLES`` sets the examples per operation (the default, 10, keeps CI short).
+
+Schemathesis keeps to the document's media type, sends null only where the document allows it and never
+forges a cursor, so explicit cases cover what a hostile client sends there: every body operation with
+each media type spelling (JSON ones reach the route, others are 415), each body property set to null,
+and every paginated operation with forged cursors (non-string key values, wrong shapes, a key named
+twice): each answer obeys the same rules as the generated ones.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,24 +31,29 @@ from schemathesis import GenerationMode
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("NERUBA_FUZZ_EXAMPLES", "10"))
 ERROR_FIELDS = {"type", "code", "message", "request_id"}
+TIMEOUT = 120  # a sweep or billing run over the data fuzzing stored, on a busy machine
 
 
 @pytest.fixture(scope="module")
-def admin_key(local_stack: Any) -> str:
+def demo(local_stack: Any) -> Any:
     from neruba_tools.local.seed import seed_demo
 
-    return seed_demo().api_key
+    return seed_demo()
+
+
+@pytest.fixture(scope="module")
+def admin_key(demo: Any) -> str:
+    return str(demo.api_key)
 
 
 def _documented(operation: Any) -> set[str]:
     return {str(code) for code in (operation.definition.raw.get("responses") or {})}
 
 
-def _problems(operation: Any, status: int, text: str) -> list[str]:
+def _problems(documented: set[str], status: int, text: str) -> list[str]:
     problems = []
     if status >= 500:
         problems.append(f"server error {status}")
-    documented = _documented(operation)
     if str(status) not in documented and "default" not in documented:
         problems.append(f"status {status} is not documented (documented: {sorted(documented)})")
     if status >= 400:
@@ -78,11 +92,13 @@ def test_every_operation_survives_generated_requests(local_stack: Any, admin_key
             case = data.draw(operation.as_strategy(mode))
             # WHEN the generated request is sent over HTTP with an all-scopes key
             response = case.call(
-                base_url=local_stack.base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
+                base_url=local_stack.base_url,
+                headers={"Authorization": f"Bearer {admin_key}"},
+                timeout=TIMEOUT,
             )
             seen[label].add(response.status_code)
             # THEN the answer is one the document promises, in the one error shape when an error
-            for problem in _problems(operation, response.status_code, response.text):
+            for problem in _problems(_documented(operation), response.status_code, response.text):
                 failures.append(f"{label}: {problem} (request {case.path_parameters} {case.body!r:.200})")
 
         run()
@@ -92,3 +108,117 @@ def test_every_operation_survives_generated_requests(local_stack: Any, admin_key
 
     assert not failures, "\n".join(sorted(set(failures))[:40])
     assert all(seen.values()), f"operations never called: {[k for k, v in seen.items() if not v]}"
+
+
+# ---------------------------------------------------------------- explicit cases
+
+MEDIA_TYPES: dict[str | None, bool] = {  # Content-Type -> whether it is JSON
+    "application/json": True,
+    "APPLICATION/JSON": True,
+    "application/json; charset=UTF-8": True,
+    "application/vnd.api+json": True,
+    None: True,
+    "text/plain": False,
+    "application/xml": False,
+    "application/x-www-form-urlencoded": False,
+}
+
+
+UNKNOWN_FIELD = b'{"fuzz_unknown": 1}'
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+FORGED_CURSORS = [
+    "!!not-a-cursor!!",
+    _b64(json.dumps({"pk": {"S": 1}, "sk": {"S": ["x"]}})),
+    _b64(json.dumps({"kind": {"S": "customer"}, "list_key": {"S": 5}, "pk": {"S": None}, "sk": {"S": ""}})),
+    _b64(json.dumps({"list_pk": {"S": "RUNS"}, "list_sk": {"N": "1"}, "pk": {"S": {}}, "sk": {"S": "#"}})),
+    _b64('{"pk": {"S": "a"}, "sk": {"S": "b"}, "pk": {"S": "c"}}'),
+    _b64("[" * 600 + "]" * 600),
+]
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = document["components"]["schemas"][name]
+    return schema
+
+
+def _body_properties(document: dict[str, Any], operation: dict[str, Any]) -> list[str]:
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    schema = _resolve(document, (content.get("application/json") or {}).get("schema") or {})
+    return sorted(schema.get("properties") or {})
+
+
+def _url(base: str, path: str, operation: dict[str, Any], customer_id: str) -> str:
+    """The operation's path with its parameters filled (the demo customer where one is named)."""
+    filled = re.sub(r"\{(\w+)\}", lambda m: customer_id if m.group(1) == "customer_id" else "x1", path)
+    return base + filled
+
+
+def _required_query(operation: dict[str, Any], customer_id: str) -> dict[str, str]:
+    return {
+        p["name"]: customer_id if p["name"] == "customer_id" else "x1"
+        for p in operation.get("parameters") or []
+        if p.get("in") == "query" and p.get("required")
+    }
+
+
+def test_media_types_nulls_and_forged_cursors_never_get_a_5xx(
+    local_stack: Any, demo: Any, admin_key: str
+) -> None:
+    # GIVEN the OpenAPI document the running stack serves
+    base = local_stack.base_url
+    document = requests.get(f"{base}/openapi.json", timeout=30).json()
+    failures: list[str] = []
+    counts = {"media": 0, "null": 0, "cursor": 0}
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {admin_key}"
+
+    def check(label: str, documented: set[str], response: requests.Response, expect: set[int] | None) -> None:
+        status = response.status_code
+        if expect is not None and status not in expect:
+            failures.append(f"{label}: status {status}, expected {sorted(expect)}: {response.text[:200]}")
+        failures.extend(f"{label}: {problem}" for problem in _problems(documented, status, response.text))
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            documented = {str(code) for code in operation.get("responses") or {}}
+            url = _url(base, path, operation, demo.customer_id)
+            query = _required_query(operation, demo.customer_id)
+            label = f"{method.upper()} {path}"
+            if method in {"post", "put", "patch"}:
+                # WHEN a body (with an unknown field, so that no work runs) is declared with each media
+                # type THEN a JSON one reaches the route's body check (4xx), any other is 415
+                # (every spelling on the first body operation; one JSON and one other type on the rest:
+                # the check is one function for all, covered route by route in the functional tests)
+                spellings = (
+                    MEDIA_TYPES if not counts["media"] else {"APPLICATION/JSON": True, "text/plain": False}
+                )
+                for media_type, is_json in spellings.items():
+                    headers = {"Content-Type": media_type} if media_type else {}
+                    response = session.request(
+                        method, url, params=query, data=UNKNOWN_FIELD, headers=headers, timeout=TIMEOUT
+                    )
+                    expect = {400, 422} if is_json else {415}
+                    check(f"{label} as {media_type}", documented, response, expect)
+                    counts["media"] += 1
+                # WHEN each property of the body is null THEN a 4xx or success, never a 5xx
+                for name in _body_properties(document, operation):
+                    response = session.request(method, url, params=query, json={name: None}, timeout=TIMEOUT)
+                    check(f"{label} with {name}: null", documented, response, None)
+                    counts["null"] += 1
+            names = {p["name"] for p in operation.get("parameters") or [] if p.get("in") == "query"}
+            if "starting_after" in names:
+                # WHEN a forged cursor is sent THEN 400 (or 422 for one the schema refuses), never a 5xx
+                for cursor in FORGED_CURSORS:
+                    response = session.get(url, params={**query, "starting_after": cursor}, timeout=TIMEOUT)
+                    check(f"{label} with cursor {cursor[:20]}", documented, response, {400, 422})
+                    counts["cursor"] += 1
+
+    assert not failures, "\n".join(failures[:40])
+    assert counts["media"] >= 40 and counts["null"] >= 40 and counts["cursor"] >= 40, counts

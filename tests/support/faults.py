@@ -17,10 +17,10 @@ def poison_ingest(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 
     original = ingest_worker.meter_value
 
-    def buggy(aggregation: str, field: str | None, properties: dict[str, Any]) -> Any:
+    def buggy(aggregation: str, field: str | None, properties: dict[str, Any], **options: Any) -> Any:
         if properties.get("poison"):
             raise RuntimeError("bug")
-        return original(aggregation, field, properties)
+        return original(aggregation, field, properties, **options)
 
     monkeypatch.setattr(ingest_worker, "meter_value", buggy)
     return lambda: monkeypatch.setattr(ingest_worker, "meter_value", original)

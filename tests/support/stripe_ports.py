@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from neruba.logic.stripe_ports import DisputeResult, EffectResult
+from neruba.logic.stripe_ports import DisputeResult, EffectConflictError, EffectResult
 
 
 class LedgerRuleError(ValueError):
@@ -99,6 +99,9 @@ class MemoryLedger:
         self.invoices.set_status(invoice_id, to, expected=doc["status"])
         return "moved"
 
+    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+        return self.invoices.get(invoice_id)
+
     def invoice_paid(
         self,
         *,
@@ -110,8 +113,14 @@ class MemoryLedger:
         payment_id: str,
         idempotency_key: str,
         at: datetime,
+        plan: Any,
     ) -> EffectResult:
-        new = self._post(
+        with self._lock:
+            doc = self.invoices.docs[invoice_id]
+            paid = doc.get("amount_paid_minor", 0)
+            if (doc["status"], paid) != (plan.status_before, plan.paid_before):
+                raise EffectConflictError(f"invoice {invoice_id} changed meanwhile")
+        new = amount_minor > 0 and self._post(
             idempotency_key,
             {
                 "kind": "payment",
@@ -121,8 +130,11 @@ class MemoryLedger:
                 "amount_minor": amount_minor,
             },
         )
-        moved = self._move(invoice_id, "paid", ("finalized", "payment_failed"))
-        return EffectResult("applied" if new else "already_applied", f"invoice {moved}")
+        if amount_minor > 0 and not new:
+            return EffectResult("already_applied", "payment already posted")
+        doc.update(status=plan.status_after, amount_paid_minor=plan.paid_after)
+        doc["amount_remaining_minor"] = plan.remaining_minor
+        return EffectResult("applied" if plan.changes else "already_applied", f"invoice {doc['status']}")
 
     def invoice_payment_failed(
         self,

@@ -35,3 +35,13 @@ def test_floats_and_constants_are_refused() -> None:
 def test_strings_and_unicode_round_trip() -> None:
     value = {"s": 'quote " and \\ and é and \n', "b": False, "z": None}
     assert jsonutil.loads(jsonutil.dumps(value)) == value
+
+
+def test_untrusted_json_refuses_a_key_named_twice_at_any_depth() -> None:
+    for text, key in [('{"a": 1, "a": 2}', "a"), ('{"x": [{"k": "1", "k": "1"}]}', "k")]:
+        with pytest.raises(jsonutil.DuplicateKeyError) as info:
+            jsonutil.loads_untrusted(text)
+        assert info.value.key == key
+    # the same keys in different objects are fine, and trusted loads stay lenient
+    assert jsonutil.loads_untrusted('{"a": {"a": 1}}') == {"a": {"a": 1}}
+    assert jsonutil.loads('{"a": 1, "a": 2}') == {"a": 2}

@@ -1,6 +1,7 @@
 """Property: after any sequence of grants, invoices, payments, refunds, disputes, expiries, voids,
-corrections and retries, every posting balances, balances equal the sum of entries, and no grant goes
-below zero or is applied after it expired (pure domain, no AWS)."""
+corrections and retries, every posting balances, balances equal the sum of entries, no grant goes
+below zero or is applied after it expired, cash never goes below zero and no payment gives back more
+than it collected (pure domain, no AWS)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from neruba.domain.credits import CreditGrant, Line, allocate
 from neruba.domain.ledger import Book, Entry, Posting, credit, debit, natural
+from neruba.domain.payments import PaymentRecord, RefundableExceededError
 from neruba.logic.credits import closing_entries, grant_posting
-from neruba.logic.ledger import adjust_balance, invoice_posting, record_payment, record_refund
+from neruba.logic.ledger import (
+    LOWERS_ONLY,
+    AdjustmentDirectionError,
+    adjust_balance,
+    invoice_posting,
+    record_payment,
+    record_refund,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 METERS = ["api_calls", "tokens", None]
@@ -47,7 +57,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.grants: dict[str, CreditGrant] = {}
         self.history: list[Posting] = []
         self.counter = 0
-        self.disputes: dict[str, int] = {}
+        self.disputes: dict[str, tuple[str, int]] = {}
+        self.payments: dict[str, PaymentRecord] = {}
 
     def _key(self, prefix: str) -> str:
         self.counter += 1
@@ -98,6 +109,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 5_000))
     def payment(self, amount: int) -> None:
         key = self._key("pay")
+        self.payments[key] = PaymentRecord("acme", key, None, "USD", paid_minor=amount)
         self.history.append(
             record_payment(
                 self.repo,
@@ -112,28 +124,44 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(amount=st.integers(1, 5_000))
-    def refund(self, amount: int) -> None:
+    @precondition(lambda self: bool(self.payments))
+    @rule(amount=st.integers(1, 5_000), data=st.data())
+    def refund(self, amount: int, data: st.DataObject) -> None:
+        payment = self.payments[data.draw(st.sampled_from(sorted(self.payments)))]
         key = self._key("re")
-        self.history.append(
-            record_refund(
-                self.repo,
-                customer_id="acme",
-                currency="USD",
-                amount_minor=amount,
-                refund_id=key,
-                idempotency_key=key,
-                source="operator",
-                actor="t",
-                at=self.now,
-            )
+        refund = lambda: record_refund(  # noqa: E731
+            self.repo,
+            customer_id="acme",
+            currency="USD",
+            amount_minor=amount,
+            refund_id=key,
+            idempotency_key=key,
+            source="operator",
+            actor="t",
+            payment=payment,
+            at=self.now,
         )
+        if amount > payment.refundable_minor:
+            before = dict(self.book.balances)
+            with pytest.raises(RefundableExceededError):
+                refund()
+            assert dict(self.book.balances) == before
+            return
+        self.history.append(refund())
+        self.payments[payment.payment_id] = payment.refund(amount)
 
     @rule(
         amount=st.integers(-5_000, 5_000).filter(bool),
         code=st.sampled_from(["goodwill", "correction", "refund", "dispute"]),
     )
     def correction(self, amount: int, code: str) -> None:
+        if amount < 0 and code in LOWERS_ONLY:
+            with pytest.raises(AdjustmentDirectionError):
+                adjust_balance(
+                    self.repo, customer_id="acme", currency="USD", amount_minor=amount,
+                    reason_code=code, idempotency_key=self._key("adj"), actor="t",  # type: ignore[arg-type]
+                )  # fmt: skip
+            return
         self.history.append(
             adjust_balance(
                 self.repo,
@@ -147,17 +175,26 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(amount=st.integers(1, 5_000))
-    def dispute(self, amount: int) -> None:
+    @precondition(lambda self: bool(self.payments))
+    @rule(amount=st.integers(1, 5_000), data=st.data())
+    def dispute(self, amount: int, data: st.DataObject) -> None:
+        payment = self.payments[data.draw(st.sampled_from(sorted(self.payments)))]
+        if amount > payment.refundable_minor:
+            with pytest.raises(RefundableExceededError):
+                payment.open_dispute(amount)
+            return
         key = self._key("dp")
-        self.disputes[key] = amount
+        self.payments[payment.payment_id] = payment.open_dispute(amount)
+        self.disputes[key] = (payment.payment_id, amount)
         self._apply(self._simple(key, [debit("disputes", amount), credit("cash", amount)]))
 
     @precondition(lambda self: bool(self.disputes))
     @rule(won=st.booleans(), data=st.data())
     def close_dispute(self, won: bool, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(self.disputes)))
-        amount = self.disputes.pop(key)
+        payment_id, amount = self.disputes.pop(key)
+        payment = self.payments[payment_id]
+        self.payments[payment_id] = payment.close_dispute(amount, "won" if won else "lost")
         side = debit("cash", amount) if won else debit("dispute_losses", amount)
         self._apply(self._simple(key + ":close", [side, credit("disputes", amount)]))
 
@@ -229,6 +266,25 @@ class LedgerMachine(RuleBasedStateMachine):
             assert natural("prepaid_credit", self.book.balance("acme", "USD", f"prepaid_credit#{gid}")) == (
                 grant.remaining_minor
             )
+
+    @invariant()
+    def cash_and_payments_never_give_back_more_than_was_received(self) -> None:
+        assert self.book.balance("acme", "USD", "cash") >= 0
+        for payment in self.payments.values():
+            assert 0 <= payment.refundable_minor <= payment.paid_minor
+        refunded = sum(p.refunded_minor for p in self.payments.values())
+        assert self.book.balance("acme", "USD", "refunds") == refunded + self._refund_adjustments()
+        held = sum(amount for _, amount in self.disputes.values())
+        assert self.book.balance("acme", "USD", "disputes") == held
+
+    def _refund_adjustments(self) -> int:
+        return sum(
+            e.signed
+            for p in self.book.postings.values()
+            if p.reason == "adjustment_refund"
+            for e in p.entries
+            if e.account == "refunds"
+        )
 
 
 def _fields(grant: CreditGrant) -> dict[str, Any]:

@@ -206,9 +206,16 @@ def test_grant_and_closing_postings_keep_promotional_credit_out_of_revenue() -> 
 
 
 @pytest.mark.parametrize("code", ["goodwill", "correction", "refund", "dispute"])
-def test_adjustments_move_the_receivable_both_ways(code: str) -> None:
+def test_adjustments_lower_the_receivable_and_only_a_correction_raises_it(code: str) -> None:
+    from neruba.logic.ledger import AdjustmentDirectionError
+
     down = {e.account: e.signed for e in adjustment_entries(100, code)}  # type: ignore[arg-type]
-    up = {e.account: e.signed for e in adjustment_entries(-100, code)}  # type: ignore[arg-type]
-    assert down["receivable"] == -100 and up["receivable"] == 100
+    assert down["receivable"] == -100
+    if code == "correction":
+        up = {e.account: e.signed for e in adjustment_entries(-100, code)}
+        assert up["receivable"] == 100
+    else:  # goodwill of -300 raising the amount due contradicts its reason code
+        with pytest.raises(AdjustmentDirectionError):
+            adjustment_entries(-100, code)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-zero"):
         adjustment_entries(0, code)  # type: ignore[arg-type]

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from neruba.dal.invoices import InvoiceConflictError, can_transition
+from neruba.domain.payments import PaymentRecord
 from neruba.logic import stripe_default_ports
+from neruba.logic.stripe_checks import PaymentPlan
 from neruba.logic.stripe_default_ports import LedgerEffects
 
 AT = datetime(2026, 1, 5, tzinfo=UTC)
@@ -30,6 +32,15 @@ class FakeInvoices:
             raise InvoiceConflictError(invoice_id)
         self.docs[invoice_id]["status"] = status
 
+    def payment_item(self, invoice_id: str, **change: Any) -> dict[str, Any]:
+        return {"invoice_id": invoice_id, **change}
+
+    def transact(self, actions: list[dict[str, Any]]) -> None:
+        for action in actions:
+            doc = self.docs[action["invoice_id"]]
+            assert doc["status"] == action["status_before"]
+            doc.update(status=action["status_after"], amount_paid_minor=action["paid_after"])
+
 
 class FakeLedger:
     table_name = "ledger"
@@ -44,15 +55,42 @@ class FakeLedger:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     seen: list[tuple[str, dict[str, Any]]] = []
-    for name in ("record_payment", "record_refund", "record_dispute"):
+    for name in ("record_refund", "record_dispute"):
         monkeypatch.setattr(
             stripe_default_ports.ledger, name, lambda repo, _n=name, **kw: seen.append((_n, kw))
         )
+    # the payment each refund or dispute takes back from (rules tested on moto in the Stripe tests)
+    paid = PaymentRecord("acme", "ch_1", "in_1", "USD", paid_minor=10_000)
+    monkeypatch.setattr(LedgerEffects, "_payment", lambda self, action, **kw: paid)
+    monkeypatch.setattr(
+        stripe_default_ports, "DisputesRepository", lambda table: type("No", (), {"get": lambda s, i: None})()
+    )
+
+    def record_payment(repo: Any, **kw: Any) -> None:  # the posting's transaction carries the invoice update
+        seen.append(("record_payment", {k: v for k, v in kw.items() if k != "extra_items"}))
+        current_invoices[0].transact(kw["extra_items"])
+
+    monkeypatch.setattr(stripe_default_ports.ledger, "record_payment", record_payment)
     return seen
+
+
+current_invoices: list[FakeInvoices] = []
+
+
+def plan(paid: int, total: int, status: str = "finalized") -> PaymentPlan:
+    return PaymentPlan(
+        post_minor=paid,
+        status_before=status,
+        status_after="paid" if paid >= total else status,
+        paid_before=0,
+        paid_after=paid,
+        remaining_minor=total - paid,
+    )
 
 
 def effects(status: str = "finalized") -> tuple[LedgerEffects, FakeInvoices]:
     invoices = FakeInvoices(status)
+    current_invoices[:] = [invoices]
     return LedgerEffects(FakeLedger(), invoices), invoices  # type: ignore[arg-type]
 
 
@@ -62,7 +100,7 @@ def test_invoice_paid_records_the_payment_by_charge_and_marks_the_invoice_paid(c
     # WHEN the invoice is paid by charge ch_1
     result = fx.invoice_paid(
         invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=500, stripe_invoice_id="in_s",
-        payment_id="ch_1", idempotency_key="stripe:payment:ch_1", at=AT,
+        payment_id="ch_1", idempotency_key="stripe:payment:ch_1", at=AT, plan=plan(500, 500),
     )  # fmt: skip
     # THEN record_payment got the real keywords and the invoice moved finalized -> paid
     assert calls == [
@@ -100,6 +138,7 @@ def test_a_failed_payment_then_a_success_ends_paid(calls: Any) -> None:
     fx.invoice_paid(
         invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=5, stripe_invoice_id="in_s",
         payment_id="ch_2", idempotency_key="stripe:payment:ch_2", at=AT,
+        plan=plan(5, 5, "payment_failed"),
     )  # fmt: skip
     assert invoices.docs["in_1"]["status"] == "paid"
 
@@ -125,7 +164,7 @@ def test_a_zero_payment_posts_nothing_but_marks_paid(calls: Any) -> None:
     fx, invoices = effects()
     fx.invoice_paid(
         invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=0, stripe_invoice_id="in_s",
-        payment_id="in_s", idempotency_key="stripe:payment:in_s", at=AT,
+        payment_id="in_s", idempotency_key="stripe:payment:in_s", at=AT, plan=plan(0, 0),
     )  # fmt: skip
     assert calls == [] and invoices.docs["in_1"]["status"] == "paid"
 

@@ -85,6 +85,20 @@ class ConflictError(NerubaError):
     default_code = "conflict"
 
 
+class MethodNotAllowedError(NerubaError):
+    """The path exists but not with this method (405; the response lists the methods in ``Allow``)."""
+
+    status = 405
+    default_code = "method_not_allowed"
+
+
+class UnsupportedMediaTypeError(NerubaError):
+    """The body is declared as something other than JSON (415)."""
+
+    status = 415
+    default_code = "unsupported_media_type"
+
+
 class PayloadTooLargeError(NerubaError):
     """The request body is over the configured limit (413)."""
 

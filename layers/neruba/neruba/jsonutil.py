@@ -21,25 +21,51 @@ class FloatRefusedError(TypeError):
     """A float reached a path that must stay exact."""
 
 
+class DuplicateKeyError(ValueError):
+    """An object of untrusted JSON names the same key twice (parsers disagree on which value wins)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return result
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON, turning every non-integer number into a Decimal."""
     return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
 def loads_untrusted(text: str | bytes) -> Any:
-    """``loads`` for text from outside (request bodies): whatever cannot be parsed raises
-    ``json.JSONDecodeError``, including nesting deeper than the parser's recursion limit and integers of
-    more digits than Python converts (which ``json.loads`` raises as RecursionError and ValueError).
+    """``loads`` for text from outside (request bodies, cursors, webhooks): an object naming a key twice
+    raises DuplicateKeyError; whatever else cannot be parsed raises ``json.JSONDecodeError``, including
+    nesting deeper than the parser's recursion limit and integers of more digits than Python converts
+    (which ``json.loads`` raises as RecursionError and ValueError).
 
     Example:
         >>> loads_untrusted("[" * 100_000 + "]" * 100_000)
         Traceback (most recent call last):
         ...
         json.decoder.JSONDecodeError: unparseable JSON (RecursionError): line 1 column 1 (char 0)
+        >>> loads_untrusted('{"a": 1, "a": 2}')
+        Traceback (most recent call last):
+        ...
+        neruba.jsonutil.DuplicateKeyError: duplicate key 'a'
     """
     try:
-        return loads(text)
-    except json.JSONDecodeError:
+        return json.loads(
+            text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_unique_object
+        )
+    except (json.JSONDecodeError, DuplicateKeyError):
         raise
     except (RecursionError, ValueError) as exc:
         document = text if isinstance(text, str) else ""
@@ -67,6 +93,24 @@ def number_text(value: int | Decimal) -> str:
         kept.pop()
         exponent += 1
     return format(Decimal((sign, tuple(kept), exponent)), "f")
+
+
+def decimals_as_text(value: Any) -> Any:
+    """``value`` with every Decimal replaced by its canonical text (:func:`number_text`); ints, strings
+    and the rest unchanged. API answers go through it: a decimal quantity, price or fraction leaves as a
+    string (``"0.5"``, ``"12"``), like money amounts leave as integer minor units.
+
+    Example:
+        >>> decimals_as_text({"quantity": Decimal("11.50"), "n": 3, "rows": [Decimal("2")]})
+        {'quantity': '11.5', 'n': 3, 'rows': ['2']}
+    """
+    if isinstance(value, Decimal):
+        return number_text(value)
+    if isinstance(value, dict):
+        return {key: decimals_as_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [decimals_as_text(item) for item in value]
+    return value
 
 
 def dumps(value: Any) -> str:

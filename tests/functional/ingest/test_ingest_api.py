@@ -77,7 +77,7 @@ def test_mixed_batch_queues_valid_and_reports_each_rejection(handler: Any) -> No
         "missing_field",
         "unknown_field",
         "invalid_property",
-        "invalid_property",
+        "number_out_of_range",  # 1e1000000: no number DynamoDB can store
         "timestamp_too_old",
         "timestamp_in_future",
         "invalid_timestamp",

@@ -209,7 +209,7 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
     usage_check = report["checks"][0]
     assert usage_check["details"]["drift_found"] == 1 and report["repaired"] == 1
     repair = usage_check["repairs"][0]
-    assert repair["before"]["quantity"] == 999 and repair["after"]["quantity"] == 15
+    assert repair["before"]["quantity"] == "999" and repair["after"]["quantity"] == "15"
     assert _aggregate_sum("acme", "tokens") == 15
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.functional.ledger.helpers import paid
 from tests.support.api import api_event, call
 
 Api = Callable[..., tuple[int, Any]]
@@ -86,7 +87,7 @@ def test_grant_credits_shows_in_balance_ledger_grants_and_audit(api: Api) -> Non
             "/admin/customers/acme/balance-adjustments",
             {"amount_minor": 300, "reason_code": "goodwill", "reason": "outage"},
         ),
-        ("/admin/customers/acme/refunds", {"amount_minor": 200, "payment_id": "pay_1", "reason": "asked"}),
+        ("/admin/customers/acme/refunds", {"amount_minor": 200, "payment_id": "ch_in_1", "reason": "asked"}),
         (
             "/admin/customers/acme/disputes",
             {"amount_minor": 200, "invoice_id": "in_1", "reason": "chargeback"},
@@ -94,18 +95,21 @@ def test_grant_credits_shows_in_balance_ledger_grants_and_audit(api: Api) -> Non
     ],
 )
 def test_each_action_retried_with_the_same_key_posts_once(api: Api, path: str, body: dict[str, Any]) -> None:
+    # GIVEN invoice in_1 paid by ch_in_1 (what refunds and disputes take back from)
+    paid("in_1", 1000)
+    before = len(_postings(api))
     # WHEN the same request is sent three times with one Idempotency-Key
     answers = [api("POST", path, body, key="same-key") for _ in range(3)]
     # THEN the same answer each time, one posting and one audit record
     assert all(a == answers[0] for a in answers), answers
     assert answers[0][0] == 201
-    assert len(_postings(api)) == 1
+    assert len(_postings(api)) == before + 1
     assert len(_audit(api)) == 1
     # AND the same key with another body is a conflict that writes nothing
     other = {**body, "reason": "something else"}
     status, error = api("POST", path, other, key="same-key")
     assert (status, error["error"]["code"]) == (409, "idempotency_conflict")
-    assert len(_postings(api)) == 1
+    assert len(_postings(api)) == before + 1
 
 
 def test_void_remainder_is_audited_and_retry_safe(api: Api) -> None:
@@ -132,17 +136,19 @@ def test_void_remainder_is_audited_and_retry_safe(api: Api) -> None:
 
 
 def test_dispute_lifecycle_won_and_lost(api: Api) -> None:
-    # GIVEN two disputes of 400 and 100
+    # GIVEN two paid invoices of 1000 (payments ch_in_1, ch_in_2) and disputes of 400 and 100
+    paid("in_1", 1000)
+    paid("in_2", 1000)
     _, won = api(
         "POST",
         "/admin/customers/acme/disputes",
-        {"amount_minor": 400, "payment_id": "pay_1", "reason": "cb"},
+        {"amount_minor": 400, "payment_id": "ch_in_1", "reason": "cb"},
         key="d1",
     )
     _, lost = api(
         "POST",
         "/admin/customers/acme/disputes",
-        {"amount_minor": 100, "payment_id": "pay_2", "reason": "cb"},
+        {"amount_minor": 100, "payment_id": "ch_in_2", "reason": "cb"},
         key="d2",
     )
     # WHEN one is won (twice: a retry) and the other lost, then the won one is closed as lost
@@ -158,8 +164,8 @@ def test_dispute_lifecycle_won_and_lost(api: Api) -> None:
     assert status == 200 and closed["status"] == "lost"
     assert (conflict[0], conflict[1]["error"]["code"]) == (409, "dispute_closed")
     accounts = _balance(api)["accounts"]
-    assert accounts["cash"] == -100 and accounts["dispute_losses"] == 100 and "disputes" not in accounts
-    assert len(_postings(api)) == 4
+    assert accounts["cash"] == 1900 and accounts["dispute_losses"] == 100 and "disputes" not in accounts
+    assert len(_postings(api)) == 2 + 4
 
 
 def test_adjustment_lowers_amount_due_and_reports_balance(api: Api) -> None:

@@ -63,7 +63,7 @@ def test_post_sweeps_repairs_drift_and_the_report_is_readable(send: Any, process
     assert (check["name"], check["found"], check["repaired"], check["error"]) == ("usage", 1, 1, None)
     repair = check["repairs"][0]
     assert repair["customer_id"] == "acme" and repair["meter"] == "tokens"
-    assert repair["before"]["quantity"] == 7 and repair["after"]["quantity"] == 20
+    assert repair["before"]["quantity"] == "7" and repair["after"]["quantity"] == "20"
     assert _tokens_sum() == 20
     # AND the report reads back by id and is listed first
     status, stored, _ = call(
@@ -157,7 +157,16 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
 
     sweeps.register_check("extra", extra)
     sweeps.register_check("broken", broken)
-    assert sweeps.check_names() == ["billing", "broken", "extra", "ledger", "stripe", "usage"]
+    assert sweeps.check_names() == [
+        "billing",
+        "broken",
+        "corrections",
+        "extra",
+        "ledger",
+        "receivable",
+        "stripe",
+        "usage",
+    ]
     # WHEN the scheduled sweep runs every check
     from functions.sweeper.app import lambda_handler
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 
+from neruba.dal.billing import BillingRepository
+from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.locks import LockRepository
+from neruba.dal.plans import PlansRepository
+from neruba.logic.billing_worker import Billing
+from neruba.settings import get_settings
+from tests.functional.billing.conftest import World
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
+from tests.support.billing_fakes import Calls, add_days, opening_rater, usage_rater
+from tests.support.fake_stripe import FakeStripe
 from tests.support.queues import drain
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
 from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
@@ -54,6 +65,7 @@ def ports(aws: dict[str, str]) -> Iterator[MemoryLedger]:
             "currency": "USD",
             "status": "finalized",
             "total_minor": 5000,
+            "stripe": {"status": "synced", "invoice_id": "in_stripe_in_ours_1"},
         }
     )
     ledger = MemoryLedger(invoices)
@@ -111,3 +123,52 @@ def admin() -> Callable[..., tuple[int, Any]]:
         return status, body
 
     return _admin
+
+
+# ---------------------------------------------------------------- the real modules end to end
+E2E_CUSTOMER = "acme"
+
+
+@pytest.fixture
+def world(aws: dict[str, str]) -> World:
+    """Billing with the real ledger collaborators (credits and invoice postings) and the test rater."""
+    from neruba.logic.billing_deps import default_deps
+    from neruba.models.catalog import Customer
+
+    settings = get_settings()
+    plans = PlansRepository(settings.catalog_table)
+    plans.create_customer(
+        Customer(external_id=E2E_CUSTOMER, name="Acme", email="billing@acme.test", currency="USD")
+    )
+    calls = Calls()
+    deps = dataclasses.replace(
+        default_deps(),
+        rate_window=usage_rater(calls),
+        rate_opening=opening_rater(calls),
+        add_interval=add_days,
+    )
+    ctx = Billing(
+        billing=BillingRepository(settings.billing_table),
+        invoices=InvoicesRepository(settings.billing_table),
+        subscription=plans.subscription,
+        deps=deps,
+        grace=timedelta(seconds=settings.billing_grace_seconds),
+        ops_table=settings.ops_table,
+        billing_queue_url=settings.billing_queue_url,
+        sync_queue_url=settings.stripe_sync_queue_url,
+        catalog_table=settings.catalog_table,
+    )
+    return World(
+        ctx, calls, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"),
+        queue_url("StripeSyncQueue"),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    from neruba.logic import stripe_ports
+
+    stripe_ports.configure(effects=None, invoices=None)  # the real ports
+    with FakeStripe() as server:
+        monkeypatch.setenv("NERUBA_STRIPE_API_BASE", server.url)
+        yield server

@@ -32,10 +32,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 def scoped_responses(scope: Scope, specific: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
-    """The answers every route of ``scope`` can give (401, 403, 422), plus the route's own ones."""
+    """The answers every route of ``scope`` can give (400, 401, 403, 415, 422), plus the route's own ones
+    (a route's own description of a shared status replaces the common one)."""
     common: dict[int, OpenAPIResponse] = {
+        400: {"description": "The body is not JSON or names a key twice (duplicate_key)"},
         401: {"description": "Missing or unknown API key"},
         403: {"description": f"The key lacks the {scope} scope"},
+        415: {"description": "The body is declared as another media type than JSON (unsupported_media_type)"},
         422: {"description": "A parameter or the body does not match the schema"},
     }
     return dict(sorted({**common, **specific}.items()))

@@ -25,10 +25,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba import jsonutil
-from neruba.api.scopes import check_scope
+from neruba.api.media import json_body_event
+from neruba.api.scopes import allowed_methods, check_scope
 from neruba.errors import (
     AuthenticationError,
     InvalidRequestError,
+    MethodNotAllowedError,
     NerubaError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -37,6 +39,7 @@ from neruba.errors import (
 from neruba.observability import logger, metrics
 from neruba.security.apikeys import bearer_token
 from neruba.settings import get_settings
+from neruba.validation import describe
 
 API_TITLE = "Neruba API"
 API_DESCRIPTION = (
@@ -69,13 +72,19 @@ def _error_response(status: int, body: dict[str, Any], request_id: str | None) -
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
-    details = []
-    for error in errors:
-        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-        details.append(
-            {"param": ".".join(loc) or None, "code": error.get("type"), "message": error.get("msg")}
-        )
-    return details
+    return [
+        {"param": p.param, "code": p.code, "message": p.message} for p in describe(errors, drop=("body",))
+    ]
+
+
+def parse_body(text: str) -> Any:
+    """The request body as JSON (exact numbers); a key named twice in one object is 400 duplicate_key."""
+    try:
+        return jsonutil.loads_untrusted(text)
+    except jsonutil.DuplicateKeyError as exc:
+        raise InvalidRequestError(
+            f"The body names '{exc.key}' twice in one object.", code="duplicate_key", param=exc.key
+        ) from exc
 
 
 def _register_error_handlers(app: APIGatewayRestResolver) -> None:
@@ -102,6 +111,14 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     def route_not_found(exc: Exception) -> Response[str]:
         request_id = request_id_of(app)
         event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            error = MethodNotAllowedError(
+                f"{event.path} answers {', '.join(allowed)}, not {event.http_method}."
+            )
+            response = _error_response(error.status, error.to_body(request_id), request_id)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         message = f"No route {event.http_method} {event.path}."
         body = error_body("invalid_request_error", "route_not_found", message, request_id)
         return _error_response(HTTPStatus.NOT_FOUND, body, request_id)
@@ -207,7 +224,7 @@ def build_resolver(
     the local stack and the tests). Given as a callable (``routes.all_routers``), they are imported and
     added on the first docs request only, so that /health and /ready never import every route module.
     """
-    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonutil.loads_untrusted)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_body)
     app.use(middlewares=[_request_id_header])
     for router in routers:
         app.include_router(router)
@@ -251,6 +268,7 @@ def make_handler(
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidRequestError("The body is not UTF-8 text.", code="invalid_body") from exc
+            event = json_body_event(app, event, raw)
         except NerubaError as error:
             if on_rejected is not None:
                 on_rejected(error)

@@ -69,6 +69,20 @@ def require_scope(scope: Scope) -> Callable[..., Any]:
     return ScopeMiddleware(scope)
 
 
+def find_route(app: Any, method: str, path: str) -> Any | None:
+    """The route of ``app`` serving ``method path``, or None."""
+    for route in [*app._static_routes, *app._dynamic_routes]:
+        if route.method == method.upper() and route.rule.match(path):
+            return route
+    return None
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """The methods ``app`` serves at ``path`` (empty when it serves none there)."""
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method for route in routes if route.rule.match(path)})
+
+
 def route_scope(app: Any, method: str, path: str) -> Scope | None:
     """The scope the route matching ``method path`` requires, or None (public or no such route).
 
@@ -76,12 +90,10 @@ def route_scope(app: Any, method: str, path: str) -> Scope | None:
     checks the scope with this first: a key without the scope gets 403 before any validation detail of a
     route it may not call.
     """
-    for route in [*app._static_routes, *app._dynamic_routes]:
-        if route.method == method.upper() and route.rule.match(path):
-            for middleware in route.middlewares:
-                if isinstance(middleware, ScopeMiddleware):
-                    return middleware.scope
-            return None
+    route = find_route(app, method, path)
+    for middleware in route.middlewares if route is not None else ():
+        if isinstance(middleware, ScopeMiddleware):
+            return middleware.scope
     return None
 
 

@@ -181,6 +181,19 @@ class BillingRepository:
             }
         }
 
+    def state_unchanged_item(self, subscription_id: str) -> dict[str, Any]:
+        """A ConditionCheck that billing of the subscription has not ended (or has no state yet): writes
+        meant for its next invoice are refused once no next invoice will exist."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": _state_key(subscription_id),
+                "ConditionExpression": "attribute_not_exists(pk) OR #st <> :ended",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item({":ended": "ended"}),
+            }
+        }
+
     # ---------------------------------------------------------------- runs
     def run_put_item(self, run: dict[str, Any]) -> dict[str, Any]:
         item = {

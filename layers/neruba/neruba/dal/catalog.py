@@ -19,6 +19,8 @@ from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item, transact
 from neruba.models.catalog import Customer, Meter
 
+LIST_CURSOR_KEYS = frozenset({"pk", "sk", "kind", "list_key"})  # a key of the by-kind index
+
 
 class CatalogConflictError(Exception):
     """A customer or meter with that key already exists."""
@@ -108,7 +110,12 @@ class CatalogRepository:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                cursor,
+                keys=LIST_CURSOR_KEYS,
+                within=("kind", kind),
+                prefix=("list_key", prefix) if prefix else None,
+            )
         response = client("dynamodb").query(**kwargs)
         docs = [json.loads(from_item(item)["doc"]) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")

@@ -14,9 +14,19 @@ import base64
 import json
 from typing import Any
 
+from neruba import jsonutil
+
 
 class InvalidCursorError(ValueError):
     """A pagination cursor that this API did not hand out."""
+
+
+def _is_key_string(value: Any) -> bool:
+    """A DynamoDB string key value as a LastEvaluatedKey holds it: ``{"S": "non-empty text"}`` (any other
+    shape, a number or an empty string, would fail in DynamoDB as a 500)."""
+    return (
+        isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str) and bool(value["S"])
+    )
 
 
 def encode_cursor(key: dict[str, Any]) -> str:
@@ -45,10 +55,10 @@ def decode_cursor(
         neruba.dal.cursors.InvalidCursorError: invalid cursor
     """
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
+        key = jsonutil.loads_untrusted(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError as exc:  # not base64, not JSON, nested too deep, a key named twice
         raise InvalidCursorError("invalid cursor") from exc
-    if not isinstance(key, dict) or not all(isinstance(v, dict) and set(v) == {"S"} for v in key.values()):
+    if not isinstance(key, dict) or not key or not all(_is_key_string(v) for v in key.values()):
         raise InvalidCursorError("invalid cursor")
     if keys is not None and set(key) != keys:
         raise InvalidCursorError("invalid cursor")

@@ -1,7 +1,12 @@
 """Converting between plain Python values and DynamoDB attribute maps.
 
 Numbers come back as ``Decimal`` and floats are refused on the way in (boto3's serializer raises), so
-no float can slip onto a money path through storage.
+no float can slip onto a money path through storage. Every number written goes through
+:class:`_Serializer`, which holds it to DynamoDB's contract (``neruba.domain.numbers``: 38 significant
+digits, magnitude 1E-130 to below 1E+126) and writes it as plain digits without exponent or trailing
+zeros: a number DynamoDB would refuse is refused here, before any request (boto3 alone lets ``1E-131`` and
+``1E+126`` through and refuses ``1.000...0`` with 39 zeros, which DynamoDB stores), with
+``NumberNotStorableError`` naming the attribute.
 
 Example:
     >>> to_item({"pk": "a", "n": 1})
@@ -13,17 +18,58 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-_serializer = TypeSerializer()
+from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_storable
+
+__all__ = [
+    "NumberNotStorableError",
+    "TransactionCancelledError",
+    "from_item",
+    "is_condition_failure",
+    "is_transient",
+    "put_if_absent",
+    "to_item",
+    "to_value",
+    "transact",
+]
+
+
+class _Serializer(TypeSerializer):  # type: ignore[misc]
+    """boto3's serializer, with DynamoDB's number contract in place of boto3's decimal context."""
+
+    def _serialize_n(self, value: Any) -> str:
+        number = value if isinstance(value, int | Decimal) else Decimal(value)
+        check_storable(number)
+        return canonical_text(number)
+
+
+_serializer = _Serializer()
 _deserializer = TypeDeserializer()
 
 
+def _serialize(key: str, value: Any) -> dict[str, Any]:
+    try:
+        return _serializer.serialize(value)  # type: ignore[no-any-return]
+    except NumberNotStorableError as exc:
+        raise NumberNotStorableError(exc.code, value, key) from None
+
+
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Serialize a mapping into a DynamoDB item, leaving out ``None`` values."""
-    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+    """Serialize a mapping into a DynamoDB item, leaving out ``None`` values.
+
+    Example:
+        >>> to_item({"n": Decimal("1E+3"), "x": Decimal("2.50")})
+        {'n': {'N': '1000'}, 'x': {'N': '2.5'}}
+        >>> to_item({"n": Decimal("1E+126")})["n"]  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        neruba.domain.numbers.NumberNotStorableError: n: 1E+126 is not storable (...)
+    """
+    return {key: _serialize(key, value) for key, value in values.items() if value is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,7 +79,7 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_value(value: Any) -> dict[str, Any]:
     """Serialize one value (for ExpressionAttributeValues)."""
-    return _serializer.serialize(value)  # type: ignore[no-any-return]
+    return _serialize("value", value)
 
 
 def is_condition_failure(exc: Exception) -> bool:
@@ -86,3 +132,40 @@ def transact(actions: Sequence[dict[str, Any]]) -> None:
             raise
         codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
         raise TransactionCancelledError(codes) from exc
+
+
+# Errors a retry may cure: capacity, throttling, service trouble, a transaction or item in the way.
+_TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+}
+_TRANSIENT_REASONS = {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a failed write may succeed if tried again (SQS retries it), False when it never will.
+
+    Example:
+        >>> is_transient(ValueError("1E+400 is not storable"))
+        False
+    """
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    if getattr(exc, "transient", False) or isinstance(exc, BotocoreConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, TransactionCancelledError):  # what ``transact`` raises
+        cancelled = {r for r in exc.reasons if r is not None}
+        return bool(cancelled) and cancelled <= _TRANSIENT_REASONS
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    if code in _TRANSIENT_CODES:
+        return True
+    reasons = {r.get("Code") for r in response.get("CancellationReasons", [])} - {"None", None}
+    return code == "TransactionCanceledException" and bool(reasons) and reasons <= _TRANSIENT_REASONS

@@ -203,6 +203,49 @@ class InvoicesRepository:
             raise InvoiceConflictError(f"invoice {invoice_id!r} cannot move from {expected} to {status}")
         self.set_status(invoice_id, status, expected=expected)
 
+    def payment_item(
+        self,
+        invoice_id: str,
+        *,
+        status_before: str,
+        status_after: str,
+        paid_before: int,
+        paid_after: int,
+        remaining: int,
+    ) -> dict[str, Any]:
+        """A transaction ``Update`` recording a payment on the invoice: ``amount_paid_minor`` (the running
+        total received), ``amount_remaining_minor`` and the status, conditional on the status and the paid
+        total read (an invoice without the attribute has received nothing recorded)."""
+        if status_after != status_before and not can_transition(status_before, status_after):
+            raise InvoiceConflictError(
+                f"invoice {invoice_id!r} cannot move from {status_before} to {status_after}"
+            )
+        paid = (
+            "(attribute_not_exists(amount_paid_minor) OR amount_paid_minor = :before)"
+            if paid_before == 0
+            else "amount_paid_minor = :before"
+        )
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _key(invoice_id),
+                "UpdateExpression": (
+                    "SET #st = :after_st, amount_paid_minor = :after, amount_remaining_minor = :rest"
+                ),
+                "ConditionExpression": f"#st = :before_st AND {paid}",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":after_st": status_after,
+                        ":before_st": status_before,
+                        ":after": paid_after,
+                        ":before": paid_before,
+                        ":rest": remaining,
+                    }
+                ),
+            }
+        }
+
     def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
         """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``)."""
         self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)")

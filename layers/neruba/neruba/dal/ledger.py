@@ -26,9 +26,9 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, to_item, to_value
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
-from neruba.domain.ledger import Posting
+from neruba.domain.ledger import NEVER_NEGATIVE, Posting
 
 
 class LedgerConflictError(Exception):
@@ -120,16 +120,16 @@ class LedgerRepository:
         for key, delta in sorted(posting.deltas().items()):
             if delta == 0:
                 continue
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{posting.currency}#{key}"}),
-                        "UpdateExpression": "ADD bal :d, postings :one",
-                        "ExpressionAttributeValues": to_item({":d": delta, ":one": 1}),
-                    }
-                }
-            )
+            update: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{posting.currency}#{key}"}),
+                "UpdateExpression": "ADD bal :d, postings :one",
+                "ExpressionAttributeValues": to_item({":d": delta, ":one": 1}),
+            }
+            if key in NEVER_NEGATIVE and delta < 0:  # the balance read by the write itself: no race
+                update["ConditionExpression"] = "bal >= :need"
+                update["ExpressionAttributeValues"][":need"] = to_value(-delta)
+            items.append({"Update": update})
         return items
 
     def retried_posting(self, exc: Exception, index: int = 0) -> Posting | None:
@@ -390,6 +390,13 @@ class LedgerRepository:
         ids = [from_item(i)["grant_id"] for i in response.get("Items", [])]
         grants = [self.grant(grant_id) for grant_id in ids]
         return [g for g in grants if g is not None]
+
+    def all_postings(self) -> Iterable[Posting]:
+        """Every posting of every customer (a table scan: for migrations)."""
+        from neruba.dal import maintenance
+
+        for item in maintenance.scan(self.table_name, "begins_with(sk, :p)", {":p": "PST#"}):
+            yield Posting.from_dict(json.loads(item["posting"]))
 
     # ------------------------------------------------------------------ reads for the ops sweep
     def posting_docs_between(self, customer_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -41,6 +41,30 @@ class DisputesRepository:
             }
         }
 
+    def tracked_item(self, dispute: dict[str, Any]) -> dict[str, Any]:
+        """Mark a dispute recorded before payment records existed as counted in its payment's record
+        (so closing it moves the record), conditional on the document read."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"DSP#{dispute['id']}", "sk": "#"}),
+                "UpdateExpression": "SET doc = :new",
+                "ConditionExpression": "doc = :old",
+                "ExpressionAttributeValues": to_item(
+                    {":new": json.dumps({**dispute, "payment_tracked": True}), ":old": json.dumps(dispute)}
+                ),
+            }
+        }
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every dispute (a table scan: for migrations)."""
+        from neruba.dal import maintenance
+
+        return [
+            json.loads(i["doc"])
+            for i in maintenance.scan(self.table_name, "begins_with(pk, :p)", {":p": "DSP#"})
+        ]
+
     def get(self, dispute_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,

@@ -81,3 +81,16 @@ def put_if(
             return False
         raise
     return True
+
+
+def transact(items: list[dict[str, Any]]) -> bool:
+    """Write ``items`` (TransactWriteItems actions) all or nothing; False when a condition cancelled it."""
+    from neruba.dal.ledger import is_cancellation
+
+    try:
+        client("dynamodb").transact_write_items(TransactItems=items)
+    except Exception as exc:
+        if is_cancellation(exc):
+            return False
+        raise
+    return True

@@ -9,7 +9,9 @@ Items (``pk`` / ``sk``):
   the batch's event keys, so a sweep can find events a crashed worker wrote but never counted (TTL 14 d).
 - slice      ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` - proof that a batch's events of one
   group were counted, with their transaction ids (the (customer, meter, hour) index of raw events).
-- aggregate  ``AGG#{customer}#{meter}`` / ``{hour}#{group}`` - count, sum, max, latest, unique values.
+- aggregate  ``AGG#{customer}#{meter}`` / ``{hour}#{group}`` - count, sum, max, latest, unique values;
+  ``sq`` (sum meters) is an exponent no digit of the sum ``s`` lies below, which lets most batches ADD to
+  ``s`` without reading it while the result stays exactly what DynamoDB stores (see ``_sum_update``).
 - outcomes   ``OUT#{day}`` / ``{minute}`` - counters per outcome.
 
 A slice and its aggregate update are written in one transaction, so an aggregate never counts a batch
@@ -29,6 +31,7 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.domain.ingest import GroupTotals
+from neruba.domain.numbers import add_guard, exact_sum, lowest_exponent, number_problem
 
 HISTORY_CAP = 20
 JOURNAL_SHARDS = 16
@@ -37,6 +40,20 @@ JOURNAL_TTL = timedelta(days=14)
 
 class AggregateContentionError(Exception):
     """The aggregate kept changing under us; the batch is retried by SQS."""
+
+    transient = True  # see dal.dynamo.is_transient
+
+
+class AggregateOverflowError(ValueError):
+    """Adding the batch would leave a sum DynamoDB cannot store exactly (38 digits, 1E-130..1E+126)."""
+
+
+class CellWriteRefusedError(Exception):
+    """DynamoDB refused a cell's transaction for a reason a retry cannot change (e.g. ValidationError)."""
+
+
+# Cancellation reasons of a transaction that a retry cannot cure
+_REFUSED = {"ValidationError", "ItemCollectionSizeLimitExceeded"}
 
 
 def event_key(customer_id: str, transaction_id: str) -> dict[str, Any]:
@@ -263,8 +280,11 @@ class UsageRepository:
         adopted event a check that its old slice never appeared plus the move of its ``bk`` to ``batch``.
         """
         ref, totals = write.ref, write.totals
+        # a sum is added blind when that is provably exact, else read and written (see _sum_update)
+        read_sum = write.aggregation == "sum" and add_guard(totals.total) is None
         for _attempt in range(6):
-            current = self._get(ref.aggregate_key) if write.aggregation in ("max", "latest") else None
+            reads = write.aggregation in ("max", "latest") or read_sum
+            current = self._get(ref.aggregate_key) if reads else None
             actions: list[dict[str, Any]] = [
                 {
                     "Put": {
@@ -282,7 +302,7 @@ class UsageRepository:
                     "Update": {
                         "TableName": self.table_name,
                         "Key": ref.aggregate_key,
-                        **_aggregate_update(write, current),
+                        **_aggregate_update(write, current, read_sum=read_sum),
                     }
                 },
             ]
@@ -323,6 +343,11 @@ class UsageRepository:
                     return False  # this batch's slice exists: counted by an earlier attempt
                 if any(code == "ConditionalCheckFailed" for code in reasons[2:]):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
+                if _REFUSED.intersection(map(str, reasons)):
+                    raise CellWriteRefusedError(f"aggregate {ref}: {reasons}") from exc
+                if write.aggregation == "sum" and reasons[1] == "ConditionalCheckFailed" and not read_sum:
+                    read_sum = True  # the blind add was not provably exact: read the sum and add it here
+                    continue
                 time.sleep(0.02 * (2**_attempt))  # the aggregate moved (max/latest) or a transaction conflict
         raise AggregateContentionError(f"aggregate {ref} kept changing")
 
@@ -363,6 +388,26 @@ class UsageRepository:
     def slices(self, customer_id: str, meter_code: str, hour: str) -> list[dict[str, Any]]:
         return self._query(f"SL#{customer_id}#{meter_code}#{hour}")
 
+    def park_uncounted(
+        self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str
+    ) -> bool:
+        """Turn an accepted event that was never counted (still held by ``batch``) into a ``failed`` one."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key=event_key(customer_id, transaction_id),
+                UpdateExpression="SET st = :failed, reason = :r, reason_msg = :m",
+                ConditionExpression="st = :accepted AND bk = :bk",
+                ExpressionAttributeValues=to_item(
+                    {":failed": "failed", ":accepted": "accepted", ":bk": batch, ":r": reason, ":m": message}
+                ),
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
     def replace_aggregate(
         self, ref: GroupRef, values: dict[str, Any], expected: dict[str, Any] | None
     ) -> bool:
@@ -376,6 +421,8 @@ class UsageRepository:
                     {":n": expected.get("n", 0), ":u": expected.get("updated_at")}
                 ),
             }
+        if values.get("s") is not None:
+            values = {**values, "sq": lowest_exponent(values["s"])}
         try:
             client("dynamodb").put_item(
                 TableName=self.table_name, Item={**ref.aggregate_key, **to_item(values)}, **condition
@@ -425,8 +472,11 @@ class UsageRepository:
         return found
 
 
-def _aggregate_update(write: GroupWrite, current: dict[str, Any] | None) -> dict[str, Any]:
-    """UpdateItem parts that fold ``write.totals`` into an aggregate item."""
+def _aggregate_update(
+    write: GroupWrite, current: dict[str, Any] | None, *, read_sum: bool = False
+) -> dict[str, Any]:
+    """UpdateItem parts that fold ``write.totals`` into an aggregate item (``current`` as read, for max,
+    latest, and sums that ``read_sum`` says must be added here)."""
     totals = write.totals
     adds = ["n :n"]
     sets = ["agg = :agg", "updated_at = :now"]
@@ -437,8 +487,7 @@ def _aggregate_update(write: GroupWrite, current: dict[str, Any] | None) -> dict
     }
     condition: str | None = None
     if write.aggregation == "sum":
-        adds.append("s :s")
-        values[":s"] = totals.total
+        condition = _sum_update(totals.total, current if read_sum else None, read_sum, sets, adds, values)
     if write.aggregation == "unique_count" and totals.uniques:
         adds.append("u :u")
         values[":u"] = set(totals.uniques)
@@ -470,3 +519,45 @@ def _unchanged(attribute: str, old: Any, values: dict[str, Any]) -> str:
         return f"attribute_not_exists({attribute})"
     values[":old_" + attribute] = old
     return f"{attribute} = :old_{attribute}"
+
+
+def _sum_update(
+    total: Any,
+    stored: dict[str, Any] | None,
+    read: bool,
+    sets: list[str],
+    adds: list[str],
+    values: dict[str, Any],
+) -> str:
+    """Add ``total`` to the sum ``s``, exactly as DynamoDB would store it or not at all.
+
+    Blind (no read): ``ADD s`` under a condition on the stored ``s`` and its scale ``sq`` that makes the
+    result exact within 28 digits (``domain.numbers.add_guard``), which every implementation computes
+    exactly (moto rounds fractional sums past 28 digits; DynamoDB refuses past 38). When the condition
+    fails (a large or finer-grained sum, an aggregate from before ``sq``), the caller reads ``s`` and the
+    exact result is computed here and SET, on condition that ``s`` is unchanged. A result DynamoDB cannot
+    store raises ``AggregateOverflowError``: nothing is written, nothing is rounded.
+    """
+    if number_problem(total):
+        raise AggregateOverflowError(f"the batch total {total} is not storable")
+    if not read:
+        guard = add_guard(total)
+        assert guard is not None  # count_group reads when there is no guard
+        adds.append("s :s")
+        sets.append("sq = if_not_exists(sq, :sq)")
+        values.update({":s": total, ":sq": guard.high_scale, ":sql": guard.low_scale})
+        values.update({":slo": guard.low, ":shi": guard.high})
+        return (
+            "(attribute_not_exists(s) AND attribute_not_exists(sq))"
+            " OR (sq BETWEEN :sql AND :sq AND s BETWEEN :slo AND :shi)"
+        )
+    old = stored.get("s") if stored else None
+    result = exact_sum([old or 0, total])
+    if number_problem(result):
+        raise AggregateOverflowError(f"{old} + {total} is not storable")
+    sets += ["s = :s", "sq = :sq"]
+    values.update({":s": result, ":sq": lowest_exponent(result)})
+    if old is None:
+        return "attribute_not_exists(s)"
+    values[":old_s"] = old
+    return "s = :old_s"

@@ -1,7 +1,9 @@
 """Credit grants and how they pay invoice lines: pure rules, no storage.
 
 Order of use (:func:`allocate`): lower ``priority`` number first, then the soonest ``expires_at``
-(grants without expiry last), then the oldest ``effective_at``, then ``grant_id``. A grant is usable at
+(grants without expiry last), then the oldest ``effective_at``, then ``grant_id``. Across lines a grant
+earlier in that order never keeps credit that could pay a line a later grant paid, and the total applied
+is the most the grants can pay (docs/ledger.md, "Allocation across lines"). A grant is usable at
 ``at`` when ``effective_at <= at < expires_at``: a grant expiring at ``t`` is *not* usable at ``t``.
 
 Example:
@@ -20,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+
+from neruba.domain.allocation import allocate_ranked
 
 GrantKind = Literal["purchased", "promotional"]
 GrantStatus = Literal["active", "expired", "voided"]
@@ -144,31 +148,43 @@ def grant_id_for(customer_id: str, idempotency_key: str) -> str:
 
 
 def allocate(
-    grants: Iterable[CreditGrant], lines: Sequence[LineLike], at: datetime
+    grants: Iterable[CreditGrant],
+    lines: Sequence[LineLike],
+    at: datetime,
+    limit_minor: int | None = None,
 ) -> list[CreditApplication]:
-    """Apply usable grants to lines, grant by grant in use order, lines in the order given.
+    """Apply the grants usable at ``at`` to ``lines`` (docs/ledger.md, "Allocation across lines").
 
-    Never more than a line's amount nor a grant's remainder; lines of amount <= 0 take nothing.
+    Grants are taken in use order (:meth:`CreditGrant.sort_key`); each pays as much as it can without
+    lowering what the grants before it pay, by moving them to other lines they may pay when that frees
+    a line it may pay (``domain.allocation.allocate_ranked``). So the total applied is the most any
+    allocation could apply, and no grant keeps a remainder that could pay a line a later grant paid.
+    A grant pays first the lines fewer usable grants may pay, then lines in the order given.
+
+    Never more than a line's amount nor a grant's remainder, nor ``limit_minor`` in all; lines of
+    amount <= 0 take nothing. Applications come grant by grant in use order, lines in the order given.
     """
     if at.tzinfo is None:
         raise CreditRuleError("allocation time is timezone-aware")
     unpaid: dict[str, int] = {}
+    meters: dict[str, str | None] = {}
     for line in lines:
         unpaid[line.line_id] = unpaid.get(line.line_id, 0) + max(0, int(line.amount_minor))
-    applications: list[CreditApplication] = []
-    for grant in sorted((g for g in grants if g.usable_at(at)), key=CreditGrant.sort_key):
-        left = grant.remaining_minor
-        for line in lines:
-            if left == 0:
-                break
-            if not grant.covers(line.meter_code):
-                continue
-            take = min(left, unpaid[line.line_id])
-            if take > 0:
-                unpaid[line.line_id] -= take
-                left -= take
-                applications.append(CreditApplication(grant.grant_id, line.line_id, take, grant.kind))
-    return applications
+        meters.setdefault(line.line_id, line.meter_code)
+    usable = sorted((g for g in grants if g.usable_at(at)), key=CreditGrant.sort_key)
+    by_id = {g.grant_id: g for g in usable}
+    paid = allocate_ranked(
+        [(g.grant_id, g.remaining_minor) for g in usable],
+        list(unpaid.items()),
+        lambda grant_id, line_id: by_id[grant_id].covers(meters[line_id]),
+        None if limit_minor is None else max(0, limit_minor),
+    )
+    return [
+        CreditApplication(g.grant_id, line_id, paid[(g.grant_id, line_id)], g.kind)
+        for g in usable
+        for line_id in unpaid
+        if (g.grant_id, line_id) in paid
+    ]
 
 
 def applied_by_grant(applications: Iterable[CreditApplication]) -> dict[str, int]:

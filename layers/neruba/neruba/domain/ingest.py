@@ -12,15 +12,15 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
 
 PropertyValue = str | int | bool | Decimal
-# Sums are exact here (the default context would round past 28 digits); a total past DynamoDB's 38
-# significant digits is refused by the write of its aggregate, so those events are retried, never rounded.
-_EXACT = Context(prec=100)
+# Sums are exact here (never rounded); a total DynamoDB cannot store is refused by the write of its
+# aggregate (``aggregate_overflow``), and the event that makes it so is parked on its own.
 
 
 class InvalidPropertyError(ValueError):
@@ -91,7 +91,40 @@ def numeric_value(properties: Mapping[str, PropertyValue], name: str) -> Decimal
         raise InvalidPropertyError("invalid_property", f"property {name!r} is not a number") from exc
     if not number.is_finite():
         raise InvalidPropertyError("invalid_property", f"property {name!r} is not a finite number")
+    problem = number_problem(number)
+    if problem:
+        raise InvalidPropertyError(problem, f"property {name!r}: {MESSAGES[problem]}")
     return number
+
+
+def as_number(value: PropertyValue | None) -> Decimal | None:
+    """A property value read as a number (numbers and numeric text), None for anything else.
+
+    Example:
+        >>> as_number("1e3"), as_number(2), as_number("eu"), as_number(True), as_number("NaN")
+        (Decimal('1E+3'), Decimal('2'), None, None, None)
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, Decimal | int):
+        return Decimal(value)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def property_number_problems(properties: Mapping[str, PropertyValue]) -> list[tuple[str, str]]:
+    """``(name, code)`` for each property holding a number DynamoDB cannot store (numeric text included:
+    any property may be the one a meter aggregates, now or after a replay)."""
+    problems = []
+    for name, value in properties.items():
+        number = as_number(value)
+        problem = number_problem(number) if number is not None else None
+        if problem:
+            problems.append((name, problem))
+    return problems
 
 
 @dataclass(slots=True)
@@ -114,7 +147,7 @@ class GroupTotals:
             self.uniques.add(str(value))
         elif isinstance(value, Decimal):
             if aggregation == "sum":
-                with localcontext(_EXACT):
+                with localcontext(EXACT):
                     self.total += value
             elif aggregation == "max":
                 self.maximum = value if self.maximum is None else max(self.maximum, value)
@@ -125,9 +158,16 @@ class GroupTotals:
 
 
 def meter_value(
-    aggregation: str, field_name: str | None, properties: Mapping[str, PropertyValue]
+    aggregation: str,
+    field_name: str | None,
+    properties: Mapping[str, PropertyValue],
+    *,
+    allow_negative: bool = False,
 ) -> Decimal | str | None:
-    """The value an event contributes to a meter of ``aggregation`` over ``field_name``."""
+    """The value an event contributes to a meter of ``aggregation`` over ``field_name``.
+
+    A negative number is refused (``negative_value``) unless the meter allows negative values.
+    """
     if aggregation == "count" or field_name is None:
         return None
     if aggregation == "unique_count":
@@ -136,4 +176,10 @@ def meter_value(
                 "missing_property", f"the meter counts unique {field_name!r}, absent here"
             )
         return _as_text(properties[field_name])
-    return numeric_value(properties, field_name)
+    number = numeric_value(properties, field_name)
+    if number < 0 and not allow_negative:
+        raise InvalidPropertyError(
+            "negative_value",
+            f"property {field_name!r} is negative ({number}) and its meter does not allow negative values",
+        )
+    return number

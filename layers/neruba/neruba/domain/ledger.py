@@ -45,6 +45,9 @@ ACCOUNTS: dict[str, Normal] = {
     "dispute_losses": "debit",  # expense: disputes lost, or balances written off as disputed
     "goodwill_expense": "debit",  # expense: balance reductions granted as goodwill
 }
+NEVER_NEGATIVE: frozenset[str] = frozenset({"cash"})
+"""Accounts whose (debit-positive) balance never goes below zero: a customer's cash cannot be given back
+or held by disputes beyond what was received. Storage enforces it with a condition on the balance."""
 
 
 class LedgerRuleError(ValueError):
@@ -194,6 +197,9 @@ class Posting:
 
     @property
     def total_minor(self) -> int:
+        """The posting's size: the sum of its debits, which equals the sum of its credits (every posting
+        balances). It is not an amount due nor a signed change of any balance: read the entries (or
+        ``deltas()``) for that."""
         return sum(e.debit_minor for e in self.entries)
 
     def deltas(self) -> dict[str, int]:
@@ -255,6 +261,10 @@ class Book:
         key = (posting.customer_id, posting.idempotency_key)
         if key in self.postings:
             return self
+        for balance_key, delta in posting.deltas().items():
+            now = self.balances[(posting.customer_id, posting.currency, balance_key)]
+            if balance_key in NEVER_NEGATIVE and now + delta < 0:
+                raise LedgerRuleError(f"{balance_key} would go below zero ({now} {delta:+d})")
         self.postings[key] = posting
         for balance_key, delta in posting.deltas().items():
             self.balances[(posting.customer_id, posting.currency, balance_key)] += delta

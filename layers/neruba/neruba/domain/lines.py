@@ -12,12 +12,18 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from neruba.domain.pricing import ZERO, InvoiceLine, exact, line_minor, price_charge
+from neruba.domain.money import minor_exponent
+from neruba.domain.pricing import ZERO, InvoiceLine, Priced, exact, line_minor, price_charge
+
+MAX_LINE_MINOR = 10**18
+"""The largest amount a usage line bills, in minor units. A usage value that would price above it (a
+runaway or forged quantity) rates to 0 on a line flagged ``source.unbillable = "amount_too_large"``,
+rather than failing the whole billing window (docs/pricing.md, "Usage values rating never refuses")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +69,23 @@ def usage_lines(
         groups = usage.get(meter) or {"": GroupUsage(ZERO)}
         for key in sorted(groups):
             cell = groups[key]
-            priced = price_charge(charge, cell.quantity)
+            rated = rate_quantity(charge, cell.quantity, currency)
+            priced = rated.priced
             group = parse_group(key)
             label = ", ".join(f"{k}={v}" for k, v in group.items())
             lines.append(
                 InvoiceLine(
                     line_id=f"usage:{meter}:{key}:{phase_index}",
                     kind="usage",
-                    description=f"{meter} ({charge['model']})" + (f" [{label}]" if label else ""),
+                    description=f"{meter} ({charge['model']})"
+                    + (f" [{label}]" if label else "")
+                    + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
                     group=group,
                     quantity=priced.quantity,
                     unit_price=priced.unit_price,
                     tiers=priced.tiers,
-                    amount_minor=line_minor(priced.amount, currency),
+                    amount_minor=rated.amount_minor,
                     period_start=period_start,
                     period_end=period_end,
                     plan_code=str(version["code"]),
@@ -87,10 +96,47 @@ def usage_lines(
                         "free_units": exact(charge.get("free_units", 0)),
                         "billable_quantity": priced.billable,
                         "amount": priced.amount,
+                        **rated.source,
                     },
                 )
             )
     return lines
+
+
+@dataclass(frozen=True, slots=True)
+class RatedQuantity:
+    """One usage quantity priced: the pricing, the line's ``amount_minor``, what the line's description
+    adds (``notes``) and what its ``source`` adds (``net_quantity``, ``unbillable``)."""
+
+    priced: Priced
+    amount_minor: int
+    notes: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+def rate_quantity(charge: Mapping[str, Any], quantity: Decimal, currency: str) -> RatedQuantity:
+    """Price one usage quantity, never refusing it.
+
+    A net negative quantity (a meter that allows negative values, netted below zero) is billed as 0
+    (``source.net_quantity`` keeps it); an amount over ``MAX_LINE_MINOR`` is billed as 0 and flagged
+    ``source.unbillable``; each says so in ``notes``.
+
+    Example:
+        >>> rated = rate_quantity({"model": "per_unit", "unit_price": "2"}, Decimal(-3), "USD")
+        >>> (rated.priced.quantity, rated.amount_minor, rated.notes)
+        (Decimal('0'), 0, ('net usage was negative (-3): billed as 0',))
+    """
+    notes: list[str] = []
+    source: dict[str, Any] = {}
+    if quantity < 0:
+        source["net_quantity"] = quantity
+        notes.append(f"net usage was negative ({quantity}): billed as 0")
+    priced = price_charge(charge, max(quantity, ZERO))
+    if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
+        source["unbillable"] = "amount_too_large"
+        notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
+        return RatedQuantity(priced, 0, tuple(notes), source)
+    return RatedQuantity(priced, line_minor(priced.amount, currency), tuple(notes), source)
 
 
 def trial_usage_lines(

@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 _EXPONENTS = {
     **dict.fromkeys(
@@ -61,5 +61,6 @@ def to_minor(amount: Decimal, currency: str) -> int:
     """Major units to integer minor units, rounding half-up (away from zero on .5)."""
     if not isinstance(amount, Decimal):
         raise TypeError("amounts are Decimal")
-    scaled = amount.scaleb(minor_exponent(currency))
-    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    with localcontext(Context(prec=max(28, amount.adjusted() + 8))):  # the default 28 digits would refuse
+        scaled = amount.scaleb(minor_exponent(currency))  # to quantize amounts of 10^26 and more
+        return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -25,9 +25,10 @@ from neruba.domain.money import to_minor
 
 LineKind = Literal["fixed_fee", "usage", "minimum_commitment", "proration"]
 ZERO = Decimal(0)
-# Exact arithmetic: prices and quantities have at most 30 digits each, so a product has at most 60 and a
-# sum of tiers a few more; with 100 digits of precision and Inexact trapped, any loss would raise.
-EXACT = decimal.Context(prec=100, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+# Exact arithmetic: prices have at most 30 digits; a quantity has at most 100 (usage.combine) with an
+# exponent within DynamoDB's range (1E-130..1E+126), so subtracting free units, multiplying by a price and
+# summing tiers stays under 400 digits; with Inexact trapped any loss would raise.
+EXACT = decimal.Context(prec=400, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
 
 
 class PricingError(ValueError):

@@ -25,6 +25,7 @@ from neruba.logic.billing_deps import PostingRequest
 from neruba.logic.billing_worker import Billing, rated_lines
 
 Fence = Callable[[], list[dict[str, Any]]]
+UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
 
 
 def no_fence() -> list[dict[str, Any]]:
@@ -48,8 +49,9 @@ def recompute_draft(
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """Re-rate a draft's window; (revised document, its actions) or (None, []) if nothing changed.
 
-    A ``topup`` invoice has no window to rate: it is finalized as created."""
-    if invoice.get("kind") == "topup":
+    A ``topup`` invoice, a correction invoice or a credit note has no window to rate: it is finalized as
+    created."""
+    if invoice.get("kind") in UNRATED_KINDS:
         return None, []
     subscription = ctx.subscription(str(invoice["subscription_id"]))
     rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window

@@ -379,8 +379,18 @@ def line_deltas(
                 "period_end": original["period_end"],
                 "plan_code": source.get("plan_code"),
                 "plan_version": source.get("plan_version"),
-                "tiers": source.get("tiers", []),
-                "source": source.get("source", {}),
+                "tiers": [],  # the re-rated line's tiers price the whole window, not this difference
+                "source": adjustment_source(
+                    base if line_id in held else {},
+                    quantity,
+                    amount,
+                    [
+                        a["line"]
+                        for a in recorded
+                        if (a["original_invoice_id"], a["original_line_id"]) == (original["id"], line_id)
+                    ],
+                    now_line,
+                ),
                 "references": {
                     "invoice_id": original["id"],
                     "line_id": line_id,
@@ -390,6 +400,37 @@ def line_deltas(
             }
         )
     return deltas
+
+
+def adjustment_source(
+    billed_line: dict[str, Any],
+    quantity: Decimal,
+    amount: int,
+    earlier: list[dict[str, Any]],
+    now_line: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What an adjustment line corrects: what was billed so far (the line plus ``earlier`` adjustment
+    lines of it) and what the re-rating counts now (quantity, amount, hours, events), so explain can
+    show the difference."""
+    counted = dict(billed_line.get("source") or {})
+    if earlier:  # the latest earlier adjustment counted these
+        latest = max(earlier, key=lambda line: int(line.get("seq_of_line") or 0))
+        counted = dict((latest.get("source") or {}).get("rerated") or counted)
+    now_source = (now_line or {}).get("source") or {}
+    return {
+        "billed": {
+            "quantity": quantity,
+            "amount_minor": amount,
+            "hours": counted.get("hours"),
+            "events": counted.get("events"),
+        },
+        "rerated": {
+            "quantity": Decimal(str(now_line["quantity"])) if now_line else Decimal(0),
+            "amount_minor": int(now_line["amount_minor"]) if now_line else 0,
+            "hours": now_source.get("hours"),
+            "events": now_source.get("events"),
+        },
+    }
 
 
 def late_adjustments(

@@ -9,17 +9,28 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from neruba import jsonutil
-from neruba.domain.ingest import time_window_error
+from neruba.domain.ingest import (
+    InvalidPropertyError,
+    matches_filters,
+    meter_value,
+    property_number_problems,
+    time_window_error,
+)
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.models.catalog import Meter
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
+from neruba.validation import describe
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
+MeterLookup = Callable[[set[str]], Mapping[str, Meter]]
+"""The meters of some codes (unknown codes are left out: the worker parks their events)."""
 
 _MESSAGES = {
     "timestamp_too_old": "The timestamp is older than the accepted window ({days} days).",
@@ -28,10 +39,10 @@ _MESSAGES = {
 
 
 def _error_from_validation(exc: ValidationError) -> EventError:
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
-    param = ".".join(loc) or None
-    kind = first["type"]
+    first = describe(exc.errors())[0]
+    loc = first.param.split(".") if first.param else []
+    param = first.param
+    kind = first.code
     if kind == "missing":
         code = "missing_field"
     elif kind == "extra_forbidden":
@@ -42,7 +53,7 @@ def _error_from_validation(exc: ValidationError) -> EventError:
         code = "invalid_timestamp"
     else:
         code = "invalid_field"
-    return EventError(code=code, message=str(first["msg"]), param=param)
+    return EventError(code=code, message=first.message, param=param)
 
 
 def validate_event(
@@ -55,12 +66,28 @@ def validate_event(
         event = UsageEventIn.model_validate(raw)
     except ValidationError as exc:
         return None, _error_from_validation(exc)
+    for name, code in property_number_problems(event.properties)[:1]:
+        message = f"Property {name!r} holds a number that cannot be stored: {NUMBER_RULES[code]}."
+        return None, EventError(code=code, message=message, param=f"properties.{name}")
     if event.timestamp is not None:
         problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
         if problem:
             message = _MESSAGES[problem].format(days=max_age_days, seconds=max_future_seconds)
             return None, EventError(code=problem, message=message, param="timestamp")
     return event, None
+
+
+def meter_error(event: UsageEventIn, meter: Meter | None) -> EventError | None:
+    """``negative_value`` when the event's meter refuses the negative value it carries (the worker
+    checks the same rule again, for messages queued by other means)."""
+    if meter is None or not meter.field or not matches_filters(meter.filters, event.properties):
+        return None
+    try:
+        meter_value(meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative)
+    except InvalidPropertyError as exc:
+        if exc.code == "negative_value":
+            return EventError(code=exc.code, message=str(exc), param=f"properties.{meter.field}")
+    return None
 
 
 def queue_message(event: UsageEventIn, request_id: str, index: int, now: datetime) -> str:
@@ -91,16 +118,24 @@ def accept_events(
     now: datetime | None = None,
     max_age_days: int = 35,
     max_future_seconds: int = 300,
+    meters: MeterLookup | None = None,
 ) -> IngestResponse:
-    """Validate, queue the valid events, and say what happened to each."""
+    """Validate, queue the valid events, and say what happened to each.
+
+    ``meters`` looks up the events' meters for the rules that need them (negative values); without it,
+    or when the lookup fails, those rules are left to the worker.
+    """
     now = now or datetime.now(UTC)
     statuses: list[EventStatus] = []
     messages: list[tuple[str, str]] = []
-    for index, raw in enumerate(raw_events):
+    checked = [validate_event(raw, now, max_age_days, max_future_seconds) for raw in raw_events]
+    found = _lookup(meters, {event.code for event, _ in checked if event is not None})
+    for index, (raw, (event, error)) in enumerate(zip(raw_events, checked, strict=True)):
         transaction_id = raw.get("transaction_id") if isinstance(raw, dict) else None
         tx = transaction_id if isinstance(transaction_id, str) else None
-        event, error = validate_event(raw, now, max_age_days, max_future_seconds)
-        if event is None:
+        if event is not None:
+            error = meter_error(event, found.get(event.code))
+        if event is None or error is not None:
             statuses.append(EventStatus(index=index, transaction_id=tx, status="rejected", error=error))
             continue
         messages.append((str(index), queue_message(event, request_id, index, now)))
@@ -116,3 +151,15 @@ def accept_events(
     return IngestResponse(
         request_id=request_id, queued=queued, rejected=len(statuses) - queued, events=statuses
     )
+
+
+def _lookup(meters: MeterLookup | None, codes: set[str]) -> Mapping[str, Meter]:
+    if meters is None or not codes:
+        return {}
+    try:
+        return meters(codes)
+    except Exception:  # the catalog unreachable: queue anyway, the worker applies the same rules
+        from neruba.observability import logger
+
+        logger.warning("meter lookup failed; negative values left to the worker", exc_info=True)
+        return {}

@@ -6,11 +6,13 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 2. one conditional put per event: ``accepted``, ``replay`` (was ``failed``), ``duplicate`` (same payload),
    ``conflict`` (other payload; the original stands), or a redelivery of a copy already written;
 3. one transaction per (customer, meter, hour, group): the slice that proves this batch was counted plus
-   the aggregate update. Redelivered copies whose old batch never got its slice are adopted here.
+   the aggregate update. Redelivered copies whose old batch never got its slice are adopted here. A cell
+   whose transaction fails never fails another cell (``logic/ingest_cells.py``).
 4. outcome counters.
 
-Unknown customers or meters, and events lacking the property their meter aggregates, are parked as
-``failed`` with a reason; once the catalog is fixed an operator replays them and they end as ``replay``.
+Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
+number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
+catalog (or the value) is fixed the event is sent again and ends as ``replay``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from neruba.domain.ingest import (
     hour_bucket,
     matches_filters,
     meter_value,
+    property_number_problems,
 )
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.logic.ingest_cells import CellEvent, count_cell
 from neruba.models.catalog import Meter
 
 
@@ -119,6 +124,7 @@ class IngestBatch:
     counted: list[_Counted] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failed_messages: list[str] = field(default_factory=list)
+    written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -146,6 +152,7 @@ class IngestBatch:
             raise
         if outcome:
             self.outcomes[outcome] += 1
+            self.written[event.key] = outcome
         return outcome or "redelivered"
 
     def _write(self, event: QueuedEvent) -> str | None:
@@ -155,11 +162,16 @@ class IngestBatch:
             return self._park(event, "unknown_customer", f"no customer {event.customer_id!r}")
         if meter is None:
             return self._park(event, "unknown_meter", f"no meter with code {event.code!r}")
+        for name, code in property_number_problems(event.properties)[:1]:
+            message = f"property {name!r}: {NUMBER_RULES[code]}"
+            return self._park(event, code, message, uncounted=self._ref(event, meter))
         value: Any = None
         applies = matches_filters(meter.filters, event.properties)
         if applies:
             try:
-                value = meter_value(meter.aggregation, meter.field, event.properties)
+                value = meter_value(
+                    meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative
+                )
             except InvalidPropertyError as exc:
                 return self._park(event, exc.code, str(exc))
         billed = self.catalog.billed_through.get(event.customer_id)
@@ -192,13 +204,31 @@ class IngestBatch:
         self.usage.append_history(event.customer_id, event.transaction_id, entry)
         return "conflict"
 
-    def _park(self, event: QueuedEvent, reason: str, message: str) -> str | None:
-        """Record a ``failed`` outcome without touching an accepted event."""
+    def _park(
+        self, event: QueuedEvent, reason: str, message: str, uncounted: GroupRef | None = None
+    ) -> str | None:
+        """Record a ``failed`` outcome without touching a counted event.
+
+        With ``uncounted`` (the cell of an event that can never be counted), an ``accepted`` item this same
+        copy wrote earlier whose batch never counted it (written before the rule, its cell failing since)
+        is parked too: an event reads ``accepted`` only when it is counted or will be.
+        """
         item = self._item(event, status="failed", late=False)
         item.update({"reason": reason, "reason_msg": message})
         put = self.usage.put_event(item, replace_failed=False)
         if put.old is not None and put.old.get("st") == "accepted":
-            return None  # an accepted copy stands; nothing to park
+            old_batch = str(put.old.get("bk"))
+            if uncounted is None or put.old.get("cid") != event.copy_id:
+                return None  # an accepted copy stands; nothing to park
+            held = uncounted.slice_key(old_batch)
+            if (held["pk"]["S"], held["sk"]["S"]) in self.usage.existing_slices([held]):
+                return None  # counted by its batch
+            if not self.usage.park_uncounted(
+                event.customer_id, event.transaction_id, old_batch, reason, message
+            ):
+                return None
+            self._moved_to_failed(event.key)
+            return None  # the accepted outcome was recorded by the earlier attempt; now it is failed
         if put.old is not None:
             entry = self._entry(event, "failed")
             entry["r"] = reason
@@ -206,9 +236,15 @@ class IngestBatch:
         return "failed"
 
     def finish(self) -> list[str]:
-        """Count what was written; returns the message ids whose counting failed (to be retried)."""
+        """Count what was written; returns the message ids whose counting failed (to be retried).
+
+        Each cell is written on its own: a cell that fails never fails another. A transient failure
+        (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
+        other failure isolates the cell (``ingest_cells.count_cell``): its events are counted one by one
+        and the one that cannot be written is parked ``failed`` with its reason.
+        """
         writes = GroupWrites(self.batch_id)
-        members: dict[tuple[str, GroupRef], list[str]] = defaultdict(list)
+        members: dict[tuple[str, GroupRef], list[CellEvent]] = defaultdict(list)
         adopted = self._uncounted_redeliveries()
         for item in self.counted:
             if item.old_batch is not None and item.event.key not in adopted:
@@ -229,16 +265,28 @@ class IngestBatch:
                 late=item.late,
                 recount=recount,
             )
-            members[(part, ref)].append(event.message_id)
+            held_by = recount.old_batch if recount is not None else part  # the event's bk until counted
+            members[(part, ref)].append(
+                CellEvent(
+                    event.message_id, event.transaction_id, event.timestamp, item.value, item.late, held_by
+                )
+            )
         failed = list(self.failed_messages)
         for part, write in writes.parts():
-            try:
-                self.usage.count_group(part, write, self.now)
-            except Exception:
-                failed.extend(members[(part, write.ref)])
+            result = count_cell(self.usage, part, write, members[(part, write.ref)], self.now)
+            failed.extend(result.retry)
+            for transaction_id in result.parked:
+                self._moved_to_failed((write.ref.customer_id, transaction_id))
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
         self.usage.add_outcomes({minute: dict(self.outcomes)})
         return failed
+
+    def _moved_to_failed(self, key: tuple[str, str]) -> None:
+        """An event parked after it was put ``accepted`` now counts as ``failed`` (a copy accepted by an
+        earlier batch is moved in this minute's counters)."""
+        outcome = self.written.get(key, "accepted")
+        self.outcomes[outcome] -= 1
+        self.outcomes["failed"] += 1
 
     @staticmethod
     def _ref(event: QueuedEvent, meter: Meter) -> GroupRef:

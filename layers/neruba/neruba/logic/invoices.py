@@ -17,6 +17,9 @@ from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.locks import parse_ts
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing_corrections import answer as correction_answer
+from neruba.logic.billing_corrections import billing_ended, correction_invoice, issue_now
+from neruba.logic.billing_finalize import UNRATED_KINDS
 from neruba.logic.billing_worker import Billing, adjustment_record, line_deltas, rated_lines
 from neruba.models.billing import BillingRunRequest, RerunRequest
 
@@ -89,6 +92,7 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
                 "aggregate": {"aggregation": source.get("aggregation"), "quantity": line.get("quantity")},
                 "hours": source.get("hours"),
                 "events": source.get("events"),
+                **(adjustment_figures(line) if line.get("kind") == "adjustment" else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -101,6 +105,7 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
                 ],
                 "credits_applied_minor": sum(int(a["amount_minor"]) for a in applied),
                 "references": line.get("references"),
+                **_original(line),
             }
         )
     return {
@@ -113,8 +118,37 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
         "subtotal_minor": invoice.get("subtotal_minor"),
         "credits_applied_minor": invoice.get("credits_applied_minor"),
         "total_minor": invoice.get("total_minor"),
+        "corrects": invoice.get("corrects"),
         "lines": lines,
     }
+
+
+def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
+    """An adjustment line's own figures for explain: ``hours`` and ``events`` are the difference between
+    the re-rating and what was billed (None when the line does not record them), and ``adjustment``
+    holds ``billed``, ``rerated`` and ``difference`` (the line's quantity and amount)."""
+    source = line.get("source") or {}
+    billed, rerated = source.get("billed"), source.get("rerated")
+    if not (isinstance(billed, dict) and isinstance(rerated, dict)):
+        return {"hours": None, "events": None, "adjustment": None}
+    diff = {
+        name: int(rerated[name]) - int(billed[name])
+        if rerated.get(name) is not None and billed.get(name) is not None
+        else None
+        for name in ("hours", "events")
+    }
+    difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
+    return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+
+
+def _original(line: dict[str, Any]) -> dict[str, Any]:
+    """For an adjustment line: the finalized invoice and line it corrects (its quantity and amount are
+    the adjustment's own units, not the original's)."""
+    references = line.get("references") or {}
+    if line.get("kind") != "adjustment" or not references.get("invoice_id"):
+        return {}
+    keys = ("invoice_id", "number", "line_id")
+    return {"original": {key: references.get(key) for key in keys}}
 
 
 def _audit(
@@ -223,10 +257,12 @@ def rerun_invoice(
     request_id: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Recompute a draft in place, or correct a finalized invoice with adjustments on the next invoice.
+    """Recompute a draft in place, or correct a finalized invoice.
 
     A finalized invoice is never edited: the differences between its lines (plus earlier corrections) and
-    a fresh rating become ``pending`` adjustment lines that the subscription's next invoice carries.
+    a fresh rating become ``pending`` adjustment lines that the subscription's next invoice carries; when
+    the subscription's billing has ended there is no next invoice, so they are billed at once on a
+    correction invoice or credit note of their own (``logic.billing_corrections``).
     """
     from neruba.logic.billing_finalize import recompute_draft
 
@@ -234,6 +270,7 @@ def rerun_invoice(
     fingerprint = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
     replayed = idempotency.replay(ctx.billing, "invoice-rerun", idempotency_key, fingerprint)
     if replayed is not None:
+        _issue_correction(ctx, replayed, now)  # the first attempt may have stopped before issuing it
         return dict(replayed)
     invoice = get_invoice(ctx.invoices, invoice_id)
     from neruba.observability import logger
@@ -241,9 +278,10 @@ def rerun_invoice(
     logger.append_keys(customer_id=invoice.get("customer_id"), subscription_id=invoice.get("subscription_id"))
     if invoice["status"] == "void":
         raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
-    if invoice.get("kind") == "topup" and invoice["status"] != "draft":
+    if invoice.get("kind") in UNRATED_KINDS and invoice["status"] != "draft":
         raise InvalidRequestError(
-            "A top-up invoice has no usage to recompute; void it instead.", code="invoice_not_rated"
+            "A top-up or correction invoice has no usage to recompute; rerun the invoice it corrects.",
+            code="invoice_not_rated",
         )
     actions: list[dict[str, Any]]
     if invoice["status"] == "draft":
@@ -262,26 +300,38 @@ def rerun_invoice(
             rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
         )
         deltas = line_deltas(invoice, rerated, ctx.billing.adjustments(str(invoice["subscription_id"])))
-        actions = [
-            ctx.billing.adjustment_put_item(
-                str(invoice["subscription_id"]), adjustment_record(d, "pending", None, now)
-            )
-            for d in deltas
-        ]
-        result = {
-            "object": "invoice_rerun",
-            "invoice_id": invoice_id,
-            "action": "adjustment_pending" if deltas else "unchanged",
-            "invoice": public(invoice),
-            "correction": {
-                "type": "adjustment",
-                "applies_to": "the subscription's next invoice",
-                "lines": deltas,
-                "amount_minor": sum(int(d["amount_minor"]) for d in deltas),
+        if billing_ended(ctx, str(invoice["subscription_id"])):
+            # no next invoice will ever exist: bill the differences (and anything left pending) now
+            correction, actions = correction_invoice(ctx, invoice, deltas, now)
+            result = {
+                "object": "invoice_rerun",
+                "invoice_id": invoice_id,
+                "action": "correction_invoiced" if correction else "unchanged",
+                "invoice": public(invoice),
+                "correction": correction_answer(correction) if correction else None,
             }
-            if deltas
-            else None,
-        }
+        else:
+            actions = [
+                ctx.billing.adjustment_put_item(
+                    str(invoice["subscription_id"]), adjustment_record(d, "pending", None, now)
+                )
+                for d in deltas
+            ]
+            actions += [ctx.billing.state_unchanged_item(str(invoice["subscription_id"]))] if deltas else []
+            result = {
+                "object": "invoice_rerun",
+                "invoice_id": invoice_id,
+                "action": "adjustment_pending" if deltas else "unchanged",
+                "invoice": public(invoice),
+                "correction": {
+                    "type": "adjustment",
+                    "applies_to": "the subscription's next invoice",
+                    "lines": deltas,
+                    "amount_minor": sum(int(d["amount_minor"]) for d in deltas),
+                }
+                if deltas
+                else None,
+            }
     actions.append(
         _audit(
             ctx,
@@ -308,4 +358,12 @@ def rerun_invoice(
         transact(actions)
     except TransactionCancelledError as exc:
         raise ConflictError("The invoice changed meanwhile; try again.", code="invoice_conflict") from exc
+    _issue_correction(ctx, result, now)
     return result
+
+
+def _issue_correction(ctx: Billing, result: dict[str, Any], now: datetime) -> None:
+    """Finalize and send to Stripe the correction invoice a rerun wrote (nothing for other answers)."""
+    correction = result.get("correction") or {}
+    if correction.get("type") in ("correction_invoice", "credit_note"):
+        issue_now(ctx, str(correction["invoice_id"]), now)

@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from neruba.dal.ledger import LedgerRepository
+from neruba.dal.payments import PaymentsRepository
 from neruba.domain.credits import CreditApplication, CreditGrant, with_kinds
 from neruba.domain.ledger import Entry, Posting, credit, debit
+from neruba.domain.payments import PaymentRecord
 
 DisputeStatus = Literal["created", "won", "lost"]
 AdjustmentReason = Literal["goodwill", "correction", "refund", "dispute"]
@@ -30,6 +32,10 @@ ADJUSTMENT_ACCOUNTS: dict[str, str] = {
     "refund": "refunds",
     "dispute": "dispute_losses",
 }
+LOWERS_ONLY: frozenset[str] = frozenset({"goodwill", "refund", "dispute"})
+"""Reason codes that only ever lower the amount due (a positive ``amount_minor``): goodwill, a refund
+given as balance and a balance written off as disputed cannot make the customer owe more. Only
+``correction`` goes both ways (negative: the customer was under-billed)."""
 
 
 ItemsFor = Callable[[Posting], Sequence[dict[str, Any]]]
@@ -38,6 +44,10 @@ ItemsFor = Callable[[Posting], Sequence[dict[str, Any]]]
 
 class EmptyPostingError(ValueError):
     """Nothing to post (an invoice of subtotal 0 with no credit applied)."""
+
+
+class AdjustmentDirectionError(ValueError):
+    """The sign of an adjustment contradicts its reason code (e.g. goodwill raising the amount due)."""
 
 
 class DisputeStateError(ValueError):
@@ -200,8 +210,10 @@ def record_payment(
     extra_items: Sequence[dict[str, Any]] = (),
     items_for: ItemsFor | None = None,
 ) -> Posting:
-    """Money received: debit ``cash``, credit ``receivable``."""
+    """Money received: debit ``cash``, credit ``receivable``; the payment record (what is refundable of
+    it, ``neruba.dal.payments``) is written in the same transaction."""
     amount = _positive(amount_minor)
+    record = PaymentRecord(customer_id, payment_id, invoice_id, currency, paid_minor=amount)
     return _post(
         repo,
         customer_id=customer_id,
@@ -214,7 +226,7 @@ def record_payment(
         actor=actor,
         at=at,
         metadata={"invoice_id": invoice_id, **(metadata or {})},
-        extra_items=extra_items,
+        extra_items=[*PaymentsRepository(repo.table_name).create_items(record), *extra_items],
         items_for=items_for,
     )
 
@@ -229,15 +241,21 @@ def record_refund(
     idempotency_key: str,
     source: str,
     actor: str,
-    payment_id: str | None = None,
-    invoice_id: str | None = None,
+    payment: PaymentRecord,
     at: datetime | None = None,
     metadata: Mapping[str, Any] | None = None,
     extra_items: Sequence[dict[str, Any]] = (),
     items_for: ItemsFor | None = None,
 ) -> Posting:
-    """Money given back: debit ``refunds`` (contra-revenue), credit ``cash``."""
+    """Money given back from ``payment``: debit ``refunds`` (contra-revenue), credit ``cash``.
+
+    Raises RefundableExceededError when the payment (as read) has less left; the write is conditional
+    on what is left when it lands, and cash may not go below zero (LedgerConflictError otherwise).
+    """
     amount = _positive(amount_minor)
+    _same_payment(payment, customer_id, currency).refund(amount)
+    payment_id, invoice_id = payment.payment_id, payment.invoice_id
+    tracker = PaymentsRepository(repo.table_name).refund_item(payment, amount)
     return _post(
         repo,
         customer_id=customer_id,
@@ -250,9 +268,15 @@ def record_refund(
         actor=actor,
         at=at,
         metadata={"payment_id": payment_id, "invoice_id": invoice_id, **(metadata or {})},
-        extra_items=extra_items,
+        extra_items=[tracker, *extra_items],
         items_for=items_for,
     )
+
+
+def _same_payment(payment: PaymentRecord, customer_id: str, currency: str) -> PaymentRecord:
+    if payment.customer_id != customer_id or payment.currency != currency:
+        raise ValueError(f"payment {payment.payment_id} is not a {currency} payment of {customer_id}")
+    return payment
 
 
 def record_dispute(
@@ -266,8 +290,7 @@ def record_dispute(
     source: str,
     actor: str,
     amount_minor: int | None = None,
-    payment_id: str | None = None,
-    invoice_id: str | None = None,
+    payment: PaymentRecord | None = None,
     at: datetime | None = None,
     metadata: Mapping[str, Any] | None = None,
     extra_items: Sequence[dict[str, Any]] = (),
@@ -276,15 +299,23 @@ def record_dispute(
     """A dispute opens (debit ``disputes``, credit ``cash``: the funds are held), is won (the reverse)
     or lost (debit ``dispute_losses``, credit ``disputes``: written off).
 
-    Opening needs ``amount_minor``; closing takes the amount of the open dispute. Raises
-    DisputeStateError for an unknown dispute or one already closed (unless this is a retry).
+    Opening needs ``amount_minor`` and the ``payment`` disputed (RefundableExceededError when it has
+    less left; the payment record moves in the same transaction, conditionally); closing takes the
+    amount and payment of the open dispute. Raises DisputeStateError for an unknown dispute or one
+    already closed (unless this is a retry).
     """
     from neruba.dal.ledger_extra import DisputesRepository
 
     disputes = DisputesRepository(repo.table_name)
+    payments = PaymentsRepository(repo.table_name)
     moment = at or datetime.now(UTC)
     if status == "created":
         amount = _positive(amount_minor or 0)
+        if payment is None:
+            raise ValueError("a dispute opens against a payment")
+        _same_payment(payment, customer_id, currency).open_dispute(amount)
+        payment_id: str | None = payment.payment_id
+        invoice_id: str | None = payment.invoice_id
         record: dict[str, Any] = {
             "id": dispute_id,
             "object": "dispute",
@@ -294,10 +325,11 @@ def record_dispute(
             "payment_id": payment_id,
             "invoice_id": invoice_id,
             "status": "open",
+            "payment_tracked": True,
             "created_at": moment.isoformat(),
         }
         entries = [debit("disputes", amount), credit("cash", amount)]
-        items = [disputes.open_item(record)]
+        items = [disputes.open_item(record), payments.dispute_open_item(payment, amount)]
     else:
         stored = repo.stored_posting(customer_id, idempotency_key)
         if stored is not None:
@@ -310,13 +342,15 @@ def record_dispute(
             raise DisputeStateError(f"dispute {dispute_id!r} is already {record['status']}")
         amount = int(record["amount_minor"])
         currency = record["currency"]
-        payment_id = payment_id or record.get("payment_id")
-        invoice_id = invoice_id or record.get("invoice_id")
+        payment_id, invoice_id = record.get("payment_id"), record.get("invoice_id")
         if status == "won":
             entries = [debit("cash", amount), credit("disputes", amount)]
         else:
             entries = [debit("dispute_losses", amount), credit("disputes", amount)]
         items = [disputes.close_item(record, status, moment)]
+        disputed = payments.get(customer_id, str(payment_id)) if record.get("payment_tracked") else None
+        if disputed is not None:  # disputes recorded before payment records existed move only the ledger
+            items.append(payments.dispute_close_item(disputed, amount, status))
     return _post(
         repo,
         customer_id=customer_id,
@@ -336,7 +370,8 @@ def record_dispute(
 
 def adjustment_entries(amount_minor: int, reason_code: AdjustmentReason) -> list[Entry]:
     """Entries of a balance correction: a positive amount lowers what the customer owes (credit
-    ``receivable``, charged to the reason's account), a negative one raises it (the reverse).
+    ``receivable``, charged to the reason's account), a negative one raises it (the reverse, for
+    ``correction`` only: AdjustmentDirectionError for the codes in ``LOWERS_ONLY``).
 
     Example:
         >>> [e.to_dict() for e in adjustment_entries(250, "goodwill")]
@@ -344,6 +379,10 @@ def adjustment_entries(amount_minor: int, reason_code: AdjustmentReason) -> list
     """
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor == 0:
         raise ValueError("an adjustment is a non-zero integer")
+    if amount_minor < 0 and reason_code in LOWERS_ONLY:
+        raise AdjustmentDirectionError(
+            f"a {reason_code} adjustment only lowers the amount due: amount_minor must be positive"
+        )
     account = ADJUSTMENT_ACCOUNTS[reason_code]
     size = abs(amount_minor)
     if amount_minor > 0:

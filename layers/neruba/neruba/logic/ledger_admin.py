@@ -19,6 +19,7 @@ from neruba import jsonutil
 from neruba.dal.audit import AuditRepository
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.domain.ledger import Posting, summarise
+from neruba.domain.payments import PaymentRecord
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.models.catalog import Customer
 from neruba.models.ledger import (
@@ -46,6 +47,7 @@ class Stores:
     ledger: LedgerRepository
     audit: AuditRepository
     customer: Callable[[str], Customer | None]
+    invoice: Callable[[str], dict[str, Any] | None] = lambda _: None
 
 
 def _hash(*parts: Any) -> str:
@@ -279,42 +281,95 @@ def _money_action(
 
 
 def adjust(stores: Stores, op: Operator, customer_id: str, body: BalanceAdjustment) -> dict[str, Any]:
-    from neruba.logic.ledger import adjust_balance
+    from neruba.logic.ledger import AdjustmentDirectionError, adjust_balance
 
     def run(*, currency: str, key: str, meta: dict[str, Any], target: str, audit: Any) -> Posting:
-        return adjust_balance(
-            stores.ledger,
-            customer_id=customer_id,
-            currency=currency,
-            amount_minor=body.amount_minor,
-            reason_code=body.reason_code,
-            idempotency_key=key,
-            actor=op.actor,
-            metadata=meta,
-            items_for=audit,
-        )
+        try:
+            return adjust_balance(
+                stores.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=body.amount_minor,
+                reason_code=body.reason_code,
+                idempotency_key=key,
+                actor=op.actor,
+                metadata=meta,
+                items_for=audit,
+            )
+        except AdjustmentDirectionError as exc:
+            raise InvalidRequestError(
+                f"{str(exc)[0].upper()}{str(exc)[1:]} (only a correction may raise it, with a negative"
+                " amount_minor).",
+                code="adjustment_direction_invalid",
+                param="amount_minor",
+            ) from exc
 
     posting, currency, _ = _money_action(stores, op, customer_id, body, "balance_adjustment", run, "adj_")
     return {**posting.to_dict(), "balance": balance_view(stores, customer_id, currency)}
+
+
+def _payment_for(
+    stores: Stores, customer_id: str, currency: str, body: RefundCreate | DisputeCreate, action: str
+) -> PaymentRecord:
+    """The payment the refund or dispute takes back from (rules in ``neruba.logic.payments``)."""
+    from neruba.dal.payments import PaymentsRepository
+    from neruba.logic.payments import PaymentTargetError, resolve_payment
+
+    try:
+        return resolve_payment(
+            PaymentsRepository(stores.ledger.table_name),
+            customer_id=customer_id,
+            currency=currency,
+            amount_minor=body.amount_minor,
+            action="refund" if action == "refund" else "dispute",
+            payment_id=body.payment_id,
+            invoice_id=body.invoice_id,
+            invoice=stores.invoice,
+        )
+    except PaymentTargetError as exc:
+        error = {"not_found": NotFoundError, "conflict": ConflictError}.get(exc.kind, InvalidRequestError)
+        raise error(exc.message, code=exc.code, param=exc.param) from exc
+
+
+def _take_back(
+    stores: Stores, customer_id: str, currency: str, body: Any, action: str, write: Callable[..., Posting]
+) -> Posting:
+    """Resolve the payment, write; when the conditional write lost a race, say which rule it broke."""
+    payment = _payment_for(stores, customer_id, currency, body, action)
+    try:
+        return write(payment)
+    except LedgerConflictError:
+        _payment_for(stores, customer_id, currency, body, action)  # raises when the payment has too little
+        raise ConflictError(
+            f"The {action} would take the customer's cash below zero.",
+            code="cash_would_go_negative",
+            param="amount_minor",
+        ) from None
 
 
 def refund(stores: Stores, op: Operator, customer_id: str, body: RefundCreate) -> dict[str, Any]:
     from neruba.logic.ledger import record_refund
 
     def run(*, currency: str, key: str, meta: dict[str, Any], target: str, audit: Any) -> Posting:
-        return record_refund(
-            stores.ledger,
-            customer_id=customer_id,
-            currency=currency,
-            amount_minor=body.amount_minor,
-            refund_id=target,
-            idempotency_key=key,
-            source="operator",
-            actor=op.actor,
-            payment_id=body.payment_id,
-            invoice_id=body.invoice_id,
-            metadata=meta,
-            items_for=audit,
+        return _take_back(
+            stores,
+            customer_id,
+            currency,
+            body,
+            "refund",
+            lambda payment: record_refund(
+                stores.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=body.amount_minor,
+                refund_id=target,
+                idempotency_key=key,
+                source="operator",
+                actor=op.actor,
+                payment=payment,
+                metadata=meta,
+                items_for=audit,
+            ),
         )
 
     posting, currency, refund_id = _money_action(stores, op, customer_id, body, "refund", run, "re_")
@@ -324,8 +379,8 @@ def refund(stores: Stores, op: Operator, customer_id: str, body: RefundCreate) -
         "customer_id": customer_id,
         "currency": currency,
         "amount_minor": body.amount_minor,
-        "payment_id": body.payment_id,
-        "invoice_id": body.invoice_id,
+        "payment_id": posting.metadata.get("payment_id"),
+        "invoice_id": posting.metadata.get("invoice_id"),
         "posting_id": posting.posting_id,
         "created_at": posting.at.isoformat(),
     }
@@ -336,20 +391,26 @@ def open_dispute(stores: Stores, op: Operator, customer_id: str, body: DisputeCr
     from neruba.logic.ledger import record_dispute
 
     def run(*, currency: str, key: str, meta: dict[str, Any], target: str, audit: Any) -> Posting:
-        return record_dispute(
-            stores.ledger,
-            customer_id=customer_id,
-            currency=currency,
-            dispute_id=target,
-            status="created",
-            amount_minor=body.amount_minor,
-            idempotency_key=key,
-            source="operator",
-            actor=op.actor,
-            payment_id=body.payment_id,
-            invoice_id=body.invoice_id,
-            metadata=meta,
-            items_for=audit,
+        return _take_back(
+            stores,
+            customer_id,
+            currency,
+            body,
+            "dispute",
+            lambda payment: record_dispute(
+                stores.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                dispute_id=target,
+                status="created",
+                amount_minor=body.amount_minor,
+                idempotency_key=key,
+                source="operator",
+                actor=op.actor,
+                payment=payment,
+                metadata=meta,
+                items_for=audit,
+            ),
         )
 
     posting, _, dispute_id = _money_action(stores, op, customer_id, body, "dispute", run, "dp_")

@@ -12,26 +12,36 @@ redelivery or two events describing the same object post once (see docs/stripe.m
 Example::
 
     effects = LedgerEffects()
-    effects.invoice_paid(invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=1200,
+    invoice = effects.invoice("in_1")
+    plan = stripe_checks.check_payment(invoice, claim)       # a PaymentPlan, or a Park (nothing applied)
+    effects.invoice_paid(invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=plan.post_minor,
                          stripe_invoice_id="in_S1", payment_id="ch_1",
-                         idempotency_key="stripe:payment:ch_1", at=now)
+                         idempotency_key="stripe:payment:ch_1", at=now, plan=plan)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from neruba.dal.billing import TransactionCancelledError
 from neruba.dal.catalog import CatalogRepository
 from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.dal.ledger_extra import DisputesRepository
+from neruba.dal.payments import PaymentsRepository
 from neruba.dal.stripe_events import RefundLevels
+from neruba.domain.payments import PaymentRecord
 from neruba.logic import ledger
-from neruba.logic.stripe_ports import DisputeResult, EffectResult
+from neruba.logic.payments import PaymentTargetError, resolve_payment
+from neruba.logic.stripe_ports import DisputeResult, EffectConflictError, EffectRefusedError, EffectResult
+
+if TYPE_CHECKING:
+    from neruba.logic.stripe_checks import PaymentPlan
 from neruba.settings import get_settings
 
 SOURCE = "stripe"
+"""Postings that take money back from an invoice's payments (+) or return it (-)."""
 ACTOR = "stripe:webhook"
 
 
@@ -72,6 +82,45 @@ class LedgerEffects:
     def _seen(self, customer_id: str, idempotency_key: str) -> bool:
         return self.ledger.stored_posting(customer_id, idempotency_key) is not None
 
+    def _payment(
+        self,
+        action: str,
+        *,
+        customer_id: str,
+        currency: str,
+        amount_minor: int,
+        charge_id: str,
+        invoice_id: str,
+    ) -> PaymentRecord:
+        """The payment a Stripe refund or dispute takes back from: the charge's, else the invoice's (a
+        payment recorded by payment intent). Beyond what it still has refundable, or of no payment we
+        received: EffectRefusedError (the event is parked for an operator, nothing is posted)."""
+        payments = PaymentsRepository(self.ledger.table_name)
+        by_charge = payments.get(customer_id, charge_id) is not None
+        try:
+            return resolve_payment(
+                payments,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=amount_minor,
+                action="refund" if action == "refund" else "dispute",
+                payment_id=charge_id if by_charge else None,
+                invoice_id=None if by_charge else invoice_id,
+            )
+        except PaymentTargetError as exc:
+            raise EffectRefusedError(f"{exc.code}: Stripe {action} of {amount_minor}: {exc.message}") from exc
+
+    def _refusing_races(self, action: str, write: Any, **target: Any) -> None:
+        """Write; when its conditional write lost a race, decide again on what is left now."""
+        try:
+            write(self._payment(action, **target))
+        except LedgerConflictError:
+            self._payment(action, **target)  # raises EffectRefusedError when too little is left now
+            raise
+
+    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+        return self.invoices.get(invoice_id)
+
     def invoice_paid(
         self,
         *,
@@ -83,12 +132,31 @@ class LedgerEffects:
         payment_id: str,
         idempotency_key: str,
         at: datetime,
+        plan: PaymentPlan,
     ) -> EffectResult:
-        if amount_minor == 0:  # fully covered by credits: nothing was collected, nothing to post
-            posted = "nothing collected"
-            new = False
-        else:
-            new = not self._seen(customer_id, idempotency_key)
+        if not plan.changes:
+            return EffectResult(
+                "already_applied", f"nothing new: {plan.paid_after} paid, {plan.remaining_minor} remaining"
+            )
+        if amount_minor > 0 and self._seen(customer_id, idempotency_key):
+            return EffectResult("already_applied", f"payment {payment_id} already posted")
+        record = self.invoices.payment_item(
+            invoice_id,
+            status_before=plan.status_before,
+            status_after=plan.status_after,
+            paid_before=plan.paid_before,
+            paid_after=plan.paid_after,
+            remaining=plan.remaining_minor,
+        )
+        moved = (
+            f"invoice {plan.status_before} -> {plan.status_after}"
+            if plan.status_after != plan.status_before
+            else f"invoice stays {plan.status_after}, {plan.remaining_minor} remaining"
+        )
+        try:
+            if amount_minor == 0:  # nothing collected (covered by credits): only the status moves
+                self.invoices.transact([record])
+                return EffectResult("applied", f"nothing collected; {moved}")
             ledger.record_payment(
                 self.ledger,
                 customer_id=customer_id,
@@ -101,12 +169,11 @@ class LedgerEffects:
                 invoice_id=invoice_id,
                 at=at,
                 metadata={"stripe_invoice_id": stripe_invoice_id},
+                extra_items=[record],
             )
-            posted = f"payment {payment_id} posted" if new else f"payment {payment_id} already posted"
-        moved = _move_invoice(self.invoices, invoice_id, "paid")
-        if new or moved.outcome == "applied":
-            return EffectResult("applied", f"{posted}; {moved.detail}")
-        return EffectResult("already_applied", f"{posted}; {moved.detail}")
+        except (LedgerConflictError, TransactionCancelledError) as exc:
+            raise EffectConflictError(f"invoice {invoice_id} changed meanwhile") from exc
+        return EffectResult("applied", f"payment {payment_id} of {amount_minor} posted; {moved}")
 
     def invoice_payment_failed(
         self,
@@ -146,19 +213,27 @@ class LedgerEffects:
             extra.append(self.refund_levels.move_item(charge_id, level, refunded_total_minor))
         if amount_minor == 0:
             return EffectResult("skipped", "refund of 0")
-        ledger.record_refund(
-            self.ledger,
+        amount = amount_minor
+        self._refusing_races(
+            "refund",
+            lambda payment: ledger.record_refund(
+                self.ledger,
+                customer_id=customer_id,
+                currency=currency,
+                amount_minor=amount,
+                refund_id=refund_id or charge_id,
+                idempotency_key=idempotency_key,
+                source=SOURCE,
+                actor=ACTOR,
+                payment=payment,
+                at=at,
+                extra_items=extra,
+            ),
             customer_id=customer_id,
             currency=currency,
-            amount_minor=amount_minor,
-            refund_id=refund_id or charge_id,
-            idempotency_key=idempotency_key,
-            source=SOURCE,
-            actor=ACTOR,
-            payment_id=charge_id,
+            amount_minor=amount,
+            charge_id=charge_id,
             invoice_id=invoice_id,
-            at=at,
-            extra_items=extra,
         )
         return EffectResult("applied", f"refund of {amount_minor} posted")
 
@@ -176,20 +251,29 @@ class LedgerEffects:
     ) -> EffectResult:
         if self._seen(customer_id, idempotency_key):
             return EffectResult("already_applied", "dispute already opened")
+        if DisputesRepository(self.ledger.table_name).get(dispute_id) is not None:
+            return EffectResult("skipped", f"dispute {dispute_id} already recorded (by an operator)")
         try:
-            ledger.record_dispute(
-                self.ledger,
+            self._refusing_races(
+                "dispute",
+                lambda payment: ledger.record_dispute(
+                    self.ledger,
+                    customer_id=customer_id,
+                    currency=currency,
+                    dispute_id=dispute_id,
+                    status="created",
+                    idempotency_key=idempotency_key,
+                    source=SOURCE,
+                    actor=ACTOR,
+                    amount_minor=amount_minor,
+                    payment=payment,
+                    at=at,
+                ),
                 customer_id=customer_id,
                 currency=currency,
-                dispute_id=dispute_id,
-                status="created",
-                idempotency_key=idempotency_key,
-                source=SOURCE,
-                actor=ACTOR,
                 amount_minor=amount_minor,
-                payment_id=charge_id,
+                charge_id=charge_id,
                 invoice_id=invoice_id,
-                at=at,
             )
         except LedgerConflictError:
             if DisputesRepository(self.ledger.table_name).get(dispute_id) is None:
@@ -222,8 +306,6 @@ class LedgerEffects:
                 idempotency_key=idempotency_key,
                 source=SOURCE,
                 actor=ACTOR,
-                payment_id=charge_id,
-                invoice_id=invoice_id,
                 at=at,
             )
         except ledger.DisputeStateError as exc:  # closed otherwise before (an operator, another event)

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from neruba.logic.stripe_checks import PaymentPlan
 
 EffectOutcome = Literal["applied", "already_applied", "skipped"]
 DisputeResult = Literal["won", "lost"]
@@ -37,8 +40,24 @@ class EffectResult:
     detail: str = ""
 
 
+class EffectRefusedError(Exception):
+    """An effect that must not be applied as the event states it (a refund or dispute beyond what the
+    payment still has refundable, or of a payment we never received): the event is parked ``failed``
+    with outcome ``needs_operator`` and the reason, for an operator to settle and replay."""
+
+
+class EffectConflictError(Exception):
+    """What the effect was decided on (the invoice's status or paid total) changed meanwhile: decide
+    again on a fresh read."""
+
+
 class StripeEffects(Protocol):
     """The money and invoice effects of Stripe events. Every method is idempotent on ``idempotency_key``."""
+
+    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+        """The stored invoice (status, customer, currency, totals, ``amount_paid_minor``, the Stripe sync
+        record), read consistently; what every event is checked against."""
+        ...
 
     def invoice_paid(
         self,
@@ -51,9 +70,12 @@ class StripeEffects(Protocol):
         payment_id: str,
         idempotency_key: str,
         at: datetime,
+        plan: PaymentPlan,
     ) -> EffectResult:
-        """Post the payment ``payment_id`` (the Stripe charge, else payment intent, else invoice id;
-        receivable settled) and move the invoice to ``paid``."""
+        """Post ``amount_minor`` (``plan.post_minor``) as the payment ``payment_id`` (the Stripe charge,
+        else payment intent, else invoice id; receivable settled) and record the plan on the invoice
+        (paid total, remaining amount, ``paid`` when nothing remains) in the same transaction, conditional
+        on the invoice still being as the plan read it (else EffectConflictError)."""
         ...
 
     def invoice_payment_failed(

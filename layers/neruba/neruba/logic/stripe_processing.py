@@ -30,11 +30,18 @@ from typing import Any
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
-from neruba.logic.stripe_ports import EffectResult, StripeEffects
+from neruba.logic.stripe_checks import (
+    Park,
+    PaymentClaim,
+    check_payment,
+    identity_mismatch,
+)
+from neruba.logic.stripe_ports import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
+PAYMENTS = ("invoice.paid", "invoice.payment_succeeded")
 HANDLED = (
-    "invoice.paid",
+    *PAYMENTS,
     "invoice.payment_failed",
     "charge.refunded",
     "charge.dispute.created",
@@ -142,6 +149,8 @@ class Processor:
             result = self._dispatch(event, at)
         except (EventDataError, NerubaError) as exc:
             result = ProcessResult("failed", "invalid_event", error=str(exc))
+        except EffectRefusedError as exc:  # beyond what the payment has refundable: parked, nothing applied
+            result = ProcessResult("parked", "parked", error=str(exc)[:500])
         except Exception as exc:
             failed = ProcessResult("failed", "error", error=f"{type(exc).__name__}: {exc}"[:500])
             self._record(event_id, failed, trigger, at, audit)
@@ -168,7 +177,7 @@ class Processor:
     # ---------------------------------------------------------------- per type
     def _dispatch(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         kind = event.get("type")
-        if kind == "invoice.paid":
+        if kind in PAYMENTS:
             return self._invoice_paid(event, at)
         if kind == "invoice.payment_failed":
             return self._payment_failed(event, at)
@@ -198,16 +207,37 @@ class Processor:
         invoice_id, customer_id = ours
         currency = _str(obj, "currency").upper()
         payment_id = _opt(obj, "charge") or _opt(obj, "payment_intent") or _str(obj, "id")
-        effect = self.effects.invoice_paid(
-            invoice_id=invoice_id,
+        total = obj.get("total", obj.get("amount_due"))
+        claim = PaymentClaim(
             customer_id=customer_id,
             currency=currency,
-            amount_minor=_amount(obj, "amount_paid"),
             stripe_invoice_id=_str(obj, "id"),
-            payment_id=payment_id,
-            idempotency_key=f"stripe:payment:{payment_id}",
-            at=at,
+            stripe_customer_id=_opt(obj, "customer"),
+            amount_paid_minor=_amount(obj, "amount_paid"),
+            stripe_total_minor=total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
+        for _ in range(3):  # decided on the invoice read; decided again if it changed before the write
+            invoice = self.effects.invoice(invoice_id)
+            plan = check_payment(invoice, claim, invoice_id)
+            if isinstance(plan, Park):
+                return _parked(plan, invoice_id, invoice, customer_id)
+            try:
+                effect = self.effects.invoice_paid(
+                    invoice_id=invoice_id,
+                    customer_id=customer_id,
+                    currency=currency,
+                    amount_minor=plan.post_minor,
+                    stripe_invoice_id=claim.stripe_invoice_id,
+                    payment_id=payment_id,
+                    idempotency_key=f"stripe:payment:{payment_id}",
+                    at=at,
+                    plan=plan,
+                )
+            except EffectConflictError:
+                continue
+            break
+        else:
+            raise EffectConflictError(f"invoice {invoice_id} keeps changing")
         link = {
             "invoice_id": invoice_id,
             "customer_id": customer_id,
@@ -234,6 +264,12 @@ class Processor:
         if ours is None:
             return ProcessResult("ignored", "invoice not issued by neruba (no neruba metadata)")
         invoice_id, customer_id = ours
+        invoice = self.effects.invoice(invoice_id)
+        mismatch = identity_mismatch(
+            invoice, invoice_id, customer_id, _str(obj, "id"), _opt(obj, "customer"), _opt(obj, "currency")
+        )
+        if mismatch is not None:
+            return _parked(mismatch, invoice_id, invoice, customer_id)
         error = obj.get("last_finalization_error") or {}
         reason = str(
             obj.get("failure_reason")
@@ -292,6 +328,9 @@ class Processor:
         else:  # refunds not included (API versions since 2022-11-15): the charge's cumulative total
             total = _amount(obj, "amount_refunded")
             items.append((None, total, f"stripe:refund:{charge_id}:upto:{total}"))
+        park = _currency_mismatch("refund", obj, link)
+        if park is not None:
+            return _parked(park, link["invoice_id"], None, link["customer_id"])
         outcomes = []
         for refund_id, amount, key in items:
             effect = self.effects.charge_refunded(
@@ -311,6 +350,9 @@ class Processor:
     def _dispute_created(self, event: dict[str, Any], link: dict[str, Any], at: datetime) -> ProcessResult:
         obj = _obj(event)
         dispute_id = _str(obj, "id")
+        park = _currency_mismatch("dispute", obj, link)
+        if park is not None:
+            return _parked(park, link["invoice_id"], None, link["customer_id"])
         effect = self.effects.dispute_created(
             invoice_id=link["invoice_id"],
             customer_id=link["customer_id"],
@@ -343,6 +385,25 @@ class Processor:
             at=at,
         )
         return ProcessResult("processed", _outcome(f"dispute {status}", effect))
+
+
+def _currency_mismatch(kind: str, obj: dict[str, Any], link: dict[str, Any]) -> Park | None:
+    """A refund or dispute in another currency than the payment. (Taking back more than the payment still
+    has refundable is refused by the payment record's conditional write: ``EffectRefusedError``.)"""
+    currency = _opt(obj, "currency")
+    if currency is not None and currency.upper() != str(link["currency"]).upper():
+        return Park(
+            "currency_mismatch", f"the {kind} is in {currency.upper()}; the payment was in {link['currency']}"
+        )
+    return None
+
+
+def _parked(park: Park, invoice_id: str, invoice: dict[str, Any] | None, customer_id: str) -> ProcessResult:
+    """Nothing applied: the event waits for an operator (listed with ``status=parked``, replayable)."""
+    owner = str(invoice["customer_id"]) if invoice is not None else customer_id
+    return ProcessResult(
+        "parked", "parked", error=str(park), refs={"invoice_id": invoice_id, "customer_id": owner}
+    )
 
 
 def _outcome(what: str, effect: EffectResult) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from neruba import jsonutil
 from neruba.errors import InvalidRequestError, ServiceUnavailableError
 
 TOLERANCE_SECONDS = 300
@@ -88,8 +89,12 @@ def verify_signature(
 def parse_event(raw: bytes) -> dict[str, Any]:
     """The event as a dict; raise InvalidPayloadError when it is not a Stripe event."""
     try:
-        event = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        event = jsonutil.loads_untrusted(raw.decode("utf-8"))
+    except jsonutil.DuplicateKeyError as exc:
+        raise InvalidPayloadError(
+            f"The body names '{exc.key}' twice in one object.", code="duplicate_key"
+        ) from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # nesting too deep included (loads_untrusted)
         raise InvalidPayloadError("The body is not JSON.", code="invalid_json") from exc
     if not isinstance(event, dict):
         raise InvalidPayloadError("The body is not a JSON object.")

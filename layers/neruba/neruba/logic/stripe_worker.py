@@ -78,6 +78,12 @@ def process_message(body: str, *, trigger: str = "queue") -> str:
     if result.status == "failed":
         logger.error("stripe event failed", extra={"stripe_event_id": event_id, "error": result.error})
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)
+    elif result.status == "parked":
+        logger.warning(
+            "stripe event parked for an operator",
+            extra={"stripe_event_id": event_id, "reason": result.error, **result.refs},
+        )
+        metrics.add_metric(name="StripeEventsParked", unit="Count", value=1)
     else:
         if "payment_failed" in result.outcome:
             logger.warning("stripe payment failed", extra={"stripe_event_id": event_id, **result.refs})

@@ -1,6 +1,12 @@
 """The usage part of the consistency sweep: adopt events a crashed worker never counted, and
 recompute aggregates from raw events, repairing drift.
 
+Each batch and each cell is checked on its own: one that fails (a read error, a sum DynamoDB cannot
+store, throttling) is listed in ``failures`` with its ids and the error, and the check goes on with the
+rest. Uncounted events are counted through ``ingest_cells.count_cell``, as the worker counts them: an
+event that can never be counted (its addition would leave a sum DynamoDB cannot store) is parked
+``failed`` and reported as a repair of kind ``event_parked``.
+
 It works on the batches *processed* in a window of minutes (from their journals), which are old enough
 that no worker attempt can still be running on them (``settle``: longer than the worker's timeout).
 
@@ -20,8 +26,17 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
-from neruba.domain.ingest import GroupTotals, InvalidPropertyError, group_key, matches_filters, meter_value
+from neruba.domain.ingest import (
+    GroupTotals,
+    InvalidPropertyError,
+    group_key,
+    matches_filters,
+    meter_value,
+    property_number_problems,
+)
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.domain.usage import combine
+from neruba.logic.ingest_cells import CellEvent, count_cell
 
 SETTLE = timedelta(minutes=15)
 
@@ -39,6 +54,7 @@ class UsageSweepReport:
     drift_found: int = 0
     repaired: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -52,11 +68,27 @@ def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[Grou
     if not matches_filters(meter.filters, properties):
         return None
     try:
-        value = meter_value(meter.aggregation, meter.field, properties)
+        # an accepted event passed the negative-value rule when it was counted (the meter's setting may
+        # have changed since): recount it as it was counted
+        value = meter_value(meter.aggregation, meter.field, properties, allow_negative=True)
     except InvalidPropertyError:
         return None
     ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
     return ref, meter.aggregation, value
+
+
+def _number_problem(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
+    """The cell and the number rule of an event that can never be counted (a number DynamoDB cannot
+    store, accepted before the rule), else None."""
+    meter = catalog.meters.get(str(item["m"]))
+    if meter is None:
+        return None
+    properties = jsonutil.loads(item["p"])
+    problems = property_number_problems(properties)
+    if not problems:
+        return None
+    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    return ref, problems[0][1]
 
 
 def sweep_usage(
@@ -75,11 +107,25 @@ def sweep_usage(
     while minute < end:
         for batch, keys in usage.journals(minute):
             report.batches_checked += 1
-            cells |= _adopt_uncounted(usage, lookup, batch, keys, now, report)
+            try:
+                cells |= _adopt_uncounted(usage, lookup, batch, keys, now, report)
+            except Exception as exc:
+                report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
         minute += timedelta(minutes=1)
     for ref in sorted(cells, key=lambda r: (r.customer_id, r.meter_code, r.hour, r.group)):
-        _recompute(usage, lookup, ref, report)
+        try:
+            _recompute(usage, lookup, ref, report)
+        except Exception as exc:
+            report.failures.append({"kind": "recompute", **_cell_ids(ref), **_error(exc)})
     return report
+
+
+def _cell_ids(ref: GroupRef) -> dict[str, Any]:
+    return {"customer_id": ref.customer_id, "meter": ref.meter_code, "hour": ref.hour, "group": ref.group}
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _adopt_uncounted(
@@ -94,22 +140,38 @@ def _adopt_uncounted(
     report.events_checked += len(events)
     catalog = lookup({c for c, _ in events}, {str(e["m"]) for e in events.values()})
     ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
+    uncountable: dict[tuple[str, str], tuple[GroupRef, str]] = {}
     touched: set[GroupRef] = set()
     for key, item in events.items():
-        found = _ref_and_value(item, catalog) if item.get("st") == "accepted" else None
+        if item.get("st") != "accepted":
+            continue
+        found = _ref_and_value(item, catalog)
         if found is None:
+            problem = _number_problem(item, catalog)
+            if problem is not None and item.get("bk") == batch:
+                uncountable[key] = problem
             continue
         touched.add(found[0])
         if item.get("bk") == batch:
             ours[key] = found
-    existing = usage.existing_slices([ref.slice_key(batch) for ref, _, _ in ours.values()])
+    slices = [ref.slice_key(batch) for ref, _, _ in ours.values()]
+    existing = usage.existing_slices(slices + [ref.slice_key(batch) for ref, _ in uncountable.values()])
+    for (customer_id, transaction_id), (ref, code) in uncountable.items():
+        held = ref.slice_key(batch)
+        if (held["pk"]["S"], held["sk"]["S"]) in existing:
+            continue
+        if usage.park_uncounted(customer_id, transaction_id, batch, code, NUMBER_RULES[code]):
+            report.repaired += 1
+            entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": [transaction_id], "error": code}
+            report.repairs.append({"kind": "event_parked", **entry})
     writes = GroupWrites(f"sweep-{batch}")
+    members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
         slice_key = ref.slice_key(batch)
         if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
             continue
         at = str(events[(customer_id, transaction_id)]["ts"])
-        writes.add(
+        part = writes.add(
             ref,
             aggregation,
             transaction_id,
@@ -117,25 +179,24 @@ def _adopt_uncounted(
             value,
             recount=Recount(customer_id, transaction_id, batch, slice_key),
         )
+        cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
+        members.setdefault((part, ref), []).append(cell_event)
     for part, write in writes.parts():
         ref = write.ref
         report.uncounted_found += write.totals.count
-        entry = {
-            "kind": "uncounted",
-            "batch": batch,
-            "customer_id": ref.customer_id,
-            "meter": ref.meter_code,
-            "hour": ref.hour,
-            "transaction_ids": write.totals.transaction_ids,
-        }
-        try:
-            counted = usage.count_group(part, write, now)
-        except Exception as exc:  # contention: the next sweep tries again
-            report.repairs.append({**entry, "error": type(exc).__name__})
-            continue
-        if counted:
+        entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": write.totals.transaction_ids}
+        result = count_cell(usage, part, write, members[(part, ref)], now)
+        if result.retry:  # transient: the next sweep tries again
+            error = {"error": result.error or "not counted"}
+            report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
+        for transaction_id in result.parked:
             report.repaired += 1
-            report.repairs.append(entry)
+            report.repairs.append(
+                {"kind": "event_parked", **entry, "transaction_ids": [transaction_id], "error": result.error}
+            )
+        if result.counted:
+            report.repaired += 1
+            report.repairs.append({"kind": "uncounted", **entry})
     return touched
 
 
@@ -188,7 +249,11 @@ def _recompute(
     if same:
         return
     report.drift_found += 1
-    before = {"events": stored_n, "quantity": combine(meter.aggregation, [stored or {}])}
+    # quantities as decimal text: the stored report reads back with the same types (docs/billing.md)
+    before = {
+        "events": stored_n,
+        "quantity": jsonutil.number_text(combine(meter.aggregation, [stored or {}])),
+    }
     truth.update({"updated_at": datetime.now(UTC).isoformat(), "repaired": True})
     if stored and stored.get("late_n"):
         truth["late_n"] = stored["late_n"]
@@ -202,6 +267,9 @@ def _recompute(
                 "hour": ref.hour,
                 "group": ref.group,
                 "before": before,
-                "after": {"events": totals.count, "quantity": combine(meter.aggregation, [truth])},
+                "after": {
+                    "events": totals.count,
+                    "quantity": jsonutil.number_text(combine(meter.aggregation, [truth])),
+                },
             }
         )

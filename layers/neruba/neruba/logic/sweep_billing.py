@@ -17,6 +17,10 @@
    again (the sync resumes from its stored steps and Stripe idempotency keys, so a re-send never creates
    a second Stripe invoice). ``mismatch`` and ``skipped`` records are reported, not re-sent.
 
+Each state, draft, invoice and customer is handled on its own: one that fails (a send the queue refuses,
+a read, a finalization or top-up that raises) is recorded in the result's ``failures`` with its ids, and
+the check goes on with the rest.
+
 Every re-send is claimed first in the ops table (``SWEEPCLAIM#...``, ``OpsRepository.claim_resend``): a
 second sweep within ``COOLDOWN`` does not send the same work again (it reports it as in flight), and a
 window or invoice that keeps failing is re-sent at most once per ``COOLDOWN`` (its failures end in the DLQ
@@ -68,7 +72,6 @@ def billing_check(ctx: SweepContext) -> CheckResult:
         "in_flight": [],
         "left_to_scheduler": [],
         "needs_operator": [],
-        "send_failed": [],
     }
     _due_windows(ctx, billing, ops, result, details)
     _stuck_drafts(ctx, billing, result, details)
@@ -82,45 +85,64 @@ def _due_windows(
     ctx: SweepContext, billing: Billing, ops: OpsRepository, result: CheckResult, details: dict[str, Any]
 ) -> None:
     from neruba.dal.billing import DUE_SHARDS
-    from neruba.dal.locks import parse_ts
-    from neruba.dal.queue import send_batch
-    from neruba.logic.billing_scheduler import jobs_for
-    from neruba.logic.billing_windows import state_windows
 
     cutoff = ctx.now - DUE_LAG
     for shard in range(DUE_SHARDS):
         for state in billing.billing.due_states(cutoff, shard):
             result.checked["due_states"] += 1
-            subscription_id, seq = str(state["subscription_id"]), int(state["next_seq"])
-            ids = {"subscription_id": subscription_id, "customer_id": str(state["customer_id"]), "seq": seq}
-            result.found += 1
-            enqueued = state.get("enqueued_at")
-            recently = enqueued and parse_ts(str(enqueued)) > ctx.now - IN_FLIGHT
-            if recently and int(state.get("enqueued_seq", -1)) >= seq:
-                details["in_flight"].append({"kind": "due_window", **ids})
-                continue
-            if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
-                details["in_flight"].append({"kind": "due_window", **ids})
-                continue
-            windows = state_windows(state, ctx.now, billing.deps.add_interval)
-            jobs = jobs_for(state, windows)
-            if not jobs:
-                continue
-            failed = send_batch(
-                billing.billing_queue_url, [(str(i), j.model_dump_json()) for i, j in enumerate(jobs)]
-            )
-            if failed:
-                details["send_failed"].append({"kind": "due_window", **ids, "failed": len(failed)})
-                continue
-            result.repaired += 1
-            result.repairs.append(
-                {
-                    "kind": "window_requeued",
-                    **ids,
-                    "windows": [w.window_id for w in windows],
-                    "invoice_ids": [w.invoice_id for w in windows],
+            try:  # one state's failure is reported and never stops the others
+                _due_window(ctx, billing, ops, state, result, details)
+            except Exception as exc:
+                ids = {
+                    "subscription_id": state.get("subscription_id"),
+                    "customer_id": state.get("customer_id"),
                 }
-            )
+                result.fail("due_window", exc, **ids)
+
+
+def _due_window(
+    ctx: SweepContext,
+    billing: Billing,
+    ops: OpsRepository,
+    state: dict[str, Any],
+    result: CheckResult,
+    details: dict[str, Any],
+) -> None:
+    from neruba.dal.locks import parse_ts
+    from neruba.dal.queue import send_batch
+    from neruba.logic.billing_scheduler import jobs_for
+    from neruba.logic.billing_windows import state_windows
+
+    subscription_id, seq = str(state["subscription_id"]), int(state["next_seq"])
+    ids = {"subscription_id": subscription_id, "customer_id": str(state["customer_id"]), "seq": seq}
+    result.found += 1
+    enqueued = state.get("enqueued_at")
+    recently = enqueued and parse_ts(str(enqueued)) > ctx.now - IN_FLIGHT
+    if recently and int(state.get("enqueued_seq", -1)) >= seq:
+        details["in_flight"].append({"kind": "due_window", **ids})
+        return
+    if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
+        details["in_flight"].append({"kind": "due_window", **ids})
+        return
+    windows = state_windows(state, ctx.now, billing.deps.add_interval)
+    jobs = jobs_for(state, windows)
+    if not jobs:
+        return
+    failed = send_batch(
+        billing.billing_queue_url, [(str(i), j.model_dump_json()) for i, j in enumerate(jobs)]
+    )
+    if failed:
+        result.fail("send", f"BillingQueue refused {len(failed)} job(s)", kind_of_work="due_window", **ids)
+        return
+    result.repaired += 1
+    result.repairs.append(
+        {
+            "kind": "window_requeued",
+            **ids,
+            "windows": [w.window_id for w in windows],
+            "invoice_ids": [w.invoice_id for w in windows],
+        }
+    )
 
 
 def _stuck_drafts(ctx: SweepContext, billing: Billing, result: CheckResult, details: dict[str, Any]) -> None:
@@ -141,7 +163,13 @@ def _stuck_drafts(ctx: SweepContext, billing: Billing, result: CheckResult, deta
         return
     try:
         for draft in sorted(drafts, key=lambda d: (str(d["created_at"]), str(d["id"]))):
-            finalized = finalize_invoice(billing, draft, ctx.now, lambda: [locks.fence(lease)])
+            try:  # one draft's failure is reported and never stops the others
+                finalized = finalize_invoice(billing, draft, ctx.now, lambda: [locks.fence(lease)])
+            except LockLostError:
+                raise
+            except Exception as exc:
+                result.fail("draft", exc, **_invoice_ids(draft))
+                continue
             if finalized is None:
                 details["left_to_scheduler"].append(_invoice_ids(draft))
                 continue
@@ -167,14 +195,22 @@ def _unsynced(
     result.checked["sync_pending"] = len(pending)
     for invoice in pending:  # the sync message was never sent: send it and leave the index
         result.found += 1
-        if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
-            details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
-            continue
-        if _send_sync(billing, invoice, "sync_sent", result, details):
-            billing.invoices.clear_sync_due(str(invoice["id"]))
+        try:  # one invoice's failure is reported and never stops the others
+            if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
+                details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
+                continue
+            if _send_sync(billing, invoice, "sync_sent", result, details):
+                billing.invoices.clear_sync_due(str(invoice["id"]))
+        except Exception as exc:
+            result.fail("stripe_sync", exc, **_invoice_ids(invoice))
     seen = {str(i["id"]) for i in pending}
     for customer_id in customer_ids(ctx.settings.catalog_table):
-        for invoice in billing.invoices.finalized_since(customer_id, ctx.now - SYNC_LOOKBACK):
+        try:
+            invoices = billing.invoices.finalized_since(customer_id, ctx.now - SYNC_LOOKBACK)
+        except Exception as exc:
+            result.fail("finalized_invoices", exc, customer_id=customer_id)
+            continue
+        for invoice in invoices:
             result.checked["finalized_invoices"] += 1
             if str(invoice["id"]) in seen:
                 continue
@@ -187,10 +223,13 @@ def _unsynced(
             if status not in RESENDABLE_SYNC:
                 details["needs_operator"].append({**_invoice_ids(invoice), "sync_status": status})
                 continue
-            if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
-                details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
-                continue
-            _send_sync(billing, invoice, "sync_resent", result, details, sync_status=status)
+            try:
+                if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
+                    details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
+                    continue
+                _send_sync(billing, invoice, "sync_resent", result, details, sync_status=status)
+            except Exception as exc:
+                result.fail("stripe_sync", exc, **_invoice_ids(invoice))
 
 
 def _stranded_top_ups(
@@ -209,9 +248,7 @@ def _stranded_top_ups(
         try:
             written = complete_top_ups(billing, ledger, customer_id, ctx.now)
         except Exception as exc:  # one customer's failure must not stop the others
-            details["send_failed"].append(
-                {"kind": "top_up", "customer_id": customer_id, "error": type(exc).__name__}
-            )
+            result.fail("top_up", exc, customer_id=customer_id)
             continue
         for invoice_id in written:
             result.found += 1
@@ -233,7 +270,7 @@ def _send_sync(
 
     ids = _invoice_ids(invoice)
     if send_batch(billing.sync_queue_url, [("0", json.dumps({"invoice_id": invoice["id"]}))]):
-        details["send_failed"].append({"kind": kind, **ids})
+        result.fail("send", "StripeSyncQueue refused the message", kind_of_work=kind, **ids)
         return False
     result.repaired += 1
     result.repairs.append({"kind": kind, **ids, **extra})

@@ -1,6 +1,9 @@
 """The ``ledger`` sweep check: every posting of the window balances, every materialised balance matches
 its entries.
 
+Each customer is checked on its own: a failure (a read, a reconciliation that cannot run) is recorded in
+the result's ``failures`` with the customer's id and the check goes on with the next customer.
+
 For each catalog customer, the postings with ``at`` in the window are read as stored (one query bounded
 by the sort key ``PST#{at}``). A posting whose debits differ from its credits (or with a malformed entry)
 is reported loudly, as an ``ERROR`` log line with its ids and the ``LedgerUnbalancedPostings`` metric, and
@@ -69,19 +72,32 @@ def ledger_check(ctx: SweepContext) -> CheckResult:
     }
     for customer_id in customer_ids(ctx.settings.catalog_table):
         result.checked["customers"] += 1
-        docs = repo.posting_docs_between(customer_id, ctx.start, ctx.end)
-        if not docs:
-            continue
-        result.checked["postings"] += len(docs)
-        unbalanced = [_report_unbalanced(customer_id, doc) for doc in docs if posting_problem(doc)]
-        if unbalanced:
-            result.found += len(unbalanced)
-            details["unbalanced_postings"] += unbalanced
-            details["not_reconciled"].append({"customer_id": customer_id, "reason": "unbalanced posting"})
-            continue  # balances computed from bad entries would be wrong too: an operator must look
-        _reconcile(ctx, repo, customer_id, result, details)
+        try:  # one customer's failure is reported and never stops the others
+            _check_customer(ctx, repo, customer_id, result, details)
+        except Exception as exc:
+            result.fail("customer", exc, customer_id=customer_id)
     result.details = {**details, "window_start": ctx.start.isoformat(), "window_end": ctx.end.isoformat()}
     return result
+
+
+def _check_customer(
+    ctx: SweepContext,
+    repo: Any,
+    customer_id: str,
+    result: CheckResult,
+    details: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = repo.posting_docs_between(customer_id, ctx.start, ctx.end)
+    if not docs:
+        return
+    result.checked["postings"] += len(docs)
+    unbalanced = [_report_unbalanced(customer_id, doc) for doc in docs if posting_problem(doc)]
+    if unbalanced:
+        result.found += len(unbalanced)
+        details["unbalanced_postings"] += unbalanced
+        details["not_reconciled"].append({"customer_id": customer_id, "reason": "unbalanced posting"})
+        return  # balances computed from bad entries would be wrong too: an operator must look
+    _reconcile(ctx, repo, customer_id, result, details)
 
 
 def _report_unbalanced(customer_id: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +133,7 @@ def _reconcile(
     except LedgerRuleError as exc:  # an invalid posting outside the window
         result.found += 1
         details["not_reconciled"].append({"customer_id": customer_id, "reason": str(exc)})
-        logger.error("ledger reconciliation failed", extra={"customer_id": customer_id, "error": str(exc)})
+        result.fail("reconcile", exc, customer_id=customer_id)
         return
     after = repo.balance_records(customer_id)
     result.checked["customers_reconciled"] += 1

@@ -12,7 +12,7 @@ line here (or ``register_check`` at run time)::
 
 Example:
     >>> sorted(CHECKS)
-    ['billing', 'ledger', 'stripe', 'usage']
+    ['billing', 'corrections', 'ledger', 'receivable', 'stripe', 'usage']
     >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
     0
@@ -48,7 +48,13 @@ class SweepContext:
 
 @dataclass(slots=True)
 class CheckResult:
-    """What one check checked (counts by kind), found and repaired; ``repairs`` carry ids."""
+    """What one check checked (counts by kind), found and repaired; ``repairs`` carry ids.
+
+    ``failures`` lists what the check could not check or repair (one entry per cell, customer or item,
+    with its ids and the error); the check goes on with the rest, and any failure makes the sweep's
+    status ``failed`` and counts in the ``SweepFailures`` metric (``SweepFailuresAlarm``). ``error`` is
+    set when the check itself raised.
+    """
 
     name: str
     checked: dict[str, int] = field(default_factory=dict)
@@ -57,6 +63,16 @@ class CheckResult:
     repairs: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def fail(self, kind: str, exc: BaseException | str, **ids: Any) -> None:
+        """Record one failure (``kind``, the ids it concerns, the error) and log it at ERROR."""
+        from neruba.observability import logger
+
+        error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"[:500]
+        entry = {"kind": kind, **ids, "error": error}
+        self.failures.append(entry)
+        logger.error("sweep check failure", extra={"check": self.name, **entry})
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +83,7 @@ class CheckResult:
             "repairs": list(self.repairs),
             "details": dict(self.details),
             "error": self.error,
+            "failures": list(self.failures),
         }
 
 
@@ -77,6 +94,8 @@ CHECKS: dict[str, str] = {
     "ledger": "neruba.logic.sweep_ledger:ledger_check",
     "billing": "neruba.logic.sweep_billing:billing_check",
     "stripe": "neruba.logic.sweep_stripe:stripe_check",
+    "corrections": "neruba.logic.sweep_corrections:corrections_check",  # before receivable: bills first
+    "receivable": "neruba.logic.sweep_receivable:receivable_check",
 }
 _registered: dict[str, SweepCheck] = {}
 
@@ -116,7 +135,7 @@ def usage_check(ctx: SweepContext) -> CheckResult:
 
     lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
     report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
-    return CheckResult(
+    result = CheckResult(
         name="usage",
         checked={
             "batches": report.batches_checked,
@@ -133,6 +152,10 @@ def usage_check(ctx: SweepContext) -> CheckResult:
             "window_end": report.window_end,
         },
     )
+    for failure in report.failures:
+        kind, error = failure.pop("kind"), failure.pop("error")
+        result.fail(kind, error, **failure)
+    return result
 
 
 def new_sweep_id() -> str:
@@ -193,18 +216,26 @@ def run_sweep(
         "checks": [r.as_dict() for r in results],
         "found": sum(r.found for r in results),
         "repaired": sum(r.repaired for r in results),
-        "status": "failed" if any(r.error for r in results) else "ok",
+        "failed": sum(failure_count(r) for r in results),
+        "status": "failed" if any(failure_count(r) for r in results) else "ok",
     }
     ops.put_sweep_report(report)
     publish(report)
     return report
 
 
+def failure_count(result: CheckResult) -> int:
+    """A check's failures; a check that raised counts as one."""
+    return len(result.failures) + (1 if result.error else 0)
+
+
 def publish(report: dict[str, Any]) -> None:
-    """The ``SweepRepairs`` metric and one log line per repair (with the ids it concerns)."""
+    """The ``SweepRepairs`` and ``SweepFailures`` metrics and one log line per repair (with the ids it
+    concerns); each failure was logged at ERROR when the check recorded it."""
     from neruba.observability import logger, metrics
 
     metrics.add_metric(name="SweepRepairs", unit="Count", value=report["repaired"])
+    metrics.add_metric(name="SweepFailures", unit="Count", value=report["failed"])
     for check in report["checks"]:
         for repair in check["repairs"]:
             logger.warning(
@@ -212,5 +243,11 @@ def publish(report: dict[str, Any]) -> None:
             )
     logger.info(
         "sweep finished",
-        extra={"sweep_id": report["id"], "found": report["found"], "repaired": report["repaired"]},
+        extra={
+            "sweep_id": report["id"],
+            "found": report["found"],
+            "repaired": report["repaired"],
+            "failed": report["failed"],
+            "status": report["status"],
+        },
     )

@@ -15,12 +15,17 @@ from neruba.domain.phases import state_at
 from neruba.errors import NotFoundError
 
 if TYPE_CHECKING:
+    from neruba.dal.billing import BillingRepository
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
 
 
 def upcoming_invoice(
-    plans: PlansRepository, usage: UsageRepository, customer_id: str, now: datetime | None = None
+    plans: PlansRepository,
+    usage: UsageRepository,
+    customer_id: str,
+    now: datetime | None = None,
+    billing: BillingRepository | None = None,
 ) -> dict[str, Any]:
     """One window per active, started subscription: its current period with usage up to ``now``.
 
@@ -31,6 +36,10 @@ def upcoming_invoice(
     credit grant. A customer without an active subscription gets an empty ``windows`` list. Each window
     says which part is a trial: ``trial_end`` (the subscription's, or null), ``in_trial`` (now is before
     it) and ``trial_until`` (the end of the trial part of this window, null when none of it is trial).
+
+    With ``billing``, the subscription's **pending adjustments** (corrections of finalized invoices that
+    its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
+    subtotal and in ``pending_adjustments_minor``.
     """
     from neruba.logic.rating import rate_window
 
@@ -46,12 +55,17 @@ def upcoming_invoice(
         if sub.get("status") != "active" or anchor > now:
             continue
         start, end = period_containing(anchor, str(sub["interval"]), now)
-        window = rate_window(plans, usage, sub, start, end, as_of=now)
+        window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
+        pending = _pending_lines(billing, str(sub["id"])) if billing else []
+        pending_minor = sum(int(line["amount_minor"]) for line in pending)
+        window["lines"] = [*window["lines"], *pending]
+        window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor
         windows.append(
             {
-                **window.to_dict(),
+                **window,
                 "object": "upcoming_window",
                 "credits_applied": False,
+                "pending_adjustments_minor": pending_minor,
                 **_trial(sub, start, end, now),
             }
         )
@@ -63,6 +77,21 @@ def upcoming_invoice(
         "note": "Preview of the current period to date; credits are applied when the invoice is issued.",
         "windows": windows,
     }
+
+
+def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:
+    """The pending adjustment lines, as the next invoice will carry them, marked as pending."""
+    lines = []
+    for adjustment in billing.adjustments(subscription_id):
+        if adjustment.get("status") != "pending":
+            continue
+        line = dict(adjustment["line"])
+        line["pending"] = True
+        line["description"] = (
+            f"Pending: {line.get('description') or line['line_id']} (billed on the next invoice)"
+        )
+        lines.append(line)
+    return lines
 
 
 def _trial(sub: dict[str, Any], start: datetime, end: datetime, now: datetime) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency, Reason, Ticket
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
+NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "latest"})  # those whose field is a number
 
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -31,6 +32,13 @@ Metadata = dict[
 ]
 
 
+TIMEZONE_NOTE = (
+    "An IANA time zone name kept for display (how the customer's own systems show times). Billing does "
+    "not use it: billing periods, usage hours and every time in the API are UTC (docs/billing.md, "
+    "'Time zones')."
+)
+
+
 class Customer(BaseModel):
     """A customer of the operator, named by the operator's own ``external_id``."""
 
@@ -40,7 +48,7 @@ class Customer(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     currency: Currency
-    timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN)
+    timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
     created_at: datetime | None = None
@@ -59,12 +67,20 @@ class Meter(BaseModel):
         default_factory=dict, max_length=10
     )
     group_by: list[str] = Field(default_factory=list, max_length=3)
+    allow_negative: bool = Field(
+        default=False,
+        description="Whether a negative value of the field is accepted (sum, max and latest meters). When"
+        " false, an event with a negative value is rejected `negative_value`; when true, a period whose"
+        " usage nets below zero is billed as 0.",
+    )
     created_at: datetime | None = None
 
     @model_validator(mode="after")
     def _field_matches_aggregation(self) -> Meter:
         if self.aggregation == "count" and self.field is not None:
             raise ValueError("a count meter takes no field")
+        if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
+            raise ValueError(f"allow_negative applies to sum, max and latest meters, not {self.aggregation}")
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
         for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
@@ -73,16 +89,21 @@ class Meter(BaseModel):
         return self
 
 
+_UNSET: Any = None  # the default of an update field that may be left out but never set to null
+
+
 class CustomerUpdate(BaseModel):
     """Fields a ``PATCH /v1/customers/{id}`` may change (``external_id`` and ``currency`` never change)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=256)
+    # A field left out is unchanged. null clears email and stripe_customer_id; name, timezone and metadata
+    # always hold a value, so their types refuse null (422 null_not_allowed) while defaulting to "unset".
+    name: str = Field(default=_UNSET, min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    timezone: str | None = Field(default=None, max_length=64, pattern=TIMEZONE_PATTERN)
+    timezone: str = Field(default=_UNSET, max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
-    metadata: Metadata | None = Field(default=None, max_length=MAX_METADATA)
+    metadata: Metadata = Field(default=_UNSET, max_length=MAX_METADATA)
 
 
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_ID_PATTERN = r"^evt_[A-Za-z0-9_]{1,250}$"
-EventStatus = Literal["received", "processed", "ignored", "failed", "deferred"]
+EventStatus = Literal["received", "processed", "ignored", "failed", "deferred", "parked"]
 
 
 class ReplayRequest(BaseModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -16,7 +17,22 @@ from neruba.models.events import IngestRequest, IngestResponse
 from neruba.observability import metrics
 from neruba.settings import get_settings
 
+if TYPE_CHECKING:
+    from neruba.dal.catalog import CatalogCache
+    from neruba.models.catalog import Meter
+
 router = APIGatewayRouter()
+_catalog: CatalogCache | None = None  # per process, as the worker's (meters change rarely; 60 s TTL)
+
+
+def _meters(codes: set[str]) -> Mapping[str, Meter]:
+    global _catalog
+    from neruba.dal.catalog import CatalogCache, CatalogRepository
+
+    if _catalog is None:
+        _catalog = CatalogCache(CatalogRepository(get_settings().catalog_table))
+    meters = _catalog.lookup(set(), codes).meters
+    return {code: meters[code] for code in codes if code in meters}
 
 
 @router.post(
@@ -30,10 +46,14 @@ router = APIGatewayRouter()
             "description": "Each event queued or rejected",
             "content": {"application/json": {"model": IngestResponse}},
         },
-        400: {"description": "Every event was rejected (details per event), or the body is not JSON"},
+        400: {
+            "description": "Every event was rejected (details per event), or the body is not JSON or names a "
+            "key twice"
+        },
         401: {"description": "Missing or unknown API key"},
         403: {"description": "The key lacks the ingest scope"},
         413: {"description": "The body is over 256 KiB"},
+        415: {"description": "The body is declared as another media type than JSON"},
         422: {"description": "The body is not {events: [1..100 objects]}"},
     },
 )
@@ -54,6 +74,7 @@ def send_events(body: Annotated[IngestRequest, Body()]) -> Response[str]:
         send=lambda messages: send_batch(settings.ingest_queue_url, messages),
         max_age_days=settings.ingest_max_age_days,
         max_future_seconds=settings.ingest_max_future_seconds,
+        meters=_meters,
     )
     metrics.add_metric(name="IngestEventsQueued", unit="Count", value=result.queued)
     metrics.add_metric(name="IngestEventsRejected", unit="Count", value=result.rejected)

@@ -35,9 +35,18 @@ ERRORS = scoped_responses(
     {
         200: {"description": "OK"},
         201: {"description": "Created (also returned to a retry with the same Idempotency-Key)"},
-        400: {"description": "A rule is broken, e.g. currency_mismatch or idempotency_key_required"},
-        404: {"description": "No such customer, grant or dispute"},
-        409: {"description": "idempotency_conflict, or the resource changed or is closed"},
+        400: {
+            "description": "A rule is broken, e.g. currency_mismatch, idempotency_key_required,"
+            " adjustment_direction_invalid, payment_invoice_mismatch"
+        },
+        404: {
+            "description": "No such customer, grant, dispute, invoice or payment (customer_not_found,"
+            " invoice_not_found, payment_not_found, ...)"
+        },
+        409: {
+            "description": "idempotency_conflict, the resource changed or is closed, invoice_not_paid,"
+            " refund_exceeds_refundable, dispute_exceeds_refundable, cash_would_go_negative"
+        },
         422: {"description": "The body does not match the schema (e.g. no reason)"},
     },
 )
@@ -58,6 +67,7 @@ def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
 def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
     from neruba.dal.audit import AuditRepository
     from neruba.dal.catalog import CatalogRepository
+    from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.ledger import LedgerRepository
     from neruba.logic.ledger_admin import Operator, Stores
 
@@ -66,6 +76,7 @@ def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
         ledger=LedgerRepository(settings.ledger_table),
         audit=AuditRepository(settings.ops_table),
         customer=CatalogRepository(settings.catalog_table).get_customer,
+        invoice=InvoicesRepository(settings.billing_table).get,
     )
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
 
@@ -97,8 +108,9 @@ def adjust_balance(
     body: Annotated[BalanceAdjustment, Body()],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[str]:
-    """Positive ``amount_minor`` lowers the amount due, negative raises it; ``reason_code`` is goodwill,
-    correction, refund or dispute."""
+    """Positive ``amount_minor`` lowers the amount due, negative raises it. ``goodwill``, ``refund`` and
+    ``dispute`` only lower it (a negative amount is 400 ``adjustment_direction_invalid``); ``correction``
+    goes both ways."""
     from neruba.logic import ledger_admin
 
     return json_response(ledger_admin.adjust(*_context(idempotency_key), customer_id, body), 201)
@@ -108,6 +120,8 @@ def adjust_balance(
 def create_refund(
     customer_id: CustomerId, body: Annotated[RefundCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
+    """Only from a paid payment (or paid invoice) of the customer, in its currency, never more than is
+    still refundable (paid - refunded - disputed)."""
     from neruba.logic import ledger_admin
 
     return json_response(ledger_admin.refund(*_context(idempotency_key), customer_id, body), 201)

@@ -54,6 +54,7 @@ def webhook_outcome(outcome: str) -> None:
         200: {"description": "Stored and queued, or already received (duplicate)"},
         400: {"description": "Missing or invalid signature, or a signed body that is not a Stripe event"},
         413: {"description": "The body is over the size limit"},
+        415: {"description": "The body is declared as another media type than JSON"},
         503: {"description": "Stripe is not configured or storage is unavailable; Stripe retries"},
     },
 )

@@ -1,0 +1,112 @@
+"""Counting one usage cell (customer, meter, hour, group) of a batch, so that a cell that fails never
+takes other cells or other events down with it.
+
+The cell is written in one transaction (``UsageRepository.count_group``). If that fails:
+
+- for a transient reason (``dal.dynamo.is_transient``: throttling, contention, a lost connection) the
+  cell's messages fail and SQS delivers them again;
+- for any other reason (a sum DynamoDB cannot store, a refused write, a bug) the cell is isolated: its
+  events are counted one at a time, each in its own transaction named ``{part}.{n}`` that moves the
+  event's ``bk`` there (as adopting an uncounted event does, so a redelivery never counts it twice). An
+  event whose own write fails for a non-transient reason is parked ``failed`` with the reason
+  ``aggregate_overflow`` (its addition would leave a sum DynamoDB cannot store) or ``write_refused``, and
+  logged with its ids; the others count.
+
+Example:
+    >>> result = count_cell(usage, "b1", write, events, now)  # doctest: +SKIP
+    >>> result.parked, result.retry  # doctest: +SKIP
+    (['t7'], [])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from neruba.dal.dynamo import is_transient
+from neruba.dal.usage import AggregateOverflowError, GroupWrite, Recount, UsageRepository
+from neruba.domain.ingest import GroupTotals
+from neruba.observability import logger
+
+
+@dataclass(frozen=True, slots=True)
+class CellEvent:
+    """One event of a cell: what it adds, and the batch that holds it (its ``bk``) until counted."""
+
+    message_id: str
+    transaction_id: str
+    at: str
+    value: Any
+    late: bool
+    held_by: str
+
+
+@dataclass(slots=True)
+class CellResult:
+    """Message ids to retry, transaction ids parked ``failed``, whether this call counted anything, and
+    the error that failed the cell (None when it was written at once)."""
+
+    retry: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+    counted: bool = False
+    error: str | None = None
+
+
+def count_cell(
+    usage: UsageRepository, part: str, write: GroupWrite, events: list[CellEvent], now: datetime
+) -> CellResult:
+    """Count one cell's events of a batch (see the module docstring)."""
+    try:
+        return CellResult(counted=usage.count_group(part, write, now))
+    except Exception as exc:
+        ids = _ids(part, write)
+        error = _describe(exc)
+        if is_transient(exc):
+            logger.warning("usage cell not counted, retried", extra={**ids, "error": error})
+            return CellResult(retry=[e.message_id for e in events], error=error)
+        logger.error("usage cell refused, isolating its events", extra={**ids, "error": error})
+    result = CellResult(error=error)
+    for n, event in enumerate(events):
+        single = _single(write, event)
+        try:
+            result.counted = usage.count_group(f"{part}.{n}", single, now) or result.counted
+        except Exception as exc:
+            if is_transient(exc):
+                result.retry.append(event.message_id)
+                continue
+            reason = "aggregate_overflow" if isinstance(exc, AggregateOverflowError) else "write_refused"
+            extra = {**_ids(part, write), "transaction_id": event.transaction_id, "reason": reason}
+            logger.error("usage event parked", extra={**extra, "error": _describe(exc)})
+            parked = usage.park_uncounted(
+                write.ref.customer_id, event.transaction_id, event.held_by, reason, _describe(exc)
+            )
+            if parked:
+                result.parked.append(event.transaction_id)
+    return result
+
+
+def _single(write: GroupWrite, event: CellEvent) -> GroupWrite:
+    """One event of ``write`` as a write of its own, adopting it from the batch that holds it."""
+    ref = write.ref
+    single = GroupWrite(ref, write.aggregation, GroupTotals(), late=event.late)
+    single.totals.add(event.transaction_id, write.aggregation, event.at, event.value)
+    recount = Recount(ref.customer_id, event.transaction_id, event.held_by, ref.slice_key(event.held_by))
+    single.recounts.append(recount)
+    return single
+
+
+def _ids(part: str, write: GroupWrite) -> dict[str, Any]:
+    ref = write.ref
+    return {
+        "batch_id": part,
+        "customer_id": ref.customer_id,
+        "meter": ref.meter_code,
+        "hour": ref.hour,
+        "group": ref.group,
+        "transaction_ids": write.totals.transaction_ids[:20],
+    }
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -1,0 +1,166 @@
+"""What a Stripe event must agree with before it may move money: plain rules, no storage.
+
+A Stripe payment event names our invoice and customer in its metadata; metadata is text anyone with access
+to the Stripe account can write, so it is a claim, never a fact. Before anything is posted the event is
+compared with the invoice we stored:
+
+* the invoice exists and is ``finalized`` or ``payment_failed`` (a draft was never sent to Stripe; a void
+  invoice is owed by nobody), or ``paid`` (then only a repeat of what was already booked is accepted);
+* the customer in the metadata is the invoice's customer, the currency is the invoice's currency;
+* the Stripe invoice (and Stripe customer, when the event carries one) are the ones sync-out stored on the
+  invoice when it created them;
+* Stripe's total for the invoice is our total; the amount paid is at most what is due.
+
+A disagreement is a :class:`Park` with a reason code (``customer_mismatch``, ``currency_mismatch``,
+``stripe_invoice_mismatch``, ``stripe_customer_mismatch``, ``amount_mismatch``, ``invoice_not_found``,
+``invoice_not_payable``, ``overpayment``, ``refund_exceeds_payment``, ``dispute_exceeds_payment``): the
+event is parked for an operator and nothing is applied.
+
+Stripe's ``amount_paid`` is the invoice's running total, so a payment is booked as the increase of that
+total over what the invoice already records (``amount_paid_minor``): two events for one charge book once,
+a second charge books only the rest, and an invoice is ``paid`` only when nothing remains.
+
+Example:
+    >>> inv = {"id": "in_1", "customer_id": "acme", "currency": "USD", "status": "finalized",
+    ...        "total_minor": 2000, "stripe": {"invoice_id": "in_S1"}}
+    >>> plan = check_payment(inv, PaymentClaim("acme", "USD", "in_S1", None, 1500, 2000))
+    >>> (plan.post_minor, plan.status_after, plan.remaining_minor)
+    (1500, 'finalized', 500)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+OPEN = ("finalized", "payment_failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """The event disagrees with what we stored: ``code: explanation``, applied never."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentClaim:
+    """What a payment event says: customer (metadata), currency, Stripe invoice and customer ids, the
+    running total paid and Stripe's total of the invoice (None when the event omits it)."""
+
+    customer_id: str
+    currency: str
+    stripe_invoice_id: str
+    stripe_customer_id: str | None
+    amount_paid_minor: int
+    stripe_total_minor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPlan:
+    """What to apply: post ``post_minor`` (0: nothing) and move the invoice from (``status_before``,
+    ``paid_before``) to (``status_after``, ``paid_after``), conditional on the values read."""
+
+    post_minor: int
+    status_before: str
+    status_after: str
+    paid_before: int
+    paid_after: int
+    remaining_minor: int
+
+    @property
+    def changes(self) -> bool:
+        return self.post_minor > 0 or self.status_after != self.status_before
+
+
+def amount_due(invoice: dict[str, Any]) -> int:
+    """What the customer owes on the invoice in all (an invoice whose total is negative owes nothing)."""
+    return max(int(invoice.get("total_minor") or 0), 0)
+
+
+def paid_level(invoice: dict[str, Any]) -> int:
+    """What the invoice records as paid; an invoice marked paid before this was recorded counts as fully
+    paid."""
+    stored = invoice.get("amount_paid_minor")
+    if stored is not None:
+        return int(stored)
+    return amount_due(invoice) if invoice.get("status") == "paid" else 0
+
+
+def identity_mismatch(
+    invoice: dict[str, Any] | None,
+    invoice_id: str,
+    customer_id: str,
+    stripe_invoice_id: str,
+    stripe_customer_id: str | None,
+    currency: str | None = None,
+) -> Park | None:
+    """The first way the event's ids disagree with the stored invoice, or None."""
+    if invoice is None:
+        return Park("invoice_not_found", f"no invoice {invoice_id}")
+    if str(invoice.get("customer_id")) != customer_id:
+        return Park(
+            "customer_mismatch",
+            f"the event names customer {customer_id}; invoice {invoice_id} is {invoice.get('customer_id')}'s",
+        )
+    if currency is not None and str(invoice.get("currency")).upper() != currency.upper():
+        return Park(
+            "currency_mismatch",
+            f"the event is in {currency.upper()}; invoice {invoice_id} is in {invoice.get('currency')}",
+        )
+    sync = invoice.get("stripe") or {}
+    if sync.get("invoice_id") != stripe_invoice_id:
+        stored = sync.get("invoice_id") or "none"
+        return Park(
+            "stripe_invoice_mismatch",
+            f"Stripe invoice {stripe_invoice_id} is not the one created for {invoice_id} ({stored})",
+        )
+    if stripe_customer_id and sync.get("customer_id") and sync["customer_id"] != stripe_customer_id:
+        return Park(
+            "stripe_customer_mismatch",
+            f"Stripe customer {stripe_customer_id} is not the one {invoice_id} was sent to "
+            f"({sync['customer_id']})",
+        )
+    return None
+
+
+def check_payment(
+    invoice: dict[str, Any] | None, claim: PaymentClaim, invoice_id: str = ""
+) -> PaymentPlan | Park:
+    """Decide what a payment event may do to ``invoice`` (see the module docstring)."""
+    invoice_id = invoice_id or str((invoice or {}).get("id"))
+    mismatch = identity_mismatch(
+        invoice,
+        invoice_id,
+        claim.customer_id,
+        claim.stripe_invoice_id,
+        claim.stripe_customer_id,
+        claim.currency,
+    )
+    if mismatch is not None:
+        return mismatch
+    assert invoice is not None
+    status = str(invoice.get("status"))
+    if status not in (*OPEN, "paid"):
+        return Park("invoice_not_payable", f"invoice {invoice_id} is {status}")
+    due = amount_due(invoice)
+    ours = int(invoice.get("total_minor") or 0)
+    if claim.stripe_total_minor is not None and claim.stripe_total_minor != ours:
+        return Park("amount_mismatch", f"Stripe's total {claim.stripe_total_minor} differs from ours {ours}")
+    if claim.amount_paid_minor > due:
+        return Park("overpayment", f"{claim.amount_paid_minor} paid on {invoice_id}, which is {due}")
+    before = paid_level(invoice)
+    after = max(before, claim.amount_paid_minor)
+    settled = after >= due
+    return PaymentPlan(
+        post_minor=after - before,
+        status_before=status,
+        status_after="paid" if settled else status,
+        paid_before=before,
+        paid_after=after,
+        remaining_minor=due - after,
+    )

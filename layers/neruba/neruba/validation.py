@@ -1,0 +1,199 @@
+"""Schema errors told in our own words: each problem names its field and the rule it broke.
+
+Pydantic reports a value that fits no member of a union once per member (``Input should be a valid
+boolean`` for a number that is merely too large); here those reports are folded into one problem per
+field, keeping the rule the value came closest to (a limit it broke) or, when its type fits no member,
+the list of types allowed. Codes stay pydantic's (documented in docs/limits.md) except
+``null_not_allowed`` (a null where a value is required) and ``invalid_type`` (a union none of whose
+types fit); messages never carry the validator's wording.
+
+Example:
+    >>> from pydantic import BaseModel, ValidationError
+    >>> class Body(BaseModel):
+    ...     name: str
+    >>> try:
+    ...     Body.model_validate({"name": None})
+    ... except ValidationError as exc:
+    ...     describe(exc.errors())
+    [Problem(param='name', code='null_not_allowed', message="'name' must not be null.")]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# pydantic-core names each member of a union in the error location: 'bool', 'constrained-int',
+# 'function-after[...]', a model's class name...
+_UNION_MEMBER = re.compile(
+    r"^(?:bool|int|float|str|decimal|bytes|none|list|dict|set|frozenset|tuple|date|datetime|time|"
+    r"timedelta|uuid|url|any|[a-z]+-[a-z-]+(?:\[.*\])?|[a-z-]+\[.*\]|[A-Z][A-Za-z0-9_]*)$"
+)
+_NOUNS = {
+    "bool": "a boolean",
+    "int": "an integer",
+    "float": "a number",
+    "decimal": "a number",
+    "string": "a string",
+    "str": "a string",
+    "dict": "a JSON object",
+    "model": "a JSON object",
+    "model_attributes": "a JSON object",
+    "list": "a list",
+    "tuple": "a list",
+    "set": "a list",
+    "frozen_set": "a list",
+    "datetime": "an RFC 3339 date-time with an offset (e.g. 2026-01-31T12:00:00Z)",
+    "date": "a date (YYYY-MM-DD)",
+    "time": "a time of day",
+    "timedelta": "a duration",
+    "uuid": "a UUID",
+    "url": "a URL",
+    "bytes": "a string",
+}
+_RULES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be a boolean (true or false)",
+    "float_parsing": "must be a number",
+    "decimal_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "datetime_parsing": "must be " + _NOUNS["datetime"],
+    "datetime_from_date_parsing": "must be " + _NOUNS["datetime"],
+    "datetime_object_invalid": "must be " + _NOUNS["datetime"],
+    "timezone_aware": "needs a UTC offset (e.g. 2026-01-31T12:00:00Z)",
+    "timezone_naive": "must not carry a UTC offset",
+    "date_parsing": "must be " + _NOUNS["date"],
+    "date_from_datetime_parsing": "must be " + _NOUNS["date"],
+    "string_too_short": "must have at least {min_length} character(s)",
+    "string_too_long": "must have at most {max_length} character(s)",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "multiple_of": "must be a multiple of {multiple_of}",
+    "decimal_max_digits": "must have at most {max_digits} digits",
+    "decimal_max_places": "must have at most {decimal_places} decimal places",
+    "decimal_whole_digits": "must have at most {whole_digits} digits before the decimal point",
+    "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
+    "string_unicode": "must be valid text",
+    "json_invalid": "is not valid JSON",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One field's problem: its dotted path (None for the whole input), a code and a message."""
+
+    param: str | None
+    code: str
+    message: str
+
+
+def _type_noun(kind: str) -> str | None:
+    """'a string' for 'string_type' (and the other '<noun>_type' codes), else None."""
+    if kind.endswith("_type"):
+        return _NOUNS.get(kind.removesuffix("_type"))
+    return None
+
+
+def _is_type_error(error: Mapping[str, Any]) -> bool:
+    kind = str(error.get("type", ""))
+    return kind.endswith(("_type", "_parsing")) or kind in {"is_instance_of", "literal_error", "enum"}
+
+
+def _rule(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(code, rule in words) for one pydantic error."""
+    kind = str(error.get("type", ""))
+    if error.get("input", ...) is None and _is_type_error(error):
+        return "null_not_allowed", "must not be null"
+    noun = _type_noun(kind)
+    if noun is not None:
+        return kind, f"must be {noun}"
+    if kind in {"value_error", "assertion_error"}:  # raised by our own model validators, in our words
+        cause = (error.get("ctx") or {}).get("error")
+        text = str(cause).rstrip(".") if cause is not None else ""
+        return kind, f": {text}" if text else "is not valid"
+    template = _RULES.get(kind)
+    if template is None:
+        return kind, "is not valid"
+    try:
+        return kind, template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return kind, template.split(" {")[0]
+
+
+def _union_rule(members: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """One rule for a value that fits no member of a union."""
+    for member in members:
+        if not _is_type_error(member):
+            return _rule(member)  # the value had a member's type but broke that member's limit
+    if any(member.get("input", ...) is None for member in members):
+        return "null_not_allowed", "must not be null"
+    nouns: list[str] = []
+    for member in members:
+        noun = _type_noun(str(member.get("type", "")))
+        if noun and noun not in nouns:
+            nouns.append(noun)
+    if not nouns:
+        return _rule(members[0])
+    allowed = nouns[0] if len(nouns) == 1 else ", ".join(nouns[:-1]) + " or " + nouns[-1]
+    return "invalid_type", f"must be {allowed}"
+
+
+def _with_param(param: str | None, rule: str) -> str:
+    if rule.startswith(": "):  # a sentence of its own (a model validator's)
+        return f"'{param}'{rule}." if param else f"{rule[2].upper()}{rule[3:]}."
+    return f"'{param}' {rule}." if param else f"The body {rule}."
+
+
+def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -> list[Problem]:
+    """One Problem per field, in the order pydantic reported them; ``drop`` names leading location parts
+    that are not part of the field path (Powertools puts 'body' first)."""
+    items = [dict(error) for error in errors]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    plain: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+    # members of one union: the same value (the same object) reported under one parent location
+    candidates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for error in items:
+        loc = tuple(str(part) for part in error.get("loc", ()))
+        if loc and _UNION_MEMBER.match(loc[-1]):
+            candidates.setdefault(loc[:-1], []).append(error)
+    unions = {
+        parent
+        for parent, members in candidates.items()
+        if len(members) > 1 and all(m.get("input") is members[0].get("input") for m in members)
+    }
+    order: list[tuple[str, tuple[str, ...]]] = []
+    for error in items:
+        loc = tuple(str(part) for part in error.get("loc", ()))
+        if loc and _UNION_MEMBER.match(loc[-1]) and loc[:-1] in unions:
+            if loc[:-1] not in groups:
+                groups[loc[:-1]] = []
+                order.append(("union", loc[:-1]))
+            groups[loc[:-1]].append(error)
+        else:
+            plain.append((loc, error))
+            order.append(("plain", loc))
+    problems: list[Problem] = []
+    plain_iter = iter(plain)
+    for kind, loc in order:
+        if kind == "union":
+            code, rule = _union_rule(groups[loc])
+        else:
+            loc, error = next(plain_iter)
+            code, rule = _rule(error)
+        parts = list(loc)
+        while parts and parts[0] in drop:
+            parts.pop(0)
+        param = ".".join(parts) or None
+        problems.append(Problem(param, code, _with_param(param, rule)))
+    return problems

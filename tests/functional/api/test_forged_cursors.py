@@ -1,0 +1,96 @@
+"""Forged pagination cursors on every opaque-cursor list route: each is 400 invalid_cursor, never a 500.
+
+A cursor is a DynamoDB key, base64-encoded JSON. A forged one that names the right attributes and the
+right partition but holds a number, a list, an empty string or a nested structure where DynamoDB expects
+a string used to reach DynamoDB (a 500); ``dal.cursors.decode_cursor`` refuses them for every route.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.functional.api.test_limits import LIST_ROUTES, OPAQUE_FORGERIES, _list
+
+# the key attributes and partition value of each route's query (what a genuine cursor holds)
+QUERY_KEYS: dict[str, dict[str, str]] = {
+    "/v1/customers": {"kind": "customer", "list_key": "acme", "pk": "CUS#acme", "sk": "#"},
+    "/v1/meters": {"kind": "meter", "list_key": "m", "pk": "MTR#m", "sk": "#"},
+    "/v1/plans": {"kind": "plan", "list_key": "p", "pk": "PLN#p", "sk": "#"},
+    "/v1/customers/acme/ledger": {"pk": "CUS#acme", "sk": "PST#1"},
+    "/admin/audit": {"pk": "AUD#acme", "sk": "1"},
+    "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "1", "pk": "INV#1", "sk": "#"},
+    "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "1", "pk": "RUN#1", "sk": "#"},
+}
+PARTITIONS = {"kind", "pk", "list_pk"}
+BAD_VALUES: dict[str, Any] = {
+    "a number": 7,
+    "a list": ["a"],
+    "an object": {"a": "b"},
+    "null": None,
+    "an empty string": "",
+}
+
+
+def _cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _forgeries(path: str) -> dict[str, str]:
+    """Cursors shaped like the route's own keys, with one non-string key value each."""
+    genuine = QUERY_KEYS[path]
+    forged = {}
+    for attribute in genuine:
+        for name, value in BAD_VALUES.items():
+            key = {a: {"S": v} for a, v in genuine.items()}
+            key[attribute] = {"S": value}
+            forged[f"{attribute} {name}"] = _cursor(key)
+        forged[f"{attribute} typed N"] = _cursor(
+            {**{a: {"S": v} for a, v in genuine.items()}, attribute: {"N": "1"}}
+        )
+    forged["nested 700 deep"] = base64.urlsafe_b64encode(("[" * 700 + "]" * 700).encode()).decode()
+    forged["a key named twice"] = base64.urlsafe_b64encode(
+        (
+            "{"
+            + ",".join(f'"{a}": {{"S": "{v}"}}' for a, v in [*genuine.items(), next(iter(genuine.items()))])
+            + "}"
+        ).encode()
+    ).decode()
+    return forged
+
+
+OPAQUE_ROUTES = [row for row in LIST_ROUTES if row[3] is OPAQUE_FORGERIES]
+
+
+def test_every_opaque_cursor_route_has_its_key_shape() -> None:
+    # THEN each list route taking an opaque cursor is covered here
+    assert {path.split("?")[0] for _, path, _, _ in OPAQUE_ROUTES} == set(QUERY_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("folder", "path", "query"), [row[:3] for row in OPAQUE_ROUTES], ids=[row[1] for row in OPAQUE_ROUTES]
+)
+def test_a_cursor_whose_key_values_are_not_strings_is_400(
+    catalog: Any, folder: str, path: str, query: dict[str, str]
+) -> None:
+    for name, cursor in _forgeries(path).items():
+        # WHEN the route gets a cursor of its own shape holding something else than a string
+        got, body = _list(folder, path, {**query, "starting_after": cursor})
+        # THEN 400 invalid_cursor (not a 500 from DynamoDB)
+        assert (got, body["error"]["code"]) == (400, "invalid_cursor"), (name, body)
+
+
+@pytest.mark.parametrize(
+    ("folder", "path", "query"), [row[:3] for row in OPAQUE_ROUTES], ids=[row[1] for row in OPAQUE_ROUTES]
+)
+def test_a_cursor_of_the_right_shape_is_accepted(
+    catalog: Any, folder: str, path: str, query: dict[str, str]
+) -> None:
+    # GIVEN a cursor holding strings in the route's own key attributes (as the route hands them out)
+    key = {a: {"S": v} for a, v in QUERY_KEYS[path].items()}
+    # WHEN it is used THEN the route answers a page (the forgeries above fail for their values only)
+    got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
+    assert got == 200 and body["object"] == "list", body
