@@ -6,7 +6,7 @@ SCAN ?= .venv-scan
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest template-check tools bench clean
+.PHONY: run test lint typecheck pytest template-check tools bench clean soak oracle-replay
 
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -47,6 +47,16 @@ pytest: $(VENV)/.installed $(TOOLS)/.installed
 	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck template-check pytest
+
+# The oracle's long profile (docs/testing.md): random sequences for ORACLE_MINUTES minutes (default 30).
+ORACLE_MINUTES ?= 30
+soak: $(VENV)/.installed
+	NERUBA_ORACLE_PROFILE=soak NERUBA_ORACLE_MINUTES=$(ORACLE_MINUTES) NERUBA_ORACLE_REPORT=.hypothesis/oracle-figures.json \
+		$(PY) -m pytest tests/oracle -q -p no:randomly
+
+# Replay the failing examples saved by a soak (.hypothesis/oracle), shrinking them to the minimum.
+oracle-replay: $(VENV)/.installed
+	NERUBA_ORACLE_PROFILE=replay $(PY) -m pytest tests/oracle -q -p no:randomly
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run

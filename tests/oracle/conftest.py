@@ -1,0 +1,34 @@
+"""One moto for the oracle's run; every example starts from fresh tables and queues (template.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+_MOCK: list[Any] = []
+
+
+def fresh_world() -> None:
+    from neruba.dal.clients import reset_clients
+    from neruba.settings import get_settings
+    from tests.support.aws import create_resources
+
+    _MOCK[0].reset()
+    reset_clients()
+    get_settings.cache_clear()
+    create_resources()
+
+
+@pytest.fixture
+def oracle_aws() -> Iterator[None]:
+    mock = mock_aws()
+    mock.start()
+    _MOCK.append(mock)
+    try:
+        yield
+    finally:
+        _MOCK.clear()
+        mock.stop()
