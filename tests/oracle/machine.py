@@ -29,7 +29,9 @@ from tests.oracle.model import (
     add_months,
     api_takes,
     as_number,
+    canonical,
     hour_of,
+    negative,
     parse_time,
     rate_window,
     storable,
@@ -340,7 +342,17 @@ class Oracle(RuleBasedStateMachine):
         at = parse_time(event["timestamp"])
         if at < now - timedelta(days=35) or at > now + timedelta(seconds=300):
             return False
-        return all(api_takes(v) for v in event["properties"].values())
+        if not all(api_takes(v) for v in event["properties"].values()):
+            return False
+        return not self._refuses_negative(event)
+
+    def _refuses_negative(self, event: dict[str, Any]) -> bool:
+        """A negative value on the field of a known numeric meter (none of the oracle's meters sets
+        ``allow_negative``): refused ``negative_value`` at the API, parked by the worker."""
+        spec = METERS.get(event["code"])
+        if spec is None or spec.code not in self.w.meters or spec.aggregation not in ("sum", "max", "latest"):
+            return False
+        return spec.field in event["properties"] and negative(event["properties"][spec.field])
 
     def _process_ingest(self, crash: str | None) -> None:
         from neruba.dal.usage import UsageRepository
@@ -366,7 +378,7 @@ class Oracle(RuleBasedStateMachine):
         if spec.aggregation == "unique_count":
             return True
         number = as_number(event["properties"][spec.field])
-        return number is not None and storable(number)
+        return number is not None and storable(number) and not self._refuses_negative(event)
 
     def _settle(self, queued: list[dict[str, Any]]) -> None:
         """Read each key's stored event and hold it against what the copies allowed."""
@@ -593,10 +605,13 @@ class Oracle(RuleBasedStateMachine):
             f"/admin/customers/{customer}/{action}",
             {"amount_minor": amount, "invoice_id": invoice, "reason": "oracle"},
         )
+        # docs/limits.md, 'Refunds and disputes': an unknown customer or invoice is 404, an invoice of the
+        # customer that collected nothing (unpaid, or settled by credits alone) is 409
+        want = 409 if invoice in mine and customer in self.w.customers else 404
         self._check(
-            "invalid_input",
-            400 <= answer.status < 500,
-            f"{action} of {amount} against unpaid {invoice} answered {answer.status}",
+            "impossible_money_action",
+            answer.status == want,
+            f"{action} of {amount} against {invoice} answered {answer.status} {answer.body}, not {want}",
         )
         self._check(
             "no_partial_write", self._postings(customer) == before, f"refused {action} wrote postings"
@@ -839,6 +854,15 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 def _same_value(x: Any, y: Any) -> bool:
-    if isinstance(x, bool) or isinstance(y, bool) or isinstance(x, str) or isinstance(y, str):
+    """Whether two property values are the same as the event view answers them: every decimal in an
+    answer is a string of its canonical text (docs/billing.md, 'Numbers in API answers'), so a number
+    sent with a fraction (``0.000001``) reads back as ``"0.000001"``; integers stay numbers."""
+    if isinstance(x, bool) or isinstance(y, bool):
         return type(x) is type(y) and x == y
+    if isinstance(x, str) and isinstance(y, str):
+        return x == y
+    if isinstance(x, str) or isinstance(y, str):
+        text, number = (x, y) if isinstance(x, str) else (y, x)
+        fraction = isinstance(number, Decimal) and number != number.to_integral_value()
+        return fraction and text == canonical(number)
     return Decimal(str(x)) == Decimal(str(y))

@@ -30,19 +30,29 @@ def storable(number: Decimal) -> bool:
 
 
 def api_takes(value: Any) -> bool:
-    """Whether ``POST /v1/events`` takes a property value (docs/limits.md, 'property value')."""
+    """Whether ``POST /v1/events`` takes a property value (docs/limits.md, 'property value' and 'Numbers'):
+    booleans, numbers DynamoDB stores exactly, text of at most 1,024 characters that, when it reads as a
+    number, reads as a storable one."""
     if isinstance(value, bool):
         return True
-    if isinstance(value, int):
-        return len(str(abs(value))) <= MAX_DIGITS
-    if isinstance(value, Decimal):
-        _, digits, exponent = value.as_tuple()
-        places = -int(exponent) if int(exponent) < 0 else 0
-        significant = len(str(int("".join(map(str, digits))))) if any(digits) else 1
-        return value.is_finite() and significant <= MAX_DIGITS and places <= 30 and storable(value)
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+        return number.is_finite() and storable(number)
     if isinstance(value, str):
-        return len(value) <= 1024
+        number = as_number(value)
+        return len(value) <= 1024 and (number is None or storable(number))
     return False  # null, arrays, objects
+
+
+def negative(value: Any) -> bool:
+    """Whether a meter reads ``value`` as a negative number (docs/limits.md, 'Negative values')."""
+    number = as_number(value)
+    return number is not None and number < 0
+
+
+def canonical(number: Decimal) -> str:
+    """A decimal's canonical text: no exponent, no trailing zeros (``1.50`` -> ``1.5``)."""
+    return format(number.normalize(WIDE), "f")
 
 
 def as_text(value: Any) -> str:
@@ -58,7 +68,7 @@ def as_number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except ArithmeticError:
         return None
     return number if number.is_finite() else None
