@@ -284,6 +284,9 @@ class Subscription:
     ended_at: datetime | None = None
     cancel_at_period_end: bool = False
     canceled_at: datetime | None = None
+    # the model's billing clock runs ahead of the API's: the final window of an immediate cancellation
+    # (due at ended_at, the API's "now") is only expected once a billing run came after the cancellation
+    run_after_end: bool = False
 
     def meters(self) -> set[str]:
         return {m for p in self.phases for m in p.version.meters()}
