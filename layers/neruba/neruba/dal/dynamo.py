@@ -23,7 +23,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_storable
+from neruba.domain.numbers import EXACT, NumberNotStorableError, canonical_text, check_storable
 
 __all__ = [
     "NumberNotStorableError",
@@ -47,8 +47,17 @@ class _Serializer(TypeSerializer):  # type: ignore[misc]
         return canonical_text(number)
 
 
+class _Deserializer(TypeDeserializer):  # type: ignore[misc]
+    """boto3's deserializer, reading numbers exactly: boto3's context (38 digits of precision) refuses
+    the plain text of a storable number with more than 38 digits, trailing zeros included (``1E+40`` is
+    written ``1`` and 40 zeros by ``_Serializer`` and read back as such)."""
+
+    def _deserialize_n(self, value: str) -> Decimal:
+        return EXACT.create_decimal(value)
+
+
 _serializer = _Serializer()
-_deserializer = TypeDeserializer()
+_deserializer = _Deserializer()
 
 
 def _serialize(key: str, value: Any) -> dict[str, Any]:
