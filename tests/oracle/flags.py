@@ -11,11 +11,8 @@ from __future__ import annotations
 import os
 
 KNOWN_DEFECTS: dict[str, bool] = {
-    # 14.1: with storable edge values (38 digits, 1E+40) and unstorable ones (1e400, 1e-400, 40 digits, as
-    # numbers and numeric text) in the mix, GET /v1/customers/{id}/usage answered 500 (found after the
-    # merge of the fix; the refusals at the API themselves match the model). The flags of 14.4 (negative
-    # values) and 14.5 (refunds and disputes against unpaid or unknown invoices) are removed.
-    "i14_1_unstorable_numbers": True,
+    # none held back: the flags of 14.1 (unstorable numbers), 14.4 (negative values) and 14.5 (refunds and
+    # disputes against unpaid or unknown invoices) were removed once their fixes were merged
 }
 
 

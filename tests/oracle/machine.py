@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.oracle import harness as h
-from tests.oracle.flags import held_back
 from tests.oracle.model import (
     METERS,
     Charge,
@@ -56,14 +55,13 @@ def _values() -> st.SearchStrategy[Any]:
     )
     # docs/limits.md, 'Numbers' (issue 14.1): storable at the edges (38 digits, 1E+40), out of range or too
     # precise as numbers and as numeric text
-    if not held_back("i14_1_unstorable_numbers"):
-        plain = st.one_of(
-            plain,
-            st.sampled_from(
-                [10**37 + 3, 9 * 10**37, Decimal("1e400"), Decimal("1e-400"), "1e400", "1e-400", "9" * 40]
-            ),
-            st.just(Decimal("1E+40")),
-        )
+    plain = st.one_of(
+        plain,
+        st.sampled_from(
+            [10**37 + 3, 9 * 10**37, Decimal("1e400"), Decimal("1e-400"), "1e400", "1e-400", "9" * 40]
+        ),
+        st.just(Decimal("1E+40")),
+    )
     # docs/limits.md, 'Negative values' (issue 14.4): refused on meters that do not allow them
     plain = st.one_of(plain, st.sampled_from(["-10", -10, Decimal("-0.5")]))
     return plain
