@@ -189,6 +189,19 @@ def to_minor(amount: Decimal, currency: str) -> int:
         return int((amount * 10 ** MINOR_DIGITS[currency]).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+MAX_LINE_MINOR = 10**18  # docs/pricing.md, "An amount too large to bill"
+
+
+def usage_minor(charge: Charge, quantity: Decimal, currency: str) -> int:
+    """A usage line's amount: the charge's price rounded once, or 0 when the exact amount is over 10^18
+    minor units (rated 0 and flagged ``amount_too_large``, docs/pricing.md)."""
+    exact = charge.price(quantity)
+    with localcontext(WIDE):
+        if abs(exact) * 10 ** MINOR_DIGITS[currency] > MAX_LINE_MINOR:
+            return 0
+    return to_minor(exact, currency)
+
+
 # ---------------------------------------------------------------- periods
 def add_months(anchor: datetime, n: int) -> datetime:
     """Monthly periods from the anchor, the day clamped to the month's length (docs/billing.md)."""
@@ -363,10 +376,10 @@ def rate_window(
                 for group, cells in usage.groups(sub.customer, charge.meter, hours).items():
                     _, quantity, tied = usage.quantity(meter, cells)
                     if quantity is None:
-                        if tied is None or len({to_minor(charge.price(q), currency) for q in tied}) != 1:
+                        if tied is None or len({usage_minor(charge, q, currency) for q in tied}) != 1:
                             return None
                         quantity = next(iter(tied))
-                    amount = to_minor(charge.price(quantity), currency)
+                    amount = usage_minor(charge, quantity, currency)
                     lines[f"usage:{charge.meter}:{group}:{index}"] = amount
                     usage_total += amount
             if version.fee is not None and version.timing == "arrears" and b > a:
