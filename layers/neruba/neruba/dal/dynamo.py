@@ -47,8 +47,20 @@ class _Serializer(TypeSerializer):  # type: ignore[misc]
         return canonical_text(number)
 
 
+class _Deserializer(TypeDeserializer):  # type: ignore[misc]
+    """boto3's deserializer, reading numbers exactly. boto3 reads them in a 38-digit context that traps
+    rounding, so a storable number DynamoDB returns written out in full (1E+38 as 39 digits, trailing
+    zeros not significant) would raise ``decimal.Rounded``; the text DynamoDB returns is always exact."""
+
+    def _deserialize_n(self, value: str) -> Decimal:
+        return Decimal(value)
+
+    def _deserialize_ns(self, value: list[str]) -> set[Decimal]:
+        return {Decimal(v) for v in value}
+
+
 _serializer = _Serializer()
-_deserializer = TypeDeserializer()
+_deserializer = _Deserializer()
 
 
 def _serialize(key: str, value: Any) -> dict[str, Any]:
