@@ -78,3 +78,11 @@ def test_the_guard_lets_ordinary_sums_through() -> None:
     guard = add_guard(Decimal("0.5"))
     assert guard is not None and guard.low_scale <= -1 <= guard.high_scale and guard.low <= 100 <= guard.high
     assert add_guard(Decimal("1E-128")) is None  # too fine: read and add exactly instead
+
+
+def test_numbers_read_back_exactly_however_long_dynamodb_writes_them() -> None:
+    from neruba.dal.dynamo import from_item
+
+    item = {"a": {"N": "1" + "0" * 38}, "b": {"N": "0.000000000000000000000000000000000000000001"}}
+    assert from_item(item) == {"a": Decimal(10**38), "b": Decimal("1E-42")}
+    assert from_item({"s": {"NS": ["1" + "0" * 50, "2"]}}) == {"s": {Decimal(10**50), Decimal(2)}}

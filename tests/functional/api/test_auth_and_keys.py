@@ -78,3 +78,21 @@ def test_authorizer_handler_answers_like_api_gateway_expects(keys: KeysRepositor
     assert lambda_handler(_token_event(f"Bearer {plaintext}"), FakeContext())["context"]["scopes"] == "read"
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         lambda_handler(_token_event("Bearer nope"), FakeContext())
+
+
+def test_a_key_rotates_once_and_its_overlap_is_never_extended(keys: KeysRepository) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    # GIVEN a key rotated with a one-hour overlap
+    old, old_key = keys.create(frozenset({"ingest"}))
+    until = datetime.now(UTC) + timedelta(hours=1)
+    _, first = keys.rotate(old_key.key_id, old_works_until=until)
+    ends = keys.get(old_key.key_id)[0].revoked_at
+    # WHEN it is rotated again during the overlap
+    with pytest.raises(ValueError, match="already rotated"):
+        keys.rotate(old_key.key_id, old_works_until=until + timedelta(hours=5))
+    # THEN there is one successor, and the old key still stops when the first rotation said
+    listed = keys.list()
+    assert [k.key_id for k in listed if k.key_id not in (old_key.key_id,)] == [first.key_id]
+    assert keys.get(old_key.key_id)[0].revoked_at == ends
+    assert keys.authenticate(old) is not None  # still within the overlap

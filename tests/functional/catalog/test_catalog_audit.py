@@ -116,3 +116,21 @@ def test_customer_meter_and_plan_writes_are_audited(admin: Api) -> None:
         ("plan.create", "pro"),
         ("plan.publish_version", "pro"),
     ]
+
+
+def test_cancel_at_period_end_twice_changes_nothing_and_cancel_now_clears_the_flag(admin: Api) -> None:
+    _seed(admin)
+    admin("POST", "/v1/plans", PLAN)
+    _, sub = admin("POST", "/v1/subscriptions", {"customer_id": "acme", "plan_code": "pro"})
+    sid = sub["id"]
+    path, params = f"/v1/subscriptions/{sid}/cancel", {"subscription_id": sid}
+    # WHEN it is canceled at period end twice
+    _, first = admin("POST", path, {"at_period_end": True, "reason": "bye"}, params=params)
+    status, second = admin("POST", path, {"at_period_end": True, "reason": "bye"}, params=params)
+    # THEN the second changes nothing and is not audited again
+    assert status == 200 and second["canceled_at"] == first["canceled_at"]
+    assert [r["action"] for r in _audit("acme")].count("subscription.cancel") == 1
+    # WHEN it is then canceled now, it reads canceled now, not "at period end"
+    status, now = admin("POST", path, {"at_period_end": False}, params=params)
+    assert status == 200
+    assert (now["status"], now["cancel_at_period_end"]) == ("canceled", False) and now["ended_at"]

@@ -318,3 +318,49 @@ def test_storable_numbers_with_many_trailing_zeros_read_back(send: Any, process:
     assert status == 200, usage
     assert Decimal(usage["data"][0]["quantity"]) == Decimal("1E+40") + Decimal("1E+60")
     assert _event(read, "big-1")["status"] == "accepted"
+
+
+# ------------------------------------------------------------------------------------------ read back
+def _usage_status(read: Callable[..., tuple[int, Any]]) -> tuple[int, Any]:
+    return read(  # type: ignore[no-any-return]
+        "/v1/customers/acme/usage",
+        query={
+            "meter": "tokens",
+            "from": (HOUR - timedelta(days=1)).isoformat(),
+            "to": (HOUR + timedelta(hours=2)).isoformat(),
+            "granularity": "period",
+        },
+        path_parameters={"customer_id": "acme"},
+    )
+
+
+@pytest.mark.parametrize("value", [10**38, "1" + "0" * 38, "2" + "0" * 42])
+def test_a_sum_written_out_in_full_reads_back_and_the_cell_keeps_counting(
+    send: Any, process: Any, read: Any, value: Any
+) -> None:
+    # GIVEN a storable number whose digits, written out, are more than 38 (trailing zeros do not count;
+    # DynamoDB returns such numbers written out in full)
+    send(_tokens("big", value))
+    process()
+    # THEN the usage of that meter still reads (no decimal.Rounded from the reader: it answered 500)
+    status, body = _usage_status(read)
+    assert status == 200, body
+    # AND the cell keeps counting: 1 more cannot be added exactly (39 significant digits) and is parked
+    # alone; 0 and a further big number's neighbour still count
+    send(_tokens("one", 1), _tokens("zero", 0))
+    process()
+    assert _event(read, "one")["reason"] == "aggregate_overflow"
+    assert _event(read, "zero")["status"] == "accepted"
+    assert _sum() == Decimal(value)
+    assert _usage_status(read)[0] == 200
+
+
+@pytest.mark.parametrize("text", ["1_000", " 12 ", "\u0661\u0662", "\uff11\uff12", "0x10", "NaN", "Infinity"])
+def test_only_plain_ascii_numeric_text_is_a_number(send: Any, text: str) -> None:
+    # GIVEN text that Python's Decimal would read as a number but a person would not (or not as that one)
+    body = send(_tokens("odd", text), _tokens("fine", "12.5"))
+    # THEN the event is refused at the API as not a number; its neighbour is queued
+    by_tx = {e["transaction_id"]: e for e in body["events"]}
+    assert by_tx["odd"]["error"]["code"] == "invalid_property", by_tx["odd"]
+    assert by_tx["odd"]["error"]["param"] == "properties.tokens"
+    assert by_tx["fine"]["status"] == "queued"

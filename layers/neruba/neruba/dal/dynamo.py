@@ -23,7 +23,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from neruba.domain.numbers import EXACT, NumberNotStorableError, canonical_text, check_storable
+from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_storable
 
 __all__ = [
     "NumberNotStorableError",
@@ -48,12 +48,15 @@ class _Serializer(TypeSerializer):  # type: ignore[misc]
 
 
 class _Deserializer(TypeDeserializer):  # type: ignore[misc]
-    """boto3's deserializer, reading numbers exactly: boto3's context (38 digits of precision) refuses
-    the plain text of a storable number with more than 38 digits, trailing zeros included (``1E+40`` is
-    written ``1`` and 40 zeros by ``_Serializer`` and read back as such)."""
+    """boto3's deserializer, reading numbers exactly. boto3 reads them in a 38-digit context that traps
+    rounding, so a storable number DynamoDB returns written out in full (1E+38 as 39 digits, trailing
+    zeros not significant) would raise ``decimal.Rounded``; the text DynamoDB returns is always exact."""
 
     def _deserialize_n(self, value: str) -> Decimal:
-        return EXACT.create_decimal(value)
+        return Decimal(value)
+
+    def _deserialize_ns(self, value: list[str]) -> set[Decimal]:
+        return {Decimal(v) for v in value}
 
 
 _serializer = _Serializer()

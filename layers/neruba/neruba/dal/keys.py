@@ -130,12 +130,29 @@ class KeysRepository:
 
     def rotate(self, key_id: str, *, old_works_until: datetime | None = None) -> tuple[str, ApiKey]:
         """Create a key with the same scopes and name; the old one works until ``old_works_until``
-        (default: it stops now), so clients can move to the new key in between."""
+        (default: it stops now), so clients can move to the new key in between. A key rotates once: a
+        second rotation (or two at once) is refused and leaves no second successor."""
         old, _ = self.get(key_id)
         if not old.active:
             raise ValueError(f"key {key_id} is already revoked")
+        if old.rotated_to:
+            raise ValueError(f"key {key_id} was already rotated to {old.rotated_to}; rotate that key instead")
         plaintext, new = self.create(old.scopes, name=old.name)
-        self.revoke(key_id, rotated_to=new.key_id, at=old_works_until)
+        when = (old_works_until or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"KEY#{key_id}"}},
+                UpdateExpression="SET revoked_at = :at, rotated_to = :to",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(rotated_to)"
+                " AND (attribute_not_exists(revoked_at) OR revoked_at > :now)",
+                ExpressionAttributeValues=to_item({":at": when, ":to": new.key_id, ":now": _now()}),
+            )
+        except Exception as exc:
+            self.revoke(new.key_id)  # the successor of a rotation that did not happen never works
+            if is_condition_failure(exc):
+                raise ValueError(f"key {key_id} was rotated or revoked meanwhile") from exc
+            raise
         return plaintext, new
 
 

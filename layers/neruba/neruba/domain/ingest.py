@@ -9,10 +9,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
@@ -85,11 +86,8 @@ def numeric_value(properties: Mapping[str, PropertyValue], name: str) -> Decimal
     value = properties[name]
     if isinstance(value, bool):
         raise InvalidPropertyError("invalid_property", f"property {name!r} is a boolean, not a number")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation as exc:
-        raise InvalidPropertyError("invalid_property", f"property {name!r} is not a number") from exc
-    if not number.is_finite():
+    number = as_number(value)
+    if number is None:
         raise InvalidPropertyError("invalid_property", f"property {name!r} is not a finite number")
     problem = number_problem(number)
     if problem:
@@ -97,22 +95,29 @@ def numeric_value(properties: Mapping[str, PropertyValue], name: str) -> Decimal
     return number
 
 
+# numeric text: ASCII digits, an optional sign, point and exponent; nothing else (no spaces, underscores,
+# other scripts' digits, hexadecimal, NaN or Infinity), so text reads as the number a person sees
+NUMERIC_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def as_number(value: PropertyValue | None) -> Decimal | None:
-    """A property value read as a number (numbers and numeric text), None for anything else.
+    """A property value read as a number (numbers and plain numeric text), None for anything else.
 
     Example:
         >>> as_number("1e3"), as_number(2), as_number("eu"), as_number(True), as_number("NaN")
         (Decimal('1E+3'), Decimal('2'), None, None, None)
+        >>> as_number("1_000"), as_number(" 12 "), as_number("\u0661\u0662"), as_number("0x10")
+        (None, None, None, None)
     """
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, Decimal | int):
+    if isinstance(value, int):
         return Decimal(value)
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if not isinstance(value, str) or not NUMERIC_TEXT.fullmatch(value):
         return None
-    return number if number.is_finite() else None
+    return Decimal(value)
 
 
 def property_number_problems(properties: Mapping[str, PropertyValue]) -> list[tuple[str, str]]:

@@ -78,14 +78,16 @@ def validate_event(
 
 
 def meter_error(event: UsageEventIn, meter: Meter | None) -> EventError | None:
-    """``negative_value`` when the event's meter refuses the negative value it carries (the worker
-    checks the same rule again, for messages queued by other means)."""
+    """The rule the event's meter certainly refuses it by: ``negative_value`` (a negative value on a meter
+    that allows none) or ``invalid_property`` (the aggregated property is not a number: a boolean, text that
+    is not plain ASCII numeric text, NaN). The worker checks the same rules again, for messages queued by
+    other means; a missing property is left to it (a replay after the catalog is fixed may count it)."""
     if meter is None or not meter.field or not matches_filters(meter.filters, event.properties):
         return None
     try:
         meter_value(meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative)
     except InvalidPropertyError as exc:
-        if exc.code == "negative_value":
+        if exc.code in ("negative_value", "invalid_property"):
             return EventError(code=exc.code, message=str(exc), param=f"properties.{meter.field}")
     return None
 

@@ -296,6 +296,8 @@ def cancel(
         sub = get_subscription(repo, subscription_id, now)
         before = _audit_view(sub)
         _still_active(sub)
+        if body.at_period_end and sub.get("cancel_at_period_end"):
+            return sub  # already ends at its period end: nothing changes, nothing more to audit
         sub["canceled_at"] = now.isoformat()
         extra: list[dict[str, Any]] = []
         if body.at_period_end:
@@ -303,6 +305,7 @@ def cancel(
         else:
             sub["status"] = "canceled"
             sub["ended_at"] = now.isoformat()
+            sub["cancel_at_period_end"] = False  # it ended now, not at the period end
             sub["phases"] = end_phases(sub["phases"], now)
             state = billing.state(subscription_id)
             end_state = billing.end_item(state, now) if state else None
