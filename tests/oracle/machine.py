@@ -348,12 +348,16 @@ class Oracle(RuleBasedStateMachine):
         return not self._refuses_negative(event)
 
     def _refuses_negative(self, event: dict[str, Any]) -> bool:
-        """A negative value on the field of a known numeric meter (none of the oracle's meters sets
-        ``allow_negative``): refused ``negative_value`` at the API, parked by the worker."""
+        """The field of a known numeric meter holding what it cannot aggregate: a negative value (none of
+        the oracle's meters sets ``allow_negative``) or no number at all (a boolean, text that is not a
+        number, NaN). Refused at the API (docs/limits.md); a missing field is left to the worker."""
         spec = METERS.get(event["code"])
         if spec is None or spec.code not in self.w.meters or spec.aggregation not in ("sum", "max", "latest"):
             return False
-        return spec.field in event["properties"] and negative(event["properties"][spec.field])
+        if spec.field not in event["properties"]:
+            return False
+        value = event["properties"][spec.field]
+        return as_number(value) is None or negative(value)
 
     def _process_ingest(self, crash: str | None) -> None:
         from neruba.dal.usage import UsageRepository
