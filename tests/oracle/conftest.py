@@ -17,9 +17,18 @@ def fresh_world() -> None:
     from tests.support.aws import create_resources
 
     _MOCK[0].reset()
+    _forget_catalogs()
     reset_clients()
     get_settings.cache_clear()
     create_resources()
+
+
+def _forget_catalogs() -> None:
+    """The per-process catalog caches of the ingest API and worker hold the last example's meters."""
+    import importlib
+
+    for module in ("neruba.api.routes.ingest", "functions.ingest_worker.app"):
+        importlib.import_module(module)._catalog = None
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.oracle import harness as h
-from tests.oracle.flags import held_back
 from tests.oracle.model import (
     METERS,
     Charge,
@@ -29,7 +28,9 @@ from tests.oracle.model import (
     add_months,
     api_takes,
     as_number,
+    canonical,
     hour_of,
+    negative,
     parse_time,
     rate_window,
     storable,
@@ -52,15 +53,17 @@ def _values() -> st.SearchStrategy[Any]:
         st.sampled_from([10**38 + 7, Decimal("1." + "0" * 37 + "1")]),  # 39 digits: refused by the API
         st.sampled_from([None, [1], {"a": 1}]),  # wrong types: refused by the API
     )
-    if not held_back("i14_1_unstorable_numbers"):
-        plain = st.one_of(
-            plain,
-            st.sampled_from(
-                [10**37 + 3, 9 * 10**37, Decimal("1e400"), Decimal("1e-400"), "1e400", "1e-400", "9" * 40]
-            ),
-        )
-    if not held_back("i14_4_negative_usage"):
-        plain = st.one_of(plain, st.sampled_from([-10, Decimal("-0.5")]))
+    # docs/limits.md, 'Numbers' (issue 14.1): storable at the edges (38 digits, 1E+40), out of range or too
+    # precise as numbers and as numeric text
+    plain = st.one_of(
+        plain,
+        st.sampled_from(
+            [10**37 + 3, 9 * 10**37, Decimal("1e400"), Decimal("1e-400"), "1e400", "1e-400", "9" * 40]
+        ),
+        st.just(Decimal("1E+40")),
+    )
+    # docs/limits.md, 'Negative values' (issue 14.4): refused on meters that do not allow them
+    plain = st.one_of(plain, st.sampled_from(["-10", -10, Decimal("-0.5")]))
     return plain
 
 
@@ -340,7 +343,21 @@ class Oracle(RuleBasedStateMachine):
         at = parse_time(event["timestamp"])
         if at < now - timedelta(days=35) or at > now + timedelta(seconds=300):
             return False
-        return all(api_takes(v) for v in event["properties"].values())
+        if not all(api_takes(v) for v in event["properties"].values()):
+            return False
+        return not self._refuses_negative(event)
+
+    def _refuses_negative(self, event: dict[str, Any]) -> bool:
+        """The field of a known numeric meter holding what it cannot aggregate: a negative value (none of
+        the oracle's meters sets ``allow_negative``) or no number at all (a boolean, text that is not a
+        number, NaN). Refused at the API (docs/limits.md); a missing field is left to the worker."""
+        spec = METERS.get(event["code"])
+        if spec is None or spec.code not in self.w.meters or spec.aggregation not in ("sum", "max", "latest"):
+            return False
+        if spec.field not in event["properties"]:
+            return False
+        value = event["properties"][spec.field]
+        return as_number(value) is None or negative(value)
 
     def _process_ingest(self, crash: str | None) -> None:
         from neruba.dal.usage import UsageRepository
@@ -366,7 +383,7 @@ class Oracle(RuleBasedStateMachine):
         if spec.aggregation == "unique_count":
             return True
         number = as_number(event["properties"][spec.field])
-        return number is not None and storable(number)
+        return number is not None and storable(number) and not self._refuses_negative(event)
 
     def _settle(self, queued: list[dict[str, Any]]) -> None:
         """Read each key's stored event and hold it against what the copies allowed."""
@@ -575,7 +592,6 @@ class Oracle(RuleBasedStateMachine):
             self._check("valid_input", answer.status == 201, f"grant answered {answer.status} {answer.body}")
             self.w.granted[customer] = self.w.granted.get(customer, 0) + amount
 
-    @precondition(lambda self: not held_back("i14_5_impossible_money_actions"))
     @rule(
         customer=st.sampled_from(sorted(CUSTOMERS)),
         action=st.sampled_from(["refunds", "disputes"]),
@@ -592,11 +608,15 @@ class Oracle(RuleBasedStateMachine):
             "POST",
             f"/admin/customers/{customer}/{action}",
             {"amount_minor": amount, "invoice_id": invoice, "reason": "oracle"},
+            headers={"Idempotency-Key": f"m{self.api.calls}{customer}{action}"},  # money actions need one
         )
+        # docs/limits.md, 'Refunds and disputes': an unknown customer or invoice is 404, an invoice of the
+        # customer that collected nothing (unpaid, or settled by credits alone) is 409
+        want = 409 if invoice in mine and customer in self.w.customers else 404
         self._check(
-            "invalid_input",
-            400 <= answer.status < 500,
-            f"{action} of {amount} against unpaid {invoice} answered {answer.status}",
+            "impossible_money_action",
+            answer.status == want,
+            f"{action} of {amount} against {invoice} answered {answer.status} {answer.body}, not {want}",
         )
         self._check(
             "no_partial_write", self._postings(customer) == before, f"refused {action} wrote postings"
@@ -619,6 +639,8 @@ class Oracle(RuleBasedStateMachine):
         self._step("bill")
         self.w.clock = min(self.w.clock + step, self.w.now0 + MAX_AHEAD)
         h.billing_run(self.w.clock)
+        for sub in self.w.subs.values():
+            sub.run_after_end = sub.ended_at is not None
         if crash:
             from neruba.logic import billing_worker
 
@@ -666,8 +688,8 @@ class Oracle(RuleBasedStateMachine):
                 (sub.id, kind, start)
                 for sub in self.w.subs.values()
                 if sub.customer == customer
-                for kind, start, _, due_at in sub.windows()
-                if due_at <= self.w.clock
+                for kind, start, end, due_at in sub.windows()
+                if due_at <= self.w.clock and (end != sub.ended_at or sub.run_after_end)
             }
             self._check(
                 "windows_billed",
@@ -839,6 +861,15 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 def _same_value(x: Any, y: Any) -> bool:
-    if isinstance(x, bool) or isinstance(y, bool) or isinstance(x, str) or isinstance(y, str):
+    """Whether two property values are the same as the event view answers them: every decimal in an
+    answer is a string of its canonical text (docs/billing.md, 'Numbers in API answers'), so a number
+    sent with a fraction (``0.000001``) reads back as ``"0.000001"``; integers stay numbers."""
+    if isinstance(x, bool) or isinstance(y, bool):
         return type(x) is type(y) and x == y
+    if isinstance(x, str) and isinstance(y, str):
+        return x == y
+    if isinstance(x, str) or isinstance(y, str):
+        text, number = (x, y) if isinstance(x, str) else (y, x)
+        fraction = isinstance(number, Decimal) and number != number.to_integral_value()
+        return fraction and text == canonical(number)
     return Decimal(str(x)) == Decimal(str(y))

@@ -30,19 +30,29 @@ def storable(number: Decimal) -> bool:
 
 
 def api_takes(value: Any) -> bool:
-    """Whether ``POST /v1/events`` takes a property value (docs/limits.md, 'property value')."""
+    """Whether ``POST /v1/events`` takes a property value (docs/limits.md, 'property value' and 'Numbers'):
+    booleans, numbers DynamoDB stores exactly, text of at most 1,024 characters that, when it reads as a
+    number, reads as a storable one."""
     if isinstance(value, bool):
         return True
-    if isinstance(value, int):
-        return len(str(abs(value))) <= MAX_DIGITS
-    if isinstance(value, Decimal):
-        _, digits, exponent = value.as_tuple()
-        places = -int(exponent) if int(exponent) < 0 else 0
-        significant = len(str(int("".join(map(str, digits))))) if any(digits) else 1
-        return value.is_finite() and significant <= MAX_DIGITS and places <= 30 and storable(value)
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+        return number.is_finite() and storable(number)
     if isinstance(value, str):
-        return len(value) <= 1024
+        number = as_number(value)
+        return len(value) <= 1024 and (number is None or storable(number))
     return False  # null, arrays, objects
+
+
+def negative(value: Any) -> bool:
+    """Whether a meter reads ``value`` as a negative number (docs/limits.md, 'Negative values')."""
+    number = as_number(value)
+    return number is not None and number < 0
+
+
+def canonical(number: Decimal) -> str:
+    """A decimal's canonical text: no exponent, no trailing zeros (``1.50`` -> ``1.5``)."""
+    return format(number.normalize(WIDE), "f")
 
 
 def as_text(value: Any) -> str:
@@ -58,7 +68,7 @@ def as_number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except ArithmeticError:
         return None
     return number if number.is_finite() else None
@@ -179,6 +189,19 @@ def to_minor(amount: Decimal, currency: str) -> int:
         return int((amount * 10 ** MINOR_DIGITS[currency]).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+MAX_LINE_MINOR = 10**18  # docs/pricing.md, "An amount too large to bill"
+
+
+def usage_minor(charge: Charge, quantity: Decimal, currency: str) -> int:
+    """A usage line's amount: the charge's price rounded once, or 0 when the exact amount is over 10^18
+    minor units (rated 0 and flagged ``amount_too_large``, docs/pricing.md)."""
+    exact = charge.price(quantity)
+    with localcontext(WIDE):
+        if abs(exact) * 10 ** MINOR_DIGITS[currency] > MAX_LINE_MINOR:
+            return 0
+    return to_minor(exact, currency)
+
+
 # ---------------------------------------------------------------- periods
 def add_months(anchor: datetime, n: int) -> datetime:
     """Monthly periods from the anchor, the day clamped to the month's length (docs/billing.md)."""
@@ -274,6 +297,9 @@ class Subscription:
     ended_at: datetime | None = None
     cancel_at_period_end: bool = False
     canceled_at: datetime | None = None
+    # the model's billing clock runs ahead of the API's: the final window of an immediate cancellation
+    # (due at ended_at, the API's "now") is only expected once a billing run came after the cancellation
+    run_after_end: bool = False
 
     def meters(self) -> set[str]:
         return {m for p in self.phases for m in p.version.meters()}
@@ -350,10 +376,10 @@ def rate_window(
                 for group, cells in usage.groups(sub.customer, charge.meter, hours).items():
                     _, quantity, tied = usage.quantity(meter, cells)
                     if quantity is None:
-                        if tied is None or len({to_minor(charge.price(q), currency) for q in tied}) != 1:
+                        if tied is None or len({usage_minor(charge, q, currency) for q in tied}) != 1:
                             return None
                         quantity = next(iter(tied))
-                    amount = to_minor(charge.price(quantity), currency)
+                    amount = usage_minor(charge, quantity, currency)
                     lines[f"usage:{charge.meter}:{group}:{index}"] = amount
                     usage_total += amount
             if version.fee is not None and version.timing == "arrears" and b > a:

@@ -303,6 +303,23 @@ def test_redriven_messages_of_a_cell_poisoned_before_the_rule_count_and_the_offe
     assert _dlq_depth() == 0
 
 
+def test_storable_numbers_with_many_trailing_zeros_read_back(send: Any, process: Any, read: Any) -> None:
+    # GIVEN storable values written as more than 38 plain digits (1E+40 has one significant digit)
+    body = send(_tokens("big-1", "1E+40"), _tokens("big-2", "1" + "0" * 60))
+    assert body["rejected"] == 0, body
+    process()
+    # WHEN the usage and the events are read back
+    status, usage = read(
+        "/v1/customers/acme/usage",
+        query={"meter": "tokens", "from": AT, "to": HOUR.isoformat(), "granularity": "hour"},
+        path_parameters={"customer_id": "acme"},
+    )
+    # THEN they read exactly (no 500 from a deserializer limited to 38 digits of text)
+    assert status == 200, usage
+    assert Decimal(usage["data"][0]["quantity"]) == Decimal("1E+40") + Decimal("1E+60")
+    assert _event(read, "big-1")["status"] == "accepted"
+
+
 # ------------------------------------------------------------------------------------------ read back
 def _usage_status(read: Callable[..., tuple[int, Any]]) -> tuple[int, Any]:
     return read(  # type: ignore[no-any-return]
