@@ -32,7 +32,14 @@ def _forget_catalogs() -> None:
 
 
 @pytest.fixture
-def oracle_aws() -> Iterator[None]:
+def oracle_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # the test environment, whatever a local stack started by an earlier test (integration tests run
+    # first and keep theirs for the session) put into os.environ: its endpoint and table names
+    from tests.conftest import TEST_ENVIRONMENT
+
+    for name, value in TEST_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     mock = mock_aws()
     mock.start()
     _MOCK.append(mock)
