@@ -246,7 +246,11 @@ def fresh_containers() -> None:
     from functions.billing_scheduler import app as scheduler
     from functions.billing_worker import app as worker
     from functions.ingest_worker import app as ingest
+    from neruba.api.routes import ingest as ingest_api
+    from neruba.logic import invoices
 
     scheduler._ctx = None
     worker._ctx = None
+    invoices._ctx = None  # the admin and read routes' billing context (a rerun reads the invoices table)
     ingest._catalog = None
+    ingest_api._catalog = None

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.oracle import harness as h
-from tests.oracle.flags import held_back
 from tests.oracle.model import (
     METERS,
     Charge,
@@ -654,7 +653,7 @@ class Oracle(RuleBasedStateMachine):
         h.billing_work(self.w.clock)
         self._check_invoices()
 
-    @precondition(lambda self: bool(self.w.invoices) and not held_back("rerun_500"))
+    @precondition(lambda self: bool(self.w.invoices))
     @rule(data=st.data())
     def rerun(self, data: st.DataObject) -> None:
         self._step("rerun")
