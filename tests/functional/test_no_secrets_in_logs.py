@@ -124,7 +124,7 @@ def test_a_full_scenario_logs_no_secret(
     from neruba.logic import stripe_ports
     from neruba.observability import logger
     from neruba.settings import get_settings
-    from tests.support.fake_stripe import FakeStripe
+    from neruba_tools.local.fake_stripe import FakeStripe
     from tests.support.stripe_events import encode, invoice_paid, sign
     from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
 

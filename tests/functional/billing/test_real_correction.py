@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from neruba_tools.local.fake_stripe import FakeStripe
 from tests.functional.billing.conftest import (
     START,
     World,
@@ -22,7 +23,6 @@ from tests.functional.billing.conftest import (
 )
 from tests.functional.billing.helpers import Killed, day, schedule, work
 from tests.support.api import api_event, call
-from tests.support.fake_stripe import FakeStripe
 
 PRICE = 100  # minor units per call
 BILLED_CALLS = 12

@@ -17,11 +17,11 @@ from neruba.dal.locks import LockRepository
 from neruba.dal.plans import PlansRepository
 from neruba.logic.billing_worker import Billing
 from neruba.settings import get_settings
+from neruba_tools.local.fake_stripe import FakeStripe
 from tests.functional.billing.conftest import World
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
 from tests.support.billing_fakes import Calls, add_days, opening_rater, usage_rater
-from tests.support.fake_stripe import FakeStripe
 from tests.support.queues import drain
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
 from tests.support.stripe_ports import MemoryInvoices, MemoryLedger

@@ -15,11 +15,11 @@ import pytest
 from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.ledger import LedgerRepository
 from neruba.settings import get_settings
+from neruba_tools.local.fake_stripe import FakeStripe
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url, receive_all
-from tests.support.fake_stripe import FakeStripe
 from tests.support.queues import drain, receive_batch, run_batch
 from tests.support.stripe_events import event
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from neruba.models.catalog import Customer
+from neruba_tools.local.fake_stripe import FakeStripe
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
 from tests.functional.stripe.test_end_to_end import (
@@ -24,7 +25,6 @@ from tests.functional.stripe.test_end_to_end import (
     sync_run,
     work_events,
 )
-from tests.support.fake_stripe import FakeStripe
 from tests.support.stripe_events import event
 
 OTHER = "bolt"

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba_tools.local.fake_stripe import FakeStripe
 from tests.support.aws import queue_url, receive_all
-from tests.support.fake_stripe import FakeStripe
 from tests.support.queues import receive_batch, run_batch
 from tests.support.stripe_ports import MemoryInvoices
 

@@ -1,13 +1,21 @@
-"""A small in-memory Stripe API on 127.0.0.1 for tests that drive the real stripe library (no network).
+"""A small in-memory Stripe API on 127.0.0.1 that the real stripe library talks to (no network).
 
-It implements what invoice sync-out calls: customers (create, retrieve), invoice items (create, list by
-invoice), invoices (create, retrieve, list by customer, finalize). Requests are form-encoded as the stripe
-library sends them (``metadata[key]=value``).
+It is the local stack's Stripe (``make run`` serves it and points the functions at it) and the tests'. It
+implements what invoice sync-out calls: customers (create, retrieve), invoice items (create, list by
+invoice), invoices (create, retrieve, list by customer, finalize), and paying an open invoice
+(``POST /v1/invoices/{id}/pay``, as Stripe's API does), which delivers a signed ``invoice.paid`` event to
+the webhook endpoint when one is set (``set_webhook``). Requests are form-encoded as the stripe library
+sends them (``metadata[key]=value``). With ``api_key`` set, a request with another key is answered 401.
 
 Idempotency works like Stripe API v1: the first response to an ``Idempotency-Key`` (status and body,
 *including a 500* once the endpoint has begun executing) is saved and replayed for the same key and the
 same parameters (header ``Idempotent-Replayed: true``); the same key with different parameters is a 400
 ``idempotency_error``.
+
+Webhook delivery signs as Stripe does: header ``Stripe-Signature: t=<unix time>,v1=<hex>`` where the hex is
+HMAC-SHA256 with the endpoint secret over ``"<t>.<raw body>"``; the body is pretty-printed JSON. It happens
+once, before the answer to the request that caused it (Stripe delivers later and retries; here the caller
+sees the endpoint's answer in ``deliveries``).
 
 Fault injection per path pattern (``/v1/invoices/*/finalize``):
 
@@ -26,9 +34,14 @@ Example::
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import hmac
 import itertools
 import json
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,29 +63,74 @@ def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 class FakeStripe:
     """The server and its state; use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None, id_tag: str = "fake"
+    ) -> None:
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.items: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, idempotency key)
+        self.deliveries: list[dict[str, Any]] = []  # webhook deliveries: event id, type, status, answer
+        self.api_key, self.id_tag = api_key, id_tag
+        self.webhook: tuple[str, str] | None = None  # (endpoint URL, signing secret)
+        self._outbox: list[dict[str, Any]] = []
         self._saved: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self._faults: list[list[Any]] = []  # [pattern, remaining, execute_first]
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-stripe", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host, port = self._server.server_address[:2]
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
-    def __enter__(self) -> FakeStripe:
+    def start(self) -> FakeStripe:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> FakeStripe:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_webhook(self, url: str, secret: str) -> None:
+        """Deliver events (``invoice.paid``) to ``url`` (http or https), signed with ``secret``."""
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"a webhook endpoint is an http(s) URL, not {url!r}")
+        self.webhook = (url, secret)
+
+    def find_invoice(self, key: str, value: str) -> dict[str, Any] | None:
+        """The invoice whose metadata ``key`` is ``value`` (the newest), as the Stripe search API finds it."""
+        with self._lock:
+            found = [i for i in self.invoices.values() if (i.get("metadata") or {}).get(key) == value]
+            return json.loads(json.dumps(found[-1])) if found else None
+
+    # ---------------------------------------------------------------- state (the local stack's --state-dir)
+    def dump(self) -> dict[str, Any]:
+        """Everything a restart needs: objects, saved idempotent answers, the id counter."""
+        with self._lock:
+            state = {
+                "customers": self.customers, "invoices": self.invoices, "items": self.items,
+                "saved": {key: list(value) for key, value in self._saved.items()},
+                "next_id": next(self._ids),
+            }  # fmt: skip
+            return dict(json.loads(json.dumps(state)))
+
+    def load(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self.customers, self.invoices = dict(state["customers"]), dict(state["invoices"])
+            self.items = dict(state["items"])
+            self._saved = {key: (v[0], int(v[1]), v[2]) for key, v in state["saved"].items()}
+            self._ids = itertools.count(int(state["next_id"]))
 
     # ---------------------------------------------------------------- fault injection
     def fail_next(self, pattern: str, count: int = 1) -> None:
@@ -90,9 +148,11 @@ class FakeStripe:
 
     # ---------------------------------------------------------------- request handling
     def handle(
-        self, method: str, path: str, params: dict[str, Any], key: str | None
+        self, method: str, path: str, params: dict[str, Any], key: str | None, api_key: str | None = None
     ) -> tuple[int, dict[str, Any], bool]:
         """Returns (status, body, replayed)."""
+        if self.api_key is not None and api_key != self.api_key:
+            return 401, _error("invalid_request_error", "Invalid API Key provided."), False
         with self._lock:
             self.requests.append((method, path, key))
             fingerprint = json.dumps([method, path, params], sort_keys=True)
@@ -126,6 +186,7 @@ class FakeStripe:
             ("GET", "invoices"): self._list_invoices,
             ("GET", "invoices", "*"): lambda p, i: self._get(self.invoices, i, "invoice"),
             ("POST", "invoices", "*", "finalize"): self._finalize,
+            ("POST", "invoices", "*", "pay"): self._pay,
         }
         shape = tuple([method, *[(p if index != 1 else "*") for index, p in enumerate(parts)]])
         handler = routes.get(shape)
@@ -134,7 +195,7 @@ class FakeStripe:
         return handler(params, parts[1] if len(parts) > 1 else None)
 
     def _new_id(self, prefix: str) -> str:
-        return f"{prefix}_fake{next(self._ids):06d}"
+        return f"{prefix}_{self.id_tag}{next(self._ids):06d}"
 
     def _get(self, store: dict[str, dict[str, Any]], object_id: str, kind: str) -> tuple[int, dict[str, Any]]:
         if object_id not in store:
@@ -155,8 +216,10 @@ class FakeStripe:
         invoice = {
             "id": self._new_id("in"), "object": "invoice", "customer": params["customer"],
             "currency": params.get("currency", "usd"), "status": "draft", "number": None, "total": 0,
-            "auto_advance": params.get("auto_advance") == "true", "metadata": params.get("metadata", {}),
-            "description": params.get("description"),
+            "amount_due": 0, "amount_paid": 0, "amount_remaining": 0, "paid": False, "charge": None,
+            "payment_intent": None, "auto_advance": params.get("auto_advance") == "true",
+            "metadata": params.get("metadata", {}), "description": params.get("description"),
+            "created": int(time.time()), "livemode": False,
         }  # fmt: skip
         self.invoices[invoice["id"]] = invoice
         return 200, invoice
@@ -179,6 +242,7 @@ class FakeStripe:
         }  # fmt: skip
         self.items[item["id"]] = item
         invoice["total"] += item["amount"]
+        invoice["amount_due"] = invoice["amount_remaining"] = max(invoice["total"], 0)
         return 200, item
 
     def _list_items(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
@@ -194,8 +258,63 @@ class FakeStripe:
                 "invalid_request_error", "This invoice is already finalized.", code="invoice_not_editable"
             )
         invoice["status"] = "open"
-        invoice["number"] = f"FAKE-{len([i for i in self.invoices.values() if i['number']]) + 1:04d}"
+        numbered = len([i for i in self.invoices.values() if i["number"]]) + 1
+        invoice["number"] = f"{self.id_tag.upper()}-{numbered:04d}"
         return 200, invoice
+
+    def _pay(self, params: dict[str, Any], invoice_id: str | None) -> tuple[int, dict[str, Any]]:
+        """Pay an open invoice in full (as a successful card charge would), then deliver ``invoice.paid``."""
+        invoice = self.invoices.get(invoice_id or "")
+        if invoice is None:
+            return 404, _error("invalid_request_error", "No such invoice", code="resource_missing")
+        if invoice["status"] != "open":
+            message = f"You can only pay an open invoice; this one is {invoice['status']}."
+            return 400, _error("invalid_request_error", message)
+        charge = self._new_id("ch")
+        invoice.update(
+            status="paid", paid=True, amount_paid=invoice["amount_due"], amount_remaining=0, charge=charge,
+            payment_intent=self._new_id("pi"), status_transitions={"paid_at": int(time.time())},
+        )  # fmt: skip
+        if self.webhook is not None:
+            self._outbox.append(self._event("invoice.paid", invoice))
+        return 200, invoice
+
+    # ---------------------------------------------------------------- webhooks
+    def _event(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self._new_id("evt"), "object": "event", "api_version": "2024-06-20",
+            "created": int(time.time()), "livemode": False, "pending_webhooks": 1, "type": kind,
+            "request": {"id": None, "idempotency_key": None}, "data": {"object": json.loads(json.dumps(obj))},
+        }  # fmt: skip
+
+    def deliver_pending(self) -> None:
+        """Post the events the last requests caused to the webhook endpoint (outside the lock)."""
+        with self._lock:
+            events, self._outbox = self._outbox, []
+        for event in events:
+            self.deliveries.append(self.deliver(event))
+
+    def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Post one event, signed, to the webhook endpoint; returns what the endpoint answered."""
+        assert self.webhook is not None, "set_webhook() first"
+        url, secret = self.webhook
+        raw = json.dumps(event, indent=2).encode("utf-8")
+        request = urllib.request.Request(url, data=raw, method="POST")  # noqa: S310 (http(s) only)
+        request.add_header("Content-Type", "application/json; charset=utf-8")
+        request.add_header("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+        request.add_header("Stripe-Signature", signature_header(raw, secret))
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the local endpoint)
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, answer = error.code, error.read()
+        except OSError as error:
+            status, answer = 0, str(error).encode()
+        try:
+            body: Any = json.loads(answer)
+        except ValueError:
+            body = answer.decode("utf-8", "replace")
+        return {"event_id": event["id"], "type": event["type"], "status": status, "answer": body}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -206,9 +325,15 @@ class FakeStripe:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
                 params = _nest(parse_qsl(body if method == "POST" else split.query, keep_blank_values=True))
+                auth = self.headers.get("Authorization") or ""
                 status, payload, replayed = fake.handle(
-                    method, split.path, params, self.headers.get("Idempotency-Key")
+                    method,
+                    split.path,
+                    params,
+                    self.headers.get("Idempotency-Key"),
+                    auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None,
                 )
+                fake.deliver_pending()
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -229,6 +354,13 @@ class FakeStripe:
                 return
 
         return Handler
+
+
+def signature_header(raw: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header of a delivery: HMAC-SHA256 over ``"<t>.<raw body>"``."""
+    at = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + raw, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
 
 
 def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
