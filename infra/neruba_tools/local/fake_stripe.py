@@ -314,7 +314,10 @@ class FakeStripe:
             body: Any = json.loads(answer)
         except ValueError:
             body = answer.decode("utf-8", "replace")
-        return {"event_id": event["id"], "type": event["type"], "status": status, "answer": body}
+        return {
+            "event_id": event["id"], "type": event["type"], "object_id": event["data"]["object"].get("id"),
+            "status": status, "answer": body,
+        }  # fmt: skip
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self

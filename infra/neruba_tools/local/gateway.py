@@ -2,7 +2,9 @@
 gateway responses), with routes, authorizers and error bodies all read from the template.
 
 Local-only control routes live under ``/_local/`` (never in the template): ``POST
-/_local/schedules/{name}/fire``, ``GET /_local/schedules`` and ``GET /_local/queues``.
+/_local/schedules/{name}/fire``, ``GET /_local/schedules``, ``GET /_local/queues`` and ``POST
+/_local/stripe/invoices/{invoice_id}/pay`` (pay the invoice in the local Stripe, which delivers a signed
+``invoice.paid`` to ``POST /webhooks/stripe``).
 
 Example:
     >>> gateway = Gateway(template, invoke=lambda fn, event: ...)  # doctest: +SKIP
@@ -44,6 +46,7 @@ class Control(Protocol):
     def fire_schedule(self, name: str) -> Any: ...
     def schedule_names(self) -> list[str]: ...
     def queue_counts(self) -> dict[str, dict[str, Any]]: ...
+    def pay_invoice(self, invoice_id: str) -> tuple[int, dict[str, Any]]: ...
 
 
 class GatewayRejectionError(Exception):
@@ -272,6 +275,12 @@ class Gateway:
                     status, answer = 500, {"error": {"code": "schedule_failed", "message": repr(exc)}}
         elif self.control is not None and method == "GET" and parts[1:] == ["queues"]:
             status, answer = 200, {"queues": self.control.queue_counts()}
+        elif self.control is not None and method == "POST" and _is_pay(parts):
+            try:
+                status, answer = self.control.pay_invoice(unquote(parts[3]))
+            except Exception as exc:
+                LOG.exception("paying %s in the local Stripe failed", parts[3])
+                status, answer = 500, {"error": {"code": "local_stripe_failed", "message": repr(exc)}}
         return status, [("Content-Type", "application/json")], json.dumps(answer, default=str).encode()
 
     # -------------------------------------------------------------------------------------- server
@@ -293,6 +302,11 @@ class Gateway:
                 self._thread.join(5)
             self.server.server_close()
             self.server = None
+
+
+def _is_pay(parts: list[str]) -> bool:
+    """``_local/stripe/invoices/{invoice_id}/pay``"""
+    return len(parts) == 5 and parts[1:3] == ["stripe", "invoices"] and parts[4] == "pay"
 
 
 def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:

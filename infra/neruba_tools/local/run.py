@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--moto-port", type=int, default=int(os.environ.get("NERUBA_LOCAL_MOTO_PORT", "5055")),
         help="moto (AWS) port (env NERUBA_LOCAL_MOTO_PORT, default 5055; 0 = any free port)",
     )  # fmt: skip
+    parser.add_argument(
+        "--stripe-port", type=int, default=int(os.environ.get("NERUBA_LOCAL_STRIPE_PORT", "0")),
+        help="local Stripe API port (env NERUBA_LOCAL_STRIPE_PORT, default 0 = any free port)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-stripe", action="store_true",
+        help="no local Stripe: invoices are not pushed (stripe_not_configured), as with no API key on AWS",
+    )  # fmt: skip
     parser.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
     parser.add_argument("--no-seed", action="store_true", help="do not create the demo data and API key")
     parser.add_argument("--no-schedules", action="store_true", help="fire schedules only on demand")
@@ -88,8 +96,6 @@ def banner(stack: Any, demo: Any) -> list[str]:
         ]
         if getattr(demo, "plan_code", None):
             lines.append(f"Demo plan: {demo.plan_code}")
-        if getattr(demo, "stripe_webhook_secret", None):
-            lines.append(f"Stripe webhook secret: {demo.stripe_webhook_secret}  (sign test events with it)")
         event = {
             "transaction_id": "demo-1",
             "customer_id": demo.customer_id,
@@ -102,6 +108,7 @@ def banner(stack: Any, demo: Any) -> list[str]:
             f"  curl -s -X POST {stack.base_url}/v1/events -H 'Authorization: Bearer {demo.api_key}' "
             f"-H 'Content-Type: application/json' -d '{body}'",
         ]
+    lines += _stripe_lines(stack, demo)
     if getattr(stack, "state_dir", None):
         restored = getattr(stack, "restored", {}) or {}
         lines.append(
@@ -130,6 +137,24 @@ def banner(stack: Any, demo: Any) -> list[str]:
     return lines
 
 
+def _stripe_lines(stack: Any, demo: Any) -> list[str]:
+    """The local Stripe's address and key, the webhook secret, and how to pay an invoice."""
+    lines = []
+    url = getattr(stack, "stripe_url", None)
+    secret = getattr(stack, "stripe_webhook_secret", None) or getattr(demo, "stripe_webhook_secret", None)
+    if url:
+        from neruba_tools.local.stripe_local import LOCAL_API_KEY
+
+        lines.append(f"Local Stripe: {url}  (API key {LOCAL_API_KEY}; finalized invoices are pushed to it)")
+    if secret:
+        lines.append(f"Stripe webhook secret: {secret}  (sign test events with it)")
+    if url:
+        lines.append(
+            f"Pay an invoice: curl -s -X POST {stack.base_url}/_local/stripe/invoices/INVOICE_ID/pay"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the stack and block until SIGINT/SIGTERM; 0 on a clean stop, 2 if a port is taken."""
     args = build_parser().parse_args(argv)
@@ -143,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             template.name, template.parent, args.host, args.port, args.moto_port,
             schedules=not args.no_schedules, log_requests=not args.quiet, parameters=dict(args.parameter),
             state_dir=args.state_dir, snapshot_interval=args.snapshot_seconds,
+            stripe=not args.no_stripe, stripe_port=args.stripe_port,
         )  # fmt: skip
     except ValueError as exc:  # an unknown --parameter
         print(f"error: {exc}", file=sys.stderr)

@@ -37,29 +37,12 @@ class DemoInfo:
 
 
 def ensure_local_stripe_parameter() -> str:
-    """The local Stripe parameter (no API key, one webhook signing secret); returns that secret.
-
-    With no API key, pushing invoices to Stripe fails and stays visible (sync status, StripeSyncDLQ);
-    webhooks signed with the secret are verified and processed as on AWS.
-    """
-    import json
-    import secrets
-
+    """The webhook signing secret of the local Stripe parameter (the local stack writes the parameter at
+    start, ``stripe_local.py``; this creates one without an API key when it is missing)."""
     from neruba.dal.clients import client
+    from neruba_tools.local.stripe_local import ensure_parameter
 
-    name = get_settings().stripe_secret_name or "/neruba/stripe"
-    ssm = client("ssm")
-    try:
-        value = json.loads(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
-        return str((value.get("webhook_secrets") or [""])[0])
-    except ssm.exceptions.ParameterNotFound:
-        secret = "whsec_local_" + secrets.token_hex(16)
-        ssm.put_parameter(
-            Name=name,
-            Type="SecureString",
-            Value=json.dumps({"api_key": "", "webhook_secrets": [secret]}),
-        )
-        return secret
+    return ensure_parameter(client("ssm"), get_settings().stripe_secret_name or "/neruba/stripe", None)
 
 
 def seed_demo() -> DemoInfo:

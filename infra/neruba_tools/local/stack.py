@@ -1,5 +1,6 @@
 """The local stack: a moto server, the template's tables and queues, an API Gateway look-alike, SQS
-pollers and schedules, all built from template.yaml and run in this process, without Docker.
+pollers and schedules, and a local Stripe API (``stripe_local.py``), all built from template.yaml and run
+in this process, without Docker.
 
 Example:
     >>> with LocalStack("template.yaml", ".", api_port=0, moto_port=0) as stack:  # doctest: +SKIP
@@ -10,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import socket
@@ -29,6 +31,7 @@ from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, load_template
 from neruba_tools.local.pollers import QueuePoller
 from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
+from neruba_tools.local.stripe_local import LocalStripe
 from neruba_tools.local.template import FunctionSpec
 
 LOG = logging.getLogger("neruba.local")
@@ -154,6 +157,8 @@ class LocalStack:
         log_requests: bool = False,
         state_dir: str | Path | None = None,
         snapshot_interval: float = 60.0,
+        stripe: bool = True,
+        stripe_port: int = 0,
     ) -> None:
         self.repo_root = Path(repo_root).resolve()
         self.document = load_template(self.repo_root / template_path)
@@ -190,10 +195,21 @@ class LocalStack:
         self.restored: dict[str, int] = {}  # what --state-dir brought back at start
         self._state: Any = None
         self._snapshotter: Any = None
+        self.with_stripe, self.stripe_port = stripe, stripe_port
+        self.stripe: LocalStripe | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://{self._client_host}:{self.api_port}"
+
+    @property
+    def stripe_url(self) -> str | None:
+        """The local Stripe API's address (None without one)."""
+        return self.stripe.url if self.stripe is not None else None
+
+    @property
+    def stripe_webhook_secret(self) -> str | None:
+        return self.stripe.webhook_secret if self.stripe is not None else None
 
     @property
     def moto_url(self) -> str:
@@ -217,6 +233,7 @@ class LocalStack:
                     f"{self.host}:{self.api_port} is already in use; choose another port with --port PORT "
                     "(or NERUBA_LOCAL_PORT; 0 picks a free one)"
                 ) from exc
+            self._start_stripe()
             self._start_moto()
             self._set_environment()
             session = boto3.session.Session()
@@ -224,6 +241,7 @@ class LocalStack:
             queues = self.template.resources("AWS::SQS::Queue")
             self.queue_urls = {k: v for k, v in self.resources.items() if k in queues}
             self._restore_state(session)
+            self._configure_stripe(session)
             self._migrate()
             self.gateway.serve()
             self._start_pollers(session)
@@ -255,6 +273,9 @@ class LocalStack:
         }
         self._state = StateDir(self.state_dir, clients)
         self.restored = self._state.restore(self.table_names, self.queue_urls)
+        saved_stripe = self.state_dir / "stripe.json"
+        if self.stripe is not None and self.stripe.fake is not None and saved_stripe.exists():
+            self.stripe.fake.load(json.loads(saved_stripe.read_text(encoding="utf-8")))
 
     def _save_state(self) -> None:
         """At the stop, with nothing consuming the queues any more: tables, queues and parameters."""
@@ -264,6 +285,12 @@ class LocalStack:
         if self._state is not None and self._moto is not None:
             try:
                 self._state.save(self.table_names, self.queue_urls)
+                if self.state_dir is not None and self.stripe is not None and self.stripe.fake is not None:
+                    saved = self.state_dir / "stripe.json"
+                    saved.with_suffix(".tmp").write_text(
+                        json.dumps(self.stripe.fake.dump()), encoding="utf-8"
+                    )
+                    saved.with_suffix(".tmp").replace(saved)
             except Exception:
                 LOG.exception("saving the local stack's state to %s failed", self.state_dir)
         self._state = None
@@ -274,6 +301,24 @@ class LocalStack:
             from neruba.migrations import migrate
 
             migrate(log=LOG.info)
+
+    def _start_stripe(self) -> None:
+        try:
+            self.stripe = LocalStripe(self.host, self.stripe_port, enabled=self.with_stripe)
+        except OSError as exc:
+            raise PortInUseError(
+                f"{self.host}:{self.stripe_port} is already in use; choose another port with --stripe-port "
+                "PORT (0 picks a free one)"
+            ) from exc
+        self.stripe.start()
+
+    def _configure_stripe(self, session: Any) -> None:
+        """The Stripe parameter (local test key, webhook secret) and the fake's webhook endpoint."""
+        name = self.env.get("NERUBA_STRIPE_SECRET_NAME")
+        if self.stripe is None or not name:
+            return
+        ssm = session.client("ssm", endpoint_url=self.moto_url, region_name=REGION)
+        self.stripe.configure(ssm, name, self.base_url)
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -305,6 +350,8 @@ class LocalStack:
                                 key, value, functions[key])  # fmt: skip
                 functions[key] = value
         env.update(functions)
+        if self.stripe is not None:
+            env.update(self.stripe.environment())
         if os.environ.get("NERUBA_LOCAL_LOG_LEVEL"):
             env["POWERTOOLS_LOG_LEVEL"] = os.environ["NERUBA_LOCAL_LOG_LEVEL"]
         for key, setting in env.items():
@@ -361,6 +408,9 @@ class LocalStack:
         self.pollers, self.schedules = [], {}
         self.gateway.stop()
         self._save_state()
+        if self.stripe is not None:
+            self.stripe.stop()
+            self.stripe = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -393,6 +443,12 @@ class LocalStack:
             except FunctionLoadError as exc:
                 failed[logical_id] = exc
         return failed
+
+    def pay_invoice(self, invoice_id: str) -> tuple[int, dict[str, Any]]:
+        """Pay our invoice in the local Stripe, which posts a signed ``invoice.paid`` to the webhook route."""
+        if self.stripe is None:
+            return 503, {"error": {"code": "stack_stopped", "message": "the local stack is not running"}}
+        return self.stripe.pay(invoice_id)
 
     def schedule_names(self) -> list[str]:
         return sorted(self.schedules)
