@@ -1,0 +1,177 @@
+"""The README's walk on the local stack, over HTTP only: usage, a billing run, the invoice finalized and
+pushed to the local Stripe by the real sync function, paid there, and ``paid`` through the real webhook ->
+queue -> worker path; a forged or tampered ``invoice.paid`` is refused like on AWS."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from neruba_tools.local.fake_stripe import signature_header
+
+pytestmark = pytest.mark.integration
+
+
+def _http(
+    base: str, method: str, path: str, key: str | None = None, body: Any = None, raw: bytes | None = None
+) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def _until(what: str, probe: Callable[[], Any], seconds: float = 30) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def key(local_stack: Any) -> str:
+    from neruba_tools.local.seed import seed_demo
+
+    return seed_demo().api_key
+
+
+def _synced_invoice(base: str, key: str) -> dict[str, Any]:
+    """A new customer on the demo plan, one usage event, two billing runs (the draft, then, after the
+    one-second grace, its finalization); returns the invoice once the sync function pushed it to Stripe."""
+    customer = f"walk-{uuid.uuid4().hex[:8]}"
+    status, _ = _http(
+        base, "POST", "/v1/customers", key, {"external_id": customer, "name": "Walk", "currency": "USD"}
+    )
+    assert status == 201
+    status, _ = _http(
+        base, "POST", "/v1/subscriptions", key, {"customer_id": customer, "plan_code": "demo-usage"}
+    )
+    assert status == 201
+    event = {
+        "transaction_id": f"{customer}-1",
+        "customer_id": customer,
+        "code": "api_calls",
+        "properties": {"value": 5},
+    }
+    status, answer = _http(base, "POST", "/v1/events", key, {"events": [event]})
+    assert (status, answer["queued"]) == (202, 1), answer
+    run = {"customer_id": customer, "reason": "local walk-through"}
+    status, first = _http(base, "POST", "/admin/billing-runs", key, run)
+    assert status in (200, 201) and first["invoiced"] == 1, first
+    time.sleep(1.2)  # the stack's BillingGraceSeconds
+    status, second = _http(base, "POST", "/admin/billing-runs", key, run)
+    assert second["finalized"] == 1, second
+
+    def synced() -> dict[str, Any] | None:
+        _, page = _http(base, "GET", f"/v1/invoices?customer_id={customer}", key)
+        invoices = page["data"]
+        return (
+            invoices[0] if invoices and (invoices[0].get("stripe") or {}).get("status") == "synced" else None
+        )
+
+    return dict(_until("the invoice synced to the local Stripe", synced))
+
+
+def test_the_walk_reaches_a_paid_invoice_through_the_local_stripe(local_stack: Any, key: str) -> None:
+    base = local_stack.base_url
+    # GIVEN an invoice billed, finalized and pushed to the local Stripe by the real sync function
+    invoice = _synced_invoice(base, key)
+    assert invoice["status"] == "finalized" and invoice["number"].startswith("INV-")
+    sync = invoice["stripe"]
+    assert sync["customer_id"].startswith("cus_local") and sync["invoice_id"].startswith("in_local")
+    in_stripe = local_stack.stripe.fake.invoices[sync["invoice_id"]]
+    assert (in_stripe["status"], in_stripe["total"]) == ("open", invoice["total_minor"])
+    assert in_stripe["metadata"]["neruba_invoice_id"] == invoice["id"]
+
+    # WHEN it is paid in the local Stripe
+    status, paid = _http(base, "POST", f"/_local/stripe/invoices/{invoice['id']}/pay")
+
+    # THEN Stripe's invoice is paid and its signed invoice.paid was accepted by the webhook route
+    assert status == 200, paid
+    assert (paid["stripe_invoice_id"], paid["stripe_status"]) == (sync["invoice_id"], "paid")
+    assert paid["amount_paid"] == invoice["total_minor"] > 0
+    assert paid["webhook"]["status"] == 200 and paid["webhook"]["answer"]["received"] is True
+
+    # AND the worker moves our invoice to paid, read over the API
+    def is_paid() -> dict[str, Any] | None:
+        _, now = _http(base, "GET", f"/v1/invoices/{invoice['id']}", key)
+        return now if now["status"] == "paid" else None
+
+    done = _until("the invoice to read paid", is_paid)
+    assert (done["amount_paid_minor"], done["amount_remaining_minor"]) == (invoice["total_minor"], 0)
+    # AND the stored event says what it did
+    status, stored = _http(base, "GET", f"/admin/stripe-events/{paid['webhook']['event_id']}", key)
+    assert status == 200 and stored["status"] == "processed", stored
+
+    # WHEN it is paid a second time
+    status, again = _http(base, "POST", f"/_local/stripe/invoices/{invoice['id']}/pay")
+    # THEN Stripe refuses (it is not open any more) and nothing more is delivered
+    assert status == 409 and again["error"]["code"] == "stripe_refused", again
+    assert [d["object_id"] for d in local_stack.stripe.fake.deliveries].count(sync["invoice_id"]) == 1
+
+
+def test_an_invoice_not_in_stripe_cannot_be_paid_locally(local_stack: Any, key: str) -> None:
+    status, answer = _http(local_stack.base_url, "POST", "/_local/stripe/invoices/in_missing/pay")
+    assert status == 404 and answer["error"]["code"] == "invoice_not_in_stripe"
+
+
+def test_a_wrongly_signed_invoice_paid_is_refused_and_the_invoice_stays_unpaid(
+    local_stack: Any, key: str
+) -> None:
+    base = local_stack.base_url
+    # GIVEN a synced, unpaid invoice and the invoice.paid Stripe would send for it
+    invoice = _synced_invoice(base, key)
+    stripe_invoice = dict(local_stack.stripe.fake.invoices[invoice["stripe"]["invoice_id"]])
+    stripe_invoice.update(
+        status="paid", paid=True, amount_paid=stripe_invoice["amount_due"], charge="ch_forged"
+    )
+    event = {
+        "id": f"evt_forged_{uuid.uuid4().hex[:8]}", "object": "event", "type": "invoice.paid",
+        "created": int(time.time()), "livemode": False, "data": {"object": stripe_invoice},
+    }  # fmt: skip
+    raw = json.dumps(event, indent=2).encode()
+    secret = local_stack.stripe_webhook_secret
+    assert secret and secret.startswith("whsec_local_")
+    attempts = {
+        "another secret": signature_header(raw, "whsec_" + "0" * 32),
+        "the body changed after signing": signature_header(raw.replace(b"ch_forged", b"ch_forgeD"), secret),
+        "an old timestamp": signature_header(raw, secret, timestamp=int(time.time()) - 3600),
+    }
+    for what, header in attempts.items():
+        # WHEN it is posted with a wrong signature
+        request = urllib.request.Request(base + "/webhooks/stripe", data=raw, method="POST")
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Stripe-Signature", header)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        # THEN it is refused with the signature code and nothing is stored
+        body = json.loads(refused.value.read())
+        assert (refused.value.code, body["error"]["code"]) == (400, "invalid_signature"), what
+    status, _ = _http(base, "GET", f"/admin/stripe-events/{event['id']}", key)
+    assert status == 404
+    # AND the invoice is still unpaid after the queue had time to deliver anything
+    time.sleep(1.0)
+    _, now = _http(base, "GET", f"/v1/invoices/{invoice['id']}", key)
+    assert now["status"] == "finalized" and not now.get("amount_paid_minor")
+    # AND the same event signed with the local secret is accepted (the refusals were the signature's)
+    request = urllib.request.Request(base + "/webhooks/stripe", data=raw, method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Stripe-Signature", signature_header(raw, secret))
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
