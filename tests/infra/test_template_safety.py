@@ -151,3 +151,18 @@ def test_every_skipped_scanner_check_says_why(source: dict[str, Any]) -> None:
             assert len(skip.get("comment", "")) >= 30, f"{name} skips {skip['id']} without a reason"
             skipped += 1
     assert skipped, "the scanner's skips are expected in the template, next to what they excuse"
+
+
+def test_the_local_stripe_settings_never_reach_a_deploy(source: dict[str, Any]) -> None:
+    from neruba_tools.local.stripe_local import API_BASE_VARIABLE, LOCAL_API_KEY
+
+    # the address override and the local key are set by the local stack only: a deployed function talks
+    # to api.stripe.com with the key of its SSM parameter
+    text = (ROOT / "template.yaml").read_text()
+    assert API_BASE_VARIABLE not in text and "sk_test" not in text and "whsec_" not in text
+    assert LOCAL_API_KEY not in (ROOT / "samconfig.toml").read_text()
+    variables = source["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["NERUBA_STRIPE_SECRET_NAME"] == {"Ref": "StripeSecretName"}
+    for name, function in _functions(source).items():
+        own = (function["Properties"].get("Environment") or {}).get("Variables") or {}
+        assert API_BASE_VARIABLE not in own, name

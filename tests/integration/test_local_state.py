@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Run:
     """One ``neruba local run`` process with the state directory, read from its banner."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, *extra: str) -> None:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "neruba")]),
@@ -31,6 +31,7 @@ class Run:
         env.pop("AWS_ENDPOINT_URL", None)
         command = [sys.executable, "-m", "neruba_tools.local.run", "--template", str(ROOT / "template.yaml")]
         command += ["--port", "0", "--moto-port", "0", "--quiet", "--no-schedules", "--state-dir", str(state)]
+        command += list(extra)
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
@@ -113,3 +114,31 @@ def test_without_a_state_dir_the_banner_says_nothing_is_kept() -> None:
 
     stack = SimpleNamespace(base_url="http://h", moto_url="http://m", schedules={}, state_dir=None)
     assert any("in memory only" in line for line in banner(stack, None))
+
+
+def test_a_restarted_stack_pays_an_invoice_its_local_stripe_received_before(tmp_path: Path) -> None:
+    from tests.support.local_walk import http, synced_invoice, until
+
+    state = tmp_path / "state"
+    grace = ("--parameter", "BillingGraceSeconds=1")
+    first = Run(state, *grace)
+    try:
+        # GIVEN an invoice pushed to the local Stripe before a restart
+        key, base = first.banner["API key"], first.banner["Base URL"]
+        invoice = synced_invoice(base, key)
+    finally:
+        first.stop()
+    second = Run(state, *grace)
+    try:
+        # WHEN it is paid after the restart
+        base = second.banner["Base URL"]
+        status, paid = http(base, "POST", f"/_local/stripe/invoices/{invoice['id']}/pay")
+        # THEN the local Stripe still has it (same ids) and the payment reaches our invoice
+        assert status == 200, paid
+        assert paid["stripe_invoice_id"] == invoice["stripe"]["invoice_id"]
+        until(
+            "the invoice to read paid",
+            lambda: http(base, "GET", f"/v1/invoices/{invoice['id']}", key)[1]["status"] == "paid",
+        )
+    finally:
+        second.stop()

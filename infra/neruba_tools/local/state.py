@@ -13,10 +13,14 @@ A queue message restored at start counts its receives from zero again.
 Layout: ``DIR/tables/<LogicalId>.jsonl`` (one item per line, DynamoDB's JSON),
 ``DIR/queues/<LogicalId>.jsonl`` (body and attributes per line), ``DIR/parameters.json``. Each file is
 written to a temporary name and renamed, so a snapshot interrupted half-way leaves the previous file whole.
+Binary values (DynamoDB ``B``/``BS`` attributes, SQS binary attributes) are written as
+``{"__bytes__": "<base64>"}`` and read back as bytes. ``DIR/stripe.json`` holds the local Stripe's objects
+(written by the stack at the stop).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterable, Mapping
@@ -135,7 +139,7 @@ def _read_lines(path: Path) -> Iterable[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
-                yield json.loads(line)
+                yield json.loads(line, object_hook=_from_json)
 
 
 def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -143,8 +147,21 @@ def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     with temporary.open("w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+            handle.write(json.dumps(row, separators=(",", ":"), default=_to_json) + "\n")
     temporary.replace(path)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
+    raise TypeError(f"cannot save a {type(value).__name__}")
+
+
+def _from_json(found: dict[str, Any]) -> Any:
+    """``{"__bytes__": "<base64>"}`` back to bytes (a DynamoDB map value is never a bare string)."""
+    if len(found) == 1 and isinstance(found.get("__bytes__"), str):
+        return base64.b64decode(found["__bytes__"])
+    return found
 
 
 def _write_text(path: Path, text: str) -> None:
