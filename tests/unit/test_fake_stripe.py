@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,3 +61,102 @@ def test_invoice_flow_items_and_finalize(fake: FakeStripe, client: Any) -> None:
     assert client.v1.invoices.retrieve(invoice.id).metadata["neruba_invoice_id"] == "in_1"
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.invoices.finalize_invoice(invoice.id)
+
+
+class _Receiver:
+    """A webhook endpoint that keeps each raw body and its Stripe-Signature header."""
+
+    def __init__(self, status: int = 200) -> None:
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((raw, self.headers["Stripe-Signature"]))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/stripe"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _open_invoice(client: Any, amount: int = 1250) -> Any:
+    customer = client.v1.customers.create(params={"name": "Acme"})
+    invoice = client.v1.invoices.create(
+        params={
+            "customer": customer.id,
+            "metadata": {"neruba_invoice_id": "in_ours", "neruba_customer_id": "a"},
+        }
+    )
+    client.v1.invoice_items.create(
+        params={"customer": customer.id, "invoice": invoice.id, "amount": amount, "currency": "usd"}
+    )
+    return client.v1.invoices.finalize_invoice(invoice.id)
+
+
+def test_paying_an_open_invoice_delivers_one_invoice_paid_signed_over_the_raw_body(
+    fake: FakeStripe, client: Any
+) -> None:
+    # GIVEN a webhook endpoint and an open invoice
+    receiver = _Receiver()
+    fake.set_webhook(receiver.url, "whsec_unit")
+    invoice = _open_invoice(client)
+    # WHEN it is paid
+    paid = client.v1.invoices.pay(invoice.id)
+    # THEN it is paid in full and the endpoint got one event the stripe library verifies
+    assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 1250, 0)
+    assert paid.charge.startswith("ch_") and paid.payment_intent.startswith("pi_")
+    [(raw, header)] = receiver.received
+    event = stripe.Webhook.construct_event(raw.decode(), header, "whsec_unit")
+    assert event.type == "invoice.paid" and event.id.startswith("evt_")
+    obj = event.data.object
+    assert (obj.id, obj.amount_paid, obj.total, obj.customer) == (invoice.id, 1250, 1250, invoice.customer)
+    assert obj.metadata["neruba_invoice_id"] == "in_ours"
+    assert fake.deliveries[-1]["status"] == 200 and fake.deliveries[-1]["object_id"] == invoice.id
+    # AND another secret does not verify it
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(raw.decode(), header, "whsec_other")
+    # AND a second payment is refused without a second event
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.pay(invoice.id)
+    assert len(receiver.received) == 1
+
+
+def test_a_draft_cannot_be_paid(fake: FakeStripe, client: Any) -> None:
+    customer = client.v1.customers.create(params={"name": "Acme"})
+    draft = client.v1.invoices.create(params={"customer": customer.id})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.pay(draft.id)
+    assert fake.invoices[draft.id]["status"] == "draft"
+
+
+def test_with_an_api_key_another_key_is_refused() -> None:
+    with FakeStripe(api_key="sk_test_right") as fake:
+        wrong = stripe.StripeClient("sk_test_wrong", base_addresses={"api": fake.url}, max_network_retries=0)
+        with pytest.raises(stripe.AuthenticationError):
+            wrong.v1.customers.create(params={"name": "Acme"})
+        right = stripe.StripeClient("sk_test_right", base_addresses={"api": fake.url}, max_network_retries=0)
+        assert right.v1.customers.create(params={"name": "Acme"}).id.startswith("cus_")
+        assert len(fake.customers) == 1
+
+
+def test_a_dump_loaded_into_a_new_server_keeps_objects_and_never_reuses_an_id(
+    fake: FakeStripe, client: Any
+) -> None:
+    invoice = _open_invoice(client)
+    with FakeStripe() as restarted:
+        restarted.load(fake.dump())
+        again = stripe.StripeClient(
+            "sk_test_fake", base_addresses={"api": restarted.url}, max_network_retries=0
+        )
+        assert again.v1.invoices.retrieve(invoice.id).total == 1250
+        created = again.v1.customers.create(params={"name": "Next"})
+        assert created.id not in fake.customers and created.id not in fake.invoices
