@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,8 +148,21 @@ def test_with_an_api_key_another_key_is_refused() -> None:
         with pytest.raises(stripe.AuthenticationError):
             wrong.v1.customers.create(params={"name": "Acme"})
         right = stripe.StripeClient("sk_test_right", base_addresses={"api": fake.url}, max_network_retries=0)
-        assert right.v1.customers.create(params={"name": "Acme"}).id.startswith("cus_")
+        created = right.v1.customers.create(params={"name": "Acme"})
         assert len(fake.customers) == 1
+        # AND curl's basic auth (the key as user name) works as on Stripe
+        assert _basic_get(f"{fake.url}/v1/customers/{created.id}", "sk_test_right") == (200, created.id)
+        assert _basic_get(f"{fake.url}/v1/customers/{created.id}", "sk_test_wrong") == (401, None)
+
+
+def _basic_get(url: str, key: str) -> tuple[int, str | None]:
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{key}:".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())["id"]
+    except urllib.error.HTTPError as error:
+        return error.code, None
 
 
 def test_a_dump_loaded_into_a_new_server_keeps_objects_and_never_reuses_an_id(

@@ -5,7 +5,8 @@ implements what invoice sync-out calls: customers (create, retrieve), invoice it
 invoice), invoices (create, retrieve, list by customer, finalize), and paying an open invoice
 (``POST /v1/invoices/{id}/pay``, as Stripe's API does), which delivers a signed ``invoice.paid`` event to
 the webhook endpoint when one is set (``set_webhook``). Requests are form-encoded as the stripe library
-sends them (``metadata[key]=value``). With ``api_key`` set, a request with another key is answered 401.
+sends them (``metadata[key]=value``). With ``api_key`` set, a request with another key is answered 401
+(the key as a bearer token, or as the user name of basic auth: ``curl URL -u sk_test_...:``).
 
 Idempotency works like Stripe API v1: the first response to an ``Idempotency-Key`` (status and body,
 *including a 500* once the endpoint has begun executing) is saved and replayed for the same key and the
@@ -33,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 import hmac
@@ -328,13 +330,12 @@ class FakeStripe:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
                 params = _nest(parse_qsl(body if method == "POST" else split.query, keep_blank_values=True))
-                auth = self.headers.get("Authorization") or ""
                 status, payload, replayed = fake.handle(
                     method,
                     split.path,
                     params,
                     self.headers.get("Idempotency-Key"),
-                    auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None,
+                    _api_key(self.headers.get("Authorization") or ""),
                 )
                 fake.deliver_pending()
                 raw = json.dumps(payload).encode()
@@ -357,6 +358,19 @@ class FakeStripe:
                 return
 
         return Handler
+
+
+def _api_key(authorization: str) -> str | None:
+    """The key of ``Bearer KEY`` (the stripe library) or of ``Basic base64(KEY:)`` (``curl -u KEY:``)."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme == "Bearer":
+        return value
+    if scheme == "Basic":
+        try:
+            return base64.b64decode(value).decode().partition(":")[0]
+        except ValueError:
+            return None
+    return None
 
 
 def signature_header(raw: bytes, secret: str, timestamp: int | None = None) -> str:
