@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import socket
@@ -271,11 +270,12 @@ class LocalStack:
             name: session.client(name, endpoint_url=self.moto_url, region_name=REGION)
             for name in ("dynamodb", "sqs", "ssm")
         }
-        self._state = StateDir(self.state_dir, clients)
+        fake = self.stripe.fake if self.stripe is not None else None
+        self._state = StateDir(self.state_dir, clients, {"stripe.json": fake.dump} if fake else None)
         self.restored = self._state.restore(self.table_names, self.queue_urls)
-        saved_stripe = self.state_dir / "stripe.json"
-        if self.stripe is not None and self.stripe.fake is not None and saved_stripe.exists():
-            self.stripe.fake.load(json.loads(saved_stripe.read_text(encoding="utf-8")))
+        saved_stripe = self._state.read_file("stripe.json")
+        if fake is not None and saved_stripe is not None:
+            fake.load(saved_stripe)
 
     def _save_state(self) -> None:
         """At the stop, with nothing consuming the queues any more: tables, queues and parameters."""
@@ -285,12 +285,6 @@ class LocalStack:
         if self._state is not None and self._moto is not None:
             try:
                 self._state.save(self.table_names, self.queue_urls)
-                if self.state_dir is not None and self.stripe is not None and self.stripe.fake is not None:
-                    saved = self.state_dir / "stripe.json"
-                    saved.with_suffix(".tmp").write_text(
-                        json.dumps(self.stripe.fake.dump()), encoding="utf-8"
-                    )
-                    saved.with_suffix(".tmp").replace(saved)
             except Exception:
                 LOG.exception("saving the local stack's state to %s failed", self.state_dir)
         self._state = None

@@ -14,8 +14,8 @@ Layout: ``DIR/tables/<LogicalId>.jsonl`` (one item per line, DynamoDB's JSON),
 ``DIR/queues/<LogicalId>.jsonl`` (body and attributes per line), ``DIR/parameters.json``. Each file is
 written to a temporary name and renamed, so a snapshot interrupted half-way leaves the previous file whole.
 Binary values (DynamoDB ``B``/``BS`` attributes, SQS binary attributes) are written as
-``{"__bytes__": "<base64>"}`` and read back as bytes. ``DIR/stripe.json`` holds the local Stripe's objects
-(written by the stack at the stop).
+``{"__bytes__": "<base64>"}`` and read back as bytes. ``files`` adds JSON files written with every snapshot
+(the stack's ``DIR/stripe.json``: the local Stripe's objects).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,21 @@ BATCH = 25  # BatchWriteItem's limit on AWS (moto does not enforce it)
 class StateDir:
     """Snapshots of one local stack's tables, queues and parameters in a directory."""
 
-    def __init__(self, path: str | Path, clients: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        clients: Mapping[str, Any],
+        files: Mapping[str, Callable[[], Any]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.dynamodb, self.sqs, self.ssm = clients["dynamodb"], clients["sqs"], clients["ssm"]
+        self.files = dict(files or {})  # file name -> what to write there as JSON, at every snapshot
         self._lock = threading.Lock()
+
+    def read_file(self, name: str) -> Any:
+        """What the last snapshot wrote to ``name`` (one of ``files``), or None."""
+        found = self.path / name
+        return json.loads(found.read_text(encoding="utf-8")) if found.exists() else None
 
     # ------------------------------------------------------------------------------------- restore
     def restore(self, tables: Mapping[str, str], queues: Mapping[str, str]) -> dict[str, int]:
@@ -83,6 +94,8 @@ class StateDir:
             for logical_id, url in (queues or {}).items():
                 _write_lines(self.path / "queues" / f"{logical_id}.jsonl", self._drain(url))
             _write_text(self.path / "parameters.json", json.dumps(self._parameters(), indent=1))
+            for name, supplier in self.files.items():
+                _write_text(self.path / name, json.dumps(supplier()))
 
     def _items(self, table: str) -> Iterable[dict[str, Any]]:
         for page in self.dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
