@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 import stripe
 
 from neruba_tools.local.fake_stripe import FakeStripe
+from tests.support.webhook_receiver import Receiver
 
 
 @pytest.fixture
@@ -67,31 +67,6 @@ def test_invoice_flow_items_and_finalize(fake: FakeStripe, client: Any) -> None:
         client.v1.invoices.finalize_invoice(invoice.id)
 
 
-class _Receiver:
-    """A webhook endpoint that keeps each raw body and its Stripe-Signature header."""
-
-    def __init__(self, status: int = 200) -> None:
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((raw, self.headers["Stripe-Signature"]))
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/stripe"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def _open_invoice(client: Any, amount: int = 1250) -> Any:
     customer = client.v1.customers.create(params={"name": "Acme"})
     invoice = client.v1.invoices.create(
@@ -110,7 +85,7 @@ def test_paying_an_open_invoice_delivers_one_invoice_paid_signed_over_the_raw_bo
     fake: FakeStripe, client: Any
 ) -> None:
     # GIVEN a webhook endpoint and an open invoice
-    receiver = _Receiver()
+    receiver = Receiver()
     fake.set_webhook(receiver.url, "whsec_unit")
     invoice = _open_invoice(client)
     # WHEN it is paid

@@ -4,14 +4,17 @@ restarts; ``--no-stripe`` leaves the key empty (sync-out says ``stripe_not_confi
 from __future__ import annotations
 
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import stripe
 from moto import mock_aws
 
 from neruba_tools.local.run import banner
-from neruba_tools.local.stripe_local import LOCAL_API_KEY, ensure_parameter
+from neruba_tools.local.stripe_local import LOCAL_API_KEY, LocalStripe, ensure_parameter
+from tests.support.webhook_receiver import Receiver
 
 
 def _stored(ssm: Any) -> dict[str, Any]:
@@ -56,3 +59,30 @@ def test_the_banner_names_the_local_stripe_its_secret_and_how_to_pay() -> None:
     off = banner(_stack(None), None)
     assert not [line for line in off if line.startswith(("Local Stripe", "Pay an invoice"))]
     assert "Stripe webhook secret: whsec_local_x  (sign test events with it)" in off
+
+
+def test_paying_waits_for_a_sync_under_way_and_says_when_it_did_not_finish() -> None:
+    local = LocalStripe()
+    local.start()
+    try:
+        assert local.fake is not None and local.url is not None
+        receiver = Receiver()
+        local.fake.set_webhook(receiver.url, "whsec_local_unit")
+        client = stripe.StripeClient(LOCAL_API_KEY, base_addresses={"api": local.url}, max_network_retries=0)
+        customer = client.v1.customers.create(params={"name": "Acme"})
+        draft = client.v1.invoices.create(
+            params={"customer": customer.id, "metadata": {"neruba_invoice_id": "in_ours"}}
+        )
+        # WHEN the invoice is still a draft at Stripe and stays one
+        status, answer = local.pay("in_ours", wait_seconds=0.3)
+        # THEN it is not paid and the answer says the sync has not finished
+        assert (status, answer["error"]["code"]) == (409, "invoice_not_synced")
+        assert local.fake.invoices[draft.id]["status"] == "draft" and not receiver.received
+        # WHEN the sync finalizes it while the payment waits
+        threading.Timer(0.5, lambda: client.v1.invoices.finalize_invoice(draft.id)).start()
+        status, answer = local.pay("in_ours", wait_seconds=5)
+        # THEN it is paid, and the event went to the webhook endpoint once
+        assert status == 200 and answer["stripe_status"] == "paid", answer
+        assert answer["webhook"]["status"] == 200 and len(receiver.received) == 1
+    finally:
+        local.stop()

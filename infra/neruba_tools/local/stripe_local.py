@@ -11,8 +11,9 @@ What the local stack sets, and only it (template.yaml has none of it, so a deplo
 * the fake's webhook endpoint: the stack's own ``POST /webhooks/stripe``.
 
 ``POST /_local/stripe/invoices/{invoice_id}/pay`` (gateway) pays our invoice's Stripe invoice in the fake
-through the stripe library (``POST /v1/invoices/{id}/pay``); the fake then posts a signed ``invoice.paid``
-to the webhook route, which stores and queues it for the Stripe worker like any event from Stripe.
+through the stripe library (``POST /v1/invoices/{id}/pay``), waiting a few seconds for a sync still under
+way; the fake then posts a signed ``invoice.paid`` to the webhook route, which stores and queues it for the
+Stripe worker like any event from Stripe.
 
 With ``--no-stripe`` there is no fake and the parameter's ``api_key`` is empty: sync-out records
 ``stripe_not_configured`` (the behaviour of a deployment whose key is missing).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from neruba_tools.local.fake_stripe import FakeStripe
@@ -33,6 +35,7 @@ from neruba_tools.local.fake_stripe import FakeStripe
 LOCAL_API_KEY = "sk_test_neruba_local"  # a local test value; the local fake accepts only it
 WEBHOOK_PATH = "/webhooks/stripe"
 API_BASE_VARIABLE = "NERUBA_STRIPE_API_BASE"
+SYNC_WAIT_SECONDS = 5.0
 
 
 def ensure_parameter(ssm: Any, name: str, api_key: str | None) -> str:
@@ -88,19 +91,33 @@ class LocalStripe:
             self.fake.set_webhook(base_url + WEBHOOK_PATH, self.webhook_secret)
         return self.webhook_secret
 
-    def pay(self, invoice_id: str) -> tuple[int, dict[str, Any]]:
-        """Pay our invoice ``invoice_id`` in the fake; returns (HTTP status, answer) for the gateway."""
+    def pay(self, invoice_id: str, wait_seconds: float = SYNC_WAIT_SECONDS) -> tuple[int, dict[str, Any]]:
+        """Pay our invoice ``invoice_id`` in the fake; returns (HTTP status, answer) for the gateway.
+
+        An invoice finalized a moment ago may still be on its way to Stripe (the sync function runs from
+        its queue): this waits up to ``wait_seconds`` for its Stripe invoice to be finalized (open).
+        """
         if self.fake is None:
             return 404, _error(
                 "local_stripe_off", "the local stack runs without a local Stripe (--no-stripe)"
             )
+        deadline = time.monotonic() + wait_seconds
         found = self.fake.find_invoice("neruba_invoice_id", invoice_id)
+        while (found is None or found["status"] == "draft") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            found = self.fake.find_invoice("neruba_invoice_id", invoice_id)
         if found is None:
             message = (
                 f"no invoice of the local Stripe is {invoice_id}'s: an invoice reaches Stripe once finalized "
                 f"(GET /v1/invoices/{invoice_id} shows stripe.status)"
             )
             return 404, _error("invoice_not_in_stripe", message)
+        if found["status"] == "draft":
+            message = (
+                f"{found['id']} is still a draft in the local Stripe: the sync of {invoice_id} has not "
+                f"finished (GET /v1/invoices/{invoice_id} shows stripe.status and last_error)"
+            )
+            return 409, _error("invoice_not_synced", message)
         import stripe
 
         client = stripe.StripeClient(self.api_key, base_addresses={"api": self.url}, max_network_retries=0)
