@@ -652,6 +652,8 @@ def test_a_port_in_use_is_a_clear_error(local_stack: LocalStack) -> None:
             LocalStack("template.yaml", ROOT, api_port=port).start()
         with pytest.raises(PortInUseError, match=f"{port}.*--moto-port"):
             LocalStack("template.yaml", ROOT, moto_port=port).start()
+        with pytest.raises(PortInUseError, match=f"{port}.*--stripe-port"):
+            LocalStack("template.yaml", ROOT, stripe_port=port).start()
     # AND the running stack was not disturbed
     assert threading.active_count() > 1
     connection = http.client.HTTPConnection("127.0.0.1", local_stack.api_port, timeout=10)
