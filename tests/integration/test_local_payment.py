@@ -87,7 +87,7 @@ def test_a_wrongly_signed_invoice_paid_is_refused_and_the_invoice_stays_unpaid(
     }  # fmt: skip
     raw = json.dumps(event, indent=2).encode()
     secret = local_stack.stripe_webhook_secret
-    assert secret and secret.startswith("whsec_local_")
+    assert secret  # the parameter's first secret (a whsec_local_ one unless the parameter existed)
     attempts = {
         "another secret": signature_header(raw, "whsec_" + "0" * 32),
         "the body changed after signing": signature_header(raw.replace(b"ch_forged", b"ch_forgeD"), secret),
