@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from neruba.domain.credits import TopUpRequest
-from neruba.logic.billing_topup import topup_grant_key, topup_invoice, topup_invoice_id
+from neruba.logic.billing.top_up import topup_grant_key, topup_invoice, topup_invoice_id
 
 AT = datetime(2026, 3, 2, 1, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from neruba.logic.credits import create_grant
+from neruba.logic.ledger.credits import create_grant
 from tests.functional.billing.conftest import START, World, assert_books_agree, ledger, subscribe_real
 from tests.functional.billing.helpers import Killed, day, queued, schedule, work, worker
 from tests.support.queues import receive_batch, run_batch
@@ -18,7 +18,7 @@ from tests.support.queues import receive_batch, run_batch
 @pytest.fixture
 def topup_world(real: World) -> World:
     """acme: a rule (under 1000 available, top up 5000), a purchased grant of 1500, a subscription."""
-    from neruba.dal.ledger_extra import TopUpRepository
+    from neruba.dal.top_ups import TopUpRepository
     from neruba.domain.credits import AutoTopUpRule
 
     rules = TopUpRepository(ledger().table_name)
@@ -70,7 +70,7 @@ def _replay(world: World, jobs: list[dict[str, Any]], at: Any, monkeypatch: Any)
 
 def test_a_window_under_the_threshold_creates_one_top_up(topup_world: World, monkeypatch: Any) -> None:
     # GIVEN 8 calls (800) on day 0: credit 1500 -> 700, under the threshold of 1000
-    from neruba.logic.ledger_read import balance
+    from neruba.logic.ledger.reads import balance
 
     world = topup_world
     world.usage("acme", START + day(0, 4), 8)
@@ -129,7 +129,7 @@ def test_next_windows_top_up_again_only_after_a_new_crossing(topup_world: World,
 
 def test_a_failed_top_up_is_retried_from_its_request(topup_world: World, monkeypatch: Any) -> None:
     # GIVEN the worker killed right after day 0's transaction, before its top-up is written
-    from neruba.logic import billing_topup
+    from neruba.logic.billing import top_up as billing_topup
 
     world = topup_world
     world.usage("acme", START + day(0, 4), 8)
@@ -182,7 +182,7 @@ def test_the_top_up_is_finalized_with_the_next_number_and_synced(
     topup_world: World, monkeypatch: Any
 ) -> None:
     # GIVEN day 0 billed with a top-up
-    from neruba.logic.invoices import rerun_invoice
+    from neruba.logic.billing.admin import rerun_invoice
     from neruba.models.billing import RerunRequest
 
     world = topup_world
@@ -217,8 +217,8 @@ def test_complete_top_ups_writes_a_request_left_behind(
 ) -> None:
     # GIVEN a top-up that failed, then credit granted back over the threshold by an operator (the next
     # check re-arms the rule, so it would never return that request again)
-    from neruba.logic import billing_topup
-    from neruba.logic.billing_topup import complete_top_ups
+    from neruba.logic.billing import top_up as billing_topup
+    from neruba.logic.billing.top_up import complete_top_ups
 
     world = topup_world
     world.usage("acme", START + day(0, 4), 8)
@@ -248,8 +248,8 @@ def test_complete_top_ups_writes_a_request_left_behind(
         first = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
         again = complete_top_ups(world.ctx, ledger(), "acme", START + day(1, 3))
     else:
-        from neruba.logic import sweep_billing
-        from neruba.logic.sweeps import SweepContext
+        from neruba.logic.sweeps import billing as sweep_billing
+        from neruba.logic.sweeps.runner import SweepContext
         from neruba.settings import get_settings
 
         monkeypatch.setattr(sweep_billing, "billing_context", lambda: world.ctx)

@@ -13,7 +13,7 @@ Items (all strings keys ``pk``/``sk``; times as fixed-width UTC text so they com
   (``gsi1pk=GRT#{customer}``, ``gsi1sk``) lists a customer's grants, sparse GSI ``by-expiry``
   (``exp_pending``, ``expires_at``) finds grants due to expire.
 - ``DSP#{dispute_id}`` / ``#`` disputes, ``CUS#{customer}`` / ``TOPUP#{currency}`` auto top-up rules,
-  ``CUS#{customer}`` / ``TOPUPREQ#{request_id}`` top-up requests (see ``neruba.dal.ledger_extra``).
+  ``CUS#{customer}`` / ``TOPUPREQ#{request_id}`` top-up requests (see ``neruba.dal.top_ups``).
 """
 
 from __future__ import annotations
