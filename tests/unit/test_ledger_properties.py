@@ -19,7 +19,14 @@ from neruba.domain.credits import CreditGrant, Line, allocate
 from neruba.domain.ledger import Book, Entry, Posting, credit, debit, natural
 from neruba.domain.payments import PaymentRecord, RefundableExceededError
 from neruba.logic.ledger.credits import closing_entries, grant_posting
-from neruba.logic.ledger.postings import LOWERS_ONLY, AdjustmentDirectionError, adjust_balance, invoice_posting, record_payment, record_refund
+from neruba.logic.ledger.postings import (
+    LOWERS_ONLY,
+    AdjustmentDirectionError,
+    adjust_balance,
+    invoice_posting,
+    record_payment,
+    record_refund,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 METERS = ["api_calls", "tokens", None]

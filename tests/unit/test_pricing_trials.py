@@ -22,7 +22,7 @@ def fee(amount: str, timing: str, **extra: Any) -> dict[str, Any]:
 
 
 def canceled(sub: dict[str, Any], at: datetime) -> dict[str, Any]:
-    """What logic.catalog.entries.cancel(at_period_end=False) does to the document."""
+    """What logic.catalog.subscriptions.cancel(at_period_end=False) does to the document."""
     sub["status"], sub["canceled_at"], sub["ended_at"] = "canceled", at.isoformat(), at.isoformat()
     sub["phases"][-1]["end_at"] = at.isoformat()
     return sub

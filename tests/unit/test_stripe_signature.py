@@ -10,7 +10,12 @@ import pytest
 
 from neruba.api.routes.stripe_webhook import header, raw_body
 from neruba.logic.stripe.secrets import StripeConfig, StripeConfigError
-from neruba.logic.stripe.webhook import InvalidPayloadError, InvalidSignatureError, parse_event, verify_signature
+from neruba.logic.stripe.webhook import (
+    InvalidPayloadError,
+    InvalidSignatureError,
+    parse_event,
+    verify_signature,
+)
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, invoice_paid, sign
 
 SECRETS = [SECRET, OLD_SECRET]

@@ -117,7 +117,7 @@ def real(catalog: Any) -> World:
     """Billing with the REAL pricing engine and ledger (``default_deps()``), on daily windows.
 
     Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through
-    ``logic.catalog.entries`` (which creates the billing state); usage is the hourly aggregate item ingest writes.
+    ``logic.catalog`` (which creates the billing state); usage is the hourly aggregate item ingest writes.
     The plan has usage charges only, so daily windows rate exactly what a monthly plan would per day.
     """
     from neruba.logic.billing.deps import default_deps
@@ -160,7 +160,8 @@ def real(catalog: Any) -> World:
 
 
 def subscribe_real(world: World, customer_id: str, start: datetime = START) -> dict[str, Any]:
-    """Subscribe through ``logic.catalog.entries.create_subscription`` (which creates the billing state)."""
+    """Subscribe through ``logic.catalog.subscriptions.create_subscription`` (it creates the billing
+    state)."""
     from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.models.catalog import SubscriptionCreate
 

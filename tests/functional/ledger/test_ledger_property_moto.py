@@ -19,7 +19,13 @@ from neruba.domain.credits import Line, allocate
 from neruba.domain.ledger import natural
 from neruba.domain.payments import RefundableExceededError
 from neruba.logic.ledger.credits import create_grant, expire_due
-from neruba.logic.ledger.postings import adjust_balance, invoice_posting, record_dispute, record_payment, record_refund
+from neruba.logic.ledger.postings import (
+    adjust_balance,
+    invoice_posting,
+    record_dispute,
+    record_payment,
+    record_refund,
+)
 
 OPS = st.lists(
     st.one_of(

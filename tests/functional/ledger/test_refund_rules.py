@@ -219,8 +219,8 @@ def test_no_posting_takes_cash_below_zero(api: Api) -> None:
 
 
 def test_payments_posted_before_payment_records_get_one_from_the_migration(api: Api) -> None:
-    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.disputes import DisputesRepository
+    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.payments import PaymentsRepository
     from neruba.domain.ledger import Posting, credit, debit
     from neruba.migrations import MigrationContext

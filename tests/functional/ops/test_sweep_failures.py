@@ -235,7 +235,8 @@ def test_the_sweep_parks_an_uncounted_event_that_can_never_be_counted(
     send: Any, worker: Any, settled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from neruba.domain import ingest as ingest_rules
-    from neruba.logic.ingest import api as ingest_api, worker as ingest_worker
+    from neruba.logic.ingest import api as ingest_api
+    from neruba.logic.ingest import worker as ingest_worker
     from neruba_tools.local.pollers import build_sqs_event
     from tests.support.aws import queue_url
     from tests.support.queues import receive_batch

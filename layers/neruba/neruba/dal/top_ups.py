@@ -11,6 +11,7 @@ from neruba.dal.dynamo import from_item, to_item
 from neruba.dal.ledger import is_cancellation, ts
 from neruba.domain.credits import AutoTopUpRule, TopUpRequest
 
+
 def _rule_key(customer_id: str, currency: str) -> dict[str, Any]:
     return to_item({"pk": f"CUS#{customer_id}", "sk": f"TOPUP#{currency}"})
 
@@ -146,4 +147,3 @@ class TopUpRepository:
                 )
             )
         return out  # in crossing order (the sort key)
-

@@ -12,7 +12,6 @@ from typing import Any
 
 from neruba.dal.audit import GLOBAL_AUDIT
 from neruba.dal.billing import transact
-from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.locks import parse_ts
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency

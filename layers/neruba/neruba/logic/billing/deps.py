@@ -111,8 +111,9 @@ class PostingRequest:
 
     @property
     def posting_key(self) -> str:
-        """The ledger idempotency key: ``invoice:{invoice_id}`` (the key ``logic.ledger.postings.invoice_posting``
-        gives an invoice), then ``invoice:{invoice_id}:rev{n}`` for the revisions of a draft."""
+        """The ledger idempotency key: ``invoice:{invoice_id}`` (the key
+        ``logic.ledger.postings.invoice_posting`` gives an invoice), then ``invoice:{invoice_id}:rev{n}``
+        for the revisions of a draft."""
         base = f"invoice:{self.invoice_id}"
         return base if self.revision == 0 else f"{base}:rev{self.revision}"
 

@@ -1,7 +1,7 @@
 """Auto top-up: after a window consumed credit, invoice the top-up the customer's rule asks for.
 
-``logic.ledger.credits.check_auto_top_up`` decides (one stored request per crossing under the threshold, the same
-``request_id`` until credit is back over it). For a returned request this module writes, in ONE
+``logic.ledger.credits.check_auto_top_up`` decides (one stored request per crossing under the threshold,
+the same ``request_id`` until credit is back over it). For a returned request this module writes, in ONE
 TransactWriteItems:
 
 - the ledger posting of a purchased grant funded by receivable (Dr ``receivable``, Cr

@@ -187,18 +187,6 @@ def _end_state(ctx: Billing, subscription_id: str, seq: int) -> None:
         transact([ctx.billing.end_state_item(subscription_id, seq)])
 
 
-def bill_window(
-    ctx: Billing,
-    subscription: dict[str, Any],
-    window: Window,
-    ends_at: datetime | None,
-    run_id: str | None,
-    now: datetime,
-) -> str | None:
-    """Create the window's invoice and advance the state in one transaction; None if already billed."""
-    return billed_window(ctx, subscription, window, ends_at, run_id, now)[0]
-
-
 def billed_window(
     ctx: Billing,
     subscription: dict[str, Any],
@@ -207,8 +195,8 @@ def billed_window(
     run_id: str | None,
     now: datetime,
 ) -> tuple[str | None, dict[str, Any]]:
-    """:func:`bill_window`, also returning the invoice document it built (what was committed when the
-    id is not None)."""
+    """Create the window's invoice and advance the state in one transaction: the invoice id (None if
+    already billed) and the invoice document it built (what was committed when the id is not None)."""
     next_window = window_at(
         window.subscription_id,
         parse_ts(str(subscription["start_at"])),

@@ -25,7 +25,14 @@ from neruba.dal.catalog import CatalogConflictError
 from neruba.dal.dynamo import TransactionCancelledError
 from neruba.domain.overlap import Claim, claims, first_overlap
 from neruba.errors import ConflictError, InvalidRequestError
-from neruba.logic.catalog.entries import SYSTEM, Actor, audit_item, get_customer, get_subscription, plan_version_of
+from neruba.logic.catalog.entries import (
+    SYSTEM,
+    Actor,
+    audit_item,
+    get_customer,
+    get_subscription,
+    plan_version_of,
+)
 from neruba.logic.idempotency import fingerprint, replay
 from neruba.models.catalog import Cancellation, PlanChange, SubscriptionCreate
 

@@ -240,7 +240,7 @@ class IngestBatch:
 
         Each cell is written on its own: a cell that fails never fails another. A transient failure
         (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
-        other failure isolates the cell (``ingest_cells.count_cell``): its events are counted one by one
+        other failure isolates the cell (``logic.ingest.cells.count_cell``): its events are counted one by one
         and the one that cannot be written is parked ``failed`` with its reason.
         """
         writes = GroupWrites(self.batch_id)

@@ -26,10 +26,6 @@ from neruba.logic.ledger.postings import ItemsFor
 Funding = Literal["cash", "receivable"]
 
 
-class GrantStateError(ValueError):
-    """The grant is unknown, or no longer active."""
-
-
 def grant_posting(
     grant: CreditGrant,
     *,

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import TransactionCancelledError
 from neruba.dal.catalog import CatalogRepository
+from neruba.dal.disputes import DisputesRepository
 from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
-from neruba.dal.disputes import DisputesRepository
 from neruba.dal.payments import PaymentsRepository
 from neruba.dal.stripe_events import RefundLevels
 from neruba.domain.payments import PaymentRecord

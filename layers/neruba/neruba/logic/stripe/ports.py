@@ -4,8 +4,8 @@
 invoice status). ``InvoiceSource`` is what sync-out reads and records about one invoice. Both are
 protocols so the processing code never imports the ledger or invoice modules directly; the default
 implementations (``neruba.logic.stripe.default_ports``, loaded on first use) post through
-``neruba.logic.ledger.postings`` and move invoices through ``neruba.dal.invoices``; unit tests may pass in-memory
-implementations.
+``neruba.logic.ledger.postings`` and move invoices through ``neruba.dal.invoices``; unit tests may pass
+in-memory implementations.
 
 Every effect takes an ``idempotency_key`` derived from the Stripe object it books (``stripe:payment:{charge
 or payment intent}``, ``stripe:refund:{refund}``, ``stripe:dispute:{dispute}:{created|won|lost}``): calling

@@ -8,7 +8,7 @@
    bill each window once.
 2. **Drafts past their grace.** A draft still in the ``fin#n`` index with ``finalize_at <= now -
    DUE_LAG`` is finalized here, under the scheduler's lock (lease, fencing token and numbering exactly as
-   the scheduler does it, through ``billing_finalize.finalize_invoice``). While a scheduler holds the
+   the scheduler does it, through ``logic.billing.finalize.finalize_invoice``). While a scheduler holds the
    lock the draft is reported and left to it.
 3. **Finalized invoices not synced to Stripe.** Those still in the ``sync#n`` index for longer than
    ``SYNC_LAG`` (the sync message was never sent), and those whose sync record is missing, ``failed`` or

@@ -128,7 +128,8 @@ def resolve_check(name: str) -> SweepCheck:
 
 
 def usage_check(ctx: SweepContext) -> CheckResult:
-    """Adopt events a crashed worker never counted and recompute touched aggregates (logic/sweeps/usage.py)."""
+    """Adopt events a crashed worker never counted and recompute touched aggregates
+    (``logic.sweeps.usage``)."""
     from neruba.dal.catalog import CatalogCache, CatalogRepository
     from neruba.dal.usage import UsageRepository
     from neruba.logic.sweeps.usage import sweep_usage

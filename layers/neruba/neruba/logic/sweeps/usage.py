@@ -3,7 +3,7 @@ recompute aggregates from raw events, repairing drift.
 
 Each batch and each cell is checked on its own: one that fails (a read error, a sum DynamoDB cannot
 store, throttling) is listed in ``failures`` with its ids and the error, and the check goes on with the
-rest. Uncounted events are counted through ``ingest_cells.count_cell``, as the worker counts them: an
+rest. Uncounted events are counted through ``logic.ingest.cells.count_cell``, as the worker counts them: an
 event that can never be counted (its addition would leave a sum DynamoDB cannot store) is parked
 ``failed`` and reported as a repair of kind ``event_parked``.
 
