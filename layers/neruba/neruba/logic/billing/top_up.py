@@ -38,29 +38,31 @@ if TYPE_CHECKING:
     from neruba.domain.credits import TopUpRequest
     from neruba.logic.billing.worker import Billing
 
-TOPUP_ACTOR = "system:auto_top_up"
+TOP_UP_ACTOR = "system:auto_top_up"
 
 
-def topup_invoice_id(request_id: str) -> str:
+def top_up_invoice_id(request_id: str) -> str:
     """``in_`` + 24 hex digits of SHA-256 of ``topup:{request_id}``.
 
     Example:
-        >>> topup_invoice_id("tu_1") == topup_invoice_id("tu_1") != topup_invoice_id("tu_2")
+        >>> top_up_invoice_id("tu_1") == top_up_invoice_id("tu_1") != top_up_invoice_id("tu_2")
         True
     """
     return "in_" + hashlib.sha256(f"topup:{request_id}".encode()).hexdigest()[:24]
 
 
-def topup_grant_key(request_id: str) -> str:
+def top_up_grant_key(request_id: str) -> str:
     """The idempotency key of the top-up's grant and posting: ``topup:{request_id}``."""
     return f"topup:{request_id}"
 
 
-def topup_invoice(request: TopUpRequest, grant_id: str, now: datetime, grace_end: datetime) -> dict[str, Any]:
+def top_up_invoice(
+    request: TopUpRequest, grant_id: str, now: datetime, grace_end: datetime
+) -> dict[str, Any]:
     """The draft invoice of a top-up request: one ``topup`` line, nothing credited, all of it due.
 
     Example:
-        >>> doc = topup_invoice(request, "cg_1", now, now)  # doctest: +SKIP
+        >>> doc = top_up_invoice(request, "cg_1", now, now)  # doctest: +SKIP
         >>> doc["kind"], doc["total_minor"], doc["lines"][0]["kind"]  # doctest: +SKIP
         ('topup', 5000, 'topup')
     """
@@ -88,7 +90,7 @@ def topup_invoice(request: TopUpRequest, grant_id: str, now: datetime, grace_end
         "references": {"top_up_request_id": request.request_id, "grant_id": grant_id},
     }
     return {
-        "id": topup_invoice_id(request.request_id),
+        "id": top_up_invoice_id(request.request_id),
         "object": "invoice",
         "number": None,
         "customer_id": request.customer_id,
@@ -120,9 +122,9 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
     from neruba.domain.credits import grant_id_for
     from neruba.logic.ledger.credits import create_grant
 
-    key = topup_grant_key(request.request_id)
+    key = top_up_grant_key(request.request_id)
     grant_id = grant_id_for(request.customer_id, key)
-    doc = topup_invoice(request, grant_id, now, now + ctx.grace)
+    doc = top_up_invoice(request, grant_id, now, now + ctx.grace)
     create_grant(
         ledger,
         customer_id=request.customer_id,
@@ -130,7 +132,7 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
         amount_minor=request.amount_minor,
         currency=request.currency,
         idempotency_key=key,
-        actor=TOPUP_ACTOR,
+        actor=TOP_UP_ACTOR,
         funding="receivable",
         source="grant",  # a grant posting; metadata names the top-up request and its invoice
         at=now,
@@ -178,5 +180,5 @@ def complete_top_ups(ctx: Billing, ledger: LedgerRepository, customer_id: str, n
     from neruba.dal.top_ups import TopUpRepository
 
     requests = TopUpRepository(ledger.table_name).requests(customer_id)
-    missing = [r for r in requests if ctx.invoices.get(topup_invoice_id(r.request_id)) is None]
+    missing = [r for r in requests if ctx.invoices.get(top_up_invoice_id(r.request_id)) is None]
     return [create_top_up(ctx, ledger, request, now) for request in missing]

@@ -16,7 +16,7 @@ from tests.support.queues import receive_batch, run_batch
 
 
 @pytest.fixture
-def topup_world(real: World) -> World:
+def top_up_world(real: World) -> World:
     """acme: a rule (under 1000 available, top up 5000), a purchased grant of 1500, a subscription."""
     from neruba.dal.top_ups import TopUpRepository
     from neruba.domain.credits import AutoTopUpRule
@@ -68,18 +68,18 @@ def _replay(world: World, jobs: list[dict[str, Any]], at: Any, monkeypatch: Any)
     work(world, at, monkeypatch)
 
 
-def test_a_window_under_the_threshold_creates_one_top_up(topup_world: World, monkeypatch: Any) -> None:
+def test_a_window_under_the_threshold_creates_one_top_up(top_up_world: World, monkeypatch: Any) -> None:
     # GIVEN 8 calls (800) on day 0: credit 1500 -> 700, under the threshold of 1000
     from neruba.logic.ledger.reads import balance
 
-    world = topup_world
+    world = top_up_world
     world.usage("acme", START + day(0, 4), 8)
 
     # WHEN day 0 is billed, then the same jobs are delivered again
     jobs = _bill(world, START + day(1, 1), monkeypatch)
     _replay(world, jobs, START + day(1, 1), monkeypatch)
 
-    # THEN the window used 800 of credit and one top-up invoice of 5000 exists (a draft, one topup line)
+    # THEN the window used 800 of credit and one top-up invoice of 5000 exists (a draft, one line of kind "topup")
     usage = next(i for i in world.invoices("acme") if i["kind"] == "usage")
     assert (usage["subtotal_minor"], usage["credits_applied_minor"], usage["total_minor"]) == (800, 800, 0)
     (top_up,) = _top_ups(world)
@@ -101,9 +101,9 @@ def test_a_window_under_the_threshold_creates_one_top_up(topup_world: World, mon
     assert (view["amount_due_minor"], view["credit_available_minor"]) == (5000, 5700)
 
 
-def test_next_windows_top_up_again_only_after_a_new_crossing(topup_world: World, monkeypatch: Any) -> None:
+def test_next_windows_top_up_again_only_after_a_new_crossing(top_up_world: World, monkeypatch: Any) -> None:
     # GIVEN day 0 billed (800 -> 700 left, topped up to 5700)
-    world = topup_world
+    world = top_up_world
     world.usage("acme", START + day(0, 4), 8)
     _bill(world, START + day(1, 1), monkeypatch)
     assert len(_top_ups(world)) == 1
@@ -127,18 +127,18 @@ def test_next_windows_top_up_again_only_after_a_new_crossing(topup_world: World,
     assert_books_agree(world, "acme")
 
 
-def test_a_failed_top_up_is_retried_from_its_request(topup_world: World, monkeypatch: Any) -> None:
+def test_a_failed_top_up_is_retried_from_its_request(top_up_world: World, monkeypatch: Any) -> None:
     # GIVEN the worker killed right after day 0's transaction, before its top-up is written
-    from neruba.logic.billing import top_up as billing_topup
+    from neruba.logic.billing import top_up as billing_top_up
 
-    world = topup_world
+    world = top_up_world
     world.usage("acme", START + day(0, 4), 8)
-    real_create = billing_topup.create_top_up
+    real_create = billing_top_up.create_top_up
 
     def killed(*args: Any, **kwargs: Any) -> str:
         raise Killed
 
-    monkeypatch.setattr(billing_topup, "create_top_up", killed)
+    monkeypatch.setattr(billing_top_up, "create_top_up", killed)
     schedule(world, START + day(1, 1))
     jobs = queued(world.billing_queue)
     handler = worker(world, START + day(1, 1), monkeypatch)
@@ -153,7 +153,7 @@ def test_a_failed_top_up_is_retried_from_its_request(topup_world: World, monkeyp
     def failing(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("throttled")
 
-    monkeypatch.setattr(billing_topup, "create_top_up", failing)
+    monkeypatch.setattr(billing_top_up, "create_top_up", failing)
     work(world, START + day(1, 1), monkeypatch)
     world.usage("acme", START + day(1, 4), 3)
     _bill(world, START + day(2, 1), monkeypatch)
@@ -165,7 +165,7 @@ def test_a_failed_top_up_is_retried_from_its_request(topup_world: World, monkeyp
     assert_books_agree(world, "acme")
 
     # WHEN the top-up can be written again and the first job is delivered once more
-    monkeypatch.setattr(billing_topup, "create_top_up", real_create)
+    monkeypatch.setattr(billing_top_up, "create_top_up", real_create)
     _replay(world, jobs, START + day(2, 2), monkeypatch)
     _replay(world, jobs, START + day(2, 2), monkeypatch)
 
@@ -179,13 +179,13 @@ def test_a_failed_top_up_is_retried_from_its_request(topup_world: World, monkeyp
 
 
 def test_the_top_up_is_finalized_with_the_next_number_and_synced(
-    topup_world: World, monkeypatch: Any
+    top_up_world: World, monkeypatch: Any
 ) -> None:
     # GIVEN day 0 billed with a top-up
     from neruba.logic.billing.admin import rerun_invoice
     from neruba.models.billing import RerunRequest
 
-    world = topup_world
+    world = top_up_world
     world.usage("acme", START + day(0, 4), 8)
     _bill(world, START + day(1, 1), monkeypatch)
 
@@ -213,23 +213,23 @@ def test_the_top_up_is_finalized_with_the_next_number_and_synced(
 
 @pytest.mark.parametrize("repair", ["function", "sweep"])
 def test_complete_top_ups_writes_a_request_left_behind(
-    topup_world: World, monkeypatch: Any, repair: str
+    top_up_world: World, monkeypatch: Any, repair: str
 ) -> None:
     # GIVEN a top-up that failed, then credit granted back over the threshold by an operator (the next
     # check re-arms the rule, so it would never return that request again)
-    from neruba.logic.billing import top_up as billing_topup
+    from neruba.logic.billing import top_up as billing_top_up
     from neruba.logic.billing.top_up import complete_top_ups
 
-    world = topup_world
+    world = top_up_world
     world.usage("acme", START + day(0, 4), 8)
 
     def failing(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("throttled")
 
-    real_create = billing_topup.create_top_up
-    monkeypatch.setattr(billing_topup, "create_top_up", failing)
+    real_create = billing_top_up.create_top_up
+    monkeypatch.setattr(billing_top_up, "create_top_up", failing)
     _bill(world, START + day(1, 1), monkeypatch)
-    monkeypatch.setattr(billing_topup, "create_top_up", real_create)
+    monkeypatch.setattr(billing_top_up, "create_top_up", real_create)
     create_grant(
         ledger(),
         customer_id="acme",
@@ -240,7 +240,7 @@ def test_complete_top_ups_writes_a_request_left_behind(
         actor="test",
         at=START + day(1, 2),
     )
-    assert billing_topup.auto_top_up(world.ctx, ledger(), "acme", "USD", START + day(1, 2)) is None
+    assert billing_top_up.auto_top_up(world.ctx, ledger(), "acme", "USD", START + day(1, 2)) is None
     assert _top_ups(world) == []
 
     # WHEN the repair runs (twice): directly, or as part of the billing sweep check

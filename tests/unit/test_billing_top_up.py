@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from neruba.domain.credits import TopUpRequest
-from neruba.logic.billing.top_up import topup_grant_key, topup_invoice, topup_invoice_id
+from neruba.logic.billing.top_up import top_up_grant_key, top_up_invoice, top_up_invoice_id
 
 AT = datetime(2026, 3, 2, 1, tzinfo=UTC)
 
@@ -18,20 +18,20 @@ def test_ids_follow_the_request_id() -> None:
     # GIVEN two requests
     # WHEN their ids are derived
     # THEN the same request always names the same invoice and grant key, another request others
-    assert topup_invoice_id("tu_abc") == topup_invoice_id("tu_abc")
-    assert topup_invoice_id("tu_abc") != topup_invoice_id("tu_abd")
-    assert topup_invoice_id("tu_abc").startswith("in_") and len(topup_invoice_id("tu_abc")) == 27
-    assert topup_grant_key("tu_abc") == "topup:tu_abc"
+    assert top_up_invoice_id("tu_abc") == top_up_invoice_id("tu_abc")
+    assert top_up_invoice_id("tu_abc") != top_up_invoice_id("tu_abd")
+    assert top_up_invoice_id("tu_abc").startswith("in_") and len(top_up_invoice_id("tu_abc")) == 27
+    assert top_up_grant_key("tu_abc") == "topup:tu_abc"
 
 
-def test_the_invoice_is_a_draft_with_one_topup_line_all_due() -> None:
+def test_the_invoice_is_a_draft_with_one_top_up_line_all_due() -> None:
     # GIVEN a request for 5000
     # WHEN its invoice document is built
-    doc = topup_invoice(_request(), "cg_1", AT, AT + timedelta(hours=1))
+    doc = top_up_invoice(_request(), "cg_1", AT, AT + timedelta(hours=1))
 
-    # THEN one topup line of 5000, no credit applied, all of it due, due for finalization after the grace
+    # THEN one line of kind "topup" of 5000, no credit applied, all of it due, due for finalization after the grace
     assert (doc["id"], doc["kind"], doc["status"], doc["number"]) == (
-        topup_invoice_id("tu_abc"),
+        top_up_invoice_id("tu_abc"),
         "topup",
         "draft",
         None,
