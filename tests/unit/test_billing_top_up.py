@@ -29,7 +29,8 @@ def test_the_invoice_is_a_draft_with_one_top_up_line_all_due() -> None:
     # WHEN its invoice document is built
     doc = top_up_invoice(_request(), "cg_1", AT, AT + timedelta(hours=1))
 
-    # THEN one line of kind "topup" of 5000, no credit applied, all of it due, due for finalization after the grace
+    # THEN one line of kind "topup" of 5000, no credit applied, all of it due, due for finalization
+    # after the grace
     assert (doc["id"], doc["kind"], doc["status"], doc["number"]) == (
         top_up_invoice_id("tu_abc"),
         "topup",

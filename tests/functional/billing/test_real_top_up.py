@@ -79,7 +79,8 @@ def test_a_window_under_the_threshold_creates_one_top_up(top_up_world: World, mo
     jobs = _bill(world, START + day(1, 1), monkeypatch)
     _replay(world, jobs, START + day(1, 1), monkeypatch)
 
-    # THEN the window used 800 of credit and one top-up invoice of 5000 exists (a draft, one line of kind "topup")
+    # THEN the window used 800 of credit and one top-up invoice of 5000 exists (a draft, one line of
+    # kind "topup")
     usage = next(i for i in world.invoices("acme") if i["kind"] == "usage")
     assert (usage["subtotal_minor"], usage["credits_applied_minor"], usage["total_minor"]) == (800, 800, 0)
     (top_up,) = _top_ups(world)
