@@ -26,7 +26,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, to_item, to_value
+from neruba.dal.dynamo import from_item, is_cancellation, to_item, to_value
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
 from neruba.domain.ledger import NEVER_NEGATIVE, Posting
 
@@ -65,11 +65,6 @@ def grant_from_item(values: dict[str, Any]) -> CreditGrant:
         status=values["status"],
         created_at=parse_ts(values["created_at"]) if values.get("created_at") else None,
     )
-
-
-def is_cancellation(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return bool(response.get("Error", {}).get("Code") == "TransactionCanceledException")
 
 
 class LedgerRepository:

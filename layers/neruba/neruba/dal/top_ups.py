@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, to_item
-from neruba.dal.ledger import is_cancellation, ts
+from neruba.dal.dynamo import from_item, is_cancellation, to_item
+from neruba.dal.ledger import ts
 from neruba.domain.credits import AutoTopUpRule, TopUpRequest
 
 

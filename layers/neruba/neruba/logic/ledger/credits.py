@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from neruba.dal.ledger import LedgerConflictError, LedgerRepository, is_cancellation
+from neruba.dal.dynamo import is_cancellation
+from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.domain.credits import CreditGrant, GrantKind, TopUpRequest, grant_id_for
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.logic.ledger.postings import ItemsFor
