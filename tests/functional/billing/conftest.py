@@ -116,8 +116,9 @@ PRICE_PER_CALL = Decimal("1.00")  # the "metered" plan: 100 minor units per API 
 def real(catalog: Any) -> World:
     """Billing with the REAL pricing engine and ledger (``default_deps()``), on daily windows.
 
-    Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through
-    ``logic.catalog`` (which creates the billing state); usage is the hourly aggregate item ingest writes.
+    Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through the
+    catalog use cases (``logic.catalog.entries``, ``logic.catalog.subscriptions``, which creates the
+    billing state); usage is the hourly aggregate item ingest writes.
     The plan has usage charges only, so daily windows rate exactly what a monthly plan would per day.
     """
     from neruba.logic.billing.deps import default_deps
