@@ -6,8 +6,8 @@ dotted path of its function, imported only when the check runs, so adding one is
 line here (or ``register_check`` at run time)::
 
     CHECKS = {
-        "usage": "neruba.logic.sweeps.runner:usage_check",
-        "ledger": "neruba.logic.ledger_sweep:sweep_check",   # def sweep_check(ctx) -> CheckResult
+        "usage": "neruba.logic.sweeps.usage:usage_check",
+        "ledger": "neruba.logic.sweeps.ledger:ledger_check",   # def ledger_check(ctx) -> CheckResult
     }
 
 Example:
@@ -90,7 +90,7 @@ class CheckResult:
 SweepCheck = Callable[[SweepContext], CheckResult]
 
 CHECKS: dict[str, str] = {
-    "usage": "neruba.logic.sweeps.runner:usage_check",
+    "usage": "neruba.logic.sweeps.usage:usage_check",
     "ledger": "neruba.logic.sweeps.ledger:ledger_check",
     "billing": "neruba.logic.sweeps.billing:billing_check",
     "stripe": "neruba.logic.sweeps.stripe:stripe_check",
@@ -125,38 +125,6 @@ def resolve_check(name: str) -> SweepCheck:
     module_name, _, attribute = CHECKS[name].partition(":")
     check: SweepCheck = getattr(importlib.import_module(module_name), attribute)
     return check
-
-
-def usage_check(ctx: SweepContext) -> CheckResult:
-    """Adopt events a crashed worker never counted and recompute touched aggregates
-    (``logic.sweeps.usage``)."""
-    from neruba.dal.catalog import CatalogCache, CatalogRepository
-    from neruba.dal.usage import UsageRepository
-    from neruba.logic.sweeps.usage import sweep_usage
-
-    lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
-    report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
-    result = CheckResult(
-        name="usage",
-        checked={
-            "batches": report.batches_checked,
-            "events": report.events_checked,
-            "aggregate_cells": report.cells_checked,
-        },
-        found=report.uncounted_found + report.drift_found,
-        repaired=report.repaired,
-        repairs=report.repairs,
-        details={
-            "uncounted_found": report.uncounted_found,
-            "drift_found": report.drift_found,
-            "window_start": report.window_start,
-            "window_end": report.window_end,
-        },
-    )
-    for failure in report.failures:
-        kind, error = failure.pop("kind"), failure.pop("error")
-        result.fail(kind, error, **failure)
-    return result
 
 
 def new_sweep_id() -> str:

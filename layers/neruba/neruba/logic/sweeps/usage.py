@@ -37,6 +37,7 @@ from neruba.domain.ingest import (
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.domain.usage import combine
 from neruba.logic.ingest.cells import CellEvent, count_cell
+from neruba.logic.sweeps.runner import CheckResult, SweepContext
 
 SETTLE = timedelta(minutes=15)
 
@@ -273,3 +274,32 @@ def _recompute(
                 },
             }
         )
+
+
+def usage_check(ctx: SweepContext) -> CheckResult:
+    """The ``usage`` check: :func:`sweep_usage` over the window, as a :class:`CheckResult`."""
+    from neruba.dal.catalog import CatalogCache, CatalogRepository
+
+    lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
+    report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
+    result = CheckResult(
+        name="usage",
+        checked={
+            "batches": report.batches_checked,
+            "events": report.events_checked,
+            "aggregate_cells": report.cells_checked,
+        },
+        found=report.uncounted_found + report.drift_found,
+        repaired=report.repaired,
+        repairs=report.repairs,
+        details={
+            "uncounted_found": report.uncounted_found,
+            "drift_found": report.drift_found,
+            "window_start": report.window_start,
+            "window_end": report.window_end,
+        },
+    )
+    for failure in report.failures:
+        kind, error = failure.pop("kind"), failure.pop("error")
+        result.fail(kind, error, **failure)
+    return result
