@@ -38,7 +38,7 @@ def _events() -> list[dict[str, Any]]:
 
 
 def _records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from neruba.logic.ingest_api import queue_message
+    from neruba.logic.ingest.api import queue_message
     from neruba.models.events import UsageEventIn
 
     now = datetime.now(UTC)

@@ -8,8 +8,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.dal.locks import LockRepository
 from neruba.dal.plans import PlansRepository
-from neruba.logic.billing_scheduler import RunOptions, run_billing
-from neruba.logic.billing_worker import Billing
+from neruba.logic.billing.scheduler import RunOptions, run_billing
+from neruba.logic.billing.worker import Billing
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
 

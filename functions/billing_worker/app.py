@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from neruba.logic.billing_windows import invoice_id_for
-from neruba.logic.billing_worker import Billing, process_job
+from neruba.logic.billing.windows import invoice_id_for
+from neruba.logic.billing.worker import Billing, process_job
 from neruba.models.billing import BillingJob
 from neruba.observability import logger, metrics
 

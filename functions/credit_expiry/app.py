@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.dal.ledger import LedgerRepository
-from neruba.logic.credits import expire_due
+from neruba.logic.ledger.credits import expire_due
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
 

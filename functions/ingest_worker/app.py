@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.dal.catalog import CatalogCache, CatalogRepository
 from neruba.dal.usage import UsageRepository
-from neruba.logic.ingest_worker import IngestBatch
+from neruba.logic.ingest.worker import IngestBatch
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
 

@@ -15,7 +15,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def handle_record(record: SQSRecord) -> str:
     """Sync the invoice named by one message; raising fails just this message (retried, then DLQ)."""
-    from neruba.logic.stripe_sync import sync_message
+    from neruba.logic.stripe.sync import sync_message
 
     return sync_message(record.body)
 

@@ -15,7 +15,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def handle_record(record: SQSRecord) -> str:
     """Process the event named by one message; raising fails just this message (retried, then DLQ)."""
-    from neruba.logic.stripe_worker import process_message
+    from neruba.logic.stripe.worker import process_message
 
     return process_message(record.body)
 

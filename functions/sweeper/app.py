@@ -9,8 +9,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.dal.ops import OpsRepository
-from neruba.logic.sweep import SETTLE
-from neruba.logic.sweeps import run_sweep as run_checks_sweep
+from neruba.logic.sweeps.runner import run_sweep as run_checks_sweep
+from neruba.logic.sweeps.usage import SETTLE
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
 

@@ -50,7 +50,7 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neruba.logic.sweeps import check_names
+    from neruba.logic.sweeps.runner import check_names
     from neruba_tools.stackinfo import StackError, use_stack_settings
 
     if args.list_checks:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from neruba.dal.ops import OpsRepository
-    from neruba.logic.sweeps import run_sweep
+    from neruba.logic.sweeps.runner import run_sweep
     from neruba.settings import get_settings
 
     ops = OpsRepository(get_settings().ops_table)

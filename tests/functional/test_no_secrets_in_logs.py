@@ -84,7 +84,7 @@ def capturing(other_loggers_level: int) -> Iterator[Capture]:
 
 
 def _stripe_parameter(api_key: str, webhook_secret: str) -> None:
-    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.logic.stripe.secrets import clear_cache
     from neruba.settings import get_settings
 
     boto3.client("ssm").put_parameter(
@@ -121,7 +121,7 @@ def test_a_full_scenario_logs_no_secret(
     from functions.stripe_webhook.app import lambda_handler as stripe_webhook
     from functions.stripe_worker.app import lambda_handler as stripe_worker
     from neruba.dal.keys import KeysRepository
-    from neruba.logic import stripe_ports
+    from neruba.logic.stripe import ports as stripe_ports
     from neruba.observability import logger
     from neruba.settings import get_settings
     from neruba_tools.local.fake_stripe import FakeStripe
@@ -209,7 +209,7 @@ def test_a_full_scenario_logs_no_secret(
             logger.info("scenario finished", extra={"key_id": key.key_id})
     finally:
         stripe_ports.configure(effects=None, invoices=None)
-        from neruba.logic.stripe_secrets import clear_cache
+        from neruba.logic.stripe.secrets import clear_cache
 
         clear_cache()
         stack.close()

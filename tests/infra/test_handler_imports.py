@@ -42,7 +42,7 @@ print(json.dumps(sorted(name for name in {heavy!r} if name in sys.modules)))
 
 # A call that does need Stripe: checking a webhook signature (it fails, the import is what counts).
 _VERIFY_SIGNATURE = """
-from neruba.logic.stripe_webhook import InvalidSignatureError, verify_signature
+from neruba.logic.stripe.webhook import InvalidSignatureError, verify_signature
 try:
     verify_signature(b"{}", "t=1,v1=00", ["whsec_probe"], now=1)
 except InvalidSignatureError:

@@ -222,7 +222,7 @@ def billing_run(now: datetime) -> dict[str, Any]:
     from functions.billing_scheduler import app
     from neruba.dal.locks import LockRepository
     from neruba.dal.plans import PlansRepository
-    from neruba.logic.billing_scheduler import RunOptions, run_billing
+    from neruba.logic.billing.scheduler import RunOptions, run_billing
     from neruba.settings import get_settings
 
     settings = get_settings()
@@ -247,7 +247,7 @@ def fresh_containers() -> None:
     from functions.billing_worker import app as worker
     from functions.ingest_worker import app as ingest
     from neruba.api.routes import ingest as ingest_api
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
 
     scheduler._ctx = None
     worker._ctx = None

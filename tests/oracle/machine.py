@@ -642,7 +642,7 @@ class Oracle(RuleBasedStateMachine):
         for sub in self.w.subs.values():
             sub.run_after_end = sub.ended_at is not None
         if crash:
-            from neruba.logic import billing_worker
+            from neruba.logic.billing import worker as billing_worker
 
             STATS["crashes_injected"] += 1
             with h.patched(billing_worker, "transact", h.killing_once(billing_worker.transact, after=True)):

@@ -2,7 +2,7 @@
 billing benchmark: a rater that prices the api_calls hourly aggregates of a window at 0.10 each (it reads
 aggregates, never events), an opening fee, one credit grant spent by a conditional decrement, and one
 balanced posting item per invoice under its idempotency key. The real collaborators come through
-``neruba.logic.billing_deps.default_deps`` once the pricing and ledger branches are merged."""
+``neruba.logic.billing.deps.default_deps`` once the pricing and ledger branches are merged."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, to_item
-from neruba.logic.billing_deps import BillingDeps, ChargeLine, CreditsResult, PostingRequest
+from neruba.logic.billing.deps import BillingDeps, ChargeLine, CreditsResult, PostingRequest
 from neruba.settings import get_settings
 
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ def poison_ingest(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 
     Returns the fix (the original code deployed again).
     """
-    from neruba.logic import ingest_worker
+    from neruba.logic.ingest import worker as ingest_worker
 
     original = ingest_worker.meter_value
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from neruba.logic.stripe_ports import DisputeResult, EffectConflictError, EffectResult
+from neruba.logic.stripe.ports import DisputeResult, EffectConflictError, EffectResult
 
 
 class LedgerRuleError(ValueError):

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from neruba.domain.credits import CreditApplication
-from neruba.logic.billing_deps import ChargeLine, PostingRequest, posting_for
-from neruba.logic.billing_worker import creditable_lines
+from neruba.logic.billing.deps import ChargeLine, PostingRequest, posting_for
+from neruba.logic.billing.worker import creditable_lines
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from neruba.domain.periods import add_interval
-from neruba.logic.billing_windows import due_windows, subscription_end, window_at
-from neruba.logic.billing_worker import line_deltas
+from neruba.logic.billing.windows import due_windows, subscription_end, window_at
+from neruba.logic.billing.worker import line_deltas
 
 ANCHOR = datetime(2026, 1, 31, 12, tzinfo=UTC)
 

@@ -18,8 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from neruba.domain.credits import CreditGrant, Line, allocate
 from neruba.domain.ledger import Book, Entry, Posting, credit, debit, natural
 from neruba.domain.payments import PaymentRecord, RefundableExceededError
-from neruba.logic.credits import closing_entries, grant_posting
-from neruba.logic.ledger import (
+from neruba.logic.ledger.credits import closing_entries, grant_posting
+from neruba.logic.ledger.postings import (
     LOWERS_ONLY,
     AdjustmentDirectionError,
     adjust_balance,

@@ -8,8 +8,8 @@ import pytest
 
 from neruba.domain.credits import CreditApplication, CreditGrant, CreditRuleError, Line, allocate
 from neruba.domain.ledger import Book, Entry, LedgerRuleError, Posting, summarise
-from neruba.logic.credits import closing_entries, grant_posting
-from neruba.logic.ledger import EmptyPostingError, adjustment_entries, invoice_posting
+from neruba.logic.ledger.credits import closing_entries, grant_posting
+from neruba.logic.ledger.postings import EmptyPostingError, adjustment_entries, invoice_posting
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -207,7 +207,7 @@ def test_grant_and_closing_postings_keep_promotional_credit_out_of_revenue() -> 
 
 @pytest.mark.parametrize("code", ["goodwill", "correction", "refund", "dispute"])
 def test_adjustments_lower_the_receivable_and_only_a_correction_raises_it(code: str) -> None:
-    from neruba.logic.ledger import AdjustmentDirectionError
+    from neruba.logic.ledger.postings import AdjustmentDirectionError
 
     down = {e.account: e.signed for e in adjustment_entries(100, code)}  # type: ignore[arg-type]
     assert down["receivable"] == -100

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from neruba.domain.phases import check_phases, end_phases, prepaid_phase, rating_period, state_at
 from neruba.domain.pricing import PricingError
-from neruba.domain.windows import rate_opening_window, rate_subscription_window
+from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from tests.unit.test_pricing_windows import FEB, JAN, MAR, by_id, subscription, version
 
 PERIOD = (JAN, FEB)

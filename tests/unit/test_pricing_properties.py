@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from neruba.domain.lines import GroupUsage, usage_lines
 from neruba.domain.pricing import PricingError, RatedWindow, exact, price_charge
-from neruba.domain.windows import rate_subscription_window
+from neruba.domain.window_rating import rate_subscription_window
 
 prices = st.decimals(min_value=0, max_value=1000, places=5, allow_nan=False, allow_infinity=False)
 quantities = st.decimals(min_value=0, max_value=10**7, places=3, allow_nan=False, allow_infinity=False)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba.domain.lines import GroupUsage
-from neruba.domain.windows import rate_opening_window, rate_subscription_window
+from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from tests.unit.test_pricing_windows import FEB, JAN, MAR, MID_JAN, by_id, subscription, version
 
 APR, MAY, JUN = (datetime(2026, m, 1, tzinfo=UTC) for m in (4, 5, 6))
@@ -22,7 +22,7 @@ def fee(amount: str, timing: str, **extra: Any) -> dict[str, Any]:
 
 
 def canceled(sub: dict[str, Any], at: datetime) -> dict[str, Any]:
-    """What logic.catalog.cancel(at_period_end=False) does to the document."""
+    """What logic.catalog.subscriptions.cancel(at_period_end=False) does to the document."""
     sub["status"], sub["canceled_at"], sub["ended_at"] = "canceled", at.isoformat(), at.isoformat()
     sub["phases"][-1]["end_at"] = at.isoformat()
     return sub

@@ -11,7 +11,7 @@ import pytest
 
 from neruba.domain.lines import GroupUsage, usage_lines
 from neruba.domain.pricing import price_charge
-from neruba.domain.windows import rate_opening_window, rate_subscription_window
+from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 
 JAN, FEB, MAR = (datetime(2026, m, 1, tzinfo=UTC) for m in (1, 2, 3))
 MID_JAN = datetime(2026, 1, 11, tzinfo=UTC)  # 10 of January's 31 days are before it

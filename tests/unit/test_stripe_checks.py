@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neruba.logic.stripe_checks import Park, PaymentClaim, PaymentPlan, check_payment
+from neruba.logic.stripe.checks import Park, PaymentClaim, PaymentPlan, check_payment
 
 
 def invoice(total: int, **extra: Any) -> dict[str, Any]:

@@ -10,9 +10,9 @@ import pytest
 
 from neruba.dal.invoices import InvoiceConflictError, can_transition
 from neruba.domain.payments import PaymentRecord
-from neruba.logic import stripe_default_ports
-from neruba.logic.stripe_checks import PaymentPlan
-from neruba.logic.stripe_default_ports import LedgerEffects
+from neruba.logic.stripe import default_ports as stripe_default_ports
+from neruba.logic.stripe.checks import PaymentPlan
+from neruba.logic.stripe.default_ports import LedgerEffects
 
 AT = datetime(2026, 1, 5, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from neruba.api.routes.stripe_webhook import header, raw_body
-from neruba.logic.stripe_secrets import StripeConfig, StripeConfigError
-from neruba.logic.stripe_webhook import (
+from neruba.logic.stripe.secrets import StripeConfig, StripeConfigError
+from neruba.logic.stripe.webhook import (
     InvalidPayloadError,
     InvalidSignatureError,
     parse_event,

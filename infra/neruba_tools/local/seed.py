@@ -9,7 +9,7 @@ from decimal import Decimal
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, CatalogRepository
 from neruba.dal.keys import KeysRepository
 from neruba.dal.plans import PlansRepository
-from neruba.logic.subscriptions import create_subscription
+from neruba.logic.catalog.subscriptions import create_subscription
 from neruba.models.catalog import (
     ChargeIn,
     Customer,

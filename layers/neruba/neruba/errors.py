@@ -106,13 +106,6 @@ class PayloadTooLargeError(NerubaError):
     default_code = "payload_too_large"
 
 
-class UnprocessableError(NerubaError):
-    """The body parsed but its content is invalid (422)."""
-
-    status = 422
-    default_code = "validation_error"
-
-
 class ServiceUnavailableError(NerubaError):
     """A dependency is not reachable right now (503)."""
 

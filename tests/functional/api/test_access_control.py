@@ -56,7 +56,7 @@ def _configure_stripe() -> None:
 
     import boto3
 
-    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.logic.stripe.secrets import clear_cache
     from neruba.settings import get_settings
 
     boto3.client("ssm").put_parameter(

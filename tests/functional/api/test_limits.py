@@ -108,7 +108,7 @@ def test_admin_body_size_limit(aws: dict[str, str], over: int, status: int) -> N
 @pytest.mark.parametrize(("over", "status"), [(0, 200), (1, 413)], ids=["at the limit", "one byte over"])
 def test_stripe_webhook_body_size_limit(aws: dict[str, str], over: int, status: int) -> None:
     from functions.stripe_webhook.app import lambda_handler
-    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.logic.stripe.secrets import clear_cache
     from tests.support.stripe_events import SECRET, event, sign
 
     # GIVEN a configured webhook secret and a signed Stripe event of exactly the limit, or one byte more

@@ -71,7 +71,7 @@ def _admin(method: str, path: str, body: Any = None, raw: str | None = None) -> 
 
 def _customer_count() -> int:
     from neruba.dal.plans import PlansRepository
-    from neruba.logic.catalog import page
+    from neruba.logic.catalog.entries import page
 
     return len(page(PlansRepository(get_settings().catalog_table), "customer", 100, None)["data"])
 

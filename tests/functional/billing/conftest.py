@@ -16,7 +16,7 @@ from neruba.dal.dynamo import to_item
 from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.locks import LockRepository
 from neruba.dal.plans import PlansRepository
-from neruba.logic.billing_worker import Billing
+from neruba.logic.billing.worker import Billing
 from neruba.settings import get_settings
 from tests.support.aws import queue_url
 from tests.support.billing_fakes import (  # noqa: F401 - re-exported for the tests
@@ -116,12 +116,13 @@ PRICE_PER_CALL = Decimal("1.00")  # the "metered" plan: 100 minor units per API 
 def real(catalog: Any) -> World:
     """Billing with the REAL pricing engine and ledger (``default_deps()``), on daily windows.
 
-    Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through
-    ``logic.catalog`` (which creates the billing state); usage is the hourly aggregate item ingest writes.
+    Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through the
+    catalog use cases (``logic.catalog.entries``, ``logic.catalog.subscriptions``, which creates the
+    billing state); usage is the hourly aggregate item ingest writes.
     The plan has usage charges only, so daily windows rate exactly what a monthly plan would per day.
     """
-    from neruba.logic.billing_deps import default_deps
-    from neruba.logic.catalog import create_plan
+    from neruba.logic.billing.deps import default_deps
+    from neruba.logic.catalog.entries import create_plan
     from neruba.models.catalog import PlanCreate
 
     settings = get_settings()
@@ -160,8 +161,9 @@ def real(catalog: Any) -> World:
 
 
 def subscribe_real(world: World, customer_id: str, start: datetime = START) -> dict[str, Any]:
-    """Subscribe through ``logic.catalog.create_subscription`` (which creates the billing state)."""
-    from neruba.logic.subscriptions import create_subscription
+    """Subscribe through ``logic.catalog.subscriptions.create_subscription`` (it creates the billing
+    state)."""
+    from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.models.catalog import SubscriptionCreate
 
     body = SubscriptionCreate(customer_id=customer_id, plan_code="metered", start_at=start)

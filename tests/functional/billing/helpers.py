@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from neruba.logic.billing_scheduler import RunOptions, run_billing
+from neruba.logic.billing.scheduler import RunOptions, run_billing
 from tests.functional.billing.conftest import World
 from tests.support.queues import receive_batch, run_batch
 

@@ -42,7 +42,7 @@ def _context() -> Any:
 @pytest.fixture
 def billing_api(real: World, monkeypatch: Any) -> Any:
     from functions.billing_api.app import lambda_handler
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
 
     monkeypatch.setattr(invoices, "_ctx", real.ctx)
     return lambda_handler
@@ -51,7 +51,7 @@ def billing_api(real: World, monkeypatch: Any) -> Any:
 @pytest.fixture
 def corrected(real: World, monkeypatch: Any) -> dict[str, Any]:
     """Day 0 billed (10 calls) and finalized; 3 late calls; day 0 rerun: a pending correction."""
-    from neruba.logic.invoices import rerun_invoice
+    from neruba.logic.billing.admin import rerun_invoice
     from neruba.models.billing import RerunRequest
 
     sub = subscribe_real(real, "acme")
@@ -159,7 +159,7 @@ def test_zero_amount_invoices_are_numbered_without_gaps(real: World, monkeypatch
 def test_a_posting_s_total_is_its_size_the_sum_of_its_debits(real: World, monkeypatch: Any) -> None:
     # GIVEN a purchased grant of 500 and 12 calls billed (1200: 500 from credit, 700 receivable)
     from functions.ledger_api.app import lambda_handler
-    from neruba.logic.credits import create_grant
+    from neruba.logic.ledger.credits import create_grant
 
     create_grant(
         ledger(),
@@ -193,7 +193,7 @@ def test_a_posting_s_total_is_its_size_the_sum_of_its_debits(real: World, monkey
 def test_periods_are_utc_whatever_the_customer_s_timezone(real: World) -> None:
     # GIVEN acme in New York (UTC-5 in winter, UTC-4 in summer), subscribed at 1 March 00:00 UTC; DST
     # starts in New York on 8 March 2026
-    from neruba.logic.upcoming import upcoming_invoice
+    from neruba.logic.billing.upcoming import upcoming_invoice
 
     real.plans.update_customer("acme", {"timezone": "America/New_York"})
     sub = subscribe_real(real, "acme")

@@ -101,9 +101,9 @@ def billing(catalog: Any, monkeypatch: Any) -> World:
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.locks import LockRepository
     from neruba.dal.plans import PlansRepository
-    from neruba.logic import invoices
-    from neruba.logic.billing_deps import default_deps
-    from neruba.logic.billing_worker import Billing
+    from neruba.logic.billing import admin as invoices
+    from neruba.logic.billing.deps import default_deps
+    from neruba.logic.billing.worker import Billing
     from tests.support.aws import queue_url
     from tests.support.billing_fakes import Calls
 

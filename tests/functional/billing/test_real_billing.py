@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neruba.logic.credits import create_grant
+from neruba.logic.ledger.credits import create_grant
 from tests.functional.billing.conftest import (
     START,
     World,
@@ -56,7 +56,7 @@ def test_the_catalog_creates_the_billing_state(real: World) -> None:
 
 def test_credits_in_priority_order_with_remainders_and_explain(real: World, monkeypatch: Any) -> None:
     # GIVEN a promotional grant (priority 0) and a purchased one (priority 1), and 12 calls on day 0
-    from neruba.logic.invoices import explain
+    from neruba.logic.billing.invoices import explain
 
     welcome = _grant("welcome", "promotional", 500, 0)
     prepaid = _grant("prepaid", "purchased", 1000, 1)
@@ -153,7 +153,7 @@ def test_late_events_after_finalization_become_an_adjustment_posted_once(
 
 def test_rerun_of_a_finalized_invoice_is_a_correction_never_an_edit(real: World, monkeypatch: Any) -> None:
     # GIVEN day 0 billed (12 calls) and finalized, then usage corrected down to 8 calls
-    from neruba.logic.invoices import rerun_invoice
+    from neruba.logic.billing.admin import rerun_invoice
     from neruba.models.billing import RerunRequest
 
     subscribe_real(real, "acme")
@@ -194,7 +194,7 @@ def test_rerun_of_a_finalized_invoice_is_a_correction_never_an_edit(real: World,
 
 def test_canceled_now_gets_a_final_window_ending_at_the_cancellation(real: World, monkeypatch: Any) -> None:
     # GIVEN day 0 billed, then the subscription canceled immediately at day 1 + 6h
-    from neruba.logic.subscriptions import cancel
+    from neruba.logic.catalog.subscriptions import cancel
     from neruba.models.catalog import Cancellation
 
     sub = subscribe_real(real, "acme")

@@ -32,7 +32,7 @@ LATE_CALLS = 7  # the walk's 700 unbilled
 @pytest.fixture
 def api(real: World, monkeypatch: pytest.MonkeyPatch) -> Any:
     from functions.billing_api.app import lambda_handler
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
 
     monkeypatch.setattr(invoices, "_ctx", real.ctx)
     return lambda_handler
@@ -42,8 +42,8 @@ def api(real: World, monkeypatch: pytest.MonkeyPatch) -> Any:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
     import boto3
 
-    from neruba.logic import stripe_ports
-    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.logic.stripe import ports as stripe_ports
+    from neruba.logic.stripe.secrets import clear_cache
     from neruba.settings import get_settings
 
     boto3.client("ssm").put_parameter(
@@ -65,7 +65,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
 
 def ended(real: World, monkeypatch: Any) -> dict[str, Any]:
     """acme cancelled at day 0 + 20h after 12 calls; the final window billed and finalized."""
-    from neruba.logic.subscriptions import cancel
+    from neruba.logic.catalog.subscriptions import cancel
     from neruba.models.catalog import Cancellation
 
     sub = subscribe_real(real, "acme")
@@ -189,7 +189,7 @@ def test_a_negative_correction_after_the_end_is_a_credit_note(
 def test_a_rerun_killed_after_its_transaction_is_finished_by_the_scheduler_once(
     real: World, api: Any, monkeypatch: Any
 ) -> None:
-    from neruba.logic import billing_finalize
+    from neruba.logic.billing import finalize as billing_finalize
 
     # GIVEN late calls on the final window, and a rerun killed right after its transaction committed
     final = ended(real, monkeypatch)
@@ -223,8 +223,8 @@ def test_late_events_after_the_end_are_billed_by_the_sweep_without_a_rerun(
     from datetime import timedelta
 
     from neruba.dal.ops import OpsRepository
-    from neruba.logic import sweep_billing
-    from neruba.logic.sweeps import run_sweep
+    from neruba.logic.sweeps import billing as sweep_billing
+    from neruba.logic.sweeps.runner import run_sweep
     from neruba.settings import get_settings
 
     # GIVEN the final window of a cancelled subscription finalized, then 7 late calls land in it

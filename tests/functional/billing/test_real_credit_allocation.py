@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from neruba.logic.credits import create_grant
+from neruba.logic.ledger.credits import create_grant
 from tests.functional.billing.conftest import START, World, assert_books_agree, ledger
 from tests.functional.billing.helpers import day, schedule, work
 
@@ -21,8 +21,8 @@ FAR = datetime(2099, 1, 1, tzinfo=UTC)  # the ledger compares expiry with the re
 
 @pytest.fixture
 def fee_world(real: World) -> World:
-    from neruba.logic.catalog import create_plan
-    from neruba.logic.subscriptions import create_subscription
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.models.catalog import PlanCreate, SubscriptionCreate
 
     create_plan(

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 
 from neruba.dal.dynamo import to_item
-from neruba.logic import billing_worker
+from neruba.logic.billing import worker as billing_worker
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import (
     START,
@@ -94,7 +94,7 @@ def test_killed_before_the_transaction_then_retried(real: World, monkeypatch: An
 
 def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeypatch: Any) -> None:
     # GIVEN a promotional grant, and a worker that commits the usage invoice and dies before the delete
-    from neruba.logic.credits import create_grant
+    from neruba.logic.ledger.credits import create_grant
     from tests.functional.billing.conftest import ledger
 
     grant, _ = create_grant(

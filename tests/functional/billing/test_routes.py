@@ -16,7 +16,7 @@ from tests.support.api import api_event, call
 @pytest.fixture
 def api(world: World, monkeypatch: Any) -> Any:
     from functions.billing_api.app import lambda_handler
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
 
     monkeypatch.setattr(invoices, "_ctx", world.ctx)
     return lambda_handler
@@ -114,7 +114,7 @@ def test_trigger_a_run_for_one_customer_audited_and_idempotent(
     # GIVEN acme and globex both due, and a fixed "now"
     world.subscribe("acme")
     world.subscribe("globex")
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
 
     real = invoices.trigger_run
     monkeypatch.setattr(invoices, "trigger_run", lambda *a, **k: real(*a, **k, now=START + day(1, 1)))

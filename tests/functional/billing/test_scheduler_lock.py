@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from neruba.dal.locks import LockLostError
-from neruba.logic.billing_scheduler import LOCK_NAME
+from neruba.logic.billing.scheduler import LOCK_NAME
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, queued, schedule, work
 
@@ -107,7 +107,7 @@ def test_a_scheduler_whose_lease_expired_cannot_commit(world: World, monkeypatch
 def test_a_fenced_write_fails_when_a_newer_token_exists(world: World) -> None:
     # GIVEN a lease that was taken over
     from neruba.dal.billing import TransactionCancelledError
-    from neruba.logic.billing_finalize import fenced
+    from neruba.logic.billing.finalize import fenced
 
     old = world.locks.acquire(LOCK_NAME, "a", timedelta(minutes=5), START)
     assert old is not None

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 
 from neruba.dal.dynamo import to_item
-from neruba.logic import billing_worker
+from neruba.logic.billing import worker as billing_worker
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import START, World, assert_ledger_balanced, grant_credits, postings
 from tests.functional.billing.helpers import Killed, day, schedule, work, worker

@@ -241,7 +241,7 @@ def test_poison_message_reaches_dlq_and_redrive_replays_it(
         sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
     drain(worker, url)
     # THEN the event is accepted with outcome replay and counted once
-    from neruba.logic.usage_read import event_view
+    from neruba.logic.ingest.reads import event_view
 
     event = event_view(usage, "acme", "poison")
     assert event["status"] == "accepted"

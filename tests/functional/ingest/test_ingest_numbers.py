@@ -278,7 +278,7 @@ def test_redriven_messages_of_a_cell_poisoned_before_the_rule_count_and_the_offe
     catalog: Any, worker: Any, process: Any, read: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from neruba.domain import ingest as ingest_rules
-    from neruba.logic import ingest_worker
+    from neruba.logic.ingest import worker as ingest_worker
     from tests.support.queues import receive_batch, run_batch
 
     # GIVEN a batch written by a worker without the number rule: every event put `accepted`, then the

@@ -34,7 +34,7 @@ def invoice(invoice_id: str, status: str, *, customer: str = "acme", total: int 
 def paid(invoice_id: str, amount: int, *, customer: str = "acme", currency: str = "USD") -> str:
     """An invoice paid by charge ``ch_{invoice_id}`` (the payment posted as Stripe's invoice.paid does)."""
     from neruba.dal.ledger import LedgerRepository
-    from neruba.logic.ledger import record_payment
+    from neruba.logic.ledger.postings import record_payment
 
     invoice(invoice_id, "paid", customer=customer, total=amount)
     record_payment(

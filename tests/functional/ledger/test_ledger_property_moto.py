@@ -18,8 +18,8 @@ from neruba.dal.payments import PaymentsRepository
 from neruba.domain.credits import Line, allocate
 from neruba.domain.ledger import natural
 from neruba.domain.payments import RefundableExceededError
-from neruba.logic.credits import create_grant, expire_due
-from neruba.logic.ledger import (
+from neruba.logic.ledger.credits import create_grant, expire_due
+from neruba.logic.ledger.postings import (
     adjust_balance,
     invoice_posting,
     record_dispute,

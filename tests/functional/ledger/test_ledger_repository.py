@@ -11,8 +11,8 @@ import pytest
 from neruba.dal.clients import client
 from neruba.domain.credits import CreditApplication, Line, allocate
 from neruba.domain.ledger import Entry, Posting
-from neruba.logic.credits import check_auto_top_up, create_grant, expire_due
-from neruba.logic.ledger import invoice_posting, record_payment
+from neruba.logic.ledger.credits import check_auto_top_up, create_grant, expire_due
+from neruba.logic.ledger.postings import invoice_posting, record_payment
 from tests.functional.ledger.conftest import T0
 
 
@@ -221,7 +221,7 @@ def test_reconcile_reports_a_drifted_balance(ledger: Any) -> None:
 
 def test_auto_top_up_raises_one_request_per_crossing(ledger: Any) -> None:
     # GIVEN a rule: under 1000 available, top up 5000
-    from neruba.dal.ledger_extra import TopUpRepository
+    from neruba.dal.top_ups import TopUpRepository
     from neruba.domain.credits import AutoTopUpRule
 
     rules = TopUpRepository(ledger.table_name)

@@ -170,7 +170,7 @@ def test_an_adjustment_against_its_reason_codes_direction_is_refused(api: Api, c
 def test_two_concurrent_refunds_from_the_same_read_cannot_both_pass(api: Api) -> None:
     from neruba.dal.ledger import LedgerConflictError, LedgerRepository
     from neruba.dal.payments import PaymentsRepository
-    from neruba.logic.ledger import record_refund
+    from neruba.logic.ledger.postings import record_refund
 
     # GIVEN a payment of 1000, read by two refund requests before either writes (each asks 600)
     ledger = LedgerRepository(get_settings().ledger_table)
@@ -219,8 +219,8 @@ def test_no_posting_takes_cash_below_zero(api: Api) -> None:
 
 
 def test_payments_posted_before_payment_records_get_one_from_the_migration(api: Api) -> None:
+    from neruba.dal.disputes import DisputesRepository
     from neruba.dal.ledger import LedgerRepository
-    from neruba.dal.ledger_extra import DisputesRepository
     from neruba.dal.payments import PaymentsRepository
     from neruba.domain.ledger import Posting, credit, debit
     from neruba.migrations import MigrationContext

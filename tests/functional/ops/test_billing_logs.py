@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from neruba.logic.billing_worker import ensure_billing_state
+from neruba.logic.billing.worker import ensure_billing_state
 from tests.functional.billing.conftest import START, World, world  # noqa: F401 - the billing fixture
 from tests.functional.billing.helpers import schedule, work
 

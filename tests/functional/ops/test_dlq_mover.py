@@ -34,7 +34,7 @@ def poisoned(send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch) -> list[st
 
 
 def _outcomes(tx: str) -> list[str]:
-    from neruba.logic.usage_read import event_view
+    from neruba.logic.ingest.reads import event_view
 
     view = event_view(UsageRepository(get_settings().usage_table), "acme", tx)
     return [o["outcome"] for o in view["outcomes"]]

@@ -12,9 +12,9 @@ import pytest
 
 from neruba.dal.dynamo import to_item
 from neruba.dal.ops import OpsRepository
-from neruba.logic import sweep_billing
-from neruba.logic.billing_worker import ensure_billing_state
-from neruba.logic.sweeps import run_sweep
+from neruba.logic.billing.worker import ensure_billing_state
+from neruba.logic.sweeps import billing as sweep_billing
+from neruba.logic.sweeps.runner import run_sweep
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import START, World, world  # noqa: F401 - the billing fixture
 from tests.functional.billing.helpers import queued, schedule, work

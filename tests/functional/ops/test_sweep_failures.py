@@ -13,7 +13,7 @@ import pytest
 from neruba import jsonutil
 from neruba.dal.ops import OpsRepository
 from neruba.dal.usage import UsageRepository
-from neruba.logic.sweeps import run_sweep
+from neruba.logic.sweeps.runner import run_sweep
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.support.lambda_context import FakeContext
@@ -25,7 +25,7 @@ BIG = "12345678901234567890123456789012345678"
 
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
-    from neruba.logic import sweep
+    from neruba.logic.sweeps import usage as sweep
 
     monkeypatch.setattr(sweep, "SETTLE", timedelta(0))
 
@@ -103,7 +103,7 @@ def test_adopting_uncounted_events_that_fails_is_a_failure_not_a_repair(
     from botocore.exceptions import ClientError
 
     from neruba.dal import usage as usage_module
-    from neruba.logic import ingest_worker
+    from neruba.logic.ingest import worker as ingest_worker
     from neruba_tools.local.pollers import build_sqs_event
     from tests.support.aws import queue_url
     from tests.support.queues import receive_batch
@@ -192,7 +192,7 @@ def test_a_stripe_event_that_cannot_be_resent_is_a_failure(
     catalog: Any, metrics: dict[str, float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from neruba.dal.stripe_events import StripeEventsRepository
-    from neruba.logic import sweep_stripe
+    from neruba.logic.sweeps import stripe as sweep_stripe
     from tests.support.stripe_events import encode, invoice_paid
 
     repo = StripeEventsRepository(get_settings().ops_table)
@@ -235,7 +235,8 @@ def test_the_sweep_parks_an_uncounted_event_that_can_never_be_counted(
     send: Any, worker: Any, settled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from neruba.domain import ingest as ingest_rules
-    from neruba.logic import ingest_api, ingest_worker
+    from neruba.logic.ingest import api as ingest_api
+    from neruba.logic.ingest import worker as ingest_worker
     from neruba_tools.local.pollers import build_sqs_event
     from tests.support.aws import queue_url
     from tests.support.queues import receive_batch

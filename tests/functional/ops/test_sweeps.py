@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from neruba.dal.usage import UsageRepository
-from neruba.logic import sweeps
+from neruba.logic.sweeps import runner as sweeps
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.support.api import api_event, call
@@ -20,7 +20,7 @@ from tests.support.lambda_context import FakeContext
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches count as settled at once (in production only after 15 minutes)."""
-    from neruba.logic import sweep
+    from neruba.logic.sweeps import usage as sweep
 
     monkeypatch.setattr(sweep, "SETTLE", timedelta(0))
 
@@ -113,7 +113,7 @@ def test_the_cli_sweep_adopts_uncounted_events(
     send: Any, worker: Any, settled: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN events written by a worker that died before counting them
-    from neruba.logic import ingest_worker
+    from neruba.logic.ingest import worker as ingest_worker
     from neruba_tools.cli import main
     from neruba_tools.local.pollers import build_sqs_event
     from tests.support.aws import queue_url

@@ -60,7 +60,7 @@ def test_a_negative_value_is_refused_by_the_api_for_a_meter_that_does_not_allow_
 def test_the_worker_parks_a_negative_value_that_reached_the_queue(
     catalog: Any, process: Callable[..., int]
 ) -> None:
-    from neruba.logic.ingest_api import queue_message
+    from neruba.logic.ingest.api import queue_message
     from neruba.models.events import UsageEventIn
 
     # GIVEN a message with a negative value on the queue (sent before the meter refused them, or by hand)
@@ -80,7 +80,7 @@ def netted(catalog: Any, send: Callable[..., Any], process: Callable[..., int]) 
     """A sum meter that allows negatives, a plan (30.00 advance fee + 2.00 per unit), acme subscribed
     since START, and usage netting to -7 (events -10 and +3)."""
     from neruba.dal.plans import PlansRepository
-    from neruba.logic.subscriptions import create_subscription
+    from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.models.catalog import Meter, PlanVersionIn, SubscriptionCreate
 
     catalog.create_meter(
@@ -115,7 +115,7 @@ def test_a_net_negative_quantity_rates_to_zero_and_the_invoice_is_still_issued(
     netted: dict[str, Any],
 ) -> None:
     from functions.read_api.app import lambda_handler
-    from neruba.logic.billing_deps import default_deps
+    from neruba.logic.billing.deps import default_deps
 
     assert _event("acme", "n-1")["st"] == "accepted"  # type: ignore[index]
     # WHEN the upcoming invoice is read

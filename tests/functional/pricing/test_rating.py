@@ -47,7 +47,7 @@ def world(catalog: Any, send: Callable[..., Any], process: Callable[..., int]) -
     """Plan pro v1 then v2, acme subscribed since START, moved to v2 at CHANGE; usage ingested for real."""
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
-    from neruba.logic.subscriptions import change_plan, create_subscription
+    from neruba.logic.catalog.subscriptions import change_plan, create_subscription
     from neruba.models.catalog import PlanChange, SubscriptionCreate
 
     plans = PlansRepository(get_settings().catalog_table)
@@ -95,7 +95,7 @@ def _cents(value: Decimal) -> int:
 
 
 def test_rate_window_splits_usage_by_phase_and_prorates_the_fee(world: dict[str, Any]) -> None:
-    from neruba.logic.rating import rate_window
+    from neruba.logic.pricing.rating import rate_window
 
     # WHEN the current period is rated up to now
     window = rate_window(world["plans"], world["usage"], world["sub"], START, END, as_of=NOW)
@@ -124,7 +124,7 @@ def test_rate_window_splits_usage_by_phase_and_prorates_the_fee(world: dict[str,
 
 
 def test_as_of_cuts_usage_at_the_hour_it_falls_in(world: dict[str, Any]) -> None:
-    from neruba.logic.rating import rate_window
+    from neruba.logic.pricing.rating import rate_window
 
     # WHEN rated as of the plan change
     window = rate_window(world["plans"], world["usage"], world["sub"], START, END, as_of=CHANGE)
@@ -136,7 +136,7 @@ def test_as_of_cuts_usage_at_the_hour_it_falls_in(world: dict[str, Any]) -> None
 
 
 def test_opening_window_of_the_subscription(world: dict[str, Any]) -> None:
-    from neruba.logic.rating import rate_opening
+    from neruba.logic.pricing.rating import rate_opening
 
     window = rate_opening(world["plans"], world["sub"])
     (fee,) = window.lines

@@ -47,7 +47,7 @@ def world(catalog: Any, send: Callable[..., Any], process: Callable[..., int]) -
     """acme on a trial to TRIAL_END; globex without trial, canceled at ENDED; usage either side."""
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
-    from neruba.logic.subscriptions import cancel, create_subscription
+    from neruba.logic.catalog.subscriptions import cancel, create_subscription
     from neruba.models.catalog import Cancellation, SubscriptionCreate
 
     plans = PlansRepository(get_settings().catalog_table)
@@ -83,7 +83,7 @@ def world(catalog: Any, send: Callable[..., Any], process: Callable[..., int]) -
 
 
 def test_trial_usage_is_shown_at_zero_and_charging_starts_at_the_trial_end(world: dict[str, Any]) -> None:
-    from neruba.logic.rating import rate_opening, rate_window
+    from neruba.logic.pricing.rating import rate_opening, rate_window
 
     # WHEN the trial subscription's period is rated up to now
     window = rate_window(world["plans"], world["usage"], world["trial"], START, END, as_of=NOW)
@@ -105,7 +105,7 @@ def test_trial_usage_is_shown_at_zero_and_charging_starts_at_the_trial_end(world
 
 
 def test_immediate_cancellation_stops_usage_and_credits_the_unused_fee(world: dict[str, Any]) -> None:
-    from neruba.logic.rating import rate_window
+    from neruba.logic.pricing.rating import rate_window
 
     # WHEN the canceled subscription's period is rated in full
     window = rate_window(world["plans"], world["usage"], world["ended"], START, END)

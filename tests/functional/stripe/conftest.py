@@ -15,7 +15,7 @@ from neruba.dal.billing import BillingRepository
 from neruba.dal.invoices import InvoicesRepository
 from neruba.dal.locks import LockRepository
 from neruba.dal.plans import PlansRepository
-from neruba.logic.billing_worker import Billing
+from neruba.logic.billing.worker import Billing
 from neruba.settings import get_settings
 from neruba_tools.local.fake_stripe import FakeStripe
 from tests.functional.billing.conftest import World
@@ -32,7 +32,7 @@ PARAMETER = "/neruba/test/stripe"
 @pytest.fixture
 def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Put the Stripe parameter in moto SSM (current + previous webhook secret); returns a re-putter."""
-    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.logic.stripe.secrets import clear_cache
     from neruba.settings import get_settings
 
     def put(secrets: list[str], api_key: str = "sk_test_neruba") -> None:
@@ -55,7 +55,7 @@ def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Calla
 @pytest.fixture
 def ports(aws: dict[str, str]) -> Iterator[MemoryLedger]:
     """In-memory ledger + invoices wired as the Stripe ports; invoice in_ours_1 (acme, 5000) is finalized."""
-    from neruba.logic import stripe_ports
+    from neruba.logic.stripe import ports as stripe_ports
 
     invoices = MemoryInvoices()
     invoices.add(
@@ -132,7 +132,7 @@ E2E_CUSTOMER = "acme"
 @pytest.fixture
 def world(aws: dict[str, str]) -> World:
     """Billing with the real ledger collaborators (credits and invoice postings) and the test rater."""
-    from neruba.logic.billing_deps import default_deps
+    from neruba.logic.billing.deps import default_deps
     from neruba.models.catalog import Customer
 
     settings = get_settings()
@@ -166,7 +166,7 @@ def world(aws: dict[str, str]) -> World:
 
 @pytest.fixture
 def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    from neruba.logic import stripe_ports
+    from neruba.logic.stripe import ports as stripe_ports
 
     stripe_ports.configure(effects=None, invoices=None)  # the real ports
     with FakeStripe() as server:

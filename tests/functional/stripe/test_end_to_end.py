@@ -69,7 +69,7 @@ def postings(reason: str | None = None) -> list[Any]:
 
 
 def balance() -> dict[str, Any]:
-    from neruba.logic.ledger_read import balance as read_balance
+    from neruba.logic.ledger.reads import balance as read_balance
 
     return read_balance(CUSTOMER)
 

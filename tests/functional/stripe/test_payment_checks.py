@@ -31,7 +31,7 @@ OTHER = "bolt"
 
 
 def balance_of(customer_id: str) -> dict[str, Any]:
-    from neruba.logic.ledger_read import balance as read_balance
+    from neruba.logic.ledger.reads import balance as read_balance
 
     return read_balance(customer_id)
 
@@ -215,7 +215,7 @@ def receivable_sweep() -> dict[str, Any]:
     from datetime import UTC, datetime, timedelta
 
     from neruba.dal.ops import OpsRepository
-    from neruba.logic.sweeps import run_sweep
+    from neruba.logic.sweeps.runner import run_sweep
     from neruba.settings import get_settings
 
     now = datetime.now(UTC)
@@ -231,7 +231,7 @@ def test_the_receivable_sweep_reports_invoices_whose_status_disagrees_with_the_l
     both: dict[str, list[dict[str, Any]]], fake: FakeStripe, deliver: Any
 ) -> None:
     from neruba.dal.invoices import InvoicesRepository
-    from neruba.logic.ledger import record_payment
+    from neruba.logic.ledger.postings import record_payment
     from neruba.settings import get_settings
 
     # GIVEN acme's opening invoice paid 600 of 1000 and its usage invoice paid in full, through Stripe

@@ -45,7 +45,7 @@ def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSt
 
 @pytest.fixture
 def invoices(aws: dict[str, str]) -> Iterator[MemoryInvoices]:
-    from neruba.logic import stripe_ports
+    from neruba.logic.stripe import ports as stripe_ports
 
     store = MemoryInvoices()
     store.add(INVOICE)

@@ -140,7 +140,7 @@ def test_a_body_over_the_size_limit_is_413(deliver: Any) -> None:
 
 
 def test_missing_configuration_is_503_so_stripe_retries(deliver: Any, monkeypatch: Any) -> None:
-    from neruba.logic.stripe_secrets import clear_cache
+    from neruba.logic.stripe.secrets import clear_cache
     from neruba.settings import get_settings
 
     # GIVEN the parameter is missing, then its name is not even set

@@ -100,6 +100,12 @@ def is_condition_failure(exc: Exception) -> bool:
     return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+def is_cancellation(exc: Exception) -> bool:
+    """True when a botocore ClientError is a cancelled TransactWriteItems."""
+    response = getattr(exc, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "TransactionCanceledException")
+
+
 def put_if_absent(table_name: str, values: Mapping[str, Any]) -> bool:
     """Put an item unless one with its ``pk`` exists; True when this call wrote it.
 

@@ -13,7 +13,7 @@ Items (all strings keys ``pk``/``sk``; times as fixed-width UTC text so they com
   (``gsi1pk=GRT#{customer}``, ``gsi1sk``) lists a customer's grants, sparse GSI ``by-expiry``
   (``exp_pending``, ``expires_at``) finds grants due to expire.
 - ``DSP#{dispute_id}`` / ``#`` disputes, ``CUS#{customer}`` / ``TOPUP#{currency}`` auto top-up rules,
-  ``CUS#{customer}`` / ``TOPUPREQ#{request_id}`` top-up requests (see ``neruba.dal.ledger_extra``).
+  ``CUS#{customer}`` / ``TOPUPREQ#{request_id}`` top-up requests (see ``neruba.dal.top_ups``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, to_item, to_value
+from neruba.dal.dynamo import from_item, is_cancellation, to_item, to_value
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
 from neruba.domain.ledger import NEVER_NEGATIVE, Posting
 
@@ -65,11 +65,6 @@ def grant_from_item(values: dict[str, Any]) -> CreditGrant:
         status=values["status"],
         created_at=parse_ts(values["created_at"]) if values.get("created_at") else None,
     )
-
-
-def is_cancellation(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return bool(response.get("Error", {}).get("Code") == "TransactionCanceledException")
 
 
 class LedgerRepository:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, is_cancellation, is_condition_failure, to_item
 
 
 def scan(
@@ -85,8 +85,6 @@ def put_if(
 
 def transact(items: list[dict[str, Any]]) -> bool:
     """Write ``items`` (TransactWriteItems actions) all or nothing; False when a condition cancelled it."""
-    from neruba.dal.ledger import is_cancellation
-
     try:
         client("dynamodb").transact_write_items(TransactItems=items)
     except Exception as exc:

@@ -226,9 +226,6 @@ class AutoTopUpRule:
     armed: bool = True
     crossings: int = 0
 
-    def needs_top_up(self, available_minor: int) -> bool:
-        return self.enabled and self.armed and available_minor < self.threshold_minor
-
     def should_rearm(self, available_minor: int) -> bool:
         return self.enabled and not self.armed and available_minor >= self.threshold_minor
 

@@ -15,8 +15,8 @@ from collections import defaultdict
 from typing import Any
 
 from neruba.dal import maintenance
+from neruba.dal.disputes import DisputesRepository
 from neruba.dal.ledger import LedgerRepository
-from neruba.dal.ledger_extra import DisputesRepository
 from neruba.dal.payments import PaymentsRepository
 from neruba.domain.ledger import Posting
 from neruba.domain.payments import PaymentRecord

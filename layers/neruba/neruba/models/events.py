@@ -31,7 +31,7 @@ MAX_PROPERTY_TEXT = 1_024
 PROPERTY_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 # Numbers (and numeric text) must be storable: at most 38 significant digits, magnitude 1E-130 to below
-# 1E+126 (neruba.domain.numbers); checked per event by logic.ingest_api with its own error codes.
+# 1E+126 (neruba.domain.numbers); checked per event by logic.ingest.api with its own error codes.
 PropertyValue = (
     StrictBool
     | StrictInt

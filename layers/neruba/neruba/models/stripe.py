@@ -24,14 +24,6 @@ class ReplayRequest(BaseModel):
     ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")
 
 
-class StripeEventMessage(BaseModel):
-    """A StripeEventsQueue message: the id of a stored event to process."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: str = Field(pattern=EVENT_ID_PATTERN)
-
-
 class SyncMessage(BaseModel):
     """A StripeSyncQueue message: the id of a finalized invoice to push to Stripe."""
 

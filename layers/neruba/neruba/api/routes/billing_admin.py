@@ -82,7 +82,7 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
 def create_run(
     body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
     from neruba.observability import logger
 
     if body.customer_id:
@@ -100,7 +100,7 @@ def rerun_invoice(
 ) -> Response[str]:
     """A draft is recomputed in place; a finalized invoice is never edited: the difference becomes
     adjustment lines on the subscription's next invoice."""
-    from neruba.logic import invoices
+    from neruba.logic.billing import admin as invoices
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)

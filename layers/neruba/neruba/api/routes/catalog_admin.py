@@ -29,7 +29,7 @@ from neruba.settings import get_settings
 
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
-    from neruba.logic.catalog import Actor
+    from neruba.logic.catalog.entries import Actor
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -55,7 +55,7 @@ def _repo() -> PlansRepository:
 
 def _by() -> Actor:
     """The calling key and request, recorded as the audit actor."""
-    from neruba.logic.catalog import Actor
+    from neruba.logic.catalog.entries import Actor
 
     return Actor(current_principal(router).actor, request_id_of(router))
 
@@ -74,7 +74,7 @@ def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[...
 
 @_admin_route("post", "/v1/customers", "Create a customer", "customers")
 def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
-    from neruba.logic import catalog
+    from neruba.logic.catalog import entries as catalog
 
     return json_response(catalog.create_customer(_repo(), body, _by()), status=201)
 
@@ -83,21 +83,21 @@ def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
 def update_customer(
     customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)], body: Annotated[CustomerUpdate, Body()]
 ) -> Response[str]:
-    from neruba.logic import catalog
+    from neruba.logic.catalog import entries as catalog
 
     return json_response(catalog.update_customer(_repo(), customer_id, body, _by()))
 
 
 @_admin_route("post", "/v1/meters", "Create a meter", "meters")
 def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
-    from neruba.logic import catalog
+    from neruba.logic.catalog import entries as catalog
 
     return json_response(catalog.create_meter(_repo(), body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans")
 def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
-    from neruba.logic import catalog
+    from neruba.logic.catalog import entries as catalog
 
     return json_response(catalog.create_plan(_repo(), body, _by()), status=201)
 
@@ -106,7 +106,7 @@ def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
 def publish_version(
     plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], body: Annotated[PlanVersionIn, Body()]
 ) -> Response[str]:
-    from neruba.logic import catalog
+    from neruba.logic.catalog import entries as catalog
 
     return json_response(catalog.publish_version(_repo(), plan_code, body, _by()), status=201)
 
@@ -119,7 +119,7 @@ def create_subscription(
     plan's meters, or is on the same plan, over an overlapping time; move a customer between plans with a
     plan change instead. Send an ``Idempotency-Key`` header: a retry with the same key and body returns
     the first answer, the same key with another body is 409 ``idempotency_conflict``."""
-    from neruba.logic import subscriptions
+    from neruba.logic.catalog import subscriptions
 
     created = subscriptions.create_subscription(_repo(), body, idempotency_key, by=_by())
     return json_response(created, status=201)
@@ -131,7 +131,7 @@ def change_plan(
 ) -> Response[str]:
     """From ``at`` on, usage is rated under the new version; the fixed fee is prorated by time. Refused
     (409 ``subscription_overlap``) when the new plan charges a meter another subscription charges then."""
-    from neruba.logic import subscriptions
+    from neruba.logic.catalog import subscriptions
 
     return json_response(subscriptions.change_plan(_repo(), subscription_id, body, by=_by()))
 
@@ -141,6 +141,6 @@ def cancel_subscription(
     subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")],
     body: Annotated[Cancellation, Body()],
 ) -> Response[str]:
-    from neruba.logic import subscriptions
+    from neruba.logic.catalog import subscriptions
 
     return json_response(subscriptions.cancel(_repo(), subscription_id, body, by=_by()))

@@ -38,7 +38,7 @@ def _repo() -> PlansRepository:
 
 def _page(kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One list page of ``kind`` (a cursor of another list is 400 invalid_cursor, checked in dal.catalog)."""
-    from neruba.logic.catalog import page
+    from neruba.logic.catalog.entries import page
 
     return page(_repo(), kind, limit, cursor)
 
@@ -61,14 +61,14 @@ def list_customers(limit: Limit = 20, starting_after: Cursor = None) -> Response
 
 @_read_route("/v1/customers/<customer_id>", "Retrieve a customer", "customers")
 def get_customer(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
-    from neruba.logic.catalog import get_customer as fetch
+    from neruba.logic.catalog.entries import get_customer as fetch
 
     return json_response(fetch(_repo(), customer_id).model_dump(mode="json"))
 
 
 @_read_route("/v1/customers/<customer_id>/subscriptions", "List a customer's subscriptions", "subscriptions")
 def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
-    from neruba.logic.catalog import list_subscriptions as fetch
+    from neruba.logic.catalog.entries import list_subscriptions as fetch
 
     return json_response({"object": "list", "data": fetch(_repo(), customer_id), "has_more": False})
 
@@ -80,7 +80,7 @@ def list_meters(limit: Limit = 20, starting_after: Cursor = None) -> Response[st
 
 @_read_route("/v1/meters/<code>", "Retrieve a meter", "meters")
 def get_meter(code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
-    from neruba.logic.catalog import get_meter as fetch
+    from neruba.logic.catalog.entries import get_meter as fetch
 
     return json_response(fetch(_repo(), code).model_dump(mode="json"))
 
@@ -92,7 +92,7 @@ def list_plans(limit: Limit = 20, starting_after: Cursor = None) -> Response[str
 
 @_read_route("/v1/plans/<plan_code>", "Retrieve a plan", "plans")
 def get_plan(plan_code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
-    from neruba.logic.catalog import get_plan as fetch
+    from neruba.logic.catalog.entries import get_plan as fetch
 
     return json_response(fetch(_repo(), plan_code))
 
@@ -101,14 +101,14 @@ def get_plan(plan_code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[
 def get_plan_version(
     plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], version: Annotated[int, Path(ge=1)]
 ) -> Response[str]:
-    from neruba.logic.catalog import get_plan as fetch
+    from neruba.logic.catalog.entries import get_plan as fetch
 
     return json_response(fetch(_repo(), plan_code, version))
 
 
 @_read_route("/v1/subscriptions/<subscription_id>", "Retrieve a subscription", "subscriptions")
 def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")]) -> Response[str]:
-    from neruba.logic.catalog import get_subscription as fetch
+    from neruba.logic.catalog.entries import get_subscription as fetch
 
     return json_response(fetch(_repo(), subscription_id))
 
@@ -121,7 +121,7 @@ def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f
 def get_upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
     from neruba.dal.billing import BillingRepository
     from neruba.dal.usage import UsageRepository
-    from neruba.logic.upcoming import upcoming_invoice
+    from neruba.logic.billing.upcoming import upcoming_invoice
 
     settings = get_settings()
     usage = UsageRepository(settings.usage_table)

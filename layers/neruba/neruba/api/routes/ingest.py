@@ -64,7 +64,7 @@ def send_events(body: Annotated[IngestRequest, Body()]) -> Response[str]:
     read at ``GET /v1/events/{transaction_id}``.
     """
     from neruba.dal.queue import send_batch
-    from neruba.logic.ingest_api import accept_events
+    from neruba.logic.ingest.api import accept_events
 
     settings = get_settings()
     request_id = request_id_of(router) or "unknown"

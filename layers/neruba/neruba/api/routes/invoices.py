@@ -51,7 +51,7 @@ def list_invoices(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    from neruba.logic import invoices
+    from neruba.logic.billing import invoices
     from neruba.observability import logger
 
     logger.append_keys(customer_id=customer_id)
@@ -60,7 +60,7 @@ def list_invoices(
 
 @_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
 def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
-    from neruba.logic import invoices
+    from neruba.logic.billing import invoices
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
@@ -71,7 +71,7 @@ def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Respons
 def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
     tiers, the credits applied; adjustment lines reference the invoice and line they correct."""
-    from neruba.logic import invoices
+    from neruba.logic.billing import invoices
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)

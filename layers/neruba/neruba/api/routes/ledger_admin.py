@@ -27,7 +27,7 @@ from neruba.models.ledger import (
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.logic.ledger_admin import Operator, Stores
+    from neruba.logic.ledger.admin import Operator, Stores
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -69,7 +69,7 @@ def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
     from neruba.dal.catalog import CatalogRepository
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.ledger import LedgerRepository
-    from neruba.logic.ledger_admin import Operator, Stores
+    from neruba.logic.ledger.admin import Operator, Stores
 
     settings = get_settings()
     stores = Stores(
@@ -86,7 +86,7 @@ def grant_credits(
     customer_id: CustomerId, body: Annotated[GrantCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
     """Purchased credit is paid money held as a liability; promotional credit costs only when spent."""
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.grant_credits(*_context(idempotency_key), customer_id, body), 201)
 
@@ -97,7 +97,7 @@ def void_grant(
     body: Annotated[GrantVoid, Body()],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[str]:
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.void_grant(*_context(idempotency_key), grant_id, body))
 
@@ -111,7 +111,7 @@ def adjust_balance(
     """Positive ``amount_minor`` lowers the amount due, negative raises it. ``goodwill``, ``refund`` and
     ``dispute`` only lower it (a negative amount is 400 ``adjustment_direction_invalid``); ``correction``
     goes both ways."""
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.adjust(*_context(idempotency_key), customer_id, body), 201)
 
@@ -122,7 +122,7 @@ def create_refund(
 ) -> Response[str]:
     """Only from a paid payment (or paid invoice) of the customer, in its currency, never more than is
     still refundable (paid - refunded - disputed)."""
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.refund(*_context(idempotency_key), customer_id, body), 201)
 
@@ -131,7 +131,7 @@ def create_refund(
 def create_dispute(
     customer_id: CustomerId, body: Annotated[DisputeCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.open_dispute(*_context(idempotency_key), customer_id, body), 201)
 
@@ -144,14 +144,14 @@ def close_dispute(
 ) -> Response[str]:
     """Idempotent by dispute: closing again with the same outcome returns the closed dispute; another
     outcome is 409 ``dispute_closed``."""
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.close_dispute(*_context(idempotency_key), dispute_id, body))
 
 
 @_route("put", "/admin/customers/<customer_id>/auto-top-up", "Set the auto top-up rule")
 def put_auto_top_up(customer_id: CustomerId, body: Annotated[AutoTopUpRuleIn, Body()]) -> Response[str]:
-    from neruba.logic import ledger_admin
+    from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.put_auto_top_up(*_context(None), customer_id, body))
 
@@ -162,6 +162,6 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    from neruba.logic.ledger_read import audit_records
+    from neruba.logic.ledger.reads import audit_records
 
     return json_response(audit_records(customer_id, limit, starting_after))

@@ -36,7 +36,7 @@ def get_balance(customer_id: CustomerId) -> Response[str]:
     ``credit_available_minor`` and ``credit_available_by_grant`` (prepaid credit usable now: never credit
     past its ``expires_at``), ``credit_expired_unposted_minor`` (expired credit the expiry job has not
     posted yet), ``paid_to_date_minor`` (cash received net of refunds and disputed funds)."""
-    from neruba.logic.ledger_read import balance
+    from neruba.logic.ledger.reads import balance
 
     return json_response(balance(customer_id))
 
@@ -45,13 +45,13 @@ def get_balance(customer_id: CustomerId) -> Response[str]:
 def list_postings(customer_id: CustomerId, limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     """Each posting with its entries, reason, source (invoice, payment, grant, operator, stripe, expiry),
     source id and actor."""
-    from neruba.logic.ledger_read import postings
+    from neruba.logic.ledger.reads import postings
 
     return json_response(postings(customer_id, limit, starting_after))
 
 
 @_route("/v1/customers/<customer_id>/credit-grants", "A customer's credit grants")
 def list_grants(customer_id: CustomerId) -> Response[str]:
-    from neruba.logic.ledger_read import grants
+    from neruba.logic.ledger.reads import grants
 
     return json_response(grants(customer_id))

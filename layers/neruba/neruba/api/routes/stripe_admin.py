@@ -58,7 +58,7 @@ def list_stripe_events(
 ) -> Response[str]:
     """Events created between ``from`` and ``to`` (default: the last 90 days), newest first, filtered by
     ``type`` and ``status`` (received, processed, ignored, failed, deferred)."""
-    from neruba.logic.stripe_admin import list_events
+    from neruba.logic.stripe.admin import list_events
 
     start: datetime | None = from_
     return json_response(
@@ -83,7 +83,7 @@ def list_stripe_events(
     responses=ERRORS,
 )
 def get_stripe_event(event_id: EventId) -> Response[str]:
-    from neruba.logic.stripe_admin import get_event
+    from neruba.logic.stripe.admin import get_event
 
     return json_response(get_event(_repo(), event_id))
 
@@ -104,8 +104,8 @@ def replay_stripe_event(
     """Runs the processing now and answers with its outcome. Replaying an event that was already processed
     posts nothing new (every posting is keyed by Stripe ids); a deferred event is processed if what it
     waits for has arrived. An audit record names the caller, the reason and the status before and after."""
-    from neruba.logic.stripe_admin import replay
-    from neruba.logic.stripe_worker import processor
+    from neruba.logic.stripe.admin import replay
+    from neruba.logic.stripe.worker import processor
 
     return json_response(
         replay(

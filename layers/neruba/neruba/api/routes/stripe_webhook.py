@@ -61,8 +61,8 @@ def webhook_outcome(outcome: str) -> None:
 def receive_stripe_event() -> Response[str]:
     """Verify ``Stripe-Signature`` on the raw body with any configured secret, store the event once, queue
     it for processing. A repeat delivery answers 200 and changes nothing."""
-    from neruba.logic.stripe_secrets import StripeConfigError, load_config
-    from neruba.logic.stripe_webhook import InvalidPayloadError, InvalidSignatureError, receive
+    from neruba.logic.stripe.secrets import StripeConfigError, load_config
+    from neruba.logic.stripe.webhook import InvalidPayloadError, InvalidSignatureError, receive
 
     settings = get_settings()
     raw_event = router.current_event.raw_event

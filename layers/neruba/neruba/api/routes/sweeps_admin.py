@@ -68,7 +68,7 @@ def _window(body: SweepRequest, now: datetime) -> tuple[datetime, datetime]:
 def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     """Runs the named checks (default: every registered check) over ``[from, to)`` and returns the report
     (what each check checked, found and repaired). Every sweep is also readable at ``/admin/sweeps/{id}``."""
-    from neruba.logic.sweeps import UnknownCheckError, check_names, run_sweep
+    from neruba.logic.sweeps.runner import UnknownCheckError, check_names, run_sweep
 
     start, end = _window(body, datetime.now(UTC))
     actor = current_principal(router).actor

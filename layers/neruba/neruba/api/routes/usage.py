@@ -46,7 +46,7 @@ def get_event(
     customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
 ) -> Response[str]:
     """The stored event and every outcome recorded under its key, each with its request id and time."""
-    from neruba.logic.usage_read import event_view
+    from neruba.logic.ingest.reads import event_view
 
     return json_response(event_view(_usage_repo(), customer_id, transaction_id))
 
@@ -65,7 +65,7 @@ def get_outcomes(
     granularity: Annotated[Literal["minute", "hour"], Query()] = "hour",
 ) -> Response[str]:
     """Outcome counts per minute (at most a day) or per hour (at most 31 days)."""
-    from neruba.logic.usage_read import outcome_counts
+    from neruba.logic.ingest.reads import outcome_counts
 
     return json_response(outcome_counts(_usage_repo(), start, end, granularity))
 
@@ -94,7 +94,7 @@ def get_usage(
     """Quantity per hour, per day, or per billing period (``period``: the periods of the customer's
     subscription, keyed by their start; the whole range when there is none), optionally per group value."""
     from neruba.dal.catalog import CatalogRepository
-    from neruba.logic.usage_read import usage_view
+    from neruba.logic.ingest.reads import usage_view
 
     view = usage_view(
         _usage_repo(),

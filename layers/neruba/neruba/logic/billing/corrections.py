@@ -1,0 +1,181 @@
+"""Corrections after the end: an invoice of their own, because no next invoice will carry them.
+
+A rerun of a finalized invoice normally records its differences as ``pending`` adjustments that the
+subscription's next invoice carries. Once the subscription's billing has ended (its billing state is
+``ended``: the final window is billed) there is no next invoice, so the differences, together with any
+adjustment still pending on that subscription, are billed at once on a **correction invoice** (kind
+``correction``; kind ``credit_note`` when the amount is negative):
+
+* ONE TransactWriteItems writes the invoice (a draft due for finalization now, ``attribute_not_exists``),
+  every adjustment item (new ones ``applied`` to it, pending ones moved to ``applied``, each conditional),
+  its ledger posting (an invoice posting, or a reduction posting for a credit note; guard
+  ``invoice:{id}``), the audit record and the idempotency record of the rerun;
+* its id is ``in_`` + SHA-256 of ``correction:`` and the adjustment keys, so two reruns racing on the same
+  differences write one invoice (the loser's transaction is cancelled; its retry finds nothing to bill);
+* then it is finalized at once (numbered in the gapless ``INV`` sequence, no scheduler lease needed: the
+  numbering transaction is conditional) and sent to StripeSyncQueue. A process killed before that leaves a
+  draft due now: a retry of the rerun with the same Idempotency-Key, or the next scheduler run, finalizes
+  and sends it, once.
+
+No credit is applied to a correction invoice; its lines are ``adjustment`` lines referencing the
+original invoice and line (``explain`` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from neruba.dal.locks import ts
+from neruba.logic.billing.deps import PostingRequest
+from neruba.logic.billing.windows import invoice_id_for
+from neruba.logic.billing.worker import Billing, adjustment_record
+
+KINDS = ("correction", "credit_note")
+
+
+def billing_ended(ctx: Billing, subscription_id: str) -> bool:
+    """Whether the subscription has no window left to bill (so nothing would carry a pending line)."""
+    state = ctx.billing.state(subscription_id)
+    return state is not None and state.get("status") == "ended"
+
+
+def correction_invoice(
+    ctx: Billing, original: dict[str, Any], deltas: list[dict[str, Any]], now: datetime
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The correction invoice of ``deltas`` (plus adjustments still pending on the subscription) and the
+    actions writing it; (None, []) when there is nothing to bill."""
+    subscription_id = str(original["subscription_id"])
+    pending = [a for a in ctx.billing.adjustments(subscription_id) if a["status"] == "pending"]
+    if not deltas and not pending:
+        return None, []
+    records = [adjustment_record(d, "applied", None, now) for d in deltas]
+    keys = sorted([r["key"] for r in records] + [str(a["sk"]) for a in pending])
+    invoice_id = invoice_id_for("correction:" + "|".join(keys))
+    lines = [*deltas, *(a["line"] for a in pending)]
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    doc = {
+        "id": invoice_id,
+        "object": "invoice",
+        "number": None,
+        "customer_id": original["customer_id"],
+        "subscription_id": subscription_id,
+        "currency": original["currency"],
+        "status": "draft",
+        "kind": "credit_note" if subtotal < 0 else "correction",
+        "corrects": {"invoice_id": original["id"], "number": original.get("number")},
+        "period_start": original["period_start"],
+        "period_end": original["period_end"],
+        "lines": lines,
+        "applications": [],
+        "subtotal_minor": subtotal,
+        "credits_applied_minor": 0,
+        "total_minor": subtotal,
+        "rev": 0,
+        "created_at": ts(now),
+        "finalize_at": ts(now),
+        "finalized_at": None,
+        "stripe": None,
+    }
+    actions = [ctx.invoices.put_item(doc, now)]
+    actions += [
+        ctx.billing.adjustment_put_item(subscription_id, {**r, "applied_to": invoice_id}) for r in records
+    ]
+    actions += [ctx.billing.adjustment_apply_item(subscription_id, str(a["sk"]), invoice_id) for a in pending]
+    request = PostingRequest(
+        str(original["customer_id"]), invoice_id, str(original["currency"]), subtotal, [], now
+    )
+    actions += ctx.deps.invoice_posting_items(request)
+    return doc, actions
+
+
+def answer(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``correction`` part of a rerun's answer for a correction invoice."""
+    return {
+        "type": "credit_note" if doc["kind"] == "credit_note" else "correction_invoice",
+        "invoice_id": doc["id"],
+        "applies_to": f"correction invoice {doc['id']}, issued now",
+        "lines": doc["lines"],
+        "amount_minor": doc["total_minor"],
+    }
+
+
+def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> dict[str, Any] | None:
+    """Finalize the correction invoice if it is still a draft, then send it to Stripe sync if it has not
+    been sent; returns the invoice as stored. Safe to repeat (both steps are conditional)."""
+    from neruba.dal.queue import send_batch
+    from neruba.logic.billing import finalize as billing_finalize
+
+    invoice = ctx.invoices.get(invoice_id)
+    if invoice is None:
+        return None
+    if invoice["status"] == "draft":
+        billing_finalize.finalize_invoice(ctx, invoice, now, billing_finalize.no_fence)
+        invoice = ctx.invoices.get(invoice_id) or invoice
+    unsynced = invoice["status"] == "finalized" and not invoice.get("stripe")
+    if unsynced and not send_batch(ctx.sync_queue_url, [("0", json.dumps({"invoice_id": invoice_id}))]):
+        ctx.invoices.clear_sync_due(invoice_id)  # sent: out of the scheduler's sync index
+    return invoice
+
+
+LATE_EVENTS = timedelta(days=36)  # ingest refuses events older than 35 days: nothing later can change
+
+
+def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Bill late events on the finalized usage windows of the customer's ended subscriptions.
+
+    While a subscription is billed, late events are found when its next window is billed; after the end
+    nothing is billed again, so this re-rates every finalized usage invoice of an ended subscription whose
+    period ended within ``LATE_EVENTS`` and bills a difference on a correction invoice (as a rerun
+    would). Idempotent: recorded adjustments are counted, so a second call finds nothing; two callers at
+    once write one invoice (conditional puts). Returns ``{invoice_id, subscription_id, corrects}`` per
+    invoice issued.
+    """
+    from neruba.dal.billing import TransactionCancelledError, transact
+    from neruba.dal.locks import parse_ts
+    from neruba.logic.billing.worker import line_deltas, rated_lines
+
+    by_subscription: dict[str, list[dict[str, Any]]] = {}
+    for invoice in _invoices(ctx, customer_id):
+        if invoice.get("kind") != "usage" or invoice.get("status") in ("draft", "void"):
+            continue
+        if parse_ts(str(invoice["period_end"])) < now - LATE_EVENTS:
+            continue
+        by_subscription.setdefault(str(invoice["subscription_id"]), []).append(invoice)
+    issued: list[dict[str, Any]] = []
+    for subscription_id, originals in sorted(by_subscription.items()):
+        if not billing_ended(ctx, subscription_id):
+            continue  # its next window re-rates these
+        subscription = ctx.subscription(subscription_id)
+        for original in sorted(originals, key=lambda i: str(i["period_start"])):
+            rerated = rated_lines(
+                ctx.deps.rate_window(
+                    subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
+                )
+            )
+            deltas = line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
+            if not deltas:
+                continue
+            doc, actions = correction_invoice(ctx, original, deltas, now)
+            if doc is None:
+                continue
+            try:
+                transact(actions)
+            except TransactionCancelledError:
+                continue  # another caller billed these differences first
+            issue_now(ctx, str(doc["id"]), now)
+            issued.append(
+                {"invoice_id": doc["id"], "subscription_id": subscription_id, "corrects": original["id"]}
+            )
+    return issued
+
+
+def _invoices(ctx: Billing, customer_id: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page, cursor = ctx.invoices.list(customer_id, None, 100, cursor)
+        docs += page
+        if cursor is None:
+            return docs

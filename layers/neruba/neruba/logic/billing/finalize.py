@@ -1,0 +1,158 @@
+"""Drafts become finalized invoices: re-rated once more after the grace period, numbered without gaps,
+then handed to Stripe sync.
+
+- A draft is due for finalization at ``created_at + billing_grace_seconds`` (sparse index ``fin#n``).
+- Finalizing first re-rates the window; if late events changed a line, the draft is revised (a new
+  ``rev``) and the difference is posted to the ledger as revision ``rev`` of the invoice's posting.
+- The number comes from the ``SEQ#INV`` counter, moved in the same transaction as the status change
+  (condition: the counter still holds the value read, the invoice is still this draft revision), so a
+  number is taken exactly when an invoice is finalized: no gaps, no duplicates. Only the scheduler that
+  holds the lock finalizes, and every one of these transactions carries its fencing check.
+- A finalized invoice stays in the ``sync#n`` index until its ``{"invoice_id"}`` message is sent to
+  StripeSyncQueue; a crash before the send leaves it there for the next run (a re-send is harmless).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError, transact
+from neruba.dal.locks import LockLostError, parse_ts
+from neruba.logic.billing.deps import PostingRequest
+from neruba.logic.billing.worker import Billing, rated_lines
+
+Fence = Callable[[], list[dict[str, Any]]]
+UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
+
+
+def no_fence() -> list[dict[str, Any]]:
+    """Writes that do not depend on holding the scheduler's lock (operator actions)."""
+    return []
+
+
+def fenced(actions: list[dict[str, Any]], fence: Fence) -> None:
+    """Run ``actions`` with the fence appended; LockLostError when the fence is what failed."""
+    checks = fence()
+    try:
+        transact([*actions, *checks])
+    except TransactionCancelledError as exc:
+        if checks and exc.reasons[-1] == "ConditionalCheckFailed":
+            raise LockLostError("a newer scheduler holds the billing lock") from exc
+        raise
+
+
+def recompute_draft(
+    ctx: Billing, invoice: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Re-rate a draft's window; (revised document, its actions) or (None, []) if nothing changed.
+
+    A ``topup`` invoice, a correction invoice or a credit note has no window to rate: it is finalized as
+    created."""
+    if invoice.get("kind") in UNRATED_KINDS:
+        return None, []
+    subscription = ctx.subscription(str(invoice["subscription_id"]))
+    rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
+    rerated = rated_lines(
+        rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
+    )
+    held = {line["line_id"]: line for line in invoice["lines"] if line.get("kind") != "adjustment"}
+    same = set(held) == set(rerated) and all(
+        (held[k]["quantity"], int(held[k]["amount_minor"]))
+        == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
+        for k in held
+    )
+    if same:
+        return None, []
+    lines = [*rerated.values(), *(line for line in invoice["lines"] if line.get("kind") == "adjustment")]
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    rev = int(invoice["rev"])
+    doc = {
+        **invoice,
+        "lines": lines,
+        "subtotal_minor": subtotal,
+        "total_minor": subtotal - int(invoice["credits_applied_minor"]),
+        "revised_at": now.isoformat(),
+    }
+    actions = [ctx.invoices.revise_item(doc, rev)]
+    delta = subtotal - int(invoice["subtotal_minor"])
+    if delta:
+        request = PostingRequest(
+            str(invoice["customer_id"]), str(invoice["id"]), str(invoice["currency"]), delta, [], now, rev + 1
+        )
+        actions += ctx.deps.invoice_posting_items(request)
+    return {**doc, "rev": rev + 1}, actions
+
+
+def finalize_invoice(
+    ctx: Billing, invoice: dict[str, Any], now: datetime, fence: Fence
+) -> dict[str, Any] | None:
+    """Re-rate, then number and finalize one draft; None if it was not a draft any more."""
+    if invoice["status"] != "draft":
+        return None
+    revised, actions = recompute_draft(ctx, invoice, now)
+    if revised is not None:
+        try:
+            fenced(actions, fence)
+        except TransactionCancelledError:
+            return None  # changed meanwhile (an operator rerun): the next run sees the new revision
+        invoice = revised
+    try:
+        fenced(ctx.invoices.finalize_items(invoice, now), fence)
+    except TransactionCancelledError:
+        return None
+    return ctx.invoices.get(str(invoice["id"]))
+
+
+def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
+    """Finalize every draft whose grace has passed, oldest first (numbers follow creation order, then
+    the windows' order, so a catch-up of several periods is numbered period by period)."""
+    drafts = [draft for shard in range(DUE_SHARDS) for draft in ctx.invoices.drafts_due(shard, now)]
+    from neruba.observability import logger
+
+    finalized = []
+    for draft in sorted(drafts, key=_creation_order):
+        done = finalize_invoice(ctx, draft, now, fence)
+        if done is not None:
+            finalized.append(str(draft["id"]))
+            logger.info("invoice finalized", extra={**invoice_log_ids(draft), "number": done.get("number")})
+    return finalized
+
+
+def _creation_order(draft: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (str(draft["created_at"]), str(draft["period_start"]), int(draft.get("seq", 0)), str(draft["id"]))
+
+
+def invoice_log_ids(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The ids a log line about an invoice carries."""
+    return {
+        "invoice_id": invoice.get("id"),
+        "customer_id": invoice.get("customer_id"),
+        "subscription_id": invoice.get("subscription_id"),
+    }
+
+
+def send_pending_syncs(ctx: Billing, now: datetime) -> int:
+    """Send ``{"invoice_id"}`` to StripeSyncQueue per finalized invoice not yet sent; returns how many."""
+    from neruba.dal.queue import send_batch
+    from neruba.observability import logger
+
+    sent = 0
+    for shard in range(DUE_SHARDS):
+        pending = list(ctx.invoices.sync_pending(shard, now))
+        if not pending:
+            continue
+        messages = [(str(i), json.dumps({"invoice_id": inv["id"]})) for i, inv in enumerate(pending)]
+        failed = set(send_batch(ctx.sync_queue_url, messages))
+        for index, invoice in enumerate(pending):
+            if str(index) not in failed:
+                ctx.invoices.clear_sync_due(str(invoice["id"]))
+                sent += 1
+                logger.info("invoice sent to stripe sync", extra=invoice_log_ids(invoice))
+            else:
+                logger.warning(
+                    "stripe sync message not sent; next run retries", extra=invoice_log_ids(invoice)
+                )
+    return sent

@@ -1,0 +1,126 @@
+"""Invoice reads for the API: lists, one invoice as the API shows it, and the explanation of its lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neruba.dal.cursors import InvalidCursorError
+from neruba.dal.invoices import InvoicesRepository
+from neruba.errors import InvalidRequestError, NotFoundError
+
+
+def list_invoices(
+    repo: InvoicesRepository, customer_id: str, status: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """A Stripe-style list of a customer's invoices, newest period first."""
+    try:
+        docs, next_cursor = repo.list(customer_id, status, limit, cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
+        ) from exc
+    return {
+        "object": "list",
+        "data": [public(d) for d in docs],
+        "has_more": next_cursor is not None,
+        "next_cursor": next_cursor,
+    }
+
+
+def get_invoice(repo: InvoicesRepository, invoice_id: str) -> dict[str, Any]:
+    invoice = repo.get(invoice_id)
+    if invoice is None:
+        raise NotFoundError(f"No invoice {invoice_id!r}.", code="invoice_not_found", param="invoice_id")
+    return invoice
+
+
+def public(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The invoice as the API shows it (internal bookkeeping fields left out)."""
+    hidden = {"window", "rev", "finalize_at", "seq"}
+    doc = {k: v for k, v in invoice.items() if k not in hidden}
+    doc["object"] = "invoice"
+    doc["revision"] = int(invoice.get("rev", 0))
+    return doc
+
+
+def explain(invoice: dict[str, Any]) -> dict[str, Any]:
+    """Per line: meter, aggregate, hours and events behind it, price version and tiers, credits applied.
+
+    Example:
+        >>> explain({"id": "in_1", "lines": [], "applications": []})["lines"]
+        []
+    """
+    by_line: dict[str, list[dict[str, Any]]] = {}
+    for application in invoice.get("applications") or []:
+        by_line.setdefault(str(application["line_id"]), []).append(application)
+    lines = []
+    for line in invoice.get("lines") or []:
+        source = line.get("source") or {}
+        applied = by_line.get(str(line["line_id"]), [])
+        lines.append(
+            {
+                "line_id": line["line_id"],
+                "kind": line.get("kind"),
+                "description": line.get("description"),
+                "meter_code": line.get("meter_code"),
+                "group": line.get("group") or {},
+                "aggregate": {"aggregation": source.get("aggregation"), "quantity": line.get("quantity")},
+                "hours": source.get("hours"),
+                "events": source.get("events"),
+                **(adjustment_figures(line) if line.get("kind") == "adjustment" else {}),
+                "price": {
+                    "plan_code": line.get("plan_code"),
+                    "plan_version": line.get("plan_version"),
+                    "unit_price": line.get("unit_price"),
+                    "tiers": line.get("tiers") or [],
+                },
+                "amount_minor": line.get("amount_minor"),
+                "credits_applied": [
+                    {"grant_id": a["grant_id"], "amount_minor": a["amount_minor"]} for a in applied
+                ],
+                "credits_applied_minor": sum(int(a["amount_minor"]) for a in applied),
+                "references": line.get("references"),
+                **_original(line),
+            }
+        )
+    return {
+        "object": "invoice_explanation",
+        "invoice_id": invoice["id"],
+        "number": invoice.get("number"),
+        "status": invoice.get("status"),
+        "period_start": invoice.get("period_start"),
+        "period_end": invoice.get("period_end"),
+        "subtotal_minor": invoice.get("subtotal_minor"),
+        "credits_applied_minor": invoice.get("credits_applied_minor"),
+        "total_minor": invoice.get("total_minor"),
+        "corrects": invoice.get("corrects"),
+        "lines": lines,
+    }
+
+
+def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
+    """An adjustment line's own figures for explain: ``hours`` and ``events`` are the difference between
+    the re-rating and what was billed (None when the line does not record them), and ``adjustment``
+    holds ``billed``, ``rerated`` and ``difference`` (the line's quantity and amount)."""
+    source = line.get("source") or {}
+    billed, rerated = source.get("billed"), source.get("rerated")
+    if not (isinstance(billed, dict) and isinstance(rerated, dict)):
+        return {"hours": None, "events": None, "adjustment": None}
+    diff = {
+        name: int(rerated[name]) - int(billed[name])
+        if rerated.get(name) is not None and billed.get(name) is not None
+        else None
+        for name in ("hours", "events")
+    }
+    difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
+    return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+
+
+def _original(line: dict[str, Any]) -> dict[str, Any]:
+    """For an adjustment line: the finalized invoice and line it corrects (its quantity and amount are
+    the adjustment's own units, not the original's)."""
+    references = line.get("references") or {}
+    if line.get("kind") != "adjustment" or not references.get("invoice_id"):
+        return {}
+    keys = ("invoice_id", "number", "line_id")
+    return {"original": {key: references.get(key) for key in keys}}

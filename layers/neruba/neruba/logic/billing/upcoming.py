@@ -1,0 +1,106 @@
+"""The upcoming invoice: each active subscription's current period rated to date (a preview; no writes).
+
+Example:
+    >>> upcoming_invoice(plans, usage, "acme")["object"]  # doctest: +SKIP
+    'upcoming_invoice'
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from neruba.domain.periods import period_containing
+from neruba.domain.phases import state_at
+from neruba.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from neruba.dal.billing import BillingRepository
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+
+
+def upcoming_invoice(
+    plans: PlansRepository,
+    usage: UsageRepository,
+    customer_id: str,
+    now: datetime | None = None,
+    billing: BillingRepository | None = None,
+) -> dict[str, Any]:
+    """One window per active, started subscription: its current period with usage up to ``now``.
+
+    A subscription canceled at period end counts as ended once that end has passed
+    (``domain.phases.state_at``): no window is shown for a period that will never be billed.
+
+    Credits are not applied (``credits_applied`` is false): the amounts are the subtotal before any
+    credit grant. A customer without an active subscription gets an empty ``windows`` list. Each window
+    says which part is a trial: ``trial_end`` (the subscription's, or null), ``in_trial`` (now is before
+    it) and ``trial_until`` (the end of the trial part of this window, null when none of it is trial).
+
+    With ``billing``, the subscription's **pending adjustments** (corrections of finalized invoices that
+    its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
+    subtotal and in ``pending_adjustments_minor``.
+    """
+    from neruba.logic.pricing.rating import rate_window
+
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    if plans.get_customer(customer_id) is None:
+        raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    windows = []
+    for sub in sorted(
+        (state_at(s, now) for s in plans.customer_subscriptions(customer_id)),
+        key=lambda s: (str(s["start_at"]), str(s["id"])),
+    ):
+        anchor = datetime.fromisoformat(str(sub["start_at"]))
+        if sub.get("status") != "active" or anchor > now:
+            continue
+        start, end = period_containing(anchor, str(sub["interval"]), now)
+        window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
+        pending = _pending_lines(billing, str(sub["id"])) if billing else []
+        pending_minor = sum(int(line["amount_minor"]) for line in pending)
+        window["lines"] = [*window["lines"], *pending]
+        window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor
+        windows.append(
+            {
+                **window,
+                "object": "upcoming_window",
+                "credits_applied": False,
+                "pending_adjustments_minor": pending_minor,
+                **_trial(sub, start, end, now),
+            }
+        )
+    return {
+        "object": "upcoming_invoice",
+        "customer_id": customer_id,
+        "as_of": now.isoformat(),
+        "credits_applied": False,
+        "note": "Preview of the current period to date; credits are applied when the invoice is issued.",
+        "windows": windows,
+    }
+
+
+def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:
+    """The pending adjustment lines, as the next invoice will carry them, marked as pending."""
+    lines = []
+    for adjustment in billing.adjustments(subscription_id):
+        if adjustment.get("status") != "pending":
+            continue
+        line = dict(adjustment["line"])
+        line["pending"] = True
+        line["description"] = (
+            f"Pending: {line.get('description') or line['line_id']} (billed on the next invoice)"
+        )
+        lines.append(line)
+    return lines
+
+
+def _trial(sub: dict[str, Any], start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+    """The trial fields of a window: the trial end, whether now is in the trial, the window's trial part."""
+    raw = sub.get("trial_end")
+    trial_end = datetime.fromisoformat(str(raw)) if raw else None
+    until = None if trial_end is None or trial_end <= start else min(trial_end, end)
+    return {
+        "trial_end": trial_end.isoformat() if trial_end else None,
+        "in_trial": trial_end is not None and now < trial_end,
+        "trial_until": until.isoformat() if until else None,
+    }

@@ -1,0 +1,477 @@
+"""Bill one window of a subscription: rate it, apply credits, and commit the invoice, its ledger posting,
+the credit consumption and the advance of the billing state in ONE DynamoDB transaction.
+
+Why a retried or duplicated job never bills twice:
+
+- the invoice id is derived from the window (``in_`` + hash of ``{subscription}:{start}:{kind}``) and put
+  with ``attribute_not_exists(pk)``; the state advance is conditional on ``next_seq`` still being this
+  window. Both are in the same TransactWriteItems as the ledger and credit actions, so either all of them
+  commit or none does: a process killed "between" the invoice and the advance cannot exist, because there
+  is no between (DynamoDB applies a transaction atomically or not at all).
+- a job for window ``k`` bills every open window up to ``k`` in order (catch-up), one transaction each;
+  a job whose window was already billed is a no-op.
+- if an invoice exists while the state still points at its window (a state restored by hand, say), the
+  transaction is cancelled by the invoice's condition alone; the worker then finishes the advance by
+  itself, without a second invoice or posting. (Not reading the invoice first saves a read per window.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of, transact
+from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.locks import parse_ts, ts
+from neruba.logic.billing.deps import BillingDeps, ChargeLine, PostingRequest, RatedLike
+from neruba.logic.billing.windows import Window, subscription_end, window_at
+from neruba.models.billing import BillingJob
+
+LATE_LOOKBACK = 2  # finalized usage windows re-rated for late events when the next one is billed
+
+
+class RetryableBillingError(Exception):
+    """The job cannot complete now (contention, a dependency); SQS delivers it again."""
+
+
+@dataclass
+class Billing:
+    """What billing code works with: repositories, the subscription reader and the injected deps."""
+
+    billing: BillingRepository
+    invoices: InvoicesRepository
+    subscription: Callable[[str], dict[str, Any]]
+    deps: BillingDeps
+    grace: timedelta = timedelta(hours=1)
+    ops_table: str = ""
+    billing_queue_url: str = ""
+    sync_queue_url: str = ""
+    catalog_table: str = ""
+
+    @classmethod
+    def from_settings(cls, deps: BillingDeps | None = None) -> Billing:
+        """Repositories on the configured tables; ``deps`` defaults to :func:`default_deps`."""
+        from neruba.dal.plans import PlansRepository
+        from neruba.logic.billing.deps import default_deps
+        from neruba.settings import get_settings
+
+        settings = get_settings()
+        plans = PlansRepository(settings.catalog_table)
+        return cls(
+            billing=BillingRepository(settings.billing_table),
+            invoices=InvoicesRepository(settings.billing_table),
+            subscription=plans.subscription,
+            deps=deps or default_deps(),
+            grace=timedelta(seconds=settings.billing_grace_seconds),
+            ops_table=settings.ops_table,
+            billing_queue_url=settings.billing_queue_url,
+            sync_queue_url=settings.stripe_sync_queue_url,
+            catalog_table=settings.catalog_table,
+        )
+
+
+@dataclass
+class JobOutcome:
+    """What one job did: invoices it created, windows it found already billed or not yet due."""
+
+    invoiced: list[str] = field(default_factory=list)
+    already_billed: int = 0
+    not_due: int = 0
+    top_ups: list[str] = field(default_factory=list)
+
+
+def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any]) -> bool:
+    """Create the billing state of a subscription if it has none (True if created).
+
+    Called by the scheduler for subscriptions created before billing existed, and meant as the hook the
+    catalog calls when it creates a subscription (it needs no pricing or ledger). The first window (the
+    opening) is due at the start.
+
+    Example:
+        >>> ensure_billing_state(BillingRepository(table), subscription_doc)  # doctest: +SKIP
+        True
+    """
+    return billing.put_state_if_absent(new_billing_state(subscription))
+
+
+def new_billing_state(subscription: dict[str, Any]) -> dict[str, Any]:
+    """The billing state a new subscription starts with: window 0 (the opening) due at its start."""
+    anchor = parse_ts(str(subscription["start_at"]))
+    return {
+        "subscription_id": subscription["id"],
+        "customer_id": subscription["customer_id"],
+        "anchor": ts(anchor),
+        "interval": subscription["interval"],
+        "next_seq": 0,
+        "status": "active",
+        "due_shard": shard_of(subscription["id"], "bst"),
+        "due_at": ts(anchor),
+    }
+
+
+def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:
+    """Bill every open window of the job's subscription up to ``job.seq``, oldest first."""
+    now = now or datetime.now(UTC)
+    outcome = JobOutcome()
+    state = ctx.billing.state(job.subscription_id)
+    subscription = ctx.subscription(job.subscription_id)
+    if state is None:
+        ensure_billing_state(ctx.billing, subscription)
+        state = ctx.billing.state(job.subscription_id)
+        assert state is not None
+    if int(state["next_seq"]) > job.seq:
+        outcome.already_billed += 1
+        # a retried job: its first attempt may have stopped between the window and its top-up
+        _top_up(ctx, outcome, subscription, str(subscription.get("currency") or ""), now)
+    while state["status"] == "active" and int(state["next_seq"]) <= job.seq:
+        seq = int(state["next_seq"])
+        ends_at = subscription_end(subscription, ctx.deps.add_interval)
+        window = _window(ctx, state, seq, ends_at)
+        if window is None:
+            _end_state(ctx, job.subscription_id, seq)
+            break
+        if window.due_at > now:
+            outcome.not_due += 1
+            break
+        invoice_id, doc = billed_window(ctx, subscription, window, ends_at, job.run_id, now)
+        if invoice_id:
+            outcome.invoiced.append(invoice_id)
+            state = _advanced(state, window, ends_at, ctx)  # what the committed transaction wrote
+            if int(doc["credits_applied_minor"]) > 0:
+                _top_up(ctx, outcome, subscription, str(doc["currency"]), now)
+        else:
+            outcome.already_billed += 1
+            state = ctx.billing.state(job.subscription_id) or state
+            _top_up(ctx, outcome, subscription, str(doc["currency"]), now)  # see the retried job above
+    return outcome
+
+
+def _top_up(
+    ctx: Billing, outcome: JobOutcome, subscription: dict[str, Any], currency: str, now: datetime
+) -> None:
+    """After a window's transaction committed (or was found committed): the auto top-up check. It never
+    raises (``logic.billing.top_up.auto_top_up`` logs a failure and leaves the stored request to the next
+    check), so the window stays billed whatever happens here."""
+    if ctx.deps.auto_top_up is None or not currency:
+        return
+    invoice_id = ctx.deps.auto_top_up(ctx, str(subscription["customer_id"]), currency, now)
+    if invoice_id and invoice_id not in outcome.top_ups:
+        outcome.top_ups.append(invoice_id)
+
+
+def _advanced(
+    state: dict[str, Any], window: Window, ends_at: datetime | None, ctx: Billing
+) -> dict[str, Any]:
+    following = _window(ctx, state, window.seq + 1, ends_at)
+    return {**state, "next_seq": window.seq + 1, "status": "active" if following else "ended"}
+
+
+def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | None) -> Window | None:
+    return window_at(
+        str(state["subscription_id"]),
+        parse_ts(str(state["anchor"])),
+        str(state["interval"]),
+        seq,
+        ctx.deps.add_interval,
+        ends_at,
+    )
+
+
+def _end_state(ctx: Billing, subscription_id: str, seq: int) -> None:
+    """No window ``seq`` exists (the subscription ended): stop billing it."""
+    with contextlib.suppress(TransactionCancelledError):
+        transact([ctx.billing.end_state_item(subscription_id, seq)])
+
+
+def billed_window(
+    ctx: Billing,
+    subscription: dict[str, Any],
+    window: Window,
+    ends_at: datetime | None,
+    run_id: str | None,
+    now: datetime,
+) -> tuple[str | None, dict[str, Any]]:
+    """Create the window's invoice and advance the state in one transaction: the invoice id (None if
+    already billed) and the invoice document it built (what was committed when the id is not None)."""
+    next_window = window_at(
+        window.subscription_id,
+        parse_ts(str(subscription["start_at"])),
+        str(subscription["interval"]),
+        window.seq + 1,
+        ctx.deps.add_interval,
+        ends_at,
+    )
+    next_due = next_window.due_at if next_window else None
+    advance = ctx.billing.advance_item(
+        window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
+    )
+    doc, actions, guard = build_invoice(ctx, subscription, window, now)
+    actions = [ctx.invoices.put_item(doc, now + ctx.grace), advance, *actions]
+    if run_id:
+        actions.append(ctx.billing.run_counter_item(run_id, "invoiced"))
+    try:
+        transact(actions)
+    except TransactionCancelledError as exc:
+        failed = [r == "ConditionalCheckFailed" for r in exc.reasons]
+        invoice_exists, state_moved = failed[0], failed[1]
+        posted = guard is not None and failed[2 + guard]  # the posting's guard: this invoice was posted
+        if (invoice_exists or posted) and not state_moved:
+            _finish_advance(advance)  # the invoice committed while the state did not move: finish alone
+            return None, doc
+        if invoice_exists or state_moved or posted:
+            return None, doc  # another attempt of this job committed first
+        raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
+    return window.invoice_id, doc
+
+
+def _finish_advance(advance: dict[str, Any]) -> None:
+    with contextlib.suppress(TransactionCancelledError):  # already advanced
+        transact([advance])
+
+
+def build_invoice(
+    ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
+    """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
+    the index among them of the posting's idempotency guard (None when nothing is posted)."""
+    rate = ctx.deps.rate_opening if window.kind == "opening" else ctx.deps.rate_window
+    rated = rate(subscription, window.start, window.end)
+    lines = [line_dict(line) for line in rated.lines]
+    actions: list[dict[str, Any]] = []
+    if window.kind == "usage":
+        adjustment_lines, adjustment_actions = late_adjustments(ctx, subscription, window, now)
+        lines += adjustment_lines
+        actions += adjustment_actions
+    customer_id = str(subscription["customer_id"])
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    chargeable = creditable_lines(lines, subtotal)
+    credits = ctx.deps.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
+    applications = list(credits.applications) if credits else []
+    applied = sum(int(a.amount_minor) for a in applications)
+    doc = {
+        "id": window.invoice_id,
+        "object": "invoice",
+        "number": None,
+        "customer_id": customer_id,
+        "subscription_id": window.subscription_id,
+        "currency": rated.currency,
+        "status": "draft",
+        "kind": window.kind,
+        "seq": window.seq,
+        "window": window.to_dict(),
+        "period_start": ts(window.start),
+        "period_end": ts(window.end),
+        "lines": lines,
+        "applications": [
+            {"grant_id": a.grant_id, "line_id": a.line_id, "amount_minor": int(a.amount_minor)}
+            for a in applications
+        ],
+        "subtotal_minor": subtotal,
+        "credits_applied_minor": applied,
+        "total_minor": subtotal - applied,
+        "rev": 0,
+        "created_at": ts(now),
+        "finalize_at": ts(now + ctx.grace),
+        "finalized_at": None,
+        "stripe": None,
+    }
+    posting = ctx.deps.invoice_posting_items(
+        PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
+    )
+    actions += credits.items if credits else []
+    return doc, [*actions, *posting], (len(actions) if posting else None)
+
+
+def creditable_lines(lines: list[dict[str, Any]], subtotal: int) -> list[ChargeLine]:
+    """What credit may pay: the chargeable (positive) lines, never proration credits or negative
+    adjustments, and in all no more than the subtotal (negative lines lower what is left to pay, taken
+    off the last chargeable lines first).
+
+    Example: lines +800, +300, -500 (subtotal 600): credit may pay 600: 600 of the first, none of the
+    second.
+    """
+    room = max(0, subtotal)
+    out: list[ChargeLine] = []
+    for line in lines:
+        amount = min(int(line["amount_minor"]), room)
+        if amount > 0:
+            out.append(ChargeLine(str(line["line_id"]), line.get("meter_code"), amount))
+            room -= amount
+    return out
+
+
+def line_dict(line: Any) -> dict[str, Any]:
+    """A priced line as stored on the invoice (its ``to_dict()``), with the fields billing relies on."""
+    data = dict(line.to_dict())
+    data.setdefault("line_id", line.line_id)
+    data.setdefault("kind", line.kind)
+    data.setdefault("meter_code", line.meter_code)
+    data["quantity"] = Decimal(str(data.get("quantity", line.quantity)))
+    data["amount_minor"] = int(data.get("amount_minor", line.amount_minor))
+    return data
+
+
+def rated_lines(rated: RatedLike) -> dict[str, dict[str, Any]]:
+    return {line.line_id: line_dict(line) for line in rated.lines}
+
+
+def line_deltas(
+    original: dict[str, Any], rerated: dict[str, dict[str, Any]], recorded: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Adjustment lines bringing a finalized invoice's lines (plus earlier adjustments) to ``rerated``.
+
+    Example: the invoice billed 10 calls for 100; 12 are counted now: one line, +2 calls, +20.
+    """
+    held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
+    for line in original["lines"]:
+        if line.get("kind") == "adjustment":
+            continue
+        held[line["line_id"]] = (Decimal(str(line["quantity"])), int(line["amount_minor"]), line)
+    counts: dict[str, int] = {}
+    for adjustment in recorded:
+        if adjustment["original_invoice_id"] != original["id"]:
+            continue
+        ref = str(adjustment["original_line_id"])
+        quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment["line"]))
+        held[ref] = (
+            quantity + Decimal(str(adjustment["line"]["quantity"])),
+            amount + int(adjustment["line"]["amount_minor"]),
+            line,
+        )
+        counts[ref] = counts.get(ref, 0) + 1
+    deltas = []
+    for line_id in sorted(set(held) | set(rerated)):
+        quantity, amount, base = held.get(line_id, (Decimal(0), 0, rerated.get(line_id, {})))
+        now_line = rerated.get(line_id)
+        new_quantity = Decimal(str(now_line["quantity"])) if now_line else Decimal(0)
+        new_amount = int(now_line["amount_minor"]) if now_line else 0
+        if new_quantity == quantity and new_amount == amount:
+            continue
+        n = counts.get(line_id, 0) + 1
+        source = now_line or base
+        deltas.append(
+            {
+                "line_id": f"adjustment:{original['id']}:{line_id}:{n}",
+                "kind": "adjustment",
+                "description": f"Adjustment to invoice {original.get('number') or original['id']}, "
+                f"line {line_id}",
+                "meter_code": source.get("meter_code"),
+                "group": source.get("group", {}),
+                "quantity": new_quantity - quantity,
+                "amount_minor": new_amount - amount,
+                "period_start": original["period_start"],
+                "period_end": original["period_end"],
+                "plan_code": source.get("plan_code"),
+                "plan_version": source.get("plan_version"),
+                "tiers": [],  # the re-rated line's tiers price the whole window, not this difference
+                "source": adjustment_source(
+                    base if line_id in held else {},
+                    quantity,
+                    amount,
+                    [
+                        a["line"]
+                        for a in recorded
+                        if (a["original_invoice_id"], a["original_line_id"]) == (original["id"], line_id)
+                    ],
+                    now_line,
+                ),
+                "references": {
+                    "invoice_id": original["id"],
+                    "line_id": line_id,
+                    "number": original.get("number"),
+                },
+                "seq_of_line": n,
+            }
+        )
+    return deltas
+
+
+def adjustment_source(
+    billed_line: dict[str, Any],
+    quantity: Decimal,
+    amount: int,
+    earlier: list[dict[str, Any]],
+    now_line: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What an adjustment line corrects: what was billed so far (the line plus ``earlier`` adjustment
+    lines of it) and what the re-rating counts now (quantity, amount, hours, events), so explain can
+    show the difference."""
+    counted = dict(billed_line.get("source") or {})
+    if earlier:  # the latest earlier adjustment counted these
+        latest = max(earlier, key=lambda line: int(line.get("seq_of_line") or 0))
+        counted = dict((latest.get("source") or {}).get("rerated") or counted)
+    now_source = (now_line or {}).get("source") or {}
+    return {
+        "billed": {
+            "quantity": quantity,
+            "amount_minor": amount,
+            "hours": counted.get("hours"),
+            "events": counted.get("events"),
+        },
+        "rerated": {
+            "quantity": Decimal(str(now_line["quantity"])) if now_line else Decimal(0),
+            "amount_minor": int(now_line["amount_minor"]) if now_line else 0,
+            "hours": now_source.get("hours"),
+            "events": now_source.get("events"),
+        },
+    }
+
+
+def late_adjustments(
+    ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Adjustment lines for the invoice of ``window``: late events found by re-rating the last finalized
+    usage windows, plus pending corrections from operator reruns. Returns (lines, actions)."""
+    recorded = ctx.billing.adjustments(window.subscription_id)
+    lines: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    for adjustment in recorded:
+        if adjustment["status"] == "pending":
+            lines.append(adjustment["line"])
+            actions.append(
+                ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id)
+            )
+    anchor = parse_ts(str(subscription["start_at"]))
+    for back in range(1, LATE_LOOKBACK + 1):
+        seq = window.seq - back
+        if seq < 1:
+            break
+        earlier = window_at(
+            window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.deps.add_interval
+        )
+        original = ctx.invoices.get(earlier.invoice_id) if earlier else None
+        if earlier is None or original is None or original["status"] in ("draft", "void"):
+            continue
+        rerated = rated_lines(
+            ctx.deps.rate_window(
+                subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
+            )
+        )
+        for delta in line_deltas(original, rerated, recorded):
+            lines.append(delta)
+            actions.append(
+                ctx.billing.adjustment_put_item(
+                    window.subscription_id, adjustment_record(delta, "applied", window.invoice_id, now)
+                )
+            )
+    return lines, actions
+
+
+def adjustment_record(
+    delta: dict[str, Any], status: str, applied_to: str | None, now: datetime
+) -> dict[str, Any]:
+    """The ADJ item of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
+    ref = delta["references"]
+    return {
+        "key": f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
+        "original_invoice_id": ref["invoice_id"],
+        "original_line_id": ref["line_id"],
+        "status": status,
+        "applied_to": applied_to,
+        "created_at": ts(now),
+        "line": delta,
+    }

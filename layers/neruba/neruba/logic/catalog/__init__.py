@@ -1,0 +1,1 @@
+"""Catalog: customers, meters, plans with immutable versions, and subscriptions to those plans."""

@@ -1,0 +1,232 @@
+"""Catalog use cases: customers, meters, plans with immutable versions (subscriptions:
+``logic.catalog.subscriptions``).
+
+Errors are the API's: 404 ``*_not_found``, 409 ``*_exists`` / ``*_conflict``, 400 for rule breaks. Every
+write is audited (``dal.audit``, action ``customer.create``, ``meter.create``, ...) in the transaction of
+the write itself; a customer's records are under the customer, meters' and plans' under ``_global``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
+from neruba.dal.plans import PlansRepository
+from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.models.catalog import Customer, CustomerUpdate, Meter, PlanCreate, PlanVersionIn
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who writes (an API key's ``key:{id}``, or ``system`` for seeds and tools) and in which request."""
+
+    actor: str = "system"
+    request_id: str | None = None
+
+
+SYSTEM = Actor()
+
+
+def audit_item(
+    by: Actor,
+    action: str,
+    target: str,
+    *,
+    before: Any,
+    after: Any,
+    at: datetime,
+    customer_id: str | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """The audit record of a catalog write, as a transaction action (``_global`` without a customer)."""
+    from neruba.dal.audit import GLOBAL_AUDIT, AuditRepository
+    from neruba.settings import get_settings
+
+    return AuditRepository(get_settings().ops_table).record_item(
+        actor=by.actor,
+        action=action,
+        customer_id=customer_id or GLOBAL_AUDIT,
+        target=target,
+        reason=reason,
+        ticket=ticket,
+        before=before,
+        after=after,
+        at=at,
+        request_id=by.request_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """A Stripe-style list page: ``{object: list, data, has_more, next_cursor}``."""
+    try:
+        docs, next_cursor = repo.list_docs(kind, limit, cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
+        ) from exc
+    return {"object": "list", "data": docs, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTEM) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    stored = customer.model_copy(update={"created_at": customer.created_at or now})
+    after = stored.model_dump(mode="json")
+    audit = audit_item(
+        by,
+        "customer.create",
+        customer.external_id,
+        customer_id=customer.external_id,
+        before=None,
+        after=after,
+        at=now,
+    )
+    try:
+        stored = repo.create_customer(stored, [audit])
+    except CatalogConflictError as exc:
+        raise ConflictError(
+            f"Customer {customer.external_id!r} exists.", code="customer_exists", param="external_id"
+        ) from exc
+    return stored.model_dump(mode="json")
+
+
+def get_customer(repo: PlansRepository, external_id: str) -> Customer:
+    customer = repo.get_customer(external_id)
+    if customer is None:
+        raise NotFoundError(f"No customer {external_id!r}.", code="customer_not_found", param="customer_id")
+    return customer
+
+
+def update_customer(
+    repo: PlansRepository, external_id: str, update: CustomerUpdate, by: Actor = SYSTEM
+) -> dict[str, Any]:
+    def audit(before: Customer, after: Customer) -> Sequence[dict[str, Any]]:
+        old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+        changed = sorted(k for k in new if new[k] != old.get(k))
+        return [
+            audit_item(
+                by,
+                "customer.update",
+                external_id,
+                customer_id=external_id,
+                before={k: old.get(k) for k in changed},
+                after={k: new[k] for k in changed},
+                at=datetime.now(UTC),
+            )
+        ]
+
+    try:
+        return repo.update_customer(external_id, update.model_dump(exclude_unset=True), audit).model_dump(
+            mode="json"
+        )
+    except CatalogNotFoundError as exc:
+        raise NotFoundError(f"No customer {external_id!r}.", code="customer_not_found") from exc
+    except CatalogConflictError as exc:
+        raise ConflictError(str(exc), code="customer_conflict") from exc
+
+
+def create_meter(repo: PlansRepository, meter: Meter, by: Actor = SYSTEM) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    stored = meter.model_copy(update={"created_at": meter.created_at or now})
+    after = stored.model_dump(mode="json")
+    try:
+        return repo.create_meter(
+            stored, [audit_item(by, "meter.create", meter.code, before=None, after=after, at=now)]
+        ).model_dump(mode="json")
+    except CatalogConflictError as exc:
+        raise ConflictError(f"Meter {meter.code!r} exists.", code="meter_exists", param="code") from exc
+
+
+def get_meter(repo: PlansRepository, code: str) -> Meter:
+    meter = repo.get_meter(code)
+    if meter is None:
+        raise NotFoundError(f"No meter {code!r}.", code="meter_not_found", param="code")
+    return meter
+
+
+def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
+    """Every charge names an existing meter (the charge's own shape is checked by its model)."""
+    for index, charge in enumerate(body.charges):
+        if repo.get_meter(charge.meter_code) is None:
+            raise InvalidRequestError(
+                f"No meter {charge.meter_code!r}.",
+                code="meter_not_found",
+                param=f"charges.{index}.meter_code",
+            )
+
+
+def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
+    """The audit record of a published version (``after`` is the version's document)."""
+    return lambda doc: [
+        audit_item(by, action, str(doc["code"]), before=None, after=doc, at=datetime.now(UTC))
+    ]
+
+
+def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> dict[str, Any]:
+    _check_charges(repo, body)
+    try:
+        repo.plan(body.code)
+    except CatalogNotFoundError:
+        pass
+    else:
+        raise ConflictError(
+            f"Plan {body.code!r} exists; publish a new version instead.", code="plan_exists", param="code"
+        )
+    repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
+    return repo.plan(body.code)
+
+
+def publish_version(
+    repo: PlansRepository, code: str, body: PlanVersionIn, by: Actor = SYSTEM
+) -> dict[str, Any]:
+    get_plan(repo, code)
+    _check_charges(repo, body)
+    version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
+    return repo.version(code, version)
+
+
+def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> dict[str, Any]:
+    try:
+        return repo.plan(code) if version is None else repo.version(code, version)
+    except CatalogNotFoundError as exc:
+        raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
+
+
+def plan_version_of(repo: PlansRepository, code: str, version: int | None) -> dict[str, Any]:
+    """One version of a plan (the latest when ``version`` is None), or 404."""
+    try:
+        return repo.version(code, version)
+    except CatalogNotFoundError as exc:
+        raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
+
+
+def get_subscription(
+    repo: PlansRepository, subscription_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The subscription as it stands at ``now`` (``domain.phases.state_at``: one canceled at period end
+    reads ``canceled`` with its ``ended_at`` once that end has passed)."""
+    from neruba.domain.phases import state_at
+
+    try:
+        stored = repo.subscription(subscription_id)
+    except CatalogNotFoundError as exc:
+        raise NotFoundError(f"No subscription {subscription_id!r}.", code="subscription_not_found") from exc
+    return state_at(stored, now or datetime.now(UTC))
+
+
+def list_subscriptions(
+    repo: PlansRepository, customer_id: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """A customer's subscriptions as they stand at ``now`` (404 for an unknown customer)."""
+    from neruba.domain.phases import state_at
+
+    get_customer(repo, customer_id)
+    moment = now or datetime.now(UTC)
+    return [state_at(sub, moment) for sub in repo.customer_subscriptions(customer_id)]

@@ -1,0 +1,361 @@
+"""Subscription use cases: create, change plan, cancel. Each is one transaction, audited, and checked
+against the customer's other subscriptions so no meter (and no plan) is billed twice for the same time.
+
+The overlap rule (``domain.overlap``): two subscriptions of one customer may not charge the same meter, or
+be on the same plan, over intersecting times. A creation or plan change that would break it is 409
+``subscription_overlap``, whose ``details`` name the subscription already charging it. The check reads
+the customer's subscription guard (``dal.plans``) and the transaction is conditional on the guard being
+unchanged, so of two concurrent writes checked against the same subscriptions only one commits; the other
+is checked again against the new set.
+
+Creation writes, in one transaction: the subscription, the guard, its billing state (due at its start),
+its audit record and, with an ``Idempotency-Key``, the idempotency record (``logic.idempotency``). A retry
+with the same key and body returns the first answer; without a key, a retry of a create that succeeded
+is refused by the overlap rule and names the first subscription.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from neruba.dal.catalog import CatalogConflictError
+from neruba.dal.dynamo import TransactionCancelledError
+from neruba.domain.overlap import Claim, claims, first_overlap
+from neruba.errors import ConflictError, InvalidRequestError
+from neruba.logic.catalog.entries import (
+    SYSTEM,
+    Actor,
+    audit_item,
+    get_customer,
+    get_subscription,
+    plan_version_of,
+)
+from neruba.logic.idempotency import fingerprint, replay
+from neruba.models.catalog import Cancellation, PlanChange, SubscriptionCreate
+
+if TYPE_CHECKING:
+    from neruba.dal.billing import BillingRepository
+    from neruba.dal.plans import PlansRepository, SubscriptionGuard
+
+ATTEMPTS = 5  # re-checks when another write to the customer's subscriptions commits in between
+IDEMPOTENCY_SCOPE = "subscription-create"
+AUDIT_FIELDS = ("status", "phases", "cancel_at_period_end", "canceled_at", "ended_at")
+
+
+def _billing() -> BillingRepository:
+    from neruba.dal.billing import BillingRepository
+    from neruba.settings import get_settings
+
+    return BillingRepository(get_settings().billing_table)
+
+
+def _end(subscription: dict[str, Any]) -> datetime | None:
+    """When the subscription stops billing (the rule billing applies): ended, or its period's end."""
+    from neruba.domain.periods import add_interval
+    from neruba.logic.billing.windows import subscription_end
+
+    return subscription_end(subscription, add_interval)
+
+
+def _claims_of(repo: PlansRepository, subscriptions: list[dict[str, Any]]) -> list[Claim]:
+    versions: dict[tuple[str, int], list[str]] = {}
+
+    def meters(code: str, version: int) -> list[str]:
+        if (code, version) not in versions:
+            doc = repo.version(code, version)
+            versions[(code, version)] = [str(c["meter_code"]) for c in doc.get("charges") or []]
+        return versions[(code, version)]
+
+    return [claim for sub in subscriptions for claim in claims(sub, meters, _end(sub))]
+
+
+def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: SubscriptionGuard) -> None:
+    """409 ``subscription_overlap`` when ``subscription`` charges what another of the customer's does."""
+    others = [s for s in repo.subscriptions_by_id(guard.ids) if s["id"] != subscription["id"]]
+    found = first_overlap(_claims_of(repo, [subscription]), _claims_of(repo, others))
+    if found is None:
+        return
+    mine, theirs = found
+    other = next(s for s in others if s["id"] == theirs.subscription_id)
+    ends = sorted(e for e in (mine.end, theirs.end) if e is not None)
+    what = f"meter {mine.meter_code!r}" if mine.meter_code else f"plan {mine.key.removeprefix('plan:')!r}"
+    raise ConflictError(
+        f"Subscription {other['id']} already charges {what} for this customer over the same time. "
+        "Move the customer with a plan change, or cancel that subscription first.",
+        code="subscription_overlap",
+        details=[
+            {
+                "subscription_id": other["id"],
+                "meter_code": mine.meter_code,
+                "plan_code": theirs.plan_code,
+                "plan_version": theirs.plan_version,
+                "status": other["status"],
+                "start_at": other["start_at"],
+                "created_at": other.get("created_at"),
+                "overlap_start": max(mine.start, theirs.start).isoformat(),
+                "overlap_end": ends[0].isoformat() if ends else None,
+            }
+        ],
+    )
+
+
+def _new_doc(
+    repo: PlansRepository, body: SubscriptionCreate, key: str | None, now: datetime
+) -> dict[str, Any]:
+    customer = get_customer(repo, body.customer_id)
+    version = plan_version_of(repo, body.plan_code, body.plan_version)
+    if version["currency"] != customer.currency:
+        raise InvalidRequestError(
+            f"Plan currency {version['currency']} differs from the customer's {customer.currency}.",
+            code="currency_mismatch",
+            param="plan_code",
+        )
+    start = (body.start_at or now).astimezone(UTC)
+    if body.trial_end is not None and body.trial_end <= start:
+        raise InvalidRequestError(
+            "trial_end must be after start_at.", code="invalid_trial", param="trial_end"
+        )
+    seed = f"{body.customer_id}:{key}" if key else secrets.token_hex(16)
+    return {
+        "id": "sub_" + hashlib.sha256(seed.encode()).hexdigest()[:20],
+        "customer_id": body.customer_id,
+        "status": "active",
+        "currency": version["currency"],
+        "interval": version["interval"],
+        "start_at": start.isoformat(),
+        "trial_end": body.trial_end.astimezone(UTC).isoformat() if body.trial_end else None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "ended_at": None,
+        "phases": [
+            {
+                "plan_code": body.plan_code,
+                "plan_version": version["version"],
+                "start_at": start.isoformat(),
+                "end_at": None,
+            }
+        ],
+        "created_at": now.isoformat(),
+    }
+
+
+def create_subscription(
+    repo: PlansRepository,
+    body: SubscriptionCreate,
+    idempotency_key: str | None,
+    now: datetime | None = None,
+    by: Actor = SYSTEM,
+) -> dict[str, Any]:
+    """Subscribe a customer to a plan version (see the module docstring for the rules)."""
+    from neruba.logic.billing.worker import new_billing_state
+
+    now = now or datetime.now(UTC)
+    billing = _billing()
+    request = fingerprint(body.model_dump(mode="json"), "subscriptions")
+    for _attempt in range(ATTEMPTS):
+        first = replay(billing, IDEMPOTENCY_SCOPE, idempotency_key, request)
+        if first is not None:
+            return dict(first)
+        doc = _new_doc(repo, body, idempotency_key, now)
+        guard = repo.subscription_guard(body.customer_id)
+        if doc["id"] in guard.ids:
+            return _made_before_records(repo, doc)
+        _check_overlap(repo, doc, guard)
+        created = {**doc, "revision": 1}
+        extra = [
+            billing.state_put_item(new_billing_state(doc)),
+            audit_item(
+                by,
+                "subscription.create",
+                doc["id"],
+                customer_id=body.customer_id,
+                before=None,
+                after={**_audit_view(doc), "start_at": doc["start_at"], "trial_end": doc["trial_end"]},
+                at=now,
+                reason=body.reason,
+                ticket=body.ticket,
+                idempotency_key=idempotency_key,
+            ),
+        ]
+        if idempotency_key:
+            extra.append(billing.idempotency_put_item(IDEMPOTENCY_SCOPE, idempotency_key, request, created))
+        try:
+            return repo.create_subscription(doc, guard, extra)
+        except TransactionCancelledError:
+            continue  # another write to this customer's subscriptions (or this key) landed: check again
+    raise _busy()
+
+
+def _made_before_records(repo: PlansRepository, doc: dict[str, Any]) -> dict[str, Any]:
+    """The subscription a key created before idempotency records were kept (its id follows from the
+    customer and the key): returned when it is on the same plan, else the key is taken."""
+    existing = get_subscription(repo, doc["id"])
+    if existing["phases"][0]["plan_code"] != doc["phases"][0]["plan_code"]:
+        raise ConflictError(
+            "This Idempotency-Key was used with another request.", code="idempotency_conflict"
+        )
+    return existing
+
+
+def _busy() -> ConflictError:
+    return ConflictError(
+        "The customer's subscriptions kept changing; try again.", code="subscription_conflict"
+    )
+
+
+def _audit_view(sub: dict[str, Any]) -> dict[str, Any]:
+    return {k: sub.get(k) for k in AUDIT_FIELDS}
+
+
+def change_plan(
+    repo: PlansRepository,
+    subscription_id: str,
+    change: PlanChange,
+    now: datetime | None = None,
+    by: Actor = SYSTEM,
+) -> dict[str, Any]:
+    """Move a subscription to another plan version from ``at`` on (usage before stays on the old version).
+
+    The new phase records when the change was made (``created_at``): an advance fee billed before that
+    instant followed the old phases (``domain.phases.prepaid_phase``)."""
+    from neruba.domain.periods import period_containing
+
+    now = now or datetime.now(UTC)
+    for _attempt in range(ATTEMPTS):
+        sub = get_subscription(repo, subscription_id, now)
+        before = _audit_view(sub)
+        _still_active(sub)
+        at = (change.at or now).astimezone(UTC)
+        anchor = datetime.fromisoformat(sub["start_at"])
+        if now < anchor:
+            raise InvalidRequestError(
+                "The subscription has not started yet.", code="subscription_not_started"
+            )
+        start, end = period_containing(anchor, sub["interval"], now)
+        if not start <= at < end:
+            raise InvalidRequestError(
+                "A plan change takes effect within the current period.",
+                code="invalid_change_time",
+                param="at",
+            )
+        version = plan_version_of(repo, change.plan_code, change.plan_version)
+        if version["currency"] != sub["currency"] or version["interval"] != sub["interval"]:
+            raise InvalidRequestError(
+                "The new plan must have the same currency and interval.",
+                code="incompatible_plan",
+                param="plan_code",
+            )
+        current = sub["phases"][-1]
+        if at < datetime.fromisoformat(current["start_at"]):
+            raise InvalidRequestError(
+                "A change cannot precede the current phase.", code="invalid_change_time", param="at"
+            )
+        current["end_at"] = at.isoformat()
+        sub["phases"].append(
+            {
+                "plan_code": change.plan_code,
+                "plan_version": version["version"],
+                "start_at": at.isoformat(),
+                "end_at": None,
+                "created_at": now.astimezone(UTC).isoformat(),
+            }
+        )
+        guard = repo.subscription_guard(sub["customer_id"])
+        _check_overlap(repo, sub, guard)
+        audit = audit_item(
+            by,
+            "subscription.change_plan",
+            subscription_id,
+            customer_id=sub["customer_id"],
+            before=before,
+            after=_audit_view(sub),
+            at=now,
+            reason=change.reason,
+            ticket=change.ticket,
+        )
+        try:
+            return _save(repo, sub, guard, [audit])
+        except TransactionCancelledError:
+            continue
+    raise _busy()
+
+
+def cancel(
+    repo: PlansRepository,
+    subscription_id: str,
+    body: Cancellation,
+    now: datetime | None = None,
+    by: Actor = SYSTEM,
+) -> dict[str, Any]:
+    """Cancel now, or at the end of the current period (billing ends it then).
+
+    Canceling now ends the billing state in the same transaction, so its final window is billed at the
+    end; it drops the phases that had not begun (a future-dated plan change) and ends the one in force now
+    (``domain.phases.end_phases``)."""
+    from neruba.domain.phases import end_phases
+
+    now = now or datetime.now(UTC)
+    billing = _billing()
+    for _attempt in range(ATTEMPTS):
+        sub = get_subscription(repo, subscription_id, now)
+        before = _audit_view(sub)
+        _still_active(sub)
+        if body.at_period_end and sub.get("cancel_at_period_end"):
+            return sub  # already ends at its period end: nothing changes, nothing more to audit
+        sub["canceled_at"] = now.isoformat()
+        extra: list[dict[str, Any]] = []
+        if body.at_period_end:
+            sub["cancel_at_period_end"] = True
+        else:
+            sub["status"] = "canceled"
+            sub["ended_at"] = now.isoformat()
+            sub["cancel_at_period_end"] = False  # it ended now, not at the period end
+            sub["phases"] = end_phases(sub["phases"], now)
+            state = billing.state(subscription_id)
+            end_state = billing.end_item(state, now) if state else None
+            extra += [end_state] if end_state else []
+        extra.append(
+            audit_item(
+                by,
+                "subscription.cancel",
+                subscription_id,
+                customer_id=sub["customer_id"],
+                before=before,
+                after=_audit_view(sub),
+                at=now,
+                reason=body.reason,
+                ticket=body.ticket,
+            )
+        )
+        try:
+            return _save(repo, sub, None, extra)
+        except TransactionCancelledError:
+            continue  # the billing state moved meanwhile: read both again
+    raise _busy()
+
+
+def _still_active(sub: dict[str, Any]) -> None:
+    """409 ``subscription_canceled`` for a subscription that ended (or was canceled) already."""
+    if sub["status"] != "active":
+        raise ConflictError(
+            "The subscription is canceled; it accepts no more changes.",
+            code="subscription_canceled",
+            param="subscription_id",
+        )
+
+
+def _save(
+    repo: PlansRepository, sub: dict[str, Any], guard: SubscriptionGuard | None, extra: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Store a changed subscription whose phases are well-formed (``domain.phases.check_phases``), with the
+    other writes of its transaction."""
+    from neruba.domain.phases import check_phases
+
+    check_phases(sub["phases"])
+    try:
+        return repo.save_subscription(sub, guard, extra)
+    except CatalogConflictError as exc:
+        raise ConflictError(str(exc), code="subscription_conflict") from exc

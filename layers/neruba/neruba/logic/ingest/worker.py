@@ -1,0 +1,344 @@
+"""Metering a batch of queued events exactly once, with one recorded outcome per copy.
+
+Order of writes for a batch (each step retry-safe, see docs/architecture.md):
+
+1. the journal (the batch's event keys) so a sweep can find anything written below;
+2. one conditional put per event: ``accepted``, ``replay`` (was ``failed``), ``duplicate`` (same payload),
+   ``conflict`` (other payload; the original stands), or a redelivery of a copy already written;
+3. one transaction per (customer, meter, hour, group): the slice that proves this batch was counted plus
+   the aggregate update. Redelivered copies whose old batch never got its slice are adopted here. A cell
+   whose transaction fails never fails another cell (``logic/ingest/cells.py``).
+4. outcome counters.
+
+Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
+number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
+catalog (or the value) is fixed the event is sent again and ends as ``replay``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
+from neruba.domain.ingest import (
+    InvalidPropertyError,
+    fingerprint,
+    group_key,
+    hour_bucket,
+    matches_filters,
+    meter_value,
+    property_number_problems,
+)
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.logic.ingest.cells import CellEvent, count_cell
+from neruba.models.catalog import Meter
+
+
+class MalformedMessageError(ValueError):
+    """An ingest queue message that is not a queued event; it fails until it reaches the DLQ."""
+
+
+@dataclass(slots=True)
+class QueuedEvent:
+    """One event as the ingest API queued it."""
+
+    message_id: str
+    request_id: str
+    index: int
+    received_at: str
+    customer_id: str
+    transaction_id: str
+    code: str
+    timestamp: str
+    client_timestamp: str | None
+    properties: dict[str, Any]
+
+    @property
+    def copy_id(self) -> str:
+        return f"{self.request_id}:{self.index}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.customer_id, self.transaction_id)
+
+
+def carried_history(old: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outcomes of a failed item that a replay overwrites, kept in the new item's history."""
+    first = {
+        "o": "failed",
+        "rid": old.get("rid"),
+        "cid": old.get("cid"),
+        "t": old.get("at"),
+        "r": old.get("reason"),
+    }
+    return [first, *(old.get("hist") or [])]
+
+
+def parse_message(message_id: str, body: str) -> QueuedEvent:
+    """Read a queue message body written by ``neruba.logic.ingest.api``."""
+    try:
+        data = jsonutil.loads(body)
+        event = data["e"]
+        return QueuedEvent(
+            message_id=message_id,
+            request_id=str(data["rid"]),
+            index=int(data["i"]),
+            received_at=str(data["rt"]),
+            customer_id=str(event["customer_id"]),
+            transaction_id=str(event["transaction_id"]),
+            code=str(event["code"]),
+            timestamp=str(event["timestamp"]),
+            client_timestamp=event.get("client_timestamp"),
+            properties=dict(event.get("properties") or {}),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedMessageError(f"message {message_id} is not a queued event: {exc}") from exc
+
+
+@dataclass(slots=True)
+class _Counted:
+    event: QueuedEvent
+    meter: Meter
+    value: Any
+    late: bool
+    old_batch: str | None = None  # set for a redelivered copy written by an earlier attempt
+
+
+@dataclass
+class IngestBatch:
+    """The work of one SQS batch; ``begin``, then ``process_record`` per record, then ``finish``."""
+
+    usage: UsageRepository
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot]
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    batch_id: str = ""
+    parsed: dict[str, QueuedEvent] = field(default_factory=dict)
+    catalog: CatalogSnapshot = field(default_factory=CatalogSnapshot)
+    counted: list[_Counted] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failed_messages: list[str] = field(default_factory=list)
+    written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
+
+    def begin(self, records: list[dict[str, Any]]) -> None:
+        """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
+        for record in records:
+            try:
+                self.parsed[record["messageId"]] = parse_message(record["messageId"], record["body"])
+            except MalformedMessageError:
+                continue  # process_record fails it, so it goes back to SQS and on to the DLQ
+        ids = "\n".join(sorted(record["messageId"] for record in records))
+        self.batch_id = hashlib.sha256(ids.encode()).hexdigest()[:24]
+        events = list(self.parsed.values())
+        self.usage.write_journal(self.batch_id, [e.key for e in events], self.now)
+        self.catalog = self.lookup({e.customer_id for e in events}, {e.code for e in events})
+
+    def process_record(self, record: dict[str, Any]) -> str:
+        """Write one event; returns its outcome. Raising fails the record (SQS retries it)."""
+        event = self.parsed.get(record["messageId"])
+        if event is None:
+            raise MalformedMessageError(f"message {record['messageId']} is not a queued event")
+        try:
+            outcome = self._write(event)
+        except Exception as exc:
+            if self._park(event, "processing_error", type(exc).__name__):
+                self.outcomes["failed"] += 1
+            raise
+        if outcome:
+            self.outcomes[outcome] += 1
+            self.written[event.key] = outcome
+        return outcome or "redelivered"
+
+    def _write(self, event: QueuedEvent) -> str | None:
+        customer = self.catalog.customers.get(event.customer_id)
+        meter = self.catalog.meters.get(event.code)
+        if customer is None:
+            return self._park(event, "unknown_customer", f"no customer {event.customer_id!r}")
+        if meter is None:
+            return self._park(event, "unknown_meter", f"no meter with code {event.code!r}")
+        for name, code in property_number_problems(event.properties)[:1]:
+            message = f"property {name!r}: {NUMBER_RULES[code]}"
+            return self._park(event, code, message, uncounted=self._ref(event, meter))
+        value: Any = None
+        applies = matches_filters(meter.filters, event.properties)
+        if applies:
+            try:
+                value = meter_value(
+                    meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative
+                )
+            except InvalidPropertyError as exc:
+                return self._park(event, exc.code, str(exc))
+        billed = self.catalog.billed_through.get(event.customer_id)
+        late = billed is not None and datetime.fromisoformat(event.timestamp) < billed
+        put = self.usage.put_event(self._item(event, status="accepted", late=late))
+        if put.written:
+            if applies:
+                self.counted.append(_Counted(event, meter, value, late))
+            if put.old is None:
+                return "accepted"
+            self.usage.mark_replay(event.customer_id, event.transaction_id, carried_history(put.old))
+            return "replay"
+        old = put.old or {}
+        if any(entry.get("cid") == event.copy_id for entry in old.get("hist") or []):
+            return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
+        if old.get("cid") == event.copy_id:
+            if applies:  # a batch that already wrote its slice is not counted twice (see count_group)
+                earlier = None if old.get("bk") == self.batch_id else str(old.get("bk"))
+                self.counted.append(_Counted(event, meter, value, late, old_batch=earlier))
+            return None  # the same copy again (SQS redelivery): no new outcome
+        if old.get("fp") == self._fingerprint(event):
+            self.usage.append_history(
+                event.customer_id, event.transaction_id, self._entry(event, "duplicate")
+            )
+            return "duplicate"
+        entry = self._entry(event, "conflict")
+        entry["p"] = jsonutil.dumps(
+            {"code": event.code, "timestamp": event.client_timestamp, "properties": event.properties}
+        )
+        self.usage.append_history(event.customer_id, event.transaction_id, entry)
+        return "conflict"
+
+    def _park(
+        self, event: QueuedEvent, reason: str, message: str, uncounted: GroupRef | None = None
+    ) -> str | None:
+        """Record a ``failed`` outcome without touching a counted event.
+
+        With ``uncounted`` (the cell of an event that can never be counted), an ``accepted`` item this same
+        copy wrote earlier whose batch never counted it (written before the rule, its cell failing since)
+        is parked too: an event reads ``accepted`` only when it is counted or will be.
+        """
+        item = self._item(event, status="failed", late=False)
+        item.update({"reason": reason, "reason_msg": message})
+        put = self.usage.put_event(item, replace_failed=False)
+        if put.old is not None and put.old.get("st") == "accepted":
+            old_batch = str(put.old.get("bk"))
+            if uncounted is None or put.old.get("cid") != event.copy_id:
+                return None  # an accepted copy stands; nothing to park
+            held = uncounted.slice_key(old_batch)
+            if (held["pk"]["S"], held["sk"]["S"]) in self.usage.existing_slices([held]):
+                return None  # counted by its batch
+            if not self.usage.park_uncounted(
+                event.customer_id, event.transaction_id, old_batch, reason, message
+            ):
+                return None
+            self._moved_to_failed(event.key)
+            return None  # the accepted outcome was recorded by the earlier attempt; now it is failed
+        if put.old is not None:
+            entry = self._entry(event, "failed")
+            entry["r"] = reason
+            self.usage.append_history(event.customer_id, event.transaction_id, entry)
+        return "failed"
+
+    def finish(self) -> list[str]:
+        """Count what was written; returns the message ids whose counting failed (to be retried).
+
+        Each cell is written on its own: a cell that fails never fails another. A transient failure
+        (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
+        other failure isolates the cell (``logic.ingest.cells.count_cell``): its events are counted one by one
+        and the one that cannot be written is parked ``failed`` with its reason.
+        """
+        writes = GroupWrites(self.batch_id)
+        members: dict[tuple[str, GroupRef], list[CellEvent]] = defaultdict(list)
+        adopted = self._uncounted_redeliveries()
+        for item in self.counted:
+            if item.old_batch is not None and item.event.key not in adopted:
+                continue
+            event, meter = item.event, item.meter
+            ref = self._ref(event, meter)
+            recount = None
+            if item.old_batch is not None:
+                recount = Recount(
+                    event.customer_id, event.transaction_id, item.old_batch, ref.slice_key(item.old_batch)
+                )
+            part = writes.add(
+                ref,
+                meter.aggregation,
+                event.transaction_id,
+                event.timestamp,
+                item.value,
+                late=item.late,
+                recount=recount,
+            )
+            held_by = recount.old_batch if recount is not None else part  # the event's bk until counted
+            members[(part, ref)].append(
+                CellEvent(
+                    event.message_id, event.transaction_id, event.timestamp, item.value, item.late, held_by
+                )
+            )
+        failed = list(self.failed_messages)
+        for part, write in writes.parts():
+            result = count_cell(self.usage, part, write, members[(part, write.ref)], self.now)
+            failed.extend(result.retry)
+            for transaction_id in result.parked:
+                self._moved_to_failed((write.ref.customer_id, transaction_id))
+        minute = self.now.strftime("%Y-%m-%dT%H:%M")
+        self.usage.add_outcomes({minute: dict(self.outcomes)})
+        return failed
+
+    def _moved_to_failed(self, key: tuple[str, str]) -> None:
+        """An event parked after it was put ``accepted`` now counts as ``failed`` (a copy accepted by an
+        earlier batch is moved in this minute's counters)."""
+        outcome = self.written.get(key, "accepted")
+        self.outcomes[outcome] -= 1
+        self.outcomes["failed"] += 1
+
+    @staticmethod
+    def _ref(event: QueuedEvent, meter: Meter) -> GroupRef:
+        hour = hour_bucket(datetime.fromisoformat(event.timestamp))
+        return GroupRef(event.customer_id, meter.code, hour, group_key(meter.group_by, event.properties))
+
+    def report(self, metrics: Any, logger: Any) -> None:
+        """Metrics per outcome, batch size and ingest lag (seconds from API receipt to now)."""
+        metrics.add_metric(name="IngestBatchSize", unit="Count", value=len(self.parsed))
+        for outcome, count in self.outcomes.items():
+            metrics.add_metric(name=f"IngestOutcome_{outcome}", unit="Count", value=count)
+        if self.parsed:
+            oldest = min(datetime.fromisoformat(e.received_at) for e in self.parsed.values())
+            lag = max(0, int((self.now - oldest).total_seconds() * 1000))
+            metrics.add_metric(name="IngestLagMs", unit="Milliseconds", value=lag)
+        logger.info("ingest batch", extra={"batch_id": self.batch_id, "outcomes": dict(self.outcomes)})
+
+    def _uncounted_redeliveries(self) -> set[tuple[str, str]]:
+        """Redelivered copies whose earlier batch never wrote its slice: they still need counting."""
+        candidates = [c for c in self.counted if c.old_batch is not None]
+        if not candidates:
+            return set()
+        keys = {}
+        for c in candidates:
+            keys[c.event.key] = self._ref(c.event, c.meter).slice_key(str(c.old_batch))
+        existing = self.usage.existing_slices(list(keys.values()))
+        return {key for key, sk in keys.items() if (sk["pk"]["S"], sk["sk"]["S"]) not in existing}
+
+    def _fingerprint(self, event: QueuedEvent) -> str:
+        return fingerprint(event.customer_id, event.code, event.client_timestamp, event.properties)
+
+    def _entry(self, event: QueuedEvent, outcome: str) -> dict[str, Any]:
+        return {"o": outcome, "rid": event.request_id, "cid": event.copy_id, "t": self.now.isoformat()}
+
+    def _item(self, event: QueuedEvent, *, status: str, late: bool) -> dict[str, Any]:
+        return {
+            "pk": f"EVT#{event.customer_id}#{event.transaction_id}",
+            "sk": "#",
+            "c": event.customer_id,
+            "tx": event.transaction_id,
+            "m": event.code,
+            "ts": event.timestamp,
+            "tsc": event.client_timestamp,
+            "h": hour_bucket(datetime.fromisoformat(event.timestamp)),
+            "p": jsonutil.dumps(event.properties),
+            "fp": self._fingerprint(event),
+            "st": status,
+            "bk": self.batch_id,
+            "cid": event.copy_id,
+            "rid": event.request_id,
+            "rt": event.received_at,
+            "at": self.now.isoformat(),
+            "late": late or None,
+            "hist": [],
+        }

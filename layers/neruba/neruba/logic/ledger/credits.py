@@ -1,0 +1,266 @@
+"""Credit grant use cases: grant, void a remainder, expire, auto top-up.
+
+A grant credits ``prepaid_credit#{grant}``. Purchased credit is paid money held as a liability (debit
+``cash``, or ``receivable`` when it is invoiced, e.g. a top-up); promotional credit is backed by
+``promotional_allowance`` (a contra-liability), so it becomes an expense only when spent. docs/ledger.md
+has the full table.
+
+Example::
+
+    grant, posting = create_grant(repo, customer_id="acme", kind="promotional", amount_minor=5000,
+                                  currency="USD", idempotency_key="op:grant:k1", actor="key:ab12")
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from neruba.dal.dynamo import is_cancellation
+from neruba.dal.ledger import LedgerConflictError, LedgerRepository
+from neruba.domain.credits import CreditGrant, GrantKind, TopUpRequest, grant_id_for
+from neruba.domain.ledger import Entry, Posting, credit, debit
+from neruba.logic.ledger.postings import ItemsFor
+
+Funding = Literal["cash", "receivable"]
+
+
+def grant_posting(
+    grant: CreditGrant,
+    *,
+    idempotency_key: str,
+    actor: str,
+    at: datetime,
+    funding: Funding = "cash",
+    source: str = "grant",
+    metadata: dict[str, Any] | None = None,
+) -> Posting:
+    """The posting that makes a grant's credit available.
+
+    Example:
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> g = CreditGrant("cg_1", "acme", "purchased", 900, 900, "USD", 0, t, None, None)
+        >>> [e.to_dict() for e in grant_posting(g, idempotency_key="k", actor="a", at=t).entries]
+        [{'account': 'cash', 'debit_minor': 900}, {'account': 'prepaid_credit', 'credit_minor': 900, \
+'grant_id': 'cg_1'}]
+    """
+    source_account = "promotional_allowance" if grant.kind == "promotional" else funding
+    entries = [
+        debit(source_account, grant.amount_minor),
+        credit("prepaid_credit", grant.amount_minor, grant.grant_id),
+    ]
+    return Posting.build(
+        idempotency_key=idempotency_key,
+        customer_id=grant.customer_id,
+        currency=grant.currency,
+        entries=entries,
+        reason=f"credit_grant_{grant.kind}",
+        source=source,
+        source_id=grant.grant_id,
+        actor=actor,
+        at=at,
+        effective_at=grant.effective_at,
+        metadata={"funding": funding if grant.kind == "purchased" else None, **(metadata or {})},
+    )
+
+
+def closing_entries(grant: CreditGrant) -> list[Entry]:
+    """Entries that remove a grant's remainder: to ``breakage`` (purchased) or back to
+    ``promotional_allowance`` (promotional)."""
+    target = "promotional_allowance" if grant.kind == "promotional" else "breakage"
+    return [
+        debit("prepaid_credit", grant.remaining_minor, grant.grant_id),
+        credit(target, grant.remaining_minor),
+    ]
+
+
+def create_grant(
+    repo: LedgerRepository,
+    *,
+    customer_id: str,
+    kind: GrantKind,
+    amount_minor: int,
+    currency: str,
+    idempotency_key: str,
+    actor: str,
+    priority: int = 0,
+    effective_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    meter_codes: Sequence[str] | None = None,
+    funding: Funding = "cash",
+    source: str = "grant",
+    at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    extra_items: Sequence[dict[str, Any]] = (),
+    items_for: ItemsFor | None = None,
+) -> tuple[CreditGrant, Posting]:
+    """Create a grant and its posting in one transaction; a retry returns the first grant and posting."""
+    now = at or datetime.now(UTC)
+    grant = CreditGrant(
+        grant_id=grant_id_for(customer_id, idempotency_key),
+        customer_id=customer_id,
+        kind=kind,
+        amount_minor=amount_minor,
+        remaining_minor=amount_minor,
+        currency=currency,
+        priority=priority,
+        effective_at=(effective_at or now).astimezone(UTC),
+        expires_at=expires_at.astimezone(UTC) if expires_at else None,
+        meter_codes=tuple(meter_codes) if meter_codes is not None else None,
+        created_at=now,
+    )
+    posting = grant_posting(
+        grant,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        at=now,
+        funding=funding,
+        source=source,
+        metadata=metadata,
+    )
+    extra = [*extra_items, *(items_for(posting) if items_for else ())]
+    stored = repo.post(posting, [repo.grant_item(grant), *extra])
+    current = repo.grant(stored.source_id or grant.grant_id)
+    return (current or grant), stored
+
+
+def close_remainder(
+    repo: LedgerRepository,
+    grant: CreditGrant,
+    status: Literal["expired", "voided"],
+    *,
+    idempotency_key: str,
+    actor: str,
+    source: str,
+    at: datetime | None = None,
+    effective_at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    extra_items: Sequence[dict[str, Any]] = (),
+    items_for: ItemsFor | None = None,
+) -> Posting | None:
+    """Set a grant's remainder to 0 (expiry or void) with its posting; None when there was no remainder.
+
+    The grant update is conditional on the remainder read, so credit consumed meanwhile cancels the
+    transaction (LedgerConflictError) instead of being posted twice.
+    """
+    now = at or datetime.now(UTC)
+    if grant.remaining_minor == 0:
+        from neruba.dal.clients import client
+
+        client("dynamodb").transact_write_items(
+            TransactItems=[repo.grant_close_item(grant, status), *extra_items]
+        )
+        return None
+    posting = Posting.build(
+        idempotency_key=idempotency_key,
+        customer_id=grant.customer_id,
+        currency=grant.currency,
+        entries=closing_entries(grant),
+        reason=f"credit_grant_{status}",
+        source=source,
+        source_id=grant.grant_id,
+        actor=actor,
+        at=now,
+        effective_at=effective_at or now,
+        metadata=metadata,
+    )
+    extra = [*extra_items, *(items_for(posting) if items_for else ())]
+    return repo.post(posting, [repo.grant_close_item(grant, status), *extra])
+
+
+def expire_due(
+    repo: LedgerRepository, now: datetime | None = None, limit: int = 100, pages: int = 20
+) -> dict[str, Any]:
+    """Expire every active grant whose ``expires_at`` has passed; each posting is effective exactly at
+    ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once)."""
+    from neruba.observability import logger
+
+    moment = now or datetime.now(UTC)
+    report: dict[str, Any] = {"expired": [], "conflicts": [], "posted_minor": 0}
+    for _page in range(pages):
+        due = [g for g in repo.grants_due(moment, limit) if g.status == "active"]
+        fresh = [g for g in due if g.grant_id not in report["conflicts"]]
+        for grant in fresh:
+            try:
+                posting = close_remainder(
+                    repo,
+                    grant,
+                    "expired",
+                    idempotency_key=f"expiry:{grant.grant_id}",
+                    actor="system:credit_expiry",
+                    source="expiry",
+                    at=moment,
+                    effective_at=grant.expires_at,
+                )
+            except Exception as exc:
+                if not (isinstance(exc, LedgerConflictError) or is_cancellation(exc)):
+                    raise
+                logger.warning(
+                    "grant changed while expiring; retried next run", extra={"grant_id": grant.grant_id}
+                )
+                report["conflicts"].append(grant.grant_id)
+                continue
+            report["expired"].append(grant.grant_id)
+            report["posted_minor"] += posting.total_minor if posting else 0
+        if len(due) < limit or not fresh:
+            break
+    return report
+
+
+def available_minor(repo: LedgerRepository, customer_id: str, currency: str, at: datetime) -> int:
+    """Credit usable at ``at`` (active, effective, unexpired grants' remainders)."""
+    return sum(g.remaining_minor for g in repo.grants(customer_id, currency, at))
+
+
+def check_auto_top_up(
+    repo: LedgerRepository,
+    customer_id: str,
+    currency: str,
+    *,
+    at: datetime | None = None,
+    available: int | None = None,
+    _attempts: int = 3,
+) -> TopUpRequest | None:
+    """After credit is consumed: the top-up billing must invoice, or None.
+
+    One request per crossing under the threshold: the first call below it disarms the rule and stores
+    the request; later calls until credit is back at or over the threshold return that SAME request
+    (same ``request_id``), so billing invoices it idempotently by id. At or over the threshold the rule
+    is armed again.
+    """
+    from neruba.dal.top_ups import TopUpRepository
+
+    moment = at or datetime.now(UTC)
+    rules = TopUpRepository(repo.table_name)
+    rule = rules.rule(customer_id, currency)
+    if rule is None or not rule.enabled:
+        return None
+    level = available if available is not None else available_minor(repo, customer_id, currency, moment)
+    if rule.should_rearm(level):
+        rules.rearm(rule)
+        return None
+    if level >= rule.threshold_minor:
+        return None
+    crossing = rule.crossings + 1 if rule.armed else rule.crossings
+    seed = f"{customer_id}\x1f{currency}\x1f{crossing}"
+    request = TopUpRequest(
+        request_id="tu_" + hashlib.sha256(seed.encode()).hexdigest()[:24],
+        customer_id=customer_id,
+        currency=currency,
+        amount_minor=rule.amount_minor,
+        available_minor=level,
+        threshold_minor=rule.threshold_minor,
+        requested_at=moment,
+    )
+    if rule.armed and not rules.raise_request(rule, request):
+        if _attempts <= 1:
+            raise LedgerConflictError("the auto top-up rule kept changing")
+        return check_auto_top_up(
+            repo, customer_id, currency, at=moment, available=level, _attempts=_attempts - 1
+        )
+    for stored in rules.requests(customer_id):
+        if stored.request_id == request.request_id:
+            return stored
+    return request

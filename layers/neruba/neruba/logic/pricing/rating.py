@@ -1,0 +1,155 @@
+"""Rating a subscription's billing window from stored hourly aggregates (billing and the preview call it).
+
+Reads, per charged meter, the aggregate items of the window's hours (O(hours x groups), never events),
+attributes each hour to the phase its start falls in, combines the cells per phase and group with
+``domain.usage.combine`` and prices them with ``domain.window_rating``. Rules in docs/pricing.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from neruba.domain.ingest import hour_bucket, hour_start
+from neruba.domain.lines import GroupUsage
+from neruba.domain.phases import PhaseSpan, Versions, phase_spans, trial_end
+from neruba.domain.pricing import PricingError, RatedWindow
+from neruba.domain.usage import combine
+from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
+from neruba.errors import InvalidRequestError, NotFoundError
+
+if TYPE_CHECKING:
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+
+HOUR = timedelta(hours=1)
+
+
+def plan_versions(plans: PlansRepository, subscription: Mapping[str, Any]) -> Versions:
+    """Every plan version the subscription's phases name, read once each."""
+    from neruba.dal.catalog import CatalogNotFoundError
+
+    versions: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for phase in subscription.get("phases") or []:
+        key = (str(phase["plan_code"]), int(phase["plan_version"]))
+        if key not in versions:
+            try:
+                versions[key] = plans.version(*key)
+            except CatalogNotFoundError as exc:
+                raise NotFoundError(
+                    f"No version {key[1]} of plan {key[0]!r}.", code="plan_not_found", param="plan_code"
+                ) from exc
+    return versions
+
+
+def _effective_start(hour: str, subscription_start: datetime) -> datetime:
+    """An hour counts from its start, except the hour the subscription starts in: from that start."""
+    start = hour_start(hour)
+    return subscription_start if start <= subscription_start < start + HOUR else start
+
+
+def _span_of(spans: list[PhaseSpan], at: datetime) -> PhaseSpan | None:
+    return next((s for s in spans if s.start <= at < s.end), None)
+
+
+def read_usage(
+    plans: PlansRepository,
+    usage: UsageRepository,
+    subscription: Mapping[str, Any],
+    versions: Versions,
+    spans: list[PhaseSpan],
+    start: datetime,
+    upper: datetime,
+) -> tuple[dict[int, dict[str, dict[str, GroupUsage]]], dict[int, dict[str, dict[str, GroupUsage]]]]:
+    """Usage per phase index, meter and group for hours whose (effective) start is in [start, upper):
+    ``(billable, trial)``, trial being the hours that start before the subscription's ``trial_end``."""
+    paid: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
+    trial: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
+    if upper <= start or not spans:
+        return {}, {}
+    customer_id = str(subscription["customer_id"])
+    subscription_start = datetime.fromisoformat(str(subscription["start_at"]))
+    charging_from = trial_end(subscription)
+    meters = sorted(
+        {
+            str(charge["meter_code"])
+            for span in spans
+            for charge in versions[(span.plan_code, span.plan_version)].get("charges") or []
+        }
+    )
+    for meter_code in meters:
+        meter = plans.get_meter(meter_code)
+        if meter is None:
+            raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter_code")
+        cells: dict[tuple[int, bool, str], list[dict[str, Any]]] = defaultdict(list)
+        first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
+        for item in usage.aggregates(customer_id, meter_code, first, last):
+            hour, _, group = str(item["sk"]).partition("#")
+            at = _effective_start(hour, subscription_start)
+            if not start <= at < upper:
+                continue
+            span = _span_of(spans, at)
+            if span is not None:
+                in_trial = charging_from is not None and at < charging_from
+                cells[(span.index, in_trial, group)].append(item)
+        for (index, in_trial, group), items in cells.items():
+            target = trial if in_trial else paid
+            target[index].setdefault(meter_code, {})[group] = GroupUsage(
+                quantity=combine(meter.aggregation, items),
+                hours=len(items),
+                events=sum(int(i.get("n", 0)) for i in items),
+            )
+    return dict(paid), dict(trial)
+
+
+def rate_window(
+    plans: PlansRepository,
+    usage: UsageRepository,
+    subscription: dict[str, Any],
+    period_start: datetime,
+    period_end: datetime,
+    *,
+    as_of: datetime | None = None,
+) -> RatedWindow:
+    """Rate window [period_start, period_end) of a subscription, each phase under its own plan version.
+
+    Usage: hours whose start is in [period_start, min(period_end, as_of)) and inside a phase (so not
+    after an immediate cancellation; the hour the subscription starts in counts from the subscription
+    start); hours starting before ``trial_end`` are shown on zero ``trial`` lines. Also the arrears fixed
+    fee of the window's paid time, proration lines for a plan change or an immediate cancellation inside
+    it, the minimum commitment top-up, and the advance fee of the next period (its paid part) unless the
+    subscription ends at ``period_end``. A final window that stops at ``ended_at`` inside its period is
+    rated over the whole period (docs/pricing.md, "Lifecycle rules").
+
+    Example:
+        >>> window = rate_window(plans, usage, sub, start, end)  # doctest: +SKIP
+        >>> window.subtotal_minor == sum(line.amount_minor for line in window.lines)  # doctest: +SKIP
+        True
+    """
+    for name, value in (("period_start", period_start), ("period_end", period_end), ("as_of", as_of)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidRequestError(f"{name} needs a UTC offset.", code="invalid_time_range", param=name)
+    if period_end <= period_start:
+        raise InvalidRequestError("period_end must be after period_start.", code="invalid_time_range")
+    versions = plan_versions(plans, subscription)
+    spans = phase_spans(subscription, period_start, period_end)
+    upper = period_end if as_of is None else min(period_end, as_of)
+    paid, trial = read_usage(plans, usage, subscription, versions, spans, period_start, upper)
+    try:
+        return rate_subscription_window(
+            subscription, versions, period_start, period_end, paid, as_of=as_of, trial_usage=trial
+        )
+    except PricingError as exc:
+        raise InvalidRequestError(str(exc), code="pricing_error") from exc
+
+
+def rate_opening(plans: PlansRepository, subscription: dict[str, Any]) -> RatedWindow:
+    """The opening window: the first period's advance fixed fee (no lines when the fee is in arrears).
+
+    Example:
+        >>> rate_opening(plans, sub).kind  # doctest: +SKIP
+        'opening'
+    """
+    return rate_opening_window(subscription, plan_versions(plans, subscription))

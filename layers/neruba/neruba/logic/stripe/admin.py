@@ -1,0 +1,152 @@
+"""Operator use cases on stored Stripe events: list, inspect, replay (audited, idempotent).
+
+Replay runs the processing synchronously in the request (the answer shows the outcome); effects are keyed
+by Stripe ids, so replaying a processed payment posts nothing new. The audit record
+(``neruba.dal.audit.AuditRepository``) commits in the same transaction as the event's new status. Events
+that the replay wakes (deferred events waiting for it) are queued as usual.
+
+Example:
+    >>> fingerprint({"reason": "x"})[:8]
+    '64a16bbf'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.audit import AuditRepository
+from neruba.dal.stripe_events import StripeEventsRepository, iso
+from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.logic.stripe.processing import Processor, ProcessResult
+
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_WINDOW = timedelta(days=400)
+AUDIT_FIELDS = ("status", "attempts", "outcome", "error")
+UNKNOWN_CUSTOMER = "_stripe"  # audit partition of replays of events not tied to one of our customers
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """SHA-256 of a canonical JSON body (the idempotency fingerprint)."""
+    return hashlib.sha256(jsonutil.dumps(body).encode()).hexdigest()
+
+
+def list_events(
+    repo: StripeEventsRepository,
+    *,
+    event_type: str | None,
+    status: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    starting_after: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A list page of events created in ``[start, end]`` (default: the last 90 days), newest first."""
+    end = end or now or datetime.now(UTC)
+    start = start or end - DEFAULT_WINDOW
+    if start > end:
+        raise InvalidRequestError("'from' is after 'to'.", code="invalid_range", param="from")
+    if end - start > MAX_WINDOW:
+        raise InvalidRequestError("The range is longer than 400 days.", code="range_too_long", param="from")
+    if starting_after and repo.get(starting_after) is None:
+        raise InvalidRequestError(
+            "starting_after names no stored event; pass the next_cursor of the previous page.",
+            code="invalid_cursor",
+            param="starting_after",
+        )
+    data, has_more = repo.list_events(
+        start=start, end=end, event_type=event_type, status=status, limit=limit, starting_after=starting_after
+    )
+    for record in data:
+        record["object"] = "stripe_event"
+        record["id"] = record.pop("event_id")
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "next_cursor": data[-1]["id"] if has_more and data else None,
+    }
+
+
+def get_event(repo: StripeEventsRepository, event_id: str) -> dict[str, Any]:
+    """One stored event with its payload and processing history."""
+    record = repo.get(event_id, with_payload=True)
+    if record is None:
+        raise NotFoundError(f"No Stripe event {event_id!r}.", code="stripe_event_not_found", param="event_id")
+    record["object"] = "stripe_event"
+    record["id"] = record.pop("event_id")
+    record["payload"] = jsonutil.loads(record["payload"])
+    return record
+
+
+def replay(
+    repo: StripeEventsRepository,
+    processor: Processor,
+    event_id: str,
+    *,
+    actor: str,
+    reason: str,
+    ticket: str | None,
+    request_id: str | None,
+    idempotency_key: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Process a stored event again and audit it; with an idempotency key a retry returns the first answer."""
+    at = now or datetime.now(UTC)
+    request = {"event_id": event_id, "reason": reason, "ticket": ticket}
+    if idempotency_key:
+        first = repo.get_record(f"STRIPEREPLAY#{idempotency_key}")
+        if first is not None:
+            if first["fingerprint"] != fingerprint(request):
+                raise ConflictError(
+                    "This Idempotency-Key was used with another request.", code="idempotency_conflict"
+                )
+            answer: dict[str, Any] = jsonutil.loads(first["response"])
+            return answer
+    before = repo.get(event_id)
+    if before is None:
+        raise NotFoundError(f"No Stripe event {event_id!r}.", code="stripe_event_not_found", param="event_id")
+    audit = AuditRepository(repo.table_name)
+    attempts = int(before.get("attempts") or 0)
+    seen = {**{k: before.get(k) for k in AUDIT_FIELDS}, "attempts": attempts}
+
+    def audit_items(result: ProcessResult) -> list[dict[str, Any]]:
+        """The replay's audit record, committed with the attempt's status change."""
+        after = {
+            "status": result.status,
+            "attempts": attempts + 1,
+            "outcome": result.outcome,
+            "error": result.error,
+        }
+        customer_id = result.refs.get("customer_id") or before.get("customer_id") or UNKNOWN_CUSTOMER
+        return [
+            audit.record_item(
+                actor=actor,
+                action="stripe_event.replay",
+                customer_id=str(customer_id),
+                target=event_id,
+                reason=reason,
+                ticket=ticket,
+                before=seen,
+                after=after,
+                at=at,
+                request_id=request_id,
+                idempotency_key=f"{event_id}:{idempotency_key}" if idempotency_key else None,
+            )
+        ]
+
+    try:
+        result = processor.process(event_id, trigger="replay", now=at, audit=audit_items)
+        outcome = {"status": result.status, "outcome": result.outcome, "error": result.error}
+    except Exception as exc:  # recorded as failed on the event (with the audit record); shown here too
+        outcome = {"status": "failed", "outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
+    answer = {"object": "stripe_event_replay", "id": event_id, "replayed_at": iso(at), **outcome}
+    if idempotency_key:
+        repo.put_record_once(
+            f"STRIPEREPLAY#{idempotency_key}",
+            {"fingerprint": fingerprint(request), "response": jsonutil.dumps(answer), "at": iso(at)},
+        )
+    return answer

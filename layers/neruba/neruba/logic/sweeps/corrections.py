@@ -1,0 +1,44 @@
+"""The ``corrections`` sweep check: late events on ended subscriptions are billed, never left unbilled.
+
+For every customer, ``logic.billing.corrections.late_corrections`` re-rates the finalized usage invoices
+of its ended subscriptions whose period ended within the ingest's late-event limit, and bills any
+difference on a correction invoice (or credit note), issued at once and sent to Stripe. Each one is a
+repair of the report (``correction_invoiced``). A second sweep finds nothing (the adjustments are
+recorded with the invoice, in one transaction).
+
+Cost: per customer one paged query of its invoices (by-list); per ended subscription with recent usage
+invoices, one state read and one rating of each such window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neruba.logic.sweeps.runner import CheckResult, SweepContext
+
+
+def corrections_check(ctx: SweepContext) -> CheckResult:
+    """Bill late events after the end (see the module docstring)."""
+    from neruba.dal.sweep_repairs import customer_ids
+    from neruba.logic.billing.corrections import late_corrections
+    from neruba.logic.sweeps.billing import billing_context
+    from neruba.observability import logger
+
+    billing = billing_context()
+    result = CheckResult("corrections", checked={"customers": 0})
+    failed: list[dict[str, Any]] = []
+    for customer_id in customer_ids(ctx.settings.catalog_table):
+        result.checked["customers"] += 1
+        try:
+            issued = late_corrections(billing, customer_id, ctx.now)
+        except Exception as exc:  # one customer's failure must not stop the others
+            logger.exception("late corrections failed", extra={"customer_id": customer_id})
+            failed.append({"customer_id": customer_id, "error": type(exc).__name__})
+            continue
+        for one in issued:
+            result.found += 1
+            result.repaired += 1
+            result.repairs.append({"kind": "correction_invoiced", "customer_id": customer_id, **one})
+    result.found += len(failed)
+    result.details = {"failed": failed}
+    return result

@@ -1,0 +1,92 @@
+"""The ``stripe`` sweep check: Stripe events stored but never processed to the end.
+
+An event created within ``LOOKBACK`` of the window's end whose status is ``received`` (stored; its queue
+message lost or never sent), ``failed`` after an unexpected error, or ``deferred`` (waiting for a link),
+and that has not changed for ``STALE``, is sent to StripeEventsQueue again as ``{"event_id"}``.
+Processing is idempotent per event (effects keyed by Stripe ids), so a re-sent event posts nothing twice.
+
+Not re-sent, reported as ``needs_operator``: a ``parked`` event (it disagrees with the stored invoice;
+``error`` says how), a ``failed`` event whose data is invalid (outcome
+``invalid_event``: retrying cannot help, fix and replay it), and any event already tried
+``MAX_ATTEMPTS`` times. Each re-send is claimed in the ops table first (``OpsRepository.claim_resend``),
+so a second sweep within ``COOLDOWN`` does not send the same event again.
+
+Each event is handled on its own: an event that cannot be re-sent (the queue refuses it, a read or
+claim fails) is recorded in ``failures`` with its ids, and the check goes on with the others.
+
+Cost: one query of the ``stripe-events`` index per month bucket in ``[end - LOOKBACK, end]`` (at most
+two), reading the events created in that range (the status is a filter after the read).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from neruba.logic.sweeps.runner import CheckResult, SweepContext
+
+STATUSES = ("received", "failed", "deferred", "parked")
+LOOKBACK = timedelta(days=7)
+STALE = timedelta(minutes=30)
+COOLDOWN = timedelta(hours=1)
+MAX_ATTEMPTS = 10
+PERMANENT_OUTCOMES = ("invalid_event",)
+
+
+def stripe_check(ctx: SweepContext) -> CheckResult:
+    """Re-enqueue stale unprocessed Stripe events (see the module docstring)."""
+    from neruba.dal.ops import OpsRepository
+    from neruba.dal.stripe_events import StripeEventsRepository
+
+    repo = StripeEventsRepository(ctx.settings.ops_table)
+    ops = OpsRepository(ctx.settings.ops_table)
+    result = CheckResult("stripe", checked={"events": 0})
+    details: dict[str, list[dict[str, Any]]] = {"in_flight": [], "needs_operator": []}
+    for event in repo.events_in_status(ctx.end - LOOKBACK, ctx.end, STATUSES):
+        result.checked["events"] += 1
+        try:  # one event's failure is reported and never stops the others
+            _check_event(ctx, ops, event, result, details)
+        except Exception as exc:
+            result.fail("stripe_event", exc, stripe_event_id=event.get("event_id"))
+    result.details = {**details, "created_from": (ctx.end - LOOKBACK).isoformat()}
+    return result
+
+
+def _check_event(
+    ctx: SweepContext, ops: Any, event: dict[str, Any], result: CheckResult, details: dict[str, Any]
+) -> None:
+    from neruba.dal import queue
+    from neruba.dal.locks import parse_ts
+
+    since = event.get("updated_at") or event.get("received_at")
+    if since and parse_ts(str(since)) > ctx.now - STALE:
+        return  # the worker (or its queue retries) is still on it
+    result.found += 1
+    ids = {
+        "stripe_event_id": event["event_id"],
+        "type": event.get("type"),
+        "status": event.get("status"),
+        "attempts": int(event.get("attempts") or 0),
+    }
+    for name in ("invoice_id", "customer_id"):
+        if event.get(name):
+            ids[name] = event[name]
+    if (
+        event.get("status") == "parked"
+        or event.get("outcome") in PERMANENT_OUTCOMES
+        or ids["attempts"] >= MAX_ATTEMPTS
+    ):
+        details["needs_operator"].append(
+            {**ids, "outcome": event.get("outcome"), "error": event.get("error")}
+        )
+        return
+    if not ops.claim_resend("stripe", str(event["event_id"]), ctx.now, COOLDOWN):
+        details["in_flight"].append(ids)
+        return
+    body = json.dumps({"event_id": event["event_id"]})
+    if queue.send_batch(ctx.settings.stripe_events_queue_url, [("0", body)]):
+        result.fail("send", "StripeEventsQueue refused the message", **ids)
+        return
+    result.repaired += 1
+    result.repairs.append({"kind": "stripe_event_requeued", **ids})

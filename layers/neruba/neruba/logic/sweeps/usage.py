@@ -1,0 +1,305 @@
+"""The usage part of the consistency sweep: adopt events a crashed worker never counted, and
+recompute aggregates from raw events, repairing drift.
+
+Each batch and each cell is checked on its own: one that fails (a read error, a sum DynamoDB cannot
+store, throttling) is listed in ``failures`` with its ids and the error, and the check goes on with the
+rest. Uncounted events are counted through ``logic.ingest.cells.count_cell``, as the worker counts them: an
+event that can never be counted (its addition would leave a sum DynamoDB cannot store) is parked
+``failed`` and reported as a repair of kind ``event_parked``.
+
+It works on the batches *processed* in a window of minutes (from their journals), which are old enough
+that no worker attempt can still be running on them (``settle``: longer than the worker's timeout).
+
+Example:
+    >>> report = sweep_usage(usage, lookup, start, end)  # doctest: +SKIP
+    >>> report.repaired  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
+from neruba.domain.ingest import (
+    GroupTotals,
+    InvalidPropertyError,
+    group_key,
+    matches_filters,
+    meter_value,
+    property_number_problems,
+)
+from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.domain.usage import combine
+from neruba.logic.ingest.cells import CellEvent, count_cell
+from neruba.logic.sweeps.runner import CheckResult, SweepContext
+
+SETTLE = timedelta(minutes=15)
+
+
+@dataclass
+class UsageSweepReport:
+    """What one usage sweep checked, found and repaired (ids included, for the log and the report)."""
+
+    window_start: str
+    window_end: str
+    batches_checked: int = 0
+    events_checked: int = 0
+    cells_checked: int = 0
+    uncounted_found: int = 0
+    drift_found: int = 0
+    repaired: int = 0
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str, Any] | None:
+    meter = catalog.meters.get(str(item["m"]))
+    if meter is None:
+        return None
+    properties = jsonutil.loads(item["p"])
+    if not matches_filters(meter.filters, properties):
+        return None
+    try:
+        # an accepted event passed the negative-value rule when it was counted (the meter's setting may
+        # have changed since): recount it as it was counted
+        value = meter_value(meter.aggregation, meter.field, properties, allow_negative=True)
+    except InvalidPropertyError:
+        return None
+    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    return ref, meter.aggregation, value
+
+
+def _number_problem(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
+    """The cell and the number rule of an event that can never be counted (a number DynamoDB cannot
+    store, accepted before the rule), else None."""
+    meter = catalog.meters.get(str(item["m"]))
+    if meter is None:
+        return None
+    properties = jsonutil.loads(item["p"])
+    problems = property_number_problems(properties)
+    if not problems:
+        return None
+    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    return ref, problems[0][1]
+
+
+def sweep_usage(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+) -> UsageSweepReport:
+    """Check every batch processed in [start, end) (clipped to ``now - SETTLE``)."""
+    now = now or datetime.now(UTC)
+    end = min(end, now - SETTLE)
+    report = UsageSweepReport(window_start=start.isoformat(), window_end=end.isoformat())
+    minute = start.replace(second=0, microsecond=0)
+    cells: set[GroupRef] = set()
+    while minute < end:
+        for batch, keys in usage.journals(minute):
+            report.batches_checked += 1
+            try:
+                cells |= _adopt_uncounted(usage, lookup, batch, keys, now, report)
+            except Exception as exc:
+                report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
+        minute += timedelta(minutes=1)
+    for ref in sorted(cells, key=lambda r: (r.customer_id, r.meter_code, r.hour, r.group)):
+        try:
+            _recompute(usage, lookup, ref, report)
+        except Exception as exc:
+            report.failures.append({"kind": "recompute", **_cell_ids(ref), **_error(exc)})
+    return report
+
+
+def _cell_ids(ref: GroupRef) -> dict[str, Any]:
+    return {"customer_id": ref.customer_id, "meter": ref.meter_code, "hour": ref.hour, "group": ref.group}
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _adopt_uncounted(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    batch: str,
+    keys: list[tuple[str, str]],
+    now: datetime,
+    report: UsageSweepReport,
+) -> set[GroupRef]:
+    events = usage.get_events(keys)
+    report.events_checked += len(events)
+    catalog = lookup({c for c, _ in events}, {str(e["m"]) for e in events.values()})
+    ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
+    uncountable: dict[tuple[str, str], tuple[GroupRef, str]] = {}
+    touched: set[GroupRef] = set()
+    for key, item in events.items():
+        if item.get("st") != "accepted":
+            continue
+        found = _ref_and_value(item, catalog)
+        if found is None:
+            problem = _number_problem(item, catalog)
+            if problem is not None and item.get("bk") == batch:
+                uncountable[key] = problem
+            continue
+        touched.add(found[0])
+        if item.get("bk") == batch:
+            ours[key] = found
+    slices = [ref.slice_key(batch) for ref, _, _ in ours.values()]
+    existing = usage.existing_slices(slices + [ref.slice_key(batch) for ref, _ in uncountable.values()])
+    for (customer_id, transaction_id), (ref, code) in uncountable.items():
+        held = ref.slice_key(batch)
+        if (held["pk"]["S"], held["sk"]["S"]) in existing:
+            continue
+        if usage.park_uncounted(customer_id, transaction_id, batch, code, NUMBER_RULES[code]):
+            report.repaired += 1
+            entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": [transaction_id], "error": code}
+            report.repairs.append({"kind": "event_parked", **entry})
+    writes = GroupWrites(f"sweep-{batch}")
+    members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
+    for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
+        slice_key = ref.slice_key(batch)
+        if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
+            continue
+        at = str(events[(customer_id, transaction_id)]["ts"])
+        part = writes.add(
+            ref,
+            aggregation,
+            transaction_id,
+            at,
+            value,
+            recount=Recount(customer_id, transaction_id, batch, slice_key),
+        )
+        cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
+        members.setdefault((part, ref), []).append(cell_event)
+    for part, write in writes.parts():
+        ref = write.ref
+        report.uncounted_found += write.totals.count
+        entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": write.totals.transaction_ids}
+        result = count_cell(usage, part, write, members[(part, ref)], now)
+        if result.retry:  # transient: the next sweep tries again
+            error = {"error": result.error or "not counted"}
+            report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
+        for transaction_id in result.parked:
+            report.repaired += 1
+            report.repairs.append(
+                {"kind": "event_parked", **entry, "transaction_ids": [transaction_id], "error": result.error}
+            )
+        if result.counted:
+            report.repaired += 1
+            report.repairs.append({"kind": "uncounted", **entry})
+    return touched
+
+
+def _recompute(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    ref: GroupRef,
+    report: UsageSweepReport,
+) -> None:
+    """Recompute one cell from its raw events (found through its slices) and repair drift."""
+    report.cells_checked += 1
+    transaction_ids = {
+        str(t)
+        for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour)
+        if str(s["sk"]).startswith(ref.group + "#")
+        for t in s.get("tx", [])
+    }
+    events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
+    catalog = lookup({ref.customer_id}, {ref.meter_code})
+    meter = catalog.meters.get(ref.meter_code)
+    if meter is None:
+        return
+    totals = GroupTotals()
+    for item in events.values():
+        found = _ref_and_value(item, catalog) if item.get("st") == "accepted" else None
+        if found is not None and found[0] == ref:
+            totals.add(str(item["tx"]), meter.aggregation, str(item["ts"]), found[2])
+    truth: dict[str, Any] = {"n": totals.count, "agg": meter.aggregation}
+    if meter.aggregation == "sum":
+        truth["s"] = totals.total
+    elif meter.aggregation == "max" and totals.maximum is not None:
+        truth["mx"] = totals.maximum
+    elif meter.aggregation == "latest" and totals.latest_at is not None:
+        truth["lt"], truth["lv"] = totals.latest_at, totals.latest
+    elif meter.aggregation == "unique_count" and totals.uniques:
+        truth["u"] = set(totals.uniques)
+    cell = f"{ref.hour}#{ref.group}"
+    stored = next(
+        (
+            a
+            for a in usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+            if str(a["sk"]) == cell
+        ),
+        None,
+    )
+    stored_n = int(stored.get("n", 0)) if stored else 0
+    same = stored_n == totals.count and combine(meter.aggregation, [stored or {}]) == combine(
+        meter.aggregation, [truth]
+    )
+    if same:
+        return
+    report.drift_found += 1
+    # quantities as decimal text: the stored report reads back with the same types (docs/billing.md)
+    before = {
+        "events": stored_n,
+        "quantity": jsonutil.number_text(combine(meter.aggregation, [stored or {}])),
+    }
+    truth.update({"updated_at": datetime.now(UTC).isoformat(), "repaired": True})
+    if stored and stored.get("late_n"):
+        truth["late_n"] = stored["late_n"]
+    if usage.replace_aggregate(ref, truth, expected=stored):
+        report.repaired += 1
+        report.repairs.append(
+            {
+                "kind": "drift",
+                "customer_id": ref.customer_id,
+                "meter": ref.meter_code,
+                "hour": ref.hour,
+                "group": ref.group,
+                "before": before,
+                "after": {
+                    "events": totals.count,
+                    "quantity": jsonutil.number_text(combine(meter.aggregation, [truth])),
+                },
+            }
+        )
+
+
+def usage_check(ctx: SweepContext) -> CheckResult:
+    """The ``usage`` check: :func:`sweep_usage` over the window, as a :class:`CheckResult`."""
+    from neruba.dal.catalog import CatalogCache, CatalogRepository
+
+    lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
+    report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
+    result = CheckResult(
+        name="usage",
+        checked={
+            "batches": report.batches_checked,
+            "events": report.events_checked,
+            "aggregate_cells": report.cells_checked,
+        },
+        found=report.uncounted_found + report.drift_found,
+        repaired=report.repaired,
+        repairs=report.repairs,
+        details={
+            "uncounted_found": report.uncounted_found,
+            "drift_found": report.drift_found,
+            "window_start": report.window_start,
+            "window_end": report.window_end,
+        },
+    )
+    for failure in report.failures:
+        kind, error = failure.pop("kind"), failure.pop("error")
+        result.fail(kind, error, **failure)
+    return result
