@@ -193,7 +193,7 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
-        Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+        Key={"pk": {"S": item["sources"][0][0]}, "sk": {"S": item["sources"][0][1]}},  # its one batch
         UpdateExpression="SET s = :s",
         ExpressionAttributeValues={":s": {"N": "999"}},
     )

@@ -63,6 +63,11 @@ def _sum(meter: str = "tokens") -> Decimal:
         return sum((Decimal(i.get("s", 0)) for i in items), Decimal(0))
 
 
+def _exact(*values: Any) -> Decimal:
+    with localcontext(Context(prec=200)):
+        return sum((Decimal(v) for v in values), Decimal(0))
+
+
 def _dlq_depth() -> int:
     attributes = boto3.client("sqs").get_queue_attributes(
         QueueUrl=queue_url("IngestDLQ"), AttributeNames=["ApproximateNumberOfMessages"]
@@ -128,31 +133,31 @@ def test_worker_parks_an_unstorable_value_and_counts_its_neighbours(
     assert _dlq_depth() == 0
 
 
-def test_an_event_that_would_make_its_aggregate_inexact_is_parked_alone(
-    send: Any, process: Any, read: Any
-) -> None:
+def test_a_cell_sum_past_38_digits_across_batches_stays_exact(send: Any, process: Any, read: Any) -> None:
     # GIVEN a cell already holding a 38-digit integer sum
     send(_tokens("big", BIG))
     process()
-    # WHEN a batch adds 2, 0.5 and 3 to it (0.5 would need 39 digits)
+    # WHEN a batch adds 2, 0.5 and 3 to it (the cell's sum needs 39 digits)
     send(_tokens("two", 2), _tokens("half", "0.5"), _tokens("three", 3))
     process()
-    # THEN only the half is parked; the sum is exact and counts the others
-    half = _event(read, "half")
-    assert (half["status"], half["reason"]) == ("failed", "aggregate_overflow")
-    assert _sum() == int(BIG) + 5
-    assert _event(read, "two")["status"] == _event(read, "three")["status"] == "accepted"
+    # THEN every event counts and the sum is exact: each batch stores its own contribution, and the cell's
+    # sum is never stored as one number
+    assert all(_event(read, tx)["status"] == "accepted" for tx in ("two", "half", "three"))
+    assert _sum() == _exact(BIG, "5.5")
     assert _dlq_depth() == 0
 
 
-def test_a_batch_whose_own_total_is_inexact_parks_the_offender(send: Any, process: Any, read: Any) -> None:
-    # GIVEN one batch whose events together need more than 38 digits
+def test_a_batch_whose_own_total_is_not_storable_counts_its_events_one_by_one(
+    send: Any, process: Any, read: Any
+) -> None:
+    # GIVEN one batch whose events together need more than 38 digits in one cell
     send(_tokens("big", BIG), _tokens("tiny", "0.001"), _tokens("one", 1))
     process()
-    # THEN the event that tips it over is parked, the others count exactly
-    tiny = _event(read, "tiny")
-    assert (tiny["status"], tiny["reason"]) == ("failed", "aggregate_overflow")
-    assert _sum() == int(BIG) + 1
+    # THEN the cell is isolated: each event is stored as a contribution of its own, all count exactly
+    assert all(_event(read, tx)["status"] == "accepted" for tx in ("big", "tiny", "one"))
+    assert _sum() == _exact(BIG, "1.001")
+    (cell,) = UsageRepository(get_settings().usage_table).aggregates("acme", "tokens", "0000", "9999")
+    assert len(cell["sources"]) == 3
     assert _dlq_depth() == 0
 
 
@@ -167,18 +172,18 @@ def test_fractional_sums_are_stored_exactly_as_dynamodb_stores_them(send: Any, p
     assert _sum() == Decimal("100000000000000000000.123456789")
 
 
-def test_a_sum_dynamodb_would_refuse_is_refused_here_too(send: Any, process: Any, read: Any) -> None:
-    # GIVEN 1e30 + 1 (31 digits), then 0.00000001 (the sum would need 39 digits: DynamoDB refuses it;
-    # moto alone stores 1e30, losing the 1)
+def test_a_sum_dynamodb_could_not_store_is_still_exact(send: Any, process: Any, read: Any) -> None:
+    # GIVEN 1e30 + 1 (31 digits), then 0.00000001 (the sum needs 39 digits: DynamoDB could not store it as
+    # one number; moto alone would store 1e30, losing the 1)
     send(_tokens("a", "1" + "0" * 30))
     process()
     send(_tokens("b", 1))
     process()
     send(_tokens("c", "0.00000001"))
     process()
-    # THEN the sum stays exact and the event that cannot be added is parked
-    assert _sum() == 10**30 + 1
-    assert _event(read, "c")["reason"] == "aggregate_overflow"
+    # THEN the sum is exact: no stored number holds it, it is added up when read
+    assert _sum() == _exact(10**30, 1, "0.00000001")
+    assert _event(read, "c")["status"] == "accepted"
 
 
 # ------------------------------------------------------------------------------------------ any cell failure
@@ -199,7 +204,8 @@ def _outcome_totals(read: Callable[..., tuple[int, Any]]) -> dict[str, int]:
 def _fail_transactions_naming(
     monkeypatch: pytest.MonkeyPatch, transaction_id: str, code: str
 ) -> Callable[[], None]:
-    """DynamoDB answers ``code`` to every transaction that writes ``transaction_id``; returns the cure."""
+    """DynamoDB answers ``code`` to every count (a transaction or a contribution put) of ``transaction_id``;
+    returns the cure."""
     from botocore.exceptions import ClientError
 
     from neruba.dal import usage as usage_module
@@ -217,6 +223,12 @@ def _fail_transactions_naming(
             if f'"{transaction_id}"' in jsonutil.dumps(TransactItems):
                 raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "TransactWriteItems")
             return self._inner.transact_write_items(TransactItems=TransactItems)
+
+        def put_item(self, **kwargs: Any) -> Any:
+            counts = str(kwargs["Item"]["pk"]["S"]).startswith("USE#")  # a contribution, not the event
+            if counts and f'"{transaction_id}"' in jsonutil.dumps(kwargs["Item"]):
+                raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "PutItem")
+            return self._inner.put_item(**kwargs)
 
     monkeypatch.setattr(usage_module, "client", lambda name: Failing(real(name)))
     return lambda: monkeypatch.setattr(usage_module, "client", real)
@@ -345,13 +357,11 @@ def test_a_sum_written_out_in_full_reads_back_and_the_cell_keeps_counting(
     # THEN the usage of that meter still reads (no decimal.Rounded from the reader: it answered 500)
     status, body = _usage_status(read)
     assert status == 200, body
-    # AND the cell keeps counting: 1 more cannot be added exactly (39 significant digits) and is parked
-    # alone; 0 and a further big number's neighbour still count
+    # AND the cell keeps counting exactly, past 38 significant digits
     send(_tokens("one", 1), _tokens("zero", 0))
     process()
-    assert _event(read, "one")["reason"] == "aggregate_overflow"
-    assert _event(read, "zero")["status"] == "accepted"
-    assert _sum() == Decimal(value)
+    assert _event(read, "one")["status"] == _event(read, "zero")["status"] == "accepted"
+    assert _sum() == _exact(value, 1)
     assert _usage_status(read)[0] == 200
 
 

@@ -36,7 +36,7 @@ def _corrupt_tokens_aggregate(value: int) -> None:
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
-        Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+        Key={"pk": {"S": item["sources"][0][0]}, "sk": {"S": item["sources"][0][1]}},  # its one batch
         UpdateExpression="SET s = :s",
         ExpressionAttributeValues={":s": {"N": str(value)}},
     )

@@ -25,17 +25,18 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.domain.ingest import GroupTotals
-from neruba.domain.numbers import add_guard, exact_sum, lowest_exponent, number_problem
+from neruba.domain.numbers import number_problem
+from neruba.domain.usage import merge_cells
 
 HISTORY_CAP = 20
 JOURNAL_SHARDS = 16
 JOURNAL_TTL = timedelta(days=14)
+HOUR_LENGTH = len("2026-01-01T00")
 
 
 class AggregateContentionError(Exception):
@@ -77,10 +78,17 @@ class GroupRef:
         }
 
     def slice_key(self, batch: str) -> dict[str, Any]:
+        """The key of a batch's contribution to this cell (its existence proves the batch counted)."""
         return {
-            "pk": {"S": f"SL#{self.customer_id}#{self.meter_code}#{self.hour}"},
-            "sk": {"S": f"{self.group}#{batch}"},
+            "pk": {"S": f"USE#{self.customer_id}#{self.meter_code}"},
+            "sk": {"S": f"{self.hour}#{self.group}#{batch}"},
         }
+
+
+def _legacy_slice_key(key: dict[str, Any]) -> tuple[str, str]:
+    """The ``SL#`` slice an older version wrote for the same (cell, batch) as this contribution key."""
+    pk, sk = key["pk"]["S"], key["sk"]["S"]
+    return "SL#" + pk.removeprefix("USE#") + "#" + sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
 
 
 @dataclass(slots=True)
@@ -269,69 +277,69 @@ class UsageRepository:
         return {(str(i["c"]), str(i["tx"])): i for i in self._batch_get([event_key(c, t) for c, t in keys])}
 
     def existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-        """Which of these slice keys exist, as (pk, sk) pairs."""
-        return {(str(i["pk"]), str(i["sk"])) for i in self._batch_get(list(keys), projection="pk, sk")}
+        """Which of these contribution keys exist, as (pk, sk) pairs; the ``SL#`` slice an older version
+        wrote for the same cell and batch counts as existing too."""
+        legacy = {_legacy_slice_key(k): (k["pk"]["S"], k["sk"]["S"]) for k in keys}
+        wanted = list(keys) + [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in legacy]
+        found = {(str(i["pk"]), str(i["sk"])) for i in self._batch_get(wanted, projection="pk, sk")}
+        return {legacy.get(pair, pair) for pair in found}
 
     # ------------------------------------------------------------------ counting
     def count_group(self, batch: str, write: GroupWrite, now: datetime) -> bool:
-        """Count one batch's events of one group exactly once; False if this batch already counted them.
+        """Count one batch's events of one cell exactly once; False if this batch already counted them.
 
-        One transaction: the slice (conditional on not existing), the aggregate update, and for each
-        adopted event a check that its old slice never appeared plus the move of its ``bk`` to ``batch``.
+        The contribution item (the batch's count, sum, max, latest and unique values for the cell) is put on
+        condition that it does not exist: that one conditional put is the count. When the write adopts
+        events an earlier attempt left uncounted, it is a transaction that also checks each old
+        contribution never appeared and moves each event's ``bk`` to ``batch``.
         """
         ref, totals = write.ref, write.totals
-        # a sum is added blind when that is provably exact, else read and written (see _sum_update)
-        read_sum = write.aggregation == "sum" and add_guard(totals.total) is None
-        for _attempt in range(6):
-            reads = write.aggregation in ("max", "latest") or read_sum
-            current = self._get(ref.aggregate_key) if reads else None
-            actions: list[dict[str, Any]] = [
+        if number_problem(totals.total):
+            raise AggregateOverflowError(f"the batch total {totals.total} is not storable")
+        item = {**ref.slice_key(batch), **to_item(_contribution(write, now))}
+        if not write.recounts:
+            try:
+                client("dynamodb").put_item(
+                    TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                )
+            except Exception as exc:
+                if is_condition_failure(exc):
+                    return False  # this batch's contribution exists: counted by an earlier attempt
+                raise
+            return True
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
+        for old_slice in checked.values():  # one check per old contribution: an item may appear once
+            actions.append(
                 {
-                    "Put": {
+                    "ConditionCheck": {
                         "TableName": self.table_name,
-                        "Item": {
-                            **ref.slice_key(batch),
-                            **to_item(
-                                {"tx": totals.transaction_ids, "n": totals.count, "at": now.isoformat()}
-                            ),
-                        },
+                        "Key": old_slice,
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
-                },
+                }
+            )
+        for recount in write.recounts:
+            actions.append(
                 {
                     "Update": {
                         "TableName": self.table_name,
-                        "Key": ref.aggregate_key,
-                        **_aggregate_update(write, current, read_sum=read_sum),
+                        "Key": event_key(recount.customer_id, recount.transaction_id),
+                        "UpdateExpression": "SET bk = :new",
+                        "ConditionExpression": "bk = :old",
+                        "ExpressionAttributeValues": {":new": {"S": batch}, ":old": {"S": recount.old_batch}},
                     }
-                },
-            ]
-            checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
-            for old_slice in checked.values():  # one check per old slice: an item may appear once
-                actions.append(
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table_name,
-                            "Key": old_slice,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                )
-            for recount in write.recounts:
-                actions.append(
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": event_key(recount.customer_id, recount.transaction_id),
-                            "UpdateExpression": "SET bk = :new",
-                            "ConditionExpression": "bk = :old",
-                            "ExpressionAttributeValues": {
-                                ":new": {"S": batch},
-                                ":old": {"S": recount.old_batch},
-                            },
-                        }
-                    }
-                )
+                }
+            )
+        for attempt in range(6):
             try:
                 client("dynamodb").transact_write_items(TransactItems=actions)
                 return True
@@ -340,16 +348,13 @@ class UsageRepository:
                 if not reasons:
                     raise
                 if reasons[0] == "ConditionalCheckFailed":
-                    return False  # this batch's slice exists: counted by an earlier attempt
-                if any(code == "ConditionalCheckFailed" for code in reasons[2:]):
+                    return False  # this batch's contribution exists: counted by an earlier attempt
+                if any(code == "ConditionalCheckFailed" for code in reasons[1:]):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
                 if _REFUSED.intersection(map(str, reasons)):
-                    raise CellWriteRefusedError(f"aggregate {ref}: {reasons}") from exc
-                if write.aggregation == "sum" and reasons[1] == "ConditionalCheckFailed" and not read_sum:
-                    read_sum = True  # the blind add was not provably exact: read the sum and add it here
-                    continue
-                time.sleep(0.02 * (2**_attempt))  # the aggregate moved (max/latest) or a transaction conflict
-        raise AggregateContentionError(f"aggregate {ref} kept changing")
+                    raise CellWriteRefusedError(f"cell {ref}: {reasons}") from exc
+                time.sleep(0.02 * (2**attempt))  # a transaction conflict: try again
+        raise AggregateContentionError(f"cell {ref} kept conflicting")
 
     def add_outcomes(self, counts: dict[str, dict[str, int]]) -> None:
         """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``)."""
@@ -382,11 +387,49 @@ class UsageRepository:
     def aggregates(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
     ) -> list[dict[str, Any]]:
-        """Aggregate items of one customer and meter for hours in [first_hour, last_hour]."""
-        return self._query(f"AGG#{customer_id}#{meter_code}", between=(first_hour, last_hour + "#\uffff"))
+        """The usage of one customer and meter per (hour, group) cell for hours in [first_hour, last_hour].
+
+        Each cell is its aggregate item (written by a repair or an older version) plus the contributions
+        of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``). A cell reads
+        as ``{"sk": "{hour}#{group}", "n", "s", "mx", "lt", "lv", "u", "late_n"}``, with ``base`` (the
+        aggregate item or None) and ``sources`` (the keys of the items merged).
+        """
+        between = (first_hour, last_hour + "#\uffff")
+        cells: dict[str, list[dict[str, Any]]] = {}
+        bases: dict[str, dict[str, Any]] = {}
+        for item in self._query(f"AGG#{customer_id}#{meter_code}", between=between):
+            bases[str(item["sk"])] = item
+            cells.setdefault(str(item["sk"]), []).append(item)
+        for item in self._query(f"USE#{customer_id}#{meter_code}", between=between):
+            cell, _, batch = str(item["sk"]).rpartition("#")
+            if batch in (bases.get(cell) or {}).get("fb", ()):
+                continue  # folded into the aggregate by a repair
+            cells.setdefault(cell, []).append(item)
+        merged = []
+        for cell, items in sorted(cells.items()):
+            view = merge_cells(items)
+            view.update(
+                {
+                    "pk": f"AGG#{customer_id}#{meter_code}",
+                    "sk": cell,
+                    "base": bases.get(cell),
+                    "sources": [(str(i["pk"]), str(i["sk"])) for i in items],
+                }
+            )
+            merged.append(view)
+        return merged
 
     def slices(self, customer_id: str, meter_code: str, hour: str) -> list[dict[str, Any]]:
-        return self._query(f"SL#{customer_id}#{meter_code}#{hour}")
+        """The contributions (and older ``SL#`` slices) of one customer, meter and hour, each with its
+        ``group``, ``batch`` and the transaction ids it counted (``tx``)."""
+        found = []
+        for item in self._query(f"SL#{customer_id}#{meter_code}#{hour}"):
+            group, _, batch = str(item["sk"]).rpartition("#")
+            found.append({**item, "group": group, "batch": batch, "legacy": True})
+        for item in self._query(f"USE#{customer_id}#{meter_code}", between=(hour + "#", hour + "#\uffff")):
+            group, _, batch = str(item["sk"])[HOUR_LENGTH + 1 :].rpartition("#")
+            found.append({**item, "group": group, "batch": batch, "legacy": False})
+        return found
 
     def park_uncounted(
         self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str
@@ -409,20 +452,32 @@ class UsageRepository:
         return True
 
     def replace_aggregate(
-        self, ref: GroupRef, values: dict[str, Any], expected: dict[str, Any] | None
+        self,
+        ref: GroupRef,
+        values: dict[str, Any],
+        expected: dict[str, Any] | None,
+        folded: Iterable[str] = (),
     ) -> bool:
-        """Overwrite one aggregate (the sweep's drift repair) unless a worker changed it since it was read."""
+        """Write the true usage of one cell (the sweep's drift repair) as its aggregate item, folding in the
+        contributions of the ``folded`` batches, unless the aggregate changed since ``expected`` (the
+        aggregate item as read, None when there was none) was read."""
         if expected is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
+            same = {name: expected.get(name) for name in ("n", "updated_at")}
             condition = {
-                "ConditionExpression": "n = :n AND updated_at = :u",
-                "ExpressionAttributeValues": to_item(
-                    {":n": expected.get("n", 0), ":u": expected.get("updated_at")}
+                "ConditionExpression": " AND ".join(
+                    f"{name} = :{name}" if value is not None else f"attribute_not_exists({name})"
+                    for name, value in same.items()
                 ),
             }
-        if values.get("s") is not None:
-            values = {**values, "sq": lowest_exponent(values["s"])}
+            if any(value is not None for value in same.values()):
+                condition["ExpressionAttributeValues"] = to_item(
+                    {f":{name}": value for name, value in same.items() if value is not None}
+                )
+        batches = set(folded) | set((expected or {}).get("fb") or ())
+        if batches:
+            values = {**values, "fb": batches}
         try:
             client("dynamodb").put_item(
                 TableName=self.table_name, Item={**ref.aggregate_key, **to_item(values)}, **condition
@@ -434,10 +489,6 @@ class UsageRepository:
         return True
 
     # ------------------------------------------------------------------ helpers
-    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        response = client("dynamodb").get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
-        return from_item(response["Item"]) if "Item" in response else None
-
     def _query(self, pk: str, between: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
@@ -472,92 +523,19 @@ class UsageRepository:
         return found
 
 
-def _aggregate_update(
-    write: GroupWrite, current: dict[str, Any] | None, *, read_sum: bool = False
-) -> dict[str, Any]:
-    """UpdateItem parts that fold ``write.totals`` into an aggregate item (``current`` as read, for max,
-    latest, and sums that ``read_sum`` says must be added here)."""
+def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
+    """What one batch adds to one cell, as stored in its contribution item."""
     totals = write.totals
-    adds = ["n :n"]
-    sets = ["agg = :agg", "updated_at = :now"]
-    values: dict[str, Any] = {
-        ":n": totals.count,
-        ":agg": write.aggregation,
-        ":now": datetime.now(UTC).isoformat(),
-    }
-    condition: str | None = None
+    item: dict[str, Any] = {"tx": totals.transaction_ids, "n": totals.count, "agg": write.aggregation}
+    item["at"] = now.isoformat()
     if write.aggregation == "sum":
-        condition = _sum_update(totals.total, current if read_sum else None, read_sum, sets, adds, values)
-    if write.aggregation == "unique_count" and totals.uniques:
-        adds.append("u :u")
-        values[":u"] = set(totals.uniques)
+        item["s"] = totals.total
+    elif write.aggregation == "max" and totals.maximum is not None:
+        item["mx"] = totals.maximum
+    elif write.aggregation == "latest" and totals.latest_at is not None:
+        item["lt"], item["lv"] = totals.latest_at, totals.latest
+    elif write.aggregation == "unique_count" and totals.uniques:
+        item["u"] = set(totals.uniques)
     if write.late:
-        adds.append("late_n :n")
-    if write.aggregation == "max" and totals.maximum is not None:
-        old = current.get("mx") if current else None
-        if old is None or totals.maximum > Decimal(old):
-            sets.append("mx = :mx")
-            values[":mx"] = totals.maximum
-        condition = _unchanged("mx", old, values)
-    if write.aggregation == "latest" and totals.latest_at is not None:
-        old_at = current.get("lt") if current else None
-        if old_at is None or totals.latest_at > str(old_at):
-            sets += ["lt = :lt", "lv = :lv"]
-            values[":lt"], values[":lv"] = totals.latest_at, totals.latest
-        condition = _unchanged("lt", old_at, values)
-    parts: dict[str, Any] = {
-        "UpdateExpression": "SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
-        "ExpressionAttributeValues": to_item(values),
-    }
-    if condition:
-        parts["ConditionExpression"] = condition
-    return parts
-
-
-def _unchanged(attribute: str, old: Any, values: dict[str, Any]) -> str:
-    if old is None:
-        return f"attribute_not_exists({attribute})"
-    values[":old_" + attribute] = old
-    return f"{attribute} = :old_{attribute}"
-
-
-def _sum_update(
-    total: Any,
-    stored: dict[str, Any] | None,
-    read: bool,
-    sets: list[str],
-    adds: list[str],
-    values: dict[str, Any],
-) -> str:
-    """Add ``total`` to the sum ``s``, exactly as DynamoDB would store it or not at all.
-
-    Blind (no read): ``ADD s`` under a condition on the stored ``s`` and its scale ``sq`` that makes the
-    result exact within 28 digits (``domain.numbers.add_guard``), which every implementation computes
-    exactly (moto rounds fractional sums past 28 digits; DynamoDB refuses past 38). When the condition
-    fails (a large or finer-grained sum, an aggregate from before ``sq``), the caller reads ``s`` and the
-    exact result is computed here and SET, on condition that ``s`` is unchanged. A result DynamoDB cannot
-    store raises ``AggregateOverflowError``: nothing is written, nothing is rounded.
-    """
-    if number_problem(total):
-        raise AggregateOverflowError(f"the batch total {total} is not storable")
-    if not read:
-        guard = add_guard(total)
-        assert guard is not None  # count_group reads when there is no guard
-        adds.append("s :s")
-        sets.append("sq = if_not_exists(sq, :sq)")
-        values.update({":s": total, ":sq": guard.high_scale, ":sql": guard.low_scale})
-        values.update({":slo": guard.low, ":shi": guard.high})
-        return (
-            "(attribute_not_exists(s) AND attribute_not_exists(sq))"
-            " OR (sq BETWEEN :sql AND :sq AND s BETWEEN :slo AND :shi)"
-        )
-    old = stored.get("s") if stored else None
-    result = exact_sum([old or 0, total])
-    if number_problem(result):
-        raise AggregateOverflowError(f"{old} + {total} is not storable")
-    sets += ["s = :s", "sq = :sq"]
-    values.update({":s": result, ":sq": lowest_exponent(result)})
-    if old is None:
-        return "attribute_not_exists(s)"
-    values[":old_s"] = old
-    return "s = :old_s"
+        item["late_n"] = totals.count
+    return item

@@ -1,7 +1,7 @@
 """Combining stored hourly aggregates into the quantity of a meter over any span of hours (no AWS).
 
 Example:
-    >>> from decimal import Context, Decimal, localcontext
+    >>> from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
     >>> combine("sum", [{"n": 2, "s": Decimal("1.5")}, {"n": 1, "s": Decimal("2")}])
     Decimal('3.5')
     >>> combine("unique_count", [{"n": 2, "u": {"a", "b"}}, {"n": 1, "u": {"b"}}])
@@ -11,8 +11,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
 from typing import Any
+
+# Exact for any sum of storable numbers (magnitudes 1E-130..1E+126 span 256 digits, plus the carries of
+# up to 10**40 addends); Inexact is trapped, so a sum is exact or raises, never rounded.
+EXACT_SUM = Context(prec=300, traps=[Inexact, InvalidOperation, Overflow])
 
 
 def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
@@ -21,7 +25,7 @@ def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
     if aggregation == "count":
         return Decimal(sum(int(c.get("n", 0)) for c in cells))
     if aggregation == "sum":
-        with localcontext(Context(prec=100)):  # exact: event numbers carry up to 38 digits each
+        with localcontext(EXACT_SUM):
             return sum((Decimal(c.get("s", 0)) for c in cells), Decimal(0))
     if aggregation == "max":
         values = [Decimal(c["mx"]) for c in cells if c.get("mx") is not None]
@@ -35,6 +39,36 @@ def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
         dated = [(str(c["lt"]), Decimal(c["lv"])) for c in cells if c.get("lt") is not None]
         return max(dated)[1] if dated else Decimal(0)
     raise ValueError(f"unknown aggregation {aggregation!r}")
+
+
+def merge_cells(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several stored parts of one cell (an aggregate and batch contributions) as one cell.
+
+    Example:
+        >>> merge_cells([{"n": 2, "s": Decimal("1.5")}, {"n": 1, "s": Decimal("2"), "late_n": 1}])
+        {'n': 3, 'late_n': 1, 's': Decimal('3.5')}
+    """
+    items = list(items)
+    merged: dict[str, Any] = {"n": sum(int(i.get("n", 0)) for i in items)}
+    late = sum(int(i.get("late_n", 0)) for i in items)
+    if late:
+        merged["late_n"] = late
+    if any(i.get("s") is not None for i in items):
+        with localcontext(EXACT_SUM):
+            merged["s"] = sum((Decimal(i["s"]) for i in items if i.get("s") is not None), Decimal(0))
+    maxima = [Decimal(i["mx"]) for i in items if i.get("mx") is not None]
+    if maxima:
+        merged["mx"] = max(maxima)
+    dated = [(str(i["lt"]), Decimal(i["lv"])) for i in items if i.get("lt") is not None]
+    if dated:
+        merged["lt"], merged["lv"] = max(dated)
+    uniques = {str(v) for i in items for v in i.get("u") or ()}
+    if uniques:
+        merged["u"] = uniques
+    aggregations = {str(i["agg"]) for i in items if i.get("agg")}
+    if len(aggregations) == 1:
+        merged["agg"] = aggregations.pop()
+    return merged
 
 
 def bucket_of(hour: str, granularity: str) -> str:

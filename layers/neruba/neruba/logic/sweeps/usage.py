@@ -209,12 +209,9 @@ def _recompute(
 ) -> None:
     """Recompute one cell from its raw events (found through its slices) and repair drift."""
     report.cells_checked += 1
-    transaction_ids = {
-        str(t)
-        for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour)
-        if str(s["sk"]).startswith(ref.group + "#")
-        for t in s.get("tx", [])
-    }
+    parts = [s for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour) if s["group"] == ref.group]
+    transaction_ids = {str(t) for s in parts for t in s.get("tx", [])}
+    folded = {str(s["batch"]) for s in parts if not s["legacy"]}
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
     catalog = lookup({ref.customer_id}, {ref.meter_code})
     meter = catalog.meters.get(ref.meter_code)
@@ -258,7 +255,7 @@ def _recompute(
     truth.update({"updated_at": datetime.now(UTC).isoformat(), "repaired": True})
     if stored and stored.get("late_n"):
         truth["late_n"] = stored["late_n"]
-    if usage.replace_aggregate(ref, truth, expected=stored):
+    if usage.replace_aggregate(ref, truth, expected=(stored or {}).get("base"), folded=folded):
         report.repaired += 1
         report.repairs.append(
             {
