@@ -1,15 +1,25 @@
 """DynamoDB requests and write units per accepted event: the real ingest worker against a baseline that
 wraps a per-event handler in Powertools ``@idempotent_function``, measured in the same run on moto.
 
-Workload: ``EVENTS`` events of about 1 KB stored, 10 customers, one sum meter, SQS batches of 100.
+Workload: ``EVENTS`` events of about 1 KB stored, one sum meter grouped by model, SQS batches of 100, in
+several shapes (``SHAPES``): how many customers share a batch, how many hours and groups its events span.
+Billing's reads are counted too (the read units of reading every customer's usage of the meter once, as a
+billing run does), and the DynamoDB cost per million events at on-demand prices.
+
+One shape, printed as JSON, nothing written::
+
+    python -m benchmarks.ingest_writes --customers-per-batch 100 --json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import platform
 import time
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,18 +30,42 @@ from benchmarks.capacity import Meter, item_size
 
 EVENTS = 2_000
 BATCH = 100
-CUSTOMERS = 10
 RESULTS = Path(__file__).parent / "results"
+# us-east-1 on-demand list prices, USD per million request units
+WRITE_UNIT_PRICE = Decimal("0.625")
+READ_UNIT_PRICE = Decimal("0.125")
 
 
-def _events() -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Shape:
+    """How a workload's batches look: customers per batch, hours and groups its events spread over."""
+
+    name: str
+    customers_per_batch: int
+    hours: int = 1
+    groups: int = 1
+
+
+SHAPES = [
+    Shape("1 customer per batch", 1),
+    Shape("10 customers per batch", 10),
+    Shape("100 customers per batch (each event its own cell)", 100),
+    Shape("10 customers, each batch over 6 hours", 10, hours=6),
+    Shape("1 customer, 50 groups", 1, groups=50),
+]
+HEADLINE = SHAPES[1]
+
+
+def _events(shape: Shape) -> list[dict[str, Any]]:
     padding = "x" * 560  # brings the stored event item to about 1 KB (reported below)
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
     return [
         {
             "transaction_id": f"bench-{i:08d}-0f8fad5b-d9cb-469f-a165-70867728950e",
-            "customer_id": f"cust-{i % CUSTOMERS}",
+            "customer_id": f"cust-{i % shape.customers_per_batch}",
             "code": "tokens",
-            "properties": {"tokens": 1 + i % 7, "model": "large", "note": padding},
+            "timestamp": (now - timedelta(hours=(i // shape.customers_per_batch) % shape.hours)).isoformat(),
+            "properties": {"tokens": 1 + i % 7, "model": f"model-{i % shape.groups}", "note": padding},
         }
         for i in range(EVENTS)
     ]
@@ -60,14 +94,14 @@ def _records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
-def _setup_catalog() -> None:
+def _setup_catalog(customers: int) -> None:
     from neruba.dal.catalog import CatalogRepository
     from neruba.models.catalog import Customer
     from neruba.models.catalog import Meter as MeterModel
     from neruba.settings import get_settings
 
     repo = CatalogRepository(get_settings().catalog_table)
-    for c in range(CUSTOMERS):
+    for c in range(customers):
         repo.create_customer(Customer(external_id=f"cust-{c}", name=f"Customer {c}", currency="USD"))
     repo.create_meter(
         MeterModel(code="tokens", name="Tokens", aggregation="sum", field="tokens", group_by=["model"])
@@ -86,6 +120,27 @@ def run_neruba(records: list[dict[str, Any]]) -> dict[str, Any]:
         assert response["batchItemFailures"] == [], response
     elapsed = time.perf_counter() - started
     return _summary(meter, elapsed)
+
+
+def billing_read_units(prefixes: list[str], customers: int) -> int:
+    """Read units (strongly consistent: one per started 4 KB of each Query page) of reading each
+    customer's usage of the meter once, as billing does: one Query per partition in ``prefixes``."""
+    from neruba.settings import get_settings
+
+    ddb = boto3.client("dynamodb")
+    total = 0
+    for c in range(customers):
+        for prefix in prefixes:
+            pages = ddb.get_paginator("query").paginate(
+                TableName=get_settings().usage_table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"{prefix}#cust-{c}#tokens"}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                size = sum(item_size(item) for item in page.get("Items", []))
+                total += max(1, math.ceil(size / 4096))
+    return total
 
 
 def run_baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -134,7 +189,10 @@ def run_baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
         )
         ddb.update_item(
             TableName=table,
-            Key={"pk": {"S": f"AGG#{event['customer_id']}#{event['code']}"}, "sk": {"S": hour_bucket(at)}},
+            Key={
+                "pk": {"S": f"AGG#{event['customer_id']}#{event['code']}"},
+                "sk": {"S": f"{hour_bucket(at)}#model={event['properties']['model']}"},
+            },
             UpdateExpression="ADD n :one, s :s",
             ExpressionAttributeValues={":one": {"N": "1"}, ":s": {"N": str(event["properties"]["tokens"])}},
         )
@@ -171,37 +229,47 @@ def _summary(meter: Meter, elapsed: float) -> dict[str, Any]:
     }
 
 
-def main() -> dict[str, Any]:
+def measure(shape: Shape) -> dict[str, Any]:
+    """One shape: Neruba and the baseline, each in a fresh emulator, with billing reads and costs."""
     from moto import mock_aws
 
     from neruba.dal.clients import reset_clients
     from neruba.settings import get_settings
     from tests.support.aws import create_resources
 
+    customers = shape.customers_per_batch
     with mock_aws():
         reset_clients()
         get_settings.cache_clear()
         create_resources()
-        _setup_catalog()
-        records = _records(_events())
-        neruba = run_neruba(records)
+        _setup_catalog(customers)
+        events = _events(shape)
+        neruba = run_neruba(_records(events))
+        neruba["billing_read_units"] = billing_read_units(["AGG", "USE"], customers)
         sample = boto3.client("dynamodb").get_item(
             TableName=get_settings().usage_table,
-            Key={"pk": {"S": f"EVT#cust-0#{_events()[0]['transaction_id']}"}, "sk": {"S": "#"}},
+            Key={"pk": {"S": f"EVT#cust-0#{events[0]['transaction_id']}"}, "sk": {"S": "#"}},
         )["Item"]
     with mock_aws():
         reset_clients()
         get_settings.cache_clear()
         create_resources()
-        baseline = run_baseline(_records(_events()))
-    result = {
-        "benchmark": "ingest write cost",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.system()} Python {platform.python_version()}",
+        baseline = run_baseline(_records(_events(shape)))
+        baseline["billing_read_units"] = billing_read_units(["AGG"], customers)
+    for side in (neruba, baseline):
+        side["billing_read_units_per_event"] = round(side["billing_read_units"] / EVENTS, 4)
+        cost = (Decimal(side["write_units"]) * WRITE_UNIT_PRICE) + (
+            Decimal(side["billing_read_units"]) * READ_UNIT_PRICE
+        )
+        side["usd_per_million_events"] = round(float(cost / EVENTS), 4)
+    return {
+        "shape": asdict(shape),
         "workload": {
             "events": EVENTS,
             "batch": BATCH,
-            "customers": CUSTOMERS,
+            "customers": customers,
+            "hours": shape.hours,
+            "groups": shape.groups,
             "stored_event_bytes": item_size(sample),
         },
         "neruba": neruba,
@@ -213,9 +281,45 @@ def main() -> dict[str, Any]:
             "requests_per_event_vs_baseline": round(
                 neruba["requests_per_event"] / baseline["requests_per_event"], 3
             ),
+            "usd_per_million_events_vs_baseline": round(
+                neruba["usd_per_million_events"] / baseline["usd_per_million_events"], 3
+            ),
         },
+    }
+
+
+def main() -> dict[str, Any]:
+    """Every shape; the headline shape's figures at the top level; written to results/ingest_writes.json."""
+    shapes = [measure(shape) for shape in SHAPES]
+    headline = shapes[SHAPES.index(HEADLINE)]
+    result = {
+        "benchmark": "ingest write cost",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.system()} Python {platform.python_version()}",
+        **headline,
+        "shapes": shapes,
+        "prices_usd_per_million_units": {"write": WRITE_UNIT_PRICE, "read": READ_UNIT_PRICE},
         "targets": {"write_units_per_event_at_most": Decimal("1.5"), "physical_floor": Decimal("1.0")},
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest_writes.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+if __name__ == "__main__":
+    import os
+
+    from tests.conftest import TEST_ENVIRONMENT  # the same fake credentials and table names as the tests
+
+    for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
+        os.environ.setdefault(key, value)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    parser = argparse.ArgumentParser(description="DynamoDB cost per accepted event of one batch shape")
+    parser.add_argument("--customers-per-batch", type=int, default=HEADLINE.customers_per_batch)
+    parser.add_argument("--hours", type=int, default=1, help="hours each batch's events spread over")
+    parser.add_argument("--groups", type=int, default=1, help="group values of the meter's group_by")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (nothing is written)")
+    args = parser.parse_args()
+    shape = Shape("command line", args.customers_per_batch, hours=args.hours, groups=args.groups)
+    one = measure(shape)
+    print(json.dumps(one, indent=2, default=str) if args.json else one)

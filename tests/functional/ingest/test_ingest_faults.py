@@ -248,3 +248,73 @@ def test_poison_message_reaches_dlq_and_redrive_replays_it(
     outcomes = [o["outcome"] for o in event["outcomes"]]
     assert outcomes[-1] == "replay" and set(outcomes[:-1]) == {"failed"} and len(outcomes) >= 5
     assert _aggregate_count("acme", "api_calls") == 2
+
+
+def test_events_an_earlier_version_counted_are_not_counted_again(
+    send: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN events an earlier version counted (its SL# slice and AGG# aggregate, no contribution) before it
+    # was killed, so their messages come back
+    send(*[ev(f"v{i}", code="tokens", properties={"tokens": 2, "model": "m"}) for i in range(3)])
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+    with monkeypatch.context() as patch:
+        _kill_before_counting(patch)
+        assert len(run_batch(worker, url, messages)) == 3
+    usage = UsageRepository(get_settings().usage_table)
+    event = usage.get_event("acme", "v0")
+    assert event is not None
+    hour, batch, table = str(event["h"]), str(event["bk"]), get_settings().usage_table
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": f"SL#acme#tokens#{hour}"},
+            "sk": {"S": f"model=m#{batch}"},
+            "tx": {"L": [{"S": f"v{i}"} for i in range(3)]},
+        },
+    )
+    ddb.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": "AGG#acme#tokens"},
+            "sk": {"S": f"{hour}#model=m"},
+            "n": {"N": "3"},
+            "s": {"N": "6"},
+        },
+    )
+    # WHEN the messages are delivered again to the current worker, in other batches
+    drain(worker, url, batch_size=2)
+    # THEN they are not counted a second time
+    assert _aggregate_count("acme", "tokens") == 3 and _aggregate_sum("acme", "tokens") == 6
+    assert all(usage.get_event("acme", f"v{i}")["bk"] == batch for i in range(3))
+
+
+def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, process: Any) -> None:
+    # GIVEN a cell whose contribution drifted and was repaired by the sweep (its truth folded in)
+    send(*[ev(f"r{i}", code="tokens", properties={"tokens": 3, "model": "m"}) for i in range(2)])
+    process()
+    usage = UsageRepository(get_settings().usage_table)
+    (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
+    ((pk, sk),) = cell["sources"]
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().usage_table,
+        Key={"pk": {"S": pk}, "sk": {"S": sk}},
+        UpdateExpression="SET s = :s",
+        ExpressionAttributeValues={":s": {"N": "100"}},
+    )
+    from functions.sweeper.app import run_sweep
+
+    now = datetime.now(UTC)
+    report = run_sweep(
+        now - timedelta(minutes=5), now + timedelta(minutes=1), now=now + timedelta(minutes=20)
+    )
+    assert report["repaired"] == 1 and _aggregate_sum("acme", "tokens") == 6
+    # WHEN a later batch counts more events in the same cell
+    send(*[ev(f"s{i}", code="tokens", properties={"tokens": 5, "model": "m"}) for i in range(2)])
+    process()
+    # THEN the cell reads the repaired truth plus the new batch, and the drifted contribution stays folded
+    assert _aggregate_count("acme", "tokens") == 4 and _aggregate_sum("acme", "tokens") == 16
+    (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
+    assert cell["base"] is not None and sk.rpartition("#")[2] in cell["base"]["fb"]
+    assert len(cell["sources"]) == 2  # the aggregate and the new contribution

@@ -7,15 +7,17 @@ Items (``pk`` / ``sk``):
   batch that counted it, ``cid`` the copy (request id + index) that wrote it, ``hist`` its outcomes.
 - journal    ``JRN#{minute}#{shard}`` / ``{batch}`` - written first for every batch: the compressed list of
   the batch's event keys, so a sweep can find events a crashed worker wrote but never counted (TTL 14 d).
-- slice      ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` - proof that a batch's events of one
-  group were counted, with their transaction ids (the (customer, meter, hour) index of raw events).
-- aggregate  ``AGG#{customer}#{meter}`` / ``{hour}#{group}`` - count, sum, max, latest, unique values;
-  ``sq`` (sum meters) is an exponent no digit of the sum ``s`` lies below, which lets most batches ADD to
-  ``s`` without reading it while the result stays exactly what DynamoDB stores (see ``_sum_update``).
+- contribution ``USE#{customer}#{meter}`` / ``{hour}#{group}#{batch}`` - what one batch added to one cell
+  (count ``n``, sum ``s``, max ``mx``, latest ``lt``/``lv``, unique values ``u``, ``late_n``) and the
+  transaction ids it counted (``tx``). Its conditional put is the count and the proof that the batch counted.
+- aggregate  ``AGG#{customer}#{meter}`` / ``{hour}#{group}`` - a cell's usage written by the sweep's repair
+  (or by earlier versions), with the batches whose contributions it folds in (``fb``).
+- slice      ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` - earlier versions' proof of a count;
+  read only to never count those batches again.
 - outcomes   ``OUT#{day}`` / ``{minute}`` - counters per outcome.
 
-A slice and its aggregate update are written in one transaction, so an aggregate never counts a batch
-twice; see docs/architecture.md for the write-unit budget.
+Readers get a cell as its aggregate plus the contributions not folded into it, merged exactly; see
+docs/architecture.md for why each count is exactly once and the write-unit budget.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Counting one usage cell (customer, meter, hour, group) of a batch, so that a cell that fails never
 takes other cells or other events down with it.
 
-The cell is written in one transaction (``UsageRepository.count_group``). If that fails:
+The cell is written in one conditional put (``UsageRepository.count_group``). If that fails:
 
 - for a transient reason (``dal.dynamo.is_transient``: throttling, contention, a lost connection) the
   cell's messages fail and SQS delivers them again;

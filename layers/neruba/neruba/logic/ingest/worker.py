@@ -5,9 +5,10 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 1. the journal (the batch's event keys) so a sweep can find anything written below;
 2. one conditional put per event: ``accepted``, ``replay`` (was ``failed``), ``duplicate`` (same payload),
    ``conflict`` (other payload; the original stands), or a redelivery of a copy already written;
-3. one transaction per (customer, meter, hour, group): the slice that proves this batch was counted plus
-   the aggregate update. Redelivered copies whose old batch never got its slice are adopted here. A cell
-   whose transaction fails never fails another cell (``logic/ingest/cells.py``).
+3. one conditional put per (customer, meter, hour, group): the batch's contribution to that cell, which
+   is both the count and its proof. Redelivered copies whose old batch never wrote its contribution are
+   adopted here (a transaction). A cell whose write fails never fails another cell
+   (``logic/ingest/cells.py``).
 4. outcome counters.
 
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
