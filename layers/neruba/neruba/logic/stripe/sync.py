@@ -255,9 +255,31 @@ class StripeNotConfiguredError(SyncError):
 NOT_CONFIGURED = "stripe_not_configured"
 
 
+def is_loopback(address: str) -> bool:
+    """Whether an http(s) address names this machine (localhost, 127.0.0.0/8 or ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https"):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def stripe_client() -> Any:
-    """A ``stripe.StripeClient`` with the configured API key (``NERUBA_STRIPE_API_BASE`` overrides the API
-    address, for the local stack and tests). Network retries are left to the queue.
+    """A ``stripe.StripeClient`` with the configured API key. Network retries are left to the queue.
+
+    ``NERUBA_STRIPE_API_BASE`` points the client at the local stack's Stripe emulation; it is honoured only
+    for a loopback address, so a deployed function never sends its key anywhere but Stripe.
 
     Raises StripeNotConfiguredError when there is no API key.
     """
@@ -273,7 +295,12 @@ def stripe_client() -> Any:
         raise StripeNotConfiguredError(NOT_CONFIGURED) from exc
     if not api_key:
         raise StripeNotConfiguredError(NOT_CONFIGURED)
-    base = os.environ.get("NERUBA_STRIPE_API_BASE")
+    base = os.environ.get("NERUBA_STRIPE_API_BASE") or None
+    if base and not is_loopback(base):
+        from neruba.observability import logger
+
+        logger.error("NERUBA_STRIPE_API_BASE ignored: not a loopback address", extra={"api_base": base})
+        base = None
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": base} if base else None,
