@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -129,7 +128,8 @@ def test_a_failing_window_is_retried_then_dead_lettered_and_counted_failed(
     def broken(*args: Any) -> Any:
         raise RuntimeError("pricing unavailable")
 
-    monkeypatch.setattr(world.ctx, "deps", replace(world.ctx.deps, rate_window=broken, rate_opening=broken))
+    monkeypatch.setattr(world.ctx, "rate_window", broken)
+    monkeypatch.setattr(world.ctx, "rate_opening", broken)
     handler = worker(world, now, monkeypatch)
 
     # WHEN the jobs are delivered until the queue gives up on them
