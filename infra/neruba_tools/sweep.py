@@ -70,16 +70,17 @@ def run(args: argparse.Namespace) -> int:
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from neruba.dal.ops import OpsRepository
+    from neruba import bootstrap
     from neruba.logic.sweeps.runner import run_sweep
-    from neruba.settings import get_settings
 
-    ops = OpsRepository(get_settings().ops_table)
+    ops = bootstrap.ops()
     failed = False
     piece_start = start
     while piece_start < end:
         piece_end = min(piece_start + PIECE, end)
-        report = run_sweep(ops, args.check, piece_start, piece_end, trigger="cli", actor="cli")
+        report = run_sweep(
+            ops, args.check, piece_start, piece_end, trigger="cli", actor="cli", billing=bootstrap.billing
+        )
         failed = failed or report["status"] != "ok"
         if args.json:
             print(json.dumps(report, default=str, sort_keys=True))

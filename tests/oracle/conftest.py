@@ -12,23 +12,14 @@ _MOCK: list[Any] = []
 
 
 def fresh_world() -> None:
-    from neruba.dal.clients import reset_clients
-    from neruba.settings import get_settings
+    """Fresh tables and queues, and nothing the last example cached (contexts, the ingest catalog caches
+    holding its meters, clients, settings): ``neruba.bootstrap.reset()``."""
+    from neruba import bootstrap
     from tests.support.aws import create_resources
 
     _MOCK[0].reset()
-    _forget_catalogs()
-    reset_clients()
-    get_settings.cache_clear()
+    bootstrap.reset()
     create_resources()
-
-
-def _forget_catalogs() -> None:
-    """The per-process catalog caches of the ingest API and worker hold the last example's meters."""
-    import importlib
-
-    for module in ("neruba.api.routes.ingest", "functions.ingest_worker.app"):
-        importlib.import_module(module)._catalog = None
 
 
 @pytest.fixture

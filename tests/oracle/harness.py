@@ -242,15 +242,8 @@ def billing_work(now: datetime) -> int:
 
 
 def fresh_containers() -> None:
-    """Every function's per-container state forgotten (a new moto account behind them)."""
-    from functions.billing_scheduler import app as scheduler
-    from functions.billing_worker import app as worker
-    from functions.ingest_worker import app as ingest
-    from neruba.api.routes import ingest as ingest_api
-    from neruba.logic.billing import admin as invoices
+    """Every function's per-container state forgotten (a new moto account behind them): the billing
+    contexts, catalog caches, repositories, clients and settings of the composition root."""
+    from neruba import bootstrap
 
-    scheduler._ctx = None
-    worker._ctx = None
-    invoices._ctx = None  # the admin and read routes' billing context (a rerun reads the invoices table)
-    ingest._catalog = None
-    ingest_api._catalog = None
+    bootstrap.reset()

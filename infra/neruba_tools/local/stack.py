@@ -127,14 +127,13 @@ def _check_port(host: str, port: int, flag: str) -> None:
 
 
 def _reset_neruba_caches() -> None:
-    """Forget cached boto3 clients and settings of the neruba package (if it is importable)."""
+    """Forget what the neruba package built for the last environment (contexts, catalog caches,
+    repositories, boto3 clients, settings: ``neruba.bootstrap.reset``), if it is importable."""
     try:
-        from neruba.dal.clients import reset_clients
-        from neruba.settings import get_settings
+        from neruba import bootstrap
     except ImportError:
         return
-    reset_clients()
-    get_settings.cache_clear()
+    bootstrap.reset()
 
 
 class LocalStack:

@@ -9,15 +9,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.billing import BillingRunRequest, RerunRequest
-from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.billing import BillingRepository
+    pass
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -37,13 +37,6 @@ RUN_ID = r"^run_[0-9a-f]{20}$"
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
 
 
-def _runs() -> BillingRepository:
-    """Run records need no pricing or ledger: read them without the billing collaborators."""
-    from neruba.dal.billing import BillingRepository
-
-    return BillingRepository(get_settings().billing_table)
-
-
 def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
@@ -60,7 +53,7 @@ def list_runs(
     from neruba.errors import InvalidRequestError
 
     try:
-        runs, cursor = _runs().runs(limit, starting_after)
+        runs, cursor = bootstrap.billing().billing.runs(limit, starting_after)
     except InvalidCursorError as exc:
         raise InvalidRequestError("The cursor is not one this API returned.", code="invalid_cursor") from exc
     return json_response(
@@ -72,7 +65,7 @@ def list_runs(
 def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
     from neruba.errors import NotFoundError
 
-    run = _runs().run(run_id)
+    run = bootstrap.billing().billing.run(run_id)
     if run is None:
         raise NotFoundError(f"No billing run {run_id!r}.", code="billing_run_not_found", param="run_id")
     return json_response(run)
@@ -88,7 +81,7 @@ def create_run(
     if body.customer_id:
         logger.append_keys(customer_id=body.customer_id)
     actor = current_principal(router).actor
-    run = invoices.trigger_run(invoices.billing(), body, actor, idempotency_key, request_id_of(router))
+    run = invoices.trigger_run(bootstrap.billing(), body, actor, idempotency_key, request_id_of(router))
     return json_response(run, status=201)
 
 
@@ -106,6 +99,6 @@ def rerun_invoice(
     logger.append_keys(invoice_id=invoice_id)
     actor = current_principal(router).actor
     result = invoices.rerun_invoice(
-        invoices.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+        bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
     )
     return json_response(result)

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
@@ -25,10 +26,8 @@ from neruba.models.catalog import (
     SubscriptionCreate,
 )
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
-from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.plans import PlansRepository
     from neruba.logic.catalog.entries import Actor
 
 router = APIGatewayRouter()
@@ -45,12 +44,6 @@ ERRORS = scoped_responses(
         422: {"description": "The body does not match the schema"},
     },
 )
-
-
-def _repo() -> PlansRepository:
-    from neruba.dal.plans import PlansRepository
-
-    return PlansRepository(get_settings().catalog_table)
 
 
 def _by() -> Actor:
@@ -76,7 +69,7 @@ def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[...
 def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_customer(_repo(), body, _by()), status=201)
+    return json_response(catalog.create_customer(bootstrap.plans(), body, _by()), status=201)
 
 
 @_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers")
@@ -85,21 +78,21 @@ def update_customer(
 ) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.update_customer(_repo(), customer_id, body, _by()))
+    return json_response(catalog.update_customer(bootstrap.plans(), customer_id, body, _by()))
 
 
 @_admin_route("post", "/v1/meters", "Create a meter", "meters")
 def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_meter(_repo(), body, _by()), status=201)
+    return json_response(catalog.create_meter(bootstrap.plans(), body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans")
 def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_plan(_repo(), body, _by()), status=201)
+    return json_response(catalog.create_plan(bootstrap.plans(), body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans")
@@ -108,7 +101,7 @@ def publish_version(
 ) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.publish_version(_repo(), plan_code, body, _by()), status=201)
+    return json_response(catalog.publish_version(bootstrap.plans(), plan_code, body, _by()), status=201)
 
 
 @_admin_route("post", "/v1/subscriptions", "Subscribe a customer to a plan", "subscriptions")
@@ -121,7 +114,7 @@ def create_subscription(
     the first answer, the same key with another body is 409 ``idempotency_conflict``."""
     from neruba.logic.catalog import subscriptions
 
-    created = subscriptions.create_subscription(_repo(), body, idempotency_key, by=_by())
+    created = subscriptions.create_subscription(bootstrap.plans(), body, idempotency_key, by=_by())
     return json_response(created, status=201)
 
 
@@ -133,7 +126,7 @@ def change_plan(
     (409 ``subscription_overlap``) when the new plan charges a meter another subscription charges then."""
     from neruba.logic.catalog import subscriptions
 
-    return json_response(subscriptions.change_plan(_repo(), subscription_id, body, by=_by()))
+    return json_response(subscriptions.change_plan(bootstrap.plans(), subscription_id, body, by=_by()))
 
 
 @_admin_route("post", "/v1/subscriptions/<subscription_id>/cancel", "Cancel a subscription", "subscriptions")
@@ -143,4 +136,4 @@ def cancel_subscription(
 ) -> Response[str]:
     from neruba.logic.catalog import subscriptions
 
-    return json_response(subscriptions.cancel(_repo(), subscription_id, body, by=_by()))
+    return json_response(subscriptions.cancel(bootstrap.plans(), subscription_id, body, by=_by()))

@@ -9,14 +9,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import READ, Cursor, Limit, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
-from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.plans import PlansRepository
+    pass
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -30,17 +30,11 @@ ERRORS = scoped_responses(
 )
 
 
-def _repo() -> PlansRepository:
-    from neruba.dal.plans import PlansRepository
-
-    return PlansRepository(get_settings().catalog_table)
-
-
 def _page(kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One list page of ``kind`` (a cursor of another list is 400 invalid_cursor, checked in dal.catalog)."""
     from neruba.logic.catalog.entries import page
 
-    return page(_repo(), kind, limit, cursor)
+    return page(bootstrap.plans(), kind, limit, cursor)
 
 
 def _read_route(path: str, summary: str, tag: str) -> Callable[..., Any]:
@@ -63,14 +57,14 @@ def list_customers(limit: Limit = 20, starting_after: Cursor = None) -> Response
 def get_customer(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import get_customer as fetch
 
-    return json_response(fetch(_repo(), customer_id).model_dump(mode="json"))
+    return json_response(fetch(bootstrap.plans(), customer_id).model_dump(mode="json"))
 
 
 @_read_route("/v1/customers/<customer_id>/subscriptions", "List a customer's subscriptions", "subscriptions")
 def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import list_subscriptions as fetch
 
-    return json_response({"object": "list", "data": fetch(_repo(), customer_id), "has_more": False})
+    return json_response({"object": "list", "data": fetch(bootstrap.plans(), customer_id), "has_more": False})
 
 
 @_read_route("/v1/meters", "List meters", "meters")
@@ -82,7 +76,7 @@ def list_meters(limit: Limit = 20, starting_after: Cursor = None) -> Response[st
 def get_meter(code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import get_meter as fetch
 
-    return json_response(fetch(_repo(), code).model_dump(mode="json"))
+    return json_response(fetch(bootstrap.plans(), code).model_dump(mode="json"))
 
 
 @_read_route("/v1/plans", "List plans (latest versions)", "plans")
@@ -94,7 +88,7 @@ def list_plans(limit: Limit = 20, starting_after: Cursor = None) -> Response[str
 def get_plan(plan_code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import get_plan as fetch
 
-    return json_response(fetch(_repo(), plan_code))
+    return json_response(fetch(bootstrap.plans(), plan_code))
 
 
 @_read_route("/v1/plans/<plan_code>/versions/<version>", "Retrieve one plan version", "plans")
@@ -103,14 +97,14 @@ def get_plan_version(
 ) -> Response[str]:
     from neruba.logic.catalog.entries import get_plan as fetch
 
-    return json_response(fetch(_repo(), plan_code, version))
+    return json_response(fetch(bootstrap.plans(), plan_code, version))
 
 
 @_read_route("/v1/subscriptions/<subscription_id>", "Retrieve a subscription", "subscriptions")
 def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")]) -> Response[str]:
     from neruba.logic.catalog.entries import get_subscription as fetch
 
-    return json_response(fetch(_repo(), subscription_id))
+    return json_response(fetch(bootstrap.plans(), subscription_id))
 
 
 @_read_route(
@@ -119,11 +113,9 @@ def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f
     "invoices",
 )
 def get_upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
-    from neruba.dal.billing import BillingRepository
-    from neruba.dal.usage import UsageRepository
     from neruba.logic.billing.upcoming import upcoming_invoice
 
-    settings = get_settings()
-    usage = UsageRepository(settings.usage_table)
-    billing = BillingRepository(settings.billing_table)
-    return json_response(upcoming_invoice(_repo(), usage, customer_id, billing=billing))
+    preview = upcoming_invoice(
+        bootstrap.plans(), bootstrap.usage(), customer_id, billing=bootstrap.billing().billing
+    )
+    return json_response(preview)

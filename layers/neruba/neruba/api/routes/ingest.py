@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, require_scope
@@ -18,20 +19,15 @@ from neruba.observability import metrics
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.catalog import CatalogCache
     from neruba.models.catalog import Meter
 
 router = APIGatewayRouter()
-_catalog: CatalogCache | None = None  # per process, as the worker's (meters change rarely; 60 s TTL)
 
 
 def _meters(codes: set[str]) -> Mapping[str, Meter]:
-    global _catalog
-    from neruba.dal.catalog import CatalogCache, CatalogRepository
-
-    if _catalog is None:
-        _catalog = CatalogCache(CatalogRepository(get_settings().catalog_table))
-    meters = _catalog.lookup(set(), codes).meters
+    """The known meters among ``codes``, from the process's catalog cache (meters change rarely; 60 s
+    TTL, as the worker's)."""
+    meters = bootstrap.ingest_api_catalog().lookup(set(), codes).meters
     return {code: meters[code] for code in codes if code in meters}
 
 

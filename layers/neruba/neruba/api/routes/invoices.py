@@ -9,14 +9,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import READ, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN
-from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.invoices import InvoicesRepository
+    pass
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -30,12 +30,6 @@ ERRORS = scoped_responses(
 )
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
 Status = Literal["draft", "finalized", "paid", "payment_failed", "void"]
-
-
-def _repo() -> InvoicesRepository:
-    from neruba.dal.invoices import InvoicesRepository
-
-    return InvoicesRepository(get_settings().billing_table)
 
 
 def _read_route(path: str, summary: str) -> Callable[..., Any]:
@@ -55,7 +49,9 @@ def list_invoices(
     from neruba.observability import logger
 
     logger.append_keys(customer_id=customer_id)
-    return json_response(invoices.list_invoices(_repo(), customer_id, status, limit, starting_after))
+    return json_response(
+        invoices.list_invoices(bootstrap.invoices(), customer_id, status, limit, starting_after)
+    )
 
 
 @_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
@@ -64,7 +60,7 @@ def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Respons
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
-    return json_response(invoices.public(invoices.get_invoice(_repo(), invoice_id)))
+    return json_response(invoices.public(invoices.get_invoice(bootstrap.invoices(), invoice_id)))
 
 
 @_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice")
@@ -75,4 +71,4 @@ def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Res
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
-    return json_response(invoices.explain(invoices.get_invoice(_repo(), invoice_id)))
+    return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id)))

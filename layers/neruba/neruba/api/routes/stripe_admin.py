@@ -10,15 +10,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import AwareDatetime
 
+from neruba import bootstrap
 from neruba.api.params import ADMIN, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
-from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.stripe_events import StripeEventsRepository
+    pass
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -32,12 +32,6 @@ ERRORS = scoped_responses(
     },
 )
 EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
-
-
-def _repo() -> StripeEventsRepository:
-    from neruba.dal.stripe_events import StripeEventsRepository
-
-    return StripeEventsRepository(get_settings().ops_table)
 
 
 @router.get(
@@ -63,7 +57,7 @@ def list_stripe_events(
     start: datetime | None = from_
     return json_response(
         list_events(
-            _repo(),
+            bootstrap.stripe_events(),
             event_type=type_,
             status=status,
             start=start,
@@ -85,7 +79,7 @@ def list_stripe_events(
 def get_stripe_event(event_id: EventId) -> Response[str]:
     from neruba.logic.stripe.admin import get_event
 
-    return json_response(get_event(_repo(), event_id))
+    return json_response(get_event(bootstrap.stripe_events(), event_id))
 
 
 @router.post(
@@ -105,12 +99,11 @@ def replay_stripe_event(
     posts nothing new (every posting is keyed by Stripe ids); a deferred event is processed if what it
     waits for has arrived. An audit record names the caller, the reason and the status before and after."""
     from neruba.logic.stripe.admin import replay
-    from neruba.logic.stripe.worker import processor
 
     return json_response(
         replay(
-            _repo(),
-            processor(),
+            bootstrap.stripe_events(),
+            bootstrap.stripe_processor(),
             event_id,
             actor=current_principal(router).actor,
             reason=body.reason,

@@ -7,18 +7,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import ADMIN, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.ops import SweepRequest
-from neruba.settings import get_settings
 
 router = APIGatewayRouter()
 MAX_API_WINDOW = timedelta(hours=6)
@@ -34,12 +34,6 @@ ERRORS = scoped_responses(
         422: {"description": "The body or a parameter does not match the schema"},
     },
 )
-
-
-def _ops() -> Any:
-    from neruba.dal.ops import OpsRepository
-
-    return OpsRepository(get_settings().ops_table)
 
 
 def _window(body: SweepRequest, now: datetime) -> tuple[datetime, datetime]:
@@ -73,7 +67,9 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     start, end = _window(body, datetime.now(UTC))
     actor = current_principal(router).actor
     try:
-        report = run_sweep(_ops(), body.checks, start, end, trigger="api", actor=actor)
+        report = run_sweep(
+            bootstrap.ops(), body.checks, start, end, trigger="api", actor=actor, billing=bootstrap.billing
+        )
     except UnknownCheckError as exc:
         raise InvalidRequestError(
             f"Unknown check(s): {exc.args[0]}. Known: {', '.join(check_names())}.",
@@ -98,7 +94,7 @@ def list_sweeps(
     from neruba.dal.ops import InvalidSweepCursorError
 
     try:
-        data, has_more = _ops().list_sweeps(limit, starting_after)
+        data, has_more = bootstrap.ops().list_sweeps(limit, starting_after)
     except InvalidSweepCursorError as exc:
         raise InvalidRequestError(
             "starting_after is not a sweep id.", code="invalid_cursor", param="starting_after"
@@ -116,7 +112,7 @@ def list_sweeps(
     responses=ERRORS,
 )
 def get_sweep(sweep_id: Annotated[str, Path(pattern=SWEEP_ID_PATTERN)]) -> Response[str]:
-    report = _ops().get_sweep_report(sweep_id)
+    report = bootstrap.ops().get_sweep_report(sweep_id)
     if report is None:
         raise NotFoundError(f"No sweep {sweep_id}.", code="sweep_not_found", param="sweep_id")
     return json_response(report)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import READ, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
@@ -16,7 +17,7 @@ from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.usage import UsageRepository
+    pass
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -25,12 +26,6 @@ ERRORS = scoped_responses(
         422: {"description": "A parameter is invalid"},
     },
 )
-
-
-def _usage_repo() -> UsageRepository:
-    from neruba.dal.usage import UsageRepository
-
-    return UsageRepository(get_settings().usage_table)
 
 
 @router.get(
@@ -48,7 +43,7 @@ def get_event(
     """The stored event and every outcome recorded under its key, each with its request id and time."""
     from neruba.logic.ingest.reads import event_view
 
-    return json_response(event_view(_usage_repo(), customer_id, transaction_id))
+    return json_response(event_view(bootstrap.usage(), customer_id, transaction_id))
 
 
 @router.get(
@@ -67,7 +62,7 @@ def get_outcomes(
     """Outcome counts per minute (at most a day) or per hour (at most 31 days)."""
     from neruba.logic.ingest.reads import outcome_counts
 
-    return json_response(outcome_counts(_usage_repo(), start, end, granularity))
+    return json_response(outcome_counts(bootstrap.usage(), start, end, granularity))
 
 
 @router.get(
@@ -97,7 +92,7 @@ def get_usage(
     from neruba.logic.ingest.reads import usage_view
 
     view = usage_view(
-        _usage_repo(),
+        bootstrap.usage(),
         CatalogRepository(get_settings().catalog_table),
         customer_id,
         meter,

@@ -31,7 +31,7 @@ from typing import Any
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
 from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identity_mismatch
-from neruba.logic.stripe.ports import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
+from neruba.logic.stripe.effects import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
 PAYMENTS = ("invoice.paid", "invoice.payment_succeeded")

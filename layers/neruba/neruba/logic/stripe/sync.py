@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from neruba.dal.stripe_events import StripeEventsRepository, iso
-from neruba.logic.stripe.ports import InvoiceSource
+from neruba.logic.stripe.effects import InvoiceSource
 
 SYNCABLE = ("finalized", "paid", "payment_failed")
 T = TypeVar("T")
@@ -308,15 +308,15 @@ def stripe_client() -> Any:
     )
 
 
-def sync_message(body: str, client: Any | None = None) -> str:
-    """Handle one StripeSyncQueue message ``{"invoice_id": ...}``; returns the sync status.
+def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) -> str:
+    """Handle one StripeSyncQueue message ``{"invoice_id": ...}`` with the invoices of ``invoices``
+    (``neruba.bootstrap.invoice_source()``); returns the sync status.
 
     Raises (so the message is retried, then dead-lettered) on malformed messages and failed attempts; a
     total mismatch is recorded on the invoice and the message consumed (retrying cannot fix it).
     """
     from pydantic import ValidationError
 
-    from neruba.logic.stripe import ports as stripe_ports
     from neruba.models.stripe import SyncMessage
     from neruba.observability import logger, metrics
     from neruba.settings import get_settings
@@ -328,7 +328,7 @@ def sync_message(body: str, client: Any | None = None) -> str:
         metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
         raise SyncError("malformed sync message") from exc
     logger.append_keys(invoice_id=invoice_id)
-    sync = InvoiceSync(None, stripe_ports.invoices(), StripeEventsRepository(get_settings().ops_table))
+    sync = InvoiceSync(None, invoices, StripeEventsRepository(get_settings().ops_table))
     try:
         sync.client = client if client is not None else stripe_client()
     except StripeNotConfiguredError:
