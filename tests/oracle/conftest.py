@@ -16,11 +16,14 @@ def fresh_world() -> None:
     from neruba.settings import get_settings
     from tests.support.aws import create_resources
 
+    from tests.oracle.harness import fresh_stripe
+
     _MOCK[0].reset()
     _forget_catalogs()
     reset_clients()
     get_settings.cache_clear()
     create_resources()
+    fresh_stripe()
 
 
 def _forget_catalogs() -> None:
@@ -40,11 +43,18 @@ def oracle_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in TEST_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from tests.oracle.harness import FAKE_STRIPE
+    from tests.support.fake_stripe import FakeStripe
+
     mock = mock_aws()
     mock.start()
     _MOCK.append(mock)
-    try:
-        yield
-    finally:
-        _MOCK.clear()
-        mock.stop()
+    with FakeStripe() as fake:  # sync-out pushes finalized invoices here (NERUBA_STRIPE_API_BASE)
+        monkeypatch.setenv("NERUBA_STRIPE_API_BASE", fake.url)
+        FAKE_STRIPE.append(fake)
+        try:
+            yield
+        finally:
+            FAKE_STRIPE.clear()
+            _MOCK.clear()
+            mock.stop()

@@ -21,6 +21,7 @@ from neruba.logic.billing_corrections import answer as correction_answer
 from neruba.logic.billing_corrections import billing_ended, correction_invoice, issue_now
 from neruba.logic.billing_finalize import UNRATED_KINDS
 from neruba.logic.billing_worker import Billing, adjustment_record, line_deltas, rated_lines
+from neruba.logic.stripe_checks import amount_due, paid_level
 from neruba.models.billing import BillingRunRequest, RerunRequest
 
 _ctx: Billing | None = None
@@ -65,6 +66,10 @@ def public(invoice: dict[str, Any]) -> dict[str, Any]:
     doc = {k: v for k, v in invoice.items() if k not in hidden}
     doc["object"] = "invoice"
     doc["revision"] = int(invoice.get("rev", 0))
+    # what it received and what is left, also before a first payment records them (docs/stripe.md)
+    paid = paid_level(invoice)
+    doc["amount_paid_minor"] = paid
+    doc["amount_remaining_minor"] = 0 if invoice.get("status") == "void" else max(amount_due(invoice) - paid, 0)
     return doc
 
 
