@@ -34,6 +34,7 @@ from tests.oracle.model import (
     rate_window,
     storable,
 )
+from tests.oracle.corrections import CorrectionRules
 from tests.oracle.payments import Money, PaymentRules
 
 STATS = h.STATS
@@ -148,7 +149,7 @@ class World:
     money: Money = field(default_factory=Money)
 
 
-class Oracle(PaymentRules, RuleBasedStateMachine):
+class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         from tests.oracle.conftest import fresh_world
@@ -663,6 +664,8 @@ class Oracle(PaymentRules, RuleBasedStateMachine):
     def rerun(self, data: st.DataObject) -> None:
         self._step("rerun")
         invoice = data.draw(st.sampled_from(sorted(self.w.invoices)))
+        customer = self.w.invoices[invoice]["customer"]
+        before = self._books(customer)
         answer = self.api(
             "POST",
             f"/admin/invoices/{invoice}/rerun",
@@ -673,6 +676,8 @@ class Oracle(PaymentRules, RuleBasedStateMachine):
         if answer.ok() and self.w.invoices[invoice]["status"] == "draft":
             self.w.invoices[invoice]["expected"] = None  # re-rated now: compared again at the next bill
             self.w.invoices[invoice]["status"] = "rerun"
+        # a finalized window of an ended subscription: the difference on one correction document, at once
+        self._settled(customer, before, {invoice}, "rerun")
         self._check_invoices()
 
     def _check_invoices(self) -> None:
@@ -755,6 +760,7 @@ class Oracle(PaymentRules, RuleBasedStateMachine):
         # a short window: the usage check costs one query per minute and journal shard of its window
         now = datetime.now(UTC)
         window = {"from": (now - timedelta(minutes=5)).isoformat(), "to": now.isoformat()}
+        books = {c: self._books(c) for c in sorted(self.w.customers)}
         answer = self.api("POST", "/admin/sweeps", window)
         self._check("valid_input", answer.status == 201, f"sweep answered {answer.status} {answer.body}")
         for check in answer.body["checks"]:
@@ -763,6 +769,10 @@ class Oracle(PaymentRules, RuleBasedStateMachine):
                 check["error"] is None,
                 f"sweep check {check['name']} failed: {check}",
             )
+            if check["name"] == "receivable":  # every invoice's share of the receivable is what it owes
+                self._check("receivable_agrees", not check.get("found"), f"receivable check: {check}")
+        for customer, before in books.items():  # late usage on ended subscriptions: billed, once
+            self._settled(customer, before, None, "sweep")
         self.w.dirty |= {(c, m) for c in self.w.customers for m in self.w.meters}
 
     def redrive(self) -> None:
