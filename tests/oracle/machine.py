@@ -147,6 +147,7 @@ class World:
     granted: dict[str, int] = field(default_factory=dict)
     last_batch: list[dict[str, Any]] = field(default_factory=list)
     money: Money = field(default_factory=Money)
+    unbilled: set[str] = field(default_factory=set)  # subscriptions created since the last billing run
 
 
 class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
@@ -502,6 +503,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
                 again.ok() and again.body["id"] == answer.body["id"],
                 f"retried create answered {again.status} {again.body}",
             )
+        self.w.unbilled.add(answer.body["id"])
         self.w.subs[answer.body["id"]] = Subscription(
             answer.body["id"], customer, start, [Phase(version, start)]
         )
@@ -645,6 +647,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
         self._step("bill")
         self.w.clock = min(self.w.clock + step, self.w.now0 + MAX_AHEAD)
         h.billing_run(self.w.clock)
+        self.w.unbilled.clear()
         for sub in self.w.subs.values():
             sub.run_after_end = sub.ended_at is not None
         if crash:
@@ -697,7 +700,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             due = {
                 (sub.id, kind, start)
                 for sub in self.w.subs.values()
-                if sub.customer == customer
+                if sub.customer == customer and sub.id not in self.w.unbilled  # no billing run yet
                 for kind, start, end, due_at in sub.windows()
                 if due_at <= self.w.clock and (end != sub.ended_at or sub.run_after_end)
             }
