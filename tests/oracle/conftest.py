@@ -14,9 +14,8 @@ _MOCK: list[Any] = []
 def fresh_world() -> None:
     from neruba.dal.clients import reset_clients
     from neruba.settings import get_settings
-    from tests.support.aws import create_resources
-
     from tests.oracle.harness import fresh_stripe
+    from tests.support.aws import create_resources
 
     _MOCK[0].reset()
     _forget_catalogs()

@@ -76,7 +76,9 @@ class CorrectionRules:
             return False
         kind, start, _, _ = sub.windows()[-1]
         return any(
-            d.get("subscription_id") == sub.id and d.get("kind") == kind and parse_time(d["period_start"]) == start
+            d.get("subscription_id") == sub.id
+            and d.get("kind") == kind
+            and parse_time(d["period_start"]) == start
             for d in books.docs.values()
         )
 
@@ -132,13 +134,14 @@ class CorrectionRules:
             if invoice_id not in expected:
                 continue
             docs = by_original.get(invoice_id, [])
-            # a difference in quantity alone (a line priced 0) is recorded too: a document of 0 (docs/billing.md,
-            # "Late events after finalization"); never two, and one whenever an amount differs
+            # a difference in quantity alone (a line priced 0) is recorded too, on a document of 0
+            # (docs/billing.md, "Late events after finalization"); never two, one whenever an amount differs
             self._check(
                 "one_correction",
                 len(docs) <= 1 and (len(docs) == 1 or invoice_id not in owed),
-                f"{customer}: {issued_by} of {invoice_id} issued {[after.docs[d] for d in docs]}; the model "
-                f"owes {owed.get(invoice_id)}; billed before {before.of(invoice_id)}, the model {expected[invoice_id]}",
+                f"{customer}: {issued_by} of {invoice_id} issued {[after.docs[d] for d in docs]}; the "
+                f"model owes {owed.get(invoice_id)}; billed before {before.of(invoice_id)}, the model "
+                f"{expected[invoice_id]}",
             )
             carried = _minus(after.of(invoice_id), before.of(invoice_id))
             self._check(
@@ -177,7 +180,9 @@ class CorrectionRules:
         (final,) = [
             d
             for d in books.docs.values()
-            if d.get("subscription_id") == sub.id and d["kind"] == kind and parse_time(d["period_start"]) == start
+            if d.get("subscription_id") == sub.id
+            and d["kind"] == kind
+            and parse_time(d["period_start"]) == start
         ]
         self._check("final_window_finalized", final["status"] == "finalized", f"final window {final}")
         # late usage for the closed window: a countable event of a meter its plan charges
@@ -187,7 +192,9 @@ class CorrectionRules:
         batch = []
         for _ in range(late):
             meter = data.draw(st.sampled_from(meters))
-            back = data.draw(st.sampled_from([timedelta(seconds=1), timedelta(minutes=10), timedelta(hours=5)]))
+            back = data.draw(
+                st.sampled_from([timedelta(seconds=1), timedelta(minutes=10), timedelta(hours=5)])
+            )
             at = max(earliest, min(end, now) - back)
             batch.append(
                 {
@@ -238,5 +245,5 @@ def _minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) - b.get(k, 0) for k in sorted(keys) if a.get(k, 0) != b.get(k, 0)}
 
 
-def STATS_ADD(key: str, n: int = 1) -> None:  # noqa: N802 - reads like the Counter it feeds
+def STATS_ADD(key: str, n: int = 1) -> None:
     h.STATS[key] += n

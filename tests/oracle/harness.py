@@ -321,7 +321,9 @@ def stripe_invoice(invoice_id: str) -> dict[str, Any] | None:
     return dict(found[0]) if found else None
 
 
-def signed(payload: dict[str, Any], *, secret: str = STRIPE_SECRET, at: int | None = None) -> tuple[bytes, str]:
+def signed(
+    payload: dict[str, Any], *, secret: str = STRIPE_SECRET, at: int | None = None
+) -> tuple[bytes, str]:
     """The bytes of a Stripe event as Stripe formats them, and their Stripe-Signature header."""
     from tests.support.stripe_events import encode as stripe_bytes
     from tests.support.stripe_events import sign

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.oracle import harness as h
+from tests.oracle.corrections import CorrectionRules
 from tests.oracle.model import (
     METERS,
     Charge,
@@ -34,7 +35,6 @@ from tests.oracle.model import (
     rate_window,
     storable,
 )
-from tests.oracle.corrections import CorrectionRules
 from tests.oracle.payments import Money, PaymentRules
 
 STATS = h.STATS
@@ -548,8 +548,11 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
         self._check(
             "valid_input", answer.status == 200, f"change plan answered {answer.status} {answer.body}"
         )
+        recorded = (answer.body.get("phases") or [{}])[-1].get("created_at")
         sub.phases[-1].end = at
-        sub.phases.append(Phase(version, at))
+        sub.phases.append(
+            Phase(version, at, recorded=parse_time(recorded) if recorded else datetime.now(UTC))
+        )
 
     @precondition(lambda self: bool(self._changeable()))
     @rule(data=st.data(), at_period_end=st.booleans())

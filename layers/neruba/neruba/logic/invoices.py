@@ -69,7 +69,9 @@ def public(invoice: dict[str, Any]) -> dict[str, Any]:
     # what it received and what is left, also before a first payment records them (docs/stripe.md)
     paid = paid_level(invoice)
     doc["amount_paid_minor"] = paid
-    doc["amount_remaining_minor"] = 0 if invoice.get("status") == "void" else max(amount_due(invoice) - paid, 0)
+    doc["amount_remaining_minor"] = (
+        0 if invoice.get("status") == "void" else max(amount_due(invoice) - paid, 0)
+    )
     return doc
 
 
