@@ -671,7 +671,8 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
         self._step("rerun")
         invoice = data.draw(st.sampled_from(sorted(self.w.invoices)))
         customer = self.w.invoices[invoice]["customer"]
-        before = self._books(customer)
+        ending = any(not s.live() for s in self.w.subs.values() if s.customer == customer)
+        before = self._books(customer) if ending else None
         answer = self.api(
             "POST",
             f"/admin/invoices/{invoice}/rerun",
@@ -683,7 +684,8 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             self.w.invoices[invoice]["expected"] = None  # re-rated now: compared again at the next bill
             self.w.invoices[invoice]["status"] = "rerun"
         # a finalized window of an ended subscription: the difference on one correction document, at once
-        self._settled(customer, before, {invoice}, "rerun")
+        if before is not None:
+            self._settled(customer, before, {invoice}, "rerun")
         self._check_invoices()
 
     def _check_invoices(self) -> None:
@@ -766,7 +768,8 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
         # a short window: the usage check costs one query per minute and journal shard of its window
         now = datetime.now(UTC)
         window = {"from": (now - timedelta(minutes=5)).isoformat(), "to": now.isoformat()}
-        books = {c: self._books(c) for c in sorted(self.w.customers)}
+        ending = sorted({s.customer for s in self.w.subs.values() if not s.live()} & self.w.customers)
+        books = {c: self._books(c) for c in ending}  # only ended subscriptions get corrections
         answer = self.api("POST", "/admin/sweeps", window)
         self._check("valid_input", answer.status == 201, f"sweep answered {answer.status} {answer.body}")
         for check in answer.body["checks"]:
@@ -862,11 +865,8 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
 
         ledger = LedgerRepository(get_settings().ledger_table)
         for customer in sorted(self.w.customers):
-            self._check(
-                "ledger_reconciles",
-                ledger.reconcile(customer) == [],
-                f"{customer}: {ledger.reconcile(customer)}",
-            )
+            differences = ledger.reconcile(customer)  # once: it reads every posting of the customer
+            self._check("ledger_reconciles", differences == [], f"{customer}: {differences}")
             balances = ledger.balances(customer)
             for currency, accounts in balances.items():
                 self._check(
