@@ -25,7 +25,7 @@ CORRECTIONS = ("correction", "credit_note")
 SETTLED = ("finalized", "paid", "payment_failed")
 LATE_VALUES = {  # a countable value per meter, chosen to change what the window bills
     "calls": {},
-    "tokens": {"tokens": 7, "model": "a"},
+    "tokens": {"tokens": 700, "model": "a"},
     "peak_gb": {"gb": 10**6},
     "seats": {"user": "late"},
     "level": {"lvl": 123},
@@ -109,6 +109,7 @@ class CorrectionRules:
         new = sorted(after.corrections() - before.corrections())
         owed = {i: _minus(lines, before.of(i)) for i, lines in expected.items()}
         owed = {i: d for i, d in owed.items() if d}
+        STATS_ADD(f"corrections_owed_{issued_by.split()[0]}", len(owed))
         for invoice_id, lines in sorted(expected.items()):
             STATS_ADD("corrections_compared")
             self._check(
@@ -164,12 +165,13 @@ class CorrectionRules:
     @rule(
         data=st.data(),
         via=st.sampled_from(["rerun", "sweep", "both"]),
-        late=st.integers(1, 3),
+        late=st.sampled_from([2, 8]),
     )
     def end_then_correct(self, data: st.DataObject, via: str, late: int) -> None:
         """Cancel now, bill the final window and finalize it, then late usage lands in it; a rerun of it
         and/or the corrections sweep bill the difference once (twice run: nothing more)."""
         self._step("end_then_correct")
+        STATS_ADD(f"end_then_correct_{via}")
         ended = {s.id for s in self.w.subs.values() if s.ended_at is not None}
         self.cancel(data, False)  # type: ignore[attr-defined]
         (sub,) = [s for s in self.w.subs.values() if s.ended_at is not None and s.id not in ended]
@@ -206,11 +208,11 @@ class CorrectionRules:
                 }
             )
         self._send(batch, None)  # type: ignore[attr-defined]
-        for attempt in range(2):  # the second rerun or sweep finds nothing left to bill
-            if via in ("rerun", "both"):
-                self._rerun_after_end(sub.customer, final["id"], attempt)
+        for attempt in range(2):  # the second sweep or rerun finds nothing left to bill
             if via in ("sweep", "both"):
                 self.sweep()  # type: ignore[attr-defined]
+            if via in ("rerun", "both"):
+                self._rerun_after_end(sub.customer, final["id"], attempt)
 
     def _rerun_after_end(self, customer: str, invoice_id: str, attempt: int) -> None:
         before = self._books(customer)

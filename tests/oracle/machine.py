@@ -772,6 +772,8 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
         books = {c: self._books(c) for c in ending}  # only ended subscriptions get corrections
         answer = self.api("POST", "/admin/sweeps", window)
         self._check("valid_input", answer.status == 201, f"sweep answered {answer.status} {answer.body}")
+        names = {check["name"] for check in answer.body["checks"]}
+        self._check("sweep_checks", {"receivable", "corrections"} <= names, f"sweep ran {sorted(names)}")
         for check in answer.body["checks"]:
             self._check(
                 "sweep_reports_failures",
