@@ -15,11 +15,13 @@ def fresh_world() -> None:
     """Fresh tables and queues, and nothing the last example cached (contexts, the ingest catalog caches
     holding its meters, clients, settings): ``neruba.bootstrap.reset()``."""
     from neruba import bootstrap
+    from tests.oracle.harness import fresh_stripe
     from tests.support.aws import create_resources
 
     _MOCK[0].reset()
     bootstrap.reset()
     create_resources()
+    fresh_stripe()
 
 
 @pytest.fixture
@@ -31,11 +33,18 @@ def oracle_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in TEST_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from neruba_tools.local.fake_stripe import FakeStripe
+    from tests.oracle.harness import FAKE_STRIPE
+
     mock = mock_aws()
     mock.start()
     _MOCK.append(mock)
-    try:
-        yield
-    finally:
-        _MOCK.clear()
-        mock.stop()
+    with FakeStripe() as fake:  # sync-out pushes finalized invoices here (NERUBA_STRIPE_API_BASE)
+        monkeypatch.setenv("NERUBA_STRIPE_API_BASE", fake.url)
+        FAKE_STRIPE.append(fake)
+        try:
+            yield
+        finally:
+            FAKE_STRIPE.clear()
+            _MOCK.clear()
+            mock.stop()
