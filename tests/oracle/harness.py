@@ -248,18 +248,16 @@ def killing_once(original: Callable[..., Any], *, after: bool = False) -> Callab
 # ---------------------------------------------------------------- billing on an injected clock
 def billing_run(now: datetime) -> dict[str, Any]:
     """What the scheduled BillingSchedulerFunction does, at ``now``."""
-    from functions.billing_scheduler import app
+    from neruba import bootstrap
     from neruba.dal.locks import LockRepository
-    from neruba.dal.plans import PlansRepository
     from neruba.logic.billing.scheduler import RunOptions, run_billing
     from neruba.settings import get_settings
 
-    settings = get_settings()
     wrote()
     return run_billing(
-        app.billing(),
-        LockRepository(settings.billing_table),
-        PlansRepository(settings.catalog_table),
+        bootstrap.billing(),
+        LockRepository(get_settings().billing_table),
+        bootstrap.plans(),
         RunOptions(trigger="schedule", clock=lambda: now),
     )
 
