@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from neruba_tools.argtypes import bounded_int
 from neruba_tools.stackinfo import (
     StackError,
     StackInfo,
@@ -49,12 +50,12 @@ def add_parser(commands: Any) -> None:
     )
     show = common(dlq.add_parser("show", help="peek at a DLQ's messages without consuming them"))
     show.add_argument("queue")
-    show.add_argument("--max", type=int, default=10, help="messages to show (default 10)")
+    show.add_argument("--max", type=bounded_int(1), default=10, help="messages to show (default 10)")
     show.set_defaults(func=_show)
     redrive = common(dlq.add_parser("redrive", help="move a DLQ's messages back to their source queue"))
     redrive.add_argument("queue")
-    redrive.add_argument("--max", type=int, help="move at most N messages (needs --mover)")
-    redrive.add_argument("--rate", type=int, help="StartMessageMoveTask messages per second (1-500)")
+    redrive.add_argument("--max", type=bounded_int(1), help="move at most N messages (needs --mover)")
+    redrive.add_argument("--rate", type=bounded_int(1, 500), help="StartMessageMoveTask messages per second (1-500)")
     redrive.add_argument("--mover", action="store_true", help="use the receive-send-delete mover")
     redrive.set_defaults(func=_redrive)
     status = common(dlq.add_parser("status", help="progress of the DLQ's message move tasks"))

@@ -30,6 +30,26 @@ class StackError(RuntimeError):
     """The stack or one of its resources cannot be found."""
 
 
+def aws_setup_problem(exc: BaseException) -> str | None:
+    """One line for an error that comes from the operator's AWS setup (no region, no credentials, a
+    table or queue that is not there), or None for any other error."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: export AWS_REGION (or AWS_DEFAULT_REGION), or use a profile that has one"
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: export AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            where = endpoint_url() or "AWS"
+            return (
+                f"a table or queue of this stack does not exist at {where} ({exc.operation_name}): check --stack "
+                f"(the local stack is {LOCAL_STACK!r})"
+            )
+    return None
+
+
 def endpoint_url() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
@@ -85,8 +105,23 @@ class StackInfo:
                 for summary in page["StackResourceSummaries"]:
                     found[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
         except Exception as exc:
-            raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {exc}") from exc
+            why = aws_setup_problem(exc) or str(exc)
+            raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {why}") from exc
         return found
+
+    def output(self, name: str) -> str:
+        """A stack output's value (``ApiUrl``, ...), from CloudFormation."""
+        if self.local:
+            raise StackError(f"the local stack has no CloudFormation outputs ({name})")
+        try:
+            stacks = boto_client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"]
+        except Exception as exc:
+            why = aws_setup_problem(exc) or str(exc)
+            raise StackError(f"cannot read the outputs of stack {self.stack_name!r}: {why}") from exc
+        for item in stacks[0].get("Outputs", []) if stacks else []:
+            if item.get("OutputKey") == name:
+                return str(item["OutputValue"])
+        raise StackError(f"stack {self.stack_name!r} has no output {name}")
 
     def resource(self, logical_id: str) -> str:
         try:
