@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir, snapshot_interval=args.snapshot_seconds,
             stripe=not args.no_stripe, stripe_port=args.stripe_port,
         )  # fmt: skip
-    except ValueError as exc:  # an unknown --parameter
+    except ValueError as exc:  # an unknown --parameter, or a value its definition does not allow
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stopping = threading.Event()

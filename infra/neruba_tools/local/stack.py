@@ -28,6 +28,7 @@ from botocore.config import Config
 from neruba_tools.local.gateway import Gateway
 from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, load_template
 from neruba_tools.local.pollers import QueuePoller
+from neruba_tools.local.parameters import parameter_problem
 from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
 from neruba_tools.local.stripe_local import LocalStripe
@@ -166,6 +167,12 @@ class LocalStack:
         if unknown:
             known = ", ".join(declared)
             raise ValueError(f"{template_path} declares no parameter {', '.join(unknown)}; it has: {known}")
+        for name, value in (parameters or {}).items():
+            problem = None if LOCAL_PARAMETERS.get(name) == str(value) else (
+                parameter_problem(name, declared[name], str(value))
+            )  # fmt: skip
+            if problem:
+                raise ValueError(problem)
         self.parameters = {
             **{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared},
             **(parameters or {}),
