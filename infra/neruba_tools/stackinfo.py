@@ -69,6 +69,37 @@ def boto_client(service: str, **config: Any) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    """A queue the template uses as a dead-letter queue: of a source queue (its RedrivePolicy), or of
+    functions (an on-failure destination or a function's DeadLetterQueue), whose messages have no queue to
+    go back to."""
+
+    logical_id: str
+    source_queue: str | None = None
+    feeders: tuple[str, ...] = ()
+
+
+DLQ_KEYS = {"OnFailure", "DeadLetterQueue", "DeadLetterConfig"}
+
+
+def _queue_refs(value: Any, queues: set[str], under_dlq_key: bool = False) -> set[str]:
+    """Logical ids of queues named by ``!GetAtt Q.Arn`` (or ``!Ref Q``) under a dead-letter key."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if under_dlq_key and key in ("Fn::GetAtt", "Ref"):
+                target = item.split(".", 1)[0] if isinstance(item, str) else item[0]
+                if target in queues:
+                    found.add(str(target))
+            else:
+                found |= _queue_refs(item, queues, under_dlq_key or key in DLQ_KEYS)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _queue_refs(item, queues, under_dlq_key)
+    return found
+
+
 @dataclass
 class StackInfo:
     """The physical names of one stack's resources."""
@@ -139,6 +170,24 @@ class StackInfo:
                 dlq = target.split(".", 1)[0] if isinstance(target, str) else target[0]
                 pairs[str(dlq)] = logical_id
         return dict(sorted(pairs.items()))
+
+    def dead_letter_queues(self) -> dict[str, DeadLetterQueue]:
+        """Every dead-letter queue the template declares, by logical id: the RedrivePolicy targets (with
+        their source queue) and the queues named as a function's on-failure destination or DeadLetterQueue
+        (with the functions that feed them)."""
+        resources = self.document["Resources"]
+        queues = {k for k, r in resources.items() if r.get("Type") == "AWS::SQS::Queue"}
+        feeders: dict[str, list[str]] = {}
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == "AWS::SQS::Queue":
+                continue
+            for dlq in _queue_refs(resource.get("Properties") or {}, queues):
+                feeders.setdefault(dlq, []).append(logical_id)
+        found = {dlq: DeadLetterQueue(dlq, source_queue=source) for dlq, source in self.redrive_pairs().items()}
+        for dlq, names in feeders.items():
+            known = found.get(dlq, DeadLetterQueue(dlq))
+            found[dlq] = DeadLetterQueue(dlq, known.source_queue, tuple(sorted(names)))
+        return dict(sorted(found.items()))
 
     def settings_environment(self) -> dict[str, str]:
         """``NERUBA_*`` variables of the template's Globals whose value is a ``!Ref`` of a resource."""
