@@ -255,7 +255,9 @@ class LocalStack:
             if self._state is not None and self.snapshot_interval > 0:
                 from neruba_tools.local.state import Snapshotter
 
-                self._snapshotter = Snapshotter(self._state, self.table_names, self.snapshot_interval)
+                self._snapshotter = Snapshotter(
+                    self._state, self.table_names, self.queue_urls, self.snapshot_interval
+                )
                 self._snapshotter.start()
         except BaseException:
             self.stop()
@@ -285,7 +287,7 @@ class LocalStack:
             fake.load(saved_stripe)
 
     def _save_state(self) -> None:
-        """At the stop, with nothing consuming the queues any more: tables, queues and parameters."""
+        """At the stop, with nothing consuming the queues any more: a last snapshot."""
         if self._snapshotter is not None:
             self._snapshotter.stop()
             self._snapshotter = None
