@@ -116,11 +116,16 @@ class Processor:
     """Processes stored events with the given effects; ``wake`` queues event ids again."""
 
     def __init__(
-        self, repo: StripeEventsRepository, effects: StripeEffects, wake: Callable[[list[str]], None]
+        self,
+        repo: StripeEventsRepository,
+        effects: StripeEffects,
+        wake: Callable[[list[str]], None],
+        mode: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.repo = repo
         self.effects = effects
         self.wake = wake
+        self.mode = mode  # the configured key's mode (live/test), None: not known, not checked
 
     def process(
         self,
@@ -172,6 +177,8 @@ class Processor:
     # ---------------------------------------------------------------- per type
     def _dispatch(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         kind = event.get("type")
+        if kind in HANDLED and (park := self._mode_mismatch(event)) is not None:
+            return ProcessResult("parked", "parked", error=str(park))
         if kind in PAYMENTS:
             return self._invoice_paid(event, at)
         if kind == "invoice.payment_failed":
@@ -183,6 +190,17 @@ class Processor:
         if kind == "charge.dispute.closed":
             return self._linked(event, at, self._dispute_closed)
         return ProcessResult("ignored", f"unhandled type {kind}")
+
+    def _mode_mismatch(self, event: dict[str, Any]) -> Park | None:
+        """A live event on a stack whose key is a test key, or the reverse: it was not meant for us."""
+        mode = self.mode()
+        livemode = event.get("livemode")
+        if mode is None or (isinstance(livemode, bool) and livemode == (mode == "live")):
+            return None
+        said = "an event without livemode" if not isinstance(livemode, bool) else (
+            "a live-mode event" if livemode else "a test-mode event"
+        )  # fmt: skip
+        return Park("livemode_mismatch", f"{said}; the configured Stripe key is a {mode} key")
 
     @staticmethod
     def _ours(obj: dict[str, Any]) -> tuple[str, str] | None:

@@ -53,8 +53,11 @@ def processor() -> Processor:
     from neruba.dal.stripe_events import StripeEventsRepository
     from neruba.logic.stripe import ports as stripe_ports
     from neruba.logic.stripe.processing import Processor
+    from neruba.logic.stripe.secrets import configured_mode
 
-    return Processor(StripeEventsRepository(get_settings().ops_table), stripe_ports.effects(), queue_events)
+    return Processor(
+        StripeEventsRepository(get_settings().ops_table), stripe_ports.effects(), queue_events, configured_mode
+    )
 
 
 def process_message(body: str, *, trigger: str = "queue") -> str:
