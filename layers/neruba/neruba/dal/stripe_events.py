@@ -392,6 +392,8 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
 def _public(item: dict[str, Any], *, with_payload: bool = False) -> dict[str, Any]:
     out = {k: v for k, v in item.items() if k not in ("pk", "sk", "sbk", "ssk", "payload_z")}
     out["status"] = out.pop("st", None)
+    if "attempts" in out:  # a DynamoDB number: a count, so a whole number (not a Decimal rendered as text)
+        out["attempts"] = int(out["attempts"])
     if with_payload and item.get("payload_z") is not None:
         out["payload"] = zlib.decompress(bytes(item["payload_z"])).decode("utf-8")
     return out
