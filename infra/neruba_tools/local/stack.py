@@ -451,6 +451,18 @@ class LocalStack:
         """Pay our invoice in the local Stripe, which posts a signed ``invoice.paid`` to the webhook route."""
         if self.stripe is None:
             return 503, {"error": {"code": "stack_stopped", "message": "the local stack is not running"}}
+        from neruba.dal.invoices import InvoicesRepository
+        from neruba.settings import get_settings
+
+        invoice = InvoicesRepository(get_settings().billing_table).get(invoice_id)
+        if invoice is None:
+            return 404, {"error": {"code": "invoice_not_found", "message": f"no invoice {invoice_id}"}}
+        if invoice.get("status") in ("draft", "void"):
+            code = "invoice_not_finalized" if invoice["status"] == "draft" else "invoice_not_payable"
+            message = (
+                f"{invoice_id} is {invoice['status']}: only a finalized invoice is sent to Stripe and can be paid"
+            )
+            return 409, {"error": {"code": code, "message": message}}
         return self.stripe.pay(invoice_id)
 
     def schedule_names(self) -> list[str]:
@@ -465,7 +477,7 @@ class LocalStack:
         ]
         if len(candidates) != 1:
             known = ", ".join(self.schedules) or "none"
-            raise KeyError(f"{name!r} names {len(candidates)} schedules (known: {known})")
+            raise KeyError(f"schedule {name} names {len(candidates)} schedules (known: {known})")
         return candidates[0].fire()
 
     def queue_counts(self) -> dict[str, dict[str, Any]]:
