@@ -58,7 +58,9 @@ def add_parser(commands: Any) -> None:
     redrive = common(dlq.add_parser("redrive", help="move a DLQ's messages back to their source queue"))
     redrive.add_argument("queue")
     redrive.add_argument("--max", type=bounded_int(1), help="move at most N messages (needs --mover)")
-    redrive.add_argument("--rate", type=bounded_int(1, 500), help="StartMessageMoveTask messages per second (1-500)")
+    redrive.add_argument(
+        "--rate", type=bounded_int(1, 500), help="StartMessageMoveTask messages per second (1-500)"
+    )
     redrive.add_argument("--mover", action="store_true", help="use the receive-send-delete mover")
     redrive.set_defaults(func=_redrive)
     status = common(dlq.add_parser("status", help="progress of the DLQ's message move tasks"))

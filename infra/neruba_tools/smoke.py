@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if not base_url:
         if args.stack is None or is_local_endpoint(endpoint_url()):
             raise StackError(
-                "give --base-url (a local stack's API URL is in its banner) or --stack NAME of a deployed stack"
+                "give --base-url (a local stack's API URL is in its banner) "
+                "or --stack NAME of a deployed stack"
             )
         base_url = stack_for(args.stack).output("ApiUrl")
     if not args.api_key:

@@ -41,11 +41,15 @@ def aws_setup_problem(exc: BaseException) -> str | None:
         return "no AWS credentials: export AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        if code in (
+            "ResourceNotFoundException",
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ):
             where = endpoint_url() or "AWS"
             return (
-                f"a table or queue of this stack does not exist at {where} ({exc.operation_name}): check --stack "
-                f"(the local stack is {LOCAL_STACK!r})"
+                f"a table or queue of this stack does not exist at {where} ({exc.operation_name}): "
+                f"check --stack (the local stack is {LOCAL_STACK!r})"
             )
     return None
 
@@ -183,7 +187,9 @@ class StackInfo:
                 continue
             for dlq in _queue_refs(resource.get("Properties") or {}, queues):
                 feeders.setdefault(dlq, []).append(logical_id)
-        found = {dlq: DeadLetterQueue(dlq, source_queue=source) for dlq, source in self.redrive_pairs().items()}
+        found = {
+            dlq: DeadLetterQueue(dlq, source_queue=source) for dlq, source in self.redrive_pairs().items()
+        }
         for dlq, names in feeders.items():
             known = found.get(dlq, DeadLetterQueue(dlq))
             found[dlq] = DeadLetterQueue(dlq, known.source_queue, tuple(sorted(names)))

@@ -85,7 +85,9 @@ def test_a_draft_cannot_be_paid_locally_and_says_so_at_once(local_stack: Any, ke
     customer = f"draft-{uuid.uuid4().hex[:8]}"
     _http(base, "POST", "/v1/customers", key, {"external_id": customer, "name": "D", "currency": "USD"})
     _http(base, "POST", "/v1/subscriptions", key, {"customer_id": customer, "plan_code": "demo-usage"})
-    status, run = _http(base, "POST", "/admin/billing-runs", key, {"customer_id": customer, "reason": "draft"})
+    status, run = _http(
+        base, "POST", "/admin/billing-runs", key, {"customer_id": customer, "reason": "draft"}
+    )
     assert run["invoiced"] == 1, run
     _, page = _http(base, "GET", f"/v1/invoices?customer_id={customer}", key)
     draft = page["data"][0]

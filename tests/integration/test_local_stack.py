@@ -696,7 +696,12 @@ def test_the_runner_prints_the_banner_serves_and_stops_cleanly_on_sigterm(tmp_pa
         assert any(line.startswith("Moto endpoint: http://127.0.0.1:") for line in lines)
         # AND it says what the aws CLI needs besides the endpoint: a region and (any) credentials
         aws_cli = next(line for line in lines if line.startswith("AWS CLI: "))
-        for needed in ("AWS_DEFAULT_REGION=us-east-1", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "--endpoint-url"):
+        for needed in (
+            "AWS_DEFAULT_REGION=us-east-1",
+            "AWS_ACCESS_KEY_ID=",
+            "AWS_SECRET_ACCESS_KEY=",
+            "--endpoint-url",
+        ):
             assert needed in aws_cli, aws_cli
         # AND SIGTERM stops it with exit code 0
         process.send_signal(signal.SIGTERM)

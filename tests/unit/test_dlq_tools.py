@@ -159,8 +159,8 @@ def test_a_dlq_is_found_wherever_the_template_names_one(tmp_path: Any) -> None:
     template = tmp_path / "template.yaml"
     template.write_text(
         "Resources:\n"
-        "  Work: {Type: AWS::SQS::Queue, Properties: {RedrivePolicy: {deadLetterTargetArn: !GetAtt WorkDLQ.Arn,"
-        " maxReceiveCount: 3}}}\n"
+        "  Work: {Type: AWS::SQS::Queue, Properties: {RedrivePolicy: "
+        "{deadLetterTargetArn: !GetAtt WorkDLQ.Arn, maxReceiveCount: 3}}}\n"
         "  WorkDLQ: {Type: AWS::SQS::Queue}\n"
         "  AsyncDLQ: {Type: AWS::SQS::Queue}\n"
         "  Plain: {Type: AWS::SQS::Queue}\n"
@@ -180,7 +180,9 @@ def test_a_dlq_without_a_source_queue_is_not_redriven_and_says_what_to_do(
     from neruba_tools import stackinfo
     from neruba_tools.cli import main
 
-    physical = {"ScheduledFailuresDLQ": "https://sqs.eu-west-1.amazonaws.com/1/neruba-prod-ScheduledFailuresDLQ-A"}
+    physical = {
+        "ScheduledFailuresDLQ": "https://sqs.eu-west-1.amazonaws.com/1/neruba-prod-ScheduledFailuresDLQ-A"
+    }
     monkeypatch.setattr(stackinfo.StackInfo, "physical", physical)
     monkeypatch.setattr("neruba_tools.dlq.boto_client", lambda service, **config: None)
     assert main(["dlq", "redrive", "ScheduledFailuresDLQ", "--stack", "neruba-prod"]) == 2

@@ -27,8 +27,8 @@ from botocore.config import Config
 
 from neruba_tools.local.gateway import Gateway
 from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, load_template
-from neruba_tools.local.pollers import QueuePoller
 from neruba_tools.local.parameters import parameter_problem
+from neruba_tools.local.pollers import QueuePoller
 from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
 from neruba_tools.local.stripe_local import LocalStripe
@@ -460,7 +460,8 @@ class LocalStack:
         if invoice.get("status") in ("draft", "void"):
             code = "invoice_not_finalized" if invoice["status"] == "draft" else "invoice_not_payable"
             message = (
-                f"{invoice_id} is {invoice['status']}: only a finalized invoice is sent to Stripe and can be paid"
+                f"{invoice_id} is {invoice['status']}: only a finalized invoice is sent to Stripe and can "
+                "be paid"
             )
             return 409, {"error": {"code": code, "message": message}}
         return self.stripe.pay(invoice_id)

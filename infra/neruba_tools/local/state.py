@@ -121,8 +121,8 @@ def _queued(url: str) -> list[dict[str, Any]]:
 
     account, name = url.rstrip("/").split("/")[-2:]
     queue = sqs_backends[account][REGION].queues[name]
-    with queue._messages_lock:  # noqa: SLF001 (moto has no public read-only listing)
-        messages = list(queue._messages)  # noqa: SLF001
+    with queue._messages_lock:
+        messages = list(queue._messages)
     return [{"body": m.body, "attributes": dict(m.message_attributes or {})} for m in messages]
 
 

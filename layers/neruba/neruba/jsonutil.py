@@ -93,7 +93,9 @@ def loads_untrusted(text: str | bytes) -> Any:
         neruba.jsonutil.DuplicateKeyError: duplicate key 'a'
     """
     try:
-        parsed = json.loads(text, parse_float=Decimal, parse_constant=_Constant, object_pairs_hook=_unique_object)
+        parsed = json.loads(
+            text, parse_float=Decimal, parse_constant=_Constant, object_pairs_hook=_unique_object
+        )
     except (json.JSONDecodeError, DuplicateKeyError):
         raise
     except (RecursionError, ValueError) as exc:

@@ -650,10 +650,10 @@ def test_a_cursor_over_2048_chars_is_422(
 @pytest.mark.parametrize(
     ("raw", "param"),
     [
-        ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", "properties": {"value": NaN}}]}',
-         "value"),
-        ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", "properties": {"v": [1, Infinity]}}]}',
-         "v"),
+        ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", '
+         '"properties": {"value": NaN}}]}', "value"),
+        ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", '
+         '"properties": {"v": [1, Infinity]}}]}', "v"),
         ("NaN", None),
         ("{not json", None),
     ],

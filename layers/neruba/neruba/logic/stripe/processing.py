@@ -23,9 +23,10 @@ Example:
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba.dal.stripe_events import StripeEventsRepository
@@ -34,6 +35,8 @@ from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identi
 from neruba.logic.stripe.ports import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
+SETTLED = ("processed", "ignored", "parked")  # a queued copy of such an event changes nothing
+CLAIM_HOLD = timedelta(seconds=120)  # over the worker's 60 s timeout, under the queue's 180 s visibility
 PAYMENTS = ("invoice.paid", "invoice.payment_succeeded")
 HANDLED = (
     *PAYMENTS,
@@ -50,6 +53,10 @@ class EventDataError(ValueError):
 
 class EventNotFoundError(LookupError):
     """No stored event with that id."""
+
+
+class EventBusyError(RuntimeError):
+    """Another copy of this event is being processed right now; retry the message later."""
 
 
 @dataclass
@@ -141,9 +148,16 @@ class Processor:
         in the same transaction as the attempt's status change.
         """
         at = now or datetime.now(UTC)
-        stored = self.repo.get(event_id, with_payload=True)
-        if stored is None:
-            raise EventNotFoundError(event_id)
+        stored = self._stored(event_id)
+        if trigger == "queue" and stored.get("status") in SETTLED:
+            return _settled(stored)  # another copy of a delivery already settled it
+        token = uuid.uuid4().hex
+        if not self.repo.claim(event_id, token, at, at + CLAIM_HOLD):
+            raise EventBusyError(f"event {event_id} is being processed by another copy")
+        stored = self._stored(event_id)  # settled between the first read and the claim?
+        if trigger == "queue" and stored.get("status") in SETTLED:
+            self.repo.release(event_id, token)
+            return _settled(stored)
         try:
             event = json.loads(stored["payload"])
             result = self._dispatch(event, at)
@@ -159,6 +173,12 @@ class Processor:
         if result.wake:
             self.wake(result.wake)
         return result
+
+    def _stored(self, event_id: str) -> dict[str, Any]:
+        stored = self.repo.get(event_id, with_payload=True)
+        if stored is None:
+            raise EventNotFoundError(event_id)
+        return stored
 
     def _record(
         self, event_id: str, result: ProcessResult, trigger: str, at: datetime, audit: AuditItems | None
@@ -409,6 +429,11 @@ def _currency_mismatch(kind: str, obj: dict[str, Any], link: dict[str, Any]) -> 
             "currency_mismatch", f"the {kind} is in {currency.upper()}; the payment was in {link['currency']}"
         )
     return None
+
+
+def _settled(stored: dict[str, Any]) -> ProcessResult:
+    """The recorded result of an event that needs nothing more, as it stands."""
+    return ProcessResult(str(stored["status"]), str(stored.get("outcome") or ""), error=stored.get("error"))
 
 
 def _parked(park: Park, invoice_id: str, invoice: dict[str, Any] | None, customer_id: str) -> ProcessResult:

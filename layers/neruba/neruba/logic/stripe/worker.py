@@ -56,7 +56,10 @@ def processor() -> Processor:
     from neruba.logic.stripe.secrets import configured_mode
 
     return Processor(
-        StripeEventsRepository(get_settings().ops_table), stripe_ports.effects(), queue_events, configured_mode
+        StripeEventsRepository(get_settings().ops_table),
+        stripe_ports.effects(),
+        queue_events,
+        configured_mode,
     )
 
 
@@ -69,9 +72,14 @@ def process_message(body: str, *, trigger: str = "queue") -> str:
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)
         raise
     logger.append_keys(stripe_event_id=event_id)
+    from neruba.logic.stripe.processing import EventBusyError
+
     worker = processor()
     try:
         result = worker.process(event_id, trigger=trigger)
+    except EventBusyError:
+        logger.info("stripe event busy: another copy is being processed; the message is retried")
+        raise
     except Exception:
         logger.exception("stripe event processing failed")
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)
