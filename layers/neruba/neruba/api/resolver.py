@@ -72,7 +72,7 @@ def _error_response(status: int, body: dict[str, Any], request_id: str | None) -
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
-    details = []
+    details: list[dict[str, Any]] = []
     for problem in describe(errors, drop=("body",)):
         if problem.code == "json_invalid":  # its location is a character position, not a field
             details.append({"code": problem.code, "message": "The body is not valid JSON."})
