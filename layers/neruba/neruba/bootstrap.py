@@ -144,9 +144,10 @@ def stripe_processor() -> Processor:
 
 def _build_processor() -> Processor:
     from neruba.logic.stripe.processing import Processor
+    from neruba.logic.stripe.secrets import configured_mode
     from neruba.logic.stripe.worker import queue_events
 
-    return Processor(stripe_events(), stripe_effects(), queue_events)
+    return Processor(stripe_events(), stripe_effects(), queue_events, configured_mode)
 
 
 # ------------------------------------------------------------------------------------------- ingest

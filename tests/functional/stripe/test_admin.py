@@ -174,3 +174,19 @@ def test_every_route_is_admin_only(deliver: Any, ports: MemoryLedger, admin: Any
         assert status == 403 and body["error"]["code"] == "insufficient_scope"
     assert stored(paid["id"])["attempts"] == 0 and _audit_items() == []
     assert ports.postings == {}
+
+
+def test_attempts_is_a_whole_number_in_the_list_and_the_detail(
+    deliver: Any, process: Any, admin: Any, ports: MemoryLedger
+) -> None:
+    from tests.support.stripe_events import invoice_paid
+
+    paid = invoice_paid(amount=5000)
+    deliver(paid)
+    process()
+    status, listed = admin("GET", "/admin/stripe-events")
+    assert status == 200
+    row = next(e for e in listed["data"] if e["id"] == paid["id"])
+    assert row["attempts"] == 1 and isinstance(row["attempts"], int)
+    status, one = admin("GET", f"/admin/stripe-events/{paid['id']}")
+    assert status == 200 and one["attempts"] == 1 and isinstance(one["attempts"], int)

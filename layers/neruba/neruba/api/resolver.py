@@ -72,15 +72,23 @@ def _error_response(status: int, body: dict[str, Any], request_id: str | None) -
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"param": p.param, "code": p.code, "message": p.message} for p in describe(errors, drop=("body",))
-    ]
+    details: list[dict[str, Any]] = []
+    for problem in describe(errors, drop=("body",)):
+        if problem.code == "json_invalid":  # its location is a character position, not a field
+            details.append({"code": problem.code, "message": "The body is not valid JSON."})
+        else:
+            details.append({"param": problem.param, "code": problem.code, "message": problem.message})
+    return details
 
 
 def parse_body(text: str) -> Any:
     """The request body as JSON (exact numbers); a key named twice in one object is 400 duplicate_key."""
     try:
         return jsonutil.loads_untrusted(text)
+    except jsonutil.NonFiniteNumberError as exc:
+        raise InvalidRequestError(
+            f"The body is not valid JSON: {exc.msg}.", code="invalid_json", param=exc.key
+        ) from exc
     except jsonutil.DuplicateKeyError as exc:
         raise InvalidRequestError(
             f"The body names '{exc.key}' twice in one object.", code="duplicate_key", param=exc.key

@@ -58,8 +58,13 @@ def process_message(body: str, worker: Processor, *, trigger: str = "queue") -> 
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)
         raise
     logger.append_keys(stripe_event_id=event_id)
+    from neruba.logic.stripe.processing import EventBusyError
+
     try:
         result = worker.process(event_id, trigger=trigger)
+    except EventBusyError:
+        logger.info("stripe event busy: another copy is being processed; the message is retried")
+        raise
     except Exception:
         logger.exception("stripe event processing failed")
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)
