@@ -14,7 +14,7 @@ def test_four_copies_at_once_process_the_event_once_and_keep_applied(
     deliver: Any, ports: MemoryLedger, stored: Any
 ) -> None:
     from neruba.logic.stripe.processing import EventBusyError
-    from neruba.logic.stripe.worker import processor
+    from neruba.bootstrap import stripe_processor as processor
 
     paid = invoice_paid(amount=5000)
     deliver(paid)
