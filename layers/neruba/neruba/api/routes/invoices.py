@@ -9,10 +9,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import READ, scoped_responses
+from neruba.api.params import READ, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN
+from neruba.models.views import Invoice, InvoiceExplanation, Page
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -22,8 +23,7 @@ router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "read",
     {
-        200: {"description": "OK"},
-        400: {"description": "Bad cursor"},
+        400: {"description": "Bad cursor (invalid_cursor)"},
         404: {"description": "No such invoice (invoice_not_found)"},
         422: {"description": "A parameter is invalid"},
     },
@@ -38,13 +38,18 @@ def _repo() -> InvoicesRepository:
     return InvoicesRepository(get_settings().billing_table)
 
 
-def _read_route(path: str, summary: str) -> Callable[..., Any]:
+def _read_route(path: str, summary: str, model: Any) -> Callable[..., Any]:
     return router.get(
-        path, summary=summary, tags=["invoices"], security=BEARER_SECURITY, middlewares=READ, responses=ERRORS
+        path,
+        summary=summary,
+        tags=["invoices"],
+        security=BEARER_SECURITY,
+        middlewares=READ,
+        responses={200: answer(model, "OK"), **ERRORS},
     )
 
 
-@_read_route("/v1/invoices", "List a customer's invoices")
+@_read_route("/v1/invoices", "List a customer's invoices", Page[Invoice])
 def list_invoices(
     customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
     status: Annotated[Status | None, Query()] = None,
@@ -58,7 +63,7 @@ def list_invoices(
     return json_response(invoices.list_invoices(_repo(), customer_id, status, limit, starting_after))
 
 
-@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
+@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines", Invoice)
 def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     from neruba.logic.billing import invoices
     from neruba.observability import logger
@@ -67,7 +72,7 @@ def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Respons
     return json_response(invoices.public(invoices.get_invoice(_repo(), invoice_id)))
 
 
-@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice")
+@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice", InvoiceExplanation)
 def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
     tiers, the credits applied; adjustment lines reference the invoice and line they correct."""

@@ -10,11 +10,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import AwareDatetime
 
-from neruba.api.params import ADMIN, scoped_responses
+from neruba.api.params import ADMIN, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
+from neruba.models.views import Page, StripeEvent, StripeReplay
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
         400: {"description": "A parameter breaks a rule (see error.code)"},
         404: {"description": "No such Stripe event"},
         409: {"description": "Idempotency-Key reused with another body"},
@@ -46,7 +46,7 @@ def _repo() -> StripeEventsRepository:
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(Page[StripeEvent], "OK"), **ERRORS},
 )
 def list_stripe_events(
     type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,
@@ -80,7 +80,7 @@ def list_stripe_events(
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeEvent, "OK"), **ERRORS},
 )
 def get_stripe_event(event_id: EventId) -> Response[str]:
     from neruba.logic.stripe.admin import get_event
@@ -94,7 +94,7 @@ def get_stripe_event(event_id: EventId) -> Response[str]:
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeReplay, "The replay's outcome"), **ERRORS},
 )
 def replay_stripe_event(
     event_id: EventId,
