@@ -68,13 +68,18 @@ def answer_problems(method: str, path: str, status: int, body: Any) -> list[str]
             return [f"{method} {path} answered {status} but no operation documents it"]
         return _schema_problems({"$ref": "#/components/schemas/ErrorResponse"}, body)
     template, operation = found
+    return operation_problems(f"{method} {template}", operation, status, body)
+
+
+def operation_problems(label: str, operation: dict[str, Any], status: int, body: Any) -> list[str]:
+    """What is wrong with an answer of ``operation`` (an operation object of the document)."""
     response = operation["responses"].get(str(status))
     if response is None:
-        return [f"{method} {template}: status {status} is not documented ({sorted(operation['responses'])})"]
+        return [f"{label}: status {status} is not documented ({sorted(operation['responses'])})"]
     schema = ((response.get("content") or {}).get("application/json") or {}).get("schema")
     if schema is None:
-        return [f"{method} {template}: status {status} documents no JSON body"]
-    return [f"{method} {template} {status}: {p}" for p in _schema_problems(schema, body)]
+        return [f"{label}: status {status} documents no JSON body"]
+    return [f"{label} {status}: {p}" for p in _schema_problems(schema, body)]
 
 
 def check_answer(method: str, path: str, status: int, body: Any) -> None:
