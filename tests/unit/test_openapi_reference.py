@@ -131,3 +131,46 @@ def test_every_example_fits_its_own_schema() -> None:
         for example in model.model_json_schema()["examples"]:
             model.model_validate(example)  # the pydantic rules too (currencies, one charge per meter, ...)
     assert checked >= 7
+
+
+def test_the_answer_check_of_the_api_tests_refuses_shapes_the_reference_does_not_describe() -> None:
+    # GIVEN the check every functional API test applies to the answers it receives
+    from tests.support.contract import answer_problems
+
+    customer = {
+        "external_id": "acme",
+        "name": "Acme",
+        "email": None,
+        "currency": "USD",
+        "timezone": "UTC",
+        "stripe_customer_id": None,
+        "metadata": {},
+        "created_at": "2026-01-31T12:00:00Z",
+    }
+    error = {
+        "type": "invalid_request_error",
+        "code": "customer_not_found",
+        "message": "No.",
+        "request_id": "r",
+    }
+    page = {"object": "list", "data": [customer], "has_more": False, "next_cursor": None}
+    # THEN what the document describes passes
+    assert answer_problems("GET", "/v1/customers/acme", 200, customer) == []
+    assert answer_problems("GET", "/v1/customers", 200, page) == []
+    assert answer_problems("GET", "/v1/customers/acme", 404, {"error": error}) == []
+    # AND a missing field, a field of the wrong type, an unknown field, a list without its cursor, an
+    # undocumented status, an error without its request id, and a bare string all fail
+    assert answer_problems("GET", "/v1/customers/acme", 200, {**customer, "currency": None})
+    assert answer_problems(
+        "GET", "/v1/customers/acme", 200, {k: v for k, v in customer.items() if k != "name"}
+    )
+    assert answer_problems("GET", "/v1/customers/acme", 200, {**customer, "surprise": 1})
+    assert answer_problems("GET", "/v1/customers", 200, {k: v for k, v in page.items() if k != "next_cursor"})
+    assert answer_problems("GET", "/v1/customers/acme", 201, customer)
+    assert answer_problems(
+        "GET", "/v1/customers/acme", 404, {"error": {k: v for k, v in error.items() if k != "request_id"}}
+    )
+    assert answer_problems("GET", "/v1/customers/acme", 200, "ok")
+    # AND a path no operation serves answers the error shape only
+    assert answer_problems("GET", "/nowhere", 404, {"error": error}) == []
+    assert answer_problems("GET", "/nowhere", 200, {})

@@ -362,3 +362,50 @@ class WebhookReceipt(Closed):
     received: Literal[True]
     id: str
     duplicate: bool
+
+
+# ---------------------------------------------------------------- named lists (one component per list)
+
+
+class CustomerList(Page[Customer]):
+    """A page of Customer objects."""
+
+
+class MeterList(Page[Meter]):
+    """A page of Meter objects."""
+
+
+class PlanList(Page[Plan]):
+    """A page of Plan objects."""
+
+
+class SubscriptionList(Page[Subscription]):
+    """A page of Subscription objects."""
+
+
+class InvoiceList(Page[Invoice]):
+    """A page of Invoice objects."""
+
+
+class PostingList(Page[Posting]):
+    """A page of Posting objects."""
+
+
+class CreditGrantList(Page[CreditGrant]):
+    """A page of CreditGrant objects."""
+
+
+class AuditRecordList(Page[AuditRecord]):
+    """A page of AuditRecord objects."""
+
+
+class BillingRunList(Page[BillingRun]):
+    """A page of BillingRun objects."""
+
+
+class SweepList(Page[Sweep]):
+    """A page of Sweep objects."""
+
+
+class StripeEventList(Page[StripeEvent]):
+    """A page of StripeEvent objects."""

@@ -14,7 +14,7 @@ from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.billing import BillingRunRequest, RerunRequest
-from neruba.models.views import BillingRun, InvoiceRerun, Page
+from neruba.models.views import BillingRun, BillingRunList, InvoiceRerun
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def _route(method: str, path: str, summary: str, model: Any, status: int = 200) 
     )
 
 
-@_route("get", "/admin/billing-runs", "List billing runs (newest first)", Page[BillingRun])
+@_route("get", "/admin/billing-runs", "List billing runs (newest first)", BillingRunList)
 def list_runs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,

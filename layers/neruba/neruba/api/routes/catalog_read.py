@@ -13,7 +13,18 @@ from neruba.api.params import READ, Cursor, Limit, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
-from neruba.models.views import Customer, Meter, Page, Plan, PlanVersion, Subscription, UpcomingInvoice
+from neruba.models.views import (
+    Customer,
+    CustomerList,
+    Meter,
+    MeterList,
+    Plan,
+    PlanList,
+    PlanVersion,
+    Subscription,
+    SubscriptionList,
+    UpcomingInvoice,
+)
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -54,7 +65,7 @@ def _read_route(path: str, summary: str, tag: str, model: Any) -> Callable[..., 
     )
 
 
-@_read_route("/v1/customers", "List customers", "customers", Page[Customer])
+@_read_route("/v1/customers", "List customers", "customers", CustomerList)
 def list_customers(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     return json_response(_page("customer", limit, starting_after))
 
@@ -70,7 +81,7 @@ def get_customer(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)])
     "/v1/customers/<customer_id>/subscriptions",
     "List a customer's subscriptions",
     "subscriptions",
-    Page[Subscription],
+    SubscriptionList,
 )
 def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import list_subscriptions as fetch
@@ -80,7 +91,7 @@ def list_subscriptions(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATT
     )
 
 
-@_read_route("/v1/meters", "List meters", "meters", Page[Meter])
+@_read_route("/v1/meters", "List meters", "meters", MeterList)
 def list_meters(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     return json_response(_page("meter", limit, starting_after))
 
@@ -92,7 +103,7 @@ def get_meter(code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]
     return json_response(fetch(_repo(), code).model_dump(mode="json"))
 
 
-@_read_route("/v1/plans", "List plans (latest versions)", "plans", Page[Plan])
+@_read_route("/v1/plans", "List plans (latest versions)", "plans", PlanList)
 def list_plans(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     return json_response(_page("plan", limit, starting_after))
 

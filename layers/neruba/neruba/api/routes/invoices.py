@@ -13,7 +13,7 @@ from neruba.api.params import READ, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN
-from neruba.models.views import Invoice, InvoiceExplanation, Page
+from neruba.models.views import Invoice, InvoiceExplanation, InvoiceList
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def _read_route(path: str, summary: str, model: Any) -> Callable[..., Any]:
     )
 
 
-@_read_route("/v1/invoices", "List a customer's invoices", Page[Invoice])
+@_read_route("/v1/invoices", "List a customer's invoices", InvoiceList)
 def list_invoices(
     customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
     status: Annotated[Status | None, Query()] = None,

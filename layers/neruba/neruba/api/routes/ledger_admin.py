@@ -24,7 +24,14 @@ from neruba.models.ledger import (
     GrantVoid,
     RefundCreate,
 )
-from neruba.models.views import AuditRecord, AutoTopUp, BalanceAdjusted, CreditGrant, Dispute, Page, Refund
+from neruba.models.views import (
+    AuditRecordList,
+    AutoTopUp,
+    BalanceAdjusted,
+    CreditGrant,
+    Dispute,
+    Refund,
+)
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -176,7 +183,7 @@ def put_auto_top_up(customer_id: CustomerId, body: Annotated[AutoTopUpRuleIn, Bo
     return json_response(ledger_admin.put_auto_top_up(*_context(None), customer_id, body))
 
 
-@_route("get", "/admin/audit", "Audit records of a customer, newest first", Page[AuditRecord])
+@_route("get", "/admin/audit", "Audit records of a customer, newest first", AuditRecordList)
 def list_audit(
     customer_id: Annotated[str, Query(pattern=AUDIT_PARTITION_PATTERN)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from neruba.api.params import READ, Cursor, CustomerId, Limit, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
-from neruba.models.views import Balance, CreditGrant, Page, Posting
+from neruba.models.views import Balance, CreditGrantList, PostingList
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -48,7 +48,7 @@ def get_balance(customer_id: CustomerId) -> Response[str]:
     return json_response(balance(customer_id))
 
 
-@_route("/v1/customers/<customer_id>/ledger", "A customer's ledger postings, newest first", Page[Posting])
+@_route("/v1/customers/<customer_id>/ledger", "A customer's ledger postings, newest first", PostingList)
 def list_postings(customer_id: CustomerId, limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     """Each posting with its entries, reason, source (invoice, payment, grant, operator, stripe, expiry),
     source id and actor."""
@@ -57,7 +57,7 @@ def list_postings(customer_id: CustomerId, limit: Limit = 20, starting_after: Cu
     return json_response(postings(customer_id, limit, starting_after))
 
 
-@_route("/v1/customers/<customer_id>/credit-grants", "A customer's credit grants", Page[CreditGrant])
+@_route("/v1/customers/<customer_id>/credit-grants", "A customer's credit grants", CreditGrantList)
 def list_grants(customer_id: CustomerId) -> Response[str]:
     from neruba.logic.ledger.reads import grants
 

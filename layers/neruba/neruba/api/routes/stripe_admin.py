@@ -15,7 +15,7 @@ from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
-from neruba.models.views import Page, StripeEvent, StripeReplay
+from neruba.models.views import StripeEvent, StripeEventList, StripeReplay
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _repo() -> StripeEventsRepository:
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses={200: answer(Page[StripeEvent], "OK"), **ERRORS},
+    responses={200: answer(StripeEventList, "OK"), **ERRORS},
 )
 def list_stripe_events(
     type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,

@@ -18,7 +18,7 @@ from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.ops import SweepRequest
-from neruba.models.views import Page, Sweep
+from neruba.models.views import Sweep, SweepList
 from neruba.settings import get_settings
 
 router = APIGatewayRouter()
@@ -88,7 +88,7 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses={200: answer(Page[Sweep], "OK"), **ERRORS},
+    responses={200: answer(SweepList, "OK"), **ERRORS},
 )
 def list_sweeps(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
