@@ -8,10 +8,13 @@ the document, so a route that returns another shape fails a test. Money is an in
 Models whose fields are all known forbid other fields; those carrying stored documents (plans,
 subscriptions, invoices, reports) name the fields a client relies on and allow more.
 
+They import nothing of ``neruba.models.catalog``: the read functions document customers and meters
+without building the catalog's input models at a cold start.
+
 Example:
-    >>> Page[Meter].model_validate({"object": "list", "data": [], "has_more": False, "next_cursor": None})
-    ... # doctest: +ELLIPSIS
-    Page[Meter](...)
+    >>> page = {"object": "list", "data": [], "has_more": False, "next_cursor": None}
+    >>> MeterList.model_validate(page).has_more
+    False
 """
 
 from __future__ import annotations
@@ -19,10 +22,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from neruba.models.catalog import Customer, Meter
-
-__all__ = ["Customer", "Meter"]
 
 DecimalText = Annotated[
     str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="An exact decimal as text.", examples=["1250.5"])
@@ -71,6 +70,32 @@ class Ready(Closed):
 
 
 # ---------------------------------------------------------------- catalog
+
+
+class CustomerView(Closed):
+    """A customer, named by the operator's own ``external_id``."""
+
+    external_id: str = Field(examples=["acme"])
+    name: str = Field(examples=["Acme Corp"])
+    email: str | None = Field(examples=["billing@acme.example"])
+    currency: str = Field(examples=["USD"])
+    timezone: str = Field(examples=["America/New_York"])
+    stripe_customer_id: str | None
+    metadata: dict[str, Any]
+    created_at: Timestamp | None
+
+
+class MeterView(Closed):
+    """What is measured from events with ``code``, and how it is aggregated per period."""
+
+    code: str = Field(examples=["tokens"])
+    name: str = Field(examples=["Tokens"])
+    aggregation: Literal["count", "sum", "max", "unique_count", "latest"]
+    field: str | None = Field(examples=["tokens"])
+    filters: dict[str, str]
+    group_by: list[str] = Field(examples=[["model"]])
+    allow_negative: bool
+    created_at: Timestamp | None
 
 
 class Plan(Open):
@@ -207,7 +232,7 @@ class BillingRun(Open):
     id: str = Field(examples=["run_0123456789abcdef0123"])
     object: Literal["billing_run"]
     trigger: str
-    customer_id: str | None
+    customer_id: str | None = None
     as_of: Timestamp
     status: str | None = None
     windows_found: int
@@ -344,6 +369,22 @@ class Sweep(Open):
     status: Literal["ok", "failed"]
 
 
+class SweepSummary(Closed):
+    """A sweep in the list: its report without the per-check results (the names of the checks only)."""
+
+    id: str
+    object: Literal["sweep"]
+    trigger: str
+    actor: str | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    window: dict[str, str] | None
+    found: int | None
+    repaired: int | None
+    status: Literal["ok", "failed"] | None
+    checks: list[str]
+
+
 class StripeEvent(Open):
     id: str = Field(examples=["evt_1PqR2s3T4u5V6w7X"])
     object: Literal["stripe_event"]
@@ -367,12 +408,12 @@ class WebhookReceipt(Closed):
 # ---------------------------------------------------------------- named lists (one component per list)
 
 
-class CustomerList(Page[Customer]):
-    """A page of Customer objects."""
+class CustomerList(Page[CustomerView]):
+    """A page of customers."""
 
 
-class MeterList(Page[Meter]):
-    """A page of Meter objects."""
+class MeterList(Page[MeterView]):
+    """A page of meters."""
 
 
 class PlanList(Page[Plan]):
@@ -403,8 +444,8 @@ class BillingRunList(Page[BillingRun]):
     """A page of BillingRun objects."""
 
 
-class SweepList(Page[Sweep]):
-    """A page of Sweep objects."""
+class SweepList(Page[SweepSummary]):
+    """A page of sweep summaries."""
 
 
 class StripeEventList(Page[StripeEvent]):

@@ -25,7 +25,7 @@ from neruba.models.catalog import (
     SubscriptionCreate,
 )
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
-from neruba.models.views import Plan, PlanVersion, Subscription
+from neruba.models.views import CustomerView, MeterView, Plan, PlanVersion, Subscription
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -75,14 +75,14 @@ def _admin_route(
     )
 
 
-@_admin_route("post", "/v1/customers", "Create a customer", "customers", Customer, 201)
+@_admin_route("post", "/v1/customers", "Create a customer", "customers", CustomerView, 201)
 def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
     return json_response(catalog.create_customer(_repo(), body, _by()), status=201)
 
 
-@_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers", Customer)
+@_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers", CustomerView)
 def update_customer(
     customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)], body: Annotated[CustomerUpdate, Body()]
 ) -> Response[str]:
@@ -91,7 +91,7 @@ def update_customer(
     return json_response(catalog.update_customer(_repo(), customer_id, body, _by()))
 
 
-@_admin_route("post", "/v1/meters", "Create a meter", "meters", Meter, 201)
+@_admin_route("post", "/v1/meters", "Create a meter", "meters", MeterView, 201)
 def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 

@@ -14,10 +14,10 @@ from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.models.views import (
-    Customer,
     CustomerList,
-    Meter,
+    CustomerView,
     MeterList,
+    MeterView,
     Plan,
     PlanList,
     PlanVersion,
@@ -70,7 +70,7 @@ def list_customers(limit: Limit = 20, starting_after: Cursor = None) -> Response
     return json_response(_page("customer", limit, starting_after))
 
 
-@_read_route("/v1/customers/<customer_id>", "Retrieve a customer", "customers", Customer)
+@_read_route("/v1/customers/<customer_id>", "Retrieve a customer", "customers", CustomerView)
 def get_customer(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import get_customer as fetch
 
@@ -96,7 +96,7 @@ def list_meters(limit: Limit = 20, starting_after: Cursor = None) -> Response[st
     return json_response(_page("meter", limit, starting_after))
 
 
-@_read_route("/v1/meters/<code>", "Retrieve a meter", "meters", Meter)
+@_read_route("/v1/meters/<code>", "Retrieve a meter", "meters", MeterView)
 def get_meter(code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
     from neruba.logic.catalog.entries import get_meter as fetch
 
