@@ -13,8 +13,8 @@ from tests.support.stripe_ports import MemoryLedger
 def test_four_copies_at_once_process_the_event_once_and_keep_applied(
     deliver: Any, ports: MemoryLedger, stored: Any
 ) -> None:
-    from neruba.logic.stripe.processing import EventBusyError
     from neruba.bootstrap import stripe_processor as processor
+    from neruba.logic.stripe.processing import EventBusyError
 
     paid = invoice_paid(amount=5000)
     deliver(paid)

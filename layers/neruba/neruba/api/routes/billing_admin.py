@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
+from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.billing import BillingRunRequest, RerunRequest
-
-if TYPE_CHECKING:
-    pass
+from neruba.models.views import BillingRun, BillingRunList, InvoiceRerun
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
-        201: {"description": "Created"},
         400: {"description": "A rule is broken (see error.code)"},
         404: {"description": "No such run, invoice or customer"},
         409: {
@@ -37,14 +33,19 @@ RUN_ID = r"^run_[0-9a-f]{20}$"
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
 
 
-def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
+def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
-        path, summary=summary, tags=["billing"], security=BEARER_SECURITY, middlewares=ADMIN, responses=ERRORS
+        path,
+        summary=summary,
+        tags=["billing"],
+        security=BEARER_SECURITY,
+        middlewares=ADMIN,
+        responses={status: answer(model, "Created" if status == 201 else "OK"), **ERRORS},
     )
 
 
-@_route("get", "/admin/billing-runs", "List billing runs (newest first)")
+@_route("get", "/admin/billing-runs", "List billing runs (newest first)", BillingRunList)
 def list_runs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
@@ -61,7 +62,7 @@ def list_runs(
     )
 
 
-@_route("get", "/admin/billing-runs/<run_id>", "Retrieve a billing run")
+@_route("get", "/admin/billing-runs/<run_id>", "Retrieve a billing run", BillingRun)
 def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
     from neruba.errors import NotFoundError
 
@@ -71,7 +72,13 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
     return json_response(run)
 
 
-@_route("post", "/admin/billing-runs", "Run billing now (all due windows, one customer, or as of a time)")
+@_route(
+    "post",
+    "/admin/billing-runs",
+    "Run billing now (all due windows, one customer, or as of a time)",
+    BillingRun,
+    201,
+)
 def create_run(
     body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -85,7 +92,12 @@ def create_run(
     return json_response(run, status=201)
 
 
-@_route("post", "/admin/invoices/<invoice_id>/rerun", "Recompute a draft, or correct a finalized invoice")
+@_route(
+    "post",
+    "/admin/invoices/<invoice_id>/rerun",
+    "Recompute a draft, or correct a finalized invoice",
+    InvoiceRerun,
+)
 def rerun_invoice(
     invoice_id: Annotated[str, Path(pattern=INVOICE_ID)],
     body: Annotated[RerunRequest, Body()],

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import READ, scoped_responses
+from neruba.api.params import READ, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN
-
-if TYPE_CHECKING:
-    pass
+from neruba.models.views import Invoice, InvoiceExplanation, InvoiceList
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "read",
     {
-        200: {"description": "OK"},
-        400: {"description": "Bad cursor"},
+        400: {"description": "Bad cursor (invalid_cursor)"},
         404: {"description": "No such invoice (invoice_not_found)"},
         422: {"description": "A parameter is invalid"},
     },
@@ -32,13 +29,18 @@ INVOICE_ID = r"^in_[0-9a-f]{24}$"
 Status = Literal["draft", "finalized", "paid", "payment_failed", "void"]
 
 
-def _read_route(path: str, summary: str) -> Callable[..., Any]:
+def _read_route(path: str, summary: str, model: Any) -> Callable[..., Any]:
     return router.get(
-        path, summary=summary, tags=["invoices"], security=BEARER_SECURITY, middlewares=READ, responses=ERRORS
+        path,
+        summary=summary,
+        tags=["invoices"],
+        security=BEARER_SECURITY,
+        middlewares=READ,
+        responses={200: answer(model, "OK"), **ERRORS},
     )
 
 
-@_read_route("/v1/invoices", "List a customer's invoices")
+@_read_route("/v1/invoices", "List a customer's invoices", InvoiceList)
 def list_invoices(
     customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
     status: Annotated[Status | None, Query()] = None,
@@ -54,7 +56,7 @@ def list_invoices(
     )
 
 
-@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
+@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines", Invoice)
 def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     from neruba.logic.billing import invoices
     from neruba.observability import logger
@@ -63,7 +65,7 @@ def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Respons
     return json_response(invoices.public(invoices.get_invoice(bootstrap.invoices(), invoice_id)))
 
 
-@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice")
+@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice", InvoiceExplanation)
 def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
     tiers, the credits applied; adjustment lines reference the invoice and line they correct."""

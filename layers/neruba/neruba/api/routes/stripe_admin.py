@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
@@ -11,20 +11,17 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import AwareDatetime
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, scoped_responses
+from neruba.api.params import ADMIN, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
-
-if TYPE_CHECKING:
-    pass
+from neruba.models.views import StripeEvent, StripeEventList, StripeReplay
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
         400: {"description": "A parameter breaks a rule (see error.code)"},
         404: {"description": "No such Stripe event"},
         409: {"description": "Idempotency-Key reused with another body"},
@@ -40,7 +37,7 @@ EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeEventList, "OK"), **ERRORS},
 )
 def list_stripe_events(
     type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,
@@ -74,7 +71,7 @@ def list_stripe_events(
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeEvent, "OK"), **ERRORS},
 )
 def get_stripe_event(event_id: EventId) -> Response[str]:
     from neruba.logic.stripe.admin import get_event
@@ -88,7 +85,7 @@ def get_stripe_event(event_id: EventId) -> Response[str]:
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeReplay, "The replay's outcome"), **ERRORS},
 )
 def replay_stripe_event(
     event_id: EventId,

@@ -14,11 +14,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, scoped_responses
+from neruba.api.params import ADMIN, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.ops import SweepRequest
+from neruba.models.views import Sweep, SweepList
 
 router = APIGatewayRouter()
 MAX_API_WINDOW = timedelta(hours=6)
@@ -27,8 +28,6 @@ SWEEP_ID_PATTERN = r"^swp_[0-9a-f]{20}$"
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
-        201: {"description": "The sweep ran; its report"},
         400: {"description": "Unknown check, bad window or cursor (see error.code)"},
         404: {"description": "No such sweep"},
         422: {"description": "The body or a parameter does not match the schema"},
@@ -57,7 +56,7 @@ def _window(body: SweepRequest, now: datetime) -> tuple[datetime, datetime]:
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={201: answer(Sweep, "The sweep ran; its report"), **ERRORS},
 )
 def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     """Runs the named checks (default: every registered check) over ``[from, to)`` and returns the report
@@ -85,7 +84,7 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(SweepList, "OK"), **ERRORS},
 )
 def list_sweeps(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -109,7 +108,7 @@ def list_sweeps(
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(Sweep, "OK"), **ERRORS},
 )
 def get_sweep(sweep_id: Annotated[str, Path(pattern=SWEEP_ID_PATTERN)]) -> Response[str]:
     report = bootstrap.ops().get_sweep_report(sweep_id)

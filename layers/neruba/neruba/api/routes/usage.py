@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import READ, scoped_responses
+from neruba.api.params import READ, answer, errors_only, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.views import OutcomeCounts, StoredEvent, Usage
 from neruba.settings import get_settings
-
-if TYPE_CHECKING:
-    pass
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -34,7 +32,11 @@ ERRORS = scoped_responses(
     tags=["events"],
     security=BEARER_SECURITY,
     middlewares=READ,
-    responses={200: {"description": "The stored event"}, 404: {"description": "No such event"}, **ERRORS},
+    responses={
+        200: answer(StoredEvent, "The stored event"),
+        **ERRORS,
+        **errors_only({404: "No such event (event_not_found)"}),
+    },
 )
 def get_event(
     transaction_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -52,7 +54,11 @@ def get_event(
     tags=["events"],
     security=BEARER_SECURITY,
     middlewares=READ,
-    responses={200: {"description": "Counts per bucket"}, 400: {"description": "Bad time range"}, **ERRORS},
+    responses={
+        200: answer(OutcomeCounts, "Counts per bucket"),
+        **ERRORS,
+        **errors_only({400: "Bad time range (invalid_time_range, time_range_too_long)"}),
+    },
 )
 def get_outcomes(
     start: Annotated[datetime, Query(alias="from")],
@@ -72,10 +78,14 @@ def get_outcomes(
     security=BEARER_SECURITY,
     middlewares=READ,
     responses={
-        200: {"description": "Usage per bucket"},
-        400: {"description": "Bad time range or group_by"},
-        404: {"description": "No such customer or meter"},
+        200: answer(Usage, "Usage per bucket"),
         **ERRORS,
+        **errors_only(
+            {
+                400: "Bad time range or group_by (invalid_time_range, time_range_too_long, invalid_group_by)",
+                404: "No such customer or meter (customer_not_found, meter_not_found)",
+            }
+        ),
     },
 )
 def get_usage(
