@@ -76,7 +76,8 @@ def _one_error_shape(answer: dict[str, Any], code: str) -> None:
 def test_an_unknown_invoice_cannot_be_paid_locally_and_says_so_at_once(local_stack: Any, key: str) -> None:
     started = time.monotonic()
     status, answer = _http(local_stack.base_url, "POST", "/_local/stripe/invoices/in_missing/pay")
-    assert status == 404 and time.monotonic() - started < 2
+    # at once: not after the 5 s a pay waits for a sync under way
+    assert status == 404 and time.monotonic() - started < 5
     _one_error_shape(answer, "invoice_not_found")
 
 
@@ -94,7 +95,7 @@ def test_a_draft_cannot_be_paid_locally_and_says_so_at_once(local_stack: Any, ke
     assert draft["status"] == "draft"
     started = time.monotonic()
     status, answer = _http(base, "POST", f"/_local/stripe/invoices/{draft['id']}/pay")
-    assert status == 409 and time.monotonic() - started < 2
+    assert status == 409 and time.monotonic() - started < 5  # at once, not after the sync wait
     _one_error_shape(answer, "invoice_not_finalized")
     # the stack is shared: finalize this draft now, so another test's billing run finalizes only its own
     time.sleep(1.2)
