@@ -33,7 +33,7 @@ def _assert_one_invoice_per_window(world: World, expected: int) -> None:
 def test_killed_before_the_transaction_then_retried(world: World, monkeypatch: Any) -> None:
     # GIVEN a worker that dies just before its transaction, on the first attempt only
     now = _bill_setup(world)
-    real = billing_worker.transact
+    real = billing_worker.commit
     kills = [1]
 
     def dies_first(actions: Any) -> None:
@@ -42,7 +42,7 @@ def test_killed_before_the_transaction_then_retried(world: World, monkeypatch: A
             raise Killed
         real(actions)
 
-    monkeypatch.setattr(billing_worker, "transact", dies_first)
+    monkeypatch.setattr(billing_worker, "commit", dies_first)
 
     # WHEN the batch fails and SQS delivers it again
     handler = worker(world, now, monkeypatch)
@@ -58,7 +58,7 @@ def test_killed_after_the_transaction_before_the_sqs_delete(world: World, monkey
     # GIVEN a worker that commits the invoice transaction and dies right after it
     now = _bill_setup(world)
     grant_credits("acme", 500)
-    real = billing_worker.transact
+    real = billing_worker.commit
     kills = [1]
 
     def commits_then_dies(actions: Any) -> None:
@@ -67,7 +67,7 @@ def test_killed_after_the_transaction_before_the_sqs_delete(world: World, monkey
             kills.pop()
             raise Killed
 
-    monkeypatch.setattr(billing_worker, "transact", commits_then_dies)
+    monkeypatch.setattr(billing_worker, "commit", commits_then_dies)
 
     # WHEN the messages come back (never deleted) and are processed again
     handler = worker(world, now, monkeypatch)
