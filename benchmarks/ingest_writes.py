@@ -174,13 +174,12 @@ def _summary(meter: Meter, elapsed: float) -> dict[str, Any]:
 def main() -> dict[str, Any]:
     from moto import mock_aws
 
-    from neruba.dal.clients import reset_clients
+    from neruba import bootstrap
     from neruba.settings import get_settings
     from tests.support.aws import create_resources
 
     with mock_aws():
-        reset_clients()
-        get_settings.cache_clear()
+        bootstrap.reset()
         create_resources()
         _setup_catalog()
         records = _records(_events())
@@ -190,8 +189,7 @@ def main() -> dict[str, Any]:
             Key={"pk": {"S": f"EVT#cust-0#{_events()[0]['transaction_id']}"}, "sk": {"S": "#"}},
         )["Item"]
     with mock_aws():
-        reset_clients()
-        get_settings.cache_clear()
+        bootstrap.reset()
         create_resources()
         baseline = run_baseline(_records(_events()))
     result = {

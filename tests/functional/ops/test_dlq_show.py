@@ -34,3 +34,25 @@ def test_a_sync_message_shows_the_recorded_sync_error(aws: dict[str, str]) -> No
     assert info["failure_reason"] == "sync failed after 8 attempt(s): stripe_not_configured"
     missing = describe("StripeSyncQueue", _message('{"invoice_id": "in_404"}'), None, table)
     assert missing["failure_reason"] == "no invoice in_404"
+
+
+def test_a_failed_scheduled_run_shows_its_function_and_error() -> None:
+    # what Lambda's on-failure destination sends after the async retries of a scheduled run
+    record = {
+        "version": "1.0",
+        "timestamp": "2026-11-01T00:00:05.000Z",
+        "requestContext": {
+            "requestId": "r-1",
+            "functionArn": "arn:aws:lambda:eu-west-1:1:function:neruba-prod-SweeperFunction-Ab:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": {"source": "aws.events", "time": "2026-11-01T00:00:00Z"},
+        "responsePayload": {"errorType": "TimeoutError", "errorMessage": "read timed out"},
+    }
+    import json
+
+    info = describe(None, _message(json.dumps(record)), None, None)
+    assert info["function"] == "neruba-prod-SweeperFunction-Ab"
+    assert info["scheduled_at"] == "2026-11-01T00:00:00Z"
+    assert info["failure_reason"] == "RetriesExhausted after 3 invocation(s): TimeoutError: read timed out"

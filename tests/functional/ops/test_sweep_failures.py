@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from neruba import jsonutil
+from neruba import bootstrap, jsonutil
 from neruba.dal.ops import OpsRepository
 from neruba.dal.usage import UsageRepository
 from neruba.logic.sweeps.runner import run_sweep
@@ -50,7 +50,13 @@ def _sweep(check: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     ops = OpsRepository(get_settings().ops_table)
     return run_sweep(
-        ops, [check], now - timedelta(hours=2), now + timedelta(minutes=1), trigger="cli", actor="t"
+        ops,
+        [check],
+        now - timedelta(hours=2),
+        now + timedelta(minutes=1),
+        trigger="cli",
+        actor="t",
+        billing=bootstrap.billing,
     )
 
 

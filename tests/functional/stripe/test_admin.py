@@ -206,3 +206,19 @@ def test_a_replay_whose_answer_was_lost_after_its_transaction_is_not_run_twice(
     # THEN the first answer comes back: the replay ran once, with one audit record
     assert status == 200 and body["status"] == "processed"
     assert stored(paid["id"])["attempts"] == 2 and len(_audit_items()) == 1
+
+
+def test_attempts_is_a_whole_number_in_the_list_and_the_detail(
+    deliver: Any, process: Any, admin: Any, ports: MemoryLedger
+) -> None:
+    from tests.support.stripe_events import invoice_paid
+
+    paid = invoice_paid(amount=5000)
+    deliver(paid)
+    process()
+    status, listed = admin("GET", "/admin/stripe-events")
+    assert status == 200
+    row = next(e for e in listed["data"] if e["id"] == paid["id"])
+    assert row["attempts"] == 1 and isinstance(row["attempts"], int)
+    status, one = admin("GET", f"/admin/stripe-events/{paid['id']}")
+    assert status == 200 and one["attempts"] == 1 and isinstance(one["attempts"], int)

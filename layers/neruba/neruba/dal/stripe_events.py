@@ -123,6 +123,43 @@ class StripeEventsRepository:
         else:
             client("dynamodb").update_item(**update["Update"])
 
+    def claim(self, event_id: str, token: str, at: datetime, until: datetime) -> bool:
+        """Take the event for one processing attempt until ``until`` (or until the attempt is recorded);
+        False when another attempt holds an unexpired claim."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key=_key(f"STRIPE#{event_id}"),
+                UpdateExpression="SET #c = :t, #cu = :until",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#cu) OR #cu < :now)",
+                ExpressionAttributeNames={"#c": "claim", "#cu": "claim_until"},
+                ExpressionAttributeValues={
+                    ":t": to_value(token),
+                    ":until": to_value(ts_seconds(until)),
+                    ":now": to_value(ts_seconds(at)),
+                },
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release(self, event_id: str, token: str) -> None:
+        """Give a claim back without recording an attempt (only the claim ``token`` names)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key=_key(f"STRIPE#{event_id}"),
+                UpdateExpression="REMOVE #c, #cu",
+                ConditionExpression="#c = :t",
+                ExpressionAttributeNames={"#c": "claim", "#cu": "claim_until"},
+                ExpressionAttributeValues={":t": to_value(token)},
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
+
     def attempt_item(
         self,
         event_id: str,
@@ -158,7 +195,9 @@ class StripeEventsRepository:
             names[f"#r{index}"] = name
             values[f":r{index}"] = to_value(value)
             sets.append(f"#r{index} = :r{index}")
-        update = "SET " + ", ".join(sets) + " ADD attempts :one" + ("" if error is not None else " REMOVE #e")
+        names |= {"#c": "claim", "#cu": "claim_until"}
+        removed = ["#c", "#cu"] + ([] if error is not None else ["#e"])  # the attempt ends its claim
+        update = "SET " + ", ".join(sets) + " ADD attempts :one REMOVE " + ", ".join(removed)
         return {
             "Update": {
                 "TableName": self.table_name,
@@ -399,8 +438,11 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public(item: dict[str, Any], *, with_payload: bool = False) -> dict[str, Any]:
-    out = {k: v for k, v in item.items() if k not in ("pk", "sk", "sbk", "ssk", "payload_z")}
+    hidden = ("pk", "sk", "sbk", "ssk", "payload_z", "claim", "claim_until")
+    out = {k: v for k, v in item.items() if k not in hidden}
     out["status"] = out.pop("st", None)
+    if "attempts" in out:  # a DynamoDB number: a count, so a whole number (not a Decimal rendered as text)
+        out["attempts"] = int(out["attempts"])
     if with_payload and item.get("payload_z") is not None:
         out["payload"] = zlib.decompress(bytes(item["payload_z"])).decode("utf-8")
     return out

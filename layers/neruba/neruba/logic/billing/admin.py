@@ -13,23 +13,14 @@ from typing import Any
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now
 from neruba.logic.billing.finalize import UNRATED_KINDS
 from neruba.logic.billing.invoices import get_invoice, public
-from neruba.logic.billing.worker import Billing, adjustment_record, line_deltas, rated_lines
+from neruba.logic.billing.worker import adjustment_record, line_deltas, rated_lines
 from neruba.models.billing import BillingRunRequest, RerunRequest
 from neruba.timefmt import parse_ts
-
-_ctx: Billing | None = None
-
-
-def billing() -> Billing:
-    """The billing context of this process (tests and the wiring replace ``_ctx``)."""
-    global _ctx
-    if _ctx is None:
-        _ctx = Billing.from_settings()
-    return _ctx
 
 
 def trigger_run(
@@ -137,7 +128,7 @@ def rerun_invoice(
         }
     else:
         subscription = ctx.subscription(str(invoice["subscription_id"]))
-        rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
+        rate = ctx.rate_opening if invoice["kind"] == "opening" else ctx.rate_window
         rerated = rated_lines(
             rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
         )

@@ -22,8 +22,8 @@ from typing import Any
 from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
-from neruba.logic.billing.deps import PostingRequest
-from neruba.logic.billing.worker import Billing, rated_lines
+from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.worker import rated_lines
 from neruba.timefmt import iso, parse_ts
 
 Fence = Callable[[], list[dict[str, Any]]]
@@ -55,7 +55,7 @@ def recompute_draft(
     if invoice.get("kind") in UNRATED_KINDS:
         return None, []
     subscription = ctx.subscription(str(invoice["subscription_id"]))
-    rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
+    rate = ctx.rate_opening if invoice["kind"] == "opening" else ctx.rate_window
     rerated = rated_lines(
         rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
     )
@@ -83,7 +83,7 @@ def recompute_draft(
         request = PostingRequest(
             str(invoice["customer_id"]), str(invoice["id"]), str(invoice["currency"]), delta, [], now, rev + 1
         )
-        actions += ctx.deps.invoice_posting_items(request)
+        actions += ctx.invoice_posting_items(request)
     return {**doc, "rev": rev + 1}, actions
 
 

@@ -25,9 +25,10 @@ from neruba.dal.billing import DUE_SHARDS
 from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
 from neruba.dal.transaction import Transaction, commit
+from neruba.logic.billing.context import Billing
 from neruba.logic.billing.finalize import fenced, finalize_due, send_pending_syncs
 from neruba.logic.billing.windows import Window, state_windows
-from neruba.logic.billing.worker import Billing, ensure_billing_state
+from neruba.logic.billing.worker import ensure_billing_state
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
 
@@ -175,7 +176,7 @@ def _enqueue_due(
     marks: list[dict[str, Any]] = []
     for state in _states(ctx, plans, options, now):
         holder.keep()
-        windows = state_windows(state, now, ctx.deps.add_interval)
+        windows = state_windows(state, now, ctx.add_interval)
         run["windows_found"] += len(windows)
         if not windows:
             continue

@@ -42,7 +42,7 @@ from neruba.timefmt import iso
 
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
-    from neruba.logic.billing.worker import Billing
+    from neruba.logic.billing.context import Billing
 
 DUE_LAG = timedelta(hours=2)  # two scheduler periods: the scheduler and the worker had their chance
 IN_FLIGHT = timedelta(minutes=30)  # the scheduler enqueued it this recently: leave it to the worker
@@ -52,19 +52,12 @@ COOLDOWN = timedelta(hours=6)  # like the scheduler's REQUEUE_AFTER
 RESENDABLE_SYNC = (None, "failed", "in_progress")
 
 
-def billing_context() -> Billing:
-    """The billing collaborators (tests replace this to inject their stand-ins)."""
-    from neruba.logic.billing.worker import Billing
-
-    return Billing.from_settings()
-
-
 def billing_check(ctx: SweepContext) -> CheckResult:
     """Re-enqueue overdue windows, finalize stuck drafts, re-send unsynced finalized invoices, write
     stranded auto top-ups."""
     from neruba.dal.ops import OpsRepository
 
-    billing = billing_context()
+    billing = ctx.billing()
     ops = OpsRepository(ctx.settings.ops_table)
     result = CheckResult(
         "billing", checked={"due_states": 0, "drafts": 0, "sync_pending": 0, "finalized_invoices": 0}
@@ -125,7 +118,7 @@ def _due_window(
     if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
         details["in_flight"].append({"kind": "due_window", **ids})
         return
-    windows = state_windows(state, ctx.now, billing.deps.add_interval)
+    windows = state_windows(state, ctx.now, billing.add_interval)
     jobs = jobs_for(state, windows)
     if not jobs:
         return

@@ -13,7 +13,8 @@ line here (or ``register_check`` at run time)::
 Example:
     >>> sorted(CHECKS)
     ['billing', 'corrections', 'ledger', 'receivable', 'stripe', 'usage']
-    >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
+    >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me",
+    ...                    billing=bootstrap.billing)  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
     0
 """
@@ -31,6 +32,7 @@ from neruba.timefmt import iso
 
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
+    from neruba.logic.billing.context import Billing
     from neruba.settings import Settings
 
 
@@ -40,12 +42,14 @@ class UnknownCheckError(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class SweepContext:
-    """What every check gets: the window [start, end), the time the sweep runs at, the settings."""
+    """What every check gets: the window [start, end), the time the sweep runs at, the settings, and the
+    billing context (``neruba.bootstrap.billing``; called only by the checks that bill)."""
 
     start: datetime
     end: datetime
     now: datetime
     settings: Settings
+    billing: Callable[[], Billing]
 
 
 @dataclass(slots=True)
@@ -157,9 +161,12 @@ def run_sweep(
     *,
     trigger: str,
     actor: str,
+    billing: Callable[[], Billing],
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Run the checks (all when ``names`` is None) over [start, end), store the report and return it.
+
+    ``billing`` gives the billing context to the checks that need it (``neruba.bootstrap.billing``).
 
     Each repair is logged with its ids and counted in the ``SweepRepairs`` metric.
     """
@@ -174,7 +181,7 @@ def run_sweep(
     sweep_id = new_sweep_id()
     logger.append_keys(sweep_id=sweep_id)  # every log line of the sweep carries its id
     started = datetime.now(UTC)
-    ctx = SweepContext(start=start, end=end, now=now or started, settings=get_settings())
+    ctx = SweepContext(start=start, end=end, now=now or started, settings=get_settings(), billing=billing)
     results = run_checks(chosen, ctx)
     report = {
         "id": sweep_id,
