@@ -660,7 +660,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             from neruba.logic.billing import worker as billing_worker
 
             STATS["crashes_injected"] += 1
-            with h.patched(billing_worker, "transact", h.killing_once(billing_worker.transact, after=True)):
+            with h.patched(billing_worker, "commit", h.killing_once(billing_worker.commit, after=True)):
                 from functions.billing_worker import app
 
                 with h.patched(app, "clock", lambda: self.w.clock):

@@ -72,7 +72,7 @@ def test_killed_after_the_invoice_before_the_advance_then_retried(real: World, m
 def test_killed_before_the_transaction_then_retried(real: World, monkeypatch: Any) -> None:
     # GIVEN a worker that dies just before its first transaction
     now = _due(real)
-    committed = billing_worker.transact
+    committed = billing_worker.commit
     kills = [1]
 
     def dies_first(actions: Any) -> None:
@@ -81,7 +81,7 @@ def test_killed_before_the_transaction_then_retried(real: World, monkeypatch: An
             raise Killed
         committed(actions)
 
-    monkeypatch.setattr(billing_worker, "transact", dies_first)
+    monkeypatch.setattr(billing_worker, "commit", dies_first)
 
     # WHEN the batch fails and SQS delivers it again
     handler = worker(real, now, monkeypatch)
@@ -108,7 +108,7 @@ def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeyp
         at=START - day(1),
     )
     now = _due(real)
-    committed = billing_worker.transact
+    committed = billing_worker.commit
     kills = [1]
 
     def commits_then_dies(actions: Any) -> None:
@@ -117,7 +117,7 @@ def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeyp
             kills.pop()
             raise Killed
 
-    monkeypatch.setattr(billing_worker, "transact", commits_then_dies)
+    monkeypatch.setattr(billing_worker, "commit", commits_then_dies)
 
     # WHEN the undeleted messages come back and are processed again
     handler = worker(real, now, monkeypatch)

@@ -202,9 +202,9 @@ def _fail_transactions_naming(
     """DynamoDB answers ``code`` to every transaction that writes ``transaction_id``; returns the cure."""
     from botocore.exceptions import ClientError
 
-    from neruba.dal import usage as usage_module
+    from neruba.dal import transaction as unit_module  # every usage transaction commits through it
 
-    real = usage_module.client
+    real = unit_module.client
 
     class Failing:
         def __init__(self, inner: Any) -> None:
@@ -218,8 +218,8 @@ def _fail_transactions_naming(
                 raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "TransactWriteItems")
             return self._inner.transact_write_items(TransactItems=TransactItems)
 
-    monkeypatch.setattr(usage_module, "client", lambda name: Failing(real(name)))
-    return lambda: monkeypatch.setattr(usage_module, "client", real)
+    monkeypatch.setattr(unit_module, "client", lambda name: Failing(real(name)))
+    return lambda: monkeypatch.setattr(unit_module, "client", real)
 
 
 def test_a_cell_refused_for_any_reason_parks_only_its_offender(

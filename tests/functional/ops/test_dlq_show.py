@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba.dal.billing import transact
 from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.transaction import Transaction
 from neruba.settings import get_settings
 from neruba_tools.dlq import describe
 
@@ -23,7 +23,7 @@ def test_a_sync_message_shows_the_recorded_sync_error(aws: dict[str, str]) -> No
     table = get_settings().billing_table
     invoices = InvoicesRepository(table)
     doc = {"id": "in_1", "customer_id": "acme", "period_start": "2026-10-01T00:00:00Z", "status": "finalized"}
-    transact([invoices.put_item(doc, datetime(2026, 11, 1, tzinfo=UTC))])
+    Transaction([invoices.put_item(doc, datetime(2026, 11, 1, tzinfo=UTC))]).commit()
     invoices.set_sync(
         "in_1",
         {"invoice_id": "in_1", "status": "failed", "attempts": 8, "last_error": "stripe_not_configured"},

@@ -134,7 +134,7 @@ def test_ledger_repair_is_refused_when_a_posting_lands_meanwhile(ledger: Any) ->
 
 
 def test_unbalanced_posting_is_reported_loudly_and_never_edited(ledger: Any, json_logs: Any) -> None:
-    from neruba.dal.ledger import ts
+    from neruba.timefmt import ts
 
     # GIVEN a posting written raw whose debits (500) differ from its credits (400)
     now = datetime.now(UTC)

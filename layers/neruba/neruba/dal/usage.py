@@ -30,8 +30,10 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import add_guard, exact_sum, lowest_exponent, number_problem
+from neruba.timefmt import iso
 
 HISTORY_CAP = 20
 JOURNAL_SHARDS = 16
@@ -285,19 +287,20 @@ class UsageRepository:
         for _attempt in range(6):
             reads = write.aggregation in ("max", "latest") or read_sum
             current = self._get(ref.aggregate_key) if reads else None
-            actions: list[dict[str, Any]] = [
+            unit = Transaction().add(
                 {
                     "Put": {
                         "TableName": self.table_name,
                         "Item": {
                             **ref.slice_key(batch),
-                            **to_item(
-                                {"tx": totals.transaction_ids, "n": totals.count, "at": now.isoformat()}
-                            ),
+                            **to_item({"tx": totals.transaction_ids, "n": totals.count, "at": iso(now)}),
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
+                name="slice",
+            )
+            unit.add(
                 {
                     "Update": {
                         "TableName": self.table_name,
@@ -305,20 +308,22 @@ class UsageRepository:
                         **_aggregate_update(write, current, read_sum=read_sum),
                     }
                 },
-            ]
+                name="aggregate",
+            )
             checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
             for old_slice in checked.values():  # one check per old slice: an item may appear once
-                actions.append(
+                unit.add(
                     {
                         "ConditionCheck": {
                             "TableName": self.table_name,
                             "Key": old_slice,
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
-                    }
+                    },
+                    name="adopted",
                 )
             for recount in write.recounts:
-                actions.append(
+                unit.add(
                     {
                         "Update": {
                             "TableName": self.table_name,
@@ -330,22 +335,21 @@ class UsageRepository:
                                 ":old": {"S": recount.old_batch},
                             },
                         }
-                    }
+                    },
+                    name="adopted",
                 )
             try:
-                client("dynamodb").transact_write_items(TransactItems=actions)
+                unit.commit()
                 return True
-            except Exception as exc:
-                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-                if not reasons:
-                    raise
-                if reasons[0] == "ConditionalCheckFailed":
+            except Cancelled as exc:
+                reasons = exc.reasons
+                if exc.failed("slice"):
                     return False  # this batch's slice exists: counted by an earlier attempt
-                if any(code == "ConditionalCheckFailed" for code in reasons[2:]):
+                if exc.failed("adopted"):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
                 if _REFUSED.intersection(map(str, reasons)):
                     raise CellWriteRefusedError(f"aggregate {ref}: {reasons}") from exc
-                if write.aggregation == "sum" and reasons[1] == "ConditionalCheckFailed" and not read_sum:
+                if write.aggregation == "sum" and exc.failed("aggregate") and not read_sum:
                     read_sum = True  # the blind add was not provably exact: read the sum and add it here
                     continue
                 time.sleep(0.02 * (2**_attempt))  # the aggregate moved (max/latest) or a transaction conflict
@@ -483,7 +487,7 @@ def _aggregate_update(
     values: dict[str, Any] = {
         ":n": totals.count,
         ":agg": write.aggregation,
-        ":now": datetime.now(UTC).isoformat(),
+        ":now": iso(datetime.now(UTC)),
     }
     condition: str | None = None
     if write.aggregation == "sum":

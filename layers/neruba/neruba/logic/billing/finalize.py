@@ -19,10 +19,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError, transact
-from neruba.dal.locks import LockLostError, parse_ts
+from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
+from neruba.dal.locks import LockLostError
+from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.worker import rated_lines
+from neruba.timefmt import iso, parse_ts
 
 Fence = Callable[[], list[dict[str, Any]]]
 UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
@@ -35,11 +37,10 @@ def no_fence() -> list[dict[str, Any]]:
 
 def fenced(actions: list[dict[str, Any]], fence: Fence) -> None:
     """Run ``actions`` with the fence appended; LockLostError when the fence is what failed."""
-    checks = fence()
     try:
-        transact([*actions, *checks])
-    except TransactionCancelledError as exc:
-        if checks and exc.reasons[-1] == "ConditionalCheckFailed":
+        commit(Transaction(actions).extend(fence(), name="fence"))
+    except Cancelled as exc:
+        if exc.failed("fence"):
             raise LockLostError("a newer scheduler holds the billing lock") from exc
         raise
 
@@ -74,7 +75,7 @@ def recompute_draft(
         "lines": lines,
         "subtotal_minor": subtotal,
         "total_minor": subtotal - int(invoice["credits_applied_minor"]),
-        "revised_at": now.isoformat(),
+        "revised_at": iso(now),
     }
     actions = [ctx.invoices.revise_item(doc, rev)]
     delta = subtotal - int(invoice["subtotal_minor"])

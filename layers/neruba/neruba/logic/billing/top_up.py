@@ -31,7 +31,7 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.locks import ts
+from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.ledger import LedgerRepository

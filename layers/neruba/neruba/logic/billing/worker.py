@@ -23,14 +23,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of, transact
-from neruba.dal.locks import parse_ts, ts
+from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of
+from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, subscription_end, window_at
 from neruba.models.billing import BillingJob
+from neruba.timefmt import parse_ts, ts
 
 LATE_LOOKBACK = 2  # finalized usage windows re-rated for late events when the next one is billed
 
@@ -149,7 +150,7 @@ def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | N
 def _end_state(ctx: Billing, subscription_id: str, seq: int) -> None:
     """No window ``seq`` exists (the subscription ended): stop billing it."""
     with contextlib.suppress(TransactionCancelledError):
-        transact([ctx.billing.end_state_item(subscription_id, seq)])
+        commit(Transaction([ctx.billing.end_state_item(subscription_id, seq)]))
 
 
 def billed_window(
@@ -175,15 +176,17 @@ def billed_window(
         window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
     )
     doc, actions, guard = build_invoice(ctx, subscription, window, now)
-    actions = [ctx.invoices.put_item(doc, now + ctx.grace), advance, *actions]
+    unit = Transaction().add(ctx.invoices.put_item(doc, now + ctx.grace), name="invoice")
+    unit.add(advance, name="state")
+    for index, action in enumerate(actions):
+        unit.add(action, name="posting" if index == guard else None)  # the posting's idempotency guard
     if run_id:
-        actions.append(ctx.billing.run_counter_item(run_id, "invoiced"))
+        unit.add(ctx.billing.run_counter_item(run_id, "invoiced"))
     try:
-        transact(actions)
-    except TransactionCancelledError as exc:
-        failed = [r == "ConditionalCheckFailed" for r in exc.reasons]
-        invoice_exists, state_moved = failed[0], failed[1]
-        posted = guard is not None and failed[2 + guard]  # the posting's guard: this invoice was posted
+        commit(unit)
+    except Cancelled as exc:
+        invoice_exists, state_moved = exc.failed("invoice"), exc.failed("state")
+        posted = exc.failed("posting")  # the posting's guard: this invoice was posted
         if (invoice_exists or posted) and not state_moved:
             _finish_advance(advance)  # the invoice committed while the state did not move: finish alone
             return None, doc
@@ -195,7 +198,7 @@ def billed_window(
 
 def _finish_advance(advance: dict[str, Any]) -> None:
     with contextlib.suppress(TransactionCancelledError):  # already advanced
-        transact([advance])
+        commit(Transaction([advance]))
 
 
 def build_invoice(

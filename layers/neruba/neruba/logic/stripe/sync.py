@@ -30,8 +30,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from neruba.dal.stripe_events import StripeEventsRepository, iso
+from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.logic.stripe.effects import InvoiceSource
+from neruba.timefmt import ts_seconds
 
 SYNCABLE = ("finalized", "paid", "payment_failed")
 T = TypeVar("T")
@@ -108,7 +109,7 @@ class InvoiceSync:
                 sync["retries"][step] = int(sync["retries"].get(step, 0)) + 1
             self._save(invoice_id, sync)
             raise SyncError(sync["last_error"]) from exc
-        sync.update(status="synced", last_error=None, synced_at=iso(self.now))
+        sync.update(status="synced", last_error=None, synced_at=ts_seconds(self.now))
         sync.pop("step", None)
         self._save(invoice_id, sync)
         return sync
@@ -128,7 +129,7 @@ class InvoiceSync:
         raise SyncError(error)
 
     def _save(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        sync["updated_at"] = iso(self.now)
+        sync["updated_at"] = ts_seconds(self.now)
         self.invoices.set_sync(invoice_id, {k: v for k, v in sync.items()})
 
     def _step(self, sync: dict[str, Any], name: str) -> int:

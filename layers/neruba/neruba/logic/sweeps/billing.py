@@ -38,6 +38,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
+from neruba.timefmt import iso
 
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
@@ -70,7 +71,7 @@ def billing_check(ctx: SweepContext) -> CheckResult:
     _stuck_drafts(ctx, billing, result, details)
     _unsynced(ctx, billing, ops, result, details)
     _stranded_top_ups(ctx, billing, result, details)
-    result.details = {**details, "as_of": ctx.now.isoformat()}
+    result.details = {**details, "as_of": iso(ctx.now)}
     return result
 
 
@@ -101,10 +102,10 @@ def _due_window(
     result: CheckResult,
     details: dict[str, Any],
 ) -> None:
-    from neruba.dal.locks import parse_ts
     from neruba.dal.queue import send_batch
     from neruba.logic.billing.scheduler import jobs_for
     from neruba.logic.billing.windows import state_windows
+    from neruba.timefmt import parse_ts
 
     subscription_id, seq = str(state["subscription_id"]), int(state["next_seq"])
     ids = {"subscription_id": subscription_id, "customer_id": str(state["customer_id"]), "seq": seq}
@@ -180,8 +181,8 @@ def _unsynced(
     ctx: SweepContext, billing: Billing, ops: OpsRepository, result: CheckResult, details: dict[str, Any]
 ) -> None:
     from neruba.dal.billing import DUE_SHARDS
-    from neruba.dal.locks import parse_ts
     from neruba.dal.sweep_repairs import customer_ids
+    from neruba.timefmt import parse_ts
 
     cutoff = ctx.now - SYNC_LAG
     pending = [i for shard in range(DUE_SHARDS) for i in billing.invoices.sync_pending(shard, cutoff)]

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from neruba.timefmt import iso
+
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
     from neruba.logic.billing.context import Billing
@@ -186,9 +188,9 @@ def run_sweep(
         "object": "sweep",
         "trigger": trigger,
         "actor": actor,
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "window": {"from": start.isoformat(), "to": end.isoformat()},
+        "started_at": iso(started),
+        "finished_at": iso(datetime.now(UTC)),
+        "window": {"from": start.isoformat(), "to": end.isoformat()},  # as the caller gave it
         "checks": [r.as_dict() for r in results],
         "found": sum(r.found for r in results),
         "repaired": sum(r.repaired for r in results),
