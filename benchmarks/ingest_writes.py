@@ -233,14 +233,13 @@ def measure(shape: Shape) -> dict[str, Any]:
     """One shape: Neruba and the baseline, each in a fresh emulator, with billing reads and costs."""
     from moto import mock_aws
 
-    from neruba.dal.clients import reset_clients
+    from neruba import bootstrap
     from neruba.settings import get_settings
     from tests.support.aws import create_resources
 
     customers = shape.customers_per_batch
     with mock_aws():
-        reset_clients()
-        get_settings.cache_clear()
+        bootstrap.reset()
         create_resources()
         _setup_catalog(customers)
         events = _events(shape)
@@ -251,8 +250,7 @@ def measure(shape: Shape) -> dict[str, Any]:
             Key={"pk": {"S": f"EVT#cust-0#{events[0]['transaction_id']}"}, "sk": {"S": "#"}},
         )["Item"]
     with mock_aws():
-        reset_clients()
-        get_settings.cache_clear()
+        bootstrap.reset()
         create_resources()
         baseline = run_baseline(_records(_events(shape)))
         baseline["billing_read_units"] = billing_read_units(["AGG"], customers)

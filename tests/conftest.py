@@ -37,11 +37,12 @@ os.environ.pop("AWS_PROFILE", None)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    """Each test reads the settings of its own environment (a test that patches NERUBA_* variables must not
-    leave its settings cached for the next one)."""
-    from neruba.settings import get_settings
+def _fresh_wiring() -> Iterator[None]:
+    """Each test starts from an empty composition root: its own settings (a test that patches NERUBA_*
+    variables must not leave them cached for the next one), clients, contexts and caches, and nothing a
+    test installed in ``neruba.bootstrap`` survives it."""
+    from neruba import bootstrap
 
-    get_settings.cache_clear()
+    bootstrap.reset()
     yield
-    get_settings.cache_clear()
+    bootstrap.reset()

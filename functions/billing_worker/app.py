@@ -10,14 +10,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from neruba import bootstrap
 from neruba.logic.billing.windows import invoice_id_for
-from neruba.logic.billing.worker import Billing, process_job
+from neruba.logic.billing.worker import process_job
 from neruba.models.billing import BillingJob
 from neruba.observability import logger, metrics
 
 MAX_RECEIVES = 5  # BillingQueue's maxReceiveCount: the last attempt before the DLQ
 processor = BatchProcessor(event_type=EventType.SQS)
-_ctx: Billing | None = None
 
 
 def _utcnow() -> datetime:
@@ -25,14 +25,6 @@ def _utcnow() -> datetime:
 
 
 clock: Callable[[], datetime] = _utcnow  # tests move time
-
-
-def billing() -> Billing:
-    """The billing context of this container (tests replace ``_ctx`` to inject collaborators)."""
-    global _ctx
-    if _ctx is None:
-        _ctx = Billing.from_settings()
-    return _ctx
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -45,13 +37,13 @@ def record_handler(record: SQSRecord) -> None:
         run_id=job.run_id,
     )
     try:
-        outcome = process_job(billing(), job, clock())
+        outcome = process_job(bootstrap.billing(), job, clock())
     except Exception:
         receives = int(record.attributes.approximate_receive_count or 1)
         if receives >= MAX_RECEIVES:
             metrics.add_metric(name="BillingWindowsFailed", unit="Count", value=1)
             if job.run_id:
-                billing().billing.add_to_run(job.run_id, "failed")
+                bootstrap.billing().billing.add_to_run(job.run_id, "failed")
         logger.exception("billing job failed", extra={"receives": receives})
         raise
     if outcome.invoiced:

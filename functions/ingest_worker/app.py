@@ -7,28 +7,18 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from neruba.dal.catalog import CatalogCache, CatalogRepository
-from neruba.dal.usage import UsageRepository
+from neruba import bootstrap
 from neruba.logic.ingest.worker import IngestBatch
 from neruba.observability import logger, metrics
-from neruba.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
-_catalog: CatalogCache | None = None
-
-
-def _catalog_cache() -> CatalogCache:
-    global _catalog
-    if _catalog is None:
-        _catalog = CatalogCache(CatalogRepository(get_settings().catalog_table))
-    return _catalog
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event["Records"]
-    batch = IngestBatch(usage=UsageRepository(get_settings().usage_table), lookup=_catalog_cache().lookup)
+    batch = IngestBatch(usage=bootstrap.usage(), lookup=bootstrap.ingest_worker_catalog().lookup)
     batch.begin(records)
     try:
         with processor(records=records, handler=batch.process_record, lambda_context=context):

@@ -15,9 +15,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def handle_record(record: SQSRecord) -> str:
     """Sync the invoice named by one message; raising fails just this message (retried, then DLQ)."""
+    from neruba import bootstrap
     from neruba.logic.stripe.sync import sync_message
 
-    return sync_message(record.body)
+    return sync_message(record.body, bootstrap.invoice_source())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -15,9 +15,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def handle_record(record: SQSRecord) -> str:
     """Process the event named by one message; raising fails just this message (retried, then DLQ)."""
+    from neruba import bootstrap
     from neruba.logic.stripe.worker import process_message
 
-    return process_message(record.body)
+    return process_message(record.body, bootstrap.stripe_processor())
 
 
 @logger.inject_lambda_context(clear_state=True)

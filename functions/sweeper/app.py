@@ -8,11 +8,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from neruba.dal.ops import OpsRepository
+from neruba import bootstrap
 from neruba.logic.sweeps.runner import run_sweep as run_checks_sweep
 from neruba.logic.sweeps.usage import SETTLE
 from neruba.observability import logger, metrics
-from neruba.settings import get_settings
 
 WINDOW = timedelta(hours=2)
 
@@ -26,8 +25,9 @@ def run_sweep(
     actor: str = "schedule",
 ) -> dict[str, Any]:
     """Run ``checks`` (default: all) over [start, end), store the report and return it."""
-    ops = OpsRepository(get_settings().ops_table)
-    return run_checks_sweep(ops, checks, start, end, trigger=trigger, actor=actor, now=now)
+    return run_checks_sweep(
+        bootstrap.ops(), checks, start, end, trigger=trigger, actor=actor, billing=bootstrap.billing, now=now
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -24,10 +24,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from neruba_tools.argtypes import endpoint
 
-def _config_check(_: argparse.Namespace) -> int:
+
+def _config_check(args: argparse.Namespace) -> int:
     from neruba.settings import check_environment
+    from neruba_tools.stackinfo import use_stack_settings
 
+    use_stack_settings(args.stack)  # the stack's (or the local stack's) tables and queues, when given
     problems = check_environment(os.environ)
     for problem in problems:
         print(problem)
@@ -116,13 +120,19 @@ def _cache_note() -> str:
     return f"API Gateway may still accept it for a cached answer, at most {within}."
 
 
+MAX_DURATION = timedelta(days=365)
+
+
 def _duration(text: str) -> timedelta:
-    """``0``, ``90s``, ``30m``, ``24h`` or ``7d``."""
+    """``0``, ``90s``, ``30m``, ``24h`` or ``7d``; at most 365 days."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = (text, "s") if text.isdigit() else (text[:-1], text[-1:])
     if not number.isdigit() or unit not in units:
         raise argparse.ArgumentTypeError(f"expected a duration such as 0, 30m, 24h or 7d, got {text!r}")
-    return timedelta(seconds=int(number) * units[unit])
+    seconds = int(number) * units[unit]
+    if seconds > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(f"at most {MAX_DURATION.days}d, got {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
@@ -177,13 +187,16 @@ def _local_run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neruba", description="Operate Neruba.")
     parser.add_argument(
-        "--endpoint-url", help="AWS endpoint, e.g. a local stack's moto URL (anywhere on the line)"
-    )
+        "--endpoint-url", type=endpoint,
+        help="AWS endpoint, e.g. a local stack's moto URL (anywhere on the line)",
+    )  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="print full tracebacks (anywhere on the line)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(dest="action", required=True)
-    config.add_parser("check", help="list missing or invalid settings").set_defaults(func=_config_check)
+    check = config.add_parser("check", help="list missing or invalid settings")
+    check.add_argument("--stack", help="check the settings a stack's functions get (its tables and queues)")
+    check.set_defaults(func=_config_check)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (shown once)")
@@ -247,10 +260,14 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def _local_defaults(url: str | None) -> None:
-    """Against a local stack, its region and moto's test credentials unless the shell sets others."""
+    """``AWS_REGION`` counts as the region (as for the AWS CLI v2 and Lambda; boto3 reads only
+    ``AWS_DEFAULT_REGION``); against a local stack, its region and moto's test credentials unless the shell
+    sets others."""
     from neruba_tools.local.intrinsics import REGION
     from neruba_tools.stackinfo import is_local_endpoint
 
+    if os.environ.get("AWS_REGION"):
+        os.environ.setdefault("AWS_DEFAULT_REGION", os.environ["AWS_REGION"])
     if is_local_endpoint(url):
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         if not os.environ.get("AWS_ACCESS_KEY_ID"):
@@ -271,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _local_defaults(os.environ.get("AWS_ENDPOINT_URL"))
     if not args.debug:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")  # the shared code's JSON logs stay quiet
-    from neruba_tools.stackinfo import StackError
+    from neruba_tools.stackinfo import StackError, aws_setup_problem
 
     try:
         return int(args.func(args))
@@ -281,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        problem = aws_setup_problem(exc)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return 1
 

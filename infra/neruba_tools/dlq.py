@@ -6,7 +6,9 @@
     neruba dlq status QUEUE                           progress of the DLQ's message move tasks
 
 QUEUE is a DLQ or its source queue, by logical id (``IngestDLQ``, ``IngestQueue``) or physical name. The
-pairs come from template.yaml (every queue with a RedrivePolicy); their URLs from ``--stack NAME`` on AWS
+DLQs come from template.yaml (``StackInfo.dead_letter_queues``: every RedrivePolicy target, with its
+source queue, and every queue named as a function's on-failure destination, which has no source queue and
+is shown but not redriven); their URLs from ``--stack NAME`` on AWS
 or the local stack's names when the endpoint is local (``--stack`` defaults to ``neruba-local`` there).
 
 Redrive uses SQS ``StartMessageMoveTask`` (all messages, optionally at ``--rate`` per second) back to the
@@ -24,7 +26,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from neruba_tools.argtypes import bounded_int
 from neruba_tools.stackinfo import (
+    DeadLetterQueue,
     StackError,
     StackInfo,
     boto_client,
@@ -49,12 +53,14 @@ def add_parser(commands: Any) -> None:
     )
     show = common(dlq.add_parser("show", help="peek at a DLQ's messages without consuming them"))
     show.add_argument("queue")
-    show.add_argument("--max", type=int, default=10, help="messages to show (default 10)")
+    show.add_argument("--max", type=bounded_int(1), default=10, help="messages to show (default 10)")
     show.set_defaults(func=_show)
     redrive = common(dlq.add_parser("redrive", help="move a DLQ's messages back to their source queue"))
     redrive.add_argument("queue")
-    redrive.add_argument("--max", type=int, help="move at most N messages (needs --mover)")
-    redrive.add_argument("--rate", type=int, help="StartMessageMoveTask messages per second (1-500)")
+    redrive.add_argument("--max", type=bounded_int(1), help="move at most N messages (needs --mover)")
+    redrive.add_argument(
+        "--rate", type=bounded_int(1, 500), help="StartMessageMoveTask messages per second (1-500)"
+    )
     redrive.add_argument("--mover", action="store_true", help="use the receive-send-delete mover")
     redrive.set_defaults(func=_redrive)
     status = common(dlq.add_parser("status", help="progress of the DLQ's message move tasks"))
@@ -66,15 +72,32 @@ def _sqs(**config: Any) -> Any:
     return boto_client("sqs", **config)
 
 
-def _pair(stack: StackInfo, name: str) -> tuple[str, str]:
-    """(DLQ logical id, source logical id) for a DLQ or source queue given by logical id or name."""
-    pairs = stack.redrive_pairs()
-    for dlq, source in pairs.items():
-        names = {dlq, source, stack.physical.get(dlq, dlq), stack.physical.get(source, source)}
+def _find(stack: StackInfo, name: str) -> DeadLetterQueue:
+    """The DLQ given by its logical id or physical name, or by its source queue's."""
+    found = stack.dead_letter_queues()
+    for dlq in found.values():
+        names = {dlq.logical_id, stack.physical.get(dlq.logical_id, dlq.logical_id)}
+        if dlq.source_queue:
+            names |= {dlq.source_queue, stack.physical.get(dlq.source_queue, dlq.source_queue)}
         names |= {n.rsplit("/", 1)[-1] for n in list(names)}
         if name in names:
-            return dlq, source
-    raise StackError(f"no dead-letter queue {name!r}; known: {', '.join(pairs)}")
+            return dlq
+    raise StackError(f"no dead-letter queue {name!r}; known: {', '.join(found)}")
+
+
+def _pair(stack: StackInfo, name: str) -> tuple[str, str]:
+    """(DLQ logical id, source logical id) of a DLQ that has a source queue to move its messages back to."""
+    dlq = _find(stack, name)
+    if dlq.source_queue is None:
+        raise StackError(
+            f"{dlq.logical_id} has no source queue: it holds failed runs of {', '.join(dlq.feeders)}, which "
+            "cannot be sent back; see docs/runbooks/dlq-redrive.md for what to do instead"
+        )
+    return dlq.logical_id, dlq.source_queue
+
+
+def _source_text(dlq: DeadLetterQueue) -> str:
+    return dlq.source_queue or f"(functions: {len(dlq.feeders)})"
 
 
 def _attributes(sqs: Any, url: str) -> dict[str, str]:
@@ -115,7 +138,8 @@ def _list(args: argparse.Namespace) -> int:
     stack = stack_for(args.stack, args.template)
     sqs = _sqs()
     print(f"{'DLQ':<18} {'SOURCE':<18} {'DEPTH':>6} {'IN FLIGHT':>9}  OLDEST")
-    for dlq, source in stack.redrive_pairs().items():
+    for found in stack.dead_letter_queues().values():
+        dlq, source = found.logical_id, _source_text(found)
         if dlq not in stack.physical:
             print(f"{dlq:<18} {source:<18} not in stack {stack.stack_name}")
             continue
@@ -128,7 +152,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def describe(
-    source: str, message: dict[str, Any], usage_table: str | None, billing_table: str | None = None
+    source: str | None, message: dict[str, Any], usage_table: str | None, billing_table: str | None = None
 ) -> dict[str, Any]:
     """What an operator needs to see of one DLQ message: for ingest the event key and its stored outcome,
     for the Stripe sync the invoice and the error its last attempt recorded."""
@@ -159,12 +183,34 @@ def describe(
     elif source == "StripeSyncQueue" and isinstance(data, dict) and isinstance(data.get("invoice_id"), str):
         info["invoice_id"] = data["invoice_id"]
         info["failure_reason"] = _sync_reason(billing_table, data["invoice_id"])
+    elif isinstance(data, dict) and isinstance(data.get("requestContext"), dict):
+        info.update(_failed_run(data))
     else:
         keys = sorted(data)[:10] if isinstance(data, dict) else []
         info["body_keys"] = keys
         info["body"] = body[:200]
         info["failure_reason"] = "not recorded in the message: see the function's logs for this message id"
     return info
+
+
+def _failed_run(record: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda on-failure destination record: which function, which scheduled run, and its last error."""
+    context = record["requestContext"]
+    arn = str(context.get("functionArn", ""))
+    function = arn.split(":function:", 1)[-1].split(":", 1)[0] if ":function:" in arn else arn
+    request = record.get("requestPayload")
+    response = record.get("responsePayload")
+    error = ""
+    if isinstance(response, dict) and (response.get("errorType") or response.get("errorMessage")):
+        error = f": {response.get('errorType', 'Error')}: {response.get('errorMessage', '')}"
+    return {
+        "function": function,
+        "scheduled_at": request.get("time") if isinstance(request, dict) else None,
+        "failure_reason": (
+            f"{context.get('condition', 'failed')} after {context.get('approximateInvokeCount', '?')} "
+            f"invocation(s){error}"
+        ),
+    }
 
 
 def _stored_reason(usage_table: str | None, event: dict[str, Any]) -> str:
@@ -199,10 +245,12 @@ def _show(args: argparse.Namespace) -> int:
     from neruba_tools.queues import peek
 
     stack = stack_for(args.stack, args.template)
-    dlq, source = _pair(stack, args.queue)
+    found = _find(stack, args.queue)
+    dlq, source = found.logical_id, found.source_queue
     messages = peek(_sqs(), stack.resource(dlq), limit=args.max)
     usage_table, billing_table = stack.physical.get("UsageTable"), stack.physical.get("BillingTable")
-    print(f"{dlq} (source {source}): {len(messages)} message(s) shown, all left in the queue")
+    origin = f"source {source}" if source else f"failed runs of {', '.join(found.feeders)}"
+    print(f"{dlq} ({origin}): {len(messages)} message(s) shown, all left in the queue")
     for message in messages:
         print(json.dumps(describe(source, message, usage_table, billing_table), sort_keys=True, default=str))
     return 0

@@ -30,6 +30,30 @@ class StackError(RuntimeError):
     """The stack or one of its resources cannot be found."""
 
 
+def aws_setup_problem(exc: BaseException) -> str | None:
+    """One line for an error that comes from the operator's AWS setup (no region, no credentials, a
+    table or queue that is not there), or None for any other error."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: export AWS_REGION (or AWS_DEFAULT_REGION), or use a profile that has one"
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: export AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in (
+            "ResourceNotFoundException",
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ):
+            where = endpoint_url() or "AWS"
+            return (
+                f"a table or queue of this stack does not exist at {where} ({exc.operation_name}): "
+                f"check --stack (the local stack is {LOCAL_STACK!r})"
+            )
+    return None
+
+
 def endpoint_url() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
@@ -47,6 +71,37 @@ def boto_client(service: str, **config: Any) -> Any:
     return boto3.session.Session().client(
         service, endpoint_url=endpoint_url(), config=Config(**config) if config else None
     )
+
+
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    """A queue the template uses as a dead-letter queue: of a source queue (its RedrivePolicy), or of
+    functions (an on-failure destination or a function's DeadLetterQueue), whose messages have no queue to
+    go back to."""
+
+    logical_id: str
+    source_queue: str | None = None
+    feeders: tuple[str, ...] = ()
+
+
+DLQ_KEYS = {"OnFailure", "DeadLetterQueue", "DeadLetterConfig"}
+
+
+def _queue_refs(value: Any, queues: set[str], under_dlq_key: bool = False) -> set[str]:
+    """Logical ids of queues named by ``!GetAtt Q.Arn`` (or ``!Ref Q``) under a dead-letter key."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if under_dlq_key and key in ("Fn::GetAtt", "Ref"):
+                target = item.split(".", 1)[0] if isinstance(item, str) else item[0]
+                if target in queues:
+                    found.add(str(target))
+            else:
+                found |= _queue_refs(item, queues, under_dlq_key or key in DLQ_KEYS)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _queue_refs(item, queues, under_dlq_key)
+    return found
 
 
 @dataclass
@@ -85,8 +140,23 @@ class StackInfo:
                 for summary in page["StackResourceSummaries"]:
                     found[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
         except Exception as exc:
-            raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {exc}") from exc
+            why = aws_setup_problem(exc) or str(exc)
+            raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {why}") from exc
         return found
+
+    def output(self, name: str) -> str:
+        """A stack output's value (``ApiUrl``, ...), from CloudFormation."""
+        if self.local:
+            raise StackError(f"the local stack has no CloudFormation outputs ({name})")
+        try:
+            stacks = boto_client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"]
+        except Exception as exc:
+            why = aws_setup_problem(exc) or str(exc)
+            raise StackError(f"cannot read the outputs of stack {self.stack_name!r}: {why}") from exc
+        for item in stacks[0].get("Outputs", []) if stacks else []:
+            if item.get("OutputKey") == name:
+                return str(item["OutputValue"])
+        raise StackError(f"stack {self.stack_name!r} has no output {name}")
 
     def resource(self, logical_id: str) -> str:
         try:
@@ -104,6 +174,26 @@ class StackInfo:
                 dlq = target.split(".", 1)[0] if isinstance(target, str) else target[0]
                 pairs[str(dlq)] = logical_id
         return dict(sorted(pairs.items()))
+
+    def dead_letter_queues(self) -> dict[str, DeadLetterQueue]:
+        """Every dead-letter queue the template declares, by logical id: the RedrivePolicy targets (with
+        their source queue) and the queues named as a function's on-failure destination or DeadLetterQueue
+        (with the functions that feed them)."""
+        resources = self.document["Resources"]
+        queues = {k for k, r in resources.items() if r.get("Type") == "AWS::SQS::Queue"}
+        feeders: dict[str, list[str]] = {}
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == "AWS::SQS::Queue":
+                continue
+            for dlq in _queue_refs(resource.get("Properties") or {}, queues):
+                feeders.setdefault(dlq, []).append(logical_id)
+        found = {
+            dlq: DeadLetterQueue(dlq, source_queue=source) for dlq, source in self.redrive_pairs().items()
+        }
+        for dlq, names in feeders.items():
+            known = found.get(dlq, DeadLetterQueue(dlq))
+            found[dlq] = DeadLetterQueue(dlq, known.source_queue, tuple(sorted(names)))
+        return dict(sorted(found.items()))
 
     def settings_environment(self) -> dict[str, str]:
         """``NERUBA_*`` variables of the template's Globals whose value is a ``!Ref`` of a resource."""

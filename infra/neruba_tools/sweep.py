@@ -16,20 +16,17 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from neruba_tools.argtypes import when
+
 PIECE = timedelta(hours=2)
 MAX_WINDOW = timedelta(days=14)
-
-
-def _when(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("sweep", help="run the consistency sweep now")
     parser.add_argument("--check", action="append", help="a check to run (repeatable; default: all)")
-    parser.add_argument("--from", dest="start", type=_when, help="window start, ISO 8601 (default: to - 2h)")
-    parser.add_argument("--to", dest="end", type=_when, help="window end, ISO 8601 (default: now)")
+    parser.add_argument("--from", dest="start", type=when, help="window start, ISO 8601 (default: to - 2h)")
+    parser.add_argument("--to", dest="end", type=when, help="window end, ISO 8601 (default: now)")
     parser.add_argument("--stack", help="CloudFormation stack whose tables to use (default: NERUBA_* env)")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--list-checks", action="store_true", help="list the registered checks and exit")
@@ -70,16 +67,17 @@ def run(args: argparse.Namespace) -> int:
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from neruba.dal.ops import OpsRepository
+    from neruba import bootstrap
     from neruba.logic.sweeps.runner import run_sweep
-    from neruba.settings import get_settings
 
-    ops = OpsRepository(get_settings().ops_table)
+    ops = bootstrap.ops()
     failed = False
     piece_start = start
     while piece_start < end:
         piece_end = min(piece_start + PIECE, end)
-        report = run_sweep(ops, args.check, piece_start, piece_end, trigger="cli", actor="cli")
+        report = run_sweep(
+            ops, args.check, piece_start, piece_end, trigger="cli", actor="cli", billing=bootstrap.billing
+        )
         failed = failed or report["status"] != "ok"
         if args.json:
             print(json.dumps(report, default=str, sort_keys=True))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from neruba.dal.clients import reset_clients
+from neruba import bootstrap
 from neruba.settings import get_settings
 from tests.support.aws import create_resources
 
@@ -26,10 +26,9 @@ def _moto() -> Iterator[Any]:
 def aws(_moto: Any) -> Iterator[dict[str, str]]:
     """Fresh tables and queues for one test."""
     _moto.reset()
-    reset_clients()
-    get_settings.cache_clear()
+    bootstrap.reset()
     yield create_resources()
-    reset_clients()
+    bootstrap.reset()
 
 
 @pytest.fixture

@@ -120,8 +120,8 @@ def test_a_full_scenario_logs_no_secret(
     from functions.stripe_sync.app import lambda_handler as stripe_sync
     from functions.stripe_webhook.app import lambda_handler as stripe_webhook
     from functions.stripe_worker.app import lambda_handler as stripe_worker
+    from neruba import bootstrap
     from neruba.dal.keys import KeysRepository
-    from neruba.logic.stripe import ports as stripe_ports
     from neruba.observability import logger
     from neruba.settings import get_settings
     from neruba_tools.local.fake_stripe import FakeStripe
@@ -142,8 +142,7 @@ def test_a_full_scenario_logs_no_secret(
     invoices = MemoryInvoices()
     invoices.add(dict(INVOICE))
     invoices.customers["acme"] = {"external_id": "acme", "name": "Acme", "email": "billing@acme.test"}
-    stripe_ports.configure(effects=MemoryLedger(invoices), invoices=invoices)
-    ingest_worker._catalog = None
+    bootstrap.install(stripe_effects=MemoryLedger(invoices), invoice_source=invoices)
     signatures: list[str] = []
     try:
         with FakeStripe() as fake:
@@ -208,7 +207,6 @@ def test_a_full_scenario_logs_no_secret(
             assert fake.invoices, "the sync reached the fake Stripe with the API key"
             logger.info("scenario finished", extra={"key_id": key.key_id})
     finally:
-        stripe_ports.configure(effects=None, invoices=None)
         from neruba.logic.stripe.secrets import clear_cache
 
         clear_cache()

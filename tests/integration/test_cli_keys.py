@@ -102,3 +102,16 @@ def test_sweep_json_prints_only_json_on_standard_output(local_stack: Any) -> Non
     assert done.returncode in (0, 1), done.stderr  # 1: a check found something, still a report
     report = json.loads(done.stdout)
     assert {check["name"] for check in report["checks"]} >= {"usage", "ledger", "billing", "stripe"}
+
+
+def test_a_stack_name_the_local_endpoint_does_not_have_is_one_line(local_stack: Any) -> None:
+    result = _cli("keys", "list", "--endpoint-url", local_stack.moto_url, "--stack", "nosuchstack")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "ResourceNotFoundException" not in result.stderr
+    assert "--stack" in result.stderr and "does not exist" in result.stderr
+
+
+def test_config_check_reads_the_stack_it_is_pointed_at(local_stack: Any) -> None:
+    result = _cli("config", "check", "--endpoint-url", local_stack.moto_url, "--stack", "neruba-it")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration OK" in result.stdout

@@ -66,9 +66,50 @@ def test_the_walk_reaches_a_paid_invoice_through_the_local_stripe(local_stack: A
     assert [d["object_id"] for d in local_stack.stripe.fake.deliveries].count(sync["invoice_id"]) == 1
 
 
-def test_an_invoice_not_in_stripe_cannot_be_paid_locally(local_stack: Any, key: str) -> None:
+def _one_error_shape(answer: dict[str, Any], code: str) -> None:
+    error = answer["error"]
+    assert error["code"] == code, answer
+    assert error["type"] in ("invalid_request_error", "api_error") and error["request_id"], answer
+    assert error["message"] and not error["message"].startswith(("'", '"')), answer
+
+
+def test_an_unknown_invoice_cannot_be_paid_locally_and_says_so_at_once(local_stack: Any, key: str) -> None:
+    started = time.monotonic()
     status, answer = _http(local_stack.base_url, "POST", "/_local/stripe/invoices/in_missing/pay")
-    assert status == 404 and answer["error"]["code"] == "invoice_not_in_stripe"
+    # at once: not after the 5 s a pay waits for a sync under way
+    assert status == 404 and time.monotonic() - started < 5
+    _one_error_shape(answer, "invoice_not_found")
+
+
+def test_a_draft_cannot_be_paid_locally_and_says_so_at_once(local_stack: Any, key: str) -> None:
+    base = local_stack.base_url
+    customer = f"draft-{uuid.uuid4().hex[:8]}"
+    _http(base, "POST", "/v1/customers", key, {"external_id": customer, "name": "D", "currency": "USD"})
+    _http(base, "POST", "/v1/subscriptions", key, {"customer_id": customer, "plan_code": "demo-usage"})
+    status, run = _http(
+        base, "POST", "/admin/billing-runs", key, {"customer_id": customer, "reason": "draft"}
+    )
+    assert run["invoiced"] == 1, run
+    _, page = _http(base, "GET", f"/v1/invoices?customer_id={customer}", key)
+    draft = page["data"][0]
+    assert draft["status"] == "draft"
+    started = time.monotonic()
+    status, answer = _http(base, "POST", f"/_local/stripe/invoices/{draft['id']}/pay")
+    assert status == 409 and time.monotonic() - started < 5  # at once, not after the sync wait
+    _one_error_shape(answer, "invoice_not_finalized")
+    # the stack is shared: finalize this draft now, so another test's billing run finalizes only its own
+    time.sleep(1.2)
+    _, run = _http(base, "POST", "/admin/billing-runs", key, {"customer_id": customer, "reason": "draft"})
+    assert run["finalized"] == 1, run
+
+
+def test_local_routes_answer_in_the_one_error_shape(local_stack: Any) -> None:
+    status, answer = _http(local_stack.base_url, "POST", "/_local/schedules/Nope/fire")
+    assert status == 404
+    _one_error_shape(answer, "schedule_not_found")
+    status, answer = _http(local_stack.base_url, "GET", "/_local/nothing")
+    assert status == 404
+    _one_error_shape(answer, "route_not_found")
 
 
 def test_a_wrongly_signed_invoice_paid_is_refused_and_the_invoice_stays_unpaid(

@@ -694,6 +694,15 @@ def test_the_runner_prints_the_banner_serves_and_stops_cleanly_on_sigterm(tmp_pa
         with urllib_request.urlopen(f"{base}/ping", timeout=10) as response:
             assert response.read() == b"pong"
         assert any(line.startswith("Moto endpoint: http://127.0.0.1:") for line in lines)
+        # AND it says what the aws CLI needs besides the endpoint: a region and (any) credentials
+        aws_cli = next(line for line in lines if line.startswith("AWS CLI: "))
+        for needed in (
+            "AWS_DEFAULT_REGION=us-east-1",
+            "AWS_ACCESS_KEY_ID=",
+            "AWS_SECRET_ACCESS_KEY=",
+            "--endpoint-url",
+        ):
+            assert needed in aws_cli, aws_cli
         # AND SIGTERM stops it with exit code 0
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -142,3 +143,36 @@ def test_a_restarted_stack_pays_an_invoice_its_local_stripe_received_before(tmp_
         )
     finally:
         second.stop()
+
+
+def test_after_a_crash_the_queues_are_those_of_the_last_snapshot(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = Run(state)
+    try:
+        first.sqs().send_message(QueueUrl=_dlq_url(first.sqs()), MessageBody='{"discarded": true}')
+    finally:
+        first.stop()  # a clean stop writes the DLQ with its one message
+
+    second = Run(state, "--snapshot-seconds", "0.5")
+    try:
+        sqs = second.sqs()
+        # WHEN the operator discards that message and another one is parked, then the stack is killed
+        sqs.purge_queue(QueueUrl=_dlq_url(sqs))
+        sqs.send_message(QueueUrl=_dlq_url(sqs), MessageBody='{"parked": "after"}')
+        snapshot = state / "queues" / "IngestDLQ.jsonl"
+        deadline = time.monotonic() + 30
+        while "after" not in (snapshot.read_text() if snapshot.exists() else ""):
+            assert time.monotonic() < deadline, "no queue snapshot while the stack runs"
+            time.sleep(0.2)
+        time.sleep(1)  # one more snapshot interval, so the purge is certainly in it
+    finally:
+        second.process.kill()
+        second.process.wait(timeout=30)
+
+    third = Run(state)
+    try:
+        # THEN the restarted stack has the queue as it was at the last snapshot: no discarded message back
+        messages = third.sqs().receive_message(QueueUrl=_dlq_url(third.sqs()), MaxNumberOfMessages=10)
+        assert [m["Body"] for m in messages.get("Messages", [])] == ['{"parked": "after"}']
+    finally:
+        third.stop()

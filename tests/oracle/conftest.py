@@ -12,23 +12,16 @@ _MOCK: list[Any] = []
 
 
 def fresh_world() -> None:
-    from neruba.dal.clients import reset_clients
-    from neruba.settings import get_settings
+    """Fresh tables and queues, and nothing the last example cached (contexts, the ingest catalog caches
+    holding its meters, clients, settings): ``neruba.bootstrap.reset()``."""
+    from neruba import bootstrap
+    from tests.oracle.harness import fresh_stripe
     from tests.support.aws import create_resources
 
     _MOCK[0].reset()
-    _forget_catalogs()
-    reset_clients()
-    get_settings.cache_clear()
+    bootstrap.reset()
     create_resources()
-
-
-def _forget_catalogs() -> None:
-    """The per-process catalog caches of the ingest API and worker hold the last example's meters."""
-    import importlib
-
-    for module in ("neruba.api.routes.ingest", "functions.ingest_worker.app"):
-        importlib.import_module(module)._catalog = None
+    fresh_stripe()
 
 
 @pytest.fixture
@@ -40,11 +33,18 @@ def oracle_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in TEST_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from neruba_tools.local.fake_stripe import FakeStripe
+    from tests.oracle.harness import FAKE_STRIPE
+
     mock = mock_aws()
     mock.start()
     _MOCK.append(mock)
-    try:
-        yield
-    finally:
-        _MOCK.clear()
-        mock.stop()
+    with FakeStripe() as fake:  # sync-out pushes finalized invoices here (NERUBA_STRIPE_API_BASE)
+        monkeypatch.setenv("NERUBA_STRIPE_API_BASE", fake.url)
+        FAKE_STRIPE.append(fake)
+        try:
+            yield
+        finally:
+            FAKE_STRIPE.clear()
+            _MOCK.clear()
+            mock.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,8 +36,21 @@ ROUTES: list[tuple[str, str, str]] = [  # (method, path pattern, function) as te
     ("GET", r"/admin/billing-runs(/.*)?", "billing_api"),
     ("POST", r"/admin/sweeps", "ops_api"),
     ("GET", r"/admin/sweeps(/.*)?", "ops_api"),
+    ("POST", r"/webhooks/stripe", "stripe_webhook"),
+    ("GET", r"/admin/stripe-events(/.*)?", "stripe_admin_api"),
+    ("POST", r"/admin/stripe-events/.*", "stripe_admin_api"),
 ]
 ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+
+
+STATS: Counter[str] = Counter()  # figures of a run (steps, operations, invariants checked) for the docs
+# Writes so far: API calls other than reads, worker invocations, scheduler runs. The books and the DLQs
+# change only through one of them, so an invariant over them need not look again while this stands still.
+WRITES: list[int] = [0]
+
+
+def wrote() -> None:
+    WRITES[0] += 1
 
 
 class Killed(BaseException):
@@ -112,9 +126,22 @@ class Api:
         event = api_event(method, path, raw_body=raw, query=query, headers=headers, scopes=scopes)
         if raw is None:
             event["body"] = None
+        return self._answer(method, path, event, raw)
+
+    def webhook(self, raw: bytes, signature: str | None) -> Answer:
+        """A Stripe delivery: no API key, the raw bytes as sent, ``Stripe-Signature`` when given."""
+        event = api_event("POST", "/webhooks/stripe", raw_body=raw.decode("utf-8"), scopes=None)
+        event["headers"].pop("Authorization", None)
+        if signature is not None:
+            event["headers"]["Stripe-Signature"] = signature
+        return self._answer("POST", "/webhooks/stripe", event, raw.decode("utf-8"))
+
+    def _answer(self, method: str, path: str, event: dict[str, Any], raw: str | None) -> Answer:
         status, parsed = exact_call(_handler(method, path), event)
         self.calls += 1
-        key = f"{method} {re.sub(r'/(sub|in|cg|run|swp|dsp)_[0-9a-z]+', '/{id}', path)}"
+        if method != "GET":
+            wrote()
+        key = f"{method} {re.sub(r'/(sub|in|cg|run|swp|dsp|dp|evt)_[0-9a-z_]+', '/{id}', path)}"
         self.by_route[key] = self.by_route.get(key, 0) + 1
         answer = Answer(status, parsed, method, path)
         if status >= 500:
@@ -152,6 +179,7 @@ def ingest_worker() -> Any:
 def drain(handler: Any, queue: str, batch_size: int, limit: int = 200) -> int:
     """Feed ``queue`` to ``handler`` until it is empty (failing messages reach the DLQ after 5 receives)."""
     url = queue_url(queue)
+    wrote()
     for count in range(limit):
         messages = receive_batch(url, batch_size)
         if not messages:
@@ -163,6 +191,7 @@ def drain(handler: Any, queue: str, batch_size: int, limit: int = 200) -> int:
 def one_batch(handler: Any, queue: str, batch_size: int) -> None:
     """One invocation of ``handler`` with what the queue holds (it may die; SQS then redelivers)."""
     url = queue_url(queue)
+    wrote()
     messages = receive_batch(url, batch_size)
     if messages:
         run_batch(handler, url, messages)
@@ -219,17 +248,16 @@ def killing_once(original: Callable[..., Any], *, after: bool = False) -> Callab
 # ---------------------------------------------------------------- billing on an injected clock
 def billing_run(now: datetime) -> dict[str, Any]:
     """What the scheduled BillingSchedulerFunction does, at ``now``."""
-    from functions.billing_scheduler import app
+    from neruba import bootstrap
     from neruba.dal.locks import LockRepository
-    from neruba.dal.plans import PlansRepository
     from neruba.logic.billing.scheduler import RunOptions, run_billing
     from neruba.settings import get_settings
 
-    settings = get_settings()
+    wrote()
     return run_billing(
-        app.billing(),
-        LockRepository(settings.billing_table),
-        PlansRepository(settings.catalog_table),
+        bootstrap.billing(),
+        LockRepository(get_settings().billing_table),
+        bootstrap.plans(),
         RunOptions(trigger="schedule", clock=lambda: now),
     )
 
@@ -242,15 +270,63 @@ def billing_work(now: datetime) -> int:
 
 
 def fresh_containers() -> None:
-    """Every function's per-container state forgotten (a new moto account behind them)."""
-    from functions.billing_scheduler import app as scheduler
-    from functions.billing_worker import app as worker
-    from functions.ingest_worker import app as ingest
-    from neruba.api.routes import ingest as ingest_api
-    from neruba.logic.billing import admin as invoices
+    """Every function's per-container state forgotten (a new moto account behind them): the billing
+    contexts, catalog caches, repositories, clients and settings of the composition root."""
+    from neruba import bootstrap
 
-    scheduler._ctx = None
-    worker._ctx = None
-    invoices._ctx = None  # the admin and read routes' billing context (a rerun reads the invoices table)
-    ingest._catalog = None
-    ingest_api._catalog = None
+    bootstrap.reset()
+
+
+# ---------------------------------------------------------------- Stripe: the fake API, sync-out, events
+STRIPE_SECRET = "whsec_oracle"
+STRIPE_PARAMETER = "/neruba/stripe"  # NERUBA_STRIPE_SECRET_NAME of the test environment
+FAKE_STRIPE: list[Any] = []  # the one FakeStripe of the run (tests/oracle/conftest.py starts it)
+
+
+def fresh_stripe() -> None:
+    """The Stripe parameter in the new moto account, the secret cache and the fake's objects forgotten."""
+    from neruba.logic.stripe.secrets import clear_cache
+
+    boto3.client("ssm").put_parameter(
+        Name=STRIPE_PARAMETER,
+        Type="SecureString",
+        Overwrite=True,
+        Value=json.dumps({"api_key": "sk_test_oracle", "webhook_secrets": [STRIPE_SECRET]}),
+    )
+    clear_cache()
+    for fake in FAKE_STRIPE:
+        fake.reset()
+
+
+def stripe_sync() -> None:
+    """StripeSyncFunction fed StripeSyncQueue until it is empty (finalized invoices pushed to the fake)."""
+    from functions.stripe_sync.app import lambda_handler
+
+    drain(lambda_handler, "StripeSyncQueue", 10)
+
+
+def stripe_work() -> None:
+    """StripeWorkerFunction fed StripeEventsQueue until it is empty."""
+    from functions.stripe_worker.app import lambda_handler
+
+    drain(lambda_handler, "StripeEventsQueue", 10)
+
+
+def stripe_invoice(invoice_id: str) -> dict[str, Any] | None:
+    """The fake Stripe's invoice made for ours (by the metadata sync-out writes), or None."""
+    found = [
+        i for i in FAKE_STRIPE[0].invoices.values() if i["metadata"].get("neruba_invoice_id") == invoice_id
+    ]
+    assert len(found) <= 1, f"{invoice_id} has {len(found)} Stripe invoices"
+    return dict(found[0]) if found else None
+
+
+def signed(
+    payload: dict[str, Any], *, secret: str = STRIPE_SECRET, at: int | None = None
+) -> tuple[bytes, str]:
+    """The bytes of a Stripe event as Stripe formats them, and their Stripe-Signature header."""
+    from tests.support.stripe_events import encode as stripe_bytes
+    from tests.support.stripe_events import sign
+
+    raw = stripe_bytes(payload)
+    return raw, sign(raw, secret, at)

@@ -286,6 +286,7 @@ class Phase:
     version: PlanVersion
     start: datetime
     end: datetime | None = None
+    recorded: datetime | None = None  # when a plan change recorded it (None: the first phase)
 
 
 @dataclass
@@ -306,6 +307,19 @@ class Subscription:
 
     def live(self) -> bool:
         return self.ended_at is None and not self.cancel_at_period_end
+
+    def prepaid(self, period_start: datetime) -> int | None:
+        """The phase whose advance fee pays for the period starting at ``period_start`` (docs/billing.md,
+        "Plan change at a period start, made later"): that fee is billed when the period starts, under the
+        phases known then: the first always, a later one only when recorded before ``period_start``; of
+        those, the last that starts at or before it."""
+        found = None
+        for index, phase in enumerate(self.phases):
+            known = index == 0 or phase.recorded is None or phase.recorded < period_start
+            if phase.start > period_start or not known:
+                break
+            found = index
+        return found
 
     def period(self, k: int) -> tuple[datetime, datetime]:
         return add_months(self.start, k), add_months(self.start, k + 1)
@@ -384,17 +398,18 @@ def rate_window(
                     usage_total += amount
             if version.fee is not None and version.timing == "arrears" and b > a:
                 lines[f"fixed_fee:arrears:{index}"] = to_minor(version.fee * seconds(a, b) / length, currency)
-        # advance fees: credit the prepaid phase's unused time, charge each phase begun inside P
+        # advance fees: credit the prepaid phase's unused time, charge every other phase its own time in P
+        prepaid = sub.prepaid(ps)
         for index, phase in enumerate(sub.phases):
             version = phase.version
             if version.fee is None or version.timing != "advance":
                 continue
             a, b = own_time(index)
-            if phase.start <= ps and (phase.end is None or phase.end > ps):  # prepaid: in force at P's start
+            if index == prepaid:
                 if b < pe:
                     unused = version.fee * seconds(b, pe) / length
                     lines[f"proration:credit:{index}"] = -to_minor(unused, currency)
-            elif phase.start > ps and b > a:
+            elif b > a:
                 lines[f"proration:charge:{index}"] = to_minor(version.fee * seconds(a, b) / length, currency)
         if minimum is not None:
             floor = to_minor(minimum, currency)
@@ -403,12 +418,11 @@ def rate_window(
         ends_here = (sub.ended_at is not None and sub.ended_at <= pe) or (
             sub.cancel_at_period_end and sub.canceled_at is not None and sub.canceled_at < pe
         )
-        if not ends_here:  # the next period's fee, under the version in force at the instant period_end
-            for index, phase in enumerate(sub.phases):
-                version = phase.version
-                in_force = phase.start <= pe and (phase.end is None or phase.end > pe)
-                if in_force and version.fee is not None and version.timing == "advance":
-                    lines[f"fixed_fee:advance:{index}"] = to_minor(version.fee, currency)
+        ahead = sub.prepaid(pe)
+        if not ends_here and ahead is not None:  # the next period's fee, under the phases known at period_end
+            version = sub.phases[ahead].version
+            if version.fee is not None and version.timing == "advance":
+                lines[f"fixed_fee:advance:{ahead}"] = to_minor(version.fee, currency)
     return {k: v for k, v in lines.items() if v}
 
 

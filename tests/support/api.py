@@ -50,8 +50,13 @@ def api_event(
     return event
 
 
-def call(handler: Any, event: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-    """Invoke an API handler; returns (status, parsed JSON body or text, headers)."""
+def call(
+    handler: Any, event: dict[str, Any], *, check_contract: bool = True
+) -> tuple[int, Any, dict[str, str]]:
+    """Invoke an API handler; returns (status, parsed JSON body or text, headers). A JSON answer must be
+    one docs/openapi.json describes for the request (``tests.support.contract``); ``check_contract=False``
+    is for tests that send what no client would (an API Gateway event a route does not serve)."""
+    from tests.support.contract import check_answer
     from tests.support.lambda_context import FakeContext
 
     response = handler(event, FakeContext())
@@ -62,4 +67,6 @@ def call(handler: Any, event: dict[str, Any]) -> tuple[int, Any, dict[str, str]]
         parsed = body
     headers = dict(response.get("headers") or {})
     headers.update({k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v})
+    if check_contract and str(headers.get("Content-Type", "")).startswith("application/json"):
+        check_answer(event["httpMethod"], event["path"], response["statusCode"], parsed)
     return response["statusCode"], parsed, headers

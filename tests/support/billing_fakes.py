@@ -1,8 +1,8 @@
 """Small, honest stand-ins for the pricing engine, credits and the ledger, for billing tests and the
 billing benchmark: a rater that prices the api_calls hourly aggregates of a window at 0.10 each (it reads
 aggregates, never events), an opening fee, one credit grant spent by a conditional decrement, and one
-balanced posting item per invoice under its idempotency key. The real collaborators come through
-``neruba.logic.billing.deps.default_deps`` once the pricing and ledger branches are merged."""
+balanced posting item per invoice under its idempotency key. :class:`FakeBilling` is the billing context
+with those in place of ``neruba.logic.billing.context.Billing``'s real pricing, credits and postings."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, to_item
-from neruba.logic.billing.deps import BillingDeps, ChargeLine, CreditsResult, PostingRequest
+from neruba.domain.credits import CreditApplication
+from neruba.domain.credits import Line as ChargeLine
+from neruba.logic.billing.context import Billing, CreditsResult, PostingRequest
 from neruba.settings import get_settings
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -65,21 +67,10 @@ class Rated:
         return sum(line.amount_minor for line in self.lines)
 
 
-@dataclass
-class Calls:
-    """Counts what the stand-ins were asked to do (the benchmark and the cost tests read it)."""
-
-    rate_window: int = 0
-    rate_opening: int = 0
-    postings: int = 0
-    hours_read: int = 0
-
-
-def usage_rater(calls: Calls) -> Any:
+def usage_rater() -> Any:
     """Prices the api_calls aggregates of the window's hours at 0.10 each (reads aggregates, not events)."""
 
     def rate(subscription: dict[str, Any], start: datetime, end: datetime) -> Rated:
-        calls.rate_window += 1
         table = client("dynamodb")
         first, last = start.strftime("%Y-%m-%dT%H"), (end - timedelta(hours=1)).strftime("%Y-%m-%dT%H")
         items = table.query(
@@ -92,7 +83,6 @@ def usage_rater(calls: Calls) -> Any:
             },
             ConsistentRead=True,
         )["Items"]
-        calls.hours_read += len(items)
         count = sum(int(from_item(i)["n"]) for i in items)
         line = Line(
             "usage:api_calls::0",
@@ -108,9 +98,8 @@ def usage_rater(calls: Calls) -> Any:
     return rate
 
 
-def opening_rater(calls: Calls) -> Any:
+def opening_rater() -> Any:
     def rate(subscription: dict[str, Any], start: datetime, end: datetime) -> Rated:
-        calls.rate_opening += 1
         return Rated("USD", [Line("fixed_fee:basic:0", "fixed_fee", None, Decimal(1), OPENING_FEE_MINOR)])
 
     return rate
@@ -121,13 +110,6 @@ def grant_credits(customer_id: str, amount_minor: int) -> None:
         TableName=get_settings().ledger_table,
         Item=to_item({"pk": f"GRANT#{customer_id}", "sk": "g1", "remaining": amount_minor}),
     )
-
-
-@dataclass(frozen=True)
-class Application:
-    grant_id: str
-    line_id: str
-    amount_minor: int
 
 
 def credits_from_one_grant(
@@ -143,7 +125,7 @@ def credits_from_one_grant(
     for line in lines:
         take = min(remaining, line.amount_minor)
         if take > 0:
-            applications.append(Application("g1", line.line_id, take))
+            applications.append(CreditApplication("g1", line.line_id, take))
             remaining -= take
     spent = sum(a.amount_minor for a in applications)
     items = []
@@ -162,11 +144,10 @@ def credits_from_one_grant(
     return CreditsResult(list(applications), items)
 
 
-def one_posting_item(calls: Calls) -> Any:
+def one_posting_item() -> Any:
     """One balanced posting item per invoice (or revision), keyed by its idempotency key."""
 
     def build(request: PostingRequest) -> list[dict[str, Any]]:
-        calls.postings += 1
         credited = sum(a.amount_minor for a in request.applications)
         entries = [
             {"account": "receivable", "debit": request.subtotal_minor - credited, "credit": 0},
@@ -203,11 +184,35 @@ def assert_ledger_balanced() -> None:
         assert sum(e["debit"] for e in entries) == sum(e["credit"] for e in entries), posting
 
 
-def make_deps(calls: Calls) -> BillingDeps:
-    return BillingDeps(
-        rate_window=usage_rater(calls),
-        rate_opening=opening_rater(calls),
-        apply_credits=credits_from_one_grant,
-        invoice_posting_items=one_posting_item(calls),
-        add_interval=add_days,
-    )
+class FakeRatingBilling(Billing):
+    """The billing context with the test raters above and daily windows; the real credits, ledger
+    postings and auto top-up."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("add_interval", add_days)
+        super().__init__(*args, **kwargs)
+        self._rate_window = usage_rater()
+        self._rate_opening = opening_rater()
+
+    def rate_window(self, subscription: dict[str, Any], start: datetime, end: datetime) -> Any:
+        return self._rate_window(subscription, start, end)
+
+    def rate_opening(self, subscription: dict[str, Any], start: datetime, end: datetime) -> Any:
+        return self._rate_opening(subscription, start, end)
+
+
+class FakeBilling(FakeRatingBilling):
+    """The billing context on all the stand-ins above, with daily windows and no auto top-up."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_top_up", False)
+        super().__init__(*args, **kwargs)
+        self._postings = one_posting_item()
+
+    def apply_credits(
+        self, customer_id: str, currency: str, lines: Sequence[ChargeLine], at: datetime
+    ) -> CreditsResult:
+        return credits_from_one_grant(customer_id, currency, lines, at)
+
+    def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
+        return self._postings(request)  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""In-memory implementations of the Stripe ports for tests: a ledger recorder and an invoice store.
+"""In-memory Stripe effects and invoice source for tests: a ledger recorder and an invoice store.
 
 ``MemoryLedger`` keeps postings keyed by idempotency key (a repeated key writes nothing) and refuses, like a
 real ledger would, to refund or dispute more than was paid on an invoice: a refund processed before its
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from neruba.logic.stripe.ports import DisputeResult, EffectConflictError, EffectResult
+from neruba.logic.stripe.effects import DisputeResult, EffectConflictError, EffectResult
 
 
 class LedgerRuleError(ValueError):

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from neruba.domain.credits import CreditApplication
-from neruba.logic.billing.deps import ChargeLine, PostingRequest, posting_for
+from neruba.domain.credits import CreditApplication, Line
+from neruba.logic.billing.context import PostingRequest, posting_for
 from neruba.logic.billing.worker import creditable_lines
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -25,11 +25,11 @@ def test_credit_pays_chargeable_lines_only_and_never_more_than_the_subtotal() ->
     creditable = creditable_lines(lines, 600)
 
     # THEN credit may pay 600 in all, from the first charge, and never the negative line
-    assert creditable == [ChargeLine("a", "api_calls", 600)]
+    assert creditable == [Line("a", "api_calls", 600)]
     assert creditable_lines(lines, -100) == []
     assert creditable_lines([_line("a", 800), _line("b", 300)], 1100) == [
-        ChargeLine("a", "api_calls", 800),
-        ChargeLine("b", "api_calls", 300),
+        Line("a", "api_calls", 800),
+        Line("b", "api_calls", 300),
     ]
 
 

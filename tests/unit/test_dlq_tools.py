@@ -138,3 +138,53 @@ def test_cli_refuses_max_without_the_mover_on_aws(
     monkeypatch.setattr("neruba_tools.dlq.boto_client", lambda service, **config: None)
     assert main(["dlq", "redrive", "IngestDLQ", "--stack", "neruba-prod", "--max", "5"]) == 2
     assert "--mover" in capsys.readouterr().err
+
+
+def test_every_dead_letter_queue_of_the_template_is_known() -> None:
+    from neruba_tools.stackinfo import StackInfo
+
+    found = StackInfo("neruba-prod").dead_letter_queues()
+    # the queue-fed DLQs point back at their source queue
+    assert found["IngestDLQ"].source_queue == "IngestQueue"
+    assert found["StripeSyncDLQ"].source_queue == "StripeSyncQueue"
+    # the scheduled functions' on-failure destination is a DLQ too, fed by functions, not by a queue
+    scheduled = found["ScheduledFailuresDLQ"]
+    assert scheduled.source_queue is None
+    assert "SweeperFunction" in scheduled.feeders and "BillingSchedulerFunction" in scheduled.feeders
+
+
+def test_a_dlq_is_found_wherever_the_template_names_one(tmp_path: Any) -> None:
+    from neruba_tools.stackinfo import StackInfo
+
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  Work: {Type: AWS::SQS::Queue, Properties: {RedrivePolicy: "
+        "{deadLetterTargetArn: !GetAtt WorkDLQ.Arn, maxReceiveCount: 3}}}\n"
+        "  WorkDLQ: {Type: AWS::SQS::Queue}\n"
+        "  AsyncDLQ: {Type: AWS::SQS::Queue}\n"
+        "  Plain: {Type: AWS::SQS::Queue}\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties: {DeadLetterQueue: {Type: SQS, TargetArn: !GetAtt AsyncDLQ.Arn}}\n"
+    )
+    found = StackInfo("s", template).dead_letter_queues()
+    assert sorted(found) == ["AsyncDLQ", "WorkDLQ"]
+    assert found["WorkDLQ"].source_queue == "Work" and found["AsyncDLQ"].feeders == ("Fn",)
+
+
+def test_a_dlq_without_a_source_queue_is_not_redriven_and_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from neruba_tools import stackinfo
+    from neruba_tools.cli import main
+
+    physical = {
+        "ScheduledFailuresDLQ": "https://sqs.eu-west-1.amazonaws.com/1/neruba-prod-ScheduledFailuresDLQ-A"
+    }
+    monkeypatch.setattr(stackinfo.StackInfo, "physical", physical)
+    monkeypatch.setattr("neruba_tools.dlq.boto_client", lambda service, **config: None)
+    assert main(["dlq", "redrive", "ScheduledFailuresDLQ", "--stack", "neruba-prod"]) == 2
+    err = capsys.readouterr().err
+    assert "no source queue" in err and "dlq-redrive.md" in err

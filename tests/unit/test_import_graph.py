@@ -19,13 +19,8 @@ SOURCES = {  # import root -> where its packages live
 }
 AWS_SDK = ("boto3", "botocore")
 
-# Cycles still to be broken by issue 16 item 1 (the billing collaborators reach the top-up through the
-# worker; the Stripe port locator imports its default implementations, which import it back). Remove an
-# entry when its cycle goes: the test asks for the list to match what the graph has.
-ALLOWED_CYCLES = {
-    frozenset({"neruba.logic.billing.deps", "neruba.logic.billing.worker", "neruba.logic.billing.top_up"}),
-    frozenset({"neruba.logic.stripe.ports", "neruba.logic.stripe.default_ports"}),
-}
+# No cycle is allowed: the test asks for the graph's cycles to match this (empty) list.
+ALLOWED_CYCLES: set[frozenset[str]] = set()
 
 
 def _modules() -> dict[str, Path]:

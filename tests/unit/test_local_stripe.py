@@ -3,6 +3,7 @@ restarts; ``--no-stripe`` leaves the key empty (sync-out says ``stripe_not_confi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from types import SimpleNamespace
@@ -26,7 +27,10 @@ def _stored(ssm: Any) -> dict[str, Any]:
 @mock_aws
 def test_the_parameter_gets_the_local_key_and_keeps_its_webhook_secret() -> None:
     ssm = boto3.client("ssm", region_name="us-east-1")
-    # GIVEN no parameter: one is written with the key and a new secret
+    # GIVEN no parameter (moto's accounts live in the process: an earlier test may have left one)
+    with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+        ssm.delete_parameter(Name="/neruba/stripe")
+    # THEN one is written with the key and a new secret
     secret = ensure_parameter(ssm, "/neruba/stripe", LOCAL_API_KEY)
     assert secret.startswith("whsec_local_") and len(secret) == len("whsec_local_") + 32
     assert _stored(ssm) == {"api_key": LOCAL_API_KEY, "webhook_secrets": [secret]}

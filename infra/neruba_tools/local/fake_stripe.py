@@ -134,6 +134,14 @@ class FakeStripe:
             self._saved = {key: (v[0], int(v[1]), v[2]) for key, v in state["saved"].items()}
             self._ids = itertools.count(int(state["next_id"]))
 
+    def reset(self) -> None:
+        """Forget every object, saved answer and fault (a server shared by independent runs)."""
+        with self._lock:
+            for store in (self.customers, self.invoices, self.items, self._saved):
+                store.clear()
+            self.requests.clear()
+            self._faults.clear()
+
     # ---------------------------------------------------------------- fault injection
     def fail_next(self, pattern: str, count: int = 1) -> None:
         self._faults.append([pattern, count, False])

@@ -269,7 +269,8 @@ class Gateway:
                         {"schedule": parts[2], "result": self.control.fire_schedule(parts[2])},
                     )
                 except KeyError as exc:
-                    status, answer = 404, {"error": {"code": "schedule_not_found", "message": str(exc)}}
+                    message = str(exc.args[0]) if exc.args else f"no schedule {parts[2]}"
+                    status, answer = 404, {"error": {"code": "schedule_not_found", "message": message}}
                 except Exception as exc:
                     LOG.exception("schedule %s failed", parts[2])
                     status, answer = 500, {"error": {"code": "schedule_failed", "message": repr(exc)}}
@@ -281,7 +282,11 @@ class Gateway:
             except Exception as exc:
                 LOG.exception("paying %s in the local Stripe failed", parts[3])
                 status, answer = 500, {"error": {"code": "local_stripe_failed", "message": repr(exc)}}
-        return status, [("Content-Type", "application/json")], json.dumps(answer, default=str).encode()
+        request_id = str(uuid.uuid4())
+        if isinstance(answer.get("error"), dict):
+            answer = {**answer, **_one_error_shape(status, answer["error"], request_id)}
+        headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)]
+        return status, headers, json.dumps(answer, default=str).encode()
 
     # -------------------------------------------------------------------------------------- server
     def bind(self, host: str, port: int) -> int:
@@ -302,6 +307,15 @@ class Gateway:
                 self._thread.join(5)
             self.server.server_close()
             self.server = None
+
+
+def _one_error_shape(status: int, error: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """A local route's error in the API's one error shape (``type``, ``code``, ``message``,
+    ``request_id``)."""
+    from neruba.errors import error_body
+
+    kind = "api_error" if status >= 500 else "invalid_request_error"
+    return error_body(kind, str(error.get("code")), str(error.get("message")), request_id)
 
 
 def _is_pay(parts: list[str]) -> bool:

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from neruba_tools.local.intrinsics import REGION
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neruba local run", description="Run the whole stack on localhost.")
@@ -122,7 +124,9 @@ def banner(stack: Any, demo: Any) -> list[str]:
         )
     lines += [
         f"Docs: {stack.base_url}/docs",
-        f"Moto endpoint: {stack.moto_url} (AWS_ENDPOINT_URL={stack.moto_url} for the neruba and aws CLIs)",
+        f"Moto endpoint: {stack.moto_url} (neruba: --endpoint-url {stack.moto_url}, or AWS_ENDPOINT_URL)",
+        f"AWS CLI: AWS_DEFAULT_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
+        f"aws --endpoint-url {stack.moto_url} sqs list-queues",
         f"Queues: curl -s {stack.base_url}/_local/queues",
     ]
     for name, schedule in stack.schedules.items():
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir, snapshot_interval=args.snapshot_seconds,
             stripe=not args.no_stripe, stripe_port=args.stripe_port,
         )  # fmt: skip
-    except ValueError as exc:  # an unknown --parameter
+    except ValueError as exc:  # an unknown --parameter, or a value its definition does not allow
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stopping = threading.Event()

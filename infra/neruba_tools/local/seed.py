@@ -45,8 +45,28 @@ def ensure_local_stripe_parameter() -> str:
     return ensure_parameter(client("ssm"), get_settings().stripe_secret_name or "/neruba/stripe", None)
 
 
+DEMO_KEY_PARAMETER = "/neruba-local/demo-api-key"
+
+
+def _demo_key(keys: KeysRepository) -> str:
+    """The demo key kept in the local SSM (so a ``--state-dir`` restart reuses it rather than minting
+    another active admin key each start); a new one when there is none or it no longer works."""
+    from neruba.dal.clients import client
+
+    ssm = client("ssm")
+    try:
+        kept = str(ssm.get_parameter(Name=DEMO_KEY_PARAMETER, WithDecryption=True)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        kept = ""
+    if kept and keys.authenticate(kept) is not None:
+        return kept
+    plaintext, _ = keys.create(frozenset({"ingest", "read", "admin"}), name="local demo")
+    ssm.put_parameter(Name=DEMO_KEY_PARAMETER, Value=plaintext, Type="SecureString", Overwrite=True)
+    return plaintext
+
+
 def seed_demo() -> DemoInfo:
-    """Create the demo catalog (idempotent) and a fresh all-scopes API key."""
+    """Create the demo catalog (idempotent) and its all-scopes API key (kept across restarts)."""
     settings = get_settings()
     catalog = CatalogRepository(settings.catalog_table)
     with contextlib.suppress(CatalogConflictError):
@@ -83,9 +103,7 @@ def seed_demo() -> DemoInfo:
         SubscriptionCreate(customer_id=DEMO_CUSTOMER, plan_code=DEMO_PLAN),
         idempotency_key="local-demo",
     )
-    plaintext, _ = KeysRepository(settings.keys_table).create(
-        frozenset({"ingest", "read", "admin"}), name="local demo"
-    )
+    plaintext = _demo_key(KeysRepository(settings.keys_table))
     return DemoInfo(
         plaintext,
         DEMO_CUSTOMER,

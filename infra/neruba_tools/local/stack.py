@@ -27,6 +27,7 @@ from botocore.config import Config
 
 from neruba_tools.local.gateway import Gateway
 from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, load_template
+from neruba_tools.local.parameters import parameter_problem
 from neruba_tools.local.pollers import QueuePoller
 from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
@@ -127,14 +128,13 @@ def _check_port(host: str, port: int, flag: str) -> None:
 
 
 def _reset_neruba_caches() -> None:
-    """Forget cached boto3 clients and settings of the neruba package (if it is importable)."""
+    """Forget what the neruba package built for the last environment (contexts, catalog caches,
+    repositories, boto3 clients, settings: ``neruba.bootstrap.reset``), if it is importable."""
     try:
-        from neruba.dal.clients import reset_clients
-        from neruba.settings import get_settings
+        from neruba import bootstrap
     except ImportError:
         return
-    reset_clients()
-    get_settings.cache_clear()
+    bootstrap.reset()
 
 
 class LocalStack:
@@ -166,6 +166,12 @@ class LocalStack:
         if unknown:
             known = ", ".join(declared)
             raise ValueError(f"{template_path} declares no parameter {', '.join(unknown)}; it has: {known}")
+        for name, value in (parameters or {}).items():
+            problem = None if LOCAL_PARAMETERS.get(name) == str(value) else (
+                parameter_problem(name, declared[name], str(value))
+            )  # fmt: skip
+            if problem:
+                raise ValueError(problem)
         self.parameters = {
             **{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared},
             **(parameters or {}),
@@ -248,7 +254,9 @@ class LocalStack:
             if self._state is not None and self.snapshot_interval > 0:
                 from neruba_tools.local.state import Snapshotter
 
-                self._snapshotter = Snapshotter(self._state, self.table_names, self.snapshot_interval)
+                self._snapshotter = Snapshotter(
+                    self._state, self.table_names, self.queue_urls, self.snapshot_interval
+                )
                 self._snapshotter.start()
         except BaseException:
             self.stop()
@@ -278,7 +286,7 @@ class LocalStack:
             fake.load(saved_stripe)
 
     def _save_state(self) -> None:
-        """At the stop, with nothing consuming the queues any more: tables, queues and parameters."""
+        """At the stop, with nothing consuming the queues any more: a last snapshot."""
         if self._snapshotter is not None:
             self._snapshotter.stop()
             self._snapshotter = None
@@ -442,6 +450,19 @@ class LocalStack:
         """Pay our invoice in the local Stripe, which posts a signed ``invoice.paid`` to the webhook route."""
         if self.stripe is None:
             return 503, {"error": {"code": "stack_stopped", "message": "the local stack is not running"}}
+        from neruba.dal.invoices import InvoicesRepository
+        from neruba.settings import get_settings
+
+        invoice = InvoicesRepository(get_settings().billing_table).get(invoice_id)
+        if invoice is None:
+            return 404, {"error": {"code": "invoice_not_found", "message": f"no invoice {invoice_id}"}}
+        if invoice.get("status") in ("draft", "void"):
+            code = "invoice_not_finalized" if invoice["status"] == "draft" else "invoice_not_payable"
+            message = (
+                f"{invoice_id} is {invoice['status']}: only a finalized invoice is sent to Stripe and can "
+                "be paid"
+            )
+            return 409, {"error": {"code": code, "message": message}}
         return self.stripe.pay(invoice_id)
 
     def schedule_names(self) -> list[str]:
@@ -456,7 +477,7 @@ class LocalStack:
         ]
         if len(candidates) != 1:
             known = ", ".join(self.schedules) or "none"
-            raise KeyError(f"{name!r} names {len(candidates)} schedules (known: {known})")
+            raise KeyError(f"schedule {name} names {len(candidates)} schedules (known: {known})")
         return candidates[0].fire()
 
     def queue_counts(self) -> dict[str, dict[str, Any]]:

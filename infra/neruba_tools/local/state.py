@@ -2,13 +2,15 @@
 waiting in every queue, and the SSM parameters (the local Stripe webhook secret).
 
 moto keeps everything in memory, so without a state directory a stopped or crashed stack loses it all.
-With one, the stack writes a snapshot when it stops (tables, queues, parameters) and, while it runs, a
-snapshot of the tables and parameters every ``interval`` seconds (queues are read only at the stop, when
-no poller is taking messages: reading them earlier would hide messages from the workers). At start it
-loads the last snapshot into the freshly provisioned tables and queues.
+With one, the stack writes a snapshot of everything (tables, queues, parameters) every ``interval`` seconds
+while it runs and once more when it stops. Queues are read from the in-process moto server's memory, not
+received through SQS, so a snapshot neither hides a message from the workers nor counts as a receive; a
+message being processed (received, not yet deleted) is in the snapshot, as SQS would deliver it again. At
+start the last snapshot is loaded into the freshly provisioned tables and queues.
 
-What a crash loses: table writes since the last periodic snapshot, and the messages that were in queues.
-A queue message restored at start counts its receives from zero again.
+What a crash loses: every change (table writes, messages sent, received or deleted) since the last
+snapshot; the stack restarts from that snapshot, tables and queues from the same moment. A message
+restored at start counts its receives from zero again.
 
 Layout: ``DIR/tables/<LogicalId>.jsonl`` (one item per line, DynamoDB's JSON),
 ``DIR/queues/<LogicalId>.jsonl`` (body and attributes per line), ``DIR/parameters.json``. Each file is
@@ -86,13 +88,13 @@ class StateDir:
         return counts
 
     # ------------------------------------------------------------------------------------ snapshots
-    def save(self, tables: Mapping[str, str], queues: Mapping[str, str] | None = None) -> None:
-        """Write the tables and parameters, and the queues when given (only when nothing consumes them)."""
+    def save(self, tables: Mapping[str, str], queues: Mapping[str, str]) -> None:
+        """Write the tables, the queues and the parameters (each file replaced by a rename)."""
         with self._lock:
             for logical_id, name in tables.items():
                 _write_lines(self.path / "tables" / f"{logical_id}.jsonl", self._items(name))
-            for logical_id, url in (queues or {}).items():
-                _write_lines(self.path / "queues" / f"{logical_id}.jsonl", self._drain(url))
+            for logical_id, url in queues.items():
+                _write_lines(self.path / "queues" / f"{logical_id}.jsonl", _queued(url))
             _write_text(self.path / "parameters.json", json.dumps(self._parameters(), indent=1))
             for name, supplier in self.files.items():
                 _write_text(self.path / name, json.dumps(supplier()))
@@ -100,22 +102,6 @@ class StateDir:
     def _items(self, table: str) -> Iterable[dict[str, Any]]:
         for page in self.dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
             yield from page.get("Items", [])
-
-    def _drain(self, url: str) -> list[dict[str, Any]]:
-        """Every message of a queue nobody consumes any more: each received once, hidden until the stack
-        is gone, never deleted (the memory they live in is about to go)."""
-        messages: dict[str, dict[str, Any]] = {}
-        while True:
-            batch = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=3600, MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            if not batch:
-                return list(messages.values())
-            for message in batch:
-                messages[message["MessageId"]] = {
-                    "body": message["Body"],
-                    "attributes": message.get("MessageAttributes") or {},
-                }
 
     def _parameters(self) -> list[dict[str, str]]:
         found = []
@@ -126,18 +112,34 @@ class StateDir:
         return found
 
 
-class Snapshotter(threading.Thread):
-    """Saves the tables and parameters every ``interval`` seconds until stopped."""
+def _queued(url: str) -> list[dict[str, Any]]:
+    """Every message a queue of the in-process moto server holds (visible, in flight or delayed), read from
+    its memory: nothing is received, so workers see no difference and no receive is counted."""
+    from moto.sqs.models import sqs_backends
 
-    def __init__(self, state: StateDir, tables: Mapping[str, str], interval: float) -> None:
+    from neruba_tools.local.intrinsics import REGION
+
+    account, name = url.rstrip("/").split("/")[-2:]
+    queue = sqs_backends[account][REGION].queues[name]
+    with queue._messages_lock:
+        messages = list(queue._messages)
+    return [{"body": m.body, "attributes": dict(m.message_attributes or {})} for m in messages]
+
+
+class Snapshotter(threading.Thread):
+    """Saves the tables, queues and parameters every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self, state: StateDir, tables: Mapping[str, str], queues: Mapping[str, str], interval: float
+    ) -> None:
         super().__init__(name="local-state-snapshots", daemon=True)
-        self.state, self.tables, self.interval = state, dict(tables), interval
+        self.state, self.tables, self.queues, self.interval = state, dict(tables), dict(queues), interval
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             try:
-                self.state.save(self.tables)
+                self.state.save(self.tables, self.queues)
             except Exception as exc:  # a failed snapshot keeps the previous one; the next try may work
                 print(f"warning: state snapshot failed: {exc!r}", flush=True)
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +30,37 @@ class DuplicateKeyError(ValueError):
         self.key = key
 
 
+class NonFiniteNumberError(json.JSONDecodeError):
+    """Untrusted JSON holds ``NaN``, ``Infinity`` or ``-Infinity`` (not JSON numbers); ``key`` is the
+    member that holds it (None at the top level)."""
+
+    def __init__(self, constant: str, key: str | None) -> None:
+        where = f"'{key}' is" if key is not None else "the body is"
+        super().__init__(f"{where} {constant}, which is not a JSON number", constant, 0)
+        self.constant, self.key = constant, key
+
+
+@dataclass(frozen=True, slots=True)
+class _Constant:
+    """What ``NaN``/``Infinity`` parse to until the member holding it is known."""
+
+    name: str
+
+
+def _constant_in(value: Any) -> _Constant | None:
+    if isinstance(value, _Constant):
+        return value
+    if isinstance(value, list):
+        for item in value:
+            if (found := _constant_in(item)) is not None:
+                return found
+    return None
+
+
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    for key, value in pairs:
+        if (found := _constant_in(value)) is not None:
+            raise NonFiniteNumberError(found.name, key)
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
@@ -62,14 +93,17 @@ def loads_untrusted(text: str | bytes) -> Any:
         neruba.jsonutil.DuplicateKeyError: duplicate key 'a'
     """
     try:
-        return json.loads(
-            text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_unique_object
+        parsed = json.loads(
+            text, parse_float=Decimal, parse_constant=_Constant, object_pairs_hook=_unique_object
         )
     except (json.JSONDecodeError, DuplicateKeyError):
         raise
     except (RecursionError, ValueError) as exc:
         document = text if isinstance(text, str) else ""
         raise json.JSONDecodeError(f"unparseable JSON ({type(exc).__name__})", document, 0) from exc
+    if (found := _constant_in(parsed)) is not None:
+        raise NonFiniteNumberError(found.name, None)
+    return parsed
 
 
 def _refuse_constant(name: str) -> Any:

@@ -645,3 +645,26 @@ def test_a_cursor_over_2048_chars_is_422(
 ) -> None:
     got, body = _list(folder, path, {**query, "starting_after": "c" * 2049})
     assert got == 422 and "query.starting_after" in _params(body), body
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", '
+         '"properties": {"value": NaN}}]}', "value"),
+        ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", '
+         '"properties": {"v": [1, Infinity]}}]}', "v"),
+        ("NaN", None),
+        ("{not json", None),
+    ],
+)  # fmt: skip
+def test_an_invalid_json_answer_names_the_field_or_none_never_a_position(
+    aws: dict[str, str], raw: str, param: str | None
+) -> None:
+    got, body = _ingest(raw=raw)
+    assert (got, body["error"]["code"]) == (400, "invalid_json"), body
+    error = body["error"]
+    params = [error.get("param")] + [d.get("param") for d in error.get("details") or []]
+    assert not any(p is not None and p.isdigit() for p in params), body  # a character position means nothing
+    if param is not None:
+        assert error.get("param") == param and param in error["message"], body

@@ -1,9 +1,11 @@
 """Billing tests: small, honest stand-ins for the pricing engine and the ledger, and subscriptions with
-daily windows (the interval arithmetic is injected; production passes domain.periods.add_interval)."""
+daily windows (the interval arithmetic is part of the context; production uses
+domain.periods.add_interval). Each world installs its context in ``neruba.bootstrap``, so the handlers
+under test bill with it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,23 +13,25 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba import bootstrap
 from neruba.dal.billing import BillingRepository
 from neruba.dal.dynamo import to_item
 from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.ledger import LedgerRepository
 from neruba.dal.locks import LockRepository
 from neruba.dal.plans import PlansRepository
-from neruba.logic.billing.worker import Billing
+from neruba.dal.usage import UsageRepository
+from neruba.logic.billing.context import Billing
 from neruba.settings import get_settings
 from tests.support.aws import queue_url
 from tests.support.billing_fakes import (  # noqa: F401 - re-exported for the tests
     OPENING_FEE_MINOR,
     START,
     UNIT_PRICE_MINOR,
-    Calls,
+    FakeBilling,
     add_days,
     assert_ledger_balanced,
     grant_credits,
-    make_deps,
     postings,
 )
 
@@ -35,7 +39,6 @@ from tests.support.billing_fakes import (  # noqa: F401 - re-exported for the te
 @dataclass
 class World:
     ctx: Billing
-    calls: Calls
     plans: PlansRepository
     locks: LockRepository
     billing_queue: str
@@ -86,21 +89,21 @@ def world(aws: dict[str, str]) -> World:
     plans = PlansRepository(settings.catalog_table)
     for name in ("acme", "globex"):
         plans.create_customer(Customer(external_id=name, name=name.title(), currency="USD"))
-    calls = Calls()
-    ctx = Billing(
+    ctx = FakeBilling(
         billing=BillingRepository(settings.billing_table),
         invoices=InvoicesRepository(settings.billing_table),
-        subscription=plans.subscription,
-        deps=make_deps(calls),
+        plans=plans,
+        usage=UsageRepository(settings.usage_table),
+        ledger=LedgerRepository(settings.ledger_table),
         grace=timedelta(seconds=settings.billing_grace_seconds),
         ops_table=settings.ops_table,
         billing_queue_url=settings.billing_queue_url,
         sync_queue_url=settings.stripe_sync_queue_url,
         catalog_table=settings.catalog_table,
     )
+    bootstrap.install(billing=ctx)
     return World(
         ctx,
-        calls,
         plans,
         LockRepository(settings.billing_table),
         queue_url("BillingQueue"),
@@ -114,14 +117,13 @@ PRICE_PER_CALL = Decimal("1.00")  # the "metered" plan: 100 minor units per API 
 
 @pytest.fixture
 def real(catalog: Any) -> World:
-    """Billing with the REAL pricing engine and ledger (``default_deps()``), on daily windows.
+    """Billing with the REAL pricing engine and ledger (``logic.billing.context.Billing``), on daily windows.
 
     Customers and meters come from the ``catalog`` fixture; the plan and subscriptions go through the
     catalog use cases (``logic.catalog.entries``, ``logic.catalog.subscriptions``, which creates the
     billing state); usage is the hourly aggregate item ingest writes.
     The plan has usage charges only, so daily windows rate exactly what a monthly plan would per day.
     """
-    from neruba.logic.billing.deps import default_deps
     from neruba.logic.catalog.entries import create_plan
     from neruba.models.catalog import PlanCreate
 
@@ -142,17 +144,19 @@ def real(catalog: Any) -> World:
     ctx = Billing(
         billing=BillingRepository(settings.billing_table),
         invoices=InvoicesRepository(settings.billing_table),
-        subscription=plans.subscription,
-        deps=replace(default_deps(), add_interval=add_days),
+        plans=plans,
+        usage=UsageRepository(settings.usage_table),
+        ledger=LedgerRepository(settings.ledger_table),
+        add_interval=add_days,
         grace=timedelta(seconds=settings.billing_grace_seconds),
         ops_table=settings.ops_table,
         billing_queue_url=settings.billing_queue_url,
         sync_queue_url=settings.stripe_sync_queue_url,
         catalog_table=settings.catalog_table,
     )
+    bootstrap.install(billing=ctx)
     return World(
         ctx,
-        Calls(),
         plans,
         LockRepository(settings.billing_table),
         queue_url("BillingQueue"),
@@ -173,8 +177,6 @@ def subscribe_real(world: World, customer_id: str, start: datetime = START) -> d
 
 
 def ledger() -> Any:
-    from neruba.dal.ledger import LedgerRepository
-
     return LedgerRepository(get_settings().ledger_table)
 
 

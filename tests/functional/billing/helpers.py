@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 
+from neruba import bootstrap
 from neruba.logic.billing.scheduler import RunOptions, run_billing
 from tests.functional.billing.conftest import World
 from tests.support.queues import receive_batch, run_batch
@@ -25,7 +26,7 @@ def schedule(world: World, now: datetime, **options: Any) -> dict[str, Any]:
 def worker(world: World, now: datetime, monkeypatch: Any) -> Any:
     from functions.billing_worker import app
 
-    monkeypatch.setattr(app, "_ctx", world.ctx)
+    bootstrap.install(billing=world.ctx)
     monkeypatch.setattr(app, "clock", lambda: now)
     return app.lambda_handler
 

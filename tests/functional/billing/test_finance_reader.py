@@ -42,9 +42,9 @@ def _context() -> Any:
 @pytest.fixture
 def billing_api(real: World, monkeypatch: Any) -> Any:
     from functions.billing_api.app import lambda_handler
-    from neruba.logic.billing import admin as invoices
+    from neruba import bootstrap
 
-    monkeypatch.setattr(invoices, "_ctx", real.ctx)
+    bootstrap.install(billing=real.ctx)
     return lambda_handler
 
 

@@ -96,34 +96,34 @@ def reader(catalog: Any) -> Api:
 
 @pytest.fixture
 def billing(catalog: Any, monkeypatch: Any) -> World:
-    """The real billing context (default deps: real rater, ledger, production monthly periods)."""
+    """The real billing context (real rater, ledger, production monthly periods)."""
+    from neruba import bootstrap
     from neruba.dal.billing import BillingRepository
     from neruba.dal.invoices import InvoicesRepository
+    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.locks import LockRepository
     from neruba.dal.plans import PlansRepository
-    from neruba.logic.billing import admin as invoices
-    from neruba.logic.billing.deps import default_deps
-    from neruba.logic.billing.worker import Billing
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.billing.context import Billing
     from tests.support.aws import queue_url
-    from tests.support.billing_fakes import Calls
 
     settings = get_settings()
     plans = PlansRepository(settings.catalog_table)
     ctx = Billing(
         billing=BillingRepository(settings.billing_table),
         invoices=InvoicesRepository(settings.billing_table),
-        subscription=plans.subscription,
-        deps=default_deps(),
+        plans=plans,
+        usage=UsageRepository(settings.usage_table),
+        ledger=LedgerRepository(settings.ledger_table),
         grace=timedelta(seconds=settings.billing_grace_seconds),
         ops_table=settings.ops_table,
         billing_queue_url=settings.billing_queue_url,
         sync_queue_url=settings.stripe_sync_queue_url,
         catalog_table=settings.catalog_table,
     )
-    monkeypatch.setattr(invoices, "_ctx", ctx)
+    bootstrap.install(billing=ctx)
     return World(
         ctx,
-        Calls(),
         plans,
         LockRepository(settings.billing_table),
         queue_url("BillingQueue"),

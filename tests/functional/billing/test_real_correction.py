@@ -32,9 +32,9 @@ LATE_CALLS = 7  # the walk's 700 unbilled
 @pytest.fixture
 def api(real: World, monkeypatch: pytest.MonkeyPatch) -> Any:
     from functions.billing_api.app import lambda_handler
-    from neruba.logic.billing import admin as invoices
+    from neruba import bootstrap
 
-    monkeypatch.setattr(invoices, "_ctx", real.ctx)
+    bootstrap.install(billing=real.ctx)
     return lambda_handler
 
 
@@ -42,7 +42,6 @@ def api(real: World, monkeypatch: pytest.MonkeyPatch) -> Any:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
     import boto3
 
-    from neruba.logic.stripe import ports as stripe_ports
     from neruba.logic.stripe.secrets import clear_cache
     from neruba.settings import get_settings
 
@@ -55,7 +54,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
     monkeypatch.setenv("NERUBA_STRIPE_SECRET_NAME", "/neruba/test/correction-stripe")
     get_settings.cache_clear()
     clear_cache()
-    stripe_ports.configure(effects=None, invoices=None)
     with FakeStripe() as server:
         monkeypatch.setenv("NERUBA_STRIPE_API_BASE", server.url)
         yield server
@@ -222,21 +220,24 @@ def test_late_events_after_the_end_are_billed_by_the_sweep_without_a_rerun(
 ) -> None:
     from datetime import timedelta
 
-    from neruba.dal.ops import OpsRepository
-    from neruba.logic.sweeps import billing as sweep_billing
+    from neruba import bootstrap
     from neruba.logic.sweeps.runner import run_sweep
-    from neruba.settings import get_settings
 
     # GIVEN the final window of a cancelled subscription finalized, then 7 late calls land in it
     final = ended(real, monkeypatch)
     real.usage("acme", START + day(0, 4), BILLED_CALLS + LATE_CALLS)
-    monkeypatch.setattr(sweep_billing, "billing_context", lambda: real.ctx)
     now = START + day(2)
 
     def sweep() -> dict[str, Any]:
-        ops = OpsRepository(get_settings().ops_table)
         report = run_sweep(
-            ops, ["corrections"], now - timedelta(hours=2), now, trigger="cli", actor="t", now=now
+            bootstrap.ops(),
+            ["corrections"],
+            now - timedelta(hours=2),
+            now,
+            trigger="cli",
+            actor="t",
+            billing=bootstrap.billing,  # the ``real`` context, installed by its fixture
+            now=now,
         )
         assert report["status"] == "ok", report
         check: dict[str, Any] = report["checks"][0]

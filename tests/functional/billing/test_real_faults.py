@@ -72,7 +72,7 @@ def test_killed_after_the_invoice_before_the_advance_then_retried(real: World, m
 def test_killed_before_the_transaction_then_retried(real: World, monkeypatch: Any) -> None:
     # GIVEN a worker that dies just before its first transaction
     now = _due(real)
-    committed = billing_worker.transact
+    committed = billing_worker.commit
     kills = [1]
 
     def dies_first(actions: Any) -> None:
@@ -81,7 +81,7 @@ def test_killed_before_the_transaction_then_retried(real: World, monkeypatch: An
             raise Killed
         committed(actions)
 
-    monkeypatch.setattr(billing_worker, "transact", dies_first)
+    monkeypatch.setattr(billing_worker, "commit", dies_first)
 
     # WHEN the batch fails and SQS delivers it again
     handler = worker(real, now, monkeypatch)
@@ -108,7 +108,7 @@ def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeyp
         at=START - day(1),
     )
     now = _due(real)
-    committed = billing_worker.transact
+    committed = billing_worker.commit
     kills = [1]
 
     def commits_then_dies(actions: Any) -> None:
@@ -117,7 +117,7 @@ def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeyp
             kills.pop()
             raise Killed
 
-    monkeypatch.setattr(billing_worker, "transact", commits_then_dies)
+    monkeypatch.setattr(billing_worker, "commit", commits_then_dies)
 
     # WHEN the undeleted messages come back and are processed again
     handler = worker(real, now, monkeypatch)
@@ -174,3 +174,44 @@ def test_two_schedulers_in_threads_one_bills_one_skipped(real: World, monkeypatc
     ]
     assert len(invoice_postings("acme")) == 1
     assert_books_agree(real, "acme")
+
+
+def test_a_job_delivered_twice_in_one_batch(real: World, monkeypatch: Any) -> None:
+    # GIVEN the same jobs enqueued twice (two runs)
+    now = _due(real)
+    schedule(real, now, trigger="manual")
+
+    # WHEN the worker drains the queue
+    work(real, now, monkeypatch, batch_size=10)
+
+    # THEN still one invoice per window, one invoice posting, books agree
+    _assert_billed_once(real)
+
+
+def test_a_failing_window_is_retried_then_dead_lettered_and_counted_failed(
+    real: World, monkeypatch: Any
+) -> None:
+    # GIVEN a pricing engine that keeps failing
+    now = _due(real)
+    run_id = real.ctx.billing.runs(1, None)[0][0]["id"]
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("pricing unavailable")
+
+    monkeypatch.setattr(real.ctx, "rate_window", broken)
+    monkeypatch.setattr(real.ctx, "rate_opening", broken)
+    handler = worker(real, now, monkeypatch)
+
+    # WHEN the jobs are delivered until the queue gives up on them
+    attempts = 0
+    while messages := receive_batch(real.billing_queue, 10):
+        attempts += 1
+        assert run_batch(handler, real.billing_queue, messages) == {m["MessageId"] for m in messages}
+
+    # THEN nothing was billed, both jobs wait in the DLQ, and the run counts them failed once each
+    assert real.invoices("acme") == []
+    from tests.support.aws import queue_url, receive_all
+
+    assert len(receive_all(boto3.client("sqs"), queue_url("BillingDLQ"))) == 2
+    assert real.ctx.billing.run(run_id)["failed"] == 2
+    assert attempts == 5

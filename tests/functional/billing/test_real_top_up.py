@@ -253,9 +253,8 @@ def test_complete_top_ups_writes_a_request_left_behind(
         from neruba.logic.sweeps.runner import SweepContext
         from neruba.settings import get_settings
 
-        monkeypatch.setattr(sweep_billing, "billing_context", lambda: world.ctx)
         at = START + day(1, 3)
-        sweep = SweepContext(start=at, end=at, now=at, settings=get_settings())
+        sweep = SweepContext(start=at, end=at, now=at, settings=get_settings(), billing=lambda: world.ctx)
         runs = [sweep_billing.billing_check(sweep) for _ in range(2)]
         first, again = (
             [r["invoice_id"] for r in run.repairs if r["kind"] == "top_up_written"] for run in runs

@@ -16,9 +16,9 @@ from tests.support.api import api_event, call
 @pytest.fixture
 def api(world: World, monkeypatch: Any) -> Any:
     from functions.billing_api.app import lambda_handler
-    from neruba.logic.billing import admin as invoices
+    from neruba import bootstrap
 
-    monkeypatch.setattr(invoices, "_ctx", world.ctx)
+    bootstrap.install(billing=world.ctx)
     return lambda_handler
 
 

@@ -29,11 +29,12 @@ def test_lease_rules_with_a_fake_clock(world: World) -> None:
     # AND the old holder can neither renew nor pass a fence
     with pytest.raises(LockLostError):
         world.locks.renew(renewed, timedelta(minutes=5), t0 + timedelta(minutes=9, seconds=2))
-    from neruba.dal.billing import TransactionCancelledError, transact
+    from neruba.dal.billing import TransactionCancelledError
+    from neruba.dal.transaction import Transaction
 
     with pytest.raises(TransactionCancelledError):
-        transact([world.locks.fence(renewed)])
-    transact([world.locks.fence(second)])
+        Transaction([world.locks.fence(renewed)]).commit()
+    Transaction([world.locks.fence(second)]).commit()
     # AND a released lease is free at once; the token keeps growing
     world.locks.release(second)
     third = world.locks.acquire("x", "c", timedelta(minutes=5), t0 + timedelta(minutes=9, seconds=3))

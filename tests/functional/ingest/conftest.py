@@ -29,7 +29,6 @@ def send(catalog: Any) -> Callable[..., dict[str, Any]]:
 def worker() -> Any:
     from functions.ingest_worker import app
 
-    app._catalog = None  # a fresh catalog cache per test
     return app.lambda_handler
 
 

@@ -208,9 +208,11 @@ def _fail_transactions_naming(
     returns the cure."""
     from botocore.exceptions import ClientError
 
-    from neruba.dal import usage as usage_module
+    from neruba.dal import transaction as unit_module  # every usage transaction commits through it
+    from neruba.dal import usage as usage_module  # a contribution without adoptions is a single put
 
-    real = usage_module.client
+    real = unit_module.client
+    modules = (unit_module, usage_module)
 
     class Failing:
         def __init__(self, inner: Any) -> None:
@@ -230,8 +232,14 @@ def _fail_transactions_naming(
                 raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "PutItem")
             return self._inner.put_item(**kwargs)
 
-    monkeypatch.setattr(usage_module, "client", lambda name: Failing(real(name)))
-    return lambda: monkeypatch.setattr(usage_module, "client", real)
+    for module in modules:
+        monkeypatch.setattr(module, "client", lambda name: Failing(real(name)))
+
+    def cure() -> None:
+        for module in modules:
+            monkeypatch.setattr(module, "client", real)
+
+    return cure
 
 
 def test_a_cell_refused_for_any_reason_parks_only_its_offender(

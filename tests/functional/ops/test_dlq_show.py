@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba.dal.billing import transact
 from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.transaction import Transaction
 from neruba.settings import get_settings
 from neruba_tools.dlq import describe
 
@@ -23,7 +23,7 @@ def test_a_sync_message_shows_the_recorded_sync_error(aws: dict[str, str]) -> No
     table = get_settings().billing_table
     invoices = InvoicesRepository(table)
     doc = {"id": "in_1", "customer_id": "acme", "period_start": "2026-10-01T00:00:00Z", "status": "finalized"}
-    transact([invoices.put_item(doc, datetime(2026, 11, 1, tzinfo=UTC))])
+    Transaction([invoices.put_item(doc, datetime(2026, 11, 1, tzinfo=UTC))]).commit()
     invoices.set_sync(
         "in_1",
         {"invoice_id": "in_1", "status": "failed", "attempts": 8, "last_error": "stripe_not_configured"},
@@ -34,3 +34,25 @@ def test_a_sync_message_shows_the_recorded_sync_error(aws: dict[str, str]) -> No
     assert info["failure_reason"] == "sync failed after 8 attempt(s): stripe_not_configured"
     missing = describe("StripeSyncQueue", _message('{"invoice_id": "in_404"}'), None, table)
     assert missing["failure_reason"] == "no invoice in_404"
+
+
+def test_a_failed_scheduled_run_shows_its_function_and_error() -> None:
+    # what Lambda's on-failure destination sends after the async retries of a scheduled run
+    record = {
+        "version": "1.0",
+        "timestamp": "2026-11-01T00:00:05.000Z",
+        "requestContext": {
+            "requestId": "r-1",
+            "functionArn": "arn:aws:lambda:eu-west-1:1:function:neruba-prod-SweeperFunction-Ab:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": {"source": "aws.events", "time": "2026-11-01T00:00:00Z"},
+        "responsePayload": {"errorType": "TimeoutError", "errorMessage": "read timed out"},
+    }
+    import json
+
+    info = describe(None, _message(json.dumps(record)), None, None)
+    assert info["function"] == "neruba-prod-SweeperFunction-Ab"
+    assert info["scheduled_at"] == "2026-11-01T00:00:00Z"
+    assert info["failure_reason"] == "RetriesExhausted after 3 invocation(s): TimeoutError: read timed out"

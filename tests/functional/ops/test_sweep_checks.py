@@ -10,10 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba import bootstrap
 from neruba.dal.dynamo import to_item
 from neruba.dal.ops import OpsRepository
 from neruba.logic.billing.worker import ensure_billing_state
-from neruba.logic.sweeps import billing as sweep_billing
 from neruba.logic.sweeps.runner import run_sweep
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import START, World, world  # noqa: F401 - the billing fixture
@@ -24,7 +24,14 @@ from tests.support.aws import queue_url
 
 def sweep(check: str, now: datetime, window: timedelta = timedelta(hours=2)) -> dict[str, Any]:
     report = run_sweep(
-        OpsRepository(get_settings().ops_table), [check], now - window, now, trigger="cli", actor="t", now=now
+        OpsRepository(get_settings().ops_table),
+        [check],
+        now - window,
+        now,
+        trigger="cli",
+        actor="t",
+        billing=bootstrap.billing,
+        now=now,
     )
     assert report["status"] == "ok", report
     return report["checks"][0]
@@ -127,7 +134,7 @@ def test_ledger_repair_is_refused_when_a_posting_lands_meanwhile(ledger: Any) ->
 
 
 def test_unbalanced_posting_is_reported_loudly_and_never_edited(ledger: Any, json_logs: Any) -> None:
-    from neruba.dal.ledger import ts
+    from neruba.timefmt import ts
 
     # GIVEN a posting written raw whose debits (500) differ from its credits (400)
     now = datetime.now(UTC)
@@ -173,9 +180,8 @@ def test_unbalanced_posting_is_reported_loudly_and_never_edited(ledger: Any, jso
 
 # ------------------------------------------------------------------------------------------ billing
 @pytest.fixture
-def billing_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:  # noqa: F811
-    monkeypatch.setattr(sweep_billing, "billing_context", lambda: world.ctx)
-    return world
+def billing_world(world: World) -> World:  # noqa: F811
+    return world  # its context is installed in neruba.bootstrap, where the billing check takes it
 
 
 def test_due_window_without_invoice_is_requeued_then_billed_once(

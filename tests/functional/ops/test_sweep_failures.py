@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from neruba import jsonutil
+from neruba import bootstrap, jsonutil
 from neruba.dal.ops import OpsRepository
 from neruba.dal.usage import UsageRepository
 from neruba.logic.sweeps.runner import run_sweep
@@ -50,7 +50,13 @@ def _sweep(check: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     ops = OpsRepository(get_settings().ops_table)
     return run_sweep(
-        ops, [check], now - timedelta(hours=2), now + timedelta(minutes=1), trigger="cli", actor="t"
+        ops,
+        [check],
+        now - timedelta(hours=2),
+        now + timedelta(minutes=1),
+        trigger="cli",
+        actor="t",
+        billing=bootstrap.billing,
     )
 
 
@@ -108,7 +114,7 @@ def test_adopting_uncounted_events_that_fails_is_a_failure_not_a_repair(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from neruba.dal import usage as usage_module
+    from neruba.dal import transaction as unit_module  # every usage transaction commits through it
     from neruba.logic.ingest import worker as ingest_worker
     from neruba_tools.local.pollers import build_sqs_event
     from tests.support.aws import queue_url
@@ -122,7 +128,8 @@ def test_adopting_uncounted_events_that_fails_is_a_failure_not_a_repair(
         with pytest.raises(SystemExit):
             worker(build_sqs_event(messages, queue_arn="arn:aws:sqs:us-east-1:123456789012:q"), FakeContext())
     # WHEN the usage check runs while DynamoDB throttles every transaction
-    real = usage_module.client
+    real = unit_module.client
+    usage_table = get_settings().usage_table
 
     class Throttled:
         def __init__(self, inner: Any) -> None:
@@ -132,10 +139,12 @@ def test_adopting_uncounted_events_that_fails_is_a_failure_not_a_repair(
             return getattr(self._inner, name)
 
         def transact_write_items(self, **kwargs: Any) -> Any:
+            if all(_table_of(action) != usage_table for action in kwargs["TransactItems"]):
+                return self._inner.transact_write_items(**kwargs)  # not usage: the report is stored
             error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
             raise ClientError(error, "TransactWriteItems")
 
-    monkeypatch.setattr(usage_module, "client", lambda name: Throttled(real(name)))
+    monkeypatch.setattr(unit_module, "client", lambda name: Throttled(real(name)))
     report = _sweep("usage")
     # THEN the report fails, the failure names the events, and nothing is claimed as repaired
     (check,) = report["checks"]
@@ -143,7 +152,7 @@ def test_adopting_uncounted_events_that_fails_is_a_failure_not_a_repair(
     assert [sorted(f["transaction_ids"]) for f in check["failures"]] == [["k1", "k2"]]
     assert metrics.get("SweepFailures") == 1
     # AND the next sweep, with DynamoDB back, counts them
-    monkeypatch.setattr(usage_module, "client", real)
+    monkeypatch.setattr(unit_module, "client", real)
     again = _sweep("usage")
     assert again["status"] == "ok" and again["repaired"] == 1
 
@@ -269,3 +278,9 @@ def test_the_sweep_parks_an_uncounted_event_that_can_never_be_counted(
     assert _cell("m")["s"] == 5
     stored = UsageRepository(get_settings().usage_table).get_event("acme", "poison")
     assert stored is not None and (stored["st"], stored["reason"]) == ("failed", "number_out_of_range")
+
+
+def _table_of(action: dict[str, Any]) -> str:
+    """The table a TransactWriteItems action writes or checks."""
+    (body,) = action.values()
+    return str(body["TableName"])

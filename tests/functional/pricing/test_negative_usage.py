@@ -115,7 +115,7 @@ def test_a_net_negative_quantity_rates_to_zero_and_the_invoice_is_still_issued(
     netted: dict[str, Any],
 ) -> None:
     from functions.read_api.app import lambda_handler
-    from neruba.logic.billing.deps import default_deps
+    from neruba import bootstrap
 
     assert _event("acme", "n-1")["st"] == "accepted"  # type: ignore[index]
     # WHEN the upcoming invoice is read
@@ -131,7 +131,7 @@ def test_a_net_negative_quantity_rates_to_zero_and_the_invoice_is_still_issued(
     assert window["subtotal_minor"] == sum(line["amount_minor"] for line in window["lines"]) > 0
     # AND the billing run rates the same window the same way (it raises nothing)
     end = datetime.fromisoformat(window["period_end"])
-    billed = default_deps().rate_window(netted["sub"], START, end)
+    billed = bootstrap.billing().rate_window(netted["sub"], START, end)
     (billed_usage,) = [line for line in billed.lines if line.line_id == "usage:net_units::0"]
     assert (billed_usage.quantity, billed_usage.amount_minor) == (0, 0)
     assert billed_usage.description == usage["description"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -11,17 +10,19 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba import bootstrap
 from neruba.dal.billing import BillingRepository
 from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.ledger import LedgerRepository
 from neruba.dal.locks import LockRepository
 from neruba.dal.plans import PlansRepository
-from neruba.logic.billing.worker import Billing
+from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
 from neruba_tools.local.fake_stripe import FakeStripe
 from tests.functional.billing.conftest import World
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
-from tests.support.billing_fakes import Calls, add_days, opening_rater, usage_rater
+from tests.support.billing_fakes import FakeRatingBilling
 from tests.support.queues import drain
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
 from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
@@ -53,10 +54,8 @@ def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Calla
 
 
 @pytest.fixture
-def ports(aws: dict[str, str]) -> Iterator[MemoryLedger]:
+def ports(aws: dict[str, str]) -> MemoryLedger:
     """In-memory ledger + invoices wired as the Stripe ports; invoice in_ours_1 (acme, 5000) is finalized."""
-    from neruba.logic.stripe import ports as stripe_ports
-
     invoices = MemoryInvoices()
     invoices.add(
         {
@@ -69,9 +68,8 @@ def ports(aws: dict[str, str]) -> Iterator[MemoryLedger]:
         }
     )
     ledger = MemoryLedger(invoices)
-    stripe_ports.configure(effects=ledger, invoices=invoices)
-    yield ledger
-    stripe_ports.configure(effects=None, invoices=None)
+    bootstrap.install(stripe_effects=ledger, invoice_source=invoices)
+    return ledger
 
 
 @pytest.fixture
@@ -132,7 +130,6 @@ E2E_CUSTOMER = "acme"
 @pytest.fixture
 def world(aws: dict[str, str]) -> World:
     """Billing with the real ledger collaborators (credits and invoice postings) and the test rater."""
-    from neruba.logic.billing.deps import default_deps
     from neruba.models.catalog import Customer
 
     settings = get_settings()
@@ -140,35 +137,27 @@ def world(aws: dict[str, str]) -> World:
     plans.create_customer(
         Customer(external_id=E2E_CUSTOMER, name="Acme", email="billing@acme.test", currency="USD")
     )
-    calls = Calls()
-    deps = dataclasses.replace(
-        default_deps(),
-        rate_window=usage_rater(calls),
-        rate_opening=opening_rater(calls),
-        add_interval=add_days,
-    )
-    ctx = Billing(
+    ctx = FakeRatingBilling(
         billing=BillingRepository(settings.billing_table),
         invoices=InvoicesRepository(settings.billing_table),
-        subscription=plans.subscription,
-        deps=deps,
+        plans=plans,
+        usage=UsageRepository(settings.usage_table),
+        ledger=LedgerRepository(settings.ledger_table),
         grace=timedelta(seconds=settings.billing_grace_seconds),
         ops_table=settings.ops_table,
         billing_queue_url=settings.billing_queue_url,
         sync_queue_url=settings.stripe_sync_queue_url,
         catalog_table=settings.catalog_table,
     )
+    bootstrap.install(billing=ctx)
     return World(
-        ctx, calls, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"),
+        ctx, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"),
         queue_url("StripeSyncQueue"),
     )  # fmt: skip
 
 
 @pytest.fixture
 def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    from neruba.logic.stripe import ports as stripe_ports
-
-    stripe_ports.configure(effects=None, invoices=None)  # the real ports
     with FakeStripe() as server:
         monkeypatch.setenv("NERUBA_STRIPE_API_BASE", server.url)
         yield server

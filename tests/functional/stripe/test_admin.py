@@ -174,3 +174,51 @@ def test_every_route_is_admin_only(deliver: Any, ports: MemoryLedger, admin: Any
         assert status == 403 and body["error"]["code"] == "insufficient_scope"
     assert stored(paid["id"])["attempts"] == 0 and _audit_items() == []
     assert ports.postings == {}
+
+
+def test_a_replay_whose_answer_was_lost_after_its_transaction_is_not_run_twice(
+    deliver: Any, process: Any, ports: MemoryLedger, admin: Any, stored: Any
+) -> None:
+    from unittest import mock
+
+    from neruba.dal.clients import client
+
+    paid = invoice_paid()
+    deliver(paid)
+    process()
+    # GIVEN a replay with an Idempotency-Key whose transaction commits and whose answer is then lost
+    dynamodb = client("dynamodb")
+    real = dynamodb.transact_write_items
+    lost = [1]
+
+    def commits_then_loses_the_answer(**kwargs: Any) -> Any:
+        answer = real(**kwargs)
+        if lost:
+            lost.pop()
+            raise ConnectionError("connection lost after the commit")
+        return answer
+
+    headers = {"Idempotency-Key": "replay-lost"}
+    with mock.patch.object(dynamodb, "transact_write_items", side_effect=commits_then_loses_the_answer):
+        _replay(admin, paid["id"], headers=headers)
+    # WHEN the operator retries with the same key
+    status, body = _replay(admin, paid["id"], headers=headers)
+    # THEN the first answer comes back: the replay ran once, with one audit record
+    assert status == 200 and body["status"] == "processed"
+    assert stored(paid["id"])["attempts"] == 2 and len(_audit_items()) == 1
+
+
+def test_attempts_is_a_whole_number_in_the_list_and_the_detail(
+    deliver: Any, process: Any, admin: Any, ports: MemoryLedger
+) -> None:
+    from tests.support.stripe_events import invoice_paid
+
+    paid = invoice_paid(amount=5000)
+    deliver(paid)
+    process()
+    status, listed = admin("GET", "/admin/stripe-events")
+    assert status == 200
+    row = next(e for e in listed["data"] if e["id"] == paid["id"])
+    assert row["attempts"] == 1 and isinstance(row["attempts"], int)
+    status, one = admin("GET", f"/admin/stripe-events/{paid['id']}")
+    assert status == 200 and one["attempts"] == 1 and isinstance(one["attempts"], int)

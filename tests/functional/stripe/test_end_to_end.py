@@ -373,3 +373,36 @@ def test_without_an_api_key_the_sync_fails_visibly_then_dead_letters(
             8,
         )
     assert len(receive_all(boto3.client("sqs"), queue_url("StripeSyncDLQ"))) == 2
+
+
+# ------------------------------------------------------------------------------------------------ view
+def test_every_invoice_shows_what_it_received_and_what_is_left_before_any_payment(
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any
+) -> None:
+    """docs/stripe.md, "Partial payments": ``amount_paid_minor`` and ``amount_remaining_minor`` are shown by
+    GET /v1/invoices/{id}; an invoice nothing was paid on yet has received 0 and owes its total (the
+    oracle found both fields missing until a first payment)."""
+    from functions.billing_api.app import lambda_handler as billing_api
+
+    def view(invoice_id: str) -> dict[str, Any]:
+        status, body, _ = call(
+            billing_api,
+            api_event("GET", f"/v1/invoices/{invoice_id}", path_parameters={"invoice_id": invoice_id}),
+        )
+        assert status == 200, body
+        return dict(body)
+
+    def listed() -> dict[str, dict[str, Any]]:
+        status, body, _ = call(billing_api, api_event("GET", "/v1/invoices", query={"customer_id": CUSTOMER}))
+        assert status == 200, body
+        return {i["id"]: i for i in body["data"]}
+
+    # GIVEN two finalized invoices, nothing paid
+    opening, usage = finalized
+    # THEN each shows 0 received and its total left, alone and in the list
+    for doc in (view(opening["id"]), listed()[opening["id"]]):
+        assert (doc["amount_paid_minor"], doc["amount_remaining_minor"]) == (0, 1000)
+    # WHEN the usage invoice is paid THEN it shows all received and nothing left
+    synced_and_paid(fake, [usage], deliver)
+    doc = view(usage["id"])
+    assert (doc["status"], doc["amount_paid_minor"], doc["amount_remaining_minor"]) == ("paid", 250, 0)

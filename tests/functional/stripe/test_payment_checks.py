@@ -214,14 +214,21 @@ def test_a_parked_payment_is_applied_by_a_replay_once_its_cause_is_fixed(
 def receivable_sweep() -> dict[str, Any]:
     from datetime import UTC, datetime, timedelta
 
-    from neruba.dal.ops import OpsRepository
+    from neruba import bootstrap
     from neruba.logic.sweeps.runner import run_sweep
-    from neruba.settings import get_settings
 
     now = datetime.now(UTC)
-    ops = OpsRepository(get_settings().ops_table)
     since = START - timedelta(days=1)  # the window covers every posting of the test
-    report = run_sweep(ops, ["receivable"], since, now, trigger="cli", actor="t", now=now)
+    report = run_sweep(
+        bootstrap.ops(),
+        ["receivable"],
+        since,
+        now,
+        trigger="cli",
+        actor="t",
+        billing=bootstrap.billing,
+        now=now,
+    )
     assert report["status"] == "ok", report
     check: dict[str, Any] = report["checks"][0]
     return check

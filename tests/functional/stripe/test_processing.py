@@ -150,9 +150,10 @@ def test_a_redelivered_queue_message_posts_nothing_new(
         QueueUrl=queue_url("StripeEventsQueue"), MessageBody=json.dumps({"event_id": paid["id"]})
     )
     process()
-    # THEN one payment posting, and the second attempt is in the history
+    # THEN one payment posting, and the settled event is left as it was (its outcome still says applied)
     assert ports.kinds() == ["payment"]
-    assert stored(paid["id"])["attempts"] == 2
+    record = stored(paid["id"])
+    assert record["attempts"] == 1 and "already_applied" not in record["outcome"]
 
 
 def test_transient_failures_are_retried_then_succeed(

@@ -44,15 +44,14 @@ def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSt
 
 
 @pytest.fixture
-def invoices(aws: dict[str, str]) -> Iterator[MemoryInvoices]:
-    from neruba.logic.stripe import ports as stripe_ports
+def invoices(aws: dict[str, str]) -> MemoryInvoices:
+    from neruba import bootstrap
 
     store = MemoryInvoices()
     store.add(INVOICE)
     store.customers["acme"] = {"external_id": "acme", "name": "Acme", "email": "billing@acme.test"}
-    stripe_ports.configure(effects=None, invoices=store)
-    yield store
-    stripe_ports.configure(effects=None, invoices=None)
+    bootstrap.install(invoice_source=store)
+    return store
 
 
 def _send(invoice_id: str = "in_0001") -> None:

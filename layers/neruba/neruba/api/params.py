@@ -2,11 +2,13 @@
 
 Example::
 
-    from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, scoped_responses
+    from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
 
-    ERRORS = scoped_responses("admin", {201: {"description": "Created"}, 404: {"description": "No customer"}})
+    ERRORS = scoped_responses("admin", {404: {"description": "No customer"}})
 
-    @router.post("/admin/customers/<customer_id>/things", middlewares=ADMIN, responses=ERRORS)
+    @router.post("/admin/customers/<customer_id>/things", middlewares=ADMIN,
+                 responses={201: answer(Thing, "Created"), **ERRORS})
+
     def create_thing(customer_id: CustomerId, idempotency_key: IdempotencyKey = None) -> ...
 """
 
@@ -19,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from neruba.api.scopes import require_scope
+from neruba.models.errors import ErrorResponse
 from neruba.models.fields import EXTERNAL_ID_PATTERN
 from neruba.security.apikeys import Scope
 
@@ -31,14 +34,34 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
+def answer(model: Any, description: str) -> OpenAPIResponse:
+    """A documented JSON answer whose body is ``model`` (a pydantic model; the route still serialises its
+    own body: the model describes it, and the API tests check every answer against it)."""
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def errors_only(specific: dict[int, str]) -> dict[int, OpenAPIResponse]:
+    """Error answers (status -> description), each with the one error shape as its body."""
+    return {status: answer(ErrorResponse, text) for status, text in sorted(specific.items())}
+
+
 def scoped_responses(scope: Scope, specific: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
-    """The answers every route of ``scope`` can give (400, 401, 403, 415, 422), plus the route's own ones
-    (a route's own description of a shared status replaces the common one)."""
+    """The answers every route of ``scope`` can give (400, 401, 403, 413, 415, 422, 500), plus the route's
+    own ones (a route's own description of a shared status replaces the common one). Every error answer
+    (4xx, 5xx) has the one error shape as its body; success answers come from :func:`answer`."""
     common: dict[int, OpenAPIResponse] = {
         400: {"description": "The body is not JSON or names a key twice (duplicate_key)"},
         401: {"description": "Missing or unknown API key"},
         403: {"description": f"The key lacks the {scope} scope"},
+        413: {"description": "The body is over the size limit (payload_too_large)"},
         415: {"description": "The body is declared as another media type than JSON (unsupported_media_type)"},
-        422: {"description": "A parameter or the body does not match the schema"},
+        422: {"description": "A parameter or the body does not match the schema (validation_error)"},
+        500: {"description": "Something went wrong on our side (internal_error); quote the request_id"},
     }
-    return dict(sorted({**common, **specific}.items()))
+    merged = {**common, **specific}
+    return {
+        status: answer(ErrorResponse, response["description"])
+        if status >= 400 and "content" not in response
+        else response
+        for status, response in sorted(merged.items())
+    }

@@ -72,15 +72,23 @@ def _error_response(status: int, body: dict[str, Any], request_id: str | None) -
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"param": p.param, "code": p.code, "message": p.message} for p in describe(errors, drop=("body",))
-    ]
+    details: list[dict[str, Any]] = []
+    for problem in describe(errors, drop=("body",)):
+        if problem.code == "json_invalid":  # its location is a character position, not a field
+            details.append({"code": problem.code, "message": "The body is not valid JSON."})
+        else:
+            details.append({"param": problem.param, "code": problem.code, "message": problem.message})
+    return details
 
 
 def parse_body(text: str) -> Any:
     """The request body as JSON (exact numbers); a key named twice in one object is 400 duplicate_key."""
     try:
         return jsonutil.loads_untrusted(text)
+    except jsonutil.NonFiniteNumberError as exc:
+        raise InvalidRequestError(
+            f"The body is not valid JSON: {exc.msg}.", code="invalid_json", param=exc.key
+        ) from exc
     except jsonutil.DuplicateKeyError as exc:
         raise InvalidRequestError(
             f"The body names '{exc.key}' twice in one object.", code="duplicate_key", param=exc.key
@@ -164,29 +172,46 @@ def _docs_guard(app: ApiGatewayResolver, next_middleware: Callable[..., Response
 
 
 def enable_docs(app: APIGatewayRestResolver) -> None:
-    """Serve Swagger UI at /docs and the OpenAPI document at /openapi.json (both behind the docs guard)."""
-    app.enable_swagger(
-        path="/docs",
-        title=API_TITLE,
-        description=API_DESCRIPTION,
-        version="1.0.0",
-        security_schemes=security_schemes(),
-        middlewares=[_docs_guard],
-    )
+    """Serve Swagger UI at /docs (``?format=json``: the document it shows) and the OpenAPI document at
+    /openapi.json, both behind the docs guard. The document's server is the stage the request came in
+    under (none behind a custom domain or on the local stack), so "Try it out" reaches the routes."""
+
+    @app.get("/docs", include_in_schema=False, middlewares=[_docs_guard])
+    def swagger_ui() -> Response[str]:
+        from pathlib import Path
+
+        from aws_lambda_powertools.event_handler.openapi import swagger_ui as bundle
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+        spec = openapi_document(app, server=app._get_base_path() or "/")
+        query = app.current_event.query_string_parameters or {}
+        if query.get("format") == "json":
+            return Response(200, "application/json", spec)
+        folder = Path(bundle.__file__).parent
+        script = (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
+        style = (folder / "swagger-ui.min.css").read_text(encoding="utf-8")
+        html = generate_swagger_html(spec.replace("</", "<\\/"), script, style, "", None)
+        return Response(200, "text/html", html)
 
     @app.get("/openapi.json", include_in_schema=False, middlewares=[_docs_guard])
     def openapi_json() -> Response[str]:
-        return Response(200, "application/json", openapi_document(app))
+        return Response(200, "application/json", openapi_document(app, server=app._get_base_path() or "/"))
 
 
-def openapi_document(app: APIGatewayRestResolver) -> str:
-    """The OpenAPI 3.1 document of ``app`` as JSON text."""
-    return app.get_openapi_json_schema(
+def openapi_document(app: APIGatewayRestResolver, server: str = "/") -> str:
+    """The OpenAPI 3.1 document of ``app`` as JSON text (tidied: ``neruba.api.reference``)."""
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    from neruba.api.reference import tidy
+
+    text = app.get_openapi_json_schema(
         title=API_TITLE,
         description=API_DESCRIPTION,
         version="1.0.0",
+        servers=[Server(url=server)],
         security_schemes=security_schemes(),
     )
+    return json.dumps(tidy(json.loads(text)))
 
 
 _SERVED: dict[int, tuple[APIGatewayRouter, ...]] = {}

@@ -10,7 +10,7 @@ Example::
     put = repo.record_item(actor="key:ab12", action="credit_grant.create", customer_id="acme",
                            target="cg_1", reason="onboarding", ticket="SUP-1", before={}, after={...},
                            at=now, request_id="req-1")
-    client("dynamodb").transact_write_items(TransactItems=[*ledger_items, put])
+    Transaction([*ledger_items, put]).commit()
 """
 
 from __future__ import annotations
@@ -18,20 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, to_item
+from neruba.timefmt import iso, ts
 
 GLOBAL_AUDIT = (
     "_global"  # the audit "customer" of actions on no one customer (all-customer runs, meters, plans)
 )
-
-
-def _ts(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class AuditRepository:
@@ -69,12 +66,12 @@ class AuditRepository:
             "ticket": ticket,
             "before": before,
             "after": after,
-            "at": at.astimezone(UTC).isoformat(),
+            "at": iso(at),
             "request_id": request_id,
         }
         item = {
             "pk": f"AUD#{customer_id}",
-            "sk": f"{_ts(at)}#{audit_id}",
+            "sk": f"{ts(at)}#{audit_id}",
             "doc": json.dumps(record, sort_keys=True, default=str),
         }
         return {

@@ -26,8 +26,8 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
 from neruba.dal.dynamo import from_item, put_if_absent, to_item
-from neruba.dal.dynamo import transact as transact
-from neruba.dal.locks import ts
+from neruba.dal.transaction import Transaction
+from neruba.timefmt import ts
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
@@ -241,7 +241,7 @@ class BillingRepository:
     def add_to_run(self, run_id: str, counter: str, by: int = 1) -> None:
         """Add to a run's counter outside a transaction (a missing run is ignored)."""
         with contextlib.suppress(TransactionCancelledError):
-            transact([self.run_counter_item(run_id, counter, by)])
+            Transaction([self.run_counter_item(run_id, counter, by)]).commit()
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(

@@ -16,8 +16,10 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item, transact
+from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.models.catalog import Customer, Meter
+from neruba.timefmt import iso, parse_ts
 
 LIST_CURSOR_KEYS = frozenset({"pk", "sk", "kind", "list_key"})  # a key of the by-kind index
 
@@ -86,7 +88,7 @@ class CatalogRepository:
             }
             before = Customer.model_validate(json.loads(values["doc"]))
             try:
-                transact([{"Update": update}, *(extra(before, customer) if extra else ())])
+                Transaction([{"Update": update}, *(extra(before, customer) if extra else ())]).commit()
                 return customer
             except TransactionCancelledError:
                 continue
@@ -135,7 +137,7 @@ class CatalogRepository:
             Key=_customer_key(external_id),
             UpdateExpression="SET billed_through = :t",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=to_item({":t": at.astimezone(UTC).isoformat()}),
+            ExpressionAttributeValues=to_item({":t": iso(at)}),
         )
 
     def lookup(self, customer_ids: Iterable[str], meter_codes: Iterable[str]) -> CatalogSnapshot:
@@ -176,9 +178,9 @@ class CatalogRepository:
         }
         put = {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         try:
-            transact([{"Put": put}, *extra])
-        except TransactionCancelledError as exc:
-            if exc.reasons[0] == "ConditionalCheckFailed":
+            Transaction().add({"Put": put}, name="item").extend(extra).commit()
+        except Cancelled as exc:
+            if exc.failed("item"):
                 raise CatalogConflictError(f"{kind} already exists") from exc
             raise
 
@@ -197,7 +199,7 @@ class CatalogSnapshot:
             customer = Customer.model_validate(doc)
             self.customers[customer.external_id] = customer
             if values.get("billed_through"):
-                self.billed_through[customer.external_id] = datetime.fromisoformat(values["billed_through"])
+                self.billed_through[customer.external_id] = parse_ts(values["billed_through"])
         elif values.get("kind") == "meter":
             meter = Meter.model_validate(doc)
             self.meters[meter.code] = meter

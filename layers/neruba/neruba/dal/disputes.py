@@ -8,6 +8,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, to_item
+from neruba.timefmt import iso
 
 
 class DisputesRepository:
@@ -26,7 +27,7 @@ class DisputesRepository:
         }
 
     def close_item(self, dispute: dict[str, Any], status: str, closed_at: datetime) -> dict[str, Any]:
-        closed = {**dispute, "status": status, "closed_at": closed_at.isoformat()}
+        closed = {**dispute, "status": status, "closed_at": iso(closed_at)}
         return {
             "Update": {
                 "TableName": self.table_name,

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,6 @@ __all__ = [
     "put_if_absent",
     "to_item",
     "to_value",
-    "transact",
 ]
 
 
@@ -101,7 +100,9 @@ def is_condition_failure(exc: Exception) -> bool:
 
 
 def is_cancellation(exc: Exception) -> bool:
-    """True when a botocore ClientError is a cancelled TransactWriteItems."""
+    """True when a TransactWriteItems was cancelled (a botocore ClientError or TransactionCancelledError)."""
+    if isinstance(exc, TransactionCancelledError):
+        return True
     response = getattr(exc, "response", None) or {}
     return bool(response.get("Error", {}).get("Code") == "TransactionCanceledException")
 
@@ -136,22 +137,6 @@ class TransactionCancelledError(Exception):
         self.reasons = reasons
 
 
-def transact(actions: Sequence[dict[str, Any]]) -> None:
-    """Run one TransactWriteItems; a cancellation becomes TransactionCancelledError with the reasons."""
-    if len(actions) > 100:
-        raise ValueError(f"{len(actions)} actions: over the 100-action transaction limit")
-    from neruba.dal.clients import client
-
-    try:
-        client("dynamodb").transact_write_items(TransactItems=list(actions))
-    except Exception as exc:
-        reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
-        if reasons is None:
-            raise
-        codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
-        raise TransactionCancelledError(codes) from exc
-
-
 # Errors a retry may cure: capacity, throttling, service trouble, a transaction or item in the way.
 _TRANSIENT_CODES = {
     "ProvisionedThroughputExceededException",
@@ -178,7 +163,7 @@ def is_transient(exc: BaseException) -> bool:
 
     if getattr(exc, "transient", False) or isinstance(exc, BotocoreConnectionError | HTTPClientError):
         return True
-    if isinstance(exc, TransactionCancelledError):  # what ``transact`` raises
+    if isinstance(exc, TransactionCancelledError):  # what ``Transaction.commit`` raises
         cancelled = {r for r in exc.reasons if r is not None}
         return bool(cancelled) and cancelled <= _TRANSIENT_REASONS
     response = getattr(exc, "response", None) or {}

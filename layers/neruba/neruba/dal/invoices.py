@@ -19,11 +19,12 @@ from datetime import datetime
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of, transact
+from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
-from neruba.dal.locks import ts
+from neruba.dal.transaction import Transaction
+from neruba.timefmt import parse_ts, ts
 
 JSON_FIELDS = ("lines", "applications", "stripe", "window")
 SEQUENCE = "INV"
@@ -142,7 +143,7 @@ class InvoicesRepository:
 
     def revise_item(self, doc: dict[str, Any], expected_rev: int) -> dict[str, Any]:
         """A Put replacing a draft with a recomputed one (condition: still a draft at ``expected_rev``)."""
-        due = ("fin", datetime.fromisoformat(doc["finalize_at"].replace("Z", "+00:00")))
+        due = ("fin", parse_ts(doc["finalize_at"]))
         return {
             "Put": {
                 "TableName": self.table_name,
@@ -273,7 +274,7 @@ class InvoicesRepository:
             raise
 
     def transact(self, actions: builtins.list[dict[str, Any]]) -> None:
-        transact(actions)
+        Transaction(actions).commit()
 
     # ---------------------------------------------------------------- reads for the ops sweep
     def finalized_since(self, customer_id: str, period_from: datetime) -> Iterator[dict[str, Any]]:

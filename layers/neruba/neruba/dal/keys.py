@@ -24,6 +24,7 @@ from neruba.security.apikeys import (
     parse_scopes,
     verify,
 )
+from neruba.timefmt import iso, parse_ts
 
 
 class KeyNotFoundError(LookupError):
@@ -48,11 +49,11 @@ class ApiKey:
     @property
     def active(self) -> bool:
         """Not revoked, or revoked at a time still ahead (the overlap a rotation gives the old key)."""
-        return self.revoked_at is None or datetime.fromisoformat(self.revoked_at) > datetime.now(UTC)
+        return self.revoked_at is None or parse_ts(self.revoked_at) > datetime.now(UTC)
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return iso(datetime.now(UTC), seconds=True)
 
 
 class KeysRepository:
@@ -111,7 +112,7 @@ class KeysRepository:
     def revoke(self, key_id: str, *, rotated_to: str | None = None, at: datetime | None = None) -> ApiKey:
         """Mark a key revoked from ``at`` (default now) on. Idempotent: a key already revoked keeps its
         time, unless ``at`` brings it forward (revoking now a key that a rotation left working)."""
-        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+        when = iso(at or datetime.now(UTC), seconds=True)
         try:
             client("dynamodb").update_item(
                 TableName=self.table_name,
@@ -138,7 +139,7 @@ class KeysRepository:
         if old.rotated_to:
             raise ValueError(f"key {key_id} was already rotated to {old.rotated_to}; rotate that key instead")
         plaintext, new = self.create(old.scopes, name=old.name)
-        when = (old_works_until or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+        when = iso(old_works_until or datetime.now(UTC), seconds=True)
         try:
             client("dynamodb").update_item(
                 TableName=self.table_name,

@@ -27,26 +27,19 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_cancellation, to_item, to_value
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
 from neruba.domain.ledger import NEVER_NEGATIVE, Posting
+from neruba.timefmt import parse_ts, ts
 
 
 class LedgerConflictError(Exception):
     """A ledger transaction was cancelled for another reason than a retried posting (e.g. a grant's
     remainder changed): read again and retry."""
 
-    def __init__(self, message: str, reasons: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, reasons: list[str | None] | None = None) -> None:
         super().__init__(message)
         self.reasons = reasons or []
-
-
-def ts(at: datetime) -> str:
-    """Fixed-width UTC text of a time (sorts and compares like the time)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def grant_from_item(values: dict[str, Any]) -> CreditGrant:
@@ -144,19 +137,15 @@ class LedgerRepository:
 
         Raises LedgerConflictError when another condition (a grant, a dispute) cancelled it.
         """
-        items = [*self.posting_items(posting), *extra_items]
-        if len(items) > 100:
-            raise ValueError("a posting transaction is limited to 100 actions")
+        guard, *rest = self.posting_items(posting)
+        unit = Transaction().add(guard, name="guard").extend(rest).extend(extra_items)
         try:
-            client("dynamodb").transact_write_items(TransactItems=items)
-        except Exception as exc:
-            stored = self.retried_posting(exc)
-            if stored is not None:
-                return stored
-            if is_cancellation(exc):
-                reasons = exc.response.get("CancellationReasons") or []  # type: ignore[attr-defined]
-                raise LedgerConflictError("ledger transaction cancelled", reasons) from exc
-            raise
+            unit.commit()
+        except Cancelled as exc:
+            stored = exc.item("guard") if exc.failed("guard") else None
+            if stored is not None:  # a retry: the guard holds the posting written first
+                return Posting.from_dict(json.loads(stored["posting"]))
+            raise LedgerConflictError("ledger transaction cancelled", exc.reasons) from exc
         from neruba.observability import metrics
 
         metrics.add_metric(name="LedgerPostings", unit="Count", value=1)

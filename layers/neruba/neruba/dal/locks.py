@@ -10,10 +10,7 @@ strings compare as times) and ``token``, a number that grows by one at every acq
   that depends on holding the lock is put in a transaction with it, so a holder whose lease expired and
   was taken over (a newer token exists) cannot commit anything.
 
-Example:
-    >>> from datetime import datetime, UTC
-    >>> ts(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    '2026-01-02T03:04:05.000000Z'
+Times are stored in :func:`neruba.timefmt.ts` format.
 """
 
 from __future__ import annotations
@@ -24,18 +21,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
-
-
-def ts(at: datetime) -> str:
-    """A fixed-width ISO UTC timestamp: lexicographic order is time order."""
-    if at.tzinfo is None:
-        raise ValueError("timestamps need timezone-aware datetimes")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(text: str) -> datetime:
-    """The inverse of :func:`ts` (also accepts any ISO 8601 with an offset)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+from neruba.timefmt import ts
 
 
 class LockLostError(Exception):

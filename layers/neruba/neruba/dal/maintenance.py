@@ -12,6 +12,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_cancellation, is_condition_failure, to_item
+from neruba.dal.transaction import Transaction
 
 
 def scan(
@@ -86,7 +87,7 @@ def put_if(
 def transact(items: list[dict[str, Any]]) -> bool:
     """Write ``items`` (TransactWriteItems actions) all or nothing; False when a condition cancelled it."""
     try:
-        client("dynamodb").transact_write_items(TransactItems=items)
+        Transaction(items).commit()
     except Exception as exc:
         if is_cancellation(exc):
             return False

@@ -18,7 +18,8 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, put_if_absent, to_item
-from neruba.dal.locks import ts
+from neruba.dal.transaction import Transaction
+from neruba.timefmt import iso, ts
 
 SWEEP_LIST_PK = "SWEEPS"
 
@@ -47,8 +48,8 @@ class OpsRepository:
         sweep_id, started_at = str(report["id"]), str(report["started_at"])
         body = jsonutil.dumps(report)
         summary = jsonutil.dumps(_summary(report))
-        client("dynamodb").transact_write_items(
-            TransactItems=[
+        Transaction(
+            [
                 {
                     "Put": {
                         "TableName": self.table_name,
@@ -65,7 +66,7 @@ class OpsRepository:
                     }
                 },
             ]
-        )
+        ).commit()
 
     def get_sweep_report(self, sweep_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
@@ -153,7 +154,7 @@ class OpsRepository:
     def record_deploy_version(self, version: str) -> None:
         from datetime import UTC, datetime
 
-        item = {"pk": f"MIG#VERSION#{version}", "sk": "#", "at": datetime.now(UTC).isoformat()}
+        item = {"pk": f"MIG#VERSION#{version}", "sk": "#", "at": iso(datetime.now(UTC))}
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
 
     # ------------------------------------------------------------------------------ sweep claims

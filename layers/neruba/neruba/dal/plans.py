@@ -20,7 +20,9 @@ from typing import Any
 
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, CatalogRepository
 from neruba.dal.clients import client
-from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item, transact
+from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
+from neruba.dal.transaction import Cancelled, Transaction
+from neruba.timefmt import iso
 
 Actions = Sequence[dict[str, Any]]
 
@@ -56,7 +58,7 @@ class PlansRepository(CatalogRepository):
             header = self._get({"pk": {"S": f"PLN#{code}"}, "sk": {"S": "#"}})
             latest = int(header["latest"]) if header else 0
             version = latest + 1
-            now = datetime.now(UTC).isoformat()
+            now = iso(datetime.now(UTC))
             doc = {**body, "code": code, "version": version, "created_at": now}
             header_update: dict[str, Any] = {
                 "TableName": self.table_name,
@@ -76,8 +78,8 @@ class PlansRepository(CatalogRepository):
             if latest == 0:
                 header_update["ExpressionAttributeValues"].pop(":prev")
             try:
-                client("dynamodb").transact_write_items(
-                    TransactItems=[
+                Transaction(
+                    [
                         {
                             "Put": {
                                 "TableName": self.table_name,
@@ -95,11 +97,10 @@ class PlansRepository(CatalogRepository):
                         {"Update": header_update},
                         *(extra(doc) if extra else ()),
                     ]
-                )
+                ).commit()
                 return version
-            except Exception as exc:
-                if not getattr(exc, "response", {}).get("CancellationReasons"):
-                    raise
+            except TransactionCancelledError:
+                continue  # the header moved meanwhile: read it again
         raise CatalogConflictError(f"plan {code!r} kept changing; try again")
 
     def plan(self, code: str) -> dict[str, Any]:
@@ -169,7 +170,7 @@ class PlansRepository(CatalogRepository):
     ) -> dict[str, Any]:
         """Create a subscription, its id added to the customer's guard, with ``extra`` actions, in one
         transaction. ``guard`` is the one the caller checked (read here when None); raises
-        TransactionCancelledError when the id exists (reason 0) or the guard moved (reason 1)."""
+        TransactionCancelledError when the id exists or the guard moved."""
         guard = guard or self.subscription_guard(str(doc["customer_id"]))
         item = {
             "pk": f"SUB#{doc['id']}",
@@ -185,7 +186,7 @@ class PlansRepository(CatalogRepository):
             "ConditionExpression": "attribute_not_exists(pk)",
         }
         ids = [*guard.ids, str(doc["id"])]
-        transact([{"Put": put}, self._guard_item(guard, ids), *extra])
+        Transaction([{"Put": put}, self._guard_item(guard, ids), *extra]).commit()
         return {**doc, "revision": 1}
 
     def subscription(self, subscription_id: str) -> dict[str, Any]:
@@ -216,9 +217,9 @@ class PlansRepository(CatalogRepository):
         }
         guarded = [self._guard_item(guard, guard.ids)] if guard else []
         try:
-            transact([{"Update": update}, *guarded, *extra])
-        except TransactionCancelledError as exc:
-            if exc.reasons[0] == "ConditionalCheckFailed":
+            Transaction().add({"Update": update}, name="subscription").extend(guarded).extend(extra).commit()
+        except Cancelled as exc:
+            if exc.failed("subscription"):
                 raise CatalogConflictError(
                     "the subscription changed meanwhile; read it and try again"
                 ) from exc

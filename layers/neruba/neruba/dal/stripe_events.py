@@ -28,7 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, put_if_absent, to_item, to_value
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.transaction import Transaction
+from neruba.timefmt import parse_ts, ts_seconds
 
 INDEX = "stripe-events"
 
@@ -41,11 +43,6 @@ def month_bucket(at: datetime) -> str:
         'STRIPE#2025-01'
     """
     return f"STRIPE#{at.astimezone(UTC):%Y-%m}"
-
-
-def iso(at: datetime) -> str:
-    """UTC ISO-8601 text with seconds, sortable as text."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key(pk: str, sk: str = "#") -> dict[str, Any]:
@@ -67,16 +64,16 @@ class StripeEventsRepository:
             "sk": "#",
             "event_id": event["id"],
             "type": event["type"],
-            "created": iso(created),
+            "created": ts_seconds(created),
             "livemode": bool(event.get("livemode", False)),
             "st": "received",
-            "received_at": iso(received_at),
-            "updated_at": iso(received_at),
+            "received_at": ts_seconds(received_at),
+            "updated_at": ts_seconds(received_at),
             "attempts": 0,
             "payload_z": zlib.compress(raw, 6),
             "history": [],
             "sbk": month_bucket(created),
-            "ssk": f"{iso(created)}#{event['id']}",
+            "ssk": f"{ts_seconds(created)}#{event['id']}",
         }
         try:
             client("dynamodb").put_item(
@@ -122,9 +119,46 @@ class StripeEventsRepository:
             event_id, status=status, outcome=outcome, error=error, trigger=trigger, at=at, refs=refs
         )
         if with_items:
-            client("dynamodb").transact_write_items(TransactItems=[update, *with_items])
+            Transaction([update, *with_items]).commit()
         else:
             client("dynamodb").update_item(**update["Update"])
+
+    def claim(self, event_id: str, token: str, at: datetime, until: datetime) -> bool:
+        """Take the event for one processing attempt until ``until`` (or until the attempt is recorded);
+        False when another attempt holds an unexpired claim."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key=_key(f"STRIPE#{event_id}"),
+                UpdateExpression="SET #c = :t, #cu = :until",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#cu) OR #cu < :now)",
+                ExpressionAttributeNames={"#c": "claim", "#cu": "claim_until"},
+                ExpressionAttributeValues={
+                    ":t": to_value(token),
+                    ":until": to_value(ts_seconds(until)),
+                    ":now": to_value(ts_seconds(at)),
+                },
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release(self, event_id: str, token: str) -> None:
+        """Give a claim back without recording an attempt (only the claim ``token`` names)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key=_key(f"STRIPE#{event_id}"),
+                UpdateExpression="REMOVE #c, #cu",
+                ConditionExpression="#c = :t",
+                ExpressionAttributeNames={"#c": "claim", "#cu": "claim_until"},
+                ExpressionAttributeValues={":t": to_value(token)},
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
 
     def attempt_item(
         self,
@@ -138,13 +172,19 @@ class StripeEventsRepository:
         refs: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """The TransactWriteItems ``Update`` recording one attempt (see :meth:`record_attempt`)."""
-        entry = {"at": iso(at), "trigger": trigger, "status": status, "outcome": outcome, "error": error}
+        entry = {
+            "at": ts_seconds(at),
+            "trigger": trigger,
+            "status": status,
+            "outcome": outcome,
+            "error": error,
+        }
         names = {"#st": "st", "#h": "history", "#o": "outcome", "#e": "error", "#u": "updated_at"}
         values = {
             ":st": to_value(status),
             ":h": to_value([{k: v for k, v in entry.items() if v is not None}]),
             ":o": to_value(outcome),
-            ":u": to_value(iso(at)),
+            ":u": to_value(ts_seconds(at)),
             ":one": to_value(1),
         }
         sets = ["#st = :st", "#h = list_append(#h, :h)", "#o = :o", "#u = :u"]
@@ -155,7 +195,9 @@ class StripeEventsRepository:
             names[f"#r{index}"] = name
             values[f":r{index}"] = to_value(value)
             sets.append(f"#r{index} = :r{index}")
-        update = "SET " + ", ".join(sets) + " ADD attempts :one" + ("" if error is not None else " REMOVE #e")
+        names |= {"#c": "claim", "#cu": "claim_until"}
+        removed = ["#c", "#cu"] + ([] if error is not None else ["#e"])  # the attempt ends its claim
+        update = "SET " + ", ".join(sets) + " ADD attempts :one REMOVE " + ", ".join(removed)
         return {
             "Update": {
                 "TableName": self.table_name,
@@ -178,15 +220,15 @@ class StripeEventsRepository:
         starting_after: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Events created in ``[start, end]``, newest first, filtered; returns (page, has_more)."""
-        upper = f"{iso(end)}#\uffff"
+        upper = f"{ts_seconds(end)}#\uffff"
         if starting_after:
             anchor = self.get(starting_after)
             if anchor is not None:
                 upper = min(upper, f"{anchor['created']}#{starting_after}")
-                end = min(end, datetime.fromisoformat(anchor["created"]))
+                end = min(end, parse_ts(anchor["created"]))
         found: list[dict[str, Any]] = []
         for bucket in _months_desc(start, end):
-            for item in self._query_bucket(bucket, f"{iso(start)}#", upper, event_type, status):
+            for item in self._query_bucket(bucket, f"{ts_seconds(start)}#", upper, event_type, status):
                 if item["ssk"] >= upper:
                     continue
                 found.append(_public(item))
@@ -237,9 +279,9 @@ class StripeEventsRepository:
         for bucket in _months_desc(start, end):
             values = {
                 ":b": to_value(bucket),
-                ":lo": to_value(f"{iso(start)}#"),
-                ":hi": to_value(f"{iso(end)}#\uffff"),
-                ":cut": to_value(iso(updated_before)),
+                ":lo": to_value(f"{ts_seconds(start)}#"),
+                ":hi": to_value(f"{ts_seconds(end)}#\uffff"),
+                ":cut": to_value(ts_seconds(updated_before)),
                 **{f":st{i}": to_value(status) for i, status in enumerate(statuses)},
             }
             request: dict[str, Any] = {
@@ -274,7 +316,7 @@ class StripeEventsRepository:
     def add_waiter(self, key: str, event_id: str, at: datetime) -> None:
         client("dynamodb").put_item(
             TableName=self.table_name,
-            Item=to_item({"pk": f"STRIPEWAIT#{key}", "sk": event_id, "since": iso(at)}),
+            Item=to_item({"pk": f"STRIPEWAIT#{key}", "sk": event_id, "since": ts_seconds(at)}),
         )
 
     def remove_waiter(self, key: str, event_id: str) -> None:
@@ -304,7 +346,7 @@ class StripeEventsRepository:
                     "pk": f"STRIPECUS#{customer_id}",
                     "sk": "#",
                     "stripe_customer_id": stripe_customer_id,
-                    "at": iso(at),
+                    "at": ts_seconds(at),
                 }
             ),
         )
@@ -314,7 +356,7 @@ class StripeEventsRepository:
         client("dynamodb").put_item(
             TableName=self.table_name,
             Item=to_item(
-                {"pk": f"STRIPEREJ#{digest}", "sk": "#", "reason": reason, "size": size, "at": iso(at)}
+                {"pk": f"STRIPEREJ#{digest}", "sk": "#", "reason": reason, "size": size, "at": ts_seconds(at)}
             ),
         )
 
@@ -322,9 +364,15 @@ class StripeEventsRepository:
         response = client("dynamodb").get_item(TableName=self.table_name, Key=_key(pk), ConsistentRead=True)
         return _strip(from_item(response["Item"])) if "Item" in response else None
 
-    def put_record_once(self, pk: str, values: dict[str, Any]) -> bool:
-        """Put ``pk`` unless it exists; True when written."""
-        return put_if_absent(self.table_name, {"pk": pk, "sk": "#", **values})
+    def record_put_item(self, pk: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The TransactWriteItems ``Put`` of record ``pk`` (condition: it does not exist yet)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item({"pk": pk, "sk": "#", **values}),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
 
     def events_in_status(
         self, start: datetime, end: datetime, statuses: tuple[str, ...]
@@ -343,8 +391,8 @@ class StripeEventsRepository:
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": {
                     ":b": to_value(bucket),
-                    ":lo": to_value(f"{iso(start)}#"),
-                    ":hi": to_value(f"{iso(end)}#\uffff"),
+                    ":lo": to_value(f"{ts_seconds(start)}#"),
+                    ":hi": to_value(f"{ts_seconds(end)}#\uffff"),
                     **wanted,
                 },
             }
@@ -390,8 +438,11 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public(item: dict[str, Any], *, with_payload: bool = False) -> dict[str, Any]:
-    out = {k: v for k, v in item.items() if k not in ("pk", "sk", "sbk", "ssk", "payload_z")}
+    hidden = ("pk", "sk", "sbk", "ssk", "payload_z", "claim", "claim_until")
+    out = {k: v for k, v in item.items() if k not in hidden}
     out["status"] = out.pop("st", None)
+    if "attempts" in out:  # a DynamoDB number: a count, so a whole number (not a Decimal rendered as text)
+        out["attempts"] = int(out["attempts"])
     if with_payload and item.get("payload_z") is not None:
         out["payload"] = zlib.decompress(bytes(item["payload_z"])).decode("utf-8")
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import is_condition_failure, to_item
-from neruba.dal.ledger import ts
+from neruba.timefmt import ts
 
 
 class RepairConflictError(Exception):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_cancellation, to_item
-from neruba.dal.ledger import ts
+from neruba.dal.transaction import Transaction
 from neruba.domain.credits import AutoTopUpRule, TopUpRequest
+from neruba.timefmt import parse_ts, ts
 
 
 def _rule_key(customer_id: str, currency: str) -> dict[str, Any]:
@@ -90,8 +90,8 @@ class TopUpRepository:
     def raise_request(self, rule: AutoTopUpRule, request: TopUpRequest) -> bool:
         """Disarm the rule and store the request in one transaction; False if another caller won."""
         try:
-            client("dynamodb").transact_write_items(
-                TransactItems=[
+            Transaction(
+                [
                     {
                         "Update": {
                             "TableName": self.table_name,
@@ -118,7 +118,7 @@ class TopUpRepository:
                         }
                     },
                 ]
-            )
+            ).commit()
         except Exception as exc:
             if is_cancellation(exc):
                 return False
@@ -143,7 +143,7 @@ class TopUpRepository:
                     amount_minor=int(d["amount_minor"]),
                     available_minor=int(d["available_minor"]),
                     threshold_minor=int(d["threshold_minor"]),
-                    requested_at=datetime.fromisoformat(d["requested_at"]),
+                    requested_at=parse_ts(d["requested_at"]),
                 )
             )
         return out  # in crossing order (the sort key)

@@ -31,9 +31,11 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import number_problem
 from neruba.domain.usage import merge_cells
+from neruba.timefmt import iso
 
 HISTORY_CAP = 20
 JOURNAL_SHARDS = 16
@@ -309,52 +311,55 @@ class UsageRepository:
                     return False  # this batch's contribution exists: counted by an earlier attempt
                 raise
             return True
-        actions: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": item,
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
-        checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
-        for old_slice in checked.values():  # one check per old contribution: an item may appear once
-            actions.append(
+        for attempt in range(6):
+            unit = Transaction().add(
                 {
-                    "ConditionCheck": {
+                    "Put": {
                         "TableName": self.table_name,
-                        "Key": old_slice,
+                        "Item": item,
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
-                }
+                },
+                name="contribution",
             )
-        for recount in write.recounts:
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": event_key(recount.customer_id, recount.transaction_id),
-                        "UpdateExpression": "SET bk = :new",
-                        "ConditionExpression": "bk = :old",
-                        "ExpressionAttributeValues": {":new": {"S": batch}, ":old": {"S": recount.old_batch}},
-                    }
-                }
-            )
-        for attempt in range(6):
+            checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
+            for old_slice in checked.values():  # one check per old contribution: an item may appear once
+                unit.add(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table_name,
+                            "Key": old_slice,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    name="adopted",
+                )
+            for recount in write.recounts:
+                unit.add(
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": event_key(recount.customer_id, recount.transaction_id),
+                            "UpdateExpression": "SET bk = :new",
+                            "ConditionExpression": "bk = :old",
+                            "ExpressionAttributeValues": {
+                                ":new": {"S": batch},
+                                ":old": {"S": recount.old_batch},
+                            },
+                        }
+                    },
+                    name="adopted",
+                )
             try:
-                client("dynamodb").transact_write_items(TransactItems=actions)
+                unit.commit()
                 return True
-            except Exception as exc:
-                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-                if not reasons:
-                    raise
-                if reasons[0] == "ConditionalCheckFailed":
+            except Cancelled as exc:
+                if exc.failed("contribution"):
                     return False  # this batch's contribution exists: counted by an earlier attempt
-                if any(code == "ConditionalCheckFailed" for code in reasons[1:]):
+                if exc.failed("adopted"):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
-                if _REFUSED.intersection(map(str, reasons)):
-                    raise CellWriteRefusedError(f"cell {ref}: {reasons}") from exc
+                if _REFUSED.intersection(map(str, exc.reasons)):
+                    raise CellWriteRefusedError(f"cell {ref}: {exc.reasons}") from exc
                 time.sleep(0.02 * (2**attempt))  # a transaction conflict: try again
         raise AggregateContentionError(f"cell {ref} kept conflicting")
 
@@ -529,7 +534,7 @@ def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
     """What one batch adds to one cell, as stored in its contribution item."""
     totals = write.totals
     item: dict[str, Any] = {"tx": totals.transaction_ids, "n": totals.count, "agg": write.aggregation}
-    item["at"] = now.isoformat()
+    item["at"] = iso(now)
     if write.aggregation == "sum":
         item["s"] = totals.total
     elif write.aggregation == "max" and totals.maximum is not None:

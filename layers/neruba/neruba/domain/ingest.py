@@ -20,8 +20,8 @@ from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
 
 PropertyValue = str | int | bool | Decimal
-# Sums are exact here (never rounded); a total DynamoDB cannot store is refused by the write of its
-# aggregate (``aggregate_overflow``), and the event that makes it so is parked on its own.
+# Sums are exact here (never rounded); a batch total DynamoDB cannot store is refused by the write of its
+# contribution, and the cell's events are then counted one by one (each storable on its own).
 
 
 class InvalidPropertyError(ValueError):

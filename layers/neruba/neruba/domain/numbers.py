@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded, localcontext
 
 MAX_DIGITS = 38
@@ -99,44 +98,3 @@ def exact_sum(values: Iterable[Decimal | int]) -> Decimal:
         for value in values:
             total += value
     return total
-
-
-def lowest_exponent(value: Decimal) -> int:
-    """The exponent of the last non-zero digit, at most 0 (an integer counts as exponent 0)."""
-    if value.is_zero():
-        return 0
-    return min(0, significant(value)[1])
-
-
-@dataclass(frozen=True, slots=True)
-class AddGuard:
-    """When a stored sum ``s`` may take ``+ total`` by a server-side ADD and stay exact.
-
-    The stored item keeps ``scale``, an exponent no lower digit of ``s`` has. If the stored scale lies in
-    ``[low_scale, high_scale]`` and ``s`` in ``[low, high]``, then ``s + total`` has no digit below
-    ``low_scale`` and a magnitude within ``SAFE_DIGITS`` digits above it: exact whoever adds it. Outside
-    that, the caller reads ``s``, adds here with :func:`exact_sum` and writes the result.
-    """
-
-    low_scale: int
-    high_scale: int
-    low: Decimal
-    high: Decimal
-
-
-SCALE_SPREAD = 6  # a stored sum may carry up to 6 more decimals than the batch it takes
-SAFE_DIGITS = 28  # every implementation adds this many digits exactly (moto rounds beyond 28)
-
-
-def add_guard(total: Decimal) -> AddGuard | None:
-    """The guard for adding ``total`` by ADD, or None when only a read-and-write can be exact."""
-    scale = lowest_exponent(total)
-    low_scale = scale - SCALE_SPREAD
-    if low_scale < MIN_EXPONENT:
-        return None
-    bound = min(Decimal((0, (9,) * SAFE_DIGITS, low_scale)), LARGEST)
-    with localcontext(EXACT):
-        low, high = max(-bound, -bound - total), min(bound, bound - total)
-    if low > high:
-        return None
-    return AddGuard(low_scale, scale, low, high)

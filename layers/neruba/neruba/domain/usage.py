@@ -1,7 +1,7 @@
 """Combining stored hourly aggregates into the quantity of a meter over any span of hours (no AWS).
 
 Example:
-    >>> from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
+    >>> from decimal import Decimal
     >>> combine("sum", [{"n": 2, "s": Decimal("1.5")}, {"n": 1, "s": Decimal("2")}])
     Decimal('3.5')
     >>> combine("unique_count", [{"n": 2, "u": {"a", "b"}}, {"n": 1, "u": {"b"}}])
@@ -11,12 +11,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
+from decimal import Decimal
 from typing import Any
 
-# Exact for any sum of storable numbers (magnitudes 1E-130..1E+126 span 256 digits, plus the carries of
-# up to 10**40 addends); Inexact is trapped, so a sum is exact or raises, never rounded.
-EXACT_SUM = Context(prec=300, traps=[Inexact, InvalidOperation, Overflow])
+from neruba.domain.numbers import exact_sum
 
 
 def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
@@ -25,8 +23,7 @@ def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
     if aggregation == "count":
         return Decimal(sum(int(c.get("n", 0)) for c in cells))
     if aggregation == "sum":
-        with localcontext(EXACT_SUM):
-            return sum((Decimal(c.get("s", 0)) for c in cells), Decimal(0))
+        return exact_sum(Decimal(c.get("s", 0)) for c in cells)
     if aggregation == "max":
         values = [Decimal(c["mx"]) for c in cells if c.get("mx") is not None]
         return max(values) if values else Decimal(0)
@@ -54,8 +51,7 @@ def merge_cells(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     if late:
         merged["late_n"] = late
     if any(i.get("s") is not None for i in items):
-        with localcontext(EXACT_SUM):
-            merged["s"] = sum((Decimal(i["s"]) for i in items if i.get("s") is not None), Decimal(0))
+        merged["s"] = exact_sum(Decimal(i["s"]) for i in items if i.get("s") is not None)
     maxima = [Decimal(i["mx"]) for i in items if i.get("mx") is not None]
     if maxima:
         merged["mx"] = max(maxima)

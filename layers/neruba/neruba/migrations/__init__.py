@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from neruba.timefmt import iso
+
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
     from neruba.settings import Settings
@@ -107,7 +109,7 @@ def run_migrations(
         except Exception as exc:
             raise MigrationFailedError(f"migration {label} failed: {type(exc).__name__}: {exc}") from exc
         ops.record_migration(
-            migration.number, migration.name, migration.checksum, datetime.now(UTC).isoformat(), result
+            migration.number, migration.name, migration.checksum, iso(datetime.now(UTC)), result
         )
         if log:
             log(f"migration {label}: applied {result}")

@@ -11,12 +11,13 @@ from typing import Any
 
 from neruba.dal import maintenance
 from neruba.migrations import MigrationContext
+from neruba.timefmt import iso
 
 VERSION = 2
 
 
 def apply(ctx: MigrationContext) -> dict[str, Any]:
-    item = {"pk": "META#schema", "sk": "#", "schema_version": VERSION, "updated_at": ctx.now.isoformat()}
+    item = {"pk": "META#schema", "sk": "#", "schema_version": VERSION, "updated_at": iso(ctx.now)}
     written = maintenance.put_if(
         ctx.settings.ops_table, item, "attribute_not_exists(pk) OR schema_version < :v", {":v": VERSION}
     )

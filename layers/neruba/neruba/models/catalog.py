@@ -42,7 +42,21 @@ TIMEZONE_NOTE = (
 class Customer(BaseModel):
     """A customer of the operator, named by the operator's own ``external_id``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "acme",
+                    "name": "Acme Corp",
+                    "email": "billing@acme.example",
+                    "currency": "USD",
+                    "timezone": "America/New_York",
+                    "metadata": {"crm_id": "0017Q00000abcde"},
+                }
+            ]
+        },
+    )
 
     external_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     name: str = Field(min_length=1, max_length=256)
@@ -57,7 +71,20 @@ class Customer(BaseModel):
 class Meter(BaseModel):
     """What to measure from events with a given ``code`` and how to aggregate it per period."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "tokens",
+                    "name": "Tokens",
+                    "aggregation": "sum",
+                    "field": "tokens",
+                    "group_by": ["model"],
+                }
+            ]
+        },
+    )
 
     code: str = Field(pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=256)
@@ -192,11 +219,48 @@ class PlanVersionIn(BaseModel):
 
 
 class PlanCreate(PlanVersionIn):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "pro",
+                    "name": "Pro",
+                    "currency": "USD",
+                    "interval": "month",
+                    "fixed_fee": {"amount": "49.00", "timing": "advance"},
+                    "charges": [
+                        {
+                            "meter_code": "tokens",
+                            "model": "graduated",
+                            "tiers": [
+                                {"up_to": "1000000", "unit_price": "0"},
+                                {"up_to": None, "unit_price": "0.000002"},
+                            ],
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
     code: str = Field(pattern=CODE_PATTERN)
 
 
 class SubscriptionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "acme",
+                    "plan_code": "pro",
+                    "start_at": "2026-02-01T00:00:00Z",
+                    "reason": "signed",
+                }
+            ]
+        },
+    )
 
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     plan_code: str = Field(pattern=CODE_PATTERN)

@@ -48,13 +48,24 @@ class UsageEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     transaction_id: str = Field(
-        min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$", description="The client's idempotency key."
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="The client's idempotency key.",
+        examples=["req_7f3c9a12-0001"],
     )
-    customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN, description="The customer's external_id.")
-    code: str = Field(pattern=CODE_PATTERN, description="The meter's event code.")
-    timestamp: datetime | None = Field(default=None, description="RFC 3339 with offset; defaults to now.")
+    customer_id: str = Field(
+        pattern=EXTERNAL_ID_PATTERN, description="The customer's external_id.", examples=["acme"]
+    )
+    code: str = Field(pattern=CODE_PATTERN, description="The meter's event code.", examples=["tokens"])
+    timestamp: datetime | None = Field(
+        default=None, description="RFC 3339 with offset; defaults to now.", examples=["2026-01-31T12:00:00Z"]
+    )
     properties: dict[Annotated[str, Field(pattern=PROPERTY_NAME_PATTERN)], PropertyValue] = Field(
-        default_factory=dict, max_length=MAX_PROPERTIES
+        default_factory=dict,
+        max_length=MAX_PROPERTIES,
+        description="What the meter aggregates, filters or groups by: numbers, text or booleans.",
+        examples=[{"tokens": 1250, "model": "large"}],
     )
 
     @field_validator("timestamp", mode="before")
@@ -81,7 +92,31 @@ EventItemSchema = Annotated[
 class IngestRequest(BaseModel):
     """``POST /v1/events`` body: 1 to 100 events, each validated on its own."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "transaction_id": "req_7f3c9a12-0001",
+                            "customer_id": "acme",
+                            "code": "tokens",
+                            "timestamp": "2026-01-31T12:00:00Z",
+                            "properties": {"tokens": 1250, "model": "large"},
+                        },
+                        {
+                            "transaction_id": "req_7f3c9a12-0002",
+                            "customer_id": "acme",
+                            "code": "storage_gb",
+                            "timestamp": "2026-01-31T12:00:05Z",
+                            "properties": {"gb": "12.5"},
+                        },
+                    ]
+                }
+            ]
+        },
+    )
 
     events: list[EventItemSchema] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
 
@@ -101,6 +136,36 @@ class EventStatus(BaseModel):
 
 class IngestResponse(BaseModel):
     """What ingest answers (202): each event queued or rejected, in request order."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "c0ffee00-1d2b-4a7e-9f00-5e1a7c3b2d10",
+                    "queued": 1,
+                    "rejected": 1,
+                    "events": [
+                        {
+                            "index": 0,
+                            "transaction_id": "req_7f3c9a12-0001",
+                            "status": "queued",
+                            "error": None,
+                        },
+                        {
+                            "index": 1,
+                            "transaction_id": "req_7f3c9a12-0002",
+                            "status": "rejected",
+                            "error": {
+                                "code": "invalid_timestamp",
+                                "message": "timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z.",
+                                "param": "timestamp",
+                            },
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
     request_id: str | None
     queued: int

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
+from neruba import bootstrap
+from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.billing import BillingRunRequest, RerunRequest
-from neruba.settings import get_settings
-
-if TYPE_CHECKING:
-    from neruba.dal.billing import BillingRepository
+from neruba.models.views import BillingRun, BillingRunList, InvoiceRerun
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
-        201: {"description": "Created"},
         400: {"description": "A rule is broken (see error.code)"},
         404: {"description": "No such run, invoice or customer"},
         409: {
@@ -37,21 +33,19 @@ RUN_ID = r"^run_[0-9a-f]{20}$"
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
 
 
-def _runs() -> BillingRepository:
-    """Run records need no pricing or ledger: read them without the billing collaborators."""
-    from neruba.dal.billing import BillingRepository
-
-    return BillingRepository(get_settings().billing_table)
-
-
-def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
+def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
-        path, summary=summary, tags=["billing"], security=BEARER_SECURITY, middlewares=ADMIN, responses=ERRORS
+        path,
+        summary=summary,
+        tags=["billing"],
+        security=BEARER_SECURITY,
+        middlewares=ADMIN,
+        responses={status: answer(model, "Created" if status == 201 else "OK"), **ERRORS},
     )
 
 
-@_route("get", "/admin/billing-runs", "List billing runs (newest first)")
+@_route("get", "/admin/billing-runs", "List billing runs (newest first)", BillingRunList)
 def list_runs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
@@ -60,7 +54,7 @@ def list_runs(
     from neruba.errors import InvalidRequestError
 
     try:
-        runs, cursor = _runs().runs(limit, starting_after)
+        runs, cursor = bootstrap.billing().billing.runs(limit, starting_after)
     except InvalidCursorError as exc:
         raise InvalidRequestError("The cursor is not one this API returned.", code="invalid_cursor") from exc
     return json_response(
@@ -68,17 +62,23 @@ def list_runs(
     )
 
 
-@_route("get", "/admin/billing-runs/<run_id>", "Retrieve a billing run")
+@_route("get", "/admin/billing-runs/<run_id>", "Retrieve a billing run", BillingRun)
 def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
     from neruba.errors import NotFoundError
 
-    run = _runs().run(run_id)
+    run = bootstrap.billing().billing.run(run_id)
     if run is None:
         raise NotFoundError(f"No billing run {run_id!r}.", code="billing_run_not_found", param="run_id")
     return json_response(run)
 
 
-@_route("post", "/admin/billing-runs", "Run billing now (all due windows, one customer, or as of a time)")
+@_route(
+    "post",
+    "/admin/billing-runs",
+    "Run billing now (all due windows, one customer, or as of a time)",
+    BillingRun,
+    201,
+)
 def create_run(
     body: Annotated[BillingRunRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -88,11 +88,16 @@ def create_run(
     if body.customer_id:
         logger.append_keys(customer_id=body.customer_id)
     actor = current_principal(router).actor
-    run = invoices.trigger_run(invoices.billing(), body, actor, idempotency_key, request_id_of(router))
+    run = invoices.trigger_run(bootstrap.billing(), body, actor, idempotency_key, request_id_of(router))
     return json_response(run, status=201)
 
 
-@_route("post", "/admin/invoices/<invoice_id>/rerun", "Recompute a draft, or correct a finalized invoice")
+@_route(
+    "post",
+    "/admin/invoices/<invoice_id>/rerun",
+    "Recompute a draft, or correct a finalized invoice",
+    InvoiceRerun,
+)
 def rerun_invoice(
     invoice_id: Annotated[str, Path(pattern=INVOICE_ID)],
     body: Annotated[RerunRequest, Body()],
@@ -106,6 +111,6 @@ def rerun_invoice(
     logger.append_keys(invoice_id=invoice_id)
     actor = current_principal(router).actor
     result = invoices.rerun_invoice(
-        invoices.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+        bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
     )
     return json_response(result)

@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import ADMIN, IdempotencyKey, scoped_responses
+from neruba import bootstrap
+from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -25,10 +26,9 @@ from neruba.models.catalog import (
     SubscriptionCreate,
 )
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
-from neruba.settings import get_settings
+from neruba.models.views import CustomerView, MeterView, Plan, PlanVersion, Subscription
 
 if TYPE_CHECKING:
-    from neruba.dal.plans import PlansRepository
     from neruba.logic.catalog.entries import Actor
 
 router = APIGatewayRouter()
@@ -47,12 +47,6 @@ ERRORS = scoped_responses(
 )
 
 
-def _repo() -> PlansRepository:
-    from neruba.dal.plans import PlansRepository
-
-    return PlansRepository(get_settings().catalog_table)
-
-
 def _by() -> Actor:
     """The calling key and request, recorded as the audit actor."""
     from neruba.logic.catalog.entries import Actor
@@ -60,7 +54,9 @@ def _by() -> Actor:
     return Actor(current_principal(router).actor, request_id_of(router))
 
 
-def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[..., Any]:
+def _admin_route(
+    method: str, path: str, summary: str, tag: str, model: Any, status: int = 200
+) -> Callable[..., Any]:
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
         path,
@@ -68,50 +64,54 @@ def _admin_route(method: str, path: str, summary: str, tag: str) -> Callable[...
         tags=[tag],
         security=BEARER_SECURITY,
         middlewares=ADMIN,
-        responses={200: {"description": "OK"}, 201: {"description": "Created"}, **ERRORS},
+        responses={status: answer(model, "Created" if status == 201 else "OK"), **ERRORS},
     )
 
 
-@_admin_route("post", "/v1/customers", "Create a customer", "customers")
+@_admin_route("post", "/v1/customers", "Create a customer", "customers", CustomerView, 201)
 def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_customer(_repo(), body, _by()), status=201)
+    return json_response(catalog.create_customer(bootstrap.plans(), body, _by()), status=201)
 
 
-@_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers")
+@_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers", CustomerView)
 def update_customer(
     customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)], body: Annotated[CustomerUpdate, Body()]
 ) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.update_customer(_repo(), customer_id, body, _by()))
+    return json_response(catalog.update_customer(bootstrap.plans(), customer_id, body, _by()))
 
 
-@_admin_route("post", "/v1/meters", "Create a meter", "meters")
+@_admin_route("post", "/v1/meters", "Create a meter", "meters", MeterView, 201)
 def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_meter(_repo(), body, _by()), status=201)
+    return json_response(catalog.create_meter(bootstrap.plans(), body, _by()), status=201)
 
 
-@_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans")
+@_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans", Plan, 201)
 def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_plan(_repo(), body, _by()), status=201)
+    return json_response(catalog.create_plan(bootstrap.plans(), body, _by()), status=201)
 
 
-@_admin_route("post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans")
+@_admin_route(
+    "post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans", PlanVersion, 201
+)
 def publish_version(
     plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], body: Annotated[PlanVersionIn, Body()]
 ) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.publish_version(_repo(), plan_code, body, _by()), status=201)
+    return json_response(catalog.publish_version(bootstrap.plans(), plan_code, body, _by()), status=201)
 
 
-@_admin_route("post", "/v1/subscriptions", "Subscribe a customer to a plan", "subscriptions")
+@_admin_route(
+    "post", "/v1/subscriptions", "Subscribe a customer to a plan", "subscriptions", Subscription, 201
+)
 def create_subscription(
     body: Annotated[SubscriptionCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -121,11 +121,13 @@ def create_subscription(
     the first answer, the same key with another body is 409 ``idempotency_conflict``."""
     from neruba.logic.catalog import subscriptions
 
-    created = subscriptions.create_subscription(_repo(), body, idempotency_key, by=_by())
+    created = subscriptions.create_subscription(bootstrap.plans(), body, idempotency_key, by=_by())
     return json_response(created, status=201)
 
 
-@_admin_route("post", "/v1/subscriptions/<subscription_id>/change-plan", "Change plan", "subscriptions")
+@_admin_route(
+    "post", "/v1/subscriptions/<subscription_id>/change-plan", "Change plan", "subscriptions", Subscription
+)
 def change_plan(
     subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")], body: Annotated[PlanChange, Body()]
 ) -> Response[str]:
@@ -133,14 +135,20 @@ def change_plan(
     (409 ``subscription_overlap``) when the new plan charges a meter another subscription charges then."""
     from neruba.logic.catalog import subscriptions
 
-    return json_response(subscriptions.change_plan(_repo(), subscription_id, body, by=_by()))
+    return json_response(subscriptions.change_plan(bootstrap.plans(), subscription_id, body, by=_by()))
 
 
-@_admin_route("post", "/v1/subscriptions/<subscription_id>/cancel", "Cancel a subscription", "subscriptions")
+@_admin_route(
+    "post",
+    "/v1/subscriptions/<subscription_id>/cancel",
+    "Cancel a subscription",
+    "subscriptions",
+    Subscription,
+)
 def cancel_subscription(
     subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f]{20}$")],
     body: Annotated[Cancellation, Body()],
 ) -> Response[str]:
     from neruba.logic.catalog import subscriptions
 
-    return json_response(subscriptions.cancel(_repo(), subscription_id, body, by=_by()))
+    return json_response(subscriptions.cancel(bootstrap.plans(), subscription_id, body, by=_by()))

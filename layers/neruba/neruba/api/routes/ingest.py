@@ -9,6 +9,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
+from neruba.api.params import answer, errors_only
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, require_scope
@@ -18,20 +20,15 @@ from neruba.observability import metrics
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.dal.catalog import CatalogCache
     from neruba.models.catalog import Meter
 
 router = APIGatewayRouter()
-_catalog: CatalogCache | None = None  # per process, as the worker's (meters change rarely; 60 s TTL)
 
 
 def _meters(codes: set[str]) -> Mapping[str, Meter]:
-    global _catalog
-    from neruba.dal.catalog import CatalogCache, CatalogRepository
-
-    if _catalog is None:
-        _catalog = CatalogCache(CatalogRepository(get_settings().catalog_table))
-    meters = _catalog.lookup(set(), codes).meters
+    """The known meters among ``codes``, from the process's catalog cache (meters change rarely; 60 s
+    TTL, as the worker's)."""
+    meters = bootstrap.ingest_api_catalog().lookup(set(), codes).meters
     return {code: meters[code] for code in codes if code in meters}
 
 
@@ -42,19 +39,19 @@ def _meters(codes: set[str]) -> Mapping[str, Meter]:
     security=BEARER_SECURITY,
     middlewares=[require_scope("ingest")],
     responses={
-        202: {
-            "description": "Each event queued or rejected",
-            "content": {"application/json": {"model": IngestResponse}},
-        },
-        400: {
-            "description": "Every event was rejected (details per event), or the body is not JSON or names a "
-            "key twice"
-        },
-        401: {"description": "Missing or unknown API key"},
-        403: {"description": "The key lacks the ingest scope"},
-        413: {"description": "The body is over 256 KiB"},
-        415: {"description": "The body is declared as another media type than JSON"},
-        422: {"description": "The body is not {events: [1..100 objects]}"},
+        202: answer(IngestResponse, "Each event queued or rejected, in request order"),
+        **errors_only(
+            {
+                400: "Every event was rejected (all_events_rejected, details per event), or the body is not "
+                "JSON (invalid_json) or names a key twice (duplicate_key)",
+                401: "Missing or unknown API key (unauthorized)",
+                403: "The key lacks the ingest scope (insufficient_scope)",
+                413: "The body is over 256 KiB (payload_too_large)",
+                415: "The body is declared as another media type than JSON (unsupported_media_type)",
+                422: "The body is not {events: [1..100 objects]} (validation_error)",
+                500: "Something went wrong on our side (internal_error); quote the request_id",
+            }
+        ),
     },
 )
 def send_events(body: Annotated[IngestRequest, Body()]) -> Response[str]:

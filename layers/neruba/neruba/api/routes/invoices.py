@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import READ, scoped_responses
+from neruba import bootstrap
+from neruba.api.params import READ, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN
-from neruba.settings import get_settings
-
-if TYPE_CHECKING:
-    from neruba.dal.invoices import InvoicesRepository
+from neruba.models.views import Invoice, InvoiceExplanation, InvoiceList
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "read",
     {
-        200: {"description": "OK"},
-        400: {"description": "Bad cursor"},
+        400: {"description": "Bad cursor (invalid_cursor)"},
         404: {"description": "No such invoice (invoice_not_found)"},
         422: {"description": "A parameter is invalid"},
     },
@@ -32,19 +29,18 @@ INVOICE_ID = r"^in_[0-9a-f]{24}$"
 Status = Literal["draft", "finalized", "paid", "payment_failed", "void"]
 
 
-def _repo() -> InvoicesRepository:
-    from neruba.dal.invoices import InvoicesRepository
-
-    return InvoicesRepository(get_settings().billing_table)
-
-
-def _read_route(path: str, summary: str) -> Callable[..., Any]:
+def _read_route(path: str, summary: str, model: Any) -> Callable[..., Any]:
     return router.get(
-        path, summary=summary, tags=["invoices"], security=BEARER_SECURITY, middlewares=READ, responses=ERRORS
+        path,
+        summary=summary,
+        tags=["invoices"],
+        security=BEARER_SECURITY,
+        middlewares=READ,
+        responses={200: answer(model, "OK"), **ERRORS},
     )
 
 
-@_read_route("/v1/invoices", "List a customer's invoices")
+@_read_route("/v1/invoices", "List a customer's invoices", InvoiceList)
 def list_invoices(
     customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
     status: Annotated[Status | None, Query()] = None,
@@ -55,19 +51,21 @@ def list_invoices(
     from neruba.observability import logger
 
     logger.append_keys(customer_id=customer_id)
-    return json_response(invoices.list_invoices(_repo(), customer_id, status, limit, starting_after))
+    return json_response(
+        invoices.list_invoices(bootstrap.invoices(), customer_id, status, limit, starting_after)
+    )
 
 
-@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines")
+@_read_route("/v1/invoices/<invoice_id>", "Retrieve an invoice with its lines", Invoice)
 def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     from neruba.logic.billing import invoices
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
-    return json_response(invoices.public(invoices.get_invoice(_repo(), invoice_id)))
+    return json_response(invoices.public(invoices.get_invoice(bootstrap.invoices(), invoice_id)))
 
 
-@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice")
+@_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice", InvoiceExplanation)
 def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
     tiers, the credits applied; adjustment lines reference the invoice and line they correct."""
@@ -75,4 +73,4 @@ def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Res
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
-    return json_response(invoices.explain(invoices.get_invoice(_repo(), invoice_id)))
+    return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id)))

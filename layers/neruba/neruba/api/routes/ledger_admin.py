@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, scoped_responses
+from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -24,6 +24,14 @@ from neruba.models.ledger import (
     GrantVoid,
     RefundCreate,
 )
+from neruba.models.views import (
+    AuditRecordList,
+    AutoTopUp,
+    BalanceAdjusted,
+    CreditGrant,
+    Dispute,
+    Refund,
+)
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
@@ -33,8 +41,6 @@ router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
-        201: {"description": "Created (also returned to a retry with the same Idempotency-Key)"},
         400: {
             "description": "A rule is broken, e.g. currency_mismatch, idempotency_key_required,"
             " adjustment_direction_invalid, payment_invoice_mismatch"
@@ -52,7 +58,10 @@ ERRORS = scoped_responses(
 )
 
 
-def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
+def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
+    """``status``: the success status; a created resource (201) is also the answer to a retry with the same
+    Idempotency-Key."""
+    text = "Created (also the answer to a retry with the same Idempotency-Key)" if status == 201 else "OK"
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
         path,
@@ -60,7 +69,7 @@ def _route(method: str, path: str, summary: str) -> Callable[..., Any]:
         tags=["ledger admin"],
         security=BEARER_SECURITY,
         middlewares=ADMIN,
-        responses=ERRORS,
+        responses={status: answer(model, text), **ERRORS},
     )
 
 
@@ -81,7 +90,7 @@ def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
 
 
-@_route("post", "/admin/customers/<customer_id>/credit-grants", "Grant credits")
+@_route("post", "/admin/customers/<customer_id>/credit-grants", "Grant credits", CreditGrant, 201)
 def grant_credits(
     customer_id: CustomerId, body: Annotated[GrantCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -91,7 +100,7 @@ def grant_credits(
     return json_response(ledger_admin.grant_credits(*_context(idempotency_key), customer_id, body), 201)
 
 
-@_route("post", "/admin/credit-grants/<grant_id>/void", "Void a grant's unused remainder")
+@_route("post", "/admin/credit-grants/<grant_id>/void", "Void a grant's unused remainder", CreditGrant)
 def void_grant(
     grant_id: Annotated[str, Path(pattern=r"^cg_[0-9a-f]{24}$")],
     body: Annotated[GrantVoid, Body()],
@@ -102,7 +111,13 @@ def void_grant(
     return json_response(ledger_admin.void_grant(*_context(idempotency_key), grant_id, body))
 
 
-@_route("post", "/admin/customers/<customer_id>/balance-adjustments", "Correct a balance with a reason code")
+@_route(
+    "post",
+    "/admin/customers/<customer_id>/balance-adjustments",
+    "Correct a balance with a reason code",
+    BalanceAdjusted,
+    201,
+)
 def adjust_balance(
     customer_id: CustomerId,
     body: Annotated[BalanceAdjustment, Body()],
@@ -116,7 +131,13 @@ def adjust_balance(
     return json_response(ledger_admin.adjust(*_context(idempotency_key), customer_id, body), 201)
 
 
-@_route("post", "/admin/customers/<customer_id>/refunds", "Record a refund against an invoice or payment")
+@_route(
+    "post",
+    "/admin/customers/<customer_id>/refunds",
+    "Record a refund against an invoice or payment",
+    Refund,
+    201,
+)
 def create_refund(
     customer_id: CustomerId, body: Annotated[RefundCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -127,7 +148,13 @@ def create_refund(
     return json_response(ledger_admin.refund(*_context(idempotency_key), customer_id, body), 201)
 
 
-@_route("post", "/admin/customers/<customer_id>/disputes", "Record a dispute against an invoice or payment")
+@_route(
+    "post",
+    "/admin/customers/<customer_id>/disputes",
+    "Record a dispute against an invoice or payment",
+    Dispute,
+    201,
+)
 def create_dispute(
     customer_id: CustomerId, body: Annotated[DisputeCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -136,7 +163,7 @@ def create_dispute(
     return json_response(ledger_admin.open_dispute(*_context(idempotency_key), customer_id, body), 201)
 
 
-@_route("post", "/admin/disputes/<dispute_id>/close", "Close a dispute (won or lost)")
+@_route("post", "/admin/disputes/<dispute_id>/close", "Close a dispute (won or lost)", Dispute)
 def close_dispute(
     dispute_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,128}$")],
     body: Annotated[DisputeClose, Body()],
@@ -149,14 +176,14 @@ def close_dispute(
     return json_response(ledger_admin.close_dispute(*_context(idempotency_key), dispute_id, body))
 
 
-@_route("put", "/admin/customers/<customer_id>/auto-top-up", "Set the auto top-up rule")
+@_route("put", "/admin/customers/<customer_id>/auto-top-up", "Set the auto top-up rule", AutoTopUp)
 def put_auto_top_up(customer_id: CustomerId, body: Annotated[AutoTopUpRuleIn, Body()]) -> Response[str]:
     from neruba.logic.ledger import admin as ledger_admin
 
     return json_response(ledger_admin.put_auto_top_up(*_context(None), customer_id, body))
 
 
-@_route("get", "/admin/audit", "Audit records of a customer, newest first")
+@_route("get", "/admin/audit", "Audit records of a customer, newest first", AuditRecordList)
 def list_audit(
     customer_id: Annotated[str, Query(pattern=AUDIT_PARTITION_PATTERN)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

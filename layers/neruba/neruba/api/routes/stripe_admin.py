@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import AwareDatetime
 
-from neruba.api.params import ADMIN, scoped_responses
+from neruba import bootstrap
+from neruba.api.params import ADMIN, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
-from neruba.settings import get_settings
-
-if TYPE_CHECKING:
-    from neruba.dal.stripe_events import StripeEventsRepository
+from neruba.models.views import StripeEvent, StripeEventList, StripeReplay
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
         400: {"description": "A parameter breaks a rule (see error.code)"},
         404: {"description": "No such Stripe event"},
         409: {"description": "Idempotency-Key reused with another body"},
@@ -34,19 +31,13 @@ ERRORS = scoped_responses(
 EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
 
 
-def _repo() -> StripeEventsRepository:
-    from neruba.dal.stripe_events import StripeEventsRepository
-
-    return StripeEventsRepository(get_settings().ops_table)
-
-
 @router.get(
     "/admin/stripe-events",
     summary="List stored Stripe events",
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeEventList, "OK"), **ERRORS},
 )
 def list_stripe_events(
     type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,
@@ -63,7 +54,7 @@ def list_stripe_events(
     start: datetime | None = from_
     return json_response(
         list_events(
-            _repo(),
+            bootstrap.stripe_events(),
             event_type=type_,
             status=status,
             start=start,
@@ -80,12 +71,12 @@ def list_stripe_events(
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeEvent, "OK"), **ERRORS},
 )
 def get_stripe_event(event_id: EventId) -> Response[str]:
     from neruba.logic.stripe.admin import get_event
 
-    return json_response(get_event(_repo(), event_id))
+    return json_response(get_event(bootstrap.stripe_events(), event_id))
 
 
 @router.post(
@@ -94,7 +85,7 @@ def get_stripe_event(event_id: EventId) -> Response[str]:
     tags=["stripe"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(StripeReplay, "The replay's outcome"), **ERRORS},
 )
 def replay_stripe_event(
     event_id: EventId,
@@ -105,12 +96,11 @@ def replay_stripe_event(
     posts nothing new (every posting is keyed by Stripe ids); a deferred event is processed if what it
     waits for has arrived. An audit record names the caller, the reason and the status before and after."""
     from neruba.logic.stripe.admin import replay
-    from neruba.logic.stripe.worker import processor
 
     return json_response(
         replay(
-            _repo(),
-            processor(),
+            bootstrap.stripe_events(),
+            bootstrap.stripe_processor(),
             event_id,
             actor=current_principal(router).actor,
             reason=body.reason,

@@ -8,8 +8,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.params import answer, errors_only
 from neruba.api.responses import json_response
 from neruba.errors import ServiceUnavailableError
+from neruba.models.views import WebhookReceipt
 from neruba.observability import logger
 from neruba.settings import get_settings
 
@@ -51,11 +53,18 @@ def webhook_outcome(outcome: str) -> None:
     summary="Receive a Stripe event (signed with Stripe-Signature)",
     tags=["stripe"],
     responses={
-        200: {"description": "Stored and queued, or already received (duplicate)"},
-        400: {"description": "Missing or invalid signature, or a signed body that is not a Stripe event"},
-        413: {"description": "The body is over the size limit"},
-        415: {"description": "The body is declared as another media type than JSON"},
-        503: {"description": "Stripe is not configured or storage is unavailable; Stripe retries"},
+        200: answer(WebhookReceipt, "Stored and queued, or already received (duplicate)"),
+        **errors_only(
+            {
+                400: "Missing or invalid signature (invalid_signature), or a signed body that is not a "
+                "Stripe event (invalid_payload)",
+                413: "The body is over the size limit (payload_too_large)",
+                415: "The body is declared as another media type than JSON (unsupported_media_type)",
+                422: "The request does not match the schema (validation_error)",
+                500: "Something went wrong on our side (internal_error); quote the request_id",
+                503: "Stripe is not configured or storage is unavailable; Stripe retries",
+            }
+        ),
     },
 )
 def receive_stripe_event() -> Response[str]:

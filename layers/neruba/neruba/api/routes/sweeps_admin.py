@@ -7,18 +7,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import ADMIN, scoped_responses
+from neruba import bootstrap
+from neruba.api.params import ADMIN, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.ops import SweepRequest
-from neruba.settings import get_settings
+from neruba.models.views import Sweep, SweepList
 
 router = APIGatewayRouter()
 MAX_API_WINDOW = timedelta(hours=6)
@@ -27,19 +28,11 @@ SWEEP_ID_PATTERN = r"^swp_[0-9a-f]{20}$"
 ERRORS = scoped_responses(
     "admin",
     {
-        200: {"description": "OK"},
-        201: {"description": "The sweep ran; its report"},
         400: {"description": "Unknown check, bad window or cursor (see error.code)"},
         404: {"description": "No such sweep"},
         422: {"description": "The body or a parameter does not match the schema"},
     },
 )
-
-
-def _ops() -> Any:
-    from neruba.dal.ops import OpsRepository
-
-    return OpsRepository(get_settings().ops_table)
 
 
 def _window(body: SweepRequest, now: datetime) -> tuple[datetime, datetime]:
@@ -63,7 +56,7 @@ def _window(body: SweepRequest, now: datetime) -> tuple[datetime, datetime]:
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={201: answer(Sweep, "The sweep ran; its report"), **ERRORS},
 )
 def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     """Runs the named checks (default: every registered check) over ``[from, to)`` and returns the report
@@ -73,7 +66,9 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     start, end = _window(body, datetime.now(UTC))
     actor = current_principal(router).actor
     try:
-        report = run_sweep(_ops(), body.checks, start, end, trigger="api", actor=actor)
+        report = run_sweep(
+            bootstrap.ops(), body.checks, start, end, trigger="api", actor=actor, billing=bootstrap.billing
+        )
     except UnknownCheckError as exc:
         raise InvalidRequestError(
             f"Unknown check(s): {exc.args[0]}. Known: {', '.join(check_names())}.",
@@ -89,7 +84,7 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(SweepList, "OK"), **ERRORS},
 )
 def list_sweeps(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -98,7 +93,7 @@ def list_sweeps(
     from neruba.dal.ops import InvalidSweepCursorError
 
     try:
-        data, has_more = _ops().list_sweeps(limit, starting_after)
+        data, has_more = bootstrap.ops().list_sweeps(limit, starting_after)
     except InvalidSweepCursorError as exc:
         raise InvalidRequestError(
             "starting_after is not a sweep id.", code="invalid_cursor", param="starting_after"
@@ -113,10 +108,10 @@ def list_sweeps(
     tags=["operations"],
     security=BEARER_SECURITY,
     middlewares=ADMIN,
-    responses=ERRORS,
+    responses={200: answer(Sweep, "OK"), **ERRORS},
 )
 def get_sweep(sweep_id: Annotated[str, Path(pattern=SWEEP_ID_PATTERN)]) -> Response[str]:
-    report = _ops().get_sweep_report(sweep_id)
+    report = bootstrap.ops().get_sweep_report(sweep_id)
     if report is None:
         raise NotFoundError(f"No sweep {sweep_id}.", code="sweep_not_found", param="sweep_id")
     return json_response(report)

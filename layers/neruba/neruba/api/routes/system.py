@@ -8,13 +8,15 @@ from typing import Any
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import __version__
+from neruba.api.params import answer, errors_only
 from neruba.errors import ServiceUnavailableError
+from neruba.models.views import Health, Ready
 from neruba.settings import check_environment, get_settings
 
 router = APIGatewayRouter()
 
 
-@router.get("/health", summary="Liveness", tags=["system"])
+@router.get("/health", summary="Liveness", tags=["system"], responses={200: answer(Health, "Running")})
 def health() -> dict[str, str]:
     """Answers 200 whenever the function runs; checks nothing else."""
     return {"status": "ok", "version": __version__}
@@ -24,7 +26,15 @@ def health() -> dict[str, str]:
     "/ready",
     summary="Readiness",
     tags=["system"],
-    responses={200: {"description": "Every dependency reachable"}, 503: {"description": "A check failed"}},
+    responses={
+        200: answer(Ready, "Every dependency reachable"),
+        **errors_only(
+            {
+                500: "Something went wrong on our side (internal_error)",
+                503: "A check failed (not_ready; details name each failing check)",
+            }
+        ),
+    },
 )
 def ready() -> dict[str, Any]:
     """Answers 200 when the configuration is valid and every table and queue is reachable, else 503.

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.params import READ, scoped_responses
+from neruba import bootstrap
+from neruba.api.params import READ, answer, errors_only, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.views import OutcomeCounts, StoredEvent, Usage
 from neruba.settings import get_settings
-
-if TYPE_CHECKING:
-    from neruba.dal.usage import UsageRepository
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -27,19 +26,17 @@ ERRORS = scoped_responses(
 )
 
 
-def _usage_repo() -> UsageRepository:
-    from neruba.dal.usage import UsageRepository
-
-    return UsageRepository(get_settings().usage_table)
-
-
 @router.get(
     "/v1/events/<transaction_id>",
     summary="Retrieve an event and its outcomes",
     tags=["events"],
     security=BEARER_SECURITY,
     middlewares=READ,
-    responses={200: {"description": "The stored event"}, 404: {"description": "No such event"}, **ERRORS},
+    responses={
+        200: answer(StoredEvent, "The stored event"),
+        **ERRORS,
+        **errors_only({404: "No such event (event_not_found)"}),
+    },
 )
 def get_event(
     transaction_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -48,7 +45,7 @@ def get_event(
     """The stored event and every outcome recorded under its key, each with its request id and time."""
     from neruba.logic.ingest.reads import event_view
 
-    return json_response(event_view(_usage_repo(), customer_id, transaction_id))
+    return json_response(event_view(bootstrap.usage(), customer_id, transaction_id))
 
 
 @router.get(
@@ -57,7 +54,11 @@ def get_event(
     tags=["events"],
     security=BEARER_SECURITY,
     middlewares=READ,
-    responses={200: {"description": "Counts per bucket"}, 400: {"description": "Bad time range"}, **ERRORS},
+    responses={
+        200: answer(OutcomeCounts, "Counts per bucket"),
+        **ERRORS,
+        **errors_only({400: "Bad time range (invalid_time_range, time_range_too_long)"}),
+    },
 )
 def get_outcomes(
     start: Annotated[datetime, Query(alias="from")],
@@ -67,7 +68,7 @@ def get_outcomes(
     """Outcome counts per minute (at most a day) or per hour (at most 31 days)."""
     from neruba.logic.ingest.reads import outcome_counts
 
-    return json_response(outcome_counts(_usage_repo(), start, end, granularity))
+    return json_response(outcome_counts(bootstrap.usage(), start, end, granularity))
 
 
 @router.get(
@@ -77,10 +78,14 @@ def get_outcomes(
     security=BEARER_SECURITY,
     middlewares=READ,
     responses={
-        200: {"description": "Usage per bucket"},
-        400: {"description": "Bad time range or group_by"},
-        404: {"description": "No such customer or meter"},
+        200: answer(Usage, "Usage per bucket"),
         **ERRORS,
+        **errors_only(
+            {
+                400: "Bad time range or group_by (invalid_time_range, time_range_too_long, invalid_group_by)",
+                404: "No such customer or meter (customer_not_found, meter_not_found)",
+            }
+        ),
     },
 )
 def get_usage(
@@ -97,7 +102,7 @@ def get_usage(
     from neruba.logic.ingest.reads import usage_view
 
     view = usage_view(
-        _usage_repo(),
+        bootstrap.usage(),
         CatalogRepository(get_settings().catalog_table),
         customer_id,
         meter,

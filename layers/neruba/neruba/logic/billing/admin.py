@@ -10,62 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba.dal.audit import GLOBAL_AUDIT
-from neruba.dal.billing import transact
-from neruba.dal.locks import parse_ts
+from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now
 from neruba.logic.billing.finalize import UNRATED_KINDS
 from neruba.logic.billing.invoices import get_invoice, public
-from neruba.logic.billing.worker import Billing, adjustment_record, line_deltas, rated_lines
+from neruba.logic.billing.worker import adjustment_record, line_deltas, rated_lines
 from neruba.models.billing import BillingRunRequest, RerunRequest
-
-_ctx: Billing | None = None
-
-
-def billing() -> Billing:
-    """The billing context of this process (tests and the wiring replace ``_ctx``)."""
-    global _ctx
-    if _ctx is None:
-        _ctx = Billing.from_settings()
-    return _ctx
-
-
-def _audit(
-    ctx: Billing,
-    actor: str,
-    action: str,
-    customer_id: str | None,
-    target: str,
-    reason: str,
-    ticket: str | None,
-    now: datetime,
-    request_id: str | None,
-    before: Any = None,
-    after: Any = None,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
-    """The audit record's Put (``neruba.dal.audit``), committed in the action's own transaction.
-
-    A run for every customer is recorded under ``AUD#_global``.
-    """
-    from neruba.dal.audit import AuditRepository
-
-    return AuditRepository(ctx.ops_table).record_item(
-        actor=actor,
-        action=action,
-        customer_id=customer_id or GLOBAL_AUDIT,
-        target=target,
-        reason=reason,
-        ticket=ticket,
-        before=before,
-        after=after,
-        at=now,
-        request_id=request_id,
-        idempotency_key=idempotency_key,
-    )
+from neruba.timefmt import parse_ts
 
 
 def trigger_run(
@@ -109,24 +64,20 @@ def trigger_run(
         raise ConflictError(
             "Another billing run holds the lock; try again shortly.", code="billing_run_locked"
         )
-    actions = [
-        _audit(
-            ctx,
-            actor,
-            "billing_run.create",
-            body.customer_id,
-            run["id"],
-            body.reason,
-            body.ticket,
-            now,
-            request_id,
-            after={"status": run["status"], "enqueued": run.get("enqueued")},
-            idempotency_key=idempotency_key,
-        )
-    ]
-    if idempotency_key:
-        actions.append(ctx.billing.idempotency_put_item("billing-run", idempotency_key, fingerprint, run))
-    transact(actions)
+    audit = idempotency.audit_put(
+        ctx.ops_table,
+        idempotency.Actor(actor, request_id),
+        "billing_run.create",
+        run["id"],
+        customer_id=body.customer_id,
+        reason=body.reason,
+        ticket=body.ticket,
+        at=now,
+        after={"status": run["status"], "enqueued": run.get("enqueued")},
+        idempotency_key=idempotency_key,
+    )
+    actions = idempotency.record_items(ctx.billing, audit, "billing-run", idempotency_key, fingerprint, run)
+    commit(Transaction(actions))
     return run
 
 
@@ -177,7 +128,7 @@ def rerun_invoice(
         }
     else:
         subscription = ctx.subscription(str(invoice["subscription_id"]))
-        rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
+        rate = ctx.rate_opening if invoice["kind"] == "opening" else ctx.rate_window
         rerated = rated_lines(
             rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
         )
@@ -214,31 +165,25 @@ def rerun_invoice(
                 if deltas
                 else None,
             }
-    actions.append(
-        _audit(
-            ctx,
-            actor,
-            "invoice.rerun",
-            str(invoice["customer_id"]),
-            invoice_id,
-            body.reason,
-            body.ticket,
-            now,
-            request_id,
-            before={"subtotal_minor": invoice["subtotal_minor"], "rev": invoice.get("rev")},
-            after={"action": result["action"]},
-            idempotency_key=idempotency_key,
-        )
+    audit = idempotency.audit_put(
+        ctx.ops_table,
+        idempotency.Actor(actor, request_id),
+        "invoice.rerun",
+        invoice_id,
+        customer_id=str(invoice["customer_id"]),
+        reason=body.reason,
+        ticket=body.ticket,
+        at=now,
+        before={"subtotal_minor": invoice["subtotal_minor"], "rev": invoice.get("rev")},
+        after={"action": result["action"]},
+        idempotency_key=idempotency_key,
     )
-    if idempotency_key:
-        actions.append(
-            ctx.billing.idempotency_put_item("invoice-rerun", idempotency_key, fingerprint, result)
-        )
-    from neruba.dal.billing import TransactionCancelledError
-
+    actions += idempotency.record_items(
+        ctx.billing, audit, "invoice-rerun", idempotency_key, fingerprint, result
+    )
     try:
-        transact(actions)
-    except TransactionCancelledError as exc:
+        commit(Transaction(actions))
+    except Cancelled as exc:
         raise ConflictError("The invoice changed meanwhile; try again.", code="invoice_conflict") from exc
     _issue_correction(ctx, result, now)
     return result

@@ -27,10 +27,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from neruba.dal.locks import ts
-from neruba.logic.billing.deps import PostingRequest
+from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.windows import invoice_id_for
-from neruba.logic.billing.worker import Billing, adjustment_record
+from neruba.logic.billing.worker import adjustment_record
+from neruba.timefmt import ts
 
 KINDS = ("correction", "credit_note")
 
@@ -86,7 +86,7 @@ def correction_invoice(
     request = PostingRequest(
         str(original["customer_id"]), invoice_id, str(original["currency"]), subtotal, [], now
     )
-    actions += ctx.deps.invoice_posting_items(request)
+    actions += ctx.invoice_posting_items(request)
     return doc, actions
 
 
@@ -132,9 +132,9 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
     once write one invoice (conditional puts). Returns ``{invoice_id, subscription_id, corrects}`` per
     invoice issued.
     """
-    from neruba.dal.billing import TransactionCancelledError, transact
-    from neruba.dal.locks import parse_ts
+    from neruba.dal.transaction import Cancelled, Transaction, commit
     from neruba.logic.billing.worker import line_deltas, rated_lines
+    from neruba.timefmt import parse_ts
 
     by_subscription: dict[str, list[dict[str, Any]]] = {}
     for invoice in _invoices(ctx, customer_id):
@@ -150,7 +150,7 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
         subscription = ctx.subscription(subscription_id)
         for original in sorted(originals, key=lambda i: str(i["period_start"])):
             rerated = rated_lines(
-                ctx.deps.rate_window(
+                ctx.rate_window(
                     subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
                 )
             )
@@ -161,8 +161,8 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
             if doc is None:
                 continue
             try:
-                transact(actions)
-            except TransactionCancelledError:
+                commit(Transaction(actions))
+            except Cancelled:
                 continue  # another caller billed these differences first
             issue_now(ctx, str(doc["id"]), now)
             issued.append(

@@ -19,10 +19,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError, transact
-from neruba.dal.locks import LockLostError, parse_ts
-from neruba.logic.billing.deps import PostingRequest
-from neruba.logic.billing.worker import Billing, rated_lines
+from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
+from neruba.dal.locks import LockLostError
+from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.worker import rated_lines
+from neruba.timefmt import iso, parse_ts
 
 Fence = Callable[[], list[dict[str, Any]]]
 UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
@@ -35,11 +37,10 @@ def no_fence() -> list[dict[str, Any]]:
 
 def fenced(actions: list[dict[str, Any]], fence: Fence) -> None:
     """Run ``actions`` with the fence appended; LockLostError when the fence is what failed."""
-    checks = fence()
     try:
-        transact([*actions, *checks])
-    except TransactionCancelledError as exc:
-        if checks and exc.reasons[-1] == "ConditionalCheckFailed":
+        commit(Transaction(actions).extend(fence(), name="fence"))
+    except Cancelled as exc:
+        if exc.failed("fence"):
             raise LockLostError("a newer scheduler holds the billing lock") from exc
         raise
 
@@ -54,7 +55,7 @@ def recompute_draft(
     if invoice.get("kind") in UNRATED_KINDS:
         return None, []
     subscription = ctx.subscription(str(invoice["subscription_id"]))
-    rate = ctx.deps.rate_opening if invoice["kind"] == "opening" else ctx.deps.rate_window
+    rate = ctx.rate_opening if invoice["kind"] == "opening" else ctx.rate_window
     rerated = rated_lines(
         rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
     )
@@ -74,7 +75,7 @@ def recompute_draft(
         "lines": lines,
         "subtotal_minor": subtotal,
         "total_minor": subtotal - int(invoice["credits_applied_minor"]),
-        "revised_at": now.isoformat(),
+        "revised_at": iso(now),
     }
     actions = [ctx.invoices.revise_item(doc, rev)]
     delta = subtotal - int(invoice["subtotal_minor"])
@@ -82,7 +83,7 @@ def recompute_draft(
         request = PostingRequest(
             str(invoice["customer_id"]), str(invoice["id"]), str(invoice["currency"]), delta, [], now, rev + 1
         )
-        actions += ctx.deps.invoice_posting_items(request)
+        actions += ctx.invoice_posting_items(request)
     return {**doc, "rev": rev + 1}, actions
 
 

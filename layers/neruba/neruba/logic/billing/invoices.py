@@ -7,6 +7,7 @@ from typing import Any
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import InvoicesRepository
 from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.stripe.checks import amount_due, paid_level
 
 
 def list_invoices(
@@ -40,6 +41,12 @@ def public(invoice: dict[str, Any]) -> dict[str, Any]:
     doc = {k: v for k, v in invoice.items() if k not in hidden}
     doc["object"] = "invoice"
     doc["revision"] = int(invoice.get("rev", 0))
+    # what it received and what is left, also before a first payment records them (docs/stripe.md)
+    paid = paid_level(invoice)
+    doc["amount_paid_minor"] = paid
+    doc["amount_remaining_minor"] = (
+        0 if invoice.get("status") == "void" else max(amount_due(invoice) - paid, 0)
+    )
     return doc
 
 

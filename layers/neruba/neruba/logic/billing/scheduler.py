@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba.dal.billing import DUE_SHARDS, transact
-from neruba.dal.locks import Lease, LockLostError, LockRepository, parse_ts, ts
+from neruba.dal.billing import DUE_SHARDS
+from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
+from neruba.dal.transaction import Transaction, commit
+from neruba.logic.billing.context import Billing
 from neruba.logic.billing.finalize import fenced, finalize_due, send_pending_syncs
 from neruba.logic.billing.windows import Window, state_windows
-from neruba.logic.billing.worker import Billing, ensure_billing_state
+from neruba.logic.billing.worker import ensure_billing_state
 from neruba.models.billing import BillingJob
+from neruba.timefmt import parse_ts, ts
 
 LOCK_NAME = "billing-scheduler"
 LEASE = timedelta(minutes=5)
@@ -101,7 +104,7 @@ def run_billing(
         holder = locks.current(LOCK_NAME) or {}
         run.update(status="skipped_locked", ended_at=ts(options.clock()), lock_token=None)
         run["lock_holder"] = holder.get("owner")
-        transact([ctx.billing.run_put_item(run)])
+        commit(Transaction([ctx.billing.run_put_item(run)]))
         metrics.add_metric(name="BillingLockContention", unit="Count", value=1)
         logger.info("billing run skipped: lock held", extra={"run_id": run_id, "holder": holder.get("owner")})
         return run
@@ -119,7 +122,11 @@ def run_billing(
         fenced([ctx.billing.run_update_item(run_id, changes)], holder_.fence)
     except LockLostError:
         run.update(status="lock_lost", ended_at=ts(options.clock()))
-        transact([ctx.billing.run_update_item(run_id, {"status": "lock_lost", "ended_at": run["ended_at"]})])
+        commit(
+            Transaction(
+                [ctx.billing.run_update_item(run_id, {"status": "lock_lost", "ended_at": run["ended_at"]})]
+            )
+        )
         logger.warning("billing run lost its lock and stopped", extra={"run_id": run_id})
         return run
     locks.release(holder_.lease)
@@ -169,7 +176,7 @@ def _enqueue_due(
     marks: list[dict[str, Any]] = []
     for state in _states(ctx, plans, options, now):
         holder.keep()
-        windows = state_windows(state, now, ctx.deps.add_interval)
+        windows = state_windows(state, now, ctx.add_interval)
         run["windows_found"] += len(windows)
         if not windows:
             continue

@@ -31,12 +31,12 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.locks import ts
+from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.ledger import LedgerRepository
     from neruba.domain.credits import TopUpRequest
-    from neruba.logic.billing.worker import Billing
+    from neruba.logic.billing.context import Billing
 
 TOP_UP_ACTOR = "system:auto_top_up"
 

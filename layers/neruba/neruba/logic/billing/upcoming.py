@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.periods import period_containing
 from neruba.domain.phases import state_at
 from neruba.errors import NotFoundError
+from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
@@ -51,7 +52,7 @@ def upcoming_invoice(
         (state_at(s, now) for s in plans.customer_subscriptions(customer_id)),
         key=lambda s: (str(s["start_at"]), str(s["id"])),
     ):
-        anchor = datetime.fromisoformat(str(sub["start_at"]))
+        anchor = parse_ts(str(sub["start_at"]))
         if sub.get("status") != "active" or anchor > now:
             continue
         start, end = period_containing(anchor, str(sub["interval"]), now)
@@ -72,7 +73,7 @@ def upcoming_invoice(
     return {
         "object": "upcoming_invoice",
         "customer_id": customer_id,
-        "as_of": now.isoformat(),
+        "as_of": iso(now),
         "credits_applied": False,
         "note": "Preview of the current period to date; credits are applied when the invoice is issued.",
         "windows": windows,
@@ -97,10 +98,10 @@ def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dic
 def _trial(sub: dict[str, Any], start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
     """The trial fields of a window: the trial end, whether now is in the trial, the window's trial part."""
     raw = sub.get("trial_end")
-    trial_end = datetime.fromisoformat(str(raw)) if raw else None
+    trial_end = parse_ts(str(raw)) if raw else None
     until = None if trial_end is None or trial_end <= start else min(trial_end, end)
     return {
-        "trial_end": trial_end.isoformat() if trial_end else None,
+        "trial_end": iso(trial_end) if trial_end else None,
         "in_trial": trial_end is not None and now < trial_end,
-        "trial_until": until.isoformat() if until else None,
+        "trial_until": iso(until) if until else None,
     }

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from neruba.dal.locks import parse_ts, ts
 from neruba.domain import phases
+from neruba.timefmt import parse_ts, ts
 
 AddInterval = Callable[[datetime, str, int], datetime]
 WindowKind = Literal["opening", "usage"]

@@ -18,60 +18,26 @@ Why a retried or duplicated job never bills twice:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of, transact
-from neruba.dal.invoices import InvoicesRepository
-from neruba.dal.locks import parse_ts, ts
-from neruba.logic.billing.deps import BillingDeps, ChargeLine, PostingRequest, RatedLike
+from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of
+from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.domain.credits import Line
+from neruba.domain.pricing import RatedWindow
+from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, subscription_end, window_at
 from neruba.models.billing import BillingJob
+from neruba.timefmt import parse_ts, ts
 
 LATE_LOOKBACK = 2  # finalized usage windows re-rated for late events when the next one is billed
 
 
 class RetryableBillingError(Exception):
     """The job cannot complete now (contention, a dependency); SQS delivers it again."""
-
-
-@dataclass
-class Billing:
-    """What billing code works with: repositories, the subscription reader and the injected deps."""
-
-    billing: BillingRepository
-    invoices: InvoicesRepository
-    subscription: Callable[[str], dict[str, Any]]
-    deps: BillingDeps
-    grace: timedelta = timedelta(hours=1)
-    ops_table: str = ""
-    billing_queue_url: str = ""
-    sync_queue_url: str = ""
-    catalog_table: str = ""
-
-    @classmethod
-    def from_settings(cls, deps: BillingDeps | None = None) -> Billing:
-        """Repositories on the configured tables; ``deps`` defaults to :func:`default_deps`."""
-        from neruba.dal.plans import PlansRepository
-        from neruba.logic.billing.deps import default_deps
-        from neruba.settings import get_settings
-
-        settings = get_settings()
-        plans = PlansRepository(settings.catalog_table)
-        return cls(
-            billing=BillingRepository(settings.billing_table),
-            invoices=InvoicesRepository(settings.billing_table),
-            subscription=plans.subscription,
-            deps=deps or default_deps(),
-            grace=timedelta(seconds=settings.billing_grace_seconds),
-            ops_table=settings.ops_table,
-            billing_queue_url=settings.billing_queue_url,
-            sync_queue_url=settings.stripe_sync_queue_url,
-            catalog_table=settings.catalog_table,
-        )
 
 
 @dataclass
@@ -129,7 +95,7 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
         _top_up(ctx, outcome, subscription, str(subscription.get("currency") or ""), now)
     while state["status"] == "active" and int(state["next_seq"]) <= job.seq:
         seq = int(state["next_seq"])
-        ends_at = subscription_end(subscription, ctx.deps.add_interval)
+        ends_at = subscription_end(subscription, ctx.add_interval)
         window = _window(ctx, state, seq, ends_at)
         if window is None:
             _end_state(ctx, job.subscription_id, seq)
@@ -156,9 +122,9 @@ def _top_up(
     """After a window's transaction committed (or was found committed): the auto top-up check. It never
     raises (``logic.billing.top_up.auto_top_up`` logs a failure and leaves the stored request to the next
     check), so the window stays billed whatever happens here."""
-    if ctx.deps.auto_top_up is None or not currency:
+    if not ctx.auto_top_up or not currency:
         return
-    invoice_id = ctx.deps.auto_top_up(ctx, str(subscription["customer_id"]), currency, now)
+    invoice_id = auto_top_up(ctx, ctx.ledger, str(subscription["customer_id"]), currency, now)
     if invoice_id and invoice_id not in outcome.top_ups:
         outcome.top_ups.append(invoice_id)
 
@@ -176,7 +142,7 @@ def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | N
         parse_ts(str(state["anchor"])),
         str(state["interval"]),
         seq,
-        ctx.deps.add_interval,
+        ctx.add_interval,
         ends_at,
     )
 
@@ -184,7 +150,7 @@ def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | N
 def _end_state(ctx: Billing, subscription_id: str, seq: int) -> None:
     """No window ``seq`` exists (the subscription ended): stop billing it."""
     with contextlib.suppress(TransactionCancelledError):
-        transact([ctx.billing.end_state_item(subscription_id, seq)])
+        commit(Transaction([ctx.billing.end_state_item(subscription_id, seq)]))
 
 
 def billed_window(
@@ -202,7 +168,7 @@ def billed_window(
         parse_ts(str(subscription["start_at"])),
         str(subscription["interval"]),
         window.seq + 1,
-        ctx.deps.add_interval,
+        ctx.add_interval,
         ends_at,
     )
     next_due = next_window.due_at if next_window else None
@@ -210,15 +176,17 @@ def billed_window(
         window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
     )
     doc, actions, guard = build_invoice(ctx, subscription, window, now)
-    actions = [ctx.invoices.put_item(doc, now + ctx.grace), advance, *actions]
+    unit = Transaction().add(ctx.invoices.put_item(doc, now + ctx.grace), name="invoice")
+    unit.add(advance, name="state")
+    for index, action in enumerate(actions):
+        unit.add(action, name="posting" if index == guard else None)  # the posting's idempotency guard
     if run_id:
-        actions.append(ctx.billing.run_counter_item(run_id, "invoiced"))
+        unit.add(ctx.billing.run_counter_item(run_id, "invoiced"))
     try:
-        transact(actions)
-    except TransactionCancelledError as exc:
-        failed = [r == "ConditionalCheckFailed" for r in exc.reasons]
-        invoice_exists, state_moved = failed[0], failed[1]
-        posted = guard is not None and failed[2 + guard]  # the posting's guard: this invoice was posted
+        commit(unit)
+    except Cancelled as exc:
+        invoice_exists, state_moved = exc.failed("invoice"), exc.failed("state")
+        posted = exc.failed("posting")  # the posting's guard: this invoice was posted
         if (invoice_exists or posted) and not state_moved:
             _finish_advance(advance)  # the invoice committed while the state did not move: finish alone
             return None, doc
@@ -230,7 +198,7 @@ def billed_window(
 
 def _finish_advance(advance: dict[str, Any]) -> None:
     with contextlib.suppress(TransactionCancelledError):  # already advanced
-        transact([advance])
+        commit(Transaction([advance]))
 
 
 def build_invoice(
@@ -238,7 +206,7 @@ def build_invoice(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
     the index among them of the posting's idempotency guard (None when nothing is posted)."""
-    rate = ctx.deps.rate_opening if window.kind == "opening" else ctx.deps.rate_window
+    rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
     rated = rate(subscription, window.start, window.end)
     lines = [line_dict(line) for line in rated.lines]
     actions: list[dict[str, Any]] = []
@@ -249,7 +217,7 @@ def build_invoice(
     customer_id = str(subscription["customer_id"])
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     chargeable = creditable_lines(lines, subtotal)
-    credits = ctx.deps.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
+    credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
     applied = sum(int(a.amount_minor) for a in applications)
     doc = {
@@ -279,14 +247,14 @@ def build_invoice(
         "finalized_at": None,
         "stripe": None,
     }
-    posting = ctx.deps.invoice_posting_items(
+    posting = ctx.invoice_posting_items(
         PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
     )
     actions += credits.items if credits else []
     return doc, [*actions, *posting], (len(actions) if posting else None)
 
 
-def creditable_lines(lines: list[dict[str, Any]], subtotal: int) -> list[ChargeLine]:
+def creditable_lines(lines: list[dict[str, Any]], subtotal: int) -> list[Line]:
     """What credit may pay: the chargeable (positive) lines, never proration credits or negative
     adjustments, and in all no more than the subtotal (negative lines lower what is left to pay, taken
     off the last chargeable lines first).
@@ -295,11 +263,11 @@ def creditable_lines(lines: list[dict[str, Any]], subtotal: int) -> list[ChargeL
     second.
     """
     room = max(0, subtotal)
-    out: list[ChargeLine] = []
+    out: list[Line] = []
     for line in lines:
         amount = min(int(line["amount_minor"]), room)
         if amount > 0:
-            out.append(ChargeLine(str(line["line_id"]), line.get("meter_code"), amount))
+            out.append(Line(str(line["line_id"]), line.get("meter_code"), amount))
             room -= amount
     return out
 
@@ -315,7 +283,7 @@ def line_dict(line: Any) -> dict[str, Any]:
     return data
 
 
-def rated_lines(rated: RatedLike) -> dict[str, dict[str, Any]]:
+def rated_lines(rated: RatedWindow) -> dict[str, dict[str, Any]]:
     return {line.line_id: line_dict(line) for line in rated.lines}
 
 
@@ -441,13 +409,13 @@ def late_adjustments(
         if seq < 1:
             break
         earlier = window_at(
-            window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.deps.add_interval
+            window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.add_interval
         )
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
         if earlier is None or original is None or original["status"] in ("draft", "void"):
             continue
         rerated = rated_lines(
-            ctx.deps.rate_window(
+            ctx.rate_window(
                 subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
             )
         )

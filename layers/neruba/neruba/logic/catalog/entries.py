@@ -9,59 +9,27 @@ the write itself; a customer's records are under the customer, meters' and plans
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.logic.idempotency import Actor as Actor
+from neruba.logic.idempotency import audit_put
 from neruba.models.catalog import Customer, CustomerUpdate, Meter, PlanCreate, PlanVersionIn
 
 MAX_PAGE = 100
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who writes (an API key's ``key:{id}``, or ``system`` for seeds and tools) and in which request."""
-
-    actor: str = "system"
-    request_id: str | None = None
-
-
 SYSTEM = Actor()
 
 
-def audit_item(
-    by: Actor,
-    action: str,
-    target: str,
-    *,
-    before: Any,
-    after: Any,
-    at: datetime,
-    customer_id: str | None = None,
-    reason: str | None = None,
-    ticket: str | None = None,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
-    """The audit record of a catalog write, as a transaction action (``_global`` without a customer)."""
-    from neruba.dal.audit import GLOBAL_AUDIT, AuditRepository
+def audit_item(by: Actor, action: str, target: str, **record: Any) -> dict[str, Any]:
+    """The audit record of a catalog write, as a transaction action (``logic.idempotency.audit_put``)."""
     from neruba.settings import get_settings
 
-    return AuditRepository(get_settings().ops_table).record_item(
-        actor=by.actor,
-        action=action,
-        customer_id=customer_id or GLOBAL_AUDIT,
-        target=target,
-        reason=reason,
-        ticket=ticket,
-        before=before,
-        after=after,
-        at=at,
-        request_id=by.request_id,
-        idempotency_key=idempotency_key,
-    )
+    return audit_put(get_settings().ops_table, by, action, target, **record)
 
 
 def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> dict[str, Any]:

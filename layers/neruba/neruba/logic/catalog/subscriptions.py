@@ -33,8 +33,9 @@ from neruba.logic.catalog.entries import (
     get_subscription,
     plan_version_of,
 )
-from neruba.logic.idempotency import fingerprint, replay
+from neruba.logic.idempotency import check_same, fingerprint, record_items, replay
 from neruba.models.catalog import Cancellation, PlanChange, SubscriptionCreate
+from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
@@ -95,8 +96,8 @@ def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: S
                 "status": other["status"],
                 "start_at": other["start_at"],
                 "created_at": other.get("created_at"),
-                "overlap_start": max(mine.start, theirs.start).isoformat(),
-                "overlap_end": ends[0].isoformat() if ends else None,
+                "overlap_start": iso(max(mine.start, theirs.start)),
+                "overlap_end": iso(ends[0]) if ends else None,
             }
         ],
     )
@@ -125,8 +126,8 @@ def _new_doc(
         "status": "active",
         "currency": version["currency"],
         "interval": version["interval"],
-        "start_at": start.isoformat(),
-        "trial_end": body.trial_end.astimezone(UTC).isoformat() if body.trial_end else None,
+        "start_at": iso(start),
+        "trial_end": iso(body.trial_end) if body.trial_end else None,
         "cancel_at_period_end": False,
         "canceled_at": None,
         "ended_at": None,
@@ -134,11 +135,11 @@ def _new_doc(
             {
                 "plan_code": body.plan_code,
                 "plan_version": version["version"],
-                "start_at": start.isoformat(),
+                "start_at": iso(start),
                 "end_at": None,
             }
         ],
-        "created_at": now.isoformat(),
+        "created_at": iso(now),
     }
 
 
@@ -165,23 +166,20 @@ def create_subscription(
             return _made_before_records(repo, doc)
         _check_overlap(repo, doc, guard)
         created = {**doc, "revision": 1}
-        extra = [
-            billing.state_put_item(new_billing_state(doc)),
-            audit_item(
-                by,
-                "subscription.create",
-                doc["id"],
-                customer_id=body.customer_id,
-                before=None,
-                after={**_audit_view(doc), "start_at": doc["start_at"], "trial_end": doc["trial_end"]},
-                at=now,
-                reason=body.reason,
-                ticket=body.ticket,
-                idempotency_key=idempotency_key,
-            ),
-        ]
-        if idempotency_key:
-            extra.append(billing.idempotency_put_item(IDEMPOTENCY_SCOPE, idempotency_key, request, created))
+        audit = audit_item(
+            by,
+            "subscription.create",
+            doc["id"],
+            customer_id=body.customer_id,
+            before=None,
+            after={**_audit_view(doc), "start_at": doc["start_at"], "trial_end": doc["trial_end"]},
+            at=now,
+            reason=body.reason,
+            ticket=body.ticket,
+            idempotency_key=idempotency_key,
+        )
+        records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, created)
+        extra = [billing.state_put_item(new_billing_state(doc)), *records]
         try:
             return repo.create_subscription(doc, guard, extra)
         except TransactionCancelledError:
@@ -193,10 +191,7 @@ def _made_before_records(repo: PlansRepository, doc: dict[str, Any]) -> dict[str
     """The subscription a key created before idempotency records were kept (its id follows from the
     customer and the key): returned when it is on the same plan, else the key is taken."""
     existing = get_subscription(repo, doc["id"])
-    if existing["phases"][0]["plan_code"] != doc["phases"][0]["plan_code"]:
-        raise ConflictError(
-            "This Idempotency-Key was used with another request.", code="idempotency_conflict"
-        )
+    check_same(existing["phases"][0]["plan_code"], doc["phases"][0]["plan_code"])
     return existing
 
 
@@ -229,7 +224,7 @@ def change_plan(
         before = _audit_view(sub)
         _still_active(sub)
         at = (change.at or now).astimezone(UTC)
-        anchor = datetime.fromisoformat(sub["start_at"])
+        anchor = parse_ts(sub["start_at"])
         if now < anchor:
             raise InvalidRequestError(
                 "The subscription has not started yet.", code="subscription_not_started"
@@ -249,18 +244,18 @@ def change_plan(
                 param="plan_code",
             )
         current = sub["phases"][-1]
-        if at < datetime.fromisoformat(current["start_at"]):
+        if at < parse_ts(current["start_at"]):
             raise InvalidRequestError(
                 "A change cannot precede the current phase.", code="invalid_change_time", param="at"
             )
-        current["end_at"] = at.isoformat()
+        current["end_at"] = iso(at)
         sub["phases"].append(
             {
                 "plan_code": change.plan_code,
                 "plan_version": version["version"],
-                "start_at": at.isoformat(),
+                "start_at": iso(at),
                 "end_at": None,
-                "created_at": now.astimezone(UTC).isoformat(),
+                "created_at": iso(now),
             }
         )
         guard = repo.subscription_guard(sub["customer_id"])
@@ -305,13 +300,13 @@ def cancel(
         _still_active(sub)
         if body.at_period_end and sub.get("cancel_at_period_end"):
             return sub  # already ends at its period end: nothing changes, nothing more to audit
-        sub["canceled_at"] = now.isoformat()
+        sub["canceled_at"] = iso(now)
         extra: list[dict[str, Any]] = []
         if body.at_period_end:
             sub["cancel_at_period_end"] = True
         else:
             sub["status"] = "canceled"
-            sub["ended_at"] = now.isoformat()
+            sub["ended_at"] = iso(now)
             sub["cancel_at_period_end"] = False  # it ended now, not at the period end
             sub["phases"] = end_phases(sub["phases"], now)
             state = billing.state(subscription_id)

@@ -26,6 +26,7 @@ from neruba.domain.ingest import (
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.models.catalog import Meter
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
+from neruba.timefmt import iso
 from neruba.validation import describe
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
@@ -99,12 +100,12 @@ def queue_message(event: UsageEventIn, request_id: str, index: int, now: datetim
         "v": 1,
         "rid": request_id,
         "i": index,
-        "rt": now.isoformat(),
+        "rt": iso(now),
         "e": {
             "transaction_id": event.transaction_id,
             "customer_id": event.customer_id,
             "code": event.code,
-            "timestamp": at.isoformat(),
+            "timestamp": iso(at),
             "client_timestamp": event.timestamp.isoformat() if event.timestamp else None,
             "properties": event.properties,
         },

@@ -9,8 +9,8 @@ The cell is written in one conditional put (``UsageRepository.count_group``). If
   events are counted one at a time, each in its own transaction named ``{part}.{n}`` that moves the
   event's ``bk`` there (as adopting an uncounted event does, so a redelivery never counts it twice). An
   event whose own write fails for a non-transient reason is parked ``failed`` with the reason
-  ``aggregate_overflow`` (its addition would leave a sum DynamoDB cannot store) or ``write_refused``, and
-  logged with its ids; the others count.
+  ``write_refused`` (``aggregate_overflow`` if its own contribution's sum were unstorable, which a
+  storable event's is not), and logged with its ids; the others count.
 
 Example:
     >>> result = count_cell(usage, "b1", write, events, now)  # doctest: +SKIP

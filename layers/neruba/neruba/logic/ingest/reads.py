@@ -15,6 +15,7 @@ from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.events import OUTCOMES
+from neruba.timefmt import iso, parse_ts
 
 MAX_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=31), "day": timedelta(days=400)}
 
@@ -102,13 +103,13 @@ def _period_bucket(catalog: CatalogRepository, customer_id: str) -> Callable[[st
     if not subscriptions:
         return lambda hour: "total"
     first = min(subscriptions, key=lambda s: str(s["start_at"]))
-    anchor, interval = datetime.fromisoformat(first["start_at"]), str(first["interval"])
+    anchor, interval = parse_ts(first["start_at"]), str(first["interval"])
 
     def bucket(hour: str) -> str:
         at = hour_start(hour)
         if at < anchor:
             return "before_subscription"
-        return period_containing(anchor, interval, at)[0].isoformat()
+        return iso(period_containing(anchor, interval, at)[0])
 
     return bucket
 
@@ -164,7 +165,7 @@ def usage_view(
         "meter": meter_code,
         "aggregation": meter.aggregation,
         "granularity": granularity,
-        "from": start.isoformat(),
+        "from": start.isoformat(),  # the caller's own bounds, echoed as sent
         "to": end.isoformat(),
         "total": total,
         "data": data,

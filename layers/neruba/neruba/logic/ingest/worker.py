@@ -40,6 +40,7 @@ from neruba.domain.ingest import (
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.logic.ingest.cells import CellEvent, count_cell
 from neruba.models.catalog import Meter
+from neruba.timefmt import iso, parse_ts
 
 
 class MalformedMessageError(ValueError):
@@ -176,7 +177,7 @@ class IngestBatch:
             except InvalidPropertyError as exc:
                 return self._park(event, exc.code, str(exc))
         billed = self.catalog.billed_through.get(event.customer_id)
-        late = billed is not None and datetime.fromisoformat(event.timestamp) < billed
+        late = billed is not None and parse_ts(event.timestamp) < billed
         put = self.usage.put_event(self._item(event, status="accepted", late=late))
         if put.written:
             if applies:
@@ -291,7 +292,7 @@ class IngestBatch:
 
     @staticmethod
     def _ref(event: QueuedEvent, meter: Meter) -> GroupRef:
-        hour = hour_bucket(datetime.fromisoformat(event.timestamp))
+        hour = hour_bucket(parse_ts(event.timestamp))
         return GroupRef(event.customer_id, meter.code, hour, group_key(meter.group_by, event.properties))
 
     def report(self, metrics: Any, logger: Any) -> None:
@@ -300,7 +301,7 @@ class IngestBatch:
         for outcome, count in self.outcomes.items():
             metrics.add_metric(name=f"IngestOutcome_{outcome}", unit="Count", value=count)
         if self.parsed:
-            oldest = min(datetime.fromisoformat(e.received_at) for e in self.parsed.values())
+            oldest = min(parse_ts(e.received_at) for e in self.parsed.values())
             lag = max(0, int((self.now - oldest).total_seconds() * 1000))
             metrics.add_metric(name="IngestLagMs", unit="Milliseconds", value=lag)
         logger.info("ingest batch", extra={"batch_id": self.batch_id, "outcomes": dict(self.outcomes)})
@@ -320,7 +321,7 @@ class IngestBatch:
         return fingerprint(event.customer_id, event.code, event.client_timestamp, event.properties)
 
     def _entry(self, event: QueuedEvent, outcome: str) -> dict[str, Any]:
-        return {"o": outcome, "rid": event.request_id, "cid": event.copy_id, "t": self.now.isoformat()}
+        return {"o": outcome, "rid": event.request_id, "cid": event.copy_id, "t": iso(self.now)}
 
     def _item(self, event: QueuedEvent, *, status: str, late: bool) -> dict[str, Any]:
         return {
@@ -331,7 +332,7 @@ class IngestBatch:
             "m": event.code,
             "ts": event.timestamp,
             "tsc": event.client_timestamp,
-            "h": hour_bucket(datetime.fromisoformat(event.timestamp)),
+            "h": hour_bucket(parse_ts(event.timestamp)),
             "p": jsonutil.dumps(event.properties),
             "fp": self._fingerprint(event),
             "st": status,
@@ -339,7 +340,7 @@ class IngestBatch:
             "cid": event.copy_id,
             "rid": event.request_id,
             "rt": event.received_at,
-            "at": self.now.isoformat(),
+            "at": iso(self.now),
             "late": late or None,
             "hist": [],
         }

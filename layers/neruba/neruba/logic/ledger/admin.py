@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba import jsonutil
 from neruba.dal.audit import AuditRepository
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.domain.ledger import Posting, summarise
 from neruba.domain.payments import PaymentRecord
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.logic.idempotency import audit_put, check_same, digest, require_key
 from neruba.models.catalog import Customer
 from neruba.models.ledger import (
     AutoTopUpRuleIn,
@@ -31,6 +31,7 @@ from neruba.models.ledger import (
     GrantVoid,
     RefundCreate,
 )
+from neruba.timefmt import iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class Stores:
 
 
 def _hash(*parts: Any) -> str:
-    return hashlib.sha256(jsonutil.dumps(list(parts)).encode()).hexdigest()[:32]
+    return digest(list(parts), 32)
 
 
 def _customer(stores: Stores, customer_id: str) -> Customer:
@@ -72,20 +73,12 @@ def _currency(customer: Customer, requested: str | None) -> str:
 
 
 def _key(op: Operator, action: str) -> str:
-    if not op.idempotency_key:
-        raise InvalidRequestError(
-            "Send an Idempotency-Key header with money actions.",
-            code="idempotency_key_required",
-            param="Idempotency-Key",
-        )
-    return f"op:{action}:{op.idempotency_key}"
+    return f"op:{action}:{require_key(op.idempotency_key)}"
 
 
 def _check_same(posting: Posting, fingerprint: str) -> Posting:
-    if posting.metadata.get("request_hash") != fingerprint:
-        raise ConflictError(
-            "This Idempotency-Key was used with another request.", code="idempotency_conflict"
-        )
+    """The posting an Idempotency-Key wrote (its guard is the key's record), if it was this request."""
+    check_same(posting.metadata.get("request_hash"), fingerprint)
     return posting
 
 
@@ -118,17 +111,17 @@ def _audit_for(
         for key, delta in posting.deltas().items():
             after[key] += delta
         return [
-            stores.audit.record_item(
-                actor=op.actor,
-                action=action,
+            audit_put(
+                stores.audit.table_name,
+                op,
+                action,
+                target(posting) if callable(target) else target,
                 customer_id=customer_id,
-                target=target(posting) if callable(target) else target,
                 reason=body.reason,
                 ticket=body.ticket,
                 before={"balance": summarise(raw), **(extra_before or {})},
                 after={"balance": summarise(after), **(extra_after(posting) if extra_after else {})},
                 at=posting.at,
-                request_id=op.request_id,
                 idempotency_key=posting.idempotency_key,
             )
         ]
@@ -382,7 +375,7 @@ def refund(stores: Stores, op: Operator, customer_id: str, body: RefundCreate) -
         "payment_id": posting.metadata.get("payment_id"),
         "invoice_id": posting.metadata.get("invoice_id"),
         "posting_id": posting.posting_id,
-        "created_at": posting.at.isoformat(),
+        "created_at": iso(posting.at),
     }
 
 
@@ -463,8 +456,8 @@ def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeCl
 
 
 def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTopUpRuleIn) -> dict[str, Any]:
-    from neruba.dal.clients import client
     from neruba.dal.top_ups import TopUpRepository
+    from neruba.dal.transaction import Transaction, commit
     from neruba.domain.credits import AutoTopUpRule
 
     customer = _customer(stores, customer_id)
@@ -477,11 +470,12 @@ def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTo
         "amount_minor": rule.amount_minor,
         "enabled": rule.enabled,
     }
-    audit = stores.audit.record_item(
-        actor=op.actor,
-        action="auto_top_up.update",
+    audit = audit_put(
+        stores.audit.table_name,
+        op,
+        "auto_top_up.update",
+        f"auto_top_up:{currency}",
         customer_id=customer_id,
-        target=f"auto_top_up:{currency}",
         reason=body.reason,
         ticket=body.ticket,
         before={
@@ -495,7 +489,6 @@ def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTo
         },
         after={"rule": view},
         at=datetime.now(UTC),
-        request_id=op.request_id,
     )
-    client("dynamodb").transact_write_items(TransactItems=[rules.rule_item(rule), audit])
+    commit(Transaction([rules.rule_item(rule), audit]))
     return {"object": "auto_top_up", "customer_id": customer_id, "currency": currency, **view}

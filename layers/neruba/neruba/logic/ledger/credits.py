@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from neruba.dal.dynamo import is_cancellation
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
+from neruba.dal.transaction import Transaction, commit
 from neruba.domain.credits import CreditGrant, GrantKind, TopUpRequest, grant_id_for
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.logic.ledger.postings import ItemsFor
@@ -147,11 +148,7 @@ def close_remainder(
     """
     now = at or datetime.now(UTC)
     if grant.remaining_minor == 0:
-        from neruba.dal.clients import client
-
-        client("dynamodb").transact_write_items(
-            TransactItems=[repo.grant_close_item(grant, status), *extra_items]
-        )
+        commit(Transaction([repo.grant_close_item(grant, status), *extra_items]))
         return None
     posting = Posting.build(
         idempotency_key=idempotency_key,

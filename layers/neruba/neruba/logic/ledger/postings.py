@@ -23,6 +23,7 @@ from neruba.dal.payments import PaymentsRepository
 from neruba.domain.credits import CreditApplication, CreditGrant, with_kinds
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.domain.payments import PaymentRecord
+from neruba.timefmt import iso
 
 DisputeStatus = Literal["created", "won", "lost"]
 AdjustmentReason = Literal["goodwill", "correction", "refund", "dispute"]
@@ -326,7 +327,7 @@ def record_dispute(
             "invoice_id": invoice_id,
             "status": "open",
             "payment_tracked": True,
-            "created_at": moment.isoformat(),
+            "created_at": iso(moment),
         }
         entries = [debit("disputes", amount), credit("cash", amount)]
         items = [disputes.open_item(record), payments.dispute_open_item(payment, amount)]

@@ -19,6 +19,7 @@ from neruba.domain.pricing import PricingError, RatedWindow
 from neruba.domain.usage import combine
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.timefmt import parse_ts
 
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
@@ -70,7 +71,7 @@ def read_usage(
     if upper <= start or not spans:
         return {}, {}
     customer_id = str(subscription["customer_id"])
-    subscription_start = datetime.fromisoformat(str(subscription["start_at"]))
+    subscription_start = parse_ts(str(subscription["start_at"]))
     charging_from = trial_end(subscription)
     meters = sorted(
         {

@@ -12,15 +12,15 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.audit import AuditRepository
-from neruba.dal.stripe_events import StripeEventsRepository, iso
-from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.dal.stripe_events import StripeEventsRepository
+from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.idempotency import Actor, audit_put, check_same, digest
 from neruba.logic.stripe.processing import Processor, ProcessResult
+from neruba.timefmt import ts_seconds
 
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_WINDOW = timedelta(days=400)
@@ -29,8 +29,8 @@ UNKNOWN_CUSTOMER = "_stripe"  # audit partition of replays of events not tied to
 
 
 def fingerprint(body: dict[str, Any]) -> str:
-    """SHA-256 of a canonical JSON body (the idempotency fingerprint)."""
-    return hashlib.sha256(jsonutil.dumps(body).encode()).hexdigest()
+    """The idempotency fingerprint of a replay request (``logic.idempotency.digest``)."""
+    return digest(body)
 
 
 def list_events(
@@ -94,27 +94,33 @@ def replay(
     idempotency_key: str | None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Process a stored event again and audit it; with an idempotency key a retry returns the first answer."""
+    """Process a stored event again and audit it; with an idempotency key a retry returns the first answer.
+
+    The answer is stored (``STRIPEREPLAY#{key}``) in the transaction that records the attempt and its audit
+    record, so a retry finds either nothing (the replay did not happen) or the answer."""
     at = now or datetime.now(UTC)
     request = {"event_id": event_id, "reason": reason, "ticket": ticket}
-    if idempotency_key:
-        first = repo.get_record(f"STRIPEREPLAY#{idempotency_key}")
-        if first is not None:
-            if first["fingerprint"] != fingerprint(request):
-                raise ConflictError(
-                    "This Idempotency-Key was used with another request.", code="idempotency_conflict"
-                )
-            answer: dict[str, Any] = jsonutil.loads(first["response"])
-            return answer
+    record = f"STRIPEREPLAY#{idempotency_key}"
+    if idempotency_key and (first := _first_answer(repo, record, request)) is not None:
+        return first
     before = repo.get(event_id)
     if before is None:
         raise NotFoundError(f"No Stripe event {event_id!r}.", code="stripe_event_not_found", param="event_id")
-    audit = AuditRepository(repo.table_name)
     attempts = int(before.get("attempts") or 0)
     seen = {**{k: before.get(k) for k in AUDIT_FIELDS}, "attempts": attempts}
 
+    def answer(status: str, outcome: str, error: str | None) -> dict[str, Any]:
+        return {
+            "object": "stripe_event_replay",
+            "id": event_id,
+            "replayed_at": ts_seconds(at),
+            "status": status,
+            "outcome": outcome,
+            "error": error,
+        }
+
     def audit_items(result: ProcessResult) -> list[dict[str, Any]]:
-        """The replay's audit record, committed with the attempt's status change."""
+        """The replay's audit record and first answer, committed with the attempt's status change."""
         after = {
             "status": result.status,
             "attempts": attempts + 1,
@@ -122,31 +128,47 @@ def replay(
             "error": result.error,
         }
         customer_id = result.refs.get("customer_id") or before.get("customer_id") or UNKNOWN_CUSTOMER
-        return [
-            audit.record_item(
-                actor=actor,
-                action="stripe_event.replay",
+        items = [
+            audit_put(
+                repo.table_name,
+                Actor(actor, request_id),
+                "stripe_event.replay",
+                event_id,
                 customer_id=str(customer_id),
-                target=event_id,
                 reason=reason,
                 ticket=ticket,
                 before=seen,
                 after=after,
                 at=at,
-                request_id=request_id,
                 idempotency_key=f"{event_id}:{idempotency_key}" if idempotency_key else None,
             )
         ]
+        if idempotency_key:
+            first = answer(result.status, result.outcome, result.error)
+            values = {
+                "fingerprint": fingerprint(request),
+                "response": jsonutil.dumps(first),
+                "at": ts_seconds(at),
+            }
+            items.append(repo.record_put_item(record, values))
+        return items
 
     try:
         result = processor.process(event_id, trigger="replay", now=at, audit=audit_items)
-        outcome = {"status": result.status, "outcome": result.outcome, "error": result.error}
+        return answer(result.status, result.outcome, result.error)
     except Exception as exc:  # recorded as failed on the event (with the audit record); shown here too
-        outcome = {"status": "failed", "outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
-    answer = {"object": "stripe_event_replay", "id": event_id, "replayed_at": iso(at), **outcome}
-    if idempotency_key:
-        repo.put_record_once(
-            f"STRIPEREPLAY#{idempotency_key}",
-            {"fingerprint": fingerprint(request), "response": jsonutil.dumps(answer), "at": iso(at)},
-        )
-    return answer
+        if idempotency_key and (first := _first_answer(repo, record, request)) is not None:
+            return first  # a concurrent replay with this key committed first
+        return answer("failed", "error", f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _first_answer(
+    repo: StripeEventsRepository, record: str, request: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The stored first answer of a replay key (409 when the key was used for another request)."""
+    first = repo.get_record(record)
+    if first is None:
+        return None
+    check_same(first["fingerprint"], fingerprint(request))
+    stored: dict[str, Any] = jsonutil.loads(first["response"])
+    return stored

@@ -23,17 +23,20 @@ Example:
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
 from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identity_mismatch
-from neruba.logic.stripe.ports import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
+from neruba.logic.stripe.effects import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
+SETTLED = ("processed", "ignored", "parked")  # a queued copy of such an event changes nothing
+CLAIM_HOLD = timedelta(seconds=120)  # over the worker's 60 s timeout, under the queue's 180 s visibility
 PAYMENTS = ("invoice.paid", "invoice.payment_succeeded")
 HANDLED = (
     *PAYMENTS,
@@ -50,6 +53,10 @@ class EventDataError(ValueError):
 
 class EventNotFoundError(LookupError):
     """No stored event with that id."""
+
+
+class EventBusyError(RuntimeError):
+    """Another copy of this event is being processed right now; retry the message later."""
 
 
 @dataclass
@@ -116,11 +123,16 @@ class Processor:
     """Processes stored events with the given effects; ``wake`` queues event ids again."""
 
     def __init__(
-        self, repo: StripeEventsRepository, effects: StripeEffects, wake: Callable[[list[str]], None]
+        self,
+        repo: StripeEventsRepository,
+        effects: StripeEffects,
+        wake: Callable[[list[str]], None],
+        mode: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.repo = repo
         self.effects = effects
         self.wake = wake
+        self.mode = mode  # the configured key's mode (live/test), None: not known, not checked
 
     def process(
         self,
@@ -136,9 +148,16 @@ class Processor:
         in the same transaction as the attempt's status change.
         """
         at = now or datetime.now(UTC)
-        stored = self.repo.get(event_id, with_payload=True)
-        if stored is None:
-            raise EventNotFoundError(event_id)
+        stored = self._stored(event_id)
+        if trigger == "queue" and stored.get("status") in SETTLED:
+            return _settled(stored)  # another copy of a delivery already settled it
+        token = uuid.uuid4().hex
+        if not self.repo.claim(event_id, token, at, at + CLAIM_HOLD):
+            raise EventBusyError(f"event {event_id} is being processed by another copy")
+        stored = self._stored(event_id)  # settled between the first read and the claim?
+        if trigger == "queue" and stored.get("status") in SETTLED:
+            self.repo.release(event_id, token)
+            return _settled(stored)
         try:
             event = json.loads(stored["payload"])
             result = self._dispatch(event, at)
@@ -154,6 +173,12 @@ class Processor:
         if result.wake:
             self.wake(result.wake)
         return result
+
+    def _stored(self, event_id: str) -> dict[str, Any]:
+        stored = self.repo.get(event_id, with_payload=True)
+        if stored is None:
+            raise EventNotFoundError(event_id)
+        return stored
 
     def _record(
         self, event_id: str, result: ProcessResult, trigger: str, at: datetime, audit: AuditItems | None
@@ -172,6 +197,8 @@ class Processor:
     # ---------------------------------------------------------------- per type
     def _dispatch(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         kind = event.get("type")
+        if kind in HANDLED and (park := self._mode_mismatch(event)) is not None:
+            return ProcessResult("parked", "parked", error=str(park))
         if kind in PAYMENTS:
             return self._invoice_paid(event, at)
         if kind == "invoice.payment_failed":
@@ -183,6 +210,17 @@ class Processor:
         if kind == "charge.dispute.closed":
             return self._linked(event, at, self._dispute_closed)
         return ProcessResult("ignored", f"unhandled type {kind}")
+
+    def _mode_mismatch(self, event: dict[str, Any]) -> Park | None:
+        """A live event on a stack whose key is a test key, or the reverse: it was not meant for us."""
+        mode = self.mode()
+        livemode = event.get("livemode")
+        if mode is None or (isinstance(livemode, bool) and livemode == (mode == "live")):
+            return None
+        said = "an event without livemode" if not isinstance(livemode, bool) else (
+            "a live-mode event" if livemode else "a test-mode event"
+        )  # fmt: skip
+        return Park("livemode_mismatch", f"{said}; the configured Stripe key is a {mode} key")
 
     @staticmethod
     def _ours(obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -391,6 +429,11 @@ def _currency_mismatch(kind: str, obj: dict[str, Any], link: dict[str, Any]) -> 
             "currency_mismatch", f"the {kind} is in {currency.upper()}; the payment was in {link['currency']}"
         )
     return None
+
+
+def _settled(stored: dict[str, Any]) -> ProcessResult:
+    """The recorded result of an event that needs nothing more, as it stands."""
+    return ProcessResult(str(stored["status"]), str(stored.get("outcome") or ""), error=stored.get("error"))
 
 
 def _parked(park: Park, invoice_id: str, invoice: dict[str, Any] | None, customer_id: str) -> ProcessResult:

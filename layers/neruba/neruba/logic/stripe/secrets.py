@@ -35,6 +35,15 @@ class StripeConfig:
     api_key: str = field(repr=False)
     webhook_secrets: tuple[str, ...] = field(repr=False)
 
+    @property
+    def mode(self) -> str | None:
+        """``live`` or ``test`` for a secret or restricted key of that mode, None without a key."""
+        for prefix in ("sk_", "rk_"):
+            for mode in ("live", "test"):
+                if self.api_key.startswith(f"{prefix}{mode}_"):
+                    return mode
+        return None
+
     @classmethod
     def from_value(cls, value: Any) -> StripeConfig:
         """Validate the parameter value (JSON text or an already parsed mapping)."""
@@ -71,6 +80,14 @@ def load_config(*, force: bool = False) -> StripeConfig:
     except parameters.exceptions.GetParameterError as exc:
         raise StripeConfigError("the Stripe parameter cannot be read") from exc
     return StripeConfig.from_value(value)
+
+
+def configured_mode() -> str | None:
+    """The mode (``live``/``test``) of the configured API key; None when no key is configured."""
+    try:
+        return load_config().mode
+    except StripeConfigError:
+        return None
 
 
 def clear_cache() -> None:

@@ -30,8 +30,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from neruba.dal.stripe_events import StripeEventsRepository, iso
-from neruba.logic.stripe.ports import InvoiceSource
+from neruba.dal.stripe_events import StripeEventsRepository
+from neruba.logic.stripe.effects import InvoiceSource
+from neruba.timefmt import ts_seconds
 
 SYNCABLE = ("finalized", "paid", "payment_failed")
 T = TypeVar("T")
@@ -108,7 +109,7 @@ class InvoiceSync:
                 sync["retries"][step] = int(sync["retries"].get(step, 0)) + 1
             self._save(invoice_id, sync)
             raise SyncError(sync["last_error"]) from exc
-        sync.update(status="synced", last_error=None, synced_at=iso(self.now))
+        sync.update(status="synced", last_error=None, synced_at=ts_seconds(self.now))
         sync.pop("step", None)
         self._save(invoice_id, sync)
         return sync
@@ -128,7 +129,7 @@ class InvoiceSync:
         raise SyncError(error)
 
     def _save(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        sync["updated_at"] = iso(self.now)
+        sync["updated_at"] = ts_seconds(self.now)
         self.invoices.set_sync(invoice_id, {k: v for k, v in sync.items()})
 
     def _step(self, sync: dict[str, Any], name: str) -> int:
@@ -255,9 +256,31 @@ class StripeNotConfiguredError(SyncError):
 NOT_CONFIGURED = "stripe_not_configured"
 
 
+def is_loopback(address: str) -> bool:
+    """Whether an http(s) address names this machine (localhost, 127.0.0.0/8 or ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https"):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def stripe_client() -> Any:
-    """A ``stripe.StripeClient`` with the configured API key (``NERUBA_STRIPE_API_BASE`` overrides the API
-    address, for the local stack and tests). Network retries are left to the queue.
+    """A ``stripe.StripeClient`` with the configured API key. Network retries are left to the queue.
+
+    ``NERUBA_STRIPE_API_BASE`` points the client at the local stack's Stripe emulation; it is honoured only
+    for a loopback address, so a deployed function never sends its key anywhere but Stripe.
 
     Raises StripeNotConfiguredError when there is no API key.
     """
@@ -273,7 +296,12 @@ def stripe_client() -> Any:
         raise StripeNotConfiguredError(NOT_CONFIGURED) from exc
     if not api_key:
         raise StripeNotConfiguredError(NOT_CONFIGURED)
-    base = os.environ.get("NERUBA_STRIPE_API_BASE")
+    base = os.environ.get("NERUBA_STRIPE_API_BASE") or None
+    if base and not is_loopback(base):
+        from neruba.observability import logger
+
+        logger.error("NERUBA_STRIPE_API_BASE ignored: not a loopback address", extra={"api_base": base})
+        base = None
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": base} if base else None,
@@ -281,15 +309,15 @@ def stripe_client() -> Any:
     )
 
 
-def sync_message(body: str, client: Any | None = None) -> str:
-    """Handle one StripeSyncQueue message ``{"invoice_id": ...}``; returns the sync status.
+def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) -> str:
+    """Handle one StripeSyncQueue message ``{"invoice_id": ...}`` with the invoices of ``invoices``
+    (``neruba.bootstrap.invoice_source()``); returns the sync status.
 
     Raises (so the message is retried, then dead-lettered) on malformed messages and failed attempts; a
     total mismatch is recorded on the invoice and the message consumed (retrying cannot fix it).
     """
     from pydantic import ValidationError
 
-    from neruba.logic.stripe import ports as stripe_ports
     from neruba.models.stripe import SyncMessage
     from neruba.observability import logger, metrics
     from neruba.settings import get_settings
@@ -301,7 +329,7 @@ def sync_message(body: str, client: Any | None = None) -> str:
         metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
         raise SyncError("malformed sync message") from exc
     logger.append_keys(invoice_id=invoice_id)
-    sync = InvoiceSync(None, stripe_ports.invoices(), StripeEventsRepository(get_settings().ops_table))
+    sync = InvoiceSync(None, invoices, StripeEventsRepository(get_settings().ops_table))
     try:
         sync.client = client if client is not None else stripe_client()
     except StripeNotConfiguredError:

@@ -48,17 +48,9 @@ def queue_events(event_ids: list[str]) -> None:
         raise RuntimeError(f"{len(failed)} deferred events could not be queued")
 
 
-def processor() -> Processor:
-    """A processor with the configured effects that wakes deferred events through the queue."""
-    from neruba.dal.stripe_events import StripeEventsRepository
-    from neruba.logic.stripe import ports as stripe_ports
-    from neruba.logic.stripe.processing import Processor
-
-    return Processor(StripeEventsRepository(get_settings().ops_table), stripe_ports.effects(), queue_events)
-
-
-def process_message(body: str, *, trigger: str = "queue") -> str:
-    """Process one message; returns the status the event ended in."""
+def process_message(body: str, worker: Processor, *, trigger: str = "queue") -> str:
+    """Process one message with ``worker`` (``neruba.bootstrap.stripe_processor()``); returns the status
+    the event ended in."""
     try:
         event_id = message_event_id(body)
     except BadMessageError:
@@ -66,9 +58,13 @@ def process_message(body: str, *, trigger: str = "queue") -> str:
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)
         raise
     logger.append_keys(stripe_event_id=event_id)
-    worker = processor()
+    from neruba.logic.stripe.processing import EventBusyError
+
     try:
         result = worker.process(event_id, trigger=trigger)
+    except EventBusyError:
+        logger.info("stripe event busy: another copy is being processed; the message is retried")
+        raise
     except Exception:
         logger.exception("stripe event processing failed")
         metrics.add_metric(name="StripeEventsFailed", unit="Count", value=1)

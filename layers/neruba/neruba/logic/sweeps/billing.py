@@ -38,10 +38,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
+from neruba.timefmt import iso
 
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
-    from neruba.logic.billing.worker import Billing
+    from neruba.logic.billing.context import Billing
 
 DUE_LAG = timedelta(hours=2)  # two scheduler periods: the scheduler and the worker had their chance
 IN_FLIGHT = timedelta(minutes=30)  # the scheduler enqueued it this recently: leave it to the worker
@@ -51,19 +52,12 @@ COOLDOWN = timedelta(hours=6)  # like the scheduler's REQUEUE_AFTER
 RESENDABLE_SYNC = (None, "failed", "in_progress")
 
 
-def billing_context() -> Billing:
-    """The billing collaborators (tests replace this to inject their stand-ins)."""
-    from neruba.logic.billing.worker import Billing
-
-    return Billing.from_settings()
-
-
 def billing_check(ctx: SweepContext) -> CheckResult:
     """Re-enqueue overdue windows, finalize stuck drafts, re-send unsynced finalized invoices, write
     stranded auto top-ups."""
     from neruba.dal.ops import OpsRepository
 
-    billing = billing_context()
+    billing = ctx.billing()
     ops = OpsRepository(ctx.settings.ops_table)
     result = CheckResult(
         "billing", checked={"due_states": 0, "drafts": 0, "sync_pending": 0, "finalized_invoices": 0}
@@ -77,7 +71,7 @@ def billing_check(ctx: SweepContext) -> CheckResult:
     _stuck_drafts(ctx, billing, result, details)
     _unsynced(ctx, billing, ops, result, details)
     _stranded_top_ups(ctx, billing, result, details)
-    result.details = {**details, "as_of": ctx.now.isoformat()}
+    result.details = {**details, "as_of": iso(ctx.now)}
     return result
 
 
@@ -108,10 +102,10 @@ def _due_window(
     result: CheckResult,
     details: dict[str, Any],
 ) -> None:
-    from neruba.dal.locks import parse_ts
     from neruba.dal.queue import send_batch
     from neruba.logic.billing.scheduler import jobs_for
     from neruba.logic.billing.windows import state_windows
+    from neruba.timefmt import parse_ts
 
     subscription_id, seq = str(state["subscription_id"]), int(state["next_seq"])
     ids = {"subscription_id": subscription_id, "customer_id": str(state["customer_id"]), "seq": seq}
@@ -124,7 +118,7 @@ def _due_window(
     if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
         details["in_flight"].append({"kind": "due_window", **ids})
         return
-    windows = state_windows(state, ctx.now, billing.deps.add_interval)
+    windows = state_windows(state, ctx.now, billing.add_interval)
     jobs = jobs_for(state, windows)
     if not jobs:
         return
@@ -187,8 +181,8 @@ def _unsynced(
     ctx: SweepContext, billing: Billing, ops: OpsRepository, result: CheckResult, details: dict[str, Any]
 ) -> None:
     from neruba.dal.billing import DUE_SHARDS
-    from neruba.dal.locks import parse_ts
     from neruba.dal.sweep_repairs import customer_ids
+    from neruba.timefmt import parse_ts
 
     cutoff = ctx.now - SYNC_LAG
     pending = [i for shard in range(DUE_SHARDS) for i in billing.invoices.sync_pending(shard, cutoff)]

@@ -21,10 +21,9 @@ def corrections_check(ctx: SweepContext) -> CheckResult:
     """Bill late events after the end (see the module docstring)."""
     from neruba.dal.sweep_repairs import customer_ids
     from neruba.logic.billing.corrections import late_corrections
-    from neruba.logic.sweeps.billing import billing_context
     from neruba.observability import logger
 
-    billing = billing_context()
+    billing = ctx.billing()
     result = CheckResult("corrections", checked={"customers": 0})
     failed: list[dict[str, Any]] = []
     for customer_id in customer_ids(ctx.settings.catalog_table):

@@ -13,7 +13,8 @@ line here (or ``register_check`` at run time)::
 Example:
     >>> sorted(CHECKS)
     ['billing', 'corrections', 'ledger', 'receivable', 'stripe', 'usage']
-    >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me")  # doctest: +SKIP
+    >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me",
+    ...                    billing=bootstrap.billing)  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
     0
 """
@@ -27,8 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from neruba.timefmt import iso
+
 if TYPE_CHECKING:
     from neruba.dal.ops import OpsRepository
+    from neruba.logic.billing.context import Billing
     from neruba.settings import Settings
 
 
@@ -38,12 +42,14 @@ class UnknownCheckError(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class SweepContext:
-    """What every check gets: the window [start, end), the time the sweep runs at, the settings."""
+    """What every check gets: the window [start, end), the time the sweep runs at, the settings, and the
+    billing context (``neruba.bootstrap.billing``; called only by the checks that bill)."""
 
     start: datetime
     end: datetime
     now: datetime
     settings: Settings
+    billing: Callable[[], Billing]
 
 
 @dataclass(slots=True)
@@ -155,9 +161,12 @@ def run_sweep(
     *,
     trigger: str,
     actor: str,
+    billing: Callable[[], Billing],
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Run the checks (all when ``names`` is None) over [start, end), store the report and return it.
+
+    ``billing`` gives the billing context to the checks that need it (``neruba.bootstrap.billing``).
 
     Each repair is logged with its ids and counted in the ``SweepRepairs`` metric.
     """
@@ -172,16 +181,16 @@ def run_sweep(
     sweep_id = new_sweep_id()
     logger.append_keys(sweep_id=sweep_id)  # every log line of the sweep carries its id
     started = datetime.now(UTC)
-    ctx = SweepContext(start=start, end=end, now=now or started, settings=get_settings())
+    ctx = SweepContext(start=start, end=end, now=now or started, settings=get_settings(), billing=billing)
     results = run_checks(chosen, ctx)
     report = {
         "id": sweep_id,
         "object": "sweep",
         "trigger": trigger,
         "actor": actor,
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "window": {"from": start.isoformat(), "to": end.isoformat()},
+        "started_at": iso(started),
+        "finished_at": iso(datetime.now(UTC)),
+        "window": {"from": start.isoformat(), "to": end.isoformat()},  # as the caller gave it
         "checks": [r.as_dict() for r in results],
         "found": sum(r.found for r in results),
         "repaired": sum(r.repaired for r in results),

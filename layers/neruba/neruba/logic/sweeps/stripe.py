@@ -57,7 +57,7 @@ def _check_event(
     ctx: SweepContext, ops: Any, event: dict[str, Any], result: CheckResult, details: dict[str, Any]
 ) -> None:
     from neruba.dal import queue
-    from neruba.dal.locks import parse_ts
+    from neruba.timefmt import parse_ts
 
     since = event.get("updated_at") or event.get("received_at")
     if since and parse_ts(str(since)) > ctx.now - STALE:

@@ -38,6 +38,7 @@ from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.domain.usage import combine
 from neruba.logic.ingest.cells import CellEvent, count_cell
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
+from neruba.timefmt import iso
 
 SETTLE = timedelta(minutes=15)
 
@@ -252,7 +253,7 @@ def _recompute(
         "events": stored_n,
         "quantity": jsonutil.number_text(combine(meter.aggregation, [stored or {}])),
     }
-    truth.update({"updated_at": datetime.now(UTC).isoformat(), "repaired": True})
+    truth.update({"updated_at": iso(datetime.now(UTC)), "repaired": True})
     if stored and stored.get("late_n"):
         truth["late_n"] = stored["late_n"]
     if usage.replace_aggregate(ref, truth, expected=(stored or {}).get("base"), folded=folded):

@@ -10,9 +10,9 @@ import pytest
 
 from neruba.dal.invoices import InvoiceConflictError, can_transition
 from neruba.domain.payments import PaymentRecord
-from neruba.logic.stripe import default_ports as stripe_default_ports
+from neruba.logic.stripe import ledger_effects as ledger_effects
 from neruba.logic.stripe.checks import PaymentPlan
-from neruba.logic.stripe.default_ports import LedgerEffects
+from neruba.logic.stripe.ledger_effects import LedgerEffects
 
 AT = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -56,21 +56,19 @@ class FakeLedger:
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     seen: list[tuple[str, dict[str, Any]]] = []
     for name in ("record_refund", "record_dispute"):
-        monkeypatch.setattr(
-            stripe_default_ports.ledger, name, lambda repo, _n=name, **kw: seen.append((_n, kw))
-        )
+        monkeypatch.setattr(ledger_effects.ledger, name, lambda repo, _n=name, **kw: seen.append((_n, kw)))
     # the payment each refund or dispute takes back from (rules tested on moto in the Stripe tests)
     paid = PaymentRecord("acme", "ch_1", "in_1", "USD", paid_minor=10_000)
     monkeypatch.setattr(LedgerEffects, "_payment", lambda self, action, **kw: paid)
     monkeypatch.setattr(
-        stripe_default_ports, "DisputesRepository", lambda table: type("No", (), {"get": lambda s, i: None})()
+        ledger_effects, "DisputesRepository", lambda table: type("No", (), {"get": lambda s, i: None})()
     )
 
     def record_payment(repo: Any, **kw: Any) -> None:  # the posting's transaction carries the invoice update
         seen.append(("record_payment", {k: v for k, v in kw.items() if k != "extra_items"}))
         current_invoices[0].transact(kw["extra_items"])
 
-    monkeypatch.setattr(stripe_default_ports.ledger, "record_payment", record_payment)
+    monkeypatch.setattr(ledger_effects.ledger, "record_payment", record_payment)
     return seen
 
 

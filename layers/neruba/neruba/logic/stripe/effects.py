@@ -2,19 +2,15 @@
 
 ``StripeEffects`` is what a verified Stripe event *does* to our books and invoices (ledger postings,
 invoice status). ``InvoiceSource`` is what sync-out reads and records about one invoice. Both are
-protocols so the processing code never imports the ledger or invoice modules directly; the default
-implementations (``neruba.logic.stripe.default_ports``, loaded on first use) post through
-``neruba.logic.ledger.postings`` and move invoices through ``neruba.dal.invoices``; unit tests may pass
-in-memory implementations.
+protocols so the processing code never imports the ledger or invoice modules directly; the implementations
+on the real tables (``neruba.logic.stripe.ledger_effects``) post through ``neruba.logic.ledger.postings``
+and move invoices through ``neruba.dal.invoices``. ``neruba.bootstrap`` builds them (and the processor that
+takes them in its constructor); tests may pass in-memory implementations.
 
 Every effect takes an ``idempotency_key`` derived from the Stripe object it books (``stripe:payment:{charge
 or payment intent}``, ``stripe:refund:{refund}``, ``stripe:dispute:{dispute}:{created|won|lost}``): calling
 an effect twice with the same key changes nothing the second time, whichever event carried it. That is
 what makes queue redeliveries, duplicate events and operator replays safe.
-
-Example:
-    >>> from neruba.logic.stripe import ports as stripe_ports
-    >>> stripe_ports.configure(effects=None, invoices=None)  # back to the default factories
 """
 
 from __future__ import annotations
@@ -158,37 +154,3 @@ class InvoiceSource(Protocol):
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The catalog customer (``name``, ``email``, ``stripe_customer_id``), or None."""
         ...
-
-
-_effects: StripeEffects | None = None
-_invoices: InvoiceSource | None = None
-
-
-def configure(*, effects: StripeEffects | None, invoices: InvoiceSource | None) -> None:
-    """Use these implementations (tests, the local stack); None restores the default factory."""
-    global _effects, _invoices
-    _effects, _invoices = effects, invoices
-
-
-def effects() -> StripeEffects:
-    """The configured effects, else the default ones built on the ledger and invoices modules."""
-    return _effects if _effects is not None else default_effects()
-
-
-def invoices() -> InvoiceSource:
-    """The configured invoice source, else the default one built on the invoices repository."""
-    return _invoices if _invoices is not None else default_invoice_source()
-
-
-def default_effects() -> StripeEffects:
-    """Effects backed by ``neruba.logic.ledger.postings`` and ``neruba.dal.invoices``."""
-    from neruba.logic.stripe.default_ports import LedgerEffects
-
-    return LedgerEffects()
-
-
-def default_invoice_source() -> InvoiceSource:
-    """Invoice source backed by ``neruba.dal.invoices.InvoicesRepository`` and the catalog."""
-    from neruba.logic.stripe.default_ports import RepositoryInvoiceSource
-
-    return RepositoryInvoiceSource()

@@ -1,4 +1,4 @@
-"""The Stripe ports on the real ledger, invoices and catalog.
+"""The Stripe effects and invoice source on the real ledger, invoices and catalog.
 
 * ``LedgerEffects`` posts through ``neruba.logic.ledger.postings`` (``record_payment``, ``record_refund``,
   ``record_dispute``) into the ledger table and moves invoices through
@@ -34,7 +34,7 @@ from neruba.dal.stripe_events import RefundLevels
 from neruba.domain.payments import PaymentRecord
 from neruba.logic.ledger import postings as ledger
 from neruba.logic.ledger.payments import PaymentTargetError, resolve_payment
-from neruba.logic.stripe.ports import DisputeResult, EffectConflictError, EffectRefusedError, EffectResult
+from neruba.logic.stripe.effects import DisputeResult, EffectConflictError, EffectRefusedError, EffectResult
 
 if TYPE_CHECKING:
     from neruba.logic.stripe.checks import PaymentPlan

@@ -1,0 +1,178 @@
+"""The billing context: what billing code works with, and the collaborators it calls.
+
+Billing owns windows, invoices and their one transaction; it does not price usage or build ledger entries.
+:class:`Billing` holds the repositories and calls, through four methods, the capabilities that do:
+
+- :meth:`Billing.rate_window` / :meth:`Billing.rate_opening`: ``neruba.logic.pricing.rating`` on the
+  stored aggregates (a ``domain.pricing.RatedWindow``);
+- :meth:`Billing.apply_credits`: the usable grants applied to the chargeable lines
+  (``domain.credits.allocate``) and the actions that consume them (:func:`credits_for`);
+- :meth:`Billing.invoice_posting_items`: the actions of the invoice's ledger posting (:func:`posting_for`),
+  guarded by the posting's idempotency key;
+- ``add_interval``: ``domain.periods.add_interval`` (tests pass daily windows);
+- ``auto_top_up``: whether a window that consumed credit runs the auto top-up check
+  (``logic.billing.top_up``).
+
+``neruba.bootstrap.billing()`` builds the context of a process from the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from neruba.domain.periods import add_interval as _add_interval
+
+if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for what it calls
+    from neruba.dal.billing import BillingRepository
+    from neruba.dal.invoices import InvoicesRepository
+    from neruba.dal.ledger import LedgerRepository
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.credits import CreditApplication, Line
+    from neruba.domain.ledger import Posting
+    from neruba.domain.pricing import RatedWindow
+
+
+@dataclass(frozen=True, slots=True)
+class CreditsResult:
+    """Applied credits and the grant-consumption actions to commit with the invoice."""
+
+    applications: list[CreditApplication] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PostingRequest:
+    """What the ledger posting of an invoice (or of a revision of a draft) is built from.
+
+    ``revision`` is 0 for the invoice itself; a draft recomputed later posts the *difference* as revision
+    1, 2, ... (``subtotal_minor`` may then be negative, ``applications`` empty).
+    """
+
+    customer_id: str
+    invoice_id: str
+    currency: str
+    subtotal_minor: int
+    applications: list[CreditApplication]
+    at: datetime
+    revision: int = 0
+
+    @property
+    def posting_key(self) -> str:
+        """The ledger idempotency key: ``invoice:{invoice_id}`` (the key
+        ``logic.ledger.postings.invoice_posting`` gives an invoice), then ``invoice:{invoice_id}:rev{n}``
+        for the revisions of a draft."""
+        base = f"invoice:{self.invoice_id}"
+        return base if self.revision == 0 else f"{base}:rev{self.revision}"
+
+
+@dataclass
+class Billing:
+    """What billing code works with: repositories, the pricing/credits/ledger calls, the grace period."""
+
+    billing: BillingRepository
+    invoices: InvoicesRepository
+    plans: PlansRepository
+    usage: UsageRepository
+    ledger: LedgerRepository
+    grace: timedelta = timedelta(hours=1)
+    ops_table: str = ""
+    billing_queue_url: str = ""
+    sync_queue_url: str = ""
+    catalog_table: str = ""
+    add_interval: Callable[[datetime, str, int], datetime] = _add_interval
+    auto_top_up: bool = True
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription document (``PlansRepository.subscription``)."""
+        return self.plans.subscription(subscription_id)
+
+    def rate_window(self, subscription: dict[str, Any], start: datetime, end: datetime) -> RatedWindow:
+        """The usage window [start, end) priced from the stored aggregates."""
+        from neruba.logic.pricing import rating
+
+        return rating.rate_window(self.plans, self.usage, subscription, start, end)
+
+    def rate_opening(self, subscription: dict[str, Any], start: datetime, end: datetime) -> RatedWindow:
+        """The advance fee of the first period (the opening window has no usage of its own)."""
+        from neruba.logic.pricing import rating
+
+        return rating.rate_opening(self.plans, subscription)
+
+    def apply_credits(
+        self, customer_id: str, currency: str, lines: Sequence[Line], at: datetime
+    ) -> CreditsResult:
+        """Credit applications for the chargeable ``lines`` and the actions consuming the grants."""
+        return credits_for(self.ledger, customer_id, currency, lines, at)
+
+    def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
+        """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when
+        nothing moves."""
+        posting = posting_for(request)
+        return self.ledger.posting_items(posting) if posting is not None else []
+
+
+def credits_for(
+    ledger: LedgerRepository, customer_id: str, currency: str, lines: Sequence[Line], at: datetime
+) -> CreditsResult:
+    """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements.
+
+    Example:
+        >>> lines = [Line("l1", None, 500)]
+        >>> credits_for(LedgerRepository(table), "acme", "USD", lines, now).applications  # doctest: +SKIP
+        [CreditApplication(grant_id='cg_1', line_id='l1', amount_minor=500, kind='promotional')]
+    """
+    from neruba.domain.credits import allocate
+
+    payable = [line for line in lines if line.amount_minor > 0]
+    if not payable:
+        return CreditsResult()
+    grants = ledger.grants(customer_id, currency, at)
+    applications = allocate(grants, payable, at) if grants else []
+    if not applications:
+        return CreditsResult()
+    return CreditsResult(list(applications), ledger.grant_consumption_items(applications, at=at))
+
+
+def posting_for(request: PostingRequest) -> Posting | None:
+    """The ledger posting of an invoice (revision 0) or of a draft's revision; None when nothing moves.
+
+    - a positive amount: ``logic.ledger.postings.invoice_posting`` (revenue, credits applied, receivable);
+    - zero: nothing (``invoice_posting`` refuses it; billing never applies credit to a zero subtotal);
+    - a negative amount (a draft revised lower, or adjustments outweighing the charges): a separate
+      reduction posting (``logic.ledger.postings.invoice_reduction_posting``), never an edit of the first one.
+
+    The key is ``request.posting_key`` (``invoice:{invoice_id}``, then ``invoice:{invoice_id}:rev{n}``),
+    so every attempt of the same invoice or revision is cancelled by the same guard.
+
+    Example:
+        >>> posting_for(PostingRequest("acme", "in_1", "USD", 0, [], now)) is None  # doctest: +SKIP
+        True
+    """
+    from neruba.logic.ledger.postings import invoice_posting, invoice_reduction_posting
+
+    if request.subtotal_minor > 0:
+        return invoice_posting(
+            request.customer_id,
+            request.invoice_id,
+            request.currency,
+            request.subtotal_minor,
+            list(request.applications),
+            request.at,
+            idempotency_key=request.posting_key,
+        )
+    if request.applications:
+        raise ValueError("credits are applied only to an invoice with a positive subtotal")
+    if request.subtotal_minor == 0:
+        return None
+    return invoice_reduction_posting(
+        request.customer_id,
+        request.invoice_id,
+        request.currency,
+        -request.subtotal_minor,
+        request.at,
+        idempotency_key=request.posting_key,
+    )

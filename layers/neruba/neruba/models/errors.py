@@ -1,0 +1,168 @@
+"""The one error shape, as a documented model (``neruba.errors`` builds it; this module describes it).
+
+Every 4xx/5xx answer of the API, whichever layer refuses the request (API Gateway's authorizer, the body
+checks, a route), is an :class:`ErrorResponse`. ``ERROR_CODES`` is the list of ``code`` values a client can
+meet, each with what it means; the OpenAPI document and docs/api-errors.md show it.
+
+Example:
+    >>> body = {"error": {"type": "invalid_request_error", "code": "customer_not_found",
+    ...                   "message": "No customer 'acme'.", "param": "customer_id", "request_id": "r1"}}
+    >>> ErrorResponse.model_validate(body).error.code
+    'customer_not_found'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ERROR_CODES: dict[str, str] = {
+    # the request as a whole
+    "invalid_json": "The body is not valid JSON.",
+    "duplicate_key": "The body names a key twice in one object.",
+    "invalid_body": "The body is not UTF-8 text (or not valid base64).",
+    "validation_error": "A parameter or the body does not match the schema; details name each field.",
+    "unsupported_media_type": "The body is declared as another media type than JSON.",
+    "payload_too_large": "The body is over the size limit.",
+    "route_not_found": "No route has this path.",
+    "method_not_allowed": "The path exists with other methods (listed in the Allow header).",
+    "invalid_cursor": "starting_after is not a cursor this list returned.",
+    "invalid_time_range": "from/to are missing, reversed or malformed.",
+    "time_range_too_long": "from/to span more than the route allows.",
+    "range_too_long": "The range spans more than the route allows.",
+    "invalid_range": "The range is not valid for this read.",
+    "invalid_group_by": "group_by is not a property this meter can group by.",
+    # keys and scopes
+    "unauthorized": "No API key, or an unknown or revoked one.",
+    "insufficient_scope": "The key lacks the scope the route needs.",
+    # idempotency
+    "idempotency_conflict": "The Idempotency-Key was used for another request.",
+    "idempotency_key_required": "This route needs an Idempotency-Key header.",
+    # events
+    "all_events_rejected": "Every event of the batch was rejected; details hold one error per event.",
+    "invalid_event": "An event breaks a rule (per-event code in details).",
+    "missing_field": "A required field is missing.",
+    "event_not_found": "No event with this transaction_id for this customer.",
+    # catalog
+    "customer_not_found": "No customer with this external id.",
+    "customer_exists": "A customer with this external id exists.",
+    "customer_conflict": "The customer changed meanwhile; read it and retry.",
+    "meter_not_found": "No meter with this code.",
+    "meter_exists": "A meter with this code exists.",
+    "plan_not_found": "No plan (or plan version) with this code.",
+    "plan_exists": "A plan with this code exists.",
+    "incompatible_plan": "The plan version cannot replace the current one.",
+    "currency_mismatch": "The currencies of customer, plan or amount differ.",
+    "pricing_error": "The prices do not form a valid price list.",
+    "invalid_trial": "The trial settings are not valid.",
+    "subscription_not_found": "No subscription with this id.",
+    "subscription_overlap": "Another subscription already charges the meter or plan then (see details).",
+    "subscription_conflict": "The subscription changed meanwhile; read it and retry.",
+    "subscription_canceled": "A canceled subscription accepts no changes.",
+    "subscription_not_started": "The subscription has not started at that time.",
+    "invalid_change_time": "The change time is outside the subscription.",
+    # invoices and billing runs
+    "invoice_not_found": "No invoice with this id.",
+    "invoice_not_rated": "The invoice has no rating to explain yet.",
+    "invoice_not_paid": "The invoice is not paid.",
+    "invoice_void": "The invoice is void.",
+    "invoice_conflict": "The invoice changed meanwhile; retry.",
+    "billing_run_not_found": "No billing run with this id.",
+    "billing_run_locked": "Another billing run holds the lock.",
+    "invalid_run_time": "The run's as-of time is in the future or malformed.",
+    # ledger
+    "credit_grant_not_found": "No credit grant with this id.",
+    "credit_grant_not_active": "The grant is voided or expired.",
+    "credit_grant_empty": "The grant has nothing left to void.",
+    "credit_grant_changed": "The grant changed meanwhile; retry.",
+    "grant_expired": "The grant's expiry is not after its start.",
+    "cash_would_go_negative": "The operation would take the cash balance below zero.",
+    "adjustment_direction_invalid": "The adjustment's direction does not fit its reason.",
+    "ledger_conflict": "The balance changed meanwhile; retry with the same Idempotency-Key.",
+    "payment_not_found": "No payment with this id.",
+    "payment_id_required": "This refund needs a payment id.",
+    "payment_invoice_mismatch": "The payment does not belong to the invoice.",
+    "payment_required": "The operation needs a recorded payment.",
+    "dispute_not_found": "No dispute with this id.",
+    "dispute_closed": "The dispute is already closed.",
+    # operations
+    "sweep_not_found": "No sweep with this id.",
+    "unknown_check": "A named sweep check does not exist.",
+    "invalid_window": "from must be before to.",
+    "window_too_large": "The sweep window is longer than the API allows.",
+    "stripe_event_not_found": "No stored Stripe event with this id.",
+    "invalid_event_id": "The Stripe event id is malformed.",
+    "invalid_signature": "The Stripe-Signature header is missing or does not match.",
+    "invalid_payload": "The signed body is not a Stripe event.",
+    "stripe_not_configured": "Stripe is not configured.",
+    # the service
+    "not_found": "The resource does not exist.",
+    "conflict": "The request conflicts with the current state.",
+    "not_ready": "A dependency or the configuration is not ready.",
+    "unavailable": "Storage is unavailable; retry later.",
+    "temporarily_unavailable": "The service is busy; retry later.",
+    "internal_error": "Something went wrong on our side (reported with the request id).",
+}
+
+ErrorType = Literal[
+    "invalid_request_error", "authentication_error", "permission_error", "api_error", "idempotency_error"
+]
+
+
+class ErrorDetail(BaseModel):
+    """One problem among several: a field of the body, an event of a batch, a failed check (``code``,
+    ``message``, ``param``), or what the request collides with (``subscription_overlap`` names the
+    subscription already charging the meter or plan, and when)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str | None = Field(
+        default=None, description="Machine-readable code of this problem.", examples=["missing_field"]
+    )
+    message: str | None = Field(
+        default=None, description="What is wrong, in words.", examples=["events[0].code is required."]
+    )
+    param: str | None = Field(
+        default=None, description="The field at fault, as a path.", examples=["events[0].code"]
+    )
+
+
+class ErrorObject(BaseModel):
+    """What went wrong: ``code`` is stable and machine-readable, ``message`` is for people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ErrorType = Field(description="The family of the error.")
+    code: str = Field(
+        description="Machine-readable and stable. Known codes:\n"
+        + "\n".join(f"- `{code}`: {meaning}" for code, meaning in ERROR_CODES.items()),
+        examples=["customer_not_found"],
+    )
+    message: str = Field(description="For people; may change.", examples=["No customer 'acme'."])
+    param: str | None = Field(default=None, description="The input at fault, when there is one.")
+    details: list[ErrorDetail] | None = Field(default=None, description="Per-item problems, when several.")
+    request_id: str | None = Field(description="Quote it to support.", examples=["c0ffee00-1d2b-4a7e-9f00"])
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx/5xx answer."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "customer_not_found",
+                        "message": "No customer 'acme'.",
+                        "param": "customer_id",
+                        "request_id": "c0ffee00-1d2b-4a7e-9f00-5e1a7c3b2d10",
+                    }
+                }
+            ]
+        },
+    )
+
+    error: ErrorObject

@@ -1,0 +1,251 @@
+"""The oracle's corrections after the end (a mixin of tests.oracle.machine.Oracle).
+
+docs/billing.md, "Corrections after the end": once a subscription's billing has ended (its final window
+billed), a difference found on one of its finalized invoices (a rerun, or the ``corrections`` sweep check
+for late events) is billed at once on a correction invoice (or credit note) of its own, never left for a
+next invoice. The model's measure: for each finalized window of an ended subscription, what was billed for
+it (its own lines plus every adjustment line, on any invoice, referencing it) is, line by line, what the
+model prices now; a correction document carries exactly the difference, and a second rerun or sweep issues
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from tests.oracle import harness as h
+from tests.oracle.model import METERS, Subscription, parse_time, rate_window
+
+CORRECTIONS = ("correction", "credit_note")
+SETTLED = ("finalized", "paid", "payment_failed")
+LATE_VALUES = {  # a countable value per meter, chosen to change what the window bills
+    "calls": {},
+    "tokens": {"tokens": 700, "model": "a"},
+    "peak_gb": {"gb": 10**6},
+    "seats": {"user": "late"},
+    "level": {"lvl": 123},
+}
+
+
+class Books:
+    """A customer's invoices as the API lists them, and what was billed for each window."""
+
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.docs = {d["id"]: d for d in docs}
+        self.billed: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for doc in docs:
+            for line in doc["lines"]:
+                amount = int(line["amount_minor"])
+                if line["kind"] == "adjustment":
+                    ref = line.get("references") or {}
+                    self.billed[ref.get("invoice_id", "?")][ref.get("line_id", "?")] += amount
+                else:
+                    self.billed[doc["id"]][line["line_id"]] += amount
+
+    def of(self, invoice_id: str) -> dict[str, int]:
+        return {k: v for k, v in self.billed[invoice_id].items() if v}
+
+    def corrections(self) -> set[str]:
+        return {i for i, d in self.docs.items() if d.get("kind") in CORRECTIONS}
+
+
+class CorrectionRules:
+    """Rules and checks of corrections after a subscription's end (mixed into the Oracle)."""
+
+    # provided by the Oracle
+    api: h.Api
+    w: Any
+
+    def _step(self, name: str) -> None: ...  # pragma: no cover - the Oracle's
+
+    def _check(self, name: str, ok: bool, message: str) -> None: ...  # pragma: no cover - the Oracle's
+
+    def _books(self, customer: str) -> Books:
+        answer = self.api("GET", "/v1/invoices", query={"customer_id": customer, "limit": "100"})
+        self._check("valid_input", answer.status == 200, f"invoices answered {answer.status}")
+        return Books(answer.body["data"])
+
+    def _billing_ended(self, sub: Subscription, books: Books) -> bool:
+        """The final window of a subscription that ends is billed (its billing state ended)."""
+        if sub.live():
+            return False
+        kind, start, _, _ = sub.windows()[-1]
+        return any(
+            d.get("subscription_id") == sub.id
+            and d.get("kind") == kind
+            and parse_time(d["period_start"]) == start
+            for d in books.docs.values()
+        )
+
+    def _in_scope(self, books: Books, only: set[str] | None = None) -> dict[str, dict[str, int]]:
+        """The model's lines of every settled window of an ended subscription (``only`` those ids), where the
+        model is unambiguous."""
+        found = {}
+        for invoice_id, doc in books.docs.items():
+            if only is not None and invoice_id not in only:
+                continue
+            sub = self.w.subs.get(doc.get("subscription_id"))
+            if sub is None or doc.get("kind") not in ("opening", "usage") or doc["status"] not in SETTLED:
+                continue
+            if only is None and doc["kind"] != "usage":
+                continue  # the sweep re-rates usage windows
+            if not self._billing_ended(sub, books):
+                continue
+            expected = rate_window(sub, self.w.usage, METERS, doc["kind"], parse_time(doc["period_start"]))
+            if expected is not None:
+                found[invoice_id] = expected
+        return found
+
+    def _settled(self, customer: str, before: Books, scope: set[str] | None, issued_by: str) -> Books:
+        """After a rerun (of the ids in ``scope``) or a sweep (``scope`` None): every window in scope bills
+        what the model prices, each difference on exactly one new correction document carrying it."""
+        after = self._books(customer)
+        expected = self._in_scope(after, scope)
+        new = sorted(after.corrections() - before.corrections())
+        owed = {i: _minus(lines, before.of(i)) for i, lines in expected.items()}
+        owed = {i: d for i, d in owed.items() if d}
+        STATS_ADD(f"corrections_owed_{issued_by.split()[0]}", len(owed))
+        for invoice_id, lines in sorted(expected.items()):
+            STATS_ADD("corrections_compared")
+            self._check(
+                "corrections_settle",
+                after.of(invoice_id) == lines,
+                f"{customer}: after {issued_by}, {invoice_id} bills {after.of(invoice_id)}; the model "
+                f"prices {lines}",
+            )
+        by_original: dict[str, list[str]] = defaultdict(list)
+        for doc_id in new:
+            doc = after.docs[doc_id]
+            refs = {(line.get("references") or {}).get("invoice_id") for line in doc["lines"]}
+            self._check("one_original", len(refs) == 1, f"{doc_id} corrects {refs}")
+            by_original[next(iter(refs))].append(doc_id)
+            total = sum(int(line["amount_minor"]) for line in doc["lines"])
+            kind = "correction" if total > 0 else "credit_note" if total < 0 else doc["kind"]
+            self._check(
+                "correction_document",
+                int(doc["total_minor"]) == total and doc["kind"] == kind and doc["status"] in SETTLED,
+                f"{doc_id}: {doc['kind']} {doc['status']} total {doc['total_minor']}, lines sum to {total}",
+            )
+        for invoice_id in set(owed) | set(by_original):
+            if invoice_id not in expected:
+                continue
+            docs = by_original.get(invoice_id, [])
+            # a difference in quantity alone (a line priced 0) is recorded too, on a document of 0
+            # (docs/billing.md, "Late events after finalization"); never two, one whenever an amount differs
+            self._check(
+                "one_correction",
+                len(docs) <= 1 and (len(docs) == 1 or invoice_id not in owed),
+                f"{customer}: {issued_by} of {invoice_id} issued {[after.docs[d] for d in docs]}; the "
+                f"model owes {owed.get(invoice_id)}; billed before {before.of(invoice_id)}, the model "
+                f"{expected[invoice_id]}",
+            )
+            carried = _minus(after.of(invoice_id), before.of(invoice_id))
+            self._check(
+                "correction_amount",
+                carried == owed.get(invoice_id, {}),
+                f"{docs} carry {carried} for {invoice_id}; the model's difference {owed.get(invoice_id)}",
+            )
+        STATS_ADD("correction_documents", len(new))
+        return after
+
+    # ------------------------------------------------------------ rules
+    def _can_end(self) -> bool:
+        """A live subscription to end, and room on the clock to bill and finalize its final window."""
+        from tests.oracle.machine import MAX_AHEAD
+
+        room = self.w.clock + timedelta(hours=4) <= self.w.now0 + MAX_AHEAD
+        return room and bool(self._changeable())  # type: ignore[attr-defined]
+
+    @precondition(lambda self: self._can_end())
+    @rule(
+        data=st.data(),
+        via=st.sampled_from(["rerun", "sweep", "both"]),
+        late=st.sampled_from([2, 8]),
+    )
+    def end_then_correct(self, data: st.DataObject, via: str, late: int) -> None:
+        """Cancel now, bill the final window and finalize it, then late usage lands in it; a rerun of it
+        and/or the corrections sweep bill the difference once (twice run: nothing more)."""
+        self._step("end_then_correct")
+        STATS_ADD(f"end_then_correct_{via}")
+        ended = {s.id for s in self.w.subs.values() if s.ended_at is not None}
+        self.cancel(data, False)  # type: ignore[attr-defined]
+        (sub,) = [s for s in self.w.subs.values() if s.ended_at is not None and s.id not in ended]
+        self.bill(timedelta(hours=2), False)  # type: ignore[attr-defined]
+        self.bill(timedelta(hours=2), False)  # type: ignore[attr-defined]
+        books = self._books(sub.customer)
+        kind, start, end, _ = sub.windows()[-1]
+        (final,) = [
+            d
+            for d in books.docs.values()
+            if d.get("subscription_id") == sub.id
+            and d["kind"] == kind
+            and parse_time(d["period_start"]) == start
+        ]
+        self._check("final_window_finalized", final["status"] == "finalized", f"final window {final}")
+        # late usage for the closed window: a countable event of a meter its plan charges
+        now = datetime.now(UTC)
+        earliest = max(start, sub.start, now - timedelta(days=34))
+        meters = sorted(m for m in sub.phases[-1].version.meters() if m in self.w.meters)
+        batch = []
+        for _ in range(late):
+            meter = data.draw(st.sampled_from(meters))
+            back = data.draw(
+                st.sampled_from([timedelta(seconds=1), timedelta(minutes=10), timedelta(hours=5)])
+            )
+            at = max(earliest, min(end, now) - back)
+            batch.append(
+                {
+                    "transaction_id": self.w.money.next_id("late"),
+                    "customer_id": sub.customer,
+                    "code": meter,
+                    "timestamp": at.isoformat(),
+                    "properties": dict(LATE_VALUES[meter]),
+                }
+            )
+        self._send(batch, None)  # type: ignore[attr-defined]
+        for attempt in range(2):  # the second sweep or rerun finds nothing left to bill
+            if via in ("sweep", "both"):
+                self.sweep()  # type: ignore[attr-defined]
+            if via in ("rerun", "both"):
+                self._rerun_after_end(sub.customer, final["id"], attempt)
+
+    def _rerun_after_end(self, customer: str, invoice_id: str, attempt: int) -> None:
+        before = self._books(customer)
+        answer = self.api(
+            "POST",
+            f"/admin/invoices/{invoice_id}/rerun",
+            {"reason": "late usage after the end"},
+            headers={"Idempotency-Key": f"late-rr{self.api.calls}"},
+        )
+        self._check("valid_input", answer.status == 200, f"rerun answered {answer.status} {answer.body}")
+        after = self._settled(customer, before, {invoice_id}, f"rerun {attempt + 1}")
+        new = after.corrections() - before.corrections()
+        action = answer.body.get("action")
+        self._check(
+            "rerun_answer",
+            (action == "correction_invoiced") == bool(new) and (bool(new) or action == "unchanged"),
+            f"rerun of {invoice_id} answered {action} {answer.body.get('correction')}; new documents {new}",
+        )
+        if new:
+            (doc_id,) = new
+            correction = answer.body.get("correction") or {}
+            self._check(
+                "rerun_answer",
+                correction.get("invoice_id") == doc_id
+                and int(correction.get("amount_minor", 0)) == int(after.docs[doc_id]["total_minor"]),
+                f"rerun answered {correction}, issued {after.docs[doc_id]['id']}",
+            )
+
+
+def _minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    keys = set(a) | set(b)
+    return {k: a.get(k, 0) - b.get(k, 0) for k in sorted(keys) if a.get(k, 0) != b.get(k, 0)}
+
+
+def STATS_ADD(key: str, n: int = 1) -> None:
+    h.STATS[key] += n

@@ -1,0 +1,88 @@
+"""Every API answer a test receives is checked against the OpenAPI document the code generates.
+
+``check_answer`` finds the documented operation of a request (method and path template), and fails when
+the status is not one the operation documents or the body does not match that status's schema. A request
+no operation serves (404 route_not_found, 405) must answer the one error shape. The document is built
+once per process from the routes (``neruba openapi``), so a route and its reference cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+UNDOCUMENTED = {"/docs", "/openapi.json"}  # the reference itself (served only where docs are enabled)
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    from neruba_tools.cli import openapi_text
+
+    return json.loads(openapi_text())  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _templates() -> list[tuple[re.Pattern[str], str]]:
+    paths = document()["paths"]
+    found = [(re.compile("^" + re.sub(r"\{\w+\}", "[^/]+", p) + "$"), p) for p in paths]
+    return sorted(found, key=lambda item: item[1].count("{"))  # literal segments win over parameters
+
+
+def operation_of(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
+    """(path template, operation) of the documented operation serving ``method path``."""
+    for pattern, template in _templates():
+        if pattern.match(path):
+            operation = document()["paths"][template].get(method.lower())
+            if operation is not None:
+                return template, operation
+    return None
+
+
+@functools.cache
+def _validator(ref: str) -> Draft202012Validator:
+    return Draft202012Validator({"$ref": ref, "components": document()["components"]})
+
+
+def _schema_problems(schema: dict[str, Any], body: Any) -> list[str]:
+    if "$ref" in schema:
+        validator = _validator(schema["$ref"])
+    else:
+        validator = Draft202012Validator({**schema, "components": document()["components"]})
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message[:300]}"
+        for e in validator.iter_errors(body)
+    ]
+
+
+def answer_problems(method: str, path: str, status: int, body: Any) -> list[str]:
+    """What is wrong with an answer, measured against the document (empty when it conforms)."""
+    found = operation_of(method, path)
+    if found is None and path in UNDOCUMENTED:
+        return []
+    if found is None:
+        if status < 400:
+            return [f"{method} {path} answered {status} but no operation documents it"]
+        return _schema_problems({"$ref": "#/components/schemas/ErrorResponse"}, body)
+    template, operation = found
+    return operation_problems(f"{method} {template}", operation, status, body)
+
+
+def operation_problems(label: str, operation: dict[str, Any], status: int, body: Any) -> list[str]:
+    """What is wrong with an answer of ``operation`` (an operation object of the document)."""
+    response = operation["responses"].get(str(status))
+    if response is None:
+        return [f"{label}: status {status} is not documented ({sorted(operation['responses'])})"]
+    schema = ((response.get("content") or {}).get("application/json") or {}).get("schema")
+    if schema is None:
+        return [f"{label}: status {status} documents no JSON body"]
+    return [f"{label} {status}: {p}" for p in _schema_problems(schema, body)]
+
+
+def check_answer(method: str, path: str, status: int, body: Any) -> None:
+    """Fail (AssertionError) when the answer is not one the document describes."""
+    problems = answer_problems(method, path, status, body)
+    assert not problems, "the answer does not match docs/openapi.json:\n" + "\n".join(problems[:10])

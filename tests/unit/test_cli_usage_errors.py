@@ -1,0 +1,77 @@
+"""What the operator types wrong gets one readable line and exit code 2, in a shell that has nothing but a
+PATH and a HOME (no region, no credentials, no ``NERUBA_*`` settings)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/nonexistent",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "neruba"), str(ROOT / "infra")]),
+        **extra_env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "neruba_tools.cli", *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _one_line_usage_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    last = lines[-1]
+    for word in words:
+        assert word in last, (word, result.stderr)
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["migrate", "--list"], ["dlq", "list"]])
+def test_aws_region_alone_is_enough_to_reach_aws(command: list[str]) -> None:
+    # GIVEN only AWS_REGION (as docs/deploy.md exports it), no credentials
+    result = _cli(*command, "--stack", "neruba-dev", AWS_REGION="us-east-1")
+    # THEN the region is resolved: what stops it is the missing credentials, not the region
+    assert "NoRegionError" not in result.stderr and "specify a region" not in result.stderr, result.stderr
+    assert "credentials" in result.stderr.lower(), result.stderr
+
+
+def test_no_region_at_all_says_which_variable_to_set() -> None:
+    result = _cli("keys", "list", "--stack", "neruba-dev")
+    _one_line_usage_error(result, "AWS_REGION")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["keys", "rotate", "4f9c2a1b7d3e", "--overlap", "99999999d"], ["--overlap", "at most"]),
+        (["sweep", "--from", "garbage", "--to", "x"], ["--from", "ISO"]),
+        (["sweep", "--from", "2026-01-01T00:00:00Z", "--to", "nope"], ["--to", "ISO"]),
+        (["dlq", "redrive", "IngestDLQ", "--max", "-1"], ["--max", ">= 1"]),
+        (["dlq", "redrive", "IngestDLQ", "--mover", "--max", "0"], ["--max", ">= 1"]),
+        (["dlq", "redrive", "IngestDLQ", "--rate", "0"], ["--rate", "1", "500"]),
+        (["dlq", "redrive", "IngestDLQ", "--rate", "501"], ["--rate", "1", "500"]),
+        (["dlq", "show", "IngestDLQ", "--max", "0"], ["--max", ">= 1"]),
+        (["keys", "list", "--endpoint-url", "notaurl"], ["--endpoint-url", "notaurl"]),
+        (["dlq", "list", "--endpoint-url", "ftp://127.0.0.1:1"], ["--endpoint-url", "http"]),
+        (["smoke", "--endpoint-url", "http://127.0.0.1:1", "--api-key", "k"], ["--base-url"]),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
+    _one_line_usage_error(_cli(*args), *words)
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["smoke", "--api-key", "k"]])
+def test_every_operating_command_takes_stack(command: list[str]) -> None:
+    # the README says each command takes --stack NAME: it is understood (and reaches AWS for the names)
+    result = _cli(*command, "--stack", "neruba-dev", AWS_REGION="us-east-1")
+    assert "unrecognized arguments" not in result.stderr, result.stderr
+    assert "credentials" in result.stderr.lower(), result.stderr
