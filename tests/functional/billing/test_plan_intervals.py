@@ -11,31 +11,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.functional.billing import test_lifecycle_money as money
 from tests.functional.billing.conftest import World, assert_books_agree
 from tests.functional.billing.helpers import schedule, work
-from tests.functional.billing.test_lifecycle_money import (  # noqa: F401 - fixtures of these tests
+from tests.functional.billing.test_lifecycle_money import (
     HOUR,
     Api,
-    admin,
     amounts,
     bill,
-    billing,
     cancel_now,
     invoices_of,
     prorated,
-    reader,
     subscribe,
     ts,
     usage,
 )
 
+admin, reader, billing = money.admin, money.reader, money.billing  # the same stack as those tests
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
 
 def publish(admin: Api, code: str, interval: str, **body: Any) -> dict[str, Any]:
-    plan = {"code": code, "name": code.title(), "currency": "USD", "interval": interval, "charges": [], **body}
-    status, created = admin("POST", "/v1/plans", plan)
+    plan = {"code": code, "name": code.title(), "currency": "USD", "interval": interval, "charges": []}
+    status, created = admin("POST", "/v1/plans", {**plan, **body})
     assert status == 201, created
     return created
 
@@ -235,3 +234,40 @@ def test_the_scheduler_finds_quarterly_windows_clamped_at_month_ends(
     assert [amounts(i) for i in invoices] == [{"fixed_fee:advance:0": 9000}] * 3
     state = billing.ctx.billing.state(sub["id"])
     assert ts(state["due_at"]) == datetime(2026, 10, 31, 12, tzinfo=UTC)
+
+
+def test_late_events_days_back_on_a_daily_plan_are_billed_by_the_next_window(
+    admin: Api, billing: World, monkeypatch: Any
+) -> None:
+    # GIVEN a daily plan at 1.00 per call, subscribed six days ago; days 0, 1 and 2 billed and finalized,
+    # day 0 with 5 calls
+    per_call = {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1.00"}
+    publish(admin, "daily", "day", charges=[per_call])
+    start = (datetime.now(UTC) - 6 * DAY).replace(minute=0, second=0, microsecond=0)
+    subscribe(admin, start, plan="daily")
+    usage("acme", start + 2 * HOUR, 5)
+    bill(billing, start + 3 * DAY + HOUR, monkeypatch)
+    schedule(billing, start + 3 * DAY + 3 * HOUR)  # past the grace: the drafts are finalized
+    day0 = invoices_of(billing, "acme")[1]
+    assert (ts(day0["period_start"]), day0["status"], amounts(day0)) == (
+        start,
+        "finalized",
+        {"usage:api_calls::0": 500},
+    )
+
+    # WHEN 3 calls of day 0 arrive late (three days after it ended, well within ingest's 35 days), and
+    # day 3 is billed
+    usage("acme", start + 2 * HOUR, 8)
+    bill(billing, start + 4 * DAY + HOUR, monkeypatch)
+
+    # THEN day 3's invoice carries them as an adjustment of day 0's invoice, which stays as it was
+    day3 = invoices_of(billing, "acme")[-1]
+    assert ts(day3["period_start"]) == start + 3 * DAY
+    (adjustment,) = [line for line in day3["lines"] if line["kind"] == "adjustment"]
+    assert adjustment["references"]["invoice_id"] == day0["id"]
+    assert (int(adjustment["quantity"]), adjustment["amount_minor"]) == (3, 300)
+    assert billing.ctx.invoices.get(day0["id"]) == day0
+    # AND the next day does not bill them again
+    bill(billing, start + 5 * DAY + HOUR, monkeypatch)
+    assert [line["kind"] for line in invoices_of(billing, "acme")[-1]["lines"]] == ["usage"]
+    assert_books_agree(billing, "acme")

@@ -29,11 +29,9 @@ from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.top_up import auto_top_up
-from neruba.logic.billing.windows import Window, subscription_end, window_at
+from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
-
-LATE_LOOKBACK = 2  # finalized usage windows re-rated for late events when the next one is billed
 
 
 class RetryableBillingError(Exception):
@@ -403,14 +401,9 @@ def late_adjustments(
             actions.append(
                 ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id)
             )
-    anchor = parse_ts(str(subscription["start_at"]))
-    for back in range(1, LATE_LOOKBACK + 1):
-        seq = window.seq - back
-        if seq < 1:
-            break
-        earlier = window_at(
-            window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.add_interval
-        )
+    anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
+    for seq in late_lookback(anchor, interval, window.seq, ctx.add_interval):
+        earlier = window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
         if earlier is None or original is None or original["status"] in ("draft", "void"):
             continue
