@@ -1,8 +1,8 @@
 """Billing windows of a subscription (plain Python, no AWS).
 
 A subscription anchored at ``A`` with interval ``I`` has periods ``P_k = [A + k*I, A + (k+1)*I)`` (from
-``domain.periods.add_interval``: monthly and yearly, end-of-month days clamp). Its windows are numbered by
-``seq``:
+``domain.periods.add_interval``: days, weeks, and months, quarters and years whose end-of-month days
+clamp, all in UTC). Its windows are numbered by ``seq``:
 
 - ``seq 0`` is the *opening*: the advance fee of the first period, billed at the start (due at ``A``),
   keyed ``{subscription}:{start}:opening``;
@@ -13,8 +13,9 @@ A window never extends past the subscription's end (``ended_at``, or the end of 
 canceled with ``cancel_at_period_end``); windows starting at or after it do not exist. A window clipped at
 ``ended_at`` is still rated over its whole period (``domain.phases.rating_period``).
 
-The interval arithmetic is a parameter (``add_interval``) so tests can run days-long periods through the
-same code; production always passes ``domain.periods.add_interval`` with the plan's interval.
+The interval arithmetic is a parameter (``add_interval``) so tests can run days-long periods of a monthly
+plan through the same code; production always passes ``domain.periods.add_interval`` with the plan's
+interval.
 
 Example:
     >>> from datetime import datetime, UTC
