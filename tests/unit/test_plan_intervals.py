@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from neruba.domain.periods import INTERVALS, PeriodError, add_interval, period_containing
 from neruba.domain.phases import next_period_end, rating_period, subscription_end
-from neruba.logic.billing.windows import due_windows, window_at
+from neruba.logic.billing.windows import due_windows, late_lookback, window_at
 
 DAY = timedelta(days=1)
 FIXED = {"day": DAY, "week": 7 * DAY}
@@ -229,3 +229,31 @@ def test_an_immediate_cancellation_mid_period_is_rated_over_its_whole_period() -
         final = window_at("sub_x", start, interval, 2, add_interval, subscription_end(sub))
         assert final is not None and (final.start, final.end) == (second, ended)
         assert rating_period(sub, final.start, final.end) == (second, whole)
+
+
+# ------------------------------------------------------------------ late events
+@settings(max_examples=150, deadline=None)
+@given(anchor=anchors, interval=intervals, j=st.integers(1, 60))
+def test_every_period_is_re_rated_after_its_last_possible_late_event(
+    anchor: datetime, interval: str, j: int
+) -> None:
+    # GIVEN usage window j (period j - 1), which ingest can still add events to until 35 days after its end
+    end = add_interval(anchor, interval, j)
+    last_arrival = end + timedelta(days=35)
+    # WHEN the later windows that re-rate it are listed
+    rerated_by = [k for k in range(j + 1, j + 60) if j in late_lookback(anchor, interval, k, add_interval)]
+    # THEN they are consecutive from the next window on, and the last is due after the last arrival
+    assert rerated_by == list(range(j + 1, j + 1 + len(rerated_by)))
+    assert add_interval(anchor, interval, rerated_by[-1]) > last_arrival
+
+
+def test_the_look_back_per_interval() -> None:
+    anchor = datetime(2026, 1, 31, tzinfo=UTC)
+    # a monthly plan keeps its two windows; the first windows look back as far as they can
+    assert late_lookback(anchor, "month", 10, add_interval) == [9, 8]
+    assert late_lookback(anchor, "quarter", 10, add_interval) == [9, 8]
+    assert late_lookback(anchor, "year", 10, add_interval) == [9, 8]
+    assert late_lookback(anchor, "week", 10, add_interval) == [9, 8, 7, 6, 5, 4]
+    assert late_lookback(anchor, "day", 50, add_interval) == list(range(49, 13, -1))
+    assert late_lookback(anchor, "day", 3, add_interval) == [2, 1]
+    assert late_lookback(anchor, "month", 1, add_interval) == []
