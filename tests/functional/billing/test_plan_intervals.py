@@ -11,6 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
+
+from neruba.dal.dynamo import to_item
+from neruba.settings import get_settings
 from tests.functional.billing import test_lifecycle_money as money
 from tests.functional.billing.conftest import World, assert_books_agree
 from tests.functional.billing.helpers import schedule, work
@@ -270,4 +274,48 @@ def test_late_events_days_back_on_a_daily_plan_are_billed_by_the_next_window(
     # AND the next day does not bill them again
     bill(billing, start + 5 * DAY + HOUR, monkeypatch)
     assert [line["kind"] for line in invoices_of(billing, "acme")[-1]["lines"]] == ["usage"]
+    assert_books_agree(billing, "acme")
+
+
+def test_late_events_in_many_groups_are_billed_over_several_windows(
+    admin: Api, billing: World, monkeypatch: Any
+) -> None:
+    # GIVEN a daily plan charging calls per region (a line per region), day 0 billed and finalized empty
+    status, meter = admin(
+        "POST",
+        "/v1/meters",
+        {"code": "regional", "name": "Regional", "aggregation": "count", "group_by": ["region"]},
+    )
+    assert status == 201, meter
+    per_call = {"meter_code": "regional", "model": "per_unit", "unit_price": "1.00"}
+    publish(admin, "daily", "day", charges=[per_call])
+    start = (datetime.now(UTC) - 6 * DAY).replace(minute=0, second=0, microsecond=0)
+    subscribe(admin, start, plan="daily")
+    bill(billing, start + DAY + HOUR, monkeypatch)
+    schedule(billing, start + DAY + 3 * HOUR)
+    day0 = invoices_of(billing, "acme")[1]
+    assert (day0["status"], day0["subtotal_minor"]) == ("finalized", 0)
+
+    # WHEN late calls of day 0 arrive from 120 regions (more adjustment lines than one DynamoDB
+    # transaction can hold), and the next days are billed one by one
+    table = boto3.client("dynamodb")
+    hour = (start + 2 * HOUR).strftime("%Y-%m-%dT%H")
+    for n in range(120):
+        item = {"pk": "AGG#acme#regional", "sk": f"{hour}#region=r{n:03d}", "n": 1}
+        table.put_item(TableName=get_settings().usage_table, Item=to_item(item))
+    for n in range(2, 6):
+        bill(billing, start + n * DAY + HOUR, monkeypatch)
+        schedule(billing, start + n * DAY + 3 * HOUR)
+
+    # THEN every day was billed, the differences spread over the next invoices, each region billed once
+    invoices = invoices_of(billing, "acme")
+    assert [ts(i["period_start"]) for i in invoices[1:]] == [start + n * DAY for n in range(5)]
+    adjusted = [
+        line["references"]["line_id"]
+        for invoice in invoices[2:]
+        for line in invoice["lines"]
+        if line["kind"] == "adjustment"
+    ]
+    assert sorted(adjusted) == [f"usage:regional:region=r{n:03d}:0" for n in range(120)]
+    assert sum(i["subtotal_minor"] for i in invoices) == 12_000
     assert_books_agree(billing, "acme")
