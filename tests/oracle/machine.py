@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from tests.oracle import harness as h
 from tests.oracle.corrections import CorrectionRules
 from tests.oracle.model import (
+    INTERVALS,
     METERS,
     Charge,
     MeterSpec,
@@ -25,7 +26,6 @@ from tests.oracle.model import (
     PlanVersion,
     Subscription,
     Usage,
-    add_months,
     api_takes,
     as_number,
     canonical,
@@ -43,6 +43,9 @@ PLANS = ("p0", "p1", "p2", "p3")
 TX_POOL = 8
 GRACE = timedelta(seconds=3600)
 MAX_AHEAD = timedelta(days=40)
+# monthly plans first (examples shrink towards them) and three times as often as each other interval (a
+# daily plan bills up to 75 windows in an example)
+PLAN_INTERVALS = ("month", "month", "month", *(i for i in INTERVALS if i != "month"))
 
 
 # ---------------------------------------------------------------- strategies
@@ -258,6 +261,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             timing=data.draw(st.sampled_from(["advance", "arrears"])),
             minimum=data.draw(st.sampled_from([None, None, Decimal("40"), Decimal("0.5")])),
             charges=tuple(data.draw(charges(m)) for m in meters),
+            interval=data.draw(st.sampled_from(PLAN_INTERVALS)),
         )
         answer = self.api("POST", "/v1/plans", plan.body())
         unknown = plan.meters() - self.w.meters
@@ -444,7 +448,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
     # ------------------------------------------------------------ subscriptions
     def _current_period_billed(self, sub: Subscription) -> bool:
         k = sub.period_of(self.w.now0)
-        return add_months(sub.start, k + 1) <= self.w.clock
+        return sub.boundary(k + 1) <= self.w.clock
 
     @rule(
         customer=st.sampled_from(sorted(CUSTOMERS)),
@@ -513,7 +517,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
         k = sub.period_of(self.w.now0)
         if sub.period_of(datetime.now(UTC)) != k:
             return  # a period boundary between the model's hour and the API's clock
-        period_start = add_months(sub.start, k)
+        period_start = sub.boundary(k)
         earliest = max(period_start, sub.phases[-1].start)
         at = earliest + timedelta(seconds=int((self.w.now0 - earliest).total_seconds() * float(where)))
         at = min(at, self.w.now0)
@@ -526,7 +530,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
                 "invalid_input", answer.status == 404, f"change to unknown plan answered {answer.status}"
             )
             return
-        if version.currency != sub.phases[0].version.currency:
+        if version.currency != sub.phases[0].version.currency or version.interval != sub.interval:
             self._check(
                 "invalid_input", answer.status == 400, f"incompatible change answered {answer.status}"
             )
@@ -740,6 +744,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             f"{invoice['id']}: paid {paid} of {invoice['total_minor']}",
         )
         STATS["invoices_compared"] += 1
+        STATS[f"invoices_compared:{sub.interval}"] += 1
         if record["expected"] is not None:
             self._check(
                 "invoice_lines",

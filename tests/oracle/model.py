@@ -164,13 +164,14 @@ class PlanVersion:
     timing: str = "advance"
     minimum: Decimal | None = None
     charges: tuple[Charge, ...] = ()
+    interval: str = "month"
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "code": self.code,
             "name": self.code.title(),
             "currency": self.currency,
-            "interval": "month",
+            "interval": self.interval,
             "charges": [c.body() for c in self.charges],
         }
         if self.fee is not None:
@@ -203,11 +204,23 @@ def usage_minor(charge: Charge, quantity: Decimal, currency: str) -> int:
 
 
 # ---------------------------------------------------------------- periods
+INTERVALS = ("day", "week", "month", "quarter", "year")  # docs/billing.md, "Plan intervals"
+HORIZON = timedelta(days=80)  # periods modelled from a start: 34 days back plus the clock's 40 ahead
+
+
 def add_months(anchor: datetime, n: int) -> datetime:
     """Monthly periods from the anchor, the day clamped to the month's length (docs/billing.md)."""
     month0 = anchor.month - 1 + n
     year, month = anchor.year + month0 // 12, month0 % 12 + 1
     return anchor.replace(year=year, month=month, day=min(anchor.day, calendar.monthrange(year, month)[1]))
+
+
+def add_periods(anchor: datetime, interval: str, n: int) -> datetime:
+    """Boundary ``n`` of a subscription anchored at ``anchor`` (UTC): 24 h or 7 x 24 h per day or week,
+    1, 3 or 12 clamped calendar months per month, quarter or year (docs/billing.md, "Plan intervals")."""
+    if interval in ("day", "week"):
+        return anchor + timedelta(days=n if interval == "day" else 7 * n)
+    return add_months(anchor, n * {"month": 1, "quarter": 3, "year": 12}[interval])
 
 
 def seconds(a: datetime, b: datetime) -> Decimal:
@@ -321,12 +334,19 @@ class Subscription:
             found = index
         return found
 
+    @property
+    def interval(self) -> str:
+        return self.phases[0].version.interval  # a plan change keeps the interval
+
+    def boundary(self, k: int) -> datetime:
+        return add_periods(self.start, self.interval, k)
+
     def period(self, k: int) -> tuple[datetime, datetime]:
-        return add_months(self.start, k), add_months(self.start, k + 1)
+        return self.boundary(k), self.boundary(k + 1)
 
     def period_of(self, at: datetime) -> int:
         k = 0
-        while add_months(self.start, k + 1) <= at:
+        while self.boundary(k + 1) <= at:
             k += 1
         return k
 
@@ -341,10 +361,13 @@ class Subscription:
     def windows(self) -> list[tuple[str, datetime, datetime, datetime]]:
         """(kind, period start, window end, due at) of every window that will ever exist, in order.
 
-        Infinite subscriptions are cut at 3 periods (the oracle's clock never goes further)."""
-        found = [("opening", self.start, add_months(self.start, 1), self.start)]
+        Infinite subscriptions are cut at the periods starting within ``HORIZON`` of their start (the
+        oracle's clock never goes further)."""
+        found = [("opening", self.start, self.boundary(1), self.start)]
         last = self.last_period()
-        for k in range(last + 1 if last is not None else 3):
+        if last is None:
+            last = self.period_of(self.start + HORIZON)
+        for k in range(last + 1):
             start, end = self.period(k)
             if self.ended_at is not None and self.ended_at < end:
                 end = self.ended_at
@@ -364,7 +387,7 @@ def rate_window(
         if first.fee is not None and first.timing == "advance":
             lines["fixed_fee:advance:0"] = to_minor(first.fee, currency)
         return {k: v for k, v in lines.items() if v}
-    ps, pe = start, add_months(sub.start, sub.period_of(start) + 1)
+    ps, pe = start, sub.boundary(sub.period_of(start) + 1)
     length = seconds(ps, pe)
     stop = min(pe, sub.ended_at) if sub.ended_at else pe
 

@@ -1,4 +1,12 @@
-"""Billing periods anchored to a subscription's start (end-of-month days clamp, never drift).
+"""Billing periods anchored to a subscription's start, in UTC (end-of-month days clamp, never drift).
+
+A plan's interval is one of ``INTERVALS``. Every boundary is computed from the anchor itself (never from
+the previous boundary), after converting the anchor to UTC:
+
+- ``day`` and ``week``: exactly 24 h or 7 x 24 h per period, so a period keeps the anchor's UTC time of
+  day (and, weekly, its weekday);
+- ``month``, ``quarter`` and ``year``: 1, 3 or 12 calendar months per period, on the anchor's day of the
+  month clamped to the month's length, at the anchor's UTC time.
 
 Example:
     >>> from datetime import datetime, UTC
@@ -6,39 +14,65 @@ Example:
     '2026-02-28'
     >>> add_interval(datetime(2026, 1, 31, tzinfo=UTC), "month", 2).date().isoformat()
     '2026-03-31'
+    >>> add_interval(datetime(2026, 1, 31, tzinfo=UTC), "quarter", 1).date().isoformat()
+    '2026-04-30'
+    >>> add_interval(datetime(2026, 1, 7, 15, tzinfo=UTC), "week", 2).isoformat()
+    '2026-01-21T15:00:00+00:00'
 """
 
 from __future__ import annotations
 
 import calendar
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+Interval = Literal["day", "week", "month", "quarter", "year"]
+INTERVALS: tuple[Interval, ...] = ("day", "week", "month", "quarter", "year")
+_FIXED = {"day": timedelta(days=1), "week": timedelta(days=7)}
+_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 class PeriodError(ValueError):
     """Naive datetimes or unknown intervals."""
 
 
-def add_interval(anchor: datetime, interval: str, n: int) -> datetime:
-    """The anchor moved by ``n`` months or years, always computed from the anchor itself."""
-    if anchor.tzinfo is None:
+def _utc(at: datetime) -> datetime:
+    if at.tzinfo is None:
         raise PeriodError("periods need timezone-aware datetimes")
-    months = {"month": n, "year": 12 * n}.get(interval)
-    if months is None:
+    return at.astimezone(UTC)
+
+
+def add_interval(anchor: datetime, interval: str, n: int) -> datetime:
+    """The anchor (in UTC) moved by ``n`` periods of ``interval``, always computed from the anchor itself."""
+    anchor = _utc(anchor)
+    step = _FIXED.get(interval)
+    if step is not None:
+        return anchor + n * step
+    per = _MONTHS.get(interval)
+    if per is None:
         raise PeriodError(f"unknown interval {interval!r}")
-    total = anchor.year * 12 + (anchor.month - 1) + months
+    total = anchor.year * 12 + (anchor.month - 1) + n * per
     year, month = divmod(total, 12)
     day = min(anchor.day, calendar.monthrange(year, month + 1)[1])
     return anchor.replace(year=year, month=month + 1, day=day)
 
 
+def _periods_before(anchor: datetime, interval: str, at: datetime) -> int:
+    """A number ``n`` of whole periods with ``add_interval(anchor, interval, n) <= at`` (exact for days
+    and weeks, at most one short for the calendar intervals); both times in UTC, ``at >= anchor``."""
+    step = _FIXED.get(interval)
+    if step is not None:
+        return (at - anchor) // step
+    months = (at.year - anchor.year) * 12 + at.month - anchor.month - 1
+    return max(0, months // _MONTHS.get(interval, 1))
+
+
 def period_containing(anchor: datetime, interval: str, at: datetime) -> tuple[datetime, datetime]:
     """The billing period [start, end) that contains ``at`` (periods before the anchor are not defined)."""
+    anchor, at = _utc(anchor), _utc(at)
     if at < anchor:
         raise PeriodError("no billing period before the subscription starts")
-    per_year = 12 if interval == "month" else 1
-    n = max(
-        0, (at.year - anchor.year) * per_year + ((at.month - anchor.month) if interval == "month" else 0) - 1
-    )
+    n = _periods_before(anchor, interval, at)
     while add_interval(anchor, interval, n + 1) <= at:
         n += 1
     return add_interval(anchor, interval, n), add_interval(anchor, interval, n + 1)

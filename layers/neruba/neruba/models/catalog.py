@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from neruba.domain.periods import Interval
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency, Reason, Ticket
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
@@ -205,7 +206,10 @@ class PlanVersionIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=256)
     currency: Currency
-    interval: Literal["month", "year"]
+    interval: Interval = Field(
+        description="The billing period: day, week, month, quarter or year, counted from the subscription's "
+        "start in UTC (docs/billing.md, Plan intervals).",
+    )
     fixed_fee: FixedFeeIn | None = None
     minimum_commitment: Price | None = None
     charges: list[ChargeIn] = Field(default_factory=list, max_length=50)

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from neruba.domain.periods import Interval
+
 DecimalText = Annotated[
     str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="An exact decimal as text.", examples=["1250.5"])
 ]
@@ -105,7 +107,7 @@ class Plan(Open):
     version: int
     name: str
     currency: str
-    interval: str
+    interval: Interval
     charges: list[dict[str, Any]]
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
@@ -115,7 +117,7 @@ class PlanVersion(Open):
     version: int
     name: str
     currency: str
-    interval: str
+    interval: Interval
     charges: list[dict[str, Any]]
 
 
@@ -124,7 +126,7 @@ class Subscription(Open):
     customer_id: str
     status: str = Field(examples=["active"])
     currency: str
-    interval: str
+    interval: Interval
     start_at: Timestamp
     trial_end: Timestamp | None
     cancel_at_period_end: bool

@@ -24,11 +24,11 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.windows import invoice_id_for
+from neruba.logic.billing.windows import LATE_EVENTS, invoice_id_for
 from neruba.logic.billing.worker import adjustment_record
 from neruba.timefmt import ts
 
@@ -117,9 +117,6 @@ def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> dict[str, Any] | 
     if unsynced and not send_batch(ctx.sync_queue_url, [("0", json.dumps({"invoice_id": invoice_id}))]):
         ctx.invoices.clear_sync_due(invoice_id)  # sent: out of the scheduler's sync index
     return invoice
-
-
-LATE_EVENTS = timedelta(days=36)  # ingest refuses events older than 35 days: nothing later can change
 
 
 def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict[str, Any]]:

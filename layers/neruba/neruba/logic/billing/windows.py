@@ -1,8 +1,8 @@
 """Billing windows of a subscription (plain Python, no AWS).
 
 A subscription anchored at ``A`` with interval ``I`` has periods ``P_k = [A + k*I, A + (k+1)*I)`` (from
-``domain.periods.add_interval``: monthly and yearly, end-of-month days clamp). Its windows are numbered by
-``seq``:
+``domain.periods.add_interval``: days, weeks, and months, quarters and years whose end-of-month days
+clamp, all in UTC). Its windows are numbered by ``seq``:
 
 - ``seq 0`` is the *opening*: the advance fee of the first period, billed at the start (due at ``A``),
   keyed ``{subscription}:{start}:opening``;
@@ -13,8 +13,9 @@ A window never extends past the subscription's end (``ended_at``, or the end of 
 canceled with ``cancel_at_period_end``); windows starting at or after it do not exist. A window clipped at
 ``ended_at`` is still rated over its whole period (``domain.phases.rating_period``).
 
-The interval arithmetic is a parameter (``add_interval``) so tests can run days-long periods through the
-same code; production always passes ``domain.periods.add_interval`` with the plan's interval.
+The interval arithmetic is a parameter (``add_interval``) so tests can run days-long periods of a monthly
+plan through the same code; production always passes ``domain.periods.add_interval`` with the plan's
+interval.
 
 Example:
     >>> from datetime import datetime, UTC
@@ -30,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from neruba.domain import phases
@@ -39,6 +40,8 @@ from neruba.timefmt import parse_ts, ts
 AddInterval = Callable[[datetime, str, int], datetime]
 WindowKind = Literal["opening", "usage"]
 MAX_CATCH_UP = 400  # windows enqueued per subscription and run (33 years of monthly periods)
+LATE_EVENTS = timedelta(days=36)  # ingest refuses events older than 35 days: nothing later can change
+LATE_LOOKBACK = 2  # usage windows re-rated for late events at least, whatever the interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,29 @@ def due_windows(
             break
         found.append(window)
         seq += 1
+    return found
+
+
+def late_lookback(anchor: datetime, interval: str, seq: int, add_interval: AddInterval) -> list[int]:
+    """The earlier usage windows that billing usage window ``seq`` re-rates for late events, newest first:
+    the ``LATE_LOOKBACK`` before it, and every older one whose period ended less than ``LATE_EVENTS``
+    before window ``seq`` starts. An event is accepted up to 35 days after its time, so every period is
+    re-rated by a window billed after the last late event it can receive (two windows for monthly plans,
+    six for weekly ones, 36 for daily ones).
+
+    Example:
+        >>> from datetime import UTC
+        >>> from neruba.domain.periods import add_interval
+        >>> a = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> [len(late_lookback(a, i, 50, add_interval)) for i in ("day", "week", "month")]
+        [36, 6, 2]
+    """
+    start = add_interval(anchor, interval, seq - 1)
+    found: list[int] = []
+    for earlier in range(seq - 1, 0, -1):
+        if len(found) >= LATE_LOOKBACK and add_interval(anchor, interval, earlier) <= start - LATE_EVENTS:
+            break
+        found.append(earlier)
     return found
 
 

@@ -29,11 +29,9 @@ from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.top_up import auto_top_up
-from neruba.logic.billing.windows import Window, subscription_end, window_at
+from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
-
-LATE_LOOKBACK = 2  # finalized usage windows re-rated for late events when the next one is billed
 
 
 class RetryableBillingError(Exception):
@@ -389,11 +387,20 @@ def adjustment_source(
     }
 
 
+MAX_ADJUSTMENT_LINES = 50  # adjustment lines one invoice takes: half its transaction's 100 actions
+
+
 def late_adjustments(
     ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Adjustment lines for the invoice of ``window``: late events found by re-rating the last finalized
-    usage windows, plus pending corrections from operator reruns. Returns (lines, actions)."""
+    """Adjustment lines for the invoice of ``window``: pending corrections from operator reruns, plus late
+    events found by re-rating the earlier finalized usage windows (``late_lookback``). Returns (lines,
+    actions).
+
+    Each line is one action of the window's transaction, so late differences stop at
+    ``MAX_ADJUSTMENT_LINES`` lines: the oldest windows first (they leave the look-back first), and the
+    differences left out are found again, and billed, by the next windows (a difference is always
+    computed against what was billed and adjusted so far)."""
     recorded = ctx.billing.adjustments(window.subscription_id)
     lines: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
@@ -403,14 +410,12 @@ def late_adjustments(
             actions.append(
                 ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id)
             )
-    anchor = parse_ts(str(subscription["start_at"]))
-    for back in range(1, LATE_LOOKBACK + 1):
-        seq = window.seq - back
-        if seq < 1:
+    anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
+    for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval)):
+        room = MAX_ADJUSTMENT_LINES - len(lines)
+        if room <= 0:
             break
-        earlier = window_at(
-            window.subscription_id, anchor, str(subscription["interval"]), seq, ctx.add_interval
-        )
+        earlier = window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
         if earlier is None or original is None or original["status"] in ("draft", "void"):
             continue
@@ -419,7 +424,7 @@ def late_adjustments(
                 subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
             )
         )
-        for delta in line_deltas(original, rerated, recorded):
+        for delta in line_deltas(original, rerated, recorded)[:room]:
             lines.append(delta)
             actions.append(
                 ctx.billing.adjustment_put_item(
