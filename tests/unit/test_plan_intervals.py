@@ -233,15 +233,21 @@ def test_an_immediate_cancellation_mid_period_is_rated_over_its_whole_period() -
 
 # ------------------------------------------------------------------ late events
 @settings(max_examples=150, deadline=None)
-@given(anchor=anchors, interval=intervals, j=st.integers(1, 60))
+@given(anchor=anchors, interval=intervals, j=st.integers(1, 60), max_age=st.sampled_from([1, 35, 90, 400]))
 def test_every_period_is_re_rated_after_its_last_possible_late_event(
-    anchor: datetime, interval: str, j: int
+    anchor: datetime, interval: str, j: int, max_age: int
 ) -> None:
-    # GIVEN usage window j (period j - 1), which ingest can still add events to until 35 days after its end
+    # GIVEN usage window j (period j - 1), which ingest (IngestMaxAgeDays = max_age) can still add events
+    # to until max_age days after its end
     end = add_interval(anchor, interval, j)
-    last_arrival = end + timedelta(days=35)
+    last_arrival = end + timedelta(days=max_age)
+    horizon = timedelta(days=max_age + 1)
     # WHEN the later windows that re-rate it are listed
-    rerated_by = [k for k in range(j + 1, j + 60) if j in late_lookback(anchor, interval, k, add_interval)]
+    rerated_by = [
+        k
+        for k in range(j + 1, j + 2 + max_age)
+        if j in late_lookback(anchor, interval, k, add_interval, horizon)
+    ]
     # THEN they are consecutive from the next window on, and the last is due after the last arrival
     assert rerated_by == list(range(j + 1, j + 1 + len(rerated_by)))
     assert add_interval(anchor, interval, rerated_by[-1]) > last_arrival

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from neruba.dal.catalog import CatalogCache
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.ops import OpsRepository
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from neruba.logic.billing.context import Billing
     from neruba.logic.stripe.ledger_effects import LedgerEffects, RepositoryInvoiceSource
     from neruba.logic.stripe.processing import Processor
+    from neruba.settings import Settings
 
 T = TypeVar("T")
 _parts: dict[str, Any] = {}
@@ -97,6 +100,13 @@ def billing() -> Billing:
     return _part("billing", _build_billing)
 
 
+def late_events_horizon(settings: Settings) -> timedelta:
+    """How long after a period ends billing still re-rates it: a day more than ingest accepts events."""
+    from datetime import timedelta
+
+    return timedelta(days=settings.ingest_max_age_days + 1)
+
+
 def _build_billing() -> Billing:
     from datetime import timedelta
 
@@ -115,6 +125,7 @@ def _build_billing() -> Billing:
         usage=UsageRepository(settings.usage_table),
         ledger=LedgerRepository(settings.ledger_table),
         grace=timedelta(seconds=settings.billing_grace_seconds),
+        late_events=late_events_horizon(settings),
         ops_table=settings.ops_table,
         billing_queue_url=settings.billing_queue_url,
         sync_queue_url=settings.stripe_sync_queue_url,

@@ -319,3 +319,35 @@ def test_late_events_in_many_groups_are_billed_over_several_windows(
     assert sorted(adjusted) == [f"usage:regional:region=r{n:03d}:0" for n in range(120)]
     assert sum(i["subtotal_minor"] for i in invoices) == 12_000
     assert_books_agree(billing, "acme")
+
+
+def test_late_events_are_billed_as_far_back_as_ingest_accepts_them(
+    admin: Api, billing: World, monkeypatch: Any
+) -> None:
+    # GIVEN ingest configured to accept events up to 60 days old (IngestMaxAgeDays=60), and a daily plan
+    # at 1.00 per call subscribed 45 days ago, every day billed and finalized
+    from neruba import bootstrap
+
+    configured = get_settings().model_copy(update={"ingest_max_age_days": 60})
+    assert bootstrap.late_events_horizon(configured) == timedelta(days=61)
+    monkeypatch.setattr(billing.ctx, "late_events", timedelta(days=61))
+    per_call = {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1.00"}
+    publish(admin, "daily", "day", charges=[per_call])
+    start = (datetime.now(UTC) - 45 * DAY).replace(minute=0, second=0, microsecond=0)
+    subscribe(admin, start, plan="daily")
+    bill(billing, start + 43 * DAY + HOUR, monkeypatch)
+    schedule(billing, start + 43 * DAY + 3 * HOUR)
+    day0 = invoices_of(billing, "acme")[1]
+    assert (ts(day0["period_start"]), day0["status"], day0["subtotal_minor"]) == (start, "finalized", 0)
+
+    # WHEN 4 calls of day 0 arrive 44 days late (accepted: within the 60 days) and day 43 is billed
+    usage("acme", start + 2 * HOUR, 4)
+    bill(billing, start + 44 * DAY + HOUR, monkeypatch)
+
+    # THEN day 43's invoice bills them as an adjustment of day 0's invoice: accepted means billed
+    last = invoices_of(billing, "acme")[-1]
+    assert ts(last["period_start"]) == start + 43 * DAY
+    (adjustment,) = [line for line in last["lines"] if line["kind"] == "adjustment"]
+    assert adjustment["references"]["invoice_id"] == day0["id"]
+    assert (int(adjustment["quantity"]), adjustment["amount_minor"]) == (4, 400)
+    assert_books_agree(billing, "acme")

@@ -79,6 +79,7 @@ class Billing:
     usage: UsageRepository
     ledger: LedgerRepository
     grace: timedelta = timedelta(hours=1)
+    late_events: timedelta = timedelta(days=36)  # re-rate periods this long after they end (max age + 1 day)
     ops_table: str = ""
     billing_queue_url: str = ""
     sync_queue_url: str = ""

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.windows import LATE_EVENTS, invoice_id_for
+from neruba.logic.billing.windows import invoice_id_for
 from neruba.logic.billing.worker import adjustment_record
 from neruba.timefmt import ts
 
@@ -124,10 +124,10 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
 
     While a subscription is billed, late events are found when its next window is billed; after the end
     nothing is billed again, so this re-rates every finalized usage invoice of an ended subscription whose
-    period ended within ``LATE_EVENTS`` and bills a difference on a correction invoice (as a rerun
-    would). Idempotent: recorded adjustments are counted, so a second call finds nothing; two callers at
-    once write one invoice (conditional puts). Returns ``{invoice_id, subscription_id, corrects}`` per
-    invoice issued.
+    period ended within ``ctx.late_events`` (ingest's maximum event age and a day) and bills a difference
+    on a correction invoice (as a rerun would). Idempotent: recorded adjustments are counted, so a second
+    call finds nothing; two callers at once write one invoice (conditional puts). Returns
+    ``{invoice_id, subscription_id, corrects}`` per invoice issued.
     """
     from neruba.dal.transaction import Cancelled, Transaction, commit
     from neruba.logic.billing.worker import line_deltas, rated_lines
@@ -137,7 +137,7 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
     for invoice in _invoices(ctx, customer_id):
         if invoice.get("kind") != "usage" or invoice.get("status") in ("draft", "void"):
             continue
-        if parse_ts(str(invoice["period_end"])) < now - LATE_EVENTS:
+        if parse_ts(str(invoice["period_end"])) < now - ctx.late_events:
             continue
         by_subscription.setdefault(str(invoice["subscription_id"]), []).append(invoice)
     issued: list[dict[str, Any]] = []

@@ -40,7 +40,7 @@ from neruba.timefmt import parse_ts, ts
 AddInterval = Callable[[datetime, str, int], datetime]
 WindowKind = Literal["opening", "usage"]
 MAX_CATCH_UP = 400  # windows enqueued per subscription and run (33 years of monthly periods)
-LATE_EVENTS = timedelta(days=36)  # ingest refuses events older than 35 days: nothing later can change
+LATE_EVENTS = timedelta(days=36)  # the default: ingest refuses events older than 35 days (IngestMaxAgeDays)
 LATE_LOOKBACK = 2  # usage windows re-rated for late events at least, whatever the interval
 
 
@@ -137,12 +137,14 @@ def due_windows(
     return found
 
 
-def late_lookback(anchor: datetime, interval: str, seq: int, add_interval: AddInterval) -> list[int]:
+def late_lookback(
+    anchor: datetime, interval: str, seq: int, add_interval: AddInterval, horizon: timedelta = LATE_EVENTS
+) -> list[int]:
     """The earlier usage windows that billing usage window ``seq`` re-rates for late events, newest first:
-    the ``LATE_LOOKBACK`` before it, and every older one whose period ended less than ``LATE_EVENTS``
-    before window ``seq`` starts. An event is accepted up to 35 days after its time, so every period is
-    re-rated by a window billed after the last late event it can receive (two windows for monthly plans,
-    six for weekly ones, 36 for daily ones).
+    the ``LATE_LOOKBACK`` before it, and every older one whose period ended less than ``horizon`` before
+    window ``seq`` starts. ``horizon`` is a day more than ingest's maximum event age (35 days by default,
+    so 36), so every period is re-rated by a window billed after the last late event it can receive (two
+    windows for monthly plans, six for weekly ones, 36 for daily ones with the default).
 
     Example:
         >>> from datetime import UTC
@@ -154,7 +156,7 @@ def late_lookback(anchor: datetime, interval: str, seq: int, add_interval: AddIn
     start = add_interval(anchor, interval, seq - 1)
     found: list[int] = []
     for earlier in range(seq - 1, 0, -1):
-        if len(found) >= LATE_LOOKBACK and add_interval(anchor, interval, earlier) <= start - LATE_EVENTS:
+        if len(found) >= LATE_LOOKBACK and add_interval(anchor, interval, earlier) <= start - horizon:
             break
         found.append(earlier)
     return found

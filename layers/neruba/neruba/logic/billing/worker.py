@@ -411,7 +411,7 @@ def late_adjustments(
                 ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id)
             )
     anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
-    for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval)):
+    for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events)):
         room = MAX_ADJUSTMENT_LINES - len(lines)
         if room <= 0:
             break
