@@ -1,0 +1,235 @@
+"""The local stack under concurrent clients and a growing store: events/s end to end and request latency.
+
+Starts the local stack in this process (``LocalStack``: what ``make run`` starts, without schedules), seeds
+the demo catalog, then runs each scenario: ``C`` client threads each POST ``B`` batches of 100 events to
+``/v1/events`` one after another, recording every request's latency; timing stops when the worker has
+counted every accepted event, read back through ``GET /v1/ingest/outcomes`` (totals.accepted). Events/s
+is events sent / (last count seen - first request sent).
+
+1. Concurrency, on an empty store: 1 client, then 8 clients.
+2. Volume: 1 client again after the usage table holds 10k, 100k and 1M stored events. The store is
+   *seeded* for speed: one event stored by the real worker is copied under new transaction ids (spread
+   over the past days) straight into the moto server's in-memory table, the way moto's own PutItem stores
+   an item, without the HTTP round trip. Seeded events are never counted as accepted by the scenarios.
+
+    .venv/bin/python -m benchmarks.local_stack                        # everything (about 15 minutes)
+    .venv/bin/python -m benchmarks.local_stack --stored 0,10000       # a quicker run
+    .venv/bin/python -m benchmarks.local_stack --label before --out benchmarks/results/local_stack.json
+
+With ``--out`` the run is stored under ``runs[LABEL]`` of that file (other labels are kept); without, it is
+only printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 100
+CLIENT_TIMEOUT_S = 60
+
+
+def _request(base: str, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{base}{path}", data=data, method=method)  # noqa: S310 - loopback
+    request.add_header("Authorization", f"Bearer {key}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT_S) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def accepted_total(base: str, key: str) -> int:
+    """Accepted events over the last day, through the usage API."""
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=23)).strftime("%Y-%m-%dT%H:00:00Z")
+    end = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z")
+    status, body = _request(base, key, "GET", f"/v1/ingest/outcomes?from={start}&to={end}&granularity=hour")
+    if status != 200:
+        raise RuntimeError(f"GET /v1/ingest/outcomes answered {status}: {body}")
+    return int(body["totals"]["accepted"])
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def scenario(base: str, key: str, customer: str, meter: str, clients: int, batches: int) -> dict[str, Any]:
+    """``clients`` threads each sending ``batches`` batches of 100; events/s until the worker counted all."""
+    before = accepted_total(base, key)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    lock = threading.Lock()
+    run = uuid.uuid4().hex[:8]
+
+    def client(number: int) -> None:
+        for batch in range(batches):
+            events = [
+                {
+                    "transaction_id": f"bench-{run}-{number}-{batch}-{i}",
+                    "customer_id": customer,
+                    "code": meter,
+                    "properties": {"value": 1},
+                }
+                for i in range(BATCH)
+            ]
+            started = time.perf_counter()
+            try:
+                status, _ = _request(base, key, "POST", "/v1/events", {"events": events})
+                outcome = str(status)
+            except (TimeoutError, urllib.error.URLError, OSError) as exc:
+                outcome = f"error:{type(exc).__name__}"
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                statuses[outcome] = statuses.get(outcome, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent_s = time.perf_counter() - started
+    expected = statuses.get("202", 0) * BATCH
+    counted, deadline = 0, time.monotonic() + 900
+    while time.monotonic() < deadline:
+        counted = accepted_total(base, key) - before
+        if counted >= expected:
+            break
+        time.sleep(0.25)
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "batches_per_client": batches,
+        "events_sent": clients * batches * BATCH,
+        "events_counted": counted,
+        "statuses": statuses,
+        "seconds_sending": round(sent_s, 2),
+        "seconds_until_counted": round(elapsed, 2),
+        "events_per_second": round(counted / elapsed, 1),
+        "latency_s": {
+            "p50": round(_percentile(latencies, 0.5), 2),
+            "p95": round(_percentile(latencies, 0.95), 2),
+            "max": round(max(latencies, default=0.0), 2),
+        },
+    }
+
+
+def usage_table(table_name: str) -> Any:
+    """The moto server's in-memory usage table (the server runs in this process)."""
+    from moto.backends import get_backend
+
+    from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION
+
+    return get_backend("dynamodb")[ACCOUNT_ID][REGION].get_table(table_name)
+
+
+def stored_events(table: Any) -> int:
+    return sum(1 for hash_key in list(table.items) if str(hash_key.value).startswith("EVT#"))
+
+
+def seed(table: Any, until: int) -> float:
+    """Copy a stored event under new transaction ids until the table holds ``until`` events (seconds)."""
+    started = time.perf_counter()
+    have = stored_events(table)
+    template = next(
+        (
+            item
+            for hash_key, items in list(table.items.items())
+            if str(hash_key.value).startswith("EVT#")
+            for item in list(items.values() if isinstance(items, dict) else [items])
+        ),
+        None,
+    )
+    if template is None:
+        raise RuntimeError("no stored event to copy: run a scenario first")
+    attributes = template.to_json()["Attributes"]
+    prefix = attributes["pk"]["S"].rsplit("#", 1)[0]
+    day = datetime.now(UTC) - timedelta(days=2)
+    for n in range(have, until):
+        copy = dict(attributes)
+        copy["pk"] = {"S": f"{prefix}#seed-{n}"}
+        if "transaction_id" in copy:
+            copy["transaction_id"] = {"S": f"seed-{n}"}
+        if "timestamp" in copy:
+            at = day - timedelta(seconds=n % (30 * 86400))
+            copy["timestamp"] = {"S": at.strftime("%Y-%m-%dT%H:%M:%S.000000Z")}
+        table.put_item(copy)
+    return round(time.perf_counter() - started, 1)
+
+
+def run(stored: list[int], clients: list[int], batches: int, scale_batches: int) -> dict[str, Any]:
+    from neruba.settings import get_settings
+    from neruba_tools.local.seed import seed_demo
+    from neruba_tools.local.stack import LocalStack
+
+    result: dict[str, Any] = {"concurrency": [], "volume": []}
+    with LocalStack("template.yaml", ROOT, schedules=False, stack_name="neruba-bench-local") as stack:
+        demo = seed_demo()
+        base, key = stack.base_url, demo.api_key
+        args = (base, key, demo.customer_id, demo.meter_code)
+        scenario(*args, 1, 1)  # warm: imports, catalog caches, one stored event to copy when seeding
+        for count in clients:
+            print(f"[{time.strftime('%H:%M:%S')}] {count} client(s)", file=sys.stderr, flush=True)
+            result["concurrency"].append(scenario(*args, count, batches))
+        table = usage_table(get_settings().usage_table)
+        for size in stored:
+            seeded = seed(table, size) if size else 0.0
+            have = stored_events(table)
+            print(f"[{time.strftime('%H:%M:%S')}] {have} stored", file=sys.stderr, flush=True)
+            one = scenario(*args, 1, scale_batches)
+            result["volume"].append({"stored_events": have, "seconds_seeding": seeded, **one})
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", default="1,8", help="client counts of the concurrency scenarios")
+    parser.add_argument("--batches", type=int, default=5, help="batches of 100 per client")
+    parser.add_argument("--stored", default="0,10000,100000,1000000", help="store sizes of the volume scenarios")
+    parser.add_argument("--scale-batches", type=int, default=10, help="batches in each volume scenario")
+    parser.add_argument("--label", default="after", help="the name of this run in the results file")
+    parser.add_argument("--out", type=Path, default=None, help="merge the run into this JSON file")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    started = time.perf_counter()
+    measured = run(
+        [int(s) for s in args.stored.split(",") if s],
+        [int(c) for c in args.clients.split(",") if c],
+        args.batches,
+        args.scale_batches,
+    )
+    outcome = {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "batch": BATCH,
+        **measured,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    if args.out is not None:
+        stored = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
+        stored.setdefault("runs", {})[args.label] = outcome
+        args.out.write_text(json.dumps(stored, indent=2) + "\n")
+        print(f"local stack benchmark: written to {args.out} as {args.label!r}", file=sys.stderr)
+    print(json.dumps(outcome, indent=2))
+    return outcome
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)
