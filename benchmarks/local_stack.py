@@ -66,7 +66,7 @@ def accepted_total(base: str, key: str) -> int:
 
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))] if ordered else 0.0
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def scenario(base: str, key: str, customer: str, meter: str, clients: int, batches: int) -> dict[str, Any]:
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clients", default="1,8", help="client counts of the concurrency scenarios")
     parser.add_argument("--batches", type=int, default=5, help="batches of 100 per client")
-    parser.add_argument("--stored", default="0,10000,100000,1000000", help="store sizes of the volume scenarios")
+    parser.add_argument(
+        "--stored", default="0,10000,100000,1000000", help="store sizes of the volume scenarios"
+    )
     parser.add_argument("--scale-batches", type=int, default=10, help="batches in each volume scenario")
     parser.add_argument("--label", default="after", help="the name of this run in the results file")
     parser.add_argument("--out", type=Path, default=None, help="merge the run into this JSON file")
@@ -216,7 +218,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     outcome = {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
         "batch": BATCH,
         **measured,
         "total_seconds": round(time.perf_counter() - started, 1),
