@@ -130,6 +130,51 @@ def scenario(base: str, key: str, customer: str, meter: str, clients: int, batch
     }
 
 
+class Sampler:
+    """A sampling profiler of every thread of this process (``--profile``): every ``interval`` seconds it
+    notes which functions are on each thread's stack; ``top`` lists the ones seen most (cumulative: a
+    function counts once per sample in which it is anywhere on a stack, so its callees are included)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        from collections import Counter
+
+        self.interval, self.samples = interval, 0
+        self.seen: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.wait(self.interval):
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                names, walker = set(), frame
+                while walker is not None:
+                    code = walker.f_code
+                    names.add(f"{Path(code.co_filename).name}:{code.co_name}")
+                    walker = walker.f_back
+                if (
+                    "threading.py:wait" in names
+                    or "selectors.py:select" in names
+                    or "socket.py:readinto" in names
+                ):
+                    continue  # idle: waiting for work or for an answer
+                self.samples += 1
+                self.seen.update(names)
+
+    def top(self, count: int = 40) -> list[tuple[str, float]]:
+        return [(name, round(n / max(1, self.samples), 3)) for name, n in self.seen.most_common(count)]
+
+
 def usage_table(table_name: str) -> Any:
     """The moto server's in-memory usage table (the server runs in this process)."""
     from moto.backends import get_backend
@@ -144,10 +189,18 @@ def stored_events(table: Any) -> int:
 
 
 def seed(table: Any, until: int) -> float:
-    """Copy a stored event under new transaction ids until the table holds ``until`` events (seconds)."""
+    """Copy a stored event under new transaction ids until the table holds ``until`` events (seconds).
+
+    Seeding, not ingest: each copy is put straight into the moto table's item map (under the local stack's
+    DynamoDB lock), sharing the unchanged attribute values of the original; only the key and the
+    transaction id differ. The copies are never updated, so the sharing is never seen."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from neruba_tools.local.emulator import DYNAMODB_LOCK
+
     started = time.perf_counter()
     have = stored_events(table)
-    template = next(
+    original = next(
         (
             item
             for hash_key, items in list(table.items.items())
@@ -156,24 +209,30 @@ def seed(table: Any, until: int) -> float:
         ),
         None,
     )
-    if template is None:
+    if original is None:
         raise RuntimeError("no stored event to copy: run a scenario first")
-    attributes = template.to_json()["Attributes"]
-    prefix = attributes["pk"]["S"].rsplit("#", 1)[0]
-    day = datetime.now(UTC) - timedelta(days=2)
-    for n in range(have, until):
-        copy = dict(attributes)
-        copy["pk"] = {"S": f"{prefix}#seed-{n}"}
-        if "transaction_id" in copy:
-            copy["transaction_id"] = {"S": f"seed-{n}"}
-        if "timestamp" in copy:
-            at = day - timedelta(seconds=n % (30 * 86400))
-            copy["timestamp"] = {"S": at.strftime("%Y-%m-%dT%H:%M:%S.000000Z")}
-        table.put_item(copy)
+    prefix, transaction = str(original.hash_key.value).rsplit("#", 1)
+    same_id = [name for name, value in original.attrs.items() if value.value == transaction]
+    for start in range(have, until, 10_000):
+        chunk = []
+        for n in range(start, min(until, start + 10_000)):
+            item = Item.__new__(Item)
+            item.hash_key, item.range_key = DynamoType({"S": f"{prefix}#seed-{n}"}), original.range_key
+            item.attrs = type(original.attrs)()
+            dict.update(item.attrs, original.attrs)
+            dict.__setitem__(item.attrs, table.hash_key_attr, item.hash_key)
+            for name in same_id:
+                dict.__setitem__(item.attrs, name, DynamoType({"S": f"seed-{n}"}))
+            chunk.append(item)
+        with DYNAMODB_LOCK:
+            for item in chunk:
+                table.items[item.hash_key][item.range_key] = item
     return round(time.perf_counter() - started, 1)
 
 
-def run(stored: list[int], clients: list[int], batches: int, scale_batches: int) -> dict[str, Any]:
+def run(
+    stored: list[int], clients: list[int], batches: int, scale_batches: int, profile: bool = False
+) -> dict[str, Any]:
     from neruba.settings import get_settings
     from neruba_tools.local.seed import seed_demo
     from neruba_tools.local.stack import LocalStack
@@ -192,9 +251,57 @@ def run(stored: list[int], clients: list[int], batches: int, scale_batches: int)
             seeded = seed(table, size) if size else 0.0
             have = stored_events(table)
             print(f"[{time.strftime('%H:%M:%S')}] {have} stored", file=sys.stderr, flush=True)
-            one = scenario(*args, 1, scale_batches)
+            if profile:
+                with Sampler() as sampler:
+                    one = scenario(*args, 1, scale_batches)
+                one["profile_busy_share"] = sampler.top()
+            else:
+                one = scenario(*args, 1, scale_batches)
             result["volume"].append({"stored_events": have, "seconds_seeding": seeded, **one})
     return result
+
+
+def report(lines: list[str], stored: dict[str, Any] | None) -> None:
+    """The docs/performance.md section of benchmarks/results/local_stack.json (``benchmarks.report``)."""
+    lines += ["## Local stack: concurrent clients and a growing store", ""]
+    runs = (stored or {}).get("runs") or {}
+    if not runs:
+        lines += ["Not measured yet: run `python -m benchmarks.local_stack --out "
+                  "benchmarks/results/local_stack.json`.", ""]  # fmt: skip
+        return
+    lines += [
+        "`python -m benchmarks.local_stack` starts the local stack (`make run` without schedules) in its "
+        "process, the clients' threads beside it; each client POSTs batches of 100 events to `/v1/events`, "
+        "one request after another, "
+        "and the time runs until the worker has counted every event, read back through "
+        "`GET /v1/ingest/outcomes`. *before*: one invocation per function at a time on unpatched moto; "
+        "*after*: the pools of execution environments and the moto patches "
+        "([architecture.md](architecture.md#concurrent-invocations-on-the-local-stack)). Stored events "
+        "are seeded by copying a stored event straight into moto's table. Times are this machine's, shared "
+        "with other work (load average in the table); compare rows of one run, not across machines.",
+        "",
+        "| run | stored events | clients | requests | events/s end to end | latency p50 / p95 / max (s) "
+        "| answers | load average |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, run in runs.items():
+        load = run.get("load_average")
+        load_text = " / ".join(f"{x:.1f}" for x in load) if load else "?"
+        rows = [(0, row) for row in run.get("concurrency", [])]
+        rows += [(v["stored_events"], v) for v in run.get("volume", [])]
+        for stored_events, row in rows:
+            latency = row["latency_s"]
+            answers = ", ".join(f"{n} x {code}" for code, n in sorted(row["statuses"].items()))
+            requests = row["clients"] * row["batches_per_client"]
+            store = f"{stored_events:,}" if stored_events else "empty"
+            lines.append(
+                f"| {label} | {store} | {row['clients']} | {requests} "
+                f"| {row['events_per_second']} ({row['events_counted']:,} of {row['events_sent']:,} counted) "
+                f"| {latency['p50']} / {latency['p95']} / {latency['max']} | {answers} | {load_text} |"
+            )
+    lines += [""]
+    notes = [str(run["note"]) for run in runs.values() if run.get("note")]
+    lines += [*notes, ""] if notes else []
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -206,15 +313,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--scale-batches", type=int, default=10, help="batches in each volume scenario")
     parser.add_argument("--label", default="after", help="the name of this run in the results file")
+    parser.add_argument("--profile", action="store_true", help="sample the volume scenarios' threads")
     parser.add_argument("--out", type=Path, default=None, help="merge the run into this JSON file")
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     measured = run(
         [int(s) for s in args.stored.split(",") if s],
         [int(c) for c in args.clients.split(",") if c],
         args.batches,
         args.scale_batches,
+        args.profile,
     )
     outcome = {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -224,6 +333,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpus": os.cpu_count(),
         },
         "batch": BATCH,
+        "load_average": [load_before[0], os.getloadavg()[0]],  # at the start and at the end of the run
         **measured,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
