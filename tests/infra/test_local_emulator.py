@@ -18,7 +18,8 @@ from moto import mock_aws
 from neruba_tools.local.emulator import EmulatorPatches
 
 REGION = "us-east-1"
-TABLE = "t"
+TABLE = "emulator-check"
+QUEUES = ("emulator-q", "emulator-dlq", "emulator-f.fifo")
 
 
 def _dynamodb(endpoint: str | None = None) -> Any:
@@ -154,13 +155,30 @@ def _text(item: dict[str, Any]) -> str:
 
 
 def _run(patched: bool, work: Callable[[Any], Any]) -> Any:
-    with mock_aws():
+    with mock_aws():  # (inside another test module's session-wide mock, this one's state is shared)
+        _forget()
         dynamodb = _dynamodb()
         _create(dynamodb)
-        if not patched:
-            return work(dynamodb)
-        with EmulatorPatches():
-            return work(dynamodb)
+        try:
+            if not patched:
+                return work(dynamodb)
+            with EmulatorPatches():
+                return work(dynamodb)
+        finally:
+            _forget()
+
+
+def _forget() -> None:
+    """Remove the table and queues these tests create."""
+    dynamodb = _dynamodb()
+    if TABLE in dynamodb.list_tables()["TableNames"]:
+        dynamodb.delete_table(TableName=TABLE)
+    sqs = boto3.client(
+        "sqs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    for url in sqs.list_queues(QueueNamePrefix="").get("QueueUrls", []):
+        if url.rsplit("/", 1)[-1] in QUEUES:
+            sqs.delete_queue(QueueUrl=url)
 
 
 def test_transactions_and_queries_answer_and_store_the_same_as_moto() -> None:
@@ -201,14 +219,14 @@ def _queue_answers(_: Any) -> list[Any]:
     sqs = boto3.client(
         "sqs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
     )
-    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName=QUEUES[1])["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     url = sqs.create_queue(
-        QueueName="q",
+        QueueName=QUEUES[0],
         Attributes={"RedrivePolicy": f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"2"}}'},
     )["QueueUrl"]
     fifo = sqs.create_queue(
-        QueueName="f.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        QueueName=QUEUES[2], Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
     )["QueueUrl"]
     answers: list[Any] = []
     for n in range(25):
@@ -252,6 +270,8 @@ def test_concurrent_transactions_on_one_counter_lose_nothing() -> None:
         try:
             endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
             dynamodb = _dynamodb(endpoint)
+            if TABLE in dynamodb.list_tables()["TableNames"]:
+                dynamodb.delete_table(TableName=TABLE)
             _create(dynamodb)
             for n in range(0, 1500, 25):  # enough items that moto's copy of the table takes a while
                 dynamodb.batch_write_item(
@@ -290,6 +310,7 @@ def test_concurrent_transactions_on_one_counter_lose_nothing() -> None:
                 )["Count"]
                 == 1620
             )
+            dynamodb.delete_table(TableName=TABLE)
         finally:
             server.stop()
 
@@ -300,6 +321,7 @@ def test_a_transaction_copies_no_table(items: int) -> None:
     import copy as copy_module
 
     with mock_aws():
+        _forget()
         dynamodb = _dynamodb()
         _create(dynamodb)
         for n in range(0, items, 25):
@@ -331,3 +353,4 @@ def test_a_transaction_copies_no_table(items: int) -> None:
         # THEN no table was copied (only the named items), and the first action was undone
         assert "Table" not in calls
         assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=_key("P#9", "x"))
+        _forget()

@@ -106,7 +106,7 @@ class NarrowedQueries:
         return self._real_query(table, hash_key, *args, **kwargs)
 
 
-class _TablesNotCopied:
+class TablesNotCopied:
     """Stands in for the ``copy`` module inside moto's DynamoDB models: a table is not deep-copied (its
     "restore" is then a no-op), anything else is."""
 
@@ -180,7 +180,7 @@ class ItemLevelTransactions:
                     for table, h, r in _touched(backend, transact_items)
                 ]
                 saved_copy = models.copy
-                models.copy = _TablesNotCopied()  # type: ignore[assignment]
+                models.copy = TablesNotCopied()  # type: ignore[assignment]
                 try:
                     real(backend, transact_items)
                 except BaseException:
@@ -196,7 +196,7 @@ class ItemLevelTransactions:
         self._backend.transact_write_items = self._real
 
 
-class _QueueAttributes(Mapping[str, Any]):
+class QueueAttributes(Mapping[str, Any]):
     """A queue's attributes, worked out in full only when a key other than a standard queue's
     ``ContentBasedDeduplication`` is asked for."""
 
@@ -244,7 +244,7 @@ class QueueLookups:
 
         compute = self._real_attributes.fget
         self._sqs.is_message_valid_based_on_retention_period = retention
-        self._queue.attributes = property(lambda queue: _QueueAttributes(queue, compute))
+        self._queue.attributes = property(lambda queue: QueueAttributes(queue, compute))
 
     def uninstall(self) -> None:
         self._sqs.is_message_valid_based_on_retention_period = self._real_retention
