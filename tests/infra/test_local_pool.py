@@ -126,20 +126,32 @@ RESOLVER_HANDLER = """
 import time
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from neruba_local_pool_router import router  # shared by every environment, as neruba's routers are
+
+def remember_caller(app, next_middleware):  # what neruba's scope middleware does with the principal
+    app.append_context(caller=app.current_event.query_string_parameters["who"])
+    return next_middleware(app)
 
 app = APIGatewayRestResolver()
+app.use([remember_caller])
+app.include_router(router)
+
+def lambda_handler(event, context):
+    return app.resolve(event, context)
+"""
+
+ROUTER_MODULE = """
+import time
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
 router = APIGatewayRouter()
 
 @router.get("/items/<item>")
 def read(item: str):
     time.sleep(0.2)  # another invocation resolves its own request meanwhile
-    event = app.current_event
-    return {"item": item, "path": router.current_event.path, "query": event.query_string_parameters}
-
-app.include_router(router)
-
-def lambda_handler(event, context):
-    return app.resolve(event, context)
+    event = router.current_event
+    return {"item": item, "path": event.path, "query": event.query_string_parameters,
+            "caller": router.context.get("caller")}
 """
 
 
@@ -159,19 +171,25 @@ def _event(item: str) -> dict[str, Any]:
     }
 
 
-def test_concurrent_api_requests_each_read_their_own_event(tmp_path: Path) -> None:
+def test_concurrent_api_requests_each_read_their_own_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN a Powertools resolver function (Powertools keeps the request in class attributes) in a pool,
     # with the request state made per-thread as the local stack does at start
     isolate_resolver_state()
+    (tmp_path / "neruba_local_pool_router.py").write_text(ROUTER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "neruba_local_pool_router", raising=False)
     function = _function(tmp_path, RESOLVER_HANDLER, concurrency=4, name="Api")
     # WHEN four requests for different items are resolved at once
     import json
 
     items = ["a", "b", "c", "d"]
     answers = _at_once([lambda item=item: function(_event(item)) for item in items])  # type: ignore[misc]
-    # THEN each route read its own request's path and query, never another's
+    # THEN each route read its own request's path, query and context (through the shared router), never
+    # another's
     bodies = [json.loads(answer["body"]) for answer in answers]
-    assert bodies == [{"item": i, "path": f"/items/{i}", "query": {"who": i}} for i in items]
+    assert bodies == [{"item": i, "path": f"/items/{i}", "query": {"who": i}, "caller": i} for i in items]
 
 
 def test_pool_size_comes_from_the_reserved_concurrency_else_the_local_default(

@@ -2,14 +2,19 @@
 
 Powertools' event handler stores the request being resolved in class attributes
 (``BaseRouter.current_event`` and ``BaseRouter.lambda_context``), shared by every resolver and router of
-the process. On Lambda a process runs one invocation at a time, so that is harmless; the local stack runs
-several invocations of the API functions at once in one process (``pool.py``), and one request's route
-would then read another request's event (its body, its caller's key, its request id).
+the process, and a router reads its resolver's ``context`` (where our scope middleware puts the caller's
+principal) through ``router.api_resolver``, the resolver that included it *last*. On Lambda a process
+runs one invocation at a time and builds one resolver, so that is harmless; the local stack runs several
+invocations of an API function at once in one process, each environment with a resolver of its own
+(``pool.py``), and a route would then read another request's event, or another environment's context
+(an admin route would find no principal, or a concurrent caller's).
 
-``isolate_resolver_state`` gives each thread its own value of those two attributes: a data descriptor on
-``BaseRouter`` answers reads from instances, and one on a subclass of its metaclass answers reads and
-writes on the class itself (``BaseRouter.current_event = ...``, what ``resolve`` does). A thread sees
-what it set, as a single-threaded process does. It is installed once per process and stays.
+``isolate_resolver_state`` gives each thread its own value of the three: a data descriptor on
+``BaseRouter`` answers reads and writes through instances (``self.context = {}`` in a resolver's
+``__init__`` included), and one on a subclass of its metaclass answers reads and writes on the class
+itself (``BaseRouter.current_event = ...``, what ``resolve`` does). A thread runs one invocation at a
+time, so per thread is per invocation; a thread sees what it set, as a single-threaded process does. It
+is installed once per process and stays.
 
 Example:
     >>> isolate_resolver_state(); isolate_resolver_state()  # idempotent
@@ -22,11 +27,12 @@ from typing import Any
 
 _PER_THREAD = threading.local()
 _installed = threading.Lock()
-ATTRIBUTES = ("current_event", "lambda_context")
+ATTRIBUTES = ("current_event", "lambda_context", "context")
 
 
 class _PerThread:
-    """A data descriptor whose value lives in ``_PER_THREAD`` under ``name``."""
+    """A data descriptor whose value lives in ``_PER_THREAD`` under ``name`` (``context``: a thread's
+    first read finds an empty dict, as a new resolver does)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -35,6 +41,9 @@ class _PerThread:
         try:
             return getattr(_PER_THREAD, self.name)
         except AttributeError:
+            if self.name == "context":
+                setattr(_PER_THREAD, self.name, {})
+                return getattr(_PER_THREAD, self.name)
             raise AttributeError(self.name) from None
 
     def __set__(self, obj: Any, value: Any) -> None:
@@ -48,7 +57,7 @@ def isolate_resolver_state() -> bool:
     with _installed:
         if getattr(type(BaseRouter), "_neruba_per_thread", False):
             return False
-        for name in ATTRIBUTES:  # in the class dict first, for reads through instances
+        for name in ATTRIBUTES:  # in the class dict first, for reads and writes through instances
             if name in BaseRouter.__dict__ and not isinstance(BaseRouter.__dict__[name], _PerThread):
                 setattr(_PER_THREAD, name, BaseRouter.__dict__[name])
             setattr(BaseRouter, name, _PerThread(name))
