@@ -261,6 +261,77 @@ def run(
     return result
 
 
+def operation_costs(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[dict[str, Any]]:
+    """Where the time goes: milliseconds per TransactWriteItems (two actions) and per Query of one
+    partition on a table of N items, on plain moto and under the local stack's patches (in-process moto)."""
+    import boto3
+    from moto import mock_aws
+
+    from neruba_tools.local.emulator import EmulatorPatches
+
+    rows = []
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="costs",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
+        )
+        have = 0
+        for size in sizes:
+            for start in range(have, size, 25):
+                batch = [
+                    {"PutRequest": {"Item": {"pk": {"S": f"EVT#{n}"}, "sk": {"S": "#"}, "v": {"N": "1"}}}}
+                    for n in range(start, min(size, start + 25))
+                ]
+                dynamodb.batch_write_item(RequestItems={"costs": batch})
+            have = size
+            row: dict[str, Any] = {"items": size}
+            for label, patched in (("moto", False), ("patched", True)):
+                patches = EmulatorPatches() if patched else None
+                if patches is not None:
+                    patches.install()
+                try:
+                    started = time.perf_counter()
+                    for n in range(5):
+                        dynamodb.transact_write_items(
+                            TransactItems=[
+                                {
+                                    "Put": {
+                                        "TableName": "costs",
+                                        "Item": {"pk": {"S": f"T#{label}{n}"}, "sk": {"S": "#"}},
+                                    }
+                                },
+                                {
+                                    "Update": {
+                                        "TableName": "costs",
+                                        "Key": {"pk": {"S": "AGG"}, "sk": {"S": "#"}},
+                                        "UpdateExpression": "ADD v :one",
+                                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                                    }
+                                },
+                            ]
+                        )
+                    row[f"transaction_ms_{label}"] = round((time.perf_counter() - started) * 200, 1)
+                    started = time.perf_counter()
+                    for _ in range(5):
+                        dynamodb.query(
+                            TableName="costs",
+                            KeyConditionExpression="pk = :p",
+                            ExpressionAttributeValues={":p": {"S": "AGG"}},
+                        )
+                    row[f"query_ms_{label}"] = round((time.perf_counter() - started) * 200, 1)
+                finally:
+                    if patches is not None:
+                        patches.uninstall()
+            rows.append(row)
+    return rows
+
+
 def report(lines: list[str], stored: dict[str, Any] | None) -> None:
     """The docs/performance.md section of benchmarks/results/local_stack.json (``benchmarks.report``)."""
     lines += ["## Local stack: concurrent clients and a growing store", ""]
@@ -300,6 +371,22 @@ def report(lines: list[str], stored: dict[str, Any] | None) -> None:
                 f"| {latency['p50']} / {latency['p95']} / {latency['max']} | {answers} | {load_text} |"
             )
     lines += [""]
+    costs = [row for run in runs.values() for row in run.get("operation_costs", [])]
+    if costs:
+        lines += [
+            "Where the time went: one operation on a table of N items, in-process moto, unpatched and under "
+            "the local stack's patches (milliseconds; a transaction of a Put and an Update, a Query of one "
+            "partition).",
+            "",
+            "| items | transaction, moto | transaction, patched | query, moto | query, patched |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {row['items']:,} | {row['transaction_ms_moto']} | {row['transaction_ms_patched']} "
+            f"| {row['query_ms_moto']} | {row['query_ms_patched']} |"
+            for row in costs
+        ]
+        lines += [""]
     notes = [str(run["note"]) for run in runs.values() if run.get("note")]
     lines += [*notes, ""] if notes else []
 
@@ -313,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--scale-batches", type=int, default=10, help="batches in each volume scenario")
     parser.add_argument("--label", default="after", help="the name of this run in the results file")
+    parser.add_argument("--costs", action="store_true", help="also time single operations by table size")
     parser.add_argument("--profile", action="store_true", help="sample the volume scenarios' threads")
     parser.add_argument("--out", type=Path, default=None, help="merge the run into this JSON file")
     args = parser.parse_args(argv)
@@ -335,6 +423,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "batch": BATCH,
         "load_average": [load_before[0], os.getloadavg()[0]],  # at the start and at the end of the run
         **measured,
+        **({"operation_costs": operation_costs()} if args.costs else {}),
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     if args.out is not None:
