@@ -332,6 +332,35 @@ def operation_costs(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[dict[str
     return rows
 
 
+def _summary(runs: dict[str, Any]) -> list[str]:
+    """The before/after ratios the table shows, in words."""
+    before, after = runs.get("before"), runs.get("after")
+    if not before or not after:
+        return []
+
+    def clients(run: dict[str, Any], count: int) -> dict[str, Any] | None:
+        return next((row for row in run.get("concurrency", []) if row["clients"] == count), None)
+
+    out = []
+    old, new = clients(before, 8), clients(after, 8)
+    if old and new and old["events_per_second"]:
+        out.append(
+            f"With 8 clients: {new['events_per_second']} events/s against {old['events_per_second']} before "
+            f"({new['events_per_second'] / old['events_per_second']:.0f} times), the slowest request "
+            f"{new['latency_s']['max']} s against {old['latency_s']['max']} s."
+        )
+    volume = after.get("volume", [])
+    if len(volume) > 1:
+        rates = [row["events_per_second"] for row in volume]
+        low, high = min(rates), max(rates)
+        first, last = volume[0]["stored_events"], volume[-1]["stored_events"]
+        out.append(
+            f"One client, from {first:,} to {last:,} stored events: {low} to {high} events/s (the slowest "
+            f"{high / max(low, 0.1):.1f} times slower than the fastest)."
+        )
+    return [" ".join(out), ""] if out else []
+
+
 def report(lines: list[str], stored: dict[str, Any] | None) -> None:
     """The docs/performance.md section of benchmarks/results/local_stack.json (``benchmarks.report``)."""
     lines += ["## Local stack: concurrent clients and a growing store", ""]
@@ -371,6 +400,7 @@ def report(lines: list[str], stored: dict[str, Any] | None) -> None:
                 f"| {latency['p50']} / {latency['p95']} / {latency['max']} | {answers} | {load_text} |"
             )
     lines += [""]
+    lines += _summary(runs)
     costs = [row for run in runs.values() for row in run.get("operation_costs", [])]
     if costs:
         lines += [
