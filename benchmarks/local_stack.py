@@ -418,7 +418,8 @@ def report(lines: list[str], stored: dict[str, Any] | None) -> None:
         ]
         lines += [""]
     notes = [str(run["note"]) for run in runs.values() if run.get("note")]
-    lines += [*notes, ""] if notes else []
+    for note in notes:
+        lines += [note, ""]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
