@@ -62,6 +62,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.billing_run
 	$(PY) -m benchmarks.package_size
+	$(PY) -m benchmarks.local_stack --out benchmarks/results/local_stack.json
 	$(PY) -m benchmarks.report
 
 clean:

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator, Mapping
 from typing import Any
+
+# the local stack's own patches: the same mechanisms
+from neruba_tools.local.emulator import QueueAttributes, TablesNotCopied, candidates
 
 
 class EmulatorShims:
@@ -77,8 +79,8 @@ class EmulatorShims:
         self._table.all_items = all_items
         self._sqs.is_message_valid_based_on_retention_period = retention
         real_attributes = self._real_attributes.fget
-        self._queue.attributes = property(lambda queue: _QueueAttributes(queue, real_attributes))
-        self._dynamodb_models.copy = _NoTableBackup()  # type: ignore[assignment]
+        self._queue.attributes = property(lambda queue: QueueAttributes(queue, real_attributes))
+        self._dynamodb_models.copy = TablesNotCopied()  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -94,10 +96,10 @@ class EmulatorShims:
 
     def _query(self, table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         self.queries += 1
-        candidates = _candidates(table, hash_key, *args, **kwargs)
-        if candidates is None:
+        found = candidates(table, hash_key, *args, **kwargs)
+        if found is None:
             return self._real_query(table, hash_key, *args, **kwargs)
-        self._narrowed.items = (table, candidates)
+        self._narrowed.items = (table, found)
         try:
             answer = self._real_query(table, hash_key, *args, **kwargs)
         finally:
@@ -107,64 +109,6 @@ class EmulatorShims:
             if _as_json(self._real_query(table, hash_key, *args, **kwargs)) != _as_json(answer):
                 self.mismatches += 1
         return answer
-
-
-class _QueueAttributes(Mapping[str, Any]):
-    """A queue's attributes worked out only when more than one standard-queue key is asked for."""
-
-    def __init__(self, queue: Any, compute: Any) -> None:
-        self._queue = queue
-        self._compute = compute
-        self._all: dict[str, Any] | None = None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if key == "ContentBasedDeduplication" and not self._queue.fifo_queue:
-            return default
-        return self._full().get(key, default)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._full()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._full())
-
-    def __len__(self) -> int:
-        return len(self._full())
-
-    def _full(self) -> dict[str, Any]:
-        if self._all is None:
-            self._all = self._compute(self._queue)
-        return self._all
-
-
-class _NoTableBackup:
-    """Stands in for the ``copy`` module inside moto's DynamoDB models: tables are not deep-copied."""
-
-    def deepcopy(self, value: Any, *args: Any) -> Any:
-        from moto.dynamodb.models.table import Table
-
-        return value if isinstance(value, Table) else copy.deepcopy(value, *args)
-
-    def copy(self, value: Any) -> Any:
-        return copy.copy(value)
-
-
-def _candidates(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> list[Any] | None:
-    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-    conditions = kwargs.get("hash_key_conditions") or []
-    # list(dict.values()) copies in one step under the GIL: other threads may be writing to the table
-    if index_name is None and table.range_key_attr and hash_key is not None:
-        return list(table.items.get(hash_key, {}).values())
-    if index_name is not None and conditions:
-        hash_sets = list(table.items.values())
-        every = [i for h in hash_sets for i in list(h.values())] if table.range_key_attr else hash_sets
-        return [item for item in every if all(_has(item, name, value) for name, value in conditions)]
-    return None
-
-
-def _has(item: Any, name: str, value: Any) -> bool:
-    found = item.attrs.get(name)
-    return found is not None and bool(found == value)
 
 
 def _as_json(answer: Any) -> Any:

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import local_stack
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "performance.md"
@@ -349,6 +351,7 @@ def render() -> str:
     _cold(lines, _load("cold_start.json"))
     _package(lines, _load("package_size.json"))
     _capacity(lines, write_units)
+    local_stack.report(lines, _load("local_stack.json"))
     return "\n".join(lines).rstrip() + "\n"
 
 

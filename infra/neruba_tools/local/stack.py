@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,10 +24,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from neruba_tools.local.emulator import EmulatorPatches
 from neruba_tools.local.gateway import Gateway
 from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION, load_template
+from neruba_tools.local.isolation import isolate_resolver_state
 from neruba_tools.local.parameters import parameter_problem
 from neruba_tools.local.pollers import QueuePoller
+from neruba_tools.local.pool import EnvironmentPool, pool_size
 from neruba_tools.local.provision import local_template, provision_template
 from neruba_tools.local.schedules import Schedule
 from neruba_tools.local.stripe_local import LocalStripe
@@ -65,41 +67,46 @@ class LocalLambdaContext:
 
 
 class LocalFunction:
-    """A function of the template, callable as ``function(event)``: its handler is imported on first use
-    and runs one invocation at a time, as in one Lambda container (Powertools keeps state in globals)."""
+    """A function of the template, callable as ``function(event)``. Like Lambda, it runs each invocation
+    in an execution environment of its own (the handler module imported afresh, with its own globals),
+    one invocation per environment at a time, at most ``concurrency`` at once (``pool.py``)."""
 
-    def __init__(self, spec: FunctionSpec, repo_root: Path, name: str) -> None:
+    def __init__(
+        self, spec: FunctionSpec, repo_root: Path, name: str, concurrency: int | None = None
+    ) -> None:
         self.spec, self.name = spec, name
         module, _, self.attribute = spec.handler.rpartition(".")
         self.path = repo_root / spec.code_uri / (module.replace(".", "/") + ".py")
-        self._handler: Callable[..., Any] | None = None
-        self._lock = threading.Lock()
+        self.concurrency = concurrency or pool_size(spec.reserved_concurrency)
+        self.pool = EnvironmentPool(self._import, self.concurrency)
+
+    def _import(self, number: int) -> Callable[..., Any]:
+        """The handler of a new environment: its module, imported under a name of its own."""
+        where = f"{self.spec.logical_id} (Handler {self.spec.handler}, {self.path})"
+        if not self.path.is_file():
+            raise FunctionLoadError(f"{where}: the handler file does not exist")
+        module_name = f"neruba_fn_{self.spec.logical_id}" + (f"__{number}" if number else "")
+        spec = importlib.util.spec_from_file_location(module_name, self.path)
+        if spec is None or spec.loader is None:
+            raise FunctionLoadError(f"{where}: not a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise FunctionLoadError(f"{where}: import failed: {exc!r}") from exc
+        handler = getattr(module, self.attribute, None)
+        if not callable(handler):
+            raise FunctionLoadError(f"{where}: no callable {self.attribute}")
+        return handler
 
     def load(self) -> Callable[..., Any]:
-        if self._handler is None:
-            where = f"{self.spec.logical_id} (Handler {self.spec.handler}, {self.path})"
-            if not self.path.is_file():
-                raise FunctionLoadError(f"{where}: the handler file does not exist")
-            module_name = f"neruba_fn_{self.spec.logical_id}"
-            spec = importlib.util.spec_from_file_location(module_name, self.path)
-            if spec is None or spec.loader is None:
-                raise FunctionLoadError(f"{where}: not a Python module")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                sys.modules.pop(module_name, None)
-                raise FunctionLoadError(f"{where}: import failed: {exc!r}") from exc
-            handler = getattr(module, self.attribute, None)
-            if not callable(handler):
-                raise FunctionLoadError(f"{where}: no callable {self.attribute}")
-            self._handler = handler
-        return self._handler
+        """The handler of an environment (the first is imported now if none exists yet)."""
+        return self.pool.first()
 
     def __call__(self, event: Any, context: Any = None) -> Any:
-        with self._lock:
-            handler = self.load()
+        with self.pool.environment() as handler:
             context = context or LocalLambdaContext(self.name, self.spec.memory_size, self.spec.timeout)
             started = time.monotonic()
             try:
@@ -192,6 +199,7 @@ class LocalStack:
         self.pollers: list[QueuePoller] = []
         self.schedules: dict[str, Schedule] = {}
         self._moto: Any = None
+        self._patches: EmulatorPatches | None = None
         self._saved_env: dict[str, str | None] = {}
         self._started = False
         self.running = False  # True once start() completed, until stop()
@@ -230,6 +238,8 @@ class LocalStack:
         if self._started:
             return self
         self._started = True
+        isolate_resolver_state()
+        self._patches = EmulatorPatches().install()
         try:
             try:
                 self.api_port = self.gateway.bind(self.host, self.api_port)
@@ -366,6 +376,8 @@ class LocalStack:
         _reset_neruba_caches()
 
     def _start_pollers(self, session: Any) -> None:
+        """Pollers for each SQS event: as many as the mapping's MaximumConcurrency allows, within the
+        function's pool (Lambda's pollers scale up to that many concurrent invocations)."""
         config = Config(retries={"max_attempts": 2}, read_timeout=30)
         for source in self.template.sqs_sources():
             if not source.enabled or source.queue not in self.queue_urls:
@@ -375,20 +387,23 @@ class LocalStack:
                     source.event,
                 )
                 continue
-            poller = QueuePoller(
-                session.client("sqs", endpoint_url=self.moto_url, region_name=REGION, config=config),
-                self.queue_urls[source.queue],
-                self.template.intrinsics.resolve(source.queue, "Arn"),
-                self.functions[source.function],
-                batch_size=source.batch_size,
-                window=source.window,
-                report_failures=source.report_failures,
-                retry_delay=self.retry_delay,
-                poll_interval=self.poll_interval,
-                name=f"{source.function}.{source.event}",
-            )
-            self.pollers.append(poller)
-            poller.start()
+            function = self.functions[source.function]
+            count = min(source.maximum_concurrency or function.concurrency, function.concurrency)
+            for number in range(count):
+                poller = QueuePoller(
+                    session.client("sqs", endpoint_url=self.moto_url, region_name=REGION, config=config),
+                    self.queue_urls[source.queue],
+                    self.template.intrinsics.resolve(source.queue, "Arn"),
+                    function,
+                    batch_size=source.batch_size,
+                    window=source.window,
+                    report_failures=source.report_failures,
+                    retry_delay=self.retry_delay,
+                    poll_interval=self.poll_interval,
+                    name=f"{source.function}.{source.event}" + (f"#{number}" if number else ""),
+                )
+                self.pollers.append(poller)
+                poller.start()
 
     def _start_schedules(self) -> None:
         for spec in self.template.schedules():
@@ -416,6 +431,9 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self._patches is not None:
+            self._patches.uninstall()
+            self._patches = None
         for key, previous in self._saved_env.items():
             if os.environ.get(key) == self.env.get(key):
                 if previous is None:

@@ -28,6 +28,12 @@ class FunctionSpec:
     timeout: int
     properties: dict[str, Any] = field(repr=False)
 
+    @property
+    def reserved_concurrency(self) -> int | None:
+        """``ReservedConcurrentExecutions`` when set to a number, else None."""
+        value = self.properties.get("ReservedConcurrentExecutions")
+        return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
 
 @dataclass(frozen=True)
 class ApiRoute:
@@ -52,6 +58,7 @@ class SqsSource:
     window: float
     report_failures: bool
     enabled: bool
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,7 @@ class Template:
                     function, event, queue, int(props.get("BatchSize", 10)),
                     float(props.get("MaximumBatchingWindowInSeconds", 0)),
                     "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []), _enabled(props),
+                    _maximum_concurrency(props),
                 )
             )  # fmt: skip
         return sources
@@ -282,3 +290,9 @@ class Template:
                 kind, status and int(status), props.get("ResponseTemplates") or {}, headers
             )
         return found
+
+
+def _maximum_concurrency(props: dict[str, Any]) -> int | None:
+    """An SQS event's ``ScalingConfig.MaximumConcurrency``, None when unset."""
+    value = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    return int(value) if value is not None and str(value).isdigit() else None
