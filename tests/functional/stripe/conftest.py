@@ -1,4 +1,4 @@
-"""Stripe fixtures: the secret parameter in moto SSM, in-memory ports, signed deliveries, the worker."""
+"""Stripe fixtures: the secret parameter in moto SSM, one stored invoice, signed deliveries, the worker."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from tests.functional.billing.conftest import World
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
 from tests.support.billing_fakes import FakeRatingBilling
+from tests.support.invoices import Books, add_customer, store_invoice
 from tests.support.queues import drain
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
-from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
 
 PARAMETER = "/neruba/test/stripe"
 
@@ -54,22 +54,20 @@ def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Calla
 
 
 @pytest.fixture
-def ports(aws: dict[str, str]) -> MemoryLedger:
-    """In-memory ledger + invoices wired as the Stripe ports; invoice in_ours_1 (acme, 5000) is finalized."""
-    invoices = MemoryInvoices()
-    invoices.add(
+def ports(aws: dict[str, str]) -> Books:
+    """The real Stripe effects and invoice source (``neruba.bootstrap``) over one stored invoice: in_ours_1
+    (acme, 5000 USD), finalized, posted to the ledger and synced as Stripe invoice in_stripe_in_ours_1."""
+    add_customer("acme")
+    store_invoice(
         {
             "id": "in_ours_1",
             "customer_id": "acme",
             "currency": "USD",
-            "status": "finalized",
             "total_minor": 5000,
             "stripe": {"status": "synced", "invoice_id": "in_stripe_in_ours_1"},
         }
     )
-    ledger = MemoryLedger(invoices)
-    bootstrap.install(stripe_effects=ledger, invoice_source=invoices)
-    return ledger
+    return Books()
 
 
 @pytest.fixture
@@ -96,7 +94,7 @@ def deliver(stripe_secret: Any) -> Callable[..., tuple[int, Any]]:
 
 
 @pytest.fixture
-def process(ports: MemoryLedger) -> Callable[[], int]:
+def process(ports: Books) -> Callable[[], int]:
     """Run the Stripe worker until StripeEventsQueue is empty."""
     from functions.stripe_worker.app import lambda_handler
 
