@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from neruba import bootstrap
-from neruba.dal.billing import BillingRepository
-from neruba.dal.invoices import InvoicesRepository
-from neruba.dal.ledger import LedgerRepository
-from neruba.dal.locks import LockRepository
-from neruba.dal.plans import PlansRepository
-from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
 from neruba_tools.local.fake_stripe import FakeStripe
-from tests.functional.billing.conftest import World
+from tests.functional.billing.conftest import BASIC, World, make_world
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
-from tests.support.billing_fakes import FakeRatingBilling
 from tests.support.invoices import Books, add_customer, store_invoice
 from tests.support.queues import drain
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
@@ -34,7 +25,6 @@ PARAMETER = "/neruba/test/stripe"
 def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Put the Stripe parameter in moto SSM (current + previous webhook secret); returns a re-putter."""
     from neruba.logic.stripe.secrets import clear_cache
-    from neruba.settings import get_settings
 
     def put(secrets: list[str], api_key: str = "sk_test_neruba") -> None:
         boto3.client("ssm").put_parameter(
@@ -104,7 +94,6 @@ def process(ports: Books) -> Callable[[], int]:
 @pytest.fixture
 def stored() -> Callable[[str], dict[str, Any] | None]:
     from neruba.dal.stripe_events import StripeEventsRepository
-    from neruba.settings import get_settings
 
     return lambda event_id: StripeEventsRepository(get_settings().ops_table).get(event_id)
 
@@ -127,31 +116,8 @@ E2E_CUSTOMER = "acme"
 
 @pytest.fixture
 def world(aws: dict[str, str]) -> World:
-    """Billing with the real ledger collaborators (credits and invoice postings) and the test rater."""
-    from neruba.models.catalog import Customer
-
-    settings = get_settings()
-    plans = PlansRepository(settings.catalog_table)
-    plans.create_customer(
-        Customer(external_id=E2E_CUSTOMER, name="Acme", email="billing@acme.test", currency="USD")
-    )
-    ctx = FakeRatingBilling(
-        billing=BillingRepository(settings.billing_table),
-        invoices=InvoicesRepository(settings.billing_table),
-        plans=plans,
-        usage=UsageRepository(settings.usage_table),
-        ledger=LedgerRepository(settings.ledger_table),
-        grace=timedelta(seconds=settings.billing_grace_seconds),
-        ops_table=settings.ops_table,
-        billing_queue_url=settings.billing_queue_url,
-        sync_queue_url=settings.stripe_sync_queue_url,
-        catalog_table=settings.catalog_table,
-    )
-    bootstrap.install(billing=ctx)
-    return World(
-        ctx, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"),
-        queue_url("StripeSyncQueue"),
-    )  # fmt: skip
+    """Billing on the real collaborators (daily windows, the "basic" plan at 0.10 per API call) for acme."""
+    return make_world(BASIC, {E2E_CUSTOMER: {"email": "billing@acme.test"}})
 
 
 @pytest.fixture
