@@ -124,8 +124,8 @@ def test_a_full_scenario_logs_no_secret(
     from neruba.observability import logger
     from neruba.settings import get_settings
     from neruba_tools.local.fake_stripe import FakeStripe
-    from tests.support.stripe_events import encode, invoice_paid, sign
     from tests.support.invoices import store_invoice
+    from tests.support.stripe_events import encode, invoice_paid, sign
 
     # GIVEN a real API key and real Stripe credentials made for this run
     stripe_api_key = "sk_test_" + secrets.token_urlsafe(24)

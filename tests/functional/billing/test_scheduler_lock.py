@@ -1,6 +1,7 @@
 """One scheduler at a time: lease, skipped_locked, takeover of an expired lease, fencing.
 
-Two schedulers in threads at the same instant: ``test_real_faults.test_two_schedulers_in_threads_one_bills_one_skipped``."""
+Two schedulers in threads at the same instant:
+``test_real_faults.test_two_schedulers_in_threads_one_bills_one_skipped``."""
 
 from __future__ import annotations
 

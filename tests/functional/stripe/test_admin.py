@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 
-from tests.support.stripe_events import charge_refunded, event, invoice_paid
 from tests.support.invoices import Books
+from tests.support.stripe_events import charge_refunded, event, invoice_paid
 
 
 def _audit_items() -> list[dict[str, Any]]:

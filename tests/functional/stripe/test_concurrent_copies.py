@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tests.support.stripe_events import invoice_paid
 from tests.support.invoices import Books
+from tests.support.stripe_events import invoice_paid
 
 
 def test_four_copies_at_once_process_the_event_once_and_keep_applied(

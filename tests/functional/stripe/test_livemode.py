@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.stripe_events import SECRET, charge_refunded, dispute, invoice_paid, payment_failed
 from tests.support.invoices import Books
+from tests.support.stripe_events import SECRET, charge_refunded, dispute, invoice_paid, payment_failed
 
 HANDLED: list[Callable[[], dict[str, Any]]] = [
     lambda: invoice_paid(amount=5000),

@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 
 from tests.support.aws import queue_url, receive_all
+from tests.support.invoices import Books
 from tests.support.queues import receive_batch, run_batch
 from tests.support.stripe_events import charge_refunded, dispute, event, invoice_paid, payment_failed
-from tests.support.invoices import Books
 
 
 def test_invoice_paid_posts_the_payment_and_marks_the_invoice_paid(
@@ -58,9 +58,7 @@ def test_a_refund_before_its_payment_waits_then_ends_right(
     assert [h["status"] for h in stored(refund["id"])["history"]] == ["deferred", "processed"]
 
 
-def test_a_second_partial_refund_posts_only_the_new_refund(
-    deliver: Any, process: Any, ports: Books
-) -> None:
+def test_a_second_partial_refund_posts_only_the_new_refund(deliver: Any, process: Any, ports: Books) -> None:
     # GIVEN a payment and a first partial refund processed
     deliver(invoice_paid(charge="ch_1"))
     deliver(charge_refunded(charge="ch_1", refunds=[("re_1", 1000)]))
@@ -161,7 +159,6 @@ def test_transient_failures_are_retried_then_succeed(
     deliver: Any, ports: Books, stored: Any, monkeypatch: Any
 ) -> None:
     from functions.stripe_worker.app import lambda_handler
-
     from neruba import bootstrap
 
     # GIVEN a ledger whose first write fails with an outage

@@ -12,8 +12,8 @@ import pytest
 
 from neruba_tools.local.fake_stripe import FakeStripe
 from tests.support.aws import queue_url, receive_all
-from tests.support.queues import receive_batch, run_batch
 from tests.support.invoices import add_customer, invoices, store_invoice
+from tests.support.queues import receive_batch, run_batch
 
 INVOICE = {
     "id": "in_0001",
@@ -166,9 +166,7 @@ def test_a_retry_after_a_kill_between_steps_resumes_without_duplicates(
     assert [k for m, _, k in fake.requests if k == "neruba-in_0001-invoice"] == ["neruba-in_0001-invoice"] * 2
 
 
-def test_a_synced_invoice_queued_again_makes_no_stripe_call(
-    fake: FakeStripe, ours: dict[str, Any]
-) -> None:
+def test_a_synced_invoice_queued_again_makes_no_stripe_call(fake: FakeStripe, ours: dict[str, Any]) -> None:
     _send()
     _run_once()
     calls = len(fake.requests)
