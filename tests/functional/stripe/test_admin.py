@@ -38,21 +38,33 @@ def test_replaying_a_processed_payment_posts_nothing_and_is_audited(
     deliver(paid)
     process()
     postings = dict(ports.postings)
-    # WHEN an operator replays it
-    status, body = _replay(admin, paid["id"])
+    # WHEN an operator replays it (with a ticket and an Idempotency-Key)
+    replay = {
+        "method": "POST",
+        "path": f"/admin/stripe-events/{paid['id']}/replay",
+        "path_parameters": {"event_id": paid["id"]},
+        "body": {"reason": "ledger fixed, re-run", "ticket": "OPS-7"},
+        "headers": {"Idempotency-Key": "replay-audited"},
+    }
+    status, body = admin(**replay)
     # THEN the answer shows it processed again, no new posting exists, the history has the replay
     assert status == 200, body
     assert body["status"] == "processed" and "already_applied" in body["outcome"]
     assert ports.postings == postings and len(postings) == 1
     assert [h["trigger"] for h in stored(paid["id"])["history"]] == ["queue", "replay"]
-    # AND one audit record under the customer names the actor, reason, target and before/after
+    assert stored(paid["id"])["attempts"] == 2
+    # AND one audit record under the customer names the actor, reason, ticket, target and before/after
     (audit,) = _audit_items()
     assert audit["pk"] == "AUD#acme" and audit["customer_id"] == "acme"
     assert audit["actor"] == "key:0123456789ab" and audit["action"] == "stripe_event.replay"
     assert audit["target"] == paid["id"] and audit["reason"] == "ledger fixed, re-run"
+    assert audit["ticket"] == "OPS-7"
     assert audit["before"]["status"] == "processed" and audit["before"]["attempts"] == 1
     assert audit["after"]["status"] == "processed" and audit["after"]["attempts"] == 2
     assert "already_applied" in audit["after"]["outcome"] and audit["request_id"]
+    # AND the same request again (same Idempotency-Key) writes nothing
+    admin(**replay)
+    assert len(_audit_items()) == 1 and stored(paid["id"])["attempts"] == 2
 
 
 def test_replay_of_a_deferred_refund_after_the_payment_posts_it_once(

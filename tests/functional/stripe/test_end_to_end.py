@@ -197,13 +197,16 @@ def test_a_refund_delivered_before_the_payment_posts_once_after_it(
     again = refund_event("ch_1", [("re_1", 100), ("re_2", 50)])
     deliver(again)
     work_events()
-    # THEN the payment posted once, each refund once, every event processed
-    assert [p.idempotency_key for p in postings("payment")] == ["stripe:payment:ch_1"]
+    # THEN the payment (the invoice's 250) posted once, each refund once and nothing else, every event
+    # processed; the first refund was deferred until the payment woke it
+    assert [(p.idempotency_key, p.total_minor) for p in postings("payment")] == [("stripe:payment:ch_1", 250)]
     assert sorted((p.idempotency_key, p.source_id) for p in postings("refund")) == [
         ("stripe:refund:re_1", "re_1"),
         ("stripe:refund:re_2", "re_2"),
     ]
+    assert sorted(p.reason for p in postings() if p.source == "stripe") == ["payment", "refund", "refund"]
     assert {stored(e["id"])["status"] for e in (refund, paid, again)} == {"processed"}
+    assert [h["status"] for h in stored(refund["id"])["history"]] == ["deferred", "processed"]
     assert invoice(usage["id"])["status"] == "paid"
     # AND the balances: day 0's invoice (1000) still due, cash 250 - 150 refunded, refunds 150
     assert ledger().reconcile(CUSTOMER) == []
@@ -245,47 +248,8 @@ def test_refunds_without_their_list_post_only_the_increase_of_the_refunded_total
 
 
 # ------------------------------------------------------------------------------------------------ (c)
-def test_replaying_a_processed_payment_posts_nothing_and_writes_one_audit_record(
-    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, admin: Any, stored: Any
-) -> None:
-    from neruba.dal.audit import AuditRepository
-
-    # GIVEN both invoices synced and paid
-    events = synced_and_paid(fake, finalized, deliver)
-    before = [p.posting_id for p in postings()]
-    # WHEN an operator replays one invoice.paid
-    event_id = events[0]["id"]
-    status, body = admin(
-        "POST",
-        f"/admin/stripe-events/{event_id}/replay",
-        path_parameters={"event_id": event_id},
-        body={"reason": "check after incident", "ticket": "OPS-7"},
-        headers={"Idempotency-Key": "replay-1"},
-    )
-    # THEN it is processed again and says already applied; the ledger is unchanged
-    assert status == 200, body
-    assert body["status"] == "processed" and "already_applied" in body["outcome"]
-    assert [p.posting_id for p in postings()] == before
-    assert stored(event_id)["attempts"] == 2
-    # AND one audit record, in the shared audit format, under the customer
-    records, _ = AuditRepository(get_settings().ops_table).list(CUSTOMER)
-    (record,) = records
-    assert (record["action"], record["target"], record["ticket"]) == (
-        "stripe_event.replay",
-        event_id,
-        "OPS-7",
-    )
-    assert record["before"]["attempts"] == 1 and record["after"]["attempts"] == 2
-    # AND the same request again (same Idempotency-Key) writes nothing
-    admin(
-        "POST",
-        f"/admin/stripe-events/{event_id}/replay",
-        path_parameters={"event_id": event_id},
-        body={"reason": "check after incident", "ticket": "OPS-7"},
-        headers={"Idempotency-Key": "replay-1"},
-    )
-    assert len(AuditRepository(get_settings().ops_table).list(CUSTOMER)[0]) == 1
-    assert stored(event_id)["attempts"] == 2
+# Replaying a processed payment (nothing posted, one audit record, the same Idempotency-Key writes nothing):
+# test_admin.test_replaying_a_processed_payment_posts_nothing_and_is_audited.
 
 
 # ------------------------------------------------------------------------------------------------ (d)
@@ -357,6 +321,10 @@ def test_a_failed_payment_is_visible_on_the_invoice_and_the_event_then_a_payment
     work_events()
     assert invoice(usage["id"])["status"] == "paid"
     assert [p.source_id for p in postings("payment")] == ["ch_9"]
+    # WHEN the old failure is delivered again late (a new event id) THEN the invoice stays paid
+    deliver(event("invoice.payment_failed", failed["data"]["object"]))
+    work_events()
+    assert invoice(usage["id"])["status"] == "paid"
 
 
 # ------------------------------------------------------------------------------------------------ local

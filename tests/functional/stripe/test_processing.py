@@ -1,5 +1,8 @@
 """The Stripe worker on moto: effects on the real ledger and invoices, statuses, ordering, idempotency, bad
-messages."""
+messages.
+
+A refund before its payment, a refund list growing by a second refund, and a failed payment followed by a
+successful one (and a late copy of the failure): ``test_end_to_end``."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import boto3
 from tests.support.aws import queue_url, receive_all
 from tests.support.invoices import Books
 from tests.support.queues import receive_batch, run_batch
-from tests.support.stripe_events import charge_refunded, dispute, event, invoice_paid, payment_failed
+from tests.support.stripe_events import dispute, event, invoice_paid
 
 
 def test_invoice_paid_posts_the_payment_and_marks_the_invoice_paid(
@@ -34,59 +37,6 @@ def test_invoice_paid_posts_the_payment_and_marks_the_invoice_paid(
     assert record["status"] == "processed" and record["attempts"] == 1
     assert record["invoice_id"] == "in_ours_1" and record["customer_id"] == "acme"
     assert record["history"][0]["trigger"] == "queue"
-
-
-def test_a_refund_before_its_payment_waits_then_ends_right(
-    deliver: Any, process: Any, ports: Books, stored: Any
-) -> None:
-    # GIVEN the refund of charge ch_1 is delivered and processed before the payment that created ch_1
-    refund = charge_refunded(charge="ch_1", refunds=[("re_1", 1500)])
-    deliver(refund)
-    process()
-    # THEN it is deferred (nothing posted: the ledger would refuse a refund of an unpaid invoice)
-    assert stored(refund["id"])["status"] == "deferred"
-    assert ports.postings == {}
-    # WHEN the payment arrives and is processed
-    paid = invoice_paid(charge="ch_1", amount=5000)
-    deliver(paid)
-    process()
-    # THEN the refund was woken and posted once: payment 5000, refund 1500; both events processed
-    assert stored(refund["id"])["status"] == "processed"
-    assert stored(paid["id"])["status"] == "processed"
-    assert ports.total("in_ours_1", "payment") == 5000 and ports.total("in_ours_1", "refund") == 1500
-    assert ports.kinds() == ["payment", "refund"]
-    assert [h["status"] for h in stored(refund["id"])["history"]] == ["deferred", "processed"]
-
-
-def test_a_second_partial_refund_posts_only_the_new_refund(deliver: Any, process: Any, ports: Books) -> None:
-    # GIVEN a payment and a first partial refund processed
-    deliver(invoice_paid(charge="ch_1"))
-    deliver(charge_refunded(charge="ch_1", refunds=[("re_1", 1000)]))
-    process()
-    # WHEN Stripe sends charge.refunded again after a second refund (its list holds both refunds)
-    deliver(charge_refunded(charge="ch_1", refunds=[("re_2", 500), ("re_1", 1000)]))
-    process()
-    # THEN refunds total 1500: re_1 was not posted twice
-    assert ports.total("in_ours_1", "refund") == 1500
-
-
-def test_payment_failed_is_visible_and_a_later_payment_wins(
-    deliver: Any, process: Any, ports: Books, stored: Any
-) -> None:
-    # GIVEN a failed payment
-    failed = payment_failed()
-    deliver(failed)
-    process()
-    # THEN the invoice is payment_failed and the event's outcome says so
-    assert ports.status() == "payment_failed"
-    assert "payment_failed (card_declined)" in stored(failed["id"])["outcome"]
-    # WHEN the retry succeeds, and then the old failure is delivered again late (a new event id)
-    deliver(invoice_paid())
-    process()
-    deliver(payment_failed())
-    process()
-    # THEN the invoice stays paid
-    assert ports.status() == "paid"
 
 
 def test_disputes_opened_and_lost_post_once_even_when_closed_arrives_first(
