@@ -120,13 +120,12 @@ def test_a_full_scenario_logs_no_secret(
     from functions.stripe_sync.app import lambda_handler as stripe_sync
     from functions.stripe_webhook.app import lambda_handler as stripe_webhook
     from functions.stripe_worker.app import lambda_handler as stripe_worker
-    from neruba import bootstrap
     from neruba.dal.keys import KeysRepository
     from neruba.observability import logger
     from neruba.settings import get_settings
     from neruba_tools.local.fake_stripe import FakeStripe
+    from tests.support.invoices import store_invoice
     from tests.support.stripe_events import encode, invoice_paid, sign
-    from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
 
     # GIVEN a real API key and real Stripe credentials made for this run
     stripe_api_key = "sk_test_" + secrets.token_urlsafe(24)
@@ -139,10 +138,7 @@ def test_a_full_scenario_logs_no_secret(
         frozenset({"ingest", "read", "admin"}), name="scenario"
     )
     key_secret = plaintext.split("_", 2)[2]
-    invoices = MemoryInvoices()
-    invoices.add(dict(INVOICE))
-    invoices.customers["acme"] = {"external_id": "acme", "name": "Acme", "email": "billing@acme.test"}
-    bootstrap.install(stripe_effects=MemoryLedger(invoices), invoice_source=invoices)
+    store_invoice(INVOICE, post=False)  # acme is in the catalog; Stripe effects and sync are the real ones
     signatures: list[str] = []
     try:
         with FakeStripe() as fake:

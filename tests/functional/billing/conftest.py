@@ -1,12 +1,14 @@
-"""Billing tests: small, honest stand-ins for the pricing engine and the ledger, and subscriptions with
-daily windows (the interval arithmetic is part of the context; production uses
-domain.periods.add_interval). Each world installs its context in ``neruba.bootstrap``, so the handlers
-under test bill with it."""
+"""Billing tests on the real collaborators (pricing, credits, ledger postings on moto) with daily windows
+(the interval arithmetic is part of the context; production uses domain.periods.add_interval). Each world
+installs its context in ``neruba.bootstrap``, so the handlers under test bill with it.
+
+Two worlds: ``world`` (subscriptions written straight to the catalog table, the "basic" plan at 0.10 per
+API call) and ``real`` (the catalog use cases, the "metered" plan at 1.00 per API call)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,16 +26,13 @@ from neruba.dal.usage import UsageRepository
 from neruba.logic.billing.context import Billing
 from neruba.settings import get_settings
 from tests.support.aws import queue_url
-from tests.support.billing_fakes import (  # noqa: F401 - re-exported for the tests
-    OPENING_FEE_MINOR,
-    START,
-    UNIT_PRICE_MINOR,
-    FakeBilling,
-    add_days,
-    assert_ledger_balanced,
-    grant_credits,
-    postings,
-)
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def add_days(anchor: datetime, interval: str, n: int) -> datetime:
+    """Daily windows for tests (the plan's interval is ignored on purpose)."""
+    return anchor + timedelta(days=n)
 
 
 @dataclass
@@ -81,26 +80,47 @@ class World:
         return sorted(docs, key=lambda d: (d["period_start"], d["kind"] != "opening"))
 
 
-@pytest.fixture
-def world(aws: dict[str, str]) -> World:
-    from neruba.models.catalog import Customer
+BASIC = {
+    "code": "basic",
+    "name": "Basic",
+    "currency": "USD",
+    "interval": "month",
+    "charges": [{"meter_code": "api_calls", "model": "per_unit", "unit_price": Decimal("0.10")}],
+}
+"""The "basic" plan of ``world``: 10 minor units per API call, nothing else."""
 
+
+def _billing(plans: PlansRepository) -> Billing:
+    """The real billing context (pricing, credits, ledger postings, auto top-up) on daily windows."""
     settings = get_settings()
-    plans = PlansRepository(settings.catalog_table)
-    for name in ("acme", "globex"):
-        plans.create_customer(Customer(external_id=name, name=name.title(), currency="USD"))
-    ctx = FakeBilling(
+    return Billing(
         billing=BillingRepository(settings.billing_table),
         invoices=InvoicesRepository(settings.billing_table),
         plans=plans,
         usage=UsageRepository(settings.usage_table),
         ledger=LedgerRepository(settings.ledger_table),
+        add_interval=add_days,
         grace=timedelta(seconds=settings.billing_grace_seconds),
         ops_table=settings.ops_table,
         billing_queue_url=settings.billing_queue_url,
         sync_queue_url=settings.stripe_sync_queue_url,
         catalog_table=settings.catalog_table,
     )
+
+
+def make_world(plan: dict[str, Any], customers: dict[str, dict[str, Any]]) -> World:
+    """Customers, the api_calls meter and ``plan`` (version 1) in the catalog, and the real billing
+    context installed in ``neruba.bootstrap`` (so the handlers under test bill with it)."""
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.models.catalog import Customer, Meter, PlanCreate
+
+    settings = get_settings()
+    plans = PlansRepository(settings.catalog_table)
+    for name, extra in customers.items():
+        plans.create_customer(Customer(external_id=name, name=name.title(), currency="USD", **extra))
+    plans.create_meter(Meter(code="api_calls", name="API calls", aggregation="count"))
+    create_plan(plans, PlanCreate.model_validate(plan))
+    ctx = _billing(plans)
     bootstrap.install(billing=ctx)
     return World(
         ctx,
@@ -109,6 +129,12 @@ def world(aws: dict[str, str]) -> World:
         queue_url("BillingQueue"),
         queue_url("StripeSyncQueue"),
     )
+
+
+@pytest.fixture
+def world(aws: dict[str, str]) -> World:
+    """Billing with the real collaborators on daily windows; acme and globex; the "basic" plan."""
+    return make_world(BASIC, {"acme": {}, "globex": {}})
 
 
 # ---------------------------------------------------------------- the real collaborators
@@ -141,19 +167,7 @@ def real(catalog: Any) -> World:
             }
         ),
     )
-    ctx = Billing(
-        billing=BillingRepository(settings.billing_table),
-        invoices=InvoicesRepository(settings.billing_table),
-        plans=plans,
-        usage=UsageRepository(settings.usage_table),
-        ledger=LedgerRepository(settings.ledger_table),
-        add_interval=add_days,
-        grace=timedelta(seconds=settings.billing_grace_seconds),
-        ops_table=settings.ops_table,
-        billing_queue_url=settings.billing_queue_url,
-        sync_queue_url=settings.stripe_sync_queue_url,
-        catalog_table=settings.catalog_table,
-    )
+    ctx = _billing(plans)
     bootstrap.install(billing=ctx)
     return World(
         ctx,

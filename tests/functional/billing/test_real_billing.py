@@ -14,7 +14,7 @@ from tests.functional.billing.conftest import (
     ledger,
     subscribe_real,
 )
-from tests.functional.billing.helpers import day, schedule, work
+from tests.functional.billing.helpers import day, queued, schedule, work
 
 
 def _grant(key: str, kind: str, amount: int, priority: int) -> Any:
@@ -95,13 +95,28 @@ def test_three_missed_periods_catch_up_in_order(real: World, monkeypatch: Any) -
     for n, calls in enumerate((5, 7, 9)):
         real.usage("acme", START + day(n, 3), calls)
 
-    # WHEN it runs, the worker bills, and a later run finalizes after the grace
-    run = _bill(real, START + day(3, 1), monkeypatch)
+    # WHEN it finally runs
+    now = START + day(3, 1)
+    run = schedule(real, now)
+
+    # THEN the opening and the three missed days are each enqueued, oldest first
+    jobs = queued(real.billing_queue)
+    assert [j["seq"] for j in jobs] == [0, 1, 2, 3]
+    assert [j["kind"] for j in jobs] == ["opening", "usage", "usage", "usage"]
+    assert (run["status"], run["windows_found"], run["enqueued"]) == ("completed", 4, 4)
+
+    # WHEN the worker bills them THEN the state waits for day 4 and the run counts four invoices
+    work(real, now, monkeypatch)
+    state = real.ctx.billing.state(real.subscriptions[0]["id"])
+    assert state is not None
+    assert (int(state["next_seq"]), state["due_at"]) == (4, "2026-03-05T00:00:00.000000Z")
+    assert real.ctx.billing.run(run["id"])["invoiced"] == 4
+
+    # WHEN a later run finalizes after the grace
     schedule(real, START + day(3, 3))
 
     # THEN one invoice per window in order, rated for real, numbered period by period, each posted once
     invoices = real.invoices("acme")
-    assert run["windows_found"] == 4
     assert [(i["kind"], i["subtotal_minor"], i["number"]) for i in invoices] == [
         ("opening", 0, "INV-000001"),
         ("usage", 500, "INV-000002"),
@@ -135,16 +150,17 @@ def test_late_events_after_finalization_become_an_adjustment_posted_once(
     # THEN day 1's invoice carries +5 calls / +500 referencing the finalized invoice, once; day 0 unchanged
     invoices = real.invoices("acme")
     second, third = invoices[2], invoices[3]
-    adjustment = next(line for line in second["lines"] if line["kind"] == "adjustment")
+    (adjustment,) = [line for line in second["lines"] if line["kind"] == "adjustment"]
     assert (adjustment["quantity"], adjustment["amount_minor"]) == (5, 500)
     assert adjustment["references"] == {
         "invoice_id": first["id"],
-        "line_id": adjustment["references"]["line_id"],
+        "line_id": "usage:api_calls::0",
         "number": "INV-000002",
     }
     assert second["subtotal_minor"] == 300 + 500
-    assert not [line for line in third["lines"] if line["kind"] == "adjustment"]
-    assert real.ctx.invoices.get(first["id"])["subtotal_minor"] == 1200
+    assert [line["kind"] for line in third["lines"]] == ["usage"]
+    assert real.ctx.invoices.get(first["id"]) == first
+    assert first["subtotal_minor"] == 1200
     # the ledger posted the adjustment once, inside day 1's invoice posting
     keys = [(p.idempotency_key, p.total_minor) for p in invoice_postings("acme")]
     assert keys == [(f"invoice:{first['id']}", 1200), (f"invoice:{second['id']}", 800)]

@@ -1,4 +1,7 @@
-"""One scheduler at a time: lease, skipped_locked, takeover of an expired lease, fencing."""
+"""One scheduler at a time: lease, skipped_locked, takeover of an expired lease, fencing.
+
+Two schedulers in threads at the same instant:
+``test_real_faults.test_two_schedulers_in_threads_one_bills_one_skipped``."""
 
 from __future__ import annotations
 
@@ -152,40 +155,3 @@ def test_a_long_run_renews_its_lease(world: World, monkeypatch: Any) -> None:
     assert attempts and all(a is None for a in attempts)
     assert (run["status"], run["enqueued"]) == ("completed", 4)
     assert world.locks.current(LOCK_NAME)["token"] == run["lock_token"]
-
-
-def test_two_schedulers_in_threads_started_at_the_same_instant(world: World, monkeypatch: Any) -> None:
-    # GIVEN a due subscription, and requests made atomic one at a time as DynamoDB makes each request
-    # (in-process moto does not serialize concurrent requests itself)
-    import threading
-
-    from neruba.dal.clients import client
-
-    world.subscribe("acme")
-    now = START + day(1, 1)
-    dynamodb = client("dynamodb")
-    real_call = dynamodb._make_api_call
-    one_request_at_a_time = threading.Lock()
-
-    def atomic(operation: str, params: Any) -> Any:
-        with one_request_at_a_time:
-            return real_call(operation, params)
-
-    monkeypatch.setattr(dynamodb, "_make_api_call", atomic)
-    start = threading.Barrier(2)
-    runs: list[dict[str, Any]] = []
-
-    def scheduler() -> None:
-        start.wait()
-        runs.append(schedule(world, now))
-
-    # WHEN two schedulers start together in two threads
-    threads = [threading.Thread(target=scheduler) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    # THEN exactly one billed and the other recorded skipped_locked; each window was enqueued once
-    assert sorted(r["status"] for r in runs) == ["completed", "skipped_locked"]
-    assert [j["seq"] for j in queued(world.billing_queue)] == [0, 1]

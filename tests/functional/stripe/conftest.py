@@ -1,31 +1,22 @@
-"""Stripe fixtures: the secret parameter in moto SSM, in-memory ports, signed deliveries, the worker."""
+"""Stripe fixtures: the secret parameter in moto SSM, one stored invoice, signed deliveries, the worker."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from neruba import bootstrap
-from neruba.dal.billing import BillingRepository
-from neruba.dal.invoices import InvoicesRepository
-from neruba.dal.ledger import LedgerRepository
-from neruba.dal.locks import LockRepository
-from neruba.dal.plans import PlansRepository
-from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
 from neruba_tools.local.fake_stripe import FakeStripe
-from tests.functional.billing.conftest import World
+from tests.functional.billing.conftest import BASIC, World, make_world
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
-from tests.support.billing_fakes import FakeRatingBilling
+from tests.support.invoices import Books, add_customer, store_invoice
 from tests.support.queues import drain
 from tests.support.stripe_events import OLD_SECRET, SECRET, encode, sign
-from tests.support.stripe_ports import MemoryInvoices, MemoryLedger
 
 PARAMETER = "/neruba/test/stripe"
 
@@ -34,7 +25,6 @@ PARAMETER = "/neruba/test/stripe"
 def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Put the Stripe parameter in moto SSM (current + previous webhook secret); returns a re-putter."""
     from neruba.logic.stripe.secrets import clear_cache
-    from neruba.settings import get_settings
 
     def put(secrets: list[str], api_key: str = "sk_test_neruba") -> None:
         boto3.client("ssm").put_parameter(
@@ -54,22 +44,20 @@ def stripe_secret(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Calla
 
 
 @pytest.fixture
-def ports(aws: dict[str, str]) -> MemoryLedger:
-    """In-memory ledger + invoices wired as the Stripe ports; invoice in_ours_1 (acme, 5000) is finalized."""
-    invoices = MemoryInvoices()
-    invoices.add(
+def ports(aws: dict[str, str]) -> Books:
+    """The real Stripe effects and invoice source (``neruba.bootstrap``) over one stored invoice: in_ours_1
+    (acme, 5000 USD), finalized, posted to the ledger and synced as Stripe invoice in_stripe_in_ours_1."""
+    add_customer("acme")
+    store_invoice(
         {
             "id": "in_ours_1",
             "customer_id": "acme",
             "currency": "USD",
-            "status": "finalized",
             "total_minor": 5000,
             "stripe": {"status": "synced", "invoice_id": "in_stripe_in_ours_1"},
         }
     )
-    ledger = MemoryLedger(invoices)
-    bootstrap.install(stripe_effects=ledger, invoice_source=invoices)
-    return ledger
+    return Books()
 
 
 @pytest.fixture
@@ -96,7 +84,7 @@ def deliver(stripe_secret: Any) -> Callable[..., tuple[int, Any]]:
 
 
 @pytest.fixture
-def process(ports: MemoryLedger) -> Callable[[], int]:
+def process(ports: Books) -> Callable[[], int]:
     """Run the Stripe worker until StripeEventsQueue is empty."""
     from functions.stripe_worker.app import lambda_handler
 
@@ -106,7 +94,6 @@ def process(ports: MemoryLedger) -> Callable[[], int]:
 @pytest.fixture
 def stored() -> Callable[[str], dict[str, Any] | None]:
     from neruba.dal.stripe_events import StripeEventsRepository
-    from neruba.settings import get_settings
 
     return lambda event_id: StripeEventsRepository(get_settings().ops_table).get(event_id)
 
@@ -129,31 +116,8 @@ E2E_CUSTOMER = "acme"
 
 @pytest.fixture
 def world(aws: dict[str, str]) -> World:
-    """Billing with the real ledger collaborators (credits and invoice postings) and the test rater."""
-    from neruba.models.catalog import Customer
-
-    settings = get_settings()
-    plans = PlansRepository(settings.catalog_table)
-    plans.create_customer(
-        Customer(external_id=E2E_CUSTOMER, name="Acme", email="billing@acme.test", currency="USD")
-    )
-    ctx = FakeRatingBilling(
-        billing=BillingRepository(settings.billing_table),
-        invoices=InvoicesRepository(settings.billing_table),
-        plans=plans,
-        usage=UsageRepository(settings.usage_table),
-        ledger=LedgerRepository(settings.ledger_table),
-        grace=timedelta(seconds=settings.billing_grace_seconds),
-        ops_table=settings.ops_table,
-        billing_queue_url=settings.billing_queue_url,
-        sync_queue_url=settings.stripe_sync_queue_url,
-        catalog_table=settings.catalog_table,
-    )
-    bootstrap.install(billing=ctx)
-    return World(
-        ctx, plans, LockRepository(settings.billing_table), queue_url("BillingQueue"),
-        queue_url("StripeSyncQueue"),
-    )  # fmt: skip
+    """Billing on the real collaborators (daily windows, the "basic" plan at 0.10 per API call) for acme."""
+    return make_world(BASIC, {E2E_CUSTOMER: {"email": "billing@acme.test"}})
 
 
 @pytest.fixture

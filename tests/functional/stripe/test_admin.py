@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 
+from tests.support.invoices import Books
 from tests.support.stripe_events import charge_refunded, event, invoice_paid
-from tests.support.stripe_ports import MemoryLedger
 
 
 def _audit_items() -> list[dict[str, Any]]:
@@ -31,32 +31,44 @@ def _replay(admin: Any, event_id: str, reason: str = "ledger fixed, re-run", **k
 
 
 def test_replaying_a_processed_payment_posts_nothing_and_is_audited(
-    deliver: Any, process: Any, ports: MemoryLedger, admin: Any, stored: Any
+    deliver: Any, process: Any, ports: Books, admin: Any, stored: Any
 ) -> None:
     # GIVEN a processed invoice.paid
     paid = invoice_paid()
     deliver(paid)
     process()
     postings = dict(ports.postings)
-    # WHEN an operator replays it
-    status, body = _replay(admin, paid["id"])
+    # WHEN an operator replays it (with a ticket and an Idempotency-Key)
+    replay = {
+        "method": "POST",
+        "path": f"/admin/stripe-events/{paid['id']}/replay",
+        "path_parameters": {"event_id": paid["id"]},
+        "body": {"reason": "ledger fixed, re-run", "ticket": "OPS-7"},
+        "headers": {"Idempotency-Key": "replay-audited"},
+    }
+    status, body = admin(**replay)
     # THEN the answer shows it processed again, no new posting exists, the history has the replay
     assert status == 200, body
     assert body["status"] == "processed" and "already_applied" in body["outcome"]
     assert ports.postings == postings and len(postings) == 1
     assert [h["trigger"] for h in stored(paid["id"])["history"]] == ["queue", "replay"]
-    # AND one audit record under the customer names the actor, reason, target and before/after
+    assert stored(paid["id"])["attempts"] == 2
+    # AND one audit record under the customer names the actor, reason, ticket, target and before/after
     (audit,) = _audit_items()
     assert audit["pk"] == "AUD#acme" and audit["customer_id"] == "acme"
     assert audit["actor"] == "key:0123456789ab" and audit["action"] == "stripe_event.replay"
     assert audit["target"] == paid["id"] and audit["reason"] == "ledger fixed, re-run"
+    assert audit["ticket"] == "OPS-7"
     assert audit["before"]["status"] == "processed" and audit["before"]["attempts"] == 1
     assert audit["after"]["status"] == "processed" and audit["after"]["attempts"] == 2
     assert "already_applied" in audit["after"]["outcome"] and audit["request_id"]
+    # AND the same request again (same Idempotency-Key) writes nothing
+    admin(**replay)
+    assert len(_audit_items()) == 1 and stored(paid["id"])["attempts"] == 2
 
 
 def test_replay_of_a_deferred_refund_after_the_payment_posts_it_once(
-    deliver: Any, process: Any, ports: MemoryLedger, admin: Any
+    deliver: Any, process: Any, ports: Books, admin: Any
 ) -> None:
     # GIVEN a deferred refund, then its payment processed (which already wakes the refund)
     refund = charge_refunded()
@@ -72,7 +84,7 @@ def test_replay_of_a_deferred_refund_after_the_payment_posts_it_once(
 
 
 def test_replay_with_an_idempotency_key_answers_the_first_result(
-    deliver: Any, process: Any, ports: MemoryLedger, admin: Any, stored: Any
+    deliver: Any, process: Any, ports: Books, admin: Any, stored: Any
 ) -> None:
     paid = invoice_paid()
     deliver(paid)
@@ -89,7 +101,7 @@ def test_replay_with_an_idempotency_key_answers_the_first_result(
     assert status == 409 and body["error"]["code"] == "idempotency_conflict"
 
 
-def test_replay_needs_a_reason_and_an_existing_event(admin: Any, ports: MemoryLedger) -> None:
+def test_replay_needs_a_reason_and_an_existing_event(admin: Any, ports: Books) -> None:
     status, _ = admin(
         "POST", "/admin/stripe-events/evt_x/replay", path_parameters={"event_id": "evt_x"}, body={}
     )
@@ -99,7 +111,7 @@ def test_replay_needs_a_reason_and_an_existing_event(admin: Any, ports: MemoryLe
 
 
 def test_list_filters_by_type_status_and_time_and_pages(
-    deliver: Any, process: Any, ports: MemoryLedger, admin: Any
+    deliver: Any, process: Any, ports: Books, admin: Any
 ) -> None:
     # GIVEN events over three months: payments (processed), an unknown type (ignored), a refund (deferred)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -142,7 +154,7 @@ def test_list_filters_by_type_status_and_time_and_pages(
     assert status == 422
 
 
-def test_get_shows_payload_and_history(deliver: Any, process: Any, ports: MemoryLedger, admin: Any) -> None:
+def test_get_shows_payload_and_history(deliver: Any, process: Any, ports: Books, admin: Any) -> None:
     paid = invoice_paid()
     deliver(paid)
     process()
@@ -155,7 +167,7 @@ def test_get_shows_payload_and_history(deliver: Any, process: Any, ports: Memory
     assert status == 404
 
 
-def test_every_route_is_admin_only(deliver: Any, ports: MemoryLedger, admin: Any, stored: Any) -> None:
+def test_every_route_is_admin_only(deliver: Any, ports: Books, admin: Any, stored: Any) -> None:
     paid = invoice_paid()
     deliver(paid)
     # GIVEN a key with read and ingest scopes but not admin
@@ -177,7 +189,7 @@ def test_every_route_is_admin_only(deliver: Any, ports: MemoryLedger, admin: Any
 
 
 def test_a_replay_whose_answer_was_lost_after_its_transaction_is_not_run_twice(
-    deliver: Any, process: Any, ports: MemoryLedger, admin: Any, stored: Any
+    deliver: Any, process: Any, ports: Books, admin: Any, stored: Any
 ) -> None:
     from unittest import mock
 
@@ -209,7 +221,7 @@ def test_a_replay_whose_answer_was_lost_after_its_transaction_is_not_run_twice(
 
 
 def test_attempts_is_a_whole_number_in_the_list_and_the_detail(
-    deliver: Any, process: Any, admin: Any, ports: MemoryLedger
+    deliver: Any, process: Any, admin: Any, ports: Books
 ) -> None:
     from tests.support.stripe_events import invoice_paid
 

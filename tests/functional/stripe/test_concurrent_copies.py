@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from tests.support.invoices import Books
 from tests.support.stripe_events import invoice_paid
-from tests.support.stripe_ports import MemoryLedger
 
 
 def test_four_copies_at_once_process_the_event_once_and_keep_applied(
-    deliver: Any, ports: MemoryLedger, stored: Any
+    deliver: Any, ports: Books, stored: Any
 ) -> None:
     from neruba.bootstrap import stripe_processor as processor
     from neruba.logic.stripe.processing import EventBusyError

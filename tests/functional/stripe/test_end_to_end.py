@@ -1,7 +1,7 @@
-"""Stripe end to end on the real modules: billing finalizes invoices (real ledger postings and credits),
-sync-out pushes them to a fake Stripe through the real stripe library, signed webhooks come back and the
-worker posts to the real ledger and moves the real invoices. Only the pricing engine is the billing tests'
-small rater (0.10 per API call, an opening fee of 10.00)."""
+"""Stripe end to end on the real modules: billing finalizes invoices (real pricing, ledger postings and
+credits), sync-out pushes them to a fake Stripe through the real stripe library, signed webhooks come back
+and the worker posts to the real ledger and moves the real invoices. The plan is the billing tests' "basic"
+(0.10 per API call, no fee) on daily windows."""
 
 from __future__ import annotations
 
@@ -28,16 +28,21 @@ CUSTOMER = "acme"
 
 @pytest.fixture
 def finalized(world: World, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """acme billed for day 0 (opening fee 1000 + 25 calls = 250) and finalized; sync messages queued."""
+    """acme billed for day 0 (100 calls: 1000) and day 1 (25 calls: 250), finalized; sync messages queued.
+
+    Returns the two usage invoices; the opening invoice (the basic plan has no fee: total 0) is finalized
+    and synced as well."""
     world.subscribe(CUSTOMER)
-    world.usage(CUSTOMER, START + day(0, 3), 25)
-    now = START + day(1, 1)
+    world.usage(CUSTOMER, START + day(0, 3), 100)
+    world.usage(CUSTOMER, START + day(1, 3), 25)
+    now = START + day(2, 1)
     schedule(world, now)
     work(world, now, monkeypatch)
     schedule(world, now + day(0, 2))
-    invoices = world.invoices(CUSTOMER)
-    assert [(i["status"], i["total_minor"]) for i in invoices] == [("finalized", 1000), ("finalized", 250)]
-    return invoices
+    opening, *usage = world.invoices(CUSTOMER)
+    assert (opening["status"], opening["total_minor"]) == ("finalized", 0)
+    assert [(i["status"], i["total_minor"]) for i in usage] == [("finalized", 1000), ("finalized", 250)]
+    return usage
 
 
 def sync_run() -> set[str]:
@@ -124,20 +129,22 @@ def synced_and_paid(
 
 # ------------------------------------------------------------------------------------------------ (a)
 def test_a_finalized_invoice_is_synced_once_and_paid_through_a_signed_webhook(
-    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any
+    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, world: World
 ) -> None:
-    # GIVEN the finalized invoices queued for sync, and Stripe failing the first finalize with a 500
+    # GIVEN the finalized invoices (the opening one of 0 too) queued for sync, and Stripe failing the
+    # first finalize with a 500
+    every = world.invoices(CUSTOMER)
     total = sum(i["total_minor"] for i in finalized)
     assert balance()["amount_due_minor"] == total
     fake.fail_next("/v1/invoices/*/finalize", 1)
     # WHEN the sync worker runs, and again after the failure (the message is retried)
     assert len(sync_run()) == 1
-    failed = next(i for i in finalized if invoice(i["id"])["stripe"]["status"] == "failed")
+    failed = next(i for i in every if invoice(i["id"])["stripe"]["status"] == "failed")
     assert invoice(failed["id"])["stripe"]["retries"] == {"finalize": 1}
     assert sync_run() == set()
     # THEN each invoice is exactly one finalized Stripe invoice with our total and our metadata
-    assert len(fake.invoices) == 2 and len(fake.customers) == 1
-    for ours in finalized:
+    assert len(fake.invoices) == len(every) == 3 and len(fake.customers) == 1
+    for ours in every:
         theirs = stripe_invoice_of(fake, ours["id"])
         assert theirs["status"] == "open" and theirs["total"] == ours["total_minor"]
         assert theirs["metadata"]["neruba_customer_id"] == CUSTOMER
@@ -167,7 +174,7 @@ def test_a_finalized_invoice_is_synced_once_and_paid_through_a_signed_webhook(
     boto3.client("sqs").send_message(
         QueueUrl=queue_url("StripeSyncQueue"), MessageBody=json.dumps({"invoice_id": finalized[0]["id"]})
     )
-    assert sync_run() == set() and len(fake.requests) == calls and len(fake.invoices) == 2
+    assert sync_run() == set() and len(fake.requests) == calls and len(fake.invoices) == 3
 
 
 # ------------------------------------------------------------------------------------------------ (b)
@@ -190,15 +197,18 @@ def test_a_refund_delivered_before_the_payment_posts_once_after_it(
     again = refund_event("ch_1", [("re_1", 100), ("re_2", 50)])
     deliver(again)
     work_events()
-    # THEN the payment posted once, each refund once, every event processed
-    assert [p.idempotency_key for p in postings("payment")] == ["stripe:payment:ch_1"]
+    # THEN the payment (the invoice's 250) posted once, each refund once and nothing else, every event
+    # processed; the first refund was deferred until the payment woke it
+    assert [(p.idempotency_key, p.total_minor) for p in postings("payment")] == [("stripe:payment:ch_1", 250)]
     assert sorted((p.idempotency_key, p.source_id) for p in postings("refund")) == [
         ("stripe:refund:re_1", "re_1"),
         ("stripe:refund:re_2", "re_2"),
     ]
+    assert sorted(p.reason for p in postings() if p.source == "stripe") == ["payment", "refund", "refund"]
     assert {stored(e["id"])["status"] for e in (refund, paid, again)} == {"processed"}
+    assert [h["status"] for h in stored(refund["id"])["history"]] == ["deferred", "processed"]
     assert invoice(usage["id"])["status"] == "paid"
-    # AND the balances: the opening invoice (1000) still due, cash 250 - 150 refunded, refunds 150
+    # AND the balances: day 0's invoice (1000) still due, cash 250 - 150 refunded, refunds 150
     assert ledger().reconcile(CUSTOMER) == []
     view = balance()
     assert (view["amount_due_minor"], view["paid_to_date_minor"]) == (1000, 100)
@@ -238,47 +248,8 @@ def test_refunds_without_their_list_post_only_the_increase_of_the_refunded_total
 
 
 # ------------------------------------------------------------------------------------------------ (c)
-def test_replaying_a_processed_payment_posts_nothing_and_writes_one_audit_record(
-    fake: FakeStripe, finalized: list[dict[str, Any]], deliver: Any, admin: Any, stored: Any
-) -> None:
-    from neruba.dal.audit import AuditRepository
-
-    # GIVEN both invoices synced and paid
-    events = synced_and_paid(fake, finalized, deliver)
-    before = [p.posting_id for p in postings()]
-    # WHEN an operator replays one invoice.paid
-    event_id = events[0]["id"]
-    status, body = admin(
-        "POST",
-        f"/admin/stripe-events/{event_id}/replay",
-        path_parameters={"event_id": event_id},
-        body={"reason": "check after incident", "ticket": "OPS-7"},
-        headers={"Idempotency-Key": "replay-1"},
-    )
-    # THEN it is processed again and says already applied; the ledger is unchanged
-    assert status == 200, body
-    assert body["status"] == "processed" and "already_applied" in body["outcome"]
-    assert [p.posting_id for p in postings()] == before
-    assert stored(event_id)["attempts"] == 2
-    # AND one audit record, in the shared audit format, under the customer
-    records, _ = AuditRepository(get_settings().ops_table).list(CUSTOMER)
-    (record,) = records
-    assert (record["action"], record["target"], record["ticket"]) == (
-        "stripe_event.replay",
-        event_id,
-        "OPS-7",
-    )
-    assert record["before"]["attempts"] == 1 and record["after"]["attempts"] == 2
-    # AND the same request again (same Idempotency-Key) writes nothing
-    admin(
-        "POST",
-        f"/admin/stripe-events/{event_id}/replay",
-        path_parameters={"event_id": event_id},
-        body={"reason": "check after incident", "ticket": "OPS-7"},
-        headers={"Idempotency-Key": "replay-1"},
-    )
-    assert len(AuditRepository(get_settings().ops_table).list(CUSTOMER)[0]) == 1
-    assert stored(event_id)["attempts"] == 2
+# Replaying a processed payment (nothing posted, one audit record, the same Idempotency-Key writes nothing):
+# test_admin.test_replaying_a_processed_payment_posts_nothing_and_is_audited.
 
 
 # ------------------------------------------------------------------------------------------------ (d)
@@ -350,11 +321,15 @@ def test_a_failed_payment_is_visible_on_the_invoice_and_the_event_then_a_payment
     work_events()
     assert invoice(usage["id"])["status"] == "paid"
     assert [p.source_id for p in postings("payment")] == ["ch_9"]
+    # WHEN the old failure is delivered again late (a new event id) THEN the invoice stays paid
+    deliver(event("invoice.payment_failed", failed["data"]["object"]))
+    work_events()
+    assert invoice(usage["id"])["status"] == "paid"
 
 
 # ------------------------------------------------------------------------------------------------ local
 def test_without_an_api_key_the_sync_fails_visibly_then_dead_letters(
-    stripe_secret: Any, finalized: list[dict[str, Any]]
+    stripe_secret: Any, finalized: list[dict[str, Any]], world: World
 ) -> None:
     # GIVEN the Stripe parameter as the local stack seeds it: a webhook secret, no API key
     stripe_secret(["whsec_local"], api_key="")
@@ -363,16 +338,17 @@ def test_without_an_api_key_the_sync_fails_visibly_then_dead_letters(
     while sync_run():
         runs += 1
         assert runs <= 10
-    # THEN both invoices show the failure and both messages wait in StripeSyncDLQ
+    # THEN every invoice (the opening one of 0 too) shows the failure and its message waits in StripeSyncDLQ
     assert runs == 8
-    for ours in finalized:
+    every = world.invoices(CUSTOMER)
+    for ours in every:
         sync = invoice(ours["id"])["stripe"]
         assert (sync["status"], sync["last_error"], sync["attempts"]) == (
             "failed",
             "stripe_not_configured",
             8,
         )
-    assert len(receive_all(boto3.client("sqs"), queue_url("StripeSyncDLQ"))) == 2
+    assert len(receive_all(boto3.client("sqs"), queue_url("StripeSyncDLQ"))) == len(every) == 3
 
 
 # ------------------------------------------------------------------------------------------------ view
@@ -398,9 +374,9 @@ def test_every_invoice_shows_what_it_received_and_what_is_left_before_any_paymen
         return {i["id"]: i for i in body["data"]}
 
     # GIVEN two finalized invoices, nothing paid
-    opening, usage = finalized
+    first, usage = finalized
     # THEN each shows 0 received and its total left, alone and in the list
-    for doc in (view(opening["id"]), listed()[opening["id"]]):
+    for doc in (view(first["id"]), listed()[first["id"]]):
         assert (doc["amount_paid_minor"], doc["amount_remaining_minor"]) == (0, 1000)
     # WHEN the usage invoice is paid THEN it shows all received and nothing left
     synced_and_paid(fake, [usage], deliver)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.invoices import Books
 from tests.support.stripe_events import SECRET, charge_refunded, dispute, invoice_paid, payment_failed
-from tests.support.stripe_ports import MemoryLedger
 
 HANDLED: list[Callable[[], dict[str, Any]]] = [
     lambda: invoice_paid(amount=5000),
@@ -30,7 +30,7 @@ def test_an_event_of_the_other_mode_is_parked_and_applies_nothing(
     stripe_secret: Any,
     deliver: Any,
     process: Any,
-    ports: MemoryLedger,
+    ports: Books,
     stored: Any,
 ) -> None:
     stripe_secret([SECRET], api_key=api_key)
@@ -41,15 +41,15 @@ def test_an_event_of_the_other_mode_is_parked_and_applies_nothing(
     assert record["status"] == "parked", record
     assert record["error"].startswith("livemode_mismatch"), record["error"]
     assert ports.postings == {}
-    assert ports.invoices.docs["in_ours_1"]["status"] == "finalized"
+    assert ports.status() == "finalized"
 
 
 def test_an_event_of_the_keys_mode_is_applied(
-    stripe_secret: Any, deliver: Any, process: Any, ports: MemoryLedger, stored: Any
+    stripe_secret: Any, deliver: Any, process: Any, ports: Books, stored: Any
 ) -> None:
     stripe_secret([SECRET], api_key="sk_live_neruba")
     sent = {**invoice_paid(amount=5000), "livemode": True}
     deliver(sent)
     process()
     assert stored(sent["id"])["status"] == "processed"
-    assert ports.invoices.docs["in_ours_1"]["status"] == "paid"
+    assert ports.status() == "paid"

@@ -43,22 +43,23 @@ def payments_of(customer_id: str) -> list[Any]:
 
 @pytest.fixture
 def both(world: World, fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
-    """acme and bolt each billed for day 0 (opening 1000, usage 0.10 per call), finalized and synced."""
+    """acme and bolt each billed for day 0 (100 calls: 1000) and day 1 (acme 25 calls: 250, bolt 40: 400)
+    at 0.10 per call, finalized and synced; their two usage invoices each (the opening ones are 0)."""
     world.plans.create_customer(Customer(external_id=OTHER, name="Bolt", currency="USD"))
     world.subscribe("acme")
     world.subscribe(OTHER)
-    world.usage("acme", START + day(0, 3), 25)  # 250
-    world.usage(OTHER, START + day(0, 5), 40)  # 400
-    now = START + day(1, 1)
+    for customer_id, calls in (("acme", 25), (OTHER, 40)):
+        world.usage(customer_id, START + day(0, 3), 100)
+        world.usage(customer_id, START + day(1, 5), calls)
+    now = START + day(2, 1)
     schedule(world, now)
     work(world, now, monkeypatch)
     schedule(world, now + day(0, 2))
     while sync_run():
         pass
-    found = {c: world.invoices(c) for c in ("acme", OTHER)}
-    assert [i["total_minor"] for i in found["acme"]] == [1000, 250]
-    assert [i["total_minor"] for i in found[OTHER]] == [1000, 400]
-    return found
+    every = {c: world.invoices(c) for c in ("acme", OTHER)}
+    assert [[i["total_minor"] for i in found] for found in every.values()] == [[0, 1000, 250], [0, 1000, 400]]
+    return {c: found[1:] for c, found in every.items()}
 
 
 def paid(stripe_invoice: dict[str, Any], charge: str, amount_paid: int, **changes: Any) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def deliver_and_work(deliver: Callable[..., tuple[int, Any]], *events: dict[str,
 def test_a_payment_naming_another_customer_is_parked_and_applies_nothing(
     both: dict[str, list[dict[str, Any]]], fake: FakeStripe, deliver: Any, admin: Any, stored: Any
 ) -> None:
-    # GIVEN bolt's finalized usage invoice (400) and an invoice.paid whose metadata names acme
+    # GIVEN bolt's finalized day 1 invoice (400) and an invoice.paid whose metadata names acme
     theirs = both[OTHER][1]
     stripe_invoice = stripe_invoice_of(fake, theirs["id"])
     forged = {**stripe_invoice, "metadata": {**stripe_invoice["metadata"], "neruba_customer_id": "acme"}}
@@ -126,7 +127,7 @@ def test_a_payment_that_does_not_match_the_stored_invoice_is_parked(
     change: dict[str, Any],
     reason: str,
 ) -> None:
-    # GIVEN acme's opening invoice (1000), and a payment event differing from it in one respect
+    # GIVEN acme's day 0 invoice (1000), and a payment event differing from it in one respect
     ours = both["acme"][0]
     one = paid(stripe_invoice_of(fake, ours["id"]), "ch_1", 1000, **change)
     # WHEN it is processed
@@ -142,7 +143,7 @@ def test_a_payment_that_does_not_match_the_stored_invoice_is_parked(
 def test_a_partial_payment_books_the_cash_and_leaves_the_rest_open(
     both: dict[str, list[dict[str, Any]]], fake: FakeStripe, deliver: Any, stored: Any
 ) -> None:
-    # GIVEN acme's opening invoice of 1000
+    # GIVEN acme's day 0 invoice of 1000
     ours = both["acme"][0]
     stripe_invoice = stripe_invoice_of(fake, ours["id"])
     total = ours["total_minor"]
@@ -183,7 +184,7 @@ def test_a_partial_payment_books_the_cash_and_leaves_the_rest_open(
 def test_a_parked_payment_is_applied_by_a_replay_once_its_cause_is_fixed(
     both: dict[str, list[dict[str, Any]]], fake: FakeStripe, deliver: Any, admin: Any, stored: Any
 ) -> None:
-    # GIVEN acme's usage invoice (250) whose sync record lost the Stripe invoice id
+    # GIVEN acme's day 1 invoice (250) whose sync record lost the Stripe invoice id
     from neruba.dal.invoices import InvoicesRepository
     from neruba.settings import get_settings
 
@@ -241,21 +242,22 @@ def test_the_receivable_sweep_reports_invoices_whose_status_disagrees_with_the_l
     from neruba.logic.ledger.postings import record_payment
     from neruba.settings import get_settings
 
-    # GIVEN acme's opening invoice paid 600 of 1000 and its usage invoice paid in full, through Stripe
-    acme_opening, acme_usage = both["acme"]
+    # GIVEN acme's day 0 invoice paid 600 of 1000 and its day 1 invoice paid in full, through Stripe
+    acme_day0, acme_usage = both["acme"]
     deliver_and_work(
         deliver,
-        paid(stripe_invoice_of(fake, acme_opening["id"]), "ch_a1", 600),
+        paid(stripe_invoice_of(fake, acme_day0["id"]), "ch_a1", 600),
         paid(stripe_invoice_of(fake, acme_usage["id"]), "ch_a2", 250),
     )
     # THEN the sweep finds every invoice in agreement with the receivable
     clean = receivable_sweep()
     assert (clean["found"], clean["details"]["failures"]) == (0, [])
-    assert clean["checked"] == {"customers": 2, "customers_with_postings": 2, "invoices": 4, "payments": 2}
+    # (six invoices: each customer's opening invoice of 0 and two usage invoices)
+    assert clean["checked"] == {"customers": 2, "customers_with_postings": 2, "invoices": 6, "payments": 2}
 
-    # GIVEN the books left by the old processing: bolt's usage invoice (400) marked paid while the cash
-    # went to acme, and bolt's opening invoice (1000) marked paid after a payment of 600
-    bolt_opening, bolt_usage = both[OTHER]
+    # GIVEN the books left by the old processing: bolt's day 1 invoice (400) marked paid while the cash
+    # went to acme, and bolt's day 0 invoice (1000) marked paid after a payment of 600
+    bolt_day0, bolt_usage = both[OTHER]
     repo = InvoicesRepository(get_settings().billing_table)
     common = {"currency": "USD", "source": "stripe", "actor": "stripe:webhook"}
     record_payment(
@@ -273,11 +275,11 @@ def test_the_receivable_sweep_reports_invoices_whose_status_disagrees_with_the_l
         customer_id=OTHER,
         amount_minor=600,
         payment_id="ch_y",
-        invoice_id=bolt_opening["id"],
+        invoice_id=bolt_day0["id"],
         idempotency_key="stripe:payment:ch_y",
         **common,
     )
-    repo.set_status(bolt_opening["id"], "paid", expected="finalized")
+    repo.set_status(bolt_day0["id"], "paid", expected="finalized")
     # WHEN the sweep runs
     check = receivable_sweep()
     # THEN each disagreement is a failure naming the invoice, with what the ledger says is still owed
@@ -288,7 +290,7 @@ def test_the_receivable_sweep_reports_invoices_whose_status_disagrees_with_the_l
     assert failures == sorted(
         [
             ("receivable_differs", OTHER, bolt_usage["id"], 0, 400),
-            ("receivable_differs", OTHER, bolt_opening["id"], 0, 1000 - 600),
+            ("receivable_differs", OTHER, bolt_day0["id"], 0, 1000 - 600),
             ("payment_for_unknown_invoice", "acme", bolt_usage["id"], None, None),
         ]
     )
@@ -300,7 +302,7 @@ def test_refunds_and_disputes_beyond_what_was_paid_are_parked(
 ) -> None:
     from tests.functional.stripe.test_end_to_end import dispute_event, refund_event
 
-    # GIVEN 600 received on acme's opening invoice of 1000 (charge ch_p)
+    # GIVEN 600 received on acme's day 0 invoice of 1000 (charge ch_p)
     ours = both["acme"][0]
     received = 600
     deliver_and_work(deliver, paid(stripe_invoice_of(fake, ours["id"]), "ch_p", received))

@@ -12,8 +12,8 @@ import pytest
 
 from neruba_tools.local.fake_stripe import FakeStripe
 from tests.support.aws import queue_url, receive_all
+from tests.support.invoices import add_customer, invoices, store_invoice
 from tests.support.queues import receive_batch, run_batch
-from tests.support.stripe_ports import MemoryInvoices
 
 INVOICE = {
     "id": "in_0001",
@@ -44,14 +44,21 @@ def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSt
 
 
 @pytest.fixture
-def invoices(aws: dict[str, str]) -> MemoryInvoices:
-    from neruba import bootstrap
+def acme(aws: dict[str, str]) -> None:
+    """acme in the catalog, where the real invoice source reads the customer."""
+    add_customer("acme", email="billing@acme.test")
 
-    store = MemoryInvoices()
-    store.add(INVOICE)
-    store.customers["acme"] = {"external_id": "acme", "name": "Acme", "email": "billing@acme.test"}
-    bootstrap.install(invoice_source=store)
-    return store
+
+@pytest.fixture
+def ours(acme: None) -> dict[str, Any]:
+    """INVOICE stored and finalized in the billing table."""
+    return store_invoice(INVOICE, post=False)
+
+
+def _sync(invoice_id: str = "in_0001") -> dict[str, Any]:
+    found = invoices().get(invoice_id)
+    assert found is not None
+    return dict(found["stripe"] or {})
 
 
 def _send(invoice_id: str = "in_0001") -> None:
@@ -68,7 +75,7 @@ def _run_once() -> set[str]:
 
 
 def test_a_finalized_invoice_becomes_one_finalized_stripe_invoice_with_its_items(
-    fake: FakeStripe, invoices: MemoryInvoices
+    fake: FakeStripe, ours: dict[str, Any]
 ) -> None:
     # GIVEN a finalized invoice queued for sync
     _send()
@@ -82,7 +89,7 @@ def test_a_finalized_invoice_becomes_one_finalized_stripe_invoice_with_its_items
     assert stripe_invoice["metadata"]["neruba_invoice_id"] == "in_0001"
     assert sorted(i["amount"] for i in fake.items.values()) == [-1000, 1234, 4900]
     # AND the sync record holds every Stripe id and is synced
-    sync = invoices.docs["in_0001"]["stripe"]
+    sync = _sync()
     assert sync["status"] == "synced" and sync["attempts"] == 1 and sync["last_error"] is None
     assert sync["invoice_id"] == stripe_invoice["id"] and sync["customer_id"] == customer["id"]
     assert set(sync["items"]) == {"fixed_fee:0", "usage:api_calls:-:0", "credits"}
@@ -95,14 +102,14 @@ def test_a_finalized_invoice_becomes_one_finalized_stripe_invoice_with_its_items
 
 
 def test_a_500_on_finalize_is_retried_and_leaves_exactly_one_stripe_invoice(
-    fake: FakeStripe, invoices: MemoryInvoices
+    fake: FakeStripe, ours: dict[str, Any]
 ) -> None:
     # GIVEN Stripe answers the next finalize with a 500 (saved under its key, as Stripe does)
     fake.fail_next("/v1/invoices/*/finalize", 1)
     _send()
     # WHEN the first attempt runs THEN the message fails and the failure is visible on the invoice
     assert len(_run_once()) == 1
-    sync = invoices.docs["in_0001"]["stripe"]
+    sync = _sync()
     assert sync["status"] == "failed" and "APIError" in sync["last_error"]
     assert sync["attempts"] == 1 and sync["retries"] == {"finalize": 1}
     # WHEN SQS delivers it again
@@ -110,56 +117,56 @@ def test_a_500_on_finalize_is_retried_and_leaves_exactly_one_stripe_invoice(
     # THEN one Stripe invoice, finalized, and the invoice is synced after two attempts
     (stripe_invoice,) = fake.invoices.values()
     assert stripe_invoice["status"] == "open" and len(fake.items) == 3
-    sync = invoices.docs["in_0001"]["stripe"]
+    sync = _sync()
     assert sync["status"] == "synced" and sync["attempts"] == 2 and sync["last_error"] is None
     assert receive_all(boto3.client("sqs"), queue_url("StripeSyncQueue")) == []
 
 
 def test_a_500_after_stripe_created_the_invoice_finds_it_instead_of_creating_another(
-    fake: FakeStripe, invoices: MemoryInvoices
+    fake: FakeStripe, ours: dict[str, Any]
 ) -> None:
     # GIVEN Stripe creates the invoice but the answer is a 500 (and a retry with that key replays the 500)
     fake.fail_after_execute("/v1/invoices", 1)
     _send()
     assert len(_run_once()) == 1
-    assert len(fake.invoices) == 1 and invoices.docs["in_0001"]["stripe"].get("invoice_id") is None
+    assert len(fake.invoices) == 1 and _sync().get("invoice_id") is None
     # WHEN retried
     assert _run_once() == set()
     # THEN the existing Stripe invoice was found by our metadata and completed: still exactly one
     (stripe_invoice,) = fake.invoices.values()
-    assert invoices.docs["in_0001"]["stripe"]["invoice_id"] == stripe_invoice["id"]
+    assert _sync()["invoice_id"] == stripe_invoice["id"]
     assert stripe_invoice["status"] == "open" and stripe_invoice["total"] == 5134
 
 
 def test_a_retry_after_a_kill_between_steps_resumes_without_duplicates(
-    fake: FakeStripe, invoices: MemoryInvoices, monkeypatch: pytest.MonkeyPatch
+    fake: FakeStripe, ours: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the worker dies right after Stripe created the draft invoice, before its id was stored
-    real = invoices.set_sync
+    from neruba.dal.invoices import InvoicesRepository
+
+    real = InvoicesRepository.set_sync
     writes = {"n": 0}
 
-    def dying(invoice_id: str, sync: dict[str, Any]) -> None:
+    def dying(repo: InvoicesRepository, invoice_id: str, sync: dict[str, Any]) -> None:
         writes["n"] += 1
         if writes["n"] == 2:
             raise Killed
-        real(invoice_id, sync)
+        real(repo, invoice_id, sync)
 
-    monkeypatch.setattr(invoices, "set_sync", dying)
+    monkeypatch.setattr(InvoicesRepository, "set_sync", dying)
     _send()
     assert len(_run_once()) == 1
-    assert len(fake.invoices) == 1 and "invoice_id" not in invoices.docs["in_0001"]["stripe"]
+    assert len(fake.invoices) == 1 and "invoice_id" not in _sync()
     # WHEN the message is delivered again
     assert _run_once() == set()
     # THEN the same key got Stripe's first answer back: one invoice, one customer, three items
     assert len(fake.invoices) == 1 and len(fake.customers) == 1 and len(fake.items) == 3
     (stripe_invoice,) = fake.invoices.values()
-    assert invoices.docs["in_0001"]["stripe"]["invoice_id"] == stripe_invoice["id"]
+    assert _sync()["invoice_id"] == stripe_invoice["id"]
     assert [k for m, _, k in fake.requests if k == "neruba-in_0001-invoice"] == ["neruba-in_0001-invoice"] * 2
 
 
-def test_a_synced_invoice_queued_again_makes_no_stripe_call(
-    fake: FakeStripe, invoices: MemoryInvoices
-) -> None:
+def test_a_synced_invoice_queued_again_makes_no_stripe_call(fake: FakeStripe, ours: dict[str, Any]) -> None:
     _send()
     _run_once()
     calls = len(fake.requests)
@@ -169,9 +176,9 @@ def test_a_synced_invoice_queued_again_makes_no_stripe_call(
     assert len(fake.requests) == calls and len(fake.invoices) == 1
 
 
-def test_the_customer_is_created_once_across_invoices(fake: FakeStripe, invoices: MemoryInvoices) -> None:
+def test_the_customer_is_created_once_across_invoices(fake: FakeStripe, ours: dict[str, Any]) -> None:
     # GIVEN a second finalized invoice of the same customer
-    invoices.add({**INVOICE, "id": "in_0002", "number": "NRB-0002"})
+    store_invoice({**INVOICE, "id": "in_0002"}, post=False)
     _send("in_0001")
     _send("in_0002")
     # WHEN both are synced THEN two Stripe invoices share one Stripe customer
@@ -180,7 +187,7 @@ def test_the_customer_is_created_once_across_invoices(fake: FakeStripe, invoices
 
 
 def test_persistent_failures_end_in_the_dlq_with_the_error_on_the_invoice(
-    fake: FakeStripe, invoices: MemoryInvoices
+    fake: FakeStripe, ours: dict[str, Any]
 ) -> None:
     # GIVEN Stripe keeps failing invoice creation
     fake.fail_next("/v1/invoices", 100)
@@ -192,25 +199,25 @@ def test_persistent_failures_end_in_the_dlq_with_the_error_on_the_invoice(
         assert runs <= 10
     # THEN the message waits in StripeSyncDLQ, the invoice shows the attempts and the last error
     assert len(receive_all(boto3.client("sqs"), queue_url("StripeSyncDLQ"))) == 1
-    sync = invoices.docs["in_0001"]["stripe"]
+    sync = _sync()
     assert runs == 8 and sync["status"] == "failed" and sync["attempts"] == 8 and sync["last_error"]
     assert fake.invoices == {}
 
 
-def test_a_total_mismatch_is_recorded_and_not_retried(fake: FakeStripe, invoices: MemoryInvoices) -> None:
+def test_a_total_mismatch_is_recorded_and_not_retried(fake: FakeStripe, acme: None) -> None:
     # GIVEN an invoice whose lines do not add up to its total
-    invoices.docs["in_0001"]["total_minor"] = 9999
+    store_invoice({**INVOICE, "total_minor": 9999}, post=False)
     _send()
     # WHEN synced THEN the message is consumed and the invoice shows the mismatch
     assert _run_once() == set()
-    sync = invoices.docs["in_0001"]["stripe"]
+    sync = _sync()
     assert sync["status"] == "mismatch" and "9999" in sync["last_error"]
 
 
-def test_drafts_are_not_pushed_and_bad_messages_fail(fake: FakeStripe, invoices: MemoryInvoices) -> None:
-    invoices.docs["in_0001"]["status"] = "draft"
+def test_drafts_are_not_pushed_and_bad_messages_fail(fake: FakeStripe, acme: None) -> None:
+    store_invoice(INVOICE, finalize=False, post=False)
     _send()
     assert _run_once() == set()
-    assert invoices.docs["in_0001"]["stripe"]["status"] == "skipped" and fake.requests == []
+    assert _sync()["status"] == "skipped" and fake.requests == []
     boto3.client("sqs").send_message(QueueUrl=queue_url("StripeSyncQueue"), MessageBody="{not json")
     assert len(_run_once()) == 1

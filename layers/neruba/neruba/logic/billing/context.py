@@ -9,9 +9,7 @@ Billing owns windows, invoices and their one transaction; it does not price usag
   (``domain.credits.allocate``) and the actions that consume them (:func:`credits_for`);
 - :meth:`Billing.invoice_posting_items`: the actions of the invoice's ledger posting (:func:`posting_for`),
   guarded by the posting's idempotency key;
-- ``add_interval``: ``domain.periods.add_interval`` (tests pass daily windows);
-- ``auto_top_up``: whether a window that consumed credit runs the auto top-up check
-  (``logic.billing.top_up``).
+- ``add_interval``: ``domain.periods.add_interval`` (tests pass daily windows).
 
 ``neruba.bootstrap.billing()`` builds the context of a process from the settings.
 """
@@ -85,7 +83,6 @@ class Billing:
     sync_queue_url: str = ""
     catalog_table: str = ""
     add_interval: Callable[[datetime, str, int], datetime] = _add_interval
-    auto_top_up: bool = True
 
     def subscription(self, subscription_id: str) -> dict[str, Any]:
         """The subscription document (``PlansRepository.subscription``)."""

@@ -120,7 +120,7 @@ def _top_up(
     """After a window's transaction committed (or was found committed): the auto top-up check. It never
     raises (``logic.billing.top_up.auto_top_up`` logs a failure and leaves the stored request to the next
     check), so the window stays billed whatever happens here."""
-    if not ctx.auto_top_up or not currency:
+    if not currency:
         return
     invoice_id = auto_top_up(ctx, ctx.ledger, str(subscription["customer_id"]), currency, now)
     if invoice_id and invoice_id not in outcome.top_ups:
