@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +32,8 @@ def _config_check(args: argparse.Namespace) -> int:
     from neruba.settings import check_environment
     from neruba_tools.stackinfo import use_stack_settings
 
-    use_stack_settings(args.stack)  # the stack's (or the local stack's) tables and queues, when given
+    # the stack's (or the local stack's) tables and queues, when given; what is missing is listed below
+    use_stack_settings(args.stack, require=False)
     problems = check_environment(os.environ)
     for problem in problems:
         print(problem)
@@ -292,17 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (StackError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        if args.debug:
-            raise
-        problem = aws_setup_problem(exc)
+        problem = str(exc) if isinstance(exc, (StackError, UsageError)) else aws_setup_problem(exc)
+        if args.debug:  # the traceback, then the same line as without --debug
+            traceback.print_exc()
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 1
 
 

@@ -220,11 +220,17 @@ def stack_for(stack_name: str | None, template: str | Path | None = None) -> Sta
     return StackInfo(stack_name, Path(template) if template else DEFAULT_TEMPLATE, local=local)
 
 
-def use_stack_settings(stack_name: str | None, template: str | Path | None = None) -> None:
+def use_stack_settings(
+    stack_name: str | None, template: str | Path | None = None, *, require: bool = True
+) -> None:
     """Point this process's ``NERUBA_*`` settings at a stack's tables and queues: the stack given, or the
     local stack when the endpoint is local and no ``NERUBA_OPS_TABLE`` is set; otherwise keep the
-    environment as it is (the settings then come from ``NERUBA_*`` variables, as for ``neruba keys``)."""
+    environment as it is (the settings then come from ``NERUBA_*`` variables, as for ``neruba keys``).
+    With ``require``, an environment that lacks some of them is a StackError naming the missing ones and
+    the ways to give a stack."""
     if stack_name is None and (os.environ.get("NERUBA_OPS_TABLE") or not is_local_endpoint(endpoint_url())):
+        if require:
+            _require_settings()
         return
     os.environ.update(stack_for(stack_name, template).settings_environment())
     from neruba.dal.clients import reset_clients
@@ -232,3 +238,15 @@ def use_stack_settings(stack_name: str | None, template: str | Path | None = Non
 
     reset_clients()
     get_settings.cache_clear()
+
+
+def _require_settings() -> None:
+    from neruba.settings import check_environment
+
+    problems = check_environment(os.environ)
+    if problems:
+        names = ", ".join(problem.split(":", 1)[0] for problem in problems)
+        raise StackError(
+            "give --stack NAME (the deployed stack), --endpoint-url of a local stack, or every NERUBA_* "
+            f"setting (missing or invalid: {names}; `neruba config check` explains each)"
+        )
