@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from neruba_tools.argtypes import endpoint
+from neruba_tools.argtypes import endpoint, label
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -64,13 +64,31 @@ def _keys_repo(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return KeysRepository(table)
 
 
-def _key_id(text: str) -> str:
-    from neruba.security.apikeys import MalformedKeyError, key_id_of
+def _key_id(args: argparse.Namespace) -> str:
+    """The id of the key the operator named: its id, its listed prefix, or the whole key, which must then be
+    that key (a whole key with a mistyped secret part names no key rather than the key with its id)."""
+    from neruba.dal.keys import KeyNotFoundError
+    from neruba.security.apikeys import MalformedKeyError, key_id_of, parse_key_id, verify
 
+    text = args.key_id
     try:
-        return key_id_of(text)
+        key_id = key_id_of(text)
     except MalformedKeyError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        parse_key_id(text.strip())
+    except MalformedKeyError:
+        return key_id  # an id or a listed prefix
+    try:
+        _, digest = _keys_repo(args).get(key_id)
+    except KeyNotFoundError:
+        return key_id  # the command says there is no such key
+    if not verify(text.strip(), digest):
+        raise UsageError(
+            f"the key given is not the stored key {key_id} (its secret part differs); "
+            "name it by its id or the prefix `keys list` shows"
+        )
+    return key_id
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -106,7 +124,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     from neruba.dal.keys import KeyNotFoundError
 
-    key_id = _key_id(args.key_id)
+    key_id = _key_id(args)
     try:
         key = _keys_repo(args).revoke(key_id)
     except KeyNotFoundError:
@@ -140,7 +158,7 @@ def _duration(text: str) -> timedelta:
 def _keys_rotate(args: argparse.Namespace) -> int:
     from neruba.dal.keys import KeyNotFoundError
 
-    key_id = _key_id(args.key_id)
+    key_id = _key_id(args)
     until = datetime.now(UTC) + args.overlap
     try:
         plaintext, key = _keys_repo(args).rotate(key_id, old_works_until=until)
@@ -203,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (shown once)")
     create.add_argument("--scope", action="append", required=True, help="ingest, read or admin (repeatable)")
-    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument("--name", type=label, default="", help="what the key is for (one line, at most 100)")
     create.set_defaults(func=_keys_create)
     listing = keys.add_parser("list", help="list keys (prefix only)")
     listing.set_defaults(func=_keys_list)
