@@ -126,11 +126,13 @@ class StackInfo:
 
             template = local_template(self.document, self.stack_name)
             kinds = ("AWS::SQS::Queue", "AWS::DynamoDB::Table")
-            return {
+            names = {
                 logical_id: str(template.intrinsics.resolve(logical_id, None))
                 for logical_id, resource in self.document["Resources"].items()
                 if resource.get("Type") in kinds
             }
+            self._check_local_stack(names)
+            return names
         cloudformation = boto_client("cloudformation")
         found: dict[str, str] = {}
         try:
@@ -143,6 +145,24 @@ class StackInfo:
             why = aws_setup_problem(exc) or str(exc)
             raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {why}") from exc
         return found
+
+    def _check_local_stack(self, names: dict[str, str]) -> None:
+        """A local stack exists when its tables do (one DescribeTable): a mistyped ``--stack`` is then
+        named at once, as CloudFormation names an unknown stack on AWS."""
+        tables = [n for k, n in names.items() if self.document["Resources"][k]["Type"].endswith("Table")]
+        if not tables:
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            boto_client("dynamodb").describe_table(TableName=tables[0])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            raise StackError(
+                f"no stack {self.stack_name!r} at {endpoint_url() or 'this endpoint'} (no table "
+                f"{tables[0]}); the local stack is {LOCAL_STACK!r} unless it was started with another"
+            ) from exc
 
     def output(self, name: str) -> str:
         """A stack output's value (``ApiUrl``, ...), from CloudFormation."""
