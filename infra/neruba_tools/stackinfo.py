@@ -33,8 +33,17 @@ class StackError(RuntimeError):
 def aws_setup_problem(exc: BaseException) -> str | None:
     """One line for an error that comes from the operator's AWS setup (no region, no credentials, a
     table or queue that is not there), or None for any other error."""
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
+    moto_hint = (
+        "give the local stack's Moto endpoint (the banner's \"Moto endpoint:\" line), not its Base URL"
+    )
+    if isinstance(exc, EndpointConnectionError) and is_local_endpoint(endpoint_url()):
+        return f"nothing answers at {endpoint_url()}: start the local stack (make run) and {moto_hint}"
+    if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code", "")).isdigit():
+        status = exc.response["Error"]["Code"]  # an HTTP status with no AWS error: not an AWS endpoint
+        where = endpoint_url() or "the endpoint"
+        return f"{where} is no AWS endpoint (HTTP {status} to {exc.operation_name}): {moto_hint}"
     if isinstance(exc, NoRegionError):
         return "no AWS region: export AWS_REGION (or AWS_DEFAULT_REGION), or use a profile that has one"
     if isinstance(exc, NoCredentialsError):

@@ -123,3 +123,29 @@ def test_sweep_list_checks_json_prints_json() -> None:
     assert result.returncode == 0, result.stderr
     names = json.loads(result.stdout)
     assert isinstance(names, list) and "usage" in names and names == sorted(names)
+
+
+def test_an_endpoint_that_is_not_moto_says_which_endpoint_to_give() -> None:
+    import http.server
+    import threading
+
+    # GIVEN something that answers HTTP but is no AWS endpoint (the local API's Base URL, say)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = _cli("keys", "list", "--endpoint-url", url)
+    finally:
+        server.shutdown()
+    # THEN one line says it is not an AWS endpoint and where to find the right one
+    _one_line_usage_error(result, url, "Moto endpoint")
+
+
+def test_a_local_endpoint_where_nothing_listens_says_so() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = _cli("dlq", "list", "--endpoint-url", f"http://127.0.0.1:{port}")
+    _one_line_usage_error(result, f"127.0.0.1:{port}", "make run")
