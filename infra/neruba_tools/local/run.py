@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start the stack and block until SIGINT/SIGTERM; 0 on a clean stop, 2 if a port is taken."""
     args = build_parser().parse_args(argv)
     from neruba_tools.local.stack import LocalStack, PortInUseError
+    from neruba_tools.local.state import StateDirInUseError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", "No application metrics to publish")  # POWERTOOLS_METRICS_DISABLED
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             stack.start()
-        except PortInUseError as exc:
+        except (PortInUseError, StateDirInUseError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         for logical_id, error in stack.preload().items():
