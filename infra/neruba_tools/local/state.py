@@ -35,7 +35,11 @@ BATCH = 25  # BatchWriteItem's limit on AWS (moto does not enforce it)
 LOCK_FILE = ".lock"
 
 
-class StateDirInUseError(RuntimeError):
+class StateDirError(RuntimeError):
+    """The state directory cannot be used (not writable, or owned by another running stack)."""
+
+
+class StateDirInUseError(StateDirError):
     """Another running local stack keeps its state in the same directory."""
 
 
@@ -44,8 +48,11 @@ def claim(path: str | Path) -> Any:
     directory would overwrite each other's tables. The lock is the system's (``flock``), so a crashed stack
     leaves none behind."""
     directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = (directory / LOCK_FILE).open("a+", encoding="utf-8")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = (directory / LOCK_FILE).open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise StateDirError(f"cannot keep the state in {directory}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
