@@ -19,11 +19,13 @@ machine (its region and test credentials are then the defaults), or else from ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from neruba_tools.argtypes import endpoint, label
 
@@ -311,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neruba_tools.stackinfo import StackError, aws_setup_problem
 
     try:
-        return int(args.func(args))
+        with _logs_on_stderr():
+            return int(args.func(args))
     except Exception as exc:
         problem = str(exc) if isinstance(exc, (StackError, UsageError)) else aws_setup_problem(exc)
         if args.debug:  # the traceback, then the same line as without --debug
@@ -322,6 +325,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if args.debug else " (--debug shows the traceback)"
         print(f"error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 1
+
+
+class _Stderr:
+    """Standard error as it is at each write (a test may swap ``sys.stderr``)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _logs_on_stderr() -> Iterator[None]:
+    """The shared code's JSON logs (``--debug``, or a ``POWERTOOLS_LOG_LEVEL`` of the shell) go to standard
+    error for the command's duration, so standard output holds only what the command prints."""
+    if os.environ.get("POWERTOOLS_LOG_LEVEL") == "CRITICAL":
+        yield
+        return
+    from neruba.observability import logger
+
+    handler: Any = logger.registered_handler
+    previous, handler.stream = handler.stream, _Stderr()  # not setStream: it flushes the old stream
+    try:
+        yield
+    finally:
+        handler.stream = previous
 
 
 def _one_line(exc: BaseException) -> str:

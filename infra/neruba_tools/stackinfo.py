@@ -169,8 +169,8 @@ class StackInfo:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
             raise StackError(
-                f"no stack {self.stack_name!r} at {endpoint_url() or 'this endpoint'} (no table "
-                f"{tables[0]}); the local stack is {LOCAL_STACK!r} unless it was started with another"
+                f"stack {self.stack_name!r} does not exist at {endpoint_url() or 'this endpoint'} (no table "
+                f"{tables[0]}): check --stack (the local stack is {LOCAL_STACK!r} unless started as another)"
             ) from exc
 
     def output(self, name: str) -> str:

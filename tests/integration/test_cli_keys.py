@@ -95,10 +95,12 @@ def test_mistakes_are_one_readable_line(local_stack: Any) -> None:
     assert bad_id.returncode == 2 and "not a key id" in bad_id.stderr
 
 
-def test_sweep_json_prints_only_json_on_standard_output(local_stack: Any) -> None:
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_sweep_json_prints_only_json_on_standard_output(local_stack: Any, debug: list[str]) -> None:
     import json
 
-    done = _cli("sweep", "--json", "--stack", "neruba-it", "--endpoint-url", local_stack.moto_url)
+    # with --debug the shared code's JSON logs go to standard error, never between the reports
+    done = _cli("sweep", "--json", "--stack", "neruba-it", "--endpoint-url", local_stack.moto_url, *debug)
     assert done.returncode in (0, 1), done.stderr  # 1: a check found something, still a report
     report = json.loads(done.stdout)
     assert {check["name"] for check in report["checks"]} >= {"usage", "ledger", "billing", "stripe"}
