@@ -110,6 +110,11 @@ def banner(stack: Any, demo: Any) -> list[str]:
             f"  curl -s -X POST {stack.base_url}/v1/events -H 'Authorization: Bearer {demo.api_key}' "
             f"-H 'Content-Type: application/json' -d '{body}'",
         ]
+    else:  # --no-seed: no key yet
+        lines.append(
+            "No API key (--no-seed); make the first one: "
+            f"neruba keys create --scope admin --name platform --endpoint-url {stack.moto_url}"
+        )
     lines += _stripe_lines(stack, demo)
     if getattr(stack, "state_dir", None):
         restored = getattr(stack, "restored", {}) or {}
