@@ -327,14 +327,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-class _Stderr:
-    """Standard error as it is at each write (a test may swap ``sys.stderr``)."""
+class _Stream:
+    """``sys.stdout`` or ``sys.stderr`` as it is at each write (a test may swap them)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        return int(getattr(sys, self.name).write(text))
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        getattr(sys, self.name).flush()
 
 
 @contextlib.contextmanager
@@ -344,10 +347,14 @@ def _logs_on_stderr() -> Iterator[None]:
     if os.environ.get("POWERTOOLS_LOG_LEVEL") == "CRITICAL":
         yield
         return
+    first_use = "neruba.observability" not in sys.modules
     from neruba.observability import logger
 
     handler: Any = logger.registered_handler
-    previous, handler.stream = handler.stream, _Stderr()  # not setStream: it flushes the old stream
+    # made just now, its stream is this moment's sys.stdout: give it back as "standard output", not as
+    # that object; not setStream either, which flushes the stream it replaces
+    previous = _Stream("stdout") if first_use else handler.stream
+    handler.stream = _Stream("stderr")
     try:
         yield
     finally:
