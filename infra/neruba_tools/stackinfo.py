@@ -33,7 +33,14 @@ class StackError(RuntimeError):
 def aws_setup_problem(exc: BaseException) -> str | None:
     """One line for an error that comes from the operator's AWS setup (no region, no credentials, a
     table or queue that is not there), or None for any other error."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        InvalidRegionError,
+        NoCredentialsError,
+        NoRegionError,
+        ProfileNotFound,
+    )
 
     moto_hint = (
         "give the local stack's Moto endpoint (the banner's \"Moto endpoint:\" line), not its Base URL"
@@ -44,6 +51,10 @@ def aws_setup_problem(exc: BaseException) -> str | None:
         status = exc.response["Error"]["Code"]  # an HTTP status with no AWS error: not an AWS endpoint
         where = endpoint_url() or "the endpoint"
         return f"{where} is no AWS endpoint (HTTP {status} to {exc.operation_name}): {moto_hint}"
+    if isinstance(exc, ProfileNotFound):
+        return f"no AWS profile {exc.kwargs.get('profile')!r} (AWS_PROFILE); `aws configure list-profiles`"
+    if isinstance(exc, InvalidRegionError):
+        return f"{exc.kwargs.get('region_name')!r} is no AWS region: check AWS_REGION (or AWS_DEFAULT_REGION)"
     if isinstance(exc, NoRegionError):
         return "no AWS region: export AWS_REGION (or AWS_DEFAULT_REGION), or use a profile that has one"
     if isinstance(exc, NoCredentialsError):

@@ -149,3 +149,16 @@ def test_a_local_endpoint_where_nothing_listens_says_so() -> None:
         port = sock.getsockname()[1]
     result = _cli("dlq", "list", "--endpoint-url", f"http://127.0.0.1:{port}")
     _one_line_usage_error(result, f"127.0.0.1:{port}", "make run")
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"AWS_PROFILE": "nope", "AWS_REGION": "us-east-1"}, ["AWS_PROFILE", "nope"]),
+        ({"AWS_REGION": "us east 1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, ["AWS_REGION"]),
+    ],
+)
+def test_a_wrong_profile_or_region_is_a_setup_line(env: dict[str, str], words: list[str]) -> None:
+    result = _cli("keys", "list", "--stack", "neruba-dev", **env)
+    _one_line_usage_error(result, *words)
+    assert "--debug" not in result.stderr, result.stderr
