@@ -52,3 +52,16 @@ def endpoint(text: str) -> str:
             f"expected an http:// or https:// URL such as http://127.0.0.1:5055, got {text!r}"
         )
     return text
+
+
+MAX_NAME = 100
+
+
+def label(text: str) -> str:
+    """A name an operator gives (a key's): one line of at most 100 printable characters, so that a listing
+    stays one row per item; empty is allowed."""
+    if len(text) > MAX_NAME or not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_NAME} printable characters on one line, got {text[:40]!r}"
+        )
+    return text

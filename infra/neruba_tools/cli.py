@@ -19,19 +19,23 @@ machine (its region and test credentials are then the defaults), or else from ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from neruba_tools.argtypes import endpoint
+from neruba_tools.argtypes import endpoint, label
 
 
 def _config_check(args: argparse.Namespace) -> int:
     from neruba.settings import check_environment
     from neruba_tools.stackinfo import use_stack_settings
 
-    use_stack_settings(args.stack)  # the stack's (or the local stack's) tables and queues, when given
+    # the stack's (or the local stack's) tables and queues, when given; what is missing is listed below
+    use_stack_settings(args.stack, require=False)
     problems = check_environment(os.environ)
     for problem in problems:
         print(problem)
@@ -62,13 +66,31 @@ def _keys_repo(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return KeysRepository(table)
 
 
-def _key_id(text: str) -> str:
-    from neruba.security.apikeys import MalformedKeyError, key_id_of
+def _key_id(args: argparse.Namespace) -> str:
+    """The id of the key the operator named: its id, its listed prefix, or the whole key, which must then be
+    that key (a whole key with a mistyped secret part names no key rather than the key with its id)."""
+    from neruba.dal.keys import KeyNotFoundError
+    from neruba.security.apikeys import MalformedKeyError, key_id_of, parse_key_id, verify
 
+    text = args.key_id
     try:
-        return key_id_of(text)
+        key_id = key_id_of(text)
     except MalformedKeyError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        parse_key_id(text.strip())
+    except MalformedKeyError:
+        return key_id  # an id or a listed prefix
+    try:
+        _, digest = _keys_repo(args).get(key_id)
+    except KeyNotFoundError:
+        return key_id  # the command says there is no such key
+    if not verify(text.strip(), digest):
+        raise UsageError(
+            f"the key given is not the stored key {key_id} (its secret part differs); "
+            "name it by its id or the prefix `keys list` shows"
+        )
+    return key_id
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -104,7 +126,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     from neruba.dal.keys import KeyNotFoundError
 
-    key_id = _key_id(args.key_id)
+    key_id = _key_id(args)
     try:
         key = _keys_repo(args).revoke(key_id)
     except KeyNotFoundError:
@@ -138,7 +160,7 @@ def _duration(text: str) -> timedelta:
 def _keys_rotate(args: argparse.Namespace) -> int:
     from neruba.dal.keys import KeyNotFoundError
 
-    key_id = _key_id(args.key_id)
+    key_id = _key_id(args)
     until = datetime.now(UTC) + args.overlap
     try:
         plaintext, key = _keys_repo(args).rotate(key_id, old_works_until=until)
@@ -201,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (shown once)")
     create.add_argument("--scope", action="append", required=True, help="ingest, read or admin (repeatable)")
-    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument("--name", type=label, default="", help="what the key is for (one line, at most 100)")
     create.set_defaults(func=_keys_create)
     listing = keys.add_parser("list", help="list keys (prefix only)")
     listing.set_defaults(func=_keys_list)
@@ -291,19 +313,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neruba_tools.stackinfo import StackError, aws_setup_problem
 
     try:
-        return int(args.func(args))
-    except (StackError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with _logs_on_stderr():
+            return int(args.func(args))
     except Exception as exc:
-        if args.debug:
-            raise
-        problem = aws_setup_problem(exc)
+        problem = str(exc) if isinstance(exc, (StackError, UsageError)) else aws_setup_problem(exc)
+        if args.debug:  # the traceback, then the same line as without --debug
+            traceback.print_exc()
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 1
+
+
+class _Stream:
+    """``sys.stdout`` or ``sys.stderr`` as it is at each write (a test may swap them)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return int(getattr(sys, self.name).write(text))
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
+@contextlib.contextmanager
+def _logs_on_stderr() -> Iterator[None]:
+    """The shared code's JSON logs (``--debug``, or a ``POWERTOOLS_LOG_LEVEL`` of the shell) go to standard
+    error for the command's duration, so standard output holds only what the command prints."""
+    if os.environ.get("POWERTOOLS_LOG_LEVEL") == "CRITICAL":
+        yield
+        return
+    first_use = "neruba.observability" not in sys.modules
+    from neruba.observability import logger
+
+    handler: Any = logger.registered_handler
+    # made just now, its stream is this moment's sys.stdout: give it back as "standard output", not as
+    # that object; not setStream either, which flushes the stream it replaces
+    previous = _Stream("stdout") if first_use else handler.stream
+    handler.stream = _Stream("stderr")
+    try:
+        yield
+    finally:
+        handler.stream = previous
 
 
 def _one_line(exc: BaseException) -> str:

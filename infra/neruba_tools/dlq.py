@@ -137,25 +137,35 @@ def _oldest_age(stack: StackInfo, sqs: Any, url: str, depth: int) -> tuple[float
 def _list(args: argparse.Namespace) -> int:
     stack = stack_for(args.stack, args.template)
     sqs = _sqs()
-    print(f"{'DLQ':<18} {'SOURCE':<18} {'DEPTH':>6} {'IN FLIGHT':>9}  OLDEST")
+    rows: list[tuple[str, str, str]] = []  # read every queue first: a failure prints no partial table
     for found in stack.dead_letter_queues().values():
         dlq, source = found.logical_id, _source_text(found)
         if dlq not in stack.physical:
-            print(f"{dlq:<18} {source:<18} not in stack {stack.stack_name}")
+            rows.append((dlq, source, f"not in stack {stack.stack_name}"))
             continue
         attributes = _attributes(sqs, stack.resource(dlq))
         depth = int(attributes.get("ApproximateNumberOfMessages", 0))
         in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
         age, how = _oldest_age(stack, sqs, stack.resource(dlq), depth)
-        print(f"{dlq:<18} {source:<18} {depth:>6} {in_flight:>9}  {_age(age)} ({how})")
+        rows.append((dlq, source, f"{depth:>6} {in_flight:>9}  {_age(age)} ({how})"))
+    first = max([len("DLQ"), *(len(row[0]) for row in rows)])
+    second = max([len("SOURCE"), *(len(row[1]) for row in rows)])
+    print(f"{'DLQ':<{first}} {'SOURCE':<{second}} {'DEPTH':>6} {'IN FLIGHT':>9}  OLDEST")
+    for dlq, source, rest in rows:
+        print(f"{dlq:<{first}} {source:<{second}} {rest}")
     return 0
 
 
 def describe(
-    source: str | None, message: dict[str, Any], usage_table: str | None, billing_table: str | None = None
+    source: str | None,
+    message: dict[str, Any],
+    usage_table: str | None,
+    billing_table: str | None = None,
+    ops_table: str | None = None,
 ) -> dict[str, Any]:
     """What an operator needs to see of one DLQ message: for ingest the event key and its stored outcome,
-    for the Stripe sync the invoice and the error its last attempt recorded."""
+    for the Stripe sync the invoice and the error its last attempt recorded, for a Stripe event the
+    status, outcome and error its last processing attempt recorded."""
     attributes = message.get("Attributes", {})
     sent = int(attributes.get("SentTimestamp", 0)) / 1000
     info: dict[str, Any] = {
@@ -183,6 +193,9 @@ def describe(
     elif source == "StripeSyncQueue" and isinstance(data, dict) and isinstance(data.get("invoice_id"), str):
         info["invoice_id"] = data["invoice_id"]
         info["failure_reason"] = _sync_reason(billing_table, data["invoice_id"])
+    elif source == "StripeEventsQueue" and isinstance(data, dict) and isinstance(data.get("event_id"), str):
+        info["stripe_event_id"] = data["event_id"]
+        info["failure_reason"] = _event_reason(ops_table, data["event_id"])
     elif isinstance(data, dict) and isinstance(data.get("requestContext"), dict):
         info.update(_failed_run(data))
     else:
@@ -241,6 +254,19 @@ def _sync_reason(billing_table: str | None, invoice_id: str) -> str:
     return f"sync {sync.get('status')} after {sync.get('attempts', 0)} attempt(s): {sync['last_error']}"
 
 
+def _event_reason(ops_table: str | None, event_id: str) -> str:
+    if not ops_table:
+        return "unknown (no OpsTable)"
+    from neruba.dal.stripe_events import StripeEventsRepository
+
+    event = StripeEventsRepository(ops_table).get(event_id)
+    if event is None:
+        return f"no Stripe event {event_id} stored"
+    reason = f"stripe event {event.get('status')} after {event.get('attempts', 0)} attempt(s)"
+    details = [str(event[name]) for name in ("outcome", "error") if event.get(name)]
+    return reason + (f": {'; '.join(details)}" if details else ", nothing recorded: see the worker's logs")
+
+
 def _show(args: argparse.Namespace) -> int:
     from neruba_tools.queues import peek
 
@@ -248,11 +274,11 @@ def _show(args: argparse.Namespace) -> int:
     found = _find(stack, args.queue)
     dlq, source = found.logical_id, found.source_queue
     messages = peek(_sqs(), stack.resource(dlq), limit=args.max)
-    usage_table, billing_table = stack.physical.get("UsageTable"), stack.physical.get("BillingTable")
+    tables = [stack.physical.get(name) for name in ("UsageTable", "BillingTable", "OpsTable")]
     origin = f"source {source}" if source else f"failed runs of {', '.join(found.feeders)}"
     print(f"{dlq} ({origin}): {len(messages)} message(s) shown, all left in the queue")
     for message in messages:
-        print(json.dumps(describe(source, message, usage_table, billing_table), sort_keys=True, default=str))
+        print(json.dumps(describe(source, message, *tables), sort_keys=True, default=str))
     return 0
 
 

@@ -64,7 +64,11 @@ class Smoke:
         got, answer = self.http(method, path, body, key)
         if got != status:
             error = answer.get("error", {}) if isinstance(answer, dict) else {}
-            detail = f"{error.get('code')}: {error.get('message')}" if error else str(answer)[:200]
+            if error:
+                detail = f"{error.get('code')}: {error.get('message')}"
+            else:  # not our error shape: perhaps not the API at all
+                page = " ".join(str(answer).split())[:160]
+                detail = f"{page}; not the API's answer: is --base-url the API's Base URL?"
             raise SmokeFailure(f"{method} {path} answered {got}, expected {status} ({detail})")
         return answer
 

@@ -33,8 +33,28 @@ class StackError(RuntimeError):
 def aws_setup_problem(exc: BaseException) -> str | None:
     """One line for an error that comes from the operator's AWS setup (no region, no credentials, a
     table or queue that is not there), or None for any other error."""
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        InvalidRegionError,
+        NoCredentialsError,
+        NoRegionError,
+        ProfileNotFound,
+    )
 
+    moto_hint = (
+        "give the local stack's Moto endpoint (the banner's \"Moto endpoint:\" line), not its Base URL"
+    )
+    if isinstance(exc, EndpointConnectionError) and is_local_endpoint(endpoint_url()):
+        return f"nothing answers at {endpoint_url()}: start the local stack (make run) and {moto_hint}"
+    if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code", "")).isdigit():
+        status = exc.response["Error"]["Code"]  # an HTTP status with no AWS error: not an AWS endpoint
+        where = endpoint_url() or "the endpoint"
+        return f"{where} is no AWS endpoint (HTTP {status} to {exc.operation_name}): {moto_hint}"
+    if isinstance(exc, ProfileNotFound):
+        return f"no AWS profile {exc.kwargs.get('profile')!r} (AWS_PROFILE); `aws configure list-profiles`"
+    if isinstance(exc, InvalidRegionError):
+        return f"{exc.kwargs.get('region_name')!r} is no AWS region: check AWS_REGION (or AWS_DEFAULT_REGION)"
     if isinstance(exc, NoRegionError):
         return "no AWS region: export AWS_REGION (or AWS_DEFAULT_REGION), or use a profile that has one"
     if isinstance(exc, NoCredentialsError):
@@ -126,11 +146,13 @@ class StackInfo:
 
             template = local_template(self.document, self.stack_name)
             kinds = ("AWS::SQS::Queue", "AWS::DynamoDB::Table")
-            return {
+            names = {
                 logical_id: str(template.intrinsics.resolve(logical_id, None))
                 for logical_id, resource in self.document["Resources"].items()
                 if resource.get("Type") in kinds
             }
+            self._check_local_stack(names)
+            return names
         cloudformation = boto_client("cloudformation")
         found: dict[str, str] = {}
         try:
@@ -143,6 +165,24 @@ class StackInfo:
             why = aws_setup_problem(exc) or str(exc)
             raise StackError(f"cannot list the resources of stack {self.stack_name!r}: {why}") from exc
         return found
+
+    def _check_local_stack(self, names: dict[str, str]) -> None:
+        """A local stack exists when its tables do (one DescribeTable): a mistyped ``--stack`` is then
+        named at once, as CloudFormation names an unknown stack on AWS."""
+        tables = [n for k, n in names.items() if self.document["Resources"][k]["Type"].endswith("Table")]
+        if not tables:
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            boto_client("dynamodb").describe_table(TableName=tables[0])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            raise StackError(
+                f"stack {self.stack_name!r} does not exist at {endpoint_url() or 'this endpoint'} (no table "
+                f"{tables[0]}): check --stack (the local stack is {LOCAL_STACK!r} unless started as another)"
+            ) from exc
 
     def output(self, name: str) -> str:
         """A stack output's value (``ApiUrl``, ...), from CloudFormation."""
@@ -220,11 +260,17 @@ def stack_for(stack_name: str | None, template: str | Path | None = None) -> Sta
     return StackInfo(stack_name, Path(template) if template else DEFAULT_TEMPLATE, local=local)
 
 
-def use_stack_settings(stack_name: str | None, template: str | Path | None = None) -> None:
+def use_stack_settings(
+    stack_name: str | None, template: str | Path | None = None, *, require: bool = True
+) -> None:
     """Point this process's ``NERUBA_*`` settings at a stack's tables and queues: the stack given, or the
     local stack when the endpoint is local and no ``NERUBA_OPS_TABLE`` is set; otherwise keep the
-    environment as it is (the settings then come from ``NERUBA_*`` variables, as for ``neruba keys``)."""
+    environment as it is (the settings then come from ``NERUBA_*`` variables, as for ``neruba keys``).
+    With ``require``, an environment that lacks some of them is a StackError naming the missing ones and
+    the ways to give a stack."""
     if stack_name is None and (os.environ.get("NERUBA_OPS_TABLE") or not is_local_endpoint(endpoint_url())):
+        if require:
+            _require_settings()
         return
     os.environ.update(stack_for(stack_name, template).settings_environment())
     from neruba.dal.clients import reset_clients
@@ -232,3 +278,15 @@ def use_stack_settings(stack_name: str | None, template: str | Path | None = Non
 
     reset_clients()
     get_settings.cache_clear()
+
+
+def _require_settings() -> None:
+    from neruba.settings import check_environment
+
+    problems = check_environment(os.environ)
+    if problems:
+        names = ", ".join(problem.split(":", 1)[0] for problem in problems)
+        raise StackError(
+            "give --stack NAME (the deployed stack), --endpoint-url of a local stack, or every NERUBA_* "
+            f"setting (missing or invalid: {names}; `neruba config check` explains each)"
+        )

@@ -48,10 +48,10 @@ def _print_report(report: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neruba.logic.sweeps.runner import check_names
-    from neruba_tools.stackinfo import StackError, use_stack_settings
+    from neruba_tools.stackinfo import use_stack_settings
 
     if args.list_checks:
-        print("\n".join(check_names()))
+        print(json.dumps(check_names()) if args.json else "\n".join(check_names()))
         return 0
     unknown = [c for c in args.check or [] if c not in check_names()]
     if unknown:
@@ -62,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not start < end or end - start > MAX_WINDOW:
         print(f"--from must be before --to, at most {MAX_WINDOW.days} days apart.", file=sys.stderr)
         return 2
-    try:
-        use_stack_settings(args.stack)
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    use_stack_settings(args.stack)  # a StackError is the CLI's one-line error (exit 2)
     from neruba import bootstrap
     from neruba.logic.sweeps.runner import run_sweep
 

@@ -30,6 +30,16 @@ def test_every_stateful_resource_survives_stack_deletion_and_replacement(source:
         assert resource.get("UpdateReplacePolicy") == "Retain", f"{name} is deleted when replaced"
 
 
+def test_the_regions_api_gateway_logging_role_outlives_the_stack(source: dict[str, Any]) -> None:
+    # API Gateway keeps one logging role per account and region, set by the last stack that set it: if
+    # that stack's deletion deleted the role, every other stack's access log would stop being written
+    role = source["Resources"]["ApiGatewayCloudWatchRole"]
+    assert source["Resources"]["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"] == {
+        "Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]
+    }
+    assert role.get("DeletionPolicy") == "Retain" and role.get("UpdateReplacePolicy") == "Retain"
+
+
 def test_usage_table_expires_journal_items_by_their_ttl_attribute(source: dict[str, Any]) -> None:
     from neruba.dal import usage
 

@@ -176,3 +176,36 @@ def test_after_a_crash_the_queues_are_those_of_the_last_snapshot(tmp_path: Path)
         assert [m["Body"] for m in messages.get("Messages", [])] == ['{"parked": "after"}']
     finally:
         third.stop()
+
+
+def test_a_second_stack_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    # GIVEN a running stack that keeps its state in a directory
+    state = tmp_path / "state"
+    first = Run(state)
+    try:
+        key = first.banner["API key"]
+        status, _ = first.http(
+            "POST", "/v1/customers", key, {"external_id": "mine", "name": "Mine", "currency": "EUR"}
+        )
+        assert status == 201
+        # WHEN a second stack is started on the same directory
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "neruba")]),
+        }
+        second = subprocess.run(
+            [sys.executable, "-m", "neruba_tools.local.run", "--template", str(ROOT / "template.yaml"),
+             "--port", "0", "--moto-port", "0", "--quiet", "--no-schedules", "--state-dir", str(state)],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
+        )  # fmt: skip
+        # THEN it stops at once with one line naming the directory, and writes nothing there
+        assert second.returncode == 2, second.stderr
+        assert str(state) in second.stderr.strip().splitlines()[-1] and "Traceback" not in second.stderr
+    finally:
+        first.stop()
+    # AND the first stack's last snapshot is whole: a restart has its customer
+    third = Run(state)
+    try:
+        assert third.http("GET", "/v1/customers/mine", key)[0] == 200
+    finally:
+        third.stop()

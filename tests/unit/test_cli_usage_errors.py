@@ -75,3 +75,90 @@ def test_every_operating_command_takes_stack(command: list[str]) -> None:
     result = _cli(*command, "--stack", "neruba-dev", AWS_REGION="us-east-1")
     assert "unrecognized arguments" not in result.stderr, result.stderr
     assert "credentials" in result.stderr.lower(), result.stderr
+
+
+@pytest.mark.parametrize("command", [["sweep"], ["sweep", "--json"], ["migrate"], ["migrate", "--list"]])
+def test_a_command_without_stack_or_settings_says_what_to_give(command: list[str]) -> None:
+    # GIVEN a region but neither --stack, a local --endpoint-url nor NERUBA_* settings
+    result = _cli(*command, AWS_REGION="us-east-1")
+    # THEN one line names the ways to point the CLI at a stack, in our words (no validator wording)
+    _one_line_usage_error(result, "--stack", "--endpoint-url", "NERUBA_OPS_TABLE")
+    assert "pydantic" not in result.stderr and "Field required" not in result.stderr, result.stderr
+    assert result.stdout == "", result.stdout
+
+
+def test_a_partial_environment_names_the_missing_settings() -> None:
+    # GIVEN only the keys table in the environment (what an older README set)
+    result = _cli("sweep", AWS_REGION="us-east-1", NERUBA_KEYS_TABLE="neruba-dev-KeysTable")
+    # THEN the line names what is missing, and not what is set
+    _one_line_usage_error(result, "NERUBA_OPS_TABLE", "NERUBA_LEDGER_TABLE")
+    assert "NERUBA_KEYS_TABLE" not in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "list", "--stack", "neruba-dev"],
+        ["sweep", "--stack", "neruba-dev"],
+        ["sweep"],
+        ["keys", "list"],
+    ],
+)
+def test_debug_shows_the_traceback_of_a_one_line_error(command: list[str]) -> None:
+    # GIVEN a mistake that is normally one line (no credentials, no stack named)
+    quiet = _cli(*command, AWS_REGION="us-east-1")
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr, quiet.stderr
+    # WHEN it is run again with --debug (docs/deploy.md: "--debug shows a traceback")
+    loud = _cli(*command, "--debug", AWS_REGION="us-east-1")
+    # THEN the traceback comes first and the same one line ends the output, with the same exit code
+    assert loud.returncode == 2, loud.stderr
+    assert "Traceback (most recent call last)" in loud.stderr, loud.stderr
+    assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip().splitlines()[-1]
+
+
+def test_sweep_list_checks_json_prints_json() -> None:
+    import json
+
+    result = _cli("sweep", "--list-checks", "--json")
+    assert result.returncode == 0, result.stderr
+    names = json.loads(result.stdout)
+    assert isinstance(names, list) and "usage" in names and names == sorted(names)
+
+
+def test_an_endpoint_that_is_not_moto_says_which_endpoint_to_give() -> None:
+    import http.server
+    import threading
+
+    # GIVEN something that answers HTTP but is no AWS endpoint (the local API's Base URL, say)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = _cli("keys", "list", "--endpoint-url", url)
+    finally:
+        server.shutdown()
+    # THEN one line says it is not an AWS endpoint and where to find the right one
+    _one_line_usage_error(result, url, "Moto endpoint")
+
+
+def test_a_local_endpoint_where_nothing_listens_says_so() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = _cli("dlq", "list", "--endpoint-url", f"http://127.0.0.1:{port}")
+    _one_line_usage_error(result, f"127.0.0.1:{port}", "make run")
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"AWS_PROFILE": "nope", "AWS_REGION": "us-east-1"}, ["AWS_PROFILE", "nope"]),
+        ({"AWS_REGION": "us east 1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, ["AWS_REGION"]),
+    ],
+)
+def test_a_wrong_profile_or_region_is_a_setup_line(env: dict[str, str], words: list[str]) -> None:
+    result = _cli("keys", "list", "--stack", "neruba-dev", **env)
+    _one_line_usage_error(result, *words)
+    assert "--debug" not in result.stderr, result.stderr

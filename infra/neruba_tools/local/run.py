@@ -49,12 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-schedules", action="store_true", help="fire schedules only on demand")
     parser.add_argument("--quiet", action="store_true", help="no line per request on stderr")
     parser.add_argument(
-        "--state-dir", metavar="DIR",
+        "--state-dir", metavar="DIR", type=_state_dir,
         help="keep tables, queues and parameters across restarts in DIR (default: nothing is kept; moto "
         "holds everything in memory)",
     )  # fmt: skip
     parser.add_argument(
-        "--snapshot-seconds", type=float, default=60.0,
+        "--snapshot-seconds", type=_seconds, default=60.0,
         help="with --state-dir: also save the tables every N seconds while running, in case of a crash "
         "(0: at the stop only; default 60)",
     )  # fmt: skip
@@ -110,6 +110,11 @@ def banner(stack: Any, demo: Any) -> list[str]:
             f"  curl -s -X POST {stack.base_url}/v1/events -H 'Authorization: Bearer {demo.api_key}' "
             f"-H 'Content-Type: application/json' -d '{body}'",
         ]
+    else:  # --no-seed: no key yet
+        lines.append(
+            "No API key (--no-seed); make the first one: "
+            f"neruba keys create --scope admin --name platform --endpoint-url {stack.moto_url}"
+        )
     lines += _stripe_lines(stack, demo)
     if getattr(stack, "state_dir", None):
         restored = getattr(stack, "restored", {}) or {}
@@ -159,10 +164,32 @@ def _stripe_lines(stack: Any, demo: Any) -> list[str]:
     return lines
 
 
+def _state_dir(text: str) -> str:
+    """A directory, or a path where one can be made: no existing file on the way."""
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise argparse.ArgumentTypeError(f"{part} is not a directory")
+            break
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):  # refuses nan, inf and negatives
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the stack and block until SIGINT/SIGTERM; 0 on a clean stop, 2 if a port is taken."""
     args = build_parser().parse_args(argv)
     from neruba_tools.local.stack import LocalStack, PortInUseError
+    from neruba_tools.local.state import StateDirError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", "No application metrics to publish")  # POWERTOOLS_METRICS_DISABLED
@@ -189,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             stack.start()
-        except PortInUseError as exc:
+        except (PortInUseError, StateDirError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         for logical_id, error in stack.preload().items():

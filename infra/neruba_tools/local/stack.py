@@ -208,6 +208,7 @@ class LocalStack:
         self.restored: dict[str, int] = {}  # what --state-dir brought back at start
         self._state: Any = None
         self._snapshotter: Any = None
+        self._state_lock: Any = None  # the open DIR/.lock while this stack owns its state directory
         self.with_stripe, self.stripe_port = stripe, stripe_port
         self.stripe: LocalStripe | None = None
 
@@ -282,8 +283,9 @@ class LocalStack:
         """With a state directory: load what the last run saved into the fresh tables and queues."""
         if self.state_dir is None:
             return
-        from neruba_tools.local.state import StateDir
+        from neruba_tools.local.state import StateDir, claim
 
+        self._state_lock = claim(self.state_dir)  # before any snapshot can be written
         clients = {
             name: session.client(name, endpoint_url=self.moto_url, region_name=REGION)
             for name in ("dynamodb", "sqs", "ssm")
@@ -306,6 +308,9 @@ class LocalStack:
             except Exception:
                 LOG.exception("saving the local stack's state to %s failed", self.state_dir)
         self._state = None
+        if self._state_lock is not None:
+            self._state_lock.close()
+            self._state_lock = None
 
     def _migrate(self) -> None:
         """Run the data migrations, as the template's ``Custom::Migrations`` resource does on each deploy."""

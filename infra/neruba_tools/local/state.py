@@ -23,13 +23,50 @@ Binary values (DynamoDB ``B``/``BS`` attributes, SQS binary attributes) are writ
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 BATCH = 25  # BatchWriteItem's limit on AWS (moto does not enforce it)
+LOCK_FILE = ".lock"
+
+
+class StateDirError(RuntimeError):
+    """The state directory cannot be used (not writable, or owned by another running stack)."""
+
+
+class StateDirInUseError(StateDirError):
+    """Another running local stack keeps its state in the same directory."""
+
+
+def claim(path: str | Path) -> Any:
+    """Hold ``DIR/.lock`` for as long as the returned file is open: two stacks snapshotting into one
+    directory would overwrite each other's tables. The lock is the system's (``flock``), so a crashed stack
+    leaves none behind."""
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = (directory / LOCK_FILE).open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise StateDirError(f"cannot keep the state in {directory}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise StateDirInUseError(
+            f"the state directory {directory} is in use by another local stack ({owner}); stop it, or give "
+            "another --state-dir"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 class StateDir:

@@ -56,3 +56,22 @@ def test_a_failed_scheduled_run_shows_its_function_and_error() -> None:
     assert info["function"] == "neruba-prod-SweeperFunction-Ab"
     assert info["scheduled_at"] == "2026-11-01T00:00:00Z"
     assert info["failure_reason"] == "RetriesExhausted after 3 invocation(s): TimeoutError: read timed out"
+
+
+def test_a_stripe_event_message_shows_the_recorded_outcome(aws: dict[str, str]) -> None:
+    from neruba.dal.stripe_events import StripeEventsRepository
+
+    table = get_settings().ops_table
+    events = StripeEventsRepository(table)
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    events.put_new({"id": "evt_1", "type": "invoice.paid", "created": int(at.timestamp())}, b"{}", at)
+    events.record_attempt(
+        "evt_1", status="failed", outcome="invoice_not_found", error="no invoice in_9", trigger="queue", at=at
+    )
+
+    info = describe("StripeEventsQueue", _message('{"event_id": "evt_1"}'), None, None, table)
+    assert info["stripe_event_id"] == "evt_1"
+    assert "failed" in info["failure_reason"] and "invoice_not_found" in info["failure_reason"]
+    assert "no invoice in_9" in info["failure_reason"] and "logs" not in info["failure_reason"]
+    missing = describe("StripeEventsQueue", _message('{"event_id": "evt_404"}'), None, None, table)
+    assert missing["failure_reason"] == "no Stripe event evt_404 stored"
