@@ -299,12 +299,19 @@ def _in_child(subs: int, events: int, cells: int) -> dict[str, Any]:
     return result
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--subs", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--subs", type=_positive, default=10_000)
+    parser.add_argument("--events", type=_positive, default=1_000_000)
     parser.add_argument(
-        "--cells", type=int, default=10, help="aggregate cells (hours with usage) per subscription"
+        "--cells", type=_positive, default=10, help="aggregate cells (hours with usage) per subscription"
     )
     parser.add_argument(
         "--one", nargs=3, type=int, metavar=("SUBS", "EVENTS", "CELLS"), help=argparse.SUPPRESS
