@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -22,10 +22,8 @@ from neruba_client._core import (
 )
 from neruba_client.errors import error_from_response
 from neruba_client._pagination import AsyncPaginator
+from neruba_client.batcher import AsyncEventBatcher
 from neruba_client._resource import Async
-
-if TYPE_CHECKING:
-    from neruba_client.batcher import AsyncEventBatcher
 
 T = TypeVar("T", bound=BaseModel)
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
@@ -92,7 +90,7 @@ class AsyncNeruba:
         )
         self._transport = AsyncTransport(self.config, self._http, sleep, rng)
         self.customers: resources.Customers[Async] = resources.Customers(self._transport)
-        self.events = AsyncEvents(self._transport, self)
+        self.events = AsyncEvents(self._transport)
         self.meters: resources.Meters[Async] = resources.Meters(self._transport)
         self.plans: resources.Plans[Async] = resources.Plans(self._transport)
         self.subscriptions: resources.Subscriptions[Async] = resources.Subscriptions(self._transport)
@@ -115,12 +113,6 @@ class AsyncNeruba:
 
 
 class AsyncEvents(resources.Events[Async]):
-    def __init__(self, transport: AsyncTransport, client: AsyncNeruba) -> None:
-        super().__init__(transport)
-        self._client = client
-
     def batcher(self, **options: Any) -> AsyncEventBatcher:
         """An ``AsyncEventBatcher`` sending through this client (options: see ``EventBatcher``)."""
-        from neruba_client.batcher import AsyncEventBatcher
-
-        return AsyncEventBatcher(self._client, **options)
+        return AsyncEventBatcher(self.send, **options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -22,10 +22,8 @@ from neruba_client._core import (
 )
 from neruba_client.errors import error_from_response
 from neruba_client._pagination import Paginator
+from neruba_client.batcher import EventBatcher
 from neruba_client._resource import Sync
-
-if TYPE_CHECKING:
-    from neruba_client.batcher import EventBatcher
 
 T = TypeVar("T", bound=BaseModel)
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
@@ -92,7 +90,7 @@ class Neruba:
         )
         self._transport = SyncTransport(self.config, self._http, sleep, rng)
         self.customers: resources.Customers[Sync] = resources.Customers(self._transport)
-        self.events = SyncEvents(self._transport, self)
+        self.events = SyncEvents(self._transport)
         self.meters: resources.Meters[Sync] = resources.Meters(self._transport)
         self.plans: resources.Plans[Sync] = resources.Plans(self._transport)
         self.subscriptions: resources.Subscriptions[Sync] = resources.Subscriptions(self._transport)
@@ -115,12 +113,6 @@ class Neruba:
 
 
 class SyncEvents(resources.Events[Sync]):
-    def __init__(self, transport: SyncTransport, client: Neruba) -> None:
-        super().__init__(transport)
-        self._client = client
-
     def batcher(self, **options: Any) -> EventBatcher:
         """An ``EventBatcher`` sending through this client (options: see ``EventBatcher``)."""
-        from neruba_client.batcher import EventBatcher
-
-        return EventBatcher(self._client, **options)
+        return EventBatcher(self.send, **options)

@@ -32,18 +32,14 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from neruba_client import models as m
 from neruba_client import routes
 from neruba_client.errors import APIConnectionError, APIError, BatcherFullError
-
-if TYPE_CHECKING:
-    from neruba_client._async import AsyncNeruba
-    from neruba_client._sync import Neruba
 
 logger = logging.getLogger("neruba_client.batcher")
 
@@ -76,6 +72,8 @@ class BatcherStats:
 
 
 OnError = Callable[[EventFailure], None]
+SendEvents = Callable[[list[m.Event]], m.IngestResponse]
+SendEventsAsync = Callable[[list[m.Event]], Awaitable[m.IngestResponse]]
 
 
 def _log_failure(failure: EventFailure) -> None:
@@ -215,11 +213,14 @@ def _check_options(batch_size: int, max_buffered: int, when_full: str) -> None:
 
 
 class EventBatcher:
-    """Buffers events and sends them from a background thread (see the module's rules)."""
+    """Buffers events and sends them from a background thread (see the module's rules).
+
+    ``send`` posts one batch (``client.events.send``); ``client.events.batcher(...)`` passes it.
+    """
 
     def __init__(
         self,
-        client: Neruba,
+        send: SendEvents,
         *,
         batch_size: int = MAX_BATCH,
         flush_interval: float = 1.0,
@@ -232,7 +233,7 @@ class EventBatcher:
         backoff_cap: float = 30.0,
     ) -> None:
         _check_options(batch_size, max_buffered, when_full)
-        self._client = client
+        self._send = send
         self._when_full = when_full
         self._block_timeout = block_timeout
         self._close_timeout = close_timeout
@@ -332,7 +333,7 @@ class EventBatcher:
         while True:
             self._core.stats.attempts += 1
             try:
-                answer = self._client.events.send(batch)
+                answer = self._send(batch)
             except (APIError, APIConnectionError) as error:
                 if not _retryable(error):
                     assert isinstance(error, APIError)
@@ -365,7 +366,7 @@ class AsyncEventBatcher:
 
     def __init__(
         self,
-        client: AsyncNeruba,
+        send: SendEventsAsync,
         *,
         batch_size: int = MAX_BATCH,
         flush_interval: float = 1.0,
@@ -378,7 +379,7 @@ class AsyncEventBatcher:
         backoff_cap: float = 30.0,
     ) -> None:
         _check_options(batch_size, max_buffered, when_full)
-        self._client = client
+        self._send = send
         self._when_full = when_full
         self._block_timeout = block_timeout
         self._close_timeout = close_timeout
@@ -492,7 +493,7 @@ class AsyncEventBatcher:
         while True:
             self._core.stats.attempts += 1
             try:
-                answer = await self._client.events.send(batch)
+                answer = await self._send(batch)
             except (APIError, APIConnectionError) as error:
                 if not _retryable(error):
                     assert isinstance(error, APIError)
