@@ -80,3 +80,13 @@ def make_client(sleeps: Sleeps) -> Callable[..., Any]:
         )
 
     return make
+
+
+@pytest.fixture(scope="package")
+def local_stack() -> Any:
+    """A local stack of its own for the client's integration test (package-scoped, like
+    tests/integration's: it stops when the client tests are done)."""
+    from tests.support.stack import started_local_stack
+
+    with started_local_stack("neruba-client-it") as stack:
+        yield stack

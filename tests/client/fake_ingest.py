@@ -15,7 +15,9 @@ Fault = Callable[[int, list[dict[str, Any]]], httpx.Response | Exception | None]
 
 
 class FakeIngest:
-    def __init__(self, fault: Fault | None = None, reject: Callable[[dict[str, Any]], str | None] | None = None) -> None:
+    def __init__(
+        self, fault: Fault | None = None, reject: Callable[[dict[str, Any]], str | None] | None = None
+    ) -> None:
         self.fault = fault
         self.reject = reject
         self.batches: list[list[dict[str, Any]]] = []
@@ -40,14 +42,34 @@ class FakeIngest:
             code = self.reject(event) if self.reject else None
             if code:
                 error = {"code": code, "message": f"{code}!", "param": "code"}
-                statuses.append({"index": index, "transaction_id": event["transaction_id"], "status": "rejected", "error": error})
+                statuses.append(
+                    {
+                        "index": index,
+                        "transaction_id": event["transaction_id"],
+                        "status": "rejected",
+                        "error": error,
+                    }
+                )
             else:
                 with self.lock:
                     self.stored[event["transaction_id"]] += 1
-                statuses.append({"index": index, "transaction_id": event["transaction_id"], "status": "queued", "error": None})
+                statuses.append(
+                    {
+                        "index": index,
+                        "transaction_id": event["transaction_id"],
+                        "status": "queued",
+                        "error": None,
+                    }
+                )
         queued = sum(s["status"] == "queued" for s in statuses)
         return httpx.Response(
-            202, json={"request_id": f"r{number}", "queued": queued, "rejected": len(events) - queued, "events": statuses}
+            202,
+            json={
+                "request_id": f"r{number}",
+                "queued": queued,
+                "rejected": len(events) - queued,
+                "events": statuses,
+            },
         )
 
     def sizes(self) -> list[int]:

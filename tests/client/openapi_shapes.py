@@ -59,8 +59,11 @@ def covered(narrow: frozenset[Any], wide: frozenset[Any]) -> bool:
     for kind in narrow:
         if kind in wide:
             continue
-        if isinstance(kind, tuple) and kind[0] == "array":
-            if any(isinstance(w, tuple) and w[0] == "array" and covered(kind[1], w[1]) for w in wide):
-                continue
+        if (
+            isinstance(kind, tuple)
+            and kind[0] == "array"
+            and any(isinstance(w, tuple) and w[0] == "array" and covered(kind[1], w[1]) for w in wide)
+        ):
+            continue
         return False
     return True

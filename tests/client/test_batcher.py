@@ -24,7 +24,11 @@ QUICK = {"backoff_base": 0.001, "backoff_cap": 0.01}
 
 def _client(fake: FakeIngest, **options: Any) -> nc.Neruba:
     return nc.Neruba(
-        "k", base_url="http://api.test", http_transport=httpx.MockTransport(fake), sleep=lambda s: None, **options
+        "k",
+        base_url="http://api.test",
+        http_transport=httpx.MockTransport(fake),
+        sleep=lambda s: None,
+        **options,
     )
 
 
@@ -66,8 +70,13 @@ def test_events_get_an_id_and_a_timestamp_when_buffered() -> None:
 
 
 def test_failed_sends_are_retried_with_the_same_events() -> None:
-    failures = {1: error(500, "internal_error", "api_error"), 2: httpx.RemoteProtocolError("dropped"),
-                3: httpx.ReadTimeout("slow"), 4: error(429, "busy", "api_error"), 5: httpx.ConnectError("down")}
+    failures = {
+        1: error(500, "internal_error", "api_error"),
+        2: httpx.RemoteProtocolError("dropped"),
+        3: httpx.ReadTimeout("slow"),
+        4: error(429, "busy", "api_error"),
+        5: httpx.ConnectError("down"),
+    }
     fake = FakeIngest(fault=lambda n, events: failures.get(n))
     # no retry inside the client: every failure goes back to the batcher
     client = _client(fake, retry=nc.RetryPolicy(max_retries=0))
@@ -116,7 +125,9 @@ def test_events_rejected_in_a_202_are_reported() -> None:
     with _client(fake).events.batcher(flush_interval=60, on_error=reports.append) as batcher:
         batcher.add("acme", "calls", {"n": 1})
         bad = batcher.add("acme", "calls", {"bad": True})
-    assert [(r.event.transaction_id, r.code, r.request_id) for r in reports] == [(bad, "invalid_property", "r1")]
+    assert [(r.event.transaction_id, r.code, r.request_id) for r in reports] == [
+        (bad, "invalid_property", "r1")
+    ]
     assert batcher.stats.queued == 1
 
 
@@ -130,7 +141,9 @@ def test_without_a_callback_failures_are_logged(caplog: pytest.LogCaptureFixture
 def test_when_full_raise_refuses_at_once() -> None:
     fake = FakeIngest()
     fake.gate.clear()  # the API holds the first batch
-    batcher = _client(fake).events.batcher(batch_size=10, max_buffered=10, when_full="raise", flush_interval=60)
+    batcher = _client(fake).events.batcher(
+        batch_size=10, max_buffered=10, when_full="raise", flush_interval=60
+    )
     for _ in range(10):
         batcher.add("acme", "calls")
     _until(lambda: fake.sizes() == [10])
@@ -193,7 +206,10 @@ def test_options_are_checked() -> None:
 
 
 def test_batches_over_the_body_limit_are_split() -> None:
-    events = [nc.Event(transaction_id=f"t{i}", customer_id="acme", code="c", properties={"x": "y" * 1000}) for i in range(100)]
+    events = [
+        nc.Event(transaction_id=f"t{i}", customer_id="acme", code="c", properties={"x": "y" * 1000})
+        for i in range(100)
+    ]
     parts = split_by_size(events, limit=20_000)
     assert [e.transaction_id for p in parts for e in p] == [e.transaction_id for e in events]
     assert all(len(json.dumps({"events": [e.model_dump(mode="json") for e in p]})) <= 20_000 for p in parts)
@@ -209,8 +225,10 @@ def answer(request):
     events = json.loads(request.read())["events"]
     sent.extend(e["transaction_id"] for e in events)
     open({str(out)!r}, "w").write(json.dumps(sent))
-    statuses = [{{"index": i, "transaction_id": e["transaction_id"], "status": "queued"}} for i, e in enumerate(events)]
-    return httpx.Response(202, json={{"request_id": "r", "queued": len(events), "rejected": 0, "events": statuses}})
+    statuses = [{{"index": i, "transaction_id": e["transaction_id"], "status": "queued"}}
+                for i, e in enumerate(events)]
+    body = {{"request_id": "r", "queued": len(events), "rejected": 0, "events": statuses}}
+    return httpx.Response(202, json=body)
 client = nc.Neruba("k", base_url="http://api.test", http_transport=httpx.MockTransport(answer))
 batcher = client.events.batcher(flush_interval=3600)
 for i in range(42):
@@ -232,7 +250,10 @@ def test_async_batcher_batches_retries_and_flushes_on_exit() -> None:
 
     async def main() -> nc.BatcherStats:
         client = nc.AsyncNeruba(
-            "k", base_url="http://api.test", http_transport=httpx.MockTransport(fake), sleep=no_sleep,
+            "k",
+            base_url="http://api.test",
+            http_transport=httpx.MockTransport(fake),
+            sleep=no_sleep,
             retry=nc.RetryPolicy(max_retries=0),
         )
         async with client.events.batcher(flush_interval=60, on_error=reports.append, **QUICK) as batcher:

@@ -92,7 +92,9 @@ def test_5xx_and_network_errors_are_retried_on_reads(make_client: Any, sleeps: l
         assert 0.0 <= waited <= 0.25 * 2**attempt
 
 
-def test_retries_stop_after_max_retries_and_raise_the_last_error(make_client: Any, sleeps: list[float]) -> None:
+def test_retries_stop_after_max_retries_and_raise_the_last_error(
+    make_client: Any, sleeps: list[float]
+) -> None:
     script = Script(error(500, "internal_error", "api_error"))
     client = make_client(script, retry=nc.RetryPolicy(max_retries=2))
     with pytest.raises(errors.ServerError):
@@ -135,7 +137,9 @@ def test_a_post_without_idempotency_is_not_retried_after_a_5xx(make_client: Any)
 
 
 def test_a_post_without_idempotency_is_retried_when_nothing_was_sent(make_client: Any) -> None:
-    script = Script(httpx.ConnectError("refused"), error(429, "busy", "api_error"), httpx.Response(201, json=customer()))
+    script = Script(
+        httpx.ConnectError("refused"), error(429, "busy", "api_error"), httpx.Response(201, json=customer())
+    )
     client = make_client(script)
     assert client.customers.create(external_id="acme", name="Acme", currency="USD").name == "Acme"
     assert len(script.requests) == 3
@@ -271,10 +275,14 @@ def test_send_gives_each_event_a_transaction_id_kept_across_retries(make_client:
             {"index": i, "transaction_id": e["transaction_id"], "status": "queued", "error": None}
             for i, e in enumerate(events)
         ]
-        return httpx.Response(202, json={"request_id": "r", "queued": len(events), "rejected": 0, "events": statuses})
+        return httpx.Response(
+            202, json={"request_id": "r", "queued": len(events), "rejected": 0, "events": statuses}
+        )
 
     script = Script(httpx.RemoteProtocolError("dropped"), error(500, "internal_error", "api_error"), accepted)
-    answer = make_client(script).events.send([{"customer_id": "acme", "code": "calls", "properties": {"n": 1}}])
+    answer = make_client(script).events.send(
+        [{"customer_id": "acme", "code": "calls", "properties": {"n": 1}}]
+    )
     assert answer.queued == 1
     ids = [json.loads(r.content)["events"][0]["transaction_id"] for r in script.requests]
     assert len(ids) == 3 and ids[0] and len(set(ids)) == 1

@@ -20,10 +20,10 @@ from neruba_client._core import (
     build_request,
     should_retry,
 )
-from neruba_client.errors import error_from_response
 from neruba_client._pagination import AsyncPaginator
-from neruba_client.batcher import AsyncEventBatcher
 from neruba_client._resource import Async
+from neruba_client.batcher import AsyncEventBatcher
+from neruba_client.errors import error_from_response
 
 T = TypeVar("T", bound=BaseModel)
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
@@ -40,7 +40,7 @@ class AsyncTransport:
         self.config = config
         self.http = http
         self.sleep = sleep
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self.rng = rng or random.Random()
 
     async def send(self, operation: Operation[T]) -> T:
         policy = self.config.retry

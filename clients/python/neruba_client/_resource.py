@@ -39,7 +39,7 @@ class Resource(Generic[M]):
         self._transport = transport
 
 
-class endpoint(Generic[P, T]):  # noqa: N801 - used like a decorator
+class endpoint(Generic[P, T]):
     def __init__(self, build: Callable[P, Operation[T]]) -> None:
         self.build = build
 
@@ -48,9 +48,7 @@ class endpoint(Generic[P, T]):  # noqa: N801 - used like a decorator
     @overload
     def __get__(self, obj: Resource[Sync], owner: type[Any]) -> Callable[P, T]: ...
     @overload
-    def __get__(
-        self, obj: Resource[Async], owner: type[Any]
-    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(self, obj: Resource[Async], owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
     def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
             return self
@@ -63,7 +61,7 @@ class endpoint(Generic[P, T]):  # noqa: N801 - used like a decorator
         return call
 
 
-class paginated(Generic[P, T, I]):  # noqa: N801
+class paginated(Generic[P, T, I]):
     def __init__(self, build: Callable[P, ListOperation[T, I]]) -> None:
         self.build = build
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import random
@@ -107,9 +108,7 @@ class _Core:
     def held(self) -> int:
         return len(self.waiting) + self.in_flight
 
-    def make_event(
-        self, event: m.Event | Mapping[str, Any] | None, fields: dict[str, Any]
-    ) -> m.Event:
+    def make_event(self, event: m.Event | Mapping[str, Any] | None, fields: dict[str, Any]) -> m.Event:
         data: dict[str, Any] = dict(event) if isinstance(event, Mapping) else {}
         if isinstance(event, m.Event):
             built = event
@@ -273,11 +272,14 @@ class EventBatcher:
         with self._cond:
             if self._core.closing:
                 raise RuntimeError("the batcher is closed")
-            if self._core.held() >= self._core.max_buffered:
-                if self._when_full == "raise" or not self._cond.wait_for(
+            full = self._core.held() >= self._core.max_buffered
+            if full and (
+                self._when_full == "raise"
+                or not self._cond.wait_for(
                     lambda: self._core.held() < self._core.max_buffered, self._block_timeout
-                ):
-                    raise BatcherFullError(f"{self._core.max_buffered} events are buffered")
+                )
+            ):
+                raise BatcherFullError(f"{self._core.max_buffered} events are buffered")
             self._core.waiting.append((time.monotonic(), built))
             self._core.stats.buffered += 1
             self._cond.notify_all()
@@ -335,8 +337,7 @@ class EventBatcher:
             try:
                 answer = self._send(batch)
             except (APIError, APIConnectionError) as error:
-                if not _retryable(error):
-                    assert isinstance(error, APIError)
+                if isinstance(error, APIError) and not _retryable(error):
                     with self._cond:
                         self._core.refused(batch, error)
                     return
@@ -477,10 +478,8 @@ class AsyncEventBatcher:
                         break
                     if due is None and self._core.closing:
                         return
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(cond.wait(), due)
-                    except TimeoutError:
-                        pass
                 batch = self._core.take()
             for part in split_by_size(batch):
                 await self._deliver(part)
@@ -495,8 +494,7 @@ class AsyncEventBatcher:
             try:
                 answer = await self._send(batch)
             except (APIError, APIConnectionError) as error:
-                if not _retryable(error):
-                    assert isinstance(error, APIError)
+                if isinstance(error, APIError) and not _retryable(error):
                     self._core.refused(batch, error)
                     return
                 deadline = self._close_deadline

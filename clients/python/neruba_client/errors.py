@@ -96,7 +96,13 @@ class ServerError(APIError):
 
 _BY_TYPE: dict[str, type[APIError]] = {
     cls.error_type: cls
-    for cls in (InvalidRequestError, AuthenticationError, PermissionDeniedError, IdempotencyError, ServerError)
+    for cls in (
+        InvalidRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        IdempotencyError,
+        ServerError,
+    )
 }
 
 

@@ -2,9 +2,10 @@
 
 Builders declared with ``@route`` have no body of their own: their keyword parameters are the route's
 inputs, and the decorator sorts them into path parameters, the query or the JSON body, names ending in
-``_`` losing it (``from_`` -> ``from``). ``None`` means "not sent". ``tests/client/test_routes_match_openapi.py``
-checks every builder against docs/openapi.json: path and method exist, the success answer is the model
-named here, and the parameters are the query's or the body schema's fields.
+``_`` losing it (``from_`` -> ``from``). ``None`` means "not sent". The test
+``tests/client/test_routes_match_openapi.py`` checks every builder against docs/openapi.json: path and
+method exist, the success answer is the model named here, and the parameters are the query's or the
+body schema's fields.
 """
 # mypy: disable-error-code="empty-body"
 
@@ -480,9 +481,7 @@ def create_dispute(
 ) -> Operation[m.Dispute]: ...
 
 
-@route(
-    "POST", "/admin/customers/{customer_id}/refunds", m.Refund, body="RefundCreate", idempotency_key=True
-)
+@route("POST", "/admin/customers/{customer_id}/refunds", m.Refund, body="RefundCreate", idempotency_key=True)
 def create_refund(
     customer_id: str,
     *,
@@ -507,7 +506,9 @@ def close_dispute(
 ) -> Operation[m.Dispute]: ...
 
 
-@route("POST", "/admin/invoices/{invoice_id}/rerun", m.InvoiceRerun, body="RerunRequest", idempotency_key=True)
+@route(
+    "POST", "/admin/invoices/{invoice_id}/rerun", m.InvoiceRerun, body="RerunRequest", idempotency_key=True
+)
 def rerun_invoice(
     invoice_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
 ) -> Operation[m.InvoiceRerun]: ...
