@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--client-timeout", type=float, default=2.0)
-    parser.add_argument("--delay-seconds", type=float, default=3.0)
+    parser.add_argument("--client-timeout", type=float, default=8.0)
+    parser.add_argument("--delay-seconds", type=float, default=12.0)
     parser.add_argument(
         "--check-each", type=int, default=1000, help="events whose outcomes are read (0: all)"
     )
