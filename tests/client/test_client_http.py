@@ -286,3 +286,19 @@ def test_send_gives_each_event_a_transaction_id_kept_across_retries(make_client:
     assert answer.queued == 1
     ids = [json.loads(r.content)["events"][0]["transaction_id"] for r in script.requests]
     assert len(ids) == 3 and ids[0] and len(set(ids)) == 1
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from neruba_client._core import parse_retry_after
+
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after("-1") == 0.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= (parse_retry_after(later) or 0) <= 30
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    # a long Retry-After is capped
+    answer = httpx.Response(429, headers={"Retry-After": "3600"})
+    assert nc.RetryPolicy(max_retry_after=60).delay(0, answer, random.Random(1)) == 60
