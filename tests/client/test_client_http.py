@@ -302,3 +302,10 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     # a long Retry-After is capped
     answer = httpx.Response(429, headers={"Retry-After": "3600"})
     assert nc.RetryPolicy(max_retry_after=60).delay(0, answer, random.Random(1)) == 60
+
+
+def test_a_success_answer_that_is_not_json_raises_servererror(make_client: Any) -> None:
+    client = make_client(Script(httpx.Response(200, text="<html>proxy</html>")))
+    with pytest.raises(errors.ServerError) as caught:
+        client.customers.retrieve("acme")
+    assert caught.value.code == "invalid_answer" and caught.value.status == 200

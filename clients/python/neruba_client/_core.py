@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 from neruba_client._version import __version__
-from neruba_client.errors import APIError, error_from_response
+from neruba_client.errors import APIError
 
 T = TypeVar("T", bound=BaseModel)
 I = TypeVar("I", bound=BaseModel)  # noqa: E741 - the item type of a list
@@ -167,10 +167,21 @@ def build_request(client: httpx.Client | httpx.AsyncClient, operation: Operation
     )
 
 
-def parse_response(operation: Operation[T], response: httpx.Response) -> T:
-    if response.status_code >= 400:
-        raise error_from_response(response)
-    return operation.model.model_validate(response.json())
+def parse_success(operation: Operation[T], response: httpx.Response) -> T:
+    """The model of a success answer; a body that is not JSON (a proxy's page) raises ``ServerError``."""
+    from neruba_client.errors import ServerError
+
+    try:
+        data = response.json()
+    except ValueError:
+        raise ServerError(
+            f"the answer is not JSON: {response.text[:200]!r}",
+            status=response.status_code,
+            code="invalid_answer",
+            request_id=response.headers.get("x-request-id"),
+            headers=response.headers,
+        ) from None
+    return operation.model.model_validate(data)
 
 
 def as_client_error(error: httpx.TransportError) -> Exception:

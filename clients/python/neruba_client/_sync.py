@@ -18,6 +18,7 @@ from neruba_client._core import (
     RetryPolicy,
     as_client_error,
     build_request,
+    parse_success,
     should_retry,
 )
 from neruba_client._pagination import Paginator
@@ -50,7 +51,7 @@ class SyncTransport:
             try:
                 response = self.http.send(build_request(self.http, operation))
                 if response.status_code < 400:
-                    return operation.model.model_validate(response.json())
+                    return parse_success(operation, response)
                 error: Exception = error_from_response(response)
             except httpx.TransportError as exc:
                 error = exc
