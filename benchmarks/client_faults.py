@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "--check-each", type=int, default=1000, help="events whose outcomes are read (0: all)"
     )
     parser.add_argument("--settle-timeout", type=float, default=3600.0)
+    parser.add_argument("--note", default="", help="a remark stored with the results (shown in the report)")
     args = parser.parse_args(argv)
 
     from neruba_tools.local.seed import seed_demo
@@ -69,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     result.update(
         {
             "exact": exact,
+            "batch_size": args.batch_size,
             "seconds_total": round(time.monotonic() - started, 1),
             "events_per_second_sent": round(args.events / run.send_seconds, 1) if run.send_seconds else None,
-            "command": "python -m benchmarks.client_faults " + " ".join(argv or sys.argv[1:]),
+            "command": "python -m benchmarks.client_faults "
+            + " ".join(a for a in (argv or sys.argv[1:]) if not a.startswith("--note")),
+            "note": args.note,
         }
     )
     OUT.write_text(json.dumps(result, indent=2) + "\n")

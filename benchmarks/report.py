@@ -289,7 +289,7 @@ def _client_faults(lines: list[str], run: dict[str, Any] | None) -> None:
     faults = {k: v for k, v in run["proxy_counts"].items() if k not in ("pass", "untouched")}
     lines += [
         f"`{run['command'].strip()}` (not part of `make bench`): {run['events']:,} events sent with the client's "
-        f"batcher (batches of up to 100) through a local proxy that, seeded ({plan['seed']}), answered 500 before "
+        f"batcher (batches of up to {run.get('batch_size', 100)}) through a local proxy that, seeded ({plan['seed']}), answered 500 before "
         f"or after forwarding, dropped connections before or after forwarding, and held answers "
         f"{plan['delay_seconds']} s, past the client's timeout, to a fresh local stack. Requests to the proxy: "
         + ", ".join(f"{k} {v}" for k, v in sorted(run["proxy_counts"].items()))
@@ -312,6 +312,8 @@ def _client_faults(lines: list[str], run: dict[str, Any] | None) -> None:
         "(tests/client/test_client_faults.py), where every event's outcomes are read.",
         "",
     ]
+    if run.get("note"):
+        lines += [run["note"], ""]
 
 
 def render() -> str:
