@@ -29,7 +29,7 @@ def test_events_sent_through_faults_are_counted_exactly_once(local_stack: Any) -
         FaultPlan(seed=19, delay_seconds=2.5),
         batch_size=25,
         client_timeout=1.5,
-        settle_timeout=240,
+        settle_timeout=600,  # only waits as long as the stack needs; a busy machine needs more
     )
     faults = {k: v for k, v in run.proxy_counts.items() if k not in ("pass", "untouched")}
     assert set(faults) == {"error_before", "error_after", "drop_before", "drop_after", "delay"}, (
