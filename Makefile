@@ -8,11 +8,12 @@ PIP_FLAGS := --disable-pip-version-check -q
 
 .PHONY: run test lint typecheck pytest template-check tools bench clean soak oracle-replay
 
-$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -c requirements/constraints.txt -r requirements/dev.txt
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e ./clients/python
 	@touch $@
 
 $(TOOLS)/.installed: requirements/tools.txt

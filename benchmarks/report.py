@@ -336,6 +336,42 @@ def _capacity(lines: list[str], write_units: float) -> None:
     ]
 
 
+def _client_faults(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["## The Python client through a fault proxy", ""]
+    if run is None:
+        lines += ["Not measured yet: run `python -m benchmarks.client_faults --events 10000`.", ""]
+        return
+    plan = run["plan"]
+    faults = {k: v for k, v in run["proxy_counts"].items() if k not in ("pass", "untouched")}
+    lines += [
+        f"`{run['command'].strip()}` (not part of `make bench`): {run['events']:,} events sent with the client's "
+        f"batcher (batches of up to {run.get('batch_size', 100)}) through a local proxy that, seeded ({plan['seed']}), answered 500 before "
+        f"or after forwarding, dropped connections before or after forwarding, and held answers "
+        f"{plan['delay_seconds']} s, past the client's timeout, to a fresh local stack. Requests to the proxy: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(run["proxy_counts"].items()))
+        + f" ({sum(faults.values())} faults). Sending took {run['send_seconds']} s, the stack counted the last "
+        f"event {run['settle_seconds']} s later.",
+        "",
+        "| check | expected | on the stack |",
+        "| --- | --- | --- |",
+        f"| events in the customer's usage | {run['events']:,} | {run['usage_events']:,} |",
+        f"| usage total (values 1..N) | {run['expected_total']} | {run['usage_total']} |",
+        f"| accepted in the outcome totals | {run['events']:,} | {run['outcome_totals'].get('accepted', 0):,} |",
+        f"| duplicates recognised (outcome totals) | copies of retried batches | "
+        f"{run['outcome_totals'].get('duplicate', 0):,} |",
+        f"| events with exactly one accepted outcome (of {run['checked_events']:,} read) | "
+        f"{run['checked_events']:,} | {run['accepted_copies'].get('1', run['accepted_copies'].get(1, 0)):,} |",
+        f"| events reported failed by the batcher | 0 | {len(run['failures'])} |",
+        f"| ingest DLQ | 0 | {run['dead_letters']} |",
+        "",
+        f"Exact: {'yes' if run['exact'] else 'NO'}. The same scenario runs at 500 events in `make test` "
+        "(tests/client/test_client_faults.py), where every event's outcomes are read.",
+        "",
+    ]
+    if run.get("note"):
+        lines += [run["note"], ""]
+
+
 def render() -> str:
     lines = [
         "# Performance",
@@ -352,6 +388,7 @@ def render() -> str:
     _package(lines, _load("package_size.json"))
     _capacity(lines, write_units)
     local_stack.report(lines, _load("local_stack.json"))
+    _client_faults(lines, _load("client_faults.json"))
     return "\n".join(lines).rstrip() + "\n"
 
 

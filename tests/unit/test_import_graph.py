@@ -16,6 +16,7 @@ SOURCES = {  # import root -> where its packages live
     "neruba": ROOT / "layers" / "neruba",
     "neruba_tools": ROOT / "infra",
     "functions": ROOT,
+    "neruba_client": ROOT / "clients" / "python",
 }
 AWS_SDK = ("boto3", "botocore")
 
@@ -114,6 +115,7 @@ def test_the_graph_covers_every_package() -> None:
         "neruba.dal.ledger",
         "neruba_tools.cli",
         "functions.ingest_api.app",
+        "neruba_client.batcher",
     } <= set(graph)
     assert "neruba.logic.billing.windows" in graph["neruba.logic.billing.worker"]
 

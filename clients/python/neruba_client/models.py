@@ -1,0 +1,471 @@
+"""Typed answers of the API, written after the components of docs/openapi.json (same names, same
+fields). ``tests/client/test_models_match_openapi.py`` checks every model here against the document:
+a field added, removed or retyped on either side fails the suite.
+
+Conventions: times are ``datetime`` (RFC 3339, UTC), exact decimals sent as text are ``Decimal``,
+money is an integer of minor units (``*_minor``). Unknown fields are kept (``extra="allow"``), so an
+answer that gained a field still parses with an older client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# --- the error shape -------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Model):
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+
+
+class ErrorObject(_Model):
+    type: Literal[
+        "invalid_request_error", "authentication_error", "permission_error", "api_error", "idempotency_error"
+    ]
+    code: str
+    message: str
+    param: str | None = None
+    details: list[ErrorDetail] | None = None
+    request_id: str | None
+
+
+class ErrorResponse(_Model):
+    error: ErrorObject
+
+
+# --- health ----------------------------------------------------------------------------------------
+
+
+class Health(_Model):
+    status: Literal["ok"]
+    version: str
+
+
+class ReadyCheck(_Model):
+    name: str
+    ok: bool
+    detail: str | None = None
+
+
+class Ready(_Model):
+    status: Literal["ready"]
+    checks: list[ReadyCheck]
+
+
+# --- events and usage ------------------------------------------------------------------------------
+
+PropertyValue = bool | int | Decimal | str
+
+
+class Event(_Model):
+    """One usage event as sent to ``POST /v1/events`` (an item of ``IngestRequest.events``)."""
+
+    transaction_id: str = Field(min_length=1, max_length=256)
+    customer_id: str
+    code: str
+    timestamp: datetime | None = None
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+
+
+class IngestRequest(_Model):
+    events: list[Event] = Field(min_length=1, max_length=100)
+
+
+class EventError(_Model):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class EventStatus(_Model):
+    index: int
+    transaction_id: str | None
+    status: Literal["queued", "rejected"]
+    error: EventError | None = None
+
+
+class IngestResponse(_Model):
+    request_id: str | None
+    queued: int
+    rejected: int
+    events: list[EventStatus]
+
+
+class StoredEvent(_Model):
+    object: Literal["event"]
+    transaction_id: str
+    customer_id: str
+    code: str
+    timestamp: datetime
+    properties: dict[str, Any]
+    status: str
+    reason: str | None
+    reason_message: str | None
+    late: bool
+    received_at: datetime | None
+    outcomes: list[dict[str, Any]]
+    copies: dict[str, int]
+
+
+class OutcomeBucket(_Model):
+    start: str
+    accepted: int
+    duplicate: int
+    conflict: int
+    replay: int
+    failed: int
+
+
+class OutcomeCounts(_Model):
+    object: Literal["list"]
+    granularity: Literal["minute", "hour"]
+    data: list[OutcomeBucket]
+    totals: dict[str, int]
+
+
+class UsageBucket(_Model):
+    bucket: str
+    quantity: Decimal
+    events: int
+    group: dict[str, Any] | None = None
+
+
+class Usage(_Model):
+    object: Literal["usage"]
+    customer_id: str
+    meter: str
+    aggregation: str
+    granularity: Literal["hour", "day", "period"]
+    from_: datetime = Field(alias="from")
+    to: datetime
+    total: Decimal
+    data: list[UsageBucket]
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+class CustomerView(_Model):
+    external_id: str
+    name: str
+    currency: str
+    email: str | None
+    timezone: str
+    metadata: dict[str, Any]
+    stripe_customer_id: str | None
+    created_at: datetime | None
+
+
+class MeterView(_Model):
+    code: str
+    name: str
+    aggregation: Literal["count", "sum", "max", "unique_count", "latest"]
+    field: str | None
+    filters: dict[str, str]
+    group_by: list[str]
+    allow_negative: bool
+    created_at: datetime | None
+
+
+class PlanVersion(_Model):
+    code: str
+    version: int
+    name: str
+    currency: str
+    interval: str
+    charges: list[dict[str, Any]]
+
+
+class Plan(PlanVersion):
+    versions: list[int] | None = None
+
+
+class Subscription(_Model):
+    id: str
+    customer_id: str
+    currency: str
+    interval: str
+    status: str
+    start_at: datetime
+    trial_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    phases: list[dict[str, Any]]
+
+
+# --- invoices, balances, ledger --------------------------------------------------------------------
+
+
+class Invoice(_Model):
+    object: Literal["invoice"]
+    id: str
+    number: str | None
+    customer_id: str
+    currency: str
+    status: str
+    period_start: datetime | None
+    period_end: datetime | None
+    lines: list[dict[str, Any]]
+    subtotal_minor: int
+    credits_applied_minor: int
+    total_minor: int
+
+
+class InvoiceExplanation(_Model):
+    object: Literal["invoice_explanation"]
+    invoice_id: str
+    number: str | None
+    status: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+    lines: list[dict[str, Any]]
+    subtotal_minor: int | None
+    credits_applied_minor: int | None
+    total_minor: int | None
+    corrects: Any = None
+
+
+class UpcomingInvoice(_Model):
+    object: Literal["upcoming_invoice"]
+    customer_id: str
+    as_of: datetime
+    credits_applied: bool
+    note: str
+    windows: list[dict[str, Any]]
+
+
+class InvoiceRerun(_Model):
+    object: Literal["invoice_rerun"]
+    invoice_id: str
+    action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
+    invoice: dict[str, Any]
+    correction: dict[str, Any] | None
+
+
+class Balance(_Model):
+    object: Literal["balance"]
+    customer_id: str
+    currency: str
+    accounts: dict[str, int]
+    amount_due_minor: int
+    paid_to_date_minor: int
+    credit_available_minor: int
+    credit_available_by_grant: dict[str, int]
+    credit_expired_unposted_minor: int
+
+
+class LedgerEntry(_Model):
+    account: str
+    debit_minor: int | None = None
+    credit_minor: int | None = None
+    grant_id: str | None = None
+
+
+class Posting(_Model):
+    object: Literal["ledger_posting"]
+    id: str
+    customer_id: str
+    currency: str
+    at: datetime
+    effective_at: datetime
+    reason: str
+    source: str | None
+    source_id: str | None
+    actor: str | None
+    idempotency_key: str
+    metadata: dict[str, Any]
+    entries: list[LedgerEntry]
+    total_minor: int
+
+
+class BalanceAdjusted(Posting):
+    balance: dict[str, Any]
+
+
+class CreditGrant(_Model):
+    object: Literal["credit_grant"]
+    id: str
+    customer_id: str
+    currency: str
+    kind: str
+    status: str
+    amount_minor: int
+    remaining_minor: int
+    priority: int
+    meter_codes: list[str] | None
+    effective_at: datetime
+    expires_at: datetime | None
+    created_at: datetime | None
+    posting_id: str | None = None
+
+
+class AutoTopUp(_Model):
+    object: Literal["auto_top_up"]
+    customer_id: str
+    currency: str
+
+
+class Refund(_Model):
+    object: Literal["refund"]
+    id: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+    invoice_id: str | None
+    payment_id: str | None
+    posting_id: str
+    created_at: datetime
+
+
+class Dispute(_Model):
+    object: Literal["dispute"]
+    id: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+    status: str
+    posting_id: str | None = None
+
+
+# --- operations ------------------------------------------------------------------------------------
+
+
+class BillingRun(_Model):
+    object: Literal["billing_run"]
+    id: str
+    as_of: datetime
+    trigger: str
+    windows_found: int
+    invoiced: int
+    failed: int
+    customer_id: str | None = None
+    status: str | None = None
+
+
+class AuditRecord(_Model):
+    object: Literal["audit_record"]
+    id: str
+    at: datetime
+    action: str
+    actor: str | None
+    customer_id: str | None
+    target: str | None
+    reason: str | None
+    ticket: str | None
+    request_id: str | None
+    before: Any
+    after: Any
+
+
+class StripeEvent(_Model):
+    object: Literal["stripe_event"]
+    id: str
+
+
+class StripeReplay(_Model):
+    object: Literal["stripe_event_replay"]
+    id: str
+    status: str
+    outcome: str | None
+    error: str | None
+    replayed_at: datetime
+
+
+class SweepSummary(_Model):
+    object: Literal["sweep"]
+    id: str
+    trigger: str
+    actor: str | None
+    status: Literal["ok", "failed"] | None
+    checks: list[str]
+    window: dict[str, str] | None
+    found: int | None
+    repaired: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class Sweep(_Model):
+    object: Literal["sweep"]
+    id: str
+    trigger: str
+    actor: str | None
+    status: Literal["ok", "failed"]
+    checks: list[dict[str, Any]]
+    window: dict[str, str]
+    found: int
+    repaired: int
+    failed: int
+    started_at: datetime
+    finished_at: datetime
+
+
+class WebhookReceipt(_Model):
+    received: Literal[True]
+    id: str
+    duplicate: bool
+
+
+# --- lists: one envelope ---------------------------------------------------------------------------
+
+
+class _List(_Model):
+    object: Literal["list"]
+    has_more: bool
+    next_cursor: str | None = Field(description="starting_after for the next page; null on the last.")
+
+
+class CustomerList(_List):
+    data: list[CustomerView]
+
+
+class MeterList(_List):
+    data: list[MeterView]
+
+
+class PlanList(_List):
+    data: list[Plan]
+
+
+class SubscriptionList(_List):
+    data: list[Subscription]
+
+
+class InvoiceList(_List):
+    data: list[Invoice]
+
+
+class PostingList(_List):
+    data: list[Posting]
+
+
+class CreditGrantList(_List):
+    data: list[CreditGrant]
+
+
+class BillingRunList(_List):
+    data: list[BillingRun]
+
+
+class AuditRecordList(_List):
+    data: list[AuditRecord]
+
+
+class StripeEventList(_List):
+    data: list[StripeEvent]
+
+
+class SweepList(_List):
+    data: list[SweepSummary]

@@ -1,0 +1,80 @@
+"""The resources of both clients: one line per route (see ``_resource.py``)."""
+
+from __future__ import annotations
+
+from neruba_client import routes as r
+from neruba_client._resource import M, Resource, endpoint, paginated
+
+
+class Customers(Resource[M]):
+    list = paginated(r.list_customers)
+    create = endpoint(r.create_customer)
+    retrieve = endpoint(r.get_customer)
+    update = endpoint(r.update_customer)
+    balance = endpoint(r.get_balance)
+    credit_grants = paginated(r.list_credit_grants)
+    ledger = paginated(r.list_postings)
+    subscriptions = paginated(r.list_customer_subscriptions)
+    upcoming_invoice = endpoint(r.get_upcoming_invoice)
+    usage = endpoint(r.get_usage)
+
+
+class Events(Resource[M]):
+    send = endpoint(r.send_events)
+    retrieve = endpoint(r.get_event)
+    outcomes = endpoint(r.get_outcomes)
+
+
+class Meters(Resource[M]):
+    list = paginated(r.list_meters)
+    create = endpoint(r.create_meter)
+    retrieve = endpoint(r.get_meter)
+
+
+class Plans(Resource[M]):
+    list = paginated(r.list_plans)
+    create = endpoint(r.create_plan)
+    retrieve = endpoint(r.get_plan)
+    publish_version = endpoint(r.publish_plan_version)
+    retrieve_version = endpoint(r.get_plan_version)
+
+
+class Subscriptions(Resource[M]):
+    create = endpoint(r.create_subscription)
+    retrieve = endpoint(r.get_subscription)
+    cancel = endpoint(r.cancel_subscription)
+    change_plan = endpoint(r.change_plan)
+
+
+class Invoices(Resource[M]):
+    list = paginated(r.list_invoices)
+    retrieve = endpoint(r.get_invoice)
+    explain = endpoint(r.explain_invoice)
+
+
+class Admin(Resource[M]):
+    """Operator routes: they need a key with the ``admin`` scope."""
+
+    audit = paginated(r.list_audit)
+    billing_runs = paginated(r.list_billing_runs)
+    create_billing_run = endpoint(r.create_billing_run)
+    billing_run = endpoint(r.get_billing_run)
+    void_credit_grant = endpoint(r.void_credit_grant)
+    put_auto_top_up = endpoint(r.put_auto_top_up)
+    adjust_balance = endpoint(r.adjust_balance)
+    grant_credits = endpoint(r.grant_credits)
+    create_dispute = endpoint(r.create_dispute)
+    close_dispute = endpoint(r.close_dispute)
+    create_refund = endpoint(r.create_refund)
+    rerun_invoice = endpoint(r.rerun_invoice)
+    stripe_events = paginated(r.list_stripe_events)
+    stripe_event = endpoint(r.get_stripe_event)
+    replay_stripe_event = endpoint(r.replay_stripe_event)
+    sweeps = paginated(r.list_sweeps)
+    create_sweep = endpoint(r.create_sweep)
+    sweep = endpoint(r.get_sweep)
+
+
+class Service(Resource[M]):
+    health = endpoint(r.health)
+    ready = endpoint(r.ready)

@@ -1,0 +1,558 @@
+"""Every route of the API as a builder of the ``Operation`` that calls it (no I/O here).
+
+Builders declared with ``@route`` have no body of their own: their keyword parameters are the route's
+inputs, and the decorator sorts them into path parameters, the query or the JSON body, names ending in
+``_`` losing it (``from_`` -> ``from``). ``None`` means "not sent". The test
+``tests/client/test_routes_match_openapi.py`` checks every builder against docs/openapi.json: path and
+method exist, the success answer is the model named here, and the parameters are the query's or the
+body schema's fields.
+"""
+# mypy: disable-error-code="empty-body"
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from neruba_client import models as m
+from neruba_client._core import ListOperation, Operation, new_idempotency_key
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Time = datetime | str
+Number = Decimal | int | str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    name: str
+    method: str
+    path: str
+    response: type[BaseModel]
+    body: str | None  # the component name of the request body, if any
+    idempotency_key: bool  # the route takes an Idempotency-Key header
+    listing: bool
+    retry_safe: bool
+
+
+ROUTES: dict[str, RouteSpec] = {}
+
+
+def route(
+    method: str,
+    path: str,
+    response: type[BaseModel],
+    *,
+    body: str | None = None,
+    idempotency_key: bool = False,
+    listing: bool = False,
+    retry_safe: bool = False,
+    custom: bool = False,
+) -> Callable[[F], F]:
+    def register(build: F) -> F:
+        spec = RouteSpec(
+            build.__name__,
+            method,
+            path,
+            response,
+            body,
+            idempotency_key,
+            listing,
+            retry_safe or method == "GET",
+        )
+        ROUTES[spec.name] = spec
+        if custom:
+            return build
+        signature = inspect.signature(build)
+
+        @functools.wraps(build)
+        def make(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            operation = operation_for(spec, dict(bound.arguments))
+            return ListOperation(operation) if listing else operation
+
+        return make  # type: ignore[return-value]
+
+    return register
+
+
+def operation_for(spec: RouteSpec, arguments: dict[str, Any]) -> Operation[Any]:
+    key = arguments.pop("idempotency_key", None)
+    path = spec.path
+    for name in re.findall(r"{(\w+)}", spec.path):
+        path = path.replace("{" + name + "}", quote(str(arguments.pop(name)), safe=""))
+    fields = {name.rstrip("_"): _jsonable(v) for name, v in arguments.items() if v is not None}
+    if spec.idempotency_key and key is None:
+        key = new_idempotency_key()
+    return Operation(
+        spec.method,
+        path,
+        spec.response,
+        params={} if spec.body else fields,
+        body=fields if spec.body else None,
+        idempotency_key=key,
+        retry_safe=spec.retry_safe or key is not None,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# --- health ----------------------------------------------------------------------------------------
+
+
+@route("GET", "/health", m.Health)
+def health() -> Operation[m.Health]: ...
+
+
+@route("GET", "/ready", m.Ready)
+def ready() -> Operation[m.Ready]: ...
+
+
+# --- customers -------------------------------------------------------------------------------------
+
+
+@route("GET", "/v1/customers", m.CustomerList, listing=True)
+def list_customers(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.CustomerList, m.CustomerView]: ...
+
+
+@route("POST", "/v1/customers", m.CustomerView, body="Customer")
+def create_customer(
+    *,
+    external_id: str,
+    name: str,
+    currency: str,
+    email: str | None = None,
+    timezone: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    stripe_customer_id: str | None = None,
+    created_at: Time | None = None,
+) -> Operation[m.CustomerView]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}", m.CustomerView)
+def get_customer(customer_id: str) -> Operation[m.CustomerView]: ...
+
+
+@route("PATCH", "/v1/customers/{customer_id}", m.CustomerView, body="CustomerUpdate")
+def update_customer(
+    customer_id: str,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    timezone: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    stripe_customer_id: str | None = None,
+) -> Operation[m.CustomerView]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/balance", m.Balance)
+def get_balance(customer_id: str) -> Operation[m.Balance]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/credit-grants", m.CreditGrantList, listing=True)
+def list_credit_grants(customer_id: str) -> ListOperation[m.CreditGrantList, m.CreditGrant]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/ledger", m.PostingList, listing=True)
+def list_postings(
+    customer_id: str, *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.PostingList, m.Posting]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/subscriptions", m.SubscriptionList, listing=True)
+def list_customer_subscriptions(customer_id: str) -> ListOperation[m.SubscriptionList, m.Subscription]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/upcoming-invoice", m.UpcomingInvoice)
+def get_upcoming_invoice(customer_id: str) -> Operation[m.UpcomingInvoice]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/usage", m.Usage)
+def get_usage(
+    customer_id: str,
+    *,
+    meter: str,
+    from_: Time,
+    to: Time,
+    granularity: Literal["hour", "day", "period"] | None = None,
+    group_by: str | None = None,
+) -> Operation[m.Usage]: ...
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+def as_event(event: m.Event | Mapping[str, Any]) -> m.Event:
+    """An event with a transaction id: a fresh one when the caller gave none, so that every retry of
+    the batch sends the same id and the API counts the event once."""
+    if isinstance(event, m.Event):
+        return event
+    data = dict(event)
+    if not data.get("transaction_id"):
+        data["transaction_id"] = str(uuid.uuid4())
+    return m.Event.model_validate(data)
+
+
+@route("POST", "/v1/events", m.IngestResponse, body="IngestRequest", retry_safe=True, custom=True)
+def send_events(events: Sequence[m.Event | Mapping[str, Any]]) -> Operation[m.IngestResponse]:
+    """Send 1 to 100 events (``POST /v1/events``). Retried safely: each event keeps its transaction id."""
+    batch = m.IngestRequest(events=[as_event(e) for e in events])
+    return Operation(
+        "POST",
+        "/v1/events",
+        m.IngestResponse,
+        body=batch.model_dump(mode="json", by_alias=True, exclude_none=True),
+        retry_safe=True,
+    )
+
+
+@route("GET", "/v1/events/{transaction_id}", m.StoredEvent)
+def get_event(transaction_id: str, *, customer_id: str) -> Operation[m.StoredEvent]: ...
+
+
+@route("GET", "/v1/ingest/outcomes", m.OutcomeCounts)
+def get_outcomes(
+    *, from_: Time, to: Time, granularity: Literal["minute", "hour"] | None = None
+) -> Operation[m.OutcomeCounts]: ...
+
+
+# --- meters and plans ------------------------------------------------------------------------------
+
+
+@route("GET", "/v1/meters", m.MeterList, listing=True)
+def list_meters(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.MeterList, m.MeterView]: ...
+
+
+@route("POST", "/v1/meters", m.MeterView, body="Meter")
+def create_meter(
+    *,
+    code: str,
+    name: str,
+    aggregation: Literal["count", "sum", "max", "unique_count", "latest"],
+    field: str | None = None,
+    filters: Mapping[str, str] | None = None,
+    group_by: Sequence[str] | None = None,
+    allow_negative: bool | None = None,
+    created_at: Time | None = None,
+) -> Operation[m.MeterView]: ...
+
+
+@route("GET", "/v1/meters/{code}", m.MeterView)
+def get_meter(code: str) -> Operation[m.MeterView]: ...
+
+
+@route("GET", "/v1/plans", m.PlanList, listing=True)
+def list_plans(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.PlanList, m.Plan]: ...
+
+
+@route("POST", "/v1/plans", m.Plan, body="PlanCreate")
+def create_plan(
+    *,
+    code: str,
+    name: str,
+    currency: str,
+    interval: str,
+    charges: Sequence[Mapping[str, Any]] | None = None,
+    fixed_fee: Mapping[str, Any] | None = None,
+    minimum_commitment: Number | None = None,
+) -> Operation[m.Plan]:
+    """Create a plan; ``charges`` and ``fixed_fee`` follow ChargeIn/FixedFeeIn (prices as Decimal or text)."""
+
+
+@route("GET", "/v1/plans/{plan_code}", m.Plan)
+def get_plan(plan_code: str) -> Operation[m.Plan]: ...
+
+
+@route("POST", "/v1/plans/{plan_code}/versions", m.PlanVersion, body="PlanVersionIn")
+def publish_plan_version(
+    plan_code: str,
+    *,
+    name: str,
+    currency: str,
+    interval: str,
+    charges: Sequence[Mapping[str, Any]] | None = None,
+    fixed_fee: Mapping[str, Any] | None = None,
+    minimum_commitment: Number | None = None,
+) -> Operation[m.PlanVersion]: ...
+
+
+@route("GET", "/v1/plans/{plan_code}/versions/{version}", m.PlanVersion)
+def get_plan_version(plan_code: str, version: int) -> Operation[m.PlanVersion]: ...
+
+
+# --- subscriptions ---------------------------------------------------------------------------------
+
+
+@route("POST", "/v1/subscriptions", m.Subscription, body="SubscriptionCreate", idempotency_key=True)
+def create_subscription(
+    *,
+    customer_id: str,
+    plan_code: str,
+    plan_version: int | None = None,
+    start_at: Time | None = None,
+    trial_end: Time | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Subscription]: ...
+
+
+@route("GET", "/v1/subscriptions/{subscription_id}", m.Subscription)
+def get_subscription(subscription_id: str) -> Operation[m.Subscription]: ...
+
+
+@route("POST", "/v1/subscriptions/{subscription_id}/cancel", m.Subscription, body="Cancellation")
+def cancel_subscription(
+    subscription_id: str,
+    *,
+    at_period_end: bool | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
+) -> Operation[m.Subscription]: ...
+
+
+@route("POST", "/v1/subscriptions/{subscription_id}/change-plan", m.Subscription, body="PlanChange")
+def change_plan(
+    subscription_id: str,
+    *,
+    plan_code: str,
+    plan_version: int | None = None,
+    at: Time | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
+) -> Operation[m.Subscription]: ...
+
+
+# --- invoices --------------------------------------------------------------------------------------
+
+
+@route("GET", "/v1/invoices", m.InvoiceList, listing=True)
+def list_invoices(
+    *,
+    customer_id: str,
+    status: Literal["draft", "finalized", "paid", "payment_failed", "void"] | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> ListOperation[m.InvoiceList, m.Invoice]: ...
+
+
+@route("GET", "/v1/invoices/{invoice_id}", m.Invoice)
+def get_invoice(invoice_id: str) -> Operation[m.Invoice]: ...
+
+
+@route("GET", "/v1/invoices/{invoice_id}/explain", m.InvoiceExplanation)
+def explain_invoice(invoice_id: str) -> Operation[m.InvoiceExplanation]: ...
+
+
+# --- operator routes (/admin, an admin key) --------------------------------------------------------
+
+
+@route("GET", "/admin/audit", m.AuditRecordList, listing=True)
+def list_audit(
+    *, customer_id: str, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.AuditRecordList, m.AuditRecord]: ...
+
+
+@route("GET", "/admin/billing-runs", m.BillingRunList, listing=True)
+def list_billing_runs(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.BillingRunList, m.BillingRun]: ...
+
+
+@route("POST", "/admin/billing-runs", m.BillingRun, body="BillingRunRequest", idempotency_key=True)
+def create_billing_run(
+    *,
+    reason: str,
+    at: Time | None = None,
+    backfill: bool | None = None,
+    customer_id: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.BillingRun]: ...
+
+
+@route("GET", "/admin/billing-runs/{run_id}", m.BillingRun)
+def get_billing_run(run_id: str) -> Operation[m.BillingRun]: ...
+
+
+@route("POST", "/admin/credit-grants/{grant_id}/void", m.CreditGrant, body="GrantVoid", idempotency_key=True)
+def void_credit_grant(
+    grant_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.CreditGrant]: ...
+
+
+@route("PUT", "/admin/customers/{customer_id}/auto-top-up", m.AutoTopUp, body="AutoTopUpRuleIn")
+def put_auto_top_up(
+    customer_id: str,
+    *,
+    amount_minor: int,
+    threshold_minor: int,
+    reason: str,
+    currency: str | None = None,
+    enabled: bool | None = None,
+    ticket: str | None = None,
+) -> Operation[m.AutoTopUp]: ...
+
+
+@route(
+    "POST",
+    "/admin/customers/{customer_id}/balance-adjustments",
+    m.BalanceAdjusted,
+    body="BalanceAdjustment",
+    idempotency_key=True,
+)
+def adjust_balance(
+    customer_id: str,
+    *,
+    amount_minor: int,
+    reason: str,
+    reason_code: Literal["goodwill", "correction", "refund", "dispute"],
+    currency: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.BalanceAdjusted]: ...
+
+
+@route(
+    "POST",
+    "/admin/customers/{customer_id}/credit-grants",
+    m.CreditGrant,
+    body="GrantCreate",
+    idempotency_key=True,
+)
+def grant_credits(
+    customer_id: str,
+    *,
+    amount_minor: int,
+    kind: Literal["purchased", "promotional"],
+    reason: str,
+    currency: str | None = None,
+    effective_at: Time | None = None,
+    expires_at: Time | None = None,
+    meter_codes: Sequence[str] | None = None,
+    priority: int | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.CreditGrant]: ...
+
+
+@route(
+    "POST", "/admin/customers/{customer_id}/disputes", m.Dispute, body="DisputeCreate", idempotency_key=True
+)
+def create_dispute(
+    customer_id: str,
+    *,
+    amount_minor: int,
+    reason: str,
+    currency: str | None = None,
+    invoice_id: str | None = None,
+    payment_id: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Dispute]: ...
+
+
+@route("POST", "/admin/customers/{customer_id}/refunds", m.Refund, body="RefundCreate", idempotency_key=True)
+def create_refund(
+    customer_id: str,
+    *,
+    amount_minor: int,
+    reason: str,
+    currency: str | None = None,
+    invoice_id: str | None = None,
+    payment_id: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Refund]: ...
+
+
+@route("POST", "/admin/disputes/{dispute_id}/close", m.Dispute, body="DisputeClose", idempotency_key=True)
+def close_dispute(
+    dispute_id: str,
+    *,
+    outcome: Literal["won", "lost"],
+    reason: str,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Dispute]: ...
+
+
+@route(
+    "POST", "/admin/invoices/{invoice_id}/rerun", m.InvoiceRerun, body="RerunRequest", idempotency_key=True
+)
+def rerun_invoice(
+    invoice_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.InvoiceRerun]: ...
+
+
+@route("GET", "/admin/stripe-events", m.StripeEventList, listing=True)
+def list_stripe_events(
+    *,
+    type_: str | None = None,
+    status: Literal["received", "processed", "ignored", "failed", "deferred", "parked"] | None = None,
+    from_: Time | None = None,
+    to: Time | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> ListOperation[m.StripeEventList, m.StripeEvent]: ...
+
+
+@route("GET", "/admin/stripe-events/{event_id}", m.StripeEvent)
+def get_stripe_event(event_id: str) -> Operation[m.StripeEvent]: ...
+
+
+@route(
+    "POST",
+    "/admin/stripe-events/{event_id}/replay",
+    m.StripeReplay,
+    body="ReplayRequest",
+    idempotency_key=True,
+)
+def replay_stripe_event(
+    event_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.StripeReplay]: ...
+
+
+@route("GET", "/admin/sweeps", m.SweepList, listing=True)
+def list_sweeps(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.SweepList, m.SweepSummary]: ...
+
+
+@route("POST", "/admin/sweeps", m.Sweep, body="SweepRequest")
+def create_sweep(
+    *, checks: Sequence[str] | None = None, from_: Time | None = None, to: Time | None = None
+) -> Operation[m.Sweep]: ...
+
+
+@route("GET", "/admin/sweeps/{sweep_id}", m.Sweep)
+def get_sweep(sweep_id: str) -> Operation[m.Sweep]: ...
