@@ -65,6 +65,9 @@ class Smoke:
         if got != status:
             error = answer.get("error", {}) if isinstance(answer, dict) else {}
             detail = f"{error.get('code')}: {error.get('message')}" if error else str(answer)[:200]
+            first = (error.get("details") or [None])[0]
+            if isinstance(first, dict):  # a refused event: say why (unknown_customer, ...)
+                detail += f" {first.get('param')} {first.get('code')}: {first.get('message')}"
             raise SmokeFailure(f"{method} {path} answered {got}, expected {status} ({detail})")
         return answer
 
