@@ -21,7 +21,7 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of
 from neruba.dal.clients import client
-from neruba.dal.cursors import decode_cursor, encode_cursor
+from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import parse_ts, ts
@@ -100,6 +100,7 @@ class InvoicesRepository:
                 cursor,
                 keys=frozenset({"pk", "sk", "list_pk", "list_sk"}),
                 within=("list_pk", f"INVC#{customer_id}"),
+                agrees=names_item("INV#"),
             )
         docs: list[dict[str, Any]] = []
         while True:

@@ -28,6 +28,7 @@ ERROR_CODES: dict[str, str] = {
     "route_not_found": "No route has this path.",
     "method_not_allowed": "The path exists with other methods (listed in the Allow header).",
     "invalid_cursor": "starting_after is not a cursor this list returned.",
+    "unknown_parameter": "The query names a parameter the route does not take.",
     "invalid_time_range": "from/to are missing, reversed or malformed.",
     "time_range_too_long": "from/to span more than the route allows.",
     "range_too_long": "The range spans more than the route allows.",
@@ -121,10 +122,10 @@ class ErrorDetail(BaseModel):
         default=None, description="Machine-readable code of this problem.", examples=["missing_field"]
     )
     message: str | None = Field(
-        default=None, description="What is wrong, in words.", examples=["events[0].code is required."]
+        default=None, description="What is wrong, in words.", examples=["'code' is required."]
     )
     param: str | None = Field(
-        default=None, description="The field at fault, as a path.", examples=["events[0].code"]
+        default=None, description="The field at fault, as a path.", examples=["events.0.code"]
     )
 
 

@@ -122,9 +122,15 @@ class IngestRequest(BaseModel):
 
 
 class EventError(BaseModel):
-    code: str
-    message: str
-    param: str | None = None
+    """Why one event was rejected."""
+
+    code: str = Field(description="Machine-readable code of the rule.", examples=["unknown_customer"])
+    message: str = Field(description="For people; names the field and the rule.")
+    param: str | None = Field(
+        default=None,
+        description="The field at fault, as a path in the request body (as in a 400's details).",
+        examples=["events.1.customer_id"],
+    )
 
 
 class EventStatus(BaseModel):
@@ -158,7 +164,7 @@ class IngestResponse(BaseModel):
                             "error": {
                                 "code": "invalid_timestamp",
                                 "message": "timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z.",
-                                "param": "timestamp",
+                                "param": "events.1.timestamp",
                             },
                         },
                     ],
