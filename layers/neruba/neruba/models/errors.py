@@ -29,6 +29,7 @@ ERROR_CODES: dict[str, str] = {
     "method_not_allowed": "The path exists with other methods (listed in the Allow header).",
     "invalid_cursor": "starting_after is not a cursor this list returned.",
     "unknown_parameter": "The query names a parameter the route does not take.",
+    "filter_required": "The list needs one of its filters (named in the message).",
     "invalid_time_range": "from/to are missing, reversed or malformed.",
     "time_range_too_long": "from/to span more than the route allows.",
     "range_too_long": "The range spans more than the route allows.",
