@@ -50,6 +50,7 @@ ERROR_CODES: dict[str, str] = {
     "customer_not_found": "No customer with this external id.",
     "customer_exists": "A customer with this external id exists.",
     "customer_conflict": "The customer changed meanwhile; read it and retry.",
+    "customer_archived": "The customer is archived: it takes no new usage or subscription.",
     "meter_not_found": "No meter with this code.",
     "meter_exists": "A meter with this code exists.",
     "plan_not_found": "No plan (or plan version) with this code.",

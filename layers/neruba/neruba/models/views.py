@@ -83,6 +83,9 @@ class CustomerView(Closed):
     stripe_customer_id: str | None
     metadata: dict[str, Any]
     created_at: Timestamp | None
+    archived_at: Timestamp | None = Field(
+        default=None, description="When the customer was archived; null while it is not."
+    )
 
 
 class MeterView(Closed):

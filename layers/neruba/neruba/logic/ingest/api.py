@@ -82,13 +82,19 @@ def catalog_error(
     event: UsageEventIn, customers: Mapping[str, Customer], meters: Mapping[str, Meter]
 ) -> EventError | None:
     """What the catalog refuses the event for, with the same codes the worker parks an event with:
-    ``unknown_customer``, ``unknown_meter``, then the rules of :func:`meter_error`. The worker checks them
+    ``unknown_customer``, ``customer_archived``, ``unknown_meter``, then the rules of :func:`meter_error`. The worker checks them
     all again when it processes the message (the catalog may change in between, and messages can reach the
     queue by other means)."""
     if event.customer_id not in customers:
         return EventError(
             code="unknown_customer",
             message=f"No customer '{event.customer_id}': create it, then send the event again.",
+            param="customer_id",
+        )
+    if customers[event.customer_id].archived_at is not None:
+        return EventError(
+            code="customer_archived",
+            message=f"Customer '{event.customer_id}' is archived; it takes no new usage.",
             param="customer_id",
         )
     meter = meters.get(event.code)
