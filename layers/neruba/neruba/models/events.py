@@ -124,6 +124,8 @@ class IngestRequest(BaseModel):
 class EventError(BaseModel):
     """Why one event was rejected."""
 
+    model_config = ConfigDict(extra="forbid")
+
     code: str = Field(description="Machine-readable code of the rule.", examples=["unknown_customer"])
     message: str = Field(description="For people; names the field and the rule.")
     param: str | None = Field(
@@ -134,6 +136,8 @@ class EventError(BaseModel):
 
 
 class EventStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     index: int
     transaction_id: str | None
     status: Literal["queued", "rejected"]
@@ -144,6 +148,7 @@ class IngestResponse(BaseModel):
     """What ingest answers (202): each event queued or rejected, in request order."""
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {

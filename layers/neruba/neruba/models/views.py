@@ -148,6 +148,19 @@ class UpcomingInvoice(Closed):
 # ---------------------------------------------------------------- events and usage
 
 
+class EventOutcome(Closed):
+    """One copy received under the event's key and what became of it."""
+
+    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+    request_id: str | None = Field(description="The POST /v1/events request that carried the copy.")
+    copy_id: str | None = Field(description="The request id and the event's index in it.")
+    at: Timestamp | None = Field(description="When the worker recorded the outcome.")
+    reason: str | None = Field(default=None, description="Why a failed copy was parked.")
+    payload: dict[str, Any] | None = Field(
+        default=None, description="A conflicting copy's code, timestamp and properties, as sent."
+    )
+
+
 class StoredEvent(Closed):
     object: Literal["event"]
     transaction_id: str
@@ -160,7 +173,7 @@ class StoredEvent(Closed):
     reason_message: str | None
     late: bool
     received_at: Timestamp | None
-    outcomes: list[dict[str, Any]] = Field(description="Every outcome recorded for this key, oldest first.")
+    outcomes: list[EventOutcome] = Field(description="Every outcome recorded for this key, oldest first.")
     copies: dict[str, int] = Field(description="How many times each outcome was recorded.")
 
 
@@ -247,7 +260,7 @@ class InvoiceRerun(Closed):
     object: Literal["invoice_rerun"]
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
-    invoice: dict[str, Any]
+    invoice: Invoice
     correction: dict[str, Any] | None
 
 
@@ -291,7 +304,7 @@ class Posting(Closed):
 
 
 class BalanceAdjusted(Posting):
-    balance: dict[str, Any] = Field(description="The balance after the adjustment.")
+    balance: Balance = Field(description="The balance after the adjustment.")
 
 
 class CreditGrant(Closed):
