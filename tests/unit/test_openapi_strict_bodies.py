@@ -22,7 +22,11 @@ def _open_parts(schema: dict[str, Any], path: str, seen: frozenset[str], out: li
         extra = schema.get("additionalProperties")
         if schema.get("properties") and extra is not False:
             out.append(f"{path}: fields listed but others allowed")
-        if not schema.get("properties") and not isinstance(extra, dict) and path.rsplit(".", 1)[-1] not in FREE_FORM:
+        if (
+            not schema.get("properties")
+            and not isinstance(extra, dict)
+            and path.rsplit(".", 1)[-1] not in FREE_FORM
+        ):
             out.append(f"{path}: an object without a schema")
         if isinstance(extra, dict):
             _open_parts(extra, path + "{}", seen, out)

@@ -240,9 +240,7 @@ EVENT_LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
 @pytest.mark.parametrize(
     ("at_limit", "over", "code"), [row[1:] for row in EVENT_LIMITS], ids=[row[0] for row in EVENT_LIMITS]
 )
-def test_event_field_limits(
-    catalog: Any, at_limit: dict[str, Any], over: dict[str, Any], code: str
-) -> None:
+def test_event_field_limits(catalog: Any, at_limit: dict[str, Any], over: dict[str, Any], code: str) -> None:
     from neruba.models.catalog import Customer, Meter
 
     # GIVEN one event exactly at a limit (its customer and meter exist: the API refuses unknown ones)

@@ -68,18 +68,22 @@ def test_filters_by_period_and_customer(api: Any, billed: list[dict[str, Any]]) 
     before = (START - day(40)).isoformat()
     # period_from is inclusive, period_to exclusive, on the invoice's period start
     in_first = {i["id"] for i in billed if i["period_start"] == first and i["status"] == "finalized"}
-    got = _all(api, {"status": "finalized", "period_from": START.isoformat(),
-                     "period_to": (START + day(1)).isoformat()})
+    got = _all(
+        api,
+        {"status": "finalized", "period_from": START.isoformat(), "period_to": (START + day(1)).isoformat()},
+    )
     assert set(got) == in_first and in_first
     assert _all(api, {"status": "finalized", "period_to": START.isoformat()}) == [
         i["id"] for i in billed if i["period_start"] < first
     ]
     assert _all(api, {"status": "finalized", "period_from": before, "customer_id": "globex"}) != []
-    assert {i["customer_id"] for i in _list(api, {"customer_id": "globex", "period_from": before})[1]["data"]} == {
-        "globex"
-    }
+    assert {
+        i["customer_id"] for i in _list(api, {"customer_id": "globex", "period_from": before})[1]["data"]
+    } == {"globex"}
     # the customer's own list keeps working without a status
-    assert sorted(_all(api, {"customer_id": "acme"})) == sorted(i["id"] for i in billed if i["customer_id"] == "acme")
+    assert sorted(_all(api, {"customer_id": "acme"})) == sorted(
+        i["id"] for i in billed if i["customer_id"] == "acme"
+    )
 
 
 def _cursor(key: dict[str, str]) -> str:
@@ -93,8 +97,11 @@ def test_bad_filters_and_cursors_are_4xx(api: Any, billed: list[dict[str, Any]])
     cases = [
         ({}, 400, "filter_required"),
         ({"status": "open"}, 422, "validation_error"),
-        ({"status": "paid", "period_from": "2026-02-01T00:00:00Z", "period_to": "2026-01-01T00:00:00Z"},
-         400, "invalid_time_range"),
+        (
+            {"status": "paid", "period_from": "2026-02-01T00:00:00Z", "period_to": "2026-01-01T00:00:00Z"},
+            400,
+            "invalid_time_range",
+        ),
         ({"status": "paid", "period_from": "2026-02-01T00:00:00"}, 400, "invalid_time_range"),
         ({"status": "paid", "limit": "101"}, 422, "validation_error"),
         ({"status": "paid", "period": "2026-01"}, 400, "unknown_parameter"),
@@ -104,10 +111,25 @@ def test_bad_filters_and_cursors_are_4xx(api: Any, billed: list[dict[str, Any]])
         ({"customer_id": "acme", "starting_after": status_page["next_cursor"]}, 400, "invalid_cursor"),
         # a cursor of another status, and one outside the period asked
         ({"status": "paid", "starting_after": status_page["next_cursor"]}, 400, "invalid_cursor"),
-        ({"status": "finalized", "period_from": (START + day(400)).isoformat(),
-          "starting_after": status_page["next_cursor"]}, 400, "invalid_cursor"),
-        ({"status": "finalized", "starting_after": _cursor(
-            {"status": "finalized", "list_sk": "2026#in_1", "pk": "INV#in_2", "sk": "#"})}, 400, "invalid_cursor"),
+        (
+            {
+                "status": "finalized",
+                "period_from": (START + day(400)).isoformat(),
+                "starting_after": status_page["next_cursor"],
+            },
+            400,
+            "invalid_cursor",
+        ),
+        (
+            {
+                "status": "finalized",
+                "starting_after": _cursor(
+                    {"status": "finalized", "list_sk": "2026#in_1", "pk": "INV#in_2", "sk": "#"}
+                ),
+            },
+            400,
+            "invalid_cursor",
+        ),
     ]
     for query, status, code in cases:
         got, body = _list(api, query)

@@ -14,15 +14,20 @@ from tests.support.api import api_event, call
 
 def _archive(admin: Api, customer: str = "acme", body: Any = None, **kw: Any) -> tuple[int, Any]:
     return admin(
-        "POST", f"/v1/customers/{customer}/archive", body if body is not None else {},
-        params={"customer_id": customer}, **kw,
+        "POST",
+        f"/v1/customers/{customer}/archive",
+        body if body is not None else {},
+        params={"customer_id": customer},
+        **kw,
     )
 
 
 def _subscribe(admin: Api) -> dict[str, Any]:
     admin("POST", "/v1/plans", PLAN)
     start = (datetime.now(UTC) - timedelta(days=3)).isoformat()
-    status, sub = admin("POST", "/v1/subscriptions", {"customer_id": "acme", "plan_code": "pro", "start_at": start})
+    status, sub = admin(
+        "POST", "/v1/subscriptions", {"customer_id": "acme", "plan_code": "pro", "start_at": start}
+    )
     assert status == 201, sub
     return sub  # type: ignore[no-any-return]
 
@@ -72,9 +77,9 @@ def test_an_archived_customer_refuses_new_usage_and_subscriptions(admin: Api) ->
 def test_the_worker_parks_usage_sent_after_the_archive(admin: Api, monkeypatch: Any) -> None:
     # GIVEN an event queued past the API's check after acme was archived (its cache not yet expired)
     from functions.ingest_worker import app as worker
+    from neruba.dal.queue import send_batch
     from neruba.dal.usage import UsageRepository
     from neruba.logic.ingest.api import queue_message
-    from neruba.dal.queue import send_batch
     from neruba.models.events import UsageEventIn
     from neruba.settings import get_settings
     from tests.support.aws import queue_url
@@ -84,9 +89,14 @@ def test_the_worker_parks_usage_sent_after_the_archive(admin: Api, monkeypatch: 
     before = datetime.now(UTC) - timedelta(seconds=5)
     assert _archive(admin)[0] == 200
     after = datetime.now(UTC) + timedelta(seconds=1)
-    events = [UsageEventIn.model_validate({"transaction_id": tx, "customer_id": "acme", "code": "api_calls"})
-              for tx in ("sent-before", "sent-after")]
-    messages = [(str(i), queue_message(e, "r", i, at)) for i, (e, at) in enumerate(zip(events, (before, after)))]
+    events = [
+        UsageEventIn.model_validate({"transaction_id": tx, "customer_id": "acme", "code": "api_calls"})
+        for tx in ("sent-before", "sent-after")
+    ]
+    messages = [
+        (str(i), queue_message(e, "r", i, at))
+        for i, (e, at) in enumerate(zip(events, (before, after), strict=True))
+    ]
     assert send_batch(queue_url("IngestQueue"), messages) == []
     drain(worker.lambda_handler, queue_url("IngestQueue"), batch_size=10)
     usage = UsageRepository(get_settings().usage_table)
@@ -105,6 +115,9 @@ def test_archive_errors(admin: Api) -> None:
     status, body = _archive(admin, scopes="read")
     assert (status, body["error"]["code"]) == (403, "insufficient_scope")
     # the archive time is not something a client sets on creation
-    status, body = admin("POST", "/v1/customers", {"external_id": "x", "name": "X", "currency": "USD",
-                                                  "archived_at": "2026-01-01T00:00:00Z"})
+    status, body = admin(
+        "POST",
+        "/v1/customers",
+        {"external_id": "x", "name": "X", "currency": "USD", "archived_at": "2026-01-01T00:00:00Z"},
+    )
     assert status == 422, body

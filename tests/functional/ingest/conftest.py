@@ -38,7 +38,8 @@ def enqueue(aws: dict[str, str]) -> Callable[..., None]:
     def _enqueue(*events: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         messages = [
-            (str(i), queue_message(UsageEventIn.model_validate(e), "direct", i, now)) for i, e in enumerate(events)
+            (str(i), queue_message(UsageEventIn.model_validate(e), "direct", i, now))
+            for i, e in enumerate(events)
         ]
         assert send_batch(queue_url("IngestQueue"), messages) == []
 

@@ -97,10 +97,14 @@ def test_400_details_and_202_errors_name_the_same_param(catalog: Any) -> None:
     # THEN the 400 details and the 202 errors name each event's field by the same body path
     in_details = [(d["code"], d["param"]) for d in refused["error"]["details"]]
     in_statuses = [(e["error"]["code"], e["error"]["param"]) for e in mixed["events"] if e["error"]]
-    assert in_details == in_statuses == [
-        ("unknown_customer", "events.0.customer_id"),
-        ("invalid_timestamp", "events.1.timestamp"),
-    ]
+    assert (
+        in_details
+        == in_statuses
+        == [
+            ("unknown_customer", "events.0.customer_id"),
+            ("invalid_timestamp", "events.1.timestamp"),
+        ]
+    )
 
 
 def test_a_warm_cache_reads_nothing_and_a_miss_is_read_each_time(
@@ -117,8 +121,15 @@ def test_a_warm_cache_reads_nothing_and_a_miss_is_read_each_time(
         return original(**kwargs)
 
     monkeypatch.setattr(dynamodb, "batch_get_item", counting)
-    batch = [ev(f"t{i}", customer=("acme", "globex")[i % 2], code=("api_calls", "seats")[i % 2],
-                properties={"user": "u"}) for i in range(100)]
+    batch = [
+        ev(
+            f"t{i}",
+            customer=("acme", "globex")[i % 2],
+            code=("api_calls", "seats")[i % 2],
+            properties={"user": "u"},
+        )
+        for i in range(100)
+    ]
     # WHEN 100 events of 2 customers and 2 meters are sent twice
     assert _post(*batch)[0] == 202
     assert _post(*batch)[0] == 202

@@ -102,29 +102,38 @@ def _cursor(key: dict[str, str]) -> str:
         ({"customer_id": "acme", "colour": "blue"}, 400, "unknown_parameter", "colour"),
         ({"customer_id": "acme", "starting_after": "not-a-cursor"}, 400, "invalid_cursor", "starting_after"),
         (
-            {"customer_id": "acme", "starting_after": _cursor({"pk": "EVT#globex#g1", "sk": "#", "c": "globex",
-                                                               "ts": _at(15)})},
+            {
+                "customer_id": "acme",
+                "starting_after": _cursor({"pk": "EVT#globex#g1", "sk": "#", "c": "globex", "ts": _at(15)}),
+            },
             400,
             "invalid_cursor",
             "starting_after",
         ),
         (
-            {"customer_id": "acme", "starting_after": _cursor({"pk": "EVT#globex#g1", "sk": "#", "c": "acme",
-                                                               "ts": _at(15)})},
+            {
+                "customer_id": "acme",
+                "starting_after": _cursor({"pk": "EVT#globex#g1", "sk": "#", "c": "acme", "ts": _at(15)}),
+            },
             400,
             "invalid_cursor",
             "starting_after",
         ),
         (
-            {"customer_id": "acme", "from": _at(20), "starting_after": _cursor(
-                {"pk": "EVT#acme#a1", "sk": "#", "c": "acme", "ts": _at(0)})},
+            {
+                "customer_id": "acme",
+                "from": _at(20),
+                "starting_after": _cursor({"pk": "EVT#acme#a1", "sk": "#", "c": "acme", "ts": _at(0)}),
+            },
             400,
             "invalid_cursor",
             "starting_after",
         ),
         (
-            {"customer_id": "acme", "starting_after": _cursor({"list_pk": "INVC#acme", "list_sk": "1",
-                                                               "pk": "INV#1", "sk": "#"})},
+            {
+                "customer_id": "acme",
+                "starting_after": _cursor({"list_pk": "INVC#acme", "list_sk": "1", "pk": "INV#1", "sk": "#"}),
+            },
             400,
             "invalid_cursor",
             "starting_after",

@@ -175,7 +175,7 @@ class IngestResponse(BaseModel):
                     ],
                 }
             ]
-        }
+        },
     )
 
     request_id: str | None

@@ -82,9 +82,9 @@ def catalog_error(
     event: UsageEventIn, customers: Mapping[str, Customer], meters: Mapping[str, Meter]
 ) -> EventError | None:
     """What the catalog refuses the event for, with the same codes the worker parks an event with:
-    ``unknown_customer``, ``customer_archived``, ``unknown_meter``, then the rules of :func:`meter_error`. The worker checks them
-    all again when it processes the message (the catalog may change in between, and messages can reach the
-    queue by other means)."""
+    ``unknown_customer``, ``customer_archived``, ``unknown_meter``, then the rules of
+    :func:`meter_error`. The worker checks them all again when it processes the message (the catalog may
+    change in between, and messages can reach the queue by other means)."""
     if event.customer_id not in customers:
         return EventError(
             code="unknown_customer",
