@@ -45,6 +45,8 @@ ERROR_CODES: dict[str, str] = {
     "all_events_rejected": "Every event of the batch was rejected; details hold one error per event.",
     "invalid_event": "An event breaks a rule (per-event code in details).",
     "missing_field": "A required field is missing.",
+    "unknown_customer": "An event names a customer that does not exist (per event, in ingest answers).",
+    "unknown_meter": "An event names a meter that does not exist (per event, in ingest answers).",
     "event_not_found": "No event with this transaction_id for this customer.",
     # catalog
     "customer_not_found": "No customer with this external id.",
