@@ -303,8 +303,18 @@ class Posting(Closed):
     metadata: dict[str, Any]
 
 
+class BalanceSummary(Closed):
+    """A balance in one currency, as the ledger's accounts add up."""
+
+    amount_due_minor: Minor
+    credit_available_minor: Minor
+    credit_available_by_grant: dict[str, int]
+    paid_to_date_minor: Minor
+    accounts: dict[str, int]
+
+
 class BalanceAdjusted(Posting):
-    balance: Balance = Field(description="The balance after the adjustment.")
+    balance: BalanceSummary = Field(description="The balance after the adjustment.")
 
 
 class CreditGrant(Closed):
