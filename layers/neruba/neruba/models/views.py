@@ -101,6 +101,26 @@ class MeterView(Closed):
     created_at: Timestamp | None
 
 
+class TierView(Closed):
+    """One tier of a charge; prices and quantities are exact decimals as text."""
+
+    up_to: str | None = Field(default=None, description="Units up to (inclusive); null on the last tier.")
+    unit_price: str
+    flat_fee: str | None = None
+
+
+class ChargeView(Closed):
+    """How one meter's usage is priced (as the plan version was published)."""
+
+    meter_code: str
+    model: Literal["per_unit", "graduated", "volume", "package"]
+    unit_price: str | None = None
+    tiers: list[TierView] = Field(default_factory=list)
+    package_size: int | None = None
+    package_price: str | None = None
+    free_units: str | None = None
+
+
 class Plan(Open):
     """The latest version of a plan, with the numbers of every version."""
 
@@ -109,7 +129,7 @@ class Plan(Open):
     name: str
     currency: str
     interval: str
-    charges: list[dict[str, Any]]
+    charges: list[ChargeView]
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -119,7 +139,17 @@ class PlanVersion(Open):
     name: str
     currency: str
     interval: str
-    charges: list[dict[str, Any]]
+    charges: list[ChargeView]
+
+
+class Phase(Closed):
+    """One stretch of a subscription on one plan version (a plan change starts the next)."""
+
+    plan_code: str
+    plan_version: int
+    start_at: Timestamp
+    end_at: Timestamp | None = Field(default=None, description="Null while the phase runs on.")
+    created_at: Timestamp | None = Field(default=None, description="When a plan change added it.")
 
 
 class Subscription(Open):
@@ -133,7 +163,7 @@ class Subscription(Open):
     cancel_at_period_end: bool
     canceled_at: Timestamp | None
     ended_at: Timestamp | None
-    phases: list[dict[str, Any]]
+    phases: list[Phase]
 
 
 class UpcomingInvoice(Closed):
