@@ -66,6 +66,9 @@ class Smoke:
             error = answer.get("error", {}) if isinstance(answer, dict) else {}
             if error:
                 detail = f"{error.get('code')}: {error.get('message')}"
+                first = (error.get("details") or [None])[0]
+                if isinstance(first, dict):  # a refused event: say why (unknown_customer, ...)
+                    detail += f" {first.get('param')} {first.get('code')}: {first.get('message')}"
             else:  # not our error shape: perhaps not the API at all
                 page = " ".join(str(answer).split())[:160]
                 detail = f"{page}; not the API's answer: is --base-url the API's Base URL?"

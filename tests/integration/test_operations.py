@@ -39,9 +39,10 @@ def test_smoke_passes_and_a_broken_setup_fails_at_the_named_step(
     assert main([*base, "--api-key", "nrb_0123456789ab_" + "z" * 43]) == 1
     out = capsys.readouterr().out
     assert "FAIL ingest: POST /v1/events answered 401" in out and "ok   ready" in out
-    # WHEN the worker cannot meter the event (an unknown customer), it fails at "accepted" with the reason
+    # WHEN the API refuses the event (an unknown customer), it fails at "ingest" with the event's code
     assert main([*base, "--api-key", demo.api_key, "--customer", "nobody"]) == 1
-    assert "FAIL accepted: the worker parked the event as failed: unknown_customer" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAIL ingest: POST /v1/events answered 400" in out and "unknown_customer" in out
     # WHEN nothing listens at the URL, it fails at "health"
     assert main(["smoke", "--base-url", "http://127.0.0.1:9", "--api-key", demo.api_key]) == 1
     assert "FAIL health" in capsys.readouterr().out

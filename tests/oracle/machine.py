@@ -353,12 +353,17 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             return False
         if not all(api_takes(v) for v in event["properties"].values()):
             return False
+        spec = METERS.get(event["code"])
+        if event["customer_id"] not in self.w.customers or spec is None or spec.code not in self.w.meters:
+            return False  # unknown customer or meter: refused at the API (docs/api.md, errors up front)
+        if spec.field is not None and spec.field not in event["properties"]:
+            return False  # the aggregated property is missing
         return not self._refuses_negative(event)
 
     def _refuses_negative(self, event: dict[str, Any]) -> bool:
         """The field of a known numeric meter holding what it cannot aggregate: a negative value (none of
         the oracle's meters sets ``allow_negative``) or no number at all (a boolean, text that is not a
-        number, NaN). Refused at the API (docs/limits.md); a missing field is left to the worker."""
+        number, NaN). Refused at the API (docs/limits.md); a missing field is refused by _api_verdict."""
         spec = METERS.get(event["code"])
         if spec is None or spec.code not in self.w.meters or spec.aggregation not in ("sum", "max", "latest"):
             return False

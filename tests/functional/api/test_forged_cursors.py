@@ -22,10 +22,11 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/v1/plans": {"kind": "plan", "list_key": "p", "pk": "PLN#p", "sk": "#"},
     "/v1/customers/acme/ledger": {"pk": "CUS#acme", "sk": "PST#1"},
     "/admin/audit": {"pk": "AUD#acme", "sk": "1"},
-    "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "1", "pk": "INV#1", "sk": "#"},
-    "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "1", "pk": "RUN#1", "sk": "#"},
+    "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
+    "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
+    "/v1/events": {"c": "acme", "ts": "2026-01-01T00:00:00+00:00", "pk": "EVT#acme#t1", "sk": "#"},
 }
-PARTITIONS = {"kind", "pk", "list_pk"}
+PARTITIONS = {"kind", "pk", "list_pk", "c"}
 BAD_VALUES: dict[str, Any] = {
     "a number": 7,
     "a list": ["a"],
@@ -94,3 +95,47 @@ def test_a_cursor_of_the_right_shape_is_accepted(
     # WHEN it is used THEN the route answers a page (the forgeries above fail for their values only)
     got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
     assert got == 200 and body["object"] == "list", body
+
+
+OTHER_PARTITION = {"kind": "meter", "pk": "CUS#globex", "list_pk": "INVC#globex", "c": "globex"}
+
+
+@pytest.mark.parametrize(
+    ("folder", "path", "query"), [row[:3] for row in OPAQUE_ROUTES], ids=[row[1] for row in OPAQUE_ROUTES]
+)
+def test_a_cursor_of_another_partition_is_400(
+    catalog: Any, folder: str, path: str, query: dict[str, str]
+) -> None:
+    # GIVEN a cursor of the route's own shape whose partition is another query's (another customer, kind
+    # or list)
+    genuine = QUERY_KEYS[path]
+    partition = next(a for a in ("kind", "list_pk", "c", "pk") if a in genuine)
+    other = OTHER_PARTITION[partition] if OTHER_PARTITION[partition] != genuine[partition] else "plan"
+    key = {a: {"S": v} for a, v in {**genuine, partition: other}.items()}
+    if path == "/admin/billing-runs":
+        key["list_pk"] = {"S": "INVC#acme"}  # the invoices' partition of the same index
+    # WHEN it is used THEN 400 invalid_cursor: a page of another customer's list is never served
+    got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
+    assert (got, body["error"]["code"]) == (400, "invalid_cursor"), body
+
+
+# the table key of another item than the one the cursor's index key names
+OTHER_ITEM = {
+    "/v1/customers": {"pk": "MTR#m"},
+    "/v1/meters": {"pk": "CUS#acme"},
+    "/v1/plans": {"pk": "SUB#p"},
+    "/v1/invoices": {"pk": "INV#2"},
+    "/admin/billing-runs": {"pk": "INV#1"},
+    "/v1/events": {"pk": "EVT#globex#t1"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(OTHER_ITEM))
+def test_a_cursor_whose_table_key_is_another_item_is_400(catalog: Any, path: str) -> None:
+    # GIVEN a cursor of an index list whose index key is the route's own but whose table key names another
+    # item (a cursor no page of this list handed out)
+    folder, _, query, _ = next(row for row in OPAQUE_ROUTES if row[1] == path)
+    key = {a: {"S": v} for a, v in {**QUERY_KEYS[path], **OTHER_ITEM[path]}.items()}
+    # WHEN it is used THEN 400 invalid_cursor
+    got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
+    assert (got, body["error"]["code"]) == (400, "invalid_cursor"), body

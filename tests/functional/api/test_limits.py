@@ -79,7 +79,7 @@ def _params(body: dict[str, Any]) -> list[str | None]:
 
 
 @pytest.mark.parametrize(("over", "status"), [(0, 202), (1, 413)], ids=["at the limit", "one byte over"])
-def test_ingest_body_size_limit(aws: dict[str, str], over: int, status: int) -> None:
+def test_ingest_body_size_limit(catalog: Any, over: int, status: int) -> None:
     # GIVEN a valid ingest body padded to exactly the limit, or one byte more
     raw = _padded({"events": [_event()]}, get_settings().max_body_bytes + over)
     # WHEN it is sent
@@ -163,7 +163,7 @@ def test_loads_untrusted_turns_every_parse_failure_into_a_decode_error() -> None
 @pytest.mark.parametrize(
     ("count", "status"), [(0, 422), (1, 202), (100, 202), (101, 422)], ids=["0", "1", "100", "101"]
 )
-def test_ingest_batch_size(aws: dict[str, str], count: int, status: int) -> None:
+def test_ingest_batch_size(catalog: Any, count: int, status: int) -> None:
     # GIVEN a batch of ``count`` valid events
     events = [_event(transaction_id=f"t{i}") for i in range(count)]
     # WHEN it is sent
@@ -240,10 +240,14 @@ EVENT_LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
 @pytest.mark.parametrize(
     ("at_limit", "over", "code"), [row[1:] for row in EVENT_LIMITS], ids=[row[0] for row in EVENT_LIMITS]
 )
-def test_event_field_limits(
-    aws: dict[str, str], at_limit: dict[str, Any], over: dict[str, Any], code: str
-) -> None:
-    # GIVEN one event exactly at a limit
+def test_event_field_limits(catalog: Any, at_limit: dict[str, Any], over: dict[str, Any], code: str) -> None:
+    from neruba.models.catalog import Customer, Meter
+
+    # GIVEN one event exactly at a limit (its customer and meter exist: the API refuses unknown ones)
+    if "customer_id" in at_limit:
+        catalog.create_customer(Customer(external_id=at_limit["customer_id"], name="Long", currency="USD"))
+    if "code" in at_limit:
+        catalog.create_meter(Meter(code=at_limit["code"], name="Long", aggregation="count"))
     # WHEN it is sent alone
     got, body = _ingest(raw=jsonutil.dumps({"events": [_event(**at_limit)]}))
     # THEN it is queued
@@ -269,7 +273,7 @@ def test_event_field_limits(
     ],
     ids=["35 days old", "over 35 days old", "4 minutes ahead", "6 minutes ahead"],
 )
-def test_event_time_window(aws: dict[str, str], offset: timedelta, accepted: bool, code: str | None) -> None:
+def test_event_time_window(catalog: Any, offset: timedelta, accepted: bool, code: str | None) -> None:
     # GIVEN an event stamped near the edges of the accepted window (35 days back, 300 s ahead)
     at = (datetime.now(UTC) + offset).isoformat()
     # WHEN it is sent
@@ -551,6 +555,7 @@ LIST_ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     ("ledger_api", "/admin/audit", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("billing_api", "/v1/invoices", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("billing_api", "/admin/billing-runs", {}, OPAQUE_FORGERIES),
+    ("read_api", "/v1/events", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("stripe_admin_api", "/admin/stripe-events", {}, {"an unknown event id": "evt_forged"}),
     ("ops_api", "/admin/sweeps", {}, {"an unknown sweep id": "swp_" + "0" * 20}),
 ]

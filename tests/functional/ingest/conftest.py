@@ -26,6 +26,27 @@ def send(catalog: Any) -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
+def enqueue(aws: dict[str, str]) -> Callable[..., None]:
+    """Queue events as ``POST /v1/events`` would, without its checks: what reaches the worker by other
+    means (a redrive, a message written before a rule, the catalog changed since the request)."""
+    from datetime import UTC, datetime
+
+    from neruba.dal.queue import send_batch
+    from neruba.logic.ingest.api import queue_message
+    from neruba.models.events import UsageEventIn
+
+    def _enqueue(*events: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        messages = [
+            (str(i), queue_message(UsageEventIn.model_validate(e), "direct", i, now))
+            for i, e in enumerate(events)
+        ]
+        assert send_batch(queue_url("IngestQueue"), messages) == []
+
+    return _enqueue
+
+
+@pytest.fixture
 def worker() -> Any:
     from functions.ingest_worker import app
 

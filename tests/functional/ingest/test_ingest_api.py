@@ -14,7 +14,7 @@ from tests.support.aws import queue_url, receive_all
 
 
 @pytest.fixture
-def handler(aws: dict[str, str]) -> Any:
+def handler(catalog: Any) -> Any:
     from functions.ingest_api.app import lambda_handler
 
     return lambda_handler

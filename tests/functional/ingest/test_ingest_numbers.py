@@ -103,9 +103,9 @@ def test_api_refuses_numbers_dynamodb_cannot_store(send: Any, value: str, code: 
     by_tx = {e["transaction_id"]: e for e in body["events"]}
     assert (body["queued"], body["rejected"]) == (2, 2)
     assert by_tx["bad-agg"]["error"]["code"] == code
-    assert by_tx["bad-agg"]["error"]["param"] == "properties.tokens"
+    assert by_tx["bad-agg"]["error"]["param"] == "events.1.properties.tokens"
     assert by_tx["bad-other"]["error"]["code"] == code
-    assert by_tx["bad-other"]["error"]["param"] == "properties.note"
+    assert by_tx["bad-other"]["error"]["param"] == "events.2.properties.note"
     assert "38" in by_tx["bad-agg"]["error"]["message"] or "1E" in by_tx["bad-agg"]["error"]["message"]
     assert by_tx["ok-1"]["status"] == by_tx["ok-2"]["status"] == "queued"
 
@@ -380,5 +380,5 @@ def test_only_plain_ascii_numeric_text_is_a_number(send: Any, text: str) -> None
     # THEN the event is refused at the API as not a number; its neighbour is queued
     by_tx = {e["transaction_id"]: e for e in body["events"]}
     assert by_tx["odd"]["error"]["code"] == "invalid_property", by_tx["odd"]
-    assert by_tx["odd"]["error"]["param"] == "properties.tokens"
+    assert by_tx["odd"]["error"]["param"] == "events.0.properties.tokens"
     assert by_tx["fine"]["status"] == "queued"

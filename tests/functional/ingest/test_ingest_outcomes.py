@@ -69,10 +69,10 @@ def test_same_key_with_another_timestamp_is_caught(send: Any, process: Any, read
 
 
 def test_unknown_customer_is_parked_failed_then_replayed(
-    send: Any, process: Any, read: Any, catalog: Any
+    send: Any, enqueue: Any, process: Any, read: Any, catalog: Any
 ) -> None:
-    # GIVEN an event for a customer that does not exist yet
-    send(ev("early", customer="initech"))
+    # GIVEN an event for a customer that does not exist yet, queued past the API's check (which refuses it)
+    enqueue(ev("early", customer="initech"))
     process()
     parked = _event(read, "early", customer="initech")
     assert parked["status"] == "failed" and parked["reason"] == "unknown_customer"
@@ -90,9 +90,10 @@ def test_unknown_customer_is_parked_failed_then_replayed(
 
 
 def test_missing_property_and_unknown_meter_are_failed_with_reasons(
-    send: Any, process: Any, read: Any
+    catalog: Any, enqueue: Any, process: Any, read: Any
 ) -> None:
-    send(ev("no-tokens", code="tokens", properties={"model": "small"}), ev("no-meter", code="nope"))
+    # GIVEN events the API would refuse, queued past its check: the worker keeps the same rules
+    enqueue(ev("no-tokens", code="tokens", properties={"model": "small"}), ev("no-meter", code="nope"))
     process()
     assert _event(read, "no-tokens")["reason"] == "missing_property"
     assert _event(read, "no-meter")["reason"] == "unknown_meter"

@@ -53,7 +53,7 @@ def test_a_negative_value_is_refused_by_the_api_for_a_meter_that_does_not_allow_
         ("neg-1", "negative_value"),
         ("neg-2", "negative_value"),
     ]
-    assert rejected[0]["error"]["param"] == f"properties.{prop}"
+    assert rejected[0]["error"]["param"] == f"events.0.properties.{prop}"
     assert body["queued"] == 1
 
 

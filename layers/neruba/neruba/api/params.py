@@ -34,6 +34,25 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
+def only_query(*allowed: str) -> Callable[..., Any]:
+    """A middleware answering 400 ``unknown_parameter`` when the query names a parameter the route does
+    not take (a misspelt filter would otherwise be ignored and widen the list silently)."""
+
+    def middleware(app: Any, next_middleware: Callable[..., Any]) -> Any:
+        from neruba.errors import InvalidRequestError
+
+        names = sorted(set(app.current_event.query_string_parameters or {}) - set(allowed))
+        if names:
+            raise InvalidRequestError(
+                f"'{names[0]}' is not a parameter of this route (it takes {', '.join(allowed)}).",
+                code="unknown_parameter",
+                param=names[0],
+            )
+        return next_middleware(app)
+
+    return middleware
+
+
 def answer(model: Any, description: str) -> OpenAPIResponse:
     """A documented JSON answer whose body is ``model`` (a pydantic model; the route still serialises its
     own body: the model describes it, and the API tests check every answer against it)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.cursors import decode_cursor, encode_cursor
+from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
 from neruba.dal.dynamo import from_item, put_if_absent, to_item
 from neruba.dal.transaction import Transaction
@@ -263,7 +263,10 @@ class BillingRepository:
         }
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
-                cursor, keys=frozenset({"pk", "sk", "list_pk", "list_sk"}), within=("list_pk", "RUNS")
+                cursor,
+                keys=frozenset({"pk", "sk", "list_pk", "list_sk"}),
+                within=("list_pk", "RUNS"),
+                agrees=names_item("RUN#"),
             )
         response = client("dynamodb").query(**kwargs)
         last = response.get("LastEvaluatedKey")

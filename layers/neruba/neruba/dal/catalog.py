@@ -40,6 +40,17 @@ def _meter_key(code: str) -> dict[str, Any]:
     return {"pk": {"S": f"MTR#{code}"}, "sk": {"S": "#"}}
 
 
+def _names_listed_item(key: dict[str, str]) -> bool:
+    """Whether a by-kind cursor's table key is the item its index key names (``CUS#{list_key}`` for a
+    customer, ``SUB#{id}`` for a subscription listed as ``{customer}#{id}``, ...)."""
+    kind, list_key = key["kind"], key["list_key"]
+    if kind == "subscription":
+        expected = "SUB#" + list_key.rpartition("#")[2]
+    else:
+        expected = {"customer": "CUS#", "meter": "MTR#", "plan": "PLN#"}.get(kind, "\0") + list_key
+    return key["sk"] == "#" and key["pk"] == expected
+
+
 class CatalogRepository:
     """Read and write customers and meters."""
 
@@ -117,6 +128,7 @@ class CatalogRepository:
                 keys=LIST_CURSOR_KEYS,
                 within=("kind", kind),
                 prefix=("list_key", prefix) if prefix else None,
+                agrees=_names_listed_item,
             )
         response = client("dynamodb").query(**kwargs)
         docs = [json.loads(from_item(item)["doc"]) for item in response.get("Items", [])]

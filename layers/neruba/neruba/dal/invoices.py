@@ -3,7 +3,8 @@
 Items (``pk`` / ``sk``):
 
 - ``INV#{id}`` / ``#`` - the invoice: top-level attributes for what conditions and indexes need
-  (``status``, ``rev``, ``customer_id``, ``list_pk = INVC#{customer}``, ``list_sk = {period_start}#{id}``)
+  (``status``, ``rev``, ``customer_id``, ``list_pk = INVC#{customer}``, ``list_sk = {period_start}#{id}``;
+  ``by-list`` lists a customer's invoices, ``invoices-by-status`` (``status`` / ``list_sk``) every customer's)
   and the lines, credit applications and Stripe state as exact JSON. A draft carries
   ``due_shard = fin#{n}`` / ``due_at = finalize_at`` in the sparse ``by-due`` index; a finalized invoice
   not yet handed to Stripe sync carries ``due_shard = sync#{n}``.
@@ -21,11 +22,12 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of
 from neruba.dal.clients import client
-from neruba.dal.cursors import decode_cursor, encode_cursor
+from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import parse_ts, ts
 
+STATUS_INDEX = "invoices-by-status"
 JSON_FIELDS = ("lines", "applications", "stripe", "window")
 SEQUENCE = "INV"
 STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -81,25 +83,50 @@ class InvoicesRepository:
         return _doc(from_item(response["Item"])) if "Item" in response else None
 
     def list(
-        self, customer_id: str, status: str | None, limit: int, cursor: str | None
+        self,
+        customer_id: str | None,
+        status: str | None,
+        limit: int,
+        cursor: str | None,
+        period: tuple[str | None, str | None] = (None, None),
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A customer's invoices, newest period first, optionally of one status, and the next cursor."""
+        """Invoices newest period first, and the next cursor: a customer's (``by-list``, optionally of one
+        status), or of one status across customers (``invoices-by-status``; ``customer_id`` None).
+        ``period`` bounds ``list_sk`` (``{period_start}#{id}``): (lowest, highest) text, either open."""
+        low, high = period
+        if customer_id is not None:
+            partition, value, index = "list_pk", f"INVC#{customer_id}", LIST_INDEX
+        elif status is not None:
+            partition, value, index = "status", status, STATUS_INDEX
+        else:
+            raise ValueError("a customer or a status is needed")
+        condition = "#part = :p"
+        if low is not None and high is not None:
+            condition += " AND list_sk BETWEEN :lo AND :hi"
+        elif low is not None:
+            condition += " AND list_sk >= :lo"
+        elif high is not None:
+            condition += " AND list_sk <= :hi"
+        by_status = status is not None and customer_id is not None
+        names = {"#part": partition, **({"#st": "status"} if by_status else {})}
+        values = {":p": value, ":lo": low, ":hi": high, ":inv": "INV#", ":st": status if by_status else None}
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": LIST_INDEX,
-            "KeyConditionExpression": "list_pk = :p",
-            "ExpressionAttributeValues": to_item({":p": f"INVC#{customer_id}", ":st": status}),
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "FilterExpression": "begins_with(pk, :inv)" + (" AND #st = :st" if by_status else ""),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if status is not None:
-            kwargs["FilterExpression"] = "#st = :st"
-            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
                 cursor,
-                keys=frozenset({"pk", "sk", "list_pk", "list_sk"}),
-                within=("list_pk", f"INVC#{customer_id}"),
+                keys=frozenset({"pk", "sk", partition, "list_sk"}),
+                within=(partition, value),
+                between=("list_sk", low, high),
+                agrees=names_item("INV#"),
             )
         docs: list[dict[str, Any]] = []
         while True:

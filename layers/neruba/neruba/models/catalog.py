@@ -40,7 +40,7 @@ TIMEZONE_NOTE = (
 )
 
 
-class Customer(BaseModel):
+class CustomerCreate(BaseModel):
     """A customer of the operator, named by the operator's own ``external_id``."""
 
     model_config = ConfigDict(
@@ -67,6 +67,22 @@ class Customer(BaseModel):
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
     created_at: datetime | None = None
+
+
+class Customer(CustomerCreate):
+    """A customer as stored: what was created, and ``archived_at`` once archived (set only by
+    ``POST /v1/customers/{id}/archive``, so not part of the creation body)."""
+
+    archived_at: datetime | None = None
+
+
+class CustomerArchive(BaseModel):
+    """``POST /v1/customers/{id}/archive`` body: why, for the audit record (both optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
+    ticket: Ticket = None
 
 
 class Meter(BaseModel):

@@ -28,6 +28,8 @@ ERROR_CODES: dict[str, str] = {
     "route_not_found": "No route has this path.",
     "method_not_allowed": "The path exists with other methods (listed in the Allow header).",
     "invalid_cursor": "starting_after is not a cursor this list returned.",
+    "unknown_parameter": "The query names a parameter the route does not take.",
+    "filter_required": "The list needs one of its filters (named in the message).",
     "invalid_time_range": "from/to are missing, reversed or malformed.",
     "time_range_too_long": "from/to span more than the route allows.",
     "range_too_long": "The range spans more than the route allows.",
@@ -43,11 +45,14 @@ ERROR_CODES: dict[str, str] = {
     "all_events_rejected": "Every event of the batch was rejected; details hold one error per event.",
     "invalid_event": "An event breaks a rule (per-event code in details).",
     "missing_field": "A required field is missing.",
+    "unknown_customer": "An event names a customer that does not exist (per event, in ingest answers).",
+    "unknown_meter": "An event names a meter that does not exist (per event, in ingest answers).",
     "event_not_found": "No event with this transaction_id for this customer.",
     # catalog
     "customer_not_found": "No customer with this external id.",
     "customer_exists": "A customer with this external id exists.",
     "customer_conflict": "The customer changed meanwhile; read it and retry.",
+    "customer_archived": "The customer is archived: it takes no new usage or subscription.",
     "meter_not_found": "No meter with this code.",
     "meter_exists": "A meter with this code exists.",
     "plan_not_found": "No plan (or plan version) with this code.",
@@ -121,10 +126,10 @@ class ErrorDetail(BaseModel):
         default=None, description="Machine-readable code of this problem.", examples=["missing_field"]
     )
     message: str | None = Field(
-        default=None, description="What is wrong, in words.", examples=["events[0].code is required."]
+        default=None, description="What is wrong, in words.", examples=["'code' is required."]
     )
     param: str | None = Field(
-        default=None, description="The field at fault, as a path.", examples=["events[0].code"]
+        default=None, description="The field at fault, as a path.", examples=["events.0.code"]
     )
 
 

@@ -122,12 +122,22 @@ class IngestRequest(BaseModel):
 
 
 class EventError(BaseModel):
-    code: str
-    message: str
-    param: str | None = None
+    """Why one event was rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="Machine-readable code of the rule.", examples=["unknown_customer"])
+    message: str = Field(description="For people; names the field and the rule.")
+    param: str | None = Field(
+        default=None,
+        description="The field at fault, as a path in the request body (as in a 400's details).",
+        examples=["events.1.customer_id"],
+    )
 
 
 class EventStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     index: int
     transaction_id: str | None
     status: Literal["queued", "rejected"]
@@ -138,6 +148,7 @@ class IngestResponse(BaseModel):
     """What ingest answers (202): each event queued or rejected, in request order."""
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -158,13 +169,13 @@ class IngestResponse(BaseModel):
                             "error": {
                                 "code": "invalid_timestamp",
                                 "message": "timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z.",
-                                "param": "timestamp",
+                                "param": "events.1.timestamp",
                             },
                         },
                     ],
                 }
             ]
-        }
+        },
     )
 
     request_id: str | None

@@ -85,6 +85,9 @@ class CustomerView(Closed):
     stripe_customer_id: str | None
     metadata: dict[str, Any]
     created_at: Timestamp | None
+    archived_at: Timestamp | None = Field(
+        default=None, description="When the customer was archived; null while it is not."
+    )
 
 
 class MeterView(Closed):
@@ -100,6 +103,26 @@ class MeterView(Closed):
     created_at: Timestamp | None
 
 
+class TierView(Closed):
+    """One tier of a charge; prices and quantities are exact decimals as text."""
+
+    up_to: str | None = Field(default=None, description="Units up to (inclusive); null on the last tier.")
+    unit_price: str
+    flat_fee: str | None = None
+
+
+class ChargeView(Closed):
+    """How one meter's usage is priced (as the plan version was published)."""
+
+    meter_code: str
+    model: Literal["per_unit", "graduated", "volume", "package"]
+    unit_price: str | None = None
+    tiers: list[TierView] = Field(default_factory=list)
+    package_size: int | None = None
+    package_price: str | None = None
+    free_units: str | None = None
+
+
 class Plan(Open):
     """The latest version of a plan, with the numbers of every version."""
 
@@ -108,7 +131,7 @@ class Plan(Open):
     name: str
     currency: str
     interval: Interval
-    charges: list[dict[str, Any]]
+    charges: list[ChargeView]
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -118,7 +141,17 @@ class PlanVersion(Open):
     name: str
     currency: str
     interval: Interval
-    charges: list[dict[str, Any]]
+    charges: list[ChargeView]
+
+
+class Phase(Closed):
+    """One stretch of a subscription on one plan version (a plan change starts the next)."""
+
+    plan_code: str
+    plan_version: int
+    start_at: Timestamp
+    end_at: Timestamp | None = Field(default=None, description="Null while the phase runs on.")
+    created_at: Timestamp | None = Field(default=None, description="When a plan change added it.")
 
 
 class Subscription(Open):
@@ -132,7 +165,7 @@ class Subscription(Open):
     cancel_at_period_end: bool
     canceled_at: Timestamp | None
     ended_at: Timestamp | None
-    phases: list[dict[str, Any]]
+    phases: list[Phase]
 
 
 class UpcomingInvoice(Closed):
@@ -147,6 +180,19 @@ class UpcomingInvoice(Closed):
 # ---------------------------------------------------------------- events and usage
 
 
+class EventOutcome(Closed):
+    """One copy received under the event's key and what became of it."""
+
+    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+    request_id: str | None = Field(description="The POST /v1/events request that carried the copy.")
+    copy_id: str | None = Field(description="The request id and the event's index in it.")
+    at: Timestamp | None = Field(description="When the worker recorded the outcome.")
+    reason: str | None = Field(default=None, description="Why a failed copy was parked.")
+    payload: dict[str, Any] | None = Field(
+        default=None, description="A conflicting copy's code, timestamp and properties, as sent."
+    )
+
+
 class StoredEvent(Closed):
     object: Literal["event"]
     transaction_id: str
@@ -159,7 +205,7 @@ class StoredEvent(Closed):
     reason_message: str | None
     late: bool
     received_at: Timestamp | None
-    outcomes: list[dict[str, Any]] = Field(description="Every outcome recorded for this key, oldest first.")
+    outcomes: list[EventOutcome] = Field(description="Every outcome recorded for this key, oldest first.")
     copies: dict[str, int] = Field(description="How many times each outcome was recorded.")
 
 
@@ -246,7 +292,7 @@ class InvoiceRerun(Closed):
     object: Literal["invoice_rerun"]
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
-    invoice: dict[str, Any]
+    invoice: Invoice
     correction: dict[str, Any] | None
 
 
@@ -289,8 +335,18 @@ class Posting(Closed):
     metadata: dict[str, Any]
 
 
+class BalanceSummary(Closed):
+    """A balance in one currency, as the ledger's accounts add up."""
+
+    amount_due_minor: Minor
+    credit_available_minor: Minor
+    credit_available_by_grant: dict[str, int]
+    paid_to_date_minor: Minor
+    accounts: dict[str, int]
+
+
 class BalanceAdjusted(Posting):
-    balance: dict[str, Any] = Field(description="The balance after the adjustment.")
+    balance: BalanceSummary = Field(description="The balance after the adjustment.")
 
 
 class CreditGrant(Closed):
@@ -424,6 +480,10 @@ class PlanList(Page[Plan]):
 
 class SubscriptionList(Page[Subscription]):
     """A page of Subscription objects."""
+
+
+class EventList(Page[StoredEvent]):
+    pass
 
 
 class InvoiceList(Page[Invoice]):

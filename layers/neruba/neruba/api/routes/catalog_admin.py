@@ -17,7 +17,8 @@ from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.catalog import (
     Cancellation,
-    Customer,
+    CustomerArchive,
+    CustomerCreate,
     CustomerUpdate,
     Meter,
     PlanChange,
@@ -40,7 +41,8 @@ ERRORS = scoped_responses(
         409: {
             "description": "The resource exists or changed meanwhile; subscription_overlap (details name "
             "the subscription already charging the meter or plan); idempotency_conflict; "
-            "subscription_canceled (a canceled subscription accepts no changes)"
+            "subscription_canceled (a canceled subscription accepts no changes); customer_archived (an "
+            "archived customer takes no new subscription)"
         },
         422: {"description": "The body does not match the schema"},
     },
@@ -69,10 +71,25 @@ def _admin_route(
 
 
 @_admin_route("post", "/v1/customers", "Create a customer", "customers", CustomerView, 201)
-def create_customer(body: Annotated[Customer, Body()]) -> Response[str]:
+def create_customer(body: Annotated[CustomerCreate, Body()]) -> Response[str]:
     from neruba.logic.catalog import entries as catalog
+    from neruba.models.catalog import Customer
 
-    return json_response(catalog.create_customer(bootstrap.plans(), body, _by()), status=201)
+    customer = Customer.model_validate(body.model_dump())
+    return json_response(catalog.create_customer(bootstrap.plans(), customer, _by()), status=201)
+
+
+@_admin_route("post", "/v1/customers/<customer_id>/archive", "Archive a customer", "customers", CustomerView)
+def archive_customer(
+    customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)], body: Annotated[CustomerArchive, Body()]
+) -> Response[str]:
+    """Mark the customer archived (``archived_at``; archiving again changes nothing) and cancel each of its
+    active subscriptions at that time, as ``POST /v1/subscriptions/{id}/cancel`` with ``at_period_end:
+    false`` does (the final window is billed). Its events, invoices and ledger stay readable; new usage
+    is refused per event and new subscriptions with 409, both ``customer_archived``."""
+    from neruba.logic.catalog.archive import archive_customer as archive
+
+    return json_response(archive(bootstrap.plans(), customer_id, body, by=_by()))
 
 
 @_admin_route("patch", "/v1/customers/<customer_id>", "Update a customer", "customers", CustomerView)

@@ -20,16 +20,16 @@ from neruba.observability import metrics
 from neruba.settings import get_settings
 
 if TYPE_CHECKING:
-    from neruba.models.catalog import Meter
+    from neruba.models.catalog import Customer, Meter
 
 router = APIGatewayRouter()
 
 
-def _meters(codes: set[str]) -> Mapping[str, Meter]:
-    """The known meters among ``codes``, from the process's catalog cache (meters change rarely; 60 s
-    TTL, as the worker's)."""
-    meters = bootstrap.ingest_api_catalog().lookup(set(), codes).meters
-    return {code: meters[code] for code in codes if code in meters}
+def _catalog(customer_ids: set[str], codes: set[str]) -> tuple[Mapping[str, Customer], Mapping[str, Meter]]:
+    """The known customers and meters among these, from the container's catalog cache (found entries are
+    kept 60 s; a missing one is read again on every request, so it is seen as soon as it is created)."""
+    found = bootstrap.ingest_api_catalog().lookup(customer_ids, codes)
+    return found.customers, found.meters
 
 
 @router.post(
@@ -71,17 +71,13 @@ def send_events(body: Annotated[IngestRequest, Body()]) -> Response[str]:
         send=lambda messages: send_batch(settings.ingest_queue_url, messages),
         max_age_days=settings.ingest_max_age_days,
         max_future_seconds=settings.ingest_max_future_seconds,
-        meters=_meters,
+        catalog=_catalog,
     )
     metrics.add_metric(name="IngestEventsQueued", unit="Count", value=result.queued)
     metrics.add_metric(name="IngestEventsRejected", unit="Count", value=result.rejected)
     if result.queued == 0:
         details = [
-            {
-                "param": f"events.{s.index}" + (f".{s.error.param}" if s.error.param else ""),
-                "code": s.error.code,
-                "message": s.error.message,
-            }
+            {"param": s.error.param, "code": s.error.code, "message": s.error.message}
             for s in result.events
             if s.error is not None
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import READ, answer, scoped_responses
+from neruba.api.params import READ, answer, only_query, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN
@@ -40,19 +41,49 @@ def _read_route(path: str, summary: str, model: Any) -> Callable[..., Any]:
     )
 
 
-@_read_route("/v1/invoices", "List a customer's invoices", InvoiceList)
+@router.get(
+    "/v1/invoices",
+    summary="List invoices, of a customer or of one status across customers",
+    tags=["invoices"],
+    security=BEARER_SECURITY,
+    middlewares=[
+        *READ,
+        only_query("customer_id", "status", "period_from", "period_to", "limit", "starting_after"),
+    ],
+    responses={
+        200: answer(InvoiceList, "Invoices, newest period first"),
+        **scoped_responses(
+            "read",
+            {
+                400: {
+                    "description": "Neither customer_id nor status (filter_required), period bounds without "
+                    "an offset or not in order (invalid_time_range), a cursor this list did not return for "
+                    "these filters (invalid_cursor), a parameter the route does not take (unknown_parameter)"
+                },
+                422: {"description": "A parameter is invalid"},
+            },
+        ),
+    },
+)
 def list_invoices(
-    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
+    customer_id: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
     status: Annotated[Status | None, Query()] = None,
+    period_from: Annotated[datetime | None, Query()] = None,
+    period_to: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
+    """A customer's invoices (optionally of one status), or every customer's invoices of one status;
+    ``period_from``/``period_to`` keep the invoices whose period starts in [from, to)."""
     from neruba.logic.billing import invoices
     from neruba.observability import logger
 
-    logger.append_keys(customer_id=customer_id)
+    if customer_id:
+        logger.append_keys(customer_id=customer_id)
     return json_response(
-        invoices.list_invoices(bootstrap.invoices(), customer_id, status, limit, starting_after)
+        invoices.list_invoices(
+            bootstrap.invoices(), customer_id, status, limit, starting_after, period=(period_from, period_to)
+        )
     )
 
 

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import InvoicesRepository
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.stripe.checks import amount_due, paid_level
+from neruba.timefmt import ts
 
 
 def list_invoices(
-    repo: InvoicesRepository, customer_id: str, status: str | None, limit: int, cursor: str | None
+    repo: InvoicesRepository,
+    customer_id: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    period: tuple[datetime | None, datetime | None] = (None, None),
 ) -> dict[str, Any]:
-    """A Stripe-style list of a customer's invoices, newest period first."""
+    """A list page of invoices, newest period first: a customer's, or of one status across customers;
+    ``period`` keeps those whose period starts in [from, to)."""
+    if customer_id is None and status is None:
+        raise InvalidRequestError(
+            "Name a customer_id or a status: invoices are listed per customer or per status.",
+            code="filter_required",
+            param="status",
+        )
+    start, end = period
+    for name, value in (("period_from", start), ("period_to", end)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidRequestError(f"'{name}' needs a UTC offset.", code="invalid_time_range", param=name)
+    if start is not None and end is not None and end <= start:
+        raise InvalidRequestError(
+            "'period_to' must be after 'period_from'.", code="invalid_time_range", param="period_to"
+        )
+    bounds = (ts(start) if start else None, ts(end) if end else None)  # list_sk < ts(end) + "#..."
     try:
-        docs, next_cursor = repo.list(customer_id, status, limit, cursor)
+        docs, next_cursor = repo.list(customer_id, status, limit, cursor, period=bounds)
     except InvalidCursorError as exc:
         raise InvalidRequestError(
-            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
+            "The cursor is not one this list returned for these filters.",
+            code="invalid_cursor",
+            param="starting_after",
         ) from exc
     return {
         "object": "list",

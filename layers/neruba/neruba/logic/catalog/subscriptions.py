@@ -107,6 +107,12 @@ def _new_doc(
     repo: PlansRepository, body: SubscriptionCreate, key: str | None, now: datetime
 ) -> dict[str, Any]:
     customer = get_customer(repo, body.customer_id)
+    if customer.archived_at is not None:
+        raise ConflictError(
+            f"Customer {body.customer_id!r} is archived; it takes no new subscription.",
+            code="customer_archived",
+            param="customer_id",
+        )
     version = plan_version_of(repo, body.plan_code, body.plan_version)
     if version["currency"] != customer.currency:
         raise InvalidRequestError(

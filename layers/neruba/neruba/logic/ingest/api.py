@@ -24,14 +24,14 @@ from neruba.domain.ingest import (
     time_window_error,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
-from neruba.models.catalog import Meter
+from neruba.models.catalog import Customer, Meter
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
 from neruba.timefmt import iso
 from neruba.validation import describe
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
-MeterLookup = Callable[[set[str]], Mapping[str, Meter]]
-"""The meters of some codes (unknown codes are left out: the worker parks their events)."""
+CatalogLookup = Callable[[set[str], set[str]], tuple[Mapping[str, Customer], Mapping[str, Meter]]]
+"""The customers and meters known among some external ids and codes (unknown ones are left out)."""
 
 _MESSAGES = {
     "timestamp_too_old": "The timestamp is older than the accepted window ({days} days).",
@@ -78,19 +78,52 @@ def validate_event(
     return event, None
 
 
-def meter_error(event: UsageEventIn, meter: Meter | None) -> EventError | None:
-    """The rule the event's meter certainly refuses it by: ``negative_value`` (a negative value on a meter
-    that allows none) or ``invalid_property`` (the aggregated property is not a number: a boolean, text that
-    is not plain ASCII numeric text, NaN). The worker checks the same rules again, for messages queued by
-    other means; a missing property is left to it (a replay after the catalog is fixed may count it)."""
-    if meter is None or not meter.field or not matches_filters(meter.filters, event.properties):
+def catalog_error(
+    event: UsageEventIn, customers: Mapping[str, Customer], meters: Mapping[str, Meter]
+) -> EventError | None:
+    """What the catalog refuses the event for, with the same codes the worker parks an event with:
+    ``unknown_customer``, ``customer_archived``, ``unknown_meter``, then the rules of
+    :func:`meter_error`. The worker checks them all again when it processes the message (the catalog may
+    change in between, and messages can reach the queue by other means)."""
+    if event.customer_id not in customers:
+        return EventError(
+            code="unknown_customer",
+            message=f"No customer '{event.customer_id}': create it, then send the event again.",
+            param="customer_id",
+        )
+    if customers[event.customer_id].archived_at is not None:
+        return EventError(
+            code="customer_archived",
+            message=f"Customer '{event.customer_id}' is archived; it takes no new usage.",
+            param="customer_id",
+        )
+    meter = meters.get(event.code)
+    if meter is None:
+        return EventError(
+            code="unknown_meter",
+            message=f"No meter with code '{event.code}': create it, then send the event again.",
+            param="code",
+        )
+    return meter_error(event, meter)
+
+
+def meter_error(event: UsageEventIn, meter: Meter) -> EventError | None:
+    """The rule the event's meter refuses it by, when the event passes the meter's filters:
+    ``missing_property`` (the aggregated property is absent), ``negative_value`` (a negative value on a
+    meter that allows none) or ``invalid_property`` (the aggregated property is not a number: a boolean,
+    text that is not plain ASCII numeric text, NaN)."""
+    if not meter.field or not matches_filters(meter.filters, event.properties):
         return None
     try:
         meter_value(meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative)
     except InvalidPropertyError as exc:
-        if exc.code in ("negative_value", "invalid_property"):
-            return EventError(code=exc.code, message=str(exc), param=f"properties.{meter.field}")
+        if exc.code in ("missing_property", "negative_value", "invalid_property"):
+            return EventError(code=exc.code, message=_sentence(str(exc)), param=f"properties.{meter.field}")
     return None
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def queue_message(event: UsageEventIn, request_id: str, index: int, now: datetime) -> str:
@@ -121,24 +154,27 @@ def accept_events(
     now: datetime | None = None,
     max_age_days: int = 35,
     max_future_seconds: int = 300,
-    meters: MeterLookup | None = None,
+    catalog: CatalogLookup | None = None,
 ) -> IngestResponse:
     """Validate, queue the valid events, and say what happened to each.
 
-    ``meters`` looks up the events' meters for the rules that need them (negative values); without it,
-    or when the lookup fails, those rules are left to the worker.
+    ``catalog`` looks up the events' customers and meters (:func:`catalog_error`); an event the catalog
+    refuses is not queued. Without it, or when the lookup fails, those rules are left to the worker.
+    Every error's ``param`` is a path in the request body (``events.3.customer_id``), as in a 400's details.
     """
     now = now or datetime.now(UTC)
     statuses: list[EventStatus] = []
     messages: list[tuple[str, str]] = []
     checked = [validate_event(raw, now, max_age_days, max_future_seconds) for raw in raw_events]
-    found = _lookup(meters, {event.code for event, _ in checked if event is not None})
+    valid = [event for event, _ in checked if event is not None]
+    found = _lookup(catalog, {e.customer_id for e in valid}, {e.code for e in valid})
     for index, (raw, (event, error)) in enumerate(zip(raw_events, checked, strict=True)):
         transaction_id = raw.get("transaction_id") if isinstance(raw, dict) else None
         tx = transaction_id if isinstance(transaction_id, str) else None
-        if event is not None:
-            error = meter_error(event, found.get(event.code))
+        if event is not None and found is not None:
+            error = catalog_error(event, *found)
         if event is None or error is not None:
+            error = _at(index, error)
             statuses.append(EventStatus(index=index, transaction_id=tx, status="rejected", error=error))
             continue
         messages.append((str(index), queue_message(event, request_id, index, now)))
@@ -148,7 +184,9 @@ def accept_events(
         if str(status.index) in unsent:
             status.status = "rejected"
             status.error = EventError(
-                code="temporarily_unavailable", message="The event could not be queued; send it again."
+                code="temporarily_unavailable",
+                message="The event could not be queued; send it again.",
+                param=f"events.{status.index}",
             )
     queued = sum(1 for s in statuses if s.status == "queued")
     return IngestResponse(
@@ -156,13 +194,23 @@ def accept_events(
     )
 
 
-def _lookup(meters: MeterLookup | None, codes: set[str]) -> Mapping[str, Meter]:
-    if meters is None or not codes:
-        return {}
+def _at(index: int, error: EventError | None) -> EventError | None:
+    """The error with its ``param`` as a path in the request body: ``events.{index}[.field]``."""
+    if error is None:
+        return None
+    param = f"events.{index}" + (f".{error.param}" if error.param else "")
+    return error.model_copy(update={"param": param})
+
+
+def _lookup(
+    catalog: CatalogLookup | None, customers: set[str], codes: set[str]
+) -> tuple[Mapping[str, Customer], Mapping[str, Meter]] | None:
+    if catalog is None or not (customers or codes):
+        return None
     try:
-        return meters(codes)
+        return catalog(customers, codes)
     except Exception:  # the catalog unreachable: queue anyway, the worker applies the same rules
         from neruba.observability import logger
 
-        logger.warning("meter lookup failed; negative values left to the worker", exc_info=True)
-        return {}
+        logger.warning("catalog lookup failed; catalog rules left to the worker", exc_info=True)
+        return None

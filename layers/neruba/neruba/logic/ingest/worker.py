@@ -162,6 +162,9 @@ class IngestBatch:
         meter = self.catalog.meters.get(event.code)
         if customer is None:
             return self._park(event, "unknown_customer", f"no customer {event.customer_id!r}")
+        if customer.archived_at is not None and parse_ts(event.received_at) >= customer.archived_at:
+            message = f"customer {event.customer_id!r} was archived before the event was sent"
+            return self._park(event, "customer_archived", message)
         if meter is None:
             return self._park(event, "unknown_meter", f"no meter with code {event.code!r}")
         for name, code in property_number_problems(event.properties)[:1]:
