@@ -24,9 +24,8 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/admin/audit": {"pk": "AUD#acme", "sk": "1"},
     "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
     "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
-    "/v1/events": {"c": "acme", "ts": "2026-01-01T00:00:00+00:00", "pk": "EVT#acme#t1", "sk": "#"},
 }
-PARTITIONS = {"kind", "pk", "list_pk", "c"}
+PARTITIONS = {"kind", "pk", "list_pk"}
 BAD_VALUES: dict[str, Any] = {
     "a number": 7,
     "a list": ["a"],
@@ -126,7 +125,6 @@ OTHER_ITEM = {
     "/v1/plans": {"pk": "SUB#p"},
     "/v1/invoices": {"pk": "INV#2"},
     "/admin/billing-runs": {"pk": "INV#1"},
-    "/v1/events": {"pk": "EVT#globex#t1"},
 }
 
 

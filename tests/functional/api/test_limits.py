@@ -555,7 +555,6 @@ LIST_ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     ("ledger_api", "/admin/audit", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("billing_api", "/v1/invoices", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("billing_api", "/admin/billing-runs", {}, OPAQUE_FORGERIES),
-    ("read_api", "/v1/events", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("stripe_admin_api", "/admin/stripe-events", {}, {"an unknown event id": "evt_forged"}),
     ("ops_api", "/admin/sweeps", {}, {"an unknown sweep id": "swp_" + "0" * 20}),
 ]

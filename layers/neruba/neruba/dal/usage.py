@@ -18,9 +18,6 @@ Items (``pk`` / ``sk``):
 
 Readers get a cell as its aggregate plus the contributions not folded into it, merged exactly; see
 docs/architecture.md for why each count is exactly once and the write-unit budget.
-
-Index ``events-by-customer`` (``c`` / ``ts``): stored events only (no other item carries both), a
-customer's events in time order; ``ts`` is ``timefmt.iso`` in UTC, whose text order is time order.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import GroupTotals
@@ -42,7 +38,6 @@ from neruba.domain.usage import merge_cells
 from neruba.timefmt import iso
 
 HISTORY_CAP = 20
-EVENTS_INDEX = "events-by-customer"
 JOURNAL_SHARDS = 16
 JOURNAL_TTL = timedelta(days=14)
 HOUR_LENGTH = len("2026-01-01T00")
@@ -500,56 +495,6 @@ class UsageRepository:
             raise
         return True
 
-    def list_events(
-        self,
-        customer_id: str,
-        *,
-        code: str | None,
-        start: str | None,
-        last: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a customer's stored events with ``start <= ts <= last`` (either open), oldest
-        first, optionally of one meter, and the cursor of the next page (None on the last)."""
-        condition = "c = :c"
-        if start is not None and last is not None:
-            condition += " AND ts BETWEEN :lo AND :hi"
-        elif start is not None:
-            condition += " AND ts >= :lo"
-        elif last is not None:
-            condition += " AND ts <= :hi"
-        values = {":c": customer_id, ":lo": start, ":hi": last, ":m": code}
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": EVENTS_INDEX,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": to_item({k: v for k, v in values.items() if v is not None}),
-            "Limit": limit,
-        }
-        if code is not None:
-            kwargs["FilterExpression"] = "m = :m"
-        if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(
-                cursor,
-                keys=frozenset({"pk", "sk", "c", "ts"}),
-                within=("c", customer_id),
-                prefix=("pk", f"EVT#{customer_id}#"),
-                between=("ts", start, last),
-                agrees=lambda key: key["sk"] == "#",
-            )
-        items: list[dict[str, Any]] = []
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            items += [from_item(i) for i in response.get("Items", [])]
-            after = response.get("LastEvaluatedKey")
-            if not after or len(items) >= limit:
-                break
-            kwargs["ExclusiveStartKey"] = after
-            kwargs["Limit"] = limit - len(items)
-        return items, encode_cursor(after) if after else None
-
-    # ------------------------------------------------------------------ helpers
     def _query(self, pk: str, between: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,

@@ -482,10 +482,6 @@ class SubscriptionList(Page[Subscription]):
     """A page of Subscription objects."""
 
 
-class EventList(Page[StoredEvent]):
-    pass
-
-
 class InvoiceList(Page[Invoice]):
     """A page of Invoice objects."""
 

@@ -10,11 +10,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import READ, Cursor, Limit, answer, errors_only, only_query, scoped_responses
+from neruba.api.params import READ, answer, errors_only, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
-from neruba.models.views import EventList, OutcomeCounts, StoredEvent, Usage
+from neruba.models.views import OutcomeCounts, StoredEvent, Usage
 from neruba.settings import get_settings
 
 router = APIGatewayRouter()
@@ -24,50 +24,6 @@ ERRORS = scoped_responses(
         422: {"description": "A parameter is invalid"},
     },
 )
-
-
-@router.get(
-    "/v1/events",
-    summary="List a customer's events",
-    tags=["events"],
-    security=BEARER_SECURITY,
-    middlewares=[*READ, only_query("customer_id", "meter", "from", "to", "limit", "starting_after")],
-    responses={
-        200: answer(EventList, "The customer's stored events, oldest first"),
-        **ERRORS,
-        **errors_only(
-            {
-                400: "from/to without an offset or not in order (invalid_time_range), a cursor this list did "
-                "not return for these filters (invalid_cursor), a parameter the route does not take "
-                "(unknown_parameter)",
-            }
-        ),
-    },
-)
-def list_events(
-    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
-    meter: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
-    limit: Limit = 20,
-    starting_after: Cursor = None,
-) -> Response[str]:
-    """Stored events (accepted or failed, as ``GET /v1/events/{transaction_id}`` shows each) of one customer
-    in event-time order, optionally of one meter and with ``from <= timestamp < to``. Events refused by
-    ``POST /v1/events`` were never stored and are not listed."""
-    from neruba.logic.ingest.reads import list_events as page
-
-    return json_response(
-        page(
-            bootstrap.usage(),
-            customer_id,
-            code=meter,
-            start=start,
-            end=end,
-            limit=limit,
-            cursor=starting_after,
-        )
-    )
 
 
 @router.get(

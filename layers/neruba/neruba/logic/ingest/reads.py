@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogRepository
-from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.usage import UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import bucket_of, combine
@@ -31,41 +30,6 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
             param="transaction_id",
         )
     return _view(item)
-
-
-def list_events(
-    usage: UsageRepository,
-    customer_id: str,
-    *,
-    code: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-    cursor: str | None,
-) -> dict[str, Any]:
-    """A page of a customer's stored events with ``start <= timestamp < end``, oldest first."""
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidRequestError(f"'{name}' needs a UTC offset.", code="invalid_time_range", param=name)
-    if start is not None and end is not None and end <= start:
-        raise InvalidRequestError("'to' must be after 'from'.", code="invalid_time_range", param="to")
-    try:
-        items, next_cursor = usage.list_events(
-            customer_id,
-            code=code,
-            start=iso(start.astimezone(UTC)) if start else None,
-            last=iso((end - timedelta(microseconds=1)).astimezone(UTC)) if end else None,
-            limit=limit,
-            cursor=cursor,
-        )
-    except InvalidCursorError:
-        raise InvalidRequestError(
-            "The cursor is not one this list returned for these filters.",
-            code="invalid_cursor",
-            param="starting_after",
-        ) from None
-    data = [_view(item) for item in items]
-    return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
 def _view(item: dict[str, Any]) -> dict[str, Any]:
