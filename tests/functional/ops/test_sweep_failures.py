@@ -277,7 +277,7 @@ def test_the_sweep_parks_an_uncounted_event_that_can_never_be_counted(
     assert kinds == [("event_parked", ("poison",)), ("uncounted", ("k1", "k2"))]
     assert _cell("m")["s"] == 5
     stored = UsageRepository(get_settings().usage_table).get_event("acme", "poison")
-    assert stored is not None and (stored["st"], stored["reason"]) == ("failed", "number_out_of_range")
+    assert stored is not None and (stored.status, stored.reason) == ("failed", "number_out_of_range")
 
 
 def _table_of(action: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,6 +66,145 @@ def event_key(customer_id: str, transaction_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One outcome recorded for a copy received under an event's key (after the copy that wrote it)."""
+
+    outcome: str
+    request_id: str | None = None
+    copy_id: str | None = None
+    at: str | None = None
+    reason: str | None = None  # why a copy failed
+    payload: str | None = None  # a conflicting copy's code, timestamp and properties, as JSON text
+
+    def stored(self) -> dict[str, Any]:
+        """The entry as kept in the event's ``hist`` list."""
+        entry = {"o": self.outcome, "rid": self.request_id, "cid": self.copy_id, "t": self.at}
+        if self.reason is not None:
+            entry["r"] = self.reason
+        if self.payload is not None:
+            entry["p"] = self.payload
+        return entry
+
+    @classmethod
+    def from_stored(cls, entry: Mapping[str, Any]) -> HistoryEntry:
+        return cls(
+            outcome=str(entry["o"]),
+            request_id=_text(entry.get("rid")),
+            copy_id=_text(entry.get("cid")),
+            at=_text(entry.get("t")),
+            reason=_text(entry.get("r")),
+            payload=_text(entry.get("p")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A raw event as stored under ``EVT#{customer}#{transaction_id}``: what the copy that wrote it
+    carried, its status, the batch that holds it for counting, and the outcomes of later copies.
+
+    ``first_outcome`` is ``replay`` for an event written over a failed one (None otherwise); ``copies``
+    counts the later copies per outcome. Both are kept by :meth:`UsageRepository.mark_replay` and
+    :meth:`UsageRepository.append_history`, not by the put that writes the event.
+    """
+
+    customer_id: str
+    transaction_id: str
+    meter_code: str
+    timestamp: str
+    hour: str
+    properties_json: str  # the properties as JSON text
+    status: str  # accepted | failed
+    fingerprint: str | None = None
+    client_timestamp: str | None = None
+    batch: str | None = None
+    copy_id: str | None = None
+    request_id: str | None = None
+    received_at: str | None = None
+    written_at: str | None = None
+    late: bool = False
+    reason: str | None = None
+    reason_message: str | None = None
+    first_outcome: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    copies: Mapping[str, int] = field(default_factory=dict)
+
+    def stored(self) -> dict[str, Any]:
+        """The item a put writes (``None`` values are left out)."""
+        return {
+            "pk": f"EVT#{self.customer_id}#{self.transaction_id}",
+            "sk": "#",
+            "c": self.customer_id,
+            "tx": self.transaction_id,
+            "m": self.meter_code,
+            "ts": self.timestamp,
+            "tsc": self.client_timestamp,
+            "h": self.hour,
+            "p": self.properties_json,
+            "fp": self.fingerprint,
+            "st": self.status,
+            "bk": self.batch,
+            "cid": self.copy_id,
+            "rid": self.request_id,
+            "rt": self.received_at,
+            "at": self.written_at,
+            "late": self.late or None,
+            "reason": self.reason,
+            "reason_msg": self.reason_message,
+            "o0": self.first_outcome,
+            "hist": [entry.stored() for entry in self.history],
+        }
+
+    @classmethod
+    def from_stored(cls, item: Mapping[str, Any]) -> StoredEvent:
+        """Read an event item, older ones included (no ``hist``, ``late`` or counters yet)."""
+        return cls(
+            customer_id=str(item["c"]),
+            transaction_id=str(item["tx"]),
+            meter_code=str(item["m"]),
+            timestamp=str(item["ts"]),
+            hour=str(item["h"]),
+            properties_json=str(item["p"]),
+            status=str(item["st"]),
+            fingerprint=_text(item.get("fp")),
+            client_timestamp=_text(item.get("tsc")),
+            batch=_text(item.get("bk")),
+            copy_id=_text(item.get("cid")),
+            request_id=_text(item.get("rid")),
+            received_at=_text(item.get("rt")),
+            written_at=_text(item.get("at")),
+            late=bool(item.get("late")),
+            reason=_text(item.get("reason")),
+            reason_message=_text(item.get("reason_msg")),
+            first_outcome=_text(item.get("o0")),
+            history=tuple(HistoryEntry.from_stored(entry) for entry in item.get("hist") or ()),
+            copies={name[2:]: int(n) for name, n in item.items() if name.startswith("n_")},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one batch counted in one cell of an hour: a contribution, or a slice an older version wrote
+    (``legacy``)."""
+
+    group: str
+    batch: str
+    legacy: bool
+    transaction_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCounts:
+    """The outcome counters of one minute (``2026-01-31T12:05``)."""
+
+    minute: str
+    counts: Mapping[str, int]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
 class GroupRef:
     """One (customer, meter, hour, group) cell of usage."""
 
@@ -100,7 +239,7 @@ class PutOutcome:
     """What the conditional put of an event found."""
 
     written: bool
-    old: dict[str, Any] | None
+    old: StoredEvent | None
 
 
 @dataclass(slots=True)
@@ -206,7 +345,7 @@ class UsageRepository:
                 yield str(item["sk"]), keys  # type: ignore[misc]
 
     # ------------------------------------------------------------------ events
-    def put_event(self, item: dict[str, Any], *, replace_failed: bool = True) -> PutOutcome:
+    def put_event(self, event: StoredEvent, *, replace_failed: bool = True) -> PutOutcome:
         """Write an event unless one has its key (a ``failed`` one may be replaced); returns the old one."""
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         if replace_failed:
@@ -217,7 +356,7 @@ class UsageRepository:
         try:
             response = client("dynamodb").put_item(
                 TableName=self.table_name,
-                Item=to_item(item),
+                Item=to_item(event.stored()),
                 **condition,
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -226,17 +365,16 @@ class UsageRepository:
             if not is_condition_failure(exc):
                 raise
             old = getattr(exc, "response", {}).get("Item")
-            return PutOutcome(written=False, old=from_item(old) if old else None)
-        old = response.get("Attributes")
-        return PutOutcome(written=True, old=from_item(old) if old else None)
+            return PutOutcome(written=False, old=_event_of(old))
+        return PutOutcome(written=True, old=_event_of(response.get("Attributes")))
 
-    def append_history(self, customer_id: str, transaction_id: str, entry: dict[str, Any]) -> None:
+    def append_history(self, customer_id: str, transaction_id: str, entry: HistoryEntry) -> None:
         """Add an outcome to an event's history (capped; the counter always moves)."""
         key = event_key(customer_id, transaction_id)
-        counter = "n_" + str(entry["o"])
+        counter = "n_" + entry.outcome
         names = {"#n": counter}
         values = {
-            ":e": to_value([entry]),
+            ":e": to_value([entry.stored()]),
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
             ":cap": {"N": str(HISTORY_CAP)},
@@ -261,24 +399,26 @@ class UsageRepository:
                 ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
             )
 
-    def mark_replay(self, customer_id: str, transaction_id: str, earlier: list[dict[str, Any]]) -> None:
+    def mark_replay(self, customer_id: str, transaction_id: str, earlier: Sequence[HistoryEntry]) -> None:
         """Mark an event written over a failed one as a replay, keeping the failed copies' history."""
+        kept = [entry.stored() for entry in earlier[-HISTORY_CAP:]]
         client("dynamodb").update_item(
             TableName=self.table_name,
             Key=event_key(customer_id, transaction_id),
             UpdateExpression="SET o0 = :replay, hist = list_append(:earlier, hist)",
-            ExpressionAttributeValues=to_item({":replay": "replay", ":earlier": earlier[-HISTORY_CAP:]}),
+            ExpressionAttributeValues=to_item({":replay": "replay", ":earlier": kept}),
         )
 
-    def get_event(self, customer_id: str, transaction_id: str) -> dict[str, Any] | None:
+    def get_event(self, customer_id: str, transaction_id: str) -> StoredEvent | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=event_key(customer_id, transaction_id), ConsistentRead=True
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return _event_of(response.get("Item"))
 
-    def get_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    def get_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredEvent]:
         """Many events by (customer, transaction_id), 100 per BatchGetItem."""
-        return {(str(i["c"]), str(i["tx"])): i for i in self._batch_get([event_key(c, t) for c, t in keys])}
+        found = (StoredEvent.from_stored(i) for i in self._batch_get([event_key(c, t) for c, t in keys]))
+        return {(event.customer_id, event.transaction_id): event for event in found}
 
     def existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
         """Which of these contribution keys exist, as (pk, sk) pairs; the ``SL#`` slice an older version
@@ -379,15 +519,16 @@ class UsageRepository:
             )
 
     # ------------------------------------------------------------------ reads
-    def outcomes(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def outcomes(self, start: datetime, end: datetime) -> list[OutcomeCounts]:
         """Outcome counters per minute in [start, end)."""
-        rows: list[dict[str, Any]] = []
+        rows: list[OutcomeCounts] = []
         day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         lo, hi = start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
         while day < end:
             for item in self._query(f"OUT#{day.strftime('%Y-%m-%d')}", between=(lo, hi)):
                 if str(item["sk"]) < hi:
-                    rows.append(item)
+                    counts = {name: int(n) for name, n in item.items() if name not in ("pk", "sk")}
+                    rows.append(OutcomeCounts(str(item["sk"]), counts))
             day += timedelta(days=1)
         return rows
 
@@ -426,16 +567,15 @@ class UsageRepository:
             merged.append(view)
         return merged
 
-    def slices(self, customer_id: str, meter_code: str, hour: str) -> list[dict[str, Any]]:
-        """The contributions (and older ``SL#`` slices) of one customer, meter and hour, each with its
-        ``group``, ``batch`` and the transaction ids it counted (``tx``)."""
+    def slices(self, customer_id: str, meter_code: str, hour: str) -> list[Contribution]:
+        """The contributions (and older ``SL#`` slices) of one customer, meter and hour."""
         found = []
         for item in self._query(f"SL#{customer_id}#{meter_code}#{hour}"):
             group, _, batch = str(item["sk"]).rpartition("#")
-            found.append({**item, "group": group, "batch": batch, "legacy": True})
+            found.append(Contribution(group, batch, True, tuple(str(t) for t in item.get("tx", ()))))
         for item in self._query(f"USE#{customer_id}#{meter_code}", between=(hour + "#", hour + "#\uffff")):
             group, _, batch = str(item["sk"])[HOUR_LENGTH + 1 :].rpartition("#")
-            found.append({**item, "group": group, "batch": batch, "legacy": False})
+            found.append(Contribution(group, batch, False, tuple(str(t) for t in item.get("tx", ()))))
         return found
 
     def park_uncounted(
@@ -528,6 +668,11 @@ class UsageRepository:
             if pending:
                 raise RuntimeError("usage read throttled: unprocessed keys remain")
         return found
+
+
+def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:
+    """An event from a low-level item (as DynamoDB returns it), or None."""
+    return StoredEvent.from_stored(from_item(item)) if item else None
 
 
 def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogRepository
-from neruba.dal.usage import UsageRepository
+from neruba.dal.usage import HistoryEntry, UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
@@ -29,39 +29,39 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
             code="event_not_found",
             param="transaction_id",
         )
-    own = item.get("o0") or ("failed" if item["st"] == "failed" else "accepted")
-    first = {"outcome": own, "request_id": item.get("rid"), "copy_id": item.get("cid"), "at": item.get("at")}
-    if item.get("reason"):
-        first["reason"] = item["reason"]
-    history = [first]
-    for entry in item.get("hist") or []:
-        row = {
-            "outcome": entry["o"],
-            "request_id": entry.get("rid"),
-            "copy_id": entry.get("cid"),
-            "at": entry.get("t"),
-        }
-        if entry.get("r"):
-            row["reason"] = entry["r"]
-        if entry.get("p"):
-            row["payload"] = jsonutil.loads(entry["p"])
-        history.append(row)
+    own = item.first_outcome or ("failed" if item.status == "failed" else "accepted")
+    first = HistoryEntry(own, item.request_id, item.copy_id, item.written_at, reason=item.reason)
+    history = [_outcome_row(entry) for entry in (first, *item.history)]
     history.sort(key=lambda row: str(row["at"]))
     return {
         "object": "event",
-        "transaction_id": item["tx"],
-        "customer_id": item["c"],
-        "code": item["m"],
-        "timestamp": item["ts"],
-        "properties": jsonutil.loads(item["p"]),
-        "status": item["st"],
-        "reason": item.get("reason"),
-        "reason_message": item.get("reason_msg"),
-        "late": bool(item.get("late")),
-        "received_at": item.get("rt"),
+        "transaction_id": item.transaction_id,
+        "customer_id": item.customer_id,
+        "code": item.meter_code,
+        "timestamp": item.timestamp,
+        "properties": jsonutil.loads(item.properties_json),
+        "status": item.status,
+        "reason": item.reason,
+        "reason_message": item.reason_message,
+        "late": item.late,
+        "received_at": item.received_at,
         "outcomes": history,
-        "copies": {o: int(item.get(f"n_{o}", 0)) for o in OUTCOMES if item.get(f"n_{o}")},
+        "copies": {o: item.copies[o] for o in OUTCOMES if item.copies.get(o)},
     }
+
+
+def _outcome_row(entry: HistoryEntry) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "outcome": entry.outcome,
+        "request_id": entry.request_id,
+        "copy_id": entry.copy_id,
+        "at": entry.at,
+    }
+    if entry.reason:
+        row["reason"] = entry.reason
+    if entry.payload:
+        row["payload"] = jsonutil.loads(entry.payload)
+    return row
 
 
 def _span(start: datetime, end: datetime, granularity: str) -> None:
@@ -84,10 +84,9 @@ def outcome_counts(
     _span(start, end, granularity)
     buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     for row in usage.outcomes(start, end):
-        minute = str(row["sk"])
-        key = minute if granularity == "minute" else minute[:13] + ":00"
+        key = row.minute if granularity == "minute" else row.minute[:13] + ":00"
         for outcome in OUTCOMES:
-            buckets[key][outcome] += int(row.get(outcome, 0))
+            buckets[key][outcome] += row.counts.get(outcome, 0)
     data: list[dict[str, Any]] = [{"start": key, **counts} for key, counts in sorted(buckets.items())]
     totals = {o: sum(counts[o] for counts in buckets.values()) for o in OUTCOMES}
     return {"object": "list", "granularity": granularity, "data": data, "totals": totals}

@@ -25,7 +25,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
-from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
+from neruba.dal.usage import GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     GroupTotals,
     InvalidPropertyError,
@@ -62,11 +62,11 @@ class UsageSweepReport:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str, Any] | None:
-    meter = catalog.meters.get(str(item["m"]))
+def _ref_and_value(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRef, str, Any] | None:
+    meter = catalog.meters.get(item.meter_code)
     if meter is None:
         return None
-    properties = jsonutil.loads(item["p"])
+    properties = jsonutil.loads(item.properties_json)
     if not matches_filters(meter.filters, properties):
         return None
     try:
@@ -75,21 +75,21 @@ def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[Grou
         value = meter_value(meter.aggregation, meter.field, properties, allow_negative=True)
     except InvalidPropertyError:
         return None
-    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    ref = GroupRef(item.customer_id, meter.code, item.hour, group_key(meter.group_by, properties))
     return ref, meter.aggregation, value
 
 
-def _number_problem(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
+def _number_problem(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
     """The cell and the number rule of an event that can never be counted (a number DynamoDB cannot
     store, accepted before the rule), else None."""
-    meter = catalog.meters.get(str(item["m"]))
+    meter = catalog.meters.get(item.meter_code)
     if meter is None:
         return None
-    properties = jsonutil.loads(item["p"])
+    properties = jsonutil.loads(item.properties_json)
     problems = property_number_problems(properties)
     if not problems:
         return None
-    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    ref = GroupRef(item.customer_id, meter.code, item.hour, group_key(meter.group_by, properties))
     return ref, problems[0][1]
 
 
@@ -140,21 +140,21 @@ def _adopt_uncounted(
 ) -> set[GroupRef]:
     events = usage.get_events(keys)
     report.events_checked += len(events)
-    catalog = lookup({c for c, _ in events}, {str(e["m"]) for e in events.values()})
+    catalog = lookup({c for c, _ in events}, {e.meter_code for e in events.values()})
     ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
     uncountable: dict[tuple[str, str], tuple[GroupRef, str]] = {}
     touched: set[GroupRef] = set()
     for key, item in events.items():
-        if item.get("st") != "accepted":
+        if item.status != "accepted":
             continue
         found = _ref_and_value(item, catalog)
         if found is None:
             problem = _number_problem(item, catalog)
-            if problem is not None and item.get("bk") == batch:
+            if problem is not None and item.batch == batch:
                 uncountable[key] = problem
             continue
         touched.add(found[0])
-        if item.get("bk") == batch:
+        if item.batch == batch:
             ours[key] = found
     slices = [ref.slice_key(batch) for ref, _, _ in ours.values()]
     existing = usage.existing_slices(slices + [ref.slice_key(batch) for ref, _ in uncountable.values()])
@@ -172,7 +172,7 @@ def _adopt_uncounted(
         slice_key = ref.slice_key(batch)
         if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
             continue
-        at = str(events[(customer_id, transaction_id)]["ts"])
+        at = events[(customer_id, transaction_id)].timestamp
         part = writes.add(
             ref,
             aggregation,
@@ -210,9 +210,9 @@ def _recompute(
 ) -> None:
     """Recompute one cell from its raw events (found through its slices) and repair drift."""
     report.cells_checked += 1
-    parts = [s for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour) if s["group"] == ref.group]
-    transaction_ids = {str(t) for s in parts for t in s.get("tx", [])}
-    folded = {str(s["batch"]) for s in parts if not s["legacy"]}
+    parts = [s for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour) if s.group == ref.group]
+    transaction_ids = {t for s in parts for t in s.transaction_ids}
+    folded = {s.batch for s in parts if not s.legacy}
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
     catalog = lookup({ref.customer_id}, {ref.meter_code})
     meter = catalog.meters.get(ref.meter_code)
@@ -220,9 +220,9 @@ def _recompute(
         return
     totals = GroupTotals()
     for item in events.values():
-        found = _ref_and_value(item, catalog) if item.get("st") == "accepted" else None
+        found = _ref_and_value(item, catalog) if item.status == "accepted" else None
         if found is not None and found[0] == ref:
-            totals.add(str(item["tx"]), meter.aggregation, str(item["ts"]), found[2])
+            totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2])
     truth: dict[str, Any] = {"n": totals.count, "agg": meter.aggregation}
     if meter.aggregation == "sum":
         truth["s"] = totals.total

@@ -1,0 +1,192 @@
+"""The stored shape of raw events: what the worker writes stays as it was, and items written by earlier
+versions (no history list, no counters, history entries with empty fields) read as they always did."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+from neruba.settings import get_settings
+from tests.functional.ingest.conftest import ev
+
+
+def _raw(customer: str, tx: str) -> dict[str, Any]:
+    """The item as DynamoDB holds it (attribute types included)."""
+    key = {"pk": {"S": f"EVT#{customer}#{tx}"}, "sk": {"S": "#"}}
+    item = boto3.client("dynamodb").get_item(TableName=get_settings().usage_table, Key=key)["Item"]
+    return dict(item)
+
+
+def _shape(value: dict[str, Any]) -> Any:
+    """Attribute names and types, with a list's or map's members shaped alike."""
+    ((kind, inner),) = value.items()
+    if kind == "L":
+        return ["L", [_shape(v) for v in inner]]
+    if kind == "M":
+        return ["M", {k: _shape(v) for k, v in sorted(inner.items())}]
+    return kind
+
+
+def _event(read: Callable[..., tuple[int, Any]], tx: str, customer: str = "acme") -> Any:
+    status, body = read(
+        f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx}
+    )
+    assert status == 200, body
+    return body
+
+
+ENTRY = {"o": "S", "rid": "S", "cid": "S", "t": "S"}
+EVENT = {
+    "pk": "S",
+    "sk": "S",
+    "c": "S",
+    "tx": "S",
+    "m": "S",
+    "ts": "S",
+    "h": "S",
+    "p": "S",
+    "fp": "S",
+    "st": "S",
+    "bk": "S",
+    "cid": "S",
+    "rid": "S",
+    "rt": "S",
+    "at": "S",
+}
+
+
+def test_the_worker_writes_events_in_their_stored_shape(
+    send: Any, process: Any, catalog: Any, read: Any
+) -> None:
+    # GIVEN an event with a duplicate and a conflicting copy, a late one with a client timestamp, and
+    # an event for an unknown customer that is replayed once the customer exists
+    send(ev("t1", properties={"n": 1}))
+    send(ev("t1", properties={"n": 1}))
+    send(ev("t1", properties={"n": 2}))
+    send(ev("lost", customer="initech"))
+    process()
+    from neruba.models.catalog import Customer
+
+    catalog.create_customer(Customer(external_id="initech", name="Initech", currency="USD"))
+    send(ev("lost", customer="initech"))
+    process()
+    # WHEN the stored items are read as DynamoDB holds them
+    counted, replayed = _raw("acme", "t1"), _raw("initech", "lost")
+    # THEN each attribute has its name and type as before
+    conflict = {**ENTRY, "p": "S"}
+    assert {k: _shape(v) for k, v in counted.items()} == {
+        **EVENT,
+        "hist": ["L", [["M", dict(sorted(ENTRY.items()))], ["M", dict(sorted(conflict.items()))]]],
+        "n_duplicate": "N",
+        "n_conflict": "N",
+    }
+    failed = {**ENTRY, "r": "S"}
+    assert {k: _shape(v) for k, v in replayed.items()} == {
+        **EVENT,
+        "o0": "S",
+        "hist": ["L", [["M", dict(sorted(failed.items()))]]],
+    }
+    # AND the values are the ones the event view reports
+    assert counted["pk"] == {"S": "EVT#acme#t1"} and counted["sk"] == {"S": "#"}
+    assert (counted["st"], counted["m"], counted["p"]) == (
+        {"S": "accepted"},
+        {"S": "api_calls"},
+        {"S": '{"n":1}'},
+    )
+    assert [e["M"]["o"]["S"] for e in counted["hist"]["L"]] == ["duplicate", "conflict"]
+    assert (counted["n_duplicate"], counted["n_conflict"]) == ({"N": "1"}, {"N": "1"})
+    assert replayed["o0"] == {"S": "replay"}
+    assert replayed["hist"]["L"][0]["M"]["o"] == {"S": "failed"}
+    assert replayed["hist"]["L"][0]["M"]["r"] == {"S": "unknown_customer"}
+    view = _event(read, "t1")
+    assert counted["rid"] == {"S": view["outcomes"][0]["request_id"]}
+
+
+def test_a_parked_event_stores_its_reason(send: Any, process: Any) -> None:
+    # GIVEN an event whose meter does not exist
+    send(ev("no-meter", code="nope"))
+    # WHEN the worker parks it
+    process()
+    # THEN the item holds the status, the reason and its message
+    item = _raw("acme", "no-meter")
+    assert {k: _shape(v) for k, v in item.items()} == {
+        **EVENT,
+        "st": "S",
+        "reason": "S",
+        "reason_msg": "S",
+        "hist": ["L", []],
+    }
+    assert (item["st"], item["reason"]) == ({"S": "failed"}, {"S": "unknown_meter"})
+
+
+def test_events_stored_by_earlier_versions_read_as_before(catalog: Any, read: Any) -> None:
+    # GIVEN items in older shapes: one without a history list or counters, and a replayed one whose
+    # carried entry has empty fields and whose later entry has no time
+    table, ddb = get_settings().usage_table, boto3.client("dynamodb")
+    base = {
+        "sk": {"S": "#"},
+        "c": {"S": "acme"},
+        "m": {"S": "api_calls"},
+        "ts": {"S": "2026-01-05T10:00:00Z"},
+        "h": {"S": "2026-01-05T10"},
+        "p": {"S": '{"n":1}'},
+        "st": {"S": "accepted"},
+        "bk": {"S": "b0"},
+        "rt": {"S": "2026-01-05T10:00:01Z"},
+        "at": {"S": "2026-01-05T10:00:02Z"},
+    }
+    ddb.put_item(
+        TableName=table,
+        Item={
+            **base,
+            "pk": {"S": "EVT#acme#old"},
+            "tx": {"S": "old"},
+            "rid": {"S": "r1"},
+            "cid": {"S": "r1:0"},
+        },
+    )
+    carried = {"o": {"S": "failed"}, "rid": {"NULL": True}, "cid": {"NULL": True}, "t": {"NULL": True}}
+    carried["r"] = {"NULL": True}
+    later = {"o": {"S": "duplicate"}, "rid": {"S": "r3"}, "cid": {"S": "r3:0"}}
+    ddb.put_item(
+        TableName=table,
+        Item={
+            **base,
+            "pk": {"S": "EVT#acme#mixed"},
+            "tx": {"S": "mixed"},
+            "rid": {"S": "r2"},
+            "cid": {"S": "r2:0"},
+            "o0": {"S": "replay"},
+            "late": {"BOOL": True},
+            "hist": {"L": [{"M": carried}, {"M": later}]},
+            "n_duplicate": {"N": "1"},
+        },
+    )
+    # WHEN they are read through the event view
+    old, mixed = _event(read, "old"), _event(read, "mixed")
+    # THEN they read as they always did
+    assert old == {
+        "object": "event",
+        "transaction_id": "old",
+        "customer_id": "acme",
+        "code": "api_calls",
+        "timestamp": "2026-01-05T10:00:00Z",
+        "properties": {"n": 1},
+        "status": "accepted",
+        "reason": None,
+        "reason_message": None,
+        "late": False,
+        "received_at": "2026-01-05T10:00:01Z",
+        "outcomes": [
+            {"outcome": "accepted", "request_id": "r1", "copy_id": "r1:0", "at": "2026-01-05T10:00:02Z"}
+        ],
+        "copies": {},
+    }
+    assert mixed["late"] is True and mixed["copies"] == {"duplicate": 1}
+    assert mixed["outcomes"] == [
+        {"outcome": "replay", "request_id": "r2", "copy_id": "r2:0", "at": "2026-01-05T10:00:02Z"},
+        {"outcome": "failed", "request_id": None, "copy_id": None, "at": None},
+        {"outcome": "duplicate", "request_id": "r3", "copy_id": "r3:0", "at": None},
+    ]
