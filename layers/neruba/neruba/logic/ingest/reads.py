@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.catalog import CatalogRepository
+from neruba.dal.plans import PlansRepository
 from neruba.dal.usage import HistoryEntry, UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import bucket_of, combine
@@ -92,13 +92,12 @@ def outcome_counts(
     return {"object": "list", "granularity": granularity, "data": data, "totals": totals}
 
 
-def _period_bucket(catalog: CatalogRepository, customer_id: str) -> Callable[[str], str]:
+def _period_bucket(catalog: PlansRepository, customer_id: str) -> Callable[[str], str]:
     """Buckets hours by the billing period (of the customer's earliest subscription) their start falls in;
     without a subscription the whole range is one bucket."""
-    from neruba.dal.plans import PlansRepository
     from neruba.domain.periods import period_containing
 
-    subscriptions = PlansRepository(catalog.table_name).customer_subscriptions(customer_id)
+    subscriptions = catalog.customer_subscriptions(customer_id)
     if not subscriptions:
         return lambda hour: "total"
     first = min(subscriptions, key=lambda s: str(s["start_at"]))
@@ -115,7 +114,7 @@ def _period_bucket(catalog: CatalogRepository, customer_id: str) -> Callable[[st
 
 def usage_view(
     usage: UsageRepository,
-    catalog: CatalogRepository,
+    catalog: PlansRepository,
     customer_id: str,
     meter_code: str,
     start: datetime,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba import jsonutil
+from neruba import bootstrap, jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.usage import GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
@@ -276,10 +276,10 @@ def _recompute(
 
 def usage_check(ctx: SweepContext) -> CheckResult:
     """The ``usage`` check: :func:`sweep_usage` over the window, as a :class:`CheckResult`."""
-    from neruba.dal.catalog import CatalogCache, CatalogRepository
+    from neruba.dal.catalog import CatalogCache
 
-    lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
-    report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
+    lookup = CatalogCache(bootstrap.catalog(), ttl_seconds=0).lookup
+    report = sweep_usage(bootstrap.usage(), lookup, ctx.start, ctx.end, now=ctx.now)
     result = CheckResult(
         name="usage",
         checked={
