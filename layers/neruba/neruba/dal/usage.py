@@ -249,7 +249,6 @@ class Recount:
     customer_id: str
     transaction_id: str
     old_batch: str
-    old_slice: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -420,7 +419,16 @@ class UsageRepository:
         found = (StoredEvent.from_stored(i) for i in self._batch_get([event_key(c, t) for c, t in keys]))
         return {(event.customer_id, event.transaction_id): event for event in found}
 
-    def existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    def counted(self, cells: Iterable[tuple[GroupRef, str]]) -> set[tuple[GroupRef, str]]:
+        """Which of these (cell, batch) pairs were counted: the batch's contribution to the cell exists, or
+        the ``SL#`` slice an older version wrote for them."""
+        wanted = {
+            (k["pk"]["S"], k["sk"]["S"]): (ref, batch) for ref, batch in cells for k in [ref.slice_key(batch)]
+        }
+        found = self._existing_slices([ref.slice_key(batch) for ref, batch in wanted.values()])
+        return {wanted[pair] for pair in found if pair in wanted}
+
+    def _existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
         """Which of these contribution keys exist, as (pk, sk) pairs; the ``SL#`` slice an older version
         wrote for the same cell and batch counts as existing too."""
         legacy = {_legacy_slice_key(k): (k["pk"]["S"], k["sk"]["S"]) for k in keys}
@@ -462,13 +470,13 @@ class UsageRepository:
                 },
                 name="contribution",
             )
-            checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
-            for old_slice in checked.values():  # one check per old contribution: an item may appear once
+            # one check per old contribution: an item may appear once in a transaction
+            for old_batch in dict.fromkeys(r.old_batch for r in write.recounts):
                 unit.add(
                     {
                         "ConditionCheck": {
                             "TableName": self.table_name,
-                            "Key": old_slice,
+                            "Key": ref.slice_key(old_batch),
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },

@@ -213,8 +213,7 @@ class IngestBatch:
             old_batch = str(put.old.batch)
             if uncounted is None or put.old.copy_id != event.copy_id:
                 return None  # an accepted copy stands; nothing to park
-            held = uncounted.slice_key(old_batch)
-            if (held["pk"]["S"], held["sk"]["S"]) in self.usage.existing_slices([held]):
+            if (uncounted, old_batch) in self.usage.counted([(uncounted, old_batch)]):
                 return None  # counted by its batch
             if not self.usage.park_uncounted(
                 event.customer_id, event.transaction_id, old_batch, reason, message
@@ -245,9 +244,7 @@ class IngestBatch:
             ref = self._ref(event, meter)
             recount = None
             if item.old_batch is not None:
-                recount = Recount(
-                    event.customer_id, event.transaction_id, item.old_batch, ref.slice_key(item.old_batch)
-                )
+                recount = Recount(event.customer_id, event.transaction_id, item.old_batch)
             part = writes.add(
                 ref,
                 meter.aggregation,
@@ -301,11 +298,9 @@ class IngestBatch:
         candidates = [c for c in self.counted if c.old_batch is not None]
         if not candidates:
             return set()
-        keys = {}
-        for c in candidates:
-            keys[c.event.key] = self._ref(c.event, c.meter).slice_key(str(c.old_batch))
-        existing = self.usage.existing_slices(list(keys.values()))
-        return {key for key, sk in keys.items() if (sk["pk"]["S"], sk["sk"]["S"]) not in existing}
+        cells = {c.event.key: (self._ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
+        counted = self.usage.counted(cells.values())
+        return {key for key, cell in cells.items() if cell not in counted}
 
     def _fingerprint(self, event: QueuedEvent) -> str:
         return fingerprint(event.customer_id, event.code, event.client_timestamp, event.properties)

@@ -156,11 +156,10 @@ def _adopt_uncounted(
         touched.add(found[0])
         if item.batch == batch:
             ours[key] = found
-    slices = [ref.slice_key(batch) for ref, _, _ in ours.values()]
-    existing = usage.existing_slices(slices + [ref.slice_key(batch) for ref, _ in uncountable.values()])
+    cells = [(ref, batch) for ref, _, _ in ours.values()] + [(ref, batch) for ref, _ in uncountable.values()]
+    existing = usage.counted(cells)
     for (customer_id, transaction_id), (ref, code) in uncountable.items():
-        held = ref.slice_key(batch)
-        if (held["pk"]["S"], held["sk"]["S"]) in existing:
+        if (ref, batch) in existing:
             continue
         if usage.park_uncounted(customer_id, transaction_id, batch, code, NUMBER_RULES[code]):
             report.repaired += 1
@@ -169,8 +168,7 @@ def _adopt_uncounted(
     writes = GroupWrites(f"sweep-{batch}")
     members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
-        slice_key = ref.slice_key(batch)
-        if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
+        if (ref, batch) in existing:
             continue
         at = events[(customer_id, transaction_id)].timestamp
         part = writes.add(
@@ -179,7 +177,7 @@ def _adopt_uncounted(
             transaction_id,
             at,
             value,
-            recount=Recount(customer_id, transaction_id, batch, slice_key),
+            recount=Recount(customer_id, transaction_id, batch),
         )
         cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
         members.setdefault((part, ref), []).append(cell_event)
