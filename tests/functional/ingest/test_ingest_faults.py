@@ -37,7 +37,7 @@ def _aggregate_count(customer: str, meter: str) -> int:
         (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"),
         (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
-    return sum(int(i["n"]) for i in items)
+    return sum(i.usage.count for i in items)
 
 
 def _aggregate_sum(customer: str, meter: str) -> Any:
@@ -47,7 +47,7 @@ def _aggregate_sum(customer: str, meter: str) -> Any:
         (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"),
         (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
-    return sum(i.get("s", 0) for i in items)
+    return sum(i.usage.total or 0 for i in items)
 
 
 def _worker_container() -> Any:
@@ -193,7 +193,7 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
-        Key={"pk": {"S": item["sources"][0][0]}, "sk": {"S": item["sources"][0][1]}},  # its one batch
+        Key={"pk": {"S": item.sources[0][0]}, "sk": {"S": item.sources[0][1]}},  # its one batch
         UpdateExpression="SET s = :s",
         ExpressionAttributeValues={":s": {"N": "999"}},
     )
@@ -296,7 +296,7 @@ def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, pr
     process()
     usage = UsageRepository(get_settings().usage_table)
     (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
-    ((pk, sk),) = cell["sources"]
+    ((pk, sk),) = cell.sources
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
         Key={"pk": {"S": pk}, "sk": {"S": sk}},
@@ -316,5 +316,5 @@ def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, pr
     # THEN the cell reads the repaired truth plus the new batch, and the drifted contribution stays folded
     assert _aggregate_count("acme", "tokens") == 4 and _aggregate_sum("acme", "tokens") == 16
     (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
-    assert cell["base"] is not None and sk.rpartition("#")[2] in cell["base"]["fb"]
-    assert len(cell["sources"]) == 2  # the aggregate and the new contribution
+    assert cell.base is not None and sk.rpartition("#")[2] in cell.base["fb"]
+    assert len(cell.sources) == 2  # the aggregate and the new contribution

@@ -180,6 +180,6 @@ def test_late_events_for_an_invoiced_period_are_accepted_and_flagged(
     assert _event(read, "late-1")["late"] is True
     assert _event(read, "on-time")["late"] is False
     cells = UsageRepository(get_settings().usage_table).aggregates("acme", "api_calls", "0000", "9999")
-    late = {str(c["sk"]).split("#")[0]: int(c.get("late_n", 0)) for c in cells}
+    late = {c.hour: c.usage.late_count for c in cells}
     assert late[(HOUR - timedelta(hours=2)).strftime("%Y-%m-%dT%H")] == 1
     assert late[HOUR.strftime("%Y-%m-%dT%H")] == 0

@@ -190,3 +190,82 @@ def test_events_stored_by_earlier_versions_read_as_before(catalog: Any, read: An
         {"outcome": "failed", "request_id": None, "copy_id": None, "at": None},
         {"outcome": "duplicate", "request_id": "r3", "copy_id": "r3:0", "at": None},
     ]
+
+
+def _cell_items(prefix: str) -> list[dict[str, Any]]:
+    """Every stored item of a cell partition (``USE#acme#{meter}`` or ``AGG#acme#{meter}``), low-level."""
+    response = boto3.client("dynamodb").query(
+        TableName=get_settings().usage_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": prefix}},
+    )
+    return list(response["Items"])
+
+
+def test_contributions_keep_their_stored_shape_for_every_aggregation(
+    send: Any, process: Any, catalog: Any
+) -> None:
+    # GIVEN events of each aggregation, two of them for a period already invoiced
+    from datetime import UTC, datetime, timedelta
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    catalog.set_billed_through("acme", hour)
+    late = (hour - timedelta(hours=2)).isoformat()
+    send(
+        ev("c1", code="api_calls", timestamp=late),
+        ev("s1", code="tokens", properties={"tokens": "2.5", "model": "m"}),
+        ev("x1", code="storage_gb", properties={"gb": 7}),
+        ev("u1", code="seats", properties={"user": "ann"}, timestamp=late),
+        ev("l1", code="plan_level", properties={"level": 3}),
+    )
+    # WHEN the worker counts them
+    process()
+    # THEN each contribution holds the batch's figures under the names and types it always had
+    shapes = {}
+    for meter in ("api_calls", "tokens", "storage_gb", "seats", "plan_level"):
+        (item,) = _cell_items(f"USE#acme#{meter}")
+        shapes[meter] = {k: _shape(v) for k, v in item.items()}
+    common = {"pk": "S", "sk": "S", "tx": ["L", ["S"]], "n": "N", "agg": "S", "at": "S"}
+    assert shapes == {
+        "api_calls": {**common, "late_n": "N"},
+        "tokens": {**common, "s": "N"},
+        "storage_gb": {**common, "mx": "N"},
+        "seats": {**common, "u": "SS", "late_n": "N"},
+        "plan_level": {**common, "lt": "S", "lv": "N"},
+    }
+    (tokens,) = _cell_items("USE#acme#tokens")
+    assert (tokens["n"], tokens["s"], tokens["agg"]) == ({"N": "1"}, {"N": "2.5"}, {"S": "sum"})
+
+
+def test_a_repaired_aggregate_keeps_its_stored_shape(send: Any, process: Any) -> None:
+    # GIVEN a cell whose contribution drifted
+    from datetime import UTC, datetime, timedelta
+
+    from functions.sweeper.app import run_sweep
+
+    send(*[ev(f"r{i}", code="tokens", properties={"tokens": 3, "model": "m"}) for i in range(2)])
+    process()
+    (contribution,) = _cell_items("USE#acme#tokens")
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().usage_table,
+        Key={"pk": contribution["pk"], "sk": contribution["sk"]},
+        UpdateExpression="SET s = :s",
+        ExpressionAttributeValues={":s": {"N": "100"}},
+    )
+    # WHEN the sweep repairs it
+    now = datetime.now(UTC)
+    run_sweep(now - timedelta(minutes=5), now + timedelta(minutes=1), now=now + timedelta(minutes=20))
+    # THEN the aggregate it writes holds the truth under the names and types it always had
+    (aggregate,) = _cell_items("AGG#acme#tokens")
+    assert {k: _shape(v) for k, v in aggregate.items()} == {
+        "pk": "S",
+        "sk": "S",
+        "n": "N",
+        "agg": "S",
+        "s": "N",
+        "updated_at": "S",
+        "repaired": "BOOL",
+        "fb": "SS",
+    }
+    assert (aggregate["n"], aggregate["s"], aggregate["repaired"]) == ({"N": "2"}, {"N": "6"}, {"BOOL": True})
+    assert aggregate["fb"] == {"SS": [contribution["sk"]["S"].rpartition("#")[2]]}

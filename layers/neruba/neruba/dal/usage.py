@@ -25,8 +25,9 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from neruba.dal.clients import client
@@ -34,7 +35,7 @@ from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import number_problem
-from neruba.domain.usage import merge_cells
+from neruba.domain.usage import CellUsage, merge_cells, usage_of
 from neruba.timefmt import iso
 
 HISTORY_CAP = 20
@@ -190,6 +191,19 @@ class Contribution:
     batch: str
     legacy: bool
     transaction_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCell:
+    """One (hour, group) cell as read: its aggregate (if any) and the contributions not folded into it,
+    merged. ``base`` is the aggregate as read, to hand back to :meth:`UsageRepository.replace_aggregate`;
+    ``sources`` names the stored items merged."""
+
+    hour: str
+    group: str
+    usage: CellUsage
+    base: Mapping[str, Any] | None
+    sources: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,13 +556,11 @@ class UsageRepository:
 
     def aggregates(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredCell]:
         """The usage of one customer and meter per (hour, group) cell for hours in [first_hour, last_hour].
 
         Each cell is its aggregate item (written by a repair or an older version) plus the contributions
-        of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``). A cell reads
-        as ``{"sk": "{hour}#{group}", "n", "s", "mx", "lt", "lv", "u", "late_n"}``, with ``base`` (the
-        aggregate item or None) and ``sources`` (the keys of the items merged).
+        of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``).
         """
         between = (first_hour, last_hour + "#\uffff")
         cells: dict[str, list[dict[str, Any]]] = {}
@@ -563,16 +575,10 @@ class UsageRepository:
             cells.setdefault(cell, []).append(item)
         merged = []
         for cell, items in sorted(cells.items()):
-            view = merge_cells(items)
-            view.update(
-                {
-                    "pk": f"AGG#{customer_id}#{meter_code}",
-                    "sk": cell,
-                    "base": bases.get(cell),
-                    "sources": [(str(i["pk"]), str(i["sk"])) for i in items],
-                }
-            )
-            merged.append(view)
+            hour, _, group = cell.partition("#")
+            usage = merge_cells(_cell_usage(i) for i in items)
+            sources = tuple((str(i["pk"]), str(i["sk"])) for i in items)
+            merged.append(StoredCell(hour, group, usage, bases.get(cell), sources))
         return merged
 
     def slices(self, customer_id: str, meter_code: str, hour: str) -> list[Contribution]:
@@ -609,13 +615,15 @@ class UsageRepository:
     def replace_aggregate(
         self,
         ref: GroupRef,
-        values: dict[str, Any],
-        expected: dict[str, Any] | None,
+        usage: CellUsage,
+        repaired_at: str,
+        expected: Mapping[str, Any] | None,
         folded: Iterable[str] = (),
     ) -> bool:
         """Write the true usage of one cell (the sweep's drift repair) as its aggregate item, folding in the
         contributions of the ``folded`` batches, unless the aggregate changed since ``expected`` (the
-        aggregate item as read, None when there was none) was read."""
+        cell's ``base`` as read, None when there was none) was read."""
+        values = {**_cell_item(usage), "updated_at": repaired_at, "repaired": True}
         if expected is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -686,16 +694,37 @@ def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:
 def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
     """What one batch adds to one cell, as stored in its contribution item."""
     totals = write.totals
-    item: dict[str, Any] = {"tx": totals.transaction_ids, "n": totals.count, "agg": write.aggregation}
-    item["at"] = iso(now)
-    if write.aggregation == "sum":
-        item["s"] = totals.total
-    elif write.aggregation == "max" and totals.maximum is not None:
-        item["mx"] = totals.maximum
-    elif write.aggregation == "latest" and totals.latest_at is not None:
-        item["lt"], item["lv"] = totals.latest_at, totals.latest
-    elif write.aggregation == "unique_count" and totals.uniques:
-        item["u"] = set(totals.uniques)
-    if write.late:
-        item["late_n"] = totals.count
+    late = totals.count if write.late else 0
+    usage = replace(usage_of(write.aggregation, totals), late_count=late)
+    return {"tx": totals.transaction_ids, **_cell_item(usage), "at": iso(now)}
+
+
+def _cell_item(usage: CellUsage) -> dict[str, Any]:
+    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum), ``mx`` (max), ``lt``/``lv`` (latest) or
+    ``u`` (unique values) where set, and ``late_n`` when some events came late."""
+    item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
+    if usage.total is not None:
+        item["s"] = usage.total
+    if usage.maximum is not None:
+        item["mx"] = usage.maximum
+    if usage.latest_at is not None:
+        item["lt"], item["lv"] = usage.latest_at, usage.latest
+    if usage.uniques:
+        item["u"] = set(usage.uniques)
+    if usage.late_count:
+        item["late_n"] = usage.late_count
     return item
+
+
+def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
+    """The usage of a stored aggregate, contribution or older slice."""
+    return CellUsage(
+        count=int(item.get("n", 0)),
+        total=Decimal(item["s"]) if item.get("s") is not None else None,
+        maximum=Decimal(item["mx"]) if item.get("mx") is not None else None,
+        latest_at=_text(item.get("lt")),
+        latest=Decimal(item["lv"]) if item.get("lv") is not None else None,
+        uniques=frozenset(str(v) for v in item.get("u") or ()),
+        late_count=int(item.get("late_n", 0)),
+        aggregation=str(item["agg"]) if item.get("agg") else None,
+    )

@@ -12,7 +12,7 @@ from neruba import jsonutil
 from neruba.dal.plans import PlansRepository
 from neruba.dal.usage import HistoryEntry, UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
-from neruba.domain.usage import bucket_of, combine
+from neruba.domain.usage import CellUsage, bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.events import OUTCOMES
 from neruba.timefmt import iso, parse_ts
@@ -137,19 +137,18 @@ def usage_view(
         )
     first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
     bucket = _period_bucket(catalog, customer_id) if granularity == "period" else None
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for item in usage.aggregates(customer_id, meter_code, first, last):
-        hour, _, group = str(item["sk"]).partition("#")
-        values = dict(part.partition("=")[::2] for part in group.split("|") if part)
+    cells: dict[tuple[str, str], list[CellUsage]] = defaultdict(list)
+    for cell in usage.aggregates(customer_id, meter_code, first, last):
+        values = dict(part.partition("=")[::2] for part in cell.group.split("|") if part)
         group_value = values.get(group_by or "", "")
-        key = bucket(hour) if bucket else bucket_of(hour, granularity)
-        cells[(key, group_value if group_by else "")].append(item)
+        key = bucket(cell.hour) if bucket else bucket_of(cell.hour, granularity)
+        cells[(key, group_value if group_by else "")].append(cell.usage)
     data = []
     for (bucket_key, group_value), items in sorted(cells.items()):
         row: dict[str, Any] = {
             "bucket": bucket_key,
             "quantity": combine(meter.aggregation, items),
-            "events": sum(int(i.get("n", 0)) for i in items),
+            "events": sum(i.count for i in items),
         }
         if group_by:
             row["group"] = {group_by: group_value}

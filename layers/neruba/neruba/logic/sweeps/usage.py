@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
-from neruba.domain.usage import combine
+from neruba.domain.usage import CellUsage, combine, usage_of
 from neruba.logic.ingest.cells import CellEvent, count_cell
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
@@ -221,26 +221,12 @@ def _recompute(
         found = _ref_and_value(item, catalog) if item.status == "accepted" else None
         if found is not None and found[0] == ref:
             totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2])
-    truth: dict[str, Any] = {"n": totals.count, "agg": meter.aggregation}
-    if meter.aggregation == "sum":
-        truth["s"] = totals.total
-    elif meter.aggregation == "max" and totals.maximum is not None:
-        truth["mx"] = totals.maximum
-    elif meter.aggregation == "latest" and totals.latest_at is not None:
-        truth["lt"], truth["lv"] = totals.latest_at, totals.latest
-    elif meter.aggregation == "unique_count" and totals.uniques:
-        truth["u"] = set(totals.uniques)
-    cell = f"{ref.hour}#{ref.group}"
-    stored = next(
-        (
-            a
-            for a in usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
-            if str(a["sk"]) == cell
-        ),
-        None,
-    )
-    stored_n = int(stored.get("n", 0)) if stored else 0
-    same = stored_n == totals.count and combine(meter.aggregation, [stored or {}]) == combine(
+    cells = usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+    stored = next((c for c in cells if (c.hour, c.group) == (ref.hour, ref.group)), None)
+    kept = stored.usage if stored else CellUsage()
+    # the late count is not recomputed from events: the stored one is kept
+    truth = replace(usage_of(meter.aggregation, totals), late_count=kept.late_count)
+    same = kept.count == totals.count and combine(meter.aggregation, [kept]) == combine(
         meter.aggregation, [truth]
     )
     if same:
@@ -248,13 +234,11 @@ def _recompute(
     report.drift_found += 1
     # quantities as decimal text: the stored report reads back with the same types (docs/billing.md)
     before = {
-        "events": stored_n,
-        "quantity": jsonutil.number_text(combine(meter.aggregation, [stored or {}])),
+        "events": kept.count,
+        "quantity": jsonutil.number_text(combine(meter.aggregation, [kept])),
     }
-    truth.update({"updated_at": iso(datetime.now(UTC)), "repaired": True})
-    if stored and stored.get("late_n"):
-        truth["late_n"] = stored["late_n"]
-    if usage.replace_aggregate(ref, truth, expected=(stored or {}).get("base"), folded=folded):
+    base = stored.base if stored else None
+    if usage.replace_aggregate(ref, truth, iso(datetime.now(UTC)), expected=base, folded=folded):
         report.repaired += 1
         report.repairs.append(
             {
