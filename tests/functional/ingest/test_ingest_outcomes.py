@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.functional.ingest.conftest import ev
+from tests.functional.ingest.conftest import event_of as _event
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -22,14 +23,6 @@ def _usage(read: Callable[..., tuple[int, Any]], meter: str, customer: str = "ac
             **query,
         },
         path_parameters={"customer_id": customer},
-    )
-    assert status == 200, body
-    return body
-
-
-def _event(read: Callable[..., tuple[int, Any]], tx: str, customer: str = "acme") -> Any:
-    status, body = read(
-        f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx}
     )
     assert status == 200, body
     return body

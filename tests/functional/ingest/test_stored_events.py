@@ -3,13 +3,13 @@ versions (no history list, no counters, history entries with empty fields) read 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import boto3
 
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
+from tests.functional.ingest.conftest import event_of as _event
 
 
 def _raw(customer: str, tx: str) -> dict[str, Any]:
@@ -27,14 +27,6 @@ def _shape(value: dict[str, Any]) -> Any:
     if kind == "M":
         return ["M", {k: _shape(v) for k, v in sorted(inner.items())}]
     return kind
-
-
-def _event(read: Callable[..., tuple[int, Any]], tx: str, customer: str = "acme") -> Any:
-    status, body = read(
-        f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx}
-    )
-    assert status == 200, body
-    return body
 
 
 ENTRY = {"o": "S", "rid": "S", "cid": "S", "t": "S"}
@@ -137,33 +129,17 @@ def test_events_stored_by_earlier_versions_read_as_before(catalog: Any, read: An
         "rt": {"S": "2026-01-05T10:00:01Z"},
         "at": {"S": "2026-01-05T10:00:02Z"},
     }
-    ddb.put_item(
-        TableName=table,
-        Item={
-            **base,
-            "pk": {"S": "EVT#acme#old"},
-            "tx": {"S": "old"},
-            "rid": {"S": "r1"},
-            "cid": {"S": "r1:0"},
-        },
-    )
+
+    def put(tx: str, copy: str, **more: Any) -> None:
+        ids = {"pk": {"S": f"EVT#acme#{tx}"}, "tx": {"S": tx}, "rid": {"S": copy}, "cid": {"S": f"{copy}:0"}}
+        ddb.put_item(TableName=table, Item={**base, **ids, **more})
+
+    put("old", "r1")
     carried = {"o": {"S": "failed"}, "rid": {"NULL": True}, "cid": {"NULL": True}, "t": {"NULL": True}}
     carried["r"] = {"NULL": True}
     later = {"o": {"S": "duplicate"}, "rid": {"S": "r3"}, "cid": {"S": "r3:0"}}
-    ddb.put_item(
-        TableName=table,
-        Item={
-            **base,
-            "pk": {"S": "EVT#acme#mixed"},
-            "tx": {"S": "mixed"},
-            "rid": {"S": "r2"},
-            "cid": {"S": "r2:0"},
-            "o0": {"S": "replay"},
-            "late": {"BOOL": True},
-            "hist": {"L": [{"M": carried}, {"M": later}]},
-            "n_duplicate": {"N": "1"},
-        },
-    )
+    history = {"L": [{"M": carried}, {"M": later}]}
+    put("mixed", "r2", o0={"S": "replay"}, late={"BOOL": True}, hist=history, n_duplicate={"N": "1"})
     # WHEN they are read through the event view
     old, mixed = _event(read, "old"), _event(read, "mixed")
     # THEN they read as they always did

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
@@ -88,14 +88,7 @@ class HistoryEntry:
 
     @classmethod
     def from_stored(cls, entry: Mapping[str, Any]) -> HistoryEntry:
-        return cls(
-            outcome=str(entry["o"]),
-            request_id=_text(entry.get("rid")),
-            copy_id=_text(entry.get("cid")),
-            at=_text(entry.get("t")),
-            reason=_text(entry.get("r")),
-            payload=_text(entry.get("p")),
-        )
+        return cls(str(entry["o"]), *(_text(entry.get(name)) for name in ("rid", "cid", "t", "r", "p")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,52 +127,46 @@ class StoredEvent:
         return {
             "pk": f"EVT#{self.customer_id}#{self.transaction_id}",
             "sk": "#",
-            "c": self.customer_id,
-            "tx": self.transaction_id,
-            "m": self.meter_code,
-            "ts": self.timestamp,
-            "tsc": self.client_timestamp,
-            "h": self.hour,
-            "p": self.properties_json,
-            "fp": self.fingerprint,
-            "st": self.status,
-            "bk": self.batch,
-            "cid": self.copy_id,
-            "rid": self.request_id,
-            "rt": self.received_at,
-            "at": self.written_at,
+            **{name: getattr(self, field) for field, name in _EVENT_ATTRIBUTES},
             "late": self.late or None,
-            "reason": self.reason,
-            "reason_msg": self.reason_message,
-            "o0": self.first_outcome,
             "hist": [entry.stored() for entry in self.history],
         }
 
     @classmethod
     def from_stored(cls, item: Mapping[str, Any]) -> StoredEvent:
         """Read an event item, older ones included (no ``hist``, ``late`` or counters yet)."""
+        required = {field: str(item[name]) for field, name in _EVENT_ATTRIBUTES[:_REQUIRED]}
+        optional = {field: _text(item.get(name)) for field, name in _EVENT_ATTRIBUTES[_REQUIRED:]}
         return cls(
-            customer_id=str(item["c"]),
-            transaction_id=str(item["tx"]),
-            meter_code=str(item["m"]),
-            timestamp=str(item["ts"]),
-            hour=str(item["h"]),
-            properties_json=str(item["p"]),
-            status=str(item["st"]),
-            fingerprint=_text(item.get("fp")),
-            client_timestamp=_text(item.get("tsc")),
-            batch=_text(item.get("bk")),
-            copy_id=_text(item.get("cid")),
-            request_id=_text(item.get("rid")),
-            received_at=_text(item.get("rt")),
-            written_at=_text(item.get("at")),
+            **required,
+            **cast("dict[str, Any]", optional),
             late=bool(item.get("late")),
-            reason=_text(item.get("reason")),
-            reason_message=_text(item.get("reason_msg")),
-            first_outcome=_text(item.get("o0")),
             history=tuple(HistoryEntry.from_stored(entry) for entry in item.get("hist") or ()),
             copies={name[2:]: int(n) for name, n in item.items() if name.startswith("n_")},
         )
+
+
+# StoredEvent's text fields and their attribute names: the first _REQUIRED always stored, the rest optional
+_EVENT_ATTRIBUTES = (
+    ("customer_id", "c"),
+    ("transaction_id", "tx"),
+    ("meter_code", "m"),
+    ("timestamp", "ts"),
+    ("hour", "h"),
+    ("properties_json", "p"),
+    ("status", "st"),
+    ("fingerprint", "fp"),
+    ("client_timestamp", "tsc"),
+    ("batch", "bk"),
+    ("copy_id", "cid"),
+    ("request_id", "rid"),
+    ("received_at", "rt"),
+    ("written_at", "at"),
+    ("reason", "reason"),
+    ("reason_message", "reason_msg"),
+    ("first_outcome", "o0"),
+)
+_REQUIRED = 7
 
 
 @dataclass(frozen=True, slots=True)
