@@ -57,7 +57,7 @@ def main() -> dict[str, Any]:
             rows = usage.outcomes(
                 datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1)
             )
-            accepted = sum(int(r.get("accepted", 0)) for r in rows)
+            accepted = sum(r.counts.get("accepted", 0) for r in rows)
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
     return {

@@ -7,10 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba import bootstrap
-from neruba.dal.locks import LockRepository
 from neruba.logic.billing.scheduler import RunOptions, run_billing
 from neruba.observability import logger, metrics
-from neruba.settings import get_settings
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -18,7 +16,7 @@ from neruba.settings import get_settings
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = run_billing(
         bootstrap.billing(),
-        LockRepository(get_settings().billing_table),
+        bootstrap.locks(),
         bootstrap.plans(),
         RunOptions(trigger="schedule"),
     )

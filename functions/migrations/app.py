@@ -6,17 +6,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from neruba.dal.ops import OpsRepository
+from neruba import bootstrap
 from neruba.migrations import migrate
 from neruba.migrations.custom_resource import handle, send_response
 from neruba.observability import logger
-from neruba.settings import get_settings
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(request_type=event.get("RequestType"), cfn_request_id=event.get("RequestId"))
-    ops = OpsRepository(get_settings().ops_table)
+    ops = bootstrap.ops()
     body = handle(
         event,
         context.log_stream_name,

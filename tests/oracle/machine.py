@@ -859,7 +859,7 @@ class Oracle(PaymentRules, CorrectionRules, RuleBasedStateMachine):
             item = usage.get_event(str(event.get("customer_id")), str(event.get("transaction_id")))
             self._check(
                 "dlq_reason",
-                item is not None and item.get("st") == "failed" and bool(item.get("reason")),
+                item is not None and item.status == "failed" and bool(item.reason),
                 f"in IngestDLQ without a recorded reason: {message['Body'][:300]}",
             )
         billing = h.dlq_messages(h.BILLING_DLQ)

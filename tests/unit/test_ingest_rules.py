@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from neruba.domain import ingest
-from neruba.domain.usage import combine
+from neruba.domain.usage import CellUsage, combine, usage_of
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -62,19 +62,26 @@ def test_totals_fold_and_combine_like_a_single_pass() -> None:
     first, second = ingest.GroupTotals(), ingest.GroupTotals()
     first.add("t1", "sum", "2026-01-01T00:00:00", Decimal("1.25"))
     second.add("t2", "sum", "2026-01-01T00:10:00", Decimal("2"))
-    cells = [{"n": first.count, "s": first.total}, {"n": second.count, "s": second.total}]
+    cells = [usage_of("sum", first), usage_of("sum", second)]
     # THEN combining the cells equals the total of all events
     assert combine("sum", cells) == Decimal("3.25")
     assert combine("count", cells) == 2
-    assert combine("max", [{"mx": Decimal(4)}, {"mx": Decimal("4.5")}, {}]) == Decimal("4.5")
+    assert combine(
+        "max", [CellUsage(maximum=Decimal(4)), CellUsage(maximum=Decimal("4.5")), CellUsage()]
+    ) == Decimal("4.5")
     assert (
         combine(
             "latest",
-            [{"lt": "2026-01-01T00:10", "lv": Decimal(1)}, {"lt": "2026-01-01T00:20", "lv": Decimal(7)}],
+            [
+                CellUsage(latest_at="2026-01-01T00:10", latest=Decimal(1)),
+                CellUsage(latest_at="2026-01-01T00:20", latest=Decimal(7)),
+            ],
         )
         == 7
     )
-    assert combine("unique_count", [{"u": {"a", "b"}}, {"u": {"b", "c"}}]) == 3
+    assert (
+        combine("unique_count", [CellUsage(uniques=frozenset("ab")), CellUsage(uniques=frozenset("bc"))]) == 3
+    )
 
 
 def test_negative_values_are_refused_unless_the_meter_allows_them() -> None:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neruba.domain.lines import MAX_LINE_MINOR, GroupUsage, usage_lines
-from neruba.domain.usage import combine
+from neruba.domain.usage import CellUsage, combine
 
 T0, T1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
 TIERS = [
@@ -42,9 +42,10 @@ NUMBERS = st.one_of(
 )
 
 
-def _cells(values: list[Decimal]) -> list[dict[str, object]]:
+def _cells(values: list[Decimal]) -> list[CellUsage]:
     return [
-        {"n": 1, "s": v, "mx": v, "lt": f"2026-01-01T00:00:{i:02d}", "lv": v} for i, v in enumerate(values)
+        CellUsage(1, total=v, maximum=v, latest_at=f"2026-01-01T00:00:{i:02d}", latest=v)
+        for i, v in enumerate(values)
     ]
 
 
@@ -62,7 +63,7 @@ def test_every_model_rates_every_aggregate_without_raising(
 ) -> None:
     cells = _cells(values)
     if aggregation == "unique_count":
-        cells = [{"n": 1, "u": {str(v)}} for v in values]
+        cells = [CellUsage(1, uniques=frozenset({str(v)})) for v in values]
     quantity = combine(aggregation, cells)
     (line,) = usage_lines(plan(model), T0, T1, {"m": {"": GroupUsage(quantity, 1, len(values))}})
     assert isinstance(line.amount_minor, int) and 0 <= line.amount_minor <= MAX_LINE_MINOR

@@ -8,8 +8,9 @@ globals) themselves:
   sync post through and read from;
 - :func:`ingest_api_catalog`, :func:`ingest_worker_catalog`: the per-process catalog caches of ingest
   (meters change rarely; each cache keeps entries for its TTL);
-- :func:`plans`, :func:`invoices`, :func:`usage`, :func:`stripe_events`, :func:`ops`: the repositories the
-  routes read and write.
+- :func:`plans`, :func:`catalog`, :func:`invoices`, :func:`billing_records`, :func:`locks`, :func:`usage`,
+  :func:`ledger`, :func:`payments`, :func:`disputes`, :func:`top_ups`, :func:`stripe_events`, :func:`ops`,
+  :func:`audit`, :func:`keys`: the repositories, one per process and table (``_REPOSITORIES``).
 
 Each part is built lazily (a function pays at cold start only for what it uses: the modules are imported
 inside the builders) and kept until :func:`reset`, which forgets every part, the settings and the boto3
@@ -26,16 +27,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from neruba.dal.catalog import CatalogCache
+    from neruba.dal.audit import AuditRepository
+    from neruba.dal.billing import BillingRepository
+    from neruba.dal.catalog import CatalogCache, CatalogRepository
+    from neruba.dal.disputes import DisputesRepository
     from neruba.dal.invoices import InvoicesRepository
+    from neruba.dal.keys import KeysRepository
+    from neruba.dal.ledger import LedgerRepository
+    from neruba.dal.locks import LockRepository
     from neruba.dal.ops import OpsRepository
+    from neruba.dal.payments import PaymentsRepository
     from neruba.dal.plans import PlansRepository
     from neruba.dal.stripe_events import StripeEventsRepository
+    from neruba.dal.top_ups import TopUpRepository
     from neruba.dal.usage import UsageRepository
     from neruba.logic.billing.context import Billing
     from neruba.logic.stripe.ledger_effects import LedgerEffects, RepositoryInvoiceSource
@@ -54,10 +63,19 @@ PARTS = (
     "ingest_api_catalog",
     "ingest_worker_catalog",
     "plans",
+    "catalog",
     "invoices",
+    "billing_records",
+    "locks",
     "usage",
+    "ledger",
+    "payments",
+    "disputes",
+    "top_ups",
     "stripe_events",
     "ops",
+    "audit",
+    "keys",
 )
 
 
@@ -110,20 +128,16 @@ def late_events_horizon(settings: Settings) -> timedelta:
 def _build_billing() -> Billing:
     from datetime import timedelta
 
-    from neruba.dal.billing import BillingRepository
-    from neruba.dal.invoices import InvoicesRepository
-    from neruba.dal.ledger import LedgerRepository
-    from neruba.dal.usage import UsageRepository
     from neruba.logic.billing.context import Billing
     from neruba.settings import get_settings
 
     settings = get_settings()
     return Billing(
-        billing=BillingRepository(settings.billing_table),
-        invoices=InvoicesRepository(settings.billing_table),
+        billing=billing_records(),
+        invoices=invoices(),
         plans=plans(),
-        usage=UsageRepository(settings.usage_table),
-        ledger=LedgerRepository(settings.ledger_table),
+        usage=usage(),
+        ledger=ledger(),
         grace=timedelta(seconds=settings.billing_grace_seconds),
         late_events=late_events_horizon(settings),
         ops_table=settings.ops_table,
@@ -138,14 +152,14 @@ def stripe_effects() -> LedgerEffects:
     """What Stripe events post: payments, refunds, disputes on the ledger, invoice statuses."""
     from neruba.logic.stripe.ledger_effects import LedgerEffects
 
-    return _part("stripe_effects", LedgerEffects)
+    return _part("stripe_effects", lambda: LedgerEffects(ledger(), invoices()))
 
 
 def invoice_source() -> RepositoryInvoiceSource:
     """Where Stripe sync reads invoices and customers and stores its sync record."""
     from neruba.logic.stripe.ledger_effects import RepositoryInvoiceSource
 
-    return _part("invoice_source", RepositoryInvoiceSource)
+    return _part("invoice_source", lambda: RepositoryInvoiceSource(invoices(), catalog()))
 
 
 def stripe_processor() -> Processor:
@@ -173,68 +187,110 @@ def ingest_worker_catalog() -> CatalogCache:
 
 
 def _catalog_cache() -> CatalogCache:
-    from neruba.dal.catalog import CatalogCache, CatalogRepository
-    from neruba.settings import get_settings
+    from neruba.dal.catalog import CatalogCache
 
-    return CatalogCache(CatalogRepository(get_settings().catalog_table))
+    return CatalogCache(catalog())
 
 
 # ------------------------------------------------------------------------------------- repositories
-def plans() -> PlansRepository:
-    """Customers, meters, plans and subscriptions (the catalog table)."""
+# part -> (module, class, the settings field naming its table)
+_REPOSITORIES = {
+    "plans": ("neruba.dal.plans", "PlansRepository", "catalog_table"),
+    "catalog": ("neruba.dal.catalog", "CatalogRepository", "catalog_table"),
+    "invoices": ("neruba.dal.invoices", "InvoicesRepository", "billing_table"),
+    "billing_records": ("neruba.dal.billing", "BillingRepository", "billing_table"),
+    "locks": ("neruba.dal.locks", "LockRepository", "billing_table"),
+    "usage": ("neruba.dal.usage", "UsageRepository", "usage_table"),
+    "ledger": ("neruba.dal.ledger", "LedgerRepository", "ledger_table"),
+    "payments": ("neruba.dal.payments", "PaymentsRepository", "ledger_table"),
+    "disputes": ("neruba.dal.disputes", "DisputesRepository", "ledger_table"),
+    "top_ups": ("neruba.dal.top_ups", "TopUpRepository", "ledger_table"),
+    "stripe_events": ("neruba.dal.stripe_events", "StripeEventsRepository", "ops_table"),
+    "ops": ("neruba.dal.ops", "OpsRepository", "ops_table"),
+    "audit": ("neruba.dal.audit", "AuditRepository", "ops_table"),
+    "keys": ("neruba.dal.keys", "KeysRepository", "keys_table"),
+}
 
-    def build() -> PlansRepository:
-        from neruba.dal.plans import PlansRepository
+
+def _repository(name: str) -> Any:
+    """The repository part ``name`` on its configured table (its module imported on first use)."""
+
+    def build() -> Any:
+        from importlib import import_module
+
         from neruba.settings import get_settings
 
-        return PlansRepository(get_settings().catalog_table)
+        module, cls, table = _REPOSITORIES[name]
+        return getattr(import_module(module), cls)(getattr(get_settings(), table))
 
-    return _part("plans", build)
+    return _part(name, build)
+
+
+def plans() -> PlansRepository:
+    """Customers, meters, plans and subscriptions (the catalog table)."""
+    return cast("PlansRepository", _repository("plans"))
+
+
+def catalog() -> CatalogRepository:
+    """Customers and meters (the catalog table)."""
+    return cast("CatalogRepository", _repository("catalog"))
 
 
 def invoices() -> InvoicesRepository:
     """Invoices (the billing table)."""
+    return cast("InvoicesRepository", _repository("invoices"))
 
-    def build() -> InvoicesRepository:
-        from neruba.dal.invoices import InvoicesRepository
-        from neruba.settings import get_settings
 
-        return InvoicesRepository(get_settings().billing_table)
+def billing_records() -> BillingRepository:
+    """Billing state, runs and adjustments (the billing table)."""
+    return cast("BillingRepository", _repository("billing_records"))
 
-    return _part("invoices", build)
+
+def locks() -> LockRepository:
+    """Billing locks (the billing table)."""
+    return cast("LockRepository", _repository("locks"))
 
 
 def usage() -> UsageRepository:
     """Events, aggregates and outcome counters (the usage table)."""
+    return cast("UsageRepository", _repository("usage"))
 
-    def build() -> UsageRepository:
-        from neruba.dal.usage import UsageRepository
-        from neruba.settings import get_settings
 
-        return UsageRepository(get_settings().usage_table)
+def ledger() -> LedgerRepository:
+    """Postings, balances and credit grants (the ledger table)."""
+    return cast("LedgerRepository", _repository("ledger"))
 
-    return _part("usage", build)
+
+def payments() -> PaymentsRepository:
+    """Payment records (the ledger table)."""
+    return cast("PaymentsRepository", _repository("payments"))
+
+
+def disputes() -> DisputesRepository:
+    """Disputes (the ledger table)."""
+    return cast("DisputesRepository", _repository("disputes"))
+
+
+def top_ups() -> TopUpRepository:
+    """Auto top-up rules and requests (the ledger table)."""
+    return cast("TopUpRepository", _repository("top_ups"))
 
 
 def stripe_events() -> StripeEventsRepository:
     """Stored Stripe events (the ops table)."""
-
-    def build() -> StripeEventsRepository:
-        from neruba.dal.stripe_events import StripeEventsRepository
-        from neruba.settings import get_settings
-
-        return StripeEventsRepository(get_settings().ops_table)
-
-    return _part("stripe_events", build)
+    return cast("StripeEventsRepository", _repository("stripe_events"))
 
 
 def ops() -> OpsRepository:
     """Sweep reports and operator records (the ops table)."""
+    return cast("OpsRepository", _repository("ops"))
 
-    def build() -> OpsRepository:
-        from neruba.dal.ops import OpsRepository
-        from neruba.settings import get_settings
 
-        return OpsRepository(get_settings().ops_table)
+def audit() -> AuditRepository:
+    """Operator audit records (the ops table)."""
+    return cast("AuditRepository", _repository("audit"))
 
-    return _part("ops", build)
+
+def keys() -> KeysRepository:
+    """API keys (the keys table)."""
+    return cast("KeysRepository", _repository("keys"))

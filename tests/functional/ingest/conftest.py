@@ -77,3 +77,12 @@ def read() -> Callable[..., tuple[int, Any]]:
 
 def ev(tx: str, customer: str = "acme", code: str = "api_calls", **fields: Any) -> dict[str, Any]:
     return {"transaction_id": tx, "customer_id": customer, "code": code, **fields}
+
+
+def event_of(read: Callable[..., tuple[int, Any]], tx: str, customer: str = "acme") -> Any:
+    """``GET /v1/events/{tx}`` for the customer; the 200 body."""
+    status, body = read(
+        f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx}
+    )
+    assert status == 200, body
+    return body

@@ -37,7 +37,7 @@ def _aggregate_count(customer: str, meter: str) -> int:
         (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"),
         (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
-    return sum(int(i["n"]) for i in items)
+    return sum(i.usage.count for i in items)
 
 
 def _aggregate_sum(customer: str, meter: str) -> Any:
@@ -47,7 +47,7 @@ def _aggregate_sum(customer: str, meter: str) -> Any:
         (HOUR - timedelta(days=2)).strftime("%Y-%m-%dT%H"),
         (HOUR + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
-    return sum(i.get("s", 0) for i in items)
+    return sum(i.usage.total or 0 for i in items)
 
 
 def _worker_container() -> Any:
@@ -94,8 +94,8 @@ def test_duplicate_storm_counts_each_event_once(send: Any) -> None:
     # THEN exactly 1,000 were accepted, 2,000 were duplicates, and the aggregates are exact
     usage = UsageRepository(get_settings().usage_table)
     rows = usage.outcomes(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
-    assert sum(int(r.get("accepted", 0)) for r in rows) == STORM
-    assert sum(int(r.get("duplicate", 0)) for r in rows) == 2 * STORM
+    assert sum(r.counts.get("accepted", 0) for r in rows) == STORM
+    assert sum(r.counts.get("duplicate", 0) for r in rows) == 2 * STORM
     assert _aggregate_count("acme", "tokens") + _aggregate_count("globex", "tokens") == STORM
     assert _aggregate_sum("acme", "tokens") == sum(range(0, STORM, 2))
     assert _aggregate_sum("globex", "tokens") == sum(range(1, STORM, 2))
@@ -109,7 +109,7 @@ def test_conflict_is_counted_once_and_never_aggregated(send: Any, process: Any) 
     usage = UsageRepository(get_settings().usage_table)
     event = usage.get_event("acme", "c1")
     assert event is not None
-    assert [h["o"] for h in event["hist"]] == ["conflict", "conflict"]
+    assert [h.outcome for h in event.history] == ["conflict", "conflict"]
     assert _aggregate_sum("acme", "tokens") == 5
 
 
@@ -135,7 +135,7 @@ def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(
                 FakeContext(),
             )
     usage = UsageRepository(get_settings().usage_table)
-    assert all(usage.get_event("acme", f"k{i}")["st"] == "accepted" for i in range(20))
+    assert all(usage.get_event("acme", f"k{i}").status == "accepted" for i in range(20))
     assert _aggregate_count("acme", "tokens") == 0  # the state the crash left
     # WHEN the sweep runs over that minute once it has settled
     from functions.sweeper.app import run_sweep
@@ -182,7 +182,7 @@ def test_worker_killed_then_redelivered_in_other_batches_counts_once(
     # THEN every event is counted exactly once and no new outcome is recorded for the redelivered copies
     assert _aggregate_count("acme", "api_calls") == 30
     usage = UsageRepository(get_settings().usage_table)
-    assert all(usage.get_event("acme", f"r{i}")["hist"] == [] for i in range(30))
+    assert all(usage.get_event("acme", f"r{i}").history == () for i in range(30))
 
 
 def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> None:
@@ -193,7 +193,7 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
-        Key={"pk": {"S": item["sources"][0][0]}, "sk": {"S": item["sources"][0][1]}},  # its one batch
+        Key={"pk": {"S": item.sources[0][0]}, "sk": {"S": item.sources[0][1]}},  # its one batch
         UpdateExpression="SET s = :s",
         ExpressionAttributeValues={":s": {"N": "999"}},
     )
@@ -232,8 +232,8 @@ def test_poison_message_reaches_dlq_and_redrive_replays_it(
     dead = receive_batch(dlq, 10)
     assert len(dead) == 1
     usage = UsageRepository(get_settings().usage_table)
-    assert usage.get_event("acme", "poison")["st"] == "failed"
-    assert usage.get_event("acme", "healthy")["st"] == "accepted"
+    assert usage.get_event("acme", "poison").status == "failed"
+    assert usage.get_event("acme", "healthy").status == "accepted"
     # WHEN the bug is fixed and the DLQ is redriven to the source queue
     fix()
     for message in dead:
@@ -264,7 +264,7 @@ def test_events_an_earlier_version_counted_are_not_counted_again(
     usage = UsageRepository(get_settings().usage_table)
     event = usage.get_event("acme", "v0")
     assert event is not None
-    hour, batch, table = str(event["h"]), str(event["bk"]), get_settings().usage_table
+    hour, batch, table = event.hour, str(event.batch), get_settings().usage_table
     ddb = boto3.client("dynamodb")
     ddb.put_item(
         TableName=table,
@@ -287,7 +287,7 @@ def test_events_an_earlier_version_counted_are_not_counted_again(
     drain(worker, url, batch_size=2)
     # THEN they are not counted a second time
     assert _aggregate_count("acme", "tokens") == 3 and _aggregate_sum("acme", "tokens") == 6
-    assert all(usage.get_event("acme", f"v{i}")["bk"] == batch for i in range(3))
+    assert all(usage.get_event("acme", f"v{i}").batch == batch for i in range(3))
 
 
 def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, process: Any) -> None:
@@ -296,7 +296,7 @@ def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, pr
     process()
     usage = UsageRepository(get_settings().usage_table)
     (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
-    ((pk, sk),) = cell["sources"]
+    ((pk, sk),) = cell.sources
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
         Key={"pk": {"S": pk}, "sk": {"S": sk}},
@@ -316,5 +316,5 @@ def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, pr
     # THEN the cell reads the repaired truth plus the new batch, and the drifted contribution stays folded
     assert _aggregate_count("acme", "tokens") == 4 and _aggregate_sum("acme", "tokens") == 16
     (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
-    assert cell["base"] is not None and sk.rpartition("#")[2] in cell["base"]["fb"]
-    assert len(cell["sources"]) == 2  # the aggregate and the new contribution
+    assert cell.base is not None and sk.rpartition("#")[2] in cell.base["fb"]
+    assert len(cell.sources) == 2  # the aggregate and the new contribution

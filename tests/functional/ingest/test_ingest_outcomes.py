@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.functional.ingest.conftest import ev
+from tests.functional.ingest.conftest import event_of as _event
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -22,14 +23,6 @@ def _usage(read: Callable[..., tuple[int, Any]], meter: str, customer: str = "ac
             **query,
         },
         path_parameters={"customer_id": customer},
-    )
-    assert status == 200, body
-    return body
-
-
-def _event(read: Callable[..., tuple[int, Any]], tx: str, customer: str = "acme") -> Any:
-    status, body = read(
-        f"/v1/events/{tx}", query={"customer_id": customer}, path_parameters={"transaction_id": tx}
     )
     assert status == 200, body
     return body
@@ -181,6 +174,6 @@ def test_late_events_for_an_invoiced_period_are_accepted_and_flagged(
     assert _event(read, "late-1")["late"] is True
     assert _event(read, "on-time")["late"] is False
     cells = UsageRepository(get_settings().usage_table).aggregates("acme", "api_calls", "0000", "9999")
-    late = {str(c["sk"]).split("#")[0]: int(c.get("late_n", 0)) for c in cells}
+    late = {c.hour: c.usage.late_count for c in cells}
     assert late[(HOUR - timedelta(hours=2)).strftime("%Y-%m-%dT%H")] == 1
     assert late[HOUR.strftime("%Y-%m-%dT%H")] == 0

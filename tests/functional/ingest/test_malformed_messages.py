@@ -47,4 +47,4 @@ def test_a_malformed_message_goes_to_the_dlq_while_its_batch_mates_are_metered(
     dead = receive_batch(dlq, 10)
     assert [m["Body"] for m in dead] == [body or " "]
     event = UsageRepository(get_settings().usage_table).get_event("acme", "good-1")
-    assert event is not None and event["st"] == "accepted"
+    assert event is not None and event.status == "accepted"

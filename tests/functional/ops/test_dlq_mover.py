@@ -42,7 +42,7 @@ def _outcomes(tx: str) -> list[str]:
 
 def _count() -> int:
     usage = UsageRepository(get_settings().usage_table)
-    return sum(int(a.get("n", 0)) for a in usage.aggregates("acme", "api_calls", "0000", "9999"))
+    return sum(a.usage.count for a in usage.aggregates("acme", "api_calls", "0000", "9999"))
 
 
 def test_peek_leaves_the_messages_in_the_dlq(poisoned: list[str]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from neruba import bootstrap, jsonutil
 from neruba.dal.ops import OpsRepository
-from neruba.dal.usage import UsageRepository
+from neruba.dal.usage import StoredCell, UsageRepository
 from neruba.logic.sweeps.runner import run_sweep
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
@@ -64,14 +64,14 @@ def _tokens(tx: str, value: Any, model: str = "m") -> dict[str, Any]:
     return ev(tx, code="tokens", timestamp=AT, properties={"tokens": value, "model": model})
 
 
-def _cell(model: str) -> dict[str, Any]:
+def _cell(model: str) -> StoredCell:
     usage = UsageRepository(get_settings().usage_table)
-    return next(a for a in usage.aggregates("acme", "tokens", "0000", "9999") if a["sk"].endswith(model))
+    return next(a for a in usage.aggregates("acme", "tokens", "0000", "9999") if a.group.endswith(model))
 
 
-def _stored(cell: dict[str, Any]) -> dict[str, Any]:
+def _stored(cell: StoredCell) -> dict[str, Any]:
     """The one stored item a cell of a single batch reads from (its batch's contribution)."""
-    ((pk, sk),) = cell["sources"]
+    ((pk, sk),) = cell.sources
     return {"pk": pk, "sk": sk}
 
 
@@ -101,7 +101,7 @@ def test_one_unrepairable_usage_cell_is_a_failure_and_the_other_cells_are_repair
     report = _sweep("usage")
     # THEN the other cell is repaired, and the first is reported as a failure with its ids
     (check,) = report["checks"]
-    assert _cell("other")["s"] == 4
+    assert _cell("other").usage.total == 4
     assert [r["group"] for r in check["repairs"] if r["kind"] == "drift"] == ["model=other"]
     assert report["status"] == "failed"
     assert [(f["kind"], f["group"]) for f in check["failures"]] == [("recompute", "model=m")]
@@ -275,9 +275,9 @@ def test_the_sweep_parks_an_uncounted_event_that_can_never_be_counted(
     assert report["status"] == "ok", report
     kinds = sorted((r["kind"], tuple(sorted(r["transaction_ids"]))) for r in check["repairs"])
     assert kinds == [("event_parked", ("poison",)), ("uncounted", ("k1", "k2"))]
-    assert _cell("m")["s"] == 5
+    assert _cell("m").usage.total == 5
     stored = UsageRepository(get_settings().usage_table).get_event("acme", "poison")
-    assert stored is not None and (stored["st"], stored["reason"]) == ("failed", "number_out_of_range")
+    assert stored is not None and (stored.status, stored.reason) == ("failed", "number_out_of_range")
 
 
 def _table_of(action: dict[str, Any]) -> str:

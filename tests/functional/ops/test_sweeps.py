@@ -36,7 +36,7 @@ def _corrupt_tokens_aggregate(value: int) -> None:
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
     boto3.client("dynamodb").update_item(
         TableName=get_settings().usage_table,
-        Key={"pk": {"S": item["sources"][0][0]}, "sk": {"S": item["sources"][0][1]}},  # its one batch
+        Key={"pk": {"S": item.sources[0][0]}, "sk": {"S": item.sources[0][1]}},  # its one batch
         UpdateExpression="SET s = :s",
         ExpressionAttributeValues={":s": {"N": str(value)}},
     )
@@ -44,7 +44,7 @@ def _corrupt_tokens_aggregate(value: int) -> None:
 
 def _tokens_sum() -> Any:
     usage = UsageRepository(get_settings().usage_table)
-    return sum(a.get("s", 0) for a in usage.aggregates("acme", "tokens", "0000", "9999"))
+    return sum(a.usage.total or 0 for a in usage.aggregates("acme", "tokens", "0000", "9999"))
 
 
 def test_post_sweeps_repairs_drift_and_the_report_is_readable(send: Any, process: Any, settled: None) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -16,6 +16,9 @@ from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.support.api import api_event, call
 from tests.support.aws import queue_url
+
+if TYPE_CHECKING:
+    from neruba.dal.usage import StoredEvent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 START = (NOW - timedelta(days=3)).replace(minute=0, second=0)
@@ -28,7 +31,7 @@ def _post(*events: dict[str, Any]) -> tuple[int, Any]:
     return status, body
 
 
-def _event(customer: str, tx: str) -> dict[str, Any] | None:
+def _event(customer: str, tx: str) -> StoredEvent | None:
     from neruba.dal.usage import UsageRepository
 
     return UsageRepository(get_settings().usage_table).get_event(customer, tx)
@@ -71,7 +74,7 @@ def test_the_worker_parks_a_negative_value_that_reached_the_queue(
     process()
     # THEN the event is parked failed with its reason, and the message is consumed (no DLQ)
     stored = _event("acme", "neg-q")
-    assert stored is not None and (stored["st"], stored["reason"]) == ("failed", "negative_value")
+    assert stored is not None and (stored.status, stored.reason) == ("failed", "negative_value")
     assert boto3.client("sqs").receive_message(QueueUrl=queue_url("IngestDLQ")).get("Messages") is None
 
 
@@ -117,7 +120,7 @@ def test_a_net_negative_quantity_rates_to_zero_and_the_invoice_is_still_issued(
     from functions.read_api.app import lambda_handler
     from neruba import bootstrap
 
-    assert _event("acme", "n-1")["st"] == "accepted"  # type: ignore[index]
+    assert _event("acme", "n-1").status == "accepted"  # type: ignore[union-attr]
     # WHEN the upcoming invoice is read
     path = "/v1/customers/acme/upcoming-invoice"
     status, body, _ = call(lambda_handler, api_event("GET", path, path_parameters={"customer_id": "acme"}))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from neruba import bootstrap
 from neruba.dal.keys import KeysRepository
 from neruba.security.apikeys import bearer_token
-from neruba.settings import get_settings
 
 
 class UnauthorizedError(Exception):
@@ -35,7 +35,7 @@ def authorize(event: dict[str, Any], repository: KeysRepository | None = None) -
     token = bearer_token(event.get("authorizationToken"))
     if token is None:
         raise UnauthorizedError
-    repository = repository or KeysRepository(get_settings().keys_table)
+    repository = repository or bootstrap.keys()
     key = repository.authenticate(token)
     if key is None:
         raise UnauthorizedError

@@ -152,10 +152,10 @@ def _request_id_header(
 def caller_key_scopes(headers: Mapping[str, str]) -> frozenset[str] | None:
     """The scopes of the API key in ``Authorization`` on a route API Gateway does not authorize (docs,
     readiness); None when no valid key was sent."""
-    from neruba.dal.keys import KeysRepository
+    from neruba import bootstrap
 
     token = bearer_token(headers.get("Authorization") or headers.get("authorization"))
-    key = KeysRepository(get_settings().keys_table).authenticate(token) if token else None
+    key = bootstrap.keys().authenticate(token) if token else None
     return None if key is None else frozenset(key.scopes)
 
 

@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import number_problem
-from neruba.domain.usage import merge_cells
+from neruba.domain.usage import CellUsage, merge_cells, usage_of
 from neruba.timefmt import iso
 
 HISTORY_CAP = 20
@@ -63,6 +64,145 @@ _REFUSED = {"ValidationError", "ItemCollectionSizeLimitExceeded"}
 
 def event_key(customer_id: str, transaction_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"EVT#{customer_id}#{transaction_id}"}, "sk": {"S": "#"}}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One outcome recorded for a copy received under an event's key (after the copy that wrote it)."""
+
+    outcome: str
+    request_id: str | None = None
+    copy_id: str | None = None
+    at: str | None = None
+    reason: str | None = None  # why a copy failed
+    payload: str | None = None  # a conflicting copy's code, timestamp and properties, as JSON text
+
+    def stored(self) -> dict[str, Any]:
+        """The entry as kept in the event's ``hist`` list."""
+        entry = {"o": self.outcome, "rid": self.request_id, "cid": self.copy_id, "t": self.at}
+        if self.reason is not None:
+            entry["r"] = self.reason
+        if self.payload is not None:
+            entry["p"] = self.payload
+        return entry
+
+    @classmethod
+    def from_stored(cls, entry: Mapping[str, Any]) -> HistoryEntry:
+        return cls(str(entry["o"]), *(_text(entry.get(name)) for name in ("rid", "cid", "t", "r", "p")))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A raw event as stored under ``EVT#{customer}#{transaction_id}``: what the copy that wrote it
+    carried, its status, the batch that holds it for counting, and the outcomes of later copies.
+
+    ``first_outcome`` is ``replay`` for an event written over a failed one (None otherwise); ``copies``
+    counts the later copies per outcome. Both are kept by :meth:`UsageRepository.mark_replay` and
+    :meth:`UsageRepository.append_history`, not by the put that writes the event.
+    """
+
+    customer_id: str
+    transaction_id: str
+    meter_code: str
+    timestamp: str
+    hour: str
+    properties_json: str  # the properties as JSON text
+    status: str  # accepted | failed
+    fingerprint: str | None = None
+    client_timestamp: str | None = None
+    batch: str | None = None
+    copy_id: str | None = None
+    request_id: str | None = None
+    received_at: str | None = None
+    written_at: str | None = None
+    late: bool = False
+    reason: str | None = None
+    reason_message: str | None = None
+    first_outcome: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    copies: Mapping[str, int] = field(default_factory=dict)
+
+    def stored(self) -> dict[str, Any]:
+        """The item a put writes (``None`` values are left out)."""
+        return {
+            "pk": f"EVT#{self.customer_id}#{self.transaction_id}",
+            "sk": "#",
+            **{name: getattr(self, field) for field, name in _EVENT_ATTRIBUTES},
+            "late": self.late or None,
+            "hist": [entry.stored() for entry in self.history],
+        }
+
+    @classmethod
+    def from_stored(cls, item: Mapping[str, Any]) -> StoredEvent:
+        """Read an event item, older ones included (no ``hist``, ``late`` or counters yet)."""
+        required = {field: str(item[name]) for field, name in _EVENT_ATTRIBUTES[:_REQUIRED]}
+        optional = {field: _text(item.get(name)) for field, name in _EVENT_ATTRIBUTES[_REQUIRED:]}
+        return cls(
+            **required,
+            **cast("dict[str, Any]", optional),
+            late=bool(item.get("late")),
+            history=tuple(HistoryEntry.from_stored(entry) for entry in item.get("hist") or ()),
+            copies={name[2:]: int(n) for name, n in item.items() if name.startswith("n_")},
+        )
+
+
+# StoredEvent's text fields and their attribute names: the first _REQUIRED always stored, the rest optional
+_EVENT_ATTRIBUTES = (
+    ("customer_id", "c"),
+    ("transaction_id", "tx"),
+    ("meter_code", "m"),
+    ("timestamp", "ts"),
+    ("hour", "h"),
+    ("properties_json", "p"),
+    ("status", "st"),
+    ("fingerprint", "fp"),
+    ("client_timestamp", "tsc"),
+    ("batch", "bk"),
+    ("copy_id", "cid"),
+    ("request_id", "rid"),
+    ("received_at", "rt"),
+    ("written_at", "at"),
+    ("reason", "reason"),
+    ("reason_message", "reason_msg"),
+    ("first_outcome", "o0"),
+)
+_REQUIRED = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one batch counted in one cell of an hour: a contribution, or a slice an older version wrote
+    (``legacy``)."""
+
+    group: str
+    batch: str
+    legacy: bool
+    transaction_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCell:
+    """One (hour, group) cell as read: its aggregate (if any) and the contributions not folded into it,
+    merged. ``base`` is the aggregate as read, to hand back to :meth:`UsageRepository.replace_aggregate`;
+    ``sources`` names the stored items merged."""
+
+    hour: str
+    group: str
+    usage: CellUsage
+    base: Mapping[str, Any] | None
+    sources: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCounts:
+    """The outcome counters of one minute (``2026-01-31T12:05``)."""
+
+    minute: str
+    counts: Mapping[str, int]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +240,7 @@ class PutOutcome:
     """What the conditional put of an event found."""
 
     written: bool
-    old: dict[str, Any] | None
+    old: StoredEvent | None
 
 
 @dataclass(slots=True)
@@ -110,7 +250,6 @@ class Recount:
     customer_id: str
     transaction_id: str
     old_batch: str
-    old_slice: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -206,7 +345,7 @@ class UsageRepository:
                 yield str(item["sk"]), keys  # type: ignore[misc]
 
     # ------------------------------------------------------------------ events
-    def put_event(self, item: dict[str, Any], *, replace_failed: bool = True) -> PutOutcome:
+    def put_event(self, event: StoredEvent, *, replace_failed: bool = True) -> PutOutcome:
         """Write an event unless one has its key (a ``failed`` one may be replaced); returns the old one."""
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         if replace_failed:
@@ -217,7 +356,7 @@ class UsageRepository:
         try:
             response = client("dynamodb").put_item(
                 TableName=self.table_name,
-                Item=to_item(item),
+                Item=to_item(event.stored()),
                 **condition,
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -226,17 +365,16 @@ class UsageRepository:
             if not is_condition_failure(exc):
                 raise
             old = getattr(exc, "response", {}).get("Item")
-            return PutOutcome(written=False, old=from_item(old) if old else None)
-        old = response.get("Attributes")
-        return PutOutcome(written=True, old=from_item(old) if old else None)
+            return PutOutcome(written=False, old=_event_of(old))
+        return PutOutcome(written=True, old=_event_of(response.get("Attributes")))
 
-    def append_history(self, customer_id: str, transaction_id: str, entry: dict[str, Any]) -> None:
+    def append_history(self, customer_id: str, transaction_id: str, entry: HistoryEntry) -> None:
         """Add an outcome to an event's history (capped; the counter always moves)."""
         key = event_key(customer_id, transaction_id)
-        counter = "n_" + str(entry["o"])
+        counter = "n_" + entry.outcome
         names = {"#n": counter}
         values = {
-            ":e": to_value([entry]),
+            ":e": to_value([entry.stored()]),
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
             ":cap": {"N": str(HISTORY_CAP)},
@@ -261,26 +399,37 @@ class UsageRepository:
                 ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
             )
 
-    def mark_replay(self, customer_id: str, transaction_id: str, earlier: list[dict[str, Any]]) -> None:
+    def mark_replay(self, customer_id: str, transaction_id: str, earlier: Sequence[HistoryEntry]) -> None:
         """Mark an event written over a failed one as a replay, keeping the failed copies' history."""
+        kept = [entry.stored() for entry in earlier[-HISTORY_CAP:]]
         client("dynamodb").update_item(
             TableName=self.table_name,
             Key=event_key(customer_id, transaction_id),
             UpdateExpression="SET o0 = :replay, hist = list_append(:earlier, hist)",
-            ExpressionAttributeValues=to_item({":replay": "replay", ":earlier": earlier[-HISTORY_CAP:]}),
+            ExpressionAttributeValues=to_item({":replay": "replay", ":earlier": kept}),
         )
 
-    def get_event(self, customer_id: str, transaction_id: str) -> dict[str, Any] | None:
+    def get_event(self, customer_id: str, transaction_id: str) -> StoredEvent | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=event_key(customer_id, transaction_id), ConsistentRead=True
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return _event_of(response.get("Item"))
 
-    def get_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    def get_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredEvent]:
         """Many events by (customer, transaction_id), 100 per BatchGetItem."""
-        return {(str(i["c"]), str(i["tx"])): i for i in self._batch_get([event_key(c, t) for c, t in keys])}
+        found = (StoredEvent.from_stored(i) for i in self._batch_get([event_key(c, t) for c, t in keys]))
+        return {(event.customer_id, event.transaction_id): event for event in found}
 
-    def existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    def counted(self, cells: Iterable[tuple[GroupRef, str]]) -> set[tuple[GroupRef, str]]:
+        """Which of these (cell, batch) pairs were counted: the batch's contribution to the cell exists, or
+        the ``SL#`` slice an older version wrote for them."""
+        wanted = {
+            (k["pk"]["S"], k["sk"]["S"]): (ref, batch) for ref, batch in cells for k in [ref.slice_key(batch)]
+        }
+        found = self._existing_slices([ref.slice_key(batch) for ref, batch in wanted.values()])
+        return {wanted[pair] for pair in found if pair in wanted}
+
+    def _existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
         """Which of these contribution keys exist, as (pk, sk) pairs; the ``SL#`` slice an older version
         wrote for the same cell and batch counts as existing too."""
         legacy = {_legacy_slice_key(k): (k["pk"]["S"], k["sk"]["S"]) for k in keys}
@@ -322,13 +471,13 @@ class UsageRepository:
                 },
                 name="contribution",
             )
-            checked = {(r.old_slice["pk"]["S"], r.old_slice["sk"]["S"]): r.old_slice for r in write.recounts}
-            for old_slice in checked.values():  # one check per old contribution: an item may appear once
+            # one check per old contribution: an item may appear once in a transaction
+            for old_batch in dict.fromkeys(r.old_batch for r in write.recounts):
                 unit.add(
                     {
                         "ConditionCheck": {
                             "TableName": self.table_name,
-                            "Key": old_slice,
+                            "Key": ref.slice_key(old_batch),
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
@@ -379,27 +528,26 @@ class UsageRepository:
             )
 
     # ------------------------------------------------------------------ reads
-    def outcomes(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def outcomes(self, start: datetime, end: datetime) -> list[OutcomeCounts]:
         """Outcome counters per minute in [start, end)."""
-        rows: list[dict[str, Any]] = []
+        rows: list[OutcomeCounts] = []
         day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         lo, hi = start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
         while day < end:
             for item in self._query(f"OUT#{day.strftime('%Y-%m-%d')}", between=(lo, hi)):
                 if str(item["sk"]) < hi:
-                    rows.append(item)
+                    counts = {name: int(n) for name, n in item.items() if name not in ("pk", "sk")}
+                    rows.append(OutcomeCounts(str(item["sk"]), counts))
             day += timedelta(days=1)
         return rows
 
     def aggregates(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredCell]:
         """The usage of one customer and meter per (hour, group) cell for hours in [first_hour, last_hour].
 
         Each cell is its aggregate item (written by a repair or an older version) plus the contributions
-        of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``). A cell reads
-        as ``{"sk": "{hour}#{group}", "n", "s", "mx", "lt", "lv", "u", "late_n"}``, with ``base`` (the
-        aggregate item or None) and ``sources`` (the keys of the items merged).
+        of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``).
         """
         between = (first_hour, last_hour + "#\uffff")
         cells: dict[str, list[dict[str, Any]]] = {}
@@ -414,28 +562,21 @@ class UsageRepository:
             cells.setdefault(cell, []).append(item)
         merged = []
         for cell, items in sorted(cells.items()):
-            view = merge_cells(items)
-            view.update(
-                {
-                    "pk": f"AGG#{customer_id}#{meter_code}",
-                    "sk": cell,
-                    "base": bases.get(cell),
-                    "sources": [(str(i["pk"]), str(i["sk"])) for i in items],
-                }
-            )
-            merged.append(view)
+            hour, _, group = cell.partition("#")
+            usage = merge_cells(_cell_usage(i) for i in items)
+            sources = tuple((str(i["pk"]), str(i["sk"])) for i in items)
+            merged.append(StoredCell(hour, group, usage, bases.get(cell), sources))
         return merged
 
-    def slices(self, customer_id: str, meter_code: str, hour: str) -> list[dict[str, Any]]:
-        """The contributions (and older ``SL#`` slices) of one customer, meter and hour, each with its
-        ``group``, ``batch`` and the transaction ids it counted (``tx``)."""
+    def slices(self, customer_id: str, meter_code: str, hour: str) -> list[Contribution]:
+        """The contributions (and older ``SL#`` slices) of one customer, meter and hour."""
         found = []
         for item in self._query(f"SL#{customer_id}#{meter_code}#{hour}"):
             group, _, batch = str(item["sk"]).rpartition("#")
-            found.append({**item, "group": group, "batch": batch, "legacy": True})
+            found.append(Contribution(group, batch, True, tuple(str(t) for t in item.get("tx", ()))))
         for item in self._query(f"USE#{customer_id}#{meter_code}", between=(hour + "#", hour + "#\uffff")):
             group, _, batch = str(item["sk"])[HOUR_LENGTH + 1 :].rpartition("#")
-            found.append({**item, "group": group, "batch": batch, "legacy": False})
+            found.append(Contribution(group, batch, False, tuple(str(t) for t in item.get("tx", ()))))
         return found
 
     def park_uncounted(
@@ -461,13 +602,15 @@ class UsageRepository:
     def replace_aggregate(
         self,
         ref: GroupRef,
-        values: dict[str, Any],
-        expected: dict[str, Any] | None,
+        usage: CellUsage,
+        repaired_at: str,
+        expected: Mapping[str, Any] | None,
         folded: Iterable[str] = (),
     ) -> bool:
         """Write the true usage of one cell (the sweep's drift repair) as its aggregate item, folding in the
         contributions of the ``folded`` batches, unless the aggregate changed since ``expected`` (the
-        aggregate item as read, None when there was none) was read."""
+        cell's ``base`` as read, None when there was none) was read."""
+        values = {**_cell_item(usage), "updated_at": repaired_at, "repaired": True}
         if expected is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -529,19 +672,45 @@ class UsageRepository:
         return found
 
 
+def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:
+    """An event from a low-level item (as DynamoDB returns it), or None."""
+    return StoredEvent.from_stored(from_item(item)) if item else None
+
+
 def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
     """What one batch adds to one cell, as stored in its contribution item."""
     totals = write.totals
-    item: dict[str, Any] = {"tx": totals.transaction_ids, "n": totals.count, "agg": write.aggregation}
-    item["at"] = iso(now)
-    if write.aggregation == "sum":
-        item["s"] = totals.total
-    elif write.aggregation == "max" and totals.maximum is not None:
-        item["mx"] = totals.maximum
-    elif write.aggregation == "latest" and totals.latest_at is not None:
-        item["lt"], item["lv"] = totals.latest_at, totals.latest
-    elif write.aggregation == "unique_count" and totals.uniques:
-        item["u"] = set(totals.uniques)
-    if write.late:
-        item["late_n"] = totals.count
+    late = totals.count if write.late else 0
+    usage = replace(usage_of(write.aggregation, totals), late_count=late)
+    return {"tx": totals.transaction_ids, **_cell_item(usage), "at": iso(now)}
+
+
+def _cell_item(usage: CellUsage) -> dict[str, Any]:
+    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum), ``mx`` (max), ``lt``/``lv`` (latest) or
+    ``u`` (unique values) where set, and ``late_n`` when some events came late."""
+    item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
+    if usage.total is not None:
+        item["s"] = usage.total
+    if usage.maximum is not None:
+        item["mx"] = usage.maximum
+    if usage.latest_at is not None:
+        item["lt"], item["lv"] = usage.latest_at, usage.latest
+    if usage.uniques:
+        item["u"] = set(usage.uniques)
+    if usage.late_count:
+        item["late_n"] = usage.late_count
     return item
+
+
+def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
+    """The usage of a stored aggregate, contribution or older slice."""
+    return CellUsage(
+        count=int(item.get("n", 0)),
+        total=Decimal(item["s"]) if item.get("s") is not None else None,
+        maximum=Decimal(item["mx"]) if item.get("mx") is not None else None,
+        latest_at=_text(item.get("lt")),
+        latest=Decimal(item["lv"]) if item.get("lv") is not None else None,
+        uniques=frozenset(str(v) for v in item.get("u") or ()),
+        late_count=int(item.get("late_n", 0)),
+        aggregation=str(item["agg"]) if item.get("agg") else None,
+    )

@@ -1,70 +1,107 @@
-"""Combining stored hourly aggregates into the quantity of a meter over any span of hours (no AWS).
+"""The usage of a meter's cells and how cells combine over any span of hours (no AWS).
+
+A cell is one (customer, meter, hour, group); its usage (:class:`CellUsage`) is what the events counted in
+it add up to, kept per aggregation. Storage keeps a cell in parts (an aggregate and batch contributions):
+:func:`merge_cells` makes one cell of its parts, :func:`combine` the meter's quantity of several cells.
 
 Example:
     >>> from decimal import Decimal
-    >>> combine("sum", [{"n": 2, "s": Decimal("1.5")}, {"n": 1, "s": Decimal("2")}])
+    >>> combine("sum", [CellUsage(2, total=Decimal("1.5")), CellUsage(1, total=Decimal("2"))])
     Decimal('3.5')
-    >>> combine("unique_count", [{"n": 2, "u": {"a", "b"}}, {"n": 1, "u": {"b"}}])
+    >>> combine("unique_count", [CellUsage(2, uniques=frozenset("ab")), CellUsage(1, uniques=frozenset("b"))])
     Decimal('2')
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from neruba.domain.numbers import exact_sum
 
+if TYPE_CHECKING:
+    from neruba.domain.ingest import GroupTotals
 
-def combine(aggregation: str, cells: Iterable[Mapping[str, Any]]) -> Decimal:
-    """The meter's quantity over several aggregate cells (hours and/or groups)."""
+
+@dataclass(frozen=True, slots=True)
+class CellUsage:
+    """What the events counted in a cell (or in one part of it) add up to.
+
+    ``count`` events, of which ``late_count`` arrived after their period was invoiced; per aggregation:
+    ``total`` (sum; None when no part carried one), ``maximum`` (max), ``latest`` at ``latest_at``
+    (latest), ``uniques`` (unique_count). ``aggregation`` is the meter's when the parts agree on one.
+    """
+
+    count: int = 0
+    total: Decimal | None = None
+    maximum: Decimal | None = None
+    latest_at: str | None = None
+    latest: Decimal | None = None
+    uniques: frozenset[str] = frozenset()
+    late_count: int = 0
+    aggregation: str | None = None
+
+
+def usage_of(aggregation: str, totals: GroupTotals) -> CellUsage:
+    """The usage a set of events adds to a cell of a meter of ``aggregation`` (only that aggregation's
+    figure is kept)."""
+    count = totals.count
+    if aggregation == "sum":
+        return CellUsage(count, total=totals.total, aggregation=aggregation)
+    if aggregation == "max" and totals.maximum is not None:
+        return CellUsage(count, maximum=totals.maximum, aggregation=aggregation)
+    if aggregation == "latest" and totals.latest_at is not None:
+        return CellUsage(count, latest_at=totals.latest_at, latest=totals.latest, aggregation=aggregation)
+    if aggregation == "unique_count" and totals.uniques:
+        return CellUsage(count, uniques=frozenset(totals.uniques), aggregation=aggregation)
+    return CellUsage(count, aggregation=aggregation)
+
+
+def combine(aggregation: str, cells: Iterable[CellUsage]) -> Decimal:
+    """The meter's quantity over several cells (hours and/or groups)."""
     cells = list(cells)
     if aggregation == "count":
-        return Decimal(sum(int(c.get("n", 0)) for c in cells))
+        return Decimal(sum(c.count for c in cells))
     if aggregation == "sum":
-        return exact_sum(Decimal(c.get("s", 0)) for c in cells)
+        return exact_sum(c.total if c.total is not None else Decimal(0) for c in cells)
     if aggregation == "max":
-        values = [Decimal(c["mx"]) for c in cells if c.get("mx") is not None]
+        values = [c.maximum for c in cells if c.maximum is not None]
         return max(values) if values else Decimal(0)
     if aggregation == "unique_count":
-        seen: set[str] = set()
-        for c in cells:
-            seen.update(str(v) for v in c.get("u") or ())
-        return Decimal(len(seen))
+        return Decimal(len(frozenset().union(*(c.uniques for c in cells))))
     if aggregation == "latest":
-        dated = [(str(c["lt"]), Decimal(c["lv"])) for c in cells if c.get("lt") is not None]
+        dated = [(c.latest_at, c.latest) for c in cells if c.latest_at is not None and c.latest is not None]
         return max(dated)[1] if dated else Decimal(0)
     raise ValueError(f"unknown aggregation {aggregation!r}")
 
 
-def merge_cells(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
     """Several stored parts of one cell (an aggregate and batch contributions) as one cell.
 
     Example:
-        >>> merge_cells([{"n": 2, "s": Decimal("1.5")}, {"n": 1, "s": Decimal("2"), "late_n": 1}])
-        {'n': 3, 'late_n': 1, 's': Decimal('3.5')}
+        >>> parts = [CellUsage(2, total=Decimal("1.5")), CellUsage(1, total=Decimal("2"), late_count=1)]
+        >>> cell = merge_cells(parts)
+        >>> cell.count, cell.total, cell.late_count
+        (3, Decimal('3.5'), 1)
     """
-    items = list(items)
-    merged: dict[str, Any] = {"n": sum(int(i.get("n", 0)) for i in items)}
-    late = sum(int(i.get("late_n", 0)) for i in items)
-    if late:
-        merged["late_n"] = late
-    if any(i.get("s") is not None for i in items):
-        merged["s"] = exact_sum(Decimal(i["s"]) for i in items if i.get("s") is not None)
-    maxima = [Decimal(i["mx"]) for i in items if i.get("mx") is not None]
-    if maxima:
-        merged["mx"] = max(maxima)
-    dated = [(str(i["lt"]), Decimal(i["lv"])) for i in items if i.get("lt") is not None]
-    if dated:
-        merged["lt"], merged["lv"] = max(dated)
-    uniques = {str(v) for i in items for v in i.get("u") or ()}
-    if uniques:
-        merged["u"] = uniques
-    aggregations = {str(i["agg"]) for i in items if i.get("agg")}
-    if len(aggregations) == 1:
-        merged["agg"] = aggregations.pop()
-    return merged
+    parts = list(parts)
+    totals = [p.total for p in parts if p.total is not None]
+    maxima = [p.maximum for p in parts if p.maximum is not None]
+    dated = [(p.latest_at, p.latest) for p in parts if p.latest_at is not None and p.latest is not None]
+    latest_at, latest = max(dated) if dated else (None, None)
+    aggregations = {p.aggregation for p in parts if p.aggregation}
+    return CellUsage(
+        count=sum(p.count for p in parts),
+        total=exact_sum(totals) if totals else None,
+        maximum=max(maxima) if maxima else None,
+        latest_at=latest_at,
+        latest=latest,
+        uniques=frozenset().union(*(p.uniques for p in parts)),
+        late_count=sum(p.late_count for p in parts),
+        aggregation=aggregations.pop() if len(aggregations) == 1 else None,
+    )
 
 
 def bucket_of(hour: str, granularity: str) -> str:

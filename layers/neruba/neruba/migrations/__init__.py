@@ -119,9 +119,8 @@ def run_migrations(
 
 def migrate(log: Callable[[str], None] | None = None) -> list[MigrationOutcome]:
     """Run the pending migrations against the tables of this process's settings."""
-    from neruba.dal.ops import OpsRepository
+    from neruba import bootstrap
     from neruba.settings import get_settings
 
-    settings = get_settings()
-    ctx = MigrationContext(settings=settings, now=datetime.now(UTC))
-    return run_migrations(OpsRepository(settings.ops_table), ctx, log=log)
+    ctx = MigrationContext(settings=get_settings(), now=datetime.now(UTC))
+    return run_migrations(bootstrap.ops(), ctx, log=log)

@@ -14,10 +14,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from neruba import bootstrap
 from neruba.dal import maintenance
-from neruba.dal.disputes import DisputesRepository
-from neruba.dal.ledger import LedgerRepository
-from neruba.dal.payments import PaymentsRepository
 from neruba.domain.ledger import Posting
 from neruba.domain.payments import PaymentRecord
 from neruba.migrations import MigrationContext
@@ -57,9 +55,8 @@ def legacy_record(
 
 
 def apply(ctx: MigrationContext) -> dict[str, Any]:
-    table = ctx.settings.ledger_table
-    payments_repo, disputes_repo = PaymentsRepository(table), DisputesRepository(table)
-    postings = list(LedgerRepository(table).all_postings())
+    payments_repo, disputes_repo = bootstrap.payments(), bootstrap.disputes()
+    postings = list(bootstrap.ledger().all_postings())
     payments = [p for p in postings if p.reason == "payment" and p.source_id]
     refunds: dict[tuple[str, str], list[Posting]] = defaultdict(list)
     known = {(p.customer_id, str(p.source_id)) for p in payments}

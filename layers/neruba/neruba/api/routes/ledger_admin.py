@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
@@ -32,7 +33,6 @@ from neruba.models.views import (
     Dispute,
     Refund,
 )
-from neruba.settings import get_settings
 
 if TYPE_CHECKING:
     from neruba.logic.ledger.admin import Operator, Stores
@@ -74,18 +74,13 @@ def _route(method: str, path: str, summary: str, model: Any, status: int = 200) 
 
 
 def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
-    from neruba.dal.audit import AuditRepository
-    from neruba.dal.catalog import CatalogRepository
-    from neruba.dal.invoices import InvoicesRepository
-    from neruba.dal.ledger import LedgerRepository
     from neruba.logic.ledger.admin import Operator, Stores
 
-    settings = get_settings()
     stores = Stores(
-        ledger=LedgerRepository(settings.ledger_table),
-        audit=AuditRepository(settings.ops_table),
-        customer=CatalogRepository(settings.catalog_table).get_customer,
-        invoice=InvoicesRepository(settings.billing_table).get,
+        ledger=bootstrap.ledger(),
+        audit=bootstrap.audit(),
+        customer=bootstrap.catalog().get_customer,
+        invoice=bootstrap.invoices().get,
     )
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
 

@@ -15,7 +15,6 @@ from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
 from neruba.models.views import OutcomeCounts, StoredEvent, Usage
-from neruba.settings import get_settings
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -98,12 +97,11 @@ def get_usage(
 ) -> Response[str]:
     """Quantity per hour, per day, or per billing period (``period``: the periods of the customer's
     subscription, keyed by their start; the whole range when there is none), optionally per group value."""
-    from neruba.dal.catalog import CatalogRepository
     from neruba.logic.ingest.reads import usage_view
 
     view = usage_view(
         bootstrap.usage(),
-        CatalogRepository(get_settings().catalog_table),
+        bootstrap.plans(),
         customer_id,
         meter,
         start,

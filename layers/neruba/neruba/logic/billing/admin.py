@@ -33,7 +33,6 @@ def trigger_run(
 ) -> dict[str, Any]:
     """``POST /admin/billing-runs``: run the scheduler now (optionally for one customer or as of a time)."""
     from neruba.dal.locks import LockRepository
-    from neruba.dal.plans import PlansRepository
     from neruba.logic.billing.scheduler import RunOptions, run_billing
 
     now = now or datetime.now(UTC)
@@ -45,7 +44,7 @@ def trigger_run(
     at = body.at.astimezone(UTC) if body.at else None
     if at is not None and at > now:
         raise InvalidRequestError("A run cannot bill the future.", code="invalid_run_time", param="at")
-    plans = PlansRepository(ctx.catalog_table)
+    plans = ctx.plans
     if body.customer_id and plans.get_customer(body.customer_id) is None:
         raise NotFoundError(
             f"No customer {body.customer_id!r}.", code="customer_not_found", param="customer_id"

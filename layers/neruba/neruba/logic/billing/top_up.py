@@ -31,6 +31,7 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from neruba.logic.billing.document import invoice_document
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
@@ -89,31 +90,20 @@ def top_up_invoice(
         },
         "references": {"top_up_request_id": request.request_id, "grant_id": grant_id},
     }
-    return {
-        "id": top_up_invoice_id(request.request_id),
-        "object": "invoice",
-        "number": None,
-        "customer_id": request.customer_id,
-        "subscription_id": None,
-        "currency": request.currency,
-        "status": "draft",
-        "kind": "topup",
-        "seq": 0,
-        "top_up_request_id": request.request_id,
-        "grant_id": grant_id,
-        "period_start": at,
-        "period_end": at,
-        "lines": [line],
-        "applications": [],
-        "subtotal_minor": request.amount_minor,
-        "credits_applied_minor": 0,
-        "total_minor": request.amount_minor,
-        "rev": 0,
-        "created_at": ts(now),
-        "finalize_at": ts(grace_end),
-        "finalized_at": None,
-        "stripe": None,
-    }
+    return invoice_document(
+        invoice_id=top_up_invoice_id(request.request_id),
+        customer_id=request.customer_id,
+        subscription_id=None,
+        currency=request.currency,
+        kind="topup",
+        seq=0,
+        details={"top_up_request_id": request.request_id, "grant_id": grant_id},
+        period=(at, at),
+        lines=[line],
+        applications=[],
+        created_at=ts(now),
+        finalize_at=ts(grace_end),
+    )
 
 
 def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest, now: datetime) -> str:

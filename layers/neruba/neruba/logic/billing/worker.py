@@ -28,6 +28,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.document import invoice_document
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
@@ -217,34 +218,20 @@ def build_invoice(
     chargeable = creditable_lines(lines, subtotal)
     credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
-    applied = sum(int(a.amount_minor) for a in applications)
-    doc = {
-        "id": window.invoice_id,
-        "object": "invoice",
-        "number": None,
-        "customer_id": customer_id,
-        "subscription_id": window.subscription_id,
-        "currency": rated.currency,
-        "status": "draft",
-        "kind": window.kind,
-        "seq": window.seq,
-        "window": window.to_dict(),
-        "period_start": ts(window.start),
-        "period_end": ts(window.end),
-        "lines": lines,
-        "applications": [
-            {"grant_id": a.grant_id, "line_id": a.line_id, "amount_minor": int(a.amount_minor)}
-            for a in applications
-        ],
-        "subtotal_minor": subtotal,
-        "credits_applied_minor": applied,
-        "total_minor": subtotal - applied,
-        "rev": 0,
-        "created_at": ts(now),
-        "finalize_at": ts(now + ctx.grace),
-        "finalized_at": None,
-        "stripe": None,
-    }
+    doc = invoice_document(
+        invoice_id=window.invoice_id,
+        customer_id=customer_id,
+        subscription_id=window.subscription_id,
+        currency=rated.currency,
+        kind=window.kind,
+        seq=window.seq,
+        details={"window": window.to_dict()},
+        period=(ts(window.start), ts(window.end)),
+        lines=lines,
+        applications=applications,
+        created_at=ts(now),
+        finalize_at=ts(now + ctx.grace),
+    )
     posting = ctx.invoice_posting_items(
         PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
     )

@@ -47,10 +47,9 @@ AUDIT_FIELDS = ("status", "phases", "cancel_at_period_end", "canceled_at", "ende
 
 
 def _billing() -> BillingRepository:
-    from neruba.dal.billing import BillingRepository
-    from neruba.settings import get_settings
+    from neruba import bootstrap
 
-    return BillingRepository(get_settings().billing_table)
+    return bootstrap.billing_records()
 
 
 def _end(subscription: dict[str, Any]) -> datetime | None:

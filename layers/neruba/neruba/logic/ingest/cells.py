@@ -91,7 +91,7 @@ def _single(write: GroupWrite, event: CellEvent) -> GroupWrite:
     ref = write.ref
     single = GroupWrite(ref, write.aggregation, GroupTotals(), late=event.late)
     single.totals.add(event.transaction_id, write.aggregation, event.at, event.value)
-    recount = Recount(ref.customer_id, event.transaction_id, event.held_by, ref.slice_key(event.held_by))
+    recount = Recount(ref.customer_id, event.transaction_id, event.held_by)
     single.recounts.append(recount)
     return single
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.catalog import CatalogRepository
-from neruba.dal.usage import UsageRepository
+from neruba.dal.plans import PlansRepository
+from neruba.dal.usage import HistoryEntry, UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
-from neruba.domain.usage import bucket_of, combine
+from neruba.domain.usage import CellUsage, bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.events import OUTCOMES
 from neruba.timefmt import iso, parse_ts
@@ -29,43 +29,39 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
             code="event_not_found",
             param="transaction_id",
         )
-    return _view(item)
-
-
-def _view(item: dict[str, Any]) -> dict[str, Any]:
-    own = item.get("o0") or ("failed" if item["st"] == "failed" else "accepted")
-    first = {"outcome": own, "request_id": item.get("rid"), "copy_id": item.get("cid"), "at": item.get("at")}
-    if item.get("reason"):
-        first["reason"] = item["reason"]
-    history = [first]
-    for entry in item.get("hist") or []:
-        row = {
-            "outcome": entry["o"],
-            "request_id": entry.get("rid"),
-            "copy_id": entry.get("cid"),
-            "at": entry.get("t"),
-        }
-        if entry.get("r"):
-            row["reason"] = entry["r"]
-        if entry.get("p"):
-            row["payload"] = jsonutil.loads(entry["p"])
-        history.append(row)
+    own = item.first_outcome or ("failed" if item.status == "failed" else "accepted")
+    first = HistoryEntry(own, item.request_id, item.copy_id, item.written_at, reason=item.reason)
+    history = [_outcome_row(entry) for entry in (first, *item.history)]
     history.sort(key=lambda row: str(row["at"]))
     return {
         "object": "event",
-        "transaction_id": item["tx"],
-        "customer_id": item["c"],
-        "code": item["m"],
-        "timestamp": item["ts"],
-        "properties": jsonutil.loads(item["p"]),
-        "status": item["st"],
-        "reason": item.get("reason"),
-        "reason_message": item.get("reason_msg"),
-        "late": bool(item.get("late")),
-        "received_at": item.get("rt"),
+        "transaction_id": item.transaction_id,
+        "customer_id": item.customer_id,
+        "code": item.meter_code,
+        "timestamp": item.timestamp,
+        "properties": jsonutil.loads(item.properties_json),
+        "status": item.status,
+        "reason": item.reason,
+        "reason_message": item.reason_message,
+        "late": item.late,
+        "received_at": item.received_at,
         "outcomes": history,
-        "copies": {o: int(item.get(f"n_{o}", 0)) for o in OUTCOMES if item.get(f"n_{o}")},
+        "copies": {o: item.copies[o] for o in OUTCOMES if item.copies.get(o)},
     }
+
+
+def _outcome_row(entry: HistoryEntry) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "outcome": entry.outcome,
+        "request_id": entry.request_id,
+        "copy_id": entry.copy_id,
+        "at": entry.at,
+    }
+    if entry.reason:
+        row["reason"] = entry.reason
+    if entry.payload:
+        row["payload"] = jsonutil.loads(entry.payload)
+    return row
 
 
 def _span(start: datetime, end: datetime, granularity: str) -> None:
@@ -88,22 +84,20 @@ def outcome_counts(
     _span(start, end, granularity)
     buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     for row in usage.outcomes(start, end):
-        minute = str(row["sk"])
-        key = minute if granularity == "minute" else minute[:13] + ":00"
+        key = row.minute if granularity == "minute" else row.minute[:13] + ":00"
         for outcome in OUTCOMES:
-            buckets[key][outcome] += int(row.get(outcome, 0))
+            buckets[key][outcome] += row.counts.get(outcome, 0)
     data: list[dict[str, Any]] = [{"start": key, **counts} for key, counts in sorted(buckets.items())]
     totals = {o: sum(counts[o] for counts in buckets.values()) for o in OUTCOMES}
     return {"object": "list", "granularity": granularity, "data": data, "totals": totals}
 
 
-def _period_bucket(catalog: CatalogRepository, customer_id: str) -> Callable[[str], str]:
+def _period_bucket(catalog: PlansRepository, customer_id: str) -> Callable[[str], str]:
     """Buckets hours by the billing period (of the customer's earliest subscription) their start falls in;
     without a subscription the whole range is one bucket."""
-    from neruba.dal.plans import PlansRepository
     from neruba.domain.periods import period_containing
 
-    subscriptions = PlansRepository(catalog.table_name).customer_subscriptions(customer_id)
+    subscriptions = catalog.customer_subscriptions(customer_id)
     if not subscriptions:
         return lambda hour: "total"
     first = min(subscriptions, key=lambda s: str(s["start_at"]))
@@ -120,7 +114,7 @@ def _period_bucket(catalog: CatalogRepository, customer_id: str) -> Callable[[st
 
 def usage_view(
     usage: UsageRepository,
-    catalog: CatalogRepository,
+    catalog: PlansRepository,
     customer_id: str,
     meter_code: str,
     start: datetime,
@@ -143,19 +137,18 @@ def usage_view(
         )
     first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
     bucket = _period_bucket(catalog, customer_id) if granularity == "period" else None
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for item in usage.aggregates(customer_id, meter_code, first, last):
-        hour, _, group = str(item["sk"]).partition("#")
-        values = dict(part.partition("=")[::2] for part in group.split("|") if part)
+    cells: dict[tuple[str, str], list[CellUsage]] = defaultdict(list)
+    for cell in usage.aggregates(customer_id, meter_code, first, last):
+        values = dict(part.partition("=")[::2] for part in cell.group.split("|") if part)
         group_value = values.get(group_by or "", "")
-        key = bucket(hour) if bucket else bucket_of(hour, granularity)
-        cells[(key, group_value if group_by else "")].append(item)
+        key = bucket(cell.hour) if bucket else bucket_of(cell.hour, granularity)
+        cells[(key, group_value if group_by else "")].append(cell.usage)
     data = []
     for (bucket_key, group_value), items in sorted(cells.items()):
         row: dict[str, Any] = {
             "bucket": bucket_key,
             "quantity": combine(meter.aggregation, items),
-            "events": sum(int(i.get("n", 0)) for i in items),
+            "events": sum(i.count for i in items),
         }
         if group_by:
             row["group"] = {group_by: group_value}

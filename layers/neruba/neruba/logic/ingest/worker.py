@@ -27,7 +27,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
-from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
+from neruba.dal.usage import GroupRef, GroupWrites, HistoryEntry, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     InvalidPropertyError,
     fingerprint,
@@ -71,16 +71,10 @@ class QueuedEvent:
         return (self.customer_id, self.transaction_id)
 
 
-def carried_history(old: dict[str, Any]) -> list[dict[str, Any]]:
+def carried_history(old: StoredEvent) -> list[HistoryEntry]:
     """The outcomes of a failed item that a replay overwrites, kept in the new item's history."""
-    first = {
-        "o": "failed",
-        "rid": old.get("rid"),
-        "cid": old.get("cid"),
-        "t": old.get("at"),
-        "r": old.get("reason"),
-    }
-    return [first, *(old.get("hist") or [])]
+    first = HistoryEntry("failed", old.request_id, old.copy_id, old.written_at, reason=old.reason)
+    return [first, *old.history]
 
 
 def parse_message(message_id: str, body: str) -> QueuedEvent:
@@ -189,23 +183,21 @@ class IngestBatch:
                 return "accepted"
             self.usage.mark_replay(event.customer_id, event.transaction_id, carried_history(put.old))
             return "replay"
-        old = put.old or {}
-        if any(entry.get("cid") == event.copy_id for entry in old.get("hist") or []):
+        old = put.old
+        if old is not None and any(entry.copy_id == event.copy_id for entry in old.history):
             return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
-        if old.get("cid") == event.copy_id:
+        if old is not None and old.copy_id == event.copy_id:
             if applies:  # a batch that already wrote its slice is not counted twice (see count_group)
-                earlier = None if old.get("bk") == self.batch_id else str(old.get("bk"))
+                earlier = None if old.batch == self.batch_id else str(old.batch)
                 self.counted.append(_Counted(event, meter, value, late, old_batch=earlier))
             return None  # the same copy again (SQS redelivery): no new outcome
-        if old.get("fp") == self._fingerprint(event):
+        if old is not None and old.fingerprint == self._fingerprint(event):
             self.usage.append_history(
                 event.customer_id, event.transaction_id, self._entry(event, "duplicate")
             )
             return "duplicate"
-        entry = self._entry(event, "conflict")
-        entry["p"] = jsonutil.dumps(
-            {"code": event.code, "timestamp": event.client_timestamp, "properties": event.properties}
-        )
+        payload = {"code": event.code, "timestamp": event.client_timestamp, "properties": event.properties}
+        entry = self._entry(event, "conflict", payload=jsonutil.dumps(payload))
         self.usage.append_history(event.customer_id, event.transaction_id, entry)
         return "conflict"
 
@@ -218,15 +210,13 @@ class IngestBatch:
         copy wrote earlier whose batch never counted it (written before the rule, its cell failing since)
         is parked too: an event reads ``accepted`` only when it is counted or will be.
         """
-        item = self._item(event, status="failed", late=False)
-        item.update({"reason": reason, "reason_msg": message})
+        item = self._item(event, status="failed", late=False, reason=reason, message=message)
         put = self.usage.put_event(item, replace_failed=False)
-        if put.old is not None and put.old.get("st") == "accepted":
-            old_batch = str(put.old.get("bk"))
-            if uncounted is None or put.old.get("cid") != event.copy_id:
+        if put.old is not None and put.old.status == "accepted":
+            old_batch = str(put.old.batch)
+            if uncounted is None or put.old.copy_id != event.copy_id:
                 return None  # an accepted copy stands; nothing to park
-            held = uncounted.slice_key(old_batch)
-            if (held["pk"]["S"], held["sk"]["S"]) in self.usage.existing_slices([held]):
+            if (uncounted, old_batch) in self.usage.counted([(uncounted, old_batch)]):
                 return None  # counted by its batch
             if not self.usage.park_uncounted(
                 event.customer_id, event.transaction_id, old_batch, reason, message
@@ -235,8 +225,7 @@ class IngestBatch:
             self._moved_to_failed(event.key)
             return None  # the accepted outcome was recorded by the earlier attempt; now it is failed
         if put.old is not None:
-            entry = self._entry(event, "failed")
-            entry["r"] = reason
+            entry = self._entry(event, "failed", reason=reason)
             self.usage.append_history(event.customer_id, event.transaction_id, entry)
         return "failed"
 
@@ -258,9 +247,7 @@ class IngestBatch:
             ref = self._ref(event, meter)
             recount = None
             if item.old_batch is not None:
-                recount = Recount(
-                    event.customer_id, event.transaction_id, item.old_batch, ref.slice_key(item.old_batch)
-                )
+                recount = Recount(event.customer_id, event.transaction_id, item.old_batch)
             part = writes.add(
                 ref,
                 meter.aggregation,
@@ -314,36 +301,43 @@ class IngestBatch:
         candidates = [c for c in self.counted if c.old_batch is not None]
         if not candidates:
             return set()
-        keys = {}
-        for c in candidates:
-            keys[c.event.key] = self._ref(c.event, c.meter).slice_key(str(c.old_batch))
-        existing = self.usage.existing_slices(list(keys.values()))
-        return {key for key, sk in keys.items() if (sk["pk"]["S"], sk["sk"]["S"]) not in existing}
+        cells = {c.event.key: (self._ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
+        counted = self.usage.counted(cells.values())
+        return {key for key, cell in cells.items() if cell not in counted}
 
     def _fingerprint(self, event: QueuedEvent) -> str:
         return fingerprint(event.customer_id, event.code, event.client_timestamp, event.properties)
 
-    def _entry(self, event: QueuedEvent, outcome: str) -> dict[str, Any]:
-        return {"o": outcome, "rid": event.request_id, "cid": event.copy_id, "t": iso(self.now)}
+    def _entry(
+        self, event: QueuedEvent, outcome: str, *, reason: str | None = None, payload: str | None = None
+    ) -> HistoryEntry:
+        return HistoryEntry(outcome, event.request_id, event.copy_id, iso(self.now), reason, payload)
 
-    def _item(self, event: QueuedEvent, *, status: str, late: bool) -> dict[str, Any]:
-        return {
-            "pk": f"EVT#{event.customer_id}#{event.transaction_id}",
-            "sk": "#",
-            "c": event.customer_id,
-            "tx": event.transaction_id,
-            "m": event.code,
-            "ts": event.timestamp,
-            "tsc": event.client_timestamp,
-            "h": hour_bucket(parse_ts(event.timestamp)),
-            "p": jsonutil.dumps(event.properties),
-            "fp": self._fingerprint(event),
-            "st": status,
-            "bk": self.batch_id,
-            "cid": event.copy_id,
-            "rid": event.request_id,
-            "rt": event.received_at,
-            "at": iso(self.now),
-            "late": late or None,
-            "hist": [],
-        }
+    def _item(
+        self,
+        event: QueuedEvent,
+        *,
+        status: str,
+        late: bool,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> StoredEvent:
+        return StoredEvent(
+            customer_id=event.customer_id,
+            transaction_id=event.transaction_id,
+            meter_code=event.code,
+            timestamp=event.timestamp,
+            client_timestamp=event.client_timestamp,
+            hour=hour_bucket(parse_ts(event.timestamp)),
+            properties_json=jsonutil.dumps(event.properties),
+            fingerprint=self._fingerprint(event),
+            status=status,
+            batch=self.batch_id,
+            copy_id=event.copy_id,
+            request_id=event.request_id,
+            received_at=event.received_at,
+            written_at=iso(self.now),
+            late=late,
+            reason=reason,
+            reason_message=message,
+        )

@@ -5,20 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neruba.dal.catalog import CatalogRepository, InvalidCursorError
+from neruba import bootstrap
+from neruba.dal.catalog import InvalidCursorError
 from neruba.dal.ledger import LedgerRepository
 from neruba.domain.ledger import summarise
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.catalog import Customer
-from neruba.settings import get_settings
 
 
 def ledger_repo() -> LedgerRepository:
-    return LedgerRepository(get_settings().ledger_table)
+    return bootstrap.ledger()
 
 
 def customer(customer_id: str) -> Customer:
-    found = CatalogRepository(get_settings().catalog_table).get_customer(customer_id)
+    found = bootstrap.catalog().get_customer(customer_id)
     if found is None:
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
     return found
@@ -76,10 +76,9 @@ def grants(customer_id: str) -> dict[str, Any]:
 
 
 def audit_records(customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    from neruba.dal.audit import AuditRepository
 
     try:
-        found, next_cursor = AuditRepository(get_settings().ops_table).list(customer_id, limit, cursor)
+        found, next_cursor = bootstrap.audit().list(customer_id, limit, cursor)
     except InvalidCursorError as exc:
         raise _bad_cursor(exc) from exc
     return {"object": "list", "data": found, "has_more": next_cursor is not None, "next_cursor": next_cursor}

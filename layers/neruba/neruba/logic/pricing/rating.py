@@ -16,7 +16,7 @@ from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.lines import GroupUsage
 from neruba.domain.phases import PhaseSpan, Versions, phase_spans, trial_end
 from neruba.domain.pricing import PricingError, RatedWindow
-from neruba.domain.usage import combine
+from neruba.domain.usage import CellUsage, combine
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.timefmt import parse_ts
@@ -84,23 +84,22 @@ def read_usage(
         meter = plans.get_meter(meter_code)
         if meter is None:
             raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter_code")
-        cells: dict[tuple[int, bool, str], list[dict[str, Any]]] = defaultdict(list)
+        cells: dict[tuple[int, bool, str], list[CellUsage]] = defaultdict(list)
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
-        for item in usage.aggregates(customer_id, meter_code, first, last):
-            hour, _, group = str(item["sk"]).partition("#")
-            at = _effective_start(hour, subscription_start)
+        for cell in usage.aggregates(customer_id, meter_code, first, last):
+            at = _effective_start(cell.hour, subscription_start)
             if not start <= at < upper:
                 continue
             span = _span_of(spans, at)
             if span is not None:
                 in_trial = charging_from is not None and at < charging_from
-                cells[(span.index, in_trial, group)].append(item)
+                cells[(span.index, in_trial, cell.group)].append(cell.usage)
         for (index, in_trial, group), items in cells.items():
             target = trial if in_trial else paid
             target[index].setdefault(meter_code, {})[group] = GroupUsage(
                 quantity=combine(meter.aggregation, items),
                 hours=len(items),
-                events=sum(int(i.get("n", 0)) for i in items),
+                events=sum(i.count for i in items),
             )
     return dict(paid), dict(trial)
 

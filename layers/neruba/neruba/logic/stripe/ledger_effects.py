@@ -11,7 +11,7 @@ redelivery or two events describing the same object post once (see docs/stripe.m
 
 Example::
 
-    effects = LedgerEffects()
+    effects = bootstrap.stripe_effects()   # LedgerEffects(ledger, invoices)
     invoice = effects.invoice("in_1")
     plan = stripe_checks.check_payment(invoice, claim)       # a PaymentPlan, or a Park (nothing applied)
     effects.invoice_paid(invoice_id="in_1", customer_id="acme", currency="USD", amount_minor=plan.post_minor,
@@ -71,13 +71,10 @@ def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str) -> EffectR
 class LedgerEffects:
     """``StripeEffects`` on the real ledger and invoices (postings keyed by ``idempotency_key``)."""
 
-    def __init__(
-        self, ledger_repo: LedgerRepository | None = None, invoices: InvoicesRepository | None = None
-    ) -> None:
-        settings = get_settings()
-        self.ledger = ledger_repo or LedgerRepository(settings.ledger_table)
-        self.invoices = invoices or InvoicesRepository(settings.billing_table)
-        self.refund_levels = RefundLevels(settings.ops_table)
+    def __init__(self, ledger_repo: LedgerRepository, invoices: InvoicesRepository) -> None:
+        self.ledger = ledger_repo
+        self.invoices = invoices
+        self.refund_levels = RefundLevels(get_settings().ops_table)
 
     def _seen(self, customer_id: str, idempotency_key: str) -> bool:
         return self.ledger.stored_posting(customer_id, idempotency_key) is not None
@@ -316,12 +313,9 @@ class LedgerEffects:
 class RepositoryInvoiceSource:
     """``InvoiceSource`` on ``InvoicesRepository`` (billing table) and ``CatalogRepository``."""
 
-    def __init__(
-        self, invoices: InvoicesRepository | None = None, catalog: CatalogRepository | None = None
-    ) -> None:
-        settings = get_settings()
-        self._repo = invoices or InvoicesRepository(settings.billing_table)
-        self._catalog = catalog or CatalogRepository(settings.catalog_table)
+    def __init__(self, invoices: InvoicesRepository, catalog: CatalogRepository) -> None:
+        self._repo = invoices
+        self._catalog = catalog
 
     def get(self, invoice_id: str) -> dict[str, Any] | None:
         return self._repo.get(invoice_id)

@@ -318,9 +318,9 @@ def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) 
     """
     from pydantic import ValidationError
 
+    from neruba import bootstrap
     from neruba.models.stripe import SyncMessage
     from neruba.observability import logger, metrics
-    from neruba.settings import get_settings
 
     try:
         invoice_id = SyncMessage.model_validate_json(body).invoice_id
@@ -329,7 +329,7 @@ def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) 
         metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
         raise SyncError("malformed sync message") from exc
     logger.append_keys(invoice_id=invoice_id)
-    sync = InvoiceSync(None, invoices, StripeEventsRepository(get_settings().ops_table))
+    sync = InvoiceSync(None, invoices, bootstrap.stripe_events())
     try:
         sync.client = client if client is not None else stripe_client()
     except StripeNotConfiguredError:

@@ -37,6 +37,7 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from neruba import bootstrap
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
@@ -55,10 +56,9 @@ RESENDABLE_SYNC = (None, "failed", "in_progress")
 def billing_check(ctx: SweepContext) -> CheckResult:
     """Re-enqueue overdue windows, finalize stuck drafts, re-send unsynced finalized invoices, write
     stranded auto top-ups."""
-    from neruba.dal.ops import OpsRepository
 
     billing = ctx.billing()
-    ops = OpsRepository(ctx.settings.ops_table)
+    ops = bootstrap.ops()
     result = CheckResult(
         "billing", checked={"due_states": 0, "drafts": 0, "sync_pending": 0, "finalized_invoices": 0}
     )
@@ -141,7 +141,7 @@ def _due_window(
 
 def _stuck_drafts(ctx: SweepContext, billing: Billing, result: CheckResult, details: dict[str, Any]) -> None:
     from neruba.dal.billing import DUE_SHARDS
-    from neruba.dal.locks import LockLostError, LockRepository
+    from neruba.dal.locks import LockLostError
     from neruba.logic.billing.finalize import finalize_invoice
     from neruba.logic.billing.scheduler import LEASE, LOCK_NAME
 
@@ -150,7 +150,7 @@ def _stuck_drafts(ctx: SweepContext, billing: Billing, result: CheckResult, deta
     if not drafts:
         return
     result.found += len(drafts)
-    locks = LockRepository(ctx.settings.billing_table)
+    locks = bootstrap.locks()
     lease = locks.acquire(LOCK_NAME, "sweep", LEASE, ctx.now)
     if lease is None:
         details["left_to_scheduler"] += [_invoice_ids(d) for d in drafts]
@@ -231,11 +231,10 @@ def _stranded_top_ups(
 ) -> None:
     """Write the invoice and grant of every stored auto top-up request that has none (a top-up that failed
     after its window was billed, and that no later window retried). Idempotent by request id."""
-    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.sweep_repairs import customer_ids
     from neruba.logic.billing.top_up import complete_top_ups
 
-    ledger = LedgerRepository(ctx.settings.ledger_table)
+    ledger = bootstrap.ledger()
     result.checked["customers_for_top_ups"] = 0
     for customer_id in customer_ids(ctx.settings.catalog_table):
         result.checked["customers_for_top_ups"] += 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neruba import bootstrap
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 
 
@@ -57,10 +58,9 @@ def posting_problem(doc: dict[str, Any]) -> str | None:
 
 def ledger_check(ctx: SweepContext) -> CheckResult:
     """Check the window's postings and reconcile the balances of the customers they belong to."""
-    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.sweep_repairs import customer_ids
 
-    repo = LedgerRepository(ctx.settings.ledger_table)
+    repo = bootstrap.ledger()
     result = CheckResult(
         "ledger", checked={"customers": 0, "postings": 0, "balances": 0, "customers_reconciled": 0}
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from neruba import bootstrap
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 
@@ -72,13 +73,11 @@ def receivable_by_invoice(postings: list[Any]) -> tuple[dict[str, int], list[tup
 
 def receivable_check(ctx: SweepContext) -> CheckResult:
     """Compare each invoice's status and remaining amount with the customer's receivable postings."""
-    from neruba.dal.invoices import InvoicesRepository
-    from neruba.dal.ledger import LedgerRepository
     from neruba.dal.sweep_repairs import customer_ids
     from neruba.observability import logger
 
-    invoices = InvoicesRepository(ctx.settings.billing_table)
-    ledger = LedgerRepository(ctx.settings.ledger_table)
+    invoices = bootstrap.invoices()
+    ledger = bootstrap.ledger()
     result = CheckResult(
         "receivable", checked={"customers": 0, "customers_with_postings": 0, "invoices": 0, "payments": 0}
     )

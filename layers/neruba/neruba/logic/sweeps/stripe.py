@@ -24,6 +24,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from neruba import bootstrap
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 
 STATUSES = ("received", "failed", "deferred", "parked")
@@ -36,11 +37,9 @@ PERMANENT_OUTCOMES = ("invalid_event",)
 
 def stripe_check(ctx: SweepContext) -> CheckResult:
     """Re-enqueue stale unprocessed Stripe events (see the module docstring)."""
-    from neruba.dal.ops import OpsRepository
-    from neruba.dal.stripe_events import StripeEventsRepository
 
-    repo = StripeEventsRepository(ctx.settings.ops_table)
-    ops = OpsRepository(ctx.settings.ops_table)
+    repo = bootstrap.stripe_events()
+    ops = bootstrap.ops()
     result = CheckResult("stripe", checked={"events": 0})
     details: dict[str, list[dict[str, Any]]] = {"in_flight": [], "needs_operator": []}
     for event in repo.events_in_status(ctx.end - LOOKBACK, ctx.end, STATUSES):

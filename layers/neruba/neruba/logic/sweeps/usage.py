@@ -19,13 +19,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba import jsonutil
+from neruba import bootstrap, jsonutil
 from neruba.dal.catalog import CatalogSnapshot
-from neruba.dal.usage import GroupRef, GroupWrites, Recount, UsageRepository
+from neruba.dal.usage import GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     GroupTotals,
     InvalidPropertyError,
@@ -35,7 +35,7 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
-from neruba.domain.usage import combine
+from neruba.domain.usage import CellUsage, combine, usage_of
 from neruba.logic.ingest.cells import CellEvent, count_cell
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
@@ -62,11 +62,11 @@ class UsageSweepReport:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str, Any] | None:
-    meter = catalog.meters.get(str(item["m"]))
+def _ref_and_value(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRef, str, Any] | None:
+    meter = catalog.meters.get(item.meter_code)
     if meter is None:
         return None
-    properties = jsonutil.loads(item["p"])
+    properties = jsonutil.loads(item.properties_json)
     if not matches_filters(meter.filters, properties):
         return None
     try:
@@ -75,21 +75,21 @@ def _ref_and_value(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[Grou
         value = meter_value(meter.aggregation, meter.field, properties, allow_negative=True)
     except InvalidPropertyError:
         return None
-    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    ref = GroupRef(item.customer_id, meter.code, item.hour, group_key(meter.group_by, properties))
     return ref, meter.aggregation, value
 
 
-def _number_problem(item: dict[str, Any], catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
+def _number_problem(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
     """The cell and the number rule of an event that can never be counted (a number DynamoDB cannot
     store, accepted before the rule), else None."""
-    meter = catalog.meters.get(str(item["m"]))
+    meter = catalog.meters.get(item.meter_code)
     if meter is None:
         return None
-    properties = jsonutil.loads(item["p"])
+    properties = jsonutil.loads(item.properties_json)
     problems = property_number_problems(properties)
     if not problems:
         return None
-    ref = GroupRef(str(item["c"]), meter.code, str(item["h"]), group_key(meter.group_by, properties))
+    ref = GroupRef(item.customer_id, meter.code, item.hour, group_key(meter.group_by, properties))
     return ref, problems[0][1]
 
 
@@ -140,27 +140,26 @@ def _adopt_uncounted(
 ) -> set[GroupRef]:
     events = usage.get_events(keys)
     report.events_checked += len(events)
-    catalog = lookup({c for c, _ in events}, {str(e["m"]) for e in events.values()})
+    catalog = lookup({c for c, _ in events}, {e.meter_code for e in events.values()})
     ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
     uncountable: dict[tuple[str, str], tuple[GroupRef, str]] = {}
     touched: set[GroupRef] = set()
     for key, item in events.items():
-        if item.get("st") != "accepted":
+        if item.status != "accepted":
             continue
         found = _ref_and_value(item, catalog)
         if found is None:
             problem = _number_problem(item, catalog)
-            if problem is not None and item.get("bk") == batch:
+            if problem is not None and item.batch == batch:
                 uncountable[key] = problem
             continue
         touched.add(found[0])
-        if item.get("bk") == batch:
+        if item.batch == batch:
             ours[key] = found
-    slices = [ref.slice_key(batch) for ref, _, _ in ours.values()]
-    existing = usage.existing_slices(slices + [ref.slice_key(batch) for ref, _ in uncountable.values()])
+    cells = [(ref, batch) for ref, _, _ in ours.values()] + [(ref, batch) for ref, _ in uncountable.values()]
+    existing = usage.counted(cells)
     for (customer_id, transaction_id), (ref, code) in uncountable.items():
-        held = ref.slice_key(batch)
-        if (held["pk"]["S"], held["sk"]["S"]) in existing:
+        if (ref, batch) in existing:
             continue
         if usage.park_uncounted(customer_id, transaction_id, batch, code, NUMBER_RULES[code]):
             report.repaired += 1
@@ -169,17 +168,16 @@ def _adopt_uncounted(
     writes = GroupWrites(f"sweep-{batch}")
     members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
-        slice_key = ref.slice_key(batch)
-        if (slice_key["pk"]["S"], slice_key["sk"]["S"]) in existing:
+        if (ref, batch) in existing:
             continue
-        at = str(events[(customer_id, transaction_id)]["ts"])
+        at = events[(customer_id, transaction_id)].timestamp
         part = writes.add(
             ref,
             aggregation,
             transaction_id,
             at,
             value,
-            recount=Recount(customer_id, transaction_id, batch, slice_key),
+            recount=Recount(customer_id, transaction_id, batch),
         )
         cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
         members.setdefault((part, ref), []).append(cell_event)
@@ -210,9 +208,9 @@ def _recompute(
 ) -> None:
     """Recompute one cell from its raw events (found through its slices) and repair drift."""
     report.cells_checked += 1
-    parts = [s for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour) if s["group"] == ref.group]
-    transaction_ids = {str(t) for s in parts for t in s.get("tx", [])}
-    folded = {str(s["batch"]) for s in parts if not s["legacy"]}
+    parts = [s for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour) if s.group == ref.group]
+    transaction_ids = {t for s in parts for t in s.transaction_ids}
+    folded = {s.batch for s in parts if not s.legacy}
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
     catalog = lookup({ref.customer_id}, {ref.meter_code})
     meter = catalog.meters.get(ref.meter_code)
@@ -220,29 +218,15 @@ def _recompute(
         return
     totals = GroupTotals()
     for item in events.values():
-        found = _ref_and_value(item, catalog) if item.get("st") == "accepted" else None
+        found = _ref_and_value(item, catalog) if item.status == "accepted" else None
         if found is not None and found[0] == ref:
-            totals.add(str(item["tx"]), meter.aggregation, str(item["ts"]), found[2])
-    truth: dict[str, Any] = {"n": totals.count, "agg": meter.aggregation}
-    if meter.aggregation == "sum":
-        truth["s"] = totals.total
-    elif meter.aggregation == "max" and totals.maximum is not None:
-        truth["mx"] = totals.maximum
-    elif meter.aggregation == "latest" and totals.latest_at is not None:
-        truth["lt"], truth["lv"] = totals.latest_at, totals.latest
-    elif meter.aggregation == "unique_count" and totals.uniques:
-        truth["u"] = set(totals.uniques)
-    cell = f"{ref.hour}#{ref.group}"
-    stored = next(
-        (
-            a
-            for a in usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
-            if str(a["sk"]) == cell
-        ),
-        None,
-    )
-    stored_n = int(stored.get("n", 0)) if stored else 0
-    same = stored_n == totals.count and combine(meter.aggregation, [stored or {}]) == combine(
+            totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2])
+    cells = usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+    stored = next((c for c in cells if (c.hour, c.group) == (ref.hour, ref.group)), None)
+    kept = stored.usage if stored else CellUsage()
+    # the late count is not recomputed from events: the stored one is kept
+    truth = replace(usage_of(meter.aggregation, totals), late_count=kept.late_count)
+    same = kept.count == totals.count and combine(meter.aggregation, [kept]) == combine(
         meter.aggregation, [truth]
     )
     if same:
@@ -250,13 +234,11 @@ def _recompute(
     report.drift_found += 1
     # quantities as decimal text: the stored report reads back with the same types (docs/billing.md)
     before = {
-        "events": stored_n,
-        "quantity": jsonutil.number_text(combine(meter.aggregation, [stored or {}])),
+        "events": kept.count,
+        "quantity": jsonutil.number_text(combine(meter.aggregation, [kept])),
     }
-    truth.update({"updated_at": iso(datetime.now(UTC)), "repaired": True})
-    if stored and stored.get("late_n"):
-        truth["late_n"] = stored["late_n"]
-    if usage.replace_aggregate(ref, truth, expected=(stored or {}).get("base"), folded=folded):
+    base = stored.base if stored else None
+    if usage.replace_aggregate(ref, truth, iso(datetime.now(UTC)), expected=base, folded=folded):
         report.repaired += 1
         report.repairs.append(
             {
@@ -276,10 +258,10 @@ def _recompute(
 
 def usage_check(ctx: SweepContext) -> CheckResult:
     """The ``usage`` check: :func:`sweep_usage` over the window, as a :class:`CheckResult`."""
-    from neruba.dal.catalog import CatalogCache, CatalogRepository
+    from neruba.dal.catalog import CatalogCache
 
-    lookup = CatalogCache(CatalogRepository(ctx.settings.catalog_table), ttl_seconds=0).lookup
-    report = sweep_usage(UsageRepository(ctx.settings.usage_table), lookup, ctx.start, ctx.end, now=ctx.now)
+    lookup = CatalogCache(bootstrap.catalog(), ttl_seconds=0).lookup
+    report = sweep_usage(bootstrap.usage(), lookup, ctx.start, ctx.end, now=ctx.now)
     result = CheckResult(
         name="usage",
         checked={

@@ -1,0 +1,71 @@
+"""The invoice document: the one shape every draft invoice is stored in, whatever made it.
+
+A subscription window's invoice and a top-up's invoice differ only in what they are for (``details``: the
+window, or the top-up request and its grant); status, totals, revision and finalization fields are built
+here once, the totals from the lines and the credit applications.
+
+Example:
+    >>> doc = invoice_document(
+    ...     invoice_id="in_1", customer_id="acme", subscription_id=None, currency="USD", kind="topup",
+    ...     seq=0, details={}, period=("2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00.000000Z"),
+    ...     lines=[{"line_id": "l1", "amount_minor": 500}], applications=[],
+    ...     created_at="2026-01-01T00:00:00.000000Z", finalize_at="2026-01-01T01:00:00.000000Z",
+    ... )
+    >>> doc["status"], doc["subtotal_minor"], doc["total_minor"]
+    ('draft', 500, 500)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neruba.domain.credits import CreditApplication
+
+
+def invoice_document(
+    *,
+    invoice_id: str,
+    customer_id: str,
+    subscription_id: str | None,
+    currency: str,
+    kind: str,
+    seq: int,
+    details: Mapping[str, Any],
+    period: tuple[str, str],
+    lines: Sequence[Mapping[str, Any]],
+    applications: Sequence[CreditApplication],
+    created_at: str,
+    finalize_at: str,
+) -> dict[str, Any]:
+    """A draft invoice: ``details`` stand after ``seq`` (the key order is the stored order)."""
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    applied = sum(int(a.amount_minor) for a in applications)
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "number": None,
+        "customer_id": customer_id,
+        "subscription_id": subscription_id,
+        "currency": currency,
+        "status": "draft",
+        "kind": kind,
+        "seq": seq,
+        **details,
+        "period_start": period[0],
+        "period_end": period[1],
+        "lines": list(lines),
+        "applications": [
+            {"grant_id": a.grant_id, "line_id": a.line_id, "amount_minor": int(a.amount_minor)}
+            for a in applications
+        ],
+        "subtotal_minor": subtotal,
+        "credits_applied_minor": applied,
+        "total_minor": subtotal - applied,
+        "rev": 0,
+        "created_at": created_at,
+        "finalize_at": finalize_at,
+        "finalized_at": None,
+        "stripe": None,
+    }

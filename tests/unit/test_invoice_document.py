@@ -1,0 +1,118 @@
+"""Both kinds of invoice (a subscription window's and a top-up's) are stored exactly as before: the Put
+that writes the draft, key order and number text included, matches the recorded one byte for byte."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from neruba.dal.billing import BillingRepository
+from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.ledger import LedgerRepository
+from neruba.dal.plans import PlansRepository
+from neruba.dal.usage import UsageRepository
+from neruba.domain.credits import CreditApplication, TopUpRequest
+from neruba.domain.pricing import InvoiceLine, RatedWindow, TierLine
+from neruba.logic.billing.context import Billing, CreditsResult, PostingRequest
+from neruba.logic.billing.top_up import top_up_invoice
+from neruba.logic.billing.windows import Window
+from neruba.logic.billing.worker import build_invoice
+
+RECORDED = Path(__file__).parent / "data" / "invoice_documents.json"
+START = datetime(2026, 3, 1, tzinfo=UTC)
+NOW = datetime(2026, 3, 1, 0, 5, 7, 123456, tzinfo=UTC)
+
+
+@dataclass
+class _Priced(Billing):
+    """Billing whose pricing, credits and posting answer fixed values (the document is what is tested)."""
+
+    def rate_opening(self, subscription: dict[str, Any], start: datetime, end: datetime) -> RatedWindow:
+        tier = TierLine(1, Decimal("1"), Decimal("30.00"), Decimal("0"), Decimal("30.00"))
+        fee = InvoiceLine(
+            "fee:base",
+            "advance_fee",
+            "Base fee",
+            None,
+            {},
+            Decimal("1"),
+            Decimal("30.00"),
+            [tier],
+            3000,
+            start,
+            end,
+            "basic",
+            2,
+            {"note": "first period"},
+        )
+        usage = InvoiceLine(
+            "use:tokens",
+            "usage",
+            "Tokens",
+            "tokens",
+            {"model": "small"},
+            Decimal("12.5"),
+            Decimal("0.4"),
+            [],
+            500,
+            start,
+            end,
+            "basic",
+            2,
+        )
+        return RatedWindow("USD", [fee, usage], 3500, start, end, kind="opening")
+
+    def apply_credits(self, customer_id: str, currency: str, lines: Any, at: datetime) -> CreditsResult:
+        assert [(line.line_id, line.amount_minor) for line in lines] == [
+            ("fee:base", 3000),
+            ("use:tokens", 500),
+        ]
+        return CreditsResult(applications=[CreditApplication("cg_1", "fee:base", 1200, "promotional")])
+
+    def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
+        return []
+
+
+def _billing() -> Billing:
+    return _Priced(
+        billing=BillingRepository("billing"),
+        invoices=InvoicesRepository("billing"),
+        plans=PlansRepository("catalog"),
+        usage=UsageRepository("usage"),
+        ledger=LedgerRepository("ledger"),
+        grace=timedelta(hours=1),
+    )
+
+
+def _stored(doc: dict[str, Any], finalize_at: datetime) -> str:
+    return json.dumps(InvoicesRepository("billing").put_item(doc, finalize_at))
+
+
+def _documents() -> dict[str, str]:
+    window = Window("sub_1", 0, "opening", START, START + timedelta(days=31), START)
+    subscription = {"customer_id": "acme", "start_at": "2026-03-01T00:00:00.000000Z", "interval": "month"}
+    window_doc, _actions, _guard = build_invoice(_billing(), subscription, window, NOW)
+    request = TopUpRequest("tu_abc", "acme", "USD", 5000, 700, 1000, START)
+    top_up_doc = top_up_invoice(request, "cg_7", NOW, NOW + timedelta(hours=1))
+    return {
+        "window": _stored(window_doc, NOW + timedelta(hours=1)),
+        "top_up": _stored(top_up_doc, NOW + timedelta(hours=1)),
+    }
+
+
+def test_both_kinds_of_invoice_are_stored_as_recorded() -> None:
+    # GIVEN the Puts recorded before the two documents shared one builder
+    recorded = json.loads(RECORDED.read_text())
+    # WHEN a window's invoice (with a credit applied) and a top-up's invoice are built now
+    built = _documents()
+    # THEN each Put is byte for byte the recorded one
+    assert built["window"] == recorded["window"]
+    assert built["top_up"] == recorded["top_up"]
+
+
+if __name__ == "__main__":  # records the Puts (run once, against the code before the change)
+    RECORDED.write_text(json.dumps(_documents(), indent=2) + "\n")
