@@ -101,9 +101,10 @@ def test_the_worker_parks_usage_sent_after_the_archive(admin: Api, monkeypatch: 
     drain(worker.lambda_handler, queue_url("IngestQueue"), batch_size=10)
     usage = UsageRepository(get_settings().usage_table)
     # THEN what was sent before the archive counts; what was sent after is parked customer_archived
-    assert usage.get_event("acme", "sent-before")["st"] == "accepted"  # type: ignore[index]
+    counted = usage.get_event("acme", "sent-before")
+    assert counted is not None and counted.status == "accepted"
     parked = usage.get_event("acme", "sent-after")
-    assert parked is not None and (parked["st"], parked["reason"]) == ("failed", "customer_archived")
+    assert parked is not None and (parked.status, parked.reason) == ("failed", "customer_archived")
 
 
 def test_archive_errors(admin: Api) -> None:
