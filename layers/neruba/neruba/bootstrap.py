@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from neruba.logic.billing.context import Billing
     from neruba.logic.stripe.ledger_effects import LedgerEffects, RepositoryInvoiceSource
     from neruba.logic.stripe.processing import Processor
+    from neruba.logic.webhooks.context import Webhooks
     from neruba.settings import Settings
 
 T = TypeVar("T")
@@ -58,6 +59,7 @@ PARTS = (
     "usage",
     "stripe_events",
     "ops",
+    "webhooks",
 )
 
 
@@ -238,3 +240,24 @@ def ops() -> OpsRepository:
         return OpsRepository(get_settings().ops_table)
 
     return _part("ops", build)
+
+
+def webhooks() -> Webhooks:
+    """Outgoing webhooks: endpoints, events and deliveries in the ops table, the delivery queue."""
+
+    def build() -> Webhooks:
+        from neruba.dal.billing import BillingRepository
+        from neruba.dal.webhooks import WebhooksRepository
+        from neruba.logic.webhooks.context import Webhooks
+        from neruba.settings import get_settings
+
+        settings = get_settings()
+        return Webhooks(
+            repo=WebhooksRepository(settings.ops_table),
+            queue_url=settings.webhook_delivery_queue_url,
+            stage=settings.stage,
+            ops_table=settings.ops_table,
+            idempotency=BillingRepository(settings.billing_table),
+        )
+
+    return _part("webhooks", build)

@@ -1,0 +1,160 @@
+"""Webhook endpoints (admin scope): create, list, read, update, delete, rotate the signing secret.
+
+A secret is shown once, in the answer of create and of rotate; it is stored (the ops table is encrypted
+at rest) because signing needs it, and no other answer or log shows it. Rotation keeps the old secret
+signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from datetime import datetime, timedelta
+from typing import Any
+
+from neruba.dal.webhooks import InvalidCursorError
+from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.idempotency import Actor, audit_put
+from neruba.logic.webhooks.context import Webhooks
+from neruba.logic.webhooks.delivery import active_secrets
+from neruba.logic.webhooks.signing import new_secret
+from neruba.logic.webhooks.urls import UrlRefusedError, check_url
+from neruba.models.webhooks import EndpointCreate, EndpointUpdate, SecretRotation
+from neruba.timefmt import iso, parse_ts
+
+
+def new_endpoint_id() -> str:
+    return "we_" + _random.token_hex(10)
+
+
+def _checked_url(hooks: Webhooks, url: str) -> str:
+    try:
+        return check_url(url, hooks.stage, hooks.resolver)
+    except UrlRefusedError as exc:
+        raise InvalidRequestError(str(exc), code=exc.code, param="url") from exc
+
+
+def view(doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None) -> dict[str, Any]:
+    """An endpoint as the API answers it (the secret only when ``shown``)."""
+    return {
+        **{k: v for k, v in doc.items()},
+        "object": "webhook_endpoint",
+        "status": "enabled" if doc.get("enabled") else "disabled",
+        "secret": shown,
+        "secret_hint": secrets[0]["secret"][-4:] if secrets else "",
+        "secrets_active": len(active_secrets(secrets, now)),
+    }
+
+
+def _audit(hooks: Webhooks, by: Actor, action: str, target: str, now: datetime, **record: Any) -> dict[str, Any]:
+    return audit_put(hooks.ops_table, by, action, target, at=now, **record)
+
+
+def create(hooks: Webhooks, body: EndpointCreate, by: Actor, now: datetime) -> dict[str, Any]:
+    from neruba.dal.transaction import Transaction
+
+    url = _checked_url(hooks, body.url)
+    secret = new_secret()
+    doc = {
+        "id": new_endpoint_id(),
+        "url": url,
+        "enabled_events": sorted(set(body.enabled_events)),
+        "description": body.description,
+        "enabled": True,
+        "disabled_reason": None,
+        "failing_since": None,
+        "created_at": iso(now),
+        "updated_at": iso(now),
+    }
+    secrets = [{"secret": secret, "expires_at": None}]
+    unit = Transaction([hooks.repo.endpoint_item(doc, secrets, new=True)])
+    unit.add(_audit(hooks, by, "webhook_endpoint.create", doc["id"], now, before=None, after=doc))
+    unit.commit()
+    return view(doc, secrets, now, shown=secret)
+
+
+def _found(hooks: Webhooks, endpoint_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    found = hooks.repo.endpoint(endpoint_id)
+    if found is None:
+        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found",
+                            param="endpoint_id")  # fmt: skip
+    return found
+
+
+def get(hooks: Webhooks, endpoint_id: str, now: datetime) -> dict[str, Any]:
+    doc, secrets = _found(hooks, endpoint_id)
+    return view(doc, secrets, now)
+
+
+def list_page(hooks: Webhooks, limit: int, cursor: str | None, now: datetime) -> dict[str, Any]:
+    try:
+        docs, next_cursor = hooks.repo.list_endpoints(limit, cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
+        ) from exc
+    data = []
+    for doc in docs:
+        found = hooks.repo.endpoint(doc["id"])
+        if found is not None:
+            data.append(view(found[0], found[1], now))
+    return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def update(hooks: Webhooks, endpoint_id: str, body: EndpointUpdate, by: Actor, now: datetime) -> dict[str, Any]:
+    from neruba.dal.transaction import Cancelled, Transaction
+
+    doc, secrets = _found(hooks, endpoint_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "url" in changes:
+        changes["url"] = _checked_url(hooks, changes["url"])
+    if "enabled_events" in changes:
+        changes["enabled_events"] = sorted(set(changes["enabled_events"]))
+    new = {**doc, **changes, "updated_at": iso(now)}
+    if changes.get("enabled") is True:
+        new.update(disabled_reason=None, failing_since=None)
+    elif changes.get("enabled") is False:
+        new["disabled_reason"] = "disabled by an operator"
+    unit = Transaction([hooks.repo.endpoint_item(new, secrets, new=False)])
+    before = {k: doc.get(k) for k in changes}
+    unit.add(_audit(hooks, by, "webhook_endpoint.update", endpoint_id, now, before=before, after=changes))
+    try:
+        unit.commit()
+    except Cancelled as exc:
+        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found") from exc
+    return view(new, secrets, now)
+
+
+def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[str, Any]:
+    doc, _ = _found(hooks, endpoint_id)
+    if not hooks.repo.delete_endpoint(endpoint_id):
+        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found")
+    from neruba.dal.transaction import Transaction
+
+    Transaction([_audit(hooks, by, "webhook_endpoint.delete", endpoint_id, now, before=doc, after=None)]).commit()
+    return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+
+def rotate(hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, now: datetime) -> dict[str, Any]:
+    """A new secret signs from now; the ones signing now keep signing for ``overlap_seconds``."""
+    from neruba.dal.transaction import Cancelled, Transaction
+
+    doc, secrets = _found(hooks, endpoint_id)
+    ends = now + timedelta(seconds=body.overlap_seconds)
+    kept = []
+    for old in secrets:
+        expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
+        if expires is not None and expires <= now:
+            continue  # already past its overlap
+        if body.overlap_seconds:
+            kept.append({**old, "expires_at": iso(min(expires, ends) if expires else ends)})
+    secret = new_secret()
+    rotated = [{"secret": secret, "expires_at": None}, *kept]
+    new = {**doc, "updated_at": iso(now)}
+    unit = Transaction([hooks.repo.endpoint_item(new, rotated, new=False)])
+    unit.add(_audit(hooks, by, "webhook_endpoint.rotate_secret", endpoint_id, now,
+                    before=None, after={"overlap_ends": iso(ends)}))  # fmt: skip
+    try:
+        unit.commit()
+    except Cancelled as exc:
+        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found") from exc
+    return view(new, rotated, now, shown=secret)
