@@ -3,7 +3,8 @@
 Items:
 - ``WHEP`` / ``{endpoint_id}``: one endpoint (``doc`` JSON text; ``secrets`` JSON text of
   ``[{secret, expires_at}]``, newest first: the table is encrypted at rest, and no answer shows them);
-- ``WHOUT#{shard}`` / ``{created}#{event_id}``: an outbox item, written in the transaction of the state
+- ``WHOUT#{shard}`` / ``{created}#{event_id}``: an outbox item (shard: of the customer, so one
+  customer's events are read in the order written), written in the transaction of the state
   change it reports (``doc``: type, customer, data), deleted by the relay once fanned out; ``seq`` is set
   once by the relay (the customer's sequence number);
 - ``WHSEQ#{customer}`` / ``#``: the customer's last event sequence number (``n``);
@@ -33,8 +34,9 @@ ENDPOINTS_PK = "WHEP"
 FAILED_PK = "WHFAIL"
 
 
-def outbox_shard(event_id: str) -> int:
-    return zlib.crc32(event_id.encode()) % OUTBOX_SHARDS
+def outbox_shard(customer_id: str) -> int:
+    """A customer's events share one shard, so the relay reads them in the order they were written."""
+    return zlib.crc32(customer_id.encode()) % OUTBOX_SHARDS
 
 
 class WebhooksRepository:
@@ -126,7 +128,7 @@ class WebhooksRepository:
         """The outbox Put, for the transaction of the state change it reports."""
         doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
         item = {
-            "pk": f"WHOUT#{outbox_shard(event_id)}",
+            "pk": f"WHOUT#{outbox_shard(customer_id)}",
             "sk": f"{ts(created)}#{event_id}",
             "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
         }
