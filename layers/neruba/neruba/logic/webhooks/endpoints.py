@@ -13,7 +13,7 @@ from typing import Any
 
 from neruba.dal.webhooks import InvalidCursorError
 from neruba.errors import InvalidRequestError, NotFoundError
-from neruba.logic.idempotency import Actor, audit_put
+from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
 from neruba.logic.webhooks.context import Webhooks
 from neruba.logic.webhooks.delivery import active_secrets
 from neruba.logic.webhooks.signing import new_secret
@@ -49,9 +49,31 @@ def _audit(hooks: Webhooks, by: Actor, action: str, target: str, now: datetime, 
     return audit_put(hooks.ops_table, by, action, target, at=now, **record)
 
 
-def create(hooks: Webhooks, body: EndpointCreate, by: Actor, now: datetime) -> dict[str, Any]:
+def _replayed(hooks: Webhooks, scope: str, key: str | None, request: str) -> dict[str, Any] | None:
+    """The first answer of ``key`` (without the secret, which is never stored twice), or None."""
+    if hooks.idempotency is None:
+        return None
+    found = replay(hooks.idempotency, scope, key, request)
+    return dict(found) if found is not None else None
+
+
+def _remember(hooks: Webhooks, scope: str, key: str | None, request: str, answer: dict[str, Any]) -> list[dict[str, Any]]:
+    if not key or hooks.idempotency is None:
+        return []
+    return [hooks.idempotency.idempotency_put_item(scope, key, request, {**answer, "secret": None})]
+
+
+def create(
+    hooks: Webhooks, body: EndpointCreate, by: Actor, now: datetime, key: str | None = None
+) -> dict[str, Any]:
+    """A new endpoint and its first secret (shown in this answer only). With an Idempotency-Key, a
+    repeat returns the first answer without the secret and creates nothing."""
     from neruba.dal.transaction import Transaction
 
+    request = fingerprint(body.model_dump(mode="json"), "webhook-endpoints")
+    replayed = _replayed(hooks, "webhook-endpoint", key, request)
+    if replayed is not None:
+        return replayed
     url = _checked_url(hooks, body.url)
     secret = new_secret()
     doc = {
@@ -66,10 +88,12 @@ def create(hooks: Webhooks, body: EndpointCreate, by: Actor, now: datetime) -> d
         "updated_at": iso(now),
     }
     secrets = [{"secret": secret, "expires_at": None}]
+    answer = view(doc, secrets, now, shown=secret)
     unit = Transaction([hooks.repo.endpoint_item(doc, secrets, new=True)])
     unit.add(_audit(hooks, by, "webhook_endpoint.create", doc["id"], now, before=None, after=doc))
+    unit.extend(_remember(hooks, "webhook-endpoint", key, request, answer))
     unit.commit()
-    return view(doc, secrets, now, shown=secret)
+    return answer
 
 
 def _found(hooks: Webhooks, endpoint_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -134,10 +158,17 @@ def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 
-def rotate(hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, now: datetime) -> dict[str, Any]:
-    """A new secret signs from now; the ones signing now keep signing for ``overlap_seconds``."""
+def rotate(
+    hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, now: datetime, key: str | None = None
+) -> dict[str, Any]:
+    """A new secret signs from now; the ones signing now keep signing for ``overlap_seconds``. With an
+    Idempotency-Key a repeat returns the first answer without the secret and rotates nothing."""
     from neruba.dal.transaction import Cancelled, Transaction
 
+    request = fingerprint(body.model_dump(mode="json"), endpoint_id)
+    replayed = _replayed(hooks, "webhook-rotate", key, request)
+    if replayed is not None:
+        return replayed
     doc, secrets = _found(hooks, endpoint_id)
     ends = now + timedelta(seconds=body.overlap_seconds)
     kept = []
@@ -153,8 +184,32 @@ def rotate(hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, n
     unit = Transaction([hooks.repo.endpoint_item(new, rotated, new=False)])
     unit.add(_audit(hooks, by, "webhook_endpoint.rotate_secret", endpoint_id, now,
                     before=None, after={"overlap_ends": iso(ends)}))  # fmt: skip
+    answer = view(new, rotated, now, shown=secret)
+    unit.extend(_remember(hooks, "webhook-rotate", key, request, answer))
     try:
         unit.commit()
     except Cancelled as exc:
         raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found") from exc
-    return view(new, rotated, now, shown=secret)
+    return answer
+
+
+def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
+    """One event as sent, with each endpoint's delivery state and every attempt."""
+    import json
+
+    found = hooks.repo.event(event_id)
+    if found is None:
+        raise NotFoundError(f"No webhook event {event_id}.", code="webhook_event_not_found", param="event_id")
+    states, attempts = hooks.repo.deliveries_of(event_id)
+    keep = ("endpoint_id", "status", "attempts", "next_at", "delivered_at", "failed_at")
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": found["type"],
+        "customer_id": found["customer_id"],
+        "sequence": found["sequence"],
+        "created": found["created"],
+        "payload": json.loads(found["body"]),
+        "deliveries": [{k: s.get(k) for k in keep} for s in states],
+        "attempts": attempts,
+    }
