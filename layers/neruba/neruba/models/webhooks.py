@@ -88,6 +88,12 @@ class Endpoint(Closed):
     updated_at: Timestamp
 
 
+class EndpointDeleted(Closed):
+    id: str
+    object: Literal["webhook_endpoint"]
+    deleted: Literal[True]
+
+
 class EndpointList(Page[Endpoint]):
     """Webhook endpoints, oldest first."""
 
@@ -129,3 +135,53 @@ class ResendResult(Closed):
     object: Literal["webhook_resend"]
     resent: int = Field(description="Deliveries put back on the queue.")
     deliveries: list[dict[str, str]]
+
+
+# ---------------------------------------------------------------- event payloads (OpenAPI ``webhooks``)
+
+
+class _EventBase(Closed):
+    id: str = Field(pattern=r"^evt_[0-9a-f]{24}$", description="Unique per event: drop an id already seen.")
+    object: Literal["event"]
+    created: Timestamp
+    customer_id: str = Field(description="The customer the event concerns (``_global`` for none).")
+    sequence: int = Field(ge=1, description="Increases with each event of the customer (gaps possible).")
+
+
+class CustomerCreatedData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    external_id: str
+    name: str
+    currency: str
+    created_at: Timestamp
+
+
+class CustomerCreatedEvent(_EventBase):
+    type: Literal["customer.created"]
+    data: dict[Literal["object"], CustomerCreatedData]
+
+
+class InvoiceFinalizedData(Closed):
+    id: str
+    customer_id: str
+    subscription_id: str | None = None
+    kind: str | None = None
+    currency: str
+    period_start: Timestamp | None = None
+    period_end: Timestamp | None = None
+    subtotal_minor: int
+    credits_applied_minor: int | None = None
+    total_minor: int
+    status: Literal["finalized"]
+    finalized_at: Timestamp
+
+
+class InvoiceFinalizedEvent(_EventBase):
+    type: Literal["invoice.finalized"]
+    data: dict[Literal["object"], InvoiceFinalizedData]
+
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "customer.created": CustomerCreatedEvent,
+    "invoice.finalized": InvoiceFinalizedEvent,
+}

@@ -23,6 +23,7 @@ from neruba.logic.idempotency import Actor
 from neruba.models.webhooks import (
     Endpoint,
     EndpointCreate,
+    EndpointDeleted,
     EndpointList,
     EndpointUpdate,
     EventView,
@@ -101,7 +102,7 @@ def update_endpoint(
     return json_response(endpoints.update(bootstrap.webhooks(), endpoint_id, body, _actor(), _now()))
 
 
-@_route("delete", "/admin/webhook-endpoints/<endpoint_id>", "Delete a webhook endpoint", Endpoint)
+@_route("delete", "/admin/webhook-endpoints/<endpoint_id>", "Delete a webhook endpoint", EndpointDeleted)
 def delete_endpoint(endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)]) -> Response[str]:
     from neruba.logic.webhooks import endpoints
 
