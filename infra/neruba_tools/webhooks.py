@@ -22,11 +22,15 @@ from neruba_tools.argtypes import bounded_int, when
 
 
 def add_parser(commands: Any) -> None:
-    hooks = commands.add_parser("webhooks", help="outgoing webhooks").add_subparsers(dest="action", required=True)
+    hooks = commands.add_parser("webhooks", help="outgoing webhooks").add_subparsers(
+        dest="action", required=True
+    )
     listen = hooks.add_parser("listen", help="receive, verify and print events locally")
     listen.add_argument("--port", type=bounded_int(1, 65535), default=8123, help="port (default 8123)")
     listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    listen.add_argument("--secret", action="append", required=True, help="the endpoint's whsec_... (repeatable)")
+    listen.add_argument(
+        "--secret", action="append", required=True, help="the endpoint's whsec_... (repeatable)"
+    )
     listen.set_defaults(func=_listen)
     resend = hooks.add_parser("resend", help="send one event, or every delivery failed since a time, again")
     target = resend.add_mutually_exclusive_group(required=True)
@@ -51,8 +55,8 @@ def make_handler(secrets: Sequence[str], out: Callable[[str], None]) -> type[Bas
                 out(f"REFUSED {self.path}: {exc}")
                 self._answer(400, {"verified": False, "reason": str(exc)})
                 return
-            out(f"{event.get('type')} {event.get('id')} customer={event.get('customer_id')} "
-                f"sequence={event.get('sequence')}\n{json.dumps(event, indent=2, sort_keys=True)}")  # fmt: skip
+            head = f"{event.get('type')} {event.get('id')} customer={event.get('customer_id')}"
+            out(f"{head} sequence={event.get('sequence')}\n{json.dumps(event, indent=2, sort_keys=True)}")
             self._answer(200, {"verified": True})
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
@@ -70,7 +74,9 @@ def make_handler(secrets: Sequence[str], out: Callable[[str], None]) -> type[Bas
 
 
 def _listen(args: argparse.Namespace) -> int:
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(args.secret, lambda line: print(line, flush=True)))
+    server = ThreadingHTTPServer(
+        (args.host, args.port), make_handler(args.secret, lambda line: print(line, flush=True))
+    )
     print(f"Listening on http://{args.host}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
@@ -99,7 +105,11 @@ def _resend(args: argparse.Namespace) -> int:
         print(f"No webhook event {args.event}.", file=sys.stderr)
         return 1
     done = resend(
-        hooks, datetime.now(UTC), event_id=args.event, failed_since=args.failed_since, endpoint_id=args.endpoint
+        hooks,
+        datetime.now(UTC),
+        event_id=args.event,
+        failed_since=args.failed_since,
+        endpoint_id=args.endpoint,
     )
     for item in done:
         print(f"resent {item['event_id']} -> {item['endpoint_id']}")

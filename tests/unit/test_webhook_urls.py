@@ -12,7 +12,8 @@ def resolving(*addresses: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8123/hooks", "http://localhost:9000/x", "http://[::1]:80/", "https://example.com/h"]
+    "url",
+    ["http://127.0.0.1:8123/hooks", "http://localhost:9000/x", "http://[::1]:80/", "https://example.com/h"],
 )
 def test_locally_loopback_http_and_any_https_are_allowed(url: str) -> None:
     assert check_url(url, "local", resolving("10.0.0.1")) == url
@@ -37,7 +38,7 @@ def test_scheme_rules(url: str, stage: str, code: str) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["10.1.2.3", "172.16.0.1", "192.168.0.10", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+    ["10.1.2.3", "172.16.0.1", "192.168.0.10", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",  # noqa: S104
      "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1", "224.0.0.1"],
 )  # fmt: skip
 def test_deployed_stages_refuse_hosts_resolving_to_non_public_addresses(address: str) -> None:

@@ -93,5 +93,8 @@ def hooks(aws: dict[str, str]) -> Webhooks:
 def memory_hooks(aws: dict[str, str]) -> MemoryQueue:
     settings = get_settings()
     return MemoryQueue(
-        repo=WebhooksRepository(settings.ops_table), queue_url=None, stage="local", ops_table=settings.ops_table
+        repo=WebhooksRepository(settings.ops_table),
+        queue_url=None,
+        stage="local",
+        ops_table=settings.ops_table,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import boto3
@@ -71,7 +72,11 @@ def test_a_customer_created_writes_its_event_in_the_same_transaction(hooks: Webh
     new_customer("acme")
     [item] = outbox_items()
     doc = json.loads(item["doc"]["S"])
-    assert (doc["type"], doc["customer_id"], doc["data"]["external_id"]) == ("customer.created", "acme", "acme")
+    assert (doc["type"], doc["customer_id"], doc["data"]["external_id"]) == (
+        "customer.created",
+        "acme",
+        "acme",
+    )
     # a refused change (the customer exists) writes no event
     with pytest.raises(Exception, match="exists"):
         new_customer("acme")
@@ -108,7 +113,9 @@ def test_sequence_numbers_follow_a_customers_events(memory_hooks: MemoryQueue, r
         unit.commit()
     relay.relay_once(memory_hooks, NOW)
     drive(memory_hooks, NOW)
-    got = sorted((b["data"]["object"]["n"], b["sequence"]) for b in map(json.loads, (r for r, _ in receiver.received)))
+    got = sorted(
+        (b["data"]["object"]["n"], b["sequence"]) for b in map(json.loads, (r for r, _ in receiver.received))
+    )
     assert got == [(0, 1), (1, 2), (2, 3)]
 
 
@@ -187,7 +194,7 @@ def test_500_three_times_then_200_is_one_delivery_and_four_attempts(memory_hooks
     assert all(len(a["response_excerpt"]) <= 500 and a["latency_ms"] >= 0 for a in attempts)
     # the waits grow: full jitter at 0.5 of 30 s, 60 s, 120 s
     times = [parse_ts(a["at"]) for a in attempts]
-    assert [int((b - a).total_seconds()) for a, b in zip(times, times[1:], strict=False)] == [15, 30, 60]
+    assert [int((b - a).total_seconds()) for a, b in pairwise(times)] == [15, 30, 60]
 
 
 def test_a_wait_longer_than_15_minutes_is_a_chain_of_hops(memory_hooks: MemoryQueue) -> None:
@@ -200,7 +207,7 @@ def test_a_wait_longer_than_15_minutes_is_a_chain_of_hops(memory_hooks: MemoryQu
         memory_hooks.queue.clear()
         # a failed first attempt, then a retry due in 2 hours (rng 1.0 on a large attempt number)
         assert delivery.process_message(first, memory_hooks, NOW, rng=lambda: 0.0) == "pending"
-        [(retry, delay)] = memory_hooks.queue
+        [(retry, _)] = memory_hooks.queue
         memory_hooks.queue.clear()
         event_id = receiver.event_ids()[0]
         endpoint_id = json.loads(retry)["endpoint_id"]

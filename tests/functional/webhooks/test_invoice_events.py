@@ -18,7 +18,8 @@ def webhook_events() -> list[dict[str, Any]]:
 
 
 def test_each_finalized_invoice_has_one_event_and_a_refused_finalization_none(
-    world: World, monkeypatch: Any
+    world: World,  # noqa: F811
+    monkeypatch: Any,
 ) -> None:
     world.subscribe("acme")
     world.usage("acme", START + day(0, 1), 3)

@@ -38,11 +38,21 @@ def test_create_list_get_update_rotate_delete(handler: Any) -> None:
         path_parameters={"endpoint_id": endpoint_id},
     )  # fmt: skip
     assert status == 200
-    assert (changed["enabled_events"], changed["status"]) == (["customer.created", "invoice.finalized"], "disabled")
-    status, rotated, _ = post(
-        handler, f"{path}/rotate-secret", {"overlap_seconds": 600}, path_parameters={"endpoint_id": endpoint_id}
+    assert (changed["enabled_events"], changed["status"]) == (
+        ["customer.created", "invoice.finalized"],
+        "disabled",
     )
-    assert status == 200 and rotated["secret"] not in (None, created["secret"]) and rotated["secrets_active"] == 2
+    status, rotated, _ = post(
+        handler,
+        f"{path}/rotate-secret",
+        {"overlap_seconds": 600},
+        path_parameters={"endpoint_id": endpoint_id},
+    )
+    assert (
+        status == 200
+        and rotated["secret"] not in (None, created["secret"])
+        and rotated["secrets_active"] == 2
+    )
     status, _, _ = call(handler, api_event("DELETE", path, path_parameters={"endpoint_id": endpoint_id}))
     assert status == 200
     status, error, _ = call(handler, api_event("GET", path, path_parameters={"endpoint_id": endpoint_id}))
@@ -100,7 +110,9 @@ def test_an_event_shows_its_payload_deliveries_and_attempts(handler: Any) -> Non
     from neruba.models.catalog import Customer
 
     _, created, _ = post(
-        handler, "/admin/webhook-endpoints", {"url": "http://127.0.0.1:9/x", "enabled_events": ["customer.created"]}
+        handler,
+        "/admin/webhook-endpoints",
+        {"url": "http://127.0.0.1:9/x", "enabled_events": ["customer.created"]},
     )
     create_customer(bootstrap.plans(), Customer(external_id="acme", name="Acme", currency="USD"))
     relay_once(bootstrap.webhooks(), datetime.now(UTC))
@@ -113,7 +125,9 @@ def test_an_event_shows_its_payload_deliveries_and_attempts(handler: Any) -> Non
 
     items = boto3.client("dynamodb").scan(TableName=get_settings().ops_table)["Items"]
     [evt] = [i["pk"]["S"][6:] for i in items if i["pk"]["S"].startswith("WHEVT#")]
-    status, shown, _ = call(handler, api_event("GET", f"/admin/webhook-events/{evt}", path_parameters={"event_id": evt}))
+    status, shown, _ = call(
+        handler, api_event("GET", f"/admin/webhook-events/{evt}", path_parameters={"event_id": evt})
+    )
     assert status == 200 and shown["payload"]["id"] == evt and shown["sequence"] == 1
     assert [d["status"] for d in shown["deliveries"]] == ["pending"]
     [attempt] = shown["attempts"]

@@ -233,13 +233,17 @@ def with_webhooks(spec: dict[str, Any]) -> dict[str, Any]:
                         "name": "Neruba-Signature",
                         "in": "header",
                         "required": True,
-                        "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'> (docs/webhooks.md)",
+                        "description": (
+                            "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'> (docs/webhooks.md)"
+                        ),
                         "schema": {"type": "string"},
                     }
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    },
                 },
                 "responses": {"2XX": {"description": "Delivered (any 2xx within 5 seconds)"}},
             }

@@ -44,7 +44,9 @@ class WebhooksRepository:
         self.table_name = table_name
 
     # ----------------------------------------------------------------------------- endpoints
-    def endpoint_item(self, doc: dict[str, Any], secrets: list[dict[str, Any]], *, new: bool) -> dict[str, Any]:
+    def endpoint_item(
+        self, doc: dict[str, Any], secrets: list[dict[str, Any]], *, new: bool
+    ) -> dict[str, Any]:
         """The Put of an endpoint: with ``new`` only if absent, otherwise only if present."""
         item = {"pk": ENDPOINTS_PK, "sk": doc["id"], "doc": json.dumps(doc), "secrets": json.dumps(secrets)}
         request: dict[str, Any] = {"TableName": self.table_name, "Item": to_item(item)}
@@ -285,7 +287,9 @@ class WebhooksRepository:
                 return states, attempts
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def take_lease(self, event_id: str, endpoint_id: str, attempts: int, now: datetime, until: datetime) -> bool:
+    def take_lease(
+        self, event_id: str, endpoint_id: str, attempts: int, now: datetime, until: datetime
+    ) -> bool:
         """Claim attempt ``attempts + 1``: False when the delivery moved on or another worker holds it."""
         try:
             client("dynamodb").update_item(

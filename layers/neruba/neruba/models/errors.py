@@ -96,7 +96,7 @@ ERROR_CODES: dict[str, str] = {
     "webhook_event_not_found": "No webhook event with this id.",
     "invalid_url": "The endpoint URL is not an absolute http(s) URL, or it carries credentials.",
     "url_not_https": "The endpoint URL must use https (http only to a loopback host on the local stage).",
-    "url_address_refused": "The endpoint's host resolves to a private, loopback, link-local or metadata address.",
+    "url_address_refused": "The endpoint's host resolves to an address that is not public.",
     "url_unresolvable": "The endpoint's host does not resolve.",
     "resend_target_required": "A resend names either event_id or failed_since.",
     "stripe_event_not_found": "No stored Stripe event with this id.",

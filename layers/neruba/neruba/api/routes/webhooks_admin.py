@@ -66,7 +66,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@_route("post", "/admin/webhook-endpoints", "Create a webhook endpoint (its secret is shown once)", Endpoint, 201)
+@_route(
+    "post", "/admin/webhook-endpoints", "Create a webhook endpoint (its secret is shown once)", Endpoint, 201
+)
 def create_endpoint(
     body: Annotated[EndpointCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
@@ -93,7 +95,9 @@ def get_endpoint(endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)]) -> Resp
     return json_response(endpoints.get(bootstrap.webhooks(), endpoint_id, _now()))
 
 
-@_route("post", "/admin/webhook-endpoints/<endpoint_id>", "Change an endpoint's URL, types or state", Endpoint)
+@_route(
+    "post", "/admin/webhook-endpoints/<endpoint_id>", "Change an endpoint's URL, types or state", Endpoint
+)
 def update_endpoint(
     endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)], body: Annotated[EndpointUpdate, Body()]
 ) -> Response[str]:
@@ -126,7 +130,9 @@ def rotate_secret(
     return json_response(endpoints.rotate(hooks, endpoint_id, body, _actor(), _now(), idempotency_key))
 
 
-@_route("get", "/admin/webhook-events/<event_id>", "One event as sent, its deliveries and attempts", EventView)
+@_route(
+    "get", "/admin/webhook-events/<event_id>", "One event as sent, its deliveries and attempts", EventView
+)
 def get_event(event_id: Annotated[str, Path(pattern=EVENT_ID)]) -> Response[str]:
     from neruba.logic.webhooks import endpoints
 

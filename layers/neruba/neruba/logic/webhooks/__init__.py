@@ -9,7 +9,14 @@ Public face (the modules behind it are ``outbox``, ``relay``, ``delivery``, ``en
 - :func:`verify` / :func:`signature_header`: the ``Neruba-Signature`` header (docs/webhooks.md).
 """
 
+from typing import TYPE_CHECKING
+
 from neruba.logic.webhooks.signing import HEADER, TOLERANCE_SECONDS, SignatureError, signature_header, verify
+
+if TYPE_CHECKING:
+    from neruba.logic.webhooks.delivery import process_message, resend
+    from neruba.logic.webhooks.outbox import event_action, notify
+    from neruba.logic.webhooks.relay import relay_once
 
 __all__ = [
     "HEADER",

@@ -165,7 +165,13 @@ def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -
         return
     if doc.get("enabled") and now - parse_ts(since) >= DISABLE_AFTER:
         reason = f"every attempt failed since {since}"
-        disabled = {**doc, "enabled": False, "status": "disabled", "disabled_reason": reason, "updated_at": iso(now)}
+        disabled = {
+            **doc,
+            "enabled": False,
+            "status": "disabled",
+            "disabled_reason": reason,
+            "updated_at": iso(now),
+        }
         unit = Transaction([hooks.repo.endpoint_item(disabled, secrets, new=False)])
         unit.add(
             audit_put(

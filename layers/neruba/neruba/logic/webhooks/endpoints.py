@@ -33,7 +33,9 @@ def _checked_url(hooks: Webhooks, url: str) -> str:
         raise InvalidRequestError(str(exc), code=exc.code, param="url") from exc
 
 
-def view(doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None) -> dict[str, Any]:
+def view(
+    doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None
+) -> dict[str, Any]:
     """An endpoint as the API answers it (the secret only when ``shown``)."""
     return {
         **{k: v for k, v in doc.items()},
@@ -45,7 +47,9 @@ def view(doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, show
     }
 
 
-def _audit(hooks: Webhooks, by: Actor, action: str, target: str, now: datetime, **record: Any) -> dict[str, Any]:
+def _audit(
+    hooks: Webhooks, by: Actor, action: str, target: str, now: datetime, **record: Any
+) -> dict[str, Any]:
     return audit_put(hooks.ops_table, by, action, target, at=now, **record)
 
 
@@ -57,7 +61,9 @@ def _replayed(hooks: Webhooks, scope: str, key: str | None, request: str) -> dic
     return dict(found) if found is not None else None
 
 
-def _remember(hooks: Webhooks, scope: str, key: str | None, request: str, answer: dict[str, Any]) -> list[dict[str, Any]]:
+def _remember(
+    hooks: Webhooks, scope: str, key: str | None, request: str, answer: dict[str, Any]
+) -> list[dict[str, Any]]:
     if not key or hooks.idempotency is None:
         return []
     return [hooks.idempotency.idempotency_put_item(scope, key, request, {**answer, "secret": None})]
@@ -90,7 +96,7 @@ def create(
     secrets = [{"secret": secret, "expires_at": None}]
     answer = view(doc, secrets, now, shown=secret)
     unit = Transaction([hooks.repo.endpoint_item(doc, secrets, new=True)])
-    unit.add(_audit(hooks, by, "webhook_endpoint.create", doc["id"], now, before=None, after=doc))
+    unit.add(_audit(hooks, by, "webhook_endpoint.create", str(doc["id"]), now, before=None, after=doc))
     unit.extend(_remember(hooks, "webhook-endpoint", key, request, answer))
     unit.commit()
     return answer
@@ -124,7 +130,9 @@ def list_page(hooks: Webhooks, limit: int, cursor: str | None, now: datetime) ->
     return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
-def update(hooks: Webhooks, endpoint_id: str, body: EndpointUpdate, by: Actor, now: datetime) -> dict[str, Any]:
+def update(
+    hooks: Webhooks, endpoint_id: str, body: EndpointUpdate, by: Actor, now: datetime
+) -> dict[str, Any]:
     from neruba.dal.transaction import Cancelled, Transaction
 
     doc, secrets = _found(hooks, endpoint_id)
@@ -154,7 +162,9 @@ def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[
         raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found")
     from neruba.dal.transaction import Transaction
 
-    Transaction([_audit(hooks, by, "webhook_endpoint.delete", endpoint_id, now, before=doc, after=None)]).commit()
+    Transaction(
+        [_audit(hooks, by, "webhook_endpoint.delete", endpoint_id, now, before=doc, after=None)]
+    ).commit()
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 

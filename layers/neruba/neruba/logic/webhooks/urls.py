@@ -29,7 +29,7 @@ class UrlRefusedError(ValueError):
 def resolve(host: str) -> list[str]:
     """Every address ``host`` resolves to (an IP literal is itself)."""
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
     except OSError as exc:
         raise UrlRefusedError("url_unresolvable", f"The URL's host {host!r} does not resolve.") from exc
 
