@@ -342,3 +342,58 @@ def test_a_disabled_endpoint_gets_nothing_new(memory_hooks: MemoryQueue, receive
     new_customer("acme")
     assert relay.relay_once(memory_hooks, NOW) == {"events": 1, "messages": 0}
     assert receiver.received == []
+
+
+def test_an_operators_change_made_while_an_attempt_runs_is_kept(
+    memory_hooks: MemoryQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = Receiver([500])
+    try:
+        created = endpoint(memory_hooks, receiver.url)
+        new_customer("acme")
+        relay.relay_once(memory_hooks, NOW)
+        read = memory_hooks.repo.endpoint
+        calls = []
+
+        def endpoint_then_operator(endpoint_id: str) -> Any:
+            found = read(endpoint_id)
+            calls.append(endpoint_id)
+            if len(calls) == 2:  # the worker read the endpoint to note the failure: an operator acts now
+                endpoints.update(memory_hooks, endpoint_id, EndpointUpdate(enabled=False), ADMIN, NOW)
+            return found
+
+        monkeypatch.setattr(memory_hooks.repo, "endpoint", endpoint_then_operator)
+        body, _ = memory_hooks.queue.pop(0)
+        assert delivery.process_message(body, memory_hooks, NOW) == "pending"
+        monkeypatch.undo()
+        shown = endpoints.get(memory_hooks, created["id"], NOW)
+        assert (shown["enabled"], shown["disabled_reason"]) == (False, "disabled by an operator")
+    finally:
+        receiver.close()
+
+
+def test_a_worker_killed_after_recording_before_queueing_the_retry_still_retries(
+    memory_hooks: MemoryQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = Receiver([500, 200])
+    try:
+        endpoint(memory_hooks, receiver.url)
+        new_customer("acme")
+        relay.relay_once(memory_hooks, NOW)
+        body, _ = memory_hooks.queue.pop(0)
+
+        def killed(*args: Any) -> None:
+            raise SystemExit("worker killed")
+
+        monkeypatch.setattr(delivery, "_follow_up", killed)
+        with pytest.raises(SystemExit):
+            delivery.process_message(body, memory_hooks, NOW)
+        monkeypatch.undo()
+        assert memory_hooks.queue == []  # the retry was never queued; the first message comes back
+        assert delivery.process_message(body, memory_hooks, NOW + timedelta(seconds=30)) == "follow_up"
+        assert drive(memory_hooks, NOW + timedelta(seconds=30)) == ["delivered"]
+        # the same message once more: the follow-up is known to be sent, nothing is queued again
+        assert delivery.process_message(body, memory_hooks, NOW + timedelta(hours=1)) == "stale"
+        assert len(receiver.received) == 2
+    finally:
+        receiver.close()

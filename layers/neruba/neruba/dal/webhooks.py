@@ -45,17 +45,36 @@ class WebhooksRepository:
 
     # ----------------------------------------------------------------------------- endpoints
     def endpoint_item(
-        self, doc: dict[str, Any], secrets: list[dict[str, Any]], *, new: bool
+        self,
+        doc: dict[str, Any],
+        secrets: list[dict[str, Any]],
+        *,
+        new: bool = False,
+        was: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
     ) -> dict[str, Any]:
-        """The Put of an endpoint: with ``new`` only if absent, otherwise only if present."""
-        item = {"pk": ENDPOINTS_PK, "sk": doc["id"], "doc": json.dumps(doc), "secrets": json.dumps(secrets)}
+        """The Put of an endpoint: with ``new`` only if absent; otherwise only if it is still ``was`` (the
+        document and secrets read before), so a concurrent change is never overwritten."""
+        item = {"pk": ENDPOINTS_PK, "sk": doc["id"], "doc": _text(doc), "secrets": _text(secrets)}
         request: dict[str, Any] = {"TableName": self.table_name, "Item": to_item(item)}
-        request["ConditionExpression"] = "attribute_not_exists(pk)" if new else "attribute_exists(pk)"
+        if new:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            assert was is not None, "an endpoint is replaced only as it was read"
+            request["ConditionExpression"] = "#doc = :doc AND secrets = :secrets"
+            request["ExpressionAttributeNames"] = {"#doc": "doc"}
+            request["ExpressionAttributeValues"] = to_item({":doc": _text(was[0]), ":secrets": _text(was[1])})
         return {"Put": request}
 
-    def put_endpoint(self, doc: dict[str, Any], secrets: list[dict[str, Any]], *, new: bool) -> bool:
-        """Write an endpoint; with ``new``, only if absent (False when it exists)."""
-        request = self.endpoint_item(doc, secrets, new=new)["Put"]
+    def put_endpoint(
+        self,
+        doc: dict[str, Any],
+        secrets: list[dict[str, Any]],
+        *,
+        new: bool = False,
+        was: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+    ) -> bool:
+        """Write an endpoint (see :meth:`endpoint_item`); False when the condition failed."""
+        request = self.endpoint_item(doc, secrets, new=new, was=was)["Put"]
         try:
             client("dynamodb").put_item(**request)
         except Exception as exc:
@@ -413,6 +432,12 @@ class WebhooksRepository:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return list(dict.fromkeys(found))[:limit]
+
+
+def _text(value: Any) -> str:
+    """The stored text of an endpoint's document or secrets (sorted keys: reading and writing it back
+    gives the same text, which the replace condition compares)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def _delivery(item: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ ERRORS = scoped_responses(
     {
         400: {"description": "A URL refused, a bad cursor or resend request (see error.code)"},
         404: {"description": "No such endpoint or event"},
-        409: {"description": "The Idempotency-Key was used for another request"},
+        409: {"description": "The Idempotency-Key was used for another request, or the endpoint changed"},
         422: {"description": "The body or a parameter does not match the schema"},
     },
 )

@@ -148,7 +148,7 @@ def _follow_up(hooks: Webhooks, msg: DeliveryMessage, done: int, due: datetime, 
 
 def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -> None:
     """Keep the endpoint's ``failing_since``; disable it (with an audit record) after 3 days of it."""
-    from neruba.dal.transaction import Transaction
+    from neruba.dal.transaction import Cancelled, Transaction
     from neruba.logic.idempotency import Actor, audit_put
 
     found = hooks.repo.endpoint(endpoint_id)
@@ -158,10 +158,10 @@ def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -
     since = doc.get("failing_since")
     if delivered:
         if since:
-            hooks.repo.put_endpoint({**doc, "failing_since": None}, secrets, new=False)
-        return
+            hooks.repo.put_endpoint({**doc, "failing_since": None}, secrets, was=found)
+        return  # (a change made meanwhile wins: the next attempt notes its outcome again)
     if not since:
-        hooks.repo.put_endpoint({**doc, "failing_since": iso(now)}, secrets, new=False)
+        hooks.repo.put_endpoint({**doc, "failing_since": iso(now)}, secrets, was=found)
         return
     if doc.get("enabled") and now - parse_ts(since) >= DISABLE_AFTER:
         reason = f"every attempt failed since {since}"
@@ -172,14 +172,17 @@ def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -
             "disabled_reason": reason,
             "updated_at": iso(now),
         }
-        unit = Transaction([hooks.repo.endpoint_item(disabled, secrets, new=False)])
+        unit = Transaction([hooks.repo.endpoint_item(disabled, secrets, was=found)])
         unit.add(
             audit_put(
                 hooks.ops_table, Actor(), "webhook_endpoint.disable", endpoint_id,
                 at=now, reason=reason, before={"enabled": True}, after={"enabled": False},
             )
         )  # fmt: skip
-        unit.commit()
+        try:
+            unit.commit()
+        except Cancelled:
+            return  # changed meanwhile (an operator); the next failure decides again
         from neruba.observability import logger
 
         logger.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})

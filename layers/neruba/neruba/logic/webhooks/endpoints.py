@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from neruba.dal.webhooks import InvalidCursorError
-from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
 from neruba.logic.webhooks.context import Webhooks
 from neruba.logic.webhooks.delivery import active_secrets
@@ -110,6 +110,12 @@ def _found(hooks: Webhooks, endpoint_id: str) -> tuple[dict[str, Any], list[dict
     return found
 
 
+def _changed(hooks: Webhooks, endpoint_id: str, exc: Exception) -> None:
+    """Raise for a write whose endpoint changed since it was read: 404 if deleted, else 409 (retry)."""
+    _found(hooks, endpoint_id)
+    raise ConflictError("The endpoint changed meanwhile; read it and retry.", code="conflict") from exc
+
+
 def get(hooks: Webhooks, endpoint_id: str, now: datetime) -> dict[str, Any]:
     doc, secrets = _found(hooks, endpoint_id)
     return view(doc, secrets, now)
@@ -146,13 +152,13 @@ def update(
         new.update(disabled_reason=None, failing_since=None)
     elif changes.get("enabled") is False:
         new["disabled_reason"] = "disabled by an operator"
-    unit = Transaction([hooks.repo.endpoint_item(new, secrets, new=False)])
+    unit = Transaction([hooks.repo.endpoint_item(new, secrets, was=(doc, secrets))])
     before = {k: doc.get(k) for k in changes}
     unit.add(_audit(hooks, by, "webhook_endpoint.update", endpoint_id, now, before=before, after=changes))
     try:
         unit.commit()
     except Cancelled as exc:
-        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found") from exc
+        _changed(hooks, endpoint_id, exc)
     return view(new, secrets, now)
 
 
@@ -191,7 +197,7 @@ def rotate(
     secret = new_secret()
     rotated = [{"secret": secret, "expires_at": None}, *kept]
     new = {**doc, "updated_at": iso(now)}
-    unit = Transaction([hooks.repo.endpoint_item(new, rotated, new=False)])
+    unit = Transaction([hooks.repo.endpoint_item(new, rotated, was=(doc, secrets))])
     unit.add(_audit(hooks, by, "webhook_endpoint.rotate_secret", endpoint_id, now,
                     before=None, after={"overlap_ends": iso(ends)}))  # fmt: skip
     answer = view(new, rotated, now, shown=secret)
@@ -199,7 +205,7 @@ def rotate(
     try:
         unit.commit()
     except Cancelled as exc:
-        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found") from exc
+        _changed(hooks, endpoint_id, exc)
     return answer
 
 
