@@ -121,11 +121,37 @@ def process_message(
     }
     if not record(repo, msg, attempt, outcome, next_at, now):
         return "busy"
+    _observe(msg, attempt, outcome)
     if found is not None:
         _health(hooks, msg.endpoint_id, delivered, now)
     if next_at is not None:
         _follow_up(hooks, msg, done + 1, next_at, now)
     return outcome
+
+
+METRIC_OF = {
+    "delivered": "WebhookDelivered",
+    "pending": "WebhookAttemptFailed",
+    "failed": "WebhookDeliveryFailed",
+}
+
+
+def _observe(msg: DeliveryMessage, attempt: dict[str, Any], outcome: str) -> None:
+    """One log line per attempt (per endpoint: query it by ``endpoint_id``) and the totals as metrics."""
+    from neruba.observability import logger, metrics
+
+    logger.info(
+        "webhook attempt",
+        extra={
+            "event_id": msg.event_id,
+            "endpoint_id": msg.endpoint_id,
+            "attempt": attempt["attempt"],
+            "status_code": attempt["status_code"],
+            "latency_ms": attempt["latency_ms"],
+            "outcome": outcome,
+        },
+    )
+    metrics.add_metric(name=METRIC_OF[outcome], unit="Count", value=1)
 
 
 def _attempt(
