@@ -132,3 +132,35 @@ def test_an_event_shows_its_payload_deliveries_and_attempts(handler: Any) -> Non
     assert [d["status"] for d in shown["deliveries"]] == ["pending"]
     [attempt] = shown["attempts"]
     assert attempt["endpoint_id"] == created["id"] and attempt["status_code"] == 0 and attempt["error"]
+
+
+def test_a_resend_with_an_idempotency_key_sends_once(handler: Any) -> None:
+    from datetime import UTC, datetime
+
+    import boto3
+
+    from neruba import bootstrap
+    from neruba.logic.catalog.entries import create_customer
+    from neruba.logic.webhooks import relay_once
+    from neruba.models.catalog import Customer
+    from tests.support.aws import queue_url, receive_all
+
+    post(
+        handler,
+        "/admin/webhook-endpoints",
+        {"url": "http://127.0.0.1:9/x", "enabled_events": ["customer.created"]},
+    )
+    create_customer(bootstrap.plans(), Customer(external_id="acme", name="Acme", currency="USD"))
+    relay_once(bootstrap.webhooks(), datetime.now(UTC))
+    sqs, url = boto3.client("sqs"), queue_url("WebhookDeliveryQueue")
+    for message in receive_all(sqs, url):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    items = boto3.client("dynamodb").scan(TableName=bootstrap.webhooks().ops_table)["Items"]
+    [evt] = [i["pk"]["S"][6:] for i in items if i["pk"]["S"].startswith("WHEVT#")]
+    key = {"Idempotency-Key": "resend-1"}
+    status, first, _ = post(handler, "/admin/webhook-resends", {"event_id": evt}, headers=key)
+    status, again, _ = post(handler, "/admin/webhook-resends", {"event_id": evt}, headers=key)
+    assert status == 200 and first == again and first["resent"] == 1
+    assert len(receive_all(sqs, url)) == 1  # one message, not two
+    items = boto3.client("dynamodb").scan(TableName=bootstrap.webhooks().ops_table)["Items"]
+    assert len([i for i in items if "webhook.resend" in str(i)]) == 1  # audited once

@@ -18,7 +18,6 @@ from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
-from neruba.errors import InvalidRequestError
 from neruba.logic.idempotency import Actor
 from neruba.models.webhooks import (
     Endpoint,
@@ -141,20 +140,7 @@ def get_event(event_id: Annotated[str, Path(pattern=EVENT_ID)]) -> Response[str]
 
 @_route("post", "/admin/webhook-resends", "Send one event, or every delivery failed since a time, again",
         ResendResult)  # fmt: skip
-def resend(body: Annotated[ResendRequest, Body()]) -> Response[str]:
+def resend(body: Annotated[ResendRequest, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
     from neruba.logic.webhooks import endpoints
-    from neruba.logic.webhooks.delivery import resend as resend_deliveries
-    from neruba.timefmt import parse_ts
 
-    if (body.event_id is None) == (body.failed_since is None):
-        raise InvalidRequestError(
-            "Send either event_id or failed_since.", code="resend_target_required", param="event_id"
-        )
-    hooks = bootstrap.webhooks()
-    if body.event_id is not None:
-        endpoints.event(hooks, body.event_id)  # 404 when there is no such event
-        done = resend_deliveries(hooks, _now(), event_id=body.event_id, endpoint_id=body.endpoint_id)
-    else:
-        since = parse_ts(str(body.failed_since))
-        done = resend_deliveries(hooks, _now(), failed_since=since, endpoint_id=body.endpoint_id)
-    return json_response({"object": "webhook_resend", "resent": len(done), "deliveries": done})
+    return json_response(endpoints.resend(bootstrap.webhooks(), body, _actor(), _now(), idempotency_key))

@@ -7,6 +7,7 @@ signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the h
 
 from __future__ import annotations
 
+import contextlib
 import secrets as _random
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from neruba.logic.webhooks.context import Webhooks
 from neruba.logic.webhooks.delivery import active_secrets
 from neruba.logic.webhooks.signing import new_secret
 from neruba.logic.webhooks.urls import UrlRefusedError, check_url
-from neruba.models.webhooks import EndpointCreate, EndpointUpdate, SecretRotation
+from neruba.models.webhooks import EndpointCreate, EndpointUpdate, ResendRequest, SecretRotation
 from neruba.timefmt import iso, parse_ts
 
 
@@ -66,7 +67,8 @@ def _remember(
 ) -> list[dict[str, Any]]:
     if not key or hooks.idempotency is None:
         return []
-    return [hooks.idempotency.idempotency_put_item(scope, key, request, {**answer, "secret": None})]
+    stored = {**answer, "secret": None} if "secret" in answer else answer  # a secret is shown once only
+    return [hooks.idempotency.idempotency_put_item(scope, key, request, stored)]
 
 
 def create(
@@ -229,3 +231,36 @@ def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
         "deliveries": [{k: s.get(k) for k in keep} for s in states],
         "attempts": attempts,
     }
+
+
+def resend(
+    hooks: Webhooks, body: ResendRequest, by: Actor, now: datetime, key: str | None = None
+) -> dict[str, Any]:
+    """Send one event, or every delivery failed since a time, again (audited). With an Idempotency-Key a
+    repeat answers the first result and sends nothing; a resend stopped before its answer was recorded
+    may send again when retried, which receivers absorb (they drop an event id they have seen)."""
+    from neruba.dal.transaction import Cancelled, Transaction
+    from neruba.logic.webhooks.delivery import resend as resend_deliveries
+    from neruba.timefmt import parse_ts
+
+    if (body.event_id is None) == (body.failed_since is None):
+        raise InvalidRequestError(
+            "Send either event_id or failed_since.", code="resend_target_required", param="event_id"
+        )
+    request = fingerprint(body.model_dump(mode="json"), "webhook-resends")
+    replayed = _replayed(hooks, "webhook-resend", key, request)
+    if replayed is not None:
+        return replayed
+    if body.event_id is not None:
+        event(hooks, body.event_id)  # 404 when there is no such event
+        done = resend_deliveries(hooks, now, event_id=body.event_id, endpoint_id=body.endpoint_id)
+    else:
+        since = parse_ts(str(body.failed_since))
+        done = resend_deliveries(hooks, now, failed_since=since, endpoint_id=body.endpoint_id)
+    answer = {"object": "webhook_resend", "resent": len(done), "deliveries": done}
+    target = body.event_id or f"failed_since:{body.failed_since}"
+    unit = Transaction([_audit(hooks, by, "webhook.resend", target, now, before=None, after=answer)])
+    unit.extend(_remember(hooks, "webhook-resend", key, request, answer))
+    with contextlib.suppress(Cancelled):  # a concurrent request with the same key recorded first
+        unit.commit()
+    return answer
