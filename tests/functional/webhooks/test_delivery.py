@@ -397,3 +397,25 @@ def test_a_worker_killed_after_recording_before_queueing_the_retry_still_retries
         assert len(receiver.received) == 2
     finally:
         receiver.close()
+
+
+def test_pending_deliveries_to_a_disabled_or_deleted_endpoint_fail_and_can_be_resent(
+    memory_hooks: MemoryQueue, receiver: Receiver
+) -> None:
+    kept = endpoint(memory_hooks, receiver.url)
+    gone = endpoint(memory_hooks, receiver.url)
+    new_customer("acme")
+    relay.relay_once(memory_hooks, NOW)
+    endpoints.update(memory_hooks, kept["id"], EndpointUpdate(enabled=False), ADMIN, NOW)
+    endpoints.delete(memory_hooks, gone["id"], ADMIN, NOW)
+    assert sorted(drive(memory_hooks, NOW)) == ["failed", "failed"]
+    assert receiver.received == []
+    items = boto3.client("dynamodb").scan(TableName=get_settings().ops_table)["Items"]
+    [event_id] = [i["pk"]["S"][6:] for i in items if i["pk"]["S"].startswith("WHEVT#")]
+    _, attempts = memory_hooks.repo.deliveries_of(event_id)
+    assert {a["error"] for a in attempts} == {"endpoint_disabled", "endpoint_deleted"}
+    # enabled again, the failed delivery is sent with a resend
+    endpoints.update(memory_hooks, kept["id"], EndpointUpdate(enabled=True), ADMIN, NOW)
+    assert delivery.resend(memory_hooks, NOW, failed_since=NOW, endpoint_id=kept["id"]) != []
+    assert drive(memory_hooks, NOW) == ["delivered"]
+    assert receiver.event_ids() == [event_id]
