@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
+from neruba.api.params import ADMIN, Cursor, IdempotencyKey, Limit, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -78,10 +78,7 @@ def create_endpoint(
 
 
 @_route("get", "/admin/webhook-endpoints", "List webhook endpoints", EndpointList)
-def list_endpoints(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=512)] = None,
-) -> Response[str]:
+def list_endpoints(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     from neruba.logic.webhooks import endpoints
 
     return json_response(endpoints.list_page(bootstrap.webhooks(), limit, starting_after, _now()))
