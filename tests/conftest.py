@@ -27,6 +27,7 @@ TEST_ENVIRONMENT = {
     "NERUBA_BILLING_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-BillingQueue",
     "NERUBA_STRIPE_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-StripeEventsQueue",
     "NERUBA_STRIPE_SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-StripeSyncQueue",
+    "NERUBA_WEBHOOK_DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-WebhookDeliveryQueue",
     "NERUBA_DOCS_ENABLED": "true",
     "NERUBA_STRIPE_SECRET_NAME": "/neruba/stripe",
 }

@@ -244,9 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
-    from neruba_tools import dlq, migrate, smoke, sweep
+    from neruba_tools import dlq, migrate, smoke, sweep, webhooks
 
-    for module in (sweep, dlq, smoke, migrate):
+    for module in (sweep, dlq, smoke, migrate, webhooks):
         module.add_parser(commands)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from neruba.logic.billing.context import Billing
     from neruba.logic.stripe.ledger_effects import LedgerEffects, RepositoryInvoiceSource
     from neruba.logic.stripe.processing import Processor
+    from neruba.logic.webhooks.context import Webhooks
     from neruba.settings import Settings
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ PARTS = (
     "ops",
     "audit",
     "keys",
+    "webhooks",
 )
 
 
@@ -294,3 +296,23 @@ def audit() -> AuditRepository:
 def keys() -> KeysRepository:
     """API keys (the keys table)."""
     return cast("KeysRepository", _repository("keys"))
+
+
+def webhooks() -> Webhooks:
+    """Outgoing webhooks: endpoints, events and deliveries in the ops table, the delivery queue."""
+
+    def build() -> Webhooks:
+        from neruba.dal.webhooks import WebhooksRepository
+        from neruba.logic.webhooks.context import Webhooks
+        from neruba.settings import get_settings
+
+        settings = get_settings()
+        return Webhooks(
+            repo=WebhooksRepository(settings.ops_table),
+            queue_url=settings.webhook_delivery_queue_url,
+            stage=settings.stage,
+            ops_table=settings.ops_table,
+            idempotency=billing_records(),
+        )
+
+    return _part("webhooks", build)

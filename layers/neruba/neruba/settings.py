@@ -40,6 +40,9 @@ class SettingsFields(BaseModel):
     billing_queue_url: str = Field(min_length=8, description="SQS queue of billing jobs (one per window).")
     stripe_events_queue_url: str = Field(min_length=8, description="SQS queue of stored Stripe events.")
     stripe_sync_queue_url: str = Field(min_length=8, description="SQS queue of invoices to push to Stripe.")
+    webhook_delivery_queue_url: str | None = Field(
+        default=None, description="SQS queue of outgoing webhook deliveries (one message per attempt)."
+    )
     docs_enabled: bool = Field(default=False, description="Serve /docs and /openapi.json.")
     max_body_bytes: int = Field(default=262_144, ge=1_024, le=10_485_760)
     ingest_max_age_days: int = Field(default=35, ge=1, le=400)

@@ -24,6 +24,7 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/admin/audit": {"pk": "AUD#acme", "sk": "1"},
     "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
     "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
+    "/admin/webhook-endpoints": {"pk": "WHEP", "sk": "we_0"},
 }
 PARTITIONS = {"kind", "pk", "list_pk"}
 BAD_VALUES: dict[str, Any] = {

@@ -211,7 +211,45 @@ def openapi_document(app: APIGatewayRestResolver, server: str = "/") -> str:
         servers=[Server(url=server)],
         security_schemes=security_schemes(),
     )
-    return json.dumps(tidy(json.loads(text)))
+    return json.dumps(with_webhooks(tidy(json.loads(text))))
+
+
+def with_webhooks(spec: dict[str, Any]) -> dict[str, Any]:
+    """Add OpenAPI 3.1's ``webhooks``: one POST per event type Neruba sends, its body's schema and the
+    signature header (the generator has no notion of outgoing requests; docs/webhooks.md)."""
+    from neruba.models.webhooks import EVENT_MODELS
+
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    hooks: dict[str, Any] = {}
+    for event_type, model in EVENT_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        hooks[event_type] = {
+            "post": {
+                "summary": f"{event_type} (sent to endpoints that enable it)",
+                "parameters": [
+                    {
+                        "name": "Neruba-Signature",
+                        "in": "header",
+                        "required": True,
+                        "description": (
+                            "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'> (docs/webhooks.md)"
+                        ),
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    },
+                },
+                "responses": {"2XX": {"description": "Delivered (any 2xx within 5 seconds)"}},
+            }
+        }
+    spec["webhooks"] = hooks
+    return spec
 
 
 _SERVED: dict[int, tuple[APIGatewayRouter, ...]] = {}

@@ -100,11 +100,21 @@ def finalize_invoice(
         except TransactionCancelledError:
             return None  # changed meanwhile (an operator rerun): the next run sees the new revision
         invoice = revised
+    from neruba.logic.webhooks import event_action
+
+    event = event_action("invoice.finalized", str(invoice["customer_id"]), finalized_event(invoice, now), now)
     try:
-        fenced(ctx.invoices.finalize_items(invoice, now), fence)
+        fenced([*ctx.invoices.finalize_items(invoice, now), event], fence)
     except TransactionCancelledError:
         return None
     return ctx.invoices.get(str(invoice["id"]))
+
+
+def finalized_event(invoice: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What the ``invoice.finalized`` webhook says (its number is read with GET /v1/invoices/{id})."""
+    keys = ("id", "customer_id", "subscription_id", "kind", "currency", "period_start", "period_end",
+            "subtotal_minor", "credits_applied_minor", "total_minor")  # fmt: skip
+    return {**{k: invoice.get(k) for k in keys}, "status": "finalized", "finalized_at": iso(now)}
 
 
 def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:

@@ -56,8 +56,11 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
         after=after,
         at=now,
     )
+    from neruba.logic.webhooks import event_action
+
+    created = event_action("customer.created", customer.external_id, after, now)
     try:
-        stored = repo.create_customer(stored, [audit])
+        stored = repo.create_customer(stored, [audit, created])
     except CatalogConflictError as exc:
         raise ConflictError(
             f"Customer {customer.external_id!r} exists.", code="customer_exists", param="external_id"

@@ -1,0 +1,31 @@
+"""SQS WebhookDeliveryQueue -> one attempt at POSTing one event to one endpoint (docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from neruba.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def handle_record(record: SQSRecord) -> str:
+    """Attempt the delivery one message names; raising fails just this message (retried, then DLQ)."""
+    from datetime import UTC, datetime
+
+    from neruba import bootstrap
+    from neruba.logic.webhooks import process_message
+
+    return str(process_message(record.body, bootstrap.webhooks(), datetime.now(UTC)))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=handle_record, processor=processor, context=context
+    )

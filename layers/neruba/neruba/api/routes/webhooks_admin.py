@@ -1,0 +1,143 @@
+"""Outgoing webhooks (admin scope): endpoints, secret rotation, events with their attempts, resend.
+
+docs/webhooks.md describes the signature, the event types and the delivery rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from neruba import bootstrap
+from neruba.api.params import ADMIN, Cursor, IdempotencyKey, Limit, answer, scoped_responses
+from neruba.api.resolver import request_id_of
+from neruba.api.responses import json_response
+from neruba.api.scopes import BEARER_SECURITY, current_principal
+from neruba.logic.idempotency import Actor
+from neruba.models.webhooks import (
+    Endpoint,
+    EndpointCreate,
+    EndpointDeleted,
+    EndpointList,
+    EndpointUpdate,
+    EventView,
+    ResendRequest,
+    ResendResult,
+    SecretRotation,
+)
+
+router = APIGatewayRouter()
+ENDPOINT_ID = r"^we_[0-9a-f]{20}$"
+EVENT_ID = r"^evt_[0-9a-f]{24}$"
+ERRORS = scoped_responses(
+    "admin",
+    {
+        400: {"description": "A URL refused, a bad cursor or resend request (see error.code)"},
+        404: {"description": "No such endpoint or event"},
+        409: {"description": "The Idempotency-Key was used for another request, or the endpoint changed"},
+        422: {"description": "The body or a parameter does not match the schema"},
+    },
+)
+
+
+def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
+    register: Callable[..., Callable[..., Any]] = getattr(router, method)
+    return register(
+        path,
+        summary=summary,
+        tags=["webhooks"],
+        security=BEARER_SECURITY,
+        middlewares=ADMIN,
+        responses={status: answer(model, "Created" if status == 201 else "OK"), **ERRORS},
+    )
+
+
+def _actor() -> Actor:
+    return Actor(current_principal(router).actor, request_id_of(router))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@_route(
+    "post", "/admin/webhook-endpoints", "Create a webhook endpoint (its secret is shown once)", Endpoint, 201
+)
+def create_endpoint(
+    body: Annotated[EndpointCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    created = endpoints.create(bootstrap.webhooks(), body, _actor(), _now(), idempotency_key)
+    return json_response(created, status=201)
+
+
+@_route("get", "/admin/webhook-endpoints", "List webhook endpoints", EndpointList)
+def list_endpoints(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    return json_response(endpoints.list_page(bootstrap.webhooks(), limit, starting_after, _now()))
+
+
+@_route("get", "/admin/webhook-endpoints/<endpoint_id>", "One webhook endpoint", Endpoint)
+def get_endpoint(endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)]) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    return json_response(endpoints.get(bootstrap.webhooks(), endpoint_id, _now()))
+
+
+@_route(
+    "post", "/admin/webhook-endpoints/<endpoint_id>", "Change an endpoint's URL, types or state", Endpoint
+)
+def update_endpoint(
+    endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)], body: Annotated[EndpointUpdate, Body()]
+) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    return json_response(endpoints.update(bootstrap.webhooks(), endpoint_id, body, _actor(), _now()))
+
+
+@_route("delete", "/admin/webhook-endpoints/<endpoint_id>", "Delete a webhook endpoint", EndpointDeleted)
+def delete_endpoint(endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)]) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    return json_response(endpoints.delete(bootstrap.webhooks(), endpoint_id, _actor(), _now()))
+
+
+@_route(
+    "post",
+    "/admin/webhook-endpoints/<endpoint_id>/rotate-secret",
+    "A new signing secret; the current one keeps signing during the overlap",
+    Endpoint,
+)
+def rotate_secret(
+    endpoint_id: Annotated[str, Path(pattern=ENDPOINT_ID)],
+    body: Annotated[SecretRotation, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    hooks = bootstrap.webhooks()
+    return json_response(endpoints.rotate(hooks, endpoint_id, body, _actor(), _now(), idempotency_key))
+
+
+@_route(
+    "get", "/admin/webhook-events/<event_id>", "One event as sent, its deliveries and attempts", EventView
+)
+def get_event(event_id: Annotated[str, Path(pattern=EVENT_ID)]) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    return json_response(endpoints.event(bootstrap.webhooks(), event_id))
+
+
+@_route("post", "/admin/webhook-resends", "Send one event, or every delivery failed since a time, again",
+        ResendResult)  # fmt: skip
+def resend(body: Annotated[ResendRequest, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
+    from neruba.logic.webhooks import endpoints
+
+    return json_response(endpoints.resend(bootstrap.webhooks(), body, _actor(), _now(), idempotency_key))

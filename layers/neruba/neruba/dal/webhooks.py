@@ -1,0 +1,481 @@
+"""Outgoing webhooks in the ops table: endpoints, the outbox, events, deliveries and their attempts.
+
+Items:
+- ``WHEP`` / ``{endpoint_id}``: one endpoint (``doc`` JSON text; ``secrets`` JSON text of
+  ``[{secret, expires_at}]``, newest first: the table is encrypted at rest, and no answer shows them);
+- ``WHOUT#{shard}`` / ``{created}#{event_id}``: an outbox item (shard: of the customer, so one
+  customer's events are read in the order written), written in the transaction of the state
+  change it reports (``doc``: type, customer, data), deleted by the relay once fanned out; ``seq`` is set
+  once by the relay (the customer's sequence number);
+- ``WHSEQ#{customer}`` / ``#``: the customer's last event sequence number (``n``);
+- ``WHEVT#{event_id}`` / ``#``: the event as sent (``body``: the exact bytes every attempt signs);
+- ``WHDEL#{event_id}`` / ``{endpoint_id}``: one delivery's state (``st`` pending/delivered/failed,
+  ``attempts``, ``next_at``, ``lease``, ``sent``: the attempt whose follow-up message was sent);
+- ``WHDEL#{event_id}`` / ``{endpoint_id}#A#{n:04d}``: attempt ``n``'s log line;
+- ``WHFAIL`` / ``{failed_at}#{event_id}#{endpoint_id}``: a delivery that gave up (resend by time).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.cursors import InvalidCursorError, decode_cursor, encode_cursor
+from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.timefmt import ts
+
+__all__ = ["OUTBOX_SHARDS", "InvalidCursorError", "WebhooksRepository"]
+
+OUTBOX_SHARDS = 4
+ENDPOINTS_PK = "WHEP"
+FAILED_PK = "WHFAIL"
+
+
+def outbox_shard(customer_id: str) -> int:
+    """A customer's events share one shard, so the relay reads them in the order they were written."""
+    return zlib.crc32(customer_id.encode()) % OUTBOX_SHARDS
+
+
+class WebhooksRepository:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # ----------------------------------------------------------------------------- endpoints
+    def endpoint_item(
+        self,
+        doc: dict[str, Any],
+        secrets: list[dict[str, Any]],
+        *,
+        new: bool = False,
+        was: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
+        """The Put of an endpoint: with ``new`` only if absent; otherwise only if it is still ``was`` (the
+        document and secrets read before), so a concurrent change is never overwritten."""
+        item = {"pk": ENDPOINTS_PK, "sk": doc["id"], "doc": _text(doc), "secrets": _text(secrets)}
+        request: dict[str, Any] = {"TableName": self.table_name, "Item": to_item(item)}
+        if new:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            assert was is not None, "an endpoint is replaced only as it was read"
+            request["ConditionExpression"] = "#doc = :doc AND secrets = :secrets"
+            request["ExpressionAttributeNames"] = {"#doc": "doc"}
+            request["ExpressionAttributeValues"] = to_item({":doc": _text(was[0]), ":secrets": _text(was[1])})
+        return {"Put": request}
+
+    def put_endpoint(
+        self,
+        doc: dict[str, Any],
+        secrets: list[dict[str, Any]],
+        *,
+        new: bool = False,
+        was: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+    ) -> bool:
+        """Write an endpoint (see :meth:`endpoint_item`); False when the condition failed."""
+        request = self.endpoint_item(doc, secrets, new=new, was=was)["Put"]
+        try:
+            client("dynamodb").put_item(**request)
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def endpoint(self, endpoint_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": ENDPOINTS_PK}, "sk": {"S": endpoint_id}},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return None
+        item = from_item(response["Item"])
+        return json.loads(item["doc"]), json.loads(item["secrets"])
+
+    def delete_endpoint(self, endpoint_id: str) -> bool:
+        try:
+            client("dynamodb").delete_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": ENDPOINTS_PK}, "sk": {"S": endpoint_id}},
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def list_endpoints(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Endpoint documents in id order, one page; raises InvalidCursorError for a foreign cursor."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": ENDPOINTS_PK}},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(
+                cursor, keys=frozenset({"pk", "sk"}), within=("pk", ENDPOINTS_PK)
+            )
+        response = client("dynamodb").query(**request)
+        docs = [json.loads(from_item(i)["doc"]) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return docs, encode_cursor(last) if last else None
+
+    def all_endpoints(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        found: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": ENDPOINTS_PK}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = client("dynamodb").query(**request)
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                found.append((json.loads(item["doc"]), json.loads(item["secrets"])))
+            if "LastEvaluatedKey" not in response:
+                return found
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -------------------------------------------------------------------------------- outbox
+    def outbox_item(
+        self, event_id: str, event_type: str, customer_id: str, data: dict[str, Any], created: datetime
+    ) -> dict[str, Any]:
+        """The outbox Put, for the transaction of the state change it reports."""
+        doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
+        item = {
+            "pk": f"WHOUT#{outbox_shard(customer_id)}",
+            "sk": f"{ts(created)}#{event_id}",
+            "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def pending_outbox(self, shard: int, limit: int) -> list[dict[str, Any]]:
+        """Outbox items of ``shard`` not fanned out yet, oldest first (``doc`` read, ``seq`` if set)."""
+        response = client("dynamodb").query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"WHOUT#{shard}"}},
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        found = []
+        for raw in response.get("Items", []):
+            item = from_item(raw)
+            doc = json.loads(item["doc"])
+            doc["_key"] = (item["pk"], item["sk"])
+            doc["sequence"] = int(item["seq"]) if "seq" in item else None
+            found.append(doc)
+        return found
+
+    def assign_sequence(self, outbox: dict[str, Any]) -> int:
+        """The event's sequence number: the customer's counter moved once, kept on the outbox item (a
+        relay that dies after moving the counter leaves a gap, never a second number for one event)."""
+        if outbox.get("sequence") is not None:
+            return int(outbox["sequence"])
+        response = client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHSEQ#{outbox['customer_id']}"}, "sk": {"S": "#"}},
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        number = int(response["Attributes"]["n"]["N"])
+        pk, sk = outbox["_key"]
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression="SET seq = :n",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(seq)",
+                ExpressionAttributeValues={":n": {"N": str(number)}},
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
+            response = client("dynamodb").get_item(
+                TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+            )
+            return int(response["Item"]["seq"]["N"])
+        return number
+
+    def delete_outbox(self, outbox: dict[str, Any]) -> None:
+        pk, sk = outbox["_key"]
+        client("dynamodb").delete_item(TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+
+    # -------------------------------------------------------------------------------- events
+    def put_event(self, event: dict[str, Any], body: str) -> str:
+        """Store the event as sent unless stored; returns the stored body (the first one wins)."""
+        item = {
+            "pk": f"WHEVT#{event['id']}",
+            "sk": "#",
+            "type": event["type"],
+            "customer_id": event["customer_id"],
+            "seq": event["sequence"],
+            "created": event["created"],
+            "body": body,
+        }
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
+            stored = self.event(str(event["id"]))
+            assert stored is not None
+            return str(stored["body"])
+        return body
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHEVT#{event_id}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return None
+        item = from_item(response["Item"])
+        return {
+            "id": event_id,
+            "type": item["type"],
+            "customer_id": item["customer_id"],
+            "sequence": int(item["seq"]),
+            "created": item["created"],
+            "body": item["body"],
+        }
+
+    # ---------------------------------------------------------------------------- deliveries
+    def create_delivery(self, event_id: str, endpoint_id: str, now: datetime, deadline: datetime) -> None:
+        """A pending delivery, due now, unless it exists (a relay run again changes nothing)."""
+        item = {
+            "pk": f"WHDEL#{event_id}",
+            "sk": endpoint_id,
+            "st": "pending",
+            "attempts": 0,
+            "sent": 0,
+            "next_at": ts(now),
+            "deadline": ts(deadline),
+        }
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
+
+    def delivery(self, event_id: str, endpoint_id: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
+            ConsistentRead=True,
+        )
+        return _delivery(from_item(response["Item"])) if "Item" in response else None
+
+    def deliveries_of(self, event_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(delivery states, attempt log lines) of one event."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"WHDEL#{event_id}"}},
+            "ConsistentRead": True,
+        }
+        states: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        while True:
+            response = client("dynamodb").query(**request)
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                if "#A#" in str(item["sk"]):
+                    attempts.append(_attempt(item))
+                else:
+                    states.append(_delivery(item))
+            if "LastEvaluatedKey" not in response:
+                return states, attempts
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def take_lease(
+        self, event_id: str, endpoint_id: str, attempts: int, now: datetime, until: datetime
+    ) -> bool:
+        """Claim attempt ``attempts + 1``: False when the delivery moved on or another worker holds it."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
+                UpdateExpression="SET lease = :until",
+                ConditionExpression=(
+                    "st = :pending AND attempts = :k AND (attribute_not_exists(lease) OR lease <= :now)"
+                ),
+                ExpressionAttributeValues=to_item(
+                    {":until": ts(until), ":pending": "pending", ":k": attempts, ":now": ts(now)}
+                ),
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def record_attempt(
+        self,
+        event_id: str,
+        endpoint_id: str,
+        attempt: dict[str, Any],
+        outcome: str,
+        next_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Log attempt ``attempt['attempt']`` and move the delivery to ``outcome`` (pending, delivered,
+        failed) in one transaction; False when another worker recorded that attempt first."""
+        from neruba.dal.transaction import Cancelled, Transaction
+
+        number = int(attempt["attempt"])
+        log = {
+            "pk": f"WHDEL#{event_id}",
+            "sk": f"{endpoint_id}#A#{number:04d}",
+            "at": attempt["at"],
+            "code": attempt["status_code"],
+            "ms": attempt["latency_ms"],
+            "excerpt": attempt["response_excerpt"],
+            "error": attempt.get("error"),
+        }
+        values: dict[str, Any] = {":st": outcome, ":n": number, ":k": number - 1, ":now": ts(now)}
+        sets = ["st = :st", "attempts = :n", "last_code = :code"]
+        values[":code"] = attempt["status_code"]
+        if outcome == "pending":
+            assert next_at is not None
+            sets.append("next_at = :next")
+            values[":next"] = ts(next_at)
+        elif outcome == "delivered":
+            sets.append("delivered_at = :now")
+        else:
+            sets.append("failed_at = :now")
+        unit = Transaction()
+        unit.add(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(log),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        )
+        unit.add(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
+                    "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE lease",
+                    "ConditionExpression": "attempts = :k",
+                    "ExpressionAttributeValues": to_item(values),
+                }
+            },
+            name="delivery",
+        )
+        if outcome == "failed":
+            fail = {"pk": FAILED_PK, "sk": f"{ts(now)}#{event_id}#{endpoint_id}"}
+            unit.add({"Put": {"TableName": self.table_name, "Item": to_item(fail)}})
+        try:
+            unit.commit()
+        except Cancelled:
+            return False
+        return True
+
+    def mark_sent(self, event_id: str, endpoint_id: str, attempts: int) -> None:
+        """The follow-up message of attempt ``attempts`` is on the queue."""
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
+            UpdateExpression="SET sent = :k",
+            ExpressionAttributeValues=to_item({":k": attempts}),
+        )
+
+    def reopen(self, event_id: str, endpoint_id: str, now: datetime, deadline: datetime) -> int:
+        """Put a delivery back to pending, due now, with a new deadline (resend); returns the number of
+        attempts already made (the next message's attempt is that plus one)."""
+        response = client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
+            UpdateExpression="SET st = :p, next_at = :now, deadline = :dl REMOVE lease, failed_at",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(lease) OR lease <= :now)",
+            ExpressionAttributeValues=to_item({":p": "pending", ":now": ts(now), ":dl": ts(deadline)}),
+            ReturnValues="ALL_NEW",
+        )
+        return int(response["Attributes"]["attempts"]["N"])
+
+    def failed_since(self, since: datetime, limit: int) -> list[tuple[str, str]]:
+        """(event id, endpoint id) of deliveries that gave up at or after ``since``, oldest first."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk >= :since",
+            "ExpressionAttributeValues": {":pk": {"S": FAILED_PK}, ":since": {"S": ts(since)}},
+        }
+        found: list[tuple[str, str]] = []
+        while len(found) < limit:
+            response = client("dynamodb").query(**request)
+            for raw in response.get("Items", []):
+                _, event_id, endpoint_id = str(from_item(raw)["sk"]).split("#")
+                found.append((event_id, endpoint_id))
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return list(dict.fromkeys(found))[:limit]
+
+
+def _text(value: Any) -> str:
+    """The stored text of an endpoint's document or secrets (sorted keys: reading and writing it back
+    gives the same text, which the replace condition compares)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _delivery(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "endpoint_id": item["sk"],
+        "status": item["st"],
+        "attempts": int(item["attempts"]),
+        "sent": int(item.get("sent", 0)),
+        "next_at": item.get("next_at") if item["st"] == "pending" else None,
+        "deadline": item.get("deadline"),
+        "lease": item.get("lease"),
+        "delivered_at": item.get("delivered_at"),
+        "failed_at": item.get("failed_at"),
+    }
+
+
+def _attempt(item: dict[str, Any]) -> dict[str, Any]:
+    endpoint_id, _, number = str(item["sk"]).split("#")
+    return {
+        "endpoint_id": endpoint_id,
+        "attempt": int(number),
+        "at": item["at"],
+        "status_code": int(item["code"]),
+        "latency_ms": int(item["ms"]),
+        "response_excerpt": item.get("excerpt", ""),
+        "error": item.get("error"),
+    }
+
+
+def enqueue(queue_url: str, messages: list[tuple[str, int]]) -> None:
+    """Send ``(body, delay seconds)`` messages (delay at most 900, SQS's limit), ten a call; raises when
+    one could not be sent (the caller has not marked anything done yet, so it runs again)."""
+    for start in range(0, len(messages), 10):
+        chunk = messages[start : start + 10]
+        entries = [
+            {"Id": str(n), "MessageBody": body, "DelaySeconds": max(0, min(900, delay))}
+            for n, (body, delay) in enumerate(chunk)
+        ]
+        response = client("sqs").send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if response.get("Failed"):
+            raise RuntimeError(f"{len(response['Failed'])} webhook delivery messages not sent")

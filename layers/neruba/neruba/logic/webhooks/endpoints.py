@@ -1,0 +1,266 @@
+"""Webhook endpoints (admin scope): create, list, read, update, delete, rotate the signing secret.
+
+A secret is shown once, in the answer of create and of rotate; it is stored (the ops table is encrypted
+at rest) because signing needs it, and no other answer or log shows it. Rotation keeps the old secret
+signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets as _random
+from datetime import datetime, timedelta
+from typing import Any
+
+from neruba.dal.webhooks import InvalidCursorError
+from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
+from neruba.logic.webhooks.context import Webhooks
+from neruba.logic.webhooks.delivery import active_secrets
+from neruba.logic.webhooks.signing import new_secret
+from neruba.logic.webhooks.urls import UrlRefusedError, check_url
+from neruba.models.webhooks import EndpointCreate, EndpointUpdate, ResendRequest, SecretRotation
+from neruba.timefmt import iso, parse_ts
+
+
+def new_endpoint_id() -> str:
+    return "we_" + _random.token_hex(10)
+
+
+def _checked_url(hooks: Webhooks, url: str) -> str:
+    try:
+        return check_url(url, hooks.stage, hooks.resolver)
+    except UrlRefusedError as exc:
+        raise InvalidRequestError(str(exc), code=exc.code, param="url") from exc
+
+
+def view(
+    doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None
+) -> dict[str, Any]:
+    """An endpoint as the API answers it (the secret only when ``shown``)."""
+    return {
+        **{k: v for k, v in doc.items()},
+        "object": "webhook_endpoint",
+        "status": "enabled" if doc.get("enabled") else "disabled",
+        "secret": shown,
+        "secret_hint": secrets[0]["secret"][-4:] if secrets else "",
+        "secrets_active": len(active_secrets(secrets, now)),
+    }
+
+
+def _audit(
+    hooks: Webhooks, by: Actor, action: str, target: str, now: datetime, **record: Any
+) -> dict[str, Any]:
+    return audit_put(hooks.ops_table, by, action, target, at=now, **record)
+
+
+def _replayed(hooks: Webhooks, scope: str, key: str | None, request: str) -> dict[str, Any] | None:
+    """The first answer of ``key`` (without the secret, which is never stored twice), or None."""
+    if hooks.idempotency is None:
+        return None
+    found = replay(hooks.idempotency, scope, key, request)
+    return dict(found) if found is not None else None
+
+
+def _remember(
+    hooks: Webhooks, scope: str, key: str | None, request: str, answer: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if not key or hooks.idempotency is None:
+        return []
+    stored = {**answer, "secret": None} if "secret" in answer else answer  # a secret is shown once only
+    return [hooks.idempotency.idempotency_put_item(scope, key, request, stored)]
+
+
+def create(
+    hooks: Webhooks, body: EndpointCreate, by: Actor, now: datetime, key: str | None = None
+) -> dict[str, Any]:
+    """A new endpoint and its first secret (shown in this answer only). With an Idempotency-Key, a
+    repeat returns the first answer without the secret and creates nothing."""
+    from neruba.dal.transaction import Transaction
+
+    request = fingerprint(body.model_dump(mode="json"), "webhook-endpoints")
+    replayed = _replayed(hooks, "webhook-endpoint", key, request)
+    if replayed is not None:
+        return replayed
+    url = _checked_url(hooks, body.url)
+    secret = new_secret()
+    doc = {
+        "id": new_endpoint_id(),
+        "url": url,
+        "enabled_events": sorted(set(body.enabled_events)),
+        "description": body.description,
+        "enabled": True,
+        "disabled_reason": None,
+        "failing_since": None,
+        "created_at": iso(now),
+        "updated_at": iso(now),
+    }
+    secrets = [{"secret": secret, "expires_at": None}]
+    answer = view(doc, secrets, now, shown=secret)
+    unit = Transaction([hooks.repo.endpoint_item(doc, secrets, new=True)])
+    unit.add(_audit(hooks, by, "webhook_endpoint.create", str(doc["id"]), now, before=None, after=doc))
+    unit.extend(_remember(hooks, "webhook-endpoint", key, request, answer))
+    unit.commit()
+    return answer
+
+
+def _found(hooks: Webhooks, endpoint_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    found = hooks.repo.endpoint(endpoint_id)
+    if found is None:
+        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found",
+                            param="endpoint_id")  # fmt: skip
+    return found
+
+
+def _changed(hooks: Webhooks, endpoint_id: str, exc: Exception) -> None:
+    """Raise for a write whose endpoint changed since it was read: 404 if deleted, else 409 (retry)."""
+    _found(hooks, endpoint_id)
+    raise ConflictError("The endpoint changed meanwhile; read it and retry.", code="conflict") from exc
+
+
+def get(hooks: Webhooks, endpoint_id: str, now: datetime) -> dict[str, Any]:
+    doc, secrets = _found(hooks, endpoint_id)
+    return view(doc, secrets, now)
+
+
+def list_page(hooks: Webhooks, limit: int, cursor: str | None, now: datetime) -> dict[str, Any]:
+    try:
+        docs, next_cursor = hooks.repo.list_endpoints(limit, cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
+        ) from exc
+    data = []
+    for doc in docs:
+        found = hooks.repo.endpoint(doc["id"])
+        if found is not None:
+            data.append(view(found[0], found[1], now))
+    return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def update(
+    hooks: Webhooks, endpoint_id: str, body: EndpointUpdate, by: Actor, now: datetime
+) -> dict[str, Any]:
+    from neruba.dal.transaction import Cancelled, Transaction
+
+    doc, secrets = _found(hooks, endpoint_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "url" in changes:
+        changes["url"] = _checked_url(hooks, changes["url"])
+    if "enabled_events" in changes:
+        changes["enabled_events"] = sorted(set(changes["enabled_events"]))
+    new = {**doc, **changes, "updated_at": iso(now)}
+    if changes.get("enabled") is True:
+        new.update(disabled_reason=None, failing_since=None)
+    elif changes.get("enabled") is False:
+        new["disabled_reason"] = "disabled by an operator"
+    unit = Transaction([hooks.repo.endpoint_item(new, secrets, was=(doc, secrets))])
+    before = {k: doc.get(k) for k in changes}
+    unit.add(_audit(hooks, by, "webhook_endpoint.update", endpoint_id, now, before=before, after=changes))
+    try:
+        unit.commit()
+    except Cancelled as exc:
+        _changed(hooks, endpoint_id, exc)
+    return view(new, secrets, now)
+
+
+def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[str, Any]:
+    doc, _ = _found(hooks, endpoint_id)
+    if not hooks.repo.delete_endpoint(endpoint_id):
+        raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found")
+    from neruba.dal.transaction import Transaction
+
+    Transaction(
+        [_audit(hooks, by, "webhook_endpoint.delete", endpoint_id, now, before=doc, after=None)]
+    ).commit()
+    return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+
+def rotate(
+    hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, now: datetime, key: str | None = None
+) -> dict[str, Any]:
+    """A new secret signs from now; the ones signing now keep signing for ``overlap_seconds``. With an
+    Idempotency-Key a repeat returns the first answer without the secret and rotates nothing."""
+    from neruba.dal.transaction import Cancelled, Transaction
+
+    request = fingerprint(body.model_dump(mode="json"), endpoint_id)
+    replayed = _replayed(hooks, "webhook-rotate", key, request)
+    if replayed is not None:
+        return replayed
+    doc, secrets = _found(hooks, endpoint_id)
+    ends = now + timedelta(seconds=body.overlap_seconds)
+    kept = []
+    for old in secrets:
+        expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
+        if expires is not None and expires <= now:
+            continue  # already past its overlap
+        if body.overlap_seconds:
+            kept.append({**old, "expires_at": iso(min(expires, ends) if expires else ends)})
+    secret = new_secret()
+    rotated = [{"secret": secret, "expires_at": None}, *kept]
+    new = {**doc, "updated_at": iso(now)}
+    unit = Transaction([hooks.repo.endpoint_item(new, rotated, was=(doc, secrets))])
+    unit.add(_audit(hooks, by, "webhook_endpoint.rotate_secret", endpoint_id, now,
+                    before=None, after={"overlap_ends": iso(ends)}))  # fmt: skip
+    answer = view(new, rotated, now, shown=secret)
+    unit.extend(_remember(hooks, "webhook-rotate", key, request, answer))
+    try:
+        unit.commit()
+    except Cancelled as exc:
+        _changed(hooks, endpoint_id, exc)
+    return answer
+
+
+def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
+    """One event as sent, with each endpoint's delivery state and every attempt."""
+    import json
+
+    found = hooks.repo.event(event_id)
+    if found is None:
+        raise NotFoundError(f"No webhook event {event_id}.", code="webhook_event_not_found", param="event_id")
+    states, attempts = hooks.repo.deliveries_of(event_id)
+    keep = ("endpoint_id", "status", "attempts", "next_at", "delivered_at", "failed_at")
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": found["type"],
+        "customer_id": found["customer_id"],
+        "sequence": found["sequence"],
+        "created": found["created"],
+        "payload": json.loads(found["body"]),
+        "deliveries": [{k: s.get(k) for k in keep} for s in states],
+        "attempts": attempts,
+    }
+
+
+def resend(
+    hooks: Webhooks, body: ResendRequest, by: Actor, now: datetime, key: str | None = None
+) -> dict[str, Any]:
+    """Send one event, or every delivery failed since a time, again (audited). With an Idempotency-Key a
+    repeat answers the first result and sends nothing; a resend stopped before its answer was recorded
+    may send again when retried, which receivers absorb (they drop an event id they have seen)."""
+    from neruba.dal.transaction import Cancelled, Transaction
+    from neruba.logic.webhooks.delivery import resend as resend_deliveries
+    from neruba.timefmt import parse_ts
+
+    if (body.event_id is None) == (body.failed_since is None):
+        raise InvalidRequestError(
+            "Send either event_id or failed_since.", code="resend_target_required", param="event_id"
+        )
+    request = fingerprint(body.model_dump(mode="json"), "webhook-resends")
+    replayed = _replayed(hooks, "webhook-resend", key, request)
+    if replayed is not None:
+        return replayed
+    if body.event_id is not None:
+        event(hooks, body.event_id)  # 404 when there is no such event
+        done = resend_deliveries(hooks, now, event_id=body.event_id, endpoint_id=body.endpoint_id)
+    else:
+        since = parse_ts(str(body.failed_since))
+        done = resend_deliveries(hooks, now, failed_since=since, endpoint_id=body.endpoint_id)
+    answer = {"object": "webhook_resend", "resent": len(done), "deliveries": done}
+    target = body.event_id or f"failed_since:{body.failed_since}"
+    unit = Transaction([_audit(hooks, by, "webhook.resend", target, now, before=None, after=answer)])
+    unit.extend(_remember(hooks, "webhook-resend", key, request, answer))
+    with contextlib.suppress(Cancelled):  # a concurrent request with the same key recorded first
+        unit.commit()
+    return answer

@@ -1,0 +1,44 @@
+"""The transactional outbox: an event is written in the transaction of the state change it reports.
+
+A producer adds :func:`event_action` to the actions it commits (or :func:`notify` to its
+``Transaction``), so the change and its event are written together or not at all. The relay
+(``logic.webhooks.relay``) fans each outbox item out to the endpoints that want it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from neruba.dal.transaction import Transaction
+from neruba.models.webhooks import EVENT_TYPES
+
+GLOBAL_CUSTOMER = "_global"
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(12)
+
+
+def event_action(
+    event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime, event_id: str | None = None
+) -> dict[str, Any]:
+    """The outbox Put of one event, for the producer's own transaction."""
+    from neruba.dal.webhooks import WebhooksRepository
+    from neruba.settings import get_settings
+
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {event_type!r}")
+    return WebhooksRepository(get_settings().ops_table).outbox_item(
+        event_id or new_event_id(), event_type, customer_id or GLOBAL_CUSTOMER, data, now
+    )
+
+
+def notify(
+    unit: Transaction, event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime
+) -> str:
+    """Add the event to ``unit`` (named ``webhook_event``); returns its id."""
+    event_id = new_event_id()
+    unit.add(event_action(event_type, customer_id, data, now, event_id), name="webhook_event")
+    return event_id

@@ -1,0 +1,76 @@
+"""Which URLs an endpoint may have, checked when it is saved and again before every attempt.
+
+- Deployed stages (``dev``, ``prod``): ``https`` only, and every address the host resolves to must be a
+  public one (no private, loopback, link-local, including the 169.254.169.254 metadata address,
+  carrier-grade NAT, multicast, reserved or unspecified ones).
+- ``local``: ``https`` anywhere, or ``http`` to a loopback host (``localhost``, 127.0.0.0/8, ``::1``), so
+  ``neruba webhooks listen`` can receive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+Resolver = Callable[[str], list[str]]
+LOOPBACK_NAMES = ("localhost",)
+
+
+class UrlRefusedError(ValueError):
+    """A URL an endpoint may not have; ``code`` is the API error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def resolve(host: str) -> list[str]:
+    """Every address ``host`` resolves to (an IP literal is itself)."""
+    try:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
+    except OSError as exc:
+        raise UrlRefusedError("url_unresolvable", f"The URL's host {host!r} does not resolve.") from exc
+
+
+def _is_public(address: str) -> bool:
+    """A global unicast address (``is_global`` leaves out private, loopback, link-local, CGNAT,
+    reserved and unspecified ones; an IPv4-mapped IPv6 address is judged as its IPv4 address)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, stage: str, resolver: Resolver = resolve) -> str:
+    """``url`` when an endpoint may have it in ``stage``; :class:`UrlRefusedError` otherwise."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise UrlRefusedError("invalid_url", "url must be an absolute http(s) URL with a host.")
+    if parts.username or parts.password:
+        raise UrlRefusedError("invalid_url", "url must not carry a user name or password.")
+    if stage == "local":
+        if parts.scheme == "http" and not _is_loopback(host):
+            raise UrlRefusedError("url_not_https", "Locally, http is allowed only to a loopback host.")
+        return url
+    if parts.scheme != "https":
+        raise UrlRefusedError("url_not_https", "url must use https.")
+    refused = [a for a in resolver(host) if not _is_public(a)]
+    if refused:
+        raise UrlRefusedError(
+            "url_address_refused",
+            f"url's host resolves to an address that is not public ({refused[0]}): endpoints must be "
+            "reachable on the internet.",
+        )
+    return url

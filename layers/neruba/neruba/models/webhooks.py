@@ -1,0 +1,187 @@
+"""Outgoing webhooks: endpoint requests and answers, the delivery message, the event envelope.
+
+Event types that exist now are :data:`EVENT_TYPES`; docs/webhooks.md lists the planned ones.
+
+Example:
+    >>> EndpointCreate(url="https://example.com/hook", enabled_events=["invoice.finalized"]).description
+    ''
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from neruba.models.views import Closed, Page, Timestamp
+
+EventType = Literal["customer.created", "invoice.finalized"]
+EVENT_TYPES: tuple[str, ...] = ("customer.created", "invoice.finalized")
+
+MAX_URL = 2048
+MAX_OVERLAP_SECONDS = 7 * 86_400
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointCreate(_Request):
+    url: str = Field(min_length=8, max_length=MAX_URL, examples=["https://example.com/neruba"])
+    enabled_events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
+    description: str = Field(default="", max_length=500)
+
+
+class EndpointUpdate(_Request):
+    url: str | None = Field(default=None, min_length=8, max_length=MAX_URL)
+    enabled_events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+
+class SecretRotation(_Request):
+    overlap_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=MAX_OVERLAP_SECONDS,
+        description="How long the current secret keeps signing next to the new one (at most 7 days).",
+    )
+
+
+class ResendRequest(_Request):
+    """Resend one event (``event_id``) or every delivery that failed since ``failed_since``."""
+
+    event_id: str | None = Field(default=None, pattern=r"^evt_[0-9a-f]{24}$")
+    failed_since: Timestamp | None = None
+    endpoint_id: str | None = Field(default=None, pattern=r"^we_[0-9a-f]{20}$")
+
+
+class DeliveryMessage(_Request):
+    """One message of WebhookDeliveryQueue: try ``attempt`` of delivering ``event_id`` to ``endpoint_id``
+    once ``due_at`` has come (SQS delays stop at 15 minutes, so a longer wait is several hops)."""
+
+    event_id: str
+    endpoint_id: str
+    attempt: int = Field(ge=1)
+    due_at: str
+
+
+# ---------------------------------------------------------------- answers
+
+
+class Endpoint(Closed):
+    """A webhook endpoint. ``secret`` is shown only in the answers of create and rotate."""
+
+    id: str = Field(examples=["we_0123456789abcdef0123"])
+    object: Literal["webhook_endpoint"]
+    url: str
+    enabled_events: list[EventType]
+    description: str
+    enabled: bool
+    status: Literal["enabled", "disabled"]
+    disabled_reason: str | None = None
+    secret: str | None = Field(default=None, description="whsec_...: shown once, at create and rotate.")
+    secret_hint: str = Field(description="The last four characters of the newest secret.")
+    secrets_active: int = Field(description="How many secrets sign now (2 during a rotation's overlap).")
+    failing_since: Timestamp | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class EndpointDeleted(Closed):
+    id: str
+    object: Literal["webhook_endpoint"]
+    deleted: Literal[True]
+
+
+class EndpointList(Page[Endpoint]):
+    """Webhook endpoints, oldest first."""
+
+
+class Attempt(Closed):
+    endpoint_id: str
+    attempt: int
+    at: Timestamp
+    status_code: int = Field(description="The HTTP status; 0 when no answer came (timeout, refused).")
+    latency_ms: int
+    response_excerpt: str = Field(max_length=500)
+    error: str | None = None
+
+
+class Delivery(Closed):
+    endpoint_id: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_at: Timestamp | None = None
+    delivered_at: Timestamp | None = None
+    failed_at: Timestamp | None = None
+
+
+class EventView(Closed):
+    """An event as sent (``payload``, the exact body) with its deliveries and attempt log."""
+
+    id: str
+    object: Literal["event"]
+    type: EventType
+    customer_id: str
+    sequence: int
+    created: Timestamp
+    payload: dict[str, Any]
+    deliveries: list[Delivery]
+    attempts: list[Attempt]
+
+
+class ResendResult(Closed):
+    object: Literal["webhook_resend"]
+    resent: int = Field(description="Deliveries put back on the queue.")
+    deliveries: list[dict[str, str]]
+
+
+# ---------------------------------------------------------------- event payloads (OpenAPI ``webhooks``)
+
+
+class _EventBase(Closed):
+    id: str = Field(pattern=r"^evt_[0-9a-f]{24}$", description="Unique per event: drop an id already seen.")
+    object: Literal["event"]
+    created: Timestamp
+    customer_id: str = Field(description="The customer the event concerns (``_global`` for none).")
+    sequence: int = Field(ge=1, description="Increases with each event of the customer (gaps possible).")
+
+
+class CustomerCreatedData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    external_id: str
+    name: str
+    currency: str
+    created_at: Timestamp
+
+
+class CustomerCreatedEvent(_EventBase):
+    type: Literal["customer.created"]
+    data: dict[Literal["object"], CustomerCreatedData]
+
+
+class InvoiceFinalizedData(Closed):
+    id: str
+    customer_id: str
+    subscription_id: str | None = None
+    kind: str | None = None
+    currency: str
+    period_start: Timestamp | None = None
+    period_end: Timestamp | None = None
+    subtotal_minor: int
+    credits_applied_minor: int | None = None
+    total_minor: int
+    status: Literal["finalized"]
+    finalized_at: Timestamp
+
+
+class InvoiceFinalizedEvent(_EventBase):
+    type: Literal["invoice.finalized"]
+    data: dict[Literal["object"], InvoiceFinalizedData]
+
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "customer.created": CustomerCreatedEvent,
+    "invoice.finalized": InvoiceFinalizedEvent,
+}
