@@ -171,9 +171,7 @@ def update_customer(
 ) -> Operation[m.CustomerView]: ...
 
 
-@route(
-    "POST", "/v1/customers/{customer_id}/archive", m.CustomerView, body="CustomerArchive", retry_safe=True
-)
+@route("POST", "/v1/customers/{customer_id}/archive", m.CustomerView, body="CustomerArchive", retry_safe=True)
 def archive_customer(
     customer_id: str, *, reason: str | None = None, ticket: str | None = None
 ) -> Operation[m.CustomerView]:
