@@ -337,3 +337,42 @@ def test_async_batcher_when_full_raise() -> None:
 
     asyncio.run(main())
     assert fake.sizes() == [3, 1]
+
+
+def test_async_batcher_reports_202_rejections_and_all_events_rejected_per_event() -> None:
+    # batch 1: a 202 rejecting the archived customer's event; batch 2: every event refused (400)
+    def fault(number: int, events: list[dict[str, Any]]) -> httpx.Response | None:
+        if number == 1:
+            return None
+        details = [
+            {"param": f"events.{i}.code", "code": "unknown_meter", "message": "no such meter."}
+            for i in range(len(events))
+        ]
+        return error(400, "all_events_rejected", fields={"details": details})
+
+    fake = FakeIngest(
+        fault=fault,
+        reject=lambda e: ("customer_archived", "customer_id") if e["customer_id"] == "gone" else None,
+    )
+    reports: list[nc.EventFailure] = []
+
+    async def main() -> tuple[list[str], nc.BatcherStats]:
+        client = nc.AsyncNeruba("k", base_url="http://api.test", http_transport=httpx.MockTransport(fake))
+        async with client.events.batcher(batch_size=2, flush_interval=60, on_error=reports.append) as batcher:
+            sent = [
+                await batcher.add("acme", "calls"),
+                await batcher.add("gone", "calls"),
+                await batcher.add("acme", "nope"),
+                await batcher.add("acme", "nada"),
+            ]
+        await client.close()
+        return sent, batcher.stats
+
+    sent, stats = asyncio.run(main())
+    assert fake.sizes() == [2, 2]  # the 400 was not retried
+    assert [(r.event.transaction_id, r.code, r.param) for r in reports] == [
+        (sent[1], "customer_archived", "customer_id"),
+        (sent[2], "unknown_meter", "code"),
+        (sent[3], "unknown_meter", "code"),
+    ]
+    assert stats.queued == 1 and stats.failed == 3
