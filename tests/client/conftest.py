@@ -56,6 +56,23 @@ def customer(external_id: str = "acme") -> dict[str, Any]:
     }
 
 
+def invoice(invoice_id: str, customer_id: str) -> dict[str, Any]:
+    return {
+        "object": "invoice",
+        "id": invoice_id,
+        "number": None,
+        "customer_id": customer_id,
+        "currency": "USD",
+        "status": "payment_failed",
+        "period_start": "2026-01-01T00:00:00Z",
+        "period_end": "2026-02-01T00:00:00Z",
+        "lines": [],
+        "subtotal_minor": 1250,
+        "credits_applied_minor": 0,
+        "total_minor": 1250,
+    }
+
+
 class Sleeps(list[float]):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)

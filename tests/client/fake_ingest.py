@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 
 Fault = Callable[[int, list[dict[str, Any]]], httpx.Response | Exception | None]
+# a rejection: its code (the field at fault is then ``code``), or (code, field path inside the event)
+Rejection = str | tuple[str, str] | None
 
 
 class FakeIngest:
     def __init__(
-        self, fault: Fault | None = None, reject: Callable[[dict[str, Any]], str | None] | None = None
+        self, fault: Fault | None = None, reject: Callable[[dict[str, Any]], Rejection] | None = None
     ) -> None:
         self.fault = fault
         self.reject = reject
@@ -39,9 +41,11 @@ class FakeIngest:
             return outcome
         statuses = []
         for index, event in enumerate(events):
-            code = self.reject(event) if self.reject else None
-            if code:
-                error = {"code": code, "message": f"{code}!", "param": "code"}
+            rejection = self.reject(event) if self.reject else None
+            if rejection:
+                code, where = rejection if isinstance(rejection, tuple) else (rejection, "code")
+                # as the API writes it: a path in the request body
+                error = {"code": code, "message": f"{code}!", "param": f"events.{index}.{where}"}
                 statuses.append(
                     {
                         "index": index,

@@ -131,6 +131,59 @@ def test_events_rejected_in_a_202_are_reported() -> None:
     assert batcher.stats.queued == 1
 
 
+def test_202_rejections_name_the_field_inside_the_event() -> None:
+    # the API's param is a path in the request body (events.{i}.field); the index is the batch's, so
+    # the report names the field inside the event, the same as for a 400's details
+    def reject(event: dict[str, Any]) -> tuple[str, str] | None:
+        if event["customer_id"] == "gone":
+            return ("customer_archived", "customer_id")
+        if event["customer_id"] == "nobody":
+            return ("unknown_customer", "customer_id")
+        if "tokens" not in event["properties"]:
+            return ("missing_property", "properties.tokens")
+        return None
+
+    fake = FakeIngest(reject=reject)
+    reports: list[nc.EventFailure] = []
+    with _client(fake).events.batcher(flush_interval=60, on_error=reports.append) as batcher:
+        batcher.add("acme", "calls", {"tokens": 3})
+        gone = batcher.add("gone", "calls", {"tokens": 1})
+        nobody = batcher.add("nobody", "calls", {"tokens": 1})
+        bare = batcher.add("acme", "calls", {})
+    assert fake.sizes() == [4]
+    assert [(r.event.transaction_id, r.code, r.param, r.status) for r in reports] == [
+        (gone, "customer_archived", "customer_id", None),
+        (nobody, "unknown_customer", "customer_id", None),
+        (bare, "missing_property", "properties.tokens", None),
+    ]
+    assert batcher.stats.queued == 1 and batcher.stats.failed == 3
+
+
+def test_all_events_rejected_is_reported_per_event_by_its_details_not_retried() -> None:
+    # details in any order, each naming its event by its index in the batch
+    def refuse(number: int, events: list[dict[str, Any]]) -> httpx.Response:
+        details = [
+            {
+                "param": f"events.{i}.customer_id",
+                "code": "unknown_customer",
+                "message": f"customer_id {events[i]['customer_id']} does not exist.",
+            }
+            for i in reversed(range(len(events)))
+        ]
+        return error(400, "all_events_rejected", fields={"details": details})
+
+    fake = FakeIngest(fault=refuse)
+    reports: list[nc.EventFailure] = []
+    with _client(fake).events.batcher(flush_interval=60, on_error=reports.append, **QUICK) as batcher:
+        sent = [batcher.add(f"c{i}", "calls") for i in range(3)]
+    assert fake.sizes() == [3]  # one request: a 400 is not retried
+    assert sorted((r.event.transaction_id, r.code, r.param, r.message) for r in reports) == sorted(
+        (tid, "unknown_customer", "customer_id", f"customer_id c{i} does not exist.")
+        for i, tid in enumerate(sent)
+    )
+    assert batcher.stats.failed == 3 and batcher.stats.queued == 0 and batcher.stats.retried_batches == 0
+
+
 def test_without_a_callback_failures_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeIngest(reject=lambda e: "invalid_property")
     with _client(fake).events.batcher(flush_interval=60) as batcher:
@@ -284,3 +337,42 @@ def test_async_batcher_when_full_raise() -> None:
 
     asyncio.run(main())
     assert fake.sizes() == [3, 1]
+
+
+def test_async_batcher_reports_202_rejections_and_all_events_rejected_per_event() -> None:
+    # batch 1: a 202 rejecting the archived customer's event; batch 2: every event refused (400)
+    def fault(number: int, events: list[dict[str, Any]]) -> httpx.Response | None:
+        if number == 1:
+            return None
+        details = [
+            {"param": f"events.{i}.code", "code": "unknown_meter", "message": "no such meter."}
+            for i in range(len(events))
+        ]
+        return error(400, "all_events_rejected", fields={"details": details})
+
+    fake = FakeIngest(
+        fault=fault,
+        reject=lambda e: ("customer_archived", "customer_id") if e["customer_id"] == "gone" else None,
+    )
+    reports: list[nc.EventFailure] = []
+
+    async def main() -> tuple[list[str], nc.BatcherStats]:
+        client = nc.AsyncNeruba("k", base_url="http://api.test", http_transport=httpx.MockTransport(fake))
+        async with client.events.batcher(batch_size=2, flush_interval=60, on_error=reports.append) as batcher:
+            sent = [
+                await batcher.add("acme", "calls"),
+                await batcher.add("gone", "calls"),
+                await batcher.add("acme", "nope"),
+                await batcher.add("acme", "nada"),
+            ]
+        await client.close()
+        return sent, batcher.stats
+
+    sent, stats = asyncio.run(main())
+    assert fake.sizes() == [2, 2]  # the 400 was not retried
+    assert [(r.event.transaction_id, r.code, r.param) for r in reports] == [
+        (sent[1], "customer_archived", "customer_id"),
+        (sent[2], "unknown_meter", "code"),
+        (sent[3], "unknown_meter", "code"),
+    ]
+    assert stats.queued == 1 and stats.failed == 3

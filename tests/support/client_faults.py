@@ -124,7 +124,7 @@ def send_through_faults(
     for transaction_id in checked:
         stored = direct.events.retrieve(transaction_id, customer_id=customer)
         statuses[stored.status] += 1
-        outcomes = Counter(str(o.get("outcome")) for o in stored.outcomes)
+        outcomes = Counter(o.outcome for o in stored.outcomes)
         accepted[outcomes["accepted"]] += 1
         with_duplicates += outcomes["duplicate"] > 0
     counted, total = _usage(direct, customer, meter, since)  # once more, after everything settled

@@ -25,8 +25,11 @@ _DETAIL_PARAM = re.compile(r"^events\.(\d+)(?:\.(.+))?$")
 
 @dataclass(frozen=True, slots=True)
 class EventFailure:
-    """An event the API did not take: rejected in a 202 answer, refused with its batch (4xx), or not
-    delivered before close. ``status`` is the HTTP status of a refused batch (None for the others)."""
+    """An event the API did not take: rejected in a 202 answer, refused with its batch (4xx, including
+    400 ``all_events_rejected``, whose details give each event its own code), or not delivered before
+    close. ``param`` is the field at fault inside the event (``customer_id``, ``properties.tokens``): the
+    API's body path ``events.{i}.`` less its prefix, since ``i`` is the position in a batch the caller
+    never saw. ``status`` is the HTTP status of a refused batch (None for the others)."""
 
     event: m.Event
     code: str
@@ -125,7 +128,7 @@ class Buffer:
                 batch[s.index],
                 s.error.code if s.error else "rejected",
                 s.error.message if s.error else "",
-                s.error.param if s.error else None,
+                field_in_event(s.error.param) if s.error else None,
                 None,
                 answer.request_id,
             )
@@ -159,6 +162,15 @@ class Buffer:
 
     def undelivered(self, batch: list[m.Event], error: Exception) -> None:
         self.report([EventFailure(e, "not_delivered", f"gave up at close: {error}") for e in batch])
+
+
+def field_in_event(param: str | None) -> str | None:
+    """``events.3.customer_id`` -> ``customer_id``; ``events.3`` -> None; a path without the
+    ``events.{i}`` prefix (as older servers sent in a 202) is kept as it is."""
+    if param is None:
+        return None
+    match = _DETAIL_PARAM.match(param)
+    return match.group(2) if match else param
 
 
 def split_by_size(batch: list[m.Event], limit: int = MAX_BATCH_BYTES) -> list[list[m.Event]]:

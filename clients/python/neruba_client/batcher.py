@@ -11,9 +11,11 @@ Rules shared by ``EventBatcher`` (a background thread) and ``AsyncEventBatcher``
   while the batcher runs, with exponential backoff and full jitter (the client's own retries come
   first); on close, retrying stops ``close_timeout`` seconds after the close began and what is left is
   reported as failed with code ``not_delivered``.
-- Any other error answer (4xx) is not retried: every event of the batch is reported. A 202 answer that
-  rejects some events reports those. Reports go to ``on_error(EventFailure)``; without a callback, to
-  the ``neruba_client.batcher`` logger at WARNING.
+- Any other error answer (4xx) is not retried: every event of the batch is reported, with its own code
+  when the answer's details name it (400 ``all_events_rejected``: every event refused, one detail per
+  event). A 202 answer that rejects some events reports those. ``EventFailure.param`` is the field
+  inside the event (the API's ``events.{i}.`` prefix dropped). Reports go to ``on_error(EventFailure)``;
+  without a callback, to the ``neruba_client.batcher`` logger at WARNING.
 - Memory is bounded: at most ``max_buffered`` events are held (waiting or in flight). When full,
   ``when_full="block"`` (the default) waits for room up to ``block_timeout`` seconds (``None``: as long
   as it takes) and then raises ``BatcherFullError``; ``when_full="raise"`` raises at once.

@@ -102,6 +102,17 @@ class IngestResponse(_Model):
     events: list[EventStatus]
 
 
+class EventOutcome(_Model):
+    """One copy received under an event's key and what became of it."""
+
+    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+    request_id: str | None
+    copy_id: str | None
+    at: datetime | None
+    payload: dict[str, Any] | None = None
+    reason: str | None = None
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -114,7 +125,7 @@ class StoredEvent(_Model):
     reason_message: str | None
     late: bool
     received_at: datetime | None
-    outcomes: list[dict[str, Any]]
+    outcomes: list[EventOutcome]
     copies: dict[str, int]
 
 
@@ -165,6 +176,7 @@ class CustomerView(_Model):
     metadata: dict[str, Any]
     stripe_customer_id: str | None
     created_at: datetime | None
+    archived_at: datetime | None = None
 
 
 class MeterView(_Model):
@@ -178,17 +190,47 @@ class MeterView(_Model):
     created_at: datetime | None
 
 
+class TierView(_Model):
+    """One tier of a charge; ``up_to`` is None on the last tier."""
+
+    unit_price: Decimal
+    up_to: Decimal | None = None
+    flat_fee: Decimal | None = None
+
+
+class ChargeView(_Model):
+    """How one meter's usage is priced in a plan version (prices are exact decimals)."""
+
+    meter_code: str
+    model: Literal["per_unit", "graduated", "volume", "package"]
+    unit_price: Decimal | None = None
+    tiers: list[TierView] = Field(default_factory=list)
+    package_size: int | None = None
+    package_price: Decimal | None = None
+    free_units: Decimal | None = None
+
+
 class PlanVersion(_Model):
     code: str
     version: int
     name: str
     currency: str
     interval: str
-    charges: list[dict[str, Any]]
+    charges: list[ChargeView]
 
 
 class Plan(PlanVersion):
     versions: list[int] | None = None
+
+
+class Phase(_Model):
+    """One stretch of a subscription on one plan version; ``end_at`` is None while it runs on."""
+
+    plan_code: str
+    plan_version: int
+    start_at: datetime
+    end_at: datetime | None = None
+    created_at: datetime | None = None
 
 
 class Subscription(_Model):
@@ -202,7 +244,7 @@ class Subscription(_Model):
     cancel_at_period_end: bool
     canceled_at: datetime | None
     ended_at: datetime | None
-    phases: list[dict[str, Any]]
+    phases: list[Phase]
 
 
 # --- invoices, balances, ledger --------------------------------------------------------------------
@@ -250,7 +292,7 @@ class InvoiceRerun(_Model):
     object: Literal["invoice_rerun"]
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
-    invoice: dict[str, Any]
+    invoice: Invoice
     correction: dict[str, Any] | None
 
 
@@ -290,8 +332,18 @@ class Posting(_Model):
     total_minor: int
 
 
+class BalanceSummary(_Model):
+    """A balance in one currency, as the ledger's accounts add up (after an adjustment)."""
+
+    amount_due_minor: int
+    credit_available_minor: int
+    credit_available_by_grant: dict[str, int]
+    paid_to_date_minor: int
+    accounts: dict[str, int]
+
+
 class BalanceAdjusted(Posting):
-    balance: dict[str, Any]
+    balance: BalanceSummary
 
 
 class CreditGrant(_Model):

@@ -11,6 +11,7 @@ class Customers(Resource[M]):
     create = endpoint(r.create_customer)
     retrieve = endpoint(r.get_customer)
     update = endpoint(r.update_customer)
+    archive = endpoint(r.archive_customer)
     balance = endpoint(r.get_balance)
     credit_grants = paginated(r.list_credit_grants)
     ledger = paginated(r.list_postings)

@@ -31,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 Time = datetime | str
 Number = Decimal | int | str
+InvoiceStatus = Literal["draft", "finalized", "paid", "payment_failed", "void"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def list_customers(
 ) -> ListOperation[m.CustomerList, m.CustomerView]: ...
 
 
-@route("POST", "/v1/customers", m.CustomerView, body="Customer")
+@route("POST", "/v1/customers", m.CustomerView, body="CustomerCreate")
 def create_customer(
     *,
     external_id: str,
@@ -168,6 +169,14 @@ def update_customer(
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
 ) -> Operation[m.CustomerView]: ...
+
+
+@route("POST", "/v1/customers/{customer_id}/archive", m.CustomerView, body="CustomerArchive", retry_safe=True)
+def archive_customer(
+    customer_id: str, *, reason: str | None = None, ticket: str | None = None
+) -> Operation[m.CustomerView]:
+    """Archive a customer (admin key): its active subscriptions end now, its new events are refused.
+    Archiving again answers the customer unchanged, so a retry is safe."""
 
 
 @route("GET", "/v1/customers/{customer_id}/balance", m.Balance)
@@ -358,11 +367,16 @@ def change_plan(
 @route("GET", "/v1/invoices", m.InvoiceList, listing=True)
 def list_invoices(
     *,
-    customer_id: str,
-    status: Literal["draft", "finalized", "paid", "payment_failed", "void"] | None = None,
+    customer_id: str | None = None,
+    status: InvoiceStatus | None = None,
+    period_from: Time | None = None,
+    period_to: Time | None = None,
     limit: int | None = None,
     starting_after: str | None = None,
-) -> ListOperation[m.InvoiceList, m.Invoice]: ...
+) -> ListOperation[m.InvoiceList, m.Invoice]:
+    """Invoices, newest period first: one customer's (``customer_id``, optionally one ``status``) or
+    every customer's of one ``status``; ``period_from``/``period_to`` keep the periods starting in
+    ``[period_from, period_to)``. Neither customer_id nor status is 400 ``filter_required``."""
 
 
 @route("GET", "/v1/invoices/{invoice_id}", m.Invoice)
