@@ -473,6 +473,75 @@ class WebhookReceipt(_Model):
 # --- lists: one envelope ---------------------------------------------------------------------------
 
 
+# --- outgoing webhooks (/admin/webhook-*) ----------------------------------------------------------
+
+WebhookEventType = Literal["customer.created", "invoice.finalized"]
+
+
+class Endpoint(_Model):
+    """A webhook endpoint; ``secret`` is set only in the answers of create and rotate."""
+
+    object: Literal["webhook_endpoint"]
+    id: str
+    url: str
+    enabled_events: list[WebhookEventType]
+    description: str
+    enabled: bool
+    status: Literal["enabled", "disabled"]
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
+    secret: str | None = None
+    secret_hint: str
+    secrets_active: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointDeleted(_Model):
+    object: Literal["webhook_endpoint"]
+    id: str
+    deleted: Literal[True]
+
+
+class Delivery(_Model):
+    endpoint_id: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    next_at: datetime | None = None
+
+
+class Attempt(_Model):
+    endpoint_id: str
+    attempt: int
+    at: datetime
+    status_code: int  # 0 when no answer came
+    latency_ms: int
+    response_excerpt: str
+    error: str | None = None
+
+
+class EventView(_Model):
+    """A webhook event as sent (``payload`` is the exact body) with its deliveries and attempts."""
+
+    object: Literal["event"]
+    id: str
+    type: WebhookEventType
+    customer_id: str
+    sequence: int
+    created: datetime
+    payload: dict[str, Any]
+    deliveries: list[Delivery]
+    attempts: list[Attempt]
+
+
+class ResendResult(_Model):
+    object: Literal["webhook_resend"]
+    resent: int
+    deliveries: list[dict[str, str]]
+
+
 class _List(_Model):
     object: Literal["list"]
     has_more: bool
@@ -521,3 +590,7 @@ class StripeEventList(_List):
 
 class SweepList(_List):
     data: list[SweepSummary]
+
+
+class EndpointList(_List):
+    data: list[Endpoint]

@@ -74,6 +74,14 @@ class Admin(Resource[M]):
     sweeps = paginated(r.list_sweeps)
     create_sweep = endpoint(r.create_sweep)
     sweep = endpoint(r.get_sweep)
+    webhook_endpoints = paginated(r.list_webhook_endpoints)
+    create_webhook_endpoint = endpoint(r.create_webhook_endpoint)
+    webhook_endpoint = endpoint(r.get_webhook_endpoint)
+    update_webhook_endpoint = endpoint(r.update_webhook_endpoint)
+    delete_webhook_endpoint = endpoint(r.delete_webhook_endpoint)
+    rotate_webhook_secret = endpoint(r.rotate_webhook_secret)
+    webhook_event = endpoint(r.get_webhook_event)
+    resend_webhooks = endpoint(r.resend_webhooks)
 
 
 class Service(Resource[M]):

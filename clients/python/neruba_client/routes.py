@@ -570,3 +570,75 @@ def create_sweep(
 
 @route("GET", "/admin/sweeps/{sweep_id}", m.Sweep)
 def get_sweep(sweep_id: str) -> Operation[m.Sweep]: ...
+
+
+# --- outgoing webhooks (docs/webhooks.md) ----------------------------------------------------------
+
+WebhookEventType = Literal["customer.created", "invoice.finalized"]
+
+
+@route("GET", "/admin/webhook-endpoints", m.EndpointList, listing=True)
+def list_webhook_endpoints(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.EndpointList, m.Endpoint]:
+    """Webhook endpoints, oldest first."""
+
+
+@route("POST", "/admin/webhook-endpoints", m.Endpoint, body="EndpointCreate", idempotency_key=True)
+def create_webhook_endpoint(
+    *,
+    url: str,
+    enabled_events: Sequence[WebhookEventType],
+    description: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Endpoint]:
+    """Register an endpoint; the answer's ``secret`` (``whsec_...``) is shown this once."""
+
+
+@route("GET", "/admin/webhook-endpoints/{endpoint_id}", m.Endpoint)
+def get_webhook_endpoint(endpoint_id: str) -> Operation[m.Endpoint]: ...
+
+
+@route("POST", "/admin/webhook-endpoints/{endpoint_id}", m.Endpoint, body="EndpointUpdate")
+def update_webhook_endpoint(
+    endpoint_id: str,
+    *,
+    url: str | None = None,
+    enabled_events: Sequence[WebhookEventType] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> Operation[m.Endpoint]: ...
+
+
+@route("DELETE", "/admin/webhook-endpoints/{endpoint_id}", m.EndpointDeleted)
+def delete_webhook_endpoint(endpoint_id: str) -> Operation[m.EndpointDeleted]: ...
+
+
+@route(
+    "POST",
+    "/admin/webhook-endpoints/{endpoint_id}/rotate-secret",
+    m.Endpoint,
+    body="SecretRotation",
+    idempotency_key=True,
+)
+def rotate_webhook_secret(
+    endpoint_id: str, *, overlap_seconds: int | None = None, idempotency_key: str | None = None
+) -> Operation[m.Endpoint]:
+    """A new secret (in the answer, shown once); the current one keeps signing next to it for
+    ``overlap_seconds`` (the API's default when not given)."""
+
+
+@route("GET", "/admin/webhook-events/{event_id}", m.EventView)
+def get_webhook_event(event_id: str) -> Operation[m.EventView]: ...
+
+
+@route("POST", "/admin/webhook-resends", m.ResendResult, body="ResendRequest", idempotency_key=True)
+def resend_webhooks(
+    *,
+    event_id: str | None = None,
+    failed_since: Time | None = None,
+    endpoint_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.ResendResult]:
+    """Put deliveries back on the queue: one event's (``event_id``) or every delivery that failed since
+    ``failed_since``, optionally only ``endpoint_id``'s."""
