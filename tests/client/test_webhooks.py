@@ -51,3 +51,48 @@ def test_a_replayed_signature_with_a_new_timestamp_fails() -> None:
     signature = sign(BODY, SECRET, timestamp=NOW).split(",")[1]
     with pytest.raises(SignatureVerificationError):
         verify(BODY, f"t={NOW + 100},{signature}", SECRET, now=NOW + 100)
+
+
+# --- the client's verify() against the server's signing ----------------------------------------------
+
+
+def test_the_client_uses_the_header_name_the_server_sends() -> None:
+    from neruba.logic.webhooks import signing
+
+    from neruba_client.webhooks import DEFAULT_TOLERANCE, SIGNATURE_HEADER
+
+    assert SIGNATURE_HEADER == signing.HEADER == "Neruba-Signature"
+    assert DEFAULT_TOLERANCE == signing.TOLERANCE_SECONDS
+
+
+def test_a_body_signed_by_the_server_verifies_with_the_client() -> None:
+    from neruba.logic.webhooks import signing
+
+    header = signing.signature_header(BODY, [SECRET], timestamp=NOW)
+    assert verify(BODY, header, SECRET, now=NOW + 5) == NOW
+    assert sign(BODY, SECRET, timestamp=NOW) == header  # the client's own sign() is the same header
+    with pytest.raises(SignatureVerificationError):
+        verify(BODY + b"\n", header, SECRET, now=NOW)
+
+
+def test_during_a_rotation_the_server_signs_twice_and_either_secret_verifies() -> None:
+    from neruba.logic.webhooks import signing
+
+    old, new = signing.new_secret(), signing.new_secret()
+    header = signing.signature_header(BODY, [new, old], timestamp=NOW)
+    assert header.count("v1=") == 2
+    assert verify(BODY, header, old, now=NOW) == NOW  # a receiver not yet switched
+    assert verify(BODY, header, new, now=NOW) == NOW  # a receiver already on the new secret
+    with pytest.raises(SignatureVerificationError, match="no signature"):
+        verify(BODY, header, signing.new_secret(), now=NOW)  # a third secret matches neither
+
+
+def test_the_client_refuses_what_the_server_check_refuses_as_stale() -> None:
+    from neruba.logic.webhooks import signing
+
+    header = signing.signature_header(BODY, [SECRET], timestamp=NOW)
+    late = NOW + signing.TOLERANCE_SECONDS + 1
+    with pytest.raises(signing.SignatureError):
+        signing.check(BODY, header, [SECRET], now=late)
+    with pytest.raises(SignatureVerificationError, match="tolerance"):
+        verify(BODY, header, SECRET, now=late)
