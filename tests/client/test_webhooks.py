@@ -58,7 +58,6 @@ def test_a_replayed_signature_with_a_new_timestamp_fails() -> None:
 
 def test_the_client_uses_the_header_name_the_server_sends() -> None:
     from neruba.logic.webhooks import signing
-
     from neruba_client.webhooks import DEFAULT_TOLERANCE, SIGNATURE_HEADER
 
     assert SIGNATURE_HEADER == signing.HEADER == "Neruba-Signature"
