@@ -184,8 +184,15 @@ def ingest_api_catalog() -> CatalogCache:
 
 
 def ingest_worker_catalog() -> CatalogCache:
-    """The catalog cache of the ingest worker (customers and meters)."""
-    return _part("ingest_worker_catalog", _catalog_cache)
+    """The ingest worker's catalog reads (customers and meters): never cached, strongly consistent, so
+    what changed since the request (an archive, a meter change) decides each batch."""
+
+    def build() -> CatalogCache:
+        from neruba.dal.catalog import CatalogCache
+
+        return CatalogCache(catalog(), ttl_seconds=0, consistent=True)
+
+    return _part("ingest_worker_catalog", build)
 
 
 def _catalog_cache() -> CatalogCache:

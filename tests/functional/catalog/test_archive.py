@@ -122,3 +122,34 @@ def test_archive_errors(admin: Api) -> None:
         {"external_id": "x", "name": "X", "currency": "USD", "archived_at": "2026-01-01T00:00:00Z"},
     )
     assert status == 422, body
+
+
+def test_a_warm_worker_sees_the_archive_at_once(admin: Api) -> None:
+    # GIVEN a worker that has just processed acme's usage (its catalog read, so a cache would hold acme)
+    from functions.ingest_worker import app as worker
+    from neruba.dal.queue import send_batch
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.ingest.api import queue_message
+    from neruba.models.events import UsageEventIn
+    from neruba.settings import get_settings
+    from tests.support.aws import queue_url
+    from tests.support.queues import drain
+
+    _seed(admin)
+
+    def process(transaction_id: str, at: datetime) -> None:
+        event = UsageEventIn.model_validate(
+            {"transaction_id": transaction_id, "customer_id": "acme", "code": "api_calls"}
+        )
+        assert send_batch(queue_url("IngestQueue"), [("0", queue_message(event, "r", 0, at))]) == []
+        drain(worker.lambda_handler, queue_url("IngestQueue"), batch_size=10)
+
+    process("warm", datetime.now(UTC))
+    # WHEN acme is archived and an event sent a moment later reaches the same worker
+    assert _archive(admin)[0] == 200
+    process("right-after", datetime.now(UTC) + timedelta(seconds=1))
+    # THEN the worker read the catalog again: the event is parked, not counted (and never billed)
+    usage = UsageRepository(get_settings().usage_table)
+    warm, late = usage.get_event("acme", "warm"), usage.get_event("acme", "right-after")
+    assert warm is not None and warm.status == "accepted"
+    assert late is not None and (late.status, late.reason) == ("failed", "customer_archived")

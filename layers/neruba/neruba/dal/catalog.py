@@ -152,14 +152,19 @@ class CatalogRepository:
             ExpressionAttributeValues=to_item({":t": iso(at)}),
         )
 
-    def lookup(self, customer_ids: Iterable[str], meter_codes: Iterable[str]) -> CatalogSnapshot:
-        """Fetch many customers and meters at once (one BatchGetItem per 100 keys)."""
+    def lookup(
+        self, customer_ids: Iterable[str], meter_codes: Iterable[str], *, consistent: bool = False
+    ) -> CatalogSnapshot:
+        """Fetch many customers and meters at once (one BatchGetItem per 100 keys; ``consistent`` reads
+        what was written last, at twice the read units)."""
         keys = [_customer_key(c) for c in sorted(set(customer_ids))] + [
             _meter_key(m) for m in sorted(set(meter_codes))
         ]
         snapshot = CatalogSnapshot()
         for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {self.table_name: {"Keys": keys[start : start + 100]}}
+            pending: dict[str, Any] = {
+                self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}
+            }
             for _attempt in range(8):
                 response = client("dynamodb").batch_get_item(RequestItems=pending)
                 for item in response["Responses"].get(self.table_name, []):
@@ -221,9 +226,12 @@ class CatalogCache:
     """Per-process cache of found customers and meters (a miss is never cached, so a customer created
     after a parked event is seen at once)."""
 
-    def __init__(self, repository: CatalogRepository, ttl_seconds: float = 60.0) -> None:
+    def __init__(
+        self, repository: CatalogRepository, ttl_seconds: float = 60.0, *, consistent: bool = False
+    ) -> None:
         self.repository = repository
         self.ttl_seconds = ttl_seconds
+        self.consistent = consistent
         self._snapshot = CatalogSnapshot()
         self._loaded_at: dict[str, float] = {}
 
@@ -233,7 +241,7 @@ class CatalogCache:
         missing_customers = {c for c in customer_ids if f"c:{c}" not in fresh}
         missing_meters = {m for m in meter_codes if f"m:{m}" not in fresh}
         if missing_customers or missing_meters:
-            found = self.repository.lookup(missing_customers, missing_meters)
+            found = self.repository.lookup(missing_customers, missing_meters, consistent=self.consistent)
             self._snapshot.customers.update(found.customers)
             self._snapshot.meters.update(found.meters)
             self._snapshot.billed_through.update(found.billed_through)
