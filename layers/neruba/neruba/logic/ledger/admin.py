@@ -112,7 +112,7 @@ def _audit_for(
             after[key] += delta
         return [
             audit_put(
-                stores.audit.table_name,
+                stores.audit,
                 op,
                 action,
                 target(posting) if callable(target) else target,
@@ -467,7 +467,7 @@ def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTo
         "enabled": rule.enabled,
     }
     audit = audit_put(
-        stores.audit.table_name,
+        stores.audit,
         op,
         "auto_top_up.update",
         f"auto_top_up:{currency}",
