@@ -82,7 +82,9 @@ def correction_invoice(
     actions += [
         ctx.billing.adjustment_put_item(subscription_id, {**r, "applied_to": invoice_id}) for r in records
     ]
-    actions += [ctx.billing.adjustment_apply_item(subscription_id, str(a["key"]), invoice_id) for a in pending]
+    actions += [
+        ctx.billing.adjustment_apply_item(subscription_id, str(a["key"]), invoice_id) for a in pending
+    ]
     request = PostingRequest(
         str(original["customer_id"]), invoice_id, str(original["currency"]), subtotal, [], now
     )
