@@ -1,4 +1,5 @@
-"""The import graph of the project's own modules: no cycles, and AWS SDK imports only in ``dal``.
+"""The import graph of the project's own modules: no cycles, AWS SDK imports only in ``dal``, and
+repositories constructed only in ``dal`` and the composition root (``neruba.bootstrap``).
 
 Every ``import`` and ``from ... import`` of a module file counts, those inside functions too (a lazy import
 is still a dependency), read from the source with ``ast`` so nothing is executed. ``from package import
@@ -141,3 +142,39 @@ def test_only_dal_imports_the_aws_sdk() -> None:
     assert {
         n: used for n, used in offenders.items() if not n.startswith(("neruba.dal.", "neruba_tools"))
     } == {}
+
+
+def _repository_constructions(source: str) -> list[str]:
+    """Each call of a ``*Repository`` class in ``source`` (``x.FooRepository(...)`` too), as ``name:line``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name.endswith("Repository"):
+            found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_the_repository_scan_sees_a_construction() -> None:
+    # GIVEN a module building a repository directly and through a module attribute
+    source = "from neruba.dal import x\nrepo = LedgerRepository('t')\nother = x.PlansRepository(t)\n"
+    # THEN both calls are found, by class and line; a name merely mentioned is not a construction
+    assert _repository_constructions(source) == ["LedgerRepository:2", "PlansRepository:3"]
+    assert _repository_constructions("kind: type[LedgerRepository] = LedgerRepository\n") == []
+
+
+def test_only_dal_and_the_composition_root_construct_repositories() -> None:
+    # GIVEN every module of the project (the shared package, the handlers, the tools)
+    modules = _modules()
+    # (the operator tools are exempt: they work on a stack named on the command line, not on the settings)
+    allowed = ("neruba.dal.", "neruba.bootstrap", "neruba_tools.")
+    # WHEN every call of a *Repository class outside dal and neruba.bootstrap is listed
+    built = {
+        name: calls
+        for name, path in modules.items()
+        if not name.startswith(allowed) and (calls := _repository_constructions(path.read_text()))
+    }
+    # THEN there is none: logic, api and handlers take their repositories from neruba.bootstrap or a context
+    assert built == {}, built

@@ -15,6 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from neruba.dal.payments import PaymentsRepository
 from neruba.domain.credits import CreditGrant, Line, allocate
 from neruba.domain.ledger import Book, Entry, Posting, credit, debit, natural
 from neruba.domain.payments import PaymentRecord, RefundableExceededError
@@ -36,6 +37,7 @@ class FakeRepo:
     """Stands in for LedgerRepository.post: an idempotent in-memory book."""
 
     table_name = "memory"
+    payments = PaymentsRepository("memory")  # builds the payment items the posting carries (not written)
 
     def __init__(self, book: Book) -> None:
         self.book = book

@@ -42,8 +42,14 @@ class FakeInvoices:
             doc.update(status=action["status_after"], amount_paid_minor=action["paid_after"])
 
 
+class NoDisputes:
+    def get(self, dispute_id: str) -> None:
+        return None
+
+
 class FakeLedger:
     table_name = "ledger"
+    disputes = NoDisputes()  # no dispute recorded by an operator
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
@@ -60,9 +66,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     # the payment each refund or dispute takes back from (rules tested on moto in the Stripe tests)
     paid = PaymentRecord("acme", "ch_1", "in_1", "USD", paid_minor=10_000)
     monkeypatch.setattr(LedgerEffects, "_payment", lambda self, action, **kw: paid)
-    monkeypatch.setattr(
-        ledger_effects, "DisputesRepository", lambda table: type("No", (), {"get": lambda s, i: None})()
-    )
 
     def record_payment(repo: Any, **kw: Any) -> None:  # the posting's transaction carries the invoice update
         seen.append(("record_payment", {k: v for k, v in kw.items() if k != "extra_items"}))

@@ -276,7 +276,9 @@ class BillingRepository:
 
     # ---------------------------------------------------------------- adjustments
     def adjustments(self, subscription_id: str) -> list[dict[str, Any]]:
-        """Every adjustment recorded for a subscription's finalized invoices (pending and applied)."""
+        """Every adjustment recorded for a subscription's finalized invoices (pending and applied), each
+        as written by :meth:`adjustment_put_item`: identified by its ``key`` (what
+        :meth:`adjustment_apply_item` takes), its ``line`` decoded, without the table's key attributes."""
         items: list[dict[str, Any]] = []
         paginator = client("dynamodb").get_paginator("query")
         for page in paginator.paginate(
@@ -288,6 +290,8 @@ class BillingRepository:
             items.extend(from_item(i) for i in page.get("Items", []))
         for item in items:
             item["line"] = jsonutil.loads(item["line"])
+            item["key"] = item.pop("sk")
+            del item["pk"]
         return items
 
     def adjustment_put_item(self, subscription_id: str, adjustment: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,10 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
+from neruba.dal.disputes import DisputesRepository
 from neruba.dal.dynamo import from_item, is_cancellation, to_item, to_value
+from neruba.dal.payments import PaymentsRepository
+from neruba.dal.top_ups import TopUpRepository
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
 from neruba.domain.ledger import NEVER_NEGATIVE, Posting
@@ -65,6 +68,24 @@ class LedgerRepository:
 
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
+
+    # ------------------------------------------------------------------ records sharing the table
+    # Payments, disputes and top-ups live in the ledger's table: their items join a posting's transaction,
+    # so the ledger hands out the repositories on its own table rather than callers building them.
+    @property
+    def payments(self) -> PaymentsRepository:
+        """Payment records on this ledger's table."""
+        return PaymentsRepository(self.table_name)
+
+    @property
+    def disputes(self) -> DisputesRepository:
+        """Disputes on this ledger's table."""
+        return DisputesRepository(self.table_name)
+
+    @property
+    def top_ups(self) -> TopUpRepository:
+        """Auto top-up rules and requests on this ledger's table."""
+        return TopUpRepository(self.table_name)
 
     # ------------------------------------------------------------------ postings
     def posting_items(self, posting: Posting) -> list[dict[str, Any]]:

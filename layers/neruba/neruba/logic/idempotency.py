@@ -37,6 +37,7 @@ from neruba import jsonutil
 from neruba.errors import ConflictError, InvalidRequestError
 
 if TYPE_CHECKING:
+    from neruba.dal.audit import AuditRepository
     from neruba.dal.billing import BillingRepository
 
 __all__ = [
@@ -111,19 +112,17 @@ class Who(Protocol):
     def request_id(self) -> str | None: ...
 
 
-def audit_put(ops_table: str, by: Who, action: str, target: str, **record: Any) -> dict[str, Any]:
+def audit_put(audit: AuditRepository, by: Who, action: str, target: str, **record: Any) -> dict[str, Any]:
     """The audit record of an operator action, as an action of the action's own transaction.
 
     ``record``: ``at`` (required), ``customer_id`` (``_global`` when the action concerns no one customer),
     ``reason``, ``ticket``, ``before``, ``after``, ``idempotency_key`` (see ``AuditRepository.record_item``).
     """
-    from neruba.dal.audit import GLOBAL_AUDIT, AuditRepository
+    from neruba.dal.audit import GLOBAL_AUDIT
 
     fields = {"reason": None, "ticket": None, "before": None, "after": None, **record}
     fields["customer_id"] = fields.get("customer_id") or GLOBAL_AUDIT
-    return AuditRepository(ops_table).record_item(
-        actor=by.actor, request_id=by.request_id, action=action, target=target, **fields
-    )
+    return audit.record_item(actor=by.actor, request_id=by.request_id, action=action, target=target, **fields)
 
 
 def record_items(

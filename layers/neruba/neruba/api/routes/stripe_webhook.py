@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba import bootstrap
 from neruba.api.params import answer, errors_only
 from neruba.api.responses import json_response
 from neruba.errors import ServiceUnavailableError
@@ -86,7 +87,7 @@ def receive_stripe_event() -> Response[str]:
             raw_body(raw_event),
             header(raw_event, "Stripe-Signature"),
             secrets=secrets,
-            ops_table=settings.ops_table,
+            events=bootstrap.stripe_events(),
             queue_url=settings.stripe_events_queue_url,
         )
     except InvalidSignatureError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
@@ -32,7 +33,6 @@ def trigger_run(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """``POST /admin/billing-runs``: run the scheduler now (optionally for one customer or as of a time)."""
-    from neruba.dal.locks import LockRepository
     from neruba.logic.billing.scheduler import RunOptions, run_billing
 
     now = now or datetime.now(UTC)
@@ -58,13 +58,13 @@ def trigger_run(
         reason=body.reason,
         clock=lambda: now,
     )
-    run = run_billing(ctx, LockRepository(ctx.billing.table_name), plans, options)
+    run = run_billing(ctx, bootstrap.locks(), plans, options)
     if run["status"] == "skipped_locked":
         raise ConflictError(
             "Another billing run holds the lock; try again shortly.", code="billing_run_locked"
         )
     audit = idempotency.audit_put(
-        ctx.ops_table,
+        bootstrap.audit(),
         idempotency.Actor(actor, request_id),
         "billing_run.create",
         run["id"],
@@ -165,7 +165,7 @@ def rerun_invoice(
                 else None,
             }
     audit = idempotency.audit_put(
-        ctx.ops_table,
+        bootstrap.audit(),
         idempotency.Actor(actor, request_id),
         "invoice.rerun",
         invoice_id,

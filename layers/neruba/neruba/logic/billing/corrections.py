@@ -51,7 +51,7 @@ def correction_invoice(
     if not deltas and not pending:
         return None, []
     records = [adjustment_record(d, "applied", None, now) for d in deltas]
-    keys = sorted([r["key"] for r in records] + [str(a["sk"]) for a in pending])
+    keys = sorted([r["key"] for r in records] + [str(a["key"]) for a in pending])
     invoice_id = invoice_id_for("correction:" + "|".join(keys))
     lines = [*deltas, *(a["line"] for a in pending)]
     subtotal = sum(int(line["amount_minor"]) for line in lines)
@@ -82,7 +82,9 @@ def correction_invoice(
     actions += [
         ctx.billing.adjustment_put_item(subscription_id, {**r, "applied_to": invoice_id}) for r in records
     ]
-    actions += [ctx.billing.adjustment_apply_item(subscription_id, str(a["sk"]), invoice_id) for a in pending]
+    actions += [
+        ctx.billing.adjustment_apply_item(subscription_id, str(a["key"]), invoice_id) for a in pending
+    ]
     request = PostingRequest(
         str(original["customer_id"]), invoice_id, str(original["currency"]), subtotal, [], now
     )

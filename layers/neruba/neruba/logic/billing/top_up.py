@@ -167,8 +167,6 @@ def complete_top_ups(ctx: Billing, ledger: LedgerRepository, customer_id: str, n
 
         complete_top_ups(ctx, ledger, "acme", now)  # ['in_...'] or []
     """
-    from neruba.dal.top_ups import TopUpRepository
-
-    requests = TopUpRepository(ledger.table_name).requests(customer_id)
+    requests = ledger.top_ups.requests(customer_id)
     missing = [r for r in requests if ctx.invoices.get(top_up_invoice_id(r.request_id)) is None]
     return [create_top_up(ctx, ledger, request, now) for request in missing]

@@ -394,9 +394,8 @@ def late_adjustments(
     for adjustment in recorded:
         if adjustment["status"] == "pending":
             lines.append(adjustment["line"])
-            actions.append(
-                ctx.billing.adjustment_apply_item(window.subscription_id, adjustment["sk"], window.invoice_id)
-            )
+            key = str(adjustment["key"])
+            actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
     anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
     for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events)):
         room = MAX_ADJUSTMENT_LINES - len(lines)

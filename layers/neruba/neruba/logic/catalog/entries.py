@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -27,9 +28,7 @@ SYSTEM = Actor()
 
 def audit_item(by: Actor, action: str, target: str, **record: Any) -> dict[str, Any]:
     """The audit record of a catalog write, as a transaction action (``logic.idempotency.audit_put``)."""
-    from neruba.settings import get_settings
-
-    return audit_put(get_settings().ops_table, by, action, target, **record)
+    return audit_put(bootstrap.audit(), by, action, target, **record)
 
 
 def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def _audit_for(
             after[key] += delta
         return [
             audit_put(
-                stores.audit.table_name,
+                stores.audit,
                 op,
                 action,
                 target(posting) if callable(target) else target,
@@ -305,12 +305,11 @@ def _payment_for(
     stores: Stores, customer_id: str, currency: str, body: RefundCreate | DisputeCreate, action: str
 ) -> PaymentRecord:
     """The payment the refund or dispute takes back from (rules in ``neruba.logic.ledger.payments``)."""
-    from neruba.dal.payments import PaymentsRepository
     from neruba.logic.ledger.payments import PaymentTargetError, resolve_payment
 
     try:
         return resolve_payment(
-            PaymentsRepository(stores.ledger.table_name),
+            stores.ledger.payments,
             customer_id=customer_id,
             currency=currency,
             amount_minor=body.amount_minor,
@@ -380,7 +379,6 @@ def refund(stores: Stores, op: Operator, customer_id: str, body: RefundCreate) -
 
 
 def open_dispute(stores: Stores, op: Operator, customer_id: str, body: DisputeCreate) -> dict[str, Any]:
-    from neruba.dal.disputes import DisputesRepository
     from neruba.logic.ledger.postings import record_dispute
 
     def run(*, currency: str, key: str, meta: dict[str, Any], target: str, audit: Any) -> Posting:
@@ -407,15 +405,14 @@ def open_dispute(stores: Stores, op: Operator, customer_id: str, body: DisputeCr
         )
 
     posting, _, dispute_id = _money_action(stores, op, customer_id, body, "dispute", run, "dp_")
-    dispute = DisputesRepository(stores.ledger.table_name).get(dispute_id) or {}
+    dispute = stores.ledger.disputes.get(dispute_id) or {}
     return {**dispute, "posting_id": posting.posting_id}
 
 
 def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeClose) -> dict[str, Any]:
-    from neruba.dal.disputes import DisputesRepository
     from neruba.logic.ledger.postings import DisputeStateError, record_dispute
 
-    disputes = DisputesRepository(stores.ledger.table_name)
+    disputes = stores.ledger.disputes
     dispute = disputes.get(dispute_id)
     if dispute is None:
         raise NotFoundError(f"No dispute {dispute_id!r}.", code="dispute_not_found", param="dispute_id")
@@ -456,13 +453,12 @@ def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeCl
 
 
 def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTopUpRuleIn) -> dict[str, Any]:
-    from neruba.dal.top_ups import TopUpRepository
     from neruba.dal.transaction import Transaction, commit
     from neruba.domain.credits import AutoTopUpRule
 
     customer = _customer(stores, customer_id)
     currency = _currency(customer, body.currency)
-    rules = TopUpRepository(stores.ledger.table_name)
+    rules = stores.ledger.top_ups
     before = rules.rule(customer_id, currency)
     rule = AutoTopUpRule(customer_id, currency, body.threshold_minor, body.amount_minor, body.enabled)
     view = {
@@ -471,7 +467,7 @@ def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTo
         "enabled": rule.enabled,
     }
     audit = audit_put(
-        stores.audit.table_name,
+        stores.audit,
         op,
         "auto_top_up.update",
         f"auto_top_up:{currency}",

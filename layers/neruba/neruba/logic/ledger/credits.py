@@ -227,10 +227,8 @@ def check_auto_top_up(
     (same ``request_id``), so billing invoices it idempotently by id. At or over the threshold the rule
     is armed again.
     """
-    from neruba.dal.top_ups import TopUpRepository
-
     moment = at or datetime.now(UTC)
-    rules = TopUpRepository(repo.table_name)
+    rules = repo.top_ups
     rule = rules.rule(customer_id, currency)
     if rule is None or not rule.enabled:
         return None

@@ -6,7 +6,7 @@ and returns the stored posting). Signs and accounts are described in docs/ledger
 
 Example::
 
-    repo = LedgerRepository(settings.ledger_table)
+    repo = bootstrap.ledger()
     record_payment(repo, customer_id="acme", currency="USD", amount_minor=1200, payment_id="pay_1",
                    invoice_id="in_1", idempotency_key="payment:pay_1", source="stripe",
                    actor="stripe:evt_1")
@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from neruba.dal.ledger import LedgerRepository
-from neruba.dal.payments import PaymentsRepository
 from neruba.domain.credits import CreditApplication, CreditGrant, with_kinds
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.domain.payments import PaymentRecord
@@ -227,7 +226,7 @@ def record_payment(
         actor=actor,
         at=at,
         metadata={"invoice_id": invoice_id, **(metadata or {})},
-        extra_items=[*PaymentsRepository(repo.table_name).create_items(record), *extra_items],
+        extra_items=[*repo.payments.create_items(record), *extra_items],
         items_for=items_for,
     )
 
@@ -256,7 +255,7 @@ def record_refund(
     amount = _positive(amount_minor)
     _same_payment(payment, customer_id, currency).refund(amount)
     payment_id, invoice_id = payment.payment_id, payment.invoice_id
-    tracker = PaymentsRepository(repo.table_name).refund_item(payment, amount)
+    tracker = repo.payments.refund_item(payment, amount)
     return _post(
         repo,
         customer_id=customer_id,
@@ -305,10 +304,8 @@ def record_dispute(
     amount and payment of the open dispute. Raises DisputeStateError for an unknown dispute or one
     already closed (unless this is a retry).
     """
-    from neruba.dal.disputes import DisputesRepository
-
-    disputes = DisputesRepository(repo.table_name)
-    payments = PaymentsRepository(repo.table_name)
+    disputes = repo.disputes
+    payments = repo.payments
     moment = at or datetime.now(UTC)
     if status == "created":
         amount = _positive(amount_minor or 0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba import jsonutil
+from neruba import bootstrap, jsonutil
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, check_same, digest
@@ -130,7 +130,7 @@ def replay(
         customer_id = result.refs.get("customer_id") or before.get("customer_id") or UNKNOWN_CUSTOMER
         items = [
             audit_put(
-                repo.table_name,
+                bootstrap.audit(),
                 Actor(actor, request_id),
                 "stripe_event.replay",
                 event_id,

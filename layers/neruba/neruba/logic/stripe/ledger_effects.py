@@ -26,10 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import TransactionCancelledError
 from neruba.dal.catalog import CatalogRepository
-from neruba.dal.disputes import DisputesRepository
 from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
-from neruba.dal.payments import PaymentsRepository
 from neruba.dal.stripe_events import RefundLevels
 from neruba.domain.payments import PaymentRecord
 from neruba.logic.ledger import postings as ledger
@@ -92,7 +90,7 @@ class LedgerEffects:
         """The payment a Stripe refund or dispute takes back from: the charge's, else the invoice's (a
         payment recorded by payment intent). Beyond what it still has refundable, or of no payment we
         received: EffectRefusedError (the event is parked for an operator, nothing is posted)."""
-        payments = PaymentsRepository(self.ledger.table_name)
+        payments = self.ledger.payments
         by_charge = payments.get(customer_id, charge_id) is not None
         try:
             return resolve_payment(
@@ -248,7 +246,7 @@ class LedgerEffects:
     ) -> EffectResult:
         if self._seen(customer_id, idempotency_key):
             return EffectResult("already_applied", "dispute already opened")
-        if DisputesRepository(self.ledger.table_name).get(dispute_id) is not None:
+        if self.ledger.disputes.get(dispute_id) is not None:
             return EffectResult("skipped", f"dispute {dispute_id} already recorded (by an operator)")
         try:
             self._refusing_races(
@@ -273,7 +271,7 @@ class LedgerEffects:
                 invoice_id=invoice_id,
             )
         except LedgerConflictError:
-            if DisputesRepository(self.ledger.table_name).get(dispute_id) is None:
+            if self.ledger.disputes.get(dispute_id) is None:
                 raise
             return EffectResult("skipped", f"dispute {dispute_id} already recorded (by an operator)")
         return EffectResult("applied", "dispute opened: funds held")

@@ -19,10 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from neruba import jsonutil
 from neruba.errors import InvalidRequestError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from neruba.dal.stripe_events import StripeEventsRepository
 
 TOLERANCE_SECONDS = 300
 ID_MAX = 255
@@ -128,17 +131,16 @@ def receive(
     header: str | None,
     *,
     secrets: Sequence[str],
-    ops_table: str,
+    events: StripeEventsRepository,
     queue_url: str,
     now: datetime | None = None,
 ) -> Received:
     """Verify, store once and queue one delivery (see the module docstring)."""
     from neruba.dal.clients import client
-    from neruba.dal.stripe_events import StripeEventsRepository
 
     at = now or datetime.now(UTC)
     verify_signature(raw, header, secrets, now=at.timestamp())
-    repo = StripeEventsRepository(ops_table)
+    repo = events
     try:
         event = parse_event(raw)
     except InvalidPayloadError as exc:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from neruba import bootstrap
 from neruba.dal.webhooks import WebhooksRepository
 from neruba.logic.webhooks.context import Webhooks
 from neruba.logic.webhooks.http import Answer
@@ -201,7 +202,7 @@ def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -
         unit = Transaction([hooks.repo.endpoint_item(disabled, secrets, was=found)])
         unit.add(
             audit_put(
-                hooks.ops_table, Actor(), "webhook_endpoint.disable", endpoint_id,
+                bootstrap.audit(), Actor(), "webhook_endpoint.disable", endpoint_id,
                 at=now, reason=reason, before={"enabled": True}, after={"enabled": False},
             )
         )  # fmt: skip

@@ -12,6 +12,7 @@ import secrets as _random
 from datetime import datetime, timedelta
 from typing import Any
 
+from neruba import bootstrap
 from neruba.dal.webhooks import InvalidCursorError
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
@@ -51,7 +52,7 @@ def view(
 def _audit(
     hooks: Webhooks, by: Actor, action: str, target: str, now: datetime, **record: Any
 ) -> dict[str, Any]:
-    return audit_put(hooks.ops_table, by, action, target, at=now, **record)
+    return audit_put(bootstrap.audit(), by, action, target, at=now, **record)
 
 
 def _replayed(hooks: Webhooks, scope: str, key: str | None, request: str) -> dict[str, Any] | None:

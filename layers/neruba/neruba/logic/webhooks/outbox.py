@@ -25,12 +25,11 @@ def event_action(
     event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime, event_id: str | None = None
 ) -> dict[str, Any]:
     """The outbox Put of one event, for the producer's own transaction."""
-    from neruba.dal.webhooks import WebhooksRepository
-    from neruba.settings import get_settings
+    from neruba import bootstrap
 
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    return WebhooksRepository(get_settings().ops_table).outbox_item(
+    return bootstrap.webhooks().repo.outbox_item(
         event_id or new_event_id(), event_type, customer_id or GLOBAL_CUSTOMER, data, now
     )
 
