@@ -215,5 +215,5 @@ def test_periods_are_utc_whatever_the_customer_s_timezone(real: World) -> None:
     # AND the API says so where the field is documented
     from neruba_tools.cli import openapi_text
 
-    schema = json.loads(openapi_text())["components"]["schemas"]["Customer"]["properties"]["timezone"]
+    schema = json.loads(openapi_text())["components"]["schemas"]["CustomerCreate"]["properties"]["timezone"]
     assert "UTC" in schema["description"] and "does not use it" in schema["description"]
