@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from neruba.models.fields import EXTERNAL_ID_PATTERN
+from neruba.models.fields import EXTERNAL_ID_PATTERN, Instant
 
 
 class BillingJob(BaseModel):
@@ -34,7 +32,7 @@ class BillingRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: str | None = Field(default=None, pattern=EXTERNAL_ID_PATTERN)
-    at: datetime | None = Field(
+    at: Instant | None = Field(
         default=None, description="Bill what is due at this time (not in the future); default now."
     )
     backfill: bool = Field(

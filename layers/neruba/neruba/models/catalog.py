@@ -12,10 +12,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from neruba.domain.periods import Interval
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, TIMEZONE_PATTERN, Currency, Reason, Ticket
+from neruba.models.fields import (
+    CODE_PATTERN,
+    EXTERNAL_ID_PATTERN,
+    TIMEZONE_PATTERN,
+    AwareInstant,
+    Currency,
+    Reason,
+    Ticket,
+)
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
 NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "latest"})  # those whose field is a number
@@ -285,10 +293,10 @@ class SubscriptionCreate(BaseModel):
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: int | None = Field(default=None, ge=1, description="Defaults to the latest version.")
-    start_at: AwareDatetime | None = Field(
+    start_at: AwareInstant | None = Field(
         default=None, description="Defaults to now; anchors the billing periods."
     )
-    trial_end: AwareDatetime | None = None
+    trial_end: AwareInstant | None = None
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None
 
@@ -298,7 +306,7 @@ class PlanChange(BaseModel):
 
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: int | None = Field(default=None, ge=1)
-    at: AwareDatetime | None = Field(
+    at: AwareInstant | None = Field(
         default=None, description="Defaults to now; must be within the current period."
     )
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")

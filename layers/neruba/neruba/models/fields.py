@@ -11,9 +11,10 @@ Example:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from neruba.domain.money import is_supported_currency
 
@@ -34,3 +35,18 @@ def _known_currency(value: str) -> str:
 
 
 Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_known_currency)]
+
+
+def _representable(value: datetime) -> datetime:
+    """A time whose UTC instant a datetime holds (an offset can push year 1 or 9999 out of range)."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("the time in UTC must fall between the years 1 and 9999") from None
+    return value
+
+
+# Every time the API takes (query or body): the time's UTC instant must exist, so no later conversion fails.
+Instant = Annotated[datetime, AfterValidator(_representable)]
+AwareInstant = Annotated[AwareDatetime, AfterValidator(_representable)]

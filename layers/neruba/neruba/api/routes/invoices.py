@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -14,7 +13,7 @@ from neruba import bootstrap
 from neruba.api.params import READ, answer, only_query, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
-from neruba.models.fields import EXTERNAL_ID_PATTERN
+from neruba.models.fields import EXTERNAL_ID_PATTERN, Instant
 from neruba.models.views import Invoice, InvoiceExplanation, InvoiceList
 
 router = APIGatewayRouter()
@@ -68,8 +67,8 @@ def _read_route(path: str, summary: str, model: Any) -> Callable[..., Any]:
 def list_invoices(
     customer_id: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
     status: Annotated[Status | None, Query()] = None,
-    period_from: Annotated[datetime | None, Query()] = None,
-    period_to: Annotated[datetime | None, Query()] = None,
+    period_from: Annotated[Instant | None, Query()] = None,
+    period_to: Annotated[Instant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:

@@ -8,13 +8,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import AwareDatetime
 
 from neruba import bootstrap
 from neruba.api.params import ADMIN, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
+from neruba.models.fields import AwareInstant
 from neruba.models.stripe import EVENT_ID_PATTERN, EventStatus, ReplayRequest
 from neruba.models.views import StripeEvent, StripeEventList, StripeReplay
 
@@ -42,8 +42,8 @@ EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
 def list_stripe_events(
     type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,
     status: Annotated[EventStatus | None, Query()] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: Annotated[AwareDatetime | None, Query()] = None,
+    from_: Annotated[AwareInstant | None, Query(alias="from")] = None,
+    to: Annotated[AwareInstant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(pattern=EVENT_ID_PATTERN)] = None,
 ) -> Response[str]:

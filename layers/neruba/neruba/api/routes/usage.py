@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,7 +12,7 @@ from neruba import bootstrap
 from neruba.api.params import READ, answer, errors_only, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, Instant
 from neruba.models.views import OutcomeCounts, StoredEvent, Usage
 
 router = APIGatewayRouter()
@@ -60,8 +59,8 @@ def get_event(
     },
 )
 def get_outcomes(
-    start: Annotated[datetime, Query(alias="from")],
-    end: Annotated[datetime, Query(alias="to")],
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
     granularity: Annotated[Literal["minute", "hour"], Query()] = "hour",
 ) -> Response[str]:
     """Outcome counts per minute (at most a day) or per hour (at most 31 days)."""
@@ -90,8 +89,8 @@ def get_outcomes(
 def get_usage(
     customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)],
     meter: Annotated[str, Query(pattern=CODE_PATTERN)],
-    start: Annotated[datetime, Query(alias="from")],
-    end: Annotated[datetime, Query(alias="to")],
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
     granularity: Annotated[Literal["hour", "day", "period"], Query()] = "day",
     group_by: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response[str]:
