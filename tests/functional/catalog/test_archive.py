@@ -153,3 +153,27 @@ def test_a_warm_worker_sees_the_archive_at_once(admin: Api) -> None:
     warm, late = usage.get_event("acme", "warm"), usage.get_event("acme", "right-after")
     assert warm is not None and warm.status == "accepted"
     assert late is not None and (late.status, late.reason) == ("failed", "customer_archived")
+
+
+def test_an_archive_racing_another_one_still_answers_the_customer(admin: Api, monkeypatch: Any) -> None:
+    # GIVEN acme with an active subscription, and a second archive request that ends it first (simulated:
+    # the cancel this request makes finds the subscription already canceled by the other one)
+    from neruba.logic.catalog import subscriptions
+
+    _seed(admin)
+    _subscribe(admin)
+    real_cancel = subscriptions.cancel
+
+    def cancel_after_the_other_request(*args: Any, **kwargs: Any) -> Any:
+        real_cancel(*args, **kwargs)  # the concurrent archive's cancel lands first
+        return real_cancel(*args, **kwargs)  # ours then finds it canceled (409 subscription_canceled)
+
+    monkeypatch.setattr(subscriptions, "cancel", cancel_after_the_other_request)
+    # WHEN this request archives acme
+    status, archived = _archive(admin)
+    # THEN it answers the archived customer, as a retry would, and the subscription ended once
+    assert status == 200, archived
+    assert archived["archived_at"]
+    monkeypatch.setattr(subscriptions, "cancel", real_cancel)
+    status, again = _archive(admin)
+    assert (status, again["archived_at"]) == (200, archived["archived_at"])

@@ -28,7 +28,6 @@ def archive_customer(
     by: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """Archive the customer (idempotent) and end its active subscriptions at the archive time."""
-    from neruba.logic.catalog import subscriptions
 
     now = now or datetime.now(UTC)
 
@@ -66,8 +65,26 @@ def archive_customer(
     ending = Cancellation(at_period_end=False, reason=body.reason or "customer archived", ticket=body.ticket)
     for sub in repo.customer_subscriptions(external_id):
         if sub.get("status") == "active":
-            subscriptions.cancel(repo, str(sub["id"]), ending, now=archived_at, by=by)
+            _end(repo, str(sub["id"]), ending, archived_at, by)
     return customer.model_dump(mode="json")
+
+
+def _end(repo: PlansRepository, subscription_id: str, ending: Cancellation, at: datetime, by: Actor) -> None:
+    """Cancel one subscription at the archive time; a concurrent archive (or cancel) that ended it first
+    is the same outcome, so a ``subscription_canceled`` or ``subscription_conflict`` after which the
+    subscription is no longer active is not an error."""
+    from neruba.logic.catalog import subscriptions
+
+    for _attempt in range(3):
+        try:
+            subscriptions.cancel(repo, subscription_id, ending, now=at, by=by)
+            return
+        except ConflictError as exc:
+            if exc.code not in ("subscription_canceled", "subscription_conflict"):
+                raise
+            if repo.subscription(subscription_id).get("status") != "active":
+                return
+    subscriptions.cancel(repo, subscription_id, ending, now=at, by=by)
 
 
 class _ArchivedMeanwhile(Exception):
