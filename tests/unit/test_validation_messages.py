@@ -62,7 +62,8 @@ def test_common_rules_are_in_our_words() -> None:
         (
             "external_id",
             "string_pattern_mismatch",
-            "'external_id' must match the pattern ^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$.",
+            "'external_id' must be 1 to 128 letters, digits, '_', '.', ':', '@' or '-', starting with a "
+            "letter or digit.",
         ),
         ("name", "string_too_short", "'name' must have at least 1 character(s)."),
         ("colour", "extra_forbidden", "'colour' is not a known field."),
@@ -79,3 +80,31 @@ def test_a_location_prefix_is_dropped_and_a_whole_body_problem_has_no_param() ->
         (None, "The body is required."),
         ("limit", "'limit' must be an integer."),
     ]
+
+
+def test_no_pattern_of_the_api_is_told_as_a_regular_expression() -> None:
+    # GIVEN every pattern the models and routes use (their JSON schema lists them)
+    import json
+    import re
+
+    from neruba.validation import _pattern_rule
+    from neruba_tools.cli import openapi_text
+
+    patterns = set(re.findall(r'"pattern": ("(?:[^"\\\\]|\\\\.)*")', openapi_text()))
+    assert len(patterns) > 5
+    for raw in patterns:
+        pattern = json.loads(raw)
+        # THEN each is told in words: no regular-expression syntax reaches a message
+        words = _pattern_rule(pattern)
+        assert not re.search(r"[\\^$\\[\\]{}]", words), (pattern, words)
+
+
+def test_a_huge_field_name_is_cut_in_the_param_and_the_message() -> None:
+    # GIVEN a metadata key of 60,000 characters with a value of the wrong type
+    key = "k" * 60_000
+    problems = _problems(Customer, {"external_id": "a", "name": "n", "currency": "USD", "metadata": {key: 1}})
+    # THEN each problem names the field cut to 64 characters, never the whole key
+    assert problems
+    for param, _code, message in problems:
+        assert param.startswith("metadata." + "k" * 64 + "...") and len(param) < 100
+        assert len(message) < 300

@@ -73,7 +73,7 @@ _RULES = {
     "string_too_long": "must have at most {max_length} character(s)",
     "too_short": "must have at least {min_length} item(s)",
     "too_long": "must have at most {max_length} item(s)",
-    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "string_pattern_mismatch": "is not in the accepted form",  # told in words by _pattern_rule
     "greater_than": "must be greater than {gt}",
     "greater_than_equal": "must be at least {ge}",
     "less_than": "must be less than {lt}",
@@ -87,6 +87,52 @@ _RULES = {
     "string_unicode": "must be valid text",
     "json_invalid": "is not valid JSON",
 }
+
+
+# The patterns the models use, told in words (a regular expression is the validator's wording).
+_PATTERN_WORDS = {
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$": "must be 1 to 64 letters, digits, '_', '.', ':' or '-', "
+    "starting with a letter or digit",
+    r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$": "must be 1 to 128 letters, digits, '_', '.', ':', '@' or '-', "
+    "starting with a letter or digit",
+    r"^(_global|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127})$": "must be '_global' or a customer id (1 to 128 "
+    "letters, digits, '_', '.', ':', '@' or '-', starting with a letter or digit)",
+    r"^[A-Za-z0-9_.:-]{1,64}$": "must be 1 to 64 letters, digits, '_', '.', ':' or '-'",
+    r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$": "must be an IANA time zone name such as UTC or "
+    "Europe/Paris",
+    r"^[^\x00-\x1f]+$": "must not contain control characters",
+    r"^[^@\s]+@[^@\s]+$": "must be an email address",
+    r"^-?[0-9]+(\.[0-9]+)?$": "must be a decimal number written as text, such as '1250.5'",
+}
+_ID_PATTERN = re.compile(r"^\^([a-z]+_)\[([^\]]+)\]\{(\d+)(?:,(\d+))?\}\$$")
+_PLAIN_PATTERN = re.compile(r"^\^\[([^\]]+)\]\{(\d+),(\d+)\}\$$")
+_CHOICE_PATTERN = re.compile(r"^\^\(([a-z_]+(?:\|[a-z_]+)*)\)\$$")
+_CHARACTER_CLASSES = {"0-9a-f": "lowercase hexadecimal digits", "A-Za-z0-9_": "letters, digits or '_'"}
+MAX_PARAM_PART = 64  # a field name longer than this is cut in messages and params (never echoed whole)
+
+
+def _pattern_rule(pattern: str) -> str:
+    """A pattern in words: a known one, an id (``prefix_`` and characters), else a generic rule."""
+    if pattern in _PATTERN_WORDS:
+        return _PATTERN_WORDS[pattern]
+    found = _ID_PATTERN.match(pattern)
+    if found and found.group(2) in _CHARACTER_CLASSES:
+        prefix, chars, low, high = found.groups()
+        count = low if high is None else f"{low} to {high}"
+        return f"must be '{prefix}' followed by {count} {_CHARACTER_CLASSES[chars]}"
+    plain = _PLAIN_PATTERN.match(pattern)
+    if plain and plain.group(1) in _CHARACTER_CLASSES:
+        chars, low, high = plain.groups()
+        return f"must be {low} to {high} {_CHARACTER_CLASSES[chars]}"
+    choices = _CHOICE_PATTERN.match(pattern)
+    if choices:
+        names = [f"'{name}'" for name in choices.group(1).split("|")]
+        return "must be " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1])
+    return "is not in the accepted form"
+
+
+def _short(part: str) -> str:
+    return part if len(part) <= MAX_PARAM_PART else part[:MAX_PARAM_PART] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +168,8 @@ def _rule(error: Mapping[str, Any]) -> tuple[str, str]:
         cause = (error.get("ctx") or {}).get("error")
         text = str(cause).rstrip(".") if cause is not None else ""
         return kind, f": {text}" if text else "is not valid"
+    if kind == "string_pattern_mismatch":
+        return kind, _pattern_rule(str((error.get("ctx") or {}).get("pattern", "")))
     template = _RULES.get(kind)
     if template is None:
         return kind, "is not valid"
@@ -194,6 +242,6 @@ def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -
         parts = list(loc)
         while parts and parts[0] in drop:
             parts.pop(0)
-        param = ".".join(parts) or None
+        param = ".".join(_short(part) for part in parts) or None
         problems.append(Problem(param, code, _with_param(param, rule)))
     return problems
