@@ -9,9 +9,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from neruba.models.views import Closed, Page, Timestamp
 
@@ -22,18 +22,44 @@ MAX_URL = 2048
 MAX_OVERLAP_SECONDS = 7 * 86_400
 
 
+def url_problem(url: str) -> str | None:
+    """Why an endpoint URL cannot be posted to whatever its host (the rule the body and every attempt
+    apply), or None: no whitespace or control character anywhere, and a port, when given, in 1..65535."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in url):
+        return "must not contain whitespace or control characters"
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        return "must name a port from 1 to 65535"
+    return None
+
+
+def _postable(url: str) -> str:
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
+EndpointUrl = Annotated[str, Field(min_length=8, max_length=MAX_URL), AfterValidator(_postable)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class EndpointCreate(_Request):
-    url: str = Field(min_length=8, max_length=MAX_URL, examples=["https://example.com/neruba"])
+    url: EndpointUrl = Field(examples=["https://example.com/neruba"])
     enabled_events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     description: str = Field(default="", max_length=500)
 
 
 class EndpointUpdate(_Request):
-    url: str | None = Field(default=None, min_length=8, max_length=MAX_URL)
+    url: EndpointUrl | None = None
     enabled_events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None

@@ -1,0 +1,118 @@
+"""Hostile input on the webhooks admin API and the delivery worker: URLs that cannot be posted to, an
+attempt that raises, resend bodies, secret rotation bounds, unknown query parameters, strict fields."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+
+from neruba.logic.webhooks import delivery, relay
+from tests.functional.webhooks.conftest import NOW, MemoryQueue, Receiver
+from tests.functional.webhooks.test_delivery import endpoint, new_customer
+from tests.support.api import api_event, call
+
+ENDPOINTS = "/admin/webhook-endpoints"
+
+
+@pytest.fixture
+def handler(aws: dict[str, str]) -> Any:
+    return importlib.import_module("functions.webhooks_api.app").lambda_handler
+
+
+def post(handler: Any, path: str, body: Any, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+    return call(handler, api_event("POST", path, body=body, **kw))
+
+
+def created(handler: Any, url: str = "http://127.0.0.1:8123/hooks") -> dict[str, Any]:
+    status, answer, _ = post(handler, ENDPOINTS, {"url": url, "enabled_events": ["customer.created"]})
+    assert status == 201
+    return answer
+
+
+# ---------------------------------------------------------------- 1. URLs that cannot be posted to
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8123/\r\nX: y",
+        "http://127.0.0.1:8123/a\nb",
+        "http://127.0.0.1:8123/a b",
+        "http://127.0.0.1:8123/a\tb",
+        "http://127.0.0.1:8123/a\x00b",
+        "http://127.0.0.1:8123/a\x7fb",
+        "http://127.0.0.1:8123/a\u2028b",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1:0/",
+        "http://127.0.0.1:65536/",
+        "http://127.0.0.1:port/",
+    ],
+)
+def test_a_url_with_control_characters_whitespace_or_a_bad_port_is_refused(handler: Any, url: str) -> None:
+    for method, path, kw in (
+        ("POST", ENDPOINTS, {}),
+        ("POST", ENDPOINTS + "/{id}", {"path_parameters": True}),
+    ):
+        if kw:
+            known = created(handler)
+            path = path.format(id=known["id"])
+            status, error, _ = call(handler, api_event(method, path, body={"url": url},
+                                                      path_parameters={"endpoint_id": known["id"]}))  # fmt: skip
+        else:
+            status, error, _ = call(handler, api_event(method, path, body={"url": url,
+                                                                            "enabled_events": ["customer.created"]}))  # fmt: skip
+        assert status == 422, error
+        assert error["error"]["code"] == "validation_error"
+        [detail] = error["error"]["details"]
+        assert detail["param"] == "url" and "url" in detail["message"]
+    _, page, _ = call(handler, api_event("GET", ENDPOINTS))
+    assert all(e["url"] == "http://127.0.0.1:8123/hooks" for e in page["data"])
+
+
+def test_the_largest_and_smallest_ports_are_accepted(handler: Any) -> None:
+    assert created(handler, "http://127.0.0.1:1/")["url"] == "http://127.0.0.1:1/"
+    assert created(handler, "http://127.0.0.1:65535/")["url"] == "http://127.0.0.1:65535/"
+
+
+def _one_attempt(hooks: MemoryQueue) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """Relay one customer.created event and run its first message; (outcome, delivery, attempts)."""
+    import json
+
+    new_customer("acme")
+    relay.relay_once(hooks, NOW)
+    body, _ = hooks.queue.pop(0)
+    outcome = delivery.process_message(body, hooks, NOW)
+    [state], attempts = hooks.repo.deliveries_of(json.loads(body)["event_id"])
+    return outcome, state, attempts
+
+
+def test_a_stored_url_that_cannot_be_posted_to_is_a_failed_attempt_not_a_poison_message(
+    memory_hooks: MemoryQueue,
+) -> None:
+    made = endpoint(memory_hooks, "http://127.0.0.1:8123/hooks")
+    found = memory_hooks.repo.endpoint(made["id"])
+    assert found is not None
+    bad = {**found[0], "url": "http://127.0.0.1:99999/\r\nX: y"}  # stored before the rule existed
+    memory_hooks.repo.put_endpoint(bad, found[1], was=found)
+    outcome, state, [attempt] = _one_attempt(memory_hooks)
+    assert outcome == "pending" and state["status"] == "pending" and state["attempts"] == 1
+    assert attempt["status_code"] == 0 and attempt["error"] == "invalid_url"
+    assert len(memory_hooks.queue) == 1  # the retry is scheduled
+
+
+def test_any_exception_while_posting_is_a_failed_attempt_with_an_excerpt_and_a_retry(
+    memory_hooks: MemoryQueue, receiver: Receiver
+) -> None:
+    endpoint(memory_hooks, receiver.url)
+
+    def broken(url: str, body: bytes, headers: dict[str, str]) -> Any:
+        raise RuntimeError("the HTTP client broke in an unexpected way")
+
+    memory_hooks.post = broken
+    outcome, state, [attempt] = _one_attempt(memory_hooks)
+    assert outcome == "pending" and state["status"] == "pending" and state["attempts"] == 1
+    assert attempt["status_code"] == 0
+    assert attempt["error"].startswith("RuntimeError: the HTTP client broke")
+    assert len(memory_hooks.queue) == 1 and receiver.received == []
