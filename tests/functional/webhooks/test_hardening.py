@@ -51,18 +51,13 @@ def created(handler: Any, url: str = "http://127.0.0.1:8123/hooks") -> dict[str,
     ],
 )
 def test_a_url_with_control_characters_whitespace_or_a_bad_port_is_refused(handler: Any, url: str) -> None:
-    for method, path, kw in (
-        ("POST", ENDPOINTS, {}),
-        ("POST", ENDPOINTS + "/{id}", {"path_parameters": True}),
+    known = created(handler)
+    update = ENDPOINTS + "/" + known["id"]
+    for path, body, params in (
+        (ENDPOINTS, {"url": url, "enabled_events": ["customer.created"]}, None),
+        (update, {"url": url}, {"endpoint_id": known["id"]}),
     ):
-        if kw:
-            known = created(handler)
-            path = path.format(id=known["id"])
-            status, error, _ = call(handler, api_event(method, path, body={"url": url},
-                                                      path_parameters={"endpoint_id": known["id"]}))  # fmt: skip
-        else:
-            status, error, _ = call(handler, api_event(method, path, body={"url": url,
-                                                                            "enabled_events": ["customer.created"]}))  # fmt: skip
+        status, error, _ = call(handler, api_event("POST", path, body=body, path_parameters=params))
         assert status == 422, error
         assert error["error"]["code"] == "validation_error"
         [detail] = error["error"]["details"]
@@ -116,3 +111,33 @@ def test_any_exception_while_posting_is_a_failed_attempt_with_an_excerpt_and_a_r
     assert attempt["status_code"] == 0
     assert attempt["error"].startswith("RuntimeError: the HTTP client broke")
     assert len(memory_hooks.queue) == 1 and receiver.received == []
+
+
+# ---------------------------------------------------------------- 2. resend's failed_since
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "garbage",
+        "2026-01-01T00:00:00",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1969-12-31T23:59:59Z",
+        "2026-13-01T00:00:00Z",
+        "",
+        20260101,
+    ],
+)
+def test_a_bad_failed_since_is_a_422_naming_the_field(handler: Any, since: Any) -> None:
+    status, error, _ = post(handler, "/admin/webhook-resends", {"failed_since": since})
+    assert status == 422, error
+    assert error["error"]["code"] == "validation_error"
+    [detail] = error["error"]["details"]
+    assert detail["param"] == "failed_since" and "failed_since" in detail["message"]
+
+
+def test_failed_since_with_any_offset_is_accepted(handler: Any) -> None:
+    for since in ("2026-01-01T00:00:00Z", "2026-01-01T09:00:00+09:00", "2026-01-01T00:00:00.5-05:00"):
+        status, done, _ = post(handler, "/admin/webhook-resends", {"failed_since": since})
+        assert status == 200 and done["resent"] == 0, done

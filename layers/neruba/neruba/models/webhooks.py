@@ -9,9 +9,10 @@ Example:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from neruba.models.views import Closed, Page, Timestamp
 
@@ -48,6 +49,31 @@ def _postable(url: str) -> str:
 EndpointUrl = Annotated[str, Field(min_length=8, max_length=MAX_URL), AfterValidator(_postable)]
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """``value`` in UTC when it falls in [1970, 3000); an offset that pushes it out of what a datetime
+    can hold is out of range too."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError("must fall between 1970-01-01 and 3000-01-01 (UTC)")
+    return utc
+
+
+def _text(value: Any) -> Any:
+    if not isinstance(value, str | datetime):  # a number would be read as seconds since 1970
+        raise ValueError("must be an RFC 3339 date-time with an offset (e.g. 2026-01-31T12:00:00Z)")
+    return value
+
+
+Since = Annotated[AwareDatetime, BeforeValidator(_text), AfterValidator(_in_range)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,7 +104,11 @@ class ResendRequest(_Request):
     """Resend one event (``event_id``) or every delivery that failed since ``failed_since``."""
 
     event_id: str | None = Field(default=None, pattern=r"^evt_[0-9a-f]{24}$")
-    failed_since: Timestamp | None = None
+    failed_since: Since | None = Field(
+        default=None,
+        description="RFC 3339 date-time with an offset, between 1970 and 3000.",
+        examples=["2026-01-31T12:00:00Z"],
+    )
     endpoint_id: str | None = Field(default=None, pattern=r"^we_[0-9a-f]{20}$")
 
 

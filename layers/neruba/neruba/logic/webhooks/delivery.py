@@ -170,7 +170,7 @@ def _attempt(
         return hooks.post(str(endpoint["url"]), raw, headers)
     except UrlRefusedError as exc:
         return Answer(0, 0, "", exc.code)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # any failure on the way is this attempt's outcome
         elapsed = int((time.monotonic() - started) * 1000)
         return Answer(0, elapsed, "", f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
 

@@ -241,7 +241,6 @@ def resend(
     may send again when retried, which receivers absorb (they drop an event id they have seen)."""
     from neruba.dal.transaction import Cancelled, Transaction
     from neruba.logic.webhooks.delivery import resend as resend_deliveries
-    from neruba.timefmt import parse_ts
 
     if (body.event_id is None) == (body.failed_since is None):
         raise InvalidRequestError(
@@ -255,10 +254,9 @@ def resend(
         event(hooks, body.event_id)  # 404 when there is no such event
         done = resend_deliveries(hooks, now, event_id=body.event_id, endpoint_id=body.endpoint_id)
     else:
-        since = parse_ts(str(body.failed_since))
-        done = resend_deliveries(hooks, now, failed_since=since, endpoint_id=body.endpoint_id)
+        done = resend_deliveries(hooks, now, failed_since=body.failed_since, endpoint_id=body.endpoint_id)
     answer = {"object": "webhook_resend", "resent": len(done), "deliveries": done}
-    target = body.event_id or f"failed_since:{body.failed_since}"
+    target = body.event_id or f"failed_since:{iso(body.failed_since) if body.failed_since else ''}"
     unit = Transaction([_audit(hooks, by, "webhook.resend", target, now, before=None, after=answer)])
     unit.extend(_remember(hooks, "webhook-resend", key, request, answer))
     with contextlib.suppress(Cancelled):  # a concurrent request with the same key recorded first
