@@ -141,3 +141,57 @@ def test_failed_since_with_any_offset_is_accepted(handler: Any) -> None:
     for since in ("2026-01-01T00:00:00Z", "2026-01-01T09:00:00+09:00", "2026-01-01T00:00:00.5-05:00"):
         status, done, _ = post(handler, "/admin/webhook-resends", {"failed_since": since})
         assert status == 200 and done["resent"] == 0, done
+
+
+# ---------------------------------------------------------------- 4. resend naming an unknown endpoint
+
+
+def test_a_resend_naming_an_unknown_or_deleted_endpoint_is_a_404(handler: Any) -> None:
+    gone = created(handler)["id"]
+    status, _, _ = call(
+        handler, api_event("DELETE", f"{ENDPOINTS}/{gone}", path_parameters={"endpoint_id": gone})
+    )
+    assert status == 200
+    for endpoint_id in ("we_" + "0" * 20, gone):
+        for target in ({"failed_since": "2026-01-01T00:00:00Z"}, {"event_id": "evt_" + "0" * 24}):
+            status, error, _ = post(handler, "/admin/webhook-resends", {**target, "endpoint_id": endpoint_id})
+            assert status == 404, error
+            assert error["error"]["code"] == "webhook_endpoint_not_found"
+            assert error["error"]["param"] == "endpoint_id"
+
+
+# ---------------------------------------------------------------- 5. unknown parameters, strict fields
+
+
+def test_listing_endpoints_refuses_an_unknown_query_parameter(handler: Any) -> None:
+    status, error, _ = call(handler, api_event("GET", ENDPOINTS, query={"foo": "1"}))
+    assert status == 400 and error["error"]["code"] == "unknown_parameter"
+    assert error["error"]["param"] == "foo"
+    status, page, _ = call(handler, api_event("GET", ENDPOINTS, query={"limit": "5"}))
+    assert status == 200 and page["data"] == []
+
+
+@pytest.mark.parametrize("overlap", [True, "10", 10.0, 10.5, None])
+def test_rotation_overlap_must_be_an_integer(handler: Any, overlap: Any) -> None:
+    endpoint_id = created(handler)["id"]
+    path = f"{ENDPOINTS}/{endpoint_id}/rotate-secret"
+    status, error, _ = post(
+        handler, path, {"overlap_seconds": overlap}, path_parameters={"endpoint_id": endpoint_id}
+    )
+    assert status == 422, error
+    [detail] = error["error"]["details"]
+    assert detail["param"] == "overlap_seconds"
+    status, rotated, _ = post(
+        handler, path, {"overlap_seconds": 10}, path_parameters={"endpoint_id": endpoint_id}
+    )
+    assert status == 200 and rotated["secrets_active"] == 2
+
+
+@pytest.mark.parametrize("enabled", ["true", "yes", 1, 0])
+def test_enabled_must_be_a_boolean(handler: Any, enabled: Any) -> None:
+    endpoint_id = created(handler)["id"]
+    path = f"{ENDPOINTS}/{endpoint_id}"
+    status, error, _ = post(handler, path, {"enabled": enabled}, path_parameters={"endpoint_id": endpoint_id})
+    assert status == 422, error
+    [detail] = error["error"]["details"]
+    assert detail["param"] == "enabled"

@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from neruba.models.views import Closed, Page, Timestamp
 
@@ -88,11 +97,11 @@ class EndpointUpdate(_Request):
     url: EndpointUrl | None = None
     enabled_events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class SecretRotation(_Request):
-    overlap_seconds: int = Field(
+    overlap_seconds: StrictInt = Field(
         default=86_400,
         ge=0,
         le=MAX_OVERLAP_SECONDS,

@@ -250,6 +250,8 @@ def resend(
     replayed = _replayed(hooks, "webhook-resend", key, request)
     if replayed is not None:
         return replayed
+    if body.endpoint_id is not None:
+        _found(hooks, body.endpoint_id)  # 404 when there is no such endpoint (or it was deleted)
     if body.event_id is not None:
         event(hooks, body.event_id)  # 404 when there is no such event
         done = resend_deliveries(hooks, now, event_id=body.event_id, endpoint_id=body.endpoint_id)
