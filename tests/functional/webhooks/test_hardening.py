@@ -195,3 +195,56 @@ def test_enabled_must_be_a_boolean(handler: Any, enabled: Any) -> None:
     assert status == 422, error
     [detail] = error["error"]["details"]
     assert detail["param"] == "enabled"
+
+
+# ---------------------------------------------------------------- 3. rotation keeps at most two secrets
+
+
+def test_rotations_keep_at_most_the_new_secret_and_the_one_before_it(
+    memory_hooks: MemoryQueue, receiver: Receiver
+) -> None:
+    from datetime import timedelta
+
+    from neruba.logic.webhooks import endpoints, verify
+    from neruba.models.webhooks import SecretRotation
+    from tests.functional.webhooks.conftest import ADMIN
+
+    made = endpoint(memory_hooks, receiver.url)
+    shown = [made["secret"]]
+    week = SecretRotation(overlap_seconds=7 * 86_400)
+    for n in range(12):
+        rotated = endpoints.rotate(memory_hooks, made["id"], week, ADMIN, NOW + timedelta(minutes=n))
+        shown.append(rotated["secret"])
+        assert rotated["secrets_active"] == 2
+    at = NOW + timedelta(hours=1)
+    new_customer("acme")
+    relay.relay_once(memory_hooks, at)
+    body, _ = memory_hooks.queue.pop(0)
+    assert delivery.process_message(body, memory_hooks, at) == "delivered"
+    raw, headers = receiver.received[-1]
+    header = headers["Neruba-Signature"]
+    assert header.count("v1=") == 2
+    assert verify(raw, header, [shown[-1]], now=at.timestamp())
+    assert verify(raw, header, [shown[-2]], now=at.timestamp())
+    assert not any(verify(raw, header, [old], now=at.timestamp()) for old in shown[:-2])
+    # a rotation without overlap ends every older secret at once
+    rotated = endpoints.rotate(memory_hooks, made["id"], SecretRotation(overlap_seconds=0), ADMIN, at)
+    assert rotated["secrets_active"] == 1
+
+
+def test_an_endpoint_stored_with_more_active_secrets_signs_with_the_two_newest(
+    memory_hooks: MemoryQueue,
+) -> None:
+    from datetime import timedelta
+
+    from neruba.logic.webhooks import endpoints
+    from neruba.timefmt import iso
+
+    made = endpoint(memory_hooks, "http://127.0.0.1:8123/hooks")
+    found = memory_hooks.repo.endpoint(made["id"])
+    assert found is not None
+    later = iso(NOW + timedelta(days=3))
+    stored = [found[1][0], *({"secret": f"whsec_old{n}", "expires_at": later} for n in range(3))]
+    memory_hooks.repo.put_endpoint(found[0], stored, was=found)  # as rotations before the rule left it
+    assert endpoints.get(memory_hooks, made["id"], NOW)["secrets_active"] == 2
+    assert delivery.active_secrets(stored, NOW) == [stored[0]["secret"], "whsec_old0"]

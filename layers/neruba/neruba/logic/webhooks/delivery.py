@@ -53,9 +53,19 @@ def hop_delay(due: datetime, now: datetime) -> int:
     return max(0, min(MAX_DELAY_SECONDS, math.ceil((due - now).total_seconds())))
 
 
+MAX_ACTIVE_SECRETS = 2
+
+
+def active_secrets_docs(secrets: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The stored secrets (newest first) that sign now: the newest, and the one before it until its
+    overlap ends; never more than two, even for an endpoint stored before that rule."""
+    live = [s for s in secrets if not s.get("expires_at") or parse_ts(s["expires_at"]) > now]
+    return live[:MAX_ACTIVE_SECRETS]
+
+
 def active_secrets(secrets: list[dict[str, Any]], now: datetime) -> list[str]:
-    """The secrets that sign now: the newest, and older ones until their overlap ends."""
-    return [s["secret"] for s in secrets if not s.get("expires_at") or parse_ts(s["expires_at"]) > now]
+    """The secret values that sign now (see :func:`active_secrets_docs`)."""
+    return [s["secret"] for s in active_secrets_docs(secrets, now)]
 
 
 def record(

@@ -2,7 +2,8 @@
 
 A secret is shown once, in the answer of create and of rotate; it is stored (the ops table is encrypted
 at rest) because signing needs it, and no other answer or log shows it. Rotation keeps the old secret
-signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new.
+signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new;
+any older secret stops at the rotation, so at most two sign at any time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from neruba.dal.webhooks import InvalidCursorError
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
 from neruba.logic.webhooks.context import Webhooks
-from neruba.logic.webhooks.delivery import active_secrets
+from neruba.logic.webhooks.delivery import active_secrets, active_secrets_docs
 from neruba.logic.webhooks.signing import new_secret
 from neruba.logic.webhooks.urls import UrlRefusedError, check_url
 from neruba.models.webhooks import EndpointCreate, EndpointUpdate, ResendRequest, SecretRotation
@@ -179,7 +180,8 @@ def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[
 def rotate(
     hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, now: datetime, key: str | None = None
 ) -> dict[str, Any]:
-    """A new secret signs from now; the ones signing now keep signing for ``overlap_seconds``. With an
+    """A new secret signs from now; the one that was newest keeps signing for ``overlap_seconds`` and every
+    older one stops now, so at most two secrets ever sign (docs/webhooks.md). With an
     Idempotency-Key a repeat returns the first answer without the secret and rotates nothing."""
     from neruba.dal.transaction import Cancelled, Transaction
 
@@ -190,11 +192,9 @@ def rotate(
     doc, secrets = _found(hooks, endpoint_id)
     ends = now + timedelta(seconds=body.overlap_seconds)
     kept = []
-    for old in secrets:
-        expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
-        if expires is not None and expires <= now:
-            continue  # already past its overlap
+    for old in active_secrets_docs(secrets, now)[:1]:  # the newest one only: older overlaps end now
         if body.overlap_seconds:
+            expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
             kept.append({**old, "expires_at": iso(min(expires, ends) if expires else ends)})
     secret = new_secret()
     rotated = [{"secret": secret, "expires_at": None}, *kept]
