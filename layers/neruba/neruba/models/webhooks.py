@@ -9,9 +9,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from neruba.models.views import Closed, Page, Timestamp
 
@@ -22,25 +32,76 @@ MAX_URL = 2048
 MAX_OVERLAP_SECONDS = 7 * 86_400
 
 
+def url_problem(url: str) -> str | None:
+    """Why an endpoint URL cannot be posted to whatever its host (the rule the body and every attempt
+    apply), or None: no whitespace or control character anywhere, and a port, when given, in 1..65535."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in url):
+        return "must not contain whitespace or control characters"
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        return "must name a port from 1 to 65535"
+    return None
+
+
+def _postable(url: str) -> str:
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
+EndpointUrl = Annotated[str, Field(min_length=8, max_length=MAX_URL), AfterValidator(_postable)]
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """``value`` in UTC when it falls in [1970, 3000); an offset that pushes it out of what a datetime
+    can hold is out of range too."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError("must fall between 1970-01-01 and 3000-01-01 (UTC)")
+    return utc
+
+
+def _text(value: Any) -> Any:
+    if not isinstance(value, str | datetime):  # a number would be read as seconds since 1970
+        raise ValueError("must be an RFC 3339 date-time with an offset (e.g. 2026-01-31T12:00:00Z)")
+    return value
+
+
+Since = Annotated[AwareDatetime, BeforeValidator(_text), AfterValidator(_in_range)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class EndpointCreate(_Request):
-    url: str = Field(min_length=8, max_length=MAX_URL, examples=["https://example.com/neruba"])
+    url: EndpointUrl = Field(examples=["https://example.com/neruba"])
     enabled_events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     description: str = Field(default="", max_length=500)
 
 
 class EndpointUpdate(_Request):
-    url: str | None = Field(default=None, min_length=8, max_length=MAX_URL)
+    url: EndpointUrl | None = None
     enabled_events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class SecretRotation(_Request):
-    overlap_seconds: int = Field(
+    overlap_seconds: StrictInt = Field(
         default=86_400,
         ge=0,
         le=MAX_OVERLAP_SECONDS,
@@ -52,7 +113,11 @@ class ResendRequest(_Request):
     """Resend one event (``event_id``) or every delivery that failed since ``failed_since``."""
 
     event_id: str | None = Field(default=None, pattern=r"^evt_[0-9a-f]{24}$")
-    failed_since: Timestamp | None = None
+    failed_since: Since | None = Field(
+        default=None,
+        description="RFC 3339 date-time with an offset, between 1970 and 3000.",
+        examples=["2026-01-31T12:00:00Z"],
+    )
     endpoint_id: str | None = Field(default=None, pattern=r"^we_[0-9a-f]{20}$")
 
 

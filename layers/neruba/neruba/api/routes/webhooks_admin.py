@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, Cursor, IdempotencyKey, Limit, answer, scoped_responses
+from neruba.api.params import ADMIN, Cursor, IdempotencyKey, Limit, answer, only_query, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -37,22 +37,28 @@ EVENT_ID = r"^evt_[0-9a-f]{24}$"
 ERRORS = scoped_responses(
     "admin",
     {
-        400: {"description": "A URL refused, a bad cursor or resend request (see error.code)"},
-        404: {"description": "No such endpoint or event"},
+        400: {
+            "description": "A URL refused, a bad cursor or resend request, a query parameter the route "
+            "does not take (unknown_parameter; see error.code)"
+        },
+        404: {"description": "No such endpoint or event (also the endpoint_id a resend names)"},
         409: {"description": "The Idempotency-Key was used for another request, or the endpoint changed"},
         422: {"description": "The body or a parameter does not match the schema"},
     },
 )
 
 
-def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
+def _route(
+    method: str, path: str, summary: str, model: Any, status: int = 200, query: tuple[str, ...] = ()
+) -> Callable[..., Any]:
+    """A webhooks route; one with ``query`` refuses any other query parameter (400 unknown_parameter)."""
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     return register(
         path,
         summary=summary,
         tags=["webhooks"],
         security=BEARER_SECURITY,
-        middlewares=ADMIN,
+        middlewares=[*ADMIN, only_query(*query)] if query else ADMIN,
         responses={status: answer(model, "Created" if status == 201 else "OK"), **ERRORS},
     )
 
@@ -77,7 +83,8 @@ def create_endpoint(
     return json_response(created, status=201)
 
 
-@_route("get", "/admin/webhook-endpoints", "List webhook endpoints", EndpointList)
+@_route("get", "/admin/webhook-endpoints", "List webhook endpoints", EndpointList,
+        query=("limit", "starting_after"))  # fmt: skip
 def list_endpoints(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     from neruba.logic.webhooks import endpoints
 

@@ -1,7 +1,8 @@
 """The delivery worker: one queue message is one attempt at POSTing one event to one endpoint.
 
 - 2xx within 5 seconds is delivered; anything else (another status, a redirect, a timeout, a refused
-  address) is a failed attempt, logged with its time, status, latency and up to 500 characters of answer.
+  address, any exception raised while attempting) is a failed attempt, logged with its time, status,
+  latency and up to 500 characters of answer (or of the error), and retried like a network error.
 - Retries wait with exponential backoff and full jitter (a random wait between 0 and
   ``min(6 h, 30 s * 2^(n-1))`` after the n-th failure) until 72 hours after the event; then the delivery is
   ``failed`` (resend it with the API or ``neruba webhooks resend``).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.webhooks import WebhooksRepository
 from neruba.logic.webhooks.context import Webhooks
-from neruba.logic.webhooks.http import Answer
+from neruba.logic.webhooks.http import EXCERPT_CHARS, Answer
 from neruba.logic.webhooks.relay import RETRY_WINDOW, message
 from neruba.logic.webhooks.signing import HEADER, signature_header
 from neruba.logic.webhooks.urls import UrlRefusedError, check_url
@@ -52,9 +54,19 @@ def hop_delay(due: datetime, now: datetime) -> int:
     return max(0, min(MAX_DELAY_SECONDS, math.ceil((due - now).total_seconds())))
 
 
+MAX_ACTIVE_SECRETS = 2
+
+
+def active_secrets_docs(secrets: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The stored secrets (newest first) that sign now: the newest, and the one before it until its
+    overlap ends; never more than two, even for an endpoint stored before that rule."""
+    live = [s for s in secrets if not s.get("expires_at") or parse_ts(s["expires_at"]) > now]
+    return live[:MAX_ACTIVE_SECRETS]
+
+
 def active_secrets(secrets: list[dict[str, Any]], now: datetime) -> list[str]:
-    """The secrets that sign now: the newest, and older ones until their overlap ends."""
-    return [s["secret"] for s in secrets if not s.get("expires_at") or parse_ts(s["expires_at"]) > now]
+    """The secret values that sign now (see :func:`active_secrets_docs`)."""
+    return [s["secret"] for s in active_secrets_docs(secrets, now)]
 
 
 def record(
@@ -158,14 +170,20 @@ def _observe(msg: DeliveryMessage, attempt: dict[str, Any], outcome: str) -> Non
 def _attempt(
     hooks: Webhooks, endpoint: dict[str, Any], secrets: list[dict[str, Any]], body: str, now: datetime
 ) -> Answer:
+    """Check the URL again (DNS may have changed), sign, POST. Whatever raises on the way is this
+    attempt's failure, never the message's: a poison message would come back forever, unrecorded."""
+    started = time.monotonic()
     try:
-        check_url(str(endpoint["url"]), hooks.stage, hooks.resolver)  # again: DNS may have changed
+        check_url(str(endpoint["url"]), hooks.stage, hooks.resolver)
+        raw = body.encode()
+        header = signature_header(raw, active_secrets(secrets, now), timestamp=int(now.timestamp()))
+        headers = {"Content-Type": "application/json", HEADER: header, "User-Agent": "Neruba-Webhooks/1"}
+        return hooks.post(str(endpoint["url"]), raw, headers)
     except UrlRefusedError as exc:
         return Answer(0, 0, "", exc.code)
-    raw = body.encode()
-    header = signature_header(raw, active_secrets(secrets, now), timestamp=int(now.timestamp()))
-    headers = {"Content-Type": "application/json", HEADER: header, "User-Agent": "Neruba-Webhooks/1"}
-    return hooks.post(str(endpoint["url"]), raw, headers)
+    except Exception as exc:  # any failure on the way is this attempt's outcome
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Answer(0, elapsed, "", f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
 
 
 def _follow_up(hooks: Webhooks, msg: DeliveryMessage, done: int, due: datetime, now: datetime) -> None:

@@ -2,7 +2,8 @@
 
 A secret is shown once, in the answer of create and of rotate; it is stored (the ops table is encrypted
 at rest) because signing needs it, and no other answer or log shows it. Rotation keeps the old secret
-signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new.
+signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new;
+any older secret stops at the rotation, so at most two sign at any time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from neruba.dal.webhooks import InvalidCursorError
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
 from neruba.logic.webhooks.context import Webhooks
-from neruba.logic.webhooks.delivery import active_secrets
+from neruba.logic.webhooks.delivery import active_secrets, active_secrets_docs
 from neruba.logic.webhooks.signing import new_secret
 from neruba.logic.webhooks.urls import UrlRefusedError, check_url
 from neruba.models.webhooks import EndpointCreate, EndpointUpdate, ResendRequest, SecretRotation
@@ -180,7 +181,8 @@ def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[
 def rotate(
     hooks: Webhooks, endpoint_id: str, body: SecretRotation, by: Actor, now: datetime, key: str | None = None
 ) -> dict[str, Any]:
-    """A new secret signs from now; the ones signing now keep signing for ``overlap_seconds``. With an
+    """A new secret signs from now; the one that was newest keeps signing for ``overlap_seconds`` and every
+    older one stops now, so at most two secrets ever sign (docs/webhooks.md). With an
     Idempotency-Key a repeat returns the first answer without the secret and rotates nothing."""
     from neruba.dal.transaction import Cancelled, Transaction
 
@@ -191,11 +193,9 @@ def rotate(
     doc, secrets = _found(hooks, endpoint_id)
     ends = now + timedelta(seconds=body.overlap_seconds)
     kept = []
-    for old in secrets:
-        expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
-        if expires is not None and expires <= now:
-            continue  # already past its overlap
+    for old in active_secrets_docs(secrets, now)[:1]:  # the newest one only: older overlaps end now
         if body.overlap_seconds:
+            expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
             kept.append({**old, "expires_at": iso(min(expires, ends) if expires else ends)})
     secret = new_secret()
     rotated = [{"secret": secret, "expires_at": None}, *kept]
@@ -242,7 +242,6 @@ def resend(
     may send again when retried, which receivers absorb (they drop an event id they have seen)."""
     from neruba.dal.transaction import Cancelled, Transaction
     from neruba.logic.webhooks.delivery import resend as resend_deliveries
-    from neruba.timefmt import parse_ts
 
     if (body.event_id is None) == (body.failed_since is None):
         raise InvalidRequestError(
@@ -252,14 +251,15 @@ def resend(
     replayed = _replayed(hooks, "webhook-resend", key, request)
     if replayed is not None:
         return replayed
+    if body.endpoint_id is not None:
+        _found(hooks, body.endpoint_id)  # 404 when there is no such endpoint (or it was deleted)
     if body.event_id is not None:
         event(hooks, body.event_id)  # 404 when there is no such event
         done = resend_deliveries(hooks, now, event_id=body.event_id, endpoint_id=body.endpoint_id)
     else:
-        since = parse_ts(str(body.failed_since))
-        done = resend_deliveries(hooks, now, failed_since=since, endpoint_id=body.endpoint_id)
+        done = resend_deliveries(hooks, now, failed_since=body.failed_since, endpoint_id=body.endpoint_id)
     answer = {"object": "webhook_resend", "resent": len(done), "deliveries": done}
-    target = body.event_id or f"failed_since:{body.failed_since}"
+    target = body.event_id or f"failed_since:{iso(body.failed_since) if body.failed_since else ''}"
     unit = Transaction([_audit(hooks, by, "webhook.resend", target, now, before=None, after=answer)])
     unit.extend(_remember(hooks, "webhook-resend", key, request, answer))
     with contextlib.suppress(Cancelled):  # a concurrent request with the same key recorded first

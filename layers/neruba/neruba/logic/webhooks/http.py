@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -31,15 +32,15 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     started = time.monotonic()
     if not url.startswith(("https://", "http://")):  # endpoints are checked too (logic.webhooks.urls)
         return Answer(0, 0, "", "invalid_url")
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             text = response.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")
             code = int(response.status)
     except urllib.error.HTTPError as exc:
         text = exc.read(EXCERPT_CHARS * 4).decode("utf-8", "replace") if exc.fp else ""
         code = int(exc.code)
-    except (OSError, ValueError) as exc:  # timeout, refused, reset, bad URL
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # timeout, refused, reset, bad URL
         elapsed = int((time.monotonic() - started) * 1000)
         return Answer(0, elapsed, "", f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
     elapsed = int((time.monotonic() - started) * 1000)

@@ -3,6 +3,8 @@
 - Deployed stages (``dev``, ``prod``): ``https`` only, and every address the host resolves to must be a
   public one (no private, loopback, link-local, including the 169.254.169.254 metadata address,
   carrier-grade NAT, multicast, reserved or unspecified ones).
+- Everywhere: no whitespace or control character, and a port (when given) from 1 to 65535
+  (:func:`neruba.models.webhooks.url_problem`).
 - ``local``: ``https`` anywhere, or ``http`` to a loopback host (``localhost``, 127.0.0.0/8, ``::1``), so
   ``neruba webhooks listen`` can receive.
 """
@@ -13,6 +15,8 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
+
+from neruba.models.webhooks import url_problem
 
 Resolver = Callable[[str], list[str]]
 LOOPBACK_NAMES = ("localhost",)
@@ -54,6 +58,9 @@ def _is_loopback(host: str) -> bool:
 
 def check_url(url: str, stage: str, resolver: Resolver = resolve) -> str:
     """``url`` when an endpoint may have it in ``stage``; :class:`UrlRefusedError` otherwise."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise UrlRefusedError("invalid_url", f"url {problem}.")
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
