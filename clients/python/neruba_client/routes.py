@@ -556,6 +556,16 @@ def replay_stripe_event(
 ) -> Operation[m.StripeReplay]: ...
 
 
+@route("GET", "/admin/dlqs", m.DeadLetterQueueList, listing=True)
+def list_dlqs() -> ListOperation[m.DeadLetterQueueList, m.DeadLetterQueue]: ...
+
+
+@route("POST", "/admin/dlqs/{name}/redrive", m.DlqRedrive, body="RedriveRequest", idempotency_key=True)
+def redrive_dlq(
+    name: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.DlqRedrive]: ...
+
+
 @route("GET", "/admin/sweeps", m.SweepList, listing=True)
 def list_sweeps(
     *, limit: int | None = None, starting_after: str | None = None
