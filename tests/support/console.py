@@ -1,0 +1,160 @@
+"""The operator console in a real browser: Debian's Chromium driven by Playwright (no browser download),
+and the data its tests and screenshots look at, made through the API of a running local stack."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CUSTOMER = "console-acme"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleData:
+    admin_key: str
+    read_key: str
+    customer_id: str
+    invoice_id: str
+    stripe_event_id: str
+    dlq_transaction_id: str
+
+
+def api(base: str, key: str, method: str, path: str, body: Any = None, **headers: str) -> Any:
+    """One API call; the parsed answer (raises urllib's HTTPError on a 4xx/5xx)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {key}")
+    request.add_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        request.add_header(name.replace("_", "-"), value)
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read() or b"null")
+
+
+def until(what: str, probe: Callable[[], Any], seconds: float = 20) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def seed(stack: Any) -> ConsoleData:
+    """A customer with usage and an invoice, a stored Stripe event, and one ingest message in IngestDLQ."""
+    from neruba import bootstrap
+    from neruba.logic.ingest.api import queue_message
+    from neruba.models.events import UsageEventIn
+    from neruba_tools.local.seed import seed_demo
+    from tests.support.stripe_events import encode, event, sign
+
+    demo = seed_demo()
+    base, admin = stack.base_url, demo.api_key
+    read_key, _ = bootstrap.keys().create(frozenset({"read"}), name="console read-only")
+    try:
+        api(base, admin, "GET", f"/v1/customers/{CUSTOMER}")
+    except urllib.error.HTTPError:
+        api(base, admin, "POST", "/v1/customers",
+            {"external_id": CUSTOMER, "name": "Acme Console Ltd", "email": "ops@acme.example", "currency": "USD"})  # fmt: skip
+        api(base, admin, "POST", "/v1/subscriptions", {"customer_id": CUSTOMER, "plan_code": demo.plan_code})
+    events = [
+        {"transaction_id": f"console-{i}", "customer_id": CUSTOMER, "code": demo.meter_code, "properties": {"value": 700}}
+        for i in range(3)
+    ]  # fmt: skip
+    api(base, admin, "POST", "/v1/events", {"events": events})
+    api(base, admin, "POST", "/admin/billing-runs", {"customer_id": CUSTOMER, "reason": "console tests"})
+    invoices = until(
+        "the customer's first invoice",
+        lambda: api(base, admin, "GET", f"/v1/invoices?customer_id={CUSTOMER}")["data"],
+    )
+    stripe_id = f"evt_console_{uuid.uuid4().hex[:12]}"
+    raw = encode(event("charge.succeeded", {"id": "ch_console_1", "object": "charge"}, event_id=stripe_id))
+    request = urllib.request.Request(base + "/webhooks/stripe", data=raw, method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Stripe-Signature", sign(raw, stack.stripe_webhook_secret))
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.status == 200
+    transaction = f"console-dlq-{uuid.uuid4().hex[:8]}"
+    parked = UsageEventIn(transaction_id=transaction, customer_id=CUSTOMER, code=demo.meter_code,
+                          properties={"value": 5})  # fmt: skip
+    message = queue_message(parked, "console-request", 0, datetime.now(UTC))
+    from neruba.dal.clients import client
+
+    client("sqs").send_message(QueueUrl=stack.queue_urls["IngestDLQ"], MessageBody=message)
+    return ConsoleData(admin, read_key, CUSTOMER, str(invoices[0]["id"]), stripe_id, transaction)
+
+
+@contextmanager
+def browser_page(viewport: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
+    """One headless Chromium (Debian's) with one page; console errors and failed requests are collected
+    in ``page.problems``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.problems = problems  # type: ignore[attr-defined]
+            yield page
+        finally:
+            browser.close()
+
+
+def sign_in(page: Any, base: str, key: str) -> None:
+    page.goto(base + "/console")
+    page.evaluate("sessionStorage.clear()")
+    page.goto(base + "/console#/overview")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", level=1, name="Overview").wait_for()
+
+
+# An accessibility check of the DOM as it stands: labels, names, headings, ids, table headers.
+A11Y_CHECK = """() => {
+  const problems = [];
+  const named = (el) => (el.getAttribute('aria-label') || el.textContent || el.title || '').trim();
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (el.type === 'hidden') continue;
+    if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) problems.push(`no label: ${el.outerHTML}`);
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) {
+    if (!named(el)) problems.push(`no accessible name: ${el.outerHTML}`);
+  }
+  for (const el of document.querySelectorAll('svg')) {
+    if (el.getAttribute('role') !== 'img' || !el.getAttribute('aria-label')) problems.push('chart without role=img and a label');
+  }
+  const ids = [...document.querySelectorAll('[id]')].map((el) => el.id);
+  for (const id of ids.filter((id, i) => ids.indexOf(id) !== i)) problems.push(`duplicate id ${id}`);
+  if (document.querySelectorAll('main h1').length !== 1) problems.push('not exactly one h1 in main');
+  for (const table of document.querySelectorAll('table')) {
+    if (!table.querySelector('caption')) problems.push('table without caption');
+    if (table.querySelectorAll('th[scope=col]').length === 0) problems.push('table without column headers');
+  }
+  if (!document.documentElement.lang) problems.push('no lang on html');
+  if (document.querySelector('[style]')) problems.push('inline style attribute');
+  if ([...document.scripts].some((s) => !s.src)) problems.push('inline script');
+  return problems;
+}"""
