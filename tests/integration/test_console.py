@@ -12,10 +12,22 @@ from typing import Any
 
 import pytest
 
-from tests.support.console import A11Y_CHECK, CHROMIUM, ConsoleData, api, browser_page, seed, sign_in, until
+from tests.support.console import (
+    A11Y_CHECK,
+    CHROMIUM,
+    ConsoleData,
+    api,
+    browser_page,
+    found,
+    seed,
+    sign_in,
+    until,
+)
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("playwright.sync_api", reason="the console's browser tests need playwright (requirements/dev.txt)")
+pytest.importorskip(
+    "playwright.sync_api", reason="the console's browser tests need playwright (requirements/dev.txt)"
+)
 if not CHROMIUM.exists():  # `make test` installs it; elsewhere say what is missing (CI must never skip)
     if os.environ.get("CI"):
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
@@ -29,11 +41,11 @@ def data(local_stack: Any) -> ConsoleData:
 
 @pytest.fixture(scope="module")
 def page(local_stack: Any, data: ConsoleData) -> Iterator[Any]:
-    with browser_page() as found:
+    with browser_page() as opened:
         requests: list[str] = []
-        found.on("request", lambda r: requests.append(r.url))
-        found.requests = requests
-        yield found
+        opened.on("request", lambda r: requests.append(r.url))
+        opened.requests = requests
+        yield opened
 
 
 def expect(locator: Any) -> Any:
@@ -92,7 +104,9 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     page.get_by_role("heading", level=1, name=f"Customer {data.customer_id}").wait_for()
     for table in ("Subscriptions", "Invoices"):
         page.get_by_role("table", name=table).wait_for()
-    page.get_by_text("Nothing yet", exact=False).or_(page.get_by_role("table", name="Ledger postings")).first.wait_for()
+    page.get_by_text("Nothing yet", exact=False).or_(
+        page.get_by_role("table", name="Ledger postings")
+    ).first.wait_for()
     _page_checked(page)
     page.get_by_role("link", name=data.invoice_id).click()
     page.get_by_role("heading", level=1, name=f"Invoice {data.invoice_id}").wait_for()
@@ -132,7 +146,9 @@ def test_replay_a_stripe_event_with_reason_and_ticket_shows_its_audit_record(
     shown = dialog.inner_text()
     assert "stripe.event.replay" in shown or "replay" in shown
     assert "SUP-1234" in shown and "customer asked twice" in shown
-    records = api(local_stack.base_url, data.admin_key, "GET", "/admin/audit?customer_id=_stripe&limit=50")["data"]
+    records = api(local_stack.base_url, data.admin_key, "GET", "/admin/audit?customer_id=_stripe&limit=50")[
+        "data"
+    ]
     mine = [r for r in records if r["target"] == data.stripe_event_id]
     assert mine and mine[0]["ticket"] == "SUP-1234" and mine[0]["id"] in shown
     dialog.get_by_role("button", name="Close").click()
@@ -159,18 +175,9 @@ def test_redrive_a_dlq_moves_the_message_back_and_the_event_is_counted(
     dialog.get_by_role("button", name="Close").click()
     depths = {q["name"]: q["depth"] for q in api(base, data.admin_key, "GET", "/admin/dlqs")["data"]}
     assert depths["IngestDLQ"] == 0
-    event = until(
-        "the redriven event counted",
-        lambda: _event(base, data.admin_key, data.customer_id, data.dlq_transaction_id),
-    )
+    path = f"/v1/events/{data.dlq_transaction_id}?customer_id={data.customer_id}"
+    event = until("the redriven event counted", lambda: found(base, data.admin_key, path))
     assert event["status"] == "accepted"
-
-
-def _event(base: str, key: str, customer: str, transaction: str) -> Any:
-    try:
-        return api(base, key, "GET", f"/v1/events/{transaction}?customer_id={customer}")
-    except urllib.error.HTTPError:
-        return None
 
 
 def test_every_page_has_labels_names_and_no_script_errors(

@@ -53,9 +53,9 @@ def api(base: str, key: str, method: str, path: str, body: Any = None, **headers
 def until(what: str, probe: Callable[[], Any], seconds: float = 20) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
+        answer = probe()
+        if answer:
+            return answer
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -74,14 +74,17 @@ def seed(stack: Any) -> ConsoleData:
     try:
         api(base, admin, "GET", f"/v1/customers/{CUSTOMER}")
     except urllib.error.HTTPError:
-        api(base, admin, "POST", "/v1/customers",
-            {"external_id": CUSTOMER, "name": "Acme Console Ltd", "email": "ops@acme.example", "currency": "USD"})  # fmt: skip
-        api(base, admin, "POST", "/v1/subscriptions", {"customer_id": CUSTOMER, "plan_code": demo.plan_code})
+        customer = {"external_id": CUSTOMER, "name": "Acme Console Ltd", "currency": "USD"}
+        api(base, admin, "POST", "/v1/customers", {**customer, "email": "ops@acme.example"})
+        subscription = {"customer_id": CUSTOMER, "plan_code": demo.plan_code}
+        api(base, admin, "POST", "/v1/subscriptions", subscription)
     events = [
-        {"transaction_id": f"console-{i}", "customer_id": CUSTOMER, "code": demo.meter_code, "properties": {"value": 700}}
+        {"transaction_id": f"console-{i}", "customer_id": CUSTOMER, "code": demo.meter_code,
+         "properties": {"value": 700}}
         for i in range(3)
     ]  # fmt: skip
     api(base, admin, "POST", "/v1/events", {"events": events})
+    until("the usage counted", lambda: found(base, admin, f"/v1/events/console-2?customer_id={CUSTOMER}"))
     api(base, admin, "POST", "/admin/billing-runs", {"customer_id": CUSTOMER, "reason": "console tests"})
     invoices = until(
         "the customer's first invoice",
@@ -104,6 +107,13 @@ def seed(stack: Any) -> ConsoleData:
     return ConsoleData(admin, read_key, CUSTOMER, str(invoices[0]["id"]), stripe_id, transaction)
 
 
+def found(base: str, key: str, path: str) -> Any:
+    try:
+        return api(base, key, "GET", path)
+    except urllib.error.HTTPError:
+        return None
+
+
 @contextmanager
 def browser_page(viewport: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
     """One headless Chromium (Debian's) with one page; console errors and failed requests are collected
@@ -116,7 +126,10 @@ def browser_page(viewport: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.set_default_timeout(10_000)
             problems: list[str] = []
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+            )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.problems = problems  # type: ignore[attr-defined]
             yield page
@@ -139,13 +152,15 @@ A11Y_CHECK = """() => {
   const named = (el) => (el.getAttribute('aria-label') || el.textContent || el.title || '').trim();
   for (const el of document.querySelectorAll('input, select, textarea')) {
     if (el.type === 'hidden') continue;
-    if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) problems.push(`no label: ${el.outerHTML}`);
+    const labelled = (el.labels && el.labels.length) || el.getAttribute('aria-label');
+    if (!labelled) problems.push(`no label: ${el.outerHTML}`);
   }
   for (const el of document.querySelectorAll('button, a[href]')) {
     if (!named(el)) problems.push(`no accessible name: ${el.outerHTML}`);
   }
   for (const el of document.querySelectorAll('svg')) {
-    if (el.getAttribute('role') !== 'img' || !el.getAttribute('aria-label')) problems.push('chart without role=img and a label');
+    const described = el.getAttribute('role') === 'img' && el.getAttribute('aria-label');
+    if (!described) problems.push('chart without role=img and a label');
   }
   const ids = [...document.querySelectorAll('[id]')].map((el) => el.id);
   for (const id of ids.filter((id, i) => ids.indexOf(id) !== i)) problems.push(`duplicate id ${id}`);

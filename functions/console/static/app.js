@@ -1,6 +1,6 @@
 // The console's pages, one per hash route (#/customers/acme): the route never holds the key.
 import { canAct, get, scopes, signIn, signOut, signedIn } from "./api.js";
-import { actionButton, errorBox, fields, form, h, link, money, outcomeChart, say, section, table, tree, when } from "./ui.js";
+import { actionButton, barChart, errorBox, fields, form, h, link, money, say, section, table, tree, when } from "./ui.js";
 
 const enc = encodeURIComponent;
 const main = () => document.getElementById("main");
@@ -66,10 +66,16 @@ function overviewPage() {
     })),
     section("Ingest outcomes, last 6 hours", part(async () => {
       const counts = await get("/v1/ingest/outcomes", { from: iso(from), to: iso(now), granularity: "minute" });
-      const busy = counts.data.filter((b) => b.accepted + b.duplicate + b.conflict + b.replay + b.failed > 0);
+      // the API lists only minutes that have outcomes: lay them on every minute of the range
+      const byMinute = new Map(counts.data.map((b) => [b.start, b]));
+      const minutes = [];
+      for (let t = Math.floor(from.getTime() / 60000) * 60000; t < now.getTime(); t += 60000) {
+        const start = new Date(t).toISOString().slice(0, 16);
+        minutes.push(byMinute.get(start) || { start, accepted: 0, duplicate: 0, conflict: 0, replay: 0, failed: 0 });
+      }
       return [
         fields(Object.entries(counts.totals)),
-        busy.length ? outcomeChart(counts.data, "Ingest outcomes per minute, last 6 hours") : h("p", { class: "empty" }, "No event in the last 6 hours."),
+        counts.data.length ? barChart(minutes, "Ingest outcomes per minute, last 6 hours") : h("p", { class: "empty" }, "No event in the last 6 hours."),
       ];
     })),
     section("Dead-letter queues", canAct() ? part(dlqTable) : needsAdmin()),
@@ -156,8 +162,8 @@ function usageForm(id, target) {
 
 function usageChart(usage) {
   // the quantity per hour as bars (quantities are exact decimal text; the chart only scales them)
-  const buckets = usage.data.map((b) => ({ start: b.bucket, accepted: Number(b.quantity), duplicate: 0, conflict: 0, replay: 0, failed: 0 }));
-  return buckets.length ? outcomeChart(buckets, `Usage of ${usage.meter} per hour`) : h("p", { class: "empty" }, "No usage in this range.");
+  const buckets = usage.data.map((b) => ({ start: b.bucket, quantity: Number(b.quantity) }));
+  return buckets.length ? barChart(buckets, `Usage of ${usage.meter} per hour with usage`, ["quantity"]) : h("p", { class: "empty" }, "No usage in this range.");
 }
 
 // ---------------------------------------------------------------- invoices

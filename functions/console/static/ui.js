@@ -107,18 +107,18 @@ export function form(id, inputs, submitText, onSubmit) {
   return node;
 }
 
-// Ingest outcomes over time as stacked bars (plain SVG, no library).
+// Stacked bars over time (plain SVG, no library): ingest outcomes, or one series such as a meter's usage.
 export const OUTCOMES = ["accepted", "duplicate", "conflict", "replay", "failed"];
-export function outcomeChart(buckets, title) {
+export function barChart(buckets, title, series = OUTCOMES) {
   const width = 720;
   const height = 180;
   const pad = 28;
-  const max = Math.max(1, ...buckets.map((b) => OUTCOMES.reduce((sum, o) => sum + b[o], 0)));
+  const max = Math.max(1, ...buckets.map((b) => series.reduce((sum, o) => sum + b[o], 0)));
   const step = (width - pad) / Math.max(1, buckets.length);
   const bars = [];
   buckets.forEach((bucket, i) => {
     let y = height - pad;
-    for (const outcome of OUTCOMES) {
+    for (const outcome of series) {
       const value = bucket[outcome];
       if (!value) continue;
       const barHeight = (value / max) * (height - 2 * pad);
@@ -138,7 +138,7 @@ export function outcomeChart(buckets, title) {
     bars,
     labels,
   );
-  const legend = h("ul", { class: "legend" }, OUTCOMES.map((o) => h("li", {}, h("span", { class: `swatch o-${o}`, "aria-hidden": "true" }), o)));
+  const legend = series.length > 1 ? h("ul", { class: "legend" }, series.map((o) => h("li", {}, h("span", { class: `swatch o-${o}`, "aria-hidden": "true" }), o))) : null;
   return h("figure", {}, svg, legend);
 }
 

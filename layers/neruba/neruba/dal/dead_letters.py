@@ -48,7 +48,9 @@ class DeadLetterQueues:
     def counts(self, queue: DeadLetterQueue) -> tuple[int, int]:
         """(visible, in flight) messages of ``queue`` (SQS's approximate counts)."""
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        attributes: dict[str, Any] = client("sqs").get_queue_attributes(QueueUrl=queue.url, AttributeNames=names)
+        attributes: dict[str, Any] = client("sqs").get_queue_attributes(
+            QueueUrl=queue.url, AttributeNames=names
+        )
         values = attributes.get("Attributes", {})
         return int(values.get(names[0], 0)), int(values.get(names[1], 0))
 

@@ -64,7 +64,9 @@ def redrive(
     queue = queues.find(name)
     if queue is None:
         known = ", ".join(queues.queues) or "none"
-        raise NotFoundError(f"No dead-letter queue '{name}' (known: {known}).", code="queue_not_found", param="name")
+        raise NotFoundError(
+            f"No dead-letter queue '{name}' (known: {known}).", code="queue_not_found", param="name"
+        )
     if queue.source_url is None:
         raise InvalidRequestError(
             f"{name} holds failed runs of scheduled functions and has no source queue to send them back to.",
