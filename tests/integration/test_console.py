@@ -122,8 +122,10 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     page.keyboard.press("Enter")
     explanation = page.locator("#explanation")
     explanation.locator("details").first.wait_for()
-    text = explanation.inner_text()
-    assert "line 1" in text
+    # THEN each line opens down to the hours and events its usage was counted from
+    usage = explanation.locator("details").filter(has_text="api_calls").first
+    text = usage.inner_text()
+    assert '"api_calls"' in text and "events: 3" in text and "hours" in text, text
     _page_checked(page)
 
 

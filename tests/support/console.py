@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ def seed(stack: Any) -> ConsoleData:
     from tests.support.stripe_events import encode, event, sign
 
     demo = seed_demo()
+    now = datetime.now(UTC)
     base, admin = stack.base_url, demo.api_key
     read_key, _ = bootstrap.keys().create(frozenset({"read"}), name="console read-only")
     try:
@@ -76,20 +77,25 @@ def seed(stack: Any) -> ConsoleData:
     except urllib.error.HTTPError:
         customer = {"external_id": CUSTOMER, "name": "Acme Console Ltd", "currency": "USD"}
         api(base, admin, "POST", "/v1/customers", {**customer, "email": "ops@acme.example"})
-        subscription = {"customer_id": CUSTOMER, "plan_code": demo.plan_code}
+        # started 32 days ago: its first monthly window has ended, so a billing run invoices its usage
+        start = (now - timedelta(days=32)).isoformat()
+        subscription = {"customer_id": CUSTOMER, "plan_code": demo.plan_code, "start_at": start}
         api(base, admin, "POST", "/v1/subscriptions", subscription)
+    used_at = (now - timedelta(days=3)).isoformat()
     events = [
         {"transaction_id": f"console-{i}", "customer_id": CUSTOMER, "code": demo.meter_code,
-         "properties": {"value": 700}}
+         "timestamp": used_at, "properties": {"value": 700}}
         for i in range(3)
     ]  # fmt: skip
     api(base, admin, "POST", "/v1/events", {"events": events})
     until("the usage counted", lambda: found(base, admin, f"/v1/events/console-2?customer_id={CUSTOMER}"))
     api(base, admin, "POST", "/admin/billing-runs", {"customer_id": CUSTOMER, "reason": "console tests"})
-    invoices = until(
-        "the customer's first invoice",
-        lambda: api(base, admin, "GET", f"/v1/invoices?customer_id={CUSTOMER}")["data"],
-    )
+
+    def usage_invoice() -> Any:
+        listed = api(base, admin, "GET", f"/v1/invoices?customer_id={CUSTOMER}")["data"]
+        return next((i for i in listed if any(line.get("meter_code") for line in i["lines"])), None)
+
+    invoice = until("the invoice of the customer's first window", usage_invoice)
     stripe_id = f"evt_console_{uuid.uuid4().hex[:12]}"
     raw = encode(event("charge.succeeded", {"id": "ch_console_1", "object": "charge"}, event_id=stripe_id))
     request = urllib.request.Request(base + "/webhooks/stripe", data=raw, method="POST")
@@ -104,7 +110,7 @@ def seed(stack: Any) -> ConsoleData:
     from neruba.dal.clients import client
 
     client("sqs").send_message(QueueUrl=stack.queue_urls["IngestDLQ"], MessageBody=message)
-    return ConsoleData(admin, read_key, CUSTOMER, str(invoices[0]["id"]), stripe_id, transaction)
+    return ConsoleData(admin, read_key, CUSTOMER, str(invoice["id"]), stripe_id, transaction)
 
 
 def found(base: str, key: str, path: str) -> Any:

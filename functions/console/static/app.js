@@ -235,7 +235,8 @@ function stripeEventPage(id) {
     return [
       fields([["type", e.type], ["status", e.status], ["outcome", e.outcome], ["error", e.error], ["attempts", e.attempts], ["created", when(e.created)], ["received", when(e.received_at)]]),
       h("div", { class: "buttons" }, actionButton("Replay event", { summary: `Process Stripe event ${id} again (its effects are idempotent).`, path: `/admin/stripe-events/${enc(id)}/replay`, audit: [customer, "_stripe"], done: refresh })),
-      tree(e, "stored event", 1),
+      table("Processing history", [["at", (a) => when(a.at)], ["trigger", (a) => a.trigger], ["status", (a) => a.status], ["outcome", (a) => a.outcome], ["error", (a) => a.error]], e.history || []),
+      tree(e, "stored event", 0),
     ];
   }));
 }
@@ -283,8 +284,11 @@ function webhooksPage() {
       try {
         const e = await get(`/admin/webhook-events/${enc(q.event_id.trim())}`);
         result.replaceChildren(
-          h("div", { class: "buttons" }, actionButton("Resend event", { summary: `Send webhook event ${e.id} again to its endpoints.`, path: "/admin/webhook-resends", body: { event_id: e.id }, audit: [e.customer_id || (e.data && e.data.customer_id)] })),
-          tree(e, "event", 2),
+          fields([["type", e.type], ["customer", e.customer_id], ["created", when(e.created)], ["sequence", e.sequence]]),
+          table("Deliveries", [["endpoint", (d) => d.endpoint_id], ["status", (d) => d.status], ["attempts", (d) => d.attempts], ["delivered", (d) => when(d.delivered_at)], ["failed", (d) => when(d.failed_at)], ["next attempt", (d) => when(d.next_at)]], e.deliveries || []),
+          table("Attempts", [["at", (a) => when(a.at)], ["endpoint", (a) => a.endpoint_id], ["attempt", (a) => a.attempt], ["HTTP status", (a) => a.status_code], ["ms", (a) => a.latency_ms], ["error", (a) => a.error]], e.attempts || []),
+          h("div", { class: "buttons" }, actionButton("Resend event", { summary: `Send webhook event ${e.id} again to its endpoints.`, path: "/admin/webhook-resends", body: { event_id: e.id }, audit: [e.customer_id] })),
+          tree(e.payload, "payload", 1),
         );
       } catch (error) {
         result.replaceChildren(errorBox(error));

@@ -57,3 +57,21 @@ def test_the_page_loads_only_its_own_scripts_and_styles() -> None:
         text = script.read_text()
         assert "innerHTML" not in text and "eval(" not in text and "new Function" not in text, script.name
         assert "localStorage" not in text, script.name
+
+
+def test_the_first_load_is_small_and_docs_state_its_size() -> None:
+    page = (STATIC / "index.html").read_text()
+    loaded = ["index.html", *re.findall(r'(?:src|href)="console/([^"]+)"', page)]
+    scripts = [(STATIC / "app.js").read_text()]
+    while scripts:  # the modules app.js imports, and theirs
+        for name in re.findall(r'from "\./([^"]+)"', scripts.pop()):
+            if name not in loaded:
+                loaded.append(name)
+                scripts.append((STATIC / name).read_text())
+    assert sorted(loaded) == sorted(p.name for p in STATIC.iterdir())  # every file is loaded at once
+    size = sum((STATIC / name).stat().st_size for name in loaded)
+    assert size < 64 * 1024
+    stated = re.search(
+        r"\*\*First load: ([\d,]+) bytes\*\*", (STATIC.parents[2] / "docs" / "console.md").read_text()
+    )
+    assert stated and int(stated.group(1).replace(",", "")) == size, f"docs/console.md: say {size:,} bytes"
