@@ -182,6 +182,28 @@ def test_redrive_a_dlq_moves_the_message_back_and_the_event_is_counted(
     assert event["status"] == "accepted"
 
 
+def test_resend_a_webhook_event_after_reading_its_failed_delivery(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    sign_in(page, local_stack.base_url, data.admin_key)
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Webhook event id (evt_…)").fill(data.webhook_event_id)
+    page.keyboard.press("Enter")
+    attempts = page.get_by_role("table", name="Attempts")
+    attempts.wait_for()
+    assert page.get_by_role("table", name="Deliveries").get_by_role("row").count() >= 2
+    _page_checked(page)
+    page.get_by_role("button", name="Resend event").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Reason").fill("endpoint back up")
+    dialog.get_by_label("Ticket").fill("SUP-9")
+    dialog.get_by_label("I confirm this action").check()
+    dialog.get_by_role("button", name="Confirm").click()
+    dialog.get_by_role("heading", name="Done: the audit record").wait_for()
+    assert "webhook.resend" in dialog.inner_text() and "SUP-9" in dialog.inner_text()
+    dialog.get_by_role("button", name="Close").click()
+
+
 def test_every_page_has_labels_names_and_no_script_errors(
     local_stack: Any, data: ConsoleData, page: Any
 ) -> None:

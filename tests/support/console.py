@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from neruba.dal.clients import client
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -36,6 +38,7 @@ class ConsoleData:
     invoice_id: str
     stripe_event_id: str
     dlq_transaction_id: str
+    webhook_event_id: str
 
 
 def api(base: str, key: str, method: str, path: str, body: Any = None, **headers: str) -> Any:
@@ -75,6 +78,9 @@ def seed(stack: Any) -> ConsoleData:
     try:
         api(base, admin, "GET", f"/v1/customers/{CUSTOMER}")
     except urllib.error.HTTPError:
+        # an endpoint nothing listens at: the customer.created event fails its first delivery
+        hook = {"url": "http://127.0.0.1:9/console-hooks", "enabled_events": ["customer.created"]}
+        api(base, admin, "POST", "/admin/webhook-endpoints", hook)
         customer = {"external_id": CUSTOMER, "name": "Acme Console Ltd", "currency": "USD"}
         api(base, admin, "POST", "/v1/customers", {**customer, "email": "ops@acme.example"})
         # started 32 days ago: its first monthly window has ended, so a billing run invoices its usage
@@ -107,10 +113,28 @@ def seed(stack: Any) -> ConsoleData:
     parked = UsageEventIn(transaction_id=transaction, customer_id=CUSTOMER, code=demo.meter_code,
                           properties={"value": 5})  # fmt: skip
     message = queue_message(parked, "console-request", 0, datetime.now(UTC))
-    from neruba.dal.clients import client
-
     client("sqs").send_message(QueueUrl=stack.queue_urls["IngestDLQ"], MessageBody=message)
-    return ConsoleData(admin, read_key, CUSTOMER, str(invoice["id"]), stripe_id, transaction)
+    stack.fire_schedule("WebhookRelayFunction.Schedule")
+    webhook_event = until("the customer.created delivery attempted", lambda: _attempted_event(base, admin))
+    return ConsoleData(
+        admin, read_key, CUSTOMER, str(invoice["id"]), stripe_id, transaction, str(webhook_event["id"])
+    )
+
+
+def _attempted_event(base: str, key: str) -> Any:
+    """The customer.created webhook event of the console's customer, once an attempt is recorded."""
+    from neruba.settings import get_settings
+
+    items = client("dynamodb").scan(
+        TableName=get_settings().ops_table,
+        FilterExpression="begins_with(pk, :p)",
+        ExpressionAttributeValues={":p": {"S": "WHEVT#"}},
+    )["Items"]
+    for item in items:
+        shown = found(base, key, f"/admin/webhook-events/{item['pk']['S'].split('#', 1)[1]}")
+        if shown and shown["customer_id"] == CUSTOMER and shown["attempts"]:
+            return shown
+    return None
 
 
 def found(base: str, key: str, path: str) -> Any:

@@ -648,7 +648,9 @@ def resend_webhooks(
     event_id: str | None = None,
     failed_since: Time | None = None,
     endpoint_id: str | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.ResendResult]:
     """Put deliveries back on the queue: one event's (``event_id``) or every delivery that failed since
-    ``failed_since``, optionally only ``endpoint_id``'s."""
+    ``failed_since``, optionally only ``endpoint_id``'s; ``reason`` and ``ticket`` go to the audit record."""
