@@ -28,6 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 CUSTOMER = "console-acme"
+HOOK_URL = "http://127.0.0.1:9/console-hooks"  # nothing listens there
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def seed(stack: Any) -> ConsoleData:
         api(base, admin, "GET", f"/v1/customers/{CUSTOMER}")
     except urllib.error.HTTPError:
         # an endpoint nothing listens at: the customer.created event fails its first delivery
-        hook = {"url": "http://127.0.0.1:9/console-hooks", "enabled_events": ["customer.created"]}
+        hook = {"url": HOOK_URL, "enabled_events": ["customer.created"]}
         api(base, admin, "POST", "/admin/webhook-endpoints", hook)
         customer = {"external_id": CUSTOMER, "name": "Acme Console Ltd", "currency": "USD"}
         api(base, admin, "POST", "/v1/customers", {**customer, "email": "ops@acme.example"})
@@ -119,6 +120,23 @@ def seed(stack: Any) -> ConsoleData:
     return ConsoleData(
         admin, read_key, CUSTOMER, str(invoice["id"]), stripe_id, transaction, str(webhook_event["id"])
     )
+
+
+def unseed(stack: Any, data: ConsoleData) -> None:
+    """Leave the shared stack as the other tests expect it: no endpoint of ours retrying deliveries, no
+    message of ours in IngestDLQ (there when the redrive test failed)."""
+    base = stack.base_url
+    for endpoint in api(base, data.admin_key, "GET", "/admin/webhook-endpoints?limit=100")["data"]:
+        if endpoint["url"] == HOOK_URL:
+            api(base, data.admin_key, "DELETE", f"/admin/webhook-endpoints/{endpoint['id']}")
+    sqs, url = client("sqs"), stack.queue_urls["IngestDLQ"]
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        if data.dlq_transaction_id in message["Body"]:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        else:  # not ours: visible again at once
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
 
 
 def _attempted_event(base: str, key: str) -> Any:

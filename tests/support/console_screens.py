@@ -82,6 +82,9 @@ def capture(out: Path) -> list[Path]:
         page.get_by_role("table").wait_for()
         shot("audit")
         page.goto(f"{base}#/webhooks")
+        page.get_by_label("Webhook event id (evt_…)").fill(data.webhook_event_id)
+        page.get_by_role("button", name="Show deliveries").click()
+        page.get_by_role("table", name="Attempts").wait_for()
         shot("webhooks")
     return saved
 

@@ -178,7 +178,7 @@ function invoicePage(id) {
         table("Lines", [["line", (l) => l.line_id], ["description", (l) => l.description], ["meter", (l) => l.meter_code], ["quantity", (l) => l.quantity], ["amount", (l) => money(l.amount_minor, inv.currency)]], inv.lines),
         h("div", { class: "buttons" },
           h("button", { type: "button", id: "explain", onclick: () => explain(id, explanation) }, "Explain"),
-          actionButton("Rerun invoice", { summary: `Recompute invoice ${id} (a draft is recomputed; a finalized invoice gets a correction).`, path: `/admin/invoices/${enc(id)}/rerun`, audit: [inv.customer_id], done: () => {} }),
+          actionButton("Rerun invoice", { summary: `Recompute invoice ${id} (a draft is recomputed; a finalized invoice gets a correction).`, path: `/admin/invoices/${enc(id)}/rerun`, audit: [inv.customer_id], done: () => render() }),
         ),
       ];
     }),
