@@ -148,7 +148,7 @@ function customerPage(id) {
 
 function usageForm(id, target) {
   const to = new Date();
-  const from = new Date(to.getTime() - 24 * 3600 * 1000);
+  const from = new Date(to.getTime() - 7 * 24 * 3600 * 1000);
   const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
   return form("usage-form", [{ name: "meter", label: "Meter code", required: true }, { name: "from", label: "From", value: iso(from) }, { name: "to", label: "To", value: iso(to) }], "Show usage", async (q) => {
     try {
