@@ -113,6 +113,14 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     page.get_by_role("link", name=data.invoice_id).click()
     page.get_by_role("heading", level=1, name=f"Invoice {data.invoice_id}").wait_for()
     page.get_by_role("table", name="Lines").wait_for()
+    # the skip link (the first Tab stop of a loaded page) moves focus into the page without leaving it
+    page.reload()
+    page.get_by_role("table", name="Lines").wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.get_by_role("heading", level=1, name=f"Invoice {data.invoice_id}").wait_for()
     # keyboard only: Tab from the page heading reaches "Explain" and Enter opens the explanation
     page.locator("main h1").focus()
     for _ in range(40):

@@ -337,6 +337,11 @@ window.addEventListener("hashchange", () => {
   render();
   main().querySelector("h1")?.focus();
 });
+// the skip link moves focus to the page; it must not change the #/route
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main().focus();
+});
 document.getElementById("signout").addEventListener("click", () => {
   signOut();
   location.hash = "";
