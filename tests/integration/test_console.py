@@ -87,6 +87,8 @@ def test_a_wrong_key_is_refused_and_a_read_key_signs_in_read_only(
     page.keyboard.press("Enter")
     page.get_by_role("heading", level=1, name="Overview").wait_for()
     assert "read-only" in page.locator("#who").inner_text()
+    # the events the data was made with are on the outcomes chart (the current minute included)
+    page.get_by_role("img", name="Ingest outcomes per minute, last 6 hours").wait_for()
     # the key is in this tab's session storage only, never in a URL or in local storage
     assert page.evaluate("sessionStorage.getItem('neruba.console.key')") == data.read_key
     assert page.evaluate("localStorage.length") == 0
@@ -106,6 +108,9 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     page.get_by_role("heading", level=1, name=f"Customer {data.customer_id}").wait_for()
     for table in ("Subscriptions", "Invoices"):
         page.get_by_role("table", name=table).wait_for()
+    # the usage of the meter its plan charges, as a chart with a text alternative
+    page.get_by_role("img", name="Usage of api_calls per hour with usage").wait_for()
+    assert "api_calls: 2100 over the last 7 days" in page.locator("main").inner_text()
     page.get_by_text("Nothing yet", exact=False).or_(
         page.get_by_role("table", name="Ledger postings")
     ).first.wait_for()

@@ -47,7 +47,7 @@ def capture(out: Path) -> list[Path]:
         page.get_by_role("table", name="Customers").wait_for()
         shot("customers")
         page.goto(f"{base}#/customers/{data.customer_id}")
-        page.get_by_label("Meter code").fill("api_calls")
+        page.get_by_label("Another meter or range: meter code").fill("api_calls")
         page.get_by_role("button", name="Show usage").click()
         page.get_by_role("table", name="Usage per hour").wait_for()
         shot("customer")

@@ -46,7 +46,8 @@ function signInPage() {
 
 // ---------------------------------------------------------------- overview
 function overviewPage() {
-  const now = new Date();
+  // [from, to) by whole minutes, up to the end of the current minute (so it is counted too)
+  const now = new Date(Math.floor(Date.now() / 60000) * 60000 + 60000);
   const from = new Date(now.getTime() - 6 * 3600 * 1000);
   const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
   return page(
@@ -130,7 +131,7 @@ function customerPage(id) {
       const subs = await get(`/v1/customers/${enc(id)}/subscriptions`);
       return table("Subscriptions", [["id", (s) => s.id], ["status", (s) => s.status], ["plan", (s) => s.phases.map((p) => `${p.plan_code} v${p.plan_version}`).join(", ")], ["started", (s) => when(s.start_at)], ["ends", (s) => when(s.ended_at)]], subs.data);
     })),
-    section("Usage", usageForm(id, usage), usage),
+    section("Usage", part(() => usageCharts(id)), usageForm(id, usage), usage),
     section("Credit grants", part(async () => {
       const grants = await get(`/v1/customers/${enc(id)}/credit-grants`);
       return table("Credit grants", [["id", (g) => g.id], ["kind", (g) => g.kind], ["amount", (g) => money(g.amount_minor, g.currency)], ["remaining", (g) => money(g.remaining_minor, g.currency)], ["status", (g) => g.status], ["expires", (g) => when(g.expires_at)]], grants.data);
@@ -146,11 +147,36 @@ function customerPage(id) {
   );
 }
 
+// One chart per meter the customer's current plans charge, over the last 7 days.
+async function usageCharts(id) {
+  const subs = await get(`/v1/customers/${enc(id)}/subscriptions`);
+  const versions = new Set();
+  for (const sub of subs.data.filter((s) => !s.ended_at)) {
+    for (const phase of sub.phases.filter((p) => !p.end_at)) versions.add(`${phase.plan_code}\u0000${phase.plan_version}`);
+  }
+  const meters = new Set();
+  for (const key of versions) {
+    const [code, version] = key.split("\u0000");
+    const plan = await get(`/v1/plans/${enc(code)}/versions/${enc(version)}`);
+    for (const charge of plan.charges) meters.add(charge.meter_code);
+  }
+  if (!meters.size) return h("p", { class: "empty" }, "No metered charge on the current plans.");
+  const to = new Date();
+  const from = new Date(to.getTime() - 7 * 24 * 3600 * 1000);
+  const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
+  const charts = [];
+  for (const meter of meters) {
+    const usage = await get(`/v1/customers/${enc(id)}/usage`, { meter, from: iso(from), to: iso(to), granularity: "hour" });
+    charts.push(h("h3", {}, `${meter}: ${usage.total} over the last 7 days (${usage.aggregation})`), usageChart(usage));
+  }
+  return charts;
+}
+
 function usageForm(id, target) {
   const to = new Date();
   const from = new Date(to.getTime() - 7 * 24 * 3600 * 1000);
   const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
-  return form("usage-form", [{ name: "meter", label: "Meter code", required: true }, { name: "from", label: "From", value: iso(from) }, { name: "to", label: "To", value: iso(to) }], "Show usage", async (q) => {
+  return form("usage-form", [{ name: "meter", label: "Another meter or range: meter code", required: true }, { name: "from", label: "From", value: iso(from) }, { name: "to", label: "To", value: iso(to) }], "Show usage", async (q) => {
     try {
       const usage = await get(`/v1/customers/${enc(id)}/usage`, { meter: q.meter, from: q.from, to: q.to, granularity: "hour" });
       target.replaceChildren(fields([["total", usage.total], ["aggregation", usage.aggregation]]), usageChart(usage), table("Usage per hour", [["hour", (b) => b.bucket], ["quantity", (b) => b.quantity], ["events", (b) => b.events]], usage.data));
@@ -162,8 +188,15 @@ function usageForm(id, target) {
 
 function usageChart(usage) {
   // the quantity per hour as bars (quantities are exact decimal text; the chart only scales them)
-  const buckets = usage.data.map((b) => ({ start: b.bucket, quantity: Number(b.quantity) }));
-  return buckets.length ? barChart(buckets, `Usage of ${usage.meter} per hour with usage`, ["quantity"]) : h("p", { class: "empty" }, "No usage in this range.");
+  // laid on every hour of the range (the API lists only hours with usage); grouped rows add up per hour
+  const byHour = new Map();
+  for (const b of usage.data) byHour.set(b.bucket, (byHour.get(b.bucket) || 0) + Number(b.quantity));
+  const buckets = [];
+  for (let t = Math.floor(Date.parse(usage.from) / 3600000) * 3600000; t < Date.parse(usage.to); t += 3600000) {
+    const start = new Date(t).toISOString().slice(0, 13);
+    buckets.push({ start, quantity: byHour.get(start) || 0 });
+  }
+  return usage.data.length ? barChart(buckets, `Usage of ${usage.meter} per hour with usage`, ["quantity"]) : h("p", { class: "empty" }, "No usage in this range.");
 }
 
 // ---------------------------------------------------------------- invoices
