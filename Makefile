@@ -6,7 +6,7 @@ SCAN ?= .venv-scan
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest template-check tools bench clean soak oracle-replay
+.PHONY: run test lint typecheck pytest template-check tools bench clean soak oracle-replay browser console-screens
 
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -44,7 +44,22 @@ template-check: $(TOOLS)/.installed $(SCAN)/.installed
 	# every finding is fixed or skipped in the template with its reason (Metadata: checkov: skip)
 	$(SCAN)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
-pytest: $(VENV)/.installed $(TOOLS)/.installed
+# The console's browser tests drive Debian's chromium (never a downloaded browser): installed when missing
+# and apt-get is there (CI runs as root on a fresh Debian machine).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium for the console's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif [ ! -x $(CHROMIUM) ]; then \
+		echo "no $(CHROMIUM): the console's browser tests are skipped (apt-get install chromium as root)"; \
+	fi
+
+# Screenshots of every console page into docs/console/ (docs/console.md shows them).
+console-screens: $(VENV)/.installed browser
+	$(PY) -m tests.support.console_screens
+
+pytest: $(VENV)/.installed $(TOOLS)/.installed browser
 	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck template-check pytest

@@ -12,7 +12,7 @@ is shown but not redriven); their URLs from ``--stack NAME`` on AWS
 or the local stack's names when the endpoint is local (``--stack`` defaults to ``neruba-local`` there).
 
 Redrive uses SQS ``StartMessageMoveTask`` (all messages, optionally at ``--rate`` per second) back to the
-source queue. The receive-send-delete mover (``neruba_tools.queues.move_messages``) is used instead when
+source queue. The receive-send-delete mover (``neruba.dal.queues.move_messages``) is used instead when
 ``--mover`` is given (required for ``--max``), or when the endpoint is local and does not implement move
 tasks (moto). On AWS an unavailable move task is an error, never a silent fallback.
 """
@@ -128,7 +128,7 @@ def _oldest_age(stack: StackInfo, sqs: Any, url: str, depth: int) -> tuple[float
         if points:
             return float(max(points, key=lambda p: p["Timestamp"])["Maximum"]), "cloudwatch"
         return None, "no datapoint yet"
-    from neruba_tools.queues import peek
+    from neruba.dal.queues import peek
 
     sent = [int(m["Attributes"]["SentTimestamp"]) for m in peek(sqs, url, limit=100)]
     return (time.time() - min(sent) / 1000, "peek") if sent else (None, "-")
@@ -268,7 +268,7 @@ def _event_reason(ops_table: str | None, event_id: str) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from neruba_tools.queues import peek
+    from neruba.dal.queues import peek
 
     stack = stack_for(args.stack, args.template)
     found = _find(stack, args.queue)
@@ -283,7 +283,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _redrive(args: argparse.Namespace) -> int:
-    from neruba_tools.queues import MoveTaskUnavailableError, move_messages, queue_arn, start_move_task
+    from neruba.dal.queues import MoveTaskUnavailableError, move_messages, queue_arn, start_move_task
 
     stack = stack_for(args.stack, args.template)
     dlq, source = _pair(stack, args.queue)
@@ -329,7 +329,7 @@ def _redrive(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from neruba_tools.queues import MoveTaskUnavailableError, move_tasks, queue_arn
+    from neruba.dal.queues import MoveTaskUnavailableError, move_tasks, queue_arn
 
     stack = stack_for(args.stack, args.template)
     dlq, source = _pair(stack, args.queue)

@@ -199,7 +199,7 @@ def one_batch(handler: Any, queue: str, batch_size: int) -> None:
 
 def dlq_messages(queue: str) -> list[dict[str, Any]]:
     """Every message of ``queue``, left in place (a cheap count first: most of the time it is empty)."""
-    from neruba_tools.queues import peek
+    from neruba.dal.queues import peek
 
     sqs = boto3.client("sqs")
     attributes = sqs.get_queue_attributes(
@@ -212,7 +212,7 @@ def dlq_messages(queue: str) -> list[dict[str, Any]]:
 
 
 def redrive(dlq: str, queue: str) -> int:
-    from neruba_tools.queues import move_messages
+    from neruba.dal.queues import move_messages
 
     if not dlq_messages(dlq):
         return 0

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from neruba_tools import queues
+from neruba.dal import queues
 
 DLQ_ARN = "arn:aws:sqs:eu-west-1:111122223333:neruba-prod-IngestDLQ-AbC"
 SOURCE_ARN = "arn:aws:sqs:eu-west-1:111122223333:neruba-prod-IngestQueue-XyZ"

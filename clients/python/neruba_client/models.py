@@ -435,6 +435,27 @@ class StripeReplay(_Model):
     replayed_at: datetime
 
 
+class DeadLetterQueue(_Model):
+    object: Literal["dead_letter_queue"]
+    name: str
+    source_queue: str | None
+    redrivable: bool
+    depth: int
+    in_flight: int
+
+
+class DlqRedrive(_Model):
+    object: Literal["dlq_redrive"]
+    queue: str
+    source_queue: str | None
+    depth_before: int
+    redriven_at: datetime
+    method: Literal["moved", "move_task"]
+    moved: int | None
+    not_moved: int | None
+    task_handle: str | None
+
+
 class SweepSummary(_Model):
     object: Literal["sweep"]
     id: str
@@ -590,6 +611,10 @@ class StripeEventList(_List):
 
 class SweepList(_List):
     data: list[SweepSummary]
+
+
+class DeadLetterQueueList(_List):
+    data: list[DeadLetterQueue]
 
 
 class EndpointList(_List):

@@ -71,6 +71,8 @@ class Admin(Resource[M]):
     stripe_events = paginated(r.list_stripe_events)
     stripe_event = endpoint(r.get_stripe_event)
     replay_stripe_event = endpoint(r.replay_stripe_event)
+    dlqs = paginated(r.list_dlqs)
+    redrive_dlq = endpoint(r.redrive_dlq)
     sweeps = paginated(r.list_sweeps)
     create_sweep = endpoint(r.create_sweep)
     sweep = endpoint(r.get_sweep)

@@ -556,6 +556,16 @@ def replay_stripe_event(
 ) -> Operation[m.StripeReplay]: ...
 
 
+@route("GET", "/admin/dlqs", m.DeadLetterQueueList, listing=True)
+def list_dlqs() -> ListOperation[m.DeadLetterQueueList, m.DeadLetterQueue]: ...
+
+
+@route("POST", "/admin/dlqs/{name}/redrive", m.DlqRedrive, body="RedriveRequest", idempotency_key=True)
+def redrive_dlq(
+    name: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.DlqRedrive]: ...
+
+
 @route("GET", "/admin/sweeps", m.SweepList, listing=True)
 def list_sweeps(
     *, limit: int | None = None, starting_after: str | None = None
@@ -638,7 +648,9 @@ def resend_webhooks(
     event_id: str | None = None,
     failed_since: Time | None = None,
     endpoint_id: str | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.ResendResult]:
     """Put deliveries back on the queue: one event's (``event_id``) or every delivery that failed since
-    ``failed_since``, optionally only ``endpoint_id``'s."""
+    ``failed_since``, optionally only ``endpoint_id``'s; ``reason`` and ``ticket`` go to the audit record."""

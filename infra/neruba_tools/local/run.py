@@ -129,6 +129,7 @@ def banner(stack: Any, demo: Any) -> list[str]:
         )
     lines += [
         f"Docs: {stack.base_url}/docs",
+        f"Console: {stack.base_url}/console  (sign in with the API key above)",
         f"Moto endpoint: {stack.moto_url} (neruba: --endpoint-url {stack.moto_url}, or AWS_ENDPOINT_URL)",
         f"AWS CLI: AWS_DEFAULT_REGION={REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
         f"aws --endpoint-url {stack.moto_url} sqs list-queues",

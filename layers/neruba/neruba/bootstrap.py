@@ -10,7 +10,8 @@ globals) themselves:
   (meters change rarely; each cache keeps entries for its TTL);
 - :func:`plans`, :func:`catalog`, :func:`invoices`, :func:`billing_records`, :func:`locks`, :func:`usage`,
   :func:`ledger`, :func:`payments`, :func:`disputes`, :func:`top_ups`, :func:`stripe_events`, :func:`ops`,
-  :func:`audit`, :func:`keys`: the repositories, one per process and table (``_REPOSITORIES``).
+  :func:`audit`, :func:`keys`: the repositories, one per process and table (``_REPOSITORIES``);
+- :func:`dead_letters`: the dead-letter queues the settings name (``/admin/dlqs``).
 
 Each part is built lazily (a function pays at cold start only for what it uses: the modules are imported
 inside the builders) and kept until :func:`reset`, which forgets every part, the settings and the boto3
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from neruba.dal.audit import AuditRepository
     from neruba.dal.billing import BillingRepository
     from neruba.dal.catalog import CatalogCache, CatalogRepository
+    from neruba.dal.dead_letters import DeadLetterQueues
     from neruba.dal.disputes import DisputesRepository
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.keys import KeysRepository
@@ -78,6 +80,7 @@ PARTS = (
     "audit",
     "keys",
     "webhooks",
+    "dead_letters",
 )
 
 
@@ -323,3 +326,15 @@ def webhooks() -> Webhooks:
         )
 
     return _part("webhooks", build)
+
+
+def dead_letters() -> DeadLetterQueues:
+    """The dead-letter queues of ``NERUBA_DEAD_LETTER_QUEUES`` (none when it is unset)."""
+
+    def build() -> DeadLetterQueues:
+        from neruba.dal.dead_letters import DeadLetterQueues, parse_queues
+        from neruba.settings import get_settings
+
+        return DeadLetterQueues(parse_queues(get_settings().dead_letter_queues))
+
+    return _part("dead_letters", build)

@@ -50,6 +50,9 @@ class SettingsFields(BaseModel):
     billing_grace_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
     authorizer_cache_ttl_seconds: int = Field(default=60, ge=0, le=3_600)
     stripe_secret_name: str | None = Field(default=None, description="SSM parameter or secret name.")
+    dead_letter_queues: str | None = Field(
+        default=None, description="JSON: each DLQ's name to [dlq_url, source_name, source_url] (/admin/dlqs)."
+    )
 
     @property
     def docs_require_admin(self) -> bool:

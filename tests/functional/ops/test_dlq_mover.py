@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba.dal.queues import REDRIVE_MARKER, move_messages, peek
 from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
-from neruba_tools.queues import REDRIVE_MARKER, move_messages, peek
 from tests.functional.ingest.conftest import ev
 from tests.support.aws import queue_url
 from tests.support.faults import poison_ingest

@@ -234,3 +234,25 @@ def test_attempts_is_a_whole_number_in_the_list_and_the_detail(
     assert row["attempts"] == 1 and isinstance(row["attempts"], int)
     status, one = admin("GET", f"/admin/stripe-events/{paid['id']}")
     assert status == 200 and one["attempts"] == 1 and isinstance(one["attempts"], int)
+
+
+def test_the_audit_record_of_a_replay_of_no_customer_is_readable_through_the_api(
+    deliver: Any, process: Any, admin: Any
+) -> None:
+    from functions.ledger_api.app import lambda_handler
+    from tests.support.api import api_event, call
+
+    # GIVEN a processed Stripe event that names none of our customers, replayed by an operator
+    other = event("charge.succeeded", {"id": "ch_nobody", "object": "charge"})
+    deliver(other)
+    process()
+    status, _ = _replay(admin, other["id"])
+    assert status == 200
+    (record,) = _audit_items()
+    assert record["pk"] == "AUD#_stripe"
+    # WHEN the operator reads that audit partition through the API
+    query = {"customer_id": "_stripe", "limit": "10"}
+    status, body, _ = call(lambda_handler, api_event("GET", "/admin/audit", query=query, scopes="admin"))
+    # THEN the replay's record is there (the partition name is accepted like _global)
+    assert status == 200, body
+    assert [(r["action"], r["target"]) for r in body["data"]] == [("stripe_event.replay", other["id"])]

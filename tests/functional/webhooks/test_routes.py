@@ -164,3 +164,37 @@ def test_a_resend_with_an_idempotency_key_sends_once(handler: Any) -> None:
     assert len(receive_all(sqs, url)) == 1  # one message, not two
     items = boto3.client("dynamodb").scan(TableName=bootstrap.webhooks().ops_table)["Items"]
     assert len([i for i in items if "webhook.resend" in str(i)]) == 1  # audited once
+
+
+def test_a_resend_keeps_the_operators_reason_and_ticket_in_its_audit_record(handler: Any) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    import boto3
+
+    from neruba import bootstrap
+    from neruba.logic.catalog.entries import create_customer
+    from neruba.logic.webhooks import relay_once
+    from neruba.models.catalog import Customer
+
+    post(
+        handler,
+        "/admin/webhook-endpoints",
+        {"url": "http://127.0.0.1:9/x", "enabled_events": ["customer.created"]},
+    )
+    create_customer(bootstrap.plans(), Customer(external_id="acme", name="Acme", currency="USD"))
+    relay_once(bootstrap.webhooks(), datetime.now(UTC))
+    table = bootstrap.webhooks().ops_table
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    [evt] = [i["pk"]["S"][6:] for i in items if i["pk"]["S"].startswith("WHEVT#")]
+    # WHEN an operator resends the event saying why, under a ticket (as every other operator action does)
+    body = {"event_id": evt, "reason": "endpoint back up", "ticket": "SUP-9"}
+    status, answer, _ = post(handler, "/admin/webhook-resends", body)
+    # THEN the resend is done and its audit record keeps the reason and the ticket
+    assert status == 200, answer
+    records = [
+        json.loads(i["doc"]["S"])
+        for i in boto3.client("dynamodb").scan(TableName=table)["Items"]
+        if i["pk"]["S"].startswith("AUD#") and "webhook.resend" in i["doc"]["S"]
+    ]
+    assert [(r["reason"], r["ticket"], r["target"]) for r in records] == [("endpoint back up", "SUP-9", evt)]

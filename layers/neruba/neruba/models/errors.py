@@ -96,6 +96,8 @@ ERROR_CODES: dict[str, str] = {
     "unknown_check": "A named sweep check does not exist.",
     "invalid_window": "from must be before to.",
     "window_too_large": "The sweep window is longer than the API allows.",
+    "queue_not_found": "No dead-letter queue with this name.",
+    "queue_not_redrivable": "The dead-letter queue has no source queue to send its messages back to.",
     # outgoing webhooks
     "webhook_endpoint_not_found": "No webhook endpoint with this id.",
     "webhook_event_not_found": "No webhook event with this id.",

@@ -21,7 +21,9 @@ from neruba.domain.money import is_supported_currency
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # IANA names: UTC, Europe/Paris
-AUDIT_PARTITION_PATTERN = r"^(_global|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127})$"  # a customer, or _global
+AUDIT_PARTITION_PATTERN = (
+    r"^(_global|_stripe|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127})$"  # a customer, _global or _stripe
+)
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]  # why an operator acts (kept in the audit)
 Ticket = Annotated[str | None, Field(default=None, max_length=128)]  # the operator's ticket reference

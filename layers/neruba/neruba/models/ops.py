@@ -17,3 +17,12 @@ class SweepRequest(BaseModel):
     )
     from_: AwareDatetime | None = Field(default=None, alias="from", description="Window start (inclusive).")
     to: AwareDatetime | None = Field(default=None, description="Window end (exclusive); default now.")
+
+
+class RedriveRequest(BaseModel):
+    """``POST /admin/dlqs/{name}/redrive``: why the messages go back to their queue (audited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500, description="Why the queue is redriven (audited).")
+    ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")

@@ -457,6 +457,29 @@ class StripeReplay(Closed):
     error: str | None
 
 
+class DeadLetterQueue(Closed):
+    object: Literal["dead_letter_queue"]
+    name: str = Field(examples=["IngestDLQ"])
+    source_queue: str | None = Field(description="The queue its messages failed from; null when none.")
+    redrivable: bool
+    depth: int = Field(description="Messages waiting (SQS's approximate count).")
+    in_flight: int = Field(description="Messages received and not yet deleted.")
+
+
+class DlqRedrive(Closed):
+    object: Literal["dlq_redrive"]
+    queue: str
+    source_queue: str | None
+    depth_before: int
+    redriven_at: Timestamp
+    method: Literal["moved", "move_task"] = Field(
+        description="moved: every message moved before the answer; move_task: an SQS move task started."
+    )
+    moved: int | None
+    not_moved: int | None
+    task_handle: str | None
+
+
 class WebhookReceipt(Closed):
     received: Literal[True]
     id: str
@@ -508,3 +531,7 @@ class SweepList(Page[SweepSummary]):
 
 class StripeEventList(Page[StripeEvent]):
     """A page of StripeEvent objects."""
+
+
+class DeadLetterQueueList(Page[DeadLetterQueue]):
+    """Every dead-letter queue of the stack (one page)."""

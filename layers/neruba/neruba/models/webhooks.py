@@ -119,6 +119,10 @@ class ResendRequest(_Request):
         examples=["2026-01-31T12:00:00Z"],
     )
     endpoint_id: str | None = Field(default=None, pattern=r"^we_[0-9a-f]{20}$")
+    reason: str | None = Field(
+        default=None, min_length=3, max_length=500, description="Why the deliveries are sent again (audited)."
+    )
+    ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")
 
 
 class DeliveryMessage(_Request):

@@ -260,7 +260,18 @@ def resend(
         done = resend_deliveries(hooks, now, failed_since=body.failed_since, endpoint_id=body.endpoint_id)
     answer = {"object": "webhook_resend", "resent": len(done), "deliveries": done}
     target = body.event_id or f"failed_since:{iso(body.failed_since) if body.failed_since else ''}"
-    unit = Transaction([_audit(hooks, by, "webhook.resend", target, now, before=None, after=answer)])
+    audit = _audit(
+        hooks,
+        by,
+        "webhook.resend",
+        target,
+        now,
+        reason=body.reason,
+        ticket=body.ticket,
+        before=None,
+        after=answer,
+    )
+    unit = Transaction([audit])
     unit.extend(_remember(hooks, "webhook-resend", key, request, answer))
     with contextlib.suppress(Cancelled):  # a concurrent request with the same key recorded first
         unit.commit()

@@ -1,0 +1,1 @@
+"""Operator use cases on the stack itself: dead-letter queues."""

@@ -1,0 +1,231 @@
+"""The operator console in a real browser (Debian's Chromium through Playwright), against the local stack:
+sign in, find a customer, explain an invoice, replay a Stripe event, redrive a DLQ; labels, keyboard
+reach and the Content-Security-Policy. One stack and one browser for the whole module."""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.console import (
+    A11Y_CHECK,
+    CHROMIUM,
+    ConsoleData,
+    api,
+    browser_page,
+    found,
+    seed,
+    sign_in,
+    unseed,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+pytest.importorskip(
+    "playwright.sync_api", reason="the console's browser tests need playwright (requirements/dev.txt)"
+)
+if not CHROMIUM.exists():  # `make test` installs it; elsewhere say what is missing (CI must never skip)
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def data(local_stack: Any) -> Iterator[ConsoleData]:
+    made = seed(local_stack)
+    yield made
+    unseed(local_stack, made)
+
+
+@pytest.fixture(scope="module")
+def page(local_stack: Any, data: ConsoleData) -> Iterator[Any]:
+    with browser_page() as opened:
+        requests: list[str] = []
+        opened.on("request", lambda r: requests.append(r.url))
+        opened.requests = requests
+        yield opened
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def _page_checked(page: Any) -> None:
+    problems = page.evaluate(A11Y_CHECK)
+    assert problems == [], problems
+
+
+def test_the_page_is_served_without_a_key_under_a_strict_policy(local_stack: Any) -> None:
+    with urllib.request.urlopen(local_stack.base_url + "/console", timeout=10) as response:
+        policy = response.headers["Content-Security-Policy"]
+        html = response.read().decode()
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy and "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html), "an inline script"
+
+
+def test_a_wrong_key_is_refused_and_a_read_key_signs_in_read_only(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    base = local_stack.base_url
+    page.goto(base + "/console")
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    _page_checked(page)
+    page.get_by_label("API key").fill("nrb_0123456789ab_" + "z" * 43)
+    page.keyboard.press("Enter")
+    page.get_by_role("alert").filter(has_text="does not accept this key").wait_for()
+    page.get_by_label("API key").fill(data.read_key)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", level=1, name="Overview").wait_for()
+    assert "read-only" in page.locator("#who").inner_text()
+    # the events the data was made with are on the outcomes chart (the current minute included)
+    page.get_by_role("img", name="Ingest outcomes per minute, last 6 hours").wait_for()
+    # the key is in this tab's session storage only, never in a URL or in local storage
+    assert page.evaluate("sessionStorage.getItem('neruba.console.key')") == data.read_key
+    assert page.evaluate("localStorage.length") == 0
+    assert not [url for url in page.requests if data.read_key in url]
+    page.goto(base + f"/console#/invoices/{data.invoice_id}")
+    assert page.get_by_role("button", name="Rerun invoice").is_disabled()
+
+
+def test_find_a_customer_and_explain_an_invoice_by_keyboard(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    sign_in(page, local_stack.base_url, data.admin_key)
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("Search customers (id, name or email)").fill("Acme Console")
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name=data.customer_id).click()
+    page.get_by_role("heading", level=1, name=f"Customer {data.customer_id}").wait_for()
+    for table in ("Subscriptions", "Invoices"):
+        page.get_by_role("table", name=table).wait_for()
+    # the usage of the meter its plan charges, as a chart with a text alternative
+    page.get_by_role("img", name="Usage of api_calls per hour with usage").wait_for()
+    assert "api_calls: 2100 over the last 7 days" in page.locator("main").inner_text()
+    page.get_by_text("Nothing yet", exact=False).or_(
+        page.get_by_role("table", name="Ledger postings")
+    ).first.wait_for()
+    _page_checked(page)
+    page.get_by_role("link", name=data.invoice_id).click()
+    page.get_by_role("heading", level=1, name=f"Invoice {data.invoice_id}").wait_for()
+    page.get_by_role("table", name="Lines").wait_for()
+    # the skip link (the first Tab stop of a loaded page) moves focus into the page without leaving it
+    page.reload()
+    page.get_by_role("table", name="Lines").wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.get_by_role("heading", level=1, name=f"Invoice {data.invoice_id}").wait_for()
+    # keyboard only: Tab from the page heading reaches "Explain" and Enter opens the explanation
+    page.locator("main h1").focus()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Explain":
+            break
+    else:
+        raise AssertionError("Tab never reached the Explain button")
+    page.keyboard.press("Enter")
+    explanation = page.locator("#explanation")
+    explanation.locator("details").first.wait_for()
+    # THEN each line opens down to the hours and events its usage was counted from
+    usage = explanation.locator("details").filter(has_text="api_calls").first
+    text = usage.inner_text()
+    assert '"api_calls"' in text and "events: 3" in text and "hours" in text, text
+    _page_checked(page)
+
+
+def test_replay_a_stripe_event_with_reason_and_ticket_shows_its_audit_record(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    sign_in(page, local_stack.base_url, data.admin_key)
+    page.get_by_role("link", name="Stripe events").click()
+    page.get_by_role("link", name=data.stripe_event_id).click()
+    page.get_by_role("button", name="Replay event").click()
+    dialog = page.get_by_role("dialog")
+    _page_checked(page)
+    dialog.get_by_label("Reason").fill("customer asked twice")
+    dialog.get_by_label("Ticket").fill("SUP-1234")
+    dialog.get_by_role("button", name="Confirm").click()  # not yet confirmed: the form refuses
+    assert dialog.get_by_label("I confirm this action").evaluate("el => !el.validity.valid")
+    dialog.get_by_label("I confirm this action").check()
+    dialog.get_by_role("button", name="Confirm").click()
+    dialog.get_by_role("heading", name="Done: the audit record").wait_for()
+    shown = dialog.inner_text()
+    assert "stripe.event.replay" in shown or "replay" in shown
+    assert "SUP-1234" in shown and "customer asked twice" in shown
+    records = api(local_stack.base_url, data.admin_key, "GET", "/admin/audit?customer_id=_stripe&limit=50")[
+        "data"
+    ]
+    mine = [r for r in records if r["target"] == data.stripe_event_id]
+    assert mine and mine[0]["ticket"] == "SUP-1234" and mine[0]["id"] in shown
+    dialog.get_by_role("button", name="Close").click()
+
+
+def test_redrive_a_dlq_moves_the_message_back_and_the_event_is_counted(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    base = local_stack.base_url
+    sign_in(page, base, data.admin_key)
+    page.get_by_role("link", name="Dead-letter queues").click()
+    table = page.get_by_role("table", name="Dead-letter queues")
+    row = table.get_by_role("row").filter(has=page.get_by_role("cell", name="IngestDLQ", exact=True))
+    assert row.get_by_role("cell").nth(2).inner_text() == "1"
+    _page_checked(page)
+    row.get_by_role("button", name="Redrive IngestDLQ").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Reason").fill("worker fix deployed")
+    dialog.get_by_label("Ticket").fill("INC-77")
+    dialog.get_by_label("I confirm this action").check()
+    dialog.get_by_role("button", name="Confirm").click()
+    dialog.get_by_role("heading", name="Done: the audit record").wait_for()
+    assert "dlq.redrive" in dialog.inner_text() and "INC-77" in dialog.inner_text()
+    dialog.get_by_role("button", name="Close").click()
+    depths = {q["name"]: q["depth"] for q in api(base, data.admin_key, "GET", "/admin/dlqs")["data"]}
+    assert depths["IngestDLQ"] == 0
+    path = f"/v1/events/{data.dlq_transaction_id}?customer_id={data.customer_id}"
+    event = until("the redriven event counted", lambda: found(base, data.admin_key, path))
+    assert event["status"] == "accepted"
+
+
+def test_resend_a_webhook_event_after_reading_its_failed_delivery(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    sign_in(page, local_stack.base_url, data.admin_key)
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Webhook event id (evt_…)").fill(data.webhook_event_id)
+    page.keyboard.press("Enter")
+    attempts = page.get_by_role("table", name="Attempts")
+    attempts.wait_for()
+    assert page.get_by_role("table", name="Deliveries").get_by_role("row").count() >= 2
+    _page_checked(page)
+    page.get_by_role("button", name="Resend event").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Reason").fill("endpoint back up")
+    dialog.get_by_label("Ticket").fill("SUP-9")
+    dialog.get_by_label("I confirm this action").check()
+    dialog.get_by_role("button", name="Confirm").click()
+    dialog.get_by_role("heading", name="Done: the audit record").wait_for()
+    assert "webhook.resend" in dialog.inner_text() and "SUP-9" in dialog.inner_text()
+    dialog.get_by_role("button", name="Close").click()
+
+
+def test_every_page_has_labels_names_and_no_script_errors(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    page.problems.clear()  # the refused keys of the earlier tests logged their 401 and 403
+    sign_in(page, local_stack.base_url, data.admin_key)
+    for route in ("overview", "customers", "events", "stripe-events", "dlqs", "audit", "webhooks"):
+        page.goto(local_stack.base_url + f"/console#/{route}")
+        expect(page.locator("[aria-busy=true]")).to_have_count(0)
+        _page_checked(page)
+    assert page.problems == [], page.problems
