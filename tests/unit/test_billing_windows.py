@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from neruba.dal.invoices import invoice_record
 from neruba.domain.periods import add_interval
 from neruba.logic.billing.windows import due_windows, subscription_end, window_at
 from neruba.logic.billing.worker import line_deltas
@@ -87,13 +88,15 @@ def _line(quantity: str, amount: int) -> dict[str, object]:
 
 def test_line_deltas_count_earlier_adjustments() -> None:
     # GIVEN a finalized invoice that billed 10 calls, already corrected once by +2
-    invoice = {
-        "id": "in_1",
-        "number": "INV-000001",
-        "period_start": "a",
-        "period_end": "b",
-        "lines": [_line("10", 100)],
-    }
+    invoice = invoice_record(
+        {
+            "id": "in_1",
+            "number": "INV-000001",
+            "period_start": "a",
+            "period_end": "b",
+            "lines": [_line("10", 100)],
+        }
+    )
     earlier = [
         {
             "original_invoice_id": "in_1",

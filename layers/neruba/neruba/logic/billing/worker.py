@@ -21,7 +21,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of
 from neruba.dal.transaction import Cancelled, Transaction, commit
@@ -33,6 +33,9 @@ from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 
 class RetryableBillingError(Exception):
@@ -273,20 +276,20 @@ def rated_lines(rated: RatedWindow) -> dict[str, dict[str, Any]]:
 
 
 def line_deltas(
-    original: dict[str, Any], rerated: dict[str, dict[str, Any]], recorded: list[dict[str, Any]]
+    original: Invoice, rerated: dict[str, dict[str, Any]], recorded: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Adjustment lines bringing a finalized invoice's lines (plus earlier adjustments) to ``rerated``.
 
     Example: the invoice billed 10 calls for 100; 12 are counted now: one line, +2 calls, +20.
     """
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
-    for line in original["lines"]:
-        if line.get("kind") == "adjustment":
+    for line in original.lines:
+        if line.kind == "adjustment":
             continue
-        held[line["line_id"]] = (Decimal(str(line["quantity"])), int(line["amount_minor"]), line)
+        held[line.line_id] = (Decimal(str(line.quantity)), line.amount_minor, line.document)
     counts: dict[str, int] = {}
     for adjustment in recorded:
-        if adjustment["original_invoice_id"] != original["id"]:
+        if adjustment["original_invoice_id"] != original.id:
             continue
         ref = str(adjustment["original_line_id"])
         quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment["line"]))
@@ -308,16 +311,15 @@ def line_deltas(
         source = now_line or base
         deltas.append(
             {
-                "line_id": f"adjustment:{original['id']}:{line_id}:{n}",
+                "line_id": f"adjustment:{original.id}:{line_id}:{n}",
                 "kind": "adjustment",
-                "description": f"Adjustment to invoice {original.get('number') or original['id']}, "
-                f"line {line_id}",
+                "description": f"Adjustment to invoice {original.number or original.id}, line {line_id}",
                 "meter_code": source.get("meter_code"),
                 "group": source.get("group", {}),
                 "quantity": new_quantity - quantity,
                 "amount_minor": new_amount - amount,
-                "period_start": original["period_start"],
-                "period_end": original["period_end"],
+                "period_start": original.period_start,
+                "period_end": original.period_end,
                 "plan_code": source.get("plan_code"),
                 "plan_version": source.get("plan_version"),
                 "tiers": [],  # the re-rated line's tiers price the whole window, not this difference
@@ -328,14 +330,14 @@ def line_deltas(
                     [
                         a["line"]
                         for a in recorded
-                        if (a["original_invoice_id"], a["original_line_id"]) == (original["id"], line_id)
+                        if (a["original_invoice_id"], a["original_line_id"]) == (original.id, line_id)
                     ],
                     now_line,
                 ),
                 "references": {
-                    "invoice_id": original["id"],
+                    "invoice_id": original.id,
                     "line_id": line_id,
-                    "number": original.get("number"),
+                    "number": original.number,
                 },
                 "seq_of_line": n,
             }
@@ -403,12 +405,10 @@ def late_adjustments(
             break
         earlier = window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
-        if earlier is None or original is None or original["status"] in ("draft", "void"):
+        if earlier is None or original is None or original.status in ("draft", "void"):
             continue
         rerated = rated_lines(
-            ctx.rate_window(
-                subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
-            )
+            ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))
         )
         for delta in line_deltas(original, rerated, recorded)[:room]:
             lines.append(delta)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.audit import AuditRepository
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
@@ -33,6 +33,9 @@ from neruba.models.ledger import (
 )
 from neruba.timefmt import iso
 
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
+
 
 @dataclass(frozen=True, slots=True)
 class Operator:
@@ -48,7 +51,7 @@ class Stores:
     ledger: LedgerRepository
     audit: AuditRepository
     customer: Callable[[str], Customer | None]
-    invoice: Callable[[str], dict[str, Any] | None] = lambda _: None
+    invoice: Callable[[str], Invoice | None] = lambda _: None
 
 
 def _hash(*parts: Any) -> str:
