@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 
 from neruba import bootstrap
+from neruba.dal.invoices import Invoice
 from neruba.logic.billing.scheduler import RunOptions, run_billing
 from tests.functional.billing.conftest import World
 from tests.support.queues import receive_batch, run_batch
@@ -15,6 +16,13 @@ from tests.support.queues import receive_batch, run_batch
 
 class Killed(BaseException):
     """A simulated Lambda kill (not an Exception, so nothing in the code under test catches it)."""
+
+
+def stored_invoice(world: World, invoice_id: str) -> Invoice:
+    """The invoice as its repository reads it back."""
+    found = world.ctx.invoices.get(invoice_id)
+    assert found is not None
+    return found
 
 
 def schedule(world: World, now: datetime, **options: Any) -> dict[str, Any]:
