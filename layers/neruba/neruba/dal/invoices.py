@@ -27,6 +27,7 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.dal.transaction import Transaction
+from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
@@ -49,19 +50,11 @@ class InvoiceLine:
 
     line_id: str
     kind: str | None
+    """``usage``, ``fee``, ``adjustment``, ...; None on a line stored without one."""
     quantity: Decimal | None
     amount_minor: int
     description: str | None
     document: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CreditApplied:
-    """Credits of one grant applied to one line of the invoice."""
-
-    grant_id: str
-    line_id: str
-    amount_minor: int
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,8 @@ class Invoice:
     period_start: str
     period_end: str
     lines: tuple[InvoiceLine, ...]
-    applications: tuple[CreditApplied, ...]
+    applications: tuple[CreditApplication, ...]
+    """Credits applied to the lines (the stored document does not keep the grant's kind)."""
     subtotal_minor: int
     credits_applied_minor: int
     total_minor: int
@@ -89,26 +83,15 @@ class Invoice:
     created_at: str | None
     finalized_at: str | None
     stripe: dict[str, Any] | None
-    """The Stripe sync state (``logic/stripe/sync.py`` keeps it), None before a first attempt."""
+    """The Stripe sync state as ``logic/stripe/sync.py`` keeps it, None before a first attempt; what is
+    decided on from it is below."""
+    sync_status: str | None
+    sync_updated_at: str | None
+    stripe_invoice_id: str | None
+    """The Stripe invoice sync created for this one."""
+    stripe_customer_id: str | None
+    """The Stripe customer sync sent it to."""
     document: dict[str, Any]
-
-    @property
-    def stripe_invoice_id(self) -> str | None:
-        """The Stripe invoice sync created for this one, if any."""
-        return (self.stripe or {}).get("invoice_id")
-
-    @property
-    def stripe_customer_id(self) -> str | None:
-        """The Stripe customer sync sent this invoice to, if any."""
-        return (self.stripe or {}).get("customer_id")
-
-    @property
-    def sync_status(self) -> str | None:
-        return (self.stripe or {}).get("status")
-
-    @property
-    def sync_updated_at(self) -> str | None:
-        return (self.stripe or {}).get("updated_at")
 
 
 def _int(value: Any) -> int:
@@ -131,6 +114,7 @@ def invoice_line(line: Mapping[str, Any]) -> InvoiceLine:
 def invoice_record(doc: Mapping[str, Any]) -> Invoice:
     """An invoice document (as stored, or as billing just built it) as its record."""
     paid = doc.get("amount_paid_minor")
+    sync = doc.get("stripe") or {}
     return Invoice(
         id=str(doc["id"]),
         customer_id=str(doc.get("customer_id")),
@@ -144,7 +128,7 @@ def invoice_record(doc: Mapping[str, Any]) -> Invoice:
         period_end=str(doc.get("period_end")),
         lines=tuple(invoice_line(line) for line in doc.get("lines") or []),
         applications=tuple(
-            CreditApplied(str(a["grant_id"]), str(a["line_id"]), int(a["amount_minor"]))
+            CreditApplication(str(a["grant_id"]), str(a["line_id"]), int(a["amount_minor"]))
             for a in doc.get("applications") or []
         ),
         subtotal_minor=_int(doc.get("subtotal_minor")),
@@ -154,7 +138,11 @@ def invoice_record(doc: Mapping[str, Any]) -> Invoice:
         rev=_int(doc.get("rev")),
         created_at=doc.get("created_at"),
         finalized_at=doc.get("finalized_at"),
-        stripe=dict(doc["stripe"]) if doc.get("stripe") else None,
+        stripe=dict(sync) if sync else None,
+        sync_status=sync.get("status"),
+        sync_updated_at=sync.get("updated_at"),
+        stripe_invoice_id=sync.get("invoice_id"),
+        stripe_customer_id=sync.get("customer_id"),
         document=dict(doc),
     )
 

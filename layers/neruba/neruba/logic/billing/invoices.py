@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from neruba.dal.cursors import InvalidCursorError
-from neruba.dal.invoices import CreditApplied, Invoice, InvoicesRepository
+from neruba.dal.invoices import Invoice, InvoicesRepository
+from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import ts
@@ -81,7 +82,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         >>> explain(invoice_record({"id": "in_1", "lines": [], "applications": []}))["lines"]
         []
     """
-    by_line: dict[str, list[CreditApplied]] = {}
+    by_line: dict[str, list[CreditApplication]] = {}
     for application in invoice.applications:
         by_line.setdefault(application.line_id, []).append(application)
     lines = []
