@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from neruba.dal.billing import Adjustment
 from neruba.dal.invoices import invoice_record
 from neruba.domain.periods import add_interval
 from neruba.logic.billing.windows import due_windows, subscription_end, window_at
@@ -98,11 +99,15 @@ def test_line_deltas_count_earlier_adjustments() -> None:
         }
     )
     earlier = [
-        {
-            "original_invoice_id": "in_1",
-            "original_line_id": "usage:calls::0",
-            "line": {"quantity": Decimal(2), "amount_minor": 20},
-        }
+        Adjustment(
+            key="in_1#usage:calls::0#001",
+            original_invoice_id="in_1",
+            original_line_id="usage:calls::0",
+            status="applied",
+            applied_to="in_2",
+            created_at=None,
+            line={"quantity": Decimal(2), "amount_minor": 20},
+        )
     ]
 
     # WHEN 13 calls are counted now

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,34 @@ from neruba.timefmt import ts
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
 DUE_SHARDS = 8
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A correction of a finalized invoice's line, waiting for (``pending``) or carried by (``applied``)
+    an invoice of the subscription."""
+
+    key: str
+    """``{original_invoice}#{line_id}#{n:03d}``: what applies it."""
+    original_invoice_id: str
+    original_line_id: str
+    status: str
+    applied_to: str | None
+    created_at: str | None
+    line: dict[str, Any]
+    """The adjustment line as an invoice carries it."""
+
+
+def _adjustment(item: dict[str, Any]) -> Adjustment:
+    return Adjustment(
+        key=str(item["sk"]),
+        original_invoice_id=str(item["original_invoice_id"]),
+        original_line_id=str(item["original_line_id"]),
+        status=str(item["status"]),
+        applied_to=item.get("applied_to"),
+        created_at=item.get("created_at"),
+        line=jsonutil.loads(item["line"]),
+    )
 
 
 def shard_of(key: str, prefix: str) -> str:
@@ -275,11 +304,10 @@ class BillingRepository:
         ) if last else None
 
     # ---------------------------------------------------------------- adjustments
-    def adjustments(self, subscription_id: str) -> list[dict[str, Any]]:
-        """Every adjustment recorded for a subscription's finalized invoices (pending and applied), each
-        as written by :meth:`adjustment_put_item`: identified by its ``key`` (what
-        :meth:`adjustment_apply_item` takes), its ``line`` decoded, without the table's key attributes."""
-        items: list[dict[str, Any]] = []
+    def adjustments(self, subscription_id: str) -> list[Adjustment]:
+        """Every adjustment recorded for a subscription's finalized invoices (pending and applied), as
+        written by :meth:`adjustment_put_item`; its ``key`` is what :meth:`adjustment_apply_item` takes."""
+        found: list[Adjustment] = []
         paginator = client("dynamodb").get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table_name,
@@ -287,20 +315,20 @@ class BillingRepository:
             ExpressionAttributeValues=to_item({":pk": f"ADJ#{subscription_id}"}),
             ConsistentRead=True,
         ):
-            items.extend(from_item(i) for i in page.get("Items", []))
-        for item in items:
-            item["line"] = jsonutil.loads(item["line"])
-            item["key"] = item.pop("sk")
-            del item["pk"]
-        return items
+            found.extend(_adjustment(from_item(i)) for i in page.get("Items", []))
+        return found
 
-    def adjustment_put_item(self, subscription_id: str, adjustment: dict[str, Any]) -> dict[str, Any]:
+    def adjustment_put_item(self, subscription_id: str, adjustment: Adjustment) -> dict[str, Any]:
         """A Put of a new adjustment (condition: that key is new)."""
         item = {
             "pk": f"ADJ#{subscription_id}",
-            "sk": adjustment["key"],
-            **{k: v for k, v in adjustment.items() if k not in ("line", "key")},
-            "line": jsonutil.dumps(adjustment["line"]),
+            "sk": adjustment.key,
+            "original_invoice_id": adjustment.original_invoice_id,
+            "original_line_id": adjustment.original_line_id,
+            "status": adjustment.status,
+            "applied_to": adjustment.applied_to,
+            "created_at": adjustment.created_at,
+            "line": jsonutil.dumps(adjustment.line),
         }
         return {
             "Put": {

@@ -24,6 +24,7 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +51,13 @@ def correction_invoice(
     """The correction invoice of ``deltas`` (plus adjustments still pending on the subscription) and the
     actions writing it; (None, []) when there is nothing to bill."""
     subscription_id = str(original.subscription_id)
-    pending = [a for a in ctx.billing.adjustments(subscription_id) if a["status"] == "pending"]
+    pending = [a for a in ctx.billing.adjustments(subscription_id) if a.status == "pending"]
     if not deltas and not pending:
         return None, []
     records = [adjustment_record(d, "applied", None, now) for d in deltas]
-    keys = sorted([r["key"] for r in records] + [str(a["key"]) for a in pending])
+    keys = sorted([r.key for r in records] + [a.key for a in pending])
     invoice_id = invoice_id_for("correction:" + "|".join(keys))
-    lines = [*deltas, *(a["line"] for a in pending)]
+    lines = [*deltas, *(a.line for a in pending)]
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     doc = {
         "id": invoice_id,
@@ -83,11 +84,9 @@ def correction_invoice(
     }
     actions = [ctx.invoices.put_item(doc, now)]
     actions += [
-        ctx.billing.adjustment_put_item(subscription_id, {**r, "applied_to": invoice_id}) for r in records
+        ctx.billing.adjustment_put_item(subscription_id, replace(r, applied_to=invoice_id)) for r in records
     ]
-    actions += [
-        ctx.billing.adjustment_apply_item(subscription_id, str(a["key"]), invoice_id) for a in pending
-    ]
+    actions += [ctx.billing.adjustment_apply_item(subscription_id, a.key, invoice_id) for a in pending]
     request = PostingRequest(original.customer_id, invoice_id, original.currency, subtotal, [], now)
     actions += ctx.invoice_posting_items(request)
     return doc, actions

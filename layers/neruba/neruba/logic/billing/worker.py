@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of
+from neruba.dal.billing import Adjustment, BillingRepository, TransactionCancelledError, shard_of
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
@@ -276,26 +276,26 @@ def rated_lines(rated: RatedWindow) -> dict[str, dict[str, Any]]:
 
 
 def line_deltas(
-    original: Invoice, rerated: dict[str, dict[str, Any]], recorded: list[dict[str, Any]]
+    original: Invoice, rerated: dict[str, dict[str, Any]], recorded: list[Adjustment]
 ) -> list[dict[str, Any]]:
     """Adjustment lines bringing a finalized invoice's lines (plus earlier adjustments) to ``rerated``.
 
     Example: the invoice billed 10 calls for 100; 12 are counted now: one line, +2 calls, +20.
     """
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
-    for line in original.lines:
-        if line.kind == "adjustment":
+    for billed in original.lines:
+        if billed.kind == "adjustment":
             continue
-        held[line.line_id] = (Decimal(str(line.quantity)), line.amount_minor, line.document)
+        held[billed.line_id] = (Decimal(str(billed.quantity)), billed.amount_minor, billed.document)
     counts: dict[str, int] = {}
     for adjustment in recorded:
-        if adjustment["original_invoice_id"] != original.id:
+        if adjustment.original_invoice_id != original.id:
             continue
-        ref = str(adjustment["original_line_id"])
-        quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment["line"]))
+        ref = adjustment.original_line_id
+        quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment.line))
         held[ref] = (
-            quantity + Decimal(str(adjustment["line"]["quantity"])),
-            amount + int(adjustment["line"]["amount_minor"]),
+            quantity + Decimal(str(adjustment.line["quantity"])),
+            amount + int(adjustment.line["amount_minor"]),
             line,
         )
         counts[ref] = counts.get(ref, 0) + 1
@@ -328,9 +328,9 @@ def line_deltas(
                     quantity,
                     amount,
                     [
-                        a["line"]
+                        a.line
                         for a in recorded
-                        if (a["original_invoice_id"], a["original_line_id"]) == (original.id, line_id)
+                        if (a.original_invoice_id, a.original_line_id) == (original.id, line_id)
                     ],
                     now_line,
                 ),
@@ -394,9 +394,9 @@ def late_adjustments(
     lines: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     for adjustment in recorded:
-        if adjustment["status"] == "pending":
-            lines.append(adjustment["line"])
-            key = str(adjustment["key"])
+        if adjustment.status == "pending":
+            lines.append(adjustment.line)
+            key = adjustment.key
             actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
     anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
     for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events)):
@@ -422,15 +422,15 @@ def late_adjustments(
 
 def adjustment_record(
     delta: dict[str, Any], status: str, applied_to: str | None, now: datetime
-) -> dict[str, Any]:
-    """The ADJ item of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
+) -> Adjustment:
+    """The adjustment of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
     ref = delta["references"]
-    return {
-        "key": f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
-        "original_invoice_id": ref["invoice_id"],
-        "original_line_id": ref["line_id"],
-        "status": status,
-        "applied_to": applied_to,
-        "created_at": ts(now),
-        "line": delta,
-    }
+    return Adjustment(
+        key=f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
+        original_invoice_id=ref["invoice_id"],
+        original_line_id=ref["line_id"],
+        status=status,
+        applied_to=applied_to,
+        created_at=ts(now),
+        line=delta,
+    )
