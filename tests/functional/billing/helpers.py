@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 
 from neruba import bootstrap
+from neruba.dal.billing import BillingState
 from neruba.dal.invoices import Invoice
 from neruba.logic.billing.scheduler import RunOptions, run_billing
 from tests.functional.billing.conftest import World
@@ -21,6 +22,13 @@ class Killed(BaseException):
 def stored_invoice(world: World, invoice_id: str) -> Invoice:
     """The invoice as its repository reads it back."""
     found = world.ctx.invoices.get(invoice_id)
+    assert found is not None
+    return found
+
+
+def billing_state(world: World, subscription_id: str) -> BillingState:
+    """The subscription's billing state as its repository reads it back."""
+    found = world.ctx.billing.state(subscription_id)
     assert found is not None
     return found
 

@@ -14,7 +14,7 @@ from tests.functional.billing.conftest import (
     ledger,
     subscribe_real,
 )
-from tests.functional.billing.helpers import day, queued, schedule, stored_invoice, work
+from tests.functional.billing.helpers import billing_state, day, queued, schedule, stored_invoice, work
 
 
 def _grant(key: str, kind: str, amount: int, priority: int) -> Any:
@@ -45,8 +45,8 @@ def test_the_catalog_creates_the_billing_state(real: World) -> None:
     subscribe_real(real, "acme")
 
     # THEN its billing state exists at once, the opening due at the start, without any backfill
-    state = real.ctx.billing.state(sub["id"])
-    assert (int(state["next_seq"]), state["status"], state["due_at"]) == (
+    state = billing_state(real, sub["id"])
+    assert (state.next_seq, state.status, state.due_at) == (
         0,
         "active",
         "2026-03-01T00:00:00.000000Z",
@@ -107,9 +107,9 @@ def test_three_missed_periods_catch_up_in_order(real: World, monkeypatch: Any) -
 
     # WHEN the worker bills them THEN the state waits for day 4 and the run counts four invoices
     work(real, now, monkeypatch)
-    state = real.ctx.billing.state(real.subscriptions[0]["id"])
+    state = billing_state(real, real.subscriptions[0]["id"])
     assert state is not None
-    assert (int(state["next_seq"]), state["due_at"]) == (4, "2026-03-05T00:00:00.000000Z")
+    assert (state.next_seq, state.due_at) == (4, "2026-03-05T00:00:00.000000Z")
     assert real.ctx.billing.run(run["id"])["invoiced"] == 4
 
     # WHEN a later run finalizes after the grace
@@ -229,5 +229,5 @@ def test_canceled_now_gets_a_final_window_ending_at_the_cancellation(real: World
         "2026-03-02T06:00:00.000000Z",
         400,
     )
-    assert real.ctx.billing.state(sub["id"])["status"] == "ended"
+    assert billing_state(real, sub["id"]).status == "ended"
     assert_books_agree(real, "acme")

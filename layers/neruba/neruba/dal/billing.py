@@ -36,6 +36,60 @@ DUE_SHARDS = 8
 
 
 @dataclass(frozen=True)
+class BillingState:
+    """A subscription's billing state: the next window to bill, and while one is due, when."""
+
+    subscription_id: str
+    customer_id: str
+    anchor: str
+    interval: str
+    next_seq: int
+    status: str
+    """``active`` | ``ended``"""
+    due_at: str | None = None
+    ends_at: str | None = None
+    enqueued_seq: int | None = None
+    enqueued_at: str | None = None
+    last_invoice_id: str | None = None
+
+
+def _billing_state(item: dict[str, Any]) -> BillingState:
+    enqueued_seq = item.get("enqueued_seq")
+    return BillingState(
+        subscription_id=str(item["subscription_id"]),
+        customer_id=str(item["customer_id"]),
+        anchor=str(item["anchor"]),
+        interval=str(item["interval"]),
+        next_seq=int(item["next_seq"]),
+        status=str(item["status"]),
+        due_at=item.get("due_at"),
+        ends_at=item.get("ends_at"),
+        enqueued_seq=int(enqueued_seq) if enqueued_seq is not None else None,
+        enqueued_at=item.get("enqueued_at"),
+        last_invoice_id=item.get("last_invoice_id"),
+    )
+
+
+def _new_state_item(state: BillingState) -> dict[str, Any]:
+    """The item of a new billing state (version 1), in the due index while a window is due."""
+    item: dict[str, Any] = {
+        "pk": f"BST#{state.subscription_id}",
+        "sk": "#",
+        "ver": 1,
+        "subscription_id": state.subscription_id,
+        "customer_id": state.customer_id,
+        "anchor": state.anchor,
+        "interval": state.interval,
+        "next_seq": state.next_seq,
+        "status": state.status,
+    }
+    if state.due_at is not None:
+        item["due_shard"] = shard_of(state.subscription_id, "bst")
+        item["due_at"] = state.due_at
+    return item
+
+
+@dataclass(frozen=True)
 class Adjustment:
     """A correction of a finalized invoice's line, waiting for (``pending``) or carried by (``applied``)
     an invoice of the subscription."""
@@ -84,23 +138,21 @@ class BillingRepository:
         self.table_name = table_name
 
     # ---------------------------------------------------------------- billing state
-    def put_state_if_absent(self, state: dict[str, Any]) -> bool:
+    def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""
-        return put_if_absent(
-            self.table_name, {"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}
-        )
+        return put_if_absent(self.table_name, _new_state_item(state))
 
-    def state_put_item(self, state: dict[str, Any]) -> dict[str, Any]:
+    def state_put_item(self, state: BillingState) -> dict[str, Any]:
         """A TransactWriteItems ``Put`` creating a billing state (condition: none exists yet)."""
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": to_item({"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}),
+                "Item": to_item(_new_state_item(state)),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
 
-    def end_item(self, state: dict[str, Any], ends_at: datetime) -> dict[str, Any] | None:
+    def end_item(self, state: BillingState, ends_at: datetime) -> dict[str, Any] | None:
         """An Update ending billing of an active ``state`` (as read) early, at ``ends_at`` (a subscription
         canceled immediately), for the cancellation's transaction.
 
@@ -109,14 +161,14 @@ class BillingRepository:
         active, ``due_at`` as read) makes a state that moved meanwhile cancel the transaction, so the
         caller reads it again. None when the state is not active.
         """
-        if state.get("status") != "active":
+        if state.status != "active":
             return None
-        due = str(state["due_at"])
+        due = str(state.due_at)
         expression = "SET ends_at = :e" + (", due_at = :e" if due > ts(ends_at) else "") + " ADD ver :one"
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": _state_key(str(state["subscription_id"])),
+                "Key": _state_key(state.subscription_id),
                 "UpdateExpression": expression,
                 "ConditionExpression": "#st = :active AND due_at = :due",
                 "ExpressionAttributeNames": {"#st": "status"},
@@ -126,15 +178,15 @@ class BillingRepository:
             }
         }
 
-    def state(self, subscription_id: str) -> dict[str, Any] | None:
+    def state(self, subscription_id: str) -> BillingState | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=_state_key(subscription_id), ConsistentRead=True
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return _billing_state(from_item(response["Item"])) if "Item" in response else None
 
-    def due_states(self, now: datetime, shard: int) -> Iterator[dict[str, Any]]:
+    def due_states(self, now: datetime, shard: int) -> Iterator[BillingState]:
         """Billing states due at ``now`` in one shard of the sparse index (pages of 1 MB)."""
-        yield from self._due("bst", shard, now)
+        yield from (_billing_state(item) for item in self._due("bst", shard, now))
 
     def _due(self, prefix: str, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
         paginator = client("dynamodb").get_paginator("query")

@@ -42,7 +42,7 @@ KINDS = ("correction", "credit_note")
 def billing_ended(ctx: Billing, subscription_id: str) -> bool:
     """Whether the subscription has no window left to bill (so nothing would carry a pending line)."""
     state = ctx.billing.state(subscription_id)
-    return state is not None and state.get("status") == "ended"
+    return state is not None and state.status == "ended"
 
 
 def correction_invoice(

@@ -18,12 +18,17 @@ Why a retried or duplicated job never bills twice:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.billing import Adjustment, BillingRepository, TransactionCancelledError, shard_of
+from neruba.dal.billing import (
+    Adjustment,
+    BillingRepository,
+    BillingState,
+    TransactionCancelledError,
+)
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
@@ -66,19 +71,18 @@ def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any
     return billing.put_state_if_absent(new_billing_state(subscription))
 
 
-def new_billing_state(subscription: dict[str, Any]) -> dict[str, Any]:
+def new_billing_state(subscription: dict[str, Any]) -> BillingState:
     """The billing state a new subscription starts with: window 0 (the opening) due at its start."""
-    anchor = parse_ts(str(subscription["start_at"]))
-    return {
-        "subscription_id": subscription["id"],
-        "customer_id": subscription["customer_id"],
-        "anchor": ts(anchor),
-        "interval": subscription["interval"],
-        "next_seq": 0,
-        "status": "active",
-        "due_shard": shard_of(subscription["id"], "bst"),
-        "due_at": ts(anchor),
-    }
+    anchor = ts(parse_ts(str(subscription["start_at"])))
+    return BillingState(
+        subscription_id=subscription["id"],
+        customer_id=subscription["customer_id"],
+        anchor=anchor,
+        interval=subscription["interval"],
+        next_seq=0,
+        status="active",
+        due_at=anchor,
+    )
 
 
 def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:
@@ -91,12 +95,12 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
         ensure_billing_state(ctx.billing, subscription)
         state = ctx.billing.state(job.subscription_id)
         assert state is not None
-    if int(state["next_seq"]) > job.seq:
+    if state.next_seq > job.seq:
         outcome.already_billed += 1
         # a retried job: its first attempt may have stopped between the window and its top-up
         _top_up(ctx, outcome, subscription, str(subscription.get("currency") or ""), now)
-    while state["status"] == "active" and int(state["next_seq"]) <= job.seq:
-        seq = int(state["next_seq"])
+    while state.status == "active" and state.next_seq <= job.seq:
+        seq = state.next_seq
         ends_at = subscription_end(subscription, ctx.add_interval)
         window = _window(ctx, state, seq, ends_at)
         if window is None:
@@ -131,18 +135,16 @@ def _top_up(
         outcome.top_ups.append(invoice_id)
 
 
-def _advanced(
-    state: dict[str, Any], window: Window, ends_at: datetime | None, ctx: Billing
-) -> dict[str, Any]:
+def _advanced(state: BillingState, window: Window, ends_at: datetime | None, ctx: Billing) -> BillingState:
     following = _window(ctx, state, window.seq + 1, ends_at)
-    return {**state, "next_seq": window.seq + 1, "status": "active" if following else "ended"}
+    return replace(state, next_seq=window.seq + 1, status="active" if following else "ended")
 
 
-def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | None) -> Window | None:
+def _window(ctx: Billing, state: BillingState, seq: int, ends_at: datetime | None) -> Window | None:
     return window_at(
-        str(state["subscription_id"]),
-        parse_ts(str(state["anchor"])),
-        str(state["interval"]),
+        state.subscription_id,
+        parse_ts(state.anchor),
+        state.interval,
         seq,
         ctx.add_interval,
         ends_at,

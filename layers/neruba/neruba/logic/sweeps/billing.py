@@ -42,6 +42,7 @@ from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
 if TYPE_CHECKING:
+    from neruba.dal.billing import BillingState
     from neruba.dal.invoices import Invoice
     from neruba.dal.ops import OpsRepository
     from neruba.logic.billing.context import Billing
@@ -88,10 +89,7 @@ def _due_windows(
             try:  # one state's failure is reported and never stops the others
                 _due_window(ctx, billing, ops, state, result, details)
             except Exception as exc:
-                ids = {
-                    "subscription_id": state.get("subscription_id"),
-                    "customer_id": state.get("customer_id"),
-                }
+                ids = {"subscription_id": state.subscription_id, "customer_id": state.customer_id}
                 result.fail("due_window", exc, **ids)
 
 
@@ -99,7 +97,7 @@ def _due_window(
     ctx: SweepContext,
     billing: Billing,
     ops: OpsRepository,
-    state: dict[str, Any],
+    state: BillingState,
     result: CheckResult,
     details: dict[str, Any],
 ) -> None:
@@ -108,12 +106,12 @@ def _due_window(
     from neruba.logic.billing.windows import state_windows
     from neruba.timefmt import parse_ts
 
-    subscription_id, seq = str(state["subscription_id"]), int(state["next_seq"])
-    ids = {"subscription_id": subscription_id, "customer_id": str(state["customer_id"]), "seq": seq}
+    subscription_id, seq = state.subscription_id, state.next_seq
+    ids = {"subscription_id": subscription_id, "customer_id": state.customer_id, "seq": seq}
     result.found += 1
-    enqueued = state.get("enqueued_at")
-    recently = enqueued and parse_ts(str(enqueued)) > ctx.now - IN_FLIGHT
-    if recently and int(state.get("enqueued_seq", -1)) >= seq:
+    enqueued = state.enqueued_at
+    recently = enqueued and parse_ts(enqueued) > ctx.now - IN_FLIGHT
+    if recently and (state.enqueued_seq if state.enqueued_seq is not None else -1) >= seq:
         details["in_flight"].append({"kind": "due_window", **ids})
         return
     if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
