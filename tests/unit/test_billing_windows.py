@@ -100,13 +100,11 @@ def test_line_deltas_count_earlier_adjustments() -> None:
     )
     earlier = [
         Adjustment(
-            key="in_1#usage:calls::0#001",
-            original_invoice_id="in_1",
-            original_line_id="usage:calls::0",
-            status="applied",
-            applied_to="in_2",
-            created_at=None,
-            line={"quantity": Decimal(2), "amount_minor": 20},
+            "in_1#usage:calls::0#001",
+            "in_1",
+            "usage:calls::0",
+            "applied",
+            {"quantity": Decimal(2), "amount_minor": 20},
         )
     ]
 

@@ -20,13 +20,13 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
-from neruba.dal.dynamo import from_item, put_if_absent, to_item
+from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import ts
 
@@ -41,33 +41,21 @@ class BillingState:
 
     subscription_id: str
     customer_id: str
+    status: Literal["active", "ended"]
     anchor: str
+    """The subscription's start, where its windows are counted from (stored time text)."""
     interval: str
     next_seq: int
-    status: str
-    """``active`` | ``ended``"""
+    """The next window to bill (0 is the opening window)."""
     due_at: str | None = None
     ends_at: str | None = None
     enqueued_seq: int | None = None
+    """The last window sent to the billing queue, and when (a scheduler does not send it again soon)."""
     enqueued_at: str | None = None
-    last_invoice_id: str | None = None
 
 
 def _billing_state(item: dict[str, Any]) -> BillingState:
-    enqueued_seq = item.get("enqueued_seq")
-    return BillingState(
-        subscription_id=str(item["subscription_id"]),
-        customer_id=str(item["customer_id"]),
-        anchor=str(item["anchor"]),
-        interval=str(item["interval"]),
-        next_seq=int(item["next_seq"]),
-        status=str(item["status"]),
-        due_at=item.get("due_at"),
-        ends_at=item.get("ends_at"),
-        enqueued_seq=int(enqueued_seq) if enqueued_seq is not None else None,
-        enqueued_at=item.get("enqueued_at"),
-        last_invoice_id=item.get("last_invoice_id"),
-    )
+    return record(BillingState, item)
 
 
 def _new_state_item(state: BillingState) -> dict[str, Any]:
@@ -90,6 +78,15 @@ def _new_state_item(state: BillingState) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class StoredResult:
+    """The first answer of an operator action, stored under its Idempotency-Key."""
+
+    fingerprint: str
+    """What the request was reduced to (``logic.idempotency.fingerprint``)."""
+    result: Any
+
+
+@dataclass(frozen=True)
 class Adjustment:
     """A correction of a finalized invoice's line, waiting for (``pending``) or carried by (``applied``)
     an invoice of the subscription."""
@@ -98,23 +95,16 @@ class Adjustment:
     """``{original_invoice}#{line_id}#{n:03d}``: what applies it."""
     original_invoice_id: str
     original_line_id: str
-    status: str
-    applied_to: str | None
-    created_at: str | None
+    status: Literal["pending", "applied"]
     line: dict[str, Any]
     """The adjustment line as an invoice carries it."""
+    applied_to: str | None = None
+    """The invoice that carries it, once applied."""
+    created_at: str | None = None
 
 
 def _adjustment(item: dict[str, Any]) -> Adjustment:
-    return Adjustment(
-        key=str(item["sk"]),
-        original_invoice_id=str(item["original_invoice_id"]),
-        original_line_id=str(item["original_line_id"]),
-        status=str(item["status"]),
-        applied_to=item.get("applied_to"),
-        created_at=item.get("created_at"),
-        line=jsonutil.loads(item["line"]),
-    )
+    return record(Adjustment, item, key=str(item["sk"]), line=jsonutil.loads(item["line"]))
 
 
 def shard_of(key: str, prefix: str) -> str:
@@ -406,22 +396,23 @@ class BillingRepository:
         }
 
     # ---------------------------------------------------------------- markers
-    def marker(self, name: str) -> dict[str, Any] | None:
-        """A one-off marker (``MARK#{name}``), e.g. that the billing-state backfill ran."""
+    def marker(self, name: str) -> str | None:
+        """When a one-off marker (``MARK#{name}``) was set, e.g. that the billing-state backfill ran;
+        None when it was not."""
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"MARK#{name}"}, "sk": {"S": "#"}},
             ConsistentRead=True,
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return str(from_item(response["Item"]).get("at")) if "Item" in response else None
 
     def set_marker(self, name: str, at: datetime) -> None:
         item = {"pk": f"MARK#{name}", "sk": "#", "at": ts(at)}
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
 
     # ---------------------------------------------------------------- operator idempotency
-    def idempotent_result(self, scope: str, key: str) -> dict[str, Any] | None:
-        """The stored first result of ``key`` (``fingerprint``, ``result``), or None."""
+    def idempotent_result(self, scope: str, key: str) -> StoredResult | None:
+        """The stored first result of ``key``, or None."""
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"IDEM#{scope}#{key}"}, "sk": {"S": "#"}},
@@ -430,7 +421,7 @@ class BillingRepository:
         if "Item" not in response:
             return None
         item = from_item(response["Item"])
-        return {"fingerprint": item["fingerprint"], "result": jsonutil.loads(item["result"])}
+        return StoredResult(str(item["fingerprint"]), jsonutil.loads(item["result"]))
 
     def idempotency_put_item(self, scope: str, key: str, fingerprint: str, result: Any) -> dict[str, Any]:
         item = {
@@ -451,16 +442,4 @@ class BillingRepository:
 def _public(item: dict[str, Any]) -> dict[str, Any]:
     """A stored record without its key and index attributes; whole Decimals become ints."""
     hidden = {"pk", "sk", "list_pk", "list_sk", "due_shard", "due_at"}
-    return {k: _plain(v) for k, v in item.items() if k not in hidden}
-
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return {k: plain(v) for k, v in item.items() if k not in hidden}

@@ -6,10 +6,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, record, to_item
 from neruba.timefmt import iso
 
 
@@ -22,28 +22,17 @@ class Dispute:
     customer_id: str
     currency: str
     amount_minor: int
-    payment_id: str | None
-    invoice_id: str | None
-    status: str
-    """``open`` | ``won`` | ``lost``"""
-    payment_tracked: bool
-    """Counted in its payment's record (False for a dispute recorded before payment records existed)."""
+    status: Literal["open", "won", "lost"]
     document: dict[str, Any]
+    payment_id: str | None = None
+    invoice_id: str | None = None
+    payment_tracked: bool = False
+    """Counted in its payment's record (False for a dispute recorded before payment records existed)."""
 
 
 def dispute_record(doc: Mapping[str, Any]) -> Dispute:
     """A dispute document as its record."""
-    return Dispute(
-        id=str(doc["id"]),
-        customer_id=str(doc["customer_id"]),
-        currency=str(doc["currency"]),
-        amount_minor=int(doc["amount_minor"]),
-        payment_id=doc.get("payment_id"),
-        invoice_id=doc.get("invoice_id"),
-        status=str(doc["status"]),
-        payment_tracked=bool(doc.get("payment_tracked")),
-        document=dict(doc),
-    )
+    return record(Dispute, doc, document=dict(doc))
 
 
 class DisputesRepository:

@@ -21,7 +21,7 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from neruba.dal.billing import (
     Adjustment,
@@ -423,7 +423,7 @@ def late_adjustments(
 
 
 def adjustment_record(
-    delta: dict[str, Any], status: str, applied_to: str | None, now: datetime
+    delta: dict[str, Any], status: Literal["pending", "applied"], applied_to: str | None, now: datetime
 ) -> Adjustment:
     """The adjustment of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
     ref = delta["references"]
