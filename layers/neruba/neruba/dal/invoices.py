@@ -50,7 +50,7 @@ class InvoiceLine:
 
     line_id: str
     kind: str | None
-    """``usage``, ``fee``, ``adjustment``, ...; None on a line stored without one."""
+    """``domain.pricing.LineKind``, ``adjustment`` or ``topup``; None on a line stored without one."""
     quantity: Decimal | None
     amount_minor: int
     description: str | None
