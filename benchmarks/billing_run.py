@@ -35,7 +35,10 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,11 +257,11 @@ def scenario(subs: int, events: int, cells: int, deadline_s: float = 4 * 3600) -
     }
 
 
-def _sample(invoice: dict[str, Any]) -> dict[str, Any]:
-    lines = invoice["lines"]
+def _sample(invoice: Invoice) -> dict[str, Any]:
+    lines = [line.document for line in invoice.lines]
     return {
-        "status": invoice["status"],
-        "subtotal_minor": invoice["subtotal_minor"],
+        "status": invoice.status,
+        "subtotal_minor": invoice.subtotal_minor,
         "lines": len(lines),
         "hours_read_by_rater": sum(int((x.get("source") or {}).get("hours", 0)) for x in lines),
         "events_behind_it": sum(int((x.get("source") or {}).get("events", 0)) for x in lines),
@@ -274,7 +277,7 @@ def _count_invoices(subs: int) -> int:
     count = 0
     for n in range(subs):
         state = billing.state(f"sub_{n:020x}")
-        count += 1 if state is not None and int(state["next_seq"]) >= 2 else 0
+        count += 1 if state is not None and state.next_seq >= 2 else 0
     return count
 
 

@@ -248,9 +248,9 @@ def _sync_reason(billing_table: str | None, invoice_id: str) -> str:
     invoice = InvoicesRepository(billing_table).get(invoice_id)
     if invoice is None:
         return f"no invoice {invoice_id}"
-    sync = invoice.get("stripe") or {}
+    sync = invoice.stripe or {}
     if not sync.get("last_error"):
-        return f"invoice {invoice.get('status')}, no sync error recorded: see the sync function's logs"
+        return f"invoice {invoice.status}, no sync error recorded: see the sync function's logs"
     return f"sync {sync.get('status')} after {sync.get('attempts', 0)} attempt(s): {sync['last_error']}"
 
 

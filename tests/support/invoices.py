@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.catalog import CatalogRepository
-from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.invoices import Invoice, InvoicesRepository
 from neruba.dal.ledger import LedgerRepository
 from neruba.dal.transaction import Transaction
 from neruba.logic.ledger.postings import invoice_posting
@@ -32,7 +32,7 @@ def add_customer(external_id: str = "acme", name: str = "Acme", email: str | Non
     )
 
 
-def store_invoice(doc: dict[str, Any], *, finalize: bool = True, post: bool = True) -> dict[str, Any]:
+def store_invoice(doc: dict[str, Any], *, finalize: bool = True, post: bool = True) -> Invoice:
     """Store ``doc`` (``id``, ``customer_id``, ``currency``, ``total_minor``, optional ``lines`` and
     ``stripe``) as a draft, finalize it unless ``finalize`` is false, and return it as read back.
 
@@ -105,4 +105,4 @@ class Books:
     def status(self, invoice_id: str | None = None) -> str:
         found = invoices().get(invoice_id or self.invoice_id)
         assert found is not None
-        return str(found["status"])
+        return found.status

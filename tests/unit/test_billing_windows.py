@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from neruba.dal.billing import Adjustment
+from neruba.dal.invoices import invoice_record
 from neruba.domain.periods import add_interval
 from neruba.logic.billing.windows import due_windows, subscription_end, window_at
 from neruba.logic.billing.worker import line_deltas
@@ -87,19 +89,23 @@ def _line(quantity: str, amount: int) -> dict[str, object]:
 
 def test_line_deltas_count_earlier_adjustments() -> None:
     # GIVEN a finalized invoice that billed 10 calls, already corrected once by +2
-    invoice = {
-        "id": "in_1",
-        "number": "INV-000001",
-        "period_start": "a",
-        "period_end": "b",
-        "lines": [_line("10", 100)],
-    }
-    earlier = [
+    invoice = invoice_record(
         {
-            "original_invoice_id": "in_1",
-            "original_line_id": "usage:calls::0",
-            "line": {"quantity": Decimal(2), "amount_minor": 20},
+            "id": "in_1",
+            "number": "INV-000001",
+            "period_start": "a",
+            "period_end": "b",
+            "lines": [_line("10", 100)],
         }
+    )
+    earlier = [
+        Adjustment(
+            "in_1#usage:calls::0#001",
+            "in_1",
+            "usage:calls::0",
+            "applied",
+            {"quantity": Decimal(2), "amount_minor": 20},
+        )
     ]
 
     # WHEN 13 calls are counted now

@@ -3,24 +3,28 @@ reported (never more than due), and the invoice is paid exactly when nothing rem
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from neruba.dal.invoices import Invoice, invoice_record
 from neruba.logic.stripe.checks import Park, PaymentClaim, PaymentPlan, check_payment
 
 
-def invoice(total: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "in_1",
-        "customer_id": "acme",
-        "currency": "USD",
-        "status": "finalized",
-        "total_minor": total,
-        "stripe": {"invoice_id": "in_S1", "customer_id": "cus_1"},
-        **extra,
-    }
+def invoice(total: int, **extra: Any) -> Invoice:
+    return invoice_record(
+        {
+            "id": "in_1",
+            "customer_id": "acme",
+            "currency": "USD",
+            "status": "finalized",
+            "total_minor": total,
+            "stripe": {"invoice_id": "in_S1", "customer_id": "cus_1"},
+            **extra,
+        }
+    )
 
 
 def claim(paid: int, total: int | None = None, **changes: Any) -> PaymentClaim:
@@ -47,11 +51,11 @@ def test_any_order_of_running_totals_books_the_largest_once(case: tuple[int, lis
         plan = check_payment(doc, claim(paid, total))
         assert isinstance(plan, PaymentPlan)
         booked += plan.post_minor
-        doc.update(status=plan.status_after, amount_paid_minor=plan.paid_after)
+        doc = replace(doc, status=plan.status_after, amount_paid_minor=plan.paid_after)
         assert plan.remaining_minor == total - plan.paid_after >= 0
     expected = max(reported, default=0)
-    assert booked == expected == doc.get("amount_paid_minor", 0)
-    assert (doc["status"] == "paid") == (expected == total)
+    assert booked == expected == (doc.amount_paid_minor or 0)
+    assert (doc.status == "paid") == (expected == total)
 
 
 def test_each_disagreement_is_parked_with_its_code() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from neruba.dal.invoices import InvoiceConflictError, can_transition
+from neruba.dal.invoices import Invoice, InvoiceConflictError, can_transition, invoice_record
 from neruba.domain.payments import PaymentRecord
 from neruba.logic.stripe import ledger_effects as ledger_effects
 from neruba.logic.stripe.checks import PaymentPlan
@@ -22,8 +22,8 @@ class FakeInvoices:
         self.docs: dict[str, dict[str, Any]] = {"in_1": {"id": "in_1", "status": status}}
         self.race: str | None = None
 
-    def get(self, invoice_id: str) -> dict[str, Any] | None:
-        return dict(self.docs[invoice_id]) if invoice_id in self.docs else None
+    def get(self, invoice_id: str) -> Invoice | None:
+        return invoice_record(self.docs[invoice_id]) if invoice_id in self.docs else None
 
     def transition(self, invoice_id: str, status: str, *, expected: str) -> None:
         if self.race is not None:  # another writer changes the status between read and write

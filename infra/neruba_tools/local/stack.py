@@ -479,10 +479,10 @@ class LocalStack:
         invoice = InvoicesRepository(get_settings().billing_table).get(invoice_id)
         if invoice is None:
             return 404, {"error": {"code": "invoice_not_found", "message": f"no invoice {invoice_id}"}}
-        if invoice.get("status") in ("draft", "void"):
-            code = "invoice_not_finalized" if invoice["status"] == "draft" else "invoice_not_payable"
+        if invoice.status in ("draft", "void"):
+            code = "invoice_not_finalized" if invoice.status == "draft" else "invoice_not_payable"
             message = (
-                f"{invoice_id} is {invoice['status']}: only a finalized invoice is sent to Stripe and can "
+                f"{invoice_id} is {invoice.status}: only a finalized invoice is sent to Stripe and can "
                 "be paid"
             )
             return 409, {"error": {"code": code, "message": message}}

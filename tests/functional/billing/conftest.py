@@ -76,8 +76,9 @@ class World:
         )
 
     def invoices(self, customer_id: str) -> list[dict[str, Any]]:
-        docs, _ = self.ctx.invoices.list(customer_id, None, 100, None)
-        return sorted(docs, key=lambda d: (d["period_start"], d["kind"] != "opening"))
+        """The customer's stored invoice documents, oldest period first (an opening invoice first)."""
+        found, _ = self.ctx.invoices.list(customer_id, None, 100, None)
+        return [i.document for i in sorted(found, key=lambda i: (i.period_start, i.kind != "opening"))]
 
 
 BASIC = {

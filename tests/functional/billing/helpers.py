@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 
 from neruba import bootstrap
+from neruba.dal.billing import BillingState
+from neruba.dal.invoices import Invoice
 from neruba.logic.billing.scheduler import RunOptions, run_billing
 from tests.functional.billing.conftest import World
 from tests.support.queues import receive_batch, run_batch
@@ -15,6 +17,20 @@ from tests.support.queues import receive_batch, run_batch
 
 class Killed(BaseException):
     """A simulated Lambda kill (not an Exception, so nothing in the code under test catches it)."""
+
+
+def stored_invoice(world: World, invoice_id: str) -> Invoice:
+    """The invoice as its repository reads it back."""
+    found = world.ctx.invoices.get(invoice_id)
+    assert found is not None
+    return found
+
+
+def billing_state(world: World, subscription_id: str) -> BillingState:
+    """The subscription's billing state as its repository reads it back."""
+    found = world.ctx.billing.state(subscription_id)
+    assert found is not None
+    return found
 
 
 def schedule(world: World, now: datetime, **options: Any) -> dict[str, Any]:

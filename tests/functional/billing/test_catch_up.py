@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.functional.billing.conftest import START, World
-from tests.functional.billing.helpers import day, queued, schedule, work
+from tests.functional.billing.helpers import billing_state, day, queued, schedule, work
 
 
 def test_a_later_job_bills_the_earlier_windows_first(world: World, monkeypatch: Any) -> None:
@@ -31,7 +31,7 @@ def test_a_later_job_bills_the_earlier_windows_first(world: World, monkeypatch: 
     assert [i["seq"] for i in world.invoices("acme")] == [0, 1, 2]
     work(world, now, monkeypatch)
     assert len(world.invoices("acme")) == 3
-    assert int(world.ctx.billing.state(sub["id"])["next_seq"]) == 3
+    assert billing_state(world, sub["id"]).next_seq == 3
 
 
 def test_the_scheduler_reads_only_due_states(world: World, monkeypatch: Any) -> None:
@@ -69,5 +69,5 @@ def test_a_canceled_subscription_stops_after_its_last_window(world: World, monke
     assert invoices[-1]["period_end"] == "2026-03-02T12:00:00.000000Z"
     schedule(world, now + day(1))
     work(world, now + day(1), monkeypatch)
-    assert world.ctx.billing.state(sub["id"])["status"] == "ended"
+    assert billing_state(world, sub["id"]).status == "ended"
     assert len(world.invoices("acme")) == 3

@@ -24,7 +24,7 @@ import pytest
 from neruba.dal.dynamo import to_item
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import World
-from tests.functional.billing.helpers import schedule, work
+from tests.functional.billing.helpers import schedule, stored_invoice, work
 from tests.support.api import api_event, call
 
 Api = Callable[..., tuple[int, Any]]
@@ -138,8 +138,7 @@ def bill(world: World, at: datetime, monkeypatch: Any) -> None:
 
 
 def invoices_of(world: World, customer_id: str) -> list[dict[str, Any]]:
-    docs, _ = world.ctx.invoices.list(customer_id, None, 100, None)
-    return sorted(docs, key=lambda d: (d["period_start"], d["kind"] != "opening"))
+    return world.invoices(customer_id)
 
 
 def amounts(invoice: dict[str, Any]) -> dict[str, int]:
@@ -289,12 +288,12 @@ def test_a_rerun_of_the_final_invoice_rates_it_the_same_way(
     # WHEN an operator reruns the draft, then (after finalization) the finalized invoice
     draft_rerun = rerun()
     schedule(billing, ended + 3 * HOUR)  # the grace (1 h) has passed: finalized
-    assert billing.ctx.invoices.get(final["id"])["status"] == "finalized"
+    assert stored_invoice(billing, final["id"]).status == "finalized"
     final_rerun = rerun()
 
     # THEN both find the invoice right (the credit over [ended, end) of the whole period): nothing changes
     assert draft_rerun["action"] == final_rerun["action"] == "unchanged"
-    assert amounts(billing.ctx.invoices.get(final["id"])) == {"proration:credit:0": credit}
+    assert amounts(stored_invoice(billing, final["id"]).document) == {"proration:credit:0": credit}
     assert billing.ctx.billing.adjustments(sub["id"]) == []
 
 

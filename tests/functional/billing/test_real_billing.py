@@ -14,7 +14,7 @@ from tests.functional.billing.conftest import (
     ledger,
     subscribe_real,
 )
-from tests.functional.billing.helpers import day, queued, schedule, work
+from tests.functional.billing.helpers import billing_state, day, queued, schedule, stored_invoice, work
 
 
 def _grant(key: str, kind: str, amount: int, priority: int) -> Any:
@@ -45,8 +45,8 @@ def test_the_catalog_creates_the_billing_state(real: World) -> None:
     subscribe_real(real, "acme")
 
     # THEN its billing state exists at once, the opening due at the start, without any backfill
-    state = real.ctx.billing.state(sub["id"])
-    assert (int(state["next_seq"]), state["status"], state["due_at"]) == (
+    state = billing_state(real, sub["id"])
+    assert (state.next_seq, state.status, state.due_at) == (
         0,
         "active",
         "2026-03-01T00:00:00.000000Z",
@@ -72,7 +72,7 @@ def test_credits_in_priority_order_with_remainders_and_explain(real: World, monk
     assert ledger().grant(welcome.grant_id).remaining_minor == 0
     assert ledger().grant(prepaid.grant_id).remaining_minor == 300
     # explain shows the credits per line, grant by grant
-    (line,) = explain(usage)["lines"]
+    (line,) = explain(stored_invoice(real, usage["id"]))["lines"]
     assert (line["meter_code"], line["events"], line["hours"]) == ("api_calls", 12, 1)
     assert line["credits_applied"] == [
         {"grant_id": welcome.grant_id, "amount_minor": 500},
@@ -107,9 +107,9 @@ def test_three_missed_periods_catch_up_in_order(real: World, monkeypatch: Any) -
 
     # WHEN the worker bills them THEN the state waits for day 4 and the run counts four invoices
     work(real, now, monkeypatch)
-    state = real.ctx.billing.state(real.subscriptions[0]["id"])
+    state = billing_state(real, real.subscriptions[0]["id"])
     assert state is not None
-    assert (int(state["next_seq"]), state["due_at"]) == (4, "2026-03-05T00:00:00.000000Z")
+    assert (state.next_seq, state.due_at) == (4, "2026-03-05T00:00:00.000000Z")
     assert real.ctx.billing.run(run["id"])["invoiced"] == 4
 
     # WHEN a later run finalizes after the grace
@@ -159,7 +159,7 @@ def test_late_events_after_finalization_become_an_adjustment_posted_once(
     }
     assert second["subtotal_minor"] == 300 + 500
     assert [line["kind"] for line in third["lines"]] == ["usage"]
-    assert real.ctx.invoices.get(first["id"]) == first
+    assert stored_invoice(real, first["id"]).document == first
     assert first["subtotal_minor"] == 1200
     # the ledger posted the adjustment once, inside day 1's invoice posting
     keys = [(p.idempotency_key, p.total_minor) for p in invoice_postings("acme")]
@@ -188,7 +188,7 @@ def test_rerun_of_a_finalized_invoice_is_a_correction_never_an_edit(real: World,
     # THEN the finalized invoice is untouched; the correction (-4 calls, -400) rides on day 1's invoice,
     # which goes negative (300 - 400): no credit is applied to it and the ledger posts a reduction
     assert result["action"] == "adjustment_pending" and result["correction"]["amount_minor"] == -400
-    assert real.ctx.invoices.get(first["id"]) == first
+    assert stored_invoice(real, first["id"]).document == first
     second = real.invoices("acme")[2]
     assert [(line["kind"], line["amount_minor"]) for line in second["lines"]] == [
         ("usage", 300),
@@ -229,5 +229,5 @@ def test_canceled_now_gets_a_final_window_ending_at_the_cancellation(real: World
         "2026-03-02T06:00:00.000000Z",
         400,
     )
-    assert real.ctx.billing.state(sub["id"])["status"] == "ended"
+    assert billing_state(real, sub["id"]).status == "ended"
     assert_books_agree(real, "acme")

@@ -21,7 +21,7 @@ from tests.functional.billing.conftest import (
     invoice_postings,
     subscribe_real,
 )
-from tests.functional.billing.helpers import Killed, day, schedule, work
+from tests.functional.billing.helpers import Killed, billing_state, day, schedule, work
 from tests.support.api import api_event, call
 
 PRICE = 100  # minor units per call
@@ -72,7 +72,7 @@ def ended(real: World, monkeypatch: Any) -> dict[str, Any]:
     schedule(real, START + day(0, 21))
     work(real, START + day(0, 21), monkeypatch)
     schedule(real, START + day(0, 23))
-    assert real.ctx.billing.state(sub["id"])["status"] == "ended"
+    assert billing_state(real, sub["id"]).status == "ended"
     final = real.invoices("acme")[-1]
     assert (final["status"], final["total_minor"]) == ("finalized", BILLED_CALLS * PRICE)
     return final

@@ -7,7 +7,6 @@ from typing import Any
 
 import boto3
 
-from neruba.dal.dynamo import to_item
 from neruba.logic.billing import worker as billing_worker
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import (
@@ -17,7 +16,7 @@ from tests.functional.billing.conftest import (
     invoice_postings,
     subscribe_real,
 )
-from tests.functional.billing.helpers import Killed, day, queued, schedule, work, worker
+from tests.functional.billing.helpers import Killed, billing_state, day, queued, schedule, work, worker
 from tests.support.queues import receive_batch, run_batch
 
 
@@ -53,10 +52,11 @@ def test_killed_after_the_invoice_before_the_advance_then_retried(real: World, m
     handler = worker(real, now, monkeypatch)
     messages = receive_batch(real.billing_queue, 10)
     run_batch(handler, real.billing_queue, [m for m in messages if '"seq":0' in m["Body"]])
-    before = real.ctx.billing.state(sub_id)
+    dynamodb, table = boto3.client("dynamodb"), get_settings().billing_table
+    before = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"BST#{sub_id}"}, "sk": {"S": "#"}})["Item"]
     run_batch(handler, real.billing_queue, [m for m in messages if '"seq":1' in m["Body"]])
-    boto3.client("dynamodb").put_item(TableName=get_settings().billing_table, Item=to_item(before))
-    assert int(real.ctx.billing.state(sub_id)["next_seq"]) == 1
+    dynamodb.put_item(TableName=table, Item=before)
+    assert billing_state(real, sub_id).next_seq == 1
 
     # WHEN the window's job is retried
     schedule(real, now, trigger="manual")
@@ -65,7 +65,7 @@ def test_killed_after_the_invoice_before_the_advance_then_retried(real: World, m
 
     # THEN the state advanced; exactly one invoice and one invoice posting; the ledger reconciles and
     # the amount due in the ledger is the invoice total
-    assert int(real.ctx.billing.state(sub_id)["next_seq"]) == 2
+    assert billing_state(real, sub_id).next_seq == 2
     _assert_billed_once(real)
 
 

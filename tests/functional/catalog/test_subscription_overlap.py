@@ -328,7 +328,7 @@ def test_a_crash_while_canceling_leaves_billing_consistent(
         )
     # THEN the subscription is canceled and billing stops at its end
     state = BillingRepository(billing_table).state(sid)
-    assert state is not None and state.get("ends_at"), (status, canceled, state)
+    assert state is not None and state.ends_at, (status, canceled, state)
     assert (status, canceled["status"]) == (200, "canceled"), canceled
 
 

@@ -233,9 +233,7 @@ def test_stuck_draft_is_finalized_and_its_sync_sent(
     assert [r["kind"] for r in check["repairs"]] == ["draft_finalized"]
     assert check["repairs"][0]["invoice_id"] == draft["id"]
     finalized = world.ctx.invoices.get(draft["id"])
-    assert (
-        finalized is not None and finalized["status"] == "finalized" and finalized["number"] == "INV-000001"
-    )
+    assert finalized is not None and finalized.status == "finalized" and finalized.number == "INV-000001"
     assert world.locks.acquire("billing-scheduler", "next", timedelta(minutes=5), now) is not None
     # AND an hour later its never-sent sync message is sent once
     later = now + timedelta(minutes=61)

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.invoices import Invoice, InvoicesRepository
 from neruba.dal.ledger import LedgerRepository
 from neruba.settings import get_settings
 from neruba_tools.local.fake_stripe import FakeStripe
@@ -58,7 +58,7 @@ def work_events() -> int:
     return drain(lambda_handler, queue_url("StripeEventsQueue"), batch_size=10)
 
 
-def invoice(invoice_id: str) -> dict[str, Any]:
+def invoice(invoice_id: str) -> Invoice:
     found = InvoicesRepository(get_settings().billing_table).get(invoice_id)
     assert found is not None
     return found
@@ -139,8 +139,8 @@ def test_a_finalized_invoice_is_synced_once_and_paid_through_a_signed_webhook(
     fake.fail_next("/v1/invoices/*/finalize", 1)
     # WHEN the sync worker runs, and again after the failure (the message is retried)
     assert len(sync_run()) == 1
-    failed = next(i for i in every if invoice(i["id"])["stripe"]["status"] == "failed")
-    assert invoice(failed["id"])["stripe"]["retries"] == {"finalize": 1}
+    failed = next(i for i in every if invoice(i["id"]).stripe["status"] == "failed")
+    assert invoice(failed["id"]).stripe["retries"] == {"finalize": 1}
     assert sync_run() == set()
     # THEN each invoice is exactly one finalized Stripe invoice with our total and our metadata
     assert len(fake.invoices) == len(every) == 3 and len(fake.customers) == 1
@@ -148,7 +148,7 @@ def test_a_finalized_invoice_is_synced_once_and_paid_through_a_signed_webhook(
         theirs = stripe_invoice_of(fake, ours["id"])
         assert theirs["status"] == "open" and theirs["total"] == ours["total_minor"]
         assert theirs["metadata"]["neruba_customer_id"] == CUSTOMER
-        sync = invoice(ours["id"])["stripe"]
+        sync = invoice(ours["id"]).stripe
         assert (sync["status"], sync["invoice_id"]) == ("synced", theirs["id"])
     (customer,) = fake.customers.values()
     assert customer["email"] == "billing@acme.test" and customer["name"] == "Acme"
@@ -160,7 +160,7 @@ def test_a_finalized_invoice_is_synced_once_and_paid_through_a_signed_webhook(
     work_events()
 
     # THEN the invoices are paid, one payment posting each (keyed by the charge), the ledger reconciles
-    assert [invoice(i["id"])["status"] for i in finalized] == ["paid", "paid"]
+    assert [invoice(i["id"]).status for i in finalized] == ["paid", "paid"]
     payments = postings("payment")
     assert sorted((p.idempotency_key, p.source_id) for p in payments) == [
         ("stripe:payment:ch_0", "ch_0"),
@@ -207,7 +207,7 @@ def test_a_refund_delivered_before_the_payment_posts_once_after_it(
     assert sorted(p.reason for p in postings() if p.source == "stripe") == ["payment", "refund", "refund"]
     assert {stored(e["id"])["status"] for e in (refund, paid, again)} == {"processed"}
     assert [h["status"] for h in stored(refund["id"])["history"]] == ["deferred", "processed"]
-    assert invoice(usage["id"])["status"] == "paid"
+    assert invoice(usage["id"]).status == "paid"
     # AND the balances: day 0's invoice (1000) still due, cash 250 - 150 refunded, refunds 150
     assert ledger().reconcile(CUSTOMER) == []
     view = balance()
@@ -319,12 +319,12 @@ def test_a_failed_payment_is_visible_on_the_invoice_and_the_event_then_a_payment
     # WHEN a later retry succeeds THEN the invoice is paid and the payment posted
     deliver(paid_event(theirs, "ch_9"))
     work_events()
-    assert invoice(usage["id"])["status"] == "paid"
+    assert invoice(usage["id"]).status == "paid"
     assert [p.source_id for p in postings("payment")] == ["ch_9"]
     # WHEN the old failure is delivered again late (a new event id) THEN the invoice stays paid
     deliver(event("invoice.payment_failed", failed["data"]["object"]))
     work_events()
-    assert invoice(usage["id"])["status"] == "paid"
+    assert invoice(usage["id"]).status == "paid"
 
 
 # ------------------------------------------------------------------------------------------------ local
@@ -342,7 +342,7 @@ def test_without_an_api_key_the_sync_fails_visibly_then_dead_letters(
     assert runs == 8
     every = world.invoices(CUSTOMER)
     for ours in every:
-        sync = invoice(ours["id"])["stripe"]
+        sync = invoice(ours["id"]).stripe
         assert (sync["status"], sync["last_error"], sync["attempts"]) == (
             "failed",
             "stripe_not_configured",

@@ -100,7 +100,7 @@ def test_a_payment_naming_another_customer_is_parked_and_applies_nothing(
     record = stored(wrong_customer["id"])
     assert record["status"] == "parked"
     assert "customer_mismatch" in record["error"]
-    assert invoice(theirs["id"])["status"] == "finalized"
+    assert invoice(theirs["id"]).status == "finalized"
     assert payments_of("acme") == [] and payments_of(OTHER) == []
     assert {c: balance_of(c)["amount_due_minor"] for c in ("acme", OTHER)} == due_before
     # AND the operator finds it in the list of parked events
@@ -135,7 +135,7 @@ def test_a_payment_that_does_not_match_the_stored_invoice_is_parked(
     # THEN it is parked with that reason and nothing moved
     record = stored(one["id"])
     assert (record["status"], record["error"].split(":")[0]) == ("parked", reason)
-    assert invoice(ours["id"])["status"] == "finalized"
+    assert invoice(ours["id"]).status == "finalized"
     assert payments_of("acme") == []
     assert balance_of("acme")["amount_due_minor"] == 1250
 
@@ -154,8 +154,8 @@ def test_a_partial_payment_books_the_cash_and_leaves_the_rest_open(
     deliver_and_work(deliver, partial, succeeded)
     # THEN 600 is booked once, the invoice stays open with 400 remaining
     doc = invoice(ours["id"])
-    assert doc["status"] == "finalized"
-    assert (doc["amount_paid_minor"], doc["amount_remaining_minor"]) == (first_cash, total - first_cash)
+    assert doc.status == "finalized"
+    assert (doc.amount_paid_minor, doc.document["amount_remaining_minor"]) == (first_cash, total - first_cash)
     assert [p.total_minor for p in payments_of("acme")] == [first_cash]
     assert balance_of("acme")["amount_due_minor"] == 1250 - first_cash
     assert balance_of("acme")["paid_to_date_minor"] == first_cash
@@ -165,7 +165,7 @@ def test_a_partial_payment_books_the_cash_and_leaves_the_rest_open(
     deliver_and_work(deliver, rest)
     # THEN only the 400 still owed is booked and the invoice is paid
     doc = invoice(ours["id"])
-    assert (doc["status"], doc["amount_paid_minor"], doc["amount_remaining_minor"]) == ("paid", total, 0)
+    assert (doc.status, doc.amount_paid_minor, doc.document["amount_remaining_minor"]) == ("paid", total, 0)
     assert sorted(p.total_minor for p in payments_of("acme")) == sorted([first_cash, total - first_cash])
     assert balance_of("acme")["amount_due_minor"] == 250
     # WHEN a third charge reports more than the invoice's total
@@ -190,7 +190,7 @@ def test_a_parked_payment_is_applied_by_a_replay_once_its_cause_is_fixed(
 
     ours = both["acme"][1]
     repo = InvoicesRepository(get_settings().billing_table)
-    sync = dict(invoice(ours["id"])["stripe"])
+    sync = dict(invoice(ours["id"]).stripe)
     repo.set_sync(ours["id"], {**sync, "invoice_id": None})
     one = paid(stripe_invoice_of(fake, ours["id"]), "ch_9", 250)
     deliver_and_work(deliver, one)
@@ -208,7 +208,7 @@ def test_a_parked_payment_is_applied_by_a_replay_once_its_cause_is_fixed(
     # THEN the payment is applied exactly once
     assert status == 200 and body["status"] == "processed", body
     assert [p.total_minor for p in payments_of("acme")] == [250]
-    assert invoice(ours["id"])["status"] == "paid"
+    assert invoice(ours["id"]).status == "paid"
     assert balance_of("acme")["amount_due_minor"] == 1000
 
 

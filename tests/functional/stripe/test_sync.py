@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba.dal.invoices import Invoice
 from neruba_tools.local.fake_stripe import FakeStripe
 from tests.support.aws import queue_url, receive_all
 from tests.support.invoices import add_customer, invoices, store_invoice
@@ -50,7 +51,7 @@ def acme(aws: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def ours(acme: None) -> dict[str, Any]:
+def ours(acme: None) -> Invoice:
     """INVOICE stored and finalized in the billing table."""
     return store_invoice(INVOICE, post=False)
 
@@ -58,7 +59,7 @@ def ours(acme: None) -> dict[str, Any]:
 def _sync(invoice_id: str = "in_0001") -> dict[str, Any]:
     found = invoices().get(invoice_id)
     assert found is not None
-    return dict(found["stripe"] or {})
+    return dict(found.stripe or {})
 
 
 def _send(invoice_id: str = "in_0001") -> None:
@@ -75,7 +76,7 @@ def _run_once() -> set[str]:
 
 
 def test_a_finalized_invoice_becomes_one_finalized_stripe_invoice_with_its_items(
-    fake: FakeStripe, ours: dict[str, Any]
+    fake: FakeStripe, ours: Invoice
 ) -> None:
     # GIVEN a finalized invoice queued for sync
     _send()
@@ -102,7 +103,7 @@ def test_a_finalized_invoice_becomes_one_finalized_stripe_invoice_with_its_items
 
 
 def test_a_500_on_finalize_is_retried_and_leaves_exactly_one_stripe_invoice(
-    fake: FakeStripe, ours: dict[str, Any]
+    fake: FakeStripe, ours: Invoice
 ) -> None:
     # GIVEN Stripe answers the next finalize with a 500 (saved under its key, as Stripe does)
     fake.fail_next("/v1/invoices/*/finalize", 1)
@@ -123,7 +124,7 @@ def test_a_500_on_finalize_is_retried_and_leaves_exactly_one_stripe_invoice(
 
 
 def test_a_500_after_stripe_created_the_invoice_finds_it_instead_of_creating_another(
-    fake: FakeStripe, ours: dict[str, Any]
+    fake: FakeStripe, ours: Invoice
 ) -> None:
     # GIVEN Stripe creates the invoice but the answer is a 500 (and a retry with that key replays the 500)
     fake.fail_after_execute("/v1/invoices", 1)
@@ -139,7 +140,7 @@ def test_a_500_after_stripe_created_the_invoice_finds_it_instead_of_creating_ano
 
 
 def test_a_retry_after_a_kill_between_steps_resumes_without_duplicates(
-    fake: FakeStripe, ours: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    fake: FakeStripe, ours: Invoice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the worker dies right after Stripe created the draft invoice, before its id was stored
     from neruba.dal.invoices import InvoicesRepository
@@ -166,7 +167,7 @@ def test_a_retry_after_a_kill_between_steps_resumes_without_duplicates(
     assert [k for m, _, k in fake.requests if k == "neruba-in_0001-invoice"] == ["neruba-in_0001-invoice"] * 2
 
 
-def test_a_synced_invoice_queued_again_makes_no_stripe_call(fake: FakeStripe, ours: dict[str, Any]) -> None:
+def test_a_synced_invoice_queued_again_makes_no_stripe_call(fake: FakeStripe, ours: Invoice) -> None:
     _send()
     _run_once()
     calls = len(fake.requests)
@@ -176,7 +177,7 @@ def test_a_synced_invoice_queued_again_makes_no_stripe_call(fake: FakeStripe, ou
     assert len(fake.requests) == calls and len(fake.invoices) == 1
 
 
-def test_the_customer_is_created_once_across_invoices(fake: FakeStripe, ours: dict[str, Any]) -> None:
+def test_the_customer_is_created_once_across_invoices(fake: FakeStripe, ours: Invoice) -> None:
     # GIVEN a second finalized invoice of the same customer
     store_invoice({**INVOICE, "id": "in_0002"}, post=False)
     _send("in_0001")
@@ -187,7 +188,7 @@ def test_the_customer_is_created_once_across_invoices(fake: FakeStripe, ours: di
 
 
 def test_persistent_failures_end_in_the_dlq_with_the_error_on_the_invoice(
-    fake: FakeStripe, ours: dict[str, Any]
+    fake: FakeStripe, ours: Invoice
 ) -> None:
     # GIVEN Stripe keeps failing invoice creation
     fake.fail_next("/v1/invoices", 100)

@@ -18,20 +18,93 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
-from neruba.dal.dynamo import from_item, put_if_absent, to_item
+from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import ts
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
 DUE_SHARDS = 8
+
+
+@dataclass(frozen=True)
+class BillingState:
+    """A subscription's billing state: the next window to bill, and while one is due, when."""
+
+    subscription_id: str
+    customer_id: str
+    status: Literal["active", "ended"]
+    anchor: str
+    """The subscription's start, where its windows are counted from (stored time text)."""
+    interval: str
+    next_seq: int
+    """The next window to bill (0 is the opening window)."""
+    due_at: str | None = None
+    ends_at: str | None = None
+    enqueued_seq: int | None = None
+    """The last window sent to the billing queue, and when (a scheduler does not send it again soon)."""
+    enqueued_at: str | None = None
+
+
+def _billing_state(item: dict[str, Any]) -> BillingState:
+    return record(BillingState, item)
+
+
+def _new_state_item(state: BillingState) -> dict[str, Any]:
+    """The item of a new billing state (version 1), in the due index while a window is due."""
+    item: dict[str, Any] = {
+        "pk": f"BST#{state.subscription_id}",
+        "sk": "#",
+        "ver": 1,
+        "subscription_id": state.subscription_id,
+        "customer_id": state.customer_id,
+        "anchor": state.anchor,
+        "interval": state.interval,
+        "next_seq": state.next_seq,
+        "status": state.status,
+    }
+    if state.due_at is not None:
+        item["due_shard"] = shard_of(state.subscription_id, "bst")
+        item["due_at"] = state.due_at
+    return item
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """The first answer of an operator action, stored under its Idempotency-Key."""
+
+    fingerprint: str
+    """What the request was reduced to (``logic.idempotency.fingerprint``)."""
+    result: Any
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A correction of a finalized invoice's line, waiting for (``pending``) or carried by (``applied``)
+    an invoice of the subscription."""
+
+    key: str
+    """``{original_invoice}#{line_id}#{n:03d}``: what applies it."""
+    original_invoice_id: str
+    original_line_id: str
+    status: Literal["pending", "applied"]
+    line: dict[str, Any]
+    """The adjustment line as an invoice carries it."""
+    applied_to: str | None = None
+    """The invoice that carries it, once applied."""
+    created_at: str | None = None
+
+
+def _adjustment(item: dict[str, Any]) -> Adjustment:
+    return record(Adjustment, item, key=str(item["sk"]), line=jsonutil.loads(item["line"]))
 
 
 def shard_of(key: str, prefix: str) -> str:
@@ -55,23 +128,21 @@ class BillingRepository:
         self.table_name = table_name
 
     # ---------------------------------------------------------------- billing state
-    def put_state_if_absent(self, state: dict[str, Any]) -> bool:
+    def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""
-        return put_if_absent(
-            self.table_name, {"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}
-        )
+        return put_if_absent(self.table_name, _new_state_item(state))
 
-    def state_put_item(self, state: dict[str, Any]) -> dict[str, Any]:
+    def state_put_item(self, state: BillingState) -> dict[str, Any]:
         """A TransactWriteItems ``Put`` creating a billing state (condition: none exists yet)."""
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": to_item({"pk": f"BST#{state['subscription_id']}", "sk": "#", "ver": 1, **state}),
+                "Item": to_item(_new_state_item(state)),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
 
-    def end_item(self, state: dict[str, Any], ends_at: datetime) -> dict[str, Any] | None:
+    def end_item(self, state: BillingState, ends_at: datetime) -> dict[str, Any] | None:
         """An Update ending billing of an active ``state`` (as read) early, at ``ends_at`` (a subscription
         canceled immediately), for the cancellation's transaction.
 
@@ -80,14 +151,14 @@ class BillingRepository:
         active, ``due_at`` as read) makes a state that moved meanwhile cancel the transaction, so the
         caller reads it again. None when the state is not active.
         """
-        if state.get("status") != "active":
+        if state.status != "active":
             return None
-        due = str(state["due_at"])
+        due = str(state.due_at)
         expression = "SET ends_at = :e" + (", due_at = :e" if due > ts(ends_at) else "") + " ADD ver :one"
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": _state_key(str(state["subscription_id"])),
+                "Key": _state_key(state.subscription_id),
                 "UpdateExpression": expression,
                 "ConditionExpression": "#st = :active AND due_at = :due",
                 "ExpressionAttributeNames": {"#st": "status"},
@@ -97,15 +168,15 @@ class BillingRepository:
             }
         }
 
-    def state(self, subscription_id: str) -> dict[str, Any] | None:
+    def state(self, subscription_id: str) -> BillingState | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=_state_key(subscription_id), ConsistentRead=True
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return _billing_state(from_item(response["Item"])) if "Item" in response else None
 
-    def due_states(self, now: datetime, shard: int) -> Iterator[dict[str, Any]]:
+    def due_states(self, now: datetime, shard: int) -> Iterator[BillingState]:
         """Billing states due at ``now`` in one shard of the sparse index (pages of 1 MB)."""
-        yield from self._due("bst", shard, now)
+        yield from (_billing_state(item) for item in self._due("bst", shard, now))
 
     def _due(self, prefix: str, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
         paginator = client("dynamodb").get_paginator("query")
@@ -275,11 +346,10 @@ class BillingRepository:
         ) if last else None
 
     # ---------------------------------------------------------------- adjustments
-    def adjustments(self, subscription_id: str) -> list[dict[str, Any]]:
-        """Every adjustment recorded for a subscription's finalized invoices (pending and applied), each
-        as written by :meth:`adjustment_put_item`: identified by its ``key`` (what
-        :meth:`adjustment_apply_item` takes), its ``line`` decoded, without the table's key attributes."""
-        items: list[dict[str, Any]] = []
+    def adjustments(self, subscription_id: str) -> list[Adjustment]:
+        """Every adjustment recorded for a subscription's finalized invoices (pending and applied), as
+        written by :meth:`adjustment_put_item`; its ``key`` is what :meth:`adjustment_apply_item` takes."""
+        found: list[Adjustment] = []
         paginator = client("dynamodb").get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table_name,
@@ -287,20 +357,20 @@ class BillingRepository:
             ExpressionAttributeValues=to_item({":pk": f"ADJ#{subscription_id}"}),
             ConsistentRead=True,
         ):
-            items.extend(from_item(i) for i in page.get("Items", []))
-        for item in items:
-            item["line"] = jsonutil.loads(item["line"])
-            item["key"] = item.pop("sk")
-            del item["pk"]
-        return items
+            found.extend(_adjustment(from_item(i)) for i in page.get("Items", []))
+        return found
 
-    def adjustment_put_item(self, subscription_id: str, adjustment: dict[str, Any]) -> dict[str, Any]:
+    def adjustment_put_item(self, subscription_id: str, adjustment: Adjustment) -> dict[str, Any]:
         """A Put of a new adjustment (condition: that key is new)."""
         item = {
             "pk": f"ADJ#{subscription_id}",
-            "sk": adjustment["key"],
-            **{k: v for k, v in adjustment.items() if k not in ("line", "key")},
-            "line": jsonutil.dumps(adjustment["line"]),
+            "sk": adjustment.key,
+            "original_invoice_id": adjustment.original_invoice_id,
+            "original_line_id": adjustment.original_line_id,
+            "status": adjustment.status,
+            "applied_to": adjustment.applied_to,
+            "created_at": adjustment.created_at,
+            "line": jsonutil.dumps(adjustment.line),
         }
         return {
             "Put": {
@@ -326,22 +396,23 @@ class BillingRepository:
         }
 
     # ---------------------------------------------------------------- markers
-    def marker(self, name: str) -> dict[str, Any] | None:
-        """A one-off marker (``MARK#{name}``), e.g. that the billing-state backfill ran."""
+    def marker(self, name: str) -> str | None:
+        """When a one-off marker (``MARK#{name}``) was set, e.g. that the billing-state backfill ran;
+        None when it was not."""
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"MARK#{name}"}, "sk": {"S": "#"}},
             ConsistentRead=True,
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return str(from_item(response["Item"]).get("at")) if "Item" in response else None
 
     def set_marker(self, name: str, at: datetime) -> None:
         item = {"pk": f"MARK#{name}", "sk": "#", "at": ts(at)}
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
 
     # ---------------------------------------------------------------- operator idempotency
-    def idempotent_result(self, scope: str, key: str) -> dict[str, Any] | None:
-        """The stored first result of ``key`` (``fingerprint``, ``result``), or None."""
+    def idempotent_result(self, scope: str, key: str) -> StoredResult | None:
+        """The stored first result of ``key``, or None."""
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"IDEM#{scope}#{key}"}, "sk": {"S": "#"}},
@@ -350,7 +421,7 @@ class BillingRepository:
         if "Item" not in response:
             return None
         item = from_item(response["Item"])
-        return {"fingerprint": item["fingerprint"], "result": jsonutil.loads(item["result"])}
+        return StoredResult(str(item["fingerprint"]), jsonutil.loads(item["result"]))
 
     def idempotency_put_item(self, scope: str, key: str, fingerprint: str, result: Any) -> dict[str, Any]:
         item = {
@@ -371,16 +442,4 @@ class BillingRepository:
 def _public(item: dict[str, Any]) -> dict[str, Any]:
     """A stored record without its key and index attributes; whole Decimals become ints."""
     hidden = {"pk", "sk", "list_pk", "list_sk", "due_shard", "due_at"}
-    return {k: _plain(v) for k, v in item.items() if k not in hidden}
-
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return {k: plain(v) for k, v in item.items() if k not in hidden}

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, record, to_item
 from neruba.timefmt import iso
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A stored dispute: the fields the ledger decides on, and ``document``, the dispute as stored (what
+    the API answers, and what a conditional update compares with)."""
+
+    id: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+    status: Literal["open", "won", "lost"]
+    document: dict[str, Any]
+    payment_id: str | None = None
+    invoice_id: str | None = None
+    payment_tracked: bool = False
+    """Counted in its payment's record (False for a dispute recorded before payment records existed)."""
+
+
+def dispute_record(doc: Mapping[str, Any]) -> Dispute:
+    """A dispute document as its record."""
+    return record(Dispute, doc, document=dict(doc))
 
 
 class DisputesRepository:
@@ -26,48 +50,50 @@ class DisputesRepository:
             }
         }
 
-    def close_item(self, dispute: dict[str, Any], status: str, closed_at: datetime) -> dict[str, Any]:
-        closed = {**dispute, "status": status, "closed_at": iso(closed_at)}
+    def close_item(self, dispute: Dispute, status: str, closed_at: datetime) -> dict[str, Any]:
+        doc = dispute.document
+        closed = {**doc, "status": status, "closed_at": iso(closed_at)}
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": to_item({"pk": f"DSP#{dispute['id']}", "sk": "#"}),
+                "Key": to_item({"pk": f"DSP#{dispute.id}", "sk": "#"}),
                 "UpdateExpression": "SET doc = :new, st = :status",
                 "ConditionExpression": "doc = :old",
                 "ExpressionAttributeValues": to_item(
-                    {":new": json.dumps(closed), ":old": json.dumps(dispute), ":status": status}
+                    {":new": json.dumps(closed), ":old": json.dumps(doc), ":status": status}
                 ),
             }
         }
 
-    def tracked_item(self, dispute: dict[str, Any]) -> dict[str, Any]:
+    def tracked_item(self, dispute: Dispute) -> dict[str, Any]:
         """Mark a dispute recorded before payment records existed as counted in its payment's record
         (so closing it moves the record), conditional on the document read."""
+        doc = dispute.document
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": to_item({"pk": f"DSP#{dispute['id']}", "sk": "#"}),
+                "Key": to_item({"pk": f"DSP#{dispute.id}", "sk": "#"}),
                 "UpdateExpression": "SET doc = :new",
                 "ConditionExpression": "doc = :old",
                 "ExpressionAttributeValues": to_item(
-                    {":new": json.dumps({**dispute, "payment_tracked": True}), ":old": json.dumps(dispute)}
+                    {":new": json.dumps({**doc, "payment_tracked": True}), ":old": json.dumps(doc)}
                 ),
             }
         }
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self) -> list[Dispute]:
         """Every dispute (a table scan: for migrations)."""
         from neruba.dal import maintenance
 
         return [
-            json.loads(i["doc"])
+            dispute_record(json.loads(i["doc"]))
             for i in maintenance.scan(self.table_name, "begins_with(pk, :p)", {":p": "DSP#"})
         ]
 
-    def get(self, dispute_id: str) -> dict[str, Any] | None:
+    def get(self, dispute_id: str) -> Dispute | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key=to_item({"pk": f"DSP#{dispute_id}", "sk": "#"}),
             ConsistentRead=True,
         )
-        return json.loads(from_item(response["Item"])["doc"]) if "Item" in response else None
+        return dispute_record(json.loads(from_item(response["Item"])["doc"])) if "Item" in response else None

@@ -18,12 +18,15 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_storable
+
+R = TypeVar("R")
 
 __all__ = [
     "NumberNotStorableError",
@@ -31,7 +34,9 @@ __all__ = [
     "from_item",
     "is_condition_failure",
     "is_transient",
+    "plain",
     "put_if_absent",
+    "record",
     "to_item",
     "to_value",
 ]
@@ -86,6 +91,41 @@ def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """Deserialize a DynamoDB item into plain Python values."""
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every whole ``Decimal`` in it (nested too) as an ``int``.
+
+    Example:
+        >>> plain({"n": Decimal("2"), "x": [Decimal("2.5")]})
+        {'n': 2, 'x': [Decimal('2.5')]}
+    """
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def record(kind: type[R], values: Mapping[str, Any], **given: Any) -> R:
+    """A typed record (a dataclass) from the stored values named as its fields (``plain``), other
+    attributes left out; ``given`` are the fields stored under another name or shape. A field with a
+    default may be missing (an older item); a missing field without one raises ``TypeError``.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class Seen:
+        ...     n: int
+        ...     note: str | None = None
+        >>> record(Seen, {"pk": "a", "n": Decimal("3")})
+        Seen(n=3, note=None)
+    """
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    found = {k: plain(v) for k, v in values.items() if k in names and k not in given}
+    return kind(**found, **given)
 
 
 def to_value(value: Any) -> dict[str, Any]:

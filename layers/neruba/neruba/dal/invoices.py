@@ -15,8 +15,10 @@ Items (``pk`` / ``sk``):
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
@@ -25,6 +27,7 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.dal.transaction import Transaction
+from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
@@ -39,6 +42,109 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 """The status moves an invoice may make (``set_status`` itself does not check them; callers such as
 Stripe effects use :func:`can_transition` or :meth:`InvoicesRepository.transition`)."""
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One line of an invoice: what billing decides on, and the line as stored and answered."""
+
+    line_id: str
+    kind: str | None
+    """``domain.pricing.LineKind``, ``adjustment`` or ``topup``; None on a line stored without one."""
+    quantity: Decimal | None
+    amount_minor: int
+    description: str | None
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """A stored invoice: the fields logic decides on, and ``document``, the invoice as stored (what the
+    API answers, less its bookkeeping fields, and what a revision starts from)."""
+
+    id: str
+    customer_id: str
+    subscription_id: str | None
+    currency: str
+    status: str
+    kind: str | None
+    seq: int
+    number: str | None
+    period_start: str
+    period_end: str
+    lines: tuple[InvoiceLine, ...]
+    applications: tuple[CreditApplication, ...]
+    """Credits applied to the lines (the stored document does not keep the grant's kind)."""
+    subtotal_minor: int
+    credits_applied_minor: int
+    total_minor: int
+    amount_paid_minor: int | None
+    rev: int
+    created_at: str | None
+    finalized_at: str | None
+    stripe: dict[str, Any] | None
+    """The Stripe sync state as ``logic/stripe/sync.py`` keeps it, None before a first attempt; what is
+    decided on from it is below."""
+    sync_status: str | None
+    sync_updated_at: str | None
+    stripe_invoice_id: str | None
+    """The Stripe invoice sync created for this one."""
+    stripe_customer_id: str | None
+    """The Stripe customer sync sent it to."""
+    document: dict[str, Any]
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def invoice_line(line: Mapping[str, Any]) -> InvoiceLine:
+    """One line document as its record."""
+    quantity = line.get("quantity")
+    return InvoiceLine(
+        line_id=str(line["line_id"]),
+        kind=line.get("kind"),
+        quantity=Decimal(str(quantity)) if quantity is not None else None,
+        amount_minor=int(line["amount_minor"]),
+        description=line.get("description"),
+        document=dict(line),
+    )
+
+
+def invoice_record(doc: Mapping[str, Any]) -> Invoice:
+    """An invoice document (as stored, or as billing just built it) as its record."""
+    paid = doc.get("amount_paid_minor")
+    sync = doc.get("stripe") or {}
+    return Invoice(
+        id=str(doc["id"]),
+        customer_id=str(doc.get("customer_id")),
+        subscription_id=doc.get("subscription_id"),
+        currency=str(doc.get("currency")),
+        status=str(doc.get("status")),
+        kind=doc.get("kind"),
+        seq=_int(doc.get("seq")),
+        number=doc.get("number"),
+        period_start=str(doc.get("period_start")),
+        period_end=str(doc.get("period_end")),
+        lines=tuple(invoice_line(line) for line in doc.get("lines") or []),
+        applications=tuple(
+            CreditApplication(str(a["grant_id"]), str(a["line_id"]), int(a["amount_minor"]))
+            for a in doc.get("applications") or []
+        ),
+        subtotal_minor=_int(doc.get("subtotal_minor")),
+        credits_applied_minor=_int(doc.get("credits_applied_minor")),
+        total_minor=_int(doc.get("total_minor")),
+        amount_paid_minor=int(paid) if paid is not None else None,
+        rev=_int(doc.get("rev")),
+        created_at=doc.get("created_at"),
+        finalized_at=doc.get("finalized_at"),
+        stripe=dict(sync) if sync else None,
+        sync_status=sync.get("status"),
+        sync_updated_at=sync.get("updated_at"),
+        stripe_invoice_id=sync.get("invoice_id"),
+        stripe_customer_id=sync.get("customer_id"),
+        document=dict(doc),
+    )
 
 
 class InvoiceConflictError(Exception):
@@ -76,11 +182,11 @@ class InvoicesRepository:
         self.table_name = table_name
 
     # ---------------------------------------------------------------- reads
-    def get(self, invoice_id: str) -> dict[str, Any] | None:
+    def get(self, invoice_id: str) -> Invoice | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=_key(invoice_id), ConsistentRead=True
         )
-        return _doc(from_item(response["Item"])) if "Item" in response else None
+        return _invoice(from_item(response["Item"])) if "Item" in response else None
 
     def list(
         self,
@@ -89,7 +195,7 @@ class InvoicesRepository:
         limit: int,
         cursor: str | None,
         period: tuple[str | None, str | None] = (None, None),
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[Invoice], str | None]:
         """Invoices newest period first, and the next cursor: a customer's (``by-list``, optionally of one
         status), or of one status across customers (``invoices-by-status``; ``customer_id`` None).
         ``period`` bounds ``list_sk`` (``{period_start}#{id}``): (lowest, highest) text, either open."""
@@ -128,10 +234,10 @@ class InvoicesRepository:
                 between=("list_sk", low, high),
                 agrees=names_item("INV#"),
             )
-        docs: list[dict[str, Any]] = []
+        docs: list[Invoice] = []
         while True:
             response = client("dynamodb").query(**kwargs)
-            docs += [_doc(from_item(i)) for i in response.get("Items", [])]
+            docs += [_invoice(from_item(i)) for i in response.get("Items", [])]
             last = response.get("LastEvaluatedKey")
             if not last or len(docs) >= limit:
                 break
@@ -139,15 +245,25 @@ class InvoicesRepository:
             kwargs["Limit"] = limit - len(docs)
         return docs, encode_cursor(last) if last else None
 
-    def drafts_due(self, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
+    def of_customer(self, customer_id: str) -> builtins.list[Invoice]:
+        """Every invoice of a customer, newest period first (every page of ``list``)."""
+        found: builtins.list[Invoice] = []
+        cursor = None
+        while True:
+            page, cursor = self.list(customer_id, None, 100, cursor)
+            found += page
+            if cursor is None:
+                return found
+
+    def drafts_due(self, shard: int, now: datetime) -> Iterator[Invoice]:
         """Drafts whose grace period has passed, in one shard."""
         for item in BillingRepository(self.table_name)._due("fin", shard, now):
-            yield _doc(item)
+            yield _invoice(item)
 
-    def sync_pending(self, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
+    def sync_pending(self, shard: int, now: datetime) -> Iterator[Invoice]:
         """Finalized invoices not yet handed to Stripe sync, in one shard."""
         for item in BillingRepository(self.table_name)._due("sync", shard, now):
-            yield _doc(item)
+            yield _invoice(item)
 
     def sequence_value(self, sequence: str = SEQUENCE) -> int:
         response = client("dynamodb").get_item(
@@ -181,7 +297,7 @@ class InvoicesRepository:
             }
         }
 
-    def finalize_items(self, invoice: dict[str, Any], now: datetime) -> builtins.list[dict[str, Any]]:
+    def finalize_items(self, invoice: Invoice, now: datetime) -> builtins.list[dict[str, Any]]:
         """The counter move and the status change that finalize a draft, as two transaction actions.
 
         The counter's condition is the value read, the invoice's is ``status = draft AND rev = read``; the
@@ -200,7 +316,7 @@ class InvoicesRepository:
         }
         invoice_update = {
             "TableName": self.table_name,
-            "Key": _key(invoice["id"]),
+            "Key": _key(invoice.id),
             "UpdateExpression": (
                 "SET #st = :fin, #num = :num, finalized_at = :now, due_shard = :sh, due_at = :now"
             ),
@@ -211,9 +327,9 @@ class InvoicesRepository:
                     ":fin": "finalized",
                     ":num": number,
                     ":now": ts(now),
-                    ":sh": shard_of(invoice["id"], "sync"),
+                    ":sh": shard_of(invoice.id, "sync"),
                     ":draft": "draft",
-                    ":rev": int(invoice["rev"]),
+                    ":rev": invoice.rev,
                 }
             ),
         }
@@ -304,7 +420,7 @@ class InvoicesRepository:
         Transaction(actions).commit()
 
     # ---------------------------------------------------------------- reads for the ops sweep
-    def finalized_since(self, customer_id: str, period_from: datetime) -> Iterator[dict[str, Any]]:
+    def finalized_since(self, customer_id: str, period_from: datetime) -> Iterator[Invoice]:
         """A customer's invoices in status ``finalized`` whose period starts at or after ``period_from``
         (the by-list index, bounded by its sort key ``{period_start}#{id}``; other statuses filtered out
         by DynamoDB after the read)."""
@@ -320,7 +436,7 @@ class InvoicesRepository:
             ),
         ):
             for item in page.get("Items", []):
-                yield _doc(from_item(item))
+                yield _invoice(from_item(item))
 
 
 def _item(doc: dict[str, Any], due: tuple[str, datetime] | None) -> dict[str, Any]:
@@ -336,6 +452,11 @@ def _item(doc: dict[str, Any], due: tuple[str, datetime] | None) -> dict[str, An
         item["due_shard"] = shard_of(doc["id"], due[0])
         item["due_at"] = ts(due[1])
     return item
+
+
+def _invoice(item: dict[str, Any]) -> Invoice:
+    """A stored invoice item as its record."""
+    return invoice_record(_doc(item))
 
 
 def _doc(item: dict[str, Any]) -> dict[str, Any]:

@@ -90,8 +90,8 @@ def replay(billing: BillingRepository, scope: str, key: str | None, request: str
     stored = billing.idempotent_result(scope, key)
     if stored is None:
         return None
-    check_same(stored["fingerprint"], request)
-    return stored["result"]
+    check_same(stored.fingerprint, request)
+    return stored.result
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from typing import Any
 
 from neruba import bootstrap
 from neruba.dal import maintenance
+from neruba.dal.disputes import Dispute
 from neruba.domain.ledger import Posting
 from neruba.domain.payments import PaymentRecord
 from neruba.migrations import MigrationContext
 
 
 def legacy_record(
-    payment: Posting, refunds: list[Posting], disputes: list[dict[str, Any]]
+    payment: Posting, refunds: list[Posting], disputes: list[Dispute]
 ) -> tuple[PaymentRecord, bool]:
     """The record of ``payment`` given what was taken back from it, and whether that was more than paid.
 
@@ -32,12 +33,15 @@ def legacy_record(
         >>> p = Posting.build(idempotency_key="k", customer_id="c", currency="USD", reason="payment",
         ...     entries=[debit("cash", 100), credit("receivable", 100)], source="stripe", source_id="ch_1",
         ...     actor="t", at=datetime(2026, 1, 1, tzinfo=UTC))
-        >>> legacy_record(p, [], [{"amount_minor": 30, "status": "lost"}])[0].refundable_minor
+        >>> from neruba.dal.disputes import dispute_record
+        >>> lost = dispute_record({"id": "dp_1", "customer_id": "c", "currency": "USD", "amount_minor": 30,
+        ...     "status": "lost"})
+        >>> legacy_record(p, [], [lost])[0].refundable_minor
         70
     """
     paid = payment.total_minor
-    disputed = sum(int(d["amount_minor"]) for d in disputes if d["status"] in ("open", "lost"))
-    lost = sum(int(d["amount_minor"]) for d in disputes if d["status"] == "lost")
+    disputed = sum(d.amount_minor for d in disputes if d.status in ("open", "lost"))
+    lost = sum(d.amount_minor for d in disputes if d.status == "lost")
     refunded = sum(r.total_minor for r in refunds)
     kept_disputed = min(disputed, paid)
     kept_refunded = min(refunded, paid - kept_disputed)
@@ -73,10 +77,10 @@ def apply(ctx: MigrationContext) -> dict[str, Any]:
             )
         if target is not None:
             refunds[target].append(posting)
-    disputes: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    disputes: dict[tuple[str, str], list[Dispute]] = defaultdict(list)
     for dispute in disputes_repo.all():
-        if not dispute.get("payment_tracked"):
-            disputes[(dispute["customer_id"], str(dispute.get("payment_id")))].append(dispute)
+        if not dispute.payment_tracked:
+            disputes[(dispute.customer_id, str(dispute.payment_id))].append(dispute)
     written = skipped = over_refunded = 0
     for payment in payments:
         key = (payment.customer_id, str(payment.source_id))
@@ -85,14 +89,14 @@ def apply(ctx: MigrationContext) -> dict[str, Any]:
                 skipped += 1
                 break
             record, over = legacy_record(payment, refunds[key], disputes[key])
-            marks = [disputes_repo.tracked_item(d) for d in disputes[key] if d["status"] == "open"]
+            marks = [disputes_repo.tracked_item(d) for d in disputes[key] if d.status == "open"]
             if maintenance.transact([*payments_repo.create_items(record), *marks]):
                 written += 1
                 over_refunded += over
                 break
             # a dispute closed meanwhile (or the record appeared): read the disputes again and decide again
-            fresh = [disputes_repo.get(str(d["id"])) for d in disputes[key]]
-            disputes[key] = [d for d in fresh if d is not None and not d.get("payment_tracked")]
+            fresh = [disputes_repo.get(d.id) for d in disputes[key]]
+            disputes[key] = [d for d in fresh if d is not None and not d.payment_tracked]
         else:
             raise RuntimeError(f"payment {key[1]} of {key[0]} kept changing; run the migration again")
     return {"payments": len(payments), "written": written, "skipped": skipped, "over_refunded": over_refunded}

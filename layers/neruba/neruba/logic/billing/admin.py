@@ -107,16 +107,16 @@ def rerun_invoice(
     invoice = get_invoice(ctx.invoices, invoice_id)
     from neruba.observability import logger
 
-    logger.append_keys(customer_id=invoice.get("customer_id"), subscription_id=invoice.get("subscription_id"))
-    if invoice["status"] == "void":
+    logger.append_keys(customer_id=invoice.customer_id, subscription_id=invoice.subscription_id)
+    if invoice.status == "void":
         raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
-    if invoice.get("kind") in UNRATED_KINDS and invoice["status"] != "draft":
+    if invoice.kind in UNRATED_KINDS and invoice.status != "draft":
         raise InvalidRequestError(
             "A top-up or correction invoice has no usage to recompute; rerun the invoice it corrects.",
             code="invoice_not_rated",
         )
     actions: list[dict[str, Any]]
-    if invoice["status"] == "draft":
+    if invoice.status == "draft":
         revised, actions = recompute_draft(ctx, invoice, now)
         result: dict[str, Any] = {
             "object": "invoice_rerun",
@@ -126,13 +126,14 @@ def rerun_invoice(
             "correction": None,
         }
     else:
-        subscription = ctx.subscription(str(invoice["subscription_id"]))
-        rate = ctx.rate_opening if invoice["kind"] == "opening" else ctx.rate_window
+        subscription_id = str(invoice.subscription_id)
+        subscription = ctx.subscription(subscription_id)
+        rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
         rerated = rated_lines(
-            rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
+            rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))
         )
-        deltas = line_deltas(invoice, rerated, ctx.billing.adjustments(str(invoice["subscription_id"])))
-        if billing_ended(ctx, str(invoice["subscription_id"])):
+        deltas = line_deltas(invoice, rerated, ctx.billing.adjustments(subscription_id))
+        if billing_ended(ctx, subscription_id):
             # no next invoice will ever exist: bill the differences (and anything left pending) now
             correction, actions = correction_invoice(ctx, invoice, deltas, now)
             result = {
@@ -144,12 +145,10 @@ def rerun_invoice(
             }
         else:
             actions = [
-                ctx.billing.adjustment_put_item(
-                    str(invoice["subscription_id"]), adjustment_record(d, "pending", None, now)
-                )
+                ctx.billing.adjustment_put_item(subscription_id, adjustment_record(d, "pending", None, now))
                 for d in deltas
             ]
-            actions += [ctx.billing.state_unchanged_item(str(invoice["subscription_id"]))] if deltas else []
+            actions += [ctx.billing.state_unchanged_item(subscription_id)] if deltas else []
             result = {
                 "object": "invoice_rerun",
                 "invoice_id": invoice_id,
@@ -169,11 +168,11 @@ def rerun_invoice(
         idempotency.Actor(actor, request_id),
         "invoice.rerun",
         invoice_id,
-        customer_id=str(invoice["customer_id"]),
+        customer_id=invoice.customer_id,
         reason=body.reason,
         ticket=body.ticket,
         at=now,
-        before={"subtotal_minor": invoice["subtotal_minor"], "rev": invoice.get("rev")},
+        before={"subtotal_minor": invoice.subtotal_minor, "rev": invoice.rev},
         after={"action": result["action"]},
         idempotency_key=idempotency_key,
     )

@@ -24,13 +24,17 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.windows import invoice_id_for
 from neruba.logic.billing.worker import adjustment_record
 from neruba.timefmt import ts
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 KINDS = ("correction", "credit_note")
 
@@ -38,35 +42,35 @@ KINDS = ("correction", "credit_note")
 def billing_ended(ctx: Billing, subscription_id: str) -> bool:
     """Whether the subscription has no window left to bill (so nothing would carry a pending line)."""
     state = ctx.billing.state(subscription_id)
-    return state is not None and state.get("status") == "ended"
+    return state is not None and state.status == "ended"
 
 
 def correction_invoice(
-    ctx: Billing, original: dict[str, Any], deltas: list[dict[str, Any]], now: datetime
+    ctx: Billing, original: Invoice, deltas: list[dict[str, Any]], now: datetime
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The correction invoice of ``deltas`` (plus adjustments still pending on the subscription) and the
     actions writing it; (None, []) when there is nothing to bill."""
-    subscription_id = str(original["subscription_id"])
-    pending = [a for a in ctx.billing.adjustments(subscription_id) if a["status"] == "pending"]
+    subscription_id = str(original.subscription_id)
+    pending = [a for a in ctx.billing.adjustments(subscription_id) if a.status == "pending"]
     if not deltas and not pending:
         return None, []
     records = [adjustment_record(d, "applied", None, now) for d in deltas]
-    keys = sorted([r["key"] for r in records] + [str(a["key"]) for a in pending])
+    keys = sorted([r.key for r in records] + [a.key for a in pending])
     invoice_id = invoice_id_for("correction:" + "|".join(keys))
-    lines = [*deltas, *(a["line"] for a in pending)]
+    lines = [*deltas, *(a.line for a in pending)]
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     doc = {
         "id": invoice_id,
         "object": "invoice",
         "number": None,
-        "customer_id": original["customer_id"],
+        "customer_id": original.customer_id,
         "subscription_id": subscription_id,
-        "currency": original["currency"],
+        "currency": original.currency,
         "status": "draft",
         "kind": "credit_note" if subtotal < 0 else "correction",
-        "corrects": {"invoice_id": original["id"], "number": original.get("number")},
-        "period_start": original["period_start"],
-        "period_end": original["period_end"],
+        "corrects": {"invoice_id": original.id, "number": original.number},
+        "period_start": original.period_start,
+        "period_end": original.period_end,
         "lines": lines,
         "applications": [],
         "subtotal_minor": subtotal,
@@ -80,14 +84,10 @@ def correction_invoice(
     }
     actions = [ctx.invoices.put_item(doc, now)]
     actions += [
-        ctx.billing.adjustment_put_item(subscription_id, {**r, "applied_to": invoice_id}) for r in records
+        ctx.billing.adjustment_put_item(subscription_id, replace(r, applied_to=invoice_id)) for r in records
     ]
-    actions += [
-        ctx.billing.adjustment_apply_item(subscription_id, str(a["key"]), invoice_id) for a in pending
-    ]
-    request = PostingRequest(
-        str(original["customer_id"]), invoice_id, str(original["currency"]), subtotal, [], now
-    )
+    actions += [ctx.billing.adjustment_apply_item(subscription_id, a.key, invoice_id) for a in pending]
+    request = PostingRequest(original.customer_id, invoice_id, original.currency, subtotal, [], now)
     actions += ctx.invoice_posting_items(request)
     return doc, actions
 
@@ -103,7 +103,7 @@ def answer(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> dict[str, Any] | None:
+def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> Invoice | None:
     """Finalize the correction invoice if it is still a draft, then send it to Stripe sync if it has not
     been sent; returns the invoice as stored. Safe to repeat (both steps are conditional)."""
     from neruba.dal.queue import send_batch
@@ -112,10 +112,10 @@ def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> dict[str, Any] | 
     invoice = ctx.invoices.get(invoice_id)
     if invoice is None:
         return None
-    if invoice["status"] == "draft":
+    if invoice.status == "draft":
         billing_finalize.finalize_invoice(ctx, invoice, now, billing_finalize.no_fence)
         invoice = ctx.invoices.get(invoice_id) or invoice
-    unsynced = invoice["status"] == "finalized" and not invoice.get("stripe")
+    unsynced = invoice.status == "finalized" and not invoice.stripe
     if unsynced and not send_batch(ctx.sync_queue_url, [("0", json.dumps({"invoice_id": invoice_id}))]):
         ctx.invoices.clear_sync_due(invoice_id)  # sent: out of the scheduler's sync index
     return invoice
@@ -135,23 +135,21 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
     from neruba.logic.billing.worker import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
 
-    by_subscription: dict[str, list[dict[str, Any]]] = {}
-    for invoice in _invoices(ctx, customer_id):
-        if invoice.get("kind") != "usage" or invoice.get("status") in ("draft", "void"):
+    by_subscription: dict[str, list[Invoice]] = {}
+    for invoice in ctx.invoices.of_customer(customer_id):
+        if invoice.kind != "usage" or invoice.status in ("draft", "void"):
             continue
-        if parse_ts(str(invoice["period_end"])) < now - ctx.late_events:
+        if parse_ts(invoice.period_end) < now - ctx.late_events:
             continue
-        by_subscription.setdefault(str(invoice["subscription_id"]), []).append(invoice)
+        by_subscription.setdefault(str(invoice.subscription_id), []).append(invoice)
     issued: list[dict[str, Any]] = []
     for subscription_id, originals in sorted(by_subscription.items()):
         if not billing_ended(ctx, subscription_id):
             continue  # its next window re-rates these
         subscription = ctx.subscription(subscription_id)
-        for original in sorted(originals, key=lambda i: str(i["period_start"])):
+        for original in sorted(originals, key=lambda i: i.period_start):
             rerated = rated_lines(
-                ctx.rate_window(
-                    subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
-                )
+                ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))
             )
             deltas = line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
             if not deltas:
@@ -165,16 +163,6 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
                 continue  # another caller billed these differences first
             issue_now(ctx, str(doc["id"]), now)
             issued.append(
-                {"invoice_id": doc["id"], "subscription_id": subscription_id, "corrects": original["id"]}
+                {"invoice_id": doc["id"], "subscription_id": subscription_id, "corrects": original.id}
             )
     return issued
-
-
-def _invoices(ctx: Billing, customer_id: str) -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page, cursor = ctx.invoices.list(customer_id, None, 100, cursor)
-        docs += page
-        if cursor is None:
-            return docs

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
@@ -25,6 +25,9 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.worker import rated_lines
 from neruba.timefmt import iso, parse_ts
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 Fence = Callable[[], list[dict[str, Any]]]
 UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
@@ -46,52 +49,48 @@ def fenced(actions: list[dict[str, Any]], fence: Fence) -> None:
 
 
 def recompute_draft(
-    ctx: Billing, invoice: dict[str, Any], now: datetime
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """Re-rate a draft's window; (revised document, its actions) or (None, []) if nothing changed.
+    ctx: Billing, invoice: Invoice, now: datetime
+) -> tuple[Invoice | None, list[dict[str, Any]]]:
+    """Re-rate a draft's window; (revised invoice, its actions) or (None, []) if nothing changed.
 
     A ``topup`` invoice, a correction invoice or a credit note has no window to rate: it is finalized as
     created."""
-    if invoice.get("kind") in UNRATED_KINDS:
+    if invoice.kind in UNRATED_KINDS:
         return None, []
-    subscription = ctx.subscription(str(invoice["subscription_id"]))
-    rate = ctx.rate_opening if invoice["kind"] == "opening" else ctx.rate_window
-    rerated = rated_lines(
-        rate(subscription, parse_ts(invoice["period_start"]), parse_ts(invoice["period_end"]))
-    )
-    held = {line["line_id"]: line for line in invoice["lines"] if line.get("kind") != "adjustment"}
+    subscription = ctx.subscription(str(invoice.subscription_id))
+    rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
+    rerated = rated_lines(rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end)))
+    held = {line.line_id: line for line in invoice.lines if line.kind != "adjustment"}
     same = set(held) == set(rerated) and all(
-        (held[k]["quantity"], int(held[k]["amount_minor"]))
-        == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
+        (held[k].quantity, held[k].amount_minor) == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
         for k in held
     )
     if same:
         return None, []
-    lines = [*rerated.values(), *(line for line in invoice["lines"] if line.get("kind") == "adjustment")]
+    adjustments = [line.document for line in invoice.lines if line.kind == "adjustment"]
+    lines = [*rerated.values(), *adjustments]
     subtotal = sum(int(line["amount_minor"]) for line in lines)
-    rev = int(invoice["rev"])
+    rev = invoice.rev
     doc = {
-        **invoice,
+        **invoice.document,
         "lines": lines,
         "subtotal_minor": subtotal,
-        "total_minor": subtotal - int(invoice["credits_applied_minor"]),
+        "total_minor": subtotal - invoice.credits_applied_minor,
         "revised_at": iso(now),
     }
     actions = [ctx.invoices.revise_item(doc, rev)]
-    delta = subtotal - int(invoice["subtotal_minor"])
+    delta = subtotal - invoice.subtotal_minor
     if delta:
-        request = PostingRequest(
-            str(invoice["customer_id"]), str(invoice["id"]), str(invoice["currency"]), delta, [], now, rev + 1
-        )
+        request = PostingRequest(invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1)
         actions += ctx.invoice_posting_items(request)
-    return {**doc, "rev": rev + 1}, actions
+    from neruba.dal.invoices import invoice_record
+
+    return invoice_record({**doc, "rev": rev + 1}), actions
 
 
-def finalize_invoice(
-    ctx: Billing, invoice: dict[str, Any], now: datetime, fence: Fence
-) -> dict[str, Any] | None:
+def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence) -> Invoice | None:
     """Re-rate, then number and finalize one draft; None if it was not a draft any more."""
-    if invoice["status"] != "draft":
+    if invoice.status != "draft":
         return None
     revised, actions = recompute_draft(ctx, invoice, now)
     if revised is not None:
@@ -102,19 +101,19 @@ def finalize_invoice(
         invoice = revised
     from neruba.logic.webhooks import event_action
 
-    event = event_action("invoice.finalized", str(invoice["customer_id"]), finalized_event(invoice, now), now)
+    event = event_action("invoice.finalized", invoice.customer_id, finalized_event(invoice, now), now)
     try:
         fenced([*ctx.invoices.finalize_items(invoice, now), event], fence)
     except TransactionCancelledError:
         return None
-    return ctx.invoices.get(str(invoice["id"]))
+    return ctx.invoices.get(invoice.id)
 
 
-def finalized_event(invoice: dict[str, Any], now: datetime) -> dict[str, Any]:
+def finalized_event(invoice: Invoice, now: datetime) -> dict[str, Any]:
     """What the ``invoice.finalized`` webhook says (its number is read with GET /v1/invoices/{id})."""
     keys = ("id", "customer_id", "subscription_id", "kind", "currency", "period_start", "period_end",
             "subtotal_minor", "credits_applied_minor", "total_minor")  # fmt: skip
-    return {**{k: invoice.get(k) for k in keys}, "status": "finalized", "finalized_at": iso(now)}
+    return {**{k: invoice.document.get(k) for k in keys}, "status": "finalized", "finalized_at": iso(now)}
 
 
 def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
@@ -127,21 +126,21 @@ def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
     for draft in sorted(drafts, key=_creation_order):
         done = finalize_invoice(ctx, draft, now, fence)
         if done is not None:
-            finalized.append(str(draft["id"]))
-            logger.info("invoice finalized", extra={**invoice_log_ids(draft), "number": done.get("number")})
+            finalized.append(draft.id)
+            logger.info("invoice finalized", extra={**invoice_log_ids(draft), "number": done.number})
     return finalized
 
 
-def _creation_order(draft: dict[str, Any]) -> tuple[str, str, int, str]:
-    return (str(draft["created_at"]), str(draft["period_start"]), int(draft.get("seq", 0)), str(draft["id"]))
+def _creation_order(draft: Invoice) -> tuple[str, str, int, str]:
+    return (str(draft.created_at), draft.period_start, draft.seq, draft.id)
 
 
-def invoice_log_ids(invoice: dict[str, Any]) -> dict[str, Any]:
+def invoice_log_ids(invoice: Invoice) -> dict[str, Any]:
     """The ids a log line about an invoice carries."""
     return {
-        "invoice_id": invoice.get("id"),
-        "customer_id": invoice.get("customer_id"),
-        "subscription_id": invoice.get("subscription_id"),
+        "invoice_id": invoice.id,
+        "customer_id": invoice.customer_id,
+        "subscription_id": invoice.subscription_id,
     }
 
 
@@ -155,11 +154,11 @@ def send_pending_syncs(ctx: Billing, now: datetime) -> int:
         pending = list(ctx.invoices.sync_pending(shard, now))
         if not pending:
             continue
-        messages = [(str(i), json.dumps({"invoice_id": inv["id"]})) for i, inv in enumerate(pending)]
+        messages = [(str(i), json.dumps({"invoice_id": inv.id})) for i, inv in enumerate(pending)]
         failed = set(send_batch(ctx.sync_queue_url, messages))
         for index, invoice in enumerate(pending):
             if str(index) not in failed:
-                ctx.invoices.clear_sync_due(str(invoice["id"]))
+                ctx.invoices.clear_sync_due(invoice.id)
                 sent += 1
                 logger.info("invoice sent to stripe sync", extra=invoice_log_ids(invoice))
             else:

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from neruba.dal.cursors import InvalidCursorError
-from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.invoices import Invoice, InvoicesRepository
+from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import ts
@@ -53,53 +54,53 @@ def list_invoices(
     }
 
 
-def get_invoice(repo: InvoicesRepository, invoice_id: str) -> dict[str, Any]:
+def get_invoice(repo: InvoicesRepository, invoice_id: str) -> Invoice:
     invoice = repo.get(invoice_id)
     if invoice is None:
         raise NotFoundError(f"No invoice {invoice_id!r}.", code="invoice_not_found", param="invoice_id")
     return invoice
 
 
-def public(invoice: dict[str, Any]) -> dict[str, Any]:
+def public(invoice: Invoice) -> dict[str, Any]:
     """The invoice as the API shows it (internal bookkeeping fields left out)."""
     hidden = {"window", "rev", "finalize_at", "seq"}
-    doc = {k: v for k, v in invoice.items() if k not in hidden}
+    doc = {k: v for k, v in invoice.document.items() if k not in hidden}
     doc["object"] = "invoice"
-    doc["revision"] = int(invoice.get("rev", 0))
+    doc["revision"] = invoice.rev
     # what it received and what is left, also before a first payment records them (docs/stripe.md)
     paid = paid_level(invoice)
     doc["amount_paid_minor"] = paid
-    doc["amount_remaining_minor"] = (
-        0 if invoice.get("status") == "void" else max(amount_due(invoice) - paid, 0)
-    )
+    doc["amount_remaining_minor"] = 0 if invoice.status == "void" else max(amount_due(invoice) - paid, 0)
     return doc
 
 
-def explain(invoice: dict[str, Any]) -> dict[str, Any]:
+def explain(invoice: Invoice) -> dict[str, Any]:
     """Per line: meter, aggregate, hours and events behind it, price version and tiers, credits applied.
 
     Example:
-        >>> explain({"id": "in_1", "lines": [], "applications": []})["lines"]
+        >>> from neruba.dal.invoices import invoice_record
+        >>> explain(invoice_record({"id": "in_1", "lines": [], "applications": []}))["lines"]
         []
     """
-    by_line: dict[str, list[dict[str, Any]]] = {}
-    for application in invoice.get("applications") or []:
-        by_line.setdefault(str(application["line_id"]), []).append(application)
+    by_line: dict[str, list[CreditApplication]] = {}
+    for application in invoice.applications:
+        by_line.setdefault(application.line_id, []).append(application)
     lines = []
-    for line in invoice.get("lines") or []:
+    for record in invoice.lines:
+        line = record.document
         source = line.get("source") or {}
-        applied = by_line.get(str(line["line_id"]), [])
+        applied = by_line.get(record.line_id, [])
         lines.append(
             {
                 "line_id": line["line_id"],
-                "kind": line.get("kind"),
-                "description": line.get("description"),
+                "kind": record.kind,
+                "description": record.description,
                 "meter_code": line.get("meter_code"),
                 "group": line.get("group") or {},
                 "aggregate": {"aggregation": source.get("aggregation"), "quantity": line.get("quantity")},
                 "hours": source.get("hours"),
                 "events": source.get("events"),
-                **(adjustment_figures(line) if line.get("kind") == "adjustment" else {}),
+                **(adjustment_figures(line) if record.kind == "adjustment" else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -108,24 +109,25 @@ def explain(invoice: dict[str, Any]) -> dict[str, Any]:
                 },
                 "amount_minor": line.get("amount_minor"),
                 "credits_applied": [
-                    {"grant_id": a["grant_id"], "amount_minor": a["amount_minor"]} for a in applied
+                    {"grant_id": a.grant_id, "amount_minor": a.amount_minor} for a in applied
                 ],
-                "credits_applied_minor": sum(int(a["amount_minor"]) for a in applied),
+                "credits_applied_minor": sum(a.amount_minor for a in applied),
                 "references": line.get("references"),
                 **_original(line),
             }
         )
+    doc = invoice.document
     return {
         "object": "invoice_explanation",
-        "invoice_id": invoice["id"],
-        "number": invoice.get("number"),
-        "status": invoice.get("status"),
-        "period_start": invoice.get("period_start"),
-        "period_end": invoice.get("period_end"),
-        "subtotal_minor": invoice.get("subtotal_minor"),
-        "credits_applied_minor": invoice.get("credits_applied_minor"),
-        "total_minor": invoice.get("total_minor"),
-        "corrects": invoice.get("corrects"),
+        "invoice_id": invoice.id,
+        "number": invoice.number,
+        "status": doc.get("status"),
+        "period_start": doc.get("period_start"),
+        "period_end": doc.get("period_end"),
+        "subtotal_minor": doc.get("subtotal_minor"),
+        "credits_applied_minor": doc.get("credits_applied_minor"),
+        "total_minor": doc.get("total_minor"),
+        "corrects": doc.get("corrects"),
         "lines": lines,
     }
 

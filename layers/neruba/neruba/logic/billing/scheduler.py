@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba.dal.billing import DUE_SHARDS
+from neruba.dal.billing import DUE_SHARDS, BillingState
 from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
 from neruba.dal.transaction import Transaction, commit
@@ -135,13 +135,13 @@ def run_billing(
 
 def _states(
     ctx: Billing, plans: PlansRepository, options: RunOptions, now: datetime
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[BillingState]:
     """Due billing states: from the index, or a customer's subscriptions for a targeted run."""
     if options.customer_id:
         for subscription in plans.customer_subscriptions(options.customer_id):
             ensure_billing_state(ctx.billing, subscription)
             state = ctx.billing.state(str(subscription["id"]))
-            if state and state.get("due_at") and parse_ts(str(state["due_at"])) <= now:
+            if state and state.due_at and parse_ts(state.due_at) <= now:
                 yield state
         return
     if options.backfill or ctx.billing.marker("billing-state-backfill") is None:
@@ -181,8 +181,9 @@ def _enqueue_due(
         if not windows:
             continue
         last = windows[-1].seq
-        recently = state.get("enqueued_at") and parse_ts(str(state["enqueued_at"])) > now - REQUEUE_AFTER
-        if recently and int(state.get("enqueued_seq", -1)) >= last and options.trigger == "schedule":
+        recently = state.enqueued_at and parse_ts(state.enqueued_at) > now - REQUEUE_AFTER
+        enqueued_seq = state.enqueued_seq if state.enqueued_seq is not None else -1
+        if recently and enqueued_seq >= last and options.trigger == "schedule":
             run["skipped"] += len(windows)
             continue
         jobs = jobs_for(state, windows, run_id=run["id"])
@@ -194,15 +195,15 @@ def _enqueue_due(
             "billing windows enqueued",
             extra={
                 "run_id": run["id"],
-                "subscription_id": str(state["subscription_id"]),
-                "customer_id": str(state["customer_id"]),
+                "subscription_id": state.subscription_id,
+                "customer_id": state.customer_id,
                 "invoice_ids": [w.invoice_id for w in windows],
                 "failed_sends": len(failed),
             },
         )
         if failed:
             continue  # not marked: the next run enqueues them again
-        marks.append(ctx.billing.mark_enqueued_item(str(state["subscription_id"]), last, now))
+        marks.append(ctx.billing.mark_enqueued_item(state.subscription_id, last, now))
         if len(marks) == MARKS_PER_TRANSACTION:
             fenced(marks, holder.fence)
             marks = []
@@ -210,12 +211,12 @@ def _enqueue_due(
         fenced(marks, holder.fence)
 
 
-def jobs_for(state: dict[str, Any], windows: list[Window], run_id: str | None = None) -> list[BillingJob]:
+def jobs_for(state: BillingState, windows: list[Window], run_id: str | None = None) -> list[BillingJob]:
     """One BillingQueue job per window of a billing state (``run_id`` names the run that enqueued it)."""
     return [
         BillingJob(
             subscription_id=w.subscription_id,
-            customer_id=str(state["customer_id"]),
+            customer_id=state.customer_id,
             seq=w.seq,
             window_id=w.window_id,
             kind=w.kind,

@@ -84,9 +84,9 @@ def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dic
     """The pending adjustment lines, as the next invoice will carry them, marked as pending."""
     lines = []
     for adjustment in billing.adjustments(subscription_id):
-        if adjustment.get("status") != "pending":
+        if adjustment.status != "pending":
             continue
-        line = dict(adjustment["line"])
+        line = dict(adjustment.line)
         line["pending"] = True
         line["description"] = (
             f"Pending: {line.get('description') or line['line_id']} (billed on the next invoice)"

@@ -32,10 +32,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from neruba.domain import phases
 from neruba.timefmt import parse_ts, ts
+
+if TYPE_CHECKING:
+    from neruba.dal.billing import BillingState
 
 AddInterval = Callable[[datetime, str, int], datetime]
 WindowKind = Literal["opening", "usage"]
@@ -168,14 +171,14 @@ def subscription_end(subscription: dict[str, Any], add_interval: AddInterval) ->
     return phases.subscription_end(subscription, add_interval)
 
 
-def state_windows(state: dict[str, Any], now: datetime, add_interval: AddInterval) -> list[Window]:
+def state_windows(state: BillingState, now: datetime, add_interval: AddInterval) -> list[Window]:
     """The due windows of a stored billing state (``BST#`` item) at ``now``, oldest first."""
     return due_windows(
-        str(state["subscription_id"]),
-        parse_ts(str(state["anchor"])),
-        str(state["interval"]),
-        int(state["next_seq"]),
+        state.subscription_id,
+        parse_ts(state.anchor),
+        state.interval,
+        state.next_seq,
         now,
         add_interval,
-        parse_ts(str(state["ends_at"])) if state.get("ends_at") else None,
+        parse_ts(state.ends_at) if state.ends_at else None,
     )

@@ -18,12 +18,17 @@ Why a retried or duplicated job never bills twice:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from neruba.dal.billing import BillingRepository, TransactionCancelledError, shard_of
+from neruba.dal.billing import (
+    Adjustment,
+    BillingRepository,
+    BillingState,
+    TransactionCancelledError,
+)
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
@@ -33,6 +38,9 @@ from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 
 class RetryableBillingError(Exception):
@@ -63,19 +71,18 @@ def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any
     return billing.put_state_if_absent(new_billing_state(subscription))
 
 
-def new_billing_state(subscription: dict[str, Any]) -> dict[str, Any]:
+def new_billing_state(subscription: dict[str, Any]) -> BillingState:
     """The billing state a new subscription starts with: window 0 (the opening) due at its start."""
-    anchor = parse_ts(str(subscription["start_at"]))
-    return {
-        "subscription_id": subscription["id"],
-        "customer_id": subscription["customer_id"],
-        "anchor": ts(anchor),
-        "interval": subscription["interval"],
-        "next_seq": 0,
-        "status": "active",
-        "due_shard": shard_of(subscription["id"], "bst"),
-        "due_at": ts(anchor),
-    }
+    anchor = ts(parse_ts(str(subscription["start_at"])))
+    return BillingState(
+        subscription_id=subscription["id"],
+        customer_id=subscription["customer_id"],
+        anchor=anchor,
+        interval=subscription["interval"],
+        next_seq=0,
+        status="active",
+        due_at=anchor,
+    )
 
 
 def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:
@@ -88,12 +95,12 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
         ensure_billing_state(ctx.billing, subscription)
         state = ctx.billing.state(job.subscription_id)
         assert state is not None
-    if int(state["next_seq"]) > job.seq:
+    if state.next_seq > job.seq:
         outcome.already_billed += 1
         # a retried job: its first attempt may have stopped between the window and its top-up
         _top_up(ctx, outcome, subscription, str(subscription.get("currency") or ""), now)
-    while state["status"] == "active" and int(state["next_seq"]) <= job.seq:
-        seq = int(state["next_seq"])
+    while state.status == "active" and state.next_seq <= job.seq:
+        seq = state.next_seq
         ends_at = subscription_end(subscription, ctx.add_interval)
         window = _window(ctx, state, seq, ends_at)
         if window is None:
@@ -128,18 +135,16 @@ def _top_up(
         outcome.top_ups.append(invoice_id)
 
 
-def _advanced(
-    state: dict[str, Any], window: Window, ends_at: datetime | None, ctx: Billing
-) -> dict[str, Any]:
+def _advanced(state: BillingState, window: Window, ends_at: datetime | None, ctx: Billing) -> BillingState:
     following = _window(ctx, state, window.seq + 1, ends_at)
-    return {**state, "next_seq": window.seq + 1, "status": "active" if following else "ended"}
+    return replace(state, next_seq=window.seq + 1, status="active" if following else "ended")
 
 
-def _window(ctx: Billing, state: dict[str, Any], seq: int, ends_at: datetime | None) -> Window | None:
+def _window(ctx: Billing, state: BillingState, seq: int, ends_at: datetime | None) -> Window | None:
     return window_at(
-        str(state["subscription_id"]),
-        parse_ts(str(state["anchor"])),
-        str(state["interval"]),
+        state.subscription_id,
+        parse_ts(state.anchor),
+        state.interval,
         seq,
         ctx.add_interval,
         ends_at,
@@ -273,26 +278,26 @@ def rated_lines(rated: RatedWindow) -> dict[str, dict[str, Any]]:
 
 
 def line_deltas(
-    original: dict[str, Any], rerated: dict[str, dict[str, Any]], recorded: list[dict[str, Any]]
+    original: Invoice, rerated: dict[str, dict[str, Any]], recorded: list[Adjustment]
 ) -> list[dict[str, Any]]:
     """Adjustment lines bringing a finalized invoice's lines (plus earlier adjustments) to ``rerated``.
 
     Example: the invoice billed 10 calls for 100; 12 are counted now: one line, +2 calls, +20.
     """
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
-    for line in original["lines"]:
-        if line.get("kind") == "adjustment":
+    for billed in original.lines:
+        if billed.kind == "adjustment":
             continue
-        held[line["line_id"]] = (Decimal(str(line["quantity"])), int(line["amount_minor"]), line)
+        held[billed.line_id] = (Decimal(str(billed.quantity)), billed.amount_minor, billed.document)
     counts: dict[str, int] = {}
     for adjustment in recorded:
-        if adjustment["original_invoice_id"] != original["id"]:
+        if adjustment.original_invoice_id != original.id:
             continue
-        ref = str(adjustment["original_line_id"])
-        quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment["line"]))
+        ref = adjustment.original_line_id
+        quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment.line))
         held[ref] = (
-            quantity + Decimal(str(adjustment["line"]["quantity"])),
-            amount + int(adjustment["line"]["amount_minor"]),
+            quantity + Decimal(str(adjustment.line["quantity"])),
+            amount + int(adjustment.line["amount_minor"]),
             line,
         )
         counts[ref] = counts.get(ref, 0) + 1
@@ -308,16 +313,15 @@ def line_deltas(
         source = now_line or base
         deltas.append(
             {
-                "line_id": f"adjustment:{original['id']}:{line_id}:{n}",
+                "line_id": f"adjustment:{original.id}:{line_id}:{n}",
                 "kind": "adjustment",
-                "description": f"Adjustment to invoice {original.get('number') or original['id']}, "
-                f"line {line_id}",
+                "description": f"Adjustment to invoice {original.number or original.id}, line {line_id}",
                 "meter_code": source.get("meter_code"),
                 "group": source.get("group", {}),
                 "quantity": new_quantity - quantity,
                 "amount_minor": new_amount - amount,
-                "period_start": original["period_start"],
-                "period_end": original["period_end"],
+                "period_start": original.period_start,
+                "period_end": original.period_end,
                 "plan_code": source.get("plan_code"),
                 "plan_version": source.get("plan_version"),
                 "tiers": [],  # the re-rated line's tiers price the whole window, not this difference
@@ -326,16 +330,16 @@ def line_deltas(
                     quantity,
                     amount,
                     [
-                        a["line"]
+                        a.line
                         for a in recorded
-                        if (a["original_invoice_id"], a["original_line_id"]) == (original["id"], line_id)
+                        if (a.original_invoice_id, a.original_line_id) == (original.id, line_id)
                     ],
                     now_line,
                 ),
                 "references": {
-                    "invoice_id": original["id"],
+                    "invoice_id": original.id,
                     "line_id": line_id,
-                    "number": original.get("number"),
+                    "number": original.number,
                 },
                 "seq_of_line": n,
             }
@@ -392,9 +396,9 @@ def late_adjustments(
     lines: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     for adjustment in recorded:
-        if adjustment["status"] == "pending":
-            lines.append(adjustment["line"])
-            key = str(adjustment["key"])
+        if adjustment.status == "pending":
+            lines.append(adjustment.line)
+            key = adjustment.key
             actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
     anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
     for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events)):
@@ -403,12 +407,10 @@ def late_adjustments(
             break
         earlier = window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
-        if earlier is None or original is None or original["status"] in ("draft", "void"):
+        if earlier is None or original is None or original.status in ("draft", "void"):
             continue
         rerated = rated_lines(
-            ctx.rate_window(
-                subscription, parse_ts(original["period_start"]), parse_ts(original["period_end"])
-            )
+            ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))
         )
         for delta in line_deltas(original, rerated, recorded)[:room]:
             lines.append(delta)
@@ -421,16 +423,16 @@ def late_adjustments(
 
 
 def adjustment_record(
-    delta: dict[str, Any], status: str, applied_to: str | None, now: datetime
-) -> dict[str, Any]:
-    """The ADJ item of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
+    delta: dict[str, Any], status: Literal["pending", "applied"], applied_to: str | None, now: datetime
+) -> Adjustment:
+    """The adjustment of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
     ref = delta["references"]
-    return {
-        "key": f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
-        "original_invoice_id": ref["invoice_id"],
-        "original_line_id": ref["line_id"],
-        "status": status,
-        "applied_to": applied_to,
-        "created_at": ts(now),
-        "line": delta,
-    }
+    return Adjustment(
+        key=f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
+        original_invoice_id=ref["invoice_id"],
+        original_line_id=ref["line_id"],
+        status=status,
+        applied_to=applied_to,
+        created_at=ts(now),
+        line=delta,
+    )

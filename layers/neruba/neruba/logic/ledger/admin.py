@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.audit import AuditRepository
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
@@ -33,6 +33,10 @@ from neruba.models.ledger import (
 )
 from neruba.timefmt import iso
 
+if TYPE_CHECKING:
+    from neruba.dal.disputes import Dispute
+    from neruba.dal.invoices import Invoice
+
 
 @dataclass(frozen=True, slots=True)
 class Operator:
@@ -48,7 +52,7 @@ class Stores:
     ledger: LedgerRepository
     audit: AuditRepository
     customer: Callable[[str], Customer | None]
-    invoice: Callable[[str], dict[str, Any] | None] = lambda _: None
+    invoice: Callable[[str], Invoice | None] = lambda _: None
 
 
 def _hash(*parts: Any) -> str:
@@ -405,8 +409,7 @@ def open_dispute(stores: Stores, op: Operator, customer_id: str, body: DisputeCr
         )
 
     posting, _, dispute_id = _money_action(stores, op, customer_id, body, "dispute", run, "dp_")
-    dispute = stores.ledger.disputes.get(dispute_id) or {}
-    return {**dispute, "posting_id": posting.posting_id}
+    return _dispute_answer(stores.ledger.disputes.get(dispute_id), posting.posting_id)
 
 
 def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeClose) -> dict[str, Any]:
@@ -416,7 +419,7 @@ def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeCl
     dispute = disputes.get(dispute_id)
     if dispute is None:
         raise NotFoundError(f"No dispute {dispute_id!r}.", code="dispute_not_found", param="dispute_id")
-    customer_id = dispute["customer_id"]
+    customer_id = dispute.customer_id
     key = f"dispute:{dispute_id}:close"
     fingerprint = _hash("dispute_close", dispute_id, body.outcome)
     stored = stores.ledger.stored_posting(customer_id, key)
@@ -426,17 +429,17 @@ def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeCl
             op,
             action="dispute.close",
             customer_id=customer_id,
-            currency=dispute["currency"],
+            currency=dispute.currency,
             target=dispute_id,
             body=body,
-            extra_before={"dispute": {"status": dispute["status"]}},
+            extra_before={"dispute": {"status": dispute.status}},
             extra_after=lambda _: {"dispute": {"status": body.outcome}},
         )
         try:
             stored = record_dispute(
                 stores.ledger,
                 customer_id=customer_id,
-                currency=dispute["currency"],
+                currency=dispute.currency,
                 dispute_id=dispute_id,
                 status=body.outcome,
                 idempotency_key=key,
@@ -449,7 +452,12 @@ def close_dispute(stores: Stores, op: Operator, dispute_id: str, body: DisputeCl
             raise ConflictError(str(exc), code="dispute_closed") from exc
     if stored.metadata.get("request_hash") != fingerprint:
         raise ConflictError(f"Dispute {dispute_id!r} is already {stored.reason[8:]}.", code="dispute_closed")
-    return {**(disputes.get(dispute_id) or {}), "posting_id": stored.posting_id}
+    return _dispute_answer(disputes.get(dispute_id), stored.posting_id)
+
+
+def _dispute_answer(dispute: Dispute | None, posting_id: str) -> dict[str, Any]:
+    """The dispute as stored, with the posting that opened or closed it."""
+    return {**(dispute.document if dispute is not None else {}), "posting_id": posting_id}
 
 
 def put_auto_top_up(stores: Stores, op: Operator, customer_id: str, body: AutoTopUpRuleIn) -> dict[str, Any]:

@@ -10,10 +10,13 @@ refundable. Each refusal is a :class:`PaymentTargetError` with a stable code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from neruba.dal.payments import PaymentsRepository
 from neruba.domain.payments import PaymentRecord
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 Kind = Literal["not_found", "conflict", "invalid"]
 
@@ -35,7 +38,7 @@ def resolve_payment(
     action: Literal["refund", "dispute"],
     payment_id: str | None,
     invoice_id: str | None,
-    invoice: Callable[[str], dict[str, Any] | None] | None = None,
+    invoice: Callable[[str], Invoice | None] | None = None,
 ) -> PaymentRecord:
     """The payment record to take ``amount_minor`` back from.
 
@@ -106,17 +109,17 @@ def exceeds(record: PaymentRecord, amount_minor: int, action: str) -> PaymentTar
     )
 
 
-def _check_invoice(doc: dict[str, Any] | None, customer_id: str, invoice_id: str) -> None:
-    if doc is None or doc.get("customer_id") != customer_id:
+def _check_invoice(doc: Invoice | None, customer_id: str, invoice_id: str) -> None:
+    if doc is None or doc.customer_id != customer_id:
         raise PaymentTargetError(
             f"Customer {customer_id!r} has no invoice {invoice_id!r}.",
             code="invoice_not_found",
             kind="not_found",
             param="invoice_id",
         )
-    if doc.get("status") != "paid":
+    if doc.status != "paid":
         raise PaymentTargetError(
-            f"Invoice {invoice_id!r} is {doc.get('status')}, not paid: nothing to take back.",
+            f"Invoice {invoice_id!r} is {doc.status}, not paid: nothing to take back.",
             code="invoice_not_paid",
             kind="conflict",
             param="invoice_id",

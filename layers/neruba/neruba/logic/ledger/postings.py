@@ -314,7 +314,7 @@ def record_dispute(
         _same_payment(payment, customer_id, currency).open_dispute(amount)
         payment_id: str | None = payment.payment_id
         invoice_id: str | None = payment.invoice_id
-        record: dict[str, Any] = {
+        opened: dict[str, Any] = {
             "id": dispute_id,
             "object": "dispute",
             "customer_id": customer_id,
@@ -327,26 +327,25 @@ def record_dispute(
             "created_at": iso(moment),
         }
         entries = [debit("disputes", amount), credit("cash", amount)]
-        items = [disputes.open_item(record), payments.dispute_open_item(payment, amount)]
+        items = [disputes.open_item(opened), payments.dispute_open_item(payment, amount)]
     else:
         stored = repo.stored_posting(customer_id, idempotency_key)
         if stored is not None:
             return stored
-        record_or_none = disputes.get(dispute_id)
-        if record_or_none is None or record_or_none["customer_id"] != customer_id:
+        record = disputes.get(dispute_id)
+        if record is None or record.customer_id != customer_id:
             raise DisputeStateError(f"no dispute {dispute_id!r}")
-        record = record_or_none
-        if record["status"] != "open":
-            raise DisputeStateError(f"dispute {dispute_id!r} is already {record['status']}")
-        amount = int(record["amount_minor"])
-        currency = record["currency"]
-        payment_id, invoice_id = record.get("payment_id"), record.get("invoice_id")
+        if record.status != "open":
+            raise DisputeStateError(f"dispute {dispute_id!r} is already {record.status}")
+        amount = record.amount_minor
+        currency = record.currency
+        payment_id, invoice_id = record.payment_id, record.invoice_id
         if status == "won":
             entries = [debit("cash", amount), credit("disputes", amount)]
         else:
             entries = [debit("dispute_losses", amount), credit("disputes", amount)]
         items = [disputes.close_item(record, status, moment)]
-        disputed = payments.get(customer_id, str(payment_id)) if record.get("payment_tracked") else None
+        disputed = payments.get(customer_id, str(payment_id)) if record.payment_tracked else None
         if disputed is not None:  # disputes recorded before payment records existed move only the ledger
             items.append(payments.dispute_close_item(disputed, amount, status))
     return _post(

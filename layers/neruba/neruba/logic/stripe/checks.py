@@ -21,8 +21,9 @@ total over what the invoice already records (``amount_paid_minor``): two events 
 a second charge books only the rest, and an invoice is ``paid`` only when nothing remains.
 
 Example:
-    >>> inv = {"id": "in_1", "customer_id": "acme", "currency": "USD", "status": "finalized",
-    ...        "total_minor": 2000, "stripe": {"invoice_id": "in_S1"}}
+    >>> from neruba.dal.invoices import invoice_record
+    >>> inv = invoice_record({"id": "in_1", "customer_id": "acme", "currency": "USD", "status": "finalized",
+    ...                       "total_minor": 2000, "stripe": {"invoice_id": "in_S1"}})
     >>> plan = check_payment(inv, PaymentClaim("acme", "USD", "in_S1", None, 1500, 2000))
     >>> (plan.post_minor, plan.status_after, plan.remaining_minor)
     (1500, 'finalized', 500)
@@ -31,7 +32,10 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 OPEN = ("finalized", "payment_failed")
 
@@ -77,22 +81,21 @@ class PaymentPlan:
         return self.post_minor > 0 or self.status_after != self.status_before
 
 
-def amount_due(invoice: dict[str, Any]) -> int:
+def amount_due(invoice: Invoice) -> int:
     """What the customer owes on the invoice in all (an invoice whose total is negative owes nothing)."""
-    return max(int(invoice.get("total_minor") or 0), 0)
+    return max(invoice.total_minor, 0)
 
 
-def paid_level(invoice: dict[str, Any]) -> int:
+def paid_level(invoice: Invoice) -> int:
     """What the invoice records as paid; an invoice marked paid before this was recorded counts as fully
     paid."""
-    stored = invoice.get("amount_paid_minor")
-    if stored is not None:
-        return int(stored)
-    return amount_due(invoice) if invoice.get("status") == "paid" else 0
+    if invoice.amount_paid_minor is not None:
+        return invoice.amount_paid_minor
+    return amount_due(invoice) if invoice.status == "paid" else 0
 
 
 def identity_mismatch(
-    invoice: dict[str, Any] | None,
+    invoice: Invoice | None,
     invoice_id: str,
     customer_id: str,
     stripe_invoice_id: str,
@@ -102,37 +105,34 @@ def identity_mismatch(
     """The first way the event's ids disagree with the stored invoice, or None."""
     if invoice is None:
         return Park("invoice_not_found", f"no invoice {invoice_id}")
-    if str(invoice.get("customer_id")) != customer_id:
+    if invoice.customer_id != customer_id:
         return Park(
             "customer_mismatch",
-            f"the event names customer {customer_id}; invoice {invoice_id} is {invoice.get('customer_id')}'s",
+            f"the event names customer {customer_id}; invoice {invoice_id} is {invoice.customer_id}'s",
         )
-    if currency is not None and str(invoice.get("currency")).upper() != currency.upper():
+    if currency is not None and invoice.currency.upper() != currency.upper():
         return Park(
             "currency_mismatch",
-            f"the event is in {currency.upper()}; invoice {invoice_id} is in {invoice.get('currency')}",
+            f"the event is in {currency.upper()}; invoice {invoice_id} is in {invoice.currency}",
         )
-    sync = invoice.get("stripe") or {}
-    if sync.get("invoice_id") != stripe_invoice_id:
-        stored = sync.get("invoice_id") or "none"
+    if invoice.stripe_invoice_id != stripe_invoice_id:
+        stored = invoice.stripe_invoice_id or "none"
         return Park(
             "stripe_invoice_mismatch",
             f"Stripe invoice {stripe_invoice_id} is not the one created for {invoice_id} ({stored})",
         )
-    if stripe_customer_id and sync.get("customer_id") and sync["customer_id"] != stripe_customer_id:
+    sent_to = invoice.stripe_customer_id
+    if stripe_customer_id and sent_to and sent_to != stripe_customer_id:
         return Park(
             "stripe_customer_mismatch",
-            f"Stripe customer {stripe_customer_id} is not the one {invoice_id} was sent to "
-            f"({sync['customer_id']})",
+            f"Stripe customer {stripe_customer_id} is not the one {invoice_id} was sent to ({sent_to})",
         )
     return None
 
 
-def check_payment(
-    invoice: dict[str, Any] | None, claim: PaymentClaim, invoice_id: str = ""
-) -> PaymentPlan | Park:
+def check_payment(invoice: Invoice | None, claim: PaymentClaim, invoice_id: str = "") -> PaymentPlan | Park:
     """Decide what a payment event may do to ``invoice`` (see the module docstring)."""
-    invoice_id = invoice_id or str((invoice or {}).get("id"))
+    invoice_id = invoice_id or (invoice.id if invoice is not None else "None")
     mismatch = identity_mismatch(
         invoice,
         invoice_id,
@@ -144,11 +144,11 @@ def check_payment(
     if mismatch is not None:
         return mismatch
     assert invoice is not None
-    status = str(invoice.get("status"))
+    status = invoice.status
     if status not in (*OPEN, "paid"):
         return Park("invoice_not_payable", f"invoice {invoice_id} is {status}")
     due = amount_due(invoice)
-    ours = int(invoice.get("total_minor") or 0)
+    ours = invoice.total_minor
     if claim.stripe_total_minor is not None and claim.stripe_total_minor != ours:
         return Park("amount_mismatch", f"Stripe's total {claim.stripe_total_minor} differs from ours {ours}")
     if claim.amount_paid_minor > due:

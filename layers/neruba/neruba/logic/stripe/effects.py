@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
     from neruba.logic.stripe.checks import PaymentPlan
 
 EffectOutcome = Literal["applied", "already_applied", "skipped"]
@@ -50,7 +51,7 @@ class EffectConflictError(Exception):
 class StripeEffects(Protocol):
     """The money and invoice effects of Stripe events. Every method is idempotent on ``idempotency_key``."""
 
-    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+    def invoice(self, invoice_id: str) -> Invoice | None:
         """The stored invoice (status, customer, currency, totals, ``amount_paid_minor``, the Stripe sync
         record), read consistently; what every event is checked against."""
         ...
@@ -143,8 +144,8 @@ class StripeEffects(Protocol):
 class InvoiceSource(Protocol):
     """What sync-out needs from invoices and customers."""
 
-    def get(self, invoice_id: str) -> dict[str, Any] | None:
-        """The invoice document (see the invoices contract), or None."""
+    def get(self, invoice_id: str) -> Invoice | None:
+        """The invoice (see the invoices contract), or None."""
         ...
 
     def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:

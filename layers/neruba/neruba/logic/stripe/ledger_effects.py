@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import TransactionCancelledError
 from neruba.dal.catalog import CatalogRepository
-from neruba.dal.invoices import InvoiceConflictError, InvoicesRepository, can_transition
+from neruba.dal.invoices import Invoice, InvoiceConflictError, InvoicesRepository, can_transition
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.dal.stripe_events import RefundLevels
 from neruba.domain.payments import PaymentRecord
@@ -53,7 +53,7 @@ def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str) -> EffectR
         invoice = repo.get(invoice_id)
         if invoice is None:
             return EffectResult("skipped", f"invoice {invoice_id} not found")
-        current = str(invoice.get("status"))
+        current = invoice.status
         if current == to:
             return EffectResult("already_applied", f"invoice already {to}")
         if not can_transition(current, to):
@@ -113,7 +113,7 @@ class LedgerEffects:
             self._payment(action, **target)  # raises EffectRefusedError when too little is left now
             raise
 
-    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+    def invoice(self, invoice_id: str) -> Invoice | None:
         return self.invoices.get(invoice_id)
 
     def invoice_paid(
@@ -315,7 +315,7 @@ class RepositoryInvoiceSource:
         self._repo = invoices
         self._catalog = catalog
 
-    def get(self, invoice_id: str) -> dict[str, Any] | None:
+    def get(self, invoice_id: str) -> Invoice | None:
         return self._repo.get(invoice_id)
 
     def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:

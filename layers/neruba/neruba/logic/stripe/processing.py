@@ -27,12 +27,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.errors import NerubaError
 from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identity_mismatch
 from neruba.logic.stripe.effects import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 AuditItems = Callable[["ProcessResult"], list[dict[str, Any]]]
 SETTLED = ("processed", "ignored", "parked")  # a queued copy of such an event changes nothing
@@ -436,9 +439,9 @@ def _settled(stored: dict[str, Any]) -> ProcessResult:
     return ProcessResult(str(stored["status"]), str(stored.get("outcome") or ""), error=stored.get("error"))
 
 
-def _parked(park: Park, invoice_id: str, invoice: dict[str, Any] | None, customer_id: str) -> ProcessResult:
+def _parked(park: Park, invoice_id: str, invoice: Invoice | None, customer_id: str) -> ProcessResult:
     """Nothing applied: the event waits for an operator (listed with ``status=parked``, replayable)."""
-    owner = str(invoice["customer_id"]) if invoice is not None else customer_id
+    owner = invoice.customer_id if invoice is not None else customer_id
     return ProcessResult(
         "parked", "parked", error=str(park), refs={"invoice_id": invoice_id, "customer_id": owner}
     )

@@ -28,11 +28,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.logic.stripe.effects import InvoiceSource
 from neruba.timefmt import ts_seconds
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
 
 SYNCABLE = ("finalized", "paid", "payment_failed")
 T = TypeVar("T")
@@ -85,11 +88,11 @@ class InvoiceSync:
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             raise SyncError(f"invoice {invoice_id} not found")
-        sync: dict[str, Any] = dict(invoice.get("stripe") or {})
-        if sync.get("status") == "synced":
+        sync: dict[str, Any] = dict(invoice.stripe or {})
+        if invoice.sync_status == "synced":
             return sync
-        if invoice.get("status") not in SYNCABLE:
-            sync.update(status="skipped", last_error=f"invoice is {invoice.get('status')}")
+        if invoice.status not in SYNCABLE:
+            sync.update(status="skipped", last_error=f"invoice is {invoice.status}")
             self._save(invoice_id, sync)
             return sync
         sync["attempts"] = int(sync.get("attempts") or 0) + 1
@@ -120,8 +123,8 @@ class InvoiceSync:
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             raise SyncError(f"invoice {invoice_id} not found")
-        sync: dict[str, Any] = dict(invoice.get("stripe") or {})
-        if sync.get("status") == "synced":
+        sync: dict[str, Any] = dict(invoice.stripe or {})
+        if invoice.sync_status == "synced":
             return sync
         sync["attempts"] = int(sync.get("attempts") or 0) + 1
         sync.update(status="failed", last_error=error)
@@ -136,8 +139,8 @@ class InvoiceSync:
         sync["step"] = name
         return int(sync["retries"].get(name, 0))
 
-    def _steps(self, invoice: dict[str, Any], sync: dict[str, Any]) -> None:
-        invoice_id = invoice["id"]
+    def _steps(self, invoice: Invoice, sync: dict[str, Any]) -> None:
+        invoice_id = invoice.id
         if not sync.get("customer_id"):
             sync["customer_id"] = self._customer(invoice, sync)
             self._save(invoice_id, sync)
@@ -153,19 +156,17 @@ class InvoiceSync:
             finalized = self._finalize(invoice, sync)
             sync.update(finalized=True, number=finalized.get("number"), stripe_status=finalized.get("status"))
             total = finalized.get("total")
-            if isinstance(total, int) and total != int(invoice.get("total_minor", total)):
-                raise SyncMismatchError(
-                    f"Stripe total {total} differs from ours {invoice.get('total_minor')}"
-                )
+            if isinstance(total, int) and total != invoice.total_minor:
+                raise SyncMismatchError(f"Stripe total {total} differs from ours {invoice.total_minor}")
 
     @staticmethod
-    def _lines(invoice: dict[str, Any]) -> list[tuple[str, int, str]]:
+    def _lines(invoice: Invoice) -> list[tuple[str, int, str]]:
         lines = [
-            (str(line["line_id"]), int(line["amount_minor"]), str(line.get("description") or line["line_id"]))
-            for line in invoice.get("lines") or []
-            if int(line["amount_minor"]) != 0
+            (line.line_id, line.amount_minor, str(line.description or line.line_id))
+            for line in invoice.lines
+            if line.amount_minor != 0
         ]
-        credits = int(invoice.get("credits_applied_minor") or 0)
+        credits = invoice.credits_applied_minor
         if credits:
             lines.append(("credits", -credits, "Credits applied"))
         return lines
@@ -173,8 +174,8 @@ class InvoiceSync:
     def _create(self, call: Callable[..., T], params: dict[str, Any], key: str) -> T:
         return call(params=params, options={"idempotency_key": key})
 
-    def _customer(self, invoice: dict[str, Any], sync: dict[str, Any]) -> str:
-        customer_id = str(invoice["customer_id"])
+    def _customer(self, invoice: Invoice, sync: dict[str, Any]) -> str:
+        customer_id = invoice.customer_id
         retry = self._step(sync, "customer")
         catalog = self.invoices.customer(customer_id) or {}
         known = catalog.get("stripe_customer_id") or self.repo.stripe_customer(customer_id)
@@ -190,34 +191,32 @@ class InvoiceSync:
         self.repo.put_stripe_customer(customer_id, created["id"], self.now)
         return str(created["id"])
 
-    def _draft(self, invoice: dict[str, Any], sync: dict[str, Any]) -> str:
+    def _draft(self, invoice: Invoice, sync: dict[str, Any]) -> str:
         retry = self._step(sync, "invoice")
         if retry:  # a 5xx may have created it: look it up by our metadata before creating
             listed = self.client.v1.invoices.list(params={"customer": sync["customer_id"], "limit": 100})
             for found in _listed(listed):
-                if (found.get("metadata") or {}).get("neruba_invoice_id") == invoice["id"]:
+                if (found.get("metadata") or {}).get("neruba_invoice_id") == invoice.id:
                     return str(found["id"])
         params = {
             "customer": sync["customer_id"],
-            "currency": str(invoice["currency"]).lower(),
+            "currency": invoice.currency.lower(),
             "auto_advance": False,
             "collection_method": "charge_automatically",
             "pending_invoice_items_behavior": "exclude",
-            "description": f"Invoice {invoice.get('number') or invoice['id']}",
+            "description": f"Invoice {invoice.number or invoice.id}",
             "metadata": {
-                "neruba_invoice_id": invoice["id"],
-                "neruba_customer_id": invoice["customer_id"],
-                "neruba_number": str(invoice.get("number") or ""),
+                "neruba_invoice_id": invoice.id,
+                "neruba_customer_id": invoice.customer_id,
+                "neruba_number": str(invoice.number or ""),
             },
         }
         created = self._create(
-            self.client.v1.invoices.create, params, idempotency_key(invoice["id"], "invoice", retry=retry)
+            self.client.v1.invoices.create, params, idempotency_key(invoice.id, "invoice", retry=retry)
         )
         return str(_plain(created)["id"])
 
-    def _item(
-        self, invoice: dict[str, Any], sync: dict[str, Any], line_id: str, amount: int, text: str
-    ) -> str:
+    def _item(self, invoice: Invoice, sync: dict[str, Any], line_id: str, amount: int, text: str) -> str:
         retry = self._step(sync, f"item:{line_id}")
         if retry:
             listed = self.client.v1.invoice_items.list(params={"invoice": sync["invoice_id"], "limit": 100})
@@ -228,14 +227,14 @@ class InvoiceSync:
             "customer": sync["customer_id"],
             "invoice": sync["invoice_id"],
             "amount": amount,
-            "currency": str(invoice["currency"]).lower(),
+            "currency": invoice.currency.lower(),
             "description": text[:500],
-            "metadata": {"neruba_invoice_id": invoice["id"], "neruba_line_id": line_id[:500]},
+            "metadata": {"neruba_invoice_id": invoice.id, "neruba_line_id": line_id[:500]},
         }
-        key = idempotency_key(invoice["id"], "item", line_id, retry)
+        key = idempotency_key(invoice.id, "item", line_id, retry)
         return str(_plain(self._create(self.client.v1.invoice_items.create, params, key))["id"])
 
-    def _finalize(self, invoice: dict[str, Any], sync: dict[str, Any]) -> dict[str, Any]:
+    def _finalize(self, invoice: Invoice, sync: dict[str, Any]) -> dict[str, Any]:
         retry = self._step(sync, "finalize")
         if retry:  # a 5xx may have finalized it already
             current = _plain(self.client.v1.invoices.retrieve(sync["invoice_id"]))
@@ -244,7 +243,7 @@ class InvoiceSync:
         finalized = self.client.v1.invoices.finalize_invoice(
             sync["invoice_id"],
             params={"auto_advance": True},
-            options={"idempotency_key": idempotency_key(invoice["id"], "finalize", retry=retry)},
+            options={"idempotency_key": idempotency_key(invoice.id, "finalize", retry=retry)},
         )
         return _plain(finalized)
 

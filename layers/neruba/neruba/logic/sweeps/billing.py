@@ -42,6 +42,8 @@ from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
 if TYPE_CHECKING:
+    from neruba.dal.billing import BillingState
+    from neruba.dal.invoices import Invoice
     from neruba.dal.ops import OpsRepository
     from neruba.logic.billing.context import Billing
 
@@ -87,10 +89,7 @@ def _due_windows(
             try:  # one state's failure is reported and never stops the others
                 _due_window(ctx, billing, ops, state, result, details)
             except Exception as exc:
-                ids = {
-                    "subscription_id": state.get("subscription_id"),
-                    "customer_id": state.get("customer_id"),
-                }
+                ids = {"subscription_id": state.subscription_id, "customer_id": state.customer_id}
                 result.fail("due_window", exc, **ids)
 
 
@@ -98,7 +97,7 @@ def _due_window(
     ctx: SweepContext,
     billing: Billing,
     ops: OpsRepository,
-    state: dict[str, Any],
+    state: BillingState,
     result: CheckResult,
     details: dict[str, Any],
 ) -> None:
@@ -107,12 +106,12 @@ def _due_window(
     from neruba.logic.billing.windows import state_windows
     from neruba.timefmt import parse_ts
 
-    subscription_id, seq = str(state["subscription_id"]), int(state["next_seq"])
-    ids = {"subscription_id": subscription_id, "customer_id": str(state["customer_id"]), "seq": seq}
+    subscription_id, seq = state.subscription_id, state.next_seq
+    ids = {"subscription_id": subscription_id, "customer_id": state.customer_id, "seq": seq}
     result.found += 1
-    enqueued = state.get("enqueued_at")
-    recently = enqueued and parse_ts(str(enqueued)) > ctx.now - IN_FLIGHT
-    if recently and int(state.get("enqueued_seq", -1)) >= seq:
+    enqueued = state.enqueued_at
+    recently = enqueued and parse_ts(enqueued) > ctx.now - IN_FLIGHT
+    if recently and (state.enqueued_seq if state.enqueued_seq is not None else -1) >= seq:
         details["in_flight"].append({"kind": "due_window", **ids})
         return
     if not ops.claim_resend("billing", f"{subscription_id}#{seq}", ctx.now, COOLDOWN):
@@ -156,7 +155,7 @@ def _stuck_drafts(ctx: SweepContext, billing: Billing, result: CheckResult, deta
         details["left_to_scheduler"] += [_invoice_ids(d) for d in drafts]
         return
     try:
-        for draft in sorted(drafts, key=lambda d: (str(d["created_at"]), str(d["id"]))):
+        for draft in sorted(drafts, key=lambda d: (str(d.created_at), d.id)):
             try:  # one draft's failure is reported and never stops the others
                 finalized = finalize_invoice(billing, draft, ctx.now, lambda: [locks.fence(lease)])
             except LockLostError:
@@ -169,7 +168,7 @@ def _stuck_drafts(ctx: SweepContext, billing: Billing, result: CheckResult, deta
                 continue
             result.repaired += 1
             result.repairs.append(
-                {"kind": "draft_finalized", **_invoice_ids(draft), "number": finalized["number"]}
+                {"kind": "draft_finalized", **_invoice_ids(draft), "number": finalized.number}
             )
     except LockLostError:
         details["left_to_scheduler"].append({"reason": "lock lost"})
@@ -190,14 +189,14 @@ def _unsynced(
     for invoice in pending:  # the sync message was never sent: send it and leave the index
         result.found += 1
         try:  # one invoice's failure is reported and never stops the others
-            if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
+            if not ops.claim_resend("sync", invoice.id, ctx.now, COOLDOWN):
                 details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
                 continue
             if _send_sync(billing, invoice, "sync_sent", result, details):
-                billing.invoices.clear_sync_due(str(invoice["id"]))
+                billing.invoices.clear_sync_due(invoice.id)
         except Exception as exc:
             result.fail("stripe_sync", exc, **_invoice_ids(invoice))
-    seen = {str(i["id"]) for i in pending}
+    seen = {i.id for i in pending}
     for customer_id in customer_ids(ctx.settings.catalog_table):
         try:
             invoices = billing.invoices.finalized_since(customer_id, ctx.now - SYNC_LOOKBACK)
@@ -206,11 +205,10 @@ def _unsynced(
             continue
         for invoice in invoices:
             result.checked["finalized_invoices"] += 1
-            if str(invoice["id"]) in seen:
+            if invoice.id in seen:
                 continue
-            sync = invoice.get("stripe") or {}
-            status = sync.get("status")
-            since = sync.get("updated_at") or invoice.get("finalized_at")
+            status = invoice.sync_status
+            since = invoice.sync_updated_at or invoice.finalized_at
             if status == "synced" or not since or parse_ts(str(since)) > cutoff:
                 continue
             result.found += 1
@@ -218,7 +216,7 @@ def _unsynced(
                 details["needs_operator"].append({**_invoice_ids(invoice), "sync_status": status})
                 continue
             try:
-                if not ops.claim_resend("sync", str(invoice["id"]), ctx.now, COOLDOWN):
+                if not ops.claim_resend("sync", invoice.id, ctx.now, COOLDOWN):
                     details["in_flight"].append({"kind": "stripe_sync", **_invoice_ids(invoice)})
                     continue
                 _send_sync(billing, invoice, "sync_resent", result, details, sync_status=status)
@@ -253,7 +251,7 @@ def _stranded_top_ups(
 
 def _send_sync(
     billing: Billing,
-    invoice: dict[str, Any],
+    invoice: Invoice,
     kind: str,
     result: CheckResult,
     details: dict[str, Any],
@@ -262,7 +260,7 @@ def _send_sync(
     from neruba.dal.queue import send_batch
 
     ids = _invoice_ids(invoice)
-    if send_batch(billing.sync_queue_url, [("0", json.dumps({"invoice_id": invoice["id"]}))]):
+    if send_batch(billing.sync_queue_url, [("0", json.dumps({"invoice_id": invoice.id}))]):
         result.fail("send", "StripeSyncQueue refused the message", kind_of_work=kind, **ids)
         return False
     result.repaired += 1
@@ -270,9 +268,7 @@ def _send_sync(
     return True
 
 
-def _invoice_ids(invoice: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "invoice_id": invoice.get("id"),
-        "customer_id": invoice.get("customer_id"),
-        "subscription_id": invoice.get("subscription_id"),
-    }
+def _invoice_ids(invoice: Invoice) -> dict[str, Any]:
+    from neruba.logic.billing.finalize import invoice_log_ids
+
+    return invoice_log_ids(invoice)

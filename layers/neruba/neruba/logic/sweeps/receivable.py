@@ -23,33 +23,38 @@ all their postings.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
+
 OPEN = ("draft", "finalized", "payment_failed")
 
 
-def invoice_owed(invoice: dict[str, Any]) -> int:
+def invoice_owed(invoice: Invoice) -> int:
     """What the invoice document says is still owed on it (0 for a void invoice).
 
     Example:
-        >>> invoice_owed({"status": "finalized", "total_minor": 2000, "amount_paid_minor": 1500})
+        >>> from neruba.dal.invoices import invoice_record
+        >>> doc = {"id": "in_1", "status": "finalized", "total_minor": 2000, "amount_paid_minor": 1500}
+        >>> invoice_owed(invoice_record(doc))
         500
     """
-    if invoice.get("status") == "void":
+    if invoice.status == "void":
         return 0
-    return int(invoice.get("total_minor") or 0) - paid_level(invoice)
+    return invoice.total_minor - paid_level(invoice)
 
 
-def status_problem(invoice: dict[str, Any]) -> str | None:
+def status_problem(invoice: Invoice) -> str | None:
     """``paid_but_owed`` / ``open_but_settled`` when the status disagrees with the remaining amount."""
     remaining = amount_due(invoice) - paid_level(invoice)
-    if invoice.get("status") == "paid" and remaining > 0:
+    if invoice.status == "paid" and remaining > 0:
         return "paid_but_owed"
-    if invoice.get("status") in ("finalized", "payment_failed") and amount_due(invoice) > 0 >= remaining:
+    if invoice.status in ("finalized", "payment_failed") and amount_due(invoice) > 0 >= remaining:
         return "open_but_settled"
     return None
 
@@ -87,13 +92,13 @@ def receivable_check(ctx: SweepContext) -> CheckResult:
         if not ledger.posting_docs_between(customer_id, ctx.start, ctx.end):
             continue  # nothing posted in the window: nothing changed what is owed
         result.checked["customers_with_postings"] += 1
-        docs = _all_invoices(invoices, customer_id)
+        docs = invoices.of_customer(customer_id)
         owed, payments = receivable_by_invoice(_all_postings(ledger, customer_id))
         result.checked["invoices"] += len(docs)
         result.checked["payments"] += len(payments)
         for invoice in docs:
-            ids = {"customer_id": customer_id, "invoice_id": invoice["id"], "status": invoice.get("status")}
-            expected, booked = invoice_owed(invoice), owed.get(str(invoice["id"]), 0)
+            ids = {"customer_id": customer_id, "invoice_id": invoice.id, "status": invoice.status}
+            expected, booked = invoice_owed(invoice), owed.get(invoice.id, 0)
             if expected != booked:
                 failures.append(
                     {"kind": "receivable_differs", **ids, "invoice_owed": expected, "ledger_owed": booked}
@@ -103,7 +108,7 @@ def receivable_check(ctx: SweepContext) -> CheckResult:
                 failures.append(
                     {"kind": problem, **ids, "remaining_minor": amount_due(invoice) - paid_level(invoice)}
                 )
-        known = {str(doc["id"]) for doc in docs}
+        known = {doc.id for doc in docs}
         for posting_id, invoice_id in payments:
             if invoice_id not in known:
                 failures.append(
@@ -119,16 +124,6 @@ def receivable_check(ctx: SweepContext) -> CheckResult:
     result.found = len(failures)
     result.details = {"failures": failures}
     return result
-
-
-def _all_invoices(repo: Any, customer_id: str) -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page, cursor = repo.list(customer_id, None, 100, cursor)
-        docs += page
-        if cursor is None:
-            return docs
 
 
 def _all_postings(repo: Any, customer_id: str) -> list[Any]:
