@@ -193,8 +193,9 @@ class MeterView(_Model):
 class TierView(_Model):
     """One tier of a charge; ``up_to`` is None on the last tier."""
 
-    unit_price: Decimal
+    unit_price: Decimal | None = None
     up_to: Decimal | None = None
+    rate: Decimal | None = None
     flat_fee: Decimal | None = None
 
 
@@ -202,12 +203,15 @@ class ChargeView(_Model):
     """How one meter's usage is priced in a plan version (prices are exact decimals)."""
 
     meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package"]
+    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
     unit_price: Decimal | None = None
     tiers: list[TierView] = Field(default_factory=list)
     package_size: int | None = None
     package_price: Decimal | None = None
     free_units: Decimal | None = None
+    rate: Decimal | None = None
+    fixed_fee: Decimal | None = None
+    free_events: int | None = None
 
 
 class PlanVersion(_Model):

@@ -69,7 +69,7 @@ def usage_lines(
         groups = usage.get(meter) or {"": GroupUsage(ZERO)}
         for key in sorted(groups):
             cell = groups[key]
-            rated = rate_quantity(charge, cell.quantity, currency)
+            rated = rate_quantity(charge, cell.quantity, currency, cell.events)
             priced = rated.priced
             group = parse_group(key)
             label = ", ".join(f"{k}={v}" for k, v in group.items())
@@ -79,6 +79,7 @@ def usage_lines(
                     kind="usage",
                     description=f"{meter} ({charge['model']})"
                     + (f" [{label}]" if label else "")
+                    + explain(priced, cell.events)
                     + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
                     group=group,
@@ -96,11 +97,33 @@ def usage_lines(
                         "free_units": exact(charge.get("free_units", 0)),
                         "billable_quantity": priced.billable,
                         "amount": priced.amount,
+                        **priced.source,
                         **rated.source,
                     },
                 )
             )
     return lines
+
+
+def explain(priced: Priced, events: int) -> str:
+    """What a line's description adds to say how its amount was found, for models whose rows alone do
+    not (percentage: the rate on the amount, the fixed fee on the events past the free ones).
+
+    Example:
+        >>> from neruba.domain.pricing import price_charge
+        >>> explain(price_charge({"model": "percentage", "rate": "1.2", "fixed_fee": "0.1",
+        ...                       "free_events": 3}, Decimal(450), 4), 4)
+        ': 1.2% of 450 + 0.1 x 1 of 4 events (3 free)'
+    """
+    source = priced.source
+    if "rate" not in source:
+        return ""
+    text = f": {source['rate']}% of {priced.billable}"
+    if source["fixed_fee"]:
+        free = source["free_events"]
+        text += f" + {source['fixed_fee']} x {source['billable_events']} of {events} events"
+        text += f" ({free} free)" if free else ""
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +137,9 @@ class RatedQuantity:
     source: Mapping[str, Any] = field(default_factory=dict)
 
 
-def rate_quantity(charge: Mapping[str, Any], quantity: Decimal, currency: str) -> RatedQuantity:
+def rate_quantity(
+    charge: Mapping[str, Any], quantity: Decimal, currency: str, events: int = 0
+) -> RatedQuantity:
     """Price one usage quantity, never refusing it.
 
     A net negative quantity (a meter that allows negative values, netted below zero) is billed as 0
@@ -131,7 +156,7 @@ def rate_quantity(charge: Mapping[str, Any], quantity: Decimal, currency: str) -
     if quantity < 0:
         source["net_quantity"] = quantity
         notes.append(f"net usage was negative ({quantity}): billed as 0")
-    priced = price_charge(charge, max(quantity, ZERO))
+    priced = price_charge(charge, max(quantity, ZERO), events)
     if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")

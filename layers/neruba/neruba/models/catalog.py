@@ -160,16 +160,32 @@ class CustomerUpdate(BaseModel):
 
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
 Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
+Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10)]
 
 
 class TierIn(BaseModel):
-    """One tier: units up to ``up_to`` (inclusive; null for the last, open tier)."""
+    """One tier: units up to ``up_to`` (inclusive; null for the last, open tier), priced by ``unit_price``
+    (graduated, volume) or by ``rate``, a percentage of the amount in the tier (graduated_percentage)."""
 
     model_config = ConfigDict(extra="forbid")
 
     up_to: Quantity | None = None
-    unit_price: Price
+    unit_price: Price | None = None
+    rate: Rate | None = Field(default=None, description="Percent of the amount (graduated_percentage).")
     flat_fee: Price = Decimal(0)
+
+
+ChargeModel = Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
+PERCENTAGE_MODELS = frozenset({"percentage", "graduated_percentage"})  # priced on a sum meter's amount
+_NEEDS: dict[str, set[str]] = {
+    "per_unit": {"unit_price"},
+    "graduated": {"tiers"},
+    "volume": {"tiers"},
+    "package": {"package_size", "package_price"},
+    "percentage": {"rate"},
+    "graduated_percentage": {"tiers"},
+}
+_OPTIONAL: dict[str, set[str]] = {"percentage": {"fixed_fee", "free_events"}}
 
 
 class ChargeIn(BaseModel):
@@ -178,7 +194,7 @@ class ChargeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     meter_code: str = Field(pattern=CODE_PATTERN)
-    model: Literal["per_unit", "graduated", "volume", "package"]
+    model: ChargeModel
     unit_price: Price | None = None
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
     package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
@@ -186,23 +202,34 @@ class ChargeIn(BaseModel):
     free_units: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6)] = (
         Decimal(0)
     )
+    rate: Rate | None = Field(
+        default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
+    )
+    fixed_fee: Price | None = Field(default=None, description="percentage: a fee per event, past free_events.")
+    free_events: int | None = Field(
+        default=None, ge=0, le=1_000_000_000, description="percentage: events that pay no fixed_fee."
+    )
 
     @model_validator(mode="after")
     def _fields_match_model(self) -> ChargeIn:
-        needs = {
-            "per_unit": {"unit_price"},
-            "graduated": {"tiers"},
-            "volume": {"tiers"},
-            "package": {"package_size", "package_price"},
-        }[self.model]
+        needs = _NEEDS[self.model]
+        allowed = needs | _OPTIONAL.get(self.model, set())
         given = {
             name
-            for name in ("unit_price", "package_size", "package_price")
+            for name in ("unit_price", "package_size", "package_price", "rate", "fixed_fee", "free_events")
             if getattr(self, name) is not None
         }
         given |= {"tiers"} if self.tiers else set()
-        if given != needs:
-            raise ValueError(f"a {self.model} charge takes exactly {sorted(needs)}")
+        if not needs <= given or not given <= allowed:
+            extra = f" (and may take {sorted(allowed - needs)})" if allowed != needs else ""
+            raise ValueError(f"a {self.model} charge takes exactly {sorted(needs)}{extra}")
+        by_rate = self.model == "graduated_percentage"
+        for index, tier in enumerate(self.tiers):
+            if (tier.rate is None) == by_rate or (tier.unit_price is None) != by_rate:
+                price, other = ("rate", "unit_price") if by_rate else ("unit_price", "rate")
+                raise ValueError(
+                    f"each tier of a {self.model} charge has a {price} and no {other} (tier {index} does not)"
+                )
         bounds = [t.up_to for t in self.tiers]
         if bounds and (bounds[-1] is not None or any(b is None for b in bounds[:-1])):
             raise ValueError("only the last tier is open-ended (up_to: null)")

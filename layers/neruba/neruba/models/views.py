@@ -107,7 +107,8 @@ class TierView(Closed):
     """One tier of a charge; prices and quantities are exact decimals as text."""
 
     up_to: str | None = Field(default=None, description="Units up to (inclusive); null on the last tier.")
-    unit_price: str
+    unit_price: str | None = Field(default=None, description="Null on a graduated_percentage tier.")
+    rate: str | None = Field(default=None, description="Percent of the amount (graduated_percentage).")
     flat_fee: str | None = None
 
 
@@ -115,12 +116,15 @@ class ChargeView(Closed):
     """How one meter's usage is priced (as the plan version was published)."""
 
     meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package"]
+    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
     unit_price: str | None = None
     tiers: list[TierView] = Field(default_factory=list)
     package_size: int | None = None
     package_price: str | None = None
     free_units: str | None = None
+    rate: str | None = Field(default=None, description="percentage: percent of the billable amount.")
+    fixed_fee: str | None = Field(default=None, description="percentage: fee per event past free_events.")
+    free_events: int | None = Field(default=None, description="percentage: events that pay no fixed_fee.")
 
 
 class Plan(Open):

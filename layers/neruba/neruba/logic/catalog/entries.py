@@ -18,7 +18,14 @@ from neruba.dal.plans import PlansRepository
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put
-from neruba.models.catalog import Customer, CustomerUpdate, Meter, PlanCreate, PlanVersionIn
+from neruba.models.catalog import (
+    PERCENTAGE_MODELS,
+    Customer,
+    CustomerUpdate,
+    Meter,
+    PlanCreate,
+    PlanVersionIn,
+)
 
 MAX_PAGE = 100
 
@@ -124,11 +131,19 @@ def get_meter(repo: PlansRepository, code: str) -> Meter:
 def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
     """Every charge names an existing meter (the charge's own shape is checked by its model)."""
     for index, charge in enumerate(body.charges):
-        if repo.get_meter(charge.meter_code) is None:
+        meter = repo.get_meter(charge.meter_code)
+        if meter is None:
             raise InvalidRequestError(
                 f"No meter {charge.meter_code!r}.",
                 code="meter_not_found",
                 param=f"charges.{index}.meter_code",
+            )
+        if charge.model in PERCENTAGE_MODELS and meter.aggregation != "sum":
+            raise InvalidRequestError(
+                f"A {charge.model} charge prices an amount: meter {charge.meter_code!r} must sum a property"
+                f" (its aggregation is {meter.aggregation}).",
+                code="charge_needs_sum_meter",
+                param=f"charges.{index}.model",
             )
 
 
