@@ -199,11 +199,9 @@ class TierView(_Model):
     flat_fee: Decimal | None = None
 
 
-class ChargeView(_Model):
-    """How one meter's usage is priced in a plan version (prices are exact decimals)."""
+class _PriceFields(_Model):
+    """The price fields of a charge or of one of its filters (prices are exact decimals)."""
 
-    meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
     unit_price: Decimal | None = None
     tiers: list[TierView] = Field(default_factory=list)
     package_size: int | None = None
@@ -212,6 +210,21 @@ class ChargeView(_Model):
     rate: Decimal | None = None
     fixed_fee: Decimal | None = None
     free_events: int | None = None
+
+
+class ChargeFilterView(_PriceFields):
+    """A price for the groups whose values match: each named property has one of the listed values."""
+
+    values: dict[str, list[str]]
+
+
+class ChargeView(_PriceFields):
+    """How one meter's usage is priced in a plan version: its own price, or a filter's for the groups
+    the filter matches."""
+
+    meter_code: str
+    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
+    filters: list[ChargeFilterView] = Field(default_factory=list)
 
 
 class PlanVersion(_Model):

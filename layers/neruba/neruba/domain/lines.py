@@ -18,7 +18,15 @@ from decimal import Decimal
 from typing import Any
 
 from neruba.domain.money import minor_exponent
-from neruba.domain.pricing import ZERO, InvoiceLine, Priced, exact, line_minor, price_charge
+from neruba.domain.pricing import (
+    ZERO,
+    InvoiceLine,
+    Priced,
+    exact,
+    line_minor,
+    price_charge,
+    price_for_group,
+)
 
 MAX_LINE_MINOR = 10**18
 """The largest amount a usage line bills, in minor units. A usage value that would price above it (a
@@ -69,16 +77,21 @@ def usage_lines(
         groups = usage.get(meter) or {"": GroupUsage(ZERO)}
         for key in sorted(groups):
             cell = groups[key]
-            rated = rate_quantity(charge, cell.quantity, currency, cell.events)
-            priced = rated.priced
             group = parse_group(key)
+            price, matched = price_for_group(charge, group)
+            rated = rate_quantity(price, cell.quantity, currency, cell.events)
+            priced = rated.priced
             label = ", ".join(f"{k}={v}" for k, v in group.items())
+            by_filter = (
+                {} if matched is None else {"filter": matched, "filter_values": price_filter(charge, matched)}
+            )
             lines.append(
                 InvoiceLine(
                     line_id=f"usage:{meter}:{key}:{phase_index}",
                     kind="usage",
                     description=f"{meter} ({charge['model']})"
                     + (f" [{label}]" if label else "")
+                    + (f" priced by filter {matched}" if matched is not None else "")
                     + explain(priced, cell.events)
                     + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
@@ -94,15 +107,22 @@ def usage_lines(
                     source={
                         "hours": cell.hours,
                         "events": cell.events,
-                        "free_units": exact(charge.get("free_units", 0)),
+                        "free_units": exact(price.get("free_units") or 0),
                         "billable_quantity": priced.billable,
                         "amount": priced.amount,
                         **priced.source,
+                        **by_filter,
                         **rated.source,
                     },
                 )
             )
     return lines
+
+
+def price_filter(charge: Mapping[str, Any], index: int) -> dict[str, list[str]]:
+    """The ``values`` of the charge's filter ``index`` (what a line priced by it shows in ``source``)."""
+    values = charge["filters"][index].get("values") or {}
+    return {str(key): [str(v) for v in allowed] for key, allowed in values.items()}
 
 
 def explain(priced: Priced, events: int) -> str:

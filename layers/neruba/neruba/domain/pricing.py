@@ -264,6 +264,38 @@ def _percentage(
     return rows, source
 
 
+PRICE_FIELDS = (
+    "unit_price",
+    "tiers",
+    "package_size",
+    "package_price",
+    "free_units",
+    "rate",
+    "fixed_fee",
+    "free_events",
+)
+
+
+def price_for_group(
+    charge: Mapping[str, Any], group: Mapping[str, str]
+) -> tuple[Mapping[str, Any], int | None]:
+    """The price a group's usage is rated with: that of the first of the charge's ``filters`` whose
+    ``values`` all match the group (its price fields replace the charge's), else the charge's own; and the
+    index of that filter (None for the charge's own).
+
+    Example:
+        >>> charge = {"model": "per_unit", "unit_price": "1", "filters": [
+        ...     {"values": {"region": ["eu", "uk"]}, "unit_price": "2"}]}
+        >>> [(price["unit_price"], index) for price, index in
+        ...  (price_for_group(charge, {"region": r}) for r in ("uk", "us"))]
+        [('2', 0), ('1', None)]
+    """
+    for index, price in enumerate(charge.get("filters") or []):
+        if all(group.get(key) in list(values) for key, values in (price.get("values") or {}).items()):
+            return {**charge, **{name: price.get(name) for name in PRICE_FIELDS}}, index
+    return charge, None
+
+
 def price_charge(charge: Mapping[str, Any], quantity: Decimal, events: int = 0) -> Priced:
     """Price ``quantity`` units under one charge (free units first, then the model). Exact, unrounded.
 

@@ -188,13 +188,11 @@ _NEEDS: dict[str, set[str]] = {
 _OPTIONAL: dict[str, set[str]] = {"percentage": {"fixed_fee", "free_events"}}
 
 
-class ChargeIn(BaseModel):
-    """How one meter's usage is priced."""
+class Pricing(BaseModel):
+    """The price fields of a charge (or of one of its filters); which ones apply depends on the model."""
 
     model_config = ConfigDict(extra="forbid")
 
-    meter_code: str = Field(pattern=CODE_PATTERN)
-    model: ChargeModel
     unit_price: Price | None = None
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
     package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
@@ -210,10 +208,10 @@ class ChargeIn(BaseModel):
         default=None, ge=0, le=1_000_000_000, description="percentage: events that pay no fixed_fee."
     )
 
-    @model_validator(mode="after")
-    def _fields_match_model(self) -> ChargeIn:
-        needs = _NEEDS[self.model]
-        allowed = needs | _OPTIONAL.get(self.model, set())
+    def check_for(self, model: str, where: str = "") -> None:
+        """Raise ValueError unless these fields fit ``model`` (``where`` prefixes the message)."""
+        needs = _NEEDS[model]
+        allowed = needs | _OPTIONAL.get(model, set())
         given = {
             name
             for name in ("unit_price", "package_size", "package_price", "rate", "fixed_fee", "free_events")
@@ -222,20 +220,60 @@ class ChargeIn(BaseModel):
         given |= {"tiers"} if self.tiers else set()
         if not needs <= given or not given <= allowed:
             extra = f" (and may take {sorted(allowed - needs)})" if allowed != needs else ""
-            raise ValueError(f"a {self.model} charge takes exactly {sorted(needs)}{extra}")
-        by_rate = self.model == "graduated_percentage"
+            raise ValueError(f"{where}a {model} charge takes exactly {sorted(needs)}{extra}")
+        by_rate = model == "graduated_percentage"
         for index, tier in enumerate(self.tiers):
             if (tier.rate is None) == by_rate or (tier.unit_price is None) != by_rate:
                 price, other = ("rate", "unit_price") if by_rate else ("unit_price", "rate")
                 raise ValueError(
-                    f"each tier of a {self.model} charge has a {price} and no {other} (tier {index} does not)"
+                    f"{where}each tier of a {model} charge has a {price} and no {other}"
+                    f" (tier {index} does not)"
                 )
         bounds = [t.up_to for t in self.tiers]
         if bounds and (bounds[-1] is not None or any(b is None for b in bounds[:-1])):
-            raise ValueError("only the last tier is open-ended (up_to: null)")
+            raise ValueError(f"{where}only the last tier is open-ended (up_to: null)")
         finite = [b for b in bounds if b is not None]
         if finite != sorted(set(finite)):
-            raise ValueError("tier bounds must increase")
+            raise ValueError(f"{where}tier bounds must increase")
+
+
+FilterValue = Annotated[str, Field(max_length=FILTER_VALUE_MAX)]
+
+
+class ChargeFilterIn(Pricing):
+    """A price for the usage whose group values match ``values``: each named property (one of the meter's
+    ``group_by``) has one of the listed values. The filter's price fields replace the charge's."""
+
+    values: dict[str, Annotated[list[FilterValue], Field(min_length=1, max_length=50)]] = Field(
+        min_length=1, max_length=3
+    )
+
+    @model_validator(mode="after")
+    def _property_names(self) -> ChargeFilterIn:
+        for name in self.values:
+            if not _PROPERTY_NAME.match(name):
+                raise ValueError(f"invalid property name {name!r}")
+        return self
+
+
+class ChargeIn(Pricing):
+    """How one meter's usage is priced: the charge's price, or the first of its ``filters`` whose values
+    match a group's."""
+
+    meter_code: str = Field(pattern=CODE_PATTERN)
+    model: ChargeModel
+    filters: list[ChargeFilterIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Prices per property value (docs/pricing.md, 'Prices per property value'); the charge's"
+        " own price applies to groups no filter matches.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_model(self) -> ChargeIn:
+        self.check_for(self.model)
+        for index, price in enumerate(self.filters):
+            price.check_for(self.model, f"filters[{index}]: ")
         return self
 
 

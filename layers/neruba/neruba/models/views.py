@@ -112,11 +112,9 @@ class TierView(Closed):
     flat_fee: str | None = None
 
 
-class ChargeView(Closed):
-    """How one meter's usage is priced (as the plan version was published)."""
+class PriceView(Closed):
+    """The price fields of a charge or of one of its filters (exact decimals as text)."""
 
-    meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
     unit_price: str | None = None
     tiers: list[TierView] = Field(default_factory=list)
     package_size: int | None = None
@@ -125,6 +123,20 @@ class ChargeView(Closed):
     rate: str | None = Field(default=None, description="percentage: percent of the billable amount.")
     fixed_fee: str | None = Field(default=None, description="percentage: fee per event past free_events.")
     free_events: int | None = Field(default=None, description="percentage: events that pay no fixed_fee.")
+
+
+class ChargeFilterView(PriceView):
+    """A price for the groups whose values match: each named property has one of the listed values."""
+
+    values: dict[str, list[str]]
+
+
+class ChargeView(PriceView):
+    """How one meter's usage is priced (as the plan version was published)."""
+
+    meter_code: str
+    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
+    filters: list[ChargeFilterView] = Field(default_factory=list)
 
 
 class Plan(Open):

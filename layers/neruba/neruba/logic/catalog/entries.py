@@ -145,6 +145,15 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
                 code="charge_needs_sum_meter",
                 param=f"charges.{index}.model",
             )
+        for number, price in enumerate(charge.filters):
+            ungrouped = sorted(set(price.values) - set(meter.group_by))
+            if ungrouped:
+                raise InvalidRequestError(
+                    f"A charge filter can only match properties its meter groups by: meter"
+                    f" {charge.meter_code!r} does not group by {', '.join(ungrouped)}.",
+                    code="filter_not_grouped",
+                    param=f"charges.{index}.filters.{number}.values",
+                )
 
 
 def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
