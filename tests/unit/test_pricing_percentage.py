@@ -167,7 +167,9 @@ def test_graduated_percentage_equals_graduated_at_rate_over_100(
 ) -> None:
     bounds: list[str | None] = [str(step * (i + 1)) for i in range(len(tier_rates) - 1)] + [None]
     by_rate = [{"up_to": b, "rate": r, "flat_fee": "1"} for b, r in zip(bounds, tier_rates, strict=True)]
-    by_price = [{"up_to": b, "unit_price": r / 100, "flat_fee": "1"} for b, r in zip(bounds, tier_rates, strict=True)]
+    by_price = [
+        {"up_to": b, "unit_price": r / 100, "flat_fee": "1"} for b, r in zip(bounds, tier_rates, strict=True)
+    ]
     graduated_percentage = price_charge({"model": "graduated_percentage", "tiers": by_rate}, amount)
     graduated = price_charge({"model": "graduated", "tiers": by_price}, amount)
     assert graduated_percentage.amount == graduated.amount
@@ -200,7 +202,9 @@ def test_bad_percentage_inputs_are_refused() -> None:
         ),
     ],
 )
-def test_charge_bodies_that_break_a_percentage_rule_are_refused(body: dict[str, Any], rule: str | None) -> None:
+def test_charge_bodies_that_break_a_percentage_rule_are_refused(
+    body: dict[str, Any], rule: str | None
+) -> None:
     with pytest.raises(ValidationError) as caught:
         ChargeIn.model_validate({"meter_code": "volume", **body})
     if rule:

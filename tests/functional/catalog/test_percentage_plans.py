@@ -60,3 +60,39 @@ def test_percentage_charge_missing_its_rate_is_a_validation_error(admin: Api) ->
     status, body = admin("POST", "/v1/plans", bad)
     assert (status, body["error"]["code"]) == (422, "validation_error")
     assert "a percentage charge takes exactly ['rate']" in body["error"]["details"][0]["message"]
+
+
+def test_charge_filters_on_grouped_meter_are_published_and_ungrouped_ones_refused(
+    admin: Api, reader: Api
+) -> None:
+    # GIVEN a sum meter grouped by type
+    meter = {"code": "cards", "name": "Cards", "aggregation": "sum", "field": "amount", "group_by": ["type"]}
+    assert admin("POST", "/v1/meters", meter)[0] == 201
+    charge = {
+        "meter_code": "cards",
+        "model": "percentage",
+        "rate": "2.9",
+        "fixed_fee": "0.30",
+        "filters": [{"values": {"type": ["in_person"]}, "rate": "2.7", "fixed_fee": "0.05"}],
+    }
+    plan = {"code": "cards", "name": "Cards", "currency": "USD", "interval": "month", "charges": [charge]}
+    # WHEN the plan is created THEN its filter is read back
+    assert admin("POST", "/v1/plans", plan)[0] == 201
+    (stored,) = reader("/v1/plans/cards", params={"plan_code": "cards"})[1]["charges"]
+    assert stored["filters"][0]["values"] == {"type": ["in_person"]}
+    assert (stored["filters"][0]["rate"], stored["filters"][0]["fixed_fee"]) == ("2.7", "0.05")
+    # AND a filter on a property the meter does not group by is refused, naming the filter
+    other = charge | {"filters": [{"values": {"country": ["fr"]}, "rate": "1"}]}
+    status, body = admin(
+        "POST",
+        "/v1/plans/cards/versions",
+        {k: v for k, v in plan.items() if k != "code"} | {"charges": [other]},
+        params={"plan_code": "cards"},
+    )
+    error = body["error"]
+    assert (status, error["code"], error["param"]) == (
+        400,
+        "filter_not_grouped",
+        "charges.0.filters.0.values",
+    )
+    assert reader("/v1/plans/cards", params={"plan_code": "cards"})[1]["versions"] == [1]

@@ -32,7 +32,13 @@ def test_percentage_line_from_ingested_events(
             "currency": "USD",
             "interval": "month",
             "charges": [
-                {"meter_code": "tokens", "model": "percentage", "rate": "1.2", "fixed_fee": "0.10", "free_events": 3}
+                {
+                    "meter_code": "tokens",
+                    "model": "percentage",
+                    "rate": "1.2",
+                    "fixed_fee": "0.10",
+                    "free_events": 3,
+                }
             ],
         }
     )
