@@ -210,6 +210,8 @@ class _PriceFields(_Model):
     rate: Decimal | None = None
     fixed_fee: Decimal | None = None
     free_events: int | None = None
+    per_event_min: Decimal | None = None
+    per_event_max: Decimal | None = None
 
 
 class ChargeFilterView(_PriceFields):

@@ -33,6 +33,7 @@ from typing import Any, cast
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
+from neruba.domain.event_rules import EventRule
 from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import number_problem
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
@@ -261,6 +262,7 @@ class GroupWrite:
     totals: GroupTotals
     late: bool = False
     recounts: list[Recount] = field(default_factory=list)
+    rules: Mapping[str, EventRule] = field(default_factory=dict)  # the meter's per-event rules
 
 
 MAX_RECOUNTS_PER_TRANSACTION = 45  # 2 actions each, plus the slice and the aggregate: under the 100 limit
@@ -292,8 +294,10 @@ class GroupWrites:
         *,
         late: bool = False,
         recount: Recount | None = None,
+        rules: Mapping[str, EventRule] | None = None,
     ) -> str:
-        """Fold one event in; returns the batch id of the part it landed in."""
+        """Fold one event in (``rules``: the meter's per-event rules by digest); returns the batch id of
+        the part it landed in."""
         # events this batch wrote always land in part 0 (their bk is the batch); only adopted ones spill over
         part = self._current.get(ref, 0) if recount is not None else 0
         write = self._parts.get((ref, part))
@@ -302,8 +306,8 @@ class GroupWrites:
             self._current[ref] = part
             write = None
         if write is None:
-            write = self._parts[(ref, part)] = GroupWrite(ref, aggregation, GroupTotals())
-        write.totals.add(transaction_id, aggregation, at, value)
+            write = self._parts[(ref, part)] = GroupWrite(ref, aggregation, GroupTotals(), rules=rules or {})
+        write.totals.add(transaction_id, aggregation, at, value, write.rules)
         write.late = write.late or late
         if recount is not None:
             write.recounts.append(recount)
@@ -447,8 +451,9 @@ class UsageRepository:
         contribution never appeared and moves each event's ``bk`` to ``batch``.
         """
         ref, totals = write.ref, write.totals
-        if number_problem(totals.total):
-            raise AggregateOverflowError(f"the batch total {totals.total} is not storable")
+        for figure in (totals.total, *totals.event_sums.values()):
+            if number_problem(figure):
+                raise AggregateOverflowError(f"the batch figure {figure} is not storable")
         item = {**ref.slice_key(batch), **to_item(_contribution(write, now))}
         if not write.recounts:
             try:
@@ -687,7 +692,8 @@ def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
 
 def _cell_item(usage: CellUsage) -> dict[str, Any]:
     """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum), ``mx`` (max), ``lt``/``lv`` (latest) or
-    ``u`` (unique values) where set, and ``late_n`` when some events came late."""
+    ``u`` (unique values) where set, ``late_n`` when some events came late, and ``pe`` / ``pn`` (per-event
+    rule digest -> exact sum of the events' charges / events priced) when the meter has per-event rules."""
     item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
     if usage.total is not None:
         item["s"] = usage.total
@@ -699,6 +705,8 @@ def _cell_item(usage: CellUsage) -> dict[str, Any]:
         item["u"] = set(usage.uniques)
     if usage.late_count:
         item["late_n"] = usage.late_count
+    if usage.event_sums:
+        item["pe"], item["pn"] = dict(usage.event_sums), dict(usage.event_counts)
     return item
 
 
@@ -713,4 +721,6 @@ def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
         uniques=frozenset(str(v) for v in item.get("u") or ()),
         late_count=int(item.get("late_n", 0)),
         aggregation=str(item["agg"]) if item.get("agg") else None,
+        event_sums={str(k): Decimal(v) for k, v in (item.get("pe") or {}).items()},
+        event_counts={str(k): int(v) for k, v in (item.get("pn") or {}).items()},
     )

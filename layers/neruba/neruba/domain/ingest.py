@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
+from neruba.domain.event_rules import EventRule, event_charge
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
 
@@ -143,11 +144,28 @@ class GroupTotals:
     latest: Decimal | None = None
     uniques: set[str] = field(default_factory=set)
     transaction_ids: list[str] = field(default_factory=list)
+    # per-event rules of the meter (domain.event_rules): digest -> exact sum of the events' charges, and
+    # how many events were priced by it
+    event_sums: dict[str, Decimal] = field(default_factory=dict)
+    event_counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, transaction_id: str, aggregation: str, at: str, value: Decimal | str | None) -> None:
-        """Fold one accepted event in (``value`` per the meter: number, unique text, or None for count)."""
+    def add(
+        self,
+        transaction_id: str,
+        aggregation: str,
+        at: str,
+        value: Decimal | str | None,
+        rules: Mapping[str, EventRule] | None = None,
+    ) -> None:
+        """Fold one accepted event in (``value`` per the meter: number, unique text, or None for count;
+        ``rules`` the meter's per-event rules by digest, priced on a sum meter's number)."""
         self.count += 1
         self.transaction_ids.append(transaction_id)
+        if rules and aggregation == "sum" and isinstance(value, Decimal):
+            with localcontext(EXACT):
+                for name, rule in rules.items():
+                    self.event_sums[name] = self.event_sums.get(name, Decimal(0)) + event_charge(rule, value)
+                    self.event_counts[name] = self.event_counts.get(name, 0) + 1
         if aggregation == "unique_count" and value is not None:
             self.uniques.add(str(value))
         elif isinstance(value, Decimal):

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.money import minor_exponent
 from neruba.domain.pricing import (
     ZERO,
@@ -41,6 +42,9 @@ class GroupUsage:
     quantity: Decimal
     hours: int = 0
     events: int = 0
+    # per-event rules (domain.event_rules): digest -> sum of the events' charges / events it priced
+    event_sums: Mapping[str, Decimal] = field(default_factory=dict)
+    event_counts: Mapping[str, int] = field(default_factory=dict)
 
 
 def parse_group(key: str) -> dict[str, str]:
@@ -79,7 +83,7 @@ def usage_lines(
             cell = groups[key]
             group = parse_group(key)
             price, matched = price_for_group(charge, group)
-            rated = rate_quantity(price, cell.quantity, currency, cell.events)
+            rated = rate_quantity(price, cell.quantity, currency, cell.events, _per_event(price, cell))
             priced = rated.priced
             label = ", ".join(f"{k}={v}" for k, v in group.items())
             by_filter = (
@@ -157,8 +161,22 @@ class RatedQuantity:
     source: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _per_event(price: Mapping[str, Any], cell: GroupUsage) -> tuple[Decimal, int] | None:
+    """The sum of the events' charges under the price's per-event rule and how many events it priced
+    (None when the price has no per-event rule)."""
+    rule = rule_of(price)
+    if rule is None:
+        return None
+    name = digest(rule)
+    return cell.event_sums.get(name, ZERO), cell.event_counts.get(name, 0)
+
+
 def rate_quantity(
-    charge: Mapping[str, Any], quantity: Decimal, currency: str, events: int = 0
+    charge: Mapping[str, Any],
+    quantity: Decimal,
+    currency: str,
+    events: int = 0,
+    per_event: tuple[Decimal, int] | None = None,
 ) -> RatedQuantity:
     """Price one usage quantity, never refusing it.
 
@@ -176,7 +194,15 @@ def rate_quantity(
     if quantity < 0:
         source["net_quantity"] = quantity
         notes.append(f"net usage was negative ({quantity}): billed as 0")
-    priced = price_charge(charge, max(quantity, ZERO), events)
+    priced = price_charge(charge, max(quantity, ZERO), events, per_event[0] if per_event else None)
+    if per_event is not None and per_event[1] != events:
+        source["unbillable"] = "per_event_rule_incomplete"
+        source["per_event_priced"] = per_event[1]
+        notes.append(
+            f"only {per_event[1]} of {events} events were priced by the per-event rule when counted:"
+            " billed as 0 until the usage sweep recounts them"
+        )
+        return RatedQuantity(priced, 0, tuple(notes), source)
     if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")

@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from neruba.domain.event_rules import rule_of
 from neruba.domain.money import to_minor
 
 LineKind = Literal["fixed_fee", "usage", "minimum_commitment", "proration"]
@@ -246,6 +247,24 @@ def _volume(billable: Decimal, charge: Mapping[str, Any]) -> list[TierLine]:
     raise PricingError("the last tier is open-ended")  # unreachable: _tiers checked it
 
 
+def _bounded(
+    billable: Decimal, charge: Mapping[str, Any], events: int, per_event: Decimal | None
+) -> tuple[list[TierLine], dict[str, Any]]:
+    """A percentage with per-event bounds: the sum of the events' bounded charges, read from storage."""
+    if per_event is None:
+        raise PricingError("a percentage charge with per-event bounds is priced from its per-event sum")
+    rate = exact(charge.get("rate"), "rate")
+    row = TierLine(1, billable, percent(rate), ZERO, per_event, "amount")
+    source = {
+        "rate": rate,
+        "fixed_fee": exact(charge.get("fixed_fee") or 0, "fixed_fee"),
+        "per_event_min": charge.get("per_event_min"),
+        "per_event_max": charge.get("per_event_max"),
+        "per_event_charges": per_event,
+    }
+    return ([row] if events else []), source
+
+
 def _percentage(
     billable: Decimal, charge: Mapping[str, Any], events: int
 ) -> tuple[list[TierLine], dict[str, Any]]:
@@ -292,15 +311,24 @@ def price_for_group(
     """
     for index, price in enumerate(charge.get("filters") or []):
         if all(group.get(key) in list(values) for key, values in (price.get("values") or {}).items()):
-            return {**charge, **{name: price.get(name) for name in PRICE_FIELDS}}, index
+            return filter_price(charge, index), index
     return charge, None
 
 
-def price_charge(charge: Mapping[str, Any], quantity: Decimal, events: int = 0) -> Priced:
+def filter_price(charge: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+    """The charge as its filter ``index`` prices: the filter's price fields in place of the charge's."""
+    price = charge["filters"][index]
+    return {**charge, **{name: price.get(name) for name in PRICE_FIELDS}}
+
+
+def price_charge(
+    charge: Mapping[str, Any], quantity: Decimal, events: int = 0, per_event: Decimal | None = None
+) -> Priced:
     """Price ``quantity`` units under one charge (free units first, then the model). Exact, unrounded.
 
-    ``events`` is the number of events the quantity counts; only the ``percentage`` model's fixed fee
-    per event uses it.
+    ``events`` is the number of events the quantity counts (the ``percentage`` model's fixed fee per
+    event uses it); ``per_event`` the sum of those events' charges under the charge's per-event rule
+    (``domain.event_rules``), which prices a ``percentage`` charge with per-event bounds.
 
     Example:
         >>> price_charge({"model": "package", "package_size": 5, "package_price": "10"}, Decimal(6)).amount
@@ -321,7 +349,10 @@ def price_charge(charge: Mapping[str, Any], quantity: Decimal, events: int = 0) 
         free = exact(charge.get("free_units") or 0, "free_units")
         billable = max(ZERO, quantity - free)
         unit_price: Decimal | None
-        if model == "percentage":
+        if rule_of(charge) is not None:
+            rows, source = _bounded(billable, charge, events, per_event)
+            unit_price = None
+        elif model == "percentage":
             rows, source = _percentage(billable, charge, events)
             unit_price = None
         elif model == "graduated_percentage":

@@ -14,8 +14,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -42,14 +42,22 @@ class CellUsage:
     uniques: frozenset[str] = frozenset()
     late_count: int = 0
     aggregation: str | None = None
+    event_sums: Mapping[str, Decimal] = field(default_factory=dict)
+    event_counts: Mapping[str, int] = field(default_factory=dict)
 
 
 def usage_of(aggregation: str, totals: GroupTotals) -> CellUsage:
     """The usage a set of events adds to a cell of a meter of ``aggregation`` (only that aggregation's
-    figure is kept)."""
+    figure is kept, and for a sum the per-event rules' sums and counts)."""
     count = totals.count
     if aggregation == "sum":
-        return CellUsage(count, total=totals.total, aggregation=aggregation)
+        return CellUsage(
+            count,
+            total=totals.total,
+            aggregation=aggregation,
+            event_sums=dict(totals.event_sums),
+            event_counts=dict(totals.event_counts),
+        )
     if aggregation == "max" and totals.maximum is not None:
         return CellUsage(count, maximum=totals.maximum, aggregation=aggregation)
     if aggregation == "latest" and totals.latest_at is not None:
@@ -101,7 +109,25 @@ def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
         uniques=frozenset().union(*(p.uniques for p in parts)),
         late_count=sum(p.late_count for p in parts),
         aggregation=aggregations.pop() if len(aggregations) == 1 else None,
+        event_sums=_add_maps(p.event_sums for p in parts),
+        event_counts={k: int(v) for k, v in _add_maps(p.event_counts for p in parts).items()},
     )
+
+
+def _add_maps(maps: Iterable[Mapping[str, Decimal] | Mapping[str, int]]) -> dict[str, Decimal]:
+    """Per key, the exact sum of the values the maps hold for it."""
+    values: dict[str, list[Decimal | int]] = {}
+    for mapping in maps:
+        for key, value in mapping.items():
+            values.setdefault(key, []).append(value)
+    return {key: exact_sum(parts) for key, parts in values.items()}
+
+
+def rule_usage(cells: Iterable[CellUsage]) -> tuple[dict[str, Decimal], dict[str, int]]:
+    """The per-event rules' sums and counts over several cells (hours and/or groups)."""
+    cells = list(cells)
+    counts = _add_maps(c.event_counts for c in cells)
+    return _add_maps(c.event_sums for c in cells), {k: int(v) for k, v in counts.items()}
 
 
 def bucket_of(hour: str, granularity: str) -> str:

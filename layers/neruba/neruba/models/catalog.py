@@ -185,7 +185,10 @@ _NEEDS: dict[str, set[str]] = {
     "percentage": {"rate"},
     "graduated_percentage": {"tiers"},
 }
-_OPTIONAL: dict[str, set[str]] = {"percentage": {"fixed_fee", "free_events"}}
+_OPTIONAL: dict[str, set[str]] = {
+    "percentage": {"fixed_fee", "free_events", "per_event_min", "per_event_max"}
+}
+_SINGLE_FIELDS = ("unit_price", "package_size", "package_price", "rate", "fixed_fee", "free_events")
 
 
 class Pricing(BaseModel):
@@ -207,6 +210,12 @@ class Pricing(BaseModel):
     free_events: int | None = Field(
         default=None, ge=0, le=1_000_000_000, description="percentage: events that pay no fixed_fee."
     )
+    per_event_min: Price | None = Field(
+        default=None, description="percentage: the least one event costs (rate and fixed fee included)."
+    )
+    per_event_max: Price | None = Field(
+        default=None, description="percentage: the most one event costs (rate and fixed fee included)."
+    )
 
     def check_for(self, model: str, where: str = "") -> None:
         """Raise ValueError unless these fields fit ``model`` (``where`` prefixes the message)."""
@@ -214,13 +223,22 @@ class Pricing(BaseModel):
         allowed = needs | _OPTIONAL.get(model, set())
         given = {
             name
-            for name in ("unit_price", "package_size", "package_price", "rate", "fixed_fee", "free_events")
+            for name in (*_SINGLE_FIELDS, "per_event_min", "per_event_max")
             if getattr(self, name) is not None
         }
         given |= {"tiers"} if self.tiers else set()
         if not needs <= given or not given <= allowed:
             extra = f" (and may take {sorted(allowed - needs)})" if allowed != needs else ""
             raise ValueError(f"{where}a {model} charge takes exactly {sorted(needs)}{extra}")
+        if self.per_event_min is not None or self.per_event_max is not None:
+            if self.free_units or self.free_events is not None:
+                raise ValueError(
+                    f"{where}per-event bounds price each event on its own: they take no free_units or"
+                    " free_events"
+                )
+            if self.per_event_min is not None and self.per_event_max is not None:
+                if self.per_event_min > self.per_event_max:
+                    raise ValueError(f"{where}per_event_min cannot be above per_event_max")
         by_rate = model == "graduated_percentage"
         for index, tier in enumerate(self.tiers):
             if (tier.rate is None) == by_rate or (tier.unit_price is None) != by_rate:

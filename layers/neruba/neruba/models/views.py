@@ -123,6 +123,8 @@ class PriceView(Closed):
     rate: str | None = Field(default=None, description="percentage: percent of the billable amount.")
     fixed_fee: str | None = Field(default=None, description="percentage: fee per event past free_events.")
     free_events: int | None = Field(default=None, description="percentage: events that pay no fixed_fee.")
+    per_event_min: str | None = Field(default=None, description="percentage: the least one event costs.")
+    per_event_max: str | None = Field(default=None, description="percentage: the most one event costs.")
 
 
 class ChargeFilterView(PriceView):

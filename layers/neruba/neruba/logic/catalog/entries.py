@@ -15,6 +15,8 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository
+from neruba.domain.event_rules import digest, rule_of
+from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put
@@ -156,6 +158,17 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
                 )
 
 
+def _register_event_rules(repo: PlansRepository, body: PlanVersionIn) -> None:
+    """Register on each meter the per-event rules of the charges (and filters) that price it, before the
+    version is published, so ingest prices the meter's events by them (docs/pricing.md, "Per-event
+    minimum and maximum"). A rule of a version that then fails to publish only adds unused sums."""
+    for charge in body.charges:
+        dumped = charge.model_dump(mode="json")
+        prices = [dumped] + [filter_price(dumped, index) for index in range(len(dumped["filters"]))]
+        rules = {digest(rule): rule for rule in map(rule_of, prices) if rule is not None}
+        repo.register_event_rules(charge.meter_code, rules)
+
+
 def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
     """The audit record of a published version (``after`` is the version's document)."""
     return lambda doc: [
@@ -173,6 +186,7 @@ def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> 
         raise ConflictError(
             f"Plan {body.code!r} exists; publish a new version instead.", code="plan_exists", param="code"
         )
+    _register_event_rules(repo, body)
     repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
     return repo.plan(body.code)
 
@@ -182,6 +196,7 @@ def publish_version(
 ) -> dict[str, Any]:
     get_plan(repo, code)
     _check_charges(repo, body)
+    _register_event_rules(repo, body)
     version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
     return repo.version(code, version)
 

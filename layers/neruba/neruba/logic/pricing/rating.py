@@ -16,7 +16,7 @@ from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.lines import GroupUsage
 from neruba.domain.phases import PhaseSpan, Versions, phase_spans, trial_end
 from neruba.domain.pricing import PricingError, RatedWindow
-from neruba.domain.usage import CellUsage, combine
+from neruba.domain.usage import CellUsage, combine, rule_usage
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.timefmt import parse_ts
@@ -96,10 +96,13 @@ def read_usage(
                 cells[(span.index, in_trial, cell.group)].append(cell.usage)
         for (index, in_trial, group), items in cells.items():
             target = trial if in_trial else paid
+            sums, counts = rule_usage(items)
             target[index].setdefault(meter_code, {})[group] = GroupUsage(
                 quantity=combine(meter.aggregation, items),
                 hours=len(items),
                 events=sum(i.count for i in items),
+                event_sums=sums,
+                event_counts=counts,
             )
     return dict(paid), dict(trial)
 
