@@ -150,7 +150,9 @@ class CatalogRepository:
         if not rules:
             return
         names = {f"#r{i}": f"{EVENT_RULE_PREFIX}{name}" for i, name in enumerate(sorted(rules))}
-        values = {f":r{i}": json.dumps(rules[name].stored(), sort_keys=True) for i, name in enumerate(sorted(rules))}
+        values = {
+            f":r{i}": json.dumps(rules[name].stored(), sort_keys=True) for i, name in enumerate(sorted(rules))
+        }
         client("dynamodb").update_item(
             TableName=self.table_name,
             Key=_meter_key(code),

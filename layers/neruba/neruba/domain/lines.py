@@ -142,6 +142,17 @@ def explain(priced: Priced, events: int) -> str:
     source = priced.source
     if "rate" not in source:
         return ""
+    if "per_event_charges" in source:
+        low, high = source.get("per_event_min"), source.get("per_event_max")
+        bounds = " and ".join(
+            text
+            for text in (low is not None and f"at least {low}", high is not None and f"at most {high}")
+            if text
+        )
+        return (
+            f": each event {source['rate']}% + {source['fixed_fee']}, {bounds}:"
+            f" {events} events = {source['per_event_charges']}"
+        )
     text = f": {source['rate']}% of {priced.billable}"
     if source["fixed_fee"]:
         free = source["free_events"]

@@ -258,8 +258,11 @@ def _bounded(
     source = {
         "rate": rate,
         "fixed_fee": exact(charge.get("fixed_fee") or 0, "fixed_fee"),
-        "per_event_min": charge.get("per_event_min"),
-        "per_event_max": charge.get("per_event_max"),
+        **{
+            name: exact(charge[name], name)
+            for name in ("per_event_min", "per_event_max")
+            if charge.get(name) is not None
+        },
         "per_event_charges": per_event,
     }
     return ([row] if events else []), source

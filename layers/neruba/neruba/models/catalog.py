@@ -206,7 +206,9 @@ class Pricing(BaseModel):
     rate: Rate | None = Field(
         default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
     )
-    fixed_fee: Price | None = Field(default=None, description="percentage: a fee per event, past free_events.")
+    fixed_fee: Price | None = Field(
+        default=None, description="percentage: a fee per event, past free_events."
+    )
     free_events: int | None = Field(
         default=None, ge=0, le=1_000_000_000, description="percentage: events that pay no fixed_fee."
     )
@@ -236,9 +238,9 @@ class Pricing(BaseModel):
                     f"{where}per-event bounds price each event on its own: they take no free_units or"
                     " free_events"
                 )
-            if self.per_event_min is not None and self.per_event_max is not None:
-                if self.per_event_min > self.per_event_max:
-                    raise ValueError(f"{where}per_event_min cannot be above per_event_max")
+            low, high = self.per_event_min, self.per_event_max
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{where}per_event_min cannot be above per_event_max")
         by_rate = model == "graduated_percentage"
         for index, tier in enumerate(self.tiers):
             if (tier.rate is None) == by_rate or (tier.unit_price is None) != by_rate:
