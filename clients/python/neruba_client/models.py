@@ -212,6 +212,7 @@ class _PriceFields(_Model):
     free_events: int | None = None
     per_event_min: Decimal | None = None
     per_event_max: Decimal | None = None
+    multiplier: Decimal | None = None
 
 
 class ChargeFilterView(_PriceFields):
@@ -225,7 +226,9 @@ class ChargeView(_PriceFields):
     the filter matches."""
 
     meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
+    model: Literal[
+        "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
+    ]
     filters: list[ChargeFilterView] = Field(default_factory=list)
 
 

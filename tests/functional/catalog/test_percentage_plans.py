@@ -96,3 +96,20 @@ def test_charge_filters_on_grouped_meter_are_published_and_ungrouped_ones_refuse
         "charges.0.filters.0.values",
     )
     assert reader("/v1/plans/cards", params={"plan_code": "cards"})[1]["versions"] == [1]
+
+
+def test_dynamic_charge_is_published_on_a_sum_meter_only(admin: Api, reader: Api) -> None:
+    _seed(admin)
+    plan = {
+        "code": "ai",
+        "name": "AI",
+        "currency": "USD",
+        "interval": "month",
+        "charges": [{"meter_code": "volume", "model": "dynamic", "multiplier": "0.01"}],
+    }
+    assert admin("POST", "/v1/plans", plan)[0] == 201
+    (charge,) = reader("/v1/plans/ai", params={"plan_code": "ai"})[1]["charges"]
+    assert (charge["model"], charge["multiplier"]) == ("dynamic", "0.01")
+    bad = plan | {"code": "ai2", "charges": [{"meter_code": "calls", "model": "dynamic"}]}
+    status, body = admin("POST", "/v1/plans", bad)
+    assert (status, body["error"]["code"]) == (400, "charge_needs_sum_meter")

@@ -140,6 +140,8 @@ def explain(priced: Priced, events: int) -> str:
         ': 1.2% of 450 + 0.1 x 1 of 4 events (3 free)'
     """
     source = priced.source
+    if "multiplier" in source:
+        return f": the events' amounts, {priced.billable}, x {source['multiplier']}"
     if "rate" not in source:
         return ""
     if "per_event_charges" in source:

@@ -358,6 +358,15 @@ def price_charge(
         elif model == "percentage":
             rows, source = _percentage(billable, charge, events)
             unit_price = None
+        elif model == "dynamic":
+            multiplier = charge.get("multiplier")
+            unit_price = exact(1 if multiplier is None else multiplier, "multiplier")  # 0 is a multiplier
+            if unit_price < 0:
+                raise PricingError("multiplier cannot be negative")
+            rows = (
+                [TierLine(1, billable, unit_price, ZERO, billable * unit_price, "amount")] if billable else []
+            )
+            source = {"multiplier": unit_price}
         elif model == "graduated_percentage":
             rows = _graduated(billable, charge, by_rate=True)
             unit_price = None

@@ -175,8 +175,10 @@ class TierIn(BaseModel):
     flat_fee: Price = Decimal(0)
 
 
-ChargeModel = Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
-PERCENTAGE_MODELS = frozenset({"percentage", "graduated_percentage"})  # priced on a sum meter's amount
+ChargeModel = Literal[
+    "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
+]
+AMOUNT_MODELS = frozenset({"percentage", "graduated_percentage", "dynamic"})  # price a sum meter's amount
 _NEEDS: dict[str, set[str]] = {
     "per_unit": {"unit_price"},
     "graduated": {"tiers"},
@@ -184,11 +186,21 @@ _NEEDS: dict[str, set[str]] = {
     "package": {"package_size", "package_price"},
     "percentage": {"rate"},
     "graduated_percentage": {"tiers"},
+    "dynamic": set(),
 }
 _OPTIONAL: dict[str, set[str]] = {
-    "percentage": {"fixed_fee", "free_events", "per_event_min", "per_event_max"}
+    "percentage": {"fixed_fee", "free_events", "per_event_min", "per_event_max"},
+    "dynamic": {"multiplier"},
 }
-_SINGLE_FIELDS = ("unit_price", "package_size", "package_price", "rate", "fixed_fee", "free_events")
+_SINGLE_FIELDS = (
+    "unit_price",
+    "package_size",
+    "package_price",
+    "rate",
+    "fixed_fee",
+    "free_events",
+    "multiplier",
+)
 
 
 class Pricing(BaseModel):
@@ -217,6 +229,9 @@ class Pricing(BaseModel):
     )
     per_event_max: Price | None = Field(
         default=None, description="percentage: the most one event costs (rate and fixed fee included)."
+    )
+    multiplier: Price | None = Field(
+        default=None, description="dynamic: what the events' summed amount is multiplied by (default 1)."
     )
 
     def check_for(self, model: str, where: str = "") -> None:

@@ -125,6 +125,7 @@ class PriceView(Closed):
     free_events: int | None = Field(default=None, description="percentage: events that pay no fixed_fee.")
     per_event_min: str | None = Field(default=None, description="percentage: the least one event costs.")
     per_event_max: str | None = Field(default=None, description="percentage: the most one event costs.")
+    multiplier: str | None = Field(default=None, description="dynamic: applied to the summed amount.")
 
 
 class ChargeFilterView(PriceView):
@@ -137,7 +138,9 @@ class ChargeView(PriceView):
     """How one meter's usage is priced (as the plan version was published)."""
 
     meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"]
+    model: Literal[
+        "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
+    ]
     filters: list[ChargeFilterView] = Field(default_factory=list)
 
 

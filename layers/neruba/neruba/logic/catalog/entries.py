@@ -21,7 +21,7 @@ from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put
 from neruba.models.catalog import (
-    PERCENTAGE_MODELS,
+    AMOUNT_MODELS,
     Customer,
     CustomerUpdate,
     Meter,
@@ -140,7 +140,7 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
                 code="meter_not_found",
                 param=f"charges.{index}.meter_code",
             )
-        if charge.model in PERCENTAGE_MODELS and meter.aggregation != "sum":
+        if charge.model in AMOUNT_MODELS and meter.aggregation != "sum":
             raise InvalidRequestError(
                 f"A {charge.model} charge prices an amount: meter {charge.meter_code!r} must sum a property"
                 f" (its aggregation is {meter.aggregation}).",
