@@ -213,6 +213,7 @@ class _PriceFields(_Model):
     per_event_min: Decimal | None = None
     per_event_max: Decimal | None = None
     multiplier: Decimal | None = None
+    zero_usage_flat_fee: bool | None = None
 
 
 class ChargeFilterView(_PriceFields):

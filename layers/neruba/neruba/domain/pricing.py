@@ -393,8 +393,21 @@ def price_charge(
             )
         else:
             raise PricingError(f"unknown pricing model {model!r}")
+        if not rows and charge.get("zero_usage_flat_fee") and model in TIERED:
+            rows = _first_flat_fee(charge, model == "graduated_percentage")
+            source = {**source, "zero_usage_flat_fee": True}
         amount = sum((row.amount for row in rows), ZERO)
     return Priced(quantity, billable, unit_price, rows, amount, source)
+
+
+TIERED = frozenset({"graduated", "volume", "graduated_percentage"})
+
+
+def _first_flat_fee(charge: Mapping[str, Any], by_rate: bool) -> list[TierLine]:
+    """The row of a tiered charge that bills its first tier's flat fee at zero billable units."""
+    up_to, price, flat = _tiers(charge, by_rate)[0]
+    unit: Literal["unit", "amount"] = "amount" if by_rate else "unit"
+    return [TierLine(1, ZERO, price, flat, flat, unit, up_to=up_to)] if flat else []
 
 
 def fraction_of(amount: Decimal, part_seconds: Decimal, whole_seconds: Decimal) -> Decimal:

@@ -178,6 +178,7 @@ class TierIn(BaseModel):
 ChargeModel = Literal[
     "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
 ]
+TIERED_MODELS = frozenset({"graduated", "volume", "graduated_percentage"})
 AMOUNT_MODELS = frozenset({"percentage", "graduated_percentage", "dynamic"})  # price a sum meter's amount
 _NEEDS: dict[str, set[str]] = {
     "per_unit": {"unit_price"},
@@ -233,6 +234,11 @@ class Pricing(BaseModel):
     multiplier: Price | None = Field(
         default=None, description="dynamic: what the events' summed amount is multiplied by (default 1)."
     )
+    zero_usage_flat_fee: bool = Field(
+        default=False,
+        description="Tiered models: bill the first tier's flat_fee even when no billable unit reaches it"
+        " (docs/pricing.md, 'Zero usage and the first tier's flat fee'). Default: no flat fee at zero.",
+    )
 
     def check_for(self, model: str, where: str = "") -> None:
         """Raise ValueError unless these fields fit ``model`` (``where`` prefixes the message)."""
@@ -256,6 +262,8 @@ class Pricing(BaseModel):
             low, high = self.per_event_min, self.per_event_max
             if low is not None and high is not None and low > high:
                 raise ValueError(f"{where}per_event_min cannot be above per_event_max")
+        if self.zero_usage_flat_fee and model not in TIERED_MODELS:
+            raise ValueError(f"{where}zero_usage_flat_fee applies to tiered models, not {model}")
         by_rate = model == "graduated_percentage"
         for index, tier in enumerate(self.tiers):
             if (tier.rate is None) == by_rate or (tier.unit_price is None) != by_rate:

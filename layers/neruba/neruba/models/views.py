@@ -126,6 +126,9 @@ class PriceView(Closed):
     per_event_min: str | None = Field(default=None, description="percentage: the least one event costs.")
     per_event_max: str | None = Field(default=None, description="percentage: the most one event costs.")
     multiplier: str | None = Field(default=None, description="dynamic: applied to the summed amount.")
+    zero_usage_flat_fee: bool | None = Field(
+        default=None, description="Tiered models: the first tier's flat fee is billed at zero usage."
+    )
 
 
 class ChargeFilterView(PriceView):
