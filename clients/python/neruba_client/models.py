@@ -222,6 +222,13 @@ class ChargeFilterView(_PriceFields):
     values: dict[str, list[str]]
 
 
+class PricingUnitView(_Model):
+    """The unit a charge's prices are in and the plan currency's worth of one unit."""
+
+    code: str
+    conversion_rate: Decimal
+
+
 class ChargeView(_PriceFields):
     """How one meter's usage is priced in a plan version: its own price, or a filter's for the groups
     the filter matches."""
@@ -231,6 +238,7 @@ class ChargeView(_PriceFields):
         "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
     ]
     filters: list[ChargeFilterView] = Field(default_factory=list)
+    pricing_unit: PricingUnitView | None = None
 
 
 class PlanVersion(_Model):

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.money import minor_exponent
 from neruba.domain.pricing import (
+    EXACT,
     ZERO,
     InvoiceLine,
     Priced,
@@ -113,7 +114,7 @@ def usage_lines(
                         "events": cell.events,
                         "free_units": exact(price.get("free_units") or 0),
                         "billable_quantity": priced.billable,
-                        "amount": priced.amount,
+                        "amount": priced.amount if rated.amount is None else rated.amount,
                         **priced.source,
                         **by_filter,
                         **rated.source,
@@ -172,6 +173,7 @@ class RatedQuantity:
     amount_minor: int
     notes: tuple[str, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)
+    amount: Decimal | None = None  # the exact amount in the plan's currency (priced.amount converted)
 
 
 def _per_event(price: Mapping[str, Any], cell: GroupUsage) -> tuple[Decimal, int] | None:
@@ -208,6 +210,14 @@ def rate_quantity(
         source["net_quantity"] = quantity
         notes.append(f"net usage was negative ({quantity}): billed as 0")
     priced = price_charge(charge, max(quantity, ZERO), events, per_event[0] if per_event else None)
+    amount = priced.amount
+    unit = charge.get("pricing_unit")
+    if unit:
+        rate = exact(unit["conversion_rate"], "pricing_unit.conversion_rate")
+        with localcontext(EXACT):
+            amount = priced.amount * rate
+        source.update(pricing_unit=unit["code"], conversion_rate=rate, amount_in_pricing_unit=priced.amount)
+        notes.append(f"{priced.amount} {unit['code']} at {rate} {currency} each")
     if per_event is not None and per_event[1] != events:
         source["unbillable"] = "per_event_rule_incomplete"
         source["per_event_priced"] = per_event[1]
@@ -215,12 +225,12 @@ def rate_quantity(
             f"only {per_event[1]} of {events} events were priced by the per-event rule when counted:"
             " billed as 0 until the usage sweep recounts them"
         )
-        return RatedQuantity(priced, 0, tuple(notes), source)
-    if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
+        return RatedQuantity(priced, 0, tuple(notes), source, amount)
+    if amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
-        return RatedQuantity(priced, 0, tuple(notes), source)
-    return RatedQuantity(priced, line_minor(priced.amount, currency), tuple(notes), source)
+        return RatedQuantity(priced, 0, tuple(notes), source, amount)
+    return RatedQuantity(priced, line_minor(amount, currency), tuple(notes), source, amount)
 
 
 def trial_usage_lines(

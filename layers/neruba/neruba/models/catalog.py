@@ -299,6 +299,18 @@ class ChargeFilterIn(Pricing):
         return self
 
 
+class PricingUnitIn(BaseModel):
+    """A unit of the merchant's own (credits, tokens) that a charge's prices are written in, and what
+    one unit is worth in the plan's currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
+    conversion_rate: Annotated[
+        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12)
+    ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
+
+
 class ChargeIn(Pricing):
     """How one meter's usage is priced: the charge's price, or the first of its ``filters`` whose values
     match a group's."""
@@ -310,6 +322,11 @@ class ChargeIn(Pricing):
         max_length=20,
         description="Prices per property value (docs/pricing.md, 'Prices per property value'); the charge's"
         " own price applies to groups no filter matches.",
+    )
+    pricing_unit: PricingUnitIn | None = Field(
+        default=None,
+        description="The charge's prices (and its filters') are in this unit, converted to the plan's"
+        " currency on each line (docs/pricing.md, 'Custom pricing units').",
     )
 
     @model_validator(mode="after")

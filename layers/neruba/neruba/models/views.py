@@ -137,6 +137,13 @@ class ChargeFilterView(PriceView):
     values: dict[str, list[str]]
 
 
+class PricingUnitView(Closed):
+    """The unit a charge's prices are in and the plan currency's worth of one unit."""
+
+    code: str
+    conversion_rate: str
+
+
 class ChargeView(PriceView):
     """How one meter's usage is priced (as the plan version was published)."""
 
@@ -145,6 +152,7 @@ class ChargeView(PriceView):
         "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
     ]
     filters: list[ChargeFilterView] = Field(default_factory=list)
+    pricing_unit: PricingUnitView | None = None
 
 
 class Plan(Open):
