@@ -691,7 +691,8 @@ def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
 
 
 def _cell_item(usage: CellUsage) -> dict[str, Any]:
-    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum), ``mx`` (max), ``lt``/``lv`` (latest) or
+    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum; an average's too), ``mx`` (max), ``mn``
+    (min), ``lt``/``lv`` (latest) or
     ``u`` (unique values) where set, ``late_n`` when some events came late, and ``pe`` / ``pn`` (per-event
     rule digest -> exact sum of the events' charges / events priced) when the meter has per-event rules."""
     item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
@@ -699,6 +700,8 @@ def _cell_item(usage: CellUsage) -> dict[str, Any]:
         item["s"] = usage.total
     if usage.maximum is not None:
         item["mx"] = usage.maximum
+    if usage.minimum is not None:
+        item["mn"] = usage.minimum
     if usage.latest_at is not None:
         item["lt"], item["lv"] = usage.latest_at, usage.latest
     if usage.uniques:
@@ -716,6 +719,7 @@ def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
         count=int(item.get("n", 0)),
         total=Decimal(item["s"]) if item.get("s") is not None else None,
         maximum=Decimal(item["mx"]) if item.get("mx") is not None else None,
+        minimum=Decimal(item["mn"]) if item.get("mn") is not None else None,
         latest_at=_text(item.get("lt")),
         latest=Decimal(item["lv"]) if item.get("lv") is not None else None,
         uniques=frozenset(str(v) for v in item.get("u") or ()),

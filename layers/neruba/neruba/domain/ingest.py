@@ -140,6 +140,7 @@ class GroupTotals:
     count: int = 0
     total: Decimal = Decimal(0)
     maximum: Decimal | None = None
+    minimum: Decimal | None = None
     latest_at: str | None = None
     latest: Decimal | None = None
     uniques: set[str] = field(default_factory=set)
@@ -169,11 +170,13 @@ class GroupTotals:
         if aggregation == "unique_count" and value is not None:
             self.uniques.add(str(value))
         elif isinstance(value, Decimal):
-            if aggregation == "sum":
+            if aggregation in ("sum", "average"):  # an average is its sum over the count
                 with localcontext(EXACT):
                     self.total += value
             elif aggregation == "max":
                 self.maximum = value if self.maximum is None else max(self.maximum, value)
+            elif aggregation == "min":
+                self.minimum = value if self.minimum is None else min(self.minimum, value)
             elif aggregation == "latest" and (
                 self.latest_at is None or (at, str(value)) > (self.latest_at, "")
             ):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING
 
 from neruba.domain.numbers import exact_sum
@@ -37,6 +37,7 @@ class CellUsage:
     count: int = 0
     total: Decimal | None = None
     maximum: Decimal | None = None
+    minimum: Decimal | None = None
     latest_at: str | None = None
     latest: Decimal | None = None
     uniques: frozenset[str] = frozenset()
@@ -58,8 +59,12 @@ def usage_of(aggregation: str, totals: GroupTotals) -> CellUsage:
             event_sums=dict(totals.event_sums),
             event_counts=dict(totals.event_counts),
         )
+    if aggregation == "average":
+        return CellUsage(count, total=totals.total, aggregation=aggregation)
     if aggregation == "max" and totals.maximum is not None:
         return CellUsage(count, maximum=totals.maximum, aggregation=aggregation)
+    if aggregation == "min" and totals.minimum is not None:
+        return CellUsage(count, minimum=totals.minimum, aggregation=aggregation)
     if aggregation == "latest" and totals.latest_at is not None:
         return CellUsage(count, latest_at=totals.latest_at, latest=totals.latest, aggregation=aggregation)
     if aggregation == "unique_count" and totals.uniques:
@@ -77,12 +82,37 @@ def combine(aggregation: str, cells: Iterable[CellUsage]) -> Decimal:
     if aggregation == "max":
         values = [c.maximum for c in cells if c.maximum is not None]
         return max(values) if values else Decimal(0)
+    if aggregation == "min":
+        values = [c.minimum for c in cells if c.minimum is not None]
+        return min(values) if values else Decimal(0)
+    if aggregation == "average":
+        return average(exact_sum(c.total for c in cells if c.total is not None), sum(c.count for c in cells))
     if aggregation == "unique_count":
         return Decimal(len(frozenset().union(*(c.uniques for c in cells))))
     if aggregation == "latest":
         dated = [(c.latest_at, c.latest) for c in cells if c.latest_at is not None and c.latest is not None]
         return max(dated)[1] if dated else Decimal(0)
     raise ValueError(f"unknown aggregation {aggregation!r}")
+
+
+AVERAGE = Context(prec=100, rounding=ROUND_HALF_EVEN)
+"""The one division of an average: 100 significant digits. A quotient that is a terminating decimal
+within them is exact; any other is farther from every half minor unit and every tier bound than the
+100-digit error (stored numbers have at most 38 digits, prices 30: docs/pricing.md, "Aggregations"), so
+pricing and the line's half-up rounding come out as with exact fractions."""
+
+
+def average(total: Decimal, count: int) -> Decimal:
+    """The mean of ``count`` values summing to ``total`` (0 for no value).
+
+    Example:
+        >>> average(Decimal(10), 4), average(Decimal(5), 0), len(str(average(Decimal(1), 3)))
+        (Decimal('2.5'), Decimal('0'), 102)
+    """
+    if count <= 0:
+        return Decimal(0)
+    with localcontext(AVERAGE):
+        return total / count
 
 
 def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
@@ -97,6 +127,7 @@ def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
     parts = list(parts)
     totals = [p.total for p in parts if p.total is not None]
     maxima = [p.maximum for p in parts if p.maximum is not None]
+    minima = [p.minimum for p in parts if p.minimum is not None]
     dated = [(p.latest_at, p.latest) for p in parts if p.latest_at is not None and p.latest is not None]
     latest_at, latest = max(dated) if dated else (None, None)
     aggregations = {p.aggregation for p in parts if p.aggregation}
@@ -104,6 +135,7 @@ def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
         count=sum(p.count for p in parts),
         total=exact_sum(totals) if totals else None,
         maximum=max(maxima) if maxima else None,
+        minimum=min(minima) if minima else None,
         latest_at=latest_at,
         latest=latest,
         uniques=frozenset().union(*(p.uniques for p in parts)),

@@ -25,8 +25,8 @@ from neruba.models.fields import (
     Ticket,
 )
 
-Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
-NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "latest"})  # those whose field is a number
+Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest"]
+NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "min", "average", "latest"})  # those whose field is a number
 
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -121,7 +121,7 @@ class Meter(BaseModel):
     group_by: list[str] = Field(default_factory=list, max_length=3)
     allow_negative: bool = Field(
         default=False,
-        description="Whether a negative value of the field is accepted (sum, max and latest meters). When"
+        description="Whether a negative value of the field is accepted (meters of a number). When"
         " false, an event with a negative value is rejected `negative_value`; when true, a period whose"
         " usage nets below zero is billed as 0.",
     )
@@ -132,7 +132,9 @@ class Meter(BaseModel):
         if self.aggregation == "count" and self.field is not None:
             raise ValueError("a count meter takes no field")
         if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
-            raise ValueError(f"allow_negative applies to sum, max and latest meters, not {self.aggregation}")
+            raise ValueError(
+                f"allow_negative applies to sum, max, min, average and latest meters, not {self.aggregation}"
+            )
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
         for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
