@@ -187,6 +187,7 @@ class MeterView(_Model):
     filters: dict[str, str]
     group_by: list[str]
     allow_negative: bool
+    carry_over: bool = False
     created_at: datetime | None
 
 

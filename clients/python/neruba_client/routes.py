@@ -269,6 +269,7 @@ def create_meter(
     filters: Mapping[str, str] | None = None,
     group_by: Sequence[str] | None = None,
     allow_negative: bool | None = None,
+    carry_over: bool | None = None,
     created_at: Time | None = None,
 ) -> Operation[m.MeterView]: ...
 

@@ -573,6 +573,44 @@ class UsageRepository:
             merged.append(StoredCell(hour, group, usage, bases.get(cell), sources))
         return merged
 
+    def last_cell_before(self, customer_id: str, meter_code: str, hour: str) -> StoredCell | None:
+        """The last ungrouped cell of a meter in an hour before ``hour`` (its aggregate and unfolded
+        contributions merged), None when there is none. Reads backwards page by page, two partitions,
+        only until that hour is whole: what a ``latest`` meter with ``carry_over`` carries into a period."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for pk in (f"AGG#{customer_id}#{meter_code}", f"USE#{customer_id}#{meter_code}"):
+            last: str | None = None
+            for item in self._query_back(pk, hour):
+                cell_hour = str(item["sk"])[:HOUR_LENGTH]
+                if last is not None and cell_hour < last:
+                    break  # the last hour of this partition is whole
+                last = cell_hour
+                found.setdefault(cell_hour, []).append(item)
+        if not found:
+            return None
+        hour_found = max(found)
+        items = [i for i in found[hour_found] if str(i["sk"]).split("#")[1:2] == [""]]
+        base = next((i for i in items if str(i["pk"]).startswith("AGG#")), None)
+        folded = set((base or {}).get("fb") or ())
+        kept = [i for i in items if i is base or str(i["sk"]).rpartition("#")[2] not in folded]
+        if not kept:
+            return None
+        usage = merge_cells(_cell_usage(i) for i in kept)
+        return StoredCell(hour_found, "", usage, base, tuple((str(i["pk"]), str(i["sk"])) for i in kept))
+
+    def _query_back(self, pk: str, before: str) -> Iterator[dict[str, Any]]:
+        """Items of ``pk`` whose sort key is below ``before``, newest first, a page at a time."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk < :hi",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":hi": {"S": before}},
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+            "Limit": 25,
+        }
+        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
+            yield from (from_item(i) for i in page.get("Items", []))
+
     def slices(self, customer_id: str, meter_code: str, hour: str) -> list[Contribution]:
         """The contributions (and older ``SL#`` slices) of one customer, meter and hour."""
         found = []

@@ -46,6 +46,7 @@ class GroupUsage:
     # per-event rules (domain.event_rules): digest -> sum of the events' charges / events it priced
     event_sums: Mapping[str, Decimal] = field(default_factory=dict)
     event_counts: Mapping[str, int] = field(default_factory=dict)
+    carried_from: str | None = None  # a latest meter with carry_over: when the carried value was reported
 
 
 def parse_group(key: str) -> dict[str, str]:
@@ -98,6 +99,11 @@ def usage_lines(
                     + (f" [{label}]" if label else "")
                     + (f" priced by filter {matched}" if matched is not None else "")
                     + explain(priced, cell.events)
+                    + (
+                        f"; no report this period: the value of {cell.carried_from} carried over"
+                        if cell.carried_from
+                        else ""
+                    )
                     + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
                     group=group,
@@ -117,6 +123,7 @@ def usage_lines(
                         "amount": priced.amount if rated.amount is None else rated.amount,
                         **priced.source,
                         **by_filter,
+                        **({"carried_from": cell.carried_from} if cell.carried_from else {}),
                         **rated.source,
                     },
                 )

@@ -125,6 +125,11 @@ class Meter(BaseModel):
         " false, an event with a negative value is rejected `negative_value`; when true, a period whose"
         " usage nets below zero is billed as 0.",
     )
+    carry_over: bool = Field(
+        default=False,
+        description="latest meters without group_by: a period with no event bills the last value reported"
+        " before it (a level that persists, such as seats or a plan size).",
+    )
     created_at: datetime | None = None
 
     @model_validator(mode="after")
@@ -135,6 +140,8 @@ class Meter(BaseModel):
             raise ValueError(
                 f"allow_negative applies to sum, max, min, average and latest meters, not {self.aggregation}"
             )
+        if self.carry_over and (self.aggregation != "latest" or self.group_by):
+            raise ValueError("carry_over applies to latest meters without group_by")
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
         for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:

@@ -100,6 +100,7 @@ class MeterView(Closed):
     filters: dict[str, str]
     group_by: list[str] = Field(examples=[["model"]])
     allow_negative: bool
+    carry_over: bool = False
     created_at: Timestamp | None
 
 

@@ -85,11 +85,13 @@ def read_usage(
         if meter is None:
             raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter_code")
         cells: dict[tuple[int, bool, str], list[CellUsage]] = defaultdict(list)
+        read: list[tuple[datetime, CellUsage]] = []
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
         for cell in usage.aggregates(customer_id, meter_code, first, last):
             at = _effective_start(cell.hour, subscription_start)
             if not start <= at < upper:
                 continue
+            read.append((at, cell.usage))
             span = _span_of(spans, at)
             if span is not None:
                 in_trial = charging_from is not None and at < charging_from
@@ -104,7 +106,39 @@ def read_usage(
                 event_sums=sums,
                 event_counts=counts,
             )
+        if meter.carry_over:
+            _carry_over(usage, customer_id, meter_code, first, spans, cells, read, paid)
     return dict(paid), dict(trial)
+
+
+def _carry_over(
+    usage: UsageRepository,
+    customer_id: str,
+    meter_code: str,
+    first_hour: str,
+    spans: list[PhaseSpan],
+    cells: Mapping[tuple[int, bool, str], list[CellUsage]],
+    read: list[tuple[datetime, CellUsage]],
+    paid: dict[int, dict[str, dict[str, GroupUsage]]],
+) -> None:
+    """A ``latest`` meter with ``carry_over``: each phase part without an event of its own bills the last
+    value reported before it (in the window, else before it, read only when needed)."""
+    before: CellUsage | None = None
+    looked = False
+    for span in spans:
+        if (span.index, False, "") in cells:
+            continue
+        earlier = [cell for at, cell in read if at < span.start]
+        if not earlier and not looked:
+            stored = usage.last_cell_before(customer_id, meter_code, first_hour)
+            before, looked = (stored.usage if stored else None), True
+        candidates = earlier or ([before] if before is not None else [])
+        dated = [c for c in candidates if c.latest_at is not None]
+        if dated:
+            source = max(dated, key=lambda c: str(c.latest_at))
+            paid[span.index].setdefault(meter_code, {})[""] = GroupUsage(
+                quantity=combine("latest", dated), carried_from=source.latest_at
+            )
 
 
 def rate_window(
