@@ -182,7 +182,7 @@ class CustomerView(_Model):
 class MeterView(_Model):
     code: str
     name: str
-    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest"]
+    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
     field: str | None
     filters: dict[str, str]
     group_by: list[str]

@@ -264,7 +264,7 @@ def create_meter(
     *,
     code: str,
     name: str,
-    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest"],
+    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"],
     field: str | None = None,
     filters: Mapping[str, str] | None = None,
     group_by: Sequence[str] | None = None,

@@ -730,7 +730,7 @@ def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
 
 def _cell_item(usage: CellUsage) -> dict[str, Any]:
     """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum; an average's too), ``mx`` (max), ``mn``
-    (min), ``lt``/``lv`` (latest) or
+    (min), ``tw`` (weighted_sum: change x seconds into the hour), ``lt``/``lv`` (latest) or
     ``u`` (unique values) where set, ``late_n`` when some events came late, and ``pe`` / ``pn`` (per-event
     rule digest -> exact sum of the events' charges / events priced) when the meter has per-event rules."""
     item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
@@ -740,6 +740,8 @@ def _cell_item(usage: CellUsage) -> dict[str, Any]:
         item["mx"] = usage.maximum
     if usage.minimum is not None:
         item["mn"] = usage.minimum
+    if usage.weighted is not None:
+        item["tw"] = usage.weighted
     if usage.latest_at is not None:
         item["lt"], item["lv"] = usage.latest_at, usage.latest
     if usage.uniques:
@@ -758,6 +760,7 @@ def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
         total=Decimal(item["s"]) if item.get("s") is not None else None,
         maximum=Decimal(item["mx"]) if item.get("mx") is not None else None,
         minimum=Decimal(item["mn"]) if item.get("mn") is not None else None,
+        weighted=Decimal(item["tw"]) if item.get("tw") is not None else None,
         latest_at=_text(item.get("lt")),
         latest=Decimal(item["lv"]) if item.get("lv") is not None else None,
         uniques=frozenset(str(v) for v in item.get("u") or ()),

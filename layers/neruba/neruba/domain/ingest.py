@@ -19,6 +19,7 @@ from typing import Any
 from neruba.domain.event_rules import EventRule, event_charge
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
+from neruba.timefmt import parse_ts
 
 PropertyValue = str | int | bool | Decimal
 # Sums are exact here (never rounded); a batch total DynamoDB cannot store is refused by the write of its
@@ -141,6 +142,7 @@ class GroupTotals:
     total: Decimal = Decimal(0)
     maximum: Decimal | None = None
     minimum: Decimal | None = None
+    weighted: Decimal = Decimal(0)  # weighted_sum: sum of value x seconds from the hour's start
     latest_at: str | None = None
     latest: Decimal | None = None
     uniques: set[str] = field(default_factory=set)
@@ -173,6 +175,10 @@ class GroupTotals:
             if aggregation in ("sum", "average"):  # an average is its sum over the count
                 with localcontext(EXACT):
                     self.total += value
+            elif aggregation == "weighted_sum":  # a change of level: its sum and its time-weighted sum
+                with localcontext(EXACT):
+                    self.total += value
+                    self.weighted += value * seconds_into_hour(at)
             elif aggregation == "max":
                 self.maximum = value if self.maximum is None else max(self.maximum, value)
             elif aggregation == "min":
@@ -181,6 +187,17 @@ class GroupTotals:
                 self.latest_at is None or (at, str(value)) > (self.latest_at, "")
             ):
                 self.latest_at, self.latest = at, value
+
+
+def seconds_into_hour(at: str) -> Decimal:
+    """Exact seconds from the start of its UTC hour to the instant ``at`` (ISO 8601, microseconds).
+
+    Example:
+        >>> seconds_into_hour("2026-01-01T10:02:03.5Z")
+        Decimal('123.500000')
+    """
+    moment = parse_ts(at)
+    return Decimal(moment.minute * 60 + moment.second) + Decimal(moment.microsecond).scaleb(-6)
 
 
 def meter_value(

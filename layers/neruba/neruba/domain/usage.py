@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING
 
-from neruba.domain.numbers import exact_sum
+from neruba.domain.numbers import EXACT, exact_sum
+from neruba.domain.phases import seconds
 
 if TYPE_CHECKING:
     from neruba.domain.ingest import GroupTotals
@@ -38,6 +40,7 @@ class CellUsage:
     total: Decimal | None = None
     maximum: Decimal | None = None
     minimum: Decimal | None = None
+    weighted: Decimal | None = None  # weighted_sum: sum of change x seconds from the hour's start
     latest_at: str | None = None
     latest: Decimal | None = None
     uniques: frozenset[str] = frozenset()
@@ -61,6 +64,8 @@ def usage_of(aggregation: str, totals: GroupTotals) -> CellUsage:
         )
     if aggregation == "average":
         return CellUsage(count, total=totals.total, aggregation=aggregation)
+    if aggregation == "weighted_sum":
+        return CellUsage(count, total=totals.total, weighted=totals.weighted, aggregation=aggregation)
     if aggregation == "max" and totals.maximum is not None:
         return CellUsage(count, maximum=totals.maximum, aggregation=aggregation)
     if aggregation == "min" and totals.minimum is not None:
@@ -87,6 +92,8 @@ def combine(aggregation: str, cells: Iterable[CellUsage]) -> Decimal:
         return min(values) if values else Decimal(0)
     if aggregation == "average":
         return average(exact_sum(c.total for c in cells if c.total is not None), sum(c.count for c in cells))
+    if aggregation == "weighted_sum":  # over hours alone: the net change (rating weighs it by time)
+        return exact_sum(c.total for c in cells if c.total is not None)
     if aggregation == "unique_count":
         return Decimal(len(frozenset().union(*(c.uniques for c in cells))))
     if aggregation == "latest":
@@ -100,6 +107,40 @@ AVERAGE = Context(prec=100, rounding=ROUND_HALF_EVEN)
 within them is exact; any other is farther from every half minor unit and every tier bound than the
 100-digit error (stored numbers have at most 38 digits, prices 30: docs/pricing.md, "Aggregations"), so
 pricing and the line's half-up rounding come out as with exact fractions."""
+
+
+def weighted_level(
+    cells: Iterable[tuple[datetime, CellUsage]],
+    start: datetime,
+    end: datetime,
+    opening: Decimal,
+    period_seconds: Decimal,
+) -> Decimal:
+    """A weighted_sum meter's quantity over the part [start, end) of a period: the integral of the level
+    (``opening`` at ``start``, then each change from its instant on) divided by the period's length.
+
+    ``cells`` are the part's cells with their hour's start; a change in an hour that began before
+    ``start`` counts from ``start``. Exact but for the one division (``AVERAGE``, 100 digits).
+
+    Example:
+        >>> from datetime import UTC
+        >>> t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 2, tzinfo=UTC)
+        >>> cell = CellUsage(1, total=Decimal(10), weighted=Decimal(10 * 1800))  # +10 at 01:30
+        >>> weighted_level([(datetime(2026, 1, 1, 1, tzinfo=UTC), cell)], t0, t1, Decimal(4), Decimal(7200))
+        Decimal('6.500000')
+    """
+    integral = opening * seconds(start, end)
+    with localcontext(EXACT):
+        for hour, cell in cells:
+            change = cell.total or Decimal(0)
+            if hour < start:
+                integral += change * seconds(start, end)
+            else:
+                integral += change * seconds(hour, end) - (cell.weighted or Decimal(0))
+    if period_seconds <= 0:
+        return Decimal(0)
+    with localcontext(AVERAGE):
+        return integral / period_seconds
 
 
 def average(total: Decimal, count: int) -> Decimal:
@@ -128,6 +169,7 @@ def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
     totals = [p.total for p in parts if p.total is not None]
     maxima = [p.maximum for p in parts if p.maximum is not None]
     minima = [p.minimum for p in parts if p.minimum is not None]
+    weights = [p.weighted for p in parts if p.weighted is not None]
     dated = [(p.latest_at, p.latest) for p in parts if p.latest_at is not None and p.latest is not None]
     latest_at, latest = max(dated) if dated else (None, None)
     aggregations = {p.aggregation for p in parts if p.aggregation}
@@ -136,6 +178,7 @@ def merge_cells(parts: Iterable[CellUsage]) -> CellUsage:
         total=exact_sum(totals) if totals else None,
         maximum=max(maxima) if maxima else None,
         minimum=min(minima) if minima else None,
+        weighted=exact_sum(weights) if weights else None,
         latest_at=latest_at,
         latest=latest,
         uniques=frozenset().union(*(p.uniques for p in parts)),

@@ -25,8 +25,9 @@ from neruba.models.fields import (
     Ticket,
 )
 
-Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest"]
-NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "min", "average", "latest"})  # those whose field is a number
+Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
+# those whose field is a number
+NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "min", "average", "latest", "weighted_sum"})
 
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -138,7 +139,8 @@ class Meter(BaseModel):
             raise ValueError("a count meter takes no field")
         if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
             raise ValueError(
-                f"allow_negative applies to sum, max, min, average and latest meters, not {self.aggregation}"
+                "allow_negative applies to sum, max, min, average, latest and weighted_sum meters, not"
+                f" {self.aggregation}"
             )
         if self.carry_over and (self.aggregation != "latest" or self.group_by):
             raise ValueError("carry_over applies to latest meters without group_by")

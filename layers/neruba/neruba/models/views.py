@@ -95,7 +95,7 @@ class MeterView(Closed):
 
     code: str = Field(examples=["tokens"])
     name: str = Field(examples=["Tokens"])
-    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest"]
+    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
     field: str | None = Field(examples=["tokens"])
     filters: dict[str, str]
     group_by: list[str] = Field(examples=[["model"]])

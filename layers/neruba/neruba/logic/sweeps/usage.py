@@ -231,6 +231,7 @@ def _recompute(
     same = (
         kept.count == totals.count
         and combine(meter.aggregation, [kept]) == combine(meter.aggregation, [truth])
+        and (kept.weighted or 0) == (truth.weighted or 0)
         # every per-event rule of the meter priced every event (a rule registered after some were counted)
         and all(kept.event_counts.get(name) == truth.event_counts.get(name) for name in truth.event_counts)
     )
