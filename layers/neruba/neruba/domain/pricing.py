@@ -302,8 +302,8 @@ def price_for_group(
     charge: Mapping[str, Any], group: Mapping[str, str]
 ) -> tuple[Mapping[str, Any], int | None]:
     """The price a group's usage is rated with: that of the first of the charge's ``filters`` whose
-    ``values`` all match the group (its price fields replace the charge's), else the charge's own; and the
-    index of that filter (None for the charge's own).
+    ``values`` all match the group (an empty list matches any value; the filter's price fields replace the
+    charge's), else the charge's own; and the index of that filter (None for the charge's own).
 
     Example:
         >>> charge = {"model": "per_unit", "unit_price": "1", "filters": [
@@ -313,9 +313,14 @@ def price_for_group(
         [('2', 0), ('1', None)]
     """
     for index, price in enumerate(charge.get("filters") or []):
-        if all(group.get(key) in list(values) for key, values in (price.get("values") or {}).items()):
+        if all(_accepts(list(values), group.get(key)) for key, values in (price.get("values") or {}).items()):
             return filter_price(charge, index), index
     return charge, None
+
+
+def _accepts(values: list[Any], value: str | None) -> bool:
+    """A filter's list accepts a group's value: one of those listed, or any value when none is listed."""
+    return value in values if values else bool(value)
 
 
 def filter_price(charge: Mapping[str, Any], index: int) -> Mapping[str, Any]:

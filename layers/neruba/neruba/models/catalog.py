@@ -296,10 +296,13 @@ FilterValue = Annotated[str, Field(max_length=FILTER_VALUE_MAX)]
 
 class ChargeFilterIn(Pricing):
     """A price for the usage whose group values match ``values``: each named property (one of the meter's
-    ``group_by``) has one of the listed values. The filter's price fields replace the charge's."""
+    ``group_by``) has one of the listed values (any value when the list is empty). The filter's price
+    fields replace the charge's."""
 
-    values: dict[str, Annotated[list[FilterValue], Field(min_length=1, max_length=50)]] = Field(
-        min_length=1, max_length=3
+    values: dict[str, Annotated[list[FilterValue], Field(max_length=50)]] = Field(
+        min_length=1,
+        max_length=3,
+        description="Property -> accepted values; an empty list accepts any value the property has.",
     )
 
     @model_validator(mode="after")
