@@ -47,7 +47,7 @@ def test_flexprice_150_credits_at_10_cents_invoice_as_15_dollars() -> None:
     assert line.amount_minor == 1500
     assert (line.source["amount_in_pricing_unit"], line.source["amount"]) == (Decimal(150), Decimal("15.00"))
     assert (line.source["pricing_unit"], line.source["conversion_rate"]) == ("credits", Decimal("0.10"))
-    assert line.description == "gen (per_unit); 150 credits at 0.10 USD each"
+    assert line.description == "gen (per_unit); 150 credits at 0.1 USD each"
 
 
 def test_flexprice_15_units_at_1_27_dollars_each() -> None:

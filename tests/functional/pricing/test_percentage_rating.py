@@ -67,3 +67,46 @@ def test_percentage_line_from_ingested_events(
     # AND model b on its own: 1.2% x 1000 = 12.00, its one event within its own free events
     assert (b.amount_minor, b.source["billable_events"]) == (1200, 0)
     assert window.subtotal_minor == 1750
+
+
+def test_upcoming_invoice_shows_a_filtered_percentage_line(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    from functions.read_api.app import lambda_handler
+
+    from neruba.dal.plans import PlansRepository
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import PlanVersionIn, SubscriptionCreate
+    from tests.support.api import api_event, call
+
+    # GIVEN 2.9% + 0.30 by default and 2.7% + 0.05 for model b, priced in credits worth 0.01
+    charge = {
+        "meter_code": "tokens",
+        "model": "percentage",
+        "rate": "2.9",
+        "fixed_fee": "0.30",
+        "pricing_unit": {"code": "credits", "conversion_rate": "0.01"},
+        "filters": [{"values": {"model": ["b"]}, "rate": "2.7", "fixed_fee": "0.05"}],
+    }
+    body = PlanVersionIn.model_validate(
+        {"name": "P", "currency": "USD", "interval": "month", "charges": [charge]}
+    )
+    plans = PlansRepository(get_settings().catalog_table)
+    plans.publish("pay", body.model_dump(mode="json"))
+    create_subscription(
+        plans, SubscriptionCreate(customer_id="acme", plan_code="pay", start_at=START), None, now=NOW
+    )
+    at = (START + timedelta(hours=1)).isoformat()
+    send(ev("b1", code="tokens", timestamp=at, properties={"tokens": 1000, "model": "b"}))
+    process()
+    # WHEN the upcoming invoice is read through the API
+    path = "/v1/customers/acme/upcoming-invoice"
+    status, answer, _ = call(lambda_handler, api_event("GET", path, path_parameters={"customer_id": "acme"}))
+    assert status == 200, answer
+    (window,) = answer["windows"]
+    (line,) = [line for line in window["lines"] if line["line_id"] == "usage:tokens:model=b:0"]
+    # THEN 2.7% x 1000 + 0.05 = 27.05 credits = 0.2705 USD -> 27 cents, every figure as decimal text
+    assert line["amount_minor"] == 27
+    assert (line["source"]["rate"], line["source"]["filter_values"]) == ("2.7", {"model": ["b"]})
+    assert (line["source"]["amount_in_pricing_unit"], line["source"]["pricing_unit"]) == ("27.05", "credits")
+    assert line["description"].endswith("; 27.05 credits at 0.01 USD each")

@@ -19,6 +19,7 @@ from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.money import minor_exponent
+from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
     EXACT,
     ZERO,
@@ -224,7 +225,9 @@ def rate_quantity(
         with localcontext(EXACT):
             amount = priced.amount * rate
         source.update(pricing_unit=unit["code"], conversion_rate=rate, amount_in_pricing_unit=priced.amount)
-        notes.append(f"{priced.amount} {unit['code']} at {rate} {currency} each")
+        notes.append(
+            f"{canonical_text(priced.amount)} {unit['code']} at {canonical_text(rate)} {currency} each"
+        )
     if per_event is not None and per_event[1] != events:
         source["unbillable"] = "per_event_rule_incomplete"
         source["per_event_priced"] = per_event[1]
