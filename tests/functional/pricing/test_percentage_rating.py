@@ -73,7 +73,6 @@ def test_upcoming_invoice_shows_a_filtered_percentage_line(
     catalog: Any, send: Callable[..., Any], process: Callable[..., int]
 ) -> None:
     from functions.read_api.app import lambda_handler
-
     from neruba.dal.plans import PlansRepository
     from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.models.catalog import PlanVersionIn, SubscriptionCreate
