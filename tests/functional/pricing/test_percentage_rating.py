@@ -66,6 +66,7 @@ def test_percentage_line_from_ingested_events(
     assert a.description.endswith("1.2% of 450 + 0.10 x 1 of 4 events (3 free)")
     # AND model b on its own: 1.2% x 1000 = 12.00, its one event within its own free events
     assert (b.amount_minor, b.source["billable_events"]) == (1200, 0)
+    assert type(a.source["billable_events"]) is int and type(a.source["free_events"]) is int
     assert window.subtotal_minor == 1750
 
 

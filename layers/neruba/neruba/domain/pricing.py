@@ -282,7 +282,8 @@ def _percentage(
     rows = [TierLine(1, billable, fraction, ZERO, billable * fraction, "amount")] if billable else []
     if fee and billed:
         rows.append(TierLine(2, billed, fee, ZERO, billed * fee, "event"))
-    source = {"rate": rate, "fixed_fee": fee, "free_events": free_events, "billable_events": billed}
+    # counts are integers in answers (docs/billing.md, "Numbers in API answers")
+    source = {"rate": rate, "fixed_fee": fee, "free_events": int(free_events), "billable_events": int(billed)}
     return rows, source
 
 
