@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
@@ -100,3 +103,70 @@ def test_events_counted_before_the_rule_are_flagged_then_recounted_by_the_sweep(
     # THEN the cell holds the rule's sum for both events and the line bills 5 + 1.30
     line = _line(sub)
     assert (line.amount_minor, line.source.get("unbillable")) == (630, None)
+
+
+class _Killed(BaseException):
+    """The worker process dying between its event writes and its cell writes."""
+
+
+def test_killed_worker_redelivered_in_other_batches_prices_each_event_once(
+    catalog: Any, send: Callable[..., Any], worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.usage import UsageRepository
+    from tests.support.aws import queue_url
+    from tests.support.queues import drain, receive_batch, run_batch
+
+    # GIVEN the bounded plan published, then a batch of 12 events whose worker dies before counting
+    sub = _publish("bounded_faults")
+    send(*[_tokens(f"k{i}", 100 * (i + 1), 1 + i % 3) for i in range(12)])
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+
+    def killed(*args: Any, **kwargs: Any) -> bool:
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(UsageRepository, "count_group", killed)
+        assert len(run_batch(worker, url, messages)) == 12  # nothing counted, every message fails
+    # WHEN SQS redelivers the messages in smaller, different batches
+    drain(worker, url, batch_size=5)
+    # THEN each event's bounded charge is in the rule's sum exactly once: min(1% x v + 0.30, 5)
+    expected = sum(min(Decimal(100 * (i + 1)) / 100 + Decimal("0.30"), Decimal(5)) for i in range(12))
+    line = _line(sub)
+    assert (line.source["events"], line.source["per_event_charges"]) == (12, expected)
+    assert line.amount_minor == int(expected * 100) and "unbillable" not in line.source
+
+
+def test_publishing_twice_or_crashing_after_registering_keeps_one_rule(
+    catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.dal.plans import PlansRepository
+    from neruba.domain.event_rules import digest, rule_of
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.models.catalog import PlanCreate
+
+    plans = PlansRepository(get_settings().catalog_table)
+    body = PlanCreate.model_validate(
+        {"code": "crashy", "name": "C", "currency": "USD", "interval": "month", "charges": [CHARGE]}
+    )
+
+    class _Crash(Exception):
+        pass
+
+    def crash(*args: Any, **kwargs: Any) -> int:
+        raise _Crash
+
+    # GIVEN a publish that dies after registering the rule, before the version is stored
+    with monkeypatch.context() as patch:
+        patch.setattr(PlansRepository, "publish", crash)
+        with pytest.raises(_Crash):
+            create_plan(plans, body)
+    # WHEN it is retried (and the same rule is registered again by another plan)
+    create_plan(plans, body)
+    create_plan(plans, body.model_copy(update={"code": "same_rule"}))
+    # THEN the meter holds the rule once, under its digest, and the plans exist
+    rules = CatalogRepository(get_settings().catalog_table).lookup(set(), {"tokens"}).event_rules["tokens"]
+    rule = rule_of({"model": "percentage", **CHARGE})
+    assert rule is not None and rules == {digest(rule): rule}
+    assert plans.plan("crashy")["code"] == "crashy"
