@@ -90,13 +90,15 @@ def test_negative_values_are_refused_unless_the_meter_allows_them() -> None:
     from neruba.domain.ingest import InvalidPropertyError, meter_value
     from neruba.models.catalog import Meter
 
-    for aggregation in ("sum", "max", "latest"):
+    for aggregation in ("sum", "max", "min", "average", "latest", "weighted_sum"):
         with pytest.raises(InvalidPropertyError) as refused:
             meter_value(aggregation, "v", {"v": "-0.5"})
         assert refused.value.code == "negative_value"
         assert meter_value(aggregation, "v", {"v": -3}, allow_negative=True) == Decimal(-3)
         assert meter_value(aggregation, "v", {"v": 0}) == 0
     assert meter_value("unique_count", "v", {"v": -3}) == "-3"  # a value counted, not a quantity
-    with pytest.raises(ValueError, match="allow_negative applies to sum, max and latest"):
+    with pytest.raises(
+        ValueError, match="allow_negative applies to sum, max, min, average, latest and weighted_sum"
+    ):
         Meter(code="c", name="c", aggregation="count", allow_negative=True)
     assert not Meter(code="s", name="s", aggregation="sum", field="v").allow_negative

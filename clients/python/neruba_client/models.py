@@ -182,32 +182,64 @@ class CustomerView(_Model):
 class MeterView(_Model):
     code: str
     name: str
-    aggregation: Literal["count", "sum", "max", "unique_count", "latest"]
+    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
     field: str | None
     filters: dict[str, str]
     group_by: list[str]
     allow_negative: bool
+    carry_over: bool = False
     created_at: datetime | None
 
 
 class TierView(_Model):
     """One tier of a charge; ``up_to`` is None on the last tier."""
 
-    unit_price: Decimal
+    unit_price: Decimal | None = None
     up_to: Decimal | None = None
+    rate: Decimal | None = None
     flat_fee: Decimal | None = None
 
 
-class ChargeView(_Model):
-    """How one meter's usage is priced in a plan version (prices are exact decimals)."""
+class _PriceFields(_Model):
+    """The price fields of a charge or of one of its filters (prices are exact decimals)."""
 
-    meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package"]
     unit_price: Decimal | None = None
     tiers: list[TierView] = Field(default_factory=list)
     package_size: int | None = None
     package_price: Decimal | None = None
     free_units: Decimal | None = None
+    rate: Decimal | None = None
+    fixed_fee: Decimal | None = None
+    free_events: int | None = None
+    per_event_min: Decimal | None = None
+    per_event_max: Decimal | None = None
+    multiplier: Decimal | None = None
+    zero_usage_flat_fee: bool | None = None
+
+
+class ChargeFilterView(_PriceFields):
+    """A price for the groups whose values match: each named property has one of the listed values."""
+
+    values: dict[str, list[str]]
+
+
+class PricingUnitView(_Model):
+    """The unit a charge's prices are in and the plan currency's worth of one unit."""
+
+    code: str
+    conversion_rate: Decimal
+
+
+class ChargeView(_PriceFields):
+    """How one meter's usage is priced in a plan version: its own price, or a filter's for the groups
+    the filter matches."""
+
+    meter_code: str
+    model: Literal[
+        "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
+    ]
+    filters: list[ChargeFilterView] = Field(default_factory=list)
+    pricing_unit: PricingUnitView | None = None
 
 
 class PlanVersion(_Model):

@@ -264,11 +264,12 @@ def create_meter(
     *,
     code: str,
     name: str,
-    aggregation: Literal["count", "sum", "max", "unique_count", "latest"],
+    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"],
     field: str | None = None,
     filters: Mapping[str, str] | None = None,
     group_by: Sequence[str] | None = None,
     allow_negative: bool | None = None,
+    carry_over: bool | None = None,
     created_at: Time | None = None,
 ) -> Operation[m.MeterView]: ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # calle
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
 from neruba.dal.transaction import Cancelled, Transaction
+from neruba.domain.event_rules import EventRule
 from neruba.models.catalog import Customer, Meter
 from neruba.timefmt import iso, parse_ts
 
@@ -143,6 +144,24 @@ class CatalogRepository:
         values = self._get(_meter_key(code))
         return Meter.model_validate(json.loads(values["doc"])) if values else None
 
+    def register_event_rules(self, code: str, rules: Mapping[str, EventRule]) -> None:
+        """Add per-event pricing rules (digest -> rule) to meter ``code``, so the ingest worker prices its
+        events by them (``domain.event_rules``); registering a rule again changes nothing."""
+        if not rules:
+            return
+        names = {f"#r{i}": f"{EVENT_RULE_PREFIX}{name}" for i, name in enumerate(sorted(rules))}
+        values = {
+            f":r{i}": json.dumps(rules[name].stored(), sort_keys=True) for i, name in enumerate(sorted(rules))
+        }
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=_meter_key(code),
+            UpdateExpression="SET " + ", ".join(f"#r{i} = :r{i}" for i in range(len(rules))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
+
     def set_billed_through(self, external_id: str, at: datetime) -> None:
         client("dynamodb").update_item(
             TableName=self.table_name,
@@ -202,6 +221,17 @@ class CatalogRepository:
             raise
 
 
+EVENT_RULE_PREFIX = "er_"  # a meter item's attribute per registered per-event rule: er_{digest} = JSON
+
+
+def _event_rules(values: Mapping[str, Any]) -> dict[str, EventRule]:
+    return {
+        name.removeprefix(EVENT_RULE_PREFIX): EventRule.from_stored(json.loads(str(text)))
+        for name, text in values.items()
+        if name.startswith(EVENT_RULE_PREFIX)
+    }
+
+
 class CatalogSnapshot:
     """Customers and meters found by one lookup, with each customer's ``billed_through``."""
 
@@ -209,6 +239,7 @@ class CatalogSnapshot:
         self.customers: dict[str, Customer] = {}
         self.meters: dict[str, Meter] = {}
         self.billed_through: dict[str, datetime] = {}
+        self.event_rules: dict[str, dict[str, EventRule]] = {}  # meter code -> digest -> rule
 
     def add(self, values: dict[str, Any]) -> None:
         doc = json.loads(values["doc"])
@@ -220,6 +251,7 @@ class CatalogSnapshot:
         elif values.get("kind") == "meter":
             meter = Meter.model_validate(doc)
             self.meters[meter.code] = meter
+            self.event_rules[meter.code] = _event_rules(values)
 
 
 class CatalogCache:
@@ -245,6 +277,7 @@ class CatalogCache:
             self._snapshot.customers.update(found.customers)
             self._snapshot.meters.update(found.meters)
             self._snapshot.billed_through.update(found.billed_through)
+            self._snapshot.event_rules.update(found.event_rules)
             self._loaded_at.update({f"c:{c}": now for c in found.customers})
             self._loaded_at.update({f"m:{m}": now for m in found.meters})
         return self._snapshot

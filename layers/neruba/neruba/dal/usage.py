@@ -33,6 +33,7 @@ from typing import Any, cast
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
+from neruba.domain.event_rules import EventRule
 from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import number_problem
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
@@ -261,6 +262,7 @@ class GroupWrite:
     totals: GroupTotals
     late: bool = False
     recounts: list[Recount] = field(default_factory=list)
+    rules: Mapping[str, EventRule] = field(default_factory=dict)  # the meter's per-event rules
 
 
 MAX_RECOUNTS_PER_TRANSACTION = 45  # 2 actions each, plus the slice and the aggregate: under the 100 limit
@@ -292,8 +294,10 @@ class GroupWrites:
         *,
         late: bool = False,
         recount: Recount | None = None,
+        rules: Mapping[str, EventRule] | None = None,
     ) -> str:
-        """Fold one event in; returns the batch id of the part it landed in."""
+        """Fold one event in (``rules``: the meter's per-event rules by digest); returns the batch id of
+        the part it landed in."""
         # events this batch wrote always land in part 0 (their bk is the batch); only adopted ones spill over
         part = self._current.get(ref, 0) if recount is not None else 0
         write = self._parts.get((ref, part))
@@ -302,8 +306,8 @@ class GroupWrites:
             self._current[ref] = part
             write = None
         if write is None:
-            write = self._parts[(ref, part)] = GroupWrite(ref, aggregation, GroupTotals())
-        write.totals.add(transaction_id, aggregation, at, value)
+            write = self._parts[(ref, part)] = GroupWrite(ref, aggregation, GroupTotals(), rules=rules or {})
+        write.totals.add(transaction_id, aggregation, at, value, write.rules)
         write.late = write.late or late
         if recount is not None:
             write.recounts.append(recount)
@@ -447,8 +451,9 @@ class UsageRepository:
         contribution never appeared and moves each event's ``bk`` to ``batch``.
         """
         ref, totals = write.ref, write.totals
-        if number_problem(totals.total):
-            raise AggregateOverflowError(f"the batch total {totals.total} is not storable")
+        for figure in (totals.total, *totals.event_sums.values()):
+            if number_problem(figure):
+                raise AggregateOverflowError(f"the batch figure {figure} is not storable")
         item = {**ref.slice_key(batch), **to_item(_contribution(write, now))}
         if not write.recounts:
             try:
@@ -568,6 +573,44 @@ class UsageRepository:
             merged.append(StoredCell(hour, group, usage, bases.get(cell), sources))
         return merged
 
+    def last_cell_before(self, customer_id: str, meter_code: str, hour: str) -> StoredCell | None:
+        """The last ungrouped cell of a meter in an hour before ``hour`` (its aggregate and unfolded
+        contributions merged), None when there is none. Reads backwards page by page, two partitions,
+        only until that hour is whole: what a ``latest`` meter with ``carry_over`` carries into a period."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for pk in (f"AGG#{customer_id}#{meter_code}", f"USE#{customer_id}#{meter_code}"):
+            last: str | None = None
+            for item in self._query_back(pk, hour):
+                cell_hour = str(item["sk"])[:HOUR_LENGTH]
+                if last is not None and cell_hour < last:
+                    break  # the last hour of this partition is whole
+                last = cell_hour
+                found.setdefault(cell_hour, []).append(item)
+        if not found:
+            return None
+        hour_found = max(found)
+        items = [i for i in found[hour_found] if str(i["sk"]).split("#")[1:2] == [""]]
+        base = next((i for i in items if str(i["pk"]).startswith("AGG#")), None)
+        folded = set((base or {}).get("fb") or ())
+        kept = [i for i in items if i is base or str(i["sk"]).rpartition("#")[2] not in folded]
+        if not kept:
+            return None
+        usage = merge_cells(_cell_usage(i) for i in kept)
+        return StoredCell(hour_found, "", usage, base, tuple((str(i["pk"]), str(i["sk"])) for i in kept))
+
+    def _query_back(self, pk: str, before: str) -> Iterator[dict[str, Any]]:
+        """Items of ``pk`` whose sort key is below ``before``, newest first, a page at a time."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk < :hi",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":hi": {"S": before}},
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+            "Limit": 25,
+        }
+        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
+            yield from (from_item(i) for i in page.get("Items", []))
+
     def slices(self, customer_id: str, meter_code: str, hour: str) -> list[Contribution]:
         """The contributions (and older ``SL#`` slices) of one customer, meter and hour."""
         found = []
@@ -686,19 +729,27 @@ def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
 
 
 def _cell_item(usage: CellUsage) -> dict[str, Any]:
-    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum), ``mx`` (max), ``lt``/``lv`` (latest) or
-    ``u`` (unique values) where set, and ``late_n`` when some events came late."""
+    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum; an average's too), ``mx`` (max), ``mn``
+    (min), ``tw`` (weighted_sum: change x seconds into the hour), ``lt``/``lv`` (latest) or
+    ``u`` (unique values) where set, ``late_n`` when some events came late, and ``pe`` / ``pn`` (per-event
+    rule digest -> exact sum of the events' charges / events priced) when the meter has per-event rules."""
     item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
     if usage.total is not None:
         item["s"] = usage.total
     if usage.maximum is not None:
         item["mx"] = usage.maximum
+    if usage.minimum is not None:
+        item["mn"] = usage.minimum
+    if usage.weighted is not None:
+        item["tw"] = usage.weighted
     if usage.latest_at is not None:
         item["lt"], item["lv"] = usage.latest_at, usage.latest
     if usage.uniques:
         item["u"] = set(usage.uniques)
     if usage.late_count:
         item["late_n"] = usage.late_count
+    if usage.event_sums:
+        item["pe"], item["pn"] = dict(usage.event_sums), dict(usage.event_counts)
     return item
 
 
@@ -708,9 +759,13 @@ def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
         count=int(item.get("n", 0)),
         total=Decimal(item["s"]) if item.get("s") is not None else None,
         maximum=Decimal(item["mx"]) if item.get("mx") is not None else None,
+        minimum=Decimal(item["mn"]) if item.get("mn") is not None else None,
+        weighted=Decimal(item["tw"]) if item.get("tw") is not None else None,
         latest_at=_text(item.get("lt")),
         latest=Decimal(item["lv"]) if item.get("lv") is not None else None,
         uniques=frozenset(str(v) for v in item.get("u") or ()),
         late_count=int(item.get("late_n", 0)),
         aggregation=str(item["agg"]) if item.get("agg") else None,
+        event_sums={str(k): Decimal(v) for k, v in (item.get("pe") or {}).items()},
+        event_counts={str(k): int(v) for k, v in (item.get("pn") or {}).items()},
     )

@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
+from neruba.domain.event_rules import EventRule, event_charge
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
+from neruba.timefmt import parse_ts
 
 PropertyValue = str | int | bool | Decimal
 # Sums are exact here (never rounded); a batch total DynamoDB cannot store is refused by the write of its
@@ -139,27 +141,63 @@ class GroupTotals:
     count: int = 0
     total: Decimal = Decimal(0)
     maximum: Decimal | None = None
+    minimum: Decimal | None = None
+    weighted: Decimal = Decimal(0)  # weighted_sum: sum of value x seconds from the hour's start
     latest_at: str | None = None
     latest: Decimal | None = None
     uniques: set[str] = field(default_factory=set)
     transaction_ids: list[str] = field(default_factory=list)
+    # per-event rules of the meter (domain.event_rules): digest -> exact sum of the events' charges, and
+    # how many events were priced by it
+    event_sums: dict[str, Decimal] = field(default_factory=dict)
+    event_counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, transaction_id: str, aggregation: str, at: str, value: Decimal | str | None) -> None:
-        """Fold one accepted event in (``value`` per the meter: number, unique text, or None for count)."""
+    def add(
+        self,
+        transaction_id: str,
+        aggregation: str,
+        at: str,
+        value: Decimal | str | None,
+        rules: Mapping[str, EventRule] | None = None,
+    ) -> None:
+        """Fold one accepted event in (``value`` per the meter: number, unique text, or None for count;
+        ``rules`` the meter's per-event rules by digest, priced on a sum meter's number)."""
         self.count += 1
         self.transaction_ids.append(transaction_id)
+        if rules and aggregation == "sum" and isinstance(value, Decimal):
+            with localcontext(EXACT):
+                for name, rule in rules.items():
+                    self.event_sums[name] = self.event_sums.get(name, Decimal(0)) + event_charge(rule, value)
+                    self.event_counts[name] = self.event_counts.get(name, 0) + 1
         if aggregation == "unique_count" and value is not None:
             self.uniques.add(str(value))
         elif isinstance(value, Decimal):
-            if aggregation == "sum":
+            if aggregation in ("sum", "average"):  # an average is its sum over the count
                 with localcontext(EXACT):
                     self.total += value
+            elif aggregation == "weighted_sum":  # a change of level: its sum and its time-weighted sum
+                with localcontext(EXACT):
+                    self.total += value
+                    self.weighted += value * seconds_into_hour(at)
             elif aggregation == "max":
                 self.maximum = value if self.maximum is None else max(self.maximum, value)
+            elif aggregation == "min":
+                self.minimum = value if self.minimum is None else min(self.minimum, value)
             elif aggregation == "latest" and (
                 self.latest_at is None or (at, str(value)) > (self.latest_at, "")
             ):
                 self.latest_at, self.latest = at, value
+
+
+def seconds_into_hour(at: str) -> Decimal:
+    """Exact seconds from the start of its UTC hour to the instant ``at`` (ISO 8601, microseconds).
+
+    Example:
+        >>> seconds_into_hour("2026-01-01T10:02:03.5Z")
+        Decimal('123.500000')
+    """
+    moment = parse_ts(at)
+    return Decimal(moment.minute * 60 + moment.second) + Decimal(moment.microsecond).scaleb(-6)
 
 
 def meter_value(

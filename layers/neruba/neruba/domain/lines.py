@@ -14,11 +14,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
+from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.money import minor_exponent
-from neruba.domain.pricing import ZERO, InvoiceLine, Priced, exact, line_minor, price_charge
+from neruba.domain.numbers import canonical_text
+from neruba.domain.pricing import (
+    EXACT,
+    ZERO,
+    InvoiceLine,
+    Priced,
+    exact,
+    line_minor,
+    price_charge,
+    price_for_group,
+)
 
 MAX_LINE_MINOR = 10**18
 """The largest amount a usage line bills, in minor units. A usage value that would price above it (a
@@ -33,6 +44,10 @@ class GroupUsage:
     quantity: Decimal
     hours: int = 0
     events: int = 0
+    # per-event rules (domain.event_rules): digest -> sum of the events' charges / events it priced
+    event_sums: Mapping[str, Decimal] = field(default_factory=dict)
+    event_counts: Mapping[str, int] = field(default_factory=dict)
+    carried_from: str | None = None  # a latest meter with carry_over: when the carried value was reported
 
 
 def parse_group(key: str) -> dict[str, str]:
@@ -69,16 +84,27 @@ def usage_lines(
         groups = usage.get(meter) or {"": GroupUsage(ZERO)}
         for key in sorted(groups):
             cell = groups[key]
-            rated = rate_quantity(charge, cell.quantity, currency)
-            priced = rated.priced
             group = parse_group(key)
+            price, matched = price_for_group(charge, group)
+            rated = rate_quantity(price, cell.quantity, currency, cell.events, _per_event(price, cell))
+            priced = rated.priced
             label = ", ".join(f"{k}={v}" for k, v in group.items())
+            by_filter = (
+                {} if matched is None else {"filter": matched, "filter_values": price_filter(charge, matched)}
+            )
             lines.append(
                 InvoiceLine(
                     line_id=f"usage:{meter}:{key}:{phase_index}",
                     kind="usage",
                     description=f"{meter} ({charge['model']})"
                     + (f" [{label}]" if label else "")
+                    + (f" priced by filter {matched}" if matched is not None else "")
+                    + explain(priced, cell.events)
+                    + (
+                        f"; no report this period: the value of {cell.carried_from} carried over"
+                        if cell.carried_from
+                        else ""
+                    )
                     + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
                     group=group,
@@ -93,14 +119,57 @@ def usage_lines(
                     source={
                         "hours": cell.hours,
                         "events": cell.events,
-                        "free_units": exact(charge.get("free_units", 0)),
+                        "free_units": exact(price.get("free_units") or 0),
                         "billable_quantity": priced.billable,
-                        "amount": priced.amount,
+                        "amount": priced.amount if rated.amount is None else rated.amount,
+                        **priced.source,
+                        **by_filter,
+                        **({"carried_from": cell.carried_from} if cell.carried_from else {}),
                         **rated.source,
                     },
                 )
             )
     return lines
+
+
+def price_filter(charge: Mapping[str, Any], index: int) -> dict[str, list[str]]:
+    """The ``values`` of the charge's filter ``index`` (what a line priced by it shows in ``source``)."""
+    values = charge["filters"][index].get("values") or {}
+    return {str(key): [str(v) for v in allowed] for key, allowed in values.items()}
+
+
+def explain(priced: Priced, events: int) -> str:
+    """What a line's description adds to say how its amount was found, for models whose rows alone do
+    not (percentage: the rate on the amount, the fixed fee on the events past the free ones).
+
+    Example:
+        >>> from neruba.domain.pricing import price_charge
+        >>> explain(price_charge({"model": "percentage", "rate": "1.2", "fixed_fee": "0.1",
+        ...                       "free_events": 3}, Decimal(450), 4), 4)
+        ': 1.2% of 450 + 0.1 x 1 of 4 events (3 free)'
+    """
+    source = priced.source
+    if "multiplier" in source:
+        return f": the events' amounts, {priced.billable}, x {source['multiplier']}"
+    if "rate" not in source:
+        return ""
+    if "per_event_charges" in source:
+        low, high = source.get("per_event_min"), source.get("per_event_max")
+        bounds = " and ".join(
+            text
+            for text in (low is not None and f"at least {low}", high is not None and f"at most {high}")
+            if text
+        )
+        return (
+            f": each event {source['rate']}% + {source['fixed_fee']}, {bounds}:"
+            f" {events} events = {source['per_event_charges']}"
+        )
+    text = f": {source['rate']}% of {priced.billable}"
+    if source["fixed_fee"]:
+        free = source["free_events"]
+        text += f" + {source['fixed_fee']} x {source['billable_events']} of {events} events"
+        text += f" ({free} free)" if free else ""
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +181,26 @@ class RatedQuantity:
     amount_minor: int
     notes: tuple[str, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)
+    amount: Decimal | None = None  # the exact amount in the plan's currency (priced.amount converted)
 
 
-def rate_quantity(charge: Mapping[str, Any], quantity: Decimal, currency: str) -> RatedQuantity:
+def _per_event(price: Mapping[str, Any], cell: GroupUsage) -> tuple[Decimal, int] | None:
+    """The sum of the events' charges under the price's per-event rule and how many events it priced
+    (None when the price has no per-event rule)."""
+    rule = rule_of(price)
+    if rule is None:
+        return None
+    name = digest(rule)
+    return cell.event_sums.get(name, ZERO), cell.event_counts.get(name, 0)
+
+
+def rate_quantity(
+    charge: Mapping[str, Any],
+    quantity: Decimal,
+    currency: str,
+    events: int = 0,
+    per_event: tuple[Decimal, int] | None = None,
+) -> RatedQuantity:
     """Price one usage quantity, never refusing it.
 
     A net negative quantity (a meter that allows negative values, netted below zero) is billed as 0
@@ -131,12 +217,30 @@ def rate_quantity(charge: Mapping[str, Any], quantity: Decimal, currency: str) -
     if quantity < 0:
         source["net_quantity"] = quantity
         notes.append(f"net usage was negative ({quantity}): billed as 0")
-    priced = price_charge(charge, max(quantity, ZERO))
-    if priced.amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
+    priced = price_charge(charge, max(quantity, ZERO), events, per_event[0] if per_event else None)
+    amount = priced.amount
+    unit = charge.get("pricing_unit")
+    if unit:
+        rate = exact(unit["conversion_rate"], "pricing_unit.conversion_rate")
+        with localcontext(EXACT):
+            amount = priced.amount * rate
+        source.update(pricing_unit=unit["code"], conversion_rate=rate, amount_in_pricing_unit=priced.amount)
+        notes.append(
+            f"{canonical_text(priced.amount)} {unit['code']} at {canonical_text(rate)} {currency} each"
+        )
+    if per_event is not None and per_event[1] != events:
+        source["unbillable"] = "per_event_rule_incomplete"
+        source["per_event_priced"] = per_event[1]
+        notes.append(
+            f"only {per_event[1]} of {events} events were priced by the per-event rule when counted:"
+            " billed as 0 until the usage sweep recounts them"
+        )
+        return RatedQuantity(priced, 0, tuple(notes), source, amount)
+    if amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
-        return RatedQuantity(priced, 0, tuple(notes), source)
-    return RatedQuantity(priced, line_minor(priced.amount, currency), tuple(notes), source)
+        return RatedQuantity(priced, 0, tuple(notes), source, amount)
+    return RatedQuantity(priced, line_minor(amount, currency), tuple(notes), source, amount)
 
 
 def trial_usage_lines(

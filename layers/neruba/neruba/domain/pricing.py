@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from neruba.domain.event_rules import rule_of
 from neruba.domain.money import to_minor
 
 LineKind = Literal["fixed_fee", "usage", "minimum_commitment", "proration"]
@@ -68,7 +69,7 @@ class TierLine:
     unit_price: Decimal
     flat_fee: Decimal
     amount: Decimal
-    unit: Literal["unit", "package"] = "unit"
+    unit: Literal["unit", "package", "event", "amount"] = "unit"
     up_to: Decimal | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +93,7 @@ class Priced:
     unit_price: Decimal | None
     tiers: list[TierLine]
     amount: Decimal
+    source: Mapping[str, Any] = field(default_factory=dict)  # what the line's ``source`` adds
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,15 +192,29 @@ class RatedWindow:
         }
 
 
-def _tiers(charge: Mapping[str, Any]) -> list[tuple[Decimal | None, Decimal, Decimal]]:
+def percent(rate: Any, what: str = "rate") -> Decimal:
+    """A percentage rate as the exact fraction it multiplies by (``"1.2"`` -> ``0.012``)."""
+    value = exact(rate, what)
+    if value < 0:
+        raise PricingError(f"{what} cannot be negative")
+    return value.scaleb(-2)
+
+
+def _tier_price(tier: Mapping[str, Any], index: int, by_rate: bool) -> Decimal:
+    if by_rate:
+        return percent(tier.get("rate"), f"tiers[{index}].rate")
+    return exact(tier.get("unit_price"), f"tiers[{index}].unit_price")
+
+
+def _tiers(charge: Mapping[str, Any], by_rate: bool = False) -> list[tuple[Decimal | None, Decimal, Decimal]]:
     rows = []
     for index, tier in enumerate(charge.get("tiers") or []):
         up_to = tier.get("up_to")
         rows.append(
             (
                 None if up_to is None else exact(up_to, f"tiers[{index}].up_to"),
-                exact(tier["unit_price"], f"tiers[{index}].unit_price"),
-                exact(tier.get("flat_fee", 0), f"tiers[{index}].flat_fee"),
+                _tier_price(tier, index, by_rate),
+                exact(tier.get("flat_fee") or 0, f"tiers[{index}].flat_fee"),
             )
         )
     bounds = [r[0] for r in rows]
@@ -208,14 +224,15 @@ def _tiers(charge: Mapping[str, Any]) -> list[tuple[Decimal | None, Decimal, Dec
     return rows
 
 
-def _graduated(billable: Decimal, charge: Mapping[str, Any]) -> list[TierLine]:
+def _graduated(billable: Decimal, charge: Mapping[str, Any], by_rate: bool = False) -> list[TierLine]:
     rows, lower = [], ZERO
-    for index, (up_to, price, flat) in enumerate(_tiers(charge), start=1):
+    unit: Literal["unit", "amount"] = "amount" if by_rate else "unit"
+    for index, (up_to, price, flat) in enumerate(_tiers(charge, by_rate), start=1):
         if billable <= lower:
             break
         upper = billable if up_to is None else min(billable, up_to)
         units = upper - lower
-        rows.append(TierLine(index, units, price, flat, units * price + flat, up_to=up_to))
+        rows.append(TierLine(index, units, price, flat, units * price + flat, unit, up_to=up_to))
         lower = upper if up_to is None else up_to
     return rows
 
@@ -230,24 +247,136 @@ def _volume(billable: Decimal, charge: Mapping[str, Any]) -> list[TierLine]:
     raise PricingError("the last tier is open-ended")  # unreachable: _tiers checked it
 
 
-def price_charge(charge: Mapping[str, Any], quantity: Decimal) -> Priced:
+def _bounded(
+    billable: Decimal, charge: Mapping[str, Any], events: int, per_event: Decimal | None
+) -> tuple[list[TierLine], dict[str, Any]]:
+    """A percentage with per-event bounds: the sum of the events' bounded charges, read from storage."""
+    if per_event is None:
+        raise PricingError("a percentage charge with per-event bounds is priced from its per-event sum")
+    rate = exact(charge.get("rate"), "rate")
+    row = TierLine(1, billable, percent(rate), ZERO, per_event, "amount")
+    source = {
+        "rate": rate,
+        "fixed_fee": exact(charge.get("fixed_fee") or 0, "fixed_fee"),
+        **{
+            name: exact(charge[name], name)
+            for name in ("per_event_min", "per_event_max")
+            if charge.get(name) is not None
+        },
+        "per_event_charges": per_event,
+    }
+    return ([row] if events else []), source
+
+
+def _percentage(
+    billable: Decimal, charge: Mapping[str, Any], events: int
+) -> tuple[list[TierLine], dict[str, Any]]:
+    """A rate on the billable amount plus a fixed fee per event past the free events (one row each)."""
+    rate = exact(charge.get("rate"), "rate")
+    fraction = percent(rate)
+    fee = exact(charge.get("fixed_fee") or 0, "fixed_fee")
+    free_events = exact(charge.get("free_events") or 0, "free_events")
+    if fee < 0 or free_events < 0 or free_events != free_events.to_integral_value():
+        raise PricingError("fixed_fee and free_events cannot be negative; free_events is whole")
+    billed = max(ZERO, Decimal(events) - free_events)
+    rows = [TierLine(1, billable, fraction, ZERO, billable * fraction, "amount")] if billable else []
+    if fee and billed:
+        rows.append(TierLine(2, billed, fee, ZERO, billed * fee, "event"))
+    # counts are integers in answers (docs/billing.md, "Numbers in API answers")
+    source = {"rate": rate, "fixed_fee": fee, "free_events": int(free_events), "billable_events": int(billed)}
+    return rows, source
+
+
+PRICE_FIELDS = (
+    "unit_price",
+    "tiers",
+    "package_size",
+    "package_price",
+    "free_units",
+    "rate",
+    "fixed_fee",
+    "free_events",
+)
+
+
+def price_for_group(
+    charge: Mapping[str, Any], group: Mapping[str, str]
+) -> tuple[Mapping[str, Any], int | None]:
+    """The price a group's usage is rated with: that of the first of the charge's ``filters`` whose
+    ``values`` all match the group (an empty list matches any value; the filter's price fields replace the
+    charge's), else the charge's own; and the index of that filter (None for the charge's own).
+
+    Example:
+        >>> charge = {"model": "per_unit", "unit_price": "1", "filters": [
+        ...     {"values": {"region": ["eu", "uk"]}, "unit_price": "2"}]}
+        >>> [(price["unit_price"], index) for price, index in
+        ...  (price_for_group(charge, {"region": r}) for r in ("uk", "us"))]
+        [('2', 0), ('1', None)]
+    """
+    for index, price in enumerate(charge.get("filters") or []):
+        if all(_accepts(list(values), group.get(key)) for key, values in (price.get("values") or {}).items()):
+            return filter_price(charge, index), index
+    return charge, None
+
+
+def _accepts(values: list[Any], value: str | None) -> bool:
+    """A filter's list accepts a group's value: one of those listed, or any value when none is listed."""
+    return value in values if values else bool(value)
+
+
+def filter_price(charge: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+    """The charge as its filter ``index`` prices: the filter's price fields in place of the charge's."""
+    price = charge["filters"][index]
+    return {**charge, **{name: price.get(name) for name in PRICE_FIELDS}}
+
+
+def price_charge(
+    charge: Mapping[str, Any], quantity: Decimal, events: int = 0, per_event: Decimal | None = None
+) -> Priced:
     """Price ``quantity`` units under one charge (free units first, then the model). Exact, unrounded.
+
+    ``events`` is the number of events the quantity counts (the ``percentage`` model's fixed fee per
+    event uses it); ``per_event`` the sum of those events' charges under the charge's per-event rule
+    (``domain.event_rules``), which prices a ``percentage`` charge with per-event bounds.
 
     Example:
         >>> price_charge({"model": "package", "package_size": 5, "package_price": "10"}, Decimal(6)).amount
         Decimal('20')
+        >>> price_charge({"model": "percentage", "rate": "1.2", "fixed_fee": "0.1"}, Decimal(50), 1).amount
+        Decimal('0.700')
     """
     if not isinstance(quantity, Decimal):
         raise PricingError(f"quantity must be a Decimal, not {type(quantity).__name__}")
     quantity = exact(quantity, "quantity")
     if quantity < 0:
         raise PricingError("quantity cannot be negative")
+    if type(events) is not int or events < 0:
+        raise PricingError("events is a whole number, not negative")
     model = charge.get("model")
+    source: dict[str, Any] = {}
     with decimal.localcontext(EXACT):
-        free = exact(charge.get("free_units", 0), "free_units")
+        free = exact(charge.get("free_units") or 0, "free_units")
         billable = max(ZERO, quantity - free)
         unit_price: Decimal | None
-        if model == "per_unit":
+        if rule_of(charge) is not None:
+            rows, source = _bounded(billable, charge, events, per_event)
+            unit_price = None
+        elif model == "percentage":
+            rows, source = _percentage(billable, charge, events)
+            unit_price = None
+        elif model == "dynamic":
+            multiplier = charge.get("multiplier")
+            unit_price = exact(1 if multiplier is None else multiplier, "multiplier")  # 0 is a multiplier
+            if unit_price < 0:
+                raise PricingError("multiplier cannot be negative")
+            rows = (
+                [TierLine(1, billable, unit_price, ZERO, billable * unit_price, "amount")] if billable else []
+            )
+            source = {"multiplier": unit_price}
+        elif model == "graduated_percentage":
+            rows = _graduated(billable, charge, by_rate=True)
+            unit_price = None
+        elif model == "per_unit":
             unit_price = exact(charge["unit_price"], "unit_price")
             rows = [TierLine(1, billable, unit_price, ZERO, billable * unit_price)] if billable else []
         elif model == "graduated":
@@ -270,8 +399,21 @@ def price_charge(charge: Mapping[str, Any], quantity: Decimal) -> Priced:
             )
         else:
             raise PricingError(f"unknown pricing model {model!r}")
+        if not rows and charge.get("zero_usage_flat_fee") and model in TIERED:
+            rows = _first_flat_fee(charge, model == "graduated_percentage")
+            source = {**source, "zero_usage_flat_fee": True}
         amount = sum((row.amount for row in rows), ZERO)
-    return Priced(quantity, billable, unit_price, rows, amount)
+    return Priced(quantity, billable, unit_price, rows, amount, source)
+
+
+TIERED = frozenset({"graduated", "volume", "graduated_percentage"})
+
+
+def _first_flat_fee(charge: Mapping[str, Any], by_rate: bool) -> list[TierLine]:
+    """The row of a tiered charge that bills its first tier's flat fee at zero billable units."""
+    up_to, price, flat = _tiers(charge, by_rate)[0]
+    unit: Literal["unit", "amount"] = "amount" if by_rate else "unit"
+    return [TierLine(1, ZERO, price, flat, flat, unit, up_to=up_to)] if flat else []
 
 
 def fraction_of(amount: Decimal, part_seconds: Decimal, whole_seconds: Decimal) -> Decimal:

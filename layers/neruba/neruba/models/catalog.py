@@ -25,8 +25,9 @@ from neruba.models.fields import (
     Ticket,
 )
 
-Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
-NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "latest"})  # those whose field is a number
+Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
+# those whose field is a number
+NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "min", "average", "latest", "weighted_sum"})
 
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -121,9 +122,14 @@ class Meter(BaseModel):
     group_by: list[str] = Field(default_factory=list, max_length=3)
     allow_negative: bool = Field(
         default=False,
-        description="Whether a negative value of the field is accepted (sum, max and latest meters). When"
+        description="Whether a negative value of the field is accepted (meters of a number). When"
         " false, an event with a negative value is rejected `negative_value`; when true, a period whose"
         " usage nets below zero is billed as 0.",
+    )
+    carry_over: bool = Field(
+        default=False,
+        description="latest meters without group_by: a period with no event bills the last value reported"
+        " before it (a level that persists, such as seats or a plan size).",
     )
     created_at: datetime | None = None
 
@@ -132,7 +138,12 @@ class Meter(BaseModel):
         if self.aggregation == "count" and self.field is not None:
             raise ValueError("a count meter takes no field")
         if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
-            raise ValueError(f"allow_negative applies to sum, max and latest meters, not {self.aggregation}")
+            raise ValueError(
+                "allow_negative applies to sum, max, min, average, latest and weighted_sum meters, not"
+                f" {self.aggregation}"
+            )
+        if self.carry_over and (self.aggregation != "latest" or self.group_by):
+            raise ValueError("carry_over applies to latest meters without group_by")
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
         for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
@@ -160,25 +171,55 @@ class CustomerUpdate(BaseModel):
 
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
 Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
+Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10)]
 
 
 class TierIn(BaseModel):
-    """One tier: units up to ``up_to`` (inclusive; null for the last, open tier)."""
+    """One tier: units up to ``up_to`` (inclusive; null for the last, open tier), priced by ``unit_price``
+    (graduated, volume) or by ``rate``, a percentage of the amount in the tier (graduated_percentage)."""
 
     model_config = ConfigDict(extra="forbid")
 
     up_to: Quantity | None = None
-    unit_price: Price
+    unit_price: Price | None = None
+    rate: Rate | None = Field(default=None, description="Percent of the amount (graduated_percentage).")
     flat_fee: Price = Decimal(0)
 
 
-class ChargeIn(BaseModel):
-    """How one meter's usage is priced."""
+ChargeModel = Literal[
+    "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
+]
+TIERED_MODELS = frozenset({"graduated", "volume", "graduated_percentage"})
+AMOUNT_MODELS = frozenset({"percentage", "graduated_percentage", "dynamic"})  # price a sum meter's amount
+_NEEDS: dict[str, set[str]] = {
+    "per_unit": {"unit_price"},
+    "graduated": {"tiers"},
+    "volume": {"tiers"},
+    "package": {"package_size", "package_price"},
+    "percentage": {"rate"},
+    "graduated_percentage": {"tiers"},
+    "dynamic": set(),
+}
+_OPTIONAL: dict[str, set[str]] = {
+    "percentage": {"fixed_fee", "free_events", "per_event_min", "per_event_max"},
+    "dynamic": {"multiplier"},
+}
+_SINGLE_FIELDS = (
+    "unit_price",
+    "package_size",
+    "package_price",
+    "rate",
+    "fixed_fee",
+    "free_events",
+    "multiplier",
+)
+
+
+class Pricing(BaseModel):
+    """The price fields of a charge (or of one of its filters); which ones apply depends on the model."""
 
     model_config = ConfigDict(extra="forbid")
 
-    meter_code: str = Field(pattern=CODE_PATTERN)
-    model: Literal["per_unit", "graduated", "volume", "package"]
     unit_price: Price | None = None
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
     package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
@@ -186,29 +227,127 @@ class ChargeIn(BaseModel):
     free_units: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6)] = (
         Decimal(0)
     )
+    rate: Rate | None = Field(
+        default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
+    )
+    fixed_fee: Price | None = Field(
+        default=None, description="percentage: a fee per event, past free_events."
+    )
+    free_events: int | None = Field(
+        default=None, ge=0, le=1_000_000_000, description="percentage: events that pay no fixed_fee."
+    )
+    per_event_min: Price | None = Field(
+        default=None, description="percentage: the least one event costs (rate and fixed fee included)."
+    )
+    per_event_max: Price | None = Field(
+        default=None, description="percentage: the most one event costs (rate and fixed fee included)."
+    )
+    multiplier: Price | None = Field(
+        default=None, description="dynamic: what the events' summed amount is multiplied by (default 1)."
+    )
+    zero_usage_flat_fee: bool = Field(
+        default=False,
+        description="Tiered models: bill the first tier's flat_fee even when no billable unit reaches it"
+        " (docs/pricing.md, 'Zero usage and the first tier's flat fee'). Default: no flat fee at zero.",
+    )
 
-    @model_validator(mode="after")
-    def _fields_match_model(self) -> ChargeIn:
-        needs = {
-            "per_unit": {"unit_price"},
-            "graduated": {"tiers"},
-            "volume": {"tiers"},
-            "package": {"package_size", "package_price"},
-        }[self.model]
+    def check_for(self, model: str, where: str = "") -> None:
+        """Raise ValueError unless these fields fit ``model`` (``where`` prefixes the message)."""
+        needs = _NEEDS[model]
+        allowed = needs | _OPTIONAL.get(model, set())
         given = {
             name
-            for name in ("unit_price", "package_size", "package_price")
+            for name in (*_SINGLE_FIELDS, "per_event_min", "per_event_max")
             if getattr(self, name) is not None
         }
         given |= {"tiers"} if self.tiers else set()
-        if given != needs:
-            raise ValueError(f"a {self.model} charge takes exactly {sorted(needs)}")
+        if not needs <= given or not given <= allowed:
+            extra = f" (and may take {sorted(allowed - needs)})" if allowed != needs else ""
+            raise ValueError(f"{where}a {model} charge takes exactly {sorted(needs)}{extra}")
+        if self.per_event_min is not None or self.per_event_max is not None:
+            if self.free_units or self.free_events is not None:
+                raise ValueError(
+                    f"{where}per-event bounds price each event on its own: they take no free_units or"
+                    " free_events"
+                )
+            low, high = self.per_event_min, self.per_event_max
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{where}per_event_min cannot be above per_event_max")
+        if self.zero_usage_flat_fee and model not in TIERED_MODELS:
+            raise ValueError(f"{where}zero_usage_flat_fee applies to tiered models, not {model}")
+        by_rate = model == "graduated_percentage"
+        for index, tier in enumerate(self.tiers):
+            if (tier.rate is None) == by_rate or (tier.unit_price is None) != by_rate:
+                price, other = ("rate", "unit_price") if by_rate else ("unit_price", "rate")
+                raise ValueError(
+                    f"{where}each tier of a {model} charge has a {price} and no {other}"
+                    f" (tier {index} does not)"
+                )
         bounds = [t.up_to for t in self.tiers]
         if bounds and (bounds[-1] is not None or any(b is None for b in bounds[:-1])):
-            raise ValueError("only the last tier is open-ended (up_to: null)")
+            raise ValueError(f"{where}only the last tier is open-ended (up_to: null)")
         finite = [b for b in bounds if b is not None]
         if finite != sorted(set(finite)):
-            raise ValueError("tier bounds must increase")
+            raise ValueError(f"{where}tier bounds must increase")
+
+
+FilterValue = Annotated[str, Field(max_length=FILTER_VALUE_MAX)]
+
+
+class ChargeFilterIn(Pricing):
+    """A price for the usage whose group values match ``values``: each named property (one of the meter's
+    ``group_by``) has one of the listed values (any value when the list is empty). The filter's price
+    fields replace the charge's."""
+
+    values: dict[str, Annotated[list[FilterValue], Field(max_length=50)]] = Field(
+        min_length=1,
+        max_length=3,
+        description="Property -> accepted values; an empty list accepts any value the property has.",
+    )
+
+    @model_validator(mode="after")
+    def _property_names(self) -> ChargeFilterIn:
+        for name in self.values:
+            if not _PROPERTY_NAME.match(name):
+                raise ValueError(f"invalid property name {name!r}")
+        return self
+
+
+class PricingUnitIn(BaseModel):
+    """A unit of the merchant's own (credits, tokens) that a charge's prices are written in, and what
+    one unit is worth in the plan's currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
+    conversion_rate: Annotated[
+        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12)
+    ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
+
+
+class ChargeIn(Pricing):
+    """How one meter's usage is priced: the charge's price, or the first of its ``filters`` whose values
+    match a group's."""
+
+    meter_code: str = Field(pattern=CODE_PATTERN)
+    model: ChargeModel
+    filters: list[ChargeFilterIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Prices per property value (docs/pricing.md, 'Prices per property value'); the charge's"
+        " own price applies to groups no filter matches.",
+    )
+    pricing_unit: PricingUnitIn | None = Field(
+        default=None,
+        description="The charge's prices (and its filters') are in this unit, converted to the plan's"
+        " currency on each line (docs/pricing.md, 'Custom pricing units').",
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_model(self) -> ChargeIn:
+        self.check_for(self.model)
+        for index, price in enumerate(self.filters):
+            price.check_for(self.model, f"filters[{index}]: ")
         return self
 
 

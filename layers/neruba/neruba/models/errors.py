@@ -60,6 +60,8 @@ ERROR_CODES: dict[str, str] = {
     "incompatible_plan": "The plan version cannot replace the current one.",
     "currency_mismatch": "The currencies of customer, plan or amount differ.",
     "pricing_error": "The prices do not form a valid price list.",
+    "charge_needs_sum_meter": "A percentage or dynamic charge needs a meter that sums a property.",
+    "filter_not_grouped": "A charge filter names a property its meter does not group by.",
     "invalid_trial": "The trial settings are not valid.",
     "subscription_not_found": "No subscription with this id.",
     "subscription_overlap": "Another subscription already charges the meter or plan then (see details).",

@@ -95,11 +95,12 @@ class MeterView(Closed):
 
     code: str = Field(examples=["tokens"])
     name: str = Field(examples=["Tokens"])
-    aggregation: Literal["count", "sum", "max", "unique_count", "latest"]
+    aggregation: Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
     field: str | None = Field(examples=["tokens"])
     filters: dict[str, str]
     group_by: list[str] = Field(examples=[["model"]])
     allow_negative: bool
+    carry_over: bool = False
     created_at: Timestamp | None
 
 
@@ -107,20 +108,52 @@ class TierView(Closed):
     """One tier of a charge; prices and quantities are exact decimals as text."""
 
     up_to: str | None = Field(default=None, description="Units up to (inclusive); null on the last tier.")
-    unit_price: str
+    unit_price: str | None = Field(default=None, description="Null on a graduated_percentage tier.")
+    rate: str | None = Field(default=None, description="Percent of the amount (graduated_percentage).")
     flat_fee: str | None = None
 
 
-class ChargeView(Closed):
-    """How one meter's usage is priced (as the plan version was published)."""
+class PriceView(Closed):
+    """The price fields of a charge or of one of its filters (exact decimals as text)."""
 
-    meter_code: str
-    model: Literal["per_unit", "graduated", "volume", "package"]
     unit_price: str | None = None
     tiers: list[TierView] = Field(default_factory=list)
     package_size: int | None = None
     package_price: str | None = None
     free_units: str | None = None
+    rate: str | None = Field(default=None, description="percentage: percent of the billable amount.")
+    fixed_fee: str | None = Field(default=None, description="percentage: fee per event past free_events.")
+    free_events: int | None = Field(default=None, description="percentage: events that pay no fixed_fee.")
+    per_event_min: str | None = Field(default=None, description="percentage: the least one event costs.")
+    per_event_max: str | None = Field(default=None, description="percentage: the most one event costs.")
+    multiplier: str | None = Field(default=None, description="dynamic: applied to the summed amount.")
+    zero_usage_flat_fee: bool | None = Field(
+        default=None, description="Tiered models: the first tier's flat fee is billed at zero usage."
+    )
+
+
+class ChargeFilterView(PriceView):
+    """A price for the groups whose values match: each named property has one of the listed values."""
+
+    values: dict[str, list[str]]
+
+
+class PricingUnitView(Closed):
+    """The unit a charge's prices are in and the plan currency's worth of one unit."""
+
+    code: str
+    conversion_rate: str
+
+
+class ChargeView(PriceView):
+    """How one meter's usage is priced (as the plan version was published)."""
+
+    meter_code: str
+    model: Literal[
+        "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage", "dynamic"
+    ]
+    filters: list[ChargeFilterView] = Field(default_factory=list)
+    pricing_unit: PricingUnitView | None = None
 
 
 class Plan(Open):

@@ -15,10 +15,19 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository
+from neruba.domain.event_rules import digest, rule_of
+from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put
-from neruba.models.catalog import Customer, CustomerUpdate, Meter, PlanCreate, PlanVersionIn
+from neruba.models.catalog import (
+    AMOUNT_MODELS,
+    Customer,
+    CustomerUpdate,
+    Meter,
+    PlanCreate,
+    PlanVersionIn,
+)
 
 MAX_PAGE = 100
 
@@ -124,12 +133,40 @@ def get_meter(repo: PlansRepository, code: str) -> Meter:
 def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
     """Every charge names an existing meter (the charge's own shape is checked by its model)."""
     for index, charge in enumerate(body.charges):
-        if repo.get_meter(charge.meter_code) is None:
+        meter = repo.get_meter(charge.meter_code)
+        if meter is None:
             raise InvalidRequestError(
                 f"No meter {charge.meter_code!r}.",
                 code="meter_not_found",
                 param=f"charges.{index}.meter_code",
             )
+        if charge.model in AMOUNT_MODELS and meter.aggregation != "sum":
+            raise InvalidRequestError(
+                f"A {charge.model} charge prices an amount: meter {charge.meter_code!r} must sum a property"
+                f" (its aggregation is {meter.aggregation}).",
+                code="charge_needs_sum_meter",
+                param=f"charges.{index}.model",
+            )
+        for number, price in enumerate(charge.filters):
+            ungrouped = sorted(set(price.values) - set(meter.group_by))
+            if ungrouped:
+                raise InvalidRequestError(
+                    f"A charge filter can only match properties its meter groups by: meter"
+                    f" {charge.meter_code!r} does not group by {', '.join(ungrouped)}.",
+                    code="filter_not_grouped",
+                    param=f"charges.{index}.filters.{number}.values",
+                )
+
+
+def _register_event_rules(repo: PlansRepository, body: PlanVersionIn) -> None:
+    """Register on each meter the per-event rules of the charges (and filters) that price it, before the
+    version is published, so ingest prices the meter's events by them (docs/pricing.md, "Per-event
+    minimum and maximum"). A rule of a version that then fails to publish only adds unused sums."""
+    for charge in body.charges:
+        dumped = charge.model_dump(mode="json")
+        prices = [dumped] + [filter_price(dumped, index) for index in range(len(dumped["filters"]))]
+        rules = {digest(rule): rule for rule in map(rule_of, prices) if rule is not None}
+        repo.register_event_rules(charge.meter_code, rules)
 
 
 def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
@@ -149,6 +186,7 @@ def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> 
         raise ConflictError(
             f"Plan {body.code!r} exists; publish a new version instead.", code="plan_exists", param="code"
         )
+    _register_event_rules(repo, body)
     repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
     return repo.plan(body.code)
 
@@ -158,6 +196,7 @@ def publish_version(
 ) -> dict[str, Any]:
     get_plan(repo, code)
     _check_charges(repo, body)
+    _register_event_rules(repo, body)
     version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
     return repo.version(code, version)
 

@@ -89,8 +89,8 @@ def count_cell(
 def _single(write: GroupWrite, event: CellEvent) -> GroupWrite:
     """One event of ``write`` as a write of its own, adopting it from the batch that holds it."""
     ref = write.ref
-    single = GroupWrite(ref, write.aggregation, GroupTotals(), late=event.late)
-    single.totals.add(event.transaction_id, write.aggregation, event.at, event.value)
+    single = GroupWrite(ref, write.aggregation, GroupTotals(), late=event.late, rules=write.rules)
+    single.totals.add(event.transaction_id, write.aggregation, event.at, event.value, write.rules)
     recount = Recount(ref.customer_id, event.transaction_id, event.held_by)
     single.recounts.append(recount)
     return single

@@ -256,6 +256,7 @@ class IngestBatch:
                 item.value,
                 late=item.late,
                 recount=recount,
+                rules=self.catalog.event_rules.get(meter.code),
             )
             held_by = recount.old_batch if recount is not None else part  # the event's bk until counted
             members[(part, ref)].append(

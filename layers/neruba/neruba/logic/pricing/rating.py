@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.lines import GroupUsage
-from neruba.domain.phases import PhaseSpan, Versions, phase_spans, trial_end
+from neruba.domain.numbers import exact_sum
+from neruba.domain.phases import PhaseSpan, Versions, phase_spans, rating_period, seconds, trial_end
 from neruba.domain.pricing import PricingError, RatedWindow
-from neruba.domain.usage import CellUsage, combine
+from neruba.domain.usage import CellUsage, combine, rule_usage, weighted_level
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.timefmt import parse_ts
@@ -63,6 +65,7 @@ def read_usage(
     spans: list[PhaseSpan],
     start: datetime,
     upper: datetime,
+    period_seconds: Decimal | None = None,
 ) -> tuple[dict[int, dict[str, dict[str, GroupUsage]]], dict[int, dict[str, dict[str, GroupUsage]]]]:
     """Usage per phase index, meter and group for hours whose (effective) start is in [start, upper):
     ``(billable, trial)``, trial being the hours that start before the subscription's ``trial_end``."""
@@ -84,24 +87,117 @@ def read_usage(
         meter = plans.get_meter(meter_code)
         if meter is None:
             raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter_code")
+        span_of = {span.index: span for span in spans}
         cells: dict[tuple[int, bool, str], list[CellUsage]] = defaultdict(list)
+        timed: dict[tuple[int, bool, str], list[tuple[datetime, CellUsage]]] = defaultdict(list)
+        opening_of: list[tuple[datetime, str, CellUsage]] = []
+        read: list[tuple[datetime, CellUsage]] = []
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
         for cell in usage.aggregates(customer_id, meter_code, first, last):
             at = _effective_start(cell.hour, subscription_start)
             if not start <= at < upper:
                 continue
+            read.append((at, cell.usage))
             span = _span_of(spans, at)
             if span is not None:
                 in_trial = charging_from is not None and at < charging_from
                 cells[(span.index, in_trial, cell.group)].append(cell.usage)
+                timed[(span.index, in_trial, cell.group)].append((hour_start(cell.hour), cell.usage))
+                opening_of.append((at, cell.group, cell.usage))
         for (index, in_trial, group), items in cells.items():
             target = trial if in_trial else paid
+            sums, counts = rule_usage(items)
+            if meter.aggregation == "weighted_sum":
+                part = _part(span_of[index], charging_from, in_trial)
+                opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
+                quantity = weighted_level(
+                    timed[(index, in_trial, group)], *part, opening, period_seconds or seconds(start, upper)
+                )
+            else:
+                quantity = combine(meter.aggregation, items)
             target[index].setdefault(meter_code, {})[group] = GroupUsage(
-                quantity=combine(meter.aggregation, items),
+                quantity=quantity,
                 hours=len(items),
                 events=sum(i.count for i in items),
+                event_sums=sums,
+                event_counts=counts,
             )
+        if meter.aggregation == "weighted_sum":
+            window_seconds = period_seconds or seconds(start, upper)
+            _level_only_parts(
+                meter_code, spans, charging_from, cells, opening_of, window_seconds, paid, trial
+            )
+        if meter.carry_over:
+            _carry_over(usage, customer_id, meter_code, first, spans, cells, read, paid)
     return dict(paid), dict(trial)
+
+
+def _level_only_parts(
+    meter_code: str,
+    spans: list[PhaseSpan],
+    charging_from: datetime | None,
+    cells: Mapping[tuple[int, bool, str], list[CellUsage]],
+    opening_of: list[tuple[datetime, str, CellUsage]],
+    period_seconds: Decimal,
+    paid: dict[int, dict[str, dict[str, GroupUsage]]],
+    trial: dict[int, dict[str, dict[str, GroupUsage]]],
+) -> None:
+    """A weighted_sum meter's parts without a change of their own still bill the level reached before
+    them in the window (the part after a plan change, or after a trial)."""
+    groups = sorted({group for _, group, _ in opening_of})
+    for span in spans:
+        for in_trial in (True, False):
+            part = _part(span, charging_from, in_trial)
+            if part[0] >= part[1] or (in_trial and charging_from is None):
+                continue
+            for group in groups:
+                if (span.index, in_trial, group) in cells:
+                    continue
+                opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
+                if opening:
+                    target = trial if in_trial else paid
+                    target[span.index].setdefault(meter_code, {})[group] = GroupUsage(
+                        quantity=weighted_level([], *part, opening, period_seconds)
+                    )
+
+
+def _part(span: PhaseSpan, charging_from: datetime | None, in_trial: bool) -> tuple[datetime, datetime]:
+    """The trial or paid part of a phase span."""
+    if charging_from is None:
+        return span.start, span.end
+    if in_trial:
+        return span.start, min(span.end, charging_from)
+    return max(span.start, charging_from), span.end
+
+
+def _carry_over(
+    usage: UsageRepository,
+    customer_id: str,
+    meter_code: str,
+    first_hour: str,
+    spans: list[PhaseSpan],
+    cells: Mapping[tuple[int, bool, str], list[CellUsage]],
+    read: list[tuple[datetime, CellUsage]],
+    paid: dict[int, dict[str, dict[str, GroupUsage]]],
+) -> None:
+    """A ``latest`` meter with ``carry_over``: each phase part without an event of its own bills the last
+    value reported before it (in the window, else before it, read only when needed)."""
+    before: CellUsage | None = None
+    looked = False
+    for span in spans:
+        if (span.index, False, "") in cells:
+            continue
+        earlier = [cell for at, cell in read if at < span.start]
+        if not earlier and not looked:
+            stored = usage.last_cell_before(customer_id, meter_code, first_hour)
+            before, looked = (stored.usage if stored else None), True
+        candidates = earlier or ([before] if before is not None else [])
+        dated = [c for c in candidates if c.latest_at is not None]
+        if dated:
+            source = max(dated, key=lambda c: str(c.latest_at))
+            paid[span.index].setdefault(meter_code, {})[""] = GroupUsage(
+                quantity=combine("latest", dated), carried_from=source.latest_at
+            )
 
 
 def rate_window(
@@ -136,7 +232,10 @@ def rate_window(
     versions = plan_versions(plans, subscription)
     spans = phase_spans(subscription, period_start, period_end)
     upper = period_end if as_of is None else min(period_end, as_of)
-    paid, trial = read_usage(plans, usage, subscription, versions, spans, period_start, upper)
+    period = rating_period(subscription, period_start, period_end)
+    paid, trial = read_usage(
+        plans, usage, subscription, versions, spans, period_start, upper, seconds(*period)
+    )
     try:
         return rate_subscription_window(
             subscription, versions, period_start, period_end, paid, as_of=as_of, trial_usage=trial

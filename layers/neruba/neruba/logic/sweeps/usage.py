@@ -178,6 +178,7 @@ def _adopt_uncounted(
             at,
             value,
             recount=Recount(customer_id, transaction_id, batch),
+            rules=catalog.event_rules.get(ref.meter_code),
         )
         cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
         members.setdefault((part, ref), []).append(cell_event)
@@ -217,17 +218,22 @@ def _recompute(
     if meter is None:
         return
     totals = GroupTotals()
+    rules = catalog.event_rules.get(ref.meter_code) or {}
     for item in events.values():
         found = _ref_and_value(item, catalog) if item.status == "accepted" else None
         if found is not None and found[0] == ref:
-            totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2])
+            totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2], rules)
     cells = usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
     stored = next((c for c in cells if (c.hour, c.group) == (ref.hour, ref.group)), None)
     kept = stored.usage if stored else CellUsage()
     # the late count is not recomputed from events: the stored one is kept
     truth = replace(usage_of(meter.aggregation, totals), late_count=kept.late_count)
-    same = kept.count == totals.count and combine(meter.aggregation, [kept]) == combine(
-        meter.aggregation, [truth]
+    same = (
+        kept.count == totals.count
+        and combine(meter.aggregation, [kept]) == combine(meter.aggregation, [truth])
+        and (kept.weighted or 0) == (truth.weighted or 0)
+        # every per-event rule of the meter priced every event (a rule registered after some were counted)
+        and all(kept.event_counts.get(name) == truth.event_counts.get(name) for name in truth.event_counts)
     )
     if same:
         return

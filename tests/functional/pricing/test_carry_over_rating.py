@@ -1,0 +1,73 @@
+"""A latest meter with carry_over: a period without a report bills the last value reported before it,
+read with one backward query only when a phase part has no report of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from neruba.settings import get_settings
+from tests.functional.ingest.conftest import ev
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+START = (NOW - timedelta(days=33)).replace(minute=0, second=0)
+
+
+def test_a_period_without_report_bills_the_carried_level(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.periods import add_interval
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.logic.pricing.rating import rate_window
+    from neruba.models.catalog import Meter, PlanVersionIn, SubscriptionCreate
+
+    # GIVEN seats reported as a level (latest, carried over) at 3 then 5 in the first period only
+    catalog.create_meter(
+        Meter(code="seats_level", name="Seats", aggregation="latest", field="n", carry_over=True)
+    )
+    plans = PlansRepository(get_settings().catalog_table)
+    charge = {"meter_code": "seats_level", "model": "per_unit", "unit_price": "10"}
+    body = PlanVersionIn.model_validate(
+        {"name": "S", "currency": "USD", "interval": "month", "charges": [charge]}
+    )
+    plans.publish("seats", body.model_dump(mode="json"))
+    sub = create_subscription(
+        plans, SubscriptionCreate(customer_id="acme", plan_code="seats", start_at=START), None, now=NOW
+    )
+    send(
+        ev("s1", code="seats_level", timestamp=(START + timedelta(days=1)).isoformat(), properties={"n": 3}),
+        ev("s2", code="seats_level", timestamp=(START + timedelta(days=2)).isoformat(), properties={"n": 5}),
+    )
+    process()
+    usage = UsageRepository(get_settings().usage_table)
+    reads: list[str] = []
+    original = usage.last_cell_before
+    monkeypatch.setattr(usage, "last_cell_before", lambda *a: reads.append(a[2]) or original(*a))
+    second = add_interval(START, "month", 1)
+    # WHEN the first period is rated THEN 5 seats x 10, and no backward read (it has its own report)
+    first = rate_window(plans, usage, sub, START, second)
+    (line,) = [line for line in first.lines if line.kind == "usage"]
+    assert (line.quantity, line.amount_minor, reads) == (Decimal(5), 5000, [])
+    # WHEN the second period, without any report, is rated
+    window = rate_window(plans, usage, sub, second, add_interval(START, "month", 2), as_of=NOW)
+    (line,) = [line for line in window.lines if line.kind == "usage"]
+    # THEN the level carried over from the first period is billed, and the line says from when
+    assert (line.quantity, line.amount_minor, line.source["events"]) == (Decimal(5), 5000, 0)
+    assert line.source["carried_from"].startswith((START + timedelta(days=2)).date().isoformat())
+    assert "carried over" in line.description and len(reads) == 1
+
+
+def test_carry_over_is_refused_outside_ungrouped_latest_meters() -> None:
+    from neruba.models.catalog import Meter
+
+    with pytest.raises(ValidationError, match="carry_over applies to latest meters without group_by"):
+        Meter(code="m", name="m", aggregation="sum", field="v", carry_over=True)
+    with pytest.raises(ValidationError, match="carry_over applies"):
+        Meter(code="m", name="m", aggregation="latest", field="v", group_by=["k"], carry_over=True)

@@ -1,0 +1,172 @@
+"""Per-event bounds end to end: a plan published through the API registers its rule on the meter, the
+real ingest worker prices each event into the cell, rating sums it; events counted before the rule
+existed are flagged on the line until the usage sweep recounts the cell from its events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from neruba.settings import get_settings
+from tests.functional.ingest.conftest import ev
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+START = (NOW - timedelta(days=3)).replace(minute=0, second=0)
+CHARGE = {
+    "meter_code": "tokens",
+    "model": "percentage",
+    "rate": "1",
+    "fixed_fee": "0.30",
+    "per_event_max": "5",
+}
+
+
+def _publish(code: str) -> dict[str, Any]:
+    from neruba.dal.plans import PlansRepository
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import PlanCreate, SubscriptionCreate
+
+    plans = PlansRepository(get_settings().catalog_table)
+    body = {"code": code, "name": "Bounded", "currency": "USD", "interval": "month", "charges": [CHARGE]}
+    create_plan(plans, PlanCreate.model_validate(body))
+    return create_subscription(
+        plans, SubscriptionCreate(customer_id="acme", plan_code=code, start_at=START), None, now=NOW
+    )
+
+
+def _line(sub: dict[str, Any]) -> Any:
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.periods import add_interval
+    from neruba.logic.pricing.rating import rate_window
+
+    plans = PlansRepository(get_settings().catalog_table)
+    usage = UsageRepository(get_settings().usage_table)
+    window = rate_window(plans, usage, sub, START, add_interval(START, "month", 1), as_of=NOW)
+    return next(line for line in window.lines if line.line_id == "usage:tokens:model=a:0")
+
+
+def _tokens(tx: str, amount: int, hour: int) -> dict[str, Any]:
+    at = (START + timedelta(hours=hour, minutes=5)).isoformat()
+    return ev(tx, code="tokens", timestamp=at, properties={"tokens": amount, "model": "a"})
+
+
+def test_bounded_percentage_priced_per_event_from_ingest(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    # GIVEN the plan published (its rule registered on the meter), then events of 100, 1,000 and 10
+    sub = _publish("bounded")
+    send(_tokens("t1", 100, 1), _tokens("t2", 1000, 1), _tokens("t3", 10, 2))
+    process()
+    # WHEN rated THEN 1.30 + 5 (10.30 capped) + 0.40 = 6.70, not 1% of 1,110 + 3 x 0.30 = 12.00
+    line = _line(sub)
+    assert (line.amount_minor, line.source["events"], line.source["hours"]) == (670, 3, 2)
+    assert "unbillable" not in line.source
+
+
+def test_events_counted_before_the_rule_are_flagged_then_recounted_by_the_sweep(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    from neruba.dal.catalog import CatalogCache
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.sweeps.usage import sweep_usage
+
+    # GIVEN an event counted before the plan with the rule existed, and one after
+    send(_tokens("early", 1000, 1))
+    process()
+    sub = _publish("late_rule")
+    send(_tokens("later", 100, 1))
+    process()
+    # WHEN rated THEN the line is not guessed: billed 0 and flagged
+    line = _line(sub)
+    assert (line.amount_minor, line.source["unbillable"], line.source["per_event_priced"]) == (
+        0,
+        "per_event_rule_incomplete",
+        1,
+    )
+    # WHEN the usage sweep rechecks the window's cells from their events
+    from neruba import bootstrap
+
+    report = sweep_usage(
+        UsageRepository(get_settings().usage_table),
+        CatalogCache(bootstrap.catalog(), ttl_seconds=0).lookup,
+        datetime.now(UTC) - timedelta(hours=1),
+        datetime.now(UTC) + timedelta(hours=1),
+        now=datetime.now(UTC) + timedelta(minutes=30),
+    )
+    assert report.drift_found == 1, report
+    # THEN the cell holds the rule's sum for both events and the line bills 5 + 1.30
+    line = _line(sub)
+    assert (line.amount_minor, line.source.get("unbillable")) == (630, None)
+
+
+class _Killed(BaseException):
+    """The worker process dying between its event writes and its cell writes."""
+
+
+def test_killed_worker_redelivered_in_other_batches_prices_each_event_once(
+    catalog: Any, send: Callable[..., Any], worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.usage import UsageRepository
+    from tests.support.aws import queue_url
+    from tests.support.queues import drain, receive_batch, run_batch
+
+    # GIVEN the bounded plan published, then a batch of 12 events whose worker dies before counting
+    sub = _publish("bounded_faults")
+    send(*[_tokens(f"k{i}", 100 * (i + 1), 1 + i % 3) for i in range(12)])
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+
+    def killed(*args: Any, **kwargs: Any) -> bool:
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(UsageRepository, "count_group", killed)
+        assert len(run_batch(worker, url, messages)) == 12  # nothing counted, every message fails
+    # WHEN SQS redelivers the messages in smaller, different batches
+    drain(worker, url, batch_size=5)
+    # THEN each event's bounded charge is in the rule's sum exactly once: min(1% x v + 0.30, 5)
+    expected = sum(min(Decimal(100 * (i + 1)) / 100 + Decimal("0.30"), Decimal(5)) for i in range(12))
+    line = _line(sub)
+    assert (line.source["events"], line.source["per_event_charges"]) == (12, expected)
+    assert line.amount_minor == int(expected * 100) and "unbillable" not in line.source
+
+
+def test_publishing_twice_or_crashing_after_registering_keeps_one_rule(
+    catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.dal.plans import PlansRepository
+    from neruba.domain.event_rules import digest, rule_of
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.models.catalog import PlanCreate
+
+    plans = PlansRepository(get_settings().catalog_table)
+    body = PlanCreate.model_validate(
+        {"code": "crashy", "name": "C", "currency": "USD", "interval": "month", "charges": [CHARGE]}
+    )
+
+    class _Crash(Exception):
+        pass
+
+    def crash(*args: Any, **kwargs: Any) -> int:
+        raise _Crash
+
+    # GIVEN a publish that dies after registering the rule, before the version is stored
+    with monkeypatch.context() as patch:
+        patch.setattr(PlansRepository, "publish", crash)
+        with pytest.raises(_Crash):
+            create_plan(plans, body)
+    # WHEN it is retried (and the same rule is registered again by another plan)
+    create_plan(plans, body)
+    create_plan(plans, body.model_copy(update={"code": "same_rule"}))
+    # THEN the meter holds the rule once, under its digest, and the plans exist
+    rules = CatalogRepository(get_settings().catalog_table).lookup(set(), {"tokens"}).event_rules["tokens"]
+    rule = rule_of({"model": "percentage", **CHARGE})
+    assert rule is not None and rules == {digest(rule): rule}
+    assert plans.plan("crashy")["code"] == "crashy"
