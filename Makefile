@@ -44,8 +44,11 @@ template-check: $(TOOLS)/.installed $(SCAN)/.installed
 	# every finding is fixed or skipped in the template with its reason (Metadata: checkov: skip)
 	$(SCAN)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
+# Pytest's worker processes (pytest-xdist): `auto` is one per core (2 on CI), 0 runs every test in one
+# process; tests sharing a stack or another costly fixture stay on one worker (docs/testing.md).
+PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed $(TOOLS)/.installed
-	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)
+	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck template-check pytest
 
