@@ -74,7 +74,7 @@ def shared_fixture_group(item: pytest.Item) -> str | None:
     rank = {"module": 1, "package": 2, "session": 3}
     widest: tuple[int, str] | None = None
     fixtures = getattr(item, "_fixtureinfo", None)
-    for name, definitions in (fixtures.name2fixturedefs.items() if fixtures else ()):
+    for name, definitions in fixtures.name2fixturedefs.items() if fixtures else ():
         for definition in definitions:
             scope = definition.scope
             if scope not in rank or name in EVERY_WORKER or not definition.baseid.startswith("tests"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
 
 from tests.support.aws import create_resources, fresh_resources
 
@@ -66,8 +67,14 @@ def _spoil(names: dict[str, str]) -> None:
     )
 
 
-def test_the_next_test_sees_none_of_what_a_test_wrote_deleted_or_changed(_moto: Any) -> None:
-    names = fresh_resources(_moto)
+@pytest.fixture
+def moto(_moto: Any) -> Any:
+    """The session's moto mock (reset by ``fresh_resources``)."""
+    return _moto
+
+
+def test_the_next_test_sees_none_of_what_a_test_wrote_deleted_or_changed(moto: Any) -> None:
+    names = fresh_resources(moto)
     clean = _shape(names)
     assert all(not table["items"] for table in clean["tables"].values())
     assert all(queue["ApproximateNumberOfMessages"] == "0" for queue in clean["queues"].values())
@@ -76,12 +83,12 @@ def test_the_next_test_sees_none_of_what_a_test_wrote_deleted_or_changed(_moto: 
     spoiled = _shape(names)
     assert spoiled != clean  # (the spoiling did change what a test sees)
 
-    assert _shape(fresh_resources(_moto)) == clean
+    assert _shape(fresh_resources(moto)) == clean
     ledger = boto3.client("dynamodb").describe_table(TableName=names["LedgerTable"])["Table"]
     assert {index["IndexName"] for index in ledger["GlobalSecondaryIndexes"]} == {"by-customer", "by-expiry"}
 
 
-def test_the_restored_resources_are_those_the_template_creates(_moto: Any) -> None:
-    restored = _shape(fresh_resources(_moto))
-    _moto.reset()
+def test_the_restored_resources_are_those_the_template_creates(moto: Any) -> None:
+    restored = _shape(fresh_resources(moto))
+    moto.reset()
     assert _shape(create_resources()) == restored
