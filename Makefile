@@ -59,8 +59,11 @@ browser:
 console-screens: $(VENV)/.installed browser
 	$(PY) -m tests.support.console_screens
 
+# Pytest's worker processes (pytest-xdist): `auto` is one per core (2 on CI), 0 runs every test in one
+# process; tests sharing a stack or another costly fixture stay on one worker (docs/testing.md).
+PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed $(TOOLS)/.installed browser
-	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest $(PYTEST_ARGS)
+	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck template-check pytest
 

@@ -47,3 +47,39 @@ def _fresh_wiring() -> Iterator[None]:
     bootstrap.reset()
     yield
     bootstrap.reset()
+
+
+# Parallel runs (pytest-xdist, `make pytest`; docs/testing.md "Parallel workers"). Each worker is a process
+# with its own moto, environment and fixtures. A test that needs a package-, module- or session-scoped
+# fixture of ours shares one worker with the other tests of that fixture (`--dist loadgroup` keeps an
+# xdist_group on one worker), so a local stack or the SAM transform is set up once, not once per worker.
+# Session fixtures cheap enough to set up in every worker are listed here.
+EVERY_WORKER = frozenset({"_moto", "source"})
+# The longest tests (seconds on a quiet machine), started first so that no worker ends with one of them
+# while the other is idle.
+LONG_FIRST = ("tests/oracle/", "tests/client/test_client_faults.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = shared_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))  # stable: the rest keeps its order
+
+
+def shared_fixture_group(item: pytest.Item) -> str | None:
+    """The widest of the test's package-, module- or session-scoped fixtures defined under tests/, as a
+    group name (None: the test can run on any worker)."""
+    rank = {"module": 1, "package": 2, "session": 3}
+    widest: tuple[int, str] | None = None
+    fixtures = getattr(item, "_fixtureinfo", None)
+    for name, definitions in fixtures.name2fixturedefs.items() if fixtures else ():
+        for definition in definitions:
+            scope = definition.scope
+            if scope not in rank or name in EVERY_WORKER or not definition.baseid.startswith("tests"):
+                continue
+            owner = item.nodeid.split("::", 1)[0] if scope == "module" else definition.baseid
+            candidate = (rank[scope], f"{scope}:{owner}:{name}" if scope != "module" else f"module:{owner}")
+            widest = max(widest, candidate) if widest else candidate
+    return widest[1] if widest else None

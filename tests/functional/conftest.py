@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from neruba import bootstrap
 from neruba.settings import get_settings
-from tests.support.aws import create_resources
+from tests.support.aws import fresh_resources
 
 
 @pytest.fixture(scope="session")
@@ -24,10 +24,10 @@ def _moto() -> Iterator[Any]:
 
 @pytest.fixture
 def aws(_moto: Any) -> Iterator[dict[str, str]]:
-    """Fresh tables and queues for one test."""
-    _moto.reset()
+    """Fresh tables and queues for one test (every moto backend reset, then the template's tables and
+    queues restored empty: ``fresh_resources``)."""
     bootstrap.reset()
-    yield create_resources()
+    yield fresh_resources(_moto)
     bootstrap.reset()
 
 

@@ -16,11 +16,10 @@ def fresh_world() -> None:
     holding its meters, clients, settings): ``neruba.bootstrap.reset()``."""
     from neruba import bootstrap
     from tests.oracle.harness import fresh_stripe
-    from tests.support.aws import create_resources
+    from tests.support.aws import fresh_resources
 
-    _MOCK[0].reset()
     bootstrap.reset()
-    create_resources()
+    fresh_resources(_MOCK[0])
     fresh_stripe()
 
 
