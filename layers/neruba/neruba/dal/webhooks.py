@@ -3,10 +3,14 @@
 Items:
 - ``WHEP`` / ``{endpoint_id}``: one endpoint (``doc`` JSON text; ``secrets`` JSON text of
   ``[{secret, expires_at}]``, newest first: the table is encrypted at rest, and no answer shows them);
-- ``WHOUT#{shard}`` / ``{created}#{event_id}``: an outbox item (shard: of the customer, so one
+- ``WHOUT#{shard}`` / ``{written}#{n}#{event_id}``: an outbox item (``written``: the clock when the action
+  was made, ``n`` a counter of the process breaking ties, so the relay reads a customer's events in
+  the order its producers made them even when they report the same business time) (shard: of the customer, so one
   customer's events are read in the order written), written in the transaction of the state
   change it reports (``doc``: type, customer, data), deleted by the relay once fanned out; ``seq`` is set
   once by the relay (the customer's sequence number);
+- ``WHONCE#{key}`` / ``#``: the mark of an event that must be written once per key (a trial ending, a
+  DLQ arrival), written with the outbox item, never deleted;
 - ``WHSEQ#{customer}`` / ``#``: the customer's last event sequence number (``n``);
 - ``WHEVT#{event_id}`` / ``#``: the event as sent (``body``: the exact bytes every attempt signs);
 - ``WHDEL#{event_id}`` / ``{endpoint_id}``: one delivery's state (``st`` pending/delivered/failed,
@@ -17,9 +21,10 @@ Items:
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
@@ -32,6 +37,16 @@ __all__ = ["OUTBOX_SHARDS", "InvalidCursorError", "WebhooksRepository"]
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
 FAILED_PK = "WHFAIL"
+
+
+_made = itertools.count()
+
+
+def _write_order() -> str:
+    """The outbox item's sort key prefix: the wall clock (not the event's ``created``, which may be a
+    business time shared by two events, such as an archive and the cancellation it causes) and a
+    process counter for two actions made within one microsecond."""
+    return f"{ts(datetime.now(UTC))}#{next(_made) % 10**12:012d}"
 
 
 def outbox_shard(customer_id: str) -> int:
@@ -150,9 +165,21 @@ class WebhooksRepository:
         doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
         item = {
             "pk": f"WHOUT#{outbox_shard(customer_id)}",
-            "sk": f"{ts(created)}#{event_id}",
+            "sk": f"{_write_order()}#{event_id}",
             "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
         }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def once_item(self, key: str, event_id: str) -> dict[str, Any]:
+        """The Put that lets an event keyed ``key`` be written once: a second transaction carrying it is
+        cancelled (with the first event's id on the stored mark)."""
+        item = {"pk": f"WHONCE#{key}", "sk": "#", "event_id": event_id}
         return {
             "Put": {
                 "TableName": self.table_name,

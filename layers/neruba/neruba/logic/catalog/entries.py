@@ -67,6 +67,19 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
     return stored.model_dump(mode="json")
 
 
+def customer_updated(before: Customer, after: Customer, now: datetime) -> list[dict[str, Any]]:
+    """The ``customer.updated`` outbox action of a change (none when nothing changed, so a repeated
+    update writes no second event): the customer after, and the changed fields' values before."""
+    from neruba.logic.webhooks import event_action
+
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = sorted(k for k in new if new[k] != old.get(k))
+    if not changed:
+        return []
+    data = {**new, "previous_attributes": {k: old.get(k) for k in changed}}
+    return [event_action("customer.updated", after.external_id, data, now)]
+
+
 def get_customer(repo: PlansRepository, external_id: str) -> Customer:
     customer = repo.get_customer(external_id)
     if customer is None:
@@ -80,6 +93,7 @@ def update_customer(
     def audit(before: Customer, after: Customer) -> Sequence[dict[str, Any]]:
         old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
         changed = sorted(k for k in new if new[k] != old.get(k))
+        now = datetime.now(UTC)
         return [
             audit_item(
                 by,
@@ -88,8 +102,9 @@ def update_customer(
                 customer_id=external_id,
                 before={k: old.get(k) for k in changed},
                 after={k: new[k] for k in changed},
-                at=datetime.now(UTC),
-            )
+                at=now,
+            ),
+            *customer_updated(before, after, now),
         ]
 
     try:

@@ -41,3 +41,28 @@ def notify(
     event_id = new_event_id()
     unit.add(event_action(event_type, customer_id, data, now, event_id), name="webhook_event")
     return event_id
+
+
+def once_actions(
+    event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime, key: str
+) -> list[dict[str, Any]]:
+    """The outbox Put and a mark keyed ``key`` (``dal.webhooks``), for an event that must be written once
+    however often its producer runs (a sweep): a second transaction carrying the same key is cancelled."""
+    from neruba import bootstrap
+
+    event_id = new_event_id()
+    return [
+        event_action(event_type, customer_id, data, now, event_id),
+        bootstrap.webhooks().repo.once_item(f"{event_type}#{key}", event_id),
+    ]
+
+
+def emit_once(event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime, key: str) -> bool:
+    """Commit the event unless one keyed ``key`` was written before; True when this call wrote it."""
+    from neruba.dal.transaction import Cancelled
+
+    try:
+        Transaction(once_actions(event_type, customer_id, data, now, key)).commit()
+    except Cancelled:
+        return False
+    return True
