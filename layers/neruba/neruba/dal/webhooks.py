@@ -11,6 +11,7 @@ Items:
   once by the relay (the customer's sequence number);
 - ``WHONCE#{key}`` / ``#``: the mark of an event that must be written once per key (a trial ending, a
   DLQ arrival), written with the outbox item, never deleted;
+- ``WHDLQ#{queue}`` / ``#``: a dead-letter queue's depth at the last check (``n``);
 - ``WHSEQ#{customer}`` / ``#``: the customer's last event sequence number (``n``);
 - ``WHEVT#{event_id}`` / ``#``: the event as sent (``body``: the exact bytes every attempt signs);
 - ``WHDEL#{event_id}`` / ``{endpoint_id}``: one delivery's state (``st`` pending/delivered/failed,
@@ -187,6 +188,39 @@ class WebhooksRepository:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+
+    def dlq_depth(self, queue: str) -> int | None:
+        """The depth stored at the last check of ``queue`` (None before the first)."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key={"pk": {"S": f"WHDLQ#{queue}"}, "sk": {"S": "#"}}, ConsistentRead=True
+        )
+        return int(response["Item"]["n"]["N"]) if "Item" in response else None
+
+    def save_dlq_depth(
+        self, queue: str, previous: int | None, depth: int, event: dict[str, Any] | None
+    ) -> bool:
+        """Store ``depth`` if the stored one is still ``previous``, with ``event`` (an outbox action) in the
+        same transaction; False when another check stored a depth first."""
+        from neruba.dal.transaction import Cancelled, Transaction
+
+        condition = "attribute_not_exists(pk)" if previous is None else "n = :before"
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"WHDLQ#{queue}"}, "sk": {"S": "#"}},
+            "UpdateExpression": "SET n = :n",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {":n": {"N": str(depth)}},
+        }
+        if previous is not None:
+            update["ExpressionAttributeValues"][":before"] = {"N": str(previous)}
+        unit = Transaction([{"Update": update}])
+        if event is not None:
+            unit.add(event)
+        try:
+            unit.commit()
+        except Cancelled:
+            return False
+        return True
 
     def pending_outbox(self, shard: int, limit: int) -> list[dict[str, Any]]:
         """Outbox items of ``shard`` not fanned out yet, oldest first (``doc`` read, ``seq`` if set)."""
@@ -506,3 +540,11 @@ def enqueue(queue_url: str, messages: list[tuple[str, int]]) -> None:
         response = client("sqs").send_message_batch(QueueUrl=queue_url, Entries=entries)
         if response.get("Failed"):
             raise RuntimeError(f"{len(response['Failed'])} webhook delivery messages not sent")
+
+
+def queue_depth(queue_url: str) -> int:
+    """A queue's approximate number of visible messages."""
+    response = client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(response["Attributes"]["ApproximateNumberOfMessages"])
