@@ -15,7 +15,7 @@ Items (``pk`` / ``sk``):
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
-from neruba.dal.transaction import Transaction
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
@@ -274,9 +274,23 @@ class InvoicesRepository:
             }
         }
 
-    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``)."""
-        self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)")
+    def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
+        """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``), with
+        ``extra`` actions (a webhook event) in the same transaction when given."""
+        if not extra:
+            self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)")
+            return
+        update = {
+            "TableName": self.table_name,
+            "Key": _key(invoice_id),
+            "UpdateExpression": "SET stripe = :s",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": to_item({":s": jsonutil.dumps(sync)}),
+        }
+        try:
+            Transaction([{"Update": update}, *extra]).commit()
+        except Cancelled as exc:
+            raise InvoiceConflictError(f"invoice {invoice_id!r} is not in the expected state") from exc
 
     def clear_sync_due(self, invoice_id: str) -> None:
         """Take a finalized invoice out of the sync-pending index once its sync message is sent."""

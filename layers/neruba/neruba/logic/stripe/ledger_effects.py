@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -318,8 +319,11 @@ class RepositoryInvoiceSource:
     def get(self, invoice_id: str) -> dict[str, Any] | None:
         return self._repo.get(invoice_id)
 
-    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        self._repo.set_sync(invoice_id, sync)
+    def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
+        if extra:
+            self._repo.set_sync(invoice_id, sync, extra)
+        else:
+            self._repo.set_sync(invoice_id, sync)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         found = self._catalog.get_customer(customer_id)
