@@ -220,16 +220,21 @@ class InvoicesRepository:
         return [{"Update": counter}, {"Update": invoice_update}]
 
     # ---------------------------------------------------------------- single writes
-    def set_status(self, invoice_id: str, status: str, *, expected: str) -> None:
+    def set_status(
+        self, invoice_id: str, status: str, *, expected: str, extra: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """Move an invoice from ``expected`` to ``status``; raises InvoiceConflictError otherwise."""
-        self._update(invoice_id, "SET #st = :new", {":new": status, ":old": expected}, "#st = :old")
+        self._update(invoice_id, "SET #st = :new", {":new": status, ":old": expected}, "#st = :old", extra)
 
-    def transition(self, invoice_id: str, status: str, *, expected: str) -> None:
+    def transition(
+        self, invoice_id: str, status: str, *, expected: str, extra: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """``set_status`` for an allowed move only (see ``STATUS_TRANSITIONS``); raises
-        InvoiceConflictError for a move the table does not allow or when the invoice changed meanwhile."""
+        InvoiceConflictError for a move the table does not allow or when the invoice changed meanwhile.
+        ``extra`` actions (a webhook event) commit with the move."""
         if not can_transition(expected, status):
             raise InvoiceConflictError(f"invoice {invoice_id!r} cannot move from {expected} to {status}")
-        self.set_status(invoice_id, status, expected=expected)
+        self.set_status(invoice_id, status, expected=expected, extra=extra)
 
     def payment_item(
         self,
@@ -277,26 +282,21 @@ class InvoicesRepository:
     def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
         """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``), with
         ``extra`` actions (a webhook event) in the same transaction when given."""
-        if not extra:
-            self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)")
-            return
-        update = {
-            "TableName": self.table_name,
-            "Key": _key(invoice_id),
-            "UpdateExpression": "SET stripe = :s",
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeValues": to_item({":s": jsonutil.dumps(sync)}),
-        }
-        try:
-            Transaction([{"Update": update}, *extra]).commit()
-        except Cancelled as exc:
-            raise InvoiceConflictError(f"invoice {invoice_id!r} is not in the expected state") from exc
+        self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)", extra)
 
     def clear_sync_due(self, invoice_id: str) -> None:
         """Take a finalized invoice out of the sync-pending index once its sync message is sent."""
         self._update(invoice_id, "REMOVE due_shard, due_at", {}, "attribute_exists(pk)")
 
-    def _update(self, invoice_id: str, expression: str, values: dict[str, Any], condition: str) -> None:
+    def _update(
+        self,
+        invoice_id: str,
+        expression: str,
+        values: dict[str, Any],
+        condition: str,
+        extra: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """One conditional update; with ``extra`` actions (a webhook event), one transaction with them."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": _key(invoice_id),
@@ -307,6 +307,12 @@ class InvoicesRepository:
             kwargs["ExpressionAttributeNames"] = {"#st": "status"}
         if values:
             kwargs["ExpressionAttributeValues"] = to_item(values)
+        if extra:
+            try:
+                Transaction([{"Update": kwargs}, *extra]).commit()
+            except Cancelled as exc:
+                raise InvoiceConflictError(f"invoice {invoice_id!r} is not in the expected state") from exc
+            return
         try:
             client("dynamodb").update_item(**kwargs)
         except Exception as exc:

@@ -79,8 +79,18 @@ class InvoicePaymentData(InvoiceData):
     )
 
 
-class InvoiceVoidedData(InvoiceData):
-    model_config = _open({**INVOICE_EXAMPLE, "status": "void", "voided_at": T0})
+class InvoiceUpdatedData(InvoiceData):
+    """The draft after its amounts changed; ``previous_attributes`` holds the amounts before."""
+
+    model_config = _open(
+        {
+            **INVOICE_EXAMPLE,
+            "status": "draft",
+            "revised_at": T0,
+            "previous_attributes": {"subtotal_minor": 11000, "total_minor": 11000},
+        }
+    )
+    previous_attributes: dict[str, Any]
 
 
 GRANT_EXAMPLE = {
@@ -258,7 +268,7 @@ PAYLOADS: dict[str, tuple[type[BaseModel], str]] = {
     "invoice.finalized": (InvoiceFinalizedData, "A draft was numbered and finalized."),
     "invoice.paid": (InvoicePaymentData, "A payment settled the invoice in full."),
     "invoice.payment_failed": (InvoicePaymentData, "A payment attempt on the invoice failed."),
-    "invoice.voided": (InvoiceVoidedData, "A finalized invoice was voided."),
+    "invoice.updated": (InvoiceUpdatedData, "A draft was re-rated (late usage, a recompute)."),
     "credit_grant.created": (CreditGrantData, "Credit was granted (purchased, promotional, top-up)."),
     "credit_grant.expired": (CreditGrantClosedData, "A grant reached its expires_at; its remainder closed."),
     "credit_grant.voided": (CreditGrantClosedData, "An operator voided a grant's remainder."),

@@ -23,6 +23,7 @@ from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.document import EVENT_KEYS, invoice_event
 from neruba.logic.billing.worker import rated_lines
 from neruba.timefmt import iso, parse_ts
 
@@ -77,7 +78,11 @@ def recompute_draft(
         "total_minor": subtotal - int(invoice["credits_applied_minor"]),
         "revised_at": iso(now),
     }
-    actions = [ctx.invoices.revise_item(doc, rev)]
+    before = {"subtotal_minor": invoice["subtotal_minor"], "total_minor": invoice["total_minor"]}
+    actions = [
+        ctx.invoices.revise_item(doc, rev),
+        invoice_event("invoice.updated", doc, now, revised_at=iso(now), previous_attributes=before),
+    ]
     delta = subtotal - int(invoice["subtotal_minor"])
     if delta:
         request = PostingRequest(
@@ -112,9 +117,7 @@ def finalize_invoice(
 
 def finalized_event(invoice: dict[str, Any], now: datetime) -> dict[str, Any]:
     """What the ``invoice.finalized`` webhook says (its number is read with GET /v1/invoices/{id})."""
-    keys = ("id", "customer_id", "subscription_id", "kind", "currency", "period_start", "period_end",
-            "subtotal_minor", "credits_applied_minor", "total_minor")  # fmt: skip
-    return {**{k: invoice.get(k) for k in keys}, "status": "finalized", "finalized_at": iso(now)}
+    return {**{k: invoice.get(k) for k in EVENT_KEYS}, "status": "finalized", "finalized_at": iso(now)}
 
 
 def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
