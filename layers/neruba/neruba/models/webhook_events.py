@@ -140,7 +140,6 @@ class BalanceLowData(BaseModel):
             "available_minor": 400,
             "previous_available_minor": 2400,
             "threshold_minor": 1000,
-            "invoice_id": "in_0123456789abcdef",
         }
     )
     customer_id: str
