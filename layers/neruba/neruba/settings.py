@@ -45,7 +45,7 @@ class SettingsFields(BaseModel):
     )
     dlq_urls: str = Field(
         default="",
-        description="The dead-letter queues the sweep watches for dlq.message_parked: Name=url pairs, spaced.",
+        description="The DLQs the sweep watches for dlq.message_parked: Name=url pairs, spaced.",
     )
     docs_enabled: bool = Field(default=False, description="Serve /docs and /openapi.json.")
     max_body_bytes: int = Field(default=262_144, ge=1_024, le=10_485_760)

@@ -184,4 +184,8 @@ def test_payment_webhook_events_land_with_the_invoice_status(
     assert ports.status() == "paid"
     (settled,) = outbox("invoice.paid")
     data = settled["data"]
-    assert (data["amount_paid_minor"], data["amount_remaining_minor"], data["payment_id"]) == (5000, 0, "ch_1")
+    assert (data["amount_paid_minor"], data["amount_remaining_minor"], data["payment_id"]) == (
+        5000,
+        0,
+        "ch_1",
+    )

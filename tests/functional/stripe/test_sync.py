@@ -238,5 +238,9 @@ def test_a_failing_sync_sends_one_webhook_event_with_its_first_failed_attempt(
     # THEN the next attempts fail: one stripe_sync.failed event, stored with the first failed record
     assert _run_once() and _run_once()
     (event,) = outbox("stripe_sync.failed")
-    assert (event["customer_id"], event["data"]["invoice_id"], event["data"]["attempt"]) == ("acme", "in_0001", 2)
+    assert (event["customer_id"], event["data"]["invoice_id"], event["data"]["attempt"]) == (
+        "acme",
+        "in_0001",
+        2,
+    )
     assert event["data"]["error"] and _sync()["attempts"] == 3

@@ -16,9 +16,11 @@ from tests.functional.webhooks.test_delivery import endpoint, new_customer
 def test_the_post_connects_to_the_checked_address_not_a_new_lookup(receiver: Receiver) -> None:
     port = receiver.url.split(":")[2].split("/")[0]
     # hooks.invalid resolves nowhere: only the pinned address can have answered
-    answer = post(f"http://hooks.invalid:{port}/hooks", b"{}", {"Content-Type": "application/json"}, "127.0.0.1")
+    answer = post(
+        f"http://hooks.invalid:{port}/hooks", b"{}", {"Content-Type": "application/json"}, "127.0.0.1"
+    )
     assert answer.status_code == 200, answer
-    (_, headers), = receiver.received
+    ((_, headers),) = receiver.received
     assert headers["Host"] == f"hooks.invalid:{port}"
 
 

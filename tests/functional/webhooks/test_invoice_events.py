@@ -52,7 +52,9 @@ def test_invoice_created_and_updated_land_with_the_draft(world: World, monkeypat
     schedule(world, now)
     # a crash at the commit of the drafts writes neither a draft nor invoice.created
     with crash_with_outbox(monkeypatch) as crashes:
-        run_batch(worker(world, now, monkeypatch), world.billing_queue, receive_batch(world.billing_queue, 10))
+        run_batch(
+            worker(world, now, monkeypatch), world.billing_queue, receive_batch(world.billing_queue, 10)
+        )
     assert crashes[0] >= 1 and world.invoices("acme") == [] and outbox("invoice.created") == []
     work(world, now, monkeypatch)
     schedule(world, now, trigger="manual")  # a rerun bills nothing again

@@ -5,7 +5,6 @@ the relay numbers one customer's events in the order they were committed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -94,5 +93,3 @@ def test_customer_and_subscription_events_land_with_their_change(
     relay_once(memory_hooks, datetime.now(UTC))
     sequences = [memory_hooks.repo.event(event_id)["sequence"] for event_id in order]  # type: ignore[index]
     assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
-
-

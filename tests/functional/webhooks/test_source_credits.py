@@ -48,7 +48,9 @@ def test_grant_events_land_with_the_grant_change(real: World, monkeypatch: pytes
     now = START + day(1, 1)
     schedule(real, now)
     with crash_with_outbox(monkeypatch) as crashes:
-        assert run_batch(worker(real, now, monkeypatch), real.billing_queue, receive_batch(real.billing_queue, 10))
+        assert run_batch(
+            worker(real, now, monkeypatch), real.billing_queue, receive_batch(real.billing_queue, 10)
+        )
     assert crashes[0] >= 1 and ledger().grant(welcome.grant_id).remaining_minor == 500
     assert outbox("credit_grant.depleted") == [] and outbox("balance.low") == []
     work(real, now, monkeypatch)

@@ -35,9 +35,13 @@ def test_trial_notices_are_sent_once_per_trial(catalog: Any, monkeypatch: pytest
     plans = bootstrap.plans()
     create_plan(plans, PlanCreate.model_validate(PLAN))
     now = datetime(2026, 3, 10, tzinfo=UTC)
-    trial = SubscriptionCreate(customer_id="acme", plan_code="pro", start_at=now, trial_end=now + timedelta(days=5))
+    trial = SubscriptionCreate(
+        customer_id="acme", plan_code="pro", start_at=now, trial_end=now + timedelta(days=5)
+    )
     sub = create_subscription(plans, trial, "trial", now=now)
-    late = SubscriptionCreate(customer_id="globex", plan_code="pro", start_at=now, trial_end=now + timedelta(days=30))
+    late = SubscriptionCreate(
+        customer_id="globex", plan_code="pro", start_at=now, trial_end=now + timedelta(days=30)
+    )
     create_subscription(plans, late, "late", now=now)
     # four days before the end: nothing yet
     assert _sweep(now + timedelta(days=1))["trial_will_end"] == []

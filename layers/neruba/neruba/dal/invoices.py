@@ -282,7 +282,9 @@ class InvoicesRepository:
     def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
         """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``), with
         ``extra`` actions (a webhook event) in the same transaction when given."""
-        self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)", extra)
+        self._update(
+            invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)", extra
+        )
 
     def clear_sync_due(self, invoice_id: str) -> None:
         """Take a finalized invoice out of the sync-pending index once its sync message is sent."""

@@ -3,12 +3,11 @@
 Items:
 - ``WHEP`` / ``{endpoint_id}``: one endpoint (``doc`` JSON text; ``secrets`` JSON text of
   ``[{secret, expires_at}]``, newest first: the table is encrypted at rest, and no answer shows them);
-- ``WHOUT#{shard}`` / ``{written}#{n}#{event_id}``: an outbox item (``written``: the clock when the action
-  was made, ``n`` a counter of the process breaking ties, so the relay reads a customer's events in
-  the order its producers made them even when they report the same business time) (shard: of the customer, so one
-  customer's events are read in the order written), written in the transaction of the state
-  change it reports (``doc``: type, customer, data), deleted by the relay once fanned out; ``seq`` is set
-  once by the relay (the customer's sequence number);
+- ``WHOUT#{shard}`` / ``{written}#{n}#{event_id}``: an outbox item (shard: of the customer; ``written``:
+  the clock when the action was made, ``n`` a counter of the process breaking ties, so the relay reads a
+  customer's events in the order its producers made them, even two that report the same business
+  time), written in the transaction of the state change it reports (``doc``: type, customer, data),
+  deleted by the relay once fanned out; ``seq`` is set once by the relay (the customer's sequence number);
 - ``WHONCE#{key}`` / ``#``: the mark of an event that must be written once per key (a trial ending, a
   DLQ arrival), written with the outbox item, never deleted;
 - ``WHDLQ#{queue}`` / ``#``: a dead-letter queue's depth at the last check (``n``);
@@ -192,7 +191,9 @@ class WebhooksRepository:
     def dlq_depth(self, queue: str) -> int | None:
         """The depth stored at the last check of ``queue`` (None before the first)."""
         response = client("dynamodb").get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"WHDLQ#{queue}"}, "sk": {"S": "#"}}, ConsistentRead=True
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHDLQ#{queue}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
         )
         return int(response["Item"]["n"]["N"]) if "Item" in response else None
 

@@ -38,7 +38,9 @@ class CustomerData(BaseModel):
 class CustomerUpdatedData(CustomerData):
     """The customer after the change, and ``previous_attributes``: the changed fields' values before."""
 
-    model_config = _open({**CUSTOMER_EXAMPLE, "archived_at": T0, "previous_attributes": {"archived_at": None}})
+    model_config = _open(
+        {**CUSTOMER_EXAMPLE, "archived_at": T0, "previous_attributes": {"archived_at": None}}
+    )
     previous_attributes: dict[str, Any]
 
 
@@ -275,7 +277,10 @@ PAYLOADS: dict[str, tuple[type[BaseModel], str]] = {
     "balance.low": (BalanceLowData, "Usable credit fell below the customer's threshold."),
     "subscription.created": (SubscriptionData, "A customer was subscribed to a plan."),
     "subscription.updated": (SubscriptionUpdatedData, "A subscription changed plan."),
-    "subscription.canceled": (SubscriptionCanceledData, "A subscription was canceled (now or at period end)."),
+    "subscription.canceled": (
+        SubscriptionCanceledData,
+        "A subscription was canceled (now or at period end).",
+    ),
     "subscription.trial_will_end": (TrialWillEndData, "A trial ends within 3 days (once per subscription)."),
     "billing_run.failed": (BillingRunFailedData, "A subscription's billing run failed."),
     "stripe_sync.failed": (StripeSyncFailedData, "Pushing an invoice to Stripe failed (it is retried)."),

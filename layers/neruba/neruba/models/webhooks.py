@@ -220,15 +220,14 @@ class _EventBase(Closed):
 
 def _event_model(event_type: str, payload: type[BaseModel], summary: str) -> type[BaseModel]:
     name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Event"
-    return create_model(
-        name,
-        __base__=_EventBase,
-        __doc__=summary,
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        data=(dict[Literal["object"], payload], ...),  # type: ignore[valid-type]
-    )
+    fields: dict[str, Any] = {
+        "type": (Literal.__getitem__(event_type), ...),
+        "data": (dict[Literal["object"], payload], ...),  # type: ignore[valid-type]
+    }
+    return create_model(name, __base__=_EventBase, __doc__=summary, **fields)
 
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
-    event_type: _event_model(event_type, payload, summary) for event_type, (payload, summary) in PAYLOADS.items()
+    event_type: _event_model(event_type, payload, summary)
+    for event_type, (payload, summary) in PAYLOADS.items()
 }

@@ -151,7 +151,10 @@ def credits_for(
 
 
 def credit_events(
-    grants: Sequence[Any], applications: Sequence[CreditApplication], at: datetime, threshold_minor: int | None
+    grants: Sequence[Any],
+    applications: Sequence[CreditApplication],
+    at: datetime,
+    threshold_minor: int | None,
 ) -> list[dict[str, Any]]:
     """The outbox actions of a consumption: ``credit_grant.depleted`` for each grant whose whole remainder
     (as read) is applied (its decrement is conditional on at least that remainder, and a remainder only

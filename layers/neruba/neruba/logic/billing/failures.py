@@ -38,7 +38,9 @@ def job_failed(ctx: Billing, job: BillingJob, error: BaseException, now: datetim
     counted = [ctx.billing.run_counter_item(job.run_id, "failed")] if job.run_id else []
     for actions in ([*event, *counted], event):  # without the counter when the run is gone
         unit = Transaction()
-        unit.extend(actions[:1], name="event").extend(actions[1:2], name="mark").extend(actions[2:], name="run")
+        unit.extend(actions[:1], name="event").extend(actions[1:2], name="mark").extend(
+            actions[2:], name="run"
+        )
         try:
             unit.commit()
         except Cancelled as exc:

@@ -185,7 +185,11 @@ def create_subscription(
             idempotency_key=idempotency_key,
         )
         records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, created)
-        extra = [billing.state_put_item(new_billing_state(doc)), *records, _event("subscription.created", doc, now)]
+        extra = [
+            billing.state_put_item(new_billing_state(doc)),
+            *records,
+            _event("subscription.created", doc, now),
+        ]
         try:
             return repo.create_subscription(doc, guard, extra)
         except TransactionCancelledError:

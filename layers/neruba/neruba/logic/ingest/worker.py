@@ -43,7 +43,6 @@ from neruba.logic.ingest.cells import CellEvent, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
 
-
 SAMPLES = 20  # failed events named in an ingest.batch_failed event
 PROCESSING_ERROR = "processing_error"  # an attempt that raised: recorded at every attempt
 

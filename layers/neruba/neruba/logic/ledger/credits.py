@@ -144,7 +144,11 @@ def create_grant(
         source=source,
         metadata=metadata,
     )
-    extra = [*extra_items, *(items_for(posting) if items_for else ()), grant_event("credit_grant.created", grant, now)]
+    extra = [
+        *extra_items,
+        *(items_for(posting) if items_for else ()),
+        grant_event("credit_grant.created", grant, now),
+    ]
     stored = repo.post(posting, [repo.grant_item(grant), *extra])
     current = repo.grant(stored.source_id or grant.grant_id)
     return (current or grant), stored

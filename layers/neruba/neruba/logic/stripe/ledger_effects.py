@@ -62,7 +62,9 @@ def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str, now: datet
             return EffectResult("already_applied", f"invoice already {to}")
         if not can_transition(current, to):
             return EffectResult("skipped", f"invoice is {current}, not moved to {to}")
-        extra = [invoice_event(f"invoice.{to}", {**invoice, "status": to}, now)] if to == "payment_failed" else []
+        extra = (
+            [invoice_event(f"invoice.{to}", {**invoice, "status": to}, now)] if to == "payment_failed" else []
+        )
         try:
             repo.transition(invoice_id, to, expected=current, extra=extra)
         except InvoiceConflictError:

@@ -190,8 +190,9 @@ def endpoint_metrics(endpoint_id: str, outcome: str, latency_ms: int) -> None:
 def _attempt(
     hooks: Webhooks, endpoint: dict[str, Any], secrets: list[dict[str, Any]], body: str, now: datetime
 ) -> Answer:
-    """Check the URL again (DNS may have changed) and connect to the address checked, sign, POST. Whatever raises on the way is this
-    attempt's failure, never the message's: a poison message would come back forever, unrecorded."""
+    """Check the URL again (DNS may have changed), sign, POST to the address just checked. Whatever
+    raises on the way is this attempt's failure, never the message's: a poison message would come back
+    forever, unrecorded."""
     started = time.monotonic()
     try:
         addresses = checked_addresses(str(endpoint["url"]), hooks.stage, hooks.resolver)

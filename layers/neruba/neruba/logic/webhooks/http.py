@@ -54,7 +54,7 @@ class _PinnedHttp(urllib.request.HTTPHandler):
         self.address = address
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)  # type: ignore[arg-type]
+        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)
 
 
 class _PinnedHttps(urllib.request.HTTPSHandler):
@@ -64,7 +64,7 @@ class _PinnedHttps(urllib.request.HTTPSHandler):
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         context = self._context  # type: ignore[attr-defined]
-        return self.do_open(_pinned(http.client.HTTPSConnection, self.address), req, context=context)  # type: ignore[arg-type]
+        return self.do_open(_pinned(http.client.HTTPSConnection, self.address), req, context=context)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], address: str | None = None) -> Answer:

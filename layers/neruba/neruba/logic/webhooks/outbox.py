@@ -57,7 +57,9 @@ def once_actions(
     ]
 
 
-def emit_once(event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime, key: str) -> bool:
+def emit_once(
+    event_type: str, customer_id: str | None, data: dict[str, Any], now: datetime, key: str
+) -> bool:
     """Commit the event unless one keyed ``key`` was written before; True when this call wrote it."""
     from neruba.dal.transaction import Cancelled
 
