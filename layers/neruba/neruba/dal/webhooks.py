@@ -49,6 +49,39 @@ def _write_order() -> str:
     return f"{ts(datetime.now(UTC))}#{next(_made) % 10**12:012d}"
 
 
+def outbox_put(
+    table_name: str, event_id: str, event_type: str, customer_id: str, data: dict[str, Any], created: datetime
+) -> dict[str, Any]:
+    """The outbox Put of one event in ``table_name`` (the ops table), for the transaction of the state
+    change it reports."""
+    doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
+    item = {
+        "pk": f"WHOUT#{outbox_shard(customer_id)}",
+        "sk": f"{_write_order()}#{event_id}",
+        "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
+    }
+    return {
+        "Put": {
+            "TableName": table_name,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def once_put(table_name: str, key: str, event_id: str) -> dict[str, Any]:
+    """The Put that lets an event keyed ``key`` be written once: a second transaction carrying it is
+    cancelled (the stored mark names the first event)."""
+    item = {"pk": f"WHONCE#{key}", "sk": "#", "event_id": event_id}
+    return {
+        "Put": {
+            "TableName": table_name,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
 def outbox_shard(customer_id: str) -> int:
     """A customer's events share one shard, so the relay reads them in the order they were written."""
     return zlib.crc32(customer_id.encode()) % OUTBOX_SHARDS
@@ -161,32 +194,12 @@ class WebhooksRepository:
     def outbox_item(
         self, event_id: str, event_type: str, customer_id: str, data: dict[str, Any], created: datetime
     ) -> dict[str, Any]:
-        """The outbox Put, for the transaction of the state change it reports."""
-        doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
-        item = {
-            "pk": f"WHOUT#{outbox_shard(customer_id)}",
-            "sk": f"{_write_order()}#{event_id}",
-            "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
-        }
-        return {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": to_item(item),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        """The outbox Put, for the transaction of the state change it reports (:func:`outbox_put`)."""
+        return outbox_put(self.table_name, event_id, event_type, customer_id, data, created)
 
     def once_item(self, key: str, event_id: str) -> dict[str, Any]:
-        """The Put that lets an event keyed ``key`` be written once: a second transaction carrying it is
-        cancelled (with the first event's id on the stored mark)."""
-        item = {"pk": f"WHONCE#{key}", "sk": "#", "event_id": event_id}
-        return {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": to_item(item),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        """The once-mark Put of ``key`` (:func:`once_put`)."""
+        return once_put(self.table_name, key, event_id)
 
     def dlq_depth(self, queue: str) -> int | None:
         """The depth stored at the last check of ``queue`` (None before the first)."""

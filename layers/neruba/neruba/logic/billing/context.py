@@ -165,7 +165,7 @@ def credit_events(
 
     from neruba.domain.credits import applied_by_grant
     from neruba.logic.ledger.credits import grant_event
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     used = applied_by_grant(applications)
     events = [

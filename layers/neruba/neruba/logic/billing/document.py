@@ -80,7 +80,7 @@ EVENT_KEYS = ("id", "customer_id", "subscription_id", "kind", "currency", "perio
 def invoice_event(event_type: str, invoice: dict[str, Any], now: datetime, **more: Any) -> dict[str, Any]:
     """The outbox action of an ``invoice.*`` webhook event, for the transaction that changes the invoice:
     the invoice's ids, amounts and period as the transaction leaves them (periods as stored times)."""
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
     from neruba.timefmt import iso, parse_ts
 
     data = {k: invoice[k] for k in EVENT_KEYS if k in invoice}

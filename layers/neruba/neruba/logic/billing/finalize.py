@@ -105,7 +105,7 @@ def finalize_invoice(
         except TransactionCancelledError:
             return None  # changed meanwhile (an operator rerun): the next run sees the new revision
         invoice = revised
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     event = event_action("invoice.finalized", str(invoice["customer_id"]), finalized_event(invoice, now), now)
     try:

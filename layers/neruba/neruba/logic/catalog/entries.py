@@ -55,7 +55,7 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
         after=after,
         at=now,
     )
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     created = event_action("customer.created", customer.external_id, after, now)
     try:
@@ -70,7 +70,7 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
 def customer_updated(before: Customer, after: Customer, now: datetime) -> list[dict[str, Any]]:
     """The ``customer.updated`` outbox action of a change (none when nothing changed, so a repeated
     update writes no second event): the customer after, and the changed fields' values before."""
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
     changed = sorted(k for k in new if new[k] != old.get(k))

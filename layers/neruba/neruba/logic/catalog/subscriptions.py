@@ -347,7 +347,7 @@ def cancel(
 
 def _event(event_type: str, sub: dict[str, Any], now: datetime, **more: Any) -> dict[str, Any]:
     """The outbox action of a subscription event (``logic.webhooks``), for the change's own transaction."""
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     data = {k: v for k, v in sub.items() if k != "revision"}
     return event_action(event_type, str(sub["customer_id"]), {**data, **more}, now)

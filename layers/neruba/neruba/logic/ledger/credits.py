@@ -70,7 +70,7 @@ def grant_posting(
 
 def grant_event(event_type: str, grant: CreditGrant, now: datetime, **more: Any) -> dict[str, Any]:
     """The outbox action of a ``credit_grant.*`` event, for the transaction that changes the grant."""
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
     from neruba.timefmt import iso
 
     data = {

@@ -142,7 +142,7 @@ class InvoiceSync:
         """The ``stripe_sync.failed`` outbox action, stored with the record of the attempt that failed first
         (the attempts after it, until one succeeds, fail without a new event: the message is retried, then
         parked in StripeSyncDLQ, and the record keeps the latest error)."""
-        from neruba.logic.webhooks import event_action
+        from neruba.logic.webhooks.outbox import event_action
         from neruba.timefmt import iso
 
         data = {

@@ -83,7 +83,7 @@ def _dlqs(ctx: SweepContext, result: CheckResult) -> None:
             if arrived > 0:
                 data = {"queue": name, "depth": depth, "previous_depth": previous or 0, "arrived": arrived,
                         "checked_at": iso(ctx.now)}  # fmt: skip
-                from neruba.logic.webhooks import event_action
+                from neruba.logic.webhooks.outbox import event_action
 
                 event = event_action("dlq.message_parked", None, data, ctx.now)
             if (previous != depth or event) and repo.save_dlq_depth(name, previous, depth, event) and event:
