@@ -254,9 +254,10 @@ class WebhooksRepository:
             found.append(doc)
         return found
 
-    def assign_sequence(self, outbox: dict[str, Any]) -> int:
+    def assign_sequence(self, outbox: dict[str, Any]) -> int | None:
         """The event's sequence number: the customer's counter moved once, kept on the outbox item (a
-        relay that dies after moving the counter leaves a gap, never a second number for one event)."""
+        relay that dies after moving the counter leaves a gap, never a second number for one event);
+        None when the item is gone (another relay running at the same time fanned it out)."""
         if outbox.get("sequence") is not None:
             return int(outbox["sequence"])
         response = client("dynamodb").update_item(
@@ -282,6 +283,8 @@ class WebhooksRepository:
             response = client("dynamodb").get_item(
                 TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
             )
+            if "Item" not in response:
+                return None  # another relay fanned it out and deleted it meanwhile
             return int(response["Item"]["seq"]["N"])
         return number
 

@@ -19,7 +19,6 @@ Cost: one subscriptions query per customer (the by-kind index) and one GetQueueA
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso, parse_ts
@@ -72,21 +71,23 @@ def dlq_urls(text: str) -> dict[str, str]:
 def _dlqs(ctx: SweepContext, result: CheckResult) -> None:
     from neruba import bootstrap
     from neruba.dal.webhooks import queue_depth
+    from neruba.logic.webhooks.outbox import event_action
 
     repo = bootstrap.webhooks().repo
     for name, url in sorted(dlq_urls(ctx.settings.dlq_urls).items()):
         try:
             depth = queue_depth(url)
             previous = repo.dlq_depth(name)
+            if previous == depth:
+                continue
             arrived = depth - (previous or 0)
-            event: dict[str, Any] | None = None
+            event = None
             if arrived > 0:
                 data = {"queue": name, "depth": depth, "previous_depth": previous or 0, "arrived": arrived,
                         "checked_at": iso(ctx.now)}  # fmt: skip
-                from neruba.logic.webhooks.outbox import event_action
-
                 event = event_action("dlq.message_parked", None, data, ctx.now)
-            if (previous != depth or event) and repo.save_dlq_depth(name, previous, depth, event) and event:
+            # stored with the event, conditional on the depth read: a concurrent check reports a rise once
+            if repo.save_dlq_depth(name, previous, depth, event) and event is not None:
                 result.details["dlq_message_parked"].append({"queue": name, "arrived": arrived})
-        except Exception as exc:
+        except Exception as exc:  # one queue's failure must not stop the others
             result.fail("dlq", exc, queue=name)
