@@ -409,6 +409,8 @@ def _webhooks(lines: list[str], run: dict[str, Any] | None) -> None:
         lines += ["Not measured yet: run `python -m benchmarks.webhooks --events 600`.", ""]
         return
     lines += [
+        f"Measured {run.get('measured_at', '?')} on {run.get('machine', '?')} (1-minute load average at the end "
+        f"of the run: {run.get('load_average_1m_at_end', '?')}; times grow with the load, counts do not). "
         f"`python -m benchmarks.webhooks --events {run['events']}` (not part of `make bench`): {run['events']:,} "
         "state changes from three producers (a customer created, the same customer updated, credit granted to "
         f"it), one endpoint taking all three, relay and delivery run right after each change. "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import threading
 import time
@@ -149,6 +150,9 @@ def main(events: int = 600) -> dict[str, Any]:
     total = rounds * len(CHANGES)
     out_of_order = sum(1 for seq in sequences.values() if seq != sorted(seq) or len(set(seq)) != len(seq))
     return {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average_1m_at_end": round(os.getloadavg()[0], 1),
         "events": total,
         "endpoints": 1,
         "per_state_change": {
