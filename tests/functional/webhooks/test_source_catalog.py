@@ -36,6 +36,10 @@ def test_customer_and_subscription_events_land_with_their_change(
     # the update lands with its event; the same update again changes nothing and writes no event
     assert admin("PATCH", "/v1/customers/acme", {"name": "Acme Inc"}, params=path)[0] == 200
     assert admin("PATCH", "/v1/customers/acme", {"name": "Acme Inc"}, params=path)[0] == 200
+    # the balance.low threshold is a JSON integer from 0 (a refused value writes nothing)
+    for bad in ("10", -1, 1.5, True):
+        status, body = admin("PATCH", "/v1/customers/acme", {"balance_low_threshold_minor": bad}, params=path)
+        assert (status, body["error"]["details"][0]["param"]) == (422, "balance_low_threshold_minor"), body
     (updated,) = outbox("customer.updated")
     assert updated["data"]["name"] == "Acme Inc"
     assert updated["data"]["previous_attributes"] == {"name": "Acme"}
