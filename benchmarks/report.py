@@ -414,7 +414,7 @@ def _webhooks(lines: list[str], run: dict[str, Any] | None) -> None:
         f"`python -m benchmarks.webhooks --events {run['events']}` (not part of `make bench`): {run['events']:,} "
         "state changes from three producers (a customer created, the same customer updated, credit granted to "
         f"it), one endpoint taking all three, relay and delivery run right after each change. "
-        f"{run.get('note', '')}.",
+        f"{run.get('note', '').capitalize()}.",
         "",
         "| state change | items written (all) | of them the outbox item | write requests |",
         "| --- | --- | --- | --- |",
