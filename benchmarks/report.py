@@ -403,6 +403,45 @@ def _client_faults(lines: list[str], run: dict[str, Any] | None) -> None:
         lines += [run["note"], ""]
 
 
+def _webhooks(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["## Outgoing webhooks: extra writes per state change, commit to delivery", ""]
+    if run is None or "per_state_change" not in run:
+        lines += ["Not measured yet: run `python -m benchmarks.webhooks --events 600`.", ""]
+        return
+    lines += [
+        f"Measured {run.get('measured_at', '?')} on {run.get('machine', '?')} (1-minute load average at the end "
+        f"of the run: {run.get('load_average_1m_at_end', '?')}; times grow with the load, counts do not). "
+        f"`python -m benchmarks.webhooks --events {run['events']}` (not part of `make bench`): {run['events']:,} "
+        "state changes from three producers (a customer created, the same customer updated, credit granted to "
+        f"it), one endpoint taking all three, relay and delivery run right after each change. "
+        f"{run.get('note', '').capitalize()}.",
+        "",
+        "| state change | items written (all) | of them the outbox item | write requests |",
+        "| --- | --- | --- | --- |",
+    ]
+    for kind, row in run["per_state_change"].items():
+        lines.append(
+            f"| `{kind}` | {row['items_written']} | {row['of_which_outbox']} | {row['write_requests']} |"
+        )
+    lines += [
+        "",
+        "The event costs one item inside the producer's own transaction and no request of its own. Fanning it "
+        f"out costs {run['items_written_by_the_relay_per_event']} items per event and endpoint (the relay), and "
+        f"a delivered attempt {run['items_written_per_delivered_attempt']}.",
+        "",
+        "| from the change's commit to the receiver holding the event | ms |",
+        "| --- | --- |",
+        f"| p50 | {run['ms_commit_to_received_p50']} |",
+        f"| p95 | {run['ms_commit_to_received_p95']} |",
+        f"| p99 | {run['ms_commit_to_received_p99']} |",
+        "",
+        f"Throughput of the whole loop: {run['events_per_second']} events/s on this machine (moto in one "
+        f"process; each change, relay and attempt is sequential). Customers whose events arrived with "
+        f"sequence numbers out of change order: {run['customers_with_sequences_out_of_order']}.",
+        "",
+    ]
+
+
 def render() -> str:
     lines = [
         "# Performance",
@@ -420,6 +459,7 @@ def render() -> str:
     _capacity(lines, write_units)
     local_stack.report(lines, _load("local_stack.json"))
     _client_faults(lines, _load("client_faults.json"))
+    _webhooks(lines, _load("webhooks.json"))
     lines += CATALOG_READS.splitlines()
     return "\n".join(lines).rstrip() + "\n"
 

@@ -38,12 +38,13 @@ def record_handler(record: SQSRecord) -> None:
     )
     try:
         outcome = process_job(bootstrap.billing(), job, clock())
-    except Exception:
+    except Exception as exc:
         receives = int(record.attributes.approximate_receive_count or 1)
         if receives >= MAX_RECEIVES:
+            from neruba.logic.billing.failures import job_failed
+
             metrics.add_metric(name="BillingWindowsFailed", unit="Count", value=1)
-            if job.run_id:
-                bootstrap.billing().billing.add_to_run(job.run_id, "failed")
+            job_failed(bootstrap.billing(), job, exc, clock(), f"{record.message_id}#{receives}")
         logger.exception("billing job failed", extra={"receives": receives})
         raise
     if outcome.invoiced:

@@ -3,6 +3,8 @@ along the allowed transitions."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,26 +19,38 @@ from neruba.logic.stripe.ledger_effects import LedgerEffects
 AT = datetime(2026, 1, 5, tzinfo=UTC)
 
 
+def _event_type(action: dict[str, Any]) -> str:
+    """The webhook event type of an outbox Put (``logic.webhooks.outbox``)."""
+    return str(json.loads(action["Put"]["Item"]["doc"]["S"])["type"])
+
+
 class FakeInvoices:
     def __init__(self, status: str) -> None:
-        self.docs: dict[str, dict[str, Any]] = {"in_1": {"id": "in_1", "status": status}}
+        self.docs: dict[str, dict[str, Any]] = {
+            "in_1": {"id": "in_1", "customer_id": "acme", "status": status}
+        }
         self.race: str | None = None
+        self.events: list[str] = []  # webhook events committed with the invoice's change
 
     def get(self, invoice_id: str) -> Invoice | None:
         return invoice_record(self.docs[invoice_id]) if invoice_id in self.docs else None
 
-    def transition(self, invoice_id: str, status: str, *, expected: str) -> None:
+    def transition(
+        self, invoice_id: str, status: str, *, expected: str, extra: Sequence[dict[str, Any]] = ()
+    ) -> None:
         if self.race is not None:  # another writer changes the status between read and write
             self.docs[invoice_id]["status"], self.race = self.race, None
         if self.docs[invoice_id]["status"] != expected or not can_transition(expected, status):
             raise InvoiceConflictError(invoice_id)
         self.docs[invoice_id]["status"] = status
+        self.events += [_event_type(a) for a in extra]
 
     def payment_item(self, invoice_id: str, **change: Any) -> dict[str, Any]:
         return {"invoice_id": invoice_id, **change}
 
     def transact(self, actions: list[dict[str, Any]]) -> None:
-        for action in actions:
+        self.events += [_event_type(a) for a in actions if "Put" in a]
+        for action in (a for a in actions if "Put" not in a):
             doc = self.docs[action["invoice_id"]]
             assert doc["status"] == action["status_before"]
             doc.update(status=action["status_after"], amount_paid_minor=action["paid_after"])
@@ -142,6 +156,7 @@ def test_a_failed_payment_then_a_success_ends_paid(calls: Any) -> None:
         plan=plan(5, 5, "payment_failed"),
     )  # fmt: skip
     assert invoices.docs["in_1"]["status"] == "paid"
+    assert invoices.events == ["invoice.payment_failed", "invoice.paid"]  # each with its change
 
 
 def test_a_status_changed_between_read_and_write_is_decided_again(calls: Any) -> None:
@@ -157,8 +172,9 @@ def test_a_status_changed_between_read_and_write_is_decided_again(calls: Any) ->
         idempotency_key="k",
         at=AT,
     )
-    # THEN it re-reads, sees paid, and leaves it
+    # THEN it re-reads, sees paid, and leaves it (no invoice.payment_failed: nothing moved)
     assert result.outcome == "skipped" and invoices.docs["in_1"]["status"] == "paid"
+    assert invoices.events == []
 
 
 def test_a_zero_payment_posts_nothing_but_marks_paid(calls: Any) -> None:

@@ -175,6 +175,7 @@ class CustomerView(_Model):
     timezone: str
     metadata: dict[str, Any]
     stripe_customer_id: str | None
+    balance_low_threshold_minor: int | None = None
     created_at: datetime | None
     archived_at: datetime | None = None
 
@@ -528,7 +529,28 @@ class WebhookReceipt(_Model):
 
 # --- outgoing webhooks (/admin/webhook-*) ----------------------------------------------------------
 
-WebhookEventType = Literal["customer.created", "invoice.finalized"]
+WebhookEventType = Literal[
+    "customer.created",
+    "customer.updated",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.updated",
+    "credit_grant.created",
+    "credit_grant.expired",
+    "credit_grant.voided",
+    "credit_grant.depleted",
+    "balance.low",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.canceled",
+    "subscription.trial_will_end",
+    "billing_run.failed",
+    "stripe_sync.failed",
+    "ingest.batch_failed",
+    "dlq.message_parked",
+]
 
 
 class Endpoint(_Model):

@@ -151,6 +151,7 @@ def create_customer(
     timezone: str | None = None,
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
+    balance_low_threshold_minor: int | None = None,
     created_at: Time | None = None,
 ) -> Operation[m.CustomerView]: ...
 
@@ -168,6 +169,7 @@ def update_customer(
     timezone: str | None = None,
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
+    balance_low_threshold_minor: int | None = None,
 ) -> Operation[m.CustomerView]: ...
 
 
@@ -585,7 +587,28 @@ def get_sweep(sweep_id: str) -> Operation[m.Sweep]: ...
 
 # --- outgoing webhooks (docs/webhooks.md) ----------------------------------------------------------
 
-WebhookEventType = Literal["customer.created", "invoice.finalized"]
+WebhookEventType = Literal[
+    "customer.created",
+    "customer.updated",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.updated",
+    "credit_grant.created",
+    "credit_grant.expired",
+    "credit_grant.voided",
+    "credit_grant.depleted",
+    "balance.low",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.canceled",
+    "subscription.trial_will_end",
+    "billing_run.failed",
+    "stripe_sync.failed",
+    "ingest.batch_failed",
+    "dlq.message_parked",
+]
 
 
 @route("GET", "/admin/webhook-endpoints", m.EndpointList, listing=True)

@@ -43,6 +43,10 @@ class SettingsFields(BaseModel):
     webhook_delivery_queue_url: str | None = Field(
         default=None, description="SQS queue of outgoing webhook deliveries (one message per attempt)."
     )
+    dlq_urls: str = Field(
+        default="",
+        description="The DLQs the sweep watches for dlq.message_parked: Name=url pairs, spaced.",
+    )
     docs_enabled: bool = Field(default=False, description="Serve /docs and /openapi.json.")
     max_body_bytes: int = Field(default=262_144, ge=1_024, le=10_485_760)
     ingest_max_age_days: int = Field(default=35, ge=1, le=400)

@@ -163,6 +163,7 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
         "corrections",
         "extra",
         "ledger",
+        "notices",
         "receivable",
         "stripe",
         "usage",

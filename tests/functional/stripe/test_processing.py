@@ -151,3 +151,41 @@ def test_malformed_queue_messages_end_in_the_dlq_never_a_crash_loop(ports: Books
     # THEN after maxReceiveCount receives both wait in the DLQ and the queue is empty
     assert receive_all(sqs, url) == []
     assert len(receive_all(sqs, queue_url("StripeEventsDLQ"))) == 2
+
+
+def test_payment_webhook_events_land_with_the_invoice_status(
+    deliver: Any, process: Any, ports: Books, monkeypatch: Any
+) -> None:
+    from functions.stripe_worker.app import lambda_handler
+    from tests.functional.webhooks.sources import crash_with_outbox, outbox
+    from tests.support.stripe_events import payment_failed
+
+    # a failed payment moves the invoice and writes invoice.payment_failed; a late copy writes no second
+    deliver(payment_failed())
+    process()
+    deliver(payment_failed())  # a second Stripe event about the same failure
+    process()
+    assert ports.status() == "payment_failed"
+    (failed,) = outbox("invoice.payment_failed")
+    assert (failed["data"]["id"], failed["data"]["status"], failed["customer_id"]) == (
+        "in_ours_1", "payment_failed", "acme",
+    )  # fmt: skip
+    # the payment: a crash at its commit writes neither the payment nor invoice.paid
+    paid = invoice_paid(amount=5000)
+    deliver(paid)
+    url = queue_url("StripeEventsQueue")
+    with crash_with_outbox(monkeypatch) as crashes:
+        run_batch(lambda_handler, url, receive_batch(url, 10))
+    assert crashes == [1] and ports.status() == "payment_failed" and ports.postings == {}
+    assert outbox("invoice.paid") == []
+    process()
+    deliver(invoice_paid(amount=5000))  # another event about the same payment
+    process()
+    assert ports.status() == "paid"
+    (settled,) = outbox("invoice.paid")
+    data = settled["data"]
+    assert (data["amount_paid_minor"], data["amount_remaining_minor"], data["payment_id"]) == (
+        5000,
+        0,
+        "ch_1",
+    )

@@ -222,3 +222,26 @@ def test_drafts_are_not_pushed_and_bad_messages_fail(fake: FakeStripe, acme: Non
     assert _sync()["status"] == "skipped" and fake.requests == []
     boto3.client("sqs").send_message(QueueUrl=queue_url("StripeSyncQueue"), MessageBody="{not json")
     assert len(_run_once()) == 1
+
+
+def test_a_failing_sync_sends_one_webhook_event_with_its_first_failed_attempt(
+    fake: FakeStripe, ours: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.functional.webhooks.sources import crash_with_outbox, outbox
+
+    # GIVEN Stripe keeps failing invoice creation
+    fake.fail_next("/v1/invoices", 100)
+    _send()
+    # WHEN the first failed attempt dies at the commit of its record: neither the record nor the event
+    with crash_with_outbox(monkeypatch) as crashes:
+        assert _run_once()
+    assert crashes == [1] and _sync()["status"] == "in_progress" and outbox("stripe_sync.failed") == []
+    # THEN the next attempts fail: one stripe_sync.failed event, stored with the first failed record
+    assert _run_once() and _run_once()
+    (event,) = outbox("stripe_sync.failed")
+    assert (event["customer_id"], event["data"]["invoice_id"], event["data"]["attempt"]) == (
+        "acme",
+        "in_0001",
+        2,
+    )
+    assert event["data"]["error"] and _sync()["attempts"] == 3

@@ -217,6 +217,7 @@ def openapi_document(app: APIGatewayRestResolver, server: str = "/") -> str:
 def with_webhooks(spec: dict[str, Any]) -> dict[str, Any]:
     """Add OpenAPI 3.1's ``webhooks``: one POST per event type Neruba sends, its body's schema and the
     signature header (the generator has no notion of outgoing requests; docs/webhooks.md)."""
+    from neruba.models.webhook_events import PAYLOADS
     from neruba.models.webhooks import EVENT_MODELS
 
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
@@ -225,9 +226,19 @@ def with_webhooks(spec: dict[str, Any]) -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+        payload, summary = PAYLOADS[event_type]
+        example = {
+            "id": "evt_5f0c2a9d13e84b7aa1c2d3e4",
+            "object": "event",
+            "type": event_type,
+            "created": "2026-03-01T12:00:00Z",
+            "customer_id": "acme",
+            "sequence": 7,
+            "data": {"object": (payload.model_json_schema().get("examples") or [{}])[0]},
+        }
         hooks[event_type] = {
             "post": {
-                "summary": f"{event_type} (sent to endpoints that enable it)",
+                "summary": f"{event_type}: {summary}",
                 "parameters": [
                     {
                         "name": "Neruba-Signature",
@@ -242,7 +253,10 @@ def with_webhooks(spec: dict[str, Any]) -> dict[str, Any]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                            "example": example,
+                        }
                     },
                 },
                 "responses": {"2XX": {"description": "Delivered (any 2xx within 5 seconds)"}},

@@ -15,7 +15,7 @@ Items (``pk`` / ``sk``):
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +26,7 @@ from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
-from neruba.dal.transaction import Transaction
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
@@ -336,16 +336,21 @@ class InvoicesRepository:
         return [{"Update": counter}, {"Update": invoice_update}]
 
     # ---------------------------------------------------------------- single writes
-    def set_status(self, invoice_id: str, status: str, *, expected: str) -> None:
+    def set_status(
+        self, invoice_id: str, status: str, *, expected: str, extra: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """Move an invoice from ``expected`` to ``status``; raises InvoiceConflictError otherwise."""
-        self._update(invoice_id, "SET #st = :new", {":new": status, ":old": expected}, "#st = :old")
+        self._update(invoice_id, "SET #st = :new", {":new": status, ":old": expected}, "#st = :old", extra)
 
-    def transition(self, invoice_id: str, status: str, *, expected: str) -> None:
+    def transition(
+        self, invoice_id: str, status: str, *, expected: str, extra: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """``set_status`` for an allowed move only (see ``STATUS_TRANSITIONS``); raises
-        InvoiceConflictError for a move the table does not allow or when the invoice changed meanwhile."""
+        InvoiceConflictError for a move the table does not allow or when the invoice changed meanwhile.
+        ``extra`` actions (a webhook event) commit with the move."""
         if not can_transition(expected, status):
             raise InvoiceConflictError(f"invoice {invoice_id!r} cannot move from {expected} to {status}")
-        self.set_status(invoice_id, status, expected=expected)
+        self.set_status(invoice_id, status, expected=expected, extra=extra)
 
     def payment_item(
         self,
@@ -390,15 +395,26 @@ class InvoicesRepository:
             }
         }
 
-    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``)."""
-        self._update(invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)")
+    def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
+        """Store the Stripe sync state (``invoice_id``, ``status``, ``attempts``, ``last_error``), with
+        ``extra`` actions (a webhook event) in the same transaction when given."""
+        self._update(
+            invoice_id, "SET stripe = :s", {":s": jsonutil.dumps(sync)}, "attribute_exists(pk)", extra
+        )
 
     def clear_sync_due(self, invoice_id: str) -> None:
         """Take a finalized invoice out of the sync-pending index once its sync message is sent."""
         self._update(invoice_id, "REMOVE due_shard, due_at", {}, "attribute_exists(pk)")
 
-    def _update(self, invoice_id: str, expression: str, values: dict[str, Any], condition: str) -> None:
+    def _update(
+        self,
+        invoice_id: str,
+        expression: str,
+        values: dict[str, Any],
+        condition: str,
+        extra: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """One conditional update; with ``extra`` actions (a webhook event), one transaction with them."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": _key(invoice_id),
@@ -409,6 +425,12 @@ class InvoicesRepository:
             kwargs["ExpressionAttributeNames"] = {"#st": "status"}
         if values:
             kwargs["ExpressionAttributeValues"] = to_item(values)
+        if extra:
+            try:
+                Transaction([{"Update": kwargs}, *extra]).commit()
+            except Cancelled as exc:
+                raise InvoiceConflictError(f"invoice {invoice_id!r} is not in the expected state") from exc
+            return
         try:
             client("dynamodb").update_item(**kwargs)
         except Exception as exc:

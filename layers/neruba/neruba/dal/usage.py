@@ -517,20 +517,29 @@ class UsageRepository:
                 time.sleep(0.02 * (2**attempt))  # a transaction conflict: try again
         raise AggregateContentionError(f"cell {ref} kept conflicting")
 
-    def add_outcomes(self, counts: dict[str, dict[str, int]]) -> None:
-        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``)."""
+    def add_outcomes(self, counts: dict[str, dict[str, int]], extra: Sequence[dict[str, Any]] = ()) -> None:
+        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``); ``extra`` actions (a
+        webhook event) commit in one transaction with them."""
+        updates = []
         for minute, by_outcome in counts.items():
             if not by_outcome:
                 continue
             names = {f"#o{i}": name for i, name in enumerate(by_outcome)}
             values = {f":v{i}": {"N": str(n)} for i, n in enumerate(by_outcome.values())}
-            client("dynamodb").update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": f"OUT#{minute[:10]}"}, "sk": {"S": minute}},
-                UpdateExpression="ADD " + ", ".join(f"#o{i} :v{i}" for i in range(len(by_outcome))),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+            updates.append(
+                {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": f"OUT#{minute[:10]}"}, "sk": {"S": minute}},
+                    "UpdateExpression": "ADD " + ", ".join(f"#o{i} :v{i}" for i in range(len(by_outcome))),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
             )
+        if extra:
+            Transaction([*({"Update": u} for u in updates), *extra]).commit()
+            return
+        for update in updates:
+            client("dynamodb").update_item(**update)
 
     # ------------------------------------------------------------------ reads
     def outcomes(self, start: datetime, end: datetime) -> list[OutcomeCounts]:

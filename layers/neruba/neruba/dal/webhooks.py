@@ -3,10 +3,14 @@
 Items:
 - ``WHEP`` / ``{endpoint_id}``: one endpoint (``doc`` JSON text; ``secrets`` JSON text of
   ``[{secret, expires_at}]``, newest first: the table is encrypted at rest, and no answer shows them);
-- ``WHOUT#{shard}`` / ``{created}#{event_id}``: an outbox item (shard: of the customer, so one
-  customer's events are read in the order written), written in the transaction of the state
-  change it reports (``doc``: type, customer, data), deleted by the relay once fanned out; ``seq`` is set
-  once by the relay (the customer's sequence number);
+- ``WHOUT#{shard}`` / ``{written}#{n}#{event_id}``: an outbox item (shard: of the customer; ``written``:
+  the clock when the action was made, ``n`` a counter of the process breaking ties, so the relay reads a
+  customer's events in the order its producers made them, even two that report the same business
+  time), written in the transaction of the state change it reports (``doc``: type, customer, data),
+  deleted by the relay once fanned out; ``seq`` is set once by the relay (the customer's sequence number);
+- ``WHONCE#{key}`` / ``#``: the mark of an event that must be written once per key (a trial ending, a
+  DLQ arrival), written with the outbox item, never deleted;
+- ``WHDLQ#{queue}`` / ``#``: a dead-letter queue's depth at the last check (``n``);
 - ``WHSEQ#{customer}`` / ``#``: the customer's last event sequence number (``n``);
 - ``WHEVT#{event_id}`` / ``#``: the event as sent (``body``: the exact bytes every attempt signs);
 - ``WHDEL#{event_id}`` / ``{endpoint_id}``: one delivery's state (``st`` pending/delivered/failed,
@@ -17,9 +21,10 @@ Items:
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
@@ -32,6 +37,49 @@ __all__ = ["OUTBOX_SHARDS", "InvalidCursorError", "WebhooksRepository"]
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
 FAILED_PK = "WHFAIL"
+
+
+_made = itertools.count()
+
+
+def _write_order() -> str:
+    """The outbox item's sort key prefix: the wall clock (not the event's ``created``, which may be a
+    business time shared by two events, such as an archive and the cancellation it causes) and a
+    process counter for two actions made within one microsecond."""
+    return f"{ts(datetime.now(UTC))}#{next(_made) % 10**12:012d}"
+
+
+def outbox_put(
+    table_name: str, event_id: str, event_type: str, customer_id: str, data: dict[str, Any], created: datetime
+) -> dict[str, Any]:
+    """The outbox Put of one event in ``table_name`` (the ops table), for the transaction of the state
+    change it reports."""
+    doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
+    item = {
+        "pk": f"WHOUT#{outbox_shard(customer_id)}",
+        "sk": f"{_write_order()}#{event_id}",
+        "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
+    }
+    return {
+        "Put": {
+            "TableName": table_name,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def once_put(table_name: str, key: str, event_id: str) -> dict[str, Any]:
+    """The Put that lets an event keyed ``key`` be written once: a second transaction carrying it is
+    cancelled (the stored mark names the first event)."""
+    item = {"pk": f"WHONCE#{key}", "sk": "#", "event_id": event_id}
+    return {
+        "Put": {
+            "TableName": table_name,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
 
 
 def outbox_shard(customer_id: str) -> int:
@@ -146,20 +194,47 @@ class WebhooksRepository:
     def outbox_item(
         self, event_id: str, event_type: str, customer_id: str, data: dict[str, Any], created: datetime
     ) -> dict[str, Any]:
-        """The outbox Put, for the transaction of the state change it reports."""
-        doc = {"id": event_id, "type": event_type, "customer_id": customer_id, "created": ts(created)}
-        item = {
-            "pk": f"WHOUT#{outbox_shard(customer_id)}",
-            "sk": f"{ts(created)}#{event_id}",
-            "doc": json.dumps({**doc, "data": data}, sort_keys=True, default=str),
+        """The outbox Put, for the transaction of the state change it reports (:func:`outbox_put`)."""
+        return outbox_put(self.table_name, event_id, event_type, customer_id, data, created)
+
+    def once_item(self, key: str, event_id: str) -> dict[str, Any]:
+        """The once-mark Put of ``key`` (:func:`once_put`)."""
+        return once_put(self.table_name, key, event_id)
+
+    def dlq_depth(self, queue: str) -> int | None:
+        """The depth stored at the last check of ``queue`` (None before the first)."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"WHDLQ#{queue}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        return int(response["Item"]["n"]["N"]) if "Item" in response else None
+
+    def save_dlq_depth(
+        self, queue: str, previous: int | None, depth: int, event: dict[str, Any] | None
+    ) -> bool:
+        """Store ``depth`` if the stored one is still ``previous``, with ``event`` (an outbox action) in the
+        same transaction; False when another check stored a depth first."""
+        from neruba.dal.transaction import Cancelled, Transaction
+
+        condition = "attribute_not_exists(pk)" if previous is None else "n = :before"
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"WHDLQ#{queue}"}, "sk": {"S": "#"}},
+            "UpdateExpression": "SET n = :n",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {":n": {"N": str(depth)}},
         }
-        return {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": to_item(item),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        if previous is not None:
+            update["ExpressionAttributeValues"][":before"] = {"N": str(previous)}
+        unit = Transaction([{"Update": update}])
+        if event is not None:
+            unit.add(event)
+        try:
+            unit.commit()
+        except Cancelled:
+            return False
+        return True
 
     def pending_outbox(self, shard: int, limit: int) -> list[dict[str, Any]]:
         """Outbox items of ``shard`` not fanned out yet, oldest first (``doc`` read, ``seq`` if set)."""
@@ -179,9 +254,10 @@ class WebhooksRepository:
             found.append(doc)
         return found
 
-    def assign_sequence(self, outbox: dict[str, Any]) -> int:
+    def assign_sequence(self, outbox: dict[str, Any]) -> int | None:
         """The event's sequence number: the customer's counter moved once, kept on the outbox item (a
-        relay that dies after moving the counter leaves a gap, never a second number for one event)."""
+        relay that dies after moving the counter leaves a gap, never a second number for one event);
+        None when the item is gone (another relay running at the same time fanned it out)."""
         if outbox.get("sequence") is not None:
             return int(outbox["sequence"])
         response = client("dynamodb").update_item(
@@ -207,6 +283,8 @@ class WebhooksRepository:
             response = client("dynamodb").get_item(
                 TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
             )
+            if "Item" not in response:
+                return None  # another relay fanned it out and deleted it meanwhile
             return int(response["Item"]["seq"]["N"])
         return number
 
@@ -479,3 +557,11 @@ def enqueue(queue_url: str, messages: list[tuple[str, int]]) -> None:
         response = client("sqs").send_message_batch(QueueUrl=queue_url, Entries=entries)
         if response.get("Failed"):
             raise RuntimeError(f"{len(response['Failed'])} webhook delivery messages not sent")
+
+
+def queue_depth(queue_url: str) -> int:
+    """A queue's approximate number of visible messages."""
+    response = client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(response["Attributes"]["ApproximateNumberOfMessages"])

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from neruba.domain.periods import Interval
 from neruba.models.fields import (
@@ -49,6 +49,14 @@ TIMEZONE_NOTE = (
 )
 
 
+MAX_THRESHOLD = 10**15
+THRESHOLD_NOTE = (
+    "Minor units of the customer's currency: when credit applied to an invoice takes the customer's usable "
+    "credit from at or above this amount to below it, a balance.low webhook event is sent (once per "
+    "crossing). null (the default) sends none (docs/webhooks.md)."
+)
+
+
 class CustomerCreate(BaseModel):
     """A customer of the operator, named by the operator's own ``external_id``."""
 
@@ -75,6 +83,9 @@ class CustomerCreate(BaseModel):
     timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
+    balance_low_threshold_minor: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_THRESHOLD, description=THRESHOLD_NOTE
+    )
     created_at: datetime | None = None
 
 
@@ -160,13 +171,17 @@ class CustomerUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # A field left out is unchanged. null clears email and stripe_customer_id; name, timezone and metadata
+    # A field left out is unchanged. null clears email, stripe_customer_id and balance_low_threshold_minor;
+    # name, timezone and metadata
     # always hold a value, so their types refuse null (422 null_not_allowed) while defaulting to "unset".
     name: str = Field(default=_UNSET, min_length=1, max_length=256)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     timezone: str = Field(default=_UNSET, max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata = Field(default=_UNSET, max_length=MAX_METADATA)
+    balance_low_threshold_minor: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_THRESHOLD, description=THRESHOLD_NOTE
+    )
 
 
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]

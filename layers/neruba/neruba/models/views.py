@@ -84,6 +84,9 @@ class CustomerView(Closed):
     timezone: str = Field(examples=["America/New_York"])
     stripe_customer_id: str | None
     metadata: dict[str, Any]
+    balance_low_threshold_minor: int | None = Field(
+        default=None, description="The balance.low webhook threshold, in minor units; null for none."
+    )
     created_at: Timestamp | None
     archived_at: Timestamp | None = Field(
         default=None, description="When the customer was archived; null while it is not."

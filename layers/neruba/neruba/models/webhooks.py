@@ -1,6 +1,6 @@
 """Outgoing webhooks: endpoint requests and answers, the delivery message, the event envelope.
 
-Event types that exist now are :data:`EVENT_TYPES`; docs/webhooks.md lists the planned ones.
+Event types are :data:`EVENT_TYPES` (their payloads: ``models.webhook_events``).
 
 Example:
     >>> EndpointCreate(url="https://example.com/hook", enabled_events=["invoice.finalized"]).description
@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,12 +21,17 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    create_model,
 )
 
 from neruba.models.views import Closed, Page, Timestamp
+from neruba.models.webhook_events import PAYLOADS
 
-EventType = Literal["customer.created", "invoice.finalized"]
-EVENT_TYPES: tuple[str, ...] = ("customer.created", "invoice.finalized")
+EVENT_TYPES: tuple[str, ...] = tuple(PAYLOADS)
+if TYPE_CHECKING:
+    EventType = str
+else:
+    EventType = Literal[EVENT_TYPES]  # every type in models.webhook_events.PAYLOADS
 
 MAX_URL = 2048
 MAX_OVERLAP_SECONDS = 7 * 86_400
@@ -217,40 +222,16 @@ class _EventBase(Closed):
     sequence: int = Field(ge=1, description="Increases with each event of the customer (gaps possible).")
 
 
-class CustomerCreatedData(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    external_id: str
-    name: str
-    currency: str
-    created_at: Timestamp
-
-
-class CustomerCreatedEvent(_EventBase):
-    type: Literal["customer.created"]
-    data: dict[Literal["object"], CustomerCreatedData]
-
-
-class InvoiceFinalizedData(Closed):
-    id: str
-    customer_id: str
-    subscription_id: str | None = None
-    kind: str | None = None
-    currency: str
-    period_start: Timestamp | None = None
-    period_end: Timestamp | None = None
-    subtotal_minor: int
-    credits_applied_minor: int | None = None
-    total_minor: int
-    status: Literal["finalized"]
-    finalized_at: Timestamp
-
-
-class InvoiceFinalizedEvent(_EventBase):
-    type: Literal["invoice.finalized"]
-    data: dict[Literal["object"], InvoiceFinalizedData]
+def _event_model(event_type: str, payload: type[BaseModel], summary: str) -> type[BaseModel]:
+    name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Event"
+    fields: dict[str, Any] = {
+        "type": (Literal.__getitem__(event_type), ...),
+        "data": (dict[Literal["object"], payload], ...),  # type: ignore[valid-type]
+    }
+    return create_model(name, __base__=_EventBase, __doc__=summary, **fields)
 
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
-    "customer.created": CustomerCreatedEvent,
-    "invoice.finalized": InvoiceFinalizedEvent,
+    event_type: _event_model(event_type, payload, summary)
+    for event_type, (payload, summary) in PAYLOADS.items()
 }

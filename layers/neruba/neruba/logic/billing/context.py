@@ -103,8 +103,14 @@ class Billing:
     def apply_credits(
         self, customer_id: str, currency: str, lines: Sequence[Line], at: datetime
     ) -> CreditsResult:
-        """Credit applications for the chargeable ``lines`` and the actions consuming the grants."""
-        return credits_for(self.ledger, customer_id, currency, lines, at)
+        """Credit applications for the chargeable ``lines`` and the actions consuming the grants (with the
+        ``credit_grant.depleted`` and ``balance.low`` events they cause)."""
+
+        def threshold() -> int | None:  # read only when credit is applied
+            customer = self.plans.get_customer(customer_id)
+            return customer.balance_low_threshold_minor if customer is not None else None
+
+        return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when
@@ -114,9 +120,16 @@ class Billing:
 
 
 def credits_for(
-    ledger: LedgerRepository, customer_id: str, currency: str, lines: Sequence[Line], at: datetime
+    ledger: LedgerRepository,
+    customer_id: str,
+    currency: str,
+    lines: Sequence[Line],
+    at: datetime,
+    threshold: Callable[[], int | None] | None = None,
 ) -> CreditsResult:
-    """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements.
+    """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements,
+    with the events they cause (:func:`credit_events`; ``balance.low`` when ``threshold()`` gives the
+    customer's threshold).
 
     Example:
         >>> lines = [Line("l1", None, 500)]
@@ -132,7 +145,46 @@ def credits_for(
     applications = allocate(grants, payable, at) if grants else []
     if not applications:
         return CreditsResult()
-    return CreditsResult(list(applications), ledger.grant_consumption_items(applications, at=at))
+    items = ledger.grant_consumption_items(applications, at=at)
+    events = credit_events(grants, applications, at, threshold() if threshold else None)
+    return CreditsResult(list(applications), [*items, *events])
+
+
+def credit_events(
+    grants: Sequence[Any],
+    applications: Sequence[CreditApplication],
+    at: datetime,
+    threshold_minor: int | None,
+) -> list[dict[str, Any]]:
+    """The outbox actions of a consumption: ``credit_grant.depleted`` for each grant whose whole remainder
+    (as read) is applied (its decrement is conditional on at least that remainder, and a remainder only
+    falls, so it is then exactly 0), and ``balance.low`` when the usable credit crosses from at or above
+    ``threshold_minor`` to below it. They commit with the invoice, so a retried run (cancelled by the
+    invoice's guard) writes none again."""
+    from dataclasses import replace
+
+    from neruba.domain.credits import applied_by_grant
+    from neruba.logic.ledger.credits import grant_event
+    from neruba.logic.webhooks.outbox import event_action
+
+    used = applied_by_grant(applications)
+    events = [
+        grant_event("credit_grant.depleted", replace(g, remaining_minor=0), at)
+        for g in grants
+        if used.get(g.grant_id, 0) == g.remaining_minor > 0
+    ]
+    before = sum(g.remaining_minor for g in grants)
+    after = before - sum(used.values())
+    if threshold_minor is not None and before >= threshold_minor > after and grants:
+        data = {
+            "customer_id": grants[0].customer_id,
+            "currency": grants[0].currency,
+            "available_minor": after,
+            "previous_available_minor": before,
+            "threshold_minor": threshold_minor,
+        }
+        events.append(event_action("balance.low", grants[0].customer_id, data, at))
+    return events
 
 
 def posting_for(request: PostingRequest) -> Posting | None:

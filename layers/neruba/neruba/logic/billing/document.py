@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from neruba.domain.credits import CreditApplication
 
 
@@ -69,3 +71,20 @@ def invoice_document(
         "finalized_at": None,
         "stripe": None,
     }
+
+
+EVENT_KEYS = ("id", "customer_id", "subscription_id", "kind", "currency", "period_start", "period_end",
+              "subtotal_minor", "credits_applied_minor", "total_minor", "status")  # fmt: skip
+
+
+def invoice_event(event_type: str, invoice: dict[str, Any], now: datetime, **more: Any) -> dict[str, Any]:
+    """The outbox action of an ``invoice.*`` webhook event, for the transaction that changes the invoice:
+    the invoice's ids, amounts and period as the transaction leaves them (periods as stored times)."""
+    from neruba.logic.webhooks.outbox import event_action
+    from neruba.timefmt import iso, parse_ts
+
+    data = {k: invoice[k] for k in EVENT_KEYS if k in invoice}
+    for key in ("period_start", "period_end"):
+        if isinstance(data.get(key), str) and str(data[key]).endswith("Z"):
+            data[key] = iso(parse_ts(str(data[key])))
+    return event_action(event_type, str(invoice["customer_id"]), {**data, **more}, now)

@@ -23,6 +23,7 @@ from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.document import EVENT_KEYS, invoice_event
 from neruba.logic.billing.worker import rated_lines
 from neruba.timefmt import iso, parse_ts
 
@@ -78,7 +79,11 @@ def recompute_draft(
         "total_minor": subtotal - invoice.credits_applied_minor,
         "revised_at": iso(now),
     }
-    actions = [ctx.invoices.revise_item(doc, rev)]
+    before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
+    actions = [
+        ctx.invoices.revise_item(doc, rev),
+        invoice_event("invoice.updated", doc, now, revised_at=iso(now), previous_attributes=before),
+    ]
     delta = subtotal - invoice.subtotal_minor
     if delta:
         request = PostingRequest(invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1)
@@ -99,7 +104,7 @@ def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence
         except TransactionCancelledError:
             return None  # changed meanwhile (an operator rerun): the next run sees the new revision
         invoice = revised
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     event = event_action("invoice.finalized", invoice.customer_id, finalized_event(invoice, now), now)
     try:
@@ -111,9 +116,11 @@ def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence
 
 def finalized_event(invoice: Invoice, now: datetime) -> dict[str, Any]:
     """What the ``invoice.finalized`` webhook says (its number is read with GET /v1/invoices/{id})."""
-    keys = ("id", "customer_id", "subscription_id", "kind", "currency", "period_start", "period_end",
-            "subtotal_minor", "credits_applied_minor", "total_minor")  # fmt: skip
-    return {**{k: invoice.document.get(k) for k in keys}, "status": "finalized", "finalized_at": iso(now)}
+    return {
+        **{k: invoice.document.get(k) for k in EVENT_KEYS},
+        "status": "finalized",
+        "finalized_at": iso(now),
+    }
 
 
 def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:

@@ -33,7 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.document import invoice_document
+from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
@@ -241,6 +241,7 @@ def build_invoice(
         PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
     )
     actions += credits.items if credits else []
+    actions.append(invoice_event("invoice.created", doc, now))
     return doc, [*actions, *posting], (len(actions) if posting else None)
 
 

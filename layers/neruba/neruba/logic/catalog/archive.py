@@ -15,7 +15,7 @@ from typing import Any
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError
 from neruba.dal.plans import PlansRepository
 from neruba.errors import ConflictError, NotFoundError
-from neruba.logic.catalog.entries import SYSTEM, Actor, audit_item
+from neruba.logic.catalog.entries import SYSTEM, Actor, audit_item, customer_updated
 from neruba.models.catalog import Cancellation, Customer, CustomerArchive
 from neruba.timefmt import iso
 
@@ -45,7 +45,8 @@ def archive_customer(
                 at=now,
                 reason=body.reason,
                 ticket=body.ticket,
-            )
+            ),
+            *customer_updated(before, after, now),
         ]
 
     current = repo.get_customer(external_id)

@@ -64,7 +64,7 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
         after=after,
         at=now,
     )
-    from neruba.logic.webhooks import event_action
+    from neruba.logic.webhooks.outbox import event_action
 
     created = event_action("customer.created", customer.external_id, after, now)
     try:
@@ -74,6 +74,19 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
             f"Customer {customer.external_id!r} exists.", code="customer_exists", param="external_id"
         ) from exc
     return stored.model_dump(mode="json")
+
+
+def customer_updated(before: Customer, after: Customer, now: datetime) -> list[dict[str, Any]]:
+    """The ``customer.updated`` outbox action of a change (none when nothing changed, so a repeated
+    update writes no second event): the customer after, and the changed fields' values before."""
+    from neruba.logic.webhooks.outbox import event_action
+
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = sorted(k for k in new if new[k] != old.get(k))
+    if not changed:
+        return []
+    data = {**new, "previous_attributes": {k: old.get(k) for k in changed}}
+    return [event_action("customer.updated", after.external_id, data, now)]
 
 
 def get_customer(repo: PlansRepository, external_id: str) -> Customer:
@@ -89,6 +102,7 @@ def update_customer(
     def audit(before: Customer, after: Customer) -> Sequence[dict[str, Any]]:
         old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
         changed = sorted(k for k in new if new[k] != old.get(k))
+        now = datetime.now(UTC)
         return [
             audit_item(
                 by,
@@ -97,8 +111,9 @@ def update_customer(
                 customer_id=external_id,
                 before={k: old.get(k) for k in changed},
                 after={k: new[k] for k in changed},
-                at=datetime.now(UTC),
-            )
+                at=now,
+            ),
+            *customer_updated(before, after, now),
         ]
 
     try:

@@ -16,6 +16,7 @@ is refused by the overlap rule and names the first subscription.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 from datetime import UTC, datetime
@@ -184,7 +185,11 @@ def create_subscription(
             idempotency_key=idempotency_key,
         )
         records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, created)
-        extra = [billing.state_put_item(new_billing_state(doc)), *records]
+        extra = [
+            billing.state_put_item(new_billing_state(doc)),
+            *records,
+            _event("subscription.created", doc, now),
+        ]
         try:
             return repo.create_subscription(doc, guard, extra)
         except TransactionCancelledError:
@@ -207,7 +212,8 @@ def _busy() -> ConflictError:
 
 
 def _audit_view(sub: dict[str, Any]) -> dict[str, Any]:
-    return {k: sub.get(k) for k in AUDIT_FIELDS}
+    """A copy of the audited fields (the phases are changed in place after it is taken)."""
+    return copy.deepcopy({k: sub.get(k) for k in AUDIT_FIELDS})
 
 
 def change_plan(
@@ -276,8 +282,9 @@ def change_plan(
             reason=change.reason,
             ticket=change.ticket,
         )
+        event = _event("subscription.updated", sub, now, previous_attributes={"phases": before["phases"]})
         try:
-            return _save(repo, sub, guard, [audit])
+            return _save(repo, sub, guard, [audit, event])
         except TransactionCancelledError:
             continue
     raise _busy()
@@ -330,11 +337,20 @@ def cancel(
                 ticket=body.ticket,
             )
         )
+        extra.append(_event("subscription.canceled", sub, now, reason=body.reason))
         try:
             return _save(repo, sub, None, extra)
         except TransactionCancelledError:
             continue  # the billing state moved meanwhile: read both again
     raise _busy()
+
+
+def _event(event_type: str, sub: dict[str, Any], now: datetime, **more: Any) -> dict[str, Any]:
+    """The outbox action of a subscription event (``logic.webhooks``), for the change's own transaction."""
+    from neruba.logic.webhooks.outbox import event_action
+
+    data = {k: v for k, v in sub.items() if k != "revision"}
+    return event_action(event_type, str(sub["customer_id"]), {**data, **more}, now)
 
 
 def _still_active(sub: dict[str, Any]) -> None:

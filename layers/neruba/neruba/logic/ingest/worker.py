@@ -27,6 +27,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.transaction import Cancelled
 from neruba.dal.usage import GroupRef, GroupWrites, HistoryEntry, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     InvalidPropertyError,
@@ -41,6 +42,9 @@ from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.logic.ingest.cells import CellEvent, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
+
+SAMPLES = 20  # failed events named in an ingest.batch_failed event
+PROCESSING_ERROR = "processing_error"  # an attempt that raised: recorded at every attempt
 
 
 class MalformedMessageError(ValueError):
@@ -121,6 +125,7 @@ class IngestBatch:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failed_messages: list[str] = field(default_factory=list)
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
+    refused: dict[tuple[str, str], str] = field(default_factory=dict)  # the code of each new failure
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -143,7 +148,7 @@ class IngestBatch:
         try:
             outcome = self._write(event)
         except Exception as exc:
-            if self._park(event, "processing_error", type(exc).__name__):
+            if self._park(event, PROCESSING_ERROR, type(exc).__name__):
                 self.outcomes["failed"] += 1
             raise
         if outcome:
@@ -222,11 +227,18 @@ class IngestBatch:
                 event.customer_id, event.transaction_id, old_batch, reason, message
             ):
                 return None
-            self._moved_to_failed(event.key)
+            self._moved_to_failed(event.key, reason)
             return None  # the accepted outcome was recorded by the earlier attempt; now it is failed
         if put.old is not None:
+            old = put.old
+            again = old.copy_id == event.copy_id or any(e.copy_id == event.copy_id for e in old.history)
+            if again and reason != PROCESSING_ERROR:  # each failed processing attempt is logged
+                if old.copy_id == event.copy_id and old.batch == self.batch_id:
+                    self.refused[event.key] = reason  # this batch again: its summary may not be sent yet
+                return None  # this copy's failure is recorded (an SQS redelivery): no second outcome
             entry = self._entry(event, "failed", reason=reason)
             self.usage.append_history(event.customer_id, event.transaction_id, entry)
+        self.refused[event.key] = reason
         return "failed"
 
     def finish(self) -> list[str]:
@@ -271,12 +283,47 @@ class IngestBatch:
             for transaction_id in result.parked:
                 self._moved_to_failed((write.ref.customer_id, transaction_id))
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
-        self.usage.add_outcomes({minute: dict(self.outcomes)})
+        summary = self._failures_event()
+        try:
+            self.usage.add_outcomes({minute: dict(self.outcomes)}, summary)
+        except Cancelled:
+            if not summary:
+                raise
+            self.usage.add_outcomes({minute: dict(self.outcomes)})  # an earlier attempt sent the summary
         return failed
 
-    def _moved_to_failed(self, key: tuple[str, str]) -> None:
+    def _failures_event(self) -> list[dict[str, Any]]:
+        """The ``ingest.batch_failed`` outbox action and its once-mark keyed by the batch id (none when no
+        event failed), committed with the batch's outcome counters: the same batch delivered again (after a
+        crash before or after that commit) sends its summary once; a failed copy delivered again in another
+        batch records no second outcome and is not summarized again."""
+        failed = len(self.refused)
+        if failed <= 0:
+            return []
+        from neruba.logic.webhooks.outbox import once_actions
+
+        by_code: dict[str, int] = defaultdict(int)
+        for code in self.refused.values():
+            by_code[code] += 1
+        samples = [
+            {"customer_id": customer_id, "transaction_id": transaction_id, "code": code}
+            for (customer_id, transaction_id), code in sorted(self.refused.items())[:SAMPLES]
+        ]
+        data = {
+            "batch_id": self.batch_id,
+            "received": len(self.parsed),
+            "accepted": int(self.outcomes.get("accepted", 0)) + int(self.outcomes.get("replay", 0)),
+            "failed": failed,
+            "by_code": dict(sorted(by_code.items())),
+            "samples": samples,
+            "customer_ids": sorted({customer_id for customer_id, _ in self.refused})[:SAMPLES],
+        }
+        return once_actions("ingest.batch_failed", None, data, self.now, self.batch_id)
+
+    def _moved_to_failed(self, key: tuple[str, str], code: str = "uncountable") -> None:
         """An event parked after it was put ``accepted`` now counts as ``failed`` (a copy accepted by an
         earlier batch is moved in this minute's counters)."""
+        self.refused.setdefault(key, code)
         outcome = self.written.get(key, "accepted")
         self.outcomes[outcome] -= 1
         self.outcomes["failed"] += 1

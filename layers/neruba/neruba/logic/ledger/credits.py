@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -65,6 +66,28 @@ def grant_posting(
         effective_at=grant.effective_at,
         metadata={"funding": funding if grant.kind == "purchased" else None, **(metadata or {})},
     )
+
+
+def grant_event(event_type: str, grant: CreditGrant, now: datetime, **more: Any) -> dict[str, Any]:
+    """The outbox action of a ``credit_grant.*`` event, for the transaction that changes the grant."""
+    from neruba.logic.webhooks.outbox import event_action
+    from neruba.timefmt import iso
+
+    data = {
+        "id": grant.grant_id,
+        "customer_id": grant.customer_id,
+        "kind": grant.kind,
+        "amount_minor": grant.amount_minor,
+        "remaining_minor": grant.remaining_minor,
+        "currency": grant.currency,
+        "status": grant.status,
+        "priority": grant.priority,
+        "effective_at": iso(grant.effective_at),
+        "expires_at": iso(grant.expires_at) if grant.expires_at else None,
+        "meter_codes": list(grant.meter_codes) if grant.meter_codes is not None else None,
+        **more,
+    }
+    return event_action(event_type, grant.customer_id, data, now)
 
 
 def closing_entries(grant: CreditGrant) -> list[Entry]:
@@ -121,7 +144,11 @@ def create_grant(
         source=source,
         metadata=metadata,
     )
-    extra = [*extra_items, *(items_for(posting) if items_for else ())]
+    extra = [
+        *extra_items,
+        *(items_for(posting) if items_for else ()),
+        grant_event("credit_grant.created", grant, now),
+    ]
     stored = repo.post(posting, [repo.grant_item(grant), *extra])
     current = repo.grant(stored.source_id or grant.grant_id)
     return (current or grant), stored
@@ -147,8 +174,10 @@ def close_remainder(
     transaction (LedgerConflictError) instead of being posted twice.
     """
     now = at or datetime.now(UTC)
+    closed = replace(grant, remaining_minor=0, status=status)
+    event = grant_event(f"credit_grant.{status}", closed, now, closed_minor=grant.remaining_minor)
     if grant.remaining_minor == 0:
-        commit(Transaction([repo.grant_close_item(grant, status), *extra_items]))
+        commit(Transaction([repo.grant_close_item(grant, status), *extra_items, event]))
         return None
     posting = Posting.build(
         idempotency_key=idempotency_key,
@@ -163,7 +192,7 @@ def close_remainder(
         effective_at=effective_at or now,
         metadata=metadata,
     )
-    extra = [*extra_items, *(items_for(posting) if items_for else ())]
+    extra = [*extra_items, *(items_for(posting) if items_for else ()), event]
     return repo.post(posting, [repo.grant_close_item(grant, status), *extra])
 
 

@@ -15,6 +15,7 @@ what makes queue redeliveries, duplicate events and operator replays safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -148,8 +149,9 @@ class InvoiceSource(Protocol):
         """The invoice (see the invoices contract), or None."""
         ...
 
-    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        """Store the Stripe sync record (``invoice.stripe``) of the invoice."""
+    def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
+        """Store the Stripe sync record (``invoice.stripe``) of the invoice (with ``extra`` actions, a
+        webhook event, in the same transaction)."""
         ...
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:

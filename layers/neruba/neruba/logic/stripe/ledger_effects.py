@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from neruba.dal.invoices import Invoice, InvoiceConflictError, InvoicesRepositor
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
 from neruba.dal.stripe_events import RefundLevels
 from neruba.domain.payments import PaymentRecord
+from neruba.logic.billing.document import invoice_event
 from neruba.logic.ledger import postings as ledger
 from neruba.logic.ledger.payments import PaymentTargetError, resolve_payment
 from neruba.logic.stripe.effects import DisputeResult, EffectConflictError, EffectRefusedError, EffectResult
@@ -37,14 +39,16 @@ from neruba.logic.stripe.effects import DisputeResult, EffectConflictError, Effe
 if TYPE_CHECKING:
     from neruba.logic.stripe.checks import PaymentPlan
 from neruba.settings import get_settings
+from neruba.timefmt import iso
 
 SOURCE = "stripe"
 """Postings that take money back from an invoice's payments (+) or return it (-)."""
 ACTOR = "stripe:webhook"
 
 
-def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str) -> EffectResult:
-    """Move the invoice to ``to`` if the transition table allows it from its current status.
+def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str, now: datetime) -> EffectResult:
+    """Move the invoice to ``to`` if the transition table allows it from its current status (a move to
+    ``payment_failed`` writes its ``invoice.payment_failed`` webhook event in the same transaction).
 
     The write is conditional on the status read; if it changed meanwhile the move is decided again on the
     new status (twice at most: after one concurrent change the status is final for these moves).
@@ -58,8 +62,11 @@ def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str) -> EffectR
             return EffectResult("already_applied", f"invoice already {to}")
         if not can_transition(current, to):
             return EffectResult("skipped", f"invoice is {current}, not moved to {to}")
+        extra = (
+            [invoice_event(f"invoice.{to}", {**invoice.document, "status": to}, now)] if to == "payment_failed" else []
+        )
         try:
-            repo.transition(invoice_id, to, expected=current)
+            repo.transition(invoice_id, to, expected=current, extra=extra)
         except InvoiceConflictError:
             continue
         return EffectResult("applied", f"invoice {current} -> {to}")
@@ -148,9 +155,19 @@ class LedgerEffects:
             if plan.status_after != plan.status_before
             else f"invoice stays {plan.status_after}, {plan.remaining_minor} remaining"
         )
+        paid = []
+        if plan.status_after == "paid" and plan.status_before != "paid":
+            ids = {"id": invoice_id, "customer_id": customer_id, "currency": currency, "status": "paid"}
+            paid = [
+                invoice_event(
+                    "invoice.paid", ids, at, amount_paid_minor=plan.paid_after,
+                    amount_remaining_minor=plan.remaining_minor, paid_at=iso(at),
+                    payment_id=payment_id if amount_minor > 0 else None,
+                )
+            ]  # fmt: skip
         try:
             if amount_minor == 0:  # nothing collected (covered by credits): only the status moves
-                self.invoices.transact([record])
+                self.invoices.transact([record, *paid])
                 return EffectResult("applied", f"nothing collected; {moved}")
             ledger.record_payment(
                 self.ledger,
@@ -164,7 +181,7 @@ class LedgerEffects:
                 invoice_id=invoice_id,
                 at=at,
                 metadata={"stripe_invoice_id": stripe_invoice_id},
-                extra_items=[record],
+                extra_items=[record, *paid],
             )
         except (LedgerConflictError, TransactionCancelledError) as exc:
             raise EffectConflictError(f"invoice {invoice_id} changed meanwhile") from exc
@@ -180,7 +197,7 @@ class LedgerEffects:
         idempotency_key: str,
         at: datetime,
     ) -> EffectResult:
-        return _move_invoice(self.invoices, invoice_id, "payment_failed")
+        return _move_invoice(self.invoices, invoice_id, "payment_failed", at)
 
     def charge_refunded(
         self,
@@ -318,8 +335,11 @@ class RepositoryInvoiceSource:
     def get(self, invoice_id: str) -> Invoice | None:
         return self._repo.get(invoice_id)
 
-    def set_sync(self, invoice_id: str, sync: dict[str, Any]) -> None:
-        self._repo.set_sync(invoice_id, sync)
+    def set_sync(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
+        if extra:
+            self._repo.set_sync(invoice_id, sync, extra)
+        else:
+            self._repo.set_sync(invoice_id, sync)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         found = self._catalog.get_customer(customer_id)

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -95,6 +95,7 @@ class InvoiceSync:
             sync.update(status="skipped", last_error=f"invoice is {invoice.status}")
             self._save(invoice_id, sync)
             return sync
+        failing = sync.get("status") == "failed"  # a stripe_sync.failed event was sent for this streak
         sync["attempts"] = int(sync.get("attempts") or 0) + 1
         sync.setdefault("items", {})
         sync.setdefault("retries", {})
@@ -110,7 +111,7 @@ class InvoiceSync:
             if (_status(exc) or 0) >= 500:
                 step = sync.get("step") or "unknown"
                 sync["retries"][step] = int(sync["retries"].get(step, 0)) + 1
-            self._save(invoice_id, sync)
+            self._save(invoice_id, sync, [] if failing else self._failed_event(invoice, sync))
             raise SyncError(sync["last_error"]) from exc
         sync.update(status="synced", last_error=None, synced_at=ts_seconds(self.now))
         sync.pop("step", None)
@@ -126,14 +127,36 @@ class InvoiceSync:
         sync: dict[str, Any] = dict(invoice.stripe or {})
         if invoice.sync_status == "synced":
             return sync
+        failing = sync.get("status") == "failed"
         sync["attempts"] = int(sync.get("attempts") or 0) + 1
         sync.update(status="failed", last_error=error)
-        self._save(invoice_id, sync)
+        self._save(invoice_id, sync, [] if failing else self._failed_event(invoice, sync))
         raise SyncError(error)
 
-    def _save(self, invoice_id: str, sync: dict[str, Any]) -> None:
+    def _save(self, invoice_id: str, sync: dict[str, Any], extra: Sequence[dict[str, Any]] = ()) -> None:
         sync["updated_at"] = ts_seconds(self.now)
-        self.invoices.set_sync(invoice_id, {k: v for k, v in sync.items()})
+        record = {k: v for k, v in sync.items()}
+        if extra:
+            self.invoices.set_sync(invoice_id, record, extra)
+        else:
+            self.invoices.set_sync(invoice_id, record)
+
+    def _failed_event(self, invoice: Invoice, sync: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ``stripe_sync.failed`` outbox action, stored with the record of the attempt that failed first
+        (the attempts after it, until one succeeds, fail without a new event: the message is retried, then
+        parked in StripeSyncDLQ, and the record keeps the latest error)."""
+        from neruba.logic.webhooks.outbox import event_action
+        from neruba.timefmt import iso
+
+        data = {
+            "invoice_id": invoice.id,
+            "customer_id": invoice.customer_id,
+            "attempt": int(sync["attempts"]),
+            "step": sync.get("step"),
+            "error": sync.get("last_error") or "",
+            "failed_at": iso(self.now),
+        }
+        return [event_action("stripe_sync.failed", invoice.customer_id, data, self.now)]
 
     def _step(self, sync: dict[str, Any], name: str) -> int:
         sync["step"] = name

@@ -18,7 +18,7 @@ class Webhooks:
     stage: str
     ops_table: str
     idempotency: Any = None  # a BillingRepository (operator idempotency records), or None in tests
-    post: Callable[[str, bytes, dict[str, str]], Answer] = post
+    post: Callable[..., Answer] = post  # (url, body, headers[, address]): logic.webhooks.http.post
     resolver: Resolver = resolve
 
     def enqueue(self, messages: list[tuple[str, int]]) -> None:

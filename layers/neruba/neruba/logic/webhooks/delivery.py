@@ -32,7 +32,7 @@ from neruba.logic.webhooks.context import Webhooks
 from neruba.logic.webhooks.http import EXCERPT_CHARS, Answer
 from neruba.logic.webhooks.relay import RETRY_WINDOW, message
 from neruba.logic.webhooks.signing import HEADER, signature_header
-from neruba.logic.webhooks.urls import UrlRefusedError, check_url
+from neruba.logic.webhooks.urls import UrlRefusedError, checked_addresses
 from neruba.models.webhooks import DeliveryMessage
 from neruba.timefmt import iso, parse_ts
 
@@ -165,19 +165,42 @@ def _observe(msg: DeliveryMessage, attempt: dict[str, Any], outcome: str) -> Non
         },
     )
     metrics.add_metric(name=METRIC_OF[outcome], unit="Count", value=1)
+    endpoint_metrics(msg.endpoint_id, outcome, int(attempt["latency_ms"]))
+
+
+def endpoint_metrics(endpoint_id: str, outcome: str, latency_ms: int) -> None:
+    """Per-endpoint figures (docs/webhooks.md, "Metrics per endpoint"): ``WebhookEndpointAttempts``
+    (dimensions ``endpoint_id`` and ``outcome``: delivered, retrying, failed) and
+    ``WebhookEndpointLatency`` (``endpoint_id``). Each endpoint adds at most four metric series; endpoints
+    are few (operators create them), which keeps the cardinality bounded."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    label = {"delivered": "delivered", "pending": "retrying", "failed": "failed"}[outcome]
+    with single_metric(
+        name="WebhookEndpointAttempts", unit=MetricUnit.Count, value=1, namespace="Neruba"
+    ) as metric:
+        metric.add_dimension(name="endpoint_id", value=endpoint_id)
+        metric.add_dimension(name="outcome", value=label)
+    with single_metric(
+        name="WebhookEndpointLatency", unit=MetricUnit.Milliseconds, value=latency_ms, namespace="Neruba"
+    ) as metric:
+        metric.add_dimension(name="endpoint_id", value=endpoint_id)
 
 
 def _attempt(
     hooks: Webhooks, endpoint: dict[str, Any], secrets: list[dict[str, Any]], body: str, now: datetime
 ) -> Answer:
-    """Check the URL again (DNS may have changed), sign, POST. Whatever raises on the way is this
-    attempt's failure, never the message's: a poison message would come back forever, unrecorded."""
+    """Check the URL again (DNS may have changed), sign, POST to the address just checked. Whatever
+    raises on the way is this attempt's failure, never the message's: a poison message would come back
+    forever, unrecorded."""
     started = time.monotonic()
     try:
-        check_url(str(endpoint["url"]), hooks.stage, hooks.resolver)
+        addresses = checked_addresses(str(endpoint["url"]), hooks.stage, hooks.resolver)
         raw = body.encode()
         header = signature_header(raw, active_secrets(secrets, now), timestamp=int(now.timestamp()))
         headers = {"Content-Type": "application/json", HEADER: header, "User-Agent": "Neruba-Webhooks/1"}
+        if addresses:  # deployed stages: connect to the address just checked, never resolve again
+            return hooks.post(str(endpoint["url"]), raw, headers, addresses[0])
         return hooks.post(str(endpoint["url"]), raw, headers)
     except UrlRefusedError as exc:
         return Answer(0, 0, "", exc.code)

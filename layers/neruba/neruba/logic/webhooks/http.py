@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 TIMEOUT_SECONDS = 5.0
 EXCERPT_CHARS = 500
@@ -28,13 +32,53 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
+def _pinned(connection: type[http.client.HTTPConnection], address: str) -> Callable[..., Any]:
+    """A connection class of ``connection``'s kind that connects to ``address`` instead of resolving
+    the host again (the Host header and, for https, SNI and the certificate check keep the URL's host)."""
+
+    def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = connection(host, **kwargs)
+
+        def create(where: tuple[str, int], *args: Any, **kw: Any) -> socket.socket:
+            return socket.create_connection((address, where[1]), *args, **kw)
+
+        conn._create_connection = create  # type: ignore[attr-defined]
+        return conn
+
+    return make
+
+
+class _PinnedHttp(urllib.request.HTTPHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)
+
+
+class _PinnedHttps(urllib.request.HTTPSHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__(context=ssl.create_default_context())
+        self.address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        context = self._context  # type: ignore[attr-defined]
+        return self.do_open(_pinned(http.client.HTTPSConnection, self.address), req, context=context)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], address: str | None = None) -> Answer:
+    """POST ``body``; with ``address``, connect to it (an address checked for this attempt) rather than
+    resolving the URL's host again."""
     started = time.monotonic()
     if not url.startswith(("https://", "http://")):  # endpoints are checked too (logic.webhooks.urls)
         return Answer(0, 0, "", "invalid_url")
+    opener = _opener
+    if address is not None:
+        opener = urllib.request.build_opener(_NoRedirect, _PinnedHttp(address), _PinnedHttps(address))
     try:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             text = response.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")
             code = int(response.status)
     except urllib.error.HTTPError as exc:

@@ -9,7 +9,10 @@ Runs on a schedule (every minute) and is safe to run again or twice at once, per
 5. the outbox item is deleted (:func:`mark_done`).
 
 A relay that dies before 5 does it all again on its next run: 1-3 change nothing, and the messages it
-queues again are dropped by the worker (a delivered or leased delivery is not posted again).
+queues again are dropped by the worker (a delivered or leased delivery is not posted again). A relay that
+finds an item of its page gone (another relay at the same time fanned it out) skips it; a customer's
+numbers still follow the shard's order, because each relay numbers the items in that order and an item's
+number is set once.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def relay_once(hooks: Webhooks, now: datetime) -> dict[str, int]:
 def fan_out(hooks: Webhooks, outbox: dict[str, Any], endpoints: list[dict[str, Any]], now: datetime) -> int:
     repo = hooks.repo
     sequence = repo.assign_sequence(outbox)
+    if sequence is None:
+        return 0  # fanned out by another relay since this one read its page
     repo.put_event({**outbox, "sequence": sequence}, envelope(outbox, sequence))
     messages = []
     for endpoint in endpoints:

@@ -7,6 +7,10 @@
   (:func:`neruba.models.webhooks.url_problem`).
 - ``local``: ``https`` anywhere, or ``http`` to a loopback host (``localhost``, 127.0.0.0/8, ``::1``), so
   ``neruba webhooks listen`` can receive.
+
+At delivery (:func:`checked_addresses`) the worker connects to an address it has just checked, so a DNS
+answer that changes between the check and the connection (DNS rebinding) cannot steer the POST to a
+private address; TLS still verifies the certificate against the URL's host name.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ def _is_loopback(host: str) -> bool:
 
 def check_url(url: str, stage: str, resolver: Resolver = resolve) -> str:
     """``url`` when an endpoint may have it in ``stage``; :class:`UrlRefusedError` otherwise."""
+    checked_addresses(url, stage, resolver)
+    return url
+
+
+def checked_addresses(url: str, stage: str, resolver: Resolver = resolve) -> list[str]:
+    """The public addresses ``url``'s host resolved to when checked (deployed stages: the attempt
+    connects to one of these, never resolving again); ``[]`` locally. Raises :class:`UrlRefusedError`."""
     problem = url_problem(url)
     if problem is not None:
         raise UrlRefusedError("invalid_url", f"url {problem}.")
@@ -70,14 +81,17 @@ def check_url(url: str, stage: str, resolver: Resolver = resolve) -> str:
     if stage == "local":
         if parts.scheme == "http" and not _is_loopback(host):
             raise UrlRefusedError("url_not_https", "Locally, http is allowed only to a loopback host.")
-        return url
+        return []
     if parts.scheme != "https":
         raise UrlRefusedError("url_not_https", "url must use https.")
-    refused = [a for a in resolver(host) if not _is_public(a)]
+    addresses = resolver(host)
+    refused = [a for a in addresses if not _is_public(a)]
     if refused:
         raise UrlRefusedError(
             "url_address_refused",
             f"url's host resolves to an address that is not public ({refused[0]}): endpoints must be "
             "reachable on the internet.",
         )
-    return url
+    if not addresses:
+        raise UrlRefusedError("url_unresolvable", f"The URL's host {host!r} does not resolve.")
+    return addresses
