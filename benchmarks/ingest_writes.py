@@ -244,7 +244,7 @@ def measure(shape: Shape) -> dict[str, Any]:
         _setup_catalog(customers)
         events = _events(shape)
         neruba = run_neruba(_records(events))
-        neruba["billing_read_units"] = billing_read_units(["AGG", "USE"], customers)
+        neruba["billing_read_units"] = billing_read_units(["AGG"], customers)
         sample = boto3.client("dynamodb").get_item(
             TableName=get_settings().usage_table,
             Key={"pk": {"S": f"EVT#cust-0#{events[0]['transaction_id']}"}, "sk": {"S": "#"}},

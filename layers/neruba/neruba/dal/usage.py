@@ -565,6 +565,37 @@ class UsageRepository:
             items += self._query(partition(customer_id, meter_code, shard), between=between)
         return items
 
+    def move_cell_contributions(self) -> dict[str, int]:
+        """Write the contributions of the previous layout (``USE#``: one item per cell and batch) as the
+        day contributions of their batches, so readers find them in the usage partition (migration 0004).
+
+        Each (customer, meter, day, batch) is put on condition that it does not exist: a contribution the
+        current worker wrote for the same batch (a redelivery) already holds every cell the batch counted
+        that day, and a second run finds its own items. The ``USE#`` items stay; nothing reads them for
+        usage, and they still prove their batches counted.
+        """
+        from neruba.dal import maintenance
+
+        days: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for item in maintenance.scan(self.table_name, "begins_with(pk, :p)", {":p": "USE#"}):
+            _, customer_id, meter_code = str(item["pk"]).split("#", 2)
+            sk = str(item["sk"])
+            hour = sk[:HOUR_LENGTH]
+            group, _, batch = sk[HOUR_LENGTH + 1 :].rpartition("#")
+            day = days.setdefault(
+                (customer_id, meter_code, hour[:DAY_LENGTH], batch),
+                {"agg": item.get("agg"), "at": str(item.get("at") or ""), "cs": {}},
+            )
+            cell = {k: v for k, v in item.items() if k not in ("pk", "sk", "agg", "at")}
+            day["cs"][GroupRef(customer_id, meter_code, hour, group).cell] = cell
+            day["at"] = max(day["at"], str(item.get("at") or ""))
+        moved = 0
+        for (customer_id, meter_code, day_text, batch), stored in days.items():
+            key = contribution_key(customer_id, meter_code, day_text, batch, 0)
+            item = {"pk": key["pk"]["S"], "sk": key["sk"]["S"], **{k: v for k, v in stored.items() if v}}
+            moved += maintenance.put_if(self.table_name, item, "attribute_not_exists(pk)")
+        return {"contributions": len(days), "moved": moved, "present": len(days) - moved}
+
     def park_uncounted(
         self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str
     ) -> bool:
