@@ -227,6 +227,14 @@ def test_a_sharded_meter_spreads_one_customers_batches_and_reads_them_all_exactl
     totals = _totals()
     assert queries.count == sharded
     assert totals == {(H, "model=m0"): (120, 40 * (1 + 3 + 5)), (H, "model=m1"): (80, 40 * (2 + 4))}
+    # AND the outcome counters spread over the shards too, and read back added up
+    now = datetime.now(UTC)
+    day = now.strftime("%Y-%m-%d")
+    spread = [len(_partition_items(f"OUT#{day}" + (f"#{n}" if n else ""))) for n in range(sharded)]
+    assert sum(1 for n in spread if n) >= 4
+    rows = _usage().outcomes(now - timedelta(hours=1), now + timedelta(minutes=1))
+    assert sum(row.counts.get("accepted", 0) for row in rows) == 200
+    assert len({row.minute for row in rows}) == len(rows)
 
 
 def test_a_sharded_meter_counts_redeliveries_and_crashed_batches_once(

@@ -15,7 +15,8 @@ Items (``pk`` / ``sk``):
 - earlier layouts: ``USE#{customer}#{meter}`` / ``{hour}#{group}#{batch}`` (one contribution per cell,
   moved by migration 0004) and ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` slices; read only to
   never count those batches again.
-- outcomes   ``OUT#{day}`` / ``{minute}`` - counters per outcome.
+- outcomes   ``OUT#{day}[#{shard}]`` / ``{minute}`` - counters per outcome (a sharded deployment spreads
+  them by batch, as the contributions).
 
 Readers get a cell as its aggregate plus the contributions' cells not folded into it, merged exactly; see
 docs/architecture.md for why each count is exactly once and the write-unit budget.
@@ -458,8 +459,10 @@ class UsageRepository:
                 )
         return checks
 
-    def add_outcomes(self, counts: dict[str, dict[str, int]]) -> None:
-        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``)."""
+    def add_outcomes(self, counts: dict[str, dict[str, int]], batch: str = "") -> None:
+        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``), in the counters'
+        shard of ``batch`` (``OUT#{day}``, or ``OUT#{day}#{n}`` in a sharded deployment)."""
+        shard = shard_of(batch, self.shards)
         for minute, by_outcome in counts.items():
             if not by_outcome:
                 continue
@@ -467,7 +470,7 @@ class UsageRepository:
             values = {f":v{i}": {"N": str(n)} for i, n in enumerate(by_outcome.values())}
             client("dynamodb").update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": f"OUT#{minute[:10]}"}, "sk": {"S": minute}},
+                Key={"pk": {"S": _outcomes_partition(minute[:10], shard)}, "sk": {"S": minute}},
                 UpdateExpression="ADD " + ", ".join(f"#o{i} :v{i}" for i in range(len(by_outcome))),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -475,17 +478,22 @@ class UsageRepository:
 
     # ------------------------------------------------------------------ reads
     def outcomes(self, start: datetime, end: datetime) -> list[OutcomeCounts]:
-        """Outcome counters per minute in [start, end)."""
-        rows: list[OutcomeCounts] = []
+        """Outcome counters per minute in [start, end), every shard's added up."""
+        minutes: dict[str, dict[str, int]] = {}
         day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         lo, hi = start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
         while day < end:
-            for item in self._query(f"OUT#{day.strftime('%Y-%m-%d')}", between=(lo, hi)):
-                if str(item["sk"]) < hi:
-                    counts = {name: int(n) for name, n in item.items() if name not in ("pk", "sk")}
-                    rows.append(OutcomeCounts(str(item["sk"]), counts))
+            for shard in range(self.shards):
+                for item in self._query(
+                    _outcomes_partition(day.strftime("%Y-%m-%d"), shard), between=(lo, hi)
+                ):
+                    if str(item["sk"]) < hi:
+                        counts = minutes.setdefault(str(item["sk"]), {})
+                        for name, n in item.items():
+                            if name not in ("pk", "sk"):
+                                counts[name] = counts.get(name, 0) + int(n)
             day += timedelta(days=1)
-        return rows
+        return [OutcomeCounts(minute, counts) for minute, counts in sorted(minutes.items())]
 
     def aggregates(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
@@ -687,6 +695,10 @@ class UsageRepository:
             if pending:
                 raise RuntimeError("usage read throttled: unprocessed keys remain")
         return found
+
+
+def _outcomes_partition(day: str, shard: int) -> str:
+    return f"OUT#{day}" if shard == 0 else f"OUT#{day}#{shard}"
 
 
 def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:

@@ -270,7 +270,7 @@ class IngestBatch:
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
-        self.usage.add_outcomes({minute: dict(self.outcomes)})
+        self.usage.add_outcomes({minute: dict(self.outcomes)}, self.batch_id)
         return failed
 
     def _moved_to_failed(self, key: tuple[str, str]) -> None:
