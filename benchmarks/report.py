@@ -385,7 +385,7 @@ The ingest worker does not cache: it reads the customers and meters of every bat
 consistent (one `BatchGetItem` per batch, 1 read unit per distinct customer or meter in it), so an archive or
 a meter change made after the request decides the batch. In `benchmarks.ingest_writes` with 10 customers
 per batch this is the one `BatchGetItem` per batch of 100: requests per event 1.121 before, 1.13 after
-(write units unchanged, 1.12); the tables above keep the figures of their last full run.
+(write units unchanged, 1.12); the ingest tables above were measured with it.
 """
 
 
