@@ -343,9 +343,10 @@ def _capacity(lines: list[str], write_units: float) -> None:
         "hide contributions. `tests/functional/ingest/test_usage_layout.py` runs a customer's 40 batches over "
         "8 shards on moto (spread, exact totals, 8 Queries per read, redeliveries and a crashed batch counted "
         "once). The other writes of a batch are already spread (`EVT#{customer}#{transaction_id}`, journals "
-        "over 16 partitions per minute) except the outcome counters: one update per batch on `OUT#{day}`, so "
-        "the whole deployment's 1,000 batches/s reach that partition's 1,000 write units/s; beyond 100,000 "
-        "events/s in full batches the counters need a shard suffix too (not built).",
+        "over 16 partitions per minute) but for the outcome counters, one update per batch on `OUT#{day}`: "
+        "the whole deployment's 1,000 batches/s would reach that partition's 1,000 write units/s, so the "
+        "same setting spreads them (`OUT#{day}#{n}` by batch, read back added up). The table's last shape "
+        "measures a sharded customer: the same write units, 8 Queries per billing read.",
         "",
         "**Cost per million events** (batches of 100 per API request, us-east-1 on-demand list prices):",
         "",
