@@ -263,3 +263,43 @@ def test_a_sharded_meter_counts_redeliveries_and_crashed_batches_once(
     assert _totals() == {(H, "model=m"): (7, 34)}
     # AND the adopted events moved to the sweep's contribution, wherever its shard is
     assert all(str(_usage().get_event("acme", f"c{i}").batch).startswith("sweep-") for i in range(3))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("then", ["redelivered", "swept"])
+def test_a_worker_killed_between_two_contributions_counts_each_once(
+    then: str, send: Any, process: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.aws import queue_url
+    from tests.support.queues import receive_batch, run_batch
+
+    # GIVEN one batch with events of two customers and two days of one of them (three contributions), its
+    # worker killed right after the first contribution's put
+    yesterday = -24 - HOUR.hour + 1
+    send(
+        _tokens("a1", 1),
+        _tokens("a2", 2, model="other"),
+        _tokens("a3", 4, hours=yesterday),
+        _tokens("g1", 8, customer="globex"),
+    )
+    real = UsageRepository.count_group
+    calls: list[str] = []
+
+    def killed_after_first(self: UsageRepository, batch: str, write: Any, now: datetime) -> bool:
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(batch)
+        return real(self, batch, write, now)
+
+    url = queue_url("IngestQueue")
+    with monkeypatch.context() as patch:
+        patch.setattr(UsageRepository, "count_group", killed_after_first)
+        assert run_batch(worker, url, receive_batch(url, 10))
+    assert len(calls) == 1
+    # WHEN the batch is delivered again whole, or the sweep adopts what was not counted first
+    if then == "swept":
+        _sweep()
+    process()
+    # THEN every event counts once, whichever contribution was written before the kill
+    day_before = (HOUR + timedelta(hours=yesterday)).strftime("%Y-%m-%dT%H")
+    assert _totals() == {(H, "model=m"): (1, 1), (H, "model=other"): (1, 2), (day_before, "model=m"): (1, 4)}
+    assert _totals("globex") == {(H, "model=m"): (1, 8)}
