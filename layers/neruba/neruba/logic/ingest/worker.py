@@ -187,7 +187,7 @@ class IngestBatch:
         if old is not None and any(entry.copy_id == event.copy_id for entry in old.history):
             return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
         if old is not None and old.copy_id == event.copy_id:
-            if applies:  # a batch that already wrote its slice is not counted twice (see count_group)
+            if applies:  # a batch that already wrote its contribution is not counted twice (see count_group)
                 earlier = None if old.batch == self.batch_id else str(old.batch)
                 self.counted.append(_Counted(event, meter, value, late, old_batch=earlier))
             return None  # the same copy again (SQS redelivery): no new outcome
@@ -297,7 +297,7 @@ class IngestBatch:
         logger.info("ingest batch", extra={"batch_id": self.batch_id, "outcomes": dict(self.outcomes)})
 
     def _uncounted_redeliveries(self) -> set[tuple[str, str]]:
-        """Redelivered copies whose earlier batch never wrote its slice: they still need counting."""
+        """Redelivered copies whose earlier batch never counted their cell: they still need counting."""
         candidates = [c for c in self.counted if c.old_batch is not None]
         if not candidates:
             return set()
