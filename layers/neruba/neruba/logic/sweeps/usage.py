@@ -238,8 +238,13 @@ def _recompute(
         kept.count == totals.count
         and combine(meter.aggregation, [kept]) == combine(meter.aggregation, [truth])
         and (kept.weighted or 0) == (truth.weighted or 0)
-        # every per-event rule of the meter priced every event (a rule registered after some were counted)
-        and all(kept.event_counts.get(name) == truth.event_counts.get(name) for name in truth.event_counts)
+        # every per-event rule of the meter priced every event (a rule registered after some were counted),
+        # into the sum its events' charges make
+        and all(
+            (kept.event_counts.get(name), kept.event_sums.get(name))
+            == (truth.event_counts.get(name), truth.event_sums.get(name))
+            for name in truth.event_counts
+        )
     )
     if same:
         return
