@@ -385,3 +385,31 @@ def test_only_plain_ascii_numeric_text_is_a_number(send: Any, text: str) -> None
     assert by_tx["odd"]["error"]["code"] == "invalid_property", by_tx["odd"]
     assert by_tx["odd"]["error"]["param"] == "events.0.properties.tokens"
     assert by_tx["fine"]["status"] == "queued"
+
+
+def test_a_weighted_sum_figure_dynamodb_could_not_store_parks_only_its_event(
+    catalog: Any, send: Any, process: Any, read: Any
+) -> None:
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.models.catalog import Meter
+
+    CatalogRepository(get_settings().catalog_table).create_meter(
+        Meter(code="level", name="Level", aggregation="weighted_sum", field="d")
+    )
+    early = (HOUR - timedelta(hours=1)).isoformat()
+    odd = (HOUR - timedelta(hours=1) + timedelta(seconds=307, microseconds=123457)).isoformat()
+    # GIVEN one batch: a 38-digit change at 307.123457 s into the hour (change x seconds needs 45 digits)
+    # and two small changes in the same cell
+    send(
+        ev("w-big", code="level", timestamp=odd, properties={"d": BIG}),
+        ev("w-1", code="level", timestamp=early, properties={"d": 1}),
+        ev("w-2", code="level", timestamp=odd, properties={"d": 2}),
+    )
+    # WHEN the worker runs
+    process()
+    # THEN only the change whose own weighted figure cannot be stored is parked, with that reason
+    big = _event(read, "w-big")
+    assert (big["status"], big["reason"]) == ("failed", "aggregate_overflow")
+    (cell,) = UsageRepository(get_settings().usage_table).aggregates("acme", "level", "0000", "9999")
+    assert (cell.usage.count, cell.usage.total, cell.usage.weighted) == (2, 3, Decimal("614.246914"))
+    assert _dlq_depth() == 0

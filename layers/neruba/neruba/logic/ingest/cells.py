@@ -9,8 +9,9 @@ The day's cells are written in one conditional put (``UsageRepository.count_grou
   events are counted one at a time, each in its own transaction named ``{part}.{n}`` that moves the
   event's ``bk`` there (as adopting an uncounted event does, so a redelivery never counts it twice). An
   event whose own write fails for a non-transient reason is parked ``failed`` with the reason
-  ``write_refused`` (``aggregate_overflow`` if its own contribution's sum were unstorable, which a
-  storable event's is not), and logged with its ids; the others count.
+  ``write_refused`` (``aggregate_overflow`` if a figure of its own contribution is unstorable: never a
+  storable event's sum, but a change's weighted figure, change x seconds into the hour, may be), and
+  logged with its ids; the others count.
 
 Example:
     >>> result = count_cell(usage, "b1", write, events, now)  # doctest: +SKIP
