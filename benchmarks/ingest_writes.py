@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +45,7 @@ class Shape:
     customers_per_batch: int
     hours: int = 1
     groups: int = 1
+    shards: int = 1  # usage partitions per customer and meter (NERUBA_USAGE_SHARDS)
 
 
 SHAPES = [
@@ -52,6 +54,8 @@ SHAPES = [
     Shape("100 customers per batch (each event its own cell)", 100),
     Shape("10 customers, each batch over 6 hours", 10, hours=6),
     Shape("1 customer, 50 groups", 1, groups=50),
+    Shape("1 customer, 50 groups, 24 hours per batch", 1, hours=24, groups=50),
+    Shape("1 hot customer, usage sharded 8 ways", 1, shards=8),
 ]
 HEADLINE = SHAPES[1]
 
@@ -122,25 +126,27 @@ def run_neruba(records: list[dict[str, Any]]) -> dict[str, Any]:
     return _summary(meter, elapsed)
 
 
-def billing_read_units(prefixes: list[str], customers: int) -> int:
-    """Read units (strongly consistent: one per started 4 KB of each Query page) of reading each
-    customer's usage of the meter once, as billing does: one Query per partition in ``prefixes``."""
+def billing_read_units(partitions: list[str], customers: int) -> tuple[int, int]:
+    """Read units (strongly consistent: one per started 4 KB of each Query page) and Query requests of
+    reading each customer's usage of the meter once, as billing does: one Query per partition in
+    ``partitions`` (``{customer}`` stands for the customer)."""
     from neruba.settings import get_settings
 
     ddb = boto3.client("dynamodb")
-    total = 0
+    total = requests = 0
     for c in range(customers):
-        for prefix in prefixes:
+        for pk in partitions:
             pages = ddb.get_paginator("query").paginate(
                 TableName=get_settings().usage_table,
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"{prefix}#cust-{c}#tokens"}},
+                ExpressionAttributeValues={":pk": {"S": pk.format(customer=f"cust-{c}")}},
                 ConsistentRead=True,
             )
             for page in pages:
+                requests += 1
                 size = sum(item_size(item) for item in page.get("Items", []))
                 total += max(1, math.ceil(size / 4096))
-    return total
+    return total, requests
 
 
 def run_baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -238,13 +244,16 @@ def measure(shape: Shape) -> dict[str, Any]:
     from tests.support.aws import create_resources
 
     customers = shape.customers_per_batch
+    partitions = ["AGG#{customer}#tokens"] + [f"AGG#{{customer}}#tokens#{n}" for n in range(1, shape.shards)]
+    os.environ["NERUBA_USAGE_SHARDS"] = str(shape.shards)
     with mock_aws():
         bootstrap.reset()
         create_resources()
         _setup_catalog(customers)
         events = _events(shape)
         neruba = run_neruba(_records(events))
-        neruba["billing_read_units"] = billing_read_units(["AGG", "USE"], customers)
+        neruba["billing_read_units"], queries = billing_read_units(partitions, customers)
+        neruba["billing_queries_per_customer"] = queries / customers
         sample = boto3.client("dynamodb").get_item(
             TableName=get_settings().usage_table,
             Key={"pk": {"S": f"EVT#cust-0#{events[0]['transaction_id']}"}, "sk": {"S": "#"}},
@@ -253,7 +262,9 @@ def measure(shape: Shape) -> dict[str, Any]:
         bootstrap.reset()
         create_resources()
         baseline = run_baseline(_records(_events(shape)))
-        baseline["billing_read_units"] = billing_read_units(["AGG"], customers)
+        baseline["billing_read_units"], queries = billing_read_units(["AGG#{customer}#tokens"], customers)
+        baseline["billing_queries_per_customer"] = queries / customers
+    os.environ.pop("NERUBA_USAGE_SHARDS", None)
     for side in (neruba, baseline):
         side["billing_read_units_per_event"] = round(side["billing_read_units"] / EVENTS, 4)
         cost = (Decimal(side["write_units"]) * WRITE_UNIT_PRICE) + (
@@ -268,6 +279,7 @@ def measure(shape: Shape) -> dict[str, Any]:
             "customers": customers,
             "hours": shape.hours,
             "groups": shape.groups,
+            "usage_shards": shape.shards,
             "stored_event_bytes": item_size(sample),
         },
         "neruba": neruba,
@@ -305,8 +317,6 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import os
-
     from tests.conftest import TEST_ENVIRONMENT  # the same fake credentials and table names as the tests
 
     for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
@@ -316,8 +326,11 @@ if __name__ == "__main__":
     parser.add_argument("--customers-per-batch", type=int, default=HEADLINE.customers_per_batch)
     parser.add_argument("--hours", type=int, default=1, help="hours each batch's events spread over")
     parser.add_argument("--groups", type=int, default=1, help="group values of the meter's group_by")
+    parser.add_argument("--shards", type=int, default=1, help="usage partitions per customer and meter")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (nothing is written)")
     args = parser.parse_args()
-    shape = Shape("command line", args.customers_per_batch, hours=args.hours, groups=args.groups)
+    shape = Shape(
+        "command line", args.customers_per_batch, hours=args.hours, groups=args.groups, shards=args.shards
+    )
     one = measure(shape)
     print(json.dumps(one, indent=2, default=str) if args.json else one)

@@ -93,47 +93,59 @@ def _ingest_shapes(lines: list[str], shapes: list[dict[str, Any]]) -> None:
         "Every batch shape (2,000 events, batches of 100; billing reads = reading each customer's usage of the "
         "meter once, strongly consistent; cost = write units at 0.625 and read units at 0.125 USD per million):",
         "",
-        "| shape | write units / event | requests / event | billing read units / event | USD per million "
-        "events | baseline: write units, requests, USD per million | cost vs baseline |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| shape | write units / event | requests / event | billing read units / event | billing Queries per "
+        "customer | USD per million events | baseline: write units, requests, USD per million | cost vs "
+        "baseline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for shape in shapes:
         n, b = shape["neruba"], shape["baseline_powertools_idempotent"]
         lines.append(
             f"| {shape['shape']['name']} | {n['write_units_per_event']} | {n['requests_per_event']} | "
-            f"{n['billing_read_units_per_event']} | {n['usd_per_million_events']} | "
+            f"{n['billing_read_units_per_event']} | {n.get('billing_queries_per_customer', '')} | "
+            f"{n['usd_per_million_events']} | "
             f"{b['write_units_per_event']}, {b['requests_per_event']}, {b['usd_per_million_events']} | "
             f"{shape['ratios']['usd_per_million_events_vs_baseline']} |"
         )
     lines += [
         "",
-        "Before contributions (a slice and an aggregate update in one transaction per cell), measured with the "
-        "same benchmark: 1.16 write units and 1.03 requests per event with 1 customer per batch, 1.42 and 1.12 "
-        "with 10, 5.02 and 2.03 with 100.",
+        "Earlier designs, measured with the same benchmark (write units / requests per event): a slice and an "
+        "aggregate update in one transaction per cell: 1.16 / 1.03 with 1 customer per batch, 1.42 / 1.12 "
+        "with 10, 5.02 / 2.03 with 100. One contribution item per (customer, meter, hour, group) cell of a "
+        "batch: 1.08 / 1.03 with 1 customer, 1.12 / 1.121 with 10, 2.02 / 2.021 with 100, 1.62 / 1.621 for "
+        "10 customers over 6 hours, 1.52 / 1.52 for 50 groups; billing read two partitions per customer and "
+        "meter (`AGG#` aggregates and `USE#` contributions).",
         "",
-        "**The trade-off.** Counting costs one conditional put per (customer, meter, hour, group) cell of a "
-        "batch, and billing reads one item per cell and batch instead of one per cell. Writes cost five times "
-        "reads per unit and a billing run reads a cell once, so moving the sum from ingest to read time is "
-        "cheaper in every shape; the reads stay O(batches), never O(events), and a repair folds a cell into "
-        "one aggregate item. The floor of this design is 1 write unit per event plus 1 per cell of a batch: "
-        "a batch whose events are all different cells (100 customers, or many hours or groups of one customer) "
-        "costs about 2 units per event, above the 1.5 target though half the baseline.",
+        "**The trade-off.** Counting costs one conditional put per (customer, meter, day) of a batch: the "
+        "contribution holds every hour and group cell the batch counted for that customer's meter that day, "
+        "with each cell's transaction ids, so a batch spread over hours or groups costs about what a batch in "
+        "one cell costs (a write unit per started KB: about 80 bytes per event). Billing reads one Query per "
+        "customer and meter (aggregates and contributions share the partition), one item per batch and day "
+        "instead of one per cell; the reads stay O(batches), never O(events), and a repair folds a cell into "
+        "one aggregate item. Writes cost five times reads per unit, so moving the sum from ingest to read "
+        "time is cheaper in every shape.",
         "",
-        "### Open",
+        "Billing is back to one read request per customer, meter and window (it was two while contributions "
+        "had a partition of their own): `tests/functional/ingest/test_usage_layout.py` counts the Queries of "
+        "a read. The billing-run table below keeps the figures of its last run (`benchmarks.billing_run` was "
+        "not run again for this change). A read over a window that starts or ends within a day also reads "
+        "that day's contributions for the hours outside the window (at most a day at each end), and drops "
+        "them.",
         "",
-        "- Shapes above 1.5 write units per event: 100 customers per batch (2.02), a batch over 6 hours (1.62), "
-        "50 groups (1.52). One contribution item per (customer, meter, hour, batch) holding every group as a "
-        "map would bring the groups shape to about 1.06; hours and customers need the contribution of a sparse "
-        "cell to ride in a write the batch already makes (for example a per-batch item folded into per-cell "
-        "items by the sweep, which reads every journal anyway), with billing reading the unfolded part. Not "
-        "built yet.",
-        "- One customer at 100,000 events/s: on paper below (sharded contributions); no moto test of the "
-        "sharding yet because the sharding is not built.",
-        "- Billing reads one more request per window than before contributions (8.0 against 7.0 in "
-        "`benchmarks.billing_run` at 1,000 subscriptions; items read unchanged at 14.0): the rater queries "
-        "the contributions' partition (`USE#`) besides the aggregates' (`AGG#`) for each charged meter. "
-        "Keeping contributions in the aggregates' partition under a distinct sort-key marker would make it "
-        "one query again; not done yet.",
+        "**Where 1.5 is not met: one event per customer in a batch.** A batch of 100 events from 100 "
+        "customers still writes 100 event items and 100 contributions (about 2 write units per event, half "
+        "the baseline's cost). No layout of one write per batch can bring it lower: billing reads a customer's "
+        "usage by partition (customer and meter), so each customer a batch names needs an item written in its "
+        "partition, unless that write is deferred and shared by several batches. The design that would reach "
+        "about 1.1: the worker writes the sparse cells of a batch (customers with one event) into one pending "
+        "item per batch and shard of customers (`PND#{meter}#{hash(customer) mod 16}` / `{minute}!{batch}`, "
+        "1 to 2 write units for 100 events); the sweep, which reads every journal anyway, folds each minute's "
+        "pending items into one contribution per customer and day (one write per customer per fold instead of "
+        "per batch) and records the folded minute; readers add the pending items of unfolded minutes of the "
+        "customer's shard. Its costs: billing of a window still open reads up to 1/16 of every customer's "
+        "unfolded minutes, and exactly-once needs the fold's marker and the contributions it wrote to agree "
+        "(a fold named by its minute and shard, put conditionally, readers skipping pending items of folded "
+        "minutes). Not built.",
         "",
     ]
 
@@ -314,16 +326,27 @@ def _capacity(lines: list[str], write_units: float) -> None:
         "SQS standard queues and API Gateway (throttled at 1,000 requests/s, bursts of 2,000, so 100,000 events/s "
         "in full batches) are not the limit.",
         "",
-        "**One hot customer.** The only writes that concentrate on one partition are the contributions "
-        "`USE#{customer}#{meter}`: one put per batch and cell, with no item written twice (no contention, no "
+        "**One hot customer.** The writes that concentrate on one partition are a customer's contributions "
+        "`AGG#{customer}#{meter}`: one put per batch and day, never the same item twice (no contention, no "
         "read before a write). A full batch's contribution lists its 100 transaction ids (about "
         f"{a['contribution_units_full_batch']} write units); a partition serves about "
-        f"{a['partition_write_units_per_second']:,} write units/s, so one customer's meter counts about "
-        f"{hot_rate:,.0f} events/s in full batches, and one write unit per sparse batch caps it at 1,000 "
-        "batches/s. For 100,000 events/s (Stripe's meter event stream and Metronome publish that figure), shard "
-        "the contribution partition by batch: `USE#{customer}#{meter}#{n}` with n = hash(batch) mod 8 gives "
-        "8,000 write units/s, about 130,000 events/s in full batches; readers query the 8 partitions (8 Queries "
-        "per customer and meter at billing instead of 1). Not built: the key today has no shard suffix.",
+        f"{a['partition_write_units_per_second']:,} write units/s, so one unsharded customer's meter counts "
+        f"about {hot_rate:,.0f} events/s in full batches, and sparse batches (1 unit each) at most 1,000 "
+        "batches/s. For 100,000 events/s (Stripe's meter event stream and Metronome publish that figure), set "
+        "`NERUBA_USAGE_SHARDS` (built, default 1): each batch's contributions go to partition "
+        "`AGG#{customer}#{meter}#{n}`, n = hash(batch) mod shards (shard 0 is the unsuffixed partition, so "
+        "existing data stays where it is). 100,000 events/s in full batches is 1,000 batches/s, about 6,000 "
+        "write units/s: 8 shards give 8,000 write units/s (about 133,000 events/s), leaving headroom for "
+        "uneven hashing. Reads pay for it: billing and the usage API send one Query per shard (8 instead of "
+        "1, each within a partition's 3,000 read units/s), and the checks of a redelivery or of the sweep "
+        "look at every shard. The number may only grow: readers query shards 0 to n-1, so lowering it would "
+        "hide contributions. `tests/functional/ingest/test_usage_layout.py` runs a customer's 40 batches over "
+        "8 shards on moto (spread, exact totals, 8 Queries per read, redeliveries and a crashed batch counted "
+        "once). The other writes of a batch are already spread (`EVT#{customer}#{transaction_id}`, journals "
+        "over 16 partitions per minute) but for the outcome counters, one update per batch on `OUT#{day}`: "
+        "the whole deployment's 1,000 batches/s would reach that partition's 1,000 write units/s, so the "
+        "same setting spreads them (`OUT#{day}#{n}` by batch, read back added up). The table's last shape "
+        "measures a sharded customer: the same write units, 8 Queries per billing read.",
         "",
         "**Cost per million events** (batches of 100 per API request, us-east-1 on-demand list prices):",
         "",
@@ -363,7 +386,7 @@ The ingest worker does not cache: it reads the customers and meters of every bat
 consistent (one `BatchGetItem` per batch, 1 read unit per distinct customer or meter in it), so an archive or
 a meter change made after the request decides the batch. In `benchmarks.ingest_writes` with 10 customers
 per batch this is the one `BatchGetItem` per batch of 100: requests per event 1.121 before, 1.13 after
-(write units unchanged, 1.12); the tables above keep the figures of their last full run.
+(write units unchanged, 1.12); the ingest tables above were measured with it.
 """
 
 

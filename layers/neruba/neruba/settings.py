@@ -52,6 +52,12 @@ class SettingsFields(BaseModel):
     ingest_max_age_days: int = Field(default=35, ge=1, le=400)
     ingest_max_future_seconds: int = Field(default=300, ge=0, le=86_400)
     billing_grace_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
+    usage_shards: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Partitions per customer and meter for usage contributions (raise only, never lower).",
+    )
     authorizer_cache_ttl_seconds: int = Field(default=60, ge=0, le=3_600)
     stripe_secret_name: str | None = Field(default=None, description="SSM parameter or secret name.")
     dead_letter_queues: str | None = Field(

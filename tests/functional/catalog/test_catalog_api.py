@@ -194,7 +194,7 @@ def test_currency_mismatch_is_rejected(admin: Api) -> None:
 
 def test_usage_per_billing_period(admin: Api, reader: Api) -> None:
     # GIVEN a monthly subscription that started 40 days ago, and usage in each of its two periods
-    from neruba.dal.usage import GroupRef, GroupWrite, UsageRepository
+    from neruba.dal.usage import DayWrite, GroupRef, GroupWrite, UsageRepository
     from neruba.domain.ingest import GroupTotals
     from neruba.domain.periods import add_interval
     from neruba.settings import get_settings
@@ -214,7 +214,7 @@ def test_usage_per_billing_period(admin: Api, reader: Api) -> None:
         for i in range(n):
             totals.add(f"{batch}-{i}", "count", at.isoformat(), None)
         ref = GroupRef("acme", "api_calls", at.strftime("%Y-%m-%dT%H"))
-        usage.count_group(batch, GroupWrite(ref, "count", totals), datetime.now(UTC))
+        usage.count_group(batch, DayWrite.of(GroupWrite(ref, "count", totals)), datetime.now(UTC))
     # WHEN usage is read per period
     status, body = reader(
         "/v1/customers/acme/usage",

@@ -20,6 +20,7 @@ from tests.support.aws import queue_url
 from tests.support.faults import poison_ingest
 from tests.support.lambda_context import FakeContext
 from tests.support.queues import drain, receive_batch, run_batch
+from tests.support.usage import set_cell
 
 WORKER = Path(__file__).resolve().parents[3] / "functions" / "ingest_worker" / "app.py"
 STORM = int(__import__("os").environ.get("NERUBA_TEST_STORM", "1000"))
@@ -191,12 +192,7 @@ def test_aggregate_drift_is_repaired_by_the_sweep(send: Any, process: Any) -> No
     process()
     usage = UsageRepository(get_settings().usage_table)
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
-    boto3.client("dynamodb").update_item(
-        TableName=get_settings().usage_table,
-        Key={"pk": {"S": item.sources[0][0]}, "sk": {"S": item.sources[0][1]}},  # its one batch
-        UpdateExpression="SET s = :s",
-        ExpressionAttributeValues={":s": {"N": "999"}},
-    )
+    set_cell(item, s={"N": "999"})  # its one batch
     # WHEN the sweep runs
     from functions.sweeper.app import run_sweep
 
@@ -296,13 +292,8 @@ def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, pr
     process()
     usage = UsageRepository(get_settings().usage_table)
     (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
-    ((pk, sk),) = cell.sources
-    boto3.client("dynamodb").update_item(
-        TableName=get_settings().usage_table,
-        Key={"pk": {"S": pk}, "sk": {"S": sk}},
-        UpdateExpression="SET s = :s",
-        ExpressionAttributeValues={":s": {"N": "100"}},
-    )
+    ((_pk, sk),) = cell.sources
+    set_cell(cell, s={"N": "100"})
     from functions.sweeper.app import run_sweep
 
     now = datetime.now(UTC)
@@ -316,5 +307,5 @@ def test_a_repaired_cell_adds_the_batches_counted_after_the_repair(send: Any, pr
     # THEN the cell reads the repaired truth plus the new batch, and the drifted contribution stays folded
     assert _aggregate_count("acme", "tokens") == 4 and _aggregate_sum("acme", "tokens") == 16
     (cell,) = usage.aggregates("acme", "tokens", "0000", "9999")
-    assert cell.base is not None and sk.rpartition("#")[2] in cell.base["fb"]
+    assert cell.base is not None and sk.partition("!")[2] in cell.base["fb"]
     assert len(cell.sources) == 2  # the aggregate and the new contribution

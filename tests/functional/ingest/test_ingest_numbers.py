@@ -57,8 +57,8 @@ def _event(read: Callable[..., tuple[int, Any]], tx: str) -> Any:
     return body
 
 
-def _sum(meter: str = "tokens") -> Decimal:
-    items = UsageRepository(get_settings().usage_table).aggregates("acme", meter, "0000", "9999")
+def _sum(customer: str = "acme", meter: str = "tokens") -> Decimal:
+    items = UsageRepository(get_settings().usage_table).aggregates(customer, meter, "0000", "9999")
     with localcontext(Context(prec=200)):  # the default context would round past 28 digits
         return sum((i.usage.total or Decimal(0) for i in items), Decimal(0))
 
@@ -227,7 +227,7 @@ def _fail_transactions_naming(
             return self._inner.transact_write_items(TransactItems=TransactItems)
 
         def put_item(self, **kwargs: Any) -> Any:
-            counts = str(kwargs["Item"]["pk"]["S"]).startswith("USE#")  # a contribution, not the event
+            counts = str(kwargs["Item"]["pk"]["S"]).startswith("AGG#")  # a contribution, not the event
             if counts and f'"{transaction_id}"' in jsonutil.dumps(kwargs["Item"]):
                 raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "PutItem")
             return self._inner.put_item(**kwargs)
@@ -273,25 +273,28 @@ def test_a_throttled_cell_is_retried_not_parked_and_other_cells_count(
 ) -> None:
     from tests.support.queues import receive_batch, run_batch
 
-    # GIVEN DynamoDB throttling the cell that holds one event
+    # GIVEN DynamoDB throttling the write that holds one event (the contribution of its customer's meter
+    # for that day, which holds its cell and the day's other cells: hot-neighbour's, other-group's)
     cure = _fail_transactions_naming(monkeypatch, "hot", "ProvisionedThroughputExceededException")
     send(
         _tokens("hot", 1),
         _tokens("hot-neighbour", 2),
-        ev("cool", code="tokens", timestamp=AT, properties={"tokens": 10, "model": "other"}),
+        _tokens("other-group", 4, model="other"),
+        ev("cool", "globex", code="tokens", timestamp=AT, properties={"tokens": 10, "model": "m"}),
     )
     # WHEN one batch runs
     url = queue_url("IngestQueue")
     failed = run_batch(worker, url, receive_batch(url, 10))
-    # THEN only that cell's two messages go back to the queue (nothing parked); the other cell counted
-    assert len(failed) == 2
+    # THEN only that write's three messages go back to the queue (nothing parked); the other customer's
+    # write counted
+    assert len(failed) == 3
     assert _event(read, "hot")["status"] == "accepted"
-    assert _sum() == 10
+    assert _sum() == 0 and _sum("globex") == 10
     # AND once DynamoDB recovers, the retry counts them
     cure()
     process()
-    assert _sum() == 13
-    assert _outcome_totals(read) == {"accepted": 3, "duplicate": 0, "conflict": 0, "replay": 0, "failed": 0}
+    assert _sum() == 7
+    assert _outcome_totals(read) == {"accepted": 4, "duplicate": 0, "conflict": 0, "replay": 0, "failed": 0}
 
 
 def test_redriven_messages_of_a_cell_poisoned_before_the_rule_count_and_the_offender_is_parked(
@@ -382,3 +385,31 @@ def test_only_plain_ascii_numeric_text_is_a_number(send: Any, text: str) -> None
     assert by_tx["odd"]["error"]["code"] == "invalid_property", by_tx["odd"]
     assert by_tx["odd"]["error"]["param"] == "events.0.properties.tokens"
     assert by_tx["fine"]["status"] == "queued"
+
+
+def test_a_weighted_sum_figure_dynamodb_could_not_store_parks_only_its_event(
+    catalog: Any, send: Any, process: Any, read: Any
+) -> None:
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.models.catalog import Meter
+
+    CatalogRepository(get_settings().catalog_table).create_meter(
+        Meter(code="level", name="Level", aggregation="weighted_sum", field="d")
+    )
+    early = (HOUR - timedelta(hours=1)).isoformat()
+    odd = (HOUR - timedelta(hours=1) + timedelta(seconds=307, microseconds=123457)).isoformat()
+    # GIVEN one batch: a 38-digit change at 307.123457 s into the hour (change x seconds needs 45 digits)
+    # and two small changes in the same cell
+    send(
+        ev("w-big", code="level", timestamp=odd, properties={"d": BIG}),
+        ev("w-1", code="level", timestamp=early, properties={"d": 1}),
+        ev("w-2", code="level", timestamp=odd, properties={"d": 2}),
+    )
+    # WHEN the worker runs
+    process()
+    # THEN only the change whose own weighted figure cannot be stored is parked, with that reason
+    big = _event(read, "w-big")
+    assert (big["status"], big["reason"]) == ("failed", "aggregate_overflow")
+    (cell,) = UsageRepository(get_settings().usage_table).aggregates("acme", "level", "0000", "9999")
+    assert (cell.usage.count, cell.usage.total, cell.usage.weighted) == (2, 3, Decimal("614.246914"))
+    assert _dlq_depth() == 0

@@ -7,9 +7,11 @@ from typing import Any
 
 import boto3
 
+from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.functional.ingest.conftest import event_of as _event
+from tests.support.usage import set_cell
 
 
 def _raw(customer: str, tx: str) -> dict[str, Any]:
@@ -170,7 +172,7 @@ def test_events_stored_by_earlier_versions_read_as_before(catalog: Any, read: An
 
 
 def _cell_items(prefix: str) -> list[dict[str, Any]]:
-    """Every stored item of a cell partition (``USE#acme#{meter}`` or ``AGG#acme#{meter}``), low-level."""
+    """Every stored item of a usage partition (``AGG#acme#{meter}``), low-level."""
     response = boto3.client("dynamodb").query(
         TableName=get_settings().usage_table,
         KeyConditionExpression="pk = :pk",
@@ -197,12 +199,22 @@ def test_contributions_keep_their_stored_shape_for_every_aggregation(
     )
     # WHEN the worker counts them
     process()
-    # THEN each contribution holds the batch's figures under the names and types it always had
-    shapes = {}
+    # THEN each contribution (one per customer, meter and day of the batch, in the meter's usage
+    # partition, sort key {day}!{batch}) holds its cells, keyed {HH}#{group}, under these names and types
+    shapes, cells = {}, {}
     for meter in ("api_calls", "tokens", "storage_gb", "seats", "plan_level"):
-        (item,) = _cell_items(f"USE#acme#{meter}")
-        shapes[meter] = {k: _shape(v) for k, v in item.items()}
-    common = {"pk": "S", "sk": "S", "tx": ["L", ["S"]], "n": "N", "agg": "S", "at": "S"}
+        (item,) = _cell_items(f"AGG#acme#{meter}")
+        assert item["sk"]["S"].partition("!")[0] == item["sk"]["S"][:10]
+        ((cell, stored),) = item["cs"]["M"].items()
+        cells[meter] = cell
+        shapes[meter] = {k: _shape(v) for k, v in stored["M"].items()}
+        assert {k: _shape(v) for k, v in item.items() if k != "cs"} == {
+            "pk": "S",
+            "sk": "S",
+            "agg": "S",
+            "at": "S",
+        }
+    common = {"tx": ["L", ["S"]], "n": "N"}
     assert shapes == {
         "api_calls": {**common, "late_n": "N"},
         "tokens": {**common, "s": "N"},
@@ -210,8 +222,12 @@ def test_contributions_keep_their_stored_shape_for_every_aggregation(
         "seats": {**common, "u": "SS", "late_n": "N"},
         "plan_level": {**common, "lt": "S", "lv": "N"},
     }
-    (tokens,) = _cell_items("USE#acme#tokens")
-    assert (tokens["n"], tokens["s"], tokens["agg"]) == ({"N": "1"}, {"N": "2.5"}, {"S": "sum"})
+    assert (
+        cells["tokens"] == f"{hour:%H}#model=m" and cells["api_calls"] == f"{hour - timedelta(hours=2):%H}#"
+    )
+    (tokens,) = _cell_items("AGG#acme#tokens")
+    stored = tokens["cs"]["M"][cells["tokens"]]["M"]
+    assert (stored["n"], stored["s"], tokens["agg"]) == ({"N": "1"}, {"N": "2.5"}, {"S": "sum"})
 
 
 def test_a_repaired_aggregate_keeps_its_stored_shape(send: Any, process: Any) -> None:
@@ -222,18 +238,13 @@ def test_a_repaired_aggregate_keeps_its_stored_shape(send: Any, process: Any) ->
 
     send(*[ev(f"r{i}", code="tokens", properties={"tokens": 3, "model": "m"}) for i in range(2)])
     process()
-    (contribution,) = _cell_items("USE#acme#tokens")
-    boto3.client("dynamodb").update_item(
-        TableName=get_settings().usage_table,
-        Key={"pk": contribution["pk"], "sk": contribution["sk"]},
-        UpdateExpression="SET s = :s",
-        ExpressionAttributeValues={":s": {"N": "100"}},
-    )
+    (cell,) = UsageRepository(get_settings().usage_table).aggregates("acme", "tokens", "0000", "9999")
+    set_cell(cell, s={"N": "100"})
     # WHEN the sweep repairs it
     now = datetime.now(UTC)
     run_sweep(now - timedelta(minutes=5), now + timedelta(minutes=1), now=now + timedelta(minutes=20))
     # THEN the aggregate it writes holds the truth under the names and types it always had
-    (aggregate,) = _cell_items("AGG#acme#tokens")
+    (aggregate,) = [i for i in _cell_items("AGG#acme#tokens") if "!" not in i["sk"]["S"]]
     assert {k: _shape(v) for k, v in aggregate.items()} == {
         "pk": "S",
         "sk": "S",
@@ -245,4 +256,4 @@ def test_a_repaired_aggregate_keeps_its_stored_shape(send: Any, process: Any) ->
         "fb": "SS",
     }
     assert (aggregate["n"], aggregate["s"], aggregate["repaired"]) == ({"N": "2"}, {"N": "6"}, {"BOOL": True})
-    assert aggregate["fb"] == {"SS": [contribution["sk"]["S"].rpartition("#")[2]]}
+    assert aggregate["fb"] == {"SS": [cell.sources[0][1].partition("!")[2]]}

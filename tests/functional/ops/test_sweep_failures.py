@@ -17,6 +17,7 @@ from neruba.logic.sweeps.runner import run_sweep
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.support.lambda_context import FakeContext
+from tests.support.usage import set_cell
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 AT = (HOUR - timedelta(hours=1)).isoformat()
@@ -69,12 +70,6 @@ def _cell(model: str) -> StoredCell:
     return next(a for a in usage.aggregates("acme", "tokens", "0000", "9999") if a.group.endswith(model))
 
 
-def _stored(cell: StoredCell) -> dict[str, Any]:
-    """The one stored item a cell of a single batch reads from (its batch's contribution)."""
-    ((pk, sk),) = cell.sources
-    return {"pk": pk, "sk": sk}
-
-
 def _set(key: dict[str, Any], **values: Any) -> None:
     names = {f"#a{i}": name for i, name in enumerate(values)}
     boto3.client("dynamodb").update_item(
@@ -95,8 +90,8 @@ def test_one_unrepairable_usage_cell_is_a_failure_and_the_other_cells_are_repair
     process()
     event_key = {"pk": "EVT#acme#legacy", "sk": "#"}
     _set(event_key, p={"S": jsonutil.dumps({"tokens": "0.5", "model": "m"})})
-    _set(_stored(_cell("m")), s={"N": "3"})
-    _set(_stored(_cell("other")), s={"N": "7"})
+    set_cell(_cell("m"), s={"N": "3"})
+    set_cell(_cell("other"), s={"N": "7"})
     # WHEN the usage check runs
     report = _sweep("usage")
     # THEN the other cell is repaired, and the first is reported as a failure with its ids

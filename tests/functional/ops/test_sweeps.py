@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from neruba.dal.usage import UsageRepository
@@ -15,6 +14,7 @@ from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.support.api import api_event, call
 from tests.support.lambda_context import FakeContext
+from tests.support.usage import set_cell
 
 
 @pytest.fixture
@@ -34,12 +34,7 @@ def _ops_api() -> Any:
 def _corrupt_tokens_aggregate(value: int) -> None:
     usage = UsageRepository(get_settings().usage_table)
     item = usage.aggregates("acme", "tokens", "0000", "9999")[0]
-    boto3.client("dynamodb").update_item(
-        TableName=get_settings().usage_table,
-        Key={"pk": {"S": item.sources[0][0]}, "sk": {"S": item.sources[0][1]}},  # its one batch
-        UpdateExpression="SET s = :s",
-        ExpressionAttributeValues={":s": {"N": str(value)}},
-    )
+    set_cell(item, s={"N": str(value)})  # its one batch
 
 
 def _tokens_sum() -> Any:

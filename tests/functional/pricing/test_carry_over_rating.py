@@ -4,6 +4,7 @@ read with one backward query only when a phase part has no report of its own."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -71,3 +72,55 @@ def test_carry_over_is_refused_outside_ungrouped_latest_meters() -> None:
         Meter(code="m", name="m", aggregation="sum", field="v", carry_over=True)
     with pytest.raises(ValidationError, match="carry_over applies"):
         Meter(code="m", name="m", aggregation="latest", field="v", group_by=["k"], carry_over=True)
+
+
+def test_the_level_carried_is_read_from_day_contributions_in_every_shard_and_earlier_layouts(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from neruba.dal.contributions import GroupRef, GroupWrites, shard_of
+    from neruba.dal.usage import UsageRepository
+
+    monkeypatch.setenv("NERUBA_USAGE_SHARDS", "4")
+    usage = UsageRepository(get_settings().usage_table, shards=4)
+    day = START.date().isoformat()
+    period = f"{day}T10"  # a period starting at 10:00: every level reported earlier that day may carry
+
+    def count(batch: str, *levels: tuple[str, int]) -> None:
+        writes = GroupWrites(batch, usage.shards)
+        for n, (at, level) in enumerate(levels):
+            ref = GroupRef("acme", "seats", at[:13])
+            writes.add(ref, "latest", f"{batch}-{n}", at, Decimal(level))
+        for part, write in writes.parts():
+            assert usage.count_group(part, write, NOW)
+
+    # GIVEN levels counted by batches that land in different shards, one of them holding an hour of the
+    # period's own day after its start and one an earlier day
+    assert len({shard_of(b, 4) for b in ("b1", "b2", "b3", "b4")}) > 1
+    count("b1", (f"{day}T05:10:00Z", 3), (f"{day}T12:00:00Z", 99))
+    count("b2", (f"{day}T05:30:00Z", 4))
+    count("b3", ((START - timedelta(days=1)).strftime("%Y-%m-%dT20:00:00Z"), 7))
+    # AND the previous layout's item of one more batch in the same hour, and the one of batch b2 that
+    # migration 0004 already wrote as b2's day contribution
+    for batch, at, level in (("b4", f"{day}T05:50:00Z", 6), ("b2", f"{day}T05:30:00Z", 4)):
+        item = {"n": {"N": "1"}, "agg": {"S": "latest"}, "lt": {"S": at}, "lv": {"N": str(level)}}
+        key = {"pk": {"S": "USE#acme#seats"}, "sk": {"S": f"{day}T05##{batch}"}}
+        boto3.client("dynamodb").put_item(TableName=get_settings().usage_table, Item={**key, **item})
+    # WHEN the level before the period is read
+    found = usage.last_cell_before("acme", "seats", period)
+    # THEN it is the 05:00 cell, every batch counted once, the latest level reported in it
+    assert found is not None
+    assert (found.hour, found.usage.count, found.usage.latest) == (f"{day}T05", 3, Decimal(6))
+    # WHEN a repair folds b1 and b4 into the hour's aggregate
+    truth = replace(found.usage, count=2)
+    assert usage.replace_aggregate(
+        GroupRef("acme", "seats", f"{day}T05"), truth, NOW.isoformat(), None, {"b1", "b4"}
+    )
+    # THEN the aggregate and the one contribution it did not fold in are read, nothing twice
+    found = usage.last_cell_before("acme", "seats", period)
+    assert found is not None and (found.usage.count, found.usage.latest) == (3, Decimal(6))
+    assert sorted(sk for _, sk in found.sources) == [f"{day}!b2", f"{day}T05#"]
+    # AND before the earlier day's hours, the earlier day's level
+    earlier = usage.last_cell_before("acme", "seats", f"{day}T05")
+    assert earlier is not None and (earlier.usage.count, earlier.usage.latest) == (1, Decimal(7))

@@ -170,3 +170,36 @@ def test_publishing_twice_or_crashing_after_registering_keeps_one_rule(
     rule = rule_of({"model": "percentage", **CHARGE})
     assert rule is not None and rules == {digest(rule): rule}
     assert plans.plan("crashy")["code"] == "crashy"
+
+
+def test_a_drifted_per_event_sum_in_a_day_contribution_is_repaired_by_the_sweep(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    from neruba.dal.catalog import CatalogCache
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.sweeps.usage import sweep_usage
+    from tests.support.usage import set_cell
+
+    # GIVEN the bounded plan, two events counted in one cell, and that cell's per-event sum corrupted in
+    # its day contribution (its count of events priced left as it was)
+    sub = _publish("drifted_sum")
+    send(_tokens("d1", 100, 1), _tokens("d2", 1000, 1))
+    process()
+    usage = UsageRepository(get_settings().usage_table)
+    (cell,) = [c for c in usage.aggregates("acme", "tokens", "0000", "9999") if c.group == "model=a"]
+    (name,) = cell.usage.event_sums
+    set_cell(cell, pe={"M": {name: {"N": "999"}}})
+    assert _line(sub).amount_minor == 99900
+    # WHEN the usage sweep rechecks the window's cells from their events
+    from neruba import bootstrap
+
+    report = sweep_usage(
+        usage,
+        CatalogCache(bootstrap.catalog(), ttl_seconds=0).lookup,
+        datetime.now(UTC) - timedelta(hours=1),
+        datetime.now(UTC) + timedelta(hours=1),
+        now=datetime.now(UTC) + timedelta(minutes=30),
+    )
+    # THEN it finds the drift and the line bills 1.30 + 5 again
+    assert report.drift_found == 1, report
+    assert _line(sub).amount_minor == 630

@@ -1,4 +1,4 @@
-"""The usage table: raw events, batch journals, slices, hourly aggregates and outcome counters.
+"""The usage table: raw events, batch journals, contributions, aggregates and outcome counters.
 
 Items (``pk`` / ``sk``):
 
@@ -7,16 +7,18 @@ Items (``pk`` / ``sk``):
   batch that counted it, ``cid`` the copy (request id + index) that wrote it, ``hist`` its outcomes.
 - journal    ``JRN#{minute}#{shard}`` / ``{batch}`` - written first for every batch: the compressed list of
   the batch's event keys, so a sweep can find events a crashed worker wrote but never counted (TTL 14 d).
-- contribution ``USE#{customer}#{meter}`` / ``{hour}#{group}#{batch}`` - what one batch added to one cell
-  (count ``n``, sum ``s``, max ``mx``, latest ``lt``/``lv``, unique values ``u``, ``late_n``) and the
-  transaction ids it counted (``tx``). Its conditional put is the count and the proof that the batch counted.
+- contribution ``AGG#{customer}#{meter}[#{shard}]`` / ``{day}!{batch}`` - every cell (hour, group) one
+  batch counted for one customer's meter on one day, with the transaction ids of each. Its conditional
+  put is the count and the proof that the batch counted (``dal/contributions.py`` has the stored shape).
 - aggregate  ``AGG#{customer}#{meter}`` / ``{hour}#{group}`` - a cell's usage written by the sweep's repair
   (or by earlier versions), with the batches whose contributions it folds in (``fb``).
-- slice      ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` - earlier versions' proof of a count;
-  read only to never count those batches again.
-- outcomes   ``OUT#{day}`` / ``{minute}`` - counters per outcome.
+- earlier layouts: ``USE#{customer}#{meter}`` / ``{hour}#{group}#{batch}`` (one contribution per cell,
+  moved by migration 0004) and ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` slices; read only to
+  never count those batches again.
+- outcomes   ``OUT#{day}[#{shard}]`` / ``{minute}`` - counters per outcome (a sharded deployment spreads
+  them by batch, as the contributions).
 
-Readers get a cell as its aggregate plus the contributions not folded into it, merged exactly; see
+Readers get a cell as its aggregate plus the contributions' cells not folded into it, merged exactly; see
 docs/architecture.md for why each count is exactly once and the write-unit budget.
 """
 
@@ -25,24 +27,39 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, cast
 
 from neruba.dal.clients import client
+from neruba.dal.contributions import (
+    CONTRIBUTION_MARK,
+    DAY_LENGTH,
+    HOUR_LENGTH,
+    DayWrite,
+    GroupRef,
+    GroupWrite,
+    GroupWrites,
+    Recount,
+    cell_item,
+    cell_of,
+    cell_usage,
+    contribution_item,
+    contribution_key,
+    is_contribution,
+    partition,
+    shard_of,
+)
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
-from neruba.domain.event_rules import EventRule
-from neruba.domain.ingest import GroupTotals
 from neruba.domain.numbers import number_problem
-from neruba.domain.usage import CellUsage, merge_cells, usage_of
-from neruba.timefmt import iso
+from neruba.domain.usage import CellUsage, merge_cells
+
+__all__ = ["DayWrite", "GroupRef", "GroupWrite", "GroupWrites", "Recount"]
 
 HISTORY_CAP = 20
 JOURNAL_SHARDS = 16
 JOURNAL_TTL = timedelta(days=14)
-HOUR_LENGTH = len("2026-01-01T00")
 
 
 class AggregateContentionError(Exception):
@@ -172,13 +189,14 @@ _REQUIRED = 7
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """What one batch counted in one cell of an hour: a contribution, or a slice an older version wrote
-    (``legacy``)."""
+    """What one batch counted in one cell (``hour``, ``group``): a contribution's cell, or a slice an older
+    version wrote (``legacy``)."""
 
     group: str
     batch: str
     legacy: bool
     transaction_ids: tuple[str, ...]
+    hour: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,36 +224,6 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class GroupRef:
-    """One (customer, meter, hour, group) cell of usage."""
-
-    customer_id: str
-    meter_code: str
-    hour: str
-    group: str = ""
-
-    @property
-    def aggregate_key(self) -> dict[str, Any]:
-        return {
-            "pk": {"S": f"AGG#{self.customer_id}#{self.meter_code}"},
-            "sk": {"S": f"{self.hour}#{self.group}"},
-        }
-
-    def slice_key(self, batch: str) -> dict[str, Any]:
-        """The key of a batch's contribution to this cell (its existence proves the batch counted)."""
-        return {
-            "pk": {"S": f"USE#{self.customer_id}#{self.meter_code}"},
-            "sk": {"S": f"{self.hour}#{self.group}#{batch}"},
-        }
-
-
-def _legacy_slice_key(key: dict[str, Any]) -> tuple[str, str]:
-    """The ``SL#`` slice an older version wrote for the same (cell, batch) as this contribution key."""
-    pk, sk = key["pk"]["S"], key["sk"]["S"]
-    return "SL#" + pk.removeprefix("USE#") + "#" + sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
-
-
 @dataclass(slots=True)
 class PutOutcome:
     """What the conditional put of an event found."""
@@ -244,87 +232,16 @@ class PutOutcome:
     old: StoredEvent | None
 
 
-@dataclass(slots=True)
-class Recount:
-    """An accepted event a crashed attempt never counted: move it from ``old_batch`` to this batch."""
-
-    customer_id: str
-    transaction_id: str
-    old_batch: str
-
-
-@dataclass(slots=True)
-class GroupWrite:
-    """What one batch adds to one group, and the uncounted events it adopts."""
-
-    ref: GroupRef
-    aggregation: str
-    totals: GroupTotals
-    late: bool = False
-    recounts: list[Recount] = field(default_factory=list)
-    rules: Mapping[str, EventRule] = field(default_factory=dict)  # the meter's per-event rules
-
-
-MAX_RECOUNTS_PER_TRANSACTION = 45  # 2 actions each, plus the slice and the aggregate: under the 100 limit
-
-
-class GroupWrites:
-    """Accumulates a batch's events per group, splitting groups whose adopted events would overflow one
-    transaction into parts named ``{batch}~{n}``.
-
-    Example:
-        >>> writes = GroupWrites("b1")
-        >>> writes.add(GroupRef("acme", "calls", "2026-01-01T00"), "count", "t1", "2026-01-01T00:00:00", None)
-        >>> [(batch, w.totals.count) for batch, w in writes.parts()]
-        [('b1', 1)]
-    """
-
-    def __init__(self, batch: str) -> None:
-        self.batch = batch
-        self._parts: dict[tuple[GroupRef, int], GroupWrite] = {}
-        self._current: dict[GroupRef, int] = {}
-
-    def add(
-        self,
-        ref: GroupRef,
-        aggregation: str,
-        transaction_id: str,
-        at: str,
-        value: Any,
-        *,
-        late: bool = False,
-        recount: Recount | None = None,
-        rules: Mapping[str, EventRule] | None = None,
-    ) -> str:
-        """Fold one event in (``rules``: the meter's per-event rules by digest); returns the batch id of
-        the part it landed in."""
-        # events this batch wrote always land in part 0 (their bk is the batch); only adopted ones spill over
-        part = self._current.get(ref, 0) if recount is not None else 0
-        write = self._parts.get((ref, part))
-        if recount is not None and write is not None and len(write.recounts) >= MAX_RECOUNTS_PER_TRANSACTION:
-            part = max(p for r, p in self._parts if r == ref) + 1
-            self._current[ref] = part
-            write = None
-        if write is None:
-            write = self._parts[(ref, part)] = GroupWrite(ref, aggregation, GroupTotals(), rules=rules or {})
-        write.totals.add(transaction_id, aggregation, at, value, write.rules)
-        write.late = write.late or late
-        if recount is not None:
-            write.recounts.append(recount)
-        return self.batch_of(part)
-
-    def batch_of(self, part: int) -> str:
-        return self.batch if part == 0 else f"{self.batch}~{part}"
-
-    def parts(self) -> list[tuple[str, GroupWrite]]:
-        return [(self.batch_of(part), write) for (_, part), write in self._parts.items()]
-
-
 class UsageRepository:
     """Reads and writes of the usage table."""
 
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, shards: int | None = None) -> None:
         self.table_name = table_name
+        if shards is None:
+            from neruba.settings import get_settings
+
+            shards = get_settings().usage_shards
+        self.shards = shards
 
     # ------------------------------------------------------------------ journal
     def write_journal(self, batch: str, keys: Sequence[tuple[str, str]], now: datetime) -> None:
@@ -425,36 +342,50 @@ class UsageRepository:
         return {(event.customer_id, event.transaction_id): event for event in found}
 
     def counted(self, cells: Iterable[tuple[GroupRef, str]]) -> set[tuple[GroupRef, str]]:
-        """Which of these (cell, batch) pairs were counted: the batch's contribution to the cell exists, or
-        the ``SL#`` slice an older version wrote for them."""
-        wanted = {
-            (k["pk"]["S"], k["sk"]["S"]): (ref, batch) for ref, batch in cells for k in [ref.slice_key(batch)]
+        """Which of these (cell, batch) pairs were counted: the batch's contribution for the cell's day
+        (in any shard) holds the cell, or an earlier layout's item for the cell and batch exists
+        (``USE#`` contribution, ``SL#`` slice)."""
+        wanted = set(cells)
+        keys: list[dict[str, Any]] = []
+        for ref, batch in wanted:
+            day = (ref.customer_id, ref.meter_code, ref.day)
+            keys += [contribution_key(*day, batch, shard) for shard in range(self.shards)]
+            keys += [ref.slice_key(batch), ref.legacy_slice_key(batch)]
+        found: dict[tuple[str, str], Mapping[str, Any]] = {
+            (str(i["pk"]), str(i["sk"])): i for i in self._batch_get(keys, projection="pk, sk, cs")
         }
-        found = self._existing_slices([ref.slice_key(batch) for ref, batch in wanted.values()])
-        return {wanted[pair] for pair in found if pair in wanted}
-
-    def _existing_slices(self, keys: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-        """Which of these contribution keys exist, as (pk, sk) pairs; the ``SL#`` slice an older version
-        wrote for the same cell and batch counts as existing too."""
-        legacy = {_legacy_slice_key(k): (k["pk"]["S"], k["sk"]["S"]) for k in keys}
-        wanted = list(keys) + [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in legacy]
-        found = {(str(i["pk"]), str(i["sk"])) for i in self._batch_get(wanted, projection="pk, sk")}
-        return {legacy.get(pair, pair) for pair in found}
+        counted = set()
+        for ref, batch in wanted:
+            day = (ref.customer_id, ref.meter_code, ref.day)
+            for shard in range(self.shards):
+                key = contribution_key(*day, batch, shard)
+                item = found.get((key["pk"]["S"], key["sk"]["S"]))
+                if item is not None and ref.cell in (item.get("cs") or {}):
+                    counted.add((ref, batch))
+            for key in (ref.slice_key(batch), ref.legacy_slice_key(batch)):
+                if (key["pk"]["S"], key["sk"]["S"]) in found:
+                    counted.add((ref, batch))
+        return counted
 
     # ------------------------------------------------------------------ counting
-    def count_group(self, batch: str, write: GroupWrite, now: datetime) -> bool:
-        """Count one batch's events of one cell exactly once; False if this batch already counted them.
+    def count_group(self, batch: str, write: DayWrite, now: datetime) -> bool:
+        """Count one batch's events of one customer's meter on one day exactly once; False if this batch
+        already counted them.
 
-        The contribution item (the batch's count, sum, max, latest and unique values for the cell) is put on
-        condition that it does not exist: that one conditional put is the count. When the write adopts
-        events an earlier attempt left uncounted, it is a transaction that also checks each old
-        contribution never appeared and moves each event's ``bk`` to ``batch``.
+        The contribution item (every cell's count, sum, max, latest, unique values and transaction ids) is
+        put on condition that it does not exist: that one conditional put is the count. When the write
+        adopts events an earlier attempt left uncounted, it is a transaction that also checks that each old
+        contribution (in every shard) never came to hold those events' cells and moves each event's ``bk``
+        to ``batch``.
         """
-        ref, totals = write.ref, write.totals
-        for figure in (totals.total, *totals.event_sums.values()):
-            if number_problem(figure):
-                raise AggregateOverflowError(f"the batch figure {figure} is not storable")
-        item = {**ref.slice_key(batch), **to_item(_contribution(write, now))}
+        for cell in write.cells.values():
+            totals = cell.totals
+            for figure in (totals.total, totals.weighted, *totals.event_sums.values()):
+                if number_problem(figure):
+                    raise AggregateOverflowError(f"the batch figure {figure} is not storable")
+        shard = shard_of(batch, self.shards)
+        key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
+        item = {**key, **to_item(contribution_item(write, now))}
         if not write.recounts:
             try:
                 client("dynamodb").put_item(
@@ -476,18 +407,8 @@ class UsageRepository:
                 },
                 name="contribution",
             )
-            # one check per old contribution: an item may appear once in a transaction
-            for old_batch in dict.fromkeys(r.old_batch for r in write.recounts):
-                unit.add(
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table_name,
-                            "Key": ref.slice_key(old_batch),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    name="adopted",
-                )
+            for check in self._adoption_checks(write):
+                unit.add({"ConditionCheck": check}, name="adopted")
             for recount in write.recounts:
                 unit.add(
                     {
@@ -513,13 +434,40 @@ class UsageRepository:
                 if exc.failed("adopted"):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
                 if _REFUSED.intersection(map(str, exc.reasons)):
-                    raise CellWriteRefusedError(f"cell {ref}: {exc.reasons}") from exc
+                    raise CellWriteRefusedError(f"cells of {write.key}: {exc.reasons}") from exc
                 time.sleep(0.02 * (2**attempt))  # a transaction conflict: try again
-        raise AggregateContentionError(f"cell {ref} kept conflicting")
+        raise AggregateContentionError(f"cells of {write.key} kept conflicting")
 
-    def add_outcomes(self, counts: dict[str, dict[str, int]], extra: Sequence[dict[str, Any]] = ()) -> None:
-        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``); ``extra`` actions (a
-        webhook event) commit in one transaction with them."""
+    def _adoption_checks(self, write: DayWrite) -> list[dict[str, Any]]:
+        """One condition per old batch and shard (an item may appear once in a transaction): the old
+        batch's contribution does not hold any cell of the events moved from it."""
+        cells: dict[str, set[str]] = {}
+        for ref, cell in write.cells.items():
+            for recount in cell.recounts:
+                cells.setdefault(recount.old_batch, set()).add(ref.cell)
+        checks = []
+        for old_batch, held in cells.items():
+            names = {f"#c{i}": cell for i, cell in enumerate(sorted(held))}
+            condition = " AND ".join(f"attribute_not_exists(cs.{name})" for name in names)
+            for shard in range(self.shards):
+                key = contribution_key(write.customer_id, write.meter_code, write.day, old_batch, shard)
+                checks.append(
+                    {
+                        "TableName": self.table_name,
+                        "Key": key,
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": names,
+                    }
+                )
+        return checks
+
+    def add_outcomes(
+        self, counts: dict[str, dict[str, int]], batch: str = "", extra: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``), in the counters'
+        shard of ``batch`` (``OUT#{day}``, or ``OUT#{day}#{n}`` in a sharded deployment); ``extra`` actions
+        (a webhook event) commit in one transaction with them."""
+        shard = shard_of(batch, self.shards)
         updates = []
         for minute, by_outcome in counts.items():
             if not by_outcome:
@@ -529,7 +477,7 @@ class UsageRepository:
             updates.append(
                 {
                     "TableName": self.table_name,
-                    "Key": {"pk": {"S": f"OUT#{minute[:10]}"}, "sk": {"S": minute}},
+                    "Key": {"pk": {"S": _outcomes_partition(minute[:10], shard)}, "sk": {"S": minute}},
                     "UpdateExpression": "ADD " + ", ".join(f"#o{i} :v{i}" for i in range(len(by_outcome))),
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
@@ -543,69 +491,93 @@ class UsageRepository:
 
     # ------------------------------------------------------------------ reads
     def outcomes(self, start: datetime, end: datetime) -> list[OutcomeCounts]:
-        """Outcome counters per minute in [start, end)."""
-        rows: list[OutcomeCounts] = []
+        """Outcome counters per minute in [start, end), every shard's added up."""
+        minutes: dict[str, dict[str, int]] = {}
         day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         lo, hi = start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
         while day < end:
-            for item in self._query(f"OUT#{day.strftime('%Y-%m-%d')}", between=(lo, hi)):
-                if str(item["sk"]) < hi:
-                    counts = {name: int(n) for name, n in item.items() if name not in ("pk", "sk")}
-                    rows.append(OutcomeCounts(str(item["sk"]), counts))
+            for shard in range(self.shards):
+                for item in self._query(
+                    _outcomes_partition(day.strftime("%Y-%m-%d"), shard), between=(lo, hi)
+                ):
+                    if str(item["sk"]) < hi:
+                        counts = minutes.setdefault(str(item["sk"]), {})
+                        for name, n in item.items():
+                            if name not in ("pk", "sk"):
+                                counts[name] = counts.get(name, 0) + int(n)
             day += timedelta(days=1)
-        return rows
+        return [OutcomeCounts(minute, counts) for minute, counts in sorted(minutes.items())]
 
     def aggregates(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
     ) -> list[StoredCell]:
         """The usage of one customer and meter per (hour, group) cell for hours in [first_hour, last_hour].
 
-        Each cell is its aggregate item (written by a repair or an older version) plus the contributions
-        of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``).
+        Each cell is its aggregate item (written by a repair or an older version) plus the cells of the
+        contributions of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``).
+        One Query per shard (one in an unsharded deployment) reads both kinds of item.
         """
-        between = (first_hour, last_hour + "#\uffff")
-        cells: dict[str, list[dict[str, Any]]] = {}
-        bases: dict[str, dict[str, Any]] = {}
-        for item in self._query(f"AGG#{customer_id}#{meter_code}", between=between):
-            bases[str(item["sk"])] = item
-            cells.setdefault(str(item["sk"]), []).append(item)
-        for item in self._query(f"USE#{customer_id}#{meter_code}", between=between):
-            cell, _, batch = str(item["sk"]).rpartition("#")
-            if batch in (bases.get(cell) or {}).get("fb", ()):
+        bases: dict[tuple[str, str], dict[str, Any]] = {}
+        parts: list[tuple[str, str, str, CellUsage, tuple[str, str]]] = []
+        for item in self._usage_items(customer_id, meter_code, first_hour, last_hour):
+            pk, sk = str(item["pk"]), str(item["sk"])
+            if not is_contribution(sk):
+                hour, group = sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
+                if first_hour <= hour <= last_hour:
+                    bases[(hour, group)] = item
+                continue
+            day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
+            for cell, stored in (item.get("cs") or {}).items():
+                hour, group = cell_of(day, cell)
+                if first_hour <= hour <= last_hour:
+                    parts.append((hour, group, batch, cell_usage(stored, item.get("agg")), (pk, sk)))
+        cells: dict[tuple[str, str], list[tuple[CellUsage, tuple[str, str]]]] = {}
+        for cell, base in bases.items():
+            cells[cell] = [(cell_usage(base), (str(base["pk"]), str(base["sk"])))]
+        for hour, group, batch, usage, source in parts:
+            if batch in (bases.get((hour, group)) or {}).get("fb", ()):
                 continue  # folded into the aggregate by a repair
-            cells.setdefault(cell, []).append(item)
+            cells.setdefault((hour, group), []).append((usage, source))
         merged = []
-        for cell, items in sorted(cells.items()):
-            hour, _, group = cell.partition("#")
-            usage = merge_cells(_cell_usage(i) for i in items)
-            sources = tuple((str(i["pk"]), str(i["sk"])) for i in items)
-            merged.append(StoredCell(hour, group, usage, bases.get(cell), sources))
+        for (hour, group), found in sorted(cells.items()):
+            usage = merge_cells(u for u, _ in found)
+            sources = tuple(source for _, source in found)
+            merged.append(StoredCell(hour, group, usage, bases.get((hour, group)), sources))
         return merged
 
     def last_cell_before(self, customer_id: str, meter_code: str, hour: str) -> StoredCell | None:
-        """The last ungrouped cell of a meter in an hour before ``hour`` (its aggregate and unfolded
-        contributions merged), None when there is none. Reads backwards page by page, two partitions,
-        only until that hour is whole: what a ``latest`` meter with ``carry_over`` carries into a period."""
-        found: dict[str, list[dict[str, Any]]] = {}
-        for pk in (f"AGG#{customer_id}#{meter_code}", f"USE#{customer_id}#{meter_code}"):
-            last: str | None = None
+        """The last ungrouped cell of a meter in an hour before ``hour`` (its aggregate and the cells of
+        the contributions it has not folded in, merged), None when there is none: what a ``latest`` meter
+        with ``carry_over`` carries into a period.
+
+        Reads each usage partition (every shard) and the previous layout's ``USE#`` partition backwards,
+        page by page, only until that hour's day is whole: a day's contributions sort just before its
+        aggregates, so every item holding an hour of a day comes before any item of an earlier day. A
+        batch found both as a ``USE#`` item and as the day contribution migration 0004 wrote from it
+        counts once."""
+        pks = [partition(customer_id, meter_code, shard) for shard in range(self.shards)]
+        found: list[tuple[str, str | None, dict[str, Any], CellUsage]] = []  # hour, batch, item, usage
+        best = ""
+        for pk in [*pks, f"USE#{customer_id}#{meter_code}"]:
             for item in self._query_back(pk, hour):
-                cell_hour = str(item["sk"])[:HOUR_LENGTH]
-                if last is not None and cell_hour < last:
-                    break  # the last hour of this partition is whole
-                last = cell_hour
-                found.setdefault(cell_hour, []).append(item)
-        if not found:
-            return None
-        hour_found = max(found)
-        items = [i for i in found[hour_found] if str(i["sk"]).split("#")[1:2] == [""]]
-        base = next((i for i in items if str(i["pk"]).startswith("AGG#")), None)
+                if str(item["sk"])[:DAY_LENGTH] < best[:DAY_LENGTH]:
+                    break  # every item of the last day with a cell is read
+                for cell_hour, batch, usage in _ungrouped_cells(item):
+                    if cell_hour < hour:
+                        found.append((cell_hour, batch, item, usage))
+                        best = max(best, cell_hour)
+        last = [f for f in found if f[0] == best]
+        base = next((item for _, batch, item, _ in last if batch is None), None)
         folded = set((base or {}).get("fb") or ())
-        kept = [i for i in items if i is base or str(i["sk"]).rpartition("#")[2] not in folded]
+        kept: dict[str | None, tuple[dict[str, Any], CellUsage]] = {}
+        for _, batch, item, usage in last:  # contributions come before USE# items: they win a batch
+            if batch not in folded and batch not in kept:
+                kept[batch] = (item, usage)
         if not kept:
             return None
-        usage = merge_cells(_cell_usage(i) for i in kept)
-        return StoredCell(hour_found, "", usage, base, tuple((str(i["pk"]), str(i["sk"])) for i in kept))
+        usage = merge_cells(u for _, u in kept.values())
+        sources = tuple((str(i["pk"]), str(i["sk"])) for i, _ in kept.values())
+        return StoredCell(best, "", usage, base, sources)
 
     def _query_back(self, pk: str, before: str) -> Iterator[dict[str, Any]]:
         """Items of ``pk`` whose sort key is below ``before``, newest first, a page at a time."""
@@ -620,16 +592,77 @@ class UsageRepository:
         for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
             yield from (from_item(i) for i in page.get("Items", []))
 
-    def slices(self, customer_id: str, meter_code: str, hour: str) -> list[Contribution]:
-        """The contributions (and older ``SL#`` slices) of one customer, meter and hour."""
+    def contributions(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
+    ) -> list[Contribution]:
+        """What each batch counted in each cell of hours [first_hour, last_hour], with the transaction ids:
+        the contributions (one Query per shard), and the items of earlier layouts (``USE#``, ``SL#``)
+        which are read for the sweep's recount only."""
         found = []
-        for item in self._query(f"SL#{customer_id}#{meter_code}#{hour}"):
-            group, _, batch = str(item["sk"]).rpartition("#")
-            found.append(Contribution(group, batch, True, tuple(str(t) for t in item.get("tx", ()))))
-        for item in self._query(f"USE#{customer_id}#{meter_code}", between=(hour + "#", hour + "#\uffff")):
-            group, _, batch = str(item["sk"])[HOUR_LENGTH + 1 :].rpartition("#")
-            found.append(Contribution(group, batch, False, tuple(str(t) for t in item.get("tx", ()))))
+        for item in self._usage_items(customer_id, meter_code, first_hour, last_hour):
+            sk = str(item["sk"])
+            if not is_contribution(sk):
+                continue
+            day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
+            for cell, stored in (item.get("cs") or {}).items():
+                hour, group = cell_of(day, cell)
+                if first_hour <= hour <= last_hour:
+                    tx = tuple(str(t) for t in stored.get("tx", ()))
+                    found.append(Contribution(group, batch, False, tx, hour))
+        earlier = (first_hour, last_hour + "#\uffff")
+        for item in self._query(f"USE#{customer_id}#{meter_code}", between=earlier):
+            sk = str(item["sk"])
+            group, _, batch = sk[HOUR_LENGTH + 1 :].rpartition("#")
+            tx = tuple(str(t) for t in item.get("tx", ()))
+            found.append(Contribution(group, batch, False, tx, sk[:HOUR_LENGTH]))
+        if first_hour == last_hour:  # slices are partitioned by hour: read only for one hour's recount
+            for item in self._query(f"SL#{customer_id}#{meter_code}#{first_hour}"):
+                group, _, batch = str(item["sk"]).rpartition("#")
+                tx = tuple(str(t) for t in item.get("tx", ()))
+                found.append(Contribution(group, batch, True, tx, first_hour))
         return found
+
+    def _usage_items(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
+    ) -> list[dict[str, Any]]:
+        """Every usage item of hours [first_hour, last_hour] and of the days holding them (contributions
+        are per day, so the first day's earlier hours come too; callers keep the hours they asked for)."""
+        between = (first_hour[:DAY_LENGTH] + CONTRIBUTION_MARK, last_hour + "#\uffff")
+        items: list[dict[str, Any]] = []
+        for shard in range(self.shards):
+            items += self._query(partition(customer_id, meter_code, shard), between=between)
+        return items
+
+    def move_cell_contributions(self) -> dict[str, int]:
+        """Write the contributions of the previous layout (``USE#``: one item per cell and batch) as the
+        day contributions of their batches, so readers find them in the usage partition (migration 0004).
+
+        Each (customer, meter, day, batch) is put on condition that it does not exist: a contribution the
+        current worker wrote for the same batch (a redelivery) already holds every cell the batch counted
+        that day, and a second run finds its own items. The ``USE#`` items stay; nothing reads them for
+        usage, and they still prove their batches counted.
+        """
+        from neruba.dal import maintenance
+
+        days: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for item in maintenance.scan(self.table_name, "begins_with(pk, :p)", {":p": "USE#"}):
+            _, customer_id, meter_code = str(item["pk"]).split("#", 2)
+            sk = str(item["sk"])
+            hour = sk[:HOUR_LENGTH]
+            group, _, batch = sk[HOUR_LENGTH + 1 :].rpartition("#")
+            day = days.setdefault(
+                (customer_id, meter_code, hour[:DAY_LENGTH], batch),
+                {"agg": item.get("agg"), "at": str(item.get("at") or ""), "cs": {}},
+            )
+            cell = {k: v for k, v in item.items() if k not in ("pk", "sk", "agg", "at")}
+            day["cs"][GroupRef(customer_id, meter_code, hour, group).cell] = cell
+            day["at"] = max(day["at"], str(item.get("at") or ""))
+        moved = 0
+        for (customer_id, meter_code, day_text, batch), stored in days.items():
+            key = contribution_key(customer_id, meter_code, day_text, batch, 0)
+            item = {"pk": key["pk"]["S"], "sk": key["sk"]["S"], **{k: v for k, v in stored.items() if v}}
+            moved += maintenance.put_if(self.table_name, item, "attribute_not_exists(pk)")
+        return {"contributions": len(days), "moved": moved, "present": len(days) - moved}
 
     def park_uncounted(
         self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str
@@ -662,7 +695,7 @@ class UsageRepository:
         """Write the true usage of one cell (the sweep's drift repair) as its aggregate item, folding in the
         contributions of the ``folded`` batches, unless the aggregate changed since ``expected`` (the
         cell's ``base`` as read, None when there was none) was read."""
-        values = {**_cell_item(usage), "updated_at": repaired_at, "repaired": True}
+        values = {**cell_item(usage), "updated_at": repaired_at, "repaired": True}
         if expected is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -724,57 +757,25 @@ class UsageRepository:
         return found
 
 
+def _ungrouped_cells(item: Mapping[str, Any]) -> list[tuple[str, str | None, CellUsage]]:
+    """The ungrouped cells a usage item holds, as (hour, batch, usage): every hour of a day contribution,
+    a ``USE#`` item's one cell, or an aggregate's (batch None)."""
+    sk = str(item["sk"])
+    if is_contribution(sk):
+        day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
+        cells = ((cell_of(day, cell), stored) for cell, stored in (item.get("cs") or {}).items())
+        return [(hour, batch, cell_usage(c, item.get("agg"))) for (hour, group), c in cells if group == ""]
+    hour, group = sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
+    if str(item["pk"]).startswith("USE#"):
+        group, _, batch = group.rpartition("#")
+        return [(hour, batch, cell_usage(item))] if group == "" else []
+    return [(hour, None, cell_usage(item))] if group == "" else []
+
+
+def _outcomes_partition(day: str, shard: int) -> str:
+    return f"OUT#{day}" if shard == 0 else f"OUT#{day}#{shard}"
+
+
 def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:
     """An event from a low-level item (as DynamoDB returns it), or None."""
     return StoredEvent.from_stored(from_item(item)) if item else None
-
-
-def _contribution(write: GroupWrite, now: datetime) -> dict[str, Any]:
-    """What one batch adds to one cell, as stored in its contribution item."""
-    totals = write.totals
-    late = totals.count if write.late else 0
-    usage = replace(usage_of(write.aggregation, totals), late_count=late)
-    return {"tx": totals.transaction_ids, **_cell_item(usage), "at": iso(now)}
-
-
-def _cell_item(usage: CellUsage) -> dict[str, Any]:
-    """A cell's usage as stored: ``n``, ``agg``, then ``s`` (sum; an average's too), ``mx`` (max), ``mn``
-    (min), ``tw`` (weighted_sum: change x seconds into the hour), ``lt``/``lv`` (latest) or
-    ``u`` (unique values) where set, ``late_n`` when some events came late, and ``pe`` / ``pn`` (per-event
-    rule digest -> exact sum of the events' charges / events priced) when the meter has per-event rules."""
-    item: dict[str, Any] = {"n": usage.count, "agg": usage.aggregation}
-    if usage.total is not None:
-        item["s"] = usage.total
-    if usage.maximum is not None:
-        item["mx"] = usage.maximum
-    if usage.minimum is not None:
-        item["mn"] = usage.minimum
-    if usage.weighted is not None:
-        item["tw"] = usage.weighted
-    if usage.latest_at is not None:
-        item["lt"], item["lv"] = usage.latest_at, usage.latest
-    if usage.uniques:
-        item["u"] = set(usage.uniques)
-    if usage.late_count:
-        item["late_n"] = usage.late_count
-    if usage.event_sums:
-        item["pe"], item["pn"] = dict(usage.event_sums), dict(usage.event_counts)
-    return item
-
-
-def _cell_usage(item: Mapping[str, Any]) -> CellUsage:
-    """The usage of a stored aggregate, contribution or older slice."""
-    return CellUsage(
-        count=int(item.get("n", 0)),
-        total=Decimal(item["s"]) if item.get("s") is not None else None,
-        maximum=Decimal(item["mx"]) if item.get("mx") is not None else None,
-        minimum=Decimal(item["mn"]) if item.get("mn") is not None else None,
-        weighted=Decimal(item["tw"]) if item.get("tw") is not None else None,
-        latest_at=_text(item.get("lt")),
-        latest=Decimal(item["lv"]) if item.get("lv") is not None else None,
-        uniques=frozenset(str(v) for v in item.get("u") or ()),
-        late_count=int(item.get("late_n", 0)),
-        aggregation=str(item["agg"]) if item.get("agg") else None,
-        event_sums={str(k): Decimal(v) for k, v in (item.get("pe") or {}).items()},
-        event_counts={str(k): int(v) for k, v in (item.get("pn") or {}).items()},
-    )

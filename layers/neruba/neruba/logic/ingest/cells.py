@@ -1,16 +1,17 @@
-"""Counting one usage cell (customer, meter, hour, group) of a batch, so that a cell that fails never
-takes other cells or other events down with it.
+"""Counting one batch's usage of one customer's meter on one day (its cells: hours and groups), so that
+a write that fails never takes other customers, meters, days or events down with it.
 
-The cell is written in one conditional put (``UsageRepository.count_group``). If that fails:
+The day's cells are written in one conditional put (``UsageRepository.count_group``). If that fails:
 
 - for a transient reason (``dal.dynamo.is_transient``: throttling, contention, a lost connection) the
-  cell's messages fail and SQS delivers them again;
-- for any other reason (a sum DynamoDB cannot store, a refused write, a bug) the cell is isolated: its
+  day's messages fail and SQS delivers them again;
+- for any other reason (a sum DynamoDB cannot store, a refused write, a bug) the day is isolated: its
   events are counted one at a time, each in its own transaction named ``{part}.{n}`` that moves the
   event's ``bk`` there (as adopting an uncounted event does, so a redelivery never counts it twice). An
   event whose own write fails for a non-transient reason is parked ``failed`` with the reason
-  ``write_refused`` (``aggregate_overflow`` if its own contribution's sum were unstorable, which a
-  storable event's is not), and logged with its ids; the others count.
+  ``write_refused`` (``aggregate_overflow`` if a figure of its own contribution is unstorable: never a
+  storable event's sum, but a change's weighted figure, change x seconds into the hour, may be), and
+  logged with its ids; the others count.
 
 Example:
     >>> result = count_cell(usage, "b1", write, events, now)  # doctest: +SKIP
@@ -25,8 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from neruba.dal.dynamo import is_transient
-from neruba.dal.usage import AggregateOverflowError, GroupWrite, Recount, UsageRepository
-from neruba.domain.ingest import GroupTotals
+from neruba.dal.usage import AggregateOverflowError, DayWrite, GroupRef, Recount, UsageRepository
 from neruba.observability import logger
 
 
@@ -34,6 +34,7 @@ from neruba.observability import logger
 class CellEvent:
     """One event of a cell: what it adds, and the batch that holds it (its ``bk``) until counted."""
 
+    ref: GroupRef
     message_id: str
     transaction_id: str
     at: str
@@ -54,9 +55,9 @@ class CellResult:
 
 
 def count_cell(
-    usage: UsageRepository, part: str, write: GroupWrite, events: list[CellEvent], now: datetime
+    usage: UsageRepository, part: str, write: DayWrite, events: list[CellEvent], now: datetime
 ) -> CellResult:
-    """Count one cell's events of a batch (see the module docstring)."""
+    """Count one batch's events of one customer's meter on one day (see the module docstring)."""
     try:
         return CellResult(counted=usage.count_group(part, write, now))
     except Exception as exc:
@@ -79,32 +80,30 @@ def count_cell(
             extra = {**_ids(part, write), "transaction_id": event.transaction_id, "reason": reason}
             logger.error("usage event parked", extra={**extra, "error": _describe(exc)})
             parked = usage.park_uncounted(
-                write.ref.customer_id, event.transaction_id, event.held_by, reason, _describe(exc)
+                write.customer_id, event.transaction_id, event.held_by, reason, _describe(exc)
             )
             if parked:
                 result.parked.append(event.transaction_id)
     return result
 
 
-def _single(write: GroupWrite, event: CellEvent) -> GroupWrite:
+def _single(write: DayWrite, event: CellEvent) -> DayWrite:
     """One event of ``write`` as a write of its own, adopting it from the batch that holds it."""
-    ref = write.ref
-    single = GroupWrite(ref, write.aggregation, GroupTotals(), late=event.late, rules=write.rules)
-    single.totals.add(event.transaction_id, write.aggregation, event.at, event.value, write.rules)
-    recount = Recount(ref.customer_id, event.transaction_id, event.held_by)
-    single.recounts.append(recount)
+    single = DayWrite(write.customer_id, write.meter_code, write.day, write.aggregation, rules=write.rules)
+    cell = single.add(event.ref, event.transaction_id, event.at, event.value)
+    cell.late = event.late
+    cell.recounts.append(Recount(write.customer_id, event.transaction_id, event.held_by))
     return single
 
 
-def _ids(part: str, write: GroupWrite) -> dict[str, Any]:
-    ref = write.ref
+def _ids(part: str, write: DayWrite) -> dict[str, Any]:
     return {
         "batch_id": part,
-        "customer_id": ref.customer_id,
-        "meter": ref.meter_code,
-        "hour": ref.hour,
-        "group": ref.group,
-        "transaction_ids": write.totals.transaction_ids[:20],
+        "customer_id": write.customer_id,
+        "meter": write.meter_code,
+        "day": write.day,
+        "cells": sorted(ref.cell for ref in write.cells)[:20],
+        "transaction_ids": write.transaction_ids[:20],
     }
 
 

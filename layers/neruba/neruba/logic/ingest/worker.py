@@ -5,9 +5,9 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 1. the journal (the batch's event keys) so a sweep can find anything written below;
 2. one conditional put per event: ``accepted``, ``replay`` (was ``failed``), ``duplicate`` (same payload),
    ``conflict`` (other payload; the original stands), or a redelivery of a copy already written;
-3. one conditional put per (customer, meter, hour, group): the batch's contribution to that cell, which
-   is both the count and its proof. Redelivered copies whose old batch never wrote its contribution are
-   adopted here (a transaction). A cell whose write fails never fails another cell
+3. one conditional put per (customer, meter, day): the batch's contribution holding its cells (hours and
+   groups), which is both the count and its proof. Redelivered copies whose old batch never counted
+   their cell are adopted here (a transaction). A write that fails never fails another
    (``logic/ingest/cells.py``).
 4. outcome counters.
 
@@ -192,7 +192,7 @@ class IngestBatch:
         if old is not None and any(entry.copy_id == event.copy_id for entry in old.history):
             return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
         if old is not None and old.copy_id == event.copy_id:
-            if applies:  # a batch that already wrote its slice is not counted twice (see count_group)
+            if applies:  # a batch that already wrote its contribution is not counted twice (see count_group)
                 earlier = None if old.batch == self.batch_id else str(old.batch)
                 self.counted.append(_Counted(event, meter, value, late, old_batch=earlier))
             return None  # the same copy again (SQS redelivery): no new outcome
@@ -244,13 +244,14 @@ class IngestBatch:
     def finish(self) -> list[str]:
         """Count what was written; returns the message ids whose counting failed (to be retried).
 
-        Each cell is written on its own: a cell that fails never fails another. A transient failure
-        (throttling, contention, a lost connection) fails the cell's messages, so SQS retries them; any
-        other failure isolates the cell (``logic.ingest.cells.count_cell``): its events are counted one by one
-        and the one that cannot be written is parked ``failed`` with its reason.
+        Each customer's meter and day is written on its own (one contribution holding its cells): one that
+        fails never fails another. A transient failure (throttling, contention, a lost connection) fails
+        its messages, so SQS retries them; any other failure isolates it (``logic.ingest.cells.count_cell``):
+        its events are counted one by one and the one that cannot be written is parked ``failed`` with its
+        reason.
         """
-        writes = GroupWrites(self.batch_id)
-        members: dict[tuple[str, GroupRef], list[CellEvent]] = defaultdict(list)
+        writes = GroupWrites(self.batch_id, self.usage.shards)
+        members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = defaultdict(list)
         adopted = self._uncounted_redeliveries()
         for item in self.counted:
             if item.old_batch is not None and item.event.key not in adopted:
@@ -271,25 +272,26 @@ class IngestBatch:
                 rules=self.catalog.event_rules.get(meter.code),
             )
             held_by = recount.old_batch if recount is not None else part  # the event's bk until counted
-            members[(part, ref)].append(
-                CellEvent(
-                    event.message_id, event.transaction_id, event.timestamp, item.value, item.late, held_by
-                )
+            cell_event = CellEvent(
+                ref, event.message_id, event.transaction_id, event.timestamp, item.value, item.late, held_by
             )
+            members[(part, (ref.customer_id, ref.meter_code, ref.day))].append(cell_event)
         failed = list(self.failed_messages)
         for part, write in writes.parts():
-            result = count_cell(self.usage, part, write, members[(part, write.ref)], self.now)
+            result = count_cell(self.usage, part, write, members[(part, write.key)], self.now)
             failed.extend(result.retry)
             for transaction_id in result.parked:
-                self._moved_to_failed((write.ref.customer_id, transaction_id))
+                self._moved_to_failed((write.customer_id, transaction_id))
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
         summary = self._failures_event()
         try:
-            self.usage.add_outcomes({minute: dict(self.outcomes)}, summary)
+            self.usage.add_outcomes({minute: dict(self.outcomes)}, self.batch_id, summary)
         except Cancelled:
             if not summary:
                 raise
-            self.usage.add_outcomes({minute: dict(self.outcomes)})  # an earlier attempt sent the summary
+            self.usage.add_outcomes(
+                {minute: dict(self.outcomes)}, self.batch_id
+            )  # an earlier attempt sent the summary
         return failed
 
     def _failures_event(self) -> list[dict[str, Any]]:
@@ -345,7 +347,7 @@ class IngestBatch:
         logger.info("ingest batch", extra={"batch_id": self.batch_id, "outcomes": dict(self.outcomes)})
 
     def _uncounted_redeliveries(self) -> set[tuple[str, str]]:
-        """Redelivered copies whose earlier batch never wrote its slice: they still need counting."""
+        """Redelivered copies whose earlier batch never counted their cell: they still need counting."""
         candidates = [c for c in self.counted if c.old_batch is not None]
         if not candidates:
             return set()

@@ -63,7 +63,9 @@ def _move_invoice(repo: InvoicesRepository, invoice_id: str, to: str, now: datet
         if not can_transition(current, to):
             return EffectResult("skipped", f"invoice is {current}, not moved to {to}")
         extra = (
-            [invoice_event(f"invoice.{to}", {**invoice.document, "status": to}, now)] if to == "payment_failed" else []
+            [invoice_event(f"invoice.{to}", {**invoice.document, "status": to}, now)]
+            if to == "payment_failed"
+            else []
         )
         try:
             repo.transition(invoice_id, to, expected=current, extra=extra)

@@ -25,7 +25,7 @@ from typing import Any
 
 from neruba import bootstrap, jsonutil
 from neruba.dal.catalog import CatalogSnapshot
-from neruba.dal.usage import GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
+from neruba.dal.usage import DayWrite, GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     GroupTotals,
     InvalidPropertyError,
@@ -126,6 +126,10 @@ def _cell_ids(ref: GroupRef) -> dict[str, Any]:
     return {"customer_id": ref.customer_id, "meter": ref.meter_code, "hour": ref.hour, "group": ref.group}
 
 
+def _day_ids(write: DayWrite) -> dict[str, Any]:
+    return {"customer_id": write.customer_id, "meter": write.meter_code, "day": write.day}
+
+
 def _error(exc: BaseException) -> dict[str, str]:
     return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
@@ -165,8 +169,8 @@ def _adopt_uncounted(
             report.repaired += 1
             entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": [transaction_id], "error": code}
             report.repairs.append({"kind": "event_parked", **entry})
-    writes = GroupWrites(f"sweep-{batch}")
-    members: dict[tuple[str, GroupRef], list[CellEvent]] = {}
+    writes = GroupWrites(f"sweep-{batch}", usage.shards)
+    members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = {}
     for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
         if (ref, batch) in existing:
             continue
@@ -180,13 +184,12 @@ def _adopt_uncounted(
             recount=Recount(customer_id, transaction_id, batch),
             rules=catalog.event_rules.get(ref.meter_code),
         )
-        cell_event = CellEvent(transaction_id, transaction_id, at, value, False, batch)
-        members.setdefault((part, ref), []).append(cell_event)
+        cell_event = CellEvent(ref, transaction_id, transaction_id, at, value, False, batch)
+        members.setdefault((part, (ref.customer_id, ref.meter_code, ref.day)), []).append(cell_event)
     for part, write in writes.parts():
-        ref = write.ref
-        report.uncounted_found += write.totals.count
-        entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": write.totals.transaction_ids}
-        result = count_cell(usage, part, write, members[(part, ref)], now)
+        report.uncounted_found += write.count
+        entry = {"batch": batch, **_day_ids(write), "transaction_ids": write.transaction_ids}
+        result = count_cell(usage, part, write, members[(part, write.key)], now)
         if result.retry:  # transient: the next sweep tries again
             error = {"error": result.error or "not counted"}
             report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
@@ -195,9 +198,11 @@ def _adopt_uncounted(
             report.repairs.append(
                 {"kind": "event_parked", **entry, "transaction_ids": [transaction_id], "error": result.error}
             )
-        if result.counted:
-            report.repaired += 1
-            report.repairs.append({"kind": "uncounted", **entry})
+        if result.counted:  # one repair per cell, as each cell is reported
+            for ref, cell in write.cells.items():
+                report.repaired += 1
+                ids = {"batch": batch, **_cell_ids(ref), "transaction_ids": cell.totals.transaction_ids}
+                report.repairs.append({"kind": "uncounted", **ids})
     return touched
 
 
@@ -207,9 +212,10 @@ def _recompute(
     ref: GroupRef,
     report: UsageSweepReport,
 ) -> None:
-    """Recompute one cell from its raw events (found through its slices) and repair drift."""
+    """Recompute one cell from its raw events (found through its contributions) and repair drift."""
     report.cells_checked += 1
-    parts = [s for s in usage.slices(ref.customer_id, ref.meter_code, ref.hour) if s.group == ref.group]
+    stored_parts = usage.contributions(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+    parts = [s for s in stored_parts if s.group == ref.group]
     transaction_ids = {t for s in parts for t in s.transaction_ids}
     folded = {s.batch for s in parts if not s.legacy}
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
@@ -232,8 +238,13 @@ def _recompute(
         kept.count == totals.count
         and combine(meter.aggregation, [kept]) == combine(meter.aggregation, [truth])
         and (kept.weighted or 0) == (truth.weighted or 0)
-        # every per-event rule of the meter priced every event (a rule registered after some were counted)
-        and all(kept.event_counts.get(name) == truth.event_counts.get(name) for name in truth.event_counts)
+        # every per-event rule of the meter priced every event (a rule registered after some were counted),
+        # into the sum its events' charges make
+        and all(
+            (kept.event_counts.get(name), kept.event_sums.get(name))
+            == (truth.event_counts.get(name), truth.event_sums.get(name))
+            for name in truth.event_counts
+        )
     )
     if same:
         return
