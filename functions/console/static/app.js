@@ -1,5 +1,5 @@
 // The console's pages, one per hash route (#/customers/acme): the route never holds the key.
-import { canAct, get, scopes, signIn, signOut, signedIn } from "./api.js";
+import { can, canAct, get, scopes, signIn, signOut, signedIn } from "./api.js";
 import { actionButton, barChart, errorBox, fields, form, h, link, money, say, section, table, tree, when } from "./ui.js";
 
 const enc = encodeURIComponent;
@@ -20,7 +20,8 @@ function part(load) {
   return holder;
 }
 
-const needsAdmin = () => h("p", { class: "note" }, "This page reads admin routes: sign in with a key that has the admin scope.");
+const needs = (scope) => h("p", { class: "note" }, `This part reads ${scope} routes: sign in with a key that has the ${scope} scope.`);
+const needsAdmin = () => needs("admin");
 
 // ---------------------------------------------------------------- sign-in
 function signInPage() {
@@ -65,7 +66,7 @@ function overviewPage() {
         table("Readiness checks", [["check", (c) => c.name], ["ok", (c) => (c.ok ? "yes" : "NO")]], ready.checks || []),
       ];
     })),
-    section("Ingest outcomes, last 6 hours", part(async () => {
+    section("Ingest outcomes, last 6 hours", !can("read") ? needs("read") : part(async () => {
       const counts = await get("/v1/ingest/outcomes", { from: iso(from), to: iso(now), granularity: "minute" });
       // the API lists only minutes that have outcomes: lay them on every minute of the range
       const byMinute = new Map(counts.data.map((b) => [b.start, b]));
@@ -331,18 +332,28 @@ function webhooksPage() {
 }
 
 // ---------------------------------------------------------------- routing
+// [route, page, the scope its reads need and the page's title without it (admin pages check theirs)]
 const ROUTES = [
   [/^#\/overview$/, overviewPage],
-  [/^#\/customers$/, customersPage],
-  [/^#\/customers\/([^/]+)$/, customerPage],
-  [/^#\/invoices\/([^/]+)$/, invoicePage],
-  [/^#\/events$/, eventsPage],
+  [/^#\/customers$/, customersPage, "read", "Customers"],
+  [/^#\/customers\/([^/]+)$/, customerPage, "read", "Customer"],
+  [/^#\/invoices\/([^/]+)$/, invoicePage, "read", "Invoice"],
+  [/^#\/events$/, eventsPage, "read", "Events"],
   [/^#\/stripe-events$/, stripeEventsPage],
   [/^#\/stripe-events\/([^/]+)$/, stripeEventPage],
   [/^#\/dlqs$/, dlqsPage],
   [/^#\/audit$/, auditPage],
   [/^#\/webhooks$/, webhooksPage],
 ];
+
+// The route's parts decoded; null when one is not valid percent-encoding (a mistyped or cut link).
+function decodedAll(parts) {
+  try {
+    return parts.map(decodeURIComponent);
+  } catch {
+    return null;
+  }
+}
 
 function render() {
   const signed = signedIn();
@@ -354,8 +365,11 @@ function render() {
     content = signInPage();
   } else {
     const hash = location.hash || "#/overview";
-    const found = ROUTES.map(([pattern, view]) => [hash.match(pattern), view]).find(([m]) => m);
-    content = found ? found[1](...found[0].slice(1).map(decodeURIComponent)) : page("Not found", h("p", {}, "No console page here."), link("#/overview", "Overview"));
+    const found = ROUTES.map(([pattern, ...rest]) => [hash.match(pattern), ...rest]).find(([m]) => m);
+    const args = found ? decodedAll(found[0].slice(1)) : null;
+    if (!args) content = page("Not found", h("p", {}, "No console page here."), link("#/overview", "Overview"));
+    else if (found[2] && !can(found[2])) content = page(found[3], needs(found[2]));
+    else content = found[1](...args);
   }
   for (const a of document.querySelectorAll("#nav a")) {
     if ((location.hash || "#/overview").startsWith(a.getAttribute("href"))) a.setAttribute("aria-current", "page");
