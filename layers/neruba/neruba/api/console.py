@@ -81,18 +81,6 @@ def console_router(folder: Path) -> APIGatewayRouter:
 
 
 def console_handler(app: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The console function's entry point: ``make_handler(app)``, with the security headers set on every
+    """The console function's entry point: ``make_handler(app)`` with the security headers on every
     answer it gives (pages, files, and errors from any layer: 404, 405, 413, 500)."""
-    handler = make_handler(app)
-
-    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = handler(event, context)
-        extra = security_headers()
-        multi = response.get("multiValueHeaders")
-        if isinstance(multi, dict):
-            multi.update({name: [value] for name, value in extra.items()})
-        if isinstance(response.get("headers"), dict) or not isinstance(multi, dict):
-            response["headers"] = {**(response.get("headers") or {}), **extra}
-        return response
-
-    return lambda_handler
+    return make_handler(app, headers=security_headers())
