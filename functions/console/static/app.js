@@ -80,6 +80,10 @@ function overviewPage() {
         counts.data.length ? barChart(minutes, "Ingest outcomes per minute, last 6 hours") : h("p", { class: "empty" }, "No event in the last 6 hours."),
       ];
     })),
+    section("Alarms in alarm", canAct() ? part(async () => {
+      const alarms = await get("/admin/alarms");
+      return table("Alarms in alarm", [["alarm", (a) => a.name], ["since", (a) => when(a.since)], ["metric", (a) => a.metric], ["reason", (a) => a.reason]], alarms.data, "none.");
+    }) : needsAdmin()),
     section("Dead-letter queues", canAct() ? part(dlqTable) : needsAdmin()),
     section("Latest billing runs", canAct() ? part(async () => {
       const runs = await get("/admin/billing-runs", { limit: 5 });
