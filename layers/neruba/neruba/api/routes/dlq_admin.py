@@ -1,4 +1,5 @@
-"""Dead-letter queues (admin scope): their depths, and a redrive back to the source queue (audited); the\nstack's alarms in alarm."""
+"""Dead-letter queues (admin scope): their depths, and a redrive back to the source queue (audited); the
+stack's alarms in alarm."""
 
 from __future__ import annotations
 
