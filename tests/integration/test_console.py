@@ -152,6 +152,10 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     usage = explanation.locator("details").filter(has_text="api_calls").first
     text = usage.inner_text()
     assert '"api_calls"' in text and "events: 3" in text and "hours" in text, text
+    # AND the invoice page lists the ledger postings the invoice made, each linked to the customer's page
+    posted = page.get_by_role("table", name="Ledger postings of this invoice")
+    expect(posted.get_by_role("cell", name=f"invoice {data.invoice_id}")).to_have_count(1)
+    page.get_by_role("link", name="All ledger postings of the customer").wait_for()
     _page_checked(page)
 
 

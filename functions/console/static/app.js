@@ -214,6 +214,7 @@ function invoicePage(id) {
       return [
         fields([["customer", link(`#/customers/${enc(inv.customer_id)}`, inv.customer_id)], ["number", inv.number], ["status", inv.status], ["period", `${when(inv.period_start)} → ${when(inv.period_end)}`], ["subtotal", money(inv.subtotal_minor, inv.currency)], ["credits applied", money(inv.credits_applied_minor, inv.currency)], ["total", money(inv.total_minor, inv.currency)]]),
         table("Lines", [["line", (l) => l.line_id], ["description", (l) => l.description], ["meter", (l) => l.meter_code], ["quantity", (l) => l.quantity], ["amount", (l) => money(l.amount_minor, inv.currency)]], inv.lines),
+        section("Ledger postings of this invoice", part(() => invoicePostings(inv))),
         h("div", { class: "buttons" },
           h("button", { type: "button", id: "explain", onclick: () => explain(id, explanation) }, "Explain"),
           actionButton("Rerun invoice", { summary: `Recompute invoice ${id} (a draft is recomputed; a finalized invoice gets a correction).`, path: `/admin/invoices/${enc(id)}/rerun`, audit: [inv.customer_id], done: () => render() }),
@@ -224,11 +225,25 @@ function invoicePage(id) {
   );
 }
 
+// The postings whose source is this invoice, among the customer's latest 100 (the ledger lists by customer).
+async function invoicePostings(inv) {
+  const postings = await get(`/v1/customers/${enc(inv.customer_id)}/ledger`, { limit: 100 });
+  const mine = postings.data.filter((p) => p.source === "invoice" && p.source_id === inv.id);
+  return [
+    table("Ledger postings of this invoice", [["at", (p) => when(p.at)], ["reason", (p) => p.reason], ["source", (p) => `${p.source} ${p.source_id}`], ["total", (p) => money(p.total_minor, p.currency)], ["entries", (p) => p.entries.map((e) => `${e.account} ${e.debit_minor ? `Dr ${e.debit_minor}` : `Cr ${e.credit_minor}`}`).join("; ")]], mine, "none among the customer's latest 100."),
+    link(`#/customers/${enc(inv.customer_id)}`, "All ledger postings of the customer"),
+  ];
+}
+
 async function explain(id, target) {
   target.replaceChildren(h("p", { class: "loading" }, "Loading…"));
   try {
     const e = await get(`/v1/invoices/${enc(id)}/explain`);
-    target.replaceChildren(...e.lines.map((line, i) => tree(line, `line ${i + 1}: ${line.description || line.line_id || ""}`, 3)), e.corrects ? tree(e.corrects, "corrects", 1) : "");
+    const original = (ref) => (ref && ref.invoice_id ? h("p", {}, "Corrects ", link(`#/invoices/${enc(ref.invoice_id)}`, `invoice ${ref.invoice_id}`)) : null);
+    target.replaceChildren(
+      ...e.lines.map((line, i) => [tree(line, `line ${i + 1}: ${line.description || line.line_id || ""}`, 3), original(line.references)]).flat().filter(Boolean),
+      e.corrects ? [original(e.corrects), tree(e.corrects, "corrects", 1)].filter(Boolean) : "",
+    );
     target.querySelector("summary")?.focus();
   } catch (error) {
     target.replaceChildren(errorBox(error));
