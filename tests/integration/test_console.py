@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -70,6 +71,16 @@ def test_the_page_is_served_without_a_key_under_a_strict_policy(local_stack: Any
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "an inline script"
+    # another method, or a file that is not there: an error in the one shape under the same policy
+    for method, path, status in (("POST", "/console", 405), ("GET", "/console/nope.js", 404)):
+        request = urllib.request.Request(
+            local_stack.base_url + path, method=method, data=b"" if method == "POST" else None
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == status
+        assert refused.value.headers["Content-Security-Policy"] == policy
+        assert status != 405 or refused.value.headers["Allow"] == "GET"
 
 
 def test_a_wrong_key_is_refused_and_a_read_key_signs_in_read_only(
@@ -141,6 +152,10 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     usage = explanation.locator("details").filter(has_text="api_calls").first
     text = usage.inner_text()
     assert '"api_calls"' in text and "events: 3" in text and "hours" in text, text
+    # AND the invoice page lists the ledger postings the invoice made, each linked to the customer's page
+    posted = page.get_by_role("table", name="Ledger postings of this invoice")
+    expect(posted.get_by_role("cell", name=f"invoice {data.invoice_id}")).to_have_count(1)
+    page.get_by_role("link", name="All ledger postings of the customer").wait_for()
     _page_checked(page)
 
 
@@ -219,11 +234,53 @@ def test_resend_a_webhook_event_after_reading_its_failed_delivery(
     dialog.get_by_role("button", name="Close").click()
 
 
+MARKUP = "<img src=x id=injected></script><script id=injected2>1</script>"
+
+
+def test_stored_markup_is_shown_as_text_never_as_html(local_stack: Any, data: ConsoleData, page: Any) -> None:
+    # GIVEN a customer whose name and email hold markup
+    base = local_stack.base_url
+    customer = {"external_id": "console-markup", "name": MARKUP, "currency": "USD"}
+    if not found(base, data.admin_key, "/v1/customers/console-markup"):
+        api(base, data.admin_key, "POST", "/v1/customers", customer)
+    sign_in(page, base, data.admin_key)
+    # WHEN the console lists it and shows its page THEN the markup is text: no element was made from it
+    page.goto(base + "/console#/customers")
+    page.get_by_role("cell", name=MARKUP).wait_for()
+    page.goto(base + "/console#/customers/console-markup")
+    page.get_by_text(MARKUP, exact=True).wait_for()
+    assert page.evaluate("document.querySelectorAll('#injected, #injected2').length") == 0
+
+
+def test_a_key_without_the_read_scope_is_told_so_and_a_bad_route_is_not_found(
+    local_stack: Any, data: ConsoleData, page: Any
+) -> None:
+    from neruba import bootstrap
+
+    base = local_stack.base_url
+    admin_only, _ = bootstrap.keys().create(frozenset({"admin"}), name="console admin-only")
+    # GIVEN a key with the admin scope only WHEN it opens pages that read /v1 routes
+    sign_in(page, base, admin_only)
+    page.problems.clear()  # signing in probed a read route: its 403 is how the scopes are found
+    for route in ("overview", "customers", "customers/console-acme", "events"):
+        page.goto(base + f"/console#/{route}")
+        expect(page.locator("[aria-busy=true]")).to_have_count(0)
+    # THEN each says which scope it needs instead of failing its reads one by one
+    page.get_by_text("sign in with a key that has the read scope", exact=False).first.wait_for()
+    assert page.get_by_role("alert").count() == 0
+    # AND a route the browser cannot decode is "Not found", never a script error
+    page.goto(base + "/console#/customers/%E0%A4%A")
+    page.get_by_role("heading", level=1, name="Not found").wait_for()
+    assert page.problems == [], page.problems
+
+
 def test_every_page_has_labels_names_and_no_script_errors(
     local_stack: Any, data: ConsoleData, page: Any
 ) -> None:
     page.problems.clear()  # the refused keys of the earlier tests logged their 401 and 403
     sign_in(page, local_stack.base_url, data.admin_key)
+    # the overview reads the alarms in alarm (the local stack has no CloudWatch alarms: none)
+    page.get_by_text("Alarms in alarm: none.").wait_for()
     for route in ("overview", "customers", "events", "stripe-events", "dlqs", "audit", "webhooks"):
         page.goto(local_stack.base_url + f"/console#/{route}")
         expect(page.locator("[aria-busy=true]")).to_have_count(0)

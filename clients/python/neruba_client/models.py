@@ -477,6 +477,16 @@ class DeadLetterQueue(_Model):
     in_flight: int
 
 
+class Alarm(_Model):
+    object: Literal["alarm"]
+    name: str
+    state: Literal["ALARM"]
+    description: str | None
+    reason: str | None
+    metric: str | None
+    since: datetime | None
+
+
 class DlqRedrive(_Model):
     object: Literal["dlq_redrive"]
     queue: str
@@ -669,6 +679,10 @@ class SweepList(_List):
 
 class DeadLetterQueueList(_List):
     data: list[DeadLetterQueue]
+
+
+class AlarmList(_List):
+    data: list[Alarm]
 
 
 class EndpointList(_List):

@@ -73,6 +73,7 @@ class Admin(Resource[M]):
     replay_stripe_event = endpoint(r.replay_stripe_event)
     dlqs = paginated(r.list_dlqs)
     redrive_dlq = endpoint(r.redrive_dlq)
+    alarms = paginated(r.list_alarms)
     sweeps = paginated(r.list_sweeps)
     create_sweep = endpoint(r.create_sweep)
     sweep = endpoint(r.get_sweep)

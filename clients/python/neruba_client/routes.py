@@ -563,6 +563,10 @@ def replay_stripe_event(
 def list_dlqs() -> ListOperation[m.DeadLetterQueueList, m.DeadLetterQueue]: ...
 
 
+@route("GET", "/admin/alarms", m.AlarmList, listing=True)
+def list_alarms() -> ListOperation[m.AlarmList, m.Alarm]: ...
+
+
 @route("POST", "/admin/dlqs/{name}/redrive", m.DlqRedrive, body="RedriveRequest", idempotency_key=True)
 def redrive_dlq(
     name: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None

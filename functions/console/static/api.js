@@ -26,8 +26,12 @@ export function scopes() {
   return (sessionStorage.getItem(SCOPES) || "").split(" ").filter(Boolean);
 }
 
+export function can(scope) {
+  return scopes().includes(scope);
+}
+
 export function canAct() {
-  return scopes().includes("admin");
+  return can("admin");
 }
 
 export function signOut() {

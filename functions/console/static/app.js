@@ -1,5 +1,5 @@
 // The console's pages, one per hash route (#/customers/acme): the route never holds the key.
-import { canAct, get, scopes, signIn, signOut, signedIn } from "./api.js";
+import { can, canAct, get, scopes, signIn, signOut, signedIn } from "./api.js";
 import { actionButton, barChart, errorBox, fields, form, h, link, money, say, section, table, tree, when } from "./ui.js";
 
 const enc = encodeURIComponent;
@@ -20,7 +20,8 @@ function part(load) {
   return holder;
 }
 
-const needsAdmin = () => h("p", { class: "note" }, "This page reads admin routes: sign in with a key that has the admin scope.");
+const needs = (scope) => h("p", { class: "note" }, `This part reads ${scope} routes: sign in with a key that has the ${scope} scope.`);
+const needsAdmin = () => needs("admin");
 
 // ---------------------------------------------------------------- sign-in
 function signInPage() {
@@ -65,7 +66,7 @@ function overviewPage() {
         table("Readiness checks", [["check", (c) => c.name], ["ok", (c) => (c.ok ? "yes" : "NO")]], ready.checks || []),
       ];
     })),
-    section("Ingest outcomes, last 6 hours", part(async () => {
+    section("Ingest outcomes, last 6 hours", !can("read") ? needs("read") : part(async () => {
       const counts = await get("/v1/ingest/outcomes", { from: iso(from), to: iso(now), granularity: "minute" });
       // the API lists only minutes that have outcomes: lay them on every minute of the range
       const byMinute = new Map(counts.data.map((b) => [b.start, b]));
@@ -79,6 +80,10 @@ function overviewPage() {
         counts.data.length ? barChart(minutes, "Ingest outcomes per minute, last 6 hours") : h("p", { class: "empty" }, "No event in the last 6 hours."),
       ];
     })),
+    section("Alarms in alarm", canAct() ? part(async () => {
+      const alarms = await get("/admin/alarms");
+      return table("Alarms in alarm", [["alarm", (a) => a.name], ["since", (a) => when(a.since)], ["metric", (a) => a.metric], ["reason", (a) => a.reason]], alarms.data, "none.");
+    }) : needsAdmin()),
     section("Dead-letter queues", canAct() ? part(dlqTable) : needsAdmin()),
     section("Latest billing runs", canAct() ? part(async () => {
       const runs = await get("/admin/billing-runs", { limit: 5 });
@@ -209,6 +214,7 @@ function invoicePage(id) {
       return [
         fields([["customer", link(`#/customers/${enc(inv.customer_id)}`, inv.customer_id)], ["number", inv.number], ["status", inv.status], ["period", `${when(inv.period_start)} → ${when(inv.period_end)}`], ["subtotal", money(inv.subtotal_minor, inv.currency)], ["credits applied", money(inv.credits_applied_minor, inv.currency)], ["total", money(inv.total_minor, inv.currency)]]),
         table("Lines", [["line", (l) => l.line_id], ["description", (l) => l.description], ["meter", (l) => l.meter_code], ["quantity", (l) => l.quantity], ["amount", (l) => money(l.amount_minor, inv.currency)]], inv.lines),
+        section("Ledger postings of this invoice", part(() => invoicePostings(inv))),
         h("div", { class: "buttons" },
           h("button", { type: "button", id: "explain", onclick: () => explain(id, explanation) }, "Explain"),
           actionButton("Rerun invoice", { summary: `Recompute invoice ${id} (a draft is recomputed; a finalized invoice gets a correction).`, path: `/admin/invoices/${enc(id)}/rerun`, audit: [inv.customer_id], done: () => render() }),
@@ -219,11 +225,25 @@ function invoicePage(id) {
   );
 }
 
+// The postings whose source is this invoice, among the customer's latest 100 (the ledger lists by customer).
+async function invoicePostings(inv) {
+  const postings = await get(`/v1/customers/${enc(inv.customer_id)}/ledger`, { limit: 100 });
+  const mine = postings.data.filter((p) => p.source === "invoice" && p.source_id === inv.id);
+  return [
+    table("Ledger postings of this invoice", [["at", (p) => when(p.at)], ["reason", (p) => p.reason], ["source", (p) => `${p.source} ${p.source_id}`], ["total", (p) => money(p.total_minor, p.currency)], ["entries", (p) => p.entries.map((e) => `${e.account} ${e.debit_minor ? `Dr ${e.debit_minor}` : `Cr ${e.credit_minor}`}`).join("; ")]], mine, "none among the customer's latest 100."),
+    link(`#/customers/${enc(inv.customer_id)}`, "All ledger postings of the customer"),
+  ];
+}
+
 async function explain(id, target) {
   target.replaceChildren(h("p", { class: "loading" }, "Loading…"));
   try {
     const e = await get(`/v1/invoices/${enc(id)}/explain`);
-    target.replaceChildren(...e.lines.map((line, i) => tree(line, `line ${i + 1}: ${line.description || line.line_id || ""}`, 3)), e.corrects ? tree(e.corrects, "corrects", 1) : "");
+    const original = (ref) => (ref && ref.invoice_id ? h("p", {}, "Corrects ", link(`#/invoices/${enc(ref.invoice_id)}`, `invoice ${ref.invoice_id}`)) : null);
+    target.replaceChildren(
+      ...e.lines.map((line, i) => [tree(line, `line ${i + 1}: ${line.description || line.line_id || ""}`, 3), original(line.references)]).flat().filter(Boolean),
+      e.corrects ? [original(e.corrects), tree(e.corrects, "corrects", 1)].filter(Boolean) : "",
+    );
     target.querySelector("summary")?.focus();
   } catch (error) {
     target.replaceChildren(errorBox(error));
@@ -331,18 +351,28 @@ function webhooksPage() {
 }
 
 // ---------------------------------------------------------------- routing
+// [route, page, the scope its reads need and the page's title without it (admin pages check theirs)]
 const ROUTES = [
   [/^#\/overview$/, overviewPage],
-  [/^#\/customers$/, customersPage],
-  [/^#\/customers\/([^/]+)$/, customerPage],
-  [/^#\/invoices\/([^/]+)$/, invoicePage],
-  [/^#\/events$/, eventsPage],
+  [/^#\/customers$/, customersPage, "read", "Customers"],
+  [/^#\/customers\/([^/]+)$/, customerPage, "read", "Customer"],
+  [/^#\/invoices\/([^/]+)$/, invoicePage, "read", "Invoice"],
+  [/^#\/events$/, eventsPage, "read", "Events"],
   [/^#\/stripe-events$/, stripeEventsPage],
   [/^#\/stripe-events\/([^/]+)$/, stripeEventPage],
   [/^#\/dlqs$/, dlqsPage],
   [/^#\/audit$/, auditPage],
   [/^#\/webhooks$/, webhooksPage],
 ];
+
+// The route's parts decoded; null when one is not valid percent-encoding (a mistyped or cut link).
+function decodedAll(parts) {
+  try {
+    return parts.map(decodeURIComponent);
+  } catch {
+    return null;
+  }
+}
 
 function render() {
   const signed = signedIn();
@@ -354,8 +384,11 @@ function render() {
     content = signInPage();
   } else {
     const hash = location.hash || "#/overview";
-    const found = ROUTES.map(([pattern, view]) => [hash.match(pattern), view]).find(([m]) => m);
-    content = found ? found[1](...found[0].slice(1).map(decodeURIComponent)) : page("Not found", h("p", {}, "No console page here."), link("#/overview", "Overview"));
+    const found = ROUTES.map(([pattern, ...rest]) => [hash.match(pattern), ...rest]).find(([m]) => m);
+    const args = found ? decodedAll(found[0].slice(1)) : null;
+    if (!args) content = page("Not found", h("p", {}, "No console page here."), link("#/overview", "Overview"));
+    else if (found[2] && !can(found[2])) content = page(found[3], needs(found[2]));
+    else content = found[1](...args);
   }
   for (const a of document.querySelectorAll("#nav a")) {
     if ((location.hash || "#/overview").startsWith(a.getAttribute("href"))) a.setAttribute("aria-current", "page");

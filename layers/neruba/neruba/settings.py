@@ -63,6 +63,11 @@ class SettingsFields(BaseModel):
     dead_letter_queues: str | None = Field(
         default=None, description="JSON: each DLQ's name to [dlq_url, source_name, source_url] (/admin/dlqs)."
     )
+    alarm_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name prefix of this stack's CloudWatch alarms (/admin/alarms).",
+    )
 
     @property
     def docs_require_admin(self) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from neruba.api.console import security_headers
 from tests.support.api import api_event, call
 
 STATIC = Path(__file__).resolve().parents[3] / "functions" / "console" / "static"
@@ -75,3 +76,39 @@ def test_the_first_load_is_small_and_docs_state_its_size() -> None:
         r"\*\*First load: ([\d,]+) bytes\*\*", (STATIC.parents[2] / "docs" / "console.md").read_text()
     )
     assert stated and int(stated.group(1).replace(",", "")) == size, f"docs/console.md: say {size:,} bytes"
+
+
+def _send(method: str, path: str) -> tuple[int, object, dict[str, str]]:
+    from functions.console.app import lambda_handler
+
+    return call(lambda_handler, api_event(method, path, scopes=None), check_contract=False)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/console/nope.js", 404),  # no such file
+        ("GET", "/console/a/b", 404),  # no such route
+        ("POST", "/console", 405),
+        ("DELETE", "/console/app.js", 405),
+        ("PUT", "/console/nope.js", 405),
+    ],
+)
+def test_every_answer_carries_the_policy_errors_too(method: str, path: str, status: int) -> None:
+    # GIVEN a request the console does not serve WHEN it answers THEN the answer is an error in the one
+    # shape, under the same policy and headers as the page (an error page is a page of this origin too)
+    got, body, headers = _send(method, path)
+    assert got == status
+    assert isinstance(body, dict) and body["error"]["request_id"]
+    for name, value in security_headers().items():
+        assert headers.get(name) == value, name
+    if status == 405:
+        assert headers["Allow"] == "GET"
+
+
+def test_a_long_or_strange_name_is_not_echoed_back() -> None:
+    # a 404 names what was asked for, but never more than a short prefix of it
+    name = "a" * 5000 + ".js"
+    status, body, _ = _get(f"/console/{name}")
+    assert status == 404 and isinstance(body, dict)
+    assert len(body["error"]["message"]) < 200, body["error"]["message"]

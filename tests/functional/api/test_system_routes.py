@@ -170,3 +170,19 @@ def test_docs_in_prod_refuse_an_ingest_key_and_a_disabled_flag_wins_over_a_key(
         api_event("GET", "/docs", scopes=None, headers={"Authorization": f"Bearer {admin}"}),
     )
     assert (status, body["error"]["code"]) == (404, "route_not_found")
+
+
+@pytest.mark.parametrize(("path", "status"), [("/health", 200), ("/nope", 404), ("/ready", 200)])
+def test_no_answer_may_be_stored_by_a_cache(aws: dict[str, str], path: str, status: int) -> None:
+    # the API answers with account data to a key: no browser or proxy cache may keep any of it
+    got, _, headers = call(_system_handler(), api_event("GET", path, scopes=None))
+    assert got == status
+    assert headers.get("Cache-Control") == "no-store"
+
+
+def test_a_refused_request_is_not_stored_either(aws: dict[str, str]) -> None:
+    from functions.ingest_api.app import lambda_handler
+
+    status, _, headers = call(lambda_handler, api_event("POST", "/v1/events", body={}, scopes="read"))
+    assert status == 403
+    assert headers.get("Cache-Control") == "no-store"

@@ -2,20 +2,24 @@
 and styles), served without an API key. The page holds no data: the browser reads everything through the
 API with the key the operator types in, which stays in the tab's ``sessionStorage``.
 
-Every answer carries a Content-Security-Policy that allows scripts, styles and requests from this origin
-only (no inline script, no ``eval``), and is never framed. Example (what ``functions/console/app.py``
-does)::
+Every answer, errors included (an unknown file, another method: 405 with ``Allow``), carries a
+Content-Security-Policy that allows scripts, styles and requests from this origin only (no inline
+script, no ``eval``), and is never framed. Example (what ``functions/console/app.py`` does)::
 
     app = build_resolver(console_router(Path(__file__).parent / "static"))
+    lambda_handler = console_handler(app)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from neruba.api.resolver import make_handler
 from neruba.errors import NotFoundError
 
 CONTENT_SECURITY_POLICY = (
@@ -30,6 +34,7 @@ MEDIA_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 PAGE = "index.html"
+SHOWN_NAME = 64  # a 404 names at most this many characters of what was asked for
 
 
 def security_headers() -> dict[str, str]:
@@ -59,9 +64,10 @@ def console_router(folder: Path) -> APIGatewayRouter:
     def answer(name: str, page: bool = False) -> Response[str]:
         found = files.get(name) if page or name != PAGE else None
         if found is None:
-            raise NotFoundError(f"The console has no file '{name}'.", code="not_found", param="asset")
+            shown = name if len(name) <= SHOWN_NAME else name[:SHOWN_NAME] + "…"
+            raise NotFoundError(f"The console has no file '{shown}'.", code="not_found", param="asset")
         body, media_type = found
-        return Response(200, media_type, body, headers=security_headers())
+        return Response(200, media_type, body)
 
     @router.get("/console", include_in_schema=False)
     def page() -> Response[str]:
@@ -72,3 +78,9 @@ def console_router(folder: Path) -> APIGatewayRouter:
         return answer(asset)
 
     return router
+
+
+def console_handler(app: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The console function's entry point: ``make_handler(app)`` with the security headers on every
+    answer it gives (pages, files, and errors from any layer: 404, 405, 413, 500)."""
+    return make_handler(app, headers=security_headers())

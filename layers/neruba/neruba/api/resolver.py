@@ -326,15 +326,35 @@ def _raw_body(event: dict[str, Any]) -> bytes:
     return str(body).encode("utf-8", "surrogatepass")
 
 
+# Set on every answer a handler gives (routes, errors, early refusals): the API answers with account data
+# to a key, and no browser or proxy cache may keep any of it.
+NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store"}
+
+
+def with_headers(response: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+    """``response`` (an API Gateway proxy answer) with ``headers`` set, replacing any of the same name."""
+    multi = response.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        multi.update({name: [value] for name, value in headers.items()})
+    if isinstance(response.get("headers"), dict) or not isinstance(multi, dict):
+        response["headers"] = {**(response.get("headers") or {}), **headers}
+    return response
+
+
 def make_handler(
-    app: APIGatewayRestResolver, on_rejected: Callable[[NerubaError], None] | None = None
+    app: APIGatewayRestResolver,
+    on_rejected: Callable[[NerubaError], None] | None = None,
+    headers: Mapping[str, str] = NO_STORE,
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """The Lambda entry point for ``app``: logging context, metrics flush, the route's scope (checked
-    before the body is read or validated) and the body size limit."""
+    before the body is read or validated), the body size limit, and ``headers`` on every answer."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return with_headers(_answer(event, context), headers)
+
+    def _answer(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         limit = get_settings().max_body_bytes
         try:
             check_scope(app, event)

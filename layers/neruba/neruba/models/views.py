@@ -502,6 +502,16 @@ class DeadLetterQueue(Closed):
     in_flight: int = Field(description="Messages received and not yet deleted.")
 
 
+class Alarm(Closed):
+    object: Literal["alarm"]
+    name: str = Field(examples=["neruba-prod-IngestDLQDepthAlarm-1X2Y3Z"])
+    state: Literal["ALARM"]
+    description: str | None
+    reason: str | None = Field(description="Why CloudWatch changed its state, in its words.")
+    metric: str | None = Field(description="Namespace and metric name; null for a composite alarm.")
+    since: Timestamp | None = Field(description="When it went into ALARM.")
+
+
 class DlqRedrive(Closed):
     object: Literal["dlq_redrive"]
     queue: str
@@ -571,3 +581,7 @@ class StripeEventList(Page[StripeEvent]):
 
 class DeadLetterQueueList(Page[DeadLetterQueue]):
     """Every dead-letter queue of the stack (one page)."""
+
+
+class AlarmList(Page[Alarm]):
+    """Every alarm of the stack in ALARM (one page)."""

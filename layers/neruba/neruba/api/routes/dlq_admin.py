@@ -1,4 +1,5 @@
-"""Dead-letter queues (admin scope): their depths, and a redrive back to the source queue (audited)."""
+"""Dead-letter queues (admin scope): their depths, and a redrive back to the source queue (audited); the
+stack's alarms in alarm."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.logic.idempotency import Actor
 from neruba.models.ops import RedriveRequest
-from neruba.models.views import DeadLetterQueueList, DlqRedrive
+from neruba.models.views import AlarmList, DeadLetterQueueList, DlqRedrive
 from neruba.settings import get_settings
 
 router = APIGatewayRouter()
@@ -44,6 +45,24 @@ def list_dlqs() -> Response[str]:
     from neruba.logic.operations.dead_letters import list_queues
 
     return json_response(list_queues(bootstrap.dead_letters()))
+
+
+@router.get(
+    "/admin/alarms",
+    summary="The stack's CloudWatch alarms in alarm",
+    tags=["operations"],
+    security=BEARER_SECURITY,
+    middlewares=ADMIN,
+    responses={
+        200: answer(AlarmList, "Every alarm of the stack whose state is ALARM"),
+        **scoped_responses("admin", {}),
+    },
+)
+def list_alarms() -> Response[str]:
+    """Found by the name prefix of the stack's alarms; the local stack has none (an empty list)."""
+    from neruba.logic.operations.alarms import list_alarms as listed
+
+    return json_response(listed(get_settings().alarm_prefix))
 
 
 @router.post(
