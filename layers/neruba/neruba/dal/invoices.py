@@ -120,9 +120,12 @@ class InvoicesRepository:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        query = {"list": "invoices", "customer": customer_id, "status": status, "period": [low, high]}
+        query["order"] = "newest"
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
                 cursor,
+                query,
                 keys=frozenset({"pk", "sk", partition, "list_sk"}),
                 within=(partition, value),
                 between=("list_sk", low, high),
@@ -137,7 +140,7 @@ class InvoicesRepository:
                 break
             kwargs["ExclusiveStartKey"] = last
             kwargs["Limit"] = limit - len(docs)
-        return docs, encode_cursor(last) if last else None
+        return docs, encode_cursor(last, query) if last else None
 
     def drafts_due(self, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
         """Drafts whose grace period has passed, in one shard."""
