@@ -22,6 +22,8 @@ docs/architecture.md for why each count is exactly once and the write-unit budge
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,12 +33,13 @@ from decimal import Decimal
 from typing import Any, cast
 
 from neruba.dal.clients import client
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
-from neruba.domain.ingest import GroupTotals
+from neruba.domain.ingest import GroupTotals, hour_bucket
 from neruba.domain.numbers import number_problem
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
-from neruba.timefmt import iso
+from neruba.timefmt import iso, parse_ts, ts
 
 HISTORY_CAP = 20
 JOURNAL_SHARDS = 16
@@ -199,6 +202,20 @@ class OutcomeCounts:
 
     minute: str
     counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of a customer's counted events (:meth:`UsageRepository.list_events`)."""
+
+    events: tuple[StoredEvent, ...]
+    next_cursor: str | None
+
+
+# where an event sits in the list: (hour, meter, contribution sort key, index among its sorted ids)
+_Position = tuple[str, str, str, int]
+_CONTRIBUTIONS_PER_QUERY = 25
+_EVENT_CURSOR_KEYS = frozenset({"m", "sk", "i"})
 
 
 def _text(value: Any) -> str | None:
@@ -578,6 +595,95 @@ class UsageRepository:
             group, _, batch = str(item["sk"])[HOUR_LENGTH + 1 :].rpartition("#")
             found.append(Contribution(group, batch, False, tuple(str(t) for t in item.get("tx", ()))))
         return found
+
+    def list_events(
+        self,
+        customer_id: str,
+        meter_codes: Sequence[str],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """One page of the customer's counted events on these meters whose timestamp is in [start, end).
+
+        Read from what counting stores, with no index: each contribution lists the transaction ids it
+        counted, so the page is the contributions of the hours of [start, end) (one Query per meter,
+        lazily, in sort-key order), merged across meters by (hour, meter), then the events themselves
+        (``BatchGetItem``, strongly consistent), whose exact timestamps decide the first and last hour.
+        Order: by the hour of the event's timestamp, then meter code, then the contribution and the
+        transaction id within it; each counted event comes exactly once across the pages. Events not
+        counted (parked ``failed``, or accepted and not counted yet) are not listed. Raises
+        :class:`InvalidCursorError` for a cursor of another query.
+        """
+        first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
+        meters = sorted(set(meter_codes))
+        query = {"list": "events", "customer": customer_id, "meters": meters, "from": ts(start), "to": ts(end)}
+        query["order"] = "hour"
+        after = self._event_position(cursor, query, meters, first, last) if cursor else None
+        streams = [self._cells_from(customer_id, meter, first, last, after) for meter in meters]
+        candidates = (
+            ((hour, meter, sk, i), tx)
+            for hour, meter, sk, ids in heapq.merge(*streams)
+            for i, tx in enumerate(ids)
+            if after is None or (hour, meter, sk, i) > after
+        )
+        found: list[tuple[_Position, StoredEvent]] = []
+        while len(found) <= limit:
+            chunk = list(itertools.islice(candidates, limit + 1 - len(found)))
+            if not chunk:
+                break
+            events = self.get_events((customer_id, tx) for _, tx in chunk)
+            for position, tx in chunk:
+                event = events.get((customer_id, tx))
+                if event is not None and start <= parse_ts(event.timestamp) < end:
+                    found.append((position, event))
+        page = found[:limit]
+        next_cursor = None
+        if len(found) > limit:
+            _, meter, sk, i = page[-1][0]
+            next_cursor = encode_cursor({"m": {"S": meter}, "sk": {"S": sk}, "i": {"S": str(i)}}, query)
+        return EventPage(tuple(event for _, event in page), next_cursor)
+
+    @staticmethod
+    def _event_position(
+        cursor: str, query: Mapping[str, Any], meters: Sequence[str], first: str, last: str
+    ) -> _Position:
+        def agrees(key: dict[str, str]) -> bool:
+            hour = key["sk"][:HOUR_LENGTH]
+            return key["m"] in meters and key["i"].isdigit() and first <= hour <= last
+
+        key = decode_cursor(cursor, query, keys=_EVENT_CURSOR_KEYS, agrees=agrees)
+        sk = str(key["sk"]["S"])
+        return sk[:HOUR_LENGTH], str(key["m"]["S"]), sk, int(key["i"]["S"])
+
+    def _cells_from(
+        self, customer_id: str, meter: str, first: str, last: str, after: _Position | None
+    ) -> Iterator[tuple[str, str, str, tuple[str, ...]]]:
+        """The contributions of one meter for hours [first, last] at or after the position ``after``,
+        in sort-key order, as (hour, meter, sort key, sorted transaction ids); read lazily, a few per
+        Query, eventually consistent."""
+        low = first
+        if after is not None:
+            hour, at_meter, sk, _ = after
+            low = max(low, sk if meter == at_meter else hour if meter > at_meter else hour + "#\uffff")
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": to_item(
+                {":pk": f"USE#{customer_id}#{meter}", ":lo": low, ":hi": last + "#\uffff"}
+            ),
+            "ProjectionExpression": "sk, tx",
+            "Limit": _CONTRIBUTIONS_PER_QUERY,
+        }
+        while True:
+            response = client("dynamodb").query(**request)
+            for item in map(from_item, response.get("Items", [])):
+                sk = str(item["sk"])
+                yield sk[:HOUR_LENGTH], meter, sk, tuple(sorted(str(t) for t in item.get("tx") or ()))
+            if not response.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def park_uncounted(
         self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str

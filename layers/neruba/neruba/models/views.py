@@ -209,6 +209,10 @@ class StoredEvent(Closed):
     copies: dict[str, int] = Field(description="How many times each outcome was recorded.")
 
 
+class EventList(Page[StoredEvent]):
+    """A page of a customer's counted events, by hour of their timestamp."""
+
+
 class OutcomeBucket(Closed):
     start: str = Field(examples=["2026-01-31T12:00"])
     accepted: int
