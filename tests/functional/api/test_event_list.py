@@ -309,8 +309,9 @@ def test_bad_queries_and_cursors(spread: dict[str, list[str]]) -> None:
 def test_repository_reads_a_page_with_few_requests(
     spread: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The documented cost of a page: one Query per meter read (a few more only when a page spans more
-    than 25 contributions of a meter) and one BatchGetItem per 100 events (limit + 1 are read)."""
+    """The documented cost of a page: one Query per meter read (one more each time a page needs more of a
+    meter's contributions than read so far: 4, then 8, 16, 32 more) and one BatchGetItem per 100 events
+    (limit + 1 are read)."""
     from neruba import bootstrap
     from neruba.dal import clients
 
@@ -322,8 +323,9 @@ def test_repository_reads_a_page_with_few_requests(
     usage = bootstrap.usage()
     page = usage.list_events("acme", ["api_calls", "tokens"], H0, H3, 10, None)
     assert len(page.events) == 10 and page.next_cursor
-    assert calls.count("query") == 2 and calls.count("batch_get_item") == 1
+    assert 2 <= calls.count("query") <= 4 and calls.count("batch_get_item") == 1
     calls.clear()
     page = usage.list_events("acme", ["tokens"], H0, H3, 100, None)
     assert len(page.events) == len(spread["tokens"]) and page.next_cursor is None
-    assert calls == ["query", "batch_get_item"]
+    # 15 events in batches of 4: at most 15 contributions, read by Queries of 4, 8 and 16
+    assert calls.count("query") <= 3 and calls.count("batch_get_item") == 1

@@ -214,7 +214,7 @@ class EventPage:
 
 # where an event sits in the list: (hour, meter, contribution sort key, index among its sorted ids)
 _Position = tuple[str, str, str, int]
-_CONTRIBUTIONS_PER_QUERY = 25
+_CONTRIBUTIONS_PER_QUERY = (4, 8, 16, 32)  # a meter's first Query reads 4 contributions, then more
 _EVENT_CURSOR_KEYS = frozenset({"m", "sk", "i"})
 
 
@@ -609,7 +609,7 @@ class UsageRepository:
 
         Read from what counting stores, with no index: each contribution lists the transaction ids it
         counted, so the page is the contributions of the hours of [start, end) (one Query per meter,
-        lazily, in sort-key order), merged across meters by (hour, meter), then the events themselves
+        lazily, in sort-key order, in growing steps), merged across meters by (hour, meter), then the events themselves
         (``BatchGetItem``, strongly consistent), whose exact timestamps decide the first and last hour.
         Order: by the hour of the event's timestamp, then meter code, then the contribution and the
         transaction id within it; each counted event comes exactly once across the pages. Events not
@@ -661,8 +661,8 @@ class UsageRepository:
         self, customer_id: str, meter: str, first: str, last: str, after: _Position | None
     ) -> Iterator[tuple[str, str, str, tuple[str, ...]]]:
         """The contributions of one meter for hours [first, last] at or after the position ``after``,
-        in sort-key order, as (hour, meter, sort key, sorted transaction ids); read lazily, a few per
-        Query, eventually consistent."""
+        in sort-key order, as (hour, meter, sort key, sorted transaction ids); read lazily, eventually
+        consistent, 4 contributions by the first Query, then 8, 16 and 32 by each next one."""
         low = first
         if after is not None:
             hour, at_meter, sk, _ = after
@@ -674,9 +674,9 @@ class UsageRepository:
                 {":pk": f"USE#{customer_id}#{meter}", ":lo": low, ":hi": last + "#\uffff"}
             ),
             "ProjectionExpression": "sk, tx",
-            "Limit": _CONTRIBUTIONS_PER_QUERY,
         }
-        while True:
+        for step in itertools.count():
+            request["Limit"] = _CONTRIBUTIONS_PER_QUERY[min(step, len(_CONTRIBUTIONS_PER_QUERY) - 1)]
             response = client("dynamodb").query(**request)
             for item in map(from_item, response.get("Items", [])):
                 sk = str(item["sk"])
