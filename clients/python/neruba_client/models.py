@@ -564,6 +564,10 @@ class SubscriptionList(_List):
     data: list[Subscription]
 
 
+class EventList(_List):
+    data: list[StoredEvent]
+
+
 class InvoiceList(_List):
     data: list[Invoice]
 
