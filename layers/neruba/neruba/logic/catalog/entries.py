@@ -19,6 +19,7 @@ from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put
 from neruba.models.catalog import Customer, CustomerUpdate, Meter, PlanCreate, PlanVersionIn
+from neruba.validation import param_path
 
 MAX_PAGE = 100
 
@@ -128,7 +129,7 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
             raise InvalidRequestError(
                 f"No meter {charge.meter_code!r}.",
                 code="meter_not_found",
-                param=f"charges.{index}.meter_code",
+                param=param_path("charges", index, "meter_code"),
             )
 
 
