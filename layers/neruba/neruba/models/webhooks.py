@@ -191,7 +191,9 @@ class EventView(Closed):
     customer_id: str
     sequence: int
     created: Timestamp
-    payload: dict[str, Any]
+    payload: CustomerCreatedEvent | InvoiceFinalizedEvent = Field(
+        description="The exact body sent, one of the event payloads of the webhooks section."
+    )
     deliveries: list[Delivery]
     attempts: list[Attempt]
 
