@@ -156,7 +156,9 @@ def test_events_the_api_could_not_queue_are_sent_again_with_the_same_ids() -> No
 def test_events_never_queued_before_the_close_deadline_are_reported() -> None:
     fake = FakeIngest(reject=lambda e: "temporarily_unavailable" if e["properties"]["n"] == 1 else None)
     reports: list[nc.EventFailure] = []
-    batcher = _client(fake).events.batcher(flush_interval=60, on_error=reports.append, close_timeout=0.2, **QUICK)
+    batcher = _client(fake).events.batcher(
+        flush_interval=60, on_error=reports.append, close_timeout=0.2, **QUICK
+    )
     batcher.add("acme", "calls", {"n": 0})
     stuck = batcher.add("acme", "calls", {"n": 1})
     batcher.close()

@@ -29,7 +29,12 @@ def _event(tx: str, code: str = "api_calls") -> dict[str, Any]:
         "received_at": "2026-03-01T10:15:01+00:00",
         "outcomes": [
             {"outcome": "accepted", "request_id": "r1", "copy_id": "r1:0", "at": "2026-03-01T10:15:02+00:00"},
-            {"outcome": "duplicate", "request_id": "r2", "copy_id": "r2:0", "at": "2026-03-01T10:16:02+00:00"},
+            {
+                "outcome": "duplicate",
+                "request_id": "r2",
+                "copy_id": "r2:0",
+                "at": "2026-03-01T10:16:02+00:00",
+            },
         ],
         "copies": {"duplicate": 1},
     }
@@ -38,7 +43,12 @@ def _event(tx: str, code: str = "api_calls") -> dict[str, Any]:
 def _page(ids: list[str], cursor: str | None) -> httpx.Response:
     return httpx.Response(
         200,
-        json={"object": "list", "data": [_event(i) for i in ids], "has_more": cursor is not None, "next_cursor": cursor},
+        json={
+            "object": "list",
+            "data": [_event(i) for i in ids],
+            "has_more": cursor is not None,
+            "next_cursor": cursor,
+        },
     )
 
 

@@ -21,7 +21,6 @@ class _Model(BaseModel):
 
 
 Scalar = str | bool | int | Decimal | None  # a JSON scalar (metadata values, sweep details)
-PropertyValue = str | bool | int | Decimal  # an event property's value
 Quantity = Decimal | int  # an exact quantity: a decimal sent as text, or an integer
 
 

@@ -74,8 +74,16 @@ def _walk(query: dict[str, str]) -> list[dict[str, Any]]:
         query = {**query, "starting_after": page["next_cursor"]}
 
 
-def _ev(tx: str, at: datetime, code: str = "api_calls", customer: str = "acme", **props: Any) -> dict[str, Any]:
-    return {"transaction_id": tx, "customer_id": customer, "code": code, "timestamp": _at(at), "properties": props}
+def _ev(
+    tx: str, at: datetime, code: str = "api_calls", customer: str = "acme", **props: Any
+) -> dict[str, Any]:
+    return {
+        "transaction_id": tx,
+        "customer_id": customer,
+        "code": code,
+        "timestamp": _at(at),
+        "properties": props,
+    }
 
 
 def _hour(event: dict[str, Any]) -> str:
@@ -96,7 +104,13 @@ def spread(send: Callable[..., Any], process: Callable[..., int]) -> dict[str, l
         for i in range(5):
             tx = f"t-{h}-{i:02d}"
             events.append(
-                _ev(tx, hour + timedelta(minutes=7 * i + 2), "tokens", tokens=i + 1, model="big" if i % 2 else "small")
+                _ev(
+                    tx,
+                    hour + timedelta(minutes=7 * i + 2),
+                    "tokens",
+                    tokens=i + 1,
+                    model="big" if i % 2 else "small",
+                )
             )
             expected["tokens"].append(tx)
         events.append(_ev(f"g-{h}", hour + timedelta(minutes=3), customer="globex"))
@@ -173,7 +187,9 @@ def test_from_is_inclusive_and_to_exclusive_to_the_microsecond(
     process()
     for limit in ("1", "20"):
         # WHEN [edge, edge + 10 min) is read (both bounds inside one hour)
-        got = [e["transaction_id"] for e in _walk({**_range(edge, edge + timedelta(minutes=10)), "limit": limit})]
+        got = [
+            e["transaction_id"] for e in _walk({**_range(edge, edge + timedelta(minutes=10)), "limit": limit})
+        ]
         # THEN the event at from is in, the event at to is out, and nothing else of the hour is listed
         assert sorted(got) == ["at-from", "just-before-to"]
     # an offset other than UTC names the same instants
@@ -253,7 +269,10 @@ def test_a_cursor_holds_across_hours_and_cells_while_new_events_arrive(
     # WHEN events arrive in the last hour meanwhile, and the list is read on from the cursor
     send(*[_ev(f"late-{i}", H2 + timedelta(minutes=50 + i)) for i in range(3)])
     process(batch_size=2)
-    rest = [e["transaction_id"] for e in _walk({**_range(), "limit": "4", "starting_after": second["next_cursor"]})]
+    rest = [
+        e["transaction_id"]
+        for e in _walk({**_range(), "limit": "4", "starting_after": second["next_cursor"]})
+    ]
     # THEN nothing already read comes again, nothing is skipped, and the new events (later in the order)
     # are there
     everything = spread["api_calls"] + spread["tokens"] + [f"late-{i}" for i in range(3)]

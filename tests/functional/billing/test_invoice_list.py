@@ -180,7 +180,10 @@ def test_a_cursor_is_bound_to_the_filters_that_produced_it(api: Any, billed: lis
         # THEN 400 invalid_cursor, never a page (empty or not) of a list the cursor was not made for
         assert (got, body.get("error", {}).get("code")) == (400, "invalid_cursor"), (name, got, body)
     # and each cursor still reads its own next page
-    for query, cursor in (({"customer_id": "acme", "limit": "1"}, acme_cursor), ({"status": "finalized"}, status_cursor)):
+    for query, cursor in (
+        ({"customer_id": "acme", "limit": "1"}, acme_cursor),
+        ({"status": "finalized"}, status_cursor),
+    ):
         got, body = _list(api, {**query, "starting_after": cursor})
         assert got == 200 and body["data"], body
 

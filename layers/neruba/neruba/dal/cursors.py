@@ -88,7 +88,11 @@ def decode_cursor(
         payload = jsonutil.loads_untrusted(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError as exc:  # not base64, not JSON, nested too deep, a key named twice
         raise InvalidCursorError("invalid cursor") from exc
-    if not isinstance(payload, dict) or set(payload) != {"k", "v"} or payload["v"] != _seal(payload["k"], query):
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"k", "v"}
+        or payload["v"] != _seal(payload["k"], query)
+    ):
         raise InvalidCursorError("invalid cursor")
     key = payload["k"]
     if not isinstance(key, dict) or not key or not all(_is_key_string(v) for v in key.values()):

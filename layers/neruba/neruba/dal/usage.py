@@ -609,8 +609,9 @@ class UsageRepository:
 
         Read from what counting stores, with no index: each contribution lists the transaction ids it
         counted, so the page is the contributions of the hours of [start, end) (one Query per meter,
-        lazily, in sort-key order, in growing steps), merged across meters by (hour, meter), then the events themselves
-        (``BatchGetItem``, strongly consistent), whose exact timestamps decide the first and last hour.
+        lazily, in sort-key order, in growing steps), merged across meters by (hour, meter), then the
+        events themselves (``BatchGetItem``, strongly consistent), whose exact timestamps decide the first
+        and last hour.
         Order: by the hour of the event's timestamp, then meter code, then the contribution and the
         transaction id within it; each counted event comes exactly once across the pages. Events not
         counted (parked ``failed``, or accepted and not counted yet) are not listed. Raises
@@ -618,7 +619,13 @@ class UsageRepository:
         """
         first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
         meters = sorted(set(meter_codes))
-        query = {"list": "events", "customer": customer_id, "meters": meters, "from": ts(start), "to": ts(end)}
+        query = {
+            "list": "events",
+            "customer": customer_id,
+            "meters": meters,
+            "from": ts(start),
+            "to": ts(end),
+        }
         query["order"] = "hour"
         after = self._event_position(cursor, query, meters, first, last) if cursor else None
         streams = [self._cells_from(customer_id, meter, first, last, after) for meter in meters]

@@ -37,12 +37,15 @@ def _one_of_types(*types: str, description: str) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [{"type": t} for t in types], "description": description})
 
 
-Scalar = Annotated[Any, _one_of_types("string", "integer", "number", "boolean", "null", description="A scalar.")]
+Scalar = Annotated[
+    Any, _one_of_types("string", "integer", "number", "boolean", "null", description="A scalar.")
+]
 PropertyValue = Annotated[
     Any, _one_of_types("string", "integer", "number", "boolean", description="An event property's value.")
 ]
 Quantity = Annotated[
-    Any, _one_of_types("string", "integer", description="An exact quantity: a decimal as text, or an integer.")
+    Any,
+    _one_of_types("string", "integer", description="An exact quantity: a decimal as text, or an integer."),
 ]
 JsonValue = Annotated[
     Any,
@@ -358,7 +361,9 @@ class ConflictingCopy(Closed):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"code": "api_calls", "timestamp": "2026-01-31T12:00:05Z", "properties": {"region": "eu"}}]
+            "examples": [
+                {"code": "api_calls", "timestamp": "2026-01-31T12:00:05Z", "properties": {"region": "eu"}}
+            ]
         },
     )
     code: str

@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.plans import PlansRepository
 from neruba.dal.cursors import InvalidCursorError
+from neruba.dal.plans import PlansRepository
 from neruba.dal.usage import HistoryEntry, StoredEvent, UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import CellUsage, bucket_of, combine
