@@ -27,6 +27,8 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
     "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
     "/admin/webhook-endpoints": {"pk": "WHEP", "sk": "we_0"},
+    # a position in the events list: meter, contribution sort key, index among its ids
+    "/v1/events": {"m": "api_calls", "sk": "2026-01-01T05##b1", "i": "0"},
 }
 # what each repository seals its cursors to, for the query the route is called with below
 QUERY_IDENTITY: dict[str, dict[str, Any]] = {
@@ -44,6 +46,14 @@ QUERY_IDENTITY: dict[str, dict[str, Any]] = {
     },
     "/admin/billing-runs": {"list": "billing_runs", "order": "newest"},
     "/admin/webhook-endpoints": {"list": "webhook_endpoints", "order": "id"},
+    "/v1/events": {
+        "list": "events",
+        "customer": "acme",
+        "meters": sorted(["api_calls", "tokens", "storage_gb", "seats", "plan_level", "eu_calls"]),
+        "from": "2026-01-01T00:00:00.000000Z",
+        "to": "2026-01-02T00:00:00.000000Z",
+        "order": "hour",
+    },
 }
 PARTITIONS = {"kind", "pk", "list_pk"}
 BAD_VALUES: dict[str, Any] = {
@@ -149,7 +159,13 @@ def test_a_key_without_its_seal_or_sealed_to_another_query_is_400(
         assert (got, body["error"]["code"]) == (400, "invalid_cursor"), (name, body)
 
 
-OTHER_PARTITION = {"kind": "meter", "pk": "CUS#globex", "list_pk": "INVC#globex", "c": "globex"}
+OTHER_PARTITION = {
+    "kind": "meter",
+    "pk": "CUS#globex",
+    "list_pk": "INVC#globex",
+    "c": "globex",
+    "m": "not_a_meter_of_this_list",
+}
 
 
 @pytest.mark.parametrize(
@@ -161,7 +177,7 @@ def test_a_cursor_of_another_partition_is_400(
     # GIVEN a cursor of the route's own shape whose partition is another query's (another customer, kind
     # or list)
     genuine = QUERY_KEYS[path]
-    partition = next(a for a in ("kind", "list_pk", "c", "pk") if a in genuine)
+    partition = next(a for a in ("kind", "list_pk", "c", "m", "pk") if a in genuine)
     other = OTHER_PARTITION[partition] if OTHER_PARTITION[partition] != genuine[partition] else "plan"
     key = {a: {"S": v} for a, v in {**genuine, partition: other}.items()}
     if path == "/admin/billing-runs":

@@ -41,7 +41,7 @@ def test_a_property_key_is_one_segment_of_the_param_path(catalog: Any, key: str,
     # THEN the per-event error names the key as one segment
     assert status == 202, body
     error = body["events"][1]["error"]
-    assert error["param"] == param, error
+    assert (error["param"], error["code"]) == (param, "invalid_property"), error
     assert param.removeprefix("events.1.") in error["message"]
     # AND a 400 all_events_rejected names the same path in its details
     status, body = _post_events(_ev("bad", **{key: {"nested": 1}}))

@@ -41,16 +41,17 @@ _MESSAGES = {
 
 def _error_from_validation(exc: ValidationError) -> EventError:
     first = describe(exc.errors())[0]
-    loc = first.param.split(".") if first.param else []
     param = first.param
+    # the event's own field the path starts with (its first segment: `properties` of properties["a.b"])
+    field = (param or "").split(".", 1)[0].split("[", 1)[0]
     kind = first.code
     if kind == "missing":
         code = "missing_field"
     elif kind == "extra_forbidden":
         code = "unknown_field"
-    elif loc and loc[0] == "properties":
-        code = "too_many_properties" if kind == "too_long" and len(loc) == 1 else "invalid_property"
-    elif loc and loc[0] == "timestamp":
+    elif field == "properties":
+        code = "too_many_properties" if kind == "too_long" and param == field else "invalid_property"
+    elif field == "timestamp":
         code = "invalid_timestamp"
     else:
         code = "invalid_field"
