@@ -415,6 +415,8 @@ def _client_faults(lines: list[str], run: dict[str, Any] | None) -> None:
         f"{run['outcome_totals'].get('duplicate', 0):,} |",
         f"| events with exactly one accepted outcome (of {run['checked_events']:,} read) | "
         f"{run['checked_events']:,} | {run['accepted_copies'].get('1', run['accepted_copies'].get(1, 0)):,} |",
+        f"| events never stored (read back by id: event_not_found) | 0 | "
+        f"{run.get('statuses', {}).get('missing', 0):,} |",
         f"| events reported failed by the batcher | 0 | {len(run['failures'])} |",
         f"| ingest DLQ | 0 | {run['dead_letters']} |",
         "",

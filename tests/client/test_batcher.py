@@ -131,6 +131,41 @@ def test_events_rejected_in_a_202_are_reported() -> None:
     assert batcher.stats.queued == 1
 
 
+def test_events_the_api_could_not_queue_are_sent_again_with_the_same_ids() -> None:
+    # GIVEN an API that answers 202 but could not queue some events the first time (the per-event
+    # temporarily_unavailable: "send it again"), as when its queue refuses part of a SendMessageBatch
+    refused_once: set[str] = set()
+
+    def reject(event: dict[str, Any]) -> str | None:
+        if event["properties"]["n"] % 3 == 0 and event["transaction_id"] not in refused_once:
+            refused_once.add(event["transaction_id"])
+            return "temporarily_unavailable"
+        return None
+
+    fake = FakeIngest(reject=reject)
+    reports: list[nc.EventFailure] = []
+    with _client(fake).events.batcher(flush_interval=60, on_error=reports.append, **QUICK) as batcher:
+        ids = [batcher.add("acme", "calls", {"n": i}) for i in range(10)]
+    # THEN those events are sent again (only they), with the same transaction ids, and nothing is reported
+    assert reports == [] and batcher.stats.failed == 0
+    assert set(fake.stored) == set(ids) and all(n == 1 for n in fake.stored.values())
+    assert batcher.stats.queued == 10
+    assert fake.sizes() == [10, 4]
+
+
+def test_events_never_queued_before_the_close_deadline_are_reported() -> None:
+    fake = FakeIngest(reject=lambda e: "temporarily_unavailable" if e["properties"]["n"] == 1 else None)
+    reports: list[nc.EventFailure] = []
+    batcher = _client(fake).events.batcher(
+        flush_interval=60, on_error=reports.append, close_timeout=0.2, **QUICK
+    )
+    batcher.add("acme", "calls", {"n": 0})
+    stuck = batcher.add("acme", "calls", {"n": 1})
+    batcher.close()
+    assert [(r.event.transaction_id, r.code) for r in reports] == [(stuck, "temporarily_unavailable")]
+    assert batcher.stats.queued == 1 and batcher.stats.failed == 1
+
+
 def test_202_rejections_name_the_field_inside_the_event() -> None:
     # the API's param is a path in the request body (events.{i}.field); the index is the batch's, so
     # the report names the field inside the event, the same as for a 400's details

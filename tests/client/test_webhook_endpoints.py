@@ -139,7 +139,25 @@ def test_an_event_reads_with_its_deliveries_and_attempts(make_client: Any) -> No
         "customer_id": "acme",
         "sequence": 7,
         "created": "2026-03-01T00:00:00Z",
-        "payload": {"id": EVENT_ID, "data": {"total_minor": 1250}},
+        "payload": {
+            "id": EVENT_ID,
+            "object": "event",
+            "type": "invoice.finalized",
+            "customer_id": "acme",
+            "sequence": 7,
+            "created": "2026-03-01T00:00:00Z",
+            "data": {
+                "object": {
+                    "id": "in_0123456789abcdef01234567",
+                    "customer_id": "acme",
+                    "currency": "USD",
+                    "subtotal_minor": 1250,
+                    "total_minor": 1250,
+                    "status": "finalized",
+                    "finalized_at": "2026-03-01T00:00:00Z",
+                }
+            },
+        },
         "deliveries": [{"endpoint_id": ENDPOINT_ID, "status": "failed", "attempts": 2, "failed_at": None}],
         "attempts": [
             {
@@ -157,7 +175,26 @@ def test_an_event_reads_with_its_deliveries_and_attempts(make_client: Any) -> No
     got = make_client(script).admin.webhook_event(EVENT_ID)
     assert script.requests[0].url.raw_path == f"/base/admin/webhook-events/{EVENT_ID}".encode()
     assert got.deliveries[0].status == "failed" and got.attempts[0].status_code == 0
-    assert got.payload["data"] == {"total_minor": 1250}
+    assert isinstance(got.payload, models.InvoiceFinalizedEvent)
+    assert got.payload.data["object"].total_minor == 1250
+
+
+def test_an_event_of_a_type_this_client_does_not_know_still_reads() -> None:
+    # a payload of an event type added after this client was released reads as a plain object
+    view = models.EventView.model_validate(
+        {
+            "object": "event",
+            "id": EVENT_ID,
+            "type": "invoice.finalized",
+            "customer_id": "acme",
+            "sequence": 8,
+            "created": "2026-03-01T00:00:00Z",
+            "payload": {"id": EVENT_ID, "type": "invoice.voided", "data": {"object": {"id": "in_1"}}},
+            "deliveries": [],
+            "attempts": [],
+        }
+    )
+    assert isinstance(view.payload, dict) and view.payload["type"] == "invoice.voided"
 
 
 def test_resend_posts_the_request_with_an_idempotency_key(make_client: Any) -> None:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba_client import EventFailure, Neruba, RetryPolicy
+from neruba_client.errors import APIError
 from tests.support.fault_proxy import FaultPlan, FaultProxy
 
 
@@ -70,6 +71,7 @@ def send_through_faults(
     batch_size: int = 100,
     client_timeout: float = 2.0,
     settle_timeout: float = 600.0,
+    stall_seconds: float = 180.0,
     check_each: int | None = None,
 ) -> FaultRun:
     """Send ``events`` events (values 1..N, so the total is exact) and read back what the stack counted:
@@ -107,12 +109,18 @@ def send_through_faults(
     settle_started = time.monotonic()
     deadline = settle_started + settle_timeout
     counted, total = _usage(direct, customer, meter, since)
+    stalled_since = time.monotonic()
     while time.monotonic() < deadline:
         idle, _ = _queues_idle(stack)
-        if counted >= events and idle:
+        if counted + len(failures) >= events and idle:  # an event the batcher gave up on never comes
             break
+        if idle and time.monotonic() - stalled_since > stall_seconds:
+            break  # nothing queued and nothing counted for a while: what is missing will not come
         time.sleep(0.5)
-        counted, total = _usage(direct, customer, meter, since)
+        now_counted, total = _usage(direct, customer, meter, since)
+        if now_counted != counted or not idle:
+            stalled_since = time.monotonic()
+        counted = now_counted
     settle_seconds = time.monotonic() - settle_started
     _, dead = _queues_idle(stack)
 
@@ -122,7 +130,13 @@ def send_through_faults(
     step = max(1, len(ids) // check_each) if check_each else 1
     checked = ids[::step]
     for transaction_id in checked:
-        stored = direct.events.retrieve(transaction_id, customer_id=customer)
+        try:
+            stored = direct.events.retrieve(transaction_id, customer_id=customer)
+        except APIError as error:
+            if error.code != "event_not_found":
+                raise
+            statuses["missing"] += 1  # never stored: lost between the client and the worker
+            continue
         statuses[stored.status] += 1
         outcomes = Counter(o.outcome for o in stored.outcomes)
         accepted[outcomes["accepted"]] += 1

@@ -103,8 +103,9 @@ def test_a_huge_field_name_is_cut_in_the_param_and_the_message() -> None:
     # GIVEN a metadata key of 60,000 characters with a value of the wrong type
     key = "k" * 60_000
     problems = _problems(Customer, {"external_id": "a", "name": "n", "currency": "USD", "metadata": {key: 1}})
-    # THEN each problem names the field cut to 64 characters, never the whole key
+    # THEN each problem names the field cut to 64 characters, never the whole key (the cut key, ending in
+    # "...", is one bracketed segment of the path)
     assert problems
     for param, _code, message in problems:
-        assert param.startswith("metadata." + "k" * 64 + "...") and len(param) < 100
+        assert param.startswith('metadata["' + "k" * 64 + '..."]') and len(param) < 100
         assert len(message) < 300

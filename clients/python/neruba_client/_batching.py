@@ -19,6 +19,8 @@ from neruba_client.errors import APIConnectionError, APIError
 logger = logging.getLogger("neruba_client.batcher")
 
 MAX_BATCH = 100
+# per-event codes of a 202 that mean "not queued this time, send it again" (the API's queue refused it)
+SEND_AGAIN = frozenset({"temporarily_unavailable"})
 MAX_BATCH_BYTES = 250_000  # under the API's 256 KiB body limit
 _DETAIL_PARAM = re.compile(r"^events\.(\d+)(?:\.(.+))?$")
 
@@ -120,9 +122,16 @@ class Buffer:
             except Exception:  # a failing callback must not stop the batcher
                 logger.exception("on_error raised for event %s", failure.event.transaction_id)
 
-    def answered(self, batch: list[m.Event], answer: m.IngestResponse) -> None:
+    def answered(self, batch: list[m.Event], answer: m.IngestResponse) -> list[m.Event]:
+        """Count and report the answer; returns the events to send again (rejected with a code of
+        :data:`SEND_AGAIN`), which are not reported."""
         self.stats.batches += 1
         self.stats.queued += answer.queued
+        again = [
+            batch[s.index]
+            for s in answer.events
+            if s.status == "rejected" and s.error and s.error.code in SEND_AGAIN and 0 <= s.index < len(batch)
+        ]
         failures = [
             EventFailure(
                 batch[s.index],
@@ -133,9 +142,12 @@ class Buffer:
                 answer.request_id,
             )
             for s in answer.events
-            if s.status == "rejected" and 0 <= s.index < len(batch)
+            if s.status == "rejected"
+            and 0 <= s.index < len(batch)
+            and not (s.error and s.error.code in SEND_AGAIN)
         ]
         self.report(failures)
+        return again
 
     def refused(self, batch: list[m.Event], error: APIError) -> None:
         self.stats.batches += 1
@@ -161,7 +173,14 @@ class Buffer:
         )
 
     def undelivered(self, batch: list[m.Event], error: Exception) -> None:
-        self.report([EventFailure(e, "not_delivered", f"gave up at close: {error}") for e in batch])
+        code = error.code if isinstance(error, NotQueuedError) else "not_delivered"
+        self.report([EventFailure(e, code, f"gave up at close: {error}") for e in batch])
+
+
+class NotQueuedError(Exception):
+    """The API answered 202 but could not queue these events: they are sent again, as after a 5xx."""
+
+    code = "temporarily_unavailable"
 
 
 def field_in_event(param: str | None) -> str | None:

@@ -13,7 +13,10 @@ Rules shared by ``EventBatcher`` (a background thread) and ``AsyncEventBatcher``
   reported as failed with code ``not_delivered``.
 - Any other error answer (4xx) is not retried: every event of the batch is reported, with its own code
   when the answer's details name it (400 ``all_events_rejected``: every event refused, one detail per
-  event). A 202 answer that rejects some events reports those. ``EventFailure.param`` is the field
+  event). A 202 answer that rejects some events reports those, except events the API could not queue
+  (per-event ``temporarily_unavailable``): those are sent again, alone, with the same ids and the same
+  backoff as a 5xx (on close they are reported with that code when ``close_timeout`` runs out).
+  ``EventFailure.param`` is the field
   inside the event (the API's ``events.{i}.`` prefix dropped). Reports go to ``on_error(EventFailure)``;
   without a callback, to the ``neruba_client.batcher`` logger at WARNING.
 - Memory is bounded: at most ``max_buffered`` events are held (waiting or in flight). When full,
@@ -40,6 +43,7 @@ from neruba_client._batching import (
     BatcherStats,
     Buffer,
     EventFailure,
+    NotQueuedError,
     OnError,
     SendEvents,
     SendEventsAsync,
@@ -176,32 +180,37 @@ class EventBatcher:
         attempt = 0
         while True:
             self._core.stats.attempts += 1
+            error: Exception
             try:
                 answer = self._send(batch)
-            except (APIError, APIConnectionError) as error:
-                if isinstance(error, APIError) and not retryable(error):
+            except (APIError, APIConnectionError) as failed:
+                if isinstance(failed, APIError) and not retryable(failed):
                     with self._cond:
-                        self._core.refused(batch, error)
+                        self._core.refused(batch, failed)
                     return
-                deadline = self._close_deadline
-                if deadline is not None and time.monotonic() >= deadline:
-                    with self._cond:
-                        self._core.undelivered(batch, error)
+                error = failed
+            else:
+                with self._cond:
+                    again = self._core.answered(batch, answer)
+                if not again:
                     return
-                if attempt == 0:
-                    self._core.stats.retried_batches += 1
-                delay = self._core.backoff(attempt)
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - time.monotonic()))
-                if self._close_deadline is None:
-                    self._wake.wait(delay)  # close() cuts this wait short
-                else:
-                    time.sleep(delay)
-                attempt += 1
-                continue
-            with self._cond:
-                self._core.answered(batch, answer)
-            return
+                batch, error = again, NotQueuedError(f"{len(again)} events not queued")
+            # retry the batch (or the events not queued) until the close deadline
+            deadline = self._close_deadline
+            if deadline is not None and time.monotonic() >= deadline:
+                with self._cond:
+                    self._core.undelivered(batch, error)
+                return
+            if attempt == 0:
+                self._core.stats.retried_batches += 1
+            delay = self._core.backoff(attempt)
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            if self._close_deadline is None:
+                self._wake.wait(delay)  # close() cuts this wait short
+            else:
+                time.sleep(delay)
+            attempt += 1
 
 
 class AsyncEventBatcher:
@@ -333,23 +342,28 @@ class AsyncEventBatcher:
         attempt = 0
         while True:
             self._core.stats.attempts += 1
+            error: Exception
             try:
                 answer = await self._send(batch)
-            except (APIError, APIConnectionError) as error:
-                if isinstance(error, APIError) and not retryable(error):
-                    self._core.refused(batch, error)
+            except (APIError, APIConnectionError) as failed:
+                if isinstance(failed, APIError) and not retryable(failed):
+                    self._core.refused(batch, failed)
                     return
-                deadline = self._close_deadline
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._core.undelivered(batch, error)
+                error = failed
+            else:
+                again = self._core.answered(batch, answer)
+                if not again:
                     return
-                if attempt == 0:
-                    self._core.stats.retried_batches += 1
-                delay = self._core.backoff(attempt)
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - time.monotonic()))
-                await asyncio.sleep(delay)
-                attempt += 1
-                continue
-            self._core.answered(batch, answer)
-            return
+                batch, error = again, NotQueuedError(f"{len(again)} events not queued")
+            # retry the batch (or the events not queued) until the close deadline
+            deadline = self._close_deadline
+            if deadline is not None and time.monotonic() >= deadline:
+                self._core.undelivered(batch, error)
+                return
+            if attempt == 0:
+                self._core.stats.retried_batches += 1
+            delay = self._core.backoff(attempt)
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(delay)
+            attempt += 1

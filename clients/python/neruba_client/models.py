@@ -20,6 +20,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+Scalar = str | bool | int | Decimal | None  # a JSON scalar (metadata values, sweep details)
+Quantity = Decimal | int  # an exact quantity: a decimal sent as text, or an integer
+
+
 # --- the error shape -------------------------------------------------------------------------------
 
 
@@ -102,6 +106,12 @@ class IngestResponse(_Model):
     events: list[EventStatus]
 
 
+class ConflictingCopy(_Model):
+    code: str
+    timestamp: datetime | None = None
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+
+
 class EventOutcome(_Model):
     """One copy received under an event's key and what became of it."""
 
@@ -109,7 +119,7 @@ class EventOutcome(_Model):
     request_id: str | None
     copy_id: str | None
     at: datetime | None
-    payload: dict[str, Any] | None = None
+    payload: ConflictingCopy | None = None
     reason: str | None = None
 
 
@@ -119,7 +129,7 @@ class StoredEvent(_Model):
     customer_id: str
     code: str
     timestamp: datetime
-    properties: dict[str, Any]
+    properties: dict[str, PropertyValue]
     status: str
     reason: str | None
     reason_message: str | None
@@ -149,7 +159,7 @@ class UsageBucket(_Model):
     bucket: str
     quantity: Decimal
     events: int
-    group: dict[str, Any] | None = None
+    group: dict[str, str] | None = None
 
 
 class Usage(_Model):
@@ -173,7 +183,7 @@ class CustomerView(_Model):
     currency: str
     email: str | None
     timezone: str
-    metadata: dict[str, Any]
+    metadata: dict[str, str]
     stripe_customer_id: str | None
     balance_low_threshold_minor: int | None = None
     created_at: datetime | None
@@ -283,6 +293,122 @@ class Subscription(_Model):
 # --- invoices, balances, ledger --------------------------------------------------------------------
 
 
+class LineTier(_Model):
+    tier: int | None = None
+    unit: str | None = None
+    up_to: Decimal | None = None
+    quantity: Quantity | None = None
+    unit_price: Decimal | None = None
+    flat_fee: Decimal | None = None
+    amount: Decimal | None = None
+
+
+class LineFigures(_Model):
+    quantity: Quantity | None = None
+    amount_minor: int | None = None
+    hours: int | None = None
+    events: int | None = None
+
+
+class LineSource(_Model):
+    aggregation: str | None = None
+    hours: int | None = None
+    events: int | None = None
+    billable_quantity: Decimal | None = None
+    free_units: Decimal | None = None
+    amount: Decimal | None = None
+    billed: LineFigures | None = None
+    rerated: LineFigures | None = None
+    top_up_request_id: str | None = None
+    grant_id: str | None = None
+    available_minor: int | None = None
+    threshold_minor: int | None = None
+
+
+class LineReference(_Model):
+    invoice_id: str
+    line_id: str | None = None
+    number: str | None = None
+
+
+class InvoiceLine(_Model):
+    line_id: str
+    kind: str
+    description: str | None = None
+    meter_code: str | None = None
+    group: dict[str, str] = Field(default_factory=dict)
+    quantity: Quantity | None = None
+    unit_price: Decimal | None = None
+    tiers: list[LineTier] = Field(default_factory=list)
+    amount_minor: int
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    plan_code: str | None = None
+    plan_version: int | None = None
+    source: LineSource | None = None
+    references: LineReference | None = None
+    pending: bool | None = None
+
+
+class LineAggregate(_Model):
+    aggregation: str | None
+    quantity: Quantity | None
+
+
+class LinePrice(_Model):
+    plan_code: str | None
+    plan_version: int | None
+    unit_price: Decimal | None
+    tiers: list[LineTier]
+
+
+class CreditApplied(_Model):
+    grant_id: str
+    amount_minor: int
+
+
+class ExplainedLine(_Model):
+    line_id: str
+    kind: str | None
+    description: str | None
+    meter_code: str | None
+    group: dict[str, str]
+    aggregate: LineAggregate
+    hours: int | None
+    events: int | None
+    price: LinePrice
+    amount_minor: int | None
+    credits_applied: list[CreditApplied]
+    credits_applied_minor: int
+    references: LineReference | None
+
+
+class UpcomingWindow(_Model):
+    object: Literal["upcoming_window"]
+    kind: str | None = None
+    subscription_id: str
+    customer_id: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime | None = None
+    lines: list[InvoiceLine]
+    subtotal_minor: int
+    credits_applied: bool
+    pending_adjustments_minor: int
+    trial_end: datetime | None = None
+    in_trial: bool | None = None
+    trial_until: datetime | None = None
+
+
+class RerunCorrection(_Model):
+    type: Literal["adjustment", "correction_invoice", "credit_note"]
+    invoice_id: str | None = None
+    applies_to: str
+    lines: list[InvoiceLine]
+    amount_minor: int
+
+
 class Invoice(_Model):
     object: Literal["invoice"]
     id: str
@@ -292,7 +418,7 @@ class Invoice(_Model):
     status: str
     period_start: datetime | None
     period_end: datetime | None
-    lines: list[dict[str, Any]]
+    lines: list[InvoiceLine]
     subtotal_minor: int
     credits_applied_minor: int
     total_minor: int
@@ -305,11 +431,11 @@ class InvoiceExplanation(_Model):
     status: str | None
     period_start: datetime | None
     period_end: datetime | None
-    lines: list[dict[str, Any]]
+    lines: list[ExplainedLine]
     subtotal_minor: int | None
     credits_applied_minor: int | None
     total_minor: int | None
-    corrects: Any = None
+    corrects: LineReference | None = None
 
 
 class UpcomingInvoice(_Model):
@@ -318,7 +444,7 @@ class UpcomingInvoice(_Model):
     as_of: datetime
     credits_applied: bool
     note: str
-    windows: list[dict[str, Any]]
+    windows: list[UpcomingWindow]
 
 
 class InvoiceRerun(_Model):
@@ -326,7 +452,7 @@ class InvoiceRerun(_Model):
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
     invoice: Invoice
-    correction: dict[str, Any] | None
+    correction: RerunCorrection | None
 
 
 class Balance(_Model):
@@ -360,7 +486,7 @@ class Posting(_Model):
     source_id: str | None
     actor: str | None
     idempotency_key: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Scalar]
     entries: list[LedgerEntry]
     total_minor: int
 
@@ -513,13 +639,32 @@ class SweepSummary(_Model):
     finished_at: datetime | None
 
 
+class SweepItem(_Model):
+    kind: str
+    customer_id: str | None = None
+    error: str | None = None
+    before: Any = None
+    after: Any = None
+
+
+class SweepCheck(_Model):
+    name: str
+    checked: dict[str, int]
+    found: int
+    repaired: int
+    repairs: list[SweepItem]
+    details: dict[str, Any]
+    error: str | None
+    failures: list[SweepItem]
+
+
 class Sweep(_Model):
     object: Literal["sweep"]
     id: str
     trigger: str
     actor: str | None
     status: Literal["ok", "failed"]
-    checks: list[dict[str, Any]]
+    checks: list[SweepCheck]
     window: dict[str, str]
     found: int
     repaired: int
@@ -607,6 +752,48 @@ class Attempt(_Model):
     error: str | None = None
 
 
+class CustomerCreatedData(_Model):
+    external_id: str
+    name: str
+    currency: str
+    created_at: datetime
+
+
+class CustomerCreatedEvent(_Model):
+    id: str
+    object: Literal["event"]
+    created: datetime
+    customer_id: str
+    sequence: int
+    type: Literal["customer.created"]
+    data: dict[Literal["object"], CustomerCreatedData]
+
+
+class InvoiceFinalizedData(_Model):
+    id: str
+    customer_id: str
+    subscription_id: str | None = None
+    kind: str | None = None
+    currency: str
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    subtotal_minor: int
+    credits_applied_minor: int | None = None
+    total_minor: int
+    status: Literal["finalized"]
+    finalized_at: datetime
+
+
+class InvoiceFinalizedEvent(_Model):
+    id: str
+    object: Literal["event"]
+    created: datetime
+    customer_id: str
+    sequence: int
+    type: Literal["invoice.finalized"]
+    data: dict[Literal["object"], InvoiceFinalizedData]
+
+
 class EventView(_Model):
     """A webhook event as sent (``payload`` is the exact body) with its deliveries and attempts."""
 
@@ -616,7 +803,8 @@ class EventView(_Model):
     customer_id: str
     sequence: int
     created: datetime
-    payload: dict[str, Any]
+    # the types this client knows, in order; a payload of a newer event type reads as a dict
+    payload: CustomerCreatedEvent | InvoiceFinalizedEvent | dict[str, Any] = Field(union_mode="left_to_right")
     deliveries: list[Delivery]
     attempts: list[Attempt]
 
@@ -647,6 +835,10 @@ class PlanList(_List):
 
 class SubscriptionList(_List):
     data: list[Subscription]
+
+
+class EventList(_List):
+    data: list[StoredEvent]
 
 
 class InvoiceList(_List):

@@ -23,6 +23,7 @@ class Customers(Resource[M]):
 class Events(Resource[M]):
     send = endpoint(r.send_events)
     retrieve = endpoint(r.get_event)
+    list = paginated(r.list_events)
     outcomes = endpoint(r.get_outcomes)
 
 

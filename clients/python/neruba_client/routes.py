@@ -246,6 +246,20 @@ def send_events(events: Sequence[m.Event | Mapping[str, Any]]) -> Operation[m.In
 def get_event(transaction_id: str, *, customer_id: str) -> Operation[m.StoredEvent]: ...
 
 
+@route("GET", "/v1/events", m.EventList, listing=True)
+def list_events(
+    *,
+    customer_id: str,
+    from_: Time,
+    to: Time,
+    meter: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> ListOperation[m.EventList, m.StoredEvent]:
+    """A customer's counted events whose timestamp is in ``[from_, to)`` (at most 31 days), of one
+    ``meter`` or all, by hour of their timestamp then meter; each with its outcomes."""
+
+
 @route("GET", "/v1/ingest/outcomes", m.OutcomeCounts)
 def get_outcomes(
     *, from_: Time, to: Time, granularity: Literal["minute", "hour"] | None = None

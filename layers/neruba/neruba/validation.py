@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,6 +136,38 @@ def _short(part: str) -> str:
     return part if len(part) <= MAX_PARAM_PART else part[:MAX_PARAM_PART] + "..."
 
 
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def param_path(*segments: str | int) -> str:
+    """An error's ``param``: the path of the input at fault, one segment per level. A segment of letters,
+    digits, ``_`` and ``-`` (a field name, a list index) is joined with ``.``; any other (a client's key
+    holding a dot, a space, a bracket, a quote, or empty) is written in brackets as a JSON string, so a
+    path reads back one way only.
+
+    Example:
+        >>> param_path("events", 3, "properties", "a.b")
+        'events.3.properties["a.b"]'
+        >>> param_path("events", 3, "properties", "tokens")
+        'events.3.properties.tokens'
+    """
+    path = ""
+    for segment in map(str, segments):
+        if _PLAIN_SEGMENT.fullmatch(segment):
+            path += ("." if path else "") + segment
+        else:
+            path += "[" + json.dumps(segment, ensure_ascii=False) + "]"
+    return path
+
+
+def within_path(prefix: str, path: str | None) -> str:
+    """``path`` (as :func:`param_path` writes it) inside ``prefix``: ``within_path("events.3", "code")``
+    is ``events.3.code``, and a path starting with a bracketed segment is appended as is."""
+    if not path:
+        return prefix
+    return prefix + ("" if path.startswith("[") else ".") + path
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One field's problem: its dotted path (None for the whole input), a code and a message."""
@@ -239,9 +272,9 @@ def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -
         else:
             loc, error = next(plain_iter)
             code, rule = _rule(error)
-        parts = list(loc)
+        parts = [part for part in loc if part != "[key]"]  # a map key at fault: the path names its entry
         while parts and parts[0] in drop:
             parts.pop(0)
-        param = ".".join(_short(part) for part in parts) or None
+        param = param_path(*(_short(part) for part in parts)) or None
         problems.append(Problem(param, code, _with_param(param, rule)))
     return problems

@@ -1,8 +1,10 @@
 """Forged pagination cursors on every opaque-cursor list route: each is 400 invalid_cursor, never a 500.
 
-A cursor is a DynamoDB key, base64-encoded JSON. A forged one that names the right attributes and the
-right partition but holds a number, a list, an empty string or a nested structure where DynamoDB expects
-a string used to reach DynamoDB (a 500); ``dal.cursors.decode_cursor`` refuses them for every route.
+A cursor is a DynamoDB key sealed to the query that produced it, base64-encoded JSON. The seal is checked
+first; the cursors below are sealed the way the repositories seal them (``QUERY_IDENTITY``), so they also
+reach the key's own checks: a key naming the right attributes and the right partition but holding a
+number, a list, an empty string or a nested structure where DynamoDB expects a string used to reach
+DynamoDB (a 500); ``dal.cursors.decode_cursor`` refuses them for every route.
 """
 
 from __future__ import annotations
@@ -25,6 +27,33 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
     "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
     "/admin/webhook-endpoints": {"pk": "WHEP", "sk": "we_0"},
+    # a position in the events list: meter, contribution sort key, index among its ids
+    "/v1/events": {"m": "api_calls", "sk": "2026-01-01T05##b1", "i": "0"},
+}
+# what each repository seals its cursors to, for the query the route is called with below
+QUERY_IDENTITY: dict[str, dict[str, Any]] = {
+    "/v1/customers": {"list": "customer", "prefix": "", "order": "list_key"},
+    "/v1/meters": {"list": "meter", "prefix": "", "order": "list_key"},
+    "/v1/plans": {"list": "plan", "prefix": "", "order": "list_key"},
+    "/v1/customers/acme/ledger": {"list": "postings", "customer": "acme", "order": "newest"},
+    "/admin/audit": {"list": "audit", "customer": "acme", "order": "newest"},
+    "/v1/invoices": {
+        "list": "invoices",
+        "customer": "acme",
+        "status": None,
+        "period": [None, None],
+        "order": "newest",
+    },
+    "/admin/billing-runs": {"list": "billing_runs", "order": "newest"},
+    "/admin/webhook-endpoints": {"list": "webhook_endpoints", "order": "id"},
+    "/v1/events": {
+        "list": "events",
+        "customer": "acme",
+        "meters": sorted(["api_calls", "tokens", "storage_gb", "seats", "plan_level", "eu_calls"]),
+        "from": "2026-01-01T00:00:00.000000Z",
+        "to": "2026-01-02T00:00:00.000000Z",
+        "order": "hour",
+    },
 }
 PARTITIONS = {"kind", "pk", "list_pk"}
 BAD_VALUES: dict[str, Any] = {
@@ -36,8 +65,15 @@ BAD_VALUES: dict[str, Any] = {
 }
 
 
-def _cursor(key: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+def _raw(payload: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def _cursor(key: Any, path: str) -> str:
+    """A cursor holding ``key``, sealed to the route's query as its repository seals its own."""
+    from neruba.dal.cursors import encode_cursor
+
+    return encode_cursor(key, QUERY_IDENTITY[path])
 
 
 def _forgeries(path: str) -> dict[str, str]:
@@ -48,9 +84,9 @@ def _forgeries(path: str) -> dict[str, str]:
         for name, value in BAD_VALUES.items():
             key = {a: {"S": v} for a, v in genuine.items()}
             key[attribute] = {"S": value}
-            forged[f"{attribute} {name}"] = _cursor(key)
+            forged[f"{attribute} {name}"] = _cursor(key, path)
         forged[f"{attribute} typed N"] = _cursor(
-            {**{a: {"S": v} for a, v in genuine.items()}, attribute: {"N": "1"}}
+            {**{a: {"S": v} for a, v in genuine.items()}, attribute: {"N": "1"}}, path
         )
     forged["nested 700 deep"] = base64.urlsafe_b64encode(("[" * 700 + "]" * 700).encode()).decode()
     forged["a key named twice"] = base64.urlsafe_b64encode(
@@ -68,7 +104,7 @@ OPAQUE_ROUTES = [row for row in LIST_ROUTES if row[3] is OPAQUE_FORGERIES]
 
 def test_every_opaque_cursor_route_has_its_key_shape() -> None:
     # THEN each list route taking an opaque cursor is covered here
-    assert {path.split("?")[0] for _, path, _, _ in OPAQUE_ROUTES} == set(QUERY_KEYS)
+    assert {path.split("?")[0] for _, path, _, _ in OPAQUE_ROUTES} == set(QUERY_KEYS) == set(QUERY_IDENTITY)
 
 
 @pytest.mark.parametrize(
@@ -93,11 +129,43 @@ def test_a_cursor_of_the_right_shape_is_accepted(
     # GIVEN a cursor holding strings in the route's own key attributes (as the route hands them out)
     key = {a: {"S": v} for a, v in QUERY_KEYS[path].items()}
     # WHEN it is used THEN the route answers a page (the forgeries above fail for their values only)
-    got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
+    got, body = _list(folder, path, {**query, "starting_after": _cursor(key, path)})
     assert got == 200 and body["object"] == "list", body
 
 
-OTHER_PARTITION = {"kind": "meter", "pk": "CUS#globex", "list_pk": "INVC#globex", "c": "globex"}
+@pytest.mark.parametrize(
+    ("folder", "path", "query"), [row[:3] for row in OPAQUE_ROUTES], ids=[row[1] for row in OPAQUE_ROUTES]
+)
+def test_a_key_without_its_seal_or_sealed_to_another_query_is_400(
+    catalog: Any, folder: str, path: str, query: dict[str, str]
+) -> None:
+    from neruba.dal.cursors import encode_cursor
+
+    key = {a: {"S": v} for a, v in QUERY_KEYS[path].items()}
+    sealed = json.loads(base64.urlsafe_b64decode(_cursor(key, path) + "=="))
+    forged = {
+        "the bare key (an unsealed cursor)": _raw(key),
+        "sealed to another list": encode_cursor(key, {**QUERY_IDENTITY[path], "list": "other"}),
+        "sealed to another order": encode_cursor(key, {**QUERY_IDENTITY[path], "order": "oldest"}),
+        "the seal of another key": _raw({"k": {**key, "sk": {"S": "zz"}}, "v": sealed["v"]}),
+        "the seal edited": _raw({"k": key, "v": sealed["v"][::-1]}),
+        "the seal left out": _raw({"k": key}),
+        "an extra field": _raw({**sealed, "x": 1}),
+    }
+    for name, cursor in forged.items():
+        # WHEN the route gets the right key without the seal its own query gives it
+        got, body = _list(folder, path, {**query, "starting_after": cursor})
+        # THEN 400 invalid_cursor
+        assert (got, body["error"]["code"]) == (400, "invalid_cursor"), (name, body)
+
+
+OTHER_PARTITION = {
+    "kind": "meter",
+    "pk": "CUS#globex",
+    "list_pk": "INVC#globex",
+    "c": "globex",
+    "m": "not_a_meter_of_this_list",
+}
 
 
 @pytest.mark.parametrize(
@@ -109,13 +177,13 @@ def test_a_cursor_of_another_partition_is_400(
     # GIVEN a cursor of the route's own shape whose partition is another query's (another customer, kind
     # or list)
     genuine = QUERY_KEYS[path]
-    partition = next(a for a in ("kind", "list_pk", "c", "pk") if a in genuine)
+    partition = next(a for a in ("kind", "list_pk", "c", "m", "pk") if a in genuine)
     other = OTHER_PARTITION[partition] if OTHER_PARTITION[partition] != genuine[partition] else "plan"
     key = {a: {"S": v} for a, v in {**genuine, partition: other}.items()}
     if path == "/admin/billing-runs":
         key["list_pk"] = {"S": "INVC#acme"}  # the invoices' partition of the same index
     # WHEN it is used THEN 400 invalid_cursor: a page of another customer's list is never served
-    got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
+    got, body = _list(folder, path, {**query, "starting_after": _cursor(key, path)})
     assert (got, body["error"]["code"]) == (400, "invalid_cursor"), body
 
 
@@ -136,5 +204,5 @@ def test_a_cursor_whose_table_key_is_another_item_is_400(catalog: Any, path: str
     folder, _, query, _ = next(row for row in OPAQUE_ROUTES if row[1] == path)
     key = {a: {"S": v} for a, v in {**QUERY_KEYS[path], **OTHER_ITEM[path]}.items()}
     # WHEN it is used THEN 400 invalid_cursor
-    got, body = _list(folder, path, {**query, "starting_after": _cursor(key)})
+    got, body = _list(folder, path, {**query, "starting_after": _cursor(key, path)})
     assert (got, body["error"]["code"]) == (400, "invalid_cursor"), body

@@ -547,8 +547,10 @@ OPAQUE_FORGERIES = {
     "a key of something else": _cursor({"pk": {"S": "x"}}),
 }
 # folder, path, query the route needs, forged cursors -> whether the route refuses them today
+EVENT_LIST_QUERY = {"customer_id": "acme", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 LIST_ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     ("read_api", "/v1/customers", {}, OPAQUE_FORGERIES),
+    ("read_api", "/v1/events", EVENT_LIST_QUERY, OPAQUE_FORGERIES),
     ("read_api", "/v1/meters", {}, OPAQUE_FORGERIES),
     ("read_api", "/v1/plans", {}, OPAQUE_FORGERIES),
     ("ledger_api", "/v1/customers/acme/ledger", {}, OPAQUE_FORGERIES),

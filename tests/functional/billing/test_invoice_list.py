@@ -136,3 +136,68 @@ def test_bad_filters_and_cursors_are_4xx(api: Any, billed: list[dict[str, Any]])
         assert (got, body["error"]["code"]) == (status, code), (query, body)
     got, body = _list(api, {"status": "paid"}, scopes="ingest")
     assert (got, body["error"]["code"]) == (403, "insufficient_scope")
+
+
+def _edited(cursor: str, old: str, new: str) -> str:
+    """The cursor with every text value ``old`` in its JSON replaced by ``new`` (a hand-edited cursor)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return new if value == old else value
+
+    data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return base64.urlsafe_b64encode(json.dumps(walk(data)).encode()).decode().rstrip("=")
+
+
+def test_a_cursor_is_bound_to_the_filters_that_produced_it(api: Any, billed: list[dict[str, Any]]) -> None:
+    # GIVEN genuine second-page cursors of a customer's list and of a status list
+    acme_page = _list(api, {"customer_id": "acme", "limit": "1"})[1]
+    status_page = _list(api, {"status": "finalized", "limit": "1"})[1]
+    assert acme_page["has_more"] and status_page["has_more"]
+    acme_cursor, status_cursor = acme_page["next_cursor"], status_page["next_cursor"]
+    first_start = min(i["period_start"] for i in billed)
+    cases = {
+        # the same partition, another filter: a status added to the customer's list
+        "status added": ({"customer_id": "acme", "status": "draft"}, acme_cursor),
+        "status added (finalized)": ({"customer_id": "acme", "status": "finalized"}, acme_cursor),
+        # a period bound added that the cursor's position still falls in
+        "period_from added": ({"customer_id": "acme", "period_from": "2000-01-01T00:00:00Z"}, acme_cursor),
+        "period_to added": ({"status": "finalized", "period_to": "2999-01-01T00:00:00Z"}, status_cursor),
+        # the cursor edited to another status and used on that status's list
+        "status edited": ({"status": "paid"}, _edited(status_cursor, "finalized", "paid")),
+        "status edited (draft)": ({"status": "draft"}, _edited(status_cursor, "finalized", "draft")),
+        # the position edited within the same list
+        "position edited": (
+            {"status": "finalized"},
+            _edited(status_cursor, next(iter(_strings(status_cursor, "#"))), first_start[:4] + "#in_x"),
+        ),
+    }
+    for name, (query, cursor) in cases.items():
+        got, body = _list(api, {**query, "starting_after": cursor})
+        # THEN 400 invalid_cursor, never a page (empty or not) of a list the cursor was not made for
+        assert (got, body.get("error", {}).get("code")) == (400, "invalid_cursor"), (name, got, body)
+    # and each cursor still reads its own next page
+    for query, cursor in (
+        ({"customer_id": "acme", "limit": "1"}, acme_cursor),
+        ({"status": "finalized"}, status_cursor),
+    ):
+        got, body = _list(api, {**query, "starting_after": cursor})
+        assert got == 200 and body["data"], body
+
+
+def _strings(cursor: str, needle: str) -> list[str]:
+    """The text values of a cursor's JSON containing ``needle``."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, str) and needle in value:
+            found.append(value)
+
+    walk(json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
+    return found

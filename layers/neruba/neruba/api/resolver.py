@@ -39,7 +39,7 @@ from neruba.errors import (
 from neruba.observability import logger, metrics
 from neruba.security.apikeys import bearer_token
 from neruba.settings import get_settings
-from neruba.validation import describe
+from neruba.validation import describe, param_path
 
 API_TITLE = "Neruba API"
 API_DESCRIPTION = (
@@ -87,11 +87,15 @@ def parse_body(text: str) -> Any:
         return jsonutil.loads_untrusted(text)
     except jsonutil.NonFiniteNumberError as exc:
         raise InvalidRequestError(
-            f"The body is not valid JSON: {exc.msg}.", code="invalid_json", param=exc.key
+            f"The body is not valid JSON: {exc.msg}.",
+            code="invalid_json",
+            param=param_path(exc.key) if exc.key else None,
         ) from exc
     except jsonutil.DuplicateKeyError as exc:
         raise InvalidRequestError(
-            f"The body names '{exc.key}' twice in one object.", code="duplicate_key", param=exc.key
+            f"The body names '{exc.key}' twice in one object.",
+            code="duplicate_key",
+            param=param_path(exc.key) if exc.key else None,
         ) from exc
 
 

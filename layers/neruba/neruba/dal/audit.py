@@ -99,11 +99,12 @@ class AuditRepository:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        query = {"list": "audit", "customer": customer_id, "order": "newest"}
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
-                cursor, keys=frozenset({"pk", "sk"}), within=("pk", f"AUD#{customer_id}")
+                cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", f"AUD#{customer_id}")
             )
         response = client("dynamodb").query(**kwargs)
         records = [json.loads(from_item(i)["doc"]) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return records, encode_cursor(last) if last else None
+        return records, encode_cursor(last, query) if last else None

@@ -332,9 +332,11 @@ class BillingRepository:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        query = {"list": "billing_runs", "order": "newest"}
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
                 cursor,
+                query,
                 keys=frozenset({"pk", "sk", "list_pk", "list_sk"}),
                 within=("list_pk", "RUNS"),
                 agrees=names_item("RUN#"),
@@ -342,7 +344,7 @@ class BillingRepository:
         response = client("dynamodb").query(**kwargs)
         last = response.get("LastEvaluatedKey")
         return [_public(from_item(i)) for i in response.get("Items", [])], encode_cursor(
-            last
+            last, query
         ) if last else None
 
     # ---------------------------------------------------------------- adjustments

@@ -123,9 +123,11 @@ class CatalogRepository:
             "ExpressionAttributeValues": to_item({":k": kind, ":p": prefix or None}),
             "Limit": limit,
         }
+        query = {"list": kind, "prefix": prefix, "order": "list_key"}
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
                 cursor,
+                query,
                 keys=LIST_CURSOR_KEYS,
                 within=("kind", kind),
                 prefix=("list_key", prefix) if prefix else None,
@@ -134,7 +136,7 @@ class CatalogRepository:
         response = client("dynamodb").query(**kwargs)
         docs = [json.loads(from_item(item)["doc"]) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return docs, encode_cursor(last) if last else None
+        return docs, encode_cursor(last, query) if last else None
 
     def get_customer(self, external_id: str) -> Customer | None:
         values = self._get(_customer_key(external_id))

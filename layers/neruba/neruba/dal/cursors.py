@@ -1,18 +1,26 @@
-"""Opaque pagination cursors: a DynamoDB ``LastEvaluatedKey`` as URL-safe text, checked on the way back.
+"""Opaque pagination cursors: a DynamoDB ``LastEvaluatedKey`` as URL-safe text, bound to the query that
+produced it and checked on the way back.
+
+A cursor holds the key (``k``) and a seal (``v``): a SHA-256 over the key and the query's identity (the
+list's name, its filters, its bounds and its order, as the repository states them). A cursor used with
+other filters, or with its key edited, no longer matches its seal and is refused; the key's own checks
+(its partition, its sort range) still apply after the seal, so even a hand-made seal reads nothing but a
+page of the query it names.
 
 Kept apart from the catalog repository so that every repository that pages (ledger, billing, invoices,
 audit) can use them without importing the catalog's pydantic models.
 
 Example:
-    >>> decode_cursor(encode_cursor({"pk": {"S": "A"}, "sk": {"S": "1"}}))
+    >>> decode_cursor(encode_cursor({"pk": {"S": "A"}, "sk": {"S": "1"}}, {"list": "x"}), {"list": "x"})
     {'pk': {'S': 'A'}, 'sk': {'S': '1'}}
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from neruba import jsonutil
@@ -30,13 +38,26 @@ def _is_key_string(value: Any) -> bool:
     )
 
 
-def encode_cursor(key: dict[str, Any]) -> str:
-    """An opaque cursor for a DynamoDB LastEvaluatedKey."""
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+Query = Mapping[str, Any]
+"""What identifies a list's query: its name and every filter, bound and order that decides its pages
+(JSON values; ``None`` for a filter not given). The page size is not part of it."""
+
+
+def _seal(key: Any, query: Query) -> str:
+    canonical = json.dumps({"k": key, "q": query}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def encode_cursor(key: dict[str, Any], query: Query) -> str:
+    """An opaque cursor for a DynamoDB LastEvaluatedKey (or any position of string values), sealed to
+    ``query``."""
+    payload = {"k": key, "v": _seal(key, query)}
+    return base64.urlsafe_b64encode(json.dumps(payload, sort_keys=True).encode()).decode().rstrip("=")
 
 
 def decode_cursor(
     cursor: str,
+    query: Query,
     *,
     keys: frozenset[str] | None = None,
     within: tuple[str, str] | None = None,
@@ -46,6 +67,9 @@ def decode_cursor(
 ) -> dict[str, Any]:
     """The DynamoDB key inside a cursor, checked to belong to the query it continues.
 
+    ``query`` is the identity of the query being continued: the cursor's seal must be the one
+    :func:`encode_cursor` made for this key and this query (other filters, another order or an edited
+    key fail here).
     ``keys`` are the exact key attributes the query's table or index returns; ``within`` is
     (partition attribute, the query's partition value); ``prefix`` is (sort attribute, the prefix the
     query reads); ``between`` is (sort attribute, lowest, highest), the bounds of the query's sort key
@@ -55,15 +79,22 @@ def decode_cursor(
     A well-formed cursor of another query fails here as InvalidCursorError (400), not in DynamoDB as a 500.
 
     Example:
-        >>> decode_cursor(encode_cursor({"pk": {"S": "A"}, "sk": {"S": "1"}}), within=("pk", "B"))
+        >>> decode_cursor(encode_cursor({"pk": {"S": "B"}}, {"list": "x"}), {"list": "y"})
         Traceback (most recent call last):
         ...
         neruba.dal.cursors.InvalidCursorError: invalid cursor
     """
     try:
-        key = jsonutil.loads_untrusted(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        payload = jsonutil.loads_untrusted(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError as exc:  # not base64, not JSON, nested too deep, a key named twice
         raise InvalidCursorError("invalid cursor") from exc
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"k", "v"}
+        or payload["v"] != _seal(payload["k"], query)
+    ):
+        raise InvalidCursorError("invalid cursor")
+    key = payload["k"]
     if not isinstance(key, dict) or not key or not all(_is_key_string(v) for v in key.values()):
         raise InvalidCursorError("invalid cursor")
     if keys is not None and set(key) != keys:

@@ -226,9 +226,12 @@ class InvoicesRepository:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        query = {"list": "invoices", "customer": customer_id, "status": status, "period": [low, high]}
+        query["order"] = "newest"
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
                 cursor,
+                query,
                 keys=frozenset({"pk", "sk", partition, "list_sk"}),
                 within=(partition, value),
                 between=("list_sk", low, high),
@@ -243,7 +246,7 @@ class InvoicesRepository:
                 break
             kwargs["ExclusiveStartKey"] = last
             kwargs["Limit"] = limit - len(docs)
-        return docs, encode_cursor(last) if last else None
+        return docs, encode_cursor(last, query) if last else None
 
     def of_customer(self, customer_id: str) -> builtins.list[Invoice]:
         """Every invoice of a customer, newest period first (every page of ``list``)."""

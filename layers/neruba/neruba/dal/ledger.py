@@ -193,9 +193,11 @@ class LedgerRepository:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        query = {"list": "postings", "customer": customer_id, "order": "newest"}
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
                 cursor,
+                query,
                 keys=frozenset({"pk", "sk"}),
                 within=("pk", f"CUS#{customer_id}"),
                 prefix=("sk", "PST#"),
@@ -203,7 +205,7 @@ class LedgerRepository:
         response = client("dynamodb").query(**kwargs)
         found = [Posting.from_dict(json.loads(from_item(i)["posting"])) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return found, encode_cursor(last) if last else None
+        return found, encode_cursor(last, query) if last else None
 
     def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -24,11 +24,13 @@ docs/architecture.md for why each count is exactly once and the write-unit budge
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from neruba.dal.clients import client
@@ -50,10 +52,13 @@ from neruba.dal.contributions import (
     partition,
     shard_of,
 )
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
 from neruba.dal.transaction import Cancelled, Transaction
+from neruba.domain.ingest import hour_bucket
 from neruba.domain.numbers import number_problem
 from neruba.domain.usage import CellUsage, merge_cells
+from neruba.timefmt import parse_ts, ts
 
 __all__ = ["DayWrite", "GroupRef", "GroupWrite", "GroupWrites", "Recount"]
 
@@ -218,6 +223,19 @@ class OutcomeCounts:
 
     minute: str
     counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of a customer's counted events (:meth:`UsageRepository.list_events`)."""
+
+    events: tuple[StoredEvent, ...]
+    next_cursor: str | None
+
+
+# where an event sits in the list: (hour, meter, contribution sort key, index among its sorted ids)
+_Position = tuple[str, str, str, int]
+_EVENT_CURSOR_KEYS = frozenset({"m", "sk", "i"})
 
 
 def _text(value: Any) -> str | None:
@@ -663,6 +681,106 @@ class UsageRepository:
             item = {"pk": key["pk"]["S"], "sk": key["sk"]["S"], **{k: v for k, v in stored.items() if v}}
             moved += maintenance.put_if(self.table_name, item, "attribute_not_exists(pk)")
         return {"contributions": len(days), "moved": moved, "present": len(days) - moved}
+
+    def list_events(
+        self,
+        customer_id: str,
+        meter_codes: Sequence[str],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """One page of the customer's counted events on these meters whose timestamp is in [start, end).
+
+        Read from what counting stores, with no index: each contribution lists the transaction ids it
+        counted, so the page is the contributions of the hours of [start, end) (one Query per meter,
+        lazily, in sort-key order, in growing steps), merged across meters by (hour, meter), then the
+        events themselves (``BatchGetItem``, strongly consistent), whose exact timestamps decide the first
+        and last hour.
+        Order: by the hour of the event's timestamp, then meter code, then the contribution and the
+        transaction id within it; each counted event comes exactly once across the pages. Events not
+        counted (parked ``failed``, or accepted and not counted yet) are not listed. Raises
+        :class:`InvalidCursorError` for a cursor of another query.
+        """
+        first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
+        meters = sorted(set(meter_codes))
+        query = {
+            "list": "events",
+            "customer": customer_id,
+            "meters": meters,
+            "from": ts(start),
+            "to": ts(end),
+        }
+        query["order"] = "hour"
+        after = self._event_position(cursor, query, meters, first, last) if cursor else None
+        streams = [self._cells_from(customer_id, meter, first, last, after) for meter in meters]
+        candidates = (
+            ((hour, meter, sk, i), tx)
+            for hour, meter, sk, ids in heapq.merge(*streams)
+            for i, tx in enumerate(ids)
+            if after is None or (hour, meter, sk, i) > after
+        )
+        found: list[tuple[_Position, StoredEvent]] = []
+        while len(found) <= limit:
+            chunk = list(itertools.islice(candidates, limit + 1 - len(found)))
+            if not chunk:
+                break
+            events = self.get_events((customer_id, tx) for _, tx in chunk)
+            for position, tx in chunk:
+                event = events.get((customer_id, tx))
+                if event is not None and start <= parse_ts(event.timestamp) < end:
+                    found.append((position, event))
+        page = found[:limit]
+        next_cursor = None
+        if len(found) > limit:
+            _, meter, sk, i = page[-1][0]
+            next_cursor = encode_cursor({"m": {"S": meter}, "sk": {"S": sk}, "i": {"S": str(i)}}, query)
+        return EventPage(tuple(event for _, event in page), next_cursor)
+
+    @staticmethod
+    def _event_position(
+        cursor: str, query: Mapping[str, Any], meters: Sequence[str], first: str, last: str
+    ) -> _Position:
+        def agrees(key: dict[str, str]) -> bool:
+            hour = key["sk"][:HOUR_LENGTH]
+            return key["m"] in meters and key["i"].isdigit() and first <= hour <= last
+
+        key = decode_cursor(cursor, query, keys=_EVENT_CURSOR_KEYS, agrees=agrees)
+        sk = str(key["sk"]["S"])
+        return sk[:HOUR_LENGTH], str(key["m"]["S"]), sk, int(key["i"]["S"])
+
+    def _cells_from(
+        self, customer_id: str, meter: str, first: str, last: str, after: _Position | None
+    ) -> Iterator[tuple[str, str, str, tuple[str, ...]]]:
+        """The cells of one meter's contributions for hours [first, last] at or after the position
+        ``after``, in order, as (hour, meter, cell key, sorted transaction ids); the cell key is
+        ``{hour}#{batch}#{group}``. Read lazily a day at a time (one Query per shard and day, eventually
+        consistent, only the contributions' cell maps)."""
+        day = first[:DAY_LENGTH]
+        if after is not None:
+            day = max(day, after[0][:DAY_LENGTH])
+        while day <= last[:DAY_LENGTH]:
+            cells = []
+            for shard in range(self.shards):
+                request: dict[str, Any] = {
+                    "TableName": self.table_name,
+                    "KeyConditionExpression": "pk = :pk AND begins_with(sk, :day)",
+                    "ExpressionAttributeValues": to_item(
+                        {":pk": partition(customer_id, meter, shard), ":day": day + CONTRIBUTION_MARK}
+                    ),
+                    "ProjectionExpression": "sk, cs",
+                }
+                for page in client("dynamodb").get_paginator("query").paginate(**request):
+                    for item in map(from_item, page.get("Items", [])):
+                        batch = str(item["sk"])[DAY_LENGTH + 1 :]
+                        for cell, stored in (item.get("cs") or {}).items():
+                            hour, group = cell_of(day, cell)
+                            if first <= hour <= last:
+                                ids = tuple(sorted(str(t) for t in stored.get("tx") or ()))
+                                cells.append((hour, meter, f"{hour}#{batch}#{group}", ids))
+            yield from sorted(cells)
+            day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
     def park_uncounted(
         self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str

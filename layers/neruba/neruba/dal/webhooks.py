@@ -164,14 +164,15 @@ class WebhooksRepository:
             "Limit": limit,
             "ConsistentRead": True,
         }
+        query = {"list": "webhook_endpoints", "order": "id"}
         if cursor:
             request["ExclusiveStartKey"] = decode_cursor(
-                cursor, keys=frozenset({"pk", "sk"}), within=("pk", ENDPOINTS_PK)
+                cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", ENDPOINTS_PK)
             )
         response = client("dynamodb").query(**request)
         docs = [json.loads(from_item(i)["doc"]) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return docs, encode_cursor(last) if last else None
+        return docs, encode_cursor(last, query) if last else None
 
     def all_endpoints(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         found: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []

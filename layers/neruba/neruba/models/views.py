@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from neruba.domain.periods import Interval
 
@@ -30,6 +30,39 @@ DecimalText = Annotated[
 ]
 Timestamp = Annotated[str, Field(description="RFC 3339 date-time in UTC.", examples=["2026-01-31T12:00:00Z"])]
 Minor = Annotated[int, Field(description="Money in minor units of the currency (cents for USD).")]
+
+
+def _one_of_types(*types: str, description: str) -> WithJsonSchema:
+    """A JSON schema accepting a value of any of these JSON types."""
+    return WithJsonSchema({"anyOf": [{"type": t} for t in types], "description": description})
+
+
+Scalar = Annotated[
+    Any, _one_of_types("string", "integer", "number", "boolean", "null", description="A scalar.")
+]
+PropertyValue = Annotated[
+    Any, _one_of_types("string", "integer", "number", "boolean", description="An event property's value.")
+]
+Quantity = Annotated[
+    Any,
+    _one_of_types("string", "integer", description="An exact quantity: a decimal as text, or an integer."),
+]
+JsonValue = Annotated[
+    Any,
+    _one_of_types(
+        "string",
+        "integer",
+        "number",
+        "boolean",
+        "null",
+        "array",
+        "object",
+        description="Any JSON value: its content depends on the kind of record or check it belongs to.",
+    ),
+]
+GroupValues = Annotated[
+    dict[str, str], Field(description="The group-by property values of the line (empty when ungrouped).")
+]
 
 T = TypeVar("T")
 
@@ -83,7 +116,7 @@ class CustomerView(Closed):
     currency: str = Field(examples=["USD"])
     timezone: str = Field(examples=["America/New_York"])
     stripe_customer_id: str | None
-    metadata: dict[str, Any]
+    metadata: dict[str, str]
     balance_low_threshold_minor: int | None = Field(
         default=None, description="The balance.low webhook threshold, in minor units; null for none."
     )
@@ -204,16 +237,174 @@ class Subscription(Open):
     phases: list[Phase]
 
 
+_LINE_EXAMPLE: dict[str, Any] = {
+    "line_id": "usage:api_calls::0",
+    "kind": "usage",
+    "description": "api_calls (per_unit)",
+    "meter_code": "api_calls",
+    "group": {},
+    "quantity": "10",
+    "unit_price": "0.1",
+    "tiers": [
+        {
+            "tier": 1,
+            "unit": "unit",
+            "up_to": None,
+            "quantity": "10",
+            "unit_price": "0.1",
+            "flat_fee": "0",
+            "amount": "1",
+        }
+    ],
+    "amount_minor": 100,
+    "period_start": "2026-03-01T00:00:00+00:00",
+    "period_end": "2026-04-01T00:00:00+00:00",
+    "plan_code": "basic",
+    "plan_version": 1,
+    "source": {"events": 10, "hours": 2, "billable_quantity": "10", "free_units": "0", "amount": "1"},
+}
+
+
+class LineTier(Open):
+    """One pricing tier a line's quantity reached: what it priced and for how much."""
+
+    tier: int | None = None
+    unit: str | None = Field(default=None, examples=["unit"])
+    up_to: DecimalText | None = None
+    quantity: Quantity = None
+    unit_price: DecimalText | None = None
+    flat_fee: DecimalText | None = None
+    amount: DecimalText | None = None
+
+
+class LineFigures(Closed):
+    """A line's figures at one rating: quantity, amount, and the hours and events behind them."""
+
+    quantity: Quantity = None
+    amount_minor: Minor | None = None
+    hours: int | None = None
+    events: int | None = None
+
+
+class LineSource(Open):
+    """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
+    for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
+
+    aggregation: str | None = None
+    hours: int | None = None
+    events: int | None = None
+    billable_quantity: DecimalText | None = None
+    free_units: DecimalText | None = None
+    amount: DecimalText | None = None
+    billed: LineFigures | None = None
+    rerated: LineFigures | None = None
+    top_up_request_id: str | None = None
+    grant_id: str | None = None
+    available_minor: Minor | None = None
+    threshold_minor: Minor | None = None
+
+
+class LineReference(Closed):
+    """The invoice (and line) another line or invoice corrects."""
+
+    invoice_id: str
+    line_id: str | None = None
+    number: str | None = None
+
+
+class InvoiceLine(Open):
+    """One line of an invoice: a meter's usage, a fixed fee, an adjustment of an earlier invoice's line,
+    a top-up, or a minimum; money in minor units, quantities and prices as exact decimals."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_LINE_EXAMPLE]})
+    line_id: str
+    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum"])
+    description: str | None = None
+    meter_code: str | None = None
+    group: GroupValues = Field(default_factory=dict)
+    quantity: Quantity = None
+    unit_price: DecimalText | None = None
+    tiers: list[LineTier] = Field(default_factory=list)
+    amount_minor: Minor
+    period_start: Timestamp | None = None
+    period_end: Timestamp | None = None
+    plan_code: str | None = None
+    plan_version: int | None = None
+    source: LineSource | None = None
+    references: LineReference | None = Field(default=None, description="The line an adjustment corrects.")
+    pending: bool | None = Field(default=None, description="An adjustment the next invoice will carry.")
+
+
+class UpcomingWindow(Open):
+    """One active subscription's current period, rated up to ``as_of`` (a preview, nothing written)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "upcoming_window",
+                    "kind": "usage",
+                    "subscription_id": "sub_0123456789abcdef0123",
+                    "customer_id": "acme",
+                    "currency": "USD",
+                    "period_start": "2026-03-01T00:00:00+00:00",
+                    "period_end": "2026-04-01T00:00:00+00:00",
+                    "as_of": "2026-03-15T09:30:00+00:00",
+                    "lines": [_LINE_EXAMPLE],
+                    "subtotal_minor": 100,
+                    "credits_applied": False,
+                    "pending_adjustments_minor": 0,
+                    "trial_end": None,
+                    "in_trial": False,
+                    "trial_until": None,
+                }
+            ]
+        },
+    )
+    object: Literal["upcoming_window"]
+    kind: str | None = None
+    subscription_id: str
+    customer_id: str
+    currency: str
+    period_start: Timestamp
+    period_end: Timestamp
+    as_of: Timestamp | None = None
+    lines: list[InvoiceLine]
+    subtotal_minor: Minor
+    credits_applied: bool
+    pending_adjustments_minor: Minor
+    trial_end: Timestamp | None = None
+    in_trial: bool | None = None
+    trial_until: Timestamp | None = None
+
+
 class UpcomingInvoice(Closed):
     object: Literal["upcoming_invoice"]
     customer_id: str
     as_of: Timestamp
     credits_applied: bool
     note: str
-    windows: list[dict[str, Any]] = Field(description="One per active subscription: its period to date.")
+    windows: list[UpcomingWindow] = Field(description="One per active subscription: its period to date.")
 
 
 # ---------------------------------------------------------------- events and usage
+
+
+class ConflictingCopy(Closed):
+    """What a copy that conflicted with the stored event carried."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"code": "api_calls", "timestamp": "2026-01-31T12:00:05Z", "properties": {"region": "eu"}}
+            ]
+        },
+    )
+    code: str
+    timestamp: Timestamp | None = None
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
 
 
 class EventOutcome(Closed):
@@ -224,7 +415,7 @@ class EventOutcome(Closed):
     copy_id: str | None = Field(description="The request id and the event's index in it.")
     at: Timestamp | None = Field(description="When the worker recorded the outcome.")
     reason: str | None = Field(default=None, description="Why a failed copy was parked.")
-    payload: dict[str, Any] | None = Field(
+    payload: ConflictingCopy | None = Field(
         default=None, description="A conflicting copy's code, timestamp and properties, as sent."
     )
 
@@ -235,7 +426,7 @@ class StoredEvent(Closed):
     customer_id: str
     code: str
     timestamp: Timestamp
-    properties: dict[str, Any]
+    properties: dict[str, PropertyValue]
     status: str = Field(examples=["accepted"])
     reason: str | None
     reason_message: str | None
@@ -243,6 +434,10 @@ class StoredEvent(Closed):
     received_at: Timestamp | None
     outcomes: list[EventOutcome] = Field(description="Every outcome recorded for this key, oldest first.")
     copies: dict[str, int] = Field(description="How many times each outcome was recorded.")
+
+
+class EventList(Page[StoredEvent]):
+    """A page of a customer's counted events, by hour of their timestamp."""
 
 
 class OutcomeBucket(Closed):
@@ -265,7 +460,7 @@ class UsageBucket(Closed):
     bucket: str
     quantity: DecimalText
     events: int
-    group: dict[str, Any] | None = None
+    group: dict[str, str] | None = None
 
 
 class Usage(Closed):
@@ -292,10 +487,112 @@ class Invoice(Open):
     status: str = Field(examples=["draft", "finalized", "paid", "void"])
     period_start: Timestamp | None
     period_end: Timestamp | None
-    lines: list[dict[str, Any]]
+    lines: list[InvoiceLine]
     subtotal_minor: Minor
     credits_applied_minor: Minor
     total_minor: Minor
+
+
+class LineAggregate(Closed):
+    aggregation: str | None
+    quantity: Quantity
+
+
+class LinePrice(Closed):
+    plan_code: str | None
+    plan_version: int | None
+    unit_price: DecimalText | None
+    tiers: list[LineTier]
+
+
+class CreditApplied(Closed):
+    grant_id: str
+    amount_minor: Minor
+
+
+class ExplainedLine(Open):
+    """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
+    version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "line_id": "usage:api_calls::0",
+                    "kind": "usage",
+                    "description": "api_calls (per_unit)",
+                    "meter_code": "api_calls",
+                    "group": {},
+                    "aggregate": {"aggregation": "count", "quantity": "10"},
+                    "hours": 2,
+                    "events": 10,
+                    "price": {"plan_code": "basic", "plan_version": 1, "unit_price": "0.1", "tiers": []},
+                    "amount_minor": 100,
+                    "credits_applied": [{"grant_id": "cg_0123456789abcdef0123", "amount_minor": 40}],
+                    "credits_applied_minor": 40,
+                    "references": None,
+                }
+            ]
+        },
+    )
+    line_id: str
+    kind: str | None
+    description: str | None
+    meter_code: str | None
+    group: GroupValues
+    aggregate: LineAggregate
+    hours: int | None
+    events: int | None
+    price: LinePrice
+    amount_minor: Minor | None
+    credits_applied: list[CreditApplied]
+    credits_applied_minor: Minor
+    references: LineReference | None
+
+
+class RerunCorrection(Closed):
+    """What a rerun of a finalized invoice changed: adjustment lines for the subscription's next invoice
+    (``adjustment``), or a correction invoice or credit note issued now."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "adjustment",
+                    "applies_to": "the subscription's next invoice",
+                    "amount_minor": 20,
+                    "lines": [
+                        {
+                            "line_id": "adjustment:in_0123456789abcdef01234567:usage:api_calls::0:1",
+                            "kind": "adjustment",
+                            "description": "Adjustment to invoice INV-000002, line usage:api_calls::0",
+                            "meter_code": "api_calls",
+                            "group": {},
+                            "quantity": "2",
+                            "amount_minor": 20,
+                            "tiers": [],
+                            "references": {
+                                "invoice_id": "in_0123456789abcdef01234567",
+                                "line_id": "usage:api_calls::0",
+                                "number": "INV-000002",
+                            },
+                            "source": {
+                                "billed": {"quantity": "10", "amount_minor": 100, "hours": 2, "events": 10},
+                                "rerated": {"quantity": "12", "amount_minor": 120, "hours": 2, "events": 12},
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+    type: Literal["adjustment", "correction_invoice", "credit_note"]
+    invoice_id: str | None = Field(default=None, description="The correction invoice or credit note issued.")
+    applies_to: str
+    lines: list[InvoiceLine]
+    amount_minor: Minor
 
 
 class InvoiceExplanation(Closed):
@@ -308,8 +605,10 @@ class InvoiceExplanation(Closed):
     subtotal_minor: Minor | None
     credits_applied_minor: Minor | None
     total_minor: Minor | None
-    corrects: Any = None
-    lines: list[dict[str, Any]]
+    corrects: LineReference | None = Field(
+        default=None, description="For a correction invoice or credit note: the invoice it corrects."
+    )
+    lines: list[ExplainedLine]
 
 
 class BillingRun(Open):
@@ -329,7 +628,7 @@ class InvoiceRerun(Closed):
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
     invoice: Invoice
-    correction: dict[str, Any] | None
+    correction: RerunCorrection | None
 
 
 # ---------------------------------------------------------------- ledger
@@ -368,7 +667,7 @@ class Posting(Closed):
     actor: str | None
     at: Timestamp
     effective_at: Timestamp
-    metadata: dict[str, Any]
+    metadata: dict[str, Scalar]
 
 
 class BalanceSummary(Closed):
@@ -439,13 +738,64 @@ class AuditRecord(Closed):
     target: str | None
     reason: str | None
     ticket: str | None
-    before: Any
-    after: Any
+    before: JsonValue = Field(description="The record before the action (its shape depends on the action).")
+    after: JsonValue = Field(description="The record after the action.")
     at: Timestamp
     request_id: str | None
 
 
 # ---------------------------------------------------------------- operations and Stripe
+
+
+class SweepItem(Open):
+    """One repair or failure of a sweep check: its kind, the ids it concerns (customer, meter, hour,
+    group, invoice, ...), the values before and after a repair, or the error."""
+
+    kind: str
+    customer_id: str | None = None
+    error: str | None = None
+    before: JsonValue = None
+    after: JsonValue = None
+
+
+class SweepCheck(Closed):
+    """One named check of a sweep: what it looked at (counts by kind), found and repaired."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "usage",
+                    "checked": {"events": 5, "batches": 1, "aggregate_cells": 1},
+                    "found": 1,
+                    "repaired": 1,
+                    "repairs": [
+                        {
+                            "kind": "drift",
+                            "customer_id": "acme",
+                            "meter": "tokens",
+                            "hour": "2026-03-01T06",
+                            "group": "model=m",
+                            "before": {"events": 5, "quantity": "7"},
+                            "after": {"events": 5, "quantity": "20"},
+                        }
+                    ],
+                    "details": {"drift_found": 1, "uncounted_found": 0},
+                    "error": None,
+                    "failures": [],
+                }
+            ]
+        },
+    )
+    name: str
+    checked: dict[str, int]
+    found: int
+    repaired: int
+    repairs: list[SweepItem]
+    details: dict[str, JsonValue]
+    error: str | None
+    failures: list[SweepItem]
 
 
 class Sweep(Open):
@@ -456,7 +806,7 @@ class Sweep(Open):
     started_at: Timestamp
     finished_at: Timestamp
     window: dict[str, str]
-    checks: list[dict[str, Any]]
+    checks: list[SweepCheck]
     found: int
     repaired: int
     failed: int

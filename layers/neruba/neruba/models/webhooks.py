@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -191,20 +191,6 @@ class Delivery(Closed):
     failed_at: Timestamp | None = None
 
 
-class EventView(Closed):
-    """An event as sent (``payload``, the exact body) with its deliveries and attempt log."""
-
-    id: str
-    object: Literal["event"]
-    type: EventType
-    customer_id: str
-    sequence: int
-    created: Timestamp
-    payload: dict[str, Any]
-    deliveries: list[Delivery]
-    attempts: list[Attempt]
-
-
 class ResendResult(Closed):
     object: Literal["webhook_resend"]
     resent: int = Field(description="Deliveries put back on the queue.")
@@ -235,3 +221,22 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     event_type: _event_model(event_type, payload, summary)
     for event_type, (payload, summary) in PAYLOADS.items()
 }
+
+# the body of any documented event (one model per type, as the OpenAPI document's webhooks section shows)
+EventPayload = Union[tuple(EVENT_MODELS.values())]  # type: ignore[valid-type]  # noqa: UP007
+
+
+class EventView(Closed):
+    """An event as sent (``payload``, the exact body) with its deliveries and attempt log."""
+
+    id: str
+    object: Literal["event"]
+    type: EventType
+    customer_id: str
+    sequence: int
+    created: Timestamp
+    payload: EventPayload = Field(  # type: ignore[valid-type]
+        description="The exact body sent, one of the event payloads of the webhooks section."
+    )
+    deliveries: list[Delivery]
+    attempts: list[Attempt]

@@ -1,4 +1,4 @@
-"""Reading usage (read scope): a stored event, outcome counts, aggregated usage."""
+"""Reading usage (read scope): a stored event, a customer's events, outcome counts, aggregated usage."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import READ, answer, errors_only, scoped_responses
+from neruba.api.params import READ, Cursor, Limit, answer, errors_only, only_query, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, Instant
-from neruba.models.views import OutcomeCounts, StoredEvent, Usage
+from neruba.models.views import EventList, OutcomeCounts, StoredEvent, Usage
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -44,6 +44,42 @@ def get_event(
     from neruba.logic.ingest.reads import event_view
 
     return json_response(event_view(bootstrap.usage(), customer_id, transaction_id))
+
+
+@router.get(
+    "/v1/events",
+    summary="List a customer's events",
+    tags=["events"],
+    security=BEARER_SECURITY,
+    middlewares=[*READ, only_query("customer_id", "meter", "from", "to", "limit", "starting_after")],
+    responses={
+        200: answer(EventList, "Counted events, by hour of their timestamp"),
+        **ERRORS,
+        **errors_only(
+            {
+                400: "Bad time range (invalid_time_range, time_range_too_long), a cursor this list did not "
+                "return for these filters (invalid_cursor), a parameter the route does not take "
+                "(unknown_parameter)",
+                404: "No such customer or meter (customer_not_found, meter_not_found)",
+            }
+        ),
+    },
+)
+def list_events(
+    customer_id: Annotated[str, Query(pattern=EXTERNAL_ID_PATTERN)],
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
+    meter: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
+) -> Response[str]:
+    """The customer's counted events whose timestamp is in [from, to) (at most 31 days), of one meter or
+    of all, ordered by the hour of their timestamp, then meter; each as ``GET /v1/events/{id}`` shows it."""
+    from neruba.logic.ingest.reads import list_events as list_page
+
+    return json_response(
+        list_page(bootstrap.usage(), bootstrap.plans(), customer_id, meter, start, end, limit, starting_after)
+    )
 
 
 @router.get(

@@ -28,6 +28,7 @@ from neruba.models.catalog import (
     PlanCreate,
     PlanVersionIn,
 )
+from neruba.validation import param_path
 
 MAX_PAGE = 100
 
@@ -153,7 +154,7 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
             raise InvalidRequestError(
                 f"No meter {charge.meter_code!r}.",
                 code="meter_not_found",
-                param=f"charges.{index}.meter_code",
+                param=param_path("charges", index, "meter_code"),
             )
         if charge.model in AMOUNT_MODELS and meter.aggregation != "sum":
             raise InvalidRequestError(

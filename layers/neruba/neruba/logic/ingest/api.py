@@ -27,7 +27,7 @@ from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.models.catalog import Customer, Meter
 from neruba.models.events import EventError, EventStatus, IngestResponse, UsageEventIn
 from neruba.timefmt import iso
-from neruba.validation import describe
+from neruba.validation import describe, param_path, within_path
 
 Sender = Callable[[Sequence[tuple[str, str]]], list[str]]
 CatalogLookup = Callable[[set[str], set[str]], tuple[Mapping[str, Customer], Mapping[str, Meter]]]
@@ -41,16 +41,17 @@ _MESSAGES = {
 
 def _error_from_validation(exc: ValidationError) -> EventError:
     first = describe(exc.errors())[0]
-    loc = first.param.split(".") if first.param else []
     param = first.param
+    # the event's own field the path starts with (its first segment: `properties` of properties["a.b"])
+    field = (param or "").split(".", 1)[0].split("[", 1)[0]
     kind = first.code
     if kind == "missing":
         code = "missing_field"
     elif kind == "extra_forbidden":
         code = "unknown_field"
-    elif loc and loc[0] == "properties":
-        code = "too_many_properties" if kind == "too_long" and len(loc) == 1 else "invalid_property"
-    elif loc and loc[0] == "timestamp":
+    elif field == "properties":
+        code = "too_many_properties" if kind == "too_long" and param == field else "invalid_property"
+    elif field == "timestamp":
         code = "invalid_timestamp"
     else:
         code = "invalid_field"
@@ -68,8 +69,9 @@ def validate_event(
     except ValidationError as exc:
         return None, _error_from_validation(exc)
     for name, code in property_number_problems(event.properties)[:1]:
-        message = f"'properties.{name}' holds a number that cannot be stored: {NUMBER_RULES[code]}."
-        return None, EventError(code=code, message=message, param=f"properties.{name}")
+        param = param_path("properties", name)
+        message = f"'{param}' holds a number that cannot be stored: {NUMBER_RULES[code]}."
+        return None, EventError(code=code, message=message, param=param)
     if event.timestamp is not None:
         problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
         if problem:
@@ -118,7 +120,8 @@ def meter_error(event: UsageEventIn, meter: Meter) -> EventError | None:
         meter_value(meter.aggregation, meter.field, event.properties, allow_negative=meter.allow_negative)
     except InvalidPropertyError as exc:
         if exc.code in ("missing_property", "negative_value", "invalid_property"):
-            return EventError(code=exc.code, message=_sentence(str(exc)), param=f"properties.{meter.field}")
+            param = param_path("properties", meter.field)
+            return EventError(code=exc.code, message=_sentence(str(exc)), param=param)
     return None
 
 
@@ -186,7 +189,7 @@ def accept_events(
             status.error = EventError(
                 code="temporarily_unavailable",
                 message="The event could not be queued; send it again.",
-                param=f"events.{status.index}",
+                param=param_path("events", status.index),
             )
     queued = sum(1 for s in statuses if s.status == "queued")
     return IngestResponse(
@@ -198,7 +201,7 @@ def _at(index: int, error: EventError | None) -> EventError | None:
     """The error with its ``param`` as a path in the request body: ``events.{index}[.field]``."""
     if error is None:
         return None
-    param = f"events.{index}" + (f".{error.param}" if error.param else "")
+    param = within_path(param_path("events", index), error.param)
     return error.model_copy(update={"param": param})
 
 

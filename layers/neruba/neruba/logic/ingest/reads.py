@@ -1,4 +1,5 @@
-"""Reading usage back: one stored event with its outcomes, outcome counts, aggregated usage."""
+"""Reading usage back: one stored event with its outcomes, a customer's events, outcome counts, aggregated
+usage."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
+from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.plans import PlansRepository
-from neruba.dal.usage import HistoryEntry, UsageRepository
+from neruba.dal.usage import HistoryEntry, StoredEvent, UsageRepository
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import CellUsage, bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
@@ -18,6 +20,7 @@ from neruba.models.events import OUTCOMES
 from neruba.timefmt import iso, parse_ts
 
 MAX_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=31), "day": timedelta(days=400)}
+EVENT_LIST_SPAN = timedelta(days=31)
 
 
 def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) -> dict[str, Any]:
@@ -29,6 +32,11 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
             code="event_not_found",
             param="transaction_id",
         )
+    return _event_document(item)
+
+
+def _event_document(item: StoredEvent) -> dict[str, Any]:
+    """A stored event as the API shows it (``StoredEvent`` in the reference)."""
     own = item.first_outcome or ("failed" if item.status == "failed" else "accepted")
     first = HistoryEntry(own, item.request_id, item.copy_id, item.written_at, reason=item.reason)
     history = [_outcome_row(entry) for entry in (first, *item.history)]
@@ -62,6 +70,64 @@ def _outcome_row(entry: HistoryEntry) -> dict[str, Any]:
     if entry.payload:
         row["payload"] = jsonutil.loads(entry.payload)
     return row
+
+
+def list_events(
+    usage: UsageRepository,
+    catalog: PlansRepository,
+    customer_id: str,
+    meter_code: str | None,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """A list page of the customer's counted events (of one meter, or of every meter of the catalog) whose
+    timestamp is in [start, end), by hour; see docs/api.md, "Listing events"."""
+    _check_window(start, end, EVENT_LIST_SPAN)
+    if catalog.get_customer(customer_id) is None:
+        raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    if meter_code is not None:
+        if catalog.get_meter(meter_code) is None:
+            raise NotFoundError(f"No meter {meter_code!r}.", code="meter_not_found", param="meter")
+        meters = [meter_code]
+    else:
+        meters = _meter_codes(catalog)
+    try:
+        page = usage.list_events(customer_id, meters, start, end, limit, cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this list returned for these filters.",
+            code="invalid_cursor",
+            param="starting_after",
+        ) from exc
+    return {
+        "object": "list",
+        "data": [_event_document(event) for event in page.events],
+        "has_more": page.next_cursor is not None,
+        "next_cursor": page.next_cursor,
+    }
+
+
+def _meter_codes(catalog: PlansRepository) -> list[str]:
+    codes: list[str] = []
+    cursor: str | None = None
+    while True:
+        docs, cursor = catalog.list_docs("meter", 100, cursor)
+        codes += [str(doc["code"]) for doc in docs]
+        if cursor is None:
+            return codes
+
+
+def _check_window(start: datetime, end: datetime, longest: timedelta) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidRequestError("from and to need a UTC offset.", code="invalid_time_range", param="from")
+    if end <= start:
+        raise InvalidRequestError("to must be after from.", code="invalid_time_range", param="to")
+    if end - start > longest:
+        raise InvalidRequestError(
+            f"from and to may be at most {longest.days} days apart.", code="time_range_too_long", param="to"
+        )
 
 
 def _span(start: datetime, end: datetime, granularity: str) -> None:
