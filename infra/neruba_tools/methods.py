@@ -64,5 +64,7 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "allowed-methods", help="print functions/method_not_allowed/allowed.json, read from the template"
     )
-    parser.add_argument("--template", default="template.yaml", help="the SAM template (default: template.yaml)")
+    parser.add_argument(
+        "--template", default="template.yaml", help="the SAM template (default: template.yaml)"
+    )
     parser.set_defaults(func=_print)

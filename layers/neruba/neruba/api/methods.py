@@ -13,17 +13,11 @@ path serves come from ``allowed.json`` next to the handler, generated from templ
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from neruba.api.resolver import request_id_of
-from neruba.errors import MethodNotAllowedError
-
-# every method API Gateway's ANY passes on
-ANY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+from neruba.errors import NotFoundError
 
 
 def powertools_path(path: str) -> str:
@@ -32,22 +26,18 @@ def powertools_path(path: str) -> str:
 
 
 def methods_router(allowed: Mapping[str, Sequence[str]]) -> APIGatewayRouter:
-    """A router answering 405 ``method_not_allowed`` with ``Allow`` on every path of ``allowed``."""
+    """A router declaring, for each path of ``allowed``, the methods it serves elsewhere.
+
+    Only the other methods reach the function, and for those the resolver's own not-found handler answers
+    405 ``method_not_allowed`` with ``Allow`` (the same answer a function gives for a path it serves). A
+    declared method reaching this function would mean a routing fault: it answers 404 ``route_not_found``.
+    """
     router = APIGatewayRouter()
 
-    def route_for(path: str, methods: Sequence[str]) -> None:
-        allow = ", ".join(sorted(methods))
-
-        def refuse(**_params: str) -> Response[str]:
-            event = router.current_event
-            error = MethodNotAllowedError(f"{path} answers {allow}, not {event.http_method}.")
-            body = error.to_body(request_id_of(router))
-            return Response(error.status, "application/json", json.dumps(body), headers={"Allow": allow})
-
-        refuse.__name__ = f"refuse_{path.strip('/').replace('/', '_')}"
-        router.route(powertools_path(path), list(ANY_METHODS), include_in_schema=False)(refuse)
+    def elsewhere(**_params: str) -> None:
+        event = router.current_event
+        raise NotFoundError(f"No route {event.http_method} {event.path} here.", code="route_not_found")
 
     for path, methods in allowed.items():
-        route_for(path, methods)
+        router.route(powertools_path(path), [m.upper() for m in methods], include_in_schema=False)(elsewhere)
     return router
-
