@@ -443,3 +443,14 @@ def test_every_template_path_answers_an_undeclared_method_405_with_all_its_metho
         )
         assert headers["Allow"] == ", ".join(methods), path
         assert headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "GET"])
+def test_head_and_options_reach_the_405_function_too(aws: dict[str, str], method: str) -> None:
+    from functions.method_not_allowed.app import lambda_handler
+
+    # WHEN ANY hands on a method no event of /v1/events declares (only POST is)
+    status, answer, headers = call(lambda_handler, api_event(method, "/v1/events", scopes=None))
+    # THEN it is 405 too, with Allow: POST
+    assert (status, headers["Allow"]) == (405, "POST"), answer
+    assert answer["error"]["code"] == "method_not_allowed"
