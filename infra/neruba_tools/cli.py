@@ -5,6 +5,7 @@
     neruba keys list | revoke KEY | rotate KEY [--overlap 24h]   KEY: the id, the listed prefix or the key
     neruba local run [--port 8080]           the whole stack on localhost (what `make run` does)
     neruba openapi > docs/openapi.json       the API reference, generated from the routes
+    neruba allowed-methods > functions/method_not_allowed/allowed.json   methods per path, from the template
     neruba sweep [--check NAME] [--from ISO --to ISO] [--stack NAME]   the consistency sweep, now
     neruba dlq list | show QUEUE | redrive QUEUE [--max N] | status QUEUE   dead-letter queues
     neruba smoke --base-url URL --api-key KEY                  the post-deploy smoke test
@@ -244,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
-    from neruba_tools import dlq, migrate, smoke, sweep, webhooks
+    from neruba_tools import dlq, methods, migrate, smoke, sweep, webhooks
 
-    for module in (sweep, dlq, smoke, migrate, webhooks):
+    for module in (sweep, dlq, smoke, migrate, webhooks, methods):
         module.add_parser(commands)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)

@@ -86,3 +86,50 @@ def test_other_body_routes_answer_415_too(local_stack: Any, admin_key: str, path
     )
     assert status == 415, answer
     assert answer["error"]["code"] == "unsupported_media_type"
+
+
+def _headers_of(base: str, method: str, path: str, key: str | None) -> tuple[int, dict[str, str], Any]:
+    parts = urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(method, path, headers={"Authorization": f"Bearer {key}"} if key else {})
+        response = connection.getresponse()
+        text = response.read()
+    finally:
+        connection.close()
+    return response.status, dict(response.getheaders()), json.loads(text) if text else None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/events", "POST"),
+        ("POST", "/admin/dlqs", "GET"),
+        ("DELETE", "/v1/invoices", "GET"),
+        ("DELETE", "/v1/customers/acme", "GET, PATCH"),
+        ("PUT", "/v1/customers", "GET, POST"),  # GET: the read function, POST: the admin one
+    ],
+)
+def test_a_method_no_route_declares_is_405_through_the_gateway(
+    local_stack: Any, admin_key: str, method: str, path: str, allow: str
+) -> None:
+    # WHEN a path is called with a method none of its events declares, with or without a key
+    for key in (admin_key, None):
+        status, headers, answer = _headers_of(local_stack.base_url, method, path, key)
+        # THEN the gateway routes it to the path's ANY event: 405 with every method the path serves
+        assert status == 405, answer
+        assert answer["error"]["code"] == "method_not_allowed"
+        assert headers["Allow"] == allow
+        assert headers["X-Request-Id"] == answer["error"]["request_id"]
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_a_declared_method_still_reaches_its_own_function(local_stack: Any, admin_key: str) -> None:
+    # WHEN GET is sent to paths that also have an ANY event
+    status, headers, answer = _headers_of(local_stack.base_url, "GET", "/v1/customers", admin_key)
+    # THEN the read function answers it
+    assert status == 200, answer
+    assert "Allow" not in headers
+    # AND without a key the authorizer still refuses it (the ANY event's NONE does not open GET)
+    status, _, answer = _headers_of(local_stack.base_url, "GET", "/v1/customers", None)
+    assert status == 401, answer

@@ -53,3 +53,11 @@ def test_functions_that_only_page_or_validate_ids_build_no_catalog_models(
     # WHEN / THEN they do not import the catalog models (each pydantic model built costs the cold start)
     for name in ("ReadApiFunction", "BillingApiFunction", "OpsApiFunction", "StripeWebhookFunction"):
         assert "neruba.models.catalog" not in imported[name], name
+
+
+def test_the_405_function_imports_no_route_module_and_no_aws_sdk(imported: dict[str, set[str]]) -> None:
+    # GIVEN the function every API path's ANY event reaches, imported cold
+    modules = imported["MethodNotAllowedFunction"]
+    # THEN it loads no route module, no model and no boto3: it only lists methods and answers 405
+    assert not {m for m in modules if m.startswith(("neruba.api.routes.", "neruba.models.", "neruba.dal"))}
+    assert "boto3" not in modules

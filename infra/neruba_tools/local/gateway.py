@@ -168,8 +168,12 @@ class Gateway:
 
     # ------------------------------------------------------------------------------------ requests
     def match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        """As API Gateway does: the most specific resource matching ``path`` first, then on it the
+        declared ``method``, else its ``ANY``; a resource with neither is not routed (403), even when a
+        less specific resource would serve the method."""
+        resource = next((r.path for r in self.routes if self.patterns[r].match(path)), None)
         for route in self.routes:
-            found = self.patterns[route].match(path)
+            found = self.patterns[route].match(path) if route.path == resource else None
             if found and route.method in (method, "ANY"):
                 return route, {k: unquote(v) for k, v in found.groupdict().items()}
         return None

@@ -415,3 +415,42 @@ def test_a_method_a_known_path_does_not_serve_is_405_with_allow(aws: dict[str, s
     # AND an unknown path is still 404
     status, answer, _ = call(lambda_handler, api_event("GET", "/v1/nothing-here", scopes="read"))
     assert (status, answer["error"]["code"]) == (404, "route_not_found")
+
+
+def test_every_template_path_answers_an_undeclared_method_405_with_all_its_methods(
+    aws: dict[str, str],
+) -> None:
+    from functions.method_not_allowed.app import lambda_handler
+    from neruba_tools.methods import refused_paths
+
+    # GIVEN every API path whose ANY event reaches the 405 function, and the methods the template declares
+    paths = refused_paths(load_template(ROOT / "template.yaml"))
+    assert "/v1/events" in paths and "/admin/dlqs" in paths
+    for path, methods in paths.items():
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)
+        refused = next(m for m in ("PUT", "DELETE", "PATCH", "POST", "GET") if m not in methods)
+        # WHEN a method the path does not serve reaches it (API Gateway sends only those, no key checked)
+        event = api_event(
+            refused, concrete, scopes=None, raw_body="<x/>", headers={"Content-Type": "text/xml"}
+        )
+        event["resource"] = event["requestContext"]["resourcePath"] = path
+        status, answer, headers = call(lambda_handler, event)
+        # THEN 405 in the one error shape, Allow listing every method of the path, the API-wide headers
+        assert status == 405, (path, answer)
+        assert answer["error"]["code"] == "method_not_allowed"
+        assert (
+            answer["error"]["request_id"] == headers["X-Request-Id"] == event["requestContext"]["requestId"]
+        )
+        assert headers["Allow"] == ", ".join(methods), path
+        assert headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "GET"])
+def test_head_and_options_reach_the_405_function_too(aws: dict[str, str], method: str) -> None:
+    from functions.method_not_allowed.app import lambda_handler
+
+    # WHEN ANY hands on a method no event of /v1/events declares (only POST is)
+    status, answer, headers = call(lambda_handler, api_event(method, "/v1/events", scopes=None))
+    # THEN it is 405 too, with Allow: POST
+    assert (status, headers["Allow"]) == (405, "POST"), answer
+    assert answer["error"]["code"] == "method_not_allowed"
