@@ -449,8 +449,11 @@ def test_every_template_path_answers_an_undeclared_method_405_with_all_its_metho
 def test_head_and_options_reach_the_405_function_too(aws: dict[str, str], method: str) -> None:
     from functions.method_not_allowed.app import lambda_handler
 
-    # WHEN ANY hands on a method no event of /v1/events declares (only POST is)
-    status, answer, headers = call(lambda_handler, api_event(method, "/v1/events", scopes=None))
+    # WHEN ANY hands on a method no event of the path declares (only POST is)
+    path = "/admin/credit-grants/{grant_id}/void"
+    event = api_event(method, path.replace("{grant_id}", "cg_1"), scopes=None)
+    event["resource"] = event["requestContext"]["resourcePath"] = path
+    status, answer, headers = call(lambda_handler, event)
     # THEN it is 405 too, with Allow: POST
     assert (status, headers["Allow"]) == (405, "POST"), answer
     assert answer["error"]["code"] == "method_not_allowed"
