@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -714,7 +714,7 @@ class Endpoint(_Model):
     object: Literal["webhook_endpoint"]
     id: str
     url: str
-    enabled_events: list[WebhookEventType]
+    enabled_events: list[WebhookEventType | str]  # a type newer than this client reads as text
     description: str
     enabled: bool
     status: Literal["enabled", "disabled"]
@@ -752,46 +752,278 @@ class Attempt(_Model):
     error: str | None = None
 
 
-class CustomerCreatedData(_Model):
+# --- webhook event bodies: ``data.object`` of each event type, then one envelope per type ------------
+
+
+class CustomerData(_Model):
     external_id: str
     name: str
     currency: str
-    created_at: datetime
+    created_at: datetime | None = None
+    archived_at: datetime | None = None
 
 
-class CustomerCreatedEvent(_Model):
+class CustomerPreviousAttributes(_Model):
+    """The values before the change of the fields that changed (only those are present)."""
+
+    name: str | None = None
+    email: str | None = None
+    timezone: str | None = None
+    stripe_customer_id: str | None = None
+    metadata: dict[str, str] | None = None
+    balance_low_threshold_minor: int | None = None
+    archived_at: datetime | None = None
+
+
+class CustomerUpdatedData(CustomerData):
+    previous_attributes: CustomerPreviousAttributes
+
+
+class InvoiceData(_Model):
     id: str
-    object: Literal["event"]
-    created: datetime
     customer_id: str
-    sequence: int
-    type: Literal["customer.created"]
-    data: dict[Literal["object"], CustomerCreatedData]
-
-
-class InvoiceFinalizedData(_Model):
-    id: str
-    customer_id: str
-    subscription_id: str | None = None
-    kind: str | None = None
     currency: str
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-    subtotal_minor: int
-    credits_applied_minor: int | None = None
-    total_minor: int
+    status: str
+    total_minor: int | None = None
+
+
+class InvoiceFinalizedData(InvoiceData):
     status: Literal["finalized"]
+    subtotal_minor: int
+    total_minor: int
     finalized_at: datetime
 
 
-class InvoiceFinalizedEvent(_Model):
+class InvoicePaymentData(InvoiceData):
+    """``amount_paid_minor``, ``amount_remaining_minor`` and ``payment_id`` arrive as extra fields."""
+
+
+class InvoicePreviousAttributes(_Model):
+    subtotal_minor: int
+    total_minor: int
+
+
+class InvoiceUpdatedData(InvoiceData):
+    previous_attributes: InvoicePreviousAttributes
+
+
+class CreditGrantData(_Model):
+    id: str
+    customer_id: str
+    kind: str
+    amount_minor: int
+    remaining_minor: int
+    currency: str
+    expires_at: datetime | None = None
+
+
+class CreditGrantClosedData(CreditGrantData):
+    closed_minor: int
+    status: str
+
+
+class CreditGrantDepletedData(CreditGrantData):
+    invoice_id: str | None = None
+
+
+class BalanceLowData(_Model):
+    customer_id: str
+    currency: str
+    available_minor: int
+    previous_available_minor: int
+    threshold_minor: int
+
+
+class SubscriptionData(_Model):
+    id: str
+    customer_id: str
+    status: str
+    start_at: datetime
+    trial_end: datetime | None = None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None = None
+    ended_at: datetime | None = None
+    phases: list[Phase]
+
+
+class SubscriptionPreviousAttributes(_Model):
+    phases: list[Phase]
+
+
+class SubscriptionUpdatedData(SubscriptionData):
+    previous_attributes: SubscriptionPreviousAttributes
+
+
+class SubscriptionCanceledData(SubscriptionData):
+    pass
+
+
+class TrialWillEndData(SubscriptionData):
+    trial_end: datetime
+
+
+class BillingRunFailedData(_Model):
+    subscription_id: str
+    error: str
+    failed_at: datetime
+
+
+class StripeSyncFailedData(_Model):
+    invoice_id: str
+    attempt: int
+    error: str
+    failed_at: datetime
+
+
+class RefusedEventSample(_Model):
+    customer_id: str
+    transaction_id: str
+    code: str
+
+
+class IngestBatchFailedData(_Model):
+    batch_id: str
+    received: int
+    accepted: int
+    failed: int
+    by_code: dict[str, int]
+    samples: list[RefusedEventSample]
+
+
+class DlqParkedData(_Model):
+    queue: str
+    depth: int
+    previous_depth: int
+    arrived: int
+    checked_at: datetime
+
+
+DataT = TypeVar("DataT", bound=_Model)
+
+
+class _EventEnvelope(_Model, Generic[DataT]):
+    """The body of every webhook event; each type below fixes ``type`` and the model of
+    ``data["object"]``."""
+
     id: str
     object: Literal["event"]
     created: datetime
-    customer_id: str
+    customer_id: str  # "_global" for an event about no customer
     sequence: int
+    type: str
+    data: dict[Literal["object"], DataT]
+
+
+# One class per event type (name, type, body), so that code using the client can name each event and
+# narrow ``EventView.payload`` with isinstance; EVENT_MODELS below is the table they make.
+class CustomerCreatedEvent(_EventEnvelope[CustomerData]):
+    type: Literal["customer.created"]
+
+
+class CustomerUpdatedEvent(_EventEnvelope[CustomerUpdatedData]):
+    type: Literal["customer.updated"]
+
+
+class InvoiceCreatedEvent(_EventEnvelope[InvoiceData]):
+    type: Literal["invoice.created"]
+
+
+class InvoiceFinalizedEvent(_EventEnvelope[InvoiceFinalizedData]):
     type: Literal["invoice.finalized"]
-    data: dict[Literal["object"], InvoiceFinalizedData]
+
+
+class InvoicePaidEvent(_EventEnvelope[InvoicePaymentData]):
+    type: Literal["invoice.paid"]
+
+
+class InvoicePaymentFailedEvent(_EventEnvelope[InvoicePaymentData]):
+    type: Literal["invoice.payment_failed"]
+
+
+class InvoiceUpdatedEvent(_EventEnvelope[InvoiceUpdatedData]):
+    type: Literal["invoice.updated"]
+
+
+class CreditGrantCreatedEvent(_EventEnvelope[CreditGrantData]):
+    type: Literal["credit_grant.created"]
+
+
+class CreditGrantExpiredEvent(_EventEnvelope[CreditGrantClosedData]):
+    type: Literal["credit_grant.expired"]
+
+
+class CreditGrantVoidedEvent(_EventEnvelope[CreditGrantClosedData]):
+    type: Literal["credit_grant.voided"]
+
+
+class CreditGrantDepletedEvent(_EventEnvelope[CreditGrantDepletedData]):
+    type: Literal["credit_grant.depleted"]
+
+
+class BalanceLowEvent(_EventEnvelope[BalanceLowData]):
+    type: Literal["balance.low"]
+
+
+class SubscriptionCreatedEvent(_EventEnvelope[SubscriptionData]):
+    type: Literal["subscription.created"]
+
+
+class SubscriptionUpdatedEvent(_EventEnvelope[SubscriptionUpdatedData]):
+    type: Literal["subscription.updated"]
+
+
+class SubscriptionCanceledEvent(_EventEnvelope[SubscriptionCanceledData]):
+    type: Literal["subscription.canceled"]
+
+
+class SubscriptionTrialWillEndEvent(_EventEnvelope[TrialWillEndData]):
+    type: Literal["subscription.trial_will_end"]
+
+
+class BillingRunFailedEvent(_EventEnvelope[BillingRunFailedData]):
+    type: Literal["billing_run.failed"]
+
+
+class StripeSyncFailedEvent(_EventEnvelope[StripeSyncFailedData]):
+    type: Literal["stripe_sync.failed"]
+
+
+class IngestBatchFailedEvent(_EventEnvelope[IngestBatchFailedData]):
+    type: Literal["ingest.batch_failed"]
+
+
+class DlqMessageParkedEvent(_EventEnvelope[DlqParkedData]):
+    type: Literal["dlq.message_parked"]
+
+
+WebhookEvent = (
+    CustomerCreatedEvent
+    | CustomerUpdatedEvent
+    | InvoiceCreatedEvent
+    | InvoiceFinalizedEvent
+    | InvoicePaidEvent
+    | InvoicePaymentFailedEvent
+    | InvoiceUpdatedEvent
+    | CreditGrantCreatedEvent
+    | CreditGrantExpiredEvent
+    | CreditGrantVoidedEvent
+    | CreditGrantDepletedEvent
+    | BalanceLowEvent
+    | SubscriptionCreatedEvent
+    | SubscriptionUpdatedEvent
+    | SubscriptionCanceledEvent
+    | SubscriptionTrialWillEndEvent
+    | BillingRunFailedEvent
+    | StripeSyncFailedEvent
+    | IngestBatchFailedEvent
+    | DlqMessageParkedEvent
+)
+"""The body of any event type this client knows."""
+
+# event type -> its model, in the order of WebhookEventType
+EVENT_MODELS: dict[str, type[_EventEnvelope[Any]]] = {
+    get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(WebhookEvent)
+}
 
 
 class EventView(_Model):
@@ -799,12 +1031,12 @@ class EventView(_Model):
 
     object: Literal["event"]
     id: str
-    type: WebhookEventType
+    type: WebhookEventType | str  # a type added after this client was released reads as text
     customer_id: str
     sequence: int
     created: datetime
-    # the types this client knows, in order; a payload of a newer event type reads as a dict
-    payload: CustomerCreatedEvent | InvoiceFinalizedEvent | dict[str, Any] = Field(union_mode="left_to_right")
+    # the types this client knows, tried in order; a payload of a newer event type reads as a dict
+    payload: WebhookEvent | dict[str, Any] = Field(union_mode="left_to_right")
     deliveries: list[Delivery]
     attempts: list[Attempt]
 

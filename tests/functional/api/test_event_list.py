@@ -328,8 +328,8 @@ def test_bad_queries_and_cursors(spread: dict[str, list[str]]) -> None:
 def test_repository_reads_a_page_with_few_requests(
     spread: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The documented cost of a page: one Query per meter read (one more each time a page needs more of a
-    meter's contributions than read so far: 4, then 8, 16, 32 more) and one BatchGetItem per 100 events
+    """The documented cost of a page: one Query per meter, usage shard and day read (a meter's days are
+    read one after the other, only as far as the page needs) and one BatchGetItem per 100 events
     (limit + 1 are read)."""
     from neruba import bootstrap
     from neruba.dal import clients
@@ -340,11 +340,14 @@ def test_repository_reads_a_page_with_few_requests(
         original = getattr(dynamodb, name)
         monkeypatch.setattr(dynamodb, name, lambda _o=original, _n=name, **kw: calls.append(_n) or _o(**kw))
     usage = bootstrap.usage()
+    days = len({H0.date(), (H3 - timedelta(microseconds=1)).date()})  # the hours may cross midnight
     page = usage.list_events("acme", ["api_calls", "tokens"], H0, H3, 10, None)
     assert len(page.events) == 10 and page.next_cursor
-    assert 2 <= calls.count("query") <= 4 and calls.count("batch_get_item") == 1
+    # each meter's first day is read in every shard; a later day only when the page gets that far
+    assert 2 * usage.shards <= calls.count("query") <= 2 * usage.shards * days
+    assert calls.count("batch_get_item") == 1
     calls.clear()
     page = usage.list_events("acme", ["tokens"], H0, H3, 100, None)
     assert len(page.events) == len(spread["tokens"]) and page.next_cursor is None
-    # 15 events in batches of 4: at most 15 contributions, read by Queries of 4, 8 and 16
-    assert calls.count("query") <= 3 and calls.count("batch_get_item") == 1
+    # the whole range of one meter: every day of it in every shard, and one BatchGetItem for 15 events
+    assert calls.count("query") == usage.shards * days and calls.count("batch_get_item") == 1

@@ -694,8 +694,8 @@ class UsageRepository:
         """One page of the customer's counted events on these meters whose timestamp is in [start, end).
 
         Read from what counting stores, with no index: each contribution lists the transaction ids it
-        counted, so the page is the contributions of the hours of [start, end) (one Query per meter,
-        lazily, in sort-key order, in growing steps), merged across meters by (hour, meter), then the
+        counted, so the page is the contributions of the days of [start, end) (per meter, one Query per
+        shard and day, a day at a time as the page needs it), merged across meters by (hour, meter), then the
         events themselves (``BatchGetItem``, strongly consistent), whose exact timestamps decide the first
         and last hour.
         Order: by the hour of the event's timestamp, then meter code, then the contribution and the

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from neruba.models.views import Minor, Timestamp
+from neruba.models.views import Minor, Phase, Timestamp
 
 T0 = "2026-03-01T12:00:00Z"
 
@@ -35,13 +35,26 @@ class CustomerData(BaseModel):
     archived_at: Timestamp | None = None
 
 
+class CustomerPreviousAttributes(BaseModel):
+    """The values before the change of the customer's fields that changed (only those are present)."""
+
+    model_config = _open({"archived_at": None})
+    name: str | None = None
+    email: str | None = None
+    timezone: str | None = None
+    stripe_customer_id: str | None = None
+    metadata: dict[str, str] | None = None
+    balance_low_threshold_minor: Minor | None = None
+    archived_at: Timestamp | None = None
+
+
 class CustomerUpdatedData(CustomerData):
     """The customer after the change, and ``previous_attributes``: the changed fields' values before."""
 
     model_config = _open(
         {**CUSTOMER_EXAMPLE, "archived_at": T0, "previous_attributes": {"archived_at": None}}
     )
-    previous_attributes: dict[str, Any]
+    previous_attributes: CustomerPreviousAttributes
 
 
 INVOICE_EXAMPLE = {
@@ -81,6 +94,14 @@ class InvoicePaymentData(InvoiceData):
     )
 
 
+class InvoicePreviousAttributes(BaseModel):
+    """A draft's amounts before it was re-rated."""
+
+    model_config = _open({"subtotal_minor": 11000, "total_minor": 11000})
+    subtotal_minor: Minor
+    total_minor: Minor
+
+
 class InvoiceUpdatedData(InvoiceData):
     """The draft after its amounts changed; ``previous_attributes`` holds the amounts before."""
 
@@ -92,7 +113,7 @@ class InvoiceUpdatedData(InvoiceData):
             "previous_attributes": {"subtotal_minor": 11000, "total_minor": 11000},
         }
     )
-    previous_attributes: dict[str, Any]
+    previous_attributes: InvoicePreviousAttributes
 
 
 GRANT_EXAMPLE = {
@@ -176,14 +197,21 @@ class SubscriptionData(BaseModel):
     cancel_at_period_end: bool
     canceled_at: Timestamp | None = None
     ended_at: Timestamp | None = None
-    phases: list[dict[str, Any]]
+    phases: list[Phase]
+
+
+class SubscriptionPreviousAttributes(BaseModel):
+    """The phases before a plan change."""
+
+    model_config = _open({"phases": SUBSCRIPTION_EXAMPLE["phases"]})
+    phases: list[Phase]
 
 
 class SubscriptionUpdatedData(SubscriptionData):
     model_config = _open(
         {**SUBSCRIPTION_EXAMPLE, "previous_attributes": {"phases": SUBSCRIPTION_EXAMPLE["phases"]}}
     )
-    previous_attributes: dict[str, Any]
+    previous_attributes: SubscriptionPreviousAttributes
 
 
 class SubscriptionCanceledData(SubscriptionData):
@@ -228,6 +256,15 @@ class StripeSyncFailedData(BaseModel):
     failed_at: Timestamp
 
 
+class RefusedEventSample(BaseModel):
+    """One refused event of a batch: whose, its key, and the code it was refused with."""
+
+    model_config = _open({"customer_id": "acme", "transaction_id": "tx-1", "code": "meter_not_found"})
+    customer_id: str
+    transaction_id: str
+    code: str
+
+
 class IngestBatchFailedData(BaseModel):
     """One ingest batch's refused events, summarized: counts per code and up to 20 samples."""
 
@@ -238,7 +275,7 @@ class IngestBatchFailedData(BaseModel):
             "accepted": 97,
             "failed": 3,
             "by_code": {"meter_not_found": 2, "customer_archived": 1},
-            "samples": [{"event_id": "e1", "code": "meter_not_found"}],
+            "samples": [{"customer_id": "acme", "transaction_id": "tx-1", "code": "meter_not_found"}],
         }
     )
     batch_id: str
@@ -246,7 +283,7 @@ class IngestBatchFailedData(BaseModel):
     accepted: int
     failed: int
     by_code: dict[str, int]
-    samples: list[dict[str, Any]]
+    samples: list[RefusedEventSample]
 
 
 class DlqParkedData(BaseModel):
