@@ -43,8 +43,9 @@ ERRORS = scoped_responses(
     "admin",
     {
         400: {
-            "description": "A URL refused, a bad cursor (invalid_cursor) or resend request, 'from' after "
-            "'to' (invalid_range), a query parameter the route does not take (unknown_parameter; see error.code)"
+            "description": "A URL refused, a bad cursor (invalid_cursor) or resend request, 'from' "
+            "after 'to' (invalid_range), a query parameter the route does not take (unknown_parameter; "
+            "see error.code)"
         },
         404: {"description": "No such endpoint or event (also the endpoint_id a resend names)"},
         409: {"description": "The Idempotency-Key was used for another request, or the endpoint changed"},
@@ -148,9 +149,9 @@ def list_events(
     limit: Limit = 20,
     starting_after: Cursor = None,
 ) -> Response[str]:
-    """``customer_id``'s events (``_global``: the events of no customer) by sequence number, newest first, of one ``type`` and created between
-    ``from`` and ``to`` when given (those filters apply after the read: a page can come back short, with
-    ``has_more`` and a cursor)."""
+    """``customer_id``'s events (``_global``: the events of no customer) by sequence number, newest
+    first, of one ``type`` and created between ``from`` and ``to`` when given (those filters apply after
+    the read: a page can come back short, with ``has_more`` and a cursor)."""
     from neruba.logic.webhooks import events
 
     hooks = bootstrap.webhooks()
