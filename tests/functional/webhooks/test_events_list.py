@@ -91,15 +91,28 @@ def test_pages_follow_the_cursor_and_a_cursor_of_other_filters_is_refused(handle
         assert status == 400 and error["error"]["code"] == "invalid_cursor", other
 
 
-def test_a_relay_run_again_lists_an_event_once(handler: Any) -> None:
+def test_a_relay_stopped_between_the_event_and_its_list_entry_lists_it_once_when_run_again(
+    handler: Any,
+) -> None:
+    import boto3
+
     from neruba import bootstrap
+    from neruba.settings import get_settings
 
     [evt] = emit([("customer.created", "acme", T0)])
-    stored = bootstrap.webhooks().repo.event(evt)
+    repo = bootstrap.webhooks().repo
+    stored = repo.event(evt)
     assert stored is not None
-    bootstrap.webhooks().repo.put_event({**stored, "id": evt}, stored["body"])  # the relay crashed after it
+    # the relay stopped after storing the event, before its list entry: the outbox item is still there
+    boto3.client("dynamodb").delete_item(
+        TableName=get_settings().ops_table, Key={"pk": {"S": "WHEVC#acme"}, "sk": {"S": f"{1:012d}"}}
+    )
     _, page = listed(handler, customer_id="acme")
-    assert [e["id"] for e in page["data"]] == [evt]
+    assert page["data"] == []
+    for _ in range(2):  # run again, twice
+        assert repo.put_event({**stored, "id": evt}, "another body") == stored["body"]
+    _, page = listed(handler, customer_id="acme")
+    assert [(e["id"], e["sequence"]) for e in page["data"]] == [(evt, 1)]
 
 
 def test_events_of_no_customer_list_under_global(handler: Any) -> None:
@@ -135,3 +148,22 @@ def test_the_list_needs_the_admin_scope(handler: Any) -> None:
     query = {"customer_id": "acme"}
     status, error, _ = call(handler, api_event("GET", "/admin/webhook-events", query=query, scopes="read"))
     assert status == 403 and error["error"]["code"] == "insufficient_scope"
+
+
+def test_a_narrow_filter_reads_a_bounded_number_of_entries_a_page_and_goes_on_by_cursor(
+    handler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import neruba.dal.webhooks as stored
+
+    monkeypatch.setattr(stored, "READ_BUDGET", 3)
+    ids = emit([("invoice.created", "acme", T0)] + [("customer.updated", "acme", T0)] * 5)
+    status, first = listed(handler, customer_id="acme", type="invoice.created", limit="10")
+    assert status == 200 and first["data"] == [] and first["has_more"] is True  # 3 entries read, none kept
+    seen, cursor, pages = [], first["next_cursor"], 1
+    while cursor is not None:
+        _, page = listed(
+            handler, customer_id="acme", type="invoice.created", limit="10", starting_after=cursor
+        )
+        seen += [e["id"] for e in page["data"]]
+        cursor, pages = page["next_cursor"], pages + 1
+    assert seen == [ids[0]] and pages <= 3
