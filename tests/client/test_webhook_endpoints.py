@@ -77,6 +77,34 @@ def test_list_follows_the_cursor_through_every_page(make_client: Any) -> None:
     ]
 
 
+def _event(event_id: str, sequence: int) -> dict[str, Any]:
+    return {"object": "event", "id": event_id, "type": "invoice.finalized", "customer_id": "acme",
+            "sequence": sequence, "created": "2026-03-01T00:00:00.000000Z"}  # fmt: skip
+
+
+def test_a_customers_events_are_listed_with_their_filters_through_every_page(make_client: Any) -> None:
+    first = {"object": "list", "data": [_event(EVENT_ID, 2)], "has_more": True, "next_cursor": "c1"}
+    last = {"object": "list", "data": [_event("evt_" + "1" * 24, 1)], "has_more": False, "next_cursor": None}
+    script = Script(httpx.Response(200, json=first), httpx.Response(200, json=last))
+    got = list(
+        make_client(script).admin.webhook_events(
+            customer_id="acme", type_="invoice.finalized", from_=datetime(2026, 3, 1, tzinfo=UTC), limit=1
+        )
+    )
+    assert [(e.id, e.sequence) for e in got] == [(EVENT_ID, 2), ("evt_" + "1" * 24, 1)]
+    assert isinstance(got[0], models.WebhookEventSummary) and got[0].created == datetime(
+        2026, 3, 1, tzinfo=UTC
+    )
+    assert {r.url.path for r in script.requests} == {"/base/admin/webhook-events"}
+    query = {"customer_id": "acme", "type": "invoice.finalized", "limit": "1"}
+    params = [dict(r.url.params) for r in script.requests]
+    assert [{k: v for k, v in p.items() if k != "from"} for p in params] == [
+        query,
+        {**query, "starting_after": "c1"},
+    ]
+    assert all(p["from"].startswith("2026-03-01T00:00:00") for p in params)
+
+
 def test_retrieve_update_and_delete_address_the_endpoint(make_client: Any) -> None:
     deleted = {"object": "webhook_endpoint", "id": ENDPOINT_ID, "deleted": True}
     script = Script(

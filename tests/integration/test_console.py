@@ -212,6 +212,31 @@ def test_redrive_a_dlq_moves_the_message_back_and_the_event_is_counted(
     assert event["status"] == "accepted"
 
 
+def test_list_a_customers_webhook_events_and_open_one(local_stack: Any, data: ConsoleData, page: Any) -> None:
+    page.problems.clear()  # the refused keys of the earlier tests logged their 401 and 403
+    sign_in(page, local_stack.base_url, data.admin_key)
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Customer id (or _global)").fill(data.customer_id)
+    page.get_by_label("Event type (optional)").fill("customer.created")
+    page.keyboard.press("Enter")
+    listed = page.get_by_role("table", name=f"Webhook events of {data.customer_id}, newest first")
+    listed.wait_for()
+    assert listed.get_by_role("link").all_inner_texts() == [data.webhook_event_id]
+    _page_checked(page)
+    # a type the customer has no event of lists nothing
+    page.get_by_label("Event type (optional)").fill("invoice.paid")
+    page.keyboard.press("Enter")
+    expect(listed.get_by_role("link")).to_have_count(0)
+    page.get_by_label("Event type (optional)").fill("")
+    page.keyboard.press("Enter")
+    listed.get_by_role("link", name=data.webhook_event_id).click()
+    page.get_by_role("heading", level=1, name=f"Webhook event {data.webhook_event_id}").wait_for()
+    page.get_by_role("table", name="Attempts").wait_for()
+    page.get_by_role("button", name="Resend event").wait_for()
+    _page_checked(page)
+    assert page.problems == [], page.problems
+
+
 def test_resend_a_webhook_event_after_reading_its_failed_delivery(
     local_stack: Any, data: ConsoleData, page: Any
 ) -> None:

@@ -141,16 +141,10 @@ def unseed(stack: Any, data: ConsoleData) -> None:
 
 def _attempted_event(base: str, key: str) -> Any:
     """The customer.created webhook event of the console's customer, once an attempt is recorded."""
-    from neruba.settings import get_settings
-
-    items = client("dynamodb").scan(
-        TableName=get_settings().ops_table,
-        FilterExpression="begins_with(pk, :p)",
-        ExpressionAttributeValues={":p": {"S": "WHEVT#"}},
-    )["Items"]
-    for item in items:
-        shown = found(base, key, f"/admin/webhook-events/{item['pk']['S'].split('#', 1)[1]}")
-        if shown and shown["customer_id"] == CUSTOMER and shown["attempts"]:
+    listed = found(base, key, f"/admin/webhook-events?customer_id={CUSTOMER}&type=customer.created")
+    for event in (listed or {}).get("data", []):
+        shown = found(base, key, f"/admin/webhook-events/{event['id']}")
+        if shown and shown["attempts"]:
             return shown
     return None
 

@@ -1111,3 +1111,18 @@ class AlarmList(_List):
 
 class EndpointList(_List):
     data: list[Endpoint]
+
+
+class WebhookEventSummary(_Model):
+    """One event of a customer's webhook events list."""
+
+    object: Literal["event"]
+    id: str
+    type: WebhookEventType
+    customer_id: str
+    sequence: int
+    created: datetime
+
+
+class WebhookEventList(_List):
+    data: list[WebhookEventSummary]

@@ -84,6 +84,7 @@ class Admin(Resource[M]):
     update_webhook_endpoint = endpoint(r.update_webhook_endpoint)
     delete_webhook_endpoint = endpoint(r.delete_webhook_endpoint)
     rotate_webhook_secret = endpoint(r.rotate_webhook_secret)
+    webhook_events = paginated(r.list_webhook_events)
     webhook_event = endpoint(r.get_webhook_event)
     resend_webhooks = endpoint(r.resend_webhooks)
 

@@ -680,6 +680,20 @@ def rotate_webhook_secret(
     ``overlap_seconds`` (the API's default when not given)."""
 
 
+@route("GET", "/admin/webhook-events", m.WebhookEventList, listing=True)
+def list_webhook_events(
+    *,
+    customer_id: str,
+    type_: WebhookEventType | None = None,
+    from_: Time | None = None,
+    to: Time | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> ListOperation[m.WebhookEventList, m.WebhookEventSummary]:
+    """A customer's webhook events, newest sequence number first (``get_webhook_event`` for one event's
+    deliveries and attempts)."""
+
+
 @route("GET", "/admin/webhook-events/{event_id}", m.EventView)
 def get_webhook_event(event_id: str) -> Operation[m.EventView]: ...
 

@@ -324,25 +324,45 @@ function auditPage() {
 }
 
 // ---------------------------------------------------------------- outgoing webhooks
+function webhookEventParts(e) {
+  return [
+    fields([["type", e.type], ["customer", e.customer_id], ["created", when(e.created)], ["sequence", e.sequence]]),
+    table("Deliveries", [["endpoint", (d) => d.endpoint_id], ["status", (d) => d.status], ["attempts", (d) => d.attempts], ["delivered", (d) => when(d.delivered_at)], ["failed", (d) => when(d.failed_at)], ["next attempt", (d) => when(d.next_at)]], e.deliveries || []),
+    table("Attempts", [["at", (a) => when(a.at)], ["endpoint", (a) => a.endpoint_id], ["attempt", (a) => a.attempt], ["HTTP status", (a) => a.status_code], ["ms", (a) => a.latency_ms], ["error", (a) => a.error]], e.attempts || []),
+    h("div", { class: "buttons" }, actionButton("Resend event", { summary: `Send webhook event ${e.id} again to its endpoints.`, path: "/admin/webhook-resends", body: { event_id: e.id }, audit: [e.customer_id] })),
+    tree(e.payload, "payload", 1),
+  ];
+}
+
+function webhookEventPage(id) {
+  if (!canAct()) return page("Webhook event", needsAdmin());
+  return page(`Webhook event ${id}`, part(async () => webhookEventParts(await get(`/admin/webhook-events/${enc(id)}`))));
+}
+
 function webhooksPage() {
   if (!canAct()) return page("Webhooks", needsAdmin());
   const result = h("div", { id: "webhook-result" });
+  const listed = h("div", { id: "webhook-events" });
+  const list = async (q) => {
+    try {
+      const query = { customer_id: q.customer_id.trim(), limit: 50 };
+      if (q.type.trim()) query.type = q.type.trim();
+      const found = await get("/admin/webhook-events", query);
+      listed.replaceChildren(table(`Webhook events of ${query.customer_id}, newest first`, [["id", (e) => link(`#/webhook-events/${enc(e.id)}`, e.id)], ["type", (e) => e.type], ["sequence", (e) => e.sequence], ["created", (e) => when(e.created)]], found.data));
+    } catch (error) {
+      listed.replaceChildren(errorBox(error));
+    }
+  };
   return page(
     "Webhooks",
     section("Endpoints", part(async () => {
       const list = await get("/admin/webhook-endpoints", { limit: 50 });
       return table("Webhook endpoints", [["id", (e) => e.id], ["url", (e) => e.url], ["status", (e) => e.status || (e.disabled ? "disabled" : "enabled")], ["types", (e) => (e.enabled_events || e.event_types || []).join(", ")]], list.data);
     })),
+    section("Recent events", form("webhook-events-lookup", [{ name: "customer_id", label: "Customer id (or _global)", required: true }, { name: "type", label: "Event type (optional)", placeholder: "invoice.finalized" }], "List events", list), listed),
     section("Deliveries of an event", form("webhook-event", [{ name: "event_id", label: "Webhook event id (evt_…)", required: true }], "Show deliveries", async (q) => {
       try {
-        const e = await get(`/admin/webhook-events/${enc(q.event_id.trim())}`);
-        result.replaceChildren(
-          fields([["type", e.type], ["customer", e.customer_id], ["created", when(e.created)], ["sequence", e.sequence]]),
-          table("Deliveries", [["endpoint", (d) => d.endpoint_id], ["status", (d) => d.status], ["attempts", (d) => d.attempts], ["delivered", (d) => when(d.delivered_at)], ["failed", (d) => when(d.failed_at)], ["next attempt", (d) => when(d.next_at)]], e.deliveries || []),
-          table("Attempts", [["at", (a) => when(a.at)], ["endpoint", (a) => a.endpoint_id], ["attempt", (a) => a.attempt], ["HTTP status", (a) => a.status_code], ["ms", (a) => a.latency_ms], ["error", (a) => a.error]], e.attempts || []),
-          h("div", { class: "buttons" }, actionButton("Resend event", { summary: `Send webhook event ${e.id} again to its endpoints.`, path: "/admin/webhook-resends", body: { event_id: e.id }, audit: [e.customer_id] })),
-          tree(e.payload, "payload", 1),
-        );
+        result.replaceChildren(...webhookEventParts(await get(`/admin/webhook-events/${enc(q.event_id.trim())}`)));
       } catch (error) {
         result.replaceChildren(errorBox(error));
       }
@@ -363,6 +383,7 @@ const ROUTES = [
   [/^#\/dlqs$/, dlqsPage],
   [/^#\/audit$/, auditPage],
   [/^#\/webhooks$/, webhooksPage],
+  [/^#\/webhook-events\/([^/]+)$/, webhookEventPage],
 ];
 
 // The route's parts decoded; null when one is not valid percent-encoding (a mistyped or cut link).

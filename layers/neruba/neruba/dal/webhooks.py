@@ -13,6 +13,8 @@ Items:
 - ``WHDLQ#{queue}`` / ``#``: a dead-letter queue's depth at the last check (``n``);
 - ``WHSEQ#{customer}`` / ``#``: the customer's last event sequence number (``n``);
 - ``WHEVT#{event_id}`` / ``#``: the event as sent (``body``: the exact bytes every attempt signs);
+- ``WHEVC#{customer}`` / ``{seq:012d}``: the customer's events by sequence number (``event_id``,
+  ``type``, ``created``), written with ``WHEVT`` for the events list (no index: one partition per customer);
 - ``WHDEL#{event_id}`` / ``{endpoint_id}``: one delivery's state (``st`` pending/delivered/failed,
   ``attempts``, ``next_at``, ``lease``, ``sent``: the attempt whose follow-up message was sent);
 - ``WHDEL#{event_id}`` / ``{endpoint_id}#A#{n:04d}``: attempt ``n``'s log line;
@@ -37,6 +39,10 @@ __all__ = ["OUTBOX_SHARDS", "InvalidCursorError", "WebhooksRepository"]
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
 FAILED_PK = "WHFAIL"
+CUSTOMER_EVENTS_PK = "WHEVC#"
+READ_BUDGET = 1000
+"""The most list entries one page of a filtered events list reads (then it answers what it found, and a
+cursor)."""
 
 
 _made = itertools.count()
@@ -314,8 +320,88 @@ class WebhooksRepository:
                 raise
             stored = self.event(str(event["id"]))
             assert stored is not None
+            self._put_listed(stored)
             return str(stored["body"])
+        self._put_listed({**item, "id": event["id"], "sequence": event["sequence"]})
         return body
+
+    def _put_listed(self, event: dict[str, Any]) -> None:
+        """The customer's list entry of a stored event (written again by a relay run again: same key,
+        same values, as the sequence number is fixed once)."""
+        item = {
+            "pk": f"{CUSTOMER_EVENTS_PK}{event['customer_id']}",
+            "sk": f"{int(event['sequence']):012d}",
+            "event_id": event["id"],
+            "type": event["type"],
+            "created": event["created"],
+        }
+        client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
+
+    def list_events(
+        self,
+        customer_id: str,
+        event_type: str | None,
+        start: str | None,
+        end: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A customer's events, newest sequence first, of ``event_type`` and created in ``[start, end]``
+        when given (filtered after the read: a page reads at most :data:`READ_BUDGET` list entries and
+        may come back short with a cursor). Raises InvalidCursorError for a cursor of another query."""
+        pk = f"{CUSTOMER_EVENTS_PK}{customer_id}"
+        query = {"list": "webhook_events", "customer_id": customer_id, "type": event_type,
+                 "from": start, "to": end, "order": "sequence_desc"}  # fmt: skip
+        filters: list[str] = []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":pk": pk}
+        if event_type is not None:
+            filters.append("#type = :type")
+            names["#type"] = "type"
+            values[":type"] = event_type
+        if start is not None:
+            filters.append("created >= :start")
+            values[":start"] = start
+        if end is not None:
+            filters.append("created <= :end")
+            values[":end"] = end
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        if names:
+            request["ExpressionAttributeNames"] = names
+        request["ExpressionAttributeValues"] = to_item(values)
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(
+                cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", pk)
+            )
+        found: list[dict[str, Any]] = []
+        read = 0
+        while True:
+            request["Limit"] = min(limit + 1 - len(found), READ_BUDGET - read)
+            response = client("dynamodb").query(**request)
+            read += int(response.get("ScannedCount", 0))
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                found.append(
+                    {"id": item["event_id"], "type": item["type"], "customer_id": customer_id,
+                     "sequence": int(item["sk"]), "created": item["created"], "_key": raw}
+                )  # fmt: skip
+            last = response.get("LastEvaluatedKey")
+            if len(found) > limit:
+                key = found[limit - 1]["_key"]
+                position = {"pk": key["pk"], "sk": key["sk"]}
+                return [_unkeyed(e) for e in found[:limit]], encode_cursor(position, query)
+            if last is None:
+                return [_unkeyed(e) for e in found], None
+            if read >= READ_BUDGET:
+                return [_unkeyed(e) for e in found], encode_cursor(last, query)
+            request["ExclusiveStartKey"] = last
 
     def event(self, event_id: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
@@ -517,6 +603,10 @@ def _text(value: Any) -> str:
     """The stored text of an endpoint's document or secrets (sorted keys: reading and writing it back
     gives the same text, which the replace condition compares)."""
     return json.dumps(value, sort_keys=True)
+
+
+def _unkeyed(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "_key"}
 
 
 def _delivery(item: dict[str, Any]) -> dict[str, Any]:

@@ -240,3 +240,18 @@ class EventView(Closed):
     )
     deliveries: list[Delivery]
     attempts: list[Attempt]
+
+
+class WebhookEventSummary(Closed):
+    """One event of a customer's list; its deliveries and attempts are on ``/admin/webhook-events/{id}``."""
+
+    id: str
+    object: Literal["event"]
+    type: EventType
+    customer_id: str
+    sequence: int = Field(description="The customer's event number (the list's order, newest first).")
+    created: Timestamp
+
+
+class WebhookEventList(Page[WebhookEventSummary]):
+    """A customer's webhook events, newest sequence number first."""

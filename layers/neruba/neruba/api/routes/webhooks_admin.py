@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
@@ -19,27 +19,33 @@ from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.logic.idempotency import Actor
+from neruba.models.fields import EXTERNAL_ID_PATTERN, AwareInstant
 from neruba.models.webhooks import (
     Endpoint,
     EndpointCreate,
     EndpointDeleted,
     EndpointList,
     EndpointUpdate,
+    EventType,
     EventView,
     ResendRequest,
     ResendResult,
     SecretRotation,
+    WebhookEventList,
 )
 
 router = APIGatewayRouter()
 ENDPOINT_ID = r"^we_[0-9a-f]{20}$"
 EVENT_ID = r"^evt_[0-9a-f]{24}$"
+# a customer's external id, or ``_global``: the events of no customer (a DLQ arrival, a failed billing run)
+EVENTS_OF = "^(_global|" + EXTERNAL_ID_PATTERN.strip("^$") + ")$"
 ERRORS = scoped_responses(
     "admin",
     {
         400: {
-            "description": "A URL refused, a bad cursor or resend request, a query parameter the route "
-            "does not take (unknown_parameter; see error.code)"
+            "description": "A URL refused, a bad cursor (invalid_cursor) or resend request, 'from' "
+            "after 'to' (invalid_range), a query parameter the route does not take (unknown_parameter; "
+            "see error.code)"
         },
         404: {"description": "No such endpoint or event (also the endpoint_id a resend names)"},
         409: {"description": "The Idempotency-Key was used for another request, or the endpoint changed"},
@@ -131,6 +137,25 @@ def rotate_secret(
 
     hooks = bootstrap.webhooks()
     return json_response(endpoints.rotate(hooks, endpoint_id, body, _actor(), _now(), idempotency_key))
+
+
+@_route("get", "/admin/webhook-events", "A customer's webhook events, newest first", WebhookEventList,
+        query=("customer_id", "type", "from", "to", "limit", "starting_after"))  # fmt: skip
+def list_events(
+    customer_id: Annotated[str, Query(pattern=EVENTS_OF)],
+    type_: Annotated[EventType | None, Query(alias="type")] = None,
+    from_: Annotated[AwareInstant | None, Query(alias="from")] = None,
+    to: Annotated[AwareInstant | None, Query()] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
+) -> Response[str]:
+    """``customer_id``'s events (``_global``: the events of no customer) by sequence number, newest
+    first, of one ``type`` and created between ``from`` and ``to`` when given (those filters apply after
+    the read: a page can come back short, with ``has_more`` and a cursor)."""
+    from neruba.logic.webhooks import events
+
+    hooks = bootstrap.webhooks()
+    return json_response(events.list_page(hooks, customer_id, type_, from_, to, limit, starting_after))
 
 
 @_route(
