@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neruba.dal.billing import BillingRun
 from neruba.logic.ledger.credits import create_grant
 from tests.functional.billing.conftest import (
     START,
@@ -33,7 +34,7 @@ def _grant(key: str, kind: str, amount: int, priority: int) -> Any:
     return grant
 
 
-def _bill(world: World, at: Any, monkeypatch: Any, **options: Any) -> dict[str, Any]:
+def _bill(world: World, at: Any, monkeypatch: Any, **options: Any) -> BillingRun:
     run = schedule(world, at, **options)
     work(world, at, monkeypatch)
     return run

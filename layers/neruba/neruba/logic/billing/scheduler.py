@@ -52,7 +52,6 @@ class RunOptions:
     backfill: bool = False
     actor: str | None = None
     reason: str | None = None
-    run_id: str | None = None
     lease: timedelta = LEASE
     clock: Callable[[], datetime] = field(default=_utcnow)
 
@@ -81,7 +80,7 @@ def run_billing(
 
     started = options.clock()
     now = options.at or started
-    run_id = options.run_id or "run_" + uuid.uuid4().hex[:20]
+    run_id = "run_" + uuid.uuid4().hex[:20]
     run: dict[str, Any] = {
         "id": run_id,
         "object": "billing_run",
