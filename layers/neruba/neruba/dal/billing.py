@@ -115,13 +115,17 @@ class BillingRun:
     as_of: str
     document: dict[str, Any]
     status: str | None = None
+    """``running`` while it works, then ``completed``, ``skipped_locked`` or ``lock_lost``."""
     customer_id: str | None = None
+    """The one customer a targeted run covers (None: every due subscription)."""
     windows_found: int = 0
     enqueued: int = 0
+    """Windows the scheduler found due, and the jobs it sent (``document`` also counts those it left)."""
     invoiced: int = 0
-    skipped: int = 0
     failed: int = 0
+    """Jobs the worker billed, and jobs that failed for good (counted as each ends)."""
     finalized: int = 0
+    """Drafts the run finalized (their grace had passed)."""
     started_at: str | None = None
     ended_at: str | None = None
     lock_token: int | None = None
