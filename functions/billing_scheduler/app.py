@@ -20,5 +20,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         bootstrap.plans(),
         RunOptions(trigger="schedule"),
     )
-    logger.info("billing run", extra={"run_id": run["id"], "status": run["status"]})
-    return run
+    logger.info("billing run", extra={"run_id": run.id, "status": run.status})
+    return run.document

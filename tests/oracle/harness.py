@@ -16,13 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from tests.support.api import api_event
 from tests.support.aws import queue_url
 from tests.support.queues import receive_batch, run_batch
+
+if TYPE_CHECKING:
+    from neruba.dal.billing import BillingRun
 
 ROUTES: list[tuple[str, str, str]] = [  # (method, path pattern, function) as template.yaml routes them
     ("POST", r"/v1/events", "ingest_api"),
@@ -246,7 +249,7 @@ def killing_once(original: Callable[..., Any], *, after: bool = False) -> Callab
 
 
 # ---------------------------------------------------------------- billing on an injected clock
-def billing_run(now: datetime) -> dict[str, Any]:
+def billing_run(now: datetime) -> BillingRun:
     """What the scheduled BillingSchedulerFunction does, at ``now``."""
     from neruba import bootstrap
     from neruba.dal.locks import LockRepository

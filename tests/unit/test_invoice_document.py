@@ -1,5 +1,6 @@
-"""Both kinds of invoice (a subscription window's and a top-up's) are stored exactly as before: the Put
-that writes the draft, key order and number text included, matches the recorded one byte for byte."""
+"""Every kind of invoice (a subscription window's, a top-up's, a correction invoice and a credit note) is
+stored exactly as before: the Put that writes the draft, key order and number text included, matches the
+recorded one byte for byte."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from neruba.dal.billing import BillingRepository
-from neruba.dal.invoices import InvoicesRepository
+from neruba.dal.billing import Adjustment, BillingRepository
+from neruba.dal.invoices import InvoicesRepository, invoice_record
 from neruba.dal.ledger import LedgerRepository
 from neruba.dal.plans import PlansRepository
 from neruba.dal.usage import UsageRepository
 from neruba.domain.credits import CreditApplication, TopUpRequest
 from neruba.domain.pricing import InvoiceLine, RatedWindow, TierLine
 from neruba.logic.billing.context import Billing, CreditsResult, PostingRequest
+from neruba.logic.billing.corrections import correction_invoice
 from neruba.logic.billing.top_up import top_up_invoice
 from neruba.logic.billing.windows import Window
 from neruba.logic.billing.worker import build_invoice
@@ -77,9 +79,23 @@ class _Priced(Billing):
         return []
 
 
-def _billing() -> Billing:
+def _adjustment_line(line_id: str, n: int, amount_minor: int) -> dict[str, Any]:
+    references = {"invoice_id": "in_final", "line_id": line_id, "number": "INV-000002"}
+    return {"line_id": f"adjustment:in_final:{line_id}:{n}", "kind": "adjustment", "quantity": "7",
+            "amount_minor": amount_minor, "references": references, "seq_of_line": n}  # fmt: skip
+
+
+class _OnePending(BillingRepository):
+    """A subscription with one adjustment still pending (the correction invoice carries it too)."""
+
+    def adjustments(self, subscription_id: str) -> list[Adjustment]:
+        line = _adjustment_line("fee:base", 1, 250)
+        return [Adjustment("in_final#fee:base#001", "in_final", "fee:base", "pending", line)]
+
+
+def _billing(billing: BillingRepository | None = None) -> Billing:
     return _Priced(
-        billing=BillingRepository("billing"),
+        billing=billing or BillingRepository("billing"),
         invoices=InvoicesRepository("billing"),
         plans=PlansRepository("catalog"),
         usage=UsageRepository("usage"),
@@ -98,20 +114,31 @@ def _documents() -> dict[str, str]:
     window_doc, _actions, _guard = build_invoice(_billing(), subscription, window, NOW)
     request = TopUpRequest("tu_abc", "acme", "USD", 5000, 700, 1000, START)
     top_up_doc = top_up_invoice(request, "cg_7", NOW, NOW + timedelta(hours=1))
+    final = invoice_record({**window_doc, "id": "in_final", "number": "INV-000002", "status": "finalized"})
+    corrections = {}
+    for name, amount in (("correction", 700), ("credit_note", -900)):
+        doc, _actions = correction_invoice(
+            _billing(_OnePending("billing")), final, [_adjustment_line("use:tokens", 1, amount)], NOW
+        )
+        assert doc is not None
+        corrections[name] = _stored(doc, NOW)
     return {
         "window": _stored(window_doc, NOW + timedelta(hours=1)),
         "top_up": _stored(top_up_doc, NOW + timedelta(hours=1)),
+        **corrections,
     }
 
 
-def test_both_kinds_of_invoice_are_stored_as_recorded() -> None:
-    # GIVEN the Puts recorded before the two documents shared one builder
+def test_every_kind_of_invoice_is_stored_as_recorded() -> None:
+    # GIVEN the Puts recorded before the documents shared one builder
     recorded = json.loads(RECORDED.read_text())
-    # WHEN a window's invoice (with a credit applied) and a top-up's invoice are built now
+    # WHEN a window's invoice (with a credit applied), a top-up's invoice, and a correction invoice and a
+    # credit note (a new difference plus a pending adjustment) are built now
     built = _documents()
     # THEN each Put is byte for byte the recorded one
-    assert built["window"] == recorded["window"]
-    assert built["top_up"] == recorded["top_up"]
+    assert set(built) == {"window", "top_up", "correction", "credit_note"}
+    for kind, put in built.items():
+        assert put == recorded[kind], kind
 
 
 if __name__ == "__main__":  # records the Puts (run once, against the code before the change)

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 
 from neruba import bootstrap
-from neruba.dal.billing import BillingState
+from neruba.dal.billing import BillingRun, BillingState
 from neruba.dal.invoices import Invoice
 from neruba.logic.billing.scheduler import RunOptions, run_billing
 from tests.functional.billing.conftest import World
@@ -33,7 +33,7 @@ def billing_state(world: World, subscription_id: str) -> BillingState:
     return found
 
 
-def schedule(world: World, now: datetime, **options: Any) -> dict[str, Any]:
+def schedule(world: World, now: datetime, **options: Any) -> BillingRun:
     """One scheduler run at ``now``."""
     options.setdefault("clock", lambda: now)
     return run_billing(world.ctx, world.locks, world.plans, RunOptions(**options))

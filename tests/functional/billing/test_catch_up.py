@@ -47,7 +47,7 @@ def test_the_scheduler_reads_only_due_states(world: World, monkeypatch: Any) -> 
     run = schedule(world, later, backfill=True)
 
     # THEN only globex's opening was found (acme's next window is not due before day 1)
-    assert (run["windows_found"], run["enqueued"]) == (1, 1)
+    assert (run.windows_found, run.enqueued) == (1, 1)
     assert [j["customer_id"] for j in queued(world.billing_queue)] == ["globex"]
 
 

@@ -34,7 +34,7 @@ def test_drafts_finalize_after_grace_numbered_without_gaps_and_sent_to_stripe_sy
     late = schedule(world, now + day(0, 2))
 
     # THEN only the later run finalized them, numbered 1..4 in one sequence
-    assert (early["finalized"], late["finalized"]) == (0, 4)
+    assert (early.finalized, late.finalized) == (0, 4)
     finalized = world.invoices("acme") + world.invoices("globex")
     assert sorted(i["number"] for i in finalized) == [f"INV-{n:06d}" for n in range(1, 5)]
     assert {i["status"] for i in finalized} == {"finalized"}

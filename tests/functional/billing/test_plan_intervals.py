@@ -223,7 +223,7 @@ def test_the_scheduler_finds_quarterly_windows_clamped_at_month_ends(
         datetime(2026, 7, 31, 11, tzinfo=UTC),
         datetime(2026, 7, 31, 13, tzinfo=UTC),
     ):
-        runs.append(schedule(billing, now)["windows_found"])
+        runs.append(schedule(billing, now).windows_found)
         work(billing, now, monkeypatch)
 
     # THEN the windows found are the opening and [31 Jan, 30 Apr), none before 31 July 12:00, then

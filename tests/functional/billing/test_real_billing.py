@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neruba.dal.billing import BillingRun
 from neruba.logic.ledger.credits import create_grant
 from tests.functional.billing.conftest import (
     START,
@@ -33,7 +34,7 @@ def _grant(key: str, kind: str, amount: int, priority: int) -> Any:
     return grant
 
 
-def _bill(world: World, at: Any, monkeypatch: Any, **options: Any) -> dict[str, Any]:
+def _bill(world: World, at: Any, monkeypatch: Any, **options: Any) -> BillingRun:
     run = schedule(world, at, **options)
     work(world, at, monkeypatch)
     return run
@@ -103,14 +104,14 @@ def test_three_missed_periods_catch_up_in_order(real: World, monkeypatch: Any) -
     jobs = queued(real.billing_queue)
     assert [j["seq"] for j in jobs] == [0, 1, 2, 3]
     assert [j["kind"] for j in jobs] == ["opening", "usage", "usage", "usage"]
-    assert (run["status"], run["windows_found"], run["enqueued"]) == ("completed", 4, 4)
+    assert (run.status, run.windows_found, run.enqueued) == ("completed", 4, 4)
 
     # WHEN the worker bills them THEN the state waits for day 4 and the run counts four invoices
     work(real, now, monkeypatch)
     state = billing_state(real, real.subscriptions[0]["id"])
     assert state is not None
     assert (state.next_seq, state.due_at) == (4, "2026-03-05T00:00:00.000000Z")
-    assert real.ctx.billing.run(run["id"])["invoiced"] == 4
+    assert real.ctx.billing.run(run.id).invoiced == 4
 
     # WHEN a later run finalizes after the grace
     schedule(real, START + day(3, 3))

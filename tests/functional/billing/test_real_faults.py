@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 
+from neruba.dal.billing import BillingRun
 from neruba.logic.billing import worker as billing_worker
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import (
@@ -152,7 +153,7 @@ def test_two_schedulers_in_threads_one_bills_one_skipped(real: World, monkeypatc
 
     monkeypatch.setattr(dynamodb, "_make_api_call", atomic)
     barrier = threading.Barrier(2)
-    runs: list[dict[str, Any]] = []
+    runs: list[BillingRun] = []
 
     def scheduler() -> None:
         barrier.wait()
@@ -165,7 +166,7 @@ def test_two_schedulers_in_threads_one_bills_one_skipped(real: World, monkeypatc
     for thread in threads:
         thread.join(timeout=60)
     # THEN one run billed and the other was skipped_locked; each window was enqueued once
-    assert sorted(r["status"] for r in runs) == ["completed", "skipped_locked"]
+    assert sorted(r.status for r in runs) == ["completed", "skipped_locked"]
     assert [j["seq"] for j in queued(real.billing_queue)] == [0, 1]
     work(real, now, monkeypatch)
 
@@ -195,7 +196,7 @@ def test_a_failing_window_is_retried_then_dead_lettered_and_counted_failed(
 ) -> None:
     # GIVEN a pricing engine that keeps failing
     now = _due(real)
-    run_id = real.ctx.billing.runs(1, None)[0][0]["id"]
+    run_id = real.ctx.billing.runs(1, None)[0][0].id
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("pricing unavailable")
@@ -215,5 +216,5 @@ def test_a_failing_window_is_retried_then_dead_lettered_and_counted_failed(
     from tests.support.aws import queue_url, receive_all
 
     assert len(receive_all(boto3.client("sqs"), queue_url("BillingDLQ"))) == 2
-    assert real.ctx.billing.run(run_id)["failed"] == 2
+    assert real.ctx.billing.run(run_id).failed == 2
     assert attempts == 5

@@ -138,7 +138,7 @@ def test_trigger_a_run_for_one_customer_audited_and_idempotent(
     assert (again_status, again["id"]) == (201, run["id"])
     assert (other_status, other["error"]["code"]) == (409, "idempotency_conflict")
     runs, _ = world.ctx.billing.runs(10, None)
-    assert [r["id"] for r in runs] == [run["id"]]
+    assert [r.id for r in runs] == [run["id"]]
     audits = _audits("acme")
     assert [(a["action"], a["actor"], a["reason"], a["ticket"]) for a in audits] == [
         ("billing_run.create", "key:0123456789ab", "customer asked for an early invoice", "T-1")
@@ -181,7 +181,7 @@ def test_a_run_while_another_holds_the_lock_is_409_and_recorded(world: World, ap
     # THEN it is refused with a clear code and recorded as skipped_locked
     assert (status, body["error"]["code"]) == (409, "billing_run_locked")
     runs, _ = world.ctx.billing.runs(10, None)
-    assert [(r["status"], r["lock_holder"]) for r in runs] == [("skipped_locked", "run_scheduled")]
+    assert [(r.status, r.lock_holder) for r in runs] == [("skipped_locked", "run_scheduled")]
 
 
 def test_rerun_a_draft_recomputes_it(world: World, api: Any, monkeypatch: Any) -> None:

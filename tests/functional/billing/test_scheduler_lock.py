@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from neruba.dal.billing import BillingRun
 from neruba.dal.locks import LockLostError
 from neruba.logic.billing.scheduler import LOCK_NAME
 from tests.functional.billing.conftest import START, World
@@ -48,7 +49,7 @@ def test_two_schedulers_started_together_bill_once(world: World, monkeypatch: An
     # GIVEN a due subscription, and a second scheduler that starts while the first holds the lease
     world.subscribe("acme")
     now = START + day(1, 1)
-    second: list[dict[str, Any]] = []
+    second: list[BillingRun] = []
     original = world.ctx.billing.due_states
 
     def interleaved(at: Any, shard: int) -> Any:
@@ -62,11 +63,11 @@ def test_two_schedulers_started_together_bill_once(world: World, monkeypatch: An
     first = schedule(world, now)
 
     # THEN one run billed and the other recorded skipped_locked
-    assert first["status"] == "completed"
-    assert second[0]["status"] == "skipped_locked"
-    assert second[0]["lock_holder"] == first["id"]
+    assert first.status == "completed"
+    assert second[0].status == "skipped_locked"
+    assert second[0].lock_holder == first.id
     runs, _ = world.ctx.billing.runs(10, None)
-    assert sorted(r["status"] for r in runs) == ["completed", "skipped_locked"]
+    assert sorted(r.status for r in runs) == ["completed", "skipped_locked"]
     # AND each window was enqueued once, and billed once
     assert [j["seq"] for j in queued(world.billing_queue)] == [0, 1]
     work(world, now, monkeypatch)
@@ -82,7 +83,7 @@ def test_a_scheduler_whose_lease_expired_cannot_commit(world: World, monkeypatch
     work(world, first_day, monkeypatch)  # two drafts: opening and day 0
     now = START + day(2, 2)
     stalled_until = now + timedelta(minutes=30)  # beyond A's five-minute lease
-    b_runs: list[dict[str, Any]] = []
+    b_runs: list[BillingRun] = []
     original = world.ctx.billing.due_states
     started: list[bool] = []
 
@@ -98,14 +99,14 @@ def test_a_scheduler_whose_lease_expired_cannot_commit(world: World, monkeypatch
     a = schedule(world, now)
 
     # THEN A's writes were rejected by the fence: it stopped with lock_lost and committed nothing
-    assert a["status"] == "lock_lost"
-    assert b_runs[0]["status"] == "completed" and b_runs[0]["lock_token"] == a["lock_token"] + 1
-    stored = world.ctx.billing.run(a["id"])
-    assert (stored["status"], stored["enqueued"], stored["finalized"]) == ("lock_lost", 0, 0)
+    assert a.status == "lock_lost"
+    assert b_runs[0].status == "completed" and b_runs[0].lock_token == a.lock_token + 1
+    stored = world.ctx.billing.run(a.id)
+    assert (stored.status, stored.enqueued, stored.finalized) == ("lock_lost", 0, 0)
     # AND the drafts were numbered once, by B, without gaps
     numbers = sorted(i["number"] for i in world.invoices("acme") if i["number"])
     assert numbers == ["INV-000001", "INV-000002"]
-    assert world.locks.current(LOCK_NAME)["token"] == b_runs[0]["lock_token"]
+    assert world.locks.current(LOCK_NAME)["token"] == b_runs[0].lock_token
 
 
 def test_a_fenced_write_fails_when_a_newer_token_exists(world: World) -> None:
@@ -153,5 +154,5 @@ def test_a_long_run_renews_its_lease(world: World, monkeypatch: Any) -> None:
     # THEN no other scheduler could take the lock at any point, and the run completed
     assert clock["at"] - now > timedelta(minutes=10)  # twice the lease
     assert attempts and all(a is None for a in attempts)
-    assert (run["status"], run["enqueued"]) == ("completed", 4)
-    assert world.locks.current(LOCK_NAME)["token"] == run["lock_token"]
+    assert (run.status, run.enqueued) == ("completed", 4)
+    assert world.locks.current(LOCK_NAME)["token"] == run.lock_token

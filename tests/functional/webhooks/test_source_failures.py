@@ -38,8 +38,8 @@ def test_a_given_up_billing_job_is_reported_once_with_its_run(
     assert len(events) == len(messages) >= 1  # one per job, at its last receive only
     assert events[0]["data"]["error"] == "RuntimeError: rating exploded"
     run_id = events[0]["data"]["run_id"]
-    assert run_id and run_id == run.get("run_id", run.get("id")) and events[0]["customer_id"] == "acme"
-    assert int(world.ctx.billing.run(run_id)["failed"]) == len(messages)  # type: ignore[index]
+    assert run_id and run_id == run.id and events[0]["customer_id"] == "acme"
+    assert world.ctx.billing.run(run_id).failed == len(messages)  # type: ignore[union-attr]
 
     # the same receive recorded again (a handler killed after the commit): nothing new
     job = BillingJob.model_validate_json(messages[0]["Body"])
@@ -49,4 +49,4 @@ def test_a_given_up_billing_job_is_reported_once_with_its_run(
     with crash_with_outbox(monkeypatch), pytest.raises(Crash):
         job_failed(world.ctx, job, RuntimeError("later"), now, "m2#5")
     assert len(outbox("billing_run.failed")) == len(messages)
-    assert int(world.ctx.billing.run(run_id)["failed"]) == len(messages)  # type: ignore[index]
+    assert world.ctx.billing.run(run_id).failed == len(messages)  # type: ignore[union-attr]

@@ -15,7 +15,6 @@ Items (``pk`` / ``sk``):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
 from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
-from neruba.dal.transaction import Transaction
 from neruba.timefmt import ts
 
 DUE_INDEX = "by-due"
@@ -105,6 +103,40 @@ class Adjustment:
 
 def _adjustment(item: dict[str, Any]) -> Adjustment:
     return record(Adjustment, item, key=str(item["sk"]), line=jsonutil.loads(item["line"]))
+
+
+@dataclass(frozen=True)
+class BillingRun:
+    """A billing run: what triggered it, how it ended, what it counted, and ``document``, the run as
+    stored (what the admin API answers)."""
+
+    id: str
+    trigger: str
+    as_of: str
+    document: dict[str, Any]
+    status: str | None = None
+    """``running`` while it works, then ``completed``, ``skipped_locked`` or ``lock_lost``."""
+    customer_id: str | None = None
+    """The one customer a targeted run covers (None: every due subscription)."""
+    windows_found: int = 0
+    enqueued: int = 0
+    """Windows the scheduler found due, and the jobs it sent (``document`` also counts those it left)."""
+    invoiced: int = 0
+    failed: int = 0
+    """Jobs the worker billed, and jobs that failed for good (counted as each ends)."""
+    finalized: int = 0
+    """Drafts the run finalized (their grace had passed)."""
+    started_at: str | None = None
+    ended_at: str | None = None
+    lock_token: int | None = None
+    """The fencing token of the scheduler lease the run held (None when it held none)."""
+    lock_holder: str | None = None
+    """The run that held the lease, for a run that found it held (``skipped_locked``)."""
+
+
+def billing_run(doc: dict[str, Any]) -> BillingRun:
+    """A run document (as stored less its keys, or as the scheduler has just built it) as its record."""
+    return record(BillingRun, doc, document=doc)
 
 
 def shard_of(key: str, prefix: str) -> str:
@@ -309,20 +341,15 @@ class BillingRepository:
             }
         }
 
-    def add_to_run(self, run_id: str, counter: str, by: int = 1) -> None:
-        """Add to a run's counter outside a transaction (a missing run is ignored)."""
-        with contextlib.suppress(TransactionCancelledError):
-            Transaction([self.run_counter_item(run_id, counter, by)]).commit()
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> BillingRun | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "#"}},
             ConsistentRead=True,
         )
-        return _public(from_item(response["Item"])) if "Item" in response else None
+        return billing_run(_public(from_item(response["Item"]))) if "Item" in response else None
 
-    def runs(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def runs(self, limit: int, cursor: str | None) -> tuple[list[BillingRun], str | None]:
         """Runs, newest first, and the cursor of the next page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
@@ -343,7 +370,7 @@ class BillingRepository:
             )
         response = client("dynamodb").query(**kwargs)
         last = response.get("LastEvaluatedKey")
-        return [_public(from_item(i)) for i in response.get("Items", [])], encode_cursor(
+        return [billing_run(_public(from_item(i))) for i in response.get("Items", [])], encode_cursor(
             last, query
         ) if last else None
 

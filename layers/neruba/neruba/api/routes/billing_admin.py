@@ -58,7 +58,12 @@ def list_runs(
     except InvalidCursorError as exc:
         raise InvalidRequestError("The cursor is not one this API returned.", code="invalid_cursor") from exc
     return json_response(
-        {"object": "list", "data": runs, "has_more": cursor is not None, "next_cursor": cursor}
+        {
+            "object": "list",
+            "data": [run.document for run in runs],
+            "has_more": cursor is not None,
+            "next_cursor": cursor,
+        }
     )
 
 
@@ -69,7 +74,7 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> Response[str]:
     run = bootstrap.billing().billing.run(run_id)
     if run is None:
         raise NotFoundError(f"No billing run {run_id!r}.", code="billing_run_not_found", param="run_id")
-    return json_response(run)
+    return json_response(run.document)
 
 
 @_route(

@@ -59,7 +59,7 @@ def trigger_run(
         clock=lambda: now,
     )
     run = run_billing(ctx, bootstrap.locks(), plans, options)
-    if run["status"] == "skipped_locked":
+    if run.status == "skipped_locked":
         raise ConflictError(
             "Another billing run holds the lock; try again shortly.", code="billing_run_locked"
         )
@@ -67,17 +67,19 @@ def trigger_run(
         bootstrap.audit(),
         idempotency.Actor(actor, request_id),
         "billing_run.create",
-        run["id"],
+        run.id,
         customer_id=body.customer_id,
         reason=body.reason,
         ticket=body.ticket,
         at=now,
-        after={"status": run["status"], "enqueued": run.get("enqueued")},
+        after={"status": run.status, "enqueued": run.enqueued},
         idempotency_key=idempotency_key,
     )
-    actions = idempotency.record_items(ctx.billing, audit, "billing-run", idempotency_key, fingerprint, run)
+    actions = idempotency.record_items(
+        ctx.billing, audit, "billing-run", idempotency_key, fingerprint, run.document
+    )
     commit(Transaction(actions))
-    return run
+    return run.document
 
 
 def rerun_invoice(

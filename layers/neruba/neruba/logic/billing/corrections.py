@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.document import invoice_document
 from neruba.logic.billing.windows import invoice_id_for
 from neruba.logic.billing.worker import adjustment_record
 from neruba.timefmt import ts
@@ -59,29 +60,20 @@ def correction_invoice(
     invoice_id = invoice_id_for("correction:" + "|".join(keys))
     lines = [*deltas, *(a.line for a in pending)]
     subtotal = sum(int(line["amount_minor"]) for line in lines)
-    doc = {
-        "id": invoice_id,
-        "object": "invoice",
-        "number": None,
-        "customer_id": original.customer_id,
-        "subscription_id": subscription_id,
-        "currency": original.currency,
-        "status": "draft",
-        "kind": "credit_note" if subtotal < 0 else "correction",
-        "corrects": {"invoice_id": original.id, "number": original.number},
-        "period_start": original.period_start,
-        "period_end": original.period_end,
-        "lines": lines,
-        "applications": [],
-        "subtotal_minor": subtotal,
-        "credits_applied_minor": 0,
-        "total_minor": subtotal,
-        "rev": 0,
-        "created_at": ts(now),
-        "finalize_at": ts(now),
-        "finalized_at": None,
-        "stripe": None,
-    }
+    doc = invoice_document(
+        invoice_id=invoice_id,
+        customer_id=original.customer_id,
+        subscription_id=subscription_id,
+        currency=original.currency,
+        kind="credit_note" if subtotal < 0 else "correction",
+        seq=None,
+        details={"corrects": {"invoice_id": original.id, "number": original.number}},
+        period=(original.period_start, original.period_end),
+        lines=lines,
+        applications=[],
+        created_at=ts(now),
+        finalize_at=ts(now),
+    )
     actions = [ctx.invoices.put_item(doc, now)]
     actions += [
         ctx.billing.adjustment_put_item(subscription_id, replace(r, applied_to=invoice_id)) for r in records

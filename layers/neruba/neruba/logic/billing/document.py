@@ -1,8 +1,9 @@
 """The invoice document: the one shape every draft invoice is stored in, whatever made it.
 
-A subscription window's invoice and a top-up's invoice differ only in what they are for (``details``: the
-window, or the top-up request and its grant); status, totals, revision and finalization fields are built
-here once, the totals from the lines and the credit applications.
+A subscription window's invoice, a top-up's invoice and a correction invoice differ only in what they are
+for (``details``: the window, the top-up request and its grant, or the invoice corrected); status, totals,
+revision and finalization fields are built here once, the totals from the lines and the credit
+applications. A correction invoice bills no window of its own, so it has no ``seq``.
 
 Example:
     >>> doc = invoice_document(
@@ -33,7 +34,7 @@ def invoice_document(
     subscription_id: str | None,
     currency: str,
     kind: str,
-    seq: int,
+    seq: int | None,
     details: Mapping[str, Any],
     period: tuple[str, str],
     lines: Sequence[Mapping[str, Any]],
@@ -41,7 +42,8 @@ def invoice_document(
     created_at: str,
     finalize_at: str,
 ) -> dict[str, Any]:
-    """A draft invoice: ``details`` stand after ``seq`` (the key order is the stored order)."""
+    """A draft invoice: ``details`` stand after ``seq`` (the key order is the stored order); ``seq`` None
+    leaves it out."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     applied = sum(int(a.amount_minor) for a in applications)
     return {
@@ -53,7 +55,7 @@ def invoice_document(
         "currency": currency,
         "status": "draft",
         "kind": kind,
-        "seq": seq,
+        **({} if seq is None else {"seq": seq}),
         **details,
         "period_start": period[0],
         "period_end": period[1],

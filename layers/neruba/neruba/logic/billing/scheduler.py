@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neruba.dal.billing import DUE_SHARDS, BillingState
+from neruba.dal.billing import DUE_SHARDS, BillingRun, BillingState, billing_run
 from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
 from neruba.dal.transaction import Transaction, commit
@@ -52,7 +52,6 @@ class RunOptions:
     backfill: bool = False
     actor: str | None = None
     reason: str | None = None
-    run_id: str | None = None
     lease: timedelta = LEASE
     clock: Callable[[], datetime] = field(default=_utcnow)
 
@@ -75,13 +74,13 @@ class _Holder:
 
 def run_billing(
     ctx: Billing, locks: LockRepository, plans: PlansRepository, options: RunOptions
-) -> dict[str, Any]:
+) -> BillingRun:
     """One billing run; returns its record (``status``: completed, skipped_locked or lock_lost)."""
     from neruba.observability import logger, metrics
 
     started = options.clock()
     now = options.at or started
-    run_id = options.run_id or "run_" + uuid.uuid4().hex[:20]
+    run_id = "run_" + uuid.uuid4().hex[:20]
     run: dict[str, Any] = {
         "id": run_id,
         "object": "billing_run",
@@ -107,7 +106,7 @@ def run_billing(
         commit(Transaction([ctx.billing.run_put_item(run)]))
         metrics.add_metric(name="BillingLockContention", unit="Count", value=1)
         logger.info("billing run skipped: lock held", extra={"run_id": run_id, "holder": holder.get("owner")})
-        return run
+        return billing_run(run)
     holder_ = _Holder(locks, lease, options.lease, options.clock)
     run.update(status="running", lock_token=lease.token)
     try:
@@ -128,9 +127,9 @@ def run_billing(
             )
         )
         logger.warning("billing run lost its lock and stopped", extra={"run_id": run_id})
-        return run
+        return billing_run(run)
     locks.release(holder_.lease)
-    return ctx.billing.run(run_id) or run
+    return ctx.billing.run(run_id) or billing_run(run)
 
 
 def _states(
