@@ -52,7 +52,7 @@ def make_handler(secrets: Sequence[str], out: Callable[[str], None]) -> type[Bas
         def do_POST(self) -> None:
             length = (self.headers.get("Content-Length") or "0").strip()
             if not (length.isascii() and length.isdigit() and int(length) <= MAX_BODY_BYTES):
-                out(f"REFUSED {self.path}: Content-Length {length[:20]!r} is not a size up to {MAX_BODY_BYTES}")
+                out(f"REFUSED {self.path}: Content-Length {length[:20]!r} is not a size up to 1 MiB")
                 self.close_connection = True  # the body's end is unknown: read nothing more
                 self._answer(400, {"verified": False, "reason": "bad Content-Length"})
                 return

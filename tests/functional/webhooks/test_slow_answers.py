@@ -16,6 +16,7 @@ import pytest
 
 from neruba.logic.webhooks import http
 
+LOOPBACK = "127.0.0.1"
 LIMIT = 0.6  # seconds, in place of the 5 s of a real attempt (kept short to keep the test quick)
 STEP = 0.15  # each trickled piece comes well within the limit, the whole answer well after it
 
@@ -91,7 +92,7 @@ def _certificate(tmp: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), False)
         .sign(key, hashes.SHA256())
     )
     key_file, cert_file = tmp / "key.pem", tmp / "cert.pem"

@@ -9,6 +9,7 @@ after it is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
@@ -68,10 +69,8 @@ class _Deadline:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed: nothing left to cut
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed: nothing left to cut
 
 
 def _limited(base: type[http.client.HTTPConnection], deadline: _Deadline, address: str | None) -> Any:
