@@ -41,13 +41,22 @@ def add_parser(commands: Any) -> None:
     resend.set_defaults(func=_resend)
 
 
+MAX_BODY_BYTES = 1 << 20  # far above any event Neruba sends
+
+
 def make_handler(secrets: Sequence[str], out: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
     """A request handler that verifies each POST with ``secrets`` and reports it through ``out``."""
     from neruba.logic.webhooks.signing import HEADER, SignatureError, check
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = (self.headers.get("Content-Length") or "0").strip()
+            if not (length.isascii() and length.isdigit() and int(length) <= MAX_BODY_BYTES):
+                out(f"REFUSED {self.path}: Content-Length {length[:20]!r} is not a size up to 1 MiB")
+                self.close_connection = True  # the body's end is unknown: read nothing more
+                self._answer(400, {"verified": False, "reason": "bad Content-Length"})
+                return
+            raw = self.rfile.read(int(length))
             try:
                 check(raw, self.headers.get(HEADER) or "", list(secrets))
                 event = json.loads(raw)

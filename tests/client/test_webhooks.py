@@ -95,3 +95,42 @@ def test_the_client_refuses_what_the_server_check_refuses_as_stale() -> None:
         signing.check(BODY, header, [SECRET], now=late)
     with pytest.raises(SignatureVerificationError, match="tolerance"):
         verify(BODY, header, SECRET, now=late)
+
+
+# --- a header is text the sender controls: every refusal is a SignatureVerificationError -------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"t={NOW},v1=\u00e9\u00e9",  # non-ASCII (a server decodes header bytes as Latin-1)
+        "t=" + "9" * 400 + ",v1=abc",  # a timestamp past any float
+        "t=-" + "9" * 400 + ",v1=abc",
+        "t=\u00b2,v1=abc",
+        f"t={NOW},v1=" + "a" * 10_000,
+    ],
+)
+def test_a_hostile_header_raises_only_the_verification_error(header: str) -> None:
+    with pytest.raises(SignatureVerificationError):
+        verify(BODY, header, SECRET, now=NOW + 0.5)  # the clock is a float, as time.time() is
+
+
+def test_a_valid_signature_next_to_a_non_ascii_one_still_verifies() -> None:
+    assert verify(BODY, sign(BODY, SECRET, timestamp=NOW) + ",v1=\u00e9", SECRET, now=NOW) == NOW
+
+
+def test_every_secret_the_receiver_holds_may_be_passed_during_a_rotation() -> None:
+    header = sign(BODY, "whsec_new", timestamp=NOW)
+    assert verify(BODY, header, ["whsec_old", "whsec_new"], now=NOW) == NOW
+    with pytest.raises(SignatureVerificationError, match="no signature"):
+        verify(BODY, header, ["whsec_old", "whsec_third"], now=NOW)
+    with pytest.raises(ValueError, match="secret"):
+        verify(BODY, header, [], now=NOW)
+
+
+@pytest.mark.parametrize("tolerance", [0, -1])
+def test_a_tolerance_of_zero_or_less_does_not_switch_the_time_check_off(tolerance: int) -> None:
+    header = sign(BODY, SECRET, timestamp=NOW)
+    assert verify(BODY, header, SECRET, tolerance=0, now=NOW) == NOW  # 0: the exact second only
+    with pytest.raises(SignatureVerificationError, match="tolerance"):
+        verify(BODY, header, SECRET, tolerance=tolerance, now=NOW + 3600)

@@ -57,3 +57,29 @@ def test_a_header_with_two_signatures_verifies_with_either_secret() -> None:
     assert not verify(BODY, header, ["whsec_third"], now=T)
     # a signature with the timestamp changed no longer matches
     assert not verify(BODY, header.replace(f"t={T}", f"t={T + 1}"), ["whsec_new"], now=T)
+
+
+# --- a header is text the sender controls: whatever it holds, the answer is a refusal, never a crash ----
+
+HOSTILE_HEADERS = [
+    f"t={T},v1=\u00e9\u00e9",  # a non-ASCII signature (a server decodes header bytes as Latin-1)
+    f"t={T},v1=abc\u0000",  # a control character
+    "t=" + "9" * 400 + ",v1=abc",  # a timestamp past any float
+    "t=-" + "9" * 400 + ",v1=abc",
+    "t=\u00b2,v1=abc",  # a digit to str.isdigit() that int() refuses
+    "t=\u0661\u0662,v1=abc",  # Arabic-Indic digits: not the ASCII digits the recipe names
+    f"t={T},v1=" + "a" * 10_000,
+]
+
+
+@pytest.mark.parametrize("header", HOSTILE_HEADERS)
+def test_a_hostile_header_is_refused_not_raised(header: str) -> None:
+    now = T + 0.5  # the clock is a float, as time.time() is
+    assert verify(BODY, header, ["whsec_right"], now=now) is False
+    with pytest.raises(SignatureError):
+        check(BODY, header, ["whsec_right"], now=now)
+
+
+def test_a_valid_signature_next_to_a_non_ascii_one_still_verifies() -> None:
+    header = signature_header(BODY, ["whsec_right"], timestamp=T) + ",v1=\u00e9"
+    assert verify(BODY, header, ["whsec_right"], now=T)

@@ -74,3 +74,32 @@ def test_resend_command_queues_the_event_again(hooks: Any, capsys: pytest.Captur
     assert main(["webhooks", "resend", "--event", event_id]) == 0
     assert "1 deliveries queued again" in capsys.readouterr().out
     assert main(["webhooks", "resend", "--event", "evt_" + "0" * 24]) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Neruba-Signature": "t=1800000000,v1=\u00e9\u00e9"},  # non-ASCII (sent as Latin-1)
+        {"Neruba-Signature": "t=" + "9" * 400 + ",v1=ab"},  # a timestamp past any float
+        {"Neruba-Signature": "t=1800000000,v1=ab", "Content-Length": "lots"},
+        {"Neruba-Signature": "t=1800000000,v1=ab", "Content-Length": "-1"},
+    ],
+)
+def test_listen_answers_400_to_a_hostile_request_rather_than_dropping_it(headers: dict[str, str]) -> None:
+    import http.client
+
+    lines: list[str] = []
+    server = listening(["whsec_right"], lines)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        conn.putrequest("POST", "/")
+        for name, value in {"Content-Length": "2", **headers}.items():
+            conn.putheader(name, value)
+        conn.endheaders(b"{}")
+        answer = conn.getresponse()
+        assert answer.status == 400
+        assert json.loads(answer.read())["verified"] is False
+        assert lines and lines[-1].startswith("REFUSED")
+    finally:
+        server.shutdown()
+        server.server_close()

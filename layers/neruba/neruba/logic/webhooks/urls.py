@@ -42,12 +42,34 @@ def resolve(host: str) -> list[str]:
         raise UrlRefusedError("url_unresolvable", f"The URL's host {host!r} does not resolve.") from exc
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are the IPv4 address
+REFUSED_V6 = (
+    ipaddress.ip_network("64:ff9b:1::/48"),  # NAT64 for local use only (RFC 8215)
+    ipaddress.ip_network("::/96"),  # IPv4-compatible addresses (deprecated) and the unspecified one
+)
+
+
+def _carried(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches through a translator or tunnel: IPv4-mapped, NAT64,
+    6to4 and Teredo (its client)."""
+    carried = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+    if ip in NAT64:
+        carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in carried if v4 is not None]
+
+
 def _is_public(address: str) -> bool:
     """A global unicast address (``is_global`` leaves out private, loopback, link-local, CGNAT,
-    reserved and unspecified ones; an IPv4-mapped IPv6 address is judged as its IPv4 address)."""
+    reserved and unspecified ones). An IPv6 address that carries an IPv4 address is public only when that
+    IPv4 address is too (a NAT64 gateway or 6to4 relay would deliver to it)."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # the IPv4 address itself, written as IPv6
+            return _is_public(str(ip.ipv4_mapped))
+        if any(ip in network for network in REFUSED_V6):
+            return False
+        if not all(_is_public(str(v4)) for v4 in _carried(ip)):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
