@@ -623,6 +623,31 @@ class BillingRun(Open):
     failed: int
 
 
+class OneOffCharge(Closed):
+    """A one-off charge: ``pending`` until an invoice carries it (``invoice_id``), or ``void``."""
+
+    id: str = Field(examples=["ooc_0123456789abcdef01234567"])
+    object: Literal["one_off_charge"]
+    customer_id: str
+    description: str
+    amount_minor: Minor
+    quantity: str | None
+    unit_price: str | None
+    currency: str
+    mode: Literal["invoice_now", "next_invoice"]
+    metadata: dict[str, str]
+    reason: str
+    ticket: str | None
+    status: Literal["pending", "invoiced", "void"]
+    invoice_id: str | None
+    created_at: str
+    voided_at: str | None
+
+
+class OneOffChargeList(Page[OneOffCharge]):
+    """A customer's one-off charges, oldest first (one page: has_more is always false)."""
+
+
 class InvoiceRerun(Closed):
     object: Literal["invoice_rerun"]
     invoice_id: str

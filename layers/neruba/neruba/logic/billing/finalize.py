@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
 
 Fence = Callable[[], list[dict[str, Any]]]
-UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
+# invoices without a window of usage to rate
+UNRATED_KINDS = ("topup", "correction", "credit_note", "one_off")
 
 
 def no_fence() -> list[dict[str, Any]]:
