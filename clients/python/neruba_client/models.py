@@ -550,6 +550,25 @@ class Dispute(_Model):
     posting_id: str | None = None
 
 
+class OneOffCharge(_Model):
+    object: Literal["one_off_charge"]
+    id: str
+    customer_id: str
+    description: str
+    amount_minor: int
+    quantity: str | None
+    unit_price: str | None
+    currency: str
+    mode: Literal["invoice_now", "next_invoice"]
+    metadata: dict[str, str]
+    reason: str
+    ticket: str | None
+    status: Literal["pending", "invoiced", "void"]
+    invoice_id: str | None
+    created_at: str
+    voided_at: str | None
+
+
 # --- operations ------------------------------------------------------------------------------------
 
 
@@ -855,6 +874,10 @@ class CreditGrantList(_List):
 
 class BillingRunList(_List):
     data: list[BillingRun]
+
+
+class OneOffChargeList(_List):
+    data: list[OneOffCharge]
 
 
 class AuditRecordList(_List):
