@@ -367,6 +367,14 @@ class CreditApplied(_Model):
     amount_minor: int
 
 
+class OneOffLineSource(_Model):
+    one_off_charge_id: str
+    reason: str | None
+    ticket: str | None
+    metadata: dict[str, str]
+    created_at: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -381,6 +389,7 @@ class ExplainedLine(_Model):
     credits_applied: list[CreditApplied]
     credits_applied_minor: int
     references: LineReference | None
+    one_off: OneOffLineSource | None = None
 
 
 class UpcomingWindow(_Model):

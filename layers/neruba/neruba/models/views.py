@@ -335,6 +335,16 @@ class InvoiceLine(Open):
     pending: bool | None = Field(default=None, description="An adjustment the next invoice will carry.")
 
 
+class OneOffLineSource(Closed):
+    """The one-off charge behind a ``one_off`` line."""
+
+    one_off_charge_id: str
+    reason: str | None
+    ticket: str | None
+    metadata: dict[str, str]
+    created_at: str | None
+
+
 class UpcomingWindow(Open):
     """One active subscription's current period, rated up to ``as_of`` (a preview, nothing written)."""
 
@@ -549,6 +559,9 @@ class ExplainedLine(Open):
     credits_applied: list[CreditApplied]
     credits_applied_minor: Minor
     references: LineReference | None
+    one_off: OneOffLineSource | None = Field(
+        default=None, description="For a one_off line: the charge, why it was added, its metadata."
+    )
 
 
 class RerunCorrection(Closed):

@@ -55,7 +55,7 @@ def charge_amount(body: OneOffChargeCreate) -> int:
     """The charge in minor units: ``amount_minor``, or ``quantity`` x ``unit_price`` rounded half-up once
     (``domain.money.to_minor``, the one rounding rule). 400 when it is not positive or too large."""
     by_price = body.quantity is not None or body.unit_price is not None
-    if (body.amount_minor is None) == by_price or (by_price and None in (body.quantity, body.unit_price)):
+    if (body.amount_minor is not None) == by_price or (by_price and None in (body.quantity, body.unit_price)):
         raise InvalidRequestError(
             "Give amount_minor, or quantity and unit_price (not both).",
             code="one_off_amount_required",
@@ -108,7 +108,7 @@ def charge_line(charge: dict[str, Any]) -> dict[str, Any]:
             "metadata": charge.get("metadata") or {},
             "created_at": at,
         },
-        "references": {"one_off_charge_id": charge["id"]},
+        "references": None,  # references name a corrected invoice; the charge is in source
     }
 
 
@@ -191,8 +191,7 @@ def create_charge(
     fingerprint = idempotency.fingerprint(request, customer_id)
     replayed = idempotency.replay(ctx.billing, CREATE_SCOPE, key, fingerprint)
     if replayed is not None:
-        if replayed.get("invoice_id"):
-            issue_now(ctx, str(replayed["invoice_id"]), now)  # the first attempt may have stopped before
+        _finish(ctx, replayed, now)  # the first attempt may have stopped before finalizing
         return dict(replayed)
     _, amount, description = _check(ctx, customer_id, body)
     charge_id = "ooc_" + idempotency.digest({"customer_id": customer_id, "key": key}, 24)
@@ -242,6 +241,16 @@ def create_charge(
     if charge["invoice_id"]:
         issue_now(ctx, str(charge["invoice_id"]), now)
     return charge
+
+
+def _finish(ctx: Billing, charge: dict[str, Any], now: datetime) -> None:
+    """A retried ``invoice_now``: finalize and send its invoice if the first attempt stopped while it was
+    a draft (a finalized invoice not sent yet is in the scheduler's sync index, which sends it)."""
+    from neruba.logic.billing.corrections import issue_now
+
+    invoice = ctx.invoices.get(str(charge["invoice_id"])) if charge.get("invoice_id") else None
+    if invoice is not None and invoice.status == "draft":
+        issue_now(ctx, invoice.id, now)
 
 
 def _invoice_now(

@@ -33,7 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.document import invoice_document, invoice_event
+from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.one_off import pick_up
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
@@ -292,7 +292,7 @@ def line_deltas(
     """
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
     for billed in original.lines:
-        if billed.kind == "adjustment":
+        if billed.kind in CARRIED_KINDS:  # no rating makes these: never re-rated, never taken back
             continue
         held[billed.line_id] = (Decimal(str(billed.quantity)), billed.amount_minor, billed.document)
     counts: dict[str, int] = {}
