@@ -10,6 +10,7 @@ Items (``pk`` / ``sk``):
 - ``ADJ#{subscription}`` / ``{original_invoice}#{line_id}#{n}`` - a correction of a finalized invoice's
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
+- ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -20,7 +21,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from neruba import jsonutil
 from neruba.dal.clients import client
@@ -29,6 +30,9 @@ from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledE
 from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import ts
+
+if TYPE_CHECKING:
+    from neruba.dal.one_offs import OneOffRepository
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
@@ -128,6 +132,13 @@ class BillingRepository:
         self.table_name = table_name
 
     # ---------------------------------------------------------------- billing state
+    @property
+    def one_offs(self) -> OneOffRepository:
+        """The one-off charges, stored in this table (``dal.one_offs``)."""
+        from neruba.dal.one_offs import OneOffRepository
+
+        return OneOffRepository(self.table_name)
+
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""
         return put_if_absent(self.table_name, _new_state_item(state))

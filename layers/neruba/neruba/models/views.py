@@ -318,7 +318,7 @@ class InvoiceLine(Open):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_LINE_EXAMPLE]})
     line_id: str
-    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum"])
+    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum", "one_off"])
     description: str | None = None
     meter_code: str | None = None
     group: GroupValues = Field(default_factory=dict)

@@ -9,9 +9,9 @@ Two modes (docs/billing.md, "One-off charges"):
   as correction invoices are (``logic.billing.corrections.issue_now``).
 - ``next_invoice``: the charge is stored ``pending``; the next window invoice of one of the customer's
   subscriptions in that currency carries it as its own ``one_off`` line. The pick-up
-  (:func:`pick_up`) is an action of that invoice's own transaction, conditional on the charge still
-  being pending: a worker killed before its commit leaves the charge pending (nothing was written), and
-  a charge is carried by one invoice only. A pending charge can be voided; an invoiced one cannot.
+  (``logic.billing.one_off_lines.pick_up``) is an action of that invoice's own transaction, conditional
+  on the charge still being pending: a worker killed before its commit leaves the charge pending
+  (nothing was written), and a charge is carried by one invoice only. A pending charge can be voided; an invoiced one cannot.
 
 Credits do not pay one-off charges: they are charged in full.
 
@@ -23,7 +23,7 @@ Example::
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Context, Decimal, localcontext
+from decimal import Context, localcontext
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
@@ -34,21 +34,20 @@ from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.document import invoice_document, invoice_event
+from neruba.logic.billing.one_off_lines import KIND, charge_line
 from neruba.models.billing import MAX_ONE_OFF_DESCRIPTION, MAX_ONE_OFF_MINOR
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.models.billing import OneOffChargeCreate, OneOffChargeVoid
 
-KIND = "one_off"
-MAX_PICK_UP = 20  # one-off lines one window invoice carries (its transaction takes 100 actions)
 CREATE_SCOPE = "one-off-charge"
 VOID_SCOPE = "one-off-charge-void"
 
 
 def charges(ctx: Billing) -> OneOffRepository:
     """The one-off charges, stored next to the billing state."""
-    return OneOffRepository(ctx.billing.table_name)
+    return ctx.billing.one_offs
 
 
 def charge_amount(body: OneOffChargeCreate) -> int:
@@ -81,48 +80,6 @@ def charge_amount(body: OneOffChargeCreate) -> int:
             param=param,
         )
     return amount
-
-
-def charge_line(charge: dict[str, Any]) -> dict[str, Any]:
-    """The invoice line of a charge (kind ``one_off``): its description, quantity, price and amount, the
-    operator's reason and metadata in ``source`` for explain."""
-    at = str(charge["created_at"])
-    return {
-        "line_id": f"one_off:{charge['id']}",
-        "kind": KIND,
-        "description": charge["description"],
-        "meter_code": None,
-        "group": {},
-        "quantity": Decimal(str(charge.get("quantity") or 1)),
-        "unit_price": charge.get("unit_price"),
-        "tiers": [],
-        "amount_minor": int(charge["amount_minor"]),
-        "period_start": at,
-        "period_end": at,
-        "plan_code": None,
-        "plan_version": None,
-        "source": {
-            "one_off_charge_id": charge["id"],
-            "reason": charge.get("reason"),
-            "ticket": charge.get("ticket"),
-            "metadata": charge.get("metadata") or {},
-            "created_at": at,
-        },
-        "references": None,  # references name a corrected invoice; the charge is in source
-    }
-
-
-def pick_up(
-    ctx: Billing, customer_id: str, currency: str, invoice_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The pending charges a window invoice carries (at most ``MAX_PICK_UP``, oldest first; the rest wait
-    for the next one) and the actions marking them invoiced, each conditional on the charge still being
-    pending: add both to the invoice's own transaction."""
-    repo = charges(ctx)
-    pending = sorted(repo.pending(customer_id, currency), key=lambda c: str(c.document["created_at"]))
-    chosen = pending[:MAX_PICK_UP]
-    lines = [charge_line(c.document) for c in chosen]
-    return lines, [repo.invoice_item(customer_id, c.id, invoice_id) for c in chosen]
 
 
 def _customer(ctx: Billing, customer_id: str) -> Any:

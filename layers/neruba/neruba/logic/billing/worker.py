@@ -34,7 +34,7 @@ from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
-from neruba.logic.billing.one_off import pick_up
+from neruba.logic.billing.one_off_lines import pick_up
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
