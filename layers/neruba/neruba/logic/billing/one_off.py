@@ -11,7 +11,8 @@ Two modes (docs/billing.md, "One-off charges"):
   subscriptions in that currency carries it as its own ``one_off`` line. The pick-up
   (``logic.billing.one_off_lines.pick_up``) is an action of that invoice's own transaction, conditional
   on the charge still being pending: a worker killed before its commit leaves the charge pending
-  (nothing was written), and a charge is carried by one invoice only. A pending charge can be voided; an invoiced one cannot.
+  (nothing was written), and a charge is carried by one invoice only. A pending charge can be voided;
+  an invoiced one cannot.
 
 Credits do not pay one-off charges: they are charged in full.
 
