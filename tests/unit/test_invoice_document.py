@@ -76,6 +76,9 @@ class _Priced(Billing):
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         return []
 
+    def one_off_lines(self, customer_id: str, currency: str, invoice_id: str) -> Any:
+        return [], []  # no pending one-off charge
+
 
 def _billing() -> Billing:
     return _Priced(

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from neruba.models.catalog import Metadata, Price, Quantity
-from neruba.models.fields import EXTERNAL_ID_PATTERN, Instant
+from neruba.models.fields import EXTERNAL_ID_PATTERN, MAX_METADATA, Instant, Metadata, Price, Quantity
 
 
 class BillingJob(BaseModel):
@@ -77,7 +76,7 @@ class OneOffChargeCreate(BaseModel):
     mode: Literal["invoice_now", "next_invoice"] = Field(
         description="invoice_now: an invoice of its own at once; next_invoice: a line on the next invoice."
     )
-    metadata: Metadata = Field(default_factory=dict, max_length=50)
+    metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
     reason: str = Field(min_length=3, max_length=500, description="Why the charge is added (audited).")
     ticket: str | None = Field(default=None, max_length=128)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from neruba.logic.billing.context import Billing
+    from neruba.dal.one_offs import OneOffRepository
 
 KIND = "one_off"
 MAX_PICK_UP = 20  # one-off lines one window invoice carries (its transaction takes 100 actions)
@@ -43,12 +43,11 @@ def charge_line(charge: dict[str, Any]) -> dict[str, Any]:
 
 
 def pick_up(
-    ctx: Billing, customer_id: str, currency: str, invoice_id: str
+    repo: OneOffRepository, customer_id: str, currency: str, invoice_id: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The pending charges a window invoice carries (at most ``MAX_PICK_UP``, oldest first; the rest wait
     for the next one) and the actions marking them invoiced, each conditional on the charge still being
     pending: add both to the invoice's own transaction."""
-    repo = ctx.billing.one_offs
     pending = sorted(repo.pending(customer_id, currency), key=lambda c: str(c.document["created_at"]))
     chosen = pending[:MAX_PICK_UP]
     lines = [charge_line(c.document) for c in chosen]

@@ -34,7 +34,6 @@ from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
-from neruba.logic.billing.one_off_lines import pick_up
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
@@ -222,7 +221,7 @@ def build_invoice(
     customer_id = str(subscription["customer_id"])
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     chargeable = creditable_lines(lines, subtotal)  # before one-off charges: credits never pay those
-    one_off_lines, one_off_actions = pick_up(ctx, customer_id, rated.currency, window.invoice_id)
+    one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
     lines += one_off_lines  # each picked up by this transaction only while still pending
     actions += one_off_actions
     subtotal += sum(int(line["amount_minor"]) for line in one_off_lines)
