@@ -277,3 +277,14 @@ def test_a_later_rating_of_the_carrying_invoice_leaves_the_charge_alone(
     day_one = [i for i in world.invoices("acme") if i["kind"] == "usage" and i["id"] != usage["id"]]
     assert [ln["kind"] for i in day_one for ln in i["lines"] if ln["kind"] == "adjustment"] == []
     assert_books_agree(world, "acme")
+
+
+def test_a_one_off_invoice_has_nothing_to_rerun(world: World, api: Any) -> None:
+    from neruba.errors import InvalidRequestError
+    from neruba.logic.billing.admin import rerun_invoice
+    from neruba.models.billing import RerunRequest
+
+    _, charge = _create(api, {**FEE, "mode": "invoice_now"})
+    with pytest.raises(InvalidRequestError) as refused:
+        rerun_invoice(world.ctx, charge["invoice_id"], RerunRequest(reason="check"), "test")
+    assert refused.value.code == "invoice_not_rated" and "one-off" in str(refused.value)
