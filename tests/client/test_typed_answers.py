@@ -3,6 +3,7 @@ Invoice) parse into the client's models, exact decimals kept exact."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -125,3 +126,55 @@ def test_a_rerun_answers_an_invoice_and_an_adjustment_its_balance(make_client: A
         "acme", amount_minor=500, reason="sorry", reason_code="goodwill"
     ).balance
     assert isinstance(balance, models.BalanceSummary) and balance.credit_available_minor == 500
+
+
+def test_one_off_charges_send_exact_prices_and_answer_typed_charges(make_client: Any) -> None:
+    from decimal import Decimal
+
+    charge = {
+        "object": "one_off_charge",
+        "id": "ooc_0123456789abcdef01234567",
+        "customer_id": "acme",
+        "description": "Consulting",
+        "amount_minor": 10001,
+        "quantity": "3",
+        "unit_price": "33.335",
+        "currency": "USD",
+        "mode": "next_invoice",
+        "metadata": {"order": "o-1"},
+        "reason": "onboarding",
+        "ticket": None,
+        "status": "pending",
+        "invoice_id": None,
+        "created_at": "2026-01-02T00:00:00.000000Z",
+        "voided_at": None,
+    }
+    listed = {"object": "list", "data": [charge], "has_more": False, "next_cursor": None}
+    voided = {**charge, "status": "void", "voided_at": "2026-01-03T00:00:00.000000Z"}
+    script = Script(
+        httpx.Response(201, json=charge), httpx.Response(200, json=listed), httpx.Response(200, json=voided)
+    )
+    client = make_client(script)
+
+    got = client.admin.create_one_off_charge(
+        "acme",
+        description="Consulting",
+        quantity=3,
+        unit_price=Decimal("33.335"),
+        currency="USD",
+        mode="next_invoice",
+        metadata={"order": "o-1"},
+        reason="onboarding",
+        idempotency_key="fee-1",
+    )
+    assert isinstance(got, models.OneOffCharge) and got.amount_minor == 10001
+    assert [c.id for c in client.admin.one_off_charges("acme")] == [charge["id"]]
+    gone = client.admin.void_one_off_charge("acme", charge["id"], reason="waived", idempotency_key="v-1")
+    assert gone.status == "void"
+
+    create, listing, void = script.requests
+    assert (create.method, create.url.path) == ("POST", "/base/admin/customers/acme/one-off-charges")
+    assert create.headers["Idempotency-Key"] == "fee-1"
+    assert json.loads(create.content)["unit_price"] == "33.335"  # an exact decimal, never a float
+    assert (listing.method, listing.url.path) == ("GET", "/base/admin/customers/acme/one-off-charges")
+    assert void.url.path == f"/base/admin/customers/acme/one-off-charges/{charge['id']}/void"

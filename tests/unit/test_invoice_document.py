@@ -78,6 +78,9 @@ class _Priced(Billing):
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         return []
 
+    def one_off_lines(self, customer_id: str, currency: str, invoice_id: str) -> Any:
+        return [], []  # no pending one-off charge
+
 
 def _adjustment_line(line_id: str, n: int, amount_minor: int) -> dict[str, Any]:
     references = {"invoice_id": "in_final", "line_id": line_id, "number": "INV-000002"}

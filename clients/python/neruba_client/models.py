@@ -367,6 +367,14 @@ class CreditApplied(_Model):
     amount_minor: int
 
 
+class OneOffLineSource(_Model):
+    one_off_charge_id: str
+    reason: str | None
+    ticket: str | None
+    metadata: dict[str, str]
+    created_at: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -381,6 +389,7 @@ class ExplainedLine(_Model):
     credits_applied: list[CreditApplied]
     credits_applied_minor: int
     references: LineReference | None
+    one_off: OneOffLineSource | None = None
 
 
 class UpcomingWindow(_Model):
@@ -548,6 +557,25 @@ class Dispute(_Model):
     amount_minor: int
     status: str
     posting_id: str | None = None
+
+
+class OneOffCharge(_Model):
+    object: Literal["one_off_charge"]
+    id: str
+    customer_id: str
+    description: str
+    amount_minor: int
+    quantity: str | None
+    unit_price: str | None
+    currency: str
+    mode: Literal["invoice_now", "next_invoice"]
+    metadata: dict[str, str]
+    reason: str
+    ticket: str | None
+    status: Literal["pending", "invoiced", "void"]
+    invoice_id: str | None
+    created_at: str
+    voided_at: str | None
 
 
 # --- operations ------------------------------------------------------------------------------------
@@ -1087,6 +1115,10 @@ class CreditGrantList(_List):
 
 class BillingRunList(_List):
     data: list[BillingRun]
+
+
+class OneOffChargeList(_List):
+    data: list[OneOffCharge]
 
 
 class AuditRecordList(_List):

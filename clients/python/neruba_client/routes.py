@@ -545,6 +545,52 @@ def rerun_invoice(
 ) -> Operation[m.InvoiceRerun]: ...
 
 
+@route(
+    "POST",
+    "/admin/customers/{customer_id}/one-off-charges",
+    m.OneOffCharge,
+    body="OneOffChargeCreate",
+    idempotency_key=True,
+)
+def create_one_off_charge(
+    customer_id: str,
+    *,
+    description: str,
+    currency: str,
+    mode: Literal["invoice_now", "next_invoice"],
+    reason: str,
+    amount_minor: int | None = None,
+    quantity: Number | None = None,
+    unit_price: Number | None = None,
+    metadata: Mapping[str, str] | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.OneOffCharge]: ...
+
+
+@route("GET", "/admin/customers/{customer_id}/one-off-charges", m.OneOffChargeList, listing=True)
+def list_one_off_charges(
+    customer_id: str, *, status: Literal["pending", "invoiced", "void"] | None = None
+) -> ListOperation[m.OneOffChargeList, m.OneOffCharge]: ...
+
+
+@route(
+    "POST",
+    "/admin/customers/{customer_id}/one-off-charges/{charge_id}/void",
+    m.OneOffCharge,
+    body="OneOffChargeVoid",
+    idempotency_key=True,
+)
+def void_one_off_charge(
+    customer_id: str,
+    charge_id: str,
+    *,
+    reason: str,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.OneOffCharge]: ...
+
+
 @route("GET", "/admin/stripe-events", m.StripeEventList, listing=True)
 def list_stripe_events(
     *,

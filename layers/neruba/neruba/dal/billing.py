@@ -10,6 +10,7 @@ Items (``pk`` / ``sk``):
 - ``ADJ#{subscription}`` / ``{original_invoice}#{line_id}#{n}`` - a correction of a finalized invoice's
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
+- ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -19,7 +20,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from neruba import jsonutil
 from neruba.dal.clients import client
@@ -27,6 +28,9 @@ from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
 from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.timefmt import ts
+
+if TYPE_CHECKING:
+    from neruba.dal.one_offs import OneOffRepository
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
@@ -160,6 +164,13 @@ class BillingRepository:
         self.table_name = table_name
 
     # ---------------------------------------------------------------- billing state
+    @property
+    def one_offs(self) -> OneOffRepository:
+        """The one-off charges, stored in this table (``dal.one_offs``)."""
+        from neruba.dal.one_offs import OneOffRepository
+
+        return OneOffRepository(self.table_name)
+
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""
         return put_if_absent(self.table_name, _new_state_item(state))

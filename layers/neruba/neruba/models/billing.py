@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
-from neruba.models.fields import EXTERNAL_ID_PATTERN, Instant
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from neruba.models.fields import EXTERNAL_ID_PATTERN, MAX_METADATA, Instant, Metadata, Price, Quantity
 
 
 class BillingJob(BaseModel):
@@ -48,4 +50,41 @@ class RerunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=3, max_length=500, description="Why the invoice is recomputed (audited).")
+    ticket: str | None = Field(default=None, max_length=128)
+
+
+MAX_ONE_OFF_DESCRIPTION = 500
+MAX_ONE_OFF_MINOR = 10**15  # what one charge may ask: far above any real fee, far below DynamoDB's range
+
+
+class OneOffChargeCreate(BaseModel):
+    """``POST /admin/customers/{id}/one-off-charges``: a charge outside the plan (a setup fee, services).
+
+    Give ``amount_minor``, or ``quantity`` and ``unit_price`` (the amount is their product, rounded half-up
+    to minor units once: docs/pricing.md).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(
+        min_length=1, description="What the charge is for, as the invoice line shows it."
+    )
+    amount_minor: StrictInt | None = Field(default=None, description="The amount in minor units (positive).")
+    quantity: Quantity | None = Field(default=None, description="With unit_price: how many units.")
+    unit_price: Price | None = Field(default=None, description="With quantity: the price of one unit.")
+    currency: str = Field(min_length=3, max_length=3, description="Must be the customer's currency.")
+    mode: Literal["invoice_now", "next_invoice"] = Field(
+        description="invoice_now: an invoice of its own at once; next_invoice: a line on the next invoice."
+    )
+    metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
+    reason: str = Field(min_length=3, max_length=500, description="Why the charge is added (audited).")
+    ticket: str | None = Field(default=None, max_length=128)
+
+
+class OneOffChargeVoid(BaseModel):
+    """``POST /admin/customers/{id}/one-off-charges/{charge_id}/void``: drop a pending charge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500, description="Why the charge is voided (audited).")
     ticket: str | None = Field(default=None, max_length=128)

@@ -18,9 +18,13 @@ from neruba.domain.periods import Interval
 from neruba.models.fields import (
     CODE_PATTERN,
     EXTERNAL_ID_PATTERN,
+    MAX_METADATA,
     TIMEZONE_PATTERN,
     AwareInstant,
     Currency,
+    Metadata,
+    Price,
+    Quantity,
     Reason,
     Ticket,
 )
@@ -31,15 +35,7 @@ NUMERIC_AGGREGATIONS = frozenset({"sum", "max", "min", "average", "latest", "wei
 
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-MAX_METADATA = 50
-METADATA_KEY_MAX = 40
-METADATA_VALUE_MAX = 500
 FILTER_VALUE_MAX = 1_024  # the longest property text an event may carry (models.events.MAX_PROPERTY_TEXT)
-
-Metadata = dict[
-    Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX)],
-    Annotated[str, Field(max_length=METADATA_VALUE_MAX)],
-]
 
 
 TIMEZONE_NOTE = (
@@ -184,8 +180,6 @@ class CustomerUpdate(BaseModel):
     )
 
 
-Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
-Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
 Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10)]
 
 

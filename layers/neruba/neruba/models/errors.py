@@ -78,6 +78,17 @@ ERROR_CODES: dict[str, str] = {
     "billing_run_not_found": "No billing run with this id.",
     "billing_run_locked": "Another billing run holds the lock.",
     "invalid_run_time": "The run's as-of time is in the future or malformed.",
+    # one-off charges
+    "one_off_amount_required": "A one-off charge needs amount_minor, or quantity and unit_price (not both).",
+    "amount_not_positive": "The amount must be more than zero.",
+    "amount_too_large": "The amount is over what one charge may ask.",
+    "description_required": "The description is blank.",
+    "description_too_long": "The description is over its length limit.",
+    "no_active_subscription": "No active subscription will bill another invoice; invoice the charge now.",
+    "one_off_charge_not_found": "No one-off charge with this id for this customer.",
+    "one_off_charge_invoiced": "The charge is on an invoice already; correct it with a credit note.",
+    "one_off_charge_void": "The charge is void already.",
+    "one_off_conflict": "The charge changed meanwhile; retry.",
     # ledger
     "credit_grant_not_found": "No credit grant with this id.",
     "credit_grant_not_active": "The grant is voided or expired.",

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field
@@ -27,6 +28,16 @@ AUDIT_PARTITION_PATTERN = (
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]  # why an operator acts (kept in the audit)
 Ticket = Annotated[str | None, Field(default=None, max_length=128)]  # the operator's ticket reference
+
+MAX_METADATA = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+Metadata = dict[
+    Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX)],
+    Annotated[str, Field(max_length=METADATA_VALUE_MAX)],
+]
+Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
+Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
 
 
 def _known_currency(value: str) -> str:

@@ -318,7 +318,7 @@ class InvoiceLine(Open):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_LINE_EXAMPLE]})
     line_id: str
-    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum"])
+    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum", "one_off"])
     description: str | None = None
     meter_code: str | None = None
     group: GroupValues = Field(default_factory=dict)
@@ -333,6 +333,16 @@ class InvoiceLine(Open):
     source: LineSource | None = None
     references: LineReference | None = Field(default=None, description="The line an adjustment corrects.")
     pending: bool | None = Field(default=None, description="An adjustment the next invoice will carry.")
+
+
+class OneOffLineSource(Closed):
+    """The one-off charge behind a ``one_off`` line."""
+
+    one_off_charge_id: str
+    reason: str | None
+    ticket: str | None
+    metadata: dict[str, str]
+    created_at: str | None
 
 
 class UpcomingWindow(Open):
@@ -549,6 +559,9 @@ class ExplainedLine(Open):
     credits_applied: list[CreditApplied]
     credits_applied_minor: Minor
     references: LineReference | None
+    one_off: OneOffLineSource | None = Field(
+        default=None, description="For a one_off line: the charge, why it was added, its metadata."
+    )
 
 
 class RerunCorrection(Closed):
@@ -621,6 +634,31 @@ class BillingRun(Open):
     windows_found: int
     invoiced: int
     failed: int
+
+
+class OneOffCharge(Closed):
+    """A one-off charge: ``pending`` until an invoice carries it (``invoice_id``), or ``void``."""
+
+    id: str = Field(examples=["ooc_0123456789abcdef01234567"])
+    object: Literal["one_off_charge"]
+    customer_id: str
+    description: str
+    amount_minor: Minor
+    quantity: str | None
+    unit_price: str | None
+    currency: str
+    mode: Literal["invoice_now", "next_invoice"]
+    metadata: dict[str, str]
+    reason: str
+    ticket: str | None
+    status: Literal["pending", "invoiced", "void"]
+    invoice_id: str | None
+    created_at: str
+    voided_at: str | None
+
+
+class OneOffChargeList(Page[OneOffCharge]):
+    """A customer's one-off charges, oldest first (one page: has_more is always false)."""
 
 
 class InvoiceRerun(Closed):

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
+from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
-from neruba.models.billing import BillingRunRequest, RerunRequest
-from neruba.models.views import BillingRun, BillingRunList, InvoiceRerun
+from neruba.models.billing import BillingRunRequest, OneOffChargeCreate, OneOffChargeVoid, RerunRequest
+from neruba.models.views import BillingRun, BillingRunList, InvoiceRerun, OneOffCharge, OneOffChargeList
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -31,6 +31,7 @@ ERRORS = scoped_responses(
 )
 RUN_ID = r"^run_[0-9a-f]{20}$"
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
+CHARGE_ID = r"^ooc_[0-9a-f]{24}$"
 
 
 def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
@@ -119,3 +120,65 @@ def rerun_invoice(
         bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
     )
     return json_response(result)
+
+
+@_route(
+    "post",
+    "/admin/customers/<customer_id>/one-off-charges",
+    "Add a one-off charge (invoiced now, or on the next invoice)",
+    OneOffCharge,
+    201,
+)
+def create_one_off_charge(
+    customer_id: CustomerId,
+    body: Annotated[OneOffChargeCreate, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Needs an Idempotency-Key. ``invoice_now`` issues an invoice of its own at once; ``next_invoice``
+    leaves the charge pending until the next invoice of one of the customer's subscriptions carries it."""
+    from neruba.logic.billing import one_off
+    from neruba.observability import logger
+
+    logger.append_keys(customer_id=customer_id)
+    actor = current_principal(router).actor
+    charge = one_off.create_charge(
+        bootstrap.billing(), customer_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(charge, status=201)
+
+
+@_route(
+    "get",
+    "/admin/customers/<customer_id>/one-off-charges",
+    "List a customer's one-off charges",
+    OneOffChargeList,
+)
+def list_one_off_charges(
+    customer_id: CustomerId,
+    status: Annotated[Literal["pending", "invoiced", "void"] | None, Query()] = None,
+) -> Response[str]:
+    from neruba.logic.billing import one_off
+
+    return json_response(one_off.list_charges(bootstrap.billing(), customer_id, status))
+
+
+@_route(
+    "post",
+    "/admin/customers/<customer_id>/one-off-charges/<charge_id>/void",
+    "Void a pending one-off charge",
+    OneOffCharge,
+)
+def void_one_off_charge(
+    customer_id: CustomerId,
+    charge_id: Annotated[str, Path(pattern=CHARGE_ID)],
+    body: Annotated[OneOffChargeVoid, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Only before an invoice carries it; an invoiced charge is corrected by a credit note."""
+    from neruba.logic.billing import one_off
+
+    actor = current_principal(router).actor
+    charge = one_off.void_charge(
+        bootstrap.billing(), customer_id, charge_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(charge)

@@ -114,7 +114,8 @@ def rerun_invoice(
         raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
     if invoice.kind in UNRATED_KINDS and invoice.status != "draft":
         raise InvalidRequestError(
-            "A top-up or correction invoice has no usage to recompute; rerun the invoice it corrects.",
+            "A top-up, correction or one-off invoice has no usage to recompute (a correction: rerun the "
+            "invoice it corrects).",
             code="invoice_not_rated",
         )
     actions: list[dict[str, Any]]

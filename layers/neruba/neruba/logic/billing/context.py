@@ -112,6 +112,15 @@ class Billing:
 
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 
+    def one_off_lines(
+        self, customer_id: str, currency: str, invoice_id: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The pending one-off charges a window invoice carries and the conditional actions that mark them
+        invoiced, for that invoice's own transaction (``logic.billing.one_off_lines.pick_up``)."""
+        from neruba.logic.billing.one_off_lines import pick_up
+
+        return pick_up(self.billing.one_offs, customer_id, currency, invoice_id)
+
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when
         nothing moves."""

@@ -23,7 +23,7 @@ from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.document import EVENT_KEYS, invoice_event
+from neruba.logic.billing.document import CARRIED_KINDS, EVENT_KEYS, invoice_event
 from neruba.logic.billing.worker import rated_lines
 from neruba.timefmt import iso, parse_ts
 
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
 
 Fence = Callable[[], list[dict[str, Any]]]
-UNRATED_KINDS = ("topup", "correction", "credit_note")  # invoices without a window of usage to rate
+# invoices without a window of usage to rate
+UNRATED_KINDS = ("topup", "correction", "credit_note", "one_off")
 
 
 def no_fence() -> list[dict[str, Any]]:
@@ -61,15 +62,15 @@ def recompute_draft(
     subscription = ctx.subscription(str(invoice.subscription_id))
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     rerated = rated_lines(rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end)))
-    held = {line.line_id: line for line in invoice.lines if line.kind != "adjustment"}
+    held = {line.line_id: line for line in invoice.lines if line.kind not in CARRIED_KINDS}
     same = set(held) == set(rerated) and all(
         (held[k].quantity, held[k].amount_minor) == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
         for k in held
     )
     if same:
         return None, []
-    adjustments = [line.document for line in invoice.lines if line.kind == "adjustment"]
-    lines = [*rerated.values(), *adjustments]
+    carried = [line.document for line in invoice.lines if line.kind in CARRIED_KINDS]
+    lines = [*rerated.values(), *carried]
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     rev = invoice.rev
     doc = {

@@ -101,6 +101,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "hours": source.get("hours"),
                 "events": source.get("events"),
                 **(adjustment_figures(line) if record.kind == "adjustment" else {}),
+                **(one_off_figures(line) if record.kind == "one_off" else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -148,6 +149,13 @@ def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
     }
     difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
     return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+
+
+def one_off_figures(line: dict[str, Any]) -> dict[str, Any]:
+    """A one-off line's charge for explain: its id, the operator's reason and ticket, its metadata."""
+    source = line.get("source") or {}
+    keys = ("one_off_charge_id", "reason", "ticket", "metadata", "created_at")
+    return {"one_off": {key: source.get(key) for key in keys}}
 
 
 def _original(line: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.document import invoice_document, invoice_event
+from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
@@ -220,7 +220,11 @@ def build_invoice(
         actions += adjustment_actions
     customer_id = str(subscription["customer_id"])
     subtotal = sum(int(line["amount_minor"]) for line in lines)
-    chargeable = creditable_lines(lines, subtotal)
+    chargeable = creditable_lines(lines, subtotal)  # before one-off charges: credits never pay those
+    one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
+    lines += one_off_lines  # each picked up by this transaction only while still pending
+    actions += one_off_actions
+    subtotal += sum(int(line["amount_minor"]) for line in one_off_lines)
     credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
     doc = invoice_document(
@@ -287,7 +291,7 @@ def line_deltas(
     """
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
     for billed in original.lines:
-        if billed.kind == "adjustment":
+        if billed.kind in CARRIED_KINDS:  # no rating makes these: never re-rated, never taken back
             continue
         held[billed.line_id] = (Decimal(str(billed.quantity)), billed.amount_minor, billed.document)
     counts: dict[str, int] = {}
