@@ -146,3 +146,19 @@ def test_every_kind_of_invoice_is_stored_as_recorded() -> None:
 
 if __name__ == "__main__":  # records the Puts (run once, against the code before the change)
     RECORDED.write_text(json.dumps(_documents(), indent=2) + "\n")
+
+
+def test_every_recorded_line_reads_as_its_documented_model() -> None:
+    """GET /v1/invoices answers the stored lines as they are: what each kind's lines refer to (the line an
+    adjustment corrects, the top-up request and grant a top-up's line pays for) must fit the documented
+    ``LineReference``."""
+    from neruba.dal.dynamo import from_item
+    from neruba.dal.invoices import _invoice
+    from neruba.models.views import LineReference
+
+    for kind, put in json.loads(RECORDED.read_text()).items():
+        invoice = _invoice(from_item(json.loads(put)["Put"]["Item"]))
+        assert invoice.lines, kind
+        for line in invoice.lines:
+            if line.document.get("references") is not None:
+                LineReference.model_validate(line.document["references"])

@@ -326,9 +326,11 @@ class LineSource(_Model):
 
 
 class LineReference(_Model):
-    invoice_id: str
+    invoice_id: str | None = None
     line_id: str | None = None
     number: str | None = None
+    top_up_request_id: str | None = None
+    grant_id: str | None = None
 
 
 class InvoiceLine(_Model):

@@ -305,11 +305,14 @@ class LineSource(Open):
 
 
 class LineReference(Closed):
-    """The invoice (and line) another line or invoice corrects."""
+    """What a line refers to: the invoice (and line) an adjustment corrects, or the top-up request and the
+    credit grant a top-up's line pays for."""
 
-    invoice_id: str
+    invoice_id: str | None = None
     line_id: str | None = None
     number: str | None = None
+    top_up_request_id: str | None = None
+    grant_id: str | None = None
 
 
 class InvoiceLine(Open):
@@ -331,7 +334,10 @@ class InvoiceLine(Open):
     plan_code: str | None = None
     plan_version: int | None = None
     source: LineSource | None = None
-    references: LineReference | None = Field(default=None, description="The line an adjustment corrects.")
+    references: LineReference | None = Field(
+        default=None,
+        description="The line an adjustment corrects, or the top-up request and grant a top-up line pays for.",
+    )
     pending: bool | None = Field(default=None, description="An adjustment the next invoice will carry.")
 
 
