@@ -312,7 +312,8 @@ class EmulatorPatches:
         with EmulatorPatches._guard:
             if EmulatorPatches._depth == 0:
                 parts = [
-                    SerialDynamoDB(), ItemLevelTransactions(), NarrowedQueries(), QueueLookups(), GuardedDeletes(),
+                    SerialDynamoDB(), ItemLevelTransactions(), NarrowedQueries(), QueueLookups(),
+                    GuardedDeletes(),
                 ]  # fmt: skip
                 for part in parts:
                     part.install()
