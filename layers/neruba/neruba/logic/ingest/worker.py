@@ -44,9 +44,10 @@ from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
 
 SAMPLES = 20  # failed events named in an ingest.batch_failed event
-# How long a batch holds the events it wrote before another batch may count them in its stead: longer than
-# the worker's Timeout (30 s; a batch counts nothing past it) with room for writes still in flight, shorter
-# than the ingest queue's VisibilityTimeout (180 s) so that a redelivery after a killed attempt adopts at once.
+# How long a batch holds the events it wrote before another batch may count them in its stead: longer
+# than the worker's Timeout (30 s; a batch counts nothing past it) with room for writes still in flight,
+# shorter than the ingest queue's VisibilityTimeout (180 s), so that a redelivery after a killed attempt
+# adopts at once.
 HOLD = timedelta(seconds=120)
 PROCESSING_ERROR = "processing_error"  # an attempt that raised: recorded at every attempt
 
