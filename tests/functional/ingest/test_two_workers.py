@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from neruba import bootstrap
 from neruba.dal.usage import UsageRepository
 from neruba.logic.ingest.worker import HOLD, IngestBatch
@@ -117,3 +119,34 @@ def test_a_batch_past_its_deadline_counts_nothing_and_is_counted_by_the_next_del
     assert sorted(a_failed) == sorted(m["MessageId"] for m in messages)
     assert again.finish() == []
     assert _counted() == 2
+
+
+def test_an_unstorable_copy_held_by_a_running_worker_is_parked_only_after_its_hold(
+    send: Any, enqueue: Any, read: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain import ingest as ingest_rules
+    from neruba.logic.ingest import worker as ingest_worker
+    from tests.functional.ingest.conftest import event_of
+
+    # GIVEN worker A, of a version without the number rule, that put an unstorable event `accepted` and
+    # still runs
+    enqueue(ev("poison", code="tokens", properties={"tokens": "1e400", "model": "m"}))
+    messages = receive_batch(queue_url("IngestQueue"), 10)
+    started = datetime.now(UTC)
+    with monkeypatch.context() as old_code:
+        old_code.setattr(ingest_worker, "property_number_problems", lambda properties: [])
+        old_code.setattr(ingest_rules, "number_problem", lambda value: None)
+        _start(_batch(started), messages)
+    # WHEN the current worker receives the same message while A could still count it, then after A's hold
+    early = _batch(started + timedelta(seconds=5))
+    _start(early, messages)
+    early_failed = early.finish()
+    status_between = event_of(read, "poison")["status"]
+    late = _batch(started + HOLD)
+    _start(late, messages)
+    # THEN the early delivery leaves the event to A and is retried; the later one parks it with its reason
+    assert early_failed == [messages[0]["MessageId"]]
+    assert status_between == "accepted"
+    assert late.finish() == []
+    poison = event_of(read, "poison")
+    assert (poison["status"], poison["reason"]) == ("failed", "number_out_of_range")

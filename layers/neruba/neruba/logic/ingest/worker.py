@@ -86,6 +86,11 @@ def carried_history(old: StoredEvent) -> list[HistoryEntry]:
     return [first, *old.history]
 
 
+def _hold(old: StoredEvent) -> str | None:
+    """When the batch holding a stored event began, or None if it gave the event back uncounted."""
+    return None if old.released_by is not None and old.released_by == old.batch else old.written_at
+
+
 def parse_message(message_id: str, body: str) -> QueuedEvent:
     """Read a queue message body written by ``neruba.logic.ingest.api``."""
     try:
@@ -202,8 +207,7 @@ class IngestBatch:
         if old is not None and old.copy_id == event.copy_id:
             if applies:  # a batch that already wrote its contribution is not counted twice (see count_group)
                 earlier = None if old.batch == self.batch_id else str(old.batch)
-                held = None if old.released_by == old.batch else old.written_at  # given back: no hold
-                counted = _Counted(event, meter, value, late, old_batch=earlier, held_since=held)
+                counted = _Counted(event, meter, value, late, old_batch=earlier, held_since=_hold(old))
                 self.counted.append(counted)
             return None  # the same copy again (SQS redelivery): no new outcome
         if old is not None and old.fingerprint == self._fingerprint(event):
@@ -233,6 +237,9 @@ class IngestBatch:
                 return None  # an accepted copy stands; nothing to park
             if (uncounted, old_batch) in self.usage.counted([(uncounted, old_batch)]):
                 return None  # counted by its batch
+            if self._still_held(_hold(put.old)):
+                self.failed_messages.append(event.message_id)  # its batch may still count it: retried
+                return None
             if not self.usage.park_uncounted(
                 event.customer_id, event.transaction_id, old_batch, reason, message
             ):
@@ -385,13 +392,14 @@ class IngestBatch:
         cells = {c.event.key: (self._ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
         counted = self.usage.counted(cells.values())
         uncounted = {key for key, cell in cells.items() if cell not in counted}
-        now = self.clock()
         waiting = {
-            c.event.key
-            for c in candidates
-            if c.event.key in uncounted and c.held_since is not None and now - parse_ts(c.held_since) < HOLD
+            c.event.key for c in candidates if c.event.key in uncounted and self._still_held(c.held_since)
         }
         return uncounted - waiting, waiting
+
+    def _still_held(self, since: str | None) -> bool:
+        """Whether a batch that began at ``since`` (None: no hold) may still count the events it wrote."""
+        return since is not None and self.clock() - parse_ts(since) < HOLD
 
     def _fingerprint(self, event: QueuedEvent) -> str:
         return fingerprint(event.customer_id, event.code, event.client_timestamp, event.properties)
