@@ -381,11 +381,13 @@ def test_a_message_sent_while_another_is_deleted_is_kept(patched: bool) -> None:
         sqs = boto3.client(
             "sqs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
         )
-        url = sqs.create_queue(QueueName=QUEUES[0])["QueueUrl"]
+        name = f"emulator-delete-{patched}-{threading.get_ident()}"  # a moto another test used may persist
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        sqs.purge_queue(QueueUrl=url)
         for n in range(3):
             sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"][0]
-        queue = sqs_backends["123456789012"][REGION].queues[QUEUES[0]]
+        queue = sqs_backends["123456789012"][REGION].queues[name]
         sender = threading.Thread(target=lambda: sqs.send_message(QueueUrl=url, MessageBody="sent meanwhile"))
 
         def send_meanwhile() -> None:  # between the delete's scan of the messages and its new list
