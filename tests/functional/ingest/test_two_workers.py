@@ -150,3 +150,34 @@ def test_an_unstorable_copy_held_by_a_running_worker_is_parked_only_after_its_ho
     assert late.finish() == []
     poison = event_of(read, "poison")
     assert (poison["status"], poison["reason"]) == ("failed", "number_out_of_range")
+
+
+def test_a_batch_whose_counting_raised_gives_its_events_back_for_the_next_delivery(
+    send: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.ingest import worker as ingest_worker
+
+    # GIVEN worker A whose counting raised after its event puts (a defect: the handler fails the whole
+    # batch, so SQS delivers it again)
+    messages = _two_events(send)
+    started = datetime.now(UTC)
+    a = _batch(started)
+    _start(a, messages)
+
+    def defect(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a defect while counting")
+
+    with monkeypatch.context() as broken:
+        broken.setattr(ingest_worker, "count_cell", defect)
+        with pytest.raises(RuntimeError):
+            a.finish()
+    assert _counted() == 0
+    # WHEN the messages come back at once, in other batches (the local stack retries after a second)
+    again = _batch(started + timedelta(seconds=2))
+    _start(again, messages[:1])
+    failed = again.finish()
+    rest = _batch(started + timedelta(seconds=3))
+    _start(rest, messages[1:])
+    # THEN they are counted once, without waiting for A's hold to pass
+    assert failed == [] and rest.finish() == []
+    assert _counted() == 2

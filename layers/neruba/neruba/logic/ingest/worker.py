@@ -265,8 +265,25 @@ class IngestBatch:
         fails never fails another. A transient failure (throttling, contention, a lost connection) fails
         its messages, so SQS retries them; any other failure isolates it (``logic.ingest.cells.count_cell``):
         its events are counted one by one and the one that cannot be written is parked ``failed`` with its
-        reason.
+        reason. If counting raises, the whole batch fails: its events are given back first.
         """
+        try:
+            return self._count()
+        except Exception:
+            self._give_back()
+            raise
+
+    def _give_back(self) -> None:
+        """Give back every event this batch wrote (best effort): it counts nothing more, and an event it
+        did count is found counted by the next delivery (the adopting checks read its contribution)."""
+        own = [c.event for c in self.counted if c.old_batch is None]
+        for event in own:
+            try:
+                self.usage.release(event.customer_id, event.transaction_id, self.batch_id)
+            except Exception:  # noqa: S112 - the hold then passes by itself
+                continue
+
+    def _count(self) -> list[str]:
         writes = GroupWrites(self.batch_id, self.usage.shards)
         members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = defaultdict(list)
         adopted, waiting = self._uncounted_redeliveries()
