@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -18,7 +19,13 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event["Records"]
-    batch = IngestBatch(usage=bootstrap.usage(), lookup=bootstrap.ingest_worker_catalog().lookup)
+    now = datetime.now(UTC)
+    batch = IngestBatch(
+        usage=bootstrap.usage(),
+        lookup=bootstrap.ingest_worker_catalog().lookup,
+        now=now,
+        deadline=now + timedelta(milliseconds=context.get_remaining_time_in_millis()),
+    )
     batch.begin(records)
     try:
         with processor(records=records, handler=batch.process_record, lambda_context=context):

@@ -4,6 +4,7 @@ must give the same answers, errors and final table contents."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -202,7 +203,7 @@ def test_the_patches_are_removed_on_exit() -> None:
 
     before = [
         DynamoDBBackend.transact_write_items, Table.query, Table.all_items, DynamoHandler.call_action,
-        Queue.attributes, SQSBackend.is_message_valid_based_on_retention_period,
+        Queue.attributes, SQSBackend.is_message_valid_based_on_retention_period, Queue.delete_message,
     ]  # fmt: skip
     # WHEN the patches are entered twice (two stacks) and left twice
     with EmulatorPatches(), EmulatorPatches():
@@ -210,7 +211,7 @@ def test_the_patches_are_removed_on_exit() -> None:
     # THEN moto is as it was
     after = [
         DynamoDBBackend.transact_write_items, Table.query, Table.all_items, DynamoHandler.call_action,
-        Queue.attributes, SQSBackend.is_message_valid_based_on_retention_period,
+        Queue.attributes, SQSBackend.is_message_valid_based_on_retention_period, Queue.delete_message,
     ]  # fmt: skip
     assert after == before
 
@@ -354,3 +355,54 @@ def test_a_transaction_copies_no_table(items: int) -> None:
         assert "Table" not in calls
         assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=_key("P#9", "x"))
         _forget()
+
+
+class _ListCallingBack(list):  # type: ignore[type-arg]
+    """A message list that runs ``hook`` once, when an iteration over it has passed its last message."""
+
+    def __init__(self, items: list[Any], hook: Callable[[], None]) -> None:
+        super().__init__(items)
+        self.hook: Callable[[], None] | None = hook
+
+    def __iter__(self) -> Any:
+        yield from list.__iter__(self)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+
+
+@pytest.mark.parametrize("patched", [False, True])
+def test_a_message_sent_while_another_is_deleted_is_kept(patched: bool) -> None:
+    # GIVEN a queue holding three messages, one of them received (moto's threaded server runs a delete and
+    # a send of other clients at the same time)
+    from moto.sqs.models import sqs_backends
+
+    with mock_aws():
+        sqs = boto3.client(
+            "sqs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        name = f"emulator-delete-{patched}-{threading.get_ident()}"  # a moto another test used may persist
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        sqs.purge_queue(QueueUrl=url)
+        for n in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"][0]
+        queue = sqs_backends["123456789012"][REGION].queues[name]
+        sender = threading.Thread(target=lambda: sqs.send_message(QueueUrl=url, MessageBody="sent meanwhile"))
+
+        def send_meanwhile() -> None:  # between the delete's scan of the messages and its new list
+            sender.start()
+            sender.join(timeout=0.5)  # a send waiting on the queue's lock cannot finish now
+
+        queue._messages = _ListCallingBack(queue._messages, send_meanwhile)
+        # WHEN the received message is deleted while another client sends one
+        with EmulatorPatches() if patched else contextlib.nullcontext():
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"])
+            sender.join()
+        # THEN the message sent meanwhile is in the queue with the two others (plain moto loses it)
+        bodies = sorted(m.body for m in queue._messages)
+        expected = sorted({"m0", "m1", "m2", "sent meanwhile"} - {got["Body"]})
+        if patched:
+            assert bodies == expected
+        else:
+            assert bodies != expected and "sent meanwhile" not in bodies  # the defect the patch removes

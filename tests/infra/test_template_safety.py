@@ -176,3 +176,16 @@ def test_the_local_stripe_settings_never_reach_a_deploy(source: dict[str, Any]) 
     for name, function in _functions(source).items():
         own = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert API_BASE_VARIABLE not in own, name
+
+
+def test_an_ingest_batch_holds_its_events_longer_than_it_runs_and_less_than_a_redelivery_takes(
+    source: dict[str, Any],
+) -> None:
+    # GIVEN the ingest worker's Timeout, the ingest queue's visibility timeout, and how long a batch holds
+    # the events it wrote (another batch adopts them only after that: docs/architecture.md)
+    from neruba.logic.ingest.worker import HOLD
+
+    timeout = int(_functions(source)["IngestWorkerFunction"]["Properties"]["Timeout"])
+    visibility = int(source["Resources"]["IngestQueue"]["Properties"]["VisibilityTimeout"])
+    # THEN a live attempt can never be adopted from, and a killed one's redelivery adopts at once
+    assert timeout < HOLD.total_seconds() < visibility

@@ -3,7 +3,7 @@ proportion to what the request touches rather than to everything stored.
 
 moto answers like DynamoDB and SQS, but (moto 5.2) some of its operations cost time in proportion to the
 whole table or queue, and its DynamoDB model is not written for concurrent requests, which its threaded
-server (werkzeug, one thread per request) hands it. ``EmulatorPatches`` changes five things while the
+server (werkzeug, one thread per request) hands it. ``EmulatorPatches`` changes six things while the
 stack runs and puts moto back afterwards; tests/infra/test_local_emulator.py runs the same operations with
 and without the patches and compares every answer and the stored state.
 
@@ -11,7 +11,7 @@ and without the patches and compares every answer and the stored state.
    them by restoring a copy of the tables; a concurrent write in between would be lost by that undo, and a
    concurrent read could see half a transaction. DynamoDB requests are pure Python (they hold the GIL all
    along), so serialising them costs no parallelism. SQS requests are not serialised: a long poll waits
-   inside its request, and moto's queues guard their own message lists.
+   inside its request, and moto's queues guard their own message lists (all but DeleteMessage: item 6).
 2. TransactWriteItems without copying tables: moto deep-copies every table a transaction names before the
    first action (10 ms at 10,000 items, seconds at a million). Here only the items the transaction names
    are copied, and a cancelled transaction puts exactly those back (or removes the ones it created), which
@@ -23,6 +23,11 @@ and without the patches and compares every answer and the stored state.
    which counts the messages in flight by scanning them all: here the period is read from the queue.
 5. SQS SendMessage looks up ``ContentBasedDeduplication`` the same way; a standard queue has none, so the
    lookup answers without computing the rest (any other attribute still comes from moto).
+6. SQS DeleteMessage under the queue's lock. moto deletes by scanning the queue's message list into a new
+   list and then replacing the old one, without the lock its SendMessage takes to append: a message sent
+   by another client during the scan went into the old list and vanished with it (sent, answered with a
+   message id, never received). Under load, with thousands of messages to scan and SendMessageBatch
+   appending ten at a time, the ingest path lost events ten at a time that way.
 
 Example:
     >>> with EmulatorPatches():  # doctest: +SKIP
@@ -251,6 +256,28 @@ class QueueLookups:
         self._queue.attributes = self._real_attributes
 
 
+class GuardedDeletes:
+    """Patches moto's SQS ``Queue.delete_message`` to hold the queue's own lock (item 6 above)."""
+
+    def __init__(self) -> None:
+        from moto.sqs.models import Queue
+
+        self._queue = Queue
+        self._real = Queue.delete_message
+
+    def install(self) -> None:
+        real = self._real
+
+        def delete_message(queue: Any, receipt_handle: str) -> None:
+            with queue._messages_lock:  # the lock moto's add_message takes to append a sent message
+                real(queue, receipt_handle)
+
+        self._queue.delete_message = delete_message
+
+    def uninstall(self) -> None:
+        self._queue.delete_message = self._real
+
+
 class SerialDynamoDB:
     """Patches moto's DynamoDB request handler to answer one request at a time (item 1 above)."""
 
@@ -274,7 +301,7 @@ class SerialDynamoDB:
 
 
 class EmulatorPatches:
-    """All five patches, installed on ``__enter__``/``install`` and removed on ``__exit__``/``uninstall``;
+    """All six patches, installed on ``__enter__``/``install`` and removed on ``__exit__``/``uninstall``;
     nesting (two stacks in one process) installs once."""
 
     _depth = 0
@@ -284,7 +311,10 @@ class EmulatorPatches:
     def install(self) -> EmulatorPatches:
         with EmulatorPatches._guard:
             if EmulatorPatches._depth == 0:
-                parts = [SerialDynamoDB(), ItemLevelTransactions(), NarrowedQueries(), QueueLookups()]
+                parts = [
+                    SerialDynamoDB(), ItemLevelTransactions(), NarrowedQueries(), QueueLookups(),
+                    GuardedDeletes(),
+                ]  # fmt: skip
                 for part in parts:
                     part.install()
                 EmulatorPatches._parts = parts

@@ -316,7 +316,9 @@ def test_redriven_messages_of_a_cell_poisoned_before_the_rule_count_and_the_offe
         url = queue_url("IngestQueue")
         run_batch(worker, url, receive_batch(url, 10))
     assert _event(read, "poison")["status"] == "accepted"
-    # WHEN the messages are delivered again to the current worker (a redrive does the same)
+    # WHEN the messages are delivered again to the current worker (a redrive does the same), after the
+    # visibility timeout, when the killed batch's hold has passed
+    monkeypatch.setattr(ingest_worker, "HOLD", timedelta(0))
     process()
     # THEN the neighbours count and the offender is parked with its reason: nothing reads `accepted`
     # without being counted

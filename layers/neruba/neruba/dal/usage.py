@@ -142,6 +142,7 @@ class StoredEvent:
     reason: str | None = None
     reason_message: str | None = None
     first_outcome: str | None = None
+    released_by: str | None = None  # the batch that gave the event back uncounted (equal to ``batch``)
     history: tuple[HistoryEntry, ...] = ()
     copies: Mapping[str, int] = field(default_factory=dict)
 
@@ -188,6 +189,7 @@ _EVENT_ATTRIBUTES = (
     ("reason", "reason"),
     ("reason_message", "reason_msg"),
     ("first_outcome", "o0"),
+    ("released_by", "rl"),
 )
 _REQUIRED = 7
 
@@ -781,6 +783,21 @@ class UsageRepository:
                                 cells.append((hour, meter, f"{hour}#{batch}#{group}", ids))
             yield from sorted(cells)
             day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+    def release(self, customer_id: str, transaction_id: str, batch: str) -> None:
+        """Mark an event still held by ``batch`` as given back uncounted: that attempt counts it no more,
+        so another batch may adopt it at once (nothing happens if another batch holds it by now)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key=event_key(customer_id, transaction_id),
+                UpdateExpression="SET rl = :bk",
+                ConditionExpression="bk = :bk",
+                ExpressionAttributeValues={":bk": {"S": batch}},
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
 
     def park_uncounted(
         self, customer_id: str, transaction_id: str, batch: str, reason: str, message: str

@@ -22,7 +22,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba import jsonutil
@@ -39,11 +39,16 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
-from neruba.logic.ingest.cells import CellEvent, count_cell
+from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
 
 SAMPLES = 20  # failed events named in an ingest.batch_failed event
+# How long a batch holds the events it wrote before another batch may count them in its stead: longer
+# than the worker's Timeout (30 s; a batch counts nothing past it) with room for writes still in flight,
+# shorter than the ingest queue's VisibilityTimeout (180 s), so that a redelivery after a killed attempt
+# adopts at once.
+HOLD = timedelta(seconds=120)
 PROCESSING_ERROR = "processing_error"  # an attempt that raised: recorded at every attempt
 
 
@@ -81,6 +86,11 @@ def carried_history(old: StoredEvent) -> list[HistoryEntry]:
     return [first, *old.history]
 
 
+def _hold(old: StoredEvent) -> str | None:
+    """When the batch holding a stored event began, or None if it gave the event back uncounted."""
+    return None if old.released_by is not None and old.released_by == old.batch else old.written_at
+
+
 def parse_message(message_id: str, body: str) -> QueuedEvent:
     """Read a queue message body written by ``neruba.logic.ingest.api``."""
     try:
@@ -109,6 +119,7 @@ class _Counted:
     value: Any
     late: bool
     old_batch: str | None = None  # set for a redelivered copy written by an earlier attempt
+    held_since: str | None = None  # when that attempt began (the item's written_at)
 
 
 @dataclass
@@ -118,6 +129,8 @@ class IngestBatch:
     usage: UsageRepository
     lookup: Callable[[set[str], set[str]], CatalogSnapshot]
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    deadline: datetime | None = None  # the invocation's end (its Timeout): nothing is counted after it
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     batch_id: str = ""
     parsed: dict[str, QueuedEvent] = field(default_factory=dict)
     catalog: CatalogSnapshot = field(default_factory=CatalogSnapshot)
@@ -194,7 +207,8 @@ class IngestBatch:
         if old is not None and old.copy_id == event.copy_id:
             if applies:  # a batch that already wrote its contribution is not counted twice (see count_group)
                 earlier = None if old.batch == self.batch_id else str(old.batch)
-                self.counted.append(_Counted(event, meter, value, late, old_batch=earlier))
+                counted = _Counted(event, meter, value, late, old_batch=earlier, held_since=_hold(old))
+                self.counted.append(counted)
             return None  # the same copy again (SQS redelivery): no new outcome
         if old is not None and old.fingerprint == self._fingerprint(event):
             self.usage.append_history(
@@ -223,6 +237,9 @@ class IngestBatch:
                 return None  # an accepted copy stands; nothing to park
             if (uncounted, old_batch) in self.usage.counted([(uncounted, old_batch)]):
                 return None  # counted by its batch
+            if self._still_held(_hold(put.old)):
+                self.failed_messages.append(event.message_id)  # its batch may still count it: retried
+                return None
             if not self.usage.park_uncounted(
                 event.customer_id, event.transaction_id, old_batch, reason, message
             ):
@@ -248,12 +265,31 @@ class IngestBatch:
         fails never fails another. A transient failure (throttling, contention, a lost connection) fails
         its messages, so SQS retries them; any other failure isolates it (``logic.ingest.cells.count_cell``):
         its events are counted one by one and the one that cannot be written is parked ``failed`` with its
-        reason.
+        reason. If counting raises, the whole batch fails: its events are given back first.
         """
+        try:
+            return self._count()
+        except Exception:
+            self._give_back()
+            raise
+
+    def _give_back(self) -> None:
+        """Give back every event this batch wrote (best effort): it counts nothing more, and an event it
+        did count is found counted by the next delivery (the adopting checks read its contribution)."""
+        own = [c.event for c in self.counted if c.old_batch is None]
+        for event in own:
+            try:
+                self.usage.release(event.customer_id, event.transaction_id, self.batch_id)
+            except Exception:  # noqa: S112 - the hold then passes by itself
+                continue
+
+    def _count(self) -> list[str]:
         writes = GroupWrites(self.batch_id, self.usage.shards)
         members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = defaultdict(list)
-        adopted = self._uncounted_redeliveries()
+        adopted, waiting = self._uncounted_redeliveries()
         for item in self.counted:
+            if item.old_batch is not None and item.event.key in waiting:
+                self.failed_messages.append(item.event.message_id)  # its holder may still count it
             if item.old_batch is not None and item.event.key not in adopted:
                 continue
             event, meter = item.event, item.meter
@@ -278,8 +314,13 @@ class IngestBatch:
             members[(part, (ref.customer_id, ref.meter_code, ref.day))].append(cell_event)
         failed = list(self.failed_messages)
         for part, write in writes.parts():
-            result = count_cell(self.usage, part, write, members[(part, write.key)], self.now)
+            events = members[(part, write.key)]
+            if self.deadline is not None and self.clock() >= self.deadline:
+                result = CellResult(retry=[e.message_id for e in events])  # AWS would have killed it by now
+            else:
+                result = count_cell(self.usage, part, write, events, self.now)
             failed.extend(result.retry)
+            self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
         minute = self.now.strftime("%Y-%m-%dT%H:%M")
@@ -322,6 +363,14 @@ class IngestBatch:
         }
         return once_actions("ingest.batch_failed", None, data, self.now, self.batch_id)
 
+    def _release(self, customer_id: str, events: list[CellEvent]) -> None:
+        """Give back the events of this batch it leaves uncounted (their messages fail, so SQS delivers them
+        again): the batch that receives them may count them without waiting for this one's hold to pass.
+        If a write reported failed did land, the adopting transaction finds it and counts nothing."""
+        for event in events:
+            if event.held_by == self.batch_id:
+                self.usage.release(customer_id, event.transaction_id, self.batch_id)
+
     def _moved_to_failed(self, key: tuple[str, str], code: str = "uncountable") -> None:
         """An event parked after it was put ``accepted`` now counts as ``failed`` (a copy accepted by an
         earlier batch is moved in this minute's counters)."""
@@ -346,14 +395,28 @@ class IngestBatch:
             metrics.add_metric(name="IngestLagMs", unit="Milliseconds", value=lag)
         logger.info("ingest batch", extra={"batch_id": self.batch_id, "outcomes": dict(self.outcomes)})
 
-    def _uncounted_redeliveries(self) -> set[tuple[str, str]]:
-        """Redelivered copies whose earlier batch never counted their cell: they still need counting."""
+    def _uncounted_redeliveries(self) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """Redelivered copies whose earlier batch never counted their cell: those this batch counts, and
+        those it leaves to SQS to deliver again because their batch began less than ``HOLD`` ago.
+
+        A batch still running (SQS handed its messages to a second worker: its visibility timeout passed,
+        or a standard queue delivered a message twice) puts its contribution without reading its events
+        again, so an event it holds may only be adopted once it can no longer count it.
+        """
         candidates = [c for c in self.counted if c.old_batch is not None]
         if not candidates:
-            return set()
+            return set(), set()
         cells = {c.event.key: (self._ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
         counted = self.usage.counted(cells.values())
-        return {key for key, cell in cells.items() if cell not in counted}
+        uncounted = {key for key, cell in cells.items() if cell not in counted}
+        waiting = {
+            c.event.key for c in candidates if c.event.key in uncounted and self._still_held(c.held_since)
+        }
+        return uncounted - waiting, waiting
+
+    def _still_held(self, since: str | None) -> bool:
+        """Whether a batch that began at ``since`` (None: no hold) may still count the events it wrote."""
+        return since is not None and self.clock() - parse_ts(since) < HOLD
 
     def _fingerprint(self, event: QueuedEvent) -> str:
         return fingerprint(event.customer_id, event.code, event.client_timestamp, event.properties)
