@@ -112,7 +112,7 @@ def test_an_events_times_use_the_apis_format(handler: Any) -> None:
     from neruba.logic.webhooks import relay_once
     from neruba.models.catalog import Customer
 
-    post(handler, ENDPOINTS, BODY)
+    made = post(handler, ENDPOINTS, BODY)[1]
     create_customer(bootstrap.plans(), Customer(external_id="acme", name="Acme", currency="USD"))
     relay_once(bootstrap.webhooks(), datetime.now(UTC))
     status, page, _ = call(handler, api_event("GET", "/admin/webhook-events", query={"customer_id": "acme"}))
@@ -129,6 +129,9 @@ def test_an_events_times_use_the_apis_format(handler: Any) -> None:
         "payload.created": shown["payload"]["created"],
         "view.created": shown["created"],
         "list.created": summary["created"],
+        "endpoint.created_at": made["created_at"],
+        "endpoint.updated_at": made["updated_at"],
+        "delivery.next_at": shown["deliveries"][0]["next_at"],
     }
     assert all(api_format.match(t) for t in times.values()), times
     assert len({shown["created"], summary["created"], shown["payload"]["created"]}) == 1, times
