@@ -119,7 +119,8 @@ def test_an_events_times_use_the_apis_format(handler: Any) -> None:
     assert status == 200
     [summary] = page["data"]
     evt = summary["id"]
-    _, shown, _ = call(handler, api_event("GET", f"/admin/webhook-events/{evt}", path_parameters={"event_id": evt}))
+    path = f"/admin/webhook-events/{evt}"
+    _, shown, _ = call(handler, api_event("GET", path, path_parameters={"event_id": evt}))
     customers = importlib.import_module("functions.read_api.app").lambda_handler
     _, listed, _ = call(customers, api_event("GET", "/v1/customers", scopes="read"))
     api_format = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")

@@ -27,7 +27,6 @@ AUDIT_PARTITION_PATTERN = (
 )
 
 
-
 def _one_line(value: str) -> str:
     """Refuse a control character (NUL, tab, escape, DEL, C1) or a line break of any kind (CR, LF, the
     Unicode line and paragraph separators): free text is shown on one line in consoles, logs and CSVs."""

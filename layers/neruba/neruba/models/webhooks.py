@@ -145,7 +145,7 @@ class DeliveryMessage(_Request):
 
 
 class Endpoint(Closed):
-    """A webhook endpoint. ``secret`` is shown only in the answers of create and rotate (and their retries)."""
+    """A webhook endpoint. ``secret`` is shown only in the answers of create and rotate (and retries)."""
 
     id: str = Field(examples=["we_0123456789abcdef0123"])
     object: Literal["webhook_endpoint"]
@@ -155,8 +155,11 @@ class Endpoint(Closed):
     enabled: bool
     status: Literal["enabled", "disabled"]
     disabled_reason: str | None = None
-    secret: str | None = Field(default=None, description="whsec_...: in the answer of the create or rotate that made it, and again to a retry with its "
-        "Idempotency-Key while the secret signs; null elsewhere.")
+    secret: str | None = Field(
+        default=None,
+        description="whsec_...: in the answer of the create or rotate that made it, and again to a retry "
+        "with its Idempotency-Key while the secret signs; null elsewhere.",
+    )
     secret_hint: str = Field(description="The last four characters of the newest secret.")
     secrets_active: int = Field(description="How many secrets sign now (2 during a rotation's overlap).")
     failing_since: Timestamp | None = None

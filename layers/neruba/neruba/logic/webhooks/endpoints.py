@@ -3,9 +3,9 @@
 A secret is shown in the answer of the create or rotate that made it, and again to a retry of that same
 request (same Idempotency-Key and body) while the secret still signs; it is stored once, with the endpoint
 (the ops table is encrypted at rest), because signing needs it: the idempotency record keeps only its
-SHA-256 digest, to find it among the endpoint's active secrets. No other answer or log shows it. Rotation keeps the old secret
-signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new;
-any older secret stops at the rotation, so at most two sign at any time.
+SHA-256 digest, to find it among the endpoint's active secrets. No other answer or log shows it.
+Rotation keeps the old secret signing next to the new one for ``overlap_seconds`` (both ``v1`` values in
+the header), then only the new; any older secret stops at the rotation, so at most two sign at any time.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _audit(
     return audit_put(bootstrap.audit(), by, action, target, at=now, **record)
 
 
-SECRET_DIGEST = "secret_sha256"  # the idempotency record's stand-in for the secret it showed
+SECRET_DIGEST = "secret_sha256"  # noqa: S105 (a field name)  # the idempotency record's stand-in for the secret it showed
 
 
 def _digest(secret: str) -> str:
