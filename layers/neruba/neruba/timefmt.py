@@ -90,11 +90,12 @@ def parse_ts(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-TIME_SUFFIXES = ("_at", "_start", "_end")  # time fields: created_at, period_start, trial_end (and "created")
+TIME_SUFFIXES = ("_at", "_start", "_end")  # time fields: created_at, period_start, trial_end
+TIME_KEYS = ("at", "created")  # and these
 
 
 def answer_times(value: Any) -> Any:
-    """``value`` (JSON-like) with every time (the text, with an offset, of a field named ``created``,
+    """``value`` (JSON-like) with every time (the text, with an offset, of a field named ``at``, ``created``,
     ``*_at``, ``*_start`` or ``*_end``) in :func:`iso_z`, whichever format it was stored in; other values
     unchanged. For answers and event bodies built from stored documents rather than a model."""
     if isinstance(value, dict):
@@ -105,7 +106,7 @@ def answer_times(value: Any) -> Any:
 
 
 def _answer_time(key: str, value: Any) -> Any:
-    if isinstance(value, str) and (key == "created" or key.endswith(TIME_SUFFIXES)):
+    if isinstance(value, str) and (key in TIME_KEYS or key.endswith(TIME_SUFFIXES)):
         try:
             return iso_z(value)
         except ValueError:

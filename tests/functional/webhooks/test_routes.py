@@ -132,6 +132,7 @@ def test_an_event_shows_its_payload_deliveries_and_attempts(handler: Any) -> Non
     assert [d["status"] for d in shown["deliveries"]] == ["pending"]
     [attempt] = shown["attempts"]
     assert attempt["endpoint_id"] == created["id"] and attempt["status_code"] == 0 and attempt["error"]
+    assert attempt["at"].endswith("Z") and shown["deliveries"][0]["next_at"].endswith("Z")  # answer format
 
 
 def test_a_resend_with_an_idempotency_key_sends_once(handler: Any) -> None:
