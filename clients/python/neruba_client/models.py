@@ -739,7 +739,8 @@ WebhookEventType = Literal[
 
 
 class Endpoint(_Model):
-    """A webhook endpoint; ``secret`` is set only in the answers of create and rotate."""
+    """A webhook endpoint; ``secret`` is set only in the answers of create and rotate (and of a retry with
+    the same idempotency key while that secret still signs)."""
 
     object: Literal["webhook_endpoint"]
     id: str

@@ -690,7 +690,8 @@ def create_webhook_endpoint(
     description: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.Endpoint]:
-    """Register an endpoint; the answer's ``secret`` (``whsec_...``) is shown this once."""
+    """Register an endpoint; the answer's ``secret`` (``whsec_...``) is shown in it, and again to a retry
+    with the same ``idempotency_key`` while the secret still signs."""
 
 
 @route("GET", "/admin/webhook-endpoints/{endpoint_id}", m.Endpoint)
@@ -722,7 +723,8 @@ def delete_webhook_endpoint(endpoint_id: str) -> Operation[m.EndpointDeleted]: .
 def rotate_webhook_secret(
     endpoint_id: str, *, overlap_seconds: int | None = None, idempotency_key: str | None = None
 ) -> Operation[m.Endpoint]:
-    """A new secret (in the answer, shown once); the current one keeps signing next to it for
+    """A new secret (in the answer, and again to a retry with the same ``idempotency_key`` while it
+    still signs); the current one keeps signing next to it for
     ``overlap_seconds`` (the API's default when not given)."""
 
 

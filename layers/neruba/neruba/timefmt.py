@@ -9,6 +9,10 @@ The rule:
 - :func:`iso` is the document and answer format: ISO 8601 with the ``+00:00`` offset
   (``datetime.isoformat``: microseconds only when there are some; API keys' times cut to whole seconds).
   Documents and API fields use it. A window a caller sent is echoed in the caller's own offset.
+- :func:`iso_z` is the format of answers a model serialises (what pydantic writes for an aware UTC
+  ``datetime``, as ``GET /v1/customers`` shows ``created_at``): ISO 8601 with ``Z``, microseconds only
+  when there are some. Webhook events (the body sent and every admin view of it) and the webhook admin
+  answers use it, so an event's ``created`` and its object's times read alike.
 - :func:`ts_seconds` is the Stripe records' format: whole seconds and ``Z``, as Stripe reports times.
 - :func:`parse_ts` reads any of the three (any ISO 8601 text with ``Z`` or an offset) and returns an
   aware UTC ``datetime``; text without an offset is refused (``ValueError``), never guessed as local.
@@ -20,6 +24,8 @@ Example:
     >>> at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     >>> ts(at), iso(at), ts_seconds(at)
     ('2026-01-02T03:04:05.000000Z', '2026-01-02T03:04:05+00:00', '2026-01-02T03:04:05Z')
+    >>> iso_z(at)
+    '2026-01-02T03:04:05Z'
     >>> parse_ts(ts(at)) == parse_ts(iso(at)) == at
     True
 """
@@ -27,8 +33,9 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["iso", "parse_ts", "ts", "ts_seconds", "utc"]
+__all__ = ["answer_times", "iso", "iso_z", "parse_ts", "ts", "ts_seconds", "utc"]
 
 
 def utc(at: datetime) -> datetime:
@@ -54,6 +61,18 @@ def iso(at: datetime, *, seconds: bool = False) -> str:
     return utc(at).isoformat(timespec="seconds") if seconds else utc(at).isoformat()
 
 
+def iso_z(at: datetime | str) -> str:
+    """The answer format of model-built answers: ISO 8601 in UTC with ``Z``, microseconds only when there
+    are some (``at`` may be stored text in any of the formats above).
+
+    Example:
+        >>> iso_z("2026-01-02T03:04:05.250000+00:00"), iso_z("2026-01-02T03:04:05.000000Z")
+        ('2026-01-02T03:04:05.250000Z', '2026-01-02T03:04:05Z')
+    """
+    when = parse_ts(at) if isinstance(at, str) else utc(at)
+    return when.isoformat().removesuffix("+00:00") + "Z"
+
+
 def parse_ts(text: str) -> datetime:
     """An aware UTC ``datetime`` from ISO 8601 text with ``Z`` or an offset; text without one is refused.
 
@@ -69,3 +88,27 @@ def parse_ts(text: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"time {text!r} has no timezone: naive times are refused")
     return parsed.astimezone(UTC)
+
+
+TIME_SUFFIXES = ("_at", "_start", "_end")  # time fields: created_at, period_start, trial_end
+TIME_KEYS = ("at", "created")  # and these
+
+
+def answer_times(value: Any) -> Any:
+    """``value`` (JSON-like) with every time (the text, with an offset, of a field named ``at``, ``created``,
+    ``*_at``, ``*_start`` or ``*_end``) in :func:`iso_z`, whichever format it was stored in; other values
+    unchanged. For answers and event bodies built from stored documents rather than a model."""
+    if isinstance(value, dict):
+        return {key: _answer_time(key, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [answer_times(item) for item in value]
+    return value
+
+
+def _answer_time(key: str, value: Any) -> Any:
+    if isinstance(value, str) and (key in TIME_KEYS or key.endswith(TIME_SUFFIXES)):
+        try:
+            return iso_z(value)
+        except ValueError:
+            return value  # not a time with an offset: sent as the producer wrote it
+    return answer_times(value)

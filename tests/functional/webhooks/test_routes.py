@@ -1,5 +1,5 @@
 """The webhooks admin routes through their handler: shapes (checked against docs/openapi.json), error codes,
-the secret shown once, idempotent create, resend."""
+the secret shown with the answer that made it (and to its retry), idempotent create, resend."""
 
 from __future__ import annotations
 
@@ -75,12 +75,12 @@ def test_a_refused_endpoint_is_a_400_and_nothing_is_stored(handler: Any, body: A
     assert page["data"] == []
 
 
-def test_create_with_an_idempotency_key_creates_once_and_never_shows_the_secret_again(handler: Any) -> None:
+def test_create_with_an_idempotency_key_creates_once_and_shows_the_same_secret(handler: Any) -> None:
     body = {"url": "http://127.0.0.1:8123/hooks", "enabled_events": ["customer.created"]}
     key = {"Idempotency-Key": "create-1"}
     _, first, _ = post(handler, "/admin/webhook-endpoints", body, headers=key)
     status, again, _ = post(handler, "/admin/webhook-endpoints", body, headers=key)
-    assert status == 201 and again["id"] == first["id"] and again["secret"] is None
+    assert status == 201 and again["id"] == first["id"] and again["secret"] == first["secret"]
     _, page, _ = call(handler, api_event("GET", "/admin/webhook-endpoints"))
     assert len(page["data"]) == 1
     status, error, _ = post(handler, "/admin/webhook-endpoints", {**body, "description": "x"}, headers=key)
@@ -132,6 +132,7 @@ def test_an_event_shows_its_payload_deliveries_and_attempts(handler: Any) -> Non
     assert [d["status"] for d in shown["deliveries"]] == ["pending"]
     [attempt] = shown["attempts"]
     assert attempt["endpoint_id"] == created["id"] and attempt["status_code"] == 0 and attempt["error"]
+    assert attempt["at"].endswith("Z") and shown["deliveries"][0]["next_at"].endswith("Z")  # answer format
 
 
 def test_a_resend_with_an_idempotency_key_sends_once(handler: Any) -> None:

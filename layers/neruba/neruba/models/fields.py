@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
@@ -25,6 +26,19 @@ TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # IANA n
 AUDIT_PARTITION_PATTERN = (
     r"^(_global|_stripe|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127})$"  # a customer, _global or _stripe
 )
+
+
+def _one_line(value: str) -> str:
+    """Refuse a control character (NUL, tab, escape, DEL, C1) or a line break of any kind (CR, LF, the
+    Unicode line and paragraph separators): free text is shown on one line in consoles, logs and CSVs."""
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+# Free text a caller writes (a description, a reason, a ticket): printable characters on one line. Combine
+# with the field's own length bounds: ``Annotated[PlainText, Field(max_length=500)]``.
+PlainText = Annotated[str, AfterValidator(_one_line)]
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]  # why an operator acts (kept in the audit)
 Ticket = Annotated[str | None, Field(default=None, max_length=128)]  # the operator's ticket reference

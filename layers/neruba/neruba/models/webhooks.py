@@ -24,6 +24,7 @@ from pydantic import (
     create_model,
 )
 
+from neruba.models.fields import PlainText
 from neruba.models.views import Closed, Page, Timestamp
 from neruba.models.webhook_events import PAYLOADS
 
@@ -95,13 +96,13 @@ class _Request(BaseModel):
 class EndpointCreate(_Request):
     url: EndpointUrl = Field(examples=["https://example.com/neruba"])
     enabled_events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
-    description: str = Field(default="", max_length=500)
+    description: PlainText = Field(default="", max_length=500)
 
 
 class EndpointUpdate(_Request):
     url: EndpointUrl | None = None
     enabled_events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
-    description: str | None = Field(default=None, max_length=500)
+    description: PlainText | None = Field(default=None, max_length=500)
     enabled: StrictBool | None = None
 
 
@@ -124,10 +125,10 @@ class ResendRequest(_Request):
         examples=["2026-01-31T12:00:00Z"],
     )
     endpoint_id: str | None = Field(default=None, pattern=r"^we_[0-9a-f]{20}$")
-    reason: str | None = Field(
+    reason: PlainText | None = Field(
         default=None, min_length=3, max_length=500, description="Why the deliveries are sent again (audited)."
     )
-    ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")
+    ticket: PlainText | None = Field(default=None, max_length=128, description="Support or incident ticket.")
 
 
 class DeliveryMessage(_Request):
@@ -144,7 +145,7 @@ class DeliveryMessage(_Request):
 
 
 class Endpoint(Closed):
-    """A webhook endpoint. ``secret`` is shown only in the answers of create and rotate."""
+    """A webhook endpoint. ``secret`` is shown only in the answers of create and rotate (and retries)."""
 
     id: str = Field(examples=["we_0123456789abcdef0123"])
     object: Literal["webhook_endpoint"]
@@ -154,7 +155,11 @@ class Endpoint(Closed):
     enabled: bool
     status: Literal["enabled", "disabled"]
     disabled_reason: str | None = None
-    secret: str | None = Field(default=None, description="whsec_...: shown once, at create and rotate.")
+    secret: str | None = Field(
+        default=None,
+        description="whsec_...: in the answer of the create or rotate that made it, and again to a retry "
+        "with its Idempotency-Key while the secret signs; null elsewhere.",
+    )
     secret_hint: str = Field(description="The last four characters of the newest secret.")
     secrets_active: int = Field(description="How many secrets sign now (2 during a rotation's overlap).")
     failing_since: Timestamp | None = None

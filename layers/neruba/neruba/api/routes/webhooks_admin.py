@@ -78,7 +78,11 @@ def _now() -> datetime:
 
 
 @_route(
-    "post", "/admin/webhook-endpoints", "Create a webhook endpoint (its secret is shown once)", Endpoint, 201
+    "post",
+    "/admin/webhook-endpoints",
+    "Create a webhook endpoint (the answer shows its secret)",
+    Endpoint,
+    201,
 )
 def create_endpoint(
     body: Annotated[EndpointCreate, Body()], idempotency_key: IdempotencyKey = None

@@ -1,14 +1,17 @@
 """Webhook endpoints (admin scope): create, list, read, update, delete, rotate the signing secret.
 
-A secret is shown once, in the answer of create and of rotate; it is stored (the ops table is encrypted
-at rest) because signing needs it, and no other answer or log shows it. Rotation keeps the old secret
-signing next to the new one for ``overlap_seconds`` (both ``v1`` values in the header), then only the new;
-any older secret stops at the rotation, so at most two sign at any time.
+A secret is shown in the answer of the create or rotate that made it, and again to a retry of that same
+request (same Idempotency-Key and body) while the secret still signs; it is stored once, with the endpoint
+(the ops table is encrypted at rest), because signing needs it: the idempotency record keeps only its
+SHA-256 digest, to find it among the endpoint's active secrets. No other answer or log shows it.
+Rotation keeps the old secret signing next to the new one for ``overlap_seconds`` (both ``v1`` values in
+the header), then only the new; any older secret stops at the rotation, so at most two sign at any time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets as _random
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +25,7 @@ from neruba.logic.webhooks.delivery import active_secrets, active_secrets_docs
 from neruba.logic.webhooks.signing import new_secret
 from neruba.logic.webhooks.urls import UrlRefusedError, check_url
 from neruba.models.webhooks import EndpointCreate, EndpointUpdate, ResendRequest, SecretRotation
-from neruba.timefmt import iso, parse_ts
+from neruba.timefmt import answer_times, iso, parse_ts
 
 
 def new_endpoint_id() -> str:
@@ -39,9 +42,9 @@ def _checked_url(hooks: Webhooks, url: str) -> str:
 def view(
     doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None
 ) -> dict[str, Any]:
-    """An endpoint as the API answers it (the secret only when ``shown``)."""
+    """An endpoint as the API answers it (the secret only when ``shown``; times as ``iso_z``)."""
     return {
-        **{k: v for k, v in doc.items()},
+        **answer_times(doc),
         "object": "webhook_endpoint",
         "status": "enabled" if doc.get("enabled") else "disabled",
         "secret": shown,
@@ -56,32 +59,54 @@ def _audit(
     return audit_put(bootstrap.audit(), by, action, target, at=now, **record)
 
 
-def _replayed(hooks: Webhooks, scope: str, key: str | None, request: str) -> dict[str, Any] | None:
-    """The first answer of ``key`` (without the secret, which is never stored twice), or None."""
+SECRET_DIGEST = "secret_sha256"  # noqa: S105 (a field name)  # the idempotency record's stand-in for the secret it showed
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _replayed(
+    hooks: Webhooks, scope: str, key: str | None, request: str, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """The first answer of ``key``, or None. When that answer showed a secret, the replay shows it again
+    while it is one of the endpoint's active secrets (found by its digest), else ``secret: null``."""
     if hooks.idempotency is None:
         return None
     found = replay(hooks.idempotency, scope, key, request)
-    return dict(found) if found is not None else None
+    if found is None:
+        return None
+    answer = dict(found)
+    digest = answer.pop(SECRET_DIGEST, None)
+    if digest and now is not None:
+        stored = hooks.repo.endpoint(str(answer["id"]))
+        live = active_secrets(stored[1], now) if stored is not None else []
+        answer["secret"] = next((s for s in live if _digest(s) == digest), None)
+    return answer
 
 
 def _remember(
     hooks: Webhooks, scope: str, key: str | None, request: str, answer: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    """The idempotency record of ``answer``: a secret it shows is kept as its digest only (the secret
+    itself is stored once, with the endpoint)."""
     if not key or hooks.idempotency is None:
         return []
-    stored = {**answer, "secret": None} if "secret" in answer else answer  # a secret is shown once only
+    stored = answer
+    if answer.get("secret"):
+        stored = {**answer, "secret": None, SECRET_DIGEST: _digest(str(answer["secret"]))}
     return [hooks.idempotency.idempotency_put_item(scope, key, request, stored)]
 
 
 def create(
     hooks: Webhooks, body: EndpointCreate, by: Actor, now: datetime, key: str | None = None
 ) -> dict[str, Any]:
-    """A new endpoint and its first secret (shown in this answer only). With an Idempotency-Key, a
-    repeat returns the first answer without the secret and creates nothing."""
+    """A new endpoint and its first secret. With an Idempotency-Key, a repeat returns the first answer
+    and creates nothing; it shows the secret again while that secret still signs."""
     from neruba.dal.transaction import Transaction
 
     request = fingerprint(body.model_dump(mode="json"), "webhook-endpoints")
-    replayed = _replayed(hooks, "webhook-endpoint", key, request)
+    replayed = _replayed(hooks, "webhook-endpoint", key, request, now)
     if replayed is not None:
         return replayed
     url = _checked_url(hooks, body.url)
@@ -183,11 +208,12 @@ def rotate(
 ) -> dict[str, Any]:
     """A new secret signs from now; the one that was newest keeps signing for ``overlap_seconds`` and every
     older one stops now, so at most two secrets ever sign (docs/webhooks.md). With an
-    Idempotency-Key a repeat returns the first answer without the secret and rotates nothing."""
+    Idempotency-Key a repeat returns the first answer and rotates nothing; it shows the new secret again
+    while that secret still signs."""
     from neruba.dal.transaction import Cancelled, Transaction
 
     request = fingerprint(body.model_dump(mode="json"), endpoint_id)
-    replayed = _replayed(hooks, "webhook-rotate", key, request)
+    replayed = _replayed(hooks, "webhook-rotate", key, request, now)
     if replayed is not None:
         return replayed
     doc, secrets = _found(hooks, endpoint_id)
@@ -221,16 +247,20 @@ def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
         raise NotFoundError(f"No webhook event {event_id}.", code="webhook_event_not_found", param="event_id")
     states, attempts = hooks.repo.deliveries_of(event_id)
     keep = ("endpoint_id", "status", "attempts", "next_at", "delivered_at", "failed_at")
-    return {
-        "id": event_id,
-        "object": "event",
-        "type": found["type"],
-        "customer_id": found["customer_id"],
-        "sequence": found["sequence"],
-        "created": found["created"],
+    return {  # the payload is the body as sent; the rest is read from stored items: times as ``iso_z``
+        **answer_times(
+            {
+                "id": event_id,
+                "object": "event",
+                "type": found["type"],
+                "customer_id": found["customer_id"],
+                "sequence": found["sequence"],
+                "created": found["created"],
+                "deliveries": [{k: s.get(k) for k in keep} for s in states],
+                "attempts": attempts,
+            }
+        ),
         "payload": json.loads(found["body"]),
-        "deliveries": [{k: s.get(k) for k in keep} for s in states],
-        "attempts": attempts,
     }
 
 

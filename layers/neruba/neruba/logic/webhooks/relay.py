@@ -24,23 +24,23 @@ from typing import Any
 from neruba.dal.webhooks import OUTBOX_SHARDS, WebhooksRepository
 from neruba.logic.webhooks.context import Webhooks
 from neruba.models.webhooks import DeliveryMessage
-from neruba.timefmt import iso, parse_ts, ts
+from neruba.timefmt import answer_times, iso_z, ts
 
 RETRY_WINDOW = timedelta(hours=72)
 PAGE = 100
 
 
 def envelope(outbox: dict[str, Any], sequence: int) -> str:
-    """The event's body, as every attempt sends it."""
+    """The event's body, as every attempt sends it: its times in the API's answer format (``iso_z``)."""
     return json.dumps(
         {
             "id": outbox["id"],
             "object": "event",
             "type": outbox["type"],
-            "created": iso(parse_ts(outbox["created"])),
+            "created": iso_z(outbox["created"]),
             "customer_id": outbox["customer_id"],
             "sequence": sequence,
-            "data": {"object": outbox["data"]},
+            "data": {"object": answer_times(outbox["data"])},
         },
         sort_keys=True,
         separators=(",", ":"),
