@@ -103,7 +103,7 @@ def _headers_of(base: str, method: str, path: str, key: str | None) -> tuple[int
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/v1/events", "POST"),
+        ("PUT", "/v1/events", "GET, POST"),
         ("POST", "/admin/dlqs", "GET"),
         ("DELETE", "/v1/invoices", "GET"),
         ("DELETE", "/v1/customers/acme", "GET, PATCH"),

@@ -560,6 +560,7 @@ LIST_ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     ("stripe_admin_api", "/admin/stripe-events", {}, {"an unknown event id": "evt_forged"}),
     ("ops_api", "/admin/sweeps", {}, {"an unknown sweep id": "swp_" + "0" * 20}),
     ("webhooks_api", "/admin/webhook-endpoints", {}, OPAQUE_FORGERIES),
+    ("webhooks_api", "/admin/webhook-events", {"customer_id": "acme"}, OPAQUE_FORGERIES),
 ]
 # Forged cursors a route still accepts (see docs/limits.md, "Gaps"): a well-formed key of something else
 # reaches DynamoDB, which moto answers with an empty page and AWS with a ValidationException (a 500).
