@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from neruba.dal.usage import UsageRepository
 
 HOUR = timedelta(hours=1)
+BEGINNING = "0001-01-01T00"  # the first hour a usage read can name
 
 
 def plan_versions(plans: PlansRepository, subscription: Mapping[str, Any]) -> Versions:
@@ -93,8 +94,11 @@ def read_usage(
         opening_of: list[tuple[datetime, str, CellUsage]] = []
         read: list[tuple[datetime, str, CellUsage]] = []
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
-        for cell in usage.aggregates(customer_id, meter_code, first, last):
+        levels = meter.aggregation == "weighted_sum"  # its level is every change before, so read all
+        for cell in usage.aggregates(customer_id, meter_code, BEGINNING if levels else first, last):
             at = _effective_start(cell.hour, subscription_start)
+            if levels and at < start:
+                opening_of.append((at, cell.group, cell.usage))  # before every part of the window
             if not start <= at < upper:
                 continue
             read.append((at, cell.group, cell.usage))
