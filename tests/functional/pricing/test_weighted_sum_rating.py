@@ -63,3 +63,54 @@ def test_level_integral_per_phase_part(
     assert new.amount_minor == (cents.numerator * 2 + cents.denominator) // (2 * cents.denominator)
     assert old.amount_minor + new.amount_minor > 0 and new.source["events"] == 0
     assert isinstance(new.quantity, Decimal)
+
+
+def test_the_level_carries_across_windows(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.periods import add_interval
+    from neruba.domain.phases import seconds
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.logic.pricing.rating import rate_window
+    from neruba.models.catalog import Meter, PlanVersionIn, SubscriptionCreate
+
+    # GIVEN a GB level set to 10 in the first period of a subscription starting at 10:30, and 4 more
+    # GB added at 10:20 on the day the second period starts (an hour rated in the first period)
+    catalog.create_meter(
+        Meter(code="gbh", name="GB", aggregation="weighted_sum", field="d", allow_negative=True)
+    )
+    plans = PlansRepository(get_settings().catalog_table)
+    charge = {"meter_code": "gbh", "model": "per_unit", "unit_price": "3"}
+    body = PlanVersionIn.model_validate(
+        {"name": "S", "currency": "USD", "interval": "month", "charges": [charge]}
+    )
+    plans.publish("gbh", body.model_dump(mode="json"))
+    start = (NOW - timedelta(days=34)).replace(hour=10, minute=30, second=0)
+    create = SubscriptionCreate(customer_id="acme", plan_code="gbh", start_at=start)
+    sub = create_subscription(plans, create, None, now=NOW)
+    second, third = add_interval(start, "month", 1), add_interval(start, "month", 2)
+    send(
+        ev("set", code="gbh", timestamp=(start + timedelta(days=3)).isoformat(), properties={"d": 10}),
+        ev("add", code="gbh", timestamp=(second - timedelta(minutes=10)).isoformat(), properties={"d": 4}),
+    )
+    process()
+    usage = UsageRepository(get_settings().usage_table)
+    # WHEN the second period, without any change of its own, is rated
+    window = rate_window(plans, usage, sub, second, third)
+    (line,) = [line for line in window.lines if line.kind == "usage"]
+    # THEN it bills the 14 GB level held all period: 14 GB-months at 3
+    assert (line.quantity, line.amount_minor) == (Decimal(14), 4200)
+    # AND so does the next period, two windows after the last change
+    window = rate_window(plans, usage, sub, third, add_interval(start, "month", 3))
+    (line,) = [line for line in window.lines if line.kind == "usage"]
+    assert (line.quantity, line.amount_minor, line.source["events"]) == (Decimal(14), 4200, 0)
+    # AND the first period bills 10 GB from day 3 and 4 more for its last 10 minutes
+    window = rate_window(plans, usage, sub, start, second)
+    (line,) = [line for line in window.lines if line.kind == "usage"]
+    held = 10 * Fraction(seconds(start + timedelta(days=3), second)) + 4 * 600
+    expected = held / Fraction(seconds(start, second))
+    assert abs(Fraction(line.quantity) - expected) < Fraction(1, 10**90)
+    cents = expected * 3 * 100
+    assert line.amount_minor == (cents.numerator * 2 + cents.denominator) // (2 * cents.denominator)

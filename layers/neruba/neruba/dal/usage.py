@@ -575,29 +575,40 @@ class UsageRepository:
         aggregates, so every item holding an hour of a day comes before any item of an earlier day. A
         batch found both as a ``USE#`` item and as the day contribution migration 0004 wrote from it
         counts once."""
+        return self.last_cells_before(customer_id, meter_code, hour, grouped=False).get("")
+
+    def last_cells_before(
+        self, customer_id: str, meter_code: str, hour: str, *, grouped: bool
+    ) -> dict[str, StoredCell]:
+        """Per group, the last cell of a meter in an hour before ``hour`` (merged as in
+        ``last_cell_before``). Ungrouped (``grouped`` false), the read stops once the last day holding
+        an ungrouped cell is whole; grouped, a group may have last reported at any earlier time, so the
+        partitions are read back to their first item."""
         pks = [partition(customer_id, meter_code, shard) for shard in range(self.shards)]
-        found: list[tuple[str, str | None, dict[str, Any], CellUsage]] = []  # hour, batch, item, usage
-        best = ""
+        found: list[tuple[str, str, str | None, dict[str, Any], CellUsage]] = []
+        best: dict[str, str] = {}  # group -> its last hour before ``hour``
         for pk in [*pks, f"USE#{customer_id}#{meter_code}"]:
             for item in self._query_back(pk, hour):
-                if str(item["sk"])[:DAY_LENGTH] < best[:DAY_LENGTH]:
+                if not grouped and str(item["sk"])[:DAY_LENGTH] < best.get("", "")[:DAY_LENGTH]:
                     break  # every item of the last day with a cell is read
-                for cell_hour, batch, usage in _ungrouped_cells(item):
-                    if cell_hour < hour:
-                        found.append((cell_hour, batch, item, usage))
-                        best = max(best, cell_hour)
-        last = [f for f in found if f[0] == best]
-        base = next((item for _, batch, item, _ in last if batch is None), None)
-        folded = set((base or {}).get("fb") or ())
-        kept: dict[str | None, tuple[dict[str, Any], CellUsage]] = {}
-        for _, batch, item, usage in last:  # contributions come before USE# items: they win a batch
-            if batch not in folded and batch not in kept:
-                kept[batch] = (item, usage)
-        if not kept:
-            return None
-        usage = merge_cells(u for _, u in kept.values())
-        sources = tuple((str(i["pk"]), str(i["sk"])) for i, _ in kept.values())
-        return StoredCell(best, "", usage, base, sources)
+                for cell_hour, group, batch, usage in _cells(item):
+                    if cell_hour < hour and (grouped or group == "") and cell_hour >= best.get(group, ""):
+                        found.append((cell_hour, group, batch, item, usage))
+                        best[group] = cell_hour
+        result: dict[str, StoredCell] = {}
+        for group, last_hour in sorted(best.items()):
+            last = [(b, i, u) for h, g, b, i, u in found if g == group and h == last_hour]
+            base = next((item for batch, item, _ in last if batch is None), None)
+            folded = set((base or {}).get("fb") or ())
+            kept: dict[str | None, tuple[dict[str, Any], CellUsage]] = {}
+            for batch, item, usage in last:  # contributions come before USE# items: they win a batch
+                if batch not in folded and batch not in kept:
+                    kept[batch] = (item, usage)
+            if kept:
+                merged = merge_cells(u for _, u in kept.values())
+                sources = tuple((str(i["pk"]), str(i["sk"])) for i, _ in kept.values())
+                result[group] = StoredCell(last_hour, group, merged, base, sources)
+        return result
 
     def _query_back(self, pk: str, before: str) -> Iterator[dict[str, Any]]:
         """Items of ``pk`` whose sort key is below ``before``, newest first, a page at a time."""
@@ -892,19 +903,19 @@ class UsageRepository:
         return found
 
 
-def _ungrouped_cells(item: Mapping[str, Any]) -> list[tuple[str, str | None, CellUsage]]:
-    """The ungrouped cells a usage item holds, as (hour, batch, usage): every hour of a day contribution,
+def _cells(item: Mapping[str, Any]) -> list[tuple[str, str, str | None, CellUsage]]:
+    """The cells a usage item holds, as (hour, group, batch, usage): every cell of a day contribution,
     a ``USE#`` item's one cell, or an aggregate's (batch None)."""
     sk = str(item["sk"])
     if is_contribution(sk):
         day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
         cells = ((cell_of(day, cell), stored) for cell, stored in (item.get("cs") or {}).items())
-        return [(hour, batch, cell_usage(c, item.get("agg"))) for (hour, group), c in cells if group == ""]
+        return [(hour, group, batch, cell_usage(c, item.get("agg"))) for (hour, group), c in cells]
     hour, group = sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
     if str(item["pk"]).startswith("USE#"):
         group, _, batch = group.rpartition("#")
-        return [(hour, batch, cell_usage(item))] if group == "" else []
-    return [(hour, None, cell_usage(item))] if group == "" else []
+        return [(hour, group, batch, cell_usage(item))]
+    return [(hour, group, None, cell_usage(item))]
 
 
 def _outcomes_partition(day: str, shard: int) -> str:

@@ -135,8 +135,8 @@ class Meter(BaseModel):
     )
     carry_over: bool = Field(
         default=False,
-        description="latest meters without group_by: a period with no event bills the last value reported"
-        " before it (a level that persists, such as seats or a plan size).",
+        description="latest meters: a period with no event bills the last value reported before it (a"
+        " level that persists, such as seats or a plan size); with group_by, each group's own.",
     )
     created_at: datetime | None = None
 
@@ -149,8 +149,8 @@ class Meter(BaseModel):
                 "allow_negative applies to sum, max, min, average, latest and weighted_sum meters, not"
                 f" {self.aggregation}"
             )
-        if self.carry_over and (self.aggregation != "latest" or self.group_by):
-            raise ValueError("carry_over applies to latest meters without group_by")
+        if self.carry_over and self.aggregation != "latest":
+            raise ValueError("carry_over applies to latest meters")
         if self.aggregation != "count" and not self.field:
             raise ValueError(f"a {self.aggregation} meter needs a field")
         for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from neruba.dal.usage import UsageRepository
 
 HOUR = timedelta(hours=1)
+BEGINNING = "0001-01-01T00"  # the first hour a usage read can name
 
 
 def plan_versions(plans: PlansRepository, subscription: Mapping[str, Any]) -> Versions:
@@ -91,13 +92,16 @@ def read_usage(
         cells: dict[tuple[int, bool, str], list[CellUsage]] = defaultdict(list)
         timed: dict[tuple[int, bool, str], list[tuple[datetime, CellUsage]]] = defaultdict(list)
         opening_of: list[tuple[datetime, str, CellUsage]] = []
-        read: list[tuple[datetime, CellUsage]] = []
+        read: list[tuple[datetime, str, CellUsage]] = []
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
-        for cell in usage.aggregates(customer_id, meter_code, first, last):
+        levels = meter.aggregation == "weighted_sum"  # its level is every change before, so read all
+        for cell in usage.aggregates(customer_id, meter_code, BEGINNING if levels else first, last):
             at = _effective_start(cell.hour, subscription_start)
+            if levels and at < start:
+                opening_of.append((at, cell.group, cell.usage))  # before every part of the window
             if not start <= at < upper:
                 continue
-            read.append((at, cell.usage))
+            read.append((at, cell.group, cell.usage))
             span = _span_of(spans, at)
             if span is not None:
                 in_trial = charging_from is not None and at < charging_from
@@ -128,7 +132,8 @@ def read_usage(
                 meter_code, spans, charging_from, cells, opening_of, window_seconds, paid, trial
             )
         if meter.carry_over:
-            _carry_over(usage, customer_id, meter_code, first, spans, cells, read, paid)
+            grouped = bool(meter.group_by)
+            _carry_over(usage, (customer_id, meter_code, first), grouped, spans, cells, read, paid)
     return dict(paid), dict(trial)
 
 
@@ -172,32 +177,36 @@ def _part(span: PhaseSpan, charging_from: datetime | None, in_trial: bool) -> tu
 
 def _carry_over(
     usage: UsageRepository,
-    customer_id: str,
-    meter_code: str,
-    first_hour: str,
+    where: tuple[str, str, str],
+    grouped: bool,
     spans: list[PhaseSpan],
     cells: Mapping[tuple[int, bool, str], list[CellUsage]],
-    read: list[tuple[datetime, CellUsage]],
+    read: list[tuple[datetime, str, CellUsage]],
     paid: dict[int, dict[str, dict[str, GroupUsage]]],
 ) -> None:
-    """A ``latest`` meter with ``carry_over``: each phase part without an event of its own bills the last
-    value reported before it (in the window, else before it, read only when needed)."""
-    before: CellUsage | None = None
-    looked = False
+    """A ``latest`` meter with ``carry_over``: each phase part without an event of its own (per group)
+    bills the last value reported before it (in the window, else before it). ``where`` is (customer,
+    meter, the window's first hour). Ungrouped, the stored cell before the window is read only when a
+    part needs it; grouped, it is read once per window (a group silent all window is known only there)."""
+    before: dict[str, CellUsage] | None = None
+    if grouped:
+        before = {g: c.usage for g, c in usage.last_cells_before(*where, grouped=True).items()}
+    groups = sorted({g for _, g, _ in read} | set(before or ()) | ({""} if not grouped else set()))
     for span in spans:
-        if (span.index, False, "") in cells:
-            continue
-        earlier = [cell for at, cell in read if at < span.start]
-        if not earlier and not looked:
-            stored = usage.last_cell_before(customer_id, meter_code, first_hour)
-            before, looked = (stored.usage if stored else None), True
-        candidates = earlier or ([before] if before is not None else [])
-        dated = [c for c in candidates if c.latest_at is not None]
-        if dated:
-            source = max(dated, key=lambda c: str(c.latest_at))
-            paid[span.index].setdefault(meter_code, {})[""] = GroupUsage(
-                quantity=combine("latest", dated), carried_from=source.latest_at
-            )
+        for group in groups:
+            if (span.index, False, group) in cells:
+                continue
+            earlier = [cell for at, g, cell in read if g == group and at < span.start]
+            if not earlier and before is None:
+                stored = usage.last_cell_before(*where)
+                before = {"": stored.usage} if stored else {}
+            candidates = earlier or ([before[group]] if before and group in before else [])
+            dated = [c for c in candidates if c.latest_at is not None]
+            if dated:
+                source = max(dated, key=lambda c: str(c.latest_at))
+                paid[span.index].setdefault(where[1], {})[group] = GroupUsage(
+                    quantity=combine("latest", dated), carried_from=source.latest_at
+                )
 
 
 def rate_window(
