@@ -336,7 +336,7 @@ class InvoiceLine(Open):
     source: LineSource | None = None
     references: LineReference | None = Field(
         default=None,
-        description="The line an adjustment corrects, or the top-up request and grant a top-up line pays for.",
+        description="The line an adjustment corrects, or the top-up request and grant a top-up pays for.",
     )
     pending: bool | None = Field(default=None, description="An adjustment the next invoice will carry.")
 
