@@ -406,3 +406,49 @@ def test_a_message_sent_while_another_is_deleted_is_kept(patched: bool) -> None:
             assert bodies == expected
         else:
             assert bodies != expected and "sent meanwhile" not in bodies  # the defect the patch removes
+
+
+@pytest.mark.parametrize("patched", [False, True])
+def test_a_message_moved_to_the_dlq_while_another_is_deleted_stays_moved(patched: bool) -> None:
+    # GIVEN a queue (maxReceiveCount 1) holding a message received once and visible again, so the next
+    # receive moves it to the DLQ, and another message received (moto's threaded server runs a delete and
+    # a receive of other clients at the same time)
+    from moto.sqs.models import sqs_backends
+
+    with mock_aws():
+        sqs = boto3.client(
+            "sqs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        name = f"emulator-dlq-{patched}-{threading.get_ident()}"  # a moto another test used may persist
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]
+        policy = json.dumps({"deadLetterTargetArn": dlq_arn["QueueArn"], "maxReceiveCount": 1})
+        url = sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+        sqs.purge_queue(QueueUrl=url)
+        sqs.purge_queue(QueueUrl=dlq_url)
+        sqs.send_message(QueueUrl=url, MessageBody="spent")
+        spent = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"][0]
+        sqs.send_message(QueueUrl=url, MessageBody="done")
+        done = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"][0]
+        assert (spent["Body"], done["Body"]) == ("spent", "done")
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=spent["ReceiptHandle"], VisibilityTimeout=0)
+        queue = sqs_backends["123456789012"][REGION].queues[name]
+        receiver = threading.Thread(target=lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0))
+
+        def receive_meanwhile() -> None:  # between the delete's scan of the messages and its new list
+            receiver.start()
+            receiver.join(timeout=0.5)  # a receive waiting on the queue's lock cannot finish now
+
+        queue._messages = _ListCallingBack(queue._messages, receive_meanwhile)
+        # WHEN the received message is deleted while another client's receive moves the spent one to the DLQ
+        with EmulatorPatches() if patched else contextlib.nullcontext():
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=done["ReceiptHandle"])
+            receiver.join()
+        # THEN the spent message is in the DLQ only (plain moto also puts it back into the queue)
+        in_dlq = [m.body for m in sqs_backends["123456789012"][REGION].queues[f"{name}-dlq"]._messages]
+        in_queue = [m.body for m in queue._messages]
+        assert in_dlq == ["spent"]
+        if patched:
+            assert in_queue == []
+        else:
+            assert in_queue == ["spent"]  # the defect the patch removes

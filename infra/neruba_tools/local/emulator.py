@@ -3,7 +3,7 @@ proportion to what the request touches rather than to everything stored.
 
 moto answers like DynamoDB and SQS, but (moto 5.2) some of its operations cost time in proportion to the
 whole table or queue, and its DynamoDB model is not written for concurrent requests, which its threaded
-server (werkzeug, one thread per request) hands it. ``EmulatorPatches`` changes six things while the
+server (werkzeug, one thread per request) hands it. ``EmulatorPatches`` changes seven things while the
 stack runs and puts moto back afterwards; tests/infra/test_local_emulator.py runs the same operations with
 and without the patches and compares every answer and the stored state.
 
@@ -28,6 +28,12 @@ and without the patches and compares every answer and the stored state.
    by another client during the scan went into the old list and vanished with it (sent, answered with a
    message id, never received). Under load, with thousands of messages to scan and SendMessageBatch
    appending ten at a time, the ingest path lost events ten at a time that way.
+7. SQS ReceiveMessage under the queue's lock too. A receive that finds a message past its queue's
+   maxReceiveCount removes it from the message list and adds it to the dead-letter queue, again without
+   the lock: during a delete's scan, the removal hit the old list, and the delete's new list brought the
+   message back, so it sat in the DLQ and in its queue at once (and would be processed again). The lock
+   is the queue's own ``Condition``: a long poll waiting for messages releases it while it waits, so
+   sends are not held up by a waiting receive.
 
 Example:
     >>> with EmulatorPatches():  # doctest: +SKIP
@@ -278,6 +284,29 @@ class GuardedDeletes:
         self._queue.delete_message = self._real
 
 
+class GuardedReceives:
+    """Patches moto's SQS ``SQSBackend.receive_message`` to hold the queue's own lock (item 7 above)."""
+
+    def __init__(self) -> None:
+        from moto.sqs.models import SQSBackend
+
+        self._backend = SQSBackend
+        self._real = SQSBackend.receive_message
+
+    def install(self) -> None:
+        real = self._real
+
+        def receive_message(backend: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            queue = backend.get_queue(queue_name)
+            with queue._messages_lock:  # re-entrant; waiting for messages releases it (Condition.wait)
+                return real(backend, queue_name, *args, **kwargs)
+
+        self._backend.receive_message = receive_message
+
+    def uninstall(self) -> None:
+        self._backend.receive_message = self._real
+
+
 class SerialDynamoDB:
     """Patches moto's DynamoDB request handler to answer one request at a time (item 1 above)."""
 
@@ -301,7 +330,7 @@ class SerialDynamoDB:
 
 
 class EmulatorPatches:
-    """All six patches, installed on ``__enter__``/``install`` and removed on ``__exit__``/``uninstall``;
+    """All seven patches, installed on ``__enter__``/``install`` and removed on ``__exit__``/``uninstall``;
     nesting (two stacks in one process) installs once."""
 
     _depth = 0
@@ -313,7 +342,7 @@ class EmulatorPatches:
             if EmulatorPatches._depth == 0:
                 parts = [
                     SerialDynamoDB(), ItemLevelTransactions(), NarrowedQueries(), QueueLookups(),
-                    GuardedDeletes(),
+                    GuardedDeletes(), GuardedReceives(),
                 ]  # fmt: skip
                 for part in parts:
                     part.install()

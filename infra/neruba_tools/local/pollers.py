@@ -1,9 +1,20 @@
 """Feeding SQS queues to handlers the way a Lambda event source mapping does.
 
 One ``QueuePoller`` thread per SQS event: it long-polls the queue, gathers up to BatchSize messages within
-the batching window, invokes the function with Lambda's SQS event, deletes what succeeded and makes the
-rest visible again after ``retry_delay`` seconds, so that moto's RedrivePolicy moves a message that keeps
-failing to its dead-letter queue after maxReceiveCount receives.
+the batching window, invokes the function with Lambda's SQS event and deletes what succeeded. As on AWS,
+the rest is left alone: a failed message (a batch item failure, or an invocation that raised or ran past
+its function's Timeout) stays invisible until the queue's VisibilityTimeout has passed since its receive,
+then comes back, and moto's RedrivePolicy moves a message that keeps failing to its dead-letter queue after
+maxReceiveCount receives. Whatever relies on that gap (the ingest worker's hold, ``HOLD``, is shorter than
+the ingest queue's visibility timeout) sees the same gap locally.
+
+``retry_delay`` departs from AWS on purpose: when given, failed messages come back after that many seconds
+instead. Only stacks built from test templates use it (to see a message reach its DLQ quickly); the stack
+of template.yaml never does.
+
+Past its function's Timeout an invocation is given up: its batch counts as failed, nothing of it is
+deleted. Python cannot kill the thread running the code, so that code runs on until it returns, and its
+result is discarded (on AWS the environment is stopped there); meanwhile its environment stays busy.
 
 Example:
     >>> poller = QueuePoller(sqs, url, arn, handler, batch_size=10)  # doctest: +SKIP
@@ -96,6 +107,10 @@ def failed_message_ids(response: Any, batch_ids: set[str], report_failures: bool
     return ids if ids <= batch_ids and "" not in ids else set(batch_ids)
 
 
+class InvocationTimedOut(Exception):
+    """An invocation ran past its function's Timeout."""
+
+
 class QueuePoller:
     """One SQS event source mapping; ``invoke(event)`` runs the function."""
 
@@ -108,15 +123,17 @@ class QueuePoller:
         batch_size: int = 10,
         window: float = 0.0,
         report_failures: bool = False,
-        retry_delay: int = 1,
+        retry_delay: int | None = None,
         poll_interval: float = 0.2,
         wait_seconds: int = 1,
         name: str = "",
+        timeout: float | None = None,
     ) -> None:
         self.sqs, self.queue_url, self.queue_arn, self.invoke = sqs, queue_url, queue_arn, invoke
         self.batch_size, self.window, self.report_failures = max(1, batch_size), window, report_failures
         self.retry_delay, self.poll_interval, self.wait_seconds = retry_delay, poll_interval, wait_seconds
         self.name = name or queue_url.rsplit("/", 1)[-1]
+        self.timeout = timeout  # the function's Timeout in seconds (None: wait for it however long)
         self.invocations = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"poller-{self.name}", daemon=True)
@@ -162,18 +179,48 @@ class QueuePoller:
         ids = {m["MessageId"] for m in messages}
         self.invocations += 1
         try:
-            response = self.invoke(build_sqs_event(messages, self.queue_arn))
+            response = self._invoke_within_timeout(build_sqs_event(messages, self.queue_arn))
             failed = failed_message_ids(response, ids, self.report_failures)
             if failed == ids and self.report_failures and response:
                 LOG.warning("%s: the function reported the whole batch failed: %.200r", self.name, response)
+        except InvocationTimedOut:
+            LOG.warning(
+                "%s: the function ran past its %s s Timeout; the batch returns to the queue after its "
+                "visibility timeout (the code runs on, its result will be discarded)",
+                self.name,
+                self.timeout,
+            )
+            failed = ids
         except Exception:
             LOG.exception("%s: the function raised; the batch returns to the queue", self.name)
             failed = ids
         self.settle(messages, failed, self.retry_delay)
         return failed
 
-    def settle(self, messages: list[dict[str, Any]], failed: set[str], retry_delay: int) -> None:
-        """Delete the messages that succeeded; make the failed ones visible after ``retry_delay`` s."""
+    def _invoke_within_timeout(self, event: dict[str, Any]) -> Any:
+        """The function's answer to ``event``; ``InvocationTimedOut`` if it has none within the Timeout."""
+        if self.timeout is None:
+            return self.invoke(event)
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["response"] = self.invoke(event)
+            except BaseException as exc:  # handed to the poller's thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"invocation-{self.name}", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            raise InvocationTimedOut(self.timeout)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("response")
+
+    def settle(self, messages: list[dict[str, Any]], failed: set[str], retry_delay: int | None) -> None:
+        """Delete the messages that succeeded; leave the failed ones to come back after the queue's
+        visibility timeout, or make them visible after ``retry_delay`` s when that is given."""
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
@@ -181,6 +228,8 @@ class QueuePoller:
             answer = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             for failure in answer.get("Failed", []):
                 LOG.warning("%s: could not delete a processed message: %s", self.name, failure)
+        if retry_delay is None:
+            return
         for message in messages:
             if message["MessageId"] in failed:
                 self.sqs.change_message_visibility(

@@ -159,7 +159,7 @@ class LocalStack:
         poll_interval: float = 0.2,
         *,
         schedules: bool = True,
-        retry_delay: int = 1,
+        retry_delay: int | None = None,
         log_requests: bool = False,
         state_dir: str | Path | None = None,
         snapshot_interval: float = 60.0,
@@ -405,6 +405,7 @@ class LocalStack:
                     report_failures=source.report_failures,
                     retry_delay=self.retry_delay,
                     poll_interval=self.poll_interval,
+                    timeout=function.spec.timeout,
                     name=f"{source.function}.{source.event}" + (f"#{number}" if number else ""),
                 )
                 self.pollers.append(poller)
