@@ -243,7 +243,7 @@ def get_subscription(
         stored = repo.subscription(subscription_id)
     except CatalogNotFoundError as exc:
         raise NotFoundError(f"No subscription {subscription_id!r}.", code="subscription_not_found") from exc
-    return state_at(stored, now or datetime.now(UTC))
+    return state_at({**stored.document, "revision": stored.revision}, now or datetime.now(UTC))
 
 
 def list_subscriptions(
@@ -254,4 +254,4 @@ def list_subscriptions(
 
     get_customer(repo, customer_id)
     moment = now or datetime.now(UTC)
-    return [state_at(sub, moment) for sub in repo.customer_subscriptions(customer_id)]
+    return [state_at(sub.document, moment) for sub in repo.customer_subscriptions(customer_id)]

@@ -75,7 +75,7 @@ def _claims_of(repo: PlansRepository, subscriptions: list[dict[str, Any]]) -> li
 
 def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: SubscriptionGuard) -> None:
     """409 ``subscription_overlap`` when ``subscription`` charges what another of the customer's does."""
-    others = [s for s in repo.subscriptions_by_id(guard.ids) if s["id"] != subscription["id"]]
+    others = [s.document for s in repo.subscriptions_by_id(guard.ids) if s.id != subscription["id"]]
     found = first_overlap(_claims_of(repo, [subscription]), _claims_of(repo, others))
     if found is None:
         return
