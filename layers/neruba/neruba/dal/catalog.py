@@ -116,10 +116,10 @@ class CatalogRepository:
         self, kind: str, limit: int, cursor: str | None, prefix: str = ""
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a kind's documents in ``list_key`` order, and the cursor of the next page."""
-        items, next_cursor = self.list_items(kind, limit, cursor, prefix)
+        items, next_cursor = self._list_items(kind, limit, cursor, prefix)
         return [json.loads(item["doc"]) for item in items], next_cursor
 
-    def list_items(
+    def _list_items(
         self, kind: str, limit: int, cursor: str | None, prefix: str = ""
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a kind's stored items in ``list_key`` order, and the cursor of the next page."""

@@ -45,6 +45,39 @@ class SubscriptionGuard:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanVersion:
+    """One published version of a plan: the fields logic decides on, and ``document`` (the version as
+    published), which the API answers and rating reads the charges from."""
+
+    code: str
+    version: int
+    currency: str
+    interval: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A plan: its latest version, the numbers of all its versions, and ``document`` (the latest
+    version's document with ``versions``), which the API answers."""
+
+    latest: PlanVersion
+    versions: tuple[int, ...]
+    document: dict[str, Any]
+
+
+def version_record(doc: dict[str, Any]) -> PlanVersion:
+    """The plan version whose stored document is ``doc``."""
+    return PlanVersion(
+        code=str(doc["code"]),
+        version=int(doc["version"]),
+        currency=str(doc.get("currency")),
+        interval=str(doc.get("interval")),
+        document=doc,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     """A stored subscription: the fields logic decides on, and ``document`` (the stored document, without
     the ``revision`` it is stored at), which the API answers and a change starts from."""
@@ -131,24 +164,24 @@ class PlansRepository(CatalogRepository):
                 continue  # the header moved meanwhile: read it again
         raise CatalogConflictError(f"plan {code!r} kept changing; try again")
 
-    def plan(self, code: str) -> dict[str, Any]:
-        """The latest version's document plus the list of version numbers."""
+    def plan(self, code: str) -> Plan:
+        """The plan: its latest version and the list of version numbers."""
         items = self._query_pk(f"PLN#{code}")
         header = next((i for i in items if i["sk"] == "#"), None)
         if header is None:
             raise CatalogNotFoundError(f"no plan {code!r}")
-        doc: dict[str, Any] = json.loads(header["doc"])
-        doc["versions"] = [int(str(i["sk"])[2:]) for i in items if str(i["sk"]).startswith("V#")]
-        return doc
+        latest: dict[str, Any] = json.loads(header["doc"])
+        versions = [int(str(i["sk"])[2:]) for i in items if str(i["sk"]).startswith("V#")]
+        return Plan(version_record(latest), tuple(versions), {**latest, "versions": versions})
 
-    def version(self, code: str, version: int | None = None) -> dict[str, Any]:
-        """One version's document (the latest when ``version`` is None)."""
+    def version(self, code: str, version: int | None = None) -> PlanVersion:
+        """One version (the latest when ``version`` is None)."""
         if version is None:
-            return {k: v for k, v in self.plan(code).items() if k != "versions"}
+            return self.plan(code).latest
         item = self._get({"pk": {"S": f"PLN#{code}"}, "sk": {"S": _version_sk(version)}})
         if item is None:
             raise CatalogNotFoundError(f"no version {version} of plan {code!r}")
-        return dict(json.loads(item["doc"]))
+        return version_record(json.loads(item["doc"]))
 
     def subscription_guard(self, customer_id: str) -> SubscriptionGuard:
         """The customer's guard, read consistently. Without one yet (subscriptions made before guards
@@ -254,9 +287,9 @@ class PlansRepository(CatalogRepository):
         return {**body, "revision": revision + 1}
 
     def customer_subscriptions(self, customer_id: str) -> list[Subscription]:
-        items, cursor = self.list_items("subscription", 100, None, prefix=f"{customer_id}#")
+        items, cursor = self._list_items("subscription", 100, None, prefix=f"{customer_id}#")
         while cursor:
-            more, cursor = self.list_items("subscription", 100, cursor, prefix=f"{customer_id}#")
+            more, cursor = self._list_items("subscription", 100, cursor, prefix=f"{customer_id}#")
             items += more
         return [subscription_record(item) for item in items]
 
