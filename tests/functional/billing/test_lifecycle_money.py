@@ -402,7 +402,7 @@ def test_future_plan_change_then_immediate_cancellation_keeps_phases_well_formed
 
     # THEN the change that never took effect is gone and pro ends at the cancellation
     stored = billing.plans.subscription(sub["id"])
-    assert [(p["plan_code"], ts(p["start_at"]), ts(p["end_at"])) for p in stored["phases"]] == [
+    assert [(p["plan_code"], ts(p["start_at"]), ts(p["end_at"])) for p in stored.document["phases"]] == [
         ("pro", start, ended)
     ]
     # AND the final invoice credits pro's unused time from the cancellation, nothing of max

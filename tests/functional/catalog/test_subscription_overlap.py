@@ -42,7 +42,9 @@ def _listed(customer_id: str = "acme") -> list[dict[str, Any]]:
     from neruba.dal.plans import PlansRepository
     from neruba.settings import get_settings
 
-    return PlansRepository(get_settings().catalog_table).customer_subscriptions(customer_id)
+    return [
+        s.document for s in PlansRepository(get_settings().catalog_table).customer_subscriptions(customer_id)
+    ]
 
 
 def _subscribe(

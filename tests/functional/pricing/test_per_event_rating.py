@@ -173,7 +173,7 @@ def test_publishing_twice_or_crashing_after_registering_keeps_one_rule(
     rules = CatalogRepository(get_settings().catalog_table).lookup(set(), {"tokens"}).event_rules["tokens"]
     rule = rule_of({"model": "percentage", **CHARGE})
     assert rule is not None and rules == {digest(rule): rule}
-    assert plans.plan("crashy")["code"] == "crashy"
+    assert plans.plan("crashy").document["code"] == "crashy"
 
 
 def test_a_drifted_per_event_sum_in_a_day_contribution_is_repaired_by_the_sweep(

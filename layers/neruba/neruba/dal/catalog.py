@@ -116,6 +116,13 @@ class CatalogRepository:
         self, kind: str, limit: int, cursor: str | None, prefix: str = ""
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a kind's documents in ``list_key`` order, and the cursor of the next page."""
+        items, next_cursor = self._list_items(kind, limit, cursor, prefix)
+        return [json.loads(item["doc"]) for item in items], next_cursor
+
+    def _list_items(
+        self, kind: str, limit: int, cursor: str | None, prefix: str = ""
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a kind's stored items in ``list_key`` order, and the cursor of the next page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": "by-kind",
@@ -134,9 +141,9 @@ class CatalogRepository:
                 agrees=_names_listed_item,
             )
         response = client("dynamodb").query(**kwargs)
-        docs = [json.loads(from_item(item)["doc"]) for item in response.get("Items", [])]
+        items = [from_item(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return docs, encode_cursor(last, query) if last else None
+        return items, encode_cursor(last, query) if last else None
 
     def get_customer(self, external_id: str) -> Customer | None:
         values = self._get(_customer_key(external_id))

@@ -44,6 +44,67 @@ class SubscriptionGuard:
     ids: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PlanVersion:
+    """One published version of a plan: the fields logic decides on, and ``document`` (the version as
+    published), which the API answers and rating reads the charges from."""
+
+    code: str
+    version: int
+    currency: str
+    interval: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A plan: its latest version, the numbers of all its versions, and ``document`` (the latest
+    version's document with ``versions``), which the API answers."""
+
+    latest: PlanVersion
+    versions: tuple[int, ...]
+    document: dict[str, Any]
+
+
+def version_record(doc: dict[str, Any]) -> PlanVersion:
+    """The plan version whose stored document is ``doc``."""
+    return PlanVersion(
+        code=str(doc["code"]),
+        version=int(doc["version"]),
+        currency=str(doc.get("currency")),
+        interval=str(doc.get("interval")),
+        document=doc,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A stored subscription: the fields logic decides on, and ``document`` (the stored document, without
+    the ``revision`` it is stored at), which the API answers and a change starts from."""
+
+    id: str
+    customer_id: str
+    status: str
+    currency: str
+    trial_end: str | None
+    revision: int
+    document: dict[str, Any]
+
+
+def subscription_record(item: dict[str, Any]) -> Subscription:
+    """The subscription in catalog item ``item``."""
+    doc: dict[str, Any] = json.loads(item["doc"])
+    return Subscription(
+        id=str(doc["id"]),
+        customer_id=str(doc["customer_id"]),
+        status=str(doc.get("status")),
+        currency=str(doc.get("currency")),
+        trial_end=doc.get("trial_end"),
+        revision=int(item["rev"]),
+        document=doc,
+    )
+
+
 class PlansRepository(CatalogRepository):
     """Publish and read plan versions; create, read and update subscriptions."""
 
@@ -103,45 +164,44 @@ class PlansRepository(CatalogRepository):
                 continue  # the header moved meanwhile: read it again
         raise CatalogConflictError(f"plan {code!r} kept changing; try again")
 
-    def plan(self, code: str) -> dict[str, Any]:
-        """The latest version's document plus the list of version numbers."""
+    def plan(self, code: str) -> Plan:
+        """The plan: its latest version and the list of version numbers."""
         items = self._query_pk(f"PLN#{code}")
         header = next((i for i in items if i["sk"] == "#"), None)
         if header is None:
             raise CatalogNotFoundError(f"no plan {code!r}")
-        doc: dict[str, Any] = json.loads(header["doc"])
-        doc["versions"] = [int(str(i["sk"])[2:]) for i in items if str(i["sk"]).startswith("V#")]
-        return doc
+        latest: dict[str, Any] = json.loads(header["doc"])
+        versions = [int(str(i["sk"])[2:]) for i in items if str(i["sk"]).startswith("V#")]
+        return Plan(version_record(latest), tuple(versions), {**latest, "versions": versions})
 
-    def version(self, code: str, version: int | None = None) -> dict[str, Any]:
-        """One version's document (the latest when ``version`` is None)."""
+    def version(self, code: str, version: int | None = None) -> PlanVersion:
+        """One version (the latest when ``version`` is None)."""
         if version is None:
-            return {k: v for k, v in self.plan(code).items() if k != "versions"}
+            return self.plan(code).latest
         item = self._get({"pk": {"S": f"PLN#{code}"}, "sk": {"S": _version_sk(version)}})
         if item is None:
             raise CatalogNotFoundError(f"no version {version} of plan {code!r}")
-        return dict(json.loads(item["doc"]))
+        return version_record(json.loads(item["doc"]))
 
     def subscription_guard(self, customer_id: str) -> SubscriptionGuard:
         """The customer's guard, read consistently. Without one yet (subscriptions made before guards
         existed), the ids come from the customer's listing; the first guarded write then stores them."""
         item = self._get(_guard_key(customer_id))
         if item is None:
-            ids = tuple(str(d["id"]) for d in self.customer_subscriptions(customer_id))
+            ids = tuple(s.id for s in self.customer_subscriptions(customer_id))
             return SubscriptionGuard(customer_id, 0, ids)
         return SubscriptionGuard(customer_id, int(item["rev"]), tuple(str(i) for i in item.get("ids") or ()))
 
-    def subscriptions_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+    def subscriptions_by_id(self, ids: Sequence[str]) -> list[Subscription]:
         """The subscriptions ``ids`` (consistent reads, 100 keys per request), in no particular order."""
-        found: list[dict[str, Any]] = []
+        found: list[Subscription] = []
         for start in range(0, len(ids), 100):
             keys = [{"pk": {"S": f"SUB#{i}"}, "sk": {"S": "#"}} for i in ids[start : start + 100]]
             pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
             for attempt in range(8):
                 response = client("dynamodb").batch_get_item(RequestItems=pending)
                 for raw in response["Responses"].get(self.table_name, []):
-                    item = from_item(raw)
-                    found.append({**json.loads(item["doc"]), "revision": int(item["rev"])})
+                    found.append(subscription_record(from_item(raw)))
                 pending = response.get("UnprocessedKeys") or {}
                 if not pending:
                     break
@@ -189,11 +249,11 @@ class PlansRepository(CatalogRepository):
         Transaction([{"Put": put}, self._guard_item(guard, ids), *extra]).commit()
         return {**doc, "revision": 1}
 
-    def subscription(self, subscription_id: str) -> dict[str, Any]:
+    def subscription(self, subscription_id: str) -> Subscription:
         item = self._get({"pk": {"S": f"SUB#{subscription_id}"}, "sk": {"S": "#"}})
         if item is None:
             raise CatalogNotFoundError(f"no subscription {subscription_id!r}")
-        return {**json.loads(item["doc"]), "revision": int(item["rev"])}
+        return subscription_record(item)
 
     def save_subscription(
         self, doc: dict[str, Any], guard: SubscriptionGuard | None = None, extra: Actions = ()
@@ -226,12 +286,12 @@ class PlansRepository(CatalogRepository):
             raise
         return {**body, "revision": revision + 1}
 
-    def customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
-        docs, cursor = self.list_docs("subscription", 100, None, prefix=f"{customer_id}#")
+    def customer_subscriptions(self, customer_id: str) -> list[Subscription]:
+        items, cursor = self._list_items("subscription", 100, None, prefix=f"{customer_id}#")
         while cursor:
-            more, cursor = self.list_docs("subscription", 100, cursor, prefix=f"{customer_id}#")
-            docs += more
-        return docs
+            more, cursor = self._list_items("subscription", 100, cursor, prefix=f"{customer_id}#")
+            items += more
+        return [subscription_record(item) for item in items]
 
     def _query_pk(self, pk: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for 
     from neruba.dal.billing import BillingRepository
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.ledger import LedgerRepository
-    from neruba.dal.plans import PlansRepository
+    from neruba.dal.plans import PlansRepository, Subscription
     from neruba.dal.usage import UsageRepository
     from neruba.domain.credits import CreditApplication, Line
     from neruba.domain.ledger import Posting
@@ -84,8 +84,8 @@ class Billing:
     catalog_table: str = ""
     add_interval: Callable[[datetime, str, int], datetime] = _add_interval
 
-    def subscription(self, subscription_id: str) -> dict[str, Any]:
-        """The subscription document (``PlansRepository.subscription``)."""
+    def subscription(self, subscription_id: str) -> Subscription:
+        """The stored subscription (``PlansRepository.subscription``)."""
         return self.plans.subscription(subscription_id)
 
     def rate_window(self, subscription: dict[str, Any], start: datetime, end: datetime) -> RatedWindow:

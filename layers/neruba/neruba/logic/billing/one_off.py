@@ -93,9 +93,9 @@ def _customer(ctx: Billing, customer_id: str) -> Any:
 def _has_billed_subscription(ctx: Billing, customer_id: str, currency: str) -> bool:
     """Whether a subscription of the customer in ``currency`` will bill another window."""
     for sub in ctx.plans.customer_subscriptions(customer_id):
-        if sub.get("status") not in ("active", "trialing") or sub.get("currency") != currency:
+        if sub.status not in ("active", "trialing") or sub.currency != currency:
             continue
-        state = ctx.billing.state(str(sub["id"]))
+        state = ctx.billing.state(sub.id)
         if state is None or state.status == "active":
             return True
     return False

@@ -49,7 +49,7 @@ def upcoming_invoice(
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
     windows = []
     for sub in sorted(
-        (state_at(s, now) for s in plans.customer_subscriptions(customer_id)),
+        (state_at(s.document, now) for s in plans.customer_subscriptions(customer_id)),
         key=lambda s: (str(s["start_at"]), str(s["id"])),
     ):
         anchor = parse_ts(str(sub["start_at"]))

@@ -90,7 +90,7 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
     now = now or datetime.now(UTC)
     outcome = JobOutcome()
     state = ctx.billing.state(job.subscription_id)
-    subscription = ctx.subscription(job.subscription_id)
+    subscription = ctx.subscription(job.subscription_id).document
     if state is None:
         ensure_billing_state(ctx.billing, subscription)
         state = ctx.billing.state(job.subscription_id)

@@ -65,8 +65,8 @@ def archive_customer(
     archived_at = customer.archived_at or now
     ending = Cancellation(at_period_end=False, reason=body.reason or "customer archived", ticket=body.ticket)
     for sub in repo.customer_subscriptions(external_id):
-        if sub.get("status") == "active":
-            _end(repo, str(sub["id"]), ending, archived_at, by)
+        if sub.status == "active":
+            _end(repo, sub.id, ending, archived_at, by)
     return customer.model_dump(mode="json")
 
 
@@ -83,7 +83,7 @@ def _end(repo: PlansRepository, subscription_id: str, ending: Cancellation, at: 
         except ConflictError as exc:
             if exc.code not in ("subscription_canceled", "subscription_conflict"):
                 raise
-            if repo.subscription(subscription_id).get("status") != "active":
+            if repo.subscription(subscription_id).status != "active":
                 return
     subscriptions.cancel(repo, subscription_id, ending, now=at, by=by)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
-from neruba.dal.plans import PlansRepository
+from neruba.dal.plans import PlansRepository, PlanVersion
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -204,7 +204,7 @@ def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> 
         )
     _register_event_rules(repo, body)
     repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
-    return repo.plan(body.code)
+    return repo.plan(body.code).document
 
 
 def publish_version(
@@ -214,17 +214,17 @@ def publish_version(
     _check_charges(repo, body)
     _register_event_rules(repo, body)
     version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
-    return repo.version(code, version)
+    return repo.version(code, version).document
 
 
 def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> dict[str, Any]:
     try:
-        return repo.plan(code) if version is None else repo.version(code, version)
+        return repo.plan(code).document if version is None else repo.version(code, version).document
     except CatalogNotFoundError as exc:
         raise NotFoundError(str(exc).capitalize() + ".", code="plan_not_found", param="plan_code") from exc
 
 
-def plan_version_of(repo: PlansRepository, code: str, version: int | None) -> dict[str, Any]:
+def plan_version_of(repo: PlansRepository, code: str, version: int | None) -> PlanVersion:
     """One version of a plan (the latest when ``version`` is None), or 404."""
     try:
         return repo.version(code, version)
@@ -243,7 +243,7 @@ def get_subscription(
         stored = repo.subscription(subscription_id)
     except CatalogNotFoundError as exc:
         raise NotFoundError(f"No subscription {subscription_id!r}.", code="subscription_not_found") from exc
-    return state_at(stored, now or datetime.now(UTC))
+    return state_at({**stored.document, "revision": stored.revision}, now or datetime.now(UTC))
 
 
 def list_subscriptions(
@@ -254,4 +254,4 @@ def list_subscriptions(
 
     get_customer(repo, customer_id)
     moment = now or datetime.now(UTC)
-    return [state_at(sub, moment) for sub in repo.customer_subscriptions(customer_id)]
+    return [state_at(sub.document, moment) for sub in repo.customer_subscriptions(customer_id)]

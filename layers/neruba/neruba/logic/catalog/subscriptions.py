@@ -66,7 +66,7 @@ def _claims_of(repo: PlansRepository, subscriptions: list[dict[str, Any]]) -> li
 
     def meters(code: str, version: int) -> list[str]:
         if (code, version) not in versions:
-            doc = repo.version(code, version)
+            doc = repo.version(code, version).document
             versions[(code, version)] = [str(c["meter_code"]) for c in doc.get("charges") or []]
         return versions[(code, version)]
 
@@ -75,7 +75,7 @@ def _claims_of(repo: PlansRepository, subscriptions: list[dict[str, Any]]) -> li
 
 def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: SubscriptionGuard) -> None:
     """409 ``subscription_overlap`` when ``subscription`` charges what another of the customer's does."""
-    others = [s for s in repo.subscriptions_by_id(guard.ids) if s["id"] != subscription["id"]]
+    others = [s.document for s in repo.subscriptions_by_id(guard.ids) if s.id != subscription["id"]]
     found = first_overlap(_claims_of(repo, [subscription]), _claims_of(repo, others))
     if found is None:
         return
@@ -114,9 +114,9 @@ def _new_doc(
             param="customer_id",
         )
     version = plan_version_of(repo, body.plan_code, body.plan_version)
-    if version["currency"] != customer.currency:
+    if version.currency != customer.currency:
         raise InvalidRequestError(
-            f"Plan currency {version['currency']} differs from the customer's {customer.currency}.",
+            f"Plan currency {version.currency} differs from the customer's {customer.currency}.",
             code="currency_mismatch",
             param="plan_code",
         )
@@ -130,8 +130,8 @@ def _new_doc(
         "id": "sub_" + hashlib.sha256(seed.encode()).hexdigest()[:20],
         "customer_id": body.customer_id,
         "status": "active",
-        "currency": version["currency"],
-        "interval": version["interval"],
+        "currency": version.currency,
+        "interval": version.interval,
         "start_at": iso(start),
         "trial_end": iso(body.trial_end) if body.trial_end else None,
         "cancel_at_period_end": False,
@@ -140,7 +140,7 @@ def _new_doc(
         "phases": [
             {
                 "plan_code": body.plan_code,
-                "plan_version": version["version"],
+                "plan_version": version.version,
                 "start_at": iso(start),
                 "end_at": None,
             }
@@ -248,7 +248,7 @@ def change_plan(
                 param="at",
             )
         version = plan_version_of(repo, change.plan_code, change.plan_version)
-        if version["currency"] != sub["currency"] or version["interval"] != sub["interval"]:
+        if version.currency != sub["currency"] or version.interval != sub["interval"]:
             raise InvalidRequestError(
                 "The new plan must have the same currency and interval.",
                 code="incompatible_plan",
@@ -263,7 +263,7 @@ def change_plan(
         sub["phases"].append(
             {
                 "plan_code": change.plan_code,
-                "plan_version": version["version"],
+                "plan_version": version.version,
                 "start_at": iso(at),
                 "end_at": None,
                 "created_at": iso(now),

@@ -166,7 +166,7 @@ def _period_bucket(catalog: PlansRepository, customer_id: str) -> Callable[[str]
     subscriptions = catalog.customer_subscriptions(customer_id)
     if not subscriptions:
         return lambda hour: "total"
-    first = min(subscriptions, key=lambda s: str(s["start_at"]))
+    first = min((s.document for s in subscriptions), key=lambda s: str(s["start_at"]))
     anchor, interval = parse_ts(first["start_at"]), str(first["interval"])
 
     def bucket(hour: str) -> str:

@@ -40,7 +40,7 @@ def plan_versions(plans: PlansRepository, subscription: Mapping[str, Any]) -> Ve
         key = (str(phase["plan_code"]), int(phase["plan_version"]))
         if key not in versions:
             try:
-                versions[key] = plans.version(*key)
+                versions[key] = plans.version(*key).document
             except CatalogNotFoundError as exc:
                 raise NotFoundError(
                     f"No version {key[1]} of plan {key[0]!r}.", code="plan_not_found", param="plan_code"

@@ -48,18 +48,17 @@ def _trials(ctx: SweepContext, result: CheckResult) -> None:
             continue
         for sub in subscriptions:
             result.checked["subscriptions"] += 1
-            trial_end = sub.get("trial_end")
-            if sub.get("status") != "active" or not trial_end:
+            trial_end = sub.trial_end
+            if sub.status != "active" or not trial_end:
                 continue
             if not ctx.now < parse_ts(trial_end) <= ctx.now + TRIAL_NOTICE:
                 continue
-            data = {k: v for k, v in sub.items() if k != "revision"}
-            key = f"{sub['id']}#{trial_end}"
+            key = f"{sub.id}#{trial_end}"
             try:
-                if emit_once("subscription.trial_will_end", customer_id, data, ctx.now, key):
-                    result.details["trial_will_end"].append(sub["id"])
+                if emit_once("subscription.trial_will_end", customer_id, sub.document, ctx.now, key):
+                    result.details["trial_will_end"].append(sub.id)
             except Exception as exc:  # the next sweep tries again (the mark was not written)
-                result.fail("trial_will_end", exc, customer_id=customer_id, subscription_id=sub["id"])
+                result.fail("trial_will_end", exc, customer_id=customer_id, subscription_id=sub.id)
 
 
 def dlq_urls(text: str) -> dict[str, str]:
