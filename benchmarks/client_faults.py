@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "seconds_total": round(time.monotonic() - started, 1),
             "events_per_second_sent": round(args.events / run.send_seconds, 1) if run.send_seconds else None,
-            "command": "python -m benchmarks.client_faults "
-            + " ".join(a for a in (argv or sys.argv[1:]) if not a.startswith("--note")),
+            "command": "python -m benchmarks.client_faults " + " ".join(_without_note(argv or sys.argv[1:])),
             "note": args.note,
         }
     )
@@ -85,3 +84,22 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _without_note(arguments: list[str]) -> list[str]:
+    """The command line as run, without ``--note`` and its text (``--note X`` or ``--note=X``).
+
+    Example:
+        >>> _without_note(["--events", "10", "--note", "a b", "--seed", "3", "--note=x"])
+        ['--events', '10', '--seed', '3']
+    """
+    kept: list[str] = []
+    skip = False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument == "--note":
+            skip = True
+        elif not argument.startswith("--note="):
+            kept.append(argument)
+    return kept
