@@ -47,12 +47,12 @@ def utc(at: datetime) -> datetime:
 
 def ts(at: datetime) -> str:
     """The storage format: fixed-width UTC with microseconds and ``Z`` (text order is time order)."""
-    return utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc(at).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # years padded to 4 digits
 
 
 def ts_seconds(at: datetime) -> str:
     """Whole seconds in UTC with ``Z`` (the Stripe records' format, sortable as text)."""
-    return utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(at).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def iso(at: datetime, *, seconds: bool = False) -> str:

@@ -351,3 +351,17 @@ def test_repository_reads_a_page_with_few_requests(
     assert len(page.events) == len(spread["tokens"]) and page.next_cursor is None
     # the whole range of one meter: every day of it in every shard, and one BatchGetItem for 15 events
     assert calls.count("query") == usage.shards * days and calls.count("batch_get_item") == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),  # the calendar's first day
+        ("9999-12-31T00:00:00Z", "9999-12-31T23:59:59Z"),  # its last day
+    ],
+)
+def test_a_range_at_the_calendars_edges_lists_nothing(catalog: Any, start: str, end: str) -> None:
+    # WHEN the list is asked for a window on the first or last day the calendar holds
+    status, body = _list({"customer_id": "acme", "from": start, "to": end})
+    # THEN an empty page, never a 500 (a year under 1000 written unpadded, a day past 9999-12-31)
+    assert (status, body["data"], body["has_more"]) == (200, [], False), body

@@ -514,17 +514,17 @@ class UsageRepository:
         """Outcome counters per minute in [start, end), every shard's added up."""
         minutes: dict[str, dict[str, int]] = {}
         day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        lo, hi = start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
+        lo, hi = _minute(start), _minute(end)
         while day < end:
             for shard in range(self.shards):
-                for item in self._query(
-                    _outcomes_partition(day.strftime("%Y-%m-%d"), shard), between=(lo, hi)
-                ):
+                for item in self._query(_outcomes_partition(day.isoformat()[:10], shard), between=(lo, hi)):
                     if str(item["sk"]) < hi:
                         counts = minutes.setdefault(str(item["sk"]), {})
                         for name, n in item.items():
                             if name not in ("pk", "sk"):
                                 counts[name] = counts.get(name, 0) + int(n)
+            if day.date() == date.max:
+                break  # the calendar's last day read
             day += timedelta(days=1)
         return [OutcomeCounts(minute, counts) for minute, counts in sorted(minutes.items())]
 
@@ -793,6 +793,8 @@ class UsageRepository:
                                 ids = tuple(sorted(str(t) for t in stored.get("tx") or ()))
                                 cells.append((hour, meter, f"{hour}#{batch}#{group}", ids))
             yield from sorted(cells)
+            if day == last[:DAY_LENGTH]:
+                return  # the last day read (a day after 9999-12-31 does not exist)
             day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
     def release(self, customer_id: str, transaction_id: str, batch: str) -> None:
@@ -925,3 +927,8 @@ def _outcomes_partition(day: str, shard: int) -> str:
 def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:
     """An event from a low-level item (as DynamoDB returns it), or None."""
     return StoredEvent.from_stored(from_item(item)) if item else None
+
+
+def _minute(at: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM`` of an instant (the outcome counters' sort key; the year padded to 4 digits)."""
+    return at.isoformat(timespec="minutes")[:16]

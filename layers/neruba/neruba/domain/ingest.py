@@ -36,7 +36,7 @@ class InvalidPropertyError(ValueError):
 
 def hour_bucket(at: datetime) -> str:
     """The UTC hour an instant falls in, as ``YYYY-MM-DDTHH``."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    return at.astimezone(UTC).isoformat(timespec="hours")[:13]  # the year padded to 4 digits, as %Y is not
 
 
 def hour_start(bucket: str) -> datetime:

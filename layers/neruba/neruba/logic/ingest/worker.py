@@ -323,7 +323,7 @@ class IngestBatch:
             self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
-        minute = self.now.strftime("%Y-%m-%dT%H:%M")
+        minute = self.now.isoformat(timespec="minutes")[:16]
         summary = self._failures_event()
         try:
             self.usage.add_outcomes({minute: dict(self.outcomes)}, self.batch_id, summary)
