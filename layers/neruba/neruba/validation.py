@@ -276,5 +276,7 @@ def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -
         while parts and parts[0] in drop:
             parts.pop(0)
         param = param_path(*(_short(part) for part in parts)) or None
-        problems.append(Problem(param, code, _with_param(param, rule)))
+        key_at_fault = "[key]" in loc and param is not None and not rule.startswith(": ")
+        message = f"The key of '{param}' {rule}." if key_at_fault else _with_param(param, rule)
+        problems.append(Problem(param, code, message))
     return problems

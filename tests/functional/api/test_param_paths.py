@@ -68,3 +68,18 @@ def test_a_metadata_key_with_a_dot_in_a_body_error(catalog: Any) -> None:
     )
     assert status == 422, body
     assert [d["param"] for d in body["error"]["details"]] == ['metadata["crm.id"]']
+
+
+def test_a_map_key_and_its_value_at_fault_are_told_apart(catalog: Any) -> None:
+    from functions.admin_api.app import lambda_handler
+
+    # WHEN a metadata entry has both a key and a value over their limits
+    key, value = "k" * 50, "v" * 501
+    body = {"external_id": "both", "name": "B", "currency": "USD", "metadata": {key: value}}
+    status, answer, _ = call(lambda_handler, api_event("POST", "/v1/customers", body=body, scopes="admin"))
+    # THEN two problems on the entry's path, one saying it is about the key, the other about the value
+    assert status == 422, answer
+    messages = sorted(d["message"] for d in answer["error"]["details"])
+    assert len(messages) == 2 and len({d["param"] for d in answer["error"]["details"]}) == 1
+    about_key = [m for m in messages if m.startswith("The key of ")]
+    assert len(about_key) == 1 and "40" in about_key[0], messages
