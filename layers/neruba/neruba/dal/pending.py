@@ -59,6 +59,8 @@ PENDING_TTL = timedelta(days=35)  # longer than the journals (14 d) and SQS rete
 MINUTE_LENGTH = len("2026-01-01T00:00")
 WATERMARK = "~folded"
 FOLD_MARK = "P"
+# (customer, meter, day, cell, batch, minute): a cell of a batch's pending item
+PendingCell = tuple[str, str, str, str, str, str]
 
 
 def pending_shard(customer_id: str) -> int:
@@ -154,26 +156,26 @@ class PendingUsage:
         }
 
     # ------------------------------------------------------------------ reading
-    def holding(self, wanted: Iterable[tuple[str, str, str, str, str, str]]) -> set[tuple[str, ...]]:
+    def holding(self, wanted: Iterable[PendingCell]) -> set[PendingCell]:
         """Which of these (customer, meter, day, cell, batch, minute) the batch's pending item holds."""
         wanted = set(wanted)
         keys = {(w[5], w[4], pending_shard(w[0])) for w in wanted}
         unique = [pending_key(shard, minute, batch) for minute, batch, shard in sorted(keys)]
         found: dict[tuple[str, str], Mapping[str, Any]] = {}
         for start in range(0, len(unique), 100):
-            request: Mapping[str, Any] = {
+            request: dict[str, Any] = {
                 self.table_name: {"Keys": unique[start : start + 100], "ConsistentRead": True}
             }
             while request:
                 response = client("dynamodb").batch_get_item(RequestItems=request)
                 for item in map(from_item, response["Responses"].get(self.table_name, [])):
                     found[(str(item["pk"]), str(item["sk"]))] = item
-                request = response.get("UnprocessedKeys") or {}
-        held = set()
+                request = dict(response.get("UnprocessedKeys") or {})
+        held: set[PendingCell] = set()
         for c, m, d, cell, batch, minute in wanted:
             key = pending_key(pending_shard(c), minute, batch)
-            item = found.get((key["pk"]["S"], key["sk"]["S"])) or {}
-            if cell in ((item.get("ds") or {}).get(day_entry(c, m, d)) or {}).get("cs", {}):
+            stored = found.get((key["pk"]["S"], key["sk"]["S"])) or {}
+            if cell in ((stored.get("ds") or {}).get(day_entry(c, m, d)) or {}).get("cs", {}):
                 held.add((c, m, d, cell, batch, minute))
         return held
 

@@ -612,8 +612,8 @@ class UsageRepository:
         best: dict[str, str] = {}  # group -> its last hour before ``hour``
         unfolded = self.pending.unfolded(customer_id, meter_code, "", hour[:DAY_LENGTH])
         pending = sorted(self._without_folds(unfolded), key=lambda i: str(i["sk"]), reverse=True)
-        sources = [self._query_back(pk, hour) for pk in [*pks, f"USE#{customer_id}#{meter_code}"]]
-        for items in [iter(pending), *sources]:
+        readers = [self._query_back(pk, hour) for pk in [*pks, f"USE#{customer_id}#{meter_code}"]]
+        for items in [iter(pending), *readers]:
             for item in items:
                 if not grouped and str(item["sk"])[:DAY_LENGTH] < best.get("", "")[:DAY_LENGTH]:
                     break  # every item of the last day with a cell is read

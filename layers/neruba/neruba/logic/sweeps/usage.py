@@ -168,7 +168,7 @@ def _adopt_uncounted(
             ours[key] = found
     cells = [(ref, batch) for ref, _, _ in ours.values()] + [(ref, batch) for ref, _ in uncountable.values()]
     minutes: dict[tuple[GroupRef, str], set[str]] = {}
-    for key, (ref, *_) in [*ours.items(), *uncountable.items()]:
+    for key, ref in [*((k, v[0]) for k, v in ours.items()), *((k, v[0]) for k, v in uncountable.items())]:
         minutes.setdefault((ref, batch), set()).add(events[key].written_at or "")
     existing = usage.counted(cells, minutes)
     for (customer_id, transaction_id), (ref, code) in uncountable.items():
