@@ -58,7 +58,7 @@ def _counts() -> dict[str, int]:
     return {c: sum(cell.usage.count for cell in usage.aggregates(c, "api_calls", H, H)) for c in CUSTOMERS}
 
 
-def _fold(minutes: int = 10) -> dict[str, int]:
+def _fold(minutes: int = 20) -> dict[str, int]:
     return _usage().pending.fold(datetime.now(UTC) + timedelta(minutes=minutes))
 
 
@@ -165,7 +165,7 @@ def test_two_folds_at_once_write_each_contribution_once(
     def racing(self: PendingUsage, *args: Any) -> tuple[int, int]:
         if not raced:
             raced.append({})
-            raced[0] = self.fold(datetime.now(UTC) + timedelta(minutes=10))
+            raced[0] = self.fold(datetime.now(UTC) + timedelta(minutes=20))
         return real(self, *args)
 
     monkeypatch.setattr(PendingUsage, "_fold_minute", racing)

@@ -1,24 +1,25 @@
-"""Pending usage: the sparse days of a batch (a customer's meter with a few events that day), written
-together in a few items instead of one contribution each, then folded into one contribution per customer,
-meter, day and minute.
+"""Pending usage: the sparse days of a batch (a customer's meter with a few events that day, in a batch
+naming many customers), written together in a few items instead of one contribution each, then folded into
+one contribution per customer, meter, day and ``WINDOW`` (ten minutes).
 
 Items:
 
-- pending   ``PND#{s}`` / ``{minute}!{batch}``: for pending shard ``s`` (``pending_shard(customer)``), the
+- pending   ``PND#{s}`` / ``{window}!{batch}``: for pending shard ``s`` (``pending_shard(customer)``), the
   days of the batch's customers of that shard, in a map ``ds`` keyed ``{customer}#{meter}#{day}``, each
-  ``{"agg": ..., "cs": {...}}`` shaped as a contribution (``dal/contributions.py``). ``minute`` is the
-  start of the attempt that wrote every one of those events (their ``at``). Put once, on condition that it
-  does not exist; kept ``PENDING_TTL``.
-- watermark ``PND#{s}`` / ``~folded``: ``w``, the last minute of shard ``s`` whose pending items are all
-  folded (every minute up to it, in order).
-- fold      ``AGG#{customer}#{meter}[#{n}]`` / ``{day}!{fold_batch(minute, s)}``: a contribution holding
-  every pending day of that customer, meter and day in minute ``minute`` of shard ``s``, merged.
+  ``{"agg": ..., "cs": {...}}`` shaped as a contribution (``dal/contributions.py``). ``window`` is the
+  first minute of the window holding the start of the attempt that wrote every one of those events
+  (their ``at``; ``minute_of``). Put once, on condition that it does not exist; kept ``PENDING_TTL``.
+- watermark ``PND#{s}`` / ``~folded``: ``w``, the last window of shard ``s`` whose pending items are all
+  folded (every window up to it, in order).
+- fold      ``AGG#{customer}#{meter}[#{n}]`` / ``{day}!{fold_batch(window, s)}``: a contribution holding
+  every pending day of that customer, meter and day in window ``window`` of shard ``s``, merged.
 
-A minute is folded once it ended more than ``CLOSE`` ago: a worker writes nothing past its Timeout, so no
-pending item of that minute can still appear. Readers read the watermark, then the pending items of later
-minutes, then the customer's partition; a pending day counts unless the fold of its minute and shard is
-found in the partition (the fold holds exactly the pending days of its minute: nothing is counted twice,
-and the watermark moves only after the fold is written: nothing is missed).
+A window is folded once it ended more than ``CLOSE`` ago: a worker writes nothing past its Timeout, so no
+pending item of that window can still appear. Readers read the watermark, then the pending items of later
+windows, then the customer's partition; a pending day counts unless the fold of its window and shard is
+found in the partition (the fold holds exactly the pending days of its window: nothing is counted twice;
+the watermark moves only after the fold is written: nothing is missed). Function and attribute names say
+``minute`` for a window's first minute.
 
 Example:
     >>> fold_batch("2026-01-02T03:04", 5)
@@ -54,6 +55,7 @@ SPARSE_EVENTS = 3  # a customer's meter and day with at most this many events in
 # a batch writes its sparse days as pending items only when it has this many (two per pending shard):
 # fewer are cheaper as contributions (each pending item costs a write unit, and the fold writes again)
 PENDING_MIN_DAYS = 2 * PENDING_SHARDS
+WINDOW = timedelta(minutes=10)  # the pending items of a window are folded together (minute_of)
 CLOSE = timedelta(minutes=3)  # longer than the worker's Timeout (30 s) and HOLD (120 s)
 PENDING_TTL = timedelta(days=35)  # longer than the journals (14 d) and SQS retention (14 d)
 MINUTE_LENGTH = len("2026-01-01T00:00")
@@ -68,8 +70,14 @@ def pending_shard(customer_id: str) -> int:
 
 
 def minute_of(at: str) -> str:
-    """``YYYY-MM-DDTHH:MM`` of a stored ISO time."""
-    return at[:MINUTE_LENGTH]
+    """The first minute (``YYYY-MM-DDTHH:M0``) of the ``WINDOW`` holding a stored ISO time: the pending
+    items of one window are folded together.
+
+    Example:
+        >>> minute_of("2026-01-02T03:47:59.5+00:00")
+        '2026-01-02T03:40'
+    """
+    return at[: MINUTE_LENGTH - 1] + "0"
 
 
 def pending_key(shard: int, minute: str, batch: str) -> dict[str, Any]:
@@ -225,7 +233,7 @@ class PendingUsage:
         """Fold every closed minute of every pending shard, in order; returns what it did. Safe to run
         twice at once or again after a crash: a fold's contributions are put on condition that they do
         not exist, and they hold exactly the pending days of their minute."""
-        closed = minute_of(iso(now - CLOSE - timedelta(minutes=1)))
+        closed = minute_of(iso(now - CLOSE - WINDOW))
         report = {"minutes": 0, "contributions": 0, "present": 0}
         for shard in range(PENDING_SHARDS):
             while report["minutes"] < limit:
