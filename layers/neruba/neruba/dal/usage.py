@@ -807,14 +807,16 @@ class UsageRepository:
     ) -> Iterator[tuple[str, str, str, tuple[str, ...]]]:
         """The cells of one meter's contributions for hours [first, last] at or after the position
         ``after``, in order, as (hour, meter, cell key, sorted transaction ids); the cell key is
-        ``{hour}#{batch}#{group}``. Read lazily a day at a time (one Query per shard and day, eventually
-        consistent, only the contributions' cell maps)."""
+        ``{hour}#{batch}#{group}``. Read lazily a day at a time (one Query per shard and day, strongly
+        consistent, only the contributions' cell maps), with the pending days not folded yet (read first)."""
         day = first[:DAY_LENGTH]
         if after is not None:
             day = max(day, after[0][:DAY_LENGTH])
+        # read before the contributions, so a day folded meanwhile is found as one or the other
+        unfolded = self.pending.unfolded(customer_id, meter, day, last[:DAY_LENGTH])
         while day <= last[:DAY_LENGTH]:
             cells = []
-            pending = self.pending.unfolded(customer_id, meter, day, day)
+            pending = [p for p in unfolded if p.day == day]
             sks: list[str] = []
             for shard in range(self.shards):
                 request: dict[str, Any] = {
@@ -824,6 +826,7 @@ class UsageRepository:
                         {":pk": partition(customer_id, meter, shard), ":day": day + CONTRIBUTION_MARK}
                     ),
                     "ProjectionExpression": "sk, cs",
+                    "ConsistentRead": True,  # a fold written after the pending read is found
                 }
                 for page in client("dynamodb").get_paginator("query").paginate(**request):
                     for item in map(from_item, page.get("Items", [])):

@@ -310,7 +310,10 @@ class IngestBatch:
         writes = GroupWrites(self.batch_id, self.usage.shards)
         members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = defaultdict(list)
         adopted, waiting = self._uncounted_redeliveries()
+        may_pend = self._may_pend()
         for item in self.counted:
+            if not may_pend:
+                item.again_at = None  # no attempt of this batch writes pending items: nothing to check
             if item.again_at is not None and self._still_held(item.held_since):
                 # an earlier attempt of this batch may still write its pending item: SQS delivers it again
                 self.failed_messages.append(item.event.message_id)
@@ -364,6 +367,18 @@ class IngestBatch:
                 {minute: dict(self.outcomes)}, self.batch_id
             )  # an earlier attempt sent the summary
         return failed
+
+    def _may_pend(self) -> bool:
+        """Whether an attempt of this batch may write pending items: its messages name at least
+        ``PENDING_MIN_DAYS`` customer, meter and day (every attempt receives the same messages)."""
+        days = set()
+        for event in self.parsed.values():
+            try:
+                day = hour_bucket(parse_ts(event.timestamp))[:10]
+            except ValueError:
+                day = event.timestamp
+            days.add((event.customer_id, event.code, day))
+        return len(days) >= PENDING_MIN_DAYS
 
     def _put_pending(
         self,
