@@ -93,8 +93,8 @@ def _ingest_shapes(lines: list[str], shapes: list[dict[str, Any]]) -> None:
         "Every batch shape (2,000 events, batches of 100; billing reads = reading each customer's usage of the "
         "meter once, strongly consistent; cost = write units at 0.625 and read units at 0.125 USD per million):",
         "",
-        "| shape | write units / event | requests / event | billing read units / event | billing Queries per "
-        "customer | USD per million events | baseline: write units, requests, USD per million | cost vs "
+        "| shape | write units / event | requests / event | billing read units / event | billing read requests "
+        "per customer | USD per million events | baseline: write units, requests, USD per million | cost vs "
         "baseline |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -102,7 +102,7 @@ def _ingest_shapes(lines: list[str], shapes: list[dict[str, Any]]) -> None:
         n, b = shape["neruba"], shape["baseline_powertools_idempotent"]
         lines.append(
             f"| {shape['shape']['name']} | {n['write_units_per_event']} | {n['requests_per_event']} | "
-            f"{_reads(n)} | {n.get('billing_queries_per_customer', '')} | "
+            f"{_reads(n)} | {n.get('billing_requests_per_customer', n.get('billing_queries_per_customer', ''))} | "
             f"{n['usd_per_million_events']} | "
             f"{b['write_units_per_event']}, {b['requests_per_event']}, {b['usd_per_million_events']} | "
             f"{shape['ratios']['usd_per_million_events_vs_baseline']} |"
@@ -378,7 +378,7 @@ def _capacity(lines: list[str], write_units: float) -> None:
         "over 16 partitions per minute) but for the outcome counters, one update per batch on `OUT#{day}`: "
         "the whole deployment's 1,000 batches/s would reach that partition's 1,000 write units/s, so the "
         "same setting spreads them (`OUT#{day}#{n}` by batch, read back added up). The table's last shape "
-        "measures a sharded customer: the same write units, 8 Queries per billing read.",
+        "measures a sharded customer: the same write units, 8 Queries of its usage partitions per billing read (and the two reads of its pending shard).",
         "",
         "**Cost per million events** (batches of 100 per API request, us-east-1 on-demand list prices):",
         "",
