@@ -306,6 +306,7 @@ def usage_check(ctx: SweepContext) -> CheckResult:
             "drift_found": report.drift_found,
             "window_start": report.window_start,
             "window_end": report.window_end,
+            "pending_folded": report.folded,
         },
     )
     for failure in report.failures:
