@@ -179,6 +179,14 @@ def _sparse_batches(lines: list[str], shapes: list[dict[str, Any]]) -> None:
         "1.0 is bytes: each transaction id is stored in the event, the pending item and the fold's "
         "contribution (the benchmark's ids are 54 characters).",
         "",
+        "**The sparse-batch limit.** The pending items of the whole deployment share 8 partitions "
+        "(`PND#{s}`), each taking about 2 write units per sparse batch of 100 events: at a partition's 1,000 "
+        "write units/s the pending path carries about 500 sparse batches/s (50,000 events/s). Past that, "
+        "DynamoDB throttles the puts, the worker writes those days as contributions instead (checked against "
+        "the pending item, as any failed pending put) and the cost per event goes back towards 2 write "
+        "units. More pending shards would raise the limit, but `PENDING_SHARDS` decides which shard readers "
+        "look in, so it can change only with no pending item left unfolded (not built).",
+        "",
     ]
 
 
