@@ -19,7 +19,8 @@ in advance (``logic.ingest.advance``) to the billing queue; the billing worker h
 The next window invoice carries pending items (``advance_lines.pick_up``, called with the one-off
 charges' pick-up in that invoice's own transaction, conditional on the item still pending). The
 period's own usage line of the charge is 0 (``domain.lines.ADVANCE_NOTE``), so nothing is billed
-twice, and re-rating (finalization, reruns, late events) never touches advance lines (``document.CARRIED_KINDS``).
+twice, and re-rating (finalization, reruns, late events) never touches advance lines
+(``document.CARRIED_KINDS``).
 """
 
 from __future__ import annotations
