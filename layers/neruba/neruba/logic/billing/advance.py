@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.one_offs import STATUS_PENDING
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.advance import Change, Terms, event_delta, period_of, price_change, terms_of
+from neruba.domain.numbers import canonical_text
 from neruba.domain.phases import ended_at, phase_at, trial_end
 from neruba.logic import idempotency
 from neruba.logic.billing.advance_lines import KIND
@@ -51,7 +52,7 @@ class AdvanceContentionError(Exception):
 
 
 def _text(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
+    return canonical_text(value)
 
 
 def _charge_for(
@@ -121,16 +122,16 @@ def _line(
             "subscription_id": str(sub["id"]),
             "billing_period_start": period[0].isoformat(),
             "billing_period_end": period[1].isoformat(),
-            "delta": change.delta,
-            "level_before": change.before.level,
-            "level_after": change.after.level,
-            "paid_before": change.before.paid,
-            "paid_after": change.after.paid,
-            "full_amount": change.full_amount,
-            "fraction": change.fraction,
-            "seconds": change.seconds,
-            "period_seconds": change.period_seconds,
-            "amount": change.amount,
+            "delta": canonical_text(change.delta),
+            "level_before": canonical_text(change.before.level),
+            "level_after": canonical_text(change.after.level),
+            "paid_before": canonical_text(change.before.paid),
+            "paid_after": canonical_text(change.after.paid),
+            "full_amount": canonical_text(change.full_amount),
+            "fraction": canonical_text(change.fraction),
+            "seconds": canonical_text(change.seconds),
+            "period_seconds": canonical_text(change.period_seconds),
+            "amount": canonical_text(change.amount),
             "invoicing": terms.invoicing,
             "on_removal": terms.on_removal,
         },
