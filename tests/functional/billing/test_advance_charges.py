@@ -211,15 +211,19 @@ def test_the_period_invoice_does_not_bill_advance_units_again_and_carries_gather
     _ingest()
     _bill_events(world, monkeypatch, START + day(0, 3))
 
-    # THEN the preview shows the pending setup line, and the members usage line at 0
-    from neruba.logic.billing.upcoming import upcoming_invoice
+    # THEN the upcoming invoice (over HTTP) shows the pending setup line, counted in its subtotal
+    from functions.read_api.app import lambda_handler
 
-    preview = upcoming_invoice(world.plans, world.ctx.usage, "acme", START + day(0, 4), world.ctx.billing)
+    path = "/v1/customers/acme/upcoming-invoice"
+    event = api_event("GET", path, path_parameters={"customer_id": "acme"}, scopes="read")
+    status, preview, _ = call(lambda_handler, event)
+    assert status == 200, preview
     (window,) = preview["windows"]
     pending = [line for line in window["lines"] if line.get("pending")]
     assert [(line["line_id"], line["amount_minor"]) for line in pending] == [
         ("advance:setups:setup-1", 10000)
     ]
+    assert "Pending:" in pending[0]["description"]
 
     # WHEN day 0 is billed by the scheduler and worker, twice
     schedule(world, START + day(1, 1))
