@@ -54,6 +54,13 @@ PLAN = {
             "pay_in_advance": True,
             "advance_invoicing": "next_invoice",
         },
+        {  # licenses: 12.00 each at once, refunded in full on removal (no proration)
+            "meter_code": "licenses",
+            "model": "per_unit",
+            "unit_price": "12",
+            "pay_in_advance": True,
+            "on_removal": "refund",
+        },
         {"meter_code": "api_calls", "model": "per_unit", "unit_price": "0.10"},  # in arrears, as before
     ],
 }
@@ -85,6 +92,7 @@ def world(aws: dict[str, str]) -> World:
         {"code": "setups", "name": "Setups", "aggregation": "count"},
         {"code": "api_calls", "name": "API calls", "aggregation": "count"},
         {"code": "users", "name": "Active users", "aggregation": "unique_count", "field": "user"},
+        {"code": "licenses", "name": "Licenses", "aggregation": "sum", "field": "n", "allow_negative": True},
     ]
     for meter in meters:
         assert _admin("POST", "/v1/meters", meter)[0] == 201
@@ -513,4 +521,21 @@ def test_a_late_event_is_billed_in_advance_and_the_late_check_bills_nothing_more
         line for i in world.invoices("acme") for line in i["lines"] if line["kind"] == "adjustment"
     ]
     assert [(line["quantity"], line["amount_minor"]) for line in adjustments] == [(1, 0)]
+    assert_books_agree(world, "acme")
+
+
+def test_a_removal_with_refund_is_a_negative_invoice_at_once(world: World, monkeypatch: Any) -> None:
+    # GIVEN a license added, then removed later in the period
+    _enqueue(
+        _event("lic-1", "licenses", START + day(0, 2), n=1),
+        _event("lic-1-off", "licenses", START + day(0, 20), n=-1),
+    )
+    _ingest()
+    _bill_events(world, monkeypatch, START + day(0, 21))
+
+    # THEN 12.00 invoiced, then -12.00 on an invoice of its own (a reduction posting), both finalized
+    invoices = sorted(_advance_invoices(world), key=lambda i: i["total_minor"])
+    assert [(i["total_minor"], i["status"]) for i in invoices] == [(-1200, "finalized"), (1200, "finalized")]
+    reasons = sorted(p.reason for p in invoice_postings("acme"))
+    assert reasons == ["invoice", "invoice_reduction"]
     assert_books_agree(world, "acme")
