@@ -539,3 +539,14 @@ def test_a_removal_with_refund_is_a_negative_invoice_at_once(world: World, monke
     reasons = sorted(p.reason for p in invoice_postings("acme"))
     assert reasons == ["invoice", "invoice_reduction"]
     assert_books_agree(world, "acme")
+
+
+def test_a_malformed_advance_message_fails_until_the_dlq(world: World, monkeypatch: Any) -> None:
+    from neruba.dal.queue import send_batch
+    from tests.functional.billing.helpers import worker
+
+    assert send_batch(world.billing_queue, [("0", '{"advance": {"customer_id": "acme"}}')]) == []
+    handler = worker(world, START, monkeypatch)
+    failed = run_batch(handler, world.billing_queue, receive_batch(world.billing_queue, 10))
+    assert len(failed) == 1  # reported as a batch item failure: SQS retries it, then BillingDLQ keeps it
+    assert world.ctx.billing.advance.charges("acme") == []
