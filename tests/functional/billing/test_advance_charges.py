@@ -443,33 +443,54 @@ def test_an_event_before_the_subscription_is_recorded_as_not_billed(world: World
 
 
 @pytest.mark.parametrize(
-    ("charge", "status", "code"),
+    ("charge", "status", "code", "param"),
     [
-        ({"meter_code": "api_calls", "model": "percentage", "rate": "1", "pay_in_advance": True}, 400, None),
+        (
+            {"meter_code": "members", "model": "percentage", "rate": "1", "pay_in_advance": True},
+            400,
+            "advance_not_supported",
+            "charges.0.model",
+        ),
         (
             {"meter_code": "peak", "model": "per_unit", "unit_price": "1", "pay_in_advance": True},
             400,
             "advance_not_supported",
+            "charges.0.meter_code",
+        ),
+        (
+            {
+                "meter_code": "members",
+                "model": "per_unit",
+                "unit_price": "1",
+                "pay_in_advance": True,
+                "pricing_unit": {"code": "credits", "conversion_rate": "0.01"},
+            },
+            400,
+            "advance_not_supported",
+            "charges.0.pricing_unit",
         ),
         (
             {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "prorate": True},
             422,
             "validation_error",
+            None,
         ),
     ],
 )
 def test_charges_that_cannot_be_billed_in_advance_are_refused(
-    world: World, charge: dict[str, Any], status: int, code: str | None
+    world: World, charge: dict[str, Any], status: int, code: str, param: str | None
 ) -> None:
-    assert (
-        _admin("POST", "/v1/meters", {"code": "peak", "name": "Peak", "aggregation": "max", "field": "gb"})[0]
-        == 201
-    )
+    meter = {"code": "peak", "name": "Peak", "aggregation": "max", "field": "gb"}
+    assert _admin("POST", "/v1/meters", meter)[0] == 201
     body = {**PLAN, "code": "other", "charges": [charge]}
     got, answer = _admin("POST", "/v1/plans", body)
-    assert got == status, answer
-    if code:
-        assert answer["error"]["code"] == code
+    assert (got, answer["error"]["code"]) == (status, code), answer
+    if param:
+        assert answer["error"]["param"] == param
+        assert "in advance" in answer["error"]["message"]
+    else:
+        (detail,) = answer["error"]["details"]
+        assert "pay_in_advance" in detail["message"] and detail["param"] == "charges.0"
     assert _admin("GET", "/v1/plans/other")[0] == 404
 
 
