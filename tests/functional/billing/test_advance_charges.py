@@ -571,3 +571,26 @@ def test_a_malformed_advance_message_fails_until_the_dlq(world: World, monkeypat
     failed = run_batch(handler, world.billing_queue, receive_batch(world.billing_queue, 10))
     assert len(failed) == 1  # reported as a batch item failure: SQS retries it, then BillingDLQ keeps it
     assert world.ctx.billing.advance.charges("acme") == []
+
+
+def test_two_workers_on_the_same_message_bill_it_once(world: World, monkeypatch: Any) -> None:
+    # GIVEN a second worker billing the same event while the first is between its read and its commit
+    from neruba.logic.billing import advance
+
+    ctx = world.ctx
+    real_commit = advance.commit
+    interleave = iter([True])
+
+    def commit_after_the_other(unit: Any) -> None:
+        if next(interleave, False):
+            advance.process_message(ctx, _message("seat-1", START + day(0, 12)), START + day(0, 13))
+        real_commit(unit)
+
+    monkeypatch.setattr(advance, "commit", commit_after_the_other)
+    item = advance.process_message(ctx, _message("seat-1", START + day(0, 12)), START + day(0, 13))
+
+    # THEN one invoice, one posting, and the first worker answers the item the other wrote
+    (invoice,) = _advance_invoices(world)
+    assert item["invoice_id"] == invoice["id"] and invoice["status"] == "finalized"
+    assert len(invoice_postings("acme")) == 1
+    assert_books_agree(world, "acme")
