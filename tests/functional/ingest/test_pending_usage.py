@@ -352,3 +352,33 @@ def test_a_copy_held_by_a_pending_item_is_not_adopted_by_another_batch(
     assert _counts() == dict.fromkeys(CUSTOMERS, 1)
     _fold()
     assert _counts() == dict.fromkeys(CUSTOMERS, 1)
+
+
+def test_carry_over_and_recount_reads_see_pending_days_once(
+    customers: list[str], send: Any, process: Any
+) -> None:
+    # GIVEN a sparse batch of a `latest` meter (what carry-over reads) and of a count meter
+    send(
+        *[
+            ev(
+                f"l-{c}",
+                c,
+                code="plan_level",
+                timestamp=(HOUR + timedelta(minutes=9)).isoformat(),
+                properties={"level": 3},
+            )
+            for c in CUSTOMERS
+        ]
+    )
+    process()
+    usage = _usage()
+    after = (HOUR + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    for fold in (False, True):
+        if fold:
+            _fold()
+        # THEN the last cell before the next hour is the pending (then folded) one, counted once
+        cell = usage.last_cell_before("c07", "plan_level", after)
+        assert cell is not None and (cell.hour, cell.usage.count, cell.usage.latest) == (H, 1, 3)
+        # AND the sweep's recount lists the event once, flagged pending until the fold
+        parts = usage.contributions("c07", "plan_level", H, H)
+        assert [(p.transaction_ids, p.pending) for p in parts] == [(("l-c07",), not fold)]
