@@ -158,3 +158,10 @@ def test_invoice_identity_for_random_lines_discounts_and_rates(
     assert total == sum(net.values()) + exclusive
     if all(a >= 0 for a in amounts):
         assert total >= 0
+
+
+def test_a_discount_narrowed_to_some_lines_leaves_the_others() -> None:
+    [applied] = apply_discounts(
+        [("plan_a", 1000), ("other", 1000)], [("d", pct("50"))], USD, lambda d, line: line == "plan_a"
+    )
+    assert applied.allocations == {"plan_a": 500}

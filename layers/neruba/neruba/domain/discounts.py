@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import Literal
@@ -115,20 +115,25 @@ def coupon_amount(coupon: Coupon, base_minor: int, currency: str) -> tuple[int, 
 
 
 def apply_discounts(
-    lines: Sequence[tuple[str, int]], discounts: Sequence[tuple[str, Coupon]], currency: str
+    lines: Sequence[tuple[str, int]],
+    discounts: Sequence[tuple[str, Coupon]],
+    currency: str,
+    eligible: Callable[[str, str], bool] | None = None,
 ) -> list[AppliedDiscount]:
-    """Each discount (id, coupon), in order, on what the earlier ones left of the positive ``lines``."""
+    """Each discount (id, coupon), in order, on what the earlier ones left of the positive ``lines``;
+    ``eligible(discount_id, line_id)`` narrows the lines a discount may reduce (None: all of them)."""
     left = {line_id: amount for line_id, amount in lines if amount > 0}
     out = []
     for discount_id, coupon in discounts:
-        base = sum(left.values())
+        mine = {k: v for k, v in left.items() if v > 0 and (eligible is None or eligible(discount_id, k))}
+        base = sum(mine.values())
         if coupon.kind == "fixed" and coupon.currency != currency:
             out.append(
                 AppliedDiscount(discount_id, coupon, base, 0, Decimal(0), {}, skipped="currency_mismatch")
             )
             continue
         amount, exact = coupon_amount(coupon, base, currency)
-        shares = allocate(amount, [(k, v) for k, v in left.items() if v > 0])
+        shares = allocate(amount, list(mine.items()))
         for line_id, share in shares.items():
             left[line_id] -= share
         capped = coupon.kind == "fixed" and int(coupon.amount_minor or 0) > base

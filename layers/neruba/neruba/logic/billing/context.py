@@ -121,6 +121,24 @@ class Billing:
 
         return pick_up(self.billing.one_offs, customer_id, currency, invoice_id)
 
+    def invoice_extras(
+        self,
+        customer_id: str,
+        subscription_id: str,
+        invoice_id: str,
+        lines: Sequence[dict[str, Any]],
+        currency: str,
+        period: tuple[str, str],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+        """A window invoice's discounts and taxes: its lines (discount lines added, each line's tax), the
+        snapshots it stores, and the actions counting the discounts' periods in its own transaction
+        (``logic.billing.discounts.window_extras``)."""
+        from neruba.logic.billing.discounts import window_extras
+
+        return window_extras(
+            self.billing.discounts, customer_id, subscription_id, invoice_id, lines, currency, period
+        )
+
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when
         nothing moves."""
