@@ -10,7 +10,8 @@ Items (``pk`` / ``sk``):
   subscription (``used``) and the last invoice that counted one; moved only inside the window invoice's
   own transaction, conditional on the count read;
 - ``TXR`` / ``{tax_rate_id}`` - a tax rate (``status`` active or archived);
-- ``TXJ#{customer}`` / ``#`` - the customer's tax jurisdiction (``country``, ``state``).
+- ``TXJ#{customer}`` / ``#`` - the customer's tax jurisdiction (``country``, ``state``);
+- ``DSCX`` / ``{discount_id}`` - where a discount is stored (``partition``), written with it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class DiscountsRepository:
     def discount(self, partition: str, discount_id: str) -> Stored | None:
         item = self._get(partition, discount_id)
         return _stored(item) if item else None
+
+    def partition_of(self, discount_id: str) -> str | None:
+        """The partition a discount is stored in (None: no such discount)."""
+        item = self._get("DSCX", discount_id)
+        return str(jsonutil.loads(item["doc"])["partition"]) if item else None
 
     def used(self, discount_id: str, subscription_id: str) -> int:
         """Billing periods the discount has counted for the subscription."""

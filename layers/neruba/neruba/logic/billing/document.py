@@ -80,6 +80,9 @@ def invoice_document(
     }
 
 
+EXTRA_TOTALS = ("discounts_minor", "tax_minor", "tax_included_minor")
+
+
 def invoice_totals(lines: Sequence[Mapping[str, Any]], credits_applied_minor: int) -> dict[str, int]:
     """An invoice's amounts from its lines (docs/billing.md, "Invoice amounts with discounts and taxes"):
     ``subtotal_minor`` is the sum of the lines (discount lines are negative lines, so it is after

@@ -28,6 +28,7 @@ from neruba.logic.billing.document import (
     CARRIED_KINDS,
     DERIVED_KINDS,
     EVENT_KEYS,
+    EXTRA_TOTALS,
     invoice_event,
     invoice_totals,
 )
@@ -81,7 +82,8 @@ def recompute_draft(
     totals = invoice_totals(lines, invoice.credits_applied_minor)
     subtotal = totals["subtotal_minor"]
     rev = invoice.rev
-    doc = {**invoice.document, "lines": lines, **totals, "revised_at": iso(now)}
+    kept = {k: v for k, v in invoice.document.items() if k not in EXTRA_TOTALS}  # stored when not all 0
+    doc = {**kept, "lines": lines, **totals, "revised_at": iso(now)}
     before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
     actions = [
         ctx.invoices.revise_item(doc, rev),
@@ -92,7 +94,8 @@ def recompute_draft(
         request = PostingRequest(invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1)
         actions += ctx.invoice_posting_items(request)
     tax_change = {
-        k: int(totals[k]) - int(invoice.document.get(k) or 0) for k in ("tax_minor", "tax_included_minor")
+        k: int(totals.get(k) or 0) - int(invoice.document.get(k) or 0)
+        for k in ("tax_minor", "tax_included_minor")
     }
     actions += tax_posting_items(
         ctx.ledger, invoice.customer_id, invoice.id, invoice.currency, tax_change, now, rev + 1
