@@ -275,26 +275,28 @@ def credit_base(lines: Sequence[Mapping[str, Any]], uncredited: Sequence[str]) -
     ]
 
 
-def tax_posting_items(
-    ledger: Any,
-    customer_id: str,
-    invoice_id: str,
-    currency: str,
-    totals: Mapping[str, int],
-    at: Any,
-    rev: int = 0,
-) -> list[dict[str, Any]]:
-    """The actions of the tax posting of an invoice (``rev`` 0) or of a draft revision's change in tax."""
-    from neruba.logic.ledger.postings import tax_posting
-
-    key = f"invoice:{invoice_id}:tax" + (f":rev{rev}" if rev else "")
-    posting = tax_posting(
-        customer_id,
-        invoice_id,
-        currency,
-        int(totals.get("tax_minor") or 0),
-        int(totals.get("tax_included_minor") or 0),
-        at,
-        idempotency_key=key,
-    )
-    return list(ledger.posting_items(posting)) if posting is not None else []
+def explain_figures(line: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What explain adds to a line: on a discount line, the discount (coupon, period, base, exact figure,
+    rounding, what it took off each line); on any other line, the discounts that reduced it and its tax
+    (none when the invoice has neither)."""
+    if line.get("kind") == KIND:
+        return {"discount": dict(line.get("source") or {})}
+    line_id = str(line["line_id"])
+    taken = [
+        {
+            "discount_id": (other.get("source") or {}).get("discount_id"),
+            "coupon_id": (other.get("source") or {}).get("coupon_id"),
+            "amount_minor": int(share["amount_minor"]),
+        }
+        for other in lines
+        if other.get("kind") == KIND
+        for share in (other.get("source") or {}).get("allocations") or []
+        if str(share["line_id"]) == line_id
+    ]
+    if not taken and "tax" not in line:
+        return {}
+    return {
+        "discounts": taken,
+        "amount_after_discounts_minor": int(line["amount_minor"]) - sum(t["amount_minor"] for t in taken),
+        "tax": line.get("tax"),
+    }

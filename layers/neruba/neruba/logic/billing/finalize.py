@@ -23,7 +23,7 @@ from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.discounts import repriced, tax_posting_items
+from neruba.logic.billing.discounts import repriced
 from neruba.logic.billing.document import (
     CARRIED_KINDS,
     DERIVED_KINDS,
@@ -90,16 +90,12 @@ def recompute_draft(
         invoice_event("invoice.updated", doc, now, revised_at=iso(now), previous_attributes=before),
     ]
     delta = subtotal - invoice.subtotal_minor
-    if delta:
-        request = PostingRequest(invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1)
+    tax = {k: int(totals.get(k) or 0) - int(invoice.document.get(k) or 0) for k in EXTRA_TOTALS[1:]}
+    if delta or any(tax.values()):  # the change, posted as this revision (tax included)
+        request = PostingRequest(
+            invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1, **tax
+        )
         actions += ctx.invoice_posting_items(request)
-    tax_change = {
-        k: int(totals.get(k) or 0) - int(invoice.document.get(k) or 0)
-        for k in ("tax_minor", "tax_included_minor")
-    }
-    actions += tax_posting_items(
-        ctx.ledger, invoice.customer_id, invoice.id, invoice.currency, tax_change, now, rev + 1
-    )
     from neruba.dal.invoices import invoice_record
 
     return invoice_record({**doc, "rev": rev + 1}), actions

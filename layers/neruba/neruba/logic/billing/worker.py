@@ -33,7 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.discounts import credit_base, tax_posting_items
+from neruba.logic.billing.discounts import credit_base
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
@@ -248,11 +248,13 @@ def build_invoice(
         finalize_at=ts(now + ctx.grace),
     )
     posting = ctx.invoice_posting_items(
-        PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
-    )
+        PostingRequest(
+            customer_id, window.invoice_id, rated.currency, subtotal, applications, now,
+            tax_minor=int(doc.get("tax_minor") or 0), tax_included_minor=int(doc.get("tax_included_minor") or 0),
+        )
+    )  # fmt: skip
     actions += credits.items if credits else []
     actions.append(invoice_event("invoice.created", doc, now))
-    posting += tax_posting_items(ctx.ledger, customer_id, window.invoice_id, rated.currency, doc, now)
     return doc, [*actions, *posting], (len(actions) if posting else None)
 
 

@@ -174,15 +174,15 @@ def tax_posting(
     idempotency_key: str,
     actor: str = "system:billing",
 ) -> Posting | None:
-    """The tax of an invoice (or the change of it in a draft's revision) as a liability, next to the
-    invoice posting: credit ``tax_payable`` for all the tax; debit ``receivable`` for the exclusive tax
+    """The tax of an invoice (or the change of it in a draft's revision) as a liability; billing adds
+    these entries to the invoice's own posting (``logic.billing.context.with_tax``): credit ``tax_payable`` for all the tax; debit ``receivable`` for the exclusive tax
     (added to what the customer owes) and ``revenue`` for the inclusive tax (the part of the price that
     was never revenue). Negative amounts (a revision lowering the tax, a credit line) reverse the sides.
-    None when there is no tax. Idempotency key: ``invoice:{invoice_id}:tax`` (``:rev{n}`` for a revision).
+    None when there is no tax.
 
     Example:
         >>> t = datetime(2026, 2, 1, tzinfo=UTC)
-        >>> p = tax_posting("acme", "in_1", "USD", 200, 50, t, idempotency_key="invoice:in_1:tax")
+        >>> p = tax_posting("acme", "in_1", "USD", 200, 50, t, idempotency_key="invoice:in_1")
         >>> sorted((e.account, e.signed) for e in p.entries)
         [('receivable', 200), ('revenue', 50), ('tax_payable', -250)]
     """
