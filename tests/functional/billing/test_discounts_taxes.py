@@ -173,8 +173,8 @@ def test_exclusive_tax_per_line_after_discounts_is_a_liability(
     # GIVEN 20% VAT in DE, the customer in DE, a fixed 0.05 USD discount forever
     status, rate = _post(api, "/admin/tax-rates", VAT, "t-1")
     assert status == 201, rate
-    status, where = _post(api, "/admin/customers/acme/tax-jurisdiction", {"country": "DE", "reason": "head office"},
-                          "j-1", method="PUT")  # fmt: skip
+    place = {"country": "DE", "reason": "head office"}
+    status, where = _post(api, "/admin/customers/acme/tax-jurisdiction", place, "j-1", method="PUT")
     assert status == 200 and [r["id"] for r in where["tax_rates"]] == [rate["id"]], where
     fixed = {
         "name": "Five",

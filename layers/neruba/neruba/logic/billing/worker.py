@@ -247,12 +247,10 @@ def build_invoice(
         created_at=ts(now),
         finalize_at=ts(now + ctx.grace),
     )
+    tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
     posting = ctx.invoice_posting_items(
-        PostingRequest(
-            customer_id, window.invoice_id, rated.currency, subtotal, applications, now,
-            tax_minor=int(doc.get("tax_minor") or 0), tax_included_minor=int(doc.get("tax_included_minor") or 0),
-        )
-    )  # fmt: skip
+        PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now, **tax)
+    )
     actions += credits.items if credits else []
     actions.append(invoice_event("invoice.created", doc, now))
     return doc, [*actions, *posting], (len(actions) if posting else None)
