@@ -177,7 +177,8 @@ def tax_posting(
     """The tax of an invoice (or the change of it in a draft's revision) as a liability; billing adds
     these entries to the invoice's own posting (``logic.billing.context.with_tax``): credit
     ``tax_payable`` for all the tax; debit ``receivable`` for the exclusive tax (added to what the
-    customer owes) and ``revenue`` for the inclusive tax (the part of the price that was never revenue). Negative amounts (a revision lowering the tax, a credit line) reverse the sides.
+    customer owes) and ``revenue`` for the inclusive tax (the part of the price that was never revenue).
+    Negative amounts (a revision lowering the tax, a credit line) reverse the sides.
     None when there is no tax.
 
     Example:
