@@ -294,3 +294,28 @@ def test_a_fixed_coupon_in_another_currency_is_refused_and_a_removed_discount_st
     assert status == 200 and removed["status"] == "removed"
     _bill(world, monkeypatch, 1)
     assert _discount_lines(world) == []
+
+
+def test_the_upcoming_invoice_previews_discounts_and_taxes_without_counting_a_period(
+    world: World, api: Any, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing.upcoming import upcoming_invoice
+
+    # GIVEN 12.5% once on the customer, 20% VAT in DE, and 3 calls so far in the current period
+    discount = _attach(api, _coupon(api, {**PERCENT, "duration": "once", "duration_periods": None})["id"],
+                       customer_id="acme")  # fmt: skip
+    assert _post(api, "/admin/tax-rates", VAT, "t-1")[0] == 201
+    place = {"country": "DE", "reason": "head office"}
+    assert _post(api, "/admin/customers/acme/tax-jurisdiction", place, "j-1", method="PUT")[0] == 200
+    world.subscribe("acme")
+    world.usage("acme", START + day(0, 2), 3)
+    # WHEN the preview is read twice
+    for _ in range(2):
+        body = upcoming_invoice(world.plans, world.ctx.usage, "acme", START + day(0, 5), world.ctx.billing)
+        # THEN 30 - 4 (12.5% of 30, rounded once) = 26, VAT 5.2 -> 5 on top: 31
+        [window] = body["windows"]
+        assert (window["subtotal_minor"], window["discounts_minor"], window["tax_minor"]) == (26, 4, 5)
+        assert window["total_minor"] == 31
+        assert [ln["kind"] for ln in window["lines"]] == ["usage", "discount"]
+    # and no period was counted by the preview
+    assert _used(world, discount["id"]) == 0
