@@ -282,7 +282,7 @@ def explain_figures(line: Mapping[str, Any], lines: Sequence[Mapping[str, Any]])
     if line.get("kind") == KIND:
         return {"discount": dict(line.get("source") or {})}
     line_id = str(line["line_id"])
-    taken = [
+    taken: list[dict[str, Any]] = [
         {
             "discount_id": (other.get("source") or {}).get("discount_id"),
             "coupon_id": (other.get("source") or {}).get("coupon_id"),
@@ -297,6 +297,7 @@ def explain_figures(line: Mapping[str, Any], lines: Sequence[Mapping[str, Any]])
         return {}
     return {
         "discounts": taken,
-        "amount_after_discounts_minor": int(line["amount_minor"]) - sum(t["amount_minor"] for t in taken),
+        "amount_after_discounts_minor": int(line["amount_minor"])
+        - sum(int(t["amount_minor"]) for t in taken),
         "tax": line.get("tax"),
     }
