@@ -5,6 +5,7 @@ and the invoice identity total = lines - discounts + exclusive taxes."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -165,3 +166,65 @@ def test_a_discount_narrowed_to_some_lines_leaves_the_others() -> None:
         [("plan_a", 1000), ("other", 1000)], [("d", pct("50"))], USD, lambda d, line: line == "plan_a"
     )
     assert applied.allocations == {"plan_a": 500}
+
+
+line_st = st.tuples(
+    st.integers(min_value=-3_000, max_value=500_000),
+    st.sampled_from(["usage", "fixed_fee", "adjustment", "one_off"]),
+    st.sampled_from([("basic", 1), ("pro", 2), (None, None)]),
+)
+snapshot_st = st.tuples(coupon_st, st.sampled_from([None, ("basic", 1)]))
+stored_rate_st = st.tuples(rate_st, st.sampled_from([None, "basic"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(line_st, min_size=1, max_size=6), st.lists(snapshot_st, max_size=3),
+       st.lists(stored_rate_st, max_size=3))  # fmt: skip
+def test_an_invoice_s_lines_and_totals_add_up_exactly(
+    raw: list[Any], snapshots: list[Any], stored_rates: list[Any]
+) -> None:
+    """logic.billing.discounts.price_lines and document.invoice_totals: total = charges - discounts +
+    exclusive tax - credits, exactly; discounts never take the charges below zero; each discount's
+    allocation sums to its line; pricing again the priced lines gives the same lines (a re-rating)."""
+    from neruba.logic.billing.discounts import price_lines
+    from neruba.logic.billing.document import invoice_totals
+
+    lines = [{"line_id": f"l{i}", "kind": kind, "amount_minor": amount, "plan_code": plan[0],
+              "plan_version": plan[1]} for i, (amount, kind, plan) in enumerate(raw)]  # fmt: skip
+    snaps = [
+        {
+            "discount_id": f"di_{i}",
+            "coupon": {"id": c.coupon_id, "percent_off": None if c.percent is None else str(c.percent),
+                       "amount_off_minor": c.amount_minor, "currency": c.currency, "duration": c.duration},
+            "target": "plan" if plan else "customer",
+            "plan_code": plan[0] if plan else None,
+            "plan_version": plan[1] if plan else None,
+            "period": 1,
+        }
+        for i, (c, plan) in enumerate(snapshots)
+    ]  # fmt: skip
+    rates = [{"id": f"txr_{i}", "percentage": str(r.percent), "inclusive": r.inclusive, "plan_code": plan}
+             for i, (r, plan) in enumerate(stored_rates)]  # fmt: skip
+    priced = price_lines(lines, snaps, rates, USD, ("a", "b"))
+    again = price_lines(priced, snaps, rates, USD, ("a", "b"))
+    assert again == priced
+    charges = sum(amount for amount, _, _ in raw)
+    totals = invoice_totals(priced, 0)
+    discounts = totals.get("discounts_minor", 0)
+    tax = totals.get("tax_minor", 0)
+    assert totals["total_minor"] == charges - discounts + tax
+    assert 0 <= discounts <= sum(amount for amount, _, _ in raw if amount > 0)
+    net = {line["line_id"]: int(line["amount_minor"]) for line in priced if line["kind"] != "discount"}
+    for line in priced:
+        if line["kind"] == "discount":
+            shares = line["source"]["allocations"]
+            assert sum(s["amount_minor"] for s in shares) == -line["amount_minor"]
+            for share in shares:
+                net[share["line_id"]] -= share["amount_minor"]
+                assert net[share["line_id"]] >= 0
+    for line in priced:
+        if "tax" in line:
+            assert line["tax"]["amount_after_discounts_minor"] == net[line["line_id"]]
+            assert line["tax"]["net_minor"] + line["tax"]["inclusive_minor"] == net[line["line_id"]]
+    if all(amount >= 0 for amount, _, _ in raw):
+        assert totals["total_minor"] >= 0

@@ -92,9 +92,11 @@ def discounts_for(
 def rates_for(repo: DiscountsRepository, customer_id: str) -> list[dict[str, Any]]:
     """The active tax rates of a customer's invoices, as snapshots: those of the customer's jurisdiction
     (country, and state when the rate names one) and those of a plan without a jurisdiction."""
-    where = repo.jurisdiction(customer_id) or {}
+    rates = [r for r in repo.tax_rates() if r.status == "active"]
+    placed = any(r.document.get("country") for r in rates)
+    where = (repo.jurisdiction(customer_id) or {}) if placed else {}  # read only when a rate needs it
     out = []
-    for rate in sorted(repo.tax_rates(), key=lambda r: (str(r.document.get("created_at")), r.id)):
+    for rate in sorted(rates, key=lambda r: (str(r.document.get("created_at")), r.id)):
         doc = rate.document
         if rate.status != "active":
             continue
