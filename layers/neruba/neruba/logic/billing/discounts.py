@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from neruba.dal.discounts import DiscountsRepository, Stored
 
 KIND = "discount"
+MAX_DISCOUNTS = 10  # discounts one invoice applies (each is an action of its 100-action transaction)
 UNDISCOUNTED = (KIND,)  # lines no discount reduces and no tax applies to
 
 
@@ -67,6 +68,8 @@ def discounts_for(
         chosen += _order([d for d in repo.plan_discounts(code, version) if d.status == "active"])
     snapshots, actions = [], []
     for discount in chosen:
+        if len(snapshots) >= MAX_DISCOUNTS:
+            break
         doc = discount.document
         coupon = coupon_of(doc["coupon"])
         used = repo.used(discount.id, subscription_id)
