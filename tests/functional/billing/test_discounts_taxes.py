@@ -319,3 +319,46 @@ def test_the_upcoming_invoice_previews_discounts_and_taxes_without_counting_a_pe
         assert [ln["kind"] for ln in window["lines"]] == ["usage", "discount"]
     # and no period was counted by the preview
     assert _used(world, discount["id"]) == 0
+
+
+def test_an_invoice_applies_at_most_ten_discounts_and_the_rest_wait(
+    world: World, api: Any, monkeypatch: Any
+) -> None:
+    once = {**PERCENT, "percent_off": "1", "duration": "once", "duration_periods": None}
+    coupon = _coupon(api, once)
+    discounts = [_attach(api, coupon["id"], f"d-{n}", customer_id="acme") for n in range(11)]
+    _bill(world, monkeypatch, 1, calls=100)
+    # the opening takes the ten oldest (each once); the first usage invoice takes the eleventh
+    by_invoice = [(i["kind"], len([ln for ln in i["lines"] if ln["kind"] == "discount"]))
+                  for i in world.invoices("acme")]  # fmt: skip
+    assert sorted(by_invoice) == [("opening", 10), ("usage", 1)]
+    assert sum(_used(world, d["id"]) for d in discounts) == 11
+    assert_books_agree(world, "acme")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"country": None}, (400, "tax_rate_target_required")),
+        ({"country": None, "state": "CA"}, (400, "state_needs_country")),
+        ({"percentage": "101"}, (422, "validation_error")),
+        ({"country": "de"}, (422, "validation_error")),
+    ],
+)
+def test_bad_tax_rates_are_refused(
+    world: World, api: Any, change: dict[str, Any], expected: tuple[int, str]
+) -> None:
+    body = {k: v for k, v in {**VAT, **change}.items() if v is not None}
+    status, answer = _post(api, "/admin/tax-rates", body, "t-1")
+    assert (status, answer["error"]["code"]) == expected, answer
+    assert _get(api, "/admin/tax-rates")[1]["data"] == []
+
+
+def test_an_archived_tax_rate_no_longer_applies(world: World, api: Any, monkeypatch: Any) -> None:
+    _, rate = _post(api, "/admin/tax-rates", {**VAT, "country": None, "plan_code": "basic"}, "t-1")
+    status, archived = _post(api, f"/admin/tax-rates/{rate['id']}/archive", {"reason": "repealed"}, "a-1")
+    assert status == 200 and archived["status"] == "archived"
+    status, answer = _post(api, f"/admin/tax-rates/{rate['id']}/archive", {"reason": "repealed"}, "a-2")
+    assert (status, answer["error"]["code"]) == (400, "tax_rate_archived")
+    _bill(world, monkeypatch, 1)
+    assert all("tax" not in ln for i in world.invoices("acme") for ln in i["lines"])
