@@ -149,7 +149,7 @@ def _line_of(
             "period": snapshot["period"],
             "periods": snapshot.get("periods"),
             "base_minor": applied.base_minor,
-            "exact_minor": applied.exact,
+            "exact_minor": canonical_text(applied.exact),  # decimals stored as text: read back as written
             "rounding": "half_up_once" if coupon.kind == "percentage" else "none",
             "capped": applied.capped,
             "skipped": applied.skipped,
@@ -214,11 +214,11 @@ def price_lines(
                 "rates": [
                     {
                         "tax_rate_id": p.tax_rate_id,
-                        "percentage": p.percent,
+                        "percentage": canonical_text(p.percent),
                         "inclusive": p.inclusive,
                         "taxable_minor": p.taxable_minor,
                         "amount_minor": p.amount_minor,
-                        "exact_minor": p.exact,
+                        "exact_minor": canonical_text(p.exact),
                     }
                     for p in tax.parts
                 ],
