@@ -66,7 +66,8 @@ def discounts_for(
     )  # customer's, then subscription's
     for code, version in sorted(set(plan_versions)):
         chosen += _order([d for d in repo.plan_discounts(code, version) if d.status == "active"])
-    snapshots, actions = [], []
+    snapshots: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
     for discount in chosen:
         if len(snapshots) >= MAX_DISCOUNTS:
             break
