@@ -361,3 +361,37 @@ def test_an_archived_tax_rate_no_longer_applies(world: World, api: Any, monkeypa
     assert (status, answer["error"]["code"]) == (400, "tax_rate_archived")
     _bill(world, monkeypatch, 1)
     assert all("tax" not in ln for i in world.invoices("acme") for ln in i["lines"])
+
+
+def test_two_workers_on_one_window_count_its_period_once(world: World, api: Any, monkeypatch: Any) -> None:
+    from neruba.dal import transaction
+    from neruba.logic.billing import worker as billing_worker
+    from neruba.models.billing import BillingJob
+
+    # GIVEN a repeating coupon on the customer, the opening billed, a day of usage due
+    discount = _attach(api, _coupon(api)["id"], customer_id="acme")
+    world.subscribe("acme")
+    [sub] = world.subscriptions
+    schedule(world, START)
+    work(world, START, monkeypatch)
+    world.usage("acme", START + day(0, 2), 3)
+    job = BillingJob(subscription_id=sub["id"], customer_id="acme", seq=1, window_id="w", kind="usage")
+    now = START + day(1, 1)
+    raced = [0]
+
+    def racing(unit: Any) -> None:
+        # the first worker has read everything and built its transaction; a second worker bills the same
+        # window completely before the first one commits
+        if raced[0] == 0 and any("DSCU#" in str(a) for a in unit):
+            raced[0] += 1
+            billing_worker.process_job(world.ctx, job, now)
+        transaction.commit(unit)
+
+    # WHEN both bill window 1
+    monkeypatch.setattr(billing_worker, "commit", racing)
+    outcome = billing_worker.process_job(world.ctx, job, now)
+    # THEN the first is cancelled and counts it as already billed: one invoice, one period counted
+    assert raced == [1] and outcome.invoiced == [] and outcome.already_billed == 1
+    assert _used(world, discount["id"]) == 2  # the opening's period and this window's
+    assert _discount_lines(world) == [("opening", 0), ("usage", -4)]
+    assert_books_agree(world, "acme")
