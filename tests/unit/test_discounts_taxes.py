@@ -228,3 +228,25 @@ def test_an_invoice_s_lines_and_totals_add_up_exactly(
             assert line["tax"]["net_minor"] + line["tax"]["inclusive_minor"] == net[line["line_id"]]
     if all(amount >= 0 for amount, _, _ in raw):
         assert totals["total_minor"] >= 0
+
+
+def test_the_tax_entries_join_the_invoice_posting_and_a_lower_revision_reverses_them() -> None:
+    from datetime import UTC, datetime
+
+    from neruba.logic.billing.context import PostingRequest, posting_for
+
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    first = posting_for(
+        PostingRequest("acme", "in_1", USD, 2500, [], at, tax_minor=500, tax_included_minor=0)
+    )
+    assert first is not None and first.idempotency_key == "invoice:in_1"
+    assert first.deltas() == {"revenue": -2500, "receivable": 3000, "tax_payable": -500}
+    lower = posting_for(
+        PostingRequest("acme", "in_1", USD, -1000, [], at, 1, tax_minor=-200, tax_included_minor=0)
+    )
+    assert lower is not None and lower.idempotency_key == "invoice:in_1:rev1"
+    assert lower.deltas() == {"revenue": 1000, "receivable": -1200, "tax_payable": 200}
+    only_tax = posting_for(
+        PostingRequest("acme", "in_1", USD, 0, [], at, 2, tax_minor=0, tax_included_minor=17)
+    )
+    assert only_tax is not None and only_tax.deltas() == {"revenue": 17, "tax_payable": -17}
