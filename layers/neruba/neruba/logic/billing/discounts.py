@@ -271,13 +271,14 @@ def repriced(doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> list
 
 
 def credit_base(lines: Sequence[Mapping[str, Any]], uncredited: Sequence[str]) -> list[dict[str, Any]]:
-    """The lines credit may pay, at their amount after discounts (discount lines and ``uncredited``
-    kinds left out)."""
+    """The lines credit may pay, at their amount after discounts (discount lines and the lines whose id
+    is in ``uncredited`` left out)."""
     net = net_amounts(lines)
+    left_out = set(uncredited)
     return [
         {**line, "amount_minor": net[str(line["line_id"])]}
         for line in lines
-        if line.get("kind") not in (KIND, *uncredited)
+        if line.get("kind") != KIND and str(line["line_id"]) not in left_out
     ]
 
 

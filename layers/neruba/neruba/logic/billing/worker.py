@@ -229,7 +229,8 @@ def build_invoice(
     )  # fmt: skip
     actions += discount_actions  # each discount's period counted by this transaction only
     subtotal = sum(int(line["amount_minor"]) for line in lines)
-    base = credit_base(lines, ("one_off",))  # after discounts; credits never pay one-off charges
+    picked = [str(line["line_id"]) for line in one_off_lines]
+    base = credit_base(lines, picked)  # after discounts; credits never pay one-off charges or advance lines
     chargeable = creditable_lines(base, sum(int(line["amount_minor"]) for line in base))
     credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
