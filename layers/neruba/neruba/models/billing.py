@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from neruba.models.fields import EXTERNAL_ID_PATTERN, MAX_METADATA, Instant, Metadata, Price, Quantity
+from neruba.models.fields import (
+    EXTERNAL_ID_PATTERN,
+    MAX_METADATA,
+    Instant,
+    Metadata,
+    PlainText,
+    Price,
+    Quantity,
+)
 
 
 class BillingJob(BaseModel):
@@ -40,8 +48,8 @@ class BillingRunRequest(BaseModel):
     backfill: bool = Field(
         default=False, description="Also create billing states for every subscription of the catalog."
     )
-    reason: str = Field(min_length=3, max_length=500, description="Why the run is needed (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: PlainText = Field(min_length=3, max_length=500, description="Why the run is needed (audited).")
+    ticket: PlainText | None = Field(default=None, max_length=128)
 
 
 class RerunRequest(BaseModel):
@@ -49,8 +57,10 @@ class RerunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the invoice is recomputed (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: PlainText = Field(
+        min_length=3, max_length=500, description="Why the invoice is recomputed (audited)."
+    )
+    ticket: PlainText | None = Field(default=None, max_length=128)
 
 
 MAX_ONE_OFF_DESCRIPTION = 500
@@ -66,7 +76,7 @@ class OneOffChargeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(
+    description: PlainText = Field(
         min_length=1, description="What the charge is for, as the invoice line shows it."
     )
     amount_minor: StrictInt | None = Field(default=None, description="The amount in minor units (positive).")
@@ -77,8 +87,8 @@ class OneOffChargeCreate(BaseModel):
         description="invoice_now: an invoice of its own at once; next_invoice: a line on the next invoice."
     )
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
-    reason: str = Field(min_length=3, max_length=500, description="Why the charge is added (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: PlainText = Field(min_length=3, max_length=500, description="Why the charge is added (audited).")
+    ticket: PlainText | None = Field(default=None, max_length=128)
 
 
 class OneOffChargeVoid(BaseModel):
@@ -86,5 +96,5 @@ class OneOffChargeVoid(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the charge is voided (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: PlainText = Field(min_length=3, max_length=500, description="Why the charge is voided (audited).")
+    ticket: PlainText | None = Field(default=None, max_length=128)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo
 
 from neruba.domain.money import is_supported_currency
 
@@ -28,9 +28,16 @@ AUDIT_PARTITION_PATTERN = (
 )
 
 
-def _one_line(value: str) -> str:
+# The validation context of a stored document read back (``Model.model_validate(doc, context=STORED)``):
+# text stored before a rule on free text existed is read as it was written, never refused on the way out.
+STORED = {"stored": True}
+
+
+def _one_line(value: str, info: ValidationInfo) -> str:
     """Refuse a control character (NUL, tab, escape, DEL, C1) or a line break of any kind (CR, LF, the
     Unicode line and paragraph separators): free text is shown on one line in consoles, logs and CSVs."""
+    if isinstance(info.context, dict) and info.context.get("stored"):
+        return value
     if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise ValueError("must not contain control characters or line breaks")
     return value
@@ -40,8 +47,9 @@ def _one_line(value: str) -> str:
 # with the field's own length bounds: ``Annotated[PlainText, Field(max_length=500)]``.
 PlainText = Annotated[str, AfterValidator(_one_line)]
 
-Reason = Annotated[str, Field(min_length=1, max_length=500)]  # why an operator acts (kept in the audit)
-Ticket = Annotated[str | None, Field(default=None, max_length=128)]  # the operator's ticket reference
+Reason = Annotated[PlainText, Field(min_length=1, max_length=500)]  # why an operator acts (audited)
+Ticket = Annotated[PlainText | None, Field(default=None, max_length=128)]  # the operator's ticket reference
+Name = Annotated[PlainText, Field(min_length=1, max_length=256)]  # a customer's, meter's or plan's name
 
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40
