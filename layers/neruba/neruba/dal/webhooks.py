@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from neruba.dal.cursors import InvalidCursorError, decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.timefmt import ts
 
-__all__ = ["OUTBOX_SHARDS", "InvalidCursorError", "WebhooksRepository"]
+__all__ = ["OUTBOX_SHARDS", "Attempt", "Delivery", "InvalidCursorError", "WebhooksRepository"]
 
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
@@ -46,6 +47,35 @@ cursor)."""
 
 
 _made = itertools.count()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event's delivery to one endpoint. Times are the stored text (``ts``); ``next_at`` only while
+    ``pending``; ``sent`` counts the attempts whose follow-up message was queued."""
+
+    endpoint_id: str
+    status: str
+    attempts: int
+    sent: int = 0
+    next_at: str | None = None
+    deadline: str | None = None
+    lease: str | None = None
+    delivered_at: str | None = None
+    failed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a delivery: the answer's status code (0: none), latency and an excerpt of it."""
+
+    endpoint_id: str
+    attempt: int
+    at: str
+    status_code: int
+    latency_ms: int
+    response_excerpt: str = ""
+    error: str | None = None
 
 
 def _write_order() -> str:
@@ -441,7 +471,7 @@ class WebhooksRepository:
             if not is_condition_failure(exc):
                 raise
 
-    def delivery(self, event_id: str, endpoint_id: str) -> dict[str, Any] | None:
+    def delivery(self, event_id: str, endpoint_id: str) -> Delivery | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
@@ -449,7 +479,7 @@ class WebhooksRepository:
         )
         return _delivery(from_item(response["Item"])) if "Item" in response else None
 
-    def deliveries_of(self, event_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def deliveries_of(self, event_id: str) -> tuple[list[Delivery], list[Attempt]]:
         """(delivery states, attempt log lines) of one event."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -457,8 +487,8 @@ class WebhooksRepository:
             "ExpressionAttributeValues": {":pk": {"S": f"WHDEL#{event_id}"}},
             "ConsistentRead": True,
         }
-        states: list[dict[str, Any]] = []
-        attempts: list[dict[str, Any]] = []
+        states: list[Delivery] = []
+        attempts: list[Attempt] = []
         while True:
             response = client("dynamodb").query(**request)
             for raw in response.get("Items", []):
@@ -609,31 +639,31 @@ def _unkeyed(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != "_key"}
 
 
-def _delivery(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "endpoint_id": item["sk"],
-        "status": item["st"],
-        "attempts": int(item["attempts"]),
-        "sent": int(item.get("sent", 0)),
-        "next_at": item.get("next_at") if item["st"] == "pending" else None,
-        "deadline": item.get("deadline"),
-        "lease": item.get("lease"),
-        "delivered_at": item.get("delivered_at"),
-        "failed_at": item.get("failed_at"),
-    }
+def _delivery(item: dict[str, Any]) -> Delivery:
+    return Delivery(
+        endpoint_id=item["sk"],
+        status=item["st"],
+        attempts=int(item["attempts"]),
+        sent=int(item.get("sent", 0)),
+        next_at=item.get("next_at") if item["st"] == "pending" else None,
+        deadline=item.get("deadline"),
+        lease=item.get("lease"),
+        delivered_at=item.get("delivered_at"),
+        failed_at=item.get("failed_at"),
+    )
 
 
-def _attempt(item: dict[str, Any]) -> dict[str, Any]:
+def _attempt(item: dict[str, Any]) -> Attempt:
     endpoint_id, _, number = str(item["sk"]).split("#")
-    return {
-        "endpoint_id": endpoint_id,
-        "attempt": int(number),
-        "at": item["at"],
-        "status_code": int(item["code"]),
-        "latency_ms": int(item["ms"]),
-        "response_excerpt": item.get("excerpt", ""),
-        "error": item.get("error"),
-    }
+    return Attempt(
+        endpoint_id=endpoint_id,
+        attempt=int(number),
+        at=item["at"],
+        status_code=int(item["code"]),
+        latency_ms=int(item["ms"]),
+        response_excerpt=item.get("excerpt", ""),
+        error=item.get("error"),
+    )
 
 
 def enqueue(queue_url: str, messages: list[tuple[str, int]]) -> None:

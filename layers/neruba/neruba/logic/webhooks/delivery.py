@@ -91,12 +91,12 @@ def process_message(
     state = repo.delivery(msg.event_id, msg.endpoint_id)
     if state is None:
         return "unknown"
-    if state["status"] != "pending":
+    if state.status != "pending" or state.next_at is None:
         return "stale"
-    done = int(state["attempts"])
-    due = parse_ts(state["next_at"])
+    done = state.attempts
+    due = parse_ts(state.next_at)
     if msg.attempt <= done:
-        if msg.attempt == done and state["sent"] < done:  # the follow-up may not have been sent
+        if msg.attempt == done and state.sent < done:  # the follow-up may not have been sent
             _follow_up(hooks, msg, done, due, now)
             return "follow_up"
         return "stale"
@@ -116,7 +116,7 @@ def process_message(
         assert found is not None and event is not None
         answer = _attempt(hooks, found[0], found[1], str(event["body"]), now)
     delivered = 200 <= answer.status_code < 300
-    deadline = parse_ts(state["deadline"]) if state.get("deadline") else due + RETRY_WINDOW
+    deadline = parse_ts(state.deadline) if state.deadline else due + RETRY_WINDOW
     next_at: datetime | None = None
     if delivered:
         outcome = "delivered"
@@ -283,7 +283,7 @@ def resend(
     elif failed_since is not None:
         for evt, endpoint in repo.failed_since(failed_since, limit):
             state = repo.delivery(evt, endpoint)
-            if endpoint_id in (None, endpoint) and state is not None and state["status"] == "failed":
+            if endpoint_id in (None, endpoint) and state is not None and state.status == "failed":
                 pairs.append((evt, endpoint))
     done: list[dict[str, str]] = []
     messages = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets as _random
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -255,8 +256,8 @@ def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
         "customer_id": found["customer_id"],
         "sequence": found["sequence"],
         "created": found["created"],
-        "deliveries": [{k: s.get(k) for k in keep} for s in states],
-        "attempts": attempts,
+        "deliveries": [{k: getattr(s, k) for k in keep} for s in states],
+        "attempts": [asdict(attempt) for attempt in attempts],
         "payload": json.loads(found["body"]),
     }
 
