@@ -91,17 +91,18 @@ def parse_ts(text: str) -> datetime:
 
 
 # The fields that hold times in answers and event bodies (docs/api.md, "Times in answers").
-TIME_SUFFIXES = ("_at", "_start", "_end", "_from", "_since")  # created_at, period_start, created_from
-TIME_KEYS = frozenset({"at", "as_of", "created", "from", "timestamp", "to"})  # and these
+TIME_SUFFIXES = ("_at", "_start", "_end", "_from", "_since", "_until")  # created_at, trial_until
+TIME_KEYS = frozenset(
+    {"at", "as_of", "bucket", "created", "end", "from", "since", "start", "timestamp", "to"}
+)
 CLIENT_MAPS = frozenset({"metadata", "properties"})  # the client's own keys and text: echoed as sent
 
 
 def answer_times(value: Any) -> Any:
-    """``value`` (JSON-like) with every time (the text, with an offset, of a field named ``at``, ``as_of``,
-    ``created``, ``from``, ``to``, ``timestamp`` or ``*_at``, ``*_start``, ``*_end``, ``*_from``,
-    ``*_since``) in :func:`iso_z`, whichever format it was stored in; other values, and the client's own
-    maps (``metadata``, ``properties``), unchanged. The one rule of every HTTP answer
-    (``api.responses.json_response``) and every webhook event body.
+    """``value`` (JSON-like) with every time in :func:`iso_z`, whichever format it was stored in: the text,
+    with an offset, of a field named in ``TIME_KEYS`` or ending in one of ``TIME_SUFFIXES``. Other values,
+    and the client's own maps (``metadata``, ``properties``), are unchanged. The one rule of every HTTP
+    answer (``api.responses.json_response``, the resolver's errors) and every webhook event body.
 
     Example:
         >>> sent = "2026-01-02T05:04:05+02:00"
