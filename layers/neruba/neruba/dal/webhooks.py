@@ -35,7 +35,7 @@ from neruba.dal.cursors import InvalidCursorError, decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.timefmt import ts
 
-__all__ = ["OUTBOX_SHARDS", "Attempt", "Delivery", "InvalidCursorError", "WebhooksRepository"]
+__all__ = ["OUTBOX_SHARDS", "Attempt", "Delivery", "InvalidCursorError", "WebhookEvent", "WebhooksRepository"]
 
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
@@ -47,6 +47,24 @@ cursor)."""
 
 
 _made = itertools.count()
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A stored outgoing event: ``created`` as stored, ``body`` the exact text sent (None in a list page,
+    which reads the customer's list entries only)."""
+
+    id: str
+    type: str
+    customer_id: str
+    sequence: int
+    created: str
+    body: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The event's fields without its body (a list entry)."""
+        return {"id": self.id, "type": self.type, "customer_id": self.customer_id,
+                "sequence": self.sequence, "created": self.created}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -351,19 +369,23 @@ class WebhooksRepository:
             stored = self.event(str(event["id"]))
             assert stored is not None
             self._put_listed(stored)
-            return str(stored["body"])
-        self._put_listed({**item, "id": event["id"], "sequence": event["sequence"]})
+            return str(stored.body)
+        self._put_listed(
+            WebhookEvent(
+                event["id"], event["type"], event["customer_id"], event["sequence"], event["created"]
+            )
+        )
         return body
 
-    def _put_listed(self, event: dict[str, Any]) -> None:
+    def _put_listed(self, event: WebhookEvent) -> None:
         """The customer's list entry of a stored event (written again by a relay run again: same key,
         same values, as the sequence number is fixed once)."""
         item = {
-            "pk": f"{CUSTOMER_EVENTS_PK}{event['customer_id']}",
-            "sk": f"{int(event['sequence']):012d}",
-            "event_id": event["id"],
-            "type": event["type"],
-            "created": event["created"],
+            "pk": f"{CUSTOMER_EVENTS_PK}{event.customer_id}",
+            "sk": f"{int(event.sequence):012d}",
+            "event_id": event.id,
+            "type": event.type,
+            "created": event.created,
         }
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
 
@@ -375,7 +397,7 @@ class WebhooksRepository:
         end: str | None,
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[WebhookEvent], str | None]:
         """A customer's events, newest sequence first, of ``event_type`` and created in ``[start, end]``
         when given (filtered after the read: a page reads at most :data:`READ_BUDGET` list entries and
         may come back short with a cursor). Raises InvalidCursorError for a cursor of another query."""
@@ -410,7 +432,7 @@ class WebhooksRepository:
             request["ExclusiveStartKey"] = decode_cursor(
                 cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", pk)
             )
-        found: list[dict[str, Any]] = []
+        found: list[tuple[WebhookEvent, dict[str, Any]]] = []  # each with its item's key
         read = 0
         while True:
             request["Limit"] = min(limit + 1 - len(found), READ_BUDGET - read)
@@ -418,22 +440,26 @@ class WebhooksRepository:
             read += int(response.get("ScannedCount", 0))
             for raw in response.get("Items", []):
                 item = from_item(raw)
-                found.append(
-                    {"id": item["event_id"], "type": item["type"], "customer_id": customer_id,
-                     "sequence": int(item["sk"]), "created": item["created"], "_key": raw}
-                )  # fmt: skip
+                listed = WebhookEvent(
+                    str(item["event_id"]),
+                    str(item["type"]),
+                    customer_id,
+                    int(item["sk"]),
+                    str(item["created"]),
+                )
+                found.append((listed, raw))
             last = response.get("LastEvaluatedKey")
             if len(found) > limit:
-                key = found[limit - 1]["_key"]
+                key = found[limit - 1][1]
                 position = {"pk": key["pk"], "sk": key["sk"]}
-                return [_unkeyed(e) for e in found[:limit]], encode_cursor(position, query)
+                return [e for e, _ in found[:limit]], encode_cursor(position, query)
             if last is None:
-                return [_unkeyed(e) for e in found], None
+                return [e for e, _ in found], None
             if read >= READ_BUDGET:
-                return [_unkeyed(e) for e in found], encode_cursor(last, query)
+                return [e for e, _ in found], encode_cursor(last, query)
             request["ExclusiveStartKey"] = last
 
-    def event(self, event_id: str) -> dict[str, Any] | None:
+    def event(self, event_id: str) -> WebhookEvent | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"WHEVT#{event_id}"}, "sk": {"S": "#"}},
@@ -442,14 +468,14 @@ class WebhooksRepository:
         if "Item" not in response:
             return None
         item = from_item(response["Item"])
-        return {
-            "id": event_id,
-            "type": item["type"],
-            "customer_id": item["customer_id"],
-            "sequence": int(item["seq"]),
-            "created": item["created"],
-            "body": item["body"],
-        }
+        return WebhookEvent(
+            id=event_id,
+            type=str(item["type"]),
+            customer_id=str(item["customer_id"]),
+            sequence=int(item["seq"]),
+            created=str(item["created"]),
+            body=str(item["body"]),
+        )
 
     # ---------------------------------------------------------------------------- deliveries
     def create_delivery(self, event_id: str, endpoint_id: str, now: datetime, deadline: datetime) -> None:
@@ -633,10 +659,6 @@ def _text(value: Any) -> str:
     """The stored text of an endpoint's document or secrets (sorted keys: reading and writing it back
     gives the same text, which the replace condition compares)."""
     return json.dumps(value, sort_keys=True)
-
-
-def _unkeyed(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k != "_key"}
 
 
 def _delivery(item: dict[str, Any]) -> Delivery:

@@ -114,7 +114,7 @@ def process_message(
         answer = Answer(0, 0, "", "endpoint_disabled" if found is not None else "endpoint_deleted")
     else:
         assert found is not None and event is not None
-        answer = _attempt(hooks, found[0], found[1], str(event["body"]), now)
+        answer = _attempt(hooks, found[0], found[1], str(event.body), now)
     delivered = 200 <= answer.status_code < 300
     deadline = parse_ts(state.deadline) if state.deadline else due + RETRY_WINDOW
     next_at: datetime | None = None
@@ -277,7 +277,7 @@ def resend(
         for doc, _ in repo.all_endpoints():
             if endpoint_id not in (None, doc["id"]):
                 continue
-            if doc.get("enabled") and event["type"] in doc.get("enabled_events", []):
+            if doc.get("enabled") and event.type in doc.get("enabled_events", []):
                 repo.create_delivery(event_id, doc["id"], now, now + RETRY_WINDOW)
                 pairs.append((event_id, doc["id"]))
     elif failed_since is not None:

@@ -250,15 +250,11 @@ def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
     states, attempts = hooks.repo.deliveries_of(event_id)
     keep = ("endpoint_id", "status", "attempts", "next_at", "delivered_at", "failed_at")
     return {  # the payload is the body as sent; the rest is read from stored items (times: json_response)
-        "id": event_id,
+        **found.summary(),
         "object": "event",
-        "type": found["type"],
-        "customer_id": found["customer_id"],
-        "sequence": found["sequence"],
-        "created": found["created"],
         "deliveries": [{k: getattr(s, k) for k in keep} for s in states],
         "attempts": [asdict(attempt) for attempt in attempts],
-        "payload": json.loads(found["body"]),
+        "payload": json.loads(found.body or "null"),
     }
 
 

@@ -41,5 +41,5 @@ def list_page(
             code="invalid_cursor",
             param="starting_after",
         ) from exc
-    data = [{"object": "event", **event} for event in events]
+    data = [{"object": "event", **event.summary()} for event in events]
     return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
