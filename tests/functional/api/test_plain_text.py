@@ -151,3 +151,20 @@ def test_a_name_stored_before_the_rule_still_reads_back_and_updates(aws: dict[st
     assert (status, shown["name"]) == (200, "Acme\nLtd"), shown
     status, changed = _send("PATCH", "/v1/customers/{customer_id}", "/v1/customers/acme", {"email": "b@a.co"})
     assert (status, changed["name"], changed["email"]) == (200, "Acme\nLtd", "b@a.co"), changed
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "path", "body", "field"),
+    [(m, t, p, b, f) for m, t, p, b, fields in CASES for f in fields if f != "description"],
+    ids=[f"{m} {t} {f}" for m, t, _, _, fields in CASES for f in fields if f != "description"],
+)
+def test_free_text_too_long_is_refused_as_text(
+    aws: dict[str, str], method: str, template: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    # WHEN the field is longer than its bound (every bound here is at most 500 characters)
+    status, answer = _send(method, template, path, {**body, field: "x" * 501})
+    # THEN the refusal speaks of characters, as for any text (the character check comes after the length)
+    assert status == 422, answer
+    [detail] = answer["error"]["details"]
+    assert (detail["param"], detail["code"]) == (field, "string_too_long"), detail
+    assert "character(s)" in detail["message"], detail

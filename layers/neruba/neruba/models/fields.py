@@ -43,13 +43,19 @@ def _one_line(value: str, info: ValidationInfo) -> str:
     return value
 
 
-# Free text a caller writes (a description, a reason, a ticket): printable characters on one line. Combine
-# with the field's own length bounds: ``Annotated[PlainText, Field(max_length=500)]``.
+# Free text a caller writes (a name, a description, a reason, a ticket): printable characters on one line.
+# Each type checks its length first, so a too short or too long text is refused as a string's length
+# (``string_too_short``), and then its characters. Build a new one the same way (bounds, then the check).
 PlainText = Annotated[str, AfterValidator(_one_line)]
-
-Reason = Annotated[PlainText, Field(min_length=1, max_length=500)]  # why an operator acts (audited)
-Ticket = Annotated[PlainText | None, Field(default=None, max_length=128)]  # the operator's ticket reference
-Name = Annotated[PlainText, Field(min_length=1, max_length=256)]  # a customer's, meter's or plan's name
+Name = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_one_line)]  # customer, meter, plan
+Description = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # a webhook endpoint's
+LineDescription = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]  # an invoice line's
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)]  # why (audited)
+AuditedReason = Annotated[
+    str, Field(min_length=3, max_length=500), AfterValidator(_one_line)
+]  # runs, replays
+TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
+Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
 
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from neruba.models.fields import PlainText
+from neruba.models.fields import AuditedReason, TicketText
 
 EVENT_ID_PATTERN = r"^evt_[A-Za-z0-9_]{1,250}$"
 EventStatus = Literal["received", "processed", "ignored", "failed", "deferred", "parked"]
@@ -22,10 +22,8 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: PlainText = Field(
-        min_length=3, max_length=500, description="Why the event is replayed (audited)."
-    )
-    ticket: PlainText | None = Field(default=None, max_length=128, description="Support or incident ticket.")
+    reason: AuditedReason = Field(description="Why the event is replayed (audited).")
+    ticket: TicketText | None = Field(default=None, description="Support or incident ticket.")
 
 
 class SyncMessage(BaseModel):
