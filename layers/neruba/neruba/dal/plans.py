@@ -22,6 +22,7 @@ from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, Catal
 from neruba.dal.clients import client
 from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
 from neruba.dal.transaction import Cancelled, Transaction
+from neruba.domain.phases import Timeline
 from neruba.timefmt import iso
 
 Actions = Sequence[dict[str, Any]]
@@ -79,8 +80,9 @@ def version_record(doc: dict[str, Any]) -> PlanVersion:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A stored subscription: the fields logic decides on, and ``document`` (the stored document, without
-    the ``revision`` it is stored at), which the API answers and a change starts from."""
+    """A stored subscription: the fields logic decides on, ``timeline`` (what the phase, fee and overlap
+    rules of ``domain.phases`` read), and ``document`` (the stored document, without the ``revision`` it
+    is stored at), which the API answers and a change starts from."""
 
     id: str
     customer_id: str
@@ -88,6 +90,7 @@ class Subscription:
     currency: str
     trial_end: str | None
     revision: int
+    timeline: Timeline
     document: dict[str, Any]
 
 
@@ -101,6 +104,7 @@ def subscription_record(item: dict[str, Any]) -> Subscription:
         currency=str(doc.get("currency")),
         trial_end=doc.get("trial_end"),
         revision=int(item["rev"]),
+        timeline=Timeline.of(doc),
         document=doc,
     )
 

@@ -23,16 +23,17 @@ from typing import Any
 
 from neruba.domain.periods import add_interval
 from neruba.domain.phases import (
+    Phase,
     PhaseSpan,
+    Terms,
+    Timeline,
     Versions,
-    at_time,
-    ended_at,
     ends_at,
     next_period_end,
     paid_part,
     prepaid_phase,
     seconds,
-    trial_end,
+    timeline,
     version_of,
 )
 from neruba.domain.pricing import ZERO, InvoiceLine, LineKind, exact, fraction_of, line_minor
@@ -104,19 +105,19 @@ def fee_line(
     )
 
 
-def _ended_by(subscription: Mapping[str, Any], index: int, end: datetime) -> str | None:
+def _ended_by(terms: Timeline, index: int, end: datetime) -> str | None:
     """Why phase ``index`` ended at ``end``: ``change`` (the next phase began then), ``cancel`` (the
     subscription ended then)."""
-    phases = subscription.get("phases") or []
-    if index + 1 < len(phases) and at_time(phases[index + 1]["start_at"]) == end:
+    phases = terms.phases
+    if index + 1 < len(phases) and phases[index + 1].start == end:
         return "change"
-    if ended_at(subscription) == end:
+    if terms.ended_at == end:
         return "cancel"
     return None
 
 
 def span_fee_lines(
-    subscription: Mapping[str, Any],
+    subscription: Terms,
     version: Mapping[str, Any],
     span: PhaseSpan,
     period: Period,
@@ -129,7 +130,8 @@ def span_fee_lines(
     if fee is None:
         return []
     amount, timing = fee
-    trial = trial_end(subscription)
+    terms = timeline(subscription)
+    trial = terms.trial_end
     plan = (span.plan_code, span.plan_version)
     name = _name(version, span.plan_code)
     part = paid_part(span.start, span.end, trial)
@@ -138,7 +140,7 @@ def span_fee_lines(
     kind: LineKind
     if timing == "arrears":
         line_id, kind, label = f"fixed_fee:arrears:{span.index}", "fixed_fee", f"{name} fixed fee (arrears)"
-    elif span.index == prepaid_phase(subscription, period[0]):
+    elif span.index == prepaid_phase(terms, period[0]):
         return []
     else:
         line_id, kind = f"proration:charge:{span.index}", "proration"
@@ -147,26 +149,27 @@ def span_fee_lines(
 
 
 def prepaid_credit(
-    subscription: Mapping[str, Any], versions: Versions, period: Period, currency: str
+    subscription: Terms, versions: Versions, period: Period, currency: str
 ) -> list[InvoiceLine]:
     """A negative ``proration:credit:{phase}`` line for the unused paid time of the advance fee that was
     prepaid for ``period`` (by the opening or the previous window), when its phase ended inside the
     period: from that end (a plan change or an immediate cancellation) to the period end. None when
     the prepaid fee was in arrears or absent, or the plan version keeps its fee on a cancellation."""
-    index = prepaid_phase(subscription, period[0])
+    terms = timeline(subscription)
+    index = prepaid_phase(terms, period[0])
     if index is None:
         return []
-    phase = (subscription.get("phases") or [])[index]
-    plan = (str(phase["plan_code"]), int(phase["plan_version"]))
+    phase = terms.phases[index]
+    plan = (phase.plan_code, phase.plan_version)
     version = version_of(versions, *plan)
     fee = fee_of(version)
-    end = at_time(phase.get("end_at"))
+    end = phase.end
     if fee is None or fee[1] != "advance" or end is None or end >= period[1]:
         return []
-    reason = _ended_by(subscription, index, end)
+    reason = _ended_by(terms, index, end)
     if reason is None or (reason == "cancel" and not credits_on_cancel(version)):
         return []
-    trial = trial_end(subscription)
+    trial = terms.trial_end
     part = paid_part(max(end, period[0]), period[1], trial)
     if part is None:
         return []
@@ -180,12 +183,12 @@ def prepaid_credit(
 
 
 def minimum_share(
-    subscription: Mapping[str, Any], version: Mapping[str, Any], span: PhaseSpan, period: Period
+    subscription: Terms, version: Mapping[str, Any], span: PhaseSpan, period: Period
 ) -> Decimal:
     """The version's minimum commitment prorated to the span's paid time (exact, unrounded)."""
     if version.get("minimum_commitment") is None:
         return ZERO
-    part = paid_part(span.start, span.end, trial_end(subscription))
+    part = paid_part(span.start, span.end, timeline(subscription).trial_end)
     if part is None:
         return ZERO
     minimum = exact(version["minimum_commitment"], "minimum_commitment")
@@ -223,12 +226,12 @@ def minimum_line(
 
 
 def _advance(
-    subscription: Mapping[str, Any], versions: Versions, index: int, phase: Mapping[str, Any], period: Period
+    terms: Timeline, versions: Versions, index: int, phase: Phase, period: Period
 ) -> list[InvoiceLine]:
     """The advance fee of ``period`` under ``phase``, for its paid part only (none if all trial)."""
-    version = version_of(versions, str(phase["plan_code"]), int(phase["plan_version"]))
+    version = version_of(versions, phase.plan_code, phase.plan_version)
     fee = fee_of(version)
-    trial = trial_end(subscription)
+    trial = terms.trial_end
     part = paid_part(*period, trial)
     if fee is None or fee[1] != "advance" or part is None:
         return []
@@ -236,38 +239,36 @@ def _advance(
         fee_line(
             f"fixed_fee:advance:{index}",
             "fixed_fee",
-            f"{_name(version, str(phase['plan_code']))} fixed fee (in advance)",
+            f"{_name(version, phase.plan_code)} fixed fee (in advance)",
             fee[0],
             1,
             part,
             period,
-            str(subscription["currency"]),
-            (str(phase["plan_code"]), int(phase["plan_version"])),
+            str(terms.currency),
+            (phase.plan_code, phase.plan_version),
             trial,
         )
     ]
 
 
-def next_advance(
-    subscription: Mapping[str, Any], versions: Versions, period_end: datetime
-) -> list[InvoiceLine]:
+def next_advance(subscription: Terms, versions: Versions, period_end: datetime) -> list[InvoiceLine]:
     """The next period's advance fee, under the version in force at ``period_end`` as known then
     (``phases.prepaid_phase``), unless the subscription ends there."""
-    if ends_at(subscription, period_end):
+    terms = timeline(subscription)
+    if ends_at(terms, period_end):
         return []
-    index = prepaid_phase(subscription, period_end)
+    index = prepaid_phase(terms, period_end)
     if index is None:
         return []
-    period = (period_end, next_period_end(subscription, period_end))
-    return _advance(subscription, versions, index, (subscription.get("phases") or [])[index], period)
+    period = (period_end, next_period_end(terms, period_end))
+    return _advance(terms, versions, index, terms.phases[index], period)
 
 
-def opening_lines(subscription: Mapping[str, Any], versions: Versions) -> list[InvoiceLine]:
+def opening_lines(subscription: Terms, versions: Versions) -> list[InvoiceLine]:
     """The first period's advance fee under the first phase (paid part only)."""
-    start = at_time(subscription["start_at"])
-    assert start is not None
-    phase = (subscription.get("phases") or [None])[0]
-    if phase is None:
+    terms = timeline(subscription)
+    start = terms.anchor
+    if not terms.phases:
         return []
-    period = (start, add_interval(start, str(subscription["interval"]), 1))
-    return _advance(subscription, versions, 0, phase, period)
+    period = (start, add_interval(start, terms.every, 1))
+    return _advance(terms, versions, 0, terms.phases[0], period)

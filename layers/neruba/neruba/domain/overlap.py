@@ -21,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from neruba.domain.phases import Terms, timeline
 
 MeterCodes = Callable[[str, int], Iterable[str]]  # (plan code, version) -> the meters it charges
 
@@ -52,19 +53,19 @@ class Claim:
         )
 
 
-def claims(subscription: Mapping[str, Any], meters: MeterCodes, end: datetime | None) -> list[Claim]:
+def claims(subscription: Terms, meters: MeterCodes, end: datetime | None) -> list[Claim]:
     """The claims of each phase, cut at the subscription's ``end`` (None while it has none)."""
+    terms = timeline(subscription)
     found: list[Claim] = []
-    for phase in subscription.get("phases") or []:
-        start = datetime.fromisoformat(str(phase["start_at"]))
-        stop = datetime.fromisoformat(str(phase["end_at"])) if phase.get("end_at") else None
+    for phase in terms.phases:
+        start, stop = phase.start, phase.end
         if end is not None and (stop is None or end < stop):
             stop = end
         if stop is not None and stop <= start:
             continue
-        code, version = str(phase["plan_code"]), int(phase["plan_version"])
+        code, version = phase.plan_code, phase.plan_version
         keys = [f"meter:{m}" for m in sorted(set(meters(code, version)))] + [f"plan:{code}"]
-        found += [Claim(str(subscription["id"]), key, start, stop, code, version) for key in keys]
+        found += [Claim(str(terms.id), key, start, stop, code, version) for key in keys]
     return found
 
 

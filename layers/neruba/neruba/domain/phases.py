@@ -1,6 +1,9 @@
 """A subscription's timeline: its phases clipped to a window, its periods, trial end and end.
 
-Pure Python, no AWS. Times on a subscription document are ISO strings (or datetimes) with an offset.
+Pure Python, no AWS. The rules work on a :class:`Timeline`: the fields of a subscription they read, times
+as aware datetimes, read once from a subscription document by :meth:`Timeline.of` (times there are ISO
+strings or datetimes with an offset). ``dal.plans.Subscription.timeline`` is the stored subscription's;
+every rule also takes a document (a subscription being built) and reads it through the same function.
 
 Example:
     >>> from datetime import UTC
@@ -17,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -41,6 +44,92 @@ def at_time(value: Any) -> datetime | None:
     return at
 
 
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One phase of a subscription: a plan version from ``start`` to ``end`` (None: open), recorded at
+    ``recorded`` (None for phases stored before plan changes recorded it)."""
+
+    plan_code: str
+    plan_version: int
+    start: datetime
+    end: datetime | None
+    recorded: datetime | None = None
+
+    @classmethod
+    def of(cls, phase: Mapping[str, Any]) -> Phase:
+        """The phase a subscription document's phase entry describes."""
+        start = at_time(phase["start_at"])
+        assert start is not None
+        return cls(
+            str(phase["plan_code"]),
+            int(phase["plan_version"]),
+            start,
+            at_time(phase.get("end_at")),
+            at_time(phase.get("created_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """What the phase, fee and overlap rules read of a subscription (see the module docstring)."""
+
+    id: str | None
+    customer_id: str | None
+    currency: str | None
+    interval: str | None
+    start: datetime | None
+    status: str | None
+    trial_end: datetime | None
+    ended_at: datetime | None
+    canceled_at: datetime | None
+    cancel_at_period_end: bool
+    phases: tuple[Phase, ...]
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> Timeline:
+        """The timeline of subscription document ``doc`` (fields it lacks read as None, or no phases)."""
+
+        def text(name: str) -> str | None:
+            value = doc.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            id=text("id"),
+            customer_id=text("customer_id"),
+            currency=text("currency"),
+            interval=text("interval"),
+            start=at_time(doc.get("start_at")),
+            status=text("status"),
+            trial_end=at_time(doc.get("trial_end")),
+            ended_at=at_time(doc.get("ended_at")),
+            canceled_at=at_time(doc.get("canceled_at")),
+            cancel_at_period_end=bool(doc.get("cancel_at_period_end")),
+            phases=tuple(Phase.of(p) for p in doc.get("phases") or ()),
+        )
+
+    @property
+    def anchor(self) -> datetime:
+        """The start its periods are counted from (a subscription always has one)."""
+        if self.start is None:
+            raise PricingError("a subscription has a start_at")
+        return self.start
+
+    @property
+    def every(self) -> str:
+        """Its billing interval (a subscription always has one)."""
+        if self.interval is None:
+            raise PricingError("a subscription has an interval")
+        return self.interval
+
+
+Terms = Timeline | Mapping[str, Any]
+
+
+def timeline(subscription: Terms) -> Timeline:
+    """``subscription`` as a :class:`Timeline` (a document is read once, with :meth:`Timeline.of`)."""
+    return subscription if isinstance(subscription, Timeline) else Timeline.of(subscription)
+
+
 def seconds(start: datetime, end: datetime) -> Decimal:
     """Exact length of [start, end) in seconds (microsecond resolution).
 
@@ -52,9 +141,9 @@ def seconds(start: datetime, end: datetime) -> Decimal:
     return Decimal((end - start) // _MICRO).scaleb(-6)
 
 
-def trial_end(subscription: Mapping[str, Any]) -> datetime | None:
+def trial_end(subscription: Terms) -> datetime | None:
     """The instant charging starts (``trial_end``), or ``None`` without a trial."""
-    return at_time(subscription.get("trial_end"))
+    return timeline(subscription).trial_end
 
 
 def paid_part(start: datetime, end: datetime, trial: datetime | None) -> tuple[datetime, datetime] | None:
@@ -83,62 +172,53 @@ class PhaseSpan:
     phase_end: datetime | None
 
 
-def phase_spans(subscription: Mapping[str, Any], start: datetime, end: datetime) -> list[PhaseSpan]:
+def phase_spans(subscription: Terms, start: datetime, end: datetime) -> list[PhaseSpan]:
     """Each phase clipped to [start, end); phases (or parts) outside it are left out."""
     spans = []
-    for index, phase in enumerate(subscription.get("phases") or []):
-        phase_start, phase_end = at_time(phase["start_at"]), at_time(phase.get("end_at"))
-        assert phase_start is not None
-        lo = max(phase_start, start)
-        hi = end if phase_end is None else min(phase_end, end)
+    for index, phase in enumerate(timeline(subscription).phases):
+        lo = max(phase.start, start)
+        hi = end if phase.end is None else min(phase.end, end)
         if lo < hi:
             spans.append(
-                PhaseSpan(
-                    index, str(phase["plan_code"]), int(phase["plan_version"]), lo, hi, phase_start, phase_end
-                )
+                PhaseSpan(index, phase.plan_code, phase.plan_version, lo, hi, phase.start, phase.end)
             )
     return spans
 
 
-def phase_at(subscription: Mapping[str, Any], at: datetime) -> tuple[int, Mapping[str, Any]] | None:
+def phase_at(subscription: Terms, at: datetime) -> tuple[int, Phase] | None:
     """The phase in force at instant ``at`` (start <= at < end), with its index."""
-    for index, phase in enumerate(subscription.get("phases") or []):
-        phase_start, phase_end = at_time(phase["start_at"]), at_time(phase.get("end_at"))
-        assert phase_start is not None
-        if phase_start <= at and (phase_end is None or at < phase_end):
+    for index, phase in enumerate(timeline(subscription).phases):
+        if phase.start <= at and (phase.end is None or at < phase.end):
             return index, phase
     return None
 
 
-def ended_at(subscription: Mapping[str, Any]) -> datetime | None:
+def ended_at(subscription: Terms) -> datetime | None:
     """When the subscription ended (an immediate cancellation), or ``None``."""
-    return at_time(subscription.get("ended_at"))
+    return timeline(subscription).ended_at
 
 
-def ends_at(subscription: Mapping[str, Any], period_end: datetime) -> bool:
+def ends_at(subscription: Terms, period_end: datetime) -> bool:
     """True when the subscription does not continue past ``period_end`` (ended, or canceled at period end)."""
-    ended = ended_at(subscription)
-    if ended is not None and ended <= period_end:
+    terms = timeline(subscription)
+    if terms.ended_at is not None and terms.ended_at <= period_end:
         return True
-    canceled = at_time(subscription.get("canceled_at"))
-    return bool(subscription.get("cancel_at_period_end")) and canceled is not None and canceled < period_end
+    canceled = terms.canceled_at
+    return terms.cancel_at_period_end and canceled is not None and canceled < period_end
 
 
-def next_period_end(
-    subscription: Mapping[str, Any], period_end: datetime, add: AddInterval = add_interval
-) -> datetime:
+def next_period_end(subscription: Terms, period_end: datetime, add: AddInterval = add_interval) -> datetime:
     """The end of the period that starts at ``period_end`` (periods anchored at the subscription start);
     more generally the first period boundary after that instant."""
-    anchor = at_time(subscription["start_at"])
-    assert anchor is not None
-    interval = str(subscription["interval"])
+    terms = timeline(subscription)
+    anchor, interval = terms.anchor, terms.every
     n = 1
     while add(anchor, interval, n) <= period_end:
         n += 1
     return add(anchor, interval, n)
 
 
-def subscription_end(subscription: Mapping[str, Any], add: AddInterval = add_interval) -> datetime | None:
+def subscription_end(subscription: Terms, add: AddInterval = add_interval) -> datetime | None:
     """When the subscription stops (or stopped): ``ended_at`` (an immediate cancellation), or the end of
     the period in which ``cancel_at_period_end`` was requested; ``None`` while it runs on.
 
@@ -148,12 +228,11 @@ def subscription_end(subscription: Mapping[str, Any], add: AddInterval = add_int
         >>> subscription_end(sub).date().isoformat()
         '2026-03-31'
     """
-    ended = ended_at(subscription)
-    if ended is not None:
-        return ended
-    canceled = at_time(subscription.get("canceled_at"))
-    if subscription.get("cancel_at_period_end") and canceled is not None:
-        return next_period_end(subscription, canceled, add)
+    terms = timeline(subscription)
+    if terms.ended_at is not None:
+        return terms.ended_at
+    if terms.cancel_at_period_end and terms.canceled_at is not None:
+        return next_period_end(terms, terms.canceled_at, add)
     return None
 
 
@@ -175,7 +254,15 @@ def state_at(subscription: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return view
 
 
-def rating_period(subscription: Mapping[str, Any], start: datetime, end: datetime) -> Period:
+def timeline_at(terms: Timeline, now: datetime) -> Timeline:
+    """:func:`state_at` of a timeline: ``canceled``, ended at its period end, once that end has passed."""
+    end = subscription_end(terms)
+    if terms.status == "active" and end is not None and end <= now:
+        return replace(terms, status="canceled", ended_at=end)
+    return terms
+
+
+def rating_period(subscription: Terms, start: datetime, end: datetime) -> Period:
     """The period the fees and minimum of window [start, end) are prorated over: the window itself,
     except the final window of a subscription canceled inside a period, which stops at ``ended_at`` but
     is rated over its whole period [start, period end) (its time simply ends at ``ended_at``).
@@ -188,22 +275,21 @@ def rating_period(subscription: Mapping[str, Any], start: datetime, end: datetim
         >>> rating_period(sub, t0, t1)[1].date().isoformat()
         '2026-02-01'
     """
-    ended = ended_at(subscription)
-    if ended is not None and end == ended:
-        whole = next_period_end(subscription, start)
+    terms = timeline(subscription)
+    if terms.ended_at is not None and end == terms.ended_at:
+        whole = next_period_end(terms, start)
         if whole > end:
             return start, whole
     return start, end
 
 
-def _recorded_before(phase: Mapping[str, Any], at: datetime) -> bool:
+def _recorded_before(phase: Phase, at: datetime) -> bool:
     """Whether a phase was recorded before ``at`` (phases without ``created_at`` count as recorded by
     their start, as they were before plan changes recorded it)."""
-    recorded = at_time(phase.get("created_at"))
-    return recorded is None or recorded < at
+    return phase.recorded is None or phase.recorded < at
 
 
-def prepaid_phase(subscription: Mapping[str, Any], period_start: datetime) -> int | None:
+def prepaid_phase(subscription: Terms, period_start: datetime) -> int | None:
     """The index of the phase whose advance fee pays for the period starting at ``period_start``.
 
     That fee is billed when the period starts (the opening window for the first period, the previous
@@ -224,10 +310,8 @@ def prepaid_phase(subscription: Mapping[str, Any], period_start: datetime) -> in
         (0, 1)
     """
     found = None
-    for index, phase in enumerate(subscription.get("phases") or []):
-        start = at_time(phase["start_at"])
-        assert start is not None
-        if start > period_start or (index > 0 and not _recorded_before(phase, period_start)):
+    for index, phase in enumerate(timeline(subscription).phases):
+        if phase.start > period_start or (index > 0 and not _recorded_before(phase, period_start)):
             break
         found = index
     return found

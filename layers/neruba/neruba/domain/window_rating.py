@@ -35,15 +35,16 @@ from neruba.domain.fees import (
 from neruba.domain.lines import GroupUsage, trial_usage_lines, usage_lines
 from neruba.domain.phases import (
     PhaseSpan,
+    Terms,
+    Timeline,
     Versions,
-    at_time,
     ends_at,
     next_period_end,
     paid_part,
     phase_at,
     phase_spans,
     rating_period,
-    trial_end,
+    timeline,
     version_of,
 )
 from neruba.domain.pricing import ZERO, InvoiceLine, RatedWindow
@@ -51,6 +52,7 @@ from neruba.domain.pricing import ZERO, InvoiceLine, RatedWindow
 __all__ = [
     "PhaseSpan",
     "PhaseUsage",
+    "Timeline",
     "Versions",
     "ends_at",
     "next_period_end",
@@ -65,14 +67,14 @@ PhaseUsage = Mapping[int, Mapping[str, Mapping[str, GroupUsage]]]
 
 
 def _usage_lines(
-    subscription: Mapping[str, Any],
+    terms: Timeline,
     version: Mapping[str, Any],
     span: PhaseSpan,
     usage: PhaseUsage,
     trial_usage: PhaseUsage,
 ) -> list[InvoiceLine]:
     """Zero trial lines for the span's trial part, priced lines for its paid part."""
-    trial = trial_end(subscription)
+    trial = terms.trial_end
     lines: list[InvoiceLine] = []
     if trial is not None and span.start < trial:
         lines += trial_usage_lines(
@@ -85,7 +87,7 @@ def _usage_lines(
 
 
 def rate_subscription_window(
-    subscription: Mapping[str, Any],
+    subscription: Terms,
     versions: Versions,
     period_start: datetime,
     period_end: datetime,
@@ -101,46 +103,47 @@ def rate_subscription_window(
     subscription canceled inside a period ends at ``ended_at``, but its fees and minimum are prorated
     over the whole period (``phases.rating_period``).
     """
-    currency = str(subscription["currency"])
-    period = rating_period(subscription, period_start, period_end)
-    spans = phase_spans(subscription, period_start, period_end)
+    terms = timeline(subscription)
+    currency = str(terms.currency)
+    period = rating_period(terms, period_start, period_end)
+    spans = phase_spans(terms, period_start, period_end)
     lines: list[InvoiceLine] = []
     usage_total = 0
     minimum = ZERO
     for span in spans:
         version = version_of(versions, span.plan_code, span.plan_version)
-        phase_lines = _usage_lines(subscription, version, span, usage, trial_usage or {})
+        phase_lines = _usage_lines(terms, version, span, usage, trial_usage or {})
         lines += phase_lines
         usage_total += sum(line.amount_minor for line in phase_lines)
-        minimum += minimum_share(subscription, version, span, period)
-        lines += span_fee_lines(subscription, version, span, period, currency)
-    lines += prepaid_credit(subscription, versions, period, currency)
+        minimum += minimum_share(terms, version, span, period)
+        lines += span_fee_lines(terms, version, span, period, currency)
+    lines += prepaid_credit(terms, versions, period, currency)
     lines += minimum_line(minimum, usage_total, currency, spans)
-    lines += next_advance(subscription, versions, period[1])
+    lines += next_advance(terms, versions, period[1])
     return RatedWindow.of(
         currency,
         lines,
         period_start,
         period_end,
-        subscription_id=subscription.get("id"),
-        customer_id=subscription.get("customer_id"),
+        subscription_id=terms.id,
+        customer_id=terms.customer_id,
         as_of=as_of,
     )
 
 
-def rate_opening_window(subscription: Mapping[str, Any], versions: Versions) -> RatedWindow:
+def rate_opening_window(subscription: Terms, versions: Versions) -> RatedWindow:
     """The advance fee of the first period, for its paid part (issued when the subscription starts).
 
     No lines when the fee is in arrears or absent, or when the trial covers the whole first period.
     """
-    start = at_time(subscription["start_at"])
-    assert start is not None
+    terms = timeline(subscription)
+    start = terms.anchor
     return RatedWindow.of(
-        str(subscription["currency"]),
-        opening_lines(subscription, versions),
+        str(terms.currency),
+        opening_lines(terms, versions),
         start,
-        next_period_end(subscription, start),
-        subscription_id=subscription.get("id"),
-        customer_id=subscription.get("customer_id"),
+        next_period_end(terms, start),
+        subscription_id=terms.id,
+        customer_id=terms.customer_id,
         kind="opening",
     )

@@ -130,7 +130,7 @@ def rerun_invoice(
         }
     else:
         subscription_id = str(invoice.subscription_id)
-        subscription = ctx.subscription(subscription_id).document
+        subscription = ctx.subscription(subscription_id).timeline
         rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
         rerated = rated_lines(
             rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))

@@ -26,7 +26,7 @@ twice, and re-rating (finalization, reruns, late events) never touches advance l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from neruba.dal.one_offs import STATUS_PENDING
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.advance import Change, Terms, event_delta, period_of, price_change, terms_of
 from neruba.domain.numbers import canonical_text
-from neruba.domain.phases import ended_at, phase_at, trial_end
+from neruba.domain.phases import phase_at
 from neruba.logic import idempotency
 from neruba.logic.billing.advance_lines import KIND
 from neruba.logic.billing.context import Billing, PostingRequest
@@ -43,6 +43,7 @@ from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
+    from neruba.dal.plans import Subscription
 
 ATTEMPTS = 5  # positions moved by concurrent events before the message is left to SQS to retry
 
@@ -57,35 +58,35 @@ def _text(value: Decimal) -> str:
 
 def _charge_for(
     ctx: Billing, customer_id: str, meter_code: str, at: datetime
-) -> tuple[dict[str, Any], Mapping[str, Any], Mapping[str, Any]] | str:
+) -> tuple[Subscription, Mapping[str, Any], Mapping[str, Any]] | str:
     """The subscription, plan version and charge billing ``meter_code`` in advance at ``at``, or the
     reason nothing is billed."""
     reason = "no_subscription"
     for sub in ctx.plans.customer_subscriptions(customer_id):
-        doc = sub.document
-        found = phase_at(doc, at)
-        end = ended_at(doc)
+        terms = sub.timeline
+        found = phase_at(terms, at)
+        end = terms.ended_at
         if found is None or (end is not None and at >= end):
             continue
         phase = found[1]
-        version = ctx.plans.version(str(phase["plan_code"]), int(phase["plan_version"])).document
+        version = ctx.plans.version(phase.plan_code, phase.plan_version).document
         for charge in version.get("charges") or []:
             if charge.get("meter_code") != meter_code:
                 continue
             if terms_of(charge) is None:
                 reason = "charged_in_arrears"
                 continue
-            trial = trial_end(doc)
+            trial = terms.trial_end
             if trial is not None and at < trial:
                 reason = "in_trial"
                 continue
-            return doc, version, charge
+            return sub, version, charge
     return reason
 
 
 def _line(
     event: Mapping[str, Any],
-    sub: Mapping[str, Any],
+    sub: Subscription,
     version: Mapping[str, Any],
     charge: Mapping[str, Any],
     change: Change,
@@ -119,7 +120,7 @@ def _line(
             "transaction_id": str(event["transaction_id"]),
             "event_timestamp": ts(at),
             "meter_code": meter,
-            "subscription_id": str(sub["id"]),
+            "subscription_id": sub.id,
             "billing_period_start": period[0].isoformat(),
             "billing_period_end": period[1].isoformat(),
             "delta": canonical_text(change.delta),
@@ -222,18 +223,18 @@ def _write(
         item = _item(event, "", 0, now, status="not_billed", reason=found)
         return _commit(Transaction().add(repo.put_item(item), name="item"), item)
     sub, version, charge = found
-    period = period_of(parse_ts(str(sub["start_at"])), str(sub["interval"]), at, ctx.add_interval)
+    period = period_of(sub.timeline.anchor.astimezone(UTC), sub.timeline.every, at, ctx.add_interval)
     start = ts(period[0])
-    position, revision = repo.position(str(sub["id"]), meter_code, start)
+    position, revision = repo.position(sub.id, meter_code, start)
     meter = ctx.plans.get_meter(meter_code)
     aggregation = meter.aggregation if meter is not None else "count"
     unit = Transaction()
     new_value = True
     if aggregation == "unique_count":
         value = str(event.get("value"))
-        new_value = not repo.seen(str(sub["id"]), meter_code, start, value)
+        new_value = not repo.seen(sub.id, meter_code, start, value)
         if new_value:
-            unit.add(repo.seen_item(str(sub["id"]), meter_code, start, value), name="position")
+            unit.add(repo.seen_item(sub.id, meter_code, start, value), name="position")
     currency = str(version["currency"])
     delta = event_delta(aggregation, event.get("value"), new_value)
     change = price_change(charge, position, delta, at, period, currency)
@@ -248,7 +249,7 @@ def _write(
     else:
         item = _item(event, currency, change.amount_minor, now, status=STATUS_PENDING, line=line)
     unit.add(repo.put_item(item), name="item")
-    unit.add(repo.position_item(str(sub["id"]), meter_code, start, change.after, revision), name="position")
+    unit.add(repo.position_item(sub.id, meter_code, start, change.after, revision), name="position")
     return _commit(unit, item)
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for 
     from neruba.dal.usage import UsageRepository
     from neruba.domain.credits import CreditApplication, Line
     from neruba.domain.ledger import Posting
+    from neruba.domain.phases import Terms
     from neruba.domain.pricing import RatedWindow
 
 
@@ -90,13 +91,13 @@ class Billing:
         """The stored subscription (``PlansRepository.subscription``)."""
         return self.plans.subscription(subscription_id)
 
-    def rate_window(self, subscription: dict[str, Any], start: datetime, end: datetime) -> RatedWindow:
+    def rate_window(self, subscription: Terms, start: datetime, end: datetime) -> RatedWindow:
         """The usage window [start, end) priced from the stored aggregates."""
         from neruba.logic.pricing import rating
 
         return rating.rate_window(self.plans, self.usage, subscription, start, end)
 
-    def rate_opening(self, subscription: dict[str, Any], start: datetime, end: datetime) -> RatedWindow:
+    def rate_opening(self, subscription: Terms, start: datetime, end: datetime) -> RatedWindow:
         """The advance fee of the first period (the opening window has no usage of its own)."""
         from neruba.logic.pricing import rating
 

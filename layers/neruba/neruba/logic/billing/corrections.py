@@ -145,7 +145,7 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
     for subscription_id, originals in sorted(by_subscription.items()):
         if not billing_ended(ctx, subscription_id):
             continue  # its next window re-rates these
-        subscription = ctx.subscription(subscription_id).document
+        subscription = ctx.subscription(subscription_id).timeline
         for original in sorted(originals, key=lambda i: i.period_start):
             rerated = rated_lines(
                 ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))

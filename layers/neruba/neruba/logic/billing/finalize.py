@@ -67,7 +67,7 @@ def recompute_draft(
     created."""
     if invoice.kind in UNRATED_KINDS:
         return None, []
-    subscription = ctx.subscription(str(invoice.subscription_id)).document
+    subscription = ctx.subscription(str(invoice.subscription_id)).timeline
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     rerated = rated_lines(rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end)))
     held = {line.line_id: line for line in invoice.lines if line.kind not in (*CARRIED_KINDS, *DERIVED_KINDS)}

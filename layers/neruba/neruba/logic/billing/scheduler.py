@@ -138,7 +138,7 @@ def _states(
     """Due billing states: from the index, or a customer's subscriptions for a targeted run."""
     if options.customer_id:
         for subscription in plans.customer_subscriptions(options.customer_id):
-            ensure_billing_state(ctx.billing, subscription.document)
+            ensure_billing_state(ctx.billing, subscription.timeline)
             state = ctx.billing.state(subscription.id)
             if state and state.due_at and parse_ts(state.due_at) <= now:
                 yield state

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.periods import period_containing
-from neruba.domain.phases import state_at
+from neruba.domain.phases import Timeline, timeline_at
 from neruba.errors import NotFoundError
-from neruba.timefmt import iso, parse_ts
+from neruba.timefmt import iso
 
 if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
@@ -31,7 +31,7 @@ def upcoming_invoice(
     """One window per active, started subscription: its current period with usage up to ``now``.
 
     A subscription canceled at period end counts as ended once that end has passed
-    (``domain.phases.state_at``): no window is shown for a period that will never be billed.
+    (``domain.phases.timeline_at``): no window is shown for a period that will never be billed.
 
     Credits are not applied (``credits_applied`` is false): the amounts are the subtotal before any
     credit grant. A customer without an active subscription gets an empty ``windows`` list. Each window
@@ -54,18 +54,18 @@ def upcoming_invoice(
     windows = []
     shown: set[str] = set()  # currencies whose pending advance lines a window shows already
     for sub in sorted(
-        (state_at(s.document, now) for s in plans.customer_subscriptions(customer_id)),
-        key=lambda s: (str(s["start_at"]), str(s["id"])),
+        (timeline_at(s.timeline, now) for s in plans.customer_subscriptions(customer_id)),
+        key=lambda s: (s.anchor, str(s.id)),
     ):
-        anchor = parse_ts(str(sub["start_at"]))
-        if sub.get("status") != "active" or anchor > now:
+        anchor = sub.anchor.astimezone(UTC)
+        if sub.status != "active" or anchor > now:
             continue
-        start, end = period_containing(anchor, str(sub["interval"]), now)
+        start, end = period_containing(anchor, sub.every, now)
         window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
-        pending = _pending_lines(billing, str(sub["id"])) if billing else []
-        if billing and str(sub["currency"]) not in shown:  # the next invoice in that currency carries them
-            shown.add(str(sub["currency"]))
-            pending += advance_pending(billing.advance, customer_id, str(sub["currency"]))
+        pending = _pending_lines(billing, str(sub.id)) if billing else []
+        if billing and str(sub.currency) not in shown:  # the next invoice in that currency carries them
+            shown.add(str(sub.currency))
+            pending += advance_pending(billing.advance, customer_id, str(sub.currency))
         pending_minor = sum(int(line["amount_minor"]) for line in pending)
         window["lines"] = [*window["lines"], *pending]
         window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor
@@ -90,7 +90,7 @@ def upcoming_invoice(
     }
 
 
-def _discounted(billing: BillingRepository, sub: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+def _discounted(billing: BillingRepository, sub: Timeline, window: dict[str, Any]) -> dict[str, Any]:
     """The window's lines and amounts with the discounts its invoice would apply now (their next period,
     nothing counted) and the customer's tax rates: ``subtotal_minor`` after discounts, ``discounts_minor``,
     ``tax_minor``, ``tax_included_minor`` and ``total_minor`` (before credits)."""
@@ -100,8 +100,8 @@ def _discounted(billing: BillingRepository, sub: dict[str, Any], window: dict[st
     repo = billing.discounts
     lines = window["lines"]
     plans = {(str(ln["plan_code"]), int(ln["plan_version"])) for ln in lines if ln.get("plan_code")}
-    snapshots, _ = discounts_for(repo, str(sub["customer_id"]), str(sub["id"]), sorted(plans), "preview")
-    rates = rates_for(repo, str(sub["customer_id"]))
+    snapshots, _ = discounts_for(repo, str(sub.customer_id), str(sub.id), sorted(plans), "preview")
+    rates = rates_for(repo, str(sub.customer_id))
     priced = price_lines(
         lines, snapshots, rates, str(window["currency"]), (window["period_start"], window["period_end"])
     )
@@ -125,10 +125,9 @@ def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dic
     return lines
 
 
-def _trial(sub: dict[str, Any], start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+def _trial(sub: Timeline, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
     """The trial fields of a window: the trial end, whether now is in the trial, the window's trial part."""
-    raw = sub.get("trial_end")
-    trial_end = parse_ts(str(raw)) if raw else None
+    trial_end = sub.trial_end.astimezone(UTC) if sub.trial_end else None
     until = None if trial_end is None or trial_end <= start else min(trial_end, end)
     return {
         "trial_end": iso(trial_end) if trial_end else None,

@@ -165,7 +165,7 @@ def late_lookback(
     return found
 
 
-def subscription_end(subscription: dict[str, Any], add_interval: AddInterval) -> datetime | None:
+def subscription_end(subscription: phases.Terms, add_interval: AddInterval) -> datetime | None:
     """When billing of a subscription stops: ``ended_at``, or the end of the period it was canceled in
     (``domain.phases.subscription_end`` with this interval arithmetic)."""
     return phases.subscription_end(subscription, add_interval)

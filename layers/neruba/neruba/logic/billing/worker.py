@@ -31,6 +31,7 @@ from neruba.dal.billing import (
 )
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
+from neruba.domain.phases import Terms, Timeline, timeline
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import credit_base
@@ -58,7 +59,7 @@ class JobOutcome:
     top_ups: list[str] = field(default_factory=list)
 
 
-def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any]) -> bool:
+def ensure_billing_state(billing: BillingRepository, subscription: Terms) -> bool:
     """Create the billing state of a subscription if it has none (True if created).
 
     Called by the scheduler for subscriptions created before billing existed, and meant as the hook the
@@ -72,14 +73,15 @@ def ensure_billing_state(billing: BillingRepository, subscription: dict[str, Any
     return billing.put_state_if_absent(new_billing_state(subscription))
 
 
-def new_billing_state(subscription: dict[str, Any]) -> BillingState:
+def new_billing_state(subscription: Terms) -> BillingState:
     """The billing state a new subscription starts with: window 0 (the opening) due at its start."""
-    anchor = ts(parse_ts(str(subscription["start_at"])))
+    terms = timeline(subscription)
+    anchor = ts(terms.anchor)
     return BillingState(
-        subscription_id=subscription["id"],
-        customer_id=subscription["customer_id"],
+        subscription_id=str(terms.id),
+        customer_id=str(terms.customer_id),
         anchor=anchor,
-        interval=subscription["interval"],
+        interval=terms.every,
         next_seq=0,
         status="active",
         due_at=anchor,
@@ -91,7 +93,7 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
     now = now or datetime.now(UTC)
     outcome = JobOutcome()
     state = ctx.billing.state(job.subscription_id)
-    subscription = ctx.subscription(job.subscription_id).document
+    subscription = ctx.subscription(job.subscription_id).timeline
     if state is None:
         ensure_billing_state(ctx.billing, subscription)
         state = ctx.billing.state(job.subscription_id)
@@ -99,7 +101,7 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
     if state.next_seq > job.seq:
         outcome.already_billed += 1
         # a retried job: its first attempt may have stopped between the window and its top-up
-        _top_up(ctx, outcome, subscription, str(subscription.get("currency") or ""), now)
+        _top_up(ctx, outcome, subscription, subscription.currency or "", now)
     while state.status == "active" and state.next_seq <= job.seq:
         seq = state.next_seq
         ends_at = subscription_end(subscription, ctx.add_interval)
@@ -123,15 +125,13 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
     return outcome
 
 
-def _top_up(
-    ctx: Billing, outcome: JobOutcome, subscription: dict[str, Any], currency: str, now: datetime
-) -> None:
+def _top_up(ctx: Billing, outcome: JobOutcome, subscription: Timeline, currency: str, now: datetime) -> None:
     """After a window's transaction committed (or was found committed): the auto top-up check. It never
     raises (``logic.billing.top_up.auto_top_up`` logs a failure and leaves the stored request to the next
     check), so the window stays billed whatever happens here."""
     if not currency:
         return
-    invoice_id = auto_top_up(ctx, ctx.ledger, str(subscription["customer_id"]), currency, now)
+    invoice_id = auto_top_up(ctx, ctx.ledger, str(subscription.customer_id), currency, now)
     if invoice_id and invoice_id not in outcome.top_ups:
         outcome.top_ups.append(invoice_id)
 
@@ -160,7 +160,7 @@ def _end_state(ctx: Billing, subscription_id: str, seq: int) -> None:
 
 def billed_window(
     ctx: Billing,
-    subscription: dict[str, Any],
+    subscription: Terms,
     window: Window,
     ends_at: datetime | None,
     run_id: str | None,
@@ -168,10 +168,11 @@ def billed_window(
 ) -> tuple[str | None, dict[str, Any]]:
     """Create the window's invoice and advance the state in one transaction: the invoice id (None if
     already billed) and the invoice document it built (what was committed when the id is not None)."""
+    terms = timeline(subscription)
     next_window = window_at(
         window.subscription_id,
-        parse_ts(str(subscription["start_at"])),
-        str(subscription["interval"]),
+        terms.anchor.astimezone(UTC),
+        terms.every,
         window.seq + 1,
         ctx.add_interval,
         ends_at,
@@ -180,7 +181,7 @@ def billed_window(
     advance = ctx.billing.advance_item(
         window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
     )
-    doc, actions, guard = build_invoice(ctx, subscription, window, now)
+    doc, actions, guard = build_invoice(ctx, terms, window, now)
     unit = Transaction().add(ctx.invoices.put_item(doc, now + ctx.grace), name="invoice")
     unit.add(advance, name="state")
     for index, action in enumerate(actions):
@@ -207,19 +208,20 @@ def _finish_advance(advance: dict[str, Any]) -> None:
 
 
 def build_invoice(
-    ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
+    ctx: Billing, subscription: Terms, window: Window, now: datetime
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
     the index among them of the posting's idempotency guard (None when nothing is posted)."""
+    terms = timeline(subscription)
     rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
-    rated = rate(subscription, window.start, window.end)
+    rated = rate(terms, window.start, window.end)
     lines = [line_dict(line) for line in rated.lines]
     actions: list[dict[str, Any]] = []
     if window.kind == "usage":
-        adjustment_lines, adjustment_actions = late_adjustments(ctx, subscription, window, now)
+        adjustment_lines, adjustment_actions = late_adjustments(ctx, terms, window, now)
         lines += adjustment_lines
         actions += adjustment_actions
-    customer_id = str(subscription["customer_id"])
+    customer_id = str(terms.customer_id)
     one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
     lines += one_off_lines  # each picked up by this transaction only while still pending
     actions += one_off_actions
@@ -395,7 +397,7 @@ MAX_ADJUSTMENT_LINES = 50  # adjustment lines one invoice takes: half its transa
 
 
 def late_adjustments(
-    ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
+    ctx: Billing, subscription: Terms, window: Window, now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Adjustment lines for the invoice of ``window``: pending corrections from operator reruns, plus late
     events found by re-rating the earlier finalized usage windows (``late_lookback``). Returns (lines,
@@ -413,7 +415,8 @@ def late_adjustments(
             lines.append(adjustment.line)
             key = adjustment.key
             actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
-    anchor, interval = parse_ts(str(subscription["start_at"])), str(subscription["interval"])
+    terms = timeline(subscription)
+    anchor, interval = terms.anchor.astimezone(UTC), terms.every
     for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events)):
         room = MAX_ADJUSTMENT_LINES - len(lines)
         if room <= 0:
@@ -423,7 +426,7 @@ def late_adjustments(
         if earlier is None or original is None or original.status in ("draft", "void"):
             continue
         rerated = rated_lines(
-            ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))
+            ctx.rate_window(terms, parse_ts(original.period_start), parse_ts(original.period_end))
         )
         for delta in line_deltas(original, rerated, recorded)[:room]:
             lines.append(delta)

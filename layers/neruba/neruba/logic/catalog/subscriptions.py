@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.catalog import CatalogConflictError
 from neruba.dal.dynamo import TransactionCancelledError
 from neruba.domain.overlap import Claim, claims, first_overlap
+from neruba.domain.phases import Timeline
 from neruba.errors import ConflictError, InvalidRequestError
 from neruba.logic.catalog.entries import (
     SYSTEM,
@@ -36,7 +37,7 @@ from neruba.logic.catalog.entries import (
 )
 from neruba.logic.idempotency import check_same, fingerprint, record_items, replay
 from neruba.models.catalog import Cancellation, PlanChange, SubscriptionCreate
-from neruba.timefmt import iso, parse_ts
+from neruba.timefmt import iso
 
 if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
@@ -53,7 +54,7 @@ def _billing() -> BillingRepository:
     return bootstrap.billing_records()
 
 
-def _end(subscription: dict[str, Any]) -> datetime | None:
+def _end(subscription: Timeline) -> datetime | None:
     """When the subscription stops billing (the rule billing applies): ended, or its period's end."""
     from neruba.domain.periods import add_interval
     from neruba.logic.billing.windows import subscription_end
@@ -61,7 +62,7 @@ def _end(subscription: dict[str, Any]) -> datetime | None:
     return subscription_end(subscription, add_interval)
 
 
-def _claims_of(repo: PlansRepository, subscriptions: list[dict[str, Any]]) -> list[Claim]:
+def _claims_of(repo: PlansRepository, subscriptions: list[Timeline]) -> list[Claim]:
     versions: dict[tuple[str, int], list[str]] = {}
 
     def meters(code: str, version: int) -> list[str]:
@@ -75,27 +76,28 @@ def _claims_of(repo: PlansRepository, subscriptions: list[dict[str, Any]]) -> li
 
 def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: SubscriptionGuard) -> None:
     """409 ``subscription_overlap`` when ``subscription`` charges what another of the customer's does."""
-    others = [s.document for s in repo.subscriptions_by_id(guard.ids) if s.id != subscription["id"]]
-    found = first_overlap(_claims_of(repo, [subscription]), _claims_of(repo, others))
+    terms = Timeline.of(subscription)  # the subscription as it would be written
+    others = [s for s in repo.subscriptions_by_id(guard.ids) if s.id != terms.id]
+    found = first_overlap(_claims_of(repo, [terms]), _claims_of(repo, [s.timeline for s in others]))
     if found is None:
         return
     mine, theirs = found
-    other = next(s for s in others if s["id"] == theirs.subscription_id)
+    other = next(s for s in others if s.id == theirs.subscription_id)
     ends = sorted(e for e in (mine.end, theirs.end) if e is not None)
     what = f"meter {mine.meter_code!r}" if mine.meter_code else f"plan {mine.key.removeprefix('plan:')!r}"
     raise ConflictError(
-        f"Subscription {other['id']} already charges {what} for this customer over the same time. "
+        f"Subscription {other.id} already charges {what} for this customer over the same time. "
         "Move the customer with a plan change, or cancel that subscription first.",
         code="subscription_overlap",
         details=[
             {
-                "subscription_id": other["id"],
+                "subscription_id": other.id,
                 "meter_code": mine.meter_code,
                 "plan_code": theirs.plan_code,
                 "plan_version": theirs.plan_version,
-                "status": other["status"],
-                "start_at": other["start_at"],
-                "created_at": other.get("created_at"),
+                "status": other.status,
+                "start_at": other.document["start_at"],
+                "created_at": other.document.get("created_at"),
                 "overlap_start": iso(max(mine.start, theirs.start)),
                 "overlap_end": iso(ends[0]) if ends else None,
             }
@@ -235,12 +237,13 @@ def change_plan(
         before = _audit_view(sub)
         _still_active(sub)
         at = (change.at or now).astimezone(UTC)
-        anchor = parse_ts(sub["start_at"])
+        terms = Timeline.of(sub)
+        anchor = terms.anchor.astimezone(UTC)
         if now < anchor:
             raise InvalidRequestError(
                 "The subscription has not started yet.", code="subscription_not_started"
             )
-        start, end = period_containing(anchor, sub["interval"], now)
+        start, end = period_containing(anchor, terms.every, now)
         if not start <= at < end:
             raise InvalidRequestError(
                 "A plan change takes effect within the current period.",
@@ -248,18 +251,17 @@ def change_plan(
                 param="at",
             )
         version = plan_version_of(repo, change.plan_code, change.plan_version)
-        if version.currency != sub["currency"] or version.interval != sub["interval"]:
+        if version.currency != terms.currency or version.interval != terms.every:
             raise InvalidRequestError(
                 "The new plan must have the same currency and interval.",
                 code="incompatible_plan",
                 param="plan_code",
             )
-        current = sub["phases"][-1]
-        if at < parse_ts(current["start_at"]):
+        if at < terms.phases[-1].start:
             raise InvalidRequestError(
                 "A change cannot precede the current phase.", code="invalid_change_time", param="at"
             )
-        current["end_at"] = iso(at)
+        sub["phases"][-1]["end_at"] = iso(at)
         sub["phases"].append(
             {
                 "plan_code": change.plan_code,

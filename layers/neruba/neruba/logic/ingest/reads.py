@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import CellUsage, bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.events import OUTCOMES
-from neruba.timefmt import iso, parse_ts
+from neruba.timefmt import iso
 
 MAX_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=31), "day": timedelta(days=400)}
 EVENT_LIST_SPAN = timedelta(days=31)
@@ -166,8 +166,8 @@ def _period_bucket(catalog: PlansRepository, customer_id: str) -> Callable[[str]
     subscriptions = catalog.customer_subscriptions(customer_id)
     if not subscriptions:
         return lambda hour: "total"
-    first = min((s.document for s in subscriptions), key=lambda s: str(s["start_at"]))
-    anchor, interval = parse_ts(first["start_at"]), str(first["interval"])
+    first = min((s.timeline for s in subscriptions), key=lambda s: s.anchor)
+    anchor, interval = first.anchor.astimezone(UTC), first.every
 
     def bucket(hour: str) -> str:
         at = hour_start(hour)

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.lines import GroupUsage
 from neruba.domain.numbers import exact_sum
-from neruba.domain.phases import PhaseSpan, Versions, phase_spans, rating_period, seconds, trial_end
+from neruba.domain.phases import PhaseSpan, Terms, Versions, phase_spans, rating_period, seconds, timeline
 from neruba.domain.pricing import PricingError, RatedWindow
 from neruba.domain.usage import CellUsage, combine, rule_usage, weighted_level
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
-from neruba.timefmt import parse_ts
 
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
@@ -31,13 +30,13 @@ HOUR = timedelta(hours=1)
 BEGINNING = "0001-01-01T00"  # the first hour a usage read can name
 
 
-def plan_versions(plans: PlansRepository, subscription: Mapping[str, Any]) -> Versions:
+def plan_versions(plans: PlansRepository, subscription: Terms) -> Versions:
     """Every plan version the subscription's phases name, read once each."""
     from neruba.dal.catalog import CatalogNotFoundError
 
     versions: dict[tuple[str, int], Mapping[str, Any]] = {}
-    for phase in subscription.get("phases") or []:
-        key = (str(phase["plan_code"]), int(phase["plan_version"]))
+    for phase in timeline(subscription).phases:
+        key = (phase.plan_code, phase.plan_version)
         if key not in versions:
             try:
                 versions[key] = plans.version(*key).document
@@ -61,7 +60,7 @@ def _span_of(spans: list[PhaseSpan], at: datetime) -> PhaseSpan | None:
 def read_usage(
     plans: PlansRepository,
     usage: UsageRepository,
-    subscription: Mapping[str, Any],
+    subscription: Terms,
     versions: Versions,
     spans: list[PhaseSpan],
     start: datetime,
@@ -74,9 +73,10 @@ def read_usage(
     trial: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
     if upper <= start or not spans:
         return {}, {}
-    customer_id = str(subscription["customer_id"])
-    subscription_start = parse_ts(str(subscription["start_at"]))
-    charging_from = trial_end(subscription)
+    terms = timeline(subscription)
+    customer_id = str(terms.customer_id)
+    subscription_start = terms.anchor.astimezone(UTC)
+    charging_from = terms.trial_end
     meters = sorted(
         {
             str(charge["meter_code"])
@@ -212,7 +212,7 @@ def _carry_over(
 def rate_window(
     plans: PlansRepository,
     usage: UsageRepository,
-    subscription: dict[str, Any],
+    subscription: Terms,
     period_start: datetime,
     period_end: datetime,
     *,
@@ -238,26 +238,26 @@ def rate_window(
             raise InvalidRequestError(f"{name} needs a UTC offset.", code="invalid_time_range", param=name)
     if period_end <= period_start:
         raise InvalidRequestError("period_end must be after period_start.", code="invalid_time_range")
-    versions = plan_versions(plans, subscription)
-    spans = phase_spans(subscription, period_start, period_end)
+    terms = timeline(subscription)
+    versions = plan_versions(plans, terms)
+    spans = phase_spans(terms, period_start, period_end)
     upper = period_end if as_of is None else min(period_end, as_of)
-    period = rating_period(subscription, period_start, period_end)
-    paid, trial = read_usage(
-        plans, usage, subscription, versions, spans, period_start, upper, seconds(*period)
-    )
+    period = rating_period(terms, period_start, period_end)
+    paid, trial = read_usage(plans, usage, terms, versions, spans, period_start, upper, seconds(*period))
     try:
         return rate_subscription_window(
-            subscription, versions, period_start, period_end, paid, as_of=as_of, trial_usage=trial
+            terms, versions, period_start, period_end, paid, as_of=as_of, trial_usage=trial
         )
     except PricingError as exc:
         raise InvalidRequestError(str(exc), code="pricing_error") from exc
 
 
-def rate_opening(plans: PlansRepository, subscription: dict[str, Any]) -> RatedWindow:
+def rate_opening(plans: PlansRepository, subscription: Terms) -> RatedWindow:
     """The opening window: the first period's advance fixed fee (no lines when the fee is in arrears).
 
     Example:
         >>> rate_opening(plans, sub).kind  # doctest: +SKIP
         'opening'
     """
-    return rate_opening_window(subscription, plan_versions(plans, subscription))
+    terms = timeline(subscription)
+    return rate_opening_window(terms, plan_versions(plans, terms))
