@@ -89,8 +89,8 @@ def test_a_stored_url_that_cannot_be_posted_to_is_a_failed_attempt_not_a_poison_
     made = endpoint(memory_hooks, "http://127.0.0.1:8123/hooks")
     found = memory_hooks.repo.endpoint(made["id"])
     assert found is not None
-    bad = {**found[0], "url": "http://127.0.0.1:99999/\r\nX: y"}  # stored before the rule existed
-    memory_hooks.repo.put_endpoint(bad, found[1], was=found)
+    bad = {**found.document, "url": "http://127.0.0.1:99999/\r\nX: y"}  # stored before the rule existed
+    memory_hooks.repo.put_endpoint(bad, found.secrets, was=found)
     outcome, state, [attempt] = _one_attempt(memory_hooks)
     assert outcome == "pending" and state.status == "pending" and state.attempts == 1
     assert attempt.status_code == 0 and attempt.error == "invalid_url"
@@ -237,6 +237,7 @@ def test_an_endpoint_stored_with_more_active_secrets_signs_with_the_two_newest(
 ) -> None:
     from datetime import timedelta
 
+    from neruba.dal.webhooks import EndpointSecret
     from neruba.logic.webhooks import endpoints
     from neruba.timefmt import iso
 
@@ -244,7 +245,7 @@ def test_an_endpoint_stored_with_more_active_secrets_signs_with_the_two_newest(
     found = memory_hooks.repo.endpoint(made["id"])
     assert found is not None
     later = iso(NOW + timedelta(days=3))
-    stored = [found[1][0], *({"secret": f"whsec_old{n}", "expires_at": later} for n in range(3))]
-    memory_hooks.repo.put_endpoint(found[0], stored, was=found)  # as rotations before the rule left it
+    stored = [found.secrets[0], *(EndpointSecret(f"whsec_old{n}", later) for n in range(3))]
+    memory_hooks.repo.put_endpoint(found.document, stored, was=found)  # as rotations before the rule left it
     assert endpoints.get(memory_hooks, made["id"], NOW)["secrets_active"] == 2
-    assert delivery.active_secrets(stored, NOW) == [stored[0]["secret"], "whsec_old0"]
+    assert delivery.active_secrets(stored, NOW) == [stored[0].secret, "whsec_old0"]

@@ -27,7 +27,7 @@ def test_a_relay_overtaken_by_another_keeps_order_and_sends_each_event_once(
     shard = outbox_shard("acme")
     # relay A reads the page, fans out the first item and stalls
     page = memory_hooks.repo.pending_outbox(shard, relay.PAGE)
-    endpoints = [doc for doc, _ in memory_hooks.repo.all_endpoints()]
+    endpoints = memory_hooks.repo.all_endpoints()
     relay.fan_out(memory_hooks, page[0], endpoints, NOW)
     # relay B runs whole meanwhile
     relay.relay_once(memory_hooks, NOW)

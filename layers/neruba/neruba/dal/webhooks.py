@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,16 @@ from neruba.dal.cursors import InvalidCursorError, decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.timefmt import ts
 
-__all__ = ["OUTBOX_SHARDS", "Attempt", "Delivery", "InvalidCursorError", "WebhookEvent", "WebhooksRepository"]
+__all__ = [
+    "OUTBOX_SHARDS",
+    "Attempt",
+    "Delivery",
+    "Endpoint",
+    "EndpointSecret",
+    "InvalidCursorError",
+    "WebhookEvent",
+    "WebhooksRepository",
+]
 
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
@@ -47,6 +57,48 @@ cursor)."""
 
 
 _made = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSecret:
+    """One signing secret of an endpoint: its value, and when it stops signing (stored time text; None:
+    while it is the newest)."""
+
+    secret: str
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A webhook endpoint: the fields logic decides on, its ``secrets`` (newest first), and ``document``
+    (the endpoint in the API's field names), which the answers are built from and a change starts from."""
+
+    id: str
+    url: str
+    enabled: bool
+    enabled_events: tuple[str, ...]
+    failing_since: str | None
+    secrets: tuple[EndpointSecret, ...]
+    document: dict[str, Any]
+
+
+def _endpoint(item: dict[str, Any]) -> Endpoint:
+    doc: dict[str, Any] = json.loads(item["doc"])
+    return Endpoint(
+        id=str(doc["id"]),
+        url=str(doc.get("url")),
+        enabled=bool(doc.get("enabled")),
+        enabled_events=tuple(str(e) for e in doc.get("enabled_events") or ()),
+        failing_since=doc.get("failing_since") or None,
+        secrets=tuple(
+            EndpointSecret(str(s["secret"]), s.get("expires_at")) for s in json.loads(item["secrets"])
+        ),
+        document=doc,
+    )
+
+
+def _secrets_text(secrets: Sequence[EndpointSecret]) -> str:
+    return _text([{"secret": s.secret, "expires_at": s.expires_at} for s in secrets])
 
 
 @dataclass(frozen=True)
@@ -149,14 +201,14 @@ class WebhooksRepository:
     def endpoint_item(
         self,
         doc: dict[str, Any],
-        secrets: list[dict[str, Any]],
+        secrets: Sequence[EndpointSecret],
         *,
         new: bool = False,
-        was: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+        was: Endpoint | None = None,
     ) -> dict[str, Any]:
         """The Put of an endpoint: with ``new`` only if absent; otherwise only if it is still ``was`` (the
-        document and secrets read before), so a concurrent change is never overwritten."""
-        item = {"pk": ENDPOINTS_PK, "sk": doc["id"], "doc": _text(doc), "secrets": _text(secrets)}
+        endpoint read before), so a concurrent change is never overwritten."""
+        item = {"pk": ENDPOINTS_PK, "sk": doc["id"], "doc": _text(doc), "secrets": _secrets_text(secrets)}
         request: dict[str, Any] = {"TableName": self.table_name, "Item": to_item(item)}
         if new:
             request["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -164,16 +216,18 @@ class WebhooksRepository:
             assert was is not None, "an endpoint is replaced only as it was read"
             request["ConditionExpression"] = "#doc = :doc AND secrets = :secrets"
             request["ExpressionAttributeNames"] = {"#doc": "doc"}
-            request["ExpressionAttributeValues"] = to_item({":doc": _text(was[0]), ":secrets": _text(was[1])})
+            request["ExpressionAttributeValues"] = to_item(
+                {":doc": _text(was.document), ":secrets": _secrets_text(was.secrets)}
+            )
         return {"Put": request}
 
     def put_endpoint(
         self,
         doc: dict[str, Any],
-        secrets: list[dict[str, Any]],
+        secrets: Sequence[EndpointSecret],
         *,
         new: bool = False,
-        was: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+        was: Endpoint | None = None,
     ) -> bool:
         """Write an endpoint (see :meth:`endpoint_item`); False when the condition failed."""
         request = self.endpoint_item(doc, secrets, new=new, was=was)["Put"]
@@ -185,7 +239,7 @@ class WebhooksRepository:
             raise
         return True
 
-    def endpoint(self, endpoint_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": ENDPOINTS_PK}, "sk": {"S": endpoint_id}},
@@ -193,8 +247,7 @@ class WebhooksRepository:
         )
         if "Item" not in response:
             return None
-        item = from_item(response["Item"])
-        return json.loads(item["doc"]), json.loads(item["secrets"])
+        return _endpoint(from_item(response["Item"]))
 
     def delete_endpoint(self, endpoint_id: str) -> bool:
         try:
@@ -209,8 +262,8 @@ class WebhooksRepository:
             raise
         return True
 
-    def list_endpoints(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        """Endpoint documents in id order, one page; raises InvalidCursorError for a foreign cursor."""
+    def list_endpoints(self, limit: int, cursor: str | None) -> tuple[list[Endpoint], str | None]:
+        """Endpoints in id order, one page; raises InvalidCursorError for a foreign cursor."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
@@ -224,12 +277,12 @@ class WebhooksRepository:
                 cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", ENDPOINTS_PK)
             )
         response = client("dynamodb").query(**request)
-        docs = [json.loads(from_item(i)["doc"]) for i in response.get("Items", [])]
+        found = [_endpoint(from_item(i)) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return docs, encode_cursor(last, query) if last else None
+        return found, encode_cursor(last, query) if last else None
 
-    def all_endpoints(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-        found: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    def all_endpoints(self) -> list[Endpoint]:
+        found: list[Endpoint] = []
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
@@ -239,8 +292,7 @@ class WebhooksRepository:
         while True:
             response = client("dynamodb").query(**request)
             for raw in response.get("Items", []):
-                item = from_item(raw)
-                found.append((json.loads(item["doc"]), json.loads(item["secrets"])))
+                found.append(_endpoint(from_item(raw)))
             if "LastEvaluatedKey" not in response:
                 return found
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

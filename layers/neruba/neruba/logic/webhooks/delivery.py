@@ -22,15 +22,15 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from neruba import bootstrap
-from neruba.dal.webhooks import WebhooksRepository
+from neruba.dal.webhooks import Endpoint, EndpointSecret, WebhooksRepository
 from neruba.logic.webhooks.context import Webhooks
 from neruba.logic.webhooks.http import EXCERPT_CHARS, Answer
-from neruba.logic.webhooks.relay import RETRY_WINDOW, message
+from neruba.logic.webhooks.relay import RETRY_WINDOW, message, wanted_by
 from neruba.logic.webhooks.signing import HEADER, signature_header
 from neruba.logic.webhooks.urls import UrlRefusedError, checked_addresses
 from neruba.models.webhooks import DeliveryMessage
@@ -57,16 +57,16 @@ def hop_delay(due: datetime, now: datetime) -> int:
 MAX_ACTIVE_SECRETS = 2
 
 
-def active_secrets_docs(secrets: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def active_secrets_docs(secrets: Sequence[EndpointSecret], now: datetime) -> list[EndpointSecret]:
     """The stored secrets (newest first) that sign now: the newest, and the one before it until its
     overlap ends; never more than two, even for an endpoint stored before that rule."""
-    live = [s for s in secrets if not s.get("expires_at") or parse_ts(s["expires_at"]) > now]
+    live = [s for s in secrets if not s.expires_at or parse_ts(s.expires_at) > now]
     return live[:MAX_ACTIVE_SECRETS]
 
 
-def active_secrets(secrets: list[dict[str, Any]], now: datetime) -> list[str]:
+def active_secrets(secrets: Sequence[EndpointSecret], now: datetime) -> list[str]:
     """The secret values that sign now (see :func:`active_secrets_docs`)."""
-    return [s["secret"] for s in active_secrets_docs(secrets, now)]
+    return [s.secret for s in active_secrets_docs(secrets, now)]
 
 
 def record(
@@ -109,12 +109,12 @@ def process_message(
         return "busy"  # another worker holds this attempt; its message stays until it records
     found = repo.endpoint(msg.endpoint_id)
     event = repo.event(msg.event_id)
-    gone = found is None or not found[0].get("enabled") or event is None
+    gone = found is None or not found.enabled or event is None
     if gone:
         answer = Answer(0, 0, "", "endpoint_disabled" if found is not None else "endpoint_deleted")
     else:
         assert found is not None and event is not None
-        answer = _attempt(hooks, found[0], found[1], str(event.body), now)
+        answer = _attempt(hooks, found, str(event.body), now)
     delivered = 200 <= answer.status_code < 300
     deadline = parse_ts(state.deadline) if state.deadline else due + RETRY_WINDOW
     next_at: datetime | None = None
@@ -187,21 +187,19 @@ def endpoint_metrics(endpoint_id: str, outcome: str, latency_ms: int) -> None:
         metric.add_dimension(name="endpoint_id", value=endpoint_id)
 
 
-def _attempt(
-    hooks: Webhooks, endpoint: dict[str, Any], secrets: list[dict[str, Any]], body: str, now: datetime
-) -> Answer:
+def _attempt(hooks: Webhooks, endpoint: Endpoint, body: str, now: datetime) -> Answer:
     """Check the URL again (DNS may have changed), sign, POST to the address just checked. Whatever
     raises on the way is this attempt's failure, never the message's: a poison message would come back
     forever, unrecorded."""
     started = time.monotonic()
     try:
-        addresses = checked_addresses(str(endpoint["url"]), hooks.stage, hooks.resolver)
+        addresses = checked_addresses(endpoint.url, hooks.stage, hooks.resolver)
         raw = body.encode()
-        header = signature_header(raw, active_secrets(secrets, now), timestamp=int(now.timestamp()))
+        header = signature_header(raw, active_secrets(endpoint.secrets, now), timestamp=int(now.timestamp()))
         headers = {"Content-Type": "application/json", HEADER: header, "User-Agent": "Neruba-Webhooks/1"}
         if addresses:  # deployed stages: connect to the address just checked, never resolve again
-            return hooks.post(str(endpoint["url"]), raw, headers, addresses[0])
-        return hooks.post(str(endpoint["url"]), raw, headers)
+            return hooks.post(endpoint.url, raw, headers, addresses[0])
+        return hooks.post(endpoint.url, raw, headers)
     except UrlRefusedError as exc:
         return Answer(0, 0, "", exc.code)
     except Exception as exc:  # any failure on the way is this attempt's outcome
@@ -222,8 +220,8 @@ def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -
     found = hooks.repo.endpoint(endpoint_id)
     if found is None:
         return
-    doc, secrets = found
-    since = doc.get("failing_since")
+    doc, secrets = found.document, found.secrets
+    since = found.failing_since
     if delivered:
         if since:
             hooks.repo.put_endpoint({**doc, "failing_since": None}, secrets, was=found)
@@ -231,7 +229,7 @@ def _health(hooks: Webhooks, endpoint_id: str, delivered: bool, now: datetime) -
     if not since:
         hooks.repo.put_endpoint({**doc, "failing_since": iso(now)}, secrets, was=found)
         return
-    if doc.get("enabled") and now - parse_ts(since) >= DISABLE_AFTER:
+    if found.enabled and now - parse_ts(since) >= DISABLE_AFTER:
         reason = f"every attempt failed since {since}"
         disabled = {
             **doc,
@@ -274,12 +272,12 @@ def resend(
         event = repo.event(event_id)
         if event is None:
             return []
-        for doc, _ in repo.all_endpoints():
-            if endpoint_id not in (None, doc["id"]):
+        for found in repo.all_endpoints():
+            if endpoint_id not in (None, found.id):
                 continue
-            if doc.get("enabled") and event.type in doc.get("enabled_events", []):
-                repo.create_delivery(event_id, doc["id"], now, now + RETRY_WINDOW)
-                pairs.append((event_id, doc["id"]))
+            if wanted_by(found, event.type):
+                repo.create_delivery(event_id, found.id, now, now + RETRY_WINDOW)
+                pairs.append((event_id, found.id))
     elif failed_since is not None:
         for evt, endpoint in repo.failed_since(failed_since, limit):
             state = repo.delivery(evt, endpoint)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets as _random
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from neruba import bootstrap
-from neruba.dal.webhooks import InvalidCursorError
+from neruba.dal.webhooks import Endpoint, EndpointSecret, InvalidCursorError
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
 from neruba.logic.webhooks.context import Webhooks
@@ -41,7 +42,7 @@ def _checked_url(hooks: Webhooks, url: str) -> str:
 
 
 def view(
-    doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None
+    doc: dict[str, Any], secrets: Sequence[EndpointSecret], now: datetime, shown: str | None = None
 ) -> dict[str, Any]:
     """An endpoint as the API answers it (the secret only when ``shown``; ``json_response`` writes its times
     in UTC with ``Z``)."""
@@ -50,7 +51,7 @@ def view(
         "object": "webhook_endpoint",
         "status": "enabled" if doc.get("enabled") else "disabled",
         "secret": shown,
-        "secret_hint": secrets[0]["secret"][-4:] if secrets else "",
+        "secret_hint": secrets[0].secret[-4:] if secrets else "",
         "secrets_active": len(active_secrets(secrets, now)),
     }
 
@@ -82,7 +83,7 @@ def _replayed(
     digest = answer.pop(SECRET_DIGEST, None)
     if digest and now is not None:
         stored = hooks.repo.endpoint(str(answer["id"]))
-        live = active_secrets(stored[1], now) if stored is not None else []
+        live = active_secrets(stored.secrets, now) if stored is not None else []
         answer["secret"] = next((s for s in live if _digest(s) == digest), None)
     return answer
 
@@ -124,7 +125,7 @@ def create(
         "created_at": iso(now),
         "updated_at": iso(now),
     }
-    secrets = [{"secret": secret, "expires_at": None}]
+    secrets = [EndpointSecret(secret)]
     answer = view(doc, secrets, now, shown=secret)
     unit = Transaction([hooks.repo.endpoint_item(doc, secrets, new=True)])
     unit.add(_audit(hooks, by, "webhook_endpoint.create", str(doc["id"]), now, before=None, after=doc))
@@ -133,7 +134,7 @@ def create(
     return answer
 
 
-def _found(hooks: Webhooks, endpoint_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _found(hooks: Webhooks, endpoint_id: str) -> Endpoint:
     found = hooks.repo.endpoint(endpoint_id)
     if found is None:
         raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found",
@@ -148,22 +149,18 @@ def _changed(hooks: Webhooks, endpoint_id: str, exc: Exception) -> None:
 
 
 def get(hooks: Webhooks, endpoint_id: str, now: datetime) -> dict[str, Any]:
-    doc, secrets = _found(hooks, endpoint_id)
-    return view(doc, secrets, now)
+    found = _found(hooks, endpoint_id)
+    return view(found.document, found.secrets, now)
 
 
 def list_page(hooks: Webhooks, limit: int, cursor: str | None, now: datetime) -> dict[str, Any]:
     try:
-        docs, next_cursor = hooks.repo.list_endpoints(limit, cursor)
+        page, next_cursor = hooks.repo.list_endpoints(limit, cursor)
     except InvalidCursorError as exc:
         raise InvalidRequestError(
             "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
         ) from exc
-    data = []
-    for doc in docs:
-        found = hooks.repo.endpoint(doc["id"])
-        if found is not None:
-            data.append(view(found[0], found[1], now))
+    data = [view(found.document, found.secrets, now) for found in page]
     return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
@@ -172,7 +169,8 @@ def update(
 ) -> dict[str, Any]:
     from neruba.dal.transaction import Cancelled, Transaction
 
-    doc, secrets = _found(hooks, endpoint_id)
+    found = _found(hooks, endpoint_id)
+    doc, secrets = found.document, found.secrets
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "url" in changes:
         changes["url"] = _checked_url(hooks, changes["url"])
@@ -183,7 +181,7 @@ def update(
         new.update(disabled_reason=None, failing_since=None)
     elif changes.get("enabled") is False:
         new["disabled_reason"] = "disabled by an operator"
-    unit = Transaction([hooks.repo.endpoint_item(new, secrets, was=(doc, secrets))])
+    unit = Transaction([hooks.repo.endpoint_item(new, secrets, was=found)])
     before = {k: doc.get(k) for k in changes}
     unit.add(_audit(hooks, by, "webhook_endpoint.update", endpoint_id, now, before=before, after=changes))
     try:
@@ -194,7 +192,7 @@ def update(
 
 
 def delete(hooks: Webhooks, endpoint_id: str, by: Actor, now: datetime) -> dict[str, Any]:
-    doc, _ = _found(hooks, endpoint_id)
+    doc = _found(hooks, endpoint_id).document
     if not hooks.repo.delete_endpoint(endpoint_id):
         raise NotFoundError(f"No webhook endpoint {endpoint_id}.", code="webhook_endpoint_not_found")
     from neruba.dal.transaction import Transaction
@@ -218,17 +216,18 @@ def rotate(
     replayed = _replayed(hooks, "webhook-rotate", key, request, now)
     if replayed is not None:
         return replayed
-    doc, secrets = _found(hooks, endpoint_id)
+    found = _found(hooks, endpoint_id)
+    doc, secrets = found.document, found.secrets
     ends = now + timedelta(seconds=body.overlap_seconds)
     kept = []
     for old in active_secrets_docs(secrets, now)[:1]:  # the newest one only: older overlaps end now
         if body.overlap_seconds:
-            expires = parse_ts(old["expires_at"]) if old.get("expires_at") else None
-            kept.append({**old, "expires_at": iso(min(expires, ends) if expires else ends)})
+            expires = parse_ts(old.expires_at) if old.expires_at else None
+            kept.append(replace(old, expires_at=iso(min(expires, ends) if expires else ends)))
     secret = new_secret()
-    rotated = [{"secret": secret, "expires_at": None}, *kept]
+    rotated = [EndpointSecret(secret), *kept]
     new = {**doc, "updated_at": iso(now)}
-    unit = Transaction([hooks.repo.endpoint_item(new, rotated, was=(doc, secrets))])
+    unit = Transaction([hooks.repo.endpoint_item(new, rotated, was=found)])
     unit.add(_audit(hooks, by, "webhook_endpoint.rotate_secret", endpoint_id, now,
                     before=None, after={"overlap_ends": iso(ends)}))  # fmt: skip
     answer = view(new, rotated, now, shown=secret)

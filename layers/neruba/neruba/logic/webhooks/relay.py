@@ -21,7 +21,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from neruba.dal.webhooks import OUTBOX_SHARDS, WebhooksRepository
+from neruba.dal.webhooks import OUTBOX_SHARDS, Endpoint, WebhooksRepository
 from neruba.logic.webhooks.context import Webhooks
 from neruba.models.webhooks import DeliveryMessage
 from neruba.timefmt import answer_times, iso_z, ts
@@ -47,8 +47,8 @@ def envelope(outbox: dict[str, Any], sequence: int) -> str:
     )
 
 
-def wanted_by(endpoint: dict[str, Any], event_type: str) -> bool:
-    return bool(endpoint.get("enabled")) and event_type in endpoint.get("enabled_events", [])
+def wanted_by(endpoint: Endpoint, event_type: str) -> bool:
+    return endpoint.enabled and event_type in endpoint.enabled_events
 
 
 def message(event_id: str, endpoint_id: str, attempt: int, due: datetime) -> str:
@@ -65,7 +65,7 @@ def mark_done(repo: WebhooksRepository, outbox: dict[str, Any]) -> None:
 def relay_once(hooks: Webhooks, now: datetime) -> dict[str, int]:
     """Fan out every pending outbox item; returns counts (events, messages)."""
     repo = hooks.repo
-    endpoints = [doc for doc, _ in repo.all_endpoints()]
+    endpoints = repo.all_endpoints()
     counts = {"events": 0, "messages": 0}
     for shard in range(OUTBOX_SHARDS):
         while True:
@@ -78,7 +78,7 @@ def relay_once(hooks: Webhooks, now: datetime) -> dict[str, int]:
     return counts
 
 
-def fan_out(hooks: Webhooks, outbox: dict[str, Any], endpoints: list[dict[str, Any]], now: datetime) -> int:
+def fan_out(hooks: Webhooks, outbox: dict[str, Any], endpoints: list[Endpoint], now: datetime) -> int:
     repo = hooks.repo
     sequence = repo.assign_sequence(outbox)
     if sequence is None:
@@ -88,10 +88,10 @@ def fan_out(hooks: Webhooks, outbox: dict[str, Any], endpoints: list[dict[str, A
     for endpoint in endpoints:
         if not wanted_by(endpoint, outbox["type"]):
             continue
-        repo.create_delivery(outbox["id"], endpoint["id"], now, now + RETRY_WINDOW)
-        state = repo.delivery(outbox["id"], endpoint["id"])
+        repo.create_delivery(outbox["id"], endpoint.id, now, now + RETRY_WINDOW)
+        state = repo.delivery(outbox["id"], endpoint.id)
         if state is not None and state.status == "pending" and state.attempts == 0:
-            messages.append((message(outbox["id"], endpoint["id"], 1, now), 0))
+            messages.append((message(outbox["id"], endpoint.id, 1, now), 0))
     hooks.enqueue(messages)
     mark_done(repo, outbox)
     return len(messages)
