@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,32 @@ def grant_from_item(values: dict[str, Any]) -> CreditGrant:
         status=values["status"],
         created_at=parse_ts(values["created_at"]) if values.get("created_at") else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceDifference:
+    """One difference :meth:`LedgerRepository.reconcile` found: a materialised balance (``kind``
+    ``balance``: its currency and key) or a grant's remainder (``grant``: its id) that is ``stored``
+    while the postings give ``computed``."""
+
+    kind: str
+    stored: int
+    computed: int
+    currency: str | None = None
+    key: str | None = None
+    grant_id: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        """The difference as the sweep report shows it."""
+        if self.kind == "grant":
+            return {
+                "kind": "grant",
+                "grant_id": self.grant_id,
+                "stored": self.stored,
+                "computed": self.computed,
+            }
+        return {"kind": self.kind, "currency": self.currency, "key": self.key, "stored": self.stored,
+                "computed": self.computed}  # fmt: skip
 
 
 class LedgerRepository:
@@ -230,7 +257,7 @@ class LedgerRepository:
             out[currency][key] = int(item["bal"])
         return dict(out)
 
-    def reconcile(self, customer_id: str) -> list[dict[str, Any]]:
+    def reconcile(self, customer_id: str) -> list[BalanceDifference]:
         """Recompute every balance from the postings' entries and report each difference.
 
         Also checks each grant's ``remaining_minor`` against its ``prepaid_credit#{grant}`` balance.
@@ -247,7 +274,7 @@ class LedgerRepository:
             for key, value in values.items()
         }
         differences = [
-            {"kind": "balance", "currency": c, "key": k, "stored": stored.get((c, k), 0), "computed": v}
+            BalanceDifference("balance", stored.get((c, k), 0), v, currency=c, key=k)
             for (c, k), v in sorted({**dict.fromkeys(stored, 0), **computed}.items())
             if stored.get((c, k), 0) != v
         ]
@@ -255,12 +282,7 @@ class LedgerRepository:
             from_ledger = -computed.get((grant.currency, f"prepaid_credit#{grant.grant_id}"), 0)
             if from_ledger != grant.remaining_minor:
                 differences.append(
-                    {
-                        "kind": "grant",
-                        "grant_id": grant.grant_id,
-                        "stored": grant.remaining_minor,
-                        "computed": from_ledger,
-                    }
+                    BalanceDifference("grant", grant.remaining_minor, from_ledger, grant_id=grant.grant_id)
                 )
         return differences
 

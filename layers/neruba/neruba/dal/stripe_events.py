@@ -46,6 +46,28 @@ def month_bucket(at: datetime) -> str:
     return f"STRIPE#{at.astimezone(UTC):%Y-%m}"
 
 
+@dataclass(frozen=True, slots=True)
+class StripeLink:
+    """What a Stripe charge, payment intent, invoice or dispute belongs to: our invoice, customer and
+    currency, the event that recorded it, and for a dispute its charge."""
+
+    invoice_id: str
+    customer_id: str
+    currency: str
+    event_id: str
+    charge_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAnswer:
+    """The first answer of a Stripe event replay under an idempotency key: the request's fingerprint,
+    the answer as JSON text, and when it was stored."""
+
+    fingerprint: str
+    response: str
+    at: str | None = None
+
+
 @dataclass(frozen=True)
 class StripeEvent:
     """One stored Stripe event. Times are the records' text (``ts_seconds``). Read from the listing index,
@@ -330,17 +352,18 @@ class StripeEventsRepository:
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # ---------------------------------------------------------------- links and waiters
-    def put_link(self, key: str, values: dict[str, Any]) -> None:
+    def put_link(self, key: str, link: StripeLink) -> None:
         """Record what a charge / payment intent / dispute belongs to (idempotent overwrite)."""
+        values = {k: v for k, v in asdict(link).items() if v is not None}
         client("dynamodb").put_item(
             TableName=self.table_name, Item=to_item({"pk": f"STRIPELINK#{key}", "sk": "#", **values})
         )
 
-    def link(self, key: str) -> dict[str, Any] | None:
+    def link(self, key: str) -> StripeLink | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=_key(f"STRIPELINK#{key}"), ConsistentRead=True
         )
-        return _strip(from_item(response["Item"])) if "Item" in response else None
+        return record(StripeLink, from_item(response["Item"])) if "Item" in response else None
 
     def add_waiter(self, key: str, event_id: str, at: datetime) -> None:
         client("dynamodb").put_item(
@@ -389,16 +412,19 @@ class StripeEventsRepository:
             ),
         )
 
-    def get_record(self, pk: str) -> dict[str, Any] | None:
-        response = client("dynamodb").get_item(TableName=self.table_name, Key=_key(pk), ConsistentRead=True)
-        return _strip(from_item(response["Item"])) if "Item" in response else None
+    def replay_answer(self, key: str) -> ReplayAnswer | None:
+        """The first answer stored under a replay's idempotency key, or None."""
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=_key(f"STRIPEREPLAY#{key}"), ConsistentRead=True
+        )
+        return record(ReplayAnswer, from_item(response["Item"])) if "Item" in response else None
 
-    def record_put_item(self, pk: str, values: dict[str, Any]) -> dict[str, Any]:
-        """The TransactWriteItems ``Put`` of record ``pk`` (condition: it does not exist yet)."""
+    def replay_answer_item(self, key: str, answer: ReplayAnswer) -> dict[str, Any]:
+        """The TransactWriteItems ``Put`` of a replay's first answer (condition: none is stored yet)."""
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": to_item({"pk": pk, "sk": "#", **values}),
+                "Item": to_item({"pk": f"STRIPEREPLAY#{key}", "sk": "#", **asdict(answer)}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
@@ -460,10 +486,6 @@ class RefundLevels:
         }
 
     # ---------------------------------------------------------------- reads for the ops sweep
-
-
-def _strip(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
 def _public(item: dict[str, Any], *, with_payload: bool = False) -> StripeEvent:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba import bootstrap, jsonutil
-from neruba.dal.stripe_events import StripeEvent, StripeEventsRepository
+from neruba.dal.stripe_events import ReplayAnswer, StripeEvent, StripeEventsRepository
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, check_same, digest
 from neruba.logic.stripe.processing import Processor, ProcessResult
@@ -101,8 +101,7 @@ def replay(
     record, so a retry finds either nothing (the replay did not happen) or the answer."""
     at = now or datetime.now(UTC)
     request = {"event_id": event_id, "reason": reason, "ticket": ticket}
-    record = f"STRIPEREPLAY#{idempotency_key}"
-    if idempotency_key and (first := _first_answer(repo, record, request)) is not None:
+    if idempotency_key and (first := _first_answer(repo, idempotency_key, request)) is not None:
         return first
     before = repo.get(event_id)
     if before is None:
@@ -146,30 +145,24 @@ def replay(
         ]
         if idempotency_key:
             first = answer(result.status, result.outcome, result.error)
-            values = {
-                "fingerprint": fingerprint(request),
-                "response": jsonutil.dumps(first),
-                "at": ts_seconds(at),
-            }
-            items.append(repo.record_put_item(record, values))
+            stored = ReplayAnswer(fingerprint(request), jsonutil.dumps(first), ts_seconds(at))
+            items.append(repo.replay_answer_item(idempotency_key, stored))
         return items
 
     try:
         result = processor.process(event_id, trigger="replay", now=at, audit=audit_items)
         return answer(result.status, result.outcome, result.error)
     except Exception as exc:  # recorded as failed on the event (with the audit record); shown here too
-        if idempotency_key and (first := _first_answer(repo, record, request)) is not None:
+        if idempotency_key and (first := _first_answer(repo, idempotency_key, request)) is not None:
             return first  # a concurrent replay with this key committed first
         return answer("failed", "error", f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _first_answer(
-    repo: StripeEventsRepository, record: str, request: dict[str, Any]
-) -> dict[str, Any] | None:
+def _first_answer(repo: StripeEventsRepository, key: str, request: dict[str, Any]) -> dict[str, Any] | None:
     """The stored first answer of a replay key (409 when the key was used for another request)."""
-    first = repo.get_record(record)
+    first = repo.replay_answer(key)
     if first is None:
         return None
-    check_same(first["fingerprint"], fingerprint(request))
-    stored: dict[str, Any] = jsonutil.loads(first["response"])
+    check_same(first.fingerprint, fingerprint(request))
+    stored: dict[str, Any] = jsonutil.loads(first.response)
     return stored

@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.stripe_events import StripeEvent, StripeEventsRepository
+from neruba.dal.stripe_events import StripeEvent, StripeEventsRepository, StripeLink
 from neruba.errors import NerubaError
 from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identity_mismatch
 from neruba.logic.stripe.effects import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
@@ -274,12 +274,7 @@ class Processor:
             break
         else:
             raise EffectConflictError(f"invoice {invoice_id} keeps changing")
-        link = {
-            "invoice_id": invoice_id,
-            "customer_id": customer_id,
-            "currency": currency,
-            "event_id": event["id"],
-        }
+        link = StripeLink(invoice_id, customer_id, currency, str(event["id"]))
         keys = [f"invoice:{_str(obj, 'id')}"]
         keys += [
             f"{prefix}:{value}"
@@ -327,7 +322,7 @@ class Processor:
         self,
         event: dict[str, Any],
         at: datetime,
-        apply: Callable[[dict[str, Any], dict[str, Any], datetime], ProcessResult],
+        apply: Callable[[dict[str, Any], StripeLink, datetime], ProcessResult],
     ) -> ProcessResult:
         keys = event_keys(event)
         link = self._find_link(keys)
@@ -340,17 +335,17 @@ class Processor:
         result = apply(event, link, at)
         for key in keys:
             self.repo.remove_waiter(key, event["id"])
-        result.refs.update({"invoice_id": link["invoice_id"], "customer_id": link["customer_id"]})
+        result.refs.update({"invoice_id": link.invoice_id, "customer_id": link.customer_id})
         return result
 
-    def _find_link(self, keys: list[str]) -> dict[str, Any] | None:
+    def _find_link(self, keys: list[str]) -> StripeLink | None:
         for key in keys:
             found = self.repo.link(key)
             if found is not None:
                 return found
         return None
 
-    def _refund(self, event: dict[str, Any], link: dict[str, Any], at: datetime) -> ProcessResult:
+    def _refund(self, event: dict[str, Any], link: StripeLink, at: datetime) -> ProcessResult:
         obj = _obj(event)
         charge_id = _str(obj, "id")
         refunds = obj.get("refunds", {}).get("data") if isinstance(obj.get("refunds"), dict) else None
@@ -366,13 +361,13 @@ class Processor:
             items.append((None, total, f"stripe:refund:{charge_id}:upto:{total}"))
         park = _currency_mismatch("refund", obj, link)
         if park is not None:
-            return _parked(park, link["invoice_id"], None, link["customer_id"])
+            return _parked(park, link.invoice_id, None, link.customer_id)
         outcomes = []
         for refund_id, amount, key in items:
             effect = self.effects.charge_refunded(
-                invoice_id=link["invoice_id"],
-                customer_id=link["customer_id"],
-                currency=link["currency"],
+                invoice_id=link.invoice_id,
+                customer_id=link.customer_id,
+                currency=link.currency,
                 amount_minor=amount,
                 charge_id=charge_id,
                 refund_id=refund_id,
@@ -383,16 +378,16 @@ class Processor:
             outcomes.append(_outcome(f"refund {refund_id or charge_id} {amount}", effect))
         return ProcessResult("processed", "; ".join(outcomes) or "no refund to post")
 
-    def _dispute_created(self, event: dict[str, Any], link: dict[str, Any], at: datetime) -> ProcessResult:
+    def _dispute_created(self, event: dict[str, Any], link: StripeLink, at: datetime) -> ProcessResult:
         obj = _obj(event)
         dispute_id = _str(obj, "id")
         park = _currency_mismatch("dispute", obj, link)
         if park is not None:
-            return _parked(park, link["invoice_id"], None, link["customer_id"])
+            return _parked(park, link.invoice_id, None, link.customer_id)
         effect = self.effects.dispute_created(
-            invoice_id=link["invoice_id"],
-            customer_id=link["customer_id"],
-            currency=link["currency"],
+            invoice_id=link.invoice_id,
+            customer_id=link.customer_id,
+            currency=link.currency,
             amount_minor=_amount(obj, "amount"),
             dispute_id=dispute_id,
             charge_id=_str(obj, "charge"),
@@ -400,19 +395,19 @@ class Processor:
             at=at,
         )
         key = f"dispute:{dispute_id}"
-        self.repo.put_link(key, {**link, "charge_id": _str(obj, "charge"), "event_id": event["id"]})
+        self.repo.put_link(key, replace(link, charge_id=_str(obj, "charge"), event_id=str(event["id"])))
         return ProcessResult("processed", _outcome("dispute opened", effect), wake=self.repo.waiters(key))
 
-    def _dispute_closed(self, event: dict[str, Any], link: dict[str, Any], at: datetime) -> ProcessResult:
+    def _dispute_closed(self, event: dict[str, Any], link: StripeLink, at: datetime) -> ProcessResult:
         obj = _obj(event)
         status = obj.get("status")
         if status not in ("won", "lost"):
             return ProcessResult("ignored", f"dispute closed as {status}")
         dispute_id = _str(obj, "id")
         effect = self.effects.dispute_closed(
-            invoice_id=link["invoice_id"],
-            customer_id=link["customer_id"],
-            currency=link["currency"],
+            invoice_id=link.invoice_id,
+            customer_id=link.customer_id,
+            currency=link.currency,
             amount_minor=_amount(obj, "amount"),
             dispute_id=dispute_id,
             charge_id=_str(obj, "charge"),
@@ -423,13 +418,13 @@ class Processor:
         return ProcessResult("processed", _outcome(f"dispute {status}", effect))
 
 
-def _currency_mismatch(kind: str, obj: dict[str, Any], link: dict[str, Any]) -> Park | None:
+def _currency_mismatch(kind: str, obj: dict[str, Any], link: StripeLink) -> Park | None:
     """A refund or dispute in another currency than the payment. (Taking back more than the payment still
     has refundable is refused by the payment record's conditional write: ``EffectRefusedError``.)"""
     currency = _opt(obj, "currency")
-    if currency is not None and currency.upper() != str(link["currency"]).upper():
+    if currency is not None and currency.upper() != str(link.currency).upper():
         return Park(
-            "currency_mismatch", f"the {kind} is in {currency.upper()}; the payment was in {link['currency']}"
+            "currency_mismatch", f"the {kind} is in {currency.upper()}; the payment was in {link.currency}"
         )
     return None
 

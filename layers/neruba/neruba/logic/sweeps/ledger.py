@@ -140,35 +140,35 @@ def _reconcile(
     result.checked["balances"] += len(after)
     for difference in differences:
         result.found += 1
-        if difference["kind"] == "grant":
-            details["grant_drift"].append({"customer_id": customer_id, **difference})
+        if difference.kind == "grant":
+            details["grant_drift"].append({"customer_id": customer_id, **difference.view()})
             logger.error("credit grant remainder differs from the ledger", extra={"customer_id": customer_id})
             continue
-        key = (difference["currency"], difference["key"])
-        if before.get(key) != after.get(key) or (after.get(key) or (0, 0))[0] != difference["stored"]:
-            details["balance_changed_meanwhile"].append({"customer_id": customer_id, **difference})
+        key = (difference.currency, difference.key)
+        if before.get(key) != after.get(key) or (after.get(key) or (0, 0))[0] != difference.stored:
+            details["balance_changed_meanwhile"].append({"customer_id": customer_id, **difference.view()})
             continue
         try:
             rebuild_balance(
                 ctx.settings.ledger_table,
                 customer_id,
-                difference["currency"],
-                difference["key"],
+                difference.currency,
+                difference.key,
                 expected=after.get(key),
-                value=difference["computed"],
+                value=difference.computed,
                 at=ctx.now,
             )
         except RepairConflictError:
-            details["balance_changed_meanwhile"].append({"customer_id": customer_id, **difference})
+            details["balance_changed_meanwhile"].append({"customer_id": customer_id, **difference.view()})
             continue
         result.repaired += 1
         result.repairs.append(
             {
                 "kind": "balance_rebuilt",
                 "customer_id": customer_id,
-                "currency": difference["currency"],
-                "balance": difference["key"],
-                "before": difference["stored"],
-                "after": difference["computed"],
+                "currency": difference.currency,
+                "balance": difference.key,
+                "before": difference.stored,
+                "after": difference.computed,
             }
         )
