@@ -54,6 +54,8 @@ class BillingState:
     enqueued_seq: int | None = None
     """The last window sent to the billing queue, and when (a scheduler does not send it again soon)."""
     enqueued_at: str | None = None
+    thresholds_issued: int = 0
+    """Threshold invoices issued for the subscription so far (``dal.thresholds``)."""
 
 
 def _billing_state(item: dict[str, Any]) -> BillingState:
@@ -250,12 +252,21 @@ class BillingRepository:
         invoice_id: str,
         next_due: datetime | None,
         ends_at: datetime | None,
+        thresholds_issued: int | None = None,
     ) -> dict[str, Any]:
         """Move the state from window ``seq`` to ``seq + 1`` (condition: it is still at ``seq``).
 
         ``next_due`` None ends billing (the subscription ended): the state leaves the due index.
+        ``thresholds_issued`` (the count the window's invoice deducted, ``dal.thresholds``) adds the
+        condition that no threshold invoice was issued since it was read.
         """
         values: dict[str, Any] = {":seq": seq, ":next": seq + 1, ":inv": invoice_id, ":one": 1}
+        condition = "next_seq = :seq"
+        if thresholds_issued == 0:
+            condition += " AND attribute_not_exists(thresholds_issued)"
+        elif thresholds_issued is not None:
+            condition += " AND thresholds_issued = :thr"
+            values[":thr"] = thresholds_issued
         sets = ["next_seq = :next", "last_invoice_id = :inv", "last_seq = :seq"]
         removes: list[str] = []
         if next_due is None:
@@ -275,7 +286,7 @@ class BillingRepository:
             "TableName": self.table_name,
             "Key": _state_key(subscription_id),
             "UpdateExpression": expression,
-            "ConditionExpression": "next_seq = :seq",
+            "ConditionExpression": condition,
             "ExpressionAttributeValues": to_item(values),
         }
         if next_due is None:

@@ -120,6 +120,11 @@ class CustomerView(Closed):
     balance_low_threshold_minor: int | None = Field(
         default=None, description="The balance.low webhook threshold, in minor units; null for none."
     )
+    invoice_threshold_minor: int | None = Field(
+        default=None,
+        description="Threshold invoicing: invoice a period's usage early when what it has not invoiced"
+        " reaches this amount (minor units); null for none.",
+    )
     created_at: Timestamp | None
     archived_at: Timestamp | None = Field(
         default=None, description="When the customer was archived; null while it is not."
