@@ -28,6 +28,11 @@ clock: Callable[[], datetime] = _utcnow  # tests move time
 
 
 def record_handler(record: SQSRecord) -> None:
+    if record.body.startswith('{"check":'):  # a threshold check after ingest (logic/billing/threshold.py)
+        from neruba.logic.billing.threshold_invoices import handle_check
+
+        handle_check(bootstrap.billing(), record.body, clock())
+        return
     job = BillingJob.model_validate_json(record.body)
     logger.append_keys(
         subscription_id=job.subscription_id,

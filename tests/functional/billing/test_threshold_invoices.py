@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from neruba.logic.billing.threshold import evaluate_customer
+from neruba.logic.billing.threshold_invoices import evaluate_customer
 from tests.functional.billing.conftest import BASIC, START, World, assert_books_agree, make_world
 from tests.functional.billing.helpers import billing_state, day, schedule, work
 
@@ -51,7 +51,9 @@ def test_a_crossing_issues_one_threshold_invoice_and_the_period_end_deducts_it(
     assert [(e.outcome, e.pending_minor) for e in again] == [("below", 0)]
     [early] = by_kind(thr, "acme", "threshold")
     assert (early["status"], early["total_minor"], early["billing_reason"]) == (
-        "finalized", 600, "subscription_threshold"
+        "finalized",
+        600,
+        "subscription_threshold",
     )
     assert early["number"] and early["threshold"]["threshold_minor"] == 500
     assert [(line["quantity"], line["amount_minor"]) for line in early["lines"]] == [(60, 600)]

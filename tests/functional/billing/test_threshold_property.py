@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from neruba.logic.billing.threshold import evaluate_customer
+from neruba.logic.billing.threshold_invoices import evaluate_customer
 from neruba.logic.billing.worker import ensure_billing_state
 from neruba.logic.ledger.credits import create_grant
 from neruba.models.catalog import Customer
@@ -47,7 +47,12 @@ def tiered(aws: dict[str, str]) -> World:
     return make_world(TIERED, {})
 
 
-@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(usage=USAGE, threshold=st.integers(1, 900), credit=st.sampled_from([0, 0, 250, 5000]))
 def test_threshold_invoices_and_the_period_end_bill_the_period_exactly(
     tiered: World, monkeypatch: Any, usage: list[tuple[int, int]], threshold: int, credit: int

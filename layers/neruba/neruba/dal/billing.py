@@ -11,6 +11,8 @@ Items (``pk`` / ``sk``):
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
+- ``THR#{subscription}`` / ``{period_start}`` - what threshold invoices billed of a period
+  (dal/thresholds.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -31,6 +33,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.one_offs import OneOffRepository
+    from neruba.dal.thresholds import ThresholdsRepository
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
@@ -167,6 +170,13 @@ class BillingRepository:
 
     # ---------------------------------------------------------------- billing state
     @property
+    def thresholds(self) -> ThresholdsRepository:
+        """What threshold invoices billed of each period, stored in this table (``dal.thresholds``)."""
+        from neruba.dal.thresholds import ThresholdsRepository
+
+        return ThresholdsRepository(self.table_name)
+
+    @property
     def one_offs(self) -> OneOffRepository:
         """The one-off charges, stored in this table (``dal.one_offs``)."""
         from neruba.dal.one_offs import OneOffRepository
@@ -292,6 +302,26 @@ class BillingRepository:
         if next_due is None:
             update["ExpressionAttributeNames"] = {"#st": "status"}
         return {"Update": update}
+
+    def threshold_claim_item(self, subscription_id: str, next_seq: int, issued: int) -> dict[str, Any]:
+        """An Update adding one to the state's threshold count, on the condition that billing is still
+        active at window ``next_seq`` (the open period's own, not billed yet) and the count is ``issued``
+        (as read)."""
+        condition = "next_seq = :seq AND #st = :active AND "
+        condition += "attribute_not_exists(thresholds_issued)" if issued == 0 else "thresholds_issued = :n"
+        values: dict[str, Any] = {":seq": next_seq, ":active": "active", ":one": 1}
+        if issued:
+            values[":n"] = issued
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _state_key(subscription_id),
+                "UpdateExpression": "ADD thresholds_issued :one",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
 
     def end_state_item(self, subscription_id: str, seq: int) -> dict[str, Any]:
         """An Update ending billing of a subscription whose window ``seq`` does not exist."""

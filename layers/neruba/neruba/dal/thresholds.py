@@ -4,11 +4,12 @@
   many were issued, the amount, and per line of the rating the quantity and amount billed, with the
   invoices (id, cut, amount) in order. Written only by a threshold invoice's own transaction.
 - ``thresholds_issued`` on the billing state ``BST#{subscription}`` / ``#``: how many threshold invoices
-  the subscription has had (never reset). Every threshold invoice's transaction adds one to it, on the
-  condition that the state still has the period's window as its next one and the count is the one read;
-  the period-end invoice's advance carries the same count in its condition
-  (``BillingRepository.advance_item``). The two writes therefore serialise on one item: a threshold
-  invoice never lands after (or beside) the period-end invoice that deducts what was billed before it.
+  the subscription has had (never reset). Every threshold invoice's transaction adds one to it
+  (``BillingRepository.threshold_claim_item``), on the condition that the state still has the period's
+  window next and the count is the one read; the period-end invoice's advance carries the count it read
+  in its condition (``BillingRepository.advance_item``). The two writes therefore serialise on one item:
+  a threshold invoice never lands after (or beside) the period-end invoice that deducts what was billed
+  before it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.billing import _state_key
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, to_item
-
-COUNT = "thresholds_issued"  # the attribute on the billing state
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,8 @@ class PeriodThresholds:
             "count": self.count,
             "billed_minor": self.billed_minor,
             "lines": {
-                k: {"quantity": str(v.quantity), "amount_minor": v.amount_minor} for k, v in self.lines.items()
+                k: {"quantity": str(v.quantity), "amount_minor": v.amount_minor}
+                for k, v in self.lines.items()
             },
             "invoices": [
                 {"invoice_id": i.invoice_id, "n": i.n, "cut_at": i.cut_at, "amount_minor": i.amount_minor}
@@ -122,23 +121,3 @@ class ThresholdsRepository:
             "doc": jsonutil.dumps(record.to_doc()),
         }
         return {"Put": {"TableName": self.table_name, "Item": to_item(item)}}
-
-    def claim_item(self, subscription_id: str, next_seq: int, issued: int) -> dict[str, Any]:
-        """An Update adding one to the state's threshold count, on the condition that billing is still
-        active at window ``next_seq`` (the open period's own, not billed yet) and the count is ``issued``
-        (as read)."""
-        condition = "next_seq = :seq AND #st = :active AND "
-        condition += f"attribute_not_exists({COUNT})" if issued == 0 else f"{COUNT} = :n"
-        values: dict[str, Any] = {":seq": next_seq, ":active": "active", ":one": 1}
-        if issued:
-            values[":n"] = issued
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": _state_key(subscription_id),
-                "UpdateExpression": f"ADD {COUNT} :one",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#st": "status"},
-                "ExpressionAttributeValues": to_item(values),
-            }
-        }

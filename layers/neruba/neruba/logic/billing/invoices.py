@@ -9,6 +9,7 @@ from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import Invoice, InvoicesRepository
 from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.billing.threshold import threshold_figures
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import ts
 
@@ -66,12 +67,28 @@ def public(invoice: Invoice) -> dict[str, Any]:
     hidden = {"window", "rev", "finalize_at", "seq"}
     doc = {k: v for k, v in invoice.document.items() if k not in hidden}
     doc["object"] = "invoice"
+    doc["billing_reason"] = billing_reason(invoice)
     doc["revision"] = invoice.rev
     # what it received and what is left, also before a first payment records them (docs/stripe.md)
     paid = paid_level(invoice)
     doc["amount_paid_minor"] = paid
     doc["amount_remaining_minor"] = 0 if invoice.status == "void" else max(amount_due(invoice) - paid, 0)
     return doc
+
+
+# why each kind of invoice was issued, in the words Stripe's ``billing_reason`` uses
+BILLING_REASONS = {
+    "opening": "subscription_create",
+    "usage": "subscription_cycle",
+    "threshold": "subscription_threshold",
+}
+
+
+def billing_reason(invoice: Invoice) -> str:
+    """Why the invoice was issued: a subscription's start (``subscription_create``), its period's end
+    (``subscription_cycle``), a threshold crossed (``subscription_threshold``), anything else an
+    operator or a rule made (``manual``: top-ups, one-off charges, corrections, credit notes)."""
+    return BILLING_REASONS.get(invoice.kind, "manual")
 
 
 def explain(invoice: Invoice) -> dict[str, Any]:
@@ -102,6 +119,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "events": source.get("events"),
                 **(adjustment_figures(line) if record.kind == "adjustment" else {}),
                 **(one_off_figures(line) if record.kind == "one_off" else {}),
+                **(threshold_figures(line) if "threshold" in (line.get("source") or {}) else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -129,6 +147,8 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         "credits_applied_minor": doc.get("credits_applied_minor"),
         "total_minor": doc.get("total_minor"),
         "corrects": doc.get("corrects"),
+        "billing_reason": billing_reason(invoice),
+        "threshold": doc.get("threshold"),
         "lines": lines,
     }
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.periods import period_containing
 from neruba.domain.phases import state_at
 from neruba.errors import NotFoundError
+from neruba.logic.billing.threshold import upcoming_deductions
 from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ def upcoming_invoice(
 
     With ``billing``, the subscription's **pending adjustments** (corrections of finalized invoices that
     its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
-    subtotal and in ``pending_adjustments_minor``.
+    subtotal and in ``pending_adjustments_minor``; what the period's **threshold invoices** already
+    billed is taken off as the period-end invoice will (``threshold_deduction`` lines), and
+    ``threshold_invoiced_minor`` is its sum (0 when none).
     """
     from neruba.logic.pricing.rating import rate_window
 
@@ -59,14 +62,17 @@ def upcoming_invoice(
         window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
         pending = _pending_lines(billing, str(sub["id"])) if billing else []
         pending_minor = sum(int(line["amount_minor"]) for line in pending)
-        window["lines"] = [*window["lines"], *pending]
-        window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor
+        early = upcoming_deductions(billing, str(sub["id"]), start, window["lines"]) if billing else []
+        early_minor = sum(int(line["amount_minor"]) for line in early)
+        window["lines"] = [*window["lines"], *early, *pending]
+        window["subtotal_minor"] = int(window["subtotal_minor"]) + early_minor + pending_minor
         windows.append(
             {
                 **window,
                 "object": "upcoming_window",
                 "credits_applied": False,
                 "pending_adjustments_minor": pending_minor,
+                "threshold_invoiced_minor": -early_minor,
                 **_trial(sub, start, end, now),
             }
         )
