@@ -88,7 +88,7 @@ def billing_reason(invoice: Invoice) -> str:
     """Why the invoice was issued: a subscription's start (``subscription_create``), its period's end
     (``subscription_cycle``), a threshold crossed (``subscription_threshold``), anything else an
     operator or a rule made (``manual``: top-ups, one-off charges, corrections, credit notes)."""
-    return BILLING_REASONS.get(invoice.kind, "manual")
+    return BILLING_REASONS.get(invoice.kind or "", "manual")
 
 
 def explain(invoice: Invoice) -> dict[str, Any]:

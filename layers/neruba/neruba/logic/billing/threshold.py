@@ -47,7 +47,7 @@ def deduction_lines(
          "cut_at": r.cut_at, "amount_minor": r.amount_minor}
         for r in record.invoices
     ]  # fmt: skip
-    out = []
+    out: list[dict[str, Any]] = []
     for line_id, billed in sorted(record.lines.items()):
         if billed.quantity == 0 and billed.amount_minor == 0:
             continue

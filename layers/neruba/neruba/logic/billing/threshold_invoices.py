@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 BILLED_KINDS = ("usage",)  # the lines of the rating a threshold invoice bills early (never fees)
 
-Outcome = Literal["issued", "below", "raced", "not_open", "no_threshold"]
+Outcome = Literal["issued", "below", "raced", "not_open"]
 
 
 @dataclass(frozen=True, slots=True)
