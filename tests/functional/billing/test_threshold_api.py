@@ -98,4 +98,8 @@ def test_invoices_explain_and_the_preview_show_threshold_invoices(thr: World, mo
     deduction = next(x for x in closing["lines"] if x["kind"] == "threshold_deduction")
     [ref] = deduction["threshold"]["invoices"]
     assert (ref["invoice_id"], ref["number"], ref["amount_minor"]) == (early["id"], early["number"], 600)
+    from tests.functional.billing.conftest import invoice_postings
+
+    [posting] = [p for p in invoice_postings("acme") if p.idempotency_key == ref["posting_key"]]
+    assert posting.total_minor == 600
     assert deduction["references"]["threshold_invoices"] == [early["id"]]

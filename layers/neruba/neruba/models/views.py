@@ -293,13 +293,16 @@ class LineFigures(Closed):
 
 class ThresholdInvoiceRef(Closed):
     """One threshold invoice of a period: its id and number, its place in the period, the time its usage
-    was rated to (the cut) and what it billed."""
+    was rated to (the cut), what it billed and the key of its ledger posting."""
 
     invoice_id: str
     number: str | None = None
     n: int
     cut_at: Timestamp
     amount_minor: Minor
+    posting_key: str | None = Field(
+        default=None, description="The idempotency key of its ledger posting (GET /v1/customers/{id}/ledger)."
+    )
 
 
 class ThresholdLine(Closed):

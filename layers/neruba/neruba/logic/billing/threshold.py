@@ -44,7 +44,7 @@ def deduction_lines(
     names = [(numbers or {}).get(ref.invoice_id) or ref.invoice_id for ref in record.invoices]
     invoices = [
         {"invoice_id": r.invoice_id, "number": (numbers or {}).get(r.invoice_id), "n": r.n,
-         "cut_at": r.cut_at, "amount_minor": r.amount_minor}
+         "cut_at": r.cut_at, "amount_minor": r.amount_minor, "posting_key": f"invoice:{r.invoice_id}"}
         for r in record.invoices
     ]  # fmt: skip
     out: list[dict[str, Any]] = []
