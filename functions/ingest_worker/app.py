@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from neruba import bootstrap
 from neruba.logic.ingest.worker import IngestBatch
 from neruba.observability import logger, metrics
+from neruba.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -25,6 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         lookup=bootstrap.ingest_worker_catalog().lookup,
         now=now,
         deadline=now + timedelta(milliseconds=context.get_remaining_time_in_millis()),
+        advance_queue_url=get_settings().billing_queue_url,
     )
     batch.begin(records)
     try:
@@ -36,7 +38,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     customers = batch.threshold_customers()
     if customers:  # a threshold evaluation each, by the billing worker (logic/billing/threshold.py)
         from neruba.logic.billing.threshold_invoices import enqueue_checks
-        from neruba.settings import get_settings
 
         enqueue_checks(get_settings().billing_queue_url, customers)
     response = processor.response()

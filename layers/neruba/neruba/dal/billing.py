@@ -13,6 +13,7 @@ Items (``pk`` / ``sk``):
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``THR#{subscription}`` / ``{period_start}`` - what threshold invoices billed of a period
   (dal/thresholds.py).
+- ``ADV#``, ``ADVP#``, ``ADVU#`` - pay-in-advance billing (dal/advance.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -32,6 +33,7 @@ from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
+    from neruba.dal.advance import AdvanceRepository
     from neruba.dal.one_offs import OneOffRepository
     from neruba.dal.thresholds import ThresholdsRepository
 
@@ -182,6 +184,13 @@ class BillingRepository:
         from neruba.dal.one_offs import OneOffRepository
 
         return OneOffRepository(self.table_name)
+
+    @property
+    def advance(self) -> AdvanceRepository:
+        """What events billed in advance, and each period's position (``dal.advance``)."""
+        from neruba.dal.advance import AdvanceRepository
+
+        return AdvanceRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

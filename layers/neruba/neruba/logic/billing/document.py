@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 
     from neruba.domain.credits import CreditApplication
 
-# lines a window invoice carries that no rating makes (corrections, one-off charges, what threshold
-# invoices billed of the period, logic.billing.threshold): re-rating a draft
-# keeps them as they are, and a rerun or a late-event check never takes them back
-CARRIED_KINDS = ("adjustment", "one_off", "threshold_deduction")
+# lines a window invoice carries that no rating makes (corrections, one-off charges, advance lines, what
+# threshold invoices billed of the period, logic.billing.threshold): re-rating a draft keeps them as they
+# are, and a rerun or a late-event check never takes them back
+CARRIED_KINDS = ("adjustment", "one_off", "advance", "threshold_deduction")
 
 
 def invoice_document(
