@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from neruba.logic.billing.threshold_invoices import evaluate_customer
-from tests.functional.billing.conftest import BASIC, START, World, assert_books_agree, make_world
+from tests.functional.billing.conftest import BASIC, START, World, assert_books_agree, ledger, make_world
 from tests.functional.billing.helpers import billing_state, day, schedule, work
 
 
@@ -81,3 +81,40 @@ def test_a_customer_without_a_threshold_reads_only_its_customer(thr: World, monk
     thr.usage("globex", START + day(0, 1), 500)
     assert evaluate_customer(thr.ctx, "globex", START + day(0, 2)) == []
     assert by_kind(thr, "globex", "threshold") == []
+
+
+def test_threshold_invoices_are_taxed_and_the_period_end_takes_the_tax_off_with_the_usage(
+    thr: World, monkeypatch: Any
+) -> None:
+    from functions.billing_api.app import lambda_handler
+    from tests.support.api import api_event, call
+
+    def put(method: str, path: str, body: dict[str, Any], key: str, **params: str) -> Any:
+        headers = {"Idempotency-Key": key}
+        return call(
+            lambda_handler, api_event(method, path, body=body, path_parameters=params, headers=headers)
+        )
+
+    # GIVEN 20% exclusive VAT where acme is
+    vat = {"display_name": "VAT", "percentage": "20", "inclusive": False, "country": "DE", "reason": "VAT"}
+    assert put("POST", "/admin/tax-rates", vat, "t-1")[0] == 201
+    place = {"country": "DE", "reason": "head office"}
+    assert put("PUT", "/admin/customers/acme/tax-jurisdiction", place, "j-1", customer_id="acme")[0] == 200
+
+    # WHEN 60 calls cross the threshold, 25 more follow and the period ends
+    opened(thr, monkeypatch)
+    thr.usage("acme", START + day(0, 2), 60)
+    evaluate_customer(thr.ctx, "acme", START + day(0, 3))
+    thr.usage("acme", START + day(0, 5), 25)
+    schedule(thr, START + day(1, 1))
+    work(thr, START + day(1, 1), monkeypatch)
+
+    # THEN the threshold invoice is taxed (600 + 120); the period-end invoice taxes 850 and takes off
+    # the 600 with its 120 (250 + 50): together 850 + 170, as without a threshold
+    [early] = by_kind(thr, "acme", "threshold")
+    [usage] = by_kind(thr, "acme", "usage")
+    assert (early["subtotal_minor"], early["tax_minor"], early["total_minor"]) == (600, 120, 720)
+    assert (usage["subtotal_minor"], usage["tax_minor"], usage["total_minor"]) == (250, 50, 300)
+    balances = ledger().balances("acme")["USD"]
+    assert balances["tax_payable"] == -170 and balances["revenue"] == -850
+    assert_books_agree(thr, "acme")

@@ -39,6 +39,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import exact_sum
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.corrections import issue_now
+from neruba.logic.billing.discounts import price_lines, rates_for
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.threshold import BILLING_REASON, KIND, thresholds
 from neruba.logic.billing.windows import Window, invoice_id_for, subscription_end, window_at
@@ -244,11 +245,14 @@ def threshold_invoice(
     invoice_id = invoice_id_for(f"{window.window_id}:threshold:{n}")
     customer_id, currency = str(subscription["customer_id"]), str(subscription["currency"])
     lines = increment_lines(rated, record, now)
+    rates = rates_for(ctx.billing.discounts, customer_id)  # taxed as any invoice; discounts: period end
+    if rates:
+        lines = price_lines(lines, [], rates, currency, (ts(window.start), ts(now)))
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     chargeable = creditable_lines(lines, subtotal)
     credits = ctx.apply_credits(customer_id, currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
-    details = {
+    details: dict[str, Any] = {
         "billing_reason": BILLING_REASON,
         "threshold": {
             "threshold_minor": threshold_minor,
@@ -260,6 +264,8 @@ def threshold_invoice(
             "rated_to_cut_minor": record.billed_minor + subtotal,
         },
     }
+    if rates:
+        details["tax_rates"] = rates
     doc = invoice_document(
         invoice_id=invoice_id,
         customer_id=customer_id,
@@ -295,8 +301,9 @@ def threshold_invoice(
         *(credits.items if credits else []),
         invoice_event("invoice.created", doc, now),
     ]
+    tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
     actions += ctx.invoice_posting_items(
-        PostingRequest(customer_id, invoice_id, currency, subtotal, applications, now)
+        PostingRequest(customer_id, invoice_id, currency, subtotal, applications, now, **tax)
     )
     return doc, actions
 
