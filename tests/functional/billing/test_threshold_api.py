@@ -9,6 +9,7 @@ from typing import Any
 from neruba.logic.billing.threshold_invoices import evaluate_customer
 from neruba.logic.billing.upcoming import upcoming_invoice
 from neruba.settings import get_settings
+from neruba.timefmt import parse_ts
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
 from tests.functional.billing.test_threshold_invoices import by_kind, opened, thr  # noqa: F401
@@ -89,7 +90,8 @@ def test_invoices_explain_and_the_preview_show_threshold_invoices(thr: World, mo
 
     explained = _read(f"/v1/invoices/{early['id']}/explain", invoice_id=early["id"])
     assert explained["billing_reason"] == "subscription_threshold"
-    assert explained["threshold"]["cut_at"] == early["threshold"]["cut_at"]
+    cut = parse_ts(explained["threshold"]["cut_at"])
+    assert cut == parse_ts(early["threshold"]["cut_at"]) == START + day(0, 3)
     [line] = explained["lines"]
     assert line["threshold"]["rated_to_cut"]["amount_minor"] == 600 and line["events"] == 60
 
