@@ -48,6 +48,7 @@ class GroupUsage:
     event_sums: Mapping[str, Decimal] = field(default_factory=dict)
     event_counts: Mapping[str, int] = field(default_factory=dict)
     carried_from: str | None = None  # a latest meter with carry_over: when the carried value was reported
+    aggregation: str | None = None  # the meter's aggregation (the line's ``source.aggregation``)
 
 
 def parse_group(key: str) -> dict[str, str]:
@@ -117,6 +118,7 @@ def usage_lines(
                     plan_code=str(version["code"]),
                     plan_version=int(version["version"]),
                     source={
+                        **({"aggregation": cell.aggregation} if cell.aggregation else {}),
                         "hours": cell.hours,
                         "events": cell.events,
                         "free_units": exact(price.get("free_units") or 0),
@@ -290,7 +292,13 @@ def trial_usage_lines(
                     period_end=period_end,
                     plan_code=str(version["code"]),
                     plan_version=int(version["version"]),
-                    source={"hours": cell.hours, "events": cell.events, "trial": True, "amount": ZERO},
+                    source={
+                        **({"aggregation": cell.aggregation} if cell.aggregation else {}),
+                        "hours": cell.hours,
+                        "events": cell.events,
+                        "trial": True,
+                        "amount": ZERO,
+                    },
                 )
             )
     return lines

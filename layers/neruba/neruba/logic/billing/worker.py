@@ -211,13 +211,12 @@ def build_invoice(
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
     the index among them of the posting's idempotency guard (None when nothing is posted)."""
     rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
-    rated = rate(subscription, window.start, window.end)
-    lines = [line_dict(line) for line in rated.lines]
+    adjustment_lines: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
-    if window.kind == "usage":
-        adjustment_lines, adjustment_actions = late_adjustments(ctx, subscription, window, now)
-        lines += adjustment_lines
-        actions += adjustment_actions
+    if window.kind == "usage":  # the earlier windows first: re-rating them stores their closing levels
+        adjustment_lines, actions = late_adjustments(ctx, subscription, window, now)
+    rated = rate(subscription, window.start, window.end)
+    lines = [line_dict(line) for line in rated.lines] + adjustment_lines
     customer_id = str(subscription["customer_id"])
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     chargeable = creditable_lines(lines, subtotal)  # before one-off charges: credits never pay those
