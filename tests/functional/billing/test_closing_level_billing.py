@@ -56,7 +56,8 @@ def test_a_late_change_reaches_the_window_being_billed(real: World, monkeypatch:
     # WHEN +4 GB of 12:00 on day 0 arrive late, and day 2 is billed
     _gb(START + timedelta(hours=12), 4)
     _bill(real, 3, monkeypatch, finalize=False)
-    # THEN day 2's own line (as billed, before any finalization re-rating) bills the 14 GB level, and the adjustments bring days 0 and 1 up to it
+    # THEN day 2's own line (as billed, before its finalization re-rates it) bills the 14 GB level, and
+    # the adjustments bring days 0 and 1 up to it
     invoices = [i for i in real.invoices("acme") if i["kind"] == "usage"]
     assert [i["period_start"][:10] for i in invoices] == [
         (START + day(n, 0)).date().isoformat() for n in range(3)

@@ -8,7 +8,6 @@ back than ingest accepts events), so each test can bill several months.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,7 +27,7 @@ def _month(n: int) -> datetime:
 
 
 @pytest.fixture
-def world(catalog: Any) -> Iterator[dict[str, Any]]:
+def world(catalog: Any) -> dict[str, Any]:
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
     from neruba.logic.catalog.subscriptions import create_subscription
@@ -51,7 +50,7 @@ def world(catalog: Any) -> Iterator[dict[str, Any]]:
     plans.publish("levels", body.model_dump(mode="json"))
     create = SubscriptionCreate(customer_id="acme", plan_code="levels", start_at=START)
     sub = create_subscription(plans, create, None, now=START)
-    yield {"plans": plans, "usage": UsageRepository(get_settings().usage_table), "sub": sub}
+    return {"plans": plans, "usage": UsageRepository(get_settings().usage_table), "sub": sub}
 
 
 def _change(meter: str, at: datetime, usage: dict[str, Any], group: str = "", batch: str = "b1") -> None:
