@@ -65,13 +65,10 @@ class LevelsRepository:
         pk = _pk(customer_id, meter_code)
         if stored is not None:
             self._drop_after(pk, closing.hour)
-        item: dict[str, Any] = {"pk": pk, "sk": closing.hour, "agg": closing.aggregation}
-        item["ra"] = closing.read_at
-        item["g"] = [_group(key, level) for key, level in sorted(closing.groups.items())]
         try:
             client("dynamodb").put_item(
                 TableName=self.table_name,
-                Item=to_item(item),
+                Item=to_item(closing_item(customer_id, meter_code, closing)),
                 ConditionExpression="attribute_not_exists(pk) OR ra <= :ra",
                 ExpressionAttributeValues={":ra": {"S": closing.read_at}},
             )
@@ -112,6 +109,17 @@ class LevelsRepository:
         }
         for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
             yield from (from_item(i) for i in page.get("Items", []))
+
+
+def closing_item(customer_id: str, meter_code: str, closing: ClosingLevel) -> dict[str, Any]:
+    """A closing level as stored (plain values, before ``to_item``)."""
+    return {
+        "pk": _pk(customer_id, meter_code),
+        "sk": closing.hour,
+        "agg": closing.aggregation,
+        "ra": closing.read_at,
+        "g": [_group(key, level) for key, level in sorted(closing.groups.items())],
+    }
 
 
 def _group(key: str, level: GroupLevel) -> dict[str, Any]:

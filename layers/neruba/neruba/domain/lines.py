@@ -18,6 +18,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
+from neruba.domain.level_intervals import LevelInterval
 from neruba.domain.money import minor_exponent
 from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
@@ -49,6 +50,8 @@ class GroupUsage:
     event_counts: Mapping[str, int] = field(default_factory=dict)
     carried_from: str | None = None  # a latest meter with carry_over: when the carried value was reported
     aggregation: str | None = None  # the meter's aggregation (the line's ``source.aggregation``)
+    # a weighted_sum meter: the level intervals behind the quantity (``domain.level_intervals``)
+    intervals: tuple[LevelInterval, ...] = ()
 
 
 def parse_group(key: str) -> dict[str, str]:
@@ -127,6 +130,7 @@ def usage_lines(
                         **priced.source,
                         **by_filter,
                         **({"carried_from": cell.carried_from} if cell.carried_from else {}),
+                        **({"intervals": [i.to_dict() for i in cell.intervals]} if cell.intervals else {}),
                         **rated.source,
                     },
                 )

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
+from neruba.domain.level_intervals import LevelInterval, level_intervals
 from neruba.domain.lines import GroupUsage
 from neruba.domain.numbers import exact_sum
 from neruba.domain.phases import PhaseSpan, Versions, phase_spans, rating_period, seconds, trial_end
@@ -118,12 +119,14 @@ def read_usage(
         for (index, in_trial, group), items in cells.items():
             target = trial if in_trial else paid
             sums, counts = rule_usage(items)
+            intervals: tuple[LevelInterval, ...] = ()
             if aggregation == "weighted_sum":
                 part = _part(span_of[index], charging_from, in_trial)
                 opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
-                quantity = weighted_level(
-                    timed[(index, in_trial, group)], *part, opening, period_seconds or seconds(start, upper)
-                )
+                changes = timed[(index, in_trial, group)]
+                length = period_seconds or seconds(start, upper)
+                quantity = weighted_level(changes, *part, opening, length)
+                intervals = tuple(level_intervals(changes, *part, opening, length))
             else:
                 quantity = combine(aggregation, items)
             target[index].setdefault(meter_code, {})[group] = GroupUsage(
@@ -133,6 +136,7 @@ def read_usage(
                 event_sums=sums,
                 event_counts=counts,
                 aggregation=aggregation,
+                intervals=intervals,
             )
         if aggregation == "weighted_sum":
             window_seconds = period_seconds or seconds(start, upper)
@@ -176,6 +180,7 @@ def _level_only_parts(
                     target[span.index].setdefault(meter_code, {})[group] = GroupUsage(
                         quantity=weighted_level([], *part, opening, period_seconds),
                         aggregation="weighted_sum",
+                        intervals=tuple(level_intervals([], *part, opening, period_seconds)),
                     )
 
 
