@@ -29,6 +29,7 @@ from typing import Any
 from neruba.domain.numbers import EXACT
 from neruba.domain.phases import seconds
 from neruba.domain.usage import AVERAGE, CellUsage
+from neruba.timefmt import iso
 
 HOUR = timedelta(hours=1)
 MAX_INTERVALS = 48
@@ -51,8 +52,8 @@ class LevelInterval:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
+            "from": iso(self.start),
+            "to": iso(self.end),
             "level": self.level,
             "change": self.change,
             "seconds": seconds(self.start, self.end),

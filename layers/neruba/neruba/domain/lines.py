@@ -109,6 +109,11 @@ def usage_lines(
                         if cell.carried_from
                         else ""
                     )
+                    + (
+                        f"; time-weighted: the level over {len(cell.intervals)} interval(s) of the period"
+                        if cell.intervals
+                        else ""
+                    )
                     + "".join(f"; {note}" for note in rated.notes),
                     meter_code=meter,
                     group=group,

@@ -514,6 +514,21 @@ class LineAggregate(Closed):
     quantity: Quantity
 
 
+class LevelInterval(Closed):
+    """One interval behind a time-weighted line (a weighted_sum meter): [from, to), the level at its end,
+    the net change in it (null: the level was held all along), the unit-seconds it held, its share of
+    the period and of the line's quantity (docs/pricing.md, "Prorated recurring meters")."""
+
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LinePrice(Closed):
     plan_code: str | None
     plan_version: int | None
@@ -567,6 +582,11 @@ class ExplainedLine(Open):
     references: LineReference | None
     one_off: OneOffLineSource | None = Field(
         default=None, description="For a one_off line: the charge, why it was added, its metadata."
+    )
+    intervals: list[LevelInterval] | None = Field(
+        default=None,
+        description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
+        "quantity, each with its fraction of the period.",
     )
 
 
