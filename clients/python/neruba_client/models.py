@@ -377,6 +377,19 @@ class OneOffLineSource(_Model):
     created_at: str | None
 
 
+class LevelInterval(_Model):
+    """One interval behind a time-weighted line (a weighted_sum meter)."""
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -392,6 +405,7 @@ class ExplainedLine(_Model):
     credits_applied_minor: int
     references: LineReference | None
     one_off: OneOffLineSource | None = None
+    intervals: list[LevelInterval] | None = None
 
 
 class UpcomingWindow(_Model):
