@@ -228,7 +228,7 @@ def _billing_levels(lines: list[str], levels: dict[str, Any] | None) -> None:
         f"Machine: {_machine(levels.get('machine'))}. {levels.get('note', '')} {first['subscriptions']:,} "
         f"subscriptions billing the window after {first['months_of_history'] - 1} months of history, "
         f"{first['cells_per_month']} cells per customer and month ({first['stored_cells_per_customer']} "
-        "stored in all); each window bills one meter. A level meter's window reads its last closing level "
+        "stored in all). A level meter's window reads its last closing level "
         'and its own hours (docs/pricing.md, "Closing levels").',
         "",
         "| meter | invoiced | read requests / window | items read / window |",
