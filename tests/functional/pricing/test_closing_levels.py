@@ -242,3 +242,37 @@ def test_a_computation_that_began_reading_earlier_never_replaces_a_later_one(wor
     # THEN B's level stays; the same levels again are not written (a retried run writes nothing)
     assert _levels("gb") == {"2025-02-01T00": {"": 14}}
     assert repo.record("acme", "gb", late, repo.stored("acme", "gb")[0]) is False
+
+
+def test_the_base_is_the_last_level_at_or_before_the_first_hour_however_many_come_after(
+    world: dict[str, Any],
+) -> None:
+    from neruba.dal.levels import LevelsRepository
+    from neruba.domain.levels import ClosingLevel, GroupLevel
+
+    repo = LevelsRepository(get_settings().usage_table)
+
+    def level(hour: str, value: int) -> ClosingLevel:
+        return ClosingLevel(
+            hour, "weighted_sum", {"": GroupLevel(level=Decimal(value))}, "2025-06-01T00:00:00Z"
+        )
+
+    # GIVEN levels stored at many hours (windows of other anchors among them), some inside the window
+    hours = [
+        "2025-01-01T00",
+        "2025-02-01T00",
+        "2025-02-01T10",
+        "2025-02-03T00",
+        "2025-02-14T07",
+        "2025-03-01T00",
+    ]
+    for n, hour in enumerate(hours):
+        assert repo.record("acme", "gb", level(hour, n), None)
+    # WHEN the window [1 Feb 10:00, 1 Mar 00:00) reads them (one Query, paged back two items at a time)
+    found = repo.around("acme", "gb", "2025-02-01T10", "2025-03-01T00")
+    # THEN its base is the level at its first hour and the one at its end hour is the one stored there
+    assert found.base is not None and found.at_end is not None
+    assert (found.base.hour, found.base.groups[""].level) == ("2025-02-01T10", 2)
+    assert (found.at_end.hour, found.at_end.groups[""].level) == ("2025-03-01T00", 5)
+    # AND a window with no level at or before its start reads from the beginning
+    assert repo.around("acme", "gb", "2024-12-31T23", "2025-01-31T23").base is None
