@@ -47,3 +47,30 @@ def test_explain_shows_the_meter_s_aggregation(real: World, monkeypatch: Any) ->
         assert line["aggregate"] == {"aggregation": "count", "quantity": quantity}
     stored = [line for invoice in usage for line in invoice["lines"] if line["kind"] == "usage"]
     assert [line["source"]["aggregation"] for line in stored] == ["count", "count"]
+
+
+def test_an_adjustment_line_names_the_aggregation_of_the_line_it_corrects(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+    from neruba.logic.billing.admin import rerun_invoice
+    from neruba.models.billing import RerunRequest
+
+    bootstrap.install(billing=real.ctx)
+    # GIVEN day 0 billed (10 calls) and finalized, 3 late calls, and day 0 rerun: a pending correction
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 10)
+    schedule(real, START + day(1, 1))
+    work(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    (day0,) = [i for i in real.invoices("acme") if i["kind"] == "usage"]
+    real.usage("acme", START + day(0, 4), 13)
+    rerun_invoice(real.ctx, day0["id"], RerunRequest(reason="late"), "key:test", "r1", now=START + day(1, 4))
+    # WHEN day 1, which carries the correction, is billed and explained
+    schedule(real, START + day(2, 1))
+    work(real, START + day(2, 1), monkeypatch)
+    day1 = next(i for i in real.invoices("acme") if i["kind"] == "usage" and i["id"] != day0["id"])
+    explained = _explain(day1["id"])
+    # THEN the adjustment line names the count aggregation too
+    (line,) = [x for x in explained["lines"] if x["kind"] == "adjustment"]
+    assert line["aggregate"] == {"aggregation": "count", "quantity": "3"}

@@ -366,7 +366,9 @@ def adjustment_source(
         latest = max(earlier, key=lambda line: int(line.get("seq_of_line") or 0))
         counted = dict((latest.get("source") or {}).get("rerated") or counted)
     now_source = (now_line or {}).get("source") or {}
+    aggregation = now_source.get("aggregation") or (billed_line.get("source") or {}).get("aggregation")
     return {
+        **({"aggregation": aggregation} if aggregation else {}),  # the corrected line's (for explain)
         "billed": {
             "quantity": quantity,
             "amount_minor": amount,
