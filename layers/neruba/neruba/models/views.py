@@ -286,6 +286,21 @@ class LineFigures(Closed):
     events: int | None = None
 
 
+class LevelInterval(Closed):
+    """One interval behind a time-weighted line (a weighted_sum meter): [from, to), the level at its end,
+    the net change in it (null: the level was held all along), the unit-seconds it held, its share of
+    the period and of the line's quantity (docs/pricing.md, "Prorated recurring meters")."""
+
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -302,6 +317,7 @@ class LineSource(Open):
     grant_id: str | None = None
     available_minor: Minor | None = None
     threshold_minor: Minor | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(Closed):
@@ -511,21 +527,6 @@ class Invoice(Open):
 
 class LineAggregate(Closed):
     aggregation: str | None
-    quantity: Quantity
-
-
-class LevelInterval(Closed):
-    """One interval behind a time-weighted line (a weighted_sum meter): [from, to), the level at its end,
-    the net change in it (null: the level was held all along), the unit-seconds it held, its share of
-    the period and of the line's quantity (docs/pricing.md, "Prorated recurring meters")."""
-
-    from_: Timestamp = Field(alias="from")
-    to: Timestamp
-    level: Quantity
-    change: Quantity | None
-    seconds: Quantity
-    unit_seconds: Quantity
-    fraction: Quantity
     quantity: Quantity
 
 
