@@ -8,6 +8,7 @@ back than ingest accepts events), so each test can bill several months.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -242,6 +243,14 @@ def test_a_computation_that_began_reading_earlier_never_replaces_a_later_one(wor
     # THEN B's level stays; the same levels again are not written (a retried run writes nothing)
     assert _levels("gb") == {"2025-02-01T00": {"": 14}}
     assert repo.record("acme", "gb", late, repo.stored("acme", "gb")[0]) is False
+    # AND a third computation that read later still and found the same levels confirms them, so one that
+    # began between B and it, slower and missing the change, cannot replace them either
+    confirm = replace(late, read_at="2025-02-01T00:07:00Z")
+    assert repo.record("acme", "gb", confirm, repo.stored("acme", "gb")[0]) is False
+    assert repo.stored("acme", "gb")[0].read_at == "2025-02-01T00:07:00Z"
+    between = replace(early, read_at="2025-02-01T00:06:00Z")
+    assert repo.record("acme", "gb", between, repo.stored("acme", "gb")[0]) is False
+    assert _levels("gb") == {"2025-02-01T00": {"": 14}}
 
 
 def test_the_base_is_the_last_level_at_or_before_the_first_hour_however_many_come_after(

@@ -53,16 +53,21 @@ class LevelsRepository:
     def record(
         self, customer_id: str, meter_code: str, closing: ClosingLevel, stored: ClosingLevel | None
     ) -> bool:
-        """Store ``closing`` unless the same levels are stored (``stored``, as read by :meth:`around`) or
-        a computation that began reading later wrote this hour meanwhile (returns False then).
+        """Store ``closing`` unless the same levels are stored (``stored``, as read by :meth:`around`: then
+        only its ``ra`` moves up to this computation's) or a computation that began reading later wrote
+        this hour meanwhile (returns False then).
 
         When the levels differ from ones stored before, every later closing level of the meter was
         computed from the old ones: they are deleted first (so a crash between the two writes leaves
         them deleted, and a retry finds the old levels still stored and deletes again), and the windows
         after this hour read their cells again from here until billing rewrites them."""
-        if stored is not None and same_levels(stored.groups, closing.groups):
-            return False
         pk = _pk(customer_id, meter_code)
+        if stored is not None and same_levels(stored.groups, closing.groups):
+            if stored.read_at < closing.read_at:  # confirmed by a later read: no earlier one may replace it
+                self._confirm(pk, closing)
+            return False
+        if stored is not None and stored.read_at > closing.read_at:
+            return False  # a computation that began reading later stored these: they stand
         if stored is not None:
             self._drop_after(pk, closing.hour)
         try:
@@ -79,6 +84,19 @@ class LevelsRepository:
                 return False
             raise
         return True
+
+    def _confirm(self, pk: str, closing: ClosingLevel) -> None:
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": pk}, "sk": {"S": closing.hour}},
+                UpdateExpression="SET ra = :ra",
+                ConditionExpression="attribute_exists(pk) AND ra < :ra",
+                ExpressionAttributeValues={":ra": {"S": closing.read_at}},
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
 
     def stored(self, customer_id: str, meter_code: str) -> list[ClosingLevel]:
         """Every closing level of a meter, oldest first (tests and operators)."""
