@@ -335,6 +335,21 @@ class InvoiceThreshold(Closed):
     rated_to_cut_minor: Minor
 
 
+class LevelInterval(Closed):
+    """One interval behind a time-weighted line (a weighted_sum meter): [from, to), the level at its end,
+    the net change in it (null: the level was held all along), the unit-seconds it held, its share of
+    the period and of the line's quantity (docs/pricing.md, "Prorated recurring meters")."""
+
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -352,6 +367,7 @@ class LineSource(Open):
     available_minor: Minor | None = None
     threshold_minor: Minor | None = None
     threshold: ThresholdLine | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(Closed):
@@ -691,6 +707,11 @@ class ExplainedLine(Open):
         default=None,
         description="For a line of a threshold invoice, or a threshold_deduction line: what it was computed"
         " from (the cut, what was billed before, the threshold invoices).",
+    )
+    intervals: list[LevelInterval] | None = Field(
+        default=None,
+        description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
+        "quantity, each with its fraction of the period.",
     )
     advance: AdvanceLineSource | None = Field(
         default=None,
