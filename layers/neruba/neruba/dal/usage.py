@@ -77,6 +77,10 @@ class AggregateOverflowError(ValueError):
     """Adding the batch would leave a sum DynamoDB cannot store exactly (38 digits, 1E-130..1E+126)."""
 
 
+class ExtraConditionError(Exception):
+    """An action added to a batch's contribution transaction failed its condition (its name is args[0])."""
+
+
 class CellWriteRefusedError(Exception):
     """DynamoDB refused a cell's transaction for a reason a retry cannot change (e.g. ValidationError)."""
 
@@ -388,7 +392,9 @@ class UsageRepository:
         return counted
 
     # ------------------------------------------------------------------ counting
-    def count_group(self, batch: str, write: DayWrite, now: datetime) -> bool:
+    def count_group(
+        self, batch: str, write: DayWrite, now: datetime, extra: Sequence[tuple[str, dict[str, Any]]] = ()
+    ) -> bool:
         """Count one batch's events of one customer's meter on one day exactly once; False if this batch
         already counted them.
 
@@ -396,7 +402,8 @@ class UsageRepository:
         put on condition that it does not exist: that one conditional put is the count. When the write
         adopts events an earlier attempt left uncounted, it is a transaction that also checks that each old
         contribution (in every shard) never came to hold those events' cells and moves each event's ``bk``
-        to ``batch``.
+        to ``batch``. ``extra`` (name, action) pairs commit in the same transaction (the usage limits'
+        period counter); a failed condition of one of them raises ``ExtraConditionError`` with its name.
         """
         for cell in write.cells.values():
             totals = cell.totals
@@ -406,7 +413,7 @@ class UsageRepository:
         shard = shard_of(batch, self.shards)
         key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
         item = {**key, **to_item(contribution_item(write, now))}
-        if not write.recounts:
+        if not write.recounts and not extra:
             try:
                 client("dynamodb").put_item(
                     TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -429,6 +436,8 @@ class UsageRepository:
             )
             for check in self._adoption_checks(write):
                 unit.add({"ConditionCheck": check}, name="adopted")
+            for name, action in extra:
+                unit.add(action, name=name)
             for recount in write.recounts:
                 unit.add(
                     {
@@ -453,6 +462,9 @@ class UsageRepository:
                     return False  # this batch's contribution exists: counted by an earlier attempt
                 if exc.failed("adopted"):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
+                for name, _action in extra:
+                    if exc.failed(name):
+                        raise ExtraConditionError(name) from exc
                 if _REFUSED.intersection(map(str, exc.reasons)):
                     raise CellWriteRefusedError(f"cells of {write.key}: {exc.reasons}") from exc
                 time.sleep(0.02 * (2**attempt))  # a transaction conflict: try again

@@ -11,6 +11,9 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
    (``logic/ingest/cells.py``).
 4. outcome counters.
 
+A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``): its events
+past a hard cap end ``over_limit`` in the transaction that writes the contribution.
+
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
 number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
 catalog (or the value) is fixed the event is sent again and ends as ``replay``.
@@ -28,7 +31,7 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.transaction import Cancelled
-from neruba.dal.usage import GroupRef, GroupWrites, HistoryEntry, Recount, StoredEvent, UsageRepository
+from neruba.dal.usage import DayWrite, GroupRef, GroupWrites, HistoryEntry, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     InvalidPropertyError,
     fingerprint,
@@ -38,11 +41,13 @@ from neruba.domain.ingest import (
     meter_value,
     property_number_problems,
 )
+from neruba.domain.limits import LimitSettings
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
 
+OVER_LIMIT = "over_limit"  # an event refused over a hard cap (logic/limits)
 SAMPLES = 20  # failed events named in an ingest.batch_failed event
 # How long a batch holds the events it wrote before another batch may count them in its stead: longer
 # than the worker's Timeout (30 s; a batch counts nothing past it) with room for writes still in flight,
@@ -139,6 +144,7 @@ class IngestBatch:
     failed_messages: list[str] = field(default_factory=list)
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # the code of each new failure
+    alerts: int = 0  # usage alerts this batch fired (logic/limits)
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -202,6 +208,8 @@ class IngestBatch:
             self.usage.mark_replay(event.customer_id, event.transaction_id, carried_history(put.old))
             return "replay"
         old = put.old
+        if old is not None and old.status == OVER_LIMIT and old.copy_id == event.copy_id:
+            return None  # refused over a hard cap by an earlier attempt: recorded, never counted
         if old is not None and any(entry.copy_id == event.copy_id for entry in old.history):
             return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
         if old is not None and old.copy_id == event.copy_id:
@@ -318,7 +326,7 @@ class IngestBatch:
             if self.deadline is not None and self.clock() >= self.deadline:
                 result = CellResult(retry=[e.message_id for e in events])  # AWS would have killed it by now
             else:
-                result = count_cell(self.usage, part, write, events, self.now)
+                result = self._count_write(part, write, events)
             failed.extend(result.retry)
             self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
@@ -334,6 +342,24 @@ class IngestBatch:
                 {minute: dict(self.outcomes)}, self.batch_id
             )  # an earlier attempt sent the summary
         return failed
+
+    def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
+        """Count one day write: through the usage limits when the customer has some on the meter
+        (``logic.limits.gate``), else as any cell. Refused events move to ``over_limit``."""
+        from neruba.logic.limits import gate
+
+        settings = LimitSettings.from_stored(self.catalog.limits.get(write.customer_id))
+        if settings is None or not gate.limited(settings, write.meter_code):
+            return count_cell(self.usage, part, write, events, self.now)
+        from neruba import bootstrap
+
+        done = gate.count_limited(self.usage, bootstrap.limits(), settings, part, write, events, self.now)
+        for transaction_id in done.refused:
+            key = (write.customer_id, transaction_id)
+            self.outcomes[self.written.get(key, "accepted")] -= 1
+            self.outcomes[gate.OVER_LIMIT] += 1
+        self.alerts += len(done.alerts)
+        return done.cell
 
     def _failures_event(self) -> list[dict[str, Any]]:
         """The ``ingest.batch_failed`` outbox action and its once-mark keyed by the batch id (none when no
@@ -389,6 +415,8 @@ class IngestBatch:
         metrics.add_metric(name="IngestBatchSize", unit="Count", value=len(self.parsed))
         for outcome, count in self.outcomes.items():
             metrics.add_metric(name=f"IngestOutcome_{outcome}", unit="Count", value=count)
+        if self.alerts:
+            metrics.add_metric(name="UsageAlertTriggered", unit="Count", value=self.alerts)
         if self.parsed:
             oldest = min(parse_ts(e.received_at) for e in self.parsed.values())
             lag = max(0, int((self.now - oldest).total_seconds() * 1000))

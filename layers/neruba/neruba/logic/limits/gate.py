@@ -1,0 +1,177 @@
+"""Counting one batch's events of a customer's meter and day when that meter has limits.
+
+The ingest worker hands a day write here instead of ``logic.ingest.cells.count_cell`` when the customer
+has limits on the meter (``IngestBatch._count_write``). One attempt:
+
+1. read the period counter of each period the events fall in (``dal.limits``: one strongly consistent
+   read each; a day holds at most two periods);
+2. decide, in (timestamp, transaction id) order, which events fit under the hard cap
+   (``domain.limits.decide``) and which alert levels the admitted ones reach (``domain.limits.crossed``);
+3. commit in ONE transaction: the contribution of the admitted events (``UsageRepository.count_group``),
+   each counter's new state on condition of the version read, each refused event turned ``over_limit``
+   (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
+   level reached.
+
+A counter that moved since it was read (another batch of the customer) cancels the transaction: read and
+decide again (a few times, then the messages go back to SQS). A contribution that exists already (a
+redelivered batch) cancels it too: nothing is counted, refused or fired twice. Refused events with nothing
+left to count are turned ``over_limit`` one by one (each conditional on the same hold).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba.dal.limits import Counter, LimitsRepository
+from neruba.dal.transaction import LIMIT
+from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageRepository
+from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
+from neruba.logic.ingest.cells import CellEvent, CellResult
+from neruba.observability import logger
+from neruba.timefmt import iso, parse_ts
+
+ATTEMPTS = 6
+OVER_LIMIT = "over_limit"
+
+
+@dataclass(slots=True)
+class GateResult:
+    """What counting a limited write did: the cell result, the events refused, the alerts fired."""
+
+    cell: CellResult
+    refused: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Plan:
+    admitted: list[CellEvent]
+    refused: list[CellEvent]
+    counters: list[tuple[Counter, Decimal, int, set[str]]]
+    alerts: list[dict[str, Any]]
+
+
+def limited(settings: LimitSettings | None, meter_code: str) -> bool:
+    """Whether a customer's settings put any limit on this meter."""
+    return settings is not None and meter_code in settings.meters
+
+
+def count_limited(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+) -> GateResult:
+    """Count the admitted events of ``write`` with its counters, refuse the rest (module docstring)."""
+    from neruba.dal.dynamo import is_transient
+
+    everything = [e.message_id for e in events]
+    for attempt in range(ATTEMPTS):
+        plan = _plan(limits, settings, write, events, now)
+        if not plan.admitted:
+            return GateResult(CellResult(), _refuse_alone(limits, write, plan.refused))
+        budget = LIMIT - 1 - len(plan.counters) - len(plan.alerts) - 2 * len(plan.admitted)
+        kept, later = plan.refused[: max(0, budget)], plan.refused[max(0, budget) :]
+        extra = [("limit", limits.counter_put(seen, *state)) for seen, *state in plan.counters]
+        extra += [("over_limit", _refusal(limits, write, e)) for e in kept]
+        extra += [("alert", _alert_action(write.customer_id, alert, now)) for alert in plan.alerts]
+        try:
+            counted = usage.count_group(part, _admitted_write(write, plan.admitted, part), now, extra)
+        except ExtraConditionError as exc:
+            if exc.args and exc.args[0] == "limit":
+                time.sleep(0.01 * (2**attempt))  # another batch moved the counter: read and decide again
+                continue
+            return GateResult(CellResult(retry=everything, error=f"refusal not written: {exc}"))
+        except Exception as exc:
+            level = logger.warning if is_transient(exc) else logger.error
+            level("limited usage not counted, retried", extra={"batch_id": part, "error": repr(exc)[:300]})
+            return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
+        if not counted:
+            return GateResult(CellResult())  # an earlier attempt of this batch counted (and refused) these
+        return GateResult(
+            CellResult(counted=True, retry=[e.message_id for e in later]),
+            [e.transaction_id for e in kept],
+            plan.alerts,
+        )
+    return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+def _plan(
+    limits: LimitsRepository, settings: LimitSettings, write: DayWrite, events: list[CellEvent], now: datetime
+) -> _Plan:
+    meter = settings.meters[write.meter_code]
+    by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
+    for event in sorted(events, key=lambda e: (e.at, e.transaction_id)):
+        by_period[settings.period(parse_ts(event.at))].append(event)
+    plan = _Plan([], [], [], [])
+    for (start, end), members in sorted(by_period.items()):
+        seen = limits.counter(write.customer_id, write.meter_code, start, end)
+        amounts = [usage_of(write.aggregation, e.value) for e in members]
+        flags = decide(seen.used, meter.hard_cap, amounts)
+        admitted = [e for e, ok in zip(members, flags, strict=True) if ok]
+        plan.admitted += admitted
+        plan.refused += [e for e, ok in zip(members, flags, strict=True) if not ok]
+        if not admitted:
+            continue
+        after = seen.used + sum((a for a, ok in zip(amounts, flags, strict=True) if ok), Decimal(0))
+        levels = meter.thresholds()
+        reached = crossed(seen.used, after, levels, seen.fired)
+        plan.counters.append((seen, after, seen.events + len(admitted), seen.fired | set(reached)))
+        for key in reached:
+            plan.alerts.append(
+                {
+                    "customer_id": write.customer_id,
+                    "meter_code": write.meter_code,
+                    "alert": key,
+                    "kind": {"a": "usage", "soft": "soft_cap", "hard": "hard_cap"}[key.split(":", 1)[0]],
+                    "threshold": levels[key],
+                    "usage": after,
+                    "period_start": iso(start),
+                    "period_end": iso(end),
+                    "late": end <= now,
+                }
+            )
+    return plan
+
+
+def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> DayWrite:
+    """``write`` holding only the admitted events (adopted ones keep their recount)."""
+    kept = DayWrite(write.customer_id, write.meter_code, write.day, write.aggregation, rules=write.rules)
+    for event in admitted:
+        cell = kept.add(event.ref, event.transaction_id, event.at, event.value)
+        cell.late = cell.late or event.late
+        if event.held_by != part:
+            cell.recounts.append(Recount(write.customer_id, event.transaction_id, event.held_by))
+    return kept
+
+
+def _message(write: DayWrite) -> str:
+    return f"the usage of meter {write.meter_code!r} in the period would pass the customer's hard cap"
+
+
+def _refusal(limits: LimitsRepository, write: DayWrite, event: CellEvent) -> dict[str, Any]:
+    return limits.over_limit_update(write.customer_id, event.transaction_id, event.held_by, _message(write))
+
+
+def _refuse_alone(limits: LimitsRepository, write: DayWrite, refused: list[CellEvent]) -> list[str]:
+    """Refuse events when nothing of the write is counted (each on its own, conditional on its hold)."""
+    return [
+        e.transaction_id
+        for e in refused
+        if limits.refuse(write.customer_id, e.transaction_id, e.held_by, _message(write))
+    ]
+
+
+def _alert_action(customer_id: str, alert: dict[str, Any], now: datetime) -> dict[str, Any]:
+    from neruba.logic.webhooks.outbox import event_action
+
+    data = {**alert, "threshold": str(alert["threshold"]), "usage": str(alert["usage"])}
+    return event_action("alert.triggered", customer_id, data, now)
