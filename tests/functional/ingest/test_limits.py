@@ -53,7 +53,10 @@ def _counted(meter: str = "api_calls", customer: str = "acme") -> int:
 
     hour = NOW.replace(minute=0, second=0, microsecond=0)
     cells = UsageRepository(get_settings().usage_table).aggregates(
-        customer, meter, (hour - timedelta(days=40)).strftime("%Y-%m-%dT%H"), (hour + timedelta(hours=2)).strftime("%Y-%m-%dT%H")
+        customer,
+        meter,
+        (hour - timedelta(days=40)).strftime("%Y-%m-%dT%H"),
+        (hour + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
     )
     return sum(cell.usage.count for cell in cells)
 
@@ -76,3 +79,202 @@ def test_events_past_a_hard_cap_are_refused_over_limit_and_not_counted(
     status, body = read("/v1/ingest/outcomes", query=span)
     assert status == 200, body
     assert body["totals"]["accepted"] == 3 and body["totals"]["over_limit"] == 2
+
+
+ARN = "arn:aws:sqs:us-east-1:123456789012:test-IngestQueue"
+
+
+def _batch(at: datetime | None = None) -> Any:
+    from neruba.logic.ingest.worker import IngestBatch
+
+    at = at or datetime.now(UTC)
+    return IngestBatch(
+        usage=bootstrap.usage(), lookup=bootstrap.ingest_worker_catalog().lookup, now=at, clock=lambda: at
+    )
+
+
+def _run(batch: Any, messages: list[dict[str, Any]]) -> list[str]:
+    from neruba_tools.local.pollers import build_sqs_event
+
+    records = build_sqs_event(messages, ARN)["Records"]
+    batch.begin(records)
+    for record in records:
+        batch.process_record(record)
+    return list(batch.finish())
+
+
+def _alerts(meter: str = "api_calls") -> list[dict[str, Any]]:
+    return [
+        e["data"] for e in outbox("alert.triggered") if e["data"]["meter_code"] == meter
+    ]
+
+
+def test_parallel_batches_near_a_cap_never_pass_it(send: Any, catalog: Any) -> None:
+    # GIVEN a hard cap of 10 tokens a period, and 4 batches of 5 events of 1 token each already received
+    _limits(tokens={"hard_cap": "10", "alerts": ["5"]})
+    send(*(ev(f"t{i}", code="tokens", properties={"tokens": 1, "model": "a"}) for i in range(20)))
+    batches = [receive_batch(queue_url("IngestQueue"), 5) for _ in range(4)]
+    assert [len(b) for b in batches] == [5] * 4
+    # WHEN four workers count them at the same time
+    results: list[Any] = []
+    barrier = threading.Barrier(4)
+
+    def work(messages: list[dict[str, Any]]) -> None:
+        batch = _batch()
+        barrier.wait()
+        results.append((_run(batch, messages), dict(batch.outcomes)))
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly 10 tokens are counted and 10 events refused, none lost (no message left to retry)
+    assert [failed for failed, _ in results] == [[]] * 4
+    assert sum(o.get("accepted", 0) for _, o in results) == 10
+    assert sum(o.get("over_limit", 0) for _, o in results) == 10
+    assert _usage("tokens") == 10
+    from neruba.dal.usage import UsageRepository
+    from neruba.settings import get_settings
+
+    hour = NOW.replace(minute=0, second=0, microsecond=0)
+    cells = UsageRepository(get_settings().usage_table).aggregates(
+        "acme",
+        "tokens",
+        (hour - timedelta(days=1)).strftime("%Y-%m-%dT%H"),
+        (hour + timedelta(hours=2)).strftime("%Y-%m-%dT%H"),
+    )
+    assert sum(c.usage.total or 0 for c in cells) == 10
+    # AND the alert level and the cap fired once each
+    assert sorted(a["alert"] for a in _alerts("tokens")) == ["a:5", "hard:10"]
+
+
+def test_one_alert_per_level_under_duplicate_storms_and_redelivery(
+    send: Any, process: Any, catalog: Any
+) -> None:
+    # GIVEN alerts at 2 and 4 calls and a soft cap at 3
+    _limits(api_calls={"soft_cap": "3", "alerts": ["2", "4"]})
+    # WHEN the same five events are sent five times over, and a batch is delivered twice
+    for _ in range(5):
+        send(*(ev(f"t{i}", properties={}) for i in range(5)))
+    messages = receive_batch(queue_url("IngestQueue"), 10)
+    first = _batch()
+    assert _run(first, messages) == []
+    again = _batch(first.now + timedelta(seconds=200))
+    assert _run(again, messages) == []
+    process()
+    # THEN the five events count once, nothing is refused (a soft cap only alerts)
+    assert _usage() == 5 and _counted() == 5
+    # AND each level fired exactly once
+    fired = sorted(a["alert"] for a in _alerts())
+    assert fired == ["a:2", "a:4", "soft:3"]
+    assert all(
+        a["kind"] == {"a": "usage", "soft": "soft_cap"}[a["alert"][:1] if a["alert"][0] == "a" else "soft"]
+        for a in _alerts()
+    )
+
+
+def test_a_redelivered_batch_whose_transaction_committed_counts_and_refuses_nothing_twice(
+    send: Any, catalog: Any, read: Any
+) -> None:
+    # GIVEN a cap of 2, and a batch of 3 events counted (2 accepted, 1 over_limit) whose worker died after
+    _limits(api_calls={"hard_cap": "2", "alerts": ["1"]})
+    send(*(ev(f"t{i}", properties={}) for i in range(3)))
+    messages = receive_batch(queue_url("IngestQueue"), 10)
+    assert _run(_batch(), messages) == []
+    # WHEN SQS delivers the same batch again (same messages) after its hold
+    again = _batch(datetime.now(UTC) + timedelta(seconds=200))
+    assert _run(again, messages) == []
+    # THEN the counter, the counted usage and the refusals are as after the first delivery
+    assert _usage() == 2 and _counted() == 2
+    assert sorted(_statuses(read, "acme", ["t0", "t1", "t2"]).values()) == [
+        "accepted",
+        "accepted",
+        "over_limit",
+    ]
+    assert dict(again.outcomes).get("over_limit", 0) == 0
+    assert sorted(a["alert"] for a in _alerts()) == ["a:1", "hard:2"]
+
+
+def test_a_transaction_that_fails_is_retried_and_counts_once(
+    send: Any, process: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from neruba.dal.clients import client
+
+    # GIVEN a cap of 3, and the first contribution transaction failing with throttling
+    _limits(api_calls={"hard_cap": "3"})
+    dynamodb = client("dynamodb")
+    real = dynamodb.transact_write_items
+    failures = [1]
+
+    def flaky(**request: Any) -> Any:
+        if failures[0] and any("LIM#" in str(a) for a in request["TransactItems"]):
+            failures[0] -= 1
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "TransactWriteItems"
+            )
+        return real(**request)
+
+    monkeypatch.setattr(dynamodb, "transact_write_items", flaky)
+    # WHEN 5 events are processed (the failed batch goes back to SQS and comes again)
+    send(*(ev(f"t{i}", properties={}) for i in range(5)))
+    process()
+    # THEN 3 count and 2 are refused, once
+    assert failures == [0]
+    assert _usage() == 3 and _counted() == 3
+
+
+def test_late_events_count_in_their_own_period_and_the_period_resets(
+    enqueue: Any, process: Any, catalog: Any, read: Any
+) -> None:
+    # GIVEN daily limit periods: a cap of 2 calls a day, an alert at 2
+    body = UsageLimitsIn.model_validate(
+        {"interval": "day", "meters": [{"meter_code": "api_calls", "hard_cap": "2", "alerts": ["2"]}]}
+    )
+    put_limits("acme", body, None, Actor("test"))
+    today = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    at = lambda day, n: (day + timedelta(minutes=n)).isoformat()  # noqa: E731
+    # WHEN yesterday's period fills up, then today's
+    enqueue(*(ev(f"y{i}", timestamp=at(yesterday, i), properties={}) for i in range(3)))
+    process()
+    enqueue(*(ev(f"d{i}", timestamp=at(today, i), properties={}) for i in range(3)))
+    process()
+    # AND a late event for yesterday arrives today
+    enqueue(ev("late", timestamp=at(yesterday, 30), properties={}))
+    process()
+    # THEN each period took 2 and refused the rest, the late one included (its period is full)
+    statuses = _statuses(read, "acme", ["y0", "y1", "y2", "d0", "d1", "d2", "late"])
+    assert statuses == {
+        "y0": "accepted", "y1": "accepted", "y2": "over_limit",
+        "d0": "accepted", "d1": "accepted", "d2": "over_limit", "late": "over_limit",
+    }  # fmt: skip
+    assert _usage() == 2
+    # AND each period fired its alert once: the period reset the fired levels; yesterday's says late
+    alerts = sorted(_alerts(), key=lambda a: a["period_start"])
+    assert [(a["alert"], a["period_start"][:10]) for a in alerts] == [
+        ("a:2", yesterday.date().isoformat()),
+        ("hard:2", yesterday.date().isoformat()),
+        ("a:2", today.date().isoformat()),
+        ("hard:2", today.date().isoformat()),
+    ]
+    # yesterday's levels were reached by events counted after that period ended: marked late
+    assert [a["late"] for a in alerts] == [True, True, False, False]
+
+
+def test_meters_without_limits_write_no_counter(send: Any, process: Any, catalog: Any) -> None:
+    import boto3
+
+    from neruba.settings import get_settings
+
+    # GIVEN limits on tokens only
+    _limits(tokens={"alerts": ["100"]})
+    # WHEN api_calls are counted
+    send(ev("t1", properties={}))
+    process()
+    # THEN no counter item exists
+    items = boto3.client("dynamodb").scan(TableName=get_settings().usage_table)["Items"]
+    assert [i for i in items if i["pk"]["S"].startswith("LIM#")] == []
+    assert _counted() == 1

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso
 
@@ -107,16 +107,6 @@ class LimitsRepository:
                 ),
             }
         }
-
-    def refuse(self, customer_id: str, transaction_id: str, held_by: str, message: str) -> bool:
-        """Refuse one event on its own (a write with nothing to count); False if it is no longer held."""
-        try:
-            client("dynamodb").update_item(**self.over_limit_update(customer_id, transaction_id, held_by, message)["Update"])
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
 
     # ------------------------------------------------------------------ settings
     def settings_text(self, customer_id: str) -> str | None:

@@ -14,8 +14,9 @@ has limits on the meter (``IngestBatch._count_write``). One attempt:
 
 A counter that moved since it was read (another batch of the customer) cancels the transaction: read and
 decide again (a few times, then the messages go back to SQS). A contribution that exists already (a
-redelivered batch) cancels it too: nothing is counted, refused or fired twice. Refused events with nothing
-left to count are turned ``over_limit`` one by one (each conditional on the same hold).
+redelivered batch) cancels it too: nothing is counted, refused or fired twice. When every event is refused
+the contribution is written empty: it is still the proof that this batch decided, so a redelivery of the
+batch (which finds the counter full) never refuses the events its first delivery counted.
 """
 
 from __future__ import annotations
@@ -76,8 +77,6 @@ def count_limited(
     everything = [e.message_id for e in events]
     for attempt in range(ATTEMPTS):
         plan = _plan(limits, settings, write, events, now)
-        if not plan.admitted:
-            return GateResult(CellResult(), _refuse_alone(limits, write, plan.refused))
         budget = LIMIT - 1 - len(plan.counters) - len(plan.alerts) - 2 * len(plan.admitted)
         kept, later = plan.refused[: max(0, budget)], plan.refused[max(0, budget) :]
         extra = [("limit", limits.counter_put(seen, *state)) for seen, *state in plan.counters]
@@ -159,15 +158,6 @@ def _message(write: DayWrite) -> str:
 
 def _refusal(limits: LimitsRepository, write: DayWrite, event: CellEvent) -> dict[str, Any]:
     return limits.over_limit_update(write.customer_id, event.transaction_id, event.held_by, _message(write))
-
-
-def _refuse_alone(limits: LimitsRepository, write: DayWrite, refused: list[CellEvent]) -> list[str]:
-    """Refuse events when nothing of the write is counted (each on its own, conditional on its hold)."""
-    return [
-        e.transaction_id
-        for e in refused
-        if limits.refuse(write.customer_id, e.transaction_id, e.held_by, _message(write))
-    ]
 
 
 def _alert_action(customer_id: str, alert: dict[str, Any], now: datetime) -> dict[str, Any]:
