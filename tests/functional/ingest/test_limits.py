@@ -109,7 +109,25 @@ def _alerts(meter: str = "api_calls") -> list[dict[str, Any]]:
     ]
 
 
-def test_parallel_batches_near_a_cap_never_pass_it(send: Any, catalog: Any) -> None:
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each DynamoDB request applied whole, as DynamoDB does: moto in-process applies a request's parts
+    while other threads run (seen here: 'dictionary changed size during iteration', and a condition passed
+    by two transactions at once), so requests are serialized; threads still interleave between them."""
+    from neruba.dal.clients import client
+
+    dynamodb = client("dynamodb")
+    real = dynamodb._make_api_call
+    lock = threading.Lock()
+
+    def one_at_a_time(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return real(operation, params)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", one_at_a_time)
+
+
+def test_parallel_batches_near_a_cap_never_pass_it(send: Any, catalog: Any, atomic_requests: None) -> None:
     # GIVEN a hard cap of 10 tokens a period, and 4 batches of 5 events of 1 token each already received
     _limits(tokens={"hard_cap": "10", "alerts": ["5"]})
     send(*(ev(f"t{i}", code="tokens", properties={"tokens": 1, "model": "a"}) for i in range(20)))
@@ -122,7 +140,13 @@ def test_parallel_batches_near_a_cap_never_pass_it(send: Any, catalog: Any) -> N
     def work(messages: list[dict[str, Any]]) -> None:
         batch = _batch()
         barrier.wait()
-        results.append((_run(batch, messages), dict(batch.outcomes)))
+        failed = _run(batch, messages)
+        outcomes = [dict(batch.outcomes)]
+        while failed:  # what a worker leaves to SQS comes back in another batch (nothing is lost)
+            retry = _batch()
+            failed = _run(retry, [m for m in messages if m["MessageId"] in failed])
+            outcomes.append(dict(retry.outcomes))
+        results.append((failed, {k: sum(o.get(k, 0) for o in outcomes) for k in ("accepted", "over_limit")}))
 
     threads = [threading.Thread(target=work, args=(m,)) for m in batches]
     for thread in threads:
@@ -278,3 +302,36 @@ def test_meters_without_limits_write_no_counter(send: Any, process: Any, catalog
     items = boto3.client("dynamodb").scan(TableName=get_settings().usage_table)["Items"]
     assert [i for i in items if i["pk"]["S"].startswith("LIM#")] == []
     assert _counted() == 1
+
+
+def test_a_counter_moved_between_read_and_commit_makes_the_batch_decide_again(
+    send: Any, catalog: Any, read: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a cap of 3; batch A holds a0..a2, batch B holds b0, b1
+    _limits(api_calls={"hard_cap": "3"})
+    send(*(ev(f"a{i}", properties={}) for i in range(3)))
+    batch_a = receive_batch(queue_url("IngestQueue"), 10)
+    send(*(ev(f"b{i}", properties={}) for i in range(2)))
+    batch_b = receive_batch(queue_url("IngestQueue"), 10)
+    limits = bootstrap.limits()
+    real = limits.counter
+    interleaved: list[str] = []
+
+    def counter_then_b(*args: Any) -> Any:
+        seen = real(*args)
+        if not interleaved:  # A has read the counter (empty): B counts before A commits
+            interleaved.append("b")
+            assert _run(_batch(), batch_b) == []
+        return seen
+
+    monkeypatch.setattr(limits, "counter", counter_then_b)
+    # WHEN A commits what it decided on the stale counter
+    batch = _batch()
+    assert _run(batch, batch_a) == []
+    # THEN A's commit was refused, it read again and took only what B left: 1 of its 3
+    assert interleaved == ["b"]
+    assert _usage() == 3 and _counted() == 3
+    statuses = _statuses(read, "acme", ["a0", "a1", "a2", "b0", "b1"])
+    assert [statuses[t] for t in ("b0", "b1")] == ["accepted", "accepted"]
+    assert sorted(statuses[t] for t in ("a0", "a1", "a2")) == ["accepted", "over_limit", "over_limit"]
+    assert dict(batch.outcomes) == {"accepted": 1, "over_limit": 2}

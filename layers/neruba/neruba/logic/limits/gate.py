@@ -21,6 +21,7 @@ batch (which finds the counter full) never refuses the events its first delivery
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from neruba.logic.ingest.cells import CellEvent, CellResult
 from neruba.observability import logger
 from neruba.timefmt import iso, parse_ts
 
-ATTEMPTS = 6
+ATTEMPTS = 8
 OVER_LIMIT = "over_limit"
 
 
@@ -86,7 +87,7 @@ def count_limited(
             counted = usage.count_group(part, _admitted_write(write, plan.admitted, part), now, extra)
         except ExtraConditionError as exc:
             if exc.args and exc.args[0] == "limit":
-                time.sleep(0.01 * (2**attempt))  # another batch moved the counter: read and decide again
+                time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
                 continue
             return GateResult(CellResult(retry=everything, error=f"refusal not written: {exc}"))
         except Exception as exc:
