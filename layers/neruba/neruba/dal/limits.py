@@ -60,11 +60,23 @@ class LimitsRepository:
         )
         found = Counter(customer_id, meter_code, start, end)
         if "Item" in response:
-            item = from_item(response["Item"])
-            found.used = Decimal(item.get("u", 0))
-            found.events = int(item.get("n", 0))
-            found.fired = {str(f) for f in item.get("f") or ()}
-            found.version = int(item.get("v", 0))
+            _fill(found, from_item(response["Item"]))
+        return found
+
+    def counters(self, wanted: Sequence[tuple[str, str, datetime, datetime]]) -> list[Counter]:
+        """Several counters (customer, meter, period start, end) in one BatchGetItem (at most 100)."""
+        found = [Counter(*w) for w in wanted]
+        if not found:
+            return found
+        keys = [counter_key(c.customer_id, c.meter_code, c.start) for c in found]
+        by_key = {(k["pk"]["S"], k["sk"]["S"]): c for k, c in zip(keys, found, strict=True)}
+        pending: dict[str, Any] = {self.usage_table: {"Keys": keys, "ConsistentRead": True}}
+        while pending:
+            response = client("dynamodb").batch_get_item(RequestItems=pending)
+            for raw in response["Responses"].get(self.usage_table, []):
+                item = from_item(raw)
+                _fill(by_key[(str(item["pk"]), str(item["sk"]))], item)
+            pending = response.get("UnprocessedKeys") or {}
         return found
 
     def counter_put(self, seen: Counter, used: Decimal, events: int, fired: set[str]) -> dict[str, Any]:
@@ -148,3 +160,10 @@ class LimitsRepository:
         if values:
             update["ExpressionAttributeValues"] = to_item(values)
         Transaction().add({"Update": update}, name="settings").extend(extra).commit()
+
+
+def _fill(counter: Counter, item: dict[str, Any]) -> None:
+    counter.used = Decimal(item.get("u", 0))
+    counter.events = int(item.get("n", 0))
+    counter.fired = {str(f) for f in item.get("f") or ()}
+    counter.version = int(item.get("v", 0))

@@ -54,12 +54,32 @@ class MeterLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Feature:
+    """An entitlement: ``boolean`` (``enabled``), ``static`` (``value``) or ``metered`` (``meter_code``
+    used up to ``limit`` per period)."""
+
+    kind: str
+    enabled: bool = True
+    value: str | None = None
+    meter_code: str | None = None
+    limit: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LimitSettings:
     """A customer's limits: the period they reset with, and the limits of each meter."""
 
     anchor: datetime = DEFAULT_ANCHOR
     interval: str = DEFAULT_INTERVAL
     meters: Mapping[str, MeterLimits] = field(default_factory=dict)
+    features: Mapping[str, Feature] = field(default_factory=dict)
+
+    def counted_meters(self) -> set[str]:
+        """The meters whose period usage is counted: those with limits or a metered feature."""
+        return set(self.meters) | {f.meter_code for f in self.features.values() if f.meter_code}
+
+    def limits_of(self, meter_code: str) -> MeterLimits:
+        return self.meters.get(meter_code) or MeterLimits()
 
     def period(self, at: datetime) -> tuple[datetime, datetime]:
         """The limit period [start, end) holding ``at`` (before the anchor: the anchor's first period)."""
@@ -78,6 +98,16 @@ class LimitSettings:
                     }
                     for code, m in sorted(self.meters.items())
                 },
+                "features": {
+                    name: {
+                        "kind": f.kind,
+                        "enabled": f.enabled,
+                        "value": f.value,
+                        "meter": f.meter_code,
+                        "limit": _text(f.limit),
+                    }
+                    for name, f in sorted(self.features.items())
+                },
             },
             sort_keys=True,
         )
@@ -95,7 +125,11 @@ class LimitSettings:
             )
             for code, m in (data.get("meters") or {}).items()
         }
-        return cls(datetime.fromisoformat(data["anchor"]), str(data["interval"]), meters)
+        features = {
+            str(name): Feature(f["kind"], bool(f["enabled"]), f.get("value"), f.get("meter"), _number(f.get("limit")))
+            for name, f in (data.get("features") or {}).items()
+        }
+        return cls(datetime.fromisoformat(data["anchor"]), str(data["interval"]), meters, features)
 
 
 def usage_of(aggregation: str, value: Any) -> Decimal:

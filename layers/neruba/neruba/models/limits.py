@@ -27,6 +27,19 @@ class MeterLimitIn(BaseModel):
     )
 
 
+class FeatureIn(BaseModel):
+    """A feature the customer is entitled to: on or off (``boolean``), a value (``static``), or an
+    allowance of a count or sum meter's usage per limit period (``metered``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    feature: str = Field(pattern=CODE_PATTERN)
+    kind: Literal["boolean", "static", "metered"]
+    enabled: bool = Field(default=True, description="boolean: whether the customer has the feature.")
+    value: str | None = Field(default=None, max_length=256, description="static: the value granted.")
+    meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
+    limit: Quantity | None = Field(default=None, description="metered: the allowance per period.")
+
+
 class UsageLimitsIn(BaseModel):
     """Replaces every usage limit of the customer (an empty ``meters`` removes them)."""
 
@@ -48,6 +61,7 @@ class UsageLimitsIn(BaseModel):
     )
     interval: Interval = "month"
     meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
+    features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None
 
@@ -72,3 +86,24 @@ class UsageLimits(BaseModel):
     period_start: str
     period_end: str
     meters: list[MeterLimitView]
+
+
+class Entitlement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["entitlement"]
+    customer_id: str
+    feature: str
+    kind: Literal["boolean", "static", "metered"]
+    access: bool = Field(description="Whether the customer may use the feature now.")
+    value: str | None = Field(description="static: the value granted.")
+    meter_code: str | None
+    usage: str | None = Field(description="metered: the usage in the current period.")
+    limit: str | None
+    remaining: str | None
+    resets_at: str | None = Field(description="metered: when the period (and the usage) resets.")
+
+
+class EntitlementList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["list"]
+    data: list[Entitlement]

@@ -60,7 +60,7 @@ class _Plan:
 
 def limited(settings: LimitSettings | None, meter_code: str) -> bool:
     """Whether a customer's settings put any limit on this meter."""
-    return settings is not None and meter_code in settings.meters
+    return settings is not None and meter_code in settings.counted_meters()
 
 
 def count_limited(
@@ -107,7 +107,7 @@ def count_limited(
 def _plan(
     limits: LimitsRepository, settings: LimitSettings, write: DayWrite, events: list[CellEvent], now: datetime
 ) -> _Plan:
-    meter = settings.meters[write.meter_code]
+    meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
     for event in sorted(events, key=lambda e: (e.at, e.transaction_id)):
         by_period[settings.period(parse_ts(event.at))].append(event)

@@ -13,7 +13,7 @@ from typing import Any
 
 from neruba import bootstrap
 from neruba.dal.transaction import Cancelled
-from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, LimitSettings, MeterLimits
+from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
 from neruba.models.limits import UsageLimitsIn
@@ -34,8 +34,9 @@ def put_limits(
     now = now or datetime.now(UTC)
     billing, limits = bootstrap.billing_records(), bootstrap.limits()
     request = fingerprint(body.model_dump(mode="json"), f"limits:{customer_id}")
+    _current(customer_id)  # 404 before any rule of the body
     settings = _validated(body)
-    text = settings.stored() if settings.meters else None
+    text = settings.stored() if settings.meters or settings.features else None
     for _attempt in range(ATTEMPTS):
         first = replay(billing, IDEMPOTENCY_SCOPE, idempotency_key, request)
         if first is not None:
@@ -88,7 +89,6 @@ def _audited(text: str | None) -> dict[str, Any] | None:
 
 def _validated(body: UsageLimitsIn) -> LimitSettings:
     meters: dict[str, MeterLimits] = {}
-    catalog = bootstrap.catalog()
     for i, entry in enumerate(body.meters):
         param = f"meters.{i}"
         if entry.meter_code in meters:
@@ -97,18 +97,7 @@ def _validated(body: UsageLimitsIn) -> LimitSettings:
                 code="duplicate_meter",
                 param=f"{param}.meter_code",
             )
-        meter = catalog.get_meter(entry.meter_code)
-        if meter is None:
-            raise InvalidRequestError(
-                f"No meter {entry.meter_code!r}.", code="meter_not_found", param=f"{param}.meter_code"
-            )
-        if meter.aggregation not in CAPPABLE:
-            raise InvalidRequestError(
-                f"Meter {meter.code!r} aggregates by {meter.aggregation}: limits apply to count and sum "
-                "meters only, whose period usage is the running total of their events.",
-                code="limit_aggregation_unsupported",
-                param=f"{param}.meter_code",
-            )
+        _cappable(entry.meter_code, f"{param}.meter_code")
         if entry.hard_cap is None and entry.soft_cap is None and not entry.alerts:
             raise InvalidRequestError(
                 "Give a hard_cap, a soft_cap or alerts for each meter listed.",
@@ -127,7 +116,45 @@ def _validated(body: UsageLimitsIn) -> LimitSettings:
             entry.hard_cap, entry.soft_cap, tuple(sorted(Decimal(a) for a in entry.alerts))
         )
     anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
-    return LimitSettings(anchor, body.interval, meters)
+    return LimitSettings(anchor, body.interval, meters, _features(body))
+
+
+def _features(body: UsageLimitsIn) -> dict[str, Feature]:
+    features: dict[str, Feature] = {}
+    for i, entry in enumerate(body.features):
+        param = f"features.{i}"
+        if entry.feature in features:
+            raise InvalidRequestError(
+                f"Feature {entry.feature!r} is listed twice.", code="duplicate_feature", param=f"{param}.feature"
+            )
+        if entry.kind == "metered":
+            if entry.meter_code is None or entry.limit is None:
+                raise InvalidRequestError(
+                    "A metered feature needs a meter_code and a limit.", code="feature_incomplete", param=param
+                )
+            _cappable(entry.meter_code, f"{param}.meter_code")
+        elif entry.kind == "static" and entry.value is None:
+            raise InvalidRequestError("A static feature needs a value.", code="feature_incomplete", param=param)
+        elif entry.kind != "metered" and (entry.meter_code is not None or entry.limit is not None):
+            raise InvalidRequestError(
+                "Only a metered feature takes a meter_code and a limit.", code="feature_incomplete", param=param
+            )
+        features[entry.feature] = Feature(entry.kind, entry.enabled, entry.value, entry.meter_code, entry.limit)
+    return features
+
+
+def _cappable(code: str, param: str) -> None:
+    """404-free check that a meter exists and is a count or sum meter (400 otherwise)."""
+    meter = bootstrap.catalog().get_meter(code)
+    if meter is None:
+        raise InvalidRequestError(f"No meter {code!r}.", code="meter_not_found", param=param)
+    if meter.aggregation not in CAPPABLE:
+        raise InvalidRequestError(
+            f"Meter {meter.code!r} aggregates by {meter.aggregation}: limits apply to count and sum "
+            "meters only, whose period usage is the running total of their events.",
+            code="limit_aggregation_unsupported",
+            param=param,
+        )
 
 
 def _view(customer_id: str, settings: LimitSettings, now: datetime, *, counted: bool = False) -> dict[str, Any]:
