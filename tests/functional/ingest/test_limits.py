@@ -335,3 +335,30 @@ def test_a_counter_moved_between_read_and_commit_makes_the_batch_decide_again(
     assert [statuses[t] for t in ("b0", "b1")] == ["accepted", "accepted"]
     assert sorted(statuses[t] for t in ("a0", "a1", "a2")) == ["accepted", "over_limit", "over_limit"]
     assert dict(batch.outcomes) == {"accepted": 1, "over_limit": 2}
+
+
+def test_boundaries_exact_landing_accepted_partial_refused_whole_and_a_refusal_is_final(
+    enqueue: Any, process: Any, read: Any, catalog: Any
+) -> None:
+    # GIVEN a hard cap of 10 tokens
+    _limits(tokens={"hard_cap": "10"})
+    at = lambda n: (NOW.replace(minute=0, second=0, microsecond=0) + timedelta(seconds=n)).isoformat()  # noqa: E731
+    tok = lambda tx, n, t: ev(tx, code="tokens", timestamp=at(t), properties={"tokens": n, "model": "a"})  # noqa: E731
+    # WHEN 4 then 6 tokens arrive (landing exactly on 10), then 0.5 (past it), in one batch
+    enqueue(tok("a", 4, 1), tok("b", 6, 2), tok("c", "0.5", 3))
+    process()
+    # THEN the first two count and the one past the cap is refused whole
+    assert _statuses(read, "acme", ["a", "b", "c"]) == {"a": "accepted", "b": "accepted", "c": "over_limit"}
+    assert _usage("tokens") == 10
+    # AND after the cap is raised to 12, the refused event sent again stays refused (a duplicate)
+    _limits(tokens={"hard_cap": "12"})
+    enqueue(tok("c", "0.5", 3))
+    process()
+    status, body = read("/v1/events/c", query={"customer_id": "acme"}, path_parameters={"transaction_id": "c"})
+    assert body["status"] == "over_limit" and body["copies"] == {"duplicate": 1}
+    assert [o["outcome"] for o in body["outcomes"]] == ["over_limit", "duplicate"]
+    # AND a larger event that does not fit is refused while a smaller later one still fits
+    enqueue(tok("d", 3, 4), tok("e", 2, 5))
+    process()
+    assert _statuses(read, "acme", ["d", "e"]) == {"d": "over_limit", "e": "accepted"}
+    assert _usage("tokens") == 12
