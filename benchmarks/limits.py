@@ -41,7 +41,11 @@ def _limits(customers: int) -> None:
     from neruba.models.limits import UsageLimitsIn
 
     body = UsageLimitsIn.model_validate(
-        {"meters": [{"meter_code": "tokens", "hard_cap": "1000000", "soft_cap": "500", "alerts": ["100", "300"]}]}
+        {
+            "meters": [
+                {"meter_code": "tokens", "hard_cap": "1000000", "soft_cap": "500", "alerts": ["100", "300"]}
+            ]
+        }
     )
     for c in range(customers):
         put_limits(f"cust-{c}", body, None, Actor("bench"))
@@ -122,6 +126,7 @@ def main() -> dict[str, Any]:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "limits.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
 
 if __name__ == "__main__":
     from tests.conftest import TEST_ENVIRONMENT

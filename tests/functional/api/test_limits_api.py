@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.functional.ingest.conftest import process, send, worker  # noqa: F401 - fixtures
 from tests.support.api import api_event, call
 
 LIMITS = "/v1/customers/acme/limits"
@@ -146,12 +145,17 @@ def reads() -> Iterator[list[str]]:
 
 
 def test_entitlements_answer_access_usage_limit_remaining_and_reset_in_two_reads(
-    catalog: Any, reads: list[str], send: Any, process: Any
+    catalog: Any, reads: list[str]
 ) -> None:
+    from functions.ingest_api.app import lambda_handler as ingest
+    from functions.ingest_worker.app import lambda_handler as worker
+    from tests.support.aws import queue_url
+    from tests.support.queues import drain
+
     assert _put(FEATURES)[0] == 200
-    send({"transaction_id": "t1", "customer_id": "acme", "code": "api_calls", "properties": {}})
-    send({"transaction_id": "t2", "customer_id": "acme", "code": "api_calls", "properties": {}})
-    process()
+    calls = [{"transaction_id": f"t{i}", "customer_id": "acme", "code": "api_calls"} for i in range(2)]
+    assert call(ingest, api_event("POST", "/v1/events", body={"events": calls}))[0] == 202
+    drain(worker, queue_url("IngestQueue"))
     reads.clear()
     status, one = _get("/v1/customers/acme/entitlements/calls", customer_id="acme", feature="calls")
     assert status == 200, one

@@ -19,7 +19,7 @@ from neruba.models.limits import UsageLimitsIn
 from tests.functional.ingest.conftest import ev
 from tests.functional.webhooks.sources import outbox
 from tests.support.aws import queue_url
-from tests.support.queues import receive_batch, run_batch
+from tests.support.queues import receive_batch
 
 NOW = datetime.now(UTC)
 
@@ -104,9 +104,7 @@ def _run(batch: Any, messages: list[dict[str, Any]]) -> list[str]:
 
 
 def _alerts(meter: str = "api_calls") -> list[dict[str, Any]]:
-    return [
-        e["data"] for e in outbox("alert.triggered") if e["data"]["meter_code"] == meter
-    ]
+    return [e["data"] for e in outbox("alert.triggered") if e["data"]["meter_code"] == meter]
 
 
 @pytest.fixture
@@ -354,7 +352,9 @@ def test_boundaries_exact_landing_accepted_partial_refused_whole_and_a_refusal_i
     _limits(tokens={"hard_cap": "12"})
     enqueue(tok("c", "0.5", 3))
     process()
-    status, body = read("/v1/events/c", query={"customer_id": "acme"}, path_parameters={"transaction_id": "c"})
+    _, body = read(
+        "/v1/events/c", query={"customer_id": "acme"}, path_parameters={"transaction_id": "c"}
+    )
     assert body["status"] == "over_limit" and body["copies"] == {"duplicate": 1}
     assert [o["outcome"] for o in body["outcomes"]] == ["over_limit", "duplicate"]
     # AND a larger event that does not fit is refused while a smaller later one still fits

@@ -126,7 +126,9 @@ class LimitSettings:
             for code, m in (data.get("meters") or {}).items()
         }
         features = {
-            str(name): Feature(f["kind"], bool(f["enabled"]), f.get("value"), f.get("meter"), _number(f.get("limit")))
+            str(name): Feature(
+                f["kind"], bool(f["enabled"]), f.get("value"), f.get("meter"), _number(f.get("limit"))
+            )
             for name, f in (data.get("features") or {}).items()
         }
         return cls(datetime.fromisoformat(data["anchor"]), str(data["interval"]), meters, features)
@@ -151,7 +153,9 @@ def decide(used: Decimal, cap: Decimal | None, amounts: Sequence[Decimal]) -> li
     return admitted
 
 
-def crossed(before: Decimal, after: Decimal, levels: Mapping[str, Decimal], fired: Iterable[str]) -> list[str]:
+def crossed(
+    before: Decimal, after: Decimal, levels: Mapping[str, Decimal], fired: Iterable[str]
+) -> list[str]:
     """The levels reached by going from ``before`` to ``after`` that did not fire yet this period."""
     done = set(fired)
     return sorted(key for key, level in levels.items() if before < level <= after and key not in done)

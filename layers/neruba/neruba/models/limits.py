@@ -21,7 +21,9 @@ class MeterLimitIn(BaseModel):
     hard_cap: Quantity | None = Field(
         default=None, description="Events that would take the period's usage past it are refused over_limit."
     )
-    soft_cap: Quantity | None = Field(default=None, description="Only alerts (alert.triggered, kind soft_cap).")
+    soft_cap: Quantity | None = Field(
+        default=None, description="Only alerts (alert.triggered, kind soft_cap)."
+    )
     alerts: list[Quantity] = Field(
         default_factory=list, max_length=MAX_ALERTS, description="Usage levels that fire alert.triggered."
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -25,7 +26,7 @@ ERRORS = scoped_responses(
 CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
 
 
-def _get(path: str, summary: str, model: type) -> object:
+def _get(path: str, summary: str, model: type) -> Callable[..., Any]:
     return router.get(
         path,
         summary=summary,
@@ -36,14 +37,14 @@ def _get(path: str, summary: str, model: type) -> object:
     )
 
 
-@_get("/v1/customers/<customer_id>/limits", "A customer's usage limits and current usage", UsageLimits)  # type: ignore[misc]
+@_get("/v1/customers/<customer_id>/limits", "A customer's usage limits and current usage", UsageLimits)
 def get_limits(customer_id: CustomerId) -> Response[str]:
     from neruba.logic.limits.settings import get_limits as fetch
 
     return json_response(fetch(customer_id))
 
 
-@_get("/v1/customers/<customer_id>/entitlements", "A customer's entitlements", EntitlementList)  # type: ignore[misc]
+@_get("/v1/customers/<customer_id>/entitlements", "A customer's entitlements", EntitlementList)
 def list_entitlements(customer_id: CustomerId) -> Response[str]:
     """Every feature: access, usage, limit, remaining and reset time (at most two DynamoDB reads)."""
     from neruba.logic.limits.entitlements import entitlements
@@ -51,8 +52,10 @@ def list_entitlements(customer_id: CustomerId) -> Response[str]:
     return json_response(entitlements(customer_id))
 
 
-@_get("/v1/customers/<customer_id>/entitlements/<feature>", "Check one entitlement", Entitlement)  # type: ignore[misc]
-def get_entitlement(customer_id: CustomerId, feature: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[str]:
+@_get("/v1/customers/<customer_id>/entitlements/<feature>", "Check one entitlement", Entitlement)
+def get_entitlement(
+    customer_id: CustomerId, feature: Annotated[str, Path(pattern=CODE_PATTERN)]
+) -> Response[str]:
     """May the customer use ``feature`` now (at most two DynamoDB reads)."""
     from neruba.logic.limits.entitlements import entitlement
 

@@ -31,7 +31,15 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
 from neruba.dal.transaction import Cancelled
-from neruba.dal.usage import DayWrite, GroupRef, GroupWrites, HistoryEntry, Recount, StoredEvent, UsageRepository
+from neruba.dal.usage import (
+    DayWrite,
+    GroupRef,
+    GroupWrites,
+    HistoryEntry,
+    Recount,
+    StoredEvent,
+    UsageRepository,
+)
 from neruba.domain.ingest import (
     InvalidPropertyError,
     fingerprint,

@@ -80,7 +80,7 @@ def count_limited(
         plan = _plan(limits, settings, write, events, now)
         budget = LIMIT - 1 - len(plan.counters) - len(plan.alerts) - 2 * len(plan.admitted)
         kept, later = plan.refused[: max(0, budget)], plan.refused[max(0, budget) :]
-        extra = [("limit", limits.counter_put(seen, *state)) for seen, *state in plan.counters]
+        extra = [("limit", limits.counter_put(*state)) for state in plan.counters]
         extra += [("over_limit", _refusal(limits, write, e)) for e in kept]
         extra += [("alert", _alert_action(write.customer_id, alert, now)) for alert in plan.alerts]
         try:

@@ -125,21 +125,31 @@ def _features(body: UsageLimitsIn) -> dict[str, Feature]:
         param = f"features.{i}"
         if entry.feature in features:
             raise InvalidRequestError(
-                f"Feature {entry.feature!r} is listed twice.", code="duplicate_feature", param=f"{param}.feature"
+                f"Feature {entry.feature!r} is listed twice.",
+                code="duplicate_feature",
+                param=f"{param}.feature",
             )
         if entry.kind == "metered":
             if entry.meter_code is None or entry.limit is None:
                 raise InvalidRequestError(
-                    "A metered feature needs a meter_code and a limit.", code="feature_incomplete", param=param
+                    "A metered feature needs a meter_code and a limit.",
+                    code="feature_incomplete",
+                    param=param,
                 )
             _cappable(entry.meter_code, f"{param}.meter_code")
         elif entry.kind == "static" and entry.value is None:
-            raise InvalidRequestError("A static feature needs a value.", code="feature_incomplete", param=param)
-        elif entry.kind != "metered" and (entry.meter_code is not None or entry.limit is not None):
             raise InvalidRequestError(
-                "Only a metered feature takes a meter_code and a limit.", code="feature_incomplete", param=param
+                "A static feature needs a value.", code="feature_incomplete", param=param
             )
-        features[entry.feature] = Feature(entry.kind, entry.enabled, entry.value, entry.meter_code, entry.limit)
+        elif entry.meter_code is not None or entry.limit is not None:
+            raise InvalidRequestError(
+                "Only a metered feature takes a meter_code and a limit.",
+                code="feature_incomplete",
+                param=param,
+            )
+        features[entry.feature] = Feature(
+            entry.kind, entry.enabled, entry.value, entry.meter_code, entry.limit
+        )
     return features
 
 
@@ -157,7 +167,9 @@ def _cappable(code: str, param: str) -> None:
         )
 
 
-def _view(customer_id: str, settings: LimitSettings, now: datetime, *, counted: bool = False) -> dict[str, Any]:
+def _view(
+    customer_id: str, settings: LimitSettings, now: datetime, *, counted: bool = False
+) -> dict[str, Any]:
     start, end = settings.period(now)
     rows = []
     for code, meter in sorted(settings.meters.items()):
