@@ -352,9 +352,7 @@ def test_boundaries_exact_landing_accepted_partial_refused_whole_and_a_refusal_i
     _limits(tokens={"hard_cap": "12"})
     enqueue(tok("c", "0.5", 3))
     process()
-    _, body = read(
-        "/v1/events/c", query={"customer_id": "acme"}, path_parameters={"transaction_id": "c"}
-    )
+    _, body = read("/v1/events/c", query={"customer_id": "acme"}, path_parameters={"transaction_id": "c"})
     assert body["status"] == "over_limit" and body["copies"] == {"duplicate": 1}
     assert [o["outcome"] for o in body["outcomes"]] == ["over_limit", "duplicate"]
     # AND a larger event that does not fit is refused while a smaller later one still fits
@@ -362,3 +360,27 @@ def test_boundaries_exact_landing_accepted_partial_refused_whole_and_a_refusal_i
     process()
     assert _statuses(read, "acme", ["d", "e"]) == {"d": "over_limit", "e": "accepted"}
     assert _usage("tokens") == 12
+
+
+def test_a_write_refused_for_another_reason_is_isolated_event_by_event(
+    send: Any, process: Any, read: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.usage import CellWriteRefusedError, UsageRepository
+
+    # GIVEN a cap of 2, and DynamoDB refusing every write of more than one event (not a condition)
+    _limits(api_calls={"hard_cap": "2"})
+    real = UsageRepository.count_group
+
+    def refusing(self: Any, batch: str, write: Any, now: Any, extra: Any = ()) -> bool:
+        if write.count > 1:
+            raise CellWriteRefusedError("refused")
+        return real(self, batch, write, now, extra)
+
+    monkeypatch.setattr(UsageRepository, "count_group", refusing)
+    # WHEN 3 events arrive in one batch
+    send(*(ev(f"t{i}", properties={}) for i in range(3)))
+    process()
+    # THEN each is decided on its own: 2 counted, 1 refused, nothing retried forever or lost
+    statuses = _statuses(read, "acme", ["t0", "t1", "t2"])
+    assert sorted(statuses.values()) == ["accepted", "accepted", "over_limit"]
+    assert _usage() == 2 and _counted() == 2

@@ -91,9 +91,12 @@ def count_limited(
                 continue
             return GateResult(CellResult(retry=everything, error=f"refusal not written: {exc}"))
         except Exception as exc:
-            level = logger.warning if is_transient(exc) else logger.error
-            level("limited usage not counted, retried", extra={"batch_id": part, "error": repr(exc)[:300]})
-            return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
+            if is_transient(exc):
+                logger.warning(
+                    "limited usage not counted, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
+                )
+                return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
+            return _isolate(usage, limits, settings, part, write, events, now, exc)
         if not counted:
             return GateResult(CellResult())  # an earlier attempt of this batch counted (and refused) these
         return GateResult(
@@ -102,6 +105,39 @@ def count_limited(
             plan.alerts,
         )
     return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+def _isolate(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+    exc: Exception,
+) -> GateResult:
+    """A write refused for a reason other than a condition (a figure DynamoDB cannot store, a refused
+    request): as ``logic.ingest.cells`` does, each event is counted on its own (``{part}.{n}``, adopting it
+    from the batch that holds it); a single event whose own write is refused is parked ``failed``."""
+    from neruba.dal.usage import AggregateOverflowError
+
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    logger.error("limited usage refused, isolating its events", extra={"batch_id": part, "error": error})
+    if len(events) == 1:
+        (event,) = events
+        reason = "aggregate_overflow" if isinstance(exc, AggregateOverflowError) else "write_refused"
+        parked = usage.park_uncounted(write.customer_id, event.transaction_id, event.held_by, reason, error)
+        return GateResult(CellResult(parked=[event.transaction_id] if parked else [], error=error))
+    merged = GateResult(CellResult(error=error))
+    for n, event in enumerate(events):
+        one = count_limited(usage, limits, settings, f"{part}.{n}", write, [event], now)  # adopts it
+        merged.cell.retry += one.cell.retry
+        merged.cell.parked += one.cell.parked
+        merged.cell.counted = merged.cell.counted or one.cell.counted
+        merged.refused += one.refused
+        merged.alerts += one.alerts
+    return merged
 
 
 def _plan(
