@@ -384,3 +384,37 @@ def test_a_write_refused_for_another_reason_is_isolated_event_by_event(
     statuses = _statuses(read, "acme", ["t0", "t1", "t2"])
     assert sorted(statuses.values()) == ["accepted", "accepted", "over_limit"]
     assert _usage() == 2 and _counted() == 2
+
+
+def test_the_sweep_counts_what_a_dead_worker_left_under_the_same_cap(
+    send: Any, read: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.sweeps import usage as sweep
+
+    # GIVEN a cap of 2, and a worker that wrote 3 events and died before counting them
+    _limits(api_calls={"hard_cap": "2", "alerts": ["2"]})
+    send(*(ev(f"t{i}", properties={}) for i in range(3)))
+    messages = receive_batch(queue_url("IngestQueue"), 10)
+    batch = _batch()
+    from neruba_tools.local.pollers import build_sqs_event
+
+    records = build_sqs_event(messages, ARN)["Records"]
+    batch.begin(records)
+    for record in records:
+        batch.process_record(record)
+    assert _counted() == 0
+    # WHEN the sweep adopts them
+    monkeypatch.setattr(sweep, "SETTLE", timedelta(0))
+    report = sweep.sweep_usage(
+        bootstrap.usage(),
+        bootstrap.ingest_worker_catalog().lookup,
+        datetime.now(UTC) - timedelta(minutes=5),
+        datetime.now(UTC) + timedelta(minutes=1),
+        now=datetime.now(UTC) + timedelta(minutes=1),
+    )
+    # THEN it counts under the cap as the worker would: 2 counted, 1 refused, the alert fired once
+    assert [r["kind"] for r in report.repairs].count("event_over_limit") == 1
+    assert _usage() == 2 and _counted() == 2
+    statuses = _statuses(read, "acme", ["t0", "t1", "t2"])
+    assert sorted(statuses.values()) == ["accepted", "accepted", "over_limit"]
+    assert sorted(a["alert"] for a in _alerts()) == ["a:2", "hard:2"]

@@ -49,9 +49,8 @@ from neruba.domain.ingest import (
     meter_value,
     property_number_problems,
 )
-from neruba.domain.limits import LimitSettings
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
-from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
+from neruba.logic.ingest.cells import CellEvent, CellResult
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
 
@@ -352,20 +351,16 @@ class IngestBatch:
         return failed
 
     def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
-        """Count one day write: through the usage limits when the customer has some on the meter
-        (``logic.limits.gate``), else as any cell. Refused events move to ``over_limit``."""
+        """Count one day write, through the customer's usage limits when it has some on the meter
+        (``logic.limits.gate``); events refused over a hard cap move to ``over_limit``."""
         from neruba.logic.limits import gate
 
-        settings = LimitSettings.from_stored(self.catalog.limits.get(write.customer_id))
-        if settings is None or not gate.limited(settings, write.meter_code):
-            return count_cell(self.usage, part, write, events, self.now)
-        from neruba import bootstrap
-
-        done = gate.count_limited(self.usage, bootstrap.limits(), settings, part, write, events, self.now)
+        limits = self.catalog.limits.get(write.customer_id)
+        done = gate.count_write(self.usage, limits, part, write, events, self.now)
         for transaction_id in done.refused:
             key = (write.customer_id, transaction_id)
             self.outcomes[self.written.get(key, "accepted")] -= 1
-            self.outcomes[gate.OVER_LIMIT] += 1
+            self.outcomes[OVER_LIMIT] += 1
         self.alerts += len(done.alerts)
         return done.cell
 

@@ -33,7 +33,7 @@ from neruba.dal.limits import Counter, LimitsRepository
 from neruba.dal.transaction import LIMIT
 from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageRepository
 from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
-from neruba.logic.ingest.cells import CellEvent, CellResult
+from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.observability import logger
 from neruba.timefmt import iso, parse_ts
 
@@ -61,6 +61,25 @@ class _Plan:
 def limited(settings: LimitSettings | None, meter_code: str) -> bool:
     """Whether a customer's settings put any limit on this meter."""
     return settings is not None and meter_code in settings.counted_meters()
+
+
+def count_write(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+) -> GateResult:
+    """Count one day write of a batch (the worker) or of a repair (the sweep): through the customer's
+    limits when it has some on the meter (``settings_text``, as its catalog item stores them), else as any
+    cell (``logic.ingest.cells.count_cell``)."""
+    settings = LimitSettings.from_stored(settings_text)
+    if settings is None or not limited(settings, write.meter_code):
+        return GateResult(count_cell(usage, part, write, events, now))
+    from neruba import bootstrap
+
+    return count_limited(usage, bootstrap.limits(), settings, part, write, events, now)
 
 
 def count_limited(
