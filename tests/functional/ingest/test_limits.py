@@ -418,3 +418,23 @@ def test_the_sweep_counts_what_a_dead_worker_left_under_the_same_cap(
     statuses = _statuses(read, "acme", ["t0", "t1", "t2"])
     assert sorted(statuses.values()) == ["accepted", "accepted", "over_limit"]
     assert sorted(a["alert"] for a in _alerts()) == ["a:2", "hard:2"]
+
+
+def test_more_refusals_than_one_transaction_holds_are_refused_ahead_of_it(
+    send: Any, process: Any, read: Any, catalog: Any
+) -> None:
+    # GIVEN a cap of 1 call, and 100 calls in one batch (1 counted, 99 to refuse: more than fit with the
+    # contribution, the counter and the alert in one 100-action transaction)
+    _limits(api_calls={"hard_cap": "1"})
+    send(*(ev(f"t{i:03d}", properties={}) for i in range(100)))
+    # WHEN the worker runs until the queue is empty
+    batches = process()
+    # THEN the refusals the transaction could not hold were written before it: one batch, nothing left
+    # accepted but uncounted, nothing lost or counted twice
+    assert batches == 1
+    statuses = _statuses(read, "acme", [f"t{i:03d}" for i in range(100)])
+    assert sorted(statuses.values()) == ["accepted"] + ["over_limit"] * 99
+    assert _usage() == 1 and _counted() == 1
+    span = {"from": (NOW - timedelta(hours=1)).isoformat(), "to": (NOW + timedelta(hours=1)).isoformat()}
+    totals = read("/v1/ingest/outcomes", query=span)[1]["totals"]
+    assert (totals["accepted"], totals["over_limit"]) == (1, 99)

@@ -120,6 +120,28 @@ class LimitsRepository:
             }
         }
 
+    def refuse_before(
+        self, batch: str, shards: int, day: tuple[str, str, str], refusals: Sequence[dict[str, Any]]
+    ) -> bool:
+        """Commit ``refusals`` (``over_limit_update`` actions, at most 99) on condition that the batch's
+        contribution for the (customer, meter, day) does not exist yet; False when it does (an earlier
+        attempt of the batch decided these events) or a refused event is no longer held."""
+        from neruba.dal.contributions import contribution_key, shard_of
+        from neruba.dal.transaction import Cancelled
+
+        check = {
+            "ConditionCheck": {
+                "TableName": self.usage_table,
+                "Key": contribution_key(*day, batch, shard_of(batch, shards)),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        try:
+            Transaction([check, *refusals]).commit()
+        except Cancelled:
+            return False
+        return True
+
     # ------------------------------------------------------------------ settings
     def settings_text(self, customer_id: str) -> str | None:
         response = client("dynamodb").get_item(

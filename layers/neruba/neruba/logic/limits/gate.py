@@ -12,9 +12,10 @@ has limits on the meter (``IngestBatch._count_write``). One attempt:
    (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
    level reached.
 
-A counter that moved since it was read (another batch of the customer) cancels the transaction: read and
-decide again (a few times, then the messages go back to SQS). A contribution that exists already (a
-redelivered batch) cancels it too: nothing is counted, refused or fired twice. When every event is refused
+Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
+contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
+of the customer) cancels the transaction: read and decide again (a few times, then the messages go back to
+SQS). A contribution that exists already (a redelivered batch) cancels it too: nothing is counted, refused or fired twice. When every event is refused
 the contribution is written empty: it is still the proof that this batch decided, so a redelivery of the
 batch (which finds the counter full) never refuses the events its first delivery counted.
 """
@@ -95,10 +96,17 @@ def count_limited(
     from neruba.dal.dynamo import is_transient
 
     everything = [e.message_id for e in events]
+    early: list[str] = []  # refused ahead of the transaction (more than it holds)
     for attempt in range(ATTEMPTS):
         plan = _plan(limits, settings, write, events, now)
-        budget = LIMIT - 1 - len(plan.counters) - len(plan.alerts) - 2 * len(plan.admitted)
-        kept, later = plan.refused[: max(0, budget)], plan.refused[max(0, budget) :]
+        adopting = sum(1 + usage.shards for e in plan.admitted if e.held_by != part)  # update + checks
+        budget = max(0, LIMIT - 1 - adopting - len(plan.counters) - len(plan.alerts))
+        kept, ahead = plan.refused[:budget], plan.refused[budget:]
+        if ahead:
+            if not _refuse_ahead(usage, limits, part, write, ahead):
+                return GateResult(CellResult(), early)  # an earlier attempt of this batch decided them
+            early += [e.transaction_id for e in ahead]
+            events = [e for e in events if e not in ahead]
         extra = [("limit", limits.counter_put(*state)) for state in plan.counters]
         extra += [("over_limit", _refusal(limits, write, e)) for e in kept]
         extra += [("alert", _alert_action(write.customer_id, alert, now)) for alert in plan.alerts]
@@ -117,13 +125,23 @@ def count_limited(
                 return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
             return _isolate(usage, limits, settings, part, write, events, now, exc)
         if not counted:
-            return GateResult(CellResult())  # an earlier attempt of this batch counted (and refused) these
-        return GateResult(
-            CellResult(counted=True, retry=[e.message_id for e in later]),
-            [e.transaction_id for e in kept],
-            plan.alerts,
-        )
+            return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
+        return GateResult(CellResult(counted=True), early + [e.transaction_id for e in kept], plan.alerts)
     return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+def _refuse_ahead(
+    usage: UsageRepository, limits: LimitsRepository, part: str, write: DayWrite, ahead: list[CellEvent]
+) -> bool:
+    """Refuse the events one transaction cannot hold besides the contribution, before it, each batch of
+    99 on condition that the contribution is not written yet: a refusal is final whatever the counter does
+    next (it only grows between reads, bar negative values), and an earlier attempt that wrote the
+    contribution decided these events already (then nothing is written: False)."""
+    for start in range(0, len(ahead), LIMIT - 1):
+        refusals = [_refusal(limits, write, e) for e in ahead[start : start + LIMIT - 1]]
+        if not limits.refuse_before(part, usage.shards, write.key, refusals):
+            return False
+    return True
 
 
 def _isolate(
