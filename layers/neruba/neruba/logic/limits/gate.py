@@ -16,8 +16,9 @@ Refusals beyond what one transaction holds (100 actions) are committed before it
 contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
 of the customer) cancels the transaction: read and decide again (a few times, then the messages go back to
 SQS). A contribution that exists already (a redelivered batch) cancels it too: nothing is counted,
-refused or fired twice. When every event is refused the contribution is written empty: it is still the proof that this batch decided, so a redelivery of the
-batch (which finds the counter full) never refuses the events its first delivery counted.
+refused or fired twice. When every event is refused the contribution is written empty: it is still the
+proof that this batch decided, so a redelivery of the batch (which finds the counter full) never refuses
+the events its first delivery counted.
 """
 
 from __future__ import annotations
