@@ -50,7 +50,7 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
-from neruba.logic.ingest.cells import CellEvent, CellResult
+from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
 
@@ -356,6 +356,8 @@ class IngestBatch:
         from neruba.logic.limits import gate
 
         limits = self.catalog.limits.get(write.customer_id)
+        if not gate.applies(limits, write.meter_code):
+            return count_cell(self.usage, part, write, events, self.now)
         done = gate.count_write(self.usage, limits, part, write, events, self.now)
         for transaction_id in done.refused:
             key = (write.customer_id, transaction_id)

@@ -65,6 +65,11 @@ def limited(settings: LimitSettings | None, meter_code: str) -> bool:
     return settings is not None and meter_code in settings.counted_meters()
 
 
+def applies(settings_text: str | None, meter_code: str) -> bool:
+    """Whether a customer's stored limit settings name this meter (else it is counted as any cell)."""
+    return limited(LimitSettings.from_stored(settings_text), meter_code)
+
+
 def count_write(
     usage: UsageRepository,
     settings_text: str | None,
