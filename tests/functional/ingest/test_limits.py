@@ -438,3 +438,32 @@ def test_more_refusals_than_one_transaction_holds_are_refused_ahead_of_it(
     span = {"from": (NOW - timedelta(hours=1)).isoformat(), "to": (NOW + timedelta(hours=1)).isoformat()}
     totals = read("/v1/ingest/outcomes", query=span)[1]["totals"]
     assert (totals["accepted"], totals["over_limit"]) == (1, 99)
+
+
+def test_an_event_refused_over_a_cap_is_not_sent_to_billing_in_advance(
+    send: Any, process: Any, catalog: Any, read: Any
+) -> None:
+    import boto3
+
+    from tests.support.aws import queue_url as url_of
+
+    # GIVEN api_calls billed in advance, and a cap of 2 calls
+    catalog.register_advance_meter("api_calls")
+    _limits(api_calls={"hard_cap": "2"})
+    # WHEN 3 calls are counted
+    send(*(ev(f"t{i}", properties={}) for i in range(3)))
+    process()
+    # THEN only the 2 accepted calls go to the billing queue
+    sqs = boto3.client("sqs")
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url_of("BillingQueue"), MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        bodies += [m["Body"] for m in got]
+    import json
+
+    sent = sorted(json.loads(b)["advance"]["transaction_id"] for b in bodies if '"advance"' in b)
+    statuses = _statuses(read, "acme", ["t0", "t1", "t2"])
+    assert sent == sorted(t for t, status in statuses.items() if status == "accepted")
+    assert len(sent) == 2

@@ -50,6 +50,7 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.logic.ingest.advance import send_counted
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
@@ -152,6 +153,8 @@ class IngestBatch:
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # the code of each new failure
     alerts: int = 0  # usage alerts this batch fired (logic/limits)
+    over: dict[tuple[str, str], str] = field(default_factory=dict)  # events refused over a hard cap
+    advance_queue_url: str = ""  # where events of meters charged in advance go (the billing queue)
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -283,10 +286,20 @@ class IngestBatch:
         reason. If counting raises, the whole batch fails: its events are given back first.
         """
         try:
-            return self._count()
+            failed = self._count()
         except Exception:
             self._give_back()
             raise
+        if not self.catalog.advance_meters or not self.advance_queue_url:
+            return failed
+        counted = [(c.event, c.meter.code, c.value) for c in self.counted]
+        return failed + send_counted(
+            self.advance_queue_url,
+            counted,
+            self.catalog.advance_meters,
+            failed,
+            {**self.refused, **self.over},
+        )  # events of meters charged in advance, to billing (logic.ingest.advance)
 
     def _give_back(self) -> None:
         """Give back every event this batch wrote (best effort): it counts nothing more, and an event it
@@ -361,6 +374,7 @@ class IngestBatch:
         done = gate.count_write(self.usage, limits, part, write, events, self.now)
         for transaction_id in done.refused:
             key = (write.customer_id, transaction_id)
+            self.over[key] = OVER_LIMIT
             self.outcomes[self.written.get(key, "accepted")] -= 1
             self.outcomes[OVER_LIMIT] += 1
         self.alerts += len(done.alerts)
