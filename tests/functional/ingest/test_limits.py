@@ -467,3 +467,28 @@ def test_an_event_refused_over_a_cap_is_not_sent_to_billing_in_advance(
     statuses = _statuses(read, "acme", ["t0", "t1", "t2"])
     assert sent == sorted(t for t, status in statuses.items() if status == "accepted")
     assert len(sent) == 2
+
+
+def test_a_sparse_batch_counts_limited_days_through_the_counter_and_the_rest_as_pending(
+    enqueue: Any, process: Any, read: Any, catalog: Any
+) -> None:
+    # GIVEN acme capped at 3 calls a year, globex without limits; one batch with one call per customer and
+    # day over 10 days each (20 sparse days: enough for the batch to write pending items)
+    body = UsageLimitsIn.model_validate(
+        {"interval": "year", "period_anchor": (NOW - timedelta(days=20)).isoformat(), "meters": [
+            {"meter_code": "api_calls", "hard_cap": "3"}
+        ]}
+    )  # fmt: skip
+    put_limits("acme", body, None, Actor("test"))
+    days = [(NOW - timedelta(days=d)).isoformat() for d in range(10)]
+    enqueue(
+        *(ev(f"a{d}", timestamp=days[d], properties={}) for d in range(10)),
+        *(ev(f"g{d}", customer="globex", timestamp=days[d], properties={}) for d in range(10)),
+    )
+    process()
+    # THEN acme's limited days went through its counter: 3 counted, 7 refused; globex's 10 all count
+    acme = _statuses(read, "acme", [f"a{d}" for d in range(10)])
+    assert sorted(acme.values()) == ["accepted"] * 3 + ["over_limit"] * 7
+    assert _usage() == 3 and _counted() == 3
+    globex = _statuses(read, "globex", [f"g{d}" for d in range(10)])
+    assert set(globex.values()) == {"accepted"} and _counted(customer="globex") == 10

@@ -12,6 +12,7 @@ Items (``pk`` / ``sk``):
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``ADV#``, ``ADVP#``, ``ADVU#`` - pay-in-advance billing (dal/advance.py).
+- ``CPN``, ``DSC#...``, ``DSCU#...``, ``TXR``, ``TXJ#...`` - coupons, discounts, tax rates (dal/discounts.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -32,6 +33,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
+    from neruba.dal.discounts import DiscountsRepository
     from neruba.dal.one_offs import OneOffRepository
 
 DUE_INDEX = "by-due"
@@ -179,6 +181,13 @@ class BillingRepository:
         from neruba.dal.advance import AdvanceRepository
 
         return AdvanceRepository(self.table_name)
+
+    @property
+    def discounts(self) -> DiscountsRepository:
+        """Coupons, discounts and tax rates, stored in this table (``dal.discounts``)."""
+        from neruba.dal.discounts import DiscountsRepository
+
+        return DiscountsRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

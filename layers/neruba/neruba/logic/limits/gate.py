@@ -224,6 +224,7 @@ def _plan(
 def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> DayWrite:
     """``write`` holding only the admitted events (adopted ones keep their recount)."""
     kept = DayWrite(write.customer_id, write.meter_code, write.day, write.aggregation, rules=write.rules)
+    kept.checks = set(write.checks)  # pending items of this batch that may hold the day (dal.pending)
     for event in admitted:
         cell = kept.add(event.ref, event.transaction_id, event.at, event.value)
         cell.late = cell.late or event.late
