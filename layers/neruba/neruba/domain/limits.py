@@ -88,7 +88,7 @@ class LimitSettings:
     def stored(self) -> str:
         return json.dumps(
             {
-                "anchor": self.anchor.astimezone(UTC).isoformat(),
+                "anchor": self.anchor.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                 "interval": self.interval,
                 "meters": {
                     code: {

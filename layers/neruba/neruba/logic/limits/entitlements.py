@@ -17,7 +17,7 @@ from neruba import bootstrap
 from neruba.dal.limits import Counter
 from neruba.domain.limits import Feature, LimitSettings
 from neruba.errors import NotFoundError
-from neruba.timefmt import iso
+from neruba.timefmt import iso_z
 
 
 def entitlements(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def _view(
             usage=_text(used),
             limit=_text(feature.limit),
             remaining=_text(remaining),
-            resets_at=iso(end),
+            resets_at=iso_z(end),
         )
     return row
 

@@ -37,7 +37,7 @@ from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageReposi
 from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.observability import logger
-from neruba.timefmt import iso, parse_ts
+from neruba.timefmt import iso_z, parse_ts
 
 ATTEMPTS = 8
 OVER_LIMIT = "over_limit"
@@ -213,8 +213,8 @@ def _plan(
                     "kind": {"a": "usage", "soft": "soft_cap", "hard": "hard_cap"}[key.split(":", 1)[0]],
                     "threshold": levels[key],
                     "usage": after,
-                    "period_start": iso(start),
-                    "period_end": iso(end),
+                    "period_start": iso_z(start),
+                    "period_end": iso_z(end),
                     "late": end <= now,
                 }
             )

@@ -17,7 +17,7 @@ from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSetting
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
 from neruba.models.limits import UsageLimitsIn
-from neruba.timefmt import iso
+from neruba.timefmt import iso_z
 
 IDEMPOTENCY_SCOPE = "usage-limits"
 ATTEMPTS = 5
@@ -192,10 +192,10 @@ def _view(
     return {
         "object": "usage_limits",
         "customer_id": customer_id,
-        "period_anchor": iso(settings.anchor),
+        "period_anchor": iso_z(settings.anchor),
         "interval": settings.interval,
-        "period_start": iso(start),
-        "period_end": iso(end),
+        "period_start": iso_z(start),
+        "period_end": iso_z(end),
         "meters": rows,
     }
 
