@@ -557,6 +557,38 @@ def _webhooks(lines: list[str], run: dict[str, Any] | None) -> None:
     ]
 
 
+def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["## Usage limits: extra write units per accepted event", ""]
+    if run is None or "shapes" not in run:
+        lines += ["Not measured yet: run `python -m benchmarks.limits`.", ""]
+        return
+    lines += [
+        f"Measured {run.get('measured_at', '?')} on {run.get('machine', '?')} by `python -m benchmarks.limits` "
+        f"(not part of `make bench`): {run['workload']['events']:,} events in batches of "
+        f"{run['workload']['batch']} through the real ingest worker on moto, once without limits and once "
+        "with a hard cap, a soft cap and two alert levels on every customer's meter, in the same run "
+        f"(target: at most {run['target_extra_write_units_at_most']} more write units per event).",
+        "",
+        "| shape | events per limited write | write units per event, off | on | extra | alerts written |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for shape in run["shapes"]:
+        off, on = shape["limits_off"], shape["limits_on"]
+        lines.append(
+            f"| {shape['shape']} | {shape['events_per_limited_write']} | {off['write_units_per_event']} | "
+            f"{on['write_units_per_event']} | {shape['extra_write_units_per_event']} | {on['alerts_written']} |"
+        )
+    first = run["shapes"][0]["limits_on"].get("seconds_batch_start_to_first_alert")
+    lines += [
+        "",
+        "A limited write costs about 3 more write units whatever its number of events (its contribution is "
+        "written in a transaction, at twice the units, with the period counter): the extra per event is that "
+        "over the events one batch holds for a customer's meter and day. The alert is written in the "
+        f"transaction that counts the usage reaching it: from the batch's start to the alert, {first} s on moto.",
+        "",
+    ]
+
+
 def render() -> str:
     lines = [
         "# Performance",
@@ -576,6 +608,7 @@ def render() -> str:
     local_stack.report(lines, _load("local_stack.json"))
     _client_faults(lines, _load("client_faults.json"))
     _webhooks(lines, _load("webhooks.json"))
+    _limits(lines, _load("limits.json"))
     lines += CATALOG_READS.splitlines()
     return "\n".join(lines).rstrip() + "\n"
 

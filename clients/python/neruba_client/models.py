@@ -115,7 +115,7 @@ class ConflictingCopy(_Model):
 class EventOutcome(_Model):
     """One copy received under an event's key and what became of it."""
 
-    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed", "over_limit"]
     request_id: str | None
     copy_id: str | None
     at: datetime | None
@@ -146,6 +146,7 @@ class OutcomeBucket(_Model):
     conflict: int
     replay: int
     failed: int
+    over_limit: int = 0
 
 
 class OutcomeCounts(_Model):
@@ -175,6 +176,45 @@ class Usage(_Model):
 
 
 # --- catalog ---------------------------------------------------------------------------------------
+
+
+class MeterLimitView(_Model):
+    meter_code: str
+    hard_cap: str | None
+    soft_cap: str | None
+    alerts: list[str]
+    usage: str
+    remaining: str | None
+    alerts_fired: list[str]
+
+
+class UsageLimits(_Model):
+    object: Literal["usage_limits"]
+    customer_id: str
+    period_anchor: str
+    interval: Literal["day", "week", "month", "quarter", "year"]
+    period_start: str
+    period_end: str
+    meters: list[MeterLimitView]
+
+
+class Entitlement(_Model):
+    object: Literal["entitlement"]
+    customer_id: str
+    feature: str
+    kind: Literal["boolean", "static", "metered"]
+    access: bool
+    value: str | None
+    meter_code: str | None
+    usage: str | None
+    limit: str | None
+    remaining: str | None
+    resets_at: str | None
+
+
+class EntitlementList(_Model):
+    object: Literal["list"]
+    data: list[Entitlement]
 
 
 class CustomerView(_Model):
@@ -850,6 +890,7 @@ WebhookEventType = Literal[
     "credit_grant.voided",
     "credit_grant.depleted",
     "balance.low",
+    "alert.triggered",
     "subscription.created",
     "subscription.updated",
     "subscription.canceled",
@@ -989,6 +1030,18 @@ class BalanceLowData(_Model):
     threshold_minor: int
 
 
+class AlertTriggeredData(_Model):
+    customer_id: str
+    meter_code: str
+    alert: str
+    kind: Literal["usage", "soft_cap", "hard_cap"]
+    threshold: str
+    usage: str
+    period_start: datetime
+    period_end: datetime
+    late: bool
+
+
 class SubscriptionData(_Model):
     id: str
     customer_id: str
@@ -1119,6 +1172,10 @@ class BalanceLowEvent(_EventEnvelope[BalanceLowData]):
     type: Literal["balance.low"]
 
 
+class AlertTriggeredEvent(_EventEnvelope[AlertTriggeredData]):
+    type: Literal["alert.triggered"]
+
+
 class SubscriptionCreatedEvent(_EventEnvelope[SubscriptionData]):
     type: Literal["subscription.created"]
 
@@ -1164,6 +1221,7 @@ WebhookEvent = (
     | CreditGrantVoidedEvent
     | CreditGrantDepletedEvent
     | BalanceLowEvent
+    | AlertTriggeredEvent
     | SubscriptionCreatedEvent
     | SubscriptionUpdatedEvent
     | SubscriptionCanceledEvent

@@ -525,7 +525,7 @@ class ConflictingCopy(Closed):
 class EventOutcome(Closed):
     """One copy received under the event's key and what became of it."""
 
-    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed", "over_limit"]
     request_id: str | None = Field(description="The POST /v1/events request that carried the copy.")
     copy_id: str | None = Field(description="The request id and the event's index in it.")
     at: Timestamp | None = Field(description="When the worker recorded the outcome.")
@@ -562,6 +562,7 @@ class OutcomeBucket(Closed):
     conflict: int
     replay: int
     failed: int
+    over_limit: int = Field(default=0, description="Refused over a hard cap (docs/limits.md).")
 
 
 class OutcomeCounts(Closed):

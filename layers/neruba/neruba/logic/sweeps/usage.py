@@ -3,7 +3,8 @@ recompute aggregates from raw events, repairing drift.
 
 Each batch and each cell is checked on its own: one that fails (a read error, a sum DynamoDB cannot
 store, throttling) is listed in ``failures`` with its ids and the error, and the check goes on with the
-rest. Uncounted events are counted through ``logic.ingest.cells.count_cell``, as the worker counts them: an
+rest. Uncounted events are counted through ``logic.limits.gate.count_write``, as the worker counts them
+(under the customer's hard caps, refusing ``over_limit`` what would pass one): an
 event that can never be counted (its addition would leave a sum DynamoDB cannot store) is parked
 ``failed`` and reported as a repair of kind ``event_parked``.
 
@@ -37,7 +38,8 @@ from neruba.domain.ingest import (
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.domain.usage import CellUsage, combine, usage_of
-from neruba.logic.ingest.cells import CellEvent, count_cell
+from neruba.logic.ingest.cells import CellEvent
+from neruba.logic.limits.gate import count_write
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
@@ -199,7 +201,13 @@ def _adopt_uncounted(
     for part, write in writes.parts():
         report.uncounted_found += write.count
         entry = {"batch": batch, **_day_ids(write), "transaction_ids": write.transaction_ids}
-        result = count_cell(usage, part, write, members[(part, write.key)], now)
+        done = count_write(
+            usage, catalog.limits.get(write.customer_id), part, write, members[(part, write.key)], now
+        )
+        result = done.cell
+        for transaction_id in done.refused:  # past the customer's hard cap (logic/limits)
+            report.repaired += 1
+            report.repairs.append({"kind": "event_over_limit", **entry, "transaction_ids": [transaction_id]})
         if result.retry:  # transient: the next sweep tries again
             error = {"error": result.error or "not counted"}
             report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
