@@ -382,3 +382,41 @@ def test_carry_over_and_recount_reads_see_pending_days_once(
         # AND the sweep's recount lists the event once, flagged pending until the fold
         parts = usage.contributions("c07", "plan_level", H, H)
         assert [(p.transaction_ids, p.pending) for p in parts] == [(("l-c07",), not fold)]
+
+
+def _pending_items() -> list[dict[str, Any]]:
+    return [i for i in _items("PND#") if i["sk"]["S"] != pending_module.WATERMARK]
+
+
+def test_pending_items_never_expire_and_are_removed_only_once_folded_and_kept_long_enough(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a sparse batch counted through pending items
+    send(*_sparse())
+    process()
+    written = _pending_items()
+    # THEN no pending item carries an expiry: unfolded usage cannot vanish, however long the sweep stops
+    assert written and all("ttl" not in item for item in written)
+    # WHEN the fold cannot fold, long after the items' retention
+    late = pending_module.KEEP_FOLDED + timedelta(days=1)
+
+    def broken(self: PendingUsage, *args: Any) -> tuple[int, int]:
+        raise ConnectionError("throttled")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PendingUsage, "_fold_minute", broken)
+        with pytest.raises(ConnectionError):
+            _usage().pending.fold(datetime.now(UTC) + late)
+    # THEN no pending item was removed and every event still counts once
+    assert len(_pending_items()) == len(written)
+    assert _counts() == dict.fromkeys(CUSTOMERS, 1)
+    # WHEN the fold runs soon after the window closed
+    _fold()
+    # THEN the folded items are kept (a redelivered batch is checked against them)
+    assert len(_pending_items()) == len(written)
+    # WHEN a later fold runs once they are older than their retention
+    report = _usage().pending.fold(datetime.now(UTC) + late)
+    # THEN it removes them, and every event still counts once
+    assert report["removed"] == len(written)
+    assert _pending_items() == []
+    assert _counts() == dict.fromkeys(CUSTOMERS, 1)
