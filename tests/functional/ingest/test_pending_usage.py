@@ -420,3 +420,48 @@ def test_pending_items_never_expire_and_are_removed_only_once_folded_and_kept_lo
     assert report["removed"] == len(written)
     assert _pending_items() == []
     assert _counts() == dict.fromkeys(CUSTOMERS, 1)
+
+
+def test_drift_skipped_while_pending_is_repaired_once_the_fold_folds_its_days(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.sweeper.app import run_sweep
+    from neruba.logic.sweeps import usage as sweep
+
+    monkeypatch.setattr(sweep, "SETTLE", timedelta(0))
+    at = (HOUR + timedelta(minutes=5)).isoformat()
+    # GIVEN a sparse batch of a sum meter, counted pending, and one event's stored value changed since
+    # (the cell drifted from its events)
+    send(
+        *[
+            ev(f"t-{c}", c, code="tokens", timestamp=at, properties={"tokens": 2, "model": "m"})
+            for c in CUSTOMERS
+        ]
+    )
+    process()
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().usage_table,
+        Key={"pk": {"S": "EVT#c00#t-c00"}, "sk": {"S": "#"}},
+        UpdateExpression="SET p = :p",
+        ExpressionAttributeValues={":p": {"S": '{"tokens": 5, "model": "m"}'}},
+    )
+
+    def total() -> Any:
+        return sum(c.usage.total for c in _usage().aggregates("c00", "tokens", H, H))
+
+    # WHEN the sweep checks the batch before its window is closed
+    now = datetime.now(UTC)
+    first = run_sweep(now - timedelta(minutes=5), now + timedelta(minutes=1), now=now, checks=["usage"])
+    # THEN the drifted cell is not recomputed while its day is pending
+    assert first["checks"][0]["repairs"] == [] and total() == 2
+    # WHEN a later sweep, whose window holds no batch touching that cell, folds the window
+    later = now + timedelta(minutes=20)
+    second = run_sweep(later - timedelta(minutes=5), later, now=later, checks=["usage"])
+    # THEN it recomputes the cells it folded and repairs the drift, once
+    drift = [r for r in second["checks"][0]["repairs"] if r["kind"] == "drift"]
+    assert [(r["customer_id"], r["after"]["quantity"]) for r in drift] == [("c00", "5")]
+    assert total() == 5
+    third = run_sweep(
+        later, later + timedelta(minutes=5), now=later + timedelta(minutes=20), checks=["usage"]
+    )
+    assert third["checks"][0]["repairs"] == [] and total() == 5
