@@ -465,3 +465,93 @@ def test_drift_skipped_while_pending_is_repaired_once_the_fold_folds_its_days(
         later, later + timedelta(minutes=5), now=later + timedelta(minutes=20), checks=["usage"]
     )
     assert third["checks"][0]["repairs"] == [] and total() == 5
+
+
+def test_the_sweep_reports_the_age_of_the_oldest_unfolded_window_as_a_metric(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.sweeper.app import run_sweep
+    from neruba.observability import metrics as powertools_metrics
+
+    seen: list[tuple[str, float]] = []
+    original = powertools_metrics.add_metric
+
+    def record(name: str, unit: Any, value: float, **kwargs: Any) -> None:
+        seen.append((name, value))
+        original(name=name, unit=unit, value=value, **kwargs)
+
+    monkeypatch.setattr(powertools_metrics, "add_metric", record)
+    # GIVEN a sparse batch counted pending
+    send(*_sparse())
+    process()
+    window = datetime.fromisoformat(pending_module.minute_of(datetime.now(UTC).isoformat())).replace(
+        tzinfo=UTC
+    )
+    # WHEN a sweep runs 5 minutes later, before the window closed
+    now = datetime.now(UTC) + timedelta(minutes=5)
+    report = run_sweep(now - timedelta(hours=1), now, now=now, checks=["usage"])
+    # THEN it reports each shard's oldest unfolded window's age, and the oldest as a metric
+    lag = report["checks"][0]["details"]["pending_lag_seconds"]
+    oldest = int((now - window).total_seconds())
+    assert max(lag.values()) == oldest and min(lag.values()) in (0, oldest)
+    assert {str(s) for s, age in _pending_shards_with_items().items()} <= {s for s, a in lag.items() if a}
+    assert ("PendingFoldLagSeconds", oldest) in seen
+    # WHEN a later sweep folds every window
+    seen.clear()
+    later = now + timedelta(minutes=20)
+    report = run_sweep(later - timedelta(hours=1), later, now=later, checks=["usage"])
+    # THEN the lag is zero again
+    assert set(report["checks"][0]["details"]["pending_lag_seconds"].values()) == {0}
+    assert ("PendingFoldLagSeconds", 0) in seen
+
+
+def _pending_shards_with_items() -> dict[int, int]:
+    shards: dict[int, int] = {}
+    for item in _pending_items():
+        shard = int(item["pk"]["S"].split("#")[1])
+        shards[shard] = shards.get(shard, 0) + 1
+    return shards
+
+
+def test_a_fold_lagging_behind_is_listed_with_the_alarms(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.ops_api.app import lambda_handler
+    from neruba.logic.operations import alarms
+    from tests.support.api import api_event, call
+
+    def listed() -> list[dict[str, Any]]:
+        status, body, _ = call(lambda_handler, api_event("GET", "/admin/alarms", scopes="admin"))
+        assert status == 200, body
+        return [a for a in body["data"] if a["name"] == "PendingFoldLag"]
+
+    # GIVEN a sparse batch counted pending, not folded
+    send(*_sparse())
+    process()
+    # THEN while its window is young, no alarm
+    assert listed() == []
+    # WHEN no fold has run for longer than the limit (the sweep stopped)
+    monkeypatch.setattr(
+        alarms, "_clock", lambda: datetime.now(UTC) + alarms.FOLD_LAG_LIMIT + timedelta(minutes=11)
+    )
+    # THEN the alarms list it, naming the shards behind
+    (alarm,) = listed()
+    assert alarm["state"] == "ALARM" and alarm["metric"] == "Neruba PendingFoldLagSeconds"
+    for shard in _pending_shards_with_items():
+        assert f"shard {shard}" in alarm["reason"]
+    # WHEN the fold catches up
+    _fold(minutes=int(alarms.FOLD_LAG_LIMIT.total_seconds() // 60) + 20)
+    # THEN the alarm is gone
+    assert listed() == []
+
+
+def test_the_fold_lag_alarm_in_the_template_matches_the_listed_limit() -> None:
+    from pathlib import Path
+
+    from neruba.logic.operations.alarms import FOLD_LAG_LIMIT
+
+    template = (Path(__file__).resolve().parents[3] / "template.yaml").read_text()
+    block = template[template.index("  PendingFoldLagAlarm:") :].split("\n\n")[0]
+    assert "MetricName: PendingFoldLagSeconds" in block
+    assert f"Threshold: {int(FOLD_LAG_LIMIT.total_seconds())}" in block
+    assert "TreatMissingData: breaching" in block  # a sweep that stopped emits nothing

@@ -330,8 +330,15 @@ def usage_check(ctx: SweepContext) -> CheckResult:
             "window_start": report.window_start,
             "window_end": report.window_end,
             "pending_folded": report.folded,
+            "pending_lag_seconds": {str(shard): age for shard, age in sorted(report.pending_lag.items())},
         },
     )
+    if report.pending_lag:  # the ``PendingFoldLagAlarm``: a fold that fell behind (docs/operations.md)
+        from neruba.observability import metrics
+
+        metrics.add_metric(
+            name="PendingFoldLagSeconds", unit="Seconds", value=max(report.pending_lag.values())
+        )
     for failure in report.failures:
         kind, error = failure.pop("kind"), failure.pop("error")
         result.fail(kind, error, **failure)
