@@ -147,7 +147,6 @@ def neruba_billing_reads(usage: Any, customers: int) -> tuple[int, int]:
     (``UsageRepository.aggregates``: the pending items not folded yet, then the usage partitions), each
     response charged one read unit per started 4 KB (strongly consistent)."""
     from neruba.dal.clients import client
-    from neruba.dal.pending import KEEP_FOLDED
 
     counted = {"units": 0, "requests": 0}
 
