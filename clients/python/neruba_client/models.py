@@ -314,6 +314,19 @@ class LineFigures(_Model):
     events: int | None = None
 
 
+class LevelInterval(_Model):
+    """One interval behind a time-weighted line (a weighted_sum meter)."""
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -327,6 +340,7 @@ class LineSource(_Model):
     grant_id: str | None = None
     available_minor: int | None = None
     threshold_minor: int | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(_Model):
@@ -436,6 +450,7 @@ class ExplainedLine(_Model):
     credits_applied_minor: int
     references: LineReference | None
     one_off: OneOffLineSource | None = None
+    intervals: list[LevelInterval] | None = None
     advance: AdvanceLineSource | None = None
 
 

@@ -261,8 +261,8 @@ _LINE_EXAMPLE: dict[str, Any] = {
         }
     ],
     "amount_minor": 100,
-    "period_start": "2026-03-01T00:00:00+00:00",
-    "period_end": "2026-04-01T00:00:00+00:00",
+    "period_start": "2026-03-01T00:00:00Z",
+    "period_end": "2026-04-01T00:00:00Z",
     "plan_code": "basic",
     "plan_version": 1,
     "source": {"events": 10, "hours": 2, "billable_quantity": "10", "free_units": "0", "amount": "1"},
@@ -290,6 +290,21 @@ class LineFigures(Closed):
     events: int | None = None
 
 
+class LevelInterval(Closed):
+    """One interval behind a time-weighted line (a weighted_sum meter): [from, to), the level at its end,
+    the net change in it (null: the level was held all along), the unit-seconds it held, its share of
+    the period and of the line's quantity (docs/pricing.md, "Prorated recurring meters")."""
+
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -306,6 +321,7 @@ class LineSource(Open):
     grant_id: str | None = None
     available_minor: Minor | None = None
     threshold_minor: Minor | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(Closed):
@@ -392,9 +408,9 @@ class UpcomingWindow(Open):
                     "subscription_id": "sub_0123456789abcdef0123",
                     "customer_id": "acme",
                     "currency": "USD",
-                    "period_start": "2026-03-01T00:00:00+00:00",
-                    "period_end": "2026-04-01T00:00:00+00:00",
-                    "as_of": "2026-03-15T09:30:00+00:00",
+                    "period_start": "2026-03-01T00:00:00Z",
+                    "period_end": "2026-04-01T00:00:00Z",
+                    "as_of": "2026-03-15T09:30:00Z",
                     "lines": [_LINE_EXAMPLE],
                     "subtotal_minor": 100,
                     "credits_applied": False,
@@ -620,6 +636,11 @@ class ExplainedLine(Open):
     references: LineReference | None
     one_off: OneOffLineSource | None = Field(
         default=None, description="For a one_off line: the charge, why it was added, its metadata."
+    )
+    intervals: list[LevelInterval] | None = Field(
+        default=None,
+        description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
+        "quantity, each with its fraction of the period.",
     )
     advance: AdvanceLineSource | None = Field(
         default=None,

@@ -120,6 +120,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 ],
                 "credits_applied_minor": sum(a.amount_minor for a in applied),
                 "references": line.get("references"),
+                **({"intervals": source["intervals"]} if source.get("intervals") else {}),
                 **_original(line),
                 **explain_figures(line, documents),
             }

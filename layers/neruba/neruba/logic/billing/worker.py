@@ -212,13 +212,12 @@ def build_invoice(
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
     the index among them of the posting's idempotency guard (None when nothing is posted)."""
     rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
-    rated = rate(subscription, window.start, window.end)
-    lines = [line_dict(line) for line in rated.lines]
+    adjustment_lines: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
-    if window.kind == "usage":
-        adjustment_lines, adjustment_actions = late_adjustments(ctx, subscription, window, now)
-        lines += adjustment_lines
-        actions += adjustment_actions
+    if window.kind == "usage":  # the earlier windows first: re-rating them stores their closing levels
+        adjustment_lines, actions = late_adjustments(ctx, subscription, window, now)
+    rated = rate(subscription, window.start, window.end)
+    lines = [line_dict(line) for line in rated.lines] + adjustment_lines
     customer_id = str(subscription["customer_id"])
     one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
     lines += one_off_lines  # each picked up by this transaction only while still pending
@@ -375,7 +374,9 @@ def adjustment_source(
         latest = max(earlier, key=lambda line: int(line.get("seq_of_line") or 0))
         counted = dict((latest.get("source") or {}).get("rerated") or counted)
     now_source = (now_line or {}).get("source") or {}
+    aggregation = now_source.get("aggregation") or (billed_line.get("source") or {}).get("aggregation")
     return {
+        **({"aggregation": aggregation} if aggregation else {}),  # the corrected line's (for explain)
         "billed": {
             "quantity": quantity,
             "amount_minor": amount,
