@@ -555,3 +555,28 @@ def test_the_fold_lag_alarm_in_the_template_matches_the_listed_limit() -> None:
     assert "MetricName: PendingFoldLagSeconds" in block
     assert f"Threshold: {int(FOLD_LAG_LIMIT.total_seconds())}" in block
     assert "TreatMissingData: breaching" in block  # a sweep that stopped emits nothing
+
+
+def test_a_fold_killed_before_its_watermark_moves_hands_its_cells_to_the_next_fold(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a sparse batch, and a fold killed after writing a window's contributions, before its watermark
+    send(*_sparse())
+    process()
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    first: list[set[Any]] = []
+
+    def killed(self: PendingUsage, *args: Any) -> None:
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PendingUsage, "_advance", killed)
+        with pytest.raises(_Killed):
+            _usage().pending.fold(later, on_folded=first.append)
+    # WHEN the next fold runs
+    again: list[set[Any]] = []
+    _usage().pending.fold(later, on_folded=again.append)
+    # THEN it hands the killed fold's cells over again (the sweep rechecks them), and every customer's
+    assert first and first[0] <= set().union(*again)
+    assert {ref.customer_id for ref in set().union(*again)} == set(CUSTOMERS)
+    assert _counts() == dict.fromkeys(CUSTOMERS, 1)
