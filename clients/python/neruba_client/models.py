@@ -186,6 +186,7 @@ class CustomerView(_Model):
     metadata: dict[str, str]
     stripe_customer_id: str | None
     balance_low_threshold_minor: int | None = None
+    invoice_threshold_minor: int | None = None
     created_at: datetime | None
     archived_at: datetime | None = None
 
@@ -467,6 +468,7 @@ class UpcomingWindow(_Model):
     subtotal_minor: int
     credits_applied: bool
     pending_adjustments_minor: int
+    threshold_invoiced_minor: int = 0
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None
@@ -496,6 +498,8 @@ class Invoice(_Model):
     tax_included_minor: int = 0
     credits_applied_minor: int
     total_minor: int
+    billing_reason: str = "manual"
+    threshold: dict[str, Any] | None = None
 
 
 class InvoiceExplanation(_Model):
@@ -513,6 +517,8 @@ class InvoiceExplanation(_Model):
     credits_applied_minor: int | None
     total_minor: int | None
     corrects: LineReference | None = None
+    billing_reason: str | None = None
+    threshold: dict[str, Any] | None = None
 
 
 class UpcomingInvoice(_Model):
@@ -920,6 +926,7 @@ class CustomerPreviousAttributes(_Model):
     stripe_customer_id: str | None = None
     metadata: dict[str, str] | None = None
     balance_low_threshold_minor: int | None = None
+    invoice_threshold_minor: int | None = None
     archived_at: datetime | None = None
 
 
