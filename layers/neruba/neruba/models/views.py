@@ -1057,7 +1057,9 @@ class Alarm(Closed):
     name: str = Field(examples=["neruba-prod-IngestDLQDepthAlarm-1X2Y3Z"])
     state: Literal["ALARM"]
     description: str | None
-    reason: str | None = Field(description="Why CloudWatch changed its state, in its words.")
+    reason: str | None = Field(
+        description="Why it is in ALARM: CloudWatch's words for its alarms, ours for `PendingFoldLag`."
+    )
     metric: str | None = Field(description="Namespace and metric name; null for a composite alarm.")
     since: Timestamp | None = Field(description="When it went into ALARM.")
 

@@ -60,6 +60,8 @@ class UsageSweepReport:
     repaired: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
     folded: dict[str, int] = field(default_factory=dict)  # pending minutes folded (``dal/pending.py``)
+    # per pending shard, the age in seconds of its oldest unfolded window (``PendingUsage.lag``)
+    pending_lag: dict[int, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,16 +120,37 @@ def sweep_usage(
             except Exception as exc:
                 report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
         minute += timedelta(minutes=1)
+    rechecked: set[GroupRef] = set()
+
+    def recheck(refs: set[GroupRef]) -> None:
+        # a cell skipped while its days were pending is checked here, whether or not a batch of this
+        # sweep's window touches it (the fold calls this again if it is killed before its watermark moves)
+        _recompute_all(usage, lookup, refs, report)
+        rechecked.update(refs)
+
     try:
-        report.folded = usage.pending.fold(now, usage.shards)
+        report.folded = usage.pending.fold(now, usage.shards, on_folded=recheck)
     except Exception as exc:  # the next sweep folds on from the watermark
         report.failures.append({"kind": "fold", **_error(exc)})
+    try:
+        report.pending_lag = usage.pending.lag(now)
+    except Exception as exc:
+        report.failures.append({"kind": "fold_lag", **_error(exc)})
+    _recompute_all(usage, lookup, cells - rechecked, report)
+    return report
+
+
+def _recompute_all(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    cells: set[GroupRef],
+    report: UsageSweepReport,
+) -> None:
     for ref in sorted(cells, key=lambda r: (r.customer_id, r.meter_code, r.hour, r.group)):
         try:
             _recompute(usage, lookup, ref, report)
         except Exception as exc:
             report.failures.append({"kind": "recompute", **_cell_ids(ref), **_error(exc)})
-    return report
 
 
 def _cell_ids(ref: GroupRef) -> dict[str, Any]:
@@ -315,8 +338,15 @@ def usage_check(ctx: SweepContext) -> CheckResult:
             "window_start": report.window_start,
             "window_end": report.window_end,
             "pending_folded": report.folded,
+            "pending_lag_seconds": {str(shard): age for shard, age in sorted(report.pending_lag.items())},
         },
     )
+    if report.pending_lag:  # the ``PendingFoldLagAlarm``: a fold that fell behind (docs/operations.md)
+        from neruba.observability import metrics
+
+        metrics.add_metric(
+            name="PendingFoldLagSeconds", unit="Seconds", value=max(report.pending_lag.values())
+        )
     for failure in report.failures:
         kind, error = failure.pop("kind"), failure.pop("error")
         result.fail(kind, error, **failure)
