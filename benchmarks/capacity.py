@@ -3,7 +3,8 @@
 moto reports nominal capacity and nothing for transactions, so write units are computed here with
 DynamoDB's published rules: an item's size is the UTF-8 length of its attribute names plus their values
 (numbers about 1 byte per 2 digits + 1, lists and maps 3 bytes + 1 per element); a standard write costs
-one unit per started KB of the larger of the item before and after; a transactional write costs two.
+one unit per started KB of the larger of the item before and after (a delete: of the item it deletes); a
+transactional write costs two.
 A conditional write that fails still costs its units.
 """
 
@@ -67,9 +68,18 @@ class Meter:
     def dynamodb_requests(self) -> int:
         return sum(n for op, n in self.requests.items() if op.startswith("dynamodb:"))
 
-    @staticmethod
-    def _stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    def _stash(self, params: dict[str, Any], context: dict[str, Any], model: Any = None, **_: Any) -> None:
         context["meter_params"] = dict(params)
+        name = getattr(model, "name", "")
+        if name == "DeleteItem":  # a delete costs the size of the item it deletes: sized before it goes
+            context["meter_deleted"] = [self._stored(params["TableName"], params["Key"])]
+        elif name == "BatchWriteItem":
+            context["meter_deleted"] = [
+                self._stored(table, write["DeleteRequest"]["Key"])
+                for table, writes in params["RequestItems"].items()
+                for write in writes
+                if "DeleteRequest" in write
+            ]
 
     def _count(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         """Count one finished call, and its write units from the parameters stashed before it."""
@@ -78,6 +88,8 @@ class Meter:
         params = context.get("meter_params") or {}
         if service != "dynamodb":
             return
+        for deleted in context.get("meter_deleted") or ():
+            self._charge(deleted, 1)
         if name == "PutItem":
             self._charge(params["Item"], 1)
         elif name == "UpdateItem":

@@ -114,11 +114,12 @@ def _setup_catalog(customers: int) -> None:
 
 def run_neruba(records: list[dict[str, Any]], customers: int) -> dict[str, Any]:
     """The worker over every batch, then billing's read of each customer's usage while sparse batches are
-    still pending, then the fold of the pending items (its writes count with ingest's), then billing's
-    read again."""
+    still pending, then the fold of the pending items and, once past their retention, their removal (both
+    count with ingest's writes), then billing's read again."""
     from functions.ingest_worker import app
     from neruba import bootstrap
     from neruba.dal.clients import client
+    from neruba.dal.pending import KEEP_FOLDED
 
     meter = Meter()
     meter.attach(client("dynamodb"), boto3.client("dynamodb"))
@@ -130,8 +131,11 @@ def run_neruba(records: list[dict[str, Any]], customers: int) -> dict[str, Any]:
     usage = bootstrap.usage()
     unfolded, _ = neruba_billing_reads(usage, customers)
     folded = usage.pending.fold(datetime.now(UTC) + timedelta(minutes=20), usage.shards)
+    # the removal of the folded pending items once past their retention (KEEP_FOLDED) counts too
+    later = datetime.now(UTC) + KEEP_FOLDED + timedelta(days=1)
+    removed = usage.pending.fold(later, usage.shards)["removed"]
     summary = _summary(meter, elapsed)
-    summary["fold"] = folded
+    summary["fold"] = {**folded, "removed": removed}
     summary["billing_read_units_before_fold"] = unfolded
     summary["billing_read_units"], requests = neruba_billing_reads(usage, customers)
     summary["billing_requests_per_customer"] = requests / customers

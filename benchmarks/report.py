@@ -168,7 +168,11 @@ def _sparse_batches(lines: list[str], shapes: list[dict[str, Any]]) -> None:
         f"In the sparse shape above: {n['write_units_per_event']} write units per event, of which the "
         f"pending items are {units.get('PND', 0)} and the fold's {fold.get('contributions', '?')} "
         f"contributions {units.get('AGG', 0)} of {n['write_units']}; the fold ran once after the "
-        f"{sparse['workload']['events']} events, over {fold.get('minutes', '?')} windows and shards. A "
+        f"{sparse['workload']['events']} events, over {fold.get('minutes', '?')} windows and shards. The "
+        "pending items' units are their puts and their removal: an item has no expiry (unfolded usage must "
+        "not vanish however long the sweep stops), it stays the once-mark of its batch for 35 days, and a "
+        f"later fold deletes it (here the {fold.get('removed', '?')} items, deleted by a fold run 36 days "
+        "on), a delete costing the item's size again. A "
         "deployment whose sweep folds more often pays a fold write per customer, meter and day for each "
         "window that customer sent events in (at most one per 10 minutes). Billing's reads: "
         f"{n['billing_read_units_per_event']} read units per event after the fold "
@@ -180,8 +184,9 @@ def _sparse_batches(lines: list[str], shapes: list[dict[str, Any]]) -> None:
         "contribution (the benchmark's ids are 54 characters).",
         "",
         "**The sparse-batch limit.** The pending items of the whole deployment share 8 partitions "
-        "(`PND#{s}`), each taking about 2 write units per sparse batch of 100 events: at a partition's 1,000 "
-        "write units/s the pending path carries about 500 sparse batches/s (50,000 events/s). Past that, "
+        "(`PND#{s}`), each taking about 2 write units per sparse batch of 100 events to put, and as many "
+        "again to delete 35 days later: in a steady state, at a partition's 1,000 write units/s the pending "
+        "path carries about 250 sparse batches/s (25,000 events/s). Past that, "
         "DynamoDB throttles the puts, the worker writes those days as contributions instead (checked against "
         "the pending item, as any failed pending put) and the cost per event goes back towards 2 write "
         "units. More pending shards would raise the limit, but `PENDING_SHARDS` decides which shard readers "
@@ -244,6 +249,56 @@ def _billing(lines: list[str], billing: dict[str, Any] | None) -> None:
         f"cancelled transactions: {base['worker']['cancelled_transactions']}.",
         "",
     ]
+
+
+LEVEL_LABELS = {
+    "count": "count (reference)",
+    "weighted_sum": "weighted_sum, previous window billed",
+    "weighted_sum_no_closing_level": "weighted_sum, no closing level stored",
+    "latest_carry_over": "latest with carry_over, previous window billed",
+    "latest_carry_over_no_closing_level": "latest with carry_over, no closing level stored",
+    "latest_carry_over_grouped": "latest with carry_over by 3 groups, previous window billed",
+}
+
+
+def _billing_levels(lines: list[str], levels: dict[str, Any] | None) -> None:
+    """Reads per window of level meters (``benchmarks.billing_levels``) against a count meter."""
+    lines += ["## Billing runs of level meters", ""]
+    if levels is None:
+        lines += ["Not measured yet: run `python -m benchmarks.billing_run --levels`.", ""]
+        return
+    runs = levels["runs"]
+    first = next(iter(runs.values()))
+    lines += [
+        f"Machine: {_machine(levels.get('machine'))}. {levels.get('note', '')} {first['subscriptions']:,} "
+        f"subscriptions billing the window after {first['months_of_history'] - 1} months of history, "
+        f"{first['cells_per_month']} cells per customer and month ({first['stored_cells_per_customer']} "
+        "stored in all). A level meter's window reads its last closing level "
+        'and its own hours (docs/pricing.md, "Closing levels").',
+        "",
+        "| meter | invoiced | read requests / window | items read / window |",
+        "| --- | --- | --- | --- |",
+    ]
+    for kind, run in runs.items():
+        w = run["worker"]
+        lines.append(
+            f"| {LEVEL_LABELS.get(kind, kind)} | {run['invoiced']:,} | {w['read_requests_per_window']} | "
+            f"{w['items_read_per_window']} |"
+        )
+    base = runs.get("count", {}).get("worker", {})
+    billed = runs.get("weighted_sum", {}).get("worker", {})
+    fallback = runs.get("weighted_sum_no_closing_level", {}).get("worker", {})
+    if base and billed and fallback:
+        lines += [
+            "",
+            f"With the previous window billed, a level meter reads "
+            f"{round(billed['items_read_per_window'] - base['items_read_per_window'], 2)} item(s) and "
+            f"{round(billed['read_requests_per_window'] - base['read_requests_per_window'], 2)} request(s) "
+            "per window more than a count meter (the closing level's Query), whatever its history; without a "
+            f"closing level it reads the whole history ({fallback['items_read_per_window']} items per window "
+            "here, growing with every month), which is what every window of these meters read before.",
+        ]
+    lines.append("")
 
 
 def _cold(lines: list[str], cold: dict[str, Any] | None) -> None:
@@ -507,6 +562,38 @@ def _webhooks(lines: list[str], run: dict[str, Any] | None) -> None:
     ]
 
 
+def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["## Usage limits: extra write units per accepted event", ""]
+    if run is None or "shapes" not in run:
+        lines += ["Not measured yet: run `python -m benchmarks.limits`.", ""]
+        return
+    lines += [
+        f"Measured {run.get('measured_at', '?')} on {run.get('machine', '?')} by `python -m benchmarks.limits` "
+        f"(not part of `make bench`): {run['workload']['events']:,} events in batches of "
+        f"{run['workload']['batch']} through the real ingest worker on moto, once without limits and once "
+        "with a hard cap, a soft cap and two alert levels on every customer's meter, in the same run "
+        f"(target: at most {run['target_extra_write_units_at_most']} more write units per event).",
+        "",
+        "| shape | events per limited write | write units per event, off | on | extra | alerts written |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for shape in run["shapes"]:
+        off, on = shape["limits_off"], shape["limits_on"]
+        lines.append(
+            f"| {shape['shape']} | {shape['events_per_limited_write']} | {off['write_units_per_event']} | "
+            f"{on['write_units_per_event']} | {shape['extra_write_units_per_event']} | {on['alerts_written']} |"
+        )
+    first = run["shapes"][0]["limits_on"].get("seconds_batch_start_to_first_alert")
+    lines += [
+        "",
+        "A limited write costs about 3 more write units whatever its number of events (its contribution is "
+        "written in a transaction, at twice the units, with the period counter): the extra per event is that "
+        "over the events one batch holds for a customer's meter and day. The alert is written in the "
+        f"transaction that counts the usage reaching it: from the batch's start to the alert, {first} s on moto.",
+        "",
+    ]
+
+
 def render() -> str:
     lines = [
         "# Performance",
@@ -519,12 +606,14 @@ def render() -> str:
     ]
     write_units = _ingest(lines, _load("ingest_writes.json"))
     _billing(lines, _load("billing_run.json"))
+    _billing_levels(lines, _load("billing_levels.json"))
     _cold(lines, _load("cold_start.json"))
     _package(lines, _load("package_size.json"))
     _capacity(lines, write_units)
     local_stack.report(lines, _load("local_stack.json"))
     _client_faults(lines, _load("client_faults.json"))
     _webhooks(lines, _load("webhooks.json"))
+    _limits(lines, _load("limits.json"))
     lines += CATALOG_READS.splitlines()
     return "\n".join(lines).rstrip() + "\n"
 

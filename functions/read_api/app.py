@@ -1,9 +1,9 @@
-"""GET /v1/...: events, outcomes, usage and the catalog (read scope)."""
+"""GET /v1/...: events, outcomes, usage, the catalog, usage limits and entitlements (read scope)."""
 
 from __future__ import annotations
 
 from neruba.api.resolver import build_resolver, make_handler
-from neruba.api.routes import catalog_read, usage
+from neruba.api.routes import catalog_read, limits_read, usage
 
-app = build_resolver(usage.router, catalog_read.router)
+app = build_resolver(usage.router, catalog_read.router, limits_read.router)
 lambda_handler = make_handler(app)

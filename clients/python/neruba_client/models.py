@@ -115,7 +115,7 @@ class ConflictingCopy(_Model):
 class EventOutcome(_Model):
     """One copy received under an event's key and what became of it."""
 
-    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed"]
+    outcome: Literal["accepted", "duplicate", "conflict", "replay", "failed", "over_limit"]
     request_id: str | None
     copy_id: str | None
     at: datetime | None
@@ -146,6 +146,7 @@ class OutcomeBucket(_Model):
     conflict: int
     replay: int
     failed: int
+    over_limit: int = 0
 
 
 class OutcomeCounts(_Model):
@@ -177,6 +178,45 @@ class Usage(_Model):
 # --- catalog ---------------------------------------------------------------------------------------
 
 
+class MeterLimitView(_Model):
+    meter_code: str
+    hard_cap: str | None
+    soft_cap: str | None
+    alerts: list[str]
+    usage: str
+    remaining: str | None
+    alerts_fired: list[str]
+
+
+class UsageLimits(_Model):
+    object: Literal["usage_limits"]
+    customer_id: str
+    period_anchor: str
+    interval: Literal["day", "week", "month", "quarter", "year"]
+    period_start: str
+    period_end: str
+    meters: list[MeterLimitView]
+
+
+class Entitlement(_Model):
+    object: Literal["entitlement"]
+    customer_id: str
+    feature: str
+    kind: Literal["boolean", "static", "metered"]
+    access: bool
+    value: str | None
+    meter_code: str | None
+    usage: str | None
+    limit: str | None
+    remaining: str | None
+    resets_at: str | None
+
+
+class EntitlementList(_Model):
+    object: Literal["list"]
+    data: list[Entitlement]
+
+
 class CustomerView(_Model):
     external_id: str
     name: str
@@ -186,6 +226,7 @@ class CustomerView(_Model):
     metadata: dict[str, str]
     stripe_customer_id: str | None
     balance_low_threshold_minor: int | None = None
+    invoice_threshold_minor: int | None = None
     created_at: datetime | None
     archived_at: datetime | None = None
 
@@ -314,6 +355,19 @@ class LineFigures(_Model):
     events: int | None = None
 
 
+class LevelInterval(_Model):
+    """One interval behind a time-weighted line (a weighted_sum meter)."""
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -327,6 +381,7 @@ class LineSource(_Model):
     grant_id: str | None = None
     available_minor: int | None = None
     threshold_minor: int | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(_Model):
@@ -436,6 +491,7 @@ class ExplainedLine(_Model):
     credits_applied_minor: int
     references: LineReference | None
     one_off: OneOffLineSource | None = None
+    intervals: list[LevelInterval] | None = None
     advance: AdvanceLineSource | None = None
 
 
@@ -452,6 +508,7 @@ class UpcomingWindow(_Model):
     subtotal_minor: int
     credits_applied: bool
     pending_adjustments_minor: int
+    threshold_invoiced_minor: int = 0
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None
@@ -481,6 +538,8 @@ class Invoice(_Model):
     tax_included_minor: int = 0
     credits_applied_minor: int
     total_minor: int
+    billing_reason: str = "manual"
+    threshold: dict[str, Any] | None = None
 
 
 class InvoiceExplanation(_Model):
@@ -498,6 +557,8 @@ class InvoiceExplanation(_Model):
     credits_applied_minor: int | None
     total_minor: int | None
     corrects: LineReference | None = None
+    billing_reason: str | None = None
+    threshold: dict[str, Any] | None = None
 
 
 class UpcomingInvoice(_Model):
@@ -829,6 +890,7 @@ WebhookEventType = Literal[
     "credit_grant.voided",
     "credit_grant.depleted",
     "balance.low",
+    "alert.triggered",
     "subscription.created",
     "subscription.updated",
     "subscription.canceled",
@@ -905,6 +967,7 @@ class CustomerPreviousAttributes(_Model):
     stripe_customer_id: str | None = None
     metadata: dict[str, str] | None = None
     balance_low_threshold_minor: int | None = None
+    invoice_threshold_minor: int | None = None
     archived_at: datetime | None = None
 
 
@@ -965,6 +1028,18 @@ class BalanceLowData(_Model):
     available_minor: int
     previous_available_minor: int
     threshold_minor: int
+
+
+class AlertTriggeredData(_Model):
+    customer_id: str
+    meter_code: str
+    alert: str
+    kind: Literal["usage", "soft_cap", "hard_cap"]
+    threshold: str
+    usage: str
+    period_start: datetime
+    period_end: datetime
+    late: bool
 
 
 class SubscriptionData(_Model):
@@ -1097,6 +1172,10 @@ class BalanceLowEvent(_EventEnvelope[BalanceLowData]):
     type: Literal["balance.low"]
 
 
+class AlertTriggeredEvent(_EventEnvelope[AlertTriggeredData]):
+    type: Literal["alert.triggered"]
+
+
 class SubscriptionCreatedEvent(_EventEnvelope[SubscriptionData]):
     type: Literal["subscription.created"]
 
@@ -1142,6 +1221,7 @@ WebhookEvent = (
     | CreditGrantVoidedEvent
     | CreditGrantDepletedEvent
     | BalanceLowEvent
+    | AlertTriggeredEvent
     | SubscriptionCreatedEvent
     | SubscriptionUpdatedEvent
     | SubscriptionCanceledEvent

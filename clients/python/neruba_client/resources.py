@@ -18,6 +18,10 @@ class Customers(Resource[M]):
     subscriptions = paginated(r.list_customer_subscriptions)
     upcoming_invoice = endpoint(r.get_upcoming_invoice)
     usage = endpoint(r.get_usage)
+    limits = endpoint(r.get_customer_limits)
+    set_limits = endpoint(r.put_customer_limits)
+    entitlements = endpoint(r.list_entitlements)
+    entitlement = endpoint(r.get_entitlement)
 
 
 class Events(Resource[M]):

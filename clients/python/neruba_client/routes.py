@@ -152,12 +152,40 @@ def create_customer(
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
     balance_low_threshold_minor: int | None = None,
+    invoice_threshold_minor: int | None = None,
     created_at: Time | None = None,
 ) -> Operation[m.CustomerView]: ...
 
 
 @route("GET", "/v1/customers/{customer_id}", m.CustomerView)
 def get_customer(customer_id: str) -> Operation[m.CustomerView]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/limits", m.UsageLimits)
+def get_customer_limits(customer_id: str) -> Operation[m.UsageLimits]: ...
+
+
+@route("PUT", "/v1/customers/{customer_id}/limits", m.UsageLimits, body="UsageLimitsIn", idempotency_key=True)
+def put_customer_limits(
+    customer_id: str,
+    *,
+    meters: Sequence[Mapping[str, Any]] | None = None,
+    features: Sequence[Mapping[str, Any]] | None = None,
+    interval: str | None = None,
+    period_anchor: Time | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.UsageLimits]:
+    """Replace every usage limit of the customer (hard and soft caps, alerts, entitlements)."""
+
+
+@route("GET", "/v1/customers/{customer_id}/entitlements", m.EntitlementList)
+def list_entitlements(customer_id: str) -> Operation[m.EntitlementList]: ...
+
+
+@route("GET", "/v1/customers/{customer_id}/entitlements/{feature}", m.Entitlement)
+def get_entitlement(customer_id: str, feature: str) -> Operation[m.Entitlement]: ...
 
 
 @route("PATCH", "/v1/customers/{customer_id}", m.CustomerView, body="CustomerUpdate")
@@ -170,6 +198,7 @@ def update_customer(
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
     balance_low_threshold_minor: int | None = None,
+    invoice_threshold_minor: int | None = None,
 ) -> Operation[m.CustomerView]: ...
 
 
@@ -774,6 +803,7 @@ WebhookEventType = Literal[
     "credit_grant.voided",
     "credit_grant.depleted",
     "balance.low",
+    "alert.triggered",
     "subscription.created",
     "subscription.updated",
     "subscription.canceled",

@@ -73,7 +73,7 @@ function overviewPage() {
       const minutes = [];
       for (let t = Math.floor(from.getTime() / 60000) * 60000; t < now.getTime(); t += 60000) {
         const start = new Date(t).toISOString().slice(0, 16);
-        minutes.push(byMinute.get(start) || { start, accepted: 0, duplicate: 0, conflict: 0, replay: 0, failed: 0 });
+        minutes.push(byMinute.get(start) || { start, accepted: 0, duplicate: 0, conflict: 0, replay: 0, failed: 0, over_limit: 0 });
       }
       return [
         fields(Object.entries(counts.totals)),

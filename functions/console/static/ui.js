@@ -108,7 +108,7 @@ export function form(id, inputs, submitText, onSubmit) {
 }
 
 // Stacked bars over time (plain SVG, no library): ingest outcomes, or one series such as a meter's usage.
-export const OUTCOMES = ["accepted", "duplicate", "conflict", "replay", "failed"];
+export const OUTCOMES = ["accepted", "duplicate", "conflict", "replay", "failed", "over_limit"];
 export function barChart(buckets, title, series = OUTCOMES) {
   const width = 720;
   const height = 180;

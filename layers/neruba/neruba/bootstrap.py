@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.keys import KeysRepository
     from neruba.dal.ledger import LedgerRepository
+    from neruba.dal.limits import LimitsRepository
     from neruba.dal.locks import LockRepository
     from neruba.dal.ops import OpsRepository
     from neruba.dal.payments import PaymentsRepository
@@ -71,6 +72,7 @@ PARTS = (
     "billing_records",
     "locks",
     "usage",
+    "limits",
     "ledger",
     "payments",
     "disputes",
@@ -266,6 +268,19 @@ def locks() -> LockRepository:
 def usage() -> UsageRepository:
     """Events, aggregates and outcome counters (the usage table)."""
     return cast("UsageRepository", _repository("usage"))
+
+
+def limits() -> LimitsRepository:
+    """Usage limit settings (catalog table) and period counters (usage table)."""
+
+    def build() -> LimitsRepository:
+        from neruba.dal.limits import LimitsRepository
+        from neruba.settings import get_settings
+
+        settings = get_settings()
+        return LimitsRepository(settings.usage_table, settings.catalog_table)
+
+    return _part("limits", build)
 
 
 def ledger() -> LedgerRepository:

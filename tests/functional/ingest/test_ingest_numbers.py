@@ -294,7 +294,14 @@ def test_a_throttled_cell_is_retried_not_parked_and_other_cells_count(
     cure()
     process()
     assert _sum() == 7
-    assert _outcome_totals(read) == {"accepted": 4, "duplicate": 0, "conflict": 0, "replay": 0, "failed": 0}
+    assert _outcome_totals(read) == {
+        "accepted": 4,
+        "duplicate": 0,
+        "conflict": 0,
+        "replay": 0,
+        "failed": 0,
+        "over_limit": 0,
+    }
 
 
 def test_redriven_messages_of_a_cell_poisoned_before_the_rule_count_and_the_offender_is_parked(

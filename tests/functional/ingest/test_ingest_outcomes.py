@@ -139,7 +139,14 @@ def test_outcome_counts_over_time(send: Any, process: Any, read: Any) -> None:
         },
     )
     assert status == 200, body
-    assert body["totals"] == {"accepted": 2, "duplicate": 1, "conflict": 1, "replay": 0, "failed": 0}
+    assert body["totals"] == {
+        "accepted": 2,
+        "duplicate": 1,
+        "conflict": 1,
+        "replay": 0,
+        "failed": 0,
+        "over_limit": 0,
+    }
 
 
 def test_reads_validate_parameters(read: Any, catalog: Any) -> None:

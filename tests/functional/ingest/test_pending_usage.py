@@ -96,9 +96,11 @@ def test_a_sparse_batch_is_a_few_pending_items_read_before_and_after_the_fold(
     assert _fold(minutes=0)["minutes"] == 0
     # WHEN it runs once the minute is closed
     report = _fold()
-    # THEN each customer has one contribution holding both batches' events, read once
-    assert report["contributions"] == len(CUSTOMERS)
-    assert len(_items("AGG#")) == len(CUSTOMERS)
+    # THEN each customer has one contribution per window holding its batches' events, read once (the two
+    # batches share a window unless the clock crossed a ten-minute boundary between them)
+    windows = {i["sk"]["S"].split("!")[0] for i in pending}
+    assert report["contributions"] == len(CUSTOMERS) * len(windows)
+    assert len(_items("AGG#")) == len(CUSTOMERS) * len(windows)
     assert _counts() == dict.fromkeys(CUSTOMERS, 2)
     status, body = read("/v1/events", _window("c03"))
     assert sorted(e["transaction_id"] for e in body["data"]) == ["a0-c03", "b0-c03"]
@@ -382,3 +384,201 @@ def test_carry_over_and_recount_reads_see_pending_days_once(
         # AND the sweep's recount lists the event once, flagged pending until the fold
         parts = usage.contributions("c07", "plan_level", H, H)
         assert [(p.transaction_ids, p.pending) for p in parts] == [(("l-c07",), not fold)]
+
+
+def _pending_items() -> list[dict[str, Any]]:
+    return [i for i in _items("PND#") if i["sk"]["S"] != pending_module.WATERMARK]
+
+
+def test_pending_items_never_expire_and_are_removed_only_once_folded_and_kept_long_enough(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a sparse batch counted through pending items
+    send(*_sparse())
+    process()
+    written = _pending_items()
+    # THEN no pending item carries an expiry: unfolded usage cannot vanish, however long the sweep stops
+    assert written and all("ttl" not in item for item in written)
+    # WHEN the fold cannot fold, long after the items' retention
+    late = pending_module.KEEP_FOLDED + timedelta(days=1)
+
+    def broken(self: PendingUsage, *args: Any) -> tuple[int, int]:
+        raise ConnectionError("throttled")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PendingUsage, "_fold_minute", broken)
+        with pytest.raises(ConnectionError):
+            _usage().pending.fold(datetime.now(UTC) + late)
+    # THEN no pending item was removed and every event still counts once
+    assert len(_pending_items()) == len(written)
+    assert _counts() == dict.fromkeys(CUSTOMERS, 1)
+    # WHEN the fold runs soon after the window closed
+    _fold()
+    # THEN the folded items are kept (a redelivered batch is checked against them)
+    assert len(_pending_items()) == len(written)
+    # WHEN a later fold runs once they are older than their retention
+    report = _usage().pending.fold(datetime.now(UTC) + late)
+    # THEN it removes them, and every event still counts once
+    assert report["removed"] == len(written)
+    assert _pending_items() == []
+    assert _counts() == dict.fromkeys(CUSTOMERS, 1)
+
+
+def test_drift_skipped_while_pending_is_repaired_once_the_fold_folds_its_days(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.sweeper.app import run_sweep
+    from neruba.logic.sweeps import usage as sweep
+
+    monkeypatch.setattr(sweep, "SETTLE", timedelta(0))
+    at = (HOUR + timedelta(minutes=5)).isoformat()
+    # GIVEN a sparse batch of a sum meter, counted pending, and one event's stored value changed since
+    # (the cell drifted from its events)
+    send(
+        *[
+            ev(f"t-{c}", c, code="tokens", timestamp=at, properties={"tokens": 2, "model": "m"})
+            for c in CUSTOMERS
+        ]
+    )
+    process()
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().usage_table,
+        Key={"pk": {"S": "EVT#c00#t-c00"}, "sk": {"S": "#"}},
+        UpdateExpression="SET p = :p",
+        ExpressionAttributeValues={":p": {"S": '{"tokens": 5, "model": "m"}'}},
+    )
+
+    def total() -> Any:
+        return sum(c.usage.total for c in _usage().aggregates("c00", "tokens", H, H))
+
+    # WHEN the sweep checks the batch before its window is closed
+    now = datetime.now(UTC)
+    first = run_sweep(now - timedelta(minutes=5), now + timedelta(minutes=1), now=now, checks=["usage"])
+    # THEN the drifted cell is not recomputed while its day is pending
+    assert first["checks"][0]["repairs"] == [] and total() == 2
+    # WHEN a later sweep, whose window holds no batch touching that cell, folds the window
+    later = now + timedelta(minutes=20)
+    second = run_sweep(later - timedelta(minutes=5), later, now=later, checks=["usage"])
+    # THEN it recomputes the cells it folded and repairs the drift, once
+    drift = [r for r in second["checks"][0]["repairs"] if r["kind"] == "drift"]
+    assert [(r["customer_id"], r["after"]["quantity"]) for r in drift] == [("c00", "5")]
+    assert total() == 5
+    third = run_sweep(
+        later, later + timedelta(minutes=5), now=later + timedelta(minutes=20), checks=["usage"]
+    )
+    assert third["checks"][0]["repairs"] == [] and total() == 5
+
+
+def test_the_sweep_reports_the_age_of_the_oldest_unfolded_window_as_a_metric(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.sweeper.app import run_sweep
+    from neruba.observability import metrics as powertools_metrics
+
+    seen: list[tuple[str, float]] = []
+    original = powertools_metrics.add_metric
+
+    def record(name: str, unit: Any, value: float, **kwargs: Any) -> None:
+        seen.append((name, value))
+        original(name=name, unit=unit, value=value, **kwargs)
+
+    monkeypatch.setattr(powertools_metrics, "add_metric", record)
+    # GIVEN a sparse batch counted pending
+    send(*_sparse())
+    process()
+    window = datetime.fromisoformat(pending_module.minute_of(datetime.now(UTC).isoformat())).replace(
+        tzinfo=UTC
+    )
+    # WHEN a sweep runs 5 minutes later, before the window closed
+    now = datetime.now(UTC) + timedelta(minutes=5)
+    report = run_sweep(now - timedelta(hours=1), now, now=now, checks=["usage"])
+    # THEN it reports each shard's oldest unfolded window's age, and the oldest as a metric
+    lag = report["checks"][0]["details"]["pending_lag_seconds"]
+    oldest = int((now - window).total_seconds())
+    assert max(lag.values()) == oldest and min(lag.values()) in (0, oldest)
+    assert {str(s) for s, age in _pending_shards_with_items().items()} <= {s for s, a in lag.items() if a}
+    assert ("PendingFoldLagSeconds", oldest) in seen
+    # WHEN a later sweep folds every window
+    seen.clear()
+    later = now + timedelta(minutes=20)
+    report = run_sweep(later - timedelta(hours=1), later, now=later, checks=["usage"])
+    # THEN the lag is zero again
+    assert set(report["checks"][0]["details"]["pending_lag_seconds"].values()) == {0}
+    assert ("PendingFoldLagSeconds", 0) in seen
+
+
+def _pending_shards_with_items() -> dict[int, int]:
+    shards: dict[int, int] = {}
+    for item in _pending_items():
+        shard = int(item["pk"]["S"].split("#")[1])
+        shards[shard] = shards.get(shard, 0) + 1
+    return shards
+
+
+def test_a_fold_lagging_behind_is_listed_with_the_alarms(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.ops_api.app import lambda_handler
+    from neruba.logic.operations import alarms
+    from tests.support.api import api_event, call
+
+    def listed() -> list[dict[str, Any]]:
+        status, body, _ = call(lambda_handler, api_event("GET", "/admin/alarms", scopes="admin"))
+        assert status == 200, body
+        return [a for a in body["data"] if a["name"] == "PendingFoldLag"]
+
+    # GIVEN a sparse batch counted pending, not folded
+    send(*_sparse())
+    process()
+    # THEN while its window is young, no alarm
+    assert listed() == []
+    # WHEN no fold has run for longer than the limit (the sweep stopped)
+    monkeypatch.setattr(
+        alarms, "_clock", lambda: datetime.now(UTC) + alarms.FOLD_LAG_LIMIT + timedelta(minutes=11)
+    )
+    # THEN the alarms list it, naming the shards behind
+    (alarm,) = listed()
+    assert alarm["state"] == "ALARM" and alarm["metric"] == "Neruba PendingFoldLagSeconds"
+    for shard in _pending_shards_with_items():
+        assert f"shard {shard}" in alarm["reason"]
+    # WHEN the fold catches up
+    _fold(minutes=int(alarms.FOLD_LAG_LIMIT.total_seconds() // 60) + 20)
+    # THEN the alarm is gone
+    assert listed() == []
+
+
+def test_the_fold_lag_alarm_in_the_template_matches_the_listed_limit() -> None:
+    from pathlib import Path
+
+    from neruba.logic.operations.alarms import FOLD_LAG_LIMIT
+
+    template = (Path(__file__).resolve().parents[3] / "template.yaml").read_text()
+    block = template[template.index("  PendingFoldLagAlarm:") :].split("\n\n")[0]
+    assert "MetricName: PendingFoldLagSeconds" in block
+    assert f"Threshold: {int(FOLD_LAG_LIMIT.total_seconds())}" in block
+    assert "TreatMissingData: breaching" in block  # a sweep that stopped emits nothing
+
+
+def test_a_fold_killed_before_its_watermark_moves_hands_its_cells_to_the_next_fold(
+    customers: list[str], send: Any, process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a sparse batch, and a fold killed after writing a window's contributions, before its watermark
+    send(*_sparse())
+    process()
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    first: list[set[Any]] = []
+
+    def killed(self: PendingUsage, *args: Any) -> None:
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PendingUsage, "_advance", killed)
+        with pytest.raises(_Killed):
+            _usage().pending.fold(later, on_folded=first.append)
+    # WHEN the next fold runs
+    again: list[set[Any]] = []
+    _usage().pending.fold(later, on_folded=again.append)
+    # THEN it hands the killed fold's cells over again (the sweep rechecks them), and every customer's
+    assert first and first[0] <= set().union(*again)
+    assert {ref.customer_id for ref in set().union(*again)} == set(CUSTOMERS)
+    assert _counts() == dict.fromkeys(CUSTOMERS, 1)

@@ -264,6 +264,7 @@ class CatalogSnapshot:
         self.meters: dict[str, Meter] = {}
         self.billed_through: dict[str, datetime] = {}
         self.event_rules: dict[str, dict[str, EventRule]] = {}  # meter code -> digest -> rule
+        self.limits: dict[str, str] = {}  # customer -> its usage limit settings (``dal.limits``), as stored
         self.advance_meters: set[str] = set()  # meters some charge bills in advance
 
     def add(self, values: dict[str, Any]) -> None:
@@ -273,6 +274,8 @@ class CatalogSnapshot:
             self.customers[customer.external_id] = customer
             if values.get("billed_through"):
                 self.billed_through[customer.external_id] = parse_ts(values["billed_through"])
+            if values.get("lim"):
+                self.limits[customer.external_id] = str(values["lim"])
         elif values.get("kind") == "meter":
             meter = Meter.model_validate(doc, context=STORED)
             self.meters[meter.code] = meter
@@ -305,6 +308,9 @@ class CatalogCache:
             self._snapshot.meters.update(found.meters)
             self._snapshot.billed_through.update(found.billed_through)
             self._snapshot.event_rules.update(found.event_rules)
+            for customer in found.customers:  # limits removed since the last lookup are removed here too
+                self._snapshot.limits.pop(customer, None)
+            self._snapshot.limits.update(found.limits)
             self._snapshot.advance_meters.update(found.advance_meters)
             self._loaded_at.update({f"c:{c}": now for c in found.customers})
             self._loaded_at.update({f"m:{m}": now for m in found.meters})

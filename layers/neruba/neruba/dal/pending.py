@@ -8,7 +8,9 @@ Items:
   days of the batch's customers of that shard, in a map ``ds`` keyed ``{customer}#{meter}#{day}``, each
   ``{"agg": ..., "cs": {...}}`` shaped as a contribution (``dal/contributions.py``). ``window`` is the
   first minute of the window holding the start of the attempt that wrote every one of those events
-  (their ``at``; ``minute_of``). Put once, on condition that it does not exist; kept ``PENDING_TTL``.
+  (their ``at``; ``minute_of``). Put once, on condition that it does not exist, without an expiry: it
+  is removed by a fold (``_remove_folded``) once the watermark passed its window and its window started
+  more than ``KEEP_FOLDED`` ago (it stays the once-mark of its batch while SQS may deliver the batch again).
 - watermark ``PND#{s}`` / ``~folded``: ``w``, the last window of shard ``s`` whose pending items are all
   folded (every window up to it, in order).
 - fold      ``AGG#{customer}#{meter}[#{n}]`` / ``{day}!{fold_batch(window, s)}``: a contribution holding
@@ -31,16 +33,18 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.contributions import (
     CONTRIBUTION_MARK,
     DayWrite,
+    GroupRef,
     cell_item,
+    cell_of,
     cell_usage,
     contribution_item,
     contribution_key,
@@ -57,7 +61,9 @@ SPARSE_EVENTS = 3  # a customer's meter and day with at most this many events in
 PENDING_MIN_DAYS = 2 * PENDING_SHARDS
 WINDOW = timedelta(minutes=10)  # the pending items of a window are folded together (minute_of)
 CLOSE = timedelta(minutes=3)  # longer than the worker's Timeout (30 s) and HOLD (120 s)
-PENDING_TTL = timedelta(days=35)  # longer than the journals (14 d) and SQS retention (14 d)
+# a folded pending item is kept this long after its window started: longer than the journals (14 d) and
+# SQS retention (14 d), while a redelivery of its batch is checked against it
+KEEP_FOLDED = timedelta(days=35)
 MINUTE_LENGTH = len("2026-01-01T00:00")
 WATERMARK = "~folded"
 FOLD_MARK = "P"
@@ -139,7 +145,7 @@ class PendingUsage:
             days[day_entry(write.customer_id, write.meter_code, write.day)] = stored
         item = {
             **pending_key(shard, minute, batch),
-            **to_item({"at": iso(now), "ds": days, "ttl": int((now + PENDING_TTL).timestamp())}),
+            **to_item({"at": iso(now), "ds": days}),
         }
         try:
             client("dynamodb").put_item(
@@ -229,12 +235,22 @@ class PendingUsage:
         return found
 
     # ------------------------------------------------------------------ folding
-    def fold(self, now: datetime, usage_shards: int = 1, limit: int = 10_000) -> dict[str, int]:
-        """Fold every closed minute of every pending shard, in order; returns what it did. Safe to run
-        twice at once or again after a crash: a fold's contributions are put on condition that they do
-        not exist, and they hold exactly the pending days of their minute."""
+    def fold(
+        self,
+        now: datetime,
+        usage_shards: int = 1,
+        limit: int = 10_000,
+        on_folded: Callable[[set[GroupRef]], None] | None = None,
+    ) -> dict[str, int]:
+        """Fold every closed minute of every pending shard, in order, then remove the pending items the
+        watermark passed that are older than ``KEEP_FOLDED``; returns what it did. Safe to run twice at
+        once or again after a crash: a fold's contributions are put on condition that they do not exist,
+        and they hold exactly the pending days of their minute.
+
+        ``on_folded`` is called with the cells of each folded minute once its contributions are written and
+        before the watermark passes it: a fold killed in between calls it again for that minute."""
         closed = minute_of(iso(now - CLOSE - WINDOW))
-        report = {"minutes": 0, "contributions": 0, "present": 0}
+        report = {"minutes": 0, "contributions": 0, "present": 0, "removed": 0}
         for shard in range(PENDING_SHARDS):
             while report["minutes"] < limit:
                 watermark = self.watermark(shard)
@@ -244,14 +260,32 @@ class PendingUsage:
                 minute = str(following[0]["sk"])[:MINUTE_LENGTH]
                 if minute > closed:
                     break
-                written, present = self._fold_minute(shard, minute, now, usage_shards)
+                written, present, cells = self._fold_minute(shard, minute, now, usage_shards)
                 report["minutes"] += 1
                 report["contributions"] += written
                 report["present"] += present
+                if on_folded is not None and cells:
+                    on_folded(cells)
                 self._advance(shard, watermark, minute)
+            report["removed"] += self._remove_folded(shard, self.watermark(shard), now)
         return report
 
-    def _fold_minute(self, shard: int, minute: str, now: datetime, usage_shards: int) -> tuple[int, int]:
+    def lag(self, now: datetime) -> dict[int, int]:
+        """Per pending shard, the age in seconds of its oldest unfolded window (from the window's first
+        minute; 0 when every pending item of the shard is folded)."""
+        ages = {}
+        for shard in range(PENDING_SHARDS):
+            following = self._items_after(shard, self.watermark(shard), limit=1)
+            if not following:
+                ages[shard] = 0
+                continue
+            start = datetime.fromisoformat(str(following[0]["sk"])[:MINUTE_LENGTH]).replace(tzinfo=UTC)
+            ages[shard] = max(0, int((now - start).total_seconds()))
+        return ages
+
+    def _fold_minute(
+        self, shard: int, minute: str, now: datetime, usage_shards: int
+    ) -> tuple[int, int, set[GroupRef]]:
         days: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for item in self._items_after(shard, _before(minute)):
             if str(item["sk"])[:MINUTE_LENGTH] != minute:
@@ -260,10 +294,12 @@ class PendingUsage:
                 days.setdefault(entry, []).append((str(item["sk"]), stored))
         batch = fold_batch(minute, shard)
         written = present = 0
+        cells: set[GroupRef] = set()
         for entry, parts in sorted(days.items()):
             customer_id, meter_code, day = entry.split("#", 2)
             key = contribution_key(customer_id, meter_code, day, batch, shard_of(batch, usage_shards))
             stored = {**merged_day([s for _, s in sorted(parts, key=lambda p: p[0])]), "at": iso(now)}
+            cells |= {GroupRef(customer_id, meter_code, *cell_of(day, cell)) for cell in stored["cs"]}
             try:
                 client("dynamodb").put_item(
                     TableName=self.table_name,
@@ -275,7 +311,35 @@ class PendingUsage:
                 if not is_condition_failure(exc):
                     raise
                 present += 1  # an earlier or concurrent fold of this minute wrote it
-        return written, present
+        return written, present, cells
+
+    def _remove_folded(self, shard: int, watermark: str, now: datetime) -> int:
+        """Delete the pending items of shard ``shard`` of windows up to ``watermark`` (folded: no reader
+        reads them) that started before ``now - KEEP_FOLDED``; how many. Items the watermark has not passed
+        are never removed, however old."""
+        if not watermark:
+            return 0
+        below = min(
+            f"{watermark}{CONTRIBUTION_MARK}\uffff", f"{minute_of(iso(now - KEEP_FOLDED))}{CONTRIBUTION_MARK}"
+        )
+        keys: list[dict[str, Any]] = []
+        paginator = client("dynamodb").get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk < :below",
+            ExpressionAttributeValues=to_item({":pk": f"PND#{shard}", ":below": below}),
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        ):
+            keys.extend(page.get("Items", []))
+        for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 requests at most
+            request: dict[str, Any] = {
+                self.table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            }
+            while request:
+                response = client("dynamodb").batch_write_item(RequestItems=request)
+                request = dict(response.get("UnprocessedItems") or {})
+        return len(keys)
 
     def _advance(self, shard: int, watermark: str, minute: str) -> None:
         """Move the watermark from ``watermark`` to ``minute`` (nothing if another fold moved it)."""

@@ -54,6 +54,7 @@ from neruba.dal.contributions import (
 )
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.levels import LevelsRepository
 from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import hour_bucket
@@ -76,6 +77,10 @@ class AggregateContentionError(Exception):
 
 class AggregateOverflowError(ValueError):
     """Adding the batch would leave a sum DynamoDB cannot store exactly (38 digits, 1E-130..1E+126)."""
+
+
+class ExtraConditionError(Exception):
+    """An action added to a batch's contribution transaction failed its condition (its name is args[0])."""
 
 
 class CellWriteRefusedError(Exception):
@@ -267,6 +272,11 @@ class UsageRepository:
         self.pending = PendingUsage(table_name)
 
     # ------------------------------------------------------------------ journal
+    @property
+    def levels(self) -> LevelsRepository:
+        """The closing levels of the meters, kept in this table (``dal.levels``)."""
+        return LevelsRepository(self.table_name)
+
     def write_journal(self, batch: str, keys: Sequence[tuple[str, str]], now: datetime) -> None:
         """Record the batch's event keys before any event is written (idempotent)."""
         packed = zlib.compress("\n".join(f"{c}\x1f{t}" for c, t in keys).encode(), 6)
@@ -403,7 +413,9 @@ class UsageRepository:
         return counted
 
     # ------------------------------------------------------------------ counting
-    def count_group(self, batch: str, write: DayWrite, now: datetime) -> bool:
+    def count_group(
+        self, batch: str, write: DayWrite, now: datetime, extra: Sequence[tuple[str, dict[str, Any]]] = ()
+    ) -> bool:
         """Count one batch's events of one customer's meter on one day exactly once; False if this batch
         already counted them.
 
@@ -413,7 +425,8 @@ class UsageRepository:
         contribution (in every shard) and the old batch's pending item never came to hold those events'
         cells and moves each event's ``bk`` to ``batch``; with ``write.checks`` (pending items of this
         batch that may hold the day: an earlier attempt's, or a put that failed), it checks that they do
-        not, and counts nothing if one does.
+        not, and counts nothing if one does. ``extra`` (name, action) pairs commit in the same transaction
+        (the usage limits' period counter); a failed condition of one raises ``ExtraConditionError``.
         """
         for cell in write.cells.values():
             totals = cell.totals
@@ -423,7 +436,7 @@ class UsageRepository:
         shard = shard_of(batch, self.shards)
         key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
         item = {**key, **to_item(contribution_item(write, now))}
-        if not write.recounts and not write.checks:
+        if not write.recounts and not write.checks and not extra:
             try:
                 client("dynamodb").put_item(
                     TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -449,6 +462,8 @@ class UsageRepository:
             day_cells = [ref.cell for ref in write.cells]
             for minute in sorted(write.checks):
                 unit.add({"ConditionCheck": self.pending.check(write, batch, minute, day_cells)}, name="own")
+            for name, action in extra:
+                unit.add(action, name=name)
             for recount in write.recounts:
                 unit.add(
                     {
@@ -473,6 +488,9 @@ class UsageRepository:
                     return False  # this batch's contribution or pending item exists: counted earlier
                 if exc.failed("adopted"):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
+                for name, _action in extra:
+                    if exc.failed(name):
+                        raise ExtraConditionError(name) from exc
                 if _REFUSED.intersection(map(str, exc.reasons)):
                     raise CellWriteRefusedError(f"cells of {write.key}: {exc.reasons}") from exc
                 time.sleep(0.02 * (2**attempt))  # a transaction conflict: try again

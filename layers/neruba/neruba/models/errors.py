@@ -144,6 +144,16 @@ ERROR_CODES: dict[str, str] = {
     "invalid_signature": "The Stripe-Signature header is missing or does not match.",
     "invalid_payload": "The signed body is not a Stripe event.",
     "stripe_not_configured": "Stripe is not configured.",
+    # usage limits and entitlements
+    "limit_aggregation_unsupported": "Limits apply to count and sum meters only.",
+    "limit_empty": "A meter listed in the limits has no cap and no alert.",
+    "soft_cap_above_hard_cap": "The soft cap is above the hard cap.",
+    "duplicate_meter": "A meter is listed twice in the limits.",
+    "duplicate_alert": "An alert level is listed twice for one meter.",
+    "duplicate_feature": "A feature is listed twice.",
+    "feature_incomplete": "A feature lacks what its kind needs (metered: meter_code, limit; static: value).",
+    "feature_not_found": "The customer has no such feature.",
+    "limits_conflict": "The customer's limits kept changing; retry.",
     # the service
     "not_found": "The resource does not exist.",
     "conflict": "The request conflicts with the current state.",

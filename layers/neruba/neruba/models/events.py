@@ -38,8 +38,8 @@ PropertyValue = (
     | Annotated[Decimal, Field(allow_inf_nan=False)]
     | Annotated[StrictStr, Field(max_length=MAX_PROPERTY_TEXT)]
 )
-Outcome = Literal["accepted", "duplicate", "conflict", "replay", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("accepted", "duplicate", "conflict", "replay", "failed")
+Outcome = Literal["accepted", "duplicate", "conflict", "replay", "failed", "over_limit"]
+OUTCOMES: tuple[Outcome, ...] = ("accepted", "duplicate", "conflict", "replay", "failed", "over_limit")
 
 
 class UsageEventIn(BaseModel):

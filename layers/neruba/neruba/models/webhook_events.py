@@ -45,6 +45,7 @@ class CustomerPreviousAttributes(BaseModel):
     stripe_customer_id: str | None = None
     metadata: dict[str, str] | None = None
     balance_low_threshold_minor: Minor | None = None
+    invoice_threshold_minor: Minor | None = None
     archived_at: Timestamp | None = None
 
 
@@ -170,6 +171,34 @@ class BalanceLowData(BaseModel):
     available_minor: Minor
     previous_available_minor: Minor
     threshold_minor: Minor
+
+
+class AlertTriggeredData(BaseModel):
+    """A customer's usage of a meter in a limit period reached an alert level, a soft cap or a hard cap
+    (once per level and period; docs/limits.md, "Usage caps and alerts")."""
+
+    model_config = _open(
+        {
+            "customer_id": "acme",
+            "meter_code": "api_calls",
+            "alert": "a:800",
+            "kind": "usage",
+            "threshold": "800",
+            "usage": "803",
+            "period_start": "2026-03-01T00:00:00Z",
+            "period_end": "2026-04-01T00:00:00Z",
+            "late": False,
+        }
+    )
+    customer_id: str
+    meter_code: str
+    alert: str
+    kind: Literal["usage", "soft_cap", "hard_cap"]
+    threshold: str
+    usage: str
+    period_start: Timestamp
+    period_end: Timestamp
+    late: bool
 
 
 SUBSCRIPTION_EXAMPLE = {
@@ -312,6 +341,7 @@ PAYLOADS: dict[str, tuple[type[BaseModel], str]] = {
     "credit_grant.voided": (CreditGrantClosedData, "An operator voided a grant's remainder."),
     "credit_grant.depleted": (CreditGrantDepletedData, "A grant's remainder was used up by an invoice."),
     "balance.low": (BalanceLowData, "Usable credit fell below the customer's threshold."),
+    "alert.triggered": (AlertTriggeredData, "A meter's usage in the period reached an alert level or cap."),
     "subscription.created": (SubscriptionData, "A customer was subscribed to a plan."),
     "subscription.updated": (SubscriptionUpdatedData, "A subscription changed plan."),
     "subscription.canceled": (

@@ -11,6 +11,9 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
    (``logic/ingest/cells.py``).
 4. outcome counters.
 
+A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``): its events
+past a hard cap end ``over_limit`` in the transaction that writes the contribution.
+
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
 number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
 catalog (or the value) is fixed the event is sent again and ends as ``replay``.
@@ -54,6 +57,7 @@ from neruba.models.catalog import Meter
 from neruba.observability import logger
 from neruba.timefmt import iso, parse_ts
 
+OVER_LIMIT = "over_limit"  # an event refused over a hard cap (logic/limits)
 SAMPLES = 20  # failed events named in an ingest.batch_failed event
 # How long a batch holds the events it wrote before another batch may count them in its stead: longer
 # than the worker's Timeout (30 s; a batch counts nothing past it) with room for writes still in flight,
@@ -152,6 +156,8 @@ class IngestBatch:
     failed_messages: list[str] = field(default_factory=list)
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # the code of each new failure
+    alerts: int = 0  # usage alerts this batch fired (logic/limits)
+    over: dict[tuple[str, str], str] = field(default_factory=dict)  # events refused over a hard cap
     advance_queue_url: str = ""  # where events of meters charged in advance go (the billing queue)
 
     def begin(self, records: list[dict[str, Any]]) -> None:
@@ -216,6 +222,8 @@ class IngestBatch:
             self.usage.mark_replay(event.customer_id, event.transaction_id, carried_history(put.old))
             return "replay"
         old = put.old
+        if old is not None and old.status == OVER_LIMIT and old.copy_id == event.copy_id:
+            return None  # refused over a hard cap by an earlier attempt: recorded, never counted
         if old is not None and any(entry.copy_id == event.copy_id for entry in old.history):
             return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
         if old is not None and old.copy_id == event.copy_id:
@@ -283,6 +291,13 @@ class IngestBatch:
         self.refused[event.key] = reason
         return "failed"
 
+    def threshold_customers(self) -> list[str]:
+        """The customers of this batch's counted events that have an invoice threshold (their threshold
+        is checked after the batch; a customer without one costs nothing more)."""
+        ids = {item.event.customer_id for item in self.counted}
+        found = (self.catalog.customers.get(customer_id) for customer_id in ids)
+        return sorted(c.external_id for c in found if c is not None and c.invoice_threshold_minor is not None)
+
     def finish(self) -> list[str]:
         """Count what was written; returns the message ids whose counting failed (to be retried).
 
@@ -301,7 +316,11 @@ class IngestBatch:
             return failed
         counted = [(c.event, c.meter.code, c.value) for c in self.counted]
         return failed + send_counted(
-            self.advance_queue_url, counted, self.catalog.advance_meters, failed, self.refused
+            self.advance_queue_url,
+            counted,
+            self.catalog.advance_meters,
+            failed,
+            {**self.refused, **self.over},
         )  # events of meters charged in advance, to billing (logic.ingest.advance)
 
     def _give_back(self) -> None:
@@ -359,7 +378,7 @@ class IngestBatch:
             if self.deadline is not None and self.clock() >= self.deadline:
                 result = CellResult(retry=[e.message_id for e in events])  # AWS would have killed it by now
             else:
-                result = count_cell(self.usage, part, write, events, self.now)
+                result = self._count_write(part, write, events)
             failed.extend(result.retry)
             self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
@@ -375,6 +394,29 @@ class IngestBatch:
                 {minute: dict(self.outcomes)}, self.batch_id
             )  # an earlier attempt sent the summary
         return failed
+
+    def _limited(self, write: DayWrite) -> bool:
+        """Whether the customer has usage limits on the write's meter (``logic.limits``)."""
+        from neruba.logic.limits import gate
+
+        return gate.applies(self.catalog.limits.get(write.customer_id), write.meter_code)
+
+    def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
+        """Count one day write, through the customer's usage limits when it has some on the meter
+        (``logic.limits.gate``); events refused over a hard cap move to ``over_limit``."""
+        from neruba.logic.limits import gate
+
+        limits = self.catalog.limits.get(write.customer_id)
+        if not gate.applies(limits, write.meter_code):
+            return count_cell(self.usage, part, write, events, self.now)
+        done = gate.count_write(self.usage, limits, part, write, events, self.now)
+        for transaction_id in done.refused:
+            key = (write.customer_id, transaction_id)
+            self.over[key] = OVER_LIMIT
+            self.outcomes[self.written.get(key, "accepted")] -= 1
+            self.outcomes[OVER_LIMIT] += 1
+        self.alerts += len(done.alerts)
+        return done.cell
 
     def _may_pend(self) -> bool:
         """Whether an attempt of this batch may write pending items: its messages name at least
@@ -402,7 +444,13 @@ class IngestBatch:
         minute = minute_of(iso(self.now))
         direct: list[tuple[str, DayWrite]] = []
         shards: dict[int, list[DayWrite]] = defaultdict(list)
-        sparse = {id(w) for part, w in writes.parts() if part == self.batch_id and is_sparse(w)}
+        sparse = {
+            id(w)
+            for part, w in writes.parts()
+            if part == self.batch_id
+            and is_sparse(w)
+            and not self._limited(w)  # limits: counted with a counter
+        }
         if len(sparse) < PENDING_MIN_DAYS:
             sparse = set()
         for part, write in writes.parts():
@@ -482,6 +530,8 @@ class IngestBatch:
         metrics.add_metric(name="IngestBatchSize", unit="Count", value=len(self.parsed))
         for outcome, count in self.outcomes.items():
             metrics.add_metric(name=f"IngestOutcome_{outcome}", unit="Count", value=count)
+        if self.alerts:
+            metrics.add_metric(name="UsageAlertTriggered", unit="Count", value=self.alerts)
         if self.parsed:
             oldest = min(parse_ts(e.received_at) for e in self.parsed.values())
             lag = max(0, int((self.now - oldest).total_seconds() * 1000))

@@ -3,7 +3,8 @@ recompute aggregates from raw events, repairing drift.
 
 Each batch and each cell is checked on its own: one that fails (a read error, a sum DynamoDB cannot
 store, throttling) is listed in ``failures`` with its ids and the error, and the check goes on with the
-rest. Uncounted events are counted through ``logic.ingest.cells.count_cell``, as the worker counts them: an
+rest. Uncounted events are counted through ``logic.limits.gate.count_write``, as the worker counts them
+(under the customer's hard caps, refusing ``over_limit`` what would pass one): an
 event that can never be counted (its addition would leave a sum DynamoDB cannot store) is parked
 ``failed`` and reported as a repair of kind ``event_parked``.
 
@@ -37,7 +38,8 @@ from neruba.domain.ingest import (
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.domain.usage import CellUsage, combine, usage_of
-from neruba.logic.ingest.cells import CellEvent, count_cell
+from neruba.logic.ingest.cells import CellEvent
+from neruba.logic.limits.gate import count_write
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
@@ -58,6 +60,8 @@ class UsageSweepReport:
     repaired: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
     folded: dict[str, int] = field(default_factory=dict)  # pending minutes folded (``dal/pending.py``)
+    # per pending shard, the age in seconds of its oldest unfolded window (``PendingUsage.lag``)
+    pending_lag: dict[int, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,16 +120,37 @@ def sweep_usage(
             except Exception as exc:
                 report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
         minute += timedelta(minutes=1)
+    rechecked: set[GroupRef] = set()
+
+    def recheck(refs: set[GroupRef]) -> None:
+        # a cell skipped while its days were pending is checked here, whether or not a batch of this
+        # sweep's window touches it (the fold calls this again if it is killed before its watermark moves)
+        _recompute_all(usage, lookup, refs, report)
+        rechecked.update(refs)
+
     try:
-        report.folded = usage.pending.fold(now, usage.shards)
+        report.folded = usage.pending.fold(now, usage.shards, on_folded=recheck)
     except Exception as exc:  # the next sweep folds on from the watermark
         report.failures.append({"kind": "fold", **_error(exc)})
+    try:
+        report.pending_lag = usage.pending.lag(now)
+    except Exception as exc:
+        report.failures.append({"kind": "fold_lag", **_error(exc)})
+    _recompute_all(usage, lookup, cells - rechecked, report)
+    return report
+
+
+def _recompute_all(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    cells: set[GroupRef],
+    report: UsageSweepReport,
+) -> None:
     for ref in sorted(cells, key=lambda r: (r.customer_id, r.meter_code, r.hour, r.group)):
         try:
             _recompute(usage, lookup, ref, report)
         except Exception as exc:
             report.failures.append({"kind": "recompute", **_cell_ids(ref), **_error(exc)})
-    return report
 
 
 def _cell_ids(ref: GroupRef) -> dict[str, Any]:
@@ -199,7 +224,13 @@ def _adopt_uncounted(
     for part, write in writes.parts():
         report.uncounted_found += write.count
         entry = {"batch": batch, **_day_ids(write), "transaction_ids": write.transaction_ids}
-        result = count_cell(usage, part, write, members[(part, write.key)], now)
+        done = count_write(
+            usage, catalog.limits.get(write.customer_id), part, write, members[(part, write.key)], now
+        )
+        result = done.cell
+        for transaction_id in done.refused:  # past the customer's hard cap (logic/limits)
+            report.repaired += 1
+            report.repairs.append({"kind": "event_over_limit", **entry, "transaction_ids": [transaction_id]})
         if result.retry:  # transient: the next sweep tries again
             error = {"error": result.error or "not counted"}
             report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
@@ -307,8 +338,15 @@ def usage_check(ctx: SweepContext) -> CheckResult:
             "window_start": report.window_start,
             "window_end": report.window_end,
             "pending_folded": report.folded,
+            "pending_lag_seconds": {str(shard): age for shard, age in sorted(report.pending_lag.items())},
         },
     )
+    if report.pending_lag:  # the ``PendingFoldLagAlarm``: a fold that fell behind (docs/operations.md)
+        from neruba.observability import metrics
+
+        metrics.add_metric(
+            name="PendingFoldLagSeconds", unit="Seconds", value=max(report.pending_lag.values())
+        )
     for failure in report.failures:
         kind, error = failure.pop("kind"), failure.pop("error")
         result.fail(kind, error, **failure)

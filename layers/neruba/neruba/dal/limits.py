@@ -1,0 +1,191 @@
+"""Usage limits in storage: each customer's limit settings and the period counters the ingest worker keeps.
+
+Items:
+
+- settings: the customer's catalog item (``CUS#{customer}`` / ``#``) holds them in ``lim`` (JSON,
+  ``domain.limits.LimitSettings``), so the worker's catalog lookup reads them with the customer at no
+  extra request;
+- counter (usage table) ``LIM#{customer}#{meter}`` / ``{period start}``: the meter's usage in that period
+  ``u`` (exact), the events it counts ``n``, the alert levels fired this period ``f``, a version ``v``
+  and the period's end ``pe``. Written only for meters that have limits, always in the transaction of
+  the contribution that counts the events, on condition of the version read (``v``), so two batches never
+  both add to one value they read, and a batch whose contribution exists (a redelivery) adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.transaction import Transaction
+from neruba.timefmt import iso
+
+SETTINGS_ATTRIBUTE = "lim"
+
+
+def counter_key(customer_id: str, meter_code: str, start: datetime) -> dict[str, Any]:
+    return {"pk": {"S": f"LIM#{customer_id}#{meter_code}"}, "sk": {"S": iso(start)}}
+
+
+@dataclass(slots=True)
+class Counter:
+    """One meter's usage of one customer in one limit period, as last read."""
+
+    customer_id: str
+    meter_code: str
+    start: datetime
+    end: datetime
+    used: Decimal = Decimal(0)
+    events: int = 0
+    fired: set[str] = field(default_factory=set)
+    version: int = 0  # 0: not stored yet
+
+
+class LimitsRepository:
+    """Period counters (usage table) and limit settings (catalog table)."""
+
+    def __init__(self, usage_table: str, catalog_table: str) -> None:
+        self.usage_table = usage_table
+        self.catalog_table = catalog_table
+
+    def counter(self, customer_id: str, meter_code: str, start: datetime, end: datetime) -> Counter:
+        """The counter as stored now (a strongly consistent read), or a zero one."""
+        response = client("dynamodb").get_item(
+            TableName=self.usage_table, Key=counter_key(customer_id, meter_code, start), ConsistentRead=True
+        )
+        found = Counter(customer_id, meter_code, start, end)
+        if "Item" in response:
+            _fill(found, from_item(response["Item"]))
+        return found
+
+    def counters(self, wanted: Sequence[tuple[str, str, datetime, datetime]]) -> list[Counter]:
+        """Several counters (customer, meter, period start, end) in one BatchGetItem (at most 100)."""
+        found = [Counter(*w) for w in wanted]
+        if not found:
+            return found
+        keys = [counter_key(c.customer_id, c.meter_code, c.start) for c in found]
+        by_key = {(k["pk"]["S"], k["sk"]["S"]): c for k, c in zip(keys, found, strict=True)}
+        pending: dict[str, Any] = {self.usage_table: {"Keys": keys, "ConsistentRead": True}}
+        while pending:
+            response = client("dynamodb").batch_get_item(RequestItems=pending)
+            for raw in response["Responses"].get(self.usage_table, []):
+                item = from_item(raw)
+                _fill(by_key[(str(item["pk"]), str(item["sk"]))], item)
+            pending = response.get("UnprocessedKeys") or {}
+        return found
+
+    def counter_put(self, seen: Counter, used: Decimal, events: int, fired: set[str]) -> dict[str, Any]:
+        """The transaction action writing the counter's new state, on condition that it is still ``seen``."""
+        item: dict[str, Any] = {
+            "u": used,
+            "n": events,
+            "v": seen.version + 1,
+            "pe": iso(seen.end),
+            "cid": seen.customer_id,
+            "mc": seen.meter_code,
+        }
+        if fired:
+            item["f"] = set(fired)
+        put: dict[str, Any] = {
+            "TableName": self.usage_table,
+            "Item": {**counter_key(seen.customer_id, seen.meter_code, seen.start), **to_item(item)},
+        }
+        if seen.version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "v = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(seen.version)}}
+        return {"Put": put}
+
+    def over_limit_update(
+        self, customer_id: str, transaction_id: str, held_by: str, message: str
+    ) -> dict[str, Any]:
+        """The action refusing an accepted event its batch holds (never counted) as ``over_limit``."""
+        from neruba.dal.usage import event_key
+
+        return {
+            "Update": {
+                "TableName": self.usage_table,
+                "Key": event_key(customer_id, transaction_id),
+                "UpdateExpression": "SET st = :over, o0 = :over, reason = :over, reason_msg = :m",
+                "ConditionExpression": "st = :accepted AND bk = :bk",
+                "ExpressionAttributeValues": to_item(
+                    {":over": "over_limit", ":accepted": "accepted", ":bk": held_by, ":m": message}
+                ),
+            }
+        }
+
+    def refuse_before(
+        self, batch: str, shards: int, day: tuple[str, str, str], refusals: Sequence[dict[str, Any]]
+    ) -> bool:
+        """Commit ``refusals`` (``over_limit_update`` actions, at most 99) on condition that the batch's
+        contribution for the (customer, meter, day) does not exist yet; False when it does (an earlier
+        attempt of the batch decided these events) or a refused event is no longer held."""
+        from neruba.dal.contributions import contribution_key, shard_of
+        from neruba.dal.transaction import Cancelled
+
+        check = {
+            "ConditionCheck": {
+                "TableName": self.usage_table,
+                "Key": contribution_key(*day, batch, shard_of(batch, shards)),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        try:
+            Transaction([check, *refusals]).commit()
+        except Cancelled:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ settings
+    def settings_text(self, customer_id: str) -> str | None:
+        response = client("dynamodb").get_item(
+            TableName=self.catalog_table,
+            Key={"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+            ProjectionExpression="pk, #l",
+            ExpressionAttributeNames={"#l": SETTINGS_ATTRIBUTE},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            raise LookupError(customer_id)
+        value = from_item(response["Item"]).get(SETTINGS_ATTRIBUTE)
+        return None if value is None else str(value)
+
+    def set_settings(
+        self, customer_id: str, text: str | None, before: str | None, extra: Sequence[dict[str, Any]]
+    ) -> None:
+        """Replace the customer's settings if they are still ``before``; ``extra`` (audit, idempotency
+        record) commit with it. Raises ``Cancelled`` (named ``settings``) when they changed meanwhile."""
+        values: dict[str, Any] = {}
+        if before is None:
+            condition = "attribute_exists(pk) AND attribute_not_exists(#l)"
+        else:
+            condition = "attribute_exists(pk) AND #l = :before"
+            values[":before"] = before
+        if text is None:
+            expression = "REMOVE #l"
+        else:
+            expression = "SET #l = :lim"
+            values[":lim"] = text
+        update: dict[str, Any] = {
+            "TableName": self.catalog_table,
+            "Key": {"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#l": SETTINGS_ATTRIBUTE},
+        }
+        if values:
+            update["ExpressionAttributeValues"] = to_item(values)
+        Transaction().add({"Update": update}, name="settings").extend(extra).commit()
+
+
+def _fill(counter: Counter, item: dict[str, Any]) -> None:
+    counter.used = Decimal(item.get("u", 0))
+    counter.events = int(item.get("n", 0))
+    counter.fired = {str(f) for f in item.get("f") or ()}
+    counter.version = int(item.get("v", 0))

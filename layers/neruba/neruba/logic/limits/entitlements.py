@@ -1,0 +1,94 @@
+"""Entitlement checks: may a customer use a feature now, with its usage, limit, remaining and reset time.
+
+A check costs at most two DynamoDB reads: the customer's limit settings (one GetItem of its catalog item,
+where the features are kept) and, for metered features, their period counters (one GetItem for one
+feature, one BatchGetItem for the list). A metered feature's usage is the counter the ingest worker keeps
+for its meter (written only while a metered feature or a limit names the meter); access is granted while
+the usage is below the limit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba import bootstrap
+from neruba.dal.limits import Counter
+from neruba.domain.limits import Feature, LimitSettings
+from neruba.errors import NotFoundError
+from neruba.timefmt import iso_z
+
+
+def entitlements(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Every feature of the customer (two reads at most)."""
+    now = now or datetime.now(UTC)
+    settings = _settings(customer_id)
+    metered = {name: f for name, f in settings.features.items() if f.kind == "metered" and f.meter_code}
+    start, end = settings.period(now)
+    wanted = sorted({(customer_id, str(f.meter_code), start, end) for f in metered.values()})
+    counters = {c.meter_code: c for c in bootstrap.limits().counters(wanted)}
+    data = [
+        _view(customer_id, name, f, counters.get(str(f.meter_code)), end)
+        for name, f in sorted(settings.features.items())
+    ]
+    return {"object": "list", "data": data}
+
+
+def entitlement(customer_id: str, feature: str, now: datetime | None = None) -> dict[str, Any]:
+    """One feature of the customer (two reads at most)."""
+    now = now or datetime.now(UTC)
+    settings = _settings(customer_id)
+    found = settings.features.get(feature)
+    if found is None:
+        raise NotFoundError(
+            f"Customer {customer_id!r} has no feature {feature!r}.", code="feature_not_found", param="feature"
+        )
+    counter = None
+    start, end = settings.period(now)
+    if found.kind == "metered" and found.meter_code:
+        counter = bootstrap.limits().counter(customer_id, found.meter_code, start, end)
+    return _view(customer_id, feature, found, counter, end)
+
+
+def _settings(customer_id: str) -> LimitSettings:
+    try:
+        text = bootstrap.limits().settings_text(customer_id)
+    except LookupError:
+        raise NotFoundError(
+            f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id"
+        ) from None
+    return LimitSettings.from_stored(text) or LimitSettings()
+
+
+def _view(
+    customer_id: str, name: str, feature: Feature, counter: Counter | None, end: datetime
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "object": "entitlement",
+        "customer_id": customer_id,
+        "feature": name,
+        "kind": feature.kind,
+        "access": feature.enabled,
+        "value": feature.value,
+        "meter_code": feature.meter_code,
+        "usage": None,
+        "limit": None,
+        "remaining": None,
+        "resets_at": None,
+    }
+    if feature.kind == "metered" and feature.limit is not None:
+        used = counter.used if counter is not None else Decimal(0)
+        remaining = max(Decimal(0), feature.limit - used)
+        row.update(
+            access=used < feature.limit,
+            usage=_text(used),
+            limit=_text(feature.limit),
+            remaining=_text(remaining),
+            resets_at=iso_z(end),
+        )
+    return row
+
+
+def _text(value: Decimal) -> str:
+    return format(value.normalize(), "f")

@@ -1,0 +1,248 @@
+"""Counting one batch's events of a customer's meter and day when that meter has limits.
+
+The ingest worker hands a day write here instead of ``logic.ingest.cells.count_cell`` when the customer
+has limits on the meter (``IngestBatch._count_write``). One attempt:
+
+1. read the period counter of each period the events fall in (``dal.limits``: one strongly consistent
+   read each; a day holds at most two periods);
+2. decide, in (timestamp, transaction id) order, which events fit under the hard cap
+   (``domain.limits.decide``) and which alert levels the admitted ones reach (``domain.limits.crossed``);
+3. commit in ONE transaction: the contribution of the admitted events (``UsageRepository.count_group``),
+   each counter's new state on condition of the version read, each refused event turned ``over_limit``
+   (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
+   level reached.
+
+Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
+contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
+of the customer) cancels the transaction: read and decide again (a few times, then the messages go back to
+SQS). A contribution that exists already (a redelivered batch) cancels it too: nothing is counted,
+refused or fired twice. When every event is refused the contribution is written empty: it is still the
+proof that this batch decided, so a redelivery of the batch (which finds the counter full) never refuses
+the events its first delivery counted.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba.dal.limits import Counter, LimitsRepository
+from neruba.dal.transaction import LIMIT
+from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageRepository
+from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
+from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
+from neruba.observability import logger
+from neruba.timefmt import iso_z, parse_ts
+
+ATTEMPTS = 8
+OVER_LIMIT = "over_limit"
+
+
+@dataclass(slots=True)
+class GateResult:
+    """What counting a limited write did: the cell result, the events refused, the alerts fired."""
+
+    cell: CellResult
+    refused: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Plan:
+    admitted: list[CellEvent]
+    refused: list[CellEvent]
+    counters: list[tuple[Counter, Decimal, int, set[str]]]
+    alerts: list[dict[str, Any]]
+
+
+def limited(settings: LimitSettings | None, meter_code: str) -> bool:
+    """Whether a customer's settings put any limit on this meter."""
+    return settings is not None and meter_code in settings.counted_meters()
+
+
+def applies(settings_text: str | None, meter_code: str) -> bool:
+    """Whether a customer's stored limit settings name this meter (else it is counted as any cell)."""
+    return limited(LimitSettings.from_stored(settings_text), meter_code)
+
+
+def count_write(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+) -> GateResult:
+    """Count one day write of a batch (the worker) or of a repair (the sweep): through the customer's
+    limits when it has some on the meter (``settings_text``, as its catalog item stores them), else as any
+    cell (``logic.ingest.cells.count_cell``)."""
+    settings = LimitSettings.from_stored(settings_text)
+    if settings is None or not limited(settings, write.meter_code):
+        return GateResult(count_cell(usage, part, write, events, now))
+    from neruba import bootstrap
+
+    return count_limited(usage, bootstrap.limits(), settings, part, write, events, now)
+
+
+def count_limited(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+) -> GateResult:
+    """Count the admitted events of ``write`` with its counters, refuse the rest (module docstring)."""
+    from neruba.dal.dynamo import is_transient
+
+    everything = [e.message_id for e in events]
+    early: list[str] = []  # refused ahead of the transaction (more than it holds)
+    for attempt in range(ATTEMPTS):
+        plan = _plan(limits, settings, write, events, now)
+        adopting = sum(1 + usage.shards for e in plan.admitted if e.held_by != part)  # update + checks
+        budget = max(0, LIMIT - 1 - adopting - len(plan.counters) - len(plan.alerts))
+        kept, ahead = plan.refused[:budget], plan.refused[budget:]
+        if ahead:
+            if not _refuse_ahead(usage, limits, part, write, ahead):
+                return GateResult(CellResult(), early)  # an earlier attempt of this batch decided them
+            early += [e.transaction_id for e in ahead]
+            events = [e for e in events if e not in ahead]
+        extra = [("limit", limits.counter_put(*state)) for state in plan.counters]
+        extra += [("over_limit", _refusal(limits, write, e)) for e in kept]
+        extra += [("alert", _alert_action(write.customer_id, alert, now)) for alert in plan.alerts]
+        try:
+            counted = usage.count_group(part, _admitted_write(write, plan.admitted, part), now, extra)
+        except ExtraConditionError as exc:
+            if exc.args and exc.args[0] == "limit":
+                time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
+                continue
+            return GateResult(CellResult(retry=everything, error=f"refusal not written: {exc}"))
+        except Exception as exc:
+            if is_transient(exc):
+                logger.warning(
+                    "limited usage not counted, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
+                )
+                return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
+            return _isolate(usage, limits, settings, part, write, events, now, exc)
+        if not counted:
+            return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
+        return GateResult(CellResult(counted=True), early + [e.transaction_id for e in kept], plan.alerts)
+    return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+def _refuse_ahead(
+    usage: UsageRepository, limits: LimitsRepository, part: str, write: DayWrite, ahead: list[CellEvent]
+) -> bool:
+    """Refuse the events one transaction cannot hold besides the contribution, before it, each batch of
+    99 on condition that the contribution is not written yet: a refusal is final whatever the counter does
+    next (it only grows between reads, bar negative values), and an earlier attempt that wrote the
+    contribution decided these events already (then nothing is written: False)."""
+    for start in range(0, len(ahead), LIMIT - 1):
+        refusals = [_refusal(limits, write, e) for e in ahead[start : start + LIMIT - 1]]
+        if not limits.refuse_before(part, usage.shards, write.key, refusals):
+            return False
+    return True
+
+
+def _isolate(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+    exc: Exception,
+) -> GateResult:
+    """A write refused for a reason other than a condition (a figure DynamoDB cannot store, a refused
+    request): as ``logic.ingest.cells`` does, each event is counted on its own (``{part}.{n}``, adopting it
+    from the batch that holds it); a single event whose own write is refused is parked ``failed``."""
+    from neruba.dal.usage import AggregateOverflowError
+
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    logger.error("limited usage refused, isolating its events", extra={"batch_id": part, "error": error})
+    if len(events) == 1:
+        (event,) = events
+        reason = "aggregate_overflow" if isinstance(exc, AggregateOverflowError) else "write_refused"
+        parked = usage.park_uncounted(write.customer_id, event.transaction_id, event.held_by, reason, error)
+        return GateResult(CellResult(parked=[event.transaction_id] if parked else [], error=error))
+    merged = GateResult(CellResult(error=error))
+    for n, event in enumerate(events):
+        one = count_limited(usage, limits, settings, f"{part}.{n}", write, [event], now)  # adopts it
+        merged.cell.retry += one.cell.retry
+        merged.cell.parked += one.cell.parked
+        merged.cell.counted = merged.cell.counted or one.cell.counted
+        merged.refused += one.refused
+        merged.alerts += one.alerts
+    return merged
+
+
+def _plan(
+    limits: LimitsRepository, settings: LimitSettings, write: DayWrite, events: list[CellEvent], now: datetime
+) -> _Plan:
+    meter = settings.limits_of(write.meter_code)
+    by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
+    for event in sorted(events, key=lambda e: (e.at, e.transaction_id)):
+        by_period[settings.period(parse_ts(event.at))].append(event)
+    plan = _Plan([], [], [], [])
+    for (start, end), members in sorted(by_period.items()):
+        seen = limits.counter(write.customer_id, write.meter_code, start, end)
+        amounts = [usage_of(write.aggregation, e.value) for e in members]
+        flags = decide(seen.used, meter.hard_cap, amounts)
+        admitted = [e for e, ok in zip(members, flags, strict=True) if ok]
+        plan.admitted += admitted
+        plan.refused += [e for e, ok in zip(members, flags, strict=True) if not ok]
+        if not admitted:
+            continue
+        after = seen.used + sum((a for a, ok in zip(amounts, flags, strict=True) if ok), Decimal(0))
+        levels = meter.thresholds()
+        reached = crossed(seen.used, after, levels, seen.fired)
+        plan.counters.append((seen, after, seen.events + len(admitted), seen.fired | set(reached)))
+        for key in reached:
+            plan.alerts.append(
+                {
+                    "customer_id": write.customer_id,
+                    "meter_code": write.meter_code,
+                    "alert": key,
+                    "kind": {"a": "usage", "soft": "soft_cap", "hard": "hard_cap"}[key.split(":", 1)[0]],
+                    "threshold": levels[key],
+                    "usage": after,
+                    "period_start": iso_z(start),
+                    "period_end": iso_z(end),
+                    "late": end <= now,
+                }
+            )
+    return plan
+
+
+def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> DayWrite:
+    """``write`` holding only the admitted events (adopted ones keep their recount)."""
+    kept = DayWrite(write.customer_id, write.meter_code, write.day, write.aggregation, rules=write.rules)
+    kept.checks = set(write.checks)  # pending items of this batch that may hold the day (dal.pending)
+    for event in admitted:
+        cell = kept.add(event.ref, event.transaction_id, event.at, event.value)
+        cell.late = cell.late or event.late
+        if event.held_by != part:
+            cell.recounts.append(Recount(write.customer_id, event.transaction_id, event.held_by))
+    return kept
+
+
+def _message(write: DayWrite) -> str:
+    return f"the usage of meter {write.meter_code!r} in the period would pass the customer's hard cap"
+
+
+def _refusal(limits: LimitsRepository, write: DayWrite, event: CellEvent) -> dict[str, Any]:
+    return limits.over_limit_update(write.customer_id, event.transaction_id, event.held_by, _message(write))
+
+
+def _alert_action(customer_id: str, alert: dict[str, Any], now: datetime) -> dict[str, Any]:
+    from neruba.logic.webhooks.outbox import event_action
+
+    data = {**alert, "threshold": str(alert["threshold"]), "usage": str(alert["usage"])}
+    return event_action("alert.triggered", customer_id, data, now)

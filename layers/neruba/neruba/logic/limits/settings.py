@@ -1,0 +1,204 @@
+"""Setting and reading a customer's usage limits (admin ``PUT`` / read ``GET /v1/customers/{id}/limits``).
+
+A write replaces the customer's whole settings, on condition that they are still what was read (a write
+landing in between makes it read again), with its audit record (``customer.limits``) and, with an
+``Idempotency-Key``, the record of its answer, in one transaction (``logic.idempotency``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from neruba import bootstrap
+from neruba.dal.transaction import Cancelled
+from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
+from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
+from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
+from neruba.models.limits import UsageLimitsIn
+from neruba.timefmt import iso_z
+
+IDEMPOTENCY_SCOPE = "usage-limits"
+ATTEMPTS = 5
+
+
+def put_limits(
+    customer_id: str,
+    body: UsageLimitsIn,
+    idempotency_key: str | None,
+    by: Actor,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Replace the customer's usage limits (validated); returns the limits as ``get_limits`` shows them."""
+    now = now or datetime.now(UTC)
+    billing, limits = bootstrap.billing_records(), bootstrap.limits()
+    request = fingerprint(body.model_dump(mode="json"), f"limits:{customer_id}")
+    _current(customer_id)  # 404 before any rule of the body
+    settings = _validated(body)
+    text = settings.stored() if settings.meters or settings.features else None
+    for _attempt in range(ATTEMPTS):
+        first = replay(billing, IDEMPOTENCY_SCOPE, idempotency_key, request)
+        if first is not None:
+            return dict(first)
+        before = _current(customer_id)
+        answer = _view(customer_id, settings, now, counted=True)
+        audit = audit_put(
+            bootstrap.audit(),
+            by,
+            "customer.limits",
+            customer_id,
+            customer_id=customer_id,
+            at=now,
+            before=_audited(before),
+            after=_audited(text),
+            reason=body.reason,
+            ticket=body.ticket,
+            idempotency_key=idempotency_key,
+        )
+        records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, answer)
+        try:
+            limits.set_settings(customer_id, text, before, records)
+        except Cancelled:
+            continue  # the settings (or this key's record) changed meanwhile: read again
+        return answer
+    raise ConflictError("The customer's limits kept changing; try again.", code="limits_conflict")
+
+
+def get_limits(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The customer's limits with each meter's usage in the current period."""
+    now = now or datetime.now(UTC)
+    settings = LimitSettings.from_stored(_current(customer_id)) or LimitSettings()
+    return _view(customer_id, settings, now, counted=True)
+
+
+def _current(customer_id: str) -> str | None:
+    try:
+        return bootstrap.limits().settings_text(customer_id)
+    except LookupError:
+        raise NotFoundError(
+            f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id"
+        ) from None
+
+
+def _audited(text: str | None) -> dict[str, Any] | None:
+    import json
+
+    return None if text is None else dict(json.loads(text))
+
+
+def _validated(body: UsageLimitsIn) -> LimitSettings:
+    meters: dict[str, MeterLimits] = {}
+    for i, entry in enumerate(body.meters):
+        param = f"meters.{i}"
+        if entry.meter_code in meters:
+            raise InvalidRequestError(
+                f"Meter {entry.meter_code!r} is listed twice; give each meter's limits once.",
+                code="duplicate_meter",
+                param=f"{param}.meter_code",
+            )
+        _cappable(entry.meter_code, f"{param}.meter_code")
+        if entry.hard_cap is None and entry.soft_cap is None and not entry.alerts:
+            raise InvalidRequestError(
+                "Give a hard_cap, a soft_cap or alerts for each meter listed.",
+                code="limit_empty",
+                param=param,
+            )
+        if entry.hard_cap is not None and entry.soft_cap is not None and entry.soft_cap > entry.hard_cap:
+            raise InvalidRequestError(
+                "The soft_cap must not be above the hard_cap.", code="soft_cap_above_hard_cap", param=param
+            )
+        if len(set(entry.alerts)) != len(entry.alerts):
+            raise InvalidRequestError(
+                "Each alert level may be given once.", code="duplicate_alert", param=f"{param}.alerts"
+            )
+        meters[entry.meter_code] = MeterLimits(
+            entry.hard_cap, entry.soft_cap, tuple(sorted(Decimal(a) for a in entry.alerts))
+        )
+    anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
+    return LimitSettings(anchor, body.interval, meters, _features(body))
+
+
+def _features(body: UsageLimitsIn) -> dict[str, Feature]:
+    features: dict[str, Feature] = {}
+    for i, entry in enumerate(body.features):
+        param = f"features.{i}"
+        if entry.feature in features:
+            raise InvalidRequestError(
+                f"Feature {entry.feature!r} is listed twice.",
+                code="duplicate_feature",
+                param=f"{param}.feature",
+            )
+        if entry.kind == "metered":
+            if entry.meter_code is None or entry.limit is None:
+                raise InvalidRequestError(
+                    "A metered feature needs a meter_code and a limit.",
+                    code="feature_incomplete",
+                    param=param,
+                )
+            _cappable(entry.meter_code, f"{param}.meter_code")
+        elif entry.kind == "static" and entry.value is None:
+            raise InvalidRequestError(
+                "A static feature needs a value.", code="feature_incomplete", param=param
+            )
+        elif entry.meter_code is not None or entry.limit is not None:
+            raise InvalidRequestError(
+                "Only a metered feature takes a meter_code and a limit.",
+                code="feature_incomplete",
+                param=param,
+            )
+        features[entry.feature] = Feature(
+            entry.kind, entry.enabled, entry.value, entry.meter_code, entry.limit
+        )
+    return features
+
+
+def _cappable(code: str, param: str) -> None:
+    """404-free check that a meter exists and is a count or sum meter (400 otherwise)."""
+    meter = bootstrap.catalog().get_meter(code)
+    if meter is None:
+        raise InvalidRequestError(f"No meter {code!r}.", code="meter_not_found", param=param)
+    if meter.aggregation not in CAPPABLE:
+        raise InvalidRequestError(
+            f"Meter {meter.code!r} aggregates by {meter.aggregation}: limits apply to count and sum "
+            "meters only, whose period usage is the running total of their events.",
+            code="limit_aggregation_unsupported",
+            param=param,
+        )
+
+
+def _view(
+    customer_id: str, settings: LimitSettings, now: datetime, *, counted: bool = False
+) -> dict[str, Any]:
+    start, end = settings.period(now)
+    rows = []
+    for code, meter in sorted(settings.meters.items()):
+        used, fired = Decimal(0), set[str]()
+        if counted:
+            counter = bootstrap.limits().counter(customer_id, code, start, end)
+            used, fired = counter.used, counter.fired
+        remaining = None if meter.hard_cap is None else max(Decimal(0), meter.hard_cap - used)
+        rows.append(
+            {
+                "meter_code": code,
+                "hard_cap": _text(meter.hard_cap),
+                "soft_cap": _text(meter.soft_cap),
+                "alerts": [_text(a) for a in meter.alerts],
+                "usage": _text(used),
+                "remaining": _text(remaining),
+                "alerts_fired": sorted(fired),
+            }
+        )
+    return {
+        "object": "usage_limits",
+        "customer_id": customer_id,
+        "period_anchor": iso_z(settings.anchor),
+        "interval": settings.interval,
+        "period_start": iso_z(start),
+        "period_end": iso_z(end),
+        "meters": rows,
+    }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")

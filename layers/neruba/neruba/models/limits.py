@@ -1,0 +1,111 @@
+"""Usage limits of a customer (hard caps, soft caps, alerts) as the API takes and shows them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, Ticket
+
+Interval = Literal["day", "week", "month", "quarter", "year"]
+MAX_METERS = 20
+MAX_ALERTS = 10
+
+
+class MeterLimitIn(BaseModel):
+    """One meter's limits, in the meter's units (a count meter's events, a sum meter's total)."""
+
+    model_config = ConfigDict(extra="forbid")
+    meter_code: str = Field(pattern=CODE_PATTERN)
+    hard_cap: Quantity | None = Field(
+        default=None, description="Events that would take the period's usage past it are refused over_limit."
+    )
+    soft_cap: Quantity | None = Field(
+        default=None, description="Only alerts (alert.triggered, kind soft_cap)."
+    )
+    alerts: list[Quantity] = Field(
+        default_factory=list, max_length=MAX_ALERTS, description="Usage levels that fire alert.triggered."
+    )
+
+
+class FeatureIn(BaseModel):
+    """A feature the customer is entitled to: on or off (``boolean``), a value (``static``), or an
+    allowance of a count or sum meter's usage per limit period (``metered``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    feature: str = Field(pattern=CODE_PATTERN)
+    kind: Literal["boolean", "static", "metered"]
+    enabled: bool = Field(default=True, description="boolean: whether the customer has the feature.")
+    value: str | None = Field(default=None, max_length=256, description="static: the value granted.")
+    meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
+    limit: Quantity | None = Field(default=None, description="metered: the allowance per period.")
+
+
+class UsageLimitsIn(BaseModel):
+    """Replaces every usage limit of the customer (an empty ``meters`` removes them)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "interval": "month",
+                    "meters": [{"meter_code": "api_calls", "hard_cap": "1000", "alerts": ["800"]}],
+                    "reason": "plan limit",
+                }
+            ]
+        },
+    )
+    period_anchor: AwareInstant | None = Field(
+        default=None,
+        description="Where the limit periods start (default: calendar periods in UTC, from 2000-01-01).",
+    )
+    interval: Interval = "month"
+    meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
+    features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)
+    reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
+    ticket: Ticket = None
+
+
+class MeterLimitView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    meter_code: str
+    hard_cap: str | None
+    soft_cap: str | None
+    alerts: list[str]
+    usage: str = Field(description="The meter's usage in the current period, as counted so far.")
+    remaining: str | None = Field(description="Until the hard cap (None without one).")
+    alerts_fired: list[str] = Field(description="Levels that fired in the current period.")
+
+
+class UsageLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["usage_limits"]
+    customer_id: str
+    period_anchor: str
+    interval: Interval
+    period_start: str
+    period_end: str
+    meters: list[MeterLimitView]
+
+
+class Entitlement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["entitlement"]
+    customer_id: str
+    feature: str
+    kind: Literal["boolean", "static", "metered"]
+    access: bool = Field(description="Whether the customer may use the feature now.")
+    value: str | None = Field(description="static: the value granted.")
+    meter_code: str | None
+    usage: str | None = Field(description="metered: the usage in the current period.")
+    limit: str | None
+    remaining: str | None
+    resets_at: str | None = Field(description="metered: when the period (and the usage) resets.")
+
+
+class EntitlementList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["list"]
+    data: list[Entitlement]
