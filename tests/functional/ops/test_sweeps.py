@@ -171,8 +171,10 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
     # THEN each check is in the stored report; the failure is reported and the others ran
     from neruba.dal.ops import OpsRepository
 
-    report = OpsRepository(get_settings().ops_table).get_sweep_report(result["id"])
-    assert report is not None and report["status"] == "failed" and report["trigger"] == "schedule"
+    stored = OpsRepository(get_settings().ops_table).get_sweep_report(result["id"])
+    assert stored is not None
+    report = stored.document
+    assert report["status"] == "failed" and report["trigger"] == "schedule"
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["broken"]["error"] == "RuntimeError: boom"
     assert by_name["extra"]["repairs"] == [{"posting_id": "p1"}] and report["repaired"] == 1

@@ -47,6 +47,21 @@ def _migration(item: dict[str, Any]) -> MigrationRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """A stored sweep report (or its list entry, a summary): its id, when it started (stored text), its
+    status, and ``document``, the report (or summary) as stored, which the admin API answers."""
+
+    id: str
+    started_at: str
+    status: str | None
+    document: dict[str, Any]
+
+
+def _sweep_report(doc: dict[str, Any]) -> SweepReport:
+    return SweepReport(str(doc["id"]), str(doc.get("started_at")), doc.get("status"), doc)
+
+
 class InvalidSweepCursorError(ValueError):
     """A ``starting_after`` that is not a sweep id this API returned."""
 
@@ -91,7 +106,7 @@ class OpsRepository:
             ]
         ).commit()
 
-    def get_sweep_report(self, sweep_id: str) -> dict[str, Any] | None:
+    def get_sweep_report(self, sweep_id: str) -> SweepReport | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"SWEEP#{sweep_id}"}, "sk": {"S": "#"}},
@@ -99,10 +114,9 @@ class OpsRepository:
         )
         if "Item" not in response:
             return None
-        report: dict[str, Any] = jsonutil.loads(from_item(response["Item"])["report"])
-        return report
+        return _sweep_report(jsonutil.loads(from_item(response["Item"])["report"]))
 
-    def list_sweeps(self, limit: int, starting_after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+    def list_sweeps(self, limit: int, starting_after: str | None = None) -> tuple[list[SweepReport], bool]:
         """Sweep summaries, newest first; ``starting_after`` is the id of the last one already seen."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -115,12 +129,14 @@ class OpsRepository:
             last = self.get_sweep_report(starting_after)
             if last is None:
                 raise InvalidSweepCursorError(starting_after)
-            sk = f"{last['started_at']}#{starting_after}"
+            sk = f"{last.started_at}#{starting_after}"
             request["ExclusiveStartKey"] = {"pk": {"S": SWEEP_LIST_PK}, "sk": {"S": sk}}
-        items: list[dict[str, Any]] = []
+        items: list[SweepReport] = []
         while len(items) <= limit:
             response = client("dynamodb").query(**request)
-            items.extend(jsonutil.loads(from_item(i)["summary"]) for i in response.get("Items", []))
+            items.extend(
+                _sweep_report(jsonutil.loads(from_item(i)["summary"])) for i in response.get("Items", [])
+            )
             if "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -93,12 +93,13 @@ def list_sweeps(
     from neruba.dal.ops import InvalidSweepCursorError
 
     try:
-        data, has_more = bootstrap.ops().list_sweeps(limit, starting_after)
+        found, has_more = bootstrap.ops().list_sweeps(limit, starting_after)
     except InvalidSweepCursorError as exc:
         raise InvalidRequestError(
             "starting_after is not a sweep id.", code="invalid_cursor", param="starting_after"
         ) from exc
-    next_cursor = data[-1]["id"] if has_more and data else None
+    next_cursor = found[-1].id if has_more and found else None
+    data = [summary.document for summary in found]
     return json_response({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor})
 
 
@@ -114,4 +115,4 @@ def get_sweep(sweep_id: Annotated[str, Path(pattern=SWEEP_ID_PATTERN)]) -> Respo
     report = bootstrap.ops().get_sweep_report(sweep_id)
     if report is None:
         raise NotFoundError(f"No sweep {sweep_id}.", code="sweep_not_found", param="sweep_id")
-    return json_response(report)
+    return json_response(report.document)
