@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from neruba.dal.thresholds import BilledLine, PeriodThresholds, ThresholdInvoiceRef
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import exact_sum
+from neruba.domain.phases import Timeline
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.corrections import issue_now
 from neruba.logic.billing.discounts import price_lines, rates_for
@@ -113,13 +114,11 @@ def evaluate_customer(
     found = []
     for sub in ctx.plans.customer_subscriptions(customer_id):
         if sub.status in ("active", "trialing"):
-            found.append(evaluate_subscription(ctx, sub.document, threshold, now))
+            found.append(evaluate_subscription(ctx, sub.timeline, threshold, now))
     return found
 
 
-def open_window(
-    ctx: Billing, state: BillingState, subscription: dict[str, Any], now: datetime
-) -> Window | None:
+def open_window(ctx: Billing, state: BillingState, subscription: Timeline, now: datetime) -> Window | None:
     """The usage window of the period containing ``now`` when it is the state's next window (billing is
     caught up); None otherwise."""
     if state.status != "active":
@@ -139,11 +138,11 @@ def open_window(
 
 
 def evaluate_subscription(
-    ctx: Billing, subscription: dict[str, Any], threshold_minor: int, now: datetime
+    ctx: Billing, subscription: Timeline, threshold_minor: int, now: datetime
 ) -> Evaluation:
     """Issue the subscription's next threshold invoice if what its open period has not invoiced yet
     reaches ``threshold_minor`` (see the module docstring)."""
-    subscription_id = str(subscription["id"])
+    subscription_id = str(subscription.id)
     state = ctx.billing.state(subscription_id)
     window = open_window(ctx, state, subscription, now) if state is not None else None
     if state is None or window is None:
@@ -152,7 +151,7 @@ def evaluate_subscription(
     if record is not None and record.invoices:
         _finish(ctx, record.invoices[-1].invoice_id, now)  # a first attempt may have stopped before it
     record = record or PeriodThresholds(
-        subscription_id, str(subscription["customer_id"]), ts(window.start), ts(window.end)
+        subscription_id, str(subscription.customer_id), ts(window.start), ts(window.end)
     )
     rated = rated_to(ctx, subscription, window, now)
     pending = sum(int(line["amount_minor"]) for line in rated) - record.billed_minor
@@ -178,9 +177,7 @@ def _finish(ctx: Billing, invoice_id: str, now: datetime) -> None:
         issue_now(ctx, invoice_id, now)
 
 
-def rated_to(
-    ctx: Billing, subscription: dict[str, Any], window: Window, cut: datetime
-) -> list[dict[str, Any]]:
+def rated_to(ctx: Billing, subscription: Timeline, window: Window, cut: datetime) -> list[dict[str, Any]]:
     """The lines a threshold invoice bills early: the period's usage lines rated with usage to ``cut``
     (hours starting before it), as the upcoming-invoice preview rates them."""
     from neruba.logic.pricing.rating import rate_window
@@ -232,7 +229,7 @@ def _increment(
 
 def threshold_invoice(
     ctx: Billing,
-    subscription: dict[str, Any],
+    subscription: Timeline,
     window: Window,
     record: PeriodThresholds,
     rated: list[dict[str, Any]],
@@ -243,7 +240,7 @@ def threshold_invoice(
     """The next threshold invoice of the period and every action of its one transaction."""
     n = record.count + 1
     invoice_id = invoice_id_for(f"{window.window_id}:threshold:{n}")
-    customer_id, currency = str(subscription["customer_id"]), str(subscription["currency"])
+    customer_id, currency = str(subscription.customer_id), str(subscription.currency)
     lines = increment_lines(rated, record, now)
     rates = rates_for(ctx.billing.discounts, customer_id)  # taxed as any invoice; discounts: period end
     if rates:
