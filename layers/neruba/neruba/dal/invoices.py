@@ -31,7 +31,7 @@ from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
-JSON_FIELDS = ("lines", "applications", "stripe", "window")
+JSON_FIELDS = ("lines", "applications", "stripe", "window", "credit_notes", "line_credits", "completeness")
 SEQUENCE = "INV"
 STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"finalized", "void"}),

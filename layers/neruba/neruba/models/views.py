@@ -979,3 +979,77 @@ class DeadLetterQueueList(Page[DeadLetterQueue]):
 
 class AlarmList(Page[Alarm]):
     """Every alarm of the stack in ALARM (one page)."""
+
+
+class CreditedInvoiceLine(Closed):
+    kind: str | None
+    quantity: str | None
+    amount_minor: Minor
+
+
+class CreditNoteLine(Closed):
+    """What a credit note takes from one invoice line."""
+
+    line_id: str
+    amount_minor: Minor
+    quantity: str | None
+    description: str | None
+    invoice_line: CreditedInvoiceLine
+
+
+class CreditNote(Closed):
+    """A credit note against a finalized invoice (docs/billing.md, "Credit notes"); its four amounts add
+    up to ``amount_minor``."""
+
+    id: str = Field(examples=["cn_0123456789abcdef01234567"])
+    object: Literal["credit_note"]
+    number: str = Field(examples=["CN-000001"])
+    status: Literal["issued"]
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: Minor
+    pre_payment_amount_minor: Minor
+    credit_amount_minor: Minor
+    refund_amount_minor: Minor
+    out_of_band_amount_minor: Minor
+    lines: list[CreditNoteLine]
+    reason: str
+    ticket: str | None
+    memo: str | None
+    posting_id: str
+    created_at: str
+    stripe: dict[str, Any] | None = None
+
+
+class CreditNoteList(Page[CreditNote]):
+    """An invoice's credit notes, oldest first (one page: has_more is always false)."""
+
+
+class PostingEntryView(Closed):
+    account: str
+    debit_minor: Minor
+    credit_minor: Minor
+
+
+class CreditNotePosting(Closed):
+    posting_id: str
+    entries: list[PostingEntryView]
+
+
+class ExplainedCreditNoteLine(CreditNoteLine):
+    original: dict[str, Any] | None
+
+
+class CreditNoteExplanation(Closed):
+    """Each credited line with the invoice line it takes from, and the ledger posting."""
+
+    object: Literal["credit_note_explanation"]
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    amount_minor: Minor
+    lines: list[ExplainedCreditNoteLine]
+    posting: CreditNotePosting

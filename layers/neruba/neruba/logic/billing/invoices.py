@@ -63,7 +63,7 @@ def get_invoice(repo: InvoicesRepository, invoice_id: str) -> Invoice:
 
 def public(invoice: Invoice) -> dict[str, Any]:
     """The invoice as the API shows it (internal bookkeeping fields left out)."""
-    hidden = {"window", "rev", "finalize_at", "seq"}
+    hidden = {"window", "rev", "finalize_at", "seq", "cn_rev", "line_credits"}
     doc = {k: v for k, v in invoice.document.items() if k not in hidden}
     doc["object"] = "invoice"
     doc["revision"] = invoice.rev

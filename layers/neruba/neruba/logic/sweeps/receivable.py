@@ -46,7 +46,9 @@ def invoice_owed(invoice: Invoice) -> int:
     """
     if invoice.status == "void":
         return 0
-    return invoice.total_minor - paid_level(invoice)
+    doc = invoice.document  # credit notes take off what was due and what they gave as customer credit
+    credited = int(doc.get("pre_payment_credited_minor") or 0) + int(doc.get("credited_balance_minor") or 0)
+    return invoice.total_minor - paid_level(invoice) - credited
 
 
 def status_problem(invoice: Invoice) -> str | None:
