@@ -580,6 +580,69 @@ class OneOffCharge(_Model):
     voided_at: str | None
 
 
+class CreditedInvoiceLine(_Model):
+    kind: str | None
+    quantity: str | None
+    amount_minor: int
+
+
+class CreditNoteLine(_Model):
+    line_id: str
+    amount_minor: int
+    quantity: str | None
+    description: str | None
+    invoice_line: CreditedInvoiceLine
+
+
+class CreditNote(_Model):
+    object: Literal["credit_note"]
+    id: str
+    number: str
+    status: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: int
+    pre_payment_amount_minor: int
+    credit_amount_minor: int
+    refund_amount_minor: int
+    out_of_band_amount_minor: int
+    lines: list[CreditNoteLine]
+    reason: str
+    ticket: str | None
+    memo: str | None
+    posting_id: str
+    created_at: str
+    stripe: dict[str, Any] | None = None
+
+
+class ExplainedCreditNoteLine(CreditNoteLine):
+    original: dict[str, Any] | None
+
+
+class PostingEntryView(_Model):
+    account: str
+    debit_minor: int
+    credit_minor: int
+
+
+class CreditNotePosting(_Model):
+    posting_id: str
+    entries: list[PostingEntryView]
+
+
+class CreditNoteExplanation(_Model):
+    object: Literal["credit_note_explanation"]
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    amount_minor: int
+    lines: list[ExplainedCreditNoteLine]
+    posting: CreditNotePosting
+
+
 # --- operations ------------------------------------------------------------------------------------
 
 
@@ -722,6 +785,7 @@ WebhookEventType = Literal[
     "invoice.paid",
     "invoice.payment_failed",
     "invoice.updated",
+    "credit_note.created",
     "credit_grant.created",
     "credit_grant.expired",
     "credit_grant.voided",
@@ -836,6 +900,22 @@ class InvoicePreviousAttributes(_Model):
 
 class InvoiceUpdatedData(InvoiceData):
     previous_attributes: InvoicePreviousAttributes
+
+
+class CreditNoteData(_Model):
+    id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: int
+    pre_payment_amount_minor: int
+    credit_amount_minor: int
+    refund_amount_minor: int
+    out_of_band_amount_minor: int
+    reason: str
+    created_at: datetime
 
 
 class CreditGrantData(_Model):
@@ -975,6 +1055,10 @@ class InvoiceUpdatedEvent(_EventEnvelope[InvoiceUpdatedData]):
     type: Literal["invoice.updated"]
 
 
+class CreditNoteCreatedEvent(_EventEnvelope[CreditNoteData]):
+    type: Literal["credit_note.created"]
+
+
 class CreditGrantCreatedEvent(_EventEnvelope[CreditGrantData]):
     type: Literal["credit_grant.created"]
 
@@ -1035,6 +1119,7 @@ WebhookEvent = (
     | InvoicePaidEvent
     | InvoicePaymentFailedEvent
     | InvoiceUpdatedEvent
+    | CreditNoteCreatedEvent
     | CreditGrantCreatedEvent
     | CreditGrantExpiredEvent
     | CreditGrantVoidedEvent
@@ -1122,6 +1207,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class CreditNoteList(_List):
+    data: list[CreditNote]
 
 
 class AuditRecordList(_List):

@@ -52,6 +52,9 @@ class Invoices(Resource[M]):
     list = paginated(r.list_invoices)
     retrieve = endpoint(r.get_invoice)
     explain = endpoint(r.explain_invoice)
+    credit_notes = paginated(r.list_invoice_credit_notes)
+    credit_note = endpoint(r.get_credit_note)
+    explain_credit_note = endpoint(r.explain_credit_note)
 
 
 class Admin(Resource[M]):
@@ -72,6 +75,7 @@ class Admin(Resource[M]):
     create_one_off_charge = endpoint(r.create_one_off_charge)
     one_off_charges = paginated(r.list_one_off_charges)
     void_one_off_charge = endpoint(r.void_one_off_charge)
+    create_credit_note = endpoint(r.create_credit_note)
     stripe_events = paginated(r.list_stripe_events)
     stripe_event = endpoint(r.get_stripe_event)
     replay_stripe_event = endpoint(r.replay_stripe_event)

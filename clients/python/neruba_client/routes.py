@@ -404,6 +404,18 @@ def get_invoice(invoice_id: str) -> Operation[m.Invoice]: ...
 def explain_invoice(invoice_id: str) -> Operation[m.InvoiceExplanation]: ...
 
 
+@route("GET", "/v1/invoices/{invoice_id}/credit-notes", m.CreditNoteList, listing=True)
+def list_invoice_credit_notes(invoice_id: str) -> ListOperation[m.CreditNoteList, m.CreditNote]: ...
+
+
+@route("GET", "/v1/credit-notes/{credit_note_id}", m.CreditNote)
+def get_credit_note(credit_note_id: str) -> Operation[m.CreditNote]: ...
+
+
+@route("GET", "/v1/credit-notes/{credit_note_id}/explain", m.CreditNoteExplanation)
+def explain_credit_note(credit_note_id: str) -> Operation[m.CreditNoteExplanation]: ...
+
+
 # --- operator routes (/admin, an admin key) --------------------------------------------------------
 
 
@@ -589,6 +601,27 @@ def void_one_off_charge(
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.OneOffCharge]: ...
+
+
+@route(
+    "POST",
+    "/admin/invoices/{invoice_id}/credit-notes",
+    m.CreditNote,
+    body="CreditNoteCreate",
+    idempotency_key=True,
+)
+def create_credit_note(
+    invoice_id: str,
+    *,
+    reason: str,
+    lines: Sequence[Mapping[str, Any]] | None = None,
+    credit_amount_minor: int | None = None,
+    refund_amount_minor: int | None = None,
+    out_of_band_amount_minor: int | None = None,
+    memo: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.CreditNote]: ...
 
 
 @route("GET", "/admin/stripe-events", m.StripeEventList, listing=True)

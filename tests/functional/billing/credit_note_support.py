@@ -48,7 +48,9 @@ def pay(world: World, invoice_id: str, amount: int, payment_id: str = "ch_1") ->
     before = paid_level(invoice)
     due = amount_due(invoice)
     after = before + amount
-    plan = PaymentPlan(amount, invoice.status, "paid" if after >= due else invoice.status, before, after, due - after)
+    plan = PaymentPlan(
+        amount, invoice.status, "paid" if after >= due else invoice.status, before, after, due - after
+    )
     result = LedgerEffects(world.ctx.ledger, world.ctx.invoices).invoice_paid(
         invoice_id=invoice_id, customer_id="acme", currency="USD", amount_minor=amount,
         stripe_invoice_id="in_stripe", payment_id=payment_id, idempotency_key=f"stripe:payment:{payment_id}",
@@ -63,7 +65,9 @@ def refund(invoice_id: str, amount: int, key: str = "r-1", payment_id: str | Non
     from neruba.logic.ledger.admin import refund as refund_action
     from neruba.models.ledger import RefundCreate
 
-    stores = Stores(bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get)
+    stores = Stores(
+        bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+    )
     body = RefundCreate(amount_minor=amount, invoice_id=None if payment_id else invoice_id,
                         payment_id=payment_id, reason="refunded by hand")  # fmt: skip
     return refund_action(stores, Operator("key:test", None, key), "acme", body)

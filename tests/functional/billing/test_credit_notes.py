@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from neruba.errors import ConflictError
 from neruba.settings import get_settings
 from tests.functional.billing.conftest import World, ledger
 from tests.functional.billing.credit_note_support import issue, pay, refund
@@ -69,7 +70,11 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
 
     assert status == 201, note
     assert again == (201, note)
-    assert (note["number"], note["amount_minor"], note["pre_payment_amount_minor"]) == ("CN-000001", 1500, 1500)
+    assert (note["number"], note["amount_minor"], note["pre_payment_amount_minor"]) == (
+        "CN-000001",
+        1500,
+        1500,
+    )
     assert [(line["line_id"], line["amount_minor"], line["quantity"]) for line in note["lines"]] == [
         ("a", 1000, "10"),
         ("b", 500, "1"),
@@ -84,7 +89,9 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
     assert [n["id"] for n in listed["data"]] == [note["id"]]
     explained = get(api, f"/v1/credit-notes/{note['id']}/explain", credit_note_id=note["id"])
     assert [line["original"]["line_id"] for line in explained["lines"]] == ["a", "b"]
-    assert sorted((e["account"], e["debit_minor"], e["credit_minor"]) for e in explained["posting"]["entries"]) == [
+    assert sorted(
+        (e["account"], e["debit_minor"], e["credit_minor"]) for e in explained["posting"]["entries"]
+    ) == [
         ("receivable", 0, 1500),
         ("revenue", 1500, 0),
     ]
@@ -99,7 +106,9 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
 
 def test_by_quantity_rounds_half_up_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
     inv = issue(world, [("a", 1000, "3")])
-    amounts = [credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"q{n}")[1] for n in range(3)]
+    amounts = [
+        credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"q{n}")[1] for n in range(3)
+    ]
     assert [n["amount_minor"] for n in amounts] == [333, 333, 334]
     assert [n["number"] for n in amounts] == ["CN-000001", "CN-000002", "CN-000003"]
     status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="q4")
@@ -112,7 +121,7 @@ def test_a_line_never_gives_more_than_it_has_left(world: World, api: Any) -> Non
     assert credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 300}]}, key="k1")[0] == 201
     status, refused = credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 201}]}, key="k2")
     assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
-    status, note = credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 200}]}, key="k3")
+    status, _ = credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 200}]}, key="k3")
     assert status == 201 and invoice(api, inv)["amount_remaining_minor"] == 1000
     # the whole invoice now means what is left of it
     status, rest = credit(api, inv, {}, key="k4")
@@ -129,7 +138,7 @@ def test_a_paid_invoice_credits_to_the_customer_balance_and_refunds_then_stop(wo
     assert (note["pre_payment_amount_minor"], note["credit_amount_minor"]) == (0, 400)
     assert balances()["receivable"] == -400  # a balance in the customer's favour
     # the neighbour: a refund may no longer give back the 400 credited as balance
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ConflictError) as refused:
         refund(inv, 700)
     assert getattr(refused.value, "code", None) == "refund_exceeds_refundable"
     refund(inv, 600)
@@ -166,13 +175,20 @@ def test_the_paid_part_can_be_refunded_or_returned_out_of_band(world: World, api
     [
         ({}, None, (400, "idempotency_key_required")),
         ({"lines": [{"line_id": "zz", "amount_minor": 1}]}, "k", (400, "invoice_line_not_found")),
-        ({"lines": [{"line_id": "a", "amount_minor": 1, "quantity": "1"}]}, "k", (400, "credit_note_line_amount_required")),
+        (
+            {"lines": [{"line_id": "a", "amount_minor": 1, "quantity": "1"}]},
+            "k",
+            (400, "credit_note_line_amount_required"),
+        ),
         ({"lines": [{"line_id": "a"}]}, "k", (400, "credit_note_line_amount_required")),
         ({"lines": [{"line_id": "a", "amount_minor": 0}]}, "k", (400, "amount_not_positive")),
         ({"lines": [{"line_id": "n", "amount_minor": 1}]}, "k", (400, "line_not_creditable")),
         ({"lines": []}, "k", (400, "credit_note_lines_required")),
-        ({"lines": [{"line_id": "b", "amount_minor": 1}, {"line_id": "b", "amount_minor": 1}]}, "k",
-         (400, "credit_note_line_repeated")),
+        (
+            {"lines": [{"line_id": "b", "amount_minor": 1}, {"line_id": "b", "amount_minor": 1}]},
+            "k",
+            (400, "credit_note_line_repeated"),
+        ),
         ({"lines": [{"line_id": "a", "amount_minor": 1001}]}, "k", (409, "credit_note_exceeds_creditable")),
         ({"refund_amount_minor": 5}, "k", (400, "credit_note_split_mismatch")),
     ],
@@ -308,8 +324,8 @@ def test_a_refund_racing_a_credit_note_for_the_paid_amount_never_takes_back_more
         real(unit)
 
     monkeypatch.setattr(credit_notes, "commit", refund_first)
-    with pytest.raises(Exception) as refused:
-        credit_notes.create_credit_note(world.ctx, inv, _body({"lines": [{"line_id": "a", "amount_minor": 500}]}),
-                                        "key:a", "k1")  # fmt: skip
+    body = _body({"lines": [{"line_id": "a", "amount_minor": 500}]})
+    with pytest.raises(ConflictError) as refused:
+        credit_notes.create_credit_note(world.ctx, inv, body, "key:a", "k1")
     assert getattr(refused.value, "code", None) == "credit_note_exceeds_creditable"
     assert_consistent(world)

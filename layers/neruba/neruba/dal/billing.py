@@ -11,6 +11,7 @@ Items (``pk`` / ``sk``):
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
+- ``CN#{id}`` / ``#`` and ``SEQ#CN`` - credit notes and their numbers (dal/credit_notes.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -30,6 +31,7 @@ from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
+    from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.one_offs import OneOffRepository
 
 DUE_INDEX = "by-due"
@@ -170,6 +172,13 @@ class BillingRepository:
         from neruba.dal.one_offs import OneOffRepository
 
         return OneOffRepository(self.table_name)
+
+    @property
+    def credit_notes(self) -> CreditNotesRepository:
+        """The credit notes, stored in this table (``dal.credit_notes``)."""
+        from neruba.dal.credit_notes import CreditNotesRepository
+
+        return CreditNotesRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

@@ -20,7 +20,6 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.dynamo import from_item, plain, to_item
-from neruba.dal.invoices import format_number
 
 SEQUENCE = "CN"
 JSON_FIELDS = ("lines", "split", "posting", "stripe", "metadata")
@@ -61,7 +60,7 @@ class CreditNotesRepository:
     # ---------------------------------------------------------------- transaction actions
     def number_item(self, current: int) -> tuple[str, dict[str, Any]]:
         """The next number after ``current`` (the value read) and the counter move, conditional on it."""
-        return format_number(SEQUENCE, current + 1), {
+        return f"{SEQUENCE}-{current + 1:06d}", {
             "Update": {
                 "TableName": self.table_name,
                 "Key": to_item({"pk": f"SEQ#{SEQUENCE}", "sk": "#"}),

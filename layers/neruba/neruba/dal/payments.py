@@ -117,7 +117,9 @@ class PaymentsRepository:
             amount_minor,
         )
 
-    def credit_note_item(self, record: PaymentRecord, refund_minor: int, credited_minor: int) -> dict[str, Any]:
+    def credit_note_item(
+        self, record: PaymentRecord, refund_minor: int, credited_minor: int
+    ) -> dict[str, Any]:
         """A credit note's part taken back from this payment: ``refund_minor`` refunded, ``credited_minor``
         given as customer credit or returned out of band; conditional like a refund on the sum."""
         return {

@@ -20,7 +20,8 @@ split into ``credit`` (a balance in the customer's favour), ``refund`` (money se
 
 Example:
     >>> lines = [LineState("a", 1000, Decimal(10)), LineState("b", 500, None)]
-    >>> [(c.line_id, c.amount_minor, c.quantity) for c in credit_lines(lines, [LineRequest("a", quantity=Decimal(3))], 1500)]
+    >>> taken = credit_lines(lines, [LineRequest("a", quantity=Decimal(3))], 1500)
+    >>> [(c.line_id, c.amount_minor, c.quantity) for c in taken]
     [('a', 300, Decimal('3'))]
     >>> split_amount(800, remaining_due=300, refundable=1200)
     Split(pre_payment=300, credit=500, refund=0, out_of_band=0)
@@ -124,7 +125,9 @@ def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
             param=param,
         )
     if quantity <= 0:
-        raise CreditNoteRuleError("A credited quantity must be positive.", code="quantity_not_positive", param=param)
+        raise CreditNoteRuleError(
+            "A credited quantity must be positive.", code="quantity_not_positive", param=param
+        )
     if quantity > left:
         raise CreditNoteRuleError(
             f"Line {line.line_id!r} has {left} units left to credit; {quantity} asked.",
@@ -157,7 +160,9 @@ def _one(line: LineState, index: int, request: LineRequest) -> CreditedLine:
     assert request.amount_minor is not None
     param = f"lines[{index}].amount_minor"
     if request.amount_minor <= 0:
-        raise CreditNoteRuleError("A credited amount must be positive.", code="amount_not_positive", param=param)
+        raise CreditNoteRuleError(
+            "A credited amount must be positive.", code="amount_not_positive", param=param
+        )
     if request.amount_minor > line.remaining_minor:
         raise CreditNoteRuleError(
             f"Line {line.line_id!r} has {line.remaining_minor} left to credit; {request.amount_minor} asked.",
@@ -251,7 +256,11 @@ def split_amount(
             param="lines",
             conflict=True,
         )
-    parts = {"credit_amount_minor": credit, "refund_amount_minor": refund, "out_of_band_amount_minor": out_of_band}
+    parts = {
+        "credit_amount_minor": credit,
+        "refund_amount_minor": refund,
+        "out_of_band_amount_minor": out_of_band,
+    }
     for name, value in parts.items():
         if value is not None and value < 0:
             raise CreditNoteRuleError(f"{name} must not be negative.", code="amount_not_positive", param=name)
@@ -261,7 +270,8 @@ def split_amount(
     if given != post:
         raise CreditNoteRuleError(
             f"Of this credit note, {pre} lowers what is still due and {post} was already paid; "
-            f"credit_amount_minor + refund_amount_minor + out_of_band_amount_minor must be {post}, not {given}.",
+            "credit_amount_minor + refund_amount_minor + out_of_band_amount_minor must be "
+            f"{post}, not {given}.",
             code="credit_note_split_mismatch",
             param="credit_amount_minor",
         )

@@ -112,7 +112,9 @@ class CreditNoteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lines: list[CreditNoteLineIn] | None = Field(
-        default=None, max_length=MAX_CREDIT_NOTE_LINES, description="Lines to credit; none: the whole invoice."
+        default=None,
+        max_length=MAX_CREDIT_NOTE_LINES,
+        description="Lines to credit; none: the whole invoice.",
     )
     credit_amount_minor: StrictInt | None = Field(
         default=None, description="Of the part already paid: given as a balance in the customer's favour."

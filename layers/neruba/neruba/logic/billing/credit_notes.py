@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
-from neruba.dal.credit_notes import CreditNotesRepository
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credit_notes import (
     CreditedLine,
@@ -47,6 +46,7 @@ from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import iso, ts
 
 if TYPE_CHECKING:
+    from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.invoices import Invoice
     from neruba.domain.payments import PaymentRecord
     from neruba.logic.billing.context import Billing
@@ -58,7 +58,8 @@ ATTEMPTS = 5
 
 
 def repository(ctx: Billing) -> CreditNotesRepository:
-    return CreditNotesRepository(ctx.invoices.table_name)
+    """The credit notes, stored next to the invoices."""
+    return ctx.billing.credit_notes
 
 
 def _dec(value: Any) -> Decimal:
@@ -87,7 +88,9 @@ def _refuse_status(invoice: Invoice) -> None:
             code="invoice_not_finalized",
         )
     if invoice.status not in CREDITABLE:
-        raise ConflictError(f"Invoice {invoice.id} is {invoice.status}; it cannot be credited.", code="invoice_void")
+        raise ConflictError(
+            f"Invoice {invoice.id} is {invoice.status}; it cannot be credited.", code="invoice_void"
+        )
 
 
 def _rule(exc: CreditNoteRuleError) -> Exception:
@@ -123,7 +126,9 @@ def _decide(
     return taken, split
 
 
-def posting(invoice: Invoice, credit_note_id: str, number: str, split: Split, at: datetime, actor: str) -> Posting:
+def posting(
+    invoice: Invoice, credit_note_id: str, number: str, split: Split, at: datetime, actor: str
+) -> Posting:
     """The credit note's ledger posting (see the module docstring)."""
     entries = [debit("revenue", split.total)]
     if split.pre_payment + split.credit:
@@ -193,12 +198,18 @@ def _invoice_changes(
     changes: dict[str, Any] = {
         "credited_minor": int(current.get("credited_minor") or 0) + split.total,
         "pre_payment_credited_minor": pre,
-        "post_payment_credited_minor": int(current.get("post_payment_credited_minor") or 0) + split.post_payment,
+        "post_payment_credited_minor": int(current.get("post_payment_credited_minor") or 0)
+        + split.post_payment,
         "credited_balance_minor": int(current.get("credited_balance_minor") or 0) + split.credit,
         "line_credits": line_credits,
         "credit_notes": [
             *(current.get("credit_notes") or []),
-            {"id": doc["id"], "number": doc["number"], "amount_minor": split.total, "created_at": doc["created_at"]},
+            {
+                "id": doc["id"],
+                "number": doc["number"],
+                "amount_minor": split.total,
+                "created_at": doc["created_at"],
+            },
         ],
         "amount_remaining_minor": max(due - paid, 0),
     }
@@ -218,7 +229,13 @@ def _event(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def _attempt(
-    ctx: Billing, invoice_id: str, body: CreditNoteCreate, who: idempotency.Actor, key: str, fp: str, now: datetime
+    ctx: Billing,
+    invoice_id: str,
+    body: CreditNoteCreate,
+    who: idempotency.Actor,
+    key: str,
+    fp: str,
+    now: datetime,
 ) -> dict[str, Any]:
     invoice = get_invoice(ctx.invoices, invoice_id)
     _refuse_status(invoice)
