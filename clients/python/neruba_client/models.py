@@ -643,6 +643,52 @@ class CreditNoteExplanation(_Model):
     posting: CreditNotePosting
 
 
+class HourRange(_Model):
+    start: str
+    end: str
+    hours: int
+
+
+class CompletenessAtFinalization(_Model):
+    complete: list[HourRange]
+    open: list[HourRange]
+    complete_hours: int
+    open_hours: int
+
+
+class LateEventCarrier(_Model):
+    invoice_id: str
+    number: str | None
+    kind: str | None
+
+
+class LateDifference(_Model):
+    line_id: str
+    quantity: str | None
+    amount_minor: int
+    status: Literal["pending", "applied"]
+    recorded_at: str | None
+    applied_to: LateEventCarrier | None
+
+
+class InvoiceCompleteness(_Model):
+    object: Literal["invoice_completeness"]
+    invoice_id: str
+    number: str | None
+    status: str
+    kind: str | None
+    rated_usage: bool
+    period_start: str
+    period_end: str
+    finalized_at: str | None
+    late_event_horizon_hours: int
+    at_finalization: CompletenessAtFinalization
+    closes_at: str | None
+    closed_now: bool
+    late_events: list[LateDifference]
+    late_amount_minor: int
+
+
 # --- operations ------------------------------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ class Invoices(Resource[M]):
     list = paginated(r.list_invoices)
     retrieve = endpoint(r.get_invoice)
     explain = endpoint(r.explain_invoice)
+    completeness = endpoint(r.invoice_completeness)
     credit_notes = paginated(r.list_invoice_credit_notes)
     credit_note = endpoint(r.get_credit_note)
     explain_credit_note = endpoint(r.explain_credit_note)

@@ -1053,3 +1053,54 @@ class CreditNoteExplanation(Closed):
     amount_minor: Minor
     lines: list[ExplainedCreditNoteLine]
     posting: CreditNotePosting
+
+
+class HourRange(Closed):
+    start: str
+    end: str
+    hours: int
+
+
+class CompletenessAtFinalization(Closed):
+    complete: list[HourRange]
+    open: list[HourRange]
+    complete_hours: int
+    open_hours: int
+
+
+class LateEventCarrier(Closed):
+    invoice_id: str
+    number: str | None
+    kind: str | None
+
+
+class LateDifference(Closed):
+    """A late difference of one line, recorded after finalization, and the invoice that billed it."""
+
+    line_id: str
+    quantity: str | None
+    amount_minor: Minor
+    status: Literal["pending", "applied"]
+    recorded_at: str | None
+    applied_to: LateEventCarrier | None
+
+
+class InvoiceCompleteness(Closed):
+    """Which hours of the window were closed for late events when the invoice was finalized, which were
+    still open (until ``closes_at``), and the late differences applied since and where."""
+
+    object: Literal["invoice_completeness"]
+    invoice_id: str
+    number: str | None
+    status: str
+    kind: str | None
+    rated_usage: bool
+    period_start: str
+    period_end: str
+    finalized_at: str | None
+    late_event_horizon_hours: int
+    at_finalization: CompletenessAtFinalization
+    closes_at: str | None
+    closed_now: bool
+    late_events: list[LateDifference]
+    late_amount_minor: Minor

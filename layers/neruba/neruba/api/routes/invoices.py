@@ -19,6 +19,7 @@ from neruba.models.views import (
     CreditNoteExplanation,
     CreditNoteList,
     Invoice,
+    InvoiceCompleteness,
     InvoiceExplanation,
     InvoiceList,
 )
@@ -137,3 +138,16 @@ def explain_credit_note(credit_note_id: Annotated[str, Path(pattern=CREDIT_NOTE_
     from neruba.logic.billing import credit_notes
 
     return json_response(credit_notes.explain(bootstrap.billing(), credit_note_id))
+
+
+@_read_route(
+    "/v1/invoices/<invoice_id>/completeness",
+    "Which hours were complete at finalization, and the late events applied since",
+    InvoiceCompleteness,
+)
+def invoice_completeness(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
+    """Hours of the window closed for late events when the invoice was finalized (and those still open,
+    until ``closes_at``); each late difference recorded since, with the invoice that billed it."""
+    from neruba.logic.billing.completeness import completeness
+
+    return json_response(completeness(bootstrap.billing(), invoice_id))
