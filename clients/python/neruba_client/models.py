@@ -643,6 +643,12 @@ class CreditNoteExplanation(_Model):
     posting: CreditNotePosting
 
 
+class InvoiceVoidResult(_Model):
+    object: Literal["invoice_void"]
+    invoice: Invoice
+    replacement: Invoice
+
+
 class HourRange(_Model):
     start: str
     end: str

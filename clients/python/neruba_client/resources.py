@@ -77,6 +77,7 @@ class Admin(Resource[M]):
     one_off_charges = paginated(r.list_one_off_charges)
     void_one_off_charge = endpoint(r.void_one_off_charge)
     create_credit_note = endpoint(r.create_credit_note)
+    void_invoice = endpoint(r.void_invoice)
     stripe_events = paginated(r.list_stripe_events)
     stripe_event = endpoint(r.get_stripe_event)
     replay_stripe_event = endpoint(r.replay_stripe_event)

@@ -628,6 +628,19 @@ def create_credit_note(
 ) -> Operation[m.CreditNote]: ...
 
 
+@route(
+    "POST", "/admin/invoices/{invoice_id}/void", m.InvoiceVoidResult, body="InvoiceVoid", idempotency_key=True
+)
+def void_invoice(
+    invoice_id: str,
+    *,
+    reason: str,
+    regenerate: Literal["same_lines", "recompute"] | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.InvoiceVoidResult]: ...
+
+
 @route("GET", "/admin/stripe-events", m.StripeEventList, listing=True)
 def list_stripe_events(
     *,

@@ -128,3 +128,17 @@ class CreditNoteCreate(BaseModel):
     memo: str | None = Field(default=None, max_length=500, description="Shown on the credit note.")
     reason: str = Field(min_length=3, max_length=500, description="Why the invoice is credited (audited).")
     ticket: str | None = Field(default=None, max_length=128)
+
+
+class InvoiceVoid(BaseModel):
+    """``POST /admin/invoices/{id}/void``: void a finalized, unpaid invoice and issue its replacement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regenerate: Literal["same_lines", "recompute"] = Field(
+        default="same_lines",
+        description="same_lines: the replacement has the same lines (and credits); recompute: its lines are "
+        "rated again from the usage stored now (usage and opening invoices without credits applied).",
+    )
+    reason: str = Field(min_length=3, max_length=500, description="Why the invoice is voided (audited).")
+    ticket: str | None = Field(default=None, max_length=128)

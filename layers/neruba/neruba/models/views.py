@@ -1104,3 +1104,11 @@ class InvoiceCompleteness(Closed):
     closed_now: bool
     late_events: list[LateDifference]
     late_amount_minor: Minor
+
+
+class InvoiceVoidResult(Closed):
+    """The voided invoice and the invoice issued in its place."""
+
+    object: Literal["invoice_void"]
+    invoice: Invoice
+    replacement: Invoice

@@ -17,6 +17,7 @@ from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.models.billing import (
     BillingRunRequest,
     CreditNoteCreate,
+    InvoiceVoid,
     OneOffChargeCreate,
     OneOffChargeVoid,
     RerunRequest,
@@ -26,6 +27,7 @@ from neruba.models.views import (
     BillingRunList,
     CreditNote,
     InvoiceRerun,
+    InvoiceVoidResult,
     OneOffCharge,
     OneOffChargeList,
 )
@@ -214,3 +216,27 @@ def create_credit_note(
         bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
     )
     return json_response(note, status=201)
+
+
+@_route(
+    "post",
+    "/admin/invoices/<invoice_id>/void",
+    "Void an unpaid invoice and issue its replacement",
+    InvoiceVoidResult,
+)
+def void_invoice(
+    invoice_id: Annotated[str, Path(pattern=INVOICE_ID)],
+    body: Annotated[InvoiceVoid, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Needs an Idempotency-Key. A finalized invoice that received nothing and has no credit note; the
+    replacement has a new number and the same lines, or lines rated again from the usage stored now."""
+    from neruba.logic.billing import void
+    from neruba.observability import logger
+
+    logger.append_keys(invoice_id=invoice_id)
+    actor = current_principal(router).actor
+    result = void.void_invoice(
+        bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(result)

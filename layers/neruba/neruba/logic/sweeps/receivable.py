@@ -67,6 +67,11 @@ def receivable_by_invoice(postings: list[Any]) -> tuple[dict[str, int], list[tup
     owed: dict[str, int] = defaultdict(int)
     payments: list[tuple[str, str]] = []
     for posting in postings:
+        split = posting.metadata.get("receivable_by_invoice")
+        if split:  # one posting for several invoices (a void and its replacement): each its own part
+            for each, amount in split.items():
+                owed[str(each)] += int(amount)
+            continue
         invoice_id = posting.metadata.get("invoice_id")
         if invoice_id is None and posting.source == "invoice":
             invoice_id = posting.source_id
