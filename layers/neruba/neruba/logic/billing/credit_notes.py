@@ -304,17 +304,29 @@ def create_credit_note(
     fp = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
     replayed = idempotency.replay(ctx.billing, SCOPE, key, fp)
     if replayed is not None:
-        return dict(replayed)
+        return _send(ctx, dict(replayed))  # the first attempt may have stopped before sending it
     who = idempotency.Actor(actor, request_id)
     for _ in range(ATTEMPTS):
         try:
-            return _attempt(ctx, invoice_id, body, who, key, fp, now)
+            return _send(ctx, _attempt(ctx, invoice_id, body, who, key, fp, now))
         except Cancelled:
             again = idempotency.replay(ctx.billing, SCOPE, key, fp)
             if again is not None:
-                return dict(again)  # a concurrent attempt with the same key committed first
+                return _send(ctx, dict(again))  # a concurrent attempt with the same key committed first
             # something moved meanwhile (another credit note, a payment, a refund): decide again
     raise ConflictError("The invoice kept changing; try again.", code="credit_note_conflict")
+
+
+def _send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:
+    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent)."""
+    import json
+
+    from neruba.dal.queue import send_batch
+
+    stored = repository(ctx).get(str(doc["id"]))
+    if ctx.sync_queue_url and not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
+        send_batch(ctx.sync_queue_url, [("0", json.dumps({"credit_note_id": doc["id"]}))])
+    return doc
 
 
 def get_credit_note(ctx: Billing, credit_note_id: str) -> dict[str, Any]:
