@@ -34,7 +34,7 @@ INVOICE = {
             "amount_minor": 1234,
             "quantity": "1234",
         },
-    ],  # fmt: skip
+    ],
     "subtotal_minor": 6134,
     "total_minor": 6134,
 }
