@@ -837,6 +837,7 @@ WebhookEventType = Literal[
     "invoice.paid",
     "invoice.payment_failed",
     "invoice.updated",
+    "invoice.voided",
     "credit_note.created",
     "credit_grant.created",
     "credit_grant.expired",
@@ -943,6 +944,12 @@ class InvoiceFinalizedData(InvoiceData):
 
 class InvoicePaymentData(InvoiceData):
     """``amount_paid_minor``, ``amount_remaining_minor`` and ``payment_id`` arrive as extra fields."""
+
+
+class InvoiceVoidedData(InvoiceData):
+    status: Literal["void"]
+    voided_at: datetime
+    replaced_by: str
 
 
 class InvoicePreviousAttributes(_Model):
@@ -1107,6 +1114,10 @@ class InvoiceUpdatedEvent(_EventEnvelope[InvoiceUpdatedData]):
     type: Literal["invoice.updated"]
 
 
+class InvoiceVoidedEvent(_EventEnvelope[InvoiceVoidedData]):
+    type: Literal["invoice.voided"]
+
+
 class CreditNoteCreatedEvent(_EventEnvelope[CreditNoteData]):
     type: Literal["credit_note.created"]
 
@@ -1171,6 +1182,7 @@ WebhookEvent = (
     | InvoicePaidEvent
     | InvoicePaymentFailedEvent
     | InvoiceUpdatedEvent
+    | InvoiceVoidedEvent
     | CreditNoteCreatedEvent
     | CreditGrantCreatedEvent
     | CreditGrantExpiredEvent

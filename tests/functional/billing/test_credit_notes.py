@@ -87,6 +87,11 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
     assert get(api, f"/v1/credit-notes/{note['id']}", credit_note_id=note["id"]) == note
     listed = get(api, f"/v1/invoices/{inv}/credit-notes", invoice_id=inv)
     assert [n["id"] for n in listed["data"]] == [note["id"]]
+    lines = get(api, f"/v1/invoices/{inv}/explain", invoice_id=inv)["lines"]
+    assert [line["credited"] for line in lines] == [
+        {"amount_minor": 1000, "quantity": "10"},
+        {"amount_minor": 500, "quantity": "1"},
+    ]
     explained = get(api, f"/v1/credit-notes/{note['id']}/explain", credit_note_id=note["id"])
     assert [line["original"]["line_id"] for line in explained["lines"]] == ["a", "b"]
     assert sorted(

@@ -58,6 +58,9 @@ def test_void_issues_a_numbered_replacement_with_the_same_lines_once(world: Worl
     assert [(line["line_id"], line["amount_minor"]) for line in new["lines"]] == [("a", 1000), ("b", 500)]
     assert ledger().balances("acme")["USD"]["receivable"] == 1500
     assert [e["data"]["id"] for e in outbox("invoice.created")][-1] == new["id"]
+    assert [(e["data"]["id"], e["data"]["replaced_by"]) for e in outbox("invoice.voided")] == [
+        (old, new["id"])
+    ]
     _books(world)
 
 
@@ -139,3 +142,56 @@ def test_recompute_rates_the_window_again_and_late_events_follow_the_replacement
     assert adjustment["amount_minor"] == 200
     with pytest.raises(ConflictError):
         void_invoice(real.ctx, result["replacement"]["id"], InvoiceVoid(reason="again"), "key:t", "v2")
+
+
+def _interleave(monkeypatch: pytest.MonkeyPatch, module: Any, second: Any) -> list[Any]:
+    """Run ``second`` whole when the first request commits, then let the first commit."""
+    real = module.commit
+    done: list[Any] = []
+    started: list[bool] = []
+
+    def interleaved(unit: Any) -> None:
+        if not started:
+            started.append(True)
+            try:
+                done.append(second())
+            except ConflictError as exc:
+                done.append(exc)
+        real(unit)
+
+    monkeypatch.setattr(module, "commit", interleaved)
+    return done
+
+
+def test_two_voids_at_once_issue_one_replacement(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neruba.logic.billing import void as module
+    from neruba.models.billing import InvoiceVoid
+
+    old = issue(world, [("a", 1000, "1")])
+    body = InvoiceVoid(reason="duplicate request")
+    done = _interleave(monkeypatch, module, lambda: module.void_invoice(world.ctx, old, body, "key:b", "k2"))
+    with pytest.raises(ConflictError) as lost:
+        module.void_invoice(world.ctx, old, body, "key:a", "k1")
+    assert lost.value.code == "invoice_conflict"
+    assert done[0]["invoice"]["status"] == "void"
+    assert len([i for i in world.ctx.invoices.of_customer("acme") if i.status != "void"]) == 1
+    _books(world)
+
+
+def test_a_credit_note_racing_a_void_one_of_them_loses_whole(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.billing import void as module
+    from neruba.logic.billing.credit_notes import create_credit_note
+    from neruba.models.billing import CreditNoteCreate, InvoiceVoid
+
+    old = issue(world, [("a", 1000, "1")])
+    note = CreditNoteCreate(reason="part", lines=[{"line_id": "a", "amount_minor": 100}])  # type: ignore[list-item]
+    done = _interleave(monkeypatch, module, lambda: create_credit_note(world.ctx, old, note, "key:b", "c1"))
+    with pytest.raises(ConflictError):
+        module.void_invoice(world.ctx, old, InvoiceVoid(reason="wrong"), "key:a", "v1")
+    assert done[0]["amount_minor"] == 100
+    stored = world.ctx.invoices.get(old)
+    assert stored is not None and stored.status == "finalized"
+    assert outbox("invoice.voided") == []
+    _books(world)

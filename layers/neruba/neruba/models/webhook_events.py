@@ -94,6 +94,15 @@ class InvoicePaymentData(InvoiceData):
     )
 
 
+class InvoiceVoidedData(InvoiceData):
+    """The voided invoice and the invoice issued in its place (``replaced_by``)."""
+
+    model_config = _open({**INVOICE_EXAMPLE, "status": "void", "voided_at": T0, "replaced_by": "in_0fedcba9"})
+    status: Literal["void"]
+    voided_at: Timestamp
+    replaced_by: str
+
+
 class InvoicePreviousAttributes(BaseModel):
     """A draft's amounts before it was re-rated."""
 
@@ -342,6 +351,7 @@ PAYLOADS: dict[str, tuple[type[BaseModel], str]] = {
     "invoice.paid": (InvoicePaymentData, "A payment settled the invoice in full."),
     "invoice.payment_failed": (InvoicePaymentData, "A payment attempt on the invoice failed."),
     "invoice.updated": (InvoiceUpdatedData, "A draft was re-rated (late usage, a recompute)."),
+    "invoice.voided": (InvoiceVoidedData, "An unpaid invoice was voided and a replacement issued."),
     "credit_note.created": (CreditNoteData, "A credit note was issued against a finalized invoice."),
     "credit_grant.created": (CreditGrantData, "Credit was granted (purchased, promotional, top-up)."),
     "credit_grant.expired": (CreditGrantClosedData, "A grant reached its expires_at; its remainder closed."),

@@ -115,6 +115,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "credits_applied_minor": sum(a.amount_minor for a in applied),
                 "references": line.get("references"),
                 **_original(line),
+                **_credited(invoice, record.line_id),
             }
         )
     doc = invoice.document
@@ -131,6 +132,14 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         "corrects": doc.get("corrects"),
         "lines": lines,
     }
+
+
+def _credited(invoice: Invoice, line_id: str) -> dict[str, Any]:
+    """What credit notes took from the line (docs/billing.md, "Credit notes"); nothing when none did."""
+    taken = (invoice.document.get("line_credits") or {}).get(line_id)
+    if not taken:
+        return {}
+    return {"credited": {"amount_minor": int(taken["amount_minor"]), "quantity": taken.get("quantity")}}
 
 
 def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ ONE TransactWriteItems writes:
   (``recompute``; usage and opening invoices only, refused when credit was applied); the replacement's
   Cr ``revenue``, Dr ``receivable`` its total is part of the void posting (one posting, since both move
   the same balance items);
-- ``invoice.created`` of the replacement, the audit record and the Idempotency-Key record.
+- ``invoice.created`` of the replacement, ``invoice.voided`` of the old one, the audit record and the
+  Idempotency-Key record.
 
 Then the replacement is finalized (the next ``INV`` number) and sent to Stripe sync, as correction
 invoices are; a retry, or the next scheduler run, finishes that if the process stopped before.
@@ -35,7 +36,7 @@ from neruba.logic import idempotency
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.stripe.checks import paid_level
-from neruba.timefmt import parse_ts, ts
+from neruba.timefmt import iso, parse_ts, ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
@@ -182,6 +183,13 @@ def void_invoice(
             ctx.invoices.void_item(invoice, voided_at=ts(now), replaced_by=new_id),
             ctx.invoices.put_item(doc, now),
             invoice_event("invoice.created", doc, now),
+            invoice_event(
+                "invoice.voided",
+                {**invoice.document, "status": "void"},
+                now,
+                voided_at=iso(now),
+                replaced_by=new_id,
+            ),
             *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, replayed),
         ]
         try:
