@@ -334,3 +334,42 @@ def test_a_refund_racing_a_credit_note_for_the_paid_amount_never_takes_back_more
         credit_notes.create_credit_note(world.ctx, inv, body, "key:a", "k1")
     assert getattr(refused.value, "code", None) == "credit_note_exceeds_creditable"
     assert_consistent(world)
+
+
+def test_killed_before_the_sync_message_the_billing_sweep_sends_it_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from neruba import bootstrap
+    from neruba.dal import queue
+    from neruba.logic.billing import credit_notes
+    from neruba.logic.sweeps.runner import run_sweep
+    from tests.functional.billing.helpers import queued
+
+    inv = issue(world, [("a", 1000, "1")])
+    real = queue.send_batch
+
+    def killed(*args: Any, **kwargs: Any) -> list[str]:
+        raise SystemExit("killed after the commit")
+
+    monkeypatch.setattr(queue, "send_batch", killed)
+    with pytest.raises(SystemExit):
+        credit_notes.create_credit_note(world.ctx, inv, _body({}), "key:t", "k1")
+    monkeypatch.setattr(queue, "send_batch", real)
+    note = outbox("credit_note.created")[0]["data"]
+    assert [m for m in queued(world.sync_queue) if "credit_note_id" in m] == []
+
+    def sweep(at: datetime) -> dict[str, Any]:
+        report = run_sweep(bootstrap.ops(), ["billing"], at - timedelta(hours=1), at, trigger="test",
+                           actor="t", billing=lambda: world.ctx, now=at)  # fmt: skip
+        (check,) = report["checks"]
+        return dict(check)
+
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    first, second = sweep(later), sweep(later + timedelta(minutes=5))
+    assert [(r["kind"], r["credit_note_id"]) for r in first["repairs"] if "credit_note_id" in r] == [
+        ("credit_note_sync_sent", note["id"])
+    ]
+    assert [r for r in second["repairs"] if "credit_note_id" in r] == []
+    assert [m["credit_note_id"] for m in queued(world.sync_queue) if "credit_note_id" in m] == [note["id"]]
