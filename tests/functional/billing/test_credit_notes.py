@@ -373,3 +373,20 @@ def test_killed_before_the_sync_message_the_billing_sweep_sends_it_once(
     ]
     assert [r for r in second["repairs"] if "credit_note_id" in r] == []
     assert [m["credit_note_id"] for m in queued(world.sync_queue) if "credit_note_id" in m] == [note["id"]]
+
+
+def test_a_top_up_invoice_is_not_credited(world: World, api: Any) -> None:
+    from neruba.dal.transaction import Transaction, commit
+    from neruba.logic.billing.corrections import issue_now
+    from neruba.logic.billing.document import invoice_document
+    from tests.functional.billing.credit_note_support import NOW
+
+    line = {"line_id": "topup", "kind": "topup", "quantity": "1", "amount_minor": 500}
+    doc = invoice_document(
+        invoice_id="in_" + "2" * 24, customer_id="acme", subscription_id=None, currency="USD", kind="topup",
+        seq=0, details={}, period=("t", "t"), lines=[line], applications=[], created_at="t", finalize_at="t",
+    )  # fmt: skip
+    commit(Transaction([world.ctx.invoices.put_item(doc, NOW)]))
+    issue_now(world.ctx, doc["id"], NOW)
+    status, refused = credit(api, doc["id"], {})
+    assert (status, refused["error"]["code"]) == (409, "invoice_not_creditable")

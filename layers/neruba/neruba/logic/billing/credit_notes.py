@@ -91,6 +91,11 @@ def _refuse_status(invoice: Invoice) -> None:
         raise ConflictError(
             f"Invoice {invoice.id} is {invoice.status}; it cannot be credited.", code="invoice_void"
         )
+    if invoice.kind == "topup":
+        raise ConflictError(
+            "A top-up invoice bought credit, not a service: void the grant's remainder instead.",
+            code="invoice_not_creditable",
+        )
 
 
 def _rule(exc: CreditNoteRuleError) -> Exception:
