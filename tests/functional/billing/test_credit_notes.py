@@ -390,3 +390,28 @@ def test_a_top_up_invoice_is_not_credited(world: World, api: Any) -> None:
     issue_now(world.ctx, doc["id"], NOW)
     status, refused = credit(api, doc["id"], {})
     assert (status, refused["error"]["code"]) == (409, "invoice_not_creditable")
+
+
+def test_a_dispute_after_a_credit_note_holds_only_what_is_left(world: World, api: Any) -> None:
+    from neruba import bootstrap
+    from neruba.logic.ledger.admin import Operator, Stores, open_dispute
+    from neruba.models.ledger import DisputeCreate
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000)
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 800}]}, key="k1")[0] == 201
+    stores = Stores(
+        bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+    )
+
+    def dispute(amount: int, key: str) -> Any:
+        body = DisputeCreate(amount_minor=amount, invoice_id=inv, reason="chargeback")
+        return open_dispute(stores, Operator("key:t", None, key), "acme", body)
+
+    with pytest.raises(ConflictError) as refused:
+        dispute(300, "d1")
+    assert refused.value.code == "dispute_exceeds_refundable"
+    dispute(200, "d2")
+    status, none_left = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 1}]}, key="k2")
+    assert (status, none_left["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert_consistent(world)
