@@ -594,6 +594,11 @@ class CreditNoteLine(_Model):
     invoice_line: CreditedInvoiceLine
 
 
+class CreditNoteStripe(_Model):
+    credit_note_id: str | None
+    status: str
+
+
 class CreditNote(_Model):
     object: Literal["credit_note"]
     id: str
@@ -614,11 +619,11 @@ class CreditNote(_Model):
     memo: str | None
     posting_id: str
     created_at: str
-    stripe: dict[str, Any] | None = None
+    stripe: CreditNoteStripe | None = None
 
 
 class ExplainedCreditNoteLine(CreditNoteLine):
-    original: dict[str, Any] | None
+    original: InvoiceLine | None
 
 
 class PostingEntryView(_Model):

@@ -997,6 +997,13 @@ class CreditNoteLine(Closed):
     invoice_line: CreditedInvoiceLine
 
 
+class CreditNoteStripe(Closed):
+    """The Stripe credit note made for it (``logic.stripe.credit_note_sync``)."""
+
+    credit_note_id: str | None
+    status: str
+
+
 class CreditNote(Closed):
     """A credit note against a finalized invoice (docs/billing.md, "Credit notes"); its four amounts add
     up to ``amount_minor``."""
@@ -1020,7 +1027,7 @@ class CreditNote(Closed):
     memo: str | None
     posting_id: str
     created_at: str
-    stripe: dict[str, Any] | None = None
+    stripe: CreditNoteStripe | None = None
 
 
 class CreditNoteList(Page[CreditNote]):
@@ -1039,7 +1046,7 @@ class CreditNotePosting(Closed):
 
 
 class ExplainedCreditNoteLine(CreditNoteLine):
-    original: dict[str, Any] | None
+    original: InvoiceLine | None
 
 
 class CreditNoteExplanation(Closed):
