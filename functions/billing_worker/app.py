@@ -28,6 +28,19 @@ clock: Callable[[], datetime] = _utcnow  # tests move time
 
 
 def record_handler(record: SQSRecord) -> None:
+    if record.body.startswith('{"advance"'):  # an event of a meter charged in advance (logic.ingest.advance)
+        from neruba.logic.billing.advance import process_message
+        from neruba.logic.ingest.advance import parse_message
+
+        event = parse_message(record.body)
+        logger.append_keys(customer_id=event["customer_id"], transaction_id=event["transaction_id"])
+        item = process_message(bootstrap.billing(), event, clock())
+        metrics.add_metric(name="AdvanceEventsBilled", unit="Count", value=1)
+        logger.info(
+            "advance event recorded",
+            extra={"status": item.get("status"), "invoice_id": item.get("invoice_id")},
+        )
+        return
     job = BillingJob.model_validate_json(record.body)
     logger.append_keys(
         subscription_id=job.subscription_id,

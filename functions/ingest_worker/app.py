@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from neruba import bootstrap
 from neruba.logic.ingest.worker import IngestBatch
 from neruba.observability import logger, metrics
+from neruba.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -25,6 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         lookup=bootstrap.ingest_worker_catalog().lookup,
         now=now,
         deadline=now + timedelta(milliseconds=context.get_remaining_time_in_millis()),
+        advance_queue_url=get_settings().billing_queue_url,
     )
     batch.begin(records)
     try:

@@ -251,6 +251,10 @@ class ChargeView(_PriceFields):
     ]
     filters: list[ChargeFilterView] = Field(default_factory=list)
     pricing_unit: PricingUnitView | None = None
+    pay_in_advance: bool | None = None
+    advance_invoicing: Literal["invoice_now", "next_invoice"] | None = None
+    prorate: bool | None = None
+    on_removal: Literal["none", "credit", "refund"] | None = None
 
 
 class PlanVersion(_Model):
@@ -377,6 +381,28 @@ class OneOffLineSource(_Model):
     created_at: str | None
 
 
+class AdvanceLineSource(_Model):
+    """The event behind an ``advance`` line: the position it moved, the proration, the posting."""
+
+    advance_id: str
+    transaction_id: str
+    event_timestamp: str
+    meter_code: str
+    subscription_id: str
+    delta: Decimal
+    level_before: Decimal
+    level_after: Decimal
+    paid_before: Decimal
+    paid_after: Decimal
+    full_amount: Decimal
+    fraction: Decimal
+    amount: Decimal
+    invoicing: str
+    on_removal: str
+    billed_in: str | None
+    posting_key: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -392,6 +418,7 @@ class ExplainedLine(_Model):
     credits_applied_minor: int
     references: LineReference | None
     one_off: OneOffLineSource | None = None
+    advance: AdvanceLineSource | None = None
 
 
 class UpcomingWindow(_Model):

@@ -12,6 +12,7 @@ Items (``pk`` / ``sk``):
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``CN#{id}`` / ``#`` and ``SEQ#CN`` - credit notes and their numbers (dal/credit_notes.py).
+- ``ADV#``, ``ADVP#``, ``ADVU#`` - pay-in-advance billing (dal/advance.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -31,6 +32,7 @@ from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
+    from neruba.dal.advance import AdvanceRepository
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.one_offs import OneOffRepository
 
@@ -179,6 +181,13 @@ class BillingRepository:
         from neruba.dal.credit_notes import CreditNotesRepository
 
         return CreditNotesRepository(self.table_name)
+
+    @property
+    def advance(self) -> AdvanceRepository:
+        """What events billed in advance, and each period's position (``dal.advance``)."""
+        from neruba.dal.advance import AdvanceRepository
+
+        return AdvanceRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

@@ -171,6 +171,19 @@ class CatalogRepository:
             ExpressionAttributeValues=to_item(values),
         )
 
+    def register_advance_meter(self, code: str) -> None:
+        """Mark meter ``code`` as billed in advance by some plan version: the ingest worker then sends
+        each of its counted events to billing (``logic.billing.advance``). Marking it again changes
+        nothing; the mark is never removed (an event no version bills in advance is recorded as not
+        billed)."""
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=_meter_key(code),
+            UpdateExpression=f"SET {ADVANCE_MARK} = :t",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_item({":t": True}),
+        )
+
     def set_billed_through(self, external_id: str, at: datetime) -> None:
         client("dynamodb").update_item(
             TableName=self.table_name,
@@ -230,6 +243,7 @@ class CatalogRepository:
             raise
 
 
+ADVANCE_MARK = "adv"  # a meter item's mark: some plan version bills the meter in advance
 EVENT_RULE_PREFIX = "er_"  # a meter item's attribute per registered per-event rule: er_{digest} = JSON
 
 
@@ -249,6 +263,7 @@ class CatalogSnapshot:
         self.meters: dict[str, Meter] = {}
         self.billed_through: dict[str, datetime] = {}
         self.event_rules: dict[str, dict[str, EventRule]] = {}  # meter code -> digest -> rule
+        self.advance_meters: set[str] = set()  # meters some charge bills in advance
 
     def add(self, values: dict[str, Any]) -> None:
         doc = json.loads(values["doc"])
@@ -261,6 +276,8 @@ class CatalogSnapshot:
             meter = Meter.model_validate(doc)
             self.meters[meter.code] = meter
             self.event_rules[meter.code] = _event_rules(values)
+            if values.get(ADVANCE_MARK):
+                self.advance_meters.add(meter.code)
 
 
 class CatalogCache:
@@ -287,6 +304,7 @@ class CatalogCache:
             self._snapshot.meters.update(found.meters)
             self._snapshot.billed_through.update(found.billed_through)
             self._snapshot.event_rules.update(found.event_rules)
+            self._snapshot.advance_meters.update(found.advance_meters)
             self._loaded_at.update({f"c:{c}": now for c in found.customers})
             self._loaded_at.update({f"m:{m}": now for m in found.meters})
         return self._snapshot

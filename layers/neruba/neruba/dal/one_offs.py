@@ -45,11 +45,13 @@ def _charge(item: dict[str, Any]) -> OneOffCharge:
 
 
 class OneOffRepository:
+    PREFIX = "OOC#"  # the partition of a customer's charges (dal.advance keeps its items the same way)
+
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
 
     def _key(self, customer_id: str, charge_id: str) -> dict[str, Any]:
-        return {"pk": {"S": f"OOC#{customer_id}"}, "sk": {"S": charge_id}}
+        return {"pk": {"S": f"{self.PREFIX}{customer_id}"}, "sk": {"S": charge_id}}
 
     def charges(self, customer_id: str) -> list[OneOffCharge]:
         """Every charge of the customer (any status), oldest id first; a consistent read."""
@@ -60,7 +62,7 @@ class OneOffRepository:
             .paginate(
                 TableName=self.table_name,
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"OOC#{customer_id}"}},
+                ExpressionAttributeValues={":pk": {"S": f"{self.PREFIX}{customer_id}"}},
                 ConsistentRead=True,
             )
         ):
@@ -82,7 +84,7 @@ class OneOffRepository:
         """A Put of a new charge (condition: its id is new); ``doc`` holds ``id``, ``customer_id``,
         ``status`` and, once invoiced, ``invoice_id``."""
         item = {
-            "pk": f"OOC#{doc['customer_id']}",
+            "pk": f"{self.PREFIX}{doc['customer_id']}",
             "sk": doc["id"],
             "customer_id": doc["customer_id"],
             "status": doc["status"],

@@ -37,6 +37,11 @@ runaway or forged quantity) rates to 0 on a line flagged ``source.unbillable = "
 rather than failing the whole billing window (docs/pricing.md, "Usage values rating never refuses")."""
 
 
+ADVANCE_NOTE = "already billed in advance, event by event, on advance lines: not billed again here"
+"""What a usage line of a pay-in-advance charge says: its quantity is shown, its amount is 0 (each event
+was billed when it arrived, ``domain.advance``), so the period's invoice never bills those units twice."""
+
+
 @dataclass(frozen=True, slots=True)
 class GroupUsage:
     """The aggregated usage of one meter and group over a span: quantity, hourly cells read, events."""
@@ -89,6 +94,7 @@ def usage_lines(
             rated = rate_quantity(price, cell.quantity, currency, cell.events, _per_event(price, cell))
             priced = rated.priced
             label = ", ".join(f"{k}={v}" for k, v in group.items())
+            advance = bool(charge.get("pay_in_advance"))  # billed per event when it arrived, not here
             by_filter = (
                 {} if matched is None else {"filter": matched, "filter_values": price_filter(charge, matched)}
             )
@@ -105,13 +111,14 @@ def usage_lines(
                         if cell.carried_from
                         else ""
                     )
-                    + "".join(f"; {note}" for note in rated.notes),
+                    + "".join(f"; {note}" for note in rated.notes)
+                    + (f"; {ADVANCE_NOTE}" if advance else ""),
                     meter_code=meter,
                     group=group,
                     quantity=priced.quantity,
                     unit_price=priced.unit_price,
                     tiers=priced.tiers,
-                    amount_minor=rated.amount_minor,
+                    amount_minor=0 if advance else rated.amount_minor,
                     period_start=period_start,
                     period_end=period_end,
                     plan_code=str(version["code"]),
@@ -126,6 +133,7 @@ def usage_lines(
                         **by_filter,
                         **({"carried_from": cell.carried_from} if cell.carried_from else {}),
                         **rated.source,
+                        **({"billed_in_advance": True, "amount": ZERO} if advance else {}),
                     },
                 )
             )

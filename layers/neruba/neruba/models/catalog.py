@@ -352,9 +352,36 @@ class ChargeIn(Pricing):
         " currency on each line (docs/pricing.md, 'Custom pricing units').",
     )
 
+    pay_in_advance: bool = Field(
+        default=False,
+        description="Bill each event when it arrives instead of at the period's end (docs/pricing.md,"
+        " 'Pay-in-advance charges'): per_unit, package, graduated or volume on a count, sum or"
+        " unique_count meter.",
+    )
+    advance_invoicing: Literal["invoice_now", "next_invoice"] | None = Field(
+        default=None,
+        description="pay_in_advance: invoice_now (default) issues an invoice per event at once;"
+        " next_invoice gathers the event's line onto the customer's next invoice.",
+    )
+    prorate: bool | None = Field(
+        default=None,
+        description="pay_in_advance: bill only the part of the period left after the event (a seat added"
+        " mid-period). Default false.",
+    )
+    on_removal: Literal["none", "credit", "refund"] | None = Field(
+        default=None,
+        description="pay_in_advance: what a decrease gives back: none (default, what was paid stays"
+        " paid), credit (a negative line on the next invoice), refund (a negative invoice at once).",
+    )
+
     @model_validator(mode="after")
     def _fields_match_model(self) -> ChargeIn:
         self.check_for(self.model)
+        advance = {"advance_invoicing": self.advance_invoicing, "prorate": self.prorate,
+                   "on_removal": self.on_removal}  # fmt: skip
+        given = [name for name, value in advance.items() if value is not None]
+        if given and not self.pay_in_advance:
+            raise ValueError(f"{given[0]} applies only to a charge with pay_in_advance: true")
         for index, price in enumerate(self.filters):
             price.check_for(self.model, f"filters[{index}]: ")
         return self

@@ -61,6 +61,7 @@ ERROR_CODES: dict[str, str] = {
     "currency_mismatch": "The currencies of customer, plan or amount differ.",
     "pricing_error": "The prices do not form a valid price list.",
     "charge_needs_sum_meter": "A percentage or dynamic charge needs a meter that sums a property.",
+    "advance_not_supported": "A charge billed in advance needs another model, meter or fewer options.",
     "filter_not_grouped": "A charge filter names a property its meter does not group by.",
     "invalid_trial": "The trial settings are not valid.",
     "subscription_not_found": "No subscription with this id.",

@@ -190,6 +190,10 @@ class ChargeView(PriceView):
     ]
     filters: list[ChargeFilterView] = Field(default_factory=list)
     pricing_unit: PricingUnitView | None = None
+    pay_in_advance: bool | None = Field(default=None, description="Billed when each event arrives.")
+    advance_invoicing: Literal["invoice_now", "next_invoice"] | None = None
+    prorate: bool | None = None
+    on_removal: Literal["none", "credit", "refund"] | None = None
 
 
 class Plan(Open):
@@ -321,7 +325,7 @@ class InvoiceLine(Open):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_LINE_EXAMPLE]})
     line_id: str
-    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum", "one_off"])
+    kind: str = Field(examples=["usage", "fixed", "adjustment", "topup", "minimum", "one_off", "advance"])
     description: str | None = None
     meter_code: str | None = None
     group: GroupValues = Field(default_factory=dict)
@@ -338,7 +342,9 @@ class InvoiceLine(Open):
         default=None,
         description="The line an adjustment corrects, or the top-up request and grant a top-up pays for.",
     )
-    pending: bool | None = Field(default=None, description="An adjustment the next invoice will carry.")
+    pending: bool | None = Field(
+        default=None, description="An adjustment or an advance line the next invoice will carry."
+    )
 
 
 class OneOffLineSource(Closed):
@@ -526,6 +532,28 @@ class CreditApplied(Closed):
     amount_minor: Minor
 
 
+class AdvanceLineSource(Closed):
+    """The event behind an ``advance`` line (a pay-in-advance charge billed when the event arrived)."""
+
+    advance_id: str
+    transaction_id: str
+    event_timestamp: str
+    meter_code: str
+    subscription_id: str
+    delta: DecimalText
+    level_before: DecimalText
+    level_after: DecimalText
+    paid_before: DecimalText
+    paid_after: DecimalText
+    full_amount: DecimalText
+    fraction: DecimalText
+    amount: DecimalText
+    invoicing: str
+    on_removal: str
+    billed_in: str | None = Field(description="The invoice that carries the line (null while pending).")
+    posting_key: str | None = Field(description="The ledger posting of that invoice (its idempotency key).")
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -567,6 +595,11 @@ class ExplainedLine(Open):
     references: LineReference | None
     one_off: OneOffLineSource | None = Field(
         default=None, description="For a one_off line: the charge, why it was added, its metadata."
+    )
+    advance: AdvanceLineSource | None = Field(
+        default=None,
+        description="For an advance line: the event that produced it, the price and proration applied,"
+        " the ledger posting that booked it.",
     )
 
 

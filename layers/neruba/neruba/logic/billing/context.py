@@ -115,11 +115,17 @@ class Billing:
     def one_off_lines(
         self, customer_id: str, currency: str, invoice_id: str
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The pending one-off charges a window invoice carries and the conditional actions that mark them
-        invoiced, for that invoice's own transaction (``logic.billing.one_off_lines.pick_up``)."""
-        from neruba.logic.billing.one_off_lines import pick_up
+        """The pending one-off charges and pay-in-advance lines a window invoice carries and the
+        conditional actions that mark them invoiced, for that invoice's own transaction
+        (``logic.billing.one_off_lines.pick_up``, then ``logic.billing.advance_lines.pick_up`` in the room
+        left: at most ``MAX_PICK_UP`` in all)."""
+        from neruba.logic.billing import advance_lines as advance
+        from neruba.logic.billing.one_off_lines import MAX_PICK_UP, pick_up
 
-        return pick_up(self.billing.one_offs, customer_id, currency, invoice_id)
+        lines, actions = pick_up(self.billing.one_offs, customer_id, currency, invoice_id)
+        room = MAX_PICK_UP - len(lines)
+        more, more_actions = advance.pick_up(self.billing.advance, customer_id, currency, invoice_id, room)
+        return lines + more, actions + more_actions
 
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
     from neruba.domain.credits import CreditApplication
 
-# lines a window invoice carries that no rating makes (corrections, one-off charges): re-rating a draft
-# keeps them as they are, and a rerun or a late-event check never takes them back
-CARRIED_KINDS = ("adjustment", "one_off")
+# lines a window invoice carries that no rating makes (corrections, one-off charges, advance lines):
+# re-rating a draft keeps them as they are, and a rerun or a late-event check never takes them back
+CARRIED_KINDS = ("adjustment", "one_off", "advance")
 
 
 def invoice_document(

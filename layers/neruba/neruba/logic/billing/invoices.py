@@ -102,6 +102,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "events": source.get("events"),
                 **(adjustment_figures(line) if record.kind == "adjustment" else {}),
                 **(one_off_figures(line) if record.kind == "one_off" else {}),
+                **(advance_figures(line, invoice.id) if record.kind == "advance" else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -158,6 +159,13 @@ def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
     }
     difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
     return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+
+
+def advance_figures(line: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+    """An advance line's event, price and ledger posting for explain (``logic.billing.advance``)."""
+    from neruba.logic.billing.advance_lines import figures
+
+    return figures(line, invoice_id)
 
 
 def one_off_figures(line: dict[str, Any]) -> dict[str, Any]:

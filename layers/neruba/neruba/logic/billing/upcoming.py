@@ -40,14 +40,19 @@ def upcoming_invoice(
 
     With ``billing``, the subscription's **pending adjustments** (corrections of finalized invoices that
     its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
-    subtotal and in ``pending_adjustments_minor``.
+    subtotal and in ``pending_adjustments_minor``; so are the customer's **pending advance lines**
+    (pay-in-advance events gathered for the next invoice, ``logic.billing.advance``), on the first window
+    in their currency.
     """
     from neruba.logic.pricing.rating import rate_window
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if plans.get_customer(customer_id) is None:
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    from neruba.logic.billing.advance_lines import pending_lines as advance_pending
+
     windows = []
+    shown: set[str] = set()  # currencies whose pending advance lines a window shows already
     for sub in sorted(
         (state_at(s.document, now) for s in plans.customer_subscriptions(customer_id)),
         key=lambda s: (str(s["start_at"]), str(s["id"])),
@@ -58,6 +63,9 @@ def upcoming_invoice(
         start, end = period_containing(anchor, str(sub["interval"]), now)
         window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
         pending = _pending_lines(billing, str(sub["id"])) if billing else []
+        if billing and str(sub["currency"]) not in shown:  # the next invoice in that currency carries them
+            shown.add(str(sub["currency"]))
+            pending += advance_pending(billing.advance, customer_id, str(sub["currency"]))
         pending_minor = sum(int(line["amount_minor"]) for line in pending)
         window["lines"] = [*window["lines"], *pending]
         window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor

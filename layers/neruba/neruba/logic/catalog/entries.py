@@ -15,6 +15,7 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository, PlanVersion
+from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -22,6 +23,7 @@ from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put
 from neruba.models.catalog import (
     AMOUNT_MODELS,
+    ChargeIn,
     Customer,
     CustomerUpdate,
     Meter,
@@ -163,6 +165,7 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
                 code="charge_needs_sum_meter",
                 param=f"charges.{index}.model",
             )
+        _check_advance(charge, meter, index)
         for number, price in enumerate(charge.filters):
             ungrouped = sorted(set(price.values) - set(meter.group_by))
             if ungrouped:
@@ -172,6 +175,44 @@ def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
                     code="filter_not_grouped",
                     param=f"charges.{index}.filters.{number}.values",
                 )
+
+
+def _check_advance(charge: ChargeIn, meter: Meter, index: int) -> None:
+    """A pay-in-advance charge prices each event on its own: a model whose price of n units is known
+    from n alone, on a meter whose events each change a count (docs/pricing.md, "Pay-in-advance
+    charges")."""
+    if not charge.pay_in_advance:
+        return
+    refusal = None
+    if charge.model not in ADVANCE_MODELS:
+        refusal = (
+            f"a {charge.model} charge cannot be billed in advance (use {', '.join(sorted(ADVANCE_MODELS))})"
+        )
+        param = "model"
+    elif meter.aggregation not in ADVANCE_AGGREGATIONS:
+        refusal = (
+            f"meter {meter.code!r} aggregates by {meter.aggregation}; a charge billed in advance needs a"
+            f" {', '.join(sorted(ADVANCE_AGGREGATIONS))} meter"
+        )
+        param = "meter_code"
+    elif charge.filters or charge.pricing_unit is not None:
+        refusal = "a charge billed in advance has one price: no filters and no pricing_unit"
+        param = "filters" if charge.filters else "pricing_unit"
+    if refusal is not None:
+        raise InvalidRequestError(
+            f"charges[{index}]: {refusal}.",
+            code="advance_not_supported",
+            param=param_path("charges", index, param),
+        )
+
+
+def _register_advance_meters(repo: PlansRepository, body: PlanVersionIn) -> None:
+    """Mark the meters some charge bills in advance, so the ingest worker sends their events to billing
+    as they are counted (before the version is published: a mark of a version that then fails to
+    publish only sends events billing records as not billed)."""
+    for charge in body.charges:
+        if charge.pay_in_advance:
+            repo.register_advance_meter(charge.meter_code)
 
 
 def _register_event_rules(repo: PlansRepository, body: PlanVersionIn) -> None:
@@ -203,6 +244,7 @@ def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> 
             f"Plan {body.code!r} exists; publish a new version instead.", code="plan_exists", param="code"
         )
     _register_event_rules(repo, body)
+    _register_advance_meters(repo, body)
     repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
     return repo.plan(body.code).document
 
@@ -213,6 +255,7 @@ def publish_version(
     get_plan(repo, code)
     _check_charges(repo, body)
     _register_event_rules(repo, body)
+    _register_advance_meters(repo, body)
     version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
     return repo.version(code, version).document
 

@@ -39,6 +39,7 @@ from neruba.domain.ingest import (
     property_number_problems,
 )
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
+from neruba.logic.ingest.advance import send_counted
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.models.catalog import Meter
 from neruba.timefmt import iso, parse_ts
@@ -139,6 +140,7 @@ class IngestBatch:
     failed_messages: list[str] = field(default_factory=list)
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # the code of each new failure
+    advance_queue_url: str = ""  # where events of meters charged in advance go (the billing queue)
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -268,10 +270,16 @@ class IngestBatch:
         reason. If counting raises, the whole batch fails: its events are given back first.
         """
         try:
-            return self._count()
+            failed = self._count()
         except Exception:
             self._give_back()
             raise
+        if not self.catalog.advance_meters or not self.advance_queue_url:
+            return failed
+        counted = [(c.event, c.meter.code, c.value) for c in self.counted]
+        return failed + send_counted(
+            self.advance_queue_url, counted, self.catalog.advance_meters, failed, self.refused
+        )  # events of meters charged in advance, to billing (logic.ingest.advance)
 
     def _give_back(self) -> None:
         """Give back every event this batch wrote (best effort): it counts nothing more, and an event it
