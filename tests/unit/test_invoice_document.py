@@ -81,6 +81,10 @@ class _Priced(Billing):
     def one_off_lines(self, customer_id: str, currency: str, invoice_id: str) -> Any:
         return [], []  # no pending one-off charge
 
+    def invoice_extras(self, customer_id: str, subscription_id: str, invoice_id: str, lines: Any,
+                       currency: str, period: Any) -> Any:  # fmt: skip
+        return list(lines), {}, []  # no discount, no tax rate
+
 
 def _adjustment_line(line_id: str, n: int, amount_minor: int) -> dict[str, Any]:
     references = {"invoice_id": "in_final", "line_id": line_id, "number": "INV-000002"}

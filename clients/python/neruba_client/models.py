@@ -337,6 +337,23 @@ class LineReference(_Model):
     grant_id: str | None = None
 
 
+class LineTaxRate(_Model):
+    tax_rate_id: str
+    percentage: Decimal
+    inclusive: bool
+    taxable_minor: int
+    amount_minor: int
+    exact_minor: Decimal
+
+
+class LineTax(_Model):
+    amount_after_discounts_minor: int
+    net_minor: int
+    inclusive_minor: int
+    exclusive_minor: int
+    rates: list[LineTaxRate]
+
+
 class InvoiceLine(_Model):
     line_id: str
     kind: str
@@ -354,6 +371,7 @@ class InvoiceLine(_Model):
     source: LineSource | None = None
     references: LineReference | None = None
     pending: bool | None = None
+    tax: LineTax | None = None
 
 
 class LineAggregate(_Model):
@@ -458,6 +476,9 @@ class Invoice(_Model):
     period_end: datetime | None
     lines: list[InvoiceLine]
     subtotal_minor: int
+    discounts_minor: int = 0
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     credits_applied_minor: int
     total_minor: int
 
@@ -471,6 +492,9 @@ class InvoiceExplanation(_Model):
     period_end: datetime | None
     lines: list[ExplainedLine]
     subtotal_minor: int | None
+    discounts_minor: int = 0
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     credits_applied_minor: int | None
     total_minor: int | None
     corrects: LineReference | None = None
@@ -725,6 +749,57 @@ class InvoiceCompleteness(_Model):
     closed_now: bool
     late_events: list[LateDifference]
     late_amount_minor: int
+
+
+class Coupon(_Model):
+    object: Literal["coupon"]
+    id: str
+    name: str
+    percent_off: Decimal | None
+    amount_off_minor: int | None
+    currency: str | None
+    duration: Literal["once", "repeating", "forever"]
+    duration_periods: int | None
+    status: Literal["active", "archived"]
+    created_at: str
+    archived_at: str | None = None
+
+
+class Discount(_Model):
+    object: Literal["discount"]
+    id: str
+    coupon_id: str
+    coupon: Coupon
+    target: Literal["customer", "subscription", "plan"]
+    customer_id: str | None
+    subscription_id: str | None
+    plan_code: str | None
+    plan_version: int | None
+    status: Literal["active", "removed"]
+    created_at: str
+    removed_at: str | None = None
+
+
+class TaxRate(_Model):
+    object: Literal["tax_rate"]
+    id: str
+    display_name: str
+    percentage: Decimal
+    inclusive: bool
+    country: str | None
+    state: str | None
+    plan_code: str | None
+    status: Literal["active", "archived"]
+    created_at: str
+    archived_at: str | None = None
+
+
+class TaxJurisdiction(_Model):
+    object: Literal["tax_jurisdiction"]
+    customer_id: str
+    country: str | None
+    state: str | None
+    tax_rates: list[TaxRate]
 
 
 # --- operations ------------------------------------------------------------------------------------
@@ -1307,6 +1382,18 @@ class OneOffChargeList(_List):
 
 class CreditNoteList(_List):
     data: list[CreditNote]
+
+
+class CouponList(_List):
+    data: list[Coupon]
+
+
+class DiscountList(_List):
+    data: list[Discount]
+
+
+class TaxRateList(_List):
+    data: list[TaxRate]
 
 
 class AuditRecordList(_List):

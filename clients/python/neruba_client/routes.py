@@ -641,6 +641,116 @@ def void_invoice(
 ) -> Operation[m.InvoiceVoidResult]: ...
 
 
+@route("POST", "/admin/coupons", m.Coupon, body="CouponCreate", idempotency_key=True)
+def create_coupon(
+    *,
+    name: str,
+    duration: Literal["once", "repeating", "forever"],
+    reason: str,
+    percent_off: Number | None = None,
+    amount_off_minor: int | None = None,
+    currency: str | None = None,
+    duration_periods: int | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Coupon]: ...
+
+
+@route("GET", "/admin/coupons", m.CouponList, listing=True)
+def list_coupons() -> ListOperation[m.CouponList, m.Coupon]: ...
+
+
+@route("GET", "/admin/coupons/{coupon_id}", m.Coupon)
+def get_coupon(coupon_id: str) -> Operation[m.Coupon]: ...
+
+
+@route("POST", "/admin/coupons/{coupon_id}/archive", m.Coupon, body="ArchiveRequest", idempotency_key=True)
+def archive_coupon(
+    coupon_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.Coupon]: ...
+
+
+@route("POST", "/admin/discounts", m.Discount, body="DiscountCreate", idempotency_key=True)
+def create_discount(
+    *,
+    coupon_id: str,
+    reason: str,
+    customer_id: str | None = None,
+    subscription_id: str | None = None,
+    plan_code: str | None = None,
+    plan_version: int | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.Discount]: ...
+
+
+@route("GET", "/admin/discounts", m.DiscountList, listing=True)
+def list_discounts(
+    *, customer_id: str | None = None, plan_code: str | None = None, plan_version: int | None = None
+) -> ListOperation[m.DiscountList, m.Discount]: ...
+
+
+@route("GET", "/admin/discounts/{discount_id}", m.Discount)
+def get_discount(discount_id: str) -> Operation[m.Discount]: ...
+
+
+@route(
+    "POST", "/admin/discounts/{discount_id}/remove", m.Discount, body="ArchiveRequest", idempotency_key=True
+)
+def remove_discount(
+    discount_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.Discount]: ...
+
+
+@route("POST", "/admin/tax-rates", m.TaxRate, body="TaxRateCreate", idempotency_key=True)
+def create_tax_rate(
+    *,
+    display_name: str,
+    percentage: Number,
+    inclusive: bool,
+    reason: str,
+    country: str | None = None,
+    state: str | None = None,
+    plan_code: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.TaxRate]: ...
+
+
+@route("GET", "/admin/tax-rates", m.TaxRateList, listing=True)
+def list_tax_rates() -> ListOperation[m.TaxRateList, m.TaxRate]: ...
+
+
+@route(
+    "POST", "/admin/tax-rates/{tax_rate_id}/archive", m.TaxRate, body="ArchiveRequest", idempotency_key=True
+)
+def archive_tax_rate(
+    tax_rate_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.TaxRate]: ...
+
+
+@route("GET", "/admin/customers/{customer_id}/tax-jurisdiction", m.TaxJurisdiction)
+def get_tax_jurisdiction(customer_id: str) -> Operation[m.TaxJurisdiction]: ...
+
+
+@route(
+    "PUT",
+    "/admin/customers/{customer_id}/tax-jurisdiction",
+    m.TaxJurisdiction,
+    body="JurisdictionSet",
+    idempotency_key=True,
+)
+def set_tax_jurisdiction(
+    customer_id: str,
+    *,
+    country: str,
+    reason: str,
+    state: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.TaxJurisdiction]: ...
+
+
 @route("GET", "/admin/stripe-events", m.StripeEventList, listing=True)
 def list_stripe_events(
     *,

@@ -415,3 +415,31 @@ def test_a_dispute_after_a_credit_note_holds_only_what_is_left(world: World, api
     status, none_left = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 1}]}, key="k2")
     assert (status, none_left["error"]["code"]) == (409, "credit_note_exceeds_creditable")
     assert_consistent(world)
+
+
+def test_a_taxed_invoice_is_neither_credited_nor_voided_yet(world: World, api: Any) -> None:
+    import json
+
+    from neruba.logic.billing.void import void_invoice
+    from neruba.models.billing import InvoiceVoid
+
+    inv = issue(world, [("a", 1000, "1")], name="taxed")
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None
+    # the stored invoice as a taxed one would be (tax on its line)
+    from neruba.dal.clients import client
+    from neruba.dal.dynamo import to_item
+
+    line = {**stored.lines[0].document, "tax": {"exclusive_minor": 180, "inclusive_minor": 0}}
+    client("dynamodb").update_item(
+        TableName=world.ctx.invoices.table_name,
+        Key=to_item({"pk": f"INV#{inv}", "sk": "#"}),
+        UpdateExpression="SET #l = :l",
+        ExpressionAttributeNames={"#l": "lines"},
+        ExpressionAttributeValues=to_item({":l": json.dumps([line])}),
+    )
+    status, refused = credit(api, inv, {})
+    assert (status, refused["error"]["code"]) == (409, "invoice_has_tax")
+    with pytest.raises(ConflictError) as void_refused:
+        void_invoice(world.ctx, inv, InvoiceVoid(reason="wrong"), "key:t", "v1")
+    assert void_refused.value.code == "invoice_has_tax"

@@ -13,6 +13,7 @@ Items (``pk`` / ``sk``):
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``CN#{id}`` / ``#`` and ``SEQ#CN`` - credit notes and their numbers (dal/credit_notes.py).
 - ``ADV#``, ``ADVP#``, ``ADVU#`` - pay-in-advance billing (dal/advance.py).
+- ``CPN``, ``DSC#...``, ``DSCU#...``, ``TXR``, ``TXJ#...`` - coupons, discounts, tax rates (dal/discounts.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
 """
 
@@ -34,6 +35,7 @@ from neruba.timefmt import ts
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
     from neruba.dal.credit_notes import CreditNotesRepository
+    from neruba.dal.discounts import DiscountsRepository
     from neruba.dal.one_offs import OneOffRepository
 
 DUE_INDEX = "by-due"
@@ -188,6 +190,13 @@ class BillingRepository:
         from neruba.dal.advance import AdvanceRepository
 
         return AdvanceRepository(self.table_name)
+
+    @property
+    def discounts(self) -> DiscountsRepository:
+        """Coupons, discounts and tax rates, stored in this table (``dal.discounts``)."""
+        from neruba.dal.discounts import DiscountsRepository
+
+        return DiscountsRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

@@ -44,6 +44,7 @@ ACCOUNTS: dict[str, Normal] = {
     "disputes": "debit",  # asset: funds held by the card network while a dispute is open
     "dispute_losses": "debit",  # expense: disputes lost, or balances written off as disputed
     "goodwill_expense": "debit",  # expense: balance reductions granted as goodwill
+    "tax_payable": "credit",  # liability: tax invoiced, owed to the tax authorities
 }
 NEVER_NEGATIVE: frozenset[str] = frozenset({"cash"})
 """Accounts whose (debit-positive) balance never goes below zero: a customer's cash cannot be given back

@@ -114,9 +114,29 @@ ERROR_CODES: dict[str, str] = {
         "Late differences of the invoice were billed on another invoice; credit it instead."
     ),
     "invoice_not_voidable": "Top-up and correction invoices are not voided.",
+    "invoice_has_tax": "Credit notes and voids of taxed invoices are not supported yet.",
     "invoice_not_recomputable": (
         "Only a usage or opening invoice without credit applied is recomputed; use same_lines."
     ),
+    # coupons, discounts and taxes
+    "coupon_amount_required": "A coupon needs percent_off, or amount_off_minor and currency.",
+    "currency_required": "A fixed amount needs its currency.",
+    "currency_not_allowed": "A percentage coupon has no currency.",
+    "duration_periods_required": "A repeating coupon needs duration_periods.",
+    "duration_periods_out_of_range": "duration_periods is outside 1 to 1200.",
+    "duration_periods_not_allowed": "Only a repeating coupon takes duration_periods.",
+    "coupon_not_found": "No coupon with this id.",
+    "coupon_archived": "The coupon is archived.",
+    "discount_target_required": "A discount needs one target: a customer, a subscription or a plan version.",
+    "subscription_customer_mismatch": "The subscription belongs to another customer.",
+    "discount_not_found": "No discount with this id.",
+    "discount_removed": "The discount is removed already.",
+    "discount_conflict": "The coupon, discount or tax rate changed meanwhile; retry.",
+    "plan_version_not_found": "No such version of the plan.",
+    "state_needs_country": "A state needs its country.",
+    "tax_rate_target_required": "A tax rate needs a country, a plan_code, or both.",
+    "tax_rate_not_found": "No tax rate with this id.",
+    "tax_rate_archived": "The tax rate is archived already.",
     # ledger
     "credit_grant_not_found": "No credit grant with this id.",
     "credit_grant_not_active": "The grant is voided or expired.",

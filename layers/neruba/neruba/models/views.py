@@ -319,6 +319,27 @@ class LineReference(Closed):
     grant_id: str | None = None
 
 
+class LineTaxRate(Open):
+    """One rate's tax on a line."""
+
+    tax_rate_id: str
+    percentage: DecimalText
+    inclusive: bool
+    taxable_minor: Minor
+    amount_minor: Minor
+    exact_minor: DecimalText
+
+
+class LineTax(Open):
+    """A line's tax: its amount after discounts, the net, the tax it contains and the tax added on top."""
+
+    amount_after_discounts_minor: Minor
+    net_minor: Minor
+    inclusive_minor: Minor
+    exclusive_minor: Minor
+    rates: list[LineTaxRate]
+
+
 class InvoiceLine(Open):
     """One line of an invoice: a meter's usage, a fixed fee, an adjustment of an earlier invoice's line,
     a top-up, or a minimum; money in minor units, quantities and prices as exact decimals."""
@@ -345,6 +366,7 @@ class InvoiceLine(Open):
     pending: bool | None = Field(
         default=None, description="An adjustment or an advance line the next invoice will carry."
     )
+    tax: LineTax | None = Field(default=None, description="The line's tax, on its amount after discounts.")
 
 
 class OneOffLineSource(Closed):
@@ -510,9 +532,12 @@ class Invoice(Open):
     period_start: Timestamp | None
     period_end: Timestamp | None
     lines: list[InvoiceLine]
-    subtotal_minor: Minor
+    subtotal_minor: Minor = Field(description="The sum of the lines, discount lines included.")
+    discounts_minor: Minor = Field(default=0, description="What the discount lines took off (>= 0).")
+    tax_minor: Minor = Field(default=0, description="Exclusive tax added on top of the subtotal.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the lines (inclusive rates).")
     credits_applied_minor: Minor
-    total_minor: Minor
+    total_minor: Minor = Field(description="subtotal_minor + tax_minor - credits_applied_minor.")
 
 
 class LineAggregate(Closed):
@@ -655,6 +680,9 @@ class InvoiceExplanation(Closed):
     period_start: Timestamp | None
     period_end: Timestamp | None
     subtotal_minor: Minor | None
+    discounts_minor: Minor = 0
+    tax_minor: Minor = 0
+    tax_included_minor: Minor = 0
     credits_applied_minor: Minor | None
     total_minor: Minor | None
     corrects: LineReference | None = Field(

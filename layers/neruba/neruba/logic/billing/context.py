@@ -57,6 +57,8 @@ class PostingRequest:
     applications: list[CreditApplication]
     at: datetime
     revision: int = 0
+    tax_minor: int = 0  # exclusive tax added on top (or its change in a revision)
+    tax_included_minor: int = 0  # tax contained in the lines (inclusive rates)
 
     @property
     def posting_key(self) -> str:
@@ -126,6 +128,24 @@ class Billing:
         room = MAX_PICK_UP - len(lines)
         more, more_actions = advance.pick_up(self.billing.advance, customer_id, currency, invoice_id, room)
         return lines + more, actions + more_actions
+
+    def invoice_extras(
+        self,
+        customer_id: str,
+        subscription_id: str,
+        invoice_id: str,
+        lines: Sequence[dict[str, Any]],
+        currency: str,
+        period: tuple[str, str],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+        """A window invoice's discounts and taxes: its lines (discount lines added, each line's tax), the
+        snapshots it stores, and the actions counting the discounts' periods in its own transaction
+        (``logic.billing.discounts.window_extras``)."""
+        from neruba.logic.billing.discounts import window_extras
+
+        return window_extras(
+            self.billing.discounts, customer_id, subscription_id, invoice_id, lines, currency, period
+        )
 
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when
@@ -217,6 +237,45 @@ def posting_for(request: PostingRequest) -> Posting | None:
         >>> posting_for(PostingRequest("acme", "in_1", "USD", 0, [], now)) is None  # doctest: +SKIP
         True
     """
+    base = _posting_without_tax(request)
+    return with_tax(request, base)
+
+
+def with_tax(request: PostingRequest, base: Posting | None) -> Posting | None:
+    """The posting with the invoice's tax entries added (``logic.ledger.postings.tax_posting``: Cr
+    ``tax_payable``, Dr ``receivable`` for exclusive tax, Dr ``revenue`` for inclusive tax): one posting
+    per invoice or revision, so its balances move once in the transaction."""
+    from neruba.domain.ledger import Posting
+    from neruba.logic.ledger.postings import tax_posting
+
+    tax = tax_posting(
+        request.customer_id,
+        request.invoice_id,
+        request.currency,
+        request.tax_minor,
+        request.tax_included_minor,
+        request.at,
+        idempotency_key=request.posting_key,
+    )
+    if tax is None:
+        return base
+    if base is None:
+        return tax
+    return Posting.build(
+        idempotency_key=base.idempotency_key,
+        customer_id=base.customer_id,
+        currency=base.currency,
+        entries=[*base.entries, *tax.entries],
+        reason=base.reason,
+        source=base.source,
+        source_id=base.source_id,
+        actor=base.actor,
+        at=base.at,
+        metadata={**base.metadata, **tax.metadata},
+    )
+
+
+def _posting_without_tax(request: PostingRequest) -> Posting | None:
     from neruba.logic.ledger.postings import invoice_posting, invoice_reduction_posting
 
     if request.subtotal_minor > 0:

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.discounts import price_lines
 from neruba.logic.billing.document import invoice_document
 from neruba.logic.billing.windows import invoice_id_for
 from neruba.logic.billing.worker import adjustment_record
@@ -59,6 +60,8 @@ def correction_invoice(
     keys = sorted([r.key for r in records] + [a.key for a in pending])
     invoice_id = invoice_id_for("correction:" + "|".join(keys))
     lines = [*deltas, *(a.line for a in pending)]
+    rates = original.document.get("tax_rates") or []  # the corrected period's rates (no discount)
+    lines = price_lines(lines, [], rates, original.currency, (original.period_start, original.period_end))
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     doc = invoice_document(
         invoice_id=invoice_id,
@@ -67,7 +70,10 @@ def correction_invoice(
         currency=original.currency,
         kind="credit_note" if subtotal < 0 else "correction",
         seq=None,
-        details={"corrects": {"invoice_id": original.id, "number": original.number}},
+        details={
+            "corrects": {"invoice_id": original.id, "number": original.number},
+            **({"tax_rates": rates} if rates else {}),
+        },
         period=(original.period_start, original.period_end),
         lines=lines,
         applications=[],
@@ -79,7 +85,8 @@ def correction_invoice(
         ctx.billing.adjustment_put_item(subscription_id, replace(r, applied_to=invoice_id)) for r in records
     ]
     actions += [ctx.billing.adjustment_apply_item(subscription_id, a.key, invoice_id) for a in pending]
-    request = PostingRequest(original.customer_id, invoice_id, original.currency, subtotal, [], now)
+    tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
+    request = PostingRequest(original.customer_id, invoice_id, original.currency, subtotal, [], now, **tax)
     actions += ctx.invoice_posting_items(request)
     return doc, actions
 

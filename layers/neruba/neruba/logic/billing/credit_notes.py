@@ -91,11 +91,24 @@ def _refuse_status(invoice: Invoice) -> None:
         raise ConflictError(
             f"Invoice {invoice.id} is {invoice.status}; it cannot be credited.", code="invoice_void"
         )
+    if taxed(invoice):
+        raise ConflictError(
+            "Credit notes of taxed invoices are not supported yet: adjust the balance instead.",
+            code="invoice_has_tax",
+        )
     if invoice.kind == "topup":
         raise ConflictError(
             "A top-up invoice bought credit, not a service: void the grant's remainder instead.",
             code="invoice_not_creditable",
         )
+
+
+def taxed(invoice: Invoice) -> bool:
+    """Whether the invoice carries tax (its tax would have to be credited with it: not done yet)."""
+    doc = invoice.document
+    return bool(doc.get("tax_minor") or doc.get("tax_included_minor")) or any(
+        line.document.get("tax") for line in invoice.lines
+    )
 
 
 def _rule(exc: CreditNoteRuleError) -> Exception:

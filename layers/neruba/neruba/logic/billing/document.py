@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 # lines a window invoice carries that no rating makes (corrections, one-off charges, advance lines):
 # re-rating a draft keeps them as they are, and a rerun or a late-event check never takes them back
 CARRIED_KINDS = ("adjustment", "one_off", "advance")
+# lines no rating makes that a re-rating recomputes from what the invoice stored (its discounts' terms):
+# never compared with a re-rating, never corrected by an adjustment line
+DERIVED_KINDS = ("discount",)
 
 
 def invoice_document(
@@ -48,8 +51,8 @@ def invoice_document(
 ) -> dict[str, Any]:
     """A draft invoice: ``details`` stand after ``seq`` (the key order is the stored order); ``seq`` None
     leaves it out."""
-    subtotal = sum(int(line["amount_minor"]) for line in lines)
     applied = sum(int(a.amount_minor) for a in applications)
+    totals = invoice_totals(lines, applied)
     return {
         "id": invoice_id,
         "object": "invoice",
@@ -68,14 +71,44 @@ def invoice_document(
             {"grant_id": a.grant_id, "line_id": a.line_id, "amount_minor": int(a.amount_minor)}
             for a in applications
         ],
-        "subtotal_minor": subtotal,
-        "credits_applied_minor": applied,
-        "total_minor": subtotal - applied,
+        **totals,
         "rev": 0,
         "created_at": created_at,
         "finalize_at": finalize_at,
         "finalized_at": None,
         "stripe": None,
+    }
+
+
+EXTRA_TOTALS = ("discounts_minor", "tax_minor", "tax_included_minor")
+
+
+def invoice_totals(lines: Sequence[Mapping[str, Any]], credits_applied_minor: int) -> dict[str, int]:
+    """An invoice's amounts from its lines (docs/billing.md, "Invoice amounts with discounts and taxes"):
+    ``subtotal_minor`` is the sum of the lines (discount lines are negative lines, so it is after
+    discounts), ``discounts_minor`` what the discount lines took off, ``tax_minor`` the exclusive tax
+    added on top, ``tax_included_minor`` the tax contained in the lines' amounts (inclusive rates), and
+    ``total_minor = subtotal_minor + tax_minor - credits_applied_minor``. The three new fields are stored
+    only when a line is discounted or taxed (an invoice without either keeps its stored shape; the API
+    answers 0).
+
+    Example:
+        >>> invoice_totals([{"amount_minor": 1000, "tax": {"exclusive_minor": 180, "inclusive_minor": 0}},
+        ...                 {"kind": "discount", "amount_minor": -100}], 0)["total_minor"]
+        1080
+    """
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    discounts = -sum(int(line["amount_minor"]) for line in lines if line.get("kind") == "discount")
+    taxes = [line.get("tax") or {} for line in lines]
+    tax = sum(int(t.get("exclusive_minor") or 0) for t in taxes)
+    included = sum(int(t.get("inclusive_minor") or 0) for t in taxes)
+    extra = {"discounts_minor": discounts, "tax_minor": tax, "tax_included_minor": included}
+    return {
+        "subtotal_minor": subtotal,
+        # stored only on an invoice with a discount or a tax line (older invoices read them as 0)
+        **(extra if any(extra.values()) or any(taxes) else {}),
+        "credits_applied_minor": credits_applied_minor,
+        "total_minor": subtotal + tax - credits_applied_minor,
     }
 
 

@@ -23,7 +23,15 @@ from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.document import CARRIED_KINDS, EVENT_KEYS, invoice_event
+from neruba.logic.billing.discounts import repriced
+from neruba.logic.billing.document import (
+    CARRIED_KINDS,
+    DERIVED_KINDS,
+    EVENT_KEYS,
+    EXTRA_TOTALS,
+    invoice_event,
+    invoice_totals,
+)
 from neruba.logic.billing.worker import rated_lines
 from neruba.timefmt import iso, parse_ts
 
@@ -62,7 +70,7 @@ def recompute_draft(
     subscription = ctx.subscription(str(invoice.subscription_id)).document
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     rerated = rated_lines(rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end)))
-    held = {line.line_id: line for line in invoice.lines if line.kind not in CARRIED_KINDS}
+    held = {line.line_id: line for line in invoice.lines if line.kind not in (*CARRIED_KINDS, *DERIVED_KINDS)}
     same = set(held) == set(rerated) and all(
         (held[k].quantity, held[k].amount_minor) == (rerated[k]["quantity"], int(rerated[k]["amount_minor"]))
         for k in held
@@ -70,24 +78,23 @@ def recompute_draft(
     if same:
         return None, []
     carried = [line.document for line in invoice.lines if line.kind in CARRIED_KINDS]
-    lines = [*rerated.values(), *carried]
-    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    lines = repriced(invoice.document, [*rerated.values(), *carried])  # the discounts and rates it stored
+    totals = invoice_totals(lines, invoice.credits_applied_minor)
+    subtotal = totals["subtotal_minor"]
     rev = invoice.rev
-    doc = {
-        **invoice.document,
-        "lines": lines,
-        "subtotal_minor": subtotal,
-        "total_minor": subtotal - invoice.credits_applied_minor,
-        "revised_at": iso(now),
-    }
+    kept = {k: v for k, v in invoice.document.items() if k not in EXTRA_TOTALS}  # stored when not all 0
+    doc = {**kept, "lines": lines, **totals, "revised_at": iso(now)}
     before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
     actions = [
         ctx.invoices.revise_item(doc, rev),
         invoice_event("invoice.updated", doc, now, revised_at=iso(now), previous_attributes=before),
     ]
     delta = subtotal - invoice.subtotal_minor
-    if delta:
-        request = PostingRequest(invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1)
+    tax = {k: int(totals.get(k) or 0) - int(invoice.document.get(k) or 0) for k in EXTRA_TOTALS[1:]}
+    if delta or any(tax.values()):  # the change, posted as this revision (tax included)
+        request = PostingRequest(
+            invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1, **tax
+        )
         actions += ctx.invoice_posting_items(request)
     from neruba.dal.invoices import invoice_record
 

@@ -9,6 +9,8 @@ from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import Invoice, InvoicesRepository
 from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.billing.discounts import explain_figures
+from neruba.logic.billing.document import EXTRA_TOTALS
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import ts
 
@@ -67,6 +69,8 @@ def public(invoice: Invoice) -> dict[str, Any]:
     doc = {k: v for k, v in invoice.document.items() if k not in hidden}
     doc["object"] = "invoice"
     doc["revision"] = invoice.rev
+    for key in EXTRA_TOTALS:  # stored only on invoices with a discount or a tax (document.invoice_totals)
+        doc.setdefault(key, 0)
     # what it received and what is left, also before a first payment records them (docs/stripe.md)
     paid = paid_level(invoice)
     doc["amount_paid_minor"] = paid
@@ -86,6 +90,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
     for application in invoice.applications:
         by_line.setdefault(application.line_id, []).append(application)
     lines = []
+    documents = [record.document for record in invoice.lines]
     for record in invoice.lines:
         line = record.document
         source = line.get("source") or {}
@@ -117,6 +122,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "references": line.get("references"),
                 **_original(line),
                 **_credited(invoice, record.line_id),
+                **explain_figures(line, documents),
             }
         )
     doc = invoice.document
@@ -128,6 +134,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         "period_start": doc.get("period_start"),
         "period_end": doc.get("period_end"),
         "subtotal_minor": doc.get("subtotal_minor"),
+        **{key: int(doc.get(key) or 0) for key in EXTRA_TOTALS},
         "credits_applied_minor": doc.get("credits_applied_minor"),
         "total_minor": doc.get("total_minor"),
         "corrects": doc.get("corrects"),

@@ -42,7 +42,7 @@ def upcoming_invoice(
     its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
     subtotal and in ``pending_adjustments_minor``; so are the customer's **pending advance lines**
     (pay-in-advance events gathered for the next invoice, ``logic.billing.advance``), on the first window
-    in their currency.
+    in their currency. Then the discounts and taxes the invoice would apply (:func:`_discounted`).
     """
     from neruba.logic.pricing.rating import rate_window
 
@@ -69,6 +69,8 @@ def upcoming_invoice(
         pending_minor = sum(int(line["amount_minor"]) for line in pending)
         window["lines"] = [*window["lines"], *pending]
         window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor
+        if billing is not None:
+            window.update(_discounted(billing, sub, window))
         windows.append(
             {
                 **window,
@@ -86,6 +88,26 @@ def upcoming_invoice(
         "note": "Preview of the current period to date; credits are applied when the invoice is issued.",
         "windows": windows,
     }
+
+
+def _discounted(billing: BillingRepository, sub: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+    """The window's lines and amounts with the discounts its invoice would apply now (their next period,
+    nothing counted) and the customer's tax rates: ``subtotal_minor`` after discounts, ``discounts_minor``,
+    ``tax_minor``, ``tax_included_minor`` and ``total_minor`` (before credits)."""
+    from neruba.logic.billing.discounts import discounts_for, price_lines, rates_for
+    from neruba.logic.billing.document import invoice_totals
+
+    repo = billing.discounts
+    lines = window["lines"]
+    plans = {(str(ln["plan_code"]), int(ln["plan_version"])) for ln in lines if ln.get("plan_code")}
+    snapshots, _ = discounts_for(repo, str(sub["customer_id"]), str(sub["id"]), sorted(plans), "preview")
+    rates = rates_for(repo, str(sub["customer_id"]))
+    priced = price_lines(
+        lines, snapshots, rates, str(window["currency"]), (window["period_start"], window["period_end"])
+    )
+    totals = invoice_totals(priced, 0)
+    totals.pop("credits_applied_minor")
+    return {"lines": priced, "discounts_minor": 0, "tax_minor": 0, "tax_included_minor": 0, **totals}
 
 
 def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.ledger import Posting, credit, debit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing.credit_notes import taxed
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.stripe.checks import paid_level
@@ -64,6 +65,11 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
         raise ConflictError(
             "The invoice has received a payment; credit it with a credit note instead.",
             code="invoice_has_payments",
+        )
+    if taxed(invoice):
+        raise ConflictError(
+            "Voiding a taxed invoice is not supported yet (its tax would have to be reversed).",
+            code="invoice_has_tax",
         )
     if invoice.kind not in VOIDABLE_KINDS:
         raise ConflictError(

@@ -33,7 +33,8 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
+from neruba.logic.billing.discounts import credit_base
+from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
 from neruba.models.billing import BillingJob
@@ -219,12 +220,18 @@ def build_invoice(
         lines += adjustment_lines
         actions += adjustment_actions
     customer_id = str(subscription["customer_id"])
-    subtotal = sum(int(line["amount_minor"]) for line in lines)
-    chargeable = creditable_lines(lines, subtotal)  # before one-off charges: credits never pay those
     one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
     lines += one_off_lines  # each picked up by this transaction only while still pending
     actions += one_off_actions
-    subtotal += sum(int(line["amount_minor"]) for line in one_off_lines)
+    lines, extras, discount_actions = ctx.invoice_extras(
+        customer_id, window.subscription_id, window.invoice_id, lines, rated.currency,
+        (ts(window.start), ts(window.end)),
+    )  # fmt: skip
+    actions += discount_actions  # each discount's period counted by this transaction only
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    picked = [str(line["line_id"]) for line in one_off_lines]
+    base = credit_base(lines, picked)  # after discounts; credits never pay one-off charges or advance lines
+    chargeable = creditable_lines(base, sum(int(line["amount_minor"]) for line in base))
     credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
     applications = list(credits.applications) if credits else []
     doc = invoice_document(
@@ -234,15 +241,16 @@ def build_invoice(
         currency=rated.currency,
         kind=window.kind,
         seq=window.seq,
-        details={"window": window.to_dict()},
+        details={"window": window.to_dict(), **extras},
         period=(ts(window.start), ts(window.end)),
         lines=lines,
         applications=applications,
         created_at=ts(now),
         finalize_at=ts(now + ctx.grace),
     )
+    tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
     posting = ctx.invoice_posting_items(
-        PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now)
+        PostingRequest(customer_id, window.invoice_id, rated.currency, subtotal, applications, now, **tax)
     )
     actions += credits.items if credits else []
     actions.append(invoice_event("invoice.created", doc, now))
@@ -291,7 +299,7 @@ def line_deltas(
     """
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
     for billed in original.lines:
-        if billed.kind in CARRIED_KINDS:  # no rating makes these: never re-rated, never taken back
+        if billed.kind in (*CARRIED_KINDS, *DERIVED_KINDS):  # no rating makes these: never taken back
             continue
         held[billed.line_id] = (Decimal(str(billed.quantity)), billed.amount_minor, billed.document)
     counts: dict[str, int] = {}

@@ -163,6 +163,53 @@ def invoice_reduction_posting(
     )
 
 
+def tax_posting(
+    customer_id: str,
+    invoice_id: str,
+    currency: str,
+    exclusive_minor: int,
+    inclusive_minor: int,
+    at: datetime,
+    *,
+    idempotency_key: str,
+    actor: str = "system:billing",
+) -> Posting | None:
+    """The tax of an invoice (or the change of it in a draft's revision) as a liability; billing adds
+    these entries to the invoice's own posting (``logic.billing.context.with_tax``): credit
+    ``tax_payable`` for all the tax; debit ``receivable`` for the exclusive tax (added to what the
+    customer owes) and ``revenue`` for the inclusive tax (the part of the price that was never revenue).
+    Negative amounts (a revision lowering the tax, a credit line) reverse the sides.
+    None when there is no tax.
+
+    Example:
+        >>> t = datetime(2026, 2, 1, tzinfo=UTC)
+        >>> p = tax_posting("acme", "in_1", "USD", 200, 50, t, idempotency_key="invoice:in_1")
+        >>> sorted((e.account, e.signed) for e in p.entries)
+        [('receivable', 200), ('revenue', 50), ('tax_payable', -250)]
+    """
+    entries: list[Entry] = []
+    for account, amount in (("receivable", exclusive_minor), ("revenue", inclusive_minor)):
+        if amount:
+            entries.append(debit(account, amount) if amount > 0 else credit(account, -amount))
+    total = exclusive_minor + inclusive_minor
+    if total:
+        entries.append(credit("tax_payable", total) if total > 0 else debit("tax_payable", -total))
+    if not entries:
+        return None
+    return Posting.build(
+        idempotency_key=idempotency_key,
+        customer_id=customer_id,
+        currency=currency,
+        entries=entries,
+        reason="invoice_tax",
+        source="invoice",
+        source_id=invoice_id,
+        actor=actor,
+        at=at,
+        metadata={"tax_minor": exclusive_minor, "tax_included_minor": inclusive_minor},
+    )
+
+
 def _post(
     repo: LedgerRepository,
     *,

@@ -9,6 +9,7 @@ customer               ``neruba-customer-{customer_id}``
 invoice                ``neruba-{invoice_id}-invoice``
 one invoice item       ``neruba-{invoice_id}-item-{line_id}``
 credits applied        ``neruba-{invoice_id}-item-credits``
+exclusive tax          ``neruba-{invoice_id}-item-tax``
 finalize               ``neruba-{invoice_id}-finalize``
 =====================  ==========================================
 
@@ -192,6 +193,9 @@ class InvoiceSync:
         credits = invoice.credits_applied_minor
         if credits:
             lines.append(("credits", -credits, "Credits applied"))
+        tax = int(invoice.document.get("tax_minor") or 0)  # exclusive tax; discount lines are lines above
+        if tax:
+            lines.append(("tax", tax, "Tax"))
         return lines
 
     def _create(self, call: Callable[..., T], params: dict[str, Any], key: str) -> T:

@@ -1,0 +1,152 @@
+"""Coupons, discounts, their period counters, tax rates and tax jurisdictions in the billing table.
+
+Items (``pk`` / ``sk``):
+
+- ``CPN`` / ``{coupon_id}`` - a coupon (``status`` active or archived);
+- ``DSC#{customer}`` / ``{discount_id}`` - a coupon attached to a customer or one of its subscriptions;
+  ``DSC#plan#{code}#{version}`` / ``{discount_id}`` - attached to a plan version (``status`` active or
+  removed);
+- ``DSCU#{discount_id}`` / ``{subscription_id}`` - the billing periods a discount has discounted for one
+  subscription (``used``) and the last invoice that counted one; moved only inside the window invoice's
+  own transaction, conditional on the count read;
+- ``TXR`` / ``{tax_rate_id}`` - a tax rate (``status`` active or archived);
+- ``TXJ#{customer}`` / ``#`` - the customer's tax jurisdiction (``country``, ``state``);
+- ``DSCX`` / ``{discount_id}`` - where a discount is stored (``partition``), written with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, plain, to_item
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored coupon, discount or tax rate: its status and the document the API shows."""
+
+    id: str
+    status: str
+    document: dict[str, Any]
+
+
+def _stored(item: dict[str, Any]) -> Stored:
+    doc = jsonutil.loads(item["doc"])
+    doc.update(status=item["status"], **{k: item[k] for k in ("archived_at", "removed_at") if k in item})
+    return Stored(id=str(item["sk"]), status=str(item["status"]), document=doc)
+
+
+def plan_partition(plan_code: str, plan_version: int) -> str:
+    return f"DSC#plan#{plan_code}#{plan_version}"
+
+
+class DiscountsRepository:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # ------------------------------------------------------------ reads
+    def _query(self, pk: str) -> list[Stored]:
+        found: list[Stored] = []
+        for page in (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ConsistentRead=True,
+            )
+        ):
+            found.extend(_stored(from_item(i)) for i in page.get("Items", []))
+        return found
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=True
+        )
+        return from_item(response["Item"]) if "Item" in response else None
+
+    def coupons(self) -> list[Stored]:
+        return self._query("CPN")
+
+    def coupon(self, coupon_id: str) -> Stored | None:
+        item = self._get("CPN", coupon_id)
+        return _stored(item) if item else None
+
+    def customer_discounts(self, customer_id: str) -> list[Stored]:
+        """Discounts on the customer and on its subscriptions (any status)."""
+        return self._query(f"DSC#{customer_id}")
+
+    def plan_discounts(self, plan_code: str, plan_version: int) -> list[Stored]:
+        return self._query(plan_partition(plan_code, plan_version))
+
+    def discount(self, partition: str, discount_id: str) -> Stored | None:
+        item = self._get(partition, discount_id)
+        return _stored(item) if item else None
+
+    def partition_of(self, discount_id: str) -> str | None:
+        """The partition a discount is stored in (None: no such discount)."""
+        item = self._get("DSCX", discount_id)
+        return str(jsonutil.loads(item["doc"])["partition"]) if item else None
+
+    def used(self, discount_id: str, subscription_id: str) -> int:
+        """Billing periods the discount has counted for the subscription."""
+        item = self._get(f"DSCU#{discount_id}", subscription_id)
+        return int(plain(item["used"])) if item else 0
+
+    def tax_rates(self) -> list[Stored]:
+        return self._query("TXR")
+
+    def tax_rate(self, tax_rate_id: str) -> Stored | None:
+        item = self._get("TXR", tax_rate_id)
+        return _stored(item) if item else None
+
+    def jurisdiction(self, customer_id: str) -> dict[str, Any] | None:
+        item = self._get(f"TXJ#{customer_id}", "#")
+        return jsonutil.loads(item["doc"]) if item else None
+
+    # ------------------------------------------------------------ writes (actions)
+    def put_item(self, pk: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A Put of a new coupon, discount or tax rate (condition: its id is new)."""
+        item = {"pk": pk, "sk": doc["id"], "status": doc["status"], "doc": jsonutil.dumps(doc)}
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def status_item(self, pk: str, item_id: str, frm: str, to: str, stamp: str, at: str) -> dict[str, Any]:
+        """Move a status (condition: still ``frm``), recording when in ``stamp``."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": pk, "sk": item_id}),
+                "UpdateExpression": f"SET #st = :to, {stamp} = :at",
+                "ConditionExpression": "#st = :from",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item({":to": to, ":from": frm, ":at": at}),
+            }
+        }
+
+    def use_item(self, discount_id: str, subscription_id: str, used: int, invoice_id: str) -> dict[str, Any]:
+        """Count one more billing period (condition: the count is still ``used``)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"DSCU#{discount_id}", "sk": subscription_id}),
+                "UpdateExpression": "SET used = :next, last_invoice_id = :inv",
+                "ConditionExpression": "attribute_not_exists(pk)" if used == 0 else "used = :used",
+                "ExpressionAttributeValues": to_item(
+                    {":next": used + 1, ":inv": invoice_id, **({":used": used} if used else {})}
+                ),
+            }
+        }
+
+    def jurisdiction_item(self, customer_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        item = {"pk": f"TXJ#{customer_id}", "sk": "#", "doc": jsonutil.dumps(doc)}
+        return {"Put": {"TableName": self.table_name, "Item": to_item(item)}}

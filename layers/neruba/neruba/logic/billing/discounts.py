@@ -1,0 +1,310 @@
+"""Discounts and taxes on a window invoice: which apply, the discount lines, each line's tax, and the
+counting of a discount's billing periods (docs/billing.md, "Coupons and discounts" and "Taxes").
+
+:func:`discounts_for` picks the active discounts of an invoice (the customer's, then the
+subscription's, then those of the plan versions its lines bill; oldest first within each) that still
+have billing periods left for the subscription, as **snapshots** of their coupon's terms stored on the
+invoice (``discounts``), and one action per discount counting the period (``DSCU#``, conditional on the
+count read) for the invoice's own transaction: the invoice is put once (its id follows from the window),
+so a retried or duplicated job never counts a second period, and a crash before the commit counts none.
+
+:func:`price_lines` turns the lines and the stored snapshots into the invoice's lines: one ``discount``
+line per discount (a negative amount; its ``source.allocations`` says what it took off each line), and on
+every other line a ``tax`` entry (its amount after discounts taxed by the invoice's rates). A re-rating
+(a draft's finalization, an operator rerun of a draft) calls it again with the same snapshots: the
+amounts follow the new usage and no period is counted again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from neruba.domain.discounts import AppliedDiscount, Coupon, apply_discounts, periods_left
+from neruba.domain.numbers import canonical_text
+from neruba.domain.taxes import TaxRate, line_tax
+
+if TYPE_CHECKING:
+    from neruba.dal.discounts import DiscountsRepository, Stored
+
+KIND = "discount"
+MAX_DISCOUNTS = 10  # discounts one invoice applies (each is an action of its 100-action transaction)
+UNDISCOUNTED = (KIND,)  # lines no discount reduces and no tax applies to
+
+
+def coupon_of(doc: Mapping[str, Any]) -> Coupon:
+    """The terms of a stored coupon (or of a snapshot's ``coupon``)."""
+    percent = doc.get("percent_off")
+    return Coupon(
+        coupon_id=str(doc["id"]),
+        kind="percentage" if percent is not None else "fixed",
+        amount_minor=None if doc.get("amount_off_minor") is None else int(doc["amount_off_minor"]),
+        currency=doc.get("currency"),
+        percent=None if percent is None else Decimal(str(percent)),
+        duration=doc["duration"],
+        periods=None if doc.get("duration_periods") is None else int(doc["duration_periods"]),
+    )
+
+
+def _order(found: list[Stored]) -> list[Stored]:
+    return sorted(found, key=lambda d: (str(d.document.get("created_at")), d.id))
+
+
+def discounts_for(
+    repo: DiscountsRepository,
+    customer_id: str,
+    subscription_id: str,
+    plan_versions: Sequence[tuple[str, int]],
+    invoice_id: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(snapshots, actions): the discounts a window invoice applies and the actions counting their period."""
+    mine = _order([d for d in repo.customer_discounts(customer_id) if d.status == "active"])
+    chosen = [d for d in mine if d.document.get("subscription_id") in (None, subscription_id)]
+    chosen.sort(
+        key=lambda d: d.document.get("subscription_id") is not None
+    )  # customer's, then subscription's
+    for code, version in sorted(set(plan_versions)):
+        chosen += _order([d for d in repo.plan_discounts(code, version) if d.status == "active"])
+    snapshots: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    for discount in chosen:
+        if len(snapshots) >= MAX_DISCOUNTS:
+            break
+        doc = discount.document
+        coupon = coupon_of(doc["coupon"])
+        used = repo.used(discount.id, subscription_id)
+        left = periods_left(coupon, used)
+        if left is not None and left <= 0:
+            continue
+        snapshots.append(
+            {
+                "discount_id": discount.id,
+                "coupon_id": coupon.coupon_id,
+                "coupon": doc["coupon"],
+                "target": doc["target"],
+                "plan_code": doc.get("plan_code"),
+                "plan_version": doc.get("plan_version"),
+                "period": used + 1,
+                "periods": None if left is None else used + left,
+            }
+        )
+        actions.append(repo.use_item(discount.id, subscription_id, used, invoice_id))
+    return snapshots, actions
+
+
+def rates_for(repo: DiscountsRepository, customer_id: str) -> list[dict[str, Any]]:
+    """The active tax rates of a customer's invoices, as snapshots: those of the customer's jurisdiction
+    (country, and state when the rate names one) and those of a plan without a jurisdiction."""
+    rates = [r for r in repo.tax_rates() if r.status == "active"]
+    placed = any(r.document.get("country") for r in rates)
+    where = (repo.jurisdiction(customer_id) or {}) if placed else {}  # read only when a rate needs it
+    out = []
+    for rate in sorted(rates, key=lambda r: (str(r.document.get("created_at")), r.id)):
+        doc = rate.document
+        if rate.status != "active":
+            continue
+        country, state = doc.get("country"), doc.get("state")
+        if country is not None and (
+            country != where.get("country") or state not in (None, where.get("state"))
+        ):
+            continue
+        out.append(
+            {
+                k: doc.get(k)
+                for k in ("id", "display_name", "percentage", "inclusive", "country", "state", "plan_code")
+            }
+        )
+    return out
+
+
+def _line_of(
+    applied: AppliedDiscount, snapshot: Mapping[str, Any], period: tuple[Any, Any]
+) -> dict[str, Any]:
+    coupon = applied.coupon
+    terms = (
+        f"{canonical_text(coupon.percent or Decimal(0))}% off"
+        if coupon.kind == "percentage"
+        else f"{coupon.amount_minor} {coupon.currency} minor units off"
+    )
+    count = f"period {snapshot['period']}" + (f" of {snapshot['periods']}" if snapshot.get("periods") else "")
+    name = snapshot["coupon"].get("name") or coupon.coupon_id
+    return {
+        "line_id": f"discount:{applied.discount_id}",
+        "kind": KIND,
+        "description": f"Discount {name} ({terms}, {count})",
+        "meter_code": None,
+        "group": {},
+        "quantity": Decimal(1),
+        "unit_price": None,
+        "tiers": [],
+        "amount_minor": -applied.amount_minor,
+        "period_start": period[0],
+        "period_end": period[1],
+        "plan_code": snapshot.get("plan_code"),
+        "plan_version": snapshot.get("plan_version"),
+        "source": {
+            "discount_id": applied.discount_id,
+            "coupon_id": coupon.coupon_id,
+            "target": snapshot["target"],
+            "period": snapshot["period"],
+            "periods": snapshot.get("periods"),
+            "base_minor": applied.base_minor,
+            "exact_minor": canonical_text(applied.exact),  # decimals stored as text: read back as written
+            "rounding": "half_up_once" if coupon.kind == "percentage" else "none",
+            "capped": applied.capped,
+            "skipped": applied.skipped,
+            "allocations": [{"line_id": k, "amount_minor": v} for k, v in applied.allocations.items()],
+        },
+        "references": None,
+    }
+
+
+def price_lines(
+    lines: Sequence[Mapping[str, Any]],
+    snapshots: Sequence[Mapping[str, Any]],
+    rates: Sequence[Mapping[str, Any]],
+    currency: str,
+    period: tuple[Any, Any],
+) -> list[dict[str, Any]]:
+    """The invoice's lines: ``lines`` (old discount lines dropped) with a ``tax`` entry each, then the
+    discount lines. Without snapshots and rates the lines come back unchanged."""
+    base = [dict(line) for line in lines if line.get("kind") not in UNDISCOUNTED]
+    if not snapshots and not rates:
+        for line in base:
+            line.pop("tax", None)
+        return base
+    by_id = {str(line["line_id"]): line for line in base}
+    wanted = {str(s["discount_id"]): s for s in snapshots}
+
+    def eligible(discount_id: str, line_id: str) -> bool:
+        snap, line = wanted[discount_id], by_id[line_id]
+        if snap.get("plan_code") is None:
+            return True
+        return (line.get("plan_code"), line.get("plan_version")) == (snap["plan_code"], snap["plan_version"])
+
+    applied = apply_discounts(
+        [(k, int(v["amount_minor"])) for k, v in by_id.items()],
+        [(str(s["discount_id"]), coupon_of(s["coupon"])) for s in snapshots],
+        currency,
+        eligible,
+    )
+    net = {k: int(v["amount_minor"]) for k, v in by_id.items()}
+    for d in applied:
+        for line_id, share in d.allocations.items():
+            net[line_id] -= share
+    for line_id, line in by_id.items():
+        mine = [
+            TaxRate(
+                str(r["id"]),
+                Decimal(str(r["percentage"])),
+                bool(r["inclusive"]),
+                str(r.get("display_name") or ""),
+            )
+            for r in rates
+            if r.get("plan_code") in (None, line.get("plan_code"))
+        ]
+        line.pop("tax", None)
+        if mine:
+            tax = line_tax(net[line_id], mine, currency)
+            line["tax"] = {
+                "amount_after_discounts_minor": net[line_id],
+                "net_minor": tax.net_minor,
+                "inclusive_minor": tax.inclusive_minor,
+                "exclusive_minor": tax.exclusive_minor,
+                "rates": [
+                    {
+                        "tax_rate_id": p.tax_rate_id,
+                        "percentage": canonical_text(p.percent),
+                        "inclusive": p.inclusive,
+                        "taxable_minor": p.taxable_minor,
+                        "amount_minor": p.amount_minor,
+                        "exact_minor": canonical_text(p.exact),
+                    }
+                    for p in tax.parts
+                ],
+            }
+    return [*by_id.values(), *(_line_of(d, wanted[d.discount_id], period) for d in applied)]
+
+
+def net_amounts(lines: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Each non-discount line's amount after the discount lines' allocations."""
+    net = {str(line["line_id"]): int(line["amount_minor"]) for line in lines if line.get("kind") != KIND}
+    for line in lines:
+        if line.get("kind") == KIND:
+            for share in (line.get("source") or {}).get("allocations") or []:
+                net[str(share["line_id"])] -= int(share["amount_minor"])
+    return net
+
+
+def window_extras(
+    repo: DiscountsRepository,
+    customer_id: str,
+    subscription_id: str,
+    invoice_id: str,
+    lines: Sequence[Mapping[str, Any]],
+    currency: str,
+    period: tuple[Any, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """A new window invoice's discounts and taxes: (its lines, the ``details`` storing the discounts' and
+    rates' snapshots, the actions counting the discounts' periods)."""
+    plans = {
+        (str(line["plan_code"]), int(line["plan_version"]))
+        for line in lines
+        if line.get("plan_code") and line.get("plan_version") is not None
+    }
+    snapshots, actions = discounts_for(repo, customer_id, subscription_id, sorted(plans), invoice_id)
+    rates = rates_for(repo, customer_id)
+    details = {"discounts": snapshots, "tax_rates": rates} if snapshots or rates else {}
+    return price_lines(lines, snapshots, rates, currency, period), details, actions
+
+
+def repriced(doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A re-rated invoice's lines with the discounts and rates it stored (no period counted again)."""
+    return price_lines(
+        lines,
+        doc.get("discounts") or [],
+        doc.get("tax_rates") or [],
+        str(doc["currency"]),
+        (doc.get("period_start"), doc.get("period_end")),
+    )
+
+
+def credit_base(lines: Sequence[Mapping[str, Any]], uncredited: Sequence[str]) -> list[dict[str, Any]]:
+    """The lines credit may pay, at their amount after discounts (discount lines and the lines whose id
+    is in ``uncredited`` left out)."""
+    net = net_amounts(lines)
+    left_out = set(uncredited)
+    return [
+        {**line, "amount_minor": net[str(line["line_id"])]}
+        for line in lines
+        if line.get("kind") != KIND and str(line["line_id"]) not in left_out
+    ]
+
+
+def explain_figures(line: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What explain adds to a line: on a discount line, the discount (coupon, period, base, exact figure,
+    rounding, what it took off each line); on any other line, the discounts that reduced it and its tax
+    (none when the invoice has neither)."""
+    if line.get("kind") == KIND:
+        return {"discount": dict(line.get("source") or {})}
+    line_id = str(line["line_id"])
+    taken: list[dict[str, Any]] = [
+        {
+            "discount_id": (other.get("source") or {}).get("discount_id"),
+            "coupon_id": (other.get("source") or {}).get("coupon_id"),
+            "amount_minor": int(share["amount_minor"]),
+        }
+        for other in lines
+        if other.get("kind") == KIND
+        for share in (other.get("source") or {}).get("allocations") or []
+        if str(share["line_id"]) == line_id
+    ]
+    if not taken and "tax" not in line:
+        return {}
+    return {
+        "discounts": taken,
+        "amount_after_discounts_minor": int(line["amount_minor"])
+        - sum(int(t["amount_minor"]) for t in taken),
+        "tax": line.get("tax"),
+    }
