@@ -262,8 +262,8 @@ def _event_reason(ops_table: str | None, event_id: str) -> str:
     event = StripeEventsRepository(ops_table).get(event_id)
     if event is None:
         return f"no Stripe event {event_id} stored"
-    reason = f"stripe event {event.get('status')} after {event.get('attempts', 0)} attempt(s)"
-    details = [str(event[name]) for name in ("outcome", "error") if event.get(name)]
+    reason = f"stripe event {event.status} after {event.attempts} attempt(s)"
+    details = [str(value) for value in (event.outcome, event.error) if value]
     return reason + (f": {'; '.join(details)}" if details else ", nothing recorded: see the worker's logs")
 
 

@@ -33,8 +33,8 @@ def _list() -> int:
     for migration in migrations:
         record = applied.get(migration.number)
         if record:
-            changed = "" if record.get("checksum") == migration.checksum else " (file changed since)"
-            state = f"applied {record.get('applied_at')} checksum {record.get('checksum')}{changed}"
+            changed = "" if record.checksum == migration.checksum else " (file changed since)"
+            state = f"applied {record.applied_at} checksum {record.checksum}{changed}"
         else:
             state = "pending"
         print(f"{migration.number:04d} {migration.name:<28} {state}")

@@ -2,7 +2,8 @@
 
 ``check_answer`` finds the documented operation of a request (method and path template), and fails when
 the status is not one the operation documents or the body does not match that status's schema. A request
-no operation serves (404 route_not_found, 405) must answer the one error shape. The document is built
+no operation serves (404 route_not_found, 405) must answer the one error shape. Every date-time in an
+answer reads in UTC with ``Z`` (``time_problems``), whichever route built it. The document is built
 once per process from the routes (``neruba openapi``), so a route and its reference cannot drift apart.
 """
 
@@ -82,7 +83,29 @@ def operation_problems(label: str, operation: dict[str, Any], status: int, body:
     return [f"{label} {status}: {p}" for p in _schema_problems(schema, body)]
 
 
+# A date-time with an offset (RFC 3339). The client's own maps are the client's text, echoed as sent.
+DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+CLIENT_MAPS = frozenset({"metadata", "properties"})
+
+
+def time_problems(body: Any, where: str = "") -> list[str]:
+    """Every date-time in ``body`` not written in UTC with ``Z`` (``2026-01-02T03:04:05Z``)."""
+    if isinstance(body, dict):
+        return [
+            problem
+            for key, value in body.items()
+            if key not in CLIENT_MAPS
+            for problem in time_problems(value, f"{where}/{key}")
+        ]
+    if isinstance(body, list):
+        return [problem for n, value in enumerate(body) for problem in time_problems(value, f"{where}/{n}")]
+    if isinstance(body, str) and DATE_TIME.match(body) and not body.endswith("Z"):
+        return [f"{where or '<body>'}: the time {body!r} is not in UTC with Z"]
+    return []
+
+
 def check_answer(method: str, path: str, status: int, body: Any) -> None:
-    """Fail (AssertionError) when the answer is not one the document describes."""
-    problems = answer_problems(method, path, status, body)
+    """Fail (AssertionError) when the answer is not one the document describes, or gives a time in
+    another form than UTC with ``Z``."""
+    problems = answer_problems(method, path, status, body) + time_problems(body)
     assert not problems, "the answer does not match docs/openapi.json:\n" + "\n".join(problems[:10])

@@ -6,13 +6,12 @@ The rule:
   one in another offset is converted to UTC first.
 - :func:`ts` is the storage format: ``2026-01-02T03:04:05.000000Z``, fixed width with microseconds, so
   text order is time order. Sort keys, leases, due dates, grants, postings, windows and invoices use it.
-- :func:`iso` is the document and answer format: ISO 8601 with the ``+00:00`` offset
-  (``datetime.isoformat``: microseconds only when there are some; API keys' times cut to whole seconds).
-  Documents and API fields use it. A window a caller sent is echoed in the caller's own offset.
-- :func:`iso_z` is the format of answers a model serialises (what pydantic writes for an aware UTC
-  ``datetime``, as ``GET /v1/customers`` shows ``created_at``): ISO 8601 with ``Z``, microseconds only
-  when there are some. Webhook events (the body sent and every admin view of it) and the webhook admin
-  answers use it, so an event's ``created`` and its object's times read alike.
+- :func:`iso` is the stored document format: ISO 8601 with the ``+00:00`` offset (``datetime.isoformat``:
+  microseconds only when there are some; API keys' times cut to whole seconds). Stored strings keep it.
+- :func:`iso_z` is the answer format (what pydantic writes for an aware UTC ``datetime``): ISO 8601
+  with ``Z``, microseconds only when there are some. Every time in every HTTP answer and webhook event
+  body is written in it by :func:`answer_times` (``api.responses.json_response`` and the relay's
+  envelope apply it), whichever format it was stored in.
 - :func:`ts_seconds` is the Stripe records' format: whole seconds and ``Z``, as Stripe reports times.
 - :func:`parse_ts` reads any of the three (any ISO 8601 text with ``Z`` or an offset) and returns an
   aware UTC ``datetime``; text without an offset is refused (``ValueError``), never guessed as local.
@@ -32,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,22 +90,35 @@ def parse_ts(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-TIME_SUFFIXES = ("_at", "_start", "_end")  # time fields: created_at, period_start, trial_end
-TIME_KEYS = ("at", "created")  # and these
+# The fields that hold times in answers and event bodies (docs/api.md, "Times in answers").
+TIME_SUFFIXES = ("_at", "_start", "_end", "_from", "_since", "_until")  # created_at, trial_until
+TIME_KEYS = frozenset(
+    {"at", "as_of", "bucket", "created", "end", "from", "since", "start", "timestamp", "to"}
+)
+CLIENT_MAPS = frozenset({"metadata", "properties"})  # the client's own keys and text: echoed as sent
 
 
 def answer_times(value: Any) -> Any:
-    """``value`` (JSON-like) with every time (the text, with an offset, of a field named ``at``, ``created``,
-    ``*_at``, ``*_start`` or ``*_end``) in :func:`iso_z`, whichever format it was stored in; other values
-    unchanged. For answers and event bodies built from stored documents rather than a model."""
-    if isinstance(value, dict):
+    """``value`` (JSON-like) with every time in :func:`iso_z`, whichever format it was stored in: the text,
+    with an offset, of a field named in ``TIME_KEYS`` or ending in one of ``TIME_SUFFIXES``. Other values,
+    and the client's own maps (``metadata``, ``properties``), are unchanged. The one rule of every HTTP
+    answer (``api.responses.json_response``, the resolver's errors) and every webhook event body.
+
+    Example:
+        >>> sent = "2026-01-02T05:04:05+02:00"
+        >>> answer_times({"created_at": sent, "metadata": {"at": sent}})
+        {'created_at': '2026-01-02T03:04:05Z', 'metadata': {'at': '2026-01-02T05:04:05+02:00'}}
+    """
+    if isinstance(value, Mapping):
         return {key: _answer_time(key, item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [answer_times(item) for item in value]
     return value
 
 
 def _answer_time(key: str, value: Any) -> Any:
+    if key in CLIENT_MAPS:
+        return value
     if isinstance(value, str) and (key in TIME_KEYS or key.endswith(TIME_SUFFIXES)):
         try:
             return iso_z(value)

@@ -226,11 +226,13 @@ def test_usage_per_billing_period(admin: Api, reader: Api) -> None:
             "granularity": "period",
         },
     )
-    # THEN there is one bucket per billing period, keyed by its start
+    # THEN there is one bucket per billing period, keyed by its start (in UTC with Z, as every answer time)
+    from neruba.timefmt import iso_z
+
     assert status == 200, body
     assert [(row["bucket"], row["quantity"]) for row in body["data"]] == [
-        (start.isoformat(), "3"),
-        (second.isoformat(), "5"),
+        (iso_z(start), "3"),
+        (iso_z(second), "5"),
     ]
     assert body["total"] == "8"
 

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from neruba.dal.pending import PendingUsage
 from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
 from neruba_tools.local.pollers import build_sqs_event
@@ -119,6 +120,7 @@ def _kill_before_counting(monkeypatch: pytest.MonkeyPatch) -> None:
         raise Killed
 
     monkeypatch.setattr(UsageRepository, "count_group", killed)
+    monkeypatch.setattr(PendingUsage, "put", killed)  # the sparse days' write
 
 
 def test_worker_killed_after_event_writes_is_repaired_by_the_sweep(

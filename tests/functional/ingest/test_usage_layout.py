@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from neruba import bootstrap
+from neruba.dal.pending import PendingUsage
 from neruba.dal.usage import UsageRepository
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
@@ -49,6 +50,7 @@ def _crash_before_counting(worker: Any, monkeypatch: pytest.MonkeyPatch) -> None
     url = queue_url("IngestQueue")
     with monkeypatch.context() as patch:
         patch.setattr(UsageRepository, "count_group", killed)
+        patch.setattr(PendingUsage, "put", killed)  # the sparse days' write
         assert run_batch(worker, url, receive_batch(url, 100))
 
 

@@ -326,7 +326,7 @@ def test_stored_unprocessed_stripe_event_is_requeued_and_processed(ports: Any, p
     process()
     # THEN the event is processed, and a later sweep leaves it alone (only the other one, stale by then)
     stored = repo.get(old["id"])
-    assert stored is not None and stored["status"] == "processed"
+    assert stored is not None and stored.status == "processed"
     later = sweep("stripe", now + timedelta(hours=2))
     assert [r["stripe_event_id"] for r in later["repairs"]] == [fresh["id"]]
 

@@ -112,6 +112,7 @@ class _Killed(BaseException):
 def test_killed_worker_redelivered_in_other_batches_prices_each_event_once(
     catalog: Any, send: Callable[..., Any], worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from neruba.dal.pending import PendingUsage
     from neruba.dal.usage import UsageRepository
     from tests.support.aws import queue_url
     from tests.support.queues import drain, receive_batch, run_batch
@@ -127,6 +128,7 @@ def test_killed_worker_redelivered_in_other_batches_prices_each_event_once(
 
     with monkeypatch.context() as patch:
         patch.setattr(UsageRepository, "count_group", killed)
+        patch.setattr(PendingUsage, "put", killed)  # the sparse days' write
         assert len(run_batch(worker, url, messages)) == 12  # nothing counted, every message fails
     # WHEN SQS redelivers the messages in smaller, different batches, after the visibility timeout (a
     # killed batch's messages come back no sooner), when the killed attempt's hold has passed

@@ -95,7 +95,11 @@ def process(ports: Books) -> Callable[[], int]:
 def stored() -> Callable[[str], dict[str, Any] | None]:
     from neruba.dal.stripe_events import StripeEventsRepository
 
-    return lambda event_id: StripeEventsRepository(get_settings().ops_table).get(event_id)
+    def _stored(event_id: str) -> dict[str, Any] | None:
+        found = StripeEventsRepository(get_settings().ops_table).get(event_id)
+        return None if found is None else found.view()
+
+    return _stored
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_a_verified_event_is_stored_once_with_its_raw_payload_and_queued(deliver
     from neruba.dal.stripe_events import StripeEventsRepository
 
     full = StripeEventsRepository("test-OpsTable").get(payload["id"], with_payload=True)
-    assert full is not None and full["payload"].encode() == encode(payload)
+    assert full is not None and (full.payload or "").encode() == encode(payload)
     assert _queued() == [{"event_id": payload["id"]}]
 
 

@@ -166,7 +166,7 @@ def test_a_worker_killed_after_the_post_before_recording_delivers_the_same_event
     assert len(receiver.received) == 2 and len(set(receiver.event_ids())) == 1
     event_id = receiver.event_ids()[0]
     states, attempts = hooks.repo.deliveries_of(event_id)
-    assert [s["status"] for s in states] == ["delivered"] and len(attempts) == 1
+    assert [s.status for s in states] == ["delivered"] and len(attempts) == 1
     # the message again, later: nothing more is posted
     assert delivery.process_message(msg["Body"], hooks, NOW + timedelta(hours=1)) == "stale"
     assert len(receiver.received) == 2
@@ -188,12 +188,12 @@ def test_500_three_times_then_200_is_one_delivery_and_four_attempts(memory_hooks
     event_id = receiver.event_ids()[0]
     assert set(receiver.event_ids()) == {event_id} and len(receiver.received) == 4
     [state], attempts = memory_hooks.repo.deliveries_of(event_id)
-    assert state["status"] == "delivered" and state["attempts"] == 4
-    assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
-    assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
-    assert all(len(a["response_excerpt"]) <= 500 and a["latency_ms"] >= 0 for a in attempts)
+    assert state.status == "delivered" and state.attempts == 4
+    assert [a.status_code for a in attempts] == [500, 500, 500, 200]
+    assert [a.attempt for a in attempts] == [1, 2, 3, 4]
+    assert all(len(a.response_excerpt) <= 500 and a.latency_ms >= 0 for a in attempts)
     # the waits grow: full jitter at 0.5 of 30 s, 60 s, 120 s
-    times = [parse_ts(a["at"]) for a in attempts]
+    times = [parse_ts(a.at) for a in attempts]
     assert [int((b - a).total_seconds()) for a, b in pairwise(times)] == [15, 30, 60]
 
 
@@ -236,9 +236,9 @@ def test_after_72_hours_the_delivery_fails_and_resend_delivers_it(memory_hooks: 
         assert outcomes[-1] == "failed"
         event_id = receiver.event_ids()[0]
         [state], attempts = memory_hooks.repo.deliveries_of(event_id)
-        assert state["status"] == "failed"
-        assert parse_ts(state["failed_at"]) - NOW >= timedelta(hours=72)
-        assert parse_ts(attempts[-1]["at"]) - NOW == timedelta(hours=72)
+        assert state.status == "failed"
+        assert parse_ts(state.failed_at) - NOW >= timedelta(hours=72)
+        assert parse_ts(attempts[-1].at) - NOW == timedelta(hours=72)
         # 72 hours of failures also disabled the endpoint; the receiver is fixed, the operator enables
         # it again and sends every delivery that failed since the start again
         later = NOW + timedelta(days=4)
@@ -248,7 +248,7 @@ def test_after_72_hours_the_delivery_fails_and_resend_delivers_it(memory_hooks: 
         resent = delivery.resend(memory_hooks, later, failed_since=NOW)
         assert resent == [{"event_id": event_id, "endpoint_id": created["id"]}]
         assert drive(memory_hooks, later) == ["delivered"]
-        assert memory_hooks.repo.delivery(event_id, created["id"])["status"] == "delivered"  # type: ignore[index]
+        assert memory_hooks.repo.delivery(event_id, created["id"]).status == "delivered"  # type: ignore[union-attr]
         # one event again on request
         assert delivery.resend(memory_hooks, later, event_id=event_id) != []
         assert drive(memory_hooks, later) == ["delivered"]
@@ -300,8 +300,8 @@ def test_deployed_stages_refuse_a_private_address_at_delivery(memory_hooks: Memo
     assert delivery.process_message(body, memory_hooks, NOW) == "pending"
     event_id = json.loads(body)["event_id"]
     _, [attempt] = memory_hooks.repo.deliveries_of(event_id)
-    assert (attempt["status_code"], attempt["error"]) == (0, "url_address_refused")
-    assert created["id"] == attempt["endpoint_id"]
+    assert (attempt.status_code, attempt.error) == (0, "url_address_refused")
+    assert created["id"] == attempt.endpoint_id
 
 
 # ---------------------------------------------------------------- rotation
@@ -413,7 +413,7 @@ def test_pending_deliveries_to_a_disabled_or_deleted_endpoint_fail_and_can_be_re
     items = boto3.client("dynamodb").scan(TableName=get_settings().ops_table)["Items"]
     [event_id] = [i["pk"]["S"][6:] for i in items if i["pk"]["S"].startswith("WHEVT#")]
     _, attempts = memory_hooks.repo.deliveries_of(event_id)
-    assert {a["error"] for a in attempts} == {"endpoint_disabled", "endpoint_deleted"}
+    assert {a.error for a in attempts} == {"endpoint_disabled", "endpoint_deleted"}
     # enabled again, the failed delivery is sent with a resend
     endpoints.update(memory_hooks, kept["id"], EndpointUpdate(enabled=True), ADMIN, NOW)
     assert delivery.resend(memory_hooks, NOW, failed_since=NOW, endpoint_id=kept["id"]) != []

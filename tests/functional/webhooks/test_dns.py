@@ -47,4 +47,4 @@ def test_each_attempt_resolves_again_and_posts_to_the_address_it_checked(memory_
     assert delivery.process_message(body, memory_hooks, NOW, rng=lambda: 0.0) == "pending"
     assert len(posted) == 1
     _, attempts = memory_hooks.repo.deliveries_of(json.loads(body)["event_id"])
-    assert [(a["status_code"], a["error"]) for a in attempts] == [(500, None), (0, "url_address_refused")]
+    assert [(a.status_code, a.error) for a in attempts] == [(500, None), (0, "url_address_refused")]

@@ -110,7 +110,7 @@ def test_a_relay_stopped_between_the_event_and_its_list_entry_lists_it_once_when
     _, page = listed(handler, customer_id="acme")
     assert page["data"] == []
     for _ in range(2):  # run again, twice
-        assert repo.put_event({**stored, "id": evt}, "another body") == stored["body"]
+        assert repo.put_event(stored.summary(), "another body") == stored.body
     _, page = listed(handler, customer_id="acme")
     assert [(e["id"], e["sequence"]) for e in page["data"]] == [(evt, 1)]
 

@@ -92,8 +92,8 @@ def test_a_stored_url_that_cannot_be_posted_to_is_a_failed_attempt_not_a_poison_
     bad = {**found[0], "url": "http://127.0.0.1:99999/\r\nX: y"}  # stored before the rule existed
     memory_hooks.repo.put_endpoint(bad, found[1], was=found)
     outcome, state, [attempt] = _one_attempt(memory_hooks)
-    assert outcome == "pending" and state["status"] == "pending" and state["attempts"] == 1
-    assert attempt["status_code"] == 0 and attempt["error"] == "invalid_url"
+    assert outcome == "pending" and state.status == "pending" and state.attempts == 1
+    assert attempt.status_code == 0 and attempt.error == "invalid_url"
     assert len(memory_hooks.queue) == 1  # the retry is scheduled
 
 
@@ -107,9 +107,9 @@ def test_any_exception_while_posting_is_a_failed_attempt_with_an_excerpt_and_a_r
 
     memory_hooks.post = broken
     outcome, state, [attempt] = _one_attempt(memory_hooks)
-    assert outcome == "pending" and state["status"] == "pending" and state["attempts"] == 1
-    assert attempt["status_code"] == 0
-    assert attempt["error"].startswith("RuntimeError: the HTTP client broke")
+    assert outcome == "pending" and state.status == "pending" and state.attempts == 1
+    assert attempt.status_code == 0
+    assert attempt.error.startswith("RuntimeError: the HTTP client broke")
     assert len(memory_hooks.queue) == 1 and receiver.received == []
 
 

@@ -34,7 +34,7 @@ def test_a_relay_overtaken_by_another_keeps_order_and_sends_each_event_once(
     # relay A goes on with its stale page: the items B fanned out are skipped, nothing is sent twice
     for item in page[1:]:
         relay.fan_out(memory_hooks, item, endpoints, NOW)
-    sequences = [memory_hooks.repo.event(event_id)["sequence"] for event_id in ids]  # type: ignore[index]
+    sequences = [memory_hooks.repo.event(event_id).sequence for event_id in ids]  # type: ignore[union-attr]
     assert sequences == sorted(sequences) and len(set(sequences)) == 4
     assert sorted(body for body, _ in memory_hooks.queue) == sorted(
         set(body for body, _ in memory_hooks.queue)

@@ -95,5 +95,5 @@ def test_customer_and_subscription_events_land_with_their_change(
     # the relay numbers them in commit order
     order = [e["id"] for e in outbox() if e["customer_id"] == "acme"]
     relay_once(memory_hooks, datetime.now(UTC))
-    sequences = [memory_hooks.repo.event(event_id)["sequence"] for event_id in order]  # type: ignore[index]
+    sequences = [memory_hooks.repo.event(event_id).sequence for event_id in order]  # type: ignore[union-attr]
     assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)

@@ -39,6 +39,7 @@ from neruba.errors import (
 from neruba.observability import logger, metrics
 from neruba.security.apikeys import bearer_token
 from neruba.settings import get_settings
+from neruba.timefmt import answer_times
 from neruba.validation import describe, param_path
 
 API_TITLE = "Neruba API"
@@ -65,9 +66,13 @@ def request_id_of(app: BaseRouter) -> str | None:
 
 
 def _error_response(status: int, body: dict[str, Any], request_id: str | None) -> Response[str]:
+    """An error answer; its details' times in UTC with ``Z``, as every answer (``timefmt.answer_times``)."""
     headers = {"X-Request-Id": request_id} if request_id else {}
     return Response(
-        status_code=status, content_type="application/json", body=json.dumps(body), headers=headers
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(answer_times(body)),
+        headers=headers,
     )
 
 

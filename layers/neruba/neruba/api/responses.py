@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from neruba import jsonutil
+from neruba.timefmt import answer_times
 
 LINE_DECIMALS = ("quantity", "unit_price")
 TIER_DECIMALS = ("quantity", "up_to", "unit_price", "flat_fee", "amount")
@@ -22,8 +23,9 @@ SOURCE_DECIMALS = ("fee", "amount", "fraction", "free_units", "billable_quantity
 
 
 def json_response(data: Any, status: int = 200) -> Response[str]:
-    """A JSON response serialised by ``neruba.jsonutil`` (sorted keys), decimals as strings."""
-    body = jsonutil.dumps(jsonutil.decimals_as_text(_lines_as_text(data)))
+    """A JSON response serialised by ``neruba.jsonutil`` (sorted keys), decimals as strings, every time in
+    UTC with ``Z`` (``timefmt.answer_times``: the one rule, whichever format a time was stored in)."""
+    body = jsonutil.dumps(jsonutil.decimals_as_text(_lines_as_text(answer_times(data))))
     return Response(status_code=status, content_type="application/json", body=body)
 
 

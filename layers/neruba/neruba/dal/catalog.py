@@ -20,6 +20,7 @@ from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.event_rules import EventRule
 from neruba.models.catalog import Customer, Meter
+from neruba.models.fields import STORED
 from neruba.timefmt import iso, parse_ts
 
 LIST_CURSOR_KEYS = frozenset({"pk", "sk", "kind", "list_key"})  # a key of the by-kind index
@@ -85,7 +86,7 @@ class CatalogRepository:
             if values is None:
                 raise CatalogNotFoundError(f"no customer {external_id!r}")
             doc = {**json.loads(values["doc"]), **changes}
-            customer = Customer.model_validate(doc)
+            customer = Customer.model_validate(doc, context=STORED)
             update = {
                 "TableName": self.table_name,
                 "Key": _customer_key(external_id),
@@ -98,7 +99,7 @@ class CatalogRepository:
                     }
                 ),
             }
-            before = Customer.model_validate(json.loads(values["doc"]))
+            before = Customer.model_validate(json.loads(values["doc"]), context=STORED)
             try:
                 Transaction([{"Update": update}, *(extra(before, customer) if extra else ())]).commit()
                 return customer
@@ -147,11 +148,11 @@ class CatalogRepository:
 
     def get_customer(self, external_id: str) -> Customer | None:
         values = self._get(_customer_key(external_id))
-        return Customer.model_validate(json.loads(values["doc"])) if values else None
+        return Customer.model_validate(json.loads(values["doc"]), context=STORED) if values else None
 
     def get_meter(self, code: str) -> Meter | None:
         values = self._get(_meter_key(code))
-        return Meter.model_validate(json.loads(values["doc"])) if values else None
+        return Meter.model_validate(json.loads(values["doc"]), context=STORED) if values else None
 
     def register_event_rules(self, code: str, rules: Mapping[str, EventRule]) -> None:
         """Add per-event pricing rules (digest -> rule) to meter ``code``, so the ingest worker prices its
@@ -268,12 +269,12 @@ class CatalogSnapshot:
     def add(self, values: dict[str, Any]) -> None:
         doc = json.loads(values["doc"])
         if values.get("kind") == "customer":
-            customer = Customer.model_validate(doc)
+            customer = Customer.model_validate(doc, context=STORED)
             self.customers[customer.external_id] = customer
             if values.get("billed_through"):
                 self.billed_through[customer.external_id] = parse_ts(values["billed_through"])
         elif values.get("kind") == "meter":
-            meter = Meter.model_validate(doc)
+            meter = Meter.model_validate(doc, context=STORED)
             self.meters[meter.code] = meter
             self.event_rules[meter.code] = _event_rules(values)
             if values.get(ADVANCE_MARK):

@@ -123,6 +123,7 @@ class Recount:
     customer_id: str
     transaction_id: str
     old_batch: str
+    old_minute: str | None = None  # when the old batch wrote the event: the minute of its pending item
 
 
 @dataclass(slots=True)
@@ -147,6 +148,9 @@ class DayWrite:
     aggregation: str
     cells: dict[GroupRef, GroupWrite] = field(default_factory=dict)
     rules: Mapping[str, EventRule] = field(default_factory=dict)
+    # minutes of this batch's pending items (an earlier attempt's, or a put that failed) that must not hold
+    # the day's cells when it is written as a contribution (``dal/pending.py``)
+    checks: set[str] = field(default_factory=set)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -183,8 +187,9 @@ class DayWrite:
 
 
 def max_recounts(shards: int) -> int:
-    """Adopted events one transaction can move: each costs an update and at most one check per shard."""
-    return (TRANSACTION_ACTIONS - 2) // (shards + 1)
+    """Adopted events one transaction can move: each costs an update and at most one check per shard and
+    one of the old batch's pending item."""
+    return (TRANSACTION_ACTIONS - 2) // (shards + 2)
 
 
 class GroupWrites:
@@ -216,9 +221,11 @@ class GroupWrites:
         late: bool = False,
         recount: Recount | None = None,
         rules: Mapping[str, EventRule] | None = None,
+        check: str | None = None,
     ) -> str:
         """Fold one event in (``rules``: the meter's per-event rules by digest); returns the batch id of
-        the part it landed in."""
+        the part it landed in; ``check``: the minute of this batch's pending item an earlier attempt may
+        have written with the event)."""
         day = (ref.customer_id, ref.meter_code, ref.day)
         # events this batch wrote always land in part 0 (their bk is the batch); only adopted ones spill over
         part = self._current.get(day, 0) if recount is not None else 0
@@ -233,6 +240,8 @@ class GroupWrites:
         cell.late = cell.late or late
         if recount is not None:
             cell.recounts.append(recount)
+        if check is not None:
+            write.checks.add(check)
         return self.batch_of(part)
 
     def batch_of(self, part: int) -> str:

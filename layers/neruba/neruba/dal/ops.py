@@ -12,6 +12,7 @@ Items:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,28 @@ from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso, ts
 
 SWEEP_LIST_PK = "SWEEPS"
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """A data migration that ran to completion: its file's name and checksum then, when (``iso`` text)
+    and what it reported."""
+
+    number: int
+    name: str
+    checksum: str
+    applied_at: str
+    result: dict[str, Any]
+
+
+def _migration(item: dict[str, Any]) -> MigrationRecord:
+    return MigrationRecord(
+        number=int(str(item["pk"])[4:]),
+        name=str(item.get("name", "")),
+        checksum=str(item.get("checksum", "")),
+        applied_at=str(item.get("applied_at", "")),
+        result=json.loads(item["result"]) if item.get("result") else {},
+    )
 
 
 class InvalidSweepCursorError(ValueError):
@@ -104,9 +127,9 @@ class OpsRepository:
         return items[:limit], len(items) > limit
 
     # -------------------------------------------------------------------------------- migrations
-    def applied_migrations(self, numbers: list[int]) -> dict[int, dict[str, Any]]:
+    def applied_migrations(self, numbers: list[int]) -> dict[int, MigrationRecord]:
         """The records of those of ``numbers`` that were applied (BatchGetItem, 100 keys a call)."""
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, MigrationRecord] = {}
         keys = [{"pk": {"S": f"MIG#{n:04d}"}, "sk": {"S": "#"}} for n in sorted(set(numbers))]
         for start in range(0, len(keys), 100):
             pending: dict[str, Any] = {
@@ -115,18 +138,18 @@ class OpsRepository:
             while pending:
                 response = client("dynamodb").batch_get_item(RequestItems=pending)
                 for raw in response["Responses"].get(self.table_name, []):
-                    item = from_item(raw)
-                    found[int(str(item["pk"])[4:])] = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+                    record = _migration(from_item(raw))
+                    found[record.number] = record
                 pending = response.get("UnprocessedKeys") or {}
         return found
 
-    def migration(self, number: int) -> dict[str, Any] | None:
+    def migration(self, number: int) -> MigrationRecord | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"MIG#{number:04d}"}, "sk": {"S": "#"}},
             ConsistentRead=True,
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return _migration(from_item(response["Item"])) if "Item" in response else None
 
     def record_migration(
         self, number: int, name: str, checksum: str, applied_at: str, result: dict[str, Any]

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.dynamo import from_item, is_condition_failure, record, to_item, to_value
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import parse_ts, ts_seconds
 
@@ -45,6 +46,32 @@ def month_bucket(at: datetime) -> str:
     return f"STRIPE#{at.astimezone(UTC):%Y-%m}"
 
 
+@dataclass(frozen=True)
+class StripeEvent:
+    """One stored Stripe event. Times are the records' text (``ts_seconds``). Read from the listing index,
+    an event carries the projected fields only (``history`` and ``payload`` are None); ``payload`` (the raw
+    body, for a replay) only when asked. ``invoice_id`` / ``customer_id`` are what processing tied it to."""
+
+    event_id: str
+    type: str
+    created: str
+    status: str | None = None
+    livemode: bool = False
+    attempts: int = 0
+    outcome: str | None = None
+    error: str | None = None
+    received_at: str | None = None
+    updated_at: str | None = None
+    invoice_id: str | None = None
+    customer_id: str | None = None
+    history: list[dict[str, Any]] | None = None
+    payload: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        """The fields an answer shows: those stored (``status`` always, None before any attempt)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "status"}
+
+
 def _key(pk: str, sk: str = "#") -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
@@ -56,8 +83,8 @@ class StripeEventsRepository:
         self.table_name = table_name
 
     # ---------------------------------------------------------------- events
-    def put_new(self, event: dict[str, Any], raw: bytes, received_at: datetime) -> dict[str, Any] | None:
-        """Store a verified event once. Returns None when stored, else the item already there."""
+    def put_new(self, event: dict[str, Any], raw: bytes, received_at: datetime) -> StripeEvent | None:
+        """Store a verified event once. Returns None when stored, else the event already there."""
         created = datetime.fromtimestamp(int(event.get("created") or received_at.timestamp()), UTC)
         item = {
             "pk": f"STRIPE#{event['id']}",
@@ -86,10 +113,12 @@ class StripeEventsRepository:
             if not is_condition_failure(exc):
                 raise
             old = getattr(exc, "response", {}).get("Item")
-            return _public(from_item(old)) if old else (self.get(event["id"]) or {})
+            if old:
+                return _public(from_item(old))
+            return self.get(event["id"]) or StripeEvent(event["id"], event["type"], item["created"])
         return None
 
-    def get(self, event_id: str, *, with_payload: bool = False) -> dict[str, Any] | None:
+    def get(self, event_id: str, *, with_payload: bool = False) -> StripeEvent | None:
         """The stored event (without its payload unless asked), or None."""
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=_key(f"STRIPE#{event_id}"), ConsistentRead=True
@@ -218,15 +247,15 @@ class StripeEventsRepository:
         status: str | None = None,
         limit: int = 20,
         starting_after: str | None = None,
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[StripeEvent], bool]:
         """Events created in ``[start, end]``, newest first, filtered; returns (page, has_more)."""
         upper = f"{ts_seconds(end)}#\uffff"
         if starting_after:
             anchor = self.get(starting_after)
             if anchor is not None:
-                upper = min(upper, f"{anchor['created']}#{starting_after}")
-                end = min(end, parse_ts(anchor["created"]))
-        found: list[dict[str, Any]] = []
+                upper = min(upper, f"{anchor.created}#{starting_after}")
+                end = min(end, parse_ts(anchor.created))
+        found: list[StripeEvent] = []
         for bucket in _months_desc(start, end):
             for item in self._query_bucket(bucket, f"{ts_seconds(start)}#", upper, event_type, status):
                 if item["ssk"] >= upper:
@@ -271,7 +300,7 @@ class StripeEventsRepository:
 
     def unsettled(
         self, *, start: datetime, end: datetime, statuses: tuple[str, ...], updated_before: datetime
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[StripeEvent]:
         """Summaries of events created in ``[start, end]`` in one of ``statuses`` whose last change
         (``updated_at``) is before ``updated_before``, newest month first (reads the listing index)."""
         names = {"#b": "sbk", "#s": "ssk", "#st": "st", "#u": "updated_at"}
@@ -376,7 +405,7 @@ class StripeEventsRepository:
 
     def events_in_status(
         self, start: datetime, end: datetime, statuses: tuple[str, ...]
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[StripeEvent]:
         """Events created in ``[start, end]`` whose status is one of ``statuses``, from the
         ``stripe-events`` index (one query per month bucket, bounded by ``created``; the status is
         filtered by DynamoDB after the read). Items carry the index's projected fields only."""
@@ -437,15 +466,12 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
-def _public(item: dict[str, Any], *, with_payload: bool = False) -> dict[str, Any]:
-    hidden = ("pk", "sk", "sbk", "ssk", "payload_z", "claim", "claim_until")
-    out = {k: v for k, v in item.items() if k not in hidden}
-    out["status"] = out.pop("st", None)
-    if "attempts" in out:  # a DynamoDB number: a count, so a whole number (not a Decimal rendered as text)
-        out["attempts"] = int(out["attempts"])
+def _public(item: dict[str, Any], *, with_payload: bool = False) -> StripeEvent:
+    """The typed event of a stored item (``st`` is its status; the compressed payload only when asked)."""
+    payload = None
     if with_payload and item.get("payload_z") is not None:
-        out["payload"] = zlib.decompress(bytes(item["payload_z"])).decode("utf-8")
-    return out
+        payload = zlib.decompress(bytes(item["payload_z"])).decode("utf-8")
+    return record(StripeEvent, item, status=item.get("st"), payload=payload)
 
 
 def _months_desc(start: datetime, end: datetime) -> Iterator[str]:

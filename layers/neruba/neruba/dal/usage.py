@@ -54,6 +54,7 @@ from neruba.dal.contributions import (
 )
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import hour_bucket
 from neruba.domain.numbers import number_problem
@@ -204,6 +205,7 @@ class Contribution:
     legacy: bool
     transaction_ids: tuple[str, ...]
     hour: str = ""
+    pending: bool = False  # a pending day not folded yet (``dal/pending.py``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +264,7 @@ class UsageRepository:
 
             shards = get_settings().usage_shards
         self.shards = shards
+        self.pending = PendingUsage(table_name)
 
     # ------------------------------------------------------------------ journal
     def write_journal(self, batch: str, keys: Sequence[tuple[str, str]], now: datetime) -> None:
@@ -361,11 +364,17 @@ class UsageRepository:
         found = (StoredEvent.from_stored(i) for i in self._batch_get([event_key(c, t) for c, t in keys]))
         return {(event.customer_id, event.transaction_id): event for event in found}
 
-    def counted(self, cells: Iterable[tuple[GroupRef, str]]) -> set[tuple[GroupRef, str]]:
+    def counted(
+        self,
+        cells: Iterable[tuple[GroupRef, str]],
+        minutes: Mapping[tuple[GroupRef, str], Iterable[str]] | None = None,
+    ) -> set[tuple[GroupRef, str]]:
         """Which of these (cell, batch) pairs were counted: the batch's contribution for the cell's day
-        (in any shard) holds the cell, or an earlier layout's item for the cell and batch exists
-        (``USE#`` contribution, ``SL#`` slice)."""
+        (in any shard) holds the cell, the batch's pending item of one of ``minutes[(cell, batch)]`` (when
+        its events were written, their ``at``) holds it, or an earlier layout's item for the cell and batch
+        exists (``USE#`` contribution, ``SL#`` slice)."""
         wanted = set(cells)
+        minutes = minutes or {}
         keys: list[dict[str, Any]] = []
         for ref, batch in wanted:
             day = (ref.customer_id, ref.meter_code, ref.day)
@@ -385,6 +394,12 @@ class UsageRepository:
             for key in (ref.slice_key(batch), ref.legacy_slice_key(batch)):
                 if (key["pk"]["S"], key["sk"]["S"]) in found:
                     counted.add((ref, batch))
+        asked = {
+            (ref.customer_id, ref.meter_code, ref.day, ref.cell, batch, minute_of(at)): (ref, batch)
+            for ref, batch in wanted - counted
+            for at in minutes.get((ref, batch), ())
+        }
+        counted |= {asked[held] for held in self.pending.holding(asked)}
         return counted
 
     # ------------------------------------------------------------------ counting
@@ -395,8 +410,10 @@ class UsageRepository:
         The contribution item (every cell's count, sum, max, latest, unique values and transaction ids) is
         put on condition that it does not exist: that one conditional put is the count. When the write
         adopts events an earlier attempt left uncounted, it is a transaction that also checks that each old
-        contribution (in every shard) never came to hold those events' cells and moves each event's ``bk``
-        to ``batch``.
+        contribution (in every shard) and the old batch's pending item never came to hold those events'
+        cells and moves each event's ``bk`` to ``batch``; with ``write.checks`` (pending items of this
+        batch that may hold the day: an earlier attempt's, or a put that failed), it checks that they do
+        not, and counts nothing if one does.
         """
         for cell in write.cells.values():
             totals = cell.totals
@@ -406,7 +423,7 @@ class UsageRepository:
         shard = shard_of(batch, self.shards)
         key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
         item = {**key, **to_item(contribution_item(write, now))}
-        if not write.recounts:
+        if not write.recounts and not write.checks:
             try:
                 client("dynamodb").put_item(
                     TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -429,6 +446,9 @@ class UsageRepository:
             )
             for check in self._adoption_checks(write):
                 unit.add({"ConditionCheck": check}, name="adopted")
+            day_cells = [ref.cell for ref in write.cells]
+            for minute in sorted(write.checks):
+                unit.add({"ConditionCheck": self.pending.check(write, batch, minute, day_cells)}, name="own")
             for recount in write.recounts:
                 unit.add(
                     {
@@ -449,8 +469,8 @@ class UsageRepository:
                 unit.commit()
                 return True
             except Cancelled as exc:
-                if exc.failed("contribution"):
-                    return False  # this batch's contribution exists: counted by an earlier attempt
+                if exc.failed("contribution") or exc.failed("own"):
+                    return False  # this batch's contribution or pending item exists: counted earlier
                 if exc.failed("adopted"):
                     raise AggregateContentionError("an adopted event was counted meanwhile") from exc
                 if _REFUSED.intersection(map(str, exc.reasons)):
@@ -462,10 +482,13 @@ class UsageRepository:
         """One condition per old batch and shard (an item may appear once in a transaction): the old
         batch's contribution does not hold any cell of the events moved from it."""
         cells: dict[str, set[str]] = {}
+        pending: dict[tuple[str, str], set[str]] = {}
         for ref, cell in write.cells.items():
             for recount in cell.recounts:
                 cells.setdefault(recount.old_batch, set()).add(ref.cell)
-        checks = []
+                if recount.old_minute:
+                    pending.setdefault((recount.old_batch, recount.old_minute), set()).add(ref.cell)
+        checks = [self.pending.check(write, b, m, held) for (b, m), held in sorted(pending.items())]
         for old_batch, held in cells.items():
             names = {f"#c{i}": cell for i, cell in enumerate(sorted(held))}
             condition = " AND ".join(f"attribute_not_exists(cs.{name})" for name in names)
@@ -587,8 +610,11 @@ class UsageRepository:
         pks = [partition(customer_id, meter_code, shard) for shard in range(self.shards)]
         found: list[tuple[str, str, str | None, dict[str, Any], CellUsage]] = []
         best: dict[str, str] = {}  # group -> its last hour before ``hour``
-        for pk in [*pks, f"USE#{customer_id}#{meter_code}"]:
-            for item in self._query_back(pk, hour):
+        unfolded = self.pending.unfolded(customer_id, meter_code, "", hour[:DAY_LENGTH])
+        pending = sorted(self._without_folds(unfolded), key=lambda i: str(i["sk"]), reverse=True)
+        readers = [self._query_back(pk, hour) for pk in [*pks, f"USE#{customer_id}#{meter_code}"]]
+        for items in [iter(pending), *readers]:
+            for item in items:
                 if not grouped and str(item["sk"])[:DAY_LENGTH] < best.get("", "")[:DAY_LENGTH]:
                     break  # every item of the last day with a cell is read
                 for cell_hour, group, batch, usage in _cells(item):
@@ -609,6 +635,15 @@ class UsageRepository:
                 sources = tuple((str(i["pk"]), str(i["sk"])) for i, _ in kept.values())
                 result[group] = StoredCell(last_hour, group, merged, base, sources)
         return result
+
+    def _without_folds(self, days: Sequence[PendingDay]) -> list[dict[str, Any]]:
+        """The pending days (read first) whose fold contribution is not stored, as contributions."""
+        keys = [
+            {"pk": {"S": partition(d.customer_id, d.meter_code, shard)}, "sk": {"S": d.folded_sk}}
+            for d in days
+            for shard in range(self.shards)
+        ]
+        return _pending_items(days, self._batch_get(keys, projection="pk, sk") if keys else [])
 
     def _query_back(self, pk: str, before: str) -> Iterator[dict[str, Any]]:
         """Items of ``pk`` whose sort key is below ``before``, newest first, a page at a time."""
@@ -639,7 +674,7 @@ class UsageRepository:
                 hour, group = cell_of(day, cell)
                 if first_hour <= hour <= last_hour:
                     tx = tuple(str(t) for t in stored.get("tx", ()))
-                    found.append(Contribution(group, batch, False, tx, hour))
+                    found.append(Contribution(group, batch, False, tx, hour, bool(item.get("pending"))))
         earlier = (first_hour, last_hour + "#\uffff")
         for item in self._query(f"USE#{customer_id}#{meter_code}", between=earlier):
             sk = str(item["sk"])
@@ -657,12 +692,16 @@ class UsageRepository:
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
     ) -> list[dict[str, Any]]:
         """Every usage item of hours [first_hour, last_hour] and of the days holding them (contributions
-        are per day, so the first day's earlier hours come too; callers keep the hours they asked for)."""
+        are per day, so the first day's earlier hours come too; callers keep the hours they asked for),
+        the pending days not folded yet among them, as contributions (``pending`` set)."""
+        pending = self.pending.unfolded(
+            customer_id, meter_code, first_hour[:DAY_LENGTH], last_hour[:DAY_LENGTH]
+        )
         between = (first_hour[:DAY_LENGTH] + CONTRIBUTION_MARK, last_hour + "#\uffff")
         items: list[dict[str, Any]] = []
         for shard in range(self.shards):
             items += self._query(partition(customer_id, meter_code, shard), between=between)
-        return items
+        return items + _pending_items(pending, items)
 
     def move_cell_contributions(self) -> dict[str, int]:
         """Write the contributions of the previous layout (``USE#``: one item per cell and batch) as the
@@ -768,13 +807,17 @@ class UsageRepository:
     ) -> Iterator[tuple[str, str, str, tuple[str, ...]]]:
         """The cells of one meter's contributions for hours [first, last] at or after the position
         ``after``, in order, as (hour, meter, cell key, sorted transaction ids); the cell key is
-        ``{hour}#{batch}#{group}``. Read lazily a day at a time (one Query per shard and day, eventually
-        consistent, only the contributions' cell maps)."""
+        ``{hour}#{batch}#{group}``. Read lazily a day at a time (one Query per shard and day, strongly
+        consistent, only the contributions' cell maps), with the pending days not folded yet (read first)."""
         day = first[:DAY_LENGTH]
         if after is not None:
             day = max(day, after[0][:DAY_LENGTH])
+        # read before the contributions, so a day folded meanwhile is found as one or the other
+        unfolded = self.pending.unfolded(customer_id, meter, day, last[:DAY_LENGTH])
         while day <= last[:DAY_LENGTH]:
             cells = []
+            pending = [p for p in unfolded if p.day == day]
+            sks: list[str] = []
             for shard in range(self.shards):
                 request: dict[str, Any] = {
                     "TableName": self.table_name,
@@ -783,15 +826,23 @@ class UsageRepository:
                         {":pk": partition(customer_id, meter, shard), ":day": day + CONTRIBUTION_MARK}
                     ),
                     "ProjectionExpression": "sk, cs",
+                    "ConsistentRead": True,  # a fold written after the pending read is found
                 }
                 for page in client("dynamodb").get_paginator("query").paginate(**request):
                     for item in map(from_item, page.get("Items", [])):
+                        sks.append(str(item["sk"]))
                         batch = str(item["sk"])[DAY_LENGTH + 1 :]
                         for cell, stored in (item.get("cs") or {}).items():
                             hour, group = cell_of(day, cell)
                             if first <= hour <= last:
                                 ids = tuple(sorted(str(t) for t in stored.get("tx") or ()))
                                 cells.append((hour, meter, f"{hour}#{batch}#{group}", ids))
+            for found in not_folded(pending, sks):
+                for cell, stored in (found.stored.get("cs") or {}).items():
+                    hour, group = cell_of(day, cell)
+                    if first <= hour <= last:
+                        ids = tuple(sorted(str(t) for t in stored.get("tx") or ()))
+                        cells.append((hour, meter, f"{hour}#{found.batch}#{group}", ids))
             yield from sorted(cells)
             if day == last[:DAY_LENGTH]:
                 return  # the last day read (a day after 9999-12-31 does not exist)
@@ -918,6 +969,11 @@ def _cells(item: Mapping[str, Any]) -> list[tuple[str, str, str | None, CellUsag
         group, _, batch = group.rpartition("#")
         return [(hour, group, batch, cell_usage(item))]
     return [(hour, group, None, cell_usage(item))]
+
+
+def _pending_items(pending: Sequence[PendingDay], items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The pending days whose fold is not among ``items`` (read after them), as contributions."""
+    return [day.as_contribution() for day in not_folded(pending, (str(i["sk"]) for i in items))]
 
 
 def _outcomes_partition(day: str, shard: int) -> str:

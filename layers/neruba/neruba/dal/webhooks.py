@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from neruba.dal.cursors import InvalidCursorError, decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item
 from neruba.timefmt import ts
 
-__all__ = ["OUTBOX_SHARDS", "InvalidCursorError", "WebhooksRepository"]
+__all__ = ["OUTBOX_SHARDS", "Attempt", "Delivery", "InvalidCursorError", "WebhookEvent", "WebhooksRepository"]
 
 OUTBOX_SHARDS = 4
 ENDPOINTS_PK = "WHEP"
@@ -46,6 +47,53 @@ cursor)."""
 
 
 _made = itertools.count()
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A stored outgoing event: ``created`` as stored, ``body`` the exact text sent (None in a list page,
+    which reads the customer's list entries only)."""
+
+    id: str
+    type: str
+    customer_id: str
+    sequence: int
+    created: str
+    body: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The event's fields without its body (a list entry)."""
+        return {"id": self.id, "type": self.type, "customer_id": self.customer_id,
+                "sequence": self.sequence, "created": self.created}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event's delivery to one endpoint. Times are the stored text (``ts``); ``next_at`` only while
+    ``pending``; ``sent`` counts the attempts whose follow-up message was queued."""
+
+    endpoint_id: str
+    status: str
+    attempts: int
+    sent: int = 0
+    next_at: str | None = None
+    deadline: str | None = None
+    lease: str | None = None
+    delivered_at: str | None = None
+    failed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a delivery: the answer's status code (0: none), latency and an excerpt of it."""
+
+    endpoint_id: str
+    attempt: int
+    at: str
+    status_code: int
+    latency_ms: int
+    response_excerpt: str = ""
+    error: str | None = None
 
 
 def _write_order() -> str:
@@ -321,19 +369,23 @@ class WebhooksRepository:
             stored = self.event(str(event["id"]))
             assert stored is not None
             self._put_listed(stored)
-            return str(stored["body"])
-        self._put_listed({**item, "id": event["id"], "sequence": event["sequence"]})
+            return str(stored.body)
+        self._put_listed(
+            WebhookEvent(
+                event["id"], event["type"], event["customer_id"], event["sequence"], event["created"]
+            )
+        )
         return body
 
-    def _put_listed(self, event: dict[str, Any]) -> None:
+    def _put_listed(self, event: WebhookEvent) -> None:
         """The customer's list entry of a stored event (written again by a relay run again: same key,
         same values, as the sequence number is fixed once)."""
         item = {
-            "pk": f"{CUSTOMER_EVENTS_PK}{event['customer_id']}",
-            "sk": f"{int(event['sequence']):012d}",
-            "event_id": event["id"],
-            "type": event["type"],
-            "created": event["created"],
+            "pk": f"{CUSTOMER_EVENTS_PK}{event.customer_id}",
+            "sk": f"{int(event.sequence):012d}",
+            "event_id": event.id,
+            "type": event.type,
+            "created": event.created,
         }
         client("dynamodb").put_item(TableName=self.table_name, Item=to_item(item))
 
@@ -345,7 +397,7 @@ class WebhooksRepository:
         end: str | None,
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[WebhookEvent], str | None]:
         """A customer's events, newest sequence first, of ``event_type`` and created in ``[start, end]``
         when given (filtered after the read: a page reads at most :data:`READ_BUDGET` list entries and
         may come back short with a cursor). Raises InvalidCursorError for a cursor of another query."""
@@ -380,7 +432,7 @@ class WebhooksRepository:
             request["ExclusiveStartKey"] = decode_cursor(
                 cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", pk)
             )
-        found: list[dict[str, Any]] = []
+        found: list[tuple[WebhookEvent, dict[str, Any]]] = []  # each with its item's key
         read = 0
         while True:
             request["Limit"] = min(limit + 1 - len(found), READ_BUDGET - read)
@@ -388,22 +440,26 @@ class WebhooksRepository:
             read += int(response.get("ScannedCount", 0))
             for raw in response.get("Items", []):
                 item = from_item(raw)
-                found.append(
-                    {"id": item["event_id"], "type": item["type"], "customer_id": customer_id,
-                     "sequence": int(item["sk"]), "created": item["created"], "_key": raw}
-                )  # fmt: skip
+                listed = WebhookEvent(
+                    str(item["event_id"]),
+                    str(item["type"]),
+                    customer_id,
+                    int(item["sk"]),
+                    str(item["created"]),
+                )
+                found.append((listed, raw))
             last = response.get("LastEvaluatedKey")
             if len(found) > limit:
-                key = found[limit - 1]["_key"]
+                key = found[limit - 1][1]
                 position = {"pk": key["pk"], "sk": key["sk"]}
-                return [_unkeyed(e) for e in found[:limit]], encode_cursor(position, query)
+                return [e for e, _ in found[:limit]], encode_cursor(position, query)
             if last is None:
-                return [_unkeyed(e) for e in found], None
+                return [e for e, _ in found], None
             if read >= READ_BUDGET:
-                return [_unkeyed(e) for e in found], encode_cursor(last, query)
+                return [e for e, _ in found], encode_cursor(last, query)
             request["ExclusiveStartKey"] = last
 
-    def event(self, event_id: str) -> dict[str, Any] | None:
+    def event(self, event_id: str) -> WebhookEvent | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"WHEVT#{event_id}"}, "sk": {"S": "#"}},
@@ -412,14 +468,14 @@ class WebhooksRepository:
         if "Item" not in response:
             return None
         item = from_item(response["Item"])
-        return {
-            "id": event_id,
-            "type": item["type"],
-            "customer_id": item["customer_id"],
-            "sequence": int(item["seq"]),
-            "created": item["created"],
-            "body": item["body"],
-        }
+        return WebhookEvent(
+            id=event_id,
+            type=str(item["type"]),
+            customer_id=str(item["customer_id"]),
+            sequence=int(item["seq"]),
+            created=str(item["created"]),
+            body=str(item["body"]),
+        )
 
     # ---------------------------------------------------------------------------- deliveries
     def create_delivery(self, event_id: str, endpoint_id: str, now: datetime, deadline: datetime) -> None:
@@ -441,7 +497,7 @@ class WebhooksRepository:
             if not is_condition_failure(exc):
                 raise
 
-    def delivery(self, event_id: str, endpoint_id: str) -> dict[str, Any] | None:
+    def delivery(self, event_id: str, endpoint_id: str) -> Delivery | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"WHDEL#{event_id}"}, "sk": {"S": endpoint_id}},
@@ -449,7 +505,7 @@ class WebhooksRepository:
         )
         return _delivery(from_item(response["Item"])) if "Item" in response else None
 
-    def deliveries_of(self, event_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def deliveries_of(self, event_id: str) -> tuple[list[Delivery], list[Attempt]]:
         """(delivery states, attempt log lines) of one event."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -457,8 +513,8 @@ class WebhooksRepository:
             "ExpressionAttributeValues": {":pk": {"S": f"WHDEL#{event_id}"}},
             "ConsistentRead": True,
         }
-        states: list[dict[str, Any]] = []
-        attempts: list[dict[str, Any]] = []
+        states: list[Delivery] = []
+        attempts: list[Attempt] = []
         while True:
             response = client("dynamodb").query(**request)
             for raw in response.get("Items", []):
@@ -605,35 +661,31 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _unkeyed(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k != "_key"}
+def _delivery(item: dict[str, Any]) -> Delivery:
+    return Delivery(
+        endpoint_id=item["sk"],
+        status=item["st"],
+        attempts=int(item["attempts"]),
+        sent=int(item.get("sent", 0)),
+        next_at=item.get("next_at") if item["st"] == "pending" else None,
+        deadline=item.get("deadline"),
+        lease=item.get("lease"),
+        delivered_at=item.get("delivered_at"),
+        failed_at=item.get("failed_at"),
+    )
 
 
-def _delivery(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "endpoint_id": item["sk"],
-        "status": item["st"],
-        "attempts": int(item["attempts"]),
-        "sent": int(item.get("sent", 0)),
-        "next_at": item.get("next_at") if item["st"] == "pending" else None,
-        "deadline": item.get("deadline"),
-        "lease": item.get("lease"),
-        "delivered_at": item.get("delivered_at"),
-        "failed_at": item.get("failed_at"),
-    }
-
-
-def _attempt(item: dict[str, Any]) -> dict[str, Any]:
+def _attempt(item: dict[str, Any]) -> Attempt:
     endpoint_id, _, number = str(item["sk"]).split("#")
-    return {
-        "endpoint_id": endpoint_id,
-        "attempt": int(number),
-        "at": item["at"],
-        "status_code": int(item["code"]),
-        "latency_ms": int(item["ms"]),
-        "response_excerpt": item.get("excerpt", ""),
-        "error": item.get("error"),
-    }
+    return Attempt(
+        endpoint_id=endpoint_id,
+        attempt=int(number),
+        at=item["at"],
+        status_code=int(item["code"]),
+        latency_ms=int(item["ms"]),
+        response_excerpt=item.get("excerpt", ""),
+        error=item.get("error"),
+    )
 
 
 def enqueue(queue_url: str, messages: list[tuple[str, int]]) -> None:

@@ -6,7 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from neruba.models.fields import EXTERNAL_ID_PATTERN, MAX_METADATA, Instant, Metadata, Price, Quantity
+from neruba.models.fields import (
+    EXTERNAL_ID_PATTERN,
+    MAX_METADATA,
+    AuditedReason,
+    Instant,
+    LineDescription,
+    Metadata,
+    Price,
+    Quantity,
+    TicketText,
+)
 
 
 class BillingJob(BaseModel):
@@ -40,8 +50,8 @@ class BillingRunRequest(BaseModel):
     backfill: bool = Field(
         default=False, description="Also create billing states for every subscription of the catalog."
     )
-    reason: str = Field(min_length=3, max_length=500, description="Why the run is needed (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why the run is needed (audited).")
+    ticket: TicketText | None = None
 
 
 class RerunRequest(BaseModel):
@@ -49,8 +59,8 @@ class RerunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the invoice is recomputed (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why the invoice is recomputed (audited).")
+    ticket: TicketText | None = None
 
 
 MAX_ONE_OFF_DESCRIPTION = 500
@@ -66,9 +76,7 @@ class OneOffChargeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(
-        min_length=1, description="What the charge is for, as the invoice line shows it."
-    )
+    description: LineDescription = Field(description="What the charge is for, as the invoice line shows it.")
     amount_minor: StrictInt | None = Field(default=None, description="The amount in minor units (positive).")
     quantity: Quantity | None = Field(default=None, description="With unit_price: how many units.")
     unit_price: Price | None = Field(default=None, description="With quantity: the price of one unit.")
@@ -77,8 +85,8 @@ class OneOffChargeCreate(BaseModel):
         description="invoice_now: an invoice of its own at once; next_invoice: a line on the next invoice."
     )
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
-    reason: str = Field(min_length=3, max_length=500, description="Why the charge is added (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why the charge is added (audited).")
+    ticket: TicketText | None = None
 
 
 class OneOffChargeVoid(BaseModel):
@@ -86,8 +94,8 @@ class OneOffChargeVoid(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the charge is voided (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why the charge is voided (audited).")
+    ticket: TicketText | None = None
 
 
 MAX_CREDIT_NOTE_LINES = 50  # each line is part of the credit note's document; far above real notes
@@ -126,8 +134,8 @@ class CreditNoteCreate(BaseModel):
         default=None, description="Of the part already paid: returned outside the system."
     )
     memo: str | None = Field(default=None, max_length=500, description="Shown on the credit note.")
-    reason: str = Field(min_length=3, max_length=500, description="Why the invoice is credited (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why the invoice is credited (audited).")
+    ticket: TicketText | None = None
 
 
 class InvoiceVoid(BaseModel):
@@ -140,5 +148,5 @@ class InvoiceVoid(BaseModel):
         description="same_lines: the replacement has the same lines (and credits); recompute: its lines are "
         "rated again from the usage stored now (usage and opening invoices without credits applied).",
     )
-    reason: str = Field(min_length=3, max_length=500, description="Why the invoice is voided (audited).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why the invoice is voided (audited).")
+    ticket: TicketText | None = None

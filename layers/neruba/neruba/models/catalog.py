@@ -23,6 +23,7 @@ from neruba.models.fields import (
     AwareInstant,
     Currency,
     Metadata,
+    Name,
     Price,
     Quantity,
     Reason,
@@ -73,7 +74,7 @@ class CustomerCreate(BaseModel):
     )
 
     external_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
-    name: str = Field(min_length=1, max_length=256)
+    name: Name
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     currency: Currency
     timezone: str = Field(default="UTC", max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
@@ -120,7 +121,7 @@ class Meter(BaseModel):
     )
 
     code: str = Field(pattern=CODE_PATTERN)
-    name: str = Field(min_length=1, max_length=256)
+    name: Name
     aggregation: Aggregation
     field: str | None = Field(default=None, description="The property aggregated (all but count).")
     filters: dict[str, Annotated[str, Field(max_length=FILTER_VALUE_MAX)]] = Field(
@@ -170,7 +171,7 @@ class CustomerUpdate(BaseModel):
     # A field left out is unchanged. null clears email, stripe_customer_id and balance_low_threshold_minor;
     # name, timezone and metadata
     # always hold a value, so their types refuse null (422 null_not_allowed) while defaulting to "unset".
-    name: str = Field(default=_UNSET, min_length=1, max_length=256)
+    name: Name = Field(default=_UNSET)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     timezone: str = Field(default=_UNSET, max_length=64, pattern=TIMEZONE_PATTERN, description=TIMEZONE_NOTE)
     stripe_customer_id: str | None = Field(default=None, max_length=255)
@@ -403,7 +404,7 @@ class PlanVersionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=256)
+    name: Name
     currency: Currency
     interval: Interval = Field(
         description="The billing period: day, week, month, quarter or year, counted from the subscription's "

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo
 
 from neruba.domain.money import is_supported_currency
 
@@ -28,20 +28,34 @@ AUDIT_PARTITION_PATTERN = (
 )
 
 
-def _one_line(value: str) -> str:
+# The validation context of a stored document read back (``Model.model_validate(doc, context=STORED)``):
+# text stored before a rule on free text existed is read as it was written, never refused on the way out.
+STORED = {"stored": True}
+
+
+def _one_line(value: str, info: ValidationInfo) -> str:
     """Refuse a control character (NUL, tab, escape, DEL, C1) or a line break of any kind (CR, LF, the
     Unicode line and paragraph separators): free text is shown on one line in consoles, logs and CSVs."""
+    if isinstance(info.context, dict) and info.context.get("stored"):
+        return value
     if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise ValueError("must not contain control characters or line breaks")
     return value
 
 
-# Free text a caller writes (a description, a reason, a ticket): printable characters on one line. Combine
-# with the field's own length bounds: ``Annotated[PlainText, Field(max_length=500)]``.
+# Free text a caller writes (a name, a description, a reason, a ticket): printable characters on one line.
+# Each type checks its length first, so a too short or too long text is refused as a string's length
+# (``string_too_short``), and then its characters. Build a new one the same way (bounds, then the check).
 PlainText = Annotated[str, AfterValidator(_one_line)]
-
-Reason = Annotated[str, Field(min_length=1, max_length=500)]  # why an operator acts (kept in the audit)
-Ticket = Annotated[str | None, Field(default=None, max_length=128)]  # the operator's ticket reference
+Name = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_one_line)]  # customer, meter, plan
+Description = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # a webhook endpoint's
+LineDescription = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]  # an invoice line's
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)]  # why (audited)
+AuditedReason = Annotated[
+    str, Field(min_length=3, max_length=500), AfterValidator(_one_line)
+]  # runs, replays
+TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
+Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
 
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40

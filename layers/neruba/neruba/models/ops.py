@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from neruba.models.fields import AuditedReason, TicketText
+
 
 class SweepRequest(BaseModel):
     """``POST /admin/sweeps``: which checks (default all) over which window (default the last two hours)."""
@@ -24,5 +26,5 @@ class RedriveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the queue is redriven (audited).")
-    ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")
+    reason: AuditedReason = Field(description="Why the queue is redriven (audited).")
+    ticket: TicketText | None = Field(default=None, description="Support or incident ticket.")

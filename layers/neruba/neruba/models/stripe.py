@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from neruba.models.fields import AuditedReason, TicketText
+
 EVENT_ID_PATTERN = r"^evt_[A-Za-z0-9_]{1,250}$"
 EventStatus = Literal["received", "processed", "ignored", "failed", "deferred", "parked"]
 
@@ -20,8 +22,8 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the event is replayed (audited).")
-    ticket: str | None = Field(default=None, max_length=128, description="Support or incident ticket.")
+    reason: AuditedReason = Field(description="Why the event is replayed (audited).")
+    ticket: TicketText | None = Field(default=None, description="Support or incident ticket.")
 
 
 class SyncMessage(BaseModel):

@@ -24,7 +24,7 @@ from pydantic import (
     create_model,
 )
 
-from neruba.models.fields import PlainText
+from neruba.models.fields import AuditedReason, Description, TicketText
 from neruba.models.views import Closed, Page, Timestamp
 from neruba.models.webhook_events import PAYLOADS
 
@@ -96,13 +96,13 @@ class _Request(BaseModel):
 class EndpointCreate(_Request):
     url: EndpointUrl = Field(examples=["https://example.com/neruba"])
     enabled_events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
-    description: PlainText = Field(default="", max_length=500)
+    description: Description = ""
 
 
 class EndpointUpdate(_Request):
     url: EndpointUrl | None = None
     enabled_events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
-    description: PlainText | None = Field(default=None, max_length=500)
+    description: Description | None = None
     enabled: StrictBool | None = None
 
 
@@ -125,10 +125,10 @@ class ResendRequest(_Request):
         examples=["2026-01-31T12:00:00Z"],
     )
     endpoint_id: str | None = Field(default=None, pattern=r"^we_[0-9a-f]{20}$")
-    reason: PlainText | None = Field(
-        default=None, min_length=3, max_length=500, description="Why the deliveries are sent again (audited)."
+    reason: AuditedReason | None = Field(
+        default=None, description="Why the deliveries are sent again (audited)."
     )
-    ticket: PlainText | None = Field(default=None, max_length=128, description="Support or incident ticket.")
+    ticket: TicketText | None = Field(default=None, description="Support or incident ticket.")
 
 
 class DeliveryMessage(_Request):

@@ -27,8 +27,17 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.pending import PENDING_MIN_DAYS, is_sparse, minute_of, pending_shard
 from neruba.dal.transaction import Cancelled
-from neruba.dal.usage import GroupRef, GroupWrites, HistoryEntry, Recount, StoredEvent, UsageRepository
+from neruba.dal.usage import (
+    DayWrite,
+    GroupRef,
+    GroupWrites,
+    HistoryEntry,
+    Recount,
+    StoredEvent,
+    UsageRepository,
+)
 from neruba.domain.ingest import (
     InvalidPropertyError,
     fingerprint,
@@ -42,6 +51,7 @@ from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.logic.ingest.advance import send_counted
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.models.catalog import Meter
+from neruba.observability import logger
 from neruba.timefmt import iso, parse_ts
 
 SAMPLES = 20  # failed events named in an ingest.batch_failed event
@@ -121,6 +131,8 @@ class _Counted:
     late: bool
     old_batch: str | None = None  # set for a redelivered copy written by an earlier attempt
     held_since: str | None = None  # when that attempt began (the item's written_at)
+    old_at: str | None = None  # the item's written_at, even once given back
+    again_at: str | None = None  # written by an earlier attempt of this same batch, at that time
 
 
 @dataclass
@@ -209,7 +221,17 @@ class IngestBatch:
         if old is not None and old.copy_id == event.copy_id:
             if applies:  # a batch that already wrote its contribution is not counted twice (see count_group)
                 earlier = None if old.batch == self.batch_id else str(old.batch)
-                counted = _Counted(event, meter, value, late, old_batch=earlier, held_since=_hold(old))
+                again = old.written_at if earlier is None and old.written_at != iso(self.now) else None
+                counted = _Counted(
+                    event,
+                    meter,
+                    value,
+                    late,
+                    old_batch=earlier,
+                    held_since=_hold(old),
+                    old_at=old.written_at,
+                    again_at=again,
+                )
                 self.counted.append(counted)
             return None  # the same copy again (SQS redelivery): no new outcome
         if old is not None and old.fingerprint == self._fingerprint(event):
@@ -237,7 +259,8 @@ class IngestBatch:
             old_batch = str(put.old.batch)
             if uncounted is None or put.old.copy_id != event.copy_id:
                 return None  # an accepted copy stands; nothing to park
-            if (uncounted, old_batch) in self.usage.counted([(uncounted, old_batch)]):
+            written = {(uncounted, old_batch): [put.old.written_at] if put.old.written_at else []}
+            if (uncounted, old_batch) in self.usage.counted([(uncounted, old_batch)], written):
                 return None  # counted by its batch
             if self._still_held(_hold(put.old)):
                 self.failed_messages.append(event.message_id)  # its batch may still count it: retried
@@ -295,7 +318,14 @@ class IngestBatch:
         writes = GroupWrites(self.batch_id, self.usage.shards)
         members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = defaultdict(list)
         adopted, waiting = self._uncounted_redeliveries()
+        may_pend = self._may_pend()
         for item in self.counted:
+            if not may_pend:
+                item.again_at = None  # no attempt of this batch writes pending items: nothing to check
+            if item.again_at is not None and self._still_held(item.held_since):
+                # an earlier attempt of this batch may still write its pending item: SQS delivers it again
+                self.failed_messages.append(item.event.message_id)
+                continue
             if item.old_batch is not None and item.event.key in waiting:
                 self.failed_messages.append(item.event.message_id)  # its holder may still count it
             if item.old_batch is not None and item.event.key not in adopted:
@@ -304,7 +334,8 @@ class IngestBatch:
             ref = self._ref(event, meter)
             recount = None
             if item.old_batch is not None:
-                recount = Recount(event.customer_id, event.transaction_id, item.old_batch)
+                minute = minute_of(item.old_at) if item.old_at else None
+                recount = Recount(event.customer_id, event.transaction_id, item.old_batch, minute)
             part = writes.add(
                 ref,
                 meter.aggregation,
@@ -314,6 +345,7 @@ class IngestBatch:
                 late=item.late,
                 recount=recount,
                 rules=self.catalog.event_rules.get(meter.code),
+                check=minute_of(item.again_at) if item.again_at else None,
             )
             held_by = recount.old_batch if recount is not None else part  # the event's bk until counted
             cell_event = CellEvent(
@@ -321,7 +353,8 @@ class IngestBatch:
             )
             members[(part, (ref.customer_id, ref.meter_code, ref.day))].append(cell_event)
         failed = list(self.failed_messages)
-        for part, write in writes.parts():
+        direct = self._put_pending(writes, members, failed)
+        for part, write in direct:
             events = members[(part, write.key)]
             if self.deadline is not None and self.clock() >= self.deadline:
                 result = CellResult(retry=[e.message_id for e in events])  # AWS would have killed it by now
@@ -342,6 +375,58 @@ class IngestBatch:
                 {minute: dict(self.outcomes)}, self.batch_id
             )  # an earlier attempt sent the summary
         return failed
+
+    def _may_pend(self) -> bool:
+        """Whether an attempt of this batch may write pending items: its messages name at least
+        ``PENDING_MIN_DAYS`` customer, meter and day (every attempt receives the same messages)."""
+        days = set()
+        for event in self.parsed.values():
+            try:
+                day = hour_bucket(parse_ts(event.timestamp))[:10]
+            except ValueError:
+                day = event.timestamp
+            days.add((event.customer_id, event.code, day))
+        return len(days) >= PENDING_MIN_DAYS
+
+    def _put_pending(
+        self,
+        writes: GroupWrites,
+        members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]],
+        failed: list[str],
+    ) -> list[tuple[str, DayWrite]]:
+        """Write the sparse days of this batch (every event written by this attempt, a few per customer's
+        meter and day) as one pending item per pending shard; returns the days to write as contributions.
+
+        A pending put that fails leaves its days to the contribution path, checked against the pending
+        item (it may have landed): they are counted once either way."""
+        minute = minute_of(iso(self.now))
+        direct: list[tuple[str, DayWrite]] = []
+        shards: dict[int, list[DayWrite]] = defaultdict(list)
+        sparse = {id(w) for part, w in writes.parts() if part == self.batch_id and is_sparse(w)}
+        if len(sparse) < PENDING_MIN_DAYS:
+            sparse = set()
+        for part, write in writes.parts():
+            if id(write) in sparse:
+                shards[pending_shard(write.customer_id)].append(write)
+            else:
+                direct.append((part, write))
+        for days in shards.values():
+            if self.deadline is not None and self.clock() >= self.deadline:
+                for write in days:  # AWS would have killed it by now
+                    events = members[(self.batch_id, write.key)]
+                    failed.extend(e.message_id for e in events)
+                    self._release(write.customer_id, events)
+                continue
+            try:
+                self.usage.pending.put(self.batch_id, minute, days, self.now)
+            except Exception as exc:
+                logger.warning(
+                    "pending usage not written", extra={"batch_id": self.batch_id, "error": str(exc)}
+                )
+                for write in days:
+                    write.checks.add(minute)
+                    direct.append((self.batch_id, write))
+        return direct
 
     def _failures_event(self) -> list[dict[str, Any]]:
         """The ``ingest.batch_failed`` outbox action and its once-mark keyed by the batch id (none when no
@@ -415,7 +500,11 @@ class IngestBatch:
         if not candidates:
             return set(), set()
         cells = {c.event.key: (self._ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
-        counted = self.usage.counted(cells.values())
+        minutes: dict[tuple[GroupRef, str], set[str]] = defaultdict(set)
+        for c in candidates:
+            if c.old_at:
+                minutes[cells[c.event.key]].add(c.old_at)
+        counted = self.usage.counted(cells.values(), minutes)
         uncounted = {key for key, cell in cells.items() if cell not in counted}
         waiting = {
             c.event.key for c in candidates if c.event.key in uncounted and self._still_held(c.held_since)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba import bootstrap, jsonutil
-from neruba.dal.stripe_events import StripeEventsRepository
+from neruba.dal.stripe_events import StripeEvent, StripeEventsRepository
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, check_same, digest
 from neruba.logic.stripe.processing import Processor, ProcessResult
@@ -57,12 +57,10 @@ def list_events(
             code="invalid_cursor",
             param="starting_after",
         )
-    data, has_more = repo.list_events(
+    found, has_more = repo.list_events(
         start=start, end=end, event_type=event_type, status=status, limit=limit, starting_after=starting_after
     )
-    for record in data:
-        record["object"] = "stripe_event"
-        record["id"] = record.pop("event_id")
+    data = [_shown(event) for event in found]
     return {
         "object": "list",
         "data": data,
@@ -73,13 +71,16 @@ def list_events(
 
 def get_event(repo: StripeEventsRepository, event_id: str) -> dict[str, Any]:
     """One stored event with its payload and processing history."""
-    record = repo.get(event_id, with_payload=True)
-    if record is None:
+    found = repo.get(event_id, with_payload=True)
+    if found is None:
         raise NotFoundError(f"No Stripe event {event_id!r}.", code="stripe_event_not_found", param="event_id")
-    record["object"] = "stripe_event"
-    record["id"] = record.pop("event_id")
-    record["payload"] = jsonutil.loads(record["payload"])
-    return record
+    return {**_shown(found), "payload": jsonutil.loads(found.payload or "null")}
+
+
+def _shown(event: StripeEvent) -> dict[str, Any]:
+    """An event as the admin API answers it (its stored fields, ``id`` for ``event_id``)."""
+    fields = event.view()
+    return {"object": "stripe_event", "id": fields.pop("event_id"), **fields}
 
 
 def replay(
@@ -106,8 +107,8 @@ def replay(
     before = repo.get(event_id)
     if before is None:
         raise NotFoundError(f"No Stripe event {event_id!r}.", code="stripe_event_not_found", param="event_id")
-    attempts = int(before.get("attempts") or 0)
-    seen = {**{k: before.get(k) for k in AUDIT_FIELDS}, "attempts": attempts}
+    attempts = before.attempts
+    seen = {**{k: getattr(before, k) for k in AUDIT_FIELDS}, "attempts": attempts}
 
     def answer(status: str, outcome: str, error: str | None) -> dict[str, Any]:
         return {
@@ -127,7 +128,7 @@ def replay(
             "outcome": result.outcome,
             "error": result.error,
         }
-        customer_id = result.refs.get("customer_id") or before.get("customer_id") or UNKNOWN_CUSTOMER
+        customer_id = result.refs.get("customer_id") or before.customer_id or UNKNOWN_CUSTOMER
         items = [
             audit_put(
                 bootstrap.audit(),

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.stripe_events import StripeEventsRepository
+from neruba.dal.stripe_events import StripeEvent, StripeEventsRepository
 from neruba.errors import NerubaError
 from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identity_mismatch
 from neruba.logic.stripe.effects import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
@@ -152,17 +152,17 @@ class Processor:
         """
         at = now or datetime.now(UTC)
         stored = self._stored(event_id)
-        if trigger == "queue" and stored.get("status") in SETTLED:
+        if trigger == "queue" and stored.status in SETTLED:
             return _settled(stored)  # another copy of a delivery already settled it
         token = uuid.uuid4().hex
         if not self.repo.claim(event_id, token, at, at + CLAIM_HOLD):
             raise EventBusyError(f"event {event_id} is being processed by another copy")
         stored = self._stored(event_id)  # settled between the first read and the claim?
-        if trigger == "queue" and stored.get("status") in SETTLED:
+        if trigger == "queue" and stored.status in SETTLED:
             self.repo.release(event_id, token)
             return _settled(stored)
         try:
-            event = json.loads(stored["payload"])
+            event = json.loads(stored.payload or "null")
             result = self._dispatch(event, at)
         except (EventDataError, NerubaError) as exc:
             result = ProcessResult("failed", "invalid_event", error=str(exc))
@@ -177,7 +177,7 @@ class Processor:
             self.wake(result.wake)
         return result
 
-    def _stored(self, event_id: str) -> dict[str, Any]:
+    def _stored(self, event_id: str) -> StripeEvent:
         stored = self.repo.get(event_id, with_payload=True)
         if stored is None:
             raise EventNotFoundError(event_id)
@@ -434,9 +434,9 @@ def _currency_mismatch(kind: str, obj: dict[str, Any], link: dict[str, Any]) -> 
     return None
 
 
-def _settled(stored: dict[str, Any]) -> ProcessResult:
+def _settled(stored: StripeEvent) -> ProcessResult:
     """The recorded result of an event that needs nothing more, as it stands."""
-    return ProcessResult(str(stored["status"]), str(stored.get("outcome") or ""), error=stored.get("error"))
+    return ProcessResult(str(stored.status), stored.outcome or "", error=stored.error)
 
 
 def _parked(park: Park, invoice_id: str, invoice: Invoice | None, customer_id: str) -> ProcessResult:

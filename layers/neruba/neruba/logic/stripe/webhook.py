@@ -147,7 +147,7 @@ def receive(
         repo.put_rejected(body_digest(raw), exc.code, len(raw), at)
         raise
     existing = repo.put_new(event, raw, at)
-    if existing is not None and existing.get("status") != "received":
+    if existing is not None and existing.status != "received":
         return Received(event["id"], "duplicate")
     # new, or stored but never processed (e.g. the queue send failed last time): queue it (again)
     client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps({"event_id": event["id"]}))

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from neruba import bootstrap
+from neruba.dal.stripe_events import StripeEvent
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 
 STATUSES = ("received", "failed", "deferred", "parked")
@@ -47,43 +48,37 @@ def stripe_check(ctx: SweepContext) -> CheckResult:
         try:  # one event's failure is reported and never stops the others
             _check_event(ctx, ops, event, result, details)
         except Exception as exc:
-            result.fail("stripe_event", exc, stripe_event_id=event.get("event_id"))
+            result.fail("stripe_event", exc, stripe_event_id=event.event_id)
     result.details = {**details, "created_from": (ctx.end - LOOKBACK).isoformat()}
     return result
 
 
 def _check_event(
-    ctx: SweepContext, ops: Any, event: dict[str, Any], result: CheckResult, details: dict[str, Any]
+    ctx: SweepContext, ops: Any, event: StripeEvent, result: CheckResult, details: dict[str, Any]
 ) -> None:
     from neruba.dal import queue
     from neruba.timefmt import parse_ts
 
-    since = event.get("updated_at") or event.get("received_at")
-    if since and parse_ts(str(since)) > ctx.now - STALE:
+    since = event.updated_at or event.received_at
+    if since and parse_ts(since) > ctx.now - STALE:
         return  # the worker (or its queue retries) is still on it
     result.found += 1
-    ids = {
-        "stripe_event_id": event["event_id"],
-        "type": event.get("type"),
-        "status": event.get("status"),
-        "attempts": int(event.get("attempts") or 0),
+    ids: dict[str, Any] = {
+        "stripe_event_id": event.event_id,
+        "type": event.type,
+        "status": event.status,
+        "attempts": event.attempts,
     }
-    for name in ("invoice_id", "customer_id"):
-        if event.get(name):
-            ids[name] = event[name]
-    if (
-        event.get("status") == "parked"
-        or event.get("outcome") in PERMANENT_OUTCOMES
-        or ids["attempts"] >= MAX_ATTEMPTS
-    ):
-        details["needs_operator"].append(
-            {**ids, "outcome": event.get("outcome"), "error": event.get("error")}
-        )
+    for name, value in (("invoice_id", event.invoice_id), ("customer_id", event.customer_id)):
+        if value:
+            ids[name] = value
+    if event.status == "parked" or event.outcome in PERMANENT_OUTCOMES or event.attempts >= MAX_ATTEMPTS:
+        details["needs_operator"].append({**ids, "outcome": event.outcome, "error": event.error})
         return
-    if not ops.claim_resend("stripe", str(event["event_id"]), ctx.now, COOLDOWN):
+    if not ops.claim_resend("stripe", event.event_id, ctx.now, COOLDOWN):
         details["in_flight"].append(ids)
         return
-    body = json.dumps({"event_id": event["event_id"]})
+    body = json.dumps({"event_id": event.event_id})
     if queue.send_batch(ctx.settings.stripe_events_queue_url, [("0", body)]):
         result.fail("send", "StripeEventsQueue refused the message", **ids)
         return

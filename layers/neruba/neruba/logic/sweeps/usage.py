@@ -25,6 +25,7 @@ from typing import Any
 
 from neruba import bootstrap, jsonutil
 from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.pending import minute_of
 from neruba.dal.usage import DayWrite, GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
     GroupTotals,
@@ -56,6 +57,7 @@ class UsageSweepReport:
     drift_found: int = 0
     repaired: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    folded: dict[str, int] = field(default_factory=dict)  # pending minutes folded (``dal/pending.py``)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +116,10 @@ def sweep_usage(
             except Exception as exc:
                 report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
         minute += timedelta(minutes=1)
+    try:
+        report.folded = usage.pending.fold(now, usage.shards)
+    except Exception as exc:  # the next sweep folds on from the watermark
+        report.failures.append({"kind": "fold", **_error(exc)})
     for ref in sorted(cells, key=lambda r: (r.customer_id, r.meter_code, r.hour, r.group)):
         try:
             _recompute(usage, lookup, ref, report)
@@ -161,7 +167,10 @@ def _adopt_uncounted(
         if item.batch == batch:
             ours[key] = found
     cells = [(ref, batch) for ref, _, _ in ours.values()] + [(ref, batch) for ref, _ in uncountable.values()]
-    existing = usage.counted(cells)
+    minutes: dict[tuple[GroupRef, str], set[str]] = {}
+    for key, ref in [*((k, v[0]) for k, v in ours.items()), *((k, v[0]) for k, v in uncountable.items())]:
+        minutes.setdefault((ref, batch), set()).add(events[key].written_at or "")
+    existing = usage.counted(cells, minutes)
     for (customer_id, transaction_id), (ref, code) in uncountable.items():
         if (ref, batch) in existing:
             continue
@@ -171,7 +180,8 @@ def _adopt_uncounted(
             report.repairs.append({"kind": "event_parked", **entry})
     writes = GroupWrites(f"sweep-{batch}", usage.shards)
     members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]] = {}
-    for (customer_id, transaction_id), (ref, aggregation, value) in ours.items():
+    for key, (ref, aggregation, value) in ours.items():
+        customer_id, transaction_id = key
         if (ref, batch) in existing:
             continue
         at = events[(customer_id, transaction_id)].timestamp
@@ -181,7 +191,7 @@ def _adopt_uncounted(
             transaction_id,
             at,
             value,
-            recount=Recount(customer_id, transaction_id, batch),
+            recount=Recount(customer_id, transaction_id, batch, minute_of(events[key].written_at or "")),
             rules=catalog.event_rules.get(ref.meter_code),
         )
         cell_event = CellEvent(ref, transaction_id, transaction_id, at, value, False, batch)
@@ -216,6 +226,8 @@ def _recompute(
     report.cells_checked += 1
     stored_parts = usage.contributions(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
     parts = [s for s in stored_parts if s.group == ref.group]
+    if any(s.pending for s in parts):
+        return  # checked once its pending days are folded (a repair names the batches it folds in)
     transaction_ids = {t for s in parts for t in s.transaction_ids}
     folded = {s.batch for s in parts if not s.legacy}
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
@@ -294,6 +306,7 @@ def usage_check(ctx: SweepContext) -> CheckResult:
             "drift_found": report.drift_found,
             "window_start": report.window_start,
             "window_end": report.window_end,
+            "pending_folded": report.folded,
         },
     )
     for failure in report.failures:

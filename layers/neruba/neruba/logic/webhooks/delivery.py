@@ -91,12 +91,12 @@ def process_message(
     state = repo.delivery(msg.event_id, msg.endpoint_id)
     if state is None:
         return "unknown"
-    if state["status"] != "pending":
+    if state.status != "pending" or state.next_at is None:
         return "stale"
-    done = int(state["attempts"])
-    due = parse_ts(state["next_at"])
+    done = state.attempts
+    due = parse_ts(state.next_at)
     if msg.attempt <= done:
-        if msg.attempt == done and state["sent"] < done:  # the follow-up may not have been sent
+        if msg.attempt == done and state.sent < done:  # the follow-up may not have been sent
             _follow_up(hooks, msg, done, due, now)
             return "follow_up"
         return "stale"
@@ -114,9 +114,9 @@ def process_message(
         answer = Answer(0, 0, "", "endpoint_disabled" if found is not None else "endpoint_deleted")
     else:
         assert found is not None and event is not None
-        answer = _attempt(hooks, found[0], found[1], str(event["body"]), now)
+        answer = _attempt(hooks, found[0], found[1], str(event.body), now)
     delivered = 200 <= answer.status_code < 300
-    deadline = parse_ts(state["deadline"]) if state.get("deadline") else due + RETRY_WINDOW
+    deadline = parse_ts(state.deadline) if state.deadline else due + RETRY_WINDOW
     next_at: datetime | None = None
     if delivered:
         outcome = "delivered"
@@ -277,13 +277,13 @@ def resend(
         for doc, _ in repo.all_endpoints():
             if endpoint_id not in (None, doc["id"]):
                 continue
-            if doc.get("enabled") and event["type"] in doc.get("enabled_events", []):
+            if doc.get("enabled") and event.type in doc.get("enabled_events", []):
                 repo.create_delivery(event_id, doc["id"], now, now + RETRY_WINDOW)
                 pairs.append((event_id, doc["id"]))
     elif failed_since is not None:
         for evt, endpoint in repo.failed_since(failed_since, limit):
             state = repo.delivery(evt, endpoint)
-            if endpoint_id in (None, endpoint) and state is not None and state["status"] == "failed":
+            if endpoint_id in (None, endpoint) and state is not None and state.status == "failed":
                 pairs.append((evt, endpoint))
     done: list[dict[str, str]] = []
     messages = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets as _random
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from neruba.logic.webhooks.delivery import active_secrets, active_secrets_docs
 from neruba.logic.webhooks.signing import new_secret
 from neruba.logic.webhooks.urls import UrlRefusedError, check_url
 from neruba.models.webhooks import EndpointCreate, EndpointUpdate, ResendRequest, SecretRotation
-from neruba.timefmt import answer_times, iso, parse_ts
+from neruba.timefmt import iso, parse_ts
 
 
 def new_endpoint_id() -> str:
@@ -42,9 +43,10 @@ def _checked_url(hooks: Webhooks, url: str) -> str:
 def view(
     doc: dict[str, Any], secrets: list[dict[str, Any]], now: datetime, shown: str | None = None
 ) -> dict[str, Any]:
-    """An endpoint as the API answers it (the secret only when ``shown``; times as ``iso_z``)."""
+    """An endpoint as the API answers it (the secret only when ``shown``; ``json_response`` writes its times
+    in UTC with ``Z``)."""
     return {
-        **answer_times(doc),
+        **doc,
         "object": "webhook_endpoint",
         "status": "enabled" if doc.get("enabled") else "disabled",
         "secret": shown,
@@ -247,20 +249,12 @@ def event(hooks: Webhooks, event_id: str) -> dict[str, Any]:
         raise NotFoundError(f"No webhook event {event_id}.", code="webhook_event_not_found", param="event_id")
     states, attempts = hooks.repo.deliveries_of(event_id)
     keep = ("endpoint_id", "status", "attempts", "next_at", "delivered_at", "failed_at")
-    return {  # the payload is the body as sent; the rest is read from stored items: times as ``iso_z``
-        **answer_times(
-            {
-                "id": event_id,
-                "object": "event",
-                "type": found["type"],
-                "customer_id": found["customer_id"],
-                "sequence": found["sequence"],
-                "created": found["created"],
-                "deliveries": [{k: s.get(k) for k in keep} for s in states],
-                "attempts": attempts,
-            }
-        ),
-        "payload": json.loads(found["body"]),
+    return {  # the payload is the body as sent; the rest is read from stored items (times: json_response)
+        **found.summary(),
+        "object": "event",
+        "deliveries": [{k: getattr(s, k) for k in keep} for s in states],
+        "attempts": [asdict(attempt) for attempt in attempts],
+        "payload": json.loads(found.body or "null"),
     }
 
 

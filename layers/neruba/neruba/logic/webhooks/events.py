@@ -11,7 +11,7 @@ from typing import Any
 from neruba.dal.webhooks import InvalidCursorError
 from neruba.errors import InvalidRequestError
 from neruba.logic.webhooks.context import Webhooks
-from neruba.timefmt import answer_times, ts
+from neruba.timefmt import ts
 
 
 def list_page(
@@ -41,5 +41,5 @@ def list_page(
             code="invalid_cursor",
             param="starting_after",
         ) from exc
-    data = [answer_times({"object": "event", **event}) for event in events]
+    data = [{"object": "event", **event.summary()} for event in events]
     return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}

@@ -90,7 +90,7 @@ def fan_out(hooks: Webhooks, outbox: dict[str, Any], endpoints: list[dict[str, A
             continue
         repo.create_delivery(outbox["id"], endpoint["id"], now, now + RETRY_WINDOW)
         state = repo.delivery(outbox["id"], endpoint["id"])
-        if state is not None and state["status"] == "pending" and state["attempts"] == 0:
+        if state is not None and state.status == "pending" and state.attempts == 0:
             messages.append((message(outbox["id"], endpoint["id"], 1, now), 0))
     hooks.enqueue(messages)
     mark_done(repo, outbox)
