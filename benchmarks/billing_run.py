@@ -18,6 +18,7 @@ moto costs some operations in proportion to everything stored (DynamoDB and SQS 
 
     .venv/bin/python -m benchmarks.billing_run                 # 10,000 subscriptions, 1,000,000 events
     .venv/bin/python -m benchmarks.billing_run --subs 1000     # a quicker run
+    .venv/bin/python -m benchmarks.billing_run --levels        # level meters (benchmarks.billing_levels)
 
 Writes benchmarks/results/billing_run.json.
 """
@@ -325,7 +326,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "10,000 subscriptions and 1,000,000 events, which docs/performance.md is built from; any other size "
         "prints only, unless --out names a file)",
     )  # fmt: skip
+    parser.add_argument(
+        "--levels", action="store_true", help="reads per window of level meters (benchmarks.billing_levels)"
+    )
     args = parser.parse_args(argv)
+    if args.levels:
+        from benchmarks import billing_levels
+
+        return billing_levels.main([])
     if args.one:
         result = scenario(*args.one)
         print(json.dumps(result))

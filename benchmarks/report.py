@@ -246,6 +246,56 @@ def _billing(lines: list[str], billing: dict[str, Any] | None) -> None:
     ]
 
 
+LEVEL_LABELS = {
+    "count": "count (reference)",
+    "weighted_sum": "weighted_sum, previous window billed",
+    "weighted_sum_no_closing_level": "weighted_sum, no closing level stored",
+    "latest_carry_over": "latest with carry_over, previous window billed",
+    "latest_carry_over_no_closing_level": "latest with carry_over, no closing level stored",
+    "latest_carry_over_grouped": "latest with carry_over by 3 groups, previous window billed",
+}
+
+
+def _billing_levels(lines: list[str], levels: dict[str, Any] | None) -> None:
+    """Reads per window of level meters (``benchmarks.billing_levels``) against a count meter."""
+    lines += ["## Billing runs of level meters", ""]
+    if levels is None:
+        lines += ["Not measured yet: run `python -m benchmarks.billing_run --levels`.", ""]
+        return
+    runs = levels["runs"]
+    first = next(iter(runs.values()))
+    lines += [
+        f"Machine: {_machine(levels.get('machine'))}. {levels.get('note', '')} {first['subscriptions']:,} "
+        f"subscriptions billing the window after {first['months_of_history'] - 1} months of history, "
+        f"{first['cells_per_month']} cells per customer and month ({first['stored_cells_per_customer']} "
+        "stored in all). A level meter's window reads its last closing level "
+        'and its own hours (docs/pricing.md, "Closing levels").',
+        "",
+        "| meter | invoiced | read requests / window | items read / window |",
+        "| --- | --- | --- | --- |",
+    ]
+    for kind, run in runs.items():
+        w = run["worker"]
+        lines.append(
+            f"| {LEVEL_LABELS.get(kind, kind)} | {run['invoiced']:,} | {w['read_requests_per_window']} | "
+            f"{w['items_read_per_window']} |"
+        )
+    base = runs.get("count", {}).get("worker", {})
+    billed = runs.get("weighted_sum", {}).get("worker", {})
+    fallback = runs.get("weighted_sum_no_closing_level", {}).get("worker", {})
+    if base and billed and fallback:
+        lines += [
+            "",
+            f"With the previous window billed, a level meter reads "
+            f"{round(billed['items_read_per_window'] - base['items_read_per_window'], 2)} item(s) and "
+            f"{round(billed['read_requests_per_window'] - base['read_requests_per_window'], 2)} request(s) "
+            "per window more than a count meter (the closing level's Query), whatever its history; without a "
+            f"closing level it reads the whole history ({fallback['items_read_per_window']} items per window "
+            "here, growing with every month), which is what every window of these meters read before.",
+        ]
+    lines.append("")
+
+
 def _cold(lines: list[str], cold: dict[str, Any] | None) -> None:
     lines += ["## Cold start: handler import in a fresh interpreter", ""]
     if cold is None:
@@ -519,6 +569,7 @@ def render() -> str:
     ]
     write_units = _ingest(lines, _load("ingest_writes.json"))
     _billing(lines, _load("billing_run.json"))
+    _billing_levels(lines, _load("billing_levels.json"))
     _cold(lines, _load("cold_start.json"))
     _package(lines, _load("package_size.json"))
     _capacity(lines, write_units)

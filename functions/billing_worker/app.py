@@ -28,6 +28,11 @@ clock: Callable[[], datetime] = _utcnow  # tests move time
 
 
 def record_handler(record: SQSRecord) -> None:
+    if record.body.startswith('{"check":'):  # a threshold check after ingest (logic/billing/threshold.py)
+        from neruba.logic.billing.threshold_invoices import handle_check
+
+        handle_check(bootstrap.billing(), record.body, clock())
+        return
     if record.body.startswith('{"advance"'):  # an event of a meter charged in advance (logic.ingest.advance)
         from neruba.logic.billing.advance import process_message
         from neruba.logic.ingest.advance import parse_message

@@ -35,6 +35,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     finally:
         failed = set(batch.finish())
     batch.report(metrics, logger)
+    customers = batch.threshold_customers()
+    if customers:  # a threshold evaluation each, by the billing worker (logic/billing/threshold.py)
+        from neruba.logic.billing.threshold_invoices import enqueue_checks
+
+        enqueue_checks(get_settings().billing_queue_url, customers)
     response = processor.response()
     known = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     response["batchItemFailures"] += [{"itemIdentifier": m} for m in sorted(failed - known)]

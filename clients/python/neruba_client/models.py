@@ -186,6 +186,7 @@ class CustomerView(_Model):
     metadata: dict[str, str]
     stripe_customer_id: str | None
     balance_low_threshold_minor: int | None = None
+    invoice_threshold_minor: int | None = None
     created_at: datetime | None
     archived_at: datetime | None = None
 
@@ -314,6 +315,19 @@ class LineFigures(_Model):
     events: int | None = None
 
 
+class LevelInterval(_Model):
+    """One interval behind a time-weighted line (a weighted_sum meter)."""
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -327,6 +341,7 @@ class LineSource(_Model):
     grant_id: str | None = None
     available_minor: int | None = None
     threshold_minor: int | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(_Model):
@@ -436,6 +451,7 @@ class ExplainedLine(_Model):
     credits_applied_minor: int
     references: LineReference | None
     one_off: OneOffLineSource | None = None
+    intervals: list[LevelInterval] | None = None
     advance: AdvanceLineSource | None = None
 
 
@@ -452,6 +468,7 @@ class UpcomingWindow(_Model):
     subtotal_minor: int
     credits_applied: bool
     pending_adjustments_minor: int
+    threshold_invoiced_minor: int = 0
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None
@@ -481,6 +498,8 @@ class Invoice(_Model):
     tax_included_minor: int = 0
     credits_applied_minor: int
     total_minor: int
+    billing_reason: str = "manual"
+    threshold: dict[str, Any] | None = None
 
 
 class InvoiceExplanation(_Model):
@@ -498,6 +517,8 @@ class InvoiceExplanation(_Model):
     credits_applied_minor: int | None
     total_minor: int | None
     corrects: LineReference | None = None
+    billing_reason: str | None = None
+    threshold: dict[str, Any] | None = None
 
 
 class UpcomingInvoice(_Model):
@@ -1027,6 +1048,7 @@ class CustomerPreviousAttributes(_Model):
     stripe_customer_id: str | None = None
     metadata: dict[str, str] | None = None
     balance_low_threshold_minor: int | None = None
+    invoice_threshold_minor: int | None = None
     archived_at: datetime | None = None
 
 

@@ -152,6 +152,7 @@ def create_customer(
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
     balance_low_threshold_minor: int | None = None,
+    invoice_threshold_minor: int | None = None,
     created_at: Time | None = None,
 ) -> Operation[m.CustomerView]: ...
 
@@ -170,6 +171,7 @@ def update_customer(
     metadata: Mapping[str, str] | None = None,
     stripe_customer_id: str | None = None,
     balance_low_threshold_minor: int | None = None,
+    invoice_threshold_minor: int | None = None,
 ) -> Operation[m.CustomerView]: ...
 
 

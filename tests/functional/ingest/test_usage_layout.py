@@ -221,9 +221,10 @@ def test_a_sharded_meter_spreads_one_customers_batches_and_reads_them_all_exactl
     for b in range(40):
         send(*[_tokens(f"h{b}-{i}", 1 + i, model=f"m{i % 2}") for i in range(5)])
         process(batch_size=5)
-    # THEN its contributions spread over the 8 partitions, none holding much more than its share
+    # THEN its contributions spread over the partitions (batch ids are random: 40 of them over 8 shards
+    # leave one shard empty about once in 26 runs, so the test asks for a spread, not an even one)
     per_shard = [len(_partition_items("AGG#acme#tokens" + (f"#{n}" if n else ""))) for n in range(sharded)]
-    assert sum(per_shard) == 40 and min(per_shard) >= 1 and max(per_shard) <= 12
+    assert sum(per_shard) == 40 and sum(1 for n in per_shard if n) >= 5 and max(per_shard) <= 20
     # AND the usage reads every shard (one Query each) and counts every event once
     queries = _Queries(monkeypatch)
     totals = _totals()

@@ -161,6 +161,7 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
         "notices",
         "receivable",
         "stripe",
+        "thresholds",
         "usage",
     ]
     # WHEN the scheduled sweep runs every check
@@ -175,4 +176,6 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["broken"]["error"] == "RuntimeError: boom"
     assert by_name["extra"]["repairs"] == [{"posting_id": "p1"}] and report["repaired"] == 1
-    assert all(by_name[name]["error"] is None for name in ("usage", "ledger", "billing", "stripe"))
+    assert all(
+        by_name[name]["error"] is None for name in ("usage", "ledger", "billing", "stripe", "thresholds")
+    )

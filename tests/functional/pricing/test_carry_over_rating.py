@@ -1,5 +1,5 @@
 """A latest meter with carry_over: a period without a report bills the last value reported before it,
-read with one backward query only when a phase part has no report of its own."""
+read from the closing level the previous window stored (docs/pricing.md, "Closing levels")."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ START = (NOW - timedelta(days=33)).replace(minute=0, second=0)
 def test_a_period_without_report_bills_the_carried_level(
     catalog: Any, send: Callable[..., Any], process: Callable[..., int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from neruba.dal.levels import LevelsRepository
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
+    from neruba.domain.ingest import hour_bucket
     from neruba.domain.periods import add_interval
     from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.logic.pricing.rating import rate_window
@@ -49,20 +51,24 @@ def test_a_period_without_report_bills_the_carried_level(
     process()
     usage = UsageRepository(get_settings().usage_table)
     reads: list[str] = []
-    original = usage.last_cell_before
-    monkeypatch.setattr(usage, "last_cell_before", lambda *a: reads.append(a[2]) or original(*a))
+    original = usage.aggregates
+    monkeypatch.setattr(usage, "aggregates", lambda *a: reads.append(a[2]) or original(*a))
     second = add_interval(START, "month", 1)
-    # WHEN the first period is rated THEN 5 seats x 10, and no backward read (it has its own report)
+    # WHEN the first period is rated (as billing does) THEN 5 seats x 10, and its closing level is stored
     first = rate_window(plans, usage, sub, START, second)
     (line,) = [line for line in first.lines if line.kind == "usage"]
-    assert (line.quantity, line.amount_minor, reads) == (Decimal(5), 5000, [])
+    assert (line.quantity, line.amount_minor) == (Decimal(5), 5000)
+    (closing,) = LevelsRepository(get_settings().usage_table).stored("acme", "seats_level")
+    assert (closing.hour, closing.groups[""].latest) == (hour_bucket(second), Decimal(5))
+    reads.clear()
     # WHEN the second period, without any report, is rated
     window = rate_window(plans, usage, sub, second, add_interval(START, "month", 2), as_of=NOW)
     (line,) = [line for line in window.lines if line.kind == "usage"]
     # THEN the level carried over from the first period is billed, and the line says from when
     assert (line.quantity, line.amount_minor, line.source["events"]) == (Decimal(5), 5000, 0)
     assert line.source["carried_from"].startswith((START + timedelta(days=2)).date().isoformat())
-    assert "carried over" in line.description and len(reads) == 1
+    # AND its usage read started at its own first hour: the closing level stood for every earlier one
+    assert "carried over" in line.description and reads == [hour_bucket(second)]
 
 
 def test_each_group_carries_its_own_latest_value(

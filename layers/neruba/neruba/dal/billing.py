@@ -12,6 +12,8 @@ Items (``pk`` / ``sk``):
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``CN#{id}`` / ``#`` and ``SEQ#CN`` - credit notes and their numbers (dal/credit_notes.py).
+- ``THR#{subscription}`` / ``{period_start}`` - what threshold invoices billed of a period
+  (dal/thresholds.py).
 - ``ADV#``, ``ADVP#``, ``ADVU#`` - pay-in-advance billing (dal/advance.py).
 - ``CPN``, ``DSC#...``, ``DSCU#...``, ``TXR``, ``TXJ#...`` - coupons, discounts, tax rates (dal/discounts.py).
 - ``LOCK#{name}`` (dal/locks.py), ``INV#{id}`` and ``SEQ#{sequence}`` (dal/invoices.py).
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.discounts import DiscountsRepository
     from neruba.dal.one_offs import OneOffRepository
+    from neruba.dal.thresholds import ThresholdsRepository
 
 DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
@@ -60,6 +63,8 @@ class BillingState:
     enqueued_seq: int | None = None
     """The last window sent to the billing queue, and when (a scheduler does not send it again soon)."""
     enqueued_at: str | None = None
+    thresholds_issued: int = 0
+    """Threshold invoices issued for the subscription so far (``dal.thresholds``)."""
 
 
 def _billing_state(item: dict[str, Any]) -> BillingState:
@@ -171,6 +176,13 @@ class BillingRepository:
 
     # ---------------------------------------------------------------- billing state
     @property
+    def thresholds(self) -> ThresholdsRepository:
+        """What threshold invoices billed of each period, stored in this table (``dal.thresholds``)."""
+        from neruba.dal.thresholds import ThresholdsRepository
+
+        return ThresholdsRepository(self.table_name)
+
+    @property
     def one_offs(self) -> OneOffRepository:
         """The one-off charges, stored in this table (``dal.one_offs``)."""
         from neruba.dal.one_offs import OneOffRepository
@@ -277,12 +289,21 @@ class BillingRepository:
         invoice_id: str,
         next_due: datetime | None,
         ends_at: datetime | None,
+        thresholds_issued: int | None = None,
     ) -> dict[str, Any]:
         """Move the state from window ``seq`` to ``seq + 1`` (condition: it is still at ``seq``).
 
         ``next_due`` None ends billing (the subscription ended): the state leaves the due index.
+        ``thresholds_issued`` (the count the window's invoice deducted, ``dal.thresholds``) adds the
+        condition that no threshold invoice was issued since it was read.
         """
         values: dict[str, Any] = {":seq": seq, ":next": seq + 1, ":inv": invoice_id, ":one": 1}
+        condition = "next_seq = :seq"
+        if thresholds_issued == 0:
+            condition += " AND attribute_not_exists(thresholds_issued)"
+        elif thresholds_issued is not None:
+            condition += " AND thresholds_issued = :thr"
+            values[":thr"] = thresholds_issued
         sets = ["next_seq = :next", "last_invoice_id = :inv", "last_seq = :seq"]
         removes: list[str] = []
         if next_due is None:
@@ -302,12 +323,32 @@ class BillingRepository:
             "TableName": self.table_name,
             "Key": _state_key(subscription_id),
             "UpdateExpression": expression,
-            "ConditionExpression": "next_seq = :seq",
+            "ConditionExpression": condition,
             "ExpressionAttributeValues": to_item(values),
         }
         if next_due is None:
             update["ExpressionAttributeNames"] = {"#st": "status"}
         return {"Update": update}
+
+    def threshold_claim_item(self, subscription_id: str, next_seq: int, issued: int) -> dict[str, Any]:
+        """An Update adding one to the state's threshold count, on the condition that billing is still
+        active at window ``next_seq`` (the open period's own, not billed yet) and the count is ``issued``
+        (as read)."""
+        condition = "next_seq = :seq AND #st = :active AND "
+        condition += "attribute_not_exists(thresholds_issued)" if issued == 0 else "thresholds_issued = :n"
+        values: dict[str, Any] = {":seq": next_seq, ":active": "active", ":one": 1}
+        if issued:
+            values[":n"] = issued
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _state_key(subscription_id),
+                "UpdateExpression": "ADD thresholds_issued :one",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
 
     def end_state_item(self, subscription_id: str, seq: int) -> dict[str, Any]:
         """An Update ending billing of a subscription whose window ``seq`` does not exist."""

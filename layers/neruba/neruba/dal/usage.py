@@ -54,6 +54,7 @@ from neruba.dal.contributions import (
 )
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.levels import LevelsRepository
 from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import hour_bucket
@@ -267,6 +268,11 @@ class UsageRepository:
         self.pending = PendingUsage(table_name)
 
     # ------------------------------------------------------------------ journal
+    @property
+    def levels(self) -> LevelsRepository:
+        """The closing levels of the meters, kept in this table (``dal.levels``)."""
+        return LevelsRepository(self.table_name)
+
     def write_journal(self, batch: str, keys: Sequence[tuple[str, str]], now: datetime) -> None:
         """Record the batch's event keys before any event is written (idempotent)."""
         packed = zlib.compress("\n".join(f"{c}\x1f{t}" for c, t in keys).encode(), 6)

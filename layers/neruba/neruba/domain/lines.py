@@ -18,6 +18,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
+from neruba.domain.level_intervals import LevelInterval
 from neruba.domain.money import minor_exponent
 from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
@@ -53,6 +54,9 @@ class GroupUsage:
     event_sums: Mapping[str, Decimal] = field(default_factory=dict)
     event_counts: Mapping[str, int] = field(default_factory=dict)
     carried_from: str | None = None  # a latest meter with carry_over: when the carried value was reported
+    aggregation: str | None = None  # the meter's aggregation (the line's ``source.aggregation``)
+    # a weighted_sum meter: the level intervals behind the quantity (``domain.level_intervals``)
+    intervals: tuple[LevelInterval, ...] = ()
 
 
 def parse_group(key: str) -> dict[str, str]:
@@ -111,6 +115,11 @@ def usage_lines(
                         if cell.carried_from
                         else ""
                     )
+                    + (
+                        f"; time-weighted: the level over {len(cell.intervals)} interval(s) of the period"
+                        if cell.intervals
+                        else ""
+                    )
                     + "".join(f"; {note}" for note in rated.notes)
                     + (f"; {ADVANCE_NOTE}" if advance else ""),
                     meter_code=meter,
@@ -124,6 +133,7 @@ def usage_lines(
                     plan_code=str(version["code"]),
                     plan_version=int(version["version"]),
                     source={
+                        **({"aggregation": cell.aggregation} if cell.aggregation else {}),
                         "hours": cell.hours,
                         "events": cell.events,
                         "free_units": exact(price.get("free_units") or 0),
@@ -132,6 +142,7 @@ def usage_lines(
                         **priced.source,
                         **by_filter,
                         **({"carried_from": cell.carried_from} if cell.carried_from else {}),
+                        **({"intervals": [i.to_dict() for i in cell.intervals]} if cell.intervals else {}),
                         **rated.source,
                         **({"billed_in_advance": True, "amount": ZERO} if advance else {}),
                     },
@@ -298,7 +309,13 @@ def trial_usage_lines(
                     period_end=period_end,
                     plan_code=str(version["code"]),
                     plan_version=int(version["version"]),
-                    source={"hours": cell.hours, "events": cell.events, "trial": True, "amount": ZERO},
+                    source={
+                        **({"aggregation": cell.aggregation} if cell.aggregation else {}),
+                        "hours": cell.hours,
+                        "events": cell.events,
+                        "trial": True,
+                        "amount": ZERO,
+                    },
                 )
             )
     return lines

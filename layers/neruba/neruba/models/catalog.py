@@ -52,6 +52,12 @@ THRESHOLD_NOTE = (
     "credit from at or above this amount to below it, a balance.low webhook event is sent (once per "
     "crossing). null (the default) sends none (docs/webhooks.md)."
 )
+INVOICE_THRESHOLD_NOTE = (
+    "Minor units of the customer's currency, at least 1: when the usage of a subscription's open period "
+    "not invoiced yet reaches this amount, a threshold invoice bills it at once and the period-end "
+    "invoice deducts it. null (the default) invoices at the period end only (docs/billing.md, "
+    "'Threshold invoices')."
+)
 
 
 class CustomerCreate(BaseModel):
@@ -82,6 +88,9 @@ class CustomerCreate(BaseModel):
     metadata: Metadata = Field(default_factory=dict, max_length=MAX_METADATA)
     balance_low_threshold_minor: StrictInt | None = Field(
         default=None, ge=0, le=MAX_THRESHOLD, description=THRESHOLD_NOTE
+    )
+    invoice_threshold_minor: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_THRESHOLD, description=INVOICE_THRESHOLD_NOTE
     )
     created_at: datetime | None = None
 
@@ -168,7 +177,8 @@ class CustomerUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # A field left out is unchanged. null clears email, stripe_customer_id and balance_low_threshold_minor;
+    # A field left out is unchanged. null clears email, stripe_customer_id, balance_low_threshold_minor and
+    # invoice_threshold_minor;
     # name, timezone and metadata
     # always hold a value, so their types refuse null (422 null_not_allowed) while defaulting to "unset".
     name: Name = Field(default=_UNSET)
@@ -178,6 +188,9 @@ class CustomerUpdate(BaseModel):
     metadata: Metadata = Field(default=_UNSET, max_length=MAX_METADATA)
     balance_low_threshold_minor: StrictInt | None = Field(
         default=None, ge=0, le=MAX_THRESHOLD, description=THRESHOLD_NOTE
+    )
+    invoice_threshold_minor: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_THRESHOLD, description=INVOICE_THRESHOLD_NOTE
     )
 
 

@@ -120,6 +120,11 @@ class CustomerView(Closed):
     balance_low_threshold_minor: int | None = Field(
         default=None, description="The balance.low webhook threshold, in minor units; null for none."
     )
+    invoice_threshold_minor: int | None = Field(
+        default=None,
+        description="Threshold invoicing: invoice a period's usage early when what it has not invoiced"
+        " reaches this amount (minor units); null for none.",
+    )
     created_at: Timestamp | None
     archived_at: Timestamp | None = Field(
         default=None, description="When the customer was archived; null while it is not."
@@ -290,6 +295,61 @@ class LineFigures(Closed):
     events: int | None = None
 
 
+class ThresholdInvoiceRef(Closed):
+    """One threshold invoice of a period: its id and number, its place in the period, the time its usage
+    was rated to (the cut), what it billed and the key of its ledger posting."""
+
+    invoice_id: str
+    number: str | None = None
+    n: int
+    cut_at: Timestamp
+    amount_minor: Minor
+    posting_key: str | None = Field(
+        default=None, description="The idempotency key of its ledger posting (GET /v1/customers/{id}/ledger)."
+    )
+
+
+class ThresholdLine(Closed):
+    """What threshold invoicing computed a line from. On a threshold invoice's line: the cut, the line
+    rated to it and what earlier threshold invoices of the period billed of it (the line is the
+    difference). On the period-end invoice's ``threshold_deduction`` line: what the period's threshold
+    invoices billed of the line in all, and those invoices."""
+
+    cut_at: Timestamp | None = None
+    rated_to_cut: LineFigures | None = None
+    billed_before: LineFigures | None = None
+    billed: LineFigures | None = None
+    invoices: list[ThresholdInvoiceRef] | None = None
+
+
+class InvoiceThreshold(Closed):
+    """Why a threshold invoice was issued: the threshold, its number in the period, the cut, what the
+    period's usage was rated at then and what earlier threshold invoices had billed."""
+
+    threshold_minor: Minor
+    number_in_period: int
+    cut_at: Timestamp
+    period_start: Timestamp
+    period_end: Timestamp
+    billed_before_minor: Minor
+    rated_to_cut_minor: Minor
+
+
+class LevelInterval(Closed):
+    """One interval behind a time-weighted line (a weighted_sum meter): [from, to), the level at its end,
+    the net change in it (null: the level was held all along), the unit-seconds it held, its share of
+    the period and of the line's quantity (docs/pricing.md, "Prorated recurring meters")."""
+
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    level: Quantity
+    change: Quantity | None
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -306,6 +366,8 @@ class LineSource(Open):
     grant_id: str | None = None
     available_minor: Minor | None = None
     threshold_minor: Minor | None = None
+    threshold: ThresholdLine | None = None
+    intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
 
 
 class LineReference(Closed):
@@ -317,6 +379,9 @@ class LineReference(Closed):
     number: str | None = None
     top_up_request_id: str | None = None
     grant_id: str | None = None
+    threshold_invoices: list[str] | None = Field(
+        default=None, description="For a threshold_deduction line: the period's threshold invoices."
+    )
 
 
 class LineTaxRate(Open):
@@ -399,6 +464,7 @@ class UpcomingWindow(Open):
                     "subtotal_minor": 100,
                     "credits_applied": False,
                     "pending_adjustments_minor": 0,
+                    "threshold_invoiced_minor": 0,
                     "trial_end": None,
                     "in_trial": False,
                     "trial_until": None,
@@ -418,6 +484,11 @@ class UpcomingWindow(Open):
     subtotal_minor: Minor
     credits_applied: bool
     pending_adjustments_minor: Minor
+    threshold_invoiced_minor: Minor = Field(
+        default=0,
+        description="What the period's threshold invoices already billed, taken off on threshold_deduction"
+        " lines as the period-end invoice will (0 when none).",
+    )
     trial_end: Timestamp | None = None
     in_trial: bool | None = None
     trial_until: Timestamp | None = None
@@ -538,6 +609,17 @@ class Invoice(Open):
     tax_included_minor: Minor = Field(default=0, description="Tax contained in the lines (inclusive rates).")
     credits_applied_minor: Minor
     total_minor: Minor = Field(description="subtotal_minor + tax_minor - credits_applied_minor.")
+    billing_reason: Literal[
+        "subscription_create", "subscription_cycle", "subscription_threshold", "manual"
+    ] = Field(
+        default="manual",
+        description="Why it was issued: a subscription's start, its period's end, a threshold crossed "
+        "(docs/billing.md, 'Threshold invoices'), or anything else (top-ups, one-off charges, "
+        "corrections).",
+    )
+    threshold: InvoiceThreshold | None = Field(
+        default=None, description="For a threshold invoice: the threshold and the cut it billed usage to."
+    )
 
 
 class LineAggregate(Closed):
@@ -621,6 +703,16 @@ class ExplainedLine(Open):
     one_off: OneOffLineSource | None = Field(
         default=None, description="For a one_off line: the charge, why it was added, its metadata."
     )
+    threshold: ThresholdLine | None = Field(
+        default=None,
+        description="For a line of a threshold invoice, or a threshold_deduction line: what it was computed"
+        " from (the cut, what was billed before, the threshold invoices).",
+    )
+    intervals: list[LevelInterval] | None = Field(
+        default=None,
+        description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
+        "quantity, each with its fraction of the period.",
+    )
     advance: AdvanceLineSource | None = Field(
         default=None,
         description="For an advance line: the event that produced it, the price and proration applied,"
@@ -688,6 +780,8 @@ class InvoiceExplanation(Closed):
     corrects: LineReference | None = Field(
         default=None, description="For a correction invoice or credit note: the invoice it corrects."
     )
+    billing_reason: str | None = Field(default=None, examples=["subscription_threshold"])
+    threshold: InvoiceThreshold | None = None
     lines: list[ExplainedLine]
 
 

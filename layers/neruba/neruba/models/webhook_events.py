@@ -45,6 +45,7 @@ class CustomerPreviousAttributes(BaseModel):
     stripe_customer_id: str | None = None
     metadata: dict[str, str] | None = None
     balance_low_threshold_minor: Minor | None = None
+    invoice_threshold_minor: Minor | None = None
     archived_at: Timestamp | None = None
 
 

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
     from neruba.domain.credits import CreditApplication
 
-# lines a window invoice carries that no rating makes (corrections, one-off charges, advance lines):
-# re-rating a draft keeps them as they are, and a rerun or a late-event check never takes them back
-CARRIED_KINDS = ("adjustment", "one_off", "advance")
+# lines a window invoice carries that no rating makes (corrections, one-off charges, advance lines, what
+# threshold invoices billed of the period, logic.billing.threshold): re-rating a draft keeps them as they
+# are, and a rerun or a late-event check never takes them back
+CARRIED_KINDS = ("adjustment", "one_off", "advance", "threshold_deduction")
 # lines no rating makes that a re-rating recomputes from what the invoice stored (its discounts' terms):
 # never compared with a re-rating, never corrected by an adjustment line
 DERIVED_KINDS = ("discount",)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 Fence = Callable[[], list[dict[str, Any]]]
 # invoices without a window of usage to rate
-UNRATED_KINDS = ("topup", "correction", "credit_note", "one_off", "advance")
+UNRATED_KINDS = ("topup", "correction", "credit_note", "one_off", "advance", "threshold")
 
 
 def no_fence() -> list[dict[str, Any]]:

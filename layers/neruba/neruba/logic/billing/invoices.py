@@ -11,6 +11,7 @@ from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.logic.billing.discounts import explain_figures
 from neruba.logic.billing.document import EXTRA_TOTALS
+from neruba.logic.billing.threshold import threshold_figures
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import ts
 
@@ -68,6 +69,7 @@ def public(invoice: Invoice) -> dict[str, Any]:
     hidden = {"window", "rev", "finalize_at", "seq", "cn_rev", "line_credits"}
     doc = {k: v for k, v in invoice.document.items() if k not in hidden}
     doc["object"] = "invoice"
+    doc["billing_reason"] = billing_reason(invoice)
     doc["revision"] = invoice.rev
     for key in EXTRA_TOTALS:  # stored only on invoices with a discount or a tax (document.invoice_totals)
         doc.setdefault(key, 0)
@@ -76,6 +78,21 @@ def public(invoice: Invoice) -> dict[str, Any]:
     doc["amount_paid_minor"] = paid
     doc["amount_remaining_minor"] = 0 if invoice.status == "void" else max(amount_due(invoice) - paid, 0)
     return doc
+
+
+# why each kind of invoice was issued, in the words Stripe's ``billing_reason`` uses
+BILLING_REASONS = {
+    "opening": "subscription_create",
+    "usage": "subscription_cycle",
+    "threshold": "subscription_threshold",
+}
+
+
+def billing_reason(invoice: Invoice) -> str:
+    """Why the invoice was issued: a subscription's start (``subscription_create``), its period's end
+    (``subscription_cycle``), a threshold crossed (``subscription_threshold``), anything else an
+    operator or a rule made (``manual``: top-ups, one-off charges, corrections, credit notes)."""
+    return BILLING_REASONS.get(invoice.kind or "", "manual")
 
 
 def explain(invoice: Invoice) -> dict[str, Any]:
@@ -108,6 +125,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 **(adjustment_figures(line) if record.kind == "adjustment" else {}),
                 **(one_off_figures(line) if record.kind == "one_off" else {}),
                 **(advance_figures(line, invoice.id) if record.kind == "advance" else {}),
+                **(threshold_figures(line) if "threshold" in (line.get("source") or {}) else {}),
                 "price": {
                     "plan_code": line.get("plan_code"),
                     "plan_version": line.get("plan_version"),
@@ -120,6 +138,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 ],
                 "credits_applied_minor": sum(a.amount_minor for a in applied),
                 "references": line.get("references"),
+                **({"intervals": source["intervals"]} if source.get("intervals") else {}),
                 **_original(line),
                 **_credited(invoice, record.line_id),
                 **explain_figures(line, documents),
@@ -138,6 +157,8 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         "credits_applied_minor": doc.get("credits_applied_minor"),
         "total_minor": doc.get("total_minor"),
         "corrects": doc.get("corrects"),
+        "billing_reason": billing_reason(invoice),
+        "threshold": doc.get("threshold"),
         "lines": lines,
     }
 

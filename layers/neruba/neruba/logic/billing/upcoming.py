@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.periods import period_containing
 from neruba.domain.phases import state_at
 from neruba.errors import NotFoundError
+from neruba.logic.billing.threshold import upcoming_deductions
 from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ def upcoming_invoice(
     its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
     subtotal and in ``pending_adjustments_minor``; so are the customer's **pending advance lines**
     (pay-in-advance events gathered for the next invoice, ``logic.billing.advance``), on the first window
-    in their currency. Then the discounts and taxes the invoice would apply (:func:`_discounted`).
+    in their currency. What the period's **threshold invoices** already billed is taken off as the
+    period-end invoice will (``threshold_deduction`` lines), and ``threshold_invoiced_minor`` is its sum
+    (0 when none). Then the discounts and taxes the invoice would apply (:func:`_discounted`).
     """
     from neruba.logic.pricing.rating import rate_window
 
@@ -67,8 +70,10 @@ def upcoming_invoice(
             shown.add(str(sub["currency"]))
             pending += advance_pending(billing.advance, customer_id, str(sub["currency"]))
         pending_minor = sum(int(line["amount_minor"]) for line in pending)
-        window["lines"] = [*window["lines"], *pending]
-        window["subtotal_minor"] = int(window["subtotal_minor"]) + pending_minor
+        early = upcoming_deductions(billing, str(sub["id"]), start, window["lines"]) if billing else []
+        early_minor = sum(int(line["amount_minor"]) for line in early)
+        window["lines"] = [*window["lines"], *early, *pending]
+        window["subtotal_minor"] = int(window["subtotal_minor"]) + early_minor + pending_minor
         if billing is not None:
             window.update(_discounted(billing, sub, window))
         windows.append(
@@ -77,6 +82,7 @@ def upcoming_invoice(
                 "object": "upcoming_window",
                 "credits_applied": False,
                 "pending_adjustments_minor": pending_minor,
+                "threshold_invoiced_minor": -early_minor,
                 **_trial(sub, start, end, now),
             }
         )

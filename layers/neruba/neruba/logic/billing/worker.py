@@ -110,7 +110,9 @@ def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> J
         if window.due_at > now:
             outcome.not_due += 1
             break
-        invoice_id, doc = billed_window(ctx, subscription, window, ends_at, job.run_id, now)
+        invoice_id, doc = billed_window(
+            ctx, subscription, window, ends_at, job.run_id, now, thresholds_issued=state.thresholds_issued
+        )
         if invoice_id:
             outcome.invoiced.append(invoice_id)
             state = _advanced(state, window, ends_at, ctx)  # what the committed transaction wrote
@@ -165,9 +167,13 @@ def billed_window(
     ends_at: datetime | None,
     run_id: str | None,
     now: datetime,
+    thresholds_issued: int | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
     """Create the window's invoice and advance the state in one transaction: the invoice id (None if
-    already billed) and the invoice document it built (what was committed when the id is not None)."""
+    already billed) and the invoice document it built (what was committed when the id is not None).
+
+    ``thresholds_issued`` is the state's threshold invoice count as read: the invoice deducts what they
+    billed of its period, and the advance is conditional on that count (``logic.billing.threshold``)."""
     next_window = window_at(
         window.subscription_id,
         parse_ts(str(subscription["start_at"])),
@@ -178,9 +184,9 @@ def billed_window(
     )
     next_due = next_window.due_at if next_window else None
     advance = ctx.billing.advance_item(
-        window.subscription_id, window.seq, window.invoice_id, next_due, ends_at
+        window.subscription_id, window.seq, window.invoice_id, next_due, ends_at, thresholds_issued
     )
-    doc, actions, guard = build_invoice(ctx, subscription, window, now)
+    doc, actions, guard = build_invoice(ctx, subscription, window, now, thresholds_issued)
     unit = Transaction().add(ctx.invoices.put_item(doc, now + ctx.grace), name="invoice")
     unit.add(advance, name="state")
     for index, action in enumerate(actions):
@@ -207,18 +213,25 @@ def _finish_advance(advance: dict[str, Any]) -> None:
 
 
 def build_invoice(
-    ctx: Billing, subscription: dict[str, Any], window: Window, now: datetime
+    ctx: Billing,
+    subscription: dict[str, Any],
+    window: Window,
+    now: datetime,
+    thresholds_issued: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
     the index among them of the posting's idempotency guard (None when nothing is posted)."""
+    from neruba.logic.billing.threshold import period_end_lines
+
     rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
+    adjustment_lines: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    if window.kind == "usage":  # the earlier windows first: re-rating them stores their closing levels
+        adjustment_lines, actions = late_adjustments(ctx, subscription, window, now)
     rated = rate(subscription, window.start, window.end)
     lines = [line_dict(line) for line in rated.lines]
-    actions: list[dict[str, Any]] = []
-    if window.kind == "usage":
-        adjustment_lines, adjustment_actions = late_adjustments(ctx, subscription, window, now)
-        lines += adjustment_lines
-        actions += adjustment_actions
+    lines += period_end_lines(ctx, window, thresholds_issued, lines)  # what threshold invoices billed
+    lines += adjustment_lines
     customer_id = str(subscription["customer_id"])
     one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
     lines += one_off_lines  # each picked up by this transaction only while still pending
@@ -375,7 +388,9 @@ def adjustment_source(
         latest = max(earlier, key=lambda line: int(line.get("seq_of_line") or 0))
         counted = dict((latest.get("source") or {}).get("rerated") or counted)
     now_source = (now_line or {}).get("source") or {}
+    aggregation = now_source.get("aggregation") or (billed_line.get("source") or {}).get("aggregation")
     return {
+        **({"aggregation": aggregation} if aggregation else {}),  # the corrected line's (for explain)
         "billed": {
             "quantity": quantity,
             "amount_minor": amount,

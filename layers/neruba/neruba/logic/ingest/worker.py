@@ -283,6 +283,13 @@ class IngestBatch:
         self.refused[event.key] = reason
         return "failed"
 
+    def threshold_customers(self) -> list[str]:
+        """The customers of this batch's counted events that have an invoice threshold (their threshold
+        is checked after the batch; a customer without one costs nothing more)."""
+        ids = {item.event.customer_id for item in self.counted}
+        found = (self.catalog.customers.get(customer_id) for customer_id in ids)
+        return sorted(c.external_id for c in found if c is not None and c.invoice_threshold_minor is not None)
+
     def finish(self) -> list[str]:
         """Count what was written; returns the message ids whose counting failed (to be retried).
 

@@ -14,13 +14,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
+from neruba.domain.level_intervals import LevelInterval, level_intervals
 from neruba.domain.lines import GroupUsage
 from neruba.domain.numbers import exact_sum
 from neruba.domain.phases import PhaseSpan, Versions, phase_spans, rating_period, seconds, trial_end
-from neruba.domain.pricing import PricingError, RatedWindow
+from neruba.domain.pricing import ZERO, PricingError, RatedWindow
 from neruba.domain.usage import CellUsage, combine, rule_usage, weighted_level
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
 from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.pricing.closing import WindowLevels
 from neruba.timefmt import parse_ts
 
 if TYPE_CHECKING:
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
     from neruba.dal.usage import UsageRepository
 
 HOUR = timedelta(hours=1)
-BEGINNING = "0001-01-01T00"  # the first hour a usage read can name
 
 
 def plan_versions(plans: PlansRepository, subscription: Mapping[str, Any]) -> Versions:
@@ -67,9 +68,13 @@ def read_usage(
     start: datetime,
     upper: datetime,
     period_seconds: Decimal | None = None,
+    record_levels: bool = False,
 ) -> tuple[dict[int, dict[str, dict[str, GroupUsage]]], dict[int, dict[str, dict[str, GroupUsage]]]]:
     """Usage per phase index, meter and group for hours whose (effective) start is in [start, upper):
-    ``(billable, trial)``, trial being the hours that start before the subscription's ``trial_end``."""
+    ``(billable, trial)``, trial being the hours that start before the subscription's ``trial_end``.
+
+    A level meter (weighted_sum, latest with carry_over) reads from its last closing level on; with
+    ``record_levels`` (a whole window, billed or re-rated) the level at ``upper`` is stored as well."""
     paid: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
     trial: dict[int, dict[str, dict[str, GroupUsage]]] = defaultdict(dict)
     if upper <= start or not spans:
@@ -94,11 +99,12 @@ def read_usage(
         opening_of: list[tuple[datetime, str, CellUsage]] = []
         read: list[tuple[datetime, str, CellUsage]] = []
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
-        levels = meter.aggregation == "weighted_sum"  # its level is every change before, so read all
-        for cell in usage.aggregates(customer_id, meter_code, BEGINNING if levels else first, last):
+        # a level meter's window starts from the level every earlier hour left (logic.pricing.closing)
+        level = WindowLevels.open(usage, customer_id, meter, first, upper, record=record_levels)
+        for cell in usage.aggregates(customer_id, meter_code, level.read_from if level else first, last):
             at = _effective_start(cell.hour, subscription_start)
-            if levels and at < start:
-                opening_of.append((at, cell.group, cell.usage))  # before every part of the window
+            if level is not None:
+                level.saw(cell, before_window=at < start)
             if not start <= at < upper:
                 continue
             read.append((at, cell.group, cell.usage))
@@ -108,32 +114,42 @@ def read_usage(
                 cells[(span.index, in_trial, cell.group)].append(cell.usage)
                 timed[(span.index, in_trial, cell.group)].append((hour_start(cell.hour), cell.usage))
                 opening_of.append((at, cell.group, cell.usage))
+        opening_of += level.opening_cells() if level else []
+        aggregation = meter.aggregation
         for (index, in_trial, group), items in cells.items():
             target = trial if in_trial else paid
             sums, counts = rule_usage(items)
-            if meter.aggregation == "weighted_sum":
+            intervals: tuple[LevelInterval, ...] = ()
+            if aggregation == "weighted_sum":
                 part = _part(span_of[index], charging_from, in_trial)
                 opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
-                quantity = weighted_level(
-                    timed[(index, in_trial, group)], *part, opening, period_seconds or seconds(start, upper)
-                )
+                changes = timed[(index, in_trial, group)]
+                length = period_seconds or seconds(start, upper)
+                quantity = weighted_level(changes, *part, opening, length)
+                intervals = tuple(level_intervals(changes, *part, opening, length))
             else:
-                quantity = combine(meter.aggregation, items)
+                quantity = combine(aggregation, items)
             target[index].setdefault(meter_code, {})[group] = GroupUsage(
                 quantity=quantity,
                 hours=len(items),
                 events=sum(i.count for i in items),
                 event_sums=sums,
                 event_counts=counts,
+                aggregation=aggregation,
+                intervals=intervals,
             )
-        if meter.aggregation == "weighted_sum":
+        if aggregation == "weighted_sum":
             window_seconds = period_seconds or seconds(start, upper)
             _level_only_parts(
                 meter_code, spans, charging_from, cells, opening_of, window_seconds, paid, trial
             )
-        if meter.carry_over:
-            grouped = bool(meter.group_by)
-            _carry_over(usage, (customer_id, meter_code, first), grouped, spans, cells, read, paid)
+        if meter.carry_over and level is not None:
+            _carry_over(meter_code, level.before_window(), bool(meter.group_by), spans, cells, read, paid)
+        if level is not None:
+            level.close()
+        for span in spans:  # a charge without usage still names its meter's aggregation
+            if not paid[span.index].get(meter_code):
+                paid[span.index][meter_code] = {"": GroupUsage(ZERO, aggregation=aggregation)}
     return dict(paid), dict(trial)
 
 
@@ -162,7 +178,9 @@ def _level_only_parts(
                 if opening:
                     target = trial if in_trial else paid
                     target[span.index].setdefault(meter_code, {})[group] = GroupUsage(
-                        quantity=weighted_level([], *part, opening, period_seconds)
+                        quantity=weighted_level([], *part, opening, period_seconds),
+                        aggregation="weighted_sum",
+                        intervals=tuple(level_intervals([], *part, opening, period_seconds)),
                     )
 
 
@@ -176,8 +194,8 @@ def _part(span: PhaseSpan, charging_from: datetime | None, in_trial: bool) -> tu
 
 
 def _carry_over(
-    usage: UsageRepository,
-    where: tuple[str, str, str],
+    meter_code: str,
+    before: Mapping[str, CellUsage],
     grouped: bool,
     spans: list[PhaseSpan],
     cells: Mapping[tuple[int, bool, str], list[CellUsage]],
@@ -185,27 +203,20 @@ def _carry_over(
     paid: dict[int, dict[str, dict[str, GroupUsage]]],
 ) -> None:
     """A ``latest`` meter with ``carry_over``: each phase part without an event of its own (per group)
-    bills the last value reported before it (in the window, else before it). ``where`` is (customer,
-    meter, the window's first hour). Ungrouped, the stored cell before the window is read only when a
-    part needs it; grouped, it is read once per window (a group silent all window is known only there)."""
-    before: dict[str, CellUsage] | None = None
-    if grouped:
-        before = {g: c.usage for g, c in usage.last_cells_before(*where, grouped=True).items()}
-    groups = sorted({g for _, g, _ in read} | set(before or ()) | ({""} if not grouped else set()))
+    bills the last value reported before it: in the window, else ``before`` it (the window's opening
+    level per group, from the closing level and the cells between it and the window)."""
+    groups = sorted({g for _, g, _ in read} | set(before) | ({""} if not grouped else set()))
     for span in spans:
         for group in groups:
             if (span.index, False, group) in cells:
                 continue
             earlier = [cell for at, g, cell in read if g == group and at < span.start]
-            if not earlier and before is None:
-                stored = usage.last_cell_before(*where)
-                before = {"": stored.usage} if stored else {}
-            candidates = earlier or ([before[group]] if before and group in before else [])
+            candidates = earlier or ([before[group]] if group in before else [])
             dated = [c for c in candidates if c.latest_at is not None]
             if dated:
                 source = max(dated, key=lambda c: str(c.latest_at))
-                paid[span.index].setdefault(where[1], {})[group] = GroupUsage(
-                    quantity=combine("latest", dated), carried_from=source.latest_at
+                paid[span.index].setdefault(meter_code, {})[group] = GroupUsage(
+                    quantity=combine("latest", dated), carried_from=source.latest_at, aggregation="latest"
                 )
 
 
@@ -243,7 +254,7 @@ def rate_window(
     upper = period_end if as_of is None else min(period_end, as_of)
     period = rating_period(subscription, period_start, period_end)
     paid, trial = read_usage(
-        plans, usage, subscription, versions, spans, period_start, upper, seconds(*period)
+        plans, usage, subscription, versions, spans, period_start, upper, seconds(*period), as_of is None
     )
     try:
         return rate_subscription_window(

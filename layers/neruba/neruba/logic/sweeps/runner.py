@@ -12,7 +12,7 @@ line here (or ``register_check`` at run time)::
 
 Example:
     >>> sorted(CHECKS)
-    ['billing', 'corrections', 'ledger', 'notices', 'receivable', 'stripe', 'usage']
+    ['billing', 'corrections', 'ledger', 'notices', 'receivable', 'stripe', 'thresholds', 'usage']
     >>> report = run_sweep(ops, ["usage"], start, end, trigger="cli", actor="me",
     ...                    billing=bootstrap.billing)  # doctest: +SKIP
     >>> report["repaired"]  # doctest: +SKIP
@@ -103,6 +103,7 @@ CHECKS: dict[str, str] = {
     "corrections": "neruba.logic.sweeps.corrections:corrections_check",  # before receivable: bills first
     "receivable": "neruba.logic.sweeps.receivable:receivable_check",
     "notices": "neruba.logic.sweeps.notices:notices_check",  # webhook events of time passing
+    "thresholds": "neruba.logic.sweeps.thresholds:thresholds_check",  # threshold invoices: the backstop
 }
 _registered: dict[str, SweepCheck] = {}
 

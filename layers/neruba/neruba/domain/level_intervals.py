@@ -1,0 +1,127 @@
+"""The level intervals behind a time-weighted quantity (a weighted_sum meter's line), for explain.
+
+A part [start, end) of a period starts at an opening level; each hour with changes moves it. The part's
+quantity is the level's integral divided by the period's length (``domain.usage.weighted_level``). This
+module splits that integral into rows a reader can check: a stretch with no change holds one level for its
+seconds; an hour with changes (only its sums are stored, not each instant) shows its net change, the
+level after it and the unit-seconds it held. Every row's ``quantity`` is its unit-seconds / the period's
+seconds, so the rows add up to the line's quantity (each carried to 100 significant digits, like it).
+
+Example:
+    >>> from datetime import UTC
+    >>> from neruba.domain.usage import CellUsage
+    >>> t0, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 2, tzinfo=UTC)
+    >>> cell = CellUsage(1, total=Decimal(10), weighted=Decimal(18000))  # +10 at 00:30
+    >>> rows = level_intervals([(t0, cell)], t0, t2, Decimal(4), Decimal(7200))
+    >>> from neruba.domain.numbers import canonical_text as text
+    >>> [(text(r.level), r.change and text(r.change), text(r.unit_seconds), text(r.quantity)) for r in rows]
+    [('14', '10', '32400', '4.5'), ('14', None, '50400', '7')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
+from typing import Any
+
+from neruba.domain.numbers import EXACT
+from neruba.domain.phases import seconds
+from neruba.domain.usage import AVERAGE, CellUsage
+from neruba.timefmt import iso
+
+HOUR = timedelta(hours=1)
+MAX_INTERVALS = 48
+"""Rows one line shows at most: more (a part with changes in many hours) are merged into this many runs
+of consecutive rows, so an invoice line stays small; a merged row sums its rows' unit-seconds exactly."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelInterval:
+    """One row: [start, end), the level at its end, the net ``change`` in it (None: the level was held
+    all along), the unit-seconds it held, its share of the period (``fraction``) and of the quantity."""
+
+    start: datetime
+    end: datetime
+    level: Decimal
+    change: Decimal | None
+    unit_seconds: Decimal
+    fraction: Decimal
+    quantity: Decimal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": iso(self.start),
+            "to": iso(self.end),
+            "level": self.level,
+            "change": self.change,
+            "seconds": seconds(self.start, self.end),
+            "unit_seconds": self.unit_seconds,
+            "fraction": self.fraction,
+            "quantity": self.quantity,
+        }
+
+
+def level_intervals(
+    cells: Iterable[tuple[datetime, CellUsage]],
+    start: datetime,
+    end: datetime,
+    opening: Decimal,
+    period_seconds: Decimal,
+) -> list[LevelInterval]:
+    """The rows of the part [start, end): ``cells`` are the part's cells with their hour's start (an hour
+    that began before ``start`` counts from ``start``, as in ``weighted_level``), ``opening`` the level
+    at ``start``. No row has zero length."""
+    level, cursor = opening, start
+    raw: list[tuple[datetime, datetime, Decimal, Decimal | None, Decimal]] = []
+    with localcontext(EXACT):
+        for hour, cell in sorted(cells, key=lambda pair: pair[0]):
+            change = cell.total or Decimal(0)
+            if hour < start:
+                level += change
+                continue
+            if hour > cursor:
+                raw.append((cursor, hour, level, None, level * seconds(cursor, hour)))
+            to = min(hour + HOUR, end)
+            held = (level + change) * seconds(hour, to) - (cell.weighted or Decimal(0))
+            level += change
+            raw.append((hour, to, level, change, held))
+            cursor = max(cursor, to)
+        if cursor < end:
+            raw.append((cursor, end, level, None, level * seconds(cursor, end)))
+    rows = _merged([r for r in raw if r[0] < r[1] or r[4]], MAX_INTERVALS)
+    return [_row(*row, period_seconds) for row in rows]
+
+
+def _merged(
+    rows: list[tuple[datetime, datetime, Decimal, Decimal | None, Decimal]], most: int
+) -> list[tuple[datetime, datetime, Decimal, Decimal | None, Decimal]]:
+    if len(rows) <= most:
+        return rows
+    size = -(-len(rows) // most)
+    out = []
+    for n in range(0, len(rows), size):
+        run = rows[n : n + size]
+        changes = [r[3] for r in run if r[3] is not None]
+        with localcontext(EXACT):
+            change = sum(changes, Decimal(0)) if changes else None
+            held = sum((r[4] for r in run), Decimal(0))
+        out.append((run[0][0], run[-1][1], run[-1][2], change, held))
+    return out
+
+
+def _row(
+    start: datetime,
+    end: datetime,
+    level: Decimal,
+    change: Decimal | None,
+    held: Decimal,
+    period_seconds: Decimal,
+) -> LevelInterval:
+    if period_seconds <= 0:
+        return LevelInterval(start, end, level, change, held, Decimal(0), Decimal(0))
+    with localcontext(AVERAGE):
+        fraction = seconds(start, end) / period_seconds
+        quantity = held / period_seconds
+    return LevelInterval(start, end, level, change, held, fraction, quantity)

@@ -1,0 +1,330 @@
+"""Threshold invoices: invoice the usage of the open period early when what it has not invoiced yet
+reaches the customer's ``invoice_threshold_minor`` (docs/billing.md, "Threshold invoices").
+
+An evaluation of a subscription (after ingest counted a batch of the customer, or from the
+``thresholds`` sweep check) rates its open period's usage lines to now, the **cut**, exactly as the
+upcoming-invoice preview does, and subtracts what the period's threshold invoices already billed. When
+that amount reaches the threshold, ONE TransactWriteItems writes:
+
+1. the threshold invoice (kind ``threshold``, ``billing_reason`` ``subscription_threshold``, a draft due
+   for finalization now, ``attribute_not_exists``; its id follows from the period and the invoice's
+   number in it, so every attempt of the same crossing writes the same invoice);
+2. the claim on the billing state: ``thresholds_issued`` + 1, on the condition that the state still has
+   the open period's window next and the count is the one read (``dal.thresholds``);
+3. the period's record of what was billed, per line of the rating (cumulative quantity and amount);
+4. the credit consumption and the ``invoice.created`` event, and the ledger posting (guard
+   ``invoice:{id}``),
+
+and then the invoice is finalized (numbered, ``invoice.finalized``) and sent to Stripe sync at once
+(``corrections.issue_now``); a process stopped before that leaves a draft due now, which the scheduler's
+next run, or the next evaluation, finalizes and sends.
+
+Each line of a threshold invoice is the difference between the line rated to the cut and what earlier
+threshold invoices of the period billed of it. The period-end invoice rates the whole period as always
+and carries one ``threshold_deduction`` line per line billed early (minus the quantity and amount the
+period's threshold invoices billed of it, naming them); its state advance is conditional on the count it
+read, so the two always agree and threshold invoices plus the period-end invoice equal the period's
+rating without thresholds, to the minor unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+from neruba.dal.thresholds import BilledLine, PeriodThresholds, ThresholdInvoiceRef
+from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.domain.numbers import exact_sum
+from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.corrections import issue_now
+from neruba.logic.billing.discounts import price_lines, rates_for
+from neruba.logic.billing.document import invoice_document, invoice_event
+from neruba.logic.billing.threshold import BILLING_REASON, KIND, thresholds
+from neruba.logic.billing.windows import Window, invoice_id_for, subscription_end, window_at
+from neruba.logic.billing.worker import creditable_lines, line_dict
+from neruba.timefmt import parse_ts, ts
+
+if TYPE_CHECKING:
+    from neruba.dal.billing import BillingState
+
+BILLED_KINDS = ("usage",)  # the lines of the rating a threshold invoice bills early (never fees)
+
+Outcome = Literal["issued", "below", "raced", "not_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one evaluation of a subscription found: ``issued`` (``invoice_id``), ``below`` the threshold,
+    ``raced`` (another evaluation or the period's end committed first), ``not_open`` (no open period
+    to invoice: billing is behind, ended, or the period has not started)."""
+
+    subscription_id: str
+    outcome: Outcome
+    pending_minor: int = 0
+    invoice_id: str | None = None
+
+
+CHECK = "threshold"  # a billing queue message {"check": "threshold", "customer_id": ...}
+
+
+def check_message(customer_id: str) -> str:
+    """The billing queue message asking for a threshold evaluation of the customer."""
+    import json
+
+    return json.dumps({"check": CHECK, "customer_id": customer_id}, separators=(",", ":"))
+
+
+def enqueue_checks(queue_url: str, customer_ids: list[str]) -> list[str]:
+    """Send one threshold check per customer to the billing queue (after ingest counted their usage);
+    returns the customers whose message could not be sent (the ``thresholds`` sweep check evaluates
+    them later). Never raises: the usage is counted whatever happens here."""
+    from neruba.dal.queue import send_batch
+    from neruba.observability import logger
+
+    messages = [(str(i), check_message(c)) for i, c in enumerate(customer_ids)]
+    try:
+        failed = set(send_batch(queue_url, messages))
+    except Exception:
+        logger.exception("threshold checks not sent; the sweep evaluates them")
+        return list(customer_ids)
+    lost = [c for i, c in enumerate(customer_ids) if str(i) in failed]
+    if lost:
+        logger.warning("threshold checks not sent; the sweep evaluates them", extra={"customers": lost})
+    return lost
+
+
+def customer_threshold(ctx: Billing, customer_id: str) -> int | None:
+    """The customer's ``invoice_threshold_minor`` (None: no threshold invoicing)."""
+    customer = ctx.plans.get_customer(customer_id)
+    return None if customer is None else customer.invoice_threshold_minor
+
+
+def evaluate_customer(
+    ctx: Billing, customer_id: str, now: datetime | None = None, threshold_minor: int | None = None
+) -> list[Evaluation]:
+    """Evaluate each active subscription of the customer against its threshold (read from the customer
+    unless given); nothing is read beyond the customer when it has none."""
+    now = now or datetime.now(UTC)
+    threshold = threshold_minor if threshold_minor is not None else customer_threshold(ctx, customer_id)
+    if threshold is None:
+        return []
+    found = []
+    for sub in ctx.plans.customer_subscriptions(customer_id):
+        if sub.status in ("active", "trialing"):
+            found.append(evaluate_subscription(ctx, sub.document, threshold, now))
+    return found
+
+
+def open_window(
+    ctx: Billing, state: BillingState, subscription: dict[str, Any], now: datetime
+) -> Window | None:
+    """The usage window of the period containing ``now`` when it is the state's next window (billing is
+    caught up); None otherwise."""
+    if state.status != "active":
+        return None
+    ends_at = subscription_end(subscription, ctx.add_interval)
+    window = window_at(
+        state.subscription_id,
+        parse_ts(state.anchor),
+        state.interval,
+        state.next_seq,
+        ctx.add_interval,
+        ends_at,
+    )
+    if window is None or window.kind != "usage" or not window.start <= now < window.end:
+        return None
+    return window
+
+
+def evaluate_subscription(
+    ctx: Billing, subscription: dict[str, Any], threshold_minor: int, now: datetime
+) -> Evaluation:
+    """Issue the subscription's next threshold invoice if what its open period has not invoiced yet
+    reaches ``threshold_minor`` (see the module docstring)."""
+    subscription_id = str(subscription["id"])
+    state = ctx.billing.state(subscription_id)
+    window = open_window(ctx, state, subscription, now) if state is not None else None
+    if state is None or window is None:
+        return Evaluation(subscription_id, "not_open")
+    record = thresholds(ctx).period(subscription_id, ts(window.start)) if state.thresholds_issued else None
+    if record is not None and record.invoices:
+        _finish(ctx, record.invoices[-1].invoice_id, now)  # a first attempt may have stopped before it
+    record = record or PeriodThresholds(
+        subscription_id, str(subscription["customer_id"]), ts(window.start), ts(window.end)
+    )
+    rated = rated_to(ctx, subscription, window, now)
+    pending = sum(int(line["amount_minor"]) for line in rated) - record.billed_minor
+    if pending < threshold_minor:
+        return Evaluation(subscription_id, "below", pending)
+    doc, actions = threshold_invoice(ctx, subscription, window, record, rated, state, threshold_minor, now)
+    try:
+        commit(Transaction(actions))
+    except Cancelled:
+        return Evaluation(subscription_id, "raced", pending)  # the next evaluation sees what won
+    _finish(ctx, str(doc["id"]), now)
+    if int(doc["credits_applied_minor"]) > 0:
+        from neruba.logic.billing.top_up import auto_top_up
+
+        auto_top_up(ctx, ctx.ledger, str(doc["customer_id"]), str(doc["currency"]), now)
+    return Evaluation(subscription_id, "issued", pending, str(doc["id"]))
+
+
+def _finish(ctx: Billing, invoice_id: str, now: datetime) -> None:
+    """Finalize and send a threshold invoice still a draft (safe to repeat)."""
+    invoice = ctx.invoices.get(invoice_id)
+    if invoice is not None and invoice.status == "draft":
+        issue_now(ctx, invoice_id, now)
+
+
+def rated_to(
+    ctx: Billing, subscription: dict[str, Any], window: Window, cut: datetime
+) -> list[dict[str, Any]]:
+    """The lines a threshold invoice bills early: the period's usage lines rated with usage to ``cut``
+    (hours starting before it), as the upcoming-invoice preview rates them."""
+    from neruba.logic.pricing.rating import rate_window
+
+    rated = rate_window(ctx.plans, ctx.usage, subscription, window.start, window.end, as_of=cut)
+    return [line_dict(line) for line in rated.lines if line.kind in BILLED_KINDS]
+
+
+def increment_lines(
+    rated: list[dict[str, Any]], record: PeriodThresholds, cut: datetime
+) -> list[dict[str, Any]]:
+    """Per line: what is rated to the cut less what the period's earlier threshold invoices billed of it
+    (lines whose quantity and amount did not move are left out)."""
+    out = []
+    seen = set()
+    for line in rated:
+        line_id = str(line["line_id"])
+        seen.add(line_id)
+        before = record.lines.get(line_id, BilledLine(Decimal(0), 0))
+        out.append(_increment(line, before, Decimal(str(line["quantity"])), int(line["amount_minor"]), cut))
+    for line_id, before in sorted(record.lines.items()):
+        if line_id not in seen:  # billed before, not rated any more (usage corrected down to nothing)
+            gone = {"line_id": line_id, "kind": "usage", "description": line_id, "tiers": [], "source": {}}
+            out.append(_increment(gone, before, Decimal(0), 0, cut))
+    return [line for line in out if line["quantity"] != 0 or line["amount_minor"] != 0]
+
+
+def _increment(
+    line: dict[str, Any], before: BilledLine, quantity: Decimal, amount: int, cut: datetime
+) -> dict[str, Any]:
+    first = before.quantity == 0 and before.amount_minor == 0
+    return {
+        **line,
+        "quantity": exact_sum([quantity, -before.quantity]),
+        "amount_minor": amount - before.amount_minor,
+        "description": str(line.get("description") or line["line_id"])
+        + ("" if first else " (less earlier threshold invoices of the period)"),
+        "tiers": line.get("tiers", []) if first else [],  # tiers price the whole usage to the cut
+        "source": {
+            **dict(line.get("source") or {}),
+            "threshold": {
+                "cut_at": ts(cut),
+                "rated_to_cut": {"quantity": quantity, "amount_minor": amount},
+                "billed_before": {"quantity": before.quantity, "amount_minor": before.amount_minor},
+            },
+        },
+    }
+
+
+def threshold_invoice(
+    ctx: Billing,
+    subscription: dict[str, Any],
+    window: Window,
+    record: PeriodThresholds,
+    rated: list[dict[str, Any]],
+    state: BillingState,
+    threshold_minor: int,
+    now: datetime,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The next threshold invoice of the period and every action of its one transaction."""
+    n = record.count + 1
+    invoice_id = invoice_id_for(f"{window.window_id}:threshold:{n}")
+    customer_id, currency = str(subscription["customer_id"]), str(subscription["currency"])
+    lines = increment_lines(rated, record, now)
+    rates = rates_for(ctx.billing.discounts, customer_id)  # taxed as any invoice; discounts: period end
+    if rates:
+        lines = price_lines(lines, [], rates, currency, (ts(window.start), ts(now)))
+    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    chargeable = creditable_lines(lines, subtotal)
+    credits = ctx.apply_credits(customer_id, currency, chargeable, now) if chargeable else None
+    applications = list(credits.applications) if credits else []
+    details: dict[str, Any] = {
+        "billing_reason": BILLING_REASON,
+        "threshold": {
+            "threshold_minor": threshold_minor,
+            "number_in_period": n,
+            "cut_at": ts(now),
+            "period_start": ts(window.start),
+            "period_end": ts(window.end),
+            "billed_before_minor": record.billed_minor,
+            "rated_to_cut_minor": record.billed_minor + subtotal,
+        },
+    }
+    if rates:
+        details["tax_rates"] = rates
+    doc = invoice_document(
+        invoice_id=invoice_id,
+        customer_id=customer_id,
+        subscription_id=window.subscription_id,
+        currency=currency,
+        kind=KIND,
+        seq=n,
+        details=details,
+        period=(ts(window.start), ts(now)),
+        lines=lines,
+        applications=applications,
+        created_at=ts(now),
+        finalize_at=ts(now),
+    )
+    billed = {line_id: BilledLine(Decimal(0), 0) for line_id in record.lines}  # gone: billed back to 0
+    for line in rated:
+        billed[str(line["line_id"])] = BilledLine(Decimal(str(line["quantity"])), int(line["amount_minor"]))
+    after = PeriodThresholds(
+        record.subscription_id,
+        record.customer_id,
+        record.period_start,
+        record.period_end,
+        count=n,
+        billed_minor=record.billed_minor + subtotal,
+        lines=billed,
+        invoices=(*record.invoices, ThresholdInvoiceRef(invoice_id, n, ts(now), subtotal)),
+    )
+    repo = thresholds(ctx)
+    actions = [
+        ctx.invoices.put_item(doc, now),
+        ctx.billing.threshold_claim_item(window.subscription_id, window.seq, state.thresholds_issued),
+        repo.put_item(after),
+        *(credits.items if credits else []),
+        invoice_event("invoice.created", doc, now),
+    ]
+    tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
+    actions += ctx.invoice_posting_items(
+        PostingRequest(customer_id, invoice_id, currency, subtotal, applications, now, **tax)
+    )
+    return doc, actions
+
+
+def handle_check(ctx: Billing, body: str, now: datetime) -> list[Evaluation]:
+    """A threshold check from the billing queue: evaluate the customer (malformed: ValueError, so the
+    message fails on to the billing DLQ)."""
+    import json
+
+    from neruba.observability import logger, metrics
+
+    message = json.loads(body)
+    if not isinstance(message, dict) or message.get("check") != CHECK or not message.get("customer_id"):
+        raise ValueError("not a threshold check")
+    found = evaluate_customer(ctx, str(message["customer_id"]), now)
+    issued = [e for e in found if e.outcome == "issued"]
+    for one in issued:
+        logger.info(
+            "threshold invoice issued",
+            extra={"invoice_id": one.invoice_id, "subscription_id": one.subscription_id},
+        )
+    if issued:
+        metrics.add_metric(name="ThresholdInvoicesIssued", unit="Count", value=len(issued))
+    return found

@@ -1,0 +1,287 @@
+"""Closing levels (docs/pricing.md, "Closing levels"): a level meter's window reads its last closing level
+and its own hours, never the meter's whole history, and bills exactly what the full read bills; late
+changes, crashes between writes and two computations at once leave every level exact.
+
+Usage is stored as the hourly aggregate items ingest maintains (written directly: the periods lie further
+back than ingest accepts events), so each test can bill several months.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba.settings import get_settings
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _month(n: int) -> datetime:
+    from neruba.domain.periods import add_interval
+
+    return add_interval(START, "month", n)
+
+
+@pytest.fixture
+def world(catalog: Any) -> dict[str, Any]:
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Meter, PlanVersionIn, SubscriptionCreate
+
+    catalog.create_meter(
+        Meter(code="gb", name="GB", aggregation="weighted_sum", field="d", allow_negative=True)
+    )
+    catalog.create_meter(
+        Meter(code="seat", name="Seats", aggregation="latest", field="n", carry_over=True, group_by=["team"])
+    )
+    plans = PlansRepository(get_settings().catalog_table)
+    charges = [
+        {"meter_code": "gb", "model": "per_unit", "unit_price": "3"},
+        {"meter_code": "seat", "model": "per_unit", "unit_price": "10"},
+    ]
+    body = PlanVersionIn.model_validate(
+        {"name": "S", "currency": "USD", "interval": "month", "charges": charges}
+    )
+    plans.publish("levels", body.model_dump(mode="json"))
+    create = SubscriptionCreate(customer_id="acme", plan_code="levels", start_at=START)
+    sub = create_subscription(plans, create, None, now=START)
+    return {"plans": plans, "usage": UsageRepository(get_settings().usage_table), "sub": sub}
+
+
+def _change(meter: str, at: datetime, usage: dict[str, Any], group: str = "", batch: str = "b1") -> None:
+    """One cell of ``meter`` at ``at``'s hour, as an aggregate item (what a repair or ingest stores)."""
+    from neruba.dal.contributions import cell_item, partition
+    from neruba.dal.dynamo import to_item
+    from neruba.domain.ingest import hour_bucket
+    from neruba.domain.usage import CellUsage
+
+    hour = hour_bucket(at)
+    cell = CellUsage(1, aggregation="weighted_sum" if meter == "gb" else "latest", **usage)
+    item = {"pk": partition("acme", meter), "sk": f"{hour}#{group}", **cell_item(cell)}
+    boto3.client("dynamodb").put_item(TableName=get_settings().usage_table, Item=to_item(item))
+
+
+def _gb(at: datetime, change: int) -> None:
+    seconds = (at - at.replace(minute=0, second=0, microsecond=0)).total_seconds()
+    _change("gb", at, {"total": Decimal(change), "weighted": Decimal(change) * Decimal(int(seconds))})
+
+
+def _seats(at: datetime, team: str, seats: int) -> None:
+    _change("seat", at, {"latest": Decimal(seats), "latest_at": at.isoformat()}, group=f"team={team}")
+
+
+def _rate(world: dict[str, Any], n: int, **kwargs: Any) -> dict[str, Any]:
+    """Window n (month n) rated as billing rates it: usage lines by id -> (quantity, amount)."""
+    from neruba.logic.pricing.rating import rate_window
+
+    window = rate_window(world["plans"], world["usage"], world["sub"], _month(n), _month(n + 1), **kwargs)
+    return {line.line_id: (line.quantity, line.amount_minor) for line in window.lines if line.kind == "usage"}
+
+
+def _levels(meter: str) -> dict[str, dict[str, Any]]:
+    from neruba.dal.levels import LevelsRepository
+
+    stored = LevelsRepository(get_settings().usage_table).stored("acme", meter)
+    return {
+        c.hour: {g: v.level if v.latest_at is None else v.latest for g, v in c.groups.items()} for c in stored
+    }
+
+
+def _full_read(world: dict[str, Any], n: int) -> dict[str, Any]:
+    """Window n rated with no closing level stored (every cell read), the levels left as they were."""
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    saved = [
+        item
+        for meter in ("gb", "seat")
+        for item in table.query(
+            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"LVL#acme#{meter}"}
+        )["Items"]
+    ]
+    for item in saved:
+        table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    try:
+        return _rate(world, n, as_of=_month(n + 1))  # a preview stores nothing
+    finally:
+        for item in saved:
+            table.put_item(Item=item)
+
+
+def _count_reads(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    original = world["usage"].aggregates
+    monkeypatch.setattr(world["usage"], "aggregates", lambda *a: reads.append(a[2]) or original(*a))
+    return reads
+
+
+def test_a_window_reads_from_the_closing_level_and_bills_what_the_full_read_bills(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain.ingest import hour_bucket
+
+    # GIVEN 20 GB on 10 Jan and 5 seats of team a and 2 of team b in January, -5 GB and 3 seats of team a
+    # in February, nothing after
+    _gb(START + timedelta(days=9, hours=3, minutes=30), 20)
+    _seats(START + timedelta(days=2), "a", 5)
+    _seats(START + timedelta(days=3), "b", 2)
+    _gb(_month(1) + timedelta(days=1), -5)
+    _seats(_month(1) + timedelta(days=4), "a", 3)
+    # WHEN January, February and March are billed in turn
+    reads = _count_reads(world, monkeypatch)
+    billed = [_rate(world, n) for n in range(3)]
+    # THEN each window's level read started at its own first hour, after January (no earlier level)
+    assert reads == [
+        "0001-01-01T00",
+        "0001-01-01T00",
+        hour_bucket(_month(1)),
+        hour_bucket(_month(1)),
+        hour_bucket(_month(2)),
+        hour_bucket(_month(2)),
+    ]
+    # AND each window's closing level is stored, exact
+    assert _levels("gb") == {hour_bucket(_month(n)): {"": Decimal(v)} for n, v in ((1, 20), (2, 15), (3, 15))}
+    assert _levels("seat")[hour_bucket(_month(3))] == {"team=a": Decimal(3), "team=b": Decimal(2)}
+    # AND March bills 15 GB-months and the seats carried over (3 + 2), as the read of all history does
+    assert billed[2]["usage:gb::0"] == (Decimal(15), 4500)
+    assert (billed[2]["usage:seat:team=a:0"], billed[2]["usage:seat:team=b:0"]) == ((3, 3000), (2, 2000))
+    for n in range(3):
+        assert _full_read(world, n) == billed[n]
+
+
+def test_a_late_change_before_a_closing_level_is_carried_forward_by_the_re_rating(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain.ingest import hour_bucket
+
+    # GIVEN January (10 GB) and February billed: closing levels 10 at February's and March's start
+    _gb(START + timedelta(days=2), 10)
+    _rate(world, 0)
+    _rate(world, 1)
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 10}, hour_bucket(_month(2)): {"": 10}}
+    # WHEN a change of +4 GB in January arrives late, and billing March re-rates January then February
+    # (the late-event look-back, oldest first) before March
+    _gb(START + timedelta(days=20), 4)
+    reads = _count_reads(world, monkeypatch)
+    _rate(world, 0)
+    # THEN January's new closing level is stored and March's, computed from the old one, is gone
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 14}}
+    # AND February reads from January's end and stores its level again; March bills the 14 GB
+    february, march = _rate(world, 1), _rate(world, 2)
+    assert february["usage:gb::0"] == (Decimal(14), 4200)
+    assert march["usage:gb::0"] == (Decimal(14), 4200)
+    assert (
+        reads
+        == ["0001-01-01T00", "0001-01-01T00", hour_bucket(_month(1)), hour_bucket(_month(1))]
+        + [hour_bucket(_month(2))] * 2
+    )
+    assert _levels("gb")[hour_bucket(_month(2))] == {"": 14}
+
+
+def test_a_preview_reads_closing_levels_but_stores_none(world: dict[str, Any]) -> None:
+    # GIVEN a change in January; WHEN January is previewed before its end
+    _gb(START + timedelta(days=2), 10)
+    preview = _rate(world, 0, as_of=START + timedelta(days=5))
+    # THEN it bills the level so far and no closing level is stored (its window is not whole)
+    assert preview["usage:gb::0"][0] > 0 and _levels("gb") == {}
+
+
+def test_a_crash_between_dropping_later_levels_and_storing_the_new_one_is_repaired_by_the_retry(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal import levels as dal_levels
+    from neruba.domain.ingest import hour_bucket
+
+    # GIVEN January and February billed (level 10), then a late +4 GB in January
+    _gb(START + timedelta(days=2), 10)
+    _rate(world, 0)
+    _rate(world, 1)
+    _gb(START + timedelta(days=20), 4)
+    # WHEN the re-rating of January crashes after deleting the later levels, before storing its own
+    real_client = dal_levels.client
+
+    class Crashing:
+        def __init__(self) -> None:
+            self.inner = real_client("dynamodb")
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "put_item":
+                raise RuntimeError("killed")
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(dal_levels, "client", lambda name: Crashing())
+    with pytest.raises(RuntimeError, match="killed"):
+        _rate(world, 0)
+    # THEN the old January level is still stored, the later ones are gone (nothing computed from it stays)
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 10}}
+    # AND the retry finds the old level, stores the new one, and March bills the 14 GB
+    monkeypatch.setattr(dal_levels, "client", real_client)
+    _rate(world, 0)
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 14}}
+    assert _rate(world, 2)["usage:gb::0"] == (Decimal(14), 4200)
+
+
+def test_a_computation_that_began_reading_earlier_never_replaces_a_later_one(world: dict[str, Any]) -> None:
+    from neruba.dal.levels import LevelsRepository
+    from neruba.domain.levels import ClosingLevel, GroupLevel
+
+    repo = LevelsRepository(get_settings().usage_table)
+    # GIVEN two billing runs of one window at once: B began reading after a late change, A before it
+    late = ClosingLevel(
+        "2025-02-01T00", "weighted_sum", {"": GroupLevel(level=Decimal(14))}, "2025-02-01T00:05:00Z"
+    )
+    early = ClosingLevel(
+        "2025-02-01T00", "weighted_sum", {"": GroupLevel(level=Decimal(10))}, "2025-02-01T00:04:00Z"
+    )
+    # WHEN B stores its level first and A, slower, stores its own afterwards
+    assert repo.record("acme", "gb", late, None) is True
+    assert repo.record("acme", "gb", early, None) is False
+    # THEN B's level stays; the same levels again are not written (a retried run writes nothing)
+    assert _levels("gb") == {"2025-02-01T00": {"": 14}}
+    assert repo.record("acme", "gb", late, repo.stored("acme", "gb")[0]) is False
+    # AND a third computation that read later still and found the same levels confirms them, so one that
+    # began between B and it, slower and missing the change, cannot replace them either
+    confirm = replace(late, read_at="2025-02-01T00:07:00Z")
+    assert repo.record("acme", "gb", confirm, repo.stored("acme", "gb")[0]) is False
+    assert repo.stored("acme", "gb")[0].read_at == "2025-02-01T00:07:00Z"
+    between = replace(early, read_at="2025-02-01T00:06:00Z")
+    assert repo.record("acme", "gb", between, repo.stored("acme", "gb")[0]) is False
+    assert _levels("gb") == {"2025-02-01T00": {"": 14}}
+
+
+def test_the_base_is_the_last_level_at_or_before_the_first_hour_however_many_come_after(
+    world: dict[str, Any],
+) -> None:
+    from neruba.dal.levels import LevelsRepository
+    from neruba.domain.levels import ClosingLevel, GroupLevel
+
+    repo = LevelsRepository(get_settings().usage_table)
+
+    def level(hour: str, value: int) -> ClosingLevel:
+        return ClosingLevel(
+            hour, "weighted_sum", {"": GroupLevel(level=Decimal(value))}, "2025-06-01T00:00:00Z"
+        )
+
+    # GIVEN levels stored at many hours (windows of other anchors among them), some inside the window
+    hours = [
+        "2025-01-01T00",
+        "2025-02-01T00",
+        "2025-02-01T10",
+        "2025-02-03T00",
+        "2025-02-14T07",
+        "2025-03-01T00",
+    ]
+    for n, hour in enumerate(hours):
+        assert repo.record("acme", "gb", level(hour, n), None)
+    # WHEN the window [1 Feb 10:00, 1 Mar 00:00) reads them (one Query, paged back two items at a time)
+    found = repo.around("acme", "gb", "2025-02-01T10", "2025-03-01T00")
+    # THEN its base is the level at its first hour and the one at its end hour is the one stored there
+    assert found.base is not None and found.at_end is not None
+    assert (found.base.hour, found.base.groups[""].level) == ("2025-02-01T10", 2)
+    assert (found.at_end.hour, found.at_end.groups[""].level) == ("2025-03-01T00", 5)
+    # AND a window with no level at or before its start reads from the beginning
+    assert repo.around("acme", "gb", "2024-12-31T23", "2025-01-31T23").base is None
