@@ -692,6 +692,126 @@ class OneOffCharge(_Model):
     voided_at: str | None
 
 
+class CreditedInvoiceLine(_Model):
+    kind: str | None
+    quantity: str | None
+    amount_minor: int
+
+
+class CreditNoteLine(_Model):
+    line_id: str
+    amount_minor: int
+    quantity: str | None
+    description: str | None
+    invoice_line: CreditedInvoiceLine
+
+
+class CreditNoteStripe(_Model):
+    credit_note_id: str | None
+    status: str
+
+
+class CreditNote(_Model):
+    object: Literal["credit_note"]
+    id: str
+    number: str
+    status: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: int
+    pre_payment_amount_minor: int
+    credit_amount_minor: int
+    refund_amount_minor: int
+    out_of_band_amount_minor: int
+    lines: list[CreditNoteLine]
+    reason: str
+    ticket: str | None
+    memo: str | None
+    posting_id: str
+    created_at: str
+    stripe: CreditNoteStripe | None = None
+
+
+class ExplainedCreditNoteLine(CreditNoteLine):
+    original: InvoiceLine | None
+
+
+class PostingEntryView(_Model):
+    account: str
+    debit_minor: int
+    credit_minor: int
+
+
+class CreditNotePosting(_Model):
+    posting_id: str
+    entries: list[PostingEntryView]
+
+
+class CreditNoteExplanation(_Model):
+    object: Literal["credit_note_explanation"]
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    amount_minor: int
+    lines: list[ExplainedCreditNoteLine]
+    posting: CreditNotePosting
+
+
+class InvoiceVoidResult(_Model):
+    object: Literal["invoice_void"]
+    invoice: Invoice
+    replacement: Invoice
+
+
+class HourRange(_Model):
+    start: str
+    end: str
+    hours: int
+
+
+class CompletenessAtFinalization(_Model):
+    complete: list[HourRange]
+    open: list[HourRange]
+    complete_hours: int
+    open_hours: int
+
+
+class LateEventCarrier(_Model):
+    invoice_id: str
+    number: str | None
+    kind: str | None
+
+
+class LateDifference(_Model):
+    line_id: str
+    quantity: str | None
+    amount_minor: int
+    status: Literal["pending", "applied"]
+    recorded_at: str | None
+    applied_to: LateEventCarrier | None
+
+
+class InvoiceCompleteness(_Model):
+    object: Literal["invoice_completeness"]
+    invoice_id: str
+    number: str | None
+    status: str
+    kind: str | None
+    rated_usage: bool
+    period_start: str
+    period_end: str
+    finalized_at: str | None
+    late_event_horizon_hours: int
+    at_finalization: CompletenessAtFinalization
+    closes_at: str | None
+    closed_now: bool
+    late_events: list[LateDifference]
+    late_amount_minor: int
+
+
 class Coupon(_Model):
     object: Literal["coupon"]
     id: str
@@ -885,6 +1005,8 @@ WebhookEventType = Literal[
     "invoice.paid",
     "invoice.payment_failed",
     "invoice.updated",
+    "invoice.voided",
+    "credit_note.created",
     "credit_grant.created",
     "credit_grant.expired",
     "credit_grant.voided",
@@ -994,6 +1116,12 @@ class InvoicePaymentData(InvoiceData):
     """``amount_paid_minor``, ``amount_remaining_minor`` and ``payment_id`` arrive as extra fields."""
 
 
+class InvoiceVoidedData(InvoiceData):
+    status: Literal["void"]
+    voided_at: datetime
+    replaced_by: str
+
+
 class InvoicePreviousAttributes(_Model):
     subtotal_minor: int
     total_minor: int
@@ -1001,6 +1129,22 @@ class InvoicePreviousAttributes(_Model):
 
 class InvoiceUpdatedData(InvoiceData):
     previous_attributes: InvoicePreviousAttributes
+
+
+class CreditNoteData(_Model):
+    id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: int
+    pre_payment_amount_minor: int
+    credit_amount_minor: int
+    refund_amount_minor: int
+    out_of_band_amount_minor: int
+    reason: str
+    created_at: datetime
 
 
 class CreditGrantData(_Model):
@@ -1152,6 +1296,14 @@ class InvoiceUpdatedEvent(_EventEnvelope[InvoiceUpdatedData]):
     type: Literal["invoice.updated"]
 
 
+class InvoiceVoidedEvent(_EventEnvelope[InvoiceVoidedData]):
+    type: Literal["invoice.voided"]
+
+
+class CreditNoteCreatedEvent(_EventEnvelope[CreditNoteData]):
+    type: Literal["credit_note.created"]
+
+
 class CreditGrantCreatedEvent(_EventEnvelope[CreditGrantData]):
     type: Literal["credit_grant.created"]
 
@@ -1216,6 +1368,8 @@ WebhookEvent = (
     | InvoicePaidEvent
     | InvoicePaymentFailedEvent
     | InvoiceUpdatedEvent
+    | InvoiceVoidedEvent
+    | CreditNoteCreatedEvent
     | CreditGrantCreatedEvent
     | CreditGrantExpiredEvent
     | CreditGrantVoidedEvent
@@ -1304,6 +1458,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class CreditNoteList(_List):
+    data: list[CreditNote]
 
 
 class CouponList(_List):
