@@ -355,6 +355,39 @@ class LineFigures(_Model):
     events: int | None = None
 
 
+class ThresholdInvoiceRef(_Model):
+    """One threshold invoice of a period, as named by a line computed from it."""
+
+    invoice_id: str
+    number: str | None = None
+    n: int
+    cut_at: datetime
+    amount_minor: int
+    posting_key: str | None = None
+
+
+class ThresholdLine(_Model):
+    """What threshold invoicing computed a line from (a threshold invoice's line or a deduction)."""
+
+    cut_at: datetime | None = None
+    rated_to_cut: LineFigures | None = None
+    billed_before: LineFigures | None = None
+    billed: LineFigures | None = None
+    invoices: list[ThresholdInvoiceRef] | None = None
+
+
+class InvoiceThreshold(_Model):
+    """Why a threshold invoice was issued: the threshold, its place in the period and its cut."""
+
+    threshold_minor: int
+    number_in_period: int
+    cut_at: datetime
+    period_start: datetime
+    period_end: datetime
+    billed_before_minor: int
+    rated_to_cut_minor: int
+
+
 class LevelInterval(_Model):
     """One interval behind a time-weighted line (a weighted_sum meter)."""
 
@@ -382,6 +415,7 @@ class LineSource(_Model):
     available_minor: int | None = None
     threshold_minor: int | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    threshold: ThresholdLine | None = None
 
 
 class LineReference(_Model):
@@ -390,6 +424,7 @@ class LineReference(_Model):
     number: str | None = None
     top_up_request_id: str | None = None
     grant_id: str | None = None
+    threshold_invoices: list[str] | None = None
 
 
 class LineTaxRate(_Model):
@@ -493,6 +528,7 @@ class ExplainedLine(_Model):
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
     advance: AdvanceLineSource | None = None
+    threshold: ThresholdLine | None = None
 
 
 class UpcomingWindow(_Model):
@@ -539,7 +575,7 @@ class Invoice(_Model):
     credits_applied_minor: int
     total_minor: int
     billing_reason: str = "manual"
-    threshold: dict[str, Any] | None = None
+    threshold: InvoiceThreshold | None = None
 
 
 class InvoiceExplanation(_Model):
@@ -558,7 +594,7 @@ class InvoiceExplanation(_Model):
     total_minor: int | None
     corrects: LineReference | None = None
     billing_reason: str | None = None
-    threshold: dict[str, Any] | None = None
+    threshold: InvoiceThreshold | None = None
 
 
 class UpcomingInvoice(_Model):
