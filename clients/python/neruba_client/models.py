@@ -355,6 +355,39 @@ class LineFigures(_Model):
     events: int | None = None
 
 
+class ThresholdInvoiceRef(_Model):
+    """One threshold invoice of a period, as named by a line computed from it."""
+
+    invoice_id: str
+    number: str | None = None
+    n: int
+    cut_at: datetime
+    amount_minor: int
+    posting_key: str | None = None
+
+
+class ThresholdLine(_Model):
+    """What threshold invoicing computed a line from (a threshold invoice's line or a deduction)."""
+
+    cut_at: datetime | None = None
+    rated_to_cut: LineFigures | None = None
+    billed_before: LineFigures | None = None
+    billed: LineFigures | None = None
+    invoices: list[ThresholdInvoiceRef] | None = None
+
+
+class InvoiceThreshold(_Model):
+    """Why a threshold invoice was issued: the threshold, its place in the period and its cut."""
+
+    threshold_minor: int
+    number_in_period: int
+    cut_at: datetime
+    period_start: datetime
+    period_end: datetime
+    billed_before_minor: int
+    rated_to_cut_minor: int
+
+
 class LevelInterval(_Model):
     """One interval behind a time-weighted line (a weighted_sum meter)."""
 
@@ -382,6 +415,7 @@ class LineSource(_Model):
     available_minor: int | None = None
     threshold_minor: int | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    threshold: ThresholdLine | None = None
 
 
 class LineReference(_Model):
@@ -390,6 +424,7 @@ class LineReference(_Model):
     number: str | None = None
     top_up_request_id: str | None = None
     grant_id: str | None = None
+    threshold_invoices: list[str] | None = None
 
 
 class LineTaxRate(_Model):
@@ -493,6 +528,7 @@ class ExplainedLine(_Model):
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
     advance: AdvanceLineSource | None = None
+    threshold: ThresholdLine | None = None
 
 
 class UpcomingWindow(_Model):
@@ -539,7 +575,7 @@ class Invoice(_Model):
     credits_applied_minor: int
     total_minor: int
     billing_reason: str = "manual"
-    threshold: dict[str, Any] | None = None
+    threshold: InvoiceThreshold | None = None
 
 
 class InvoiceExplanation(_Model):
@@ -558,7 +594,7 @@ class InvoiceExplanation(_Model):
     total_minor: int | None
     corrects: LineReference | None = None
     billing_reason: str | None = None
-    threshold: dict[str, Any] | None = None
+    threshold: InvoiceThreshold | None = None
 
 
 class UpcomingInvoice(_Model):
@@ -690,6 +726,126 @@ class OneOffCharge(_Model):
     invoice_id: str | None
     created_at: str
     voided_at: str | None
+
+
+class CreditedInvoiceLine(_Model):
+    kind: str | None
+    quantity: str | None
+    amount_minor: int
+
+
+class CreditNoteLine(_Model):
+    line_id: str
+    amount_minor: int
+    quantity: str | None
+    description: str | None
+    invoice_line: CreditedInvoiceLine
+
+
+class CreditNoteStripe(_Model):
+    credit_note_id: str | None
+    status: str
+
+
+class CreditNote(_Model):
+    object: Literal["credit_note"]
+    id: str
+    number: str
+    status: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: int
+    pre_payment_amount_minor: int
+    credit_amount_minor: int
+    refund_amount_minor: int
+    out_of_band_amount_minor: int
+    lines: list[CreditNoteLine]
+    reason: str
+    ticket: str | None
+    memo: str | None
+    posting_id: str
+    created_at: str
+    stripe: CreditNoteStripe | None = None
+
+
+class ExplainedCreditNoteLine(CreditNoteLine):
+    original: InvoiceLine | None
+
+
+class PostingEntryView(_Model):
+    account: str
+    debit_minor: int
+    credit_minor: int
+
+
+class CreditNotePosting(_Model):
+    posting_id: str
+    entries: list[PostingEntryView]
+
+
+class CreditNoteExplanation(_Model):
+    object: Literal["credit_note_explanation"]
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    amount_minor: int
+    lines: list[ExplainedCreditNoteLine]
+    posting: CreditNotePosting
+
+
+class InvoiceVoidResult(_Model):
+    object: Literal["invoice_void"]
+    invoice: Invoice
+    replacement: Invoice
+
+
+class HourRange(_Model):
+    start: str
+    end: str
+    hours: int
+
+
+class CompletenessAtFinalization(_Model):
+    complete: list[HourRange]
+    open: list[HourRange]
+    complete_hours: int
+    open_hours: int
+
+
+class LateEventCarrier(_Model):
+    invoice_id: str
+    number: str | None
+    kind: str | None
+
+
+class LateDifference(_Model):
+    line_id: str
+    quantity: str | None
+    amount_minor: int
+    status: Literal["pending", "applied"]
+    recorded_at: str | None
+    applied_to: LateEventCarrier | None
+
+
+class InvoiceCompleteness(_Model):
+    object: Literal["invoice_completeness"]
+    invoice_id: str
+    number: str | None
+    status: str
+    kind: str | None
+    rated_usage: bool
+    period_start: str
+    period_end: str
+    finalized_at: str | None
+    late_event_horizon_hours: int
+    at_finalization: CompletenessAtFinalization
+    closes_at: str | None
+    closed_now: bool
+    late_events: list[LateDifference]
+    late_amount_minor: int
 
 
 class Coupon(_Model):
@@ -885,6 +1041,8 @@ WebhookEventType = Literal[
     "invoice.paid",
     "invoice.payment_failed",
     "invoice.updated",
+    "invoice.voided",
+    "credit_note.created",
     "credit_grant.created",
     "credit_grant.expired",
     "credit_grant.voided",
@@ -994,6 +1152,12 @@ class InvoicePaymentData(InvoiceData):
     """``amount_paid_minor``, ``amount_remaining_minor`` and ``payment_id`` arrive as extra fields."""
 
 
+class InvoiceVoidedData(InvoiceData):
+    status: Literal["void"]
+    voided_at: datetime
+    replaced_by: str
+
+
 class InvoicePreviousAttributes(_Model):
     subtotal_minor: int
     total_minor: int
@@ -1001,6 +1165,22 @@ class InvoicePreviousAttributes(_Model):
 
 class InvoiceUpdatedData(InvoiceData):
     previous_attributes: InvoicePreviousAttributes
+
+
+class CreditNoteData(_Model):
+    id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: int
+    pre_payment_amount_minor: int
+    credit_amount_minor: int
+    refund_amount_minor: int
+    out_of_band_amount_minor: int
+    reason: str
+    created_at: datetime
 
 
 class CreditGrantData(_Model):
@@ -1152,6 +1332,14 @@ class InvoiceUpdatedEvent(_EventEnvelope[InvoiceUpdatedData]):
     type: Literal["invoice.updated"]
 
 
+class InvoiceVoidedEvent(_EventEnvelope[InvoiceVoidedData]):
+    type: Literal["invoice.voided"]
+
+
+class CreditNoteCreatedEvent(_EventEnvelope[CreditNoteData]):
+    type: Literal["credit_note.created"]
+
+
 class CreditGrantCreatedEvent(_EventEnvelope[CreditGrantData]):
     type: Literal["credit_grant.created"]
 
@@ -1216,6 +1404,8 @@ WebhookEvent = (
     | InvoicePaidEvent
     | InvoicePaymentFailedEvent
     | InvoiceUpdatedEvent
+    | InvoiceVoidedEvent
+    | CreditNoteCreatedEvent
     | CreditGrantCreatedEvent
     | CreditGrantExpiredEvent
     | CreditGrantVoidedEvent
@@ -1304,6 +1494,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class CreditNoteList(_List):
+    data: list[CreditNote]
 
 
 class CouponList(_List):

@@ -56,6 +56,10 @@ class Invoices(Resource[M]):
     list = paginated(r.list_invoices)
     retrieve = endpoint(r.get_invoice)
     explain = endpoint(r.explain_invoice)
+    completeness = endpoint(r.invoice_completeness)
+    credit_notes = paginated(r.list_invoice_credit_notes)
+    credit_note = endpoint(r.get_credit_note)
+    explain_credit_note = endpoint(r.explain_credit_note)
 
 
 class Admin(Resource[M]):
@@ -76,6 +80,8 @@ class Admin(Resource[M]):
     create_one_off_charge = endpoint(r.create_one_off_charge)
     one_off_charges = paginated(r.list_one_off_charges)
     void_one_off_charge = endpoint(r.void_one_off_charge)
+    create_credit_note = endpoint(r.create_credit_note)
+    void_invoice = endpoint(r.void_invoice)
     create_coupon = endpoint(r.create_coupon)
     coupons = paginated(r.list_coupons)
     coupon = endpoint(r.get_coupon)

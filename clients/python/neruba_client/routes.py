@@ -433,6 +433,22 @@ def get_invoice(invoice_id: str) -> Operation[m.Invoice]: ...
 def explain_invoice(invoice_id: str) -> Operation[m.InvoiceExplanation]: ...
 
 
+@route("GET", "/v1/invoices/{invoice_id}/completeness", m.InvoiceCompleteness)
+def invoice_completeness(invoice_id: str) -> Operation[m.InvoiceCompleteness]: ...
+
+
+@route("GET", "/v1/invoices/{invoice_id}/credit-notes", m.CreditNoteList, listing=True)
+def list_invoice_credit_notes(invoice_id: str) -> ListOperation[m.CreditNoteList, m.CreditNote]: ...
+
+
+@route("GET", "/v1/credit-notes/{credit_note_id}", m.CreditNote)
+def get_credit_note(credit_note_id: str) -> Operation[m.CreditNote]: ...
+
+
+@route("GET", "/v1/credit-notes/{credit_note_id}/explain", m.CreditNoteExplanation)
+def explain_credit_note(credit_note_id: str) -> Operation[m.CreditNoteExplanation]: ...
+
+
 # --- operator routes (/admin, an admin key) --------------------------------------------------------
 
 
@@ -618,6 +634,40 @@ def void_one_off_charge(
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.OneOffCharge]: ...
+
+
+@route(
+    "POST",
+    "/admin/invoices/{invoice_id}/credit-notes",
+    m.CreditNote,
+    body="CreditNoteCreate",
+    idempotency_key=True,
+)
+def create_credit_note(
+    invoice_id: str,
+    *,
+    reason: str,
+    lines: Sequence[Mapping[str, Any]] | None = None,
+    credit_amount_minor: int | None = None,
+    refund_amount_minor: int | None = None,
+    out_of_band_amount_minor: int | None = None,
+    memo: str | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.CreditNote]: ...
+
+
+@route(
+    "POST", "/admin/invoices/{invoice_id}/void", m.InvoiceVoidResult, body="InvoiceVoid", idempotency_key=True
+)
+def void_invoice(
+    invoice_id: str,
+    *,
+    reason: str,
+    regenerate: Literal["same_lines", "recompute"] | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.InvoiceVoidResult]: ...
 
 
 @route("POST", "/admin/coupons", m.Coupon, body="CouponCreate", idempotency_key=True)

@@ -71,6 +71,7 @@ class FakeStripe:
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.items: dict[str, dict[str, Any]] = {}
+        self.credit_notes: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, idempotency key)
         self.deliveries: list[dict[str, Any]] = []  # webhook deliveries: event id, type, status, answer
         self.api_key, self.id_tag = api_key, id_tag
@@ -122,6 +123,7 @@ class FakeStripe:
         with self._lock:
             state = {
                 "customers": self.customers, "invoices": self.invoices, "items": self.items,
+                "credit_notes": self.credit_notes,
                 "saved": {key: list(value) for key, value in self._saved.items()},
                 "next_id": next(self._ids),
             }  # fmt: skip
@@ -131,13 +133,14 @@ class FakeStripe:
         with self._lock:
             self.customers, self.invoices = dict(state["customers"]), dict(state["invoices"])
             self.items = dict(state["items"])
+            self.credit_notes = dict(state.get("credit_notes", {}))
             self._saved = {key: (v[0], int(v[1]), v[2]) for key, v in state["saved"].items()}
             self._ids = itertools.count(int(state["next_id"]))
 
     def reset(self) -> None:
         """Forget every object, saved answer and fault (a server shared by independent runs)."""
         with self._lock:
-            for store in (self.customers, self.invoices, self.items, self._saved):
+            for store in (self.customers, self.invoices, self.items, self.credit_notes, self._saved):
                 store.clear()
             self.requests.clear()
             self._faults.clear()
@@ -197,6 +200,7 @@ class FakeStripe:
             ("GET", "invoices", "*"): lambda p, i: self._get(self.invoices, i, "invoice"),
             ("POST", "invoices", "*", "finalize"): self._finalize,
             ("POST", "invoices", "*", "pay"): self._pay,
+            ("POST", "credit_notes"): self._create_credit_note,
         }
         shape = tuple([method, *[(p if index != 1 else "*") for index, p in enumerate(parts)]])
         handler = routes.get(shape)
@@ -254,6 +258,30 @@ class FakeStripe:
         invoice["total"] += item["amount"]
         invoice["amount_due"] = invoice["amount_remaining"] = max(invoice["total"], 0)
         return 200, item
+
+    def _create_credit_note(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
+        """A credit note on a finalized invoice: never more than the invoice total less earlier notes."""
+        invoice = self.invoices.get(params.get("invoice", ""))
+        if invoice is None or invoice["status"] not in ("open", "paid"):
+            return 400, _error(
+                "invalid_request_error", "The invoice is not finalized.", code="invoice_not_open"
+            )
+        lines = params.get("lines") or {}
+        amount = sum(int(line["unit_amount"]) * int(line.get("quantity", 1)) for line in lines.values())
+        credited = sum(n["amount"] for n in self.credit_notes.values() if n["invoice"] == invoice["id"])
+        if amount <= 0 or credited + amount > invoice["total"]:
+            return 400, _error(
+                "invalid_request_error", "The credit note exceeds the invoice.", code="amount_too_large"
+            )
+        parts = {k: int(params.get(k, 0)) for k in ("credit_amount", "refund_amount", "out_of_band_amount")}
+        note = {
+            "id": self._new_id("cn"), "object": "credit_note", "invoice": invoice["id"], "amount": amount,
+            "pre_payment_amount": amount - sum(parts.values()), **parts, "memo": params.get("memo"),
+            "metadata": params.get("metadata", {}), "status": "issued",
+        }  # fmt: skip
+        self.credit_notes[note["id"]] = note
+        invoice["amount_remaining"] = max(invoice["amount_remaining"] - note["pre_payment_amount"], 0)
+        return 200, note
 
     def _list_items(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
         data = [i for i in self.items.values() if i["invoice"] == params.get("invoice")]

@@ -11,6 +11,7 @@ Items (``pk`` / ``sk``):
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
+- ``CN#{id}`` / ``#`` and ``SEQ#CN`` - credit notes and their numbers (dal/credit_notes.py).
 - ``THR#{subscription}`` / ``{period_start}`` - what threshold invoices billed of a period
   (dal/thresholds.py).
 - ``ADV#``, ``ADVP#``, ``ADVU#`` - pay-in-advance billing (dal/advance.py).
@@ -35,6 +36,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
+    from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.discounts import DiscountsRepository
     from neruba.dal.one_offs import OneOffRepository
     from neruba.dal.thresholds import ThresholdsRepository
@@ -186,6 +188,13 @@ class BillingRepository:
         from neruba.dal.one_offs import OneOffRepository
 
         return OneOffRepository(self.table_name)
+
+    @property
+    def credit_notes(self) -> CreditNotesRepository:
+        """The credit notes, stored in this table (``dal.credit_notes``)."""
+        from neruba.dal.credit_notes import CreditNotesRepository
+
+        return CreditNotesRepository(self.table_name)
 
     @property
     def advance(self) -> AdvanceRepository:

@@ -31,7 +31,7 @@ from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
-JSON_FIELDS = ("lines", "applications", "stripe", "window")
+JSON_FIELDS = ("lines", "applications", "stripe", "window", "credit_notes", "line_credits", "completeness")
 SEQUENCE = "INV"
 STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"finalized", "void"}),
@@ -337,6 +337,31 @@ class InvoicesRepository:
             ),
         }
         return [{"Update": counter}, {"Update": invoice_update}]
+
+    def void_item(self, invoice: Invoice, *, voided_at: str, replaced_by: str) -> dict[str, Any]:
+        """A transaction ``Update`` voiding a finalized invoice that received nothing and has no credit
+        note: conditional on the status read, no payment recorded and no credit note (``cn_rev``)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _key(invoice.id),
+                "UpdateExpression": "SET #st = :void, voided_at = :at, replaced_by = :by",
+                "ConditionExpression": (
+                    "#st = :read AND attribute_not_exists(cn_rev) AND "
+                    "(attribute_not_exists(amount_paid_minor) OR amount_paid_minor = :zero)"
+                ),
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":void": "void",
+                        ":at": voided_at,
+                        ":by": replaced_by,
+                        ":read": invoice.status,
+                        ":zero": 0,
+                    }
+                ),
+            }
+        }
 
     # ---------------------------------------------------------------- single writes
     def set_status(

@@ -35,6 +35,7 @@ def _record(customer_id: str, values: dict[str, Any]) -> PaymentRecord:
         refunded_minor=int(values.get("refunded_minor", 0)),
         disputed_minor=int(values.get("disputed_minor", 0)),
         lost_minor=int(values.get("lost_minor", 0)),
+        credited_minor=int(values.get("credited_minor", 0)),
     )
 
 
@@ -115,6 +116,32 @@ class PaymentsRepository:
             "refundable_minor >= :a",
             amount_minor,
         )
+
+    def credit_note_item(
+        self, record: PaymentRecord, refund_minor: int, credited_minor: int
+    ) -> dict[str, Any]:
+        """A credit note's part taken back from this payment: ``refund_minor`` refunded, ``credited_minor``
+        given as customer credit or returned out of band; conditional like a refund on the sum."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _key(record.customer_id, record.payment_id),
+                "UpdateExpression": (
+                    "SET refundable_minor = refundable_minor - :a, refunded_minor = refunded_minor + :r, "
+                    "credited_minor = if_not_exists(credited_minor, :z) + :c"
+                ),
+                "ConditionExpression": "currency = :cur AND refundable_minor >= :a",
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":a": refund_minor + credited_minor,
+                        ":r": refund_minor,
+                        ":c": credited_minor,
+                        ":z": 0,
+                        ":cur": record.currency,
+                    }
+                ),
+            }
+        }
 
     def dispute_open_item(self, record: PaymentRecord, amount_minor: int) -> dict[str, Any]:
         return self._update(

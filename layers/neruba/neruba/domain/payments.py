@@ -5,7 +5,9 @@ A payment record tracks one payment of one customer in one currency (with the in
 - ``paid_minor``: what the payment collected;
 - ``refunded_minor``: what refunds gave back;
 - ``disputed_minor``: what disputes hold (open) or took (lost); a won dispute gives it back;
-- ``refundable_minor = paid - refunded - disputed``, never below zero.
+- ``credited_minor``: what credit notes took back from it as a balance in the customer's favour or
+  returned outside the system (their refunds count in ``refunded_minor``);
+- ``refundable_minor = paid - refunded - disputed - credited``, never below zero.
 
 Each move returns the new record or raises :class:`RefundableExceededError`; the storage applies the
 same rule as a conditional write on ``refundable_minor`` (``neruba.dal.payments``), so two concurrent
@@ -50,17 +52,18 @@ class PaymentRecord:
     refunded_minor: int = 0
     disputed_minor: int = 0
     lost_minor: int = 0
+    credited_minor: int = 0
 
     def __post_init__(self) -> None:
         _amount(self.paid_minor)
-        if min(self.refunded_minor, self.disputed_minor, self.lost_minor) < 0:
+        if min(self.refunded_minor, self.disputed_minor, self.lost_minor, self.credited_minor) < 0:
             raise ValueError("refunded, disputed and lost amounts are not negative")
         if self.lost_minor > self.disputed_minor or self.refundable_minor < 0:
             raise ValueError("a payment record never takes back more than was paid")
 
     @property
     def refundable_minor(self) -> int:
-        return self.paid_minor - self.refunded_minor - self.disputed_minor
+        return self.paid_minor - self.refunded_minor - self.disputed_minor - self.credited_minor
 
     def _check(self, amount_minor: int, what: str) -> int:
         if _amount(amount_minor) > self.refundable_minor:
@@ -73,6 +76,11 @@ class PaymentRecord:
     def refund(self, amount_minor: int) -> PaymentRecord:
         amount = self._check(amount_minor, "refund")
         return dataclasses.replace(self, refunded_minor=self.refunded_minor + amount)
+
+    def credit(self, amount_minor: int) -> PaymentRecord:
+        """A credit note takes ``amount_minor`` back as customer credit (or returned out of band)."""
+        amount = self._check(amount_minor, "credit note")
+        return dataclasses.replace(self, credited_minor=self.credited_minor + amount)
 
     def open_dispute(self, amount_minor: int) -> PaymentRecord:
         amount = self._check(amount_minor, "dispute")
@@ -95,5 +103,6 @@ class PaymentRecord:
             "paid_minor": self.paid_minor,
             "refunded_minor": self.refunded_minor,
             "disputed_minor": self.disputed_minor,
+            "credited_minor": self.credited_minor,
             "refundable_minor": self.refundable_minor,
         }

@@ -96,3 +96,57 @@ class OneOffChargeVoid(BaseModel):
 
     reason: AuditedReason = Field(description="Why the charge is voided (audited).")
     ticket: TicketText | None = None
+
+
+MAX_CREDIT_NOTE_LINES = 50  # each line is part of the credit note's document; far above real notes
+
+
+class CreditNoteLineIn(BaseModel):
+    """One invoice line to credit: by ``amount_minor`` or by ``quantity`` (one of the two)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: str = Field(min_length=1, max_length=512, description="The invoice line's line_id.")
+    amount_minor: StrictInt | None = Field(default=None, description="Credit this amount of the line.")
+    quantity: Quantity | None = Field(
+        default=None, description="Credit this many units (amount: the line's amount pro rata, half-up)."
+    )
+
+
+class CreditNoteCreate(BaseModel):
+    """``POST /admin/invoices/{id}/credit-notes``: credit a finalized invoice, whole (no ``lines``) or by
+    line. The part already paid goes to customer credit unless the three amounts split it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[CreditNoteLineIn] | None = Field(
+        default=None,
+        max_length=MAX_CREDIT_NOTE_LINES,
+        description="Lines to credit; none: the whole invoice.",
+    )
+    credit_amount_minor: StrictInt | None = Field(
+        default=None, description="Of the part already paid: given as a balance in the customer's favour."
+    )
+    refund_amount_minor: StrictInt | None = Field(
+        default=None, description="Of the part already paid: refunded (to the payment it came from)."
+    )
+    out_of_band_amount_minor: StrictInt | None = Field(
+        default=None, description="Of the part already paid: returned outside the system."
+    )
+    memo: str | None = Field(default=None, max_length=500, description="Shown on the credit note.")
+    reason: AuditedReason = Field(description="Why the invoice is credited (audited).")
+    ticket: TicketText | None = None
+
+
+class InvoiceVoid(BaseModel):
+    """``POST /admin/invoices/{id}/void``: void a finalized, unpaid invoice and issue its replacement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regenerate: Literal["same_lines", "recompute"] = Field(
+        default="same_lines",
+        description="same_lines: the replacement has the same lines (and credits); recompute: its lines are "
+        "rated again from the usage stored now (usage and opening invoices without credits applied).",
+    )
+    reason: AuditedReason = Field(description="Why the invoice is voided (audited).")
+    ticket: TicketText | None = None

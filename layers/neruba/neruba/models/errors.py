@@ -90,6 +90,34 @@ ERROR_CODES: dict[str, str] = {
     "one_off_charge_invoiced": "The charge is on an invoice already; correct it with a credit note.",
     "one_off_charge_void": "The charge is void already.",
     "one_off_conflict": "The charge changed meanwhile; retry.",
+    # credit notes, void and regenerate
+    "invoice_not_finalized": "The invoice is a draft; it can still be recomputed, not credited or voided.",
+    "invoice_not_creditable": "A top-up invoice is not credited (it bought credit).",
+    "invoice_line_not_found": "The invoice has no line with this line_id.",
+    "credit_note_not_found": "No credit note with this id.",
+    "credit_note_line_amount_required": "Each credited line needs amount_minor or quantity (one of the two).",
+    "credit_note_lines_required": "lines is empty; leave it out to credit the whole invoice.",
+    "credit_note_line_repeated": "A line is named twice in one credit note.",
+    "credit_note_exceeds_creditable": (
+        "More than the line or the invoice still has to credit (the message says what is left)."
+    ),
+    "credit_note_split_mismatch": (
+        "The credit, refund and out-of-band amounts do not add up to the part already paid."
+    ),
+    "credit_note_conflict": "The invoice kept changing while the credit note was written; retry.",
+    "line_not_creditable": "The line charges nothing; only a line with a positive amount is credited.",
+    "line_has_no_quantity": "The line has no quantity; credit it by amount_minor.",
+    "quantity_not_positive": "The quantity must be more than zero.",
+    "invoice_has_payments": "The invoice received a payment; credit it instead of voiding it.",
+    "invoice_has_credit_notes": "The invoice has credit notes; credit the rest instead of voiding it.",
+    "invoice_has_adjustments": (
+        "Late differences of the invoice were billed on another invoice; credit it instead."
+    ),
+    "invoice_not_voidable": "Top-up and correction invoices are not voided.",
+    "invoice_has_tax": "Credit notes and voids of taxed invoices are not supported yet.",
+    "invoice_not_recomputable": (
+        "Only a usage or opening invoice without credit applied is recomputed; use same_lines."
+    ),
     # coupons, discounts and taxes
     "coupon_amount_required": "A coupon needs percent_off, or amount_off_minor and currency.",
     "currency_required": "A fixed amount needs its currency.",

@@ -1137,3 +1137,143 @@ class DeadLetterQueueList(Page[DeadLetterQueue]):
 
 class AlarmList(Page[Alarm]):
     """Every alarm of the stack in ALARM (one page)."""
+
+
+class CreditedInvoiceLine(Closed):
+    kind: str | None
+    quantity: str | None
+    amount_minor: Minor
+
+
+class CreditNoteLine(Closed):
+    """What a credit note takes from one invoice line."""
+
+    line_id: str
+    amount_minor: Minor
+    quantity: str | None
+    description: str | None
+    invoice_line: CreditedInvoiceLine
+
+
+class CreditNoteStripe(Closed):
+    """The Stripe credit note made for it (``logic.stripe.credit_note_sync``)."""
+
+    credit_note_id: str | None
+    status: str
+
+
+class CreditNote(Closed):
+    """A credit note against a finalized invoice (docs/billing.md, "Credit notes"); its four amounts add
+    up to ``amount_minor``."""
+
+    id: str = Field(examples=["cn_0123456789abcdef01234567"])
+    object: Literal["credit_note"]
+    number: str = Field(examples=["CN-000001"])
+    status: Literal["issued"]
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: Minor
+    pre_payment_amount_minor: Minor
+    credit_amount_minor: Minor
+    refund_amount_minor: Minor
+    out_of_band_amount_minor: Minor
+    lines: list[CreditNoteLine]
+    reason: str
+    ticket: str | None
+    memo: str | None
+    posting_id: str
+    created_at: str
+    stripe: CreditNoteStripe | None = None
+
+
+class CreditNoteList(Page[CreditNote]):
+    """An invoice's credit notes, oldest first (one page: has_more is always false)."""
+
+
+class PostingEntryView(Closed):
+    account: str
+    debit_minor: Minor
+    credit_minor: Minor
+
+
+class CreditNotePosting(Closed):
+    posting_id: str
+    entries: list[PostingEntryView]
+
+
+class ExplainedCreditNoteLine(CreditNoteLine):
+    original: InvoiceLine | None
+
+
+class CreditNoteExplanation(Closed):
+    """Each credited line with the invoice line it takes from, and the ledger posting."""
+
+    object: Literal["credit_note_explanation"]
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    amount_minor: Minor
+    lines: list[ExplainedCreditNoteLine]
+    posting: CreditNotePosting
+
+
+class HourRange(Closed):
+    start: str
+    end: str
+    hours: int
+
+
+class CompletenessAtFinalization(Closed):
+    complete: list[HourRange]
+    open: list[HourRange]
+    complete_hours: int
+    open_hours: int
+
+
+class LateEventCarrier(Closed):
+    invoice_id: str
+    number: str | None
+    kind: str | None
+
+
+class LateDifference(Closed):
+    """A late difference of one line, recorded after finalization, and the invoice that billed it."""
+
+    line_id: str
+    quantity: str | None
+    amount_minor: Minor
+    status: Literal["pending", "applied"]
+    recorded_at: str | None
+    applied_to: LateEventCarrier | None
+
+
+class InvoiceCompleteness(Closed):
+    """Which hours of the window were closed for late events when the invoice was finalized, which were
+    still open (until ``closes_at``), and the late differences applied since and where."""
+
+    object: Literal["invoice_completeness"]
+    invoice_id: str
+    number: str | None
+    status: str
+    kind: str | None
+    rated_usage: bool
+    period_start: str
+    period_end: str
+    finalized_at: str | None
+    late_event_horizon_hours: int
+    at_finalization: CompletenessAtFinalization
+    closes_at: str | None
+    closed_now: bool
+    late_events: list[LateDifference]
+    late_amount_minor: Minor
+
+
+class InvoiceVoidResult(Closed):
+    """The voided invoice and the invoice issued in its place."""
+
+    object: Literal["invoice_void"]
+    invoice: Invoice
+    replacement: Invoice

@@ -95,6 +95,15 @@ class InvoicePaymentData(InvoiceData):
     )
 
 
+class InvoiceVoidedData(InvoiceData):
+    """The voided invoice and the invoice issued in its place (``replaced_by``)."""
+
+    model_config = _open({**INVOICE_EXAMPLE, "status": "void", "voided_at": T0, "replaced_by": "in_0fedcba9"})
+    status: Literal["void"]
+    voided_at: Timestamp
+    replaced_by: str
+
+
 class InvoicePreviousAttributes(BaseModel):
     """A draft's amounts before it was re-rated."""
 
@@ -328,6 +337,41 @@ class DlqParkedData(BaseModel):
     checked_at: Timestamp
 
 
+class CreditNoteData(BaseModel):
+    """A credit note issued against an invoice: its amount and where the money went."""
+
+    model_config = _open(
+        {
+            "id": "cn_0123456789abcdef01234567",
+            "number": "CN-000001",
+            "invoice_id": "in_0123456789abcdef01234567",
+            "invoice_number": "INV-000001",
+            "customer_id": "acme",
+            "currency": "USD",
+            "amount_minor": 2500,
+            "pre_payment_amount_minor": 0,
+            "credit_amount_minor": 2500,
+            "refund_amount_minor": 0,
+            "out_of_band_amount_minor": 0,
+            "reason": "overbilled",
+            "created_at": T0,
+        }
+    )
+    id: str
+    number: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str
+    currency: str
+    amount_minor: Minor
+    pre_payment_amount_minor: Minor
+    credit_amount_minor: Minor
+    refund_amount_minor: Minor
+    out_of_band_amount_minor: Minor
+    reason: str
+    created_at: Timestamp
+
+
 PAYLOADS: dict[str, tuple[type[BaseModel], str]] = {
     "customer.created": (CustomerData, "A customer was created."),
     "customer.updated": (CustomerUpdatedData, "A customer's fields changed, or it was archived."),
@@ -336,6 +380,8 @@ PAYLOADS: dict[str, tuple[type[BaseModel], str]] = {
     "invoice.paid": (InvoicePaymentData, "A payment settled the invoice in full."),
     "invoice.payment_failed": (InvoicePaymentData, "A payment attempt on the invoice failed."),
     "invoice.updated": (InvoiceUpdatedData, "A draft was re-rated (late usage, a recompute)."),
+    "invoice.voided": (InvoiceVoidedData, "An unpaid invoice was voided and a replacement issued."),
+    "credit_note.created": (CreditNoteData, "A credit note was issued against a finalized invoice."),
     "credit_grant.created": (CreditGrantData, "Credit was granted (purchased, promotional, top-up)."),
     "credit_grant.expired": (CreditGrantClosedData, "A grant reached its expires_at; its remainder closed."),
     "credit_grant.voided": (CreditGrantClosedData, "An operator voided a grant's remainder."),

@@ -14,8 +14,23 @@ from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
-from neruba.models.billing import BillingRunRequest, OneOffChargeCreate, OneOffChargeVoid, RerunRequest
-from neruba.models.views import BillingRun, BillingRunList, InvoiceRerun, OneOffCharge, OneOffChargeList
+from neruba.models.billing import (
+    BillingRunRequest,
+    CreditNoteCreate,
+    InvoiceVoid,
+    OneOffChargeCreate,
+    OneOffChargeVoid,
+    RerunRequest,
+)
+from neruba.models.views import (
+    BillingRun,
+    BillingRunList,
+    CreditNote,
+    InvoiceRerun,
+    InvoiceVoidResult,
+    OneOffCharge,
+    OneOffChargeList,
+)
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -182,3 +197,46 @@ def void_one_off_charge(
         bootstrap.billing(), customer_id, charge_id, body, actor, idempotency_key, request_id_of(router)
     )
     return json_response(charge)
+
+
+@_route("post", "/admin/invoices/<invoice_id>/credit-notes", "Credit a finalized invoice", CreditNote, 201)
+def create_credit_note(
+    invoice_id: Annotated[str, Path(pattern=INVOICE_ID)],
+    body: Annotated[CreditNoteCreate, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Needs an Idempotency-Key. Whole invoice (no lines) or by line, never more than what is still
+    creditable after earlier credit notes, refunds and disputes; numbered CN-."""
+    from neruba.logic.billing import credit_notes
+    from neruba.observability import logger
+
+    logger.append_keys(invoice_id=invoice_id)
+    actor = current_principal(router).actor
+    note = credit_notes.create_credit_note(
+        bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(note, status=201)
+
+
+@_route(
+    "post",
+    "/admin/invoices/<invoice_id>/void",
+    "Void an unpaid invoice and issue its replacement",
+    InvoiceVoidResult,
+)
+def void_invoice(
+    invoice_id: Annotated[str, Path(pattern=INVOICE_ID)],
+    body: Annotated[InvoiceVoid, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Needs an Idempotency-Key. A finalized invoice that received nothing and has no credit note; the
+    replacement has a new number and the same lines, or lines rated again from the usage stored now."""
+    from neruba.logic.billing import void
+    from neruba.observability import logger
+
+    logger.append_keys(invoice_id=invoice_id)
+    actor = current_principal(router).actor
+    result = void.void_invoice(
+        bootstrap.billing(), invoice_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(result)

@@ -14,7 +14,15 @@ from neruba.api.params import READ, answer, only_query, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN, Instant
-from neruba.models.views import Invoice, InvoiceExplanation, InvoiceList
+from neruba.models.views import (
+    CreditNote,
+    CreditNoteExplanation,
+    CreditNoteList,
+    Invoice,
+    InvoiceCompleteness,
+    InvoiceExplanation,
+    InvoiceList,
+)
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -26,6 +34,7 @@ ERRORS = scoped_responses(
     },
 )
 INVOICE_ID = r"^in_[0-9a-f]{24}$"
+CREDIT_NOTE_ID = r"^cn_[0-9a-f]{24}$"
 Status = Literal["draft", "finalized", "paid", "payment_failed", "void"]
 
 
@@ -104,3 +113,41 @@ def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Res
 
     logger.append_keys(invoice_id=invoice_id)
     return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id)))
+
+
+@_read_route("/v1/invoices/<invoice_id>/credit-notes", "List an invoice's credit notes", CreditNoteList)
+def list_credit_notes(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
+    from neruba.logic.billing import credit_notes
+
+    return json_response(credit_notes.list_for_invoice(bootstrap.billing(), invoice_id))
+
+
+@_read_route("/v1/credit-notes/<credit_note_id>", "Retrieve a credit note", CreditNote)
+def get_credit_note(credit_note_id: Annotated[str, Path(pattern=CREDIT_NOTE_ID)]) -> Response[str]:
+    from neruba.logic.billing import credit_notes
+
+    return json_response(credit_notes.get_credit_note(bootstrap.billing(), credit_note_id))
+
+
+@_read_route(
+    "/v1/credit-notes/<credit_note_id>/explain",
+    "Explain a credit note: the lines it credits and its ledger entries",
+    CreditNoteExplanation,
+)
+def explain_credit_note(credit_note_id: Annotated[str, Path(pattern=CREDIT_NOTE_ID)]) -> Response[str]:
+    from neruba.logic.billing import credit_notes
+
+    return json_response(credit_notes.explain(bootstrap.billing(), credit_note_id))
+
+
+@_read_route(
+    "/v1/invoices/<invoice_id>/completeness",
+    "Which hours were complete at finalization, and the late events applied since",
+    InvoiceCompleteness,
+)
+def invoice_completeness(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
+    """Hours of the window closed for late events when the invoice was finalized (and those still open,
+    until ``closes_at``); each late difference recorded since, with the invoice that billed it."""
+    from neruba.logic.billing.completeness import completeness
+
+    return json_response(completeness(bootstrap.billing(), invoice_id))

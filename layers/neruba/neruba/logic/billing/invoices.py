@@ -66,7 +66,7 @@ def get_invoice(repo: InvoicesRepository, invoice_id: str) -> Invoice:
 
 def public(invoice: Invoice) -> dict[str, Any]:
     """The invoice as the API shows it (internal bookkeeping fields left out)."""
-    hidden = {"window", "rev", "finalize_at", "seq"}
+    hidden = {"window", "rev", "finalize_at", "seq", "cn_rev", "line_credits"}
     doc = {k: v for k, v in invoice.document.items() if k not in hidden}
     doc["object"] = "invoice"
     doc["billing_reason"] = billing_reason(invoice)
@@ -140,6 +140,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "references": line.get("references"),
                 **({"intervals": source["intervals"]} if source.get("intervals") else {}),
                 **_original(line),
+                **_credited(invoice, record.line_id),
                 **explain_figures(line, documents),
             }
         )
@@ -160,6 +161,14 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         "threshold": doc.get("threshold"),
         "lines": lines,
     }
+
+
+def _credited(invoice: Invoice, line_id: str) -> dict[str, Any]:
+    """What credit notes took from the line (docs/billing.md, "Credit notes"); nothing when none did."""
+    taken = (invoice.document.get("line_credits") or {}).get(line_id)
+    if not taken:
+        return {}
+    return {"credited": {"amount_minor": int(taken["amount_minor"]), "quantity": taken.get("quantity")}}
 
 
 def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:

@@ -438,6 +438,8 @@ def late_adjustments(
             break
         earlier = window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
         original = ctx.invoices.get(earlier.invoice_id) if earlier else None
+        if original is not None and original.status == "void" and original.document.get("replaced_by"):
+            original = ctx.invoices.get(str(original.document["replaced_by"]))  # voided and regenerated
         if earlier is None or original is None or original.status in ("draft", "void"):
             continue
         rerated = rated_lines(

@@ -82,8 +82,9 @@ class PaymentPlan:
 
 
 def amount_due(invoice: Invoice) -> int:
-    """What the customer owes on the invoice in all (an invoice whose total is negative owes nothing)."""
-    return max(invoice.total_minor, 0)
+    """What the customer owes on the invoice in all (an invoice whose total is negative owes nothing),
+    less what credit notes took off before it was paid (docs/billing.md, "Credit notes")."""
+    return max(invoice.total_minor, 0) - int(invoice.document.get("pre_payment_credited_minor") or 0)
 
 
 def paid_level(invoice: Invoice) -> int:

@@ -345,9 +345,13 @@ def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) 
     from pydantic import ValidationError
 
     from neruba import bootstrap
+    from neruba.logic.stripe.credit_note_sync import credit_note_id_of
     from neruba.models.stripe import SyncMessage
     from neruba.observability import logger, metrics
 
+    credit_note_id = credit_note_id_of(body)
+    if credit_note_id is not None:  # a credit note to push (logic.stripe.credit_note_sync)
+        return _credit_note_message(credit_note_id, client)
     try:
         invoice_id = SyncMessage.model_validate_json(body).invoice_id
     except ValidationError as exc:
@@ -377,3 +381,28 @@ def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) 
         logger.info("invoice synced to stripe", extra={"invoice_id": invoice_id})
         metrics.add_metric(name="StripeSyncSucceeded", unit="Count", value=1)
     return str(record.get("status"))
+
+
+def _credit_note_message(credit_note_id: str, client: Any | None) -> str:
+    """Push one credit note; raises SyncError (the message is retried, then dead-lettered) when Stripe is
+    not configured, the invoice is not in Stripe yet, or the call fails."""
+    from neruba import bootstrap
+    from neruba.logic.stripe.credit_note_sync import CreditNoteNotReadyError, sync_credit_note
+    from neruba.observability import logger, metrics
+
+    logger.append_keys(credit_note_id=credit_note_id)
+    try:
+        stripe = client if client is not None else stripe_client()
+        state = sync_credit_note(
+            stripe, bootstrap.billing().billing.credit_notes, bootstrap.invoices(), credit_note_id
+        )
+    except (StripeNotConfiguredError, CreditNoteNotReadyError) as exc:
+        metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+        raise SyncError(str(exc)) from exc
+    except Exception as exc:
+        if _status(exc) is None and not type(exc).__module__.startswith("stripe"):
+            raise
+        metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+        raise SyncError(f"credit note {credit_note_id}: {type(exc).__name__}") from exc
+    logger.info("credit note synced to stripe", extra={"status": state.get("status")})
+    return str(state.get("status"))

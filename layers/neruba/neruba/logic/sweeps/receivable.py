@@ -46,7 +46,9 @@ def invoice_owed(invoice: Invoice) -> int:
     """
     if invoice.status == "void":
         return 0
-    return invoice.total_minor - paid_level(invoice)
+    doc = invoice.document  # credit notes take off what was due and what they gave as customer credit
+    credited = int(doc.get("pre_payment_credited_minor") or 0) + int(doc.get("credited_balance_minor") or 0)
+    return invoice.total_minor - paid_level(invoice) - credited
 
 
 def status_problem(invoice: Invoice) -> str | None:
@@ -65,6 +67,11 @@ def receivable_by_invoice(postings: list[Any]) -> tuple[dict[str, int], list[tup
     owed: dict[str, int] = defaultdict(int)
     payments: list[tuple[str, str]] = []
     for posting in postings:
+        split = posting.metadata.get("receivable_by_invoice")
+        if split:  # one posting for several invoices (a void and its replacement): each its own part
+            for each, amount in split.items():
+                owed[str(each)] += int(amount)
+            continue
         invoice_id = posting.metadata.get("invoice_id")
         if invoice_id is None and posting.source == "invoice":
             invoice_id = posting.source_id

@@ -1,0 +1,278 @@
+"""What a credit note may take back from a finalized invoice, line by line, and where the money goes.
+
+A credit note credits lines of one invoice, each by an amount or by a quantity, or the whole invoice:
+
+- **Per line**: never more than the line's amount less what earlier credit notes took from it (a line
+  whose amount is not positive, such as a negative adjustment, is not creditable). By quantity, the
+  amount is the line's amount x ``quantity / line quantity`` rounded half-up to a minor unit once (the one
+  rounding rule); the last units of a line take exactly what is left of its amount, so rounding never
+  leaves a cent behind.
+- **Per invoice**: never more than what is still creditable: what is still due (``remaining_due``) plus
+  what was paid and can still be taken back (``refundable``: payments less refunds, disputes and earlier
+  credit notes after payment). An invoice partly paid by prepaid credit therefore credits at most what
+  the customer owes or paid.
+- **Whole invoice** (no lines named): every line's remainder in invoice order, up to what the invoice
+  still has creditable.
+
+The amount first lowers what is still due (``pre_payment``); the rest (``post_payment``) was paid, and is
+split into ``credit`` (a balance in the customer's favour), ``refund`` (money sent back) and
+``out_of_band`` (returned outside the system). Without a split, the whole post-payment part is credit.
+
+Example:
+    >>> lines = [LineState("a", 1000, Decimal(10)), LineState("b", 500, None)]
+    >>> taken = credit_lines(lines, [LineRequest("a", quantity=Decimal(3))], 1500)
+    >>> [(c.line_id, c.amount_minor, c.quantity) for c in taken]
+    [('a', 300, Decimal('3'))]
+    >>> split_amount(800, remaining_due=300, refundable=1200)
+    Split(pre_payment=300, credit=500, refund=0, out_of_band=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+
+__all__ = [
+    "CreditNoteRuleError",
+    "CreditedLine",
+    "LineRequest",
+    "LineState",
+    "Split",
+    "credit_lines",
+    "split_amount",
+]
+
+
+class CreditNoteRuleError(ValueError):
+    """A credit note breaks a rule; ``code`` and ``param`` name which."""
+
+    def __init__(self, message: str, *, code: str, param: str | None = None, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+        self.conflict = conflict
+        """True when the rule depends on what was credited before (a 409), False for the request itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineState:
+    """One invoice line and what earlier credit notes took from it."""
+
+    line_id: str
+    amount_minor: int
+    quantity: Decimal | None
+    credited_minor: int = 0
+    credited_quantity: Decimal = Decimal(0)
+
+    @property
+    def remaining_minor(self) -> int:
+        return max(self.amount_minor - self.credited_minor, 0)
+
+    @property
+    def remaining_quantity(self) -> Decimal | None:
+        return None if self.quantity is None else self.quantity - self.credited_quantity
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    """One line to credit: by ``amount_minor`` or by ``quantity`` (exactly one)."""
+
+    line_id: str
+    amount_minor: int | None = None
+    quantity: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditedLine:
+    """What the credit note takes from one line (``quantity`` when credited by quantity or whole)."""
+
+    line_id: str
+    amount_minor: int
+    quantity: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Where a credit note's amount goes; the four parts add up to it."""
+
+    pre_payment: int
+    credit: int
+    refund: int
+    out_of_band: int
+
+    @property
+    def total(self) -> int:
+        return self.pre_payment + self.credit + self.refund + self.out_of_band
+
+    @property
+    def post_payment(self) -> int:
+        return self.credit + self.refund + self.out_of_band
+
+
+def _half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
+    param = f"lines[{index}].quantity"
+    left = line.remaining_quantity
+    if line.quantity is None or line.quantity <= 0 or left is None:
+        raise CreditNoteRuleError(
+            f"Line {line.line_id!r} has no quantity; credit it by amount_minor.",
+            code="line_has_no_quantity",
+            param=param,
+        )
+    if quantity <= 0:
+        raise CreditNoteRuleError(
+            "A credited quantity must be positive.", code="quantity_not_positive", param=param
+        )
+    if quantity > left:
+        raise CreditNoteRuleError(
+            f"Line {line.line_id!r} has {left} units left to credit; {quantity} asked.",
+            code="credit_note_exceeds_creditable",
+            param=param,
+            conflict=True,
+        )
+    if quantity == left:
+        return line.remaining_minor
+    with localcontext(Context(prec=100)):
+        return min(_half_up(Decimal(line.amount_minor) * quantity / line.quantity), line.remaining_minor)
+
+
+def _one(line: LineState, index: int, request: LineRequest) -> CreditedLine:
+    if (request.amount_minor is None) == (request.quantity is None):
+        raise CreditNoteRuleError(
+            "Give each line amount_minor or quantity (one of the two).",
+            code="credit_note_line_amount_required",
+            param=f"lines[{index}]",
+        )
+    if line.amount_minor <= 0:
+        raise CreditNoteRuleError(
+            f"Line {line.line_id!r} charges nothing; only a line with a positive amount can be credited.",
+            code="line_not_creditable",
+            param=f"lines[{index}].line_id",
+        )
+    if request.quantity is not None:
+        amount = _by_quantity(line, index, request.quantity)
+        return CreditedLine(line.line_id, amount, request.quantity)
+    assert request.amount_minor is not None
+    param = f"lines[{index}].amount_minor"
+    if request.amount_minor <= 0:
+        raise CreditNoteRuleError(
+            "A credited amount must be positive.", code="amount_not_positive", param=param
+        )
+    if request.amount_minor > line.remaining_minor:
+        raise CreditNoteRuleError(
+            f"Line {line.line_id!r} has {line.remaining_minor} left to credit; {request.amount_minor} asked.",
+            code="credit_note_exceeds_creditable",
+            param=param,
+            conflict=True,
+        )
+    return CreditedLine(line.line_id, request.amount_minor, None)
+
+
+def credit_lines(
+    lines: Sequence[LineState], requested: Sequence[LineRequest] | None, creditable_minor: int
+) -> list[CreditedLine]:
+    """The lines a credit note takes (``requested`` None: the whole invoice), within ``creditable_minor``,
+    what the invoice still has creditable. Raises :class:`CreditNoteRuleError`."""
+    by_id = {line.line_id: line for line in lines}
+    if requested is None:
+        return _whole(lines, creditable_minor)
+    if not requested:
+        raise CreditNoteRuleError("Name at least one line, or leave lines out to credit the whole invoice.",
+                                  code="credit_note_lines_required", param="lines")  # fmt: skip
+    seen: set[str] = set()
+    taken: list[CreditedLine] = []
+    for index, request in enumerate(requested):
+        line = by_id.get(request.line_id)
+        if line is None:
+            raise CreditNoteRuleError(
+                f"The invoice has no line {request.line_id!r}.",
+                code="invoice_line_not_found",
+                param=f"lines[{index}].line_id",
+            )
+        if request.line_id in seen:
+            raise CreditNoteRuleError(
+                f"Line {request.line_id!r} is named twice; name each line once.",
+                code="credit_note_line_repeated",
+                param=f"lines[{index}].line_id",
+            )
+        seen.add(request.line_id)
+        taken.append(_one(line, index, request))
+    total = sum(t.amount_minor for t in taken)
+    if total > creditable_minor:
+        raise CreditNoteRuleError(
+            f"The invoice has {creditable_minor} left to credit; this credit note is {total}.",
+            code="credit_note_exceeds_creditable",
+            param="lines",
+            conflict=True,
+        )
+    return taken
+
+
+def _whole(lines: Sequence[LineState], creditable_minor: int) -> list[CreditedLine]:
+    left = creditable_minor
+    taken: list[CreditedLine] = []
+    for line in lines:
+        if left <= 0:
+            break
+        if line.amount_minor <= 0 or line.remaining_minor <= 0:
+            continue
+        amount = min(line.remaining_minor, left)
+        full = amount == line.remaining_minor
+        taken.append(CreditedLine(line.line_id, amount, line.remaining_quantity if full else None))
+        left -= amount
+    if not taken:
+        raise CreditNoteRuleError(
+            "Nothing is left to credit on this invoice.",
+            code="credit_note_exceeds_creditable",
+            param="lines",
+            conflict=True,
+        )
+    return taken
+
+
+def split_amount(
+    total_minor: int,
+    *,
+    remaining_due: int,
+    refundable: int,
+    credit: int | None = None,
+    refund: int | None = None,
+    out_of_band: int | None = None,
+) -> Split:
+    """Where ``total_minor`` goes: first what is still due, the rest as ``credit`` / ``refund`` /
+    ``out_of_band`` (given parts must add up to the post-payment part; none given: all credit)."""
+    pre = min(total_minor, max(remaining_due, 0))
+    post = total_minor - pre
+    if post > refundable:
+        raise CreditNoteRuleError(
+            f"The invoice has {max(remaining_due, 0) + refundable} left to credit; this credit note is "
+            f"{total_minor}.",
+            code="credit_note_exceeds_creditable",
+            param="lines",
+            conflict=True,
+        )
+    parts = {
+        "credit_amount_minor": credit,
+        "refund_amount_minor": refund,
+        "out_of_band_amount_minor": out_of_band,
+    }
+    for name, value in parts.items():
+        if value is not None and value < 0:
+            raise CreditNoteRuleError(f"{name} must not be negative.", code="amount_not_positive", param=name)
+    if all(value is None for value in parts.values()):
+        return Split(pre, post, 0, 0)
+    given = sum(value or 0 for value in parts.values())
+    if given != post:
+        raise CreditNoteRuleError(
+            f"Of this credit note, {pre} lowers what is still due and {post} was already paid; "
+            "credit_amount_minor + refund_amount_minor + out_of_band_amount_minor must be "
+            f"{post}, not {given}.",
+            code="credit_note_split_mismatch",
+            param="credit_amount_minor",
+        )
+    return Split(pre, credit or 0, refund or 0, out_of_band or 0)

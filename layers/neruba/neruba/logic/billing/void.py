@@ -1,0 +1,217 @@
+"""Void a finalized, unpaid invoice and issue the invoice that replaces it (docs/billing.md, "Void and
+regenerate").
+
+ONE TransactWriteItems writes:
+
+- the old invoice ``void`` with ``replaced_by`` (conditional: the status read, nothing paid, no credit
+  note), and the void posting (guard ``void:{id}``): Dr ``revenue``, Cr ``receivable`` its total, so its
+  share of the receivable is 0;
+- the replacement (id from ``regenerate:{old id}``: one per voided invoice), a draft due now with
+  ``regenerated_from``: the same lines and credit applications (``same_lines``: the credit already spent
+  stays spent, carried by the replacement), or lines rated again from the usage stored now
+  (``recompute``; usage and opening invoices only, refused when credit was applied); the replacement's
+  Cr ``revenue``, Dr ``receivable`` its total is part of the void posting (one posting, since both move
+  the same balance items);
+- ``invoice.created`` of the replacement, ``invoice.voided`` of the old one, the audit record and the
+  Idempotency-Key record.
+
+Then the replacement is finalized (the next ``INV`` number) and sent to Stripe sync, as correction
+invoices are; a retry, or the next scheduler run, finishes that if the process stopped before.
+
+Late events for the voided window are checked against the replacement (the late-event check follows
+``replaced_by``). An invoice with adjustments recorded against it is refused: those differences were
+billed elsewhere already.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from neruba import bootstrap
+from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.domain.ledger import Posting, credit, debit
+from neruba.errors import ConflictError
+from neruba.logic import idempotency
+from neruba.logic.billing.credit_notes import taxed
+from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
+from neruba.logic.billing.invoices import get_invoice, public
+from neruba.logic.stripe.checks import paid_level
+from neruba.timefmt import iso, parse_ts, ts
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
+    from neruba.logic.billing.context import Billing
+    from neruba.models.billing import InvoiceVoid
+
+SCOPE = "invoice-void"
+VOIDABLE_KINDS = ("usage", "opening", "one_off")
+RATED_KINDS = ("usage", "opening")
+
+
+def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
+    if invoice.status == "draft":
+        raise ConflictError(
+            "A draft is not voided: it can still be recomputed.", code="invoice_not_finalized"
+        )
+    if invoice.status == "void":
+        raise ConflictError(f"Invoice {invoice.id} is already void.", code="invoice_void")
+    if invoice.document.get("cn_rev"):
+        raise ConflictError(
+            "The invoice has credit notes; credit the rest with a credit note instead.",
+            code="invoice_has_credit_notes",
+        )
+    if invoice.status == "paid" or paid_level(invoice) > 0:
+        raise ConflictError(
+            "The invoice has received a payment; credit it with a credit note instead.",
+            code="invoice_has_payments",
+        )
+    if taxed(invoice):
+        raise ConflictError(
+            "Voiding a taxed invoice is not supported yet (its tax would have to be reversed).",
+            code="invoice_has_tax",
+        )
+    if invoice.kind not in VOIDABLE_KINDS:
+        raise ConflictError(
+            f"A {invoice.kind} invoice is not voided (it has no posting of its own or corrects another).",
+            code="invoice_not_voidable",
+        )
+    if body.regenerate == "recompute" and (invoice.kind not in RATED_KINDS or invoice.applications):
+        raise ConflictError(
+            "Only a usage or opening invoice without credit applied can be recomputed; use same_lines.",
+            code="invoice_not_recomputable",
+        )
+    if invoice.subscription_id and any(
+        a.original_invoice_id == invoice.id for a in ctx.billing.adjustments(invoice.subscription_id)
+    ):
+        raise ConflictError(
+            "Late differences of this invoice were billed on another invoice; credit it instead.",
+            code="invoice_has_adjustments",
+        )
+
+
+def _lines(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> list[dict[str, Any]]:
+    if body.regenerate == "same_lines":
+        return [dict(line.document) for line in invoice.lines]
+    from neruba.logic.billing.worker import rated_lines
+
+    subscription = ctx.subscription(str(invoice.subscription_id)).document
+    rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
+    start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
+    carried = [dict(line.document) for line in invoice.lines if line.kind in CARRIED_KINDS]
+    return [*rated_lines(rate(subscription, start, end)).values(), *carried]
+
+
+def void_posting(invoice: Invoice, replacement: dict[str, Any], at: datetime, actor: str) -> Posting | None:
+    """One posting for both invoices (their balance items may be written once per transaction): Dr
+    revenue, Cr receivable the voided invoice's total; Dr receivable, Cr revenue the replacement's (credit
+    applied stays spent, carried by the replacement). ``receivable_by_invoice`` in its metadata says
+    which invoice each receivable movement belongs to. None when both are 0."""
+    old, new = max(invoice.total_minor, 0), max(int(replacement["total_minor"]), 0)
+    entries = []
+    if old:
+        entries += [debit("revenue", old), credit("receivable", old)]
+    if new:
+        entries += [debit("receivable", new), credit("revenue", new)]
+    if not entries:
+        return None
+    return Posting.build(
+        idempotency_key=f"void:{invoice.id}",
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        entries=entries,
+        reason="invoice_void",
+        source="invoice",
+        source_id=invoice.id,
+        actor=actor,
+        at=at,
+        metadata={
+            "invoice_id": invoice.id,
+            "replaced_by": replacement["id"],
+            "receivable_by_invoice": {invoice.id: -old, str(replacement["id"]): new},
+        },
+    )
+
+
+def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetime) -> dict[str, Any]:
+    at = ts(now)
+    kept: dict[str, Any] = {
+        k: invoice.document[k] for k in ("window", "one_off_charge_id") if k in invoice.document
+    }
+    return invoice_document(
+        invoice_id="in_" + idempotency.digest(f"regenerate:{invoice.id}", 24),
+        customer_id=invoice.customer_id,
+        subscription_id=invoice.subscription_id,
+        currency=invoice.currency,
+        kind=str(invoice.kind),
+        seq=invoice.seq,
+        details={**kept, "regenerated_from": {"invoice_id": invoice.id, "number": invoice.number}},
+        period=(invoice.period_start, invoice.period_end),
+        lines=_lines(ctx, invoice, body),
+        applications=list(invoice.applications) if body.regenerate == "same_lines" else [],
+        created_at=at,
+        finalize_at=at,
+    )
+
+
+def void_invoice(
+    ctx: Billing,
+    invoice_id: str,
+    body: InvoiceVoid,
+    actor: str,
+    idempotency_key: str | None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``POST /admin/invoices/{id}/void``: the voided invoice and its replacement (the same on a retry)."""
+    from neruba.logic.billing.corrections import issue_now
+
+    now = now or datetime.now(UTC)
+    key = idempotency.require_key(idempotency_key)
+    fp = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
+    replayed = idempotency.replay(ctx.billing, SCOPE, key, fp)
+    if replayed is None:
+        invoice = get_invoice(ctx.invoices, invoice_id)
+        _refuse(ctx, invoice, body)
+        doc = _replacement(ctx, invoice, body, now)
+        new_id = str(doc["id"])
+        book = void_posting(invoice, doc, now, actor)
+        audit = idempotency.audit_put(
+            bootstrap.audit(), idempotency.Actor(actor, request_id), "invoice.void", invoice.id,
+            customer_id=invoice.customer_id, reason=body.reason, ticket=body.ticket, at=now,
+            before={"status": invoice.status, "total_minor": invoice.total_minor},
+            after={"status": "void", "replaced_by": new_id, "regenerate": body.regenerate},
+            idempotency_key=key,
+        )  # fmt: skip
+        replayed = {"object": "invoice_void", "invoice_id": invoice.id, "replaced_by": new_id}
+        actions = [
+            *(ctx.ledger.posting_items(book) if book else []),
+            ctx.invoices.void_item(invoice, voided_at=ts(now), replaced_by=new_id),
+            ctx.invoices.put_item(doc, now),
+            invoice_event("invoice.created", doc, now),
+            invoice_event(
+                "invoice.voided",
+                {**invoice.document, "status": "void"},
+                now,
+                voided_at=iso(now),
+                replaced_by=new_id,
+            ),
+            *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, replayed),
+        ]
+        try:
+            commit(Transaction(actions))
+        except Cancelled as exc:
+            again = idempotency.replay(ctx.billing, SCOPE, key, fp)
+            if again is None:
+                raise ConflictError(
+                    "The invoice changed meanwhile; try again.", code="invoice_conflict"
+                ) from exc
+            replayed = again
+    issue_now(ctx, str(replayed["replaced_by"]), now)  # finalize and send (once: both conditional)
+    return answer(ctx, replayed)
+
+
+def answer(ctx: Billing, stored: dict[str, Any]) -> dict[str, Any]:
+    voided = get_invoice(ctx.invoices, str(stored["invoice_id"]))
+    replacement = get_invoice(ctx.invoices, str(stored["replaced_by"]))
+    return {"object": "invoice_void", "invoice": public(voided), "replacement": public(replacement)}

@@ -1,0 +1,87 @@
+"""Pushing a credit note to Stripe as a Stripe credit note on the invoice's Stripe invoice.
+
+A StripeSyncQueue message ``{"credit_note_id": ...}`` (sent after the credit note's transaction) creates
+one Stripe credit note with one custom line per credited line, and the same split of the paid part
+(``credit_amount``, ``refund_amount``, ``out_of_band_amount``; Stripe creates the refund for
+``refund_amount``). The call carries the Stripe idempotency key ``neruba-{credit_note_id}-credit-note``,
+and the Stripe id is stored on the credit note (``stripe``), so a retried message creates nothing twice.
+A credit note whose invoice has not reached Stripe yet is retried (the message fails and comes back)
+until the invoice's own sync has created it.
+
+Example:
+    >>> credit_note_params({"id": "cn_1", "invoice_id": "in_1", "memo": None, "lines": [
+    ...     {"line_id": "a", "amount_minor": 300, "description": "API calls"}], "credit_amount_minor": 0,
+    ...     "refund_amount_minor": 0, "out_of_band_amount_minor": 0}, "in_S")["lines"][0]["unit_amount"]
+    300
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neruba.dal.credit_notes import CreditNotesRepository
+    from neruba.dal.invoices import InvoicesRepository
+
+
+class CreditNoteNotReadyError(RuntimeError):
+    """The invoice has no Stripe invoice yet: the message is retried."""
+
+
+def credit_note_params(note: dict[str, Any], stripe_invoice_id: str) -> dict[str, Any]:
+    """The Stripe ``POST /v1/credit_notes`` parameters of a credit note."""
+    params: dict[str, Any] = {
+        "invoice": stripe_invoice_id,
+        "lines": [
+            {
+                "type": "custom_line_item",
+                "description": str(line.get("description") or line["line_id"])[:500],
+                "quantity": 1,
+                "unit_amount": int(line["amount_minor"]),
+            }
+            for line in note["lines"]
+        ],
+        "metadata": {"neruba_credit_note_id": note["id"], "neruba_invoice_id": note["invoice_id"]},
+    }
+    for ours, theirs in (
+        ("credit_amount_minor", "credit_amount"),
+        ("refund_amount_minor", "refund_amount"),
+        ("out_of_band_amount_minor", "out_of_band_amount"),
+    ):
+        if int(note.get(ours) or 0):
+            params[theirs] = int(note[ours])
+    if note.get("memo"):
+        params["memo"] = note["memo"]
+    return params
+
+
+def sync_credit_note(
+    client: Any, notes: CreditNotesRepository, invoices: InvoicesRepository, credit_note_id: str
+) -> dict[str, Any]:
+    """Create the Stripe credit note once; returns the stored sync state."""
+    note = notes.get(credit_note_id)
+    if note is None:
+        return {"status": "missing"}
+    if (note.get("stripe") or {}).get("credit_note_id"):
+        return dict(note["stripe"])
+    invoice = invoices.get(str(note["invoice_id"]))
+    if invoice is None or not invoice.stripe_invoice_id or invoice.sync_status != "synced":
+        raise CreditNoteNotReadyError(f"invoice {note['invoice_id']} is not in Stripe yet")
+    created = client.v1.credit_notes.create(
+        params=credit_note_params(note, invoice.stripe_invoice_id),
+        options={"idempotency_key": f"neruba-{credit_note_id}-credit-note"},
+    )
+    state = {"credit_note_id": str(created["id"]), "status": "synced"}
+    notes.set_stripe(credit_note_id, state)
+    return state
+
+
+def credit_note_id_of(body: str) -> str | None:
+    """The credit note a StripeSyncQueue message names, None for an invoice message."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    found = value.get("credit_note_id") if isinstance(value, dict) else None
+    return found if isinstance(found, str) and 0 < len(found) <= 128 else None

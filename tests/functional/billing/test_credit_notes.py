@@ -1,0 +1,445 @@
+"""Credit notes against finalized invoices, over HTTP-shaped events: whole or by line (amount or quantity),
+never more than what is still creditable after earlier credit notes, refunds and disputes; numbered
+CN-; posted, audited, idempotent; the ``credit_note.created`` event; visible on the invoice and their own
+routes; exactly once when the process dies before its one transaction or when two requests race."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from neruba.errors import ConflictError
+from neruba.settings import get_settings
+from tests.functional.billing.conftest import World, ledger
+from tests.functional.billing.credit_note_support import issue, pay, refund
+from tests.functional.webhooks.sources import outbox
+from tests.support.api import api_event, call
+
+REASON = {"reason": "overbilled", "ticket": "T-7"}
+
+
+@pytest.fixture
+def api(world: World) -> Any:
+    from functions.billing_api.app import lambda_handler
+    from neruba import bootstrap
+
+    bootstrap.install(billing=world.ctx)
+    return lambda_handler
+
+
+def credit(api: Any, invoice_id: str, body: dict[str, Any], key: str | None = "cn-1") -> tuple[int, Any]:
+    headers = {"Idempotency-Key": key} if key else {}
+    path = f"/admin/invoices/{invoice_id}/credit-notes"
+    event = api_event("POST", path, body={**REASON, **body}, path_parameters={"invoice_id": invoice_id},
+                      headers=headers)  # fmt: skip
+    status, answer = call(api, event)[:2]
+    return status, answer
+
+
+def get(api: Any, path: str, **params: str) -> Any:
+    status, answer = call(api, api_event("GET", path, path_parameters=params))[:2]
+    assert status == 200, answer
+    return answer
+
+
+def invoice(api: Any, invoice_id: str) -> Any:
+    return get(api, f"/v1/invoices/{invoice_id}", invoice_id=invoice_id)
+
+
+def balances() -> dict[str, int]:
+    return dict(ledger().balances("acme").get("USD", {}))
+
+
+def assert_consistent(world: World) -> None:
+    """The ledger reconciles and the receivable check finds every invoice's share as it says."""
+    from neruba.logic.sweeps.receivable import invoice_owed, receivable_by_invoice
+
+    assert ledger().reconcile("acme") == []
+    postings, _ = ledger().postings("acme", 1000)
+    owed, _ = receivable_by_invoice(postings)
+    for inv in world.ctx.invoices.of_customer("acme"):
+        assert owed.get(inv.id, 0) == invoice_owed(inv), inv.id
+        assert int(inv.document.get("credited_minor") or 0) <= inv.total_minor
+
+
+def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 1000, "10"), ("b", 500, "1")])
+    status, note = credit(api, inv, {})
+    again = credit(api, inv, {})
+
+    assert status == 201, note
+    assert again == (201, note)
+    assert (note["number"], note["amount_minor"], note["pre_payment_amount_minor"]) == (
+        "CN-000001",
+        1500,
+        1500,
+    )
+    assert [(line["line_id"], line["amount_minor"], line["quantity"]) for line in note["lines"]] == [
+        ("a", 1000, "10"),
+        ("b", 500, "1"),
+    ]
+    shown = invoice(api, inv)
+    assert (shown["status"], shown["amount_remaining_minor"], shown["credited_minor"]) == ("paid", 0, 1500)
+    assert [c["number"] for c in shown["credit_notes"]] == ["CN-000001"]
+    assert balances()["receivable"] == 0 and balances()["revenue"] == 0
+    assert [e["data"]["id"] for e in outbox("credit_note.created")] == [note["id"]]
+    assert get(api, f"/v1/credit-notes/{note['id']}", credit_note_id=note["id"]) == note
+    listed = get(api, f"/v1/invoices/{inv}/credit-notes", invoice_id=inv)
+    assert [n["id"] for n in listed["data"]] == [note["id"]]
+    lines = get(api, f"/v1/invoices/{inv}/explain", invoice_id=inv)["lines"]
+    assert [line["credited"] for line in lines] == [
+        {"amount_minor": 1000, "quantity": "10"},
+        {"amount_minor": 500, "quantity": "1"},
+    ]
+    explained = get(api, f"/v1/credit-notes/{note['id']}/explain", credit_note_id=note["id"])
+    assert [line["original"]["line_id"] for line in explained["lines"]] == ["a", "b"]
+    assert sorted(
+        (e["account"], e["debit_minor"], e["credit_minor"]) for e in explained["posting"]["entries"]
+    ) == [
+        ("receivable", 0, 1500),
+        ("revenue", 1500, 0),
+    ]
+    from neruba.dal.audit import AuditRepository
+
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 100)
+    assert [(r["reason"], r["ticket"]) for r in records if r["action"] == "credit_note.create"] == [
+        ("overbilled", "T-7")
+    ]
+    assert_consistent(world)
+
+
+def test_by_quantity_rounds_half_up_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 1000, "3")])
+    amounts = [
+        credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"q{n}")[1] for n in range(3)
+    ]
+    assert [n["amount_minor"] for n in amounts] == [333, 333, 334]
+    assert [n["number"] for n in amounts] == ["CN-000001", "CN-000002", "CN-000003"]
+    status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="q4")
+    assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert_consistent(world)
+
+
+def test_a_line_never_gives_more_than_it_has_left(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 1000, "10"), ("b", 500, "1")])
+    assert credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 300}]}, key="k1")[0] == 201
+    status, refused = credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 201}]}, key="k2")
+    assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    status, _ = credit(api, inv, {"lines": [{"line_id": "b", "amount_minor": 200}]}, key="k3")
+    assert status == 201 and invoice(api, inv)["amount_remaining_minor"] == 1000
+    # the whole invoice now means what is left of it
+    status, rest = credit(api, inv, {}, key="k4")
+    assert (status, rest["amount_minor"]) == (201, 1000)
+    assert credit(api, inv, {}, key="k5")[1]["error"]["code"] == "credit_note_exceeds_creditable"
+    assert_consistent(world)
+
+
+def test_a_paid_invoice_credits_to_the_customer_balance_and_refunds_then_stop(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000)
+    status, note = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 400}]}, key="k1")
+    assert status == 201, note
+    assert (note["pre_payment_amount_minor"], note["credit_amount_minor"]) == (0, 400)
+    assert balances()["receivable"] == -400  # a balance in the customer's favour
+    # the neighbour: a refund may no longer give back the 400 credited as balance
+    with pytest.raises(ConflictError) as refused:
+        refund(inv, 700)
+    assert getattr(refused.value, "code", None) == "refund_exceeds_refundable"
+    refund(inv, 600)
+    status, none_left = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 1}]}, key="k2")
+    assert (status, none_left["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert_consistent(world)
+
+
+def test_a_refund_first_leaves_only_the_rest_creditable(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000)
+    refund(inv, 700)
+    status, too_much = credit(api, inv, {}, key="k0")
+    assert (status, too_much["amount_minor"]) == (201, 300)  # the whole invoice: what is left of it
+    assert_consistent(world)
+
+
+def test_the_paid_part_can_be_refunded_or_returned_out_of_band(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 600)  # partly paid: 400 still due
+    body = {"refund_amount_minor": 300, "out_of_band_amount_minor": 100, "credit_amount_minor": 100}
+    status, mismatch = credit(api, inv, body, key="k1")
+    assert (status, mismatch["error"]["code"]) == (400, "credit_note_split_mismatch")
+    status, note = credit(api, inv, {"refund_amount_minor": 300, "out_of_band_amount_minor": 300}, key="k2")
+    assert status == 201, note
+    assert (note["pre_payment_amount_minor"], note["refund_amount_minor"]) == (400, 300)
+    assert balances()["cash"] == 0 and balances()["receivable"] == 0
+    assert invoice(api, inv)["status"] == "paid"
+    assert_consistent(world)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "expected"),
+    [
+        ({}, None, (400, "idempotency_key_required")),
+        ({"lines": [{"line_id": "zz", "amount_minor": 1}]}, "k", (400, "invoice_line_not_found")),
+        (
+            {"lines": [{"line_id": "a", "amount_minor": 1, "quantity": "1"}]},
+            "k",
+            (400, "credit_note_line_amount_required"),
+        ),
+        ({"lines": [{"line_id": "a"}]}, "k", (400, "credit_note_line_amount_required")),
+        ({"lines": [{"line_id": "a", "amount_minor": 0}]}, "k", (400, "amount_not_positive")),
+        ({"lines": [{"line_id": "n", "amount_minor": 1}]}, "k", (400, "line_not_creditable")),
+        ({"lines": []}, "k", (400, "credit_note_lines_required")),
+        (
+            {"lines": [{"line_id": "b", "amount_minor": 1}, {"line_id": "b", "amount_minor": 1}]},
+            "k",
+            (400, "credit_note_line_repeated"),
+        ),
+        ({"lines": [{"line_id": "a", "amount_minor": 1001}]}, "k", (409, "credit_note_exceeds_creditable")),
+        ({"refund_amount_minor": 5}, "k", (400, "credit_note_split_mismatch")),
+    ],
+)
+def test_refused_requests_write_nothing(
+    world: World, api: Any, body: dict[str, Any], key: str | None, expected: tuple[int, str]
+) -> None:
+    inv = issue(world, [("a", 1000, "10"), ("b", 500, "1"), ("n", -200, "1")])
+    before = balances()
+    status, answer = credit(api, inv, body, key=key)
+    assert (status, answer["error"]["code"]) == expected
+    assert balances() == before and "credit_notes" not in invoice(api, inv)
+    assert outbox("credit_note.created") == []
+
+
+def test_unknown_draft_and_key_reuse(world: World, api: Any) -> None:
+    status, missing = credit(api, "in_" + "0" * 24, {})
+    assert (status, missing["error"]["code"]) == (404, "invoice_not_found")
+    inv = issue(world, [("a", 1000, "1")])
+    credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 10}]}, key="same")
+    status, conflict = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 11}]}, key="same")
+    assert (status, conflict["error"]["code"]) == (409, "idempotency_conflict")
+
+
+def test_a_draft_is_not_credited(world: World, api: Any) -> None:
+    from neruba.dal.transaction import Transaction, commit
+    from neruba.logic.billing.document import invoice_document
+    from tests.functional.billing.credit_note_support import NOW
+
+    doc = invoice_document(
+        invoice_id="in_" + "1" * 24, customer_id="acme", subscription_id=None, currency="USD", kind="one_off",
+        seq=0, details={}, period=("t", "t"), lines=[], applications=[], created_at="t", finalize_at="t",
+    )  # fmt: skip
+    commit(Transaction([world.ctx.invoices.put_item(doc, NOW)]))
+    status, refused = credit(api, doc["id"], {})
+    assert (status, refused["error"]["code"]) == (409, "invoice_not_finalized")
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_killed_before_the_transaction_writes_nothing_and_the_retry_issues_one(
+    world: World, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.billing import credit_notes
+
+    inv = issue(world, [("a", 1000, "1")])
+    before = balances()
+    real = credit_notes.commit
+
+    def killed(unit: Any) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(credit_notes, "commit", killed)
+    with pytest.raises(SystemExit):
+        credit_notes.create_credit_note(world.ctx, inv, _body({}), "key:t", "k1")
+    assert balances() == before and "credit_notes" not in invoice(api, inv)
+    assert credit_notes.repository(world.ctx).sequence_value() == 0
+    monkeypatch.setattr(credit_notes, "commit", real)
+    status, note = credit(api, inv, {}, key="k1")
+    assert (status, note["number"]) == (201, "CN-000001")
+    assert len(outbox("credit_note.created")) == 1
+    assert_consistent(world)
+
+
+def _body(extra: dict[str, Any]) -> Any:
+    from neruba.models.billing import CreditNoteCreate
+
+    return CreditNoteCreate.model_validate({**REASON, **extra})
+
+
+def _race(monkeypatch: pytest.MonkeyPatch, world: World, inv: str, first: Any, second: Any) -> list[Any]:
+    """``first`` reads, then ``second`` runs whole and commits, then ``first`` commits (and is cancelled)."""
+    from neruba.logic.billing import credit_notes
+
+    real = credit_notes.commit
+    results: list[Any] = []
+    fired = []
+
+    def interleaved(unit: Any) -> None:
+        if not fired:
+            fired.append(True)
+            try:
+                results.append(credit_notes.create_credit_note(world.ctx, inv, second[0], "key:b", second[1]))
+            except Exception as exc:  # the second request's answer
+                results.append(exc)
+        real(unit)
+
+    monkeypatch.setattr(credit_notes, "commit", interleaved)
+    try:
+        results.insert(0, credit_notes.create_credit_note(world.ctx, inv, first[0], "key:a", first[1]))
+    except Exception as exc:
+        results.insert(0, exc)
+    return results
+
+
+def test_two_keys_racing_for_the_last_creditable_amount_never_over_credit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inv = issue(world, [("a", 1000, "1")])
+    body = _body({"lines": [{"line_id": "a", "amount_minor": 700}]})
+    first, second = _race(monkeypatch, world, inv, (body, "k1"), (body, "k2"))
+    assert second["amount_minor"] == 700
+    assert getattr(first, "code", None) == "credit_note_exceeds_creditable"
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None and stored.document["credited_minor"] == 700
+    assert len(outbox("credit_note.created")) == 1
+    assert_consistent(world)
+
+
+def test_the_same_key_twice_at_once_issues_one(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    inv = issue(world, [("a", 1000, "1")])
+    body = _body({"lines": [{"line_id": "a", "amount_minor": 700}]})
+    first, second = _race(monkeypatch, world, inv, (body, "k1"), (body, "k1"))
+    assert first == second and first["number"] == "CN-000001"
+    assert len(outbox("credit_note.created")) == 1
+    assert_consistent(world)
+
+
+def test_a_refund_racing_a_credit_note_for_the_paid_amount_never_takes_back_more(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.billing import credit_notes
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000)
+    real = credit_notes.commit
+    fired = []
+
+    def refund_first(unit: Any) -> None:
+        if not fired:
+            fired.append(refund(inv, 800))
+        real(unit)
+
+    monkeypatch.setattr(credit_notes, "commit", refund_first)
+    body = _body({"lines": [{"line_id": "a", "amount_minor": 500}]})
+    with pytest.raises(ConflictError) as refused:
+        credit_notes.create_credit_note(world.ctx, inv, body, "key:a", "k1")
+    assert getattr(refused.value, "code", None) == "credit_note_exceeds_creditable"
+    assert_consistent(world)
+
+
+def test_killed_before_the_sync_message_the_billing_sweep_sends_it_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from neruba import bootstrap
+    from neruba.dal import queue
+    from neruba.logic.billing import credit_notes
+    from neruba.logic.sweeps.runner import run_sweep
+    from tests.functional.billing.helpers import queued
+
+    inv = issue(world, [("a", 1000, "1")])
+    real = queue.send_batch
+
+    def killed(*args: Any, **kwargs: Any) -> list[str]:
+        raise SystemExit("killed after the commit")
+
+    monkeypatch.setattr(queue, "send_batch", killed)
+    with pytest.raises(SystemExit):
+        credit_notes.create_credit_note(world.ctx, inv, _body({}), "key:t", "k1")
+    monkeypatch.setattr(queue, "send_batch", real)
+    note = outbox("credit_note.created")[0]["data"]
+    assert [m for m in queued(world.sync_queue) if "credit_note_id" in m] == []
+
+    def sweep(at: datetime) -> dict[str, Any]:
+        report = run_sweep(bootstrap.ops(), ["billing"], at - timedelta(hours=1), at, trigger="test",
+                           actor="t", billing=lambda: world.ctx, now=at)  # fmt: skip
+        (check,) = report["checks"]
+        return dict(check)
+
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    first, second = sweep(later), sweep(later + timedelta(minutes=5))
+    assert [(r["kind"], r["credit_note_id"]) for r in first["repairs"] if "credit_note_id" in r] == [
+        ("credit_note_sync_sent", note["id"])
+    ]
+    assert [r for r in second["repairs"] if "credit_note_id" in r] == []
+    assert [m["credit_note_id"] for m in queued(world.sync_queue) if "credit_note_id" in m] == [note["id"]]
+
+
+def test_a_top_up_invoice_is_not_credited(world: World, api: Any) -> None:
+    from neruba.dal.transaction import Transaction, commit
+    from neruba.logic.billing.corrections import issue_now
+    from neruba.logic.billing.document import invoice_document
+    from tests.functional.billing.credit_note_support import NOW
+
+    line = {"line_id": "topup", "kind": "topup", "quantity": "1", "amount_minor": 500}
+    doc = invoice_document(
+        invoice_id="in_" + "2" * 24, customer_id="acme", subscription_id=None, currency="USD", kind="topup",
+        seq=0, details={}, period=("t", "t"), lines=[line], applications=[], created_at="t", finalize_at="t",
+    )  # fmt: skip
+    commit(Transaction([world.ctx.invoices.put_item(doc, NOW)]))
+    issue_now(world.ctx, doc["id"], NOW)
+    status, refused = credit(api, doc["id"], {})
+    assert (status, refused["error"]["code"]) == (409, "invoice_not_creditable")
+
+
+def test_a_dispute_after_a_credit_note_holds_only_what_is_left(world: World, api: Any) -> None:
+    from neruba import bootstrap
+    from neruba.logic.ledger.admin import Operator, Stores, open_dispute
+    from neruba.models.ledger import DisputeCreate
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000)
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 800}]}, key="k1")[0] == 201
+    stores = Stores(
+        bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+    )
+
+    def dispute(amount: int, key: str) -> Any:
+        body = DisputeCreate(amount_minor=amount, invoice_id=inv, reason="chargeback")
+        return open_dispute(stores, Operator("key:t", None, key), "acme", body)
+
+    with pytest.raises(ConflictError) as refused:
+        dispute(300, "d1")
+    assert refused.value.code == "dispute_exceeds_refundable"
+    dispute(200, "d2")
+    status, none_left = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 1}]}, key="k2")
+    assert (status, none_left["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert_consistent(world)
+
+
+def test_a_taxed_invoice_is_neither_credited_nor_voided_yet(world: World, api: Any) -> None:
+    import json
+
+    from neruba.logic.billing.void import void_invoice
+    from neruba.models.billing import InvoiceVoid
+
+    inv = issue(world, [("a", 1000, "1")], name="taxed")
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None
+    # the stored invoice as a taxed one would be (tax on its line)
+    from neruba.dal.clients import client
+    from neruba.dal.dynamo import to_item
+
+    line = {**stored.lines[0].document, "tax": {"exclusive_minor": 180, "inclusive_minor": 0}}
+    client("dynamodb").update_item(
+        TableName=world.ctx.invoices.table_name,
+        Key=to_item({"pk": f"INV#{inv}", "sk": "#"}),
+        UpdateExpression="SET #l = :l",
+        ExpressionAttributeNames={"#l": "lines"},
+        ExpressionAttributeValues=to_item({":l": json.dumps([line])}),
+    )
+    status, refused = credit(api, inv, {})
+    assert (status, refused["error"]["code"]) == (409, "invoice_has_tax")
+    with pytest.raises(ConflictError) as void_refused:
+        void_invoice(world.ctx, inv, InvoiceVoid(reason="wrong"), "key:t", "v1")
+    assert void_refused.value.code == "invoice_has_tax"

@@ -1,0 +1,101 @@
+"""Credit notes pushed to Stripe (the local fake with the real stripe library): one Stripe credit note per
+credit note, with its lines and split; waiting for the invoice's own sync; never created twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from neruba_tools.local.fake_stripe import FakeStripe
+from tests.support.aws import queue_url
+from tests.support.invoices import add_customer, invoices, store_invoice
+from tests.support.queues import receive_batch, run_batch
+
+INVOICE = {
+    "id": "in_" + "c" * 24,
+    "customer_id": "acme",
+    "currency": "USD",
+    "lines": [
+        {
+            "line_id": "fixed_fee:0",
+            "kind": "fixed_fee",
+            "description": "Platform fee",
+            "amount_minor": 4900,
+            "quantity": "1",
+        },
+        {
+            "line_id": "usage:api_calls:-:0",
+            "kind": "usage",
+            "description": "API calls",
+            "amount_minor": 1234,
+            "quantity": "1234",
+        },
+    ],
+    "subtotal_minor": 6134,
+    "total_minor": 6134,
+}
+
+
+@pytest.fixture
+def fake(stripe_secret: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    with FakeStripe() as server:
+        monkeypatch.setenv("NERUBA_STRIPE_API_BASE", server.url)
+        yield server
+
+
+@pytest.fixture
+def ours(aws: dict[str, str]) -> str:
+    add_customer("acme", email="billing@acme.test")
+    return store_invoice(INVOICE).id
+
+
+def _run() -> set[str]:
+    from functions.stripe_sync.app import lambda_handler
+
+    url = queue_url("StripeSyncQueue")
+    return run_batch(lambda_handler, url, receive_batch(url, 10))
+
+
+def _credit(invoice_id: str, key: str, **body: Any) -> dict[str, Any]:
+    from neruba import bootstrap
+    from neruba.logic.billing.credit_notes import create_credit_note
+    from neruba.models.billing import CreditNoteCreate
+
+    note = CreditNoteCreate.model_validate({"reason": "outage", **body})
+    return create_credit_note(bootstrap.billing(), invoice_id, note, "key:t", key)
+
+
+def test_a_credit_note_becomes_one_stripe_credit_note_after_its_invoice(fake: FakeStripe, ours: str) -> None:
+    # GIVEN a credit note issued before the invoice reached Stripe: its message fails (retried later)
+    note = _credit(ours, "k1", lines=[{"line_id": "usage:api_calls:-:0", "quantity": "234"}])
+    assert note["amount_minor"] == 234
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeSyncQueue"), MessageBody=json.dumps({"invoice_id": ours})
+    )
+    failed = _run()
+    assert len(failed) == 1 and fake.credit_notes == {}
+
+    # WHEN the message comes back after the invoice's sync
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeSyncQueue"), MessageBody=json.dumps({"credit_note_id": note["id"]})
+    )
+    assert _run() == set()
+
+    # THEN one Stripe credit note on the Stripe invoice, with the line and our ids
+    (theirs,) = fake.credit_notes.values()
+    stored = invoices().get(ours)
+    assert stored is not None and theirs["invoice"] == stored.stripe_invoice_id
+    assert (theirs["amount"], theirs["metadata"]["neruba_credit_note_id"]) == (234, note["id"])
+    from neruba import bootstrap
+
+    again = bootstrap.billing().billing.credit_notes.get(note["id"])
+    assert again is not None and again["stripe"] == {"credit_note_id": theirs["id"], "status": "synced"}
+    # AND the same request again, or the message again, makes no second Stripe credit note
+    calls = len(fake.requests)
+    assert _credit(ours, "k1", lines=[{"line_id": "usage:api_calls:-:0", "quantity": "234"}]) == note
+    assert _run() == set()
+    assert len(fake.credit_notes) == 1 and len(fake.requests) == calls

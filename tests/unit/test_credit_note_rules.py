@@ -1,0 +1,70 @@
+"""The credit note rules on their own: what a line and an invoice still allow, rounding by quantity, the
+whole invoice, and where the paid part goes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from neruba.domain.credit_notes import (
+    CreditNoteRuleError,
+    LineRequest,
+    LineState,
+    credit_lines,
+    split_amount,
+)
+
+LINES = [LineState("a", 1000, Decimal(3)), LineState("b", 5, Decimal(2)), LineState("c", 700, None)]
+
+
+def _code(call: object) -> str:
+    with pytest.raises(CreditNoteRuleError) as refused:
+        call()  # type: ignore[operator]
+    return refused.value.code
+
+
+def test_by_quantity_rounds_half_up_once() -> None:
+    # 5 over 2 units: one unit is 2.5 -> 3; the last unit takes what is left (2)
+    (first,) = credit_lines(LINES, [LineRequest("b", quantity=Decimal(1))], 10_000)
+    assert first.amount_minor == 3
+    after = [LineState("b", 5, Decimal(2), credited_minor=3, credited_quantity=Decimal(1))]
+    (last,) = credit_lines(after, [LineRequest("b", quantity=Decimal(1))], 10_000)
+    assert last.amount_minor == 2
+
+
+def test_line_and_invoice_limits() -> None:
+    assert _code(lambda: credit_lines(LINES, [LineRequest("a", amount_minor=1001)], 10_000)) == (
+        "credit_note_exceeds_creditable"
+    )
+    assert _code(lambda: credit_lines(LINES, [LineRequest("a", quantity=Decimal(4))], 10_000)) == (
+        "credit_note_exceeds_creditable"
+    )
+    assert _code(lambda: credit_lines(LINES, [LineRequest("a", amount_minor=600)], 500)) == (
+        "credit_note_exceeds_creditable"
+    )
+    assert _code(lambda: credit_lines(LINES, [LineRequest("c", quantity=Decimal(1))], 10_000)) == (
+        "line_has_no_quantity"
+    )
+
+
+def test_the_whole_invoice_takes_lines_in_order_up_to_what_is_left() -> None:
+    taken = credit_lines(LINES, None, 1200)
+    assert [(t.line_id, t.amount_minor, t.quantity) for t in taken] == [
+        ("a", 1000, Decimal(3)),
+        ("b", 5, Decimal(2)),
+        ("c", 195, None),
+    ]
+    assert _code(lambda: credit_lines(LINES, None, 0)) == "credit_note_exceeds_creditable"
+
+
+def test_the_paid_part_is_split_as_asked_or_all_credit() -> None:
+    assert split_amount(800, remaining_due=300, refundable=1200).credit == 500
+    split = split_amount(800, remaining_due=300, refundable=1200, refund=200, out_of_band=300)
+    assert (split.pre_payment, split.refund, split.out_of_band, split.total) == (300, 200, 300, 800)
+    assert _code(lambda: split_amount(800, remaining_due=300, refundable=1200, refund=100)) == (
+        "credit_note_split_mismatch"
+    )
+    assert _code(lambda: split_amount(800, remaining_due=300, refundable=400)) == (
+        "credit_note_exceeds_creditable"
+    )
