@@ -95,7 +95,7 @@ def _lines(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> list[dict[str, 
         return [dict(line.document) for line in invoice.lines]
     from neruba.logic.billing.worker import rated_lines
 
-    subscription = ctx.subscription(str(invoice.subscription_id)).document
+    subscription = ctx.subscription(str(invoice.subscription_id)).timeline
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
     carried = [dict(line.document) for line in invoice.lines if line.kind in CARRIED_KINDS]
