@@ -3,6 +3,7 @@ between tests), with the tables and queues of template.yaml."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,3 +50,22 @@ def catalog(aws: dict[str, str]) -> Any:
     repo.create_meter(Meter(code="plan_level", name="Plan level", aggregation="latest", field="level"))
     repo.create_meter(Meter(code="eu_calls", name="EU calls", aggregation="count", filters={"region": "eu"}))
     return repo
+
+
+@pytest.fixture
+def atomic_requests(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each DynamoDB request applied whole, as DynamoDB applies it. moto in-process applies a request's
+    parts while other threads run (seen: 'dictionary changed size during iteration', and one condition
+    passed by two transactions at once), so tests that run threads serialize the requests; the threads
+    still interleave between requests, which is where the code's own races live."""
+    from neruba.dal.clients import client
+
+    dynamodb = client("dynamodb")
+    real = dynamodb._make_api_call
+    lock = threading.Lock()
+
+    def one_at_a_time(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return real(operation, params)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", one_at_a_time)

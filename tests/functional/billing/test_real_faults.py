@@ -134,24 +134,15 @@ def test_killed_after_the_transaction_before_the_sqs_delete(real: World, monkeyp
     assert_books_agree(real, "acme")
 
 
-def test_two_schedulers_in_threads_one_bills_one_skipped(real: World, monkeypatch: Any) -> None:
+def test_two_schedulers_in_threads_one_bills_one_skipped(
+    real: World, monkeypatch: Any, atomic_requests: None
+) -> None:
     # GIVEN a due subscription, DynamoDB requests applied one at a time (as the service does)
     import threading
-
-    from neruba.dal.clients import client
 
     subscribe_real(real, "acme")
     real.usage("acme", START + day(0, 2), 3)
     now = START + day(1, 1)
-    dynamodb = client("dynamodb")
-    real_call = dynamodb._make_api_call
-    one_at_a_time = threading.Lock()
-
-    def atomic(operation: str, params: Any) -> Any:
-        with one_at_a_time:
-            return real_call(operation, params)
-
-    monkeypatch.setattr(dynamodb, "_make_api_call", atomic)
     barrier = threading.Barrier(2)
     runs: list[BillingRun] = []
 

@@ -107,24 +107,6 @@ def _alerts(meter: str = "api_calls") -> list[dict[str, Any]]:
     return [e["data"] for e in outbox("alert.triggered") if e["data"]["meter_code"] == meter]
 
 
-@pytest.fixture
-def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each DynamoDB request applied whole, as DynamoDB does: moto in-process applies a request's parts
-    while other threads run (seen here: 'dictionary changed size during iteration', and a condition passed
-    by two transactions at once), so requests are serialized; threads still interleave between them."""
-    from neruba.dal.clients import client
-
-    dynamodb = client("dynamodb")
-    real = dynamodb._make_api_call
-    lock = threading.Lock()
-
-    def one_at_a_time(operation: str, params: dict[str, Any]) -> Any:
-        with lock:
-            return real(operation, params)
-
-    monkeypatch.setattr(dynamodb, "_make_api_call", one_at_a_time)
-
-
 def test_parallel_batches_near_a_cap_never_pass_it(send: Any, catalog: Any, atomic_requests: None) -> None:
     # GIVEN a hard cap of 10 tokens a period, and 4 batches of 5 events of 1 token each already received
     _limits(tokens={"hard_cap": "10", "alerts": ["5"]})

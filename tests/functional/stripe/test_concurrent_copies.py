@@ -11,7 +11,7 @@ from tests.support.stripe_events import invoice_paid
 
 
 def test_four_copies_at_once_process_the_event_once_and_keep_applied(
-    deliver: Any, ports: Books, stored: Any
+    deliver: Any, ports: Books, stored: Any, atomic_requests: None
 ) -> None:
     from neruba.bootstrap import stripe_processor as processor
     from neruba.logic.stripe.processing import EventBusyError
