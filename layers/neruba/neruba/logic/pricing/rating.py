@@ -17,7 +17,16 @@ from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.level_intervals import LevelInterval, level_intervals
 from neruba.domain.lines import GroupUsage
 from neruba.domain.numbers import exact_sum
-from neruba.domain.phases import PhaseSpan, Terms, Versions, phase_spans, rating_period, seconds, timeline
+from neruba.domain.phases import (
+    PhaseSpan,
+    Terms,
+    Versions,
+    phase_spans,
+    rated_at,
+    rating_period,
+    seconds,
+    timeline,
+)
 from neruba.domain.pricing import ZERO, PricingError, RatedWindow
 from neruba.domain.usage import CellUsage, combine, rule_usage, weighted_level
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
@@ -27,8 +36,6 @@ from neruba.logic.pricing.closing import WindowLevels
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
-
-HOUR = timedelta(hours=1)
 
 
 def plan_versions(plans: PlansRepository, subscription: Terms) -> Versions:
@@ -50,8 +57,7 @@ def plan_versions(plans: PlansRepository, subscription: Terms) -> Versions:
 
 def _effective_start(hour: str, subscription_start: datetime) -> datetime:
     """An hour counts from its start, except the hour the subscription starts in: from that start."""
-    start = hour_start(hour)
-    return subscription_start if start <= subscription_start < start + HOUR else start
+    return rated_at(hour_start(hour), subscription_start)
 
 
 def _span_of(spans: list[PhaseSpan], at: datetime) -> PhaseSpan | None:
