@@ -9,8 +9,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import pytest
-
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 
@@ -118,12 +116,6 @@ def test_the_level_carries_across_windows(
     assert line.amount_minor == (cents.numerator * 2 + cents.denominator) // (2 * cents.denominator)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plan change inside an hour: the change hour's cell is weighed to the old part's end (a "
-    "negative part, shown as 0) while the new part carries the level from the change instant, so the "
-    "time between the change and the event is billed; the split must follow the level's real intervals",
-)
 def test_a_change_in_the_hour_of_a_plan_change_is_weighed_once(
     catalog: Any, send: Callable[..., Any], process: Callable[..., int]
 ) -> None:

@@ -14,9 +14,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
-from neruba.domain.level_intervals import LevelInterval, level_intervals
+from neruba.domain.level_intervals import LevelInterval, level_intervals, part_changes
 from neruba.domain.lines import GroupUsage
-from neruba.domain.numbers import exact_sum
 from neruba.domain.phases import (
     PhaseSpan,
     Terms,
@@ -128,8 +127,10 @@ def read_usage(
             intervals: tuple[LevelInterval, ...] = ()
             if aggregation == "weighted_sum":
                 part = _part(span_of[index], charging_from, in_trial)
-                opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
-                changes = timed[(index, in_trial, group)]
+                earlier = [(at, u) for at, g, u in opening_of if g == group]
+                opening, changes = part_changes(
+                    timed[(index, in_trial, group)], earlier, part, (start, upper)
+                )
                 length = period_seconds or seconds(start, upper)
                 quantity = weighted_level(changes, *part, opening, length)
                 intervals = tuple(level_intervals(changes, *part, opening, length))
@@ -147,7 +148,15 @@ def read_usage(
         if aggregation == "weighted_sum":
             window_seconds = period_seconds or seconds(start, upper)
             _level_only_parts(
-                meter_code, spans, charging_from, cells, opening_of, window_seconds, paid, trial
+                meter_code,
+                spans,
+                charging_from,
+                cells,
+                opening_of,
+                window_seconds,
+                (start, upper),
+                paid,
+                trial,
             )
         if meter.carry_over and level is not None:
             _carry_over(meter_code, level.before_window(), bool(meter.group_by), spans, cells, read, paid)
@@ -166,6 +175,7 @@ def _level_only_parts(
     cells: Mapping[tuple[int, bool, str], list[CellUsage]],
     opening_of: list[tuple[datetime, str, CellUsage]],
     period_seconds: Decimal,
+    window: tuple[datetime, datetime],
     paid: dict[int, dict[str, dict[str, GroupUsage]]],
     trial: dict[int, dict[str, dict[str, GroupUsage]]],
 ) -> None:
@@ -180,13 +190,14 @@ def _level_only_parts(
             for group in groups:
                 if (span.index, in_trial, group) in cells:
                     continue
-                opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
-                if opening:
+                earlier = [(at, u) for at, g, u in opening_of if g == group]
+                opening, changes = part_changes([], earlier, part, window)
+                if opening or changes:
                     target = trial if in_trial else paid
                     target[span.index].setdefault(meter_code, {})[group] = GroupUsage(
-                        quantity=weighted_level([], *part, opening, period_seconds),
+                        quantity=weighted_level(changes, *part, opening, period_seconds),
                         aggregation="weighted_sum",
-                        intervals=tuple(level_intervals([], *part, opening, period_seconds)),
+                        intervals=tuple(level_intervals(changes, *part, opening, period_seconds)),
                     )
 
 
