@@ -162,3 +162,14 @@ def test_a_filter_field_that_cannot_apply_is_refused(extra: dict[str, Any]) -> N
             "filters": [{"values": {"t": ["x"]}, "unit_price": "2", **extra}]}  # fmt: skip
     with pytest.raises(ValidationError):
         ChargeIn.model_validate(body)
+
+
+def test_a_filter_without_bounds_does_not_take_the_charges() -> None:
+    # GIVEN percentage at 1% capped at 2 per event, and a filter for x at 2% with no bounds
+    body = {"meter_code": "a", "model": "percentage", "rate": "1", "per_event_max": "2",
+            "filters": [{"values": {"t": ["x"]}, "rate": "2"}]}  # fmt: skip
+    # WHEN an x event and a y event of 1000 are rated
+    lines = _line_amounts(body, {"x": ["1000"], "y": ["1000"]})
+    # THEN x is 2% of 1000 uncapped (not flagged as priced by a rule never registered); y is capped at 2
+    assert (lines["x"].amount_minor, lines["y"].amount_minor) == (2000, 200)
+    assert "unbillable" not in lines["x"].source
