@@ -170,3 +170,12 @@ def test_entitlements_answer_access_usage_limit_remaining_and_reset_in_two_reads
     assert (rows["tokens"]["access"], rows["tokens"]["remaining"]) == (True, "1000")
     status, body = _get("/v1/customers/acme/entitlements/nope", customer_id="acme", feature="nope")
     assert status == 404 and body["error"]["code"] == "feature_not_found"
+
+
+@pytest.mark.parametrize("value", ["a\u0007b", "a\nb", "a\u2028b", "a\x7fb", "a\u0085b"])
+def test_a_static_value_with_a_control_character_or_line_break_is_refused(catalog: Any, value: str) -> None:
+    status, body = _put({"features": [{"feature": "f", "kind": "static", "value": value}]})
+    assert status == 422, body
+    assert body["error"]["code"] == "validation_error"
+    assert [d["param"] for d in body["error"]["details"]] == ["features.0.value"]
+    assert _audit() == []

@@ -56,6 +56,7 @@ AuditedReason = Annotated[
 ]  # runs, replays
 TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
+StaticValue = Annotated[str, Field(max_length=256), AfterValidator(_one_line)]  # a static entitlement's
 
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, Ticket
+from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, StaticValue, Ticket
 
 Interval = Literal["day", "week", "month", "quarter", "year"]
 MAX_METERS = 20
@@ -37,7 +37,7 @@ class FeatureIn(BaseModel):
     feature: str = Field(pattern=CODE_PATTERN)
     kind: Literal["boolean", "static", "metered"]
     enabled: bool = Field(default=True, description="boolean: whether the customer has the feature.")
-    value: str | None = Field(default=None, max_length=256, description="static: the value granted.")
+    value: StaticValue | None = Field(default=None, description="static: the value granted (one line).")
     meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
     limit: Quantity | None = Field(default=None, description="metered: the allowance per period.")
 
