@@ -179,3 +179,14 @@ def test_a_static_value_with_a_control_character_or_line_break_is_refused(catalo
     assert body["error"]["code"] == "validation_error"
     assert [d["param"] for d in body["error"]["details"]] == ["features.0.value"]
     assert _audit() == []
+
+
+@pytest.mark.parametrize("text", [" 5 ", "1_000", "\u0661\u0662", "1e5", "1E-6", "+5", ".5", "5."])
+@pytest.mark.parametrize("field", ["hard_cap", "soft_cap", "alerts"])
+def test_a_cap_is_plain_decimal_text(catalog: Any, field: str, text: str) -> None:
+    limit: dict[str, Any] = {"meter_code": "api_calls", field: [text] if field == "alerts" else text}
+    status, body = _put({"meters": [limit]})
+    assert status == 422, body
+    assert body["error"]["code"] == "validation_error"
+    assert [d["param"].split(".")[2] for d in body["error"]["details"]] == [field]
+    assert _get(LIMITS, customer_id="acme")[1]["meters"] == [] and _audit() == []

@@ -11,12 +11,13 @@ Example:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, ValidationInfo
 
 from neruba.domain.money import is_supported_currency
 
@@ -65,8 +66,29 @@ Metadata = dict[
     Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX)],
     Annotated[str, Field(max_length=METADATA_VALUE_MAX)],
 ]
-Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
-Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _plain_decimal(value: object, info: ValidationInfo) -> object:
+    """Refuse a decimal written as text in any form but plain ASCII digits with an optional sign and
+    fraction: no spaces, underscores, exponents, other scripts' digits, ``+``, ``.5`` or ``5.``."""
+    if isinstance(info.context, dict) and info.context.get("stored"):
+        return value
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise ValueError("must be a plain decimal such as 12 or 0.5 (ASCII digits, no exponent or spaces)")
+    return value
+
+
+Price = Annotated[
+    Decimal,
+    Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12),
+    BeforeValidator(_plain_decimal),
+]
+Quantity = Annotated[
+    Decimal,
+    Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6),
+    BeforeValidator(_plain_decimal),
+]
 
 
 def _known_currency(value: str) -> str:
