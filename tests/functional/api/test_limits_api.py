@@ -190,3 +190,18 @@ def test_a_cap_is_plain_decimal_text(catalog: Any, field: str, text: str) -> Non
     assert body["error"]["code"] == "validation_error"
     assert [d["param"].split(".")[2] for d in body["error"]["details"]] == [field]
     assert _get(LIMITS, customer_id="acme")[1]["meters"] == [] and _audit() == []
+
+
+@pytest.mark.parametrize(
+    ("interval", "anchor"),
+    [("day", "9999-12-31T23:59:59Z"), ("year", "9999-06-01T00:00:00Z"), ("month", "9999-12-15T00:00:00Z")],
+)
+def test_an_anchor_whose_period_runs_past_the_calendar_is_refused(
+    catalog: Any, interval: str, anchor: str
+) -> None:
+    caps = {"meters": [{"meter_code": "api_calls", "hard_cap": "5"}]}
+    status, body = _put({"interval": interval, "period_anchor": anchor, **caps})
+    assert status == 422, body
+    assert body["error"]["code"] == "validation_error"
+    assert [d["param"] for d in body["error"]["details"]] == ["period_anchor"]
+    assert _audit() == []

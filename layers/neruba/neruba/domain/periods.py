@@ -57,6 +57,16 @@ def add_interval(anchor: datetime, interval: str, n: int) -> datetime:
     return anchor.replace(year=year, month=month + 1, day=day)
 
 
+def fits_calendar(anchor: datetime, interval: str) -> bool:
+    """Whether the anchor's first period ends by the end of the calendar (year 9999): past it no period
+    boundary can be computed."""
+    try:
+        add_interval(anchor, interval, 1)
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
 def _periods_before(anchor: datetime, interval: str, at: datetime) -> int:
     """A number ``n`` of whole periods with ``add_interval(anchor, interval, n) <= at`` (exact for days
     and weeks, at most one short for the calendar intervals); both times in UTC, ``at >= anchor``."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from neruba.domain.periods import fits_calendar
 from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, StaticValue, Ticket
 
 Interval = Literal["day", "week", "month", "quarter", "year"]
@@ -57,15 +59,24 @@ class UsageLimitsIn(BaseModel):
             ]
         },
     )
+    interval: Interval = "month"
     period_anchor: AwareInstant | None = Field(
         default=None,
-        description="Where the limit periods start (default: calendar periods in UTC, from 2000-01-01).",
+        description="Where the limit periods start (default: calendar periods in UTC, from 2000-01-01);"
+        " its first period must end by the end of year 9999.",
     )
-    interval: Interval = "month"
     meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
     features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None
+
+    @field_validator("period_anchor")
+    @classmethod
+    def _anchor_fits_calendar(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        interval = info.data.get("interval")
+        if value is not None and interval is not None and not fits_calendar(value, interval):
+            raise ValueError(f"a {interval} period from this anchor would end after the year 9999")
+        return value
 
 
 class MeterLimitView(BaseModel):
