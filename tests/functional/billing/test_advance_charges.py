@@ -594,3 +594,21 @@ def test_two_workers_on_the_same_message_bill_it_once(world: World, monkeypatch:
     assert item["invoice_id"] == invoice["id"] and invoice["status"] == "finalized"
     assert len(invoice_postings("acme")) == 1
     assert_books_agree(world, "acme")
+
+
+def test_an_advance_amount_over_the_line_limit_is_recorded_at_0_and_never_invoiced(
+    world: World, monkeypatch: Any
+) -> None:
+    # GIVEN a runaway value on a license meter billed at once (12.00 each: 1.2E+20 minor units)
+    _enqueue(_event("lic-huge", "licenses", START + day(0, 2), n="1E+17"))
+    _ingest()
+    _bill_events(world, monkeypatch, START + day(0, 3))
+
+    # THEN no invoice is issued: the item is recorded at 0 and its line says why
+    assert _advance_invoices(world) == []
+    item = world.ctx.billing.advance.get("acme", "lic-huge")
+    assert item is not None
+    assert (item.document["amount_minor"], item.document["status"]) == (0, "recorded")
+    line = item.document["line"]
+    assert (line["amount_minor"], line["source"]["unbillable"]) == (0, "amount_too_large")
+    assert "too large" in line["description"]

@@ -19,24 +19,19 @@ from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.level_intervals import LevelInterval
-from neruba.domain.money import minor_exponent
 from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
     EXACT,
+    MAX_LINE_MINOR,
     ZERO,
     InvoiceLine,
     Priced,
     exact,
     line_minor,
+    over_line_limit,
     price_charge,
     price_for_group,
 )
-
-MAX_LINE_MINOR = 10**18
-"""The largest amount a usage line bills, in minor units. A usage value that would price above it (a
-runaway or forged quantity) rates to 0 on a line flagged ``source.unbillable = "amount_too_large"``,
-rather than failing the whole billing window (docs/pricing.md, "Usage values rating never refuses")."""
-
 
 ADVANCE_NOTE = "already billed in advance, event by event, on advance lines: not billed again here"
 """What a usage line of a pay-in-advance charge says: its quantity is shown, its amount is 0 (each event
@@ -255,7 +250,7 @@ def rate_quantity(
             " billed as 0 until the usage sweep recounts them"
         )
         return RatedQuantity(priced, 0, tuple(notes), source, amount)
-    if amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
+    if over_line_limit(amount, currency):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
         return RatedQuantity(priced, 0, tuple(notes), source, amount)
