@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo
+from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer, ValidationInfo
 
 from neruba.domain.money import is_supported_currency
+from neruba.domain.numbers import canonical_text
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
@@ -64,8 +65,11 @@ Metadata = dict[
     Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX)],
     Annotated[str, Field(max_length=METADATA_VALUE_MAX)],
 ]
-Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
-Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
+AsText = PlainSerializer(canonical_text, return_type=str, when_used="json")
+"""How every decimal of a request model is stored and answered: canonical text (``domain.numbers``), no
+exponent and no trailing zeros (``"1e2"`` -> ``"100"``, ``"0.300"`` -> ``"0.3"``)."""
+Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12), AsText]
+Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6), AsText]
 
 
 def _known_currency(value: str) -> str:
