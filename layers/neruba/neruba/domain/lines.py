@@ -162,9 +162,10 @@ def explain(priced: Priced, events: int) -> str:
         ...                       "free_events": 3}, Decimal(450), 4), 4)
         ': 1.2% of 450 + 0.1 x 1 of 4 events (3 free)'
     """
-    source = priced.source
+    source = {key: _shown(value) for key, value in priced.source.items()}
+    billable = _shown(priced.billable)
     if "multiplier" in source:
-        return f": the events' amounts, {priced.billable}, x {source['multiplier']}"
+        return f": the events' amounts, {billable}, x {source['multiplier']}"
     if "rate" not in source:
         return ""
     if "per_event_charges" in source:
@@ -178,12 +179,24 @@ def explain(priced: Priced, events: int) -> str:
             f": each event {source['rate']}% + {source['fixed_fee']}, {bounds}:"
             f" {events} events = {source['per_event_charges']}"
         )
-    text = f": {source['rate']}% of {priced.billable}"
-    if source["fixed_fee"]:
+    text = f": {source['rate']}% of {billable}"
+    if priced.source.get("fixed_fee"):
         free = source["free_events"]
         text += f" + {source['fixed_fee']} x {source['billable_events']} of {events} events"
-        text += f" ({free} free)" if free else ""
+        text += f" ({free} free)" if priced.source.get("free_events") else ""
     return text
+
+
+def _shown(value: Any) -> Any:
+    """A number as a description shows it: canonical decimal text (no exponent, no trailing zeros)."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return canonical_text(value)
+    if isinstance(value, str):
+        try:
+            return canonical_text(Decimal(value))
+        except ArithmeticError:
+            return value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
