@@ -5,7 +5,7 @@ and worker (daily windows). Each event bills once, whatever is delivered twice o
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -202,7 +202,9 @@ def test_a_seat_added_mid_period_is_invoiced_at_once_prorated_and_explained(
         "1",
     )
     assert advance["posting_key"] == f"invoice:{invoice['id']}"
-    assert explained["price"]["plan_code"] == "team" and explained["price"]["unit_price"] == "30.00"
+    assert (
+        explained["price"]["plan_code"] == "team" and explained["price"]["unit_price"] == "30"
+    )  # canonical text of "30.00"
 
 
 def test_the_period_invoice_does_not_bill_advance_units_again_and_carries_gathered_lines_once(
@@ -612,3 +614,36 @@ def test_an_advance_amount_over_the_line_limit_is_recorded_at_0_and_never_invoic
     line = item.document["line"]
     assert (line["amount_minor"], line["source"]["unbillable"]) == (0, "amount_too_large")
     assert "too large" in line["description"]
+
+
+def test_the_phase_that_owns_the_events_hour_decides_advance_billing(world: World) -> None:
+    """Usage is stored per hour and an hour is rated by the phase its start falls in; advance billing
+    follows the same phase, so an event in the hour of a plan change is billed once, by one phase."""
+    from neruba.logic.billing import advance
+    from neruba.logic.catalog.subscriptions import change_plan
+    from neruba.models.catalog import PlanChange
+
+    arrears = {**PLAN, "charges": [{"meter_code": "members", "model": "per_unit", "unit_price": "7"}]}
+    for version in (arrears, PLAN):  # v2: members in arrears, v3: members in advance again
+        body = {k: v for k, v in version.items() if k != "code"}
+        status, published = _admin("POST", "/v1/plans/team/versions", body)
+        assert status == 201, published
+    half_past = timedelta(minutes=30)
+    sub_id = world.subscriptions[0]["id"]
+    change = PlanChange(plan_code="team", plan_version=2, at=START + day(2) + half_past)
+    change_plan(world.plans, sub_id, change, now=START + day(2))
+    change = PlanChange(plan_code="team", plan_version=3, at=START + day(3) + half_past)
+    change_plan(world.plans, sub_id, change, now=START + day(3))
+
+    def bill(tx: str, at: datetime) -> tuple[str, Any]:
+        item = advance.process_message(world.ctx, _message(tx, at), at)
+        return item["status"], item.get("reason")
+
+    forty = timedelta(minutes=40)
+    # the hour of the change to arrears (starts on v1, advance): billed in advance, by v1
+    assert bill("a", START + day(2) + forty)[0] != "not_billed"
+    # the next hour is v2's: in arrears
+    assert bill("b", START + day(2, 1) + forty) == ("not_billed", "charged_in_arrears")
+    # the hour of the change back to advance starts on v2 (arrears): not billed in advance
+    assert bill("c", START + day(3) + forty) == ("not_billed", "charged_in_arrears")
+    assert bill("d", START + day(3, 1) + forty)[0] != "not_billed"

@@ -117,3 +117,22 @@ def test_dynamic_charge_is_published_on_a_sum_meter_only(admin: Api, reader: Api
     bad = plan | {"code": "ai2", "charges": [{"meter_code": "calls", "model": "dynamic"}]}
     status, body = admin("POST", "/v1/plans", bad)
     assert (status, body["error"]["code"]) == (400, "charge_needs_sum_meter")
+
+
+def test_filter_fields_are_read_back_and_those_that_cannot_apply_refused(admin: Api, reader: Api) -> None:
+    # GIVEN a sum meter grouped by provider
+    meter = {"code": "cost", "name": "Cost", "aggregation": "sum", "field": "cost", "group_by": ["provider"]}
+    assert admin("POST", "/v1/meters", meter)[0] == 201
+    bounded = {"values": {"provider": ["x"]}, "rate": "2", "per_event_min": "1.5", "per_event_max": "3"}
+    charge = {"meter_code": "cost", "model": "percentage", "rate": "1", "filters": [bounded]}
+    plan = {"code": "costs", "name": "Costs", "currency": "USD", "interval": "month", "charges": [charge]}
+    # WHEN a plan whose filter sets per-event bounds is created THEN they are read back
+    assert admin("POST", "/v1/plans", plan)[0] == 201
+    (stored,) = reader("/v1/plans/costs", params={"plan_code": "costs"})[1]["charges"]
+    assert (stored["filters"][0]["per_event_min"], stored["filters"][0]["per_event_max"]) == ("1.5", "3")
+    # AND a filter field the charge's model does not take, or a charge-only field, is refused
+    for extra in ({"multiplier": "2"}, {"pay_in_advance": True}, {"model": "dynamic"}, {"free_units": "1"}):
+        other = charge | {"filters": [bounded | extra]}
+        status, body = admin("POST", "/v1/plans", plan | {"code": "refused", "charges": [other]})
+        assert status == 422, (extra, body)
+        assert body["error"]["code"] == "validation_error" and "filters" in str(body["error"]), body

@@ -25,21 +25,21 @@ CHARGE = {
 }
 
 
-def _publish(code: str) -> dict[str, Any]:
+def _publish(code: str, charge: dict[str, Any] = CHARGE) -> dict[str, Any]:
     from neruba.dal.plans import PlansRepository
     from neruba.logic.catalog.entries import create_plan
     from neruba.logic.catalog.subscriptions import create_subscription
     from neruba.models.catalog import PlanCreate, SubscriptionCreate
 
     plans = PlansRepository(get_settings().catalog_table)
-    body = {"code": code, "name": "Bounded", "currency": "USD", "interval": "month", "charges": [CHARGE]}
+    body = {"code": code, "name": "Bounded", "currency": "USD", "interval": "month", "charges": [charge]}
     create_plan(plans, PlanCreate.model_validate(body))
     return create_subscription(
         plans, SubscriptionCreate(customer_id="acme", plan_code=code, start_at=START), None, now=NOW
     )
 
 
-def _line(sub: dict[str, Any]) -> Any:
+def _line(sub: dict[str, Any], group: str = "model=a") -> Any:
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
     from neruba.domain.periods import add_interval
@@ -48,12 +48,30 @@ def _line(sub: dict[str, Any]) -> Any:
     plans = PlansRepository(get_settings().catalog_table)
     usage = UsageRepository(get_settings().usage_table)
     window = rate_window(plans, usage, sub, START, add_interval(START, "month", 1), as_of=NOW)
-    return next(line for line in window.lines if line.line_id == "usage:tokens:model=a:0")
+    return next(line for line in window.lines if line.line_id == f"usage:tokens:{group}:0")
 
 
-def _tokens(tx: str, amount: int, hour: int) -> dict[str, Any]:
+def _tokens(tx: str, amount: int, hour: int, model: str = "a") -> dict[str, Any]:
     at = (START + timedelta(hours=hour, minutes=5)).isoformat()
-    return ev(tx, code="tokens", timestamp=at, properties={"tokens": amount, "model": "a"})
+    return ev(tx, code="tokens", timestamp=at, properties={"tokens": amount, "model": model})
+
+
+def test_a_filters_per_event_bounds_are_registered_and_price_its_groups(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    # GIVEN 1% per event by default, and for model a 2% + 1 per event within 1.50..3 (a filter's bounds)
+    bounds = {"rate": "2", "fixed_fee": "1", "per_event_min": "1.5", "per_event_max": "3"}
+    charge = {"meter_code": "tokens", "model": "percentage", "rate": "1",
+              "filters": [{"values": {"model": ["a"]}, **bounds}]}  # fmt: skip
+    sub = _publish("filtered", charge)
+    # WHEN a events of 1, 100 and 1,000 and a b event of 1,000 are ingested and rated
+    send(_tokens("f1", 1, 1), _tokens("f2", 100, 1), _tokens("f3", 1000, 2), _tokens("f4", 1000, 2, "b"))
+    process()
+    # THEN a: 1.50 (1.02 raised) + 3 + 3 (21 capped) = 7.50, not 2% of 1,101 + 3 x 1 = 25.02; b: 10.00
+    line = _line(sub)
+    assert (line.amount_minor, line.source["per_event_charges"]) == (750, Decimal("7.5"))
+    assert "unbillable" not in line.source
+    assert _line(sub, "model=b").amount_minor == 1000
 
 
 def test_bounded_percentage_priced_per_event_from_ingest(

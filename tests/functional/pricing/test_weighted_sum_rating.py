@@ -114,3 +114,43 @@ def test_the_level_carries_across_windows(
     assert abs(Fraction(line.quantity) - expected) < Fraction(1, 10**90)
     cents = expected * 3 * 100
     assert line.amount_minor == (cents.numerator * 2 + cents.denominator) // (2 * cents.denominator)
+
+
+def test_a_change_in_the_hour_of_a_plan_change_is_weighed_once(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    from neruba.dal.plans import PlansRepository
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.periods import add_interval
+    from neruba.domain.phases import seconds
+    from neruba.logic.catalog.subscriptions import change_plan, create_subscription
+    from neruba.logic.pricing.rating import rate_window
+    from neruba.models.catalog import Meter, PlanChange, PlanVersionIn, SubscriptionCreate
+
+    # GIVEN a plan change at 00:30 and one GB added at 00:40, in the same hour
+    catalog.create_meter(
+        Meter(code="gb", name="GB", aggregation="weighted_sum", field="d", allow_negative=True)
+    )
+    plans = PlansRepository(get_settings().catalog_table)
+    for price in ("1", "2"):
+        charge = {"meter_code": "gb", "model": "per_unit", "unit_price": price}
+        body = PlanVersionIn.model_validate(
+            {"name": "S", "currency": "USD", "interval": "month", "charges": [charge]}
+        )
+        plans.publish("storage", body.model_dump(mode="json"))
+    create = SubscriptionCreate(customer_id="acme", plan_code="storage", plan_version=1, start_at=START)
+    sub = create_subscription(plans, create, None, now=NOW)
+    change_at, added = CHANGE + timedelta(minutes=30), CHANGE + timedelta(minutes=40)
+    change = PlanChange(plan_code="storage", plan_version=2, at=change_at)
+    sub = change_plan(plans, sub["id"], change, now=NOW)
+    send(ev("a", code="gb", timestamp=added.isoformat(), properties={"d": 1}))
+    process()
+    # WHEN the period is rated
+    end = add_interval(START, "month", 1)
+    window = rate_window(plans, UsageRepository(get_settings().usage_table), sub, START, end, as_of=NOW)
+    lines = {line.line_id: line for line in window.lines}
+    old, new = Fraction(lines["usage:gb::0"].quantity), Fraction(lines["usage:gb::1"].quantity)
+    # THEN the GB is weighed from 00:40 once, split between the parts without a negative part
+    period = Fraction(seconds(START, end))
+    assert old >= 0 and new >= 0
+    assert abs(old + new - Fraction(seconds(added, end)) / period) < Fraction(1, 10**90)

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -92,6 +92,52 @@ def level_intervals(
             raw.append((cursor, end, level, None, level * seconds(cursor, end)))
     rows = _merged([r for r in raw if r[0] < r[1] or r[4]], MAX_INTERVALS)
     return [_row(*row, period_seconds) for row in rows]
+
+
+def part_changes(
+    own: Iterable[tuple[datetime, CellUsage]],
+    earlier: Iterable[tuple[datetime, CellUsage]],
+    part: tuple[datetime, datetime],
+    window: tuple[datetime, datetime],
+) -> tuple[Decimal, list[tuple[datetime, CellUsage]]]:
+    """The opening level and the timed changes a part [start, end) of a window is weighed from.
+
+    ``own`` are the part's cells with their hour's start, ``earlier`` the cells before it with their
+    (effective) start. An hour belongs wholly to the part its start falls in (docs/pricing.md, "A plan
+    change inside an hour"), so at a boundary inside the window (a plan change, a trial's end) that falls
+    inside an hour, the part owning the hour keeps the changes' whole integral up to the hour's end, and
+    the next part counts them from the hour's end on: the level is weighed once, never negative.
+
+    Example:
+        >>> from datetime import UTC
+        >>> t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+        >>> t2, window = datetime(2026, 1, 1, 2, tzinfo=UTC), (t0, datetime(2026, 1, 2, tzinfo=UTC))
+        >>> cell = CellUsage(1, total=Decimal(1), weighted=Decimal(2400))  # +1 at 00:40
+        >>> _, mine = part_changes([(t0, cell)], [], (t0, t1), window)
+        >>> opening, theirs = part_changes([], [(t0, cell)], (t1, t2), window)
+        >>> mine[0][1].weighted, opening, theirs[0][0].hour
+        (Decimal('600.000000'), Decimal('0'), 1)
+    """
+    start, end = part
+    opening, changes = Decimal(0), []
+    with localcontext(EXACT):
+        for at, cell in earlier:
+            if at >= start:
+                continue
+            change = cell.total or Decimal(0)
+            hour_end = at.replace(minute=0, second=0, microsecond=0) + HOUR
+            if start > window[0] and hour_end > start:
+                if hour_end < end:  # counted here from the hour's end
+                    changes.append((hour_end, CellUsage(total=change, weighted=Decimal(0))))
+                continue
+            opening += change
+        for hour, cell in own:
+            hour_end = hour + HOUR
+            if end < window[1] and hour < end < hour_end:  # the rest of the hour is held here
+                change = cell.total or Decimal(0)
+                cell = replace(cell, weighted=(cell.weighted or Decimal(0)) - change * seconds(end, hour_end))
+            changes.append((hour, cell))
+    return opening, changes
 
 
 def _merged(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -183,6 +183,25 @@ def phase_spans(subscription: Terms, start: datetime, end: datetime) -> list[Pha
                 PhaseSpan(index, phase.plan_code, phase.plan_version, lo, hi, phase.start, phase.end)
             )
     return spans
+
+
+def rated_at(at: datetime, subscription_start: datetime) -> datetime:
+    """The instant that places usage at ``at`` in a phase: usage is stored per hour, so it is the start
+    of the event's UTC hour, or the subscription's start for the hour the subscription starts in.
+
+    Rating in arrears and pay-in-advance billing both use it, so the hour of a plan change belongs to
+    one phase (the one in force at the hour's start) and each event is billed by exactly one phase.
+
+    Example:
+        >>> from datetime import UTC
+        >>> start = datetime(2026, 1, 1, 9, 15, tzinfo=UTC)
+        >>> rated_at(datetime(2026, 1, 2, 0, 40, tzinfo=UTC), start).isoformat()
+        '2026-01-02T00:00:00+00:00'
+        >>> rated_at(datetime(2026, 1, 1, 9, 40, tzinfo=UTC), start) == start
+        True
+    """
+    hour = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return subscription_start if hour <= subscription_start < hour + timedelta(hours=1) else hour
 
 
 def phase_at(subscription: Terms, at: datetime) -> tuple[int, Phase] | None:

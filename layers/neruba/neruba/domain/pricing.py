@@ -287,6 +287,8 @@ def _percentage(
     return rows, source
 
 
+# Every field of a price (models.catalog.Pricing): a filter replaces all of them, so none of the charge's
+# leaks into a filter's price and none a filter sets is ignored (docs/pricing.md, "Fields a filter may set").
 PRICE_FIELDS = (
     "unit_price",
     "tiers",
@@ -296,6 +298,10 @@ PRICE_FIELDS = (
     "rate",
     "fixed_fee",
     "free_events",
+    "per_event_min",
+    "per_event_max",
+    "multiplier",
+    "zero_usage_flat_fee",
 )
 
 

@@ -4,7 +4,8 @@ The ingest worker sends one ``{"advance": {...}}`` message per counted event of 
 in advance (``logic.ingest.advance``) to the billing queue; the billing worker hands it to
 :func:`process_message`, which
 
-1. finds the subscription whose phase at the event's time charges the meter in advance, and the billing
+1. finds the subscription whose phase at the start of the event's hour (``domain.phases.rated_at``,
+   the phase that rates that hour in arrears) charges the meter in advance, and the billing
    period holding the event;
 2. reads the period's position (units in use, units paid) and prices the change
    (``domain.advance.price_change``: marginal price under the charge's model, proration, one rounding);
@@ -34,7 +35,7 @@ from neruba.dal.one_offs import STATUS_PENDING
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.advance import Change, Terms, event_delta, period_of, price_change, terms_of
 from neruba.domain.numbers import canonical_text
-from neruba.domain.phases import phase_at
+from neruba.domain.phases import phase_at, rated_at
 from neruba.logic import idempotency
 from neruba.logic.billing.advance_lines import KIND
 from neruba.logic.billing.context import Billing, PostingRequest
@@ -64,9 +65,10 @@ def _charge_for(
     reason = "no_subscription"
     for sub in ctx.plans.customer_subscriptions(customer_id):
         terms = sub.timeline
-        found = phase_at(terms, at)
+        owner = rated_at(at, terms.anchor.astimezone(UTC))  # the phase rating the event's hour bills it
+        found = phase_at(terms, owner)
         end = terms.ended_at
-        if found is None or (end is not None and at >= end):
+        if found is None or at < terms.anchor or (end is not None and owner >= end):
             continue
         phase = found[1]
         version = ctx.plans.version(phase.plan_code, phase.plan_version).document
@@ -77,7 +79,7 @@ def _charge_for(
                 reason = "charged_in_arrears"
                 continue
             trial = terms.trial_end
-            if trial is not None and at < trial:
+            if trial is not None and owner < trial:
                 reason = "in_trial"
                 continue
             return sub, version, charge

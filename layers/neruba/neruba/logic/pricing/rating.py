@@ -14,10 +14,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.ingest import hour_bucket, hour_start
-from neruba.domain.level_intervals import LevelInterval, level_intervals
+from neruba.domain.level_intervals import LevelInterval, level_intervals, part_changes
 from neruba.domain.lines import GroupUsage
-from neruba.domain.numbers import exact_sum
-from neruba.domain.phases import PhaseSpan, Terms, Versions, phase_spans, rating_period, seconds, timeline
+from neruba.domain.phases import (
+    PhaseSpan,
+    Terms,
+    Versions,
+    phase_spans,
+    rated_at,
+    rating_period,
+    seconds,
+    timeline,
+)
 from neruba.domain.pricing import ZERO, PricingError, RatedWindow
 from neruba.domain.usage import CellUsage, combine, rule_usage, weighted_level
 from neruba.domain.window_rating import rate_opening_window, rate_subscription_window
@@ -27,8 +35,6 @@ from neruba.logic.pricing.closing import WindowLevels
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
-
-HOUR = timedelta(hours=1)
 
 
 def plan_versions(plans: PlansRepository, subscription: Terms) -> Versions:
@@ -50,8 +56,7 @@ def plan_versions(plans: PlansRepository, subscription: Terms) -> Versions:
 
 def _effective_start(hour: str, subscription_start: datetime) -> datetime:
     """An hour counts from its start, except the hour the subscription starts in: from that start."""
-    start = hour_start(hour)
-    return subscription_start if start <= subscription_start < start + HOUR else start
+    return rated_at(hour_start(hour), subscription_start)
 
 
 def _span_of(spans: list[PhaseSpan], at: datetime) -> PhaseSpan | None:
@@ -122,8 +127,10 @@ def read_usage(
             intervals: tuple[LevelInterval, ...] = ()
             if aggregation == "weighted_sum":
                 part = _part(span_of[index], charging_from, in_trial)
-                opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
-                changes = timed[(index, in_trial, group)]
+                earlier = [(at, u) for at, g, u in opening_of if g == group]
+                opening, changes = part_changes(
+                    timed[(index, in_trial, group)], earlier, part, (start, upper)
+                )
                 length = period_seconds or seconds(start, upper)
                 quantity = weighted_level(changes, *part, opening, length)
                 intervals = tuple(level_intervals(changes, *part, opening, length))
@@ -141,7 +148,15 @@ def read_usage(
         if aggregation == "weighted_sum":
             window_seconds = period_seconds or seconds(start, upper)
             _level_only_parts(
-                meter_code, spans, charging_from, cells, opening_of, window_seconds, paid, trial
+                meter_code,
+                spans,
+                charging_from,
+                cells,
+                opening_of,
+                window_seconds,
+                (start, upper),
+                paid,
+                trial,
             )
         if meter.carry_over and level is not None:
             _carry_over(meter_code, level.before_window(), bool(meter.group_by), spans, cells, read, paid)
@@ -160,6 +175,7 @@ def _level_only_parts(
     cells: Mapping[tuple[int, bool, str], list[CellUsage]],
     opening_of: list[tuple[datetime, str, CellUsage]],
     period_seconds: Decimal,
+    window: tuple[datetime, datetime],
     paid: dict[int, dict[str, dict[str, GroupUsage]]],
     trial: dict[int, dict[str, dict[str, GroupUsage]]],
 ) -> None:
@@ -174,13 +190,14 @@ def _level_only_parts(
             for group in groups:
                 if (span.index, in_trial, group) in cells:
                     continue
-                opening = exact_sum(u.total or 0 for at, g, u in opening_of if g == group and at < part[0])
-                if opening:
+                earlier = [(at, u) for at, g, u in opening_of if g == group]
+                opening, changes = part_changes([], earlier, part, window)
+                if opening or changes:
                     target = trial if in_trial else paid
                     target[span.index].setdefault(meter_code, {})[group] = GroupUsage(
-                        quantity=weighted_level([], *part, opening, period_seconds),
+                        quantity=weighted_level(changes, *part, opening, period_seconds),
                         aggregation="weighted_sum",
-                        intervals=tuple(level_intervals([], *part, opening, period_seconds)),
+                        intervals=tuple(level_intervals(changes, *part, opening, period_seconds)),
                     )
 
 
