@@ -21,7 +21,7 @@ LINE_DECIMALS = ("quantity", "unit_price")
 TIER_DECIMALS = ("quantity", "up_to", "unit_price", "flat_fee", "amount")
 SOURCE_COUNTS = frozenset(
     {"events", "hours", "free_events", "billable_events", "per_event_priced", "filter", "seconds"}
-    | {"number_in_period", "plan_version", "version", "seq", "index"}
+    | {"number_in_period", "n", "plan_version", "version", "seq", "index"}
 )
 """The integers a line's ``source`` may hold besides money (``*_minor``): counts, indexes, whole
 seconds. Every other number in a source, at any depth, is a decimal and leaves as text."""
