@@ -33,13 +33,19 @@ AUDIT_PARTITION_PATTERN = (
 # text stored before a rule on free text existed is read as it was written, never refused on the way out.
 STORED = {"stored": True}
 
+# Invisible format characters that reorder or hide what a reader sees (a name shown reversed on a console or
+# an invoice): the bidirectional embeddings, overrides and isolates, the left-to-right, right-to-left and
+# Arabic letter marks, and the byte-order mark. The zero-width joiners stay: scripts and emoji need them.
+_HIDDEN_FORMAT = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c\ufeff")
+
 
 def _one_line(value: str, info: ValidationInfo) -> str:
-    """Refuse a control character (NUL, tab, escape, DEL, C1) or a line break of any kind (CR, LF, the
-    Unicode line and paragraph separators): free text is shown on one line in consoles, logs and CSVs."""
+    """Refuse a control character (NUL, tab, escape, DEL, C1, a bidirectional or invisible format character)
+    or a line break of any kind (CR, LF, the Unicode line and paragraph separators): free text is shown as
+    written, on one line, in consoles, logs, invoices and CSVs."""
     if isinstance(info.context, dict) and info.context.get("stored"):
         return value
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _HIDDEN_FORMAT for ch in value):
         raise ValueError("must not contain control characters or line breaks")
     return value
 
