@@ -109,21 +109,28 @@ def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
 
 
 @_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans", Plan, 201)
-def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
+def create_plan(body: Annotated[PlanCreate, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
+    """Send an ``Idempotency-Key`` header: a retry with the same key and body returns the first answer,
+    the same key with another body is 409 ``idempotency_conflict``."""
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_plan(bootstrap.plans(), body, _by()), status=201)
+    created = catalog.create_plan(bootstrap.plans(), body, _by(), idempotency_key)
+    return json_response(created, status=201)
 
 
 @_admin_route(
     "post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans", PlanVersion, 201
 )
 def publish_version(
-    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], body: Annotated[PlanVersionIn, Body()]
+    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)],
+    body: Annotated[PlanVersionIn, Body()],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[str]:
+    """``Idempotency-Key`` as for ``POST /v1/plans``: a retried publication is not a second version."""
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.publish_version(bootstrap.plans(), plan_code, body, _by()), status=201)
+    published = catalog.publish_version(bootstrap.plans(), plan_code, body, _by(), idempotency_key)
+    return json_response(published, status=201)
 
 
 @_admin_route(

@@ -20,7 +20,7 @@ from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
-from neruba.logic.idempotency import audit_put
+from neruba.logic.idempotency import audit_put, fingerprint, record_items, replay
 from neruba.models.catalog import (
     AMOUNT_MODELS,
     ChargeIn,
@@ -226,14 +226,35 @@ def _register_event_rules(repo: PlansRepository, body: PlanVersionIn) -> None:
         repo.register_event_rules(charge.meter_code, rules)
 
 
-def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
-    """The audit record of a published version (``after`` is the version's document)."""
-    return lambda doc: [
-        audit_item(by, action, str(doc["code"]), before=None, after=doc, at=datetime.now(UTC))
-    ]
+def _plan_audit(
+    by: Actor, action: str, key: str | None = None, request: str = "", answer: Callable[[Any], Any] = dict
+) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
+    """The audit record of a published version (``after`` is the version's document) and, with an
+    ``Idempotency-Key``, the record of the answer ``answer(doc)``, both in the publication's transaction."""
+
+    def actions(doc: dict[str, Any]) -> Sequence[dict[str, Any]]:
+        at = datetime.now(UTC)
+        audit = audit_item(by, action, str(doc["code"]), before=None, after=doc, at=at, idempotency_key=key)
+        return record_items(bootstrap.billing_records(), audit, action, key, request, answer(doc))
+
+    return actions
 
 
-def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> dict[str, Any]:
+def _first_answer(action: str, key: str | None, request: str) -> dict[str, Any] | None:
+    """The stored answer of ``key`` for this plan write (409 ``idempotency_conflict`` for another body)."""
+    first = replay(bootstrap.billing_records(), action, key, request)
+    return None if first is None else dict(first)
+
+
+def create_plan(
+    repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Version 1 of a new plan. With an ``Idempotency-Key`` a retry of the same body gets the first answer
+    (not 409 ``plan_exists``), another body 409 ``idempotency_conflict``; a refused body stores nothing."""
+    request = fingerprint(body.model_dump(mode="json"), "plans")
+    first = _first_answer("plan.create", idempotency_key, request)
+    if first is not None:
+        return first
     _check_charges(repo, body)
     try:
         repo.plan(body.code)
@@ -245,19 +266,42 @@ def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> 
         )
     _register_event_rules(repo, body)
     _register_advance_meters(repo, body)
-    repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
+    extra = _plan_audit(by, "plan.create", idempotency_key, request, lambda doc: {**doc, "versions": [1]})
+    _publish(repo, body.code, body.model_dump(mode="json", exclude={"code"}), extra)
     return repo.plan(body.code).document
 
 
 def publish_version(
-    repo: PlansRepository, code: str, body: PlanVersionIn, by: Actor = SYSTEM
+    repo: PlansRepository,
+    code: str,
+    body: PlanVersionIn,
+    by: Actor = SYSTEM,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """The next version of plan ``code``; ``Idempotency-Key`` as for :func:`create_plan`."""
+    request = fingerprint(body.model_dump(mode="json"), f"plans/{code}/versions")
+    first = _first_answer("plan.publish_version", idempotency_key, request)
+    if first is not None:
+        return first
     get_plan(repo, code)
     _check_charges(repo, body)
     _register_event_rules(repo, body)
     _register_advance_meters(repo, body)
-    version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
+    extra = _plan_audit(by, "plan.publish_version", idempotency_key, request)
+    version = _publish(repo, code, body.model_dump(mode="json"), extra)
     return repo.version(code, version).document
+
+
+def _publish(
+    repo: PlansRepository, code: str, doc: dict[str, Any], extra: Callable[[dict[str, Any]], Any]
+) -> int:
+    """``repo.publish``; 409 ``plan_conflict`` when the plan (or the key's record) kept changing."""
+    try:
+        return repo.publish(code, doc, extra)
+    except CatalogConflictError as exc:
+        raise ConflictError(
+            f"Plan {code!r} kept changing; try again.", code="plan_conflict", param="code"
+        ) from exc
 
 
 def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> dict[str, Any]:
