@@ -64,3 +64,20 @@ def test_a_refused_publication_stores_nothing_under_its_key(admin: Api, reader: 
     assert _versions(reader) == [1]
     assert _post(admin, "/v1/plans/pro/versions", VERSION, "v-bad")[0] == 201
     assert _versions(reader) == [1, 2]
+
+
+def test_customers_and_meters_created_twice_with_one_key_answer_the_first_201(admin: Api) -> None:
+    customer = {"external_id": "acme", "name": "Acme", "currency": "usd"}
+    meter = {"code": "api_calls", "name": "API calls", "aggregation": "count"}
+    for path, body, other in (
+        ("/v1/customers", customer, customer | {"name": "Other"}),
+        ("/v1/meters", meter, meter | {"name": "Other"}),
+    ):
+        # WHEN the client retries a creation with the same key and body
+        first = _post(admin, path, body, f"k{path}")
+        again = _post(admin, path, body, f"k{path}")
+        # THEN the retry gets the first 201, not 409 *_exists; another body is a conflict
+        assert first[0] == 201, first
+        assert again == first
+        status, answer = _post(admin, path, other, f"k{path}")
+        assert (status, answer["error"]["code"]) == (409, "idempotency_conflict"), answer

@@ -54,7 +54,14 @@ def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> di
     return {"object": "list", "data": docs, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
-def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTEM) -> dict[str, Any]:
+def create_customer(
+    repo: PlansRepository, customer: Customer, by: Actor = SYSTEM, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """A new customer; ``Idempotency-Key`` as for :func:`create_plan` (a retry is not ``customer_exists``)."""
+    request = fingerprint(customer.model_dump(mode="json"), "customers")
+    first = _first_answer("customer.create", idempotency_key, request)
+    if first is not None:
+        return first
     now = datetime.now(UTC)
     stored = customer.model_copy(update={"created_at": customer.created_at or now})
     after = stored.model_dump(mode="json")
@@ -66,13 +73,18 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
         before=None,
         after=after,
         at=now,
+        idempotency_key=idempotency_key,
     )
     from neruba.logic.webhooks.outbox import event_action
 
     created = event_action("customer.created", customer.external_id, after, now)
+    records = _records(audit, "customer.create", idempotency_key, request, after)
     try:
-        stored = repo.create_customer(stored, [audit, created])
+        stored = repo.create_customer(stored, [*records, created])
     except CatalogConflictError as exc:
+        first = _first_answer("customer.create", idempotency_key, request)  # the same key won meanwhile
+        if first is not None:
+            return first
         raise ConflictError(
             f"Customer {customer.external_id!r} exists.", code="customer_exists", param="external_id"
         ) from exc
@@ -129,16 +141,41 @@ def update_customer(
         raise ConflictError(str(exc), code="customer_conflict") from exc
 
 
-def create_meter(repo: PlansRepository, meter: Meter, by: Actor = SYSTEM) -> dict[str, Any]:
+def create_meter(
+    repo: PlansRepository, meter: Meter, by: Actor = SYSTEM, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """A new meter; ``Idempotency-Key`` as for :func:`create_plan` (a retry is not 409 ``meter_exists``)."""
+    request = fingerprint(meter.model_dump(mode="json"), "meters")
+    first = _first_answer("meter.create", idempotency_key, request)
+    if first is not None:
+        return first
     now = datetime.now(UTC)
     stored = meter.model_copy(update={"created_at": meter.created_at or now})
     after = stored.model_dump(mode="json")
+    audit = audit_item(
+        by, "meter.create", meter.code, before=None, after=after, at=now, idempotency_key=idempotency_key
+    )
     try:
-        return repo.create_meter(
-            stored, [audit_item(by, "meter.create", meter.code, before=None, after=after, at=now)]
-        ).model_dump(mode="json")
+        created = repo.create_meter(stored, _records(audit, "meter.create", idempotency_key, request, after))
     except CatalogConflictError as exc:
+        first = _first_answer("meter.create", idempotency_key, request)  # the same key won meanwhile
+        if first is not None:
+            return first
         raise ConflictError(f"Meter {meter.code!r} exists.", code="meter_exists", param="code") from exc
+    return created.model_dump(mode="json")
+
+
+def _records(
+    audit: dict[str, Any], action: str, key: str | None, request: str, answer: Any
+) -> list[dict[str, Any]]:
+    """The audit action and, with a key, the record of the answer (``logic.idempotency.record_items``)."""
+    return record_items(bootstrap.billing_records(), audit, action, key, request, answer)
+
+
+def _first_answer(action: str, key: str | None, request: str) -> dict[str, Any] | None:
+    """The stored answer of ``key`` for this catalog write (409 ``idempotency_conflict`` for another body)."""
+    first = replay(bootstrap.billing_records(), action, key, request)
+    return None if first is None else dict(first)
 
 
 def get_meter(repo: PlansRepository, code: str) -> Meter:
@@ -235,15 +272,9 @@ def _plan_audit(
     def actions(doc: dict[str, Any]) -> Sequence[dict[str, Any]]:
         at = datetime.now(UTC)
         audit = audit_item(by, action, str(doc["code"]), before=None, after=doc, at=at, idempotency_key=key)
-        return record_items(bootstrap.billing_records(), audit, action, key, request, answer(doc))
+        return _records(audit, action, key, request, answer(doc))
 
     return actions
-
-
-def _first_answer(action: str, key: str | None, request: str) -> dict[str, Any] | None:
-    """The stored answer of ``key`` for this plan write (409 ``idempotency_conflict`` for another body)."""
-    first = replay(bootstrap.billing_records(), action, key, request)
-    return None if first is None else dict(first)
 
 
 def create_plan(
