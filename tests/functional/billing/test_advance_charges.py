@@ -469,6 +469,30 @@ def test_an_event_before_the_subscription_is_recorded_as_not_billed(world: World
             "advance_not_supported",
             "charges.0.pricing_unit",
         ),
+        (  # a count never decreases: nothing to credit or refund
+            {
+                "meter_code": "api_calls",
+                "model": "per_unit",
+                "unit_price": "1",
+                "pay_in_advance": True,
+                "on_removal": "refund",
+            },
+            400,
+            "advance_not_supported",
+            "charges.0.on_removal",
+        ),
+        (  # nor does a count of unique values
+            {
+                "meter_code": "users",
+                "model": "per_unit",
+                "unit_price": "1",
+                "pay_in_advance": True,
+                "on_removal": "credit",
+            },
+            400,
+            "advance_not_supported",
+            "charges.0.on_removal",
+        ),
         (
             {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "prorate": True},
             422,

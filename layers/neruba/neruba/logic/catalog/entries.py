@@ -15,7 +15,7 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository, PlanVersion
-from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS
+from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS, can_decrease
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -235,6 +235,15 @@ def _check_advance(charge: ChargeIn, meter: Meter, index: int) -> None:
     elif charge.filters or charge.pricing_unit is not None:
         refusal = "a charge billed in advance has one price: no filters and no pricing_unit"
         param = "filters" if charge.filters else "pricing_unit"
+    elif charge.on_removal in ("credit", "refund") and not can_decrease(
+        meter.aggregation, meter.allow_negative
+    ):
+        refusal = (
+            f"on_removal {charge.on_removal} gives back what a decrease removes, but meter {meter.code!r}"
+            f" ({meter.aggregation}) never decreases: billed in advance it takes on_removal none, or a sum"
+            " meter with allow_negative: true"
+        )
+        param = "on_removal"
     if refusal is not None:
         raise InvalidRequestError(
             f"charges[{index}]: {refusal}.",
