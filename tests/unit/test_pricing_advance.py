@@ -145,3 +145,19 @@ def test_prorated_parts_of_a_split_period_sum_to_the_whole(
     # AND the rounded lines differ from the rounded whole by at most one minor unit (one rounding each)
     assert abs(whole.amount_minor + credit.amount_minor + again.amount_minor - whole.amount_minor) <= 1
     assert credit.amount_minor == -again.amount_minor  # the credit is the exact mirror of the re-add
+
+
+@pytest.mark.parametrize("delta", ["1E+17", "-1E+17"])
+def test_an_advance_change_over_the_line_limit_bills_0_and_says_why(delta: str) -> None:
+    seat = {**SEAT, "on_removal": "refund"}
+    before = Position(Decimal("1E+17"), Decimal("1E+17")) if delta.startswith("-") else Position()
+    change = price_change(seat, before, Decimal(delta), datetime(2026, 4, 1, tzinfo=UTC), APRIL, "USD")
+    assert change.amount_minor == 0
+    assert change.unbillable == "amount_too_large"
+    assert change.after.level == before.level + Decimal(delta)  # the position still follows the usage
+
+
+def test_an_advance_change_at_the_line_limit_is_billed() -> None:
+    seat = {"model": "per_unit", "unit_price": "1", "pay_in_advance": True}
+    change = price_change(seat, Position(), Decimal(10**16), datetime(2026, 4, 1, tzinfo=UTC), APRIL, "USD")
+    assert (change.amount_minor, change.unbillable) == (10**18, None)

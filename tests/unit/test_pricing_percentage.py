@@ -125,7 +125,7 @@ def test_the_line_explains_rate_and_fees() -> None:
     (line,) = usage_lines(plan, t0, t1, {"volume": {"": GroupUsage(Decimal(450), 2, 4)}})
     # THEN 1.2% x 450 + 0.10 x 1 = 5.50, and the line says so
     assert line.amount_minor == 550
-    assert line.description == "volume (percentage): 1.2% of 450 + 0.10 x 1 of 4 events (3 free)"
+    assert line.description == "volume (percentage): 1.2% of 450 + 0.1 x 1 of 4 events (3 free)"
     assert (line.source["rate"], line.source["billable_events"], line.source["events"]) == (
         Decimal("1.2"),
         1,

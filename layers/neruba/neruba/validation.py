@@ -102,6 +102,7 @@ _PATTERN_WORDS = {
     r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$": "must be an IANA time zone name such as UTC or "
     "Europe/Paris",
     r"^[^\x00-\x1f]+$": "must not contain control characters",
+    r"^[ -~]{1,255}$": "must be 1 to 255 printable ASCII characters (space to '~')",
     r"^[^@\s]+@[^@\s]+$": "must be an email address",
     r"^-?[0-9]+(\.[0-9]+)?$": "must be a decimal number written as text, such as '1250.5'",
 }

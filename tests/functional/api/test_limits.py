@@ -676,3 +676,19 @@ def test_an_invalid_json_answer_names_the_field_or_none_never_a_position(
     assert not any(p is not None and p.isdigit() for p in params), body  # a character position means nothing
     if param is not None:
         assert error.get("param") == param and param in error["message"], body
+
+
+@pytest.mark.parametrize("key", ["a\x07b", "tab\there", "caf\u00e9", "", "a\u202eb"])
+def test_idempotency_key_outside_printable_ascii_is_refused(aws: dict[str, str], key: str) -> None:
+    # GIVEN a customer, a meter and a plan
+    assert _admin("POST", "/v1/customers", _customer())[0] == 201
+    assert _admin("POST", "/v1/meters", _meter())[0] == 201
+    assert _admin("POST", "/v1/plans", _plan())[0] == 201
+    # WHEN a subscription is created with an empty key or one holding a control or non-ASCII character
+    body = {"customer_id": "acme", "plan_code": "basic"}
+    got, answer = _admin("POST", "/v1/subscriptions", body, headers={"Idempotency-Key": key})
+    # THEN 422 validation_error on the header, as a too long key is, and no subscription exists
+    assert got == 422, answer
+    assert answer["error"]["code"] == "validation_error", answer
+    assert any("idempotency" in (p or "").lower() for p in _params(answer)), answer
+    assert not _read("/v1/customers/acme/subscriptions")[1]["data"]

@@ -168,3 +168,25 @@ def test_free_text_too_long_is_refused_as_text(
     [detail] = answer["error"]["details"]
     assert (detail["param"], detail["code"]) == (field, "string_too_long"), detail
     assert "character(s)" in detail["message"], detail
+
+
+def test_a_customer_name_with_a_right_to_left_override_is_refused(aws: dict[str, str]) -> None:
+    # WHEN a customer is created with a name holding U+202E (it would show reversed text)
+    body = {"external_id": "spoof", "name": "invoice\u202efdp.exe", "currency": "USD"}
+    status, answer = _send("POST", "/v1/customers", "/v1/customers", body)
+    # THEN 422 names the field, and nothing is written
+    assert status == 422, answer
+    [detail] = answer["error"]["details"]
+    assert detail["param"] == "name", detail
+    status, _ = _send("GET", "/v1/customers/{customer_id}", "/v1/customers/spoof", None)
+    assert status == 404
+
+
+@pytest.mark.parametrize("template", ["/admin/dlqs/{name}/redrive", "/admin/stripe-events/{event_id}/replay"])
+def test_an_idempotency_key_with_a_control_character_is_refused(aws: dict[str, str], template: str) -> None:
+    [(method, _, path, body, _)] = [case for case in CASES if case[1] == template]
+    module = importlib.import_module(f"functions.{FOLDER[(method, template)]}.app")
+    event = api_event(method, path, body=body, headers={"Idempotency-Key": "a\x07b"})
+    status, answer, _ = call(module.lambda_handler, event)
+    assert status == 422, answer
+    assert answer["error"]["code"] == "validation_error"

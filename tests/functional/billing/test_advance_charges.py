@@ -202,7 +202,9 @@ def test_a_seat_added_mid_period_is_invoiced_at_once_prorated_and_explained(
         "1",
     )
     assert advance["posting_key"] == f"invoice:{invoice['id']}"
-    assert explained["price"]["plan_code"] == "team" and explained["price"]["unit_price"] == "30.00"
+    assert (
+        explained["price"]["plan_code"] == "team" and explained["price"]["unit_price"] == "30"
+    )  # canonical text of "30.00"
 
 
 def test_the_period_invoice_does_not_bill_advance_units_again_and_carries_gathered_lines_once(
@@ -618,6 +620,24 @@ def test_two_workers_on_the_same_message_bill_it_once(world: World, monkeypatch:
     assert item["invoice_id"] == invoice["id"] and invoice["status"] == "finalized"
     assert len(invoice_postings("acme")) == 1
     assert_books_agree(world, "acme")
+
+
+def test_an_advance_amount_over_the_line_limit_is_recorded_at_0_and_never_invoiced(
+    world: World, monkeypatch: Any
+) -> None:
+    # GIVEN a runaway value on a license meter billed at once (12.00 each: 1.2E+20 minor units)
+    _enqueue(_event("lic-huge", "licenses", START + day(0, 2), n="1E+17"))
+    _ingest()
+    _bill_events(world, monkeypatch, START + day(0, 3))
+
+    # THEN no invoice is issued: the item is recorded at 0 and its line says why
+    assert _advance_invoices(world) == []
+    item = world.ctx.billing.advance.get("acme", "lic-huge")
+    assert item is not None
+    assert (item.document["amount_minor"], item.document["status"]) == (0, "recorded")
+    line = item.document["line"]
+    assert (line["amount_minor"], line["source"]["unbillable"]) == (0, "amount_too_large")
+    assert "too large" in line["description"]
 
 
 def test_the_phase_that_owns_the_events_hour_decides_advance_billing(world: World) -> None:

@@ -105,7 +105,7 @@ def test_plans_are_versioned_and_immutable(admin: Api, reader: Api) -> None:
     # THEN version 2 exists, version 1 is unchanged, and the plan shows the latest
     assert v2["version"] == 2
     v1 = reader("/v1/plans/pro/versions/1", params={"plan_code": "pro", "version": "1"})[1]
-    assert v1["fixed_fee"]["amount"] == "30.00"
+    assert v1["fixed_fee"]["amount"] == "30"  # canonical decimal text (given as "30.00")
     assert reader("/v1/plans/pro", params={"plan_code": "pro"})[1]["versions"] == [1, 2]
     assert admin("POST", "/v1/plans", PLAN)[1]["error"]["code"] == "plan_exists"
 

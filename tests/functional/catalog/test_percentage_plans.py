@@ -39,7 +39,11 @@ def test_percentage_plan_is_published_and_read_back(admin: Api, reader: Api) -> 
     assert status == 201, body
     read = reader("/v1/plans/payments", params={"plan_code": "payments"})[1]
     volume, payouts = read["charges"]
-    assert (volume["rate"], volume["fixed_fee"], volume["free_events"]) == ("2.9", "0.30", 3)
+    assert (volume["rate"], volume["fixed_fee"], volume["free_events"]) == (
+        "2.9",
+        "0.3",
+        3,
+    )  # canonical text of "0.30"
     assert [t["rate"] for t in payouts["tiers"]] == ["1", "0.5"]
     assert payouts["tiers"][0]["unit_price"] is None
 

@@ -63,7 +63,7 @@ def test_percentage_line_from_ingested_events(
     a, b = lines["usage:tokens:model=a:0"], lines["usage:tokens:model=a:0".replace("=a", "=b")]
     # THEN model a: 1.2% x 450 = 5.40 + 1 event past the 3 free x 0.10 = 5.50
     assert (a.quantity, a.source["events"], a.source["hours"], a.amount_minor) == (450, 4, 2, 550)
-    assert a.description.endswith("1.2% of 450 + 0.10 x 1 of 4 events (3 free)")
+    assert a.description.endswith("1.2% of 450 + 0.1 x 1 of 4 events (3 free)")
     # AND model b on its own: 1.2% x 1000 = 12.00, its one event within its own free events
     assert (b.amount_minor, b.source["billable_events"]) == (1200, 0)
     assert type(a.source["billable_events"]) is int and type(a.source["free_events"]) is int

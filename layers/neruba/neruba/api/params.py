@@ -31,7 +31,11 @@ ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
 CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+# 1 to 255 printable ASCII characters (space to tilde): a key is matched as written, never shown altered.
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]{1,255}$"
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN)
+]
 
 
 def only_query(*allowed: str) -> Callable[..., Any]:

@@ -19,7 +19,12 @@ from neruba.timefmt import answer_times
 
 LINE_DECIMALS = ("quantity", "unit_price")
 TIER_DECIMALS = ("quantity", "up_to", "unit_price", "flat_fee", "amount")
-SOURCE_DECIMALS = ("fee", "amount", "fraction", "free_units", "billable_quantity", "minimum")
+SOURCE_COUNTS = frozenset(
+    {"events", "hours", "free_events", "billable_events", "per_event_priced", "filter", "seconds"}
+    | {"number_in_period", "n", "plan_version", "version", "seq", "index"}
+)
+"""The integers a line's ``source`` may hold besides money (``*_minor``): counts, indexes, whole
+seconds. Every other number in a source, at any depth, is a decimal and leaves as text."""
 
 
 def json_response(data: Any, status: int = 200) -> Response[str]:
@@ -36,9 +41,10 @@ def _lines_as_text(value: Any) -> Any:
         out = {key: _lines_as_text(item) for key, item in value.items()}
         if "line_id" in out and "amount_minor" in out:
             _text(out, LINE_DECIMALS)
-            for part, names in (("source", SOURCE_DECIMALS), ("aggregate", ("quantity",))):
-                if isinstance(out.get(part), Mapping):
-                    out[part] = _text(dict(out[part]), names)
+            if isinstance(out.get("source"), Mapping):
+                out["source"] = _source_text(out["source"])
+            if isinstance(out.get("aggregate"), Mapping):
+                out["aggregate"] = _text(dict(out["aggregate"]), ("quantity",))
             for holder in (out.get("source"), out.get("adjustment")):  # what an adjustment corrects
                 if isinstance(holder, dict):
                     for part in ("billed", "rerated", "difference"):
@@ -53,6 +59,20 @@ def _lines_as_text(value: Any) -> Any:
         return out
     if isinstance(value, list | tuple):
         return [_lines_as_text(item) for item in value]
+    return value
+
+
+def _source_text(value: Any, key: str = "") -> Any:
+    """A line's source with every integer that is not a count or money (:data:`SOURCE_COUNTS`,
+    ``*_minor``) as decimal text, at any depth: a stored decimal reads back as an integer when whole."""
+    if isinstance(value, Mapping):
+        return {name: _source_text(item, str(name)) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_source_text(item, key) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        if key in SOURCE_COUNTS or key.endswith("_minor"):
+            return value
+        return jsonutil.number_text(value)
     return value
 
 

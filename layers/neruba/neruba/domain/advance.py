@@ -13,7 +13,9 @@ keeps a *position* per subscription and meter: ``level`` (the units in use: the 
 
 With ``prorate: true`` the amount is multiplied by the part of the period left after the event,
 ``seconds(event, period_end) / seconds(period)`` (``domain.pricing.fraction_of``, the fixed fees' rule).
-The line is rounded once, half-up, to the currency's minor unit (``domain.pricing.line_minor``).
+The line is rounded once, half-up, to the currency's minor unit (``domain.pricing.line_minor``); an
+amount beyond the line limit (``domain.pricing.over_line_limit``, the usage lines' rule) bills 0 and
+says so (``Change.unbillable``), while the position still follows the usage.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -33,7 +35,16 @@ from decimal import Decimal, localcontext
 from typing import Any, Literal
 
 from neruba.domain.phases import AddInterval, seconds
-from neruba.domain.pricing import EXACT, ZERO, PricingError, exact, fraction_of, line_minor, price_charge
+from neruba.domain.pricing import (
+    EXACT,
+    ZERO,
+    PricingError,
+    exact,
+    fraction_of,
+    line_minor,
+    over_line_limit,
+    price_charge,
+)
 
 Invoicing = Literal["invoice_now", "next_invoice"]
 OnRemoval = Literal["none", "credit", "refund"]
@@ -102,7 +113,8 @@ class Change:
     seconds: Decimal  # seconds from the event to the period's end
     period_seconds: Decimal
     amount: Decimal  # full_amount x fraction, exact (50 significant digits when divided)
-    amount_minor: int  # rounded once, half-up
+    amount_minor: int  # rounded once, half-up; 0 when unbillable
+    unbillable: str | None = None  # "amount_too_large": over domain.pricing.MAX_LINE_MINOR, billed as 0
 
     @property
     def kind(self) -> Literal["charge", "credit", "none"]:
@@ -141,6 +153,7 @@ def price_change(
     left, whole = seconds(at, end), seconds(start, end)
     fraction = fraction_of(Decimal(1), left, whole) if terms.prorate else Decimal(1)
     amount = fraction_of(full, left, whole) if terms.prorate else full
+    too_large = over_line_limit(amount, currency)
     return Change(
         delta=delta,
         before=before,
@@ -151,7 +164,8 @@ def price_change(
         seconds=left,
         period_seconds=whole,
         amount=amount,
-        amount_minor=line_minor(amount, currency),
+        amount_minor=0 if too_large else line_minor(amount, currency),
+        unbillable="amount_too_large" if too_large else None,
     )
 
 

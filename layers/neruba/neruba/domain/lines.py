@@ -19,24 +19,19 @@ from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.level_intervals import LevelInterval
-from neruba.domain.money import minor_exponent
 from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
     EXACT,
+    MAX_LINE_MINOR,
     ZERO,
     InvoiceLine,
     Priced,
     exact,
     line_minor,
+    over_line_limit,
     price_charge,
     price_for_group,
 )
-
-MAX_LINE_MINOR = 10**18
-"""The largest amount a usage line bills, in minor units. A usage value that would price above it (a
-runaway or forged quantity) rates to 0 on a line flagged ``source.unbillable = "amount_too_large"``,
-rather than failing the whole billing window (docs/pricing.md, "Usage values rating never refuses")."""
-
 
 ADVANCE_NOTE = "already billed in advance, event by event, on advance lines: not billed again here"
 """What a usage line of a pay-in-advance charge says: its quantity is shown, its amount is 0 (each event
@@ -167,9 +162,10 @@ def explain(priced: Priced, events: int) -> str:
         ...                       "free_events": 3}, Decimal(450), 4), 4)
         ': 1.2% of 450 + 0.1 x 1 of 4 events (3 free)'
     """
-    source = priced.source
+    source = {key: _shown(value) for key, value in priced.source.items()}
+    billable = _shown(priced.billable)
     if "multiplier" in source:
-        return f": the events' amounts, {priced.billable}, x {source['multiplier']}"
+        return f": the events' amounts, {billable}, x {source['multiplier']}"
     if "rate" not in source:
         return ""
     if "per_event_charges" in source:
@@ -183,12 +179,24 @@ def explain(priced: Priced, events: int) -> str:
             f": each event {source['rate']}% + {source['fixed_fee']}, {bounds}:"
             f" {events} events = {source['per_event_charges']}"
         )
-    text = f": {source['rate']}% of {priced.billable}"
-    if source["fixed_fee"]:
+    text = f": {source['rate']}% of {billable}"
+    if priced.source.get("fixed_fee"):
         free = source["free_events"]
         text += f" + {source['fixed_fee']} x {source['billable_events']} of {events} events"
-        text += f" ({free} free)" if free else ""
+        text += f" ({free} free)" if priced.source.get("free_events") else ""
     return text
+
+
+def _shown(value: Any) -> Any:
+    """A number as a description shows it: canonical decimal text (no exponent, no trailing zeros)."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return canonical_text(value)
+    if isinstance(value, str):
+        try:
+            return canonical_text(Decimal(value))
+        except ArithmeticError:
+            return value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +263,7 @@ def rate_quantity(
             " billed as 0 until the usage sweep recounts them"
         )
         return RatedQuantity(priced, 0, tuple(notes), source, amount)
-    if amount > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency)):
+    if over_line_limit(amount, currency):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")
         return RatedQuantity(priced, 0, tuple(notes), source, amount)

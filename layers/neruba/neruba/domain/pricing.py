@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from neruba.domain.event_rules import rule_of
-from neruba.domain.money import to_minor
+from neruba.domain.money import minor_exponent, to_minor
 
 LineKind = Literal["fixed_fee", "usage", "minimum_commitment", "proration"]
 ZERO = Decimal(0)
@@ -438,3 +438,20 @@ def fraction_of(amount: Decimal, part_seconds: Decimal, whole_seconds: Decimal) 
 def line_minor(amount: Decimal, currency: str) -> int:
     """The one rounding of a line: exact amount -> integer minor units, half-up."""
     return to_minor(amount, currency)
+
+
+MAX_LINE_MINOR = 10**18
+"""The largest amount one line bills or gives back, in minor units. An amount above it (a runaway or
+forged quantity) rates to 0 on a line flagged ``source.unbillable = "amount_too_large"`` rather than
+failing the whole billing (docs/pricing.md, "Usage values rating never refuses"); usage lines
+(``domain.lines``) and pay-in-advance lines (``domain.advance``) use this one guard."""
+
+
+def over_line_limit(amount: Decimal, currency: str) -> bool:
+    """Whether an exact line amount (either sign) is beyond :data:`MAX_LINE_MINOR` in ``currency``.
+
+    Example:
+        >>> over_line_limit(Decimal("1E+16"), "USD"), over_line_limit(Decimal("-1.000000000001E+16"), "USD")
+        (False, True)
+    """
+    return abs(amount) > Decimal(MAX_LINE_MINOR).scaleb(-minor_exponent(currency))

@@ -20,6 +20,7 @@ from neruba.models.fields import (
     EXTERNAL_ID_PATTERN,
     MAX_METADATA,
     TIMEZONE_PATTERN,
+    AsText,
     AwareInstant,
     Currency,
     Metadata,
@@ -194,7 +195,7 @@ class CustomerUpdate(BaseModel):
     )
 
 
-Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10)]
+Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), AsText]
 
 
 class TierIn(BaseModel):
@@ -247,9 +248,9 @@ class Pricing(BaseModel):
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
     package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
     package_price: Price | None = None
-    free_units: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6)] = (
-        Decimal(0)
-    )
+    free_units: Annotated[
+        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), AsText
+    ] = Decimal(0)
     rate: Rate | None = Field(
         default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
     )
@@ -344,7 +345,7 @@ class PricingUnitIn(BaseModel):
 
     code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
     conversion_rate: Annotated[
-        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12)
+        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), AsText
     ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
 
 

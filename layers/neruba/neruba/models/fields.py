@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo
+from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer, ValidationInfo
 
 from neruba.domain.money import is_supported_currency
+from neruba.domain.numbers import canonical_text
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
@@ -32,13 +33,19 @@ AUDIT_PARTITION_PATTERN = (
 # text stored before a rule on free text existed is read as it was written, never refused on the way out.
 STORED = {"stored": True}
 
+# Invisible format characters that reorder or hide what a reader sees (a name shown reversed on a console or
+# an invoice): the bidirectional embeddings, overrides and isolates, the left-to-right, right-to-left and
+# Arabic letter marks, and the byte-order mark. The zero-width joiners stay: scripts and emoji need them.
+_HIDDEN_FORMAT = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c\ufeff")
+
 
 def _one_line(value: str, info: ValidationInfo) -> str:
-    """Refuse a control character (NUL, tab, escape, DEL, C1) or a line break of any kind (CR, LF, the
-    Unicode line and paragraph separators): free text is shown on one line in consoles, logs and CSVs."""
+    """Refuse a control character (NUL, tab, escape, DEL, C1, a bidirectional or invisible format character)
+    or a line break of any kind (CR, LF, the Unicode line and paragraph separators): free text is shown as
+    written, on one line, in consoles, logs, invoices and CSVs."""
     if isinstance(info.context, dict) and info.context.get("stored"):
         return value
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _HIDDEN_FORMAT for ch in value):
         raise ValueError("must not contain control characters or line breaks")
     return value
 
@@ -64,8 +71,11 @@ Metadata = dict[
     Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX)],
     Annotated[str, Field(max_length=METADATA_VALUE_MAX)],
 ]
-Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12)]
-Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6)]
+AsText = PlainSerializer(canonical_text, return_type=str, when_used="json")
+"""How every decimal of a request model is stored and answered: canonical text (``domain.numbers``), no
+exponent and no trailing zeros (``"1e2"`` -> ``"100"``, ``"0.300"`` -> ``"0.3"``)."""
+Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12), AsText]
+Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6), AsText]
 
 
 def _known_currency(value: str) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, answer, scoped_responses
+from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -76,7 +76,7 @@ def list_alarms() -> Response[str]:
 def redrive_dlq(
     name: QueueName,
     body: Annotated[RedriveRequest, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[str]:
     """On AWS starts an SQS message move task; on the local stack (no move tasks) moves the messages
     before answering. Audited as ``dlq.redrive`` under ``_global``; the same Idempotency-Key gets the

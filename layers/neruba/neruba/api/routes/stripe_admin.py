@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, answer, scoped_responses
+from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -90,7 +90,7 @@ def get_stripe_event(event_id: EventId) -> Response[str]:
 def replay_stripe_event(
     event_id: EventId,
     body: Annotated[ReplayRequest, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[str]:
     """Runs the processing now and answers with its outcome. Replaying an event that was already processed
     posts nothing new (every posting is keyed by Stripe ids); a deferred event is processed if what it

@@ -103,6 +103,8 @@ def _line(
     else:
         what = f"{_text(-change.units)} unit(s) removed: {terms.on_removal} for what was paid"
     share = f", prorated to the {_text(change.fraction)} of the period left" if terms.prorate else ""
+    if change.unbillable:
+        share += ": amount too large to bill (over the line limit), billed as 0"
     return {
         "line_id": f"advance:{meter}:{event['transaction_id']}",
         "kind": KIND,
@@ -137,6 +139,7 @@ def _line(
             "amount": canonical_text(change.amount),
             "invoicing": terms.invoicing,
             "on_removal": terms.on_removal,
+            **({"unbillable": change.unbillable} if change.unbillable else {}),
         },
         "references": None,
     }
