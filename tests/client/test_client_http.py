@@ -128,20 +128,20 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
 
 
 def test_a_post_without_idempotency_is_not_retried_after_a_5xx(make_client: Any) -> None:
-    # POST /v1/customers may have created the customer before the 500: sending it again is not safe
-    script = Script(error(500, "internal_error", "api_error"), httpx.Response(201, json=customer()))
+    # PATCH /v1/customers/{id} may have changed the customer before the 500: sending it again is not safe
+    script = Script(error(500, "internal_error", "api_error"), httpx.Response(200, json=customer()))
     client = make_client(script)
     with pytest.raises(errors.ServerError):
-        client.customers.create(external_id="acme", name="Acme", currency="USD")
+        client.customers.update("acme", name="Acme")
     assert len(script.requests) == 1
 
 
 def test_a_post_without_idempotency_is_retried_when_nothing_was_sent(make_client: Any) -> None:
     script = Script(
-        httpx.ConnectError("refused"), error(429, "busy", "api_error"), httpx.Response(201, json=customer())
+        httpx.ConnectError("refused"), error(429, "busy", "api_error"), httpx.Response(200, json=customer())
     )
     client = make_client(script)
-    assert client.customers.create(external_id="acme", name="Acme", currency="USD").name == "Acme"
+    assert client.customers.update("acme", name="Acme").name == "Acme"
     assert len(script.requests) == 3
 
 
@@ -161,10 +161,10 @@ def test_idempotency_key_is_sent_and_reused_on_every_retry(make_client: Any) -> 
     keys = [r.headers.get("idempotency-key") for r in script.requests]
     assert len(keys) == 3 and keys[0] and len(set(keys)) == 1
     # a key the caller chose is used as given; routes without the header get none
-    script2 = Script(httpx.Response(201, json=run), httpx.Response(201, json=customer()))
+    script2 = Script(httpx.Response(201, json=run), httpx.Response(200, json=customer()))
     client2 = make_client(script2)
     client2.admin.create_billing_run(reason="r", idempotency_key="my-key")
-    client2.customers.create(external_id="a", name="A", currency="USD")
+    client2.customers.update("acme", name="A")
     assert script2.requests[0].headers["idempotency-key"] == "my-key"
     assert "idempotency-key" not in script2.requests[1].headers
 

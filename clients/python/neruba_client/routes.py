@@ -141,7 +141,7 @@ def list_customers(
 ) -> ListOperation[m.CustomerList, m.CustomerView]: ...
 
 
-@route("POST", "/v1/customers", m.CustomerView, body="CustomerCreate")
+@route("POST", "/v1/customers", m.CustomerView, body="CustomerCreate", idempotency_key=True)
 def create_customer(
     *,
     external_id: str,
@@ -154,6 +154,7 @@ def create_customer(
     balance_low_threshold_minor: int | None = None,
     invoice_threshold_minor: int | None = None,
     created_at: Time | None = None,
+    idempotency_key: str | None = None,
 ) -> Operation[m.CustomerView]: ...
 
 
@@ -304,7 +305,7 @@ def list_meters(
 ) -> ListOperation[m.MeterList, m.MeterView]: ...
 
 
-@route("POST", "/v1/meters", m.MeterView, body="Meter")
+@route("POST", "/v1/meters", m.MeterView, body="Meter", idempotency_key=True)
 def create_meter(
     *,
     code: str,
@@ -316,6 +317,7 @@ def create_meter(
     allow_negative: bool | None = None,
     carry_over: bool | None = None,
     created_at: Time | None = None,
+    idempotency_key: str | None = None,
 ) -> Operation[m.MeterView]: ...
 
 
@@ -329,7 +331,7 @@ def list_plans(
 ) -> ListOperation[m.PlanList, m.Plan]: ...
 
 
-@route("POST", "/v1/plans", m.Plan, body="PlanCreate")
+@route("POST", "/v1/plans", m.Plan, body="PlanCreate", idempotency_key=True)
 def create_plan(
     *,
     code: str,
@@ -339,6 +341,7 @@ def create_plan(
     charges: Sequence[Mapping[str, Any]] | None = None,
     fixed_fee: Mapping[str, Any] | None = None,
     minimum_commitment: Number | None = None,
+    idempotency_key: str | None = None,
 ) -> Operation[m.Plan]:
     """Create a plan; ``charges`` and ``fixed_fee`` follow ChargeIn/FixedFeeIn (prices as Decimal or text)."""
 
@@ -347,7 +350,7 @@ def create_plan(
 def get_plan(plan_code: str) -> Operation[m.Plan]: ...
 
 
-@route("POST", "/v1/plans/{plan_code}/versions", m.PlanVersion, body="PlanVersionIn")
+@route("POST", "/v1/plans/{plan_code}/versions", m.PlanVersion, body="PlanVersionIn", idempotency_key=True)
 def publish_plan_version(
     plan_code: str,
     *,
@@ -357,6 +360,7 @@ def publish_plan_version(
     charges: Sequence[Mapping[str, Any]] | None = None,
     fixed_fee: Mapping[str, Any] | None = None,
     minimum_commitment: Number | None = None,
+    idempotency_key: str | None = None,
 ) -> Operation[m.PlanVersion]: ...
 
 

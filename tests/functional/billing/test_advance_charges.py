@@ -471,6 +471,30 @@ def test_an_event_before_the_subscription_is_recorded_as_not_billed(world: World
             "advance_not_supported",
             "charges.0.pricing_unit",
         ),
+        (  # a count never decreases: nothing to credit or refund
+            {
+                "meter_code": "api_calls",
+                "model": "per_unit",
+                "unit_price": "1",
+                "pay_in_advance": True,
+                "on_removal": "refund",
+            },
+            400,
+            "advance_not_supported",
+            "charges.0.on_removal",
+        ),
+        (  # nor does a count of unique values
+            {
+                "meter_code": "users",
+                "model": "per_unit",
+                "unit_price": "1",
+                "pay_in_advance": True,
+                "on_removal": "credit",
+            },
+            400,
+            "advance_not_supported",
+            "charges.0.on_removal",
+        ),
         (
             {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "prorate": True},
             422,
@@ -647,3 +671,27 @@ def test_the_phase_that_owns_the_events_hour_decides_advance_billing(world: Worl
     # the hour of the change back to advance starts on v2 (arrears): not billed in advance
     assert bill("c", START + day(3) + forty) == ("not_billed", "charged_in_arrears")
     assert bill("d", START + day(3, 1) + forty)[0] != "not_billed"
+
+
+def test_an_advance_invoice_carries_the_billing_period_of_its_event_and_its_own_reason(
+    world: World, monkeypatch: Any
+) -> None:
+    from functions.billing_api.app import lambda_handler
+
+    # WHEN a member is added at noon of the second (daily) period and billed an hour later
+    _enqueue(_event("seat-2", "members", START + day(1, 12), delta=1))
+    _ingest()
+    _bill_events(world, monkeypatch, START + day(1, 13))
+
+    # THEN its invoice covers that billing period, not the instant it was processed, and says why
+    (stored,) = _advance_invoices(world)
+    path = f"/v1/invoices/{stored['id']}"
+    status, invoice, _ = call(
+        lambda_handler, api_event("GET", path, path_parameters={"invoice_id": stored["id"]}, scopes="read")
+    )
+    assert status == 200, invoice
+    period = [
+        datetime.fromisoformat(invoice[k].replace("Z", "+00:00")) for k in ("period_start", "period_end")
+    ]
+    assert period == [START + day(1), START + day(2)]
+    assert invoice["billing_reason"] == "subscription_update"

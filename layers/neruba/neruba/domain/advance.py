@@ -52,6 +52,18 @@ ADVANCE_MODELS = frozenset({"per_unit", "package", "graduated", "volume"})
 ADVANCE_AGGREGATIONS = frozenset({"count", "sum", "unique_count"})
 
 
+def can_decrease(aggregation: str, allow_negative: bool) -> bool:
+    """Whether an event of the meter can lower the level (so ``on_removal`` ``credit`` or ``refund`` can
+    give something back): only a ``sum`` meter that accepts negative values; a count, or a count of
+    unique values, only grows.
+
+    Example:
+        >>> can_decrease("count", False), can_decrease("sum", False), can_decrease("sum", True)
+        (False, False, True)
+    """
+    return aggregation == "sum" and allow_negative
+
+
 @dataclass(frozen=True, slots=True)
 class Terms:
     """How a pay-in-advance charge is billed: where its lines go, proration, what a removal gives back."""

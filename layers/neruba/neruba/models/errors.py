@@ -57,6 +57,7 @@ ERROR_CODES: dict[str, str] = {
     "meter_exists": "A meter with this code exists.",
     "plan_not_found": "No plan (or plan version) with this code.",
     "plan_exists": "A plan with this code exists.",
+    "plan_conflict": "The plan kept changing while a version was published; retry.",
     "incompatible_plan": "The plan version cannot replace the current one.",
     "currency_mismatch": "The currencies of customer, plan or amount differ.",
     "pricing_error": "The prices do not form a valid price list.",

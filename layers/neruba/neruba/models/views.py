@@ -611,11 +611,12 @@ class Invoice(Open):
     credits_applied_minor: Minor
     total_minor: Minor = Field(description="subtotal_minor + tax_minor - credits_applied_minor.")
     billing_reason: Literal[
-        "subscription_create", "subscription_cycle", "subscription_threshold", "manual"
+        "subscription_create", "subscription_cycle", "subscription_threshold", "subscription_update", "manual"
     ] = Field(
         default="manual",
         description="Why it was issued: a subscription's start, its period's end, a threshold crossed "
-        "(docs/billing.md, 'Threshold invoices'), or anything else (top-ups, one-off charges, "
+        "(docs/billing.md, 'Threshold invoices'), an event billed in advance during the period "
+        "(docs/pricing.md, 'Pay-in-advance charges'), or anything else (top-ups, one-off charges, "
         "corrections).",
     )
     threshold: InvoiceThreshold | None = Field(

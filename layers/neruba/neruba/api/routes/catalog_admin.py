@@ -71,12 +71,16 @@ def _admin_route(
 
 
 @_admin_route("post", "/v1/customers", "Create a customer", "customers", CustomerView, 201)
-def create_customer(body: Annotated[CustomerCreate, Body()]) -> Response[str]:
+def create_customer(
+    body: Annotated[CustomerCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    """``Idempotency-Key`` as for ``POST /v1/plans``: a retry gets the first 201, not ``customer_exists``."""
     from neruba.logic.catalog import entries as catalog
     from neruba.models.catalog import Customer
 
     customer = Customer.model_validate(body.model_dump())
-    return json_response(catalog.create_customer(bootstrap.plans(), customer, _by()), status=201)
+    created = catalog.create_customer(bootstrap.plans(), customer, _by(), idempotency_key)
+    return json_response(created, status=201)
 
 
 @_admin_route("post", "/v1/customers/<customer_id>/archive", "Archive a customer", "customers", CustomerView)
@@ -102,28 +106,37 @@ def update_customer(
 
 
 @_admin_route("post", "/v1/meters", "Create a meter", "meters", MeterView, 201)
-def create_meter(body: Annotated[Meter, Body()]) -> Response[str]:
+def create_meter(body: Annotated[Meter, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
+    """``Idempotency-Key`` as for ``POST /v1/plans``: a retry gets the first 201, not ``meter_exists``."""
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_meter(bootstrap.plans(), body, _by()), status=201)
+    created = catalog.create_meter(bootstrap.plans(), body, _by(), idempotency_key)
+    return json_response(created, status=201)
 
 
 @_admin_route("post", "/v1/plans", "Create a plan (version 1)", "plans", Plan, 201)
-def create_plan(body: Annotated[PlanCreate, Body()]) -> Response[str]:
+def create_plan(body: Annotated[PlanCreate, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
+    """Send an ``Idempotency-Key`` header: a retry with the same key and body returns the first answer,
+    the same key with another body is 409 ``idempotency_conflict``."""
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.create_plan(bootstrap.plans(), body, _by()), status=201)
+    created = catalog.create_plan(bootstrap.plans(), body, _by(), idempotency_key)
+    return json_response(created, status=201)
 
 
 @_admin_route(
     "post", "/v1/plans/<plan_code>/versions", "Publish a new plan version", "plans", PlanVersion, 201
 )
 def publish_version(
-    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], body: Annotated[PlanVersionIn, Body()]
+    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)],
+    body: Annotated[PlanVersionIn, Body()],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[str]:
+    """``Idempotency-Key`` as for ``POST /v1/plans``: a retried publication is not a second version."""
     from neruba.logic.catalog import entries as catalog
 
-    return json_response(catalog.publish_version(bootstrap.plans(), plan_code, body, _by()), status=201)
+    published = catalog.publish_version(bootstrap.plans(), plan_code, body, _by(), idempotency_key)
+    return json_response(published, status=201)
 
 
 @_admin_route(

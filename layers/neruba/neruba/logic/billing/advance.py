@@ -155,7 +155,8 @@ def _invoiced_now(terms: Terms, change: Change) -> bool:
 def _invoice(
     ctx: Billing, item: dict[str, Any], line: dict[str, Any], now: datetime
 ) -> tuple[str, list[Any]]:
-    """The event's own invoice (kind ``advance``, due for finalization now) and the actions writing it."""
+    """The event's own invoice (kind ``advance``, due for finalization now) and the actions writing it;
+    its period is the billing period the event falls in (the line's ``source.billing_period_*``)."""
     invoice_id = "in_" + idempotency.digest(f"advance:{item['customer_id']}:{item['id']}", 24)
     at = ts(now)
     doc = invoice_document(
@@ -168,7 +169,7 @@ def _invoice(
         details={
             "advance": {"transaction_id": item["id"], "subscription_id": line["source"]["subscription_id"]}
         },
-        period=(at, at),
+        period=(line["source"]["billing_period_start"], line["source"]["billing_period_end"]),
         lines=[line],
         applications=[],
         created_at=at,

@@ -85,12 +85,14 @@ BILLING_REASONS = {
     "opening": "subscription_create",
     "usage": "subscription_cycle",
     "threshold": "subscription_threshold",
+    "advance": "subscription_update",
 }
 
 
 def billing_reason(invoice: Invoice) -> str:
     """Why the invoice was issued: a subscription's start (``subscription_create``), its period's end
-    (``subscription_cycle``), a threshold crossed (``subscription_threshold``), anything else an
+    (``subscription_cycle``), a threshold crossed (``subscription_threshold``), a level change billed in
+    advance during the period (``subscription_update``: pay-in-advance charges), anything else an
     operator or a rule made (``manual``: top-ups, one-off charges, corrections, credit notes)."""
     return BILLING_REASONS.get(invoice.kind or "", "manual")
 

@@ -15,12 +15,12 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
 from neruba.dal.plans import PlansRepository, PlanVersion
-from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS
+from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS, can_decrease
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.pricing import filter_price
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
-from neruba.logic.idempotency import audit_put
+from neruba.logic.idempotency import audit_put, fingerprint, record_items, replay
 from neruba.models.catalog import (
     AMOUNT_MODELS,
     ChargeIn,
@@ -54,7 +54,14 @@ def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> di
     return {"object": "list", "data": docs, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
-def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTEM) -> dict[str, Any]:
+def create_customer(
+    repo: PlansRepository, customer: Customer, by: Actor = SYSTEM, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """A new customer; ``Idempotency-Key`` as for :func:`create_plan` (a retry is not ``customer_exists``)."""
+    request = fingerprint(customer.model_dump(mode="json"), "customers")
+    first = _first_answer("customer.create", idempotency_key, request)
+    if first is not None:
+        return first
     now = datetime.now(UTC)
     stored = customer.model_copy(update={"created_at": customer.created_at or now})
     after = stored.model_dump(mode="json")
@@ -66,13 +73,18 @@ def create_customer(repo: PlansRepository, customer: Customer, by: Actor = SYSTE
         before=None,
         after=after,
         at=now,
+        idempotency_key=idempotency_key,
     )
     from neruba.logic.webhooks.outbox import event_action
 
     created = event_action("customer.created", customer.external_id, after, now)
+    records = _records(audit, "customer.create", idempotency_key, request, after)
     try:
-        stored = repo.create_customer(stored, [audit, created])
+        stored = repo.create_customer(stored, [*records, created])
     except CatalogConflictError as exc:
+        first = _first_answer("customer.create", idempotency_key, request)  # the same key won meanwhile
+        if first is not None:
+            return first
         raise ConflictError(
             f"Customer {customer.external_id!r} exists.", code="customer_exists", param="external_id"
         ) from exc
@@ -129,16 +141,41 @@ def update_customer(
         raise ConflictError(str(exc), code="customer_conflict") from exc
 
 
-def create_meter(repo: PlansRepository, meter: Meter, by: Actor = SYSTEM) -> dict[str, Any]:
+def create_meter(
+    repo: PlansRepository, meter: Meter, by: Actor = SYSTEM, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """A new meter; ``Idempotency-Key`` as for :func:`create_plan` (a retry is not 409 ``meter_exists``)."""
+    request = fingerprint(meter.model_dump(mode="json"), "meters")
+    first = _first_answer("meter.create", idempotency_key, request)
+    if first is not None:
+        return first
     now = datetime.now(UTC)
     stored = meter.model_copy(update={"created_at": meter.created_at or now})
     after = stored.model_dump(mode="json")
+    audit = audit_item(
+        by, "meter.create", meter.code, before=None, after=after, at=now, idempotency_key=idempotency_key
+    )
     try:
-        return repo.create_meter(
-            stored, [audit_item(by, "meter.create", meter.code, before=None, after=after, at=now)]
-        ).model_dump(mode="json")
+        created = repo.create_meter(stored, _records(audit, "meter.create", idempotency_key, request, after))
     except CatalogConflictError as exc:
+        first = _first_answer("meter.create", idempotency_key, request)  # the same key won meanwhile
+        if first is not None:
+            return first
         raise ConflictError(f"Meter {meter.code!r} exists.", code="meter_exists", param="code") from exc
+    return created.model_dump(mode="json")
+
+
+def _records(
+    audit: dict[str, Any], action: str, key: str | None, request: str, answer: Any
+) -> list[dict[str, Any]]:
+    """The audit action and, with a key, the record of the answer (``logic.idempotency.record_items``)."""
+    return record_items(bootstrap.billing_records(), audit, action, key, request, answer)
+
+
+def _first_answer(action: str, key: str | None, request: str) -> dict[str, Any] | None:
+    """The stored answer of ``key`` for this catalog write (409 ``idempotency_conflict`` for another body)."""
+    first = replay(bootstrap.billing_records(), action, key, request)
+    return None if first is None else dict(first)
 
 
 def get_meter(repo: PlansRepository, code: str) -> Meter:
@@ -198,6 +235,15 @@ def _check_advance(charge: ChargeIn, meter: Meter, index: int) -> None:
     elif charge.filters or charge.pricing_unit is not None:
         refusal = "a charge billed in advance has one price: no filters and no pricing_unit"
         param = "filters" if charge.filters else "pricing_unit"
+    elif charge.on_removal in ("credit", "refund") and not can_decrease(
+        meter.aggregation, meter.allow_negative
+    ):
+        refusal = (
+            f"on_removal {charge.on_removal} gives back what a decrease removes, but meter {meter.code!r}"
+            f" ({meter.aggregation}) never decreases: billed in advance it takes on_removal none, or a sum"
+            " meter with allow_negative: true"
+        )
+        param = "on_removal"
     if refusal is not None:
         raise InvalidRequestError(
             f"charges[{index}]: {refusal}.",
@@ -226,14 +272,29 @@ def _register_event_rules(repo: PlansRepository, body: PlanVersionIn) -> None:
         repo.register_event_rules(charge.meter_code, rules)
 
 
-def _plan_audit(by: Actor, action: str) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
-    """The audit record of a published version (``after`` is the version's document)."""
-    return lambda doc: [
-        audit_item(by, action, str(doc["code"]), before=None, after=doc, at=datetime.now(UTC))
-    ]
+def _plan_audit(
+    by: Actor, action: str, key: str | None = None, request: str = "", answer: Callable[[Any], Any] = dict
+) -> Callable[[dict[str, Any]], Sequence[dict[str, Any]]]:
+    """The audit record of a published version (``after`` is the version's document) and, with an
+    ``Idempotency-Key``, the record of the answer ``answer(doc)``, both in the publication's transaction."""
+
+    def actions(doc: dict[str, Any]) -> Sequence[dict[str, Any]]:
+        at = datetime.now(UTC)
+        audit = audit_item(by, action, str(doc["code"]), before=None, after=doc, at=at, idempotency_key=key)
+        return _records(audit, action, key, request, answer(doc))
+
+    return actions
 
 
-def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> dict[str, Any]:
+def create_plan(
+    repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Version 1 of a new plan. With an ``Idempotency-Key`` a retry of the same body gets the first answer
+    (not 409 ``plan_exists``), another body 409 ``idempotency_conflict``; a refused body stores nothing."""
+    request = fingerprint(body.model_dump(mode="json"), "plans")
+    first = _first_answer("plan.create", idempotency_key, request)
+    if first is not None:
+        return first
     _check_charges(repo, body)
     try:
         repo.plan(body.code)
@@ -245,19 +306,42 @@ def create_plan(repo: PlansRepository, body: PlanCreate, by: Actor = SYSTEM) -> 
         )
     _register_event_rules(repo, body)
     _register_advance_meters(repo, body)
-    repo.publish(body.code, body.model_dump(mode="json", exclude={"code"}), _plan_audit(by, "plan.create"))
+    extra = _plan_audit(by, "plan.create", idempotency_key, request, lambda doc: {**doc, "versions": [1]})
+    _publish(repo, body.code, body.model_dump(mode="json", exclude={"code"}), extra)
     return repo.plan(body.code).document
 
 
 def publish_version(
-    repo: PlansRepository, code: str, body: PlanVersionIn, by: Actor = SYSTEM
+    repo: PlansRepository,
+    code: str,
+    body: PlanVersionIn,
+    by: Actor = SYSTEM,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """The next version of plan ``code``; ``Idempotency-Key`` as for :func:`create_plan`."""
+    request = fingerprint(body.model_dump(mode="json"), f"plans/{code}/versions")
+    first = _first_answer("plan.publish_version", idempotency_key, request)
+    if first is not None:
+        return first
     get_plan(repo, code)
     _check_charges(repo, body)
     _register_event_rules(repo, body)
     _register_advance_meters(repo, body)
-    version = repo.publish(code, body.model_dump(mode="json"), _plan_audit(by, "plan.publish_version"))
+    extra = _plan_audit(by, "plan.publish_version", idempotency_key, request)
+    version = _publish(repo, code, body.model_dump(mode="json"), extra)
     return repo.version(code, version).document
+
+
+def _publish(
+    repo: PlansRepository, code: str, doc: dict[str, Any], extra: Callable[[dict[str, Any]], Any]
+) -> int:
+    """``repo.publish``; 409 ``plan_conflict`` when the plan (or the key's record) kept changing."""
+    try:
+        return repo.publish(code, doc, extra)
+    except CatalogConflictError as exc:
+        raise ConflictError(
+            f"Plan {code!r} kept changing; try again.", code="plan_conflict", param="code"
+        ) from exc
 
 
 def get_plan(repo: PlansRepository, code: str, version: int | None = None) -> dict[str, Any]:
