@@ -365,3 +365,16 @@ def test_a_key_used_before_idempotency_records_were_kept_still_replays(catalog: 
     status, body = _subscribe(catalog, "storage", key="k-old")
     assert (status, body["error"]["code"]) == (409, "idempotency_conflict")
     assert len(_listed()) == 1
+
+
+@pytest.mark.parametrize("start", ["9999-12-15T00:00:00+00:00", "9999-12-31T23:59:59+00:00"])
+def test_a_start_whose_first_period_runs_past_the_calendar_is_refused(catalog: Api, start: str) -> None:
+    # GIVEN a monthly plan, WHEN a subscription would start so late that its first period ends after 9999
+    status, body = _subscribe(catalog, start=datetime.fromisoformat(start))
+    # THEN it is refused naming start_at, and nothing is stored
+    assert (status, body["error"]["code"], body["error"].get("param")) == (
+        400,
+        "start_past_calendar",
+        "start_at",
+    )
+    assert _listed() == []

@@ -31,6 +31,7 @@ ERROR_CODES: dict[str, str] = {
     "unknown_parameter": "The query names a parameter the route does not take.",
     "filter_required": "The list needs one of its filters (named in the message).",
     "invalid_time_range": "from/to are missing, reversed or malformed.",
+    "start_past_calendar": "A subscription's first billing period would end after the year 9999.",
     "time_range_too_long": "from/to span more than the route allows.",
     "range_too_long": "The range spans more than the route allows.",
     "invalid_range": "The range is not valid for this read.",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.catalog import CatalogConflictError
 from neruba.dal.dynamo import TransactionCancelledError
 from neruba.domain.overlap import Claim, claims, first_overlap
+from neruba.domain.periods import fits_calendar
 from neruba.domain.phases import Timeline
 from neruba.errors import ConflictError, InvalidRequestError
 from neruba.logic.catalog.entries import (
@@ -123,6 +124,12 @@ def _new_doc(
             param="plan_code",
         )
     start = (body.start_at or now).astimezone(UTC)
+    if not fits_calendar(start, version.interval):
+        raise InvalidRequestError(
+            "start_at is so late that its first billing period would end after the year 9999.",
+            code="start_past_calendar",
+            param="start_at",
+        )
     if body.trial_end is not None and body.trial_end <= start:
         raise InvalidRequestError(
             "trial_end must be after start_at.", code="invalid_trial", param="trial_end"
