@@ -3,7 +3,7 @@
 After ingest counts a batch, each customer of it with an ``invoice_threshold_minor`` gets a threshold
 check through the billing queue (``logic.billing.threshold``). This check evaluates every customer with
 a threshold again, so a crossing whose check was lost (a message not sent, a batch that failed after
-counting, a period whose previous window was billed only later) is invoiced by the next sweep. Each
+counting, a crossing whose check ran before the customer was readable) is invoiced by the next sweep. Each
 threshold invoice issued is a repair of the report (``threshold_invoiced``); a second sweep finds
 nothing (the evaluation is idempotent).
 
