@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from neruba.domain.periods import fits_calendar
 from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, StaticValue, Ticket
@@ -42,6 +42,22 @@ class FeatureIn(BaseModel):
     value: StaticValue | None = Field(default=None, description="static: the value granted (one line).")
     meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
     limit: Quantity | None = Field(default=None, description="metered: the allowance per period.")
+
+
+class PlanDefaultsIn(BaseModel):
+    """What a plan version sets for every customer subscribed to it, unless the customer has its own
+    setting (per meter, per feature, and the threshold; docs/limits.md, "Plan-version defaults")."""
+
+    model_config = ConfigDict(extra="forbid")
+    meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
+    features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)
+    invoice_threshold_minor: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=10**15,
+        description="Invoice the open period early when what it has not invoiced reaches this amount "
+        "(minor units of the plan's currency); the customer's own threshold wins.",
+    )
 
 
 class UsageLimitsIn(BaseModel):

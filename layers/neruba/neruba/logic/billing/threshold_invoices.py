@@ -1,5 +1,6 @@
 """Threshold invoices: invoice the usage of the open period early when what it has not invoiced yet
-reaches the customer's ``invoice_threshold_minor`` (docs/billing.md, "Threshold invoices").
+reaches the customer's ``invoice_threshold_minor``, or the default of the subscription's plan version
+when the customer has none (docs/billing.md, "Threshold invoices").
 
 An evaluation of a subscription (after ingest counted a batch of the customer, or from the
 ``thresholds`` sweep check) rates its open period's usage lines to now, the **cut**, exactly as the
@@ -40,6 +41,7 @@ from neruba.dal.thresholds import BilledLine, PeriodThresholds, ThresholdInvoice
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import exact_sum
 from neruba.domain.phases import Timeline
+from neruba.domain.plan_defaults import any_threshold, subscription_threshold
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.corrections import issue_now
 from neruba.logic.billing.discounts import price_lines, rates_for
@@ -98,24 +100,40 @@ def enqueue_checks(queue_url: str, customer_ids: list[str]) -> list[str]:
     return lost
 
 
-def customer_threshold(ctx: Billing, customer_id: str) -> int | None:
-    """The customer's ``invoice_threshold_minor`` (None: no threshold invoicing)."""
-    customer = ctx.plans.get_customer(customer_id)
-    return None if customer is None else customer.invoice_threshold_minor
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A customer's invoice threshold and its plan versions' defaults (``domain.plan_defaults``): each
+    subscription's threshold is the customer's when set, else its phase's default."""
+
+    own: int | None
+    plan: dict[str, str]
+
+    def of(self, subscription_id: str, at: datetime) -> int | None:
+        return subscription_threshold(self.own, self.plan.get(subscription_id), at)
+
+    def any(self, at: datetime) -> bool:
+        return any_threshold(self.own, self.plan, at)
+
+
+def customer_thresholds(ctx: Billing, customer_id: str) -> Thresholds | None:
+    """The customer's thresholds (one read of its record; None: no such customer)."""
+    customer, plan = ctx.plans.customer_with_defaults(customer_id)
+    return None if customer is None else Thresholds(customer.invoice_threshold_minor, plan)
 
 
 def evaluate_customer(
-    ctx: Billing, customer_id: str, now: datetime | None = None, threshold_minor: int | None = None
+    ctx: Billing, customer_id: str, now: datetime | None = None, thresholds: Thresholds | None = None
 ) -> list[Evaluation]:
     """Evaluate each active subscription of the customer against its threshold (read from the customer
-    unless given); nothing is read beyond the customer when it has none."""
+    unless given); nothing is read beyond the customer when no subscription of it has one."""
     now = now or datetime.now(UTC)
-    threshold = threshold_minor if threshold_minor is not None else customer_threshold(ctx, customer_id)
-    if threshold is None:
+    found_thresholds = thresholds or customer_thresholds(ctx, customer_id)
+    if found_thresholds is None or not found_thresholds.any(now):
         return []
     found = []
     for sub in ctx.plans.customer_subscriptions(customer_id):
-        if sub.status in ("active", "trialing"):
+        threshold = found_thresholds.of(sub.id, now)
+        if sub.status in ("active", "trialing") and threshold is not None:
             found.append(evaluate_subscription(ctx, sub.timeline, threshold, now))
     return found
 

@@ -1,7 +1,7 @@
 """Entitlement checks: may a customer use a feature now, with its usage, limit, remaining and reset time.
 
 A check costs at most two DynamoDB reads: the customer's limit settings (one GetItem of its catalog item,
-where the features are kept) and, for metered features, their period counters (one GetItem for one
+where its features and its plan versions' defaults are kept, ``domain.plan_defaults``) and, for metered features, their period counters (one GetItem for one
 feature, one BatchGetItem for the list). A metered feature's usage is the counter the ingest worker keeps
 for its meter (written only while a metered feature or a limit names the meter); access is granted while
 the usage is below the limit.
@@ -16,6 +16,7 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.limits import Counter
 from neruba.domain.limits import Feature, LimitSettings
+from neruba.domain.plan_defaults import effective_settings
 from neruba.errors import NotFoundError
 from neruba.timefmt import iso_z
 
@@ -23,7 +24,7 @@ from neruba.timefmt import iso_z
 def entitlements(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Every feature of the customer (two reads at most)."""
     now = now or datetime.now(UTC)
-    settings = _settings(customer_id)
+    settings = _settings(customer_id, now)
     metered = {name: f for name, f in settings.features.items() if f.kind == "metered" and f.meter_code}
     start, end = settings.period(now)
     wanted = sorted({(customer_id, str(f.meter_code), start, end) for f in metered.values()})
@@ -38,7 +39,7 @@ def entitlements(customer_id: str, now: datetime | None = None) -> dict[str, Any
 def entitlement(customer_id: str, feature: str, now: datetime | None = None) -> dict[str, Any]:
     """One feature of the customer (two reads at most)."""
     now = now or datetime.now(UTC)
-    settings = _settings(customer_id)
+    settings = _settings(customer_id, now)
     found = settings.features.get(feature)
     if found is None:
         raise NotFoundError(
@@ -51,14 +52,15 @@ def entitlement(customer_id: str, feature: str, now: datetime | None = None) -> 
     return _view(customer_id, feature, found, counter, end)
 
 
-def _settings(customer_id: str) -> LimitSettings:
+def _settings(customer_id: str, now: datetime) -> LimitSettings:
+    """The customer's features at ``now``: its own over its plan versions' defaults (one read)."""
     try:
-        text = bootstrap.limits().settings_text(customer_id)
+        own, plan = bootstrap.limits().settings_texts(customer_id)
     except LookupError:
         raise NotFoundError(
             f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id"
         ) from None
-    return LimitSettings.from_stored(text) or LimitSettings()
+    return effective_settings(own, plan, now) or LimitSettings()
 
 
 def _view(
