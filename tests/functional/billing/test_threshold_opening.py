@@ -137,3 +137,41 @@ def test_a_subscription_without_a_billing_state_is_evaluated_from_its_start(
         1,
         sub["start_at"].replace("+00:00", ".000000Z"),
     )
+
+
+def test_a_plan_version_threshold_invoices_its_subscribers_unless_the_customer_sets_its_own(
+    aws: dict[str, str], monkeypatch: Any
+) -> None:
+    from tests.functional.billing.conftest import BASIC, make_world
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN a version invoicing early at 500; acme has no threshold, globex its own of 10,000
+    world = make_world(
+        {**BASIC, "defaults": {"invoice_threshold_minor": 500}},
+        {"acme": {}, "globex": {"invoice_threshold_minor": 10_000}},
+    )
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for customer in ("acme", "globex"):
+        _subscribe_over_http(customer, start)
+
+    # WHEN 60 calls each (600) are sent and counted
+    for customer in ("acme", "globex"):
+        _send_over_http(customer, 60, datetime.now(UTC) - timedelta(seconds=5))
+    _ingest()
+
+    # THEN both are checked (each has a threshold); acme's plan default issues a threshold invoice of 600,
+    # globex's own threshold wins (600 < 10,000)
+    checks = {m["customer_id"] for m in queued(world.billing_queue) if m.get("check") == "threshold"}
+    assert checks == {"acme", "globex"}
+    work(world, datetime.now(UTC), monkeypatch)
+    [early] = by_kind(world, "acme", "threshold")
+    assert (early["subtotal_minor"], early["threshold"]["threshold_minor"]) == (600, 500)
+    assert by_kind(world, "globex", "threshold") == []
+
+    # AND the sweep finds the plan default too: 60 more calls of acme late in the day
+    world.usage("acme", start + timedelta(hours=23), 60)
+    now = start + timedelta(hours=23, minutes=59)
+    ctx = SweepContext(start=start, end=now, now=now, settings=get_settings(), billing=lambda: world.ctx)
+    report = thresholds_check(ctx)
+    assert [r["customer_id"] for r in report.repairs] == ["acme"]
+    assert report.checked["customers"] == 2

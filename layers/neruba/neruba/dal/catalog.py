@@ -17,8 +17,8 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
-from neruba.dal.transaction import Cancelled, Transaction
 from neruba.dal.limits import plan_defaults_of
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.event_rules import EventRule
 from neruba.domain.plan_defaults import any_threshold, effective_text
 from neruba.models.catalog import Customer, Meter
@@ -295,7 +295,6 @@ class CatalogSnapshot:
             self.event_rules[meter.code] = _event_rules(values)
             if values.get(ADVANCE_MARK):
                 self.advance_meters.add(meter.code)
-
 
     def limit_settings(self, customer_id: str, at: datetime) -> str | None:
         """The limits that apply to the customer at ``at``: its own over its plan versions' defaults

@@ -182,7 +182,9 @@ class LimitsRepository:
         own = values.get(SETTINGS_ATTRIBUTE)
         return (None if own is None else str(own)), plan_defaults_of(values)
 
-    def plan_defaults_item(self, customer_id: str, subscription_id: str, record: str | None) -> dict[str, Any]:
+    def plan_defaults_item(
+        self, customer_id: str, subscription_id: str, record: str | None
+    ) -> dict[str, Any]:
         """The action writing (``record`` None: removing) a subscription's defaults record on the customer's
         item, for the transaction that creates or changes the subscription."""
         names = {"#d": f"{PLAN_DEFAULTS_PREFIX}{subscription_id}"}

@@ -107,9 +107,7 @@ def phase_at(record: str | None, at: datetime) -> PhaseDefaults | None:
     return None
 
 
-def effective_settings(
-    own: str | None, plan: Mapping[str, str], at: datetime
-) -> LimitSettings | None:
+def effective_settings(own: str | None, plan: Mapping[str, str], at: datetime) -> LimitSettings | None:
     """The limits and entitlements that apply at ``at`` (see the module docstring); None: none at all."""
     mine = LimitSettings.from_stored(own)
     in_force = [p for _, text in sorted(plan.items()) if (p := phase_at(text, at)) is not None]

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from neruba.domain.periods import Interval
-from neruba.models.limits import PlanDefaultsIn
 from neruba.models.fields import (
     CODE_PATTERN,
     EXTERNAL_ID_PATTERN,
@@ -31,6 +30,7 @@ from neruba.models.fields import (
     Reason,
     Ticket,
 )
+from neruba.models.limits import PlanDefaultsIn
 
 Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
 # those whose field is a number

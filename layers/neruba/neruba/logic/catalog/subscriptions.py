@@ -10,9 +10,10 @@ is checked again against the new set.
 
 Creation writes, in one transaction: the subscription, the guard, its billing state (due at its start),
 its plan-version defaults on the customer (``logic.limits.plan_defaults``, when its version has some; a
-plan change or a cancellation rewrites them in its own transaction), its audit record and, with an ``Idempotency-Key``, the idempotency record (``logic.idempotency``). A retry
-with the same key and body returns the first answer; without a key, a retry of a create that succeeded
-is refused by the overlap rule and names the first subscription.
+plan change or a cancellation rewrites them in its own transaction), its audit record and, with an
+``Idempotency-Key``, the idempotency record (``logic.idempotency``). A retry with the same key and body
+returns the first answer; without a key, a retry of a create that succeeded is refused by the overlap rule
+and names the first subscription.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Entitlement checks: may a customer use a feature now, with its usage, limit, remaining and reset time.
 
 A check costs at most two DynamoDB reads: the customer's limit settings (one GetItem of its catalog item,
-where its features and its plan versions' defaults are kept, ``domain.plan_defaults``) and, for metered features, their period counters (one GetItem for one
-feature, one BatchGetItem for the list). A metered feature's usage is the counter the ingest worker keeps
-for its meter (written only while a metered feature or a limit names the meter); access is granted while
-the usage is below the limit.
+where its features and its plan versions' defaults are kept, ``domain.plan_defaults``) and, for metered
+features, their period counters (one GetItem for one feature, one BatchGetItem for the list). A metered
+feature's usage is the counter the ingest worker keeps for its meter (written only while a metered feature
+or a limit names the meter); access is granted while the usage is below the limit.
 """
 
 from __future__ import annotations

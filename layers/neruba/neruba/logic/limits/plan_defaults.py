@@ -55,9 +55,7 @@ def defaults_record(repo: PlansRepository, sub: Mapping[str, Any]) -> str | None
             end = ends
         if end is not None and end <= start:
             continue
-        phases.append(
-            PhaseDefaults(start, end, version.code, version.version, limits, _int(threshold))
-        )
+        phases.append(PhaseDefaults(start, end, version.code, version.version, limits, _int(threshold)))
     return subscription_record(terms.anchor, terms.every, phases) if phases else None
 
 

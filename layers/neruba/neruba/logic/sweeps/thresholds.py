@@ -5,8 +5,8 @@ After ingest counts a batch, each customer of it with an invoice threshold (its 
 (``logic.billing.threshold``). This check evaluates every customer with a threshold again, so a crossing
 whose check was lost (a message not sent, a batch that failed after counting, a threshold set while the
 ingest catalog cache still held the old record) is invoiced by the next sweep, from the subscription's
-start (before its opening invoice too). Each threshold invoice issued is a repair of the report (``threshold_invoiced``); a second sweep finds
-nothing (the evaluation is idempotent).
+start (before its opening invoice too). Each threshold invoice issued is a repair of the report
+(``threshold_invoiced``); a second sweep finds nothing (the evaluation is idempotent).
 
 Cost: per customer one read of its record; per customer with a threshold, its subscriptions' listing
 and per active subscription one state read and one rating of its open period to now.
