@@ -305,6 +305,8 @@ class PlanVersion(_Model):
     currency: str
     interval: str
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = None
+    """What the version sets for its subscribers (limits, features, invoice threshold), when it does."""
 
 
 class Plan(PlanVersion):

@@ -341,9 +341,11 @@ def create_plan(
     charges: Sequence[Mapping[str, Any]] | None = None,
     fixed_fee: Mapping[str, Any] | None = None,
     minimum_commitment: Number | None = None,
+    defaults: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.Plan]:
-    """Create a plan; ``charges`` and ``fixed_fee`` follow ChargeIn/FixedFeeIn (prices as Decimal or text)."""
+    """Create a plan; ``charges`` and ``fixed_fee`` follow ChargeIn/FixedFeeIn (prices as Decimal or text);
+    ``defaults`` follows PlanDefaultsIn (limits, features, invoice threshold of its subscribers)."""
 
 
 @route("GET", "/v1/plans/{plan_code}", m.Plan)
@@ -360,6 +362,7 @@ def publish_plan_version(
     charges: Sequence[Mapping[str, Any]] | None = None,
     fixed_fee: Mapping[str, Any] | None = None,
     minimum_commitment: Number | None = None,
+    defaults: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.PlanVersion]: ...
 
