@@ -254,7 +254,7 @@ def test_a_plan_change_or_a_cancellation_carries_the_defaults_of_the_new_phases(
     assert (
         _admin("POST", f"/v1/subscriptions/{sub['id']}/cancel", cancel, subscription_id=sub["id"])[0] == 200
     )
-    _own, plan = bootstrap.limits().settings_texts("acme")
+    plan = bootstrap.limits().settings_texts("acme").plan
     from neruba.domain.plan_defaults import effective_settings
 
     assert effective_settings(None, plan, datetime.now(UTC) + timedelta(seconds=1)) is None

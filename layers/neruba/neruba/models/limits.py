@@ -60,6 +60,22 @@ class PlanDefaultsIn(BaseModel):
     )
 
 
+class EntitlementGrantIn(BaseModel):
+    """Raises a metered feature's limit by ``amount`` from now until ``expires_at`` (default: the end of
+    the current limit period)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"amount": "500", "reason": "launch week", "ticket": "SUP-12"}]},
+    )
+    amount: Quantity = Field(description="Units of the feature's meter added to its limit.")
+    expires_at: AwareInstant | None = Field(
+        default=None, description="When the grant ends (exclusive); default: the current period's end."
+    )
+    reason: Reason = Field(description="Why (kept in the audit record).")
+    ticket: Ticket = None
+
+
 class UsageLimitsIn(BaseModel):
     """Replaces every usage limit of the customer (an empty ``meters`` removes them)."""
 
@@ -127,7 +143,10 @@ class Entitlement(BaseModel):
     value: str | None = Field(description="static: the value granted.")
     meter_code: str | None
     usage: str | None = Field(description="metered: the usage in the current period.")
-    limit: str | None
+    limit: str | None = Field(description="metered: the allowance of the period, grants in force included.")
+    granted: str | None = Field(
+        default=None, description="metered: what grants in force add to the feature's own limit."
+    )
     remaining: str | None
     resets_at: str | None = Field(description="metered: when the period (and the usage) resets.")
 
@@ -136,3 +155,17 @@ class EntitlementList(BaseModel):
     model_config = ConfigDict(extra="forbid")
     object: Literal["list"]
     data: list[Entitlement]
+
+
+class EntitlementGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["entitlement_grant"]
+    id: str
+    customer_id: str
+    feature: str
+    amount: str
+    starts_at: str
+    expires_at: str
+    reason: str
+    ticket: str | None
+    entitlement: Entitlement = Field(description="The feature as it stands with the grant.")
