@@ -399,7 +399,7 @@ class IngestBatch:
         """Whether the customer has usage limits on the write's meter (``logic.limits``)."""
         from neruba.logic.limits import gate
 
-        return gate.applies(self.catalog.limits.get(write.customer_id), write.meter_code)
+        return gate.applies(self.catalog.limits.get(write.customer_id), write.meter_code, write.aggregation)
 
     def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
         """Count one day write, through the customer's usage limits when it has some on the meter
@@ -407,7 +407,7 @@ class IngestBatch:
         from neruba.logic.limits import gate
 
         limits = self.catalog.limits.get(write.customer_id)
-        if not gate.applies(limits, write.meter_code):
+        if not gate.applies(limits, write.meter_code, write.aggregation):
             return count_cell(self.usage, part, write, events, self.now)
         done = gate.count_write(self.usage, limits, part, write, events, self.now)
         for transaction_id in done.refused:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import bootstrap
+from neruba.dal.limits import SPEND
 from neruba.dal.transaction import Cancelled
 from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -35,8 +36,9 @@ def put_limits(
     billing, limits = bootstrap.billing_records(), bootstrap.limits()
     request = fingerprint(body.model_dump(mode="json"), f"limits:{customer_id}")
     _current(customer_id)  # 404 before any rule of the body
-    settings = _validated(body)
-    text = settings.stored() if settings.meters or settings.features else None
+    settings = _validated(customer_id, body)
+    something = settings.meters or settings.features or settings.spend_alerts or settings.balance_alerts
+    text = settings.stored() if something else None
     for _attempt in range(ATTEMPTS):
         first = replay(billing, IDEMPOTENCY_SCOPE, idempotency_key, request)
         if first is not None:
@@ -87,7 +89,9 @@ def _audited(text: str | None) -> dict[str, Any] | None:
     return None if text is None else dict(json.loads(text))
 
 
-def _validated(body: UsageLimitsIn) -> LimitSettings:
+def _validated(customer_id: str, body: UsageLimitsIn) -> LimitSettings:
+    from neruba.logic.limits.amounts import check_rateable
+
     meters: dict[str, MeterLimits] = {}
     for i, entry in enumerate(body.meters):
         param = f"meters.{i}"
@@ -98,7 +102,12 @@ def _validated(body: UsageLimitsIn) -> LimitSettings:
                 param=f"{param}.meter_code",
             )
         _cappable(entry.meter_code, f"{param}.meter_code")
-        if entry.hard_cap is None and entry.soft_cap is None and not entry.alerts:
+        if (
+            entry.hard_cap is None
+            and entry.soft_cap is None
+            and not entry.alerts
+            and entry.hard_cap_amount_minor is None
+        ):
             raise InvalidRequestError(
                 "Give a hard_cap, a soft_cap or alerts for each meter listed.",
                 code="limit_empty",
@@ -112,11 +121,28 @@ def _validated(body: UsageLimitsIn) -> LimitSettings:
             raise InvalidRequestError(
                 "Each alert level may be given once.", code="duplicate_alert", param=f"{param}.alerts"
             )
+        if entry.hard_cap_amount_minor is not None:
+            check_rateable(customer_id, {entry.meter_code}, f"{param}.hard_cap_amount_minor")
         meters[entry.meter_code] = MeterLimits(
-            entry.hard_cap, entry.soft_cap, tuple(sorted(Decimal(a) for a in entry.alerts))
+            entry.hard_cap,
+            entry.soft_cap,
+            tuple(sorted(Decimal(a) for a in entry.alerts)),
+            entry.hard_cap_amount_minor,
         )
+    for name, levels in (("spend_alerts_minor", body.spend_alerts_minor), ("balance_alerts_minor", body.balance_alerts_minor)):
+        if len(set(levels)) != len(levels):
+            raise InvalidRequestError("Each alert level may be given once.", code="duplicate_alert", param=name)
+    if body.spend_alerts_minor:
+        check_rateable(customer_id, None, "spend_alerts_minor")
     anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
-    return LimitSettings(anchor, body.interval, meters, _features(body))
+    return LimitSettings(
+        anchor,
+        body.interval,
+        meters,
+        _features(body),
+        tuple(sorted(body.spend_alerts_minor)),
+        tuple(sorted(body.balance_alerts_minor)),
+    )
 
 
 def _features(body: UsageLimitsIn) -> dict[str, Feature]:
@@ -173,10 +199,10 @@ def _view(
     start, end = settings.period(now)
     rows = []
     for code, meter in sorted(settings.meters.items()):
-        used, fired = Decimal(0), set[str]()
+        used, fired, amount = Decimal(0), set[str](), 0
         if counted:
             counter = bootstrap.limits().counter(customer_id, code, start, end)
-            used, fired = counter.used, counter.fired
+            used, fired, amount = counter.used, counter.fired, counter.amount
         remaining = None if meter.hard_cap is None else max(Decimal(0), meter.hard_cap - used)
         rows.append(
             {
@@ -187,8 +213,13 @@ def _view(
                 "usage": _text(used),
                 "remaining": _text(remaining),
                 "alerts_fired": sorted(fired),
+                "hard_cap_amount_minor": meter.hard_cap_amount,
+                "amount_minor": amount if settings.rates(code) else None,
             }
         )
+    spend = None
+    if counted and settings.spend_alerts:
+        spend = bootstrap.limits().counter(customer_id, SPEND, start, end)
     return {
         "object": "usage_limits",
         "customer_id": customer_id,
@@ -197,6 +228,10 @@ def _view(
         "period_start": iso_z(start),
         "period_end": iso_z(end),
         "meters": rows,
+        "spend_alerts_minor": list(settings.spend_alerts),
+        "spend_minor": int(spend.used) if spend is not None else None,
+        "spend_alerts_fired": sorted(spend.fired) if spend is not None else [],
+        "balance_alerts_minor": list(settings.balance_alerts),
     }
 
 
