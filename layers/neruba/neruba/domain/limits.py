@@ -190,6 +190,17 @@ def crossed(
     return sorted(key for key, level in levels.items() if before < level <= after and key not in done)
 
 
+def fallen_under(before: int, after: int, levels: Iterable[int]) -> list[int]:
+    """The levels a balance crosses downwards going from ``before`` to ``after`` (at or above the level
+    before, below it after), highest first.
+
+    Example:
+        >>> fallen_under(1500, 300, [1000, 400, 200, 2000])
+        [1000, 400]
+    """
+    return sorted((level for level in set(levels) if before >= level > after), reverse=True)
+
+
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
