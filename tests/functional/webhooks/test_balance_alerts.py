@@ -65,3 +65,62 @@ def test_balance_alerts_fire_once_per_crossing_and_rearm(real: World, monkeypatc
     # THEN 10.00 fires again (13.00 -> 8.00); 4.00 was not crossed
     assert sorted(_balance_alerts())[0] == ("balance:1000", 1300, 800)
     assert len(_balance_alerts()) == 3
+
+
+def test_a_void_and_an_expiry_that_lower_the_balance_fire_once(real: World) -> None:  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    from functions.admin_api.app import lambda_handler as admin
+    from functions.credit_expiry.app import lambda_handler as expiry
+    from functions.ledger_api.app import lambda_handler as ledger_api
+    from tests.support.api import fixture
+    from tests.support.lambda_context import FakeContext
+
+    # GIVEN a balance alert at 10.00, and 20.00 of credit: 8.00 that expired an hour ago and 12.00
+    status, body, _ = call(admin, api_event(
+        "PUT", "/v1/customers/acme/limits", body={"balance_alerts_minor": [1000]}, scopes="admin",
+        path_parameters={"customer_id": "acme"},
+    ))  # fmt: skip
+    assert status == 200, body
+    expiring, _ = create_grant(
+        ledger(), customer_id="acme", kind="promotional", amount_minor=800, currency="USD",
+        idempotency_key="x", actor="test", at=START, expires_at=datetime.now(UTC) - timedelta(hours=1),
+    )  # fmt: skip
+    kept = _grant("k", 1200, 1)
+    # WHEN the expiry job runs (twice): 20.00 -> 12.00, still over the level
+    expiry(fixture("credit_expiry.json"), FakeContext())
+    expiry(fixture("credit_expiry.json"), FakeContext())
+    assert ledger().grant(expiring.grant_id).status == "expired"  # type: ignore[union-attr]
+    assert _balance_alerts() == []
+    # AND an operator voids the 12.00 (sent twice with one Idempotency-Key)
+    for _ in range(2):
+        status, body, _ = call(ledger_api, api_event(
+            "POST", f"/admin/credit-grants/{kept.grant_id}/void", body={"reason": "closing"}, scopes="admin",
+            path_parameters={"grant_id": kept.grant_id}, headers={"Idempotency-Key": "void-1"},
+        ))  # fmt: skip
+        assert status == 200, body
+    # THEN the level fired once: 12.00 -> 0
+    assert _balance_alerts() == [("balance:1000", 1200, 0)]
+
+
+def test_an_expiry_crossing_a_level_fires(real: World) -> None:  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    from functions.admin_api.app import lambda_handler as admin
+    from functions.credit_expiry.app import lambda_handler as expiry
+    from tests.support.api import fixture
+    from tests.support.lambda_context import FakeContext
+
+    status, body, _ = call(admin, api_event(
+        "PUT", "/v1/customers/acme/limits", body={"balance_alerts_minor": [1000]}, scopes="admin",
+        path_parameters={"customer_id": "acme"},
+    ))  # fmt: skip
+    assert status == 200, body
+    create_grant(
+        ledger(), customer_id="acme", kind="promotional", amount_minor=800, currency="USD",
+        idempotency_key="x", actor="test", at=START, expires_at=datetime.now(UTC) - timedelta(hours=1),
+    )  # fmt: skip
+    _grant("k", 500, 1)
+    expiry(fixture("credit_expiry.json"), FakeContext())
+    expiry(fixture("credit_expiry.json"), FakeContext())
+    assert _balance_alerts() == [("balance:1000", 1300, 500)]

@@ -11,9 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from neruba.domain.limits import fallen_under
+from neruba.domain.limits import LimitSettings, fallen_under
+
+if TYPE_CHECKING:
+    from neruba.dal.limits import LimitsRepository
+
+
+def balance_levels_of(limits: LimitsRepository, customer_id: str) -> tuple[int, ...]:
+    """The customer's balance alert levels (one read of its catalog item; none for an unknown one)."""
+    try:
+        settings = LimitSettings.from_stored(limits.settings_text(customer_id))
+    except LookupError:
+        return ()
+    return settings.balance_alerts if settings is not None else ()
+
+
+def after_closing(grants: Sequence[Any], grant_id: str, closed_minor: int) -> tuple[int, int]:
+    """The usable balance before and after a grant's remainder is closed (expiry or void): the grant
+    lowers it only when it is usable now (among ``grants``)."""
+    before = sum(g.remaining_minor for g in grants)
+    usable = any(g.grant_id == grant_id for g in grants)
+    return before, before - closed_minor if usable else before
 
 
 def balance_alerts(
