@@ -92,7 +92,12 @@ def test_an_amount_cap_refuses_events_past_the_plan_price(
     # WHEN 8, 4, 3 and 2 GB arrive in one batch (in that order of timestamp)
     base = NOW - timedelta(minutes=5)
     sizes = (8, 4, 3, 2)
-    send(*(ev(f"g{i}", code="gb_out", timestamp=_at(base, i), properties={"gb": n}) for i, n in enumerate(sizes)))
+    send(
+        *(
+            ev(f"g{i}", code="gb_out", timestamp=_at(base, i), properties={"gb": n})
+            for i, n in enumerate(sizes)
+        )
+    )
     process()
     # THEN 8 (8.00) and 4 (11.00) count, 3 (12.50) is refused whole, 2 lands exactly on the cap (12.00)
     assert _statuses(read, "acme", ["g0", "g1", "g2", "g3"]) == {
@@ -161,7 +166,10 @@ def test_spend_alerts_fire_once_per_level_under_duplicate_storms_and_redelivery(
     assert limits["spend_minor"] == 560
     assert limits["spend_alerts_fired"] == ["spend:100", "spend:500"]
     fired = sorted((a["alert"], a["late"], a["period_start"][:10]) for a in _spend_alerts())
-    assert fired == [("spend:100", False, MONTH.date().isoformat()), ("spend:500", False, MONTH.date().isoformat())]
+    assert fired == [
+        ("spend:100", False, MONTH.date().isoformat()),
+        ("spend:500", False, MONTH.date().isoformat()),
+    ]
     assert all(a["currency"] == "USD" and a["meter_code"] is None for a in _spend_alerts())
 
 
@@ -203,7 +211,10 @@ def test_prices_that_cannot_be_capped_exactly_are_refused(priced: Any, catalog: 
     )
     # WHEN an amount cap or spend alerts are set on it THEN 400 amount_limit_unsupported, nothing stored
     for body, param in (
-        ({"meters": [{"meter_code": "tokens", "hard_cap_amount_minor": 500}]}, "meters.0.hard_cap_amount_minor"),
+        (
+            {"meters": [{"meter_code": "tokens", "hard_cap_amount_minor": 500}]},
+            "meters.0.hard_cap_amount_minor",
+        ),
         ({"spend_alerts_minor": [500]}, "spend_alerts_minor"),
     ):
         status, answer = _put(body, "globex")

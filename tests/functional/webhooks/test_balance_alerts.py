@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from neruba.logic.ledger.credits import create_grant
 from tests.functional.billing.conftest import START, World, ledger, real, subscribe_real  # noqa: F401
 from tests.functional.billing.helpers import day, schedule, work, worker
@@ -29,7 +27,7 @@ def _balance_alerts() -> list[tuple[str, int, int]]:
     return [(a["alert"], a["previous_balance_minor"], a["balance_minor"]) for a in found]
 
 
-def test_balance_alerts_fire_once_per_crossing_and_rearm(real: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_balance_alerts_fire_once_per_crossing_and_rearm(real: World, monkeypatch: Any) -> None:  # noqa: F811
     from functions.admin_api.app import lambda_handler
 
     # GIVEN balance alerts at 10.00 and 4.00, and 15.00 of credit

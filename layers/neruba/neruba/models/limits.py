@@ -78,7 +78,8 @@ class UsageLimitsIn(BaseModel):
     spend_alerts_minor: list[AmountLevel] = Field(
         default_factory=list,
         max_length=MAX_ALERTS,
-        description="Levels of the period's rated spend (minor units) that fire alert.triggered (kind spend).",
+        description="Levels of the period's rated spend (minor units) that fire alert.triggered"
+        " (kind spend).",
     )
     balance_alerts_minor: list[BalanceLevel] = Field(
         default_factory=list,

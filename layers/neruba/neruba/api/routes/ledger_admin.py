@@ -36,7 +36,6 @@ from neruba.models.views import (
 
 if TYPE_CHECKING:
     from neruba.logic.ledger.admin import Operator, Stores
-    from neruba.logic.limits.balance import balance_levels_of
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(

@@ -277,7 +277,9 @@ def _spend(
     amounts = {**spend.amounts, write.meter_code: amount}
     total = sum(amounts.values())
     reached = crossed(spend.used, Decimal(total), settings.spend_levels(), spend.fired)
-    plan.counters.append(_State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts))
+    plan.counters.append(
+        _State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts)
+    )
     price = next((p for p in (prices.at(parse_ts(e.at)) for e in members) if p), None) if prices else None
     for key in reached:
         plan.alerts.append(

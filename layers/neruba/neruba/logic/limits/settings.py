@@ -129,9 +129,14 @@ def _validated(customer_id: str, body: UsageLimitsIn) -> LimitSettings:
             tuple(sorted(Decimal(a) for a in entry.alerts)),
             entry.hard_cap_amount_minor,
         )
-    for name, levels in (("spend_alerts_minor", body.spend_alerts_minor), ("balance_alerts_minor", body.balance_alerts_minor)):
+    for name, levels in (
+        ("spend_alerts_minor", body.spend_alerts_minor),
+        ("balance_alerts_minor", body.balance_alerts_minor),
+    ):
         if len(set(levels)) != len(levels):
-            raise InvalidRequestError("Each alert level may be given once.", code="duplicate_alert", param=name)
+            raise InvalidRequestError(
+                "Each alert level may be given once.", code="duplicate_alert", param=name
+            )
     if body.spend_alerts_minor:
         check_rateable(customer_id, None, "spend_alerts_minor")
     anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
