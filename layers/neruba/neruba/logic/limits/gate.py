@@ -272,8 +272,8 @@ def _spend(
     """The spend counter's new state when the meter's amount changed, and the spend levels it reaches."""
     start, end = period
     spend = limits.counter(write.customer_id, SPEND, start, end)
-    if spend.amounts.get(write.meter_code, 0) == amount and write.meter_code in spend.amounts:
-        return
+    if spend.amounts.get(write.meter_code, 0) == amount:
+        return  # the spend did not move: nothing to write
     amounts = {**spend.amounts, write.meter_code: amount}
     total = sum(amounts.values())
     reached = crossed(spend.used, Decimal(total), settings.spend_levels(), spend.fired)
