@@ -246,3 +246,35 @@ def test_customers_without_amounts_read_no_subscription(
     # THEN no subscription was read to count it
     assert reads == []
     assert Decimal(_limits()["meters"][0]["usage"]) == 1
+
+
+def test_each_event_is_priced_by_the_phase_in_force_at_its_timestamp(
+    priced: Any, send: Any, process: Any, read: Any
+) -> None:
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import change_plan
+    from neruba.models.catalog import PlanChange, PlanCreate
+
+    # GIVEN a cap of 1.00 on api_calls, 0.10 a call, and 5 calls counted (0.50)
+    status, body = _put({"meters": [{"meter_code": "api_calls", "hard_cap_amount_minor": 100}]})
+    assert status == 200, body
+    send(*(ev(f"a{i}", timestamp=_at(NOW - timedelta(minutes=20), i), properties={}) for i in range(5)))
+    process()
+    # AND the plan changed 5 minutes ago to one at 0.20 a call
+    pricey = {
+        "code": "pricey", "name": "Pricey", "currency": "USD", "interval": "month",
+        "charges": [{"meter_code": "api_calls", "model": "per_unit", "unit_price": "0.20"}],
+    }  # fmt: skip
+    create_plan(priced, PlanCreate.model_validate(pricey))
+    (subscription,) = priced.customer_subscriptions("acme")
+    change_plan(priced, subscription.id, PlanChange(plan_code="pricey", at=NOW - timedelta(minutes=5)))
+    # WHEN a call of now arrives: 6 calls at 0.20 = 1.20, past the cap
+    send(ev("new", timestamp=NOW.isoformat(), properties={}))
+    process()
+    # AND one from before the change: 6 calls at 0.10 = 0.60
+    send(ev("old", timestamp=(NOW - timedelta(minutes=10)).isoformat(), properties={}))
+    process()
+    # THEN the first is refused and the second counted, each priced by its own phase
+    assert _statuses(read, "acme", ["new", "old"]) == {"new": "over_limit", "old": "accepted"}
+    (row,) = _limits()["meters"]
+    assert (row["usage"], row["amount_minor"]) == ("6", 60)
