@@ -6,7 +6,9 @@ has limits on the meter (``IngestBatch._count_write``). One attempt:
 1. read the period counter of each period the events fall in (``dal.limits``: one strongly consistent
    read each; a day holds at most two periods);
 2. decide, in (timestamp, transaction id) order, which events fit under the hard cap
-   (``domain.limits.decide``) and which alert levels the admitted ones reach (``domain.limits.crossed``);
+   (``domain.limits.decide``; with an amount cap or spend alerts, ``domain.limit_amounts.decide`` with the
+   prices of ``logic.limits.amounts``) and which alert levels the admitted ones reach
+   (``domain.limits.crossed``); with spend alerts, the period's spend counter too (``_spend``);
 3. commit in ONE transaction: the contribution of the admitted events (``UsageRepository.count_group``),
    each counter's new state on condition of the version read, each refused event turned ``over_limit``
    (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
@@ -312,7 +314,10 @@ def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> Da
 
 
 def _message(write: DayWrite) -> str:
-    return f"the usage of meter {write.meter_code!r} in the period would pass the customer's hard cap"
+    return (
+        f"the usage of meter {write.meter_code!r} in the period would pass the customer's hard cap"
+        " (in units or in amount)"
+    )
 
 
 def _refusal(limits: LimitsRepository, write: DayWrite, event: CellEvent) -> dict[str, Any]:
