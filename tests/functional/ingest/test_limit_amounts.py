@@ -278,3 +278,36 @@ def test_each_event_is_priced_by_the_phase_in_force_at_its_timestamp(
     assert _statuses(read, "acme", ["new", "old"]) == {"new": "over_limit", "old": "accepted"}
     (row,) = _limits()["meters"]
     assert (row["usage"], row["amount_minor"]) == ("6", 60)
+
+
+def test_parallel_batches_of_two_meters_add_up_their_spend_and_fire_each_level_once(
+    priced: Any, send: Any, atomic_requests: None
+) -> None:
+    # GIVEN spend alerts at 1.00, 2.00 and 3.00; 10 calls (1.00) and 10 x 0.2 GB (2.00) in 4 batches
+    status, body = _put({"spend_alerts_minor": [100, 200, 300]})
+    assert status == 200, body
+    send(*(ev(f"c{i}", properties={}) for i in range(10)))
+    send(*(ev(f"g{i}", code="gb_out", properties={"gb": "0.2"}) for i in range(10)))
+    batches = [receive_batch(queue_url("IngestQueue"), 5) for _ in range(4)]
+    assert sorted(len(b) for b in batches) == [5] * 4
+    # WHEN four workers count them at once (two meters of one customer share its spend counter)
+    barrier = threading.Barrier(4)
+    left: list[list[str]] = []
+
+    def work(messages: list[dict[str, Any]]) -> None:
+        batch = _batch()
+        barrier.wait()
+        failed = _run(batch, messages)
+        while failed:
+            failed = _run(_batch(), [m for m in messages if m["MessageId"] in failed])
+        left.append(failed)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN the spend is exactly 3.00 and each level fired once
+    assert left == [[]] * 4
+    assert _limits()["spend_minor"] == 300
+    assert sorted(a["alert"] for a in _spend_alerts()) == ["spend:100", "spend:200", "spend:300"]
