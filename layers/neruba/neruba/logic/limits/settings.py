@@ -7,6 +7,7 @@ landing in between makes it read again), with its audit record (``customer.limit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ from neruba.dal.transaction import Cancelled
 from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
-from neruba.models.limits import UsageLimitsIn
+from neruba.models.limits import FeatureIn, MeterLimitIn, PlanDefaultsIn, UsageLimitsIn
 from neruba.timefmt import iso_z
 
 IDEMPOTENCY_SCOPE = "usage-limits"
@@ -92,9 +93,48 @@ def _audited(text: str | None) -> dict[str, Any] | None:
 def _validated(customer_id: str, body: UsageLimitsIn) -> LimitSettings:
     from neruba.logic.limits.amounts import check_rateable
 
+    meters = _meters(body.meters, customer_id=customer_id)
+    for name, levels in (
+        ("spend_alerts_minor", body.spend_alerts_minor),
+        ("balance_alerts_minor", body.balance_alerts_minor),
+    ):
+        if len(set(levels)) != len(levels):
+            raise InvalidRequestError(
+                "Each alert level may be given once.", code="duplicate_alert", param=name
+            )
+    if body.spend_alerts_minor:
+        check_rateable(customer_id, None, "spend_alerts_minor")
+    anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
+    return LimitSettings(
+        anchor,
+        body.interval,
+        meters,
+        _features(body.features),
+        tuple(sorted(body.spend_alerts_minor)),
+        tuple(sorted(body.balance_alerts_minor)),
+    )
+
+
+def validated_defaults(body: PlanDefaultsIn | None) -> LimitSettings:
+    """A plan version's default limits and features, checked by the rules of a customer's (each
+    ``param`` under ``defaults.``); empty when the version sets none."""
+    if body is None:
+        return LimitSettings()
+    return LimitSettings(
+        meters=_meters(body.meters, "defaults."), features=_features(body.features, "defaults.")
+    )
+
+
+def _meters(
+    entries: Sequence[MeterLimitIn], prefix: str = "", customer_id: str | None = None
+) -> dict[str, MeterLimits]:
+    """Each meter's limits, checked; an amount cap against ``customer_id``'s subscriptions (a plan
+    version's defaults, without a customer, take none: amounts are set per customer)."""
+    from neruba.logic.limits.amounts import check_rateable
+
     meters: dict[str, MeterLimits] = {}
-    for i, entry in enumerate(body.meters):
-        param = f"meters.{i}"
+    for i, entry in enumerate(entries):
+        param = f"{prefix}meters.{i}"
         if entry.meter_code in meters:
             raise InvalidRequestError(
                 f"Meter {entry.meter_code!r} is listed twice; give each meter's limits once.",
@@ -122,6 +162,13 @@ def _validated(customer_id: str, body: UsageLimitsIn) -> LimitSettings:
                 "Each alert level may be given once.", code="duplicate_alert", param=f"{param}.alerts"
             )
         if entry.hard_cap_amount_minor is not None:
+            if customer_id is None:
+                raise InvalidRequestError(
+                    "An amount cap is set per customer (PUT /v1/customers/{id}/limits), not on a plan"
+                    " version: its amount depends on the customer's subscriptions.",
+                    code="amount_limit_unsupported",
+                    param=f"{param}.hard_cap_amount_minor",
+                )
             check_rateable(customer_id, {entry.meter_code}, f"{param}.hard_cap_amount_minor")
         meters[entry.meter_code] = MeterLimits(
             entry.hard_cap,
@@ -129,31 +176,13 @@ def _validated(customer_id: str, body: UsageLimitsIn) -> LimitSettings:
             tuple(sorted(Decimal(a) for a in entry.alerts)),
             entry.hard_cap_amount_minor,
         )
-    for name, levels in (
-        ("spend_alerts_minor", body.spend_alerts_minor),
-        ("balance_alerts_minor", body.balance_alerts_minor),
-    ):
-        if len(set(levels)) != len(levels):
-            raise InvalidRequestError(
-                "Each alert level may be given once.", code="duplicate_alert", param=name
-            )
-    if body.spend_alerts_minor:
-        check_rateable(customer_id, None, "spend_alerts_minor")
-    anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
-    return LimitSettings(
-        anchor,
-        body.interval,
-        meters,
-        _features(body),
-        tuple(sorted(body.spend_alerts_minor)),
-        tuple(sorted(body.balance_alerts_minor)),
-    )
+    return meters
 
 
-def _features(body: UsageLimitsIn) -> dict[str, Feature]:
+def _features(entries: Sequence[FeatureIn], prefix: str = "") -> dict[str, Feature]:
     features: dict[str, Feature] = {}
-    for i, entry in enumerate(body.features):
-        param = f"features.{i}"
+    for i, entry in enumerate(entries):
+        param = f"{prefix}features.{i}"
         if entry.feature in features:
             raise InvalidRequestError(
                 f"Feature {entry.feature!r} is listed twice.",
