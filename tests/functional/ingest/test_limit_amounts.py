@@ -311,3 +311,51 @@ def test_parallel_batches_of_two_meters_add_up_their_spend_and_fire_each_level_o
     assert left == [[]] * 4
     assert _limits()["spend_minor"] == 300
     assert sorted(a["alert"] for a in _spend_alerts()) == ["spend:100", "spend:200", "spend:300"]
+
+
+def _plan_with_defaults(defaults: dict[str, Any]) -> tuple[int, Any]:
+    from functions.admin_api.app import lambda_handler
+
+    body = {
+        "code": "pro", "name": "Pro", "currency": "USD", "interval": "month",
+        "charges": [{"meter_code": "api_calls", "model": "per_unit", "unit_price": "0.10"}],
+        "defaults": defaults,
+    }  # fmt: skip
+    status, answer, _ = call(lambda_handler, api_event("POST", "/v1/plans", body=body))
+    return status, answer
+
+
+def test_a_plan_version_takes_no_amount_cap(catalog: Any) -> None:
+    status, answer = _plan_with_defaults(
+        {"meters": [{"meter_code": "api_calls", "hard_cap_amount_minor": 100}]}
+    )
+    assert status == 400, answer
+    assert (answer["error"]["code"], answer["error"]["param"]) == (
+        "amount_limit_unsupported",
+        "defaults.meters.0.hard_cap_amount_minor",
+    )
+
+
+def test_spend_alerts_of_the_customer_apply_under_plan_defaults(
+    catalog: Any, send: Any, process: Any, read: Any
+) -> None:
+    from functions.admin_api.app import lambda_handler
+
+    # GIVEN globex on a plan whose version caps api_calls at 5 calls, and its own spend alert at 0.30
+    status, answer = _plan_with_defaults({"meters": [{"meter_code": "api_calls", "hard_cap": "5"}]})
+    assert status == 201, answer
+    sub = {"customer_id": "globex", "plan_code": "pro", "start_at": LAST_MONTH.isoformat()}
+    event = api_event("POST", "/v1/subscriptions", body=sub, headers={"Idempotency-Key": "s-globex"})
+    status, answer, _ = call(lambda_handler, event)
+    assert status == 201, answer
+    status, body = _put({"spend_alerts_minor": [30]}, "globex")
+    assert status == 200, body
+    # WHEN 7 calls arrive
+    send(*(ev(f"p{i}", customer="globex", properties={}) for i in range(7)))
+    process()
+    # THEN the plan's cap refuses 2 and the customer's spend alert fires once, at 0.30
+    statuses = sorted(_statuses(read, "globex", [f"p{i}" for i in range(7)]).values())
+    assert statuses == ["accepted"] * 5 + ["over_limit"] * 2
+    assert [(a["customer_id"], a["alert"], a["spend_minor"]) for a in _spend_alerts()] == [
+        ("globex", "spend:30", 50)
+    ]
