@@ -359,3 +359,35 @@ def test_spend_alerts_of_the_customer_apply_under_plan_defaults(
     assert [(a["customer_id"], a["alert"], a["spend_minor"]) for a in _spend_alerts()] == [
         ("globex", "spend:30", 50)
     ]
+
+
+def test_a_plan_changed_later_to_a_price_that_cannot_be_rated_adds_no_amount(
+    priced: Any, send: Any, process: Any, read: Any
+) -> None:
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import change_plan
+    from neruba.models.catalog import PlanChange, PlanCreate
+
+    # GIVEN a cap of 12.00 on gb_out, and 8 GB counted (8.00)
+    status, body = _put({"meters": [{"meter_code": "gb_out", "hard_cap_amount_minor": 1200}]})
+    assert status == 200, body
+    send(ev("a0", code="gb_out", timestamp=_at(NOW - timedelta(minutes=20), 0), properties={"gb": 8}))
+    process()
+    # AND the plan changed since to one bounding each event's charge (no running total decides it)
+    bounded = {
+        "code": "bounded", "name": "Bounded", "currency": "USD", "interval": "month",
+        "charges": [{"meter_code": "gb_out", "model": "percentage", "rate": "50", "per_event_max": "1"}],
+    }  # fmt: skip
+    create_plan(priced, PlanCreate.model_validate(bounded))
+    (subscription,) = priced.customer_subscriptions("acme")
+    change_plan(priced, subscription.id, PlanChange(plan_code="bounded", at=NOW - timedelta(minutes=5)))
+    # WHEN 10 GB arrive (14.00 at the old price)
+    send(ev("n0", code="gb_out", properties={"gb": 10}))
+    process()
+    # THEN they count without an amount: the amount cap does not guess a price
+    assert _statuses(read, "acme", ["n0"]) == {"n0": "accepted"}
+    (row,) = _limits()["meters"]
+    assert (row["usage"], row["amount_minor"]) == ("18", 800)
+    # AND setting the limits again is refused
+    status, answer = _put({"meters": [{"meter_code": "gb_out", "hard_cap_amount_minor": 1200}]})
+    assert (status, answer["error"]["code"]) == (400, "amount_limit_unsupported"), answer

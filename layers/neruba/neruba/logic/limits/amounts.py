@@ -42,6 +42,7 @@ class Prices:
         self.meter_code = meter_code
         self._subscriptions: list[Any] | None = None
         self._group_by: list[str] = []
+        self._priced: dict[tuple[str, int], Price | None] = {}  # plan version -> its price of the meter
 
     def _load(self) -> list[Any]:
         if self._subscriptions is None:
@@ -64,15 +65,19 @@ class Prices:
             charge = _charge(version, self.meter_code)
             if charge is None:
                 continue
+            return self._price((phase.plan_code, phase.plan_version), charge, str(version["currency"]))
+        return None
+
+    def _price(self, key: tuple[str, int], charge: Mapping[str, Any], currency: str) -> Price | None:
+        if key not in self._priced:
             why = unsupported(charge, self._group_by)
-            if why is not None:
+            if why is not None:  # said once per write, not per event
                 logger.warning(
                     "meter amount not rated",
                     extra={"customer_id": self.customer_id, "meter_code": self.meter_code, "why": why},
                 )
-                return None
-            return Price(charge, str(version["currency"]))
-        return None
+            self._priced[key] = None if why is not None else Price(charge, currency)
+        return self._priced[key]
 
 
 def check_rateable(customer_id: str, meter_codes: set[str] | None, param: str) -> None:
