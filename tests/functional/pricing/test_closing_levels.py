@@ -95,14 +95,19 @@ def _levels(meter: str) -> dict[str, dict[str, Any]]:
 
 def _full_read(world: dict[str, Any], n: int) -> dict[str, Any]:
     """Window n rated with no closing level stored (every cell read), the levels left as they were."""
+    from neruba.dal.contributions import partition
+    from neruba.dal.levels import is_level
+
     table = boto3.resource("dynamodb").Table(get_settings().usage_table)
-    saved = [
+    saved = [  # the closing levels, kept in the meters' usage partitions
         item
         for meter in ("gb", "seat")
         for item in table.query(
-            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"LVL#acme#{meter}"}
+            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": partition("acme", meter)}
         )["Items"]
+        if is_level(str(item["sk"]))
     ]
+    assert saved or n == 0
     for item in saved:
         table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
     try:
@@ -113,9 +118,16 @@ def _full_read(world: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def _count_reads(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first hour whose cells each level meter's window read."""
     reads: list[str] = []
-    original = world["usage"].aggregates
-    monkeypatch.setattr(world["usage"], "aggregates", lambda *a: reads.append(a[2]) or original(*a))
+    original = world["usage"].level_window
+
+    def level_window(*args: Any) -> Any:
+        found = original(*args)
+        reads.append(found[0])
+        return found
+
+    monkeypatch.setattr(world["usage"], "level_window", level_window)
     return reads
 
 
