@@ -297,3 +297,77 @@ def test_the_base_is_the_last_level_at_or_before_the_first_hour_however_many_com
     assert (found.at_end.hour, found.at_end.groups[""].level) == ("2025-03-01T00", 5)
     # AND a window with no level at or before its start reads from the beginning
     assert repo.around("acme", "gb", "2024-12-31T23", "2025-01-31T23").base is None
+
+
+def _requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every DynamoDB request the repositories send, as (operation, partition key)."""
+    from neruba.dal.clients import client
+
+    sent: list[tuple[str, str]] = []
+
+    def note(model: Any, params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues") or {}
+        key = (params.get("Key") or {}).get("pk") or values.get(":pk") or values.get(":p") or {}
+        sent.append((model.name, str(key.get("S", ""))))
+
+    client("dynamodb").meta.events.register("provide-client-params.dynamodb", note, unique_id="count-reads")
+    return sent
+
+
+def test_a_billed_window_reads_its_closing_level_with_its_cells_in_one_query(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.clients import client
+    from neruba.domain.ingest import hour_bucket
+
+    # GIVEN January billed (its closing levels stored), usage in February
+    _gb(START + timedelta(days=3), 20)
+    _seats(START + timedelta(days=2), "a", 5)
+    _rate(world, 0)
+    _gb(_month(1) + timedelta(days=2), -5)
+    # WHEN February is billed
+    sent = _requests(monkeypatch)
+    try:
+        billed = _rate(world, 1)
+    finally:
+        client("dynamodb").meta.events.unregister("provide-client-params.dynamodb", unique_id="count-reads")
+    # THEN each level meter's reads are one Query of its usage partition (what a count meter's window
+    # sends), the level it starts from and the one at its end among the items: nothing else is read
+    for meter in ("gb", "seat"):
+        usage = (f"AGG#acme#{meter}", f"LVL#acme#{meter}")
+        reads = [op for op, pk in sent if pk in usage and op in ("Query", "GetItem")]
+        assert reads == ["Query"], (meter, sent)
+    assert not [pk for _, pk in sent if pk.startswith("LVL#")]
+    assert billed["usage:gb::0"][0] > 15 and _levels("gb")[hour_bucket(_month(2))] == {"": 15}
+
+
+def test_a_closing_level_of_the_previous_layout_is_still_read(world: dict[str, Any]) -> None:
+    from neruba.domain.ingest import hour_bucket
+
+    # GIVEN no usage since 1 January but a closing level of 12 GB stored at 1 February in the previous
+    # layout (``LVL#{customer}#{meter}`` / hour), as billing January stored it before this layout
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    table.put_item(
+        Item={
+            "pk": "LVL#acme#gb",
+            "sk": hour_bucket(_month(1)),
+            "agg": "weighted_sum",
+            "ra": "2025-02-01T00:05:00Z",
+            "g": [{"k": "", "l": "12"}],
+        }
+    )
+    # WHEN February is billed THEN it bills the 12 GB carried in, and stores its own level in the new layout
+    assert _rate(world, 1)["usage:gb::0"] == (Decimal(12), 3600)
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 12}, hour_bucket(_month(2)): {"": 12}}
+    # AND once a current level precedes a window, a later one of the previous layout (which may rest on a
+    # level since replaced) is not used: March starts from the current level at 1 March
+    table.put_item(
+        Item={
+            "pk": "LVL#acme#gb",
+            "sk": hour_bucket(_month(2) + timedelta(days=1)),
+            "agg": "weighted_sum",
+            "ra": "2025-03-02T00:05:00Z",
+            "g": [{"k": "", "l": "99"}],
+        }
+    )
+    assert _rate(world, 2)["usage:gb::0"] == (Decimal(12), 3600)
