@@ -341,33 +341,84 @@ def test_a_billed_window_reads_its_closing_level_with_its_cells_in_one_query(
     assert billed["usage:gb::0"][0] > 15 and _levels("gb")[hour_bucket(_month(2))] == {"": 15}
 
 
-def test_a_closing_level_of_the_previous_layout_is_still_read(world: dict[str, Any]) -> None:
-    from neruba.domain.ingest import hour_bucket
-
-    # GIVEN no usage since 1 January but a closing level of 12 GB stored at 1 February in the previous
-    # layout (``LVL#{customer}#{meter}`` / hour), as billing January stored it before this layout
+def _legacy(hour: str, level: int, read_at: str) -> None:
+    """A closing level as the previous layout stored it (``LVL#{customer}#{meter}`` / hour)."""
     table = boto3.resource("dynamodb").Table(get_settings().usage_table)
-    table.put_item(
-        Item={
-            "pk": "LVL#acme#gb",
-            "sk": hour_bucket(_month(1)),
-            "agg": "weighted_sum",
-            "ra": "2025-02-01T00:05:00Z",
-            "g": [{"k": "", "l": "12"}],
-        }
+    item = {
+        "pk": "LVL#acme#gb",
+        "sk": hour,
+        "agg": "weighted_sum",
+        "ra": read_at,
+        "g": [{"k": "", "l": str(level)}],
+    }
+    table.put_item(Item=item)
+
+
+def _legacy_left() -> list[str]:
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    query = table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "LVL#acme#gb"})
+    return [str(i["sk"]) for i in query["Items"]]
+
+
+def test_migration_0005_moves_the_previous_layouts_levels_and_billing_reads_them(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain.ingest import hour_bucket
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0005_closing_levels_in_usage_partition import apply
+
+    # GIVEN 12 GB added in January, billed before this layout: its closing level at 1 February is an
+    # item of the previous layout, and another at 1 March that a current level already replaced
+    _gb(START + timedelta(days=3), 12)
+    _legacy(hour_bucket(_month(1)), 12, "2025-02-01T00:05:00Z")
+    _legacy(hour_bucket(_month(2)), 99, "2025-03-01T00:05:00Z")
+    from neruba.dal.levels import LevelsRepository
+    from neruba.domain.levels import ClosingLevel, GroupLevel
+
+    current = ClosingLevel(
+        hour_bucket(_month(2)), "weighted_sum", {"": GroupLevel(level=Decimal(12))}, "2025-03-02T00:00:00Z"
     )
-    # WHEN February is billed THEN it bills the 12 GB carried in, and stores its own level in the new layout
-    assert _rate(world, 1)["usage:gb::0"] == (Decimal(12), 3600)
+    assert LevelsRepository(get_settings().usage_table).record("acme", "gb", current, None)
+    # WHEN the migration runs, twice
+    ctx = MigrationContext(settings=get_settings(), now=_month(3))
+    assert apply(ctx) == {"moved": 1, "superseded": 1, "gone": 0}
+    assert apply(ctx) == {"moved": 0, "superseded": 0, "gone": 0}
+    # THEN the level is in the usage partition, the one billing stored stands, and nothing old is left
     assert _levels("gb") == {hour_bucket(_month(1)): {"": 12}, hour_bucket(_month(2)): {"": 12}}
-    # AND once a current level precedes a window, a later one of the previous layout (which may rest on a
-    # level since replaced) is not used: March starts from the current level at 1 March
-    table.put_item(
-        Item={
-            "pk": "LVL#acme#gb",
-            "sk": hour_bucket(_month(2) + timedelta(days=1)),
-            "agg": "weighted_sum",
-            "ra": "2025-03-02T00:05:00Z",
-            "g": [{"k": "", "l": "99"}],
-        }
-    )
-    assert _rate(world, 2)["usage:gb::0"] == (Decimal(12), 3600)
+    assert _legacy_left() == []
+    # AND February reads from the moved level (its own hours only) and bills the 12 GB carried in
+    reads = _count_reads(world, monkeypatch)
+    assert _rate(world, 1)["usage:gb::0"] == (Decimal(12), 3600)
+    assert reads[0] == hour_bucket(_month(1))
+
+
+def test_a_level_billing_replaces_during_the_migration_never_leaves_a_later_old_one_behind(
+    world: dict[str, Any],
+) -> None:
+    from neruba.domain.ingest import hour_bucket
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0005_closing_levels_in_usage_partition import apply
+
+    # GIVEN old-layout levels at 1 February (10) and 1 March (10, computed from it), not yet moved, and a
+    # late +4 GB in January
+    _gb(START + timedelta(days=2), 10)
+    _legacy(hour_bucket(_month(1)), 10, "2025-02-01T00:05:00Z")
+    _legacy(hour_bucket(_month(2)), 10, "2025-03-01T00:05:00Z")
+    _gb(START + timedelta(days=20), 4)
+    # WHEN the migration has moved February's level but not yet March's, and January is re-rated then
+    # (its level, now 14, replaces the 10 just moved), and the migration goes on
+    from neruba.dal.levels import LevelsRepository
+
+    assert _legacy_left() == [hour_bucket(_month(1)), hour_bucket(_month(2))]
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    march = table.get_item(Key={"pk": "LVL#acme#gb", "sk": hour_bucket(_month(2))})["Item"]
+    table.delete_item(Key={"pk": "LVL#acme#gb", "sk": hour_bucket(_month(2))})
+    moved = LevelsRepository(get_settings().usage_table).move_legacy()  # February only
+    assert moved == {"moved": 1, "superseded": 0, "gone": 0}
+    table.put_item(Item=march)  # March, still waiting for the migration
+    _rate(world, 0)
+    apply(MigrationContext(settings=get_settings(), now=_month(3)))
+    # THEN the old March level (resting on 10) was deleted by the re-rating, never moved
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 14}} and _legacy_left() == []
+    # AND March starts from January's 14 and February's cells
+    assert _rate(world, 2)["usage:gb::0"] == (Decimal(14), 4200)

@@ -6,8 +6,9 @@ returns the level it starts from and the one at its end as well (no read of its 
 meter's aggregation), ``ra`` (when the computation that wrote it began reading, ISO UTC; only level items
 carry it), ``g`` (a list of ``{k: group key, l: level}`` for a weighted_sum meter or ``{k, v: value, t:
 reported at}`` for a latest one; numbers as decimal strings, so a level of more than 38 digits is kept
-exactly). Levels stored before this layout (``LVL#{customer}#{meter}`` / ``{H}``) are read when a window
-finds no level of the current layout at or before its start. Rules: docs/pricing.md, "Closing levels".
+exactly). Levels stored before this layout (``LVL#{customer}#{meter}`` / ``{H}``) are moved here by
+migration 0005 (:meth:`LevelsRepository.move_legacy`); until it has run, a window that finds none reads
+its meter from the beginning, as the first window does. Rules: docs/pricing.md, "Closing levels".
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def among(items: Iterable[Mapping[str, Any]], first_hour: str, end_hour: str) ->
     for item in items:
         if not is_level(str(item["sk"])):
             continue
-        closing = _closing(item)
+        closing = closing_of(item)
         if closing.hour <= first_hour and (base is None or closing.hour > base.hour):
             base = closing
         if closing.hour == end_hour:
@@ -83,18 +84,55 @@ class LevelsRepository:
         return Around(self.search(customer_id, meter_code, first_hour), at_end)
 
     def search(self, customer_id: str, meter_code: str, first_hour: str) -> ClosingLevel | None:
-        """The last closing level at or before ``first_hour`` when the window's own read did not hold
-        one: read back through the usage partition (level items only), else through the previous
-        layout's partition. A level of the previous layout is used only when no current one is stored
-        before the window: the current ones were computed after it, and a later one of the previous
-        layout may rest on a level they replaced."""
-        pk = partition(customer_id, meter_code)
-        for item in self._back(pk, level_sk(first_hour), LEVEL_ONLY):
+        """The last closing level at or before ``first_hour`` (level items only, read back)."""
+        for item in self._back(partition(customer_id, meter_code), level_sk(first_hour), LEVEL_ONLY):
             if is_level(str(item["sk"])):
-                return _closing(item)
-        for item in self._back(_legacy_pk(customer_id, meter_code), first_hour):
-            return _closing(item, legacy=True)
+                return closing_of(item)
         return None
+
+    def move_legacy(self) -> dict[str, int]:
+        """Move every closing level of the previous layout (``LVL#``) to its place in the usage partition
+        (migration 0005). Each move is one transaction: delete the old item (on condition that it is still
+        there) and put the new one (on condition that none is stored at its hour). A level billing
+        already stored at that hour wins (it was computed later): the old item is only deleted. Idempotent:
+        a second run finds nothing to move. Safe beside billing: :meth:`record`, when it replaces a level,
+        deletes the later old-layout levels before the later current ones, so a level resting on the
+        replaced one is either deleted before it moves (the move's condition fails) or moved before the
+        current ones are deleted (and deleted with them)."""
+        from neruba.dal import maintenance
+        from neruba.dal.transaction import Cancelled, Transaction
+
+        report = {"moved": 0, "superseded": 0, "gone": 0}
+        dynamodb = client("dynamodb")
+        for item in maintenance.scan(self.table_name, "begins_with(pk, :p)", {":p": "LVL#"}):
+            _, customer_id, meter_code = str(item["pk"]).split("#", 2)
+            old = {"pk": {"S": str(item["pk"])}, "sk": {"S": str(item["sk"])}}
+            closing = closing_of(item, legacy=True)
+            unit = Transaction()
+            unit.extend(
+                [{"Delete": {"TableName": self.table_name, "Key": old,
+                             "ConditionExpression": "attribute_exists(pk)"}}],
+                name="old",
+            )  # fmt: skip
+            unit.extend(
+                [{"Put": {"TableName": self.table_name,
+                          "Item": to_item(closing_item(customer_id, meter_code, closing)),
+                          "ConditionExpression": "attribute_not_exists(pk)"}}],
+                name="new",
+            )  # fmt: skip
+            try:
+                unit.commit()
+            except Cancelled as exc:
+                if exc.failed("old"):
+                    report["gone"] += 1  # deleted meanwhile by a billing that replaced an earlier level
+                    continue
+                if not exc.failed("new"):
+                    raise
+                dynamodb.delete_item(TableName=self.table_name, Key=old)
+                report["superseded"] += 1
+                continue
+            report["moved"] += 1
+        return report
 
     def record(
         self, customer_id: str, meter_code: str, closing: ClosingLevel, stored: ClosingLevel | None
@@ -114,7 +152,8 @@ class LevelsRepository:
             return False
         if stored is not None and stored.read_at > closing.read_at:
             return False  # a computation that began reading later stored these: they stand
-        if stored is not None:
+        if stored is not None:  # the previous layout's later levels first (see move_legacy)
+            self._drop_after(_legacy_pk(customer_id, meter_code), closing.hour, legacy=True)
             self._drop_after(pk, level_sk(closing.hour))
         try:
             client("dynamodb").put_item(
@@ -145,13 +184,10 @@ class LevelsRepository:
                 raise
 
     def stored(self, customer_id: str, meter_code: str) -> list[ClosingLevel]:
-        """Every closing level of a meter, oldest first (tests and operators); one of the previous layout
-        shows where no current one is stored at its hour."""
+        """Every closing level of a meter, oldest first (tests and operators)."""
         current = self._back(partition(customer_id, meter_code), "\uffff", LEVEL_ONLY)
-        found = {c.hour: c for c in (_closing(i) for i in current if is_level(str(i["sk"])))}
-        for item in self._back(_legacy_pk(customer_id, meter_code), "\uffff"):
-            found.setdefault(str(item["sk"]), _closing(item, legacy=True))
-        return sorted(found.values(), key=lambda c: c.hour)
+        found = [closing_of(i) for i in current if is_level(str(i["sk"]))]
+        return sorted(found, key=lambda c: c.hour)
 
     def _get(self, pk: str, sk: str) -> ClosingLevel | None:
         item = (
@@ -159,22 +195,23 @@ class LevelsRepository:
             .get_item(TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)
             .get("Item")
         )
-        return _closing(from_item(item)) if item else None
+        return closing_of(from_item(item)) if item else None
 
-    def _drop_after(self, pk: str, sk: str) -> None:
+    def _drop_after(self, pk: str, sk: str, *, legacy: bool = False) -> None:
         """Delete the level items of ``pk`` sorting after ``sk`` (the cells among them stay)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk > :h",
-            "FilterExpression": LEVEL_ONLY,
             "ExpressionAttributeValues": {":pk": {"S": pk}, ":h": {"S": sk}},
             "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
         }
+        if not legacy:
+            kwargs["FilterExpression"] = LEVEL_ONLY
         dynamodb = client("dynamodb")
         for page in dynamodb.get_paginator("query").paginate(**kwargs):
             for key in page.get("Items", []):
-                if is_level(key["sk"]["S"]):
+                if legacy or is_level(key["sk"]["S"]):
                     dynamodb.delete_item(TableName=self.table_name, Key={"pk": key["pk"], "sk": key["sk"]})
 
     def _back(self, pk: str, at_most: str, only: str | None = None) -> Iterator[dict[str, Any]]:
@@ -210,7 +247,8 @@ def _group(key: str, level: GroupLevel) -> dict[str, Any]:
     return {"k": key, "l": str(level.level if level.level is not None else Decimal(0))}
 
 
-def _closing(item: Mapping[str, Any], *, legacy: bool = False) -> ClosingLevel:
+def closing_of(item: Mapping[str, Any], *, legacy: bool = False) -> ClosingLevel:
+    """A stored level item as a :class:`ClosingLevel`."""
     groups: dict[str, GroupLevel] = {}
     for entry in item.get("g") or []:
         if entry.get("t") is not None:

@@ -41,8 +41,8 @@ from neruba.domain.credit_notes import (
 from neruba.domain.ledger import Posting, credit, debit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
-from neruba.logic.billing.invoices import get_invoice
 from neruba.logic.billing.document import check_amount
+from neruba.logic.billing.invoices import get_invoice
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import iso, ts
 

@@ -10,6 +10,7 @@ next window starts there. Rules and the retry and late-event cases: docs/pricing
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ class WindowLevels:
         if before_window:
             self._before.append((cell.group, cell.usage))
 
-    def _base(self) -> dict[str, GroupLevel]:
+    def _base(self) -> Mapping[str, GroupLevel]:
         return self.found.base.groups if self.found and self.found.base else {}
 
     def at_start(self) -> dict[str, GroupLevel]:
