@@ -96,3 +96,29 @@ def test_a_credit_note_amount_over_the_limit_is_refused_and_writes_nothing(
     assert (status, answer["error"]["code"], answer["error"].get("param")) == (400, "amount_too_large", param)
     assert str(MAX_LINE_MINOR) in answer["error"]["message"]
     assert ledger().balances("acme") == before and outbox("credit_note.created") == []
+
+
+def test_a_threshold_invoice_whose_total_would_pass_the_limit_is_not_written(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.billing_api.app import lambda_handler
+    from neruba.logic.billing.document import AmountTooLargeError
+    from neruba.logic.billing.threshold_invoices import evaluate_customer
+    from tests.functional.billing.conftest import BASIC, make_world
+    from tests.functional.billing.helpers import billing_state
+
+    # GIVEN acme invoicing early at 500, a 20% exclusive tax, its period open, and usage billing the limit
+    thr = make_world(BASIC, {"acme": {"invoice_threshold_minor": 500}})
+    assert _post(lambda_handler, "/admin/tax-rates", VAT, "t-1")[0] == 201
+    sub = thr.subscribe("acme")
+    schedule(thr, START)
+    work(thr, START, monkeypatch)
+    thr.usage("acme", START + day(0, 1), AT_LIMIT_CALLS)
+    before = ledger().balances("acme")
+    # WHEN the threshold check runs THEN it fails (its message goes back to the queue, then to the DLQ)
+    with pytest.raises(AmountTooLargeError, match="total_minor"):
+        evaluate_customer(thr.ctx, "acme", START + day(0, 2))
+    # AND nothing was written: no threshold invoice, no claim on the billing state, no posting
+    assert [i for i in thr.invoices("acme") if i["kind"] == "threshold"] == []
+    assert billing_state(thr, sub["id"]).thresholds_issued == 0
+    assert ledger().balances("acme") == before
