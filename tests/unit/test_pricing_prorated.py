@@ -7,6 +7,7 @@ Rules: docs/pricing.md, "Prorated recurring meters"."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -271,3 +272,22 @@ def test_a_prorated_part_with_64_change_hours_shows_real_intervals_and_says_what
     total = sum(Fraction(r["quantity"]) for r in rows) + Fraction(more["quantity"])
     assert _close(total, Fraction(line.quantity))
     assert f"the level over {len(expected)} interval(s)" in line.description
+
+
+def test_explain_carries_what_the_listed_intervals_leave_out() -> None:
+    from neruba.dal.invoices import invoice_record
+    from neruba.logic.billing.invoices import explain
+    from neruba.models.views import ExplainedLine
+
+    # GIVEN a line of 70 change hours (more rows than a line lists), as stored on an invoice
+    events = [(JAN + timedelta(hours=3 + 5 * n, minutes=10), Decimal(1)) for n in range(70)]
+    line = _line({"model": "per_unit", "unit_price": "1"}, events, JAN, FEB)
+    stored = {**line.to_dict(), "line_id": line.line_id, "kind": "usage", "meter_code": "seats"}
+    invoice = invoice_record({"id": "in_1", "currency": "USD", "lines": [stored], "applications": []})
+    # WHEN explained THEN the first rows are listed and intervals_more names the rest, in the answer's shape
+    (row,) = explain(invoice)["lines"]
+    answer = ExplainedLine.model_validate(json.loads(json.dumps(row, default=str)))  # as the route answers
+    assert answer.intervals is not None and len(answer.intervals) == MAX_INTERVALS
+    assert answer.intervals_more is not None and answer.intervals_more.rows == 141 - MAX_INTERVALS
+    listed = sum(Fraction(r.quantity) for r in answer.intervals)
+    assert _close(listed + Fraction(answer.intervals_more.quantity), Fraction(line.quantity))
