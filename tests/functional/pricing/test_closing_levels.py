@@ -422,3 +422,35 @@ def test_a_level_billing_replaces_during_the_migration_never_leaves_a_later_old_
     assert _levels("gb") == {hour_bucket(_month(1)): {"": 14}} and _legacy_left() == []
     # AND March starts from January's 14 and February's cells
     assert _rate(world, 2)["usage:gb::0"] == (Decimal(14), 4200)
+
+
+def test_a_sharded_meter_reads_every_shard_back_to_its_level(world: dict[str, Any]) -> None:
+    from neruba.dal.contributions import cell_item, partition
+    from neruba.dal.dynamo import to_item
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.ingest import hour_bucket
+    from neruba.domain.usage import CellUsage
+
+    def change(at: datetime, gb: int, shard: int) -> None:
+        """A change counted in usage shard ``shard`` (an aggregate item there, as a fold leaves cells)."""
+        seconds = Decimal(int((at - at.replace(minute=0, second=0, microsecond=0)).total_seconds()))
+        cell = CellUsage(1, total=Decimal(gb), weighted=gb * seconds, aggregation="weighted_sum")
+        item = {"pk": partition("acme", "gb", shard), "sk": f"{hour_bucket(at)}#", **cell_item(cell)}
+        boto3.client("dynamodb").put_item(TableName=get_settings().usage_table, Item=to_item(item))
+
+    # GIVEN a meter spread over 4 shards: 10 GB in January (shard 0), 3 in February (shard 2), and a
+    # late 2 GB of January (shard 3) after both were billed
+    world["usage"] = UsageRepository(get_settings().usage_table, shards=4)
+    change(START + timedelta(days=4), 10, 0)
+    change(_month(1) + timedelta(days=1), 3, 2)
+    _rate(world, 0)
+    feb = _rate(world, 1)
+    assert _levels("gb")[hour_bucket(_month(2))] == {"": 13}
+    change(START + timedelta(days=6), 2, 3)
+    # WHEN January is re-rated (its level changes: February's is deleted) and March is rated
+    _rate(world, 0)
+    assert hour_bucket(_month(2)) not in _levels("gb")
+    march = _rate(world, 2)
+    # THEN March read back to January's level through every shard and bills 15 GB, as a full read does
+    assert march["usage:gb::0"] == (Decimal(15), 4500)
+    assert _full_read(world, 2) == march and feb["usage:gb::0"][1] > 0

@@ -747,21 +747,15 @@ class UsageRepository:
         return found
 
     def _usage_items(
-        self,
-        customer_id: str,
-        meter_code: str,
-        first_hour: str,
-        last_hour: str,
-        between: tuple[str, str] | None = None,
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
     ) -> list[dict[str, Any]]:
         """Every usage item of hours [first_hour, last_hour] and of the days holding them (contributions
         are per day, so the first day's earlier hours come too; callers keep the hours they asked for),
-        the pending days not folded yet among them, as contributions (``pending`` set). ``between``
-        widens the sort key range (a level meter's read, which takes the closing levels along)."""
+        the pending days not folded yet among them, as contributions (``pending`` set)."""
         pending = self.pending.unfolded(
             customer_id, meter_code, first_hour[:DAY_LENGTH], last_hour[:DAY_LENGTH]
         )
-        between = between or (first_hour[:DAY_LENGTH] + CONTRIBUTION_MARK, last_hour + "#\uffff")
+        between = (first_hour[:DAY_LENGTH] + CONTRIBUTION_MARK, last_hour + "#\uffff")
         items = self._partitions(customer_id, meter_code, between)
         return items + _pending_items(pending, items)
 
