@@ -95,3 +95,30 @@ def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
                 period = line["period_start"]
                 totals[period] = totals.get(period, 0) + line["amount_minor"]
     return totals
+
+
+def live_events(
+    world: World, transaction_ids: list[str], at: Any, request: str, customer: str = "acme"
+) -> dict[str, int]:
+    """The ingest worker counting these events as sent live (a batch of queue messages)."""
+    from neruba import bootstrap, jsonutil
+    from neruba.logic.ingest.worker import IngestBatch
+
+    records = []
+    for n, tx in enumerate(transaction_ids):
+        event = {
+            "transaction_id": tx,
+            "customer_id": customer,
+            "code": "api_calls",
+            "timestamp": at.isoformat(),
+            "client_timestamp": at.isoformat(),
+            "properties": {},
+        }
+        body = {"v": 1, "rid": request, "i": n, "rt": at.isoformat(), "e": event}
+        records.append({"messageId": f"{request}-{n}", "body": jsonutil.dumps(body)})
+    batch = IngestBatch(usage=world.ctx.usage, lookup=bootstrap.ingest_worker_catalog().lookup)
+    batch.begin(records)
+    for record in records:
+        batch.process_record(record)
+    assert batch.finish() == []
+    return dict(batch.outcomes)

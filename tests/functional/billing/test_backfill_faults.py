@@ -1,0 +1,209 @@
+"""A backfill's commit under faults: killed between its steps or inside one, sent twice, two at once,
+its events also arriving live (a redelivery). Each ends with every event counted once and every
+difference billed once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from neruba.timefmt import ts
+from tests.functional.billing.backfill_support import (
+    PRICE,
+    act,
+    billed_days,
+    calls,
+    events,
+    live_events,
+    open_backfill,
+    read,
+    scope,
+    usage_totals,
+)
+from tests.functional.billing.conftest import START, World, assert_books_agree
+from tests.functional.billing.helpers import Killed, day, schedule, work
+
+
+def _day_totals(world: World, monkeypatch: Any) -> dict[str, int]:
+    """Bill the next window (it carries the pending adjustments) and read what each day was billed."""
+    at = START + day(3, 3)
+    schedule(world, at)
+    work(world, at, monkeypatch)
+    totals = usage_totals(world)
+    return {key: totals[key] for key in (ts(START), ts(START + day(1)))}
+
+
+def _adjustments(world: World) -> list[Any]:
+    return world.ctx.billing.adjustments(world.subscriptions[0]["id"])
+
+
+def _rated(world: World, n: int) -> int:
+    terms = world.ctx.subscription(world.subscriptions[0]["id"]).timeline
+    return world.ctx.rate_window(terms, START + day(n), START + day(n + 1)).subtotal_minor
+
+
+@pytest.fixture
+def held(world: World, monkeypatch: Any) -> str:
+    """Days 0 and 1 billed and finalized (3 and 4 calls); a backfill holding 5 calls of day 0 and 2 of
+    day 1."""
+    billed_days(world, monkeypatch, [3, 4])
+    _, bf = open_backfill(scope())
+    events(bf["id"], calls("d0", START + day(0, 5), 5) + calls("d1", START + day(1, 7), 2))
+    return str(bf["id"])
+
+
+EXPECTED = {ts(START): 8 * PRICE, ts(START + day(1)): 6 * PRICE}
+
+
+def test_killed_after_it_started_then_committed_again(world: World, held: str, monkeypatch: Any) -> None:
+    from neruba.logic.billing import backfill_commit
+
+    def dying(*args: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(backfill_commit, "count_events", dying)
+    with pytest.raises(Killed):
+        act(held, "commit")
+    # committing, nothing counted yet; no more events are taken
+    assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committing"
+    assert _rated(world, 0) == 3 * PRICE
+    assert events(held, calls("x", START + day(0, 1), 1))[0] == 409
+
+    monkeypatch.undo()
+    billed_days_again = act(held, "commit", key="c-2")
+    assert billed_days_again[1]["status"] == "committed"
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
+
+
+def test_killed_inside_the_counting_then_committed_again(world: World, monkeypatch: Any) -> None:
+    # GIVEN 150 held calls on day 0: two ingest batches of the commit
+    billed_days(world, monkeypatch, [3, 4])
+    _, bf = open_backfill(scope())
+    held = bf["id"]
+    for part in range(3):
+        sent = [
+            {"transaction_id": f"b{part}-{i}", "timestamp": (START + day(0, 1 + i % 20)).isoformat()}
+            for i in range(50)
+        ]
+        assert events(held, sent)[1]["held"] == 50
+    usage = world.ctx.usage
+    real = usage.count_group
+    seen = [0]
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] == 2:  # the first batch counted, the second killed before its write
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(usage, "count_group", dying)
+    with pytest.raises(Killed):
+        act(held, "commit")
+    assert _rated(world, 0) == (3 + 100) * PRICE  # the first batch only
+
+    monkeypatch.setattr(usage, "count_group", real)
+    status, done = act(held, "commit", key="c-2")
+    again = act(held, "commit", key="c-2")
+
+    assert status == 200 and done["committed"]["events_counted"] == 150
+    assert again == (200, done)
+    assert _rated(world, 0) == (3 + 150) * PRICE
+    [adjustment] = _adjustments(world)
+    assert adjustment.line["amount_minor"] == 150 * PRICE
+    assert_books_agree(world, "acme")
+
+
+def test_killed_between_counting_and_correcting(world: World, held: str, monkeypatch: Any) -> None:
+    from neruba.logic.billing import backfill_commit
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(backfill_commit, "correct_invoices", dying)
+    with pytest.raises(Killed):
+        act(held, "commit")
+    assert _rated(world, 0) == 8 * PRICE and _adjustments(world) == []
+
+    monkeypatch.undo()
+    assert act(held, "commit", key="c-9")[1]["status"] == "committed"
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 50]
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
+
+
+def test_killed_between_two_invoice_corrections(world: World, held: str, monkeypatch: Any) -> None:
+    from neruba.dal import transaction
+    from neruba.logic.billing import admin
+
+    reruns = [0]
+
+    def dying(unit: Any) -> None:
+        reruns[0] += 1
+        if reruns[0] == 2:  # the first invoice corrected, the second's transaction never sent
+            raise Killed
+        transaction.commit(unit)
+
+    monkeypatch.setattr(admin, "commit", dying)
+    with pytest.raises(Killed):
+        act(held, "commit")
+    assert [a.line["amount_minor"] for a in _adjustments(world)] == [50]
+
+    monkeypatch.setattr(admin, "commit", transaction.commit)
+    status, done = act(held, "commit")
+    assert status == 200 and [i["amount_minor"] for i in done["committed"]["invoices"]] == [50, 20]
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 50]
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
+
+
+def test_two_commits_at_once_count_and_correct_once(world: World, held: str, monkeypatch: Any) -> None:
+    from neruba.logic.billing import backfill_commit
+    from neruba.models.backfills import BackfillAction
+
+    # GIVEN commit A stopped after counting (it is still running, about to correct)
+    paused: list[Any] = []
+
+    def pause(*args: Any, **kwargs: Any) -> Any:
+        paused.append(args)
+        raise Killed
+
+    monkeypatch.setattr(backfill_commit, "correct_invoices", pause)
+    with pytest.raises(Killed):
+        act(held, "commit", key="a")
+    monkeypatch.undo()
+    # WHEN commit B runs to its end, and then A goes on with its own steps
+    assert act(held, "commit", key="b")[1]["status"] == "committed"
+    ctx, backfill_id, events_, actor, request_id, now = paused[0]
+    backfill_commit.count_events(ctx, backfill_id, events_, now)
+    corrected = backfill_commit.correct_invoices(ctx, backfill_id, events_, actor, request_id, now)
+    backfill_commit.finish(ctx, backfill_id, events_, corrected, now)
+    # AND both start at once: the second finds it committing and does not audit again
+    backfill_commit.start(ctx, backfill_id, BackfillAction(reason="again"), actor, "z", None, now)
+
+    # THEN counted once, corrected once
+    assert _rated(world, 0) == 8 * PRICE and _rated(world, 1) == 6 * PRICE
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 50]
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
+
+
+def test_events_also_sent_live_are_counted_once(world: World, held: str, monkeypatch: Any) -> None:
+    # GIVEN one held call was also sent live before the commit (and counted then)
+    at = START + day(0, 5)
+    assert live_events(world, ["d0-0"], at, "live-1") == {"accepted": 1}
+    _, preview = read(f"/admin/backfills/{held}/preview", backfill_id=held)
+    assert (preview["events_held"], preview["events_counted"]) == (7, 6)
+
+    # WHEN the backfill is committed, and afterwards the client sends two of them live again
+    status, done = act(held, "commit")
+    outcomes = live_events(world, ["d0-1", "d0-2"], at, "live-2")
+
+    # THEN each call counts once
+    assert status == 200
+    assert (done["committed"]["events_counted"], done["committed"]["events_not_counted"]) == (6, 1)
+    assert outcomes == {"duplicate": 2}
+    assert _rated(world, 0) == 8 * PRICE
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
