@@ -511,6 +511,12 @@ class AdvanceLineSource(_Model):
     posting_key: str | None
 
 
+class BackfillLineSource(_Model):
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -529,6 +535,7 @@ class ExplainedLine(_Model):
     intervals: list[LevelInterval] | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
+    backfill: BackfillLineSource | None = None
 
 
 class UpcomingWindow(_Model):
@@ -726,6 +733,62 @@ class OneOffCharge(_Model):
     invoice_id: str | None
     created_at: str
     voided_at: str | None
+
+
+BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
+
+
+class BackfillView(_Model):
+    id: str
+    object: Literal["backfill"]
+    status: BackfillStatus
+    customer_ids: list[str]
+    meter_codes: list[str]
+    start: str
+    end: str
+    mode: Literal["add", "replace"]
+    reason: str
+    ticket: str | None
+    created_at: str
+    events_held: int
+    committed: dict[str, Any] | None = None
+
+
+class BackfillEventStatus(_Model):
+    index: int
+    transaction_id: str | None
+    status: Literal["held", "duplicate", "conflict", "rejected"]
+    error: EventError | None = None
+
+
+class BackfillEventsResult(_Model):
+    backfill_id: str
+    held: int
+    rejected: int
+    events: list[BackfillEventStatus]
+
+
+class BackfillInvoicePreview(_Model):
+    invoice_id: str
+    number: str | None
+    status: str
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+    applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
+
+
+class BackfillPreview(_Model):
+    object: Literal["backfill_preview"]
+    backfill_id: str
+    events_held: int
+    events_counted: int
+    invoices: list[BackfillInvoicePreview]
+    difference_minor: int
 
 
 class CreditedInvoiceLine(_Model):
@@ -1494,6 +1557,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class BackfillList(_List):
+    data: list[BackfillView]
 
 
 class CreditNoteList(_List):

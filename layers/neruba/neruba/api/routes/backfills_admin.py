@@ -41,8 +41,6 @@ BackfillId = Annotated[str, Path(pattern=BACKFILL_ID)]
 def _route(method: str, path: str, summary: str, model: Any, status: int = 200) -> Callable[..., Any]:
     register: Callable[..., Callable[..., Any]] = getattr(router, method)
     responses = {status: answer(model, "Created" if status == 201 else "OK"), **ERRORS}
-    if path.endswith("/commit"):
-        responses[202] = answer(model, "Still committing: a step is left for the next call")
     return register(
         path,
         summary=summary,
@@ -104,15 +102,15 @@ def preview_backfill(backfill_id: BackfillId) -> Response[str]:
 def commit_backfill(
     backfill_id: BackfillId, body: Annotated[BackfillAction, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
-    """Needs an Idempotency-Key. Counts the held events once and corrects the invoices they change;
-    202 with status committing when a step is left: send the commit again."""
+    """Needs an Idempotency-Key. Counts the held events once and corrects the invoices they change. The
+    answer's status is ``committed``, or ``committing`` when a step is left: send the commit again."""
     from neruba.logic.billing import backfill_commit
 
     actor = current_principal(router).actor
     doc = backfill_commit.commit_backfill(
         bootstrap.billing(), backfill_id, body, actor, idempotency_key, request_id_of(router)
     )
-    return json_response(doc, status=200 if doc["status"] != "committing" else 202)
+    return json_response(doc)
 
 
 @_route("post", "/admin/backfills/<backfill_id>/cancel", "Cancel an open backfill", BackfillView)
