@@ -691,7 +691,11 @@ def preview_backfill(backfill_id: str) -> Operation[m.BackfillPreview]: ...
 
 
 @route(
-    "POST", "/admin/backfills/{backfill_id}/commit", m.BackfillView, body="BackfillAction", idempotency_key=True
+    "POST",
+    "/admin/backfills/{backfill_id}/commit",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
 )
 def commit_backfill(
     backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
@@ -699,7 +703,11 @@ def commit_backfill(
 
 
 @route(
-    "POST", "/admin/backfills/{backfill_id}/cancel", m.BackfillView, body="BackfillAction", idempotency_key=True
+    "POST",
+    "/admin/backfills/{backfill_id}/cancel",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
 )
 def cancel_backfill(
     backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None

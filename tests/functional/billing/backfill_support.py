@@ -37,9 +37,7 @@ def scope(**extra: Any) -> dict[str, Any]:
     return {**body, **extra}
 
 
-def events(
-    backfill_id: str, items: list[dict[str, Any]], customer: str = "acme"
-) -> tuple[int, Any]:
+def events(backfill_id: str, items: list[dict[str, Any]], customer: str = "acme") -> tuple[int, Any]:
     body = {"events": [{"customer_id": customer, "code": "api_calls", "properties": {}, **e} for e in items]}
     path = f"/admin/backfills/{backfill_id}/events"
     event = api_event("POST", path, body=body, path_parameters={"backfill_id": backfill_id})
@@ -52,7 +50,9 @@ def calls(prefix: str, at: datetime, n: int) -> list[dict[str, Any]]:
     return [{"transaction_id": f"{prefix}-{i}", "timestamp": at.isoformat()} for i in range(n)]
 
 
-def act(backfill_id: str, action: str, key: str = "c-1", body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def act(
+    backfill_id: str, action: str, key: str = "c-1", body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     path = f"/admin/backfills/{backfill_id}/{action}"
     event = api_event(
         "POST",
@@ -90,7 +90,9 @@ def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
     for invoice in world.invoices(customer):
         for line in invoice["lines"]:
             if line["kind"] == "usage":
-                totals[invoice["period_start"]] = totals.get(invoice["period_start"], 0) + line["amount_minor"]
+                totals[invoice["period_start"]] = (
+                    totals.get(invoice["period_start"], 0) + line["amount_minor"]
+                )
             elif line["kind"] == "adjustment":
                 period = line["period_start"]
                 totals[period] = totals.get(period, 0) + line["amount_minor"]

@@ -129,7 +129,9 @@ def test_events_outside_the_backfill_are_rejected_with_a_code(world: World) -> N
         ("rejected", "meter_not_in_backfill", "events.2.code"),
         ("rejected", "unknown_field", "events.3.extra"),
     ]
-    status, result = events(bf["id"], [{"transaction_id": "g", "timestamp": START.isoformat()}], customer="globex")
+    status, result = events(
+        bf["id"], [{"transaction_id": "g", "timestamp": START.isoformat()}], customer="globex"
+    )
     assert result["events"][0]["error"]["code"] == "customer_not_in_backfill"
 
 
@@ -141,7 +143,10 @@ def test_preview_shows_each_invoice_before_and_after(world: World, monkeypatch: 
     status, preview = read(f"/admin/backfills/{bf['id']}/preview", backfill_id=bf["id"])
 
     assert status == 200, preview
-    rows = [(r["before_minor"], r["after_minor"], r["difference_minor"], r["applied_as"]) for r in preview["invoices"]]
+    rows = [
+        (r["before_minor"], r["after_minor"], r["difference_minor"], r["applied_as"])
+        for r in preview["invoices"]
+    ]
     assert rows == [(30, 80, 50, "adjustment_pending"), (40, 60, 20, "adjustment_pending")]
     assert (preview["events_held"], preview["events_counted"], preview["difference_minor"]) == (7, 7, 70)
     # a preview changes nothing
@@ -208,7 +213,7 @@ def test_a_draft_is_recomputed_in_place(world: World, monkeypatch: Any) -> None:
     ]
     status, done = act(bf["id"], "commit")
 
-    assert done["committed"]["invoices"][0]["action"] == "draft_recomputed"
+    assert status == 200 and done["committed"]["invoices"][0]["action"] == "draft_recomputed"
     [revised] = [i for i in world.invoices("acme") if i["kind"] == "usage"]
     assert revised["subtotal_minor"] == 50
     assert_books_agree(world, "acme")

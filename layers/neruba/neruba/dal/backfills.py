@@ -81,7 +81,7 @@ class BackfillsRepository:
         )
         return _backfill(from_item(response["Item"])) if "Item" in response else None
 
-    def list(self) -> list[Backfill]:
+    def all(self) -> list[Backfill]:
         """Every backfill, newest id last (ids are time-ordered)."""
         found: list[Backfill] = []
         for page in (

@@ -1,4 +1,5 @@
-"""Backfills (admin scope): open, hold events, preview, commit, cancel, read (docs/billing.md, "Backfills")."""
+"""Backfills (admin scope): open, hold events, preview, commit, cancel, read (docs/billing.md,
+"Backfills")."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ ERRORS = scoped_responses(
     {
         400: {"description": "A rule is broken (see error.code)"},
         404: {"description": "No such backfill, customer or meter"},
-        409: {"description": "The backfill is not in a state that allows this, or the key was used for another request"},
+        409: {
+            "description": "The backfill is not in a state that allows this, or the Idempotency-Key was used "
+            "for another request"
+        },
         422: {"description": "The body does not match the schema"},
     },
 )
@@ -52,7 +56,9 @@ def _route(method: str, path: str, summary: str, model: Any, status: int = 200) 
 
 
 @_route("post", "/admin/backfills", "Open a backfill", BackfillView, 201)
-def open_backfill(body: Annotated[BackfillCreate, Body()], idempotency_key: IdempotencyKey = None) -> Response[str]:
+def open_backfill(
+    body: Annotated[BackfillCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
     """Needs an Idempotency-Key. Customers, meters and a range up to 400 days back, not in the future."""
     from neruba.logic.billing import backfills
 
@@ -79,7 +85,9 @@ def get_backfill(backfill_id: BackfillId) -> Response[str]:
     return json_response(backfills.get_backfill(bootstrap.billing(), backfill_id).document)
 
 
-@_route("post", "/admin/backfills/<backfill_id>/events", "Send events into an open backfill", BackfillEventsResult)
+@_route(
+    "post", "/admin/backfills/<backfill_id>/events", "Send events into an open backfill", BackfillEventsResult
+)
 def send_backfill_events(backfill_id: BackfillId, body: Annotated[IngestRequest, Body()]) -> Response[str]:
     """The body of ``POST /v1/events``, validated the same way, and inside the backfill's customers,
     meters and range. Held apart until the commit; each transaction_id is held once."""

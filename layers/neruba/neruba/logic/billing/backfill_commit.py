@@ -25,6 +25,7 @@ resumes at step 2 and does only what is left. Two commits at once run the same i
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,12 +200,9 @@ def finish(
         "events_not_counted": len(held) - counted,
         "invoices": corrected,
     }
-    try:
-        commit(
-            Transaction(
-                [backfills(ctx).move_item(backfill_id, ("committing",), "committed", committed=summary, committed_at=ts(now))]
-            )
-        )
-    except Cancelled:
-        pass  # another run finished first: its record stands
+    moved = backfills(ctx).move_item(
+        backfill_id, ("committing",), "committed", committed=summary, committed_at=ts(now)
+    )
+    with contextlib.suppress(Cancelled):  # another run finished first: its record stands
+        commit(Transaction([moved]))
     return get_backfill(ctx, backfill_id).document

@@ -35,7 +35,9 @@ class HeldUsage:
     """The usage repository with a backfill's events added to what ``aggregates`` reads; every other
     read is the repository's own."""
 
-    def __init__(self, usage: UsageRepository, cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]]):
+    def __init__(
+        self, usage: UsageRepository, cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]]
+    ):
         self._usage = usage
         self._cells = cells
 
@@ -47,8 +49,13 @@ class HeldUsage:
         """The closing levels, read only: a preview never stores one."""
         return _ReadLevels(self._usage.levels)
 
-    def aggregates(self, customer_id: str, meter_code: str, first_hour: str, last_hour: str) -> list[StoredCell]:
-        stored = {(c.hour, c.group): c for c in self._usage.aggregates(customer_id, meter_code, first_hour, last_hour)}
+    def aggregates(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
+    ) -> list[StoredCell]:
+        stored = {
+            (c.hour, c.group): c
+            for c in self._usage.aggregates(customer_id, meter_code, first_hour, last_hour)
+        }
         for (hour, group), extra in self._cells.get((customer_id, meter_code), {}).items():
             if not first_hour <= hour <= last_hour:
                 continue
@@ -80,7 +87,9 @@ def to_count(ctx: Billing, held: list[HeldEvent]) -> list[HeldEvent]:
     return [e for e in held if (e.customer_id, e.transaction_id) not in stored]
 
 
-def held_cells(ctx: Billing, events: list[HeldEvent]) -> dict[tuple[str, str], dict[tuple[str, str], CellUsage]]:
+def held_cells(
+    ctx: Billing, events: list[HeldEvent]
+) -> dict[tuple[str, str], dict[tuple[str, str], CellUsage]]:
     """The events' usage per (customer, meter) and (hour, group), folded as ingest folds a batch."""
     writes: dict[tuple[str, str, str], DayWrite] = {}
     meters = {}
@@ -93,7 +102,9 @@ def held_cells(ctx: Billing, events: list[HeldEvent]) -> dict[tuple[str, str], d
         if meter is None or not matches_filters(meter.filters, event["properties"]):
             continue
         try:
-            value = meter_value(meter.aggregation, meter.field, event["properties"], allow_negative=meter.allow_negative)
+            value = meter_value(
+                meter.aggregation, meter.field, event["properties"], allow_negative=meter.allow_negative
+            )
         except InvalidPropertyError:
             continue  # ingest parks it failed: it counts nothing
         hour = hour_bucket(parse_ts(str(event["timestamp"])))

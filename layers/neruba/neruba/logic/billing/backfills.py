@@ -35,7 +35,7 @@ CANCEL_SCOPE = "backfill-cancel"
 
 def backfills(ctx: Billing) -> BackfillsRepository:
     """The backfills, stored next to the billing state."""
-    return BackfillsRepository(ctx.billing.table_name)
+    return ctx.billing.backfills
 
 
 def audit_customer(backfill: dict[str, Any]) -> str | None:
@@ -136,7 +136,9 @@ def open_backfill(
     except Cancelled as exc:
         again = idempotency.replay(ctx.billing, OPEN_SCOPE, key, fingerprint_)
         if again is None:
-            raise ConflictError("The backfill changed meanwhile; try again.", code="backfill_conflict") from exc
+            raise ConflictError(
+                "The backfill changed meanwhile; try again.", code="backfill_conflict"
+            ) from exc
         return dict(again)
     return answer
 
@@ -247,7 +249,7 @@ def _require_open(found: Backfill) -> None:
 
 def list_backfills(ctx: Billing, status: str | None = None) -> dict[str, Any]:
     """``GET /admin/backfills``: every backfill, oldest first (optionally of one status)."""
-    found = sorted(backfills(ctx).list(), key=lambda b: (str(b.document["created_at"]), b.id))
+    found = sorted(backfills(ctx).all(), key=lambda b: (str(b.document["created_at"]), b.id))
     data = [b.document for b in found if status is None or b.status == status]
     return {"object": "list", "data": data, "has_more": False, "next_cursor": None}
 
