@@ -10,6 +10,7 @@
     neruba dlq list | show QUEUE | redrive QUEUE [--max N] | status QUEUE   dead-letter queues
     neruba smoke --base-url URL --api-key KEY                  the post-deploy smoke test
     neruba migrate [--list] [--stack NAME]                     data migrations (OpsTable MIG#)
+    neruba backfill open | events | preview | commit | cancel | list | show   backfills, through the API
 
 Commands that touch AWS find the stack's tables and queues from ``--stack NAME`` (its CloudFormation
 resources: nothing but AWS credentials needed), or from a local stack when ``--endpoint-url`` is on this
@@ -245,9 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
-    from neruba_tools import dlq, methods, migrate, smoke, sweep, webhooks
+    from neruba_tools import backfill, dlq, methods, migrate, smoke, sweep, webhooks
 
-    for module in (sweep, dlq, smoke, migrate, webhooks, methods):
+    for module in (sweep, dlq, smoke, migrate, webhooks, methods, backfill):
         module.add_parser(commands)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
