@@ -207,3 +207,78 @@ def test_events_also_sent_live_are_counted_once(world: World, held: str, monkeyp
     assert _rated(world, 0) == 8 * PRICE
     assert _day_totals(world, monkeypatch) == EXPECTED
     assert_books_agree(world, "acme")
+
+
+def test_a_large_backfill_is_finished_by_the_billing_worker(
+    world: World, held: str, monkeypatch: Any
+) -> None:
+    import boto3
+
+    from neruba.logic.billing import backfill_commit
+    from tests.functional.billing.helpers import worker
+    from tests.support.queues import receive_batch, run_batch
+
+    # GIVEN backfills of more than 3 events are left to the worker
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
+    # WHEN it is committed
+    status, answer = act(held, "commit")
+    # THEN the answer says committing, nothing is counted yet, and the billing queue holds its message
+    assert (status, answer["status"]) == (200, "committing")
+    assert _rated(world, 0) == 3 * PRICE
+    at = START + day(2, 4)
+    handler = worker(world, at, monkeypatch)
+    # WHEN the worker is killed inside the counting of its first delivery
+    usage = world.ctx.usage
+    real = usage.count_group
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(usage, "count_group", dying)
+    messages = receive_batch(world.billing_queue, 10)
+    assert [m["Body"] for m in messages] == [backfill_commit.message(held)]
+    assert run_batch(handler, world.billing_queue, messages)  # failed: delivered again
+    assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committing"
+    # AND the redelivery reaches a healthy worker, then the message comes once more (a duplicate)
+    monkeypatch.setattr(usage, "count_group", real)
+    assert run_batch(handler, world.billing_queue, receive_batch(world.billing_queue, 10)) == set()
+    boto3.client("sqs").send_message(QueueUrl=world.billing_queue, MessageBody=backfill_commit.message(held))
+    assert run_batch(handler, world.billing_queue, receive_batch(world.billing_queue, 10)) == set()
+
+    # THEN it is committed once, audited as the operator who sent the commit
+    shown = read(f"/admin/backfills/{held}", backfill_id=held)[1]
+    assert shown["status"] == "committed" and shown["committed"]["events_counted"] == 7
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 50]
+    from neruba.dal.audit import AuditRepository
+    from neruba.settings import get_settings
+
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 100)
+    actors = {r["action"]: r["actor"] for r in records}
+    assert actors["invoice.rerun"] == actors["backfill.commit"] != "system"
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
+
+
+def test_a_commit_left_incomplete_is_handed_to_the_worker(world: World, held: str, monkeypatch: Any) -> None:
+    from neruba.errors import ConflictError
+    from neruba.logic.billing import admin, backfill_commit
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN an invoice that keeps changing under the commit's rerun
+    real = admin.rerun_invoice
+
+    def changing(*args: Any, **kwargs: Any) -> Any:
+        raise ConflictError("The invoice changed meanwhile; try again.", code="invoice_conflict")
+
+    monkeypatch.setattr(admin, "rerun_invoice", changing)
+    status, answer = act(held, "commit")
+    # THEN the events are counted, the backfill is committing and the worker has its message
+    assert (status, answer["status"]) == (200, "committing")
+    assert _rated(world, 0) == 8 * PRICE
+    assert queued(world.billing_queue) == [{"backfill": held}]
+    # WHEN the worker takes it once the invoice is quiet
+    monkeypatch.setattr(admin, "rerun_invoice", real)
+    work(world, START + day(2, 4), monkeypatch)
+    assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committed"
+    assert backfill_commit.INLINE_EVENTS == 1000
+    assert _day_totals(world, monkeypatch) == EXPECTED

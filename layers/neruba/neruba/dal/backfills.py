@@ -31,6 +31,7 @@ class Backfill:
     status: str
     held: int
     document: dict[str, Any]
+    committing_by: str | None = None  # who sent the commit (the worker finishing it acts for them)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def _backfill(item: dict[str, Any]) -> Backfill:
     for name in ("committed", "cancelled_at", "committed_at"):
         if item.get(name) is not None:
             doc[name] = jsonutil.loads(item[name]) if name == "committed" else item[name]
-    return Backfill(str(item["sk"]), str(item["status"]), doc["events_held"], doc)
+    by = item.get("committing_by")
+    return Backfill(str(item["sk"]), str(item["status"]), doc["events_held"], doc, str(by) if by else None)
 
 
 class BackfillsRepository:

@@ -19,8 +19,11 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
    the stored rerun answer and writes nothing.
 4. ``committing`` -> ``committed`` with what the commit did (conditional: once).
 
-A process that stops anywhere leaves the backfill ``committing``; the next ``commit`` call (any key)
-resumes at step 2 and does only what is left. Two commits at once run the same idempotent steps.
+A backfill of more than ``INLINE_EVENTS`` events, or a commit whose step is left for later, is finished by
+the billing worker: a ``{"backfill": id}`` message on BillingQueue (:func:`resume`), retried by SQS until
+done and then in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
+``commit`` call (any key) or delivery of the message resumes at step 2 and does only what is left. Two
+commits at once run the same idempotent steps.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from neruba.models.billing import RerunRequest
 from neruba.timefmt import iso, parse_ts, ts
 
 BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
+INLINE_EVENTS = 1000  # a commit of more events is run by the billing worker, not by the request
 
 
 class CommitIncompleteError(Exception):
@@ -58,8 +62,9 @@ def commit_backfill(
     request_id: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """``POST /admin/backfills/{id}/commit``: the backfill, ``committed`` (or ``committing`` when a step
-    is left for the next call)."""
+    """``POST /admin/backfills/{id}/commit``: the backfill, ``committed``, or ``committing`` when the
+    billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, or a step left for
+    later)."""
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
@@ -69,13 +74,55 @@ def commit_backfill(
         raise ConflictError("The backfill was cancelled; it cannot be committed.", code="backfill_cancelled")
     if found.status == "open":
         start(ctx, backfill_id, body, actor, key, request_id, now)
-    held = backfills(ctx).held_events(backfill_id)
-    try:
-        count_events(ctx, backfill_id, held, now)
-        corrected = correct_invoices(ctx, backfill_id, held, actor, request_id, now)
-    except CommitIncompleteError:
+    if found.held > INLINE_EVENTS:
+        enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
+    try:
+        return run_steps(ctx, backfill_id, actor, request_id, now)
+    except CommitIncompleteError:
+        enqueue(ctx, backfill_id)
+        return get_backfill(ctx, backfill_id).document
+
+
+def run_steps(
+    ctx: Billing,
+    backfill_id: str,
+    actor: str,
+    request_id: str | None,
+    now: datetime,
+    deadline: datetime | None = None,
+) -> dict[str, Any]:
+    """Steps 2 to 4 on a ``committing`` backfill (each a no-op where an earlier run did it)."""
+    held = backfills(ctx).held_events(backfill_id)
+    count_events(ctx, backfill_id, held, now, deadline)
+    corrected = correct_invoices(ctx, backfill_id, held, actor, request_id, now)
     return finish(ctx, backfill_id, held, corrected, now)
+
+
+def enqueue(ctx: Billing, backfill_id: str) -> None:
+    """Hand the rest of the commit to the billing worker (``{"backfill": id}`` on BillingQueue). A send
+    that fails leaves the backfill ``committing``: the next commit call resumes it."""
+    from neruba.dal.queue import send_batch
+
+    if ctx.billing_queue_url:
+        send_batch(ctx.billing_queue_url, [("0", message(backfill_id))])
+
+
+def message(backfill_id: str) -> str:
+    """The billing queue message that resumes a backfill's commit."""
+    return jsonutil.dumps({"backfill": backfill_id})
+
+
+def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:
+    """The billing worker's part: run the steps left of the commit the message names. Raises
+    ``CommitIncompleteError`` when a step is still left, so SQS delivers the message again (and after
+    the queue's receives, to BillingDLQ). Answers the backfill's status."""
+    backfill_id = str(jsonutil.loads(body)["backfill"])
+    found = get_backfill(ctx, backfill_id)
+    if found.status != "committing":
+        return found.status  # done (or never started): nothing to do
+    actor = found.committing_by or "system"
+    return str(run_steps(ctx, backfill_id, actor, None, now, deadline)["status"])
 
 
 def start(
@@ -103,7 +150,9 @@ def start(
         after={"status": "committing", "idempotency_key": key},
         idempotency_key=f"commit:{backfill_id}",
     )
-    moved = backfills(ctx).move_item(backfill_id, ("open",), "committing", committing_at=ts(now))
+    moved = backfills(ctx).move_item(
+        backfill_id, ("open",), "committing", committing_at=ts(now), committing_by=actor
+    )
     try:
         commit(Transaction([moved, audit]))
     except Cancelled as exc:
@@ -125,14 +174,21 @@ def records(backfill_id: str, held: list[HeldEvent], received_at: str) -> list[l
     return [out[i : i + BATCH] for i in range(0, len(out), BATCH)]
 
 
-def count_events(ctx: Billing, backfill_id: str, held: list[HeldEvent], now: datetime) -> None:
-    """Step 2: count the held events through the ingest worker's counting, batch by batch."""
+def count_events(
+    ctx: Billing, backfill_id: str, held: list[HeldEvent], now: datetime, deadline: datetime | None = None
+) -> None:
+    """Step 2: count the held events through the ingest worker's counting, batch by batch (none is
+    started past ``deadline``: the rest is left for the next run)."""
     from neruba.logic.ingest.worker import IngestBatch
 
     received_at = iso(parse_ts(str(get_backfill(ctx, backfill_id).document["created_at"])))
     left: list[str] = []
     for chunk in records(backfill_id, held, received_at):
-        batch = IngestBatch(usage=ctx.usage, lookup=bootstrap.ingest_worker_catalog().lookup, now=now)
+        if deadline is not None and datetime.now(UTC) >= deadline:
+            left += [str(record["messageId"]) for record in chunk]
+            continue
+        lookup = bootstrap.ingest_worker_catalog().lookup
+        batch = IngestBatch(usage=ctx.usage, lookup=lookup, now=now, deadline=deadline)
         batch.begin(chunk)
         for record in chunk:
             try:
