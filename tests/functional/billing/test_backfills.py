@@ -80,6 +80,19 @@ def test_a_scope_outside_the_rules_is_refused_and_nothing_is_written(
     assert _audits() == []
 
 
+def test_a_meter_charged_in_advance_is_refused(world: World) -> None:
+    from neruba import bootstrap
+
+    bootstrap.catalog().register_advance_meter("api_calls")
+    status, answer = open_backfill(scope())
+    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
+        400,
+        "backfill_meter_in_advance",
+        "meter_codes.0",
+    )
+    assert read("/admin/backfills")[1]["data"] == []
+
+
 def test_four_hundred_days_back_is_allowed_and_a_key_is_required(world: World) -> None:
     start = datetime.now(UTC) - timedelta(days=399, hours=23)
     status, answer = open_backfill(scope(start=start.isoformat()), key=None)

@@ -84,6 +84,15 @@ def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[lis
         meter = ctx.plans.get_meter(code)
         if meter is None:
             raise NotFoundError(f"No meter {code!r}.", code="meter_not_found", param=f"meter_codes.{n}")
+    advance = bootstrap.ingest_worker_catalog().lookup(set(customers), set(meters)).advance_meters
+    for n, code in enumerate(meters):
+        if code in advance:
+            raise InvalidRequestError(
+                f"Meter {code!r} is charged in advance (each event is billed as it comes); a backfill "
+                "counts usage billed in arrears only.",
+                code="backfill_meter_in_advance",
+                param=f"meter_codes.{n}",
+            )
     return customers, meters
 
 
