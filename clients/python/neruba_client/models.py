@@ -738,6 +738,19 @@ class OneOffCharge(_Model):
 BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
 
 
+class BackfillCorrection(_Model):
+    invoice_id: str
+    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    amount_minor: int
+    correction_invoice_id: str | None
+
+
+class BackfillCommitted(_Model):
+    events_counted: int
+    events_not_counted: int
+    invoices: list[BackfillCorrection]
+
+
 class BackfillView(_Model):
     id: str
     object: Literal["backfill"]
@@ -751,7 +764,9 @@ class BackfillView(_Model):
     ticket: str | None
     created_at: str
     events_held: int
-    committed: dict[str, Any] | None = None
+    committed: BackfillCommitted | None = None
+    committed_at: str | None = None
+    cancelled_at: str | None = None
 
 
 class BackfillEventStatus(_Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,10 +72,35 @@ class BackfillEventsResult(BaseModel):
     events: list[BackfillEventStatus]
 
 
+class BackfillCorrection(BaseModel):
+    """One invoice a commit corrected: the rerun's action and the amount it billed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: str
+    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    amount_minor: int = Field(
+        description="The adjustment lines' or correction invoice's amount (0 for a draft)."
+    )
+    correction_invoice_id: str | None = Field(
+        description="The correction invoice or credit note issued, if any."
+    )
+
+
+class BackfillCommitted(BaseModel):
+    """What a commit did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events_counted: int
+    events_not_counted: int = Field(description="Held events whose transaction id was stored already.")
+    invoices: list[BackfillCorrection]
+
+
 class BackfillView(BaseModel):
     """A backfill: its scope, state and, once committed, what the commit did."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(examples=["bf_0123456789abcdef01234567"])
     object: Literal["backfill"]
@@ -89,10 +114,12 @@ class BackfillView(BaseModel):
     ticket: str | None
     created_at: str
     events_held: int
-    committed: dict[str, Any] | None = Field(
+    committed: BackfillCommitted | None = Field(
         default=None,
         description="Once committed: the events counted, and per invoice the rerun's action and amount.",
     )
+    committed_at: str | None = None
+    cancelled_at: str | None = None
 
 
 class BackfillList(BaseModel):
