@@ -282,3 +282,56 @@ def test_a_commit_left_incomplete_is_handed_to_the_worker(world: World, held: st
     assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committed"
     assert backfill_commit.INLINE_EVENTS == 1000
     assert _day_totals(world, monkeypatch) == EXPECTED
+
+
+def _spread(world: World, monkeypatch: Any) -> str:
+    """Days 0 and 1 billed; a backfill of 2 calls on each of days 0 to 19 (sparse days: the ingest
+    counting writes them as pending items, ``dal/pending.py``)."""
+    billed_days(world, monkeypatch, [3, 4])
+    _, bf = open_backfill(scope(end=(START + day(20)).isoformat()))
+    sent = [
+        {"transaction_id": f"s{d}-{i}", "timestamp": (START + day(d, 6 + i)).isoformat()}
+        for d in range(20)
+        for i in range(2)
+    ]
+    assert events(bf["id"], sent)[1]["held"] == 40
+    return str(bf["id"])
+
+
+def test_a_backfill_over_many_days_counts_each_day_once(world: World, monkeypatch: Any) -> None:
+    held = _spread(world, monkeypatch)
+    status, done = act(held, "commit")
+    again = act(held, "commit", key="c-2")
+    assert status == 200 and done["committed"]["events_counted"] == 40
+    assert again == (200, done)
+    assert [_rated(world, d) for d in range(20)] == [5 * PRICE, 6 * PRICE] + [2 * PRICE] * 18
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 20]
+
+
+def test_killed_while_writing_pending_days_then_finished_by_the_worker(
+    world: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.ingest import worker as ingest_worker
+
+    held = _spread(world, monkeypatch)
+    pending = world.ctx.usage.pending
+    real = pending.put
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(pending, "put", dying)
+    with pytest.raises(Killed):
+        act(held, "commit")
+    monkeypatch.setattr(pending, "put", real)
+    # a commit right after finds the first attempt's events still held by it: left for later
+    status, answer = act(held, "commit", key="c-2")
+    assert (status, answer["status"]) == (200, "committing")
+    assert _rated(world, 5) == 0
+    # WHEN the hold has passed and the worker takes the message
+    monkeypatch.setattr(ingest_worker, "HOLD", ingest_worker.HOLD * 0)
+    work(world, START + day(2, 4), monkeypatch)
+    # THEN every day counted once
+    assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["committed"]["events_counted"] == 40
+    assert [_rated(world, d) for d in range(20)] == [5 * PRICE, 6 * PRICE] + [2 * PRICE] * 18
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 20]
