@@ -254,3 +254,23 @@ def test_unknown_backfill_is_404(world: World) -> None:
     missing = "bf_" + "0" * 24
     status, answer = read(f"/admin/backfills/{missing}", backfill_id=missing)
     assert (status, answer["error"]["code"]) == (404, "backfill_not_found")
+
+
+def test_a_customer_with_an_invoice_threshold_is_checked_after_the_commit(world: World) -> None:
+    from neruba.models.catalog import Customer
+    from tests.functional.billing.helpers import queued
+
+    world.plans.create_customer(
+        Customer(external_id="capped", name="Capped", currency="USD", invoice_threshold_minor=500)
+    )
+    world.subscribe("capped")
+    _, bf = open_backfill(scope(customer_ids=["capped", "acme"]))
+    events(bf["id"], calls("c", START + day(0, 5), 3), customer="capped")
+    events(bf["id"], calls("a", START + day(0, 5), 3))
+    assert [m for m in queued(world.billing_queue) if "check" in m] == []
+
+    status, done = act(bf["id"], "commit")
+
+    assert status == 200 and done["committed"]["events_counted"] == 6
+    checks = [m for m in queued(world.billing_queue) if "check" in m]
+    assert [m["customer_id"] for m in checks] == ["capped"]  # acme has no threshold

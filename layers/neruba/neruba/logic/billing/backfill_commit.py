@@ -183,6 +183,7 @@ def count_events(
 
     received_at = iso(parse_ts(str(get_backfill(ctx, backfill_id).document["created_at"])))
     left: list[str] = []
+    thresholds: set[str] = set()
     for chunk in records(backfill_id, held, received_at):
         if deadline is not None and datetime.now(UTC) >= deadline:
             left += [str(record["messageId"]) for record in chunk]
@@ -196,6 +197,11 @@ def count_events(
             except Exception:
                 left.append(str(record["messageId"]))
         left += batch.finish()
+        thresholds.update(batch.threshold_customers())
+    if thresholds and ctx.billing_queue_url:  # as after a live batch: their invoice thresholds are checked
+        from neruba.logic.billing.threshold_invoices import enqueue_checks
+
+        enqueue_checks(ctx.billing_queue_url, sorted(thresholds))
     if left:
         from neruba.observability import logger
 
