@@ -814,12 +814,23 @@ class BackfillInvoicePreview(_Model):
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
 
 
+class BackfillOpenPeriod(_Model):
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+
+
 class BackfillPreview(_Model):
     object: Literal["backfill_preview"]
     backfill_id: str
     events_held: int
     events_counted: int
     invoices: list[BackfillInvoicePreview]
+    open_periods: list[BackfillOpenPeriod]
     difference_minor: int
 
 

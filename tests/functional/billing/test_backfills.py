@@ -274,3 +274,25 @@ def test_a_customer_with_an_invoice_threshold_is_checked_after_the_commit(world:
     assert status == 200 and done["committed"]["events_counted"] == 6
     checks = [m for m in queued(world.billing_queue) if "check" in m]
     assert [m["customer_id"] for m in checks] == ["capped"]  # acme has no threshold
+
+
+def test_preview_shows_the_current_period_to_date(world: World, monkeypatch: Any) -> None:
+    # GIVEN acme on a monthly plan, its current period not invoiced, 2 calls an hour ago in it
+    world.subscribe("acme")
+    now = datetime.now(UTC)
+    _, bf = open_backfill(scope(start=(now - timedelta(days=3)).isoformat(), end=now.isoformat()))
+    events(bf["id"], calls("now", now - timedelta(hours=1), 4))
+
+    status, preview = read(f"/admin/backfills/{bf['id']}/preview", backfill_id=bf["id"])
+
+    assert status == 200 and preview["invoices"] == []
+    [period] = preview["open_periods"]
+    assert (period["customer_id"], period["difference_minor"]) == ("acme", 4 * PRICE)
+    assert period["after_minor"] - period["before_minor"] == 4 * PRICE
+    assert preview["difference_minor"] == 4 * PRICE
+    # the upcoming invoice shows them once committed
+    from neruba.logic.billing.upcoming import upcoming_invoice
+
+    act(bf["id"], "commit")
+    upcoming = upcoming_invoice(world.plans, world.ctx.usage, "acme", billing=world.ctx.billing)
+    assert upcoming["windows"][0]["subtotal_minor"] == period["after_minor"]

@@ -151,6 +151,20 @@ class BackfillInvoicePreview(BaseModel):
     )
 
 
+class BackfillOpenPeriod(BaseModel):
+    """A current period (not invoiced yet) the backfill changes: the upcoming invoice's window to date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+
+
 class BackfillPreview(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -159,4 +173,7 @@ class BackfillPreview(BaseModel):
     events_held: int
     events_counted: int = Field(description="Held events the commit would count (not already stored).")
     invoices: list[BackfillInvoicePreview]
+    open_periods: list[BackfillOpenPeriod] = Field(
+        description="Current periods not invoiced yet: their invoice will count the events when billed."
+    )
     difference_minor: int

@@ -159,7 +159,7 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     held = backfills(ctx).held_events(backfill_id)
     counting = to_count(ctx, held) if found.status == "open" else []
     overlay = replace(ctx, usage=HeldUsage(ctx.usage, held_cells(ctx, counting)))  # type: ignore[arg-type]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for invoice in affected_invoices(ctx, counting):
         billed, deltas = invoice_change(overlay, invoice)
         difference = sum(int(d["amount_minor"]) for d in deltas)
@@ -186,11 +186,43 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
                 "applied_as": applied,
             }
         )
+    periods = open_periods(ctx, overlay.usage, counting)
     return {
         "object": "backfill_preview",
         "backfill_id": backfill_id,
         "events_held": len(held),
         "events_counted": len(counting),
         "invoices": rows,
-        "difference_minor": sum(r["difference_minor"] for r in rows),
+        "open_periods": periods,
+        "difference_minor": sum(int(r["difference_minor"]) for r in rows)
+        + sum(int(p["difference_minor"]) for p in periods),
     }
+
+
+def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[dict[str, Any]]:
+    """The current periods (not invoiced yet) the events change: the upcoming invoice's window of each
+    subscription (``logic.billing.upcoming``) to date, without and with the events."""
+    from datetime import UTC
+
+    from neruba.logic.billing.upcoming import upcoming_invoice
+
+    now = datetime.now(UTC)
+    found = []
+    for customer_id in sorted({e.customer_id for e in events}):
+        before = upcoming_invoice(ctx.plans, ctx.usage, customer_id, now, ctx.billing)["windows"]
+        after = upcoming_invoice(ctx.plans, overlay, customer_id, now, ctx.billing)["windows"]
+        for old, new in zip(before, after, strict=True):
+            difference = int(new["subtotal_minor"]) - int(old["subtotal_minor"])
+            if difference:
+                found.append(
+                    {
+                        "customer_id": customer_id,
+                        "subscription_id": old.get("subscription_id"),
+                        "period_start": old["period_start"],
+                        "period_end": old["period_end"],
+                        "before_minor": int(old["subtotal_minor"]),
+                        "after_minor": int(new["subtotal_minor"]),
+                        "difference_minor": difference,
+                    }
+                )
+    return found
