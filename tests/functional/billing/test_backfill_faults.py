@@ -335,3 +335,53 @@ def test_killed_while_writing_pending_days_then_finished_by_the_worker(
     assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["committed"]["events_counted"] == 40
     assert [_rated(world, d) for d in range(20)] == [5 * PRICE, 6 * PRICE] + [2 * PRICE] * 18
     assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 20]
+
+
+def test_a_commit_killed_before_its_message_is_resumed_by_the_sweep(
+    world: World, held: str, monkeypatch: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from neruba import bootstrap
+    from neruba.logic.billing import backfill_commit
+    from neruba.logic.sweeps.backfills import stuck_backfills
+    from neruba.logic.sweeps.billing import COOLDOWN
+    from neruba.logic.sweeps.runner import CheckResult, SweepContext
+    from neruba.settings import get_settings
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN a commit killed right after it started: committing, no message anywhere
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(backfill_commit, "count_events", dying)
+    with pytest.raises(Killed):
+        act(held, "commit")
+    monkeypatch.undo()
+    assert queued(world.billing_queue) == []
+
+    def sweep(at: datetime) -> Any:
+        """The billing sweep check's part for backfills, at ``at``."""
+        ctx = SweepContext(at - timedelta(hours=1), at, at, get_settings(), lambda: world.ctx)
+        result = CheckResult("billing", details={"in_flight": []})
+        stuck_backfills(ctx, world.ctx, bootstrap.ops(), result, result.details, COOLDOWN)
+        return result
+
+    # WHEN the billing sweep runs within 15 minutes, then later, then again within its cool-down
+    now = datetime.now(UTC)
+    early = sweep(now + timedelta(minutes=5))
+    late = sweep(now + timedelta(minutes=20))
+    again = sweep(now + timedelta(minutes=25))
+
+    # THEN the first leaves it (its commit may still run), the second sends its message once
+    assert (early.found, early.repairs) == (0, [])
+    assert late.repairs == [{"kind": "backfill_commit_resent", "backfill_id": held}]
+    assert again.repairs == [] and again.details["in_flight"] == [
+        {"kind": "backfill_commit", "backfill_id": held}
+    ]
+    assert queued(world.billing_queue) == [{"backfill": held}]
+    # AND the worker finishes the commit
+    work(world, START + day(2, 4), monkeypatch)
+    assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committed"
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")

@@ -32,6 +32,7 @@ class Backfill:
     held: int
     document: dict[str, Any]
     committing_by: str | None = None  # who sent the commit (the worker finishing it acts for them)
+    committing_at: str | None = None  # when the commit started
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,10 @@ def _backfill(item: dict[str, Any]) -> Backfill:
     for name in ("committed", "cancelled_at", "committed_at"):
         if item.get(name) is not None:
             doc[name] = jsonutil.loads(item[name]) if name == "committed" else item[name]
-    by = item.get("committing_by")
-    return Backfill(str(item["sk"]), str(item["status"]), doc["events_held"], doc, str(by) if by else None)
+    by, at = item.get("committing_by"), item.get("committing_at")
+    return Backfill(
+        str(item["sk"]), str(item["status"]), doc["events_held"], doc, str(by) if by else None, at
+    )
 
 
 class BackfillsRepository:
