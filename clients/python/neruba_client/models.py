@@ -418,6 +418,18 @@ class LevelInterval(_Model):
     quantity: Quantity
 
 
+class IntervalsMore(_Model):
+    """The intervals of a weighted_sum line after the first 48 it lists: how many and what they add up to."""
+
+    rows: int
+    from_: datetime = Field(alias="from")
+    to: datetime
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -432,6 +444,7 @@ class LineSource(_Model):
     available_minor: int | None = None
     threshold_minor: int | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
     threshold: ThresholdLine | None = None
 
 
@@ -550,6 +563,7 @@ class ExplainedLine(_Model):
     references: LineReference | None
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
+    intervals_more: IntervalsMore | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
