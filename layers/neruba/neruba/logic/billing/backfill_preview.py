@@ -7,7 +7,8 @@ events it lays over are the ones the commit would count: those whose transaction
 (ingest counts an event once per customer and transaction id).
 
 Level meters (``weighted_sum``, ``latest`` with ``carry_over``) start a window from their stored closing
-level, which the overlay does not move: their preview shows the held hours' own changes only.
+level, which the overlay does not move: a held event before an invoiced window changes that window's
+preview only through the hours the window reads.
 """
 
 from __future__ import annotations
@@ -52,10 +53,22 @@ class HeldUsage:
     def aggregates(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
     ) -> list[StoredCell]:
-        stored = {
-            (c.hour, c.group): c
-            for c in self._usage.aggregates(customer_id, meter_code, first_hour, last_hour)
-        }
+        cells = self._usage.aggregates(customer_id, meter_code, first_hour, last_hour)
+        return self._merged(customer_id, meter_code, cells, first_hour, last_hour)
+
+    def level_window(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str, end_hour: str
+    ) -> tuple[str, list[StoredCell], Any]:
+        """A level meter's window (``UsageRepository.level_window``) with the held cells of its hours."""
+        read_from, cells, found = self._usage.level_window(
+            customer_id, meter_code, first_hour, last_hour, end_hour
+        )
+        return read_from, self._merged(customer_id, meter_code, cells, read_from, last_hour), found
+
+    def _merged(
+        self, customer_id: str, meter_code: str, cells: list[StoredCell], first_hour: str, last_hour: str
+    ) -> list[StoredCell]:
+        stored = {(c.hour, c.group): c for c in cells}
         for (hour, group), extra in self._cells.get((customer_id, meter_code), {}).items():
             if not first_hour <= hour <= last_hour:
                 continue
