@@ -133,10 +133,24 @@ def held_cells(
 
 
 def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
-    """The customers' usage invoices (not void) whose window holds at least one of the events."""
+    """The customers' usage invoices (not void) whose window holds at least one of the events, and for an
+    event of a level meter (``weighted_sum``, ``latest`` with carry-over: its level carries into every
+    later window) every later one too; in period order, so each rerun stores the closing level the next
+    one starts from."""
+    from neruba.domain.levels import carries_level
+
     times: dict[str, list[datetime]] = defaultdict(list)
+    carried: dict[str, datetime] = {}  # customer -> its earliest event of a level meter
+    levels: dict[str, bool] = {}
     for held in events:
-        times[held.customer_id].append(parse_ts(str(held.event["timestamp"])))
+        at = parse_ts(str(held.event["timestamp"]))
+        times[held.customer_id].append(at)
+        code = str(held.event["code"])
+        if code not in levels:
+            meter = ctx.plans.get_meter(code)
+            levels[code] = meter is not None and carries_level(str(meter.aggregation), bool(meter.carry_over))
+        if levels[code]:
+            carried[held.customer_id] = min(at, carried.get(held.customer_id, at))
     found: list[Invoice] = []
     for customer_id, ats in sorted(times.items()):
         cursor: str | None = None
@@ -146,7 +160,8 @@ def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
                 if invoice.kind not in RATED_KINDS or invoice.status == "void" or not invoice.subscription_id:
                     continue
                 start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
-                if any(start <= at < end for at in ats):
+                since = carried.get(customer_id)
+                if any(start <= at < end for at in ats) or (since is not None and end > since):
                     found.append(invoice)
             if cursor is None:
                 break
