@@ -10,15 +10,16 @@ from typing import Any
 from tests.functional.billing.backfill_support import act, open_backfill, read
 from tests.functional.billing.conftest import START, World, assert_books_agree
 from tests.functional.billing.helpers import day, schedule, work
-from tests.functional.billing.test_prorated_meters import _seats, seats  # noqa: F401 - the fixture
+from tests.functional.billing.test_prorated_meters import _seats
+from tests.functional.billing.test_prorated_meters import seats as seat_plan
+
+seats = seat_plan  # the fixture, under the name the test asks for
 
 SEAT_DAY = 2400  # the "team" plan: 24.00 per seat-day
 
 
 def test_a_seat_added_by_a_backfill_bills_both_days_once(
-    real: World,
-    seats: dict[str, Any],
-    monkeypatch: Any,  # noqa: F811 - the fixture
+    real: World, seats: dict[str, Any], monkeypatch: Any
 ) -> None:
     # GIVEN 2 seats from day 0; days 0 and 1 billed and finalized
     _seats(START, 2)
@@ -39,8 +40,8 @@ def test_a_seat_added_by_a_backfill_bills_both_days_once(
     _, bf = open_backfill(body)
     event = {"transaction_id": "seat-3", "customer_id": "acme", "code": "seat_changes"}
     event |= {"timestamp": (START + timedelta(hours=12)).isoformat(), "properties": {"d": 1}}
-    from tests.support.api import api_event, call
     from functions.billing_api.app import lambda_handler
+    from tests.support.api import api_event, call
 
     path = f"/admin/backfills/{bf['id']}/events"
     call(
