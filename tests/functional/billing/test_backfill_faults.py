@@ -385,3 +385,41 @@ def test_a_commit_killed_before_its_message_is_resumed_by_the_sweep(
     assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committed"
     assert _day_totals(world, monkeypatch) == EXPECTED
     assert_books_agree(world, "acme")
+
+
+def test_two_commits_in_two_threads_count_and_correct_once(
+    world: World, held: str, monkeypatch: Any, atomic_requests: None
+) -> None:
+    import threading
+
+    from neruba.logic.billing.backfill_commit import commit_backfill
+    from neruba.models.backfills import BackfillAction
+
+    # GIVEN two operators committing the same backfill at the same moment (DynamoDB requests applied
+    # whole, one at a time, the threads interleaving between them)
+    barrier = threading.Barrier(2)
+    answers: list[Any] = []
+    errors: list[BaseException] = []
+
+    def commit(key: str) -> None:
+        barrier.wait()
+        try:
+            answers.append(commit_backfill(world.ctx, held, BackfillAction(reason="both"), "key:k", key))
+        except BaseException as exc:  # a conflict is an acceptable answer; a double count is not
+            errors.append(exc)
+
+    threads = [threading.Thread(target=commit, args=(key,)) for key in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    # WHEN whatever is left is finished (a commit that found a step still held answered committing)
+    status, shown = act(held, "commit", key="c")
+    assert status == 200 and shown["status"] == "committed", (answers, errors)
+
+    # THEN every event counted once, every difference billed once
+    assert all(getattr(e, "code", None) == "invoice_conflict" for e in errors), errors
+    assert _rated(world, 0) == 8 * PRICE and _rated(world, 1) == 6 * PRICE
+    assert sorted(a.line["amount_minor"] for a in _adjustments(world)) == [20, 50]
+    assert _day_totals(world, monkeypatch) == EXPECTED
+    assert_books_agree(world, "acme")
