@@ -190,6 +190,7 @@ ERROR_CODES: dict[str, str] = {
     "stripe_not_configured": "Stripe is not configured.",
     # usage limits and entitlements
     "limit_aggregation_unsupported": "Limits apply to count and sum meters only.",
+    "amount_limit_unsupported": "An amount cap or spend alert on a price not rated exactly per event.",
     "limit_empty": "A meter listed in the limits has no cap and no alert.",
     "soft_cap_above_hard_cap": "The soft cap is above the hard cap.",
     "duplicate_meter": "A meter is listed twice in the limits.",
