@@ -198,6 +198,8 @@ ERROR_CODES: dict[str, str] = {
     "duplicate_feature": "A feature is listed twice.",
     "feature_incomplete": "A feature lacks what its kind needs (metered: meter_code, limit; static: value).",
     "feature_not_found": "The customer has no such feature.",
+    "feature_not_metered": "Grants raise metered features only.",
+    "invalid_expiry": "The expiry is not after now.",
     "limits_conflict": "The customer's limits kept changing; retry.",
     # the service
     "not_found": "The resource does not exist.",
