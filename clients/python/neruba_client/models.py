@@ -319,6 +319,29 @@ class ChargeView(_PriceFields):
     on_removal: Literal["none", "credit", "refund"] | None = None
 
 
+class MeterDefaultView(_Model):
+    meter_code: str
+    hard_cap: str | None = None
+    soft_cap: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    hard_cap_amount_minor: int | None = None
+
+
+class FeatureDefaultView(_Model):
+    feature: str
+    kind: str
+    enabled: bool = True
+    value: str | None = None
+    meter_code: str | None = None
+    limit: str | None = None
+
+
+class PlanDefaultsView(_Model):
+    meters: list[MeterDefaultView] = Field(default_factory=list)
+    features: list[FeatureDefaultView] = Field(default_factory=list)
+    invoice_threshold_minor: int | None = None
+
+
 class PlanVersion(_Model):
     code: str
     version: int
@@ -326,7 +349,7 @@ class PlanVersion(_Model):
     currency: str
     interval: str
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = None
+    defaults: PlanDefaultsView | None = None
     """What the version sets for its subscribers (limits, features, invoice threshold), when it does."""
 
 

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from neruba.domain.periods import Interval
+from neruba.models.limits import PlanDefaultsView
 
 DecimalText = Annotated[
     str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="An exact decimal as text.", examples=["1250.5"])
@@ -216,7 +217,7 @@ class Plan(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
+    defaults: PlanDefaultsView | None = Field(default=None, description=DEFAULTS_NOTE)
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -227,7 +228,7 @@ class PlanVersion(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
+    defaults: PlanDefaultsView | None = Field(default=None, description=DEFAULTS_NOTE)
 
 
 class Phase(Closed):
