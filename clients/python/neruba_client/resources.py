@@ -80,6 +80,8 @@ class Admin(Resource[M]):
     create_one_off_charge = endpoint(r.create_one_off_charge)
     one_off_charges = paginated(r.list_one_off_charges)
     void_one_off_charge = endpoint(r.void_one_off_charge)
+    void_event = endpoint(r.void_event)
+    amend_event = endpoint(r.amend_event)
     create_credit_note = endpoint(r.create_credit_note)
     void_invoice = endpoint(r.void_invoice)
     create_coupon = endpoint(r.create_coupon)

@@ -32,10 +32,10 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
             code="event_not_found",
             param="transaction_id",
         )
-    return _event_document(item)
+    return event_document(item)
 
 
-def _event_document(item: StoredEvent) -> dict[str, Any]:
+def event_document(item: StoredEvent) -> dict[str, Any]:
     """A stored event as the API shows it (``StoredEvent`` in the reference)."""
     own = item.first_outcome or ("failed" if item.status == "failed" else "accepted")
     first = HistoryEntry(own, item.request_id, item.copy_id, item.written_at, reason=item.reason)
@@ -55,7 +55,17 @@ def _event_document(item: StoredEvent) -> dict[str, Any]:
         "received_at": item.received_at,
         "outcomes": history,
         "copies": {o: item.copies[o] for o in OUTCOMES if item.copies.get(o)},
+        "void": _void(item),
+        "amends": item.amends,
     }
+
+
+def _void(item: StoredEvent) -> dict[str, Any] | None:
+    """A voided event's void record: how (``void`` or ``amend``), why, ticket, when, by whom, the copy."""
+    if not item.void_json:
+        return None
+    record = jsonutil.loads(item.void_json)
+    return {name: record.get(name) for name in ("kind", "reason", "ticket", "at", "actor", "amended_by")}
 
 
 def _outcome_row(entry: HistoryEntry) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def list_events(
         ) from exc
     return {
         "object": "list",
-        "data": [_event_document(event) for event in page.events],
+        "data": [event_document(event) for event in page.events],
         "has_more": page.next_cursor is not None,
         "next_cursor": page.next_cursor,
     }
