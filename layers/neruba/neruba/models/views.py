@@ -747,6 +747,23 @@ class ExplainedLine(Open):
         description="For an advance line: the event that produced it, the price and proration applied,"
         " the ledger posting that booked it.",
     )
+    voided_events: list[VoidedEventRef] | None = Field(
+        default=None,
+        description="For an adjustment line: the events of the corrected period and meter voided or amended"
+        " before this invoice was made (docs/billing.md, \"Voiding and amending events\").",
+    )
+
+
+class VoidedEventRef(Closed):
+    """A voided or amended event an adjustment line's difference comes from (in part)."""
+
+    transaction_id: str
+    timestamp: Timestamp
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    amended_by: str | None
 
 
 class RerunCorrection(Closed):
