@@ -33,7 +33,12 @@ def _events(*txs: str, at: datetime) -> None:
             str(i),
             queue_message(
                 UsageEventIn.model_validate(
-                    {"transaction_id": tx, "customer_id": "acme", "code": "api_calls", "timestamp": at.isoformat()}
+                    {
+                        "transaction_id": tx,
+                        "customer_id": "acme",
+                        "code": "api_calls",
+                        "timestamp": at.isoformat(),
+                    }
                 ),
                 "r",
                 i,

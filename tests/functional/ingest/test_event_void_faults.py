@@ -4,16 +4,13 @@ recount of the surviving events, and never takes an event out twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tests.functional.ingest.conftest import ev
-from tests.functional.ingest.test_pending_usage import customers  # noqa: F401 (fixture)
-from tests.functional.ingest.test_event_voids import AT, NOW, total, usage
+from tests.functional.ingest.test_event_voids import AT, NOW, total
 
 
 class Killed(Exception):
@@ -35,7 +32,7 @@ def void(tx: str, key: str = "k1", **kwargs: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def counted(send: Any, process: Any) -> Iterator[None]:
+def counted(send: Any, process: Any) -> None:
     send(
         ev("a", code="tokens", timestamp=AT, properties={"tokens": 10, "model": "large"}),
         ev("b", code="tokens", timestamp=AT, properties={"tokens": 3, "model": "large"}),
@@ -43,14 +40,12 @@ def counted(send: Any, process: Any) -> Iterator[None]:
     )
     process()
     assert total("tokens") == (3, Decimal(18))
-    yield
 
 
 def open_voids() -> list[Any]:
     from neruba import bootstrap
-    from neruba.dal.voids import VoidsRepository
 
-    return VoidsRepository(bootstrap.usage().table_name).open_voids()
+    return bootstrap.voids().open_voids()
 
 
 def test_killed_before_the_transaction_nothing_is_written_and_a_retry_voids_once(
@@ -189,7 +184,12 @@ def test_a_void_racing_a_limit_counter_update_decides_again(
     from neruba.logic.limits.settings import put_limits
     from neruba.models.limits import UsageLimitsIn
 
-    put_limits("acme", UsageLimitsIn.model_validate({"meters": [{"meter_code": "api_calls", "hard_cap": "100"}]}), None, Actor())
+    put_limits(
+        "acme",
+        UsageLimitsIn.model_validate({"meters": [{"meter_code": "api_calls", "hard_cap": "100"}]}),
+        None,
+        Actor(),
+    )
     send(ev("a", timestamp=AT), ev("b", timestamp=AT))
     process()
     real_commit = voids.commit
@@ -211,14 +211,15 @@ def test_a_void_racing_a_limit_counter_update_decides_again(
     assert total("api_calls") == (2, Decimal(2))
 
 
-def test_a_void_of_pending_usage_waits_for_the_fold(
-    customers: list[str], send: Any, process: Any
-) -> None:
+def test_a_void_of_pending_usage_waits_for_the_fold(catalog: Any, send: Any, process: Any) -> None:
     """A cell whose pending usage is not folded yet is not recomputed: the void answers ``pending``, the
     voids check leaves it waiting, and finishes it once the fold has run."""
     from neruba.logic.ingest.voids import VoidRequest, finish_open, void_event
-    from tests.functional.ingest.test_pending_usage import _counts, _fold, _items, _sparse
+    from neruba.models.catalog import Customer
+    from tests.functional.ingest.test_pending_usage import CUSTOMERS, _counts, _fold, _items, _sparse
 
+    for external_id in CUSTOMERS:
+        catalog.create_customer(Customer(external_id=external_id, name=external_id, currency="USD"))
     send(*_sparse("a"))
     process()
     assert _items("AGG#") == []  # every customer's day is pending
@@ -227,6 +228,6 @@ def test_a_void_of_pending_usage_waits_for_the_fold(
     assert finish_open()["waiting"] == [{"customer_id": "c03", "transaction_id": "a0-c03"}]
     _fold()
     assert finish_open()["finished"] == [{"customer_id": "c03", "transaction_id": "a0-c03"}]
-    assert _counts() == {**dict.fromkeys(customers, 1), "c03": 0}
+    assert _counts() == {**dict.fromkeys(CUSTOMERS, 1), "c03": 0}
     assert finish_open() == {"finished": [], "waiting": [], "failed": []}
     assert _counts()["c03"] == 0

@@ -97,7 +97,7 @@ def _state(customer: str, subscription_id: str) -> tuple[dict[str, Any], int]:
 def test_usage_and_invoice_totals_equal_a_recount_of_the_surviving_events(
     metered: Any, send: Any, process: Any, events: list[tuple[str, int]], actions: list[tuple[Any, ...]]
 ) -> None:
-    from neruba.errors import ConflictError, InvalidRequestError
+    from neruba.errors import InvalidRequestError
     from neruba.logic.ingest.voids import VoidRequest, void_event
 
     customer, subscription = _customer(metered)
@@ -128,13 +128,14 @@ def test_usage_and_invoice_totals_equal_a_recount_of_the_surviving_events(
                 timestamp=at,
                 amend=True,
             )
+        refused = None
         try:
             answer = void_event(request, "key:test", f"{customer}-{n}")
-        except InvalidRequestError as exc:  # an amend that changes nothing
-            assert exc.code == "amend_changes_nothing"
+        except InvalidRequestError as exc:
+            refused = exc.code
+        if refused is not None:
+            assert refused == "amend_changes_nothing"  # the one refusal an action here may meet
             continue
-        except ConflictError:
-            raise
         assert answer["correction"] == "completed"
         del live[tx]
         copy = answer.get("amended_by")

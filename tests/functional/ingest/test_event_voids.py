@@ -57,7 +57,9 @@ def usage(meter: str, customer: str = "acme") -> dict[str, tuple[int, Decimal]]:
     assert hour
     cells = bootstrap.usage().aggregates(customer, meter, first, last)
     return {
-        f"{c.hour}#{c.group}": (c.usage.count, combine(aggregation, [c.usage])) for c in cells if c.usage.count
+        f"{c.hour}#{c.group}": (c.usage.count, combine(aggregation, [c.usage]))
+        for c in cells
+        if c.usage.count
     }
 
 

@@ -56,7 +56,8 @@ class VoidsRepository:
         self.table_name = table_name
 
     def void_update(self, event: StoredEvent, record_json: str) -> dict[str, Any]:
-        """The action voiding ``event``: on condition that it is still accepted in the batch that counted it."""
+        """The action voiding ``event``, on condition that it is still accepted in the batch that counted
+        it."""
         return {
             "Update": {
                 "TableName": self.table_name,

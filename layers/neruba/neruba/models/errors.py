@@ -92,6 +92,14 @@ ERROR_CODES: dict[str, str] = {
     "one_off_charge_invoiced": "The charge is on an invoice already; correct it with a credit note.",
     "one_off_charge_void": "The charge is void already.",
     "one_off_conflict": "The charge changed meanwhile; retry.",
+    # voids and amends of events
+    "event_already_voided": "The event is voided already.",
+    "event_not_accepted": "Only an accepted event can be voided or amended.",
+    "event_not_counted_yet": "The event is accepted but not counted yet; retry in a few minutes.",
+    "event_billed_in_advance": "The event's meter is billed in advance; credit the invoice instead.",
+    "event_too_old_to_void": "The event is past the late-event limit; credit the invoice instead.",
+    "event_void_conflict": "The event kept changing while it was voided; retry.",
+    "amend_changes_nothing": "The amend gives the same properties and timestamp as the event.",
     # credit notes, void and regenerate
     "invoice_not_finalized": "The invoice is a draft; it can still be recomputed, not credited or voided.",
     "invoice_not_creditable": "A top-up invoice is not credited (it bought credit).",

@@ -750,7 +750,7 @@ class ExplainedLine(Open):
     voided_events: list[VoidedEventRef] | None = Field(
         default=None,
         description="For an adjustment line: the events of the corrected period and meter voided or amended"
-        " before this invoice was made (docs/billing.md, \"Voiding and amending events\").",
+        ' before this invoice was made (docs/billing.md, "Voiding and amending events").',
     )
 
 

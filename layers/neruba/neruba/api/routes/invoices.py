@@ -112,10 +112,8 @@ def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Res
     from neruba.logic.billing import invoices
     from neruba.observability import logger
 
-    from neruba.dal.voids import VoidsRepository
-
     logger.append_keys(invoice_id=invoice_id)
-    voided = VoidsRepository(bootstrap.usage().table_name).voided_between
+    voided = bootstrap.voids().voided_between
     return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id), voided))
 
 

@@ -28,7 +28,7 @@ docs/billing.md, "Voiding and amending events".
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -79,19 +79,17 @@ def void_event(
     idempotency_key: str | None,
     request_id: str | None = None,
     now: datetime | None = None,
-    usage: UsageRepository | None = None,
-    lookup: Lookup | None = None,
 ) -> dict[str, Any]:
     """Void (or amend, ``request.amend``) an accepted event; returns the voided event as
-    ``GET /v1/events/{id}`` shows it, with ``correction`` (``completed`` or ``pending``)."""
+    ``GET /v1/events/{id}`` shows it, with ``correction`` (``completed`` or ``pending``) and, for an
+    amend, ``amended_by`` (the corrected copy)."""
     now = now or datetime.now(UTC)
-    usage = usage or bootstrap.usage()
-    lookup = lookup or _lookup()
-    voids = VoidsRepository(usage.table_name)
+    usage, voids, lookup = bootstrap.usage(), bootstrap.voids(), _lookup()
     key = idempotency.require_key(idempotency_key)
     scope = AMEND_SCOPE if request.amend else VOID_SCOPE
     fingerprint = idempotency.fingerprint(_body(request), f"{request.customer_id}/{request.transaction_id}")
     billing = bootstrap.billing_records()
+    by = idempotency.Actor(actor, request_id)
     for _ in range(ATTEMPTS):
         replayed = idempotency.replay(billing, scope, key, fingerprint)
         if replayed is not None:
@@ -99,59 +97,72 @@ def void_event(
         event = usage.get_event(request.customer_id, request.transaction_id)
         catalog = lookup({request.customer_id}, {event.meter_code} if event else set())
         event = _check(usage, catalog, request, event, now)
-        copy = _copy(request, event, catalog, key, request_id, now) if request.amend else None
-        record = {
-            "kind": "amend" if request.amend else "void",
-            "reason": request.reason,
-            "ticket": request.ticket,
-            "at": iso(now),
-            "actor": actor,
-            "amended_by": copy.transaction_id if copy else None,
-        }
-        record_json = jsonutil.dumps(record)
-        after = _view(_voided(event, record_json))
-        if copy is not None:
-            after["amended_by"] = _view(copy)
-        result = {**after, "correction": "pending"}
-        open_void = OpenVoid(
-            event.customer_id,
-            event.transaction_id,
-            copy.transaction_id if copy else None,
-            copy.batch if copy else None,
-            iso(now),
-        )
-        audit = idempotency.audit_put(
-            bootstrap.audit(),
-            idempotency.Actor(actor, request_id),
-            "event.amend" if request.amend else "event.void",
-            event.transaction_id,
-            customer_id=event.customer_id,
-            reason=request.reason,
-            ticket=request.ticket,
-            at=now,
-            before={"status": event.status},
-            after={"status": "voided", "amended_by": record["amended_by"]},
-            idempotency_key=key,
-        )
-        unit = Transaction()
-        unit.add(voids.void_update(event, record_json), name="event")
-        unit.add(voids.open_put(open_void), name="open")
-        unit.add(voids.entry_put(event, record_json))
-        counter = _counter_action(catalog, event)
-        if counter is not None:
-            unit.add(counter, name="limit")
-        if copy is not None:
-            unit.add(voids.copy_put(copy), name="copy")
-        for action in idempotency.record_items(billing, audit, scope, key, fingerprint, result):
-            unit.add(action)
+        result, actions = _void_unit(request, event, catalog, by, key, now)
+        actions += idempotency.record_items(billing, actions.pop(), scope, key, fingerprint, result)
         try:
-            commit(unit)
-        except Cancelled as exc:
-            if exc.failed("limit"):
-                continue  # a batch counted meanwhile: read the counter again
-            continue  # replayed, voided by another request, or the event changed: decided on the next read
+            commit(Transaction(actions))
+        except Cancelled:
+            # the same key answered meanwhile (replayed next), another request voided the event (refused
+            # next), or a batch moved the limit counter (decided again next): read everything again
+            continue
         return _finished(usage, lookup, voids, result, now)
     raise ConflictError("The event kept changing while it was voided; try again.", code="event_void_conflict")
+
+
+def _void_unit(
+    request: VoidRequest,
+    event: StoredEvent,
+    catalog: CatalogSnapshot,
+    by: idempotency.Actor,
+    key: str,
+    now: datetime,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The answer and the actions of one void (the audit record last, for ``record_items``)."""
+    voids = bootstrap.voids()
+    copy = _copy(request, event, catalog, key, by.request_id, now) if request.amend else None
+    record = {
+        "kind": "amend" if request.amend else "void",
+        "reason": request.reason,
+        "ticket": request.ticket,
+        "at": iso(now),
+        "actor": by.actor,
+        "amended_by": copy.transaction_id if copy else None,
+    }
+    record_json = jsonutil.dumps(record)
+    result = {**_view(replace(event, status="voided", void_json=record_json)), "correction": "pending"}
+    if copy is not None:
+        result["amended_by"] = _view(copy)
+    open_void = OpenVoid(
+        event.customer_id,
+        event.transaction_id,
+        copy.transaction_id if copy else None,
+        copy.batch if copy else None,
+        iso(now),
+    )
+    actions = [
+        voids.void_update(event, record_json),
+        voids.open_put(open_void),
+        voids.entry_put(event, record_json),
+    ]
+    counter = _counter_action(catalog, event)
+    if counter is not None:
+        actions.append(counter)
+    if copy is not None:
+        actions.append(voids.copy_put(copy))
+    audit = idempotency.audit_put(
+        bootstrap.audit(),
+        by,
+        f"event.{record['kind']}",
+        event.transaction_id,
+        customer_id=event.customer_id,
+        reason=request.reason,
+        ticket=request.ticket,
+        at=now,
+        before={"status": event.status},
+        after={"status": "voided", "amended_by": record["amended_by"]},
+        idempotency_key=key,
+    )
+    return result, [*actions, audit]
 
 
 def _body(request: VoidRequest) -> dict[str, Any]:
@@ -223,7 +234,9 @@ def _copy(
     from neruba.settings import get_settings
 
     settings = get_settings()
-    properties = request.properties if request.properties is not None else jsonutil.loads(event.properties_json)
+    properties = (
+        request.properties if request.properties is not None else jsonutil.loads(event.properties_json)
+    )
     at = request.timestamp.astimezone(UTC) if request.timestamp else parse_ts(event.timestamp)
     suffix = idempotency.digest({"amend": [event.customer_id, event.transaction_id, key]}, 10)
     transaction_id = f"{event.transaction_id[:240]}~{suffix}"
@@ -234,7 +247,9 @@ def _copy(
         "timestamp": at.isoformat(),
         "properties": properties,
     }
-    checked, error = validate_event(raw, now, settings.ingest_max_age_days, settings.ingest_max_future_seconds)
+    checked, error = validate_event(
+        raw, now, settings.ingest_max_age_days, settings.ingest_max_future_seconds
+    )
     if error is None and checked is not None:
         error = catalog_error(checked, catalog.customers, catalog.meters)
     if error is not None or checked is None:
@@ -299,12 +314,6 @@ def _counter_action(catalog: CatalogSnapshot, event: StoredEvent) -> dict[str, A
     return limits.counter_put(seen, used, max(0, seen.events - 1), seen.fired)
 
 
-def _voided(event: StoredEvent, record_json: str) -> StoredEvent:
-    from dataclasses import replace
-
-    return replace(event, status="voided", void_json=record_json)
-
-
 def _view(event: StoredEvent) -> dict[str, Any]:
     from neruba.logic.ingest.reads import event_document
 
@@ -348,12 +357,15 @@ def finish(
 
 
 def finish_open(now: datetime | None = None) -> dict[str, Any]:
-    """Finish every open void (the ``voids`` sweep check): counts of finished and waiting ones."""
+    """Finish every open void (the ``voids`` sweep check): the ids of the finished, waiting and failed
+    ones."""
     now = now or datetime.now(UTC)
     usage = bootstrap.usage()
-    voids = VoidsRepository(usage.table_name)
+    voids = bootstrap.voids()
     lookup = _lookup()
-    finished, waiting, failed = [], [], []
+    finished: list[dict[str, str]] = []
+    waiting: list[dict[str, str]] = []
+    failed: list[dict[str, str]] = []
     for open_void in voids.open_voids():
         ids = {"customer_id": open_void.customer_id, "transaction_id": open_void.transaction_id}
         try:
