@@ -88,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     body = request_body(args)
     key = args.idempotency_key or default_key(args, body)
     path = f"/admin/events/{quote(args.transaction_id, safe='')}/{args.path}"
-    data = json.dumps(body, default=str).encode()
+    from neruba import jsonutil
+
+    data = jsonutil.dumps(body).encode()  # decimals as exact JSON numbers, never floats
     request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method="POST")  # noqa: S310
     request.add_header("Content-Type", "application/json")
     request.add_header("Authorization", f"Bearer {args.api_key}")
