@@ -101,8 +101,13 @@ def test_a_void_needs_a_key_a_reason_and_a_ticket(send: Any, process: Any, admin
     process()
     status, answer = admin("void", "c1", body(), key=None)
     assert (status, answer["error"]["code"]) == (400, "idempotency_key_required")
-    status, answer = admin("void", "c1", {"customer_id": "acme", "reason": "x"})
-    assert status == 422 or status == 400, answer
+    status, answer = admin("void", "c1", {"customer_id": "acme", "reason": "duplicate"})
+    assert (status, answer["error"]["code"]) == (422, "validation_error")
+    assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("ticket", "missing")]
+    status, answer = admin("void", "c1", {"customer_id": "acme", "reason": "duplicate", "ticket": ""})
+    assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("ticket", "string_too_short")]
+    status, answer = admin("void", "c1", {"customer_id": "acme", "ticket": "T-1"})
+    assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("reason", "missing")]
     status, answer = admin("void", "nope", body())
     assert (status, answer["error"]["code"]) == (404, "event_not_found")
     assert total("api_calls") == (1, Decimal(1))

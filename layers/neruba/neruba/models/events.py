@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, TicketText
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, RequiredTicket
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_PROPERTIES = 50
@@ -196,9 +196,7 @@ class EventVoidIn(BaseModel):
 
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN, description="The event's customer.")
     reason: AuditedReason = Field(description="Why the event is voided (audited, shown on the event).")
-    ticket: Annotated[TicketText, Field(min_length=1)] = Field(
-        description="The support or finance ticket asking for it (audited)."
-    )
+    ticket: RequiredTicket = Field(description="The support or finance ticket asking for it (audited).")
 
 
 class EventAmendIn(EventVoidIn):
