@@ -231,3 +231,68 @@ def test_a_void_of_pending_usage_waits_for_the_fold(catalog: Any, send: Any, pro
     assert _counts() == {**dict.fromkeys(CUSTOMERS, 1), "c03": 0}
     assert finish_open() == {"finished": [], "waiting": [], "failed": []}
     assert _counts()["c03"] == 0
+
+
+def test_voids_and_amends_on_threads_while_batches_count_the_same_hour(
+    send: Any, process: Any, atomic_requests: None
+) -> None:
+    """Four voids or amends and four ingest batches of the same customer, meter and hour at once: the
+    usage ends as the surviving events', the limit counter too."""
+    import threading
+
+    from neruba import bootstrap
+    from neruba.domain.limits import LimitSettings
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+    from tests.support.aws import queue_url
+    from tests.support.queues import drain
+
+    limits = UsageLimitsIn.model_validate({"meters": [{"meter_code": "tokens", "hard_cap": "100000"}]})
+    put_limits("acme", limits, None, Actor())
+    send(
+        *(
+            ev(f"o{i}", code="tokens", timestamp=AT, properties={"tokens": i + 1, "model": "m"})
+            for i in range(4)
+        )
+    )
+    process()
+    send(
+        *(
+            ev(f"n{i}", code="tokens", timestamp=AT, properties={"tokens": 100, "model": "m"})
+            for i in range(8)
+        )
+    )
+    from functions.ingest_worker import app
+
+    barrier = threading.Barrier(5)
+    errors: list[BaseException] = []
+
+    def voiding(i: int) -> None:
+        barrier.wait()
+        try:
+            amend = {"properties": {"tokens": 1000, "model": "m"}} if i % 2 else None
+            void(f"o{i}", key=f"t{i}", amend=amend)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def ingesting() -> None:
+        barrier.wait()
+        drain(app.lambda_handler, queue_url("IngestQueue"), batch_size=2)
+
+    threads = [threading.Thread(target=voiding, args=(i,)) for i in range(4)]
+    threads.append(threading.Thread(target=ingesting))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    from neruba.logic.ingest.voids import finish_open
+
+    finish_open()  # anything a race left pending
+    # o1 and o3 amended to 1000 each, o0 and o2 voided, 8 x 100 new
+    assert total("tokens") == (10, Decimal(2800))
+    stored = LimitSettings.from_stored(bootstrap.limits().settings_text("acme"))
+    assert stored is not None
+    counter = bootstrap.limits().counter("acme", "tokens", *stored.period(NOW))
+    assert (counter.used, counter.events) == (Decimal(2800), 10)
