@@ -55,15 +55,14 @@ def event_document(item: StoredEvent) -> dict[str, Any]:
         "received_at": item.received_at,
         "outcomes": history,
         "copies": {o: item.copies[o] for o in OUTCOMES if item.copies.get(o)},
-        "void": _void(item),
-        "amends": item.amends,
+        # only on a voided event and on an amend's copy (docs/billing.md, "Voiding and amending events")
+        **({"void": _void(item)} if item.void_json else {}),
+        **({"amends": item.amends} if item.amends else {}),
     }
 
 
-def _void(item: StoredEvent) -> dict[str, Any] | None:
+def _void(item: StoredEvent) -> dict[str, Any]:
     """A voided event's void record: how (``void`` or ``amend``), why, ticket, when, by whom, the copy."""
-    if not item.void_json:
-        return None
     record = jsonutil.loads(item.void_json)
     return {name: record.get(name) for name in ("kind", "reason", "ticket", "at", "actor", "amended_by")}
 
