@@ -63,7 +63,7 @@ def event_document(item: StoredEvent) -> dict[str, Any]:
 
 def _void(item: StoredEvent) -> dict[str, Any]:
     """A voided event's void record: how (``void`` or ``amend``), why, ticket, when, by whom, the copy."""
-    record = jsonutil.loads(item.void_json)
+    record = jsonutil.loads(item.void_json or "{}")
     return {name: record.get(name) for name in ("kind", "reason", "ticket", "at", "actor", "amended_by")}
 
 
