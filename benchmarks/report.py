@@ -294,9 +294,13 @@ def _billing_levels(lines: list[str], levels: dict[str, Any] | None) -> None:
             f"With the previous window billed, a level meter reads "
             f"{round(billed['items_read_per_window'] - base['items_read_per_window'], 2)} item(s) and "
             f"{round(billed['read_requests_per_window'] - base['read_requests_per_window'], 2)} request(s) "
-            "per window more than a count meter (the closing level's Query), whatever its history; without a "
-            f"closing level it reads the whole history ({fallback['items_read_per_window']} items per window "
-            "here, growing with every month), which is what every window of these meters read before.",
+            "per window more than a count meter, whatever its history: the closing levels are kept in the "
+            "meter's usage partition, so the window's usage Query returns them with its cells (it was one "
+            "Query more while they had a partition of their own). Without a closing level it reads the whole "
+            f"history ({fallback['items_read_per_window']} items and "
+            f"{round(fallback['read_requests_per_window'] - base['read_requests_per_window'], 2)} request(s) "
+            "more per window here, the items growing with every month), which is what every window of these "
+            "meters read before closing levels.",
         ]
     lines.append("")
 

@@ -228,6 +228,8 @@ class Entitlement(_Model):
     meter_code: str | None
     usage: str | None
     limit: str | None
+    granted: str | None = None
+    """metered: what grants in force add to the feature's own limit (included in ``limit``)."""
     remaining: str | None
     resets_at: str | None
 
@@ -235,6 +237,19 @@ class Entitlement(_Model):
 class EntitlementList(_Model):
     object: Literal["list"]
     data: list[Entitlement]
+
+
+class EntitlementGrant(_Model):
+    object: Literal["entitlement_grant"]
+    id: str
+    customer_id: str
+    feature: str
+    amount: str
+    starts_at: str
+    expires_at: str
+    reason: str
+    ticket: str | None
+    entitlement: Entitlement
 
 
 class CustomerView(_Model):
@@ -325,6 +340,8 @@ class PlanVersion(_Model):
     currency: str
     interval: str
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = None
+    """What the version sets for its subscribers (limits, features, invoice threshold), when it does."""
 
 
 class Plan(PlanVersion):
@@ -421,6 +438,18 @@ class LevelInterval(_Model):
     quantity: Quantity
 
 
+class IntervalsMore(_Model):
+    """The intervals of a weighted_sum line after the first 48 it lists: how many and what they add up to."""
+
+    rows: int
+    from_: datetime = Field(alias="from")
+    to: datetime
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -435,6 +464,7 @@ class LineSource(_Model):
     available_minor: int | None = None
     threshold_minor: int | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
     threshold: ThresholdLine | None = None
 
 
@@ -547,6 +577,7 @@ class ExplainedLine(_Model):
     references: LineReference | None
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
+    intervals_more: IntervalsMore | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
 

@@ -201,6 +201,12 @@ class ChargeView(PriceView):
     on_removal: Literal["none", "credit", "refund"] | None = None
 
 
+DEFAULTS_NOTE = (
+    "What the version sets for its subscribers unless they set their own: meters (caps, alerts), features"
+    " and invoice_threshold_minor (docs/limits.md, Plan-version defaults); absent when it sets none."
+)
+
+
 class Plan(Open):
     """The latest version of a plan, with the numbers of every version."""
 
@@ -210,6 +216,7 @@ class Plan(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -220,6 +227,7 @@ class PlanVersion(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
 
 
 class Phase(Closed):
@@ -350,6 +358,19 @@ class LevelInterval(Closed):
     quantity: Quantity
 
 
+class IntervalsMore(Closed):
+    """The intervals of a weighted_sum line after the first 48 it shows: how many, their span and what
+    they add up to (docs/pricing.md, "Prorated recurring meters")."""
+
+    rows: int
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -368,6 +389,7 @@ class LineSource(Open):
     threshold_minor: Minor | None = None
     threshold: ThresholdLine | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
 
 
 class LineReference(Closed):
@@ -740,7 +762,12 @@ class ExplainedLine(Open):
     intervals: list[LevelInterval] | None = Field(
         default=None,
         description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
-        "quantity, each with its fraction of the period.",
+        "quantity, each with its fraction of the period (the first 48).",
+    )
+    intervals_more: IntervalsMore | None = Field(
+        default=None,
+        description="When a weighted_sum line has more than 48 intervals: how many are not listed, the "
+        "span they cover and what they add up to.",
     )
     advance: AdvanceLineSource | None = Field(
         default=None,
