@@ -335,3 +335,28 @@ def test_the_limit_counter_of_the_period_goes_down_by_the_voided_usage(
     status, answer = admin("amend", "b", body(properties={"tokens": 7, "model": "large"}), key="k2")
     assert status == 200, answer
     assert counter() == (Decimal(7), 1)
+
+
+def test_a_plan_default_cap_counter_goes_down_too(send: Any, process: Any, admin: Any) -> None:
+    """Limits a customer gets from its plan version's defaults keep a counter as its own limits do."""
+    from neruba import bootstrap
+    from neruba.domain.limits import LimitSettings
+    from tests.functional.ingest.test_plan_defaults import _plan, _subscribe
+
+    status, plan = _plan({"meters": [{"meter_code": "tokens", "hard_cap": "1000"}]})
+    assert status == 201, plan
+    _subscribe("acme")
+    send(
+        ev("a", code="tokens", timestamp=AT, properties={"tokens": 10, "model": "large"}),
+        ev("b", code="tokens", timestamp=AT, properties={"tokens": 5, "model": "large"}),
+    )
+    process()
+    from datetime import UTC, datetime
+
+    catalog = bootstrap.catalog().lookup({"acme"}, {"tokens"})
+    stored = LimitSettings.from_stored(catalog.limit_settings("acme", datetime.now(UTC)))
+    assert stored is not None
+    start, end = stored.period(NOW)
+    assert bootstrap.limits().counter("acme", "tokens", start, end).used == Decimal(15)
+    assert admin("void", "a", body())[0] == 200
+    assert bootstrap.limits().counter("acme", "tokens", start, end).used == Decimal(5)

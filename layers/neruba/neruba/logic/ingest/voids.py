@@ -144,7 +144,7 @@ def _void_unit(
         voids.open_put(open_void),
         voids.entry_put(event, record_json),
     ]
-    counter = _counter_action(catalog, event)
+    counter = _counter_action(catalog, event, now)
     if counter is not None:
         actions.append(counter)
     if copy is not None:
@@ -290,15 +290,16 @@ def _param(param: str | None) -> str | None:
     return param if param and param.split(".", 1)[0].split("[", 1)[0] in ("timestamp", "properties") else None
 
 
-def _counter_action(catalog: CatalogSnapshot, event: StoredEvent) -> dict[str, Any] | None:
+def _counter_action(catalog: CatalogSnapshot, event: StoredEvent, now: datetime) -> dict[str, Any] | None:
     """The limit counter of the event's period, lowered by what the event added (never below zero), when
-    the customer has limits on the meter and the counter is stored."""
+    the limits that apply to the customer now (its own, or its plan's defaults: as the worker and the
+    sweep read them) are on the meter and the counter is stored."""
     from neruba.domain.limits import LimitSettings
     from neruba.domain.limits import usage_of as limit_usage
     from neruba.logic.limits.gate import limited
     from neruba.logic.sweeps.usage import cell_of_event
 
-    settings = LimitSettings.from_stored(catalog.limits.get(event.customer_id))
+    settings = LimitSettings.from_stored(catalog.limit_settings(event.customer_id, now))
     if settings is None or not limited(settings, event.meter_code):
         return None
     found = cell_of_event(event, catalog)
