@@ -596,6 +596,33 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
         f"transaction that counts the usage reaching it: from the batch's start to the alert, {first} s on moto.",
         "",
     ]
+    _limit_amounts(lines, run.get("amounts"))
+
+
+def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["### Caps and alerts in amounts", ""]
+    if run is None:
+        lines += ["Not measured yet: run `python -m benchmarks.limits amounts`.", ""]
+        return
+    off, on = run["limits_off"], run["limits_on"]
+    lines += [
+        f"Measured {run['measured_at']} by `python -m benchmarks.limits amounts`: the {run['shape']} shape on an "
+        "ungrouped `tokens` meter charged by a graduated plan (amounts need a price a running total decides), "
+        "once without limits and once with an amount cap no event reaches and two spend alert levels on every "
+        "customer.",
+        "",
+        "| shape | events per limited write | write units per event, off | on | extra | requests per event, off "
+        "| on | alerts written |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| {run['shape']} | {run['events_per_limited_write']} | {off['write_units_per_event']} | "
+        f"{on['write_units_per_event']} | {run['extra_write_units_per_event']} | {off['requests_per_event']} | "
+        f"{on['requests_per_event']} | {on['alerts_written']} |",
+        "",
+        "Besides the unit limits' cost, a write that needs amounts reads the customer's subscriptions and the "
+        "meter, and with spend alerts the period's spend counter, which it puts in the same transaction when "
+        'the meter\'s amount moved (docs/limits.md, "Cost").',
+        "",
+    ]
 
 
 def render() -> str:

@@ -206,6 +206,8 @@ class MeterLimitView(_Model):
     usage: str
     remaining: str | None
     alerts_fired: list[str]
+    hard_cap_amount_minor: int | None = None
+    amount_minor: int | None = None
 
 
 class UsageLimits(_Model):
@@ -216,6 +218,10 @@ class UsageLimits(_Model):
     period_start: str
     period_end: str
     meters: list[MeterLimitView]
+    spend_alerts_minor: list[int] = []
+    spend_minor: int | None = None
+    spend_alerts_fired: list[str] = []
+    balance_alerts_minor: list[int] = []
 
 
 class Entitlement(_Model):
@@ -1263,14 +1269,18 @@ class BalanceLowData(_Model):
 
 class AlertTriggeredData(_Model):
     customer_id: str
-    meter_code: str
+    meter_code: str | None
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: datetime
-    period_end: datetime
+    usage: str | None
+    period_start: datetime | None
+    period_end: datetime | None
     late: bool
+    currency: str | None = None
+    spend_minor: int | None = None
+    balance_minor: int | None = None
+    previous_balance_minor: int | None = None
 
 
 class SubscriptionData(_Model):
