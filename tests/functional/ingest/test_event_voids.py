@@ -360,3 +360,19 @@ def test_a_plan_default_cap_counter_goes_down_too(send: Any, process: Any, admin
     assert bootstrap.limits().counter("acme", "tokens", start, end).used == Decimal(15)
     assert admin("void", "a", body())[0] == 200
     assert bootstrap.limits().counter("acme", "tokens", start, end).used == Decimal(5)
+
+
+def test_limits_counted_in_amounts_are_refused(send: Any, process: Any, admin: Any) -> None:
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+
+    limits = UsageLimitsIn.model_validate(
+        {"meters": [{"meter_code": "api_calls", "hard_cap_amount_minor": 10**6}]}
+    )
+    put_limits("acme", limits, None, Actor())
+    send(ev("a", timestamp=AT))
+    process()
+    status, answer = admin("void", "a", body())
+    assert (status, answer["error"]["code"]) == (409, "event_void_amount_limits")
+    assert total("api_calls") == (1, Decimal(1))

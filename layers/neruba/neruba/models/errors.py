@@ -99,6 +99,7 @@ ERROR_CODES: dict[str, str] = {
     "event_billed_in_advance": "The event's meter is billed in advance; credit the invoice instead.",
     "event_too_old_to_void": "The event is past the late-event limit; credit the invoice instead.",
     "event_void_conflict": "The event kept changing while it was voided; retry.",
+    "event_void_amount_limits": "The customer's limits count the meter's amount; credit the invoice instead.",
     "amend_changes_nothing": "The amend gives the same properties and timestamp as the event.",
     # credit notes, void and regenerate
     "invoice_not_finalized": "The invoice is a draft; it can still be recomputed, not credited or voided.",

@@ -29,7 +29,8 @@ ERRORS = scoped_responses(
         404: {"description": "No such event (event_not_found)"},
         409: {
             "description": "event_already_voided, event_not_accepted, event_not_counted_yet, "
-            "event_billed_in_advance, event_too_old_to_void, event_void_conflict, idempotency_conflict"
+            "event_billed_in_advance, event_too_old_to_void, event_void_amount_limits, event_void_conflict, "
+            "idempotency_conflict"
         },
         422: {"description": "The body does not match the schema"},
     },

@@ -300,11 +300,15 @@ def _counter_action(catalog: CatalogSnapshot, event: StoredEvent, now: datetime)
     from neruba.logic.sweeps.usage import cell_of_event
 
     settings = LimitSettings.from_stored(catalog.limit_settings(event.customer_id, now))
-    if settings is None or not limited(settings, event.meter_code):
-        return None
     found = cell_of_event(event, catalog)
-    if found is None:
+    if found is None or settings is None or not limited(settings, event.meter_code, found[1]):
         return None
+    if settings.rates(event.meter_code):
+        raise ConflictError(
+            "The customer's limits count this meter's amount (an amount cap or spend alerts): a void "
+            "cannot take an event's share of that amount back exactly; credit the invoice instead.",
+            code="event_void_amount_limits",
+        )
     limits = bootstrap.limits()
     start, end = settings.period(parse_ts(event.timestamp))
     seen = limits.counter(event.customer_id, event.meter_code, start, end)
