@@ -567,6 +567,12 @@ class AdvanceLineSource(_Model):
     posting_key: str | None
 
 
+class BackfillLineSource(_Model):
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -586,6 +592,7 @@ class ExplainedLine(_Model):
     intervals_more: IntervalsMore | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
+    backfill: BackfillLineSource | None = None
 
 
 class UpcomingWindow(_Model):
@@ -783,6 +790,88 @@ class OneOffCharge(_Model):
     invoice_id: str | None
     created_at: str
     voided_at: str | None
+
+
+BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
+
+
+class BackfillCorrection(_Model):
+    invoice_id: str
+    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    amount_minor: int
+    correction_invoice_id: str | None
+
+
+class BackfillCommitted(_Model):
+    events_counted: int
+    events_not_counted: int
+    invoices: list[BackfillCorrection]
+
+
+class BackfillView(_Model):
+    id: str
+    object: Literal["backfill"]
+    status: BackfillStatus
+    customer_ids: list[str]
+    meter_codes: list[str]
+    start: str
+    end: str
+    mode: Literal["add", "replace"]
+    reason: str
+    ticket: str | None
+    created_at: str
+    events_held: int
+    committed: BackfillCommitted | None = None
+    committed_at: str | None = None
+    cancelled_at: str | None = None
+
+
+class BackfillEventStatus(_Model):
+    index: int
+    transaction_id: str | None
+    status: Literal["held", "duplicate", "conflict", "rejected"]
+    error: EventError | None = None
+
+
+class BackfillEventsResult(_Model):
+    backfill_id: str
+    held: int
+    rejected: int
+    events: list[BackfillEventStatus]
+
+
+class BackfillInvoicePreview(_Model):
+    invoice_id: str
+    number: str | None
+    status: str
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+    applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
+
+
+class BackfillOpenPeriod(_Model):
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+
+
+class BackfillPreview(_Model):
+    object: Literal["backfill_preview"]
+    backfill_id: str
+    events_held: int
+    events_counted: int
+    invoices: list[BackfillInvoicePreview]
+    open_periods: list[BackfillOpenPeriod]
+    difference_minor: int
 
 
 class CreditedInvoiceLine(_Model):
@@ -1555,6 +1644,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class BackfillList(_List):
+    data: list[BackfillView]
 
 
 class CreditNoteList(_List):

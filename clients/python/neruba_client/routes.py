@@ -706,6 +706,80 @@ def void_one_off_charge(
 ) -> Operation[m.OneOffCharge]: ...
 
 
+@route("POST", "/admin/backfills", m.BackfillView, body="BackfillCreate", idempotency_key=True)
+def open_backfill(
+    *,
+    customer_ids: Sequence[str],
+    meter_codes: Sequence[str],
+    start: Time,
+    end: Time,
+    reason: str,
+    mode: Literal["add", "replace"] | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.BackfillView]: ...
+
+
+@route("GET", "/admin/backfills", m.BackfillList, listing=True)
+def list_backfills(
+    *, status: m.BackfillStatus | None = None
+) -> ListOperation[m.BackfillList, m.BackfillView]: ...
+
+
+@route("GET", "/admin/backfills/{backfill_id}", m.BackfillView)
+def get_backfill(backfill_id: str) -> Operation[m.BackfillView]: ...
+
+
+@route(
+    "POST",
+    "/admin/backfills/{backfill_id}/events",
+    m.BackfillEventsResult,
+    body="IngestRequest",
+    retry_safe=True,
+    custom=True,
+)
+def send_backfill_events(
+    backfill_id: str, events: Sequence[m.Event | Mapping[str, Any]]
+) -> Operation[m.BackfillEventsResult]:
+    """Send 1 to 100 events into an open backfill. Retried safely: each event keeps its transaction id."""
+    batch = m.IngestRequest(events=[as_event(e) for e in events])
+    return Operation(
+        "POST",
+        f"/admin/backfills/{quote(backfill_id, safe='')}/events",
+        m.BackfillEventsResult,
+        body=batch.model_dump(mode="json", by_alias=True, exclude_none=True),
+        retry_safe=True,
+    )
+
+
+@route("GET", "/admin/backfills/{backfill_id}/preview", m.BackfillPreview)
+def preview_backfill(backfill_id: str) -> Operation[m.BackfillPreview]: ...
+
+
+@route(
+    "POST",
+    "/admin/backfills/{backfill_id}/commit",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
+)
+def commit_backfill(
+    backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.BackfillView]: ...
+
+
+@route(
+    "POST",
+    "/admin/backfills/{backfill_id}/cancel",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
+)
+def cancel_backfill(
+    backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.BackfillView]: ...
+
+
 @route(
     "POST",
     "/admin/invoices/{invoice_id}/credit-notes",

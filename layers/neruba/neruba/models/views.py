@@ -712,6 +712,14 @@ class AdvanceLineSource(Closed):
     posting_key: str | None = Field(description="The ledger posting of that invoice (its idempotency key).")
 
 
+class BackfillLineSource(Closed):
+    """The backfill whose commit wrote an adjustment line (docs/billing.md, "Backfills")."""
+
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -778,6 +786,11 @@ class ExplainedLine(Open):
         default=None,
         description="For an adjustment line: the events of the corrected period and meter voided or amended"
         ' before this invoice was made (docs/billing.md, "Voiding and amending events").',
+    )
+    backfill: BackfillLineSource | None = Field(
+        default=None,
+        description="For an adjustment line written by a backfill's commit: the backfill, its reason"
+        " and ticket.",
     )
 
 

@@ -220,7 +220,10 @@ def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
         for name in ("hours", "events")
     }
     difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
-    return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+    found = {"adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+    if isinstance(source.get("backfill"), dict):  # written by a backfill's commit (logic.billing.backfills)
+        found["backfill"] = source["backfill"]
+    return {**diff, **found}
 
 
 def advance_figures(line: dict[str, Any], invoice_id: str) -> dict[str, Any]:
