@@ -123,6 +123,17 @@ class EventOutcome(_Model):
     reason: str | None = None
 
 
+class EventVoid(_Model):
+    """How and why an event was voided."""
+
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: datetime
+    actor: str | None
+    amended_by: str | None
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -137,6 +148,15 @@ class StoredEvent(_Model):
     received_at: datetime | None
     outcomes: list[EventOutcome]
     copies: dict[str, int]
+    void: EventVoid | None = None
+    amends: str | None = None
+
+
+class EventVoidResult(StoredEvent):
+    """A voided (or amended) event, with its corrected copy and whether the correction is finished."""
+
+    correction: Literal["completed", "pending"]
+    amended_by: StoredEvent | None = None
 
 
 class OutcomeBucket(_Model):

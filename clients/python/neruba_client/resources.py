@@ -81,6 +81,8 @@ class Admin(Resource[M]):
     create_one_off_charge = endpoint(r.create_one_off_charge)
     one_off_charges = paginated(r.list_one_off_charges)
     void_one_off_charge = endpoint(r.void_one_off_charge)
+    void_event = endpoint(r.void_event)
+    amend_event = endpoint(r.amend_event)
     open_backfill = endpoint(r.open_backfill)
     backfills = paginated(r.list_backfills)
     backfill = endpoint(r.get_backfill)

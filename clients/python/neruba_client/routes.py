@@ -314,6 +314,45 @@ def list_events(
     ``meter`` or all, by hour of their timestamp then meter; each with its outcomes."""
 
 
+@route(
+    "POST",
+    "/admin/events/{transaction_id}/void",
+    m.EventVoidResult,
+    body="EventVoidIn",
+    idempotency_key=True,
+)
+def void_event(
+    transaction_id: str,
+    *,
+    customer_id: str,
+    reason: str,
+    ticket: str,
+    idempotency_key: str | None = None,
+) -> Operation[m.EventVoidResult]:
+    """Void an accepted event: its usage stops counting; an invoiced period is corrected as a late event
+    would correct it."""
+
+
+@route(
+    "POST",
+    "/admin/events/{transaction_id}/amend",
+    m.EventVoidResult,
+    body="EventAmendIn",
+    idempotency_key=True,
+)
+def amend_event(
+    transaction_id: str,
+    *,
+    customer_id: str,
+    reason: str,
+    ticket: str,
+    properties: Mapping[str, Any] | None = None,
+    timestamp: Time | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.EventVoidResult]:
+    """Void an accepted event and count a corrected copy (other properties or timestamp) in its place."""
+
+
 @route("GET", "/v1/ingest/outcomes", m.OutcomeCounts)
 def get_outcomes(
     *, from_: Time, to: Time, granularity: Literal["minute", "hour"] | None = None

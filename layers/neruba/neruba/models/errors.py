@@ -92,6 +92,15 @@ ERROR_CODES: dict[str, str] = {
     "one_off_charge_invoiced": "The charge is on an invoice already; correct it with a credit note.",
     "one_off_charge_void": "The charge is void already.",
     "one_off_conflict": "The charge changed meanwhile; retry.",
+    # voids and amends of events
+    "event_already_voided": "The event is voided already.",
+    "event_not_accepted": "Only an accepted event can be voided or amended.",
+    "event_not_counted_yet": "The event is accepted but not counted yet; retry in a few minutes.",
+    "event_billed_in_advance": "The event's meter is billed in advance; credit the invoice instead.",
+    "event_too_old_to_void": "The event is past the late-event limit; credit the invoice instead.",
+    "event_void_conflict": "The event kept changing while it was voided; retry.",
+    "event_void_amount_limits": "The customer's limits count the meter's amount; credit the invoice instead.",
+    "amend_changes_nothing": "The amend gives the same properties and timestamp as the event.",
     # backfills
     "backfill_not_found": "No backfill with this id.",
     "backfill_not_open": "The backfill is committed or cancelled: it takes no events, no cancel.",
