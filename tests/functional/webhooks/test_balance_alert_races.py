@@ -55,7 +55,10 @@ def _admin_grant(amount: int, key: str) -> None:
 
     status, body, _ = call(lambda_handler, api_event(
         "POST", "/admin/customers/acme/credit-grants", scopes="admin",
-        body={"kind": "promotional", "amount_minor": amount, "reason": "goodwill", "priority": 5},
+        body={
+            "kind": "promotional", "amount_minor": amount, "reason": "goodwill", "priority": 5,
+            "effective_at": (START - day(1)).isoformat(),
+        },
         path_parameters={"customer_id": "acme"}, headers={"Idempotency-Key": key},
     ))  # fmt: skip
     assert status == 201, body

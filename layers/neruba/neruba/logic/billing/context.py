@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.domain.periods import add_interval as _add_interval
 
-Levels = tuple[int | None, Sequence[int]]  # the balance.low threshold and the balance alert levels
-
 if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for what it calls
     from neruba.dal.billing import BillingRepository
     from neruba.dal.invoices import InvoicesRepository
@@ -35,6 +33,9 @@ if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for 
     from neruba.domain.ledger import Posting
     from neruba.domain.phases import Terms
     from neruba.domain.pricing import RatedWindow
+    from neruba.logic.limits.balance import BalanceWatch
+
+Levels = tuple[int | None, "BalanceWatch | None"]  # the balance.low threshold, the balance alerts' watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +113,13 @@ class Billing:
         ``credit_grant.depleted`` and ``balance.low`` events they cause)."""
 
         def threshold() -> Levels:  # read only when credit is applied
-            from neruba.domain.limits import LimitSettings
+            from neruba import bootstrap
+            from neruba.logic.limits.balance import watch_of
 
-            customer, limits = self.plans.customer_and_limits(customer_id)
-            settings = LimitSettings.from_stored(limits)
+            customer, limits, version = self.plans.customer_limits_and_balance_version(customer_id)
             return (
                 customer.balance_low_threshold_minor if customer is not None else None,
-                settings.balance_alerts if settings is not None else (),
+                watch_of(bootstrap.limits(), customer_id, limits, version),
             )
 
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
@@ -173,7 +174,9 @@ def credits_for(
 ) -> CreditsResult:
     """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements,
     with the events they cause (:func:`credit_events`; ``balance.low`` when ``threshold()`` gives the
-    customer's threshold, ``alert.triggered`` for the balance alert levels it gives).
+    customer's threshold, ``alert.triggered`` for the balance alert levels it gives). With levels, the
+    grants are read again after the balance version read with the levels, and the version's guard joins
+    the actions (``logic.limits.balance``): a change of the balance committing meanwhile cancels them.
 
     Example:
         >>> lines = [Line("l1", None, 500)]
@@ -189,10 +192,18 @@ def credits_for(
     applications = allocate(grants, payable, at) if grants else []
     if not applications:
         return CreditsResult()
+    low, watch = threshold() if threshold else (None, None)
+    guard: list[dict[str, Any]] = []
+    if watch is not None:  # the balance the levels are evaluated from: read after the version
+        grants = ledger.grants(customer_id, currency, at)
+        applications = allocate(grants, payable, at) if grants else []
+        if not applications:
+            return CreditsResult()
+        guard = [watch.guard()]
     items = ledger.grant_consumption_items(applications, at=at)
-    low, levels = threshold() if threshold else (None, ())
+    levels = watch.levels if watch is not None else ()
     events = credit_events(grants, applications, at, low, levels)
-    return CreditsResult(list(applications), [*items, *events])
+    return CreditsResult(list(applications), [*items, *events, *guard])
 
 
 def credit_events(

@@ -108,13 +108,17 @@ def top_up_invoice(
 
 def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest, now: datetime) -> str:
     """Write the top-up invoice and its receivable-funded purchased grant in one transaction; returns the
-    invoice id (the same on a retry, which writes nothing)."""
+    invoice id (the same on a retry, which writes nothing). The grant raises the balance: for a customer
+    with balance alert levels it moves the balance version too (``logic.limits.balance``)."""
+    from neruba import bootstrap
     from neruba.domain.credits import grant_id_for
     from neruba.logic.ledger.credits import create_grant
+    from neruba.logic.limits.balance import balance_watch_of
 
     key = top_up_grant_key(request.request_id)
     grant_id = grant_id_for(request.customer_id, key)
     doc = top_up_invoice(request, grant_id, now, now + ctx.grace)
+    watch = balance_watch_of(bootstrap.limits(), request.customer_id)  # the grant raises the balance
     create_grant(
         ledger,
         customer_id=request.customer_id,
@@ -127,7 +131,7 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
         source="grant",  # a grant posting; metadata names the top-up request and its invoice
         at=now,
         metadata={"top_up_request_id": request.request_id, "invoice_id": doc["id"]},
-        extra_items=[ctx.invoices.put_item(doc, now + ctx.grace)],
+        extra_items=[ctx.invoices.put_item(doc, now + ctx.grace), *([watch.raised()] if watch else [])],
     )
     return str(doc["id"])
 

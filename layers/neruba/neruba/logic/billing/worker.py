@@ -38,6 +38,7 @@ from neruba.logic.billing.discounts import credit_base
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
+from neruba.logic.limits.balance import count_fired
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
 
@@ -205,6 +206,7 @@ def billed_window(
         if invoice_exists or state_moved or posted:
             return None, doc  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
+    count_fired(unit)  # balance alerts the credit applied made
     return window.invoice_id, doc
 
 
