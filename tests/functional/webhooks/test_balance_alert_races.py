@@ -134,3 +134,78 @@ def test_a_grant_committing_during_billing_counts_in_its_decision(real: World, m
     work(real, now, monkeypatch)
     # THEN the balance went 15.00 -> 25.00 -> 17.00: never under 10.00, so nothing fired
     assert _balance_alerts() == []
+
+
+def _catalog_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each DynamoDB request touching the catalog table (by operation)."""
+    from neruba.dal.clients import client
+    from neruba.settings import get_settings
+
+    table = get_settings().catalog_table
+    dynamodb = client("dynamodb")
+    real_call = dynamodb._make_api_call
+    seen: list[str] = []
+
+    def recording(operation: str, params: dict[str, Any]) -> Any:
+        if table in str(params):
+            seen.append(operation)
+        return real_call(operation, params)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", recording)
+    return seen
+
+
+def _metrics(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
+    from neruba.observability import metrics
+
+    recorded: list[tuple[str, float]] = []
+    real_add = metrics.add_metric
+
+    def add_metric(name: str, unit: Any, value: float, **kwargs: Any) -> None:
+        recorded.append((name, value))
+        real_add(name=name, unit=unit, value=value, **kwargs)
+
+    monkeypatch.setattr(metrics, "add_metric", add_metric)
+    return recorded
+
+
+def test_balance_alerts_count_in_the_usage_alert_metric(real: World, monkeypatch: Any) -> None:  # noqa: F811
+    # GIVEN levels at 10.00 and 4.00 and 15.00 of credit
+    _levels([1000, 400])
+    _grant("a", 1500, 0)
+    kept = _grant("b", 300, 1)
+    recorded = _metrics(monkeypatch)
+    # WHEN billing applies 12.00 (15.00 of a, 18.00 in all -> 6.00: crosses 10.00 only)
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 12)
+    now = START + day(1, 1)
+    schedule(real, now)
+    work(real, now, monkeypatch)
+    assert [name for name, _ in recorded].count("UsageAlertTriggered") == 1
+    # AND an operator voids 3.00 (6.00 -> 3.00: crosses 4.00), sent twice
+    _void(kept.grant_id, "void-1")
+    _void(kept.grant_id, "void-1")
+    # THEN each alert counted once in UsageAlertTriggered, as usage and spend alerts are
+    assert sorted(_balance_alerts()) == [("balance:1000", 1800, 600), ("balance:400", 600, 300)]
+    assert [v for name, v in recorded if name == "UsageAlertTriggered"] == [1, 1]
+
+
+def test_a_customer_without_levels_pays_no_read_or_write_for_the_version(
+    real: World,  # noqa: F811
+    monkeypatch: Any,
+) -> None:
+    # GIVEN a customer without balance alert levels, with credit
+    kept = _grant("b", 600, 1)
+    seen = _catalog_requests(monkeypatch)
+    # WHEN an operator grants credit and voids a grant
+    _admin_grant(1000, "g-1")
+    assert seen == ["GetItem"]  # the customer, read as before
+    seen.clear()
+    _void(kept.grant_id, "void-1")
+    # THEN the void read the customer's settings once and nothing wrote its catalog item
+    assert seen == ["GetItem"]
+    # AND with levels, a grant moves the version in its own transaction (no read more)
+    _levels([1000])
+    seen.clear()
+    _admin_grant(1000, "g-2")
+    assert seen == ["GetItem", "TransactWriteItems"]

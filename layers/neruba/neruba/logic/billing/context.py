@@ -89,6 +89,9 @@ class Billing:
     sync_queue_url: str = ""
     catalog_table: str = ""
     add_interval: Callable[[datetime, str, int], datetime] = _add_interval
+    # customer -> whether it had balance alert levels at its credit application just made: the auto
+    # top-up that follows takes it (popped) instead of reading the customer again (logic.billing.top_up)
+    watched: dict[str, bool] = field(default_factory=dict)
 
     def subscription(self, subscription_id: str) -> Subscription:
         """The stored subscription (``PlansRepository.subscription``)."""
@@ -117,10 +120,9 @@ class Billing:
             from neruba.logic.limits.balance import watch_of
 
             customer, limits, version = self.plans.customer_limits_and_balance_version(customer_id)
-            return (
-                customer.balance_low_threshold_minor if customer is not None else None,
-                watch_of(bootstrap.limits(), customer_id, limits, version),
-            )
+            watch = watch_of(bootstrap.limits(), customer_id, limits, version)
+            self.watched[customer_id] = watch is not None
+            return (customer.balance_low_threshold_minor if customer is not None else None, watch)
 
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 

@@ -163,6 +163,7 @@ def evaluate_subscription(
     reaches ``threshold_minor`` (see the module docstring). A subscription without a billing state yet
     (made before states existed) is evaluated as one at its opening, and the invoice's transaction
     creates the state."""
+    ctx.watched.clear()  # what the credit application below learns, for the top-up after it only
     subscription_id = str(subscription.id)
     stored = ctx.billing.state(subscription_id)
     state = stored or new_billing_state(subscription)

@@ -113,12 +113,18 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
     from neruba import bootstrap
     from neruba.domain.credits import grant_id_for
     from neruba.logic.ledger.credits import create_grant
-    from neruba.logic.limits.balance import balance_watch_of
+    from neruba.logic.limits.balance import balance_watch_of, raised_item
 
     key = top_up_grant_key(request.request_id)
     grant_id = grant_id_for(request.customer_id, key)
     doc = top_up_invoice(request, grant_id, now, now + ctx.grace)
-    watch = balance_watch_of(bootstrap.limits(), request.customer_id)  # the grant raises the balance
+    # the grant raises the balance: with levels it moves the balance version (known from the credit
+    # application that caused the top-up, else read)
+    watched = ctx.watched.pop(request.customer_id, None)
+    if watched is None:
+        watch = balance_watch_of(bootstrap.limits(), request.customer_id)
+        watched = watch is not None
+    raised = [raised_item(bootstrap.limits(), request.customer_id)] if watched else []
     create_grant(
         ledger,
         customer_id=request.customer_id,
@@ -131,7 +137,7 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
         source="grant",  # a grant posting; metadata names the top-up request and its invoice
         at=now,
         metadata={"top_up_request_id": request.request_id, "invoice_id": doc["id"]},
-        extra_items=[ctx.invoices.put_item(doc, now + ctx.grace), *([watch.raised()] if watch else [])],
+        extra_items=[ctx.invoices.put_item(doc, now + ctx.grace), *raised],
     )
     return str(doc["id"])
 

@@ -92,6 +92,7 @@ def new_billing_state(subscription: Terms) -> BillingState:
 def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:
     """Bill every open window of the job's subscription up to ``job.seq``, oldest first."""
     now = now or datetime.now(UTC)
+    ctx.watched.clear()  # what this job's credit applications learn, for its own top-ups only
     outcome = JobOutcome()
     state = ctx.billing.state(job.subscription_id)
     subscription = ctx.subscription(job.subscription_id).timeline

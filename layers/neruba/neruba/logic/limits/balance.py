@@ -44,8 +44,14 @@ class BalanceWatch:
         return self.limits.balance_version_item(self.customer_id, self.version)
 
     def raised(self) -> dict[str, Any]:
-        """The action of a write raising the balance: the version moves on, whatever it is."""
-        return self.limits.balance_version_item(self.customer_id, None)
+        """The action of a write raising the balance (:func:`raised_item`)."""
+        return raised_item(self.limits, self.customer_id)
+
+
+def raised_item(limits: LimitsRepository, customer_id: str) -> dict[str, Any]:
+    """The action of a write raising a watched customer's balance: the version moves on, whatever it is
+    (the write decides nothing itself; a write evaluating the levels meanwhile must decide again)."""
+    return limits.balance_version_item(customer_id, None)
 
 
 def watch_of(
