@@ -69,6 +69,30 @@ def balance_version_of(values: Mapping[str, Any]) -> int:
     return int(values.get(BALANCE_VERSION_ATTRIBUTE) or 0)
 
 
+def balance_version_item(catalog_table: str, customer_id: str, seen: int | None) -> dict[str, Any]:
+    """The action moving the customer's balance version on: on condition that it is still ``seen``
+    (a write that evaluated the balance alert levels from it), or whatever it is (``seen`` None: a
+    write raising the balance, which decides nothing itself)."""
+    update: dict[str, Any] = {
+        "TableName": catalog_table,
+        "Key": {"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+        "ExpressionAttributeNames": {"#v": BALANCE_VERSION_ATTRIBUTE},
+    }
+    if seen is None:
+        update["UpdateExpression"] = "SET #v = if_not_exists(#v, :zero) + :one"
+        update["ConditionExpression"] = "attribute_exists(pk)"
+        update["ExpressionAttributeValues"] = to_item({":zero": 0, ":one": 1})
+    elif seen == 0:
+        update["UpdateExpression"] = "SET #v = :next"
+        update["ConditionExpression"] = "attribute_exists(pk) AND attribute_not_exists(#v)"
+        update["ExpressionAttributeValues"] = to_item({":next": 1})
+    else:
+        update["UpdateExpression"] = "SET #v = :next"
+        update["ConditionExpression"] = "#v = :seen"
+        update["ExpressionAttributeValues"] = to_item({":next": seen + 1, ":seen": seen})
+    return {"Update": update}
+
+
 def counter_key(customer_id: str, meter_code: str, start: datetime) -> dict[str, Any]:
     return {"pk": {"S": f"LIM#{customer_id}#{meter_code}"}, "sk": {"S": iso(start)}}
 
@@ -226,29 +250,6 @@ class LimitsRepository:
         values = from_item(response["Item"])
         value = values.get(SETTINGS_ATTRIBUTE)
         return None if value is None else str(value), balance_version_of(values)
-
-    def balance_version_item(self, customer_id: str, seen: int | None) -> dict[str, Any]:
-        """The action moving the customer's balance version on: on condition that it is still ``seen``
-        (a write that evaluated the balance alert levels from it), or whatever it is (``seen`` None: a
-        write raising the balance, which decides nothing itself)."""
-        update: dict[str, Any] = {
-            "TableName": self.catalog_table,
-            "Key": {"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
-            "ExpressionAttributeNames": {"#v": BALANCE_VERSION_ATTRIBUTE},
-        }
-        if seen is None:
-            update["UpdateExpression"] = "SET #v = if_not_exists(#v, :zero) + :one"
-            update["ConditionExpression"] = "attribute_exists(pk)"
-            update["ExpressionAttributeValues"] = to_item({":zero": 0, ":one": 1})
-        elif seen == 0:
-            update["UpdateExpression"] = "SET #v = :next"
-            update["ConditionExpression"] = "attribute_exists(pk) AND attribute_not_exists(#v)"
-            update["ExpressionAttributeValues"] = to_item({":next": 1})
-        else:
-            update["UpdateExpression"] = "SET #v = :next"
-            update["ConditionExpression"] = "#v = :seen"
-            update["ExpressionAttributeValues"] = to_item({":next": seen + 1, ":seen": seen})
-        return {"Update": update}
 
     def settings_texts(self, customer_id: str) -> StoredLimits:
         """The customer's own settings, its subscriptions' plan-version defaults and its entitlement

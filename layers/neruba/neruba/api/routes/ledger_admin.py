@@ -83,9 +83,7 @@ def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
         customer=bootstrap.catalog().get_customer,
         invoice=bootstrap.invoices().get,
         balance_watch=lambda customer_id: balance_watch_of(bootstrap.limits(), customer_id),
-        customer_watch=lambda customer_id: customer_and_watch(
-            bootstrap.catalog(), bootstrap.limits(), customer_id
-        ),
+        customer_watch=lambda customer_id: customer_and_watch(bootstrap.catalog(), customer_id),
     )
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
 

@@ -116,11 +116,10 @@ class Billing:
         ``credit_grant.depleted`` and ``balance.low`` events they cause)."""
 
         def threshold() -> Levels:  # read only when credit is applied
-            from neruba import bootstrap
             from neruba.logic.limits.balance import watch_of
 
             customer, limits, version = self.plans.customer_limits_and_balance_version(customer_id)
-            watch = watch_of(bootstrap.limits(), customer_id, limits, version)
+            watch = watch_of(self.plans.table_name, customer_id, limits, version)
             self.watched[customer_id] = watch is not None
             return (customer.balance_low_threshold_minor if customer is not None else None, watch)
 

@@ -110,10 +110,9 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
     """Write the top-up invoice and its receivable-funded purchased grant in one transaction; returns the
     invoice id (the same on a retry, which writes nothing). The grant raises the balance: for a customer
     with balance alert levels it moves the balance version too (``logic.limits.balance``)."""
-    from neruba import bootstrap
     from neruba.domain.credits import grant_id_for
     from neruba.logic.ledger.credits import create_grant
-    from neruba.logic.limits.balance import balance_watch_of, raised_item
+    from neruba.logic.limits.balance import customer_and_watch, raised_item
 
     key = top_up_grant_key(request.request_id)
     grant_id = grant_id_for(request.customer_id, key)
@@ -122,9 +121,8 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
     # application that caused the top-up, else read)
     watched = ctx.watched.pop(request.customer_id, None)
     if watched is None:
-        watch = balance_watch_of(bootstrap.limits(), request.customer_id)
-        watched = watch is not None
-    raised = [raised_item(bootstrap.limits(), request.customer_id)] if watched else []
+        watched = customer_and_watch(ctx.plans, request.customer_id)[1] is not None
+    raised = [raised_item(ctx.plans.table_name, request.customer_id)] if watched else []
     create_grant(
         ledger,
         customer_id=request.customer_id,

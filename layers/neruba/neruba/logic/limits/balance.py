@@ -36,31 +36,35 @@ class BalanceWatch:
     customer_id: str
     levels: tuple[int, ...]
     version: int
-    limits: LimitsRepository
+    catalog_table: str  # where the customer's catalog item, holding the version, lives
 
     def guard(self) -> dict[str, Any]:
         """The action of a write that evaluated ``levels``: the version moves on if it is still the one
         read (else the write is cancelled and must decide again)."""
-        return self.limits.balance_version_item(self.customer_id, self.version)
+        from neruba.dal.limits import balance_version_item
+
+        return balance_version_item(self.catalog_table, self.customer_id, self.version)
 
     def raised(self) -> dict[str, Any]:
         """The action of a write raising the balance (:func:`raised_item`)."""
-        return raised_item(self.limits, self.customer_id)
+        return raised_item(self.catalog_table, self.customer_id)
 
 
-def raised_item(limits: LimitsRepository, customer_id: str) -> dict[str, Any]:
+def raised_item(catalog_table: str, customer_id: str) -> dict[str, Any]:
     """The action of a write raising a watched customer's balance: the version moves on, whatever it is
     (the write decides nothing itself; a write evaluating the levels meanwhile must decide again)."""
-    return limits.balance_version_item(customer_id, None)
+    from neruba.dal.limits import balance_version_item
+
+    return balance_version_item(catalog_table, customer_id, None)
 
 
 def watch_of(
-    limits: LimitsRepository, customer_id: str, settings_text: str | None, version: int
+    catalog_table: str, customer_id: str, settings_text: str | None, version: int
 ) -> BalanceWatch | None:
     """The watch of a customer from its stored settings and version as read; None without levels."""
     settings = LimitSettings.from_stored(settings_text)
     levels = settings.balance_alerts if settings is not None else ()
-    return BalanceWatch(customer_id, tuple(levels), version, limits) if levels else None
+    return BalanceWatch(customer_id, tuple(levels), version, catalog_table) if levels else None
 
 
 def balance_watch_of(limits: LimitsRepository, customer_id: str) -> BalanceWatch | None:
@@ -70,15 +74,16 @@ def balance_watch_of(limits: LimitsRepository, customer_id: str) -> BalanceWatch
         text, version = limits.settings_and_balance_version(customer_id)
     except LookupError:
         return None
-    return watch_of(limits, customer_id, text, version)
+    return watch_of(limits.catalog_table, customer_id, text, version)
 
 
 def customer_and_watch(
-    catalog: CatalogRepository, limits: LimitsRepository, customer_id: str
+    catalog: CatalogRepository, customer_id: str
 ) -> tuple[Customer | None, BalanceWatch | None]:
     """The customer and its watch, in the one read of its catalog item."""
     customer, text, version = catalog.customer_limits_and_balance_version(customer_id)
-    return customer, watch_of(limits, customer_id, text, version) if customer is not None else None
+    watch = watch_of(catalog.table_name, customer_id, text, version) if customer is not None else None
+    return customer, watch
 
 
 def count_fired(actions: Iterable[dict[str, Any]]) -> int:
