@@ -209,3 +209,38 @@ def test_a_customer_without_levels_pays_no_read_or_write_for_the_version(
     seen.clear()
     _admin_grant(1000, "g-2")
     assert seen == ["GetItem", "TransactWriteItems"]
+
+
+def test_a_grant_committing_during_an_expiry_counts_in_its_decision(
+    real: World,  # noqa: F811
+    monkeypatch: Any,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from functions.credit_expiry.app import lambda_handler as expiry
+    from neruba.dal.ledger import LedgerRepository
+    from tests.support.api import fixture
+    from tests.support.lambda_context import FakeContext
+
+    # GIVEN a level at 10.00 and 12.00 of credit, 6.00 of which expired an hour ago
+    _levels([1000])
+    create_grant(
+        ledger(), customer_id="acme", kind="promotional", amount_minor=600, currency="USD",
+        idempotency_key="x", actor="test", at=START, expires_at=datetime.now(UTC) - timedelta(hours=1),
+    )  # fmt: skip
+    _grant("k", 600, 1)
+    # WHEN an operator grants 10.00 after the expiry read the balance and before it commits
+    real_post = LedgerRepository.post
+    done: list[bool] = []
+
+    def post(self: LedgerRepository, posting: Any, extra: Any = ()) -> Any:
+        if not done and posting.source == "expiry":
+            done.append(True)
+            _admin_grant(1000, "g-1")
+        return real_post(self, posting, extra)
+
+    monkeypatch.setattr(LedgerRepository, "post", post)
+    report = expiry(fixture("credit_expiry.json"), FakeContext())
+    # THEN the expiry decided from 22.00 (-> 16.00): nothing fired, and the grant expired in this run
+    assert len(report["expired"]) == 1 and report["conflicts"] == []
+    assert _balance_alerts() == []
