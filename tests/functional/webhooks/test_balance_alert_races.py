@@ -244,3 +244,48 @@ def test_a_grant_committing_during_an_expiry_counts_in_its_decision(
     # THEN the expiry decided from 22.00 (-> 16.00): nothing fired, and the grant expired in this run
     assert len(report["expired"]) == 1 and report["conflicts"] == []
     assert _balance_alerts() == []
+
+
+def _balance_version() -> Any:
+    import boto3
+
+    from neruba.settings import get_settings
+
+    item = boto3.client("dynamodb").get_item(
+        TableName=get_settings().catalog_table, Key={"pk": {"S": "CUS#acme"}, "sk": {"S": "#"}}
+    )["Item"]
+    return int(item["bv"]["N"]) if "bv" in item else None
+
+
+@pytest.mark.parametrize("levels", [[1000], []])
+def test_an_auto_top_up_moves_the_version_of_a_watched_customer_only(
+    real: World,  # noqa: F811
+    monkeypatch: Any,
+    levels: list[int],
+) -> None:
+    import boto3
+
+    from neruba.dal.top_ups import TopUpRepository
+    from neruba.domain.credits import AutoTopUpRule
+
+    # GIVEN 15.00 of credit, a top-up of 50.00 under 10.00, and a balance level at 10.00 (or none)
+    if levels:
+        _levels(levels)
+    rules = TopUpRepository(ledger().table_name)
+    boto3.client("dynamodb").transact_write_items(
+        TransactItems=[rules.rule_item(AutoTopUpRule("acme", "USD", 1000, 5000))]
+    )
+    _grant("a", 1500, 0)
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 8)
+    now = START + day(1, 1)
+    schedule(real, now)
+    # WHEN billing applies 8.00 (15.00 -> 7.00) and the top-up's grant follows
+    work(real, now, monkeypatch)
+    assert [i["kind"] for i in real.invoices("acme")].count("topup") == 1
+    # THEN with the level, both writes moved the version (and 10.00 fired once); without, nothing did
+    if levels:
+        assert _balance_version() == 2
+        assert _balance_alerts() == [("balance:1000", 1500, 700)]
+    else:
+        assert _balance_version() is None

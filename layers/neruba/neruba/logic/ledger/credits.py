@@ -262,7 +262,8 @@ def _expire(
 ) -> Posting | None:
     """Expire one grant; when only the balance version moved meanwhile (the grant is as read), read the
     watch and the balance again and decide again (``attempts`` in all)."""
-    for attempt in range(attempts):
+    attempt = 1
+    while True:
         watch = balance_watch(grant.customer_id) if balance_watch else None
         try:
             return close_remainder(
@@ -277,10 +278,9 @@ def _expire(
                 watch=watch,
             )
         except LedgerConflictError:
-            current = repo.grant(grant.grant_id)
-            if watch is None or attempt == attempts - 1 or current != grant:
+            if watch is None or attempt >= attempts or repo.grant(grant.grant_id) != grant:
                 raise
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def available_minor(repo: LedgerRepository, customer_id: str, currency: str, at: datetime) -> int:
