@@ -85,22 +85,35 @@ def operation_problems(label: str, operation: dict[str, Any], status: int, body:
 
 # A date-time with an offset (RFC 3339). The client's own maps are the client's text, echoed as sent.
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# The one form a time takes in an answer: RFC 3339 in UTC with Z, to the second at least.
+FULL_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+# Text that reads as a time or a label of one: a calendar date, maybe followed by T and some of a time
+# ("2026-03-01", "2026-03-01T06", "2026-03-01T06:05", "2026-03-01T06:05:00+00:00").
+TIME_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}(T.*)?$", re.DOTALL)
 CLIENT_MAPS = frozenset({"metadata", "properties"})
 
 
 def time_problems(body: Any, where: str = "") -> list[str]:
-    """Every date-time in ``body`` not written in UTC with ``Z`` (``2026-01-02T03:04:05Z``)."""
+    """Every time in ``body`` not written in full in UTC with ``Z`` (``2026-01-02T03:04:05Z``): a time
+    with an offset, and a label cut short (an hour ``2026-01-02T03``, a minute ``2026-01-02T03:04``, a day
+    ``2026-01-02``), as a value or as a map's key."""
     if isinstance(body, dict):
         return [
             problem
             for key, value in body.items()
             if key not in CLIENT_MAPS
-            for problem in time_problems(value, f"{where}/{key}")
+            for problem in _key_problems(key, f"{where}/{key}") + time_problems(value, f"{where}/{key}")
         ]
     if isinstance(body, list):
         return [problem for n, value in enumerate(body) for problem in time_problems(value, f"{where}/{n}")]
-    if isinstance(body, str) and DATE_TIME.match(body) and not body.endswith("Z"):
+    if isinstance(body, str) and TIME_LIKE.match(body) and not FULL_Z.match(body):
         return [f"{where or '<body>'}: the time {body!r} is not in UTC with Z"]
+    return []
+
+
+def _key_problems(key: Any, where: str) -> list[str]:
+    if isinstance(key, str) and TIME_LIKE.match(key) and not FULL_Z.match(key):
+        return [f"{where}: the key {key!r} is a time not in UTC with Z"]
     return []
 
 
