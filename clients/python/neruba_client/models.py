@@ -140,7 +140,7 @@ class StoredEvent(_Model):
 
 
 class OutcomeBucket(_Model):
-    start: str
+    start: datetime  # the bucket's first instant (a minute or an hour), UTC
     accepted: int
     duplicate: int
     conflict: int
@@ -157,7 +157,9 @@ class OutcomeCounts(_Model):
 
 
 class UsageBucket(_Model):
-    bucket: str
+    # the bucket's first instant (its hour, day or billing period), UTC; at period granularity the text
+    # "total" (no subscription) or "before_subscription"
+    bucket: datetime | str = Field(union_mode="left_to_right")
     quantity: Decimal
     events: int
     group: dict[str, str] | None = None

@@ -690,7 +690,9 @@ def create_coupon(
 
 
 @route("GET", "/admin/coupons", m.CouponList, listing=True)
-def list_coupons() -> ListOperation[m.CouponList, m.Coupon]: ...
+def list_coupons(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.CouponList, m.Coupon]: ...
 
 
 @route("GET", "/admin/coupons/{coupon_id}", m.Coupon)
@@ -719,7 +721,12 @@ def create_discount(
 
 @route("GET", "/admin/discounts", m.DiscountList, listing=True)
 def list_discounts(
-    *, customer_id: str | None = None, plan_code: str | None = None, plan_version: int | None = None
+    *,
+    customer_id: str | None = None,
+    plan_code: str | None = None,
+    plan_version: int | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
 ) -> ListOperation[m.DiscountList, m.Discount]: ...
 
 
@@ -751,7 +758,9 @@ def create_tax_rate(
 
 
 @route("GET", "/admin/tax-rates", m.TaxRateList, listing=True)
-def list_tax_rates() -> ListOperation[m.TaxRateList, m.TaxRate]: ...
+def list_tax_rates(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.TaxRateList, m.TaxRate]: ...
 
 
 @route(

@@ -138,8 +138,9 @@ def answer_times(value: Any) -> Any:
     """``value`` (JSON-like) with every time in :func:`iso_z`, whichever format it was stored in: the text,
     with an offset, of a field named in ``TIME_KEYS`` or ending in one of ``TIME_SUFFIXES``, and a UTC
     label there (:func:`label_z`: a stored day, hour or minute, as a sweep's report keeps its cells'
-    hours). Other values, and the client's own maps (``metadata``, ``properties``), are unchanged. The one rule of every HTTP
-    answer (``api.responses.json_response``, the resolver's errors) and every webhook event body.
+    hours). Other values, and the client's own maps (``metadata``, ``properties``), are unchanged. The one
+    rule of every HTTP answer (``api.responses.json_response``, the resolver's errors) and every webhook
+    event body.
 
     Example:
         >>> sent = "2026-01-02T05:04:05+02:00"

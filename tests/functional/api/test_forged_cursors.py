@@ -27,6 +27,9 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
     "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
     "/admin/webhook-endpoints": {"pk": "WHEP", "sk": "we_0"},
+    "/admin/coupons": {"pk": "CPN", "sk": "co_0"},
+    "/admin/tax-rates": {"pk": "TXR", "sk": "txr_0"},
+    "/admin/discounts": {"pk": "DSC#acme", "sk": "di_0"},
     "/admin/webhook-events": {"pk": "WHEVC#acme", "sk": "000000000001"},
     # a position in the events list: meter, contribution sort key, index among its ids
     "/v1/events": {"m": "api_calls", "sk": "2026-01-01T05##b1", "i": "0"},
@@ -47,6 +50,9 @@ QUERY_IDENTITY: dict[str, dict[str, Any]] = {
     },
     "/admin/billing-runs": {"list": "billing_runs", "order": "newest"},
     "/admin/webhook-endpoints": {"list": "webhook_endpoints", "order": "id"},
+    "/admin/coupons": {"list": "coupons", "partition": "CPN", "order": "id"},
+    "/admin/tax-rates": {"list": "tax_rates", "partition": "TXR", "order": "id"},
+    "/admin/discounts": {"list": "discounts", "partition": "DSC#acme", "order": "id"},
     "/admin/webhook-events": {
         "list": "webhook_events",
         "customer_id": "acme",

@@ -139,7 +139,9 @@ def test_the_cli_sweep_adopts_uncounted_events(
     # AND it gives its times as the API does, in full UTC with Z (the window, each repair's cell hour)
     header = out.splitlines()[0].split()
     assert FULL_Z.match(header[2]) and FULL_Z.match(header[4].rstrip(":")), header
-    repairs = [json.loads(line.split("repaired ", 1)[1]) for line in out.splitlines() if "    repaired " in line]
+    repairs = [
+        json.loads(line.split("repaired ", 1)[1]) for line in out.splitlines() if "    repaired " in line
+    ]
     assert repairs and time_problems(repairs) == [], repairs
 
 

@@ -556,7 +556,10 @@ class EventList(Page[StoredEvent]):
 
 
 class OutcomeBucket(Closed):
-    start: str = Field(examples=["2026-01-31T12:00"])
+    start: str = Field(
+        description="The bucket's first instant (a minute or an hour), RFC 3339 in UTC with Z.",
+        examples=["2026-01-31T12:05:00Z"],
+    )
     accepted: int
     duplicate: int
     conflict: int
@@ -573,7 +576,11 @@ class OutcomeCounts(Closed):
 
 
 class UsageBucket(Closed):
-    bucket: str
+    bucket: str = Field(
+        description="The bucket's first instant (its hour, day or billing period), RFC 3339 in UTC with Z; "
+        "at period granularity `total` (the customer has no subscription) or `before_subscription`.",
+        examples=["2026-01-31T12:00:00Z"],
+    )
     quantity: DecimalText
     events: int
     group: dict[str, str] | None = None
@@ -976,7 +983,7 @@ class SweepCheck(Closed):
                             "kind": "drift",
                             "customer_id": "acme",
                             "meter": "tokens",
-                            "hour": "2026-03-01T06",
+                            "hour": "2026-03-01T06:00:00Z",
                             "group": "model=m",
                             "before": {"events": 5, "quantity": "7"},
                             "after": {"events": 5, "quantity": "20"},
