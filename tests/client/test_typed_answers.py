@@ -203,9 +203,9 @@ def test_bucket_labels_are_times_and_coupons_tax_rates_walk_their_pages(make_cli
             {"bucket": "2026-12-01T09:00:00Z", "quantity": "2", "events": 2},
         ],
     }
-    coupon = {"id": "co_1", "object": "coupon", "name": "Launch", "percent_off": "10", "amount_off_minor": None,
-              "currency": None, "duration": "once", "duration_periods": None, "status": "active",
-              "created_at": "2026-12-01T00:00:00Z"}  # fmt: skip
+    coupon = {"id": "co_1", "object": "coupon", "name": "Launch", "percent_off": "10",
+              "amount_off_minor": None, "currency": None, "duration": "once", "duration_periods": None,
+              "status": "active", "created_at": "2026-12-01T00:00:00Z"}  # fmt: skip
     pages = [
         {"object": "list", "data": [coupon], "has_more": True, "next_cursor": "c1"},
         {"object": "list", "data": [{**coupon, "id": "co_2"}], "has_more": False, "next_cursor": None},
