@@ -90,7 +90,7 @@ FULL_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 # Text that reads as a time or a label of one: a calendar date, maybe followed by T and some of a time
 # ("2026-03-01", "2026-03-01T06", "2026-03-01T06:05", "2026-03-01T06:05:00+00:00").
 TIME_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}(T.*)?$", re.DOTALL)
-CLIENT_MAPS = frozenset({"metadata", "properties"})
+CLIENT_MAPS = frozenset({"metadata", "properties", "filters", "group"})  # as timefmt.CLIENT_MAPS
 
 
 def time_problems(body: Any, where: str = "") -> list[str]:

@@ -115,3 +115,12 @@ def test_only_a_day_hour_or_minute_is_a_label(text: str) -> None:
 
     with pytest.raises(ValueError, match="label"):
         label_start(text)
+
+
+def test_the_clients_own_values_are_never_taken_for_times() -> None:
+    # a usage line grouped by a property named "day", a charge filtering on one, metadata and properties
+    from neruba.timefmt import answer_times
+
+    day = {"day": "2026-12-01", "start": "2026-12-01T10:00:00+02:00"}
+    answer = {"group": day, "filters": [{"values": day}], "metadata": day, "properties": day, "day": "x"}
+    assert answer_times(answer) == answer

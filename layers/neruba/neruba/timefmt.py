@@ -131,14 +131,16 @@ TIME_KEYS = frozenset(
         *("day", "hour", "minute"),  # labels: a usage cell's hour in a sweep's report
     }
 )
-CLIENT_MAPS = frozenset({"metadata", "properties"})  # the client's own keys and text: echoed as sent
+# the client's own keys and text, echoed as sent: metadata, event properties, and the property values a
+# charge filters on or a usage line is grouped by (a property may be named ``day`` and hold a date)
+CLIENT_MAPS = frozenset({"metadata", "properties", "filters", "group"})
 
 
 def answer_times(value: Any) -> Any:
     """``value`` (JSON-like) with every time in :func:`iso_z`, whichever format it was stored in: the text,
     with an offset, of a field named in ``TIME_KEYS`` or ending in one of ``TIME_SUFFIXES``, and a UTC
     label there (:func:`label_z`: a stored day, hour or minute, as a sweep's report keeps its cells'
-    hours). Other values, and the client's own maps (``metadata``, ``properties``), are unchanged. The one
+    hours). Other values, and the client's own maps (``CLIENT_MAPS``), are unchanged. The one
     rule of every HTTP answer (``api.responses.json_response``, the resolver's errors) and every webhook
     event body.
 
