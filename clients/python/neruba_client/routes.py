@@ -216,7 +216,9 @@ def get_balance(customer_id: str) -> Operation[m.Balance]: ...
 
 
 @route("GET", "/v1/customers/{customer_id}/credit-grants", m.CreditGrantList, listing=True)
-def list_credit_grants(customer_id: str) -> ListOperation[m.CreditGrantList, m.CreditGrant]: ...
+def list_credit_grants(
+    customer_id: str, *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.CreditGrantList, m.CreditGrant]: ...
 
 
 @route("GET", "/v1/customers/{customer_id}/ledger", m.PostingList, listing=True)

@@ -555,6 +555,7 @@ LIST_ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     ("read_api", "/v1/plans", {}, OPAQUE_FORGERIES),
     ("ledger_api", "/v1/customers/acme/ledger", {}, OPAQUE_FORGERIES),
     ("ledger_api", "/admin/audit", {"customer_id": "acme"}, OPAQUE_FORGERIES),
+    ("ledger_api", "/v1/customers/acme/credit-grants", {}, OPAQUE_FORGERIES),
     ("billing_api", "/v1/invoices", {"customer_id": "acme"}, OPAQUE_FORGERIES),
     ("billing_api", "/admin/billing-runs", {}, OPAQUE_FORGERIES),
     ("billing_api", "/admin/coupons", {}, OPAQUE_FORGERIES),
