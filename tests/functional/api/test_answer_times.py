@@ -202,6 +202,7 @@ def test_the_check_finds_a_label_cut_short() -> None:
         "window": {"start": "2026-03-01T06:00:00Z"},
         "total": "total",
         "metadata": {"day": "2026-03-01"},
+        "payload": {"api_version": "2024-06-20"},  # a date that is not a time's label (Stripe's version)
     }
     assert time_problems(answer) == [
         "/data/0/bucket: the time '2026-03-01T06' is not in UTC with Z",
