@@ -349,6 +349,9 @@ class CreditNoteData(BaseModel):
             "customer_id": "acme",
             "currency": "USD",
             "amount_minor": 2500,
+            "subtotal_minor": 2500,
+            "tax_minor": 0,
+            "tax_included_minor": 0,
             "pre_payment_amount_minor": 0,
             "credit_amount_minor": 2500,
             "refund_amount_minor": 0,
@@ -364,6 +367,9 @@ class CreditNoteData(BaseModel):
     customer_id: str
     currency: str
     amount_minor: Minor
+    subtotal_minor: Minor
+    tax_minor: Minor
+    tax_included_minor: Minor
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor
