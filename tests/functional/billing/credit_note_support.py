@@ -26,8 +26,8 @@ def rate(rate_id: str, percentage: str, inclusive: bool = False) -> dict[str, An
 def percent_off(discount_id: str, percent: str) -> dict[str, Any]:
     """A percentage discount snapshot as an invoice stores it (``logic.billing.discounts.discounts_for``)."""
     coupon = {"id": "co_" + discount_id, "percent_off": percent, "duration": "forever", "name": "promo"}
-    return {"discount_id": discount_id, "coupon_id": coupon["id"], "coupon": coupon,
-            "target": "customer", "plan_code": None, "plan_version": None, "period": 1, "periods": None}  # fmt: skip
+    return {"discount_id": discount_id, "coupon_id": coupon["id"], "coupon": coupon, "target": "customer",
+            "plan_code": None, "plan_version": None, "period": 1, "periods": None}  # fmt: skip
 
 
 def issue(

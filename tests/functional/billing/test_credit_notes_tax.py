@@ -146,7 +146,8 @@ def test_mixed_rates_and_a_discounted_line_credit_at_most_what_was_billed(world:
     inv = issue(world, [("a", 1000, "1"), ("b", 200, "1")], name="tx6", rates=rates,
                 discounts=[percent_off("di_1", "10")])  # fmt: skip
     shown = invoice(api, inv)
-    # a: 900 after the discount, contains 81.82 -> 82, net 818, +5% = 40.9 -> 41; b: 180, 16.36 -> 16, 164, 8.2 -> 8
+    # a: 900 after the discount, contains 81.82 -> 82, net 818, +5% = 40.9 -> 41
+    # b: 180 after the discount, contains 16.36 -> 16, net 164, +5% = 8.2 -> 8
     assert (shown["subtotal_minor"], shown["tax_included_minor"], shown["tax_minor"]) == (1080, 98, 49)
     status, refused = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 901}]}, key="k0")
     assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
@@ -164,8 +165,8 @@ def test_mixed_rates_and_a_discounted_line_credit_at_most_what_was_billed(world:
 def test_a_paid_taxed_invoice_credits_to_the_balance_and_refunds(world: World, api: Any) -> None:
     inv = issue(world, [("a", 1000, "1")], name="tx7", rates=[rate("txr_vat", "20")])
     pay(world, inv, 1200)
-    status, note = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 500}], "refund_amount_minor": 600},
-                          key="k1")  # fmt: skip
+    body = {"lines": [{"line_id": "a", "amount_minor": 500}], "refund_amount_minor": 600}
+    status, note = credit(api, inv, body, key="k1")
     assert status == 201, note
     assert (note["amount_minor"], note["tax_minor"], note["refund_amount_minor"]) == (600, 100, 600)
     assert balances()["tax_payable"] == -100

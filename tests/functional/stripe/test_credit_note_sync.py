@@ -127,7 +127,7 @@ TAXED = {
                         "exact_minor": "980",
                     }
                 ],
-            },  # fmt: skip
+            },
         }
     ],
     "subtotal_minor": 4900,

@@ -7,8 +7,8 @@ one Stripe credit note with one custom line per credited line, and the same spli
 and the Stripe id is stored on the credit note (``stripe``), so a retried message creates nothing twice.
 The exclusive tax the note gives back (``tax_minor``) is one more custom line ``Tax``, as the invoice's
 exclusive tax is one item of its Stripe invoice (``logic.stripe.sync``); inclusive tax is inside the line
-amounts, as it is inside the invoice's items. A credit note whose invoice has not reached Stripe yet is retried (the message fails and comes back)
-until the invoice's own sync has created it.
+amounts, as it is inside the invoice's items. A credit note whose invoice has not reached Stripe yet is
+retried (the message fails and comes back) until the invoice's own sync has created it.
 
 Example:
     >>> credit_note_params({"id": "cn_1", "invoice_id": "in_1", "memo": None, "lines": [
