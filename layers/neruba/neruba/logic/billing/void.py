@@ -16,7 +16,10 @@ ONE TransactWriteItems writes:
   Idempotency-Key record.
 
 Then the replacement is finalized (the next ``INV`` number) and sent to Stripe sync, as correction
-invoices are; a retry, or the next scheduler run, finishes that if the process stopped before.
+invoices are; a retry, or the next scheduler run, finishes that if the process stopped before. The void
+itself is sent to Stripe sync too (``{"void_invoice_id": ...}``, ``logic.stripe.void_sync``: the Stripe
+invoice is voided, deleted while a draft, or credited when Stripe has it paid); a retry sends it again
+until it is done.
 
 Late events for the voided window are checked against the replacement (the late-event check follows
 ``replaced_by``). An invoice with adjustments recorded against it is refused: those differences were
@@ -218,7 +221,28 @@ def void_invoice(
                 ) from exc
             replayed = again
     issue_now(ctx, str(replayed["replaced_by"]), now)  # finalize and send (once: both conditional)
+    send_void(ctx, str(replayed["invoice_id"]))
     return answer(ctx, replayed)
+
+
+def send_void(ctx: Billing, invoice_id: str) -> None:
+    """Ask Stripe sync to take the voided invoice out of Stripe (``logic.stripe.void_sync``), until it has:
+    a retry of the request sends again; the sync does each Stripe call once."""
+    from neruba.dal.queue import send_batch
+    from neruba.logic.stripe.void_sync import DONE, void_message
+    from neruba.observability import logger
+
+    stored = ctx.invoices.get(invoice_id)
+    if (
+        not ctx.sync_queue_url
+        or stored is None
+        or ((stored.stripe or {}).get("void") or {}).get("status") in DONE
+    ):
+        return
+    if send_batch(ctx.sync_queue_url, [("0", void_message(invoice_id))]):
+        logger.error(
+            "void not sent to stripe sync: a retry of the request sends it", extra={"invoice_id": invoice_id}
+        )
 
 
 def answer(ctx: Billing, stored: dict[str, Any]) -> dict[str, Any]:
