@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from neruba.models.views import Minor, Phase, Timestamp
 
@@ -66,6 +66,9 @@ INVOICE_EXAMPLE = {
     "period_start": "2026-02-01T00:00:00Z",
     "period_end": T0,
     "subtotal_minor": 12000,
+    "discounts_minor": 0,
+    "tax_minor": 0,
+    "tax_included_minor": 0,
     "total_minor": 12000,
 }
 
@@ -77,6 +80,10 @@ class InvoiceData(BaseModel):
     currency: str
     status: str
     total_minor: Minor | None = None
+    subtotal_minor: Minor | None = Field(default=None, description="The lines' sum, after discounts.")
+    discounts_minor: Minor = Field(default=0, description="What the discount lines took off.")
+    tax_minor: Minor = Field(default=0, description="Exclusive tax added on top of the subtotal.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the lines (inclusive rates).")
 
 
 class InvoiceFinalizedData(InvoiceData):
