@@ -48,3 +48,37 @@ def test_a_one_off_invoice_is_discounted_and_taxed(world: World, api: Any) -> No
     assert ledger().balances("acme")["USD"]["tax_payable"] == -175
     assert _used(world, discount["id"]) == 0
     assert_books_agree(world, "acme")
+
+
+def test_the_upcoming_invoice_shows_pending_one_off_charges_discounted_and_taxed(
+    world: World, api: Any
+) -> None:
+    from neruba.logic.billing.upcoming import upcoming_invoice
+    from tests.functional.billing.conftest import START
+    from tests.functional.billing.helpers import day
+
+    world.subscribe("acme")
+    assert _post(api, "/admin/tax-rates", VAT, "t-1")[0] == 201
+    place = {"country": "DE", "reason": "head office"}
+    assert _post(api, "/admin/customers/acme/tax-jurisdiction", place, "j-1", method="PUT")[0] == 200
+    _attach(api, _coupon(api, PERCENT)["id"], customer_id="acme")
+    fee = {"description": "Training", "amount_minor": 1000, "currency": "USD", "reason": "services",
+           "mode": "next_invoice"}  # fmt: skip
+    status, charge = _post(api, "/admin/customers/acme/one-off-charges", fee, "o-1")
+    assert status == 201 and charge["status"] == "pending", charge
+    world.usage("acme", START + day(0, 2), 3)
+
+    body = upcoming_invoice(world.plans, world.ctx.usage, "acme", START + day(0, 5), world.ctx.billing)
+
+    [window] = body["windows"]
+    [line] = [ln for ln in window["lines"] if ln["kind"] == "one_off"]
+    assert line["pending"] is True and line["line_id"] == f"one_off:{charge['id']}"
+    assert line["amount_minor"] == 1000
+    # 30 of usage + 1000: 12.5% off the 1030 is 128.75 -> 129; 20% VAT on the 901 left: 180.2 -> 180
+    assert (window["subtotal_minor"], window["discounts_minor"], window["tax_minor"]) == (901, 129, 180)
+    assert window["total_minor"] == 1081
+    assert (
+        line["tax"]["exclusive_minor"]
+        + next(ln["tax"]["exclusive_minor"] for ln in window["lines"] if ln["kind"] == "usage")
+        == 180
+    )
