@@ -46,7 +46,8 @@ def upcoming_invoice(
     invoice, ``logic.billing.advance``), on the first window in their currency, as many as the invoice
     will carry (``one_off_lines.MAX_PICK_UP`` in all, charges first). What the period's **threshold
     invoices** already billed is taken off as the period-end invoice will (``threshold_deduction``
-    lines), and ``threshold_invoiced_minor`` is its sum (0 when none). Then the discounts and taxes the invoice would apply (:func:`_discounted`).
+    lines), and ``threshold_invoiced_minor`` is its sum (0 when none). Then the discounts and taxes the
+    invoice would apply (:func:`_discounted`).
     """
     from neruba.logic.pricing.rating import rate_window
 
