@@ -245,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
-    from neruba_tools import dlq, methods, migrate, smoke, sweep, webhooks
+    from neruba_tools import corrections, dlq, methods, migrate, smoke, sweep, webhooks
 
-    for module in (sweep, dlq, smoke, migrate, webhooks, methods):
+    for module in (sweep, dlq, smoke, migrate, webhooks, methods, corrections):
         module.add_parser(commands)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
