@@ -734,12 +734,26 @@ class CreditedInvoiceLine(_Model):
     amount_minor: int
 
 
+class CreditedTaxRate(_Model):
+    tax_rate_id: str
+    percentage: str
+    inclusive: bool
+    amount_minor: int
+
+
+class CreditedLineTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(_Model):
     line_id: str
     amount_minor: int
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(_Model):
@@ -757,6 +771,9 @@ class CreditNote(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None  # None on notes issued before taxes: amount_minor
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int
