@@ -1173,6 +1173,10 @@ class InvoiceData(_Model):
     currency: str
     status: str
     total_minor: int | None = None
+    subtotal_minor: int | None = None
+    discounts_minor: int = 0
+    tax_minor: int = 0
+    tax_included_minor: int = 0
 
 
 class InvoiceFinalizedData(InvoiceData):
@@ -1209,6 +1213,9 @@ class CreditNoteData(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int

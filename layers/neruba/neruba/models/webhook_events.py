@@ -374,9 +374,11 @@ class CreditNoteData(BaseModel):
     customer_id: str
     currency: str
     amount_minor: Minor
-    subtotal_minor: Minor
-    tax_minor: Minor
-    tax_included_minor: Minor
+    subtotal_minor: Minor | None = Field(
+        default=None, description="Absent on events before taxes: amount_minor."
+    )
+    tax_minor: Minor = 0
+    tax_included_minor: Minor = 0
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor
