@@ -112,6 +112,11 @@ def test_partial_then_whole_credits_the_remaining_amount_and_tax(world: World, a
     assert _tax(first) == (300, 60, 0, 360)
     rest = credit(api, inv, {}, key="k2")[1]
     assert _tax(rest) == (1200, 240, 0, 1440)
+    lines = get(api, f"/v1/invoices/{inv}/explain", invoice_id=inv)["lines"]
+    assert [line["credited"] for line in lines] == [
+        {"amount_minor": 1000, "quantity": "10", "tax": {"txr_vat": 200}},
+        {"amount_minor": 500, "quantity": "1", "tax": {"txr_vat": 100}},
+    ]
     assert [(line["line_id"], line["amount_minor"], line["quantity"]) for line in rest["lines"]] == [
         ("a", 700, "7"),
         ("b", 500, "1"),
