@@ -4,6 +4,11 @@ time from a batch's start to the ``alert.triggered`` it writes (the alert commit
 transaction, so this is the batch's time on the local emulator).
 
     python -m benchmarks.limits            # writes benchmarks/results/limits.json
+    python -m benchmarks.limits amounts    # adds the amounts run (an amount cap and spend alerts) to it
+
+The amounts run prices usage, which a grouped meter does not allow (docs/limits.md, "Which prices take an
+amount"): both of its sides use an ungrouped ``tokens`` meter charged by a graduated plan, once without
+limits and once with an amount cap no event reaches and two spend alert levels on every customer.
 """
 
 from __future__ import annotations
@@ -51,7 +56,54 @@ def _limits(customers: int) -> None:
         put_limits(f"cust-{c}", body, None, Actor("bench"))
 
 
-def _run(with_limits: bool, shape: Shape = HEADLINE) -> dict[str, Any]:
+def _priced_catalog(customers: int) -> None:
+    """Customers, an ungrouped ``tokens`` meter, a graduated plan on it and a subscription per customer
+    since the start of last month."""
+    from datetime import timedelta
+
+    from neruba import bootstrap
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Customer, PlanCreate, SubscriptionCreate
+    from neruba.models.catalog import Meter as MeterModel
+
+    plans = bootstrap.plans()
+    for c in range(customers):
+        plans.create_customer(Customer(external_id=f"cust-{c}", name=f"Customer {c}", currency="USD"))
+    plans.create_meter(MeterModel(code="tokens", name="Tokens", aggregation="sum", field="tokens"))
+    tiers = [{"up_to": "100", "unit_price": "0.01"}, {"up_to": None, "unit_price": "0.005"}]
+    plan = {
+        "code": "bench",
+        "name": "Bench",
+        "currency": "USD",
+        "interval": "month",
+        "charges": [{"meter_code": "tokens", "model": "graduated", "tiers": tiers}],
+    }
+    create_plan(plans, PlanCreate.model_validate(plan))
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (month - timedelta(days=1)).replace(day=1)
+    for c in range(customers):
+        body = SubscriptionCreate(customer_id=f"cust-{c}", plan_code="bench", start_at=start)
+        create_subscription(plans, body, f"bench-{c}", now=start)
+
+
+def _amount_limits(customers: int) -> None:
+    """An amount cap no event reaches on tokens, and spend alerts at 1.00 and 3.00, on every customer."""
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+
+    body = UsageLimitsIn.model_validate(
+        {
+            "meters": [{"meter_code": "tokens", "hard_cap_amount_minor": 10**9}],
+            "spend_alerts_minor": [100, 300],
+        }
+    )
+    for c in range(customers):
+        put_limits(f"cust-{c}", body, None, Actor("bench"))
+
+
+def _run(with_limits: bool, shape: Shape = HEADLINE, amounts: bool = False) -> dict[str, Any]:
     from moto import mock_aws
 
     from functions.ingest_worker import app
@@ -64,9 +116,12 @@ def _run(with_limits: bool, shape: Shape = HEADLINE) -> dict[str, Any]:
     with mock_aws():
         bootstrap.reset()
         create_resources()
-        _setup_catalog(customers)
+        if amounts:
+            _priced_catalog(customers)
+        else:
+            _setup_catalog(customers)
         if with_limits:
-            _limits(customers)
+            (_amount_limits if amounts else _limits)(customers)
         records = _records(_events(shape))
         meter = Meter()
         meter.attach(client("dynamodb"), boto3.client("dynamodb"))
@@ -124,14 +179,40 @@ def main() -> dict[str, Any]:
         "within_target": headline["extra_write_units_per_event"] <= TARGET_EXTRA_WRITE_UNITS,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "limits.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    path = RESULTS / "limits.json"
+    if path.exists() and "amounts" in (before := json.loads(path.read_text())):
+        result["amounts"] = before["amounts"]  # measured on its own (``amounts``)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
 
 
+def amounts() -> dict[str, Any]:
+    """The headline shape on a priced, ungrouped meter: no limits, then an amount cap and spend alerts;
+    added to ``results/limits.json`` under ``amounts`` (the other runs are kept)."""
+    off, on = _run(False, HEADLINE, amounts=True), _run(True, HEADLINE, amounts=True)
+    extra = round(on["write_units_per_event"] - off["write_units_per_event"], 3)
+    section = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "shape": HEADLINE.name,
+        "events_per_limited_write": BATCH // HEADLINE.customers_per_batch,
+        "limits_off": off,
+        "limits_on": on,
+        "extra_write_units_per_event": extra,
+    }
+    path = RESULTS / "limits.json"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    result["amounts"] = section
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return section
+
+
 if __name__ == "__main__":
+    import sys
+
     from tests.conftest import TEST_ENVIRONMENT
 
     for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
         os.environ.setdefault(key, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(main(), indent=2, default=str))
+    print(json.dumps(amounts() if sys.argv[1:] == ["amounts"] else main(), indent=2, default=str))

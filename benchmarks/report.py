@@ -294,9 +294,13 @@ def _billing_levels(lines: list[str], levels: dict[str, Any] | None) -> None:
             f"With the previous window billed, a level meter reads "
             f"{round(billed['items_read_per_window'] - base['items_read_per_window'], 2)} item(s) and "
             f"{round(billed['read_requests_per_window'] - base['read_requests_per_window'], 2)} request(s) "
-            "per window more than a count meter (the closing level's Query), whatever its history; without a "
-            f"closing level it reads the whole history ({fallback['items_read_per_window']} items per window "
-            "here, growing with every month), which is what every window of these meters read before.",
+            "per window more than a count meter, whatever its history: the closing levels are kept in the "
+            "meter's usage partition, so the window's usage Query returns them with its cells (it was one "
+            "Query more while they had a partition of their own). Without a closing level it reads the whole "
+            f"history ({fallback['items_read_per_window']} items and "
+            f"{round(fallback['read_requests_per_window'] - base['read_requests_per_window'], 2)} request(s) "
+            "more per window here, the items growing with every month), which is what every window of these "
+            "meters read before closing levels.",
         ]
     lines.append("")
 
@@ -590,6 +594,33 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
         "written in a transaction, at twice the units, with the period counter): the extra per event is that "
         "over the events one batch holds for a customer's meter and day. The alert is written in the "
         f"transaction that counts the usage reaching it: from the batch's start to the alert, {first} s on moto.",
+        "",
+    ]
+    _limit_amounts(lines, run.get("amounts"))
+
+
+def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["### Caps and alerts in amounts", ""]
+    if run is None:
+        lines += ["Not measured yet: run `python -m benchmarks.limits amounts`.", ""]
+        return
+    off, on = run["limits_off"], run["limits_on"]
+    lines += [
+        f"Measured {run['measured_at']} by `python -m benchmarks.limits amounts`: the {run['shape']} shape on an "
+        "ungrouped `tokens` meter charged by a graduated plan (amounts need a price a running total decides), "
+        "once without limits and once with an amount cap no event reaches and two spend alert levels on every "
+        "customer.",
+        "",
+        "| shape | events per limited write | write units per event, off | on | extra | requests per event, off "
+        "| on | alerts written |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| {run['shape']} | {run['events_per_limited_write']} | {off['write_units_per_event']} | "
+        f"{on['write_units_per_event']} | {run['extra_write_units_per_event']} | {off['requests_per_event']} | "
+        f"{on['requests_per_event']} | {on['alerts_written']} |",
+        "",
+        "Besides the unit limits' cost, a write that needs amounts reads the customer's subscriptions and the "
+        "meter, and with spend alerts the period's spend counter, which it puts in the same transaction when "
+        'the meter\'s amount moved (docs/limits.md, "Cost").',
         "",
     ]
 

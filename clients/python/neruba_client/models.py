@@ -186,6 +186,8 @@ class MeterLimitView(_Model):
     usage: str
     remaining: str | None
     alerts_fired: list[str]
+    hard_cap_amount_minor: int | None = None
+    amount_minor: int | None = None
 
 
 class UsageLimits(_Model):
@@ -196,6 +198,10 @@ class UsageLimits(_Model):
     period_start: str
     period_end: str
     meters: list[MeterLimitView]
+    spend_alerts_minor: list[int] = []
+    spend_minor: int | None = None
+    spend_alerts_fired: list[str] = []
+    balance_alerts_minor: list[int] = []
 
 
 class Entitlement(_Model):
@@ -418,6 +424,18 @@ class LevelInterval(_Model):
     quantity: Quantity
 
 
+class IntervalsMore(_Model):
+    """The intervals of a weighted_sum line after the first 48 it lists: how many and what they add up to."""
+
+    rows: int
+    from_: datetime = Field(alias="from")
+    to: datetime
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -432,6 +450,7 @@ class LineSource(_Model):
     available_minor: int | None = None
     threshold_minor: int | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
     threshold: ThresholdLine | None = None
 
 
@@ -544,6 +563,7 @@ class ExplainedLine(_Model):
     references: LineReference | None
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
+    intervals_more: IntervalsMore | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
 
@@ -1253,14 +1273,18 @@ class BalanceLowData(_Model):
 
 class AlertTriggeredData(_Model):
     customer_id: str
-    meter_code: str
+    meter_code: str | None
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: datetime
-    period_end: datetime
+    usage: str | None
+    period_start: datetime | None
+    period_end: datetime | None
     late: bool
+    currency: str | None = None
+    spend_minor: int | None = None
+    balance_minor: int | None = None
+    previous_balance_minor: int | None = None
 
 
 class SubscriptionData(_Model):

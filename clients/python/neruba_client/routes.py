@@ -174,11 +174,14 @@ def put_customer_limits(
     features: Sequence[Mapping[str, Any]] | None = None,
     interval: str | None = None,
     period_anchor: Time | None = None,
+    spend_alerts_minor: Sequence[int] | None = None,
+    balance_alerts_minor: Sequence[int] | None = None,
     reason: str | None = None,
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.UsageLimits]:
-    """Replace every usage limit of the customer (hard and soft caps, alerts, entitlements)."""
+    """Replace every usage limit of the customer (hard and soft caps in units or amount, alerts on usage,
+    spend and credit balance, entitlements)."""
 
 
 @route("GET", "/v1/customers/{customer_id}/entitlements", m.EntitlementList)

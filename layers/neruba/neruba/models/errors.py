@@ -175,6 +175,7 @@ ERROR_CODES: dict[str, str] = {
     "stripe_not_configured": "Stripe is not configured.",
     # usage limits and entitlements
     "limit_aggregation_unsupported": "Limits apply to count and sum meters only.",
+    "amount_limit_unsupported": "An amount cap or spend alert on a price not rated exactly per event.",
     "limit_empty": "A meter listed in the limits has no cap and no alert.",
     "soft_cap_above_hard_cap": "The soft cap is above the hard cap.",
     "duplicate_meter": "A meter is listed twice in the limits.",
@@ -182,6 +183,8 @@ ERROR_CODES: dict[str, str] = {
     "duplicate_feature": "A feature is listed twice.",
     "feature_incomplete": "A feature lacks what its kind needs (metered: meter_code, limit; static: value).",
     "feature_not_found": "The customer has no such feature.",
+    "feature_not_metered": "Grants raise metered features only.",
+    "invalid_expiry": "The expiry is not after now.",
     "limits_conflict": "The customer's limits kept changing; retry.",
     # the service
     "not_found": "The resource does not exist.",

@@ -358,6 +358,19 @@ class LevelInterval(Closed):
     quantity: Quantity
 
 
+class IntervalsMore(Closed):
+    """The intervals of a weighted_sum line after the first 48 it shows: how many, their span and what
+    they add up to (docs/pricing.md, "Prorated recurring meters")."""
+
+    rows: int
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -376,6 +389,7 @@ class LineSource(Open):
     threshold_minor: Minor | None = None
     threshold: ThresholdLine | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
 
 
 class LineReference(Closed):
@@ -721,7 +735,12 @@ class ExplainedLine(Open):
     intervals: list[LevelInterval] | None = Field(
         default=None,
         description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
-        "quantity, each with its fraction of the period.",
+        "quantity, each with its fraction of the period (the first 48).",
+    )
+    intervals_more: IntervalsMore | None = Field(
+        default=None,
+        description="When a weighted_sum line has more than 48 intervals: how many are not listed, the "
+        "span they cover and what they add up to.",
     )
     advance: AdvanceLineSource | None = Field(
         default=None,

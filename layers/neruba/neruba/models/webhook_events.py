@@ -191,7 +191,9 @@ class BalanceLowData(BaseModel):
 
 class AlertTriggeredData(BaseModel):
     """A customer's usage of a meter in a limit period reached an alert level, a soft cap or a hard cap
-    (once per level and period; docs/limits.md, "Usage caps and alerts")."""
+    (once per level and period; docs/limits.md, "Usage caps and alerts"); its rated spend in the period
+    reached a spend level (``spend``), or its usable credit fell under a balance level (``balance``, once
+    per crossing; docs/limits.md, "Caps and alerts in amounts")."""
 
     model_config = _open(
         {
@@ -207,14 +209,18 @@ class AlertTriggeredData(BaseModel):
         }
     )
     customer_id: str
-    meter_code: str
+    meter_code: str | None = Field(description="The meter (null for spend and balance alerts).")
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: Timestamp
-    period_end: Timestamp
+    usage: str | None = Field(description="The meter's usage in the period (null for spend and balance).")
+    period_start: Timestamp | None = Field(description="The limit period (null for balance alerts).")
+    period_end: Timestamp | None
     late: bool
+    currency: str | None = Field(default=None, description="spend and balance: the currency.")
+    spend_minor: Minor | None = Field(default=None, description="spend: the period's rated spend to date.")
+    balance_minor: Minor | None = Field(default=None, description="balance: the usable credit after.")
+    previous_balance_minor: Minor | None = Field(default=None, description="balance: the credit before.")
 
 
 SUBSCRIPTION_EXAMPLE = {

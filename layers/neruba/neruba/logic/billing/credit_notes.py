@@ -45,6 +45,7 @@ from neruba.domain.numbers import canonical_text
 from neruba.domain.taxes import TaxRate
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing.document import check_amount
 from neruba.logic.billing.invoices import get_invoice
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import iso, ts
@@ -386,6 +387,7 @@ def create_credit_note(
     """``POST /admin/invoices/{id}/credit-notes``: the credit note (the same one on a retry)."""
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
+    _within_limit(body)
     fp = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
     replayed = idempotency.replay(ctx.billing, SCOPE, key, fp)
     if replayed is not None:
@@ -400,6 +402,18 @@ def create_credit_note(
                 return _send(ctx, dict(again))  # a concurrent attempt with the same key committed first
             # something moved meanwhile (another credit note, a payment, a refund): decide again
     raise ConflictError("The invoice kept changing; try again.", code="credit_note_conflict")
+
+
+def _within_limit(body: CreditNoteCreate) -> None:
+    """Every amount the request names within the line limit (400 ``amount_too_large``), as every amount
+    an invoice carries is (``document.check_amount``)."""
+    for n, line in enumerate(body.lines or []):
+        if line.amount_minor is not None:
+            check_amount(line.amount_minor, f"lines.{n}.amount_minor", f"The credit of line {line.line_id}")
+    for name in ("credit_amount_minor", "refund_amount_minor", "out_of_band_amount_minor"):
+        value = getattr(body, name)
+        if value is not None:
+            check_amount(value, name, name)
 
 
 def _send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:

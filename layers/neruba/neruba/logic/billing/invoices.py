@@ -141,6 +141,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 "credits_applied_minor": sum(a.amount_minor for a in applied),
                 "references": line.get("references"),
                 **({"intervals": source["intervals"]} if source.get("intervals") else {}),
+                **({"intervals_more": source["intervals_more"]} if source.get("intervals_more") else {}),
                 **_original(line),
                 **_credited(invoice, record.line_id),
                 **explain_figures(line, documents),
