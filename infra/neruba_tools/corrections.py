@@ -2,11 +2,13 @@
 charges, coupons and discounts, tax rates and jurisdictions (docs/runbooks/corrections-cli.md).
 
 Each command is one call of the admin API (the same routes the Python client has), with an admin-scope
-key (``--api-key`` or ``NERUBA_ADMIN_KEY``) against ``--base-url`` (or ``NERUBA_BASE_URL``). A write
-sends ``--reason`` and ``--ticket`` in its body and an ``Idempotency-Key`` header: ``--idempotency-key``,
-or a new one printed on stderr, so the same command with that key repeats the first result and writes
-nothing twice (after a time-out, say). The answer is printed as JSON; exit code 0 on success, 1 when the
-API refused (the error printed on stderr with its code), 2 on a usage error.
+key (``--api-key`` or ``NERUBA_API_KEY``) against ``--base-url`` (or ``NERUBA_BASE_URL``, or ``--stack``'s
+``ApiUrl``), as ``neruba events`` does. A write sends ``--reason`` and ``--ticket`` in its body and an
+``Idempotency-Key`` header: ``--idempotency-key``, or by default one derived from the request (method,
+path and body), so running the same command again is a retry that returns the first result and writes
+nothing twice; give another key to do the same thing a second time on purpose. The key is printed on
+stderr. The answer is printed as JSON; exit code 0 on success, 1 when the API refused (the error printed
+on stderr with its code), 2 on a usage error or when the call could not be made.
 
     neruba credit-notes create in_... --reason "outage" --ticket T-1 --line usage:api:-:0=500
     neruba invoices void in_... --reason "wrong customer" --regenerate recompute
@@ -17,12 +19,12 @@ API refused (the error printed on stderr with its code), 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -93,7 +95,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 def _write(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--reason", required=True, help="why (stored in the audit record)")
     parser.add_argument("--ticket", help="the support or finance ticket (stored in the audit record)")
-    parser.add_argument("--idempotency-key", help="repeat an earlier command safely (default: a new key)")
+    parser.add_argument("--idempotency-key", help="default: derived from the request (a rerun is a retry)")
     return parser
 
 
@@ -179,7 +181,8 @@ def add_parser(commands: Any) -> None:
     def group(name: str, text: str) -> Any:
         made = commands.add_parser(name, help=text)
         made.add_argument("--base-url", default=os.environ.get("NERUBA_BASE_URL"), help="the API's base URL")
-        made.add_argument("--api-key", default=os.environ.get("NERUBA_ADMIN_KEY"), help="an admin-scope key")
+        made.add_argument("--stack", help="the CloudFormation stack whose ApiUrl output to call")
+        made.add_argument("--api-key", default=os.environ.get("NERUBA_API_KEY"), help="an admin-scope key")
         return made.add_subparsers(dest="action", required=True)
 
     notes = group("credit-notes", "credit notes against finalized invoices")
@@ -283,6 +286,12 @@ def _void_charge(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
     return "POST", f"/admin/customers/{_p(a.customer)}/one-off-charges/{_p(a.charge)}/void", body, {}
 
 
+def default_key(method: str, path: str, body: Any) -> str:
+    """The same request, the same key: running a command again is a retry."""
+    seed = json.dumps({"m": method, "p": path, "b": body}, sort_keys=True, default=str)
+    return "cli-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+
+
 def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
     """Build the request of ``args``, send it, print the answer; returns the exit code."""
     err = err or sys.stderr
@@ -291,11 +300,14 @@ def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
         path += "?" + urlencode(query)
     headers: dict[str, str] = {}
     if method != "GET":
-        key = args.idempotency_key or f"cli-{uuid.uuid4()}"
+        key = args.idempotency_key or default_key(method, path, body)
         headers["Idempotency-Key"] = key
-        if not args.idempotency_key:
-            print(f"Idempotency-Key: {key} (repeat with --idempotency-key {key} to retry safely)", file=err)
-    status, answer = send(method, path, body, headers)
+        print(f"Idempotency-Key: {key}", file=err)
+    try:
+        status, answer = send(method, path, body, headers)
+    except (urllib.error.URLError, OSError) as error:
+        print(f"error: {method} {path} could not connect: {error}", file=err)
+        return 2
     text = json.dumps(answer, indent=2, sort_keys=False)
     if 200 <= status < 300:
         print(text)
@@ -308,7 +320,14 @@ def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not args.base_url or not args.api_key:
-        print("give --base-url and --api-key (or NERUBA_BASE_URL and NERUBA_ADMIN_KEY)", file=sys.stderr)
+    from neruba_tools.stackinfo import StackError, endpoint_url, is_local_endpoint, stack_for
+
+    base_url = args.base_url
+    if not base_url:
+        if args.stack is None or is_local_endpoint(endpoint_url()):
+            raise StackError("give --base-url (a local stack's API URL is in its banner) or --stack NAME")
+        base_url = stack_for(args.stack).output("ApiUrl")
+    if not args.api_key:
+        print("error: give --api-key (or NERUBA_API_KEY), an admin key", file=sys.stderr)
         return 2
-    return execute(args, http_transport(args.base_url, args.api_key))
+    return execute(args, http_transport(base_url, args.api_key))

@@ -70,7 +70,8 @@ def test_one_off_charges_tax_rates_coupons_and_credit_notes_from_the_cli(world: 
                                      "--reason", "onboarding", "--ticket", "T-1",
                                      "--metadata", "order=o-1")  # fmt: skip
     assert code == 0 and charge["status"] == "invoiced", err
-    assert "Idempotency-Key: cli-" in err and sent[-1][3]["Idempotency-Key"].startswith("cli-")
+    key = sent[-1][3]["Idempotency-Key"]
+    assert key.startswith("cli-") and f"Idempotency-Key: {key}" in err
     assert sent[-1][2]["metadata"] == {"order": "o-1"} and sent[-1][2]["ticket"] == "T-1"
     invoice = charge["invoice_id"]
     assert world.ctx.invoices.get(invoice).total_minor == 1080  # type: ignore[union-attr]
@@ -112,6 +113,8 @@ def test_void_and_pending_charges_from_the_cli(world: World, neruba: Any) -> Non
     assert [c["id"] for c in listed["data"]] == [charge["id"]] and sent[-1][1].endswith("?status=pending")
     code, voided, _, _ = neruba("one-off-charges", "void", "acme", charge["id"], "--reason", "waived")
     assert code == 0 and voided["status"] == "void"
+    # the same command again is a retry (the key follows from the request): the same answer, nothing new
+    assert neruba("one-off-charges", "void", "acme", charge["id"], "--reason", "waived")[:2] == (0, voided)
 
     code, fee, _, _ = neruba("one-off-charges", "create", "acme", "--description", "Setup", "--amount-minor",
                              "500", "--currency", "USD", "--mode", "invoice_now",

@@ -68,6 +68,38 @@ class PlanDefaultsIn(BaseModel):
     )
 
 
+class MeterDefaultView(BaseModel):
+    """One meter's limits as a plan version sets them (decimals as text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    meter_code: str
+    hard_cap: str | None = None
+    soft_cap: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    hard_cap_amount_minor: int | None = None
+
+
+class FeatureDefaultView(BaseModel):
+    """One feature as a plan version grants it."""
+
+    model_config = ConfigDict(extra="forbid")
+    feature: str
+    kind: Literal["boolean", "static", "metered"]
+    enabled: bool = True
+    value: str | None = None
+    meter_code: str | None = None
+    limit: str | None = None
+
+
+class PlanDefaultsView(BaseModel):
+    """A plan version's defaults as answered (the shape of :class:`PlanDefaultsIn`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    meters: list[MeterDefaultView] = Field(default_factory=list)
+    features: list[FeatureDefaultView] = Field(default_factory=list)
+    invoice_threshold_minor: int | None = None
+
+
 class EntitlementGrantIn(BaseModel):
     """Raises a metered feature's limit by ``amount`` from now until ``expires_at`` (default: the end of
     the current limit period)."""
