@@ -596,6 +596,16 @@ class BackfillLineSource(_Model):
     ticket: str | None
 
 
+class VoidedEventRef(_Model):
+    transaction_id: str
+    timestamp: datetime
+    kind: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    amended_by: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -616,6 +626,7 @@ class ExplainedLine(_Model):
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
+    voided_events: list[VoidedEventRef] | None = None
 
 
 class UpcomingWindow(_Model):
