@@ -147,3 +147,40 @@ def test_a_subscription_names_its_plan_version_with_a_json_integer(
     assert status == 422, answer
     assert [d["param"] for d in answer["error"]["details"]] == ["plan_version"]
     assert reader("/v1/customers/acme/subscriptions", params={"customer_id": "acme"})[1]["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("currency", "field", "value", "param"),
+    [
+        ("USD", "fixed_fee", {"amount": "10000000000000000.01"}, "fixed_fee.amount"),
+        ("USD", "minimum_commitment", "999999999999999999.99", "minimum_commitment"),
+        ("KWD", "fixed_fee", {"amount": "1000000000000000.001", "timing": "arrears"}, "fixed_fee.amount"),
+    ],
+)
+def test_a_fee_or_minimum_over_the_line_limit_is_refused(
+    admin: Api, reader: Api, amt_meter: None, currency: str, field: str, value: Any, param: str
+) -> None:
+    # GIVEN a fee or a minimum whose one line would be over 10^18 minor units (the limit every usage
+    # line and every event billed in advance is held to)
+    charge = {"meter_code": "amt", "model": "per_unit", "unit_price": "1"}
+    body = {**_plan(charge), "currency": currency, field: value}
+    # WHEN the plan is created, or published as a new version of an existing plan
+    status, answer = admin("POST", "/v1/plans", body)
+    assert admin("POST", "/v1/plans", {**_plan(charge), "code": "q", "currency": currency})[0] == 201
+    version = {k: v for k, v in body.items() if k != "code"}
+    v_status, v_answer = admin("POST", "/v1/plans/q/versions", version, params={"plan_code": "q"})
+    # THEN both are refused with the code and the field, and nothing is stored
+    for got, error in ((status, answer), (v_status, v_answer)):
+        assert (got, error["error"]["code"], error["error"].get("param")) == (400, "amount_too_large", param)
+    assert reader("/v1/plans/p", params={"plan_code": "p"})[0] == 404
+    assert reader("/v1/plans/q", params={"plan_code": "q"})[1]["version"] == 1
+
+
+def test_a_fee_at_the_line_limit_is_taken(admin: Api, amt_meter: None) -> None:
+    charge = {"meter_code": "amt", "model": "per_unit", "unit_price": "1"}
+    body = {
+        **_plan(charge),
+        "fixed_fee": {"amount": "10000000000000000"},
+        "minimum_commitment": "10000000000000000",
+    }
+    assert admin("POST", "/v1/plans", body)[0] == 201
