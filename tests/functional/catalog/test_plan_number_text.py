@@ -184,3 +184,16 @@ def test_a_fee_at_the_line_limit_is_taken(admin: Api, amt_meter: None) -> None:
         "minimum_commitment": "10000000000000000",
     }
     assert admin("POST", "/v1/plans", body)[0] == 201
+
+
+def test_two_charges_on_one_meter_are_refused_naming_the_charges(
+    admin: Api, reader: Api, amt_meter: None
+) -> None:
+    charge = {"meter_code": "amt", "model": "per_unit", "unit_price": "1"}
+    status, body = admin(
+        "POST", "/v1/plans", {**_plan(charge), "charges": [charge, {**charge, "unit_price": "2"}]}
+    )
+    assert status == 422, body
+    [detail] = body["error"]["details"]
+    assert detail["param"] == "charges" and "'amt'" in detail["message"], detail
+    assert reader("/v1/plans/p", params={"plan_code": "p"})[0] == 404

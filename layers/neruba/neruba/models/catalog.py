@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from neruba.domain.periods import Interval
 from neruba.models.fields import (
@@ -431,12 +431,15 @@ class PlanVersionIn(BaseModel):
     minimum_commitment: Price | None = None
     charges: list[ChargeIn] = Field(default_factory=list, max_length=50)
 
-    @model_validator(mode="after")
-    def _one_charge_per_meter(self) -> PlanVersionIn:
-        codes = [c.meter_code for c in self.charges]
-        if len(codes) != len(set(codes)):
-            raise ValueError("a plan has at most one charge per meter")
-        return self
+    @field_validator("charges")
+    @classmethod
+    def _one_charge_per_meter(cls, charges: list[ChargeIn]) -> list[ChargeIn]:
+        codes = [c.meter_code for c in charges]
+        repeated = sorted({code for code in codes if codes.count(code) > 1})
+        if repeated:
+            names = ", ".join(repr(code) for code in repeated)
+            raise ValueError(f"a plan has at most one charge per meter ({names} has more)")
+        return charges
 
 
 class PlanCreate(PlanVersionIn):
