@@ -208,6 +208,8 @@ class Entitlement(_Model):
     meter_code: str | None
     usage: str | None
     limit: str | None
+    granted: str | None = None
+    """metered: what grants in force add to the feature's own limit (included in ``limit``)."""
     remaining: str | None
     resets_at: str | None
 
@@ -215,6 +217,19 @@ class Entitlement(_Model):
 class EntitlementList(_Model):
     object: Literal["list"]
     data: list[Entitlement]
+
+
+class EntitlementGrant(_Model):
+    object: Literal["entitlement_grant"]
+    id: str
+    customer_id: str
+    feature: str
+    amount: str
+    starts_at: str
+    expires_at: str
+    reason: str
+    ticket: str | None
+    entitlement: Entitlement
 
 
 class CustomerView(_Model):
@@ -305,6 +320,8 @@ class PlanVersion(_Model):
     currency: str
     interval: str
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = None
+    """What the version sets for its subscribers (limits, features, invoice threshold), when it does."""
 
 
 class Plan(PlanVersion):

@@ -22,6 +22,7 @@ class Customers(Resource[M]):
     set_limits = endpoint(r.put_customer_limits)
     entitlements = endpoint(r.list_entitlements)
     entitlement = endpoint(r.get_entitlement)
+    grant_entitlement = endpoint(r.grant_entitlement)
 
 
 class Events(Resource[M]):

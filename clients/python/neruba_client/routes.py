@@ -189,6 +189,27 @@ def list_entitlements(customer_id: str) -> Operation[m.EntitlementList]: ...
 def get_entitlement(customer_id: str, feature: str) -> Operation[m.Entitlement]: ...
 
 
+@route(
+    "POST",
+    "/v1/customers/{customer_id}/entitlements/{feature}/grants",
+    m.EntitlementGrant,
+    body="EntitlementGrantIn",
+    idempotency_key=True,
+)
+def grant_entitlement(
+    customer_id: str,
+    feature: str,
+    *,
+    amount: Number,
+    reason: str,
+    expires_at: Time | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.EntitlementGrant]:
+    """Raise a metered feature's limit by ``amount`` until ``expires_at`` (default: the period's end);
+    the API requires an Idempotency-Key."""
+
+
 @route("PATCH", "/v1/customers/{customer_id}", m.CustomerView, body="CustomerUpdate")
 def update_customer(
     customer_id: str,
@@ -341,9 +362,11 @@ def create_plan(
     charges: Sequence[Mapping[str, Any]] | None = None,
     fixed_fee: Mapping[str, Any] | None = None,
     minimum_commitment: Number | None = None,
+    defaults: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.Plan]:
-    """Create a plan; ``charges`` and ``fixed_fee`` follow ChargeIn/FixedFeeIn (prices as Decimal or text)."""
+    """Create a plan; ``charges`` and ``fixed_fee`` follow ChargeIn/FixedFeeIn (prices as Decimal or text);
+    ``defaults`` follows PlanDefaultsIn (limits, features, invoice threshold of its subscribers)."""
 
 
 @route("GET", "/v1/plans/{plan_code}", m.Plan)
@@ -360,6 +383,7 @@ def publish_plan_version(
     charges: Sequence[Mapping[str, Any]] | None = None,
     fixed_fee: Mapping[str, Any] | None = None,
     minimum_commitment: Number | None = None,
+    defaults: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.PlanVersion]: ...
 

@@ -11,6 +11,7 @@ import pytest
 from neruba.logic.billing import threshold_invoices
 from neruba.logic.billing import worker as billing_worker
 from neruba.logic.billing.threshold_invoices import evaluate_customer
+from neruba.logic.billing.worker import ensure_billing_state
 from tests.functional.billing.conftest import START, World, assert_books_agree, invoice_postings
 from tests.functional.billing.helpers import Killed, billing_state, day, schedule, work
 from tests.functional.billing.test_threshold_invoices import by_kind, opened, thr  # noqa: F401
@@ -18,9 +19,24 @@ from tests.functional.billing.test_threshold_invoices import by_kind, opened, th
 NOW = START + day(0, 3)
 
 
-def _crossed(world: World, monkeypatch: Any) -> dict[str, Any]:
+STATES = ["opened", "opening_due", "no_state"]
+
+
+@pytest.fixture(params=STATES)
+def state(request: Any) -> str:
+    """Where billing of acme's subscription stands when its usage crosses the threshold: its opening
+    billed, the opening still due (the state at window 0), or no billing state at all yet."""
+    return str(request.param)
+
+
+def _crossed(world: World, monkeypatch: Any, state: str = "opened") -> dict[str, Any]:
     """acme's open period holds 60 calls (600): over its threshold of 500, nothing invoiced early yet."""
-    sub = opened(world, monkeypatch)
+    if state == "opened":
+        sub = opened(world, monkeypatch)
+    else:
+        sub = world.subscribe("acme")
+        if state == "opening_due":
+            ensure_billing_state(world.ctx.billing, sub)
     world.usage("acme", START + day(0, 2), 60)
     return sub
 
@@ -33,9 +49,9 @@ def _one_threshold_invoice(world: World, amount: int = 600) -> dict[str, Any]:
     return early
 
 
-def test_two_evaluations_at_once_issue_one_invoice(thr: World, monkeypatch: Any) -> None:  # noqa: F811
+def test_two_evaluations_at_once_issue_one_invoice(thr: World, monkeypatch: Any, state: str) -> None:  # noqa: F811
     # GIVEN a crossing, and a second evaluation that commits while the first is about to
-    _crossed(thr, monkeypatch)
+    _crossed(thr, monkeypatch, state)
     real_commit = threshold_invoices.commit
     inner: list[Any] = []
 
@@ -56,8 +72,8 @@ def test_two_evaluations_at_once_issue_one_invoice(thr: World, monkeypatch: Any)
     _one_threshold_invoice(thr)
 
 
-def test_killed_before_the_transaction_then_checked_again(thr: World, monkeypatch: Any) -> None:  # noqa: F811
-    _crossed(thr, monkeypatch)
+def test_killed_before_the_transaction_then_checked_again(thr: World, monkeypatch: Any, state: str) -> None:  # noqa: F811
+    _crossed(thr, monkeypatch, state)
     real_commit = threshold_invoices.commit
 
     def dies(unit: Any) -> None:
@@ -78,9 +94,10 @@ def test_killed_after_the_transaction_before_finalizing(
     thr: World,  # noqa: F811
     monkeypatch: Any,
     recovered_by: str,
+    state: str,
 ) -> None:
     # GIVEN an evaluation whose process dies right after its transaction (a draft due now is left)
-    _crossed(thr, monkeypatch)
+    _crossed(thr, monkeypatch, state)
     real_issue = threshold_invoices.issue_now
 
     def dies(*args: Any) -> None:
@@ -104,10 +121,14 @@ def test_killed_after_the_transaction_before_finalizing(
     assert early["id"] == draft["id"] and early["number"]
 
 
-def test_a_threshold_invoice_racing_the_period_end_is_deducted(thr: World, monkeypatch: Any) -> None:  # noqa: F811
+def test_a_threshold_invoice_racing_the_period_end_is_deducted(
+    thr: World,  # noqa: F811
+    monkeypatch: Any,
+    state: str,
+) -> None:
     # GIVEN the period ended over the threshold, and a threshold evaluation (with a clock still in the
     # period) commits between the period-end worker's read of the state and its transaction
-    sub = _crossed(thr, monkeypatch)
+    sub = _crossed(thr, monkeypatch, state)
     real_commit = billing_worker.commit
     raced: list[Any] = []
 
@@ -133,9 +154,13 @@ def test_a_threshold_invoice_racing_the_period_end_is_deducted(thr: World, monke
     assert billing_state(thr, sub["id"]).next_seq == 2
 
 
-def test_a_threshold_evaluation_after_the_period_end_issues_nothing(thr: World, monkeypatch: Any) -> None:  # noqa: F811
+def test_a_threshold_evaluation_after_the_period_end_issues_nothing(
+    thr: World,  # noqa: F811
+    monkeypatch: Any,
+    state: str,
+) -> None:
     # GIVEN an evaluation that read the open period, and the period-end invoice committing first
-    _crossed(thr, monkeypatch)
+    _crossed(thr, monkeypatch, state)
     real_commit = threshold_invoices.commit
     end = START + day(1, 1)
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from neruba.logic.billing.threshold_invoices import evaluate_customer
@@ -53,11 +53,23 @@ def tiered(aws: dict[str, str]) -> World:
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(usage=USAGE, threshold=st.integers(1, 900), credit=st.sampled_from([0, 0, 250, 5000]))
+@example(usage=[(1, 60), (5, 30), (2, 20)], threshold=400, credit=250, opening_first=False)
+@given(
+    usage=USAGE,
+    threshold=st.integers(1, 900),
+    credit=st.sampled_from([0, 0, 250, 5000]),
+    opening_first=st.booleans(),
+)
 def test_threshold_invoices_and_the_period_end_bill_the_period_exactly(
-    tiered: World, monkeypatch: Any, usage: list[tuple[int, int]], threshold: int, credit: int
+    tiered: World,
+    monkeypatch: Any,
+    usage: list[tuple[int, int]],
+    threshold: int,
+    credit: int,
+    opening_first: bool,
 ) -> None:
-    # GIVEN a fresh customer with this threshold (and maybe prepaid credit), its opening billed
+    # GIVEN a fresh customer with this threshold (and maybe prepaid credit), its opening billed before
+    # the usage arrives or not (then crossings come before the opening invoice exists)
     customer = "c" + uuid.uuid4().hex[:10]
     start = START + timedelta(days=2 * next(EXAMPLES))
     tiered.plans.create_customer(
@@ -72,8 +84,9 @@ def test_threshold_invoices_and_the_period_end_bill_the_period_exactly(
         {"plan_code": "tiered", "plan_version": 1, "start_at": start.isoformat(), "end_at": None}
     ])  # fmt: skip
     ensure_billing_state(tiered.ctx.billing, sub)  # (the catalog's create_subscription writes it)
-    schedule(tiered, start)
-    work(tiered, start, monkeypatch)
+    if opening_first:
+        schedule(tiered, start)
+        work(tiered, start, monkeypatch)
 
     # WHEN usage arrives hour by hour (in any order: late hours too) and each batch is checked
     hours: dict[int, int] = defaultdict(int)
@@ -87,7 +100,8 @@ def test_threshold_invoices_and_the_period_end_bill_the_period_exactly(
     schedule(tiered, end)
     work(tiered, end, monkeypatch)
 
-    # THEN the period's invoices bill exactly its rating without thresholds
+    # THEN the period's invoices bill exactly its rating without thresholds (the opening billed once)
+    assert len([i for i in tiered.invoices(customer) if i["kind"] == "opening"]) == 1
     invoices = [i for i in tiered.invoices(customer) if i["kind"] != "opening"]
     early = [i for i in invoices if i["kind"] == "threshold"]
     [closing] = [i for i in invoices if i["kind"] == "usage"]

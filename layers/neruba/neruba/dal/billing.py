@@ -84,6 +84,8 @@ def _new_state_item(state: BillingState) -> dict[str, Any]:
         "next_seq": state.next_seq,
         "status": state.status,
     }
+    if state.thresholds_issued:
+        item["thresholds_issued"] = state.thresholds_issued
     if state.due_at is not None:
         item["due_shard"] = shard_of(state.subscription_id, "bst")
         item["due_at"] = state.due_at
@@ -330,13 +332,13 @@ class BillingRepository:
             update["ExpressionAttributeNames"] = {"#st": "status"}
         return {"Update": update}
 
-    def threshold_claim_item(self, subscription_id: str, next_seq: int, issued: int) -> dict[str, Any]:
+    def threshold_claim_item(self, subscription_id: str, seq: int, issued: int) -> dict[str, Any]:
         """An Update adding one to the state's threshold count, on the condition that billing is still
-        active at window ``next_seq`` (the open period's own, not billed yet) and the count is ``issued``
-        (as read)."""
-        condition = "next_seq = :seq AND #st = :active AND "
+        active and has not billed usage window ``seq`` yet (the open period's own: the state's next window
+        may be an earlier one, the opening included) and the count is ``issued`` (as read)."""
+        condition = "next_seq <= :seq AND #st = :active AND "
         condition += "attribute_not_exists(thresholds_issued)" if issued == 0 else "thresholds_issued = :n"
-        values: dict[str, Any] = {":seq": next_seq, ":active": "active", ":one": 1}
+        values: dict[str, Any] = {":seq": seq, ":active": "active", ":one": 1}
         if issued:
             values[":n"] = issued
         return {

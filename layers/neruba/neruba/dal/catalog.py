@@ -17,8 +17,10 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
+from neruba.dal.limits import plan_defaults_of
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.event_rules import EventRule
+from neruba.domain.plan_defaults import any_threshold, effective_text
 from neruba.models.catalog import Customer, Meter
 from neruba.models.fields import STORED
 from neruba.timefmt import iso, parse_ts
@@ -150,6 +152,13 @@ class CatalogRepository:
         values = self._get(_customer_key(external_id))
         return Customer.model_validate(json.loads(values["doc"]), context=STORED) if values else None
 
+    def customer_with_defaults(self, external_id: str) -> tuple[Customer | None, dict[str, str]]:
+        """The customer and its subscriptions' plan-version defaults records (``dal.limits``), one read."""
+        values = self._get(_customer_key(external_id))
+        if not values:
+            return None, {}
+        return Customer.model_validate(json.loads(values["doc"]), context=STORED), plan_defaults_of(values)
+
     def get_meter(self, code: str) -> Meter | None:
         values = self._get(_meter_key(code))
         return Meter.model_validate(json.loads(values["doc"]), context=STORED) if values else None
@@ -265,6 +274,7 @@ class CatalogSnapshot:
         self.billed_through: dict[str, datetime] = {}
         self.event_rules: dict[str, dict[str, EventRule]] = {}  # meter code -> digest -> rule
         self.limits: dict[str, str] = {}  # customer -> its usage limit settings (``dal.limits``), as stored
+        self.plan_defaults: dict[str, dict[str, str]] = {}  # customer -> subscription -> defaults record
         self.advance_meters: set[str] = set()  # meters some charge bills in advance
 
     def add(self, values: dict[str, Any]) -> None:
@@ -276,12 +286,26 @@ class CatalogSnapshot:
                 self.billed_through[customer.external_id] = parse_ts(values["billed_through"])
             if values.get("lim"):
                 self.limits[customer.external_id] = str(values["lim"])
+            defaults = plan_defaults_of(values)
+            if defaults:
+                self.plan_defaults[customer.external_id] = defaults
         elif values.get("kind") == "meter":
             meter = Meter.model_validate(doc, context=STORED)
             self.meters[meter.code] = meter
             self.event_rules[meter.code] = _event_rules(values)
             if values.get(ADVANCE_MARK):
                 self.advance_meters.add(meter.code)
+
+    def limit_settings(self, customer_id: str, at: datetime) -> str | None:
+        """The limits that apply to the customer at ``at``: its own over its plan versions' defaults
+        (``domain.plan_defaults``), as the stored text the ingest gate reads."""
+        return effective_text(self.limits.get(customer_id), self.plan_defaults.get(customer_id, {}), at)
+
+    def has_invoice_threshold(self, customer_id: str, at: datetime) -> bool:
+        """Whether the customer, or a plan version it is subscribed to, sets an invoice threshold."""
+        customer = self.customers.get(customer_id)
+        own = None if customer is None else customer.invoice_threshold_minor
+        return any_threshold(own, self.plan_defaults.get(customer_id, {}), at)
 
 
 class CatalogCache:
@@ -310,7 +334,9 @@ class CatalogCache:
             self._snapshot.event_rules.update(found.event_rules)
             for customer in found.customers:  # limits removed since the last lookup are removed here too
                 self._snapshot.limits.pop(customer, None)
+                self._snapshot.plan_defaults.pop(customer, None)
             self._snapshot.limits.update(found.limits)
+            self._snapshot.plan_defaults.update(found.plan_defaults)
             self._snapshot.advance_meters.update(found.advance_meters)
             self._loaded_at.update({f"c:{c}": now for c in found.customers})
             self._loaded_at.update({f"m:{m}": now for m in found.meters})

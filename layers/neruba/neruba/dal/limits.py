@@ -5,6 +5,11 @@ Items:
 - settings: the customer's catalog item (``CUS#{customer}`` / ``#``) holds them in ``lim`` (JSON,
   ``domain.limits.LimitSettings``), so the worker's catalog lookup reads them with the customer at no
   extra request;
+- entitlement grants: the same item's ``egr`` (JSON, ``domain.entitlement_grants``), replaced by each
+  grant on condition that it is still what was read;
+- plan-version defaults: the same item holds one ``pd_{subscription}`` attribute (JSON,
+  ``domain.plan_defaults``) per subscription of the customer whose plan versions set defaults, written in
+  the transaction that creates or changes the subscription, so the reads of the customer carry them;
 - counter (usage table) ``LIM#{customer}#{meter}`` / ``{period start}``: the meter's usage in that period
   ``u`` (exact), the events it counts ``n``, the alert levels fired this period ``f``, a version ``v``
   and the period's end ``pe``. Written only for meters that have limits, always in the transaction of
@@ -14,7 +19,7 @@ Items:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +31,27 @@ from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso
 
 SETTINGS_ATTRIBUTE = "lim"
+PLAN_DEFAULTS_PREFIX = "pd_"
+GRANTS_ATTRIBUTE = "egr"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLimits:
+    """What a customer's catalog item holds of limits: its own settings (``lim``), its subscriptions'
+    plan-version defaults (``pd_*``) and its entitlement grants (``egr``), as stored."""
+
+    own: str | None
+    plan: dict[str, str]
+    grants: str | None
+
+
+def plan_defaults_of(values: Mapping[str, Any]) -> dict[str, str]:
+    """The defaults records (subscription id -> JSON text) of a customer's catalog item, as read."""
+    return {
+        name.removeprefix(PLAN_DEFAULTS_PREFIX): str(text)
+        for name, text in values.items()
+        if name.startswith(PLAN_DEFAULTS_PREFIX) and text
+    }
 
 
 def counter_key(customer_id: str, meter_code: str, start: datetime) -> dict[str, Any]:
@@ -155,6 +181,63 @@ class LimitsRepository:
             raise LookupError(customer_id)
         value = from_item(response["Item"]).get(SETTINGS_ATTRIBUTE)
         return None if value is None else str(value)
+
+    def settings_texts(self, customer_id: str) -> StoredLimits:
+        """The customer's own settings, its subscriptions' plan-version defaults and its entitlement
+        grants, in one read."""
+        response = client("dynamodb").get_item(
+            TableName=self.catalog_table,
+            Key={"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            raise LookupError(customer_id)
+        values = from_item(response["Item"])
+        own, grants = values.get(SETTINGS_ATTRIBUTE), values.get(GRANTS_ATTRIBUTE)
+        return StoredLimits(
+            None if own is None else str(own),
+            plan_defaults_of(values),
+            None if grants is None else str(grants),
+        )
+
+    def grants_item(self, customer_id: str, text: str | None, before: str | None) -> dict[str, Any]:
+        """The action replacing the customer's entitlement grants (``text`` None: none left) if they are
+        still ``before`` (as read), for the grant's transaction (named ``grants``)."""
+        values: dict[str, Any] = {}
+        if before is None:
+            condition = "attribute_exists(pk) AND attribute_not_exists(#g)"
+        else:
+            condition = "attribute_exists(pk) AND #g = :before"
+            values[":before"] = before
+        if text is not None:
+            values[":g"] = text
+        update: dict[str, Any] = {
+            "TableName": self.catalog_table,
+            "Key": {"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+            "UpdateExpression": "REMOVE #g" if text is None else "SET #g = :g",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#g": GRANTS_ATTRIBUTE},
+        }
+        if values:
+            update["ExpressionAttributeValues"] = to_item(values)
+        return {"Update": update}
+
+    def plan_defaults_item(
+        self, customer_id: str, subscription_id: str, record: str | None
+    ) -> dict[str, Any]:
+        """The action writing (``record`` None: removing) a subscription's defaults record on the customer's
+        item, for the transaction that creates or changes the subscription."""
+        names = {"#d": f"{PLAN_DEFAULTS_PREFIX}{subscription_id}"}
+        update: dict[str, Any] = {
+            "TableName": self.catalog_table,
+            "Key": {"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+            "UpdateExpression": "REMOVE #d" if record is None else "SET #d = :d",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": names,
+        }
+        if record is not None:
+            update["ExpressionAttributeValues"] = to_item({":d": record})
+        return {"Update": update}
 
     def set_settings(
         self, customer_id: str, text: str | None, before: str | None, extra: Sequence[dict[str, Any]]

@@ -31,6 +31,7 @@ from neruba.models.fields import (
     Reason,
     Ticket,
 )
+from neruba.models.limits import PlanDefaultsIn
 
 Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
 # those whose field is a number
@@ -430,6 +431,11 @@ class PlanVersionIn(BaseModel):
     fixed_fee: FixedFeeIn | None = None
     minimum_commitment: Price | None = None
     charges: list[ChargeIn] = Field(default_factory=list, max_length=50)
+    defaults: PlanDefaultsIn | None = Field(
+        default=None,
+        description="Usage limits, entitlements and the invoice threshold of every customer subscribed "
+        "to the version, unless the customer sets its own (docs/limits.md, Plan-version defaults).",
+    )
 
     @field_validator("charges")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from neruba.domain.periods import fits_calendar
 from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, StaticValue, Ticket
@@ -42,6 +42,38 @@ class FeatureIn(BaseModel):
     value: StaticValue | None = Field(default=None, description="static: the value granted (one line).")
     meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
     limit: Quantity | None = Field(default=None, description="metered: the allowance per period.")
+
+
+class PlanDefaultsIn(BaseModel):
+    """What a plan version sets for every customer subscribed to it, unless the customer has its own
+    setting (per meter, per feature, and the threshold; docs/limits.md, "Plan-version defaults")."""
+
+    model_config = ConfigDict(extra="forbid")
+    meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
+    features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)
+    invoice_threshold_minor: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=10**15,
+        description="Invoice the open period early when what it has not invoiced reaches this amount "
+        "(minor units of the plan's currency); the customer's own threshold wins.",
+    )
+
+
+class EntitlementGrantIn(BaseModel):
+    """Raises a metered feature's limit by ``amount`` from now until ``expires_at`` (default: the end of
+    the current limit period)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"amount": "500", "reason": "launch week", "ticket": "SUP-12"}]},
+    )
+    amount: Quantity = Field(description="Units of the feature's meter added to its limit.")
+    expires_at: AwareInstant | None = Field(
+        default=None, description="When the grant ends (exclusive); default: the current period's end."
+    )
+    reason: Reason = Field(description="Why (kept in the audit record).")
+    ticket: Ticket = None
 
 
 class UsageLimitsIn(BaseModel):
@@ -111,7 +143,10 @@ class Entitlement(BaseModel):
     value: str | None = Field(description="static: the value granted.")
     meter_code: str | None
     usage: str | None = Field(description="metered: the usage in the current period.")
-    limit: str | None
+    limit: str | None = Field(description="metered: the allowance of the period, grants in force included.")
+    granted: str | None = Field(
+        default=None, description="metered: what grants in force add to the feature's own limit."
+    )
     remaining: str | None
     resets_at: str | None = Field(description="metered: when the period (and the usage) resets.")
 
@@ -120,3 +155,17 @@ class EntitlementList(BaseModel):
     model_config = ConfigDict(extra="forbid")
     object: Literal["list"]
     data: list[Entitlement]
+
+
+class EntitlementGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    object: Literal["entitlement_grant"]
+    id: str
+    customer_id: str
+    feature: str
+    amount: str
+    starts_at: str
+    expires_at: str
+    reason: str
+    ticket: str | None
+    entitlement: Entitlement = Field(description="The feature as it stands with the grant.")

@@ -201,6 +201,12 @@ class ChargeView(PriceView):
     on_removal: Literal["none", "credit", "refund"] | None = None
 
 
+DEFAULTS_NOTE = (
+    "What the version sets for its subscribers unless they set their own: meters (caps, alerts), features"
+    " and invoice_threshold_minor (docs/limits.md, Plan-version defaults); absent when it sets none."
+)
+
+
 class Plan(Open):
     """The latest version of a plan, with the numbers of every version."""
 
@@ -210,6 +216,7 @@ class Plan(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -220,6 +227,7 @@ class PlanVersion(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
+    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
 
 
 class Phase(Closed):

@@ -13,8 +13,8 @@ from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
-from neruba.models.fields import EXTERNAL_ID_PATTERN
-from neruba.models.limits import UsageLimits, UsageLimitsIn
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.limits import EntitlementGrant, EntitlementGrantIn, UsageLimits, UsageLimitsIn
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -51,3 +51,40 @@ def put_limits(
 
     by = Actor(current_principal(router).actor, request_id_of(router))
     return json_response(put(customer_id, body, idempotency_key, by))
+
+
+GRANT_ERRORS = scoped_responses(
+    "admin",
+    {
+        400: {
+            "description": "The feature is not metered (feature_not_metered), the expiry is not after now "
+            "(invalid_expiry), or the Idempotency-Key is missing (idempotency_key_required)"
+        },
+        404: {"description": "No such customer (customer_not_found) or feature (feature_not_found)"},
+        409: {"description": "idempotency_conflict, or the grants kept changing (limits_conflict)"},
+        422: {"description": "The body does not match the schema"},
+    },
+)
+
+
+@router.post(
+    "/v1/customers/<customer_id>/entitlements/<feature>/grants",
+    summary="Raise a metered entitlement's limit",
+    tags=["limits"],
+    security=BEARER_SECURITY,
+    middlewares=ADMIN,
+    responses={201: answer(EntitlementGrant, "The grant, with the entitlement as it stands"), **GRANT_ERRORS},
+)
+def grant_entitlement(
+    customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)],
+    feature: Annotated[str, Path(pattern=CODE_PATTERN)],
+    body: Annotated[EntitlementGrantIn, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    """Add ``amount`` to a metered feature's limit until ``expires_at`` (default: the current period's
+    end); docs/limits.md, "Entitlement grants". Needs an Idempotency-Key; audited."""
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.grants import grant
+
+    by = Actor(current_principal(router).actor, request_id_of(router))
+    return json_response(grant(customer_id, feature, body, idempotency_key, by), status=201)

@@ -1,5 +1,6 @@
 """Threshold invoices: invoice the usage of the open period early when what it has not invoiced yet
-reaches the customer's ``invoice_threshold_minor`` (docs/billing.md, "Threshold invoices").
+reaches the customer's ``invoice_threshold_minor``, or the default of the subscription's plan version
+when the customer has none (docs/billing.md, "Threshold invoices").
 
 An evaluation of a subscription (after ingest counted a batch of the customer, or from the
 ``thresholds`` sweep check) rates its open period's usage lines to now, the **cut**, exactly as the
@@ -9,8 +10,10 @@ that amount reaches the threshold, ONE TransactWriteItems writes:
 1. the threshold invoice (kind ``threshold``, ``billing_reason`` ``subscription_threshold``, a draft due
    for finalization now, ``attribute_not_exists``; its id follows from the period and the invoice's
    number in it, so every attempt of the same crossing writes the same invoice);
-2. the claim on the billing state: ``thresholds_issued`` + 1, on the condition that the state still has
-   the open period's window next and the count is the one read (``dal.thresholds``);
+2. the claim on the billing state: ``thresholds_issued`` + 1, on the condition that billing is active,
+   has not billed the open period's window yet (its next window may be that one, an earlier one, or the
+   opening: the check works from the subscription's start) and the count is the one read
+   (``dal.thresholds``); a subscription without a state yet gets it created here, count 1;
 3. the period's record of what was billed, per line of the rating (cumulative quantity and amount);
 4. the credit consumption and the ``invoice.created`` event, and the ledger posting (guard
    ``invoice:{id}``),
@@ -29,7 +32,7 @@ rating without thresholds, to the minor unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,13 +41,14 @@ from neruba.dal.thresholds import BilledLine, PeriodThresholds, ThresholdInvoice
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import exact_sum
 from neruba.domain.phases import Timeline
+from neruba.domain.plan_defaults import any_threshold, subscription_threshold
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.corrections import issue_now
 from neruba.logic.billing.discounts import price_lines, rates_for
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.threshold import BILLING_REASON, KIND, thresholds
-from neruba.logic.billing.windows import Window, invoice_id_for, subscription_end, window_at
-from neruba.logic.billing.worker import creditable_lines, line_dict
+from neruba.logic.billing.windows import MAX_CATCH_UP, Window, invoice_id_for, subscription_end, window_at
+from neruba.logic.billing.worker import creditable_lines, line_dict, new_billing_state
 from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
@@ -59,7 +63,7 @@ Outcome = Literal["issued", "below", "raced", "not_open"]
 class Evaluation:
     """What one evaluation of a subscription found: ``issued`` (``invoice_id``), ``below`` the threshold,
     ``raced`` (another evaluation or the period's end committed first), ``not_open`` (no open period
-    to invoice: billing is behind, ended, or the period has not started)."""
+    to invoice: billing ended, the subscription has not started, or the period was billed already)."""
 
     subscription_id: str
     outcome: Outcome
@@ -96,56 +100,73 @@ def enqueue_checks(queue_url: str, customer_ids: list[str]) -> list[str]:
     return lost
 
 
-def customer_threshold(ctx: Billing, customer_id: str) -> int | None:
-    """The customer's ``invoice_threshold_minor`` (None: no threshold invoicing)."""
-    customer = ctx.plans.get_customer(customer_id)
-    return None if customer is None else customer.invoice_threshold_minor
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A customer's invoice threshold and its plan versions' defaults (``domain.plan_defaults``): each
+    subscription's threshold is the customer's when set, else its phase's default."""
+
+    own: int | None
+    plan: dict[str, str]
+
+    def of(self, subscription_id: str, at: datetime) -> int | None:
+        return subscription_threshold(self.own, self.plan.get(subscription_id), at)
+
+    def any(self, at: datetime) -> bool:
+        return any_threshold(self.own, self.plan, at)
+
+
+def customer_thresholds(ctx: Billing, customer_id: str) -> Thresholds | None:
+    """The customer's thresholds (one read of its record; None: no such customer)."""
+    customer, plan = ctx.plans.customer_with_defaults(customer_id)
+    return None if customer is None else Thresholds(customer.invoice_threshold_minor, plan)
 
 
 def evaluate_customer(
-    ctx: Billing, customer_id: str, now: datetime | None = None, threshold_minor: int | None = None
+    ctx: Billing, customer_id: str, now: datetime | None = None, thresholds: Thresholds | None = None
 ) -> list[Evaluation]:
     """Evaluate each active subscription of the customer against its threshold (read from the customer
-    unless given); nothing is read beyond the customer when it has none."""
+    unless given); nothing is read beyond the customer when no subscription of it has one."""
     now = now or datetime.now(UTC)
-    threshold = threshold_minor if threshold_minor is not None else customer_threshold(ctx, customer_id)
-    if threshold is None:
+    found_thresholds = thresholds or customer_thresholds(ctx, customer_id)
+    if found_thresholds is None or not found_thresholds.any(now):
         return []
     found = []
     for sub in ctx.plans.customer_subscriptions(customer_id):
-        if sub.status in ("active", "trialing"):
+        threshold = found_thresholds.of(sub.id, now)
+        if sub.status in ("active", "trialing") and threshold is not None:
             found.append(evaluate_subscription(ctx, sub.timeline, threshold, now))
     return found
 
 
 def open_window(ctx: Billing, state: BillingState, subscription: Timeline, now: datetime) -> Window | None:
-    """The usage window of the period containing ``now`` when it is the state's next window (billing is
-    caught up); None otherwise."""
+    """The usage window of the period containing ``now``, when billing has not billed it yet: whatever
+    window the state is at (the opening not billed yet, or earlier periods still to bill); None when
+    billing ended, the period has not started or was billed already."""
     if state.status != "active":
         return None
     ends_at = subscription_end(subscription, ctx.add_interval)
-    window = window_at(
-        state.subscription_id,
-        parse_ts(state.anchor),
-        state.interval,
-        state.next_seq,
-        ctx.add_interval,
-        ends_at,
-    )
-    if window is None or window.kind != "usage" or not window.start <= now < window.end:
-        return None
-    return window
+    anchor = parse_ts(state.anchor)
+    for seq in range(max(1, state.next_seq), max(1, state.next_seq) + MAX_CATCH_UP):
+        window = window_at(state.subscription_id, anchor, state.interval, seq, ctx.add_interval, ends_at)
+        if window is None or window.start > now:
+            return None
+        if now < window.end:
+            return window
+    return None
 
 
 def evaluate_subscription(
     ctx: Billing, subscription: Timeline, threshold_minor: int, now: datetime
 ) -> Evaluation:
     """Issue the subscription's next threshold invoice if what its open period has not invoiced yet
-    reaches ``threshold_minor`` (see the module docstring)."""
+    reaches ``threshold_minor`` (see the module docstring). A subscription without a billing state yet
+    (made before states existed) is evaluated as one at its opening, and the invoice's transaction
+    creates the state."""
     subscription_id = str(subscription.id)
-    state = ctx.billing.state(subscription_id)
-    window = open_window(ctx, state, subscription, now) if state is not None else None
-    if state is None or window is None:
+    stored = ctx.billing.state(subscription_id)
+    state = stored or new_billing_state(subscription)
+    window = open_window(ctx, state, subscription, now)
+    if window is None:
         return Evaluation(subscription_id, "not_open")
     record = thresholds(ctx).period(subscription_id, ts(window.start)) if state.thresholds_issued else None
     if record is not None and record.invoices:
@@ -157,7 +178,12 @@ def evaluate_subscription(
     pending = sum(int(line["amount_minor"]) for line in rated) - record.billed_minor
     if pending < threshold_minor:
         return Evaluation(subscription_id, "below", pending)
-    doc, actions = threshold_invoice(ctx, subscription, window, record, rated, state, threshold_minor, now)
+    claim = (
+        ctx.billing.threshold_claim_item(subscription_id, window.seq, state.thresholds_issued)
+        if stored is not None
+        else ctx.billing.state_put_item(replace(state, thresholds_issued=1))
+    )
+    doc, actions = threshold_invoice(ctx, subscription, window, record, rated, claim, threshold_minor, now)
     try:
         commit(Transaction(actions))
     except Cancelled:
@@ -233,11 +259,12 @@ def threshold_invoice(
     window: Window,
     record: PeriodThresholds,
     rated: list[dict[str, Any]],
-    state: BillingState,
+    claim: dict[str, Any],
     threshold_minor: int,
     now: datetime,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The next threshold invoice of the period and every action of its one transaction."""
+    """The next threshold invoice of the period and every action of its one transaction (``claim``: the
+    write on the billing state that serialises it with the period-end invoice)."""
     n = record.count + 1
     invoice_id = invoice_id_for(f"{window.window_id}:threshold:{n}")
     customer_id, currency = str(subscription.customer_id), str(subscription.currency)
@@ -293,7 +320,7 @@ def threshold_invoice(
     repo = thresholds(ctx)
     actions = [
         ctx.invoices.put_item(doc, now),
-        ctx.billing.threshold_claim_item(window.subscription_id, window.seq, state.thresholds_issued),
+        claim,
         repo.put_item(after),
         *(credits.items if credits else []),
         invoice_event("invoice.created", doc, now),

@@ -310,11 +310,12 @@ def create_plan(
 ) -> dict[str, Any]:
     """Version 1 of a new plan. With an ``Idempotency-Key`` a retry of the same body gets the first answer
     (not 409 ``plan_exists``), another body 409 ``idempotency_conflict``; a refused body stores nothing."""
-    request = fingerprint(body.model_dump(mode="json"), "plans")
+    request = fingerprint(_version_doc(body), "plans")
     first = _first_answer("plan.create", idempotency_key, request)
     if first is not None:
         return first
     _check_charges(repo, body)
+    _check_defaults(body)
     try:
         repo.plan(body.code)
     except CatalogNotFoundError:
@@ -326,7 +327,7 @@ def create_plan(
     _register_event_rules(repo, body)
     _register_advance_meters(repo, body)
     extra = _plan_audit(by, "plan.create", idempotency_key, request, lambda doc: {**doc, "versions": [1]})
-    _publish(repo, body.code, body.model_dump(mode="json", exclude={"code"}), extra)
+    _publish(repo, body.code, _version_doc(body, exclude={"code"}), extra)
     return repo.plan(body.code).document
 
 
@@ -338,17 +339,34 @@ def publish_version(
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """The next version of plan ``code``; ``Idempotency-Key`` as for :func:`create_plan`."""
-    request = fingerprint(body.model_dump(mode="json"), f"plans/{code}/versions")
+    request = fingerprint(_version_doc(body), f"plans/{code}/versions")
     first = _first_answer("plan.publish_version", idempotency_key, request)
     if first is not None:
         return first
     get_plan(repo, code)
     _check_charges(repo, body)
+    _check_defaults(body)
     _register_event_rules(repo, body)
     _register_advance_meters(repo, body)
     extra = _plan_audit(by, "plan.publish_version", idempotency_key, request)
-    version = _publish(repo, code, body.model_dump(mode="json"), extra)
+    version = _publish(repo, code, _version_doc(body), extra)
     return repo.version(code, version).document
+
+
+def _version_doc(body: PlanVersionIn, exclude: set[str] | None = None) -> dict[str, Any]:
+    """The version as stored (and fingerprinted): ``defaults`` only when the version sets some, so a
+    version without them reads as before they existed."""
+    doc = body.model_dump(mode="json", exclude=exclude)
+    if doc.get("defaults") is None:
+        doc.pop("defaults", None)
+    return doc
+
+
+def _check_defaults(body: PlanVersionIn) -> None:
+    """The version's defaults follow the rules of a customer's limits (400 with their codes)."""
+    from neruba.logic.limits.settings import validated_defaults
+
+    validated_defaults(body.defaults)
 
 
 def _publish(

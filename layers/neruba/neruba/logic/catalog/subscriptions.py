@@ -9,9 +9,11 @@ unchanged, so of two concurrent writes checked against the same subscriptions on
 is checked again against the new set.
 
 Creation writes, in one transaction: the subscription, the guard, its billing state (due at its start),
-its audit record and, with an ``Idempotency-Key``, the idempotency record (``logic.idempotency``). A retry
-with the same key and body returns the first answer; without a key, a retry of a create that succeeded
-is refused by the overlap rule and names the first subscription.
+its plan-version defaults on the customer (``logic.limits.plan_defaults``, when its version has some; a
+plan change or a cancellation rewrites them in its own transaction), its audit record and, with an
+``Idempotency-Key``, the idempotency record (``logic.idempotency``). A retry with the same key and body
+returns the first answer; without a key, a retry of a create that succeeded is refused by the overlap rule
+and names the first subscription.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from neruba.logic.catalog.entries import (
     plan_version_of,
 )
 from neruba.logic.idempotency import check_same, fingerprint, record_items, replay
+from neruba.logic.limits.plan_defaults import defaults_items
 from neruba.models.catalog import Cancellation, PlanChange, SubscriptionCreate
 from neruba.timefmt import iso
 
@@ -196,6 +199,7 @@ def create_subscription(
         records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, created)
         extra = [
             billing.state_put_item(new_billing_state(doc)),
+            *defaults_items(repo, doc, created=True),
             *records,
             _event("subscription.created", doc, now),
         ]
@@ -380,6 +384,7 @@ def _save(
     from neruba.domain.phases import check_phases
 
     check_phases(sub["phases"])
+    extra = [*extra, *defaults_items(repo, sub)]
     try:
         return repo.save_subscription(sub, guard, extra)
     except CatalogConflictError as exc:

@@ -292,11 +292,11 @@ class IngestBatch:
         return "failed"
 
     def threshold_customers(self) -> list[str]:
-        """The customers of this batch's counted events that have an invoice threshold (their threshold
-        is checked after the batch; a customer without one costs nothing more)."""
+        """The customers of this batch's counted events that have an invoice threshold, their own or a
+        plan version's (their threshold is checked after the batch; a customer without one costs nothing
+        more)."""
         ids = {item.event.customer_id for item in self.counted}
-        found = (self.catalog.customers.get(customer_id) for customer_id in ids)
-        return sorted(c.external_id for c in found if c is not None and c.invoice_threshold_minor is not None)
+        return sorted(c for c in ids if self.catalog.has_invoice_threshold(c, self.now))
 
     def finish(self) -> list[str]:
         """Count what was written; returns the message ids whose counting failed (to be retried).
@@ -399,14 +399,14 @@ class IngestBatch:
         """Whether the customer has usage limits on the write's meter (``logic.limits``)."""
         from neruba.logic.limits import gate
 
-        return gate.applies(self.catalog.limits.get(write.customer_id), write.meter_code)
+        return gate.applies(self.catalog.limit_settings(write.customer_id, self.now), write.meter_code)
 
     def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
         """Count one day write, through the customer's usage limits when it has some on the meter
         (``logic.limits.gate``); events refused over a hard cap move to ``over_limit``."""
         from neruba.logic.limits import gate
 
-        limits = self.catalog.limits.get(write.customer_id)
+        limits = self.catalog.limit_settings(write.customer_id, self.now)
         if not gate.applies(limits, write.meter_code):
             return count_cell(self.usage, part, write, events, self.now)
         done = gate.count_write(self.usage, limits, part, write, events, self.now)

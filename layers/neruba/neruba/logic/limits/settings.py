@@ -7,6 +7,7 @@ landing in between makes it read again), with its audit record (``customer.limit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ from neruba.dal.transaction import Cancelled
 from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
-from neruba.models.limits import UsageLimitsIn
+from neruba.models.limits import FeatureIn, MeterLimitIn, PlanDefaultsIn, UsageLimitsIn
 from neruba.timefmt import iso_z
 
 IDEMPOTENCY_SCOPE = "usage-limits"
@@ -88,9 +89,24 @@ def _audited(text: str | None) -> dict[str, Any] | None:
 
 
 def _validated(body: UsageLimitsIn) -> LimitSettings:
+    anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
+    return LimitSettings(anchor, body.interval, _meters(body.meters), _features(body.features))
+
+
+def validated_defaults(body: PlanDefaultsIn | None) -> LimitSettings:
+    """A plan version's default limits and features, checked by the rules of a customer's (each
+    ``param`` under ``defaults.``); empty when the version sets none."""
+    if body is None:
+        return LimitSettings()
+    return LimitSettings(
+        meters=_meters(body.meters, "defaults."), features=_features(body.features, "defaults.")
+    )
+
+
+def _meters(entries: Sequence[MeterLimitIn], prefix: str = "") -> dict[str, MeterLimits]:
     meters: dict[str, MeterLimits] = {}
-    for i, entry in enumerate(body.meters):
-        param = f"meters.{i}"
+    for i, entry in enumerate(entries):
+        param = f"{prefix}meters.{i}"
         if entry.meter_code in meters:
             raise InvalidRequestError(
                 f"Meter {entry.meter_code!r} is listed twice; give each meter's limits once.",
@@ -115,14 +131,13 @@ def _validated(body: UsageLimitsIn) -> LimitSettings:
         meters[entry.meter_code] = MeterLimits(
             entry.hard_cap, entry.soft_cap, tuple(sorted(Decimal(a) for a in entry.alerts))
         )
-    anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
-    return LimitSettings(anchor, body.interval, meters, _features(body))
+    return meters
 
 
-def _features(body: UsageLimitsIn) -> dict[str, Feature]:
+def _features(entries: Sequence[FeatureIn], prefix: str = "") -> dict[str, Feature]:
     features: dict[str, Feature] = {}
-    for i, entry in enumerate(body.features):
-        param = f"features.{i}"
+    for i, entry in enumerate(entries):
+        param = f"{prefix}features.{i}"
         if entry.feature in features:
             raise InvalidRequestError(
                 f"Feature {entry.feature!r} is listed twice.",

@@ -225,7 +225,12 @@ def _adopt_uncounted(
         report.uncounted_found += write.count
         entry = {"batch": batch, **_day_ids(write), "transaction_ids": write.transaction_ids}
         done = count_write(
-            usage, catalog.limits.get(write.customer_id), part, write, members[(part, write.key)], now
+            usage,
+            catalog.limit_settings(write.customer_id, now),
+            part,
+            write,
+            members[(part, write.key)],
+            now,
         )
         result = done.cell
         for transaction_id in done.refused:  # past the customer's hard cap (logic/limits)
