@@ -254,6 +254,13 @@ def _check_advance(charge: ChargeIn, meter: Meter, index: int) -> None:
     elif charge.filters or charge.pricing_unit is not None:
         refusal = "a charge billed in advance has one price: no filters and no pricing_unit"
         param = "filters" if charge.filters else "pricing_unit"
+    elif charge.zero_usage_flat_fee:
+        refusal = (
+            "a charge billed in advance bills each event's change of price, and a first tier's flat fee"
+            " due with no usage (zero_usage_flat_fee) is in the price of 0 units, so no event would ever"
+            " bill it: bill a recurring amount with the plan's fixed_fee"
+        )
+        param = "zero_usage_flat_fee"
     elif charge.on_removal in ("credit", "refund") and not can_decrease(
         meter.aggregation, meter.allow_negative
     ):
