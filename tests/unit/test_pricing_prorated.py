@@ -7,6 +7,7 @@ Rules: docs/pricing.md, "Prorated recurring meters"."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -17,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neruba.domain.ingest import GroupTotals, hour_bucket, hour_start
-from neruba.domain.level_intervals import MAX_INTERVALS, level_intervals
+from neruba.domain.level_intervals import MAX_INTERVALS, level_intervals, shown
 from neruba.domain.lines import GroupUsage, usage_lines
 from neruba.domain.phases import seconds
 from neruba.domain.usage import CellUsage, merge_cells, usage_of, weighted_level
+from neruba.timefmt import iso
 
 LAGO_PRORATED = "https://docs.getlago.com/guide/plans/charges/prorated-vs-full"
 ZUORA_PRORATION = "https://docs.zuora.com/en/zuora-billing/bill-your-customer/usage-billing/unbilled-usage/usage-charge-proration"
@@ -201,7 +203,12 @@ def test_the_intervals_add_up_to_the_quantity_and_none_is_empty(
     rows = level_intervals(cells, JAN, FEB, Decimal(opening), MONTH)
     quantity = weighted_level(cells, JAN, FEB, Decimal(opening), MONTH)
     assert _close(sum((Fraction(r.quantity) for r in rows), Fraction(0)), Fraction(quantity))
-    assert all(r.start < r.end for r in rows) and len(rows) <= MAX_INTERVALS
+    assert all(r.start < r.end for r in rows)
+    first, more = shown(rows, 5)  # a line's view: the first rows and what the others add up to
+    assert first == rows[:5] and (more is None) == (len(rows) <= 5)
+    if more is not None:
+        assert more["rows"] == len(rows) - 5 and more["from"] == iso(rows[5].start)
+        assert more["unit_seconds"] == sum((r.unit_seconds for r in rows[5:]), Decimal(0))
     assert rows[0].start == JAN and rows[-1].end == FEB
     assert all(a.end == b.start for a, b in itertools.pairwise(rows))  # they tile the part
     assert sum((Fraction(r.fraction) for r in rows), Fraction(0)) - 1 <= Fraction(len(rows), 10**99)
@@ -229,3 +236,58 @@ def test_a_zero_length_part_has_no_interval_and_no_quantity() -> None:
     # and +1 then -1 in the same instant changes nothing
     cells = _cells([(JAN + timedelta(days=3), Decimal(1)), (JAN + timedelta(days=3), Decimal(-1))])
     assert weighted_level(cells, JAN, FEB, Decimal(0), MONTH) == 0
+
+
+def test_a_prorated_part_with_64_change_hours_shows_real_intervals_and_says_what_it_leaves_out() -> None:
+    # GIVEN a part from a plan change at 07:30 on 11 January to the period's end, 3 seats carried in,
+    # and 64 changes (+2 then -1 in turn) at half past, every 7 hours
+    start = JAN + timedelta(days=10, hours=7, minutes=30)
+    events = [(start + timedelta(hours=1 + 7 * n), Decimal(2 if n % 2 == 0 else -1)) for n in range(64)]
+    line = _line({"model": "per_unit", "unit_price": "10"}, events, start, FEB, opening=Decimal(3))
+    # AND the rows worked out independently: each hold at its level, each change hour at the level after
+    expected: list[tuple[datetime, datetime, Fraction, Fraction | None, Fraction]] = []
+    level, cursor = Fraction(3), start
+    for at, change in events:
+        hour = at.replace(minute=0)
+        if hour > cursor:
+            expected.append((cursor, hour, level, None, level * Fraction(seconds(cursor, hour))))
+        before = level * Fraction(seconds(hour, at))
+        level += Fraction(change)
+        expected.append((hour, hour + timedelta(hours=1), level, Fraction(change), before + level * 1800))
+        cursor = hour + timedelta(hours=1)
+    expected.append((cursor, FEB, level, None, level * Fraction(seconds(cursor, FEB))))
+    assert len(expected) > MAX_INTERVALS
+    # THEN the rows shown are the first ones, each its real level, change and unit-seconds, none negative
+    rows = line.source["intervals"]
+    assert len(rows) == MAX_INTERVALS
+    for row, (frm, to, lvl, change, held) in zip(rows, expected, strict=False):
+        assert (row["from"], row["to"]) == (iso(frm), iso(to))
+        assert (Fraction(row["level"]), row["change"] and Fraction(row["change"])) == (lvl, change)
+        assert Fraction(row["unit_seconds"]) == held and Fraction(row["quantity"]) >= 0
+    # AND the rest is said, not hidden: how many rows, their span, and what they add to the quantity
+    more = line.source["intervals_more"]
+    assert more["rows"] == len(expected) - MAX_INTERVALS
+    assert (more["from"], more["to"]) == (rows[-1]["to"], iso(FEB))
+    assert Fraction(more["unit_seconds"]) == sum(e[4] for e in expected[MAX_INTERVALS:])
+    total = sum(Fraction(r["quantity"]) for r in rows) + Fraction(more["quantity"])
+    assert _close(total, Fraction(line.quantity))
+    assert f"the level over {len(expected)} interval(s)" in line.description
+
+
+def test_explain_carries_what_the_listed_intervals_leave_out() -> None:
+    from neruba.dal.invoices import invoice_record
+    from neruba.logic.billing.invoices import explain
+    from neruba.models.views import ExplainedLine
+
+    # GIVEN a line of 70 change hours (more rows than a line lists), as stored on an invoice
+    events = [(JAN + timedelta(hours=3 + 5 * n, minutes=10), Decimal(1)) for n in range(70)]
+    line = _line({"model": "per_unit", "unit_price": "1"}, events, JAN, FEB)
+    stored = {**line.to_dict(), "line_id": line.line_id, "kind": "usage", "meter_code": "seats"}
+    invoice = invoice_record({"id": "in_1", "currency": "USD", "lines": [stored], "applications": []})
+    # WHEN explained THEN the first rows are listed and intervals_more names the rest, in the answer's shape
+    (row,) = explain(invoice)["lines"]
+    answer = ExplainedLine.model_validate(json.loads(json.dumps(row, default=str)))  # as the route answers
+    assert answer.intervals is not None and len(answer.intervals) == MAX_INTERVALS
+    assert answer.intervals_more is not None and answer.intervals_more.rows == 141 - MAX_INTERVALS
+    listed = sum(Fraction(r.quantity) for r in answer.intervals)
+    assert _close(listed + Fraction(answer.intervals_more.quantity), Fraction(line.quantity))

@@ -123,6 +123,17 @@ class EventOutcome(_Model):
     reason: str | None = None
 
 
+class EventVoid(_Model):
+    """How and why an event was voided."""
+
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: datetime
+    actor: str | None
+    amended_by: str | None
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -137,10 +148,19 @@ class StoredEvent(_Model):
     received_at: datetime | None
     outcomes: list[EventOutcome]
     copies: dict[str, int]
+    void: EventVoid | None = None
+    amends: str | None = None
+
+
+class EventVoidResult(StoredEvent):
+    """A voided (or amended) event, with its corrected copy and whether the correction is finished."""
+
+    correction: Literal["completed", "pending"]
+    amended_by: StoredEvent | None = None
 
 
 class OutcomeBucket(_Model):
-    start: str
+    start: datetime  # the bucket's first instant (a minute or an hour), UTC
     accepted: int
     duplicate: int
     conflict: int
@@ -157,7 +177,9 @@ class OutcomeCounts(_Model):
 
 
 class UsageBucket(_Model):
-    bucket: str
+    # the bucket's first instant (its hour, day or billing period), UTC; at period granularity the text
+    # "total" (no subscription) or "before_subscription"
+    bucket: datetime | str = Field(union_mode="left_to_right")
     quantity: Decimal
     events: int
     group: dict[str, str] | None = None
@@ -186,6 +208,8 @@ class MeterLimitView(_Model):
     usage: str
     remaining: str | None
     alerts_fired: list[str]
+    hard_cap_amount_minor: int | None = None
+    amount_minor: int | None = None
 
 
 class UsageLimits(_Model):
@@ -193,9 +217,13 @@ class UsageLimits(_Model):
     customer_id: str
     period_anchor: str
     interval: Literal["day", "week", "month", "quarter", "year"]
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     meters: list[MeterLimitView]
+    spend_alerts_minor: list[int] = []
+    spend_minor: int | None = None
+    spend_alerts_fired: list[str] = []
+    balance_alerts_minor: list[int] = []
 
 
 class Entitlement(_Model):
@@ -211,7 +239,7 @@ class Entitlement(_Model):
     granted: str | None = None
     """metered: what grants in force add to the feature's own limit (included in ``limit``)."""
     remaining: str | None
-    resets_at: str | None
+    resets_at: datetime | None
 
 
 class EntitlementList(_Model):
@@ -225,8 +253,8 @@ class EntitlementGrant(_Model):
     customer_id: str
     feature: str
     amount: str
-    starts_at: str
-    expires_at: str
+    starts_at: datetime
+    expires_at: datetime
     reason: str
     ticket: str | None
     entitlement: Entitlement
@@ -313,6 +341,29 @@ class ChargeView(_PriceFields):
     on_removal: Literal["none", "credit", "refund"] | None = None
 
 
+class MeterDefaultView(_Model):
+    meter_code: str
+    hard_cap: str | None = None
+    soft_cap: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    hard_cap_amount_minor: int | None = None
+
+
+class FeatureDefaultView(_Model):
+    feature: str
+    kind: str
+    enabled: bool = True
+    value: str | None = None
+    meter_code: str | None = None
+    limit: str | None = None
+
+
+class PlanDefaultsView(_Model):
+    meters: list[MeterDefaultView] = Field(default_factory=list)
+    features: list[FeatureDefaultView] = Field(default_factory=list)
+    invoice_threshold_minor: int | None = None
+
+
 class PlanVersion(_Model):
     code: str
     version: int
@@ -320,7 +371,7 @@ class PlanVersion(_Model):
     currency: str
     interval: str
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = None
+    defaults: PlanDefaultsView | None = None
     """What the version sets for its subscribers (limits, features, invoice threshold), when it does."""
 
 
@@ -418,6 +469,18 @@ class LevelInterval(_Model):
     quantity: Quantity
 
 
+class IntervalsMore(_Model):
+    """The intervals of a weighted_sum line after the first 48 it lists: how many and what they add up to."""
+
+    rows: int
+    from_: datetime = Field(alias="from")
+    to: datetime
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(_Model):
     aggregation: str | None = None
     hours: int | None = None
@@ -432,6 +495,7 @@ class LineSource(_Model):
     available_minor: int | None = None
     threshold_minor: int | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
     threshold: ThresholdLine | None = None
 
 
@@ -503,7 +567,7 @@ class OneOffLineSource(_Model):
     reason: str | None
     ticket: str | None
     metadata: dict[str, str]
-    created_at: str | None
+    created_at: datetime | None
 
 
 class AdvanceLineSource(_Model):
@@ -528,6 +592,22 @@ class AdvanceLineSource(_Model):
     posting_key: str | None
 
 
+class BackfillLineSource(_Model):
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
+class VoidedEventRef(_Model):
+    transaction_id: str
+    timestamp: datetime
+    kind: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    amended_by: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -544,8 +624,11 @@ class ExplainedLine(_Model):
     references: LineReference | None
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
+    intervals_more: IntervalsMore | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
+    backfill: BackfillLineSource | None = None
+    voided_events: list[VoidedEventRef] | None = None
 
 
 class UpcomingWindow(_Model):
@@ -741,8 +824,90 @@ class OneOffCharge(_Model):
     ticket: str | None
     status: Literal["pending", "invoiced", "void"]
     invoice_id: str | None
-    created_at: str
-    voided_at: str | None
+    created_at: datetime
+    voided_at: datetime | None
+
+
+BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
+
+
+class BackfillCorrection(_Model):
+    invoice_id: str
+    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    amount_minor: int
+    correction_invoice_id: str | None
+
+
+class BackfillCommitted(_Model):
+    events_counted: int
+    events_not_counted: int
+    invoices: list[BackfillCorrection]
+
+
+class BackfillView(_Model):
+    id: str
+    object: Literal["backfill"]
+    status: BackfillStatus
+    customer_ids: list[str]
+    meter_codes: list[str]
+    start: str
+    end: str
+    mode: Literal["add", "replace"]
+    reason: str
+    ticket: str | None
+    created_at: datetime
+    events_held: int
+    committed: BackfillCommitted | None = None
+    committed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+
+class BackfillEventStatus(_Model):
+    index: int
+    transaction_id: str | None
+    status: Literal["held", "duplicate", "conflict", "rejected"]
+    error: EventError | None = None
+
+
+class BackfillEventsResult(_Model):
+    backfill_id: str
+    held: int
+    rejected: int
+    events: list[BackfillEventStatus]
+
+
+class BackfillInvoicePreview(_Model):
+    invoice_id: str
+    number: str | None
+    status: str
+    customer_id: str
+    subscription_id: str | None
+    period_start: datetime
+    period_end: datetime
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+    applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
+
+
+class BackfillOpenPeriod(_Model):
+    customer_id: str
+    subscription_id: str | None
+    period_start: datetime
+    period_end: datetime
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+
+
+class BackfillPreview(_Model):
+    object: Literal["backfill_preview"]
+    backfill_id: str
+    events_held: int
+    events_counted: int
+    invoices: list[BackfillInvoicePreview]
+    open_periods: list[BackfillOpenPeriod]
+    difference_minor: int
 
 
 class CreditedInvoiceLine(_Model):
@@ -751,12 +916,26 @@ class CreditedInvoiceLine(_Model):
     amount_minor: int
 
 
+class CreditedTaxRate(_Model):
+    tax_rate_id: str
+    percentage: str
+    inclusive: bool
+    amount_minor: int
+
+
+class CreditedLineTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(_Model):
     line_id: str
     amount_minor: int
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(_Model):
@@ -774,6 +953,9 @@ class CreditNote(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None  # None on notes issued before taxes: amount_minor
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int
@@ -783,7 +965,7 @@ class CreditNote(_Model):
     ticket: str | None
     memo: str | None
     posting_id: str
-    created_at: str
+    created_at: datetime
     stripe: CreditNoteStripe | None = None
 
 
@@ -843,7 +1025,7 @@ class LateDifference(_Model):
     quantity: str | None
     amount_minor: int
     status: Literal["pending", "applied"]
-    recorded_at: str | None
+    recorded_at: datetime | None
     applied_to: LateEventCarrier | None
 
 
@@ -854,12 +1036,12 @@ class InvoiceCompleteness(_Model):
     status: str
     kind: str | None
     rated_usage: bool
-    period_start: str
-    period_end: str
-    finalized_at: str | None
+    period_start: datetime
+    period_end: datetime
+    finalized_at: datetime | None
     late_event_horizon_hours: int
     at_finalization: CompletenessAtFinalization
-    closes_at: str | None
+    closes_at: datetime | None
     closed_now: bool
     late_events: list[LateDifference]
     late_amount_minor: int
@@ -875,8 +1057,8 @@ class Coupon(_Model):
     duration: Literal["once", "repeating", "forever"]
     duration_periods: int | None
     status: Literal["active", "archived"]
-    created_at: str
-    archived_at: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
 
 
 class Discount(_Model):
@@ -890,8 +1072,8 @@ class Discount(_Model):
     plan_code: str | None
     plan_version: int | None
     status: Literal["active", "removed"]
-    created_at: str
-    removed_at: str | None = None
+    created_at: datetime
+    removed_at: datetime | None = None
 
 
 class TaxRate(_Model):
@@ -904,8 +1086,8 @@ class TaxRate(_Model):
     state: str | None
     plan_code: str | None
     status: Literal["active", "archived"]
-    created_at: str
-    archived_at: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
 
 
 class TaxJurisdiction(_Model):
@@ -1156,6 +1338,10 @@ class InvoiceData(_Model):
     currency: str
     status: str
     total_minor: int | None = None
+    subtotal_minor: int | None = None
+    discounts_minor: int = 0
+    tax_minor: int = 0
+    tax_included_minor: int = 0
 
 
 class InvoiceFinalizedData(InvoiceData):
@@ -1192,6 +1378,9 @@ class CreditNoteData(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int
@@ -1229,14 +1418,18 @@ class BalanceLowData(_Model):
 
 class AlertTriggeredData(_Model):
     customer_id: str
-    meter_code: str
+    meter_code: str | None
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: datetime
-    period_end: datetime
+    usage: str | None
+    period_start: datetime | None
+    period_end: datetime | None
     late: bool
+    currency: str | None = None
+    spend_minor: int | None = None
+    balance_minor: int | None = None
+    previous_balance_minor: int | None = None
 
 
 class SubscriptionData(_Model):
@@ -1511,6 +1704,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class BackfillList(_List):
+    data: list[BackfillView]
 
 
 class CreditNoteList(_List):

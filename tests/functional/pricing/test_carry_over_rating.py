@@ -51,8 +51,8 @@ def test_a_period_without_report_bills_the_carried_level(
     process()
     usage = UsageRepository(get_settings().usage_table)
     reads: list[str] = []
-    original = usage.aggregates
-    monkeypatch.setattr(usage, "aggregates", lambda *a: reads.append(a[2]) or original(*a))
+    original = usage.level_window  # the window's read, closing level included: from which hour
+    monkeypatch.setattr(usage, "level_window", lambda *a: (lambda r: reads.append(r[0]) or r)(original(*a)))
     second = add_interval(START, "month", 1)
     # WHEN the first period is rated (as billing does) THEN 5 seats x 10, and its closing level is stored
     first = rate_window(plans, usage, sub, START, second)

@@ -95,14 +95,19 @@ def _levels(meter: str) -> dict[str, dict[str, Any]]:
 
 def _full_read(world: dict[str, Any], n: int) -> dict[str, Any]:
     """Window n rated with no closing level stored (every cell read), the levels left as they were."""
+    from neruba.dal.contributions import partition
+    from neruba.dal.levels import is_level
+
     table = boto3.resource("dynamodb").Table(get_settings().usage_table)
-    saved = [
+    saved = [  # the closing levels, kept in the meters' usage partitions
         item
         for meter in ("gb", "seat")
         for item in table.query(
-            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"LVL#acme#{meter}"}
+            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": partition("acme", meter)}
         )["Items"]
+        if is_level(str(item["sk"]))
     ]
+    assert saved or n == 0
     for item in saved:
         table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
     try:
@@ -113,9 +118,16 @@ def _full_read(world: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def _count_reads(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first hour whose cells each level meter's window read."""
     reads: list[str] = []
-    original = world["usage"].aggregates
-    monkeypatch.setattr(world["usage"], "aggregates", lambda *a: reads.append(a[2]) or original(*a))
+    original = world["usage"].level_window
+
+    def level_window(*args: Any) -> Any:
+        found = original(*args)
+        reads.append(found[0])
+        return found
+
+    monkeypatch.setattr(world["usage"], "level_window", level_window)
     return reads
 
 
@@ -285,3 +297,160 @@ def test_the_base_is_the_last_level_at_or_before_the_first_hour_however_many_com
     assert (found.at_end.hour, found.at_end.groups[""].level) == ("2025-03-01T00", 5)
     # AND a window with no level at or before its start reads from the beginning
     assert repo.around("acme", "gb", "2024-12-31T23", "2025-01-31T23").base is None
+
+
+def _requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every DynamoDB request the repositories send, as (operation, partition key)."""
+    from neruba.dal.clients import client
+
+    sent: list[tuple[str, str]] = []
+
+    def note(model: Any, params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues") or {}
+        key = (params.get("Key") or {}).get("pk") or values.get(":pk") or values.get(":p") or {}
+        sent.append((model.name, str(key.get("S", ""))))
+
+    client("dynamodb").meta.events.register("provide-client-params.dynamodb", note, unique_id="count-reads")
+    return sent
+
+
+def test_a_billed_window_reads_its_closing_level_with_its_cells_in_one_query(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.dal.clients import client
+    from neruba.domain.ingest import hour_bucket
+
+    # GIVEN January billed (its closing levels stored), usage in February
+    _gb(START + timedelta(days=3), 20)
+    _seats(START + timedelta(days=2), "a", 5)
+    _rate(world, 0)
+    _gb(_month(1) + timedelta(days=2), -5)
+    # WHEN February is billed
+    sent = _requests(monkeypatch)
+    try:
+        billed = _rate(world, 1)
+    finally:
+        client("dynamodb").meta.events.unregister("provide-client-params.dynamodb", unique_id="count-reads")
+    # THEN each level meter's reads are one Query of its usage partition (what a count meter's window
+    # sends), the level it starts from and the one at its end among the items: nothing else is read
+    for meter in ("gb", "seat"):
+        usage = (f"AGG#acme#{meter}", f"LVL#acme#{meter}")
+        reads = [op for op, pk in sent if pk in usage and op in ("Query", "GetItem")]
+        assert reads == ["Query"], (meter, sent)
+    assert not [pk for _, pk in sent if pk.startswith("LVL#")]
+    assert billed["usage:gb::0"][0] > 15 and _levels("gb")[hour_bucket(_month(2))] == {"": 15}
+
+
+def _legacy(hour: str, level: int, read_at: str) -> None:
+    """A closing level as the previous layout stored it (``LVL#{customer}#{meter}`` / hour)."""
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    item = {
+        "pk": "LVL#acme#gb",
+        "sk": hour,
+        "agg": "weighted_sum",
+        "ra": read_at,
+        "g": [{"k": "", "l": str(level)}],
+    }
+    table.put_item(Item=item)
+
+
+def _legacy_left() -> list[str]:
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    query = table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "LVL#acme#gb"})
+    return [str(i["sk"]) for i in query["Items"]]
+
+
+def test_migration_0005_moves_the_previous_layouts_levels_and_billing_reads_them(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.domain.ingest import hour_bucket
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0005_closing_levels_in_usage_partition import apply
+
+    # GIVEN 12 GB added in January, billed before this layout: its closing level at 1 February is an
+    # item of the previous layout, and another at 1 March that a current level already replaced
+    _gb(START + timedelta(days=3), 12)
+    _legacy(hour_bucket(_month(1)), 12, "2025-02-01T00:05:00Z")
+    _legacy(hour_bucket(_month(2)), 99, "2025-03-01T00:05:00Z")
+    from neruba.dal.levels import LevelsRepository
+    from neruba.domain.levels import ClosingLevel, GroupLevel
+
+    current = ClosingLevel(
+        hour_bucket(_month(2)), "weighted_sum", {"": GroupLevel(level=Decimal(12))}, "2025-03-02T00:00:00Z"
+    )
+    assert LevelsRepository(get_settings().usage_table).record("acme", "gb", current, None)
+    # WHEN the migration runs, twice
+    ctx = MigrationContext(settings=get_settings(), now=_month(3))
+    assert apply(ctx) == {"moved": 1, "superseded": 1, "gone": 0}
+    assert apply(ctx) == {"moved": 0, "superseded": 0, "gone": 0}
+    # THEN the level is in the usage partition, the one billing stored stands, and nothing old is left
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 12}, hour_bucket(_month(2)): {"": 12}}
+    assert _legacy_left() == []
+    # AND February reads from the moved level (its own hours only) and bills the 12 GB carried in
+    reads = _count_reads(world, monkeypatch)
+    assert _rate(world, 1)["usage:gb::0"] == (Decimal(12), 3600)
+    assert reads[0] == hour_bucket(_month(1))
+
+
+def test_a_level_billing_replaces_during_the_migration_never_leaves_a_later_old_one_behind(
+    world: dict[str, Any],
+) -> None:
+    from neruba.domain.ingest import hour_bucket
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0005_closing_levels_in_usage_partition import apply
+
+    # GIVEN old-layout levels at 1 February (10) and 1 March (10, computed from it), not yet moved, and a
+    # late +4 GB in January
+    _gb(START + timedelta(days=2), 10)
+    _legacy(hour_bucket(_month(1)), 10, "2025-02-01T00:05:00Z")
+    _legacy(hour_bucket(_month(2)), 10, "2025-03-01T00:05:00Z")
+    _gb(START + timedelta(days=20), 4)
+    # WHEN the migration has moved February's level but not yet March's, and January is re-rated then
+    # (its level, now 14, replaces the 10 just moved), and the migration goes on
+    from neruba.dal.levels import LevelsRepository
+
+    assert _legacy_left() == [hour_bucket(_month(1)), hour_bucket(_month(2))]
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table)
+    march = table.get_item(Key={"pk": "LVL#acme#gb", "sk": hour_bucket(_month(2))})["Item"]
+    table.delete_item(Key={"pk": "LVL#acme#gb", "sk": hour_bucket(_month(2))})
+    moved = LevelsRepository(get_settings().usage_table).move_legacy()  # February only
+    assert moved == {"moved": 1, "superseded": 0, "gone": 0}
+    table.put_item(Item=march)  # March, still waiting for the migration
+    _rate(world, 0)
+    apply(MigrationContext(settings=get_settings(), now=_month(3)))
+    # THEN the old March level (resting on 10) was deleted by the re-rating, never moved
+    assert _levels("gb") == {hour_bucket(_month(1)): {"": 14}} and _legacy_left() == []
+    # AND March starts from January's 14 and February's cells
+    assert _rate(world, 2)["usage:gb::0"] == (Decimal(14), 4200)
+
+
+def test_a_sharded_meter_reads_every_shard_back_to_its_level(world: dict[str, Any]) -> None:
+    from neruba.dal.contributions import cell_item, partition
+    from neruba.dal.dynamo import to_item
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.ingest import hour_bucket
+    from neruba.domain.usage import CellUsage
+
+    def change(at: datetime, gb: int, shard: int) -> None:
+        """A change counted in usage shard ``shard`` (an aggregate item there, as a fold leaves cells)."""
+        seconds = Decimal(int((at - at.replace(minute=0, second=0, microsecond=0)).total_seconds()))
+        cell = CellUsage(1, total=Decimal(gb), weighted=gb * seconds, aggregation="weighted_sum")
+        item = {"pk": partition("acme", "gb", shard), "sk": f"{hour_bucket(at)}#", **cell_item(cell)}
+        boto3.client("dynamodb").put_item(TableName=get_settings().usage_table, Item=to_item(item))
+
+    # GIVEN a meter spread over 4 shards: 10 GB in January (shard 0), 3 in February (shard 2), and a
+    # late 2 GB of January (shard 3) after both were billed
+    world["usage"] = UsageRepository(get_settings().usage_table, shards=4)
+    change(START + timedelta(days=4), 10, 0)
+    change(_month(1) + timedelta(days=1), 3, 2)
+    _rate(world, 0)
+    feb = _rate(world, 1)
+    assert _levels("gb")[hour_bucket(_month(2))] == {"": 13}
+    change(START + timedelta(days=6), 2, 3)
+    # WHEN January is re-rated (its level changes: February's is deleted) and March is rated
+    _rate(world, 0)
+    assert hour_bucket(_month(2)) not in _levels("gb")
+    march = _rate(world, 2)
+    # THEN March read back to January's level through every shard and bills 15 GB, as a full read does
+    assert march["usage:gb::0"] == (Decimal(15), 4500)
+    assert _full_read(world, 2) == march and feb["usage:gb::0"][1] > 0

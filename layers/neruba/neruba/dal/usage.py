@@ -54,10 +54,11 @@ from neruba.dal.contributions import (
 )
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
-from neruba.dal.levels import LevelsRepository
+from neruba.dal.levels import Around, LevelsRepository, among, closing_of, is_level, level_sk
 from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import hour_bucket
+from neruba.domain.levels import BEGINNING, ClosingLevel
 from neruba.domain.numbers import number_problem
 from neruba.domain.usage import CellUsage, merge_cells
 from neruba.timefmt import parse_ts, ts
@@ -136,7 +137,7 @@ class StoredEvent:
     timestamp: str
     hour: str
     properties_json: str  # the properties as JSON text
-    status: str  # accepted | failed
+    status: str  # accepted | failed | over_limit | voided
     fingerprint: str | None = None
     client_timestamp: str | None = None
     batch: str | None = None
@@ -149,6 +150,8 @@ class StoredEvent:
     reason_message: str | None = None
     first_outcome: str | None = None
     released_by: str | None = None  # the batch that gave the event back uncounted (equal to ``batch``)
+    void_json: str | None = None  # a voided event's void record (reason, ticket, when, by, amended_by), JSON
+    amends: str | None = None  # a corrected copy: the transaction id of the event it amends
     history: tuple[HistoryEntry, ...] = ()
     copies: Mapping[str, int] = field(default_factory=dict)
 
@@ -196,6 +199,8 @@ _EVENT_ATTRIBUTES = (
     ("reason_message", "reason_msg"),
     ("first_outcome", "o0"),
     ("released_by", "rl"),
+    ("void_json", "vd"),
+    ("amends", "amd"),
 )
 _REQUIRED = 7
 
@@ -578,33 +583,72 @@ class UsageRepository:
         contributions of the batches the aggregate has not folded in, merged (``domain.usage.merge_cells``).
         One Query per shard (one in an unsharded deployment) reads both kinds of item.
         """
-        bases: dict[tuple[str, str], dict[str, Any]] = {}
-        parts: list[tuple[str, str, str, CellUsage, tuple[str, str]]] = []
-        for item in self._usage_items(customer_id, meter_code, first_hour, last_hour):
-            pk, sk = str(item["pk"]), str(item["sk"])
-            if not is_contribution(sk):
-                hour, group = sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
-                if first_hour <= hour <= last_hour:
-                    bases[(hour, group)] = item
-                continue
-            day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
-            for cell, stored in (item.get("cs") or {}).items():
-                hour, group = cell_of(day, cell)
-                if first_hour <= hour <= last_hour:
-                    parts.append((hour, group, batch, cell_usage(stored, item.get("agg")), (pk, sk)))
-        cells: dict[tuple[str, str], list[tuple[CellUsage, tuple[str, str]]]] = {}
-        for cell, base in bases.items():
-            cells[cell] = [(cell_usage(base), (str(base["pk"]), str(base["sk"])))]
-        for hour, group, batch, usage, source in parts:
-            if batch in (bases.get((hour, group)) or {}).get("fb", ()):
-                continue  # folded into the aggregate by a repair
-            cells.setdefault((hour, group), []).append((usage, source))
-        merged = []
-        for (hour, group), found in sorted(cells.items()):
-            usage = merge_cells(u for u, _ in found)
-            sources = tuple(source for _, source in found)
-            merged.append(StoredCell(hour, group, usage, bases.get((hour, group)), sources))
-        return merged
+        return _stored_cells(
+            self._usage_items(customer_id, meter_code, first_hour, last_hour), first_hour, last_hour
+        )
+
+    def level_window(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str, end_hour: str
+    ) -> tuple[str, list[StoredCell], Around]:
+        """A level meter's window: ``(read_from, cells, levels)``, the cells of hours [read_from,
+        last_hour] and the closing levels the window starts from and ends at (``dal.levels``).
+
+        The window's usage Query (one per shard, as for :meth:`aggregates`) is widened just enough to
+        hold the level at ``first_hour`` (keyed after the hour before it) and the one at ``end_hour``, so
+        a window whose previous window was billed reads nothing more. Without a level at or before its
+        first hour in that read, the usage partition is read on backwards to the last level (or to its
+        first item): those items are the cells between that level and the window, so nothing is read
+        twice. The pending days are read once, for every day up to the window's last."""
+        lo = min(first_hour[:DAY_LENGTH] + CONTRIBUTION_MARK, level_sk(first_hour))
+        hi = max(last_hour + "#\uffff", level_sk(end_hour))
+        pending = self.pending.unfolded(
+            customer_id, meter_code, BEGINNING[:DAY_LENGTH], last_hour[:DAY_LENGTH]
+        )
+        items = self._partitions(customer_id, meter_code, (lo, hi))
+        found = among(items, first_hour, end_hour)
+        if found.base is None:
+            earlier, base = self._back_to_level(customer_id, meter_code, lo)
+            found = Around(base, found.at_end)
+            items = earlier + items
+            if self.shards > 1:  # the other shards' items between that level's day and the window
+                seen = {(str(i["pk"]), str(i["sk"])) for i in items}
+                since = (base.hour if base else BEGINNING)[:DAY_LENGTH] + CONTRIBUTION_MARK
+                more = self._partitions(customer_id, meter_code, (since, lo), first_shard=1)
+                items += [i for i in more if (str(i["pk"]), str(i["sk"])) not in seen]
+        read_from = found.base.hour if found.base else BEGINNING
+        items += _pending_items(pending, items)
+        return read_from, _stored_cells(items, read_from, last_hour), found
+
+    def _back_to_level(
+        self, customer_id: str, meter_code: str, below: str
+    ) -> tuple[list[dict[str, Any]], ClosingLevel | None]:
+        """The items of the usage partition (shard 0, where levels are kept) sorting below ``below``,
+        newest first, down to the last closing level and the rest of its day (a day's contributions sort
+        before its hours), or to the first item; and that level (None: there is none)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk < :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": partition(customer_id, meter_code)},
+                ":hi": {"S": below},
+            },
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+        }
+        found: list[dict[str, Any]] = []
+        base: ClosingLevel | None = None
+        floor = ""
+        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                sk = str(item["sk"])
+                if sk < floor:
+                    return found, base
+                if base is None and is_level(sk):
+                    base = closing_of(item)
+                    floor = sk[:DAY_LENGTH] + CONTRIBUTION_MARK
+                found.append(item)
+        return found, base
 
     def last_cell_before(self, customer_id: str, meter_code: str, hour: str) -> StoredCell | None:
         """The last ungrouped cell of a meter in an hour before ``hour`` (its aggregate and the cells of
@@ -716,10 +760,17 @@ class UsageRepository:
             customer_id, meter_code, first_hour[:DAY_LENGTH], last_hour[:DAY_LENGTH]
         )
         between = (first_hour[:DAY_LENGTH] + CONTRIBUTION_MARK, last_hour + "#\uffff")
-        items: list[dict[str, Any]] = []
-        for shard in range(self.shards):
-            items += self._query(partition(customer_id, meter_code, shard), between=between)
+        items = self._partitions(customer_id, meter_code, between)
         return items + _pending_items(pending, items)
+
+    def _partitions(
+        self, customer_id: str, meter_code: str, between: tuple[str, str], first_shard: int = 0
+    ) -> list[dict[str, Any]]:
+        """The items of every usage partition (shard) of a customer's meter with a sort key in ``between``."""
+        items: list[dict[str, Any]] = []
+        for shard in range(first_shard, self.shards):
+            items += self._query(partition(customer_id, meter_code, shard), between=between)
+        return items
 
     def move_cell_contributions(self) -> dict[str, int]:
         """Write the contributions of the previous layout (``USE#``: one item per cell and batch) as the
@@ -974,10 +1025,46 @@ class UsageRepository:
         return found
 
 
+def _stored_cells(items: Iterable[Mapping[str, Any]], first_hour: str, last_hour: str) -> list[StoredCell]:
+    """The cells of hours [first_hour, last_hour] among usage items: each aggregate plus the cells of
+    the contributions it has not folded in, merged (closing levels among the items are skipped)."""
+    bases: dict[tuple[str, str], Mapping[str, Any]] = {}
+    parts: list[tuple[str, str, str, CellUsage, tuple[str, str]]] = []
+    for item in items:
+        pk, sk = str(item["pk"]), str(item["sk"])
+        if is_level(sk):
+            continue
+        if not is_contribution(sk):
+            hour, group = sk[:HOUR_LENGTH], sk[HOUR_LENGTH + 1 :]
+            if first_hour <= hour <= last_hour:
+                bases[(hour, group)] = item
+            continue
+        day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
+        for cell, stored in (item.get("cs") or {}).items():
+            hour, group = cell_of(day, cell)
+            if first_hour <= hour <= last_hour:
+                parts.append((hour, group, batch, cell_usage(stored, item.get("agg")), (pk, sk)))
+    cells: dict[tuple[str, str], list[tuple[CellUsage, tuple[str, str]]]] = {}
+    for cell, base in bases.items():
+        cells[cell] = [(cell_usage(base), (str(base["pk"]), str(base["sk"])))]
+    for hour, group, batch, usage, source in parts:
+        if batch in (bases.get((hour, group)) or {}).get("fb", ()):
+            continue  # folded into the aggregate by a repair
+        cells.setdefault((hour, group), []).append((usage, source))
+    merged = []
+    for (hour, group), found in sorted(cells.items()):
+        usage = merge_cells(u for u, _ in found)
+        sources = tuple(source for _, source in found)
+        merged.append(StoredCell(hour, group, usage, bases.get((hour, group)), sources))
+    return merged
+
+
 def _cells(item: Mapping[str, Any]) -> list[tuple[str, str, str | None, CellUsage]]:
     """The cells a usage item holds, as (hour, group, batch, usage): every cell of a day contribution,
-    a ``USE#`` item's one cell, or an aggregate's (batch None)."""
+    a ``USE#`` item's one cell, or an aggregate's (batch None); a closing level holds none."""
     sk = str(item["sk"])
+    if is_level(sk):
+        return []
     if is_contribution(sk):
         day, batch = sk[:DAY_LENGTH], sk[DAY_LENGTH + 1 :]
         cells = ((cell_of(day, cell), stored) for cell, stored in (item.get("cs") or {}).items())

@@ -6,6 +6,8 @@ module splits that integral into rows a reader can check: a stretch with no chan
 seconds; an hour with changes (only its sums are stored, not each instant) shows its net change, the
 level after it and the unit-seconds it held. Every row's ``quantity`` is its unit-seconds / the period's
 seconds, so the rows add up to the line's quantity (each carried to 100 significant digits, like it).
+Every row is a real one (its own level and change); a line shows the first ``MAX_INTERVALS`` and one
+summary of the rest (``shown``), never a merged row whose level would stand for several.
 
 Example:
     >>> from datetime import UTC
@@ -33,8 +35,8 @@ from neruba.timefmt import iso
 
 HOUR = timedelta(hours=1)
 MAX_INTERVALS = 48
-"""Rows one line shows at most: more (a part with changes in many hours) are merged into this many runs
-of consecutive rows, so an invoice line stays small; a merged row sums its rows' unit-seconds exactly."""
+"""Rows one line shows at most, so an invoice line stays small: the rows after them (a part with changes
+in many hours) are summed into one ``intervals_more`` summary (``shown``), never merged into a row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,29 @@ def level_intervals(
             cursor = max(cursor, to)
         if cursor < end:
             raw.append((cursor, end, level, None, level * seconds(cursor, end)))
-    rows = _merged([r for r in raw if r[0] < r[1] or r[4]], MAX_INTERVALS)
-    return [_row(*row, period_seconds) for row in rows]
+    return [_row(*row, period_seconds) for row in raw if row[0] < row[1] or row[4]]
+
+
+def shown(
+    rows: list[LevelInterval], most: int = MAX_INTERVALS
+) -> tuple[list[LevelInterval], dict[str, Any] | None]:
+    """The rows a line shows (the first ``most``) and, when there are more, what the rest adds up to:
+    ``{rows, from, to, seconds, unit_seconds, fraction, quantity}`` (sums of the rows left out, exact
+    but for the 100 digits each row's fraction and quantity carry). None when every row is shown."""
+    if len(rows) <= most:
+        return rows, None
+    rest = rows[most:]
+    with localcontext(EXACT):
+        more = {
+            "rows": len(rest),
+            "from": iso(rest[0].start),
+            "to": iso(rest[-1].end),
+            "seconds": seconds(rest[0].start, rest[-1].end),
+            "unit_seconds": sum((r.unit_seconds for r in rest), Decimal(0)),
+            "fraction": sum((r.fraction for r in rest), Decimal(0)),
+            "quantity": sum((r.quantity for r in rest), Decimal(0)),
+        }
+    return rows[:most], more
 
 
 def part_changes(
@@ -138,23 +161,6 @@ def part_changes(
                 cell = replace(cell, weighted=(cell.weighted or Decimal(0)) - change * seconds(end, hour_end))
             changes.append((hour, cell))
     return opening, changes
-
-
-def _merged(
-    rows: list[tuple[datetime, datetime, Decimal, Decimal | None, Decimal]], most: int
-) -> list[tuple[datetime, datetime, Decimal, Decimal | None, Decimal]]:
-    if len(rows) <= most:
-        return rows
-    size = -(-len(rows) // most)
-    out = []
-    for n in range(0, len(rows), size):
-        run = rows[n : n + size]
-        changes = [r[3] for r in run if r[3] is not None]
-        with localcontext(EXACT):
-            change = sum(changes, Decimal(0)) if changes else None
-            held = sum((r[4] for r in run), Decimal(0))
-        out.append((run[0][0], run[-1][1], run[-1][2], change, held))
-    return out
 
 
 def _row(

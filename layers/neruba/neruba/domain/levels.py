@@ -24,6 +24,7 @@ from neruba.domain.numbers import exact_sum
 from neruba.domain.usage import CellUsage
 
 LEVEL_AGGREGATIONS = frozenset({"weighted_sum", "latest"})
+BEGINNING = "0001-01-01T00"  # the first hour a usage read can name (a window with no closing level before it)
 
 
 def carries_level(aggregation: str, carry_over: bool) -> bool:

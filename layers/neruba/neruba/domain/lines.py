@@ -18,7 +18,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
-from neruba.domain.level_intervals import LevelInterval
+from neruba.domain.level_intervals import LevelInterval, shown
 from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
     EXACT,
@@ -137,13 +137,22 @@ def usage_lines(
                         **priced.source,
                         **by_filter,
                         **({"carried_from": cell.carried_from} if cell.carried_from else {}),
-                        **({"intervals": [i.to_dict() for i in cell.intervals]} if cell.intervals else {}),
+                        **_intervals(cell.intervals),
                         **rated.source,
                         **({"billed_in_advance": True, "amount": ZERO} if advance else {}),
                     },
                 )
             )
     return lines
+
+
+def _intervals(rows: tuple[LevelInterval, ...]) -> dict[str, Any]:
+    """A weighted_sum line's ``intervals`` (the first rows) and ``intervals_more`` (what the rest add up
+    to, when there are more than a line shows: ``domain.level_intervals.shown``)."""
+    if not rows:
+        return {}
+    first, more = shown(list(rows))
+    return {"intervals": [i.to_dict() for i in first], **({"intervals_more": more} if more else {})}
 
 
 def price_filter(charge: Mapping[str, Any], index: int) -> dict[str, list[str]]:

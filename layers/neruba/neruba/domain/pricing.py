@@ -444,7 +444,20 @@ MAX_LINE_MINOR = 10**18
 """The largest amount one line bills or gives back, in minor units. An amount above it (a runaway or
 forged quantity) rates to 0 on a line flagged ``source.unbillable = "amount_too_large"`` rather than
 failing the whole billing (docs/pricing.md, "Usage values rating never refuses"); usage lines
-(``domain.lines``) and pay-in-advance lines (``domain.advance``) use this one guard."""
+(``domain.lines``) and pay-in-advance lines (``domain.advance``) use this one guard. Every other amount
+(an invoice's lines, discounts, taxes and totals, a credit note's amounts) is held to it as well
+(:func:`over_minor_limit`, ``logic.billing.document.check_amount``)."""
+
+
+def over_minor_limit(amount_minor: int) -> bool:
+    """Whether an amount already in minor units (either sign) is beyond :data:`MAX_LINE_MINOR`: the
+    same limit for every amount an invoice or a credit note carries (lines, discounts, taxes, totals).
+
+    Example:
+        >>> over_minor_limit(10**18), over_minor_limit(-(10**18) - 1)
+        (False, True)
+    """
+    return abs(amount_minor) > MAX_LINE_MINOR
 
 
 def over_line_limit(amount: Decimal, currency: str) -> bool:

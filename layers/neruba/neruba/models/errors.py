@@ -92,6 +92,29 @@ ERROR_CODES: dict[str, str] = {
     "one_off_charge_invoiced": "The charge is on an invoice already; correct it with a credit note.",
     "one_off_charge_void": "The charge is void already.",
     "one_off_conflict": "The charge changed meanwhile; retry.",
+    # voids and amends of events
+    "event_already_voided": "The event is voided already.",
+    "event_not_accepted": "Only an accepted event can be voided or amended.",
+    "event_not_counted_yet": "The event is accepted but not counted yet; retry in a few minutes.",
+    "event_billed_in_advance": "The event's meter is billed in advance; credit the invoice instead.",
+    "event_too_old_to_void": "The event is past the late-event limit; credit the invoice instead.",
+    "event_void_conflict": "The event kept changing while it was voided; retry.",
+    "event_void_amount_limits": "The customer's limits count the meter's amount; credit the invoice instead.",
+    "amend_changes_nothing": "The amend gives the same properties and timestamp as the event.",
+    # backfills
+    "backfill_not_found": "No backfill with this id.",
+    "backfill_not_open": "The backfill is committed or cancelled: it takes no events, no cancel.",
+    "backfill_cancelled": "The backfill was cancelled; it cannot be committed.",
+    "backfill_conflict": "The backfill changed meanwhile; retry.",
+    "backfill_range_reversed": "A backfill's end is not after its start.",
+    "backfill_range_in_future": "A backfill's range reaches into the future.",
+    "backfill_range_too_old": "A backfill's range starts more than 400 days back.",
+    "backfill_mode_unavailable": "mode replace is not available yet.",
+    "backfill_meter_in_advance": "The meter is charged in advance; a backfill counts arrears usage only.",
+    "backfill_too_many_events": "The backfill would hold more than 5,000 events; open another one.",
+    "timestamp_outside_backfill": "The event's timestamp is outside the backfill's range.",
+    "customer_not_in_backfill": "The event's customer is not one of the backfill's.",
+    "meter_not_in_backfill": "The event's meter is not one of the backfill's.",
     # credit notes, void and regenerate
     "invoice_not_finalized": "The invoice is a draft; it can still be recomputed, not credited or voided.",
     "invoice_not_creditable": "A top-up invoice is not credited (it bought credit).",
@@ -116,7 +139,6 @@ ERROR_CODES: dict[str, str] = {
         "Late differences of the invoice were billed on another invoice; credit it instead."
     ),
     "invoice_not_voidable": "Top-up and correction invoices are not voided.",
-    "invoice_has_tax": "Credit notes and voids of taxed invoices are not supported yet.",
     "invoice_not_recomputable": (
         "Only a usage or opening invoice without credit applied is recomputed; use same_lines."
     ),
@@ -176,6 +198,7 @@ ERROR_CODES: dict[str, str] = {
     "stripe_not_configured": "Stripe is not configured.",
     # usage limits and entitlements
     "limit_aggregation_unsupported": "Limits apply to count and sum meters only.",
+    "amount_limit_unsupported": "An amount cap or spend alert on a price not rated exactly per event.",
     "limit_empty": "A meter listed in the limits has no cap and no alert.",
     "soft_cap_above_hard_cap": "The soft cap is above the hard cap.",
     "duplicate_meter": "A meter is listed twice in the limits.",
@@ -183,6 +206,8 @@ ERROR_CODES: dict[str, str] = {
     "duplicate_feature": "A feature is listed twice.",
     "feature_incomplete": "A feature lacks what its kind needs (metered: meter_code, limit; static: value).",
     "feature_not_found": "The customer has no such feature.",
+    "feature_not_metered": "Grants raise metered features only.",
+    "invalid_expiry": "The expiry is not after now.",
     "limits_conflict": "The customer's limits kept changing; retry.",
     # the service
     "not_found": "The resource does not exist.",

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from neruba.domain.periods import Interval
+from neruba.models.limits import PlanDefaultsView
 
 DecimalText = Annotated[
     str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="An exact decimal as text.", examples=["1250.5"])
@@ -216,7 +217,7 @@ class Plan(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
+    defaults: PlanDefaultsView | None = Field(default=None, description=DEFAULTS_NOTE)
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -227,7 +228,7 @@ class PlanVersion(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
+    defaults: PlanDefaultsView | None = Field(default=None, description=DEFAULTS_NOTE)
 
 
 class Phase(Closed):
@@ -358,6 +359,19 @@ class LevelInterval(Closed):
     quantity: Quantity
 
 
+class IntervalsMore(Closed):
+    """The intervals of a weighted_sum line after the first 48 it shows: how many, their span and what
+    they add up to (docs/pricing.md, "Prorated recurring meters")."""
+
+    rows: int
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    seconds: Quantity
+    unit_seconds: Quantity
+    fraction: Quantity
+    quantity: Quantity
+
+
 class LineSource(Open):
     """What a line was rated from: the usage behind it (hours, events, the billable and free quantity),
     for an adjustment the figures billed and re-rated, for a top-up the request and the grant it funds."""
@@ -376,6 +390,7 @@ class LineSource(Open):
     threshold_minor: Minor | None = None
     threshold: ThresholdLine | None = None
     intervals: list[LevelInterval] | None = None  # a weighted_sum line: the level intervals behind it
+    intervals_more: IntervalsMore | None = None  # the intervals after the first 48, summed
 
 
 class LineReference(Closed):
@@ -543,6 +558,17 @@ class EventOutcome(Closed):
     )
 
 
+class EventVoid(Closed):
+    """How and why an event was voided."""
+
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    actor: str | None
+    amended_by: str | None = Field(description="The corrected copy's transaction id (an amend).")
+
+
 class StoredEvent(Closed):
     object: Literal["event"]
     transaction_id: str
@@ -557,6 +583,22 @@ class StoredEvent(Closed):
     received_at: Timestamp | None
     outcomes: list[EventOutcome] = Field(description="Every outcome recorded for this key, oldest first.")
     copies: dict[str, int] = Field(description="How many times each outcome was recorded.")
+    void: EventVoid | None = Field(
+        default=None, description="Set when the event was voided or amended (its usage no longer counts)."
+    )
+    amends: str | None = Field(
+        default=None, description="On an amend's corrected copy: the transaction id of the event it amends."
+    )
+
+
+class EventVoidResult(StoredEvent):
+    """The voided event (``POST /admin/events/{id}/void`` and ``/amend``), with the corrected copy."""
+
+    correction: Literal["completed", "pending"] = Field(
+        description="completed: the usage is recomputed (and the copy counted); pending: the voids sweep "
+        "check finishes it (pending usage not folded yet, or the cell kept changing)."
+    )
+    amended_by: StoredEvent | None = Field(default=None, description="An amend's corrected copy.")
 
 
 class EventList(Page[StoredEvent]):
@@ -564,7 +606,10 @@ class EventList(Page[StoredEvent]):
 
 
 class OutcomeBucket(Closed):
-    start: str = Field(examples=["2026-01-31T12:00"])
+    start: str = Field(
+        description="The bucket's first instant (a minute or an hour), RFC 3339 in UTC with Z.",
+        examples=["2026-01-31T12:05:00Z"],
+    )
     accepted: int
     duplicate: int
     conflict: int
@@ -581,7 +626,11 @@ class OutcomeCounts(Closed):
 
 
 class UsageBucket(Closed):
-    bucket: str
+    bucket: str = Field(
+        description="The bucket's first instant (its hour, day or billing period), RFC 3339 in UTC with Z; "
+        "at period granularity `total` (the customer has no subscription) or `before_subscription`.",
+        examples=["2026-01-31T12:00:00Z"],
+    )
     quantity: DecimalText
     events: int
     group: dict[str, str] | None = None
@@ -671,6 +720,14 @@ class AdvanceLineSource(Closed):
     posting_key: str | None = Field(description="The ledger posting of that invoice (its idempotency key).")
 
 
+class BackfillLineSource(Closed):
+    """The backfill whose commit wrote an adjustment line (docs/billing.md, "Backfills")."""
+
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -721,13 +778,40 @@ class ExplainedLine(Open):
     intervals: list[LevelInterval] | None = Field(
         default=None,
         description="For a line of a weighted_sum meter: the level intervals behind its time-weighted "
-        "quantity, each with its fraction of the period.",
+        "quantity, each with its fraction of the period (the first 48).",
+    )
+    intervals_more: IntervalsMore | None = Field(
+        default=None,
+        description="When a weighted_sum line has more than 48 intervals: how many are not listed, the "
+        "span they cover and what they add up to.",
     )
     advance: AdvanceLineSource | None = Field(
         default=None,
         description="For an advance line: the event that produced it, the price and proration applied,"
         " the ledger posting that booked it.",
     )
+    voided_events: list[VoidedEventRef] | None = Field(
+        default=None,
+        description="For an adjustment line: the events of the corrected period and meter voided or amended"
+        ' before this invoice was made (docs/billing.md, "Voiding and amending events").',
+    )
+    backfill: BackfillLineSource | None = Field(
+        default=None,
+        description="For an adjustment line written by a backfill's commit: the backfill, its reason"
+        " and ticket.",
+    )
+
+
+class VoidedEventRef(Closed):
+    """A voided or amended event an adjustment line's difference comes from (in part)."""
+
+    transaction_id: str
+    timestamp: Timestamp
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    amended_by: str | None
 
 
 class RerunCorrection(Closed):
@@ -984,7 +1068,7 @@ class SweepCheck(Closed):
                             "kind": "drift",
                             "customer_id": "acme",
                             "meter": "tokens",
-                            "hour": "2026-03-01T06",
+                            "hour": "2026-03-01T06:00:00Z",
                             "group": "model=m",
                             "before": {"events": 5, "quantity": "7"},
                             "after": {"events": 5, "quantity": "20"},
@@ -1154,14 +1238,32 @@ class CreditedInvoiceLine(Closed):
     amount_minor: Minor
 
 
+class CreditedTaxRate(Closed):
+    """The tax one rate gives back with a credited line."""
+
+    tax_rate_id: str
+    percentage: str = Field(description="Exact decimal, as text.")
+    inclusive: bool
+    amount_minor: Minor
+
+
+class CreditedLineTax(Closed):
+    """The tax a credited line gives back: added on top (exclusive) and contained in it (inclusive)."""
+
+    exclusive_minor: Minor
+    inclusive_minor: Minor
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(Closed):
-    """What a credit note takes from one invoice line."""
+    """What a credit note takes from one invoice line (``tax`` on a taxed line)."""
 
     line_id: str
     amount_minor: Minor
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(Closed):
@@ -1183,7 +1285,13 @@ class CreditNote(Closed):
     invoice_number: str | None
     customer_id: str
     currency: str
-    amount_minor: Minor
+    amount_minor: Minor = Field(description="subtotal_minor + tax_minor: what the note gives back in all.")
+    subtotal_minor: Minor | None = Field(
+        default=None,
+        description="The credited lines' amounts (absent on notes issued before taxes: amount_minor).",
+    )
+    tax_minor: Minor = Field(default=0, description="Exclusive tax given back with the lines, added on top.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the credited amounts.")
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from neruba.models.views import Minor, Phase, Timestamp
 
@@ -66,6 +66,9 @@ INVOICE_EXAMPLE = {
     "period_start": "2026-02-01T00:00:00Z",
     "period_end": T0,
     "subtotal_minor": 12000,
+    "discounts_minor": 0,
+    "tax_minor": 0,
+    "tax_included_minor": 0,
     "total_minor": 12000,
 }
 
@@ -77,6 +80,10 @@ class InvoiceData(BaseModel):
     currency: str
     status: str
     total_minor: Minor | None = None
+    subtotal_minor: Minor | None = Field(default=None, description="The lines' sum, after discounts.")
+    discounts_minor: Minor = Field(default=0, description="What the discount lines took off.")
+    tax_minor: Minor = Field(default=0, description="Exclusive tax added on top of the subtotal.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the lines (inclusive rates).")
 
 
 class InvoiceFinalizedData(InvoiceData):
@@ -184,7 +191,9 @@ class BalanceLowData(BaseModel):
 
 class AlertTriggeredData(BaseModel):
     """A customer's usage of a meter in a limit period reached an alert level, a soft cap or a hard cap
-    (once per level and period; docs/limits.md, "Usage caps and alerts")."""
+    (once per level and period; docs/limits.md, "Usage caps and alerts"); its rated spend in the period
+    reached a spend level (``spend``), or its usable credit fell under a balance level (``balance``, once
+    per crossing; docs/limits.md, "Caps and alerts in amounts")."""
 
     model_config = _open(
         {
@@ -200,14 +209,18 @@ class AlertTriggeredData(BaseModel):
         }
     )
     customer_id: str
-    meter_code: str
+    meter_code: str | None = Field(description="The meter (null for spend and balance alerts).")
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: Timestamp
-    period_end: Timestamp
+    usage: str | None = Field(description="The meter's usage in the period (null for spend and balance).")
+    period_start: Timestamp | None = Field(description="The limit period (null for balance alerts).")
+    period_end: Timestamp | None
     late: bool
+    currency: str | None = Field(default=None, description="spend and balance: the currency.")
+    spend_minor: Minor | None = Field(default=None, description="spend: the period's rated spend to date.")
+    balance_minor: Minor | None = Field(default=None, description="balance: the usable credit after.")
+    previous_balance_minor: Minor | None = Field(default=None, description="balance: the credit before.")
 
 
 SUBSCRIPTION_EXAMPLE = {
@@ -349,6 +362,9 @@ class CreditNoteData(BaseModel):
             "customer_id": "acme",
             "currency": "USD",
             "amount_minor": 2500,
+            "subtotal_minor": 2500,
+            "tax_minor": 0,
+            "tax_included_minor": 0,
             "pre_payment_amount_minor": 0,
             "credit_amount_minor": 2500,
             "refund_amount_minor": 0,
@@ -364,6 +380,11 @@ class CreditNoteData(BaseModel):
     customer_id: str
     currency: str
     amount_minor: Minor
+    subtotal_minor: Minor | None = Field(
+        default=None, description="Absent on events before taxes: amount_minor."
+    )
+    tax_minor: Minor = 0
+    tax_included_minor: Minor = 0
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor

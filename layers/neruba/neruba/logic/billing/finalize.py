@@ -29,6 +29,8 @@ from neruba.logic.billing.document import (
     DERIVED_KINDS,
     EVENT_KEYS,
     EXTRA_TOTALS,
+    AmountTooLargeError,
+    event_totals,
     invoice_event,
     invoice_totals,
 )
@@ -105,7 +107,15 @@ def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence
     """Re-rate, then number and finalize one draft; None if it was not a draft any more."""
     if invoice.status != "draft":
         return None
-    revised, actions = recompute_draft(ctx, invoice, now)
+    try:
+        revised, actions = recompute_draft(ctx, invoice, now)
+    except AmountTooLargeError as exc:  # finalized as created: the late usage is left to the look-back
+        from neruba.observability import logger, metrics
+
+        metrics.add_metric(name="DraftRevisionsOverLineLimit", unit="Count", value=1)
+        logger.error("draft not revised: an amount over the line limit", extra={**invoice_log_ids(invoice),
+                     "error": exc.message, "param": exc.param})  # fmt: skip
+        revised, actions = None, []
     if revised is not None:
         try:
             fenced(actions, fence)
@@ -126,6 +136,7 @@ def finalized_event(invoice: Invoice, now: datetime) -> dict[str, Any]:
     """What the ``invoice.finalized`` webhook says (its number is read with GET /v1/invoices/{id})."""
     return {
         **{k: invoice.document.get(k) for k in EVENT_KEYS},
+        **event_totals(invoice.document),
         "status": "finalized",
         "finalized_at": iso(now),
     }

@@ -105,8 +105,13 @@ def read_usage(
         read: list[tuple[datetime, str, CellUsage]] = []
         first, last = hour_bucket(start), hour_bucket(upper - timedelta(microseconds=1))
         # a level meter's window starts from the level every earlier hour left (logic.pricing.closing)
-        level = WindowLevels.open(usage, customer_id, meter, first, upper, record=record_levels)
-        for cell in usage.aggregates(customer_id, meter_code, level.read_from if level else first, last):
+        level = WindowLevels.open(usage, customer_id, meter, upper, record=record_levels)
+        stored = (
+            level.read(usage, first, last)
+            if level
+            else usage.aggregates(customer_id, meter_code, first, last)
+        )
+        for cell in stored:
             at = _effective_start(cell.hour, subscription_start)
             if level is not None:
                 level.saw(cell, before_window=at < start)
