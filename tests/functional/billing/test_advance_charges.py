@@ -495,6 +495,21 @@ def test_an_event_before_the_subscription_is_recorded_as_not_billed(world: World
             "advance_not_supported",
             "charges.0.on_removal",
         ),
+        (  # a flat fee due with no usage is recurring: price(0) holds it, so no event's change billed it
+            {
+                "meter_code": "members",
+                "model": "graduated",
+                "pay_in_advance": True,
+                "zero_usage_flat_fee": True,
+                "tiers": [
+                    {"up_to": "10", "unit_price": "0", "flat_fee": "100"},
+                    {"up_to": None, "unit_price": "1"},
+                ],
+            },
+            400,
+            "advance_not_supported",
+            "charges.0.zero_usage_flat_fee",
+        ),
         (
             {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "prorate": True},
             422,

@@ -228,6 +228,10 @@ def test_inclusive_tax_moves_the_contained_tax_out_of_revenue(
         ({"duration": "once"}, "k", (400, "duration_periods_not_allowed")),
         ({"percent_off": "0"}, "k", (422, "validation_error")),
         ({"percent_off": "100.5"}, "k", (422, "validation_error")),
+        ({"percent_off": "\u0661\u0662"}, "k", (422, "validation_error")),  # other scripts' digits
+        ({"percent_off": " 12"}, "k", (422, "validation_error")),
+        ({"percent_off": "1e1"}, "k", (422, "validation_error")),
+        ({"percent_off": "1_0"}, "k", (422, "validation_error")),
     ],
 )
 def test_bad_coupons_are_refused_with_a_code_and_write_nothing(
@@ -341,6 +345,9 @@ def test_an_invoice_applies_at_most_ten_discounts_and_the_rest_wait(
         ({"country": None}, (400, "tax_rate_target_required")),
         ({"country": None, "state": "CA"}, (400, "state_needs_country")),
         ({"percentage": "101"}, (422, "validation_error")),
+        ({"percentage": "\uff12\uff10"}, (422, "validation_error")),  # full-width digits
+        ({"percentage": "2e1"}, (422, "validation_error")),
+        ({"percentage": "+20"}, (422, "validation_error")),
         ({"country": "de"}, (422, "validation_error")),
     ],
 )
