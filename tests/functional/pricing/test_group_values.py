@@ -1,0 +1,104 @@
+"""Group values holding the characters of the group key (``|``, ``=``) end to end: events POSTed to
+/v1/events, counted by the real worker, read back on the upcoming invoice and the usage read. Each line's
+group is the event's own values, priced by the filters its own values match, never by text that only
+looks like another property inside a value; two groups whose joined text would be equal stay apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from neruba.settings import get_settings
+from tests.functional.ingest.conftest import ev
+from tests.support.api import api_event, call
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+START = (NOW - timedelta(days=3)).replace(minute=0, second=0)
+CHARGE = {
+    "meter_code": "gh",
+    "model": "per_unit",
+    "unit_price": "1",
+    "filters": [{"values": {"h": ["x"]}, "unit_price": "10"}],
+}
+EVENTS = [  # (transaction, g, h): values that, joined as k=v|k=v, read as other groups
+    ("t1", "b", "y|g=z"),
+    ("t2", "q", "n|h=x"),
+    ("t3", "a|h=b", "c"),
+    ("t4", "a", "b|h=c"),
+    ("t5", "w=v", "x"),
+    ("t6", "%7C\\", "=|"),
+]
+
+
+def _publish(catalog: Any) -> None:
+    from neruba.dal.plans import PlansRepository
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Meter, PlanCreate, SubscriptionCreate
+
+    catalog.create_meter(Meter(code="gh", name="Grouped", aggregation="count", group_by=["g", "h"]))
+    plans = PlansRepository(get_settings().catalog_table)
+    body = {"code": "gh_plan", "name": "Grouped", "currency": "USD", "interval": "month", "charges": [CHARGE]}
+    create_plan(plans, PlanCreate.model_validate(body))
+    create_subscription(
+        plans, SubscriptionCreate(customer_id="acme", plan_code="gh_plan", start_at=START), None, now=NOW
+    )
+
+
+def _upcoming_lines() -> list[dict[str, Any]]:
+    from functions.read_api.app import lambda_handler
+
+    path = "/v1/customers/acme/upcoming-invoice"
+    status, body, _ = call(
+        lambda_handler, api_event("GET", path, path_parameters={"customer_id": "acme"}, scopes="read")
+    )
+    assert status == 200, body
+    (window,) = body["windows"]
+    return [line for line in window["lines"] if line["kind"] == "usage"]
+
+
+def test_each_line_holds_its_events_own_group_values(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    # GIVEN a meter grouped by g and h, $10 for h = x (a filter) and $1 by default
+    _publish(catalog)
+    at = (START + timedelta(hours=1, minutes=5)).isoformat()
+    # WHEN one event per group is POSTed and counted
+    send(*(ev(tx, code="gh", timestamp=at, properties={"g": g, "h": h}) for tx, g, h in EVENTS))
+    process()
+    # THEN one line per event, its group the event's own values, priced by those values alone
+    lines = _upcoming_lines()
+    by_group = {(line["group"]["g"], line["group"]["h"]): line for line in lines}
+    assert sorted(by_group) == sorted((g, h) for _, g, h in EVENTS), [line["group"] for line in lines]
+    assert all(set(line["group"]) == {"g", "h"} for line in lines)
+    assert all(line["quantity"] == "1" for line in lines), lines
+    # h = "n|h=x" is not x: the default $1; only h = "x" is priced by the filter
+    amounts = {key: line["amount_minor"] for key, line in by_group.items()}
+    assert amounts == {key: 1000 if key[1] == "x" else 100 for key in by_group}
+    assert len({line["line_id"] for line in lines}) == len(EVENTS)
+
+
+def test_usage_read_per_group_value_keeps_the_value_whole(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int], read: Callable[..., Any]
+) -> None:
+    # GIVEN the same events counted
+    _publish(catalog)
+    at = (START + timedelta(hours=1, minutes=5)).isoformat()
+    send(*(ev(tx, code="gh", timestamp=at, properties={"g": g, "h": h}) for tx, g, h in EVENTS))
+    process()
+    # WHEN the usage is read per value of h
+    query = {
+        "meter": "gh",
+        "from": START.isoformat(),
+        "to": (START + timedelta(days=1)).isoformat(),
+        "granularity": "day",
+        "group_by": "h",
+    }
+    status, body = read("/v1/customers/acme/usage", query=query, path_parameters={"customer_id": "acme"})
+    assert status == 200, body
+    # THEN each value of h is one row with its own count (x: t5 only)
+    counts: dict[str, int] = {}
+    for row in body["data"]:
+        counts[row["group"]["h"]] = counts.get(row["group"]["h"], 0) + row["events"]
+    assert counts == {"y|g=z": 1, "n|h=x": 1, "c": 1, "b|h=c": 1, "x": 1, "=|": 1}
