@@ -80,8 +80,10 @@ def test_each_line_holds_its_events_own_group_values(
 
 
 def test_usage_read_per_group_value_keeps_the_value_whole(
-    catalog: Any, send: Callable[..., Any], process: Callable[..., int], read: Callable[..., Any]
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
 ) -> None:
+    from functions.read_api.app import lambda_handler
+
     # GIVEN the same events counted
     _publish(catalog)
     at = (START + timedelta(hours=1, minutes=5)).isoformat()
@@ -95,7 +97,9 @@ def test_usage_read_per_group_value_keeps_the_value_whole(
         "granularity": "day",
         "group_by": "h",
     }
-    status, body = read("/v1/customers/acme/usage", query=query, path_parameters={"customer_id": "acme"})
+    path, params = "/v1/customers/acme/usage", {"customer_id": "acme"}
+    request = api_event("GET", path, query=query, path_parameters=params, scopes="read")
+    status, body, _ = call(lambda_handler, request)
     assert status == 200, body
     # THEN each value of h is one row with its own count (x: t5 only)
     counts: dict[str, int] = {}

@@ -17,6 +17,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import EventRule, event_charge
+from neruba.domain.groups import join_group
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
 from neruba.timefmt import label_start, parse_ts
@@ -70,8 +71,9 @@ def matches_filters(filters: Mapping[str, str], properties: Mapping[str, Propert
 
 
 def group_key(group_by: list[str], properties: Mapping[str, PropertyValue]) -> str:
-    """The group an event falls in: ``k1=v1|k2=v2`` (empty without group_by; missing values are '')."""
-    return "|".join(f"{key}={_as_text(properties.get(key))}" for key in group_by)
+    """The group an event falls in: ``k1=v1|k2=v2`` (empty without group_by; missing values are ''), written
+    by ``domain.groups`` so that it reads back as these values whatever they hold."""
+    return join_group((key, _as_text(properties.get(key))) for key in group_by)
 
 
 def _as_text(value: PropertyValue | None) -> str:

@@ -18,6 +18,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import digest, rule_of
+from neruba.domain.groups import parse_group
 from neruba.domain.level_intervals import LevelInterval, shown
 from neruba.domain.numbers import canonical_text
 from neruba.domain.pricing import (
@@ -52,11 +53,6 @@ class GroupUsage:
     aggregation: str | None = None  # the meter's aggregation (the line's ``source.aggregation``)
     # a weighted_sum meter: the level intervals behind the quantity (``domain.level_intervals``)
     intervals: tuple[LevelInterval, ...] = ()
-
-
-def parse_group(key: str) -> dict[str, str]:
-    """``"model=gpt|region=eu"`` -> ``{"model": "gpt", "region": "eu"}`` (empty key -> ``{}``)."""
-    return dict(part.partition("=")[::2] for part in key.split("|") if part)
 
 
 def usage_lines(

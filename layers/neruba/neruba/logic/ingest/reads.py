@@ -13,6 +13,7 @@ from neruba import jsonutil
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.plans import PlansRepository
 from neruba.dal.usage import HistoryEntry, StoredEvent, UsageRepository
+from neruba.domain.groups import parse_group
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import CellUsage, bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
@@ -217,8 +218,7 @@ def usage_view(
     bucket = _period_bucket(catalog, customer_id) if granularity == "period" else None
     cells: dict[tuple[str, str], list[CellUsage]] = defaultdict(list)
     for cell in usage.aggregates(customer_id, meter_code, first, last):
-        values = dict(part.partition("=")[::2] for part in cell.group.split("|") if part)
-        group_value = values.get(group_by or "", "")
+        group_value = parse_group(cell.group).get(group_by or "", "")
         key = bucket(cell.hour) if bucket else label_z(bucket_of(cell.hour, granularity))
         cells[(key, group_value if group_by else "")].append(cell.usage)
     data = []
