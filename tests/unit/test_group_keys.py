@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neruba.domain.groups import join_group, parse_group
-from neruba.domain.ingest import group_key
+from neruba.domain.ingest import earlier_group_key, group_key
 
 NAMES = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)  # a meter's group_by names
 SPECIAL = st.sampled_from(["|", "=", "\\", "%", "||", "|=", "=|", "é", "\u2028", "\U0001f600", ""])
@@ -58,3 +58,12 @@ def test_keys_stored_before_read_as_they_always_did() -> None:
     assert parse_group("expr=a=b") == {"expr": "a=b"}
     # an old key whose value held one bar reads as it did then (it cannot be told from another's)
     assert parse_group("g=b|h=y|g=z") == {"g": "z", "h": "y"}
+
+
+@given(GROUPS)
+def test_the_earlier_key_is_named_only_when_it_differs(group: dict[str, str]) -> None:
+    earlier = earlier_group_key(list(group), group)
+    if any("|" in value for value in group.values()):
+        assert earlier == _old_key(group) != group_key(list(group), group)
+    else:
+        assert earlier is None

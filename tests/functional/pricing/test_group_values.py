@@ -106,3 +106,50 @@ def test_usage_read_per_group_value_keeps_the_value_whole(
     for row in body["data"]:
         counts[row["group"]["h"]] = counts.get(row["group"]["h"], 0) + row["events"]
     assert counts == {"y|g=z": 1, "n|h=x": 1, "c": 1, "b|h=c": 1, "x": 1, "=|": 1}
+
+
+def _old_group_key(group_by: list[str], properties: Any) -> str:
+    """The key versions before this one wrote: values joined as they are."""
+    return "|".join(f"{key}={properties.get(key, '')}" for key in group_by)
+
+
+def test_usage_counted_under_an_earlier_key_is_neither_dropped_nor_counted_twice(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int], monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+    from neruba.dal.catalog import CatalogCache
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.ingest import hour_bucket
+    from neruba.logic.ingest import worker
+    from neruba.logic.sweeps.usage import sweep_usage
+
+    # GIVEN events with a bar in a group value counted by an earlier version (values joined as they are)
+    _publish(catalog)
+    at = START + timedelta(hours=1, minutes=5)
+    with monkeypatch.context() as patch:
+        patch.setattr(worker, "group_key", _old_group_key)
+        send(
+            *(ev(tx, code="gh", timestamp=at.isoformat(), properties={"g": g, "h": h}) for tx, g, h in EVENTS)
+        )
+        process()
+    usage = UsageRepository(get_settings().usage_table)
+    hour = hour_bucket(at)
+
+    def counted() -> tuple[int, set[str]]:
+        cells = usage.aggregates("acme", "gh", hour, hour)
+        return sum(c.usage.count for c in cells), {c.group for c in cells}
+
+    before = counted()
+    assert before[0] == len(EVENTS)
+    # WHEN the usage sweep rechecks those batches with this version's keys
+    now = datetime.now(UTC)
+    report = sweep_usage(
+        usage,
+        CatalogCache(bootstrap.catalog(), ttl_seconds=0).lookup,
+        now - timedelta(hours=1),
+        now + timedelta(hours=1),
+        now=now + timedelta(minutes=30),
+    )
+    # THEN no event is counted again under its new key and no stored cell is emptied
+    assert (report.uncounted_found, report.drift_found, report.failures) == (0, 0, []), report
+    assert counted() == before

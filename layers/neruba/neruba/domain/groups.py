@@ -11,7 +11,9 @@ bar is written as it always was, so every key stored for such values keeps its t
 Keys stored before bars were doubled, for a value holding ``|``, were never readable: ``g=b|h=y|g=z``
 was the key of ``g="b", h="y|g=z"`` and of nothing else only by chance. Such a key still reads as it
 always did (split at each single bar); one holding ``||`` now reads the pair as a bar in the value, where
-it used to read an empty part. New events of that group count under the new key.
+it used to read an empty part. New events of that group count under the new key; the checks that recount
+a cell from its events (the usage sweep) accept an event stored under its ``earlier_key`` too, so usage
+counted before is neither dropped nor counted twice.
 
 Example:
     >>> join_group([("g", "a|h=b"), ("h", "c")]), join_group([("g", "a"), ("h", "b|h=c")])
@@ -48,3 +50,12 @@ def parse_group(key: str) -> dict[str, str]:
             current = ""
     parts.append(current)
     return dict(part.partition("=")[::2] for part in parts if part)
+
+
+def earlier_key(pairs: Iterable[tuple[str, str]]) -> str | None:
+    """The key versions before doubled bars wrote for these values, when a value holds a bar (else None:
+    the key is the same)."""
+    pairs = list(pairs)
+    if not any(BAR in value for _, value in pairs):
+        return None
+    return BAR.join(f"{name}={value}" for name, value in pairs)

@@ -17,7 +17,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from neruba.domain.event_rules import EventRule, event_charge
-from neruba.domain.groups import join_group
+from neruba.domain.groups import earlier_key, join_group
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
 from neruba.timefmt import label_start, parse_ts
@@ -74,6 +74,12 @@ def group_key(group_by: list[str], properties: Mapping[str, PropertyValue]) -> s
     """The group an event falls in: ``k1=v1|k2=v2`` (empty without group_by; missing values are ''), written
     by ``domain.groups`` so that it reads back as these values whatever they hold."""
     return join_group((key, _as_text(properties.get(key))) for key in group_by)
+
+
+def earlier_group_key(group_by: list[str], properties: Mapping[str, PropertyValue]) -> str | None:
+    """The key earlier versions counted the event under when it differs from ``group_key`` (a value holding
+    ``|``), else None."""
+    return earlier_key((key, _as_text(properties.get(key))) for key in group_by)
 
 
 def _as_text(value: PropertyValue | None) -> str:

@@ -31,6 +31,7 @@ from neruba.dal.usage import DayWrite, GroupRef, GroupWrites, Recount, StoredEve
 from neruba.domain.ingest import (
     GroupTotals,
     InvalidPropertyError,
+    earlier_group_key,
     group_key,
     matches_filters,
     meter_value,
@@ -83,6 +84,16 @@ def _ref_and_value(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRe
         return None
     ref = GroupRef(item.customer_id, meter.code, item.hour, group_key(meter.group_by, properties))
     return ref, meter.aggregation, value
+
+
+def _earlier_ref(item: StoredEvent, catalog: CatalogSnapshot, ref: GroupRef) -> GroupRef | None:
+    """The cell earlier versions counted the event in when its key differs from ``ref``'s (a group value
+    holding ``|``, domain.groups), else None: that cell holds the event as much as ``ref`` would."""
+    meter = catalog.meters.get(item.meter_code)
+    if meter is None:
+        return None
+    earlier = earlier_group_key(meter.group_by, jsonutil.loads(item.properties_json))
+    return None if earlier is None else replace(ref, group=earlier)
 
 
 def _number_problem(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
@@ -178,6 +189,7 @@ def _adopt_uncounted(
     catalog = lookup({c for c, _ in events}, {e.meter_code for e in events.values()})
     ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
     uncountable: dict[tuple[str, str], tuple[GroupRef, str]] = {}
+    earlier: dict[tuple[str, str], GroupRef | None] = {}
     touched: set[GroupRef] = set()
     for key, item in events.items():
         if item.status != "accepted":
@@ -187,15 +199,25 @@ def _adopt_uncounted(
             problem = _number_problem(item, catalog)
             if problem is not None and item.batch == batch:
                 uncountable[key] = problem
+                earlier[key] = _earlier_ref(item, catalog, problem[0])
             continue
         touched.add(found[0])
+        prior = earlier[key] = _earlier_ref(item, catalog, found[0])
+        if prior is not None:  # a cell counted by an earlier version is rechecked too
+            touched.add(prior)
         if item.batch == batch:
             ours[key] = found
-    cells = [(ref, batch) for ref, _, _ in ours.values()] + [(ref, batch) for ref, _ in uncountable.values()]
+    cells: list[tuple[GroupRef, str]] = []
     minutes: dict[tuple[GroupRef, str], set[str]] = {}
     for key, ref in [*((k, v[0]) for k, v in ours.items()), *((k, v[0]) for k, v in uncountable.items())]:
-        minutes.setdefault((ref, batch), set()).add(events[key].written_at or "")
-    existing = usage.counted(cells, minutes)
+        for held in (ref, earlier.get(key)):
+            if held is not None:
+                cells.append((held, batch))
+                minutes.setdefault((held, batch), set()).add(events[key].written_at or "")
+    stored = usage.counted(cells, minutes)
+    # counted under the event's key, or under the one an earlier version gave it
+    existing = stored | {(ref, batch) for k, (ref, *_) in ours.items() if (earlier.get(k), batch) in stored}
+    existing |= {(ref, batch) for k, (ref, _) in uncountable.items() if (earlier.get(k), batch) in stored}
     for (customer_id, transaction_id), (ref, code) in uncountable.items():
         if (ref, batch) in existing:
             continue
@@ -279,7 +301,7 @@ def _recompute(
     rules = catalog.event_rules.get(ref.meter_code) or {}
     for item in events.values():
         found = _ref_and_value(item, catalog) if item.status == "accepted" else None
-        if found is not None and found[0] == ref:
+        if found is not None and ref in (found[0], _earlier_ref(item, catalog, found[0])):
             totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2], rules)
     cells = usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
     stored = next((c for c in cells if (c.hour, c.group) == (ref.hour, ref.group)), None)
