@@ -153,3 +153,37 @@ def test_usage_counted_under_an_earlier_key_is_neither_dropped_nor_counted_twice
     # THEN no event is counted again under its new key and no stored cell is emptied
     assert (report.uncounted_found, report.drift_found, report.failures) == (0, 0, []), report
     assert counted() == before
+
+
+def test_an_event_counted_under_an_earlier_key_can_be_voided(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int], monkeypatch: Any
+) -> None:
+    from functions.admin_api.app import lambda_handler
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.ingest import hour_bucket
+    from neruba.logic.ingest import worker
+
+    # GIVEN g = "b", h = "y|g=z" counted by an earlier version, under the key "g=b|h=y|g=z"
+    _publish(catalog)
+    at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2, minutes=-5)
+    with monkeypatch.context() as patch:
+        patch.setattr(worker, "group_key", _old_group_key)
+        send(ev("t1", code="gh", timestamp=at.isoformat(), properties={"g": "b", "h": "y|g=z"}))
+        process()
+    usage = UsageRepository(get_settings().usage_table)
+    hour = hour_bucket(at)
+    assert {c.group: c.usage.count for c in usage.aggregates("acme", "gh", hour, hour)} == {"g=b|h=y|g=z": 1}
+    # WHEN it is voided
+    body = {"customer_id": "acme", "reason": "sent twice", "ticket": "FIN-1"}
+    request = api_event(
+        "POST",
+        "/admin/events/t1/void",
+        body=body,
+        path_parameters={"transaction_id": "t1"},
+        headers={"Idempotency-Key": "k1"},
+        scopes="admin",
+    )
+    status, answer, _ = call(lambda_handler, request)
+    # THEN the void is done and the cell it was counted in no longer counts it
+    assert (status, answer.get("correction")) == (200, "completed"), answer
+    assert sum(c.usage.count for c in usage.aggregates("acme", "gh", hour, hour)) == 0

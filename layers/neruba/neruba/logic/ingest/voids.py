@@ -181,7 +181,7 @@ def _check(
     now: datetime,
 ) -> StoredEvent:
     """The event, if it may be voided now; else the refusal (docs/billing.md lists the codes)."""
-    from neruba.logic.sweeps.usage import cell_of_event
+    from neruba.logic.sweeps.usage import held_cell_of_event
     from neruba.settings import get_settings
 
     if event is None:
@@ -209,7 +209,7 @@ def _check(
             "not reach its invoice; credit the invoice instead.",
             code="event_too_old_to_void",
         )
-    found = cell_of_event(event, catalog)
+    found = held_cell_of_event(usage, event, catalog)
     if found is not None and event.batch is not None:
         ref = found[0]
         minutes = {(ref, event.batch): [event.written_at or ""]}
@@ -338,13 +338,18 @@ def finish(
 ) -> bool:
     """Recompute the voided event's cell, count the corrected copy, forget the open void; True when done,
     False when something must wait (a pending day not folded, a cell that kept changing, a failure)."""
-    from neruba.logic.sweeps.usage import UsageSweepReport, adopt_uncounted, cell_of_event, recompute_cell
+    from neruba.logic.sweeps.usage import (
+        UsageSweepReport,
+        adopt_uncounted,
+        held_cell_of_event,
+        recompute_cell,
+    )
 
     event = usage.get_event(open_void.customer_id, open_void.transaction_id)
     report = UsageSweepReport(window_start=iso(now), window_end=iso(now))
     if event is not None:
         catalog = lookup({event.customer_id}, {event.meter_code})
-        found = cell_of_event(event, catalog)
+        found = held_cell_of_event(usage, event, catalog)
         if found is not None:
             for _ in range(RECOMPUTES):
                 outcome = recompute_cell(usage, lookup, found[0], report)

@@ -96,6 +96,23 @@ def _earlier_ref(item: StoredEvent, catalog: CatalogSnapshot, ref: GroupRef) -> 
     return None if earlier is None else replace(ref, group=earlier)
 
 
+def held_cell_of_event(
+    usage: UsageRepository, item: StoredEvent, catalog: CatalogSnapshot
+) -> tuple[GroupRef, str, Any] | None:
+    """As :func:`cell_of_event`, the cell being the one its batch counted it in: the cell of the key an
+    earlier version gave its group (a value holding ``|``) when the event was counted there, not under
+    today's key."""
+    found = _ref_and_value(item, catalog)
+    prior = None if found is None else _earlier_ref(item, catalog, found[0])
+    if found is None or prior is None or item.batch is None:
+        return found
+    minutes = {(ref, item.batch): [item.written_at or ""] for ref in (found[0], prior)}
+    stored = usage.counted(list(minutes), minutes)
+    if (found[0], item.batch) not in stored and (prior, item.batch) in stored:
+        return prior, found[1], found[2]
+    return found
+
+
 def _number_problem(item: StoredEvent, catalog: CatalogSnapshot) -> tuple[GroupRef, str] | None:
     """The cell and the number rule of an event that can never be counted (a number DynamoDB cannot
     store, accepted before the rule), else None."""
