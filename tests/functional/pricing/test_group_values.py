@@ -187,3 +187,42 @@ def test_an_event_counted_under_an_earlier_key_can_be_voided(
     # THEN the void is done and the cell it was counted in no longer counts it
     assert (status, answer.get("correction")) == (200, "completed"), answer
     assert sum(c.usage.count for c in usage.aggregates("acme", "gh", hour, hour)) == 0
+
+
+def test_a_redelivered_event_an_earlier_version_counted_is_not_counted_again(
+    catalog: Any, send: Callable[..., Any], worker: Any, monkeypatch: Any
+) -> None:
+    import boto3
+
+    from neruba.dal.usage import UsageRepository
+    from neruba.domain.ingest import hour_bucket
+    from neruba.logic.ingest import worker as ingest_worker
+    from neruba_tools.local.pollers import build_sqs_event
+    from tests.support.aws import queue_url
+    from tests.support.lambda_context import FakeContext
+    from tests.support.queues import drain, receive_batch
+
+    # GIVEN events counted by an earlier version whose messages were never deleted (killed after counting)
+    _publish(catalog)
+    at = START + timedelta(hours=1, minutes=5)
+    send(*(ev(tx, code="gh", timestamp=at.isoformat(), properties={"g": g, "h": h}) for tx, g, h in EVENTS))
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest_worker, "group_key", _old_group_key)
+        worker(
+            build_sqs_event(messages, queue_arn="arn:aws:sqs:us-east-1:123456789012:IngestQueue"),
+            FakeContext(),
+        )
+    usage = UsageRepository(get_settings().usage_table)
+    hour = hour_bucket(at)
+    assert sum(c.usage.count for c in usage.aggregates("acme", "gh", hour, hour)) == len(EVENTS)
+    # WHEN SQS delivers them again to this version in other batches, the earlier attempt's hold passed
+    for message in messages:
+        boto3.client("sqs").change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    monkeypatch.setattr(ingest_worker, "HOLD", timedelta(0))
+    drain(worker, url, batch_size=2)
+    # THEN none is counted a second time
+    assert sum(c.usage.count for c in usage.aggregates("acme", "gh", hour, hour)) == len(EVENTS)

@@ -43,6 +43,7 @@ from neruba.dal.usage import (
 )
 from neruba.domain.ingest import (
     InvalidPropertyError,
+    earlier_group_key,
     fingerprint,
     group_key,
     hour_bucket,
@@ -526,6 +527,13 @@ class IngestBatch:
         hour = hour_bucket(parse_ts(event.timestamp))
         return GroupRef(event.customer_id, meter.code, hour, group_key(meter.group_by, event.properties))
 
+    @staticmethod
+    def _earlier_ref(event: QueuedEvent, meter: Meter) -> GroupRef:
+        """The cell of the key an earlier version gave the event's group (its own cell when the same)."""
+        ref = IngestBatch._ref(event, meter)
+        earlier = earlier_group_key(meter.group_by, event.properties)
+        return ref if earlier is None else GroupRef(ref.customer_id, ref.meter_code, ref.hour, earlier)
+
     def report(self, metrics: Any, logger: Any) -> None:
         """Metrics per outcome, batch size and ingest lag (seconds from API receipt to now)."""
         metrics.add_metric(name="IngestBatchSize", unit="Count", value=len(self.parsed))
@@ -551,12 +559,17 @@ class IngestBatch:
         if not candidates:
             return set(), set()
         cells = {c.event.key: (self._ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
+        # an earlier version may have counted it under the key it gave the group (domain.groups)
+        earlier = {c.event.key: (self._earlier_ref(c.event, c.meter), str(c.old_batch)) for c in candidates}
         minutes: dict[tuple[GroupRef, str], set[str]] = defaultdict(set)
         for c in candidates:
             if c.old_at:
-                minutes[cells[c.event.key]].add(c.old_at)
-        counted = self.usage.counted(cells.values(), minutes)
-        uncounted = {key for key, cell in cells.items() if cell not in counted}
+                for cell in (cells[c.event.key], earlier[c.event.key]):
+                    minutes[cell].add(c.old_at)
+        counted = self.usage.counted([*cells.values(), *earlier.values()], minutes)
+        uncounted = {
+            key for key, cell in cells.items() if cell not in counted and earlier[key] not in counted
+        }
         waiting = {
             c.event.key for c in candidates if c.event.key in uncounted and self._still_held(c.held_since)
         }
