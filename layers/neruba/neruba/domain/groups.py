@@ -12,8 +12,8 @@ Keys stored before bars were doubled, for a value holding ``|``, were never read
 was the key of ``g="b", h="y|g=z"`` and of nothing else only by chance. Such a key still reads as it
 always did (split at each single bar); one holding ``||`` now reads the pair as a bar in the value, where
 it used to read an empty part. New events of that group count under the new key; the checks that recount
-a cell from its events (the usage sweep, redeliveries, event voids) accept an event stored under its ``earlier_key``
-too, so usage counted before is neither dropped nor counted twice, and can be voided.
+a cell from its events (the usage sweep, redeliveries, event voids) accept an event stored under its
+``earlier_key`` too, so usage counted before is neither dropped nor counted twice, and can be voided.
 
 Example:
     >>> join_group([("g", "a|h=b"), ("h", "c")]), join_group([("g", "a"), ("h", "b|h=c")])
