@@ -263,7 +263,9 @@ def test_the_route_refuses_what_it_cannot_revert(world: World, committed: str, m
     from tests.support.api import api_event, call
 
     path = f"/admin/backfills/{committed}/revert"
-    event = api_event("POST", path, body={"reason": "x"}, path_parameters={"backfill_id": committed})
+    event = api_event(
+        "POST", path, body={"reason": "imported twice"}, path_parameters={"backfill_id": committed}
+    )
     status, answer, _ = call(handler(), event)
     assert (status, answer["error"]["code"]) == (400, "idempotency_key_required")
     # the events are older than the void horizon today (the world is dated months back): refused whole

@@ -41,7 +41,7 @@ class BackfillCreate(BaseModel):
 
 
 class BackfillAction(BaseModel):
-    """``POST /admin/backfills/{id}/commit`` and ``.../cancel``: why (audited)."""
+    """``POST /admin/backfills/{id}/commit``, ``.../cancel`` and ``.../revert``: why (audited)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +97,27 @@ class BackfillCommitted(BaseModel):
     invoices: list[BackfillCorrection]
 
 
+class BackfillRevertRequest(BaseModel):
+    """Who asked for the revert, when and why (audited as ``backfill.revert``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    ticket: str | None
+    by: str
+    at: str
+
+
+class BackfillReverted(BaseModel):
+    """What a revert did: the commit's counted events voided, and per invoice the rerun that took their
+    amount back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events_voided: int = Field(description="The events the commit counted, voided by the revert.")
+    invoices: list[BackfillCorrection]
+
+
 class BackfillView(BaseModel):
     """A backfill: its scope, state and, once committed, what the commit did."""
 
@@ -120,6 +141,13 @@ class BackfillView(BaseModel):
     )
     committed_at: str | None = None
     cancelled_at: str | None = None
+    revert: BackfillRevertRequest | None = Field(
+        default=None, description="Once a revert started: its reason, ticket, actor and time."
+    )
+    reverted: BackfillReverted | None = Field(
+        default=None, description="Once reverted: the events voided and the invoices corrected."
+    )
+    reverted_at: str | None = None
 
 
 class BackfillList(BaseModel):

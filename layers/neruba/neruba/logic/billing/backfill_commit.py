@@ -216,22 +216,26 @@ def correct_invoices(
     actor: str,
     request_id: str | None,
     now: datetime,
+    revert: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Step 3: rerun every invoice whose window holds one of the events (once each: its key)."""
+    """Step 3: rerun every invoice whose window holds one of the events (once each: its key). A revert
+    (``revert``: its reason and ticket) runs the same reruns under keys of its own."""
     from neruba.logic.billing.admin import rerun_invoice
 
     doc = get_backfill(ctx, backfill_id).document
-    reason = f"backfill {backfill_id}: {doc['reason']}"[:500]
-    origin = {"backfill": {"backfill_id": backfill_id, "reason": doc["reason"], "ticket": doc.get("ticket")}}
+    why, ticket = (revert["reason"], revert.get("ticket")) if revert else (doc["reason"], doc.get("ticket"))
+    prefix = "backfill-revert" if revert else "backfill"
+    reason = f"{'revert of ' if revert else ''}backfill {backfill_id}: {why}"[:500]
+    origin = {"backfill": {"backfill_id": backfill_id, "reason": why, "ticket": ticket}}
     corrected = []
     for invoice in affected_invoices(ctx, held):
         try:
             result = rerun_invoice(
                 ctx,
                 invoice.id,
-                RerunRequest(reason=reason, ticket=doc.get("ticket")),
+                RerunRequest(reason=reason, ticket=ticket),
                 actor,
-                idempotency_key=f"backfill:{backfill_id}:{invoice.id}",
+                idempotency_key=f"{prefix}:{backfill_id}:{invoice.id}",
                 request_id=request_id,
                 now=now,
                 origin=origin,
