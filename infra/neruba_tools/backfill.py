@@ -1,4 +1,4 @@
-"""``neruba backfill``: open, fill, preview, commit, cancel and read backfills through the API.
+"""``neruba backfill``: open, fill, preview, commit, cancel, revert and read backfills through the API.
 
     neruba backfill open --customer acme [--customer ...] --meter api_calls [--meter ...]
                          --start ISO --end ISO --reason TEXT [--ticket T] [--key K]
@@ -6,6 +6,7 @@
     neruba backfill preview BACKFILL_ID
     neruba backfill commit BACKFILL_ID --reason TEXT [--ticket T] [--key K]
     neruba backfill cancel BACKFILL_ID --reason TEXT [--ticket T] [--key K]
+    neruba backfill revert BACKFILL_ID --reason TEXT [--ticket T] [--key K]
     neruba backfill list [--status S]
     neruba backfill show BACKFILL_ID
 
@@ -14,7 +15,8 @@ Every command calls the API with the Python client (``clients/python``): ``--bas
 ``NERUBA_API_KEY``). Answers are printed as JSON; an error answer prints its code and message and exits 1.
 ``--key`` is the Idempotency-Key (a new one when left out): give the same key to retry a command safely.
 Events are sent 100 per request; each keeps its transaction id, so sending a file again holds nothing
-twice. A commit that answers ``committing`` left a step for later: run it again (any key).
+twice. A commit that answers ``committing`` (a revert: ``reverting``) left a step for later: run it again
+(any key).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ def add_parser(commands: Any) -> None:
     cancelled = command("cancel", "cancel an open backfill", _cancel)
     cancelled.add_argument("backfill_id")
     audited(cancelled)
+    reverted = command("revert", "void a committed backfill's events and correct the invoices", _revert)
+    reverted.add_argument("backfill_id")
+    audited(reverted)
     listing = command("list", "every backfill", _list)
     listing.add_argument(
         "--status", choices=["open", "committing", "committed", "reverting", "reverted", "cancelled"]
@@ -191,6 +196,17 @@ def _cancel(client: Any, args: argparse.Namespace) -> int:
         args.backfill_id, reason=args.reason, ticket=args.ticket, idempotency_key=_key(args)
     )
     _print(answer)
+    return 0
+
+
+def _revert(client: Any, args: argparse.Namespace) -> int:
+    answer = client.admin.revert_backfill(
+        args.backfill_id, reason=args.reason, ticket=args.ticket, idempotency_key=_key(args)
+    )
+    _print(answer)
+    if answer.status == "reverting":
+        print("still reverting: run the revert again in a few minutes", file=sys.stderr)
+        return 3
     return 0
 
 

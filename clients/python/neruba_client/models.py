@@ -831,6 +831,18 @@ class BackfillCommitted(_Model):
     invoices: list[BackfillCorrection]
 
 
+class BackfillRevertRequest(_Model):
+    reason: str
+    ticket: str | None
+    by: str
+    at: str
+
+
+class BackfillReverted(_Model):
+    events_voided: int
+    invoices: list[BackfillCorrection]
+
+
 class BackfillView(_Model):
     id: str
     object: Literal["backfill"]
@@ -847,6 +859,9 @@ class BackfillView(_Model):
     committed: BackfillCommitted | None = None
     committed_at: str | None = None
     cancelled_at: str | None = None
+    revert: BackfillRevertRequest | None = None
+    reverted: BackfillReverted | None = None
+    reverted_at: str | None = None
 
 
 class BackfillEventStatus(_Model):
