@@ -113,7 +113,10 @@ ERROR_CODES: dict[str, str] = {
     "backfill_meter_in_advance": "The meter is charged in advance; a backfill counts arrears usage only.",
     "backfill_too_many_events": "The backfill would hold more than 5,000 events; open another one.",
     "backfill_not_committed": "Only a committed backfill can be reverted.",
-    "backfill_too_old_to_revert": "The backfill's events are past the void horizon (ingest's maximum event age, 35 days by default); credit the invoices instead.",
+    "backfill_too_old_to_revert": (
+        "The backfill's events are past the void horizon (ingest's maximum event age, 35 days by "
+        "default); credit the invoices instead."
+    ),
     "timestamp_outside_backfill": "The event's timestamp is outside the backfill's range.",
     "customer_not_in_backfill": "The event's customer is not one of the backfill's.",
     "meter_not_in_backfill": "The event's meter is not one of the backfill's.",

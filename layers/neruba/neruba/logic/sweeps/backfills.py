@@ -6,9 +6,9 @@ A commit hands its rest to the billing worker with a ``{"backfill": id}`` messag
 or a send that fails, leaves the backfill ``committing`` with nothing to resume it but the next commit
 call. Each backfill ``committing`` for longer than ``LAG`` is claimed (``OpsRepository.claim_resend``,
 kind ``backfill``, the billing check's cool-down) and its message sent again (repair
-``backfill_commit_resent``; for a revert, ``logic.billing.backfill_revert``, which uses the same
-message, after ``LAG`` from its start: ``backfill_revert_resent``). Every step of the commit is idempotent, so a message that was not lost after
-all only makes the worker find less to do.
+``backfill_commit_resent``). A revert (``logic.billing.backfill_revert``) uses the same message: one
+left ``reverting`` for longer than ``LAG`` gets it again (``backfill_revert_resent``). Every step is
+idempotent, so a message that was not lost after all only makes the worker find less to do.
 
 Cost: one Query of the backfills' partition.
 """
