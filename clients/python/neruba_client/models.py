@@ -828,6 +828,7 @@ class BackfillCorrection(_Model):
 class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
+    events_replaced: int = 0
     invoices: list[BackfillCorrection]
 
 
@@ -907,6 +908,7 @@ class BackfillPreview(_Model):
     backfill_id: str
     events_held: int
     events_counted: int
+    events_replaced: int = 0
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod]
     difference_minor: int

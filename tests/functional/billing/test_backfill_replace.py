@@ -27,7 +27,7 @@ from tests.functional.billing.helpers import Killed, day, schedule, work
 
 @pytest.fixture
 def horizon(monkeypatch: Any) -> None:
-    """Ingest's maximum event age (the void horizon) at 400 days: the world's months-old range is within it."""
+    """Ingest's maximum event age (the void horizon) at 400 days: the world's old range is within it."""
     from neruba import settings
 
     configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
@@ -92,6 +92,9 @@ def test_replace_voids_the_range_and_counts_the_held_events(
     assert _rated(world, 0) == 5 * PRICE and _rated(world, 1) == 4 * PRICE
     assert _day_totals(world, monkeypatch) == {ts(START): 5 * PRICE, ts(START + day(1)): 4 * PRICE}
     assert_books_agree(world, "acme")
+    # a replace is not reverted: the events it replaced would stay voided
+    status, answer = act(backfill, "revert", key="r-1")
+    assert (status, answer["error"]["code"]) == (409, "backfill_replace_not_revertible")
 
 
 def test_a_held_event_already_stored_stands_and_is_not_voided(
@@ -151,7 +154,9 @@ def test_replace_is_refused_at_open_where_it_cannot_void(world: World, monkeypat
 
     configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
     monkeypatch.setattr(settings, "get_settings", lambda: configured)
-    status, answer = open_backfill(scope(mode="replace", start=(START + day(0, 1)).replace(minute=30).isoformat()))
+    status, answer = open_backfill(
+        scope(mode="replace", start=(START + day(0, 1)).replace(minute=30).isoformat())
+    )
     assert (status, answer["error"]["code"], answer["error"]["param"]) == (
         400,
         "backfill_replace_whole_hours",

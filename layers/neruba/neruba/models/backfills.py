@@ -34,7 +34,9 @@ class BackfillCreate(BaseModel):
     end: AwareInstant = Field(description="The range's end (exclusive; not in the future).")
     mode: Literal["add", "replace"] = Field(
         default="add",
-        description="add: the events are counted on top of the stored ones. replace is not available yet.",
+        description="add: the events are counted on top of the stored ones. replace: the stored events of "
+        "the range (these customers and meters) are voided at commit and the held events counted instead "
+        "(within the void horizon, on whole hours).",
     )
     reason: AuditedReason = Field(description="Why the backfill is opened (audited).")
     ticket: TicketText | None = None
@@ -94,6 +96,9 @@ class BackfillCommitted(BaseModel):
 
     events_counted: int
     events_not_counted: int = Field(description="Held events whose transaction id was stored already.")
+    events_replaced: int = Field(
+        default=0, description="mode replace: the stored events of the range voided by the commit."
+    )
     invoices: list[BackfillCorrection]
 
 
@@ -200,6 +205,9 @@ class BackfillPreview(BaseModel):
     backfill_id: str
     events_held: int
     events_counted: int = Field(description="Held events the commit would count (not already stored).")
+    events_replaced: int = Field(
+        default=0, description="mode replace: the stored events of the range the commit would void."
+    )
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod] = Field(
         description="Current periods not invoiced yet: their invoice will count the events when billed."

@@ -65,6 +65,12 @@ def revert_backfill(
             f"Only a committed backfill can be reverted; this one is {found.status}.",
             code="backfill_not_committed",
         )
+    if found.document.get("mode") == "replace" and found.status == "committed":
+        raise ConflictError(
+            "A replace backfill cannot be reverted: the events it replaced stay voided (a void is not "
+            "undone); send them again in an add backfill, or credit the invoices.",
+            code="backfill_replace_not_revertible",
+        )
     held = backfills(ctx).held_events(backfill_id)
     if found.status == "committed":
         start(ctx, backfill_id, held, body, actor, key, request_id, now)
