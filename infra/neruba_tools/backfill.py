@@ -1,7 +1,7 @@
 """``neruba backfill``: open, fill, preview, commit, cancel, revert and read backfills through the API.
 
     neruba backfill open --customer acme [--customer ...] --meter api_calls [--meter ...]
-                         --start ISO --end ISO --reason TEXT [--ticket T] [--key K]
+                         --start ISO --end ISO [--mode add|replace] --reason TEXT [--ticket T] [--key K]
     neruba backfill events BACKFILL_ID FILE       (JSON lines, or one JSON array; "-" reads stdin)
     neruba backfill preview BACKFILL_ID
     neruba backfill commit BACKFILL_ID --reason TEXT [--ticket T] [--key K]
@@ -57,6 +57,9 @@ def add_parser(commands: Any) -> None:
     opened.add_argument("--meter", action="append", required=True, help="a meter code (repeatable)")
     opened.add_argument("--start", type=when, required=True, help="range start, ISO 8601")
     opened.add_argument("--end", type=when, required=True, help="range end (exclusive), ISO 8601")
+    opened.add_argument(
+        "--mode", choices=["add", "replace"], default="add", help="replace: the range's stored events voided"
+    )
     audited(opened)
     sent = command("events", "send events (JSON lines or a JSON array) into an open backfill", _events)
     sent.add_argument("backfill_id")
@@ -126,6 +129,7 @@ def _open(client: Any, args: argparse.Namespace) -> int:
         meter_codes=args.meter,
         start=args.start,
         end=args.end,
+        mode=args.mode,
         reason=args.reason,
         ticket=args.ticket,
         idempotency_key=_key(args),

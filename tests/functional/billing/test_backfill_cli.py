@@ -127,3 +127,8 @@ def test_revert_from_the_command_line(world: World, cli: Any, monkeypatch: pytes
     assert [i["amount_minor"] for i in done["reverted"]["invoices"]] == [-3 * PRICE]
     code, again, _ = cli("commit", opened["id"], "--reason", "again")  # a reverted backfill stays so
     assert code == 0 and again["status"] == "reverted"
+    # a replace backfill opened from the command line (the same horizon applies)
+    code, replacing, _ = cli(
+        "open", *scope, "--end", (START + day(1)).isoformat(), "--mode", "replace", "--reason", "re-export"
+    )
+    assert code == 0 and replacing["mode"] == "replace"
