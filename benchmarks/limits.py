@@ -9,20 +9,27 @@ transaction, so this is the batch's time on the local emulator).
 The amounts run prices usage, which a grouped meter does not allow (docs/limits.md, "Which prices take an
 amount"): both of its sides use an ungrouped ``tokens`` meter charged by a graduated plan, once without
 limits and once with an amount cap no event reaches and two spend alert levels on every customer.
+
+Besides the two shapes (every customer limited, with a hard cap), two variants of the 10-customer shape
+measure where the extra cost goes: half the customers limited (the others keep the unlimited path), and
+alert levels and a soft cap without a hard cap. The sizes of the stored counters and limited contributions
+are reported too (a write unit per started KB).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
-from benchmarks.capacity import Meter
+from benchmarks.capacity import Meter, item_size
 from benchmarks.ingest_writes import (
     BATCH,
     EVENTS,
@@ -39,21 +46,39 @@ from benchmarks.ingest_writes import (
 TARGET_EXTRA_WRITE_UNITS = 0.2
 
 
-def _limits(customers: int) -> None:
-    """A hard cap no event reaches and three alert levels the workload crosses, on every customer."""
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """Which customers of a shape have limits, and whether they include a hard cap."""
+
+    name: str
+    limited_every: int = 1  # customers c with c % limited_every == 0 have limits
+    hard_cap: bool = True
+
+
+EVERY = Variant("every customer limited")
+VARIANTS = [
+    (HEADLINE, EVERY),
+    (SHAPES[0], EVERY),
+    (HEADLINE, Variant("half the customers limited", limited_every=2)),
+    (HEADLINE, Variant("alerts and soft cap only, no hard cap", hard_cap=False)),
+]
+
+
+def _limits(customers: int, variant: Variant) -> int:
+    """A hard cap no event reaches (unless the variant has none) and three alert levels the workload
+    crosses, on the variant's customers; returns how many customers have limits."""
     from neruba.logic.idempotency import Actor
     from neruba.logic.limits.settings import put_limits
     from neruba.models.limits import UsageLimitsIn
 
-    body = UsageLimitsIn.model_validate(
-        {
-            "meters": [
-                {"meter_code": "tokens", "hard_cap": "1000000", "soft_cap": "500", "alerts": ["100", "300"]}
-            ]
-        }
-    )
-    for c in range(customers):
+    meter: dict[str, Any] = {"meter_code": "tokens", "soft_cap": "500", "alerts": ["100", "300"]}
+    if variant.hard_cap:
+        meter["hard_cap"] = "1000000"
+    body = UsageLimitsIn.model_validate({"meters": [meter]})
+    limited = [c for c in range(customers) if c % variant.limited_every == 0]
+    for c in limited:
         put_limits(f"cust-{c}", body, None, Actor("bench"))
+    return len(limited)
 
 
 def _priced_catalog(customers: int) -> None:
@@ -103,7 +128,9 @@ def _amount_limits(customers: int) -> None:
         put_limits(f"cust-{c}", body, None, Actor("bench"))
 
 
-def _run(with_limits: bool, shape: Shape = HEADLINE, amounts: bool = False) -> dict[str, Any]:
+def _run(
+    with_limits: bool, shape: Shape = HEADLINE, variant: Variant = EVERY, amounts: bool = False
+) -> dict[str, Any]:
     from moto import mock_aws
 
     from functions.ingest_worker import app
@@ -121,7 +148,10 @@ def _run(with_limits: bool, shape: Shape = HEADLINE, amounts: bool = False) -> d
         else:
             _setup_catalog(customers)
         if with_limits:
-            (_amount_limits if amounts else _limits)(customers)
+            if amounts:
+                _amount_limits(customers)
+            else:
+                _limits(customers, variant)
         records = _records(_events(shape))
         meter = Meter()
         meter.attach(client("dynamodb"), boto3.client("dynamodb"))
@@ -135,6 +165,7 @@ def _run(with_limits: bool, shape: Shape = HEADLINE, amounts: bool = False) -> d
                 first_alert_seconds = round(time.perf_counter() - batch_started, 3)
         elapsed = time.perf_counter() - started
         alerts = _alerts(get_settings().ops_table) if with_limits else 0
+        sizes = _sizes(get_settings().usage_table)
     return {
         "write_units": meter.total_write_units,
         "write_units_per_event": round(meter.total_write_units / EVENTS, 3),
@@ -144,7 +175,26 @@ def _run(with_limits: bool, shape: Shape = HEADLINE, amounts: bool = False) -> d
         "seconds_on_moto": round(elapsed, 2),
         "alerts_written": alerts,
         "seconds_batch_start_to_first_alert": first_alert_seconds,
+        "largest_bytes": sizes,
     }
+
+
+def _sizes(usage_table: str) -> dict[str, int]:
+    """The largest stored counter and contribution, in bytes (DynamoDB's item size rule)."""
+    largest = {"counter": 0, "contribution": 0}
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=usage_table)
+    for item in (i for page in pages for i in page["Items"]):
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        kind = (
+            "counter"
+            if pk.startswith("LIM#")
+            else "contribution"
+            if pk.startswith("AGG#") and "!" in sk
+            else None
+        )
+        if kind:
+            largest[kind] = max(largest[kind], item_size(item))
+    return largest
 
 
 def _alerts(ops_table: str) -> int:
@@ -153,14 +203,19 @@ def _alerts(ops_table: str) -> int:
 
 
 def main() -> dict[str, Any]:
-    """The headline shape (10 customers per batch) and one customer per batch, limits off then on."""
+    """The headline shape (10 customers per batch) and one customer per batch, limits off then on, then the
+    variants of the headline shape (``VARIANTS``; limits off is measured once per shape)."""
     shapes = []
-    for shape in (HEADLINE, SHAPES[0]):
-        off, on = _run(False, shape), _run(True, shape)
+    offs: dict[str, dict[str, Any]] = {}
+    for shape, variant in VARIANTS:
+        off = offs.get(shape.name) or _run(False, shape)
+        offs[shape.name] = off
+        on = _run(True, shape, variant)
         extra = round(on["write_units_per_event"] - off["write_units_per_event"], 3)
         shapes.append(
             {
-                "shape": shape.name,
+                "shape": shape.name if variant is EVERY else f"{shape.name}, {variant.name}",
+                "variant": variant.name,
                 "events_per_limited_write": BATCH // shape.customers_per_batch,
                 "limits_off": off,
                 "limits_on": on,
@@ -208,11 +263,18 @@ def amounts() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
-
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.limits",
+        description="Write units per accepted event with usage limits on against off, in the same run; "
+        "writes benchmarks/results/limits.json (takes several minutes on moto).",
+    )
+    parser.add_argument(
+        "run", nargs="?", choices=["amounts"], help="only the amounts run, added to the stored results"
+    )
+    only_amounts = parser.parse_args().run == "amounts"
     from tests.conftest import TEST_ENVIRONMENT
 
     for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
         os.environ.setdefault(key, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(amounts() if sys.argv[1:] == ["amounts"] else main(), indent=2, default=str))
+    print(json.dumps(amounts() if only_amounts else main(), indent=2, default=str))

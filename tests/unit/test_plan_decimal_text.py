@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from neruba.models.catalog import PlanCreate
 
 
@@ -16,7 +18,7 @@ def test_plan_decimals_dump_without_exponent_or_trailing_zeros() -> None:
                 {
                     "meter_code": "m",
                     "model": "percentage",
-                    "rate": "1e2",
+                    "rate": Decimal("1E+2"),  # a JSON number with an exponent reaches the model as this
                     "fixed_fee": "0.300",
                     "free_units": "5.0",
                 },

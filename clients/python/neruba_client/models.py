@@ -160,7 +160,7 @@ class EventVoidResult(StoredEvent):
 
 
 class OutcomeBucket(_Model):
-    start: str
+    start: datetime  # the bucket's first instant (a minute or an hour), UTC
     accepted: int
     duplicate: int
     conflict: int
@@ -177,7 +177,9 @@ class OutcomeCounts(_Model):
 
 
 class UsageBucket(_Model):
-    bucket: str
+    # the bucket's first instant (its hour, day or billing period), UTC; at period granularity the text
+    # "total" (no subscription) or "before_subscription"
+    bucket: datetime | str = Field(union_mode="left_to_right")
     quantity: Decimal
     events: int
     group: dict[str, str] | None = None
@@ -215,8 +217,8 @@ class UsageLimits(_Model):
     customer_id: str
     period_anchor: str
     interval: Literal["day", "week", "month", "quarter", "year"]
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     meters: list[MeterLimitView]
     spend_alerts_minor: list[int] = []
     spend_minor: int | None = None
@@ -237,7 +239,7 @@ class Entitlement(_Model):
     granted: str | None = None
     """metered: what grants in force add to the feature's own limit (included in ``limit``)."""
     remaining: str | None
-    resets_at: str | None
+    resets_at: datetime | None
 
 
 class EntitlementList(_Model):
@@ -251,8 +253,8 @@ class EntitlementGrant(_Model):
     customer_id: str
     feature: str
     amount: str
-    starts_at: str
-    expires_at: str
+    starts_at: datetime
+    expires_at: datetime
     reason: str
     ticket: str | None
     entitlement: Entitlement
@@ -565,7 +567,7 @@ class OneOffLineSource(_Model):
     reason: str | None
     ticket: str | None
     metadata: dict[str, str]
-    created_at: str | None
+    created_at: datetime | None
 
 
 class AdvanceLineSource(_Model):
@@ -596,6 +598,16 @@ class BackfillLineSource(_Model):
     ticket: str | None
 
 
+class VoidedEventRef(_Model):
+    transaction_id: str
+    timestamp: datetime
+    kind: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    amended_by: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -616,6 +628,7 @@ class ExplainedLine(_Model):
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
+    voided_events: list[VoidedEventRef] | None = None
 
 
 class UpcomingWindow(_Model):
@@ -811,8 +824,8 @@ class OneOffCharge(_Model):
     ticket: str | None
     status: Literal["pending", "invoiced", "void"]
     invoice_id: str | None
-    created_at: str
-    voided_at: str | None
+    created_at: datetime
+    voided_at: datetime | None
 
 
 BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
@@ -836,7 +849,7 @@ class BackfillRevertRequest(_Model):
     reason: str
     ticket: str | None
     by: str
-    at: str
+    at: datetime
 
 
 class BackfillReverted(_Model):
@@ -855,14 +868,14 @@ class BackfillView(_Model):
     mode: Literal["add", "replace"]
     reason: str
     ticket: str | None
-    created_at: str
+    created_at: datetime
     events_held: int
     committed: BackfillCommitted | None = None
-    committed_at: str | None = None
-    cancelled_at: str | None = None
+    committed_at: datetime | None = None
+    cancelled_at: datetime | None = None
     revert: BackfillRevertRequest | None = None
     reverted: BackfillReverted | None = None
-    reverted_at: str | None = None
+    reverted_at: datetime | None = None
 
 
 class BackfillEventStatus(_Model):
@@ -885,8 +898,8 @@ class BackfillInvoicePreview(_Model):
     status: str
     customer_id: str
     subscription_id: str | None
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     before_minor: int
     after_minor: int
     difference_minor: int
@@ -896,8 +909,8 @@ class BackfillInvoicePreview(_Model):
 class BackfillOpenPeriod(_Model):
     customer_id: str
     subscription_id: str | None
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     before_minor: int
     after_minor: int
     difference_minor: int
@@ -920,12 +933,26 @@ class CreditedInvoiceLine(_Model):
     amount_minor: int
 
 
+class CreditedTaxRate(_Model):
+    tax_rate_id: str
+    percentage: str
+    inclusive: bool
+    amount_minor: int
+
+
+class CreditedLineTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(_Model):
     line_id: str
     amount_minor: int
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(_Model):
@@ -943,6 +970,9 @@ class CreditNote(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None  # None on notes issued before taxes: amount_minor
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int
@@ -952,7 +982,7 @@ class CreditNote(_Model):
     ticket: str | None
     memo: str | None
     posting_id: str
-    created_at: str
+    created_at: datetime
     stripe: CreditNoteStripe | None = None
 
 
@@ -1012,7 +1042,7 @@ class LateDifference(_Model):
     quantity: str | None
     amount_minor: int
     status: Literal["pending", "applied"]
-    recorded_at: str | None
+    recorded_at: datetime | None
     applied_to: LateEventCarrier | None
 
 
@@ -1023,12 +1053,12 @@ class InvoiceCompleteness(_Model):
     status: str
     kind: str | None
     rated_usage: bool
-    period_start: str
-    period_end: str
-    finalized_at: str | None
+    period_start: datetime
+    period_end: datetime
+    finalized_at: datetime | None
     late_event_horizon_hours: int
     at_finalization: CompletenessAtFinalization
-    closes_at: str | None
+    closes_at: datetime | None
     closed_now: bool
     late_events: list[LateDifference]
     late_amount_minor: int
@@ -1044,8 +1074,8 @@ class Coupon(_Model):
     duration: Literal["once", "repeating", "forever"]
     duration_periods: int | None
     status: Literal["active", "archived"]
-    created_at: str
-    archived_at: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
 
 
 class Discount(_Model):
@@ -1059,8 +1089,8 @@ class Discount(_Model):
     plan_code: str | None
     plan_version: int | None
     status: Literal["active", "removed"]
-    created_at: str
-    removed_at: str | None = None
+    created_at: datetime
+    removed_at: datetime | None = None
 
 
 class TaxRate(_Model):
@@ -1073,8 +1103,8 @@ class TaxRate(_Model):
     state: str | None
     plan_code: str | None
     status: Literal["active", "archived"]
-    created_at: str
-    archived_at: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
 
 
 class TaxJurisdiction(_Model):
@@ -1325,6 +1355,10 @@ class InvoiceData(_Model):
     currency: str
     status: str
     total_minor: int | None = None
+    subtotal_minor: int | None = None
+    discounts_minor: int = 0
+    tax_minor: int = 0
+    tax_included_minor: int = 0
 
 
 class InvoiceFinalizedData(InvoiceData):
@@ -1361,6 +1395,9 @@ class CreditNoteData(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int

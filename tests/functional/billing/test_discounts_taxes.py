@@ -228,6 +228,10 @@ def test_inclusive_tax_moves_the_contained_tax_out_of_revenue(
         ({"duration": "once"}, "k", (400, "duration_periods_not_allowed")),
         ({"percent_off": "0"}, "k", (422, "validation_error")),
         ({"percent_off": "100.5"}, "k", (422, "validation_error")),
+        ({"percent_off": "\u0661\u0662"}, "k", (422, "validation_error")),  # other scripts' digits
+        ({"percent_off": " 12"}, "k", (422, "validation_error")),
+        ({"percent_off": "1e1"}, "k", (422, "validation_error")),
+        ({"percent_off": "1_0"}, "k", (422, "validation_error")),
     ],
 )
 def test_bad_coupons_are_refused_with_a_code_and_write_nothing(
@@ -341,6 +345,9 @@ def test_an_invoice_applies_at_most_ten_discounts_and_the_rest_wait(
         ({"country": None}, (400, "tax_rate_target_required")),
         ({"country": None, "state": "CA"}, (400, "state_needs_country")),
         ({"percentage": "101"}, (422, "validation_error")),
+        ({"percentage": "\uff12\uff10"}, (422, "validation_error")),  # full-width digits
+        ({"percentage": "2e1"}, (422, "validation_error")),
+        ({"percentage": "+20"}, (422, "validation_error")),
         ({"country": "de"}, (422, "validation_error")),
     ],
 )
@@ -395,3 +402,53 @@ def test_two_workers_on_one_window_count_its_period_once(world: World, api: Any,
     assert _used(world, discount["id"]) == 2  # the opening's period and this window's
     assert _discount_lines(world) == [("opening", 0), ("usage", -4)]
     assert_books_agree(world, "acme")
+
+
+def _all_pages(api: Any, path: str, query: dict[str, str]) -> list[list[str]]:
+    """The ids of each page of a list read two at a time, following ``next_cursor`` to the end."""
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        status, page = _get(
+            api, path, query={**query, "limit": "2", **({"starting_after": cursor} if cursor else {})}
+        )
+        assert status == 200 and page["object"] == "list", page
+        assert page["has_more"] is (page["next_cursor"] is not None), page
+        pages.append([item["id"] for item in page["data"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_coupons_tax_rates_and_discounts_are_listed_page_by_page(world: World, api: Any) -> None:
+    # GIVEN three coupons, three tax rates and three discounts of one customer
+    coupons = [_coupon(api, {**PERCENT, "name": f"Launch {n}"}, f"c-{n}")["id"] for n in range(3)]
+    rates = []
+    for n in range(3):
+        status, rate = _post(api, "/admin/tax-rates", {**VAT, "display_name": f"VAT {n}"}, f"t-{n}")
+        assert status == 201, rate
+        rates.append(rate["id"])
+    discounts = [_attach(api, coupon, f"d-{n}", customer_id="acme")["id"] for n, coupon in enumerate(coupons)]
+    # WHEN each list is read two at a time
+    lists = {
+        "/admin/coupons": ({}, coupons),
+        "/admin/tax-rates": ({}, rates),
+        "/admin/discounts": ({"customer_id": "acme"}, discounts),
+    }
+    for path, (query, made) in lists.items():
+        pages = _all_pages(api, path, query)
+        # THEN two pages give every item once, in id order
+        assert [len(page) for page in pages] == [2, 1], (path, pages)
+        assert [i for page in pages for i in page] == sorted(made), path
+    # AND a cursor of one list is refused by another, or by the same list with other filters
+    _, first = _get(api, "/admin/coupons", query={"limit": "2"})
+    status, answer = _get(api, "/admin/tax-rates", query={"starting_after": first["next_cursor"]})
+    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
+        400,
+        "invalid_cursor",
+        "starting_after",
+    )
+    _, first = _get(api, "/admin/discounts", query={"customer_id": "acme", "limit": "2"})
+    other = {"customer_id": "other", "starting_after": first["next_cursor"]}
+    status, answer = _get(api, "/admin/discounts", query=other)
+    assert (status, answer["error"]["code"]) == (400, "invalid_cursor")

@@ -138,3 +138,72 @@ def test_a_net_negative_quantity_rates_to_zero_and_the_invoice_is_still_issued(
     (billed_usage,) = [line for line in billed.lines if line.line_id == "usage:net_units::0"]
     assert (billed_usage.quantity, billed_usage.amount_minor) == (0, 0)
     assert billed_usage.description == usage["description"]
+
+
+def _percentage_on_net(catalog: Any, code: str, charge: dict[str, Any]) -> None:
+    """A sum meter that allows negatives, a plan published through the catalog (which registers any
+    per-event rule on the meter), and acme subscribed to it since START."""
+    from neruba.dal.plans import PlansRepository
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Meter, PlanCreate, SubscriptionCreate
+
+    meter = Meter(code="refunds", name="Payments", aggregation="sum", field="amount", allow_negative=True)
+    catalog.create_meter(meter)
+    plans = PlansRepository(get_settings().catalog_table)
+    body = {"code": code, "name": code, "currency": "USD", "interval": "month",
+            "charges": [{"meter_code": "refunds", **charge}]}  # fmt: skip
+    create_plan(plans, PlanCreate.model_validate(body))
+    subscription = SubscriptionCreate(customer_id="acme", plan_code=code, start_at=START)
+    create_subscription(plans, subscription, None, now=NOW)
+
+
+def _upcoming_usage_line(meter: str) -> dict[str, Any]:
+    from functions.read_api.app import lambda_handler
+
+    path = "/v1/customers/acme/upcoming-invoice"
+    status, body, _ = call(lambda_handler, api_event("GET", path, path_parameters={"customer_id": "acme"}))
+    assert status == 200, body
+    (window,) = body["windows"]
+    return next(line for line in window["lines"] if line["line_id"] == f"usage:{meter}::0")
+
+
+def _payments(send: Callable[..., Any], *amounts: str) -> None:
+    at = (START + timedelta(hours=2)).isoformat()
+    events = [
+        ev(f"pay-{i}", code="refunds", timestamp=at, properties={"amount": amount})
+        for i, amount in enumerate(amounts)
+    ]
+    assert send(*events)["queued"] == len(amounts)
+
+
+def test_bounded_percentage_charges_netting_below_zero_bill_zero_not_a_credit(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    # GIVEN 10% + 1.00 per event, at most 4.00 an event, on a meter that takes refunds
+    _percentage_on_net(catalog, "bounded_net", {"model": "percentage", "rate": "10", "fixed_fee": "1",
+                                                "per_event_max": "4"})  # fmt: skip
+    # WHEN a refund of 100 (-10 + 1 = -9.00) and payments of 50 (capped at 4.00) and 5 (1.50) arrive
+    _payments(send, "-100", "50", "5")
+    process()
+    # THEN the events' charges net to -3.50, and the usage line bills 0: a usage line never credits
+    line = _upcoming_usage_line("refunds")
+    assert Decimal(line["source"]["per_event_charges"]) == Decimal("-3.5")
+    assert line["amount_minor"] == 0, line
+    assert "billed as 0" in line["description"]
+
+
+def test_a_net_negative_line_that_still_bills_fees_does_not_say_it_bills_zero(
+    catalog: Any, send: Callable[..., Any], process: Callable[..., int]
+) -> None:
+    # GIVEN 3% + 0.25 per event past the first, on a meter that takes refunds
+    _percentage_on_net(catalog, "fees_net", {"model": "percentage", "rate": "3", "fixed_fee": "0.25",
+                                             "free_events": 1})  # fmt: skip
+    # WHEN payments of 100 and 20 and a refund of 250 net to -130
+    _payments(send, "100", "-250", "20")
+    process()
+    # THEN the amount is rated as 0 but two events still pay their fee: 0.50, and the line says so truly
+    line = _upcoming_usage_line("refunds")
+    assert line["amount_minor"] == 50, line
+    assert "net usage was negative (-130)" in line["description"]
+    assert "billed as 0" not in line["description"], line["description"]

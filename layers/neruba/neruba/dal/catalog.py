@@ -17,7 +17,7 @@ from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
-from neruba.dal.limits import plan_defaults_of
+from neruba.dal.limits import balance_version_of, plan_defaults_of
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.event_rules import EventRule
 from neruba.domain.plan_defaults import any_threshold, effective_text
@@ -152,13 +152,16 @@ class CatalogRepository:
         values = self._get(_customer_key(external_id))
         return Customer.model_validate(json.loads(values["doc"]), context=STORED) if values else None
 
-    def customer_and_limits(self, external_id: str) -> tuple[Customer | None, str | None]:
-        """The customer and its usage limit settings as stored (``dal.limits``), in the one read."""
+    def customer_limits_and_balance_version(
+        self, external_id: str
+    ) -> tuple[Customer | None, str | None, int]:
+        """The customer, its usage limit settings and its balance version (``dal.limits``), in one read."""
         values = self._get(_customer_key(external_id))
         if not values:
-            return None, None
+            return None, None, 0
         customer = Customer.model_validate(json.loads(values["doc"]), context=STORED)
-        return customer, None if values.get("lim") is None else str(values["lim"])
+        lim = None if values.get("lim") is None else str(values["lim"])
+        return customer, lim, balance_version_of(values)
 
     def customer_with_defaults(self, external_id: str) -> tuple[Customer | None, dict[str, str]]:
         """The customer and its subscriptions' plan-version defaults records (``dal.limits``), one read."""

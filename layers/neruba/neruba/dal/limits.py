@@ -16,6 +16,10 @@ Items:
   amount in minor units ``a``. Written only for meters that have limits, always in the transaction of
   the contribution that counts the events, on condition of the version read (``v``), so two batches never
   both add to one value they read, and a batch whose contribution exists (a redelivery) adds nothing;
+- balance version: the same catalog item's ``bv`` (a number, absent as 0), kept only for customers with
+  balance alert levels: every write changing their usable credit moves it in its own transaction (the
+  writes that evaluate the levels on condition that it is still the value read with the levels), so two
+  of them never both decide from one balance (docs/limits.md, "Balance alerts");
 - spend counter (usage table) ``LIM#{customer}#$spend`` / ``{period start}`` (``SPEND``, not a meter
   code): the customer's rated spend in the period ``u`` (minor units), each meter's amount ``m``, the
   spend levels fired ``f`` and a version ``v``; written with a meter's counter when its amount changes.
@@ -38,6 +42,7 @@ SETTINGS_ATTRIBUTE = "lim"
 SPEND = "$spend"  # the spend counter's place of a meter code (meter codes start with a letter or digit)
 PLAN_DEFAULTS_PREFIX = "pd_"
 GRANTS_ATTRIBUTE = "egr"
+BALANCE_VERSION_ATTRIBUTE = "bv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,35 @@ def plan_defaults_of(values: Mapping[str, Any]) -> dict[str, str]:
         for name, text in values.items()
         if name.startswith(PLAN_DEFAULTS_PREFIX) and text
     }
+
+
+def balance_version_of(values: Mapping[str, Any]) -> int:
+    """The balance version of a customer's catalog item, as read (0 before the first write moves it)."""
+    return int(values.get(BALANCE_VERSION_ATTRIBUTE) or 0)
+
+
+def balance_version_item(catalog_table: str, customer_id: str, seen: int | None) -> dict[str, Any]:
+    """The action moving the customer's balance version on: on condition that it is still ``seen``
+    (a write that evaluated the balance alert levels from it), or whatever it is (``seen`` None: a
+    write raising the balance, which decides nothing itself)."""
+    update: dict[str, Any] = {
+        "TableName": catalog_table,
+        "Key": {"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+        "ExpressionAttributeNames": {"#v": BALANCE_VERSION_ATTRIBUTE},
+    }
+    if seen is None:
+        update["UpdateExpression"] = "SET #v = if_not_exists(#v, :zero) + :one"
+        update["ConditionExpression"] = "attribute_exists(pk)"
+        update["ExpressionAttributeValues"] = to_item({":zero": 0, ":one": 1})
+    elif seen == 0:
+        update["UpdateExpression"] = "SET #v = :next"
+        update["ConditionExpression"] = "attribute_exists(pk) AND attribute_not_exists(#v)"
+        update["ExpressionAttributeValues"] = to_item({":next": 1})
+    else:
+        update["UpdateExpression"] = "SET #v = :next"
+        update["ConditionExpression"] = "#v = :seen"
+        update["ExpressionAttributeValues"] = to_item({":next": seen + 1, ":seen": seen})
+    return {"Update": update}
 
 
 def counter_key(customer_id: str, meter_code: str, start: datetime) -> dict[str, Any]:
@@ -201,6 +235,21 @@ class LimitsRepository:
             raise LookupError(customer_id)
         value = from_item(response["Item"]).get(SETTINGS_ATTRIBUTE)
         return None if value is None else str(value)
+
+    def settings_and_balance_version(self, customer_id: str) -> tuple[str | None, int]:
+        """The customer's own settings and its balance version, in one read (LookupError: no customer)."""
+        response = client("dynamodb").get_item(
+            TableName=self.catalog_table,
+            Key={"pk": {"S": f"CUS#{customer_id}"}, "sk": {"S": "#"}},
+            ProjectionExpression="pk, #l, #v",
+            ExpressionAttributeNames={"#l": SETTINGS_ATTRIBUTE, "#v": BALANCE_VERSION_ATTRIBUTE},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            raise LookupError(customer_id)
+        values = from_item(response["Item"])
+        value = values.get(SETTINGS_ATTRIBUTE)
+        return None if value is None else str(value), balance_version_of(values)
 
     def settings_texts(self, customer_id: str) -> StoredLimits:
         """The customer's own settings, its subscriptions' plan-version defaults and its entitlement

@@ -175,6 +175,15 @@ def outbox_put(
     }
 
 
+def outbox_event(action: dict[str, Any]) -> dict[str, Any] | None:
+    """The event an outbox Put (:func:`outbox_put`) carries (``type``, ``data``, ...); None for any other
+    action."""
+    put = action.get("Put")
+    if not put or not put["Item"].get("pk", {}).get("S", "").startswith("WHOUT#"):
+        return None
+    return dict(json.loads(put["Item"]["doc"]["S"]))
+
+
 def once_put(table_name: str, key: str, event_id: str) -> dict[str, Any]:
     """The Put that lets an event keyed ``key`` be written once: a second transaction carrying it is
     cancelled (the stored mark names the first event)."""

@@ -239,20 +239,22 @@ def rate_quantity(
 ) -> RatedQuantity:
     """Price one usage quantity, never refusing it.
 
-    A net negative quantity (a meter that allows negative values, netted below zero) is billed as 0
-    (``source.net_quantity`` keeps it); an amount over ``MAX_LINE_MINOR`` is billed as 0 and flagged
-    ``source.unbillable``; each says so in ``notes``.
+    A net negative quantity (a meter that allows negative values, netted below zero) is priced as a
+    quantity of 0 (``source.net_quantity`` keeps it: what a model bills at 0, such as a percentage's fees
+    per event or a first tier's flat fee, is still billed); a line is never negative: an amount below 0
+    (per-event charges of refunds) is billed as 0 (``source.net_amount`` keeps it); an amount over
+    ``MAX_LINE_MINOR`` is billed as 0 and flagged ``source.unbillable``; each says so in ``notes``.
 
     Example:
         >>> rated = rate_quantity({"model": "per_unit", "unit_price": "2"}, Decimal(-3), "USD")
         >>> (rated.priced.quantity, rated.amount_minor, rated.notes)
-        (Decimal('0'), 0, ('net usage was negative (-3): billed as 0',))
+        (Decimal('0'), 0, ('net usage was negative (-3): priced as a quantity of 0',))
     """
     notes: list[str] = []
     source: dict[str, Any] = {}
     if quantity < 0:
         source["net_quantity"] = quantity
-        notes.append(f"net usage was negative ({quantity}): billed as 0")
+        notes.append(f"net usage was negative ({quantity}): priced as a quantity of 0")
     priced = price_charge(charge, max(quantity, ZERO), events, per_event[0] if per_event else None)
     amount = priced.amount
     unit = charge.get("pricing_unit")
@@ -272,6 +274,10 @@ def rate_quantity(
             " billed as 0 until the usage sweep recounts them"
         )
         return RatedQuantity(priced, 0, tuple(notes), source, amount)
+    if amount < 0:
+        source["net_amount"] = amount
+        notes.append(f"the events' charges net below zero ({canonical_text(amount)}): billed as 0")
+        return RatedQuantity(priced, 0, tuple(notes), source, ZERO)
     if over_line_limit(amount, currency):
         source["unbillable"] = "amount_too_large"
         notes.append(f"amount too large to bill (over {MAX_LINE_MINOR} minor units): billed as 0")

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from neruba.domain.periods import Interval
 from neruba.models.fields import (
@@ -25,6 +25,7 @@ from neruba.models.fields import (
     Currency,
     Metadata,
     Name,
+    PlainDecimal,
     Price,
     Quantity,
     Reason,
@@ -196,7 +197,9 @@ class CustomerUpdate(BaseModel):
     )
 
 
-Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), AsText]
+Rate = Annotated[
+    Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), PlainDecimal, AsText
+]
 
 
 class TierIn(BaseModel):
@@ -247,10 +250,10 @@ class Pricing(BaseModel):
 
     unit_price: Price | None = None
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
-    package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    package_size: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000)
     package_price: Price | None = None
     free_units: Annotated[
-        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), AsText
+        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), PlainDecimal, AsText
     ] = Decimal(0)
     rate: Rate | None = Field(
         default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
@@ -258,7 +261,7 @@ class Pricing(BaseModel):
     fixed_fee: Price | None = Field(
         default=None, description="percentage: a fee per event, past free_events."
     )
-    free_events: int | None = Field(
+    free_events: StrictInt | None = Field(
         default=None, ge=0, le=1_000_000_000, description="percentage: events that pay no fixed_fee."
     )
     per_event_min: Price | None = Field(
@@ -346,7 +349,7 @@ class PricingUnitIn(BaseModel):
 
     code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
     conversion_rate: Annotated[
-        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), AsText
+        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), PlainDecimal, AsText
     ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
 
 
@@ -434,12 +437,15 @@ class PlanVersionIn(BaseModel):
         "to the version, unless the customer sets its own (docs/limits.md, Plan-version defaults).",
     )
 
-    @model_validator(mode="after")
-    def _one_charge_per_meter(self) -> PlanVersionIn:
-        codes = [c.meter_code for c in self.charges]
-        if len(codes) != len(set(codes)):
-            raise ValueError("a plan has at most one charge per meter")
-        return self
+    @field_validator("charges")
+    @classmethod
+    def _one_charge_per_meter(cls, charges: list[ChargeIn]) -> list[ChargeIn]:
+        codes = [c.meter_code for c in charges]
+        repeated = sorted({code for code in codes if codes.count(code) > 1})
+        if repeated:
+            names = ", ".join(repr(code) for code in repeated)
+            raise ValueError(f"a plan has at most one charge per meter ({names} has more)")
+        return charges
 
 
 class PlanCreate(PlanVersionIn):
@@ -488,7 +494,7 @@ class SubscriptionCreate(BaseModel):
 
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN)
     plan_code: str = Field(pattern=CODE_PATTERN)
-    plan_version: int | None = Field(default=None, ge=1, description="Defaults to the latest version.")
+    plan_version: StrictInt | None = Field(default=None, ge=1, description="Defaults to the latest version.")
     start_at: AwareInstant | None = Field(
         default=None, description="Defaults to now; anchors the billing periods."
     )
@@ -501,7 +507,7 @@ class PlanChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan_code: str = Field(pattern=CODE_PATTERN)
-    plan_version: int | None = Field(default=None, ge=1)
+    plan_version: StrictInt | None = Field(default=None, ge=1)
     at: AwareInstant | None = Field(
         default=None, description="Defaults to now; must be within the current period."
     )

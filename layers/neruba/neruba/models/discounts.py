@@ -7,10 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, Currency
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, Currency, PlainDecimal
 
-Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6)]
-TaxPercent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6)]
+Percent = Annotated[
+    Decimal, Field(gt=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6), PlainDecimal
+]
+TaxPercent = Annotated[
+    Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6), PlainDecimal
+]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE, US.")]
 State = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,3}$", description="ISO 3166-2 subdivision, e.g. CA.")]
 MAX_COUPON_MINOR = 10**15
@@ -51,7 +55,7 @@ class DiscountCreate(_Audited):
     customer_id: str | None = Field(default=None, pattern=EXTERNAL_ID_PATTERN)
     subscription_id: str | None = Field(default=None, max_length=64)
     plan_code: str | None = Field(default=None, pattern=CODE_PATTERN)
-    plan_version: int | None = Field(default=None, ge=1)
+    plan_version: StrictInt | None = Field(default=None, ge=1)
 
 
 class TaxRateCreate(_Audited):

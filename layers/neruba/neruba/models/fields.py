@@ -87,19 +87,23 @@ def _plain_decimal(value: object, info: ValidationInfo) -> object:
     return value
 
 
+PlainDecimal = BeforeValidator(_plain_decimal)
+"""The text rule of every decimal the API takes (prices, quantities, rates, percentages, free units): put it
+in the field's ``Annotated`` so that no decimal field is left with the looser parsing of ``Decimal``."""
+
 AsText = PlainSerializer(canonical_text, return_type=str, when_used="json")
 """How every decimal of a request model is stored and answered: canonical text (``domain.numbers``), no
 exponent and no trailing zeros (``"1e2"`` -> ``"100"``, ``"0.300"`` -> ``"0.3"``)."""
 Price = Annotated[
     Decimal,
     Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12),
-    BeforeValidator(_plain_decimal),
+    PlainDecimal,
     AsText,
 ]
 Quantity = Annotated[
     Decimal,
     Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6),
-    BeforeValidator(_plain_decimal),
+    PlainDecimal,
     AsText,
 ]
 

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.domain.periods import add_interval as _add_interval
 
-Levels = tuple[int | None, Sequence[int]]  # the balance.low threshold and the balance alert levels
-
 if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for what it calls
     from neruba.dal.billing import BillingRepository
     from neruba.dal.invoices import InvoicesRepository
@@ -35,6 +33,9 @@ if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for 
     from neruba.domain.ledger import Posting
     from neruba.domain.phases import Terms
     from neruba.domain.pricing import RatedWindow
+    from neruba.logic.limits.balance import BalanceWatch
+
+Levels = tuple[int | None, "BalanceWatch | None"]  # the balance.low threshold, the balance alerts' watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,22 @@ class PostingRequest:
         return base if self.revision == 0 else f"{base}:rev{self.revision}"
 
 
+def request_for(
+    doc: dict[str, Any], at: datetime, applications: Sequence[CreditApplication] = ()
+) -> PostingRequest:
+    """The posting request of a new invoice document: its subtotal (after discounts) and its tax."""
+    return PostingRequest(
+        str(doc["customer_id"]),
+        str(doc["id"]),
+        str(doc["currency"]),
+        int(doc["subtotal_minor"]),
+        list(applications),
+        at,
+        tax_minor=int(doc.get("tax_minor") or 0),
+        tax_included_minor=int(doc.get("tax_included_minor") or 0),
+    )
+
+
 @dataclass
 class Billing:
     """What billing code works with: repositories, the pricing/credits/ledger calls, the grace period."""
@@ -88,6 +105,9 @@ class Billing:
     sync_queue_url: str = ""
     catalog_table: str = ""
     add_interval: Callable[[datetime, str, int], datetime] = _add_interval
+    # customer -> whether it had balance alert levels at its credit application just made: the auto
+    # top-up that follows takes it (popped) instead of reading the customer again (logic.billing.top_up)
+    watched: dict[str, bool] = field(default_factory=dict)
 
     def subscription(self, subscription_id: str) -> Subscription:
         """The stored subscription (``PlansRepository.subscription``)."""
@@ -112,14 +132,12 @@ class Billing:
         ``credit_grant.depleted`` and ``balance.low`` events they cause)."""
 
         def threshold() -> Levels:  # read only when credit is applied
-            from neruba.domain.limits import LimitSettings
+            from neruba.logic.limits.balance import watch_of
 
-            customer, limits = self.plans.customer_and_limits(customer_id)
-            settings = LimitSettings.from_stored(limits)
-            return (
-                customer.balance_low_threshold_minor if customer is not None else None,
-                settings.balance_alerts if settings is not None else (),
-            )
+            customer, limits, version = self.plans.customer_limits_and_balance_version(customer_id)
+            watch = watch_of(self.plans.table_name, customer_id, limits, version)
+            self.watched[customer_id] = watch is not None
+            return (customer.balance_low_threshold_minor if customer is not None else None, watch)
 
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 
@@ -156,6 +174,22 @@ class Billing:
             self.billing.discounts, customer_id, subscription_id, invoice_id, lines, currency, period
         )
 
+    def standalone_extras(
+        self,
+        customer_id: str,
+        subscription_id: str | None,
+        lines: Sequence[dict[str, Any]],
+        currency: str,
+        period: tuple[str, str],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The discounts and taxes of an invoice billed outside a window, no period counted
+        (``logic.billing.discounts.standalone_extras``)."""
+        from neruba.logic.billing.discounts import standalone_extras
+
+        return standalone_extras(
+            self.billing.discounts, customer_id, subscription_id, lines, currency, period
+        )
+
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when
         nothing moves."""
@@ -173,7 +207,9 @@ def credits_for(
 ) -> CreditsResult:
     """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements,
     with the events they cause (:func:`credit_events`; ``balance.low`` when ``threshold()`` gives the
-    customer's threshold, ``alert.triggered`` for the balance alert levels it gives).
+    customer's threshold, ``alert.triggered`` for the balance alert levels it gives). With levels, the
+    grants are read again after the balance version read with the levels, and the version's guard joins
+    the actions (``logic.limits.balance``): a change of the balance committing meanwhile cancels them.
 
     Example:
         >>> lines = [Line("l1", None, 500)]
@@ -189,10 +225,18 @@ def credits_for(
     applications = allocate(grants, payable, at) if grants else []
     if not applications:
         return CreditsResult()
+    low, watch = threshold() if threshold else (None, None)
+    guard: list[dict[str, Any]] = []
+    if watch is not None:  # the balance the levels are evaluated from: read after the version
+        grants = ledger.grants(customer_id, currency, at)
+        applications = allocate(grants, payable, at) if grants else []
+        if not applications:
+            return CreditsResult()
+        guard = [watch.guard()]
     items = ledger.grant_consumption_items(applications, at=at)
-    low, levels = threshold() if threshold else (None, ())
+    levels = watch.levels if watch is not None else ()
     events = credit_events(grants, applications, at, low, levels)
-    return CreditsResult(list(applications), [*items, *events])
+    return CreditsResult(list(applications), [*items, *events, *guard])
 
 
 def credit_events(

@@ -49,6 +49,7 @@ from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.threshold import BILLING_REASON, KIND, thresholds
 from neruba.logic.billing.windows import MAX_CATCH_UP, Window, invoice_id_for, subscription_end, window_at
 from neruba.logic.billing.worker import creditable_lines, line_dict, new_billing_state
+from neruba.logic.limits.balance import count_fired
 from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ def evaluate_subscription(
     reaches ``threshold_minor`` (see the module docstring). A subscription without a billing state yet
     (made before states existed) is evaluated as one at its opening, and the invoice's transaction
     creates the state."""
+    ctx.watched.clear()  # what the credit application below learns, for the top-up after it only
     subscription_id = str(subscription.id)
     stored = ctx.billing.state(subscription_id)
     state = stored or new_billing_state(subscription)
@@ -188,6 +190,7 @@ def evaluate_subscription(
         commit(Transaction(actions))
     except Cancelled:
         return Evaluation(subscription_id, "raced", pending)  # the next evaluation sees what won
+    count_fired(actions)  # balance alerts the credit applied made
     _finish(ctx, str(doc["id"]), now)
     if int(doc["credits_applied_minor"]) > 0:
         from neruba.logic.billing.top_up import auto_top_up

@@ -108,13 +108,21 @@ def top_up_invoice(
 
 def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest, now: datetime) -> str:
     """Write the top-up invoice and its receivable-funded purchased grant in one transaction; returns the
-    invoice id (the same on a retry, which writes nothing)."""
+    invoice id (the same on a retry, which writes nothing). The grant raises the balance: for a customer
+    with balance alert levels it moves the balance version too (``logic.limits.balance``)."""
     from neruba.domain.credits import grant_id_for
     from neruba.logic.ledger.credits import create_grant
+    from neruba.logic.limits.balance import customer_and_watch, raised_item
 
     key = top_up_grant_key(request.request_id)
     grant_id = grant_id_for(request.customer_id, key)
     doc = top_up_invoice(request, grant_id, now, now + ctx.grace)
+    # the grant raises the balance: with levels it moves the balance version (known from the credit
+    # application that caused the top-up, else read)
+    watched = ctx.watched.pop(request.customer_id, None)
+    if watched is None:
+        watched = customer_and_watch(ctx.plans, request.customer_id)[1] is not None
+    raised = [raised_item(ctx.plans.table_name, request.customer_id)] if watched else []
     create_grant(
         ledger,
         customer_id=request.customer_id,
@@ -127,7 +135,7 @@ def create_top_up(ctx: Billing, ledger: LedgerRepository, request: TopUpRequest,
         source="grant",  # a grant posting; metadata names the top-up request and its invoice
         at=now,
         metadata={"top_up_request_id": request.request_id, "invoice_id": doc["id"]},
-        extra_items=[ctx.invoices.put_item(doc, now + ctx.grace)],
+        extra_items=[ctx.invoices.put_item(doc, now + ctx.grace), *raised],
     )
     return str(doc["id"])
 

@@ -38,6 +38,7 @@ from neruba.logic.billing.discounts import credit_base
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.top_up import auto_top_up
 from neruba.logic.billing.windows import Window, late_lookback, subscription_end, window_at
+from neruba.logic.limits.balance import count_fired
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
 
@@ -91,6 +92,7 @@ def new_billing_state(subscription: Terms) -> BillingState:
 def process_job(ctx: Billing, job: BillingJob, now: datetime | None = None) -> JobOutcome:
     """Bill every open window of the job's subscription up to ``job.seq``, oldest first."""
     now = now or datetime.now(UTC)
+    ctx.watched.clear()  # what this job's credit applications learn, for its own top-ups only
     outcome = JobOutcome()
     state = ctx.billing.state(job.subscription_id)
     subscription = ctx.subscription(job.subscription_id).timeline
@@ -205,6 +207,7 @@ def billed_window(
         if invoice_exists or state_moved or posted:
             return None, doc  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
+    count_fired(unit)  # balance alerts the credit applied made
     return window.invoice_id, doc
 
 

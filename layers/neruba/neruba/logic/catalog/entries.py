@@ -17,7 +17,7 @@ from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, Inval
 from neruba.dal.plans import PlansRepository, PlanVersion
 from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS, can_decrease
 from neruba.domain.event_rules import digest, rule_of
-from neruba.domain.pricing import filter_price
+from neruba.domain.pricing import MAX_LINE_MINOR, filter_price, over_line_limit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor as Actor
 from neruba.logic.idempotency import audit_put, fingerprint, record_items, replay
@@ -185,8 +185,27 @@ def get_meter(repo: PlansRepository, code: str) -> Meter:
     return meter
 
 
+def _check_fees(body: PlanVersionIn) -> None:
+    """The fixed fee and the minimum commitment each bill at most their amount on one line, so neither may
+    be over the line limit every usage line and advance event is held to (``domain.pricing``)."""
+    amounts = {
+        "fixed_fee.amount": body.fixed_fee.amount if body.fixed_fee else None,
+        "minimum_commitment": body.minimum_commitment,
+    }
+    for param, amount in amounts.items():
+        if amount is not None and over_line_limit(amount, body.currency):
+            raise InvalidRequestError(
+                f"{param} is over what one invoice line may bill ({MAX_LINE_MINOR} minor units of"
+                f" {body.currency}).",
+                code="amount_too_large",
+                param=param,
+            )
+
+
 def _check_charges(repo: PlansRepository, body: PlanVersionIn) -> None:
-    """Every charge names an existing meter (the charge's own shape is checked by its model)."""
+    """Every charge names an existing meter (the charge's own shape is checked by its model), and the
+    plan's fees fit on a line (:func:`_check_fees`)."""
+    _check_fees(body)
     for index, charge in enumerate(body.charges):
         meter = repo.get_meter(charge.meter_code)
         if meter is None:
@@ -235,6 +254,13 @@ def _check_advance(charge: ChargeIn, meter: Meter, index: int) -> None:
     elif charge.filters or charge.pricing_unit is not None:
         refusal = "a charge billed in advance has one price: no filters and no pricing_unit"
         param = "filters" if charge.filters else "pricing_unit"
+    elif charge.zero_usage_flat_fee:
+        refusal = (
+            "a charge billed in advance bills each event's change of price, and a first tier's flat fee"
+            " due with no usage (zero_usage_flat_fee) is in the price of 0 units, so no event would ever"
+            " bill it: bill a recurring amount with the plan's fixed_fee"
+        )
+        param = "zero_usage_flat_fee"
     elif charge.on_removal in ("credit", "refund") and not can_decrease(
         meter.aggregation, meter.allow_negative
     ):

@@ -36,6 +36,8 @@ from neruba.timefmt import iso
 if TYPE_CHECKING:
     from neruba.dal.disputes import Dispute
     from neruba.dal.invoices import Invoice
+    from neruba.domain.credits import CreditGrant
+    from neruba.logic.limits.balance import BalanceWatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,9 @@ class Stores:
     audit: AuditRepository
     customer: Callable[[str], Customer | None]
     invoice: Callable[[str], Invoice | None] = lambda _: None
-    balance_levels: Callable[[str], Sequence[int]] = lambda _: ()  # balance alert levels (logic.limits)
+    balance_watch: Callable[[str], BalanceWatch | None] = lambda _: None  # logic.limits.balance
+    # the customer and its balance watch in one read (a grant raising a watched balance moves its version)
+    customer_watch: Callable[[str], tuple[Customer | None, BalanceWatch | None]] | None = None
 
 
 def _hash(*parts: Any) -> str:
@@ -141,7 +145,12 @@ def _meta(body: Any, fingerprint: str) -> dict[str, Any]:
 def grant_credits(stores: Stores, op: Operator, customer_id: str, body: GrantCreate) -> dict[str, Any]:
     from neruba.logic.ledger.credits import create_grant
 
-    customer = _customer(stores, customer_id)
+    found, watch = (
+        stores.customer_watch(customer_id) if stores.customer_watch else (stores.customer(customer_id), None)
+    )
+    if found is None:
+        raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    customer = found
     currency = _currency(customer, body.currency)
     key = _key(op, "grant")
     fingerprint = _hash("grant", customer_id, body.model_dump(mode="json"))
@@ -173,6 +182,7 @@ def grant_credits(stores: Stores, op: Operator, customer_id: str, body: GrantCre
             source="operator",
             metadata=_meta(body, fingerprint),
             items_for=audit,
+            extra_items=[watch.raised()] if watch is not None else (),
         )
         _check_same(stored, fingerprint)
     grant = stores.ledger.grant(stored.source_id or "")
@@ -192,8 +202,6 @@ def _not_expired(body: GrantCreate, now: datetime | None = None) -> None:
 
 
 def void_grant(stores: Stores, op: Operator, grant_id: str, body: GrantVoid) -> dict[str, Any]:
-    from neruba.logic.ledger.credits import close_remainder
-
     grant = stores.ledger.grant(grant_id)
     if grant is None:
         raise NotFoundError(f"No credit grant {grant_id!r}.", code="credit_grant_not_found", param="grant_id")
@@ -207,8 +215,26 @@ def void_grant(stores: Stores, op: Operator, grant_id: str, body: GrantVoid) -> 
             )
         if grant.remaining_minor == 0:
             raise ConflictError(f"Credit grant {grant_id!r} has no remainder.", code="credit_grant_empty")
-        before = {"grant": {"id": grant_id, "status": grant.status, "remaining_minor": grant.remaining_minor}}
-        after = {"grant": {"id": grant_id, "status": "voided", "remaining_minor": 0}}
+        stored = _void_posting(stores, op, grant, key, fingerprint, body)
+    current = stores.ledger.grant(grant_id) or grant
+    return {**current.to_dict(), "posting_id": stored.posting_id}
+
+
+VOID_ATTEMPTS = 3
+
+
+def _void_posting(
+    stores: Stores, op: Operator, grant: CreditGrant, key: str, fingerprint: str, body: GrantVoid
+) -> Posting:
+    """Post the void; when only the customer's balance version moved meanwhile (another change of its
+    balance committed and the grant is as read), decide again from the balance read again."""
+    from neruba.logic.ledger.credits import close_remainder
+
+    grant_id = grant.grant_id
+    before = {"grant": {"id": grant_id, "status": grant.status, "remaining_minor": grant.remaining_minor}}
+    after = {"grant": {"id": grant_id, "status": "voided", "remaining_minor": 0}}
+    for attempt in range(VOID_ATTEMPTS):
+        watch = stores.balance_watch(grant.customer_id)  # read before the balance it guards
         audit = _audit_for(
             stores,
             op,
@@ -230,16 +256,17 @@ def void_grant(stores: Stores, op: Operator, grant_id: str, body: GrantVoid) -> 
                 source="operator",
                 metadata=_meta(body, fingerprint),
                 items_for=audit,
-                balance_levels=stores.balance_levels(grant.customer_id),
+                watch=watch,
             )
         except LedgerConflictError as exc:
+            if watch is not None and attempt < VOID_ATTEMPTS - 1 and stores.ledger.grant(grant_id) == grant:
+                continue
             raise ConflictError(
                 "The grant changed meanwhile; try again.", code="credit_grant_changed"
             ) from exc
         assert posted is not None
-        stored = _check_same(posted, fingerprint)
-    current = stores.ledger.grant(grant_id) or grant
-    return {**current.to_dict(), "posting_id": stored.posting_id}
+        return _check_same(posted, fingerprint)
+    raise ConflictError("The grant changed meanwhile; try again.", code="credit_grant_changed")
 
 
 def _money_action(

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from neruba.dal.dynamo import is_cancellation
 from neruba.dal.ledger import LedgerConflictError, LedgerRepository
@@ -25,6 +25,9 @@ from neruba.dal.transaction import Transaction, commit
 from neruba.domain.credits import CreditGrant, GrantKind, TopUpRequest, grant_id_for
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.logic.ledger.postings import ItemsFor
+
+if TYPE_CHECKING:
+    from neruba.logic.limits.balance import BalanceWatch
 
 Funding = Literal["cash", "receivable"]
 
@@ -167,25 +170,28 @@ def close_remainder(
     metadata: dict[str, Any] | None = None,
     extra_items: Sequence[dict[str, Any]] = (),
     items_for: ItemsFor | None = None,
-    balance_levels: Sequence[int] = (),
+    watch: BalanceWatch | None = None,
 ) -> Posting | None:
     """Set a grant's remainder to 0 (expiry or void) with its posting; None when there was no remainder.
 
     The grant update is conditional on the remainder read, so credit consumed meanwhile cancels the
-    transaction (LedgerConflictError) instead of being posted twice. ``balance_levels``: the customer's
-    balance alert levels, whose downward crossings fire with it (``logic.limits.balance``).
+    transaction (LedgerConflictError) instead of being posted twice. ``watch``: the customer's balance
+    alert levels and balance version, read before this call; the downward crossings of the levels fire
+    with the posting, which also moves the version on condition that it is still the one read (a change
+    of the balance committed meanwhile cancels it: LedgerConflictError) (``logic.limits.balance``).
     """
     now = at or datetime.now(UTC)
     closed = replace(grant, remaining_minor=0, status=status)
     event = grant_event(f"credit_grant.{status}", closed, now, closed_minor=grant.remaining_minor)
     alerts: list[dict[str, Any]] = []
-    if balance_levels and grant.remaining_minor > 0:
+    if watch is not None and grant.remaining_minor > 0:
         from neruba.logic.limits.balance import after_closing, balance_alerts
 
         moment = effective_at - timedelta(microseconds=1) if effective_at else now  # just before it closed
         usable = repo.grants(grant.customer_id, grant.currency, moment)
         before, after = after_closing(usable, grant.grant_id, grant.remaining_minor)
-        alerts = balance_alerts(grant.customer_id, grant.currency, before, after, balance_levels, now)
+        alerts = balance_alerts(grant.customer_id, grant.currency, before, after, watch.levels, now)
+        alerts.append(watch.guard())
     if grant.remaining_minor == 0:
         commit(Transaction([repo.grant_close_item(grant, status), *extra_items, event]))
         return None
@@ -203,7 +209,12 @@ def close_remainder(
         metadata=metadata,
     )
     extra = [*extra_items, *(items_for(posting) if items_for else ()), event, *alerts]
-    return repo.post(posting, [repo.grant_close_item(grant, status), *extra])
+    stored = repo.post(posting, [repo.grant_close_item(grant, status), *extra])
+    if stored is posting and alerts:  # this call committed (a retry returns the stored posting)
+        from neruba.logic.limits.balance import count_fired
+
+        count_fired(alerts)
+    return stored
 
 
 def expire_due(
@@ -211,11 +222,12 @@ def expire_due(
     now: datetime | None = None,
     limit: int = 100,
     pages: int = 20,
-    balance_levels: Callable[[str], Sequence[int]] | None = None,
+    balance_watch: Callable[[str], BalanceWatch | None] | None = None,
 ) -> dict[str, Any]:
     """Expire every active grant whose ``expires_at`` has passed; each posting is effective exactly at
-    ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once). ``balance_levels`` reads a
-    customer's balance alert levels (``logic.limits.balance``)."""
+    ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once). ``balance_watch`` reads a
+    customer's balance alert levels and version (``logic.limits.balance``); an expiry cancelled by a
+    change of the balance committed meanwhile is decided again at once from the grant read again."""
     from neruba.observability import logger
 
     moment = now or datetime.now(UTC)
@@ -225,17 +237,7 @@ def expire_due(
         fresh = [g for g in due if g.grant_id not in report["conflicts"]]
         for grant in fresh:
             try:
-                posting = close_remainder(
-                    repo,
-                    grant,
-                    "expired",
-                    idempotency_key=f"expiry:{grant.grant_id}",
-                    actor="system:credit_expiry",
-                    source="expiry",
-                    at=moment,
-                    effective_at=grant.expires_at,
-                    balance_levels=balance_levels(grant.customer_id) if balance_levels else (),
-                )
+                posting = _expire(repo, grant, moment, balance_watch)
             except Exception as exc:
                 if not (isinstance(exc, LedgerConflictError) or is_cancellation(exc)):
                     raise
@@ -249,6 +251,36 @@ def expire_due(
         if len(due) < limit or not fresh:
             break
     return report
+
+
+def _expire(
+    repo: LedgerRepository,
+    grant: CreditGrant,
+    moment: datetime,
+    balance_watch: Callable[[str], BalanceWatch | None] | None,
+    attempts: int = 3,
+) -> Posting | None:
+    """Expire one grant; when only the balance version moved meanwhile (the grant is as read), read the
+    watch and the balance again and decide again (``attempts`` in all)."""
+    attempt = 1
+    while True:
+        watch = balance_watch(grant.customer_id) if balance_watch else None
+        try:
+            return close_remainder(
+                repo,
+                grant,
+                "expired",
+                idempotency_key=f"expiry:{grant.grant_id}",
+                actor="system:credit_expiry",
+                source="expiry",
+                at=moment,
+                effective_at=grant.expires_at,
+                watch=watch,
+            )
+        except LedgerConflictError:
+            if watch is None or attempt >= attempts or repo.grant(grant.grant_id) != grant:
+                raise
+            attempt += 1
 
 
 def available_minor(repo: LedgerRepository, customer_id: str, currency: str, at: datetime) -> int:

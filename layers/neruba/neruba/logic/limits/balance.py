@@ -5,27 +5,101 @@ Evaluated by the code that lowers the balance, from the balance it read before a
 leaves, and committed in that write's transaction: a level fires when the balance goes from at or above
 it to below it. Nothing is stored per level: the balance going back to or above a level (a grant) arms
 it again, and a retried write (cancelled by its own guard) fires nothing again.
+
+Racing writes: a customer with levels has a balance version (``dal.limits``), read with the levels
+(:class:`BalanceWatch`) before the grants. A write that evaluates the levels moves it on condition that
+it is still the value read (:meth:`BalanceWatch.guard`); a write that raises the balance moves it
+unconditionally (:meth:`BalanceWatch.raised`). So of two writes that read the same balance, the second to
+commit is cancelled and decides again from what the first left: each crossing fires exactly once. A
+customer without levels has no watch: its writes read and write nothing more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.limits import LimitSettings, fallen_under
 
 if TYPE_CHECKING:
+    from neruba.dal.catalog import CatalogRepository
     from neruba.dal.limits import LimitsRepository
+    from neruba.models.catalog import Customer
 
 
-def balance_levels_of(limits: LimitsRepository, customer_id: str) -> tuple[int, ...]:
-    """The customer's balance alert levels (one read of its catalog item; none for an unknown one)."""
+@dataclass(frozen=True, slots=True)
+class BalanceWatch:
+    """A customer's balance alert levels and the balance version read with them."""
+
+    customer_id: str
+    levels: tuple[int, ...]
+    version: int
+    catalog_table: str  # where the customer's catalog item, holding the version, lives
+
+    def guard(self) -> dict[str, Any]:
+        """The action of a write that evaluated ``levels``: the version moves on if it is still the one
+        read (else the write is cancelled and must decide again)."""
+        from neruba.dal.limits import balance_version_item
+
+        return balance_version_item(self.catalog_table, self.customer_id, self.version)
+
+    def raised(self) -> dict[str, Any]:
+        """The action of a write raising the balance (:func:`raised_item`)."""
+        return raised_item(self.catalog_table, self.customer_id)
+
+
+def raised_item(catalog_table: str, customer_id: str) -> dict[str, Any]:
+    """The action of a write raising a watched customer's balance: the version moves on, whatever it is
+    (the write decides nothing itself; a write evaluating the levels meanwhile must decide again)."""
+    from neruba.dal.limits import balance_version_item
+
+    return balance_version_item(catalog_table, customer_id, None)
+
+
+def watch_of(
+    catalog_table: str, customer_id: str, settings_text: str | None, version: int
+) -> BalanceWatch | None:
+    """The watch of a customer from its stored settings and version as read; None without levels."""
+    settings = LimitSettings.from_stored(settings_text)
+    levels = settings.balance_alerts if settings is not None else ()
+    return BalanceWatch(customer_id, tuple(levels), version, catalog_table) if levels else None
+
+
+def balance_watch_of(limits: LimitsRepository, customer_id: str) -> BalanceWatch | None:
+    """The customer's watch (one read of its catalog item; None for an unknown customer or one without
+    levels)."""
     try:
-        settings = LimitSettings.from_stored(limits.settings_text(customer_id))
+        text, version = limits.settings_and_balance_version(customer_id)
     except LookupError:
-        return ()
-    return settings.balance_alerts if settings is not None else ()
+        return None
+    return watch_of(limits.catalog_table, customer_id, text, version)
+
+
+def customer_and_watch(
+    catalog: CatalogRepository, customer_id: str
+) -> tuple[Customer | None, BalanceWatch | None]:
+    """The customer and its watch, in the one read of its catalog item."""
+    customer, text, version = catalog.customer_limits_and_balance_version(customer_id)
+    watch = watch_of(catalog.table_name, customer_id, text, version) if customer is not None else None
+    return customer, watch
+
+
+def count_fired(actions: Iterable[dict[str, Any]]) -> int:
+    """Count the balance alerts among a committed transaction's ``actions`` in ``UsageAlertTriggered``
+    (as usage and spend alerts are); call it once the transaction committed. Returns the count."""
+    from neruba.dal.webhooks import outbox_event
+    from neruba.observability import metrics
+
+    fired = 0
+    for action in actions:
+        event = outbox_event(action)
+        if event and event.get("type") == "alert.triggered" and event["data"].get("kind") == "balance":
+            fired += 1
+    if fired:
+        metrics.add_metric(name="UsageAlertTriggered", unit="Count", value=fired)
+    return fired
 
 
 def after_closing(grants: Sequence[Any], grant_id: str, closed_minor: int) -> tuple[int, int]:
