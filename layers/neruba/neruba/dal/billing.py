@@ -36,6 +36,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
+    from neruba.dal.features import FeaturesRepository
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.discounts import DiscountsRepository
     from neruba.dal.one_offs import OneOffRepository
@@ -211,6 +212,13 @@ class BillingRepository:
         from neruba.dal.discounts import DiscountsRepository
 
         return DiscountsRepository(self.table_name)
+
+    @property
+    def features(self) -> FeaturesRepository:
+        """Which optional billing features a customer and the deployment use (``dal.features``)."""
+        from neruba.dal.features import FeaturesRepository
+
+        return FeaturesRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

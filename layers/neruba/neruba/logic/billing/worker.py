@@ -235,12 +235,13 @@ def build_invoice(
     lines += period_end_lines(ctx, window, thresholds_issued, lines)  # what threshold invoices billed
     lines += adjustment_lines
     customer_id = str(terms.customer_id)
-    one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
+    features = ctx.features(customer_id)  # which optional features need their reads (dal.features)
+    one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id, features)
     lines += one_off_lines  # each picked up by this transaction only while still pending
     actions += one_off_actions
     lines, extras, discount_actions = ctx.invoice_extras(
         customer_id, window.subscription_id, window.invoice_id, lines, rated.currency,
-        (ts(window.start), ts(window.end)),
+        (ts(window.start), ts(window.end)), features,
     )  # fmt: skip
     actions += discount_actions  # each discount's period counted by this transaction only
     subtotal = sum(int(line["amount_minor"]) for line in lines)
