@@ -79,12 +79,14 @@ def test_a_plain_customers_window_reads_nothing_for_features_it_does_not_use(
     _bill_day(world, monkeypatch, 1)
     # WHEN its second day is billed
     sent = _bill_day(world, monkeypatch, 2)
-    # THEN the window reads its state, subscription and adjustments, re-rates the earlier finalized window
-    # (its invoice, plan, meter, pending shard's watermark and items, usage), rates its own the same way,
-    # then reads the features' flags (one request) and the grants: 16 reads, where it read 20 before the
-    # flags (one-off charges, advance items, the customer's and the plan's discounts, tax rates)
+    # THEN the window reads its state, subscription and adjustments, the invoices of its look-back (one
+    # batch), re-rates the earlier finalized window (plan, meter, pending shard's watermark and items,
+    # usage), rates its own the same way, then reads the features' flags (one batch) and the grants: 16
+    # reads, where it read 20 before the flags (one-off charges, advance items, the customer's and the
+    # plan's discounts, tax rates) and the look-back's batch (one GetItem per invoice)
     rating = ["PLN", "MTR", "PND", "PND", "AGG"]
-    assert _partitions(sent) == ["BST", "SUB", "ADJ", "INV", *rating, *rating, "test-BillingTable", "GRT"]
+    batch = "test-BillingTable"
+    assert _partitions(sent) == ["BST", "SUB", "ADJ", batch, *rating, *rating, batch, "GRT"]
     assert [op for op, _ in sent if op not in READS] == ["TransactWriteItems"]
     assert _last_usage(world)["total_minor"] == 30
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item
+from neruba.dal.dynamo import batch_get
 
 ONE_OFF, ADVANCE, DISCOUNT, TAX_RATE = "one_off", "advance", "discount", "tax_rate"
 MARKER = "billing-features-backfill"
@@ -57,20 +56,10 @@ class FeaturesRepository:
         self.table_name = table_name
 
     def read(self, customer_id: str) -> Features:
-        """The customer's and the deployment's flags: one consistent BatchGetItem of both items."""
+        """The customer's and the deployment's flags: one consistent BatchGetItem of both items (an
+        exception when throttled throughout: the window is retried, never billed without them)."""
         keys = [_key(f"FEAT#{customer_id}"), _key(_DEPLOYMENT)]
-        request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
-        found: dict[str, dict[str, Any]] = {}
-        for _attempt in range(10):
-            response = client("dynamodb").batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self.table_name, []):
-                plain = from_item(item)
-                found[str(plain["pk"])] = plain
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            return UNKNOWN  # throttled throughout: read everything rather than guess
+        found = {str(item["pk"]): item for item in batch_get(self.table_name, keys)}
         mine, deployment = found.get(f"FEAT#{customer_id}", {}), found.get(_DEPLOYMENT, {})
         return Features(
             customer=frozenset(mine.get("f") or ()),
