@@ -81,7 +81,7 @@ def test_a_plain_customers_window_reads_nothing_for_features_it_does_not_use(
     sent = _bill_day(world, monkeypatch, 2)
     # THEN the window reads its state, subscription and adjustments, the invoices of its look-back (one
     # batch), re-rates the earlier finalized window (plan, meter, pending shard's watermark and items,
-    # usage), rates its own the same way, then reads the features' flags (one batch) and the grants: 16
+    # usage), rates its own the same way, then reads the features' flags (one batch) and the grants: 15
     # reads, where it read 20 before the flags (one-off charges, advance items, the customer's and the
     # plan's discounts, tax rates) and the look-back's batch (one GetItem per invoice)
     rating = ["PLN", "MTR", "PND", "PND", "AGG"]
@@ -98,8 +98,13 @@ def test_a_one_off_charge_is_read_and_carried_once_its_flag_is_set(
     _bill_day(world, monkeypatch, 0)
     _bill_day(world, monkeypatch, 1)
     # GIVEN a one-off charge for the next invoice, once windows trust the flags
-    fee = {"description": "Setup", "amount_minor": 500, "currency": "USD", "reason": "onboarding",
-           "mode": "next_invoice"}
+    fee = {
+        "description": "Setup",
+        "amount_minor": 500,
+        "currency": "USD",
+        "reason": "onboarding",
+        "mode": "next_invoice",
+    }
     path = "/admin/customers/acme/one-off-charges"
     _post(api, path, fee, "o-1", {"customer_id": "acme"})
     # WHEN the next window is billed THEN it reads the charges and carries the fee; the window after
@@ -118,13 +123,25 @@ def test_customer_and_plan_discounts_and_tax_rates_are_read_and_applied_once_fla
     _bill_day(world, monkeypatch, 1)
     # GIVEN a 10% discount on the customer, 0.05 USD off plan basic v1 and a 20% rate on that plan
     ten = {"name": "Ten", "percent_off": "10", "duration": "forever", "reason": "deal"}
-    five = {"name": "Five", "amount_off_minor": 5, "currency": "USD", "duration": "forever", "reason": "promo"}
+    five = {
+        "name": "Five",
+        "amount_off_minor": 5,
+        "currency": "USD",
+        "duration": "forever",
+        "reason": "promo",
+    }
     first = _post(api, "/admin/coupons", ten, "c-1")
     second = _post(api, "/admin/coupons", five, "c-2")
     _post(api, "/admin/discounts", {"coupon_id": first["id"], "customer_id": "acme", "reason": "deal"}, "d-1")
     on_plan = {"coupon_id": second["id"], "plan_code": "basic", "plan_version": 1, "reason": "deal"}
     _post(api, "/admin/discounts", on_plan, "d-2")
-    rate = {"display_name": "Tax", "percentage": "20", "inclusive": False, "plan_code": "basic", "reason": "tax"}
+    rate = {
+        "display_name": "Tax",
+        "percentage": "20",
+        "inclusive": False,
+        "plan_code": "basic",
+        "reason": "tax",
+    }
     _post(api, "/admin/tax-rates", rate, "t-1")
     # WHEN the next window is billed
     reads = _partitions(_bill_day(world, monkeypatch, 2))

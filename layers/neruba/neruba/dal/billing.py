@@ -36,9 +36,9 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
-    from neruba.dal.features import FeaturesRepository
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.discounts import DiscountsRepository
+    from neruba.dal.features import FeaturesRepository
     from neruba.dal.one_offs import OneOffRepository
     from neruba.dal.thresholds import ThresholdsRepository
 

@@ -121,7 +121,7 @@ class Billing:
         """Which optional features the customer's window must read (``logic.billing.features``)."""
         from neruba.logic.billing.features import window_features
 
-        return window_features(self)(customer_id)
+        return window_features(self, customer_id)
 
     def one_off_lines(
         self, customer_id: str, currency: str, invoice_id: str, features: Features | None = None
@@ -130,10 +130,9 @@ class Billing:
         conditional actions that mark them invoiced, for that invoice's own transaction
         (``logic.billing.one_off_lines.pick_up``, then ``logic.billing.advance_lines.pick_up`` in the room
         left: at most ``MAX_PICK_UP`` in all)."""
+        from neruba.dal.features import ADVANCE, ONE_OFF, UNKNOWN
         from neruba.logic.billing import advance_lines as advance
         from neruba.logic.billing.one_off_lines import MAX_PICK_UP, pick_up
-
-        from neruba.dal.features import ADVANCE, ONE_OFF, UNKNOWN
 
         flags = features or UNKNOWN
         lines: list[dict[str, Any]] = []
@@ -162,7 +161,14 @@ class Billing:
         from neruba.logic.billing.discounts import window_extras
 
         return window_extras(
-            self.billing.discounts, customer_id, subscription_id, invoice_id, lines, currency, period, features
+            self.billing.discounts,
+            customer_id,
+            subscription_id,
+            invoice_id,
+            lines,
+            currency,
+            period,
+            features,
         )
 
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
-from neruba.dal.features import DISCOUNT
 from neruba.dal.discounts import DiscountsRepository, plan_partition
+from neruba.dal.features import DISCOUNT
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import canonical_text
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError

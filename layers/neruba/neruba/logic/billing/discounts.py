@@ -97,7 +97,9 @@ def discounts_for(
     return snapshots, actions
 
 
-def rates_for(repo: DiscountsRepository, customer_id: str, features: Features = UNKNOWN) -> list[dict[str, Any]]:
+def rates_for(
+    repo: DiscountsRepository, customer_id: str, features: Features = UNKNOWN
+) -> list[dict[str, Any]]:
     """The active tax rates of a customer's invoices, as snapshots: those of the customer's jurisdiction
     (country, and state when the rate names one) and those of a plan without a jurisdiction (none read
     when ``features`` says the deployment never had a rate)."""

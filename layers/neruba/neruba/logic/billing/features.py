@@ -10,7 +10,6 @@ then remembered by the context: a marker is never removed).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from neruba.dal.features import ADVANCE, DISCOUNT, MARKER, ONE_OFF, UNKNOWN, Features
@@ -22,15 +21,12 @@ if TYPE_CHECKING:
     from neruba.logic.billing.context import Billing
 
 
-def window_features(ctx: Billing) -> Callable[[str], Features]:
-    """A reader of the flags for ``ctx`` (everything read until the backfill's marker is found)."""
-
-    def read(customer_id: str) -> Features:
-        if not ctx.features_trusted:
-            ctx.features_trusted = ctx.billing.marker(MARKER) is not None
-        return ctx.billing.features.read(customer_id) if ctx.features_trusted else UNKNOWN
-
-    return read
+def window_features(ctx: Billing, customer_id: str) -> Features:
+    """The flags a window of ``customer_id`` skips reads by (all unknown until the backfill's marker is
+    found; once found, the context remembers it)."""
+    if not ctx.features_trusted:
+        ctx.features_trusted = ctx.billing.marker(MARKER) is not None
+    return ctx.billing.features.read(customer_id) if ctx.features_trusted else UNKNOWN
 
 
 def backfill_features(ctx: Billing, plans: PlansRepository, now: datetime) -> int:

@@ -236,7 +236,9 @@ def build_invoice(
     lines += adjustment_lines
     customer_id = str(terms.customer_id)
     features = ctx.features(customer_id)  # which optional features need their reads (dal.features)
-    one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id, features)
+    one_off_lines, one_off_actions = ctx.one_off_lines(
+        customer_id, rated.currency, window.invoice_id, features
+    )
     lines += one_off_lines  # each picked up by this transaction only while still pending
     actions += one_off_actions
     lines, extras, discount_actions = ctx.invoice_extras(
