@@ -163,6 +163,17 @@ def test_features_stored_before_their_flags_are_read_until_the_backfill_flags_th
               "amount_minor": 700, "description": "Old fee", "created_at": START.isoformat(),
               "metadata": {}, "reason": "legacy", "ticket": None, "invoice_id": None}  # fmt: skip
     commit(Transaction([world.ctx.billing.one_offs.put_item(charge)]))
+    # AND a discount on globex, one on plan basic v1 and a tax rate, stored the same way (no longer in
+    # force: the backfill flags what is stored, whatever its status; the reads decide what applies)
+    store = world.ctx.billing.discounts
+    for partition, item_id in (("DSC#globex", "di_g"), ("DSC#plan#basic#1", "di_p"), ("TXR", "txr_1")):
+        doc = {"id": item_id, "status": "archived" if partition == "TXR" else "removed"}
+        actions = [store.put_item(partition, doc)]
+        if item_id.startswith("di_"):
+            actions.append(
+                store.put_item("DSCX", {"id": item_id, "status": "active", "partition": partition})
+            )
+        commit(Transaction(actions))
     # WHEN windows are billed before the backfill's marker exists THEN every feature is read
     assert world.ctx.billing.marker("billing-features-backfill") is None
     assert world.ctx.features("acme").uses("one_off")
@@ -172,4 +183,7 @@ def test_features_stored_before_their_flags_are_read_until_the_backfill_flags_th
     assert world.ctx.billing.marker("billing-features-backfill") is not None
     assert world.ctx.features_trusted
     assert world.invoices("acme")[0]["subtotal_minor"] == 700
-    assert world.ctx.features("globex").uses("one_off") is False
+    flags = world.ctx.features("globex")
+    assert (flags.uses("one_off"), flags.uses("discount"), flags.uses("tax_rate")) == (False, True, True)
+    assert flags.plan_discounts("basic", 1) and not flags.plan_discounts("basic", 2)
+    assert world.ctx.features("acme").uses("discount") is False

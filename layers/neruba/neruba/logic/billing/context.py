@@ -118,10 +118,14 @@ class Billing:
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 
     def features(self, customer_id: str) -> Features:
-        """Which optional features the customer's window must read (``logic.billing.features``)."""
-        from neruba.logic.billing.features import window_features
+        """The flags by which a window of the customer skips the reads of unused features
+        (``dal.features``): all unknown until the backfill's marker is found (``logic.billing.features``);
+        once found, remembered (a marker is never removed)."""
+        from neruba.dal.features import MARKER, UNKNOWN
 
-        return window_features(self, customer_id)
+        if not self.features_trusted:
+            self.features_trusted = self.billing.marker(MARKER) is not None
+        return self.billing.features.read(customer_id) if self.features_trusted else UNKNOWN
 
     def one_off_lines(
         self, customer_id: str, currency: str, invoice_id: str, features: Features | None = None

@@ -1,5 +1,5 @@
-"""The flags of the optional billing features (``dal.features``): what a window reads them for, and the
-backfill that flags the features stored before the flags existed.
+"""The backfill that flags the optional billing features (``dal.features``) stored before the flags
+existed (``Billing.features`` reads the flags for a window).
 
 A window invoice reads the customer's one-off charges, advance items and discounts, the discounts of its
 plan versions and the tax rates only when a flag says they may exist. A flag is added in the transaction
@@ -12,21 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neruba.dal.features import ADVANCE, DISCOUNT, MARKER, ONE_OFF, UNKNOWN, Features
+from neruba.dal.features import ADVANCE, DISCOUNT, MARKER, ONE_OFF
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from neruba.dal.plans import PlansRepository
     from neruba.logic.billing.context import Billing
-
-
-def window_features(ctx: Billing, customer_id: str) -> Features:
-    """The flags a window of ``customer_id`` skips reads by (all unknown until the backfill's marker is
-    found; once found, the context remembers it)."""
-    if not ctx.features_trusted:
-        ctx.features_trusted = ctx.billing.marker(MARKER) is not None
-    return ctx.billing.features.read(customer_id) if ctx.features_trusted else UNKNOWN
 
 
 def backfill_features(ctx: Billing, plans: PlansRepository, now: datetime) -> int:
