@@ -615,7 +615,8 @@ def _window_reads(lines: list[str], levels: dict[str, Any] | None) -> None:
         "earlier windows have none, so nothing is re-rated), the plan version and the meter (GetItem each), "
         "the watermark and the pending items of the customer's pending shard (a GetItem and a Query), the "
         "usage partition (Query), the flags of the optional features (one BatchGetItem of the customer's "
-        "and the deployment's items) and the customer's grants (Query).",
+        "and the deployment's items) and the customer's grants (Query). The fraction over a whole number is "
+        "the backfill's marker, read by each worker instance until it finds it.",
         "",
         "Before the flags, the same window sent 16 reads (GetItem 7, Query 9): the look-back's two "
         "invoices were a GetItem each, and every window queried the customer's one-off charges, its "
