@@ -4,20 +4,32 @@ time from a batch's start to the ``alert.triggered`` it writes (the alert commit
 transaction, so this is the batch's time on the local emulator).
 
     python -m benchmarks.limits            # writes benchmarks/results/limits.json
+    python -m benchmarks.limits amounts    # adds the amounts run (an amount cap and spend alerts) to it
+
+The amounts run prices usage, which a grouped meter does not allow (docs/limits.md, "Which prices take an
+amount"): both of its sides use an ungrouped ``tokens`` meter charged by a graduated plan, once without
+limits and once with an amount cap no event reaches and two spend alert levels on every customer.
+
+Besides the two shapes (every customer limited, with a hard cap), two variants of the 10-customer shape
+measure where the extra cost goes: half the customers limited (the others keep the unlimited path), and
+alert levels and a soft cap without a hard cap. The sizes of the stored counters and limited contributions
+are reported too (a write unit per started KB).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
-from benchmarks.capacity import Meter
+from benchmarks.capacity import Meter, item_size
 from benchmarks.ingest_writes import (
     BATCH,
     EVENTS,
@@ -34,24 +46,91 @@ from benchmarks.ingest_writes import (
 TARGET_EXTRA_WRITE_UNITS = 0.2
 
 
-def _limits(customers: int) -> None:
-    """A hard cap no event reaches and three alert levels the workload crosses, on every customer."""
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """Which customers of a shape have limits, and whether they include a hard cap."""
+
+    name: str
+    limited_every: int = 1  # customers c with c % limited_every == 0 have limits
+    hard_cap: bool = True
+
+
+EVERY = Variant("every customer limited")
+VARIANTS = [
+    (HEADLINE, EVERY),
+    (SHAPES[0], EVERY),
+    (HEADLINE, Variant("half the customers limited", limited_every=2)),
+    (HEADLINE, Variant("alerts and soft cap only, no hard cap", hard_cap=False)),
+]
+
+
+def _limits(customers: int, variant: Variant) -> int:
+    """A hard cap no event reaches (unless the variant has none) and three alert levels the workload
+    crosses, on the variant's customers; returns how many customers have limits."""
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+
+    meter: dict[str, Any] = {"meter_code": "tokens", "soft_cap": "500", "alerts": ["100", "300"]}
+    if variant.hard_cap:
+        meter["hard_cap"] = "1000000"
+    body = UsageLimitsIn.model_validate({"meters": [meter]})
+    limited = [c for c in range(customers) if c % variant.limited_every == 0]
+    for c in limited:
+        put_limits(f"cust-{c}", body, None, Actor("bench"))
+    return len(limited)
+
+
+def _priced_catalog(customers: int) -> None:
+    """Customers, an ungrouped ``tokens`` meter, a graduated plan on it and a subscription per customer
+    since the start of last month."""
+    from datetime import timedelta
+
+    from neruba import bootstrap
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Customer, PlanCreate, SubscriptionCreate
+    from neruba.models.catalog import Meter as MeterModel
+
+    plans = bootstrap.plans()
+    for c in range(customers):
+        plans.create_customer(Customer(external_id=f"cust-{c}", name=f"Customer {c}", currency="USD"))
+    plans.create_meter(MeterModel(code="tokens", name="Tokens", aggregation="sum", field="tokens"))
+    tiers = [{"up_to": "100", "unit_price": "0.01"}, {"up_to": None, "unit_price": "0.005"}]
+    plan = {
+        "code": "bench",
+        "name": "Bench",
+        "currency": "USD",
+        "interval": "month",
+        "charges": [{"meter_code": "tokens", "model": "graduated", "tiers": tiers}],
+    }
+    create_plan(plans, PlanCreate.model_validate(plan))
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (month - timedelta(days=1)).replace(day=1)
+    for c in range(customers):
+        body = SubscriptionCreate(customer_id=f"cust-{c}", plan_code="bench", start_at=start)
+        create_subscription(plans, body, f"bench-{c}", now=start)
+
+
+def _amount_limits(customers: int) -> None:
+    """An amount cap no event reaches on tokens, and spend alerts at 1.00 and 3.00, on every customer."""
     from neruba.logic.idempotency import Actor
     from neruba.logic.limits.settings import put_limits
     from neruba.models.limits import UsageLimitsIn
 
     body = UsageLimitsIn.model_validate(
         {
-            "meters": [
-                {"meter_code": "tokens", "hard_cap": "1000000", "soft_cap": "500", "alerts": ["100", "300"]}
-            ]
+            "meters": [{"meter_code": "tokens", "hard_cap_amount_minor": 10**9}],
+            "spend_alerts_minor": [100, 300],
         }
     )
     for c in range(customers):
         put_limits(f"cust-{c}", body, None, Actor("bench"))
 
 
-def _run(with_limits: bool, shape: Shape = HEADLINE) -> dict[str, Any]:
+def _run(
+    with_limits: bool, shape: Shape = HEADLINE, variant: Variant = EVERY, amounts: bool = False
+) -> dict[str, Any]:
     from moto import mock_aws
 
     from functions.ingest_worker import app
@@ -64,9 +143,15 @@ def _run(with_limits: bool, shape: Shape = HEADLINE) -> dict[str, Any]:
     with mock_aws():
         bootstrap.reset()
         create_resources()
-        _setup_catalog(customers)
+        if amounts:
+            _priced_catalog(customers)
+        else:
+            _setup_catalog(customers)
         if with_limits:
-            _limits(customers)
+            if amounts:
+                _amount_limits(customers)
+            else:
+                _limits(customers, variant)
         records = _records(_events(shape))
         meter = Meter()
         meter.attach(client("dynamodb"), boto3.client("dynamodb"))
@@ -80,6 +165,7 @@ def _run(with_limits: bool, shape: Shape = HEADLINE) -> dict[str, Any]:
                 first_alert_seconds = round(time.perf_counter() - batch_started, 3)
         elapsed = time.perf_counter() - started
         alerts = _alerts(get_settings().ops_table) if with_limits else 0
+        sizes = _sizes(get_settings().usage_table)
     return {
         "write_units": meter.total_write_units,
         "write_units_per_event": round(meter.total_write_units / EVENTS, 3),
@@ -89,7 +175,26 @@ def _run(with_limits: bool, shape: Shape = HEADLINE) -> dict[str, Any]:
         "seconds_on_moto": round(elapsed, 2),
         "alerts_written": alerts,
         "seconds_batch_start_to_first_alert": first_alert_seconds,
+        "largest_bytes": sizes,
     }
+
+
+def _sizes(usage_table: str) -> dict[str, int]:
+    """The largest stored counter and contribution, in bytes (DynamoDB's item size rule)."""
+    largest = {"counter": 0, "contribution": 0}
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=usage_table)
+    for item in (i for page in pages for i in page["Items"]):
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        kind = (
+            "counter"
+            if pk.startswith("LIM#")
+            else "contribution"
+            if pk.startswith("AGG#") and "!" in sk
+            else None
+        )
+        if kind:
+            largest[kind] = max(largest[kind], item_size(item))
+    return largest
 
 
 def _alerts(ops_table: str) -> int:
@@ -98,14 +203,19 @@ def _alerts(ops_table: str) -> int:
 
 
 def main() -> dict[str, Any]:
-    """The headline shape (10 customers per batch) and one customer per batch, limits off then on."""
+    """The headline shape (10 customers per batch) and one customer per batch, limits off then on, then the
+    variants of the headline shape (``VARIANTS``; limits off is measured once per shape)."""
     shapes = []
-    for shape in (HEADLINE, SHAPES[0]):
-        off, on = _run(False, shape), _run(True, shape)
+    offs: dict[str, dict[str, Any]] = {}
+    for shape, variant in VARIANTS:
+        off = offs.get(shape.name) or _run(False, shape)
+        offs[shape.name] = off
+        on = _run(True, shape, variant)
         extra = round(on["write_units_per_event"] - off["write_units_per_event"], 3)
         shapes.append(
             {
-                "shape": shape.name,
+                "shape": shape.name if variant is EVERY else f"{shape.name}, {variant.name}",
+                "variant": variant.name,
                 "events_per_limited_write": BATCH // shape.customers_per_batch,
                 "limits_off": off,
                 "limits_on": on,
@@ -124,14 +234,47 @@ def main() -> dict[str, Any]:
         "within_target": headline["extra_write_units_per_event"] <= TARGET_EXTRA_WRITE_UNITS,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "limits.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    path = RESULTS / "limits.json"
+    if path.exists() and "amounts" in (before := json.loads(path.read_text())):
+        result["amounts"] = before["amounts"]  # measured on its own (``amounts``)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
 
 
+def amounts() -> dict[str, Any]:
+    """The headline shape on a priced, ungrouped meter: no limits, then an amount cap and spend alerts;
+    added to ``results/limits.json`` under ``amounts`` (the other runs are kept)."""
+    off, on = _run(False, HEADLINE, amounts=True), _run(True, HEADLINE, amounts=True)
+    extra = round(on["write_units_per_event"] - off["write_units_per_event"], 3)
+    section = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "shape": HEADLINE.name,
+        "events_per_limited_write": BATCH // HEADLINE.customers_per_batch,
+        "limits_off": off,
+        "limits_on": on,
+        "extra_write_units_per_event": extra,
+    }
+    path = RESULTS / "limits.json"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    result["amounts"] = section
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return section
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.limits",
+        description="Write units per accepted event with usage limits on against off, in the same run; "
+        "writes benchmarks/results/limits.json (takes several minutes on moto).",
+    )
+    parser.add_argument(
+        "run", nargs="?", choices=["amounts"], help="only the amounts run, added to the stored results"
+    )
+    only_amounts = parser.parse_args().run == "amounts"
     from tests.conftest import TEST_ENVIRONMENT
 
     for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
         os.environ.setdefault(key, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(main(), indent=2, default=str))
+    print(json.dumps(amounts() if only_amounts else main(), indent=2, default=str))

@@ -566,6 +566,13 @@ def _webhooks(lines: list[str], run: dict[str, Any] | None) -> None:
     ]
 
 
+def _extra_by_item(off: dict[str, Any], on: dict[str, Any]) -> str:
+    """The write units limits add, per item kind (``AGG`` usage, ``LIM`` counters, ``WHOUT`` alerts)."""
+    before, after = off["write_units_by_item"], on["write_units_by_item"]
+    extra = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(before) | set(after))}
+    return ", ".join(f"{k} +{v}" for k, v in extra.items() if v) or "none"
+
+
 def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
     lines += ["## Usage limits: extra write units per accepted event", ""]
     if run is None or "shapes" not in run:
@@ -576,16 +583,20 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
         f"(not part of `make bench`): {run['workload']['events']:,} events in batches of "
         f"{run['workload']['batch']} through the real ingest worker on moto, once without limits and once "
         "with a hard cap, a soft cap and two alert levels on every customer's meter, in the same run "
-        f"(target: at most {run['target_extra_write_units_at_most']} more write units per event).",
+        f"(target: at most {run['target_extra_write_units_at_most']} more write units per event); the last "
+        "rows vary the headline shape: limits on half its customers only, and alerts without a hard cap.",
         "",
-        "| shape | events per limited write | write units per event, off | on | extra | alerts written |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| shape | events per limited write | write units per event, off | on | extra | alerts written "
+        "| extra units by item | largest counter / contribution, bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for shape in run["shapes"]:
         off, on = shape["limits_off"], shape["limits_on"]
+        sizes = on.get("largest_bytes") or {}
         lines.append(
             f"| {shape['shape']} | {shape['events_per_limited_write']} | {off['write_units_per_event']} | "
-            f"{on['write_units_per_event']} | {shape['extra_write_units_per_event']} | {on['alerts_written']} |"
+            f"{on['write_units_per_event']} | {shape['extra_write_units_per_event']} | {on['alerts_written']} "
+            f"| {_extra_by_item(off, on)} | {sizes.get('counter', '?')} / {sizes.get('contribution', '?')} |"
         )
     first = run["shapes"][0]["limits_on"].get("seconds_batch_start_to_first_alert")
     lines += [
@@ -594,6 +605,59 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
         "written in a transaction, at twice the units, with the period counter): the extra per event is that "
         "over the events one batch holds for a customer's meter and day. The alert is written in the "
         f"transaction that counts the usage reaching it: from the batch's start to the alert, {first} s on moto.",
+        "",
+        "**Where the extra units go, and what would lower them.** Per limited write: its contribution a second "
+        "time (a transactional write costs twice a plain one: `AGG`), the counter at 2 units (`LIM`), and 2 "
+        "units per level reached (`WHOUT`, once per level and period). The rows above measure the ideas for "
+        "cutting it:",
+        "",
+        "- *Only the customers with limits pay*: already so, per (customer, meter, day) write; with half the "
+        "customers limited the extra halves.",
+        "- *Alerts without a hard cap*: the same cost. Nothing is refused, but the counter still has to move "
+        "in one step with the contribution, or a kill between the two writes leaves it short (an alert "
+        "missed) or a retry adds twice (an alert too early). Writing it on its own, idempotently, needs it to "
+        "keep the batches it added (a set growing with the period; an update costs the larger of the item "
+        "before and after it), and computing the period's usage from the contributions instead reads every "
+        "batch of the period on each batch.",
+        "- *Smaller items*: the counter (about 120 bytes) and a 10-event contribution (about 650) are each "
+        "well under the 1 KB of a write unit: nothing to gain.",
+        "- *Counter and contribution in one item*: a contribution is one item per batch (it is what makes a "
+        "redelivery count nothing twice), the counter one per period (it is what makes two batches never both "
+        "add to one value); no single item can be both, and a one-item transaction still costs 2 units.",
+        "",
+        "So the transaction sets a floor of about 3 units per limited write: at 10 events per write the target "
+        "of 0.2 is not met. Meeting it needs the counter written outside a transaction (one conditional "
+        "update, then a plain contribution put: about 1 more unit per write, 0.1 per event here), which in "
+        "turn needs a rule for a kill between the two writes: the counter would carry its last write's cells "
+        "until that contribution is known written, and every next writer of the counter (the redelivery, "
+        "another batch, the sweep, a write after the limits were removed) would complete it first. Not built.",
+        "",
+    ]
+    _limit_amounts(lines, run.get("amounts"))
+
+
+def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["### Caps and alerts in amounts", ""]
+    if run is None:
+        lines += ["Not measured yet: run `python -m benchmarks.limits amounts`.", ""]
+        return
+    off, on = run["limits_off"], run["limits_on"]
+    lines += [
+        f"Measured {run['measured_at']} by `python -m benchmarks.limits amounts`: the {run['shape']} shape on an "
+        "ungrouped `tokens` meter charged by a graduated plan (amounts need a price a running total decides), "
+        "once without limits and once with an amount cap no event reaches and two spend alert levels on every "
+        "customer.",
+        "",
+        "| shape | events per limited write | write units per event, off | on | extra | requests per event, off "
+        "| on | alerts written |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| {run['shape']} | {run['events_per_limited_write']} | {off['write_units_per_event']} | "
+        f"{on['write_units_per_event']} | {run['extra_write_units_per_event']} | {off['requests_per_event']} | "
+        f"{on['requests_per_event']} | {on['alerts_written']} |",
+        "",
+        "Besides the unit limits' cost, a write that needs amounts reads the customer's subscriptions and the "
+        "meter, and with spend alerts the period's spend counter, which it puts in the same transaction when "
+        'the meter\'s amount moved (docs/limits.md, "Cost").',
         "",
     ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -32,6 +32,16 @@ def record_handler(record: SQSRecord) -> None:
         from neruba.logic.billing.threshold_invoices import handle_check
 
         handle_check(bootstrap.billing(), record.body, clock())
+        return
+    if record.body.startswith(
+        '{"backfill":'
+    ):  # the rest of a backfill's commit (logic/billing/backfill_commit.py)
+        from neruba.logic.billing.backfill_commit import resume
+
+        # counting stops starting batches 40 s in (the function's Timeout is 60 s); the rest is redelivered
+        deadline = datetime.now(UTC) + timedelta(seconds=40)
+        status = resume(bootstrap.billing(), record.body, clock(), deadline)
+        logger.info("backfill commit resumed", extra={"status": status})
         return
     if record.body.startswith('{"advance"'):  # an event of a meter charged in advance (logic.ingest.advance)
         from neruba.logic.billing.advance import process_message

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba import bootstrap
 from neruba.logic.ledger.credits import expire_due
+from neruba.logic.limits.balance import balance_levels_of
 from neruba.observability import logger, metrics
 
 
@@ -15,7 +16,9 @@ from neruba.observability import logger, metrics
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: expire due grants (each posting effective exactly at its expires_at)."""
-    report = expire_due(bootstrap.ledger())
+    report = expire_due(
+        bootstrap.ledger(), balance_levels=lambda customer: balance_levels_of(bootstrap.limits(), customer)
+    )
     metrics.add_metric(name="CreditGrantsExpired", unit="Count", value=len(report["expired"]))
     for grant_id in report["expired"]:
         logger.info("credit grant expired", extra={"grant_id": grant_id})

@@ -9,7 +9,9 @@
     neruba sweep [--check NAME] [--from ISO --to ISO] [--stack NAME]   the consistency sweep, now
     neruba dlq list | show QUEUE | redrive QUEUE [--max N] | status QUEUE   dead-letter queues
     neruba smoke --base-url URL --api-key KEY                  the post-deploy smoke test
+    neruba events void|amend TX --customer ID --reason R --ticket T [--base-url URL] [--api-key KEY]
     neruba migrate [--list] [--stack NAME]                     data migrations (OpsTable MIG#)
+    neruba backfill open | events | preview | commit | cancel | list | show   backfills, through the API
 
 Commands that touch AWS find the stack's tables and queues from ``--stack NAME`` (its CloudFormation
 resources: nothing but AWS credentials needed), or from a local stack when ``--endpoint-url`` is on this
@@ -245,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
-    from neruba_tools import dlq, methods, migrate, smoke, sweep, webhooks
+    from neruba_tools import backfill, dlq, events, methods, migrate, smoke, sweep, webhooks
 
-    for module in (sweep, dlq, smoke, migrate, webhooks, methods):
+    for module in (sweep, dlq, smoke, migrate, webhooks, methods, backfill, events):
         module.add_parser(commands)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)

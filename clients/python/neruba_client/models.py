@@ -123,6 +123,17 @@ class EventOutcome(_Model):
     reason: str | None = None
 
 
+class EventVoid(_Model):
+    """How and why an event was voided."""
+
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: datetime
+    actor: str | None
+    amended_by: str | None
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -137,6 +148,15 @@ class StoredEvent(_Model):
     received_at: datetime | None
     outcomes: list[EventOutcome]
     copies: dict[str, int]
+    void: EventVoid | None = None
+    amends: str | None = None
+
+
+class EventVoidResult(StoredEvent):
+    """A voided (or amended) event, with its corrected copy and whether the correction is finished."""
+
+    correction: Literal["completed", "pending"]
+    amended_by: StoredEvent | None = None
 
 
 class OutcomeBucket(_Model):
@@ -186,6 +206,8 @@ class MeterLimitView(_Model):
     usage: str
     remaining: str | None
     alerts_fired: list[str]
+    hard_cap_amount_minor: int | None = None
+    amount_minor: int | None = None
 
 
 class UsageLimits(_Model):
@@ -196,6 +218,10 @@ class UsageLimits(_Model):
     period_start: str
     period_end: str
     meters: list[MeterLimitView]
+    spend_alerts_minor: list[int] = []
+    spend_minor: int | None = None
+    spend_alerts_fired: list[str] = []
+    balance_alerts_minor: list[int] = []
 
 
 class Entitlement(_Model):
@@ -313,6 +339,29 @@ class ChargeView(_PriceFields):
     on_removal: Literal["none", "credit", "refund"] | None = None
 
 
+class MeterDefaultView(_Model):
+    meter_code: str
+    hard_cap: str | None = None
+    soft_cap: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    hard_cap_amount_minor: int | None = None
+
+
+class FeatureDefaultView(_Model):
+    feature: str
+    kind: str
+    enabled: bool = True
+    value: str | None = None
+    meter_code: str | None = None
+    limit: str | None = None
+
+
+class PlanDefaultsView(_Model):
+    meters: list[MeterDefaultView] = Field(default_factory=list)
+    features: list[FeatureDefaultView] = Field(default_factory=list)
+    invoice_threshold_minor: int | None = None
+
+
 class PlanVersion(_Model):
     code: str
     version: int
@@ -320,7 +369,7 @@ class PlanVersion(_Model):
     currency: str
     interval: str
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = None
+    defaults: PlanDefaultsView | None = None
     """What the version sets for its subscribers (limits, features, invoice threshold), when it does."""
 
 
@@ -541,6 +590,12 @@ class AdvanceLineSource(_Model):
     posting_key: str | None
 
 
+class BackfillLineSource(_Model):
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -560,6 +615,7 @@ class ExplainedLine(_Model):
     intervals_more: IntervalsMore | None = None
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
+    backfill: BackfillLineSource | None = None
 
 
 class UpcomingWindow(_Model):
@@ -757,6 +813,88 @@ class OneOffCharge(_Model):
     invoice_id: str | None
     created_at: str
     voided_at: str | None
+
+
+BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
+
+
+class BackfillCorrection(_Model):
+    invoice_id: str
+    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    amount_minor: int
+    correction_invoice_id: str | None
+
+
+class BackfillCommitted(_Model):
+    events_counted: int
+    events_not_counted: int
+    invoices: list[BackfillCorrection]
+
+
+class BackfillView(_Model):
+    id: str
+    object: Literal["backfill"]
+    status: BackfillStatus
+    customer_ids: list[str]
+    meter_codes: list[str]
+    start: str
+    end: str
+    mode: Literal["add", "replace"]
+    reason: str
+    ticket: str | None
+    created_at: str
+    events_held: int
+    committed: BackfillCommitted | None = None
+    committed_at: str | None = None
+    cancelled_at: str | None = None
+
+
+class BackfillEventStatus(_Model):
+    index: int
+    transaction_id: str | None
+    status: Literal["held", "duplicate", "conflict", "rejected"]
+    error: EventError | None = None
+
+
+class BackfillEventsResult(_Model):
+    backfill_id: str
+    held: int
+    rejected: int
+    events: list[BackfillEventStatus]
+
+
+class BackfillInvoicePreview(_Model):
+    invoice_id: str
+    number: str | None
+    status: str
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+    applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
+
+
+class BackfillOpenPeriod(_Model):
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+
+
+class BackfillPreview(_Model):
+    object: Literal["backfill_preview"]
+    backfill_id: str
+    events_held: int
+    events_counted: int
+    invoices: list[BackfillInvoicePreview]
+    open_periods: list[BackfillOpenPeriod]
+    difference_minor: int
 
 
 class CreditedInvoiceLine(_Model):
@@ -1243,14 +1381,18 @@ class BalanceLowData(_Model):
 
 class AlertTriggeredData(_Model):
     customer_id: str
-    meter_code: str
+    meter_code: str | None
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: datetime
-    period_end: datetime
+    usage: str | None
+    period_start: datetime | None
+    period_end: datetime | None
     late: bool
+    currency: str | None = None
+    spend_minor: int | None = None
+    balance_minor: int | None = None
+    previous_balance_minor: int | None = None
 
 
 class SubscriptionData(_Model):
@@ -1525,6 +1667,10 @@ class BillingRunList(_List):
 
 class OneOffChargeList(_List):
     data: list[OneOffCharge]
+
+
+class BackfillList(_List):
+    data: list[BackfillView]
 
 
 class CreditNoteList(_List):

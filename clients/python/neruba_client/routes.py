@@ -174,11 +174,14 @@ def put_customer_limits(
     features: Sequence[Mapping[str, Any]] | None = None,
     interval: str | None = None,
     period_anchor: Time | None = None,
+    spend_alerts_minor: Sequence[int] | None = None,
+    balance_alerts_minor: Sequence[int] | None = None,
     reason: str | None = None,
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.UsageLimits]:
-    """Replace every usage limit of the customer (hard and soft caps, alerts, entitlements)."""
+    """Replace every usage limit of the customer (hard and soft caps in units or amount, alerts on usage,
+    spend and credit balance, entitlements)."""
 
 
 @route("GET", "/v1/customers/{customer_id}/entitlements", m.EntitlementList)
@@ -309,6 +312,45 @@ def list_events(
 ) -> ListOperation[m.EventList, m.StoredEvent]:
     """A customer's counted events whose timestamp is in ``[from_, to)`` (at most 31 days), of one
     ``meter`` or all, by hour of their timestamp then meter; each with its outcomes."""
+
+
+@route(
+    "POST",
+    "/admin/events/{transaction_id}/void",
+    m.EventVoidResult,
+    body="EventVoidIn",
+    idempotency_key=True,
+)
+def void_event(
+    transaction_id: str,
+    *,
+    customer_id: str,
+    reason: str,
+    ticket: str,
+    idempotency_key: str | None = None,
+) -> Operation[m.EventVoidResult]:
+    """Void an accepted event: its usage stops counting; an invoiced period is corrected as a late event
+    would correct it."""
+
+
+@route(
+    "POST",
+    "/admin/events/{transaction_id}/amend",
+    m.EventVoidResult,
+    body="EventAmendIn",
+    idempotency_key=True,
+)
+def amend_event(
+    transaction_id: str,
+    *,
+    customer_id: str,
+    reason: str,
+    ticket: str,
+    properties: Mapping[str, Any] | None = None,
+    timestamp: Time | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.EventVoidResult]:
+    """Void an accepted event and count a corrected copy (other properties or timestamp) in its place."""
 
 
 @route("GET", "/v1/ingest/outcomes", m.OutcomeCounts)
@@ -662,6 +704,80 @@ def void_one_off_charge(
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.OneOffCharge]: ...
+
+
+@route("POST", "/admin/backfills", m.BackfillView, body="BackfillCreate", idempotency_key=True)
+def open_backfill(
+    *,
+    customer_ids: Sequence[str],
+    meter_codes: Sequence[str],
+    start: Time,
+    end: Time,
+    reason: str,
+    mode: Literal["add", "replace"] | None = None,
+    ticket: str | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[m.BackfillView]: ...
+
+
+@route("GET", "/admin/backfills", m.BackfillList, listing=True)
+def list_backfills(
+    *, status: m.BackfillStatus | None = None
+) -> ListOperation[m.BackfillList, m.BackfillView]: ...
+
+
+@route("GET", "/admin/backfills/{backfill_id}", m.BackfillView)
+def get_backfill(backfill_id: str) -> Operation[m.BackfillView]: ...
+
+
+@route(
+    "POST",
+    "/admin/backfills/{backfill_id}/events",
+    m.BackfillEventsResult,
+    body="IngestRequest",
+    retry_safe=True,
+    custom=True,
+)
+def send_backfill_events(
+    backfill_id: str, events: Sequence[m.Event | Mapping[str, Any]]
+) -> Operation[m.BackfillEventsResult]:
+    """Send 1 to 100 events into an open backfill. Retried safely: each event keeps its transaction id."""
+    batch = m.IngestRequest(events=[as_event(e) for e in events])
+    return Operation(
+        "POST",
+        f"/admin/backfills/{quote(backfill_id, safe='')}/events",
+        m.BackfillEventsResult,
+        body=batch.model_dump(mode="json", by_alias=True, exclude_none=True),
+        retry_safe=True,
+    )
+
+
+@route("GET", "/admin/backfills/{backfill_id}/preview", m.BackfillPreview)
+def preview_backfill(backfill_id: str) -> Operation[m.BackfillPreview]: ...
+
+
+@route(
+    "POST",
+    "/admin/backfills/{backfill_id}/commit",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
+)
+def commit_backfill(
+    backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.BackfillView]: ...
+
+
+@route(
+    "POST",
+    "/admin/backfills/{backfill_id}/cancel",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
+)
+def cancel_backfill(
+    backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.BackfillView]: ...
 
 
 @route(

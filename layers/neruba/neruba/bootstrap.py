@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from neruba.dal.stripe_events import StripeEventsRepository
     from neruba.dal.top_ups import TopUpRepository
     from neruba.dal.usage import UsageRepository
+    from neruba.dal.voids import VoidsRepository
     from neruba.logic.billing.context import Billing
     from neruba.logic.stripe.ledger_effects import LedgerEffects, RepositoryInvoiceSource
     from neruba.logic.stripe.processing import Processor
@@ -81,6 +82,7 @@ PARTS = (
     "ops",
     "audit",
     "keys",
+    "voids",
     "webhooks",
     "dead_letters",
 )
@@ -223,6 +225,7 @@ _REPOSITORIES = {
     "ops": ("neruba.dal.ops", "OpsRepository", "ops_table"),
     "audit": ("neruba.dal.audit", "AuditRepository", "ops_table"),
     "keys": ("neruba.dal.keys", "KeysRepository", "keys_table"),
+    "voids": ("neruba.dal.voids", "VoidsRepository", "usage_table"),
 }
 
 
@@ -321,6 +324,11 @@ def audit() -> AuditRepository:
 def keys() -> KeysRepository:
     """API keys (the keys table)."""
     return cast("KeysRepository", _repository("keys"))
+
+
+def voids() -> VoidsRepository:
+    """Voided and amended events: open voids and each customer's voids (the usage table)."""
+    return cast("VoidsRepository", _repository("voids"))
 
 
 def webhooks() -> Webhooks:

@@ -60,8 +60,11 @@ def test_limits_are_set_read_back_and_audited(catalog: Any) -> None:
             "usage": "0",
             "remaining": "100",
             "alerts_fired": [],
+            "hard_cap_amount_minor": None,
+            "amount_minor": None,
         }
     ]
+    assert (body["spend_alerts_minor"], body["spend_minor"], body["balance_alerts_minor"]) == ([], None, [])
     status, read = _get(LIMITS, customer_id="acme")
     assert status == 200 and read == body
     (record,) = _audit()

@@ -97,6 +97,33 @@ CASES: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("POST", "/admin/dlqs/{name}/redrive", "/admin/dlqs/ingest/redrive", WHY, ("reason", "ticket")),
     (
         "POST",
+        "/admin/backfills",
+        "/admin/backfills",
+        {
+            "customer_ids": ["acme"],
+            "meter_codes": ["api_calls"],
+            "start": "2026-01-01T00:00:00Z",
+            "end": "2026-01-02T00:00:00Z",
+            **WHY,
+        },
+        ("reason", "ticket"),
+    ),
+    (
+        "POST",
+        "/admin/backfills/{backfill_id}/commit",
+        "/admin/backfills/bf_" + "0" * 24 + "/commit",
+        WHY,
+        ("reason", "ticket"),
+    ),
+    (
+        "POST",
+        "/admin/backfills/{backfill_id}/cancel",
+        "/admin/backfills/bf_" + "0" * 24 + "/cancel",
+        WHY,
+        ("reason", "ticket"),
+    ),
+    (
+        "POST",
         "/admin/stripe-events/{event_id}/replay",
         "/admin/stripe-events/evt_1/replay",
         WHY,

@@ -163,6 +163,7 @@ def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_ot
         "stripe",
         "thresholds",
         "usage",
+        "voids",
     ]
     # WHEN the scheduled sweep runs every check
     from functions.sweeper.app import lambda_handler

@@ -11,6 +11,8 @@ Items (``pk`` / ``sk``):
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
+- ``BACKFILL`` / ``{backfill_id}`` and ``BFEV#{backfill_id}`` - backfills and their held events
+  (dal/backfills.py).
 - ``CN#{id}`` / ``#`` and ``SEQ#CN`` - credit notes and their numbers (dal/credit_notes.py).
 - ``THR#{subscription}`` / ``{period_start}`` - what threshold invoices billed of a period
   (dal/thresholds.py).
@@ -36,6 +38,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.advance import AdvanceRepository
+    from neruba.dal.backfills import BackfillsRepository
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.discounts import DiscountsRepository
     from neruba.dal.features import FeaturesRepository
@@ -184,6 +187,13 @@ class BillingRepository:
         from neruba.dal.thresholds import ThresholdsRepository
 
         return ThresholdsRepository(self.table_name)
+
+    @property
+    def backfills(self) -> BackfillsRepository:
+        """The backfills and the events they hold, stored in this table (``dal.backfills``)."""
+        from neruba.dal.backfills import BackfillsRepository
+
+        return BackfillsRepository(self.table_name)
 
     @property
     def one_offs(self) -> OneOffRepository:

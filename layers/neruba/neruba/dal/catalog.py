@@ -152,6 +152,14 @@ class CatalogRepository:
         values = self._get(_customer_key(external_id))
         return Customer.model_validate(json.loads(values["doc"]), context=STORED) if values else None
 
+    def customer_and_limits(self, external_id: str) -> tuple[Customer | None, str | None]:
+        """The customer and its usage limit settings as stored (``dal.limits``), in the one read."""
+        values = self._get(_customer_key(external_id))
+        if not values:
+            return None, None
+        customer = Customer.model_validate(json.loads(values["doc"]), context=STORED)
+        return customer, None if values.get("lim") is None else str(values["lim"])
+
     def customer_with_defaults(self, external_id: str) -> tuple[Customer | None, dict[str, str]]:
         """The customer and its subscriptions' plan-version defaults records (``dal.limits``), one read."""
         values = self._get(_customer_key(external_id))

@@ -12,9 +12,13 @@ Items:
   the transaction that creates or changes the subscription, so the reads of the customer carry them;
 - counter (usage table) ``LIM#{customer}#{meter}`` / ``{period start}``: the meter's usage in that period
   ``u`` (exact), the events it counts ``n``, the alert levels fired this period ``f``, a version ``v``
-  and the period's end ``pe``. Written only for meters that have limits, always in the transaction of
+  and the period's end ``pe``; with amounts (docs/limits.md, "Caps and alerts in amounts") the meter's
+  amount in minor units ``a``. Written only for meters that have limits, always in the transaction of
   the contribution that counts the events, on condition of the version read (``v``), so two batches never
-  both add to one value they read, and a batch whose contribution exists (a redelivery) adds nothing.
+  both add to one value they read, and a batch whose contribution exists (a redelivery) adds nothing;
+- spend counter (usage table) ``LIM#{customer}#$spend`` / ``{period start}`` (``SPEND``, not a meter
+  code): the customer's rated spend in the period ``u`` (minor units), each meter's amount ``m``, the
+  spend levels fired ``f`` and a version ``v``; written with a meter's counter when its amount changes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso
 
 SETTINGS_ATTRIBUTE = "lim"
+SPEND = "$spend"  # the spend counter's place of a meter code (meter codes start with a letter or digit)
 PLAN_DEFAULTS_PREFIX = "pd_"
 GRANTS_ATTRIBUTE = "egr"
 
@@ -70,6 +75,8 @@ class Counter:
     events: int = 0
     fired: set[str] = field(default_factory=set)
     version: int = 0  # 0: not stored yet
+    amount: int = 0  # the meter's amount in the period, minor units (amount caps, spend alerts)
+    amounts: dict[str, int] = field(default_factory=dict)  # spend counter: each meter's amount
 
 
 class LimitsRepository:
@@ -105,8 +112,17 @@ class LimitsRepository:
             pending = response.get("UnprocessedKeys") or {}
         return found
 
-    def counter_put(self, seen: Counter, used: Decimal, events: int, fired: set[str]) -> dict[str, Any]:
-        """The transaction action writing the counter's new state, on condition that it is still ``seen``."""
+    def counter_put(
+        self,
+        seen: Counter,
+        used: Decimal,
+        events: int,
+        fired: set[str],
+        amount: int | None = None,
+        amounts: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """The transaction action writing the counter's new state, on condition that it is still ``seen``
+        (``amount``: the meter's amount; ``amounts``: the spend counter's amount of each meter)."""
         item: dict[str, Any] = {
             "u": used,
             "n": events,
@@ -117,6 +133,10 @@ class LimitsRepository:
         }
         if fired:
             item["f"] = set(fired)
+        if amount is not None:
+            item["a"] = amount
+        if amounts:
+            item["m"] = dict(amounts)
         put: dict[str, Any] = {
             "TableName": self.usage_table,
             "Item": {**counter_key(seen.customer_id, seen.meter_code, seen.start), **to_item(item)},
@@ -272,3 +292,5 @@ def _fill(counter: Counter, item: dict[str, Any]) -> None:
     counter.events = int(item.get("n", 0))
     counter.fired = {str(f) for f in item.get("f") or ()}
     counter.version = int(item.get("v", 0))
+    counter.amount = int(item.get("a", 0))
+    counter.amounts = {str(k): int(v) for k, v in (item.get("m") or {}).items()}

@@ -137,7 +137,7 @@ class StoredEvent:
     timestamp: str
     hour: str
     properties_json: str  # the properties as JSON text
-    status: str  # accepted | failed
+    status: str  # accepted | failed | over_limit | voided
     fingerprint: str | None = None
     client_timestamp: str | None = None
     batch: str | None = None
@@ -150,6 +150,8 @@ class StoredEvent:
     reason_message: str | None = None
     first_outcome: str | None = None
     released_by: str | None = None  # the batch that gave the event back uncounted (equal to ``batch``)
+    void_json: str | None = None  # a voided event's void record (reason, ticket, when, by, amended_by), JSON
+    amends: str | None = None  # a corrected copy: the transaction id of the event it amends
     history: tuple[HistoryEntry, ...] = ()
     copies: Mapping[str, int] = field(default_factory=dict)
 
@@ -197,6 +199,8 @@ _EVENT_ATTRIBUTES = (
     ("reason_message", "reason_msg"),
     ("first_outcome", "o0"),
     ("released_by", "rl"),
+    ("void_json", "vd"),
+    ("amends", "amd"),
 )
 _REQUIRED = 7
 

@@ -42,6 +42,7 @@ class MeterLimits:
     hard_cap: Decimal | None = None
     soft_cap: Decimal | None = None
     alerts: tuple[Decimal, ...] = ()
+    hard_cap_amount: int | None = None  # minor units of the plan's currency (``domain.limit_amounts``)
 
     def thresholds(self) -> dict[str, Decimal]:
         """Every level that fires an alert, by its key in the period's fired set."""
@@ -73,10 +74,27 @@ class LimitSettings:
     interval: str = DEFAULT_INTERVAL
     meters: Mapping[str, MeterLimits] = field(default_factory=dict)
     features: Mapping[str, Feature] = field(default_factory=dict)
+    spend_alerts: tuple[int, ...] = ()  # levels of the period's rated spend, minor units
+    balance_alerts: tuple[int, ...] = ()  # levels of the usable credit balance, minor units
 
     def counted_meters(self) -> set[str]:
         """The meters whose period usage is counted: those with limits or a metered feature."""
         return set(self.meters) | {f.meter_code for f in self.features.values() if f.meter_code}
+
+    def counts(self, meter_code: str, aggregation: str) -> bool:
+        """Whether a write of this meter goes through the limits: the meter has limits, or the customer
+        has spend alerts (every count and sum meter's amount is then counted)."""
+        if meter_code in self.counted_meters():
+            return True
+        return bool(self.spend_alerts) and aggregation in CAPPABLE
+
+    def rates(self, meter_code: str) -> bool:
+        """Whether a write of this meter needs its amount (an amount cap, or spend alerts)."""
+        return bool(self.spend_alerts) or self.limits_of(meter_code).hard_cap_amount is not None
+
+    def spend_levels(self) -> dict[str, Decimal]:
+        """The spend alert levels by their key in the period's fired set."""
+        return {f"spend:{level}": Decimal(level) for level in self.spend_alerts}
 
     def limits_of(self, meter_code: str) -> MeterLimits:
         return self.meters.get(meter_code) or MeterLimits()
@@ -95,6 +113,7 @@ class LimitSettings:
                         "hard": _text(m.hard_cap),
                         "soft": _text(m.soft_cap),
                         "alerts": [_text(a) for a in m.alerts],
+                        **({"hard_amount": m.hard_cap_amount} if m.hard_cap_amount is not None else {}),
                     }
                     for code, m in sorted(self.meters.items())
                 },
@@ -108,6 +127,8 @@ class LimitSettings:
                     }
                     for name, f in sorted(self.features.items())
                 },
+                **({"spend": list(self.spend_alerts)} if self.spend_alerts else {}),
+                **({"balance": list(self.balance_alerts)} if self.balance_alerts else {}),
             },
             sort_keys=True,
         )
@@ -122,6 +143,7 @@ class LimitSettings:
                 hard_cap=_number(m.get("hard")),
                 soft_cap=_number(m.get("soft")),
                 alerts=tuple(Decimal(a) for a in m.get("alerts") or ()),
+                hard_cap_amount=None if m.get("hard_amount") is None else int(m["hard_amount"]),
             )
             for code, m in (data.get("meters") or {}).items()
         }
@@ -131,7 +153,14 @@ class LimitSettings:
             )
             for name, f in (data.get("features") or {}).items()
         }
-        return cls(datetime.fromisoformat(data["anchor"]), str(data["interval"]), meters, features)
+        return cls(
+            datetime.fromisoformat(data["anchor"]),
+            str(data["interval"]),
+            meters,
+            features,
+            tuple(int(level) for level in data.get("spend") or ()),
+            tuple(int(level) for level in data.get("balance") or ()),
+        )
 
 
 def usage_of(aggregation: str, value: Any) -> Decimal:
@@ -159,6 +188,17 @@ def crossed(
     """The levels reached by going from ``before`` to ``after`` that did not fire yet this period."""
     done = set(fired)
     return sorted(key for key, level in levels.items() if before < level <= after and key not in done)
+
+
+def fallen_under(before: int, after: int, levels: Iterable[int]) -> list[int]:
+    """The levels a balance crosses downwards going from ``before`` to ``after`` (at or above the level
+    before, below it after), highest first.
+
+    Example:
+        >>> fallen_under(1500, 300, [1000, 400, 200, 2000])
+        [1000, 400]
+    """
+    return sorted((level for level in set(levels) if before >= level > after), reverse=True)
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -17,7 +17,9 @@ Precedence, at an instant ``at`` (the batch's processing time, the check's time)
 - limit periods: the customer's own period (anchor and interval) when it has settings of its own, else
   the billing periods of the first subscription (by id) with defaults in force;
 - the invoice threshold of a subscription: the customer's ``invoice_threshold_minor`` when set, else the
-  threshold of the subscription's phase in force.
+  threshold of the subscription's phase in force;
+- spend and balance alert levels (docs/limits.md, "Caps and alerts in amounts") are the customer's own:
+  a plan version sets none.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -122,10 +124,12 @@ def effective_settings(own: str | None, plan: Mapping[str, str], at: datetime) -
         for name, feature in phase.limits.features.items():
             features.setdefault(name, feature)
     period = mine or in_force[0].limits
-    if mine is not None:
-        meters.update(mine.meters)
-        features.update(mine.features)
-    return LimitSettings(period.anchor, period.interval, meters, features)
+    if mine is None:
+        return LimitSettings(period.anchor, period.interval, meters, features)
+    meters.update(mine.meters)
+    features.update(mine.features)
+    # spend and balance alert levels are the customer's own (plan versions set none)
+    return replace(mine, meters=meters, features=features)
 
 
 def effective_text(own: str | None, plan: Mapping[str, str], at: datetime) -> str | None:

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, RequiredTicket
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_PROPERTIES = 50
@@ -71,17 +71,22 @@ class UsageEventIn(BaseModel):
     @field_validator("timestamp", mode="before")
     @classmethod
     def _rfc3339(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ValueError("timestamp must be an RFC 3339 string")
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("timestamp must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from None
-        if parsed.tzinfo is None:
-            raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
-        return parsed
+        return rfc3339(value)
+
+
+def rfc3339(value: Any) -> Any:
+    """A timestamp field's text as an aware datetime (None stays None), or the rule it breaks."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("timestamp must be an RFC 3339 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("timestamp must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
+    return parsed
 
 
 EventItemSchema = Annotated[
@@ -182,3 +187,32 @@ class IngestResponse(BaseModel):
     queued: int
     rejected: int
     events: list[EventStatus]
+
+
+class EventVoidIn(BaseModel):
+    """``POST /admin/events/{transaction_id}/void``: take an accepted event's usage back out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN, description="The event's customer.")
+    reason: AuditedReason = Field(description="Why the event is voided (audited, shown on the event).")
+    ticket: RequiredTicket = Field(description="The support or finance ticket asking for it (audited).")
+
+
+class EventAmendIn(EventVoidIn):
+    """``POST /admin/events/{transaction_id}/amend``: void the event and count a corrected copy of it.
+    Unset fields keep the original's value; at least one must change."""
+
+    properties: dict[Annotated[str, Field(pattern=PROPERTY_NAME_PATTERN)], PropertyValue] | None = Field(
+        default=None,
+        max_length=MAX_PROPERTIES,
+        description="The corrected copy's properties, whole (the quantity is the meter's property).",
+    )
+    timestamp: datetime | None = Field(
+        default=None, description="The corrected copy's timestamp, RFC 3339 with offset."
+    )
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        return rfc3339(value)

@@ -64,6 +64,7 @@ AuditedReason = Annotated[
 ]  # runs, replays
 TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
+RequiredTicket = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_one_line)]  # event voids
 StaticValue = Annotated[str, Field(max_length=256), AfterValidator(_one_line)]  # a static entitlement's
 
 MAX_METADATA = 50

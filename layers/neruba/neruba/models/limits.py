@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
@@ -13,6 +13,9 @@ from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, S
 Interval = Literal["day", "week", "month", "quarter", "year"]
 MAX_METERS = 20
 MAX_ALERTS = 10
+MAX_MINOR = 10**15
+AmountLevel = Annotated[StrictInt, Field(ge=1, le=MAX_MINOR)]
+BalanceLevel = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR)]
 
 
 class MeterLimitIn(BaseModel):
@@ -28,6 +31,11 @@ class MeterLimitIn(BaseModel):
     )
     alerts: list[Quantity] = Field(
         default_factory=list, max_length=MAX_ALERTS, description="Usage levels that fire alert.triggered."
+    )
+    hard_cap_amount_minor: AmountLevel | None = Field(
+        default=None,
+        description="A cap on the meter's rated amount in the period, in minor units of the plan's currency:"
+        " events that would take it past the cap are refused over_limit (docs/limits.md).",
     )
 
 
@@ -58,6 +66,38 @@ class PlanDefaultsIn(BaseModel):
         description="Invoice the open period early when what it has not invoiced reaches this amount "
         "(minor units of the plan's currency); the customer's own threshold wins.",
     )
+
+
+class MeterDefaultView(BaseModel):
+    """One meter's limits as a plan version sets them (decimals as text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    meter_code: str
+    hard_cap: str | None = None
+    soft_cap: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    hard_cap_amount_minor: int | None = None
+
+
+class FeatureDefaultView(BaseModel):
+    """One feature as a plan version grants it."""
+
+    model_config = ConfigDict(extra="forbid")
+    feature: str
+    kind: Literal["boolean", "static", "metered"]
+    enabled: bool = True
+    value: str | None = None
+    meter_code: str | None = None
+    limit: str | None = None
+
+
+class PlanDefaultsView(BaseModel):
+    """A plan version's defaults as answered (the shape of :class:`PlanDefaultsIn`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    meters: list[MeterDefaultView] = Field(default_factory=list)
+    features: list[FeatureDefaultView] = Field(default_factory=list)
+    invoice_threshold_minor: int | None = None
 
 
 class EntitlementGrantIn(BaseModel):
@@ -99,6 +139,18 @@ class UsageLimitsIn(BaseModel):
     )
     meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
     features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)
+    spend_alerts_minor: list[AmountLevel] = Field(
+        default_factory=list,
+        max_length=MAX_ALERTS,
+        description="Levels of the period's rated spend (minor units) that fire alert.triggered"
+        " (kind spend).",
+    )
+    balance_alerts_minor: list[BalanceLevel] = Field(
+        default_factory=list,
+        max_length=MAX_ALERTS,
+        description="Levels of the usable credit balance (minor units) whose downward crossing fires"
+        " alert.triggered (kind balance).",
+    )
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None
 
@@ -120,6 +172,10 @@ class MeterLimitView(BaseModel):
     usage: str = Field(description="The meter's usage in the current period, as counted so far.")
     remaining: str | None = Field(description="Until the hard cap (None without one).")
     alerts_fired: list[str] = Field(description="Levels that fired in the current period.")
+    hard_cap_amount_minor: int | None = Field(default=None, description="The cap on the meter's amount.")
+    amount_minor: int | None = Field(
+        default=None, description="The meter's rated amount in the current period (with an amount cap)."
+    )
 
 
 class UsageLimits(BaseModel):
@@ -131,6 +187,12 @@ class UsageLimits(BaseModel):
     period_start: str
     period_end: str
     meters: list[MeterLimitView]
+    spend_alerts_minor: list[int] = Field(default_factory=list)
+    spend_minor: int | None = Field(
+        default=None, description="The period's rated spend so far (with spend alerts)."
+    )
+    spend_alerts_fired: list[str] = Field(default_factory=list)
+    balance_alerts_minor: list[int] = Field(default_factory=list)
 
 
 class Entitlement(BaseModel):

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from neruba.domain.periods import Interval
+from neruba.models.limits import PlanDefaultsView
 
 DecimalText = Annotated[
     str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="An exact decimal as text.", examples=["1250.5"])
@@ -216,7 +217,7 @@ class Plan(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
+    defaults: PlanDefaultsView | None = Field(default=None, description=DEFAULTS_NOTE)
     versions: list[int] | None = Field(default=None, description="On a plan; absent on one version.")
 
 
@@ -227,7 +228,7 @@ class PlanVersion(Open):
     currency: str
     interval: Interval
     charges: list[ChargeView]
-    defaults: dict[str, Any] | None = Field(default=None, description=DEFAULTS_NOTE)
+    defaults: PlanDefaultsView | None = Field(default=None, description=DEFAULTS_NOTE)
 
 
 class Phase(Closed):
@@ -557,6 +558,17 @@ class EventOutcome(Closed):
     )
 
 
+class EventVoid(Closed):
+    """How and why an event was voided."""
+
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    actor: str | None
+    amended_by: str | None = Field(description="The corrected copy's transaction id (an amend).")
+
+
 class StoredEvent(Closed):
     object: Literal["event"]
     transaction_id: str
@@ -571,6 +583,22 @@ class StoredEvent(Closed):
     received_at: Timestamp | None
     outcomes: list[EventOutcome] = Field(description="Every outcome recorded for this key, oldest first.")
     copies: dict[str, int] = Field(description="How many times each outcome was recorded.")
+    void: EventVoid | None = Field(
+        default=None, description="Set when the event was voided or amended (its usage no longer counts)."
+    )
+    amends: str | None = Field(
+        default=None, description="On an amend's corrected copy: the transaction id of the event it amends."
+    )
+
+
+class EventVoidResult(StoredEvent):
+    """The voided event (``POST /admin/events/{id}/void`` and ``/amend``), with the corrected copy."""
+
+    correction: Literal["completed", "pending"] = Field(
+        description="completed: the usage is recomputed (and the copy counted); pending: the voids sweep "
+        "check finishes it (pending usage not folded yet, or the cell kept changing)."
+    )
+    amended_by: StoredEvent | None = Field(default=None, description="An amend's corrected copy.")
 
 
 class EventList(Page[StoredEvent]):
@@ -685,6 +713,14 @@ class AdvanceLineSource(Closed):
     posting_key: str | None = Field(description="The ledger posting of that invoice (its idempotency key).")
 
 
+class BackfillLineSource(Closed):
+    """The backfill whose commit wrote an adjustment line (docs/billing.md, "Backfills")."""
+
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -747,6 +783,28 @@ class ExplainedLine(Open):
         description="For an advance line: the event that produced it, the price and proration applied,"
         " the ledger posting that booked it.",
     )
+    voided_events: list[VoidedEventRef] | None = Field(
+        default=None,
+        description="For an adjustment line: the events of the corrected period and meter voided or amended"
+        ' before this invoice was made (docs/billing.md, "Voiding and amending events").',
+    )
+    backfill: BackfillLineSource | None = Field(
+        default=None,
+        description="For an adjustment line written by a backfill's commit: the backfill, its reason"
+        " and ticket.",
+    )
+
+
+class VoidedEventRef(Closed):
+    """A voided or amended event an adjustment line's difference comes from (in part)."""
+
+    transaction_id: str
+    timestamp: Timestamp
+    kind: Literal["void", "amend"]
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    amended_by: str | None
 
 
 class RerunCorrection(Closed):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from neruba.models.views import Minor, Phase, Timestamp
 
@@ -184,7 +184,9 @@ class BalanceLowData(BaseModel):
 
 class AlertTriggeredData(BaseModel):
     """A customer's usage of a meter in a limit period reached an alert level, a soft cap or a hard cap
-    (once per level and period; docs/limits.md, "Usage caps and alerts")."""
+    (once per level and period; docs/limits.md, "Usage caps and alerts"); its rated spend in the period
+    reached a spend level (``spend``), or its usable credit fell under a balance level (``balance``, once
+    per crossing; docs/limits.md, "Caps and alerts in amounts")."""
 
     model_config = _open(
         {
@@ -200,14 +202,18 @@ class AlertTriggeredData(BaseModel):
         }
     )
     customer_id: str
-    meter_code: str
+    meter_code: str | None = Field(description="The meter (null for spend and balance alerts).")
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
     threshold: str
-    usage: str
-    period_start: Timestamp
-    period_end: Timestamp
+    usage: str | None = Field(description="The meter's usage in the period (null for spend and balance).")
+    period_start: Timestamp | None = Field(description="The limit period (null for balance alerts).")
+    period_end: Timestamp | None
     late: bool
+    currency: str | None = Field(default=None, description="spend and balance: the currency.")
+    spend_minor: Minor | None = Field(default=None, description="spend: the period's rated spend to date.")
+    balance_minor: Minor | None = Field(default=None, description="balance: the usable credit after.")
+    previous_balance_minor: Minor | None = Field(default=None, description="balance: the credit before.")
 
 
 SUBSCRIPTION_EXAMPLE = {

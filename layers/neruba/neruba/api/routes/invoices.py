@@ -107,12 +107,14 @@ def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Respons
 @_read_route("/v1/invoices/<invoice_id>/explain", "Explain each line of an invoice", InvoiceExplanation)
 def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
-    tiers, the credits applied; adjustment lines reference the invoice and line they correct."""
+    tiers, the credits applied; adjustment lines reference the invoice and line they correct, and cite the
+    events voided or amended in the corrected period."""
     from neruba.logic.billing import invoices
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
-    return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id)))
+    voided = bootstrap.voids().voided_between
+    return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id), voided))
 
 
 @_read_route("/v1/invoices/<invoice_id>/credit-notes", "List an invoice's credit notes", CreditNoteList)

@@ -75,12 +75,14 @@ def _route(method: str, path: str, summary: str, model: Any, status: int = 200) 
 
 def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
     from neruba.logic.ledger.admin import Operator, Stores
+    from neruba.logic.limits.balance import balance_levels_of
 
     stores = Stores(
         ledger=bootstrap.ledger(),
         audit=bootstrap.audit(),
         customer=bootstrap.catalog().get_customer,
         invoice=bootstrap.invoices().get,
+        balance_levels=lambda customer_id: balance_levels_of(bootstrap.limits(), customer_id),
     )
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)
 

@@ -22,7 +22,8 @@ ERRORS = scoped_responses(
     {
         400: {
             "description": "A rule of the limits is broken (meter_not_found, limit_aggregation_unsupported,"
-            " duplicate_meter, duplicate_alert, duplicate_feature, limit_empty, soft_cap_above_hard_cap)"
+            " duplicate_meter, duplicate_alert, duplicate_feature, limit_empty, soft_cap_above_hard_cap,"
+            " amount_limit_unsupported)"
         },
         404: {"description": "No such customer (customer_not_found)"},
         409: {"description": "idempotency_conflict, or the limits kept changing (limits_conflict)"},

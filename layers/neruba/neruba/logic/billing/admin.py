@@ -90,8 +90,12 @@ def rerun_invoice(
     idempotency_key: str | None = None,
     request_id: str | None = None,
     now: datetime | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Recompute a draft in place, or correct a finalized invoice.
+
+    ``origin`` (a backfill's commit) is added to the ``source`` of every adjustment line the rerun
+    writes, so explain names what caused it.
 
     A finalized invoice is never edited: the differences between its lines (plus earlier corrections) and
     a fresh rating become ``pending`` adjustment lines that the subscription's next invoice carries; when
@@ -136,6 +140,8 @@ def rerun_invoice(
             rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))
         )
         deltas = line_deltas(invoice, rerated, ctx.billing.adjustments(subscription_id))
+        for delta in deltas if origin else []:
+            delta["source"] = {**delta["source"], **(origin or {})}
         if billing_ended(ctx, subscription_id):
             # no next invoice will ever exist: bill the differences (and anything left pending) now
             correction, actions = correction_invoice(ctx, invoice, deltas, now)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.domain.periods import add_interval as _add_interval
 
+Levels = tuple[int | None, Sequence[int]]  # the balance.low threshold and the balance alert levels
+
 if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for what it calls
     from neruba.dal.billing import BillingRepository
     from neruba.dal.features import Features
@@ -111,9 +113,15 @@ class Billing:
         """Credit applications for the chargeable ``lines`` and the actions consuming the grants (with the
         ``credit_grant.depleted`` and ``balance.low`` events they cause)."""
 
-        def threshold() -> int | None:  # read only when credit is applied
-            customer = self.plans.get_customer(customer_id)
-            return customer.balance_low_threshold_minor if customer is not None else None
+        def threshold() -> Levels:  # read only when credit is applied
+            from neruba.domain.limits import LimitSettings
+
+            customer, limits = self.plans.customer_and_limits(customer_id)
+            settings = LimitSettings.from_stored(limits)
+            return (
+                customer.balance_low_threshold_minor if customer is not None else None,
+                settings.balance_alerts if settings is not None else (),
+            )
 
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 
@@ -188,11 +196,11 @@ def credits_for(
     currency: str,
     lines: Sequence[Line],
     at: datetime,
-    threshold: Callable[[], int | None] | None = None,
+    threshold: Callable[[], Levels] | None = None,
 ) -> CreditsResult:
     """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements,
     with the events they cause (:func:`credit_events`; ``balance.low`` when ``threshold()`` gives the
-    customer's threshold).
+    customer's threshold, ``alert.triggered`` for the balance alert levels it gives).
 
     Example:
         >>> lines = [Line("l1", None, 500)]
@@ -209,7 +217,8 @@ def credits_for(
     if not applications:
         return CreditsResult()
     items = ledger.grant_consumption_items(applications, at=at)
-    events = credit_events(grants, applications, at, threshold() if threshold else None)
+    low, levels = threshold() if threshold else (None, ())
+    events = credit_events(grants, applications, at, low, levels)
     return CreditsResult(list(applications), [*items, *events])
 
 
@@ -218,6 +227,7 @@ def credit_events(
     applications: Sequence[CreditApplication],
     at: datetime,
     threshold_minor: int | None,
+    balance_levels: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
     """The outbox actions of a consumption: ``credit_grant.depleted`` for each grant whose whole remainder
     (as read) is applied (its decrement is conditional on at least that remainder, and a remainder only
@@ -247,6 +257,11 @@ def credit_events(
             "threshold_minor": threshold_minor,
         }
         events.append(event_action("balance.low", grants[0].customer_id, data, at))
+    if grants:
+        from neruba.logic.limits.balance import balance_alerts
+
+        customer_id, currency = grants[0].customer_id, grants[0].currency
+        events += balance_alerts(customer_id, currency, before, after, balance_levels, at)
     return events
 
 

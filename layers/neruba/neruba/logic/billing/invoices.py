@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import Invoice, InvoicesRepository
@@ -14,6 +15,12 @@ from neruba.logic.billing.document import EXTRA_TOTALS
 from neruba.logic.billing.threshold import threshold_figures
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import ts
+
+if TYPE_CHECKING:
+    from neruba.dal.voids import VoidEntry
+
+VoidedLookup = Callable[[str, str, str], Sequence["VoidEntry"]]
+"""A customer's voided events whose timestamp is in [start, end) (``dal.voids.VoidsRepository``)."""
 
 
 def list_invoices(
@@ -97,8 +104,10 @@ def billing_reason(invoice: Invoice) -> str:
     return BILLING_REASONS.get(invoice.kind or "", "manual")
 
 
-def explain(invoice: Invoice) -> dict[str, Any]:
+def explain(invoice: Invoice, voided: VoidedLookup | None = None) -> dict[str, Any]:
     """Per line: meter, aggregate, hours and events behind it, price version and tiers, credits applied.
+    With ``voided`` (the customer's voided events in a period), an adjustment line also cites the voids
+    and amends of its period and meter recorded before the invoice was made (``voided_events``).
 
     Example:
         >>> from neruba.dal.invoices import invoice_record
@@ -145,6 +154,7 @@ def explain(invoice: Invoice) -> dict[str, Any]:
                 **_original(line),
                 **_credited(invoice, record.line_id),
                 **explain_figures(line, documents),
+                **(_voids(invoice, line, voided) if voided and record.kind == "adjustment" else {}),
             }
         )
     doc = invoice.document
@@ -164,6 +174,27 @@ def explain(invoice: Invoice) -> dict[str, Any]:
         "threshold": doc.get("threshold"),
         "lines": lines,
     }
+
+
+def _voids(invoice: Invoice, line: dict[str, Any], voided: VoidedLookup) -> dict[str, Any]:
+    """The voided or amended events of the corrected period and meter, recorded before the invoice."""
+    from neruba.timefmt import parse_ts
+
+    start, end = line.get("period_start"), line.get("period_end")
+    if not (start and end and line.get("meter_code")):
+        return {}
+    made = invoice.document.get("created_at")
+    cited = []
+    for entry in voided(invoice.customer_id, ts(parse_ts(str(start))), ts(parse_ts(str(end)))):
+        at = str(entry.record.get("at") or "")
+        if entry.meter_code != line["meter_code"] or (made and parse_ts(at) > parse_ts(str(made))):
+            continue
+        keys = ("kind", "reason", "ticket", "at", "amended_by")
+        cited.append(
+            {"transaction_id": entry.transaction_id, "timestamp": entry.timestamp}
+            | {key: entry.record.get(key) for key in keys}
+        )
+    return {"voided_events": cited}
 
 
 def _credited(invoice: Invoice, line_id: str) -> dict[str, Any]:
@@ -189,7 +220,10 @@ def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
         for name in ("hours", "events")
     }
     difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
-    return {**diff, "adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+    found = {"adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+    if isinstance(source.get("backfill"), dict):  # written by a backfill's commit (logic.billing.backfills)
+        found["backfill"] = source["backfill"]
+    return {**diff, **found}
 
 
 def advance_figures(line: dict[str, Any], invoice_id: str) -> dict[str, Any]:

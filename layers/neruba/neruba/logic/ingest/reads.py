@@ -32,10 +32,10 @@ def event_view(usage: UsageRepository, customer_id: str, transaction_id: str) ->
             code="event_not_found",
             param="transaction_id",
         )
-    return _event_document(item)
+    return event_document(item)
 
 
-def _event_document(item: StoredEvent) -> dict[str, Any]:
+def event_document(item: StoredEvent) -> dict[str, Any]:
     """A stored event as the API shows it (``StoredEvent`` in the reference)."""
     own = item.first_outcome or ("failed" if item.status == "failed" else "accepted")
     first = HistoryEntry(own, item.request_id, item.copy_id, item.written_at, reason=item.reason)
@@ -55,7 +55,16 @@ def _event_document(item: StoredEvent) -> dict[str, Any]:
         "received_at": item.received_at,
         "outcomes": history,
         "copies": {o: item.copies[o] for o in OUTCOMES if item.copies.get(o)},
+        # only on a voided event and on an amend's copy (docs/billing.md, "Voiding and amending events")
+        **({"void": _void(item)} if item.void_json else {}),
+        **({"amends": item.amends} if item.amends else {}),
     }
+
+
+def _void(item: StoredEvent) -> dict[str, Any]:
+    """A voided event's void record: how (``void`` or ``amend``), why, ticket, when, by whom, the copy."""
+    record = jsonutil.loads(item.void_json or "{}")
+    return {name: record.get(name) for name in ("kind", "reason", "ticket", "at", "actor", "amended_by")}
 
 
 def _outcome_row(entry: HistoryEntry) -> dict[str, Any]:
@@ -103,7 +112,7 @@ def list_events(
         ) from exc
     return {
         "object": "list",
-        "data": [_event_document(event) for event in page.events],
+        "data": [event_document(event) for event in page.events],
         "has_more": page.next_cursor is not None,
         "next_cursor": page.next_cursor,
     }

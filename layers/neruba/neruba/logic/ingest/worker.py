@@ -399,7 +399,8 @@ class IngestBatch:
         """Whether the customer has usage limits on the write's meter (``logic.limits``)."""
         from neruba.logic.limits import gate
 
-        return gate.applies(self.catalog.limit_settings(write.customer_id, self.now), write.meter_code)
+        settings = self.catalog.limit_settings(write.customer_id, self.now)
+        return gate.applies(settings, write.meter_code, write.aggregation)
 
     def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
         """Count one day write, through the customer's usage limits when it has some on the meter
@@ -407,7 +408,7 @@ class IngestBatch:
         from neruba.logic.limits import gate
 
         limits = self.catalog.limit_settings(write.customer_id, self.now)
-        if not gate.applies(limits, write.meter_code):
+        if not gate.applies(limits, write.meter_code, write.aggregation):
             return count_cell(self.usage, part, write, events, self.now)
         done = gate.count_write(self.usage, limits, part, write, events, self.now)
         for transaction_id in done.refused:

@@ -53,6 +53,7 @@ class Stores:
     audit: AuditRepository
     customer: Callable[[str], Customer | None]
     invoice: Callable[[str], Invoice | None] = lambda _: None
+    balance_levels: Callable[[str], Sequence[int]] = lambda _: ()  # balance alert levels (logic.limits)
 
 
 def _hash(*parts: Any) -> str:
@@ -229,6 +230,7 @@ def void_grant(stores: Stores, op: Operator, grant_id: str, body: GrantVoid) -> 
                 source="operator",
                 metadata=_meta(body, fingerprint),
                 items_for=audit,
+                balance_levels=stores.balance_levels(grant.customer_id),
             )
         except LedgerConflictError as exc:
             raise ConflictError(

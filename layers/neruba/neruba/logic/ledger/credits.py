@@ -14,9 +14,9 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from neruba.dal.dynamo import is_cancellation
@@ -167,15 +167,25 @@ def close_remainder(
     metadata: dict[str, Any] | None = None,
     extra_items: Sequence[dict[str, Any]] = (),
     items_for: ItemsFor | None = None,
+    balance_levels: Sequence[int] = (),
 ) -> Posting | None:
     """Set a grant's remainder to 0 (expiry or void) with its posting; None when there was no remainder.
 
     The grant update is conditional on the remainder read, so credit consumed meanwhile cancels the
-    transaction (LedgerConflictError) instead of being posted twice.
+    transaction (LedgerConflictError) instead of being posted twice. ``balance_levels``: the customer's
+    balance alert levels, whose downward crossings fire with it (``logic.limits.balance``).
     """
     now = at or datetime.now(UTC)
     closed = replace(grant, remaining_minor=0, status=status)
     event = grant_event(f"credit_grant.{status}", closed, now, closed_minor=grant.remaining_minor)
+    alerts: list[dict[str, Any]] = []
+    if balance_levels and grant.remaining_minor > 0:
+        from neruba.logic.limits.balance import after_closing, balance_alerts
+
+        moment = effective_at - timedelta(microseconds=1) if effective_at else now  # just before it closed
+        usable = repo.grants(grant.customer_id, grant.currency, moment)
+        before, after = after_closing(usable, grant.grant_id, grant.remaining_minor)
+        alerts = balance_alerts(grant.customer_id, grant.currency, before, after, balance_levels, now)
     if grant.remaining_minor == 0:
         commit(Transaction([repo.grant_close_item(grant, status), *extra_items, event]))
         return None
@@ -192,15 +202,20 @@ def close_remainder(
         effective_at=effective_at or now,
         metadata=metadata,
     )
-    extra = [*extra_items, *(items_for(posting) if items_for else ()), event]
+    extra = [*extra_items, *(items_for(posting) if items_for else ()), event, *alerts]
     return repo.post(posting, [repo.grant_close_item(grant, status), *extra])
 
 
 def expire_due(
-    repo: LedgerRepository, now: datetime | None = None, limit: int = 100, pages: int = 20
+    repo: LedgerRepository,
+    now: datetime | None = None,
+    limit: int = 100,
+    pages: int = 20,
+    balance_levels: Callable[[str], Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """Expire every active grant whose ``expires_at`` has passed; each posting is effective exactly at
-    ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once)."""
+    ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once). ``balance_levels`` reads a
+    customer's balance alert levels (``logic.limits.balance``)."""
     from neruba.observability import logger
 
     moment = now or datetime.now(UTC)
@@ -219,6 +234,7 @@ def expire_due(
                     source="expiry",
                     at=moment,
                     effective_at=grant.expires_at,
+                    balance_levels=balance_levels(grant.customer_id) if balance_levels else (),
                 )
             except Exception as exc:
                 if not (isinstance(exc, LedgerConflictError) or is_cancellation(exc)):

@@ -6,7 +6,9 @@ has limits on the meter (``IngestBatch._count_write``). One attempt:
 1. read the period counter of each period the events fall in (``dal.limits``: one strongly consistent
    read each; a day holds at most two periods);
 2. decide, in (timestamp, transaction id) order, which events fit under the hard cap
-   (``domain.limits.decide``) and which alert levels the admitted ones reach (``domain.limits.crossed``);
+   (``domain.limits.decide``; with an amount cap or spend alerts, ``domain.limit_amounts.decide`` with the
+   prices of ``logic.limits.amounts``) and which alert levels the admitted ones reach
+   (``domain.limits.crossed``); with spend alerts, the period's spend counter too (``_spend``);
 3. commit in ONE transaction: the contribution of the admitted events (``UsageRepository.count_group``),
    each counter's new state on condition of the version read, each refused event turned ``over_limit``
    (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
@@ -31,11 +33,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from neruba.dal.limits import Counter, LimitsRepository
+from neruba.dal.limits import SPEND, Counter, LimitsRepository
 from neruba.dal.transaction import LIMIT
 from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageRepository
+from neruba.domain.limit_amounts import Period
+from neruba.domain.limit_amounts import decide as decide_amounts
 from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
+from neruba.logic.limits.amounts import Prices
 from neruba.observability import logger
 from neruba.timefmt import iso_z, parse_ts
 
@@ -53,21 +58,33 @@ class GateResult:
 
 
 @dataclass(slots=True)
+class _State:
+    """A counter's new state: usage, events, levels fired; the meter's amount or the spend per meter."""
+
+    seen: Counter
+    used: Decimal
+    events: int
+    fired: set[str]
+    amount: int | None = None
+    amounts: dict[str, int] | None = None
+
+
+@dataclass(slots=True)
 class _Plan:
     admitted: list[CellEvent]
     refused: list[CellEvent]
-    counters: list[tuple[Counter, Decimal, int, set[str]]]
+    counters: list[_State]
     alerts: list[dict[str, Any]]
 
 
-def limited(settings: LimitSettings | None, meter_code: str) -> bool:
-    """Whether a customer's settings put any limit on this meter."""
-    return settings is not None and meter_code in settings.counted_meters()
+def limited(settings: LimitSettings | None, meter_code: str, aggregation: str) -> bool:
+    """Whether a customer's settings put any limit on this meter (or count its amount for spend)."""
+    return settings is not None and settings.counts(meter_code, aggregation)
 
 
-def applies(settings_text: str | None, meter_code: str) -> bool:
-    """Whether a customer's stored limit settings name this meter (else it is counted as any cell)."""
-    return limited(LimitSettings.from_stored(settings_text), meter_code)
+def applies(settings_text: str | None, meter_code: str, aggregation: str) -> bool:
+    """Whether a customer's stored limit settings count this meter (else it is counted as any cell)."""
+    return limited(LimitSettings.from_stored(settings_text), meter_code, aggregation)
 
 
 def count_write(
@@ -82,7 +99,7 @@ def count_write(
     limits when it has some on the meter (``settings_text``, as its catalog item stores them), else as any
     cell (``logic.ingest.cells.count_cell``)."""
     settings = LimitSettings.from_stored(settings_text)
-    if settings is None or not limited(settings, write.meter_code):
+    if settings is None or not limited(settings, write.meter_code, write.aggregation):
         return GateResult(count_cell(usage, part, write, events, now))
     from neruba import bootstrap
 
@@ -103,8 +120,9 @@ def count_limited(
 
     everything = [e.message_id for e in events]
     early: list[str] = []  # refused ahead of the transaction (more than it holds)
+    prices = Prices(write.customer_id, write.meter_code) if settings.rates(write.meter_code) else None
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, write, events, now)
+        plan = _plan(limits, settings, write, events, now, prices)
         adopting = sum(1 + usage.shards for e in plan.admitted if e.held_by != part)  # update + checks
         budget = max(0, LIMIT - 1 - adopting - len(plan.counters) - len(plan.alerts))
         kept, ahead = plan.refused[:budget], plan.refused[budget:]
@@ -113,7 +131,7 @@ def count_limited(
                 return GateResult(CellResult(), early)  # an earlier attempt of this batch decided them
             early += [e.transaction_id for e in ahead]
             events = [e for e in events if e not in ahead]
-        extra = [("limit", limits.counter_put(*state)) for state in plan.counters]
+        extra = [("limit", _counter_put(limits, state)) for state in plan.counters]
         extra += [("over_limit", _refusal(limits, write, e)) for e in kept]
         extra += [("alert", _alert_action(write.customer_id, alert, now)) for alert in plan.alerts]
         try:
@@ -183,8 +201,17 @@ def _isolate(
     return merged
 
 
+def _counter_put(limits: LimitsRepository, state: _State) -> dict[str, Any]:
+    return limits.counter_put(state.seen, state.used, state.events, state.fired, state.amount, state.amounts)
+
+
 def _plan(
-    limits: LimitsRepository, settings: LimitSettings, write: DayWrite, events: list[CellEvent], now: datetime
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+    prices: Prices | None = None,
 ) -> _Plan:
     meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
@@ -193,17 +220,29 @@ def _plan(
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
         seen = limits.counter(write.customer_id, write.meter_code, start, end)
-        amounts = [usage_of(write.aggregation, e.value) for e in members]
-        flags = decide(seen.used, meter.hard_cap, amounts)
+        usages = [usage_of(write.aggregation, e.value) for e in members]
+        amount: int | None = None
+        if prices is None:
+            flags = decide(seen.used, meter.hard_cap, usages)
+        else:
+            priced = [(u, prices.at(parse_ts(e.at))) for u, e in zip(usages, members, strict=True)]
+            start_state = Period(seen.used, seen.events, seen.amount)
+            decisions = decide_amounts(start_state, meter.hard_cap, meter.hard_cap_amount, priced)
+            flags = [d.admitted for d in decisions]
+            amount = decisions[-1].after.amount if decisions else seen.amount
         admitted = [e for e, ok in zip(members, flags, strict=True) if ok]
         plan.admitted += admitted
         plan.refused += [e for e, ok in zip(members, flags, strict=True) if not ok]
         if not admitted:
             continue
-        after = seen.used + sum((a for a, ok in zip(amounts, flags, strict=True) if ok), Decimal(0))
+        after = seen.used + sum((a for a, ok in zip(usages, flags, strict=True) if ok), Decimal(0))
         levels = meter.thresholds()
         reached = crossed(seen.used, after, levels, seen.fired)
-        plan.counters.append((seen, after, seen.events + len(admitted), seen.fired | set(reached)))
+        plan.counters.append(
+            _State(seen, after, seen.events + len(admitted), seen.fired | set(reached), amount)
+        )
+        if settings.spend_alerts and amount is not None:
+            _spend(limits, settings, write, (start, end), amount, prices, members, now, plan)
         for key in reached:
             plan.alerts.append(
                 {
@@ -221,6 +260,47 @@ def _plan(
     return plan
 
 
+def _spend(
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    write: DayWrite,
+    period: tuple[datetime, datetime],
+    amount: int,
+    prices: Prices | None,
+    members: list[CellEvent],
+    now: datetime,
+    plan: _Plan,
+) -> None:
+    """The spend counter's new state when the meter's amount changed, and the spend levels it reaches."""
+    start, end = period
+    spend = limits.counter(write.customer_id, SPEND, start, end)
+    if spend.amounts.get(write.meter_code, 0) == amount:
+        return  # the spend did not move: nothing to write
+    amounts = {**spend.amounts, write.meter_code: amount}
+    total = sum(amounts.values())
+    reached = crossed(spend.used, Decimal(total), settings.spend_levels(), spend.fired)
+    plan.counters.append(
+        _State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts)
+    )
+    price = next((p for p in (prices.at(parse_ts(e.at)) for e in members) if p), None) if prices else None
+    for key in reached:
+        plan.alerts.append(
+            {
+                "customer_id": write.customer_id,
+                "meter_code": None,
+                "alert": key,
+                "kind": "spend",
+                "threshold": Decimal(key.split(":", 1)[1]),
+                "usage": None,
+                "spend_minor": total,
+                "currency": price.currency if price else None,
+                "period_start": iso_z(start),
+                "period_end": iso_z(end),
+                "late": end <= now,
+            }
+        )
+
+
 def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> DayWrite:
     """``write`` holding only the admitted events (adopted ones keep their recount)."""
     kept = DayWrite(write.customer_id, write.meter_code, write.day, write.aggregation, rules=write.rules)
@@ -234,7 +314,10 @@ def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> Da
 
 
 def _message(write: DayWrite) -> str:
-    return f"the usage of meter {write.meter_code!r} in the period would pass the customer's hard cap"
+    return (
+        f"the usage of meter {write.meter_code!r} in the period would pass the customer's hard cap"
+        " (in units or in amount)"
+    )
 
 
 def _refusal(limits: LimitsRepository, write: DayWrite, event: CellEvent) -> dict[str, Any]:
@@ -244,5 +327,6 @@ def _refusal(limits: LimitsRepository, write: DayWrite, event: CellEvent) -> dic
 def _alert_action(customer_id: str, alert: dict[str, Any], now: datetime) -> dict[str, Any]:
     from neruba.logic.webhooks.outbox import event_action
 
-    data = {**alert, "threshold": str(alert["threshold"]), "usage": str(alert["usage"])}
+    usage = alert["usage"]
+    data = {**alert, "threshold": str(alert["threshold"]), "usage": None if usage is None else str(usage)}
     return event_action("alert.triggered", customer_id, data, now)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import bootstrap
+from neruba.dal.limits import SPEND
 from neruba.dal.transaction import Cancelled
 from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -36,8 +37,9 @@ def put_limits(
     billing, limits = bootstrap.billing_records(), bootstrap.limits()
     request = fingerprint(body.model_dump(mode="json"), f"limits:{customer_id}")
     _current(customer_id)  # 404 before any rule of the body
-    settings = _validated(body)
-    text = settings.stored() if settings.meters or settings.features else None
+    settings = _validated(customer_id, body)
+    something = settings.meters or settings.features or settings.spend_alerts or settings.balance_alerts
+    text = settings.stored() if something else None
     for _attempt in range(ATTEMPTS):
         first = replay(billing, IDEMPOTENCY_SCOPE, idempotency_key, request)
         if first is not None:
@@ -88,9 +90,29 @@ def _audited(text: str | None) -> dict[str, Any] | None:
     return None if text is None else dict(json.loads(text))
 
 
-def _validated(body: UsageLimitsIn) -> LimitSettings:
+def _validated(customer_id: str, body: UsageLimitsIn) -> LimitSettings:
+    from neruba.logic.limits.amounts import check_rateable
+
+    meters = _meters(body.meters, customer_id=customer_id)
+    for name, levels in (
+        ("spend_alerts_minor", body.spend_alerts_minor),
+        ("balance_alerts_minor", body.balance_alerts_minor),
+    ):
+        if len(set(levels)) != len(levels):
+            raise InvalidRequestError(
+                "Each alert level may be given once.", code="duplicate_alert", param=name
+            )
+    if body.spend_alerts_minor:
+        check_rateable(customer_id, None, "spend_alerts_minor")
     anchor = body.period_anchor.astimezone(UTC) if body.period_anchor is not None else DEFAULT_ANCHOR
-    return LimitSettings(anchor, body.interval, _meters(body.meters), _features(body.features))
+    return LimitSettings(
+        anchor,
+        body.interval,
+        meters,
+        _features(body.features),
+        tuple(sorted(body.spend_alerts_minor)),
+        tuple(sorted(body.balance_alerts_minor)),
+    )
 
 
 def validated_defaults(body: PlanDefaultsIn | None) -> LimitSettings:
@@ -103,7 +125,13 @@ def validated_defaults(body: PlanDefaultsIn | None) -> LimitSettings:
     )
 
 
-def _meters(entries: Sequence[MeterLimitIn], prefix: str = "") -> dict[str, MeterLimits]:
+def _meters(
+    entries: Sequence[MeterLimitIn], prefix: str = "", customer_id: str | None = None
+) -> dict[str, MeterLimits]:
+    """Each meter's limits, checked; an amount cap against ``customer_id``'s subscriptions (a plan
+    version's defaults, without a customer, take none: amounts are set per customer)."""
+    from neruba.logic.limits.amounts import check_rateable
+
     meters: dict[str, MeterLimits] = {}
     for i, entry in enumerate(entries):
         param = f"{prefix}meters.{i}"
@@ -114,7 +142,12 @@ def _meters(entries: Sequence[MeterLimitIn], prefix: str = "") -> dict[str, Mete
                 param=f"{param}.meter_code",
             )
         _cappable(entry.meter_code, f"{param}.meter_code")
-        if entry.hard_cap is None and entry.soft_cap is None and not entry.alerts:
+        if (
+            entry.hard_cap is None
+            and entry.soft_cap is None
+            and not entry.alerts
+            and entry.hard_cap_amount_minor is None
+        ):
             raise InvalidRequestError(
                 "Give a hard_cap, a soft_cap or alerts for each meter listed.",
                 code="limit_empty",
@@ -128,8 +161,20 @@ def _meters(entries: Sequence[MeterLimitIn], prefix: str = "") -> dict[str, Mete
             raise InvalidRequestError(
                 "Each alert level may be given once.", code="duplicate_alert", param=f"{param}.alerts"
             )
+        if entry.hard_cap_amount_minor is not None:
+            if customer_id is None:
+                raise InvalidRequestError(
+                    "An amount cap is set per customer (PUT /v1/customers/{id}/limits), not on a plan"
+                    " version: its amount depends on the customer's subscriptions.",
+                    code="amount_limit_unsupported",
+                    param=f"{param}.hard_cap_amount_minor",
+                )
+            check_rateable(customer_id, {entry.meter_code}, f"{param}.hard_cap_amount_minor")
         meters[entry.meter_code] = MeterLimits(
-            entry.hard_cap, entry.soft_cap, tuple(sorted(Decimal(a) for a in entry.alerts))
+            entry.hard_cap,
+            entry.soft_cap,
+            tuple(sorted(Decimal(a) for a in entry.alerts)),
+            entry.hard_cap_amount_minor,
         )
     return meters
 
@@ -188,10 +233,10 @@ def _view(
     start, end = settings.period(now)
     rows = []
     for code, meter in sorted(settings.meters.items()):
-        used, fired = Decimal(0), set[str]()
+        used, fired, amount = Decimal(0), set[str](), 0
         if counted:
             counter = bootstrap.limits().counter(customer_id, code, start, end)
-            used, fired = counter.used, counter.fired
+            used, fired, amount = counter.used, counter.fired, counter.amount
         remaining = None if meter.hard_cap is None else max(Decimal(0), meter.hard_cap - used)
         rows.append(
             {
@@ -202,8 +247,13 @@ def _view(
                 "usage": _text(used),
                 "remaining": _text(remaining),
                 "alerts_fired": sorted(fired),
+                "hard_cap_amount_minor": meter.hard_cap_amount,
+                "amount_minor": amount if settings.rates(code) else None,
             }
         )
+    spend = None
+    if counted and settings.spend_alerts:
+        spend = bootstrap.limits().counter(customer_id, SPEND, start, end)
     return {
         "object": "usage_limits",
         "customer_id": customer_id,
@@ -212,6 +262,10 @@ def _view(
         "period_start": iso_z(start),
         "period_end": iso_z(end),
         "meters": rows,
+        "spend_alerts_minor": list(settings.spend_alerts),
+        "spend_minor": int(spend.used) if spend is not None else None,
+        "spend_alerts_fired": sorted(spend.fired) if spend is not None else [],
+        "balance_alerts_minor": list(settings.balance_alerts),
     }
 
 

@@ -97,6 +97,7 @@ SweepCheck = Callable[[SweepContext], CheckResult]
 
 CHECKS: dict[str, str] = {
     "usage": "neruba.logic.sweeps.usage:usage_check",
+    "voids": "neruba.logic.sweeps.voids:voids_check",  # after usage folds, before billing corrections
     "ledger": "neruba.logic.sweeps.ledger:ledger_check",
     "billing": "neruba.logic.sweeps.billing:billing_check",
     "stripe": "neruba.logic.sweeps.stripe:stripe_check",

@@ -257,20 +257,24 @@ def _recompute(
     lookup: Callable[[set[str], set[str]], CatalogSnapshot],
     ref: GroupRef,
     report: UsageSweepReport,
-) -> None:
-    """Recompute one cell from its raw events (found through its contributions) and repair drift."""
+) -> str:
+    """Recompute one cell from its raw events (found through its contributions) and repair drift.
+
+    Returns what it found: ``same`` (no drift), ``repaired``, ``conflict`` (the aggregate changed while
+    it was read: recompute again), ``pending`` (a pending day of the cell is not folded yet) or
+    ``no_meter``. Only events whose status is ``accepted`` count (a voided one no longer does)."""
     report.cells_checked += 1
     stored_parts = usage.contributions(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
     parts = [s for s in stored_parts if s.group == ref.group]
     if any(s.pending for s in parts):
-        return  # checked once its pending days are folded (a repair names the batches it folds in)
+        return "pending"  # checked once its pending days are folded (a repair names the batches it folds in)
     transaction_ids = {t for s in parts for t in s.transaction_ids}
     folded = {s.batch for s in parts if not s.legacy}
     events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
     catalog = lookup({ref.customer_id}, {ref.meter_code})
     meter = catalog.meters.get(ref.meter_code)
     if meter is None:
-        return
+        return "no_meter"
     totals = GroupTotals()
     rules = catalog.event_rules.get(ref.meter_code) or {}
     for item in events.values():
@@ -295,7 +299,7 @@ def _recompute(
         )
     )
     if same:
-        return
+        return "same"
     report.drift_found += 1
     # quantities as decimal text: the stored report reads back with the same types (docs/billing.md)
     before = {
@@ -319,6 +323,8 @@ def _recompute(
                 },
             }
         )
+        return "repaired"
+    return "conflict"
 
 
 def usage_check(ctx: SweepContext) -> CheckResult:
@@ -356,3 +362,9 @@ def usage_check(ctx: SweepContext) -> CheckResult:
         kind, error = failure.pop("kind"), failure.pop("error")
         result.fail(kind, error, **failure)
     return result
+
+
+# the same recount, adoption and cell of an event, for voided and amended events (logic/ingest/voids.py)
+recompute_cell = _recompute
+adopt_uncounted = _adopt_uncounted
+cell_of_event = _ref_and_value

@@ -1,0 +1,208 @@
+"""Backfills in the billing table (docs/billing.md, "Backfills").
+
+Items (``pk`` / ``sk``):
+
+- ``BACKFILL`` / ``{backfill_id}`` - the backfill: ``status`` (open, committing, committed, cancelled),
+  ``doc`` (what the API shows, JSON) and ``held`` (how many events it holds).
+- ``BFEV#{backfill_id}`` / ``{customer}#{transaction_id}`` - one held event: its ``fingerprint`` and the
+  event as sent (``event``, JSON). Held events are written only while the backfill is open (the put is a
+  transaction with a condition on the backfill's status), so the events a commit reads are final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, plain, to_item
+from neruba.dal.transaction import Cancelled, Transaction, commit
+
+PARTITION = "BACKFILL"
+EVENTS = "BFEV#"
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A stored backfill; ``document`` is what the API shows (with the stored status)."""
+
+    id: str
+    status: str
+    held: int
+    document: dict[str, Any]
+    committing_by: str | None = None  # who sent the commit (the worker finishing it acts for them)
+    committing_at: str | None = None  # when the commit started
+
+
+@dataclass(frozen=True)
+class HeldEvent:
+    """One event held by a backfill: its key within the backfill and the event as sent."""
+
+    customer_id: str
+    transaction_id: str
+    fingerprint: str
+    event: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.customer_id}#{self.transaction_id}"
+
+
+def _backfill(item: dict[str, Any]) -> Backfill:
+    doc = jsonutil.loads(item["doc"])
+    doc["status"] = item["status"]
+    doc["events_held"] = int(plain(item.get("held") or 0))
+    for name in ("committed", "cancelled_at", "committed_at"):
+        if item.get(name) is not None:
+            doc[name] = jsonutil.loads(item[name]) if name == "committed" else item[name]
+    by, at = item.get("committing_by"), item.get("committing_at")
+    return Backfill(
+        str(item["sk"]), str(item["status"]), doc["events_held"], doc, str(by) if by else None, at
+    )
+
+
+class BackfillsRepository:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def _key(self, backfill_id: str) -> dict[str, Any]:
+        return {"pk": {"S": PARTITION}, "sk": {"S": backfill_id}}
+
+    def put_item(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A Put of a new open backfill (condition: its id is new)."""
+        item = {"pk": PARTITION, "sk": doc["id"], "status": "open", "held": 0, "doc": jsonutil.dumps(doc)}
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def get(self, backfill_id: str) -> Backfill | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=self._key(backfill_id), ConsistentRead=True
+        )
+        return _backfill(from_item(response["Item"])) if "Item" in response else None
+
+    def all(self) -> list[Backfill]:
+        """Every backfill, newest id last (ids are time-ordered)."""
+        found: list[Backfill] = []
+        for page in (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": PARTITION}},
+                ConsistentRead=True,
+            )
+        ):
+            found.extend(_backfill(from_item(i)) for i in page.get("Items", []))
+        return found
+
+    def move_item(self, backfill_id: str, frm: tuple[str, ...], to: str, **values: Any) -> dict[str, Any]:
+        """An Update moving the backfill to ``to`` from one of ``frm`` (condition), setting ``values``
+        (``committed`` is stored as JSON)."""
+        names = {"#st": "status"}
+        sets = ["#st = :to"]
+        attrs: dict[str, Any] = {":to": to}
+        for n, state in enumerate(frm):
+            attrs[f":f{n}"] = state
+        for name, value in values.items():
+            sets.append(f"{name} = :{name}")
+            attrs[f":{name}"] = jsonutil.dumps(value) if name == "committed" else value
+        condition = " OR ".join(f"#st = :f{n}" for n in range(len(frm)))
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._key(backfill_id),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": to_item(attrs),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def hold(self, backfill_id: str, event: HeldEvent) -> str:
+        """Hold one event while the backfill is open: ``held``; ``duplicate`` when the backfill holds
+        the same event under that key, ``conflict`` when it holds another; ``closed`` when the backfill
+        is no longer open. One transaction: the event's put (if absent) and the count, conditional on
+        the backfill being open."""
+        item = {
+            "pk": f"{EVENTS}{backfill_id}",
+            "sk": event.key,
+            "customer_id": event.customer_id,
+            "transaction_id": event.transaction_id,
+            "fingerprint": event.fingerprint,
+            "event": jsonutil.dumps(event.event),
+        }
+        unit = Transaction()
+        unit.add(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            name="event",
+        )
+        unit.add(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._key(backfill_id),
+                    "UpdateExpression": "ADD held :one",
+                    "ConditionExpression": "#st = :open",
+                    "ExpressionAttributeNames": {"#st": "status"},
+                    "ExpressionAttributeValues": to_item({":one": 1, ":open": "open"}),
+                }
+            },
+            name="backfill",
+        )
+        try:
+            commit(unit)
+        except Cancelled as exc:
+            if exc.failed("backfill"):
+                return "closed"
+            stored = self.held_event(backfill_id, event.key)
+            if stored is None:
+                raise
+            return "duplicate" if stored.fingerprint == event.fingerprint else "conflict"
+        return "held"
+
+    def held_event(self, backfill_id: str, key: str) -> HeldEvent | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"{EVENTS}{backfill_id}"}, "sk": {"S": key}},
+            ConsistentRead=True,
+        )
+        return _held(from_item(response["Item"])) if "Item" in response else None
+
+    def held_events(self, backfill_id: str) -> list[HeldEvent]:
+        """Every event the backfill holds, in key order (the order a commit counts them in)."""
+        found: list[HeldEvent] = []
+        for page in (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"{EVENTS}{backfill_id}"}},
+                ConsistentRead=True,
+            )
+        ):
+            found.extend(_held(from_item(i)) for i in page.get("Items", []))
+        return found
+
+
+def _held(item: dict[str, Any]) -> HeldEvent:
+    return HeldEvent(
+        customer_id=str(item["customer_id"]),
+        transaction_id=str(item["transaction_id"]),
+        fingerprint=str(item["fingerprint"]),
+        event=jsonutil.loads(item["event"]),
+    )

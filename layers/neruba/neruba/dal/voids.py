@@ -1,0 +1,169 @@
+"""Voided and amended events in storage (usage table).
+
+Items:
+
+- the event itself (``EVT#{customer}#{transaction_id}``): a void turns ``st`` from ``accepted`` to
+  ``voided`` and adds ``vd`` (the void record, JSON text), on condition that it is still ``accepted``
+  and held by the batch that counted it; an amend's corrected copy is a new event item holding ``amd``
+  (the transaction id it amends), put on condition that its key is free;
+- the open void ``VOID#open`` / ``{customer}\\x1f{transaction_id}``: written in the void's own
+  transaction and deleted once its cell is recomputed and its corrected copy counted
+  (``logic/ingest/voids.py``); what the ``voids`` sweep check finishes when the request that wrote it
+  did not;
+- the customer's void list ``VOIDS#{customer}`` / ``{timestamp}\\x1f{transaction_id}``: one per voided
+  event, kept, read by invoice explain to cite the voids behind a correction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.usage import StoredEvent, event_key
+from neruba.timefmt import parse_ts, ts
+
+OPEN_PARTITION = "VOID#open"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenVoid:
+    """A void whose correction is not finished: the voided event and, for an amend, its copy."""
+
+    customer_id: str
+    transaction_id: str
+    copy_id: str | None  # the corrected copy's transaction id
+    copy_batch: str | None  # the batch holding the copy for counting
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoidEntry:
+    """One voided event of a customer, as invoice explain cites it."""
+
+    transaction_id: str
+    meter_code: str
+    timestamp: str
+    record: dict[str, Any]
+
+
+class VoidsRepository:
+    """Writes and reads of voids (usage table)."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def void_update(self, event: StoredEvent, record_json: str) -> dict[str, Any]:
+        """The action voiding ``event``, on condition that it is still accepted in the batch that counted
+        it."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": event_key(event.customer_id, event.transaction_id),
+                "UpdateExpression": "SET st = :voided, vd = :vd",
+                "ConditionExpression": "st = :accepted AND bk = :bk",
+                "ExpressionAttributeValues": to_item(
+                    {":voided": "voided", ":accepted": "accepted", ":bk": event.batch, ":vd": record_json}
+                ),
+            }
+        }
+
+    def copy_put(self, copy: StoredEvent) -> dict[str, Any]:
+        """The action writing an amend's corrected copy (its key must be free)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item({k: v for k, v in copy.stored().items() if v is not None}),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def open_put(self, void: OpenVoid) -> dict[str, Any]:
+        item = {
+            "pk": OPEN_PARTITION,
+            "sk": f"{void.customer_id}\x1f{void.transaction_id}",
+            "c": void.customer_id,
+            "tx": void.transaction_id,
+            "cp": void.copy_id,
+            "cb": void.copy_batch,
+            "at": void.at,
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item({k: v for k, v in item.items() if v is not None}),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def entry_put(self, event: StoredEvent, record_json: str) -> dict[str, Any]:
+        item = {
+            "pk": f"VOIDS#{event.customer_id}",
+            "sk": f"{ts(parse_ts(event.timestamp))}\x1f{event.transaction_id}",
+            "tx": event.transaction_id,
+            "m": event.meter_code,
+            "ts": event.timestamp,
+            "vd": record_json,
+        }
+        return {"Put": {"TableName": self.table_name, "Item": to_item(item)}}
+
+    def open_voids(self) -> list[OpenVoid]:
+        """Every void not finished yet, oldest key first."""
+        found: list[OpenVoid] = []
+        request = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": OPEN_PARTITION}},
+            "ConsistentRead": True,
+        }
+        for page in client("dynamodb").get_paginator("query").paginate(**request):
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                found.append(_open(item))
+        return found
+
+    def open_void(self, customer_id: str, transaction_id: str) -> OpenVoid | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": OPEN_PARTITION}, "sk": {"S": f"{customer_id}\x1f{transaction_id}"}},
+            ConsistentRead=True,
+        )
+        return _open(from_item(response["Item"])) if "Item" in response else None
+
+    def close(self, void: OpenVoid) -> None:
+        """Forget a finished void (nothing happens when it is already gone)."""
+        client("dynamodb").delete_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": OPEN_PARTITION}, "sk": {"S": f"{void.customer_id}\x1f{void.transaction_id}"}},
+        )
+
+    def voided_between(self, customer_id: str, start: str, end: str) -> list[VoidEntry]:
+        """The customer's voided events whose timestamp is in [start, end) (``timefmt.ts`` text)."""
+        request = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": to_item(
+                {":pk": f"VOIDS#{customer_id}", ":lo": start, ":hi": end + "\x1f"}
+            ),
+            "ConsistentRead": True,
+        }
+        found = []
+        for page in client("dynamodb").get_paginator("query").paginate(**request):
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                if str(item["sk"]).split("\x1f", 1)[0] < end:
+                    record = json.loads(item["vd"])
+                    found.append(VoidEntry(str(item["tx"]), str(item["m"]), str(item["ts"]), record))
+        return found
+
+
+def _open(item: dict[str, Any]) -> OpenVoid:
+    return OpenVoid(
+        str(item["c"]),
+        str(item["tx"]),
+        str(item["cp"]) if item.get("cp") else None,
+        str(item["cb"]) if item.get("cb") else None,
+        str(item.get("at") or ""),
+    )

@@ -1,0 +1,270 @@
+"""Committing a backfill: its held events counted once, the invoices they change corrected once.
+
+Steps (docs/billing.md, "Backfills"), each safe to run again:
+
+1. ``open`` -> ``committing``: one transaction, conditional on the backfill being open, with the audit
+   record (``backfill.commit``). From here on the held events are final (holding one is conditional on
+   the backfill being open).
+2. Count: the held events, in key order, go through the ingest worker's own counting
+   (``logic.ingest.worker.IngestBatch``) as queue messages whose ids and copy ids follow from the
+   backfill (``{backfill_id}:{n}``), in batches of 100. A batch's id follows from its message ids, so a
+   second run writes the same event items and the same day contributions, which are put only if absent:
+   an event is counted once however many times the step runs, and an event whose transaction id was
+   already stored (sent live) is a duplicate or a conflict and is not counted again.
+3. Correct: every usage invoice of the backfill's customers whose window holds one of its events is
+   rerun (``logic.billing.admin.rerun_invoice``) with the Idempotency-Key ``backfill:{id}:{invoice}``: a
+   draft is recomputed in place, a finalized invoice gets adjustment lines on the subscription's next
+   invoice (a negative one is a credit there), or a correction invoice or credit note when its billing has
+   ended. The adjustment lines name the backfill in their source (explain shows it). A second run finds
+   the stored rerun answer and writes nothing.
+4. ``committing`` -> ``committed`` with what the commit did (conditional: once).
+
+A backfill of more than ``INLINE_EVENTS`` events, or a commit whose step is left for later, is finished by
+the billing worker: a ``{"backfill": id}`` message on BillingQueue (:func:`resume`), retried by SQS until
+done and then in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
+``commit`` call (any key) or delivery of the message resumes at step 2 and does only what is left. Two
+commits at once run the same idempotent steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from neruba import bootstrap, jsonutil
+from neruba.dal.backfills import HeldEvent
+from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.errors import ConflictError
+from neruba.logic import idempotency
+from neruba.logic.billing.backfill_preview import affected_invoices
+from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
+from neruba.logic.billing.context import Billing
+from neruba.models.backfills import BackfillAction
+from neruba.models.billing import RerunRequest
+from neruba.timefmt import iso, parse_ts, ts
+
+BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
+INLINE_EVENTS = 1000  # a commit of more events is run by the billing worker, not by the request
+
+
+class CommitIncompleteError(Exception):
+    """A step left work for a later run (counting deferred by the ingest worker's rules, an invoice
+    changing under a rerun): the backfill stays ``committing``."""
+
+
+def commit_backfill(
+    ctx: Billing,
+    backfill_id: str,
+    body: BackfillAction,
+    actor: str,
+    idempotency_key: str | None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``POST /admin/backfills/{id}/commit``: the backfill, ``committed``, or ``committing`` when the
+    billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, or a step left for
+    later)."""
+    now = now or datetime.now(UTC)
+    key = idempotency.require_key(idempotency_key)
+    found = get_backfill(ctx, backfill_id)
+    if found.status in ("committed", "reverting", "reverted"):
+        return found.document
+    if found.status == "cancelled":
+        raise ConflictError("The backfill was cancelled; it cannot be committed.", code="backfill_cancelled")
+    if found.status == "open":
+        start(ctx, backfill_id, body, actor, key, request_id, now)
+    if found.held > INLINE_EVENTS:
+        enqueue(ctx, backfill_id)
+        return get_backfill(ctx, backfill_id).document
+    try:
+        return run_steps(ctx, backfill_id, actor, request_id, now)
+    except CommitIncompleteError:
+        enqueue(ctx, backfill_id)
+        return get_backfill(ctx, backfill_id).document
+
+
+def run_steps(
+    ctx: Billing,
+    backfill_id: str,
+    actor: str,
+    request_id: str | None,
+    now: datetime,
+    deadline: datetime | None = None,
+) -> dict[str, Any]:
+    """Steps 2 to 4 on a ``committing`` backfill (each a no-op where an earlier run did it)."""
+    held = backfills(ctx).held_events(backfill_id)
+    count_events(ctx, backfill_id, held, now, deadline)
+    corrected = correct_invoices(ctx, backfill_id, held, actor, request_id, now)
+    return finish(ctx, backfill_id, held, corrected, now)
+
+
+def enqueue(ctx: Billing, backfill_id: str) -> None:
+    """Hand the rest of the commit to the billing worker (``{"backfill": id}`` on BillingQueue). A send
+    that fails leaves the backfill ``committing``: the next commit call resumes it."""
+    from neruba.dal.queue import send_batch
+
+    if ctx.billing_queue_url:
+        send_batch(ctx.billing_queue_url, [("0", message(backfill_id))])
+
+
+def message(backfill_id: str) -> str:
+    """The billing queue message that resumes a backfill's commit."""
+    return jsonutil.dumps({"backfill": backfill_id})
+
+
+def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:
+    """The billing worker's part: run the steps left of the commit the message names. Raises
+    ``CommitIncompleteError`` when a step is still left, so SQS delivers the message again (and after
+    the queue's receives, to BillingDLQ). Answers the backfill's status."""
+    backfill_id = str(jsonutil.loads(body)["backfill"])
+    found = get_backfill(ctx, backfill_id)
+    if found.status != "committing":
+        return found.status  # done (or never started): nothing to do
+    actor = found.committing_by or "system"
+    return str(run_steps(ctx, backfill_id, actor, None, now, deadline)["status"])
+
+
+def start(
+    ctx: Billing,
+    backfill_id: str,
+    body: BackfillAction,
+    actor: str,
+    key: str,
+    request_id: str | None,
+    now: datetime,
+) -> None:
+    """Step 1: ``open`` -> ``committing`` with its audit record (the record's id follows from the
+    backfill, so one commit is audited once)."""
+    found = get_backfill(ctx, backfill_id)
+    audit = idempotency.audit_put(
+        bootstrap.audit(),
+        idempotency.Actor(actor, request_id),
+        "backfill.commit",
+        backfill_id,
+        customer_id=audit_customer(found.document),
+        reason=body.reason,
+        ticket=body.ticket,
+        at=now,
+        before={"status": "open", "events_held": found.held},
+        after={"status": "committing", "idempotency_key": key},
+        idempotency_key=f"commit:{backfill_id}",
+    )
+    moved = backfills(ctx).move_item(
+        backfill_id, ("open",), "committing", committing_at=ts(now), committing_by=actor
+    )
+    try:
+        commit(Transaction([moved, audit]))
+    except Cancelled as exc:
+        again = get_backfill(ctx, backfill_id)
+        if again.status == "cancelled":
+            raise ConflictError(
+                "The backfill was cancelled; it cannot be committed.", code="backfill_cancelled"
+            ) from exc
+        # another commit moved it first: this one resumes the same steps
+
+
+def records(backfill_id: str, held: list[HeldEvent], received_at: str) -> list[list[dict[str, Any]]]:
+    """The held events as ingest queue records, in batches: the n-th event (in key order) is message
+    ``{backfill_id}:{n}`` with copy id ``{backfill_id}:{n}``."""
+    out: list[dict[str, Any]] = []
+    for n, event in enumerate(held):
+        body = {"v": 1, "rid": backfill_id, "i": n, "rt": received_at, "e": event.event}
+        out.append({"messageId": f"{backfill_id}:{n}", "body": jsonutil.dumps(body)})
+    return [out[i : i + BATCH] for i in range(0, len(out), BATCH)]
+
+
+def count_events(
+    ctx: Billing, backfill_id: str, held: list[HeldEvent], now: datetime, deadline: datetime | None = None
+) -> None:
+    """Step 2: count the held events through the ingest worker's counting, batch by batch (none is
+    started past ``deadline``: the rest is left for the next run)."""
+    from neruba.logic.ingest.worker import IngestBatch
+
+    received_at = iso(parse_ts(str(get_backfill(ctx, backfill_id).document["created_at"])))
+    left: list[str] = []
+    thresholds: set[str] = set()
+    for chunk in records(backfill_id, held, received_at):
+        if deadline is not None and datetime.now(UTC) >= deadline:
+            left += [str(record["messageId"]) for record in chunk]
+            continue
+        lookup = bootstrap.ingest_worker_catalog().lookup
+        batch = IngestBatch(usage=ctx.usage, lookup=lookup, now=now, deadline=deadline)
+        batch.begin(chunk)
+        for record in chunk:
+            try:
+                batch.process_record(record)
+            except Exception:
+                left.append(str(record["messageId"]))
+        left += batch.finish()
+        thresholds.update(batch.threshold_customers())
+    if thresholds and ctx.billing_queue_url:  # as after a live batch: their invoice thresholds are checked
+        from neruba.logic.billing.threshold_invoices import enqueue_checks
+
+        enqueue_checks(ctx.billing_queue_url, sorted(thresholds))
+    if left:
+        from neruba.observability import logger
+
+        logger.warning("backfill events left to count", extra={"backfill_id": backfill_id, "left": left[:20]})
+        raise CommitIncompleteError(backfill_id)
+
+
+def correct_invoices(
+    ctx: Billing,
+    backfill_id: str,
+    held: list[HeldEvent],
+    actor: str,
+    request_id: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Step 3: rerun every invoice whose window holds one of the events (once each: its key)."""
+    from neruba.logic.billing.admin import rerun_invoice
+
+    doc = get_backfill(ctx, backfill_id).document
+    reason = f"backfill {backfill_id}: {doc['reason']}"[:500]
+    origin = {"backfill": {"backfill_id": backfill_id, "reason": doc["reason"], "ticket": doc.get("ticket")}}
+    corrected = []
+    for invoice in affected_invoices(ctx, held):
+        try:
+            result = rerun_invoice(
+                ctx,
+                invoice.id,
+                RerunRequest(reason=reason, ticket=doc.get("ticket")),
+                actor,
+                idempotency_key=f"backfill:{backfill_id}:{invoice.id}",
+                request_id=request_id,
+                now=now,
+                origin=origin,
+            )
+        except ConflictError as exc:
+            raise CommitIncompleteError(backfill_id) from exc
+        correction = result.get("correction") or {}
+        corrected.append(
+            {
+                "invoice_id": invoice.id,
+                "action": result["action"],
+                "amount_minor": int(correction.get("amount_minor") or 0),
+                "correction_invoice_id": correction.get("invoice_id"),
+            }
+        )
+    return corrected
+
+
+def finish(
+    ctx: Billing, backfill_id: str, held: list[HeldEvent], corrected: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """Step 4: ``committing`` -> ``committed``, recording what the commit counted and corrected."""
+    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
+    ours = {f"{backfill_id}:{n}" for n in range(len(held))}
+    counted = sum(1 for event in stored.values() if event.copy_id in ours and event.status == "accepted")
+    summary = {
+        "events_counted": counted,
+        "events_not_counted": len(held) - counted,
+        "invoices": corrected,
+    }
+    moved = backfills(ctx).move_item(
+        backfill_id, ("committing",), "committed", committed=summary, committed_at=ts(now)
+    )
+    with contextlib.suppress(Cancelled):  # another run finished first: its record stands
+        commit(Transaction([moved]))
+    return get_backfill(ctx, backfill_id).document

@@ -1,0 +1,256 @@
+"""What a backfill would change: per invoice, the amount before and after its commit.
+
+The preview rates each affected invoice's window with the billing context's own rating
+(``Billing.rate_window``) and the rerun's own differences (``logic.billing.worker.line_deltas``), on the
+stored usage with the backfill's held events laid over it (:class:`HeldUsage`): no second pricing. The
+events it lays over are the ones the commit would count: those whose transaction id is not stored yet
+(ingest counts an event once per customer and transaction id).
+
+Level meters (``weighted_sum``, ``latest`` with ``carry_over``) start a window from their stored closing
+level, which the overlay does not move: a held event before an invoiced window changes that window's
+preview only through the hours the window reads.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from neruba.dal.backfills import HeldEvent
+from neruba.dal.contributions import DayWrite, GroupRef
+from neruba.dal.invoices import Invoice
+from neruba.dal.usage import StoredCell, UsageRepository
+from neruba.domain.ingest import InvalidPropertyError, group_key, hour_bucket, matches_filters, meter_value
+from neruba.domain.usage import CellUsage, merge_cells, usage_of
+from neruba.logic.billing.context import Billing
+from neruba.logic.billing.corrections import billing_ended
+from neruba.logic.billing.worker import line_deltas, rated_lines
+from neruba.timefmt import parse_ts
+
+RATED_KINDS = ("usage",)  # the invoices a backfill corrects: usage windows (opening ones have no usage)
+
+
+class HeldUsage:
+    """The usage repository with a backfill's events added to what ``aggregates`` reads; every other
+    read is the repository's own."""
+
+    def __init__(
+        self, usage: UsageRepository, cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]]
+    ):
+        self._usage = usage
+        self._cells = cells
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._usage, name)
+
+    @property
+    def levels(self) -> Any:
+        """The closing levels, read only: a preview never stores one."""
+        return _ReadLevels(self._usage.levels)
+
+    def aggregates(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
+    ) -> list[StoredCell]:
+        cells = self._usage.aggregates(customer_id, meter_code, first_hour, last_hour)
+        return self._merged(customer_id, meter_code, cells, first_hour, last_hour)
+
+    def level_window(
+        self, customer_id: str, meter_code: str, first_hour: str, last_hour: str, end_hour: str
+    ) -> tuple[str, list[StoredCell], Any]:
+        """A level meter's window (``UsageRepository.level_window``) with the held cells of its hours."""
+        read_from, cells, found = self._usage.level_window(
+            customer_id, meter_code, first_hour, last_hour, end_hour
+        )
+        return read_from, self._merged(customer_id, meter_code, cells, read_from, last_hour), found
+
+    def _merged(
+        self, customer_id: str, meter_code: str, cells: list[StoredCell], first_hour: str, last_hour: str
+    ) -> list[StoredCell]:
+        stored = {(c.hour, c.group): c for c in cells}
+        for (hour, group), extra in self._cells.get((customer_id, meter_code), {}).items():
+            if not first_hour <= hour <= last_hour:
+                continue
+            cell = stored.get((hour, group))
+            if cell is None:
+                stored[(hour, group)] = StoredCell(hour, group, extra, None, ())
+            else:
+                merged = merge_cells([cell.usage, extra])
+                stored[(hour, group)] = StoredCell(hour, group, merged, cell.base, cell.sources)
+        return [stored[key] for key in sorted(stored)]
+
+
+class _ReadLevels:
+    def __init__(self, levels: Any) -> None:
+        self._levels = levels
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._levels, name)
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing is stored from a preview."""
+
+
+def to_count(ctx: Billing, held: list[HeldEvent]) -> list[HeldEvent]:
+    """The held events a commit would count: those whose (customer, transaction id) is not stored yet."""
+    if not held:
+        return []
+    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
+    return [e for e in held if (e.customer_id, e.transaction_id) not in stored]
+
+
+def held_cells(
+    ctx: Billing, events: list[HeldEvent]
+) -> dict[tuple[str, str], dict[tuple[str, str], CellUsage]]:
+    """The events' usage per (customer, meter) and (hour, group), folded as ingest folds a batch."""
+    writes: dict[tuple[str, str, str], DayWrite] = {}
+    meters = {}
+    for held in events:
+        event = held.event
+        code = str(event["code"])
+        if code not in meters:
+            meters[code] = ctx.plans.get_meter(code)
+        meter = meters[code]
+        if meter is None or not matches_filters(meter.filters, event["properties"]):
+            continue
+        try:
+            value = meter_value(
+                meter.aggregation, meter.field, event["properties"], allow_negative=meter.allow_negative
+            )
+        except InvalidPropertyError:
+            continue  # ingest parks it failed: it counts nothing
+        hour = hour_bucket(parse_ts(str(event["timestamp"])))
+        ref = GroupRef(held.customer_id, code, hour, group_key(meter.group_by, event["properties"]))
+        key = (held.customer_id, code, ref.day)
+        write = writes.setdefault(key, DayWrite(held.customer_id, code, ref.day, meter.aggregation))
+        write.add(ref, held.transaction_id, str(event["timestamp"]), value)
+    cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]] = defaultdict(dict)
+    for (customer_id, code, _), write in writes.items():
+        for ref, cell in write.cells.items():
+            cells[(customer_id, code)][(ref.hour, ref.group)] = usage_of(write.aggregation, cell.totals)
+    return dict(cells)
+
+
+def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
+    """The customers' usage invoices (not void) whose window holds at least one of the events, and for an
+    event of a level meter (``weighted_sum``, ``latest`` with carry-over: its level carries into every
+    later window) every later one too; in period order, so each rerun stores the closing level the next
+    one starts from."""
+    from neruba.domain.levels import carries_level
+
+    times: dict[str, list[datetime]] = defaultdict(list)
+    carried: dict[str, datetime] = {}  # customer -> its earliest event of a level meter
+    levels: dict[str, bool] = {}
+    for held in events:
+        at = parse_ts(str(held.event["timestamp"]))
+        times[held.customer_id].append(at)
+        code = str(held.event["code"])
+        if code not in levels:
+            meter = ctx.plans.get_meter(code)
+            levels[code] = meter is not None and carries_level(str(meter.aggregation), bool(meter.carry_over))
+        if levels[code]:
+            carried[held.customer_id] = min(at, carried.get(held.customer_id, at))
+    found: list[Invoice] = []
+    for customer_id, ats in sorted(times.items()):
+        cursor: str | None = None
+        while True:
+            page, cursor = ctx.invoices.list(customer_id, None, 100, cursor)
+            for invoice in page:
+                if invoice.kind not in RATED_KINDS or invoice.status == "void" or not invoice.subscription_id:
+                    continue
+                start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
+                since = carried.get(customer_id)
+                if any(start <= at < end for at in ats) or (since is not None and end > since):
+                    found.append(invoice)
+            if cursor is None:
+                break
+    return sorted(found, key=lambda i: (i.customer_id, i.period_start, i.id))
+
+
+def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[int, list[dict[str, Any]]]:
+    """What the invoice's window is billed now (its lines and the corrections recorded against it) and
+    the adjustment lines a rerun on ``ctx``'s usage would add."""
+    subscription_id = str(invoice.subscription_id)
+    recorded = ctx.billing.adjustments(subscription_id)
+    billed = -sum(int(d["amount_minor"]) for d in line_deltas(invoice, {}, recorded))
+    subscription = ctx.subscription(subscription_id).timeline
+    rated = ctx.rate_window(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))
+    return billed, line_deltas(invoice, rated_lines(rated), recorded)
+
+
+def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
+    """``GET /admin/backfills/{id}/preview``: per affected invoice, before and after the commit."""
+    from neruba.logic.billing.backfills import backfills, get_backfill
+
+    found = get_backfill(ctx, backfill_id)
+    held = backfills(ctx).held_events(backfill_id)
+    counting = to_count(ctx, held) if found.status == "open" else []
+    overlay = replace(ctx, usage=HeldUsage(ctx.usage, held_cells(ctx, counting)))  # type: ignore[arg-type]
+    rows: list[dict[str, Any]] = []
+    for invoice in affected_invoices(ctx, counting):
+        billed, deltas = invoice_change(overlay, invoice)
+        difference = sum(int(d["amount_minor"]) for d in deltas)
+        if not deltas:
+            continue
+        if invoice.status == "draft":
+            applied = "draft_recomputed"
+        elif billing_ended(ctx, str(invoice.subscription_id)):
+            applied = "correction_invoiced"
+        else:
+            applied = "adjustment_pending"
+        rows.append(
+            {
+                "invoice_id": invoice.id,
+                "number": invoice.number,
+                "status": invoice.status,
+                "customer_id": invoice.customer_id,
+                "subscription_id": invoice.subscription_id,
+                "period_start": invoice.period_start,
+                "period_end": invoice.period_end,
+                "before_minor": billed,
+                "after_minor": billed + difference,
+                "difference_minor": difference,
+                "applied_as": applied,
+            }
+        )
+    periods = open_periods(ctx, overlay.usage, counting)
+    return {
+        "object": "backfill_preview",
+        "backfill_id": backfill_id,
+        "events_held": len(held),
+        "events_counted": len(counting),
+        "invoices": rows,
+        "open_periods": periods,
+        "difference_minor": sum(int(r["difference_minor"]) for r in rows)
+        + sum(int(p["difference_minor"]) for p in periods),
+    }
+
+
+def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[dict[str, Any]]:
+    """The current periods (not invoiced yet) the events change: the upcoming invoice's window of each
+    subscription (``logic.billing.upcoming``) to date, without and with the events."""
+    from datetime import UTC
+
+    from neruba.logic.billing.upcoming import upcoming_invoice
+
+    now = datetime.now(UTC)
+    found = []
+    for customer_id in sorted({e.customer_id for e in events}):
+        before = upcoming_invoice(ctx.plans, ctx.usage, customer_id, now, ctx.billing)["windows"]
+        after = upcoming_invoice(ctx.plans, overlay, customer_id, now, ctx.billing)["windows"]
+        for old, new in zip(before, after, strict=True):
+            difference = int(new["subtotal_minor"]) - int(old["subtotal_minor"])
+            if difference:
+                found.append(
+                    {
+                        "customer_id": customer_id,
+                        "subscription_id": old.get("subscription_id"),
+                        "period_start": old["period_start"],
+                        "period_end": old["period_end"],
+                        "before_minor": int(old["subtotal_minor"]),
+                        "after_minor": int(new["subtotal_minor"]),
+                        "difference_minor": difference,
+                    }
+                )
+    return found

@@ -1,0 +1,179 @@
+"""Backfills: the operator's request bodies and what the routes answer (docs/billing.md, "Backfills")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from neruba.models.events import EventError
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, AwareInstant, TicketText
+
+MAX_BACKFILL_CUSTOMERS = 100
+MAX_BACKFILL_METERS = 20
+MAX_BACKFILL_DAYS = 400  # how far back a backfill's range may start
+MAX_BACKFILL_EVENTS = 5000  # what one commit counts within one request
+CustomerRef = Annotated[str, Field(pattern=EXTERNAL_ID_PATTERN)]
+MeterRef = Annotated[str, Field(pattern=CODE_PATTERN)]
+
+
+class BackfillCreate(BaseModel):
+    """``POST /admin/backfills``: open a backfill for some customers, meters and a time range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[CustomerRef] = Field(
+        min_length=1,
+        max_length=MAX_BACKFILL_CUSTOMERS,
+        description="The customers (external ids) whose events the backfill may hold.",
+    )
+    meter_codes: list[MeterRef] = Field(
+        min_length=1, max_length=MAX_BACKFILL_METERS, description="The meters the backfill may hold."
+    )
+    start: AwareInstant = Field(description=f"The range's start (at most {MAX_BACKFILL_DAYS} days back).")
+    end: AwareInstant = Field(description="The range's end (exclusive; not in the future).")
+    mode: Literal["add", "replace"] = Field(
+        default="add",
+        description="add: the events are counted on top of the stored ones. replace is not available yet.",
+    )
+    reason: AuditedReason = Field(description="Why the backfill is opened (audited).")
+    ticket: TicketText | None = None
+
+
+class BackfillAction(BaseModel):
+    """``POST /admin/backfills/{id}/commit`` and ``.../cancel``: why (audited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: AuditedReason = Field(description="Why (audited).")
+    ticket: TicketText | None = None
+
+
+class BackfillEventStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    transaction_id: str | None
+    status: Literal["held", "duplicate", "conflict", "rejected"] = Field(
+        description="held: kept for the commit; duplicate: the backfill holds this event already; "
+        "conflict: it holds another event under this transaction_id (the first one stands)."
+    )
+    error: EventError | None = None
+
+
+class BackfillEventsResult(BaseModel):
+    """What ``POST /admin/backfills/{id}/events`` answers: each event held or refused, in request order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backfill_id: str
+    held: int
+    rejected: int
+    events: list[BackfillEventStatus]
+
+
+class BackfillCorrection(BaseModel):
+    """One invoice a commit corrected: the rerun's action and the amount it billed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: str
+    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    amount_minor: int = Field(
+        description="The adjustment lines' or correction invoice's amount (0 for a draft)."
+    )
+    correction_invoice_id: str | None = Field(
+        description="The correction invoice or credit note issued, if any."
+    )
+
+
+class BackfillCommitted(BaseModel):
+    """What a commit did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events_counted: int
+    events_not_counted: int = Field(description="Held events whose transaction id was stored already.")
+    invoices: list[BackfillCorrection]
+
+
+class BackfillView(BaseModel):
+    """A backfill: its scope, state and, once committed, what the commit did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(examples=["bf_0123456789abcdef01234567"])
+    object: Literal["backfill"]
+    status: Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
+    customer_ids: list[str]
+    meter_codes: list[str]
+    start: str
+    end: str
+    mode: Literal["add", "replace"]
+    reason: str
+    ticket: str | None
+    created_at: str
+    events_held: int
+    committed: BackfillCommitted | None = Field(
+        default=None,
+        description="Once committed: the events counted, and per invoice the rerun's action and amount.",
+    )
+    committed_at: str | None = None
+    cancelled_at: str | None = None
+
+
+class BackfillList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    object: Literal["list"]
+    data: list[BackfillView]
+    has_more: bool
+    next_cursor: str | None
+
+
+class BackfillInvoicePreview(BaseModel):
+    """One invoice the backfill changes: what its window amounts to now and after the commit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: str
+    number: str | None
+    status: str
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int = Field(description="What the window is billed now (its lines and corrections).")
+    after_minor: int = Field(description="What it will be billed once the backfill is committed.")
+    difference_minor: int
+    applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"] = Field(
+        description="How the commit applies the difference (docs/billing.md, 'Backfills')."
+    )
+
+
+class BackfillOpenPeriod(BaseModel):
+    """A current period (not invoiced yet) the backfill changes: the upcoming invoice's window to date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    subscription_id: str | None
+    period_start: str
+    period_end: str
+    before_minor: int
+    after_minor: int
+    difference_minor: int
+
+
+class BackfillPreview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    object: Literal["backfill_preview"]
+    backfill_id: str
+    events_held: int
+    events_counted: int = Field(description="Held events the commit would count (not already stored).")
+    invoices: list[BackfillInvoicePreview]
+    open_periods: list[BackfillOpenPeriod] = Field(
+        description="Current periods not invoiced yet: their invoice will count the events when billed."
+    )
+    difference_minor: int

@@ -1,0 +1,99 @@
+"""``neruba backfill ...`` end to end: the command, the Python client, and the billing API handler behind
+an HTTP transport that hands each request to it as API Gateway would."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.functional.billing.backfill_support import PRICE, billed_days
+from tests.functional.billing.conftest import START, World
+from tests.functional.billing.helpers import day
+from tests.support.api import api_event, call
+
+
+def _forward(request: httpx.Request) -> httpx.Response:
+    from functions.billing_api.app import lambda_handler
+
+    path = request.url.path
+    found = re.match(r"^/admin/backfills/(bf_[0-9a-f]+)", path)
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "idempotency-key"}
+    event = api_event(
+        request.method,
+        path,
+        raw_body=request.content.decode() or None,
+        query=dict(request.url.params) or None,
+        path_parameters={"backfill_id": found.group(1)} if found else None,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    status, answer, _ = call(lambda_handler, event)
+    return httpx.Response(status, json=answer)
+
+
+@pytest.fixture
+def cli(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    from neruba_client import Neruba
+    from neruba_tools import backfill
+    from neruba_tools.cli import main
+
+    client = Neruba("nrb_test", base_url="http://api.test", http_transport=httpx.MockTransport(_forward))
+    monkeypatch.setattr(backfill, "client_for", lambda args: client)
+
+    def run(*argv: str) -> tuple[int, Any, str]:
+        code = main(["backfill", *argv])
+        out, err = capsys.readouterr()
+        return code, (json.loads(out) if out.strip() else None), err
+
+    return run
+
+
+def test_open_send_preview_commit_from_the_command_line(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    billed_days(world, monkeypatch, [3, 4])
+    scope = ["--customer", "acme", "--meter", "api_calls", "--start", START.isoformat()]
+    code, opened, _ = cli(
+        "open", *scope, "--end", (START + day(4)).isoformat(), "--reason", "lost", "--key", "o1"
+    )
+    assert code == 0 and opened["status"] == "open"
+    lines = [
+        {
+            "transaction_id": f"t{i}",
+            "customer_id": "acme",
+            "code": "api_calls",
+            "timestamp": (START + day(0, 5)).isoformat(),
+        }
+        for i in range(150)
+    ]
+    lines.append(
+        {
+            "transaction_id": "late",
+            "customer_id": "acme",
+            "code": "api_calls",
+            "timestamp": START.isoformat().replace("2026", "2027"),
+        }
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    code, sent, err = cli("events", opened["id"], str(events))
+    assert code == 1  # one event refused, named on stderr
+    assert (sent["sent"], sent["held"], sent["rejected"]) == (151, 150, 1)
+    assert "event 150: timestamp" in err
+    code, again, _ = cli("events", opened["id"], str(events))
+    assert again["duplicate"] == 150  # sending the file again holds nothing twice
+
+    code, preview, _ = cli("preview", opened["id"])
+    assert code == 0 and [i["difference_minor"] for i in preview["invoices"]] == [150 * PRICE]
+    code, done, _ = cli("commit", opened["id"], "--reason", "checked", "--ticket", "OPS-1")
+    assert code == 0 and done["status"] == "committed" and done["committed"]["events_counted"] == 150
+    code, shown, _ = cli("show", opened["id"])
+    assert shown["status"] == "committed"
+    code, listed, _ = cli("list", "--status", "committed")
+    assert [b["id"] for b in listed["data"]] == [opened["id"]]
+    code, _, err = cli("cancel", opened["id"], "--reason", "too late")
+    assert code == 1 and "409 backfill_not_open" in err

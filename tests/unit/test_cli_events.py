@@ -1,0 +1,68 @@
+"""``neruba events void|amend``: the request each command sends, the key a rerun reuses, the exit codes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from neruba_tools.cli import main
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, list[dict[str, Any]], list[tuple[int, Any]]]]:
+    """A local HTTP server recording each request and answering the queued answers in order."""
+    seen: list[dict[str, Any]] = []
+    answers: list[tuple[int, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            status, answer = answers.pop(0)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen, answers
+    server.shutdown()
+    server.server_close()
+
+
+def test_void_and_amend_send_their_body_and_a_key_a_rerun_reuses(api: Any, capsys: Any) -> None:
+    url, seen, answers = api
+    common = ["--customer", "acme", "--reason", "dup", "--ticket", "T-1", "--base-url", url, "--api-key", "k"]
+    answers += [(200, {"status": "voided"})] * 3
+    assert main(["events", "void", "tx/1", *common]) == 0
+    assert main(["events", "void", "tx/1", *common]) == 0
+    assert main(["events", "amend", "tx/1", *common, "--properties", '{"tokens": 1.50}']) == 0
+    first, again, amend = seen
+    assert first["path"] == "/admin/events/tx%2F1/void"
+    assert first["body"] == {"customer_id": "acme", "reason": "dup", "ticket": "T-1"}
+    assert first["headers"]["Authorization"] == "Bearer k"
+    assert first["headers"]["Idempotency-Key"] == again["headers"]["Idempotency-Key"]
+    assert amend["path"] == "/admin/events/tx%2F1/amend"
+    assert amend["body"]["properties"] == {"tokens": 1.5}
+    assert amend["headers"]["Idempotency-Key"] != first["headers"]["Idempotency-Key"]
+    assert '"voided"' in capsys.readouterr().out
+
+
+def test_a_refusal_prints_its_code_and_exits_1(api: Any, capsys: Any) -> None:
+    url, _, answers = api
+    answers.append((409, {"error": {"code": "event_already_voided", "message": "The event is voided."}}))
+    args = ["events", "void", "t", "--customer", "a", "--reason", "r", "--ticket", "t", "--base-url", url]
+    assert main([*args, "--api-key", "k"]) == 1
+    assert "event_already_voided" in capsys.readouterr().err
