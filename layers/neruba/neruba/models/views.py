@@ -1231,14 +1231,32 @@ class CreditedInvoiceLine(Closed):
     amount_minor: Minor
 
 
+class CreditedTaxRate(Closed):
+    """The tax one rate gives back with a credited line."""
+
+    tax_rate_id: str
+    percentage: str = Field(description="Exact decimal, as text.")
+    inclusive: bool
+    amount_minor: Minor
+
+
+class CreditedLineTax(Closed):
+    """The tax a credited line gives back: added on top (exclusive) and contained in it (inclusive)."""
+
+    exclusive_minor: Minor
+    inclusive_minor: Minor
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(Closed):
-    """What a credit note takes from one invoice line."""
+    """What a credit note takes from one invoice line (``tax`` on a taxed line)."""
 
     line_id: str
     amount_minor: Minor
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(Closed):
@@ -1260,7 +1278,13 @@ class CreditNote(Closed):
     invoice_number: str | None
     customer_id: str
     currency: str
-    amount_minor: Minor
+    amount_minor: Minor = Field(description="subtotal_minor + tax_minor: what the note gives back in all.")
+    subtotal_minor: Minor | None = Field(
+        default=None,
+        description="The credited lines' amounts (absent on notes issued before taxes: amount_minor).",
+    )
+    tax_minor: Minor = Field(default=0, description="Exclusive tax given back with the lines, added on top.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the credited amounts.")
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor
