@@ -25,6 +25,7 @@ from neruba.models.fields import (
     Currency,
     Metadata,
     Name,
+    PlainDecimal,
     Price,
     Quantity,
     Reason,
@@ -196,7 +197,9 @@ class CustomerUpdate(BaseModel):
     )
 
 
-Rate = Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), AsText]
+Rate = Annotated[
+    Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), PlainDecimal, AsText
+]
 
 
 class TierIn(BaseModel):
@@ -250,7 +253,7 @@ class Pricing(BaseModel):
     package_size: int | None = Field(default=None, ge=1, le=1_000_000_000)
     package_price: Price | None = None
     free_units: Annotated[
-        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), AsText
+        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), PlainDecimal, AsText
     ] = Decimal(0)
     rate: Rate | None = Field(
         default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
@@ -346,7 +349,7 @@ class PricingUnitIn(BaseModel):
 
     code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
     conversion_rate: Annotated[
-        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), AsText
+        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), PlainDecimal, AsText
     ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
 
 

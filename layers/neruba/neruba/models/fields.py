@@ -66,6 +66,9 @@ TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
 RequiredTicket = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_one_line)]  # event voids
 StaticValue = Annotated[str, Field(max_length=256), AfterValidator(_one_line)]  # a static entitlement's
+CouponName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+TaxName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_one_line)]  # a tax rate's
+Memo = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # shown on a credit note
 
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40
@@ -87,19 +90,22 @@ def _plain_decimal(value: object, info: ValidationInfo) -> object:
     return value
 
 
+PlainDecimal = BeforeValidator(_plain_decimal)
+"""Put on every decimal a request takes as text (a price, a quantity, a percentage, a cap): plain digits."""
+
 AsText = PlainSerializer(canonical_text, return_type=str, when_used="json")
 """How every decimal of a request model is stored and answered: canonical text (``domain.numbers``), no
 exponent and no trailing zeros (``"1e2"`` -> ``"100"``, ``"0.300"`` -> ``"0.3"``)."""
 Price = Annotated[
     Decimal,
     Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12),
-    BeforeValidator(_plain_decimal),
+    PlainDecimal,
     AsText,
 ]
 Quantity = Annotated[
     Decimal,
     Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6),
-    BeforeValidator(_plain_decimal),
+    PlainDecimal,
     AsText,
 ]
 
