@@ -16,7 +16,7 @@ def test_plan_decimals_dump_without_exponent_or_trailing_zeros() -> None:
                 {
                     "meter_code": "m",
                     "model": "percentage",
-                    "rate": "1e2",
+                    "rate": "100.00",
                     "fixed_fee": "0.300",
                     "free_units": "5.0",
                 },
