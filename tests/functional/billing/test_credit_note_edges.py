@@ -25,7 +25,8 @@ def api(world: World) -> Any:
 
 def credit(api: Any, invoice_id: str, body: dict[str, Any], key: str) -> tuple[int, Any]:
     path = f"/admin/invoices/{invoice_id}/credit-notes"
-    event = api_event("POST", path, body={"reason": "overbilled", **body}, path_parameters={"invoice_id": invoice_id},
+    body = {"reason": "overbilled", **body}
+    event = api_event("POST", path, body=body, path_parameters={"invoice_id": invoice_id},
                       headers={"Idempotency-Key": key})  # fmt: skip
     status, answer = call(api, event)[:2]
     return status, answer
@@ -44,7 +45,8 @@ def test_a_quantity_worth_less_than_half_a_minor_unit_is_refused_and_writes_noth
     for n, quantity in enumerate(["1", "0.1"]):
         status, answer = credit(api, inv, {"lines": [{"line_id": "a", "quantity": quantity}]}, key=f"z{n}")
         assert status == 400, answer
-        assert (answer["error"]["code"], answer["error"]["param"]) == ("amount_not_positive", "lines.0.quantity")
+        error = answer["error"]
+        assert (error["code"], error["param"]) == ("amount_not_positive", "lines.0.quantity")
     assert balances() == before and outbox("credit_note.created") == []
     # two units are worth 0.70: one minor unit, half-up
     status, note = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "2"}]}, key="two")
@@ -84,5 +86,6 @@ def test_units_left_on_a_line_whose_money_was_all_credited_by_amount_are_refused
     before = balances()
     status, answer = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "10"}]}, key="units")
     assert status == 409, answer
-    assert (answer["error"]["code"], answer["error"]["param"]) == ("credit_note_exceeds_creditable", "lines.0.quantity")
+    error = answer["error"]
+    assert (error["code"], error["param"]) == ("credit_note_exceeds_creditable", "lines.0.quantity")
     assert balances() == before
