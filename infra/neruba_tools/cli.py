@@ -247,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 
-    from neruba_tools import backfill, dlq, events, methods, migrate, smoke, sweep, webhooks
+    from neruba_tools import backfill, corrections, dlq, events, methods, migrate, smoke, sweep, webhooks
 
-    for module in (sweep, dlq, smoke, migrate, webhooks, methods, backfill, events):
+    for module in (sweep, dlq, smoke, migrate, webhooks, methods, backfill, events, corrections):
         module.add_parser(commands)
 
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     use_stack_settings(args.stack)  # a StackError is the CLI's one-line error (exit 2)
     from neruba import bootstrap
     from neruba.logic.sweeps.runner import run_sweep
+    from neruba.timefmt import answer_times
 
     ops = bootstrap.ops()
     failed = False
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             ops, args.check, piece_start, piece_end, trigger="cli", actor="cli", billing=bootstrap.billing
         )
         failed = failed or report["status"] != "ok"
+        report = answer_times(report)  # its times as GET /admin/sweeps/{id} gives them
         if args.json:
             print(json.dumps(report, default=str, sort_keys=True))
         else:

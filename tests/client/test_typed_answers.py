@@ -4,6 +4,7 @@ Invoice) parse into the client's models, exact decimals kept exact."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -178,3 +179,46 @@ def test_one_off_charges_send_exact_prices_and_answer_typed_charges(make_client:
     assert json.loads(create.content)["unit_price"] == "33.335"  # an exact decimal, never a float
     assert (listing.method, listing.url.path) == ("GET", "/base/admin/customers/acme/one-off-charges")
     assert void.url.path == f"/base/admin/customers/acme/one-off-charges/{charge['id']}/void"
+
+
+def test_bucket_labels_are_times_and_coupons_tax_rates_walk_their_pages(make_client: Any) -> None:
+    outcomes = {
+        "object": "list",
+        "granularity": "minute",
+        "data": [{"start": "2026-12-01T10:11:00Z", "accepted": 2, "duplicate": 0, "conflict": 0,
+                  "replay": 0, "failed": 0, "over_limit": 0}],
+        "totals": {"accepted": 2},
+    }  # fmt: skip
+    usage = {
+        "object": "usage",
+        "customer_id": "acme",
+        "meter": "calls",
+        "aggregation": "count",
+        "granularity": "period",
+        "from": "2026-12-01T00:00:00Z",
+        "to": "2026-12-02T00:00:00Z",
+        "total": "3",
+        "data": [
+            {"bucket": "before_subscription", "quantity": "1", "events": 1},
+            {"bucket": "2026-12-01T09:00:00Z", "quantity": "2", "events": 2},
+        ],
+    }
+    coupon = {"id": "co_1", "object": "coupon", "name": "Launch", "percent_off": "10",
+              "amount_off_minor": None, "currency": None, "duration": "once", "duration_periods": None,
+              "status": "active", "created_at": "2026-12-01T00:00:00Z"}  # fmt: skip
+    pages = [
+        {"object": "list", "data": [coupon], "has_more": True, "next_cursor": "c1"},
+        {"object": "list", "data": [{**coupon, "id": "co_2"}], "has_more": False, "next_cursor": None},
+    ]
+    script = Script(*(httpx.Response(200, json=body) for body in (outcomes, usage, *pages)))
+    client = make_client(script)
+    got = client.events.outcomes(
+        from_="2026-12-01T10:00:00Z", to="2026-12-01T11:00:00Z", granularity="minute"
+    )
+    assert got.data[0].start == datetime(2026, 12, 1, 10, 11, tzinfo=UTC)
+    buckets = client.customers.usage("acme", meter="calls", from_="2026-12-01T00:00:00Z",
+                                     to="2026-12-02T00:00:00Z", granularity="period").data  # fmt: skip
+    assert [b.bucket for b in buckets] == ["before_subscription", datetime(2026, 12, 1, 9, tzinfo=UTC)]
+    assert [c.id for c in client.admin.coupons(limit=1)] == ["co_1", "co_2"]
+    sent = [dict(request.url.params) for request in script.requests[2:]]
+    assert sent == [{"limit": "1"}, {"limit": "1", "starting_after": "c1"}]

@@ -100,6 +100,10 @@ def test_a_wrong_key_is_refused_and_a_read_key_signs_in_read_only(
     assert "read-only" in page.locator("#who").inner_text()
     # the events the data was made with are on the outcomes chart (the current minute included)
     page.get_by_role("img", name="Ingest outcomes per minute, last 6 hours").wait_for()
+    # and its bars sit on the minutes the API counted them in (each minute matched by its label)
+    accepted = _bar_values(page, "Ingest outcomes per minute, last 6 hours", "accepted")
+    assert accepted and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", start) for start in accepted)
+    assert sum(accepted.values()) >= 1, accepted
     # the key is in this tab's session storage only, never in a URL or in local storage
     assert page.evaluate("sessionStorage.getItem('neruba.console.key')") == data.read_key
     assert page.evaluate("localStorage.length") == 0
@@ -122,6 +126,10 @@ def test_find_a_customer_and_explain_an_invoice_by_keyboard(
     # the usage of the meter its plan charges, as a chart with a text alternative
     page.get_by_role("img", name="Usage of api_calls per hour with usage").wait_for()
     assert "api_calls: 2100 over the last 7 days" in page.locator("main").inner_text()
+    # and its bars sit on the hours the API gives the usage in (each hour matched by its label)
+    hours = _bar_values(page, "Usage of api_calls per hour with usage", "quantity")
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00Z", start) for start in hours), hours
+    assert sum(hours.values()) == 2100, hours
     page.get_by_text("Nothing yet", exact=False).or_(
         page.get_by_role("table", name="Ledger postings")
     ).first.wait_for()
@@ -311,3 +319,15 @@ def test_every_page_has_labels_names_and_no_script_errors(
         expect(page.locator("[aria-busy=true]")).to_have_count(0)
         _page_checked(page)
     assert page.problems == [], page.problems
+
+
+def _bar_values(page: Any, chart: str, series: str) -> dict[str, int]:
+    """The bars of one series of a chart, by the start of their bucket (each bar's title reads
+    ``START SERIES: VALUE``)."""
+    titles = page.locator(f'svg[aria-label="{chart}"] rect > title').all_text_contents()
+    found: dict[str, int] = {}
+    for title in titles:
+        start, _, value = title.partition(f" {series}: ")
+        if value:
+            found[start] = found.get(start, 0) + int(value)
+    return found

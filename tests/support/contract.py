@@ -85,22 +85,53 @@ def operation_problems(label: str, operation: dict[str, Any], status: int, body:
 
 # A date-time with an offset (RFC 3339). The client's own maps are the client's text, echoed as sent.
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-CLIENT_MAPS = frozenset({"metadata", "properties"})
+# The one form a time takes in an answer: RFC 3339 in UTC with Z, to the second at least.
+FULL_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+# Text that is a time, or a label of one cut short: a calendar date, then T and some of a time
+# ("2026-03-01T06", "2026-03-01T06:05", "2026-03-01T06:05:00+00:00"); and a bare date ("2026-03-01"),
+# a time's label only in a field named as a time holds one (``timefmt.TIME_KEYS``, ``TIME_SUFFIXES``):
+# elsewhere it may be other text (Stripe's ``api_version`` is ``2024-06-20``).
+TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T", re.ASCII)
+DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+CLIENT_MAPS = frozenset({"metadata", "properties", "filters", "group"})  # as timefmt.CLIENT_MAPS
 
 
-def time_problems(body: Any, where: str = "") -> list[str]:
-    """Every date-time in ``body`` not written in UTC with ``Z`` (``2026-01-02T03:04:05Z``)."""
+def time_problems(body: Any, where: str = "", field: str = "") -> list[str]:
+    """Every time in ``body`` not written in full in UTC with ``Z`` (``2026-01-02T03:04:05Z``): a time
+    with an offset, and a label cut short (an hour ``2026-01-02T03``, a minute ``2026-01-02T03:04``, or a
+    day ``2026-01-02`` in a time field), as a value or as a map's key (``field``: the name ``body`` is
+    under)."""
     if isinstance(body, dict):
         return [
             problem
             for key, value in body.items()
             if key not in CLIENT_MAPS
-            for problem in time_problems(value, f"{where}/{key}")
+            for problem in _key_problems(key, f"{where}/{key}") + time_problems(value, f"{where}/{key}", key)
         ]
     if isinstance(body, list):
-        return [problem for n, value in enumerate(body) for problem in time_problems(value, f"{where}/{n}")]
-    if isinstance(body, str) and DATE_TIME.match(body) and not body.endswith("Z"):
+        return [
+            problem for n, value in enumerate(body) for problem in time_problems(value, f"{where}/{n}", field)
+        ]
+    if isinstance(body, str) and _cut_short(body, _time_field(field)):
         return [f"{where or '<body>'}: the time {body!r} is not in UTC with Z"]
+    return []
+
+
+def _time_field(name: str) -> bool:
+    from neruba.timefmt import TIME_KEYS, TIME_SUFFIXES
+
+    return name in TIME_KEYS or name.endswith(TIME_SUFFIXES)
+
+
+def _cut_short(text: str, time_field: bool) -> bool:
+    if FULL_Z.match(text):
+        return False
+    return bool(TIME_TEXT.match(text) or (time_field and DATE_ONLY.match(text)))
+
+
+def _key_problems(key: Any, where: str) -> list[str]:
+    if isinstance(key, str) and _cut_short(key, time_field=True):
+        return [f"{where}: the key {key!r} is a time not in UTC with Z"]
     return []
 
 

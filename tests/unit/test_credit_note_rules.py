@@ -68,3 +68,22 @@ def test_the_paid_part_is_split_as_asked_or_all_credit() -> None:
     assert _code(lambda: split_amount(800, remaining_due=300, refundable=400)) == (
         "credit_note_exceeds_creditable"
     )
+
+
+def test_a_taxed_line_credited_whole_within_less_than_it_holds_takes_the_largest_fitting_amount() -> None:
+    from neruba.domain.taxes import TaxRate
+
+    vat = TaxRate("txr_vat", Decimal("20"))
+    lines = [LineState("a", 1000, Decimal(10), rates=(vat,), tax_minor=(200,))]
+    # 601 creditable: 501 + 100.2 -> 100 fits (601), 502 + 100.4 -> 100 does not (602)
+    (taken,) = credit_lines(lines, None, 601, "USD")
+    assert (taken.amount_minor, taken.exclusive_minor, taken.total_minor, taken.quantity) == (
+        501,
+        100,
+        601,
+        None,
+    )
+    (whole,) = credit_lines(lines, None, 1200, "USD")
+    assert (whole.amount_minor, whole.exclusive_minor, whole.quantity) == (1000, 200, Decimal(10))
+    with pytest.raises(CreditNoteRuleError):
+        credit_lines(lines, [LineRequest("a", amount_minor=1000)], 1199, "USD")

@@ -80,3 +80,47 @@ def test_a_naive_time_is_refused_when_stored() -> None:
 
     with pytest.raises(ValueError, match="timezone"):
         ts(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("label", "full"),
+    [
+        ("2026-12-01T10:11", "2026-12-01T10:11:00Z"),  # an outcome counter's minute
+        ("2026-12-01T09", "2026-12-01T09:00:00Z"),  # a usage cell's hour
+        ("2026-12-01", "2026-12-01T00:00:00Z"),  # a day
+        ("0999-01-01T00", "0999-01-01T00:00:00Z"),  # years padded to four digits stay readable
+    ],
+)
+def test_a_stored_label_is_answered_as_its_first_instant_in_utc_with_z(label: str, full: str) -> None:
+    from neruba.domain.ingest import hour_start
+    from neruba.timefmt import answer_times, label_start, label_z
+
+    assert label_z(label) == full
+    assert label_start(label) == datetime.fromisoformat(full)
+    # a label in a time field of an answer is completed; the same text elsewhere, or a name, is not
+    answer = {"hour": label, "bucket": "total", "data": [{"start": label}], "metadata": {"day": label}}
+    assert answer_times(answer) == {
+        "hour": full,
+        "bucket": "total",
+        "data": [{"start": full}],
+        "metadata": {"day": label},
+    }
+    if len(label) == 13:
+        assert hour_start(label) == label_start(label)
+
+
+@pytest.mark.parametrize("text", ["2026-12-01T9", "2026-12-01T10:11:12", "2026-12-01T10Z", "total", ""])
+def test_only_a_day_hour_or_minute_is_a_label(text: str) -> None:
+    from neruba.timefmt import label_start
+
+    with pytest.raises(ValueError, match="label"):
+        label_start(text)
+
+
+def test_the_clients_own_values_are_never_taken_for_times() -> None:
+    # a usage line grouped by a property named "day", a charge filtering on one, metadata and properties
+    from neruba.timefmt import answer_times
+
+    day = {"day": "2026-12-01", "start": "2026-12-01T10:00:00+02:00"}
+    answer = {"group": day, "filters": [{"values": day}], "metadata": day, "properties": day, "day": "x"}
+    assert answer_times(answer) == answer

@@ -160,7 +160,7 @@ class EventVoidResult(StoredEvent):
 
 
 class OutcomeBucket(_Model):
-    start: str
+    start: datetime  # the bucket's first instant (a minute or an hour), UTC
     accepted: int
     duplicate: int
     conflict: int
@@ -177,7 +177,9 @@ class OutcomeCounts(_Model):
 
 
 class UsageBucket(_Model):
-    bucket: str
+    # the bucket's first instant (its hour, day or billing period), UTC; at period granularity the text
+    # "total" (no subscription) or "before_subscription"
+    bucket: datetime | str = Field(union_mode="left_to_right")
     quantity: Decimal
     events: int
     group: dict[str, str] | None = None
@@ -596,6 +598,16 @@ class BackfillLineSource(_Model):
     ticket: str | None
 
 
+class VoidedEventRef(_Model):
+    transaction_id: str
+    timestamp: datetime
+    kind: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    amended_by: str | None
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -616,6 +628,7 @@ class ExplainedLine(_Model):
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
+    voided_events: list[VoidedEventRef] | None = None
 
 
 class UpcomingWindow(_Model):
@@ -903,12 +916,26 @@ class CreditedInvoiceLine(_Model):
     amount_minor: int
 
 
+class CreditedTaxRate(_Model):
+    tax_rate_id: str
+    percentage: str
+    inclusive: bool
+    amount_minor: int
+
+
+class CreditedLineTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(_Model):
     line_id: str
     amount_minor: int
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(_Model):
@@ -926,6 +953,9 @@ class CreditNote(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None  # None on notes issued before taxes: amount_minor
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int
@@ -1308,6 +1338,10 @@ class InvoiceData(_Model):
     currency: str
     status: str
     total_minor: int | None = None
+    subtotal_minor: int | None = None
+    discounts_minor: int = 0
+    tax_minor: int = 0
+    tax_included_minor: int = 0
 
 
 class InvoiceFinalizedData(InvoiceData):
@@ -1344,6 +1378,9 @@ class CreditNoteData(_Model):
     customer_id: str
     currency: str
     amount_minor: int
+    subtotal_minor: int | None = None
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     pre_payment_amount_minor: int
     credit_amount_minor: int
     refund_amount_minor: int

@@ -240,7 +240,9 @@ def get_balance(customer_id: str) -> Operation[m.Balance]: ...
 
 
 @route("GET", "/v1/customers/{customer_id}/credit-grants", m.CreditGrantList, listing=True)
-def list_credit_grants(customer_id: str) -> ListOperation[m.CreditGrantList, m.CreditGrant]: ...
+def list_credit_grants(
+    customer_id: str, *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.CreditGrantList, m.CreditGrant]: ...
 
 
 @route("GET", "/v1/customers/{customer_id}/ledger", m.PostingList, listing=True)
@@ -830,7 +832,9 @@ def create_coupon(
 
 
 @route("GET", "/admin/coupons", m.CouponList, listing=True)
-def list_coupons() -> ListOperation[m.CouponList, m.Coupon]: ...
+def list_coupons(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.CouponList, m.Coupon]: ...
 
 
 @route("GET", "/admin/coupons/{coupon_id}", m.Coupon)
@@ -859,7 +863,12 @@ def create_discount(
 
 @route("GET", "/admin/discounts", m.DiscountList, listing=True)
 def list_discounts(
-    *, customer_id: str | None = None, plan_code: str | None = None, plan_version: int | None = None
+    *,
+    customer_id: str | None = None,
+    plan_code: str | None = None,
+    plan_version: int | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
 ) -> ListOperation[m.DiscountList, m.Discount]: ...
 
 
@@ -891,7 +900,9 @@ def create_tax_rate(
 
 
 @route("GET", "/admin/tax-rates", m.TaxRateList, listing=True)
-def list_tax_rates() -> ListOperation[m.TaxRateList, m.TaxRate]: ...
+def list_tax_rates(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> ListOperation[m.TaxRateList, m.TaxRate]: ...
 
 
 @route(

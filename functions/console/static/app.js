@@ -3,6 +3,9 @@ import { can, canAct, get, scopes, signIn, signOut, signedIn } from "./api.js";
 import { actionButton, barChart, errorBox, fields, form, h, link, money, say, section, table, tree, when } from "./ui.js";
 
 const enc = encodeURIComponent;
+// a time as the API writes it (RFC 3339 in UTC with Z, no fraction on a whole second): the form of every
+// time sent, and of every bucket's label (a minute's or an hour's first instant), matched as text
+const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
 const main = () => document.getElementById("main");
 
 function page(title, ...children) {
@@ -50,7 +53,6 @@ function overviewPage() {
   // [from, to) by whole minutes, up to the end of the current minute (so it is counted too)
   const now = new Date(Math.floor(Date.now() / 60000) * 60000 + 60000);
   const from = new Date(now.getTime() - 6 * 3600 * 1000);
-  const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
   return page(
     "Overview",
     section("Health and readiness", part(async () => {
@@ -72,7 +74,7 @@ function overviewPage() {
       const byMinute = new Map(counts.data.map((b) => [b.start, b]));
       const minutes = [];
       for (let t = Math.floor(from.getTime() / 60000) * 60000; t < now.getTime(); t += 60000) {
-        const start = new Date(t).toISOString().slice(0, 16);
+        const start = iso(new Date(t));
         minutes.push(byMinute.get(start) || { start, accepted: 0, duplicate: 0, conflict: 0, replay: 0, failed: 0, over_limit: 0 });
       }
       return [
@@ -168,7 +170,6 @@ async function usageCharts(id) {
   if (!meters.size) return h("p", { class: "empty" }, "No metered charge on the current plans.");
   const to = new Date();
   const from = new Date(to.getTime() - 7 * 24 * 3600 * 1000);
-  const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
   const charts = [];
   for (const meter of meters) {
     const usage = await get(`/v1/customers/${enc(id)}/usage`, { meter, from: iso(from), to: iso(to), granularity: "hour" });
@@ -180,11 +181,10 @@ async function usageCharts(id) {
 function usageForm(id, target) {
   const to = new Date();
   const from = new Date(to.getTime() - 7 * 24 * 3600 * 1000);
-  const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
   return form("usage-form", [{ name: "meter", label: "Another meter or range: meter code", required: true }, { name: "from", label: "From", value: iso(from) }, { name: "to", label: "To", value: iso(to) }], "Show usage", async (q) => {
     try {
       const usage = await get(`/v1/customers/${enc(id)}/usage`, { meter: q.meter, from: q.from, to: q.to, granularity: "hour" });
-      target.replaceChildren(fields([["total", usage.total], ["aggregation", usage.aggregation]]), usageChart(usage), table("Usage per hour", [["hour", (b) => b.bucket], ["quantity", (b) => b.quantity], ["events", (b) => b.events]], usage.data));
+      target.replaceChildren(fields([["total", usage.total], ["aggregation", usage.aggregation]]), usageChart(usage), table("Usage per hour", [["hour", (b) => when(b.bucket)], ["quantity", (b) => b.quantity], ["events", (b) => b.events]], usage.data));
     } catch (error) {
       target.replaceChildren(errorBox(error));
     }
@@ -198,7 +198,7 @@ function usageChart(usage) {
   for (const b of usage.data) byHour.set(b.bucket, (byHour.get(b.bucket) || 0) + Number(b.quantity));
   const buckets = [];
   for (let t = Math.floor(Date.parse(usage.from) / 3600000) * 3600000; t < Date.parse(usage.to); t += 3600000) {
-    const start = new Date(t).toISOString().slice(0, 13);
+    const start = iso(new Date(t));
     buckets.push({ start, quantity: byHour.get(start) || 0 });
   }
   return usage.data.length ? barChart(buckets, `Usage of ${usage.meter} per hour with usage`, ["quantity"]) : h("p", { class: "empty" }, "No usage in this range.");

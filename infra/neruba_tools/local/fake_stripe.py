@@ -200,7 +200,10 @@ class FakeStripe:
             ("GET", "invoices", "*"): lambda p, i: self._get(self.invoices, i, "invoice"),
             ("POST", "invoices", "*", "finalize"): self._finalize,
             ("POST", "invoices", "*", "pay"): self._pay,
+            ("POST", "invoices", "*", "void"): self._void,
+            ("DELETE", "invoices", "*"): self._delete_invoice,
             ("POST", "credit_notes"): self._create_credit_note,
+            ("GET", "credit_notes"): self._list_credit_notes,
         }
         shape = tuple([method, *[(p if index != 1 else "*") for index, p in enumerate(parts)]])
         handler = routes.get(shape)
@@ -283,6 +286,10 @@ class FakeStripe:
         invoice["amount_remaining"] = max(invoice["amount_remaining"] - note["pre_payment_amount"], 0)
         return 200, note
 
+    def _list_credit_notes(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
+        data = [n for n in self.credit_notes.values() if n["invoice"] == params.get("invoice")]
+        return 200, {"object": "list", "url": "/v1/credit_notes", "has_more": False, "data": data}
+
     def _list_items(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
         data = [i for i in self.items.values() if i["invoice"] == params.get("invoice")]
         return 200, {"object": "list", "url": "/v1/invoiceitems", "has_more": False, "data": data}
@@ -299,6 +306,32 @@ class FakeStripe:
         numbered = len([i for i in self.invoices.values() if i["number"]]) + 1
         invoice["number"] = f"{self.id_tag.upper()}-{numbered:04d}"
         return 200, invoice
+
+    def _void(self, params: dict[str, Any], invoice_id: str | None) -> tuple[int, dict[str, Any]]:
+        """Void an open invoice (as Stripe, only an open or uncollectible one: not a draft, a paid one or a
+        void one)."""
+        invoice = self.invoices.get(invoice_id or "")
+        if invoice is None:
+            return 404, _error("invalid_request_error", "No such invoice", code="resource_missing")
+        if invoice["status"] not in ("open", "uncollectible"):
+            message = f"You can only void an open or uncollectible invoice; this one is {invoice['status']}."
+            return 400, _error("invalid_request_error", message, code="invoice_not_editable")
+        invoice.update(status="void", amount_remaining=0)
+        return 200, invoice
+
+    def _delete_invoice(self, params: dict[str, Any], invoice_id: str | None) -> tuple[int, dict[str, Any]]:
+        """Delete a draft invoice (Stripe deletes drafts only) with its items."""
+        invoice = self.invoices.get(invoice_id or "")
+        if invoice is None:
+            return 404, _error("invalid_request_error", "No such invoice", code="resource_missing")
+        if invoice["status"] != "draft":
+            return 400, _error(
+                "invalid_request_error", "Only a draft can be deleted.", code="invoice_not_editable"
+            )
+        del self.invoices[invoice["id"]]
+        for item_id in [k for k, v in self.items.items() if v["invoice"] == invoice["id"]]:
+            del self.items[item_id]
+        return 200, {"id": invoice["id"], "object": "invoice", "deleted": True}
 
     def _pay(self, params: dict[str, Any], invoice_id: str | None) -> tuple[int, dict[str, Any]]:
         """Pay an open invoice in full (as a successful card charge would), then deliver ``invoice.paid``."""
@@ -389,6 +422,9 @@ class FakeStripe:
 
             def do_POST(self) -> None:
                 self._serve("POST")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

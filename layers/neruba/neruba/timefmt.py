@@ -15,6 +15,11 @@ The rule:
 - :func:`ts_seconds` is the Stripe records' format: whole seconds and ``Z``, as Stripe reports times.
 - :func:`parse_ts` reads any of the three (any ISO 8601 text with ``Z`` or an offset) and returns an
   aware UTC ``datetime``; text without an offset is refused (``ValueError``), never guessed as local.
+- A *label* names a UTC day, hour or minute the way storage keys them (``2026-01-02``, ``2026-01-02T03``,
+  ``2026-01-02T03:04``: usage cells by hour, outcome counters by minute). Labels stay as they are in
+  storage (they are sort keys); :func:`label_start` reads one as its first instant and :func:`label_z`
+  writes it in the answer format (``2026-01-02T03:00:00Z``). :func:`answer_times` completes a label in a
+  time field the same way, so no answer shows one cut short.
 
 Plain Python: importable from ``domain``, ``dal``, ``logic`` and ``api`` alike.
 
@@ -31,11 +36,12 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["answer_times", "iso", "iso_z", "parse_ts", "ts", "ts_seconds", "utc"]
+__all__ = ["answer_times", "iso", "iso_z", "label_start", "label_z", "parse_ts", "ts", "ts_seconds", "utc"]
 
 
 def utc(at: datetime) -> datetime:
@@ -90,24 +96,60 @@ def parse_ts(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# A UTC label: a day, an hour or a minute, nothing after it (no seconds, no offset)
+LABEL = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2})?)?", re.ASCII)
+LABEL_FORMATS = {10: "%Y-%m-%d", 13: "%Y-%m-%dT%H", 16: "%Y-%m-%dT%H:%M"}
+
+
+def label_start(label: str) -> datetime:
+    """The first instant of a UTC day, hour or minute label; anything else is refused (``ValueError``).
+
+    Example:
+        >>> label_start("2026-01-02T03").isoformat(), label_start("2026-01-02").isoformat()
+        ('2026-01-02T03:00:00+00:00', '2026-01-02T00:00:00+00:00')
+    """
+    if not LABEL.fullmatch(label):
+        raise ValueError(f"{label!r} is not a UTC day, hour or minute label")
+    return datetime.strptime(label, LABEL_FORMATS[len(label)]).replace(tzinfo=UTC)
+
+
+def label_z(label: str) -> str:
+    """A UTC day, hour or minute label in the answer format: its first instant, in UTC with ``Z``.
+
+    Example:
+        >>> label_z("2026-01-02T03:04"), label_z("2026-01-02T03"), label_z("2026-01-02")
+        ('2026-01-02T03:04:00Z', '2026-01-02T03:00:00Z', '2026-01-02T00:00:00Z')
+    """
+    return iso_z(label_start(label))
+
+
 # The fields that hold times in answers and event bodies (docs/api.md, "Times in answers").
 TIME_SUFFIXES = ("_at", "_start", "_end", "_from", "_since", "_until")  # created_at, trial_until
 TIME_KEYS = frozenset(
-    {"at", "as_of", "bucket", "created", "end", "from", "since", "start", "timestamp", "to"}
+    {
+        *("at", "as_of", "bucket", "created", "end", "from", "since", "start", "timestamp", "to"),
+        *("day", "hour", "minute"),  # labels: a usage cell's hour in a sweep's report
+    }
 )
-CLIENT_MAPS = frozenset({"metadata", "properties"})  # the client's own keys and text: echoed as sent
+# the client's own keys and text, echoed as sent: metadata, event properties, and the property values a
+# charge filters on or a usage line is grouped by (a property may be named ``day`` and hold a date)
+CLIENT_MAPS = frozenset({"metadata", "properties", "filters", "group"})
 
 
 def answer_times(value: Any) -> Any:
     """``value`` (JSON-like) with every time in :func:`iso_z`, whichever format it was stored in: the text,
-    with an offset, of a field named in ``TIME_KEYS`` or ending in one of ``TIME_SUFFIXES``. Other values,
-    and the client's own maps (``metadata``, ``properties``), are unchanged. The one rule of every HTTP
-    answer (``api.responses.json_response``, the resolver's errors) and every webhook event body.
+    with an offset, of a field named in ``TIME_KEYS`` or ending in one of ``TIME_SUFFIXES``, and a UTC
+    label there (:func:`label_z`: a stored day, hour or minute, as a sweep's report keeps its cells'
+    hours). Other values, and the client's own maps (``CLIENT_MAPS``), are unchanged. The one
+    rule of every HTTP answer (``api.responses.json_response``, the resolver's errors) and every webhook
+    event body.
 
     Example:
         >>> sent = "2026-01-02T05:04:05+02:00"
         >>> answer_times({"created_at": sent, "metadata": {"at": sent}})
         {'created_at': '2026-01-02T03:04:05Z', 'metadata': {'at': '2026-01-02T05:04:05+02:00'}}
+        >>> answer_times({"hour": "2026-01-02T03", "bucket": "total"})
+        {'hour': '2026-01-02T03:00:00Z', 'bucket': 'total'}
     """
     if isinstance(value, Mapping):
         return {key: _answer_time(key, item) for key, item in value.items()}
@@ -121,7 +163,7 @@ def _answer_time(key: str, value: Any) -> Any:
         return value
     if isinstance(value, str) and (key in TIME_KEYS or key.endswith(TIME_SUFFIXES)):
         try:
-            return iso_z(value)
+            return label_z(value) if LABEL.fullmatch(value) else iso_z(value)
         except ValueError:
-            return value  # not a time with an offset: sent as the producer wrote it
+            return value  # not a time with an offset nor a label: sent as the producer wrote it
     return answer_times(value)

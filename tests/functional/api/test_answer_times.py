@@ -172,6 +172,15 @@ def test_every_answer_gives_its_times_in_utc_with_z(aws: dict[str, str]) -> None
         status, _ = walk("GET", template, query=QUERY.get(template), **needed)
         if status == 200:
             answered.append(template)
+    # AND the reads that label buckets are read at each granularity
+    hours = {"from": (datetime.now(UTC) - timedelta(hours=3)).isoformat(), "to": WINDOW["to"]}
+    for granularity in ("minute", "hour"):
+        status, _ = walk("GET", "/v1/ingest/outcomes", query={**hours, "granularity": granularity})
+        assert status == 200, granularity
+    for granularity in ("hour", "day", "period"):
+        query = {"meter": "api_calls", **WINDOW, "granularity": granularity}
+        status, _ = walk("GET", "/v1/customers/{customer_id}/usage", query=query, customer_id="acme")
+        assert status == 200, granularity
     # THEN no answer gives a time in another form, and the walk saw many times on many routes
     assert walk.problems == [], "\n".join(walk.problems)
     assert walk.times >= 100, walk.times
@@ -192,3 +201,21 @@ def test_the_check_finds_a_time_with_an_offset() -> None:
         "/data/0/created_at: the time '2026-03-01T12:00:00+00:00' is not in UTC with Z"
     ]
     assert time_problems({"created_at": "2026-03-01T12:00:00.5Z", "name": "2026"}) == []
+
+
+def test_the_check_finds_a_label_cut_short() -> None:
+    # a bucket labelled by its hour, minute or day, as a value or as a map's key, is not a full time
+    answer = {
+        "data": [{"bucket": "2026-03-01T06"}, {"start": "2026-03-01T06:05"}, {"bucket": "2026-03-01"}],
+        "hours": {"2026-03-01T07": 2},
+        "window": {"start": "2026-03-01T06:00:00Z"},
+        "total": "total",
+        "metadata": {"day": "2026-03-01"},
+        "payload": {"api_version": "2024-06-20"},  # a date that is not a time's label (Stripe's version)
+    }
+    assert time_problems(answer) == [
+        "/data/0/bucket: the time '2026-03-01T06' is not in UTC with Z",
+        "/data/1/start: the time '2026-03-01T06:05' is not in UTC with Z",
+        "/data/2/bucket: the time '2026-03-01' is not in UTC with Z",
+        "/hours/2026-03-01T07: the key '2026-03-01T07' is a time not in UTC with Z",
+    ]

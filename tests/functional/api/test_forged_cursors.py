@@ -24,9 +24,18 @@ QUERY_KEYS: dict[str, dict[str, str]] = {
     "/v1/plans": {"kind": "plan", "list_key": "p", "pk": "PLN#p", "sk": "#"},
     "/v1/customers/acme/ledger": {"pk": "CUS#acme", "sk": "PST#1"},
     "/admin/audit": {"pk": "AUD#acme", "sk": "1"},
+    "/v1/customers/acme/credit-grants": {
+        "gsi1pk": "GRT#acme",
+        "gsi1sk": "2026-01-01T00:00:00.000000Z#cg_1",
+        "pk": "GRANT#cg_1",
+        "sk": "#",
+    },
     "/v1/invoices": {"list_pk": "INVC#acme", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "INV#1", "sk": "#"},
     "/admin/billing-runs": {"list_pk": "RUNS", "list_sk": "2026-01-01T00:00:00Z#1", "pk": "RUN#1", "sk": "#"},
     "/admin/webhook-endpoints": {"pk": "WHEP", "sk": "we_0"},
+    "/admin/coupons": {"pk": "CPN", "sk": "co_0"},
+    "/admin/tax-rates": {"pk": "TXR", "sk": "txr_0"},
+    "/admin/discounts": {"pk": "DSC#acme", "sk": "di_0"},
     "/admin/webhook-events": {"pk": "WHEVC#acme", "sk": "000000000001"},
     # a position in the events list: meter, contribution sort key, index among its ids
     "/v1/events": {"m": "api_calls", "sk": "2026-01-01T05##b1", "i": "0"},
@@ -38,6 +47,7 @@ QUERY_IDENTITY: dict[str, dict[str, Any]] = {
     "/v1/plans": {"list": "plan", "prefix": "", "order": "list_key"},
     "/v1/customers/acme/ledger": {"list": "postings", "customer": "acme", "order": "newest"},
     "/admin/audit": {"list": "audit", "customer": "acme", "order": "newest"},
+    "/v1/customers/acme/credit-grants": {"list": "credit_grants", "customer": "acme", "order": "effective"},
     "/v1/invoices": {
         "list": "invoices",
         "customer": "acme",
@@ -47,6 +57,9 @@ QUERY_IDENTITY: dict[str, dict[str, Any]] = {
     },
     "/admin/billing-runs": {"list": "billing_runs", "order": "newest"},
     "/admin/webhook-endpoints": {"list": "webhook_endpoints", "order": "id"},
+    "/admin/coupons": {"list": "coupons", "partition": "CPN", "order": "id"},
+    "/admin/tax-rates": {"list": "tax_rates", "partition": "TXR", "order": "id"},
+    "/admin/discounts": {"list": "discounts", "partition": "DSC#acme", "order": "id"},
     "/admin/webhook-events": {
         "list": "webhook_events",
         "customer_id": "acme",
@@ -174,6 +187,7 @@ OTHER_PARTITION = {
     "list_pk": "INVC#globex",
     "c": "globex",
     "m": "not_a_meter_of_this_list",
+    "gsi1pk": "GRT#globex",
 }
 
 
@@ -186,7 +200,7 @@ def test_a_cursor_of_another_partition_is_400(
     # GIVEN a cursor of the route's own shape whose partition is another query's (another customer, kind
     # or list)
     genuine = QUERY_KEYS[path]
-    partition = next(a for a in ("kind", "list_pk", "c", "m", "pk") if a in genuine)
+    partition = next(a for a in ("kind", "list_pk", "gsi1pk", "c", "m", "pk") if a in genuine)
     other = OTHER_PARTITION[partition] if OTHER_PARTITION[partition] != genuine[partition] else "plan"
     key = {a: {"S": v} for a, v in {**genuine, partition: other}.items()}
     if path == "/admin/billing-runs":
@@ -203,6 +217,7 @@ OTHER_ITEM = {
     "/v1/plans": {"pk": "SUB#p"},
     "/v1/invoices": {"pk": "INV#2"},
     "/admin/billing-runs": {"pk": "INV#1"},
+    "/v1/customers/acme/credit-grants": {"pk": "GRANT#cg_2"},
 }
 
 

@@ -17,9 +17,30 @@ from tests.functional.billing.conftest import World
 NOW = datetime(2026, 3, 5, 12, tzinfo=UTC)
 
 
-def issue(world: World, lines: list[tuple[str, int, str | None]], name: str = "inv-1") -> str:
-    """A finalized invoice of acme with ``lines`` (line id, amount, quantity), posted like any invoice."""
+def rate(rate_id: str, percentage: str, inclusive: bool = False) -> dict[str, Any]:
+    """A tax rate snapshot as an invoice stores it (``logic.billing.discounts.rates_for``)."""
+    return {"id": rate_id, "display_name": f"tax {percentage}%", "percentage": percentage,
+            "inclusive": inclusive, "country": None, "state": None, "plan_code": None}  # fmt: skip
+
+
+def percent_off(discount_id: str, percent: str) -> dict[str, Any]:
+    """A percentage discount snapshot as an invoice stores it (``logic.billing.discounts.discounts_for``)."""
+    coupon = {"id": "co_" + discount_id, "percent_off": percent, "duration": "forever", "name": "promo"}
+    return {"discount_id": discount_id, "coupon_id": coupon["id"], "coupon": coupon, "target": "customer",
+            "plan_code": None, "plan_version": None, "period": 1, "periods": None}  # fmt: skip
+
+
+def issue(
+    world: World,
+    lines: list[tuple[str, int, str | None]],
+    name: str = "inv-1",
+    rates: list[dict[str, Any]] | None = None,
+    discounts: list[dict[str, Any]] | None = None,
+) -> str:
+    """A finalized invoice of acme with ``lines`` (line id, amount, quantity), discounted and taxed by the
+    snapshots given (as billing prices a window), posted like any invoice."""
     from neruba.logic.billing.corrections import issue_now
+    from neruba.logic.billing.discounts import price_lines
 
     ctx = world.ctx
     invoice_id = "in_" + idempotency.digest(name, 24)
@@ -28,12 +49,15 @@ def issue(world: World, lines: list[tuple[str, int, str | None]], name: str = "i
         {"line_id": lid, "kind": "usage", "quantity": q, "amount_minor": amount, "description": f"line {lid}"}
         for lid, amount, q in lines
     ]
+    docs = price_lines(docs, discounts or [], rates or [], "USD", (at, at))
+    details = {"discounts": discounts or [], "tax_rates": rates or []} if rates or discounts else {}
     doc = invoice_document(
         invoice_id=invoice_id, customer_id="acme", subscription_id=None, currency="USD", kind="one_off",
-        seq=0, details={}, period=(at, at), lines=docs, applications=[], created_at=at, finalize_at=at,
+        seq=0, details=details, period=(at, at), lines=docs, applications=[], created_at=at, finalize_at=at,
     )  # fmt: skip
-    subtotal = sum(amount for _, amount, _ in lines)
-    request = PostingRequest("acme", invoice_id, "USD", subtotal, [], NOW)
+    request = PostingRequest("acme", invoice_id, "USD", doc["subtotal_minor"], [], NOW,
+                             tax_minor=int(doc.get("tax_minor") or 0),
+                             tax_included_minor=int(doc.get("tax_included_minor") or 0))  # fmt: skip
     commit(Transaction([ctx.invoices.put_item(doc, NOW), *ctx.invoice_posting_items(request)]))
     issue_now(ctx, invoice_id, NOW)
     return invoice_id

@@ -695,3 +695,47 @@ def test_an_advance_invoice_carries_the_billing_period_of_its_event_and_its_own_
     ]
     assert period == [START + day(1), START + day(2)]
     assert invoice["billing_reason"] == "subscription_update"
+
+
+def test_an_advance_invoice_is_discounted_and_taxed_as_a_period_invoice(
+    world: World, monkeypatch: Any
+) -> None:
+    from functions.billing_api.app import lambda_handler as billing
+    from neruba.dal.discounts import DiscountsRepository
+    from tests.functional.webhooks.sources import outbox
+
+    def post(path: str, body: dict[str, Any], key: str) -> Any:
+        event = api_event("POST", path, body=body, headers={"Idempotency-Key": key}, scopes="admin")
+        status, answer, _ = call(billing, event)
+        assert status == 201, answer
+        return answer
+
+    # GIVEN 20% VAT on the team plan and 10% off forever for acme
+    post("/admin/tax-rates", {"display_name": "VAT", "percentage": "20", "inclusive": False,
+                              "plan_code": "team", "reason": "VAT"}, "t-1")  # fmt: skip
+    coupon = post("/admin/coupons", {"name": "Ten", "percent_off": "10", "duration": "forever",
+                                     "reason": "deal"}, "c-1")  # fmt: skip
+    discount = post(
+        "/admin/discounts", {"coupon_id": coupon["id"], "customer_id": "acme", "reason": "deal"}, "d-1"
+    )
+
+    # WHEN a license (12.00, invoiced at once) is added
+    _enqueue(_event("lic-1", "licenses", START + day(0, 12), n=1))
+    _ingest()
+    _bill_events(world, monkeypatch, START + day(0, 13))
+
+    # THEN its invoice takes 10% off (120) and adds 20% of the 1080 left (216), as a period invoice would
+    (invoice,) = _advance_invoices(world)
+    by_kind = {line["kind"]: line for line in invoice["lines"]}
+    assert by_kind["discount"]["amount_minor"] == -120
+    assert by_kind["advance"]["tax"]["exclusive_minor"] == 216
+    totals = ("subtotal_minor", "discounts_minor", "tax_minor", "total_minor")
+    assert tuple(invoice[k] for k in totals) == (1080, 120, 216, 1296)
+    created = [e["data"] for e in outbox("invoice.created") if e["data"]["id"] == invoice["id"]]
+    assert [
+        (d["subtotal_minor"], d["discounts_minor"], d["tax_minor"], d["total_minor"]) for d in created
+    ] == [(1080, 120, 216, 1296)]
+    # AND no billing period of the discount is counted by it (the period invoices count them)
+    used = DiscountsRepository(get_settings().billing_table).used(discount["id"], "sub-acme")
+    assert used == 0
+    assert_books_agree(world, "acme")

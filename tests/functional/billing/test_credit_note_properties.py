@@ -5,6 +5,7 @@ credit within the line, and what is given back within what was paid."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from neruba.errors import ConflictError, InvalidRequestError
 from neruba.models.billing import CreditNoteCreate
 from tests.functional.billing.conftest import World, ledger
-from tests.functional.billing.credit_note_support import issue, pay, refund
+from tests.functional.billing.credit_note_support import issue, pay, percent_off, rate, refund
 
 LINES = [("a", 1000, "3"), ("b", 700, "7"), ("c", 1, "1")]
 COUNTER = itertools.count()
@@ -81,8 +82,23 @@ def _check(world: World, invoice_id: str) -> None:
     assert taken_back <= paid
     assert int(doc.get("pre_payment_credited_minor") or 0) + paid <= invoice.total_minor
     for line in invoice.lines:
-        taken = int(((doc.get("line_credits") or {}).get(line.line_id) or {}).get("amount_minor", 0))
-        assert 0 <= taken <= line.amount_minor
+        was = (doc.get("line_credits") or {}).get(line.line_id) or {}
+        taken = int(was.get("amount_minor", 0))
+        assert 0 <= taken <= max(line.amount_minor, 0)  # a discount line (negative) is never credited
+        tax = {
+            r["tax_rate_id"]: int(r["amount_minor"])
+            for r in (line.document.get("tax") or {}).get("rates") or []
+        }
+        back = {k: int(v) for k, v in (was.get("tax") or {}).items()}
+        for rate_id, amount in back.items():
+            assert 0 <= amount <= tax[rate_id]  # never more of a rate than the line holds
+        after = (line.document.get("tax") or {}).get("amount_after_discounts_minor")
+        if after is not None and taken == after:  # wholly credited: exactly its tax, no cent more or less
+            assert {k: v for k, v in back.items() if v} == {k: v for k, v in tax.items() if v}
+    notes = [world.ctx.billing.credit_notes.get(str(c["id"])) for c in doc.get("credit_notes") or []]
+    assert sum(int(n["amount_minor"]) for n in notes if n) == credited
+    given_tax = sum(int(n.get("tax_minor") or 0) + int(n.get("tax_included_minor") or 0) for n in notes if n)
+    assert given_tax <= int(doc.get("tax_minor") or 0) + int(doc.get("tax_included_minor") or 0)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -108,6 +124,43 @@ def test_any_sequence_keeps_the_books_and_never_over_credits(world: World, steps
         except (ConflictError, InvalidRequestError):
             pass  # refused as a whole: the checks below still hold
         _check(world, invoice_id)
+
+
+RATES = [rate("txr_ex", "7.5"), rate("txr_in", "10", inclusive=True)]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=6))
+def test_any_sequence_on_a_taxed_discounted_invoice_keeps_the_books_and_the_tax(
+    world: World, steps: list[Any]
+) -> None:
+    from neruba.logic.billing.credit_notes import create_credit_note
+
+    n = next(COUNTER)
+    invoice_id = issue(world, LINES, name=f"prop-tax-{n}", rates=RATES, discounts=[percent_off("di_p", "15")])
+    for k, (kind, arg) in enumerate(steps):
+        key = f"pt{n}-{k}"
+        invoice = world.ctx.invoices.get(invoice_id)
+        assert invoice is not None
+        try:
+            if kind == "pay":
+                remaining = int(invoice.document.get("amount_remaining_minor", invoice.total_minor))
+                if remaining > 0:
+                    pay(world, invoice_id, min(arg, remaining), payment_id=f"ch_{key}")
+            elif kind == "refund":
+                _refund_any(invoice_id, arg, key)
+            else:
+                create_credit_note(world.ctx, invoice_id, _note_body(invoice, arg), "key:p", key)
+        except (ConflictError, InvalidRequestError):
+            pass
+        _check(world, invoice_id)
+    # whatever happened, a whole-invoice note then takes everything still creditable, tax included
+    invoice = world.ctx.invoices.get(invoice_id)
+    assert invoice is not None
+    with contextlib.suppress(ConflictError):  # nothing left
+        create_credit_note(world.ctx, invoice_id, _note_body(invoice, {"lines": None, "how": "credit"}),
+                           "key:p", f"pt{n}-last")  # fmt: skip
+    _check(world, invoice_id)
 
 
 def _refund_any(invoice_id: str, amount: int, key: str) -> None:

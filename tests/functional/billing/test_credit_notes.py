@@ -417,29 +417,25 @@ def test_a_dispute_after_a_credit_note_holds_only_what_is_left(world: World, api
     assert_consistent(world)
 
 
-def test_a_taxed_invoice_is_neither_credited_nor_voided_yet(world: World, api: Any) -> None:
-    import json
-
+def test_a_taxed_invoice_is_voided_with_its_tax_and_the_replacement_taxed_again(
+    world: World, api: Any
+) -> None:
     from neruba.logic.billing.void import void_invoice
     from neruba.models.billing import InvoiceVoid
+    from tests.functional.billing.credit_note_support import rate
 
-    inv = issue(world, [("a", 1000, "1")], name="taxed")
-    stored = world.ctx.invoices.get(inv)
-    assert stored is not None
-    # the stored invoice as a taxed one would be (tax on its line)
-    from neruba.dal.clients import client
-    from neruba.dal.dynamo import to_item
-
-    line = {**stored.lines[0].document, "tax": {"exclusive_minor": 180, "inclusive_minor": 0}}
-    client("dynamodb").update_item(
-        TableName=world.ctx.invoices.table_name,
-        Key=to_item({"pk": f"INV#{inv}", "sk": "#"}),
-        UpdateExpression="SET #l = :l",
-        ExpressionAttributeNames={"#l": "lines"},
-        ExpressionAttributeValues=to_item({":l": json.dumps([line])}),
+    rates = [rate("txr_vat", "20"), rate("txr_inc", "10", inclusive=True)]
+    inv = issue(world, [("a", 1100, "1")], name="taxed", rates=rates)
+    # 1100 contains 100 (10% inclusive), 20% of the 1000 net is 200 on top
+    assert (invoice(api, inv)["tax_included_minor"], invoice(api, inv)["tax_minor"]) == (100, 200)
+    assert balances()["tax_payable"] == -300
+    done = void_invoice(world.ctx, inv, InvoiceVoid(reason="wrong"), "key:t", "v1")
+    replacement = done["replacement"]
+    assert (replacement["total_minor"], replacement["tax_minor"], replacement["tax_included_minor"]) == (
+        1300,
+        200,
+        100,
     )
-    status, refused = credit(api, inv, {})
-    assert (status, refused["error"]["code"]) == (409, "invoice_has_tax")
-    with pytest.raises(ConflictError) as void_refused:
-        void_invoice(world.ctx, inv, InvoiceVoid(reason="wrong"), "key:t", "v1")
-    assert void_refused.value.code == "invoice_has_tax"
+    assert replacement["lines"][0]["tax"] == invoice(api, inv)["lines"][0]["tax"]
+    assert (balances()["tax_payable"], balances()["receivable"], balances()["revenue"]) == (-300, 1300, -1000)
+    assert_consistent(world)

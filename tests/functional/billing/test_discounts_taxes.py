@@ -395,3 +395,53 @@ def test_two_workers_on_one_window_count_its_period_once(world: World, api: Any,
     assert _used(world, discount["id"]) == 2  # the opening's period and this window's
     assert _discount_lines(world) == [("opening", 0), ("usage", -4)]
     assert_books_agree(world, "acme")
+
+
+def _all_pages(api: Any, path: str, query: dict[str, str]) -> list[list[str]]:
+    """The ids of each page of a list read two at a time, following ``next_cursor`` to the end."""
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        status, page = _get(
+            api, path, query={**query, "limit": "2", **({"starting_after": cursor} if cursor else {})}
+        )
+        assert status == 200 and page["object"] == "list", page
+        assert page["has_more"] is (page["next_cursor"] is not None), page
+        pages.append([item["id"] for item in page["data"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_coupons_tax_rates_and_discounts_are_listed_page_by_page(world: World, api: Any) -> None:
+    # GIVEN three coupons, three tax rates and three discounts of one customer
+    coupons = [_coupon(api, {**PERCENT, "name": f"Launch {n}"}, f"c-{n}")["id"] for n in range(3)]
+    rates = []
+    for n in range(3):
+        status, rate = _post(api, "/admin/tax-rates", {**VAT, "display_name": f"VAT {n}"}, f"t-{n}")
+        assert status == 201, rate
+        rates.append(rate["id"])
+    discounts = [_attach(api, coupon, f"d-{n}", customer_id="acme")["id"] for n, coupon in enumerate(coupons)]
+    # WHEN each list is read two at a time
+    lists = {
+        "/admin/coupons": ({}, coupons),
+        "/admin/tax-rates": ({}, rates),
+        "/admin/discounts": ({"customer_id": "acme"}, discounts),
+    }
+    for path, (query, made) in lists.items():
+        pages = _all_pages(api, path, query)
+        # THEN two pages give every item once, in id order
+        assert [len(page) for page in pages] == [2, 1], (path, pages)
+        assert [i for page in pages for i in page] == sorted(made), path
+    # AND a cursor of one list is refused by another, or by the same list with other filters
+    _, first = _get(api, "/admin/coupons", query={"limit": "2"})
+    status, answer = _get(api, "/admin/tax-rates", query={"starting_after": first["next_cursor"]})
+    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
+        400,
+        "invalid_cursor",
+        "starting_after",
+    )
+    _, first = _get(api, "/admin/discounts", query={"customer_id": "acme", "limit": "2"})
+    other = {"customer_id": "other", "starting_after": first["next_cursor"]}
+    status, answer = _get(api, "/admin/discounts", query=other)
+    assert (status, answer["error"]["code"]) == (400, "invalid_cursor")

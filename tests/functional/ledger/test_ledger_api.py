@@ -292,3 +292,31 @@ def test_a_read_key_cannot_call_admin_routes(api: Api, method: str, path: str, b
 def test_an_admin_only_key_cannot_read_balances(api: Api) -> None:
     status, _ = api("GET", "/v1/customers/acme/balance", scopes="admin")
     assert status == 403
+
+
+def test_credit_grants_are_listed_page_by_page_oldest_first(api: Api) -> None:
+    # GIVEN three grants, effective one after the other
+    made = []
+    for n, effective in enumerate(("2026-01-03T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")):
+        body = {**GRANT, "effective_at": effective}
+        status, grant = api("POST", "/admin/customers/acme/credit-grants", body, key=f"g-{n}")
+        assert status == 201, grant
+        made.append((grant["effective_at"], grant["id"]))
+    # WHEN they are read two at a time
+    pages, cursor = [], None
+    while True:
+        query = {"limit": "2", **({"starting_after": cursor} if cursor else {})}
+        status, page = api("GET", "/v1/customers/acme/credit-grants", scopes="read", query=query)
+        assert status == 200 and page["has_more"] is (page["next_cursor"] is not None), page
+        pages.append([grant["id"] for grant in page["data"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # THEN two pages give each grant once, oldest effective first
+    assert [len(page) for page in pages] == [2, 1]
+    assert [i for page in pages for i in page] == [grant_id for _, grant_id in sorted(made)]
+    # AND the cursor is refused by another list of the customer
+    _, first = api("GET", "/v1/customers/acme/credit-grants", scopes="read", query={"limit": "2"})
+    query = {"starting_after": first["next_cursor"]}
+    status, answer = api("GET", "/v1/customers/acme/ledger", scopes="read", query=query)
+    assert (status, answer["error"]["code"]) == (400, "invalid_cursor"), answer

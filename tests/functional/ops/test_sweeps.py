@@ -3,6 +3,7 @@ the check registry (one function per check)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from neruba.logic.sweeps import runner as sweeps
 from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.support.api import api_event, call
+from tests.support.contract import FULL_Z, time_problems
 from tests.support.lambda_context import FakeContext
 from tests.support.usage import set_cell
 
@@ -134,6 +136,13 @@ def test_the_cli_sweep_adopts_uncounted_events(
     assert code == 0, out
     assert _tokens_sum() == 6
     assert "repaired 1" in out and '"kind": "uncounted"' in out and "k0" in out
+    # AND it gives its times as the API does, in full UTC with Z (the window, each repair's cell hour)
+    header = out.splitlines()[0].split()
+    assert FULL_Z.match(header[2]) and FULL_Z.match(header[4].rstrip(":")), header
+    repairs = [
+        json.loads(line.split("repaired ", 1)[1]) for line in out.splitlines() if "    repaired " in line
+    ]
+    assert repairs and time_problems(repairs) == [], repairs
 
 
 def test_a_check_is_one_registered_function_and_a_failing_check_does_not_hide_others(

@@ -99,3 +99,68 @@ def test_a_credit_note_becomes_one_stripe_credit_note_after_its_invoice(fake: Fa
     assert _credit(ours, "k1", lines=[{"line_id": "usage:api_calls:-:0", "quantity": "234"}]) == note
     assert _run() == set()
     assert len(fake.credit_notes) == 1 and len(fake.requests) == calls
+
+
+TAXED = {
+    "id": "in_" + "d" * 24,
+    "customer_id": "acme",
+    "currency": "USD",
+    "lines": [
+        {
+            "line_id": "fixed_fee:0",
+            "kind": "fixed_fee",
+            "description": "Platform fee",
+            "amount_minor": 4900,
+            "quantity": "1",
+            "tax": {
+                "amount_after_discounts_minor": 4900,
+                "net_minor": 4900,
+                "inclusive_minor": 0,
+                "exclusive_minor": 980,
+                "rates": [
+                    {
+                        "tax_rate_id": "txr_vat",
+                        "percentage": "20",
+                        "inclusive": False,
+                        "taxable_minor": 4900,
+                        "amount_minor": 980,
+                        "exact_minor": "980",
+                    }
+                ],
+            },
+        }
+    ],
+    "subtotal_minor": 4900,
+    "tax_minor": 980,
+    "tax_included_minor": 0,
+    "total_minor": 5880,
+}
+
+
+def test_a_taxed_credit_note_gives_its_tax_back_in_stripe(fake: FakeStripe, aws: dict[str, str]) -> None:
+    # GIVEN a taxed invoice in Stripe (its exclusive tax is an item of its own)
+    add_customer("acme", email="billing@acme.test")
+    taxed = store_invoice(TAXED).id
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeSyncQueue"), MessageBody=json.dumps({"invoice_id": taxed})
+    )
+    assert _run() == set()
+
+    # WHEN a credit note takes 1000 of the line (and 200 of its tax)
+    note = _credit(taxed, "k1", lines=[{"line_id": "fixed_fee:0", "amount_minor": 1000}])
+    assert (note["amount_minor"], note["tax_minor"]) == (1200, 200)
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url("StripeSyncQueue"), MessageBody=json.dumps({"credit_note_id": note["id"]})
+    )
+    assert _run() == set()
+
+    # THEN the Stripe credit note credits the line and its tax, as the invoice carried them
+    (theirs,) = fake.credit_notes.values()
+    assert theirs["amount"] == 1200
+    from neruba.logic.stripe.credit_note_sync import credit_note_params
+
+    lines = credit_note_params(note, "in_S")["lines"]
+    assert [(line["description"], line["unit_amount"]) for line in lines] == [
+        ("Platform fee", 1000),
+        ("Tax", 200),
+    ]

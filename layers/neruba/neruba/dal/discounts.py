@@ -21,6 +21,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
+from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import from_item, plain, to_item
 
 
@@ -37,6 +38,10 @@ def _stored(item: dict[str, Any]) -> Stored:
     doc = jsonutil.loads(item["doc"])
     doc.update(status=item["status"], **{k: item[k] for k in ("archived_at", "removed_at") if k in item})
     return Stored(id=str(item["sk"]), status=str(item["status"]), document=doc)
+
+
+def customer_partition(customer_id: str) -> str:
+    return f"DSC#{customer_id}"
 
 
 def plan_partition(plan_code: str, plan_version: int) -> str:
@@ -63,14 +68,35 @@ class DiscountsRepository:
             found.extend(_stored(from_item(i)) for i in page.get("Items", []))
         return found
 
+    def _page(self, pk: str, name: str, limit: int, cursor: str | None) -> tuple[list[Stored], str | None]:
+        """One page of a partition in id order and the cursor of the next (None: the last page); raises
+        ``InvalidCursorError`` for a cursor another list, or this list for another partition, handed out."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        query = {"list": name, "partition": pk, "order": "id"}
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(
+                cursor, query, keys=frozenset({"pk", "sk"}), within=("pk", pk)
+            )
+        response = client("dynamodb").query(**request)
+        found = [_stored(from_item(i)) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return found, encode_cursor(last, query) if last else None
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = client("dynamodb").get_item(
             TableName=self.table_name, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=True
         )
         return from_item(response["Item"]) if "Item" in response else None
 
-    def coupons(self) -> list[Stored]:
-        return self._query("CPN")
+    def coupons_page(self, limit: int, cursor: str | None) -> tuple[list[Stored], str | None]:
+        """A page of coupons in id order (``GET /admin/coupons``)."""
+        return self._page("CPN", "coupons", limit, cursor)
 
     def coupon(self, coupon_id: str) -> Stored | None:
         item = self._get("CPN", coupon_id)
@@ -78,10 +104,16 @@ class DiscountsRepository:
 
     def customer_discounts(self, customer_id: str) -> list[Stored]:
         """Discounts on the customer and on its subscriptions (any status)."""
-        return self._query(f"DSC#{customer_id}")
+        return self._query(customer_partition(customer_id))
 
     def plan_discounts(self, plan_code: str, plan_version: int) -> list[Stored]:
         return self._query(plan_partition(plan_code, plan_version))
+
+    def discounts_page(
+        self, partition: str, limit: int, cursor: str | None
+    ) -> tuple[list[Stored], str | None]:
+        """A page of the discounts of one partition (a customer's, a plan version's) in id order."""
+        return self._page(partition, "discounts", limit, cursor)
 
     def discount(self, partition: str, discount_id: str) -> Stored | None:
         item = self._get(partition, discount_id)
@@ -99,6 +131,10 @@ class DiscountsRepository:
 
     def tax_rates(self) -> list[Stored]:
         return self._query("TXR")
+
+    def tax_rates_page(self, limit: int, cursor: str | None) -> tuple[list[Stored], str | None]:
+        """A page of tax rates in id order (``GET /admin/tax-rates``)."""
+        return self._page("TXR", "tax_rates", limit, cursor)
 
     def tax_rate(self, tax_rate_id: str) -> Stored | None:
         item = self._get("TXR", tax_rate_id)

@@ -393,6 +393,44 @@ class LedgerRepository:
             if "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found = self._read_grants(keys)
+        grants = [g for g in found if currency is None or g.currency == currency]
+        if at is not None:
+            grants = [g for g in grants if g.usable_at(at)]
+        return sorted(grants, key=lambda g: (g.effective_at, g.grant_id))
+
+    def grants_page(
+        self, customer_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[CreditGrant], str | None]:
+        """One page of the customer's grants, oldest effective first (the ``by-customer`` index's order),
+        and the cursor of the next (None: the last page); a cursor another list handed out, or one whose
+        table key is not the grant its index key names, raises ``InvalidCursorError``."""
+        partition = f"GRT#{customer_id}"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-customer",
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": to_item({":p": partition}),
+            "ProjectionExpression": "pk, sk",
+            "Limit": limit,
+        }
+        query = {"list": "credit_grants", "customer": customer_id, "order": "effective"}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                cursor,
+                query,
+                keys=frozenset({"pk", "sk", "gsi1pk", "gsi1sk"}),
+                within=("gsi1pk", partition),
+                agrees=_names_grant,
+            )
+        response = client("dynamodb").query(**kwargs)
+        found = self._read_grants([{"pk": i["pk"], "sk": i["sk"]} for i in response.get("Items", [])])
+        last = response.get("LastEvaluatedKey")
+        page = sorted(found, key=lambda g: (g.effective_at, g.grant_id))
+        return page, encode_cursor(last, query) if last else None
+
+    def _read_grants(self, keys: list[dict[str, Any]]) -> list[CreditGrant]:
+        """The grants of these table keys, each read consistently (batches of 100)."""
         found: list[CreditGrant] = []
         for start in range(0, len(keys), 100):
             pending: dict[str, Any] = {
@@ -402,10 +440,7 @@ class LedgerRepository:
                 response = client("dynamodb").batch_get_item(RequestItems=pending)
                 found.extend(grant_from_item(from_item(i)) for i in response["Responses"][self.table_name])
                 pending = response.get("UnprocessedKeys") or {}
-        grants = [g for g in found if currency is None or g.currency == currency]
-        if at is not None:
-            grants = [g for g in grants if g.usable_at(at)]
-        return sorted(grants, key=lambda g: (g.effective_at, g.grant_id))
+        return found
 
     def grants_due(self, now: datetime, limit: int = 100) -> list[CreditGrant]:
         """Active grants whose ``expires_at`` is at or before ``now`` (the expiry job's work)."""
@@ -463,3 +498,10 @@ class LedgerRepository:
             _, currency, key = item["sk"].split("#", 2)
             out[(currency, key)] = (int(item.get("bal", 0)), int(item.get("postings", 0)))
         return out
+
+
+def _names_grant(key: dict[str, str]) -> bool:
+    """A ``by-customer`` cursor names one grant: its table key is ``GRANT#{id}`` / ``#`` and its index
+    key ends with ``#{id}``."""
+    grant_id = key["pk"].removeprefix("GRANT#")
+    return key["pk"].startswith("GRANT#") and key["sk"] == "#" and key["gsi1sk"].endswith(f"#{grant_id}")

@@ -320,38 +320,6 @@ class StripeEventsRepository:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def unsettled(
-        self, *, start: datetime, end: datetime, statuses: tuple[str, ...], updated_before: datetime
-    ) -> Iterator[StripeEvent]:
-        """Summaries of events created in ``[start, end]`` in one of ``statuses`` whose last change
-        (``updated_at``) is before ``updated_before``, newest month first (reads the listing index)."""
-        names = {"#b": "sbk", "#s": "ssk", "#st": "st", "#u": "updated_at"}
-        statuses_in = ", ".join(f":st{i}" for i in range(len(statuses)))
-        for bucket in _months_desc(start, end):
-            values = {
-                ":b": to_value(bucket),
-                ":lo": to_value(f"{ts_seconds(start)}#"),
-                ":hi": to_value(f"{ts_seconds(end)}#\uffff"),
-                ":cut": to_value(ts_seconds(updated_before)),
-                **{f":st{i}": to_value(status) for i, status in enumerate(statuses)},
-            }
-            request: dict[str, Any] = {
-                "TableName": self.table_name,
-                "IndexName": INDEX,
-                "KeyConditionExpression": "#b = :b AND #s BETWEEN :lo AND :hi",
-                "FilterExpression": f"#st IN ({statuses_in}) AND #u < :cut",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-            while True:
-                response = client("dynamodb").query(**request)
-                for raw in response.get("Items", []):
-                    yield _public(from_item(raw))
-                if "LastEvaluatedKey" not in response:
-                    break
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    # ---------------------------------------------------------------- links and waiters
     def put_link(self, key: str, link: StripeLink) -> None:
         """Record what a charge / payment intent / dispute belongs to (idempotent overwrite)."""
         values = {k: v for k, v in asdict(link).items() if v is not None}

@@ -14,6 +14,14 @@ A credit note credits lines of one invoice, each by an amount or by a quantity, 
 - **Whole invoice** (no lines named): every line's remainder in invoice order, up to what the invoice
   still has creditable.
 
+**Tax** (docs/billing.md, "Credit notes on taxed invoices"): a line that was taxed gives back its tax with
+its amount. A credit of ``c`` on a line takes the tax :func:`domain.taxes.line_tax` gives ``c`` at the
+line's rates (exclusive rates: the tax of the credited net, rounded once; inclusive rates: the tax ``c``
+contains), per rate never more than what is left of the line's tax for that rate; the credit that takes
+the last of a line's amount takes exactly what is left of each rate's tax. A line's amount is what it
+was billed for after discounts. The note's total is the credited amounts plus their exclusive tax, and
+that total is what the invoice's creditable amount bounds.
+
 The amount first lowers what is still due (``pre_payment``); the rest (``post_payment``) was paid, and is
 split into ``credit`` (a balance in the customer's favour), ``refund`` (money sent back) and
 ``out_of_band`` (returned outside the system). Without a split, the whole post-payment part is credit.
@@ -33,11 +41,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
+from neruba.domain.taxes import TaxRate, line_tax
 from neruba.validation import param_path
 
 __all__ = [
     "CreditNoteRuleError",
     "CreditedLine",
+    "CreditedTax",
     "LineRequest",
     "LineState",
     "Split",
@@ -63,10 +73,18 @@ class LineState:
     """One invoice line and what earlier credit notes took from it."""
 
     line_id: str
-    amount_minor: int
+    amount_minor: int  # what the line was billed for, after discounts (tax contained when inclusive)
     quantity: Decimal | None
     credited_minor: int = 0
     credited_quantity: Decimal = Decimal(0)
+    rates: tuple[TaxRate, ...] = ()  # the rates that taxed the line
+    tax_minor: tuple[int, ...] = ()  # the line's tax per rate (same order)
+    credited_tax_minor: tuple[int, ...] = ()  # what earlier credit notes took of it per rate (or empty)
+
+    def tax_left(self) -> tuple[int, ...]:
+        """What is left of the line's tax, per rate."""
+        taken = self.credited_tax_minor or (0,) * len(self.rates)
+        return tuple(max(t - c, 0) for t, c in zip(self.tax_minor, taken, strict=True))
 
     @property
     def remaining_minor(self) -> int:
@@ -87,12 +105,35 @@ class LineRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditedTax:
+    """The tax one rate gives back with a credited line."""
+
+    rate: TaxRate
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class CreditedLine:
-    """What the credit note takes from one line (``quantity`` when credited by quantity or whole)."""
+    """What the credit note takes from one line (``quantity`` when credited by quantity or whole) and the
+    tax it gives back with it."""
 
     line_id: str
     amount_minor: int
     quantity: Decimal | None
+    tax: tuple[CreditedTax, ...] = ()
+
+    @property
+    def exclusive_minor(self) -> int:
+        return sum(t.amount_minor for t in self.tax if not t.rate.inclusive)
+
+    @property
+    def inclusive_minor(self) -> int:
+        return sum(t.amount_minor for t in self.tax if t.rate.inclusive)
+
+    @property
+    def total_minor(self) -> int:
+        """What the line's credit is worth to the customer: its amount and the tax added on top."""
+        return self.amount_minor + self.exclusive_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +152,31 @@ class Split:
     @property
     def post_payment(self) -> int:
         return self.credit + self.refund + self.out_of_band
+
+
+def credited_tax(line: LineState, amount: int, currency: str) -> tuple[CreditedTax, ...]:
+    """The tax a credit of ``amount`` on ``line`` gives back (see the module docstring).
+
+    Example:
+        >>> vat = TaxRate("txr_1", Decimal("5"))
+        >>> line = LineState("a", 50, None, 30, rates=(vat,), tax_minor=(3,), credited_tax_minor=(3,))
+        >>> [t.amount_minor for t in credited_tax(line, 10, "USD")]  # 0.5 would round up: none is left
+        [0]
+    """
+    if not line.rates:
+        return ()
+    left = line.tax_left()
+    if amount >= line.remaining_minor:
+        return tuple(CreditedTax(r, t) for r, t in zip(line.rates, left, strict=True))
+    tax = line_tax(amount, line.rates, currency)
+    return tuple(
+        CreditedTax(r, min(part.amount_minor, t))
+        for r, part, t in zip(line.rates, tax.parts_in(line.rates), left, strict=True)
+    )
+
+
+def _credited(line: LineState, amount: int, quantity: Decimal | None, currency: str) -> CreditedLine:
+    return CreditedLine(line.line_id, amount, quantity, credited_tax(line, amount, currency))
 
 
 def _half_up(value: Decimal) -> int:
@@ -152,7 +218,7 @@ def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
     return amount
 
 
-def _one(line: LineState, index: int, request: LineRequest) -> CreditedLine:
+def _one(line: LineState, index: int, request: LineRequest, currency: str) -> CreditedLine:
     if (request.amount_minor is None) == (request.quantity is None):
         raise CreditNoteRuleError(
             "Give each line amount_minor or quantity (one of the two).",
@@ -167,7 +233,7 @@ def _one(line: LineState, index: int, request: LineRequest) -> CreditedLine:
         )
     if request.quantity is not None:
         amount = _by_quantity(line, index, request.quantity)
-        return CreditedLine(line.line_id, amount, request.quantity)
+        return _credited(line, amount, request.quantity, currency)
     assert request.amount_minor is not None
     param = param_path("lines", index, "amount_minor")
     if request.amount_minor <= 0:
@@ -181,17 +247,21 @@ def _one(line: LineState, index: int, request: LineRequest) -> CreditedLine:
             param=param,
             conflict=True,
         )
-    return CreditedLine(line.line_id, request.amount_minor, None)
+    return _credited(line, request.amount_minor, None, currency)
 
 
 def credit_lines(
-    lines: Sequence[LineState], requested: Sequence[LineRequest] | None, creditable_minor: int
+    lines: Sequence[LineState],
+    requested: Sequence[LineRequest] | None,
+    creditable_minor: int,
+    currency: str = "",
 ) -> list[CreditedLine]:
     """The lines a credit note takes (``requested`` None: the whole invoice), within ``creditable_minor``,
-    what the invoice still has creditable. Raises :class:`CreditNoteRuleError`."""
+    what the invoice still has creditable (amounts with their exclusive tax); ``currency`` rounds the tax
+    of taxed lines. Raises :class:`CreditNoteRuleError`."""
     by_id = {line.line_id: line for line in lines}
     if requested is None:
-        return _whole(lines, creditable_minor)
+        return _whole(lines, creditable_minor, currency)
     if not requested:
         raise CreditNoteRuleError("Name at least one line, or leave lines out to credit the whole invoice.",
                                   code="credit_note_lines_required", param="lines")  # fmt: skip
@@ -212,8 +282,8 @@ def credit_lines(
                 param=param_path("lines", index, "line_id"),
             )
         seen.add(request.line_id)
-        taken.append(_one(line, index, request))
-    total = sum(t.amount_minor for t in taken)
+        taken.append(_one(line, index, request, currency))
+    total = sum(t.total_minor for t in taken)
     if total > creditable_minor:
         raise CreditNoteRuleError(
             f"The invoice has {creditable_minor} left to credit; this credit note is {total}.",
@@ -224,7 +294,23 @@ def credit_lines(
     return taken
 
 
-def _whole(lines: Sequence[LineState], creditable_minor: int) -> list[CreditedLine]:
+def _fitting(line: LineState, left: int, currency: str) -> CreditedLine | None:
+    """The largest credit of ``line`` whose total (with its exclusive tax) fits in ``left``: the whole
+    remainder when it fits, else found by bisection (a credit's total grows with its amount)."""
+    whole = _credited(line, line.remaining_minor, line.remaining_quantity, currency)
+    if whole.total_minor <= left:
+        return whole
+    low, high = 0, min(line.remaining_minor - 1, left)  # low fits (0 does), high + 1 does not
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _credited(line, mid, None, currency).total_minor <= left:
+            low = mid
+        else:
+            high = mid - 1
+    return _credited(line, low, None, currency) if low > 0 else None
+
+
+def _whole(lines: Sequence[LineState], creditable_minor: int, currency: str) -> list[CreditedLine]:
     left = creditable_minor
     taken: list[CreditedLine] = []
     for line in lines:
@@ -232,10 +318,11 @@ def _whole(lines: Sequence[LineState], creditable_minor: int) -> list[CreditedLi
             break
         if line.amount_minor <= 0 or line.remaining_minor <= 0:
             continue
-        amount = min(line.remaining_minor, left)
-        full = amount == line.remaining_minor
-        taken.append(CreditedLine(line.line_id, amount, line.remaining_quantity if full else None))
-        left -= amount
+        found = _fitting(line, left, currency)
+        if found is None:
+            break
+        taken.append(found)
+        left -= found.total_minor
     if not taken:
         raise CreditNoteRuleError(
             "Nothing is left to credit on this invoice.",

@@ -19,7 +19,7 @@ from typing import Any
 from neruba.domain.event_rules import EventRule, event_charge
 from neruba.domain.numbers import EXACT, MESSAGES, number_problem
 from neruba.jsonutil import dumps
-from neruba.timefmt import parse_ts
+from neruba.timefmt import label_start, parse_ts
 
 PropertyValue = str | int | bool | Decimal
 # Sums are exact here (never rounded); a batch total DynamoDB cannot store is refused by the write of its
@@ -35,13 +35,14 @@ class InvalidPropertyError(ValueError):
 
 
 def hour_bucket(at: datetime) -> str:
-    """The UTC hour an instant falls in, as ``YYYY-MM-DDTHH``."""
+    """The UTC hour an instant falls in, as ``YYYY-MM-DDTHH``: the stored label (a sort key) of usage
+    cells. Answers never show it cut short: ``timefmt.label_z`` writes it in full."""
     return at.astimezone(UTC).isoformat(timespec="hours")[:13]  # the year padded to 4 digits, as %Y is not
 
 
 def hour_start(bucket: str) -> datetime:
     """The first instant of an hour bucket."""
-    return datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    return label_start(bucket)
 
 
 def time_window_error(at: datetime, now: datetime, max_age_days: int, max_future_seconds: int) -> str | None:

@@ -59,6 +59,11 @@ class LineTax:
     exclusive_minor: int
     parts: tuple[TaxPart, ...]
 
+    def parts_in(self, rates: Sequence[TaxRate]) -> tuple[TaxPart, ...]:
+        """The parts in the order of ``rates`` (``line_tax`` lists the inclusive rates first)."""
+        by_id = {p.tax_rate_id: p for p in self.parts}
+        return tuple(by_id[r.tax_rate_id] for r in rates)
+
 
 def _round(exact_minor: Decimal, currency: str) -> int:
     return to_minor(exact_minor.scaleb(-minor_exponent(currency)), currency)

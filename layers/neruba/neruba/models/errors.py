@@ -139,7 +139,6 @@ ERROR_CODES: dict[str, str] = {
         "Late differences of the invoice were billed on another invoice; credit it instead."
     ),
     "invoice_not_voidable": "Top-up and correction invoices are not voided.",
-    "invoice_has_tax": "Credit notes and voids of taxed invoices are not supported yet.",
     "invoice_not_recomputable": (
         "Only a usage or opening invoice without credit applied is recomputed; use same_lines."
     ),

@@ -606,7 +606,10 @@ class EventList(Page[StoredEvent]):
 
 
 class OutcomeBucket(Closed):
-    start: str = Field(examples=["2026-01-31T12:00"])
+    start: str = Field(
+        description="The bucket's first instant (a minute or an hour), RFC 3339 in UTC with Z.",
+        examples=["2026-01-31T12:05:00Z"],
+    )
     accepted: int
     duplicate: int
     conflict: int
@@ -623,7 +626,11 @@ class OutcomeCounts(Closed):
 
 
 class UsageBucket(Closed):
-    bucket: str
+    bucket: str = Field(
+        description="The bucket's first instant (its hour, day or billing period), RFC 3339 in UTC with Z; "
+        "at period granularity `total` (the customer has no subscription) or `before_subscription`.",
+        examples=["2026-01-31T12:00:00Z"],
+    )
     quantity: DecimalText
     events: int
     group: dict[str, str] | None = None
@@ -1061,7 +1068,7 @@ class SweepCheck(Closed):
                             "kind": "drift",
                             "customer_id": "acme",
                             "meter": "tokens",
-                            "hour": "2026-03-01T06",
+                            "hour": "2026-03-01T06:00:00Z",
                             "group": "model=m",
                             "before": {"events": 5, "quantity": "7"},
                             "after": {"events": 5, "quantity": "20"},
@@ -1231,14 +1238,32 @@ class CreditedInvoiceLine(Closed):
     amount_minor: Minor
 
 
+class CreditedTaxRate(Closed):
+    """The tax one rate gives back with a credited line."""
+
+    tax_rate_id: str
+    percentage: str = Field(description="Exact decimal, as text.")
+    inclusive: bool
+    amount_minor: Minor
+
+
+class CreditedLineTax(Closed):
+    """The tax a credited line gives back: added on top (exclusive) and contained in it (inclusive)."""
+
+    exclusive_minor: Minor
+    inclusive_minor: Minor
+    rates: list[CreditedTaxRate]
+
+
 class CreditNoteLine(Closed):
-    """What a credit note takes from one invoice line."""
+    """What a credit note takes from one invoice line (``tax`` on a taxed line)."""
 
     line_id: str
     amount_minor: Minor
     quantity: str | None
     description: str | None
     invoice_line: CreditedInvoiceLine
+    tax: CreditedLineTax | None = None
 
 
 class CreditNoteStripe(Closed):
@@ -1260,7 +1285,13 @@ class CreditNote(Closed):
     invoice_number: str | None
     customer_id: str
     currency: str
-    amount_minor: Minor
+    amount_minor: Minor = Field(description="subtotal_minor + tax_minor: what the note gives back in all.")
+    subtotal_minor: Minor | None = Field(
+        default=None,
+        description="The credited lines' amounts (absent on notes issued before taxes: amount_minor).",
+    )
+    tax_minor: Minor = Field(default=0, description="Exclusive tax given back with the lines, added on top.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the credited amounts.")
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor

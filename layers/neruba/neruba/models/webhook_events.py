@@ -66,6 +66,9 @@ INVOICE_EXAMPLE = {
     "period_start": "2026-02-01T00:00:00Z",
     "period_end": T0,
     "subtotal_minor": 12000,
+    "discounts_minor": 0,
+    "tax_minor": 0,
+    "tax_included_minor": 0,
     "total_minor": 12000,
 }
 
@@ -77,6 +80,10 @@ class InvoiceData(BaseModel):
     currency: str
     status: str
     total_minor: Minor | None = None
+    subtotal_minor: Minor | None = Field(default=None, description="The lines' sum, after discounts.")
+    discounts_minor: Minor = Field(default=0, description="What the discount lines took off.")
+    tax_minor: Minor = Field(default=0, description="Exclusive tax added on top of the subtotal.")
+    tax_included_minor: Minor = Field(default=0, description="Tax contained in the lines (inclusive rates).")
 
 
 class InvoiceFinalizedData(InvoiceData):
@@ -355,6 +362,9 @@ class CreditNoteData(BaseModel):
             "customer_id": "acme",
             "currency": "USD",
             "amount_minor": 2500,
+            "subtotal_minor": 2500,
+            "tax_minor": 0,
+            "tax_included_minor": 0,
             "pre_payment_amount_minor": 0,
             "credit_amount_minor": 2500,
             "refund_amount_minor": 0,
@@ -370,6 +380,11 @@ class CreditNoteData(BaseModel):
     customer_id: str
     currency: str
     amount_minor: Minor
+    subtotal_minor: Minor | None = Field(
+        default=None, description="Absent on events before taxes: amount_minor."
+    )
+    tax_minor: Minor = 0
+    tax_included_minor: Minor = 0
     pre_payment_amount_minor: Minor
     credit_amount_minor: Minor
     refund_amount_minor: Minor

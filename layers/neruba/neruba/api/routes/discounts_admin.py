@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
+from neruba.api.params import ADMIN, Cursor, CustomerId, IdempotencyKey, Limit, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -72,11 +72,11 @@ def create_coupon(
     return json_response(result, status=201)
 
 
-@_route("get", "/admin/coupons", "List coupons (oldest first)", CouponList)
-def list_coupons() -> Response[str]:
+@_route("get", "/admin/coupons", "List coupons (in id order, a page at a time)", CouponList)
+def list_coupons(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     from neruba.logic.billing import coupons
 
-    return json_response(coupons.list_coupons(bootstrap.billing()))
+    return json_response(coupons.list_coupons(bootstrap.billing(), limit, starting_after))
 
 
 @_route("get", "/admin/coupons/<coupon_id>", "Retrieve a coupon", Coupon)
@@ -123,10 +123,17 @@ def list_discounts(
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     plan_code: Annotated[str | None, Query(max_length=64)] = None,
     plan_version: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
 ) -> Response[str]:
+    """In id order, a page at a time."""
     from neruba.logic.billing import coupons
 
-    return json_response(coupons.list_discounts(bootstrap.billing(), customer_id, plan_code, plan_version))
+    return json_response(
+        coupons.list_discounts(
+            bootstrap.billing(), customer_id, plan_code, plan_version, limit, starting_after
+        )
+    )
 
 
 @_route("get", "/admin/discounts/<discount_id>", "Retrieve a discount", Discount)
@@ -161,11 +168,11 @@ def create_tax_rate(
     return json_response(result, status=201)
 
 
-@_route("get", "/admin/tax-rates", "List tax rates (oldest first)", TaxRateList)
-def list_tax_rates() -> Response[str]:
+@_route("get", "/admin/tax-rates", "List tax rates (in id order, a page at a time)", TaxRateList)
+def list_tax_rates(limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
     from neruba.logic.billing import coupons
 
-    return json_response(coupons.list_tax_rates(bootstrap.billing()))
+    return json_response(coupons.list_tax_rates(bootstrap.billing(), limit, starting_after))
 
 
 @_route("post", "/admin/tax-rates/<tax_rate_id>/archive", "Archive a tax rate", TaxRate)

@@ -58,7 +58,8 @@ def list_postings(customer_id: CustomerId, limit: Limit = 20, starting_after: Cu
 
 
 @_route("/v1/customers/<customer_id>/credit-grants", "A customer's credit grants", CreditGrantList)
-def list_grants(customer_id: CustomerId) -> Response[str]:
+def list_grants(customer_id: CustomerId, limit: Limit = 20, starting_after: Cursor = None) -> Response[str]:
+    """Oldest effective first, a page at a time."""
     from neruba.logic.ledger.reads import grants
 
-    return json_response(grants(customer_id))
+    return json_response(grants(customer_id, limit, starting_after))

@@ -38,7 +38,7 @@ from neruba.domain.numbers import canonical_text
 from neruba.domain.phases import phase_at, rated_at
 from neruba.logic import idempotency
 from neruba.logic.billing.advance_lines import KIND
-from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.context import Billing, request_for
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.timefmt import parse_ts, ts
 
@@ -159,6 +159,14 @@ def _invoice(
     its period is the billing period the event falls in (the line's ``source.billing_period_*``)."""
     invoice_id = "in_" + idempotency.digest(f"advance:{item['customer_id']}:{item['id']}", 24)
     at = ts(now)
+    period = (line["source"]["billing_period_start"], line["source"]["billing_period_end"])
+    lines, extras = ctx.standalone_extras(
+        str(item["customer_id"]),
+        str(line["source"]["subscription_id"]),
+        [line],
+        str(item["currency"]),
+        period,
+    )
     doc = invoice_document(
         invoice_id=invoice_id,
         customer_id=str(item["customer_id"]),
@@ -167,19 +175,17 @@ def _invoice(
         kind=KIND,
         seq=0,
         details={
-            "advance": {"transaction_id": item["id"], "subscription_id": line["source"]["subscription_id"]}
+            "advance": {"transaction_id": item["id"], "subscription_id": line["source"]["subscription_id"]},
+            **extras,
         },
-        period=(line["source"]["billing_period_start"], line["source"]["billing_period_end"]),
-        lines=[line],
+        period=period,
+        lines=lines,
         applications=[],
         created_at=at,
         finalize_at=at,
     )
-    request = PostingRequest(
-        str(item["customer_id"]), invoice_id, str(item["currency"]), int(line["amount_minor"]), [], now
-    )
     actions = [ctx.invoices.put_item(doc, now), invoice_event("invoice.created", doc, now)]
-    return invoice_id, actions + ctx.invoice_posting_items(request)
+    return invoice_id, actions + ctx.invoice_posting_items(request_for(doc, now))
 
 
 def _item(event: Mapping[str, Any], currency: str, amount: int, now: datetime, **more: Any) -> dict[str, Any]:

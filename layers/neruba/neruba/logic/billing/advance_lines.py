@@ -24,11 +24,14 @@ def pick_up(
     return lines, [repo.invoice_item(customer_id, c.id, invoice_id) for c in chosen]
 
 
-def pending_lines(repo: AdvanceRepository, customer_id: str, currency: str) -> list[dict[str, Any]]:
-    """The pending advance lines as the next invoice will carry them, marked ``pending`` (the upcoming
-    invoice preview)."""
+def pending_lines(
+    repo: AdvanceRepository, customer_id: str, currency: str, room: int | None = None
+) -> list[dict[str, Any]]:
+    """The pending advance lines as the next invoice will carry them (at most ``room``, as
+    :func:`pick_up`), marked ``pending`` (the upcoming invoice preview)."""
     lines = []
-    for item in sorted(repo.pending(customer_id, currency), key=lambda c: str(c.document["created_at"])):
+    pending = sorted(repo.pending(customer_id, currency), key=lambda c: str(c.document["created_at"]))
+    for item in pending if room is None else pending[: max(room, 0)]:
         line = dict(item.document["line"])
         line["pending"] = True
         line["description"] = f"Pending: {line['description']} (billed on the next invoice)"

@@ -72,6 +72,22 @@ class PostingRequest:
         return base if self.revision == 0 else f"{base}:rev{self.revision}"
 
 
+def request_for(
+    doc: dict[str, Any], at: datetime, applications: Sequence[CreditApplication] = ()
+) -> PostingRequest:
+    """The posting request of a new invoice document: its subtotal (after discounts) and its tax."""
+    return PostingRequest(
+        str(doc["customer_id"]),
+        str(doc["id"]),
+        str(doc["currency"]),
+        int(doc["subtotal_minor"]),
+        list(applications),
+        at,
+        tax_minor=int(doc.get("tax_minor") or 0),
+        tax_included_minor=int(doc.get("tax_included_minor") or 0),
+    )
+
+
 @dataclass
 class Billing:
     """What billing code works with: repositories, the pricing/credits/ledger calls, the grace period."""
@@ -154,6 +170,22 @@ class Billing:
 
         return window_extras(
             self.billing.discounts, customer_id, subscription_id, invoice_id, lines, currency, period
+        )
+
+    def standalone_extras(
+        self,
+        customer_id: str,
+        subscription_id: str | None,
+        lines: Sequence[dict[str, Any]],
+        currency: str,
+        period: tuple[str, str],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The discounts and taxes of an invoice billed outside a window, no period counted
+        (``logic.billing.discounts.standalone_extras``)."""
+        from neruba.logic.billing.discounts import standalone_extras
+
+        return standalone_extras(
+            self.billing.discounts, customer_id, subscription_id, lines, currency, period
         )
 
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:

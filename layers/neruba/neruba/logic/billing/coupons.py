@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
-from neruba.dal.discounts import DiscountsRepository, plan_partition
+from neruba.dal.cursors import InvalidCursorError
+from neruba.dal.discounts import DiscountsRepository, Stored, customer_partition, plan_partition
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import canonical_text
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -167,9 +168,30 @@ def create_coupon(
     )
 
 
-def list_coupons(ctx: Billing) -> dict[str, Any]:
-    found = sorted(repo(ctx).coupons(), key=lambda c: (str(c.document["created_at"]), c.id))
-    return {"object": "list", "data": [c.document for c in found], "has_more": False, "next_cursor": None}
+def _page(
+    read: Callable[[int, str | None], tuple[list[Stored], str | None]], limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """A list page (``{object: list, data, has_more, next_cursor}``) of what ``read`` gives; a cursor
+    another list (or this list with other filters) handed out is 400 ``invalid_cursor``."""
+    try:
+        found, next_cursor = read(limit, cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this list returned for these filters.",
+            code="invalid_cursor",
+            param="starting_after",
+        ) from exc
+    return {
+        "object": "list",
+        "data": [item.document for item in found],
+        "has_more": next_cursor is not None,
+        "next_cursor": next_cursor,
+    }
+
+
+def list_coupons(ctx: Billing, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+    """``GET /admin/coupons``: a page of coupons in id order."""
+    return _page(repo(ctx).coupons_page, limit, cursor)
 
 
 def get_coupon(ctx: Billing, coupon_id: str) -> dict[str, Any]:
@@ -272,7 +294,7 @@ def _target(ctx: Billing, body: DiscountCreate) -> tuple[str, str, str, dict[str
         "plan_code": None,
         "plan_version": None,
     }
-    return target, f"DSC#{customer_id}", currency or customer.currency, ids
+    return target, customer_partition(customer_id), currency or customer.currency, ids
 
 
 def create_discount(
@@ -340,23 +362,27 @@ def get_discount(ctx: Billing, discount_id: str) -> dict[str, Any]:
 
 
 def list_discounts(
-    ctx: Billing, customer_id: str | None, plan_code: str | None, plan_version: int | None
+    ctx: Billing,
+    customer_id: str | None,
+    plan_code: str | None,
+    plan_version: int | None,
+    limit: int = 20,
+    cursor: str | None = None,
 ) -> dict[str, Any]:
-    """A customer's discounts (its own and its subscriptions'), or a plan version's."""
+    """A page of a customer's discounts (its own and its subscriptions'), or of a plan version's, in id
+    order."""
     if (customer_id is None) == (plan_code is None or plan_version is None):
         raise _bad(
             "List the discounts of a customer_id, or of a plan_code and plan_version.",
             "discount_target_required",
             "customer_id",
         )
-    store = repo(ctx)
     if customer_id is not None:
-        found = store.customer_discounts(customer_id)
+        partition = customer_partition(customer_id)
     else:
         assert plan_code is not None and plan_version is not None
-        found = store.plan_discounts(plan_code, plan_version)
-    found.sort(key=lambda d: (str(d.document["created_at"]), d.id))
-    return {"object": "list", "data": [d.document for d in found], "has_more": False, "next_cursor": None}
+        partition = plan_partition(plan_code, plan_version)
+    return _page(lambda n, after: repo(ctx).discounts_page(partition, n, after), limit, cursor)
 
 
 def remove_discount(
@@ -436,9 +462,9 @@ def create_tax_rate(
     )
 
 
-def list_tax_rates(ctx: Billing) -> dict[str, Any]:
-    found = sorted(repo(ctx).tax_rates(), key=lambda r: (str(r.document["created_at"]), r.id))
-    return {"object": "list", "data": [r.document for r in found], "has_more": False, "next_cursor": None}
+def list_tax_rates(ctx: Billing, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+    """``GET /admin/tax-rates``: a page of tax rates in id order."""
+    return _page(repo(ctx).tax_rates_page, limit, cursor)
 
 
 def archive_tax_rate(

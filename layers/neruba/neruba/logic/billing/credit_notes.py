@@ -4,7 +4,8 @@
 decides with ``domain.credit_notes`` what the note takes and where the money goes, and writes in ONE
 TransactWriteItems:
 
-- the ledger posting (guard ``credit_note:{id}``): Dr ``revenue`` the amount; Cr ``receivable`` the part
+- the ledger posting (guard ``credit_note:{id}``): Dr ``revenue`` the amount net of tax, Dr
+  ``tax_payable`` the tax it gives back (docs/ledger.md, "Tax in the books"); Cr ``receivable`` the part
   that lowers what is due and the part given as customer credit; Cr ``cash`` the refunded and
   out-of-band parts (never below zero: ``domain.ledger.NEVER_NEGATIVE``);
 - the credit note (``CN#{id}``) and the next ``CN-`` number (conditional on the counter read);
@@ -31,6 +32,7 @@ from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credit_notes import (
     CreditedLine,
+    CreditedTax,
     CreditNoteRuleError,
     LineRequest,
     LineState,
@@ -39,6 +41,8 @@ from neruba.domain.credit_notes import (
     split_amount,
 )
 from neruba.domain.ledger import Posting, credit, debit
+from neruba.domain.numbers import canonical_text
+from neruba.domain.taxes import TaxRate
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing.document import check_amount
@@ -67,19 +71,38 @@ def _dec(value: Any) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
+def _rates(line_doc: dict[str, Any]) -> tuple[tuple[TaxRate, ...], tuple[int, ...]]:
+    """The rates that taxed a line and its tax per rate (from the line's stored ``tax``)."""
+    parts = (line_doc.get("tax") or {}).get("rates") or []
+    rates = tuple(TaxRate(str(p["tax_rate_id"]), _dec(p["percentage"]), bool(p["inclusive"])) for p in parts)
+    return rates, tuple(int(p["amount_minor"]) for p in parts)
+
+
 def line_states(invoice: Invoice) -> list[LineState]:
-    """The invoice's lines with what earlier credit notes took from each."""
+    """The invoice's lines at what they were billed for after discounts, with their tax and what earlier
+    credit notes took from each."""
+    from neruba.logic.billing.discounts import net_amounts
+
     credited = invoice.document.get("line_credits") or {}
-    return [
-        LineState(
-            line.line_id,
-            line.amount_minor,
-            line.quantity,
-            int((credited.get(line.line_id) or {}).get("amount_minor", 0)),
-            _dec((credited.get(line.line_id) or {}).get("quantity")),
+    net = net_amounts([line.document for line in invoice.lines])
+    states = []
+    for line in invoice.lines:
+        was = credited.get(line.line_id) or {}
+        rates, tax = _rates(line.document)
+        taken = was.get("tax") or {}
+        states.append(
+            LineState(
+                line.line_id,
+                net.get(line.line_id, line.amount_minor),
+                line.quantity,
+                int(was.get("amount_minor", 0)),
+                _dec(was.get("quantity")),
+                rates,
+                tax,
+                tuple(int(taken.get(r.tax_rate_id, 0)) for r in rates),
+            )
         )
-        for line in invoice.lines
-    ]
+    return states
 
 
 def _refuse_status(invoice: Invoice) -> None:
@@ -92,11 +115,6 @@ def _refuse_status(invoice: Invoice) -> None:
         raise ConflictError(
             f"Invoice {invoice.id} is {invoice.status}; it cannot be credited.", code="invoice_void"
         )
-    if taxed(invoice):
-        raise ConflictError(
-            "Credit notes of taxed invoices are not supported yet: adjust the balance instead.",
-            code="invoice_has_tax",
-        )
     if invoice.kind == "topup":
         raise ConflictError(
             "A top-up invoice bought credit, not a service: void the grant's remainder instead.",
@@ -105,7 +123,7 @@ def _refuse_status(invoice: Invoice) -> None:
 
 
 def taxed(invoice: Invoice) -> bool:
-    """Whether the invoice carries tax (its tax would have to be credited with it: not done yet)."""
+    """Whether the invoice carries tax (on a line, or in its totals)."""
     doc = invoice.document
     return bool(doc.get("tax_minor") or doc.get("tax_included_minor")) or any(
         line.document.get("tax") for line in invoice.lines
@@ -130,8 +148,9 @@ def _decide(
     remaining_due = amount_due(invoice) - paid_level(invoice)
     refundable = sum(p.refundable_minor for p in payments)
     try:
-        taken = credit_lines(line_states(invoice), _requests(body), max(remaining_due, 0) + refundable)
-        total = sum(t.amount_minor for t in taken)
+        creditable = max(remaining_due, 0) + refundable
+        taken = credit_lines(line_states(invoice), _requests(body), creditable, invoice.currency)
+        total = sum(t.total_minor for t in taken)
         split = split_amount(
             total,
             remaining_due=remaining_due,
@@ -146,10 +165,21 @@ def _decide(
 
 
 def posting(
-    invoice: Invoice, credit_note_id: str, number: str, split: Split, at: datetime, actor: str
+    invoice: Invoice,
+    credit_note_id: str,
+    number: str,
+    split: Split,
+    at: datetime,
+    actor: str,
+    tax_minor: int = 0,
 ) -> Posting:
-    """The credit note's ledger posting (see the module docstring)."""
-    entries = [debit("revenue", split.total)]
+    """The credit note's ledger posting (see the module docstring); ``tax_minor`` is all the tax it gives
+    back (exclusive and inclusive), taken out of ``tax_payable`` rather than ``revenue``."""
+    entries = []
+    if split.total - tax_minor:
+        entries.append(debit("revenue", split.total - tax_minor))
+    if tax_minor:
+        entries.append(debit("tax_payable", tax_minor))
     if split.pre_payment + split.credit:
         entries.append(credit("receivable", split.pre_payment + split.credit))
     if split.refund + split.out_of_band:
@@ -184,6 +214,23 @@ def _payment_moves(ctx: Billing, payments: Sequence[PaymentRecord], split: Split
     return moves
 
 
+def _tax_doc(taken: CreditedLine) -> dict[str, Any]:
+    return {
+        "exclusive_minor": taken.exclusive_minor,
+        "inclusive_minor": taken.inclusive_minor,
+        "rates": [_rate_doc(t) for t in taken.tax],
+    }
+
+
+def _rate_doc(part: CreditedTax) -> dict[str, Any]:
+    return {
+        "tax_rate_id": part.rate.tax_rate_id,
+        "percentage": canonical_text(part.rate.percent),
+        "inclusive": part.rate.inclusive,
+        "amount_minor": part.amount_minor,
+    }
+
+
 def _line_doc(invoice: Invoice, taken: CreditedLine) -> dict[str, Any]:
     line = next(line for line in invoice.lines if line.line_id == taken.line_id)
     return {
@@ -196,6 +243,17 @@ def _line_doc(invoice: Invoice, taken: CreditedLine) -> dict[str, Any]:
             "quantity": str(line.quantity) if line.quantity is not None else None,
             "amount_minor": line.amount_minor,
         },
+        **({"tax": _tax_doc(taken)} if taken.tax else {}),
+    }
+
+
+def tax_totals(taken: Sequence[CreditedLine]) -> dict[str, int]:
+    """A credit note's amounts: the credited lines (``subtotal_minor``), the exclusive tax given back
+    with them (``tax_minor``, added to the note) and the inclusive tax they contain."""
+    return {
+        "subtotal_minor": sum(t.amount_minor for t in taken),
+        "tax_minor": sum(t.exclusive_minor for t in taken),
+        "tax_included_minor": sum(t.inclusive_minor for t in taken),
     }
 
 
@@ -211,6 +269,11 @@ def _invoice_changes(
             "amount_minor": int(was.get("amount_minor", 0)) + t.amount_minor,
             "quantity": str(quantity),
         }
+        if t.tax:
+            tax = dict(was.get("tax") or {})
+            for part in t.tax:
+                tax[part.rate.tax_rate_id] = int(tax.get(part.rate.tax_rate_id, 0)) + part.amount_minor
+            line_credits[t.line_id]["tax"] = tax
     pre = int(current.get("pre_payment_credited_minor") or 0) + split.pre_payment
     due = max(invoice.total_minor, 0) - pre
     paid = paid_level(invoice)
@@ -241,6 +304,7 @@ def _event(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     from neruba.logic.webhooks.outbox import event_action
 
     keys = ("id", "number", "invoice_id", "invoice_number", "customer_id", "currency", "amount_minor",
+            "subtotal_minor", "tax_minor", "tax_included_minor",
             "pre_payment_amount_minor", "credit_amount_minor", "refund_amount_minor",
             "out_of_band_amount_minor", "reason", "created_at")  # fmt: skip
     data = {**{k: doc[k] for k in keys}, "created_at": iso(now)}
@@ -263,7 +327,9 @@ def _attempt(
     repo = repository(ctx)
     number, counter = repo.number_item(repo.sequence_value())
     cn_id = "cn_" + idempotency.digest({"invoice_id": invoice.id, "key": key}, 24)
-    book = posting(invoice, cn_id, number, split, now, who.actor)
+    totals = tax_totals(taken)
+    book = posting(invoice, cn_id, number, split, now, who.actor,
+                   totals["tax_minor"] + totals["tax_included_minor"])  # fmt: skip
     doc: dict[str, Any] = {
         "id": cn_id,
         "object": "credit_note",
@@ -274,6 +340,7 @@ def _attempt(
         "customer_id": invoice.customer_id,
         "currency": invoice.currency,
         "amount_minor": split.total,
+        **totals,
         "pre_payment_amount_minor": split.pre_payment,
         "credit_amount_minor": split.credit,
         "refund_amount_minor": split.refund,

@@ -259,6 +259,34 @@ def window_extras(
     return price_lines(lines, snapshots, rates, currency, period), details, actions
 
 
+def standalone_extras(
+    repo: DiscountsRepository,
+    customer_id: str,
+    subscription_id: str | None,
+    lines: Sequence[Mapping[str, Any]],
+    currency: str,
+    period: tuple[Any, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The discounts and taxes of an invoice billed outside a window (a one-off charge invoiced at once,
+    a pay-in-advance event's own invoice): (its lines, the ``details`` storing the snapshots).
+
+    The same rules and line shapes as a window invoice (:func:`window_extras`): the discounts the
+    subscription's next window invoice would apply (the customer's, the subscription's, those of the plan
+    versions of its lines), in their current period, and the customer's tax rates. It counts no period:
+    a discount's billing periods are counted by window invoices only, and an invoice billed in between
+    takes the discount of the period it falls in. ``subscription_id`` None (a customer without one in
+    that currency): the customer's own discounts, as in their first period."""
+    plans = {
+        (str(line["plan_code"]), int(line["plan_version"]))
+        for line in lines
+        if line.get("plan_code") and line.get("plan_version") is not None
+    }
+    snapshots, _ = discounts_for(repo, customer_id, subscription_id or "-", sorted(plans), "-")
+    rates = rates_for(repo, customer_id)
+    details = {"discounts": snapshots, "tax_rates": rates} if snapshots or rates else {}
+    return price_lines(lines, snapshots, rates, currency, period), details
+
+
 def repriced(doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A re-rated invoice's lines with the discounts and rates it stored (no period counted again)."""
     return price_lines(

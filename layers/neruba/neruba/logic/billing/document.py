@@ -152,6 +152,12 @@ EVENT_KEYS = ("id", "customer_id", "subscription_id", "kind", "currency", "perio
               "subtotal_minor", "credits_applied_minor", "total_minor", "status")  # fmt: skip
 
 
+def event_totals(invoice: Mapping[str, Any]) -> dict[str, int]:
+    """The discount and tax totals every ``invoice.*`` event with amounts carries (0 on an invoice with
+    neither), next to ``subtotal_minor`` and ``total_minor``."""
+    return {k: int(invoice.get(k) or 0) for k in EXTRA_TOTALS}
+
+
 def invoice_event(event_type: str, invoice: dict[str, Any], now: datetime, **more: Any) -> dict[str, Any]:
     """The outbox action of an ``invoice.*`` webhook event, for the transaction that changes the invoice:
     the invoice's ids, amounts and period as the transaction leaves them (periods as stored times)."""
@@ -159,6 +165,8 @@ def invoice_event(event_type: str, invoice: dict[str, Any], now: datetime, **mor
     from neruba.timefmt import iso, parse_ts
 
     data = {k: invoice[k] for k in EVENT_KEYS if k in invoice}
+    if "subtotal_minor" in invoice:
+        data.update(event_totals(invoice))
     for key in ("period_start", "period_end"):
         if isinstance(data.get(key), str) and str(data[key]).endswith("Z"):
             data[key] = iso(parse_ts(str(data[key])))

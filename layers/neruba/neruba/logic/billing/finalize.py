@@ -30,6 +30,7 @@ from neruba.logic.billing.document import (
     EVENT_KEYS,
     EXTRA_TOTALS,
     AmountTooLargeError,
+    event_totals,
     invoice_event,
     invoice_totals,
 )
@@ -135,6 +136,7 @@ def finalized_event(invoice: Invoice, now: datetime) -> dict[str, Any]:
     """What the ``invoice.finalized`` webhook says (its number is read with GET /v1/invoices/{id})."""
     return {
         **{k: invoice.document.get(k) for k in EVENT_KEYS},
+        **event_totals(invoice.document),
         "status": "finalized",
         "finalized_at": iso(now),
     }

@@ -198,11 +198,15 @@ def _voids(invoice: Invoice, line: dict[str, Any], voided: VoidedLookup) -> dict
 
 
 def _credited(invoice: Invoice, line_id: str) -> dict[str, Any]:
-    """What credit notes took from the line (docs/billing.md, "Credit notes"); nothing when none did."""
+    """What credit notes took from the line (docs/billing.md, "Credit notes"), with the tax they gave
+    back per rate on a taxed line; nothing when none did."""
     taken = (invoice.document.get("line_credits") or {}).get(line_id)
     if not taken:
         return {}
-    return {"credited": {"amount_minor": int(taken["amount_minor"]), "quantity": taken.get("quantity")}}
+    shown = {"amount_minor": int(taken["amount_minor"]), "quantity": taken.get("quantity")}
+    if taken.get("tax"):
+        shown["tax"] = {str(k): int(v) for k, v in taken["tax"].items()}
+    return {"credited": shown}
 
 
 def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.money import to_minor
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
-from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.context import Billing, request_for
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.one_off_lines import KIND, charge_line
 from neruba.models.billing import MAX_ONE_OFF_DESCRIPTION, MAX_ONE_OFF_MINOR
@@ -92,13 +92,18 @@ def _customer(ctx: Billing, customer_id: str) -> Any:
 
 def _has_billed_subscription(ctx: Billing, customer_id: str, currency: str) -> bool:
     """Whether a subscription of the customer in ``currency`` will bill another window."""
+    return _billed_subscription(ctx, customer_id, currency) is not None
+
+
+def _billed_subscription(ctx: Billing, customer_id: str, currency: str) -> str | None:
+    """The first subscription of the customer in ``currency`` that will bill another window, if any."""
     for sub in ctx.plans.customer_subscriptions(customer_id):
         if sub.status not in ("active", "trialing") or sub.currency != currency:
             continue
         state = ctx.billing.state(sub.id)
         if state is None or state.status == "active":
-            return True
-    return False
+            return str(sub.id)
+    return None
 
 
 def _check(ctx: Billing, customer_id: str, body: OneOffChargeCreate) -> tuple[Any, int, str]:
@@ -217,6 +222,14 @@ def _invoice_now(
     """The one-off invoice of a charge (due for finalization now) and the actions writing it."""
     invoice_id = "in_" + idempotency.digest(f"one_off:{charge['id']}", 24)
     at = ts(now)
+    customer_id, currency = str(charge["customer_id"]), str(charge["currency"])
+    lines, extras = ctx.standalone_extras(
+        customer_id,
+        _billed_subscription(ctx, customer_id, currency),
+        [charge_line(charge)],
+        currency,
+        (at, at),
+    )
     doc = invoice_document(
         invoice_id=invoice_id,
         customer_id=str(charge["customer_id"]),
@@ -224,18 +237,15 @@ def _invoice_now(
         currency=str(charge["currency"]),
         kind=KIND,
         seq=0,
-        details={"one_off_charge_id": charge["id"]},
+        details={"one_off_charge_id": charge["id"], **extras},
         period=(at, at),
-        lines=[charge_line(charge)],
+        lines=lines,
         applications=[],
         created_at=at,
         finalize_at=at,
     )
-    request = PostingRequest(
-        str(charge["customer_id"]), invoice_id, str(charge["currency"]), int(charge["amount_minor"]), [], now
-    )
     actions = [ctx.invoices.put_item(doc, now), invoice_event("invoice.created", doc, now)]
-    return doc, actions + ctx.invoice_posting_items(request)
+    return doc, actions + ctx.invoice_posting_items(request_for(doc, now))
 
 
 def list_charges(ctx: Billing, customer_id: str, status: str | None = None) -> dict[str, Any]:

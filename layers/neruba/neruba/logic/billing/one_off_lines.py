@@ -42,6 +42,19 @@ def charge_line(charge: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def pending_lines(repo: OneOffRepository, customer_id: str, currency: str) -> list[dict[str, Any]]:
+    """The pending charges as the next window invoice will carry them (the same ones :func:`pick_up`
+    takes), marked ``pending``: the upcoming invoice preview."""
+    pending = sorted(repo.pending(customer_id, currency), key=lambda c: str(c.document["created_at"]))
+    lines = []
+    for charge in pending[:MAX_PICK_UP]:
+        line = charge_line(charge.document)
+        line["pending"] = True
+        line["description"] = f"Pending: {line['description']} (billed on the next invoice)"
+        lines.append(line)
+    return lines
+
+
 def pick_up(
     repo: OneOffRepository, customer_id: str, currency: str, invoice_id: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -41,11 +41,13 @@ def upcoming_invoice(
 
     With ``billing``, the subscription's **pending adjustments** (corrections of finalized invoices that
     its next invoice carries) are added as lines of their own, ``pending: true``, counted in the
-    subtotal and in ``pending_adjustments_minor``; so are the customer's **pending advance lines**
-    (pay-in-advance events gathered for the next invoice, ``logic.billing.advance``), on the first window
-    in their currency. What the period's **threshold invoices** already billed is taken off as the
-    period-end invoice will (``threshold_deduction`` lines), and ``threshold_invoiced_minor`` is its sum
-    (0 when none). Then the discounts and taxes the invoice would apply (:func:`_discounted`).
+    subtotal and in ``pending_adjustments_minor``; so are the customer's **pending one-off charges**
+    (``next_invoice``) and **pending advance lines** (pay-in-advance events gathered for the next
+    invoice, ``logic.billing.advance``), on the first window in their currency, as many as the invoice
+    will carry (``one_off_lines.MAX_PICK_UP`` in all, charges first). What the period's **threshold
+    invoices** already billed is taken off as the period-end invoice will (``threshold_deduction``
+    lines), and ``threshold_invoiced_minor`` is its sum (0 when none). Then the discounts and taxes the
+    invoice would apply (:func:`_discounted`).
     """
     from neruba.logic.pricing.rating import rate_window
 
@@ -53,9 +55,11 @@ def upcoming_invoice(
     if plans.get_customer(customer_id) is None:
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
     from neruba.logic.billing.advance_lines import pending_lines as advance_pending
+    from neruba.logic.billing.one_off_lines import MAX_PICK_UP
+    from neruba.logic.billing.one_off_lines import pending_lines as one_off_pending
 
     windows = []
-    shown: set[str] = set()  # currencies whose pending advance lines a window shows already
+    shown: set[str] = set()  # currencies whose pending one-off and advance lines a window shows already
     for sub in sorted(
         (timeline_at(s.timeline, now) for s in plans.customer_subscriptions(customer_id)),
         key=lambda s: (s.anchor, str(s.id)),
@@ -68,7 +72,9 @@ def upcoming_invoice(
         pending = _pending_lines(billing, str(sub.id)) if billing else []
         if billing and str(sub.currency) not in shown:  # the next invoice in that currency carries them
             shown.add(str(sub.currency))
-            pending += advance_pending(billing.advance, customer_id, str(sub.currency))
+            charges = one_off_pending(billing.one_offs, customer_id, str(sub.currency))
+            room = MAX_PICK_UP - len(charges)  # as the invoice picks them up: charges first, then advance
+            pending += charges + advance_pending(billing.advance, customer_id, str(sub.currency), room)
         pending_minor = sum(int(line["amount_minor"]) for line in pending)
         early = upcoming_deductions(billing, str(sub.id), start, window["lines"]) if billing else []
         early_minor = sum(int(line["amount_minor"]) for line in early)

@@ -16,7 +16,10 @@ ONE TransactWriteItems writes:
   Idempotency-Key record.
 
 Then the replacement is finalized (the next ``INV`` number) and sent to Stripe sync, as correction
-invoices are; a retry, or the next scheduler run, finishes that if the process stopped before.
+invoices are; a retry, or the next scheduler run, finishes that if the process stopped before. The void
+itself is sent to Stripe sync too (``{"void_invoice_id": ...}``, ``logic.stripe.void_sync``: the Stripe
+invoice is voided, deleted while a draft, or credited when Stripe has it paid); a retry sends it again
+until it is done.
 
 Late events for the voided window are checked against the replacement (the late-event check follows
 ``replaced_by``). An invoice with adjustments recorded against it is refused: those differences were
@@ -30,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
-from neruba.domain.ledger import Posting, credit, debit
+from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing.credit_notes import taxed
+from neruba.logic.billing.discounts import repriced
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.stripe.checks import paid_level
@@ -66,11 +69,6 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
             "The invoice has received a payment; credit it with a credit note instead.",
             code="invoice_has_payments",
         )
-    if taxed(invoice):
-        raise ConflictError(
-            "Voiding a taxed invoice is not supported yet (its tax would have to be reversed).",
-            code="invoice_has_tax",
-        )
     if invoice.kind not in VOIDABLE_KINDS:
         raise ConflictError(
             f"A {invoice.kind} invoice is not voided (it has no posting of its own or corrects another).",
@@ -99,20 +97,33 @@ def _lines(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> list[dict[str, 
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
     carried = [dict(line.document) for line in invoice.lines if line.kind in CARRIED_KINDS]
-    return [*rated_lines(rate(subscription, start, end)).values(), *carried]
+    # the discounts and rates the voided invoice stored apply again (no discount period counted again)
+    return repriced(invoice.document, [*rated_lines(rate(subscription, start, end)).values(), *carried])
+
+
+def _tax_of(doc: dict[str, Any]) -> int:
+    return int(doc.get("tax_minor") or 0) + int(doc.get("tax_included_minor") or 0)
+
+
+def _reverse(total: int, tax: int, sign: int) -> list[Entry]:
+    """An invoice's total out of (sign 1) or into (sign -1) receivable, its tax out of or into
+    ``tax_payable`` and the rest out of or into ``revenue`` (a side per account, by the amount's sign)."""
+    entries = []
+    for account, amount in (("receivable", -sign * total), ("tax_payable", sign * tax),
+                            ("revenue", sign * (total - tax))):  # fmt: skip
+        if amount:
+            entries.append(debit(account, amount) if amount > 0 else credit(account, -amount))
+    return entries
 
 
 def void_posting(invoice: Invoice, replacement: dict[str, Any], at: datetime, actor: str) -> Posting | None:
-    """One posting for both invoices (their balance items may be written once per transaction): Dr
-    revenue, Cr receivable the voided invoice's total; Dr receivable, Cr revenue the replacement's (credit
-    applied stays spent, carried by the replacement). ``receivable_by_invoice`` in its metadata says
-    which invoice each receivable movement belongs to. None when both are 0."""
+    """One posting for both invoices (their balance items may be written once per transaction): Cr
+    receivable the voided invoice's total, Dr ``tax_payable`` its tax and Dr revenue the rest; the
+    replacement's the other way round (credit applied stays spent, carried by the replacement).
+    ``receivable_by_invoice`` in its metadata says which invoice each receivable movement belongs to.
+    None when both are 0."""
     old, new = max(invoice.total_minor, 0), max(int(replacement["total_minor"]), 0)
-    entries = []
-    if old:
-        entries += [debit("revenue", old), credit("receivable", old)]
-    if new:
-        entries += [debit("receivable", new), credit("revenue", new)]
+    entries = [*_reverse(old, _tax_of(invoice.document), 1), *_reverse(new, _tax_of(replacement), -1)]
     if not entries:
         return None
     return Posting.build(
@@ -136,7 +147,9 @@ def void_posting(invoice: Invoice, replacement: dict[str, Any], at: datetime, ac
 def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetime) -> dict[str, Any]:
     at = ts(now)
     kept: dict[str, Any] = {
-        k: invoice.document[k] for k in ("window", "one_off_charge_id") if k in invoice.document
+        k: invoice.document[k]
+        for k in ("window", "one_off_charge_id", "discounts", "tax_rates")
+        if k in invoice.document
     }
     return invoice_document(
         invoice_id="in_" + idempotency.digest(f"regenerate:{invoice.id}", 24),
@@ -208,7 +221,28 @@ def void_invoice(
                 ) from exc
             replayed = again
     issue_now(ctx, str(replayed["replaced_by"]), now)  # finalize and send (once: both conditional)
+    send_void(ctx, str(replayed["invoice_id"]))
     return answer(ctx, replayed)
+
+
+def send_void(ctx: Billing, invoice_id: str) -> None:
+    """Ask Stripe sync to take the voided invoice out of Stripe (``logic.stripe.void_sync``), until it has:
+    a retry of the request sends again; the sync does each Stripe call once."""
+    from neruba.dal.queue import send_batch
+    from neruba.logic.stripe.void_sync import DONE, void_message
+    from neruba.observability import logger
+
+    stored = ctx.invoices.get(invoice_id)
+    if (
+        not ctx.sync_queue_url
+        or stored is None
+        or ((stored.stripe or {}).get("void") or {}).get("status") in DONE
+    ):
+        return
+    if send_batch(ctx.sync_queue_url, [("0", void_message(invoice_id))]):
+        logger.error(
+            "void not sent to stripe sync: a retry of the request sends it", extra={"invoice_id": invoice_id}
+        )
 
 
 def answer(ctx: Billing, stored: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.usage import CellUsage, bucket_of, combine
 from neruba.errors import InvalidRequestError, NotFoundError
 from neruba.models.events import OUTCOMES
-from neruba.timefmt import iso
+from neruba.timefmt import iso_z, label_z
 
 MAX_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=31), "day": timedelta(days=400)}
 EVENT_LIST_SPAN = timedelta(days=31)
@@ -155,11 +155,12 @@ def _span(start: datetime, end: datetime, granularity: str) -> None:
 def outcome_counts(
     usage: UsageRepository, start: datetime, end: datetime, granularity: str
 ) -> dict[str, Any]:
-    """Outcome counts per minute or hour in [start, end)."""
+    """Outcome counts per minute or hour in [start, end), each bucket labelled by its first instant in UTC
+    with ``Z`` (``2026-01-31T12:05:00Z``; the stored minute labels stay as they are)."""
     _span(start, end, granularity)
     buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     for row in usage.outcomes(start, end):
-        key = row.minute if granularity == "minute" else row.minute[:13] + ":00"
+        key = label_z(row.minute if granularity == "minute" else row.minute[:13])
         for outcome in OUTCOMES:
             buckets[key][outcome] += row.counts.get(outcome, 0)
     data: list[dict[str, Any]] = [{"start": key, **counts} for key, counts in sorted(buckets.items())]
@@ -182,7 +183,7 @@ def _period_bucket(catalog: PlansRepository, customer_id: str) -> Callable[[str]
         at = hour_start(hour)
         if at < anchor:
             return "before_subscription"
-        return iso(period_containing(anchor, interval, at)[0])
+        return iso_z(period_containing(anchor, interval, at)[0])
 
     return bucket
 
@@ -197,7 +198,9 @@ def usage_view(
     granularity: str,
     group_by: str | None,
 ) -> dict[str, Any]:
-    """Aggregated usage of one meter for a customer, per hour, day or the whole range, maybe per group."""
+    """Aggregated usage of one meter for a customer, per hour, day or billing period, maybe per group; each
+    bucket labelled by its first instant in UTC with ``Z`` (``2026-01-31T12:00:00Z``), or ``total`` /
+    ``before_subscription`` for a period bucket that has no start of its own."""
     _span(start, end, "hour" if granularity == "hour" else "day")
     if catalog.get_customer(customer_id) is None:
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
@@ -216,7 +219,7 @@ def usage_view(
     for cell in usage.aggregates(customer_id, meter_code, first, last):
         values = dict(part.partition("=")[::2] for part in cell.group.split("|") if part)
         group_value = values.get(group_by or "", "")
-        key = bucket(cell.hour) if bucket else bucket_of(cell.hour, granularity)
+        key = bucket(cell.hour) if bucket else label_z(bucket_of(cell.hour, granularity))
         cells[(key, group_value if group_by else "")].append(cell.usage)
     data = []
     for (bucket_key, group_value), items in sorted(cells.items()):

@@ -69,10 +69,19 @@ def postings(customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]
     }
 
 
-def grants(customer_id: str) -> dict[str, Any]:
+def grants(customer_id: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+    """A page of the customer's credit grants, oldest effective first."""
     customer(customer_id)
-    found = ledger_repo().grants(customer_id, None)
-    return {"object": "list", "data": [g.to_dict() for g in found], "has_more": False, "next_cursor": None}
+    try:
+        found, next_cursor = ledger_repo().grants_page(customer_id, limit, cursor)
+    except InvalidCursorError as exc:
+        raise _bad_cursor(exc) from exc
+    return {
+        "object": "list",
+        "data": [g.to_dict() for g in found],
+        "has_more": next_cursor is not None,
+        "next_cursor": next_cursor,
+    }
 
 
 def audit_records(customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -5,8 +5,10 @@ one Stripe credit note with one custom line per credited line, and the same spli
 (``credit_amount``, ``refund_amount``, ``out_of_band_amount``; Stripe creates the refund for
 ``refund_amount``). The call carries the Stripe idempotency key ``neruba-{credit_note_id}-credit-note``,
 and the Stripe id is stored on the credit note (``stripe``), so a retried message creates nothing twice.
-A credit note whose invoice has not reached Stripe yet is retried (the message fails and comes back)
-until the invoice's own sync has created it.
+The exclusive tax the note gives back (``tax_minor``) is one more custom line ``Tax``, as the invoice's
+exclusive tax is one item of its Stripe invoice (``logic.stripe.sync``); inclusive tax is inside the line
+amounts, as it is inside the invoice's items. A credit note whose invoice has not reached Stripe yet is
+retried (the message fails and comes back) until the invoice's own sync has created it.
 
 Example:
     >>> credit_note_params({"id": "cn_1", "invoice_id": "in_1", "memo": None, "lines": [
@@ -29,6 +31,13 @@ class CreditNoteNotReadyError(RuntimeError):
     """The invoice has no Stripe invoice yet: the message is retried."""
 
 
+def _tax_line(note: dict[str, Any]) -> list[dict[str, Any]]:
+    tax = int(note.get("tax_minor") or 0)
+    if not tax:
+        return []
+    return [{"type": "custom_line_item", "description": "Tax", "quantity": 1, "unit_amount": tax}]
+
+
 def credit_note_params(note: dict[str, Any], stripe_invoice_id: str) -> dict[str, Any]:
     """The Stripe ``POST /v1/credit_notes`` parameters of a credit note."""
     params: dict[str, Any] = {
@@ -41,7 +50,8 @@ def credit_note_params(note: dict[str, Any], stripe_invoice_id: str) -> dict[str
                 "unit_amount": int(line["amount_minor"]),
             }
             for line in note["lines"]
-        ],
+        ]
+        + _tax_line(note),
         "metadata": {"neruba_credit_note_id": note["id"], "neruba_invoice_id": note["invoice_id"]},
     }
     for ours, theirs in (

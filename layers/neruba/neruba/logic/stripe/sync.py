@@ -117,6 +117,11 @@ class InvoiceSync:
         sync.update(status="synced", last_error=None, synced_at=ts_seconds(self.now))
         sync.pop("step", None)
         self._save(invoice_id, sync)
+        again = self.invoices.get(invoice_id)
+        if again is not None and again.status == "void":  # voided while this sync was under way
+            from neruba.logic.stripe.void_sync import VoidSync
+
+            VoidSync(self.client, self.invoices).run(invoice_id)
         return sync
 
     def fail(self, invoice_id: str, error: str) -> dict[str, Any]:
@@ -352,6 +357,11 @@ def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) 
     credit_note_id = credit_note_id_of(body)
     if credit_note_id is not None:  # a credit note to push (logic.stripe.credit_note_sync)
         return _credit_note_message(credit_note_id, client)
+    from neruba.logic.stripe.void_sync import void_invoice_id_of
+
+    voided = void_invoice_id_of(body)
+    if voided is not None:  # a voided invoice to take out of Stripe (logic.stripe.void_sync)
+        return _void_message(voided, invoices, client)
     try:
         invoice_id = SyncMessage.model_validate_json(body).invoice_id
     except ValidationError as exc:
@@ -381,6 +391,27 @@ def sync_message(body: str, invoices: InvoiceSource, client: Any | None = None) 
         logger.info("invoice synced to stripe", extra={"invoice_id": invoice_id})
         metrics.add_metric(name="StripeSyncSucceeded", unit="Count", value=1)
     return str(record.get("status"))
+
+
+def _void_message(invoice_id: str, invoices: InvoiceSource, client: Any | None) -> str:
+    """Take a voided invoice out of Stripe; raises SyncError (retried, then StripeSyncDLQ) when Stripe is
+    not configured or a call fails. An invoice that never reached Stripe needs no client."""
+    from neruba.logic.stripe.void_sync import VoidSync
+    from neruba.observability import logger, metrics
+
+    logger.append_keys(invoice_id=invoice_id)
+    try:
+        state = VoidSync(client, invoices, connect=stripe_client).run(invoice_id)
+    except StripeNotConfiguredError as exc:
+        metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+        raise SyncError(str(exc)) from exc
+    except Exception as exc:
+        if _status(exc) is None and not type(exc).__module__.startswith("stripe"):
+            raise
+        metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+        raise SyncError(f"void of {invoice_id}: {type(exc).__name__}") from exc
+    logger.info("voided invoice taken out of stripe", extra={"status": state.get("status")})
+    return str(state.get("status"))
 
 
 def _credit_note_message(credit_note_id: str, client: Any | None) -> str:
