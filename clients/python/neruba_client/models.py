@@ -217,8 +217,8 @@ class UsageLimits(_Model):
     customer_id: str
     period_anchor: str
     interval: Literal["day", "week", "month", "quarter", "year"]
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     meters: list[MeterLimitView]
     spend_alerts_minor: list[int] = []
     spend_minor: int | None = None
@@ -239,7 +239,7 @@ class Entitlement(_Model):
     granted: str | None = None
     """metered: what grants in force add to the feature's own limit (included in ``limit``)."""
     remaining: str | None
-    resets_at: str | None
+    resets_at: datetime | None
 
 
 class EntitlementList(_Model):
@@ -253,8 +253,8 @@ class EntitlementGrant(_Model):
     customer_id: str
     feature: str
     amount: str
-    starts_at: str
-    expires_at: str
+    starts_at: datetime
+    expires_at: datetime
     reason: str
     ticket: str | None
     entitlement: Entitlement
@@ -567,7 +567,7 @@ class OneOffLineSource(_Model):
     reason: str | None
     ticket: str | None
     metadata: dict[str, str]
-    created_at: str | None
+    created_at: datetime | None
 
 
 class AdvanceLineSource(_Model):
@@ -824,8 +824,8 @@ class OneOffCharge(_Model):
     ticket: str | None
     status: Literal["pending", "invoiced", "void"]
     invoice_id: str | None
-    created_at: str
-    voided_at: str | None
+    created_at: datetime
+    voided_at: datetime | None
 
 
 BackfillStatus = Literal["open", "committing", "committed", "reverting", "reverted", "cancelled"]
@@ -855,11 +855,11 @@ class BackfillView(_Model):
     mode: Literal["add", "replace"]
     reason: str
     ticket: str | None
-    created_at: str
+    created_at: datetime
     events_held: int
     committed: BackfillCommitted | None = None
-    committed_at: str | None = None
-    cancelled_at: str | None = None
+    committed_at: datetime | None = None
+    cancelled_at: datetime | None = None
 
 
 class BackfillEventStatus(_Model):
@@ -882,8 +882,8 @@ class BackfillInvoicePreview(_Model):
     status: str
     customer_id: str
     subscription_id: str | None
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     before_minor: int
     after_minor: int
     difference_minor: int
@@ -893,8 +893,8 @@ class BackfillInvoicePreview(_Model):
 class BackfillOpenPeriod(_Model):
     customer_id: str
     subscription_id: str | None
-    period_start: str
-    period_end: str
+    period_start: datetime
+    period_end: datetime
     before_minor: int
     after_minor: int
     difference_minor: int
@@ -965,7 +965,7 @@ class CreditNote(_Model):
     ticket: str | None
     memo: str | None
     posting_id: str
-    created_at: str
+    created_at: datetime
     stripe: CreditNoteStripe | None = None
 
 
@@ -1025,7 +1025,7 @@ class LateDifference(_Model):
     quantity: str | None
     amount_minor: int
     status: Literal["pending", "applied"]
-    recorded_at: str | None
+    recorded_at: datetime | None
     applied_to: LateEventCarrier | None
 
 
@@ -1036,12 +1036,12 @@ class InvoiceCompleteness(_Model):
     status: str
     kind: str | None
     rated_usage: bool
-    period_start: str
-    period_end: str
-    finalized_at: str | None
+    period_start: datetime
+    period_end: datetime
+    finalized_at: datetime | None
     late_event_horizon_hours: int
     at_finalization: CompletenessAtFinalization
-    closes_at: str | None
+    closes_at: datetime | None
     closed_now: bool
     late_events: list[LateDifference]
     late_amount_minor: int
@@ -1057,8 +1057,8 @@ class Coupon(_Model):
     duration: Literal["once", "repeating", "forever"]
     duration_periods: int | None
     status: Literal["active", "archived"]
-    created_at: str
-    archived_at: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
 
 
 class Discount(_Model):
@@ -1072,8 +1072,8 @@ class Discount(_Model):
     plan_code: str | None
     plan_version: int | None
     status: Literal["active", "removed"]
-    created_at: str
-    removed_at: str | None = None
+    created_at: datetime
+    removed_at: datetime | None = None
 
 
 class TaxRate(_Model):
@@ -1086,8 +1086,8 @@ class TaxRate(_Model):
     state: str | None
     plan_code: str | None
     status: Literal["active", "archived"]
-    created_at: str
-    archived_at: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
 
 
 class TaxJurisdiction(_Model):
