@@ -662,6 +662,41 @@ def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
     ]
 
 
+def _window_reads(lines: list[str], levels: dict[str, Any] | None) -> None:
+    """What a count-meter window of ``benchmarks.billing_levels`` sends, by operation, and what the
+    optional features' flags removed from it."""
+    count = ((levels or {}).get("runs") or {}).get("count")
+    if not count:
+        return
+    w, invoiced = count["worker"], max(count["invoiced"], 1)
+    per = ", ".join(f"{op} {round(n / invoiced, 2)}" for op, n in w["requests"].items())
+    lines += [
+        "## Reads a window skips",
+        "",
+        f"The count-meter window above sends, per window: {per} ({w['read_requests_per_window']} reads). "
+        "Its reads, in order: the billing state and the subscription (GetItem each), the subscription's "
+        "adjustments (Query), the invoices of its late-event look-back (one BatchGetItem; the benchmark's "
+        "earlier windows have none, so nothing is re-rated), the plan version and the meter (GetItem each), "
+        "the watermark and the pending items of the customer's pending shard (a GetItem and a Query), the "
+        "usage partition (Query), the flags of the optional features (one BatchGetItem of the customer's "
+        "and the deployment's items) and the customer's grants (Query). The fraction over a whole number is "
+        "the backfill's marker, read by each worker instance until it finds it.",
+        "",
+        "Before the flags, the same window sent 16 reads (GetItem 7, Query 9): the look-back's two "
+        "invoices were a GetItem each, and every window queried the customer's one-off charges, its "
+        "advance items, its discounts, the discounts of its plan version and the deployment's tax rates, "
+        "whether or not the customer or the deployment had any. Now a feature's flag is written in the "
+        "transaction that stores the feature (a one-off charge, an advance item billed later, a discount, "
+        "a tax rate), and a window reads a feature only when its flag is set: a customer who uses none of "
+        "them pays one request for all five. Flags are never removed, so a flag left after its feature is "
+        "gone costs the read it always cost, never a missed charge; until the scheduler's backfill has "
+        "flagged what was stored before the flags, every window reads everything. A window that re-rates "
+        "an earlier finalized window reads its plan version, meter, pending shard and usage again for it "
+        "(5 reads per re-rated window): not cut here.",
+        "",
+    ]
+
+
 def render() -> str:
     lines = [
         "# Performance",
@@ -675,6 +710,7 @@ def render() -> str:
     write_units = _ingest(lines, _load("ingest_writes.json"))
     _billing(lines, _load("billing_run.json"))
     _billing_levels(lines, _load("billing_levels.json"))
+    _window_reads(lines, _load("billing_levels.json"))
     _cold(lines, _load("cold_start.json"))
     _package(lines, _load("package_size.json"))
     _capacity(lines, write_units)

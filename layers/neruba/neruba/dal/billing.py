@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from neruba.dal.backfills import BackfillsRepository
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.discounts import DiscountsRepository
+    from neruba.dal.features import FeaturesRepository
     from neruba.dal.one_offs import OneOffRepository
     from neruba.dal.thresholds import ThresholdsRepository
 
@@ -221,6 +222,13 @@ class BillingRepository:
         from neruba.dal.discounts import DiscountsRepository
 
         return DiscountsRepository(self.table_name)
+
+    @property
+    def features(self) -> FeaturesRepository:
+        """Which optional billing features a customer and the deployment use (``dal.features``)."""
+        from neruba.dal.features import FeaturesRepository
+
+        return FeaturesRepository(self.table_name)
 
     def put_state_if_absent(self, state: BillingState) -> bool:
         """Create a billing state unless one exists; True if this call created it."""

@@ -124,6 +124,10 @@ class DiscountsRepository:
         item = self._get("DSCX", discount_id)
         return str(jsonutil.loads(item["doc"])["partition"]) if item else None
 
+    def discount_partitions(self) -> set[str]:
+        """The partitions every discount (any status) is stored in, from their ``DSCX`` items."""
+        return {str(item.document["partition"]) for item in self._query("DSCX")}
+
     def used(self, discount_id: str, subscription_id: str) -> int:
         """Billing periods the discount has counted for the subscription."""
         item = self._get(f"DSCU#{discount_id}", subscription_id)

@@ -212,3 +212,26 @@ def is_transient(exc: BaseException) -> bool:
         return True
     reasons = {r.get("Code") for r in response.get("CancellationReasons", [])} - {"None", None}
     return code == "TransactionCanceledException" and bool(reasons) and reasons <= _TRANSIENT_REASONS
+
+
+def batch_get(table_name: str, keys: list[dict[str, Any]], attempts: int = 8) -> list[dict[str, Any]]:
+    """The items of ``keys`` that exist (plain values, in no particular order): consistent BatchGetItem
+    reads of up to 100 keys each, unprocessed keys asked again with a growing pause; raises
+    ``RuntimeError`` if some are still unprocessed after ``attempts``."""
+    import time
+
+    from neruba.dal.clients import client
+
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        pending: dict[str, Any] = {table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+        for attempt in range(attempts):
+            response = client("dynamodb").batch_get_item(RequestItems=pending)
+            found.extend(from_item(raw) for raw in response.get("Responses", {}).get(table_name, []))
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(0.05 * (2**attempt))
+        if pending:
+            raise RuntimeError(f"batch read of {table_name} throttled: unprocessed keys remain")
+    return found

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from neruba.dal.features import ADVANCE
 from neruba.dal.one_offs import STATUS_PENDING
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.advance import Change, Terms, event_delta, period_of, price_change, terms_of
@@ -260,6 +261,7 @@ def _write(
         unit.extend(actions)
     else:
         item = _item(event, currency, change.amount_minor, now, status=STATUS_PENDING, line=line)
+        unit.add(ctx.billing.features.customer_item(str(event["customer_id"]), ADVANCE))  # windows pick it up
     unit.add(repo.put_item(item), name="item")
     unit.add(repo.position_item(sub.id, meter_code, start, change.after, revision), name="position")
     return _commit(unit, item)

@@ -25,6 +25,7 @@ from neruba.domain.periods import add_interval as _add_interval
 
 if TYPE_CHECKING:  # imported where used: a handler pays at cold start only for what it calls
     from neruba.dal.billing import BillingRepository
+    from neruba.dal.features import Features
     from neruba.dal.invoices import InvoicesRepository
     from neruba.dal.ledger import LedgerRepository
     from neruba.dal.plans import PlansRepository, Subscription
@@ -108,6 +109,7 @@ class Billing:
     # customer -> whether it had balance alert levels at its credit application just made: the auto
     # top-up that follows takes it (popped) instead of reading the customer again (logic.billing.top_up)
     watched: dict[str, bool] = field(default_factory=dict)
+    features_trusted: bool = False  # the features backfill ran (logic.billing.features); never reset
 
     def subscription(self, subscription_id: str) -> Subscription:
         """The stored subscription (``PlansRepository.subscription``)."""
@@ -141,18 +143,35 @@ class Billing:
 
         return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
 
+    def features(self, customer_id: str) -> Features:
+        """The flags by which a window of the customer skips the reads of unused features
+        (``dal.features``): all unknown until the backfill's marker is found (``logic.billing.features``);
+        once found, remembered (a marker is never removed)."""
+        from neruba.dal.features import MARKER, UNKNOWN
+
+        if not self.features_trusted:
+            self.features_trusted = self.billing.marker(MARKER) is not None
+        return self.billing.features.read(customer_id) if self.features_trusted else UNKNOWN
+
     def one_off_lines(
-        self, customer_id: str, currency: str, invoice_id: str
+        self, customer_id: str, currency: str, invoice_id: str, features: Features | None = None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The pending one-off charges and pay-in-advance lines a window invoice carries and the
         conditional actions that mark them invoiced, for that invoice's own transaction
         (``logic.billing.one_off_lines.pick_up``, then ``logic.billing.advance_lines.pick_up`` in the room
         left: at most ``MAX_PICK_UP`` in all)."""
+        from neruba.dal.features import ADVANCE, ONE_OFF, UNKNOWN
         from neruba.logic.billing import advance_lines as advance
         from neruba.logic.billing.one_off_lines import MAX_PICK_UP, pick_up
 
-        lines, actions = pick_up(self.billing.one_offs, customer_id, currency, invoice_id)
+        flags = features or UNKNOWN
+        lines: list[dict[str, Any]] = []
+        actions: list[dict[str, Any]] = []
+        if flags.uses(ONE_OFF):
+            lines, actions = pick_up(self.billing.one_offs, customer_id, currency, invoice_id)
         room = MAX_PICK_UP - len(lines)
+        if not flags.uses(ADVANCE):
+            return lines, actions
         more, more_actions = advance.pick_up(self.billing.advance, customer_id, currency, invoice_id, room)
         return lines + more, actions + more_actions
 
@@ -164,6 +183,7 @@ class Billing:
         lines: Sequence[dict[str, Any]],
         currency: str,
         period: tuple[str, str],
+        features: Features | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
         """A window invoice's discounts and taxes: its lines (discount lines added, each line's tax), the
         snapshots it stores, and the actions counting the discounts' periods in its own transaction
@@ -171,7 +191,14 @@ class Billing:
         from neruba.logic.billing.discounts import window_extras
 
         return window_extras(
-            self.billing.discounts, customer_id, subscription_id, invoice_id, lines, currency, period
+            self.billing.discounts,
+            customer_id,
+            subscription_id,
+            invoice_id,
+            lines,
+            currency,
+            period,
+            features,
         )
 
     def standalone_extras(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from neruba import bootstrap
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.discounts import DiscountsRepository, Stored, customer_partition, plan_partition
+from neruba.dal.features import DISCOUNT
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import canonical_text
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -297,6 +298,14 @@ def _target(ctx: Billing, body: DiscountCreate) -> tuple[str, str, str, dict[str
     return target, customer_partition(customer_id), currency or customer.currency, ids
 
 
+def _flag(ctx: Billing, ids: dict[str, Any]) -> dict[str, Any]:
+    """The action flagging where a new discount is attached: its plan version, or its customer."""
+    features = ctx.billing.features
+    if ids.get("plan_code") is not None:
+        return features.plan_item(str(ids["plan_code"]), int(ids["plan_version"]))
+    return features.customer_item(str(ids["customer_id"]), DISCOUNT)
+
+
 def create_discount(
     ctx: Billing,
     body: DiscountCreate,
@@ -336,6 +345,7 @@ def create_discount(
         actions = [
             store.put_item(partition, doc),
             store.put_item("DSCX", {"id": discount_id, "status": "active", "partition": partition}),
+            _flag(ctx, ids),  # windows read the discounts it flags (dal.features)
         ]
         return (
             doc,
@@ -455,7 +465,8 @@ def create_tax_rate(
             "created_at": ts(now),
             "archived_at": None,
         }
-        return doc, [repo(ctx).put_item("TXR", doc)], {"after": terms}
+        flag = ctx.billing.features.tax_rate_item()  # windows read the tax rates from now on
+        return doc, [repo(ctx).put_item("TXR", doc), flag], {"after": terms}
 
     return _operate(
         ctx, "tax-rate-create", "tax_rate.create", body, "tax-rates", actor, key, request_id, now, build

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from neruba.dal.features import DISCOUNT, TAX_RATE, UNKNOWN, Features
 from neruba.domain.discounts import AppliedDiscount, Coupon, apply_discounts, periods_left
 from neruba.domain.numbers import canonical_text
 from neruba.domain.taxes import TaxRate, line_tax
@@ -57,14 +58,17 @@ def discounts_for(
     subscription_id: str,
     plan_versions: Sequence[tuple[str, int]],
     invoice_id: str,
+    features: Features = UNKNOWN,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(snapshots, actions): the discounts a window invoice applies and the actions counting their period."""
-    mine = _order([d for d in repo.customer_discounts(customer_id) if d.status == "active"])
+    """(snapshots, actions): the discounts a window invoice applies and the actions counting their period
+    (the partitions ``features`` flags as possibly holding discounts are read; all of them by default)."""
+    attached = repo.customer_discounts(customer_id) if features.uses(DISCOUNT) else []
+    mine = _order([d for d in attached if d.status == "active"])
     chosen = [d for d in mine if d.document.get("subscription_id") in (None, subscription_id)]
     chosen.sort(
         key=lambda d: d.document.get("subscription_id") is not None
     )  # customer's, then subscription's
-    for code, version in sorted(set(plan_versions)):
+    for code, version in sorted(v for v in set(plan_versions) if features.plan_discounts(*v)):
         chosen += _order([d for d in repo.plan_discounts(code, version) if d.status == "active"])
     snapshots: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
@@ -93,9 +97,14 @@ def discounts_for(
     return snapshots, actions
 
 
-def rates_for(repo: DiscountsRepository, customer_id: str) -> list[dict[str, Any]]:
+def rates_for(
+    repo: DiscountsRepository, customer_id: str, features: Features = UNKNOWN
+) -> list[dict[str, Any]]:
     """The active tax rates of a customer's invoices, as snapshots: those of the customer's jurisdiction
-    (country, and state when the rate names one) and those of a plan without a jurisdiction."""
+    (country, and state when the rate names one) and those of a plan without a jurisdiction (none read
+    when ``features`` says the deployment never had a rate)."""
+    if not features.uses(TAX_RATE):
+        return []
     rates = [r for r in repo.tax_rates() if r.status == "active"]
     placed = any(r.document.get("country") for r in rates)
     where = (repo.jurisdiction(customer_id) or {}) if placed else {}  # read only when a rate needs it
@@ -245,16 +254,18 @@ def window_extras(
     lines: Sequence[Mapping[str, Any]],
     currency: str,
     period: tuple[Any, Any],
+    features: Features | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """A new window invoice's discounts and taxes: (its lines, the ``details`` storing the discounts' and
-    rates' snapshots, the actions counting the discounts' periods)."""
+    rates' snapshots, the actions counting the discounts' periods). ``features``: what may be skipped."""
+    flags = features or UNKNOWN
     plans = {
         (str(line["plan_code"]), int(line["plan_version"]))
         for line in lines
         if line.get("plan_code") and line.get("plan_version") is not None
     }
-    snapshots, actions = discounts_for(repo, customer_id, subscription_id, sorted(plans), invoice_id)
-    rates = rates_for(repo, customer_id)
+    snapshots, actions = discounts_for(repo, customer_id, subscription_id, sorted(plans), invoice_id, flags)
+    rates = rates_for(repo, customer_id, flags)
     details = {"discounts": snapshots, "tax_rates": rates} if snapshots or rates else {}
     return price_lines(lines, snapshots, rates, currency, period), details, actions
 

@@ -28,6 +28,7 @@ from decimal import Context, localcontext
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
+from neruba.dal.features import ONE_OFF
 from neruba.dal.one_offs import STATUS_PENDING, OneOffCharge, OneOffRepository
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.money import to_minor
@@ -181,6 +182,7 @@ def create_charge(
         invoice, actions = _invoice_now(ctx, charge, now)
         charge.update(status="invoiced", invoice_id=invoice["id"])
     actions.insert(0, charges(ctx).put_item(charge))
+    actions.append(ctx.billing.features.customer_item(customer_id, ONE_OFF))  # windows read its charges
     audit = idempotency.audit_put(
         bootstrap.audit(),
         idempotency.Actor(actor, request_id),

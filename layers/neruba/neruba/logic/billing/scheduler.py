@@ -22,10 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba.dal.billing import DUE_SHARDS, BillingRun, BillingState, billing_run
+from neruba.dal.features import MARKER as FEATURES_MARKER
 from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
 from neruba.dal.transaction import Transaction, commit
 from neruba.logic.billing.context import Billing
+from neruba.logic.billing.features import backfill_features
 from neruba.logic.billing.finalize import fenced, finalize_due, send_pending_syncs
 from neruba.logic.billing.windows import Window, state_windows
 from neruba.logic.billing.worker import ensure_billing_state
@@ -146,6 +148,8 @@ def _states(
     if options.backfill or ctx.billing.marker("billing-state-backfill") is None:
         backfill_states(ctx, plans)
         ctx.billing.set_marker("billing-state-backfill", now)
+    if options.backfill or ctx.billing.marker(FEATURES_MARKER) is None:
+        backfill_features(ctx, plans, now)  # windows skip unused features' reads once it has run
     for shard in range(DUE_SHARDS):
         yield from ctx.billing.due_states(now, shard)
 

@@ -238,12 +238,15 @@ def build_invoice(
     lines += period_end_lines(ctx, window, thresholds_issued, lines)  # what threshold invoices billed
     lines += adjustment_lines
     customer_id = str(terms.customer_id)
-    one_off_lines, one_off_actions = ctx.one_off_lines(customer_id, rated.currency, window.invoice_id)
+    features = ctx.features(customer_id)  # which optional features need their reads (dal.features)
+    one_off_lines, one_off_actions = ctx.one_off_lines(
+        customer_id, rated.currency, window.invoice_id, features
+    )
     lines += one_off_lines  # each picked up by this transaction only while still pending
     actions += one_off_actions
     lines, extras, discount_actions = ctx.invoice_extras(
         customer_id, window.subscription_id, window.invoice_id, lines, rated.currency,
-        (ts(window.start), ts(window.end)),
+        (ts(window.start), ts(window.end)), features,
     )  # fmt: skip
     actions += discount_actions  # each discount's period counted by this transaction only
     subtotal = sum(int(line["amount_minor"]) for line in lines)
@@ -435,12 +438,17 @@ def late_adjustments(
             actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
-    for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events)):
+    earlier_windows = [
+        window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
+        for seq in reversed(late_lookback(anchor, interval, window.seq, ctx.add_interval, ctx.late_events))
+    ]
+    # the look-back's invoices in one consistent batch read (they were one GetItem each)
+    stored = ctx.invoices.get_many([w.invoice_id for w in earlier_windows if w is not None])
+    for earlier in earlier_windows:
         room = MAX_ADJUSTMENT_LINES - len(lines)
         if room <= 0:
             break
-        earlier = window_at(window.subscription_id, anchor, interval, seq, ctx.add_interval)
-        original = ctx.invoices.get(earlier.invoice_id) if earlier else None
+        original = stored.get(earlier.invoice_id) if earlier else None
         if original is not None and original.status == "void" and original.document.get("replaced_by"):
             original = ctx.invoices.get(str(original.document["replaced_by"]))  # voided and regenerated
         if earlier is None or original is None or original.status in ("draft", "void"):
