@@ -35,13 +35,13 @@ def record_handler(record: SQSRecord) -> None:
         return
     if record.body.startswith(
         '{"backfill":'
-    ):  # the rest of a backfill's commit (logic/billing/backfill_commit.py)
-        from neruba.logic.billing.backfill_commit import resume
+    ):  # the rest of a backfill's commit or revert (logic/billing/backfill_commit.py, backfill_revert.py)
+        from neruba.logic.billing.backfill_revert import resume
 
         # counting stops starting batches 40 s in (the function's Timeout is 60 s); the rest is redelivered
         deadline = datetime.now(UTC) + timedelta(seconds=40)
         status = resume(bootstrap.billing(), record.body, clock(), deadline)
-        logger.info("backfill commit resumed", extra={"status": status})
+        logger.info("backfill resumed", extra={"status": status})
         return
     if record.body.startswith('{"advance"'):  # an event of a meter charged in advance (logic.ingest.advance)
         from neruba.logic.billing.advance import process_message

@@ -1,11 +1,12 @@
-"""``neruba backfill``: open, fill, preview, commit, cancel and read backfills through the API.
+"""``neruba backfill``: open, fill, preview, commit, cancel, revert and read backfills through the API.
 
     neruba backfill open --customer acme [--customer ...] --meter api_calls [--meter ...]
-                         --start ISO --end ISO --reason TEXT [--ticket T] [--key K]
+                         --start ISO --end ISO [--mode add|replace] --reason TEXT [--ticket T] [--key K]
     neruba backfill events BACKFILL_ID FILE       (JSON lines, or one JSON array; "-" reads stdin)
     neruba backfill preview BACKFILL_ID
     neruba backfill commit BACKFILL_ID --reason TEXT [--ticket T] [--key K]
     neruba backfill cancel BACKFILL_ID --reason TEXT [--ticket T] [--key K]
+    neruba backfill revert BACKFILL_ID --reason TEXT [--ticket T] [--key K]
     neruba backfill list [--status S]
     neruba backfill show BACKFILL_ID
 
@@ -14,7 +15,8 @@ Every command calls the API with the Python client (``clients/python``): ``--bas
 ``NERUBA_API_KEY``). Answers are printed as JSON; an error answer prints its code and message and exits 1.
 ``--key`` is the Idempotency-Key (a new one when left out): give the same key to retry a command safely.
 Events are sent 100 per request; each keeps its transaction id, so sending a file again holds nothing
-twice. A commit that answers ``committing`` left a step for later: run it again (any key).
+twice. A commit that answers ``committing`` (a revert: ``reverting``) left a step for later: run it again
+(any key).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def add_parser(commands: Any) -> None:
     opened.add_argument("--meter", action="append", required=True, help="a meter code (repeatable)")
     opened.add_argument("--start", type=when, required=True, help="range start, ISO 8601")
     opened.add_argument("--end", type=when, required=True, help="range end (exclusive), ISO 8601")
+    opened.add_argument(
+        "--mode", choices=["add", "replace"], default="add", help="replace: the range's stored events voided"
+    )
     audited(opened)
     sent = command("events", "send events (JSON lines or a JSON array) into an open backfill", _events)
     sent.add_argument("backfill_id")
@@ -68,6 +73,9 @@ def add_parser(commands: Any) -> None:
     cancelled = command("cancel", "cancel an open backfill", _cancel)
     cancelled.add_argument("backfill_id")
     audited(cancelled)
+    reverted = command("revert", "void a committed backfill's events and correct the invoices", _revert)
+    reverted.add_argument("backfill_id")
+    audited(reverted)
     listing = command("list", "every backfill", _list)
     listing.add_argument(
         "--status", choices=["open", "committing", "committed", "reverting", "reverted", "cancelled"]
@@ -121,6 +129,7 @@ def _open(client: Any, args: argparse.Namespace) -> int:
         meter_codes=args.meter,
         start=args.start,
         end=args.end,
+        mode=args.mode,
         reason=args.reason,
         ticket=args.ticket,
         idempotency_key=_key(args),
@@ -191,6 +200,17 @@ def _cancel(client: Any, args: argparse.Namespace) -> int:
         args.backfill_id, reason=args.reason, ticket=args.ticket, idempotency_key=_key(args)
     )
     _print(answer)
+    return 0
+
+
+def _revert(client: Any, args: argparse.Namespace) -> int:
+    answer = client.admin.revert_backfill(
+        args.backfill_id, reason=args.reason, ticket=args.ticket, idempotency_key=_key(args)
+    )
+    _print(answer)
+    if answer.status == "reverting":
+        print("still reverting: run the revert again in a few minutes", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -11,7 +11,7 @@
     neruba smoke --base-url URL --api-key KEY                  the post-deploy smoke test
     neruba events void|amend TX --customer ID --reason R --ticket T [--base-url URL] [--api-key KEY]
     neruba migrate [--list] [--stack NAME]                     data migrations (OpsTable MIG#)
-    neruba backfill open | events | preview | commit | cancel | list | show   backfills, through the API
+    neruba backfill open | events | preview | commit | cancel | revert | list | show   backfills (API)
 
 Commands that touch AWS find the stack's tables and queues from ``--stack NAME`` (its CloudFormation
 resources: nothing but AWS credentials needed), or from a local stack when ``--endpoint-url`` is on this

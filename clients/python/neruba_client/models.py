@@ -841,6 +841,19 @@ class BackfillCorrection(_Model):
 class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
+    events_replaced: int = 0
+    invoices: list[BackfillCorrection]
+
+
+class BackfillRevertRequest(_Model):
+    reason: str
+    ticket: str | None
+    by: str
+    at: datetime
+
+
+class BackfillReverted(_Model):
+    events_voided: int
     invoices: list[BackfillCorrection]
 
 
@@ -860,6 +873,9 @@ class BackfillView(_Model):
     committed: BackfillCommitted | None = None
     committed_at: datetime | None = None
     cancelled_at: datetime | None = None
+    revert: BackfillRevertRequest | None = None
+    reverted: BackfillReverted | None = None
+    reverted_at: datetime | None = None
 
 
 class BackfillEventStatus(_Model):
@@ -905,6 +921,7 @@ class BackfillPreview(_Model):
     backfill_id: str
     events_held: int
     events_counted: int
+    events_replaced: int = 0
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod]
     difference_minor: int

@@ -90,6 +90,7 @@ class Admin(Resource[M]):
     preview_backfill = endpoint(r.preview_backfill)
     commit_backfill = endpoint(r.commit_backfill)
     cancel_backfill = endpoint(r.cancel_backfill)
+    revert_backfill = endpoint(r.revert_backfill)
     create_credit_note = endpoint(r.create_credit_note)
     void_invoice = endpoint(r.void_invoice)
     create_coupon = endpoint(r.create_coupon)

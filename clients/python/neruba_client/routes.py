@@ -784,6 +784,18 @@ def cancel_backfill(
 
 @route(
     "POST",
+    "/admin/backfills/{backfill_id}/revert",
+    m.BackfillView,
+    body="BackfillAction",
+    idempotency_key=True,
+)
+def revert_backfill(
+    backfill_id: str, *, reason: str, ticket: str | None = None, idempotency_key: str | None = None
+) -> Operation[m.BackfillView]: ...
+
+
+@route(
+    "POST",
     "/admin/invoices/{invoice_id}/credit-notes",
     m.CreditNote,
     body="CreditNoteCreate",

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.functional.billing.backfill_support import PRICE, billed_days
+from tests.functional.billing.backfill_support import PRICE, billed_days, handler
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day
 from tests.support.api import api_event, call
@@ -97,3 +97,38 @@ def test_open_send_preview_commit_from_the_command_line(
     assert [b["id"] for b in listed["data"]] == [opened["id"]]
     code, _, err = cli("cancel", opened["id"], "--reason", "too late")
     assert code == 1 and "409 backfill_not_open" in err
+
+
+def test_revert_from_the_command_line(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neruba import settings
+
+    billed_days(world, monkeypatch, [3, 4])
+    scope = ["--customer", "acme", "--meter", "api_calls", "--start", START.isoformat()]
+    _, opened, _ = cli("open", *scope, "--end", (START + day(4)).isoformat(), "--reason", "lost")
+    event = {"customer_id": "acme", "code": "api_calls", "timestamp": (START + day(0, 5)).isoformat()}
+    call(
+        handler(),
+        api_event(
+            "POST",
+            f"/admin/backfills/{opened['id']}/events",
+            body={"events": [{**event, "transaction_id": f"t{i}"} for i in range(3)]},
+            path_parameters={"backfill_id": opened["id"]},
+        ),
+    )
+    assert cli("commit", opened["id"], "--reason", "checked")[1]["committed"]["events_counted"] == 3
+    # the world's events are months old: past the default void horizon (35 days), refused whole
+    code, _, err = cli("revert", opened["id"], "--reason", "imported twice", "--key", "r1")
+    assert code == 1 and "409 backfill_too_old_to_revert" in err
+    # with ingest's maximum age (the void horizon) at 400 days, it is reverted
+    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
+    monkeypatch.setattr(settings, "get_settings", lambda: configured)
+    code, done, _ = cli("revert", opened["id"], "--reason", "imported twice", "--ticket", "FIN-2")
+    assert code == 0 and done["status"] == "reverted" and done["reverted"]["events_voided"] == 3
+    assert [i["amount_minor"] for i in done["reverted"]["invoices"]] == [-3 * PRICE]
+    code, again, _ = cli("commit", opened["id"], "--reason", "again")  # a reverted backfill stays so
+    assert code == 0 and again["status"] == "reverted"
+    # a replace backfill opened from the command line (the same horizon applies)
+    code, replacing, _ = cli(
+        "open", *scope, "--end", (START + day(1)).isoformat(), "--mode", "replace", "--reason", "re-export"
+    )
+    assert code == 0 and replacing["mode"] == "replace"

@@ -2,8 +2,10 @@
 
 Items (``pk`` / ``sk``):
 
-- ``BACKFILL`` / ``{backfill_id}`` - the backfill: ``status`` (open, committing, committed, cancelled),
-  ``doc`` (what the API shows, JSON) and ``held`` (how many events it holds).
+- ``BACKFILL`` / ``{backfill_id}`` - the backfill: ``status`` (open, committing, committed, reverting,
+  reverted, cancelled), ``doc`` (what the API shows, JSON) and ``held`` (how many events it holds); once
+  a revert starts, ``revert`` (its reason, ticket, actor and time, JSON) and ``reverting_at``; once
+  reverted, ``reverted`` (what it did, JSON) and ``reverted_at``.
 - ``BFEV#{backfill_id}`` / ``{customer}#{transaction_id}`` - one held event: its ``fingerprint`` and the
   event as sent (``event``, JSON). Held events are written only while the backfill is open (the put is a
   transaction with a condition on the backfill's status), so the events a commit reads are final.
@@ -21,6 +23,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 
 PARTITION = "BACKFILL"
 EVENTS = "BFEV#"
+JSON_VALUES = ("committed", "revert", "reverted")  # attributes stored as JSON text
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Backfill:
     document: dict[str, Any]
     committing_by: str | None = None  # who sent the commit (the worker finishing it acts for them)
     committing_at: str | None = None  # when the commit started
+    reverting_at: str | None = None  # when the revert started
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,18 @@ def _backfill(item: dict[str, Any]) -> Backfill:
     doc = jsonutil.loads(item["doc"])
     doc["status"] = item["status"]
     doc["events_held"] = int(plain(item.get("held") or 0))
-    for name in ("committed", "cancelled_at", "committed_at"):
+    for name in ("committed", "cancelled_at", "committed_at", "revert", "reverted", "reverted_at"):
         if item.get(name) is not None:
-            doc[name] = jsonutil.loads(item[name]) if name == "committed" else item[name]
+            doc[name] = jsonutil.loads(item[name]) if name in JSON_VALUES else item[name]
     by, at = item.get("committing_by"), item.get("committing_at")
     return Backfill(
-        str(item["sk"]), str(item["status"]), doc["events_held"], doc, str(by) if by else None, at
+        str(item["sk"]),
+        str(item["status"]),
+        doc["events_held"],
+        doc,
+        str(by) if by else None,
+        at,
+        item.get("reverting_at"),
     )
 
 
@@ -104,7 +114,7 @@ class BackfillsRepository:
 
     def move_item(self, backfill_id: str, frm: tuple[str, ...], to: str, **values: Any) -> dict[str, Any]:
         """An Update moving the backfill to ``to`` from one of ``frm`` (condition), setting ``values``
-        (``committed`` is stored as JSON)."""
+        (``committed``, ``revert`` and ``reverted`` are stored as JSON)."""
         names = {"#st": "status"}
         sets = ["#st = :to"]
         attrs: dict[str, Any] = {":to": to}
@@ -112,7 +122,7 @@ class BackfillsRepository:
             attrs[f":f{n}"] = state
         for name, value in values.items():
             sets.append(f"{name} = :{name}")
-            attrs[f":{name}"] = jsonutil.dumps(value) if name == "committed" else value
+            attrs[f":{name}"] = jsonutil.dumps(value) if name in JSON_VALUES else value
         condition = " OR ".join(f"#st = :f{n}" for n in range(len(frm)))
         return {
             "Update": {

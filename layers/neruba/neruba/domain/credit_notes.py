@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 from neruba.domain.taxes import TaxRate, line_tax
+from neruba.validation import param_path
 
 __all__ = [
     "CreditNoteRuleError",
@@ -183,7 +184,7 @@ def _half_up(value: Decimal) -> int:
 
 
 def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
-    param = f"lines[{index}].quantity"
+    param = param_path("lines", index, "quantity")
     left = line.remaining_quantity
     if line.quantity is None or line.quantity <= 0 or left is None:
         raise CreditNoteRuleError(
@@ -195,9 +196,10 @@ def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
         raise CreditNoteRuleError(
             "A credited quantity must be positive.", code="quantity_not_positive", param=param
         )
-    if quantity > left:
+    if quantity > left or line.remaining_minor <= 0:
         raise CreditNoteRuleError(
-            f"Line {line.line_id!r} has {left} units left to credit; {quantity} asked.",
+            f"Line {line.line_id!r} has {left} units and {line.remaining_minor} minor units left to credit; "
+            f"{quantity} units asked.",
             code="credit_note_exceeds_creditable",
             param=param,
             conflict=True,
@@ -205,7 +207,15 @@ def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
     if quantity == left:
         return line.remaining_minor
     with localcontext(Context(prec=100)):
-        return min(_half_up(Decimal(line.amount_minor) * quantity / line.quantity), line.remaining_minor)
+        amount = min(_half_up(Decimal(line.amount_minor) * quantity / line.quantity), line.remaining_minor)
+    if amount <= 0:
+        raise CreditNoteRuleError(
+            f"{quantity} units of line {line.line_id!r} are worth less than half a minor unit: "
+            "credit more units, or credit it by amount_minor.",
+            code="amount_not_positive",
+            param=param,
+        )
+    return amount
 
 
 def _one(line: LineState, index: int, request: LineRequest, currency: str) -> CreditedLine:
@@ -213,19 +223,19 @@ def _one(line: LineState, index: int, request: LineRequest, currency: str) -> Cr
         raise CreditNoteRuleError(
             "Give each line amount_minor or quantity (one of the two).",
             code="credit_note_line_amount_required",
-            param=f"lines[{index}]",
+            param=param_path("lines", index),
         )
     if line.amount_minor <= 0:
         raise CreditNoteRuleError(
             f"Line {line.line_id!r} charges nothing; only a line with a positive amount can be credited.",
             code="line_not_creditable",
-            param=f"lines[{index}].line_id",
+            param=param_path("lines", index, "line_id"),
         )
     if request.quantity is not None:
         amount = _by_quantity(line, index, request.quantity)
         return _credited(line, amount, request.quantity, currency)
     assert request.amount_minor is not None
-    param = f"lines[{index}].amount_minor"
+    param = param_path("lines", index, "amount_minor")
     if request.amount_minor <= 0:
         raise CreditNoteRuleError(
             "A credited amount must be positive.", code="amount_not_positive", param=param
@@ -263,13 +273,13 @@ def credit_lines(
             raise CreditNoteRuleError(
                 f"The invoice has no line {request.line_id!r}.",
                 code="invoice_line_not_found",
-                param=f"lines[{index}].line_id",
+                param=param_path("lines", index, "line_id"),
             )
         if request.line_id in seen:
             raise CreditNoteRuleError(
                 f"Line {request.line_id!r} is named twice; name each line once.",
                 code="credit_note_line_repeated",
-                param=f"lines[{index}].line_id",
+                param=param_path("lines", index, "line_id"),
             )
         seen.add(request.line_id)
         taken.append(_one(line, index, request, currency))

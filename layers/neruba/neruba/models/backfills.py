@@ -34,14 +34,16 @@ class BackfillCreate(BaseModel):
     end: AwareInstant = Field(description="The range's end (exclusive; not in the future).")
     mode: Literal["add", "replace"] = Field(
         default="add",
-        description="add: the events are counted on top of the stored ones. replace is not available yet.",
+        description="add: the events are counted on top of the stored ones. replace: the stored events of "
+        "the range (these customers and meters) are voided at commit and the held events counted instead "
+        "(within the void horizon, on whole hours).",
     )
     reason: AuditedReason = Field(description="Why the backfill is opened (audited).")
     ticket: TicketText | None = None
 
 
 class BackfillAction(BaseModel):
-    """``POST /admin/backfills/{id}/commit`` and ``.../cancel``: why (audited)."""
+    """``POST /admin/backfills/{id}/commit``, ``.../cancel`` and ``.../revert``: why (audited)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +96,30 @@ class BackfillCommitted(BaseModel):
 
     events_counted: int
     events_not_counted: int = Field(description="Held events whose transaction id was stored already.")
+    events_replaced: int = Field(
+        default=0, description="mode replace: the stored events of the range voided by the commit."
+    )
+    invoices: list[BackfillCorrection]
+
+
+class BackfillRevertRequest(BaseModel):
+    """Who asked for the revert, when and why (audited as ``backfill.revert``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    ticket: str | None
+    by: str
+    at: str
+
+
+class BackfillReverted(BaseModel):
+    """What a revert did: the commit's counted events voided, and per invoice the rerun that took their
+    amount back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events_voided: int = Field(description="The events the commit counted, voided by the revert.")
     invoices: list[BackfillCorrection]
 
 
@@ -120,6 +146,13 @@ class BackfillView(BaseModel):
     )
     committed_at: str | None = None
     cancelled_at: str | None = None
+    revert: BackfillRevertRequest | None = Field(
+        default=None, description="Once a revert started: its reason, ticket, actor and time."
+    )
+    reverted: BackfillReverted | None = Field(
+        default=None, description="Once reverted: the events voided and the invoices corrected."
+    )
+    reverted_at: str | None = None
 
 
 class BackfillList(BaseModel):
@@ -172,6 +205,9 @@ class BackfillPreview(BaseModel):
     backfill_id: str
     events_held: int
     events_counted: int = Field(description="Held events the commit would count (not already stored).")
+    events_replaced: int = Field(
+        default=0, description="mode replace: the stored events of the range the commit would void."
+    )
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod] = Field(
         description="Current periods not invoiced yet: their invoice will count the events when billed."

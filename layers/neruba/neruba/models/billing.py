@@ -12,6 +12,7 @@ from neruba.models.fields import (
     AuditedReason,
     Instant,
     LineDescription,
+    Memo,
     Metadata,
     Price,
     Quantity,
@@ -133,7 +134,7 @@ class CreditNoteCreate(BaseModel):
     out_of_band_amount_minor: StrictInt | None = Field(
         default=None, description="Of the part already paid: returned outside the system."
     )
-    memo: str | None = Field(default=None, max_length=500, description="Shown on the credit note.")
+    memo: Memo | None = Field(default=None, description="Shown on the credit note.")
     reason: AuditedReason = Field(description="Why the invoice is credited (audited).")
     ticket: TicketText | None = None
 

@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, Currency, PlainDecimal
+from neruba.models.fields import (
+    CODE_PATTERN,
+    EXTERNAL_ID_PATTERN,
+    AuditedReason,
+    CouponName,
+    Currency,
+    PlainDecimal,
+    TaxName,
+    TicketText,
+)
 
 Percent = Annotated[
     Decimal, Field(gt=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6), PlainDecimal
@@ -24,14 +33,14 @@ Minor = Annotated[int, Field(description="Money in minor units of the currency (
 class _Audited(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why (kept in the audit record).")
-    ticket: str | None = Field(default=None, max_length=128)
+    reason: AuditedReason = Field(description="Why (kept in the audit record).")
+    ticket: TicketText | None = None
 
 
 class CouponCreate(_Audited):
     """``POST /admin/coupons``: ``percent_off``, or ``amount_off_minor`` with ``currency``."""
 
-    name: str = Field(min_length=1, max_length=200, description="What the discount line shows.")
+    name: CouponName = Field(description="What the discount line shows.")
     percent_off: Percent | None = Field(
         default=None, description="A percentage (exact decimal, 0 < p <= 100)."
     )
@@ -61,7 +70,7 @@ class DiscountCreate(_Audited):
 class TaxRateCreate(_Audited):
     """``POST /admin/tax-rates``: a rate for a jurisdiction, a plan, or both."""
 
-    display_name: str = Field(min_length=1, max_length=100, description="e.g. VAT, Sales tax.")
+    display_name: TaxName = Field(description="e.g. VAT, Sales tax.")
     percentage: TaxPercent
     inclusive: bool = Field(description="True: prices already contain it; false: added on top.")
     country: Country | None = None

@@ -66,6 +66,9 @@ TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
 RequiredTicket = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_one_line)]  # event voids
 StaticValue = Annotated[str, Field(max_length=256), AfterValidator(_one_line)]  # a static entitlement's
+CouponName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+TaxName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_one_line)]  # a tax rate's
+Memo = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # shown on a credit note
 
 MAX_METADATA = 50
 METADATA_KEY_MAX = 40

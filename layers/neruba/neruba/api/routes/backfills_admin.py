@@ -1,4 +1,4 @@
-"""Backfills (admin scope): open, hold events, preview, commit, cancel, read (docs/billing.md,
+"""Backfills (admin scope): open, hold events, preview, commit, cancel, revert, read (docs/billing.md,
 "Backfills")."""
 
 from __future__ import annotations
@@ -130,6 +130,22 @@ def cancel_backfill(
 
     actor = current_principal(router).actor
     doc = backfills.cancel_backfill(
+        bootstrap.billing(), backfill_id, body, actor, idempotency_key, request_id_of(router)
+    )
+    return json_response(doc)
+
+
+@_route("post", "/admin/backfills/<backfill_id>/revert", "Revert a committed backfill", BackfillView)
+def revert_backfill(
+    backfill_id: BackfillId, body: Annotated[BackfillAction, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    """Needs an Idempotency-Key. Voids the events the commit counted and corrects the invoices it
+    corrected. The answer's status is ``reverted``, or ``reverting`` when a step is left: send it again.
+    ``409 backfill_too_old_to_revert`` past the void horizon (ingest's maximum event age)."""
+    from neruba.logic.billing import backfill_revert
+
+    actor = current_principal(router).actor
+    doc = backfill_revert.revert_backfill(
         bootstrap.billing(), backfill_id, body, actor, idempotency_key, request_id_of(router)
     )
     return json_response(doc)

@@ -37,6 +37,7 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing import backfill_replace
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
@@ -73,6 +74,9 @@ def commit_backfill(
     if found.status == "cancelled":
         raise ConflictError("The backfill was cancelled; it cannot be committed.", code="backfill_cancelled")
     if found.status == "open":
+        if found.document.get("mode") == "replace":  # refused before anything is written
+            held = backfills(ctx).held_events(backfill_id)
+            backfill_replace.check(ctx, backfill_id, found.document, held, now)
         start(ctx, backfill_id, body, actor, key, request_id, now)
     if found.held > INLINE_EVENTS:
         enqueue(ctx, backfill_id)
@@ -92,11 +96,23 @@ def run_steps(
     now: datetime,
     deadline: datetime | None = None,
 ) -> dict[str, Any]:
-    """Steps 2 to 4 on a ``committing`` backfill (each a no-op where an earlier run did it)."""
+    """Steps 2 to 4 on a ``committing`` backfill (each a no-op where an earlier run did it); for
+    ``mode: replace``, the stored events of the range voided first (``logic.billing.backfill_replace``)."""
+    found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
+    replaced: list[HeldEvent] = []
+    if found.document.get("mode") == "replace":
+        since = parse_ts(found.committing_at) if found.committing_at else now
+        try:
+            voided = backfill_replace.void_replaced(
+                ctx, backfill_id, found.document, held, since, actor, request_id, now
+            )
+        except backfill_replace.ReplaceIncompleteError as exc:
+            raise CommitIncompleteError(backfill_id) from exc
+        replaced = backfill_replace.as_held(voided)
     count_events(ctx, backfill_id, held, now, deadline)
-    corrected = correct_invoices(ctx, backfill_id, held, actor, request_id, now)
-    return finish(ctx, backfill_id, held, corrected, now)
+    corrected = correct_invoices(ctx, backfill_id, held + replaced, actor, request_id, now)
+    return finish(ctx, backfill_id, held, corrected, now, replaced=len(replaced))
 
 
 def enqueue(ctx: Billing, backfill_id: str) -> None:
@@ -216,22 +232,26 @@ def correct_invoices(
     actor: str,
     request_id: str | None,
     now: datetime,
+    revert: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Step 3: rerun every invoice whose window holds one of the events (once each: its key)."""
+    """Step 3: rerun every invoice whose window holds one of the events (once each: its key). A revert
+    (``revert``: its reason and ticket) runs the same reruns under keys of its own."""
     from neruba.logic.billing.admin import rerun_invoice
 
     doc = get_backfill(ctx, backfill_id).document
-    reason = f"backfill {backfill_id}: {doc['reason']}"[:500]
-    origin = {"backfill": {"backfill_id": backfill_id, "reason": doc["reason"], "ticket": doc.get("ticket")}}
+    why, ticket = (revert["reason"], revert.get("ticket")) if revert else (doc["reason"], doc.get("ticket"))
+    prefix = "backfill-revert" if revert else "backfill"
+    reason = f"{'revert of ' if revert else ''}backfill {backfill_id}: {why}"[:500]
+    origin = {"backfill": {"backfill_id": backfill_id, "reason": why, "ticket": ticket}}
     corrected = []
     for invoice in affected_invoices(ctx, held):
         try:
             result = rerun_invoice(
                 ctx,
                 invoice.id,
-                RerunRequest(reason=reason, ticket=doc.get("ticket")),
+                RerunRequest(reason=reason, ticket=ticket),
                 actor,
-                idempotency_key=f"backfill:{backfill_id}:{invoice.id}",
+                idempotency_key=f"{prefix}:{backfill_id}:{invoice.id}",
                 request_id=request_id,
                 now=now,
                 origin=origin,
@@ -251,7 +271,12 @@ def correct_invoices(
 
 
 def finish(
-    ctx: Billing, backfill_id: str, held: list[HeldEvent], corrected: list[dict[str, Any]], now: datetime
+    ctx: Billing,
+    backfill_id: str,
+    held: list[HeldEvent],
+    corrected: list[dict[str, Any]],
+    now: datetime,
+    replaced: int = 0,
 ) -> dict[str, Any]:
     """Step 4: ``committing`` -> ``committed``, recording what the commit counted and corrected."""
     stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
@@ -260,6 +285,7 @@ def finish(
     summary = {
         "events_counted": counted,
         "events_not_counted": len(held) - counted,
+        "events_replaced": replaced,
         "invoices": corrected,
     }
     moved = backfills(ctx).move_item(

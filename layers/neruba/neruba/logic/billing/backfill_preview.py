@@ -6,6 +6,9 @@ stored usage with the backfill's held events laid over it (:class:`HeldUsage`): 
 events it lays over are the ones the commit would count: those whose transaction id is not stored yet
 (ingest counts an event once per customer and transaction id).
 
+For ``mode: replace`` the overlay also drops the stored cells of the range's hours for the backfill's
+customers and meters (:func:`replace_overlay`): the range then holds what the commit leaves there.
+
 Level meters (``weighted_sum``, ``latest`` with ``carry_over``) start a window from their stored closing
 level, which the overlay does not move: a held event before an invoiced window changes that window's
 preview only through the hours the window reads.
@@ -37,10 +40,15 @@ class HeldUsage:
     read is the repository's own."""
 
     def __init__(
-        self, usage: UsageRepository, cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]]
+        self,
+        usage: UsageRepository,
+        cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]],
+        cleared: tuple[set[tuple[str, str]], str, str] | None = None,
     ):
         self._usage = usage
         self._cells = cells
+        # mode replace: the (customer, meter) pairs whose stored cells of hours [first, last] are dropped
+        self._cleared = cleared
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._usage, name)
@@ -69,6 +77,9 @@ class HeldUsage:
         self, customer_id: str, meter_code: str, cells: list[StoredCell], first_hour: str, last_hour: str
     ) -> list[StoredCell]:
         stored = {(c.hour, c.group): c for c in cells}
+        if self._cleared is not None and (customer_id, meter_code) in self._cleared[0]:
+            first, last = self._cleared[1], self._cleared[2]
+            stored = {key: c for key, c in stored.items() if not first <= c.hour <= last}
         for (hour, group), extra in self._cells.get((customer_id, meter_code), {}).items():
             if not first_hour <= hour <= last_hour:
                 continue
@@ -186,9 +197,14 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
     counting = to_count(ctx, held) if found.status == "open" else []
-    overlay = replace(ctx, usage=HeldUsage(ctx.usage, held_cells(ctx, counting)))  # type: ignore[arg-type]
+    replacing = found.document.get("mode") == "replace" and found.status == "open"
+    replaced: list[HeldEvent] = []
+    usage = HeldUsage(ctx.usage, held_cells(ctx, counting))
+    if replacing:
+        replaced, usage = replace_overlay(ctx, backfill_id, found.document, held, counting)
+    overlay = replace(ctx, usage=usage)  # type: ignore[arg-type]
     rows: list[dict[str, Any]] = []
-    for invoice in affected_invoices(ctx, counting):
+    for invoice in affected_invoices(ctx, counting + replaced):
         billed, deltas = invoice_change(overlay, invoice)
         difference = sum(int(d["amount_minor"]) for d in deltas)
         if not deltas:
@@ -214,17 +230,41 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
                 "applied_as": applied,
             }
         )
-    periods = open_periods(ctx, overlay.usage, counting)
+    periods = open_periods(ctx, overlay.usage, counting + replaced)
     return {
         "object": "backfill_preview",
         "backfill_id": backfill_id,
         "events_held": len(held),
         "events_counted": len(counting),
+        "events_replaced": len(replaced),
         "invoices": rows,
         "open_periods": periods,
         "difference_minor": sum(int(r["difference_minor"]) for r in rows)
         + sum(int(p["difference_minor"]) for p in periods),
     }
+
+
+def replace_overlay(
+    ctx: Billing, backfill_id: str, doc: dict[str, Any], held: list[HeldEvent], counting: list[HeldEvent]
+) -> tuple[list[HeldEvent], HeldUsage]:
+    """mode replace: the events the commit would void, and the usage as it would be after it: within the
+    range (whole hours), the backfill's customers and meters hold only the events counted and the stored
+    events that stand for held ones (same transaction id)."""
+    from datetime import UTC, timedelta
+
+    from neruba.logic.billing.backfill_replace import as_held, replaced_events
+
+    replaced = as_held(replaced_events(ctx, backfill_id, doc, held, datetime.now(UTC)))
+    start, end = parse_ts(str(doc["start"])), parse_ts(str(doc["end"]))
+    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
+    standing = [
+        e
+        for e in as_held([s for s in stored.values() if s.status == "accepted"])
+        if start <= parse_ts(str(e.event["timestamp"])) < end
+    ]
+    pairs = {(c, m) for c in doc["customer_ids"] for m in doc["meter_codes"]}
+    cleared = (pairs, hour_bucket(start), hour_bucket(end - timedelta(microseconds=1)))
+    return replaced, HeldUsage(ctx.usage, held_cells(ctx, counting + standing), cleared)
 
 
 def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[dict[str, Any]]:

@@ -51,14 +51,33 @@ def get_backfill(ctx: Billing, backfill_id: str) -> Backfill:
     return found
 
 
+def _check_replace(start: datetime, end: datetime, now: datetime) -> None:
+    """``mode: replace`` voids the stored events of the range: only within the void horizon (ingest's
+    maximum event age) and on whole hours (an hour's cell holds its events together)."""
+    from neruba.settings import get_settings
+
+    age = timedelta(days=get_settings().ingest_max_age_days)
+    if start < now - age:
+        raise InvalidRequestError(
+            f"mode replace voids the stored events of the range, and events older than {age.days} days "
+            "(ingest's maximum event age) cannot be voided: start must be within that age; open an add "
+            "backfill for older ranges.",
+            code="backfill_replace_range_too_old",
+            param="start",
+        )
+    for name, at in (("start", start), ("end", end)):
+        if at != at.replace(minute=0, second=0, microsecond=0):
+            raise InvalidRequestError(
+                f"mode replace needs {name} on a whole hour (usage is stored per hour).",
+                code="backfill_replace_whole_hours",
+                param=name,
+            )
+
+
 def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[list[str], list[str]]:
     start, end = body.start.astimezone(UTC), body.end.astimezone(UTC)
     if body.mode == "replace":
-        raise InvalidRequestError(
-            "mode replace is not available yet: open an add backfill, or void the events to replace.",
-            code="backfill_mode_unavailable",
-            param="mode",
-        )
+        _check_replace(start, end, now)
     if end <= start:
         raise InvalidRequestError("end must be after start.", code="backfill_range_reversed", param="end")
     if end > now:

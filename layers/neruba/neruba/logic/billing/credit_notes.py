@@ -132,7 +132,7 @@ def taxed(invoice: Invoice) -> bool:
 
 def _rule(exc: CreditNoteRuleError) -> Exception:
     if exc.conflict:
-        return ConflictError(exc.message, code=exc.code)
+        return ConflictError(exc.message, code=exc.code, param=exc.param)
     return InvalidRequestError(exc.message, code=exc.code, param=exc.param)
 
 

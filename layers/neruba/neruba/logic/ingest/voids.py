@@ -109,6 +109,20 @@ def void_event(
     raise ConflictError("The event kept changing while it was voided; try again.", code="event_void_conflict")
 
 
+def check_voidable(keys: list[tuple[str, str]], now: datetime) -> None:
+    """The refusal a void of one of these events (``(customer_id, transaction_id)``) would meet now, raised
+    before anything is written (a backfill's revert checks all its events first). Events no longer
+    accepted are skipped: a void finds them voided already."""
+    usage, lookup = bootstrap.usage(), _lookup()
+    for event in usage.get_events(keys).values():
+        if event.status != "accepted":
+            continue
+        catalog = lookup({event.customer_id}, {event.meter_code})
+        request = VoidRequest(event.customer_id, event.transaction_id, "check", "check")
+        _check(usage, catalog, request, event, now)
+        _counter_action(catalog, event, now)
+
+
 def _void_unit(
     request: VoidRequest,
     event: StoredEvent,

@@ -1,12 +1,14 @@
-"""Part of the ``billing`` sweep check: backfills left ``committing`` without a message to finish them.
+"""Part of the ``billing`` sweep check: backfills left ``committing`` (or ``reverting``) without a message
+to finish them.
 
 A commit hands its rest to the billing worker with a ``{"backfill": id}`` message on BillingQueue
 (``logic.billing.backfill_commit``); a process that stops between the commit's first step and that send,
 or a send that fails, leaves the backfill ``committing`` with nothing to resume it but the next commit
 call. Each backfill ``committing`` for longer than ``LAG`` is claimed (``OpsRepository.claim_resend``,
 kind ``backfill``, the billing check's cool-down) and its message sent again (repair
-``backfill_commit_resent``). Every step of the commit is idempotent, so a message that was not lost after
-all only makes the worker find less to do.
+``backfill_commit_resent``). A revert (``logic.billing.backfill_revert``) uses the same message: one
+left ``reverting`` for longer than ``LAG`` gets it again (``backfill_revert_resent``). Every step is
+idempotent, so a message that was not lost after all only makes the worker find less to do.
 
 Cost: one Query of the backfills' partition.
 """
@@ -43,22 +45,25 @@ def stuck_backfills(
     except Exception as exc:
         result.fail("backfills", exc)
         return
+    result.checked["backfills_reverting"] = 0
     for backfill in found:
-        if backfill.status != "committing":
+        if backfill.status not in ("committing", "reverting"):
             continue
-        result.checked["backfills_committing"] += 1
+        action = "commit" if backfill.status == "committing" else "revert"
+        result.checked[f"backfills_{backfill.status}"] += 1
         ids = {"backfill_id": backfill.id}
-        if backfill.committing_at and parse_ts(backfill.committing_at) > ctx.now - LAG:
-            continue  # its commit may still be running
+        since = backfill.committing_at if action == "commit" else backfill.reverting_at
+        if since and parse_ts(since) > ctx.now - LAG:
+            continue  # its commit (or revert) may still be running
         result.found += 1
         try:
             if not ops.claim_resend("backfill", backfill.id, ctx.now, cooldown):
-                details["in_flight"].append({"kind": "backfill_commit", **ids})
+                details["in_flight"].append({"kind": f"backfill_{action}", **ids})
                 continue
             if send_batch(billing.billing_queue_url, [("0", message(backfill.id))]):
                 result.fail("send", "BillingQueue refused the message", **ids)
                 continue
             result.repaired += 1
-            result.repairs.append({"kind": "backfill_commit_resent", **ids})
+            result.repairs.append({"kind": f"backfill_{action}_resent", **ids})
         except Exception as exc:
-            result.fail("backfill_commit", exc, **ids)
+            result.fail(f"backfill_{action}", exc, **ids)

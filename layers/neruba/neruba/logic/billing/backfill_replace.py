@@ -1,0 +1,133 @@
+"""``mode: replace``: the stored events a backfill's commit replaces, and their voids.
+
+The events replaced are the stored events of the backfill's range, customers and meters that counting
+listed (``UsageRepository.list_events``), received before the commit started (``since``: events sent
+live afterwards are counted on top), other than the backfill's own (its copy ids ``{backfill_id}:{n}``)
+and other than those whose transaction id the backfill holds (the stored event stands for the held one,
+as in add mode). Each is voided through the event-void mechanism (``logic.ingest.voids.void_event``)
+under the Idempotency-Key ``backfill-replace:{id}:{digest}`` with the reason ``replaced by backfill
+{id}: ...``; that reason marks it, so a later run finds the events it voided and voids the rest once.
+Rules: docs/billing.md, "Replacing the events of a range".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from neruba import jsonutil
+from neruba.dal.backfills import HeldEvent
+from neruba.dal.usage import StoredEvent
+from neruba.errors import ConflictError
+from neruba.logic import idempotency
+from neruba.logic.billing.context import Billing
+from neruba.logic.ingest.voids import VoidRequest, check_voidable, void_event
+from neruba.timefmt import parse_ts
+
+PAGE = 500
+
+
+class ReplaceIncompleteError(Exception):
+    """A void's correction is still pending: the commit stays ``committing``."""
+
+
+def marker(backfill_id: str) -> str:
+    return f"replaced by backfill {backfill_id}"
+
+
+def replaced_events(
+    ctx: Billing, backfill_id: str, doc: dict[str, Any], held: list[HeldEvent], since: datetime
+) -> list[StoredEvent]:
+    """The events the commit replaces: accepted ones still to void and those it voided already."""
+    held_keys = {(e.customer_id, e.transaction_id) for e in held}
+    start, end = parse_ts(str(doc["start"])), parse_ts(str(doc["end"]))
+    found: list[StoredEvent] = []
+    for customer_id in doc["customer_ids"]:
+        cursor: str | None = None
+        while True:
+            page = ctx.usage.list_events(customer_id, list(doc["meter_codes"]), start, end, PAGE, cursor)
+            found += [e for e in page.events if _replaced(e, backfill_id, held_keys, since)]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    return found
+
+
+def _replaced(event: StoredEvent, backfill_id: str, held_keys: set[tuple[str, str]], since: datetime) -> bool:
+    if (event.customer_id, event.transaction_id) in held_keys:
+        return False
+    if event.copy_id and event.copy_id.startswith(f"{backfill_id}:"):
+        return False  # the backfill's own, counted by its commit
+    if event.received_at and parse_ts(event.received_at) >= since:
+        return False  # sent after the commit started: counted on top
+    if event.status == "accepted":
+        return True
+    if event.status == "voided" and event.void_json:
+        return str(jsonutil.loads(event.void_json).get("reason", "")).startswith(marker(backfill_id))
+    return False
+
+
+def check(ctx: Billing, backfill_id: str, doc: dict[str, Any], held: list[HeldEvent], now: datetime) -> None:
+    """Before the commit starts: the refusal a void of one of the events to replace would meet."""
+    events = replaced_events(ctx, backfill_id, doc, held, now)
+    try:
+        check_voidable([(e.customer_id, e.transaction_id) for e in events], now)
+    except ConflictError as exc:
+        if exc.code != "event_too_old_to_void":
+            raise
+        raise ConflictError(
+            "Events of the range are older than the void horizon now: they cannot be replaced; open an "
+            "add backfill, or credit the invoices.",
+            code="backfill_replace_range_too_old",
+        ) from exc
+
+
+def void_replaced(
+    ctx: Billing,
+    backfill_id: str,
+    doc: dict[str, Any],
+    held: list[HeldEvent],
+    since: datetime,
+    actor: str,
+    request_id: str | None,
+    now: datetime,
+) -> list[StoredEvent]:
+    """Void the events to replace (one void each, under its own key); the events replaced. Raises
+    ``ReplaceIncompleteError`` when a void's correction is pending or refused."""
+    reason = f"{marker(backfill_id)}: {doc['reason']}"[:500]
+    ticket = str(doc.get("ticket") or f"backfill {backfill_id}")
+    events = replaced_events(ctx, backfill_id, doc, held, since)
+    pending = False
+    for event in events:
+        if event.status != "accepted":
+            continue
+        key = "backfill-replace:" + backfill_id + ":"
+        key += idempotency.digest([event.customer_id, event.transaction_id], 32)
+        request = VoidRequest(event.customer_id, event.transaction_id, reason, ticket)
+        try:
+            answer = void_event(request, actor, key, request_id, now)
+        except ConflictError as exc:
+            raise ReplaceIncompleteError(backfill_id) from exc
+        pending = pending or answer.get("correction") != "completed"
+    if pending:
+        raise ReplaceIncompleteError(backfill_id)
+    return events
+
+
+def as_held(events: list[StoredEvent]) -> list[HeldEvent]:
+    """Stored events in the shape of held ones (for the invoices they touch and the preview's cells)."""
+    return [
+        HeldEvent(
+            e.customer_id,
+            e.transaction_id,
+            e.fingerprint or "",
+            {
+                "transaction_id": e.transaction_id,
+                "customer_id": e.customer_id,
+                "code": e.meter_code,
+                "timestamp": e.timestamp,
+                "properties": jsonutil.loads(e.properties_json),
+            },
+        )
+        for e in events
+    ]

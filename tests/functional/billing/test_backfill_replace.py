@@ -1,0 +1,164 @@
+"""``mode: replace``: at commit the stored accepted events of the range (the backfill's customers and
+meters) are voided through the event-void mechanism and the held events counted; the preview shows
+the window before and after; killed between the steps, it resumes without voiding its own events;
+refused at open for ranges past the void horizon or not on whole hours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from neruba.timefmt import ts
+from tests.functional.billing.backfill_support import (
+    PRICE,
+    act,
+    calls,
+    events,
+    live_events,
+    open_backfill,
+    read,
+    scope,
+    usage_totals,
+)
+from tests.functional.billing.conftest import START, World, assert_books_agree
+from tests.functional.billing.helpers import Killed, day, schedule, work
+
+
+@pytest.fixture
+def horizon(monkeypatch: Any) -> None:
+    """Ingest's maximum event age (the void horizon) at 400 days: the world's old range is within it."""
+    from neruba import settings
+
+    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
+    monkeypatch.setattr(settings, "get_settings", lambda: configured)
+
+
+@pytest.fixture
+def stored(world: World, monkeypatch: Any, horizon: None) -> None:
+    """acme's day 0 (3 calls, ids s0-*) and day 1 (4 calls, s1-*) counted live, billed and finalized."""
+    world.subscribe("acme")
+    live_events(world, [f"s0-{i}" for i in range(3)], START + day(0, 2), "live-0")
+    live_events(world, [f"s1-{i}" for i in range(4)], START + day(1, 2), "live-1")
+    for d in range(3):
+        schedule(world, START + day(d, 3))
+        work(world, START + day(d, 3), monkeypatch)
+    schedule(world, START + day(2, 5))
+
+
+def _rated(world: World, n: int) -> int:
+    terms = world.ctx.subscription(world.subscriptions[0]["id"]).timeline
+    return world.ctx.rate_window(terms, START + day(n), START + day(n + 1)).subtotal_minor
+
+
+def _day_totals(world: World, monkeypatch: Any) -> dict[str, int]:
+    at = START + day(3, 3)
+    schedule(world, at)
+    work(world, at, monkeypatch)
+    totals = usage_totals(world)
+    return {key: totals[key] for key in (ts(START), ts(START + day(1)))}
+
+
+def _replace_day0(held: list[dict[str, Any]]) -> str:
+    status, bf = open_backfill(scope(mode="replace", end=(START + day(1)).isoformat()))
+    assert status == 201, bf
+    assert events(bf["id"], held)[1]["rejected"] == 0
+    return str(bf["id"])
+
+
+def _status(world: World, tx: str) -> str:
+    event = world.ctx.usage.get_event("acme", tx)
+    assert event is not None
+    return event.status
+
+
+def test_replace_voids_the_range_and_counts_the_held_events(
+    world: World, stored: None, monkeypatch: Any
+) -> None:
+    assert _rated(world, 0) == 3 * PRICE
+    backfill = _replace_day0(calls("r0", START + day(0, 6), 5))
+
+    _, preview = read(f"/admin/backfills/{backfill}/preview", backfill_id=backfill)
+    [row] = preview["invoices"]
+    assert (row["before_minor"], row["after_minor"], row["difference_minor"]) == (30, 50, 20)
+    assert preview["events_replaced"] == 3
+
+    status, done = act(backfill, "commit")
+
+    assert status == 200 and done["status"] == "committed"
+    assert done["committed"]["events_counted"] == 5 and done["committed"]["events_replaced"] == 3
+    assert [_status(world, f"s0-{i}") for i in range(3)] == ["voided"] * 3
+    assert _status(world, "s1-0") == "accepted"  # outside the range
+    assert _rated(world, 0) == 5 * PRICE and _rated(world, 1) == 4 * PRICE
+    assert _day_totals(world, monkeypatch) == {ts(START): 5 * PRICE, ts(START + day(1)): 4 * PRICE}
+    assert_books_agree(world, "acme")
+    # a replace is not reverted: the events it replaced would stay voided
+    status, answer = act(backfill, "revert", key="r-1")
+    assert (status, answer["error"]["code"]) == (409, "backfill_replace_not_revertible")
+
+
+def test_a_held_event_already_stored_stands_and_is_not_voided(
+    world: World, stored: None, monkeypatch: Any
+) -> None:
+    held = [{"transaction_id": "s0-0", "timestamp": (START + day(0, 2)).isoformat()}]
+    backfill = _replace_day0(held + calls("r0", START + day(0, 6), 1))
+
+    done = act(backfill, "commit")[1]
+
+    assert (done["committed"]["events_counted"], done["committed"]["events_replaced"]) == (1, 2)
+    assert _status(world, "s0-0") == "accepted"
+    assert _rated(world, 0) == 2 * PRICE
+    assert _day_totals(world, monkeypatch)[ts(START)] == 2 * PRICE
+    assert_books_agree(world, "acme")
+
+
+@pytest.mark.parametrize("step", ["count_events", "correct_invoices"])
+def test_killed_after_the_voids_then_committed_again(
+    world: World, stored: None, monkeypatch: Any, step: str
+) -> None:
+    from neruba.logic.billing import backfill_commit
+
+    backfill = _replace_day0(calls("r0", START + day(0, 6), 5))
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(backfill_commit, step, dying)
+    with pytest.raises(Killed):
+        act(backfill, "commit")
+    monkeypatch.undo()
+    from neruba import settings
+
+    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
+    monkeypatch.setattr(settings, "get_settings", lambda: configured)
+
+    done = act(backfill, "commit", key="c-2")[1]
+
+    assert done["status"] == "committed"
+    assert [_status(world, f"r0-{i}") for i in range(5)] == ["accepted"] * 5  # its own: never voided
+    assert _rated(world, 0) == 5 * PRICE
+    assert _day_totals(world, monkeypatch)[ts(START)] == 5 * PRICE
+    assert_books_agree(world, "acme")
+
+
+def test_replace_is_refused_at_open_where_it_cannot_void(world: World, monkeypatch: Any) -> None:
+    # the world's range is months old: past the default void horizon (35 days)
+    status, answer = open_backfill(scope(mode="replace"))
+    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
+        400,
+        "backfill_replace_range_too_old",
+        "start",
+    )
+    # a range not on whole hours: an hour's cell would hold events kept and events replaced
+    from neruba import settings
+
+    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
+    monkeypatch.setattr(settings, "get_settings", lambda: configured)
+    status, answer = open_backfill(
+        scope(mode="replace", start=(START + day(0, 1)).replace(minute=30).isoformat())
+    )
+    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
+        400,
+        "backfill_replace_whole_hours",
+        "start",
+    )

@@ -1,0 +1,275 @@
+"""Reverting a committed backfill: its counted events voided through the event-void mechanism, its
+invoices corrected by the same reruns as the commit (other keys); killed between steps, sent twice, two at
+once, resumed by the worker and the billing sweep; refused past the void horizon."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from neruba.timefmt import ts
+from tests.functional.billing.backfill_support import (
+    PRICE,
+    act,
+    billed_days,
+    calls,
+    events,
+    live_events,
+    open_backfill,
+    read,
+    scope,
+    usage_totals,
+)
+from tests.functional.billing.conftest import START, World, assert_books_agree
+from tests.functional.billing.helpers import Killed, day, schedule, work
+
+NOW = START + day(2, 4)  # the revert's time: the backfill's events are within the void horizon
+ORIGINAL = {ts(START): 3 * PRICE, ts(START + day(1)): 4 * PRICE}
+
+
+def _revert(backfill_id: str, key: str = "r-1", now: datetime = NOW) -> dict[str, Any]:
+    from neruba.logic.billing.backfill_revert import revert_backfill
+    from neruba.models.backfills import BackfillAction
+
+    body = BackfillAction(reason="imported twice", ticket="FIN-9")
+    return revert_backfill(bootstrap_billing(), backfill_id, body, "key:op", key, "req-1", now)
+
+
+def bootstrap_billing() -> Any:
+    from neruba import bootstrap
+
+    return bootstrap.billing()
+
+
+def _rated(world: World, n: int) -> int:
+    terms = world.ctx.subscription(world.subscriptions[0]["id"]).timeline
+    return world.ctx.rate_window(terms, START + day(n), START + day(n + 1)).subtotal_minor
+
+
+def _adjustments(world: World) -> list[int]:
+    return sorted(a.line["amount_minor"] for a in world.ctx.billing.adjustments(world.subscriptions[0]["id"]))
+
+
+def _day_totals(world: World, monkeypatch: Any) -> dict[str, int]:
+    at = START + day(3, 3)
+    schedule(world, at)
+    work(world, at, monkeypatch)
+    totals = usage_totals(world)
+    return {key: totals[key] for key in (ts(START), ts(START + day(1)))}
+
+
+@pytest.fixture
+def committed(world: World, monkeypatch: Any) -> str:
+    """Days 0 and 1 billed and finalized (3 and 4 calls); a committed backfill that added 5 calls on day
+    0 and 2 on day 1 (adjustments of 50 and 20 pending)."""
+    billed_days(world, monkeypatch, [3, 4])
+    _, bf = open_backfill(scope())
+    events(bf["id"], calls("d0", START + day(0, 5), 5) + calls("d1", START + day(1, 7), 2))
+    assert act(bf["id"], "commit")[1]["status"] == "committed"
+    assert _rated(world, 0) == 8 * PRICE and _adjustments(world) == [20, 50]
+    return str(bf["id"])
+
+
+def test_a_revert_takes_back_exactly_what_the_commit_added(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+
+    done = _revert(committed)
+
+    assert done["status"] == "reverted"
+    assert done["reverted"]["events_voided"] == 7
+    assert [i["amount_minor"] for i in done["reverted"]["invoices"]] == [-50, -20]
+    assert done["revert"]["reason"] == "imported twice" and done["revert"]["ticket"] == "FIN-9"
+    assert _rated(world, 0) == 3 * PRICE and _rated(world, 1) == 4 * PRICE
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    event = bootstrap.usage().get_event("acme", "d0-0")
+    assert event is not None and event.status == "voided"
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+    from neruba.dal.audit import AuditRepository
+    from neruba.settings import get_settings
+
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 200)
+    actions = [r["action"] for r in records]
+    assert actions.count("backfill.revert") == 1 and actions.count("event.void") == 7
+
+
+def test_events_the_commit_did_not_count_are_not_voided(world: World, monkeypatch: Any) -> None:
+    from neruba import bootstrap
+
+    # GIVEN a held call also sent live before the commit: the live copy counted, the backfill's not
+    billed_days(world, monkeypatch, [3, 4])
+    _, bf = open_backfill(scope())
+    events(bf["id"], calls("d0", START + day(0, 5), 5))
+    assert live_events(world, ["d0-0"], START + day(0, 5), "live-1") == {"accepted": 1}
+    assert act(bf["id"], "commit")[1]["committed"]["events_counted"] == 4
+
+    done = _revert(bf["id"])
+
+    assert done["reverted"]["events_voided"] == 4
+    event = bootstrap.usage().get_event("acme", "d0-0")
+    assert event is not None and event.status == "accepted"
+    assert _rated(world, 0) == 4 * PRICE
+    assert _day_totals(world, monkeypatch) == {**ORIGINAL, ts(START): 4 * PRICE}
+    assert_books_agree(world, "acme")
+
+
+def test_a_revert_sent_twice_or_with_another_key_does_it_once(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    first = _revert(committed)
+    second = _revert(committed)
+    third = _revert(committed, key="r-other")
+
+    assert first == second == third
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+@pytest.mark.parametrize("step", ["void_events", "correct_invoices"])
+def test_killed_between_steps_then_reverted_again(
+    world: World, committed: str, monkeypatch: Any, step: str
+) -> None:
+    from neruba.logic.billing import backfill_revert
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(backfill_revert, step, dying)
+    with pytest.raises(Killed):
+        _revert(committed)
+    assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverting"
+    monkeypatch.undo()
+
+    done = _revert(committed, key="r-2")
+
+    assert done["status"] == "reverted"
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_killed_inside_the_voids_then_reverted_again(world: World, committed: str, monkeypatch: Any) -> None:
+    from neruba.logic.billing import backfill_revert
+    from neruba.logic.ingest import voids
+
+    real = voids.void_event
+    seen = [0]
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] == 4:  # three voided, the fourth killed before its transaction
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backfill_revert, "void_event", dying)
+    with pytest.raises(Killed):
+        _revert(committed)
+    assert _rated(world, 0) == 5 * PRICE
+    monkeypatch.undo()
+
+    assert _revert(committed, key="r-2")["reverted"]["events_voided"] == 7
+    assert _rated(world, 0) == 3 * PRICE
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_two_reverts_at_once_void_and_correct_once(world: World, committed: str, monkeypatch: Any) -> None:
+    from neruba.logic.billing import backfill_revert
+
+    # GIVEN revert A stopped after voiding (still running, about to correct)
+    paused: list[Any] = []
+
+    def pause(*args: Any, **kwargs: Any) -> Any:
+        paused.append(args)
+        raise Killed
+
+    monkeypatch.setattr(backfill_revert, "correct_invoices", pause)
+    with pytest.raises(Killed):
+        _revert(committed, key="a")
+    monkeypatch.undo()
+    # WHEN revert B runs to its end, then A goes on with its own steps
+    assert _revert(committed, key="b")["status"] == "reverted"
+    backfill_revert.run_steps(bootstrap_billing(), committed, "key:op", None, NOW)
+
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_a_revert_killed_after_it_started_is_resumed_by_the_sweep_and_the_worker(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+    from neruba.logic.billing import backfill_revert
+    from neruba.logic.sweeps.backfills import stuck_backfills
+    from neruba.logic.sweeps.billing import COOLDOWN
+    from neruba.logic.sweeps.runner import CheckResult, SweepContext
+    from neruba.settings import get_settings
+    from tests.functional.billing.helpers import queued
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(backfill_revert, "void_events", dying)
+    with pytest.raises(Killed):
+        _revert(committed)
+    monkeypatch.undo()
+    assert queued(world.billing_queue) == []
+
+    def sweep(at: datetime) -> Any:
+        ctx = SweepContext(at - timedelta(hours=1), at, at, get_settings(), lambda: world.ctx)
+        result = CheckResult("billing", details={"in_flight": []})
+        stuck_backfills(ctx, world.ctx, bootstrap.ops(), result, result.details, COOLDOWN)
+        return result
+
+    assert sweep(NOW + timedelta(minutes=5)).repairs == []
+    late = sweep(NOW + timedelta(minutes=20))
+    assert late.repairs == [{"kind": "backfill_revert_resent", "backfill_id": committed}]
+    assert queued(world.billing_queue) == [{"backfill": committed}]
+
+    work(world, NOW + timedelta(minutes=21), monkeypatch)
+
+    assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverted"
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_a_large_revert_is_finished_by_the_billing_worker(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing import backfill_commit
+
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
+    assert _revert(committed)["status"] == "reverting"
+    work(world, NOW + timedelta(minutes=1), monkeypatch)
+    assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverted"
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_the_route_refuses_what_it_cannot_revert(world: World, committed: str, monkeypatch: Any) -> None:
+    # a backfill not committed
+    _, other = open_backfill(scope(), key="bf-2")
+    status, answer = act(other["id"], "revert", key="r-1")
+    assert (status, answer["error"]["code"]) == (409, "backfill_not_committed")
+    # no Idempotency-Key
+    from tests.functional.billing.backfill_support import handler
+    from tests.support.api import api_event, call
+
+    path = f"/admin/backfills/{committed}/revert"
+    event = api_event(
+        "POST", path, body={"reason": "imported twice"}, path_parameters={"backfill_id": committed}
+    )
+    status, answer, _ = call(handler(), event)
+    assert (status, answer["error"]["code"]) == (400, "idempotency_key_required")
+    # the events are older than the void horizon today (the world is dated months back): refused whole
+    status, answer = act(committed, "revert", key="r-1")
+    assert (status, answer["error"]["code"]) == (409, "backfill_too_old_to_revert")
+    assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "committed"
+    assert _rated(world, 0) == 8 * PRICE and _adjustments(world) == [20, 50]

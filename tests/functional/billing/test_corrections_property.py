@@ -1,0 +1,216 @@
+"""Property: any sequence of corrections (live ingests, voids, amends, add backfills and their commits,
+reverts, invoice reruns and credit notes; commits and reverts possibly killed at a step and sent again)
+leaves the ledger balanced, every invoice owing its total less its credit notes, and each day billed (its
+usage lines plus the adjustments carried to later invoices) exactly what its surviving events price at."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from neruba.errors import NerubaError
+from neruba.timefmt import ts
+from tests.functional.billing.backfill_support import PRICE, live_events, usage_totals
+from tests.functional.billing.conftest import START, World
+from tests.functional.billing.helpers import Killed, day, schedule, work
+
+COUNTER = itertools.count()
+DAYS = 3  # days 0 and 1 finalized, day 2 a draft while the corrections run
+NOW = START + day(DAYS, 5)  # voids and reverts: within the void horizon of every event
+
+OPERATION = st.one_of(
+    st.tuples(st.just("void"), st.integers(0, 50)),
+    st.tuples(st.just("amend"), st.integers(0, 50), st.integers(0, DAYS - 1)),
+    st.tuples(
+        st.just("backfill"),
+        st.lists(st.tuples(st.integers(0, DAYS - 1), st.integers(0, 9)), min_size=1, max_size=4),
+        st.sampled_from([None, "count_events", "correct_invoices"]),
+    ),
+    st.tuples(
+        st.just("revert"), st.integers(0, 5), st.sampled_from([None, "void_events", "correct_invoices"])
+    ),
+    st.tuples(st.just("rerun"), st.integers(0, DAYS - 1)),
+    st.tuples(st.just("credit"), st.integers(0, 1), st.integers(1, 15)),
+)
+
+
+class Model:
+    """What should survive: transaction id -> the day it counts on; the backfills and what they counted."""
+
+    def __init__(self) -> None:
+        self.surviving: dict[str, int] = {}
+        self.backfills: list[tuple[str, list[str]]] = []
+        self.reverted: set[str] = set()
+
+
+def _killed(monkeypatch: Any, module: Any, step: str | None, run: Any) -> Any:
+    if step is not None:
+        with monkeypatch.context() as patch:
+
+            def dying(*args: Any, **kwargs: Any) -> Any:
+                raise Killed
+
+            patch.setattr(module, step, dying)
+            with pytest.raises(Killed):
+                run("first")
+    return run("again")
+
+
+def _invoice_of(world: World, customer: str, d: int) -> list[Any]:
+    """The usage invoices of day ``d`` (not void)."""
+    found, _ = world.ctx.invoices.list(customer, None, 100, None)
+    return [
+        i for i in found if i.kind == "usage" and i.status != "void" and i.period_start == ts(START + day(d))
+    ]
+
+
+def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: int, monkeypatch: Any) -> None:
+    from neruba.logic.billing import backfill_commit, backfill_revert
+    from neruba.logic.billing.admin import rerun_invoice
+    from neruba.logic.billing.backfills import hold_events, open_backfill
+    from neruba.logic.billing.credit_notes import create_credit_note
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+    from neruba.models.backfills import BackfillAction, BackfillCreate
+    from neruba.models.billing import CreditNoteCreate, RerunRequest
+
+    n = f"{customer}-{j}"
+    kind = op[0]
+    if kind in ("void", "amend") and model.surviving:
+        tx = sorted(model.surviving)[op[1] % len(model.surviving)]
+        if kind == "void":
+            void_event(VoidRequest(customer, tx, "property", "P-1"), "key:p", f"v{n}", now=NOW)
+            del model.surviving[tx]
+        else:
+            request = VoidRequest(
+                customer, tx, "property", "P-1", timestamp=START + day(op[2], 4), amend=True
+            )
+            try:
+                answer = void_event(request, "key:p", f"a{n}", now=NOW)
+            except NerubaError as exc:  # the copy would be the event itself: nothing changes
+                if exc.code != "amend_changes_nothing":
+                    raise
+                return
+            del model.surviving[tx]
+            model.surviving[str(answer["amended_by"]["transaction_id"])] = op[2]
+    elif kind == "backfill":
+        body = BackfillCreate(
+            customer_ids=[customer],
+            meter_codes=["api_calls"],
+            start=START,
+            end=START + day(DAYS),
+            reason="prop",
+        )
+        opened = open_backfill(world.ctx, body, "key:p", f"o{n}")
+        sent = [
+            {
+                "transaction_id": f"b{i}",
+                "customer_id": customer,
+                "code": "api_calls",
+                "timestamp": (START + day(d, 6)).isoformat(),
+                "properties": {},
+            }
+            for d, i in op[1]
+        ]
+        stored = world.ctx.usage.get_events((customer, e["transaction_id"]) for e in sent)
+        hold_events(world.ctx, opened["id"], sent)
+        action = BackfillAction(reason="prop")
+        done = _killed(
+            monkeypatch,
+            backfill_commit,
+            op[2],
+            lambda k: backfill_commit.commit_backfill(world.ctx, opened["id"], action, "key:p", f"c{n}{k}"),
+        )
+        assert done["status"] == "committed"
+        counted = []
+        for e in sent:  # the first held copy of an id counts, unless the id was stored already
+            tx = e["transaction_id"]
+            if (customer, tx) not in stored and tx not in counted:
+                counted.append(tx)
+                model.surviving[tx] = int(e["timestamp"][8:10]) - 1
+        model.backfills.append((opened["id"], counted))
+    elif kind == "revert" and model.backfills:
+        backfill_id, counted = model.backfills[op[1] % len(model.backfills)]
+        action = BackfillAction(reason="prop revert")
+        done = _killed(
+            monkeypatch,
+            backfill_revert,
+            op[2] if backfill_id not in model.reverted else None,
+            lambda k: backfill_revert.revert_backfill(
+                world.ctx, backfill_id, action, "key:p", f"r{n}{k}", None, NOW
+            ),
+        )
+        assert done["status"] == "reverted"
+        if backfill_id not in model.reverted:
+            for tx in counted:
+                model.surviving.pop(tx, None)  # voided unless an operator voided or amended it first
+            model.reverted.add(backfill_id)
+    elif kind == "rerun":
+        for invoice in _invoice_of(world, customer, op[1]):
+            rerun_invoice(world.ctx, invoice.id, RerunRequest(reason="prop rerun"), "key:p", f"rr{n}")
+    elif kind == "credit":
+        for invoice in _invoice_of(world, customer, op[1]):
+            line = next(
+                (x for x in invoice.document["lines"] if x["kind"] == "usage" and x["amount_minor"] > 0), None
+            )
+            if line is None or invoice.status != "finalized":
+                continue
+            body = CreditNoteCreate.model_validate(
+                {"lines": [{"line_id": line["line_id"], "amount_minor": op[2]}], "reason": "goodwill"}
+            )
+            try:
+                create_credit_note(world.ctx, invoice.id, body, "key:p", f"cn{n}")
+            except NerubaError as exc:  # more than the line has left to credit: refused, nothing written
+                if exc.code != "credit_note_exceeds_creditable":
+                    raise
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: a failure prints its operations
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(live=st.lists(st.integers(0, 3), min_size=DAYS, max_size=DAYS), ops=st.lists(OPERATION, max_size=6))
+def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(
+    world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
+) -> None:
+    from neruba.logic.sweeps.receivable import invoice_owed, receivable_by_invoice
+    from neruba.models.catalog import Customer
+    from tests.functional.billing.conftest import ledger
+
+    customer = f"corr{next(COUNTER)}"
+    world.plans.create_customer(Customer(external_id=customer, name=customer, currency="USD"))
+    world.subscribe(customer)
+    model = Model()
+    for d, calls in enumerate(live):
+        ids = [f"l{d}-{i}" for i in range(calls)]
+        if ids:
+            live_events(world, ids, START + day(d, 2), f"live-{customer}-{d}", customer)
+            model.surviving.update({tx: d for tx in ids})
+    for d in range(DAYS):
+        at = START + day(d + 1, 3)
+        schedule(world, at, customer_id=customer)
+        work(world, at, monkeypatch)
+
+    for j, op in enumerate(ops):
+        _apply(world, model, customer, op, j, monkeypatch)
+
+    at = START + day(DAYS + 1, 3)  # the next window carries the corrections of the finalized days
+    schedule(world, at, customer_id=customer)
+    work(world, at, monkeypatch)
+
+    totals = usage_totals(world, customer)
+    for d in range(DAYS):
+        expected = sum(1 for on in model.surviving.values() if on == d) * PRICE
+        assert totals.get(ts(START + day(d)), 0) == expected, (d, ops, model.surviving)
+    repo = ledger()
+    assert repo.reconcile(customer) == []
+    postings, _ = repo.postings(customer, 1000)
+    owed, _ = receivable_by_invoice(postings)
+    for invoice in world.ctx.invoices.of_customer(customer):
+        assert owed.get(invoice.id, 0) == invoice_owed(invoice), invoice.id
+        assert int(invoice.document.get("credited_minor") or 0) <= max(invoice.total_minor, 0)
