@@ -78,11 +78,16 @@ class _Priced(Billing):
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         return []
 
-    def one_off_lines(self, customer_id: str, currency: str, invoice_id: str) -> Any:
+    def features(self, customer_id: str) -> Any:
+        from neruba.dal.features import UNKNOWN
+
+        return UNKNOWN  # read as a window read before the flags (every optional feature asked)
+
+    def one_off_lines(self, customer_id: str, currency: str, invoice_id: str, features: Any = None) -> Any:
         return [], []  # no pending one-off charge
 
     def invoice_extras(self, customer_id: str, subscription_id: str, invoice_id: str, lines: Any,
-                       currency: str, period: Any) -> Any:  # fmt: skip
+                       currency: str, period: Any, features: Any = None) -> Any:  # fmt: skip
         return list(lines), {}, []  # no discount, no tax rate
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError as InvalidCursorError  # callers catch it from here too
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
+from neruba.dal.dynamo import TransactionCancelledError, batch_get, from_item, to_item
 from neruba.dal.limits import balance_version_of, plan_defaults_of
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.event_rules import EventRule
@@ -223,20 +223,8 @@ class CatalogRepository:
             _meter_key(m) for m in sorted(set(meter_codes))
         ]
         snapshot = CatalogSnapshot()
-        for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}
-            }
-            for _attempt in range(8):
-                response = client("dynamodb").batch_get_item(RequestItems=pending)
-                for item in response["Responses"].get(self.table_name, []):
-                    snapshot.add(from_item(item))
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * (2**_attempt))
-            if pending:
-                raise RuntimeError("catalog lookup throttled: unprocessed keys remain")
+        for item in batch_get(self.table_name, keys, consistent=consistent):
+            snapshot.add(item)
         return snapshot
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:

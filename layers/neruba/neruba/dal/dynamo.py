@@ -17,7 +17,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -28,9 +30,13 @@ from neruba.domain.numbers import NumberNotStorableError, canonical_text, check_
 
 R = TypeVar("R")
 
+BATCH_GET_KEYS = 100  # DynamoDB's limit of keys in one BatchGetItem
+
 __all__ = [
+    "BatchReadThrottledError",
     "NumberNotStorableError",
     "TransactionCancelledError",
+    "batch_get",
     "from_item",
     "is_condition_failure",
     "is_transient",
@@ -214,24 +220,52 @@ def is_transient(exc: BaseException) -> bool:
     return code == "TransactionCanceledException" and bool(reasons) and reasons <= _TRANSIENT_REASONS
 
 
-def batch_get(table_name: str, keys: list[dict[str, Any]], attempts: int = 8) -> list[dict[str, Any]]:
-    """The items of ``keys`` that exist (plain values, in no particular order): consistent BatchGetItem
-    reads of up to 100 keys each, unprocessed keys asked again with a growing pause; raises
-    ``RuntimeError`` if some are still unprocessed after ``attempts``."""
-    import time
+class BatchReadThrottledError(RuntimeError):
+    """Keys of a BatchGetItem were still unprocessed after every attempt (the table is throttling).
+    Retryable: ``is_transient`` is True for it, so a queue worker hands the message back to SQS."""
 
+    transient = True
+
+
+def batch_get(
+    table_name: str,
+    keys: Iterable[Mapping[str, Any]],
+    *,
+    consistent: bool = True,
+    projection: str | None = None,
+    attempts: int = 8,
+) -> list[dict[str, Any]]:
+    """The items of ``keys`` that exist, as plain values, in no particular order.
+
+    The one BatchGetItem loop: keys are asked once each (a repeated key is dropped), 100 per request,
+    read consistently unless ``consistent`` is False, limited to ``projection`` when given. Keys DynamoDB
+    leaves unprocessed are asked again after a growing pause (50 ms, doubling); when some remain after
+    ``attempts`` requests of a batch, ``BatchReadThrottledError`` (retryable) is raised.
+
+    Example:
+        >>> batch_get(table, [{"pk": {"S": "a"}, "sk": {"S": "#"}}], projection="pk, sk")  # doctest: +SKIP
+        [{'pk': 'a', 'sk': '#'}]
+    """
     from neruba.dal.clients import client
 
+    unique = list({json.dumps(key, sort_keys=True, default=repr): key for key in keys}.values())
     found: list[dict[str, Any]] = []
-    for start in range(0, len(keys), 100):
-        pending: dict[str, Any] = {table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+    for start in range(0, len(unique), BATCH_GET_KEYS):
+        chunk = unique[start : start + BATCH_GET_KEYS]
+        request: dict[str, Any] = {"Keys": chunk, "ConsistentRead": consistent}
+        if projection:
+            request["ProjectionExpression"] = projection
+        pending: dict[str, Any] = {table_name: request}
         for attempt in range(attempts):
+            if attempt:
+                time.sleep(0.05 * (2 ** (attempt - 1)))
             response = client("dynamodb").batch_get_item(RequestItems=pending)
             found.extend(from_item(raw) for raw in response.get("Responses", {}).get(table_name, []))
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break
-            time.sleep(0.05 * (2**attempt))
         if pending:
-            raise RuntimeError(f"batch read of {table_name} throttled: unprocessed keys remain")
+            raise BatchReadThrottledError(
+                f"batch read of {table_name} throttled: keys still unprocessed after {attempts} requests"
+            )
     return found

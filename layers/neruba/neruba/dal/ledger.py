@@ -28,7 +28,7 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.disputes import DisputesRepository
-from neruba.dal.dynamo import from_item, is_cancellation, to_item, to_value
+from neruba.dal.dynamo import batch_get, from_item, is_cancellation, to_item, to_value
 from neruba.dal.payments import PaymentsRepository
 from neruba.dal.top_ups import TopUpRepository
 from neruba.dal.transaction import Cancelled, Transaction
@@ -430,17 +430,8 @@ class LedgerRepository:
         return page, encode_cursor(last, query) if last else None
 
     def _read_grants(self, keys: list[dict[str, Any]]) -> list[CreditGrant]:
-        """The grants of these table keys, each read consistently (batches of 100)."""
-        found: list[CreditGrant] = []
-        for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}
-            }
-            while pending:
-                response = client("dynamodb").batch_get_item(RequestItems=pending)
-                found.extend(grant_from_item(from_item(i)) for i in response["Responses"][self.table_name])
-                pending = response.get("UnprocessedKeys") or {}
-        return found
+        """The grants of these table keys, each read consistently (``batch_get``), in no particular order."""
+        return [grant_from_item(item) for item in batch_get(self.table_name, keys)]
 
     def grants_due(self, now: datetime, limit: int = 100) -> list[CreditGrant]:
         """Active grants whose ``expires_at`` is at or before ``now`` (the expiry job's work)."""

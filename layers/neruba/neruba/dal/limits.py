@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import batch_get, from_item, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso
 
@@ -131,19 +131,14 @@ class LimitsRepository:
         return found
 
     def counters(self, wanted: Sequence[tuple[str, str, datetime, datetime]]) -> list[Counter]:
-        """Several counters (customer, meter, period start, end) in one BatchGetItem (at most 100)."""
+        """Several counters (customer, meter, period start, end), read consistently (``batch_get``)."""
         found = [Counter(*w) for w in wanted]
         if not found:
             return found
         keys = [counter_key(c.customer_id, c.meter_code, c.start) for c in found]
         by_key = {(k["pk"]["S"], k["sk"]["S"]): c for k, c in zip(keys, found, strict=True)}
-        pending: dict[str, Any] = {self.usage_table: {"Keys": keys, "ConsistentRead": True}}
-        while pending:
-            response = client("dynamodb").batch_get_item(RequestItems=pending)
-            for raw in response["Responses"].get(self.usage_table, []):
-                item = from_item(raw)
-                _fill(by_key[(str(item["pk"]), str(item["sk"]))], item)
-            pending = response.get("UnprocessedKeys") or {}
+        for item in batch_get(self.usage_table, keys):
+            _fill(by_key[(str(item["pk"]), str(item["sk"]))], item)
         return found
 
     def counter_put(

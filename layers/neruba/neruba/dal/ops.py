@@ -18,7 +18,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, put_if_absent, to_item
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, put_if_absent, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso, ts
 
@@ -147,16 +147,8 @@ class OpsRepository:
         """The records of those of ``numbers`` that were applied (BatchGetItem, 100 keys a call)."""
         found: dict[int, MigrationRecord] = {}
         keys = [{"pk": {"S": f"MIG#{n:04d}"}, "sk": {"S": "#"}} for n in sorted(set(numbers))]
-        for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}
-            }
-            while pending:
-                response = client("dynamodb").batch_get_item(RequestItems=pending)
-                for raw in response["Responses"].get(self.table_name, []):
-                    record = _migration(from_item(raw))
-                    found[record.number] = record
-                pending = response.get("UnprocessedKeys") or {}
+        for record in map(_migration, batch_get(self.table_name, keys)):
+            found[record.number] = record
         return found
 
     def migration(self, number: int) -> MigrationRecord | None:

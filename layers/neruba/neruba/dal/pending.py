@@ -50,7 +50,7 @@ from neruba.dal.contributions import (
     contribution_key,
     shard_of,
 )
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, to_item
 from neruba.domain.usage import merge_cells
 from neruba.timefmt import iso
 
@@ -175,16 +175,9 @@ class PendingUsage:
         wanted = set(wanted)
         keys = {(w[5], w[4], pending_shard(w[0])) for w in wanted}
         unique = [pending_key(shard, minute, batch) for minute, batch, shard in sorted(keys)]
-        found: dict[tuple[str, str], Mapping[str, Any]] = {}
-        for start in range(0, len(unique), 100):
-            request: dict[str, Any] = {
-                self.table_name: {"Keys": unique[start : start + 100], "ConsistentRead": True}
-            }
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for item in map(from_item, response["Responses"].get(self.table_name, [])):
-                    found[(str(item["pk"]), str(item["sk"]))] = item
-                request = dict(response.get("UnprocessedKeys") or {})
+        found: dict[tuple[str, str], Mapping[str, Any]] = {
+            (str(item["pk"]), str(item["sk"])): item for item in batch_get(self.table_name, unique)
+        }
         held: set[PendingCell] = set()
         for c, m, d, cell, batch, minute in wanted:
             key = pending_key(pending_shard(c), minute, batch)

@@ -12,7 +12,6 @@ The guard lists ids on the base table because the by-kind index is only eventual
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from typing import Any
 
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, CatalogRepository
 from neruba.dal.clients import client
-from neruba.dal.dynamo import TransactionCancelledError, from_item, to_item
+from neruba.dal.dynamo import TransactionCancelledError, batch_get, from_item, to_item
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.phases import Timeline
 from neruba.timefmt import iso
@@ -198,21 +197,8 @@ class PlansRepository(CatalogRepository):
 
     def subscriptions_by_id(self, ids: Sequence[str]) -> list[Subscription]:
         """The subscriptions ``ids`` (consistent reads, 100 keys per request), in no particular order."""
-        found: list[Subscription] = []
-        for start in range(0, len(ids), 100):
-            keys = [{"pk": {"S": f"SUB#{i}"}, "sk": {"S": "#"}} for i in ids[start : start + 100]]
-            pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
-            for attempt in range(8):
-                response = client("dynamodb").batch_get_item(RequestItems=pending)
-                for raw in response["Responses"].get(self.table_name, []):
-                    found.append(subscription_record(from_item(raw)))
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * (2**attempt))
-            if pending:
-                raise RuntimeError("subscription lookup throttled: unprocessed keys remain")
-        return found
+        keys = [{"pk": {"S": f"SUB#{i}"}, "sk": {"S": "#"}} for i in ids]
+        return [subscription_record(item) for item in batch_get(self.table_name, keys)]
 
     def _guard_item(self, guard: SubscriptionGuard, ids: Sequence[str]) -> dict[str, Any]:
         """Move the guard to ``rev + 1`` with ``ids`` (condition: it is still at the ``rev`` read)."""

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_cancellation, to_item
+from neruba.dal.dynamo import from_item, is_cancellation, is_condition_failure, to_item
 from neruba.dal.transaction import Transaction
 from neruba.domain.credits import AutoTopUpRule, TopUpRequest
 from neruba.timefmt import parse_ts, ts
@@ -84,7 +84,7 @@ class TopUpRepository:
                 ExpressionAttributeValues=to_item({":t": True, ":f": False, ":c": rule.crossings}),
             )
         except Exception as exc:
-            if "ConditionalCheckFailed" not in str(exc):
+            if not is_condition_failure(exc):
                 raise
 
     def raise_request(self, rule: AutoTopUpRule, request: TopUpRequest) -> bool:

@@ -53,7 +53,7 @@ from neruba.dal.contributions import (
     shard_of,
 )
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item, to_value
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, to_item, to_value
 from neruba.dal.levels import Around, LevelsRepository, among, closing_of, is_level, level_sk
 from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
@@ -376,7 +376,9 @@ class UsageRepository:
 
     def get_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredEvent]:
         """Many events by (customer, transaction_id), 100 per BatchGetItem."""
-        found = (StoredEvent.from_stored(i) for i in self._batch_get([event_key(c, t) for c, t in keys]))
+        found = (
+            StoredEvent.from_stored(i) for i in batch_get(self.table_name, [event_key(c, t) for c, t in keys])
+        )
         return {(event.customer_id, event.transaction_id): event for event in found}
 
     def counted(
@@ -396,7 +398,7 @@ class UsageRepository:
             keys += [contribution_key(*day, batch, shard) for shard in range(self.shards)]
             keys += [ref.slice_key(batch), ref.legacy_slice_key(batch)]
         found: dict[tuple[str, str], Mapping[str, Any]] = {
-            (str(i["pk"]), str(i["sk"])): i for i in self._batch_get(keys, projection="pk, sk, cs")
+            (str(i["pk"]), str(i["sk"])): i for i in batch_get(self.table_name, keys, projection="pk, sk, cs")
         }
         counted = set()
         for ref, batch in wanted:
@@ -705,7 +707,7 @@ class UsageRepository:
             for d in days
             for shard in range(self.shards)
         ]
-        return _pending_items(days, self._batch_get(keys, projection="pk, sk") if keys else [])
+        return _pending_items(days, batch_get(self.table_name, keys, projection="pk, sk") if keys else [])
 
     def _query_back(self, pk: str, before: str) -> Iterator[dict[str, Any]]:
         """Items of ``pk`` whose sort key is below ``before``, newest first, a page at a time."""
@@ -1004,25 +1006,6 @@ class UsageRepository:
         for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
             items.extend(from_item(i) for i in page.get("Items", []))
         return items
-
-    def _batch_get(self, keys: list[dict[str, Any]], projection: str | None = None) -> list[dict[str, Any]]:
-        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(unique), 100):
-            request: dict[str, Any] = {"Keys": unique[start : start + 100], "ConsistentRead": True}
-            if projection:
-                request["ProjectionExpression"] = projection
-            pending: dict[str, Any] = {self.table_name: request}
-            for attempt in range(8):
-                response = client("dynamodb").batch_get_item(RequestItems=pending)
-                found.extend(from_item(i) for i in response["Responses"].get(self.table_name, []))
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * (2**attempt))
-            if pending:
-                raise RuntimeError("usage read throttled: unprocessed keys remain")
-        return found
 
 
 def _stored_cells(items: Iterable[Mapping[str, Any]], first_hour: str, last_hour: str) -> list[StoredCell]:

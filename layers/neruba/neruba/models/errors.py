@@ -101,6 +101,7 @@ ERROR_CODES: dict[str, str] = {
     "event_void_conflict": "The event kept changing while it was voided; retry.",
     "event_void_amount_limits": "The customer's limits count the meter's amount; credit the invoice instead.",
     "amend_changes_nothing": "The amend gives the same properties and timestamp as the event.",
+    "amend_over_limit": "The corrected event would take its period's usage past the hard cap.",
     # backfills
     "backfill_not_found": "No backfill with this id.",
     "backfill_not_open": "The backfill is committed or cancelled: it takes no events, no cancel.",

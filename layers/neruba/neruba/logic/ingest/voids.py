@@ -162,6 +162,8 @@ def _void_unit(
     if counter is not None:
         actions.append(counter)
     if copy is not None:
+        _check_copy_fits(catalog, event, copy, now)
+    if copy is not None:
         actions.append(voids.copy_put(copy))
     audit = idempotency.audit_put(
         bootstrap.audit(),
@@ -331,6 +333,37 @@ def _counter_action(catalog: CatalogSnapshot, event: StoredEvent, now: datetime)
     amount = limit_usage(found[1], found[2])
     used = max(Decimal(0), seen.used - amount)
     return limits.counter_put(seen, used, max(0, seen.events - 1), seen.fired)
+
+
+def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredEvent, now: datetime) -> None:
+    """409 ``amend_over_limit`` when the corrected copy would take its period's usage past the hard cap:
+    the copy is counted through the limits like any event, so an amend that would be refused there is
+    refused here, before the original is voided (the original's own usage is left out of the count when
+    both fall in one period). The check reads the counter as the request sees it; a batch counted
+    between this answer and the copy's counting can still leave the copy ``over_limit``."""
+    from neruba.domain.limits import LimitSettings
+    from neruba.domain.limits import usage_of as limit_usage
+    from neruba.logic.limits.gate import limited
+    from neruba.logic.sweeps.usage import cell_of_event
+
+    settings = LimitSettings.from_stored(catalog.limit_settings(copy.customer_id, now))
+    found = cell_of_event(copy, catalog)
+    if found is None or settings is None or not limited(settings, copy.meter_code, found[1]):
+        return
+    cap = settings.limits_of(copy.meter_code).hard_cap
+    if cap is None:
+        return
+    start, end = settings.period(parse_ts(copy.timestamp))
+    used = bootstrap.limits().counter(copy.customer_id, copy.meter_code, start, end).used
+    original = cell_of_event(event, catalog)
+    if original is not None and settings.period(parse_ts(event.timestamp)) == (start, end):
+        used = max(Decimal(0), used - limit_usage(original[1], original[2]))
+    if used + limit_usage(found[1], found[2]) > cap:
+        raise ConflictError(
+            f"The corrected event would take the period's usage of {copy.meter_code} past the hard cap "
+            f"({used} used without the original, cap {cap}); nothing was changed.",
+            code="amend_over_limit",
+        )
 
 
 def _view(event: StoredEvent) -> dict[str, Any]:
