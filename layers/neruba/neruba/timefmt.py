@@ -96,6 +96,35 @@ def parse_ts(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# A time as the API takes it: RFC 3339 (``T``/``Z`` in either case, at most nine fractional digits);
+# the offset is checked by the field (a field that takes a naive time reports its own rule)
+INPUT_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
+
+
+def parse_input_time(text: str) -> datetime:
+    """A time the API takes, from RFC 3339 text only (no Unix seconds, no minutes-only, no ``+0200``, no
+    space for ``T``); fractions past microseconds are cut to microseconds, as a datetime holds them.
+
+    Example:
+        >>> parse_input_time("2026-01-02t03:04:05.123456789z").isoformat()
+        '2026-01-02T03:04:05.123456+00:00'
+        >>> parse_input_time("2026-01-02T03:04Z")
+        Traceback (most recent call last):
+        ...
+        ValueError: must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z
+    """
+    match = INPUT_TIME.fullmatch(text)
+    if match is None:
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    fraction, offset = match.group(1), match.group(2)
+    head = text[:19].replace("t", "T")
+    micro = f".{fraction[:6]}" if fraction else ""
+    zone = "" if offset is None else ("+00:00" if offset in ("Z", "z") else offset)
+    return datetime.fromisoformat(head + micro + zone)
+
+
 # A UTC label: a day, an hour or a minute, nothing after it (no seconds, no offset)
 LABEL = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2})?)?", re.ASCII)
 LABEL_FORMATS = {10: "%Y-%m-%d", 13: "%Y-%m-%dT%H", 16: "%Y-%m-%dT%H:%M"}

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, RequiredTicket
+from neruba.timefmt import parse_input_time
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_PROPERTIES = 50
@@ -81,7 +82,7 @@ def rfc3339(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("timestamp must be an RFC 3339 string")
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = parse_input_time(value)
     except ValueError:
         raise ValueError("timestamp must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from None
     if parsed.tzinfo is None:

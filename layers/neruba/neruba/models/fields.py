@@ -21,6 +21,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Plai
 
 from neruba.domain.money import is_supported_currency
 from neruba.domain.numbers import canonical_text
+from neruba.timefmt import parse_input_time
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
@@ -131,6 +132,16 @@ def _representable(value: datetime) -> datetime:
     return value
 
 
-# Every time the API takes (query or body): the time's UTC instant must exist, so no later conversion fails.
-Instant = Annotated[datetime, AfterValidator(_representable)]
-AwareInstant = Annotated[AwareDatetime, AfterValidator(_representable)]
+def _input_time(value: object) -> object:
+    """Text must be RFC 3339 (``timefmt.parse_input_time``); numbers are refused (no Unix seconds)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return parse_input_time(value)
+    raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+
+
+# Every time the API takes (query or body): RFC 3339 text, and the time's UTC instant must exist, so no
+# later conversion fails.
+Instant = Annotated[datetime, BeforeValidator(_input_time), AfterValidator(_representable)]
+AwareInstant = Annotated[AwareDatetime, BeforeValidator(_input_time), AfterValidator(_representable)]
