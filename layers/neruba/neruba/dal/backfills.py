@@ -18,7 +18,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, plain, to_item
+from neruba.dal.dynamo import from_item, partition_items, plain, to_item
 from neruba.dal.transaction import Cancelled, Transaction, commit
 
 PARTITION = "BACKFILL"
@@ -98,19 +98,7 @@ class BackfillsRepository:
 
     def all(self) -> list[Backfill]:
         """Every backfill, newest id last (ids are time-ordered)."""
-        found: list[Backfill] = []
-        for page in (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": PARTITION}},
-                ConsistentRead=True,
-            )
-        ):
-            found.extend(_backfill(from_item(i)) for i in page.get("Items", []))
-        return found
+        return [_backfill(item) for item in partition_items(self.table_name, PARTITION)]
 
     def move_item(self, backfill_id: str, frm: tuple[str, ...], to: str, **values: Any) -> dict[str, Any]:
         """An Update moving the backfill to ``to`` from one of ``frm`` (condition), setting ``values``
@@ -194,19 +182,7 @@ class BackfillsRepository:
 
     def held_events(self, backfill_id: str) -> list[HeldEvent]:
         """Every event the backfill holds, in key order (the order a commit counts them in)."""
-        found: list[HeldEvent] = []
-        for page in (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"{EVENTS}{backfill_id}"}},
-                ConsistentRead=True,
-            )
-        ):
-            found.extend(_held(from_item(i)) for i in page.get("Items", []))
-        return found
+        return [_held(item) for item in partition_items(self.table_name, f"{EVENTS}{backfill_id}")]
 
 
 def _held(item: dict[str, Any]) -> HeldEvent:

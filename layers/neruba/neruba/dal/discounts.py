@@ -22,7 +22,7 @@ from typing import Any
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, plain, to_item
+from neruba.dal.dynamo import from_item, partition_items, plain, to_item
 
 
 @dataclass(frozen=True)
@@ -54,19 +54,7 @@ class DiscountsRepository:
 
     # ------------------------------------------------------------ reads
     def _query(self, pk: str) -> list[Stored]:
-        found: list[Stored] = []
-        for page in (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
-                ConsistentRead=True,
-            )
-        ):
-            found.extend(_stored(from_item(i)) for i in page.get("Items", []))
-        return found
+        return [_stored(item) for item in partition_items(self.table_name, pk)]
 
     def _page(self, pk: str, name: str, limit: int, cursor: str | None) -> tuple[list[Stored], str | None]:
         """One page of a partition in id order and the cursor of the next (None: the last page); raises

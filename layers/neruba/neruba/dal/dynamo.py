@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import fields
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -225,6 +225,24 @@ class BatchReadThrottledError(RuntimeError):
     Retryable: ``is_transient`` is True for it, so a queue worker hands the message back to SQS."""
 
     transient = True
+
+
+def partition_items(table_name: str, pk: str) -> Iterator[dict[str, Any]]:
+    """Every item of one partition in key order, decoded, page by page (a consistent read)."""
+    from neruba.dal.clients import client
+
+    pages = (
+        client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        )
+    )
+    for page in pages:
+        yield from (from_item(item) for item in page.get("Items", []))
 
 
 def batch_get(

@@ -12,7 +12,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, plain, to_item
+from neruba.dal.dynamo import from_item, partition_items, plain, to_item
 
 STATUS_PENDING = "pending"
 
@@ -55,19 +55,7 @@ class OneOffRepository:
 
     def charges(self, customer_id: str) -> list[OneOffCharge]:
         """Every charge of the customer (any status), oldest id first; a consistent read."""
-        found: list[OneOffCharge] = []
-        for page in (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"{self.PREFIX}{customer_id}"}},
-                ConsistentRead=True,
-            )
-        ):
-            found.extend(_charge(from_item(i)) for i in page.get("Items", []))
-        return found
+        return [_charge(item) for item in partition_items(self.table_name, f"{self.PREFIX}{customer_id}")]
 
     def pending(self, customer_id: str, currency: str) -> list[OneOffCharge]:
         """The charges waiting for the customer's next invoice in ``currency``, oldest first."""
