@@ -380,7 +380,14 @@ def list_discounts(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """A page of a customer's discounts (its own and its subscriptions'), or of a plan version's, in id
-    order."""
+    order. A customer and a plan version are two lists: naming both is 400 ``conflicting_filters``."""
+    if customer_id is not None and (plan_code is not None or plan_version is not None):
+        raise _bad(
+            "customer_id lists a customer's discounts and plan_code/plan_version a plan version's: "
+            "pass one or the other.",
+            "conflicting_filters",
+            "plan_code" if plan_code is not None else "plan_version",
+        )
     if (customer_id is None) == (plan_code is None or plan_version is None):
         raise _bad(
             "List the discounts of a customer_id, or of a plan_code and plan_version.",
