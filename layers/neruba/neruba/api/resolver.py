@@ -86,6 +86,18 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+def _cursor_problem(errors: Sequence[Any]) -> str | None:
+    """The cursor parameter (``api.params.CURSOR_PARAMS``) the schema refused, if any: a text that cannot
+    be a cursor is ``invalid_cursor`` as any cursor the list never handed out is."""
+    from neruba.api.params import CURSOR_PARAMS
+
+    for error in errors:
+        loc = tuple(error.get("loc") or ())
+        if len(loc) >= 2 and loc[0] == "query" and loc[1] in CURSOR_PARAMS:
+            return str(loc[1])
+    return None
+
+
 def parse_body(text: str) -> Any:
     """The request body as JSON (exact numbers); a key named twice in one object is 400 duplicate_key."""
     try:
@@ -113,6 +125,15 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response[str]:
         request_id = request_id_of(app)
+        cursor = _cursor_problem(exc.errors())
+        if cursor is not None:
+            return neruba_error(
+                InvalidRequestError(
+                    f"{cursor} is not a cursor of this list; pass the next_cursor of the previous page.",
+                    code="invalid_cursor",
+                    param=cursor,
+                )
+            )
         details = _validation_details(exc.errors())
         invalid_json = any(d["code"] == "json_invalid" for d in details)
         code, message = (

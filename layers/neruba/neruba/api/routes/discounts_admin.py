@@ -28,6 +28,7 @@ from neruba.models.discounts import (
     TaxRateCreate,
     TaxRateList,
 )
+from neruba.models.fields import PlainInteger
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -122,7 +123,7 @@ def create_discount(
 def list_discounts(
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     plan_code: Annotated[str | None, Query(max_length=64)] = None,
-    plan_version: Annotated[int | None, Query(ge=1)] = None,
+    plan_version: Annotated[int | None, PlainInteger, Query(ge=1)] = None,
     limit: Limit = 20,
     starting_after: Cursor = None,
 ) -> Response[str]:
