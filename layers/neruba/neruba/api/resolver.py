@@ -29,6 +29,7 @@ from neruba.api.media import json_body_event
 from neruba.api.scopes import allowed_methods, check_scope
 from neruba.errors import (
     AuthenticationError,
+    InvalidCursorError,
     InvalidRequestError,
     MethodNotAllowedError,
     NerubaError,
@@ -86,6 +87,17 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+def _invalid_cursor(param: str) -> InvalidRequestError:
+    """The one answer to a cursor a list did not hand out for this query (edited, of another list or other
+    filters, or text that cannot be a cursor): 400 ``invalid_cursor``."""
+    return InvalidRequestError(
+        f"{param} is not a cursor this list returned for these filters; pass the next_cursor of the "
+        "previous page.",
+        code="invalid_cursor",
+        param=param,
+    )
+
+
 def _cursor_problem(errors: Sequence[Any]) -> str | None:
     """The cursor parameter (``api.params.CURSOR_PARAMS``) the schema refused, if any: a text that cannot
     be a cursor is ``invalid_cursor`` as any cursor the list never handed out is."""
@@ -122,18 +134,16 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
         request_id = request_id_of(app)
         return _error_response(exc.status, exc.to_body(request_id), request_id)
 
+    @app.exception_handler(InvalidCursorError)
+    def invalid_cursor(exc: InvalidCursorError) -> Response[str]:
+        return neruba_error(_invalid_cursor("starting_after"))
+
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response[str]:
         request_id = request_id_of(app)
         cursor = _cursor_problem(exc.errors())
         if cursor is not None:
-            return neruba_error(
-                InvalidRequestError(
-                    f"{cursor} is not a cursor of this list; pass the next_cursor of the previous page.",
-                    code="invalid_cursor",
-                    param=cursor,
-                )
-            )
+            return neruba_error(_invalid_cursor(cursor))
         details = _validation_details(exc.errors())
         invalid_json = any(d["code"] == "json_invalid" for d in details)
         code, message = (

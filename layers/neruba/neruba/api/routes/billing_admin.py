@@ -66,15 +66,7 @@ def list_runs(
     limit: Limit = 20,
     starting_after: Cursor = None,
 ) -> Response[str]:
-    from neruba.dal.cursors import InvalidCursorError
-    from neruba.errors import InvalidRequestError
-
-    try:
-        runs, cursor = bootstrap.billing().billing.runs(limit, starting_after)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
-        ) from exc
+    runs, cursor = bootstrap.billing().billing.runs(limit, starting_after)
     return json_response(
         {
             "object": "list",

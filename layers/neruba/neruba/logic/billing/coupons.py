@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
-from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.discounts import DiscountsRepository, Stored, customer_partition, plan_partition
 from neruba.dal.features import DISCOUNT
 from neruba.dal.transaction import Cancelled, Transaction, commit
@@ -174,14 +173,7 @@ def _page(
 ) -> dict[str, Any]:
     """A list page (``{object: list, data, has_more, next_cursor}``) of what ``read`` gives; a cursor
     another list (or this list with other filters) handed out is 400 ``invalid_cursor``."""
-    try:
-        found, next_cursor = read(limit, cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this list returned for these filters.",
-            code="invalid_cursor",
-            param="starting_after",
-        ) from exc
+    found, next_cursor = read(limit, cursor)
     return {
         "object": "list",
         "data": [item.document for item in found],
