@@ -129,3 +129,22 @@ def test_discounts_of_a_customer_and_a_plan_at_once_are_refused(catalog: Any, qu
     # THEN 400 conflicting_filters (two lists: one is asked for), not the customer's list alone
     assert (got, body["error"]["code"]) == (400, "conflicting_filters"), body
     assert body["error"]["param"] in {"plan_code", "plan_version"}, body
+
+
+@pytest.mark.parametrize(
+    ("folder", "path", "query", "name"),
+    [
+        ("billing_api", "/admin/discounts", {"customer_id": ""}, "customer_id"),
+        ("billing_api", "/admin/discounts", {"plan_code": "", "plan_version": "1"}, "plan_code"),
+        ("stripe_admin_api", "/admin/stripe-events", {"type": ""}, "type"),
+    ],
+    ids=["discounts customer_id", "discounts plan_code", "stripe-events type"],
+)
+def test_an_empty_filter_is_refused_not_read_as_no_filter(
+    catalog: Any, folder: str, path: str, query: dict[str, str], name: str
+) -> None:
+    # WHEN a list filter is given as the empty text
+    got, body = _list(folder, path, query)
+    # THEN 422 on that filter (an empty filter is not "every item", nor an empty customer's list)
+    assert (got, body["error"]["code"]) == (422, "validation_error"), body
+    assert f"query.{name}" in [d["param"] for d in body["error"]["details"]], body

@@ -40,7 +40,7 @@ EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
     responses={200: answer(StripeEventList, "OK"), **ERRORS},
 )
 def list_stripe_events(
-    type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,
+    type_: Annotated[str | None, Query(alias="type", min_length=1, max_length=100)] = None,
     status: Annotated[EventStatus | None, Query()] = None,
     from_: Annotated[AwareInstant | None, Query(alias="from")] = None,
     to: Annotated[AwareInstant | None, Query()] = None,
