@@ -28,7 +28,7 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.disputes import DisputesRepository
-from neruba.dal.dynamo import batch_get, from_item, to_item, to_value
+from neruba.dal.dynamo import batch_get, from_item, query_items, to_item, to_value
 from neruba.dal.payments import PaymentsRepository
 from neruba.dal.top_ups import TopUpRepository
 from neruba.dal.transaction import Cancelled, Transaction
@@ -241,19 +241,16 @@ class LedgerRepository:
         return found, encode_cursor(last, query) if last else None
 
     def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
-            "ExpressionAttributeValues": to_item({":p": pk, ":s": prefix}),
-            "ConsistentRead": True,
-        }
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            out.extend(from_item(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return list(
+            query_items(
+                {
+                    "TableName": self.table_name,
+                    "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+                    "ExpressionAttributeValues": to_item({":p": pk, ":s": prefix}),
+                    "ConsistentRead": True,
+                }
+            )
+        )
 
     def balances(self, customer_id: str) -> dict[str, dict[str, int]]:
         """Materialised balances: currency -> balance key (``account`` or ``account#grant``) -> amount."""
@@ -385,20 +382,16 @@ class LedgerRepository:
 
         Membership comes from the GSI; each grant is then read consistently.
         """
-        keys: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": "by-customer",
-            "KeyConditionExpression": "gsi1pk = :p",
-            "ExpressionAttributeValues": to_item({":p": f"GRT#{customer_id}"}),
-            "ProjectionExpression": "pk, sk",
-        }
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            keys.extend({"pk": i["pk"], "sk": i["sk"]} for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        members = query_items(
+            {
+                "TableName": self.table_name,
+                "IndexName": "by-customer",
+                "KeyConditionExpression": "gsi1pk = :p",
+                "ExpressionAttributeValues": to_item({":p": f"GRT#{customer_id}"}),
+                "ProjectionExpression": "pk, sk",
+            }
+        )
+        keys = [to_item({"pk": item["pk"], "sk": item["sk"]}) for item in members]
         found = self._read_grants(keys)
         grants = [g for g in found if currency is None or g.currency == currency]
         if at is not None:
@@ -467,7 +460,7 @@ class LedgerRepository:
         One query on the customer's partition, bounded by the sort key (``PST#{at}#...``).
         """
         out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
+        request = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": to_item(
@@ -475,18 +468,13 @@ class LedgerRepository:
             ),
             "ConsistentRead": True,
         }
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            for raw in response.get("Items", []):
-                item = from_item(raw)
-                if item["sk"] >= f"PST#{ts(end)}":
-                    continue
-                doc = json.loads(item["posting"])
-                doc["_sk"] = item["sk"]
-                out.append(doc)
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in query_items(request):
+            if item["sk"] >= f"PST#{ts(end)}":
+                continue
+            doc = json.loads(item["posting"])
+            doc["_sk"] = item["sk"]
+            out.append(doc)
+        return out
 
     def balance_records(self, customer_id: str) -> dict[tuple[str, str], tuple[int, int]]:
         """Materialised balances with their posting counters: (currency, key) -> (``bal``, ``postings``)."""
