@@ -129,21 +129,24 @@ def parse_body(text: str) -> Any:
 
 
 def _register_error_handlers(app: APIGatewayRestResolver) -> None:
-    @app.exception_handler(NerubaError)
-    def neruba_error(exc: NerubaError) -> Response[str]:
+    def answer(exc: NerubaError) -> Response[str]:
         request_id = request_id_of(app)
         return _error_response(exc.status, exc.to_body(request_id), request_id)
 
+    @app.exception_handler(NerubaError)
+    def neruba_error(exc: NerubaError) -> Response[str]:
+        return answer(exc)
+
     @app.exception_handler(InvalidCursorError)
     def invalid_cursor(exc: InvalidCursorError) -> Response[str]:
-        return neruba_error(_invalid_cursor("starting_after"))
+        return answer(_invalid_cursor("starting_after"))
 
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response[str]:
         request_id = request_id_of(app)
         cursor = _cursor_problem(exc.errors())
         if cursor is not None:
-            return neruba_error(_invalid_cursor(cursor))
+            return answer(_invalid_cursor(cursor))
         details = _validation_details(exc.errors())
         invalid_json = any(d["code"] == "json_invalid" for d in details)
         code, message = (

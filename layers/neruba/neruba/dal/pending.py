@@ -312,14 +312,14 @@ class PendingUsage:
         below = min(
             f"{watermark}{CONTRIBUTION_MARK}\uffff", f"{minute_of(iso(now - KEEP_FOLDED))}{CONTRIBUTION_MARK}"
         )
-        request = {
+        below_watermark = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk < :below",
             "ExpressionAttributeValues": to_item({":pk": f"PND#{shard}", ":below": below}),
             "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
         }
-        keys = [to_item({"pk": key["pk"], "sk": key["sk"]}) for key in query_items(request)]
+        keys = [to_item({"pk": key["pk"], "sk": key["sk"]}) for key in query_items(below_watermark)]
         for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 requests at most
             request: dict[str, Any] = {
                 self.table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
