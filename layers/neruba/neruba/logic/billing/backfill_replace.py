@@ -15,8 +15,8 @@ events of a range" and "Reverting a replace".
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from neruba import jsonutil

@@ -3,7 +3,7 @@
 Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
 
 1. ``committed`` -> ``reverting``: first every event the commit counted is checked as the backfill's
-   void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 3
+   void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
    corrects the invoices whatever their age) and, for ``mode: replace``, every event it replaced as its
    restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and
    nothing is written. Then one transaction, conditional on ``committed``, moves the backfill with the
@@ -11,16 +11,17 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
 2. Restore (``mode: replace``): each event the commit voided is given back
    (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
    a run again finds the restored ones marked and restores the rest once.
-2b. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
+3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
    whose id was already stored was not counted and is left alone) is voided through the event-void
    mechanism (``logic.ingest.voids.void_event``) under the Idempotency-Key
    ``backfill-revert:{id}:{digest}``: one transaction per event, its cell recomputed from the surviving
    events. A retry replays the stored answer and finishes what is left; an event voided meanwhile by an
    operator is already out of the usage.
-3. Correct: the invoices the commit corrected (of the held and the replaced events) are rerun again (``backfill_commit.correct_invoices``),
-   under the keys ``backfill-revert:{id}:{invoice}`` (distinct from the commit's): the rerun bills the
-   negative difference as the commit billed the positive one.
-4. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
+4. Correct: the invoices the commit corrected (of the held and the replaced events) are rerun again
+   (``backfill_commit.correct_invoices``), under the keys ``backfill-revert:{id}:{invoice}`` (distinct
+   from the commit's): the rerun bills the difference back as the commit billed it, whatever the
+   invoice's age.
+5. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
 
 A revert of more than ``backfill_commit.INLINE_EVENTS`` events, or one whose step is left for later (a
 void whose cell could not be recomputed yet, an invoice changing under its rerun), is finished by the
@@ -37,6 +38,7 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_commit, backfill_replace
@@ -135,13 +137,13 @@ def run_steps(
     request_id: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Steps 2 to 4 on a ``reverting`` backfill (each a no-op where an earlier run did it)."""
+    """Steps 2 to 5 on a ``reverting`` backfill (each a no-op where an earlier run did it)."""
     found = get_backfill(ctx, backfill_id)
     if found.status != "reverting":
         return found.document
     revert = dict(found.document.get("revert") or {})
     held = backfills(ctx).held_events(backfill_id)
-    replaced = []
+    replaced: list[StoredEvent] = []
     if found.document.get("mode") == "replace":
         replaced = backfill_replace.events_to_restore(ctx, backfill_id, found.document)
         restored = backfill_replace.restore_replaced(
@@ -152,9 +154,7 @@ def run_steps(
     voided = void_events(ctx, backfill_id, held, revert, actor, request_id, now)
     touched = held + backfill_replace.as_held(replaced)
     corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, revert=revert)
-    summary: dict[str, Any] = {"events_voided": voided, "invoices": corrected}
-    if found.document.get("mode") == "replace":
-        summary["events_restored"] = len(replaced)
+    summary = {"events_voided": voided, "events_restored": len(replaced), "invoices": corrected}
     moved = backfills(ctx).move_item(
         backfill_id, ("reverting",), "reverted", reverted=summary, reverted_at=ts(now)
     )
@@ -172,7 +172,7 @@ def void_events(
     request_id: str | None,
     now: datetime,
 ) -> int:
-    """Step 2: void every event the commit counted (one void each, under its own key); how many. Raises
+    """Step 3: void every event the commit counted (one void each, under its own key); how many. Raises
     ``CommitIncompleteError`` when a void's correction is still pending (its cell not recomputed yet)."""
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
