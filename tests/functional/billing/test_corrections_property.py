@@ -10,7 +10,7 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from neruba.errors import NerubaError
@@ -200,6 +200,27 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(live=st.lists(st.integers(0, 3), min_size=DAYS, max_size=DAYS), ops=st.lists(OPERATION, max_size=6))
+# a replace reverted 200 days later, killed after its restores; another replaced by a later one over it
+@example(
+    live=[2, 1, 3],
+    ops=[
+        ("replace", 0, [1, 2], "count_events"),
+        ("void", 3),
+        ("revert", 0, "restore_replaced", True),
+        ("rerun", 0),
+    ],
+)
+@example(
+    live=[1, 2, 0],
+    ops=[
+        ("replace", 1, [4], None),
+        ("amend", 0, 1),
+        ("replace", 1, [5, 6], "correct_invoices"),
+        ("revert", 1, "void_events", True),
+        ("revert", 0, "correct_invoices", False),
+        ("credit", 1, 5),
+    ],
+)
 def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(
     world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
 ) -> None:
