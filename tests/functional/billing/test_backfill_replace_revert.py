@@ -191,3 +191,21 @@ def test_a_stuck_revert_is_resent_by_the_sweep_and_finished_by_the_worker(
 
     assert read(f"/admin/backfills/{replaced}", backfill_id=replaced)[1]["status"] == "reverted"
     _back_to_the_original(world, monkeypatch)
+
+
+def test_a_revert_restoring_many_events_is_finished_by_the_billing_worker(
+    world: World, replaced: str, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing import backfill_commit
+    from neruba.logic.billing.backfill_revert import revert_backfill
+    from neruba.models.backfills import BackfillAction
+
+    # 5 events to void and 3 to give back: more than a request runs inline (6 here)
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 6)
+    action = BackfillAction(reason="wrong export")
+    assert revert_backfill(world.ctx, replaced, action, "key:op", "r-1", None, LATER)["status"] == "reverting"
+    work(world, LATER + timedelta(minutes=1), monkeypatch)
+    monkeypatch.undo()
+
+    assert read(f"/admin/backfills/{replaced}", backfill_id=replaced)[1]["status"] == "reverted"
+    _back_to_the_original(world, monkeypatch)

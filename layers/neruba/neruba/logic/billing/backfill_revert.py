@@ -23,7 +23,7 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
    invoice's age.
 5. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
 
-A revert of more than ``backfill_commit.INLINE_EVENTS`` events, or one whose step is left for later (a
+A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), or one whose step is left for later (a
 void whose cell could not be recomputed yet, an invoice changing under its rerun), is finished by the
 billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume` dispatches on the
 status), and the ``billing`` sweep re-sends that message for a backfill left ``reverting``.
@@ -75,7 +75,8 @@ def revert_backfill(
     held = backfills(ctx).held_events(backfill_id)
     if found.status == "committed":
         start(ctx, backfill_id, held, body, actor, key, request_id, now)
-    if len(held) > backfill_commit.INLINE_EVENTS:
+    replaced = int((found.document.get("committed") or {}).get("events_replaced") or 0)
+    if len(held) + replaced > backfill_commit.INLINE_EVENTS:  # the events to void and to give back
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
