@@ -209,3 +209,41 @@ def test_a_revert_restoring_many_events_is_finished_by_the_billing_worker(
 
     assert read(f"/admin/backfills/{replaced}", backfill_id=replaced)[1]["status"] == "reverted"
     _back_to_the_original(world, monkeypatch)
+
+
+@pytest.fixture
+def capped(world: World) -> None:
+    """acme's api_calls under a unit cap: every counted event is in the period's limit counter."""
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+
+    put_limits(
+        "acme",
+        UsageLimitsIn.model_validate({"meters": [{"meter_code": "api_calls", "hard_cap": "1000"}]}),
+        None,
+        Actor(),
+    )
+
+
+def _counted() -> Any:
+    from neruba import bootstrap
+    from neruba.domain.limits import LimitSettings
+
+    catalog = bootstrap.catalog().lookup({"acme"}, {"api_calls"})
+    limits = LimitSettings.from_stored(catalog.limit_settings("acme", START))
+    assert limits is not None
+    start, end = limits.period(START)
+    return bootstrap.limits().counter("acme", "api_calls", start, end).used
+
+
+def test_the_limit_counter_gets_the_restored_events_back(
+    world: World, capped: None, replaced: str, monkeypatch: Any
+) -> None:
+    from decimal import Decimal
+
+    # day 1's 4 calls and the replace's 5 (day 0's 3 voided)
+    assert _counted() == Decimal(9)
+    assert _revert(replaced)[1]["status"] == "reverted"
+    assert _counted() == Decimal(7)  # day 0's 3 given back, the replace's 5 voided
+    _back_to_the_original(world, monkeypatch)
