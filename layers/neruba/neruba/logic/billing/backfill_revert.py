@@ -23,10 +23,11 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
    invoice's age.
 5. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
 
-A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), or one whose step is left for later (a
-void whose cell could not be recomputed yet, an invoice changing under its rerun), is finished by the
-billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume` dispatches on the
-status), and the ``billing`` sweep re-sends that message for a backfill left ``reverting``.
+A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), or one whose step is
+left for later (a void whose cell could not be recomputed yet, an invoice changing under its rerun), is
+finished by the billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume`
+dispatches on the status), and the ``billing`` sweep re-sends that message for a backfill left
+``reverting``.
 """
 
 from __future__ import annotations
