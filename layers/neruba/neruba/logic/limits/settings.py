@@ -15,7 +15,15 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.limits import SPEND
 from neruba.dal.transaction import Cancelled
-from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
+from neruba.domain.limits import (
+    CAPPABLE,
+    DEFAULT_ANCHOR,
+    FIRED_KINDS,
+    Feature,
+    LimitSettings,
+    MeterLimits,
+    fired_level,
+)
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
 from neruba.models.limits import FeatureIn, MeterLimitIn, PlanDefaultsIn, UsageLimitsIn
@@ -36,7 +44,7 @@ def put_limits(
     now = now or datetime.now(UTC)
     billing, limits = bootstrap.billing_records(), bootstrap.limits()
     request = fingerprint(body.model_dump(mode="json"), f"limits:{customer_id}")
-    _current(customer_id)  # 404 before any rule of the body
+    currency = _customer(customer_id)[0]  # 404 before any rule of the body
     settings = _validated(customer_id, body)
     something = settings.meters or settings.features or settings.spend_alerts or settings.balance_alerts
     text = settings.stored() if something else None
@@ -45,7 +53,7 @@ def put_limits(
         if first is not None:
             return dict(first)
         before = _current(customer_id)
-        answer = _view(customer_id, settings, now, counted=True)
+        answer = _view(customer_id, settings, now, currency, counted=True)
         audit = audit_put(
             bootstrap.audit(),
             by,
@@ -71,8 +79,17 @@ def put_limits(
 def get_limits(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
     """The customer's limits with each meter's usage in the current period."""
     now = now or datetime.now(UTC)
-    settings = LimitSettings.from_stored(_current(customer_id)) or LimitSettings()
-    return _view(customer_id, settings, now, counted=True)
+    currency, text = _customer(customer_id)
+    settings = LimitSettings.from_stored(text) or LimitSettings()
+    return _view(customer_id, settings, now, currency, counted=True)
+
+
+def _customer(customer_id: str) -> tuple[str, str | None]:
+    """The customer's currency and its own limit settings as stored, in one read (404: no customer)."""
+    customer, text, _version = bootstrap.catalog().customer_limits_and_balance_version(customer_id)
+    if customer is None:
+        raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    return customer.currency, text
 
 
 def _current(customer_id: str) -> str | None:
@@ -228,7 +245,7 @@ def _cappable(code: str, param: str) -> None:
 
 
 def _view(
-    customer_id: str, settings: LimitSettings, now: datetime, *, counted: bool = False
+    customer_id: str, settings: LimitSettings, now: datetime, currency: str, *, counted: bool = False
 ) -> dict[str, Any]:
     start, end = settings.period(now)
     rows = []
@@ -246,7 +263,7 @@ def _view(
                 "alerts": [_text(a) for a in meter.alerts],
                 "usage": _text(used),
                 "remaining": _text(remaining),
-                "alerts_fired": sorted(fired),
+                "alerts_fired": _fired(fired, (start, end), code, None),
                 "hard_cap_amount_minor": meter.hard_cap_amount,
                 "amount_minor": amount if settings.rates(code) else None,
             }
@@ -264,9 +281,33 @@ def _view(
         "meters": rows,
         "spend_alerts_minor": list(settings.spend_alerts),
         "spend_minor": int(spend.used) if spend is not None else None,
-        "spend_alerts_fired": sorted(spend.fired) if spend is not None else [],
+        "spend_alerts_fired": _fired(spend.fired, (start, end), None, currency) if spend is not None else [],
         "balance_alerts_minor": list(settings.balance_alerts),
     }
+
+
+def _fired(
+    keys: set[str], period: tuple[datetime, datetime], meter_code: str | None, currency: str | None
+) -> list[dict[str, Any]]:
+    """The levels of a counter's fired set as the API shows them (``models.limits.FiredAlert``), lowest
+    first: the stored keys are translated, never changed."""
+    rows = []
+    for key in keys:
+        kind, level = fired_level(key)
+        rows.append(
+            {
+                "alert": key,
+                "kind": kind,
+                "meter_code": meter_code,
+                "threshold": None if kind == "spend" else _text(level),
+                "threshold_minor": int(level) if kind == "spend" else None,
+                "currency": currency if kind == "spend" else None,
+                "period_start": iso_z(period[0]),
+                "period_end": iso_z(period[1]),
+            }
+        )
+    order = {kind: i for i, kind in enumerate(FIRED_KINDS.values())}
+    return sorted(rows, key=lambda r: (Decimal(r["threshold"] or r["threshold_minor"]), order[r["kind"]]))
 
 
 def _text(value: Decimal | None) -> str | None:
