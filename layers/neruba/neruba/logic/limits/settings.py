@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import bootstrap
+from neruba.dal.features import BALANCE_ALERT
 from neruba.dal.limits import SPEND
 from neruba.dal.transaction import Cancelled
 from neruba.domain.limits import (
@@ -68,6 +69,8 @@ def put_limits(
             idempotency_key=idempotency_key,
         )
         records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, answer)
+        if settings.balance_alerts:  # the writes lowering its credit read its levels (logic.limits.balance)
+            records = [*records, billing.features.customer_item(customer_id, BALANCE_ALERT)]
         try:
             limits.set_settings(customer_id, text, before, records)
         except Cancelled:
