@@ -251,11 +251,14 @@ def _view(
     customer_id: str, settings: LimitSettings, now: datetime, currency: str, *, counted: bool = False
 ) -> dict[str, Any]:
     start, end = settings.period(now)
+    codes = [*sorted(settings.meters), *([SPEND] if settings.spend_alerts else [])]
+    wanted = [(customer_id, code, start, end) for code in codes] if counted else []
+    counters = {c.meter_code: c for c in bootstrap.limits().counters(wanted)}  # one batch
     rows = []
     for code, meter in sorted(settings.meters.items()):
         used, fired, amount = Decimal(0), set[str](), 0
-        if counted:
-            counter = bootstrap.limits().counter(customer_id, code, start, end)
+        if code in counters:
+            counter = counters[code]
             used, fired, amount = counter.used, counter.fired, counter.amount
         remaining = None if meter.hard_cap is None else max(Decimal(0), meter.hard_cap - used)
         rows.append(
@@ -271,9 +274,7 @@ def _view(
                 "amount_minor": amount if settings.rates(code) else None,
             }
         )
-    spend = None
-    if counted and settings.spend_alerts:
-        spend = bootstrap.limits().counter(customer_id, SPEND, start, end)
+    spend = counters.get(SPEND)
     return {
         "object": "usage_limits",
         "customer_id": customer_id,
