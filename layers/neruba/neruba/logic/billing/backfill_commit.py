@@ -37,7 +37,7 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_replace
+from neruba.logic.billing import backfill_order, backfill_replace
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
@@ -74,10 +74,13 @@ def commit_backfill(
     if found.status == "cancelled":
         raise ConflictError("The backfill was cancelled; it cannot be committed.", code="backfill_cancelled")
     if found.status == "open":
+        guards: list[dict[str, Any]] = []
         if found.document.get("mode") == "replace":  # refused before anything is written
+            backfill_order.check_not_busy(ctx, found)
+            guards = backfill_order.guards(ctx, found)
             held = backfills(ctx).held_events(backfill_id)
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
-        start(ctx, backfill_id, body, actor, key, request_id, now)
+        start(ctx, backfill_id, body, actor, key, request_id, now, guards)
     if found.held > INLINE_EVENTS:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
@@ -149,9 +152,11 @@ def start(
     key: str,
     request_id: str | None,
     now: datetime,
+    guards: list[dict[str, Any]] | None = None,
 ) -> None:
     """Step 1: ``open`` -> ``committing`` with its audit record (the record's id follows from the
-    backfill, so one commit is audited once)."""
+    backfill, so one commit is audited once); for a replace, conditional on the backfills over its range
+    keeping their status (``backfill_order.guards``)."""
     found = get_backfill(ctx, backfill_id)
     audit = idempotency.audit_put(
         bootstrap.audit(),
@@ -170,12 +175,16 @@ def start(
         backfill_id, ("open",), "committing", committing_at=ts(now), committing_by=actor
     )
     try:
-        commit(Transaction([moved, audit]))
+        commit(Transaction([moved, audit, *(guards or [])]))
     except Cancelled as exc:
         again = get_backfill(ctx, backfill_id)
         if again.status == "cancelled":
             raise ConflictError(
                 "The backfill was cancelled; it cannot be committed.", code="backfill_cancelled"
+            ) from exc
+        if again.status == "open":  # a backfill over the range moved meanwhile
+            raise ConflictError(
+                "A backfill over the same range changed meanwhile; try again.", code="backfill_conflict"
             ) from exc
         # another commit moved it first: this one resumes the same steps
 
