@@ -19,7 +19,8 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
    the stored rerun answer and writes nothing.
 4. ``committing`` -> ``committed`` with what the commit did (conditional: once).
 
-A backfill of more than ``INLINE_EVENTS`` events, or a commit whose step is left for later, is finished by
+A backfill of more than ``INLINE_EVENTS`` events (held, and for a replace the stored events of its range it
+voids, counted from the range's contributions), or a commit whose step is left for later, is finished by
 the billing worker: a ``{"backfill": id}`` message on BillingQueue (:func:`resume`), retried by SQS until
 done and then in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
 ``commit`` call (any key) or delivery of the message resumes at step 2 and does only what is left. Two
@@ -64,7 +65,8 @@ def commit_backfill(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """``POST /admin/backfills/{id}/commit``: the backfill, ``committed``, or ``committing`` when the
-    billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, or a step left for
+    billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, held and, for a
+    replace, stored in the range to void (``backfill_replace.count_to_replace``), or a step left for
     later)."""
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
@@ -81,7 +83,10 @@ def commit_backfill(
             held = backfills(ctx).held_events(backfill_id)
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
-    if found.held > INLINE_EVENTS:
+    work = found.held  # the events to count and, for a replace, to void
+    if found.document.get("mode") == "replace" and work <= INLINE_EVENTS:
+        work += backfill_replace.count_to_replace(ctx, found.document, INLINE_EVENTS - work)
+    if work > INLINE_EVENTS:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
