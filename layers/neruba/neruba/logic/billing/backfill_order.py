@@ -30,6 +30,7 @@ from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic.billing.backfills import backfills
 from neruba.logic.billing.context import Billing
+from neruba.timefmt import parse_ts
 
 STANDING = ("committing", "committed", "reverting")  # a backfill whose events count (or are moving)
 
@@ -40,7 +41,8 @@ def overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return False
     if not set(a["meter_codes"]) & set(b["meter_codes"]):
         return False
-    return str(a["start"]) < str(b["end"]) and str(b["start"]) < str(a["end"])
+    start_a, end_a = parse_ts(str(a["start"])), parse_ts(str(a["end"]))
+    return start_a < parse_ts(str(b["end"])) and parse_ts(str(b["start"])) < end_a
 
 
 def neighbours(ctx: Billing, found: Backfill) -> list[Backfill]:
@@ -49,6 +51,7 @@ def neighbours(ctx: Billing, found: Backfill) -> list[Backfill]:
 
 
 def _later(found: Backfill, other: Backfill) -> bool:
+    """``other``'s commit started after ``found``'s (stored times are fixed-width text; a tie: by id)."""
     return (other.committing_at or "", other.id) > (found.committing_at or "", found.id)
 
 

@@ -2,17 +2,21 @@
 
 Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
 
-1. ``committed`` -> ``reverting``: first every event the commit counted is checked as the backfill's
-   void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
+1. ``committed`` -> ``reverting``: first the revert is refused while a later replace backfill stands over
+   the range or the events (``backfill_order.check_not_superseded``: 409 ``backfill_superseded``), and
+   every event the commit counted (with an operator's amended copies of them: ``taken_back``) is
+   checked as the backfill's void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
    corrects the invoices whatever their age) and, for ``mode: replace``, every event it replaced as its
    restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and
-   nothing is written. Then one transaction, conditional on ``committed``, moves the backfill with the
-   audit record (``backfill.revert``) and the revert's reason.
+   nothing is written. Then one transaction, conditional on ``committed`` and on the backfills over the
+   range keeping their status (``backfill_order.guards``), moves the backfill with the audit record
+   (``backfill.revert``) and the revert's reason.
 2. Restore (``mode: replace``): each event the commit voided is given back
    (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
    a run again finds the restored ones marked and restores the rest once.
 3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
-   whose id was already stored was not counted and is left alone) is voided through the event-void
+   whose id was already stored was not counted and is left alone), and the corrected copy of each one an
+   operator amended since, is voided through the event-void
    mechanism (``logic.ingest.voids.void_event``) under the Idempotency-Key
    ``backfill-revert:{id}:{digest}``: one transaction per event, its cell recomputed from the surviving
    events. A retry replays the stored answer and finishes what is left; an event voided meanwhile by an
