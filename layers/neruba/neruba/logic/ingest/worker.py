@@ -381,7 +381,8 @@ class IngestBatch:
             else:
                 result = self._count_write(part, write, events)
             failed.extend(result.retry)
-            self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
+            if not result.held:
+                self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
         minute = self.now.isoformat(timespec="minutes")[:16]

@@ -33,6 +33,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from neruba.dal import limit_pending as pending
+from neruba.dal.contributions import contribution_key, shard_of
+from neruba.dal.dynamo import is_transient
 from neruba.dal.limits import SPEND, Counter, LimitsRepository
 from neruba.dal.transaction import LIMIT
 from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageRepository
@@ -75,6 +78,7 @@ class _Plan:
     refused: list[CellEvent]
     counters: list[_State]
     alerts: list[dict[str, Any]]
+    done: bool = False  # a counter read records this very write as pending: it was counted earlier
 
 
 def limited(settings: LimitSettings | None, meter_code: str, aggregation: str) -> bool:
@@ -116,13 +120,30 @@ def count_limited(
     now: datetime,
 ) -> GateResult:
     """Count the admitted events of ``write`` with its counters, refuse the rest (module docstring)."""
-    from neruba.dal.dynamo import is_transient
-
     everything = [e.message_id for e in events]
     early: list[str] = []  # refused ahead of the transaction (more than it holds)
     prices = Prices(write.customer_id, write.meter_code) if settings.rates(write.meter_code) else None
+    own = _own_key(usage, part, write)
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, write, events, now, prices)
+        plan = _plan(limits, settings, write, events, now, prices, own)
+        if plan.done:
+            return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
+        if _one_put(write, plan, early):
+            try:
+                moved = _put_pending(usage, limits, part, write, plan, now)
+            except Exception as exc:
+                if is_transient(exc):
+                    logger.warning(
+                        "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
+                    )
+                    return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
+                return _isolate(usage, limits, settings, part, write, events, now, exc)
+            if moved is None:
+                return GateResult(CellResult(), early)  # its contribution exists: counted earlier
+            if moved is False:
+                time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
+                continue
+            return _finish(part, moved, plan, everything)
         adopting = sum(1 + usage.shards for e in plan.admitted if e.held_by != part)  # update + checks
         budget = max(0, LIMIT - 1 - adopting - len(plan.counters) - len(plan.alerts))
         kept, ahead = plan.refused[:budget], plan.refused[budget:]
@@ -152,6 +173,76 @@ def count_limited(
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
         return GateResult(CellResult(counted=True), early + [e.transaction_id for e in kept], plan.alerts)
     return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+PENDING_REFUSALS = 50  # refusals one counter put records (more: the transaction, ``_refuse_ahead``)
+
+
+def settle(seen: Counter, own: tuple[str, str] | None = None) -> bool:
+    """Complete the write ``seen`` records as pending (``dal.limit_pending``) before its reader replaces
+    the counter; True when that write is ``own`` (the contribution key of the reader's own write)."""
+    if seen.pending is None:
+        return False
+    write = pending.decode(seen.pending)
+    pending.complete(write)
+    return own is not None and write.key == own
+
+
+def _own_key(usage: UsageRepository, part: str, write: DayWrite) -> tuple[str, str]:
+    key = contribution_key(*write.key, part, shard_of(part, usage.shards))
+    return (key["pk"]["S"], key["sk"]["S"])
+
+
+def _one_put(write: DayWrite, plan: _Plan, early: list[str]) -> bool:
+    """Whether the write can move its counter by one put recording it as pending: one counter moves (no
+    second period, no spend counter), nothing is adopted or checked (those need the transaction's
+    conditions), and its refusals fit the record."""
+    return (
+        len(plan.counters) == 1
+        and not write.recounts
+        and not write.checks
+        and not early
+        and len(plan.refused) <= PENDING_REFUSALS
+    )
+
+
+def _put_pending(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    part: str,
+    write: DayWrite,
+    plan: _Plan,
+    now: datetime,
+) -> pending.PendingWrite | bool | None:
+    """Move the counter by one conditional put recording the write as pending. Returns the record when
+    the counter moved, False when it moved since it was read, None when this write's contribution exists
+    already (an earlier attempt counted it and its record was completed and replaced since)."""
+    record = pending.PendingWrite(
+        usage.contribution_put(part, _admitted_write(write, plan.admitted, part), now),
+        [(write.customer_id, e.transaction_id, e.held_by) for e in plan.refused],
+        _message(write),
+        [_alert_action(write.customer_id, alert, now) for alert in plan.alerts],
+    )
+    if usage.contribution_exists(part, write):
+        return None
+    (state,) = plan.counters
+    action = limits.counter_put(
+        state.seen, state.used, state.events, state.fired, state.amount, state.amounts, pending.encode(record)
+    )
+    return record if limits.write_counter(action) else False
+
+
+def _finish(part: str, record: pending.PendingWrite, plan: _Plan, everything: list[str]) -> GateResult:
+    """The writer completes its own record; when it cannot, the record stays for the next writer of the
+    counter and the messages come again, their events still held by this batch."""
+    try:
+        refused = pending.complete(record, fresh=True)
+    except Exception as exc:
+        logger.warning(
+            "limited write left pending on its counter", extra={"batch_id": part, "error": repr(exc)[:300]}
+        )
+        return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
+    return GateResult(CellResult(counted=True), refused, plan.alerts)
 
 
 def _refuse_ahead(
@@ -212,6 +303,7 @@ def _plan(
     events: list[CellEvent],
     now: datetime,
     prices: Prices | None = None,
+    own: tuple[str, str] | None = None,
 ) -> _Plan:
     meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
@@ -220,6 +312,7 @@ def _plan(
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
         seen = limits.counter(write.customer_id, write.meter_code, start, end)
+        plan.done = settle(seen, own) or plan.done
         usages = [usage_of(write.aggregation, e.value) for e in members]
         amount: int | None = None
         if prices is None:
