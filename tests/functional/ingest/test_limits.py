@@ -217,7 +217,9 @@ def test_a_counter_write_that_fails_is_retried_and_counts_once(
         def call(**request: Any) -> Any:
             if failures[0] and "LIM#" in str(request.get("TransactItems", request.get("Item"))):
                 failures[0] -= 1
-                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation
+                )
             return real(**request)
 
         return call

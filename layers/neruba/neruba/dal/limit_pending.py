@@ -153,7 +153,9 @@ def _refuse(write: PendingWrite, customer_id: str, transaction_id: str, holder: 
     return True
 
 
-def refusal_update(table: str, customer_id: str, transaction_id: str, holder: str, message: str) -> dict[str, Any]:
+def refusal_update(
+    table: str, customer_id: str, transaction_id: str, holder: str, message: str
+) -> dict[str, Any]:
     """The update refusing an accepted event its batch holds (never counted) as ``over_limit``."""
     from neruba.dal.dynamo import to_item
     from neruba.dal.usage import event_key

@@ -443,7 +443,11 @@ class UsageRepository:
         key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
         item = {**key, **to_item(contribution_item(write, now))}
         return {
-            "Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
         }
 
     def count_group(

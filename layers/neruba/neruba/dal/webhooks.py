@@ -202,7 +202,9 @@ def outbox_written(table_name: str, item: dict[str, Any]) -> bool:
     there, or the relay stored its event (``WHEVT``, written before the relay deletes the item; read
     second, so an item fanned out between the two reads is still seen)."""
     key = {"pk": item["pk"], "sk": item["sk"]}
-    found = client("dynamodb").get_item(TableName=table_name, Key=key, ConsistentRead=True, ProjectionExpression="pk")
+    found = client("dynamodb").get_item(
+        TableName=table_name, Key=key, ConsistentRead=True, ProjectionExpression="pk"
+    )
     if "Item" in found:
         return True
     event_id = json.loads(item["doc"]["S"])["id"]

@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from neruba.dal import limit_pending as pending
 from neruba.dal.contributions import contribution_key, shard_of
@@ -213,7 +213,7 @@ def _put_pending(
     write: DayWrite,
     plan: _Plan,
     now: datetime,
-) -> pending.PendingWrite | bool | None:
+) -> pending.PendingWrite | Literal[False] | None:
     """Move the counter by one conditional put recording the write as pending. Returns the record when
     the counter moved, False when it moved since it was read, None when this write's contribution exists
     already (an earlier attempt counted it and its record was completed and replaced since)."""
