@@ -19,13 +19,16 @@ import pytest
 from neruba import bootstrap
 from neruba.dal import limit_pending
 from neruba.settings import get_settings
+from neruba.logic.limits import gate
 from tests.functional.ingest.conftest import ev
 from tests.functional.ingest.test_event_voids import AT, admin, body
 from tests.functional.ingest.test_limits import _alerts, _batch, _counted, _limits, _run, _statuses, _usage
 from tests.support.aws import queue_url
 from tests.support.queues import receive_batch
 
-__all__ = ["admin"]
+from tests.functional.ingest.test_limit_amounts import priced
+
+__all__ = ["admin", "priced"]
 
 LATER = timedelta(seconds=200)  # past the hold of the killed attempt (logic/ingest/worker.py HOLD)
 
@@ -253,3 +256,53 @@ def test_the_record_is_small_and_read_back_whole() -> None:
     back = limit_pending.decode(limit_pending.encode(record))
     assert back == record and back.key == ("AGG#a#m", "2026-01-01!b")
     assert json.loads(json.dumps(back.contribution)) == put
+
+
+@pytest.mark.parametrize("step", ["contribution", "alerts"])
+def test_a_killed_write_with_spend_alerts_moves_the_spend_and_fires_each_level_once(
+    priced: Any, send: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    from tests.functional.ingest.test_limit_amounts import _limits as limits_view
+    from tests.functional.ingest.test_limit_amounts import _put, _spend_alerts
+
+    # GIVEN a spend alert at 0.50 (api_calls cost 0.10 each), and a batch of 6 calls whose worker dies
+    # right after its meter's counter (contribution) or after the spend counter, before its alert (alerts)
+    status, answer = _put({"spend_alerts_minor": [50]})
+    assert status == 200, answer
+    send(*(ev(f"t{i}", properties={}) for i in range(6)))
+    messages = receive_batch(queue_url("IngestQueue"), 10)
+    first = _batch()
+    with killed_at(monkeypatch, step) as left, pytest.raises(Killed):
+        _run(first, messages)
+    assert left and _spend_alerts() == []
+    # WHEN another batch of the customer counts one call, and the killed batch comes again
+    send(ev("t6", properties={}))
+    assert _run(_batch(), receive_batch(queue_url("IngestQueue"), 10)) == []
+    assert _run(_batch(first.now + LATER), messages) == []
+    # THEN the spend counts the seven calls once and the level fired once
+    assert limits_view()["spend_minor"] == 70
+    assert [a["alert"] for a in _spend_alerts()] == ["spend:50"]
+    assert _counted() == 7
+
+
+def test_a_spend_step_applied_again_late_changes_nothing(
+    priced: Any, send: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.functional.ingest.test_limit_amounts import _limits as limits_view
+    from tests.functional.ingest.test_limit_amounts import _put
+
+    # GIVEN a first write of 2 calls left pending (its worker died), then completed by a second of 3
+    status, answer = _put({"spend_alerts_minor": [10_000]})
+    assert status == 200, answer
+    send(*(ev(f"t{i}", properties={}) for i in range(2)))
+    with killed_at(monkeypatch, "contribution") as left, pytest.raises(Killed):
+        _run(_batch(), receive_batch(queue_url("IngestQueue"), 10))
+    send(*(ev(f"u{i}", properties={}) for i in range(3)))
+    assert _run(_batch(), receive_batch(queue_url("IngestQueue"), 10)) == []
+    assert limits_view()["spend_minor"] == 50
+    # WHEN the first worker's spend step runs again late (an in-flight completer)
+    (record,) = left
+    assert record.spend is not None
+    gate._spend_step(bootstrap.limits(), record.spend)
+    # THEN the spend keeps the later amount
+    assert limits_view()["spend_minor"] == 50

@@ -38,21 +38,30 @@ from neruba.observability import logger
 class PendingWrite:
     """What completes one limited write after its counter moved."""
 
-    contribution: dict[str, Any]  # the contribution's conditional Put (low-level item)
+    contribution: dict[str, Any] | None  # the contribution's conditional Put (low-level item)
     refusals: list[tuple[str, str, str]] = field(default_factory=list)  # customer, transaction, holder
     message: str = ""  # the refusals' reason message
     alerts: list[dict[str, Any]] = field(default_factory=list)  # outbox Puts
+    spend: dict[str, Any] | None = None  # the spend counter's step (``logic.limits.gate``), JSON values
 
     @property
-    def key(self) -> tuple[str, str]:
-        """The contribution's (pk, sk): the write's identity."""
+    def key(self) -> tuple[str, str] | None:
+        """The contribution's (pk, sk): the write's identity (None: a spend counter's alerts only)."""
+        if self.contribution is None:
+            return None
         item = self.contribution["Put"]["Item"]
         return (item["pk"]["S"], item["sk"]["S"])
 
 
 def encode(write: PendingWrite) -> bytes:
     text = json.dumps(
-        {"c": write.contribution, "r": write.refusals, "m": write.message, "o": write.alerts},
+        {
+            "c": write.contribution,
+            "r": write.refusals,
+            "m": write.message,
+            "o": write.alerts,
+            "s": write.spend,
+        },
         separators=(",", ":"),
         sort_keys=True,
     )
@@ -62,23 +71,26 @@ def encode(write: PendingWrite) -> bytes:
 def decode(blob: bytes) -> PendingWrite:
     data = json.loads(zlib.decompress(blob))
     refusals = [(str(c), str(t), str(h)) for c, t, h in data.get("r") or ()]
-    return PendingWrite(data["c"], refusals, str(data.get("m") or ""), list(data.get("o") or ()))
+    return PendingWrite(
+        data.get("c"), refusals, str(data.get("m") or ""), list(data.get("o") or ()), data.get("s")
+    )
 
 
 def complete(write: PendingWrite, *, fresh: bool = False) -> list[str]:
-    """Make the writes ``write`` names that are not made yet; returns the transaction ids refused by
-    this call. ``fresh``: the writer itself, right after moving the counter (it writes without reading
-    first; a condition that fails is read and judged as a completer would)."""
-    same = _contribution(write.contribution, fresh)
+    """Make the writes ``write`` names that are not made yet (its spend step apart: the caller's, in
+    ``logic.limits.gate``); returns the transaction ids refused by this call. ``fresh``: the writer
+    itself, right after moving the counter (it writes without reading first; a condition that fails is
+    read and judged as a completer would)."""
+    same = write.contribution is not None and _contribution(write.contribution, fresh)
     refused = []
     if same:
         for customer_id, transaction_id, holder in write.refusals:
             if _refuse(write, customer_id, transaction_id, holder, fresh):
                 refused.append(transaction_id)
-    else:
+    elif write.contribution is not None:
         logger.warning(
             "pending limited write found counted otherwise; its refusals are not made",
-            extra={"contribution": list(write.key)},
+            extra={"contribution": list(write.key or ())},
         )
     for alert in write.alerts:
         _alert(alert, fresh)
@@ -134,6 +146,7 @@ def _contribution(action: dict[str, Any], fresh: bool) -> bool:
 def _refuse(write: PendingWrite, customer_id: str, transaction_id: str, holder: str, fresh: bool) -> bool:
     from neruba.dal.usage import event_key
 
+    assert write.contribution is not None
     table = write.contribution["Put"]["TableName"]
     if not fresh:
         found = _get(table, event_key(customer_id, transaction_id), "st, bk")

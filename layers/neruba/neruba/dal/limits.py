@@ -23,8 +23,10 @@ Items:
   writes that evaluate the levels on condition that it is still the value read with the levels), so two
   of them never both decide from one balance (docs/limits.md, "Balance alerts");
 - spend counter (usage table) ``LIM#{customer}#$spend`` / ``{period start}`` (``SPEND``, not a meter
-  code): the customer's rated spend in the period ``u`` (minor units), each meter's amount ``m``, the
-  spend levels fired ``f`` and a version ``v``; written with a meter's counter when its amount changes.
+  code): the customer's rated spend in the period ``u`` (minor units), each meter's amount ``m`` and the
+  version of that meter's counter it was taken from ``mv``, the spend levels fired ``f``, a version ``v``
+  and the alerts its last write fired ``p`` (``dal.limit_pending``); written with a meter's counter
+  when its amount changes, in its transaction, or after its one put as a step the put records.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class Counter:
     amount: int = 0  # the meter's amount in the period, minor units (amount caps, spend alerts)
     amounts: dict[str, int] = field(default_factory=dict)  # spend counter: each meter's amount
     pending: bytes | None = None  # the write this counter moved for, maybe not complete (dal.limit_pending)
+    versions: dict[str, int] = field(default_factory=dict)  # spend counter: each meter's counter version
 
 
 class LimitsRepository:
@@ -153,11 +156,13 @@ class LimitsRepository:
         amount: int | None = None,
         amounts: dict[str, int] | None = None,
         pending: bytes | None = None,
+        versions: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """The action writing the counter's new state, on condition that it is still ``seen``
         (``amount``: the meter's amount; ``amounts``: the spend counter's amount of each meter;
         ``pending``: the write it moves for, ``dal.limit_pending``; without it any recorded write is
-        dropped, so the writer completes it first)."""
+        dropped, so the writer completes it first; ``versions``: the spend counter's version of each
+        meter's counter whose amount it holds)."""
         item: dict[str, Any] = {
             "u": used,
             "n": events,
@@ -174,6 +179,8 @@ class LimitsRepository:
             item["m"] = dict(amounts)
         if pending is not None:
             item["p"] = pending
+        if versions:
+            item["mv"] = dict(versions)
         put: dict[str, Any] = {
             "TableName": self.usage_table,
             "Item": {**counter_key(seen.customer_id, seen.meter_code, seen.start), **to_item(item)},
@@ -347,5 +354,6 @@ def _fill(counter: Counter, item: dict[str, Any]) -> None:
     counter.version = int(item.get("v", 0))
     counter.amount = int(item.get("a", 0))
     counter.amounts = {str(k): int(v) for k, v in (item.get("m") or {}).items()}
+    counter.versions = {str(k): int(v) for k, v in (item.get("mv") or {}).items()}
     pending = item.get("p")
     counter.pending = None if pending is None else bytes(getattr(pending, "value", pending))

@@ -70,6 +70,7 @@ class _State:
     fired: set[str]
     amount: int | None = None
     amounts: dict[str, int] | None = None
+    versions: dict[str, int] | None = None  # spend counter: each meter's counter version
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class _Plan:
     counters: list[_State]
     alerts: list[dict[str, Any]]
     done: bool = False  # a counter read records this very write as pending: it was counted earlier
+    currency: str | None = None  # the price's currency (spend alerts)
 
 
 def limited(settings: LimitSettings | None, meter_code: str, aggregation: str) -> bool:
@@ -130,7 +132,7 @@ def count_limited(
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
         if _one_put(write, plan, early):
             try:
-                moved = _put_pending(usage, limits, part, write, plan, now)
+                moved = _put_pending(usage, limits, settings, part, write, plan, now)
             except Exception as exc:
                 if is_transient(exc):
                     logger.warning(
@@ -143,7 +145,7 @@ def count_limited(
             if moved is False:
                 time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
                 continue
-            return _finish(part, moved, plan, everything)
+            return _finish(limits, part, moved, plan, everything)
         adopting = sum(1 + usage.shards for e in plan.admitted if e.held_by != part)  # update + checks
         budget = max(0, LIMIT - 1 - adopting - len(plan.counters) - len(plan.alerts))
         kept, ahead = plan.refused[:budget], plan.refused[budget:]
@@ -178,13 +180,18 @@ def count_limited(
 PENDING_REFUSALS = 50  # refusals one counter put records (more: the transaction, ``_refuse_ahead``)
 
 
-def settle(seen: Counter, own: tuple[str, str] | None = None) -> bool:
-    """Complete the write ``seen`` records as pending (``dal.limit_pending``) before its reader replaces
-    the counter; True when that write is ``own`` (the contribution key of the reader's own write)."""
+def settle(seen: Counter, own: tuple[str, str] | None = None, limits: LimitsRepository | None = None) -> bool:
+    """Complete the write ``seen`` records as pending (``dal.limit_pending``, then its spend step) before
+    its reader replaces the counter; True when that write is ``own`` (the contribution key of the
+    reader's own write)."""
     if seen.pending is None:
         return False
     write = pending.decode(seen.pending)
     pending.complete(write)
+    if write.spend is not None:
+        from neruba import bootstrap
+
+        _spend_step(limits or bootstrap.limits(), write.spend)
     return own is not None and write.key == own
 
 
@@ -196,9 +203,11 @@ def _own_key(usage: UsageRepository, part: str, write: DayWrite) -> tuple[str, s
 def _one_put(write: DayWrite, plan: _Plan, early: list[str]) -> bool:
     """Whether the write can move its counter by one put recording it as pending: one counter moves (no
     second period, no spend counter), nothing is adopted or checked (those need the transaction's
-    conditions), and its refusals fit the record."""
+    conditions), and its refusals fit the record. The spend counter, when it moves, is a step the put
+    records (``_spend_step``)."""
+    meters = [state for state in plan.counters if state.seen.meter_code != SPEND]
     return (
-        len(plan.counters) == 1
+        len(meters) == 1
         and not write.recounts
         and not write.checks
         and not early
@@ -209,6 +218,7 @@ def _one_put(write: DayWrite, plan: _Plan, early: list[str]) -> bool:
 def _put_pending(
     usage: UsageRepository,
     limits: LimitsRepository,
+    settings: LimitSettings,
     part: str,
     write: DayWrite,
     plan: _Plan,
@@ -217,32 +227,52 @@ def _put_pending(
     """Move the counter by one conditional put recording the write as pending. Returns the record when
     the counter moved, False when it moved since it was read, None when this write's contribution exists
     already (an earlier attempt counted it and its record was completed and replaced since)."""
+    (state,) = [s for s in plan.counters if s.seen.meter_code != SPEND]
+    spend = next((s for s in plan.counters if s.seen.meter_code == SPEND), None)
+    step = None
+    if spend is not None:
+        step = {
+            "c": write.customer_id,
+            "k": write.meter_code,
+            "a": state.amount,
+            "v": state.seen.version + 1,
+            "s": iso_z(spend.seen.start),
+            "e": iso_z(spend.seen.end),
+            "l": {k: str(v) for k, v in settings.spend_levels().items()},
+            "cur": plan.currency,
+            "t": iso_z(now),
+        }
     record = pending.PendingWrite(
         usage.contribution_put(part, _admitted_write(write, plan.admitted, part), now),
         [(write.customer_id, e.transaction_id, e.held_by) for e in plan.refused],
         _message(write),
-        [_alert_action(write.customer_id, alert, now) for alert in plan.alerts],
+        [_alert_action(write.customer_id, a, now) for a in plan.alerts if a["kind"] != "spend"],
+        step,
     )
     if usage.contribution_exists(part, write):
         return None
-    (state,) = plan.counters
     action = limits.counter_put(
         state.seen, state.used, state.events, state.fired, state.amount, state.amounts, pending.encode(record)
     )
     return record if limits.write_counter(action) else False
 
 
-def _finish(part: str, record: pending.PendingWrite, plan: _Plan, everything: list[str]) -> GateResult:
-    """The writer completes its own record; when it cannot, the record stays for the next writer of the
-    counter and the messages come again, their events still held by this batch."""
+def _finish(
+    limits: LimitsRepository, part: str, record: pending.PendingWrite, plan: _Plan, everything: list[str]
+) -> GateResult:
+    """The writer completes its own record (and its spend step); when it cannot, the record stays for
+    the next writer of the counter and the messages come again, their events still held by this batch."""
+    alerts = [a for a in plan.alerts if a["kind"] != "spend"]
     try:
         refused = pending.complete(record, fresh=True)
+        if record.spend is not None:
+            alerts += _spend_step(limits, record.spend)
     except Exception as exc:
         logger.warning(
             "limited write left pending on its counter", extra={"batch_id": part, "error": repr(exc)[:300]}
         )
         return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
-    return GateResult(CellResult(counted=True), refused, plan.alerts)
+    return GateResult(CellResult(counted=True), refused, alerts)
 
 
 def _refuse_ahead(
@@ -293,7 +323,9 @@ def _isolate(
 
 
 def _counter_put(limits: LimitsRepository, state: _State) -> dict[str, Any]:
-    return limits.counter_put(state.seen, state.used, state.events, state.fired, state.amount, state.amounts)
+    return limits.counter_put(
+        state.seen, state.used, state.events, state.fired, state.amount, state.amounts, None, state.versions
+    )
 
 
 def _plan(
@@ -312,7 +344,7 @@ def _plan(
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
         seen = limits.counter(write.customer_id, write.meter_code, start, end)
-        plan.done = settle(seen, own) or plan.done
+        plan.done = settle(seen, own, limits) or plan.done
         usages = [usage_of(write.aggregation, e.value) for e in members]
         amount: int | None = None
         if prices is None:
@@ -367,31 +399,85 @@ def _spend(
     """The spend counter's new state when the meter's amount changed, and the spend levels it reaches."""
     start, end = period
     spend = limits.counter(write.customer_id, SPEND, start, end)
+    settle(spend, limits=limits)  # the alerts its last write recorded
     if spend.amounts.get(write.meter_code, 0) == amount:
         return  # the spend did not move: nothing to write
     amounts = {**spend.amounts, write.meter_code: amount}
     total = sum(amounts.values())
     reached = crossed(spend.used, Decimal(total), settings.spend_levels(), spend.fired)
+    meter_version = plan.counters[-1].seen.version + 1  # the meter's counter, appended just before
+    versions = {**spend.versions, write.meter_code: meter_version}
     plan.counters.append(
-        _State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts)
+        _State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts, versions)
     )
     price = next((p for p in (prices.at(parse_ts(e.at)) for e in members) if p), None) if prices else None
+    plan.currency = price.currency if price else None
     for key in reached:
-        plan.alerts.append(
-            {
-                "customer_id": write.customer_id,
-                "meter_code": None,
-                "alert": key,
-                "kind": "spend",
-                "threshold": Decimal(key.split(":", 1)[1]),
-                "usage": None,
-                "spend_minor": total,
-                "currency": price.currency if price else None,
-                "period_start": iso_z(start),
-                "period_end": iso_z(end),
-                "late": end <= now,
-            }
+        plan.alerts.append(_spend_alert(write.customer_id, key, total, plan.currency, period, now))
+
+
+def _spend_alert(
+    customer_id: str,
+    key: str,
+    total: int,
+    currency: str | None,
+    period: tuple[datetime, datetime],
+    now: datetime,
+) -> dict[str, Any]:
+    start, end = period
+    return {
+        "customer_id": customer_id,
+        "meter_code": None,
+        "alert": key,
+        "kind": "spend",
+        "threshold": Decimal(key.split(":", 1)[1]),
+        "usage": None,
+        "spend_minor": total,
+        "currency": currency,
+        "period_start": iso_z(start),
+        "period_end": iso_z(end),
+        "late": end <= now,
+    }
+
+
+def _spend_step(limits: LimitsRepository, step: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply a recorded spend step: set the meter's amount on the spend counter (one conditional put on
+    its version) unless a step of that meter's counter at this version or later is applied already, and
+    fire the spend levels it reaches (recorded on the spend counter as pending, so a kill before the
+    alerts leaves them to its next writer). Returns the alerts fired."""
+    customer_id, meter_code, version = str(step["c"]), str(step["k"]), int(step["v"])
+    period = (parse_ts(step["s"]), parse_ts(step["e"]))
+    levels = {str(k): Decimal(v) for k, v in step["l"].items()}
+    now = parse_ts(step["t"])
+    for attempt in range(ATTEMPTS):
+        spend = limits.counter(customer_id, SPEND, *period)
+        settle(spend, limits=limits)
+        if spend.versions.get(meter_code, 0) >= version:
+            return []  # applied already (by the writer, a completer, or a later write of the meter)
+        amounts = {**spend.amounts, meter_code: int(step["a"])}
+        total = sum(amounts.values())
+        reached = crossed(spend.used, Decimal(total), levels, spend.fired)
+        alerts = [_spend_alert(customer_id, key, total, step.get("cur"), period, now) for key in reached]
+        record = pending.PendingWrite(None, alerts=[_alert_action(customer_id, a, now) for a in alerts])
+        put = limits.counter_put(
+            spend,
+            Decimal(total),
+            spend.events,
+            spend.fired | set(reached),
+            None,
+            amounts,
+            pending.encode(record) if alerts else None,
+            {**spend.versions, meter_code: version},
         )
+        if limits.write_counter(put):
+            pending.complete(record, fresh=True)
+            return alerts
+        time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # another meter's step moved it
+    raise SpendContentionError(f"spend counter of {customer_id} kept moving")
+
+
+class SpendContentionError(RuntimeError):
+    """The spend counter moved on every attempt of a step (the messages come again)."""
 
 
 def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> DayWrite:
