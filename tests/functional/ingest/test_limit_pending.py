@@ -306,3 +306,31 @@ def test_a_spend_step_applied_again_late_changes_nothing(
     gate._spend_step(bootstrap.limits(), record.spend)
     # THEN the spend keeps the later amount
     assert limits_view()["spend_minor"] == 50
+
+
+def test_a_write_through_the_transaction_completes_a_pending_write_first(
+    send: Any, read: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a worker killed right after moving the counter to the cap (3 admitted, 2 to refuse)
+    messages, first = _kill_first_batch(monkeypatch, send, "contribution")
+    # WHEN the cap is raised to 10 and a batch refusing more events than one record holds (so written in a
+    # transaction) comes next
+    _limits(api_calls={"hard_cap": "10", "alerts": ["2"]})
+    many = [ev(f"m{i:02d}", properties={}) for i in range(gate.PENDING_REFUSALS + 10)]
+    for start in range(0, len(many), 10):
+        send(*many[start : start + 10])
+    later = _batch()
+    records = []
+    for _ in range(len(many) // 10):
+        records += receive_batch(queue_url("IngestQueue"), 10)
+    assert _run(later, records) == []
+    # THEN the killed write was completed before it: its 3 counted and 2 refused, then 7 new ones counted
+    assert _counted() == 10 and _usage() == 10
+    statuses = _statuses(read, "acme", [f"t{i}" for i in range(5)])
+    assert sorted(statuses.values()) == ["accepted"] * 3 + ["over_limit"] * 2
+    assert dict(later.outcomes).get("over_limit") == len(many) - 7
+    assert sorted(a["alert"] for a in _alerts()) == ["a:2", "hard:10", "hard:3"]
+    assert _counter().pending is None  # the transaction writes the counter without a record
+    # AND the killed batch delivered again changes nothing
+    assert _run(_batch(first.now + LATER), messages) == []
+    assert _counted() == 10 and _usage() == 10

@@ -134,11 +134,11 @@ def count_limited(
             try:
                 moved = _put_pending(usage, limits, settings, part, write, plan, now)
             except Exception as exc:
-                if is_transient(exc):
+                if is_transient(exc):  # the put may have landed: its events stay held (not given back)
                     logger.warning(
                         "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
                     )
-                    return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
+                    return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
                 return _isolate(usage, limits, settings, part, write, events, now, exc)
             if moved is None:
                 return GateResult(CellResult(), early)  # its contribution exists: counted earlier
