@@ -18,15 +18,14 @@ import pytest
 
 from neruba import bootstrap
 from neruba.dal import limit_pending
-from neruba.settings import get_settings
 from neruba.logic.limits import gate
+from neruba.settings import get_settings
 from tests.functional.ingest.conftest import ev
 from tests.functional.ingest.test_event_voids import AT, admin, body
+from tests.functional.ingest.test_limit_amounts import priced
 from tests.functional.ingest.test_limits import _alerts, _batch, _counted, _limits, _run, _statuses, _usage
 from tests.support.aws import queue_url
 from tests.support.queues import receive_batch
-
-from tests.functional.ingest.test_limit_amounts import priced
 
 __all__ = ["admin", "priced"]
 
