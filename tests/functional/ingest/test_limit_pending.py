@@ -198,7 +198,7 @@ def _record_of(first: Any) -> limit_pending.PendingWrite:
     blob = _counter().pending
     assert blob is not None
     record = limit_pending.decode(blob)
-    assert record.key[1].endswith(first.batch_id)
+    assert all(sk.endswith(first.batch_id) for _, sk in record.keys)
     return record
 
 
@@ -251,10 +251,10 @@ def test_the_record_is_small_and_read_back_whole() -> None:
             "Item": {"pk": {"S": "AGG#a#m"}, "sk": {"S": "2026-01-01!b"}, "cs": {"M": {}}},
         }
     }
-    record = limit_pending.PendingWrite(put, [("a", "t1", "b")], "over", [])
+    record = limit_pending.PendingWrite([put], [("a", "t1", "b")], "over", [])
     back = limit_pending.decode(limit_pending.encode(record))
-    assert back == record and back.key == ("AGG#a#m", "2026-01-01!b")
-    assert json.loads(json.dumps(back.contribution)) == put
+    assert back == record and back.keys == {("AGG#a#m", "2026-01-01!b")}
+    assert json.loads(json.dumps(back.contributions[0])) == put
 
 
 @pytest.mark.parametrize("step", ["contribution", "alerts"])
@@ -333,3 +333,75 @@ def test_a_write_through_the_transaction_completes_a_pending_write_first(
     # AND the killed batch delivered again changes nothing
     assert _run(_batch(first.now + LATER), messages) == []
     assert _counted() == 10 and _usage() == 10
+
+
+def _two_days(send: Any) -> list[str]:
+    """A yearly cap of 4 with an alert at 2; six events sent, three yesterday and three today (one
+    limit period); returns their transaction ids in timestamp order."""
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+
+    body = {"interval": "year", "meters": [{"meter_code": "api_calls", "hard_cap": "4", "alerts": ["2"]}]}
+    put_limits("acme", UsageLimitsIn.model_validate(body), None, Actor("test"))
+    now = datetime.now(UTC)
+    at = [now - timedelta(days=1, minutes=3 - i) for i in range(3)] + [
+        now - timedelta(minutes=3 - i) for i in range(3)
+    ]
+    send(*(ev(f"d{i}", timestamp=t.isoformat(), properties={}) for i, t in enumerate(at)))
+    return [f"d{i}" for i in range(6)]
+
+
+def _counter_puts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the plain puts of limit counters from now on."""
+    from neruba.dal.clients import client
+
+    dynamodb = client("dynamodb")
+    real, puts = dynamodb.put_item, [0]
+
+    def counting(**request: Any) -> Any:
+        if str(request["Item"]["pk"].get("S", "")).startswith("LIM#"):
+            puts[0] += 1
+        return real(**request)
+
+    monkeypatch.setattr(dynamodb, "put_item", counting)
+    return puts
+
+
+def test_the_days_of_one_period_move_the_counter_once(
+    send: Any, read: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN six events of one batch over two days of one limit period, a cap of 4
+    ids = _two_days(send)
+    puts = _counter_puts(monkeypatch)
+    # WHEN the batch is counted
+    batch = _batch()
+    assert _run(batch, receive_batch(queue_url("IngestQueue"), 10)) == []
+    # THEN one counter put decided both days together, in timestamp order: the first 4 count
+    assert puts == [1]
+    statuses = _statuses(read, "acme", ids)
+    assert [statuses[t] for t in ids] == ["accepted"] * 4 + ["over_limit"] * 2
+    assert _counted() == 4 and _counter().used == 4
+    assert sorted(a["alert"] for a in _alerts()) == ["a:2", "hard:4"]
+    assert dict(batch.outcomes).get("over_limit") == 2
+
+
+def test_a_killed_write_of_two_days_is_completed_once(
+    send: Any, read: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a batch of two days whose worker died right after its one counter put
+    ids = _two_days(send)
+    messages = receive_batch(queue_url("IngestQueue"), 10)
+    first = _batch()
+    with killed_at(monkeypatch, "contribution") as left, pytest.raises(Killed):
+        _run(first, messages)
+    (record,) = left
+    assert len(record.contributions) == 2 and _counted() == 0
+    # WHEN it is delivered again, twice
+    assert _run(_batch(first.now + LATER), messages) == []
+    assert _run(_batch(first.now + 2 * LATER), messages) == []
+    # THEN both days are counted once, the refusals and alerts made once
+    statuses = _statuses(read, "acme", ids)
+    assert [statuses[t] for t in ids] == ["accepted"] * 4 + ["over_limit"] * 2
+    assert _counted() == 4 and _counter().used == 4
+    assert sorted(a["alert"] for a in _alerts()) == ["a:2", "hard:4"]

@@ -1,7 +1,8 @@
 """The write a usage-limits period counter names as pending (attribute ``p`` of a ``LIM#`` item).
 
 A limited write of the ingest worker moves its period counter with ONE conditional put (on condition of
-the version read) that also records, compressed, what completes the write: the contribution's Put, the
+the version read) that also records, compressed, what completes the write: the contribution Puts (one
+per day the write holds: a batch's days of one period share one counter put), the
 events it refuses ``over_limit`` (customer, transaction id, the batch holding it) and the outbox Puts of
 the ``alert.triggered`` events its usage crossed. The writer then makes those writes itself, each a plain
 conditional write. A writer killed in between leaves the counter ahead of them: every next writer of
@@ -11,9 +12,9 @@ happen once, and nothing is lost.
 
 Completing is idempotent and, when everything was written already, costs reads only:
 
-- the contribution is put when it does not exist (on condition that it still does not); when it exists,
-  its cells are compared with the record's: only when they are the same (this write's, not a write made
-  without limits after they were removed) are the refusals made;
+- each contribution is put when it does not exist (on condition that it still does not); when it exists,
+  its cells are compared with the record's: only when every one is the same (this write's, not a write
+  made without limits after they were removed) are the refusals made;
 - a refusal is made when the event is still ``accepted`` and held by the recorded batch;
 - an alert's outbox item is put again (same key, same event id) when neither it nor the event the relay
   stored from it (``WHEVT``) exists; the relay drops an outbox item whose event it stored already
@@ -38,25 +39,22 @@ from neruba.observability import logger
 class PendingWrite:
     """What completes one limited write after its counter moved."""
 
-    contribution: dict[str, Any] | None  # the contribution's conditional Put (low-level item)
+    contributions: list[dict[str, Any]]  # the contributions' conditional Puts (low-level items)
     refusals: list[tuple[str, str, str]] = field(default_factory=list)  # customer, transaction, holder
     message: str = ""  # the refusals' reason message
     alerts: list[dict[str, Any]] = field(default_factory=list)  # outbox Puts
     spend: dict[str, Any] | None = None  # the spend counter's step (``logic.limits.gate``), JSON values
 
     @property
-    def key(self) -> tuple[str, str] | None:
-        """The contribution's (pk, sk): the write's identity (None: a spend counter's alerts only)."""
-        if self.contribution is None:
-            return None
-        item = self.contribution["Put"]["Item"]
-        return (item["pk"]["S"], item["sk"]["S"])
+    def keys(self) -> set[tuple[str, str]]:
+        """The contributions' (pk, sk): the write's identity (none: a spend counter's alerts only)."""
+        return {(c["Put"]["Item"]["pk"]["S"], c["Put"]["Item"]["sk"]["S"]) for c in self.contributions}
 
 
 def encode(write: PendingWrite) -> bytes:
     text = json.dumps(
         {
-            "c": write.contribution,
+            "c": write.contributions,
             "r": write.refusals,
             "m": write.message,
             "o": write.alerts,
@@ -72,7 +70,11 @@ def decode(blob: bytes) -> PendingWrite:
     data = json.loads(zlib.decompress(blob))
     refusals = [(str(c), str(t), str(h)) for c, t, h in data.get("r") or ()]
     return PendingWrite(
-        data.get("c"), refusals, str(data.get("m") or ""), list(data.get("o") or ()), data.get("s")
+        list(data.get("c") or ()),
+        refusals,
+        str(data.get("m") or ""),
+        list(data.get("o") or ()),
+        data.get("s"),
     )
 
 
@@ -81,16 +83,16 @@ def complete(write: PendingWrite, *, fresh: bool = False) -> list[str]:
     ``logic.limits.gate``); returns the transaction ids refused by this call. ``fresh``: the writer
     itself, right after moving the counter (it writes without reading first; a condition that fails is
     read and judged as a completer would)."""
-    same = write.contribution is not None and _contribution(write.contribution, fresh)
-    refused = []
-    if same:
+    same = [_contribution(action, fresh) for action in write.contributions]  # every one written
+    refused: list[str] = []
+    if same and all(same):
         for customer_id, transaction_id, holder in write.refusals:
             if _refuse(write, customer_id, transaction_id, holder, fresh):
                 refused.append(transaction_id)
-    elif write.contribution is not None:
+    elif same:
         logger.warning(
             "pending limited write found counted otherwise; its refusals are not made",
-            extra={"contribution": list(write.key or ())},
+            extra={"contributions": sorted(write.keys)},
         )
     for alert in write.alerts:
         _alert(alert, fresh)
@@ -146,8 +148,7 @@ def _contribution(action: dict[str, Any], fresh: bool) -> bool:
 def _refuse(write: PendingWrite, customer_id: str, transaction_id: str, holder: str, fresh: bool) -> bool:
     from neruba.dal.usage import event_key
 
-    assert write.contribution is not None
-    table = write.contribution["Put"]["TableName"]
+    table = write.contributions[0]["Put"]["TableName"]
     if not fresh:
         found = _get(table, event_key(customer_id, transaction_id), "st, bk")
         values = from_item(found or {})

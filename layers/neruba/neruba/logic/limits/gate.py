@@ -79,7 +79,7 @@ class _Plan:
     refused: list[CellEvent]
     counters: list[_State]
     alerts: list[dict[str, Any]]
-    done: bool = False  # a counter read records this very write as pending: it was counted earlier
+    found: set[tuple[str, str]] = field(default_factory=set)  # own contributions a counter records
     currency: str | None = None  # the price's currency (spend alerts)
 
 
@@ -125,14 +125,14 @@ def count_limited(
     everything = [e.message_id for e in events]
     early: list[str] = []  # refused ahead of the transaction (more than it holds)
     prices = Prices(write.customer_id, write.meter_code) if settings.rates(write.meter_code) else None
-    own = _own_key(usage, part, write)
+    own = _own_keys(usage, part, [write])
     for attempt in range(ATTEMPTS):
         plan = _plan(limits, settings, write, events, now, prices, own)
-        if plan.done:
+        if plan.found:
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
-        if _one_put(write, plan, early):
+        if _one_put([write], plan, early):
             try:
-                moved = _put_pending(usage, limits, settings, part, write, plan, now)
+                moved = _put_pending(usage, limits, settings, part, [write], plan, now)
             except Exception as exc:
                 if is_transient(exc):  # the put may have landed: its events stay held (not given back)
                     logger.warning(
@@ -180,27 +180,96 @@ def count_limited(
 PENDING_REFUSALS = 50  # refusals one counter put records (more: the transaction, ``_refuse_ahead``)
 
 
-def settle(seen: Counter, own: tuple[str, str] | None = None, limits: LimitsRepository | None = None) -> bool:
+def count_days(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    writes: list[tuple[DayWrite, list[CellEvent]]],
+    now: datetime,
+) -> GateResult:
+    """Count several days of one batch for one customer's limited meter (``settings_text`` limits it) by
+    ONE counter put when the days fall in one limit period: the events decided together in (timestamp,
+    transaction id) order, one contribution per day in the put's record. Anything one put cannot carry
+    (a second period, adopted or checked events, an earlier attempt that counted some of the days,
+    too many refusals, every event refused) is counted day by day (``count_write``)."""
+    from neruba import bootstrap
+
+    settings = LimitSettings.from_stored(settings_text)
+    days = [write for write, _ in writes]
+    events = [e for _, day_events in writes for e in day_events]
+    if settings is None or len(writes) < 2 or any(w.recounts or w.checks for w in days):
+        return _each(usage, settings_text, part, writes, now)
+    if len({settings.period(parse_ts(e.at)) for e in events}) != 1:
+        return _each(usage, settings_text, part, writes, now)
+    limits, first = bootstrap.limits(), days[0]
+    prices = Prices(first.customer_id, first.meter_code) if settings.rates(first.meter_code) else None
+    own = _own_keys(usage, part, days)
+    everything = [e.message_id for e in events]
+    for attempt in range(ATTEMPTS):
+        plan = _plan(limits, settings, first, events, now, prices, own)
+        if plan.found == own:
+            return GateResult(CellResult())  # an earlier attempt of this batch counted and refused them
+        if plan.found or not _one_put(days, plan, []):
+            return _each(usage, settings_text, part, writes, now)
+        try:
+            moved = _put_pending(usage, limits, settings, part, days, plan, now)
+        except Exception as exc:
+            if is_transient(exc):  # the put may have landed: its events stay held (not given back)
+                return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
+            return _each(usage, settings_text, part, writes, now)
+        if moved is None:
+            return _each(usage, settings_text, part, writes, now)  # some day counted by an earlier attempt
+        if moved is False:
+            time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
+            continue
+        return _finish(limits, part, moved, plan, everything)
+    return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+def _each(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    writes: list[tuple[DayWrite, list[CellEvent]]],
+    now: datetime,
+) -> GateResult:
+    """``count_write`` of each day, the results merged."""
+    merged = GateResult(CellResult())
+    for write, events in writes:
+        one = count_write(usage, settings_text, part, write, events, now)
+        merged.cell.retry += one.cell.retry
+        merged.cell.parked += one.cell.parked
+        merged.cell.counted = merged.cell.counted or one.cell.counted
+        merged.cell.held = merged.cell.held or one.cell.held
+        merged.cell.error = merged.cell.error or one.cell.error
+        merged.refused += one.refused
+        merged.alerts += one.alerts
+    return merged
+
+
+def settle(
+    seen: Counter, own: set[tuple[str, str]] | None = None, limits: LimitsRepository | None = None
+) -> set[tuple[str, str]]:
     """Complete the write ``seen`` records as pending (``dal.limit_pending``, then its spend step) before
-    its reader replaces the counter; True when that write is ``own`` (the contribution key of the
-    reader's own write)."""
+    its reader replaces the counter; returns the contribution keys of that write found in ``own`` (the
+    reader's own: its write was recorded by an earlier attempt)."""
     if seen.pending is None:
-        return False
+        return set()
     write = pending.decode(seen.pending)
     pending.complete(write)
     if write.spend is not None:
         from neruba import bootstrap
 
         _spend_step(limits or bootstrap.limits(), write.spend)
-    return own is not None and write.key == own
+    return (own or set()) & write.keys
 
 
-def _own_key(usage: UsageRepository, part: str, write: DayWrite) -> tuple[str, str]:
-    key = contribution_key(*write.key, part, shard_of(part, usage.shards))
-    return (key["pk"]["S"], key["sk"]["S"])
+def _own_keys(usage: UsageRepository, part: str, writes: list[DayWrite]) -> set[tuple[str, str]]:
+    keys = [contribution_key(*write.key, part, shard_of(part, usage.shards)) for write in writes]
+    return {(key["pk"]["S"], key["sk"]["S"]) for key in keys}
 
 
-def _one_put(write: DayWrite, plan: _Plan, early: list[str]) -> bool:
+def _one_put(writes: list[DayWrite], plan: _Plan, early: list[str]) -> bool:
     """Whether the write can move its counter by one put recording it as pending: one counter moves (no
     second period, no spend counter), nothing is adopted or checked (those need the transaction's
     conditions), and its refusals fit the record. The spend counter, when it moves, is a step the put
@@ -208,8 +277,7 @@ def _one_put(write: DayWrite, plan: _Plan, early: list[str]) -> bool:
     meters = [state for state in plan.counters if state.seen.meter_code != SPEND]
     return (
         len(meters) == 1
-        and not write.recounts
-        and not write.checks
+        and not any(write.recounts or write.checks for write in writes)
         and not early
         and len(plan.refused) <= PENDING_REFUSALS
     )
@@ -220,13 +288,15 @@ def _put_pending(
     limits: LimitsRepository,
     settings: LimitSettings,
     part: str,
-    write: DayWrite,
+    writes: list[DayWrite],
     plan: _Plan,
     now: datetime,
 ) -> pending.PendingWrite | Literal[False] | None:
-    """Move the counter by one conditional put recording the write as pending. Returns the record when
-    the counter moved, False when it moved since it was read, None when this write's contribution exists
-    already (an earlier attempt counted it and its record was completed and replaced since)."""
+    """Move the counter by one conditional put recording the write (its days: one contribution each) as
+    pending. Returns the record when the counter moved, False when it moved since it was read, None when a
+    contribution of it exists already (an earlier attempt counted it and its record was completed and
+    replaced since)."""
+    write = writes[0]  # the days share the customer and meter
     (state,) = [s for s in plan.counters if s.seen.meter_code != SPEND]
     spend = next((s for s in plan.counters if s.seen.meter_code == SPEND), None)
     step = None
@@ -243,13 +313,18 @@ def _put_pending(
             "t": iso_z(now),
         }
     record = pending.PendingWrite(
-        usage.contribution_put(part, _admitted_write(write, plan.admitted, part), now),
+        [
+            usage.contribution_put(
+                part, _admitted_write(day, [e for e in plan.admitted if e.ref.day == day.day], part), now
+            )
+            for day in writes
+        ],
         [(write.customer_id, e.transaction_id, e.held_by) for e in plan.refused],
         _message(write),
         [_alert_action(write.customer_id, a, now) for a in plan.alerts if a["kind"] != "spend"],
         step,
     )
-    if usage.contribution_exists(part, write):
+    if any(usage.contribution_exists(part, day) for day in writes):
         return None
     action = limits.counter_put(
         state.seen, state.used, state.events, state.fired, state.amount, state.amounts, pending.encode(record)
@@ -335,7 +410,7 @@ def _plan(
     events: list[CellEvent],
     now: datetime,
     prices: Prices | None = None,
-    own: tuple[str, str] | None = None,
+    own: set[tuple[str, str]] | None = None,
 ) -> _Plan:
     meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
@@ -344,7 +419,7 @@ def _plan(
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
         seen = limits.counter(write.customer_id, write.meter_code, start, end)
-        plan.done = settle(seen, own, limits) or plan.done
+        plan.found |= settle(seen, own, limits)
         usages = [usage_of(write.aggregation, e.value) for e in members]
         amount: int | None = None
         if prices is None:
@@ -458,7 +533,7 @@ def _spend_step(limits: LimitsRepository, step: dict[str, Any]) -> list[dict[str
         total = sum(amounts.values())
         reached = crossed(spend.used, Decimal(total), levels, spend.fired)
         alerts = [_spend_alert(customer_id, key, total, step.get("cur"), period, now) for key in reached]
-        record = pending.PendingWrite(None, alerts=[_alert_action(customer_id, a, now) for a in alerts])
+        record = pending.PendingWrite([], alerts=[_alert_action(customer_id, a, now) for a in alerts])
         put = limits.counter_put(
             spend,
             Decimal(total),
