@@ -633,8 +633,9 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
         "",
         "**Left as it is.** A contribution much larger than these (hundreds of events with long, random "
         "transaction ids) makes the counter record larger too: the counter's put then costs as many units as "
-        "its compressed record takes kilobytes. A multi-day batch still moves a customer's counter once per "
-        "day it holds.",
+        "its compressed record takes kilobytes. The days of one batch that share a limit period move the counter "
+        "once (one record, one contribution per day); every event of this workload falls on one day, so the "
+        "rows above do not show it.",
         "",
     ]
     _limit_amounts(lines, run.get("amounts"))

@@ -11,8 +11,9 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
    (``logic/ingest/cells.py``).
 4. outcome counters.
 
-A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``): its events
-past a hard cap end ``over_limit`` in the transaction that writes the contribution.
+A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``; its days of
+one batch together, ``_count_days``): its events past a hard cap end ``over_limit`` with the write that
+counts the contribution.
 
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
 number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the

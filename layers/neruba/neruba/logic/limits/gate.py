@@ -1,26 +1,34 @@
 """Counting one batch's events of a customer's meter and day when that meter has limits.
 
 The ingest worker hands a day write here instead of ``logic.ingest.cells.count_cell`` when the customer
-has limits on the meter (``IngestBatch._count_write``). One attempt:
+has limits on the meter (``IngestBatch._count_write``; several days of one period: ``count_days``). One
+attempt:
 
 1. read the period counter of each period the events fall in (``dal.limits``: one strongly consistent
-   read each; a day holds at most two periods);
+   read each; a day holds at most two periods) and complete the write it records as pending, if any
+   (``settle``, ``dal.limit_pending``); if that write is this one (an earlier attempt), stop;
 2. decide, in (timestamp, transaction id) order, which events fit under the hard cap
    (``domain.limits.decide``; with an amount cap or spend alerts, ``domain.limit_amounts.decide`` with the
    prices of ``logic.limits.amounts``) and which alert levels the admitted ones reach
    (``domain.limits.crossed``); with spend alerts, the period's spend counter too (``_spend``);
-3. commit in ONE transaction: the contribution of the admitted events (``UsageRepository.count_group``),
-   each counter's new state on condition of the version read, each refused event turned ``over_limit``
-   (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
-   level reached.
+3. when one counter moves (``_one_put``): check that this write's contribution does not exist (an earlier
+   attempt whose record was completed and replaced), then put the counter's new state on condition of
+   the version read, recording the contribution, the refusals and the ``alert.triggered`` outbox items
+   (and, with spend alerts, the spend step: ``_spend_step``); then write them (``_finish``), each a plain
+   conditional write that the counter's next writer repeats if this worker dies first;
+4. otherwise (adopted or checked events, two periods, every event refused, many refusals) commit in ONE
+   transaction: the contribution of the admitted events (``UsageRepository.count_group``), each counter's
+   new state on condition of the version read (without a record), each refused event turned
+   ``over_limit`` (on condition that this batch still holds it, uncounted) and one outbox event
+   ``alert.triggered`` per level reached.
 
 Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
 contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
-of the customer) cancels the transaction: read and decide again (a few times, then the messages go back to
-SQS). A contribution that exists already (a redelivered batch) cancels it too: nothing is counted,
-refused or fired twice. When every event is refused the contribution is written empty: it is still the
-proof that this batch decided, so a redelivery of the batch (which finds the counter full) never refuses
-the events its first delivery counted.
+of the customer) fails the put or cancels the transaction: read and decide again (a few times, then the
+messages go back to SQS). A contribution that exists already (a redelivered batch) cancels the
+transaction too: nothing is counted, refused or fired twice. When every event is refused the contribution
+is written empty: it is still the proof that this batch decided, so a redelivery of the batch (which finds
+the counter full) never refuses the events its first delivery counted.
 """
 
 from __future__ import annotations
