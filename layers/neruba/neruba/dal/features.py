@@ -6,7 +6,7 @@ transaction that stores the feature, and never removed (a flag only says "read i
 
 - ``FEAT#{customer}`` / ``#`` - ``f``: ``one_off`` (a one-off charge was stored for the customer),
   ``advance`` (an advance item was), ``discount`` (a discount was attached to the customer or one of its
-  subscriptions);
+  subscriptions), ``stripe_tax`` (its tax jurisdiction was once set to delegate tax to Stripe Tax);
 - ``FEAT`` / ``#`` - ``f``: ``tax_rate`` (a tax rate was created); ``p``: ``{plan}#{version}`` of every
   plan version a discount was attached to.
 
@@ -22,6 +22,7 @@ from typing import Any
 from neruba.dal.dynamo import batch_get
 
 ONE_OFF, ADVANCE, DISCOUNT, TAX_RATE = "one_off", "advance", "discount", "tax_rate"
+STRIPE_TAX = "stripe_tax"  # the customer's tax is delegated to Stripe Tax (its jurisdiction says so)
 MARKER = "billing-features-backfill"
 _DEPLOYMENT = "FEAT"
 

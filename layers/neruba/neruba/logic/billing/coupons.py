@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from neruba import bootstrap
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.discounts import DiscountsRepository, Stored, customer_partition, plan_partition
-from neruba.dal.features import DISCOUNT
+from neruba.dal.features import DISCOUNT, STRIPE_TAX
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import canonical_text
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing.discounts import DELEGATED
 from neruba.models.discounts import MAX_COUPON_MINOR
 from neruba.timefmt import ts
 
@@ -540,6 +541,7 @@ def jurisdiction(ctx: Billing, customer_id: str) -> dict[str, Any]:
         "customer_id": customer_id,
         "country": where.get("country"),
         "state": where.get("state"),
+        "provider": where.get("provider") or "neruba",
         "tax_rates": sorted(rates, key=lambda r: (r["created_at"], r["id"])),
     }
 
@@ -558,14 +560,18 @@ def set_jurisdiction(
 
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         before = jurisdiction(ctx, customer_id)
-        doc = {"country": body.country, "state": body.state, "updated_at": ts(now)}
-        result = {**before, "country": body.country, "state": body.state, "tax_rates": []}
+        place = {"country": body.country, "state": body.state, "provider": body.provider}
+        doc = {**place, "updated_at": ts(now)}
+        result = {**before, **place, "tax_rates": []}
         fields = {
             "customer_id": customer_id,
-            "before": {"country": before["country"], "state": before["state"]},
-            "after": {"country": body.country, "state": body.state},
+            "before": {k: before[k] for k in ("country", "state", "provider")},
+            "after": place,
         }
-        return result, [repo(ctx).jurisdiction_item(customer_id, doc)], fields
+        actions = [repo(ctx).jurisdiction_item(customer_id, doc)]
+        if body.provider == DELEGATED:  # windows read the jurisdiction of this customer from now on
+            actions.append(ctx.billing.features.customer_item(customer_id, STRIPE_TAX))
+        return result, actions, fields
 
     result = _operate(
         ctx,
