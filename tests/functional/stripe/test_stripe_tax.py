@@ -136,7 +136,7 @@ def test_delegated_invoices_carry_no_tax_of_ours_and_stripe_tax_is_recorded_once
 
 
 def test_invoice_paid_alone_records_the_tax_before_the_payment(
-    fake: FakeStripe, world: World, deliver: Any, monkeypatch: pytest.MonkeyPatch
+    fake: FakeStripe, world: World, deliver: Any, stored: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a delegated invoice synced, whose invoice.finalized never arrived
     _place(world, "stripe_tax")
@@ -148,10 +148,17 @@ def test_invoice_paid_alone_records_the_tax_before_the_payment(
     assert deliver(paid_event(stripe_invoice, "ch_only"))[0] == 200
     work_events()
     # THEN the tax and then the payment of the taxed total are recorded
-    stored = invoice(usage["id"])
-    assert (stored.status, stored.total_minor, stored.amount_paid_minor) == ("paid", 1190, 1190)
+    ours = invoice(usage["id"])
+    assert (ours.status, ours.total_minor, ours.amount_paid_minor) == ("paid", 1190, 1190)
     books = _ledger_balanced_and_owed()
     assert (books["tax_payable"], books["receivable"], books["cash"]) == (-190, 0, 1190)
+    # AND an event reporting another tax for it is parked for an operator, nothing changed
+    other = event("invoice.finalized", {**stripe_invoice, "tax": 500, "total_taxes": [{"amount": 500}]})
+    assert deliver(other)[0] == 200
+    work_events()
+    parked = stored(other["id"])
+    assert parked["status"] == "parked" and parked["error"].startswith("stripe_tax_changed"), parked
+    assert invoice(usage["id"]).total_minor == 1190 and _ledger_balanced_and_owed()["tax_payable"] == -190
 
 
 def test_without_delegation_neruba_taxes_and_stripe_is_not_asked(
