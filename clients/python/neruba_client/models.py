@@ -200,6 +200,20 @@ class Usage(_Model):
 # --- catalog ---------------------------------------------------------------------------------------
 
 
+class FiredAlert(_Model):
+    """A level that fired in the current limit period: an alert level (``usage``), a cap, or a spend
+    level (``spend``, in minor units of ``currency``)."""
+
+    alert: str
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend"]
+    meter_code: str | None
+    threshold: str | None
+    threshold_minor: int | None
+    currency: str | None
+    period_start: datetime
+    period_end: datetime
+
+
 class MeterLimitView(_Model):
     meter_code: str
     hard_cap: str | None
@@ -207,7 +221,7 @@ class MeterLimitView(_Model):
     alerts: list[str]
     usage: str
     remaining: str | None
-    alerts_fired: list[str]
+    alerts_fired: list[FiredAlert]
     hard_cap_amount_minor: int | None = None
     amount_minor: int | None = None
 
@@ -222,7 +236,7 @@ class UsageLimits(_Model):
     meters: list[MeterLimitView]
     spend_alerts_minor: list[int] = []
     spend_minor: int | None = None
-    spend_alerts_fired: list[str] = []
+    spend_alerts_fired: list[FiredAlert] = []
     balance_alerts_minor: list[int] = []
 
 
