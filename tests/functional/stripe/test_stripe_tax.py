@@ -116,6 +116,11 @@ def test_delegated_invoices_carry_no_tax_of_ours_and_stripe_tax_is_recorded_once
     assert [(p.idempotency_key, p.reason) for p in taxed] == [(f"stripe:tax:{usage['id']}", "invoice_tax")]
     books = _ledger_balanced_and_owed()
     assert (books["tax_payable"], books["receivable"]) == (-190, 1190)
+    from tests.functional.webhooks.sources import outbox
+
+    [told] = [e["data"] for e in outbox("invoice.updated") if e["data"]["id"] == usage["id"]]
+    assert (told["tax_minor"], told["total_minor"], told["previous_attributes"]["total_minor"]) == (
+        190, 1190, 1000)  # fmt: skip
 
     # WHEN Stripe collects and invoice.paid (carrying the same tax) arrives, twice
     paid = paid_event(stripe_invoice, "ch_tax")

@@ -157,6 +157,16 @@ class LedgerEffects:
             record = {**tax.to_dict(), "stripe_invoice_id": stripe_invoice_id, "event_id": event_id,
                       "recorded_at": iso(at)}  # fmt: skip
             item = self.invoices.stripe_tax_item(invoice, record, tax.exclusive_minor, tax.inclusive_minor)
+            doc = invoice.document
+            amended = {
+                **doc, "tax_minor": int(doc.get("tax_minor") or 0) + tax.exclusive_minor,
+                "tax_included_minor": int(doc.get("tax_included_minor") or 0) + tax.inclusive_minor,
+                "total_minor": invoice.total_minor + tax.exclusive_minor,
+            }  # fmt: skip
+            before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
+            told = invoice_event(
+                "invoice.updated", amended, at, revised_at=iso(at), previous_attributes=before
+            )
             posting = ledger.tax_posting(
                 customer_id, invoice_id, currency, tax.exclusive_minor, tax.inclusive_minor, at,
                 idempotency_key=idempotency_key, actor=ACTOR,
@@ -165,7 +175,7 @@ class LedgerEffects:
                 if posting is None:  # Stripe computed no tax: the invoice records that, nothing to post
                     self.invoices.transact([item])
                 else:
-                    self.ledger.post(posting, [item])
+                    self.ledger.post(posting, [item, told])
             except (LedgerConflictError, TransactionCancelledError, InvoiceConflictError):
                 continue  # another copy recorded it meanwhile, or the invoice moved: read again
             return EffectResult("applied", f"Stripe tax {tax.to_dict()} recorded; total {invoice.total_minor}"
