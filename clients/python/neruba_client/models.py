@@ -134,6 +134,17 @@ class EventVoid(_Model):
     amended_by: str | None
 
 
+class EventRestore(_Model):
+    """How an event a replace backfill voided was given back by that backfill's revert."""
+
+    backfill: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    actor: str | None
+    void: EventVoid
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -150,6 +161,7 @@ class StoredEvent(_Model):
     copies: dict[str, int]
     void: EventVoid | None = None
     amends: str | None = None
+    restored: EventRestore | None = None
 
 
 class EventVoidResult(StoredEvent):
@@ -878,6 +890,7 @@ class BackfillRevertRequest(_Model):
 
 class BackfillReverted(_Model):
     events_voided: int
+    events_restored: int = 0
     invoices: list[BackfillCorrection]
 
 

@@ -152,6 +152,7 @@ class StoredEvent:
     released_by: str | None = None  # the batch that gave the event back uncounted (equal to ``batch``)
     void_json: str | None = None  # a voided event's void record (reason, ticket, when, by, amended_by), JSON
     amends: str | None = None  # a corrected copy: the transaction id of the event it amends
+    restored_json: str | None = None  # a restored event's restore record (backfill, reason, the void undone)
     history: tuple[HistoryEntry, ...] = ()
     copies: Mapping[str, int] = field(default_factory=dict)
 
@@ -201,6 +202,7 @@ _EVENT_ATTRIBUTES = (
     ("released_by", "rl"),
     ("void_json", "vd"),
     ("amends", "amd"),
+    ("restored_json", "rs"),
 )
 _REQUIRED = 7
 

@@ -569,6 +569,17 @@ class EventVoid(Closed):
     amended_by: str | None = Field(description="The corrected copy's transaction id (an amend).")
 
 
+class EventRestore(Closed):
+    """How an event voided by a ``mode: replace`` backfill was given back by that backfill's revert."""
+
+    backfill: str = Field(description="The backfill whose revert restored the event.")
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    actor: str | None
+    void: EventVoid = Field(description="The replace's void the restore undid.")
+
+
 class StoredEvent(Closed):
     object: Literal["event"]
     transaction_id: str
@@ -588,6 +599,10 @@ class StoredEvent(Closed):
     )
     amends: str | None = Field(
         default=None, description="On an amend's corrected copy: the transaction id of the event it amends."
+    )
+    restored: EventRestore | None = Field(
+        default=None,
+        description="Set on an event a replace backfill voided and its revert gave back (it counts again).",
     )
 
 
