@@ -702,6 +702,16 @@ class Invoice(_Model):
     total_minor: int
     billing_reason: str = "manual"
     threshold: InvoiceThreshold | None = None
+    tax_provider: Literal["stripe_tax"] | None = None
+    stripe_tax: InvoiceStripeTax | None = None
+
+
+class InvoiceStripeTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    stripe_invoice_id: str
+    event_id: str
+    recorded_at: datetime
 
 
 class InvoiceExplanation(_Model):
@@ -1139,6 +1149,7 @@ class TaxJurisdiction(_Model):
     customer_id: str
     country: str | None
     state: str | None
+    provider: Literal["neruba", "stripe_tax"] = "neruba"
     tax_rates: list[TaxRate]
 
 

@@ -694,6 +694,24 @@ class Invoice(Open):
     threshold: InvoiceThreshold | None = Field(
         default=None, description="For a threshold invoice: the threshold and the cut it billed usage to."
     )
+    tax_provider: Literal["stripe_tax"] | None = Field(
+        default=None,
+        description="stripe_tax: Neruba computed no tax; Stripe Tax computes it when the invoice is synced "
+        "(docs/billing.md, 'Tax delegated to Stripe Tax').",
+    )
+    stripe_tax: InvoiceStripeTax | None = Field(
+        default=None, description="The tax Stripe Tax computed, once recorded (tax_minor includes it)."
+    )
+
+
+class InvoiceStripeTax(Closed):
+    """The tax Stripe Tax computed on a delegated invoice, as recorded from its webhook."""
+
+    exclusive_minor: Minor = Field(description="Tax added on top: in tax_minor and total_minor.")
+    inclusive_minor: Minor = Field(description="Tax inside the amounts: in tax_included_minor.")
+    stripe_invoice_id: str
+    event_id: str = Field(description="The Stripe event it was recorded from.")
+    recorded_at: Timestamp
 
 
 class LineAggregate(Closed):
