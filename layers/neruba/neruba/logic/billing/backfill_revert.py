@@ -2,15 +2,15 @@
 
 Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
 
-1. ``committed`` -> ``reverting``: first the revert is refused while a later replace backfill stands over
-   the range or the events (``backfill_order.check_not_superseded``: 409 ``backfill_superseded``), and
-   every event the commit counted (with an operator's amended copies of them: ``taken_back``) is
-   checked as the backfill's void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
+1. ``committed`` -> ``reverting``: first the revert is refused while a later replace backfill stands over the
+   range or the events (``backfill_order.check_not_superseded``: 409 ``backfill_superseded``), and every event
+   the commit counted (with an operator's amended copies of them: ``taken_back``) is checked as the backfill's
+   void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
    corrects the invoices whatever their age) and, for ``mode: replace``, every event it replaced as its
-   restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and
-   nothing is written. Then one transaction, conditional on ``committed`` and on the backfills over the
-   range keeping their status (``backfill_order.guards``), moves the backfill with the audit record
-   (``backfill.revert``) and the revert's reason.
+   restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and nothing
+   is written. Then one transaction, conditional on ``committed`` and on the backfills over the range keeping
+   their status (``backfill_order.guards``), moves the backfill with the audit record (``backfill.revert``)
+   and the revert's reason.
 2. Restore (``mode: replace``): each event the commit voided is given back
    (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
    a run again finds the restored ones marked and restores the rest once.
