@@ -702,6 +702,16 @@ def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
         "The reads of both counters and of the completed records make the higher request count "
         '(docs/limits.md, "How a limited write is written" and "Cost").',
         "",
+        "**Why it stays at 0.21.** Of the extra, 0.1 is the meter's counter, 0.1 the spend counter and 0.01 "
+        "the spend alerts themselves (two levels for each of 10 customers). The spend counter is already "
+        "left alone when the meter's amount did not move (a write of free usage). Skipping it also when this "
+        "write cannot cross a spend level would be unsafe: the spend total is the sum of every meter's amount "
+        "as the spend counter last recorded it, so two meters that each skipped their step (each seeing the "
+        "other's old amount) could together pass a level without any write noticing, and the alert would wait "
+        "for some later write; the spend the limits API shows (`spend_minor`) would also lag the usage. The "
+        "conditional put on the spend counter is what makes concurrent writes of several meters see each "
+        "other, so it is kept; the aim is missed by the alerts' own write units only.",
+        "",
     ]
 
 
