@@ -8,7 +8,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba import bootstrap
 from neruba.logic.ledger.credits import expire_due
-from neruba.logic.limits.balance import balance_watch_of
 from neruba.observability import logger, metrics
 
 
@@ -16,9 +15,7 @@ from neruba.observability import logger, metrics
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: expire due grants (each posting effective exactly at its expires_at)."""
-    report = expire_due(
-        bootstrap.ledger(), balance_watch=lambda customer: balance_watch_of(bootstrap.limits(), customer)
-    )
+    report = expire_due(bootstrap.ledger(), balance_watch=bootstrap.balance_watches())
     metrics.add_metric(name="CreditGrantsExpired", unit="Count", value=len(report["expired"]))
     for grant_id in report["expired"]:
         logger.info("credit grant expired", extra={"grant_id": grant_id})

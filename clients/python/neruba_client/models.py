@@ -134,6 +134,17 @@ class EventVoid(_Model):
     amended_by: str | None
 
 
+class EventRestore(_Model):
+    """How an event a replace backfill voided was given back by that backfill's revert."""
+
+    backfill: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    actor: str | None
+    void: EventVoid
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -150,6 +161,7 @@ class StoredEvent(_Model):
     copies: dict[str, int]
     void: EventVoid | None = None
     amends: str | None = None
+    restored: EventRestore | None = None
 
 
 class EventVoidResult(StoredEvent):
@@ -200,6 +212,20 @@ class Usage(_Model):
 # --- catalog ---------------------------------------------------------------------------------------
 
 
+class FiredAlert(_Model):
+    """A level that fired in the current limit period: an alert level (``usage``), a cap, or a spend
+    level (``spend``, in minor units of ``currency``)."""
+
+    alert: str
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend"]
+    meter_code: str | None
+    threshold: str | None
+    threshold_minor: int | None
+    currency: str | None
+    period_start: datetime
+    period_end: datetime
+
+
 class MeterLimitView(_Model):
     meter_code: str
     hard_cap: str | None
@@ -207,7 +233,7 @@ class MeterLimitView(_Model):
     alerts: list[str]
     usage: str
     remaining: str | None
-    alerts_fired: list[str]
+    alerts_fired: list[FiredAlert]
     hard_cap_amount_minor: int | None = None
     amount_minor: int | None = None
 
@@ -222,7 +248,7 @@ class UsageLimits(_Model):
     meters: list[MeterLimitView]
     spend_alerts_minor: list[int] = []
     spend_minor: int | None = None
-    spend_alerts_fired: list[str] = []
+    spend_alerts_fired: list[FiredAlert] = []
     balance_alerts_minor: list[int] = []
 
 
@@ -676,6 +702,16 @@ class Invoice(_Model):
     total_minor: int
     billing_reason: str = "manual"
     threshold: InvoiceThreshold | None = None
+    tax_provider: Literal["stripe_tax"] | None = None
+    stripe_tax: InvoiceStripeTax | None = None
+
+
+class InvoiceStripeTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    stripe_invoice_id: str
+    event_id: str
+    recorded_at: datetime
 
 
 class InvoiceExplanation(_Model):
@@ -854,6 +890,7 @@ class BackfillRevertRequest(_Model):
 
 class BackfillReverted(_Model):
     events_voided: int
+    events_restored: int = 0
     invoices: list[BackfillCorrection]
 
 
@@ -1112,6 +1149,7 @@ class TaxJurisdiction(_Model):
     customer_id: str
     country: str | None
     state: str | None
+    provider: Literal["neruba", "stripe_tax"] = "neruba"
     tax_rates: list[TaxRate]
 
 

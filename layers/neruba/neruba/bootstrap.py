@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from neruba.dal.usage import UsageRepository
     from neruba.dal.voids import VoidsRepository
     from neruba.logic.billing.context import Billing
+    from neruba.logic.limits.balance import BalanceWatches
     from neruba.logic.stripe.ledger_effects import LedgerEffects, RepositoryInvoiceSource
     from neruba.logic.stripe.processing import Processor
     from neruba.logic.webhooks.context import Webhooks
@@ -85,6 +86,7 @@ PARTS = (
     "voids",
     "webhooks",
     "dead_letters",
+    "markers_seen",
 )
 
 
@@ -284,6 +286,20 @@ def limits() -> LimitsRepository:
         return LimitsRepository(settings.usage_table, settings.catalog_table)
 
     return _part("limits", build)
+
+
+def markers_seen() -> set[str]:
+    """The one-off markers (``MARK#{name}``, billing table) this process found set: a marker is never
+    removed, so it is looked for until found, then remembered."""
+    return _part("markers_seen", set)
+
+
+def balance_watches() -> BalanceWatches:
+    """A new reader of customers' balance watches for one void or one expiry run (its flags are read
+    afresh; the markers found are the process's)."""
+    from neruba.logic.limits.balance import BalanceWatches
+
+    return BalanceWatches(limits(), billing_records(), markers_seen())
 
 
 def ledger() -> LedgerRepository:

@@ -208,3 +208,19 @@ def test_an_anchor_whose_period_runs_past_the_calendar_is_refused(
     assert body["error"]["code"] == "validation_error"
     assert [d["param"] for d in body["error"]["details"]] == ["period_anchor"]
     assert _audit() == []
+
+
+def test_the_limits_read_their_counters_in_one_batch(catalog: Any, reads: list[str]) -> None:
+    # GIVEN limits on two meters and a spend alert: three counters
+    body = {
+        "meters": [{"meter_code": "api_calls", "hard_cap": "10"}, {"meter_code": "tokens", "alerts": ["5"]}],
+        "spend_alerts_minor": [100],
+    }
+    assert _put(body)[0] == 200
+    reads.clear()
+    # WHEN they are read
+    status, answer = _get(LIMITS, customer_id="acme")
+    # THEN the customer's item, then every counter in one batch
+    assert status == 200, answer
+    assert reads == ["GetItem", "BatchGetItem"]
+    assert [row["usage"] for row in answer["meters"]] == ["0", "0"] and answer["spend_minor"] == 0

@@ -164,7 +164,19 @@ def test_spend_alerts_fire_once_per_level_under_duplicate_storms_and_redelivery(
     # THEN the spend is 5.60 and each level fired exactly once, in the current period, not late
     limits = _limits()
     assert limits["spend_minor"] == 560
-    assert limits["spend_alerts_fired"] == ["spend:100", "spend:500"]
+    assert limits["spend_alerts_fired"] == [
+        {
+            "alert": f"spend:{level}",
+            "kind": "spend",
+            "meter_code": None,
+            "threshold": None,
+            "threshold_minor": level,
+            "currency": "USD",
+            "period_start": limits["period_start"],
+            "period_end": limits["period_end"],
+        }
+        for level in (100, 500)
+    ]
     fired = sorted((a["alert"], a["late"], a["period_start"][:10]) for a in _spend_alerts())
     assert fired == [
         ("spend:100", False, MONTH.date().isoformat()),

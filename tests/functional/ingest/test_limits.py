@@ -178,6 +178,39 @@ def test_one_alert_per_level_under_duplicate_storms_and_redelivery(
     )
 
 
+def test_the_levels_that_fired_read_back_typed_lowest_first(
+    send: Any, process: Any, read: Any, catalog: Any
+) -> None:
+    # GIVEN alert levels at 2 and 10 calls, a soft cap at 11 and a hard cap at 12 (monthly periods)
+    _limits(api_calls={"alerts": ["10", "2"], "soft_cap": "11", "hard_cap": "12"})
+    # WHEN 12 calls are counted: every level is reached
+    send(*(ev(f"t{i}", properties={}) for i in range(12)))
+    process()
+    # THEN GET .../limits names each fired level by kind, meter, threshold in units and period, lowest
+    # level first (not in the order of the stored keys, where "a:10" sorts before "a:2")
+    status, body = read("/v1/customers/acme/limits", path_parameters={"customer_id": "acme"})
+    assert status == 200, body
+    (row,) = body["meters"]
+    start, end = body["period_start"], body["period_end"]
+    assert start.startswith(NOW.strftime("%Y-%m-01T00:00:00"))
+    levels = [("a:2", "usage", "2"), ("a:10", "usage", "10"), ("soft:11", "soft_cap", "11")]
+    assert row["alerts_fired"] == [
+        {
+            "alert": alert,
+            "kind": kind,
+            "meter_code": "api_calls",
+            "threshold": threshold,
+            "threshold_minor": None,
+            "currency": None,
+            "period_start": start,
+            "period_end": end,
+        }
+        for alert, kind, threshold in [*levels, ("hard:12", "hard_cap", "12")]
+    ]
+    # AND each `alert` is the one its alert.triggered event carried
+    assert sorted(a["alert"] for a in _alerts()) == sorted(f["alert"] for f in row["alerts_fired"])
+
+
 def test_a_redelivered_batch_whose_transaction_committed_counts_and_refuses_nothing_twice(
     send: Any, catalog: Any, read: Any
 ) -> None:
@@ -200,28 +233,32 @@ def test_a_redelivered_batch_whose_transaction_committed_counts_and_refuses_noth
     assert sorted(a["alert"] for a in _alerts()) == ["a:1", "hard:2"]
 
 
-def test_a_transaction_that_fails_is_retried_and_counts_once(
+def test_a_counter_write_that_fails_is_retried_and_counts_once(
     send: Any, process: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botocore.exceptions import ClientError
 
     from neruba.dal.clients import client
 
-    # GIVEN a cap of 3, and the first contribution transaction failing with throttling
+    # GIVEN a cap of 3, and the first write of the period counter failing with throttling (a conditional
+    # put, or a transaction when the write needs one)
     _limits(api_calls={"hard_cap": "3"})
     dynamodb = client("dynamodb")
-    real = dynamodb.transact_write_items
     failures = [1]
 
-    def flaky(**request: Any) -> Any:
-        if failures[0] and any("LIM#" in str(a) for a in request["TransactItems"]):
-            failures[0] -= 1
-            raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "TransactWriteItems"
-            )
-        return real(**request)
+    def flaky(real: Any, operation: str) -> Any:
+        def call(**request: Any) -> Any:
+            if failures[0] and "LIM#" in str(request.get("TransactItems", request.get("Item"))):
+                failures[0] -= 1
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation
+                )
+            return real(**request)
 
-    monkeypatch.setattr(dynamodb, "transact_write_items", flaky)
+        return call
+
+    monkeypatch.setattr(dynamodb, "transact_write_items", flaky(dynamodb.transact_write_items, "Transact"))
+    monkeypatch.setattr(dynamodb, "put_item", flaky(dynamodb.put_item, "PutItem"))
     # WHEN 5 events are processed (the failed batch goes back to SQS and comes again)
     send(*(ev(f"t{i}", properties={}) for i in range(5)))
     process()

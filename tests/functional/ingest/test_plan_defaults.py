@@ -283,3 +283,43 @@ def test_defaults_that_set_nothing_are_absent_from_the_plan(catalog: Any, defaul
     # AND the Python client reads them as no defaults
     assert Plan.model_validate(read).defaults is None
     assert PlanVersion.model_validate(version).defaults is None
+
+
+def test_a_plan_change_and_a_cancellation_without_defaults_write_nothing_on_the_customer(
+    catalog: Any,
+) -> None:
+    from neruba.dal.clients import client
+
+    # GIVEN acme on a plan whose versions set no defaults
+    assert _plan(None)[0] == 201
+    v2 = {
+        "name": "Pro",
+        "currency": "USD",
+        "interval": "month",
+        "charges": [{"meter_code": "api_calls", "model": "per_unit", "unit_price": "0.20"}],
+    }
+    assert _admin("POST", "/v1/plans/pro/versions", v2, plan_code="pro")[0] == 201
+    sub = _subscribe("acme")
+    written: list[str] = []
+
+    def note(model: Any, params: dict[str, Any], **_: Any) -> None:
+        for action in params.get("TransactItems") or []:
+            for op, body in action.items():
+                names = body.get("ExpressionAttributeNames") or {}
+                if any(str(n).startswith("pd_") for n in names.values()):
+                    written.append(f"{op} {body['Key']['pk']['S']}")
+
+    events = client("dynamodb").meta.events
+    events.register("provide-client-params.dynamodb", note, unique_id="defaults-writes")
+    try:
+        # WHEN it changes to version 2, then cancels now
+        change = {"plan_code": "pro", "plan_version": 2}
+        path = f"/v1/subscriptions/{sub['id']}/change-plan"
+        assert _admin("POST", path, change, subscription_id=sub["id"])[0] == 200
+        cancel = {"at_period_end": False}
+        path = f"/v1/subscriptions/{sub['id']}/cancel"
+        assert _admin("POST", path, cancel, subscription_id=sub["id"])[0] == 200
+    finally:
+        events.unregister("provide-client-params.dynamodb", unique_id="defaults-writes")
+    # THEN neither transaction wrote a defaults record on the customer's item (there was none to remove)
+    assert written == []

@@ -6,23 +6,30 @@ transaction that stores the feature, and never removed (a flag only says "read i
 
 - ``FEAT#{customer}`` / ``#`` - ``f``: ``one_off`` (a one-off charge was stored for the customer),
   ``advance`` (an advance item was), ``discount`` (a discount was attached to the customer or one of its
-  subscriptions);
+  subscriptions), ``stripe_tax`` (its tax jurisdiction was once set to delegate tax to Stripe Tax),
+  ``balance_alert`` (balance alert levels were set in the customer's limits: the writes lowering its
+  credit read its levels, ``logic.limits.balance``);
 - ``FEAT`` / ``#`` - ``f``: ``tax_rate`` (a tax rate was created); ``p``: ``{plan}#{version}`` of every
   plan version a discount was attached to.
 
 The flags are trusted only once the backfill marked every feature stored before them
-(``MARK#billing-features-backfill``, ``logic.billing.features``); until then every read is made.
+(``MARK#billing-features-backfill``, ``logic.billing.features``; for ``balance_alert``, which came later,
+``MARK#balance-alerts-backfill``); until then every read is made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from neruba.dal.dynamo import batch_get
 
 ONE_OFF, ADVANCE, DISCOUNT, TAX_RATE = "one_off", "advance", "discount", "tax_rate"
+STRIPE_TAX = "stripe_tax"  # the customer's tax is delegated to Stripe Tax (its jurisdiction says so)
 MARKER = "billing-features-backfill"
+BALANCE_ALERT = "balance_alert"
+BALANCE_MARKER = "balance-alerts-backfill"  # the backfill of BALANCE_ALERT flags ran (logic.limits.balance)
 _DEPLOYMENT = "FEAT"
 
 
@@ -66,6 +73,13 @@ class FeaturesRepository:
             deployment=frozenset(deployment.get("f") or ()),
             plans=frozenset(deployment.get("p") or ()),
         )
+
+    def flagged(self, customer_ids: Iterable[str], feature: str) -> set[str]:
+        """The customers among ``customer_ids`` whose flags hold ``feature``: their items read consistently
+        in one BatchGetItem per 100 customers."""
+        keys = [_key(f"FEAT#{customer_id}") for customer_id in customer_ids]
+        found = batch_get(self.table_name, keys) if keys else []
+        return {str(item["pk"]).removeprefix("FEAT#") for item in found if feature in (item.get("f") or ())}
 
     def _add(self, pk: str, attribute: str, value: str) -> dict[str, Any]:
         return {

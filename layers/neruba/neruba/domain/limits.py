@@ -163,6 +163,22 @@ class LimitSettings:
         )
 
 
+# the prefix of a key of a period's fired set (``MeterLimits.thresholds``, ``LimitSettings.spend_levels``)
+# -> the alert's kind, as ``alert.triggered`` names it
+FIRED_KINDS = {"a": "usage", "soft": "soft_cap", "hard": "hard_cap", "spend": "spend"}
+
+
+def fired_level(key: str) -> tuple[str, Decimal]:
+    """The kind and the level of a key of a period's fired set.
+
+    Example:
+        >>> fired_level("soft:50")
+        ('soft_cap', Decimal('50'))
+    """
+    prefix, _, level = key.partition(":")
+    return FIRED_KINDS[prefix], Decimal(level)
+
+
 def usage_of(aggregation: str, value: Any) -> Decimal:
     """What one event adds to its meter's period usage."""
     if aggregation == "count":

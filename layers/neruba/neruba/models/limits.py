@@ -163,6 +163,41 @@ class UsageLimitsIn(BaseModel):
         return value
 
 
+class FiredAlert(BaseModel):
+    """A level that fired in the current limit period (once per level and period; docs/limits.md,
+    "Alerts that fired")."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "alert": "soft:800",
+                    "kind": "soft_cap",
+                    "meter_code": "api_calls",
+                    "threshold": "800",
+                    "threshold_minor": None,
+                    "currency": None,
+                    "period_start": "2026-03-01T00:00:00Z",
+                    "period_end": "2026-04-01T00:00:00Z",
+                }
+            ]
+        },
+    )
+    alert: str = Field(description="The level's identifier, the `alert` of its alert.triggered event.")
+    kind: Literal["usage", "soft_cap", "hard_cap", "spend"] = Field(
+        description="usage: an alert level; soft_cap / hard_cap: the meter's caps; spend: a spend alert."
+    )
+    meter_code: str | None = Field(description="The meter (null for a spend alert).")
+    threshold: str | None = Field(description="usage, soft_cap, hard_cap: the level in units of the meter.")
+    threshold_minor: int | None = Field(
+        description="spend: the level in minor units of the currency (null for the others)."
+    )
+    currency: str | None = Field(description="spend: the customer's currency (null for the others).")
+    period_start: str = Field(description="The limit period the level fired in.")
+    period_end: str
+
+
 class MeterLimitView(BaseModel):
     model_config = ConfigDict(extra="forbid")
     meter_code: str
@@ -171,7 +206,9 @@ class MeterLimitView(BaseModel):
     alerts: list[str]
     usage: str = Field(description="The meter's usage in the current period, as counted so far.")
     remaining: str | None = Field(description="Until the hard cap (None without one).")
-    alerts_fired: list[str] = Field(description="Levels that fired in the current period.")
+    alerts_fired: list[FiredAlert] = Field(
+        description="The meter's levels that fired in the current period, lowest first."
+    )
     hard_cap_amount_minor: int | None = Field(default=None, description="The cap on the meter's amount.")
     amount_minor: int | None = Field(
         default=None, description="The meter's rated amount in the current period (with an amount cap)."
@@ -191,7 +228,9 @@ class UsageLimits(BaseModel):
     spend_minor: int | None = Field(
         default=None, description="The period's rated spend so far (with spend alerts)."
     )
-    spend_alerts_fired: list[str] = Field(default_factory=list)
+    spend_alerts_fired: list[FiredAlert] = Field(
+        default_factory=list, description="The spend levels that fired in the current period, lowest first."
+    )
     balance_alerts_minor: list[int] = Field(default_factory=list)
 
 

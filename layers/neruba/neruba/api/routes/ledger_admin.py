@@ -75,14 +75,14 @@ def _route(method: str, path: str, summary: str, model: Any, status: int = 200) 
 
 def _context(idempotency_key: str | None) -> tuple[Stores, Operator]:
     from neruba.logic.ledger.admin import Operator, Stores
-    from neruba.logic.limits.balance import balance_watch_of, customer_and_watch
+    from neruba.logic.limits.balance import customer_and_watch
 
     stores = Stores(
         ledger=bootstrap.ledger(),
         audit=bootstrap.audit(),
         customer=bootstrap.catalog().get_customer,
         invoice=bootstrap.invoices().get,
-        balance_watch=lambda customer_id: balance_watch_of(bootstrap.limits(), customer_id),
+        balance_watch=bootstrap.balance_watches(),  # the void's: no read for a customer without levels
         customer_watch=lambda customer_id: customer_and_watch(bootstrap.catalog(), customer_id),
     )
     return stores, Operator(current_principal(router).actor, request_id_of(router), idempotency_key)

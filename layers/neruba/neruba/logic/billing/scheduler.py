@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neruba.dal.billing import DUE_SHARDS, BillingRun, BillingState, billing_run
+from neruba.dal.features import BALANCE_MARKER
 from neruba.dal.features import MARKER as FEATURES_MARKER
 from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
@@ -31,6 +32,7 @@ from neruba.logic.billing.features import backfill_features
 from neruba.logic.billing.finalize import fenced, finalize_due, send_pending_syncs
 from neruba.logic.billing.windows import Window, state_windows
 from neruba.logic.billing.worker import ensure_billing_state
+from neruba.logic.limits.balance import backfill_flags as balance_flags
 from neruba.models.billing import BillingJob
 from neruba.timefmt import parse_ts, ts
 
@@ -150,6 +152,8 @@ def _states(
         ctx.billing.set_marker("billing-state-backfill", now)
     if options.backfill or ctx.billing.marker(FEATURES_MARKER) is None:
         backfill_features(ctx, plans, now)  # windows skip unused features' reads once it has run
+    if options.backfill or ctx.billing.marker(BALANCE_MARKER) is None:
+        balance_flags(ctx.billing, plans, now)  # voids and expiries skip customers without levels
     for shard in range(DUE_SHARDS):
         yield from ctx.billing.due_states(now, shard)
 

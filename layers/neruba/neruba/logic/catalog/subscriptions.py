@@ -297,7 +297,7 @@ def change_plan(
         )
         event = _event("subscription.updated", sub, now, previous_attributes={"phases": before["phases"]})
         try:
-            return _save(repo, sub, guard, [audit, event])
+            return _save(repo, sub, guard, [audit, event], before["phases"])
         except TransactionCancelledError:
             continue
     raise _busy()
@@ -352,7 +352,7 @@ def cancel(
         )
         extra.append(_event("subscription.canceled", sub, now, reason=body.reason))
         try:
-            return _save(repo, sub, None, extra)
+            return _save(repo, sub, None, extra, before["phases"])
         except TransactionCancelledError:
             continue  # the billing state moved meanwhile: read both again
     raise _busy()
@@ -377,14 +377,18 @@ def _still_active(sub: dict[str, Any]) -> None:
 
 
 def _save(
-    repo: PlansRepository, sub: dict[str, Any], guard: SubscriptionGuard | None, extra: list[dict[str, Any]]
+    repo: PlansRepository,
+    sub: dict[str, Any],
+    guard: SubscriptionGuard | None,
+    extra: list[dict[str, Any]],
+    before_phases: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Store a changed subscription whose phases are well-formed (``domain.phases.check_phases``), with the
-    other writes of its transaction."""
+    other writes of its transaction (``before_phases``: its phases as read, for its defaults record)."""
     from neruba.domain.phases import check_phases
 
     check_phases(sub["phases"])
-    extra = [*extra, *defaults_items(repo, sub)]
+    extra = [*extra, *defaults_items(repo, sub, before_phases=before_phases)]
     try:
         return repo.save_subscription(sub, guard, extra)
     except CatalogConflictError as exc:

@@ -27,7 +27,7 @@ from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.logic.ledger.postings import ItemsFor
 
 if TYPE_CHECKING:
-    from neruba.logic.limits.balance import BalanceWatch
+    from neruba.logic.limits.balance import BalanceWatch, BalanceWatches
 
 Funding = Literal["cash", "receivable"]
 
@@ -222,11 +222,12 @@ def expire_due(
     now: datetime | None = None,
     limit: int = 100,
     pages: int = 20,
-    balance_watch: Callable[[str], BalanceWatch | None] | None = None,
+    balance_watch: BalanceWatches | None = None,
 ) -> dict[str, Any]:
     """Expire every active grant whose ``expires_at`` has passed; each posting is effective exactly at
     ``expires_at`` and keyed ``expiry:{grant_id}`` (running twice posts once). ``balance_watch`` reads a
-    customer's balance alert levels and version (``logic.limits.balance``); an expiry cancelled by a
+    customer's balance alert levels and version (``logic.limits.balance``), the flags of each page's
+    customers first in one batch (no read more for a customer without levels); an expiry cancelled by a
     change of the balance committed meanwhile is decided again at once from the grant read again."""
     from neruba.observability import logger
 
@@ -235,6 +236,8 @@ def expire_due(
     for _page in range(pages):
         due = [g for g in repo.grants_due(moment, limit) if g.status == "active"]
         fresh = [g for g in due if g.grant_id not in report["conflicts"]]
+        if balance_watch is not None:
+            balance_watch.prefetch(g.customer_id for g in fresh)
         for grant in fresh:
             try:
                 posting = _expire(repo, grant, moment, balance_watch)

@@ -12,18 +12,25 @@ it is still the value read (:meth:`BalanceWatch.guard`); a write that raises the
 unconditionally (:meth:`BalanceWatch.raised`). So of two writes that read the same balance, the second to
 commit is cancelled and decides again from what the first left: each crossing fires exactly once. A
 customer without levels has no watch: its writes read and write nothing more.
+
+Which customers have levels: the transaction that sets levels also flags the customer ``balance_alert``
+(``dal.features``), so a void or an expiry reads a customer's watch only when its flag is set
+(:class:`BalanceWatches`: the expiry job reads the flags of a page of grants in one batch). The flags are
+trusted once the backfill that flags the levels set before them ran (:func:`backfill_flags`, marker
+``MARK#balance-alerts-backfill``); until then every watch is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.limits import LimitSettings, fallen_under
 
 if TYPE_CHECKING:
+    from neruba.dal.billing import BillingRepository
     from neruba.dal.catalog import CatalogRepository
     from neruba.dal.limits import LimitsRepository
     from neruba.models.catalog import Customer
@@ -75,6 +82,75 @@ def balance_watch_of(limits: LimitsRepository, customer_id: str) -> BalanceWatch
     except LookupError:
         return None
     return watch_of(limits.catalog_table, customer_id, text, version)
+
+
+@dataclass(slots=True)
+class BalanceWatches:
+    """Reads customers' watches for the writes that close a grant's remainder (a void, an expiry),
+    skipping the read for a customer whose flags say it never had levels.
+
+    ``prefetch`` reads the flags of several customers in one batch (the expiry job, per page of due
+    grants); a customer not prefetched has its flag read when its watch is asked for. ``markers``: the
+    markers this process found set (``bootstrap.markers_seen``; a marker is never removed)."""
+
+    limits: LimitsRepository
+    billing: BillingRepository
+    markers: set[str]
+    _unwatched: set[str] = field(default_factory=set)  # flags read: no levels
+    _read: set[str] = field(default_factory=set)  # customers whose flags were read
+    _marker_read: bool = False  # the marker was looked for by this reader (found or not)
+
+    def prefetch(self, customer_ids: Iterable[str]) -> None:
+        """Read the flags of ``customer_ids`` now (one BatchGetItem per 100 customers)."""
+        from neruba.dal.features import BALANCE_ALERT
+
+        wanted = set(customer_ids)
+        if not wanted or not self._trusted():
+            return
+        flagged = self.billing.features.flagged(wanted, BALANCE_ALERT)
+        self._unwatched = (self._unwatched - wanted) | (wanted - flagged)
+        self._read |= wanted
+
+    def __call__(self, customer_id: str) -> BalanceWatch | None:
+        """The customer's watch, read now (its flag first unless prefetched); None without levels."""
+        if customer_id not in self._read:
+            self.prefetch([customer_id])
+        if customer_id in self._unwatched:
+            return None
+        return balance_watch_of(self.limits, customer_id)
+
+    def _trusted(self) -> bool:
+        from neruba.dal.features import BALANCE_MARKER
+
+        if BALANCE_MARKER not in self.markers and not self._marker_read:
+            self._marker_read = True
+            if self.billing.marker(BALANCE_MARKER) is not None:
+                self.markers.add(BALANCE_MARKER)
+        return BALANCE_MARKER in self.markers
+
+
+def backfill_flags(billing: BillingRepository, catalog: CatalogRepository, now: datetime) -> int:
+    """Flag ``balance_alert`` every customer whose limits hold balance levels (set before the flags
+    existed), then set the marker that lets voids and expiries trust the flags; returns the flags
+    written. Safe to run again, and alongside new writes (a flag is an ``ADD`` to a set)."""
+    from neruba.dal.features import BALANCE_ALERT, BALANCE_MARKER
+    from neruba.dal.transaction import Transaction, commit
+
+    written = 0
+    cursor: str | None = None
+    while True:
+        docs, cursor = catalog.list_docs("customer", 100, cursor)
+        for doc in docs:
+            customer_id = str(doc["external_id"])
+            _customer, text, _version = catalog.customer_limits_and_balance_version(customer_id)
+            settings = LimitSettings.from_stored(text)
+            if settings is not None and settings.balance_alerts:
+                commit(Transaction([billing.features.customer_item(customer_id, BALANCE_ALERT)]))
+                written += 1
+        if not cursor:
+            break
+    billing.set_marker(BALANCE_MARKER, now)
+    return written
 
 
 def customer_and_watch(

@@ -11,7 +11,7 @@ change (no version had defaults then).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -25,26 +25,43 @@ if TYPE_CHECKING:
 
 
 def defaults_items(
-    repo: PlansRepository, sub: Mapping[str, Any], *, created: bool = False
+    repo: PlansRepository,
+    sub: Mapping[str, Any],
+    *,
+    created: bool = False,
+    before_phases: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """The action writing ``sub``'s defaults record on its customer (removing it when its phases have
-    none), for the subscription's own transaction; nothing for a new subscription without defaults."""
+    none), for the subscription's own transaction; nothing when no record is written or could be stored:
+    a new subscription without defaults, or a change (``before_phases``: the phases before it) of a
+    subscription none of whose plan versions, before or after, sets defaults."""
     from neruba import bootstrap
 
-    record = defaults_record(repo, sub)
-    if record is None and created:
-        return []
+    versions: dict[tuple[str, int], Mapping[str, Any]] = {}  # each version read once per call
+    record = defaults_record(repo, sub, versions)
+    if record is None:
+        if created:
+            return []
+        for phase in before_phases:
+            _defaults(repo, phase, versions)
+        if not any(_set(defaults) for defaults in versions.values()):
+            return []
     return [bootstrap.limits().plan_defaults_item(str(sub["customer_id"]), str(sub["id"]), record)]
 
 
-def defaults_record(repo: PlansRepository, sub: Mapping[str, Any]) -> str | None:
-    """The defaults record of a subscription (one read per phase's plan version), None without any."""
+def defaults_record(
+    repo: PlansRepository,
+    sub: Mapping[str, Any],
+    versions: dict[tuple[str, int], Mapping[str, Any]] | None = None,
+) -> str | None:
+    """The defaults record of a subscription (one read per phase's plan version, once each in
+    ``versions``), None without any."""
     terms = Timeline.of(sub)
     ends = subscription_end(sub)
+    seen = {} if versions is None else versions
     phases = []
     for phase in sub.get("phases") or []:
-        version = repo.version(str(phase["plan_code"]), int(phase["plan_version"]))
-        defaults = version.document.get("defaults") or {}
+        defaults = _defaults(repo, phase, seen)
         limits = limits_of(defaults)
         threshold = defaults.get("invoice_threshold_minor")
         if not has_defaults(limits, threshold):
@@ -55,8 +72,23 @@ def defaults_record(repo: PlansRepository, sub: Mapping[str, Any]) -> str | None
             end = ends
         if end is not None and end <= start:
             continue
-        phases.append(PhaseDefaults(start, end, version.code, version.version, limits, _int(threshold)))
+        phases.append(PhaseDefaults(start, end, str(phase["plan_code"]), int(phase["plan_version"]),
+                                    limits, _int(threshold)))  # fmt: skip
     return subscription_record(terms.anchor, terms.every, phases) if phases else None
+
+
+def _defaults(
+    repo: PlansRepository, phase: Mapping[str, Any], versions: dict[tuple[str, int], Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    """The ``defaults`` of a phase's plan version (read once per ``versions``)."""
+    key = (str(phase["plan_code"]), int(phase["plan_version"]))
+    if key not in versions:
+        versions[key] = repo.version(*key).document.get("defaults") or {}
+    return versions[key]
+
+
+def _set(defaults: Mapping[str, Any]) -> bool:
+    return has_defaults(limits_of(defaults), _int(defaults.get("invoice_threshold_minor")))
 
 
 def limits_of(defaults: Mapping[str, Any]) -> LimitSettings:

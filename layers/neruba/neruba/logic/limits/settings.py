@@ -13,9 +13,18 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import bootstrap
+from neruba.dal.features import BALANCE_ALERT
 from neruba.dal.limits import SPEND
 from neruba.dal.transaction import Cancelled
-from neruba.domain.limits import CAPPABLE, DEFAULT_ANCHOR, Feature, LimitSettings, MeterLimits
+from neruba.domain.limits import (
+    CAPPABLE,
+    DEFAULT_ANCHOR,
+    FIRED_KINDS,
+    Feature,
+    LimitSettings,
+    MeterLimits,
+    fired_level,
+)
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
 from neruba.models.limits import FeatureIn, MeterLimitIn, PlanDefaultsIn, UsageLimitsIn
@@ -36,7 +45,7 @@ def put_limits(
     now = now or datetime.now(UTC)
     billing, limits = bootstrap.billing_records(), bootstrap.limits()
     request = fingerprint(body.model_dump(mode="json"), f"limits:{customer_id}")
-    _current(customer_id)  # 404 before any rule of the body
+    currency = _customer(customer_id)[0]  # 404 before any rule of the body
     settings = _validated(customer_id, body)
     something = settings.meters or settings.features or settings.spend_alerts or settings.balance_alerts
     text = settings.stored() if something else None
@@ -45,7 +54,7 @@ def put_limits(
         if first is not None:
             return dict(first)
         before = _current(customer_id)
-        answer = _view(customer_id, settings, now, counted=True)
+        answer = _view(customer_id, settings, now, currency, counted=True)
         audit = audit_put(
             bootstrap.audit(),
             by,
@@ -60,6 +69,8 @@ def put_limits(
             idempotency_key=idempotency_key,
         )
         records = record_items(billing, audit, IDEMPOTENCY_SCOPE, idempotency_key, request, answer)
+        if settings.balance_alerts:  # the writes lowering its credit read its levels (logic.limits.balance)
+            records = [*records, billing.features.customer_item(customer_id, BALANCE_ALERT)]
         try:
             limits.set_settings(customer_id, text, before, records)
         except Cancelled:
@@ -71,8 +82,17 @@ def put_limits(
 def get_limits(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
     """The customer's limits with each meter's usage in the current period."""
     now = now or datetime.now(UTC)
-    settings = LimitSettings.from_stored(_current(customer_id)) or LimitSettings()
-    return _view(customer_id, settings, now, counted=True)
+    currency, text = _customer(customer_id)
+    settings = LimitSettings.from_stored(text) or LimitSettings()
+    return _view(customer_id, settings, now, currency, counted=True)
+
+
+def _customer(customer_id: str) -> tuple[str, str | None]:
+    """The customer's currency and its own limit settings as stored, in one read (404: no customer)."""
+    customer, text, _version = bootstrap.catalog().customer_limits_and_balance_version(customer_id)
+    if customer is None:
+        raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
+    return customer.currency, text
 
 
 def _current(customer_id: str) -> str | None:
@@ -228,14 +248,17 @@ def _cappable(code: str, param: str) -> None:
 
 
 def _view(
-    customer_id: str, settings: LimitSettings, now: datetime, *, counted: bool = False
+    customer_id: str, settings: LimitSettings, now: datetime, currency: str, *, counted: bool = False
 ) -> dict[str, Any]:
     start, end = settings.period(now)
+    codes = [*sorted(settings.meters), *([SPEND] if settings.spend_alerts else [])]
+    wanted = [(customer_id, code, start, end) for code in codes] if counted else []
+    counters = {c.meter_code: c for c in bootstrap.limits().counters(wanted)}  # one batch
     rows = []
     for code, meter in sorted(settings.meters.items()):
         used, fired, amount = Decimal(0), set[str](), 0
-        if counted:
-            counter = bootstrap.limits().counter(customer_id, code, start, end)
+        if code in counters:
+            counter = counters[code]
             used, fired, amount = counter.used, counter.fired, counter.amount
         remaining = None if meter.hard_cap is None else max(Decimal(0), meter.hard_cap - used)
         rows.append(
@@ -246,14 +269,12 @@ def _view(
                 "alerts": [_text(a) for a in meter.alerts],
                 "usage": _text(used),
                 "remaining": _text(remaining),
-                "alerts_fired": sorted(fired),
+                "alerts_fired": _fired(fired, (start, end), code, None),
                 "hard_cap_amount_minor": meter.hard_cap_amount,
                 "amount_minor": amount if settings.rates(code) else None,
             }
         )
-    spend = None
-    if counted and settings.spend_alerts:
-        spend = bootstrap.limits().counter(customer_id, SPEND, start, end)
+    spend = counters.get(SPEND)
     return {
         "object": "usage_limits",
         "customer_id": customer_id,
@@ -264,9 +285,33 @@ def _view(
         "meters": rows,
         "spend_alerts_minor": list(settings.spend_alerts),
         "spend_minor": int(spend.used) if spend is not None else None,
-        "spend_alerts_fired": sorted(spend.fired) if spend is not None else [],
+        "spend_alerts_fired": _fired(spend.fired, (start, end), None, currency) if spend is not None else [],
         "balance_alerts_minor": list(settings.balance_alerts),
     }
+
+
+def _fired(
+    keys: set[str], period: tuple[datetime, datetime], meter_code: str | None, currency: str | None
+) -> list[dict[str, Any]]:
+    """The levels of a counter's fired set as the API shows them (``models.limits.FiredAlert``), lowest
+    first: the stored keys are translated, never changed."""
+    rows = []
+    for key in keys:
+        kind, level = fired_level(key)
+        rows.append(
+            {
+                "alert": key,
+                "kind": kind,
+                "meter_code": meter_code,
+                "threshold": None if kind == "spend" else _text(level),
+                "threshold_minor": int(level) if kind == "spend" else None,
+                "currency": currency if kind == "spend" else None,
+                "period_start": iso_z(period[0]),
+                "period_end": iso_z(period[1]),
+            }
+        )
+    order = {kind: i for i, kind in enumerate(FIRED_KINDS.values())}
+    return sorted(rows, key=lambda r: (Decimal(r["threshold"] or r["threshold_minor"]), order[r["kind"]]))
 
 
 def _text(value: Decimal | None) -> str | None:
