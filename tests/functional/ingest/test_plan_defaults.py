@@ -323,3 +323,38 @@ def test_a_plan_change_and_a_cancellation_without_defaults_write_nothing_on_the_
         events.unregister("provide-client-params.dynamodb", unique_id="defaults-writes")
     # THEN neither transaction wrote a defaults record on the customer's item (there was none to remove)
     assert written == []
+
+
+def test_a_version_stored_with_empty_defaults_before_they_were_refused_reads_without_them(
+    catalog: Any,
+) -> None:
+    import json
+
+    import boto3
+
+    from functions.read_api.app import lambda_handler
+    from neruba import bootstrap
+
+    # GIVEN a plan whose stored documents (header and version 1) hold `defaults: {}`, as versions
+    # published before empty defaults were refused do
+    status, plan = _plan(None)
+    assert status == 201, plan
+    table = bootstrap.plans().table_name
+    client = boto3.client("dynamodb")
+    for sk in ("#", "V#000001"):
+        item = client.get_item(TableName=table, Key={"pk": {"S": "PLN#pro"}, "sk": {"S": sk}})["Item"]
+        doc = json.loads(item["doc"]["S"]) | {"defaults": {}}
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": "PLN#pro"}, "sk": {"S": sk}},
+            UpdateExpression="SET #d = :d",
+            ExpressionAttributeNames={"#d": "doc"},
+            ExpressionAttributeValues={":d": {"S": json.dumps(doc)}},
+        )
+    # THEN the plan, the version and the list answer no defaults
+    status, listed, _ = call(lambda_handler, api_event("GET", "/v1/plans", scopes="read"))
+    assert status == 200 and all("defaults" not in p for p in listed["data"]), listed
+    for path, params in (("/v1/plans/pro", {}), ("/v1/plans/pro/versions/1", {"version": "1"})):
+        event = api_event("GET", path, scopes="read", path_parameters={"plan_code": "pro", **params})
+        status, read, _ = call(lambda_handler, event)
+        assert status == 200 and "defaults" not in read, read

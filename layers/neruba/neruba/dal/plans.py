@@ -65,8 +65,22 @@ class Plan:
     document: dict[str, Any]
 
 
+def _sets_nothing(defaults: Any) -> bool:
+    """Defaults stored before empty ones were refused (``{}``, empty lists, no threshold)."""
+    if not isinstance(defaults, dict):
+        return False
+    return (
+        not defaults.get("meters")
+        and not defaults.get("features")
+        and defaults.get("invoice_threshold_minor") is None
+    )
+
+
 def version_record(doc: dict[str, Any]) -> PlanVersion:
-    """The plan version whose stored document is ``doc``."""
+    """The plan version whose stored document is ``doc`` (defaults that set nothing read as none, as
+    versions published today store them)."""
+    if "defaults" in doc and _sets_nothing(doc["defaults"]):
+        doc = {k: v for k, v in doc.items() if k != "defaults"}
     return PlanVersion(
         code=str(doc["code"]),
         version=int(doc["version"]),
@@ -174,7 +188,8 @@ class PlansRepository(CatalogRepository):
             raise CatalogNotFoundError(f"no plan {code!r}")
         latest: dict[str, Any] = json.loads(header["doc"])
         versions = [int(str(i["sk"])[2:]) for i in items if str(i["sk"]).startswith("V#")]
-        return Plan(version_record(latest), tuple(versions), {**latest, "versions": versions})
+        record = version_record(latest)
+        return Plan(record, tuple(versions), {**record.document, "versions": versions})
 
     def version(self, code: str, version: int | None = None) -> PlanVersion:
         """One version (the latest when ``version`` is None)."""

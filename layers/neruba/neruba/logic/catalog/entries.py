@@ -14,7 +14,7 @@ from typing import Any
 
 from neruba import bootstrap
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError
-from neruba.dal.plans import PlansRepository, PlanVersion
+from neruba.dal.plans import PlansRepository, PlanVersion, version_record
 from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS, can_decrease
 from neruba.domain.event_rules import digest, rule_of
 from neruba.domain.pricing import MAX_LINE_MINOR, filter_price, over_line_limit
@@ -46,6 +46,8 @@ def audit_item(by: Actor, action: str, target: str, **record: Any) -> dict[str, 
 def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """A Stripe-style list page: ``{object: list, data, has_more, next_cursor}``."""
     docs, next_cursor = repo.list_docs(kind, limit, cursor)  # a foreign cursor: InvalidCursorError (400)
+    if kind == "plan":
+        docs = [version_record(doc).document for doc in docs]
     return {"object": "list", "data": docs, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
