@@ -4,8 +4,8 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
 
 1. ``open`` -> ``committing``: one transaction, conditional on the backfill being open, with the audit
    record (``backfill.commit``), refused first while a backfill it contends with over its range is
-   committing or reverting (``backfill_order.check_not_busy``). From here on the held events are final (holding one is conditional on
-   the backfill being open).
+   committing or reverting (``backfill_order.check_not_busy``). From here on the held events are final
+   (holding one is conditional on the backfill being open).
 2. Count: the held events, in key order, go through the ingest worker's own counting
    (``logic.ingest.worker.IngestBatch``) as queue messages whose ids and copy ids follow from the
    backfill (``{backfill_id}:{n}``), in batches of 100. A batch's id follows from its message ids, so a
