@@ -248,3 +248,136 @@ def test_a_revert_starting_while_a_replace_commit_reads_makes_the_commit_try_aga
     assert read(f"/admin/backfills/{later}", backfill_id=later)[1]["status"] == "open"
     assert _revert(replaced, key="r-2")[1]["status"] == "reverted"
     assert _day_totals(world, monkeypatch) == ORIGINAL
+
+
+def _open_add(key: str = "bf-add") -> str:
+    """An add backfill of day 0 (5 calls, a0-*), open."""
+    status, bf = open_backfill(scope(end=(START + day(1)).isoformat()), key=key)
+    assert status == 201, bf
+    assert events(bf["id"], calls("a0", START + day(0, 6), 5))[1]["rejected"] == 0
+    return str(bf["id"])
+
+
+def _stopped_commit(backfill_id: str, monkeypatch: Any, key: str = "c-stopped") -> None:
+    """A commit of ``backfill_id`` moved to ``committing`` and stopped before it voided or counted."""
+    from neruba.logic.billing import backfill_commit, backfill_replace
+
+    with monkeypatch.context() as patch:
+
+        def dying(*args: Any, **kwargs: Any) -> Any:
+            raise Killed
+
+        patch.setattr(backfill_replace, "void_replaced", dying)
+        patch.setattr(backfill_commit, "count_events", dying)
+        with pytest.raises(Killed):
+            act(backfill_id, "commit", key=key)
+    assert read(f"/admin/backfills/{backfill_id}", backfill_id=backfill_id)[1]["status"] == "committing"
+
+
+def test_an_add_commit_waits_for_a_replace_commit_over_its_range(
+    world: World,
+    stored: None,  # noqa: F811 (the imported fixture)
+    monkeypatch: Any,
+) -> None:
+    added = _open_add()
+    later = _open_later()
+    _stopped_commit(later, monkeypatch)
+
+    status, answer = act(added, "commit", key="c-add")
+
+    assert (status, answer["error"]["code"]) == (409, "backfill_range_busy")
+    assert answer["error"]["details"] == [{"backfill_id": later}]
+    assert read(f"/admin/backfills/{added}", backfill_id=added)[1]["status"] == "open"
+    assert _status(world, "s0-0") == "accepted"
+    assert world.ctx.usage.get_event("acme", "a0-0") is None  # nothing counted
+    # THEN the replace finishes (the 3 live calls out, its 2 in), and the add counts on top of it
+    assert act(later, "commit", key="c-later-2")[1]["status"] == "committed"
+    assert act(added, "commit", key="c-add-2")[1]["status"] == "committed"
+    assert _rated(world, 0) == 7 * PRICE
+    assert_books_agree(world, "acme")
+
+
+def test_an_add_commit_waits_for_a_replace_revert_over_its_range(
+    world: World,
+    replaced: str,  # noqa: F811 (the imported fixture)
+    monkeypatch: Any,
+) -> None:
+    added = _open_add()
+    _stopped_revert(replaced, monkeypatch)
+
+    status, answer = act(added, "commit", key="c-add")
+
+    assert (status, answer["error"]["code"]) == (409, "backfill_range_busy")
+    assert answer["error"]["details"] == [{"backfill_id": replaced}]
+    assert read(f"/admin/backfills/{added}", backfill_id=added)[1]["status"] == "open"
+    assert _revert(replaced, key="r-2")[1]["status"] == "reverted"
+    assert act(added, "commit", key="c-add-2")[1]["status"] == "committed"
+    assert _rated(world, 0) == 8 * PRICE  # the 3 live calls back, the 5 added on top
+    assert_books_agree(world, "acme")
+
+
+def test_a_replace_commit_waits_for_an_add_commit_over_its_range(
+    world: World,
+    stored: None,  # noqa: F811 (the imported fixture)
+    monkeypatch: Any,
+) -> None:
+    added = _open_add()
+    later = _open_later()
+    _stopped_commit(added, monkeypatch)
+
+    status, answer = act(later, "commit", key="c-later")
+
+    assert (status, answer["error"]["code"]) == (409, "backfill_range_busy")
+    assert answer["error"]["details"] == [{"backfill_id": added}]
+    assert read(f"/admin/backfills/{later}", backfill_id=later)[1]["status"] == "open"
+    # THEN the add finishes and the replace voids its events with the live ones
+    assert act(added, "commit", key="c-add-2")[1]["status"] == "committed"
+    assert act(later, "commit", key="c-later-2")[1]["status"] == "committed"
+    assert [_status(world, f"a0-{i}") for i in range(5)] == ["voided"] * 5
+    assert _rated(world, 0) == 2 * PRICE
+    assert_books_agree(world, "acme")
+
+
+def test_two_add_commits_over_one_range_do_not_wait_for_each_other(
+    world: World,
+    stored: None,  # noqa: F811 (the imported fixture)
+    monkeypatch: Any,
+) -> None:
+    added = _open_add()
+    status, other = open_backfill(scope(end=(START + day(1)).isoformat()), key="bf-add-2")
+    assert status == 201
+    events(other["id"], calls("b0", START + day(0, 7), 1))
+    _stopped_commit(added, monkeypatch)
+
+    assert act(other["id"], "commit", key="c-other")[1]["status"] == "committed"
+    assert act(added, "commit", key="c-add-2")[1]["status"] == "committed"
+    assert _rated(world, 0) == 9 * PRICE
+
+
+def test_a_replace_commit_starting_while_an_add_commit_reads_makes_the_add_try_again(
+    world: World,
+    stored: None,  # noqa: F811 (the imported fixture)
+    monkeypatch: Any,
+) -> None:
+    from neruba.logic.billing import backfill_commit
+
+    added = _open_add()
+    later = _open_later()
+    start = backfill_commit.start
+
+    # GIVEN the add's commit read the range (nothing committing) and a replace commit starts before it moves
+    def replace_meanwhile(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(backfill_commit, "start", start)
+        _stopped_commit(later, monkeypatch)
+        start(*args, **kwargs)
+
+    monkeypatch.setattr(backfill_commit, "start", replace_meanwhile)
+    status, answer = act(added, "commit", key="c-add")
+
+    # THEN the add does not start on its stale read
+    assert (status, answer["error"]["code"]) == (409, "backfill_conflict")
+    assert read(f"/admin/backfills/{added}", backfill_id=added)[1]["status"] == "open"
+    assert act(later, "commit", key="c-later-2")[1]["status"] == "committed"
+    assert act(added, "commit", key="c-add-2")[1]["status"] == "committed"
+    assert _rated(world, 0) == 7 * PRICE
+    assert_books_agree(world, "acme")

@@ -3,8 +3,9 @@
 Steps (docs/billing.md, "Backfills"), each safe to run again:
 
 1. ``open`` -> ``committing``: one transaction, conditional on the backfill being open, with the audit
-   record (``backfill.commit``). From here on the held events are final (holding one is conditional on
-   the backfill being open).
+   record (``backfill.commit``), refused first while a backfill it contends with over its range is
+   committing or reverting (``backfill_order.check_not_busy``). From here on the held events are final
+   (holding one is conditional on the backfill being open).
 2. Count: the held events, in key order, go through the ingest worker's own counting
    (``logic.ingest.worker.IngestBatch``) as queue messages whose ids and copy ids follow from the
    backfill (``{backfill_id}:{n}``), in batches of 100. A batch's id follows from its message ids, so a
@@ -76,10 +77,9 @@ def commit_backfill(
     if found.status == "cancelled":
         raise ConflictError("The backfill was cancelled; it cannot be committed.", code="backfill_cancelled")
     if found.status == "open":
-        guards: list[dict[str, Any]] = []
-        if found.document.get("mode") == "replace":  # refused before anything is written
-            backfill_order.check_not_busy(ctx, found)
-            guards = backfill_order.guards(ctx, found)
+        backfill_order.check_not_busy(ctx, found)  # refused before anything is written
+        guards = backfill_order.guards(ctx, found, commit=True)
+        if found.document.get("mode") == "replace":
             held = backfills(ctx).held_events(backfill_id)
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
@@ -160,8 +160,8 @@ def start(
     guards: list[dict[str, Any]] | None = None,
 ) -> None:
     """Step 1: ``open`` -> ``committing`` with its audit record (the record's id follows from the
-    backfill, so one commit is audited once); for a replace, conditional on the backfills over its range
-    keeping their status (``backfill_order.guards``)."""
+    backfill, so one commit is audited once), conditional on the backfills over its range it contends with
+    (a replace: all; an add: the replaces) keeping their status (``backfill_order.guards``)."""
     found = get_backfill(ctx, backfill_id)
     audit = idempotency.audit_put(
         bootstrap.audit(),

@@ -14,9 +14,11 @@ The events a revert takes back are those its commit counted and, for each one an
 corrected copy (copy after copy): the amend corrected the backfill's event, and its revert takes the
 backfill's usage out whatever the operator did to it. An event an operator voided is out already.
 
-A move of a backfill to ``committing`` (a replace) or ``reverting`` is conditional on the backfills over
-its range keeping the status they were read with, so a replace commit and a revert over one range never
-both start on a stale read (:func:`guards`).
+A commit waits (409 ``backfill_range_busy``) while a backfill it contends with is committing or
+reverting: a replace contends with every backfill over its range, an add with the replaces over its
+range (:func:`contenders`). A move of a backfill to ``committing`` or ``reverting`` is conditional on
+those backfills keeping the status they were read with, so two such moves over one range never both
+start on a stale read (:func:`guards`).
 """
 
 from __future__ import annotations
@@ -97,10 +99,20 @@ def check_not_superseded(ctx: Billing, found: Backfill, events: list[StoredEvent
         )
 
 
+def contenders(ctx: Billing, found: Backfill) -> list[Backfill]:
+    """The backfills over ``found``'s range its commit must not run beside: for a replace, all of them
+    (its voids would race with their counting or restores); for an add, the replaces (they void what it
+    counts, or count where it adds). Two adds over one range count distinct events and do not meet."""
+    others = neighbours(ctx, found)
+    if found.document.get("mode") == "replace":
+        return others
+    return [b for b in others if b.document.get("mode") == "replace"]
+
+
 def check_not_busy(ctx: Billing, found: Backfill) -> None:
-    """409 ``backfill_range_busy`` when a backfill over ``found``'s range is committing or reverting: a
-    replace commit waits for it (its voids would race with that one's counting or restores)."""
-    busy = sorted(b.id for b in neighbours(ctx, found) if b.status in ("committing", "reverting"))
+    """409 ``backfill_range_busy`` when a backfill ``found``'s commit contends with (:func:`contenders`)
+    is committing or reverting: the commit waits for it."""
+    busy = sorted(b.id for b in contenders(ctx, found) if b.status in ("committing", "reverting"))
     if busy:
         raise ConflictError(
             f"The backfill(s) {', '.join(busy)} over the same range are being committed or reverted; "
@@ -110,9 +122,10 @@ def check_not_busy(ctx: Billing, found: Backfill) -> None:
         )
 
 
-def guards(ctx: Billing, found: Backfill) -> list[dict[str, Any]]:
+def guards(ctx: Billing, found: Backfill, commit: bool = False) -> list[dict[str, Any]]:
     """Condition checks that the backfills over ``found``'s range whose status may still move keep the
-    status read now."""
+    status read now (for a commit, those it contends with: :func:`contenders`)."""
     repo = backfills(ctx)
     moving = ("open", *STANDING)
-    return [repo.status_check(b.id, b.status) for b in neighbours(ctx, found) if b.status in moving]
+    others = contenders(ctx, found) if commit else neighbours(ctx, found)
+    return [repo.status_check(b.id, b.status) for b in others if b.status in moving]
