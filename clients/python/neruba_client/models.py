@@ -995,6 +995,9 @@ class CreditNoteLine(_Model):
 class CreditNoteStripe(_Model):
     credit_note_id: str | None
     status: str
+    tax_minor: int | None = None
+    amount_minor: int | None = None
+    last_error: str | None = None
 
 
 class CreditNote(_Model):

@@ -1303,7 +1303,19 @@ class CreditNoteStripe(Closed):
     """The Stripe credit note made for it (``logic.stripe.credit_note_sync``)."""
 
     credit_note_id: str | None
-    status: str
+    status: str = Field(
+        examples=["synced", "mismatch"],
+        description="mismatch: Stripe credited another amount or tax than the note (docs/billing.md, "
+        "'Credit notes of a delegated invoice').",
+    )
+    tax_minor: Minor | None = Field(
+        default=None, description="For an invoice taxed by Stripe Tax: the tax Stripe's credit note credited."
+    )
+    amount_minor: Minor | None = Field(
+        default=None,
+        description="For an invoice taxed by Stripe Tax: the total Stripe's credit note credited.",
+    )
+    last_error: str | None = Field(default=None, description="With mismatch: both sides' amounts.")
 
 
 class CreditNote(Closed):
