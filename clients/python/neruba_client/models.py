@@ -703,7 +703,13 @@ class Invoice(_Model):
     billing_reason: str = "manual"
     threshold: InvoiceThreshold | None = None
     tax_provider: Literal["stripe_tax"] | None = None
+    tax_location: InvoiceTaxLocation | None = None
     stripe_tax: InvoiceStripeTax | None = None
+
+
+class InvoiceTaxLocation(_Model):
+    country: str
+    state: str | None = None
 
 
 class InvoiceStripeTax(_Model):

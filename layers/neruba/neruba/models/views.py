@@ -699,8 +699,22 @@ class Invoice(Open):
         description="stripe_tax: Neruba computed no tax; Stripe Tax computes it when the invoice is synced "
         "(docs/billing.md, 'Tax delegated to Stripe Tax').",
     )
+    tax_location: InvoiceTaxLocation | None = Field(
+        default=None,
+        description="With tax_provider stripe_tax: where Stripe Tax is told the customer is (the customer's "
+        "tax jurisdiction when the invoice was billed; sent as the Stripe customer's address).",
+    )
     stripe_tax: InvoiceStripeTax | None = Field(
         default=None, description="The tax Stripe Tax computed, once recorded (tax_minor includes it)."
+    )
+
+
+class InvoiceTaxLocation(Closed):
+    """The place a delegated invoice is taxed for (docs/billing.md, "Tax delegated to Stripe Tax")."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2 country code.", examples=["DE"])
+    state: str | None = Field(
+        default=None, description="The state or region, when the jurisdiction names one."
     )
 
 
