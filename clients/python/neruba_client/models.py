@@ -674,6 +674,11 @@ class UpcomingWindow(_Model):
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None
+    tax_status: Literal["computed", "computed_by_stripe_at_finalization"] | None = None
+    tax_provider: Literal["stripe_tax"] | None = None
+    tax_location: InvoiceTaxLocation | None = None
+    tax_minor: int | None = None
+    tax_included_minor: int | None = None
 
 
 class RerunCorrection(_Model):

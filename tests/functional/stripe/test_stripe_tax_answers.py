@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from neruba_tools.local.fake_stripe import FakeStripe
-from tests.functional.billing.conftest import World
-from tests.functional.stripe.test_stripe_tax import _bill, _place
+from tests.functional.billing.conftest import START, World
+from tests.functional.billing.helpers import day
+from tests.functional.stripe.test_end_to_end import CUSTOMER
+from tests.functional.stripe.test_stripe_tax import VAT, _admin, _bill, _place
 
 
 def _get(path: str, params: dict[str, str]) -> tuple[int, Any]:
@@ -43,3 +45,39 @@ def test_the_invoice_answer_declares_its_tax_location(
     schemas = document["components"]["schemas"]
     assert "tax_location" in schemas["Invoice"]["properties"]
     assert set(schemas["InvoiceTaxLocation"]["properties"]) == {"country", "state"}
+
+
+def test_the_upcoming_invoice_of_a_delegated_customer_says_stripe_computes_its_tax(
+    fake: FakeStripe, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.billing.upcoming import upcoming_invoice
+    from neruba.models.views import UpcomingInvoice
+    from neruba_client.models import UpcomingInvoice as ClientUpcoming
+
+    # GIVEN a Neruba rate for DE and acme subscribed, with usage in its period
+    assert _admin(world, "POST", "/admin/tax-rates", VAT, "t-1")[0] == 201
+    world.subscribe(CUSTOMER)
+    world.usage(CUSTOMER, START + day(0, 3), 100)
+
+    def preview() -> dict[str, Any]:
+        body = upcoming_invoice(world.plans, world.ctx.usage, CUSTOMER, START + day(0, 5), world.ctx.billing)
+        served = json.loads(json.dumps(body, default=str))
+        UpcomingInvoice.model_validate(served)  # the served model and the client's accept it
+        ClientUpcoming.model_validate(served)
+        [window] = body["windows"]
+        return dict(window)
+
+    # WHEN taxed by Neruba in DE: its tax now
+    _place(world, "neruba")
+    ours = preview()
+    assert (ours["tax_status"], ours["tax_minor"], ours["total_minor"]) == ("computed", 200, 1200)
+    assert "tax_provider" not in ours
+    # WHEN delegated to Stripe Tax: no tax amount, said explicitly, total before tax
+    body = {"country": "DE", "provider": "stripe_tax", "reason": "moved to Stripe Tax"}
+    assert _admin(world, "PUT", f"/admin/customers/{CUSTOMER}/tax-jurisdiction", body, "j-2")[0] == 200
+    delegated = preview()
+    assert (delegated["tax_provider"], delegated["tax_status"]) == (
+        "stripe_tax", "computed_by_stripe_at_finalization")  # fmt: skip
+    assert (delegated["tax_minor"], delegated["tax_included_minor"], delegated["total_minor"]) == (
+        None, None, 1000)  # fmt: skip
+    assert delegated["tax_location"] == {"country": "DE", "state": None}

@@ -515,6 +515,26 @@ class UpcomingWindow(Open):
     trial_end: Timestamp | None = None
     in_trial: bool | None = None
     trial_until: Timestamp | None = None
+    tax_status: Literal["computed", "computed_by_stripe_at_finalization"] | None = Field(
+        default=None,
+        description="computed: tax_minor is the tax Neruba's rates give now; "
+        "computed_by_stripe_at_finalization: the customer's tax is delegated to Stripe Tax, which "
+        "computes it when the invoice is finalized in Stripe: tax_minor is null and total_minor is "
+        "before tax (docs/billing.md, 'The upcoming invoice of a delegated customer').",
+    )
+    tax_provider: Literal["stripe_tax"] | None = Field(
+        default=None, description="stripe_tax when Stripe Tax computes the tax (tax_status says when)."
+    )
+    tax_location: InvoiceTaxLocation | None = Field(
+        default=None,
+        description="With tax_provider stripe_tax: where Stripe Tax will be told the customer is.",
+    )
+    tax_minor: Minor | None = Field(
+        default=None, description="Exclusive tax on top; null when Stripe Tax computes it at finalization."
+    )
+    tax_included_minor: Minor | None = Field(
+        default=None, description="Tax inside the lines; null when Stripe Tax computes it at finalization."
+    )
 
 
 class UpcomingInvoice(Closed):
