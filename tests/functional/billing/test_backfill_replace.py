@@ -139,3 +139,35 @@ def test_replace_is_refused_at_open_where_it_cannot_void(world: World, monkeypat
         "backfill_replace_whole_hours",
         "start",
     )
+
+
+def test_a_replace_over_many_stored_events_is_left_to_the_billing_worker(
+    world: World, stored: None, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing import backfill_commit, backfill_replace
+    from neruba.logic.ingest import voids
+
+    # GIVEN a commit of more than 3 events is left to the worker, and a replace holding 1 event over a
+    # range with 3 stored ones (4 events to count or void)
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
+    backfill = _replace_day0(calls("r0", START + day(0, 6), 1))
+    voided: list[str] = []
+    void = voids.void_event
+
+    def voiding(request: Any, *args: Any, **kwargs: Any) -> Any:
+        voided.append(request.transaction_id)
+        return void(request, *args, **kwargs)
+
+    monkeypatch.setattr(backfill_replace, "void_event", voiding)
+
+    status, done = act(backfill, "commit")
+
+    # THEN the request voids nothing: the worker does it
+    assert (status, done["status"]) == (200, "committing")
+    assert voided == [] and _rated(world, 0) == 3 * PRICE
+    monkeypatch.setattr(backfill_replace, "void_event", void)
+    work(world, START + day(2, 6), monkeypatch)
+    assert read(f"/admin/backfills/{backfill}", backfill_id=backfill)[1]["status"] == "committed"
+    assert [_status(world, f"s0-{i}") for i in range(3)] == ["voided"] * 3
+    assert _rated(world, 0) == 1 * PRICE
+    assert_books_agree(world, "acme")

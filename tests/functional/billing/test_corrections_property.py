@@ -50,13 +50,33 @@ OPERATION = st.one_of(
 
 
 class Model:
-    """What should survive: transaction id -> the day it counts on; the backfills, what they counted and
-    what they replaced (id -> day)."""
+    """What should survive: transaction id -> the day it counts on; the backfills, what they counted,
+    what they replaced (id -> day) and the days of their range; the amends (copy -> the event amended)."""
 
     def __init__(self) -> None:
         self.surviving: dict[str, int] = {}
-        self.backfills: list[tuple[str, list[str], dict[str, int] | None]] = []  # None: an add backfill
+        # (id, counted, replaced (None: an add backfill), days of its range), in commit order
+        self.backfills: list[tuple[str, list[str], dict[str, int] | None, set[int]]] = []
         self.reverted: set[str] = set()
+        self.amended_from: dict[str, str] = {}
+
+    def lineage(self, counted: list[str]) -> set[str]:
+        """The events counted and the copies an amend made of them, copy after copy."""
+        found = set(counted)
+        while True:
+            more = {copy for copy, tx in self.amended_from.items() if tx in found} - found
+            if not more:
+                return found
+            found |= more
+
+    def superseded(self, n: int) -> bool:
+        """A later replace backfill, not reverted, over the range of backfill ``n`` or one of its events."""
+        _, counted, _, days = self.backfills[n]
+        mine = self.lineage(counted)
+        return any(
+            replaced is not None and other not in self.reverted and (on & days or mine & set(replaced))
+            for other, _, replaced, on in self.backfills[n + 1 :]
+        )
 
 
 def _killed(monkeypatch: Any, module: Any, step: str | None, run: Any) -> Any:
@@ -108,6 +128,7 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
                 return
             del model.surviving[tx]
             model.surviving[str(answer["amended_by"]["transaction_id"])] = op[2]
+            model.amended_from[str(answer["amended_by"]["transaction_id"])] = tx
     elif kind in ("backfill", "replace"):
         replace = kind == "replace"
         body = BackfillCreate(
@@ -152,10 +173,17 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
             if (customer, tx) not in stored and tx not in counted:
                 counted.append(tx)
                 model.surviving[tx] = int(e["timestamp"][8:10]) - 1
-        model.backfills.append((opened["id"], counted, replaced if replace else None))
+        days = {op[1]} if replace else set(range(DAYS))
+        model.backfills.append((opened["id"], counted, replaced if replace else None, days))
     elif kind == "revert" and model.backfills:
-        backfill_id, counted, replaced = model.backfills[op[1] % len(model.backfills)]
+        index = op[1] % len(model.backfills)
+        backfill_id, counted, replaced, _ = model.backfills[index]
         action = BackfillAction(reason="prop revert")
+        if backfill_id not in model.reverted and model.superseded(index):  # refused, nothing written
+            with pytest.raises(NerubaError) as refused:
+                backfill_revert.revert_backfill(world.ctx, backfill_id, action, "key:p", f"r{n}", None, NOW)
+            assert refused.value.code == "backfill_superseded"
+            return
         step = op[2] if backfill_id not in model.reverted else None
         if step == "restore_replaced" and replaced is None:
             step = None  # an add backfill's revert restores nothing
@@ -170,8 +198,8 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         assert done["status"] == "reverted"
         if backfill_id not in model.reverted:
             model.surviving.update(replaced or {})  # given back first, then the backfill's own voided
-            for tx in counted:
-                model.surviving.pop(tx, None)  # voided unless an operator voided or amended it first
+            for tx in model.lineage(counted):
+                model.surviving.pop(tx, None)  # with an operator's amended copies (a voided one is out)
             model.reverted.add(backfill_id)
     elif kind == "rerun":
         for invoice in _invoice_of(world, customer, op[1]):
@@ -219,6 +247,25 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         ("revert", 1, "void_events", True),
         ("revert", 0, "correct_invoices", False),
         ("credit", 1, 5),
+    ],
+)
+# reverted out of order (refused), then in order; an add backfill's event amended, then it reverted
+@example(
+    live=[2, 1, 0],
+    ops=[
+        ("replace", 0, [1, 2], None),
+        ("replace", 0, [3], None),
+        ("revert", 0, None, True),
+        ("revert", 1, "restore_replaced", True),
+        ("revert", 0, None, False),
+    ],
+)
+@example(
+    live=[1, 0, 1],
+    ops=[
+        ("backfill", [(0, 1), (1, 2)], None),
+        ("amend", 0, 2),
+        ("revert", 0, "void_events", False),
     ],
 )
 def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(

@@ -114,6 +114,8 @@ ERROR_CODES: dict[str, str] = {
     "backfill_meter_in_advance": "The meter is charged in advance; a backfill counts arrears usage only.",
     "backfill_too_many_events": "The backfill would hold more than 5,000 events; open another one.",
     "backfill_not_committed": "Only a committed backfill can be reverted.",
+    "backfill_superseded": "A later replace backfill stands over this one: revert it first.",
+    "backfill_range_busy": "A backfill over the same range is being committed or reverted; wait.",
     "timestamp_outside_backfill": "The event's timestamp is outside the backfill's range.",
     "customer_not_in_backfill": "The event's customer is not one of the backfill's.",
     "meter_not_in_backfill": "The event's meter is not one of the backfill's.",

@@ -65,6 +65,19 @@ def _range_events(
     return found
 
 
+def count_to_replace(ctx: Billing, doc: dict[str, Any], stop_after: int) -> int:
+    """At most how many stored events the commit voids, from the range's contributions (no event read:
+    the events voided already are counted too); stops once past ``stop_after``."""
+    start, end = parse_ts(str(doc["start"])), parse_ts(str(doc["end"]))
+    total = 0
+    for customer_id in doc["customer_ids"]:
+        meters = list(doc["meter_codes"])
+        total += ctx.usage.count_listed(customer_id, meters, start, end, stop_after - total)
+        if total > stop_after:
+            break
+    return total
+
+
 def _voided_by(event: StoredEvent, backfill_id: str) -> bool:
     """The event is voided by the backfill's replace (its void record's reason carries the marker)."""
     if event.status != "voided" or not event.void_json:

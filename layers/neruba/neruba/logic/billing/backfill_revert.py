@@ -2,17 +2,21 @@
 
 Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
 
-1. ``committed`` -> ``reverting``: first every event the commit counted is checked as the backfill's
+1. ``committed`` -> ``reverting``: first the revert is refused while a later replace backfill stands over the
+   range or the events (``backfill_order.check_not_superseded``: 409 ``backfill_superseded``), and every event
+   the commit counted (with an operator's amended copies of them: ``taken_back``) is checked as the backfill's
    void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
    corrects the invoices whatever their age) and, for ``mode: replace``, every event it replaced as its
-   restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and
-   nothing is written. Then one transaction, conditional on ``committed``, moves the backfill with the
-   audit record (``backfill.revert``) and the revert's reason.
+   restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and nothing
+   is written. Then one transaction, conditional on ``committed`` and on the backfills over the range keeping
+   their status (``backfill_order.guards``), moves the backfill with the audit record (``backfill.revert``)
+   and the revert's reason.
 2. Restore (``mode: replace``): each event the commit voided is given back
    (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
    a run again finds the restored ones marked and restores the rest once.
 3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
-   whose id was already stored was not counted and is left alone) is voided through the event-void
+   whose id was already stored was not counted and is left alone), and the corrected copy of each one an
+   operator amended since, is voided through the event-void
    mechanism (``logic.ingest.voids.void_event``) under the Idempotency-Key
    ``backfill-revert:{id}:{digest}``: one transaction per event, its cell recomputed from the surviving
    events. A retry replays the stored answer and finishes what is left; an event voided meanwhile by an
@@ -42,7 +46,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_commit, backfill_replace
+from neruba.logic.billing import backfill_commit, backfill_order, backfill_replace
 from neruba.logic.billing.backfill_commit import CommitIncompleteError, correct_invoices, enqueue
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
@@ -94,6 +98,12 @@ def counted_keys(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[
     return sorted(k for k, event in stored.items() if event.copy_id in ours)
 
 
+def taken_back(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[StoredEvent]:
+    """The events the revert takes back: those the commit counted and the corrected copies of those an
+    operator amended since (``backfill_order.lineage``), whatever their status now."""
+    return backfill_order.lineage(ctx, counted_keys(ctx, backfill_id, held))
+
+
 def start(
     ctx: Billing,
     backfill_id: str,
@@ -108,7 +118,10 @@ def start(
     then ``committed`` -> ``reverting`` with its audit record (id follows from the backfill: one revert
     is audited once)."""
     found = get_backfill(ctx, backfill_id)
-    check_voidable(counted_keys(ctx, backfill_id, held), now, backfill=backfill_id)
+    events = taken_back(ctx, backfill_id, held)
+    backfill_order.check_not_superseded(ctx, found, events)
+    guards = backfill_order.guards(ctx, found)
+    check_voidable([(e.customer_id, e.transaction_id) for e in events], now, backfill=backfill_id)
     if found.document.get("mode") == "replace":
         check_restorable(backfill_replace.events_to_restore(ctx, backfill_id, found.document), now)
     revert = {"reason": body.reason, "ticket": body.ticket, "by": actor, "at": iso(now)}
@@ -128,8 +141,14 @@ def start(
     moved = backfills(ctx).move_item(
         backfill_id, ("committed",), "reverting", revert=revert, reverting_at=ts(now)
     )
-    with contextlib.suppress(Cancelled):  # another revert moved it first: this one resumes its steps
-        commit(Transaction([moved, audit]))
+    try:
+        commit(Transaction([moved, audit, *guards]))
+    except Cancelled as exc:
+        if get_backfill(ctx, backfill_id).status == "committed":  # a backfill over the range moved
+            raise ConflictError(
+                "A backfill over the same range changed meanwhile; try again.", code="backfill_conflict"
+            ) from exc
+        # another revert moved it first: this one resumes its steps
 
 
 def run_steps(
@@ -153,8 +172,10 @@ def run_steps(
         )
         if not restored:
             raise CommitIncompleteError(backfill_id)
-    voided = void_events(ctx, backfill_id, held, revert, actor, request_id, now)
-    touched = held + backfill_replace.as_held(replaced)
+    events = taken_back(ctx, backfill_id, held)
+    voided = void_events(ctx, backfill_id, events, revert, actor, request_id, now)
+    copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
+    touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
     corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, revert=revert)
     summary = {"events_voided": voided, "events_restored": len(replaced), "invoices": corrected}
     moved = backfills(ctx).move_item(
@@ -168,18 +189,19 @@ def run_steps(
 def void_events(
     ctx: Billing,
     backfill_id: str,
-    held: list[HeldEvent],
+    events: list[StoredEvent],
     revert: dict[str, Any],
     actor: str,
     request_id: str | None,
     now: datetime,
 ) -> int:
-    """Step 3: void every event the commit counted (one void each, under its own key); how many. Raises
-    ``CommitIncompleteError`` when a void's correction is still pending (its cell not recomputed yet)."""
+    """Step 3: void every event the commit counted and every operator's corrected copy of one
+    (``taken_back``; one void each, under its own key); how many. Raises ``CommitIncompleteError`` when a
+    void's correction is still pending (its cell not recomputed yet)."""
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
     pending = False
-    keys = counted_keys(ctx, backfill_id, held)
+    keys = [(e.customer_id, e.transaction_id) for e in events]
     for customer_id, transaction_id in keys:
         key = "backfill-revert:" + backfill_id + ":" + idempotency.digest([customer_id, transaction_id], 32)
         try:

@@ -324,7 +324,7 @@ def counter_action(
     stored."""
     from neruba.domain.limits import LimitSettings
     from neruba.domain.limits import usage_of as limit_usage
-    from neruba.logic.limits.gate import limited
+    from neruba.logic.limits.gate import limited, settle
     from neruba.logic.sweeps.usage import cell_of_event
 
     settings = LimitSettings.from_stored(catalog.limit_settings(event.customer_id, now))
@@ -340,6 +340,7 @@ def counter_action(
     limits = bootstrap.limits()
     start, end = settings.period(parse_ts(event.timestamp))
     seen = limits.counter(event.customer_id, event.meter_code, start, end)
+    settle(seen)  # the write it records as pending, completed before the void's put drops the record
     if seen.version == 0:
         return None
     amount = limit_usage(found[1], found[2])
