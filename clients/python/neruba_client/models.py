@@ -674,6 +674,11 @@ class UpcomingWindow(_Model):
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None
+    tax_status: Literal["computed", "computed_by_stripe_at_finalization"] | None = None
+    tax_provider: Literal["stripe_tax"] | None = None
+    tax_location: InvoiceTaxLocation | None = None
+    tax_minor: int | None = None
+    tax_included_minor: int | None = None
 
 
 class RerunCorrection(_Model):
@@ -703,7 +708,13 @@ class Invoice(_Model):
     billing_reason: str = "manual"
     threshold: InvoiceThreshold | None = None
     tax_provider: Literal["stripe_tax"] | None = None
+    tax_location: InvoiceTaxLocation | None = None
     stripe_tax: InvoiceStripeTax | None = None
+
+
+class InvoiceTaxLocation(_Model):
+    country: str
+    state: str | None = None
 
 
 class InvoiceStripeTax(_Model):
@@ -995,6 +1006,9 @@ class CreditNoteLine(_Model):
 class CreditNoteStripe(_Model):
     credit_note_id: str | None
     status: str
+    tax_minor: int | None = None
+    amount_minor: int | None = None
+    last_error: str | None = None
 
 
 class CreditNote(_Model):

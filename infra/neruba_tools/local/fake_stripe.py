@@ -22,7 +22,10 @@ Stripe Tax, minimally: an invoice created with ``automatic_tax[enabled]=true`` n
 ``address[country]`` (else 400 ``customer_tax_location_invalid``, as Stripe answers); at finalization it
 adds a deterministic exclusive tax, ``tax_percent`` of the items' sum for that country (``state`` too when
 the table names it), rounded half-up (none for a country not in the table: not registered there), sets
-``tax``, ``total_taxes``, ``total_excluding_tax`` and ``total``, and delivers ``invoice.finalized``.
+``tax``, ``total_taxes``, ``total_excluding_tax`` and ``total``, and delivers ``invoice.finalized``. A
+credit note on such an invoice adds tax to its lines (``_credited_tax``: per line the invoice's tax in
+proportion, half-up, the note crediting all that is left taking all the tax left) and answers
+``subtotal``, ``total_taxes`` and ``total``.
 
 Fault injection per path pattern (``/v1/invoices/*/finalize``):
 
@@ -283,7 +286,10 @@ class FakeStripe:
                 "invalid_request_error", "The invoice is not finalized.", code="invoice_not_open"
             )
         lines = params.get("lines") or {}
-        amount = sum(int(line["unit_amount"]) * int(line.get("quantity", 1)) for line in lines.values())
+        subtotal = sum(int(line["unit_amount"]) * int(line.get("quantity", 1)) for line in lines.values())
+        tax = self._credited_tax(invoice, [int(line["unit_amount"]) * int(line.get("quantity", 1))
+                                           for line in lines.values()])  # fmt: skip
+        amount = subtotal + tax
         credited = sum(n["amount"] for n in self.credit_notes.values() if n["invoice"] == invoice["id"])
         if amount <= 0 or credited + amount > invoice["total"]:
             return 400, _error(
@@ -293,11 +299,30 @@ class FakeStripe:
         note = {
             "id": self._new_id("cn"), "object": "credit_note", "invoice": invoice["id"], "amount": amount,
             "pre_payment_amount": amount - sum(parts.values()), **parts, "memo": params.get("memo"),
-            "metadata": params.get("metadata", {}), "status": "issued",
+            "metadata": params.get("metadata", {}), "status": "issued", "subtotal": subtotal,
+            "total": amount, "total_taxes": [{"amount": tax, "tax_behavior": "exclusive"}] if tax else [],
         }  # fmt: skip
         self.credit_notes[note["id"]] = note
         invoice["amount_remaining"] = max(invoice["amount_remaining"] - note["pre_payment_amount"], 0)
         return 200, note
+
+    def _credited_tax(self, invoice: dict[str, Any], amounts: list[int]) -> int:
+        """Stripe Tax's part of a credit note on an automatic-tax invoice: per line, the invoice's tax in
+        proportion of the line to the invoice's pre-tax total, rounded half-up, never more than the tax
+        left; a note that credits all that is left of the pre-tax total takes all the tax left."""
+        tax = int(invoice.get("tax") or 0) if (invoice.get("automatic_tax") or {}).get("enabled") else 0
+        base = int(invoice.get("total_excluding_tax") or 0)
+        if not tax or base <= 0:
+            return 0
+        notes = [n for n in self.credit_notes.values() if n["invoice"] == invoice["id"]]
+        left_tax = tax - sum(t["amount"] for n in notes for t in n.get("total_taxes") or [])
+        left_base = base - sum(int(n.get("subtotal", n["amount"])) for n in notes)
+        if sum(amounts) >= left_base:
+            return max(left_tax, 0)
+        taken = 0
+        for amount in amounts:
+            taken += min((amount * tax * 2 + base) // (2 * base), left_tax - taken)  # half-up on integers
+        return taken
 
     def _list_credit_notes(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
         data = [n for n in self.credit_notes.values() if n["invoice"] == params.get("invoice")]

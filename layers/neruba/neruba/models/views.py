@@ -515,6 +515,26 @@ class UpcomingWindow(Open):
     trial_end: Timestamp | None = None
     in_trial: bool | None = None
     trial_until: Timestamp | None = None
+    tax_status: Literal["computed", "computed_by_stripe_at_finalization"] | None = Field(
+        default=None,
+        description="computed: tax_minor is the tax Neruba's rates give now; "
+        "computed_by_stripe_at_finalization: the customer's tax is delegated to Stripe Tax, which "
+        "computes it when the invoice is finalized in Stripe: tax_minor is null and total_minor is "
+        "before tax (docs/billing.md, 'The upcoming invoice of a delegated customer').",
+    )
+    tax_provider: Literal["stripe_tax"] | None = Field(
+        default=None, description="stripe_tax when Stripe Tax computes the tax (tax_status says when)."
+    )
+    tax_location: InvoiceTaxLocation | None = Field(
+        default=None,
+        description="With tax_provider stripe_tax: where Stripe Tax will be told the customer is.",
+    )
+    tax_minor: Minor | None = Field(
+        default=None, description="Exclusive tax on top; null when Stripe Tax computes it at finalization."
+    )
+    tax_included_minor: Minor | None = Field(
+        default=None, description="Tax inside the lines; null when Stripe Tax computes it at finalization."
+    )
 
 
 class UpcomingInvoice(Closed):
@@ -699,8 +719,22 @@ class Invoice(Open):
         description="stripe_tax: Neruba computed no tax; Stripe Tax computes it when the invoice is synced "
         "(docs/billing.md, 'Tax delegated to Stripe Tax').",
     )
+    tax_location: InvoiceTaxLocation | None = Field(
+        default=None,
+        description="With tax_provider stripe_tax: where Stripe Tax is told the customer is (the customer's "
+        "tax jurisdiction when the invoice was billed; sent as the Stripe customer's address).",
+    )
     stripe_tax: InvoiceStripeTax | None = Field(
         default=None, description="The tax Stripe Tax computed, once recorded (tax_minor includes it)."
+    )
+
+
+class InvoiceTaxLocation(Closed):
+    """The place a delegated invoice is taxed for (docs/billing.md, "Tax delegated to Stripe Tax")."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2 country code.", examples=["DE"])
+    state: str | None = Field(
+        default=None, description="The state or region, when the jurisdiction names one."
     )
 
 
@@ -1303,7 +1337,19 @@ class CreditNoteStripe(Closed):
     """The Stripe credit note made for it (``logic.stripe.credit_note_sync``)."""
 
     credit_note_id: str | None
-    status: str
+    status: str = Field(
+        examples=["synced", "mismatch"],
+        description="mismatch: Stripe credited another amount or tax than the note (docs/billing.md, "
+        "'Credit notes of a delegated invoice').",
+    )
+    tax_minor: Minor | None = Field(
+        default=None, description="For an invoice taxed by Stripe Tax: the tax Stripe's credit note credited."
+    )
+    amount_minor: Minor | None = Field(
+        default=None,
+        description="For an invoice taxed by Stripe Tax: the total Stripe's credit note credited.",
+    )
+    last_error: str | None = Field(default=None, description="With mismatch: both sides' amounts.")
 
 
 class CreditNote(Closed):

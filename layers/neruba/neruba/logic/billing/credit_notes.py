@@ -47,6 +47,7 @@ from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing.document import check_amount
 from neruba.logic.billing.invoices import get_invoice
+from neruba.logic.stripe import stripe_tax
 from neruba.logic.stripe.checks import amount_due, paid_level
 from neruba.timefmt import iso, ts
 
@@ -85,10 +86,13 @@ def line_states(invoice: Invoice) -> list[LineState]:
 
     credited = invoice.document.get("line_credits") or {}
     net = net_amounts([line.document for line in invoice.lines])
+    shares = stripe_tax.line_shares(invoice.document, {
+        line.line_id: net.get(line.line_id, line.amount_minor) for line in invoice.lines
+    }) if stripe_tax.delegated(invoice) else {}  # fmt: skip
     states = []
     for line in invoice.lines:
         was = credited.get(line.line_id) or {}
-        rates, tax = _rates(line.document)
+        rates, tax = shares.get(line.line_id) or _rates(line.document)
         taken = was.get("tax") or {}
         states.append(
             LineState(
@@ -114,6 +118,12 @@ def _refuse_status(invoice: Invoice) -> None:
     if invoice.status not in CREDITABLE:
         raise ConflictError(
             f"Invoice {invoice.id} is {invoice.status}; it cannot be credited.", code="invoice_void"
+        )
+    if stripe_tax.delegated(invoice) and not invoice.document.get("stripe_tax"):
+        raise ConflictError(
+            f"Invoice {invoice.id}'s tax is computed by Stripe Tax and Stripe's tax is not recorded yet "
+            "(it is with invoice.finalized); credit it once it is.",
+            code="stripe_tax_pending",
         )
     if invoice.kind == "topup":
         raise ConflictError(

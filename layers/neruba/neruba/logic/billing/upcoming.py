@@ -47,7 +47,9 @@ def upcoming_invoice(
     will carry (``one_off_lines.MAX_PICK_UP`` in all, charges first). What the period's **threshold
     invoices** already billed is taken off as the period-end invoice will (``threshold_deduction``
     lines), and ``threshold_invoiced_minor`` is its sum (0 when none). Then the discounts and taxes the
-    invoice would apply (:func:`_discounted`).
+    invoice would apply (:func:`_discounted`); for a customer whose tax is delegated to Stripe Tax the
+    tax is not known before Stripe finalizes the invoice: ``tax_provider: stripe_tax``, ``tax_status:
+    computed_by_stripe_at_finalization``, ``tax_minor`` null and ``total_minor`` before tax.
     """
     from neruba.logic.pricing.rating import rate_window
 
@@ -106,20 +108,29 @@ def _discounted(billing: BillingRepository, sub: Timeline, window: dict[str, Any
     """The window's lines and amounts with the discounts its invoice would apply now (their next period,
     nothing counted) and the customer's tax rates: ``subtotal_minor`` after discounts, ``discounts_minor``,
     ``tax_minor``, ``tax_included_minor`` and ``total_minor`` (before credits)."""
-    from neruba.logic.billing.discounts import discounts_for, price_lines, rates_for
+    from neruba.logic.billing.discounts import discounts_for, price_lines, tax_terms
     from neruba.logic.billing.document import invoice_totals
 
     repo = billing.discounts
     lines = window["lines"]
     plans = {(str(ln["plan_code"]), int(ln["plan_version"])) for ln in lines if ln.get("plan_code")}
     snapshots, _ = discounts_for(repo, str(sub.customer_id), str(sub.id), sorted(plans), "preview")
-    rates = rates_for(repo, str(sub.customer_id))
+    terms = tax_terms(repo, str(sub.customer_id))
     priced = price_lines(
-        lines, snapshots, rates, str(window["currency"]), (window["period_start"], window["period_end"])
+        lines, snapshots, terms.rates, str(window["currency"]), (window["period_start"], window["period_end"])
     )
     totals = invoice_totals(priced, 0)
     totals.pop("credits_applied_minor")
-    return {"lines": priced, "discounts_minor": 0, "tax_minor": 0, "tax_included_minor": 0, **totals}
+    found = {"lines": priced, "discounts_minor": 0, "tax_minor": 0, "tax_included_minor": 0, **totals}
+    if not terms.provider:
+        return {**found, "tax_status": "computed"}
+    # Stripe Tax computes it when the invoice is finalized in Stripe: no amount is known now, and 0 would
+    # read as "no tax" (docs/billing.md, "The upcoming invoice of a delegated customer")
+    return {**found, "tax_minor": None, "tax_included_minor": None, "tax_provider": terms.provider,
+            "tax_location": terms.location, "tax_status": STRIPE_AT_FINALIZATION}  # fmt: skip
+
+
+STRIPE_AT_FINALIZATION = "computed_by_stripe_at_finalization"
 
 
 def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:

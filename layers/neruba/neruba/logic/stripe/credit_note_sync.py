@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from neruba.logic.stripe import stripe_tax
+
 if TYPE_CHECKING:
     from neruba.dal.credit_notes import CreditNotesRepository
     from neruba.dal.invoices import InvoicesRepository
@@ -38,8 +40,11 @@ def _tax_line(note: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "custom_line_item", "description": "Tax", "quantity": 1, "unit_amount": tax}]
 
 
-def credit_note_params(note: dict[str, Any], stripe_invoice_id: str) -> dict[str, Any]:
-    """The Stripe ``POST /v1/credit_notes`` parameters of a credit note."""
+def credit_note_params(
+    note: dict[str, Any], stripe_invoice_id: str, stripe_computes_tax: bool = False
+) -> dict[str, Any]:
+    """The Stripe ``POST /v1/credit_notes`` parameters of a credit note (no ``Tax`` line when Stripe
+    computes the invoice's tax: Stripe adds the tax of the credited lines itself)."""
     params: dict[str, Any] = {
         "invoice": stripe_invoice_id,
         "lines": [
@@ -51,7 +56,7 @@ def credit_note_params(note: dict[str, Any], stripe_invoice_id: str) -> dict[str
             }
             for line in note["lines"]
         ]
-        + _tax_line(note),
+        + ([] if stripe_computes_tax else _tax_line(note)),
         "metadata": {"neruba_credit_note_id": note["id"], "neruba_invoice_id": note["invoice_id"]},
     }
     for ours, theirs in (
@@ -78,13 +83,49 @@ def sync_credit_note(
     invoice = invoices.get(str(note["invoice_id"]))
     if invoice is None or not invoice.stripe_invoice_id or invoice.sync_status != "synced":
         raise CreditNoteNotReadyError(f"invoice {note['invoice_id']} is not in Stripe yet")
+    delegated = stripe_tax.delegated(invoice)
     created = client.v1.credit_notes.create(
-        params=credit_note_params(note, invoice.stripe_invoice_id),
+        params=credit_note_params(note, invoice.stripe_invoice_id, delegated),
         options={"idempotency_key": f"neruba-{credit_note_id}-credit-note"},
     )
-    state = {"credit_note_id": str(created["id"]), "status": "synced"}
+    state: dict[str, Any] = {"credit_note_id": str(created["id"]), "status": "synced"}
+    if delegated:
+        state.update(compare_tax(note, created))
     notes.set_stripe(credit_note_id, state)
     return state
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    to_dict = getattr(obj, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else dict(obj)
+
+
+def compare_tax(note: dict[str, Any], created: Any) -> dict[str, Any]:
+    """What Stripe's credit note of a delegated invoice credited against ours: its tax (``total_taxes`` or
+    ``tax_amounts``) and its total. Equal: ``tax_minor`` (Stripe's) is kept beside ``synced``; different:
+    ``status: mismatch`` with both sides, for an operator (docs/billing.md, "Credit notes of a delegated
+    invoice")."""
+    theirs = _plain(created)
+    taxes: list[Any] = []
+    for name in ("total_taxes", "tax_amounts"):  # the current field, then the older one
+        found = theirs.get(name)
+        if isinstance(found, list):
+            taxes = found
+            break
+    stripe_tax_minor = sum(int(_plain(t).get("amount") or 0) for t in taxes)
+    stripe_total = int(theirs.get("total") or theirs.get("amount") or 0)
+    ours_tax = int(note.get("tax_minor") or 0) + int(note.get("tax_included_minor") or 0)
+    ours_total = int(note["amount_minor"])
+    said = {"tax_minor": stripe_tax_minor, "amount_minor": stripe_total}
+    if (stripe_tax_minor, stripe_total) == (ours_tax, ours_total):
+        return said
+    error = (f"stripe_credit_note_mismatch: Stripe credited {stripe_total} with tax {stripe_tax_minor}, "
+             f"Neruba {ours_total} with tax {ours_tax}")  # fmt: skip
+    from neruba.observability import logger, metrics
+
+    metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+    logger.error("stripe credit note amounts differ", extra={"credit_note_id": note["id"], "error": error})
+    return {**said, "status": "mismatch", "last_error": error}
 
 
 def credit_note_id_of(body: str) -> str | None:

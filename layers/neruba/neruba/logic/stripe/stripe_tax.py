@@ -25,7 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
+
+from neruba.domain.discounts import share_out
+from neruba.domain.taxes import TaxRate
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
@@ -96,3 +100,50 @@ def our_pre_tax(doc: Mapping[str, Any]) -> int:
     """Our invoice's total less the Stripe tax recorded on it (its total as billed)."""
     recorded = doc.get("stripe_tax") or {}
     return int(doc.get("total_minor") or 0) - int(recorded.get("exclusive_minor") or 0)
+
+
+EXCLUSIVE_RATE_ID = "stripe_tax"
+INCLUSIVE_RATE_ID = "stripe_tax_inclusive"
+
+
+def _rate(rate_id: str, tax: int, base: int, inclusive: bool) -> TaxRate:
+    with localcontext(Context(prec=40)):
+        return TaxRate(rate_id, Decimal(tax) * 100 / Decimal(base), inclusive)
+
+
+def line_shares(
+    doc: Mapping[str, Any], nets: Mapping[str, int]
+) -> dict[str, tuple[tuple[TaxRate, ...], tuple[int, ...]]]:
+    """Each line's share of the Stripe tax recorded on an invoice, as the rates and tax per rate a credit
+    note reads (docs/billing.md, "Credit notes of a delegated invoice"): the recorded exclusive (and
+    inclusive) tax shared over the lines in proportion to their amounts after discounts (largest
+    remainder, ``domain.discounts.share_out``), at the invoice's effective percentage (tax over the lines'
+    sum net of tax). Empty when no Stripe tax is recorded.
+
+    Example:
+        >>> shares = line_shares({"stripe_tax": {"exclusive_minor": 285}}, {"a": 1000, "b": 500})
+        >>> [(rates[0].percent, tax) for rates, tax in shares.values()]
+        [(Decimal('19'), (190,)), (Decimal('19'), (95,))]
+    """
+    recorded = doc.get("stripe_tax")
+    if not isinstance(recorded, Mapping):
+        return {}
+    exclusive = int(recorded.get("exclusive_minor") or 0)
+    inclusive = int(recorded.get("inclusive_minor") or 0)
+    weights = [(line_id, amount) for line_id, amount in nets.items() if amount > 0]
+    base = sum(amount for _, amount in weights)
+    if base - inclusive <= 0:
+        return {}
+    parts: list[tuple[TaxRate, dict[str, int]]] = []
+    if inclusive:
+        parts.append(
+            (_rate(INCLUSIVE_RATE_ID, inclusive, base - inclusive, True), share_out(inclusive, weights))
+        )
+    if exclusive or not inclusive:
+        parts.append(
+            (_rate(EXCLUSIVE_RATE_ID, exclusive, base - inclusive, False), share_out(exclusive, weights))
+        )
+    return {
+        line_id: (tuple(r for r, _ in parts), tuple(shares.get(line_id, 0) for _, shares in parts))
+        for line_id in nets
+    }

@@ -12,7 +12,9 @@ Stripe status      call                                                 Stripe i
 ``paid``           Stripe refuses to void a paid invoice: one Stripe    ``neruba-{invoice_id}-void-credit``
                    credit note of its total to the customer's Stripe
                    balance (``credit_amount``), which Stripe applies to
-                   the customer's next Stripe invoice (the replacement)
+                   the customer's next Stripe invoice (the replacement);
+                   on an automatic-tax invoice its line is the total
+                   less Stripe's exclusive tax (Stripe adds that tax)
 ``void``, gone     nothing: done
 =================  ===================================================  ===================================
 
@@ -65,6 +67,17 @@ def _plain(obj: Any) -> dict[str, Any]:
 def _http(exc: Exception) -> int:
     status = getattr(exc, "http_status", None)
     return int(status) if isinstance(status, int) else 0
+
+
+def _added_tax(found: dict[str, Any]) -> int:
+    """The tax Stripe Tax added on top of an automatic-tax invoice: Stripe adds the tax of the credited
+    line to a credit note on such an invoice, so the line is the total before that tax."""
+    if not (found.get("automatic_tax") or {}).get("enabled"):
+        return 0
+    from neruba.logic.stripe.stripe_tax import stripe_tax_of
+
+    tax = stripe_tax_of(found)
+    return tax.exclusive_minor if tax is not None else 0
 
 
 def needs_stripe(record: dict[str, Any]) -> bool:
@@ -176,7 +189,7 @@ class VoidSync:
         params = {
             "invoice": theirs,
             "lines": [{"type": "custom_line_item", "description": "Invoice voided", "quantity": 1,
-                       "unit_amount": total}],
+                       "unit_amount": total - _added_tax(found)}],
             "credit_amount": total,
             "metadata": {"neruba_void_of": invoice_id},
         }  # fmt: skip
