@@ -98,3 +98,29 @@ def test_prices_a_running_total_cannot_decide_are_named(
     reason = unsupported(charge, group_by)
     assert reason is not None and why in reason
     assert unsupported({"model": "per_unit", "unit_price": "1"}, []) is None
+
+
+def test_an_event_lowering_the_usage_fits_above_both_caps() -> None:
+    """A negative quantity lowers the usage and the amount: it fits even when the period is above the unit
+    cap and the amount cap (both lowered under what was counted); a zero one does not move either and is
+    refused above them (docs/limits.md, "Events that lower the usage")."""
+    price = Price({"model": "per_unit", "unit_price": "1"}, "USD")
+    seen = Period(Decimal(7), 3, 700)
+    decisions = decide(seen, Decimal(5), 500, [(Decimal(-1), price), (Decimal(0), price)])
+    assert [(d.admitted, d.after.used, d.after.amount) for d in decisions] == [
+        (True, Decimal(6), 600),
+        (False, Decimal(6), 600),
+    ]
+    only_amount = decide(seen, None, 500, [(Decimal(-1), price)])
+    assert only_amount[0].admitted and only_amount[0].after.amount == 600
+
+
+def test_the_unit_rule_admits_a_lowering_event_above_the_cap() -> None:
+    from neruba.domain.limits import decide as decide_units
+
+    assert decide_units(Decimal(7), Decimal(5), [Decimal(-1), Decimal(0), Decimal(-2), Decimal(1)]) == [
+        True,
+        False,
+        True,
+        True,
+    ]

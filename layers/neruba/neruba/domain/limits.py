@@ -6,7 +6,8 @@ Rules (docs/limits.md, "Usage caps and alerts"):
 - a meter's usage in a period is the number of its events (``count`` meters) or the sum of their values
   (``sum`` meters); other aggregations take no cap;
 - an event is admitted when the period's usage after it is at most the hard cap (landing exactly on the cap
-  is admitted); an event that would pass the cap is refused whole (``over_limit``), never split;
+  is admitted); an event that would pass the cap is refused whole (``over_limit``), never split; an event
+  that lowers the usage (a negative value) is always admitted, even above a lowered cap;
 - the events of one write are decided in order of (timestamp, transaction id), each against what the ones
   before it left: a later, smaller event may still fit after a larger one was refused;
 - an alert threshold (a soft cap is one) fires when the usage goes from below it to at least it.
@@ -186,15 +187,22 @@ def usage_of(aggregation: str, value: Any) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
+def fits(used: Decimal, usage: Decimal, cap: Decimal | None) -> bool:
+    """Whether an event adding ``usage`` to ``used`` fits under ``cap``: one that lowers the usage (a
+    negative value) always fits, even above a cap lowered under what was counted; any other fits when the
+    usage after it is at most the cap (above the cap a zero-valued event is refused)."""
+    return cap is None or usage < 0 or used + usage <= cap
+
+
 def decide(used: Decimal, cap: Decimal | None, amounts: Sequence[Decimal]) -> list[bool]:
-    """Which events (in the order given) fit under ``cap`` from ``used``: each is admitted when the usage
-    after it is at most the cap; a refused event adds nothing."""
+    """Which events (in the order given) fit under ``cap`` from ``used`` (``fits``); a refused event adds
+    nothing."""
     admitted = []
     for amount in amounts:
-        fits = cap is None or used + amount <= cap
-        if fits:
+        ok = fits(used, amount, cap)
+        if ok:
             used += amount
-        admitted.append(fits)
+        admitted.append(ok)
     return admitted
 
 

@@ -322,7 +322,7 @@ def counter_action(
     restore, ``sign`` 1, raises it by as much), when the limits that apply to the customer now (its own,
     or its plan's defaults: as the worker and the sweep read them) are on the meter and the counter is
     stored."""
-    from neruba.domain.limits import LimitSettings
+    from neruba.domain.limits import LimitSettings, fits
     from neruba.domain.limits import usage_of as limit_usage
     from neruba.logic.limits.gate import limited, settle
     from neruba.logic.sweeps.usage import cell_of_event
@@ -354,7 +354,7 @@ def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredE
     refused here, before the original is voided (the original's own usage is left out of the count when
     both fall in one period). The check reads the counter as the request sees it; a batch counted
     between this answer and the copy's counting can still leave the copy ``over_limit``."""
-    from neruba.domain.limits import LimitSettings
+    from neruba.domain.limits import LimitSettings, fits
     from neruba.domain.limits import usage_of as limit_usage
     from neruba.logic.limits.gate import limited
     from neruba.logic.sweeps.usage import cell_of_event
@@ -371,7 +371,7 @@ def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredE
     original = cell_of_event(event, catalog)
     if original is not None and settings.period(parse_ts(event.timestamp)) == (start, end):
         used = max(Decimal(0), used - limit_usage(original[1], original[2]))
-    if used + limit_usage(found[1], found[2]) > cap:
+    if not fits(used, limit_usage(found[1], found[2]), cap):
         raise ConflictError(
             f"The corrected event would take the period's usage of {copy.meter_code} past the hard cap "
             f"({used} used without the original, cap {cap}); nothing was changed.",
