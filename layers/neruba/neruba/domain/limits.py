@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from neruba.domain.periods import period_containing
+from neruba.domain.periods import period_around
 
 CAPPABLE = ("count", "sum")  # aggregations whose period usage is the running total of the events
 DEFAULT_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)  # calendar months in UTC unless a period is set
@@ -101,8 +101,9 @@ class LimitSettings:
         return self.meters.get(meter_code) or MeterLimits()
 
     def period(self, at: datetime) -> tuple[datetime, datetime]:
-        """The limit period [start, end) holding ``at`` (before the anchor: the anchor's first period)."""
-        return period_containing(self.anchor, self.interval, max(at, self.anchor))
+        """The limit period [start, end) holding ``at``: the anchor fixes the periods' phase, before it as
+        after it (a future anchor never makes a period that does not hold ``at``)."""
+        return period_around(self.anchor, self.interval, at)
 
     def stored(self) -> str:
         return json.dumps(

@@ -86,3 +86,26 @@ def period_containing(anchor: datetime, interval: str, at: datetime) -> tuple[da
     while add_interval(anchor, interval, n + 1) <= at:
         n += 1
     return add_interval(anchor, interval, n), add_interval(anchor, interval, n + 1)
+
+
+def period_around(anchor: datetime, interval: str, at: datetime) -> tuple[datetime, datetime]:
+    """The period [start, end) of the anchor's phase that contains ``at``, before the anchor as after it:
+    the anchor fixes where periods fall (every boundary is ``add_interval(anchor, interval, n)`` for some
+    whole ``n``, negative before the anchor), not where the first one begins.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> anchor, now = datetime(2027, 6, 15, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+        >>> start, end = period_around(anchor, "month", now)
+        >>> start.date().isoformat(), end.date().isoformat()
+        ('2026-11-15', '2026-12-15')
+    """
+    anchor, at = _utc(anchor), _utc(at)
+    if at >= anchor:
+        return period_containing(anchor, interval, at)
+    n = -_periods_before(at, interval, anchor) - 1
+    while add_interval(anchor, interval, n) > at:
+        n -= 1
+    while add_interval(anchor, interval, n + 1) <= at:
+        n += 1
+    return add_interval(anchor, interval, n), add_interval(anchor, interval, n + 1)

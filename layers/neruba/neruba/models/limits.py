@@ -134,8 +134,9 @@ class UsageLimitsIn(BaseModel):
     interval: Interval = "month"
     period_anchor: AwareInstant | None = Field(
         default=None,
-        description="Where the limit periods start (default: calendar periods in UTC, from 2000-01-01);"
-        " its first period must end by the end of year 9999.",
+        description="The phase of the limit periods (default: calendar periods in UTC, from 2000-01-01):"
+        " periods run before it as after it, so a future anchor is accepted; its first period must end"
+        " by the end of year 9999.",
     )
     meters: list[MeterLimitIn] = Field(default_factory=list, max_length=MAX_METERS)
     features: list[FeatureIn] = Field(default_factory=list, max_length=MAX_METERS)

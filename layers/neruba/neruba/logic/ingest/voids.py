@@ -322,7 +322,7 @@ def counter_action(
     restore, ``sign`` 1, raises it by as much), when the limits that apply to the customer now (its own,
     or its plan's defaults: as the worker and the sweep read them) are on the meter and the counter is
     stored."""
-    from neruba.domain.limits import LimitSettings, fits
+    from neruba.domain.limits import LimitSettings
     from neruba.domain.limits import usage_of as limit_usage
     from neruba.logic.limits.gate import limited, settle
     from neruba.logic.sweeps.usage import cell_of_event
