@@ -17,7 +17,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, PlainSerializer, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
 from neruba.domain.money import is_supported_currency
 from neruba.domain.numbers import canonical_text
@@ -125,6 +133,32 @@ Quantity = Annotated[
     PlainDecimal,
     AsText,
 ]
+
+
+def _decimal_text(value: object, info: ValidationInfo) -> object:
+    """Refuse anything but text where a decimal must be written as text: a JSON number (the API reads
+    JSON fractions as ``Decimal``, so those are refused too) or a boolean. The text is what is checked
+    (``PlainDecimal``) and kept."""
+    if isinstance(info.context, dict) and info.context.get("stored"):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal written as text such as "12" or "0.5", not a JSON number')
+    return value
+
+
+DecimalText = BeforeValidator(_decimal_text)
+"""The rule of a decimal that must arrive as text (every decimal of a limits body, docs/limits.md): put it
+in the field's ``Annotated`` next to ``PlainDecimal``."""
+
+QuantityText = Annotated[
+    Decimal,
+    Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6),
+    PlainDecimal,
+    DecimalText,
+    AsText,
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}, mode="validation"),
+]
+"""A ``Quantity`` taken as plain decimal text only (caps, alert levels, allowances and grants of limits)."""
 
 
 def _known_currency(value: str) -> str:

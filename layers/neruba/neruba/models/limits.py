@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from neruba.domain.periods import fits_calendar
-from neruba.models.fields import CODE_PATTERN, AwareInstant, Quantity, Reason, StaticValue, Ticket
+from neruba.models.fields import CODE_PATTERN, AwareInstant, QuantityText, Reason, StaticValue, Ticket
 
 Interval = Literal["day", "week", "month", "quarter", "year"]
 MAX_METERS = 20
@@ -23,13 +23,13 @@ class MeterLimitIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     meter_code: str = Field(pattern=CODE_PATTERN)
-    hard_cap: Quantity | None = Field(
+    hard_cap: QuantityText | None = Field(
         default=None, description="Events that would take the period's usage past it are refused over_limit."
     )
-    soft_cap: Quantity | None = Field(
+    soft_cap: QuantityText | None = Field(
         default=None, description="Only alerts (alert.triggered, kind soft_cap)."
     )
-    alerts: list[Quantity] = Field(
+    alerts: list[QuantityText] = Field(
         default_factory=list, max_length=MAX_ALERTS, description="Usage levels that fire alert.triggered."
     )
     hard_cap_amount_minor: AmountLevel | None = Field(
@@ -49,7 +49,7 @@ class FeatureIn(BaseModel):
     enabled: bool = Field(default=True, description="boolean: whether the customer has the feature.")
     value: StaticValue | None = Field(default=None, description="static: the value granted (one line).")
     meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
-    limit: Quantity | None = Field(default=None, description="metered: the allowance per period.")
+    limit: QuantityText | None = Field(default=None, description="metered: the allowance per period.")
 
 
 class PlanDefaultsIn(BaseModel):
@@ -108,7 +108,7 @@ class EntitlementGrantIn(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"amount": "500", "reason": "launch week", "ticket": "SUP-12"}]},
     )
-    amount: Quantity = Field(description="Units of the feature's meter added to its limit.")
+    amount: QuantityText = Field(description="Units of the feature's meter added to its limit.")
     expires_at: AwareInstant | None = Field(
         default=None, description="When the grant ends (exclusive); default: the current period's end."
     )
