@@ -214,10 +214,10 @@ class Usage(_Model):
 
 class FiredAlert(_Model):
     """A level that fired in the current limit period: an alert level (``usage``), a cap, or a spend
-    level (``spend``, in minor units of ``currency``)."""
+    level (``spend``; it and the amount cap, ``hard_cap_amount``, in minor units of ``currency``)."""
 
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap", "spend"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "hard_cap_amount", "spend"]
     meter_code: str | None
     threshold: str | None
     threshold_minor: int | None
@@ -1489,13 +1489,14 @@ class AlertTriggeredData(_Model):
     customer_id: str
     meter_code: str | None
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
+    kind: Literal["usage", "soft_cap", "hard_cap", "hard_cap_amount", "spend", "balance"]
     threshold: str
     usage: str | None
     period_start: datetime | None
     period_end: datetime | None
     late: bool
     currency: str | None = None
+    amount_minor: int | None = None
     spend_minor: int | None = None
     balance_minor: int | None = None
     previous_balance_minor: int | None = None

@@ -39,7 +39,7 @@ def test_a_grant_amount_given_as_a_json_number_is_refused(catalog: Any, number: 
         (
             lambda n: {
                 "features": [{"feature": "c", "kind": "metered", "meter_code": "api_calls", "limit": n}]
-            },  # noqa: E501
+            },
             "features.0.limit",
         ),
     ],

@@ -54,6 +54,11 @@ class MeterLimits:
             levels[f"hard:{_text(self.hard_cap)}"] = self.hard_cap
         return levels
 
+    def amount_levels(self) -> dict[str, Decimal]:
+        """The amount cap as a level of the meter's period amount (minor units), by its fired-set key."""
+        cap = self.hard_cap_amount
+        return {} if cap is None else {f"hard_amount:{cap}": Decimal(cap)}
+
 
 @dataclass(frozen=True, slots=True)
 class Feature:
@@ -167,7 +172,14 @@ class LimitSettings:
 
 # the prefix of a key of a period's fired set (``MeterLimits.thresholds``, ``LimitSettings.spend_levels``)
 # -> the alert's kind, as ``alert.triggered`` names it
-FIRED_KINDS = {"a": "usage", "soft": "soft_cap", "hard": "hard_cap", "spend": "spend"}
+FIRED_KINDS = {
+    "a": "usage",
+    "soft": "soft_cap",
+    "hard": "hard_cap",
+    "hard_amount": "hard_cap_amount",
+    "spend": "spend",
+}
+IN_MINOR = ("hard_cap_amount", "spend")  # kinds whose level is in minor units of the customer's currency
 
 
 def fired_level(key: str) -> tuple[str, Decimal]:

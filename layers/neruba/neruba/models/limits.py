@@ -186,15 +186,18 @@ class FiredAlert(BaseModel):
         },
     )
     alert: str = Field(description="The level's identifier, the `alert` of its alert.triggered event.")
-    kind: Literal["usage", "soft_cap", "hard_cap", "spend"] = Field(
-        description="usage: an alert level; soft_cap / hard_cap: the meter's caps; spend: a spend alert."
+    kind: Literal["usage", "soft_cap", "hard_cap", "hard_cap_amount", "spend"] = Field(
+        description="usage: an alert level; soft_cap / hard_cap: the meter's caps in units;"
+        " hard_cap_amount: the meter's cap in amount; spend: a spend alert."
     )
     meter_code: str | None = Field(description="The meter (null for a spend alert).")
     threshold: str | None = Field(description="usage, soft_cap, hard_cap: the level in units of the meter.")
     threshold_minor: int | None = Field(
-        description="spend: the level in minor units of the currency (null for the others)."
+        description="spend, hard_cap_amount: the level in minor units of the currency (null for the others)."
     )
-    currency: str | None = Field(description="spend: the customer's currency (null for the others).")
+    currency: str | None = Field(
+        description="spend, hard_cap_amount: the customer's currency (null for the others)."
+    )
     period_start: str = Field(description="The limit period the level fired in.")
     period_end: str
 

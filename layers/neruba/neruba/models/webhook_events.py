@@ -211,13 +211,20 @@ class AlertTriggeredData(BaseModel):
     customer_id: str
     meter_code: str | None = Field(description="The meter (null for spend and balance alerts).")
     alert: str
-    kind: Literal["usage", "soft_cap", "hard_cap", "spend", "balance"]
-    threshold: str
+    kind: Literal["usage", "soft_cap", "hard_cap", "hard_cap_amount", "spend", "balance"]
+    threshold: str = Field(
+        description="The level: in units of the meter, or in minor units (hard_cap_amount, spend, balance)."
+    )
     usage: str | None = Field(description="The meter's usage in the period (null for spend and balance).")
     period_start: Timestamp | None = Field(description="The limit period (null for balance alerts).")
     period_end: Timestamp | None
     late: bool
-    currency: str | None = Field(default=None, description="spend and balance: the currency.")
+    currency: str | None = Field(
+        default=None, description="hard_cap_amount, spend and balance: the currency."
+    )
+    amount_minor: Minor | None = Field(
+        default=None, description="hard_cap_amount: the meter's rated amount in the period after the write."
+    )
     spend_minor: Minor | None = Field(default=None, description="spend: the period's rated spend to date.")
     balance_minor: Minor | None = Field(default=None, description="balance: the usable credit after.")
     previous_balance_minor: Minor | None = Field(default=None, description="balance: the credit before.")

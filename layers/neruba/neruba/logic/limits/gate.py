@@ -446,8 +446,13 @@ def _plan(
         after = seen.used + sum((a for a, ok in zip(usages, flags, strict=True) if ok), Decimal(0))
         levels = meter.thresholds()
         reached = crossed(seen.used, after, levels, seen.fired)
+        capped = (
+            []
+            if amount is None
+            else crossed(Decimal(seen.amount), Decimal(amount), meter.amount_levels(), seen.fired)
+        )
         plan.counters.append(
-            _State(seen, after, seen.events + len(admitted), seen.fired | set(reached), amount)
+            _State(seen, after, seen.events + len(admitted), seen.fired | set(reached) | set(capped), amount)
         )
         if settings.spend_alerts and amount is not None:
             _spend(limits, settings, write, (start, end), amount, prices, members, now, plan)
@@ -465,7 +470,38 @@ def _plan(
                     "late": end <= now,
                 }
             )
+        if capped and prices is not None:
+            currency = next((p.currency for p in (prices.at(parse_ts(e.at)) for e in admitted) if p), None)
+            plan.alerts += [
+                _amount_alert(write, key, after, amount, currency, (start, end), now) for key in capped
+            ]
     return plan
+
+
+def _amount_alert(
+    write: DayWrite,
+    key: str,
+    usage: Decimal,
+    amount: int | None,
+    currency: str | None,
+    period: tuple[datetime, datetime],
+    now: datetime,
+) -> dict[str, Any]:
+    """The alert of a meter's amount cap reached (kind ``hard_cap_amount``, the cap in minor units)."""
+    start, end = period
+    return {
+        "customer_id": write.customer_id,
+        "meter_code": write.meter_code,
+        "alert": key,
+        "kind": "hard_cap_amount",
+        "threshold": Decimal(key.split(":", 1)[1]),
+        "usage": usage,
+        "amount_minor": amount,
+        "currency": currency,
+        "period_start": iso_z(start),
+        "period_end": iso_z(end),
+        "late": end <= now,
+    }
 
 
 def _spend(
