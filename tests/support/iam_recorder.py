@@ -1,0 +1,74 @@
+"""Records, while tests run, the permissions each Lambda function's AWS calls need (docs/deploy.md,
+"IAM check").
+
+Every botocore client (ours in ``neruba.dal.clients``, Powertools' boto3 ones) makes its calls through
+``BaseClient._make_api_call``; ``install`` wraps it. A call is attributed to the function whose code under
+functions/<name>/ is on the calling thread's stack, however the handler was invoked (a test calling
+``lambda_handler``, an API helper, the local stack's dispatcher); calls made by test code itself (setup,
+assertions) have no such frame and are not recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from neruba_tools.iam_calls import needed
+
+FUNCTIONS = str(Path(__file__).resolve().parents[2] / "functions") + os.sep
+_seen: dict[tuple[str, str, str, str], str] = {}  # (function, operation, action, resource) -> first test
+_folders: dict[str, str | None] = {}  # code file -> function folder (None: not a function's code)
+_lock = threading.Lock()
+
+
+def install() -> None:
+    """Wrap botocore's one entry point for API calls (once per process)."""
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+    if getattr(real, "_records_iam", False):
+        return
+
+    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        function = _calling_function()
+        if function is not None:
+            _record(function, self.meta.service_model.service_name, operation_name, api_params)
+        return real(self, operation_name, api_params)
+
+    recording._records_iam = True  # type: ignore[attr-defined]
+    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
+def _calling_function() -> str | None:
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        folder = _folders.get(filename, "")
+        if folder == "":
+            folder = _folders[filename] = (
+                filename[len(FUNCTIONS) :].split(os.sep, 1)[0] if filename.startswith(FUNCTIONS) else None
+            )
+        if folder:
+            return folder
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _record(function: str, service: str, operation: str, params: dict[str, Any]) -> None:
+    try:
+        permissions = needed(service, operation, params)
+    except (KeyError, TypeError, AttributeError):  # a malformed request: botocore rejects it anyway
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+    with _lock:
+        for action, resource in permissions:
+            _seen.setdefault((function, operation, action, resource), test)
+
+
+def recorded() -> list[list[str]]:
+    """What this process recorded: [function, operation, action, resource, first test] rows."""
+    with _lock:
+        return [[*key, test] for key, test in sorted(_seen.items())]
