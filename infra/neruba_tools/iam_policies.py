@@ -128,11 +128,12 @@ def allows(statements: Iterable[Mapping[str, Any]], action: str, resource: str) 
 def gaps(document: Mapping[str, Any], calls: Iterable[Call]) -> list[Gap]:
     """Every recorded permission the template's policy of the calling function does not grant."""
     policies = function_policies(document)
+    template = local_template(document, STACK)  # resources may name template parameters: ${Name}
     ids = list(document.get("Resources", {}))
     found: dict[tuple[str, str, str], Gap] = {}
     for call in sorted(calls):
         logical_id, statements = policies.get(call.function, (call.function, []))
-        resource = canonical(call.resource, ids, STACK)
+        resource = canonical(template.evaluate({"Fn::Sub": call.resource}), ids, STACK)
         key = (logical_id, call.action, resource)
         if key not in found and not allows(statements, call.action, resource):
             found[key] = Gap(logical_id, call.action, logical_name(resource, STACK), call.operation, call.seen_in)

@@ -22,6 +22,8 @@ FUNCTIONS = str(Path(__file__).resolve().parents[2] / "functions") + os.sep
 _seen: dict[tuple[str, str, str, str], str] = {}  # (function, operation, action, resource) -> first test
 _folders: dict[str, str | None] = {}  # code file -> function folder (None: not a function's code)
 _lock = threading.Lock()
+# The Stripe parameter is named by a setting a test may change; recorded as the template names it
+SECRET_PARAMETER = "${StripeSecretName}"
 
 
 def install() -> None:
@@ -63,8 +65,11 @@ def _record(function: str, service: str, operation: str, params: dict[str, Any])
     except (KeyError, TypeError, AttributeError):  # a malformed request: botocore rejects it anyway
         return
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+    secret = os.environ.get("NERUBA_STRIPE_SECRET_NAME")
     with _lock:
         for action, resource in permissions:
+            if secret and resource.endswith(f":parameter{secret}"):  # a test may name its own parameter
+                resource = resource[: -len(secret)] + SECRET_PARAMETER
             _seen.setdefault((function, operation, action, resource), test)
 
 
