@@ -20,7 +20,12 @@ from neruba_tools.local.intrinsics import ACCOUNT_ID, REGION
 
 Permission = tuple[str, str]  # (service:Action, resource ARN)
 
-_TRANSACT_WRITE = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+_TRANSACT_WRITE = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
 _SQS_SINGLE = {
     "SendMessageBatch": "SendMessage",
     "DeleteMessageBatch": "DeleteMessage",
@@ -47,17 +52,32 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> list[Permiss
         return [(action, arn("sqs", name))]
     if service == "ssm":
         names = params.get("Names") or [params.get("Name") or params.get("Path") or "*"]
-        return [(f"ssm:{operation}", arn("ssm", "parameter" + ("" if n.startswith("/") else "/") + n)) for n in names]
+        return [
+            (f"ssm:{operation}", arn("ssm", "parameter" + ("" if n.startswith("/") else "/") + n))
+            for n in names
+        ]
     if service == "cloudwatch" and operation == "DescribeAlarms":
         if params.get("AlarmNames"):
-            return [("cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{n}")) for n in params["AlarmNames"]]
-        return [("cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{params.get('AlarmNamePrefix', '')}*"))]
+            return [
+                ("cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{n}")) for n in params["AlarmNames"]
+            ]
+        return [
+            ("cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{params.get('AlarmNamePrefix', '')}*"))
+        ]
     if service == "events" and operation == "PutEvents":
         buses = {entry.get("EventBusName") or "default" for entry in params.get("Entries", [])}
-        return [("events:PutEvents", b if b.startswith("arn:") else arn("events", f"event-bus/{b}")) for b in buses]
+        return [
+            ("events:PutEvents", b if b.startswith("arn:") else arn("events", f"event-bus/{b}"))
+            for b in buses
+        ]
     if service == "secretsmanager" and "SecretId" in params:
         secret = str(params["SecretId"])
-        return [(f"secretsmanager:{operation}", secret if secret.startswith("arn:") else arn("secretsmanager", f"secret:{secret}"))]
+        return [
+            (
+                f"secretsmanager:{operation}",
+                secret if secret.startswith("arn:") else arn("secretsmanager", f"secret:{secret}"),
+            )
+        ]
     return [(f"{service}:{operation}", "*")]
 
 

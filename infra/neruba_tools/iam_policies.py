@@ -92,9 +92,14 @@ def _substitute(node: Any, values: Mapping[str, Any]) -> Any:
 @cache
 def sam_policy_templates() -> dict[str, Any]:
     """aws-sam-translator's policy template definitions (from the tools virtualenv, NERUBA_TOOLS_VENV)."""
-    roots = [os.environ.get("NERUBA_TOOLS_VENV", ""), str(Path(__file__).resolve().parents[2] / ".venv-tools")]
+    roots = [
+        os.environ.get("NERUBA_TOOLS_VENV", ""),
+        str(Path(__file__).resolve().parents[2] / ".venv-tools"),
+    ]
     for root in filter(None, roots):
-        pattern = f"{root}/lib/python*/site-packages/samtranslator/policy_templates_data/policy_templates.json"
+        pattern = (
+            f"{root}/lib/python*/site-packages/samtranslator/policy_templates_data/policy_templates.json"
+        )
         for path in glob.glob(pattern):
             templates: dict[str, Any] = json.loads(Path(path).read_text())["Templates"]
             return templates
@@ -136,7 +141,9 @@ def gaps(document: Mapping[str, Any], calls: Iterable[Call]) -> list[Gap]:
         resource = canonical(template.evaluate({"Fn::Sub": call.resource}), ids, STACK)
         key = (logical_id, call.action, resource)
         if key not in found and not allows(statements, call.action, resource):
-            found[key] = Gap(logical_id, call.action, logical_name(resource, STACK), call.operation, call.seen_in)
+            found[key] = Gap(
+                logical_id, call.action, logical_name(resource, STACK), call.operation, call.seen_in
+            )
     return sorted(found.values())
 
 

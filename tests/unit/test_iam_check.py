@@ -46,7 +46,9 @@ def test_a_missing_action_on_a_table_is_a_gap_named_by_function_action_and_table
     ]
     assert "WorkerFunction:\n    dynamodb:BatchGetItem on BillingTable  (by BatchGetItem" in report(found)
     granted = _template(_allow(["dynamodb:GetItem", "dynamodb:BatchGetItem"], BILLING))
-    assert gaps(granted, _calls("dynamodb", "BatchGetItem", {"RequestItems": {"prod-BillingTable": {}}})) == []
+    assert (
+        gaps(granted, _calls("dynamodb", "BatchGetItem", {"RequestItems": {"prod-BillingTable": {}}})) == []
+    )
 
 
 def test_a_query_on_an_index_needs_the_index_arn_not_the_table_arn() -> None:
@@ -75,7 +77,9 @@ def test_a_transaction_needs_each_items_own_action_on_its_table() -> None:
         ("dynamodb:ConditionCheckItem", "BillingTable"),
         ("dynamodb:DeleteItem", "LedgerTable"),
     ]
-    reads = _calls("dynamodb", "TransactGetItems", {"TransactItems": [{"Get": {"TableName": "x-LedgerTable"}}]})
+    reads = _calls(
+        "dynamodb", "TransactGetItems", {"TransactItems": [{"Get": {"TableName": "x-LedgerTable"}}]}
+    )
     assert [g.action for g in gaps(_template(), reads)] == ["dynamodb:GetItem"]
     assert gaps(_template(_allow(["dynamodb:GetItem"], LEDGER)), reads) == []
 
