@@ -16,11 +16,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import botocore
+
 from neruba_tools.iam_calls import needed
 
 FUNCTIONS = str(Path(__file__).resolve().parents[2] / "functions") + os.sep
 _seen: dict[tuple[str, str, str, str], str] = {}  # (function, operation, action, resource) -> first test
-_folders: dict[str, str | None] = {}  # code file -> function folder (None: not a function's code)
+BOTOCORE = str(Path(botocore.__file__).resolve().parent) + os.sep
+TESTS = str(Path(__file__).resolve().parents[1]) + os.sep
+_kinds: dict[str, str] = {}  # code file -> _kind()
 _lock = threading.Lock()
 # The Stripe parameter is named by a setting a test may change; recorded as the template names it
 SECRET_PARAMETER = "${StripeSecretName}"
@@ -45,18 +49,33 @@ def install() -> None:
 
 
 def _calling_function() -> str | None:
+    """The function folder of the innermost handler frame on the stack; None when there is none, or when
+    test code between it and the call made the call (a hook a test installed to act as another writer
+    while the handler runs). A test frame that a client method called (a wrapper of ``_make_api_call``
+    that serializes or fails requests) is part of the call, not an actor."""
     frame = sys._getframe(2)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        folder = _folders.get(filename, "")
-        if folder == "":
-            folder = _folders[filename] = (
-                filename[len(FUNCTIONS) :].split(os.sep, 1)[0] if filename.startswith(FUNCTIONS) else None
-            )
-        if folder:
-            return folder
+        kind = _kind(frame.f_code.co_filename)
+        if kind == "test" and (frame.f_back is None or _kind(frame.f_back.f_code.co_filename) != "botocore"):
+            return None
+        if kind not in ("other", "app", "test", "botocore"):
+            return kind
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+def _kind(filename: str) -> str:
+    """``test``, ``botocore``, ``other``, or the function folder of a handler's code."""
+    kind = _kinds.get(filename)
+    if kind is None:
+        if filename.startswith(FUNCTIONS):
+            kind = filename[len(FUNCTIONS) :].split(os.sep, 1)[0]
+        elif filename.startswith(BOTOCORE):
+            kind = "botocore"
+        else:
+            kind = "test" if filename.startswith(TESTS) else "other"
+        _kinds[filename] = kind
+    return kind
 
 
 def _record(function: str, service: str, operation: str, params: dict[str, Any]) -> None:
