@@ -18,7 +18,10 @@ import json
 import math
 import os
 import platform
+import random
+import string
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,6 +49,18 @@ class Shape:
     hours: int = 1
     groups: int = 1
     shards: int = 1  # usage partitions per customer and meter (NERUBA_USAGE_SHARDS)
+    transaction_ids: str = "sequential"  # or "uuid4", or "random64" (64 random characters)
+
+
+def _transaction_id(shape: Shape, i: int) -> str:
+    """The ``i``-th event's transaction id: sequential ids share most of their text (they compress very
+    well); uuid4 and 64-character random ids are what many clients send (they hardly compress)."""
+    if shape.transaction_ids == "uuid4":
+        return str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4))
+    if shape.transaction_ids == "random64":
+        alphabet = string.ascii_letters + string.digits
+        return "".join(random.Random(i).choices(alphabet, k=64))
+    return f"bench-{i:08d}-0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 SHAPES = [
@@ -65,7 +80,7 @@ def _events(shape: Shape) -> list[dict[str, Any]]:
     now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
     return [
         {
-            "transaction_id": f"bench-{i:08d}-0f8fad5b-d9cb-469f-a165-70867728950e",
+            "transaction_id": _transaction_id(shape, i),
             "customer_id": f"cust-{i % shape.customers_per_batch}",
             "code": "tokens",
             "timestamp": (now - timedelta(hours=(i // shape.customers_per_batch) % shape.hours)).isoformat(),

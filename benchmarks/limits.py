@@ -23,7 +23,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,11 +56,18 @@ class Variant:
 
 
 EVERY = Variant("every customer limited")
+# Transaction ids as clients send them: the sequential benchmark ids compress very well, these do not.
+ID_SHAPES = [
+    replace(shape, name=f"{shape.name}, {label} transaction ids", transaction_ids=ids)
+    for ids, label in (("uuid4", "uuid4"), ("random64", "64-character random"))
+    for shape in (HEADLINE, SHAPES[0])
+]
 VARIANTS = [
     (HEADLINE, EVERY),
     (SHAPES[0], EVERY),
     (HEADLINE, Variant("half the customers limited", limited_every=2)),
     (HEADLINE, Variant("alerts and soft cap only, no hard cap", hard_cap=False)),
+    *((shape, EVERY) for shape in ID_SHAPES),
 ]
 
 

@@ -584,7 +584,9 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
         f"{run['workload']['batch']} through the real ingest worker on moto, once without limits and once "
         "with a hard cap, a soft cap and two alert levels on every customer's meter, in the same run "
         f"(target: at most {run['target_extra_write_units_at_most']} more write units per event); the last "
-        "rows vary the headline shape: limits on half its customers only, and alerts without a hard cap.",
+        "rows vary the headline shape: limits on half its customers only, alerts without a hard cap, and "
+        "transaction ids as clients send them (uuid4, 64 random characters) at 10 customers and at one "
+        "customer per batch.",
         "",
         "| shape | events per limited write | write units per event, off | on | extra | alerts written "
         "| extra units by item | largest counter / contribution, bytes |",
@@ -599,41 +601,77 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
             f"| {_extra_by_item(off, on)} | {sizes.get('counter', '?')} / {sizes.get('contribution', '?')} |"
         )
     first = run["shapes"][0]["limits_on"].get("seconds_batch_start_to_first_alert")
+    counter = (run["shapes"][0]["limits_on"].get("largest_bytes") or {}).get("counter", "?")
+    head_off, head_on = run["shapes"][0]["limits_off"], run["shapes"][0]["limits_on"]
     lines += [
         "",
-        "A limited write costs about 3 more write units whatever its number of events (its contribution is "
-        "written in a transaction, at twice the units, with the period counter): the extra per event is that "
-        "over the events one batch holds for a customer's meter and day. The alert is written in the "
-        f"transaction that counts the usage reaching it: from the batch's start to the alert, {first} s on moto.",
+        "A limited write (one batch's events of a customer's meter and day) costs one more write: the period "
+        "counter, moved by one conditional put that also records the write as pending (its contribution, "
+        "refusals and alerts, compressed), after which the contribution and the alerts are plain conditional "
+        "puts, each at the units of a write without limits. The counter item stays under the 1 KB of a write "
+        f"unit at these sizes (largest {counter} bytes), so the extra per event is about one unit over the "
+        "events one batch holds for a customer's meter and day, plus one unit per alert level reached "
+        "(`WHOUT`, once per level and period). From the batch's start to the alert's outbox item: "
+        f"{first} s on moto.",
         "",
-        "**Where the extra units go, and what would lower them.** Per limited write: its contribution a second "
-        "time (a transactional write costs twice a plain one: `AGG`), the counter at 2 units (`LIM`), and 2 "
-        "units per level reached (`WHOUT`, once per level and period). The rows above measure the ideas for "
-        "cutting it:",
+        "**What it replaced.** Earlier the counter was written in a transaction with the contribution and the "
+        "alerts: a transactional write costs twice a plain one, so each limited write paid its contribution a "
+        "second time, 2 units for the counter and 2 per alert: about 3 units per write, +0.33 per event at 10 "
+        "customers per batch, +0.083 at one customer per batch (measured 2026-12-01 before this change). "
+        "Taking the counter out of the transaction needs a rule for a kill between the counter and the "
+        "writes it stands for: every next writer of the counter (the same batch again, another batch, the "
+        "usage sweep, a void) reads the record and completes it before replacing it, with conditional writes "
+        "of the same content, and reads before it writes, so a complete record costs reads only "
+        '(docs/limits.md, "How a limited write is written"). The transaction stays for the rare writes one '
+        "put cannot carry (adopting events of a killed batch, a day split between two periods, more than 50 "
+        "refusals).",
         "",
-        "- *Only the customers with limits pay*: already so, per (customer, meter, day) write; with half the "
-        "customers limited the extra halves.",
-        "- *Alerts without a hard cap*: the same cost. Nothing is refused, but the counter still has to move "
-        "in one step with the contribution, or a kill between the two writes leaves it short (an alert "
-        "missed) or a retry adds twice (an alert too early). Writing it on its own, idempotently, needs it to "
-        "keep the batches it added (a set growing with the period; an update costs the larger of the item "
-        "before and after it), and computing the period's usage from the contributions instead reads every "
-        "batch of the period on each batch.",
-        "- *Smaller items*: the counter (about 120 bytes) and a 10-event contribution (about 650) are each "
-        "well under the 1 KB of a write unit: nothing to gain.",
-        "- *Counter and contribution in one item*: a contribution is one item per batch (it is what makes a "
-        "redelivery count nothing twice), the counter one per period (it is what makes two batches never both "
-        "add to one value); no single item can be both, and a one-item transaction still costs 2 units.",
+        "**What it costs instead.** Reads: besides the counter, the next writer reads the contribution of the "
+        "write the counter records (and that write's alerts and refusals, if any), and each write reads "
+        "whether its own contribution exists: requests per event at 10 customers per batch go from "
+        f"{head_off['requests_per_event']} to {head_on['requests_per_event']}, read units, not write units. "
+        "Half the customers limited halves "
+        "the extra again; alerts without a hard cap cost the same as with one (the counter moves either way).",
         "",
-        "So the transaction sets a floor of about 3 units per limited write: at 10 events per write the target "
-        "of 0.2 is not met. Meeting it needs the counter written outside a transaction (one conditional "
-        "update, then a plain contribution put: about 1 more unit per write, 0.1 per event here), which in "
-        "turn needs a rule for a kill between the two writes: the counter would carry its last write's cells "
-        "until that contribution is known written, and every next writer of the counter (the redelivery, "
-        "another batch, the sweep, a write after the limits were removed) would complete it first. Not built.",
+        "**Left as it is.** The days of one batch that share a limit period move the counter "
+        "once (one record, one contribution per day); every event of this workload falls on one day, so the "
+        "rows above do not show it.",
         "",
     ]
+    _limit_ids(lines, run["shapes"], run["workload"]["events"])
     _limit_amounts(lines, run.get("amounts"))
+
+
+def _limit_ids(lines: list[str], shapes: list[dict[str, Any]], events: int) -> None:
+    """What the counter costs when transaction ids do not compress (uuid4, 64 random characters)."""
+    rows = [s for s in shapes if "transaction ids" in s["shape"]]
+    if not rows:
+        return
+    costs = []
+    for shape in rows:
+        on = shape["limits_on"]
+        writes = events // shape["events_per_limited_write"]
+        units = on["write_units_by_item"].get("LIM", 0) / writes
+        largest = (on.get("largest_bytes") or {}).get("counter", "?")
+        costs.append(
+            f"{shape['shape']}: {units:.2f} units per counter put (largest {largest} bytes), "
+            f"+{shape['extra_write_units_per_event']} per event"
+        )
+    lines += [
+        "**Transaction ids as clients send them.** The sequential ids of the first rows share most of their "
+        "text, so a write's record compresses to a few hundred bytes whatever the events it holds. A uuid4 "
+        "or a 64-character random id hardly compresses (about 22 and 50 bytes each), and the record carries "
+        "the id of every event the write counts (its contribution's cells list them: a completer that is "
+        "another batch cannot find the events a batch holds otherwise), so the counter's put grows with the "
+        "events of the write: one write unit per started KB of the whole counter item. At 10 customers per "
+        "batch a write holds 10 events: uuid4 ids keep the counter under 1 KB (the same extra as sequential "
+        "ids), 64-character ids bring it to about 1 KB, some puts take 2 units. At one customer per batch a "
+        "write holds 100 events: the counter takes 3 units with uuid4 ids and 6 with 64-character ids, but "
+        "those units are shared by 100 events, so the extra per event stays far below the target. The "
+        "columns without limits grow a little too (longer ids make longer items elsewhere). "
+        f"Measured: {'; '.join(costs)}.",
+        "",
+    ]
 
 
 def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
@@ -656,8 +694,23 @@ def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
         f"{on['requests_per_event']} | {on['alerts_written']} |",
         "",
         "Besides the unit limits' cost, a write that needs amounts reads the customer's subscriptions and the "
-        "meter, and with spend alerts the period's spend counter, which it puts in the same transaction when "
-        'the meter\'s amount moved (docs/limits.md, "Cost").',
+        "meter, and with spend alerts moves the period's spend counter too when the meter's amount moved: one "
+        "more conditional put, applied after the meter's counter as a step its record carries (with the "
+        "meter's counter version, so a step applied twice or late changes nothing). That second counter makes "
+        "the extra with the meter's: about 2 units per limited write (earlier 6 in the transaction: +0.52 per "
+        "event), just over the aim of 0.2 at 10 events per write. "
+        "The reads of both counters and of the completed records make the higher request count "
+        '(docs/limits.md, "How a limited write is written" and "Cost").',
+        "",
+        "**Why it stays at 0.21.** Of the extra, 0.1 is the meter's counter, 0.1 the spend counter and 0.01 "
+        "the spend alerts themselves (two levels for each of 10 customers). The spend counter is already "
+        "left alone when the meter's amount did not move (a write of free usage). Skipping it also when this "
+        "write cannot cross a spend level would be unsafe: the spend total is the sum of every meter's amount "
+        "as the spend counter last recorded it, so two meters that each skipped their step (each seeing the "
+        "other's old amount) could together pass a level without any write noticing, and the alert would wait "
+        "for some later write; the spend the limits API shows (`spend_minor`) would also lag the usage. The "
+        "conditional put on the spend counter is what makes concurrent writes of several meters see each "
+        "other, so it is kept; the aim is missed by the alerts' own write units only.",
         "",
     ]
 

@@ -73,7 +73,11 @@ def add_parser(commands: Any) -> None:
     cancelled = command("cancel", "cancel an open backfill", _cancel)
     cancelled.add_argument("backfill_id")
     audited(cancelled)
-    reverted = command("revert", "void a committed backfill's events and correct the invoices", _revert)
+    reverted = command(
+        "revert",
+        "void a committed backfill's events, give back the events a replace voided, correct the invoices",
+        _revert,
+    )
     reverted.add_argument("backfill_id")
     audited(reverted)
     listing = command("list", "every backfill", _list)

@@ -150,7 +150,7 @@ def _tax_rate(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
 
 
 def _jurisdiction(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
-    body = _given(country=a.country, state=a.state, reason=a.reason, ticket=a.ticket)
+    body = _given(country=a.country, state=a.state, provider=a.provider, reason=a.reason, ticket=a.ticket)
     return "PUT", f"/admin/customers/{_p(a.customer)}/tax-jurisdiction", body, {}
 
 
@@ -279,6 +279,9 @@ def add_parser(commands: Any) -> None:
     where.add_argument("customer")
     where.add_argument("--country", required=True)
     where.add_argument("--state")
+    where.add_argument(
+        "--provider", choices=("neruba", "stripe_tax"), help="who computes the tax (default neruba)"
+    )
 
 
 def _void_charge(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:

@@ -134,6 +134,17 @@ class EventVoid(_Model):
     amended_by: str | None
 
 
+class EventRestore(_Model):
+    """How an event a replace backfill voided was given back by that backfill's revert."""
+
+    backfill: str
+    reason: str
+    ticket: str | None
+    at: datetime
+    actor: str | None
+    void: EventVoid
+
+
 class StoredEvent(_Model):
     object: Literal["event"]
     transaction_id: str
@@ -150,6 +161,7 @@ class StoredEvent(_Model):
     copies: dict[str, int]
     void: EventVoid | None = None
     amends: str | None = None
+    restored: EventRestore | None = None
 
 
 class EventVoidResult(StoredEvent):
@@ -690,6 +702,16 @@ class Invoice(_Model):
     total_minor: int
     billing_reason: str = "manual"
     threshold: InvoiceThreshold | None = None
+    tax_provider: Literal["stripe_tax"] | None = None
+    stripe_tax: InvoiceStripeTax | None = None
+
+
+class InvoiceStripeTax(_Model):
+    exclusive_minor: int
+    inclusive_minor: int
+    stripe_invoice_id: str
+    event_id: str
+    recorded_at: datetime
 
 
 class InvoiceExplanation(_Model):
@@ -868,6 +890,7 @@ class BackfillRevertRequest(_Model):
 
 class BackfillReverted(_Model):
     events_voided: int
+    events_restored: int = 0
     invoices: list[BackfillCorrection]
 
 
@@ -1126,6 +1149,7 @@ class TaxJurisdiction(_Model):
     customer_id: str
     country: str | None
     state: str | None
+    provider: Literal["neruba", "stripe_tax"] = "neruba"
     tax_rates: list[TaxRate]
 
 

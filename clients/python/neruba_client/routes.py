@@ -942,6 +942,7 @@ def set_tax_jurisdiction(
     country: str,
     reason: str,
     state: str | None = None,
+    provider: Literal["neruba", "stripe_tax"] | None = None,
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.TaxJurisdiction]: ...

@@ -18,6 +18,12 @@ HMAC-SHA256 with the endpoint secret over ``"<t>.<raw body>"``; the body is pret
 once, before the answer to the request that caused it (Stripe delivers later and retries; here the caller
 sees the endpoint's answer in ``deliveries``).
 
+Stripe Tax, minimally: an invoice created with ``automatic_tax[enabled]=true`` needs its customer's
+``address[country]`` (else 400 ``customer_tax_location_invalid``, as Stripe answers); at finalization it
+adds a deterministic exclusive tax, ``tax_percent`` of the items' sum for that country (``state`` too when
+the table names it), rounded half-up (none for a country not in the table: not registered there), sets
+``tax``, ``total_taxes``, ``total_excluding_tax`` and ``total``, and delivers ``invoice.finalized``.
+
 Fault injection per path pattern (``/v1/invoices/*/finalize``):
 
 * ``fail_next(pattern, n)``: the next ``n`` calls answer 500 *without* executing (saved under their key,
@@ -75,6 +81,7 @@ class FakeStripe:
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, idempotency key)
         self.deliveries: list[dict[str, Any]] = []  # webhook deliveries: event id, type, status, answer
         self.api_key, self.id_tag = api_key, id_tag
+        self.tax_percent: dict[str, int] = {"DE": 19, "FR": 20, "US:CA": 7}  # Stripe Tax's rates here
         self.webhook: tuple[str, str] | None = None  # (endpoint URL, signing secret)
         self._outbox: list[dict[str, Any]] = []
         self._saved: dict[str, tuple[str, int, dict[str, Any]]] = {}
@@ -223,13 +230,18 @@ class FakeStripe:
 
     def _create_customer(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
         customer = {"id": self._new_id("cus"), "object": "customer", "name": params.get("name"),
-                    "email": params.get("email"), "metadata": params.get("metadata", {})}  # fmt: skip
+                    "email": params.get("email"), "metadata": params.get("metadata", {}),
+                    "address": params.get("address")}  # fmt: skip
         self.customers[customer["id"]] = customer
         return 200, customer
 
     def _create_invoice(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
         if params.get("customer") not in self.customers:
             return 400, _error("invalid_request_error", "No such customer", code="resource_missing")
+        automatic = (params.get("automatic_tax") or {}).get("enabled") == "true"
+        if automatic and not (self.customers[params["customer"]].get("address") or {}).get("country"):
+            message = "The customer's location is not valid for automatic tax: add an address."
+            return 400, _error("invalid_request_error", message, code="customer_tax_location_invalid")
         invoice = {
             "id": self._new_id("in"), "object": "invoice", "customer": params["customer"],
             "currency": params.get("currency", "usd"), "status": "draft", "number": None, "total": 0,
@@ -237,6 +249,7 @@ class FakeStripe:
             "payment_intent": None, "auto_advance": params.get("auto_advance") == "true",
             "metadata": params.get("metadata", {}), "description": params.get("description"),
             "created": int(time.time()), "livemode": False,
+            "automatic_tax": {"enabled": automatic, "status": None},
         }  # fmt: skip
         self.invoices[invoice["id"]] = invoice
         return 200, invoice
@@ -305,7 +318,27 @@ class FakeStripe:
         invoice["status"] = "open"
         numbered = len([i for i in self.invoices.values() if i["number"]]) + 1
         invoice["number"] = f"{self.id_tag.upper()}-{numbered:04d}"
+        if (invoice.get("automatic_tax") or {}).get("enabled"):
+            self._add_tax(invoice)
+            if self.webhook is not None:
+                self._outbox.append(self._event("invoice.finalized", invoice))
         return 200, invoice
+
+    def _add_tax(self, invoice: dict[str, Any]) -> None:
+        """Stripe Tax's part of finalization: an exclusive tax on the items' sum, rounded half-up."""
+        address = self.customers[invoice["customer"]].get("address") or {}
+        country, state = address.get("country"), address.get("state")
+        percent = self.tax_percent.get(f"{country}:{state}", self.tax_percent.get(str(country), 0))
+        base = invoice["total"]
+        tax = (max(base, 0) * percent * 2 + 100) // 200  # half-up on integers
+        invoice.update(
+            tax=tax, total_excluding_tax=base, total=base + tax,
+            total_taxes=[{"amount": tax, "inclusive": False, "tax_behavior": "exclusive",
+                          "taxability_reason": "standard_rated" if percent else "not_collecting",
+                          "taxable_amount": max(base, 0)}],
+        )  # fmt: skip
+        invoice["automatic_tax"]["status"] = "complete"
+        invoice["amount_due"] = invoice["amount_remaining"] = max(invoice["total"], 0)
 
     def _void(self, params: dict[str, Any], invoice_id: str | None) -> tuple[int, dict[str, Any]]:
         """Void an open invoice (as Stripe, only an open or uncollectible one: not a draft, a paid one or a

@@ -100,8 +100,6 @@ def test_open_send_preview_commit_from_the_command_line(
 
 
 def test_revert_from_the_command_line(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from neruba import settings
-
     billed_days(world, monkeypatch, [3, 4])
     scope = ["--customer", "acme", "--meter", "api_calls", "--start", START.isoformat()]
     _, opened, _ = cli("open", *scope, "--end", (START + day(4)).isoformat(), "--reason", "lost")
@@ -116,19 +114,22 @@ def test_revert_from_the_command_line(world: World, cli: Any, monkeypatch: pytes
         ),
     )
     assert cli("commit", opened["id"], "--reason", "checked")[1]["committed"]["events_counted"] == 3
-    # the world's events are months old: past the default void horizon (35 days), refused whole
-    code, _, err = cli("revert", opened["id"], "--reason", "imported twice", "--key", "r1")
-    assert code == 1 and "409 backfill_too_old_to_revert" in err
-    # with ingest's maximum age (the void horizon) at 400 days, it is reverted
-    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
-    monkeypatch.setattr(settings, "get_settings", lambda: configured)
+    # the world's events are months old, past the void horizon (35 days): the revert's own reruns
+    # correct their invoices
     code, done, _ = cli("revert", opened["id"], "--reason", "imported twice", "--ticket", "FIN-2")
     assert code == 0 and done["status"] == "reverted" and done["reverted"]["events_voided"] == 3
     assert [i["amount_minor"] for i in done["reverted"]["invoices"]] == [-3 * PRICE]
     code, again, _ = cli("commit", opened["id"], "--reason", "again")  # a reverted backfill stays so
     assert code == 0 and again["status"] == "reverted"
-    # a replace backfill opened from the command line (the same horizon applies)
+    # a replace backfill of that old range opened from the command line
     code, replacing, _ = cli(
         "open", *scope, "--end", (START + day(1)).isoformat(), "--mode", "replace", "--reason", "re-export"
     )
     assert code == 0 and replacing["mode"] == "replace"
+    from tests.functional.billing.backfill_support import live_events
+
+    assert live_events(world, ["l0", "l1"], START + day(0, 3), "live-l") == {"accepted": 2}
+    code, replaced, _ = cli("commit", replacing["id"], "--reason", "checked")
+    assert code == 0 and replaced["committed"]["events_replaced"] == 2
+    code, undone, _ = cli("revert", replacing["id"], "--reason", "wrong export")
+    assert code == 0 and undone["reverted"]["events_restored"] == 2

@@ -1,7 +1,8 @@
 """``mode: replace``: at commit the stored accepted events of the range (the backfill's customers and
 meters) are voided through the event-void mechanism and the held events counted; the preview shows
 the window before and after; killed between the steps, it resumes without voiding its own events;
-refused at open for ranges past the void horizon or not on whole hours."""
+refused at open for ranges not on whole hours. The world is dated months back: every range here is far
+past the void horizon (ingest's maximum event age, 35 days), which a backfill's own voids do not need."""
 
 from __future__ import annotations
 
@@ -26,16 +27,7 @@ from tests.functional.billing.helpers import Killed, day, schedule, work
 
 
 @pytest.fixture
-def horizon(monkeypatch: Any) -> None:
-    """Ingest's maximum event age (the void horizon) at 400 days: the world's old range is within it."""
-    from neruba import settings
-
-    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
-    monkeypatch.setattr(settings, "get_settings", lambda: configured)
-
-
-@pytest.fixture
-def stored(world: World, monkeypatch: Any, horizon: None) -> None:
+def stored(world: World, monkeypatch: Any) -> None:
     """acme's day 0 (3 calls, ids s0-*) and day 1 (4 calls, s1-*) counted live, billed and finalized."""
     world.subscribe("acme")
     live_events(world, [f"s0-{i}" for i in range(3)], START + day(0, 2), "live-0")
@@ -92,9 +84,6 @@ def test_replace_voids_the_range_and_counts_the_held_events(
     assert _rated(world, 0) == 5 * PRICE and _rated(world, 1) == 4 * PRICE
     assert _day_totals(world, monkeypatch) == {ts(START): 5 * PRICE, ts(START + day(1)): 4 * PRICE}
     assert_books_agree(world, "acme")
-    # a replace is not reverted: the events it replaced would stay voided
-    status, answer = act(backfill, "revert", key="r-1")
-    assert (status, answer["error"]["code"]) == (409, "backfill_replace_not_revertible")
 
 
 def test_a_held_event_already_stored_stands_and_is_not_voided(
@@ -127,10 +116,6 @@ def test_killed_after_the_voids_then_committed_again(
     with pytest.raises(Killed):
         act(backfill, "commit")
     monkeypatch.undo()
-    from neruba import settings
-
-    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
-    monkeypatch.setattr(settings, "get_settings", lambda: configured)
 
     done = act(backfill, "commit", key="c-2")[1]
 
@@ -142,18 +127,10 @@ def test_killed_after_the_voids_then_committed_again(
 
 
 def test_replace_is_refused_at_open_where_it_cannot_void(world: World, monkeypatch: Any) -> None:
-    # the world's range is months old: past the default void horizon (35 days)
-    status, answer = open_backfill(scope(mode="replace"))
-    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
-        400,
-        "backfill_replace_range_too_old",
-        "start",
-    )
+    # the world's range is months old: past the default void horizon (35 days), and opened
+    status, opened = open_backfill(scope(mode="replace"), key="bf-old")
+    assert (status, opened["mode"]) == (201, "replace")
     # a range not on whole hours: an hour's cell would hold events kept and events replaced
-    from neruba import settings
-
-    configured = settings.get_settings().model_copy(update={"ingest_max_age_days": 400})
-    monkeypatch.setattr(settings, "get_settings", lambda: configured)
     status, answer = open_backfill(
         scope(mode="replace", start=(START + day(0, 1)).replace(minute=30).isoformat())
     )
@@ -162,3 +139,35 @@ def test_replace_is_refused_at_open_where_it_cannot_void(world: World, monkeypat
         "backfill_replace_whole_hours",
         "start",
     )
+
+
+def test_a_replace_over_many_stored_events_is_left_to_the_billing_worker(
+    world: World, stored: None, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing import backfill_commit, backfill_replace
+    from neruba.logic.ingest import voids
+
+    # GIVEN a commit of more than 3 events is left to the worker, and a replace holding 1 event over a
+    # range with 3 stored ones (4 events to count or void)
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
+    backfill = _replace_day0(calls("r0", START + day(0, 6), 1))
+    voided: list[str] = []
+    void = voids.void_event
+
+    def voiding(request: Any, *args: Any, **kwargs: Any) -> Any:
+        voided.append(request.transaction_id)
+        return void(request, *args, **kwargs)
+
+    monkeypatch.setattr(backfill_replace, "void_event", voiding)
+
+    status, done = act(backfill, "commit")
+
+    # THEN the request voids nothing: the worker does it
+    assert (status, done["status"]) == (200, "committing")
+    assert voided == [] and _rated(world, 0) == 3 * PRICE
+    monkeypatch.setattr(backfill_replace, "void_event", void)
+    work(world, START + day(2, 6), monkeypatch)
+    assert read(f"/admin/backfills/{backfill}", backfill_id=backfill)[1]["status"] == "committed"
+    assert [_status(world, f"s0-{i}") for i in range(3)] == ["voided"] * 3
+    assert _rated(world, 0) == 1 * PRICE
+    assert_books_agree(world, "acme")

@@ -1,6 +1,7 @@
 """Reverting a committed backfill: its counted events voided through the event-void mechanism, its
 invoices corrected by the same reruns as the commit (other keys); killed between steps, sent twice, two at
-once, resumed by the worker and the billing sweep; refused past the void horizon."""
+once, resumed by the worker and the billing sweep; the same for a backfill whose events are far older than
+the void horizon (ingest's maximum event age), which the revert's own keyed reruns correct."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.functional.billing.conftest import START, World, assert_books_agree
 from tests.functional.billing.helpers import Killed, day, schedule, work
 
 NOW = START + day(2, 4)  # the revert's time: the backfill's events are within the void horizon
+OLD = START + day(300)  # a revert 300 days later: its events far past the void horizon (35 days)
 ORIGINAL = {ts(START): 3 * PRICE, ts(START + day(1)): 4 * PRICE}
 
 
@@ -60,6 +62,12 @@ def _day_totals(world: World, monkeypatch: Any) -> dict[str, int]:
     return {key: totals[key] for key in (ts(START), ts(START + day(1)))}
 
 
+@pytest.fixture(params=["recent", "old"])
+def when(request: Any) -> datetime:
+    """The revert's time: within the void horizon of the backfill's events, or 300 days later."""
+    return NOW if request.param == "recent" else OLD
+
+
 @pytest.fixture
 def committed(world: World, monkeypatch: Any) -> str:
     """Days 0 and 1 billed and finalized (3 and 4 calls); a committed backfill that added 5 calls on day
@@ -73,11 +81,11 @@ def committed(world: World, monkeypatch: Any) -> str:
 
 
 def test_a_revert_takes_back_exactly_what_the_commit_added(
-    world: World, committed: str, monkeypatch: Any
+    world: World, committed: str, monkeypatch: Any, when: datetime
 ) -> None:
     from neruba import bootstrap
 
-    done = _revert(committed)
+    done = _revert(committed, now=when)
 
     assert done["status"] == "reverted"
     assert done["reverted"]["events_voided"] == 7
@@ -118,11 +126,11 @@ def test_events_the_commit_did_not_count_are_not_voided(world: World, monkeypatc
 
 
 def test_a_revert_sent_twice_or_with_another_key_does_it_once(
-    world: World, committed: str, monkeypatch: Any
+    world: World, committed: str, monkeypatch: Any, when: datetime
 ) -> None:
-    first = _revert(committed)
-    second = _revert(committed)
-    third = _revert(committed, key="r-other")
+    first = _revert(committed, now=when)
+    second = _revert(committed, now=when)
+    third = _revert(committed, key="r-other", now=when)
 
     assert first == second == third
     assert _adjustments(world) == [-50, -20, 20, 50]
@@ -132,7 +140,7 @@ def test_a_revert_sent_twice_or_with_another_key_does_it_once(
 
 @pytest.mark.parametrize("step", ["void_events", "correct_invoices"])
 def test_killed_between_steps_then_reverted_again(
-    world: World, committed: str, monkeypatch: Any, step: str
+    world: World, committed: str, monkeypatch: Any, step: str, when: datetime
 ) -> None:
     from neruba.logic.billing import backfill_revert
 
@@ -141,11 +149,11 @@ def test_killed_between_steps_then_reverted_again(
 
     monkeypatch.setattr(backfill_revert, step, dying)
     with pytest.raises(Killed):
-        _revert(committed)
+        _revert(committed, now=when)
     assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverting"
     monkeypatch.undo()
 
-    done = _revert(committed, key="r-2")
+    done = _revert(committed, key="r-2", now=when)
 
     assert done["status"] == "reverted"
     assert _adjustments(world) == [-50, -20, 20, 50]
@@ -153,7 +161,9 @@ def test_killed_between_steps_then_reverted_again(
     assert_books_agree(world, "acme")
 
 
-def test_killed_inside_the_voids_then_reverted_again(world: World, committed: str, monkeypatch: Any) -> None:
+def test_killed_inside_the_voids_then_reverted_again(
+    world: World, committed: str, monkeypatch: Any, when: datetime
+) -> None:
     from neruba.logic.billing import backfill_revert
     from neruba.logic.ingest import voids
 
@@ -168,17 +178,19 @@ def test_killed_inside_the_voids_then_reverted_again(world: World, committed: st
 
     monkeypatch.setattr(backfill_revert, "void_event", dying)
     with pytest.raises(Killed):
-        _revert(committed)
+        _revert(committed, now=when)
     assert _rated(world, 0) == 5 * PRICE
     monkeypatch.undo()
 
-    assert _revert(committed, key="r-2")["reverted"]["events_voided"] == 7
+    assert _revert(committed, key="r-2", now=when)["reverted"]["events_voided"] == 7
     assert _rated(world, 0) == 3 * PRICE
     assert _day_totals(world, monkeypatch) == ORIGINAL
     assert_books_agree(world, "acme")
 
 
-def test_two_reverts_at_once_void_and_correct_once(world: World, committed: str, monkeypatch: Any) -> None:
+def test_two_reverts_at_once_void_and_correct_once(
+    world: World, committed: str, monkeypatch: Any, when: datetime
+) -> None:
     from neruba.logic.billing import backfill_revert
 
     # GIVEN revert A stopped after voiding (still running, about to correct)
@@ -190,11 +202,11 @@ def test_two_reverts_at_once_void_and_correct_once(world: World, committed: str,
 
     monkeypatch.setattr(backfill_revert, "correct_invoices", pause)
     with pytest.raises(Killed):
-        _revert(committed, key="a")
+        _revert(committed, key="a", now=when)
     monkeypatch.undo()
     # WHEN revert B runs to its end, then A goes on with its own steps
-    assert _revert(committed, key="b")["status"] == "reverted"
-    backfill_revert.run_steps(bootstrap_billing(), committed, "key:op", None, NOW)
+    assert _revert(committed, key="b", now=when)["status"] == "reverted"
+    backfill_revert.run_steps(bootstrap_billing(), committed, "key:op", None, when)
 
     assert _adjustments(world) == [-50, -20, 20, 50]
     assert _day_totals(world, monkeypatch) == ORIGINAL
@@ -202,7 +214,7 @@ def test_two_reverts_at_once_void_and_correct_once(world: World, committed: str,
 
 
 def test_a_revert_killed_after_it_started_is_resumed_by_the_sweep_and_the_worker(
-    world: World, committed: str, monkeypatch: Any
+    world: World, committed: str, monkeypatch: Any, when: datetime
 ) -> None:
     from neruba import bootstrap
     from neruba.logic.billing import backfill_revert
@@ -217,7 +229,7 @@ def test_a_revert_killed_after_it_started_is_resumed_by_the_sweep_and_the_worker
 
     monkeypatch.setattr(backfill_revert, "void_events", dying)
     with pytest.raises(Killed):
-        _revert(committed)
+        _revert(committed, now=when)
     monkeypatch.undo()
     assert queued(world.billing_queue) == []
 
@@ -227,12 +239,12 @@ def test_a_revert_killed_after_it_started_is_resumed_by_the_sweep_and_the_worker
         stuck_backfills(ctx, world.ctx, bootstrap.ops(), result, result.details, COOLDOWN)
         return result
 
-    assert sweep(NOW + timedelta(minutes=5)).repairs == []
-    late = sweep(NOW + timedelta(minutes=20))
+    assert sweep(when + timedelta(minutes=5)).repairs == []
+    late = sweep(when + timedelta(minutes=20))
     assert late.repairs == [{"kind": "backfill_revert_resent", "backfill_id": committed}]
     assert queued(world.billing_queue) == [{"backfill": committed}]
 
-    work(world, NOW + timedelta(minutes=21), monkeypatch)
+    work(world, when + timedelta(minutes=21), monkeypatch)
 
     assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverted"
     assert _adjustments(world) == [-50, -20, 20, 50]
@@ -241,13 +253,13 @@ def test_a_revert_killed_after_it_started_is_resumed_by_the_sweep_and_the_worker
 
 
 def test_a_large_revert_is_finished_by_the_billing_worker(
-    world: World, committed: str, monkeypatch: Any
+    world: World, committed: str, monkeypatch: Any, when: datetime
 ) -> None:
     from neruba.logic.billing import backfill_commit
 
     monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
-    assert _revert(committed)["status"] == "reverting"
-    work(world, NOW + timedelta(minutes=1), monkeypatch)
+    assert _revert(committed, now=when)["status"] == "reverting"
+    work(world, when + timedelta(minutes=1), monkeypatch)
     assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverted"
     assert _day_totals(world, monkeypatch) == ORIGINAL
     assert_books_agree(world, "acme")
@@ -268,8 +280,24 @@ def test_the_route_refuses_what_it_cannot_revert(world: World, committed: str, m
     )
     status, answer, _ = call(handler(), event)
     assert (status, answer["error"]["code"]) == (400, "idempotency_key_required")
-    # the events are older than the void horizon today (the world is dated months back): refused whole
-    status, answer = act(committed, "revert", key="r-1")
-    assert (status, answer["error"]["code"]) == (409, "backfill_too_old_to_revert")
     assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "committed"
     assert _rated(world, 0) == 8 * PRICE and _adjustments(world) == [20, 50]
+
+
+def test_the_route_reverts_a_backfill_older_than_the_void_horizon(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+
+    # the world is dated months back: the events are far past ingest's maximum event age (35 days)
+    status, done = act(committed, "revert", key="r-1")
+
+    assert (status, done["status"]) == (200, "reverted")
+    assert [i["amount_minor"] for i in done["reverted"]["invoices"]] == [-50, -20]
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    event = bootstrap.usage().get_event("acme", "d0-0")
+    assert event is not None and event.status == "voided"
+    status, answer = act(committed, "revert", key="r-2")
+    assert (status, answer["status"]) == (200, "reverted")
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")

@@ -66,7 +66,11 @@ def test_open_is_idempotent_audited_and_listed(world: World) -> None:
         ({"end": (datetime.now(UTC) + timedelta(days=1)).isoformat()}, 400, "backfill_range_in_future"),
         ({"start": (START + day(5)).isoformat()}, 400, "backfill_range_reversed"),
         ({"start": (datetime.now(UTC) - timedelta(days=401)).isoformat()}, 400, "backfill_range_too_old"),
-        ({"mode": "replace"}, 400, "backfill_replace_range_too_old"),
+        (
+            {"mode": "replace", "end": (START + day(0, 1)).replace(minute=30).isoformat()},
+            400,
+            "backfill_replace_whole_hours",
+        ),
         ({"customer_ids": ["nobody"]}, 404, "customer_not_found"),
         ({"meter_codes": ["nothing"]}, 404, "meter_not_found"),
     ],

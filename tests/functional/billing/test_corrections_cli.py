@@ -57,6 +57,14 @@ def test_one_off_charges_tax_rates_coupons_and_credit_notes_from_the_cli(world: 
         "tax-rates", "set-jurisdiction", "acme", "--country", "DE", "--reason", "office"
     )
     assert code == 0 and [r["id"] for r in where["tax_rates"]] == [rate["id"]]
+    assert where["provider"] == "neruba"
+    code, delegated, _, _ = neruba("tax-rates", "set-jurisdiction", "acme", "--country", "DE",
+                                   "--provider", "stripe_tax", "--reason", "Stripe Tax")  # fmt: skip
+    assert code == 0 and (delegated["provider"], delegated["tax_rates"]) == ("stripe_tax", []), delegated
+    code, where, _, _ = neruba(
+        "tax-rates", "set-jurisdiction", "acme", "--country", "DE", "--provider", "neruba", "--reason", "back"
+    )
+    assert code == 0 and [r["id"] for r in where["tax_rates"]] == [rate["id"]]
     code, coupon, _, _ = neruba("coupons", "create", "--name", "Ten", "--percent-off", "10", "--duration",
                                 "forever", "--reason", "deal")  # fmt: skip
     assert code == 0

@@ -1,5 +1,6 @@
-"""Property: any sequence of corrections (live ingests, voids, amends, add backfills and their commits,
-reverts, invoice reruns and credit notes; commits and reverts possibly killed at a step and sent again)
+"""Property: any sequence of corrections (live ingests, voids, amends, add and replace backfills and their
+commits, reverts (some 200 days later, far past the void horizon; of replaces too), invoice reruns and
+credit notes; commits and reverts possibly killed at a step and sent again)
 leaves the ledger balanced, every invoice owing its total less its credit notes, and each day billed (its
 usage lines plus the adjustments carried to later invoices) exactly what its surviving events price at."""
 
@@ -9,7 +10,7 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from neruba.errors import NerubaError
@@ -21,6 +22,7 @@ from tests.functional.billing.helpers import Killed, day, schedule, work
 COUNTER = itertools.count()
 DAYS = 3  # days 0 and 1 finalized, day 2 a draft while the corrections run
 NOW = START + day(DAYS, 5)  # voids and reverts: within the void horizon of every event
+LATER = START + day(200)  # an old revert: its events far past the void horizon
 
 OPERATION = st.one_of(
     st.tuples(st.just("void"), st.integers(0, 50)),
@@ -31,7 +33,16 @@ OPERATION = st.one_of(
         st.sampled_from([None, "count_events", "correct_invoices"]),
     ),
     st.tuples(
-        st.just("revert"), st.integers(0, 5), st.sampled_from([None, "void_events", "correct_invoices"])
+        st.just("replace"),
+        st.integers(0, DAYS - 1),
+        st.lists(st.integers(0, 9), max_size=3),
+        st.sampled_from([None, "count_events", "correct_invoices"]),
+    ),
+    st.tuples(
+        st.just("revert"),
+        st.integers(0, 5),
+        st.sampled_from([None, "restore_replaced", "void_events", "correct_invoices"]),
+        st.booleans(),  # 200 days later
     ),
     st.tuples(st.just("rerun"), st.integers(0, DAYS - 1)),
     st.tuples(st.just("credit"), st.integers(0, 1), st.integers(1, 15)),
@@ -39,12 +50,33 @@ OPERATION = st.one_of(
 
 
 class Model:
-    """What should survive: transaction id -> the day it counts on; the backfills and what they counted."""
+    """What should survive: transaction id -> the day it counts on; the backfills, what they counted,
+    what they replaced (id -> day) and the days of their range; the amends (copy -> the event amended)."""
 
     def __init__(self) -> None:
         self.surviving: dict[str, int] = {}
-        self.backfills: list[tuple[str, list[str]]] = []
+        # (id, counted, replaced (None: an add backfill), days of its range), in commit order
+        self.backfills: list[tuple[str, list[str], dict[str, int] | None, set[int]]] = []
         self.reverted: set[str] = set()
+        self.amended_from: dict[str, str] = {}
+
+    def lineage(self, counted: list[str]) -> set[str]:
+        """The events counted and the copies an amend made of them, copy after copy."""
+        found = set(counted)
+        while True:
+            more = {copy for copy, tx in self.amended_from.items() if tx in found} - found
+            if not more:
+                return found
+            found |= more
+
+    def superseded(self, n: int) -> bool:
+        """A later replace backfill, not reverted, over the range of backfill ``n`` or one of its events."""
+        _, counted, _, days = self.backfills[n]
+        mine = self.lineage(counted)
+        return any(
+            replaced is not None and other not in self.reverted and (on & days or mine & set(replaced))
+            for other, _, replaced, on in self.backfills[n + 1 :]
+        )
 
 
 def _killed(monkeypatch: Any, module: Any, step: str | None, run: Any) -> Any:
@@ -69,7 +101,7 @@ def _invoice_of(world: World, customer: str, d: int) -> list[Any]:
 
 
 def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: int, monkeypatch: Any) -> None:
-    from neruba.logic.billing import backfill_commit, backfill_revert
+    from neruba.logic.billing import backfill_commit, backfill_replace, backfill_revert
     from neruba.logic.billing.admin import rerun_invoice
     from neruba.logic.billing.backfills import hold_events, open_backfill
     from neruba.logic.billing.credit_notes import create_credit_note
@@ -96,15 +128,19 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
                 return
             del model.surviving[tx]
             model.surviving[str(answer["amended_by"]["transaction_id"])] = op[2]
-    elif kind == "backfill":
+            model.amended_from[str(answer["amended_by"]["transaction_id"])] = tx
+    elif kind in ("backfill", "replace"):
+        replace = kind == "replace"
         body = BackfillCreate(
             customer_ids=[customer],
             meter_codes=["api_calls"],
-            start=START,
-            end=START + day(DAYS),
+            start=START + day(op[1]) if replace else START,
+            end=START + day(op[1] + 1) if replace else START + day(DAYS),
+            mode="replace" if replace else "add",
             reason="prop",
         )
         opened = open_backfill(world.ctx, body, "key:p", f"o{n}")
+        held = [(op[1], i) for i in op[2]] if replace else op[1]
         sent = [
             {
                 "transaction_id": f"b{i}",
@@ -113,40 +149,57 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
                 "timestamp": (START + day(d, 6)).isoformat(),
                 "properties": {},
             }
-            for d, i in op[1]
+            for d, i in held
         ]
+        # a replace voids the surviving events of its day, but for those whose id it holds (they stand)
+        ids = {e["transaction_id"] for e in sent}
+        replaced = {tx: on for tx, on in model.surviving.items() if replace and on == op[1] and tx not in ids}
         stored = world.ctx.usage.get_events((customer, e["transaction_id"]) for e in sent)
         hold_events(world.ctx, opened["id"], sent)
         action = BackfillAction(reason="prop")
         done = _killed(
             monkeypatch,
             backfill_commit,
-            op[2],
+            op[3] if replace else op[2],
             lambda k: backfill_commit.commit_backfill(world.ctx, opened["id"], action, "key:p", f"c{n}{k}"),
         )
         assert done["status"] == "committed"
+        assert done["committed"]["events_replaced"] == len(replaced), (done, replaced)
+        for tx in replaced:
+            del model.surviving[tx]
         counted = []
         for e in sent:  # the first held copy of an id counts, unless the id was stored already
             tx = e["transaction_id"]
             if (customer, tx) not in stored and tx not in counted:
                 counted.append(tx)
                 model.surviving[tx] = int(e["timestamp"][8:10]) - 1
-        model.backfills.append((opened["id"], counted))
+        days = {op[1]} if replace else set(range(DAYS))
+        model.backfills.append((opened["id"], counted, replaced if replace else None, days))
     elif kind == "revert" and model.backfills:
-        backfill_id, counted = model.backfills[op[1] % len(model.backfills)]
+        index = op[1] % len(model.backfills)
+        backfill_id, counted, replaced, _ = model.backfills[index]
         action = BackfillAction(reason="prop revert")
+        if backfill_id not in model.reverted and model.superseded(index):  # refused, nothing written
+            with pytest.raises(NerubaError) as refused:
+                backfill_revert.revert_backfill(world.ctx, backfill_id, action, "key:p", f"r{n}", None, NOW)
+            assert refused.value.code == "backfill_superseded"
+            return
+        step = op[2] if backfill_id not in model.reverted else None
+        if step == "restore_replaced" and replaced is None:
+            step = None  # an add backfill's revert restores nothing
         done = _killed(
             monkeypatch,
-            backfill_revert,
-            op[2] if backfill_id not in model.reverted else None,
+            backfill_replace if step == "restore_replaced" else backfill_revert,
+            step,
             lambda k: backfill_revert.revert_backfill(
-                world.ctx, backfill_id, action, "key:p", f"r{n}{k}", None, NOW
+                world.ctx, backfill_id, action, "key:p", f"r{n}{k}", None, LATER if op[3] else NOW
             ),
         )
         assert done["status"] == "reverted"
         if backfill_id not in model.reverted:
-            for tx in counted:
-                model.surviving.pop(tx, None)  # voided unless an operator voided or amended it first
+            model.surviving.update(replaced or {})  # given back first, then the backfill's own voided
+            for tx in model.lineage(counted):
+                model.surviving.pop(tx, None)  # with an operator's amended copies (a voided one is out)
             model.reverted.add(backfill_id)
     elif kind == "rerun":
         for invoice in _invoice_of(world, customer, op[1]):
@@ -175,6 +228,46 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(live=st.lists(st.integers(0, 3), min_size=DAYS, max_size=DAYS), ops=st.lists(OPERATION, max_size=6))
+# a replace reverted 200 days later, killed after its restores; another replaced by a later one over it
+@example(
+    live=[2, 1, 3],
+    ops=[
+        ("replace", 0, [1, 2], "count_events"),
+        ("void", 3),
+        ("revert", 0, "restore_replaced", True),
+        ("rerun", 0),
+    ],
+)
+@example(
+    live=[1, 2, 0],
+    ops=[
+        ("replace", 1, [4], None),
+        ("amend", 0, 1),
+        ("replace", 1, [5, 6], "correct_invoices"),
+        ("revert", 1, "void_events", True),
+        ("revert", 0, "correct_invoices", False),
+        ("credit", 1, 5),
+    ],
+)
+# reverted out of order (refused), then in order; an add backfill's event amended, then it reverted
+@example(
+    live=[2, 1, 0],
+    ops=[
+        ("replace", 0, [1, 2], None),
+        ("replace", 0, [3], None),
+        ("revert", 0, None, True),
+        ("revert", 1, "restore_replaced", True),
+        ("revert", 0, None, False),
+    ],
+)
+@example(
+    live=[1, 0, 1],
+    ops=[
+        ("backfill", [(0, 1), (1, 2)], None),
+        ("amend", 0, 2),
+        ("revert", 0, "void_events", False),
+    ],
+)
 def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(
     world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
 ) -> None:

@@ -243,6 +243,12 @@ def test_bad_coupons_are_refused_with_a_code_and_write_nothing(
     assert _get(api, "/admin/coupons")[1]["data"] == []
 
 
+def test_a_coupon_currency_is_taken_in_any_case_by_the_one_currency_rule(world: World, api: Any) -> None:
+    fixed = {"name": "Five", "amount_off_minor": 5, "currency": "uSd", "duration": "forever",
+             "reason": "promo"}  # fmt: skip
+    assert _coupon(api, fixed)["currency"] == "USD"
+
+
 def test_coupon_create_is_idempotent_audited_and_archivable(world: World, api: Any) -> None:
     coupon = _coupon(api)
     assert _post(api, "/admin/coupons", PERCENT, "c-1") == (201, coupon)
@@ -252,10 +258,10 @@ def test_coupon_create_is_idempotent_audited_and_archivable(world: World, api: A
     status, archived = _post(api, f"/admin/coupons/{coupon['id']}/archive", {"reason": "ended"}, "a-1")
     assert status == 200 and archived["status"] == "archived"
     status, answer = _post(api, f"/admin/coupons/{coupon['id']}/archive", {"reason": "ended"}, "a-2")
-    assert (status, answer["error"]["code"]) == (400, "coupon_archived")
+    assert (status, answer["error"]["code"]) == (409, "coupon_archived")
     status, answer = _post(api, "/admin/discounts", {"coupon_id": coupon["id"], "customer_id": "acme",
                                                      "reason": "deal"}, "d-1")  # fmt: skip
-    assert (status, answer["error"]["code"]) == (400, "coupon_archived")
+    assert (status, answer["error"]["code"]) == (409, "coupon_archived")
     from neruba.dal.audit import AuditRepository
 
     records, _ = AuditRepository(get_settings().ops_table).list("_global", 100)
@@ -295,6 +301,8 @@ def test_a_fixed_coupon_in_another_currency_is_refused_and_a_removed_discount_st
     assert status == 200 and [d["id"] for d in listed["data"]] == [discount["id"]]
     status, removed = _post(api, f"/admin/discounts/{discount['id']}/remove", {"reason": "over"}, "x-1")
     assert status == 200 and removed["status"] == "removed"
+    status, answer = _post(api, f"/admin/discounts/{discount['id']}/remove", {"reason": "over"}, "x-2")
+    assert (status, answer["error"]["code"]) == (409, "discount_removed")
     _bill(world, monkeypatch, 1)
     assert _discount_lines(world) == []
 
@@ -349,6 +357,8 @@ def test_an_invoice_applies_at_most_ten_discounts_and_the_rest_wait(
         ({"percentage": "2e1"}, (422, "validation_error")),
         ({"percentage": "+20"}, (422, "validation_error")),
         ({"country": "de"}, (422, "validation_error")),
+        ({"country": None, "plan_code": "no-such-plan"}, (404, "plan_not_found")),
+        ({"plan_code": "no-such-plan"}, (404, "plan_not_found")),
     ],
 )
 def test_bad_tax_rates_are_refused(
@@ -365,7 +375,7 @@ def test_an_archived_tax_rate_no_longer_applies(world: World, api: Any, monkeypa
     status, archived = _post(api, f"/admin/tax-rates/{rate['id']}/archive", {"reason": "repealed"}, "a-1")
     assert status == 200 and archived["status"] == "archived"
     status, answer = _post(api, f"/admin/tax-rates/{rate['id']}/archive", {"reason": "repealed"}, "a-2")
-    assert (status, answer["error"]["code"]) == (400, "tax_rate_archived")
+    assert (status, answer["error"]["code"]) == (409, "tax_rate_archived")
     _bill(world, monkeypatch, 1)
     assert all("tax" not in ln for i in world.invoices("acme") for ln in i["lines"])
 

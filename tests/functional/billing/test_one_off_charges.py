@@ -132,6 +132,26 @@ def test_bad_charges_are_refused_with_a_code_and_write_nothing(
     assert world.invoices("acme") == [] and _list(api)[1]["data"] == []
 
 
+@pytest.mark.parametrize("currency", ["usd", "Usd", "USD"])
+def test_the_currency_is_taken_in_any_case_and_stored_upper_case(
+    world: World, api: Any, currency: str
+) -> None:
+    status, charge = _create(api, {**FEE, "mode": "invoice_now", "currency": currency})
+    assert (status, charge["currency"]) == (201, "USD"), charge
+    [invoice] = world.invoices("acme")
+    assert invoice["currency"] == "USD" and invoice["total_minor"] == 25000
+
+
+@pytest.mark.parametrize("currency", ["XYZ", "us1"])
+def test_an_unknown_currency_is_refused_as_every_currency_field_refuses_it(
+    world: World, api: Any, currency: str
+) -> None:
+    status, answer = _create(api, {**FEE, "mode": "invoice_now", "currency": currency})
+    [detail] = answer["error"]["details"]
+    assert (status, answer["error"]["code"], detail["param"]) == (422, "validation_error", "currency")
+    assert world.invoices("acme") == [] and _list(api)[1]["data"] == []
+
+
 def test_an_unknown_customer_is_404(world: World, api: Any) -> None:
     status, answer = _create(api, {**FEE, "mode": "invoice_now"}, customer="nobody")
     assert (status, answer["error"]["code"]) == (404, "customer_not_found")
@@ -184,7 +204,7 @@ def test_next_invoice_is_carried_once_by_the_next_window_invoice(
 
     # a void after invoicing is refused, pointing to a credit note
     status, answer = _void(api, charge["id"])
-    assert (status, answer["error"]["code"]) == (400, "one_off_charge_invoiced")
+    assert (status, answer["error"]["code"]) == (409, "one_off_charge_invoiced")
     assert "credit note" in answer["error"]["message"]
 
 
@@ -241,7 +261,7 @@ def test_void_a_pending_charge_then_no_invoice_carries_it(world: World, api: Any
     other_key = _void(api, charge["id"], key="v-2")
 
     assert status == 200 and voided["status"] == "void" and again == (200, voided)
-    assert (other_key[0], other_key[1]["error"]["code"]) == (400, "one_off_charge_void")
+    assert (other_key[0], other_key[1]["error"]["code"]) == (409, "one_off_charge_void")
     assert len(_audits("one_off_charge.void")) == 1
     schedule(world, START)
     work(world, START, monkeypatch)

@@ -187,3 +187,25 @@ def test_features_stored_before_their_flags_are_read_until_the_backfill_flags_th
     assert (flags.uses("one_off"), flags.uses("discount"), flags.uses("tax_rate")) == (False, True, True)
     assert flags.plan_discounts("basic", 1) and not flags.plan_discounts("basic", 2)
     assert world.ctx.features("acme").uses("discount") is False
+
+
+def test_a_delegation_to_stripe_tax_is_read_once_flagged_and_applies_no_rate(
+    world: World, api: Any, monkeypatch: Any
+) -> None:
+    world.subscribe("acme")
+    _bill_day(world, monkeypatch, 0)
+    _bill_day(world, monkeypatch, 1)
+    assert "TXJ" not in _partitions(_bill_day(world, monkeypatch, 2))  # nothing flagged: not read
+    # GIVEN acme's tax delegated to Stripe Tax (no tax rate in the deployment)
+    place = {"country": "FR", "provider": "stripe_tax", "reason": "Stripe Tax"}
+    event = api_event(
+        "PUT", "/admin/customers/acme/tax-jurisdiction", body=place,
+        path_parameters={"customer_id": "acme"}, headers={"Idempotency-Key": "j-1"},
+    )  # fmt: skip
+    status, answer = call(api, event)[:2]
+    assert status == 200 and answer["provider"] == "stripe_tax", answer
+    # WHEN the next window is billed THEN it reads the jurisdiction and stores who taxes it
+    assert "TXJ" in _partitions(_bill_day(world, monkeypatch, 3))
+    usage = _last_usage(world)
+    assert (usage["tax_provider"], usage["tax_location"]) == ("stripe_tax", {"country": "FR", "state": None})
+    assert (usage.get("tax_minor", 0), usage["total_minor"]) == (0, 30)

@@ -233,28 +233,32 @@ def test_a_redelivered_batch_whose_transaction_committed_counts_and_refuses_noth
     assert sorted(a["alert"] for a in _alerts()) == ["a:1", "hard:2"]
 
 
-def test_a_transaction_that_fails_is_retried_and_counts_once(
+def test_a_counter_write_that_fails_is_retried_and_counts_once(
     send: Any, process: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botocore.exceptions import ClientError
 
     from neruba.dal.clients import client
 
-    # GIVEN a cap of 3, and the first contribution transaction failing with throttling
+    # GIVEN a cap of 3, and the first write of the period counter failing with throttling (a conditional
+    # put, or a transaction when the write needs one)
     _limits(api_calls={"hard_cap": "3"})
     dynamodb = client("dynamodb")
-    real = dynamodb.transact_write_items
     failures = [1]
 
-    def flaky(**request: Any) -> Any:
-        if failures[0] and any("LIM#" in str(a) for a in request["TransactItems"]):
-            failures[0] -= 1
-            raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "TransactWriteItems"
-            )
-        return real(**request)
+    def flaky(real: Any, operation: str) -> Any:
+        def call(**request: Any) -> Any:
+            if failures[0] and "LIM#" in str(request.get("TransactItems", request.get("Item"))):
+                failures[0] -= 1
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation
+                )
+            return real(**request)
 
-    monkeypatch.setattr(dynamodb, "transact_write_items", flaky)
+        return call
+
+    monkeypatch.setattr(dynamodb, "transact_write_items", flaky(dynamodb.transact_write_items, "Transact"))
+    monkeypatch.setattr(dynamodb, "put_item", flaky(dynamodb.put_item, "PutItem"))
     # WHEN 5 events are processed (the failed batch goes back to SQS and comes again)
     send(*(ev(f"t{i}", properties={}) for i in range(5)))
     process()

@@ -124,6 +124,19 @@ class BackfillsRepository:
             }
         }
 
+    def status_check(self, backfill_id: str, status: str) -> dict[str, Any]:
+        """A ConditionCheck that the backfill is still ``status`` (a move of a backfill conditional on
+        the backfills over the same range staying as they were read)."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": self._key(backfill_id),
+                "ConditionExpression": "#st = :st",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item({":st": status}),
+            }
+        }
+
     def hold(self, backfill_id: str, event: HeldEvent) -> str:
         """Hold one event while the backfill is open: ``held``; ``duplicate`` when the backfill holds
         the same event under that key, ``conflict`` when it holds another; ``closed`` when the backfill

@@ -6,8 +6,9 @@ transaction that stores the feature, and never removed (a flag only says "read i
 
 - ``FEAT#{customer}`` / ``#`` - ``f``: ``one_off`` (a one-off charge was stored for the customer),
   ``advance`` (an advance item was), ``discount`` (a discount was attached to the customer or one of its
-  subscriptions), ``balance_alert`` (balance alert levels were set in the customer's limits: the writes
-  lowering its credit read its levels, ``logic.limits.balance``);
+  subscriptions), ``stripe_tax`` (its tax jurisdiction was once set to delegate tax to Stripe Tax),
+  ``balance_alert`` (balance alert levels were set in the customer's limits: the writes lowering its
+  credit read its levels, ``logic.limits.balance``);
 - ``FEAT`` / ``#`` - ``f``: ``tax_rate`` (a tax rate was created); ``p``: ``{plan}#{version}`` of every
   plan version a discount was attached to.
 
@@ -25,6 +26,7 @@ from typing import Any
 from neruba.dal.dynamo import batch_get
 
 ONE_OFF, ADVANCE, DISCOUNT, TAX_RATE = "one_off", "advance", "discount", "tax_rate"
+STRIPE_TAX = "stripe_tax"  # the customer's tax is delegated to Stripe Tax (its jurisdiction says so)
 MARKER = "billing-features-backfill"
 BALANCE_ALERT = "balance_alert"
 BALANCE_MARKER = "balance-alerts-backfill"  # the backfill of BALANCE_ALERT flags ran (logic.limits.balance)

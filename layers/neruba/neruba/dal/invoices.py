@@ -31,7 +31,16 @@ from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
-JSON_FIELDS = ("lines", "applications", "stripe", "window", "credit_notes", "line_credits", "completeness")
+JSON_FIELDS = (
+    "lines",
+    "applications",
+    "stripe",
+    "window",
+    "credit_notes",
+    "line_credits",
+    "completeness",
+    "stripe_tax",
+)
 SEQUENCE = "INV"
 STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"finalized", "void"}),
@@ -426,6 +435,37 @@ class InvoicesRepository:
                         ":rest": remaining,
                     }
                 ),
+            }
+        }
+
+    def stripe_tax_item(
+        self, invoice: Invoice, record: dict[str, Any], exclusive_minor: int, inclusive_minor: int
+    ) -> dict[str, Any]:
+        """A transaction ``Update`` amending a finalized invoice with the tax Stripe Tax computed: the
+        record (``stripe_tax``), ``tax_minor`` and ``total_minor`` raised by the exclusive part,
+        ``tax_included_minor`` by the inclusive part; conditional on no tax recorded yet and on the
+        total and status read (a void invoice is never amended)."""
+        doc = invoice.document
+        values = {
+            ":rec": jsonutil.dumps(record),
+            ":tax": int(doc.get("tax_minor") or 0) + exclusive_minor,
+            ":inc": int(doc.get("tax_included_minor") or 0) + inclusive_minor,
+            ":total": invoice.total_minor + exclusive_minor,
+            ":before": invoice.total_minor,
+            ":st": invoice.status,
+        }
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _key(invoice.id),
+                "UpdateExpression": (
+                    "SET stripe_tax = :rec, tax_minor = :tax, tax_included_minor = :inc, total_minor = :total"
+                ),
+                "ConditionExpression": (
+                    "attribute_not_exists(stripe_tax) AND total_minor = :before AND #st = :st"
+                ),
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(values),
             }
         }
 

@@ -13,16 +13,20 @@ Items:
 - counter (usage table) ``LIM#{customer}#{meter}`` / ``{period start}``: the meter's usage in that period
   ``u`` (exact), the events it counts ``n``, the alert levels fired this period ``f``, a version ``v``
   and the period's end ``pe``; with amounts (docs/limits.md, "Caps and alerts in amounts") the meter's
-  amount in minor units ``a``. Written only for meters that have limits, always in the transaction of
-  the contribution that counts the events, on condition of the version read (``v``), so two batches never
-  both add to one value they read, and a batch whose contribution exists (a redelivery) adds nothing;
+  amount in minor units ``a``; ``p``: the write it last moved for, compressed (``dal.limit_pending``:
+  the contribution, refusals and alerts that complete it). Written only for meters that have limits, on
+  condition of the version read (``v``), so two batches never both add to one value they read: by one
+  conditional put recording ``p`` (completed by the writer, or by the next writer of the counter), or in
+  the transaction of the contribution when one put cannot carry the write (``logic.limits.gate``);
 - balance version: the same catalog item's ``bv`` (a number, absent as 0), kept only for customers with
   balance alert levels: every write changing their usable credit moves it in its own transaction (the
   writes that evaluate the levels on condition that it is still the value read with the levels), so two
   of them never both decide from one balance (docs/limits.md, "Balance alerts");
 - spend counter (usage table) ``LIM#{customer}#$spend`` / ``{period start}`` (``SPEND``, not a meter
-  code): the customer's rated spend in the period ``u`` (minor units), each meter's amount ``m``, the
-  spend levels fired ``f`` and a version ``v``; written with a meter's counter when its amount changes.
+  code): the customer's rated spend in the period ``u`` (minor units), each meter's amount ``m`` and the
+  version of that meter's counter it was taken from ``mv``, the spend levels fired ``f``, a version ``v``
+  and the alerts its last write fired ``p`` (``dal.limit_pending``); written with a meter's counter
+  when its amount changes, in its transaction, or after its one put as a step the put records.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import batch_get, from_item, to_item
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso
 
@@ -111,6 +115,8 @@ class Counter:
     version: int = 0  # 0: not stored yet
     amount: int = 0  # the meter's amount in the period, minor units (amount caps, spend alerts)
     amounts: dict[str, int] = field(default_factory=dict)  # spend counter: each meter's amount
+    pending: bytes | None = None  # the write this counter moved for, maybe not complete (dal.limit_pending)
+    versions: dict[str, int] = field(default_factory=dict)  # spend counter: each meter's counter version
 
 
 class LimitsRepository:
@@ -149,9 +155,14 @@ class LimitsRepository:
         fired: set[str],
         amount: int | None = None,
         amounts: dict[str, int] | None = None,
+        pending: bytes | None = None,
+        versions: dict[str, int] | None = None,
     ) -> dict[str, Any]:
-        """The transaction action writing the counter's new state, on condition that it is still ``seen``
-        (``amount``: the meter's amount; ``amounts``: the spend counter's amount of each meter)."""
+        """The action writing the counter's new state, on condition that it is still ``seen``
+        (``amount``: the meter's amount; ``amounts``: the spend counter's amount of each meter;
+        ``pending``: the write it moves for, ``dal.limit_pending``; without it any recorded write is
+        dropped, so the writer completes it first; ``versions``: the spend counter's version of each
+        meter's counter whose amount it holds)."""
         item: dict[str, Any] = {
             "u": used,
             "n": events,
@@ -166,6 +177,10 @@ class LimitsRepository:
             item["a"] = amount
         if amounts:
             item["m"] = dict(amounts)
+        if pending is not None:
+            item["p"] = pending
+        if versions:
+            item["mv"] = dict(versions)
         put: dict[str, Any] = {
             "TableName": self.usage_table,
             "Item": {**counter_key(seen.customer_id, seen.meter_code, seen.start), **to_item(item)},
@@ -177,23 +192,24 @@ class LimitsRepository:
             put["ExpressionAttributeValues"] = {":v": {"N": str(seen.version)}}
         return {"Put": put}
 
+    def write_counter(self, action: dict[str, Any]) -> bool:
+        """Commit a ``counter_put`` action on its own (one conditional put, not a transaction); False when
+        the counter moved since it was read."""
+        try:
+            client("dynamodb").put_item(**action["Put"])
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
     def over_limit_update(
         self, customer_id: str, transaction_id: str, held_by: str, message: str
     ) -> dict[str, Any]:
         """The action refusing an accepted event its batch holds (never counted) as ``over_limit``."""
-        from neruba.dal.usage import event_key
+        from neruba.dal.limit_pending import refusal_update
 
-        return {
-            "Update": {
-                "TableName": self.usage_table,
-                "Key": event_key(customer_id, transaction_id),
-                "UpdateExpression": "SET st = :over, o0 = :over, reason = :over, reason_msg = :m",
-                "ConditionExpression": "st = :accepted AND bk = :bk",
-                "ExpressionAttributeValues": to_item(
-                    {":over": "over_limit", ":accepted": "accepted", ":bk": held_by, ":m": message}
-                ),
-            }
-        }
+        return {"Update": refusal_update(self.usage_table, customer_id, transaction_id, held_by, message)}
 
     def refuse_before(
         self, batch: str, shards: int, day: tuple[str, str, str], refusals: Sequence[dict[str, Any]]
@@ -338,3 +354,6 @@ def _fill(counter: Counter, item: dict[str, Any]) -> None:
     counter.version = int(item.get("v", 0))
     counter.amount = int(item.get("a", 0))
     counter.amounts = {str(k): int(v) for k, v in (item.get("m") or {}).items()}
+    counter.versions = {str(k): int(v) for k, v in (item.get("mv") or {}).items()}
+    pending = item.get("p")
+    counter.pending = None if pending is None else bytes(getattr(pending, "value", pending))

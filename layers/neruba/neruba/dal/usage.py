@@ -152,6 +152,7 @@ class StoredEvent:
     released_by: str | None = None  # the batch that gave the event back uncounted (equal to ``batch``)
     void_json: str | None = None  # a voided event's void record (reason, ticket, when, by, amended_by), JSON
     amends: str | None = None  # a corrected copy: the transaction id of the event it amends
+    restored_json: str | None = None  # a restored event's restore record (backfill, reason, the void undone)
     history: tuple[HistoryEntry, ...] = ()
     copies: Mapping[str, int] = field(default_factory=dict)
 
@@ -201,6 +202,7 @@ _EVENT_ATTRIBUTES = (
     ("released_by", "rl"),
     ("void_json", "vd"),
     ("amends", "amd"),
+    ("restored_json", "rs"),
 )
 _REQUIRED = 7
 
@@ -420,6 +422,36 @@ class UsageRepository:
         return counted
 
     # ------------------------------------------------------------------ counting
+    def contribution_exists(self, batch: str, write: DayWrite) -> bool:
+        """Whether ``batch`` wrote its contribution for ``write``'s customer, meter and day (read
+        consistently)."""
+        key = contribution_key(
+            write.customer_id, write.meter_code, write.day, batch, shard_of(batch, self.shards)
+        )
+        response = client("dynamodb").get_item(
+            TableName=self.table_name, Key=key, ConsistentRead=True, ProjectionExpression="pk"
+        )
+        return "Item" in response
+
+    def contribution_put(self, batch: str, write: DayWrite, now: datetime) -> dict[str, Any]:
+        """The conditional Put of ``write`` as ``batch``'s contribution (raises
+        ``AggregateOverflowError`` when a figure of it is not storable)."""
+        for cell in write.cells.values():
+            totals = cell.totals
+            for figure in (totals.total, totals.weighted, *totals.event_sums.values()):
+                if number_problem(figure):
+                    raise AggregateOverflowError(f"the batch figure {figure} is not storable")
+        shard = shard_of(batch, self.shards)
+        key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
+        item = {**key, **to_item(contribution_item(write, now))}
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
     def count_group(
         self, batch: str, write: DayWrite, now: datetime, extra: Sequence[tuple[str, dict[str, Any]]] = ()
     ) -> bool:
@@ -435,14 +467,7 @@ class UsageRepository:
         not, and counts nothing if one does. ``extra`` (name, action) pairs commit in the same transaction
         (the usage limits' period counter); a failed condition of one raises ``ExtraConditionError``.
         """
-        for cell in write.cells.values():
-            totals = cell.totals
-            for figure in (totals.total, totals.weighted, *totals.event_sums.values()):
-                if number_problem(figure):
-                    raise AggregateOverflowError(f"the batch figure {figure} is not storable")
-        shard = shard_of(batch, self.shards)
-        key = contribution_key(write.customer_id, write.meter_code, write.day, batch, shard)
-        item = {**key, **to_item(contribution_item(write, now))}
+        item = self.contribution_put(batch, write, now)["Put"]["Item"]
         if not write.recounts and not write.checks and not extra:
             try:
                 client("dynamodb").put_item(
@@ -860,6 +885,27 @@ class UsageRepository:
             _, meter, sk, i = page[-1][0]
             next_cursor = encode_cursor({"m": {"S": meter}, "sk": {"S": sk}, "i": {"S": str(i)}}, query)
         return EventPage(tuple(event for _, event in page), next_cursor)
+
+    def count_listed(
+        self,
+        customer_id: str,
+        meter_codes: Sequence[str],
+        start: datetime,
+        end: datetime,
+        stop_after: int | None = None,
+    ) -> int:
+        """How many transaction ids the contributions of the hours of [start, end) name: what
+        :meth:`list_events` would read, counted from the contributions' cell maps alone (no event read;
+        events voided since and those of the first and last hour outside the range are counted too, so
+        it is an upper bound). Stops once the count is past ``stop_after``."""
+        first, last = hour_bucket(start), hour_bucket(end - timedelta(microseconds=1))
+        total = 0
+        for meter in sorted(set(meter_codes)):
+            for _, _, _, ids in self._cells_from(customer_id, meter, first, last, None):
+                total += len(ids)
+                if stop_after is not None and total > stop_after:
+                    return total
+        return total
 
     @staticmethod
     def _event_position(

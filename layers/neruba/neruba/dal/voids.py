@@ -10,6 +10,10 @@ Items:
   transaction and deleted once its cell is recomputed and its corrected copy counted
   (``logic/ingest/voids.py``); what the ``voids`` sweep check finishes when the request that wrote it
   did not;
+- a restore (the revert of a ``mode: replace`` backfill giving back the events it voided) turns ``st``
+  from ``voided`` to ``accepted``, removes ``vd`` and adds ``rs`` (the restore record, JSON text), on
+  condition that the event still holds the very void record the replace wrote; it deletes the event's
+  void list entry and writes an open void, so its cell is recomputed as a void's is;
 - the customer's void list ``VOIDS#{customer}`` / ``{timestamp}\\x1f{transaction_id}``: one per voided
   event, kept, read by invoice explain to cite the voids behind a correction.
 """
@@ -69,6 +73,34 @@ class VoidsRepository:
                 ),
             }
         }
+
+    def restore_update(self, event: StoredEvent, restore_json: str) -> dict[str, Any]:
+        """The action giving a voided ``event`` back its usage, on condition that it still holds the void
+        record it was read with."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": event_key(event.customer_id, event.transaction_id),
+                "UpdateExpression": "SET st = :accepted, rs = :rs REMOVE vd",
+                "ConditionExpression": "st = :voided AND vd = :vd",
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":voided": "voided",
+                        ":accepted": "accepted",
+                        ":vd": event.void_json,
+                        ":rs": restore_json,
+                    }
+                ),
+            }
+        }
+
+    def entry_delete(self, event: StoredEvent) -> dict[str, Any]:
+        """The action deleting the event's entry in its customer's void list (a restored event)."""
+        key = {
+            "pk": f"VOIDS#{event.customer_id}",
+            "sk": f"{ts(parse_ts(event.timestamp))}\x1f{event.transaction_id}",
+        }
+        return {"Delete": {"TableName": self.table_name, "Key": to_item(key)}}
 
     def copy_put(self, copy: StoredEvent) -> dict[str, Any]:
         """The action writing an amend's corrected copy (its key must be free)."""

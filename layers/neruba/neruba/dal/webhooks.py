@@ -197,6 +197,26 @@ def once_put(table_name: str, key: str, event_id: str) -> dict[str, Any]:
     }
 
 
+def outbox_written(table_name: str, item: dict[str, Any]) -> bool:
+    """Whether the outbox item ``item`` (low-level, as :func:`outbox_put` makes it) was written: it is
+    there, or the relay stored its event (``WHEVT``, written before the relay deletes the item; read
+    second, so an item fanned out between the two reads is still seen)."""
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    found = client("dynamodb").get_item(
+        TableName=table_name, Key=key, ConsistentRead=True, ProjectionExpression="pk"
+    )
+    if "Item" in found:
+        return True
+    event_id = json.loads(item["doc"]["S"])["id"]
+    stored = client("dynamodb").get_item(
+        TableName=table_name,
+        Key={"pk": {"S": f"WHEVT#{event_id}"}, "sk": {"S": "#"}},
+        ConsistentRead=True,
+        ProjectionExpression="pk",
+    )
+    return "Item" in stored
+
+
 def outbox_shard(customer_id: str) -> int:
     """A customer's events share one shard, so the relay reads them in the order they were written."""
     return zlib.crc32(customer_id.encode()) % OUTBOX_SHARDS

@@ -36,7 +36,7 @@ class BackfillCreate(BaseModel):
         default="add",
         description="add: the events are counted on top of the stored ones. replace: the stored events of "
         "the range (these customers and meters) are voided at commit and the held events counted instead "
-        "(within the void horizon, on whole hours).",
+        "(on whole hours; a revert gives the voided events back).",
     )
     reason: AuditedReason = Field(description="Why the backfill is opened (audited).")
     ticket: TicketText | None = None
@@ -114,12 +114,15 @@ class BackfillRevertRequest(BaseModel):
 
 
 class BackfillReverted(BaseModel):
-    """What a revert did: the commit's counted events voided, and per invoice the rerun that took their
-    amount back."""
+    """What a revert did: the commit's counted events voided, the events a replace voided given back, and
+    per invoice the rerun that took their amount back."""
 
     model_config = ConfigDict(extra="forbid")
 
     events_voided: int = Field(description="The events the commit counted, voided by the revert.")
+    events_restored: int = Field(
+        default=0, description="mode replace: the events the commit voided, given back by the revert."
+    )
     invoices: list[BackfillCorrection]
 
 

@@ -10,6 +10,7 @@ from neruba.models.fields import (
     EXTERNAL_ID_PATTERN,
     MAX_METADATA,
     AuditedReason,
+    Currency,
     Instant,
     LineDescription,
     Memo,
@@ -81,7 +82,7 @@ class OneOffChargeCreate(BaseModel):
     amount_minor: StrictInt | None = Field(default=None, description="The amount in minor units (positive).")
     quantity: Quantity | None = Field(default=None, description="With unit_price: how many units.")
     unit_price: Price | None = Field(default=None, description="With quantity: the price of one unit.")
-    currency: str = Field(min_length=3, max_length=3, description="Must be the customer's currency.")
+    currency: Currency = Field(description="Must be the customer's currency (any case; answered upper case).")
     mode: Literal["invoice_now", "next_invoice"] = Field(
         description="invoice_now: an invoice of its own at once; next_invoice: a line on the next invoice."
     )

@@ -79,10 +79,16 @@ class TaxRateCreate(_Audited):
 
 
 class JurisdictionSet(_Audited):
-    """``PUT /admin/customers/{id}/tax-jurisdiction``: where the customer is taxed."""
+    """``PUT /admin/customers/{id}/tax-jurisdiction``: where the customer is taxed, and by whom."""
 
     country: Country
     state: State | None = None
+    provider: Literal["neruba", "stripe_tax"] = Field(
+        default="neruba",
+        description="neruba: Neruba's tax rates apply; stripe_tax: Neruba computes no tax for the "
+        "customer and Stripe Tax computes it when the invoice is synced (docs/billing.md, 'Tax delegated "
+        "to Stripe Tax').",
+    )
 
 
 class _Closed(BaseModel):
@@ -158,4 +164,7 @@ class TaxJurisdiction(_Closed):
     customer_id: str
     country: str | None
     state: str | None
+    provider: Literal["neruba", "stripe_tax"] = Field(
+        default="neruba", description="Who computes the tax of the customer's invoices."
+    )
     tax_rates: list[TaxRate] = Field(description="The active rates the customer's invoices apply now.")

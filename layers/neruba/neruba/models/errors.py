@@ -110,18 +110,12 @@ ERROR_CODES: dict[str, str] = {
     "backfill_range_reversed": "A backfill's end is not after its start.",
     "backfill_range_in_future": "A backfill's range reaches into the future.",
     "backfill_range_too_old": "A backfill's range starts more than 400 days back.",
-    "backfill_replace_range_too_old": (
-        "mode replace reaches past the void horizon (ingest's maximum event age); open an add backfill."
-    ),
     "backfill_replace_whole_hours": "mode replace needs start and end on whole hours.",
-    "backfill_replace_not_revertible": "A replace backfill is not reverted (its replaced events stay void).",
     "backfill_meter_in_advance": "The meter is charged in advance; a backfill counts arrears usage only.",
     "backfill_too_many_events": "The backfill would hold more than 5,000 events; open another one.",
     "backfill_not_committed": "Only a committed backfill can be reverted.",
-    "backfill_too_old_to_revert": (
-        "The backfill's events are past the void horizon (ingest's maximum event age, 35 days by "
-        "default); credit the invoices instead."
-    ),
+    "backfill_superseded": "A later replace backfill stands over this one: revert it first.",
+    "backfill_range_busy": "A backfill over the same range is being committed or reverted; wait.",
     "timestamp_outside_backfill": "The event's timestamp is outside the backfill's range.",
     "customer_not_in_backfill": "The event's customer is not one of the backfill's.",
     "meter_not_in_backfill": "The event's meter is not one of the backfill's.",

@@ -569,6 +569,17 @@ class EventVoid(Closed):
     amended_by: str | None = Field(description="The corrected copy's transaction id (an amend).")
 
 
+class EventRestore(Closed):
+    """How an event voided by a ``mode: replace`` backfill was given back by that backfill's revert."""
+
+    backfill: str = Field(description="The backfill whose revert restored the event.")
+    reason: str
+    ticket: str | None
+    at: Timestamp
+    actor: str | None
+    void: EventVoid = Field(description="The replace's void the restore undid.")
+
+
 class StoredEvent(Closed):
     object: Literal["event"]
     transaction_id: str
@@ -588,6 +599,10 @@ class StoredEvent(Closed):
     )
     amends: str | None = Field(
         default=None, description="On an amend's corrected copy: the transaction id of the event it amends."
+    )
+    restored: EventRestore | None = Field(
+        default=None,
+        description="Set on an event a replace backfill voided and its revert gave back (it counts again).",
     )
 
 
@@ -679,6 +694,24 @@ class Invoice(Open):
     threshold: InvoiceThreshold | None = Field(
         default=None, description="For a threshold invoice: the threshold and the cut it billed usage to."
     )
+    tax_provider: Literal["stripe_tax"] | None = Field(
+        default=None,
+        description="stripe_tax: Neruba computed no tax; Stripe Tax computes it when the invoice is synced "
+        "(docs/billing.md, 'Tax delegated to Stripe Tax').",
+    )
+    stripe_tax: InvoiceStripeTax | None = Field(
+        default=None, description="The tax Stripe Tax computed, once recorded (tax_minor includes it)."
+    )
+
+
+class InvoiceStripeTax(Closed):
+    """The tax Stripe Tax computed on a delegated invoice, as recorded from its webhook."""
+
+    exclusive_minor: Minor = Field(description="Tax added on top: in tax_minor and total_minor.")
+    inclusive_minor: Minor = Field(description="Tax inside the amounts: in tax_included_minor.")
+    stripe_invoice_id: str
+    event_id: str = Field(description="The Stripe event it was recorded from.")
+    recorded_at: Timestamp
 
 
 class LineAggregate(Closed):

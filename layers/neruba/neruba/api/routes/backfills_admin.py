@@ -139,9 +139,9 @@ def cancel_backfill(
 def revert_backfill(
     backfill_id: BackfillId, body: Annotated[BackfillAction, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
-    """Needs an Idempotency-Key. Voids the events the commit counted and corrects the invoices it
-    corrected. The answer's status is ``reverted``, or ``reverting`` when a step is left: send it again.
-    ``409 backfill_too_old_to_revert`` past the void horizon (ingest's maximum event age)."""
+    """Needs an Idempotency-Key. Voids the events the commit counted, gives back those a replace voided,
+    and corrects the invoices it corrected, whatever their age. The answer's status is ``reverted``, or
+    ``reverting`` when a step is left: send it again."""
     from neruba.logic.billing import backfill_revert
 
     actor = current_principal(router).actor

@@ -39,7 +39,8 @@ ERRORS = scoped_responses(
         400: {"description": "A rule is broken (see error.code)"},
         404: {"description": "No such run, invoice or customer"},
         409: {
-            "description": "Another run holds the lock, or the Idempotency-Key was used for another request"
+            "description": "Another run holds the lock, the Idempotency-Key was used for another request, "
+            "or the state refuses it (a one-off charge void or invoiced already)"
         },
         422: {"description": "The body does not match the schema"},
     },

@@ -34,8 +34,13 @@ ERRORS = scoped_responses(
     "admin",
     {
         400: {"description": "A rule is broken (see error.code)"},
-        404: {"description": "No such coupon, discount, tax rate, customer, subscription or plan version"},
-        409: {"description": "The Idempotency-Key was used for another request"},
+        404: {
+            "description": "No such coupon, discount, tax rate, customer, subscription, plan or plan version"
+        },
+        409: {
+            "description": "The Idempotency-Key was used for another request, or the coupon, discount or "
+            "tax rate is archived or removed already"
+        },
         422: {"description": "The body does not match the schema"},
     },
 )

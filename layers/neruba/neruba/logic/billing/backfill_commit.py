@@ -19,7 +19,8 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
    the stored rerun answer and writes nothing.
 4. ``committing`` -> ``committed`` with what the commit did (conditional: once).
 
-A backfill of more than ``INLINE_EVENTS`` events, or a commit whose step is left for later, is finished by
+A backfill of more than ``INLINE_EVENTS`` events (held, and for a replace the stored events of its range it
+voids, counted from the range's contributions), or a commit whose step is left for later, is finished by
 the billing worker: a ``{"backfill": id}`` message on BillingQueue (:func:`resume`), retried by SQS until
 done and then in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
 ``commit`` call (any key) or delivery of the message resumes at step 2 and does only what is left. Two
@@ -37,7 +38,7 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_replace
+from neruba.logic.billing import backfill_order, backfill_replace
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
@@ -64,7 +65,8 @@ def commit_backfill(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """``POST /admin/backfills/{id}/commit``: the backfill, ``committed``, or ``committing`` when the
-    billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, or a step left for
+    billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, held and, for a
+    replace, stored in the range to void (``backfill_replace.count_to_replace``), or a step left for
     later)."""
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
@@ -74,11 +76,17 @@ def commit_backfill(
     if found.status == "cancelled":
         raise ConflictError("The backfill was cancelled; it cannot be committed.", code="backfill_cancelled")
     if found.status == "open":
+        guards: list[dict[str, Any]] = []
         if found.document.get("mode") == "replace":  # refused before anything is written
+            backfill_order.check_not_busy(ctx, found)
+            guards = backfill_order.guards(ctx, found)
             held = backfills(ctx).held_events(backfill_id)
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
-        start(ctx, backfill_id, body, actor, key, request_id, now)
-    if found.held > INLINE_EVENTS:
+        start(ctx, backfill_id, body, actor, key, request_id, now, guards)
+    work = found.held  # the events to count and, for a replace, to void
+    if found.document.get("mode") == "replace" and work <= INLINE_EVENTS:
+        work += backfill_replace.count_to_replace(ctx, found.document, INLINE_EVENTS - work)
+    if work > INLINE_EVENTS:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
@@ -149,9 +157,11 @@ def start(
     key: str,
     request_id: str | None,
     now: datetime,
+    guards: list[dict[str, Any]] | None = None,
 ) -> None:
     """Step 1: ``open`` -> ``committing`` with its audit record (the record's id follows from the
-    backfill, so one commit is audited once)."""
+    backfill, so one commit is audited once); for a replace, conditional on the backfills over its range
+    keeping their status (``backfill_order.guards``)."""
     found = get_backfill(ctx, backfill_id)
     audit = idempotency.audit_put(
         bootstrap.audit(),
@@ -170,12 +180,16 @@ def start(
         backfill_id, ("open",), "committing", committing_at=ts(now), committing_by=actor
     )
     try:
-        commit(Transaction([moved, audit]))
+        commit(Transaction([moved, audit, *(guards or [])]))
     except Cancelled as exc:
         again = get_backfill(ctx, backfill_id)
         if again.status == "cancelled":
             raise ConflictError(
                 "The backfill was cancelled; it cannot be committed.", code="backfill_cancelled"
+            ) from exc
+        if again.status == "open":  # a backfill over the range moved meanwhile
+            raise ConflictError(
+                "A backfill over the same range changed meanwhile; try again.", code="backfill_conflict"
             ) from exc
         # another commit moved it first: this one resumes the same steps
 

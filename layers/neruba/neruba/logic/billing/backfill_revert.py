@@ -2,26 +2,36 @@
 
 Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
 
-1. ``committed`` -> ``reverting``: first every event the commit counted is checked as a void would check
-   it (``logic.ingest.voids.check_voidable``): one past the void horizon refuses the whole revert
-   (``409 backfill_too_old_to_revert``), as does any other refusal of a void; nothing is written. Then
-   one transaction, conditional on ``committed``, moves the backfill with the audit record
-   (``backfill.revert``) and the revert's reason.
-2. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
-   whose id was already stored was not counted and is left alone) is voided through the event-void
+1. ``committed`` -> ``reverting``: first the revert is refused while a later replace backfill stands over the
+   range or the events (``backfill_order.check_not_superseded``: 409 ``backfill_superseded``), and every event
+   the commit counted (with an operator's amended copies of them: ``taken_back``) is checked as the backfill's
+   void would check it (``logic.ingest.voids.check_voidable``; the void horizon does not apply: step 4
+   corrects the invoices whatever their age) and, for ``mode: replace``, every event it replaced as its
+   restore would (``logic.ingest.restores.check_restorable``); a refusal refuses the whole revert and nothing
+   is written. Then one transaction, conditional on ``committed`` and on the backfills over the range keeping
+   their status (``backfill_order.guards``), moves the backfill with the audit record (``backfill.revert``)
+   and the revert's reason.
+2. Restore (``mode: replace``): each event the commit voided is given back
+   (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
+   a run again finds the restored ones marked and restores the rest once.
+3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
+   whose id was already stored was not counted and is left alone), and the corrected copy of each one an
+   operator amended since, is voided through the event-void
    mechanism (``logic.ingest.voids.void_event``) under the Idempotency-Key
    ``backfill-revert:{id}:{digest}``: one transaction per event, its cell recomputed from the surviving
    events. A retry replays the stored answer and finishes what is left; an event voided meanwhile by an
    operator is already out of the usage.
-3. Correct: the invoices the commit corrected are rerun again (``backfill_commit.correct_invoices``),
-   under the keys ``backfill-revert:{id}:{invoice}`` (distinct from the commit's): the rerun bills the
-   negative difference as the commit billed the positive one.
-4. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
+4. Correct: the invoices the commit corrected (of the held and the replaced events) are rerun again
+   (``backfill_commit.correct_invoices``), under the keys ``backfill-revert:{id}:{invoice}`` (distinct
+   from the commit's): the rerun bills the difference back as the commit billed it, whatever the
+   invoice's age.
+5. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
 
-A revert of more than ``backfill_commit.INLINE_EVENTS`` events, or one whose step is left for later (a
-void whose cell could not be recomputed yet, an invoice changing under its rerun), is finished by the
-billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume` dispatches on the
-status), and the ``billing`` sweep re-sends that message for a backfill left ``reverting``.
+A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), or one whose step is
+left for later (a void whose cell could not be recomputed yet, an invoice changing under its rerun), is
+finished by the billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume`
+dispatches on the status), and the ``billing`` sweep re-sends that message for a backfill left
+``reverting``.
 """
 
 from __future__ import annotations
@@ -33,12 +43,14 @@ from typing import Any
 from neruba import bootstrap
 from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_commit
+from neruba.logic.billing import backfill_commit, backfill_order, backfill_replace
 from neruba.logic.billing.backfill_commit import CommitIncompleteError, correct_invoices, enqueue
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
+from neruba.logic.ingest.restores import check_restorable
 from neruba.logic.ingest.voids import VoidRequest, check_voidable, void_event
 from neruba.models.backfills import BackfillAction
 from neruba.timefmt import iso, ts
@@ -65,16 +77,11 @@ def revert_backfill(
             f"Only a committed backfill can be reverted; this one is {found.status}.",
             code="backfill_not_committed",
         )
-    if found.document.get("mode") == "replace" and found.status == "committed":
-        raise ConflictError(
-            "A replace backfill cannot be reverted: the events it replaced stay voided (a void is not "
-            "undone); send them again in an add backfill, or credit the invoices.",
-            code="backfill_replace_not_revertible",
-        )
     held = backfills(ctx).held_events(backfill_id)
     if found.status == "committed":
         start(ctx, backfill_id, held, body, actor, key, request_id, now)
-    if len(held) > backfill_commit.INLINE_EVENTS:
+    replaced = int((found.document.get("committed") or {}).get("events_replaced") or 0)
+    if len(held) + replaced > backfill_commit.INLINE_EVENTS:  # the events to void and to give back
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
@@ -91,6 +98,12 @@ def counted_keys(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[
     return sorted(k for k, event in stored.items() if event.copy_id in ours)
 
 
+def taken_back(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[StoredEvent]:
+    """The events the revert takes back: those the commit counted and the corrected copies of those an
+    operator amended since (``backfill_order.lineage``), whatever their status now."""
+    return backfill_order.lineage(ctx, counted_keys(ctx, backfill_id, held))
+
+
 def start(
     ctx: Billing,
     backfill_id: str,
@@ -101,19 +114,16 @@ def start(
     request_id: str | None,
     now: datetime,
 ) -> None:
-    """Step 1: every counted event checked as its void would be, then ``committed`` -> ``reverting``
-    with its audit record (id follows from the backfill: one revert is audited once)."""
-    try:
-        check_voidable(counted_keys(ctx, backfill_id, held), now)
-    except ConflictError as exc:
-        if exc.code != "event_too_old_to_void":
-            raise
-        raise ConflictError(
-            "The backfill's events are older than the void horizon: their periods are no longer "
-            "re-rated, so a revert would not reach their invoices; credit the invoices instead.",
-            code="backfill_too_old_to_revert",
-        ) from exc
+    """Step 1: every counted event checked as its void would be (and every replaced one as its restore),
+    then ``committed`` -> ``reverting`` with its audit record (id follows from the backfill: one revert
+    is audited once)."""
     found = get_backfill(ctx, backfill_id)
+    events = taken_back(ctx, backfill_id, held)
+    backfill_order.check_not_superseded(ctx, found, events)
+    guards = backfill_order.guards(ctx, found)
+    check_voidable([(e.customer_id, e.transaction_id) for e in events], now, backfill=backfill_id)
+    if found.document.get("mode") == "replace":
+        check_restorable(backfill_replace.events_to_restore(ctx, backfill_id, found.document), now)
     revert = {"reason": body.reason, "ticket": body.ticket, "by": actor, "at": iso(now)}
     audit = idempotency.audit_put(
         bootstrap.audit(),
@@ -131,8 +141,14 @@ def start(
     moved = backfills(ctx).move_item(
         backfill_id, ("committed",), "reverting", revert=revert, reverting_at=ts(now)
     )
-    with contextlib.suppress(Cancelled):  # another revert moved it first: this one resumes its steps
-        commit(Transaction([moved, audit]))
+    try:
+        commit(Transaction([moved, audit, *guards]))
+    except Cancelled as exc:
+        if get_backfill(ctx, backfill_id).status == "committed":  # a backfill over the range moved
+            raise ConflictError(
+                "A backfill over the same range changed meanwhile; try again.", code="backfill_conflict"
+            ) from exc
+        # another revert moved it first: this one resumes its steps
 
 
 def run_steps(
@@ -142,15 +158,26 @@ def run_steps(
     request_id: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Steps 2 to 4 on a ``reverting`` backfill (each a no-op where an earlier run did it)."""
+    """Steps 2 to 5 on a ``reverting`` backfill (each a no-op where an earlier run did it)."""
     found = get_backfill(ctx, backfill_id)
     if found.status != "reverting":
         return found.document
     revert = dict(found.document.get("revert") or {})
     held = backfills(ctx).held_events(backfill_id)
-    voided = void_events(ctx, backfill_id, held, revert, actor, request_id, now)
-    corrected = correct_invoices(ctx, backfill_id, held, actor, request_id, now, revert=revert)
-    summary = {"events_voided": voided, "invoices": corrected}
+    replaced: list[StoredEvent] = []
+    if found.document.get("mode") == "replace":
+        replaced = backfill_replace.events_to_restore(ctx, backfill_id, found.document)
+        restored = backfill_replace.restore_replaced(
+            ctx, backfill_id, replaced, revert, actor, request_id, now
+        )
+        if not restored:
+            raise CommitIncompleteError(backfill_id)
+    events = taken_back(ctx, backfill_id, held)
+    voided = void_events(ctx, backfill_id, events, revert, actor, request_id, now)
+    copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
+    touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
+    corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, revert=revert)
+    summary = {"events_voided": voided, "events_restored": len(replaced), "invoices": corrected}
     moved = backfills(ctx).move_item(
         backfill_id, ("reverting",), "reverted", reverted=summary, reverted_at=ts(now)
     )
@@ -162,24 +189,24 @@ def run_steps(
 def void_events(
     ctx: Billing,
     backfill_id: str,
-    held: list[HeldEvent],
+    events: list[StoredEvent],
     revert: dict[str, Any],
     actor: str,
     request_id: str | None,
     now: datetime,
 ) -> int:
-    """Step 2: void every event the commit counted (one void each, under its own key); how many. Raises
-    ``CommitIncompleteError`` when a void's correction is still pending (its cell not recomputed yet)."""
+    """Step 3: void every event the commit counted and every operator's corrected copy of one
+    (``taken_back``; one void each, under its own key); how many. Raises ``CommitIncompleteError`` when a
+    void's correction is still pending (its cell not recomputed yet)."""
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
     pending = False
-    keys = counted_keys(ctx, backfill_id, held)
+    keys = [(e.customer_id, e.transaction_id) for e in events]
     for customer_id, transaction_id in keys:
         key = "backfill-revert:" + backfill_id + ":" + idempotency.digest([customer_id, transaction_id], 32)
         try:
-            answer = void_event(
-                VoidRequest(customer_id, transaction_id, reason, ticket), actor, key, request_id, now
-            )
+            request = VoidRequest(customer_id, transaction_id, reason, ticket, backfill=backfill_id)
+            answer = void_event(request, actor, key, request_id, now)
         except ConflictError as exc:
             if exc.code != "event_already_voided":
                 raise CommitIncompleteError(backfill_id) from exc

@@ -51,20 +51,10 @@ def get_backfill(ctx: Billing, backfill_id: str) -> Backfill:
     return found
 
 
-def _check_replace(start: datetime, end: datetime, now: datetime) -> None:
-    """``mode: replace`` voids the stored events of the range: only within the void horizon (ingest's
-    maximum event age) and on whole hours (an hour's cell holds its events together)."""
-    from neruba.settings import get_settings
-
-    age = timedelta(days=get_settings().ingest_max_age_days)
-    if start < now - age:
-        raise InvalidRequestError(
-            f"mode replace voids the stored events of the range, and events older than {age.days} days "
-            "(ingest's maximum event age) cannot be voided: start must be within that age; open an add "
-            "backfill for older ranges.",
-            code="backfill_replace_range_too_old",
-            param="start",
-        )
+def _check_replace(start: datetime, end: datetime) -> None:
+    """``mode: replace`` voids the stored events of the range: on whole hours only (an hour's cell holds
+    its events together). Any age the range may have: the backfill's voids are its own, and its commit
+    reruns their invoices (docs/billing.md, "Corrections older than the void horizon")."""
     for name, at in (("start", start), ("end", end)):
         if at != at.replace(minute=0, second=0, microsecond=0):
             raise InvalidRequestError(
@@ -77,7 +67,7 @@ def _check_replace(start: datetime, end: datetime, now: datetime) -> None:
 def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[list[str], list[str]]:
     start, end = body.start.astimezone(UTC), body.end.astimezone(UTC)
     if body.mode == "replace":
-        _check_replace(start, end, now)
+        _check_replace(start, end)
     if end <= start:
         raise InvalidRequestError("end must be after start.", code="backfill_range_reversed", param="end")
     if end > now:

@@ -73,6 +73,7 @@ def correction_invoice(
         details={
             "corrects": {"invoice_id": original.id, "number": original.number},
             **({"tax_rates": rates} if rates else {}),
+            **{k: original.document[k] for k in ("tax_provider", "tax_location") if k in original.document},
         },
         period=(original.period_start, original.period_end),
         lines=lines,

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from neruba import bootstrap
 from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.discounts import DiscountsRepository, Stored, customer_partition, plan_partition
-from neruba.dal.features import DISCOUNT
+from neruba.dal.features import DISCOUNT, STRIPE_TAX
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.numbers import canonical_text
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing.discounts import DELEGATED
 from neruba.models.discounts import MAX_COUPON_MINOR
 from neruba.timefmt import ts
 
@@ -48,6 +49,12 @@ def repo(ctx: Billing) -> DiscountsRepository:
 
 def _bad(message: str, code: str, param: str) -> InvalidRequestError:
     return InvalidRequestError(message, code=code, param=param)
+
+
+def _state(message: str, code: str, param: str) -> ConflictError:
+    """The request is well formed but the object's state refuses it (archived, removed): 409, as an
+    invoice or event voided twice."""
+    return ConflictError(message, code=code, param=param)
 
 
 def _operate(
@@ -217,7 +224,7 @@ def archive_coupon(
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         doc = get_coupon(ctx, coupon_id)
         if doc["status"] == "archived":
-            raise _bad("The coupon is already archived.", "coupon_archived", "coupon_id")
+            raise _state("The coupon is already archived.", "coupon_archived", "coupon_id")
         action = repo(ctx).status_item("CPN", coupon_id, "active", "archived", "archived_at", ts(now))
         result = {**doc, "status": "archived", "archived_at": ts(now)}
         return result, [action], {"before": {"status": "active"}, "after": {"status": "archived"}}
@@ -321,7 +328,7 @@ def create_discount(
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         coupon = get_coupon(ctx, body.coupon_id)
         if coupon["status"] != "active":
-            raise _bad("An archived coupon cannot be attached.", "coupon_archived", "coupon_id")
+            raise _state("An archived coupon cannot be attached.", "coupon_archived", "coupon_id")
         target, partition, currency, ids = _target(ctx, body)
         if coupon["currency"] is not None and coupon["currency"] != currency:
             raise _bad(
@@ -411,7 +418,7 @@ def remove_discount(
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         partition, doc = _discount(ctx, discount_id)
         if doc["status"] != "active":
-            raise _bad("The discount is already removed.", "discount_removed", "discount_id")
+            raise _state("The discount is already removed.", "discount_removed", "discount_id")
         action = repo(ctx).status_item(partition, discount_id, "active", "removed", "removed_at", ts(now))
         result = {**doc, "status": "removed", "removed_at": ts(now)}
         fields = {
@@ -447,6 +454,8 @@ def create_tax_rate(
             "tax_rate_target_required",
             "country",
         )
+    if body.plan_code is not None:
+        _known_plan(ctx, body.plan_code)
 
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         terms = {
@@ -473,6 +482,16 @@ def create_tax_rate(
     )
 
 
+def _known_plan(ctx: Billing, plan_code: str) -> None:
+    """404 ``plan_not_found`` for a plan the catalog does not have, as every route naming a plan."""
+    from neruba.dal.catalog import CatalogNotFoundError
+
+    try:
+        ctx.plans.plan(plan_code)
+    except CatalogNotFoundError as exc:
+        raise NotFoundError(f"No plan {plan_code!r}.", code="plan_not_found", param="plan_code") from exc
+
+
 def list_tax_rates(ctx: Billing, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
     """``GET /admin/tax-rates``: a page of tax rates in id order."""
     return _page(repo(ctx).tax_rates_page, limit, cursor)
@@ -497,7 +516,7 @@ def archive_tax_rate(
                 f"No tax rate {tax_rate_id!r}.", code="tax_rate_not_found", param="tax_rate_id"
             )
         if found.status != "active":
-            raise _bad("The tax rate is already archived.", "tax_rate_archived", "tax_rate_id")
+            raise _state("The tax rate is already archived.", "tax_rate_archived", "tax_rate_id")
         action = repo(ctx).status_item("TXR", tax_rate_id, "active", "archived", "archived_at", ts(now))
         result = {**found.document, "status": "archived", "archived_at": ts(now)}
         return result, [action], {"before": {"status": "active"}, "after": {"status": "archived"}}
@@ -522,6 +541,7 @@ def jurisdiction(ctx: Billing, customer_id: str) -> dict[str, Any]:
         "customer_id": customer_id,
         "country": where.get("country"),
         "state": where.get("state"),
+        "provider": where.get("provider") or "neruba",
         "tax_rates": sorted(rates, key=lambda r: (r["created_at"], r["id"])),
     }
 
@@ -540,14 +560,18 @@ def set_jurisdiction(
 
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         before = jurisdiction(ctx, customer_id)
-        doc = {"country": body.country, "state": body.state, "updated_at": ts(now)}
-        result = {**before, "country": body.country, "state": body.state, "tax_rates": []}
+        place = {"country": body.country, "state": body.state, "provider": body.provider}
+        doc = {**place, "updated_at": ts(now)}
+        result = {**before, **place, "tax_rates": []}
         fields = {
             "customer_id": customer_id,
-            "before": {"country": before["country"], "state": before["state"]},
-            "after": {"country": body.country, "state": body.state},
+            "before": {k: before[k] for k in ("country", "state", "provider")},
+            "after": place,
         }
-        return result, [repo(ctx).jurisdiction_item(customer_id, doc)], fields
+        actions = [repo(ctx).jurisdiction_item(customer_id, doc)]
+        if body.provider == DELEGATED:  # windows read the jurisdiction of this customer from now on
+            actions.append(ctx.billing.features.customer_item(customer_id, STRIPE_TAX))
+        return result, actions, fields
 
     result = _operate(
         ctx,

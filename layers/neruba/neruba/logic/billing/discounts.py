@@ -18,10 +18,11 @@ amounts follow the new usage and no period is counted again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.features import DISCOUNT, TAX_RATE, UNKNOWN, Features
+from neruba.dal.features import DISCOUNT, STRIPE_TAX, TAX_RATE, UNKNOWN, Features
 from neruba.domain.discounts import AppliedDiscount, Coupon, apply_discounts, periods_left
 from neruba.domain.numbers import canonical_text
 from neruba.domain.taxes import TaxRate, line_tax
@@ -97,22 +98,44 @@ def discounts_for(
     return snapshots, actions
 
 
-def rates_for(
-    repo: DiscountsRepository, customer_id: str, features: Features = UNKNOWN
-) -> list[dict[str, Any]]:
-    """The active tax rates of a customer's invoices, as snapshots: those of the customer's jurisdiction
-    (country, and state when the rate names one) and those of a plan without a jurisdiction (none read
-    when ``features`` says the deployment never had a rate)."""
-    if not features.uses(TAX_RATE):
-        return []
-    rates = [r for r in repo.tax_rates() if r.status == "active"]
+DELEGATED = "stripe_tax"  # ``tax_provider`` of an invoice whose tax Stripe Tax computes
+
+
+@dataclass(frozen=True)
+class TaxTerms:
+    """How a customer's invoices are taxed: Neruba's rate snapshots, or ``provider`` ``stripe_tax`` (no
+    rate applied here; Stripe computes the tax when the invoice is synced, docs/billing.md, "Tax delegated
+    to Stripe Tax")."""
+
+    rates: list[dict[str, Any]]
+    provider: str | None = None
+    location: dict[str, Any] | None = None  # when delegated: the jurisdiction Stripe is given
+
+    def details(self) -> dict[str, Any]:
+        """What an invoice stores of them: ``tax_rates`` when there are rates, ``tax_provider`` and
+        ``tax_location`` when delegated (nothing for an untaxed invoice: its stored shape is unchanged)."""
+        out: dict[str, Any] = {"tax_rates": self.rates} if self.rates else {}
+        if self.provider:
+            out.update(tax_provider=self.provider, tax_location=self.location)
+        return out
+
+
+def tax_terms(repo: DiscountsRepository, customer_id: str, features: Features = UNKNOWN) -> TaxTerms:
+    """The tax terms of a customer's next invoice: delegated to Stripe Tax when its jurisdiction says
+    ``provider: stripe_tax`` (then no rate of Neruba's applies), else the active rates of its jurisdiction
+    (country, and state when the rate names one) and those of a plan without a jurisdiction. Nothing is
+    read when ``features`` says neither tax rates nor a delegation were ever stored."""
+    rated, delegable = features.uses(TAX_RATE), features.uses(STRIPE_TAX)
+    if not (rated or delegable):
+        return TaxTerms([])
+    rates = [r for r in repo.tax_rates() if r.status == "active"] if rated else []
     placed = any(r.document.get("country") for r in rates)
-    where = (repo.jurisdiction(customer_id) or {}) if placed else {}  # read only when a rate needs it
+    where = (repo.jurisdiction(customer_id) or {}) if placed or delegable else {}
+    if where.get("provider") == DELEGATED:
+        return TaxTerms([], DELEGATED, {"country": where.get("country"), "state": where.get("state")})
     out = []
     for rate in sorted(rates, key=lambda r: (str(r.document.get("created_at")), r.id)):
         doc = rate.document
-        if rate.status != "active":
-            continue
         country, state = doc.get("country"), doc.get("state")
         if country is not None and (
             country != where.get("country") or state not in (None, where.get("state"))
@@ -124,7 +147,15 @@ def rates_for(
                 for k in ("id", "display_name", "percentage", "inclusive", "country", "state", "plan_code")
             }
         )
-    return out
+    return TaxTerms(out)
+
+
+def rates_for(
+    repo: DiscountsRepository, customer_id: str, features: Features = UNKNOWN
+) -> list[dict[str, Any]]:
+    """The active tax rates of a customer's invoices, as snapshots (none when its tax is delegated to
+    Stripe Tax): :func:`tax_terms`' rates."""
+    return tax_terms(repo, customer_id, features).rates
 
 
 def _line_of(
@@ -265,9 +296,9 @@ def window_extras(
         if line.get("plan_code") and line.get("plan_version") is not None
     }
     snapshots, actions = discounts_for(repo, customer_id, subscription_id, sorted(plans), invoice_id, flags)
-    rates = rates_for(repo, customer_id, flags)
-    details = {"discounts": snapshots, "tax_rates": rates} if snapshots or rates else {}
-    return price_lines(lines, snapshots, rates, currency, period), details, actions
+    tax = tax_terms(repo, customer_id, flags)
+    details = _details(snapshots, tax)
+    return price_lines(lines, snapshots, tax.rates, currency, period), details, actions
 
 
 def standalone_extras(
@@ -293,9 +324,15 @@ def standalone_extras(
         if line.get("plan_code") and line.get("plan_version") is not None
     }
     snapshots, _ = discounts_for(repo, customer_id, subscription_id or "-", sorted(plans), "-")
-    rates = rates_for(repo, customer_id)
-    details = {"discounts": snapshots, "tax_rates": rates} if snapshots or rates else {}
-    return price_lines(lines, snapshots, rates, currency, period), details
+    tax = tax_terms(repo, customer_id)
+    details = _details(snapshots, tax)
+    return price_lines(lines, snapshots, tax.rates, currency, period), details
+
+
+def _details(snapshots: list[dict[str, Any]], tax: TaxTerms) -> dict[str, Any]:
+    """What a new invoice stores of its discounts and taxes (nothing when it has neither)."""
+    out: dict[str, Any] = {"discounts": snapshots, "tax_rates": tax.rates} if snapshots or tax.rates else {}
+    return {**out, **tax.details()}
 
 
 def repriced(doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

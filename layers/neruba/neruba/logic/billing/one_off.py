@@ -260,16 +260,14 @@ def list_charges(ctx: Billing, customer_id: str, status: str | None = None) -> d
 
 def _refuse(charge: OneOffCharge) -> None:
     if charge.status == "invoiced":
-        raise InvalidRequestError(
+        raise ConflictError(
             f"The charge is already on invoice {charge.invoice_id}; only a pending charge can be voided. "
             "Correct an invoiced charge with a credit note against that invoice.",
             code="one_off_charge_invoiced",
             param="charge_id",
         )
     if charge.status == "void":
-        raise InvalidRequestError(
-            "The charge is already void.", code="one_off_charge_void", param="charge_id"
-        )
+        raise ConflictError("The charge is already void.", code="one_off_charge_void", param="charge_id")
 
 
 def void_charge(

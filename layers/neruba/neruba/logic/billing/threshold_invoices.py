@@ -44,7 +44,7 @@ from neruba.domain.phases import Timeline
 from neruba.domain.plan_defaults import any_threshold, subscription_threshold
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.corrections import issue_now
-from neruba.logic.billing.discounts import price_lines, rates_for
+from neruba.logic.billing.discounts import price_lines, tax_terms
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.threshold import BILLING_REASON, KIND, thresholds
 from neruba.logic.billing.windows import MAX_CATCH_UP, Window, invoice_id_for, subscription_end, window_at
@@ -272,7 +272,8 @@ def threshold_invoice(
     invoice_id = invoice_id_for(f"{window.window_id}:threshold:{n}")
     customer_id, currency = str(subscription.customer_id), str(subscription.currency)
     lines = increment_lines(rated, record, now)
-    rates = rates_for(ctx.billing.discounts, customer_id)  # taxed as any invoice; discounts: period end
+    terms = tax_terms(ctx.billing.discounts, customer_id)  # taxed as any invoice; discounts: period end
+    rates = terms.rates
     if rates:
         lines = price_lines(lines, [], rates, currency, (ts(window.start), ts(now)))
     subtotal = sum(int(line["amount_minor"]) for line in lines)
@@ -291,8 +292,7 @@ def threshold_invoice(
             "rated_to_cut_minor": record.billed_minor + subtotal,
         },
     }
-    if rates:
-        details["tax_rates"] = rates
+    details.update(terms.details())
     doc = invoice_document(
         invoice_id=invoice_id,
         customer_id=customer_id,

@@ -148,7 +148,7 @@ def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetim
     at = ts(now)
     kept: dict[str, Any] = {
         k: invoice.document[k]
-        for k in ("window", "one_off_charge_id", "discounts", "tax_rates")
+        for k in ("window", "one_off_charge_id", "discounts", "tax_rates", "tax_provider", "tax_location")
         if k in invoice.document
     }
     return invoice_document(

@@ -45,13 +45,15 @@ class CellEvent:
 
 @dataclass(slots=True)
 class CellResult:
-    """Message ids to retry, transaction ids parked ``failed``, whether this call counted anything, and
-    the error that failed the cell (None when it was written at once)."""
+    """Message ids to retry, transaction ids parked ``failed``, whether this call counted anything, the
+    error that failed the cell (None when it was written at once), and whether the events to retry must
+    stay held by their batch (``held``: a limit counter records their write, ``dal.limit_pending``)."""
 
     retry: list[str] = field(default_factory=list)
     parked: list[str] = field(default_factory=list)
     counted: bool = False
     error: str | None = None
+    held: bool = False  # the events are recorded pending on a limit counter: retried, never given back
 
 
 def count_cell(

@@ -59,12 +59,23 @@ def event_document(item: StoredEvent) -> dict[str, Any]:
         # only on a voided event and on an amend's copy (docs/billing.md, "Voiding and amending events")
         **({"void": _void(item)} if item.void_json else {}),
         **({"amends": item.amends} if item.amends else {}),
+        **({"restored": _restored(item)} if item.restored_json else {}),
     }
 
 
+def _restored(item: StoredEvent) -> dict[str, Any]:
+    """A restored event's record: the backfill whose revert gave it back, why, when, by whom, the void."""
+    record = jsonutil.loads(item.restored_json or "{}")
+    shown = {name: record.get(name) for name in ("backfill", "reason", "ticket", "at", "actor")}
+    return {**shown, "void": _void_record(record.get("void") or {})}
+
+
 def _void(item: StoredEvent) -> dict[str, Any]:
-    """A voided event's void record: how (``void`` or ``amend``), why, ticket, when, by whom, the copy."""
-    record = jsonutil.loads(item.void_json or "{}")
+    return _void_record(jsonutil.loads(item.void_json or "{}"))
+
+
+def _void_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A void record as shown: how (``void`` or ``amend``), why, ticket, when, by whom, the copy."""
     return {name: record.get(name) for name in ("kind", "reason", "ticket", "at", "actor", "amended_by")}
 
 

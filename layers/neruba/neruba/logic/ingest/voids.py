@@ -21,8 +21,12 @@ the answer and finishes) or the ``voids`` sweep check finishes it. A cell with p
 yet is finished after the fold (the fold recomputes it too). Billing sees the change as it sees a late
 event: the next window's look-back re-rates the period (adjustment lines), and after the subscription's
 end the ``corrections`` check bills it on a correction invoice or credit note; so an event is voided only
-while its period is still re-rated (its timestamp within ingest's maximum event age). Rules and codes:
-docs/billing.md, "Voiding and amending events".
+while its period is still re-rated (its timestamp within ingest's maximum event age). A void owned by a
+backfill (``VoidRequest.backfill``: its revert, or its ``mode: replace`` commit) is not held to that age:
+the backfill reruns every invoice its events touch under keys of its own, whatever their age. The
+opposite move, a backfill's revert restoring the events its replace voided, is ``logic.ingest.restores``.
+Rules and codes: docs/billing.md, "Voiding and amending events" and "Corrections older than the void
+horizon".
 """
 
 from __future__ import annotations
@@ -65,9 +69,12 @@ class VoidRequest:
     properties: dict[str, Any] | None = None  # an amend: the copy's properties (default: the original's)
     timestamp: datetime | None = None  # an amend: the copy's timestamp (default: the original's)
     amend: bool = False
+    # the backfill whose revert or replace voids the event: its own reruns correct the invoices, so the
+    # void horizon (ingest's maximum event age) does not apply
+    backfill: str | None = None
 
 
-def _lookup() -> Lookup:
+def catalog_lookup() -> Lookup:
     from neruba.dal.catalog import CatalogCache
 
     return CatalogCache(bootstrap.catalog(), ttl_seconds=0).lookup
@@ -84,7 +91,7 @@ def void_event(
     ``GET /v1/events/{id}`` shows it, with ``correction`` (``completed`` or ``pending``) and, for an
     amend, ``amended_by`` (the corrected copy)."""
     now = now or datetime.now(UTC)
-    usage, voids, lookup = bootstrap.usage(), bootstrap.voids(), _lookup()
+    usage, voids, lookup = bootstrap.usage(), bootstrap.voids(), catalog_lookup()
     key = idempotency.require_key(idempotency_key)
     scope = AMEND_SCOPE if request.amend else VOID_SCOPE
     fingerprint = idempotency.fingerprint(_body(request), f"{request.customer_id}/{request.transaction_id}")
@@ -109,18 +116,19 @@ def void_event(
     raise ConflictError("The event kept changing while it was voided; try again.", code="event_void_conflict")
 
 
-def check_voidable(keys: list[tuple[str, str]], now: datetime) -> None:
+def check_voidable(keys: list[tuple[str, str]], now: datetime, backfill: str | None = None) -> None:
     """The refusal a void of one of these events (``(customer_id, transaction_id)``) would meet now, raised
-    before anything is written (a backfill's revert checks all its events first). Events no longer
-    accepted are skipped: a void finds them voided already."""
-    usage, lookup = bootstrap.usage(), _lookup()
+    before anything is written (a backfill's revert checks all its events first; ``backfill``: the voids
+    are that backfill's, past the void horizon too). Events no longer accepted are skipped: a void finds
+    them voided already."""
+    usage, lookup = bootstrap.usage(), catalog_lookup()
     for event in usage.get_events(keys).values():
         if event.status != "accepted":
             continue
         catalog = lookup({event.customer_id}, {event.meter_code})
-        request = VoidRequest(event.customer_id, event.transaction_id, "check", "check")
+        request = VoidRequest(event.customer_id, event.transaction_id, "check", "check", backfill=backfill)
         _check(usage, catalog, request, event, now)
-        _counter_action(catalog, event, now)
+        counter_action(catalog, event, now)
 
 
 def _void_unit(
@@ -141,6 +149,7 @@ def _void_unit(
         "at": iso(now),
         "actor": by.actor,
         "amended_by": copy.transaction_id if copy else None,
+        **({"backfill": request.backfill} if request.backfill else {}),
     }
     record_json = jsonutil.dumps(record)
     result = {**_view(replace(event, status="voided", void_json=record_json)), "correction": "pending"}
@@ -158,7 +167,7 @@ def _void_unit(
         voids.open_put(open_void),
         voids.entry_put(event, record_json),
     ]
-    counter = _counter_action(catalog, event, now)
+    counter = counter_action(catalog, event, now)
     if counter is not None:
         actions.append(counter)
     if copy is not None:
@@ -219,7 +228,7 @@ def _check(
             code="event_billed_in_advance",
         )
     age = timedelta(days=get_settings().ingest_max_age_days)
-    if parse_ts(event.timestamp) < now - age:
+    if request.backfill is None and parse_ts(event.timestamp) < now - age:
         raise ConflictError(
             f"The event is older than {age.days} days: its period is no longer re-rated, so a void would "
             "not reach its invoice; credit the invoice instead.",
@@ -306,13 +315,16 @@ def _param(param: str | None) -> str | None:
     return param if param and param.split(".", 1)[0].split("[", 1)[0] in ("timestamp", "properties") else None
 
 
-def _counter_action(catalog: CatalogSnapshot, event: StoredEvent, now: datetime) -> dict[str, Any] | None:
-    """The limit counter of the event's period, lowered by what the event added (never below zero), when
-    the limits that apply to the customer now (its own, or its plan's defaults: as the worker and the
-    sweep read them) are on the meter and the counter is stored."""
+def counter_action(
+    catalog: CatalogSnapshot, event: StoredEvent, now: datetime, sign: int = -1
+) -> dict[str, Any] | None:
+    """The limit counter of the event's period, lowered by what the event added (never below zero; a
+    restore, ``sign`` 1, raises it by as much), when the limits that apply to the customer now (its own,
+    or its plan's defaults: as the worker and the sweep read them) are on the meter and the counter is
+    stored."""
     from neruba.domain.limits import LimitSettings
     from neruba.domain.limits import usage_of as limit_usage
-    from neruba.logic.limits.gate import limited
+    from neruba.logic.limits.gate import limited, settle
     from neruba.logic.sweeps.usage import cell_of_event
 
     settings = LimitSettings.from_stored(catalog.limit_settings(event.customer_id, now))
@@ -328,11 +340,12 @@ def _counter_action(catalog: CatalogSnapshot, event: StoredEvent, now: datetime)
     limits = bootstrap.limits()
     start, end = settings.period(parse_ts(event.timestamp))
     seen = limits.counter(event.customer_id, event.meter_code, start, end)
+    settle(seen)  # the write it records as pending, completed before the void's put drops the record
     if seen.version == 0:
         return None
     amount = limit_usage(found[1], found[2])
-    used = max(Decimal(0), seen.used - amount)
-    return limits.counter_put(seen, used, max(0, seen.events - 1), seen.fired)
+    used = max(Decimal(0), seen.used + sign * amount)
+    return limits.counter_put(seen, used, max(0, seen.events + sign), seen.fired)
 
 
 def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredEvent, now: datetime) -> None:
@@ -419,7 +432,7 @@ def finish_open(now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     usage = bootstrap.usage()
     voids = bootstrap.voids()
-    lookup = _lookup()
+    lookup = catalog_lookup()
     finished: list[dict[str, str]] = []
     waiting: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []

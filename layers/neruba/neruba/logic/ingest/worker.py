@@ -11,8 +11,9 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
    (``logic/ingest/cells.py``).
 4. outcome counters.
 
-A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``): its events
-past a hard cap end ``over_limit`` in the transaction that writes the contribution.
+A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``; its days of
+one batch together, ``_count_days``): its events past a hard cap end ``over_limit`` with the write that
+counts the contribution.
 
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
 number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
@@ -374,14 +375,18 @@ class IngestBatch:
             members[(part, (ref.customer_id, ref.meter_code, ref.day))].append(cell_event)
         failed = list(self.failed_messages)
         direct = self._put_pending(writes, members, failed)
-        for part, write in direct:
-            events = members[(part, write.key)]
+        for part, unit in self._units(direct):
+            write = unit[0]
+            events = [e for day in unit for e in members[(part, day.key)]]
             if self.deadline is not None and self.clock() >= self.deadline:
                 result = CellResult(retry=[e.message_id for e in events])  # AWS would have killed it by now
+            elif len(unit) > 1:
+                result = self._count_days(part, [(day, members[(part, day.key)]) for day in unit])
             else:
                 result = self._count_write(part, write, events)
             failed.extend(result.retry)
-            self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
+            if not result.held:
+                self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
         minute = self.now.isoformat(timespec="minutes")[:16]
@@ -403,6 +408,25 @@ class IngestBatch:
         settings = self.catalog.limit_settings(write.customer_id, self.now)
         return gate.applies(settings, write.meter_code, write.aggregation)
 
+    def _units(self, direct: list[tuple[str, DayWrite]]) -> list[tuple[str, list[DayWrite]]]:
+        """The day writes to count, the days of one part for one customer's limited meter together (they
+        share the meter's counter: ``logic.limits.gate.count_days``), every other day on its own."""
+        units: dict[tuple[str, str, str] | int, tuple[str, list[DayWrite]]] = {}
+        for n, (part, write) in enumerate(direct):
+            key: tuple[str, str, str] | int = n
+            if self._limited(write):
+                key = (part, write.customer_id, write.meter_code)
+            units.setdefault(key, (part, []))[1].append(write)
+        return list(units.values())
+
+    def _count_days(self, part: str, days: list[tuple[DayWrite, list[CellEvent]]]) -> CellResult:
+        """Count several days of one customer's limited meter (``logic.limits.gate.count_days``)."""
+        from neruba.logic.limits import gate
+
+        customer_id = days[0][0].customer_id
+        limits = self.catalog.limit_settings(customer_id, self.now)
+        return self._noted(customer_id, gate.count_days(self.usage, limits, part, days, self.now))
+
     def _count_write(self, part: str, write: DayWrite, events: list[CellEvent]) -> CellResult:
         """Count one day write, through the customer's usage limits when it has some on the meter
         (``logic.limits.gate``); events refused over a hard cap move to ``over_limit``."""
@@ -411,14 +435,20 @@ class IngestBatch:
         limits = self.catalog.limit_settings(write.customer_id, self.now)
         if not gate.applies(limits, write.meter_code, write.aggregation):
             return count_cell(self.usage, part, write, events, self.now)
-        done = gate.count_write(self.usage, limits, part, write, events, self.now)
+        return self._noted(
+            write.customer_id, gate.count_write(self.usage, limits, part, write, events, self.now)
+        )
+
+    def _noted(self, customer_id: str, done: Any) -> CellResult:
+        """Record the outcomes of a limited write (``logic.limits.gate.GateResult``): its events refused
+        over a hard cap move to ``over_limit``, its alerts are counted."""
         for transaction_id in done.refused:
-            key = (write.customer_id, transaction_id)
+            key = (customer_id, transaction_id)
             self.over[key] = OVER_LIMIT
             self.outcomes[self.written.get(key, "accepted")] -= 1
             self.outcomes[OVER_LIMIT] += 1
         self.alerts += len(done.alerts)
-        return done.cell
+        return done.cell  # type: ignore[no-any-return]
 
     def _may_pend(self) -> bool:
         """Whether an attempt of this batch may write pending items: its messages name at least

@@ -1,26 +1,34 @@
 """Counting one batch's events of a customer's meter and day when that meter has limits.
 
 The ingest worker hands a day write here instead of ``logic.ingest.cells.count_cell`` when the customer
-has limits on the meter (``IngestBatch._count_write``). One attempt:
+has limits on the meter (``IngestBatch._count_write``; several days of one period: ``count_days``). One
+attempt:
 
 1. read the period counter of each period the events fall in (``dal.limits``: one strongly consistent
-   read each; a day holds at most two periods);
+   read each; a day holds at most two periods) and complete the write it records as pending, if any
+   (``settle``, ``dal.limit_pending``); if that write is this one (an earlier attempt), stop;
 2. decide, in (timestamp, transaction id) order, which events fit under the hard cap
    (``domain.limits.decide``; with an amount cap or spend alerts, ``domain.limit_amounts.decide`` with the
    prices of ``logic.limits.amounts``) and which alert levels the admitted ones reach
    (``domain.limits.crossed``); with spend alerts, the period's spend counter too (``_spend``);
-3. commit in ONE transaction: the contribution of the admitted events (``UsageRepository.count_group``),
-   each counter's new state on condition of the version read, each refused event turned ``over_limit``
-   (on condition that this batch still holds it, uncounted) and one outbox event ``alert.triggered`` per
-   level reached.
+3. when one counter moves (``_one_put``): check that this write's contribution does not exist (an earlier
+   attempt whose record was completed and replaced), then put the counter's new state on condition of
+   the version read, recording the contribution, the refusals and the ``alert.triggered`` outbox items
+   (and, with spend alerts, the spend step: ``_spend_step``); then write them (``_finish``), each a plain
+   conditional write that the counter's next writer repeats if this worker dies first;
+4. otherwise (adopted or checked events, two periods, every event refused, many refusals) commit in ONE
+   transaction: the contribution of the admitted events (``UsageRepository.count_group``), each counter's
+   new state on condition of the version read (without a record), each refused event turned
+   ``over_limit`` (on condition that this batch still holds it, uncounted) and one outbox event
+   ``alert.triggered`` per level reached.
 
 Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
 contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
-of the customer) cancels the transaction: read and decide again (a few times, then the messages go back to
-SQS). A contribution that exists already (a redelivered batch) cancels it too: nothing is counted,
-refused or fired twice. When every event is refused the contribution is written empty: it is still the
-proof that this batch decided, so a redelivery of the batch (which finds the counter full) never refuses
-the events its first delivery counted.
+of the customer) fails the put or cancels the transaction: read and decide again (a few times, then the
+messages go back to SQS). A contribution that exists already (a redelivered batch) cancels the
+transaction too: nothing is counted, refused or fired twice. When every event is refused the contribution
+is written empty: it is still the proof that this batch decided, so a redelivery of the batch (which finds
+the counter full) never refuses the events its first delivery counted.
 """
 
 from __future__ import annotations
@@ -31,8 +39,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
+from neruba.dal import limit_pending as pending
+from neruba.dal.contributions import contribution_key, shard_of
+from neruba.dal.dynamo import is_transient
 from neruba.dal.limits import SPEND, Counter, LimitsRepository
 from neruba.dal.transaction import LIMIT
 from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageRepository
@@ -67,6 +78,7 @@ class _State:
     fired: set[str]
     amount: int | None = None
     amounts: dict[str, int] | None = None
+    versions: dict[str, int] | None = None  # spend counter: each meter's counter version
 
 
 @dataclass(slots=True)
@@ -75,6 +87,8 @@ class _Plan:
     refused: list[CellEvent]
     counters: list[_State]
     alerts: list[dict[str, Any]]
+    found: set[tuple[str, str]] = field(default_factory=set)  # own contributions a counter records
+    currency: str | None = None  # the price's currency (spend alerts)
 
 
 def limited(settings: LimitSettings | None, meter_code: str, aggregation: str) -> bool:
@@ -116,13 +130,30 @@ def count_limited(
     now: datetime,
 ) -> GateResult:
     """Count the admitted events of ``write`` with its counters, refuse the rest (module docstring)."""
-    from neruba.dal.dynamo import is_transient
-
     everything = [e.message_id for e in events]
     early: list[str] = []  # refused ahead of the transaction (more than it holds)
     prices = Prices(write.customer_id, write.meter_code) if settings.rates(write.meter_code) else None
+    own = _own_keys(usage, part, [write])
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, write, events, now, prices)
+        plan = _plan(limits, settings, write, events, now, prices, own)
+        if plan.found:
+            return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
+        if _one_put([write], plan, early):
+            try:
+                moved = _put_pending(usage, limits, settings, part, [write], plan, now)
+            except Exception as exc:
+                if is_transient(exc):  # the put may have landed: its events stay held (not given back)
+                    logger.warning(
+                        "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
+                    )
+                    return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
+                return _isolate(usage, limits, settings, part, write, events, now, exc)
+            if moved is None:
+                return GateResult(CellResult(), early)  # its contribution exists: counted earlier
+            if moved is False:
+                time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
+                continue
+            return _finish(limits, part, moved, plan, everything)
         adopting = sum(1 + usage.shards for e in plan.admitted if e.held_by != part)  # update + checks
         budget = max(0, LIMIT - 1 - adopting - len(plan.counters) - len(plan.alerts))
         kept, ahead = plan.refused[:budget], plan.refused[budget:]
@@ -152,6 +183,179 @@ def count_limited(
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
         return GateResult(CellResult(counted=True), early + [e.transaction_id for e in kept], plan.alerts)
     return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+PENDING_REFUSALS = 50  # refusals one counter put records (more: the transaction, ``_refuse_ahead``)
+
+
+def count_days(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    writes: list[tuple[DayWrite, list[CellEvent]]],
+    now: datetime,
+) -> GateResult:
+    """Count several days of one batch for one customer's limited meter (``settings_text`` limits it) by
+    ONE counter put when the days fall in one limit period: the events decided together in (timestamp,
+    transaction id) order, one contribution per day in the put's record. Anything one put cannot carry
+    (a second period, adopted or checked events, an earlier attempt that counted some of the days,
+    too many refusals, every event refused) is counted day by day (``count_write``)."""
+    from neruba import bootstrap
+
+    settings = LimitSettings.from_stored(settings_text)
+    days = [write for write, _ in writes]
+    events = [e for _, day_events in writes for e in day_events]
+    if settings is None or len(writes) < 2 or any(w.recounts or w.checks for w in days):
+        return _each(usage, settings_text, part, writes, now)
+    if len({settings.period(parse_ts(e.at)) for e in events}) != 1:
+        return _each(usage, settings_text, part, writes, now)
+    limits, first = bootstrap.limits(), days[0]
+    prices = Prices(first.customer_id, first.meter_code) if settings.rates(first.meter_code) else None
+    own = _own_keys(usage, part, days)
+    everything = [e.message_id for e in events]
+    for attempt in range(ATTEMPTS):
+        plan = _plan(limits, settings, first, events, now, prices, own)
+        if plan.found == own:
+            return GateResult(CellResult())  # an earlier attempt of this batch counted and refused them
+        if plan.found or not _one_put(days, plan, []):
+            return _each(usage, settings_text, part, writes, now)
+        try:
+            moved = _put_pending(usage, limits, settings, part, days, plan, now)
+        except Exception as exc:
+            if is_transient(exc):  # the put may have landed: its events stay held (not given back)
+                return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
+            return _each(usage, settings_text, part, writes, now)
+        if moved is None:
+            return _each(usage, settings_text, part, writes, now)  # some day counted by an earlier attempt
+        if moved is False:
+            time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # the counter moved: decide again
+            continue
+        return _finish(limits, part, moved, plan, everything)
+    return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+def _each(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    writes: list[tuple[DayWrite, list[CellEvent]]],
+    now: datetime,
+) -> GateResult:
+    """``count_write`` of each day, the results merged."""
+    merged = GateResult(CellResult())
+    for write, events in writes:
+        one = count_write(usage, settings_text, part, write, events, now)
+        merged.cell.retry += one.cell.retry
+        merged.cell.parked += one.cell.parked
+        merged.cell.counted = merged.cell.counted or one.cell.counted
+        merged.cell.held = merged.cell.held or one.cell.held
+        merged.cell.error = merged.cell.error or one.cell.error
+        merged.refused += one.refused
+        merged.alerts += one.alerts
+    return merged
+
+
+def settle(
+    seen: Counter, own: set[tuple[str, str]] | None = None, limits: LimitsRepository | None = None
+) -> set[tuple[str, str]]:
+    """Complete the write ``seen`` records as pending (``dal.limit_pending``, then its spend step) before
+    its reader replaces the counter; returns the contribution keys of that write found in ``own`` (the
+    reader's own: its write was recorded by an earlier attempt)."""
+    if seen.pending is None:
+        return set()
+    write = pending.decode(seen.pending)
+    pending.complete(write)
+    if write.spend is not None:
+        from neruba import bootstrap
+
+        _spend_step(limits or bootstrap.limits(), write.spend)
+    return (own or set()) & write.keys
+
+
+def _own_keys(usage: UsageRepository, part: str, writes: list[DayWrite]) -> set[tuple[str, str]]:
+    keys = [contribution_key(*write.key, part, shard_of(part, usage.shards)) for write in writes]
+    return {(key["pk"]["S"], key["sk"]["S"]) for key in keys}
+
+
+def _one_put(writes: list[DayWrite], plan: _Plan, early: list[str]) -> bool:
+    """Whether the write can move its counter by one put recording it as pending: one counter moves (no
+    second period, no spend counter), nothing is adopted or checked (those need the transaction's
+    conditions), and its refusals fit the record. The spend counter, when it moves, is a step the put
+    records (``_spend_step``)."""
+    meters = [state for state in plan.counters if state.seen.meter_code != SPEND]
+    return (
+        len(meters) == 1
+        and not any(write.recounts or write.checks for write in writes)
+        and not early
+        and len(plan.refused) <= PENDING_REFUSALS
+    )
+
+
+def _put_pending(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    part: str,
+    writes: list[DayWrite],
+    plan: _Plan,
+    now: datetime,
+) -> pending.PendingWrite | Literal[False] | None:
+    """Move the counter by one conditional put recording the write (its days: one contribution each) as
+    pending. Returns the record when the counter moved, False when it moved since it was read, None when a
+    contribution of it exists already (an earlier attempt counted it and its record was completed and
+    replaced since)."""
+    write = writes[0]  # the days share the customer and meter
+    (state,) = [s for s in plan.counters if s.seen.meter_code != SPEND]
+    spend = next((s for s in plan.counters if s.seen.meter_code == SPEND), None)
+    step = None
+    if spend is not None:
+        step = {
+            "c": write.customer_id,
+            "k": write.meter_code,
+            "a": state.amount,
+            "v": state.seen.version + 1,
+            "s": iso_z(spend.seen.start),
+            "e": iso_z(spend.seen.end),
+            "l": {k: str(v) for k, v in settings.spend_levels().items()},
+            "cur": plan.currency,
+            "t": iso_z(now),
+        }
+    record = pending.PendingWrite(
+        [
+            usage.contribution_put(
+                part, _admitted_write(day, [e for e in plan.admitted if e.ref.day == day.day], part), now
+            )
+            for day in writes
+        ],
+        [(write.customer_id, e.transaction_id, e.held_by) for e in plan.refused],
+        _message(write),
+        [_alert_action(write.customer_id, a, now) for a in plan.alerts if a["kind"] != "spend"],
+        step,
+    )
+    if any(usage.contribution_exists(part, day) for day in writes):
+        return None
+    action = limits.counter_put(
+        state.seen, state.used, state.events, state.fired, state.amount, state.amounts, pending.encode(record)
+    )
+    return record if limits.write_counter(action) else False
+
+
+def _finish(
+    limits: LimitsRepository, part: str, record: pending.PendingWrite, plan: _Plan, everything: list[str]
+) -> GateResult:
+    """The writer completes its own record (and its spend step); when it cannot, the record stays for
+    the next writer of the counter and the messages come again, their events still held by this batch."""
+    alerts = [a for a in plan.alerts if a["kind"] != "spend"]
+    try:
+        refused = pending.complete(record, fresh=True)
+        if record.spend is not None:
+            alerts += _spend_step(limits, record.spend)
+    except Exception as exc:
+        logger.warning(
+            "limited write left pending on its counter", extra={"batch_id": part, "error": repr(exc)[:300]}
+        )
+        return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
+    return GateResult(CellResult(counted=True), refused, alerts)
 
 
 def _refuse_ahead(
@@ -202,7 +406,9 @@ def _isolate(
 
 
 def _counter_put(limits: LimitsRepository, state: _State) -> dict[str, Any]:
-    return limits.counter_put(state.seen, state.used, state.events, state.fired, state.amount, state.amounts)
+    return limits.counter_put(
+        state.seen, state.used, state.events, state.fired, state.amount, state.amounts, None, state.versions
+    )
 
 
 def _plan(
@@ -212,6 +418,7 @@ def _plan(
     events: list[CellEvent],
     now: datetime,
     prices: Prices | None = None,
+    own: set[tuple[str, str]] | None = None,
 ) -> _Plan:
     meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
@@ -220,6 +427,7 @@ def _plan(
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
         seen = limits.counter(write.customer_id, write.meter_code, start, end)
+        plan.found |= settle(seen, own, limits)
         usages = [usage_of(write.aggregation, e.value) for e in members]
         amount: int | None = None
         if prices is None:
@@ -274,31 +482,85 @@ def _spend(
     """The spend counter's new state when the meter's amount changed, and the spend levels it reaches."""
     start, end = period
     spend = limits.counter(write.customer_id, SPEND, start, end)
+    settle(spend, limits=limits)  # the alerts its last write recorded
     if spend.amounts.get(write.meter_code, 0) == amount:
         return  # the spend did not move: nothing to write
     amounts = {**spend.amounts, write.meter_code: amount}
     total = sum(amounts.values())
     reached = crossed(spend.used, Decimal(total), settings.spend_levels(), spend.fired)
+    meter_version = plan.counters[-1].seen.version + 1  # the meter's counter, appended just before
+    versions = {**spend.versions, write.meter_code: meter_version}
     plan.counters.append(
-        _State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts)
+        _State(spend, Decimal(total), spend.events, spend.fired | set(reached), None, amounts, versions)
     )
     price = next((p for p in (prices.at(parse_ts(e.at)) for e in members) if p), None) if prices else None
+    plan.currency = price.currency if price else None
     for key in reached:
-        plan.alerts.append(
-            {
-                "customer_id": write.customer_id,
-                "meter_code": None,
-                "alert": key,
-                "kind": "spend",
-                "threshold": Decimal(key.split(":", 1)[1]),
-                "usage": None,
-                "spend_minor": total,
-                "currency": price.currency if price else None,
-                "period_start": iso_z(start),
-                "period_end": iso_z(end),
-                "late": end <= now,
-            }
+        plan.alerts.append(_spend_alert(write.customer_id, key, total, plan.currency, period, now))
+
+
+def _spend_alert(
+    customer_id: str,
+    key: str,
+    total: int,
+    currency: str | None,
+    period: tuple[datetime, datetime],
+    now: datetime,
+) -> dict[str, Any]:
+    start, end = period
+    return {
+        "customer_id": customer_id,
+        "meter_code": None,
+        "alert": key,
+        "kind": "spend",
+        "threshold": Decimal(key.split(":", 1)[1]),
+        "usage": None,
+        "spend_minor": total,
+        "currency": currency,
+        "period_start": iso_z(start),
+        "period_end": iso_z(end),
+        "late": end <= now,
+    }
+
+
+def _spend_step(limits: LimitsRepository, step: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply a recorded spend step: set the meter's amount on the spend counter (one conditional put on
+    its version) unless a step of that meter's counter at this version or later is applied already, and
+    fire the spend levels it reaches (recorded on the spend counter as pending, so a kill before the
+    alerts leaves them to its next writer). Returns the alerts fired."""
+    customer_id, meter_code, version = str(step["c"]), str(step["k"]), int(step["v"])
+    period = (parse_ts(step["s"]), parse_ts(step["e"]))
+    levels = {str(k): Decimal(v) for k, v in step["l"].items()}
+    now = parse_ts(step["t"])
+    for attempt in range(ATTEMPTS):
+        spend = limits.counter(customer_id, SPEND, *period)
+        settle(spend, limits=limits)
+        if spend.versions.get(meter_code, 0) >= version:
+            return []  # applied already (by the writer, a completer, or a later write of the meter)
+        amounts = {**spend.amounts, meter_code: int(step["a"])}
+        total = sum(amounts.values())
+        reached = crossed(spend.used, Decimal(total), levels, spend.fired)
+        alerts = [_spend_alert(customer_id, key, total, step.get("cur"), period, now) for key in reached]
+        record = pending.PendingWrite([], alerts=[_alert_action(customer_id, a, now) for a in alerts])
+        put = limits.counter_put(
+            spend,
+            Decimal(total),
+            spend.events,
+            spend.fired | set(reached),
+            None,
+            amounts,
+            pending.encode(record) if alerts else None,
+            {**spend.versions, meter_code: version},
         )
+        if limits.write_counter(put):
+            pending.complete(record, fresh=True)
+            return alerts
+        time.sleep(random.uniform(0.005, 0.02) * (2**attempt))  # another meter's step moved it
+    raise SpendContentionError(f"spend counter of {customer_id} kept moving")
+
+
+class SpendContentionError(RuntimeError):
+    """The spend counter moved on every attempt of a step (the messages come again)."""
 
 
 def _admitted_write(write: DayWrite, admitted: list[CellEvent], part: str) -> DayWrite:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
     from neruba.logic.stripe.checks import PaymentPlan
+    from neruba.logic.stripe.stripe_tax import StripeTax
 
 EffectOutcome = Literal["applied", "already_applied", "skipped"]
 DisputeResult = Literal["won", "lost"]
@@ -55,6 +56,23 @@ class StripeEffects(Protocol):
     def invoice(self, invoice_id: str) -> Invoice | None:
         """The stored invoice (status, customer, currency, totals, ``amount_paid_minor``, the Stripe sync
         record), read consistently; what every event is checked against."""
+        ...
+
+    def stripe_tax(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        currency: str,
+        tax: StripeTax,
+        stripe_invoice_id: str,
+        event_id: str,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        """Record the tax Stripe Tax computed on a delegated invoice: a ``tax_payable`` posting and the
+        invoice amended (``stripe_tax``, ``tax_minor``, ``total_minor``) in one transaction; once per
+        invoice. A different amount than the one recorded raises EffectRefusedError."""
         ...
 
     def invoice_paid(

@@ -38,6 +38,7 @@ from neruba.logic.stripe.effects import DisputeResult, EffectConflictError, Effe
 
 if TYPE_CHECKING:
     from neruba.logic.stripe.checks import PaymentPlan
+    from neruba.logic.stripe.stripe_tax import StripeTax
 from neruba.settings import get_settings
 from neruba.timefmt import iso
 
@@ -124,6 +125,62 @@ class LedgerEffects:
 
     def invoice(self, invoice_id: str) -> Invoice | None:
         return self.invoices.get(invoice_id)
+
+    def stripe_tax(
+        self,
+        *,
+        invoice_id: str,
+        customer_id: str,
+        currency: str,
+        tax: StripeTax,
+        stripe_invoice_id: str,
+        event_id: str,
+        idempotency_key: str,
+        at: datetime,
+    ) -> EffectResult:
+        for _ in range(3):  # decided on the invoice read; again if it changed before the write
+            invoice = self.invoices.get(invoice_id)
+            if invoice is None:
+                return EffectResult("skipped", f"invoice {invoice_id} not found")
+            recorded = invoice.document.get("stripe_tax")
+            if isinstance(recorded, dict):
+                if (recorded.get("exclusive_minor"), recorded.get("inclusive_minor")) == (
+                    tax.exclusive_minor,
+                    tax.inclusive_minor,
+                ):
+                    return EffectResult("already_applied", f"Stripe tax {tax.total_minor} already recorded")
+                raise EffectRefusedError(
+                    f"stripe_tax_changed: Stripe reports tax {tax.to_dict()}; {recorded} was recorded"
+                )
+            if invoice.status not in ("finalized", "paid", "payment_failed"):
+                return EffectResult("skipped", f"invoice is {invoice.status}; no tax recorded")
+            record = {**tax.to_dict(), "stripe_invoice_id": stripe_invoice_id, "event_id": event_id,
+                      "recorded_at": iso(at)}  # fmt: skip
+            item = self.invoices.stripe_tax_item(invoice, record, tax.exclusive_minor, tax.inclusive_minor)
+            doc = invoice.document
+            amended = {
+                **doc, "tax_minor": int(doc.get("tax_minor") or 0) + tax.exclusive_minor,
+                "tax_included_minor": int(doc.get("tax_included_minor") or 0) + tax.inclusive_minor,
+                "total_minor": invoice.total_minor + tax.exclusive_minor,
+            }  # fmt: skip
+            before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
+            told = invoice_event(
+                "invoice.updated", amended, at, revised_at=iso(at), previous_attributes=before
+            )
+            posting = ledger.tax_posting(
+                customer_id, invoice_id, currency, tax.exclusive_minor, tax.inclusive_minor, at,
+                idempotency_key=idempotency_key, actor=ACTOR,
+            )  # fmt: skip
+            try:
+                if posting is None:  # Stripe computed no tax: the invoice records that, nothing to post
+                    self.invoices.transact([item])
+                else:
+                    self.ledger.post(posting, [item, told])
+            except (LedgerConflictError, TransactionCancelledError, InvoiceConflictError):
+                continue  # another copy recorded it meanwhile, or the invoice moved: read again
+            return EffectResult("applied", f"Stripe tax {tax.to_dict()} recorded; total {invoice.total_minor}"
+                                f" -> {invoice.total_minor + tax.exclusive_minor}")  # fmt: skip
+        raise EffectConflictError(f"invoice {invoice_id} keeps changing")
 
     def invoice_paid(
         self,

@@ -33,6 +33,7 @@ from neruba.dal.stripe_events import StripeEvent, StripeEventsRepository, Stripe
 from neruba.errors import NerubaError
 from neruba.logic.stripe.checks import Park, PaymentClaim, check_payment, identity_mismatch
 from neruba.logic.stripe.effects import EffectConflictError, EffectRefusedError, EffectResult, StripeEffects
+from neruba.logic.stripe.stripe_tax import StripeTaxDataError, delegated, stripe_tax_of
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
@@ -43,6 +44,7 @@ CLAIM_HOLD = timedelta(seconds=120)  # over the worker's 60 s timeout, under the
 PAYMENTS = ("invoice.paid", "invoice.payment_succeeded")
 HANDLED = (
     *PAYMENTS,
+    "invoice.finalized",
     "invoice.payment_failed",
     "charge.refunded",
     "charge.dispute.created",
@@ -204,6 +206,8 @@ class Processor:
             return ProcessResult("parked", "parked", error=str(park))
         if kind in PAYMENTS:
             return self._invoice_paid(event, at)
+        if kind == "invoice.finalized":
+            return self._invoice_finalized(event, at)
         if kind == "invoice.payment_failed":
             return self._payment_failed(event, at)
         if kind == "charge.refunded":
@@ -235,11 +239,59 @@ class Processor:
             return invoice_id, customer_id
         return None
 
+    def _stripe_tax(self, event: dict[str, Any], at: datetime) -> ProcessResult | EffectResult | None:
+        """Record the tax Stripe Tax computed on a delegated invoice of ours (once per invoice, keyed
+        ``stripe:tax:{invoice_id}``): the effect's result, a parked result when the event disagrees with the
+        invoice, or None when there is nothing to record (not delegated, or no tax reported)."""
+        obj = _obj(event)
+        ours = self._ours(obj)
+        if ours is None:
+            return None
+        invoice_id, customer_id = ours
+        invoice = self.effects.invoice(invoice_id)
+        if invoice is None or not delegated(invoice):
+            return None
+        mismatch = identity_mismatch(
+            invoice, invoice_id, customer_id, _str(obj, "id"), _opt(obj, "customer"), _opt(obj, "currency")
+        )
+        if mismatch is not None:
+            return _parked(mismatch, invoice_id, invoice, customer_id)
+        try:
+            tax = stripe_tax_of(obj)
+        except StripeTaxDataError as exc:
+            raise EventDataError(str(exc)) from exc
+        if tax is None:
+            return None
+        return self.effects.stripe_tax(
+            invoice_id=invoice_id,
+            customer_id=customer_id,
+            currency=invoice.currency,
+            tax=tax,
+            stripe_invoice_id=_str(obj, "id"),
+            event_id=str(event.get("id")),
+            idempotency_key=f"stripe:tax:{invoice_id}",
+            at=at,
+        )
+
+    def _invoice_finalized(self, event: dict[str, Any], at: datetime) -> ProcessResult:
+        """``invoice.finalized``: only a delegated invoice's tax is taken from it."""
+        taxed = self._stripe_tax(event, at)
+        if isinstance(taxed, ProcessResult):
+            return taxed
+        ours = self._ours(_obj(event))
+        if taxed is None or ours is None:
+            return ProcessResult("ignored", "no Stripe Tax to record (the invoice's tax is not delegated)")
+        refs = {"invoice_id": ours[0], "customer_id": ours[1]}
+        return ProcessResult("processed", _outcome("stripe tax", taxed), refs=refs)
+
     def _invoice_paid(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         obj = _obj(event)
         ours = self._ours(obj)
         if ours is None:
             return ProcessResult("ignored", "invoice not issued by neruba (no neruba metadata)")
+        taxed = self._stripe_tax(event, at)  # first, so the payment meets the total Stripe collects
+        if isinstance(taxed, ProcessResult):
+            return taxed
         invoice_id, customer_id = ours
         currency = _str(obj, "currency").upper()
         payment_id = _opt(obj, "charge") or _opt(obj, "payment_intent") or _str(obj, "id")
@@ -287,7 +339,10 @@ class Processor:
         for key in keys:
             wake += [w for w in self.repo.waiters(key) if w not in wake]
         refs = {"invoice_id": invoice_id, "customer_id": customer_id}
-        return ProcessResult("processed", _outcome("payment", effect), wake=wake, refs=refs)
+        outcome = _outcome("payment", effect)
+        if taxed is not None:
+            outcome = f"{_outcome('stripe tax', taxed)}; {outcome}"
+        return ProcessResult("processed", outcome, wake=wake, refs=refs)
 
     def _payment_failed(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         obj = _obj(event)

@@ -13,6 +13,13 @@ exclusive tax          ``neruba-{invoice_id}-item-tax``
 finalize               ``neruba-{invoice_id}-finalize``
 =====================  ==========================================
 
+An invoice whose tax is delegated to Stripe Tax (``tax_provider: stripe_tax``, docs/billing.md, "Tax
+delegated to Stripe Tax") is created with ``automatic_tax[enabled]=true`` and carries no tax item of ours;
+its finalized total is compared with ours before tax, and Stripe's tax is kept in the sync record
+(``tax``) until a webhook records it on the invoice (``logic.stripe.stripe_tax``). Stripe refusing
+to compute it (``customer_tax_location_invalid``) is a failed attempt with ``last_error``
+``stripe_tax_location_invalid``: retried, then parked in StripeSyncDLQ, never a silent loss.
+
 A retry with the same key returns Stripe's first answer, so a call whose response was lost never creates
 a second object. Stripe (API v1) also saves a 500 under its key; after a 5xx the step's key gets a suffix
 ``-r{n}`` (counted in the sync record) and, before creating again, the step looks the object up by our
@@ -33,6 +40,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from neruba.dal.stripe_events import StripeEventsRepository
 from neruba.logic.stripe.effects import InvoiceSource
+from neruba.logic.stripe.stripe_tax import (
+    TAX_REFUSALS,
+    delegated,
+    our_pre_tax,
+    stripe_pre_tax,
+    stripe_tax_of,
+)
 from neruba.timefmt import ts_seconds
 
 if TYPE_CHECKING:
@@ -109,7 +123,11 @@ class InvoiceSync:
             raise
         except Exception as exc:
             sync.update(status="failed", last_error=f"{type(exc).__name__}: {exc}"[:500])
-            if (_status(exc) or 0) >= 500:
+            refused = getattr(exc, "code", None) in TAX_REFUSALS  # Stripe Tax cannot place the customer
+            if refused:
+                said = getattr(exc, "user_message", None) or str(exc)
+                sync["last_error"] = f"stripe_tax_location_invalid: {said}"[:500]
+            if (_status(exc) or 0) >= 500 or refused:  # the next attempt looks up, then uses a new key
                 step = sync.get("step") or "unknown"
                 sync["retries"][step] = int(sync["retries"].get(step, 0)) + 1
             self._save(invoice_id, sync, [] if failing else self._failed_event(invoice, sync))
@@ -184,9 +202,13 @@ class InvoiceSync:
         if not sync.get("finalized"):
             finalized = self._finalize(invoice, sync)
             sync.update(finalized=True, number=finalized.get("number"), stripe_status=finalized.get("status"))
-            total = finalized.get("total")
-            if isinstance(total, int) and total != invoice.total_minor:
-                raise SyncMismatchError(f"Stripe total {total} differs from ours {invoice.total_minor}")
+            total, ours = finalized.get("total"), invoice.total_minor
+            if delegated(invoice):  # Stripe added its tax: compare before tax, keep what it computed
+                tax = stripe_tax_of(finalized)
+                sync["tax"] = tax.to_dict() if tax is not None else None
+                total, ours = stripe_pre_tax(finalized, tax), our_pre_tax(invoice.document)
+            if isinstance(total, int) and total != ours:
+                raise SyncMismatchError(f"Stripe total {total} differs from ours {ours}")
 
     @staticmethod
     def _lines(invoice: Invoice) -> list[tuple[str, int, str]]:
@@ -199,7 +221,7 @@ class InvoiceSync:
         if credits:
             lines.append(("credits", -credits, "Credits applied"))
         tax = int(invoice.document.get("tax_minor") or 0)  # exclusive tax; discount lines are lines above
-        if tax:
+        if tax and not delegated(invoice):  # Stripe Tax adds its own (recorded here later as tax_minor)
             lines.append(("tax", tax, "Tax"))
         return lines
 
@@ -214,6 +236,9 @@ class InvoiceSync:
         if known:
             return str(known)
         params: dict[str, Any] = {"metadata": {"neruba_customer_id": customer_id}}
+        location = invoice.document.get("tax_location") if delegated(invoice) else None
+        if isinstance(location, dict) and location.get("country"):  # where Stripe Tax places the customer
+            params["address"] = {k: v for k, v in location.items() if k in ("country", "state") and v}
         if catalog.get("name"):
             params["name"] = catalog["name"]
         if catalog.get("email"):
@@ -243,6 +268,8 @@ class InvoiceSync:
                 "neruba_number": str(invoice.number or ""),
             },
         }
+        if delegated(invoice):
+            params["automatic_tax"] = {"enabled": True}
         created = self._create(
             self.client.v1.invoices.create, params, idempotency_key(invoice.id, "invoice", retry=retry)
         )

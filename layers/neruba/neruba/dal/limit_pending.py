@@ -1,0 +1,193 @@
+"""The write a usage-limits period counter names as pending (attribute ``p`` of a ``LIM#`` item).
+
+A limited write of the ingest worker moves its period counter with ONE conditional put (on condition of
+the version read) that also records, compressed, what completes the write: the contribution Puts (one
+per day the write holds: a batch's days of one period share one counter put), the
+events it refuses ``over_limit`` (customer, transaction id, the batch holding it) and the outbox Puts of
+the ``alert.triggered`` events its usage crossed. The writer then makes those writes itself, each a plain
+conditional write. A writer killed in between leaves the counter ahead of them: every next writer of
+that counter (another batch, the same batch again, the sweep, a void) reads the record and completes it
+(:func:`complete`) before it replaces the counter, so the usage is counted once, the refusals and alerts
+happen once, and nothing is lost.
+
+Completing is idempotent and, when everything was written already, costs reads only:
+
+- each contribution is put when it does not exist (on condition that it still does not); when it exists,
+  its cells are compared with the record's: only when every one is the same (this write's, not a write
+  made without limits after they were removed) are the refusals made;
+- a refusal is made when the event is still ``accepted`` and held by the recorded batch;
+- an alert's outbox item is put again (same key, same event id) when neither it nor the event the relay
+  stored from it (``WHEVT``) exists; the relay drops an outbox item whose event it stored already
+  (``logic.webhooks.relay``), so an alert put again while the relay was fanning out the first copy is
+  still sent once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from neruba.dal.clients import client
+from neruba.dal.dynamo import from_item, is_condition_failure, is_transient
+from neruba.observability import logger
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """What completes one limited write after its counter moved."""
+
+    contributions: list[dict[str, Any]]  # the contributions' conditional Puts (low-level items)
+    refusals: list[tuple[str, str, str]] = field(default_factory=list)  # customer, transaction, holder
+    message: str = ""  # the refusals' reason message
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # outbox Puts
+    spend: dict[str, Any] | None = None  # the spend counter's step (``logic.limits.gate``), JSON values
+
+    @property
+    def keys(self) -> set[tuple[str, str]]:
+        """The contributions' (pk, sk): the write's identity (none: a spend counter's alerts only)."""
+        return {(c["Put"]["Item"]["pk"]["S"], c["Put"]["Item"]["sk"]["S"]) for c in self.contributions}
+
+
+def encode(write: PendingWrite) -> bytes:
+    text = json.dumps(
+        {
+            "c": write.contributions,
+            "r": write.refusals,
+            "m": write.message,
+            "o": write.alerts,
+            "s": write.spend,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return zlib.compress(text.encode(), 9)
+
+
+def decode(blob: bytes) -> PendingWrite:
+    data = json.loads(zlib.decompress(blob))
+    refusals = [(str(c), str(t), str(h)) for c, t, h in data.get("r") or ()]
+    return PendingWrite(
+        list(data.get("c") or ()),
+        refusals,
+        str(data.get("m") or ""),
+        list(data.get("o") or ()),
+        data.get("s"),
+    )
+
+
+def complete(write: PendingWrite, *, fresh: bool = False) -> list[str]:
+    """Make the writes ``write`` names that are not made yet (its spend step apart: the caller's, in
+    ``logic.limits.gate``); returns the transaction ids refused by this call. ``fresh``: the writer
+    itself, right after moving the counter (it writes without reading first; a condition that fails is
+    read and judged as a completer would)."""
+    same = [_contribution(action, fresh) for action in write.contributions]  # every one written
+    refused: list[str] = []
+    if same and all(same):
+        for customer_id, transaction_id, holder in write.refusals:
+            if _refuse(write, customer_id, transaction_id, holder, fresh):
+                refused.append(transaction_id)
+    elif same:
+        logger.warning(
+            "pending limited write found counted otherwise; its refusals are not made",
+            extra={"contributions": sorted(write.keys)},
+        )
+    for alert in write.alerts:
+        _alert(alert, fresh)
+    return refused
+
+
+def _retrying(call: Any) -> Any:
+    """``call()`` with a few tries on a transient failure (the counter is already moved: finishing now
+    spares the next writer the work)."""
+    for attempt in range(4):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == 3 or not is_transient(exc):
+                raise
+            time.sleep(0.05 * (2**attempt))
+    return None  # pragma: no cover
+
+
+def _get(table: str, key: dict[str, Any], projection: str | None = None) -> dict[str, Any] | None:
+    request: dict[str, Any] = {"TableName": table, "Key": key, "ConsistentRead": True}
+    if projection:
+        request["ProjectionExpression"] = projection
+    response = _retrying(lambda: client("dynamodb").get_item(**request))
+    return response.get("Item")  # type: ignore[no-any-return]
+
+
+def _put(put: dict[str, Any]) -> bool:
+    """The conditional put; False when its condition failed (the item exists)."""
+    try:
+        _retrying(lambda: client("dynamodb").put_item(**put))
+    except Exception as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def _contribution(action: dict[str, Any], fresh: bool) -> bool:
+    """Whether the contribution stored is this write's (put now when missing)."""
+    put = action["Put"]
+    key = {"pk": put["Item"]["pk"], "sk": put["Item"]["sk"]}
+    stored = None if fresh else _get(put["TableName"], key, "cs")
+    if stored is None:
+        if _put(put):
+            return True
+        stored = _get(put["TableName"], key, "cs")
+    if stored is None:  # pragma: no cover - a contribution is never deleted
+        return False
+    return bool(from_item(stored).get("cs") == from_item({"cs": put["Item"]["cs"]})["cs"])
+
+
+def _refuse(write: PendingWrite, customer_id: str, transaction_id: str, holder: str, fresh: bool) -> bool:
+    from neruba.dal.usage import event_key
+
+    table = write.contributions[0]["Put"]["TableName"]
+    if not fresh:
+        found = _get(table, event_key(customer_id, transaction_id), "st, bk")
+        values = from_item(found or {})
+        if values.get("st") != "accepted" or values.get("bk") != holder:
+            return False
+    try:
+        _retrying(
+            lambda: client("dynamodb").update_item(
+                **refusal_update(table, customer_id, transaction_id, holder, write.message)
+            )
+        )
+    except Exception as exc:
+        if is_condition_failure(exc):
+            return False  # refused already, or no longer held by that batch
+        raise
+    return True
+
+
+def refusal_update(
+    table: str, customer_id: str, transaction_id: str, holder: str, message: str
+) -> dict[str, Any]:
+    """The update refusing an accepted event its batch holds (never counted) as ``over_limit``."""
+    from neruba.dal.dynamo import to_item
+    from neruba.dal.usage import event_key
+
+    return {
+        "TableName": table,
+        "Key": event_key(customer_id, transaction_id),
+        "UpdateExpression": "SET st = :over, o0 = :over, reason = :over, reason_msg = :m",
+        "ConditionExpression": "st = :accepted AND bk = :bk",
+        "ExpressionAttributeValues": to_item(
+            {":over": "over_limit", ":accepted": "accepted", ":bk": holder, ":m": message}
+        ),
+    }
+
+
+def _alert(action: dict[str, Any], fresh: bool) -> None:
+    from neruba.dal.webhooks import outbox_written
+
+    put = action["Put"]
+    if fresh or not outbox_written(put["TableName"], put["Item"]):
+        _put(put)
