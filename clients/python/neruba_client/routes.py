@@ -881,7 +881,9 @@ def list_discounts(
     plan_version: int | None = None,
     limit: int | None = None,
     starting_after: str | None = None,
-) -> ListOperation[m.DiscountList, m.Discount]: ...
+) -> ListOperation[m.DiscountList, m.Discount]:
+    """A customer's discounts (``customer_id``) or a plan version's (``plan_code`` and ``plan_version``);
+    naming both is 400 ``conflicting_filters``."""
 
 
 @route("GET", "/admin/discounts/{discount_id}", m.Discount)

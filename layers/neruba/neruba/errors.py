@@ -135,3 +135,10 @@ def error_body(
     if details:
         error["details"] = details
     return {"error": error}
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor that this API did not hand out for the query it is sent with. Raised where
+    cursors are read (``dal.cursors.decode_cursor``); the API resolver answers every one 400
+    ``invalid_cursor`` (it is not a ``NerubaError``: the storage layer says what is wrong, not how the
+    API answers it)."""

@@ -648,18 +648,6 @@ def test_a_forged_cursor_is_400_invalid_cursor(
 
 
 @pytest.mark.parametrize(
-    ("folder", "path", "query"),
-    [row[:3] for row in LIST_ROUTES if row[3] is OPAQUE_FORGERIES],
-    ids=[row[1] for row in LIST_ROUTES if row[3] is OPAQUE_FORGERIES],
-)
-def test_a_cursor_over_2048_chars_is_422(
-    aws: dict[str, str], folder: str, path: str, query: dict[str, str]
-) -> None:
-    got, body = _list(folder, path, {**query, "starting_after": "c" * 2049})
-    assert got == 422 and "query.starting_after" in _params(body), body
-
-
-@pytest.mark.parametrize(
     ("raw", "param"),
     [
         ('{"events": [{"transaction_id": "t", "customer_id": "c", "code": "m", '

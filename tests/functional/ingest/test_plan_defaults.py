@@ -260,6 +260,31 @@ def test_a_plan_change_or_a_cancellation_carries_the_defaults_of_the_new_phases(
     assert effective_settings(None, plan, datetime.now(UTC) + timedelta(seconds=1)) is None
 
 
+@pytest.mark.parametrize(
+    "defaults",
+    [{}, {"meters": [], "features": []}, {"meters": [], "invoice_threshold_minor": None}],
+    ids=["empty object", "empty lists", "empty lists and a null threshold"],
+)
+def test_defaults_that_set_nothing_are_absent_from_the_plan(catalog: Any, defaults: dict[str, Any]) -> None:
+    from functions.read_api.app import lambda_handler
+    from neruba_client.models import Plan, PlanVersion
+
+    # GIVEN a plan published with defaults that set nothing, and its next version the same way
+    status, plan = _plan(defaults)
+    assert status == 201, plan
+    body = {k: plan[k] for k in ("name", "currency", "interval", "charges")} | {"defaults": defaults}
+    status, version = _admin("POST", "/v1/plans/pro/versions", body, plan_code="pro")
+    assert status == 201, version
+    # THEN no answer holds defaults (the description: absent when the version sets none), as read back
+    for answer in (plan, version):
+        assert "defaults" not in answer, answer
+    status, read, _ = call(lambda_handler, api_event("GET", "/v1/plans/pro", scopes="read"))
+    assert status == 200 and "defaults" not in read, read
+    # AND the Python client reads them as no defaults
+    assert Plan.model_validate(read).defaults is None
+    assert PlanVersion.model_validate(version).defaults is None
+
+
 def test_a_plan_change_and_a_cancellation_without_defaults_write_nothing_on_the_customer(
     catalog: Any,
 ) -> None:

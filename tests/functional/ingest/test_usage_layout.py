@@ -68,36 +68,47 @@ def _partition_items(pk: str) -> list[dict[str, Any]]:
 
 
 class _Queries:
-    """Counts the DynamoDB Query requests the usage repository sends."""
+    """Counts the DynamoDB Query requests sent to read usage partitions (``AGG#...``), whichever
+    repository helper sends them (every paged read goes through ``dal.dynamo.query_items``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from neruba.dal import usage as module
+        from neruba.dal import clients
 
         self.count = 0
-        real = module.client
+        self.seen: list[str] = []
+        real = clients.client
+        outer = self
 
         def counting(name: str) -> Any:
             inner = real(name)
-            outer = self
 
             class Wrapper:
                 def __getattr__(self, attr: str) -> Any:
                     return getattr(inner, attr)
 
-                def get_paginator(self, operation: str) -> Any:
-                    paginator = inner.get_paginator(operation)
-
-                    class Pages:
-                        def paginate(self, **kwargs: Any) -> Any:
-                            for page in paginator.paginate(**kwargs):
-                                outer.count += 1
-                                yield page
-
-                    return Pages()
+                def query(self, **request: Any) -> Any:
+                    pk = str(request.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", ""))
+                    outer.seen.append(pk)
+                    if pk.startswith("AGG#"):
+                        outer.count += 1
+                    return inner.query(**request)
 
             return Wrapper()
 
-        monkeypatch.setattr(module, "client", counting)
+        monkeypatch.setattr(clients, "client", counting)
+        for module in _modules_with_client():
+            monkeypatch.setattr(module, "client", counting)
+
+
+def _modules_with_client() -> list[Any]:
+    """The dal modules that imported ``client`` by name (their own queries go through it too)."""
+    import sys
+
+    return [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("neruba.dal.") and name != "neruba.dal.clients" and hasattr(module, "client")
+    ]
 
 
 def test_a_batch_writes_one_contribution_per_customer_meter_and_day_and_billing_reads_one_partition(

@@ -9,6 +9,8 @@ from unittest import mock
 import pytest
 
 from neruba.dal.clients import client
+from neruba.dal.ledger import POSTING_GUARD
+from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.credits import CreditApplication, Line, allocate
 from neruba.domain.ledger import Entry, Posting
 from neruba.logic.ledger.credits import check_auto_top_up, create_grant, expire_due
@@ -104,11 +106,12 @@ def test_invoice_with_credits_consumes_grants_conditionally(ledger: Any) -> None
     grants = ledger.grants("acme", "USD", at)
     apps = allocate(grants, [Line("l1", None, 1000)], at)
     posting = invoice_posting("acme", "in_1", "USD", 1000, apps, at)
-    items = ledger.posting_items(posting) + ledger.grant_consumption_items(apps, at=at)
+    unit = Transaction().extend(ledger.posting_items(posting), name=POSTING_GUARD)
+    unit.extend(ledger.grant_consumption_items(apps, at=at), name="grants")
     # WHEN billing runs the transaction twice (a retry)
-    client("dynamodb").transact_write_items(TransactItems=items)
-    with pytest.raises(Exception, match="TransactionCanceled") as raised:
-        client("dynamodb").transact_write_items(TransactItems=items)
+    unit.commit()
+    with pytest.raises(Cancelled) as raised:
+        unit.commit()
     # THEN the retry is recognised, the grant was consumed once, and everything reconciles
     assert ledger.retried_posting(raised.value) == posting
     assert ledger.grant(grant.grant_id).remaining_minor == 0
@@ -299,3 +302,39 @@ def test_the_expiry_function_expires_every_due_grant_across_pages(ledger: Any) -
     assert handler_report["expired"] == []
     assert ledger.balances("acme")["USD"]["prepaid_credit#" + live.grant_id] == -7
     assert ledger.reconcile("acme") == []
+
+
+@pytest.mark.parametrize("guard_first", [True, False], ids=["guard first", "guard after the grants"])
+def test_a_retry_is_recognised_by_the_guard_action_wherever_it_stands(ledger: Any, guard_first: bool) -> None:
+    # GIVEN a promotional grant and an invoice posting consuming it, in one transaction whose actions
+    # stand in either order (the grant's update also fails on a retry, its item holding no posting)
+    create_grant(
+        ledger,
+        customer_id="acme",
+        kind="promotional",
+        amount_minor=300,
+        currency="USD",
+        idempotency_key="g1",
+        actor="test",
+        at=T0,
+    )
+    at = T0 + timedelta(days=1)
+    apps = allocate(ledger.grants("acme", "USD", at), [Line("l1", None, 1000)], at)
+    posting = invoice_posting("acme", "in_1", "USD", 1000, apps, at)
+    grants = [
+        {"Update": {**item["Update"], "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        for item in ledger.grant_consumption_items(apps, at=at)
+    ]
+    unit = Transaction()
+    if not guard_first:
+        unit.extend(grants, name="grants")
+    unit.extend(ledger.posting_items(posting), name=POSTING_GUARD)
+    if guard_first:
+        unit.extend(grants, name="grants")
+    unit.commit()
+    # WHEN the same transaction is sent again
+    with pytest.raises(Cancelled) as raised:
+        unit.commit()
+    # THEN the stored posting is read from the guard's reason, not from whichever action stands first
+    assert raised.value.failed("grants")
+    assert ledger.retried_posting(raised.value) == posting

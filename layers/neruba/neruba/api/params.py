@@ -22,15 +22,19 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from neruba.api.scopes import require_scope
 from neruba.models.errors import ErrorResponse
-from neruba.models.fields import EXTERNAL_ID_PATTERN
+from neruba.models.fields import EXTERNAL_ID_PATTERN, PlainInteger
 from neruba.security.apikeys import Scope
 
 READ: list[Callable[..., Any]] = [require_scope("read")]
 ADMIN: list[Callable[..., Any]] = [require_scope("admin")]
 
 CustomerId = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
+Limit = Annotated[int, PlainInteger, Query(ge=1, le=100)]
+CURSOR_PARAMS = frozenset({"starting_after"})
+"""The query parameters that hold a cursor: any text there that fails the schema (empty, over 2048
+characters, not an id where the list's cursor is one) is 400 ``invalid_cursor`` like a cursor the list
+never handed out (``neruba.api.resolver``), never a 422 and never read as no cursor."""
+Cursor = Annotated[str | None, Query(min_length=1, max_length=2048)]
 # 1 to 255 printable ASCII characters (space to tilde): a key is matched as written, never shown altered.
 IDEMPOTENCY_KEY_PATTERN = r"^[ -~]{1,255}$"
 IdempotencyKey = Annotated[

@@ -29,6 +29,7 @@ from neruba.api.media import json_body_event
 from neruba.api.scopes import allowed_methods, check_scope
 from neruba.errors import (
     AuthenticationError,
+    InvalidCursorError,
     InvalidRequestError,
     MethodNotAllowedError,
     NerubaError,
@@ -86,6 +87,29 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+def _invalid_cursor(param: str) -> InvalidRequestError:
+    """The one answer to a cursor a list did not hand out for this query (edited, of another list or other
+    filters, or text that cannot be a cursor): 400 ``invalid_cursor``."""
+    return InvalidRequestError(
+        f"{param} is not a cursor this list returned for these filters; pass the next_cursor of the "
+        "previous page.",
+        code="invalid_cursor",
+        param=param,
+    )
+
+
+def _cursor_problem(errors: Sequence[Any]) -> str | None:
+    """The cursor parameter (``api.params.CURSOR_PARAMS``) the schema refused, if any: a text that cannot
+    be a cursor is ``invalid_cursor`` as any cursor the list never handed out is."""
+    from neruba.api.params import CURSOR_PARAMS
+
+    for error in errors:
+        loc = tuple(error.get("loc") or ())
+        if len(loc) >= 2 and loc[0] == "query" and loc[1] in CURSOR_PARAMS:
+            return str(loc[1])
+    return None
+
+
 def parse_body(text: str) -> Any:
     """The request body as JSON (exact numbers); a key named twice in one object is 400 duplicate_key."""
     try:
@@ -105,14 +129,24 @@ def parse_body(text: str) -> Any:
 
 
 def _register_error_handlers(app: APIGatewayRestResolver) -> None:
-    @app.exception_handler(NerubaError)
-    def neruba_error(exc: NerubaError) -> Response[str]:
+    def answer(exc: NerubaError) -> Response[str]:
         request_id = request_id_of(app)
         return _error_response(exc.status, exc.to_body(request_id), request_id)
+
+    @app.exception_handler(NerubaError)
+    def neruba_error(exc: NerubaError) -> Response[str]:
+        return answer(exc)
+
+    @app.exception_handler(InvalidCursorError)
+    def invalid_cursor(exc: InvalidCursorError) -> Response[str]:
+        return answer(_invalid_cursor("starting_after"))
 
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response[str]:
         request_id = request_id_of(app)
+        cursor = _cursor_problem(exc.errors())
+        if cursor is not None:
+            return answer(_invalid_cursor(cursor))
         details = _validation_details(exc.errors())
         invalid_json = any(d["code"] == "json_invalid" for d in details)
         code, message = (

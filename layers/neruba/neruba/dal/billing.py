@@ -33,7 +33,7 @@ from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
-from neruba.dal.dynamo import from_item, plain, put_if_absent, record, to_item
+from neruba.dal.dynamo import from_item, partition_items, plain, put_if_absent, query_items, record, to_item
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
@@ -281,14 +281,14 @@ class BillingRepository:
         yield from (_billing_state(item) for item in self._due("bst", shard, now))
 
     def _due(self, prefix: str, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
-        paginator = client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="due_shard = :s AND due_at <= :now",
-            ExpressionAttributeValues=to_item({":s": f"{prefix}#{shard}", ":now": ts(now)}),
-        ):
-            yield from (from_item(item) for item in page.get("Items", []))
+        yield from query_items(
+            {
+                "TableName": self.table_name,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_shard = :s AND due_at <= :now",
+                "ExpressionAttributeValues": to_item({":s": f"{prefix}#{shard}", ":now": ts(now)}),
+            }
+        )
 
     def mark_enqueued_item(self, subscription_id: str, seq: int, now: datetime) -> dict[str, Any]:
         """An Update action recording that windows up to ``seq`` were enqueued at ``now``."""
@@ -477,16 +477,7 @@ class BillingRepository:
     def adjustments(self, subscription_id: str) -> list[Adjustment]:
         """Every adjustment recorded for a subscription's finalized invoices (pending and applied), as
         written by :meth:`adjustment_put_item`; its ``key`` is what :meth:`adjustment_apply_item` takes."""
-        found: list[Adjustment] = []
-        paginator = client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=to_item({":pk": f"ADJ#{subscription_id}"}),
-            ConsistentRead=True,
-        ):
-            found.extend(_adjustment(from_item(i)) for i in page.get("Items", []))
-        return found
+        return [_adjustment(item) for item in partition_items(self.table_name, f"ADJ#{subscription_id}")]
 
     def adjustment_put_item(self, subscription_id: str, adjustment: Adjustment) -> dict[str, Any]:
         """A Put of a new adjustment (condition: that key is new)."""

@@ -24,10 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from neruba import jsonutil
-
-
-class InvalidCursorError(ValueError):
-    """A pagination cursor that this API did not hand out."""
+from neruba.errors import InvalidCursorError as InvalidCursorError  # raised here, answered by the API
 
 
 def _is_key_string(value: Any) -> bool:
@@ -82,7 +79,7 @@ def decode_cursor(
         >>> decode_cursor(encode_cursor({"pk": {"S": "B"}}, {"list": "x"}), {"list": "y"})
         Traceback (most recent call last):
         ...
-        neruba.dal.cursors.InvalidCursorError: invalid cursor
+        neruba.errors.InvalidCursorError: invalid cursor
     """
     try:
         payload = jsonutil.loads_untrusted(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))

@@ -227,22 +227,45 @@ class BatchReadThrottledError(RuntimeError):
     transient = True
 
 
-def partition_items(table_name: str, pk: str) -> Iterator[dict[str, Any]]:
-    """Every item of one partition in key order, decoded, page by page (a consistent read)."""
+def query_items(request: Mapping[str, Any], *, scan: bool = False) -> Iterator[dict[str, Any]]:
+    """The one paginated read: every item a ``Query`` (``scan=True``: a ``Scan``) request reads, decoded,
+    page by page.
+
+    ``request`` is any request of the operation: a key condition on the table or an index, a projection, a
+    filter, an order, a consistent read, a start key, ``Limit`` (items per request). The reading is lazy: a
+    page is requested only once every item of the one before was taken, so a caller that stops iterating
+    (``itertools.islice`` for at most n items, a ``break``) reads no page after the one it stopped in.
+    Callers that need the page boundaries themselves (a list page whose cursor is a ``LastEvaluatedKey``,
+    a read budget counted in scanned items) do not use it (docs/architecture.md, Paginated reads).
+
+    Example:
+        >>> list(query_items({"TableName": t, "KeyConditionExpression": "pk = :p",
+        ...                   "ExpressionAttributeValues": {":p": {"S": "a"}}}))  # doctest: +SKIP
+        [{'pk': 'a', 'sk': '#'}]
+    """
     from neruba.dal.clients import client
 
-    pages = (
-        client("dynamodb")
-        .get_paginator("query")
-        .paginate(
-            TableName=table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
-            ConsistentRead=True,
-        )
+    request = dict(request)
+    while True:
+        dynamodb = client("dynamodb")
+        response = (dynamodb.scan if scan else dynamodb.query)(**request)
+        yield from (from_item(item) for item in response.get("Items", []))
+        last = response.get("LastEvaluatedKey")
+        if last is None:
+            return
+        request["ExclusiveStartKey"] = last
+
+
+def partition_items(table_name: str, pk: str) -> Iterator[dict[str, Any]]:
+    """Every item of one partition in key order, decoded, page by page (a consistent read)."""
+    return query_items(
+        {
+            "TableName": table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
     )
-    for page in pages:
-        yield from (from_item(item) for item in page.get("Items", []))
 
 
 def batch_get(

@@ -25,7 +25,7 @@ from neruba import jsonutil
 from neruba.dal.billing import LIST_INDEX, BillingRepository, shard_of
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
-from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, query_items, to_item
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
@@ -520,19 +520,17 @@ class InvoicesRepository:
         """A customer's invoices in status ``finalized`` whose period starts at or after ``period_from``
         (the by-list index, bounded by its sort key ``{period_start}#{id}``; other statuses filtered out
         by DynamoDB after the read)."""
-        paginator = client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            IndexName=LIST_INDEX,
-            KeyConditionExpression="list_pk = :p AND list_sk >= :lo",
-            FilterExpression="#st = :fin",
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues=to_item(
+        request = {
+            "TableName": self.table_name,
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "list_pk = :p AND list_sk >= :lo",
+            "FilterExpression": "#st = :fin",
+            "ExpressionAttributeNames": {"#st": "status"},
+            "ExpressionAttributeValues": to_item(
                 {":p": f"INVC#{customer_id}", ":lo": ts(period_from), ":fin": "finalized"}
             ),
-        ):
-            for item in page.get("Items", []):
-                yield _invoice(from_item(item))
+        }
+        yield from (_invoice(item) for item in query_items(request))
 
 
 def _item(doc: dict[str, Any], due: tuple[str, datetime] | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, is_condition_failure, query_items, to_item
 from neruba.security.apikeys import (
     MalformedKeyError,
     Scope,
@@ -103,10 +103,7 @@ class KeysRepository:
 
     def list(self) -> list[ApiKey]:
         """Every key, active or revoked, oldest first."""
-        keys: list[ApiKey] = []
-        paginator = client("dynamodb").get_paginator("scan")
-        for page in paginator.paginate(TableName=self.table_name):
-            keys.extend(_to_key(from_item(item)) for item in page.get("Items", []))
+        keys = [_to_key(item) for item in query_items({"TableName": self.table_name}, scan=True)]
         return sorted(keys, key=lambda k: k.created_at)
 
     def revoke(self, key_id: str, *, rotated_to: str | None = None, at: datetime | None = None) -> ApiKey:

@@ -28,13 +28,17 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.disputes import DisputesRepository
-from neruba.dal.dynamo import batch_get, from_item, is_cancellation, to_item, to_value
+from neruba.dal.dynamo import batch_get, from_item, query_items, to_item, to_value
 from neruba.dal.payments import PaymentsRepository
 from neruba.dal.top_ups import TopUpRepository
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.credits import CreditApplication, CreditGrant, applied_by_grant
 from neruba.domain.ledger import NEVER_NEGATIVE, Posting
 from neruba.timefmt import parse_ts, ts
+
+POSTING_GUARD = "posting_guard"
+"""The name of a posting's actions in a transaction (``Transaction.extend(..., name=POSTING_GUARD)``):
+:meth:`LedgerRepository.retried_posting` finds the idempotency guard's cancellation reason by it."""
 
 
 class LedgerConflictError(Exception):
@@ -118,8 +122,8 @@ class LedgerRepository:
     def posting_items(self, posting: Posting) -> list[dict[str, Any]]:
         """TransactWriteItems actions for ``posting``; the first is the idempotency guard.
 
-        Put these first in a transaction; on ``TransactionCanceledException`` call
-        :meth:`retried_posting` to recognise a retry.
+        Add them to a :class:`Transaction` under the name ``POSTING_GUARD``; on :class:`Cancelled` call
+        :meth:`retried_posting` to recognise a retry (it reads the guard by that name, wherever it stands).
         """
         doc = json.dumps(posting.to_dict(), sort_keys=True)
         customer = posting.customer_id
@@ -168,17 +172,19 @@ class LedgerRepository:
             items.append({"Update": update})
         return items
 
-    def retried_posting(self, exc: Exception, index: int = 0) -> Posting | None:
-        """The stored posting when ``exc`` cancelled a transaction on the guard at ``index``; else None."""
-        if not is_cancellation(exc):
+    def retried_posting(self, exc: Exception, name: str = POSTING_GUARD) -> Posting | None:
+        """The stored posting when ``exc`` cancelled a transaction on the idempotency guard of the actions
+        named ``name`` (a retry of a posting already written); else None.
+
+        The guard's reason is found by the actions' name (:class:`Cancelled`), never by position: another
+        action that failed first (a grant's decrement on the same retry) is not read as the guard.
+        """
+        if not isinstance(exc, Cancelled) or not exc.failed(name):
             return None
-        reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-        if len(reasons) <= index:
+        stored = exc.item(name)
+        if stored is None or "posting" not in stored:
             return None
-        reason = reasons[index]
-        if reason.get("Code") != "ConditionalCheckFailed" or "Item" not in reason:
-            return None
-        return Posting.from_dict(json.loads(from_item(reason["Item"])["posting"]))
+        return Posting.from_dict(json.loads(stored["posting"]))
 
     def post(self, posting: Posting, extra_items: Sequence[dict[str, Any]] = ()) -> Posting:
         """Write ``posting`` (and ``extra_items``) in one transaction; a retry returns the stored posting.
@@ -186,13 +192,13 @@ class LedgerRepository:
         Raises LedgerConflictError when another condition (a grant, a dispute) cancelled it.
         """
         guard, *rest = self.posting_items(posting)
-        unit = Transaction().add(guard, name="guard").extend(rest).extend(extra_items)
+        unit = Transaction().add(guard, name=POSTING_GUARD).extend(rest).extend(extra_items)
         try:
             unit.commit()
         except Cancelled as exc:
-            stored = exc.item("guard") if exc.failed("guard") else None
+            stored = self.retried_posting(exc)
             if stored is not None:  # a retry: the guard holds the posting written first
-                return Posting.from_dict(json.loads(stored["posting"]))
+                return stored
             raise LedgerConflictError("ledger transaction cancelled", exc.reasons) from exc
         from neruba.observability import metrics
 
@@ -235,19 +241,16 @@ class LedgerRepository:
         return found, encode_cursor(last, query) if last else None
 
     def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
-            "ExpressionAttributeValues": to_item({":p": pk, ":s": prefix}),
-            "ConsistentRead": True,
-        }
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            out.extend(from_item(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return list(
+            query_items(
+                {
+                    "TableName": self.table_name,
+                    "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+                    "ExpressionAttributeValues": to_item({":p": pk, ":s": prefix}),
+                    "ConsistentRead": True,
+                }
+            )
+        )
 
     def balances(self, customer_id: str) -> dict[str, dict[str, int]]:
         """Materialised balances: currency -> balance key (``account`` or ``account#grant``) -> amount."""
@@ -379,20 +382,16 @@ class LedgerRepository:
 
         Membership comes from the GSI; each grant is then read consistently.
         """
-        keys: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": "by-customer",
-            "KeyConditionExpression": "gsi1pk = :p",
-            "ExpressionAttributeValues": to_item({":p": f"GRT#{customer_id}"}),
-            "ProjectionExpression": "pk, sk",
-        }
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            keys.extend({"pk": i["pk"], "sk": i["sk"]} for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        members = query_items(
+            {
+                "TableName": self.table_name,
+                "IndexName": "by-customer",
+                "KeyConditionExpression": "gsi1pk = :p",
+                "ExpressionAttributeValues": to_item({":p": f"GRT#{customer_id}"}),
+                "ProjectionExpression": "pk, sk",
+            }
+        )
+        keys = [to_item({"pk": item["pk"], "sk": item["sk"]}) for item in members]
         found = self._read_grants(keys)
         grants = [g for g in found if currency is None or g.currency == currency]
         if at is not None:
@@ -461,7 +460,7 @@ class LedgerRepository:
         One query on the customer's partition, bounded by the sort key (``PST#{at}#...``).
         """
         out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
+        request = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": to_item(
@@ -469,18 +468,13 @@ class LedgerRepository:
             ),
             "ConsistentRead": True,
         }
-        while True:
-            response = client("dynamodb").query(**kwargs)
-            for raw in response.get("Items", []):
-                item = from_item(raw)
-                if item["sk"] >= f"PST#{ts(end)}":
-                    continue
-                doc = json.loads(item["posting"])
-                doc["_sk"] = item["sk"]
-                out.append(doc)
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in query_items(request):
+            if item["sk"] >= f"PST#{ts(end)}":
+                continue
+            doc = json.loads(item["posting"])
+            doc["_sk"] = item["sk"]
+            out.append(doc)
+        return out
 
     def balance_records(self, customer_id: str) -> dict[tuple[str, str], tuple[int, int]]:
         """Materialised balances with their posting counters: (currency, key) -> (``bal``, ``postings``)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.contributions import HOUR_LENGTH, partition
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, is_condition_failure, query_items, to_item
 from neruba.domain.ingest import hour_bucket, hour_start
 from neruba.domain.levels import ClosingLevel, GroupLevel, same_levels
 
@@ -208,11 +208,11 @@ class LevelsRepository:
         }
         if not legacy:
             kwargs["FilterExpression"] = LEVEL_ONLY
-        dynamodb = client("dynamodb")
-        for page in dynamodb.get_paginator("query").paginate(**kwargs):
-            for key in page.get("Items", []):
-                if legacy or is_level(key["sk"]["S"]):
-                    dynamodb.delete_item(TableName=self.table_name, Key={"pk": key["pk"], "sk": key["sk"]})
+        for key in query_items(kwargs):
+            if legacy or is_level(str(key["sk"])):
+                client("dynamodb").delete_item(
+                    TableName=self.table_name, Key=to_item({"pk": key["pk"], "sk": key["sk"]})
+                )
 
     def _back(self, pk: str, at_most: str, only: str | None = None) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -226,8 +226,7 @@ class LevelsRepository:
             kwargs["FilterExpression"] = only
         else:
             kwargs["Limit"] = 2
-        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
-            yield from (from_item(i) for i in page.get("Items", []))
+        yield from query_items(kwargs)
 
 
 def closing_item(customer_id: str, meter_code: str, closing: ClosingLevel) -> dict[str, Any]:

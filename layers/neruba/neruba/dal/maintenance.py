@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_cancellation, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, is_cancellation, is_condition_failure, query_items, to_item
 from neruba.dal.transaction import Transaction
 
 
@@ -23,13 +23,7 @@ def scan(
     if filter_expression:
         request["FilterExpression"] = filter_expression
         request["ExpressionAttributeValues"] = to_item(dict(values or {}))
-    while True:
-        response = client("dynamodb").scan(**request)
-        for item in response.get("Items", []):
-            yield from_item(item)
-        if "LastEvaluatedKey" not in response:
-            return
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    yield from query_items(request, scan=True)
 
 
 def set_missing(table: str, item: Mapping[str, Any], values: Mapping[str, Any]) -> bool:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, put_if_absent, to_item
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, put_if_absent, query_items, to_item
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import iso, ts
 
@@ -131,15 +132,10 @@ class OpsRepository:
                 raise InvalidSweepCursorError(starting_after)
             sk = f"{last.started_at}#{starting_after}"
             request["ExclusiveStartKey"] = {"pk": {"S": SWEEP_LIST_PK}, "sk": {"S": sk}}
-        items: list[SweepReport] = []
-        while len(items) <= limit:
-            response = client("dynamodb").query(**request)
-            items.extend(
-                _sweep_report(jsonutil.loads(from_item(i)["summary"])) for i in response.get("Items", [])
-            )
-            if "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        # one more than the page tells whether there is more; no page is read after it is found
+        items = [
+            _sweep_report(jsonutil.loads(item["summary"])) for item in islice(query_items(request), limit + 1)
+        ]
         return items[:limit], len(items) > limit
 
     # -------------------------------------------------------------------------------- migrations

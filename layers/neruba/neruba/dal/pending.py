@@ -50,7 +50,7 @@ from neruba.dal.contributions import (
     contribution_key,
     shard_of,
 )
-from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, query_items, to_item
 from neruba.domain.usage import merge_cells
 from neruba.timefmt import iso
 
@@ -208,10 +208,7 @@ class PendingUsage:
             request["Limit"] = limit
             items = client("dynamodb").query(**request).get("Items", [])
             return [from_item(i) for i in items]
-        found: list[dict[str, Any]] = []
-        for page in client("dynamodb").get_paginator("query").paginate(**request):
-            found.extend(from_item(i) for i in page.get("Items", []))
-        return found
+        return list(query_items(request))
 
     def unfolded(self, customer_id: str, meter_code: str, first_day: str, last_day: str) -> list[PendingDay]:
         """The pending days of a customer's meter in [first_day, last_day] not below the watermark (read
@@ -315,16 +312,14 @@ class PendingUsage:
         below = min(
             f"{watermark}{CONTRIBUTION_MARK}\uffff", f"{minute_of(iso(now - KEEP_FOLDED))}{CONTRIBUTION_MARK}"
         )
-        keys: list[dict[str, Any]] = []
-        paginator = client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk AND sk < :below",
-            ExpressionAttributeValues=to_item({":pk": f"PND#{shard}", ":below": below}),
-            ProjectionExpression="pk, sk",
-            ConsistentRead=True,
-        ):
-            keys.extend(page.get("Items", []))
+        below_watermark = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk < :below",
+            "ExpressionAttributeValues": to_item({":pk": f"PND#{shard}", ":below": below}),
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+        }
+        keys = [to_item({"pk": key["pk"], "sk": key["sk"]}) for key in query_items(below_watermark)]
         for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 requests at most
             request: dict[str, Any] = {
                 self.table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]

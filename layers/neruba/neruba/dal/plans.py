@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, CatalogRepository
-from neruba.dal.clients import client
-from neruba.dal.dynamo import TransactionCancelledError, batch_get, from_item, to_item
+from neruba.dal.dynamo import TransactionCancelledError, batch_get, partition_items, to_item
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.phases import Timeline
 from neruba.timefmt import iso
@@ -284,13 +283,4 @@ class PlansRepository(CatalogRepository):
         return [subscription_record(item) for item in items]
 
     def _query_pk(self, pk: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        paginator = client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
-            ConsistentRead=True,
-        ):
-            items.extend(from_item(i) for i in page.get("Items", []))
-        return items
+        return list(partition_items(self.table_name, pk))

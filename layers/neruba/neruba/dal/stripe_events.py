@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, is_condition_failure, record, to_item, to_value
+from neruba.dal.dynamo import from_item, is_condition_failure, query_items, record, to_item, to_value
 from neruba.dal.transaction import Transaction
 from neruba.timefmt import parse_ts, ts_seconds
 
@@ -312,13 +312,7 @@ class StripeEventsRepository:
         }
         if filters:
             request["FilterExpression"] = " AND ".join(filters)
-        while True:
-            response = client("dynamodb").query(**request)
-            for raw in response.get("Items", []):
-                yield from_item(raw)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        yield from query_items(request)
 
     def put_link(self, key: str, link: StripeLink) -> None:
         """Record what a charge / payment intent / dispute belongs to (idempotent overwrite)."""
@@ -419,13 +413,7 @@ class StripeEventsRepository:
                     **wanted,
                 },
             }
-            while True:
-                response = client("dynamodb").query(**request)
-                for raw in response.get("Items", []):
-                    yield _public(from_item(raw))
-                if "LastEvaluatedKey" not in response:
-                    break
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            yield from (_public(item) for item in query_items(request))
 
 
 class RefundLevels:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import is_condition_failure, to_item
+from neruba.dal.dynamo import is_condition_failure, query_items, to_item
 from neruba.timefmt import ts
 
 
@@ -71,10 +71,5 @@ def customer_ids(catalog_table: str) -> Iterator[str]:
         "ExpressionAttributeValues": to_item({":k": "customer"}),
         "Limit": 100,
     }
-    while True:
-        response = client("dynamodb").query(**kwargs)
-        for item in response.get("Items", []):
-            yield str(json.loads(item["doc"]["S"])["external_id"])
-        if "LastEvaluatedKey" not in response:
-            return
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for item in query_items(kwargs):
+        yield str(json.loads(item["doc"])["external_id"])

@@ -53,7 +53,7 @@ from neruba.dal.contributions import (
     shard_of,
 )
 from neruba.dal.cursors import decode_cursor, encode_cursor
-from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, to_item, to_value
+from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, query_items, to_item, to_value
 from neruba.dal.levels import Around, LevelsRepository, among, closing_of, is_level, level_sk
 from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
@@ -665,16 +665,14 @@ class UsageRepository:
         found: list[dict[str, Any]] = []
         base: ClosingLevel | None = None
         floor = ""
-        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
-            for raw in page.get("Items", []):
-                item = from_item(raw)
-                sk = str(item["sk"])
-                if sk < floor:
-                    return found, base
-                if base is None and is_level(sk):
-                    base = closing_of(item)
-                    floor = sk[:DAY_LENGTH] + CONTRIBUTION_MARK
-                found.append(item)
+        for item in query_items(kwargs):  # stops reading at the floor
+            sk = str(item["sk"])
+            if sk < floor:
+                return found, base
+            if base is None and is_level(sk):
+                base = closing_of(item)
+                floor = sk[:DAY_LENGTH] + CONTRIBUTION_MARK
+            found.append(item)
         return found, base
 
     def last_cell_before(self, customer_id: str, meter_code: str, hour: str) -> StoredCell | None:
@@ -744,8 +742,7 @@ class UsageRepository:
             "ScanIndexForward": False,
             "Limit": 25,
         }
-        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
-            yield from (from_item(i) for i in page.get("Items", []))
+        yield from query_items(kwargs)
 
     def contributions(
         self, customer_id: str, meter_code: str, first_hour: str, last_hour: str
@@ -945,15 +942,14 @@ class UsageRepository:
                     "ProjectionExpression": "sk, cs",
                     "ConsistentRead": True,  # a fold written after the pending read is found
                 }
-                for page in client("dynamodb").get_paginator("query").paginate(**request):
-                    for item in map(from_item, page.get("Items", [])):
-                        sks.append(str(item["sk"]))
-                        batch = str(item["sk"])[DAY_LENGTH + 1 :]
-                        for cell, stored in (item.get("cs") or {}).items():
-                            hour, group = cell_of(day, cell)
-                            if first <= hour <= last:
-                                ids = tuple(sorted(str(t) for t in stored.get("tx") or ()))
-                                cells.append((hour, meter, f"{hour}#{batch}#{group}", ids))
+                for item in query_items(request):
+                    sks.append(str(item["sk"]))
+                    batch = str(item["sk"])[DAY_LENGTH + 1 :]
+                    for cell, stored in (item.get("cs") or {}).items():
+                        hour, group = cell_of(day, cell)
+                        if first <= hour <= last:
+                            ids = tuple(sorted(str(t) for t in stored.get("tx") or ()))
+                            cells.append((hour, meter, f"{hour}#{batch}#{group}", ids))
             for found in not_folded(pending, sks):
                 for cell, stored in (found.stored.get("cs") or {}).items():
                     hour, group = cell_of(day, cell)
@@ -1048,10 +1044,7 @@ class UsageRepository:
         }
         if between:
             kwargs["ExpressionAttributeValues"].update({":lo": {"S": between[0]}, ":hi": {"S": between[1]}})
-        items: list[dict[str, Any]] = []
-        for page in client("dynamodb").get_paginator("query").paginate(**kwargs):
-            items.extend(from_item(i) for i in page.get("Items", []))
-        return items
+        return list(query_items(kwargs))
 
 
 def _stored_cells(items: Iterable[Mapping[str, Any]], first_hour: str, last_hour: str) -> list[StoredCell]:

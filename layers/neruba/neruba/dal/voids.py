@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, to_item
+from neruba.dal.dynamo import from_item, partition_items, query_items, to_item
 from neruba.dal.usage import StoredEvent, event_key
 from neruba.timefmt import parse_ts, ts
 
@@ -143,18 +143,7 @@ class VoidsRepository:
 
     def open_voids(self) -> list[OpenVoid]:
         """Every void not finished yet, oldest key first."""
-        found: list[OpenVoid] = []
-        request = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": OPEN_PARTITION}},
-            "ConsistentRead": True,
-        }
-        for page in client("dynamodb").get_paginator("query").paginate(**request):
-            for raw in page.get("Items", []):
-                item = from_item(raw)
-                found.append(_open(item))
-        return found
+        return [_open(item) for item in partition_items(self.table_name, OPEN_PARTITION)]
 
     def open_void(self, customer_id: str, transaction_id: str) -> OpenVoid | None:
         response = client("dynamodb").get_item(
@@ -182,12 +171,10 @@ class VoidsRepository:
             "ConsistentRead": True,
         }
         found = []
-        for page in client("dynamodb").get_paginator("query").paginate(**request):
-            for raw in page.get("Items", []):
-                item = from_item(raw)
-                if str(item["sk"]).split("\x1f", 1)[0] < end:
-                    record = json.loads(item["vd"])
-                    found.append(VoidEntry(str(item["tx"]), str(item["m"]), str(item["ts"]), record))
+        for item in query_items(request):
+            if str(item["sk"]).split("\x1f", 1)[0] < end:
+                record = json.loads(item["vd"])
+                found.append(VoidEntry(str(item["tx"]), str(item["m"]), str(item["ts"]), record))
         return found
 
 

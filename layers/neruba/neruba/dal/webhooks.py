@@ -33,7 +33,7 @@ from typing import Any
 
 from neruba.dal.clients import client
 from neruba.dal.cursors import InvalidCursorError, decode_cursor, encode_cursor
-from neruba.dal.dynamo import from_item, is_condition_failure, to_item
+from neruba.dal.dynamo import from_item, is_condition_failure, partition_items, query_items, to_item
 from neruba.timefmt import ts
 
 __all__ = [
@@ -311,20 +311,7 @@ class WebhooksRepository:
         return found, encode_cursor(last, query) if last else None
 
     def all_endpoints(self) -> list[Endpoint]:
-        found: list[Endpoint] = []
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": ENDPOINTS_PK}},
-            "ConsistentRead": True,
-        }
-        while True:
-            response = client("dynamodb").query(**request)
-            for raw in response.get("Items", []):
-                found.append(_endpoint(from_item(raw)))
-            if "LastEvaluatedKey" not in response:
-                return found
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [_endpoint(item) for item in partition_items(self.table_name, ENDPOINTS_PK)]
 
     # -------------------------------------------------------------------------------- outbox
     def outbox_item(
@@ -588,25 +575,14 @@ class WebhooksRepository:
 
     def deliveries_of(self, event_id: str) -> tuple[list[Delivery], list[Attempt]]:
         """(delivery states, attempt log lines) of one event."""
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"WHDEL#{event_id}"}},
-            "ConsistentRead": True,
-        }
         states: list[Delivery] = []
         attempts: list[Attempt] = []
-        while True:
-            response = client("dynamodb").query(**request)
-            for raw in response.get("Items", []):
-                item = from_item(raw)
-                if "#A#" in str(item["sk"]):
-                    attempts.append(_attempt(item))
-                else:
-                    states.append(_delivery(item))
-            if "LastEvaluatedKey" not in response:
-                return states, attempts
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in partition_items(self.table_name, f"WHDEL#{event_id}"):
+            if "#A#" in str(item["sk"]):
+                attempts.append(_attempt(item))
+            else:
+                states.append(_delivery(item))
+        return states, attempts
 
     def take_lease(
         self, event_id: str, endpoint_id: str, attempts: int, now: datetime, until: datetime
@@ -724,16 +700,13 @@ class WebhooksRepository:
             "KeyConditionExpression": "pk = :pk AND sk >= :since",
             "ExpressionAttributeValues": {":pk": {"S": FAILED_PK}, ":since": {"S": ts(since)}},
         }
-        found: list[tuple[str, str]] = []
-        while len(found) < limit:
-            response = client("dynamodb").query(**request)
-            for raw in response.get("Items", []):
-                _, event_id, endpoint_id = str(from_item(raw)["sk"]).split("#")
-                found.append((event_id, endpoint_id))
-            if "LastEvaluatedKey" not in response:
+        found: dict[tuple[str, str], None] = {}  # in order, each pair once
+        for item in query_items(request):
+            _, event_id, endpoint_id = str(item["sk"]).split("#")
+            found[(event_id, endpoint_id)] = None
+            if len(found) >= limit:
                 break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return list(dict.fromkeys(found))[:limit]
+        return list(found)
 
 
 def _text(value: Any) -> str:

@@ -437,6 +437,15 @@ class PlanVersionIn(BaseModel):
         "to the version, unless the customer sets its own (docs/limits.md, Plan-version defaults).",
     )
 
+    @field_validator("defaults")
+    @classmethod
+    def _no_empty_defaults(cls, defaults: PlanDefaultsIn | None) -> PlanDefaultsIn | None:
+        """Defaults that set nothing (``{}``, empty lists) are no defaults: the version is stored and
+        answered without them, as the answer's description says (absent when none are set)."""
+        if defaults is None or defaults.meters or defaults.features:
+            return defaults
+        return None if defaults.invoice_threshold_minor is None else defaults
+
     @field_validator("charges")
     @classmethod
     def _one_charge_per_meter(cls, charges: list[ChargeIn]) -> list[ChargeIn]:

@@ -30,6 +30,7 @@ ERROR_CODES: dict[str, str] = {
     "invalid_cursor": "starting_after is not a cursor this list returned.",
     "unknown_parameter": "The query names a parameter the route does not take.",
     "filter_required": "The list needs one of its filters (named in the message).",
+    "conflicting_filters": "The query names filters of two different lists; pass one list's filters.",
     "invalid_time_range": "from/to are missing, reversed or malformed.",
     "start_past_calendar": "A subscription's first billing period would end after the year 9999.",
     "time_range_too_long": "from/to span more than the route allows.",

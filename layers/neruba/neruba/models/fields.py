@@ -95,6 +95,21 @@ PlainDecimal = BeforeValidator(_plain_decimal)
 """The text rule of every decimal the API takes (prices, quantities, rates, percentages, free units): put it
 in the field's ``Annotated`` so that no decimal field is left with the looser parsing of ``Decimal``."""
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _plain_integer(value: object) -> object:
+    """Refuse an integer written as text in any form but plain ASCII digits with an optional ``-``: no
+    spaces, ``+``, underscores, fractions (``5.0``) or other scripts' digits, which ``int`` would read."""
+    if isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
+        raise ValueError("must be a whole number in plain digits such as 20 (no spaces, +, _ or point)")
+    return value
+
+
+PlainInteger = BeforeValidator(_plain_integer)
+"""The text rule of every integer the API reads from text (query and path parameters, which always arrive
+as text; JSON integers are ``StrictInt``): put it in the parameter's ``Annotated`` (``api.params.Limit``)."""
+
 AsText = PlainSerializer(canonical_text, return_type=str, when_used="json")
 """How every decimal of a request model is stored and answered: canonical text (``domain.numbers``), no
 exponent and no trailing zeros (``"1e2"`` -> ``"100"``, ``"0.300"`` -> ``"0.3"``)."""

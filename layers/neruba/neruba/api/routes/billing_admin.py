@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
+from neruba.api.params import ADMIN, Cursor, CustomerId, IdempotencyKey, Limit, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -64,16 +64,10 @@ def _route(method: str, path: str, summary: str, model: Any, status: int = 200) 
 
 @_route("get", "/admin/billing-runs", "List billing runs (newest first)", BillingRunList)
 def list_runs(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
 ) -> Response[str]:
-    from neruba.dal.cursors import InvalidCursorError
-    from neruba.errors import InvalidRequestError
-
-    try:
-        runs, cursor = bootstrap.billing().billing.runs(limit, starting_after)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError("The cursor is not one this API returned.", code="invalid_cursor") from exc
+    runs, cursor = bootstrap.billing().billing.runs(limit, starting_after)
     return json_response(
         {
             "object": "list",

@@ -13,7 +13,7 @@ from neruba import bootstrap
 from neruba.api.params import READ, Cursor, Limit, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
-from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, PlainInteger
 from neruba.models.views import (
     CustomerList,
     CustomerView,
@@ -113,7 +113,7 @@ def get_plan(plan_code: Annotated[str, Path(pattern=CODE_PATTERN)]) -> Response[
 
 @_read_route("/v1/plans/<plan_code>/versions/<version>", "Retrieve one plan version", "plans", PlanVersion)
 def get_plan_version(
-    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], version: Annotated[int, Path(ge=1)]
+    plan_code: Annotated[str, Path(pattern=CODE_PATTERN)], version: Annotated[int, PlainInteger, Path(ge=1)]
 ) -> Response[str]:
     from neruba.logic.catalog.entries import get_plan as fetch
 

@@ -28,6 +28,7 @@ from neruba.models.discounts import (
     TaxRateCreate,
     TaxRateList,
 )
+from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, PlainInteger
 
 router = APIGatewayRouter()
 ERRORS = scoped_responses(
@@ -125,9 +126,9 @@ def create_discount(
 
 @_route("get", "/admin/discounts", "List the discounts of a customer or of a plan version", DiscountList)
 def list_discounts(
-    customer_id: Annotated[str | None, Query(max_length=128)] = None,
-    plan_code: Annotated[str | None, Query(max_length=64)] = None,
-    plan_version: Annotated[int | None, Query(ge=1)] = None,
+    customer_id: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
+    plan_code: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    plan_version: Annotated[int | None, PlainInteger, Query(ge=1)] = None,
     limit: Limit = 20,
     starting_after: Cursor = None,
 ) -> Response[str]:

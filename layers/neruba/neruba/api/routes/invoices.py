@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import READ, answer, only_query, scoped_responses
+from neruba.api.params import READ, Cursor, Limit, answer, only_query, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY
 from neruba.models.fields import EXTERNAL_ID_PATTERN, Instant
@@ -78,8 +78,8 @@ def list_invoices(
     status: Annotated[Status | None, Query()] = None,
     period_from: Annotated[Instant | None, Query()] = None,
     period_to: Annotated[Instant | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
 ) -> Response[str]:
     """A customer's invoices (optionally of one status), or every customer's invoices of one status;
     ``period_from``/``period_to`` keep the invoices whose period starts in [from, to)."""

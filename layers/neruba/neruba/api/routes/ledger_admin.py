@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, CustomerId, IdempotencyKey, answer, scoped_responses
+from neruba.api.params import ADMIN, Cursor, CustomerId, IdempotencyKey, Limit, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -184,8 +184,8 @@ def put_auto_top_up(customer_id: CustomerId, body: Annotated[AutoTopUpRuleIn, Bo
 @_route("get", "/admin/audit", "Audit records of a customer, newest first", AuditRecordList)
 def list_audit(
     customer_id: Annotated[str, Query(pattern=AUDIT_PARTITION_PATTERN)],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
 ) -> Response[str]:
     from neruba.logic.ledger.reads import audit_records
 

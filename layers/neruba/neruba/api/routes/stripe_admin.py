@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, IdempotencyKey, answer, scoped_responses
+from neruba.api.params import ADMIN, IdempotencyKey, Limit, answer, scoped_responses
 from neruba.api.resolver import request_id_of
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
@@ -40,11 +40,11 @@ EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
     responses={200: answer(StripeEventList, "OK"), **ERRORS},
 )
 def list_stripe_events(
-    type_: Annotated[str | None, Query(alias="type", max_length=100)] = None,
+    type_: Annotated[str | None, Query(alias="type", min_length=1, max_length=100)] = None,
     status: Annotated[EventStatus | None, Query()] = None,
     from_: Annotated[AwareInstant | None, Query(alias="from")] = None,
     to: Annotated[AwareInstant | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Limit = 20,
     starting_after: Annotated[str | None, Query(pattern=EVENT_ID_PATTERN)] = None,
 ) -> Response[str]:
     """Events created between ``from`` and ``to`` (default: the last 90 days), newest first, filtered by

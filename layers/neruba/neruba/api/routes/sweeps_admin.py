@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from neruba import bootstrap
-from neruba.api.params import ADMIN, answer, scoped_responses
+from neruba.api.params import ADMIN, Limit, answer, scoped_responses
 from neruba.api.responses import json_response
 from neruba.api.scopes import BEARER_SECURITY, current_principal
 from neruba.errors import InvalidRequestError, NotFoundError
@@ -87,7 +87,7 @@ def create_sweep(body: Annotated[SweepRequest, Body()]) -> Response[str]:
     responses={200: answer(SweepList, "OK"), **ERRORS},
 )
 def list_sweeps(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Limit = 20,
     starting_after: Annotated[str | None, Query(pattern=SWEEP_ID_PATTERN)] = None,
 ) -> Response[str]:
     from neruba.dal.ops import InvalidSweepCursorError

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
-from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.discounts import DiscountsRepository, Stored, customer_partition, plan_partition
 from neruba.dal.features import DISCOUNT, STRIPE_TAX
 from neruba.dal.transaction import Cancelled, Transaction, commit
@@ -181,14 +180,7 @@ def _page(
 ) -> dict[str, Any]:
     """A list page (``{object: list, data, has_more, next_cursor}``) of what ``read`` gives; a cursor
     another list (or this list with other filters) handed out is 400 ``invalid_cursor``."""
-    try:
-        found, next_cursor = read(limit, cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this list returned for these filters.",
-            code="invalid_cursor",
-            param="starting_after",
-        ) from exc
+    found, next_cursor = read(limit, cursor)
     return {
         "object": "list",
         "data": [item.document for item in found],
@@ -387,7 +379,14 @@ def list_discounts(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """A page of a customer's discounts (its own and its subscriptions'), or of a plan version's, in id
-    order."""
+    order. A customer and a plan version are two lists: naming both is 400 ``conflicting_filters``."""
+    if customer_id is not None and (plan_code is not None or plan_version is not None):
+        raise _bad(
+            "customer_id lists a customer's discounts and plan_code/plan_version a plan version's: "
+            "pass one or the other.",
+            "conflicting_filters",
+            "plan_code" if plan_code is not None else "plan_version",
+        )
     if (customer_id is None) == (plan_code is None or plan_version is None):
         raise _bad(
             "List the discounts of a customer_id, or of a plan_code and plan_version.",

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.invoices import Invoice, InvoicesRepository
 from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
@@ -48,14 +47,7 @@ def list_invoices(
             "'period_to' must be after 'period_from'.", code="invalid_time_range", param="period_to"
         )
     bounds = (ts(start) if start else None, ts(end) if end else None)  # list_sk < ts(end) + "#..."
-    try:
-        docs, next_cursor = repo.list(customer_id, status, limit, cursor, period=bounds)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this list returned for these filters.",
-            code="invalid_cursor",
-            param="starting_after",
-        ) from exc
+    docs, next_cursor = repo.list(customer_id, status, limit, cursor, period=bounds)
     return {
         "object": "list",
         "data": [public(d) for d in docs],

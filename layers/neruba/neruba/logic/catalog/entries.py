@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba import bootstrap
-from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError, InvalidCursorError
+from neruba.dal.catalog import CatalogConflictError, CatalogNotFoundError
 from neruba.dal.plans import PlansRepository, PlanVersion
 from neruba.domain.advance import ADVANCE_AGGREGATIONS, ADVANCE_MODELS, can_decrease
 from neruba.domain.event_rules import digest, rule_of
@@ -45,12 +45,7 @@ def audit_item(by: Actor, action: str, target: str, **record: Any) -> dict[str, 
 
 def page(repo: PlansRepository, kind: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """A Stripe-style list page: ``{object: list, data, has_more, next_cursor}``."""
-    try:
-        docs, next_cursor = repo.list_docs(kind, limit, cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
-        ) from exc
+    docs, next_cursor = repo.list_docs(kind, limit, cursor)  # a foreign cursor: InvalidCursorError (400)
     return {"object": "list", "data": docs, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from neruba import jsonutil
-from neruba.dal.cursors import InvalidCursorError
 from neruba.dal.plans import PlansRepository
 from neruba.dal.usage import HistoryEntry, StoredEvent, UsageRepository
 from neruba.domain.groups import parse_group
@@ -114,14 +113,7 @@ def list_events(
         meters = [meter_code]
     else:
         meters = _meter_codes(catalog)
-    try:
-        page = usage.list_events(customer_id, meters, start, end, limit, cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this list returned for these filters.",
-            code="invalid_cursor",
-            param="starting_after",
-        ) from exc
+    page = usage.list_events(customer_id, meters, start, end, limit, cursor)
     return {
         "object": "list",
         "data": [event_document(event) for event in page.events],

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neruba import bootstrap
-from neruba.dal.catalog import InvalidCursorError
 from neruba.dal.ledger import LedgerRepository
 from neruba.domain.ledger import summarise
-from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.errors import NotFoundError
 from neruba.models.catalog import Customer
 
 
@@ -22,12 +21,6 @@ def customer(customer_id: str) -> Customer:
     if found is None:
         raise NotFoundError(f"No customer {customer_id!r}.", code="customer_not_found", param="customer_id")
     return found
-
-
-def _bad_cursor(exc: Exception) -> InvalidRequestError:
-    return InvalidRequestError(
-        "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
-    )
 
 
 def balance(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -57,10 +50,7 @@ def balance(customer_id: str, now: datetime | None = None) -> dict[str, Any]:
 
 def postings(customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
     customer(customer_id)
-    try:
-        found, next_cursor = ledger_repo().postings(customer_id, limit, cursor)
-    except InvalidCursorError as exc:
-        raise _bad_cursor(exc) from exc
+    found, next_cursor = ledger_repo().postings(customer_id, limit, cursor)
     return {
         "object": "list",
         "data": [p.to_dict() for p in found],
@@ -72,10 +62,7 @@ def postings(customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]
 def grants(customer_id: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
     """A page of the customer's credit grants, oldest effective first."""
     customer(customer_id)
-    try:
-        found, next_cursor = ledger_repo().grants_page(customer_id, limit, cursor)
-    except InvalidCursorError as exc:
-        raise _bad_cursor(exc) from exc
+    found, next_cursor = ledger_repo().grants_page(customer_id, limit, cursor)
     return {
         "object": "list",
         "data": [g.to_dict() for g in found],
@@ -86,8 +73,5 @@ def grants(customer_id: str, limit: int = 20, cursor: str | None = None) -> dict
 
 def audit_records(customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
 
-    try:
-        found, next_cursor = bootstrap.audit().list(customer_id, limit, cursor)
-    except InvalidCursorError as exc:
-        raise _bad_cursor(exc) from exc
+    found, next_cursor = bootstrap.audit().list(customer_id, limit, cursor)
     return {"object": "list", "data": found, "has_more": next_cursor is not None, "next_cursor": next_cursor}

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from neruba import bootstrap
-from neruba.dal.webhooks import Endpoint, EndpointSecret, InvalidCursorError
+from neruba.dal.webhooks import Endpoint, EndpointSecret
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, replay
 from neruba.logic.webhooks.context import Webhooks
@@ -154,12 +154,7 @@ def get(hooks: Webhooks, endpoint_id: str, now: datetime) -> dict[str, Any]:
 
 
 def list_page(hooks: Webhooks, limit: int, cursor: str | None, now: datetime) -> dict[str, Any]:
-    try:
-        page, next_cursor = hooks.repo.list_endpoints(limit, cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this API returned.", code="invalid_cursor", param="starting_after"
-        ) from exc
+    page, next_cursor = hooks.repo.list_endpoints(limit, cursor)
     data = [view(found.document, found.secrets, now) for found in page]
     return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 

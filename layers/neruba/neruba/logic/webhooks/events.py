@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from neruba.dal.webhooks import InvalidCursorError
 from neruba.errors import InvalidRequestError
 from neruba.logic.webhooks.context import Webhooks
 from neruba.timefmt import ts
@@ -26,20 +25,13 @@ def list_page(
     """One page of ``customer_id``'s events, optionally of one type and created in ``[start, end]``."""
     if start is not None and end is not None and start > end:
         raise InvalidRequestError("'from' is after 'to'.", code="invalid_range", param="from")
-    try:
-        events, next_cursor = hooks.repo.list_events(
-            customer_id,
-            event_type,
-            ts(start) if start is not None else None,
-            ts(end) if end is not None else None,
-            limit,
-            cursor,
-        )
-    except InvalidCursorError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this API returned for these filters.",
-            code="invalid_cursor",
-            param="starting_after",
-        ) from exc
+    events, next_cursor = hooks.repo.list_events(
+        customer_id,
+        event_type,
+        ts(start) if start is not None else None,
+        ts(end) if end is not None else None,
+        limit,
+        cursor,
+    )
     data = [{"object": "event", **event.summary()} for event in events]
     return {"object": "list", "data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
