@@ -124,3 +124,14 @@ def test_the_unit_rule_admits_a_lowering_event_above_the_cap() -> None:
         True,
         True,
     ]
+
+
+def test_a_negative_event_raising_the_amount_by_its_fee_is_refused_above_the_amount_cap() -> None:
+    """Under a percentage price with a fixed fee per event, a negative quantity still adds the fee: it does
+    not lower the amount, so above (or past) the amount cap it is refused like any raising event."""
+    price = Price({"model": "percentage", "rate": "0", "fixed_fee": "0.30"}, "USD")
+    seen = Period(Decimal(5), 2, 60)
+    (refused,) = decide(seen, None, 60, [(Decimal(-1), price)])
+    (admitted,) = decide(seen, None, 90, [(Decimal(-1), price)])
+    assert (refused.admitted, refused.after) == (False, seen)
+    assert (admitted.admitted, admitted.after.amount) == (True, 90)

@@ -8,8 +8,9 @@ Rules (docs/limits.md, "Caps and alerts in amounts"):
 - only a price that one running total (quantity, events) decides exactly can be rated so: a charge on a
   meter without ``group_by``, without price ``filters`` and without a per-event rule (``unsupported``);
 - an event is admitted when the period's amount after it is at most the amount cap (and its units fit
-  the unit cap); an event the customer's subscription does not price at its timestamp adds no amount; an
-  event that lowers the usage (a negative quantity) is always admitted (``domain.limits.fits``).
+  the unit cap); an event the customer's subscription does not price at its timestamp adds no amount;
+  each cap admits an event that lowers what it measures (``domain.limits.fits``): a negative quantity
+  lowers the usage, and the amount unless the price charges per event (a percentage's fixed fee).
 
 Example:
     >>> charge = {"meter_code": "gb", "model": "graduated", "tiers": [
@@ -28,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from neruba.domain.event_rules import rule_of
+from neruba.domain.limits import fits
 from neruba.domain.lines import rate_quantity
 from neruba.domain.pricing import line_minor
 
@@ -79,17 +81,14 @@ def decide(
     events: Sequence[tuple[Decimal, Price | None]],
 ) -> list[Decision]:
     """Each event (its usage and the price at its timestamp, in order) admitted or not, with the period
-    after it: admitted when it lowers the usage, or when the usage after it is at most ``unit_cap`` and
-    the amount after it at most ``amount_cap``; a refused event changes nothing."""
+    after it: admitted when it fits ``unit_cap`` (in usage) and ``amount_cap`` (in amount), each by
+    ``domain.limits.fits``; a refused event changes nothing."""
     decisions = []
     for usage, price in events:
         used, count = seen.used + usage, seen.events + 1
         amount = seen.amount if price is None else amount_of(price, used, count)
-        fits = usage < 0 or (
-            (unit_cap is None or used <= unit_cap)
-            and (amount_cap is None or price is None or amount <= amount_cap)
-        )
-        if fits:
+        ok = fits(seen.used, used, unit_cap) and (price is None or fits(seen.amount, amount, amount_cap))
+        if ok:
             seen = Period(used, count, amount)
-        decisions.append(Decision(fits, seen))
+        decisions.append(Decision(ok, seen))
     return decisions

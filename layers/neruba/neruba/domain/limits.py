@@ -200,11 +200,12 @@ def usage_of(aggregation: str, value: Any) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
-def fits(used: Decimal, usage: Decimal, cap: Decimal | None) -> bool:
-    """Whether an event adding ``usage`` to ``used`` fits under ``cap``: one that lowers the usage (a
-    negative value) always fits, even above a cap lowered under what was counted; any other fits when the
-    usage after it is at most the cap (above the cap a zero-valued event is refused)."""
-    return cap is None or usage < 0 or used + usage <= cap
+def fits(before: Decimal | int, after: Decimal | int, cap: Decimal | int | None) -> bool:
+    """Whether an event taking what a cap measures (usage, or amount) from ``before`` to ``after`` fits
+    under ``cap``: one that lowers it (a negative value) always fits, even above a cap lowered under what
+    was counted; any other fits when it is at most the cap after the event (above the cap a zero-valued
+    event, which lowers nothing, is refused)."""
+    return cap is None or after < before or after <= cap
 
 
 def decide(used: Decimal, cap: Decimal | None, amounts: Sequence[Decimal]) -> list[bool]:
@@ -212,7 +213,7 @@ def decide(used: Decimal, cap: Decimal | None, amounts: Sequence[Decimal]) -> li
     nothing."""
     admitted = []
     for amount in amounts:
-        ok = fits(used, amount, cap)
+        ok = fits(used, used + amount, cap)
         if ok:
             used += amount
         admitted.append(ok)

@@ -371,7 +371,7 @@ def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredE
     original = cell_of_event(event, catalog)
     if original is not None and settings.period(parse_ts(event.timestamp)) == (start, end):
         used = max(Decimal(0), used - limit_usage(original[1], original[2]))
-    if not fits(used, limit_usage(found[1], found[2]), cap):
+    if not fits(used, used + limit_usage(found[1], found[2]), cap):
         raise ConflictError(
             f"The corrected event would take the period's usage of {copy.meter_code} past the hard cap "
             f"({used} used without the original, cap {cap}); nothing was changed.",
