@@ -50,6 +50,7 @@ from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageReposi
 from neruba.domain.limit_amounts import Period
 from neruba.domain.limit_amounts import decide as decide_amounts
 from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
+from neruba.domain.numbers import exact_sum
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.logic.limits.amounts import Prices
 from neruba.observability import logger
@@ -484,7 +485,7 @@ def _plan(
         plan.refused += [e for e, ok in zip(members, flags, strict=True) if not ok]
         if not admitted:
             continue
-        after = seen.used + sum((a for a, ok in zip(usages, flags, strict=True) if ok), Decimal(0))
+        after = exact_sum([seen.used, *(a for a, ok in zip(usages, flags, strict=True) if ok)])
         levels = meter.thresholds()
         reached = crossed(seen.used, after, levels, seen.fired)
         plan.counters.append(
