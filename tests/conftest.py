@@ -83,3 +83,54 @@ def shared_fixture_group(item: pytest.Item) -> str | None:
             candidate = (rank[scope], f"{scope}:{owner}:{name}" if scope != "module" else f"module:{owner}")
             widest = max(widest, candidate) if widest else candidate
     return widest[1] if widest else None
+
+
+# IAM check (docs/deploy.md "IAM check"): every AWS call a function makes during the tests must be allowed
+# by that function's policy in template.yaml. Each process records (tests/support/iam_recorder.py); xdist
+# workers hand their records to the controller, which compares them with the template at the session's end
+# and fails the session with the list of missing permissions.
+IAM_CHECK = os.environ.get("NERUBA_IAM_CHECK", "on") != "off"
+_iam_rows: list[list[str]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IAM_CHECK:
+        from tests.support import iam_recorder
+
+        iam_recorder.install()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    _iam_rows.extend(getattr(node, "workeroutput", {}).get("iam_calls", []))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not IAM_CHECK:
+        return
+    from tests.support import iam_recorder
+
+    rows = iam_recorder.recorded()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller checks
+        workeroutput["iam_calls"] = rows
+        return
+    from neruba_tools.iam_policies import Call, gaps, report
+    from tests.support.aws import _template
+
+    found = gaps(_template(), [Call(*row) for row in [*_iam_rows, *rows]])
+    if found:
+        session.config.stash[_IAM_REPORT] = report(found)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_IAM_REPORT = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+    text = config.stash.get(_IAM_REPORT, None)
+    if text:
+        terminalreporter.section("IAM check", red=True)  # type: ignore[attr-defined]
+        terminalreporter.write_line(text)  # type: ignore[attr-defined]
