@@ -936,6 +936,8 @@ class BackfillEventStatus(_Model):
 class BackfillEventsResult(_Model):
     backfill_id: str
     held: int
+    duplicate: int
+    conflict: int
     rejected: int
     events: list[BackfillEventStatus]
 

@@ -64,13 +64,16 @@ class BackfillEventStatus(BaseModel):
 
 
 class BackfillEventsResult(BaseModel):
-    """What ``POST /admin/backfills/{id}/events`` answers: each event held or refused, in request order."""
+    """What ``POST /admin/backfills/{id}/events`` answers: each event held or refused, in request order,
+    and one count per status (each the number of events answered with it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     backfill_id: str
-    held: int
-    rejected: int
+    held: int = Field(description="Events newly held by this request.")
+    duplicate: int = Field(description="Events the backfill held already (the same content).")
+    conflict: int = Field(description="Events under a held transaction_id with other content (refused).")
+    rejected: int = Field(description="Events refused by validation or the backfill's scope.")
     events: list[BackfillEventStatus]
 
 
