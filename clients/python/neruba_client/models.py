@@ -901,6 +901,7 @@ class BackfillRevertRequest(_Model):
 
 class BackfillReverted(_Model):
     events_voided: int
+    events_already_voided: int = 0
     events_restored: int = 0
     invoices: list[BackfillCorrection]
 

@@ -122,7 +122,15 @@ class BackfillReverted(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events_voided: int = Field(description="The events the commit counted, voided by the revert.")
+    events_voided: int = Field(
+        description="The events the commit counted (and operators' corrected copies of them) that this "
+        "revert voided."
+    )
+    events_already_voided: int = Field(
+        default=0,
+        description="Events the commit counted that were void already (an operator's void or "
+        "amend): left as they are, not in events_voided.",
+    )
     events_restored: int = Field(
         default=0, description="mode replace: the events the commit voided, given back by the revert."
     )
