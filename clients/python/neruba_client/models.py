@@ -885,10 +885,20 @@ class BackfillCorrection(_Model):
     correction_invoice_id: str | None
 
 
+class BackfillUnbilled(_Model):
+    customer_id: str
+    reason: Literal["no_subscription"]
+    events: int
+    first_timestamp: str
+    last_timestamp: str
+
+
 class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
     events_replaced: int = 0
+    events_unbilled: int = 0
+    unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillCorrection]
 
 
@@ -973,6 +983,8 @@ class BackfillPreview(_Model):
     events_held: int
     events_counted: int
     events_replaced: int = 0
+    events_unbilled: int = 0
+    unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod]
     difference_minor: int

@@ -92,6 +92,23 @@ class BackfillCorrection(BaseModel):
     )
 
 
+class BackfillUnbilled(BaseModel):
+    """Counted backfill events no invoice bills, of one customer and reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    reason: Literal["no_subscription"] = Field(
+        description="no_subscription: no subscription of the customer covers the events' time."
+    )
+    events: int
+    first_timestamp: str
+    last_timestamp: str
+
+
+UNBILLED_COUNT = "Counted events no invoice will bill (at a time no subscription of the customer covers)."
+
+
 class BackfillCommitted(BaseModel):
     """What a commit did."""
 
@@ -102,6 +119,8 @@ class BackfillCommitted(BaseModel):
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range voided by the commit."
     )
+    events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
+    unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")
     invoices: list[BackfillCorrection]
 
 
@@ -222,6 +241,8 @@ class BackfillPreview(BaseModel):
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range the commit would void."
     )
+    events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
+    unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod] = Field(
         description="Current periods not invoiced yet: their invoice will count the events when billed."
