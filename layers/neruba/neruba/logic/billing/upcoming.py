@@ -114,7 +114,9 @@ def _discounted(billing: BillingRepository, sub: Timeline, window: dict[str, Any
     repo = billing.discounts
     lines = window["lines"]
     plans = {(str(ln["plan_code"]), int(ln["plan_version"])) for ln in lines if ln.get("plan_code")}
-    snapshots, _ = discounts_for(repo, str(sub.customer_id), str(sub.id), sorted(plans), "preview")
+    snapshots, _ = discounts_for(
+        repo, str(sub.customer_id), str(sub.id), sorted(plans), str(window["period_start"])
+    )
     terms = tax_terms(repo, str(sub.customer_id))
     priced = price_lines(
         lines, snapshots, terms.rates, str(window["currency"]), (window["period_start"], window["period_end"])
