@@ -76,3 +76,30 @@ def test_the_preview_after_the_opening_still_shows_the_first_period_s_discount(
     [line] = [ln for ln in window["lines"] if ln["kind"] == "discount"]
     assert (line["source"]["period"], line["source"]["periods"]) == (1, 1)
     assert _used(world, discount["id"]) == 0
+
+
+def test_a_one_off_invoice_shares_its_period_s_fixed_amount_with_the_usage_invoice(
+    world: World, api: Any, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.test_discounts_taxes import _post
+
+    # GIVEN 5 USD off once, the opening billed, then a 300 one-off charge invoiced at once in period 1
+    discount = _attach(api, _coupon(api, FIVE_USD_ONCE)["id"], customer_id="acme")
+    world.subscribe("acme")
+    schedule(world, START)
+    work(world, START, monkeypatch)
+    fee = {"description": "Setup", "amount_minor": 300, "currency": "USD", "reason": "onboarding",
+           "mode": "invoice_now"}  # fmt: skip
+    status, charge = _post(api, "/admin/customers/acme/one-off-charges", fee, "o-1")
+    assert status == 201, charge
+    # WHEN the first day's usage (600) is billed, and the second day's
+    world.usage("acme", START + day(0, 2), 60)
+    world.usage("acme", START + day(1, 2), 60)
+    for d in (1, 2):
+        schedule(world, START + day(d, 1))
+        work(world, START + day(d, 1), monkeypatch)
+    # THEN the one-off invoice takes 300 and the usage invoice of that period the 200 left: 500 in all
+    taken = [(kind, amount, period) for kind, _, amount, period in _discounts(world) if amount]
+    assert sorted(taken) == [("one_off", -300, 1), ("usage", -200, 1)]
+    assert _used(world, discount["id"]) == 1
+    assert_books_agree(world, "acme")

@@ -26,6 +26,7 @@ from neruba.dal.features import DISCOUNT, STRIPE_TAX, TAX_RATE, UNKNOWN, Feature
 from neruba.domain.discounts import AppliedDiscount, Coupon, PeriodUse, Turn, after, apply_discounts, turn
 from neruba.domain.numbers import canonical_text
 from neruba.domain.taxes import TaxRate, line_tax
+from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
     from neruba.dal.discounts import DiscountsRepository, Stored
@@ -340,7 +341,7 @@ def window_extras(
         for line in lines
         if line.get("plan_code") and line.get("plan_version") is not None
     }
-    key = str(period[0])  # the billing period the invoice belongs to: its start
+    key = period_key(str(period[0]))  # the billing period the invoice belongs to: its start
     snapshots, pending = discounts_for(repo, customer_id, subscription_id, sorted(plans), key, flags)
     tax = tax_terms(repo, customer_id, flags)
     details = _details(snapshots, tax)
@@ -355,25 +356,39 @@ def standalone_extras(
     lines: Sequence[Mapping[str, Any]],
     currency: str,
     period: tuple[Any, Any],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    invoice_id: str,
+    period_start: str | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """The discounts and taxes of an invoice billed outside a window (a one-off charge invoiced at once,
-    a pay-in-advance event's own invoice): (its lines, the ``details`` storing the snapshots).
+    a pay-in-advance event's own invoice): (its lines, the ``details`` storing the snapshots, the actions
+    recording the discounts' use for the invoice's own transaction).
 
-    The same rules and line shapes as a window invoice (:func:`window_extras`): the discounts the
-    subscription's next window invoice would apply (the customer's, the subscription's, those of the plan
-    versions of its lines), in their current period, and the customer's tax rates. It counts no period:
-    a discount's billing periods are counted by window invoices only, and an invoice billed in between
-    takes the discount of the period it falls in. ``subscription_id`` None (a customer without one in
-    that currency): the customer's own discounts, as in their first period."""
+    The same rules and line shapes as a window invoice (:func:`window_extras`): the discounts of the
+    customer, the subscription and the plan versions of its lines, on the billing period
+    ``period_start`` the invoice belongs to, which it shares with that period's window invoices (a fixed
+    amount's rest carries to them; the period counts once). ``subscription_id`` or ``period_start`` None
+    (a customer without a subscription in that currency, or one not billed yet): the discounts as in
+    their first period, nothing recorded."""
     plans = {
         (str(line["plan_code"]), int(line["plan_version"]))
         for line in lines
         if line.get("plan_code") and line.get("plan_version") is not None
     }
-    snapshots, _ = discounts_for(repo, customer_id, subscription_id or "-", sorted(plans), str(period[0]))
+    counted = subscription_id is not None and period_start is not None
+    key = period_key(period_start) if counted and period_start is not None else ""
+    snapshots, pending = discounts_for(repo, customer_id, subscription_id or "-", sorted(plans), key)
     tax = tax_terms(repo, customer_id)
     details = _details(snapshots, tax)
-    return price_lines(lines, snapshots, tax.rates, currency, period), details
+    priced = price_lines(lines, snapshots, tax.rates, currency, period)
+    if not counted or subscription_id is None:
+        return priced, details, []
+    return priced, details, use_actions(repo, subscription_id, pending, priced, invoice_id)
+
+
+def period_key(start: str) -> str:
+    """The key of the billing period starting at ``start`` (any stored time text): its start in the one
+    time format, so keys compare in time order whoever wrote them."""
+    return ts(parse_ts(start))
 
 
 def _details(snapshots: list[dict[str, Any]], tax: TaxTerms) -> dict[str, Any]:
