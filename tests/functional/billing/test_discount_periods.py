@@ -52,7 +52,10 @@ def test_a_repeating_coupon_counts_the_opening_and_first_usage_invoice_as_one_pe
     assert [i["total_minor"] for i in usage] == [26, 26, 30]
     lines = [ln for i in usage for ln in i["lines"] if ln["kind"] == "discount"]
     assert [ln["description"].split(", ")[-1] for ln in lines] == ["period 1 of 2)", "period 2 of 2)"]
-    assert [ln["source"]["period_start"] for ln in lines] == [usage[0]["period_start"], usage[1]["period_start"]]
+    assert [ln["source"]["period_start"] for ln in lines] == [
+        usage[0]["period_start"],
+        usage[1]["period_start"],
+    ]
     assert _used(world, discount["id"]) == 2
     assert_books_agree(world, "acme")
 

@@ -126,8 +126,10 @@ class DiscountsRepository:
         if not item:
             return 0, None, 0
         period = item.get("period")
-        return int(plain(item["used"])), None if period is None else str(period), int(
-            plain(item.get("taken_minor", 0))
+        return (
+            int(plain(item["used"])),
+            None if period is None else str(period),
+            int(plain(item.get("taken_minor", 0))),
         )
 
     def tax_rates(self) -> list[Stored]:
