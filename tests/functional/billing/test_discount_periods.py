@@ -57,6 +57,15 @@ def test_a_repeating_coupon_counts_the_opening_and_first_usage_invoice_as_one_pe
         usage[1]["period_start"],
     ]
     assert _used(world, discount["id"]) == 2
+    # explain shows the period of the duration the discount line is
+    from neruba.timefmt import parse_ts
+    from tests.functional.billing.test_discounts_taxes import _get
+
+    status, explained = _get(api, f"/v1/invoices/{usage[1]['id']}/explain", {"invoice_id": usage[1]["id"]})
+    assert status == 200
+    [shown] = [ln["discount"] for ln in explained["lines"] if ln["kind"] == "discount"]
+    assert (shown["period"], shown["periods"]) == (2, 2)
+    assert parse_ts(shown["period_start"]) == parse_ts(usage[1]["period_start"])  # the API's time text
     assert_books_agree(world, "acme")
 
 
@@ -95,9 +104,15 @@ def test_a_one_off_invoice_shares_its_period_s_fixed_amount_with_the_usage_invoi
            "mode": "invoice_now"}  # fmt: skip
     status, charge = _post(api, "/admin/customers/acme/one-off-charges", fee, "o-1")
     assert status == 201, charge
-    # WHEN the first day's usage (600) is billed, and the second day's
     world.usage("acme", START + day(0, 2), 60)
     world.usage("acme", START + day(1, 2), 60)
+    # the preview of the period shows the 200 left of the fixed amount
+    from neruba.logic.billing.upcoming import upcoming_invoice
+
+    body = upcoming_invoice(world.plans, world.ctx.usage, "acme", START + day(0, 5), world.ctx.billing)
+    [window] = body["windows"]
+    assert window["discounts_minor"] == 200
+    # WHEN the first day's usage (600) is billed, and the second day's
     for d in (1, 2):
         schedule(world, START + day(d, 1))
         work(world, START + day(d, 1), monkeypatch)
