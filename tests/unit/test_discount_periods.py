@@ -94,3 +94,10 @@ def test_periods_are_counted_once_amounts_are_capped_per_period_and_replays_chan
     first = sorted({p for p, a in invoices if coupon_amount(coupon, a, USD)[0] > 0})
     expected = first if limit is None else first[:limit]
     assert sorted(per_period) == expected
+
+
+def test_a_use_recorded_without_its_period_goes_on_from_its_count() -> None:
+    coupon = _fixed(500, "repeating", 2)
+    step = turn(coupon, PeriodUse(1, None, 0), "p5")  # a count written before periods were keyed
+    assert step is not None and (step.number, step.new, step.cap_minor) == (2, True, 500)
+    assert turn(coupon, PeriodUse(2, None, 0), "p5") is None
