@@ -31,6 +31,7 @@ from typing import Any
 from neruba.domain.event_rules import rule_of
 from neruba.domain.limits import fits
 from neruba.domain.lines import rate_quantity
+from neruba.domain.numbers import exact_sum
 from neruba.domain.pricing import line_minor
 
 
@@ -85,7 +86,7 @@ def decide(
     ``domain.limits.fits``; a refused event changes nothing."""
     decisions = []
     for usage, price in events:
-        used, count = seen.used + usage, seen.events + 1
+        used, count = exact_sum([seen.used, usage]), seen.events + 1
         amount = seen.amount if price is None else amount_of(price, used, count)
         ok = fits(seen.used, used, unit_cap) and (price is None or fits(seen.amount, amount, amount_cap))
         if ok:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from neruba.domain.numbers import canonical_text, exact_sum
 from neruba.domain.periods import period_around
 
 CAPPABLE = ("count", "sum")  # aggregations whose period usage is the running total of the events
@@ -210,12 +211,14 @@ def fits(before: Decimal | int, after: Decimal | int, cap: Decimal | int | None)
 
 def decide(used: Decimal, cap: Decimal | None, amounts: Sequence[Decimal]) -> list[bool]:
     """Which events (in the order given) fit under ``cap`` from ``used`` (``fits``); a refused event adds
-    nothing."""
+    nothing. The running usage is exact (38-digit values, ``domain.numbers.exact_sum``): an event the
+    smallest step past the cap is refused."""
     admitted = []
     for amount in amounts:
-        ok = fits(used, used + amount, cap)
+        after = exact_sum([used, amount])
+        ok = fits(used, after, cap)
         if ok:
-            used += amount
+            used = after
         admitted.append(ok)
     return admitted
 
@@ -240,7 +243,7 @@ def fallen_under(before: int, after: int, levels: Iterable[int]) -> list[int]:
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else canonical_text(value)  # exact (``normalize`` rounds to 28 digits)
 
 
 def _number(value: Any) -> Decimal | None:
