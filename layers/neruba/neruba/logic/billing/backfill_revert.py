@@ -173,11 +173,16 @@ def run_steps(
         if not restored:
             raise CommitIncompleteError(backfill_id)
     events = taken_back(ctx, backfill_id, held)
-    voided = void_events(ctx, backfill_id, events, revert, actor, request_id, now)
+    voided, already = void_events(ctx, backfill_id, events, revert, actor, request_id, now)
     copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
     touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
     corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, revert=revert)
-    summary = {"events_voided": voided, "events_restored": len(replaced), "invoices": corrected}
+    summary = {
+        "events_voided": voided,
+        "events_already_voided": already,
+        "events_restored": len(replaced),
+        "invoices": corrected,
+    }
     moved = backfills(ctx).move_item(
         backfill_id, ("reverting",), "reverted", reverted=summary, reverted_at=ts(now)
     )
@@ -194,13 +199,15 @@ def void_events(
     actor: str,
     request_id: str | None,
     now: datetime,
-) -> int:
+) -> tuple[int, int]:
     """Step 3: void every event the commit counted and every operator's corrected copy of one
-    (``taken_back``; one void each, under its own key); how many. Raises ``CommitIncompleteError`` when a
-    void's correction is still pending (its cell not recomputed yet)."""
+    (``taken_back``; one void each, under its own key); how many this revert voided (a run again replays
+    the voids of an earlier run under their keys: they count) and how many were void already (an
+    operator's void or amend). Raises ``CommitIncompleteError`` when a void's correction is still pending
+    (its cell not recomputed yet)."""
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
-    pending = False
+    pending, voided, already = False, 0, 0
     keys = [(e.customer_id, e.transaction_id) for e in events]
     for customer_id, transaction_id in keys:
         key = "backfill-revert:" + backfill_id + ":" + idempotency.digest([customer_id, transaction_id], 32)
@@ -210,11 +217,13 @@ def void_events(
         except ConflictError as exc:
             if exc.code != "event_already_voided":
                 raise CommitIncompleteError(backfill_id) from exc
+            already += 1
             continue  # voided by an operator meanwhile: its usage is out already
+        voided += 1
         pending = pending or answer.get("correction") != "completed"
     if pending:
         raise CommitIncompleteError(backfill_id)
-    return len(keys)
+    return voided, already
 
 
 def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:
