@@ -280,7 +280,7 @@ def test_a_commit_left_incomplete_is_handed_to_the_worker(world: World, held: st
     monkeypatch.setattr(admin, "rerun_invoice", real)
     work(world, START + day(2, 4), monkeypatch)
     assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committed"
-    assert backfill_commit.INLINE_EVENTS == 1000
+    assert backfill_commit.INLINE_EVENTS == 50
     assert _day_totals(world, monkeypatch) == EXPECTED
 
 

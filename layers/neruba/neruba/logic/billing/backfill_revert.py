@@ -27,11 +27,13 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
    invoice's age.
 5. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
 
-A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), or one whose step is
-left for later (a void whose cell could not be recomputed yet, an invoice changing under its rerun), is
-finished by the billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume`
-dispatches on the status), and the ``billing`` sweep re-sends that message for a backfill left
-``reverting``.
+A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), one whose step is
+left for later (a void whose cell could not be recomputed yet, an invoice changing under its rerun), or
+one that reaches the request's time budget (``backfill_commit.INLINE_SECONDS``), is finished by the
+billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume` dispatches on the
+status), and the ``billing`` sweep re-sends that message for a backfill left ``reverting``. Steps 2 to 4
+honour the run's deadline as the commit's do (``backfill_commit.Budget``): they stop between two events
+or invoices, and the worker sends the message again for its next invocation.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_commit, backfill_order, backfill_replace
-from neruba.logic.billing.backfill_commit import CommitIncompleteError, correct_invoices, enqueue
+from neruba.logic.billing.backfill_commit import Budget, CommitIncompleteError, correct_invoices, enqueue
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.restores import check_restorable
@@ -85,7 +87,7 @@ def revert_backfill(
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
-        return run_steps(ctx, backfill_id, actor, request_id, now)
+        return run_steps(ctx, backfill_id, actor, request_id, now, Budget.inline())
     except CommitIncompleteError:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
@@ -157,8 +159,11 @@ def run_steps(
     actor: str,
     request_id: str | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
-    """Steps 2 to 5 on a ``reverting`` backfill (each a no-op where an earlier run did it)."""
+    """Steps 2 to 5 on a ``reverting`` backfill (each a no-op where an earlier run did it). Raises
+    ``DeadlineReachedError`` when ``budget`` runs out before the end, all done so far kept."""
+    budget = budget or Budget()
     found = get_backfill(ctx, backfill_id)
     if found.status != "reverting":
         return found.document
@@ -168,15 +173,17 @@ def run_steps(
     if found.document.get("mode") == "replace":
         replaced = backfill_replace.events_to_restore(ctx, backfill_id, found.document)
         restored = backfill_replace.restore_replaced(
-            ctx, backfill_id, replaced, revert, actor, request_id, now
+            ctx, backfill_id, replaced, revert, actor, request_id, now, budget
         )
         if not restored:
             raise CommitIncompleteError(backfill_id)
     events = taken_back(ctx, backfill_id, held)
-    voided = void_events(ctx, backfill_id, events, revert, actor, request_id, now)
+    voided = void_events(ctx, backfill_id, events, revert, actor, request_id, now, budget)
     copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
     touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
-    corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, revert=revert)
+    corrected = correct_invoices(
+        ctx, backfill_id, touched, actor, request_id, now, revert=revert, budget=budget
+    )
     summary = {"events_voided": voided, "events_restored": len(replaced), "invoices": corrected}
     moved = backfills(ctx).move_item(
         backfill_id, ("reverting",), "reverted", reverted=summary, reverted_at=ts(now)
@@ -194,15 +201,21 @@ def void_events(
     actor: str,
     request_id: str | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> int:
     """Step 3: void every event the commit counted and every operator's corrected copy of one
     (``taken_back``; one void each, under its own key); how many. Raises ``CommitIncompleteError`` when a
-    void's correction is still pending (its cell not recomputed yet)."""
+    void's correction is still pending (its cell not recomputed yet), ``DeadlineReachedError`` when
+    ``budget`` runs out between two voids (a void done replays its answer on the next run)."""
+    budget = budget or Budget()
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
     pending = False
     keys = [(e.customer_id, e.transaction_id) for e in events]
-    for customer_id, transaction_id in keys:
+    for event, (customer_id, transaction_id) in zip(events, keys, strict=True):
+        todo = event.status == "accepted"  # one voided already replays its answer (a read)
+        if todo:
+            budget.check(backfill_id)
         key = "backfill-revert:" + backfill_id + ":" + idempotency.digest([customer_id, transaction_id], 32)
         try:
             request = VoidRequest(customer_id, transaction_id, reason, ticket, backfill=backfill_id)
@@ -211,6 +224,8 @@ def void_events(
             if exc.code != "event_already_voided":
                 raise CommitIncompleteError(backfill_id) from exc
             continue  # voided by an operator meanwhile: its usage is out already
+        if todo:
+            budget.spent()
         pending = pending or answer.get("correction") != "completed"
     if pending:
         raise CommitIncompleteError(backfill_id)
@@ -219,7 +234,9 @@ def void_events(
 
 def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:
     """The billing worker's part for a ``{"backfill": id}`` message: the rest of a commit or of a revert,
-    by the backfill's status. Raises ``CommitIncompleteError`` when a step is still left."""
+    by the backfill's status, starting no unit of work past ``deadline`` once one is done. Raises
+    ``DeadlineReachedError`` when the deadline came first (the worker sends the message again),
+    ``CommitIncompleteError`` when a step is still left (SQS delivers the message again)."""
     from neruba import jsonutil
 
     backfill_id = str(jsonutil.loads(body)["backfill"])
@@ -227,4 +244,4 @@ def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = N
     if found.status != "reverting":
         return backfill_commit.resume(ctx, body, now, deadline)
     actor = str((found.document.get("revert") or {}).get("by") or "system")
-    return str(run_steps(ctx, backfill_id, actor, None, now)["status"])
+    return str(run_steps(ctx, backfill_id, actor, None, now, Budget(deadline))["status"])
