@@ -46,7 +46,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     if record.body.startswith(
         '{"backfill":'
     ):  # the rest of a backfill's commit or revert (logic/billing/backfill_commit.py, backfill_revert.py)
-        from neruba.logic.billing.backfill_commit import DeadlineReachedError, enqueue
+        from neruba.logic.billing.backfill_budget import DeadlineReachedError
+        from neruba.logic.billing.backfill_commit import enqueue
         from neruba.logic.billing.backfill_revert import resume
 
         ctx = bootstrap.billing()

@@ -78,7 +78,11 @@ def test_killed_after_it_started_then_committed_again(world: World, held: str, m
 
 
 def test_killed_inside_the_counting_then_committed_again(world: World, monkeypatch: Any) -> None:
-    # GIVEN 150 held calls on day 0: two ingest batches of the commit
+    from neruba.logic.billing import backfill_commit
+
+    # GIVEN 150 held calls on day 0: two ingest batches of the commit, run by the request here
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 1000)
+    monkeypatch.setattr(backfill_commit, "INLINE_SECONDS", 600)
     billed_days(world, monkeypatch, [3, 4])
     _, bf = open_backfill(scope())
     held = bf["id"]

@@ -24,10 +24,11 @@ A backfill of more than ``INLINE_EVENTS`` events (held, and for a replace the st
 voids, counted from the range's contributions), a commit whose step is left for later, or one that
 reaches the request's time budget (``INLINE_SECONDS``), is finished by the billing worker: a
 ``{"backfill": id}`` message on BillingQueue (:func:`resume`). Every run has a deadline (:class:`Budget`):
-the request's budget, or the worker's invocation's remaining time less a reserve; each step stops between
-two units of work (an event to void or restore, a batch to count, an invoice to rerun) once it is past,
-its progress kept, and the worker then sends the message again for the next invocation. A step left for
-later is retried by SQS, and after its receives lands in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
+the request's budget, or the worker's invocation's remaining time less a reserve
+(``logic.billing.backfill_budget``); each step stops between two units of work (an event to void or
+restore, a batch to count, an invoice to rerun) once it is past, its progress kept, and the worker then
+sends the message again for the next invocation. A step left for later is retried by SQS, and after its
+receives lands in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
 ``commit`` call (any key) or delivery of the message resumes at step 2 and does only what is left. Two
 commits at once run the same idempotent steps.
 """
@@ -35,8 +36,7 @@ commits at once run the same idempotent steps.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from neruba import bootstrap, jsonutil
@@ -45,6 +45,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_order, backfill_replace
+from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
@@ -54,44 +55,9 @@ from neruba.timefmt import iso, parse_ts, ts
 
 BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
 INLINE_EVENTS = 50  # a commit or revert of more events is run by the billing worker, not by the request
-INLINE_SECONDS = 8  # the request starts no unit of work past this (the API's Timeout is 30 s)
+INLINE_SECONDS = 10  # the request starts no unit of work past this (the API's Timeout is 30 s)
 
-
-class CommitIncompleteError(Exception):
-    """A step left work for a later run (counting deferred by the ingest worker's rules, an invoice
-    changing under a rerun): the backfill stays ``committing``."""
-
-
-class DeadlineReachedError(CommitIncompleteError):
-    """The run reached its deadline between two units of work, all it did kept: the next run goes on."""
-
-    def __init__(self, backfill_id: str) -> None:
-        super().__init__(backfill_id)
-        self.backfill_id = backfill_id
-
-
-@dataclass
-class Budget:
-    """A run's time. A step calls :meth:`check` before each unit of work (an event to void or restore, a
-    batch of events to count, an invoice to rerun) and :meth:`spent` after one that wrote something (a
-    replayed one costs a read and is not counted). Past ``deadline`` (None: no limit), a run that did some
-    work stops there: every run moves on by at least one unit, and none starts one past its deadline
-    without having done one."""
-
-    deadline: datetime | None = None
-    worked: bool = False
-
-    @classmethod
-    def inline(cls) -> Budget:
-        """The budget of a request (``INLINE_SECONDS`` from now)."""
-        return cls(datetime.now(UTC) + timedelta(seconds=INLINE_SECONDS))
-
-    def check(self, backfill_id: str) -> None:
-        if self.deadline is not None and self.worked and datetime.now(UTC) >= self.deadline:
-            raise DeadlineReachedError(backfill_id)
-
-    def spent(self) -> None:
-        self.worked = True
+__all__ = ["Budget", "CommitIncompleteError", "DeadlineReachedError"]  # where the steps' callers find them
 
 
 def commit_backfill(
@@ -128,7 +94,7 @@ def commit_backfill(
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
-        return run_steps(ctx, backfill_id, actor, request_id, now, Budget.inline())
+        return run_steps(ctx, backfill_id, actor, request_id, now, Budget.inline(INLINE_SECONDS))
     except CommitIncompleteError:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document

@@ -17,20 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.backfills import HeldEvent
 from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing.backfill_budget import Budget
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.restores import restore_event, restored_by
 from neruba.logic.ingest.voids import VoidRequest, check_voidable, void_event
 from neruba.timefmt import parse_ts
-
-if TYPE_CHECKING:
-    from neruba.logic.billing.backfill_commit import Budget
 
 PAGE = 500
 
@@ -124,7 +122,7 @@ def void_replaced(
 ) -> list[StoredEvent]:
     """Void the events to replace (one void each, under its own key); the events replaced. Raises
     ``ReplaceIncompleteError`` when a void's correction is pending or refused, and
-    ``backfill_commit.DeadlineReachedError`` when ``budget`` runs out between two voids (the voided ones
+    ``backfill_budget.DeadlineReachedError`` when ``budget`` runs out between two voids (the voided ones
     carry the marker: the next run voids the rest)."""
     reason = f"{marker(backfill_id)}: {doc['reason']}"[:500]
     ticket = str(doc.get("ticket") or f"backfill {backfill_id}")
@@ -180,7 +178,7 @@ def restore_replaced(
     budget: Budget | None = None,
 ) -> bool:
     """A revert's step: give back every event the replace voided (one restore each, once); True when
-    every restored event's cell is recomputed. Raises ``backfill_commit.DeadlineReachedError`` when
+    every restored event's cell is recomputed. Raises ``backfill_budget.DeadlineReachedError`` when
     ``budget`` runs out between two restores (the restored ones are marked: the next run does the rest)."""
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
     ticket = revert.get("ticket") or f"backfill {backfill_id}"

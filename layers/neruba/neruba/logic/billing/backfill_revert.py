@@ -32,7 +32,7 @@ left for later (a void whose cell could not be recomputed yet, an invoice changi
 one that reaches the request's time budget (``backfill_commit.INLINE_SECONDS``), is finished by the
 billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume` dispatches on the
 status), and the ``billing`` sweep re-sends that message for a backfill left ``reverting``. Steps 2 to 4
-honour the run's deadline as the commit's do (``backfill_commit.Budget``): they stop between two events
+honour the run's deadline as the commit's do (``backfill_budget.Budget``): they stop between two events
 or invoices, and the worker sends the message again for its next invocation.
 """
 
@@ -49,7 +49,8 @@ from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_commit, backfill_order, backfill_replace
-from neruba.logic.billing.backfill_commit import Budget, CommitIncompleteError, correct_invoices, enqueue
+from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError
+from neruba.logic.billing.backfill_commit import correct_invoices, enqueue
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.restores import check_restorable
@@ -87,7 +88,8 @@ def revert_backfill(
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
-        return run_steps(ctx, backfill_id, actor, request_id, now, Budget.inline())
+        budget = Budget.inline(backfill_commit.INLINE_SECONDS)
+        return run_steps(ctx, backfill_id, actor, request_id, now, budget)
     except CommitIncompleteError:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
