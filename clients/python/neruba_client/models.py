@@ -885,10 +885,20 @@ class BackfillCorrection(_Model):
     correction_invoice_id: str | None
 
 
+class BackfillUnbilled(_Model):
+    customer_id: str
+    reason: Literal["no_subscription"]
+    events: int
+    first_timestamp: str
+    last_timestamp: str
+
+
 class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
     events_replaced: int = 0
+    events_unbilled: int = 0
+    unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillCorrection]
 
 
@@ -901,6 +911,7 @@ class BackfillRevertRequest(_Model):
 
 class BackfillReverted(_Model):
     events_voided: int
+    events_already_voided: int = 0
     events_restored: int = 0
     invoices: list[BackfillCorrection]
 
@@ -936,6 +947,8 @@ class BackfillEventStatus(_Model):
 class BackfillEventsResult(_Model):
     backfill_id: str
     held: int
+    duplicate: int
+    conflict: int
     rejected: int
     events: list[BackfillEventStatus]
 
@@ -970,6 +983,8 @@ class BackfillPreview(_Model):
     events_held: int
     events_counted: int
     events_replaced: int = 0
+    events_unbilled: int = 0
+    unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod]
     difference_minor: int

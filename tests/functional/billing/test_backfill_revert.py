@@ -410,3 +410,24 @@ def test_the_route_hands_a_medium_revert_to_the_worker(world: World, monkeypatch
     assert shown["status"] == "reverted" and shown["reverted"]["events_voided"] == 60
     assert _day_totals(world, monkeypatch) == ORIGINAL
     assert_books_agree(world, "acme")
+
+
+def test_events_voided_counts_only_what_the_revert_voided(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba.dal.audit import AuditRepository
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+    from neruba.settings import get_settings
+
+    # GIVEN two of the seven counted events voided by an operator after the commit
+    for n, tx in enumerate(["d0-0", "d0-1"]):
+        void_event(VoidRequest("acme", tx, "sent by mistake", "OPS-1"), "key:op", f"v-{n}", "req-v", NOW)
+
+    done = _revert(committed)
+
+    # THEN the revert says it voided five and found two void already; the audit holds its five voids
+    assert (done["reverted"]["events_voided"], done["reverted"]["events_already_voided"]) == (5, 2)
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 200)
+    ours = [r for r in records if r["action"] == "event.void" and "revert of backfill" in str(r["reason"])]
+    assert len(ours) == 5
+    assert _rated(world, 0) == 3 * PRICE

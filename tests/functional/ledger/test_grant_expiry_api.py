@@ -43,8 +43,8 @@ def test_a_grant_that_has_already_expired_is_refused(api: Api) -> None:
 
 
 def test_the_balance_stops_counting_credit_at_its_expiry_before_the_expiry_job(api: Api) -> None:
-    # GIVEN 50.00 expiring in two seconds and 20.00 without expiry
-    soon = datetime.now(UTC) + timedelta(seconds=2)
+    # GIVEN 50.00 expiring in four seconds and 20.00 without expiry
+    soon = datetime.now(UTC) + timedelta(seconds=4)
     status, expiring = api(
         "POST", "/admin/customers/acme/credit-grants", {**GRANT, "expires_at": soon.isoformat()}, key="a"
     )
@@ -53,7 +53,9 @@ def test_the_balance_stops_counting_credit_at_its_expiry_before_the_expiry_job(a
         "POST", "/admin/customers/acme/credit-grants", {**GRANT, "amount_minor": 2000}, key="b"
     )
     assert status == 201
-    assert _balance(api)["credit_available_minor"] == 7000
+    before = _balance(api)["credit_available_minor"]
+    if datetime.now(UTC) < soon:  # a loaded machine may already be past the expiry: then it is 2000
+        assert before == 7000
 
     # WHEN the expiry passes and the balance is read (the expiry job has not run)
     while datetime.now(UTC) <= soon:

@@ -21,6 +21,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from neruba.domain.numbers import canonical_text, exact_sum
+
 
 @dataclass(frozen=True, slots=True)
 class Grant:
@@ -39,7 +41,7 @@ class Grant:
         return {
             "id": self.id,
             "feature": self.feature,
-            "amount": format(self.amount.normalize(), "f"),
+            "amount": canonical_text(self.amount),
             "starts_at": self.starts_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
         }
@@ -47,7 +49,7 @@ class Grant:
 
 def granted(grants: Iterable[Grant], feature: str, at: datetime) -> Decimal:
     """What the grants of ``feature`` in force at ``at`` add to its limit."""
-    return sum((g.amount for g in grants if g.feature == feature and g.holds(at)), Decimal(0))
+    return exact_sum(g.amount for g in grants if g.feature == feature and g.holds(at))
 
 
 def parse(text: str | None) -> list[Grant]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from neruba.domain.event_rules import rule_of
 from neruba.domain.lines import rate_quantity
+from neruba.domain.numbers import exact_sum
 from neruba.domain.pricing import line_minor
 
 
@@ -82,7 +83,7 @@ def decide(
     ``amount_cap``; a refused event changes nothing."""
     decisions = []
     for usage, price in events:
-        used, count = seen.used + usage, seen.events + 1
+        used, count = exact_sum([seen.used, usage]), seen.events + 1
         amount = seen.amount if price is None else amount_of(price, used, count)
         fits = (unit_cap is None or used <= unit_cap) and (
             amount_cap is None or price is None or amount <= amount_cap

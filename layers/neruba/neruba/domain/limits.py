@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from neruba.domain.numbers import canonical_text, exact_sum
 from neruba.domain.periods import period_containing
 
 CAPPABLE = ("count", "sum")  # aggregations whose period usage is the running total of the events
@@ -188,12 +189,14 @@ def usage_of(aggregation: str, value: Any) -> Decimal:
 
 def decide(used: Decimal, cap: Decimal | None, amounts: Sequence[Decimal]) -> list[bool]:
     """Which events (in the order given) fit under ``cap`` from ``used``: each is admitted when the usage
-    after it is at most the cap; a refused event adds nothing."""
+    after it is at most the cap; a refused event adds nothing. The running usage is exact (38-digit
+    values, ``domain.numbers.exact_sum``): an event the smallest step past the cap is refused."""
     admitted = []
     for amount in amounts:
-        fits = cap is None or used + amount <= cap
+        after = exact_sum([used, amount])
+        fits = cap is None or after <= cap
         if fits:
-            used += amount
+            used = after
         admitted.append(fits)
     return admitted
 
@@ -218,7 +221,7 @@ def fallen_under(before: int, after: int, levels: Iterable[int]) -> list[int]:
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else canonical_text(value)  # exact (``normalize`` rounds to 28 digits)
 
 
 def _number(value: Any) -> Decimal | None:

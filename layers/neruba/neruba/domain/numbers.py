@@ -98,3 +98,14 @@ def exact_sum(values: Iterable[Decimal | int]) -> Decimal:
         for value in values:
             total += value
     return total
+
+
+def exact_difference(value: Decimal | int, taken: Decimal | int) -> Decimal:
+    """``value - taken``, exact as :func:`exact_sum` (Python's ``-`` and unary minus round to the
+    context's 28 digits).
+
+    Example:
+        >>> exact_difference(Decimal("999999999999999999999999.999999"), Decimal("0.0000005"))
+        Decimal('999999999999999999999999.9999985')
+    """
+    return exact_sum([value, Decimal(taken).copy_negate()])

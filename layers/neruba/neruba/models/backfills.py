@@ -64,13 +64,16 @@ class BackfillEventStatus(BaseModel):
 
 
 class BackfillEventsResult(BaseModel):
-    """What ``POST /admin/backfills/{id}/events`` answers: each event held or refused, in request order."""
+    """What ``POST /admin/backfills/{id}/events`` answers: each event held or refused, in request order,
+    and one count per status (each the number of events answered with it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     backfill_id: str
-    held: int
-    rejected: int
+    held: int = Field(description="Events newly held by this request.")
+    duplicate: int = Field(description="Events the backfill held already (the same content).")
+    conflict: int = Field(description="Events under a held transaction_id with other content (refused).")
+    rejected: int = Field(description="Events refused by validation or the backfill's scope.")
     events: list[BackfillEventStatus]
 
 
@@ -89,6 +92,23 @@ class BackfillCorrection(BaseModel):
     )
 
 
+class BackfillUnbilled(BaseModel):
+    """Counted backfill events no invoice bills, of one customer and reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    reason: Literal["no_subscription"] = Field(
+        description="no_subscription: no subscription of the customer covers the events' time."
+    )
+    events: int
+    first_timestamp: str
+    last_timestamp: str
+
+
+UNBILLED_COUNT = "Counted events no invoice will bill (at a time no subscription of the customer covers)."
+
+
 class BackfillCommitted(BaseModel):
     """What a commit did."""
 
@@ -99,6 +119,8 @@ class BackfillCommitted(BaseModel):
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range voided by the commit."
     )
+    events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
+    unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")
     invoices: list[BackfillCorrection]
 
 
@@ -119,7 +141,15 @@ class BackfillReverted(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events_voided: int = Field(description="The events the commit counted, voided by the revert.")
+    events_voided: int = Field(
+        description="The events the commit counted (and operators' corrected copies of them) that this "
+        "revert voided."
+    )
+    events_already_voided: int = Field(
+        default=0,
+        description="Events the commit counted that were void already (an operator's void or "
+        "amend): left as they are, not in events_voided.",
+    )
     events_restored: int = Field(
         default=0, description="mode replace: the events the commit voided, given back by the revert."
     )
@@ -211,6 +241,8 @@ class BackfillPreview(BaseModel):
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range the commit would void."
     )
+    events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
+    unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")
     invoices: list[BackfillInvoicePreview]
     open_periods: list[BackfillOpenPeriod] = Field(
         description="Current periods not invoiced yet: their invoice will count the events when billed."

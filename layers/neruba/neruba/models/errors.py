@@ -123,6 +123,9 @@ ERROR_CODES: dict[str, str] = {
     # credit notes, void and regenerate
     "invoice_not_finalized": "The invoice is a draft; it can still be recomputed, not credited or voided.",
     "invoice_not_creditable": "A top-up invoice is not credited (it bought credit).",
+    "stripe_tax_pending": (
+        "The invoice's tax is computed by Stripe Tax and not recorded yet; credit it after invoice.finalized."
+    ),
     "invoice_line_not_found": "The invoice has no line with this line_id.",
     "credit_note_not_found": "No credit note with this id.",
     "credit_note_line_amount_required": "Each credited line needs amount_minor or quantity (one of the two).",

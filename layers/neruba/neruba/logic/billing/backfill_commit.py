@@ -44,7 +44,7 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_order, backfill_replace
+from neruba.logic.billing import backfill_order, backfill_replace, backfill_unbilled
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
@@ -327,11 +327,14 @@ def finish(
     """Step 4: ``committing`` -> ``committed``, recording what the commit counted and corrected."""
     stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
     ours = {f"{backfill_id}:{n}" for n in range(len(held))}
-    counted = sum(1 for event in stored.values() if event.copy_id in ours and event.status == "accepted")
+    mine = {k for k, event in stored.items() if event.copy_id in ours and event.status == "accepted"}
+    unbilled = backfill_unbilled.unbilled(ctx, [e for e in held if (e.customer_id, e.transaction_id) in mine])
     summary = {
-        "events_counted": counted,
-        "events_not_counted": len(held) - counted,
+        "events_counted": len(mine),
+        "events_not_counted": len(held) - len(mine),
         "events_replaced": replaced,
+        "events_unbilled": sum(int(u["events"]) for u in unbilled),
+        "unbilled": unbilled,
         "invoices": corrected,
     }
     moved = backfills(ctx).move_item(

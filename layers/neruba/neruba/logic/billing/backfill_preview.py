@@ -192,6 +192,7 @@ def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[int, list[dict[str, 
 
 def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     """``GET /admin/backfills/{id}/preview``: per affected invoice, before and after the commit."""
+    from neruba.logic.billing import backfill_unbilled
     from neruba.logic.billing.backfills import backfills, get_backfill
 
     found = get_backfill(ctx, backfill_id)
@@ -231,12 +232,15 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
             }
         )
     periods = open_periods(ctx, overlay.usage, counting + replaced)
+    unbilled = backfill_unbilled.unbilled(ctx, counting)
     return {
         "object": "backfill_preview",
         "backfill_id": backfill_id,
         "events_held": len(held),
         "events_counted": len(counting),
         "events_replaced": len(replaced),
+        "events_unbilled": sum(int(u["events"]) for u in unbilled),
+        "unbilled": unbilled,
         "invoices": rows,
         "open_periods": periods,
         "difference_minor": sum(int(r["difference_minor"]) for r in rows)

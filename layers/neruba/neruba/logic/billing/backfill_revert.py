@@ -180,13 +180,18 @@ def run_steps(
         if not restored:
             raise CommitIncompleteError(backfill_id)
     events = taken_back(ctx, backfill_id, held)
-    voided = void_events(ctx, backfill_id, events, revert, actor, request_id, now, budget)
+    voided, already = void_events(ctx, backfill_id, events, revert, actor, request_id, now, budget)
     copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
     touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
     corrected = correct_invoices(
         ctx, backfill_id, touched, actor, request_id, now, revert=revert, budget=budget
     )
-    summary = {"events_voided": voided, "events_restored": len(replaced), "invoices": corrected}
+    summary = {
+        "events_voided": voided,
+        "events_already_voided": already,
+        "events_restored": len(replaced),
+        "invoices": corrected,
+    }
     moved = backfills(ctx).move_item(
         backfill_id, ("reverting",), "reverted", reverted=summary, reverted_at=ts(now)
     )
@@ -204,15 +209,17 @@ def void_events(
     request_id: str | None,
     now: datetime,
     budget: Budget | None = None,
-) -> int:
+) -> tuple[int, int]:
     """Step 3: void every event the commit counted and every operator's corrected copy of one
-    (``taken_back``; one void each, under its own key); how many. Raises ``CommitIncompleteError`` when a
-    void's correction is still pending (its cell not recomputed yet), ``DeadlineReachedError`` when
-    ``budget`` runs out between two voids (a void done replays its answer on the next run)."""
+    (``taken_back``; one void each, under its own key); how many this revert voided (a run again replays
+    the voids of an earlier run under their keys: they count) and how many were void already (an
+    operator's void or amend). Raises ``CommitIncompleteError`` when a void's correction is still pending
+    (its cell not recomputed yet), ``DeadlineReachedError`` when ``budget`` runs out between two voids (a
+    void done replays its answer on the next run)."""
     budget = budget or Budget()
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
-    pending = False
+    pending, voided, already = False, 0, 0
     keys = [(e.customer_id, e.transaction_id) for e in events]
     for event, (customer_id, transaction_id) in zip(events, keys, strict=True):
         todo = event.status == "accepted"  # one voided already replays its answer (a read)
@@ -225,13 +232,15 @@ def void_events(
         except ConflictError as exc:
             if exc.code != "event_already_voided":
                 raise CommitIncompleteError(backfill_id) from exc
+            already += 1
             continue  # voided by an operator meanwhile: its usage is out already
         if todo:
             budget.spent()
+        voided += 1
         pending = pending or answer.get("correction") != "completed"
     if pending:
         raise CommitIncompleteError(backfill_id)
-    return len(keys)
+    return voided, already
 
 
 def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:

@@ -31,6 +31,7 @@ from neruba.timefmt import iso, parse_ts, ts
 
 OPEN_SCOPE = "backfill-open"
 CANCEL_SCOPE = "backfill-cancel"
+EVENT_STATUSES = ("held", "duplicate", "conflict", "rejected")  # one count of each in the answer
 
 
 def backfills(ctx: Billing) -> BackfillsRepository:
@@ -248,13 +249,8 @@ def hold_events(
             statuses.append({"index": index, "transaction_id": tx, "status": "rejected", "error": closed})
             continue
         statuses.append({"index": index, "transaction_id": tx, "status": outcome, "error": None})
-    held = sum(1 for s in statuses if s["status"] in ("held", "duplicate"))
-    return {
-        "backfill_id": backfill_id,
-        "held": held,
-        "rejected": len(statuses) - held,
-        "events": statuses,
-    }
+    counts = {name: sum(1 for s in statuses if s["status"] == name) for name in EVENT_STATUSES}
+    return {"backfill_id": backfill_id, **counts, "events": statuses}
 
 
 def _require_open(found: Backfill) -> None:

@@ -43,6 +43,7 @@ from neruba.dal.usage import StoredEvent, UsageRepository
 from neruba.dal.voids import OpenVoid, VoidsRepository
 from neruba.domain.ingest import fingerprint as event_fingerprint
 from neruba.domain.ingest import hour_bucket
+from neruba.domain.numbers import exact_difference, exact_sum
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.timefmt import iso, parse_ts
@@ -344,7 +345,7 @@ def counter_action(
     if seen.version == 0:
         return None
     amount = limit_usage(found[1], found[2])
-    used = max(Decimal(0), seen.used + sign * amount)
+    used = max(Decimal(0), exact_sum([seen.used, amount if sign > 0 else amount.copy_negate()]))
     return limits.counter_put(seen, used, max(0, seen.events + sign), seen.fired)
 
 
@@ -370,8 +371,8 @@ def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredE
     used = bootstrap.limits().counter(copy.customer_id, copy.meter_code, start, end).used
     original = cell_of_event(event, catalog)
     if original is not None and settings.period(parse_ts(event.timestamp)) == (start, end):
-        used = max(Decimal(0), used - limit_usage(original[1], original[2]))
-    if used + limit_usage(found[1], found[2]) > cap:
+        used = max(Decimal(0), exact_difference(used, limit_usage(original[1], original[2])))
+    if exact_sum([used, limit_usage(found[1], found[2])]) > cap:
         raise ConflictError(
             f"The corrected event would take the period's usage of {copy.meter_code} past the hard cap "
             f"({used} used without the original, cap {cap}); nothing was changed.",

@@ -67,6 +67,7 @@ SAMPLES = 20  # failed events named in an ingest.batch_failed event
 # adopts at once.
 HOLD = timedelta(seconds=120)
 PROCESSING_ERROR = "processing_error"  # an attempt that raised: recorded at every attempt
+HOLDING = ("accepted", "replay")  # the outcomes of the copy that is the event (counted or refused)
 
 
 class MalformedMessageError(ValueError):
@@ -156,7 +157,9 @@ class IngestBatch:
     counted: list[_Counted] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failed_messages: list[str] = field(default_factory=list)
-    written: dict[tuple[str, str], str] = field(default_factory=dict)  # this batch's outcome per event
+    # the outcome of the copy this batch wrote as the event (accepted or replay), which a refusal over a
+    # hard cap or a park moves; the batch's other copies of the id keep theirs (duplicate, conflict)
+    written: dict[tuple[str, str], str] = field(default_factory=dict)
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # the code of each new failure
     alerts: int = 0  # usage alerts this batch fired (logic/limits)
     over: dict[tuple[str, str], str] = field(default_factory=dict)  # events refused over a hard cap
@@ -188,7 +191,8 @@ class IngestBatch:
             raise
         if outcome:
             self.outcomes[outcome] += 1
-            self.written[event.key] = outcome
+            if outcome in HOLDING:  # a later copy's duplicate or conflict never replaces it
+                self.written[event.key] = outcome
         return outcome or "redelivered"
 
     def _write(self, event: QueuedEvent) -> str | None:

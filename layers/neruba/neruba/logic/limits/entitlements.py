@@ -19,6 +19,7 @@ from neruba import bootstrap
 from neruba.dal.limits import Counter, StoredLimits
 from neruba.domain.entitlement_grants import Grant, granted, parse
 from neruba.domain.limits import Feature, LimitSettings
+from neruba.domain.numbers import canonical_text, exact_difference, exact_sum
 from neruba.domain.plan_defaults import effective_settings
 from neruba.errors import NotFoundError
 from neruba.timefmt import iso_z
@@ -90,8 +91,8 @@ def _view(
     }
     if feature.kind == "metered" and feature.limit is not None:
         used = counter.used if counter is not None else Decimal(0)
-        limit = feature.limit + raised
-        remaining = max(Decimal(0), limit - used)
+        limit = exact_sum([feature.limit, raised])
+        remaining = max(Decimal(0), exact_difference(limit, used))
         row.update(
             access=used < limit,
             usage=_text(used),
@@ -104,4 +105,4 @@ def _view(
 
 
 def _text(value: Decimal) -> str:
-    return format(value.normalize(), "f")
+    return canonical_text(value)  # exact (``normalize`` rounds to 28 digits)

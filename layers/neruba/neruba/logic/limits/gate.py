@@ -50,6 +50,7 @@ from neruba.dal.usage import DayWrite, ExtraConditionError, Recount, UsageReposi
 from neruba.domain.limit_amounts import Period
 from neruba.domain.limit_amounts import decide as decide_amounts
 from neruba.domain.limits import LimitSettings, crossed, decide, usage_of
+from neruba.domain.numbers import exact_sum
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
 from neruba.logic.limits.amounts import Prices
 from neruba.observability import logger
@@ -130,12 +131,33 @@ def count_limited(
     now: datetime,
 ) -> GateResult:
     """Count the admitted events of ``write`` with its counters, refuse the rest (module docstring)."""
+    settled: list[str] = []
+    return _with_settled(_count_limited(usage, limits, settings, part, write, events, now, settled), settled)
+
+
+def _with_settled(result: GateResult, settled: list[str]) -> GateResult:
+    """``result`` also naming the events refused while completing a pending write of the counter (another
+    batch's, or an earlier attempt's): the caller records each refusal that landed once, whoever made it."""
+    result.refused += [t for t in settled if t not in result.refused]
+    return result
+
+
+def _count_limited(
+    usage: UsageRepository,
+    limits: LimitsRepository,
+    settings: LimitSettings,
+    part: str,
+    write: DayWrite,
+    events: list[CellEvent],
+    now: datetime,
+    settled: list[str],
+) -> GateResult:
     everything = [e.message_id for e in events]
     early: list[str] = []  # refused ahead of the transaction (more than it holds)
     prices = Prices(write.customer_id, write.meter_code) if settings.rates(write.meter_code) else None
     own = _own_keys(usage, part, [write])
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, write, events, now, prices, own)
+        plan = _plan(limits, settings, write, events, now, prices, own, settled)
         if plan.found:
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
         if _one_put([write], plan, early):
@@ -200,6 +222,18 @@ def count_days(
     transaction id) order, one contribution per day in the put's record. Anything one put cannot carry
     (a second period, adopted or checked events, an earlier attempt that counted some of the days,
     too many refusals, every event refused) is counted day by day (``count_write``)."""
+    settled: list[str] = []
+    return _with_settled(_count_days(usage, settings_text, part, writes, now, settled), settled)
+
+
+def _count_days(
+    usage: UsageRepository,
+    settings_text: str | None,
+    part: str,
+    writes: list[tuple[DayWrite, list[CellEvent]]],
+    now: datetime,
+    settled: list[str],
+) -> GateResult:
     from neruba import bootstrap
 
     settings = LimitSettings.from_stored(settings_text)
@@ -214,7 +248,7 @@ def count_days(
     own = _own_keys(usage, part, days)
     everything = [e.message_id for e in events]
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, first, events, now, prices, own)
+        plan = _plan(limits, settings, first, events, now, prices, own, settled)
         if plan.found == own:
             return GateResult(CellResult())  # an earlier attempt of this batch counted and refused them
         if plan.found or not _one_put(days, plan, []):
@@ -256,15 +290,22 @@ def _each(
 
 
 def settle(
-    seen: Counter, own: set[tuple[str, str]] | None = None, limits: LimitsRepository | None = None
+    seen: Counter,
+    own: set[tuple[str, str]] | None = None,
+    limits: LimitsRepository | None = None,
+    refused: list[str] | None = None,
 ) -> set[tuple[str, str]]:
     """Complete the write ``seen`` records as pending (``dal.limit_pending``, then its spend step) before
     its reader replaces the counter; returns the contribution keys of that write found in ``own`` (the
-    reader's own: its write was recorded by an earlier attempt)."""
+    reader's own: its write was recorded by an earlier attempt). The events this call refused are added
+    to ``refused``: the one refusal that lands is the one counted ``over_limit`` (the writer's own
+    completion then finds them refused and reports nothing)."""
     if seen.pending is None:
         return set()
     write = pending.decode(seen.pending)
-    pending.complete(write)
+    done = pending.complete(write)
+    if refused is not None:
+        refused += done
     if write.spend is not None:
         from neruba import bootstrap
 
@@ -419,6 +460,7 @@ def _plan(
     now: datetime,
     prices: Prices | None = None,
     own: set[tuple[str, str]] | None = None,
+    settled: list[str] | None = None,
 ) -> _Plan:
     meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
@@ -427,7 +469,7 @@ def _plan(
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
         seen = limits.counter(write.customer_id, write.meter_code, start, end)
-        plan.found |= settle(seen, own, limits)
+        plan.found |= settle(seen, own, limits, settled)
         usages = [usage_of(write.aggregation, e.value) for e in members]
         amount: int | None = None
         if prices is None:
@@ -443,7 +485,7 @@ def _plan(
         plan.refused += [e for e, ok in zip(members, flags, strict=True) if not ok]
         if not admitted:
             continue
-        after = seen.used + sum((a for a, ok in zip(usages, flags, strict=True) if ok), Decimal(0))
+        after = exact_sum([seen.used, *(a for a, ok in zip(usages, flags, strict=True) if ok)])
         levels = meter.thresholds()
         reached = crossed(seen.used, after, levels, seen.fired)
         plan.counters.append(

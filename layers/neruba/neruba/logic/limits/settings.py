@@ -25,6 +25,7 @@ from neruba.domain.limits import (
     MeterLimits,
     fired_level,
 )
+from neruba.domain.numbers import canonical_text, exact_difference
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic.idempotency import Actor, audit_put, fingerprint, record_items, replay
 from neruba.models.limits import FeatureIn, MeterLimitIn, PlanDefaultsIn, UsageLimitsIn
@@ -260,7 +261,9 @@ def _view(
         if code in counters:
             counter = counters[code]
             used, fired, amount = counter.used, counter.fired, counter.amount
-        remaining = None if meter.hard_cap is None else max(Decimal(0), meter.hard_cap - used)
+        remaining = (
+            None if meter.hard_cap is None else max(Decimal(0), exact_difference(meter.hard_cap, used))
+        )
         rows.append(
             {
                 "meter_code": code,
@@ -315,4 +318,4 @@ def _fired(
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else canonical_text(value)  # exact (``normalize`` rounds to 28 digits)

@@ -1,0 +1,41 @@
+"""Backfill events at a time no subscription of their customer covers: counted, billed by no invoice,
+and reported by the preview and the commit (``events_unbilled``, per customer and reason)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neruba.timefmt import iso_z
+from tests.functional.billing.backfill_support import act, calls, events, open_backfill, read, scope
+from tests.functional.billing.conftest import START, World
+from tests.functional.billing.helpers import day
+
+
+def test_events_outside_every_subscription_are_reported_before_and_after_the_commit(
+    world: World, monkeypatch: Any
+) -> None:
+    # GIVEN acme's only subscription ended after day 0; a backfill with 2 calls on day 0, 3 on day 2
+    world.subscribe("acme", ended_at=(START + day(1)).isoformat())
+    _, bf = open_backfill(scope())
+    events(bf["id"], calls("in", START + day(0, 5), 2) + calls("out", START + day(2, 7), 3))
+    expected = [
+        {
+            "customer_id": "acme",
+            "reason": "no_subscription",
+            "events": 3,
+            "first_timestamp": iso_z(START + day(2, 7)),
+            "last_timestamp": iso_z(START + day(2, 7)),
+        }
+    ]
+
+    # WHEN it is previewed, THEN the 3 calls no invoice bills are named
+    _, preview = read(f"/admin/backfills/{bf['id']}/preview", backfill_id=bf["id"])
+    assert (preview["events_counted"], preview["events_unbilled"]) == (5, 3)
+    assert preview["unbilled"] == expected
+
+    # WHEN it is committed, THEN its record says the same
+    status, done = act(bf["id"], "commit")
+    assert status == 200, done
+    committed = done["committed"]
+    assert (committed["events_counted"], committed["events_unbilled"]) == (5, 3)
+    assert committed["unbilled"] == expected
