@@ -85,17 +85,17 @@ def test_a_repeating_percentage_discount_counts_two_periods_and_rounds_once(
     discount = _attach(api, coupon["id"], customer_id="acme")
     # WHEN the opening and three days are billed
     _bill(world, monkeypatch, 3)
-    # THEN the opening (nothing to discount) and the first usage window take the two periods: 12.5% of 30
-    # is 3.75, rounded half-up once to 4; the later windows are not discounted
-    assert _discount_lines(world) == [("opening", 0), ("usage", -4)]
+    # THEN the first two periods are discounted (the opening, nothing to discount, shares the first and
+    # uses none): 12.5% of 30 is 3.75, rounded half-up once to 4; the third window is not discounted
+    assert _discount_lines(world) == [("opening", 0), ("usage", -4), ("usage", -4)]
     assert _used(world, discount["id"]) == 2
     usage = [i for i in world.invoices("acme") if i["kind"] == "usage"]
     assert [(i["subtotal_minor"], i.get("discounts_minor", 0), i["total_minor"]) for i in usage] == [
-        (26, 4, 26), (30, 0, 30), (30, 0, 30)]  # fmt: skip
+        (26, 4, 26), (26, 4, 26), (30, 0, 30)]  # fmt: skip
     [line] = [ln for ln in usage[0]["lines"] if ln["kind"] == "discount"]
     assert line["source"]["exact_minor"] == "3.75" and line["source"]["rounding"] == "half_up_once"
     assert line["source"]["allocations"] == [{"line_id": "usage:api_calls::0", "amount_minor": 4}]
-    assert line["description"].startswith("Discount Launch (12.5% off, period 2 of 2")
+    assert line["description"].startswith("Discount Launch (12.5% off, period 1 of 2")
     assert_books_agree(world, "acme")
 
 
@@ -338,11 +338,12 @@ def test_an_invoice_applies_at_most_ten_discounts_and_the_rest_wait(
     once = {**PERCENT, "percent_off": "1", "duration": "once", "duration_periods": None}
     coupon = _coupon(api, once)
     discounts = [_attach(api, coupon["id"], f"d-{n}", customer_id="acme") for n in range(11)]
-    _bill(world, monkeypatch, 1, calls=100)
-    # the opening takes the ten oldest (each once); the first usage invoice takes the eleventh
+    _bill(world, monkeypatch, 2, calls=100)
+    # the opening shows the ten oldest (nothing to discount: no period used); the first usage invoice
+    # takes them (each its one period), the second takes the eleventh
     by_invoice = [(i["kind"], len([ln for ln in i["lines"] if ln["kind"] == "discount"]))
                   for i in world.invoices("acme")]  # fmt: skip
-    assert sorted(by_invoice) == [("opening", 10), ("usage", 1)]
+    assert sorted(by_invoice) == [("opening", 10), ("usage", 1), ("usage", 10)]
     assert sum(_used(world, d["id"]) for d in discounts) == 11
     assert_books_agree(world, "acme")
 
@@ -409,7 +410,7 @@ def test_two_workers_on_one_window_count_its_period_once(world: World, api: Any,
     outcome = billing_worker.process_job(world.ctx, job, now)
     # THEN the first is cancelled and counts it as already billed: one invoice, one period counted
     assert raced == [1] and outcome.invoiced == [] and outcome.already_billed == 1
-    assert _used(world, discount["id"]) == 2  # the opening's period and this window's
+    assert _used(world, discount["id"]) == 1  # this window's period (the opening shares it, used none)
     assert _discount_lines(world) == [("opening", 0), ("usage", -4)]
     assert_books_agree(world, "acme")
 

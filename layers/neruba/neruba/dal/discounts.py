@@ -118,8 +118,19 @@ class DiscountsRepository:
 
     def used(self, discount_id: str, subscription_id: str) -> int:
         """Billing periods the discount has counted for the subscription."""
+        return self.use(discount_id, subscription_id)[0]
+
+    def use(self, discount_id: str, subscription_id: str) -> tuple[int, str | None, int]:
+        """(periods counted, the last counted period's key, what the discount took in it so far)."""
         item = self._get(f"DSCU#{discount_id}", subscription_id)
-        return int(plain(item["used"])) if item else 0
+        if not item:
+            return 0, None, 0
+        period = item.get("period")
+        return (
+            int(plain(item["used"])),
+            None if period is None else str(period),
+            int(plain(item.get("taken_minor", 0))),
+        )
 
     def tax_rates(self) -> list[Stored]:
         return self._query("TXR")
@@ -161,16 +172,35 @@ class DiscountsRepository:
             }
         }
 
-    def use_item(self, discount_id: str, subscription_id: str, used: int, invoice_id: str) -> dict[str, Any]:
-        """Count one more billing period (condition: the count is still ``used``)."""
+    def use_item(
+        self,
+        discount_id: str,
+        subscription_id: str,
+        before: tuple[int, str | None, int],
+        after: tuple[int, str, int],
+        invoice_id: str,
+    ) -> dict[str, Any]:
+        """Record the discount's use (periods counted, the last one's key, what it took in it) as
+        ``after`` (condition: it is still ``before``, as read)."""
+        used, period, taken = before
+        condition = (
+            "attribute_not_exists(pk)"
+            if used == 0 and period is None
+            else "used = :used AND #period = :period AND taken_minor = :taken"
+        )
+        was = {":used": used, ":period": period, ":taken": taken} if period is not None else {}
+        if used and period is None:  # stored before periods were keyed: only the count is known
+            condition, was = "used = :used AND attribute_not_exists(#period)", {":used": used}
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": to_item({"pk": f"DSCU#{discount_id}", "sk": subscription_id}),
-                "UpdateExpression": "SET used = :next, last_invoice_id = :inv",
-                "ConditionExpression": "attribute_not_exists(pk)" if used == 0 else "used = :used",
+                "UpdateExpression": "SET used = :next, #period = :key, taken_minor = :took, "
+                "last_invoice_id = :inv",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#period": "period"},
                 "ExpressionAttributeValues": to_item(
-                    {":next": used + 1, ":inv": invoice_id, **({":used": used} if used else {})}
+                    {":next": after[0], ":key": after[1], ":took": after[2], ":inv": invoice_id, **was}
                 ),
             }
         }

@@ -73,6 +73,61 @@ def periods_left(coupon: Coupon, used: int) -> int | None:
     return max(0, total - used)
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodUse:
+    """How far a discount has gone for one subscription: ``used`` billing periods counted, the last of
+    them keyed ``period`` (its start), and ``taken_minor`` what the discount took in that period so far
+    across its invoices."""
+
+    used: int = 0
+    period: str | None = None
+    taken_minor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What a discount gives one invoice of the billing period ``key``: it is period ``number`` of the
+    duration, ``new`` when that period is not counted yet, and ``cap_minor`` the most a fixed amount may
+    still take in it (None: a percentage, no cap)."""
+
+    key: str
+    number: int
+    new: bool
+    cap_minor: int | None
+
+
+def turn(coupon: Coupon, use: PeriodUse, key: str) -> Turn | None:
+    """The discount's turn on an invoice of the billing period keyed ``key`` (period keys compare in
+    time order), or None when it gives that invoice nothing: its periods are all used, or the invoice
+    belongs to a period before the last one counted (that period is closed).
+
+    Example:
+        >>> c = Coupon("co_1", "fixed", amount_minor=500, currency="USD", duration="once")
+        >>> turn(c, PeriodUse(1, "2026-01-01", 120), "2026-01-01")  # the counted period: 380 left
+        Turn(key='2026-01-01', number=1, new=False, cap_minor=380)
+        >>> turn(c, PeriodUse(1, "2026-01-01", 120), "2026-01-02") is None  # once: no second period
+        True
+    """
+    fixed = int(coupon.amount_minor or 0) if coupon.kind == "fixed" else None
+    if use.period == key:
+        return Turn(key, use.used, False, None if fixed is None else max(0, fixed - use.taken_minor))
+    if use.period is not None and key < use.period:
+        return None
+    left = periods_left(coupon, use.used)
+    if left is not None and left <= 0:
+        return None
+    return Turn(key, use.used + 1, True, fixed)
+
+
+def after(use: PeriodUse, step: Turn, amount_minor: int) -> PeriodUse | None:
+    """The use once an invoice took ``amount_minor`` on its ``step``; None when nothing changes (an
+    invoice discounted by 0 counts no period and takes nothing)."""
+    if amount_minor <= 0:
+        return None
+    taken = amount_minor if step.new else use.taken_minor + amount_minor
+    return PeriodUse(step.number, step.key, taken)
+
+
 def allocate(amount: int, lines: Sequence[tuple[str, int]]) -> dict[str, int]:
     """``amount`` shared between ``lines`` (id, amount > 0) in proportion to their amounts, in whole
     minor units by the largest remainder (ties to the earlier line); the shares sum to ``amount`` and

@@ -161,13 +161,15 @@ def _invoice(
     invoice_id = "in_" + idempotency.digest(f"advance:{item['customer_id']}:{item['id']}", 24)
     at = ts(now)
     period = (line["source"]["billing_period_start"], line["source"]["billing_period_end"])
-    lines, extras = ctx.standalone_extras(
+    lines, extras, uses = ctx.standalone_extras(
         str(item["customer_id"]),
         str(line["source"]["subscription_id"]),
         [line],
         str(item["currency"]),
         period,
-    )
+        invoice_id,
+        str(period[0]),
+    )  # the discounts of the billing period the event falls in, their use recorded with the invoice
     doc = invoice_document(
         invoice_id=invoice_id,
         customer_id=str(item["customer_id"]),
@@ -185,7 +187,7 @@ def _invoice(
         created_at=at,
         finalize_at=at,
     )
-    actions = [ctx.invoices.put_item(doc, now), invoice_event("invoice.created", doc, now)]
+    actions = [ctx.invoices.put_item(doc, now), invoice_event("invoice.created", doc, now), *uses]
     return invoice_id, actions + ctx.invoice_posting_items(request_for(doc, now))
 
 

@@ -208,14 +208,43 @@ class Billing:
         lines: Sequence[dict[str, Any]],
         currency: str,
         period: tuple[str, str],
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The discounts and taxes of an invoice billed outside a window, no period counted
+        invoice_id: str,
+        period_start: str | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+        """The discounts and taxes of an invoice billed outside a window, in the billing period starting
+        at ``period_start``, and the actions recording the discounts' use in it
         (``logic.billing.discounts.standalone_extras``)."""
         from neruba.logic.billing.discounts import standalone_extras
 
         return standalone_extras(
-            self.billing.discounts, customer_id, subscription_id, lines, currency, period
+            self.billing.discounts,
+            customer_id,
+            subscription_id,
+            lines,
+            currency,
+            period,
+            invoice_id,
+            period_start,
         )
+
+    def current_period_start(self, subscription_id: str) -> str | None:
+        """The start of the billing period the subscription's next window invoice bills (None when it
+        has no billing state yet, or bills no further window)."""
+        from neruba.logic.billing.windows import window_at
+        from neruba.timefmt import parse_ts, ts
+
+        state = self.billing.state(subscription_id)
+        if state is None or state.status != "active":
+            return None
+        window = window_at(
+            subscription_id,
+            parse_ts(state.anchor),
+            state.interval,
+            state.next_seq,
+            self.add_interval,
+            parse_ts(state.ends_at) if state.ends_at else None,
+        )
+        return None if window is None else ts(window.start)
 
     def invoice_posting_items(self, request: PostingRequest) -> list[dict[str, Any]]:
         """The actions of the invoice's ledger posting (item 0 is its idempotency guard); none when

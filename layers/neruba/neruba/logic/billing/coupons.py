@@ -314,7 +314,7 @@ def create_discount(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """``POST /admin/discounts``: the coupon's terms are copied onto the discount (archiving or changing
-    nothing later alters it); its periods count from the first invoice billed after it."""
+    nothing later alters it); its periods count from the first billing period it discounts after it."""
     now = now or datetime.now(UTC)
 
     def build(k: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:

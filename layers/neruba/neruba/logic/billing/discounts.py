@@ -18,14 +18,15 @@ amounts follow the new usage and no period is counted again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.dal.features import DISCOUNT, STRIPE_TAX, TAX_RATE, UNKNOWN, Features
-from neruba.domain.discounts import AppliedDiscount, Coupon, apply_discounts, periods_left
+from neruba.domain.discounts import AppliedDiscount, Coupon, PeriodUse, Turn, after, apply_discounts, turn
 from neruba.domain.numbers import canonical_text
 from neruba.domain.taxes import TaxRate, line_tax
+from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
     from neruba.dal.discounts import DiscountsRepository, Stored
@@ -53,16 +54,21 @@ def _order(found: list[Stored]) -> list[Stored]:
     return sorted(found, key=lambda d: (str(d.document.get("created_at")), d.id))
 
 
+Pending = list[tuple[str, PeriodUse, Turn]]  # (discount id, its use as read, its turn on the invoice)
+
+
 def discounts_for(
     repo: DiscountsRepository,
     customer_id: str,
     subscription_id: str,
     plan_versions: Sequence[tuple[str, int]],
-    invoice_id: str,
+    period_key: str,
     features: Features = UNKNOWN,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(snapshots, actions): the discounts a window invoice applies and the actions counting their period
-    (the partitions ``features`` flags as possibly holding discounts are read; all of them by default)."""
+) -> tuple[list[dict[str, Any]], Pending]:
+    """(snapshots, pending): the discounts an invoice of the billing period keyed ``period_key`` (its
+    start) applies, each with its turn (``domain.discounts.turn``: which period of the duration, what a
+    fixed amount may still take in it), and what :func:`use_actions` needs to record their use once the
+    amounts are known (the partitions ``features`` flags as possibly holding discounts are read)."""
     attached = repo.customer_discounts(customer_id) if features.uses(DISCOUNT) else []
     mine = _order([d for d in attached if d.status == "active"])
     chosen = [d for d in mine if d.document.get("subscription_id") in (None, subscription_id)]
@@ -72,16 +78,17 @@ def discounts_for(
     for code, version in sorted(v for v in set(plan_versions) if features.plan_discounts(*v)):
         chosen += _order([d for d in repo.plan_discounts(code, version) if d.status == "active"])
     snapshots: list[dict[str, Any]] = []
-    actions: list[dict[str, Any]] = []
+    pending: Pending = []
     for discount in chosen:
         if len(snapshots) >= MAX_DISCOUNTS:
             break
         doc = discount.document
         coupon = coupon_of(doc["coupon"])
-        used = repo.used(discount.id, subscription_id)
-        left = periods_left(coupon, used)
-        if left is not None and left <= 0:
+        use = PeriodUse(*repo.use(discount.id, subscription_id))
+        step = turn(coupon, use, period_key)
+        if step is None or step.cap_minor == 0:  # no period left, a closed period, or its amount used up
             continue
+        left = None if coupon.duration == "forever" else (1 if coupon.duration == "once" else coupon.periods)
         snapshots.append(
             {
                 "discount_id": discount.id,
@@ -90,12 +97,39 @@ def discounts_for(
                 "target": doc["target"],
                 "plan_code": doc.get("plan_code"),
                 "plan_version": doc.get("plan_version"),
-                "period": used + 1,
-                "periods": None if left is None else used + left,
+                "period": step.number,
+                "periods": left,
+                "period_key": step.key,
+                "amount_left_minor": step.cap_minor,
             }
         )
-        actions.append(repo.use_item(discount.id, subscription_id, used, invoice_id))
-    return snapshots, actions
+        pending.append((discount.id, use, step))
+    return snapshots, pending
+
+
+def use_actions(
+    repo: DiscountsRepository,
+    subscription_id: str,
+    pending: Pending,
+    lines: Sequence[Mapping[str, Any]],
+    invoice_id: str,
+) -> list[dict[str, Any]]:
+    """The actions recording what each discount took on the invoice's priced ``lines``, for the
+    invoice's own transaction (conditional on the use read): a discount that took more than 0 counts
+    its period (the first time) and adds to what it took in it; one that took 0 records nothing."""
+    took = {
+        str((line.get("source") or {}).get("discount_id")): -int(line["amount_minor"])
+        for line in lines
+        if line.get("kind") == KIND
+    }
+    actions = []
+    for discount_id, use, step in pending:
+        moved = after(use, step, took.get(discount_id, 0))
+        if moved is not None:
+            before = (use.used, use.period, use.taken_minor)
+            state = (moved.used, str(moved.period), moved.taken_minor)
+            actions.append(repo.use_item(discount_id, subscription_id, before, state, invoice_id))
+    return actions
 
 
 DELEGATED = "stripe_tax"  # ``tax_provider`` of an invoice whose tax Stripe Tax computes
@@ -161,7 +195,7 @@ def rates_for(
 def _line_of(
     applied: AppliedDiscount, snapshot: Mapping[str, Any], period: tuple[Any, Any]
 ) -> dict[str, Any]:
-    coupon = applied.coupon
+    coupon = coupon_of(snapshot["coupon"])  # its terms as sold, not the amount left in the period
     terms = (
         f"{canonical_text(coupon.percent or Decimal(0))}% off"
         if coupon.kind == "percentage"
@@ -189,15 +223,27 @@ def _line_of(
             "target": snapshot["target"],
             "period": snapshot["period"],
             "periods": snapshot.get("periods"),
+            "period_start": snapshot.get("period_key"),
+            "amount_left_minor": snapshot.get("amount_left_minor"),
             "base_minor": applied.base_minor,
             "exact_minor": canonical_text(applied.exact),  # decimals stored as text: read back as written
             "rounding": "half_up_once" if coupon.kind == "percentage" else "none",
-            "capped": applied.capped,
+            "capped": applied.capped,  # a fixed amount larger than the lines (or than what was left)
             "skipped": applied.skipped,
             "allocations": [{"line_id": k, "amount_minor": v} for k, v in applied.allocations.items()],
         },
         "references": None,
     }
+
+
+def _capped(snapshot: Mapping[str, Any]) -> Coupon:
+    """The snapshot's coupon, a fixed amount cut to what is left of it in the period (its
+    ``amount_left_minor``: an earlier invoice of the period took the rest)."""
+    coupon = coupon_of(snapshot["coupon"])
+    cap = snapshot.get("amount_left_minor")
+    if coupon.kind == "fixed" and cap is not None:
+        return replace(coupon, amount_minor=min(int(coupon.amount_minor or 0), int(cap)))
+    return coupon
 
 
 def price_lines(
@@ -225,7 +271,7 @@ def price_lines(
 
     applied = apply_discounts(
         [(k, int(v["amount_minor"])) for k, v in by_id.items()],
-        [(str(s["discount_id"]), coupon_of(s["coupon"])) for s in snapshots],
+        [(str(s["discount_id"]), _capped(s)) for s in snapshots],
         currency,
         eligible,
     )
@@ -295,10 +341,12 @@ def window_extras(
         for line in lines
         if line.get("plan_code") and line.get("plan_version") is not None
     }
-    snapshots, actions = discounts_for(repo, customer_id, subscription_id, sorted(plans), invoice_id, flags)
+    key = period_key(str(period[0]))  # the billing period the invoice belongs to: its start
+    snapshots, pending = discounts_for(repo, customer_id, subscription_id, sorted(plans), key, flags)
     tax = tax_terms(repo, customer_id, flags)
     details = _details(snapshots, tax)
-    return price_lines(lines, snapshots, tax.rates, currency, period), details, actions
+    priced = price_lines(lines, snapshots, tax.rates, currency, period)
+    return priced, details, use_actions(repo, subscription_id, pending, priced, invoice_id)
 
 
 def standalone_extras(
@@ -308,25 +356,39 @@ def standalone_extras(
     lines: Sequence[Mapping[str, Any]],
     currency: str,
     period: tuple[Any, Any],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    invoice_id: str,
+    period_start: str | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """The discounts and taxes of an invoice billed outside a window (a one-off charge invoiced at once,
-    a pay-in-advance event's own invoice): (its lines, the ``details`` storing the snapshots).
+    a pay-in-advance event's own invoice): (its lines, the ``details`` storing the snapshots, the actions
+    recording the discounts' use for the invoice's own transaction).
 
-    The same rules and line shapes as a window invoice (:func:`window_extras`): the discounts the
-    subscription's next window invoice would apply (the customer's, the subscription's, those of the plan
-    versions of its lines), in their current period, and the customer's tax rates. It counts no period:
-    a discount's billing periods are counted by window invoices only, and an invoice billed in between
-    takes the discount of the period it falls in. ``subscription_id`` None (a customer without one in
-    that currency): the customer's own discounts, as in their first period."""
+    The same rules and line shapes as a window invoice (:func:`window_extras`): the discounts of the
+    customer, the subscription and the plan versions of its lines, on the billing period
+    ``period_start`` the invoice belongs to, which it shares with that period's window invoices (a fixed
+    amount's rest carries to them; the period counts once). ``subscription_id`` or ``period_start`` None
+    (a customer without a subscription in that currency, or one not billed yet): the discounts as in
+    their first period, nothing recorded."""
     plans = {
         (str(line["plan_code"]), int(line["plan_version"]))
         for line in lines
         if line.get("plan_code") and line.get("plan_version") is not None
     }
-    snapshots, _ = discounts_for(repo, customer_id, subscription_id or "-", sorted(plans), "-")
+    counted = subscription_id is not None and period_start is not None
+    key = period_key(period_start) if counted and period_start is not None else ""
+    snapshots, pending = discounts_for(repo, customer_id, subscription_id or "-", sorted(plans), key)
     tax = tax_terms(repo, customer_id)
     details = _details(snapshots, tax)
-    return price_lines(lines, snapshots, tax.rates, currency, period), details
+    priced = price_lines(lines, snapshots, tax.rates, currency, period)
+    if not counted or subscription_id is None:
+        return priced, details, []
+    return priced, details, use_actions(repo, subscription_id, pending, priced, invoice_id)
+
+
+def period_key(start: str) -> str:
+    """The key of the billing period starting at ``start`` (any stored time text): its start in the one
+    time format, so keys compare in time order whoever wrote them."""
+    return ts(parse_ts(start))
 
 
 def _details(snapshots: list[dict[str, Any]], tax: TaxTerms) -> dict[str, Any]:

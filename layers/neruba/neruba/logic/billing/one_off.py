@@ -225,13 +225,16 @@ def _invoice_now(
     invoice_id = "in_" + idempotency.digest(f"one_off:{charge['id']}", 24)
     at = ts(now)
     customer_id, currency = str(charge["customer_id"]), str(charge["currency"])
-    lines, extras = ctx.standalone_extras(
+    subscription_id = _billed_subscription(ctx, customer_id, currency)
+    lines, extras, uses = ctx.standalone_extras(
         customer_id,
-        _billed_subscription(ctx, customer_id, currency),
+        subscription_id,
         [charge_line(charge)],
         currency,
         (at, at),
-    )
+        invoice_id,
+        ctx.current_period_start(subscription_id) if subscription_id else None,
+    )  # the discounts of the period the subscription's next window invoice bills
     doc = invoice_document(
         invoice_id=invoice_id,
         customer_id=str(charge["customer_id"]),
@@ -246,7 +249,7 @@ def _invoice_now(
         created_at=at,
         finalize_at=at,
     )
-    actions = [ctx.invoices.put_item(doc, now), invoice_event("invoice.created", doc, now)]
+    actions = [ctx.invoices.put_item(doc, now), invoice_event("invoice.created", doc, now), *uses]
     return doc, actions + ctx.invoice_posting_items(request_for(doc, now))
 
 

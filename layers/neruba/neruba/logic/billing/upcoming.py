@@ -108,13 +108,15 @@ def _discounted(billing: BillingRepository, sub: Timeline, window: dict[str, Any
     """The window's lines and amounts with the discounts its invoice would apply now (their next period,
     nothing counted) and the customer's tax rates: ``subtotal_minor`` after discounts, ``discounts_minor``,
     ``tax_minor``, ``tax_included_minor`` and ``total_minor`` (before credits)."""
-    from neruba.logic.billing.discounts import discounts_for, price_lines, tax_terms
+    from neruba.logic.billing.discounts import discounts_for, period_key, price_lines, tax_terms
     from neruba.logic.billing.document import invoice_totals
 
     repo = billing.discounts
     lines = window["lines"]
     plans = {(str(ln["plan_code"]), int(ln["plan_version"])) for ln in lines if ln.get("plan_code")}
-    snapshots, _ = discounts_for(repo, str(sub.customer_id), str(sub.id), sorted(plans), "preview")
+    snapshots, _ = discounts_for(
+        repo, str(sub.customer_id), str(sub.id), sorted(plans), period_key(str(window["period_start"]))
+    )
     terms = tax_terms(repo, str(sub.customer_id))
     priced = price_lines(
         lines, snapshots, terms.rates, str(window["currency"]), (window["period_start"], window["period_end"])
