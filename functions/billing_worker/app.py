@@ -27,7 +27,17 @@ def _utcnow() -> datetime:
 clock: Callable[[], datetime] = _utcnow  # tests move time
 
 
-def record_handler(record: SQSRecord) -> None:
+BACKFILL_RESERVE_S = 20  # a backfill's run starts no unit of work this close to the invocation's Timeout
+
+
+def backfill_deadline(context: LambdaContext | None) -> datetime:
+    """When a backfill's run stops starting work: the invocation's remaining time (Timeout 60 s) less
+    ``BACKFILL_RESERVE_S``, room for the unit under way and the message sent again."""
+    remaining = context.get_remaining_time_in_millis() if context is not None else 60_000
+    return datetime.now(UTC) + timedelta(milliseconds=remaining) - timedelta(seconds=BACKFILL_RESERVE_S)
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     if record.body.startswith('{"check":'):  # a threshold check after ingest (logic/billing/threshold.py)
         from neruba.logic.billing.threshold_invoices import handle_check
 
@@ -36,11 +46,18 @@ def record_handler(record: SQSRecord) -> None:
     if record.body.startswith(
         '{"backfill":'
     ):  # the rest of a backfill's commit or revert (logic/billing/backfill_commit.py, backfill_revert.py)
+        from neruba.logic.billing.backfill_budget import DeadlineReachedError
+        from neruba.logic.billing.backfill_commit import enqueue
         from neruba.logic.billing.backfill_revert import resume
 
-        # counting stops starting batches 40 s in (the function's Timeout is 60 s); the rest is redelivered
-        deadline = datetime.now(UTC) + timedelta(seconds=40)
-        status = resume(bootstrap.billing(), record.body, clock(), deadline)
+        ctx = bootstrap.billing()
+        try:
+            status = resume(ctx, record.body, clock(), backfill_deadline(lambda_context))
+        except DeadlineReachedError as exc:  # its progress is stored: the next invocation goes on
+            if not enqueue(ctx, exc.backfill_id):  # a new message; unsent, SQS delivers this one again
+                raise
+            logger.info("backfill continues in the next invocation", extra={"backfill_id": exc.backfill_id})
+            return
         logger.info("backfill resumed", extra={"status": status})
         return
     if record.body.startswith('{"advance"'):  # an event of a meter charged in advance (logic.ingest.advance)

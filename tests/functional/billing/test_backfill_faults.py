@@ -78,7 +78,11 @@ def test_killed_after_it_started_then_committed_again(world: World, held: str, m
 
 
 def test_killed_inside_the_counting_then_committed_again(world: World, monkeypatch: Any) -> None:
-    # GIVEN 150 held calls on day 0: two ingest batches of the commit
+    from neruba.logic.billing import backfill_commit
+
+    # GIVEN 150 held calls on day 0: two ingest batches of the commit, run by the request here
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 1000)
+    monkeypatch.setattr(backfill_commit, "INLINE_SECONDS", 600)
     billed_days(world, monkeypatch, [3, 4])
     _, bf = open_backfill(scope())
     held = bf["id"]
@@ -280,7 +284,7 @@ def test_a_commit_left_incomplete_is_handed_to_the_worker(world: World, held: st
     monkeypatch.setattr(admin, "rerun_invoice", real)
     work(world, START + day(2, 4), monkeypatch)
     assert read(f"/admin/backfills/{held}", backfill_id=held)[1]["status"] == "committed"
-    assert backfill_commit.INLINE_EVENTS == 1000
+    assert backfill_commit.INLINE_EVENTS == 50
     assert _day_totals(world, monkeypatch) == EXPECTED
 
 

@@ -247,3 +247,35 @@ def test_the_limit_counter_gets_the_restored_events_back(
     assert _revert(replaced)[1]["status"] == "reverted"
     assert _counted() == Decimal(7)  # day 0's 3 given back, the replace's 5 voided
     _back_to_the_original(world, monkeypatch)
+
+
+def test_a_replace_and_its_revert_near_the_worker_deadline_go_on_over_several_invocations(
+    world: World,
+    stored: None,  # noqa: F811 (the imported fixture)
+    monkeypatch: Any,
+) -> None:
+    from neruba.logic.billing import backfill_commit
+    from tests.support.lambda_context import FakeContext
+
+    # GIVEN commits and reverts left to the worker, whose every invocation is near its end (5 s left,
+    # less than the reserve a backfill's run keeps): each invocation does one unit of work and stops
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
+    monkeypatch.setattr(FakeContext, "get_remaining_time_in_millis", lambda self: 5_000)
+    backfill = _replace_day0(calls("r0", START + day(0, 6), 5))
+    assert act(backfill, "commit")[1]["status"] == "committing"
+    # WHEN the worker runs the commit: 3 voids of the replaced events, one batch counted, one rerun
+    runs = work(world, START + day(2, 6), monkeypatch)
+    # THEN it went on over one invocation per unit, and ended committed once
+    assert runs >= 3 + 1 + 1
+    assert read(f"/admin/backfills/{backfill}", backfill_id=backfill)[1]["status"] == "committed"
+    assert _rated(world, 0) == 5 * PRICE and _audits("event.void") == 3
+    # WHEN it is reverted: 3 events given back, 5 voided, one rerun, each in an invocation of its own
+    assert _revert(backfill)[1]["status"] == "reverting"
+    runs = work(world, LATER, monkeypatch)
+    # THEN everything is back as it was, each event restored or voided once
+    assert runs >= 3 + 5 + 1
+    shown = read(f"/admin/backfills/{backfill}", backfill_id=backfill)[1]
+    assert shown["status"] == "reverted"
+    assert (shown["reverted"]["events_restored"], shown["reverted"]["events_voided"]) == (3, 5)
+    assert (_audits("event.restore"), _audits("event.void")) == (3, 3 + 5)
+    _back_to_the_original(world, monkeypatch)

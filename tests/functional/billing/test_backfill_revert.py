@@ -303,6 +303,115 @@ def test_the_route_reverts_a_backfill_older_than_the_void_horizon(
     assert_books_agree(world, "acme")
 
 
+def _voided(transaction_ids: list[str]) -> int:
+    from neruba import bootstrap
+
+    stored = bootstrap.usage().get_events(("acme", t) for t in transaction_ids)
+    return sum(1 for event in stored.values() if event.status == "voided")
+
+
+def _void_audits() -> list[str]:
+    from neruba.dal.audit import AuditRepository
+    from neruba.settings import get_settings
+
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 200)
+    return sorted(str(r["target"]) for r in records if r["action"] == "event.void")
+
+
+def test_a_revert_past_its_deadline_goes_on_over_several_invocations_and_finishes_once(
+    world: World, committed: str, monkeypatch: Any, when: datetime
+) -> None:
+    from neruba.logic.billing import backfill_commit, backfill_revert
+    from tests.functional.billing.helpers import worker
+    from tests.support.lambda_context import FakeContext
+    from tests.support.queues import receive_batch, run_batch
+
+    ours = [f"d0-{i}" for i in range(5)] + [f"d1-{i}" for i in range(2)]
+    # GIVEN a revert handed to the worker, whose every invocation is already near its end (5 s left, less
+    # than the reserve a backfill's run keeps): each invocation does one unit of work and stops
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 3)
+    assert _revert(committed, now=when)["status"] == "reverting"
+    monkeypatch.setattr(FakeContext, "get_remaining_time_in_millis", lambda self: 5_000)
+    handler = worker(world, when + timedelta(minutes=1), monkeypatch)
+    # AND the process is killed once, right after the third void's transaction
+    real, seen = backfill_revert.void_event, [0]
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        seen[0] += 1
+        if seen[0] == 3:
+            raise Killed
+        return answer
+
+    monkeypatch.setattr(backfill_revert, "void_event", dying)
+    # WHEN the billing queue is fed to the worker until it is empty
+    progress: list[int] = []
+    for _ in range(40):
+        messages = receive_batch(world.billing_queue, 10)
+        if not messages:
+            break
+        assert [m["Body"] for m in messages] == [backfill_commit.message(committed)]
+        assert all(int(m["Attributes"]["ApproximateReceiveCount"]) <= 2 for m in messages)  # far from the DLQ
+        run_batch(handler, world.billing_queue, messages)
+        progress.append(_voided(ours))
+
+    # THEN it took one invocation per void (and more for the invoices), each voiding at most one event
+    assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverted"
+    assert len(progress) >= 7 + 2
+    assert max(b - a for a, b in zip([0, *progress], progress, strict=False)) == 1
+    # AND every event is voided once, every invoice corrected once
+    assert _void_audits() == sorted(ours)
+    shown = read(f"/admin/backfills/{committed}", backfill_id=committed)[1]
+    assert shown["reverted"]["events_voided"] == 7
+    assert [i["amount_minor"] for i in shown["reverted"]["invoices"]] == [-50, -20]
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_the_route_hands_a_revert_to_the_worker_once_its_time_budget_is_spent(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing import backfill_commit
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN a request's time budget already spent when the revert starts (a small revert: 7 events)
+    monkeypatch.setattr(backfill_commit, "INLINE_SECONDS", 0)
+    status, answer = act(committed, "revert", key="r-1")
+    # THEN it did one unit of work, answered reverting and left the rest to the worker
+    assert (status, answer["status"]) == (200, "reverting")
+    assert _voided([f"d0-{i}" for i in range(5)] + [f"d1-{i}" for i in range(2)]) == 1
+    assert queued(world.billing_queue) == [{"backfill": committed}]
+    work(world, NOW, monkeypatch)
+    assert read(f"/admin/backfills/{committed}", backfill_id=committed)[1]["status"] == "reverted"
+    assert _adjustments(world) == [-50, -20, 20, 50]
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
+def test_the_route_hands_a_medium_revert_to_the_worker(world: World, monkeypatch: Any) -> None:
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN a committed backfill of 60 events (3 on day 0 and 4 on day 1 billed before)
+    billed_days(world, monkeypatch, [3, 4])
+    _, bf = open_backfill(scope())
+    events(bf["id"], calls("m0", START + day(0, 5), 40) + calls("m1", START + day(1, 7), 20))
+    status, answer = act(bf["id"], "commit")
+    assert (status, answer["status"]) == (200, "committing")  # 60 events: more than a request runs
+    work(world, NOW, monkeypatch)
+    assert read(f"/admin/backfills/{bf['id']}", backfill_id=bf["id"])[1]["status"] == "committed"
+    # WHEN it is reverted through the route
+    status, answer = act(bf["id"], "revert", key="r-1")
+    # THEN the request answers reverting at once and the worker voids and corrects
+    assert (status, answer["status"]) == (200, "reverting")
+    assert queued(world.billing_queue) == [{"backfill": bf["id"]}]
+    work(world, NOW, monkeypatch)
+    shown = read(f"/admin/backfills/{bf['id']}", backfill_id=bf["id"])[1]
+    assert shown["status"] == "reverted" and shown["reverted"]["events_voided"] == 60
+    assert _day_totals(world, monkeypatch) == ORIGINAL
+    assert_books_agree(world, "acme")
+
+
 def test_events_voided_counts_only_what_the_revert_voided(
     world: World, committed: str, monkeypatch: Any
 ) -> None:

@@ -82,6 +82,12 @@ def trigger_run(
     return run.document
 
 
+def rerun_done(ctx: Billing, invoice_id: str, body: RerunRequest, idempotency_key: str) -> bool:
+    """A rerun of ``invoice_id`` under this key and body was answered already (a repeat only reads)."""
+    fingerprint = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
+    return idempotency.replay(ctx.billing, "invoice-rerun", idempotency_key, fingerprint) is not None
+
+
 def rerun_invoice(
     ctx: Billing,
     invoice_id: str,

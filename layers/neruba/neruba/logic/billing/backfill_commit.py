@@ -21,9 +21,14 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
 4. ``committing`` -> ``committed`` with what the commit did (conditional: once).
 
 A backfill of more than ``INLINE_EVENTS`` events (held, and for a replace the stored events of its range it
-voids, counted from the range's contributions), or a commit whose step is left for later, is finished by
-the billing worker: a ``{"backfill": id}`` message on BillingQueue (:func:`resume`), retried by SQS until
-done and then in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
+voids, counted from the range's contributions), a commit whose step is left for later, or one that
+reaches the request's time budget (``INLINE_SECONDS``), is finished by the billing worker: a
+``{"backfill": id}`` message on BillingQueue (:func:`resume`). Every run has a deadline (:class:`Budget`):
+the request's budget, or the worker's invocation's remaining time less a reserve
+(``logic.billing.backfill_budget``); each step stops between two units of work (an event to void or
+restore, a batch to count, an invoice to rerun) once it is past, its progress kept, and the worker then
+sends the message again for the next invocation. A step left for later is retried by SQS, and after its
+receives lands in BillingDLQ. A process that stops anywhere leaves the backfill ``committing``; the next
 ``commit`` call (any key) or delivery of the message resumes at step 2 and does only what is left. Two
 commits at once run the same idempotent steps.
 """
@@ -40,6 +45,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_order, backfill_replace, backfill_unbilled
+from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
@@ -48,12 +54,10 @@ from neruba.models.billing import RerunRequest
 from neruba.timefmt import iso, parse_ts, ts
 
 BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
-INLINE_EVENTS = 1000  # a commit of more events is run by the billing worker, not by the request
+INLINE_EVENTS = 50  # a commit or revert of more events is run by the billing worker, not by the request
+INLINE_SECONDS = 10  # the request starts no unit of work past this (the API's Timeout is 30 s)
 
-
-class CommitIncompleteError(Exception):
-    """A step left work for a later run (counting deferred by the ingest worker's rules, an invoice
-    changing under a rerun): the backfill stays ``committing``."""
+__all__ = ["Budget", "CommitIncompleteError", "DeadlineReachedError"]  # where the steps' callers find them
 
 
 def commit_backfill(
@@ -67,8 +71,8 @@ def commit_backfill(
 ) -> dict[str, Any]:
     """``POST /admin/backfills/{id}/commit``: the backfill, ``committed``, or ``committing`` when the
     billing worker finishes it (a backfill of more than ``INLINE_EVENTS`` events, held and, for a
-    replace, stored in the range to void (``backfill_replace.count_to_replace``), or a step left for
-    later)."""
+    replace, stored in the range to void (``backfill_replace.count_to_replace``), a step left for
+    later, or the request's ``INLINE_SECONDS`` reached)."""
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
@@ -90,7 +94,7 @@ def commit_backfill(
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
-        return run_steps(ctx, backfill_id, actor, request_id, now)
+        return run_steps(ctx, backfill_id, actor, request_id, now, Budget.inline(INLINE_SECONDS))
     except CommitIncompleteError:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
@@ -102,10 +106,12 @@ def run_steps(
     actor: str,
     request_id: str | None,
     now: datetime,
-    deadline: datetime | None = None,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
     """Steps 2 to 4 on a ``committing`` backfill (each a no-op where an earlier run did it); for
-    ``mode: replace``, the stored events of the range voided first (``logic.billing.backfill_replace``)."""
+    ``mode: replace``, the stored events of the range voided first (``logic.billing.backfill_replace``).
+    Raises ``DeadlineReachedError`` when ``budget`` runs out before the end."""
+    budget = budget or Budget()
     found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
     replaced: list[HeldEvent] = []
@@ -113,23 +119,25 @@ def run_steps(
         since = parse_ts(found.committing_at) if found.committing_at else now
         try:
             voided = backfill_replace.void_replaced(
-                ctx, backfill_id, found.document, held, since, actor, request_id, now
+                ctx, backfill_id, found.document, held, since, actor, request_id, now, budget
             )
         except backfill_replace.ReplaceIncompleteError as exc:
             raise CommitIncompleteError(backfill_id) from exc
         replaced = backfill_replace.as_held(voided)
-    count_events(ctx, backfill_id, held, now, deadline)
-    corrected = correct_invoices(ctx, backfill_id, held + replaced, actor, request_id, now)
+    count_events(ctx, backfill_id, held, now, budget)
+    corrected = correct_invoices(ctx, backfill_id, held + replaced, actor, request_id, now, budget=budget)
     return finish(ctx, backfill_id, held, corrected, now, replaced=len(replaced))
 
 
-def enqueue(ctx: Billing, backfill_id: str) -> None:
-    """Hand the rest of the commit to the billing worker (``{"backfill": id}`` on BillingQueue). A send
-    that fails leaves the backfill ``committing``: the next commit call resumes it."""
+def enqueue(ctx: Billing, backfill_id: str) -> bool:
+    """Hand the rest of the commit (or revert) to the billing worker (``{"backfill": id}`` on
+    BillingQueue); False when it could not be sent. A send that fails leaves the backfill ``committing``
+    (``reverting``): the next call resumes it, or the ``billing`` sweep re-sends the message."""
     from neruba.dal.queue import send_batch
 
-    if ctx.billing_queue_url:
-        send_batch(ctx.billing_queue_url, [("0", message(backfill_id))])
+    if not ctx.billing_queue_url:
+        return False
+    return not send_batch(ctx.billing_queue_url, [("0", message(backfill_id))])
 
 
 def message(backfill_id: str) -> str:
@@ -138,15 +146,17 @@ def message(backfill_id: str) -> str:
 
 
 def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:
-    """The billing worker's part: run the steps left of the commit the message names. Raises
-    ``CommitIncompleteError`` when a step is still left, so SQS delivers the message again (and after
-    the queue's receives, to BillingDLQ). Answers the backfill's status."""
+    """The billing worker's part: run the steps left of the commit the message names, starting no unit
+    of work past ``deadline`` once one is done. Raises ``DeadlineReachedError`` when the deadline came
+    first (the worker sends the message again), ``CommitIncompleteError`` when a step is still left
+    (SQS delivers the message again; after the queue's receives, to BillingDLQ). Answers the backfill's
+    status."""
     backfill_id = str(jsonutil.loads(body)["backfill"])
     found = get_backfill(ctx, backfill_id)
     if found.status != "committing":
         return found.status  # done (or never started): nothing to do
     actor = found.committing_by or "system"
-    return str(run_steps(ctx, backfill_id, actor, None, now, deadline)["status"])
+    return str(run_steps(ctx, backfill_id, actor, None, now, Budget(deadline))["status"])
 
 
 def start(
@@ -205,21 +215,30 @@ def records(backfill_id: str, held: list[HeldEvent], received_at: str) -> list[l
 
 
 def count_events(
-    ctx: Billing, backfill_id: str, held: list[HeldEvent], now: datetime, deadline: datetime | None = None
+    ctx: Billing, backfill_id: str, held: list[HeldEvent], now: datetime, budget: Budget | None = None
 ) -> None:
     """Step 2: count the held events through the ingest worker's counting, batch by batch (none is
-    started past ``deadline``: the rest is left for the next run)."""
+    started past the budget's deadline once one was: the rest is left for the next run, which runs the
+    counted batches again, their items put only if absent, without counting them against its time)."""
     from neruba.logic.ingest.worker import IngestBatch
 
+    budget = budget or Budget()
     received_at = iso(parse_ts(str(get_backfill(ctx, backfill_id).document["created_at"])))
     left: list[str] = []
     thresholds: set[str] = set()
-    for chunk in records(backfill_id, held, received_at):
-        if deadline is not None and datetime.now(UTC) >= deadline:
-            left += [str(record["messageId"]) for record in chunk]
-            continue
+    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
+    reached = False
+    for n, chunk in enumerate(records(backfill_id, held, received_at)):
+        ours = held[n * BATCH : (n + 1) * BATCH]
+        fresh = not all((e.customer_id, e.transaction_id) in stored for e in ours)
+        if fresh:  # a batch an earlier run counted is run again (puts only if absent) but costs no time
+            try:
+                budget.check(backfill_id)
+            except DeadlineReachedError:
+                reached = True
+                break
         lookup = bootstrap.ingest_worker_catalog().lookup
-        batch = IngestBatch(usage=ctx.usage, lookup=lookup, now=now, deadline=deadline)
+        batch = IngestBatch(usage=ctx.usage, lookup=lookup, now=now)
         batch.begin(chunk)
         for record in chunk:
             try:
@@ -227,11 +246,15 @@ def count_events(
             except Exception:
                 left.append(str(record["messageId"]))
         left += batch.finish()
+        if fresh:
+            budget.spent()
         thresholds.update(batch.threshold_customers())
     if thresholds and ctx.billing_queue_url:  # as after a live batch: their invoice thresholds are checked
         from neruba.logic.billing.threshold_invoices import enqueue_checks
 
         enqueue_checks(ctx.billing_queue_url, sorted(thresholds))
+    if reached:
+        raise DeadlineReachedError(backfill_id)
     if left:
         from neruba.observability import logger
 
@@ -247,11 +270,14 @@ def correct_invoices(
     request_id: str | None,
     now: datetime,
     revert: dict[str, Any] | None = None,
+    budget: Budget | None = None,
 ) -> list[dict[str, Any]]:
     """Step 3: rerun every invoice whose window holds one of the events (once each: its key). A revert
-    (``revert``: its reason and ticket) runs the same reruns under keys of its own."""
-    from neruba.logic.billing.admin import rerun_invoice
+    (``revert``: its reason and ticket) runs the same reruns under keys of its own. None is started past
+    the budget's deadline once some work was done (a rerun answered already is only read)."""
+    from neruba.logic.billing.admin import rerun_done, rerun_invoice
 
+    budget = budget or Budget()
     doc = get_backfill(ctx, backfill_id).document
     why, ticket = (revert["reason"], revert.get("ticket")) if revert else (doc["reason"], doc.get("ticket"))
     prefix = "backfill-revert" if revert else "backfill"
@@ -259,19 +285,25 @@ def correct_invoices(
     origin = {"backfill": {"backfill_id": backfill_id, "reason": why, "ticket": ticket}}
     corrected = []
     for invoice in affected_invoices(ctx, held):
+        request, key = RerunRequest(reason=reason, ticket=ticket), f"{prefix}:{backfill_id}:{invoice.id}"
+        done = rerun_done(ctx, invoice.id, request, key)
+        if not done:
+            budget.check(backfill_id)
         try:
             result = rerun_invoice(
                 ctx,
                 invoice.id,
-                RerunRequest(reason=reason, ticket=ticket),
+                request,
                 actor,
-                idempotency_key=f"{prefix}:{backfill_id}:{invoice.id}",
+                idempotency_key=key,
                 request_id=request_id,
                 now=now,
                 origin=origin,
             )
         except ConflictError as exc:
             raise CommitIncompleteError(backfill_id) from exc
+        if not done:
+            budget.spent()
         correction = result.get("correction") or {}
         corrected.append(
             {

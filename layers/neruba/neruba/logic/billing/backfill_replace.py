@@ -24,6 +24,7 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing.backfill_budget import Budget
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.restores import restore_event, restored_by
 from neruba.logic.ingest.voids import VoidRequest, check_voidable, void_event
@@ -117,9 +118,12 @@ def void_replaced(
     actor: str,
     request_id: str | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> list[StoredEvent]:
     """Void the events to replace (one void each, under its own key); the events replaced. Raises
-    ``ReplaceIncompleteError`` when a void's correction is pending or refused."""
+    ``ReplaceIncompleteError`` when a void's correction is pending or refused, and
+    ``backfill_budget.DeadlineReachedError`` when ``budget`` runs out between two voids (the voided ones
+    carry the marker: the next run voids the rest)."""
     reason = f"{marker(backfill_id)}: {doc['reason']}"[:500]
     ticket = str(doc.get("ticket") or f"backfill {backfill_id}")
     events = replaced_events(ctx, backfill_id, doc, held, since)
@@ -127,6 +131,8 @@ def void_replaced(
     for event in events:
         if event.status != "accepted":
             continue
+        if budget is not None:
+            budget.check(backfill_id)
         key = "backfill-replace:" + backfill_id + ":"
         key += idempotency.digest([event.customer_id, event.transaction_id], 32)
         request = VoidRequest(event.customer_id, event.transaction_id, reason, ticket, backfill=backfill_id)
@@ -134,6 +140,8 @@ def void_replaced(
             answer = void_event(request, actor, key, request_id, now)
         except ConflictError as exc:
             raise ReplaceIncompleteError(backfill_id) from exc
+        if budget is not None:
+            budget.spent()
         pending = pending or answer.get("correction") != "completed"
     if pending:
         raise ReplaceIncompleteError(backfill_id)
@@ -167,12 +175,19 @@ def restore_replaced(
     actor: str,
     request_id: str | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> bool:
     """A revert's step: give back every event the replace voided (one restore each, once); True when
-    every restored event's cell is recomputed."""
+    every restored event's cell is recomputed. Raises ``backfill_budget.DeadlineReachedError`` when
+    ``budget`` runs out between two restores (the restored ones are marked: the next run does the rest)."""
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     done = True
     for event in events:
+        todo = restored_by(event) != backfill_id  # one restored already is only finished (if need be)
+        if todo and budget is not None:
+            budget.check(backfill_id)
         done = restore_event(event, backfill_id, reason, ticket, actor, request_id, now) and done
+        if todo and budget is not None:
+            budget.spent()
     return done

@@ -27,11 +27,13 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
    invoice's age.
 5. ``reverting`` -> ``reverted`` with what the revert did (conditional: once).
 
-A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), or one whose step is
-left for later (a void whose cell could not be recomputed yet, an invoice changing under its rerun), is
-finished by the billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume`
-dispatches on the status), and the ``billing`` sweep re-sends that message for a backfill left
-``reverting``.
+A revert of more than ``backfill_commit.INLINE_EVENTS`` events (held and replaced), one whose step is
+left for later (a void whose cell could not be recomputed yet, an invoice changing under its rerun), or
+one that reaches the request's time budget (``backfill_commit.INLINE_SECONDS``), is finished by the
+billing worker with the commit's own ``{"backfill": id}`` message (:func:`resume` dispatches on the
+status), and the ``billing`` sweep re-sends that message for a backfill left ``reverting``. Steps 2 to 4
+honour the run's deadline as the commit's do (``backfill_budget.Budget``): they stop between two events
+or invoices, and the worker sends the message again for its next invocation.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_commit, backfill_order, backfill_replace
-from neruba.logic.billing.backfill_commit import CommitIncompleteError, correct_invoices, enqueue
+from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError
+from neruba.logic.billing.backfill_commit import correct_invoices, enqueue
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.restores import check_restorable
@@ -85,7 +88,8 @@ def revert_backfill(
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
     try:
-        return run_steps(ctx, backfill_id, actor, request_id, now)
+        budget = Budget.inline(backfill_commit.INLINE_SECONDS)
+        return run_steps(ctx, backfill_id, actor, request_id, now, budget)
     except CommitIncompleteError:
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
@@ -157,8 +161,11 @@ def run_steps(
     actor: str,
     request_id: str | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
-    """Steps 2 to 5 on a ``reverting`` backfill (each a no-op where an earlier run did it)."""
+    """Steps 2 to 5 on a ``reverting`` backfill (each a no-op where an earlier run did it). Raises
+    ``DeadlineReachedError`` when ``budget`` runs out before the end, all done so far kept."""
+    budget = budget or Budget()
     found = get_backfill(ctx, backfill_id)
     if found.status != "reverting":
         return found.document
@@ -168,15 +175,17 @@ def run_steps(
     if found.document.get("mode") == "replace":
         replaced = backfill_replace.events_to_restore(ctx, backfill_id, found.document)
         restored = backfill_replace.restore_replaced(
-            ctx, backfill_id, replaced, revert, actor, request_id, now
+            ctx, backfill_id, replaced, revert, actor, request_id, now, budget
         )
         if not restored:
             raise CommitIncompleteError(backfill_id)
     events = taken_back(ctx, backfill_id, held)
-    voided, already = void_events(ctx, backfill_id, events, revert, actor, request_id, now)
+    voided, already = void_events(ctx, backfill_id, events, revert, actor, request_id, now, budget)
     copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
     touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
-    corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, revert=revert)
+    corrected = correct_invoices(
+        ctx, backfill_id, touched, actor, request_id, now, revert=revert, budget=budget
+    )
     summary = {
         "events_voided": voided,
         "events_already_voided": already,
@@ -199,17 +208,23 @@ def void_events(
     actor: str,
     request_id: str | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> tuple[int, int]:
     """Step 3: void every event the commit counted and every operator's corrected copy of one
     (``taken_back``; one void each, under its own key); how many this revert voided (a run again replays
     the voids of an earlier run under their keys: they count) and how many were void already (an
     operator's void or amend). Raises ``CommitIncompleteError`` when a void's correction is still pending
-    (its cell not recomputed yet)."""
+    (its cell not recomputed yet), ``DeadlineReachedError`` when ``budget`` runs out between two voids (a
+    void done replays its answer on the next run)."""
+    budget = budget or Budget()
     ticket = revert.get("ticket") or f"backfill {backfill_id}"
     reason = f"revert of backfill {backfill_id}: {revert.get('reason', '')}"[:500]
     pending, voided, already = False, 0, 0
     keys = [(e.customer_id, e.transaction_id) for e in events]
-    for customer_id, transaction_id in keys:
+    for event, (customer_id, transaction_id) in zip(events, keys, strict=True):
+        todo = event.status == "accepted"  # one voided already replays its answer (a read)
+        if todo:
+            budget.check(backfill_id)
         key = "backfill-revert:" + backfill_id + ":" + idempotency.digest([customer_id, transaction_id], 32)
         try:
             request = VoidRequest(customer_id, transaction_id, reason, ticket, backfill=backfill_id)
@@ -219,6 +234,8 @@ def void_events(
                 raise CommitIncompleteError(backfill_id) from exc
             already += 1
             continue  # voided by an operator meanwhile: its usage is out already
+        if todo:
+            budget.spent()
         voided += 1
         pending = pending or answer.get("correction") != "completed"
     if pending:
@@ -228,7 +245,9 @@ def void_events(
 
 def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = None) -> str:
     """The billing worker's part for a ``{"backfill": id}`` message: the rest of a commit or of a revert,
-    by the backfill's status. Raises ``CommitIncompleteError`` when a step is still left."""
+    by the backfill's status, starting no unit of work past ``deadline`` once one is done. Raises
+    ``DeadlineReachedError`` when the deadline came first (the worker sends the message again),
+    ``CommitIncompleteError`` when a step is still left (SQS delivers the message again)."""
     from neruba import jsonutil
 
     backfill_id = str(jsonutil.loads(body)["backfill"])
@@ -236,4 +255,4 @@ def resume(ctx: Billing, body: str, now: datetime, deadline: datetime | None = N
     if found.status != "reverting":
         return backfill_commit.resume(ctx, body, now, deadline)
     actor = str((found.document.get("revert") or {}).get("by") or "system")
-    return str(run_steps(ctx, backfill_id, actor, None, now)["status"])
+    return str(run_steps(ctx, backfill_id, actor, None, now, Budget(deadline))["status"])
