@@ -87,3 +87,23 @@ def test_a_taxed_line_credited_whole_within_less_than_it_holds_takes_the_largest
     assert (whole.amount_minor, whole.exclusive_minor, whole.quantity) == (1000, 200, Decimal(10))
     with pytest.raises(CreditNoteRuleError):
         credit_lines(lines, [LineRequest("a", amount_minor=1000)], 1199, "USD")
+
+
+def _param(call: object) -> str | None:
+    with pytest.raises(CreditNoteRuleError) as refused:
+        call()  # type: ignore[operator]
+    return refused.value.param
+
+
+def test_a_split_that_does_not_add_up_names_a_field_that_was_sent() -> None:
+    # 500 of 800 was paid: each part given alone must carry all 500; the error names the part sent
+    for name in ("credit", "refund", "out_of_band"):
+        parts = {name: 100}
+        assert _param(lambda parts=parts: split_amount(800, remaining_due=300, refundable=1200, **parts)) == (
+            f"{name}_amount_minor"
+        )
+    # several sent: the last one given is named (the others are taken as meant)
+    both = {"credit": 100, "out_of_band": 100}
+    assert _param(lambda: split_amount(800, remaining_due=300, refundable=1200, **both)) == (
+        "out_of_band_amount_minor"
+    )

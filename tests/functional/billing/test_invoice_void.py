@@ -195,3 +195,38 @@ def test_a_credit_note_racing_a_void_one_of_them_loses_whole(
     assert stored is not None and stored.status == "finalized"
     assert outbox("invoice.voided") == []
     _books(world)
+
+
+def test_the_adjustments_refusal_says_whether_the_differences_are_pending_or_billed(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing.admin import rerun_invoice
+    from neruba.logic.billing.void import void_invoice
+    from neruba.models.billing import InvoiceVoid, RerunRequest
+
+    # GIVEN day 0 billed and finalized, its usage then corrected and the invoice rerun
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 12)
+    schedule(real, START + day(1, 1))
+    work(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    first = real.invoices("acme")[1]
+    real.usage("acme", START + day(0, 4), 15)
+    rerun_invoice(real.ctx, first["id"], RerunRequest(reason="late"), "key:t", "r1", now=START + day(1, 4))
+
+    def refusal(key: str) -> str:
+        with pytest.raises(ConflictError) as refused:
+            void_invoice(real.ctx, first["id"], InvoiceVoid(reason="wrong"), "key:t", key)
+        assert refused.value.code == "invoice_has_adjustments"
+        return str(refused.value)
+
+    # WHEN voided while the differences are pending: THEN the message says they are pending, not billed
+    pending = refusal("v1")
+    assert "pending" in pending and "billed on" not in pending
+
+    # WHEN the next window carried them: THEN the message names the invoice that billed them
+    schedule(real, START + day(2, 1))
+    work(real, START + day(2, 1), monkeypatch)
+    second = [i for i in real.invoices("acme") if i["period_start"] > first["period_start"]][-1]
+    billed = refusal("v2")
+    assert f"billed on invoice {second['id']}" in billed and "pending" not in billed

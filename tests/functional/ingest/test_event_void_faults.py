@@ -225,7 +225,9 @@ def test_a_void_of_pending_usage_waits_for_the_fold(catalog: Any, send: Any, pro
     assert _items("AGG#") == []  # every customer's day is pending
     answer = void_event(VoidRequest("c03", "a0-c03", "test event", "FIN-3"), "key:op", "k1")
     assert (answer["status"], answer["correction"]) == ("voided", "pending")
+    assert _counts()["c03"] == 1  # the usage read still counts it: its pending day holds it until the fold
     assert finish_open()["waiting"] == [{"customer_id": "c03", "transaction_id": "a0-c03"}]
+    assert _counts()["c03"] == 1  # the voids check alone cannot finish it either
     _fold()
     assert finish_open()["finished"] == [{"customer_id": "c03", "transaction_id": "a0-c03"}]
     assert _counts() == {**dict.fromkeys(CUSTOMERS, 1), "c03": 0}

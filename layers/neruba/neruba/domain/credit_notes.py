@@ -366,11 +366,12 @@ def split_amount(
         return Split(pre, post, 0, 0)
     given = sum(value or 0 for value in parts.values())
     if given != post:
+        sent = [name for name, value in parts.items() if value is not None]
         raise CreditNoteRuleError(
             f"Of this credit note, {pre} lowers what is still due and {post} was already paid; "
             "credit_amount_minor + refund_amount_minor + out_of_band_amount_minor must be "
             f"{post}, not {given}.",
             code="credit_note_split_mismatch",
-            param="credit_amount_minor",
+            param=sent[-1],  # a field the request sent (the last of them, when several)
         )
     return Split(pre, credit or 0, refund or 0, out_of_band or 0)

@@ -147,7 +147,8 @@ ERROR_CODES: dict[str, str] = {
     "invoice_has_payments": "The invoice received a payment; credit it instead of voiding it.",
     "invoice_has_credit_notes": "The invoice has credit notes; credit the rest instead of voiding it.",
     "invoice_has_adjustments": (
-        "Late differences of the invoice were billed on another invoice; credit it instead."
+        "Late differences of the invoice are recorded (pending for the next invoice, or billed on another); "
+        "credit it instead."
     ),
     "invoice_not_voidable": "Top-up and correction invoices are not voided.",
     "invoice_not_recomputable": (

@@ -43,6 +43,7 @@ from neruba.logic.stripe.checks import paid_level
 from neruba.timefmt import iso, parse_ts, ts
 
 if TYPE_CHECKING:
+    from neruba.dal.billing import Adjustment
     from neruba.dal.invoices import Invoice
     from neruba.logic.billing.context import Billing
     from neruba.models.billing import InvoiceVoid
@@ -79,13 +80,26 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
             "Only a usage or opening invoice without credit applied can be recomputed; use same_lines.",
             code="invoice_not_recomputable",
         )
-    if invoice.subscription_id and any(
-        a.original_invoice_id == invoice.id for a in ctx.billing.adjustments(invoice.subscription_id)
-    ):
-        raise ConflictError(
-            "Late differences of this invoice were billed on another invoice; credit it instead.",
-            code="invoice_has_adjustments",
-        )
+    adjustments = ctx.billing.adjustments(invoice.subscription_id) if invoice.subscription_id else []
+    mine = [a for a in adjustments if a.original_invoice_id == invoice.id]
+    if mine:
+        raise ConflictError(_adjustments_message(mine), code="invoice_has_adjustments")
+
+
+def _adjustments_message(adjustments: list[Adjustment]) -> str:
+    """What became of the invoice's late differences, as it is: pending, billed, or some of each."""
+    done = sorted({str(a.applied_to) for a in adjustments if a.status == "applied" and a.applied_to})
+    billed = [i for i in done if not i.startswith("cn_")]
+    settled = [i for i in done if i.startswith("cn_")]  # a correction after the end credited another invoice
+    pending = [a for a in adjustments if a.status == "pending"]
+    parts: list[str] = []
+    if billed:
+        parts.append("billed on invoice " + ", ".join(billed))
+    if settled:
+        parts.append("settled by credit note " + ", ".join(settled))
+    if pending:
+        parts.append(f"{len(pending)} pending for the subscription's next invoice")
+    return f"Late differences of this invoice were recorded ({'; '.join(parts)}); credit it instead."
 
 
 def _lines(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> list[dict[str, Any]]:
