@@ -73,7 +73,10 @@ class BackfillEventsResult(BaseModel):
     held: int = Field(description="Events newly held by this request.")
     duplicate: int = Field(description="Events the backfill held already (the same content).")
     conflict: int = Field(description="Events under a held transaction_id with other content (refused).")
-    rejected: int = Field(description="Events refused by validation or the backfill's scope.")
+    rejected: int = Field(
+        description="Events refused by validation, the backfill's scope, or a transaction_id a stored "
+        "event takes (voided, or other content in a replace)."
+    )
     events: list[BackfillEventStatus]
 
 

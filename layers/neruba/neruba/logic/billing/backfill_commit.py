@@ -44,7 +44,7 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_order, backfill_replace, backfill_unbilled
+from neruba.logic.billing import backfill_ids, backfill_order, backfill_replace, backfill_unbilled
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
@@ -83,8 +83,9 @@ def commit_backfill(
     if found.status == "open":
         backfill_order.check_not_busy(ctx, found)  # refused before anything is written
         guards = backfill_order.guards(ctx, found, commit=True)
+        held = backfills(ctx).held_events(backfill_id)
+        backfill_ids.require_countable(ctx, backfill_id, found.document, held)
         if found.document.get("mode") == "replace":
-            held = backfills(ctx).held_events(backfill_id)
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
     work = found.held  # the events to count and, for a replace, to void

@@ -192,11 +192,13 @@ def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[int, list[dict[str, 
 
 def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     """``GET /admin/backfills/{id}/preview``: per affected invoice, before and after the commit."""
-    from neruba.logic.billing import backfill_unbilled
+    from neruba.logic.billing import backfill_ids, backfill_unbilled
     from neruba.logic.billing.backfills import backfills, get_backfill
 
     found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
+    if found.status == "open":
+        backfill_ids.require_countable(ctx, backfill_id, found.document, held)
     counting = to_count(ctx, held) if found.status == "open" else []
     replacing = found.document.get("mode") == "replace" and found.status == "open"
     replaced: list[HeldEvent] = []

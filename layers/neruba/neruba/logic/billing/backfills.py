@@ -23,6 +23,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.ingest import fingerprint
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing import backfill_ids
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.api import catalog_error, validate_event
 from neruba.models.backfills import MAX_BACKFILL_DAYS, MAX_BACKFILL_EVENTS, BackfillAction, BackfillCreate
@@ -225,6 +226,7 @@ def hold_events(
     known_meters = {k: v for k, v in meters.items() if v is not None}
     statuses: list[dict[str, Any]] = []
     max_age = (now - parse_ts(backfill["start"])).days + 1
+    checked: list[tuple[int, str | None, HeldEvent | None, EventError | None]] = []
     for index, raw in enumerate(raw_events):
         tx = raw.get("transaction_id") if isinstance(raw, dict) else None
         tx = tx if isinstance(tx, str) else None
@@ -234,12 +236,22 @@ def hold_events(
         if event is None or error is not None:
             assert error is not None
             param = f"events.{index}" + (f".{error.param}" if error.param else "")
-            error = error.model_copy(update={"param": param})
-            statuses.append({"index": index, "transaction_id": tx, "status": "rejected", "error": error})
+            checked.append((index, tx, None, error.model_copy(update={"param": param})))
             continue
         doc = held_document(event)
         digest = fingerprint(event.customer_id, event.code, doc["client_timestamp"], event.properties)
-        outcome = repo.hold(backfill_id, HeldEvent(event.customer_id, event.transaction_id, digest, doc))
+        checked.append((index, tx, HeldEvent(event.customer_id, event.transaction_id, digest, doc), None))
+    mode = str(backfill.get("mode") or "add")
+    taken = backfill_ids.problems(ctx, backfill_id, mode, (h for _, _, h, _ in checked if h is not None))
+    for index, tx, held, error in checked:
+        why = None if held is None else taken.get((held.customer_id, held.transaction_id))
+        if why is not None:
+            message = backfill_ids.MESSAGES[why]
+            error = EventError(code=why, message=message, param=f"events.{index}.transaction_id")
+        if held is None or error is not None:
+            statuses.append({"index": index, "transaction_id": tx, "status": "rejected", "error": error})
+            continue
+        outcome = repo.hold(backfill_id, held)
         if outcome == "closed":
             closed = EventError(
                 code="backfill_not_open",
