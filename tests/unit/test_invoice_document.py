@@ -105,10 +105,17 @@ class _OnePending(BillingRepository):
         return [Adjustment("in_final#fee:base#001", "in_final", "fee:base", "pending", line)]
 
 
+class _NoInvoices(InvoicesRepository):
+    """No stored invoice: nothing carries what a negative correction takes back, so it is an invoice."""
+
+    def of_customer(self, customer_id: str, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
+
+
 def _billing(billing: BillingRepository | None = None) -> Billing:
     return _Priced(
         billing=billing or BillingRepository("billing"),
-        invoices=InvoicesRepository("billing"),
+        invoices=_NoInvoices("billing"),
         plans=PlansRepository("catalog"),
         usage=UsageRepository("usage"),
         ledger=LedgerRepository("ledger"),
@@ -129,11 +136,11 @@ def _documents() -> dict[str, str]:
     final = invoice_record({**window_doc, "id": "in_final", "number": "INV-000002", "status": "finalized"})
     corrections = {}
     for name, amount in (("correction", 700), ("credit_note", -900)):
-        doc, _actions = correction_invoice(
+        correction, _actions = correction_invoice(
             _billing(_OnePending("billing")), final, [_adjustment_line("use:tokens", 1, amount)], NOW
         )
-        assert doc is not None
-        corrections[name] = _stored(doc, NOW)
+        assert correction is not None and correction["invoice"] is not None  # no invoice carries it
+        corrections[name] = _stored(correction["invoice"], NOW)
     return {
         "window": _stored(window_doc, NOW + timedelta(hours=1)),
         "top_up": _stored(top_up_doc, NOW + timedelta(hours=1)),

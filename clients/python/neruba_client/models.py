@@ -681,12 +681,20 @@ class UpcomingWindow(_Model):
     tax_included_minor: int | None = None
 
 
+class CorrectionCreditNote(_Model):
+    id: str
+    number: str
+    invoice_id: str
+    amount_minor: int
+
+
 class RerunCorrection(_Model):
     type: Literal["adjustment", "correction_invoice", "credit_note"]
     invoice_id: str | None = None
     applies_to: str
     lines: list[InvoiceLine]
     amount_minor: int
+    credit_notes: list[CorrectionCreditNote] = []
 
 
 class Invoice(_Model):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.billing.conftest import START, World, assert_books_agree, subscribe_real
+from tests.functional.billing.conftest import START, World, assert_books_agree, ledger, subscribe_real
 from tests.functional.billing.helpers import billing_state, day, schedule, work
 from tests.support.api import api_event, call
 
@@ -107,7 +107,7 @@ def test_a_void_in_a_finalized_period_is_an_adjustment_on_the_next_invoice_citin
     assert_books_agree(real, "acme")
 
 
-def test_a_void_after_the_subscription_ended_is_a_credit_note(real: World, monkeypatch: Any) -> None:
+def test_a_void_after_the_subscription_ended_credits_the_final_invoice(real: World, monkeypatch: Any) -> None:
     from neruba.logic.billing.corrections import late_corrections
     from neruba.logic.catalog.subscriptions import cancel
     from neruba.models.catalog import Cancellation
@@ -124,12 +124,16 @@ def test_a_void_after_the_subscription_ended_is_a_credit_note(real: World, monke
     _void("a", START + day(1, 1), "v1")
     issued = late_corrections(real.ctx, "acme", START + day(1, 2))
     assert len(issued) == 1 and issued[0]["corrects"] == final["id"]
-    note = next(i for i in real.invoices("acme") if i["id"] == issued[0]["invoice_id"])
-    assert (note["kind"], note["total_minor"]) == ("credit_note", -100)
+    # the final invoice, unpaid, still carries the voided call: a credit note against it, no invoice
+    (note_id,) = issued[0]["credit_notes"]
+    assert issued[0]["invoice_id"] is None
+    note = real.ctx.billing.credit_notes.get(note_id)
+    assert note is not None and (note["invoice_id"], note["amount_minor"]) == (final["id"], 100)
     assert late_corrections(real.ctx, "acme", START + day(1, 3)) == []  # once
-    (line,) = _explain(note["id"])["lines"]
-    assert [v["transaction_id"] for v in line["voided_events"]] == ["a"]
-    assert_books_agree(real, "acme")
+    stored = real.ctx.invoices.get(final["id"])
+    assert stored is not None and int(stored.document["amount_remaining_minor"]) == 200
+    assert ledger().balances("acme")["USD"]["receivable"] == 200
+    assert ledger().reconcile("acme") == []
 
 
 @pytest.mark.parametrize("days", [37])

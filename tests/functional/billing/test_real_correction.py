@@ -19,6 +19,7 @@ from tests.functional.billing.conftest import (
     World,
     assert_books_agree,
     invoice_postings,
+    ledger,
     subscribe_real,
 )
 from tests.functional.billing.helpers import Killed, billing_state, day, schedule, work
@@ -160,28 +161,36 @@ def test_late_usage_on_the_final_window_is_billed_on_a_correction_invoice(
     assert theirs["total"] == LATE_CALLS * PRICE and theirs["status"] == "open"
 
 
-def test_a_negative_correction_after_the_end_is_a_credit_note(
+def test_a_negative_correction_after_the_end_credits_the_invoice_it_corrects(
     real: World, api: Any, monkeypatch: Any
 ) -> None:
-    # GIVEN the final window billed with 12 calls, later recounted as 10
+    # GIVEN the final window billed with 12 calls (unpaid), later recounted as 10
     final = ended(real, monkeypatch)
     counted = 10
     real.usage("acme", START + day(0, 4), counted)
     # WHEN an operator reruns it
     status, result = rerun(api, final["id"], "rr-neg")
-    # THEN a credit note of -200 is issued, posted as a reduction; the receivable is the 10 calls
+    # THEN a credit note of 200 is issued against the final invoice (no invoice of its own), posted as a
+    # credit note; the invoice and the receivable ask for the 10 calls
     assert status == 200 and result["action"] == "correction_invoiced", result
-    assert (result["correction"]["type"], result["correction"]["amount_minor"]) == (
+    correction = result["correction"]
+    assert (correction["type"], correction["invoice_id"], correction["amount_minor"]) == (
         "credit_note",
+        None,
         (counted - BILLED_CALLS) * PRICE,
     )
-    (note,) = [i for i in real.invoices("acme") if i["kind"] == "credit_note"]
-    assert (note["status"], note["total_minor"]) == ("finalized", (counted - BILLED_CALLS) * PRICE)
-    postings = [p for p in invoice_postings("acme") if p.source_id == note["id"]]
+    (note,) = correction["credit_notes"]
+    assert (note["invoice_id"], note["amount_minor"]) == (final["id"], (BILLED_CALLS - counted) * PRICE)
+    assert [i for i in real.invoices("acme") if i["kind"] == "credit_note"] == []
+    stored = real.ctx.invoices.get(final["id"])
+    assert stored is not None and int(stored.document["amount_remaining_minor"]) == counted * PRICE
+    found, _ = ledger().postings("acme", 100)
+    postings = [p for p in found if p.source_id == note["id"]]
     assert [(p.reason, p.total_minor) for p in postings] == [
-        ("invoice_reduction", (BILLED_CALLS - counted) * PRICE)
+        ("credit_note", (BILLED_CALLS - counted) * PRICE)
     ]
-    assert_books_agree(real, "acme")
+    assert ledger().balances("acme")["USD"]["receivable"] == counted * PRICE
+    assert ledger().reconcile("acme") == []
 
 
 def test_a_rerun_killed_after_its_transaction_is_finished_by_the_scheduler_once(

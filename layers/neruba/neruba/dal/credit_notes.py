@@ -60,13 +60,19 @@ class CreditNotesRepository:
     # ---------------------------------------------------------------- transaction actions
     def number_item(self, current: int) -> tuple[str, dict[str, Any]]:
         """The next number after ``current`` (the value read) and the counter move, conditional on it."""
-        return f"{SEQUENCE}-{current + 1:06d}", {
+        numbers, move = self.numbers_item(current, 1)
+        return numbers[0], move
+
+    def numbers_item(self, current: int, count: int) -> tuple[list[str], dict[str, Any]]:
+        """The ``count`` next numbers after ``current`` (the value read) and the one counter move taking
+        them all, conditional on it (several notes of one transaction share it)."""
+        return [f"{SEQUENCE}-{current + n:06d}" for n in range(1, count + 1)], {
             "Update": {
                 "TableName": self.table_name,
                 "Key": to_item({"pk": f"SEQ#{SEQUENCE}", "sk": "#"}),
                 "UpdateExpression": "SET n = :next",
                 "ConditionExpression": "attribute_not_exists(pk)" if current == 0 else "n = :cur",
-                "ExpressionAttributeValues": to_item({":next": current + 1, ":cur": current or None}),
+                "ExpressionAttributeValues": to_item({":next": current + count, ":cur": current or None}),
             }
         }
 

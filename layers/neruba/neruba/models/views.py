@@ -881,6 +881,15 @@ class VoidedEventRef(Closed):
     amended_by: str | None
 
 
+class CorrectionCreditNote(Closed):
+    """A credit note a correction issued against an invoice carrying what it takes back."""
+
+    id: str
+    number: str
+    invoice_id: str = Field(description="The invoice credited (the one that still carried the amount).")
+    amount_minor: Minor
+
+
 class RerunCorrection(Closed):
     """What a rerun of a finalized invoice changed: adjustment lines for the subscription's next invoice
     (``adjustment``), or a correction invoice or credit note issued now."""
@@ -919,10 +928,20 @@ class RerunCorrection(Closed):
         },
     )
     type: Literal["adjustment", "correction_invoice", "credit_note"]
-    invoice_id: str | None = Field(default=None, description="The correction invoice or credit note issued.")
+    invoice_id: str | None = Field(
+        default=None,
+        description="The correction invoice or credit note invoice issued (none when credit notes against "
+        "the invoices carrying the amounts took all of it).",
+    )
     applies_to: str
     lines: list[InvoiceLine]
     amount_minor: Minor
+    credit_notes: list[CorrectionCreditNote] = Field(
+        default_factory=list,
+        description="After the end: the credit notes issued against the invoices that still carried what "
+        "a negative correction takes back (docs/billing.md, 'Negative corrections settle against what "
+        "they correct').",
+    )
 
 
 class InvoiceExplanation(Closed):

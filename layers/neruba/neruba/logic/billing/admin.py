@@ -16,7 +16,7 @@ from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
-from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now
+from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
 from neruba.logic.billing.finalize import UNRATED_KINDS
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.billing.worker import adjustment_record, line_deltas, rated_lines
@@ -150,7 +150,7 @@ def rerun_invoice(
             delta["source"] = {**delta["source"], **(origin or {})}
         if billing_ended(ctx, subscription_id):
             # no next invoice will ever exist: bill the differences (and anything left pending) now
-            correction, actions = correction_invoice(ctx, invoice, deltas, now)
+            correction, actions = correction_invoice(ctx, invoice, deltas, now, actor)
             result = {
                 "object": "invoice_rerun",
                 "invoice_id": invoice_id,
@@ -205,5 +205,6 @@ def rerun_invoice(
 def _issue_correction(ctx: Billing, result: dict[str, Any], now: datetime) -> None:
     """Finalize and send to Stripe the correction invoice a rerun wrote (nothing for other answers)."""
     correction = result.get("correction") or {}
-    if correction.get("type") in ("correction_invoice", "credit_note"):
+    if correction.get("type") in ("correction_invoice", "credit_note") and correction.get("invoice_id"):
         issue_now(ctx, str(correction["invoice_id"]), now)
+    send_credit_notes(ctx, correction)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
 
 KINDS = ("correction", "credit_note")
+ACTOR = "system:corrections"  # who the credit notes of a correction found by the sweep name
 
 
 def billing_ended(ctx: Billing, subscription_id: str) -> bool:
@@ -48,10 +49,15 @@ def billing_ended(ctx: Billing, subscription_id: str) -> bool:
 
 
 def correction_invoice(
-    ctx: Billing, original: Invoice, deltas: list[dict[str, Any]], now: datetime
+    ctx: Billing, original: Invoice, deltas: list[dict[str, Any]], now: datetime, actor: str = ACTOR
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The correction invoice of ``deltas`` (plus adjustments still pending on the subscription) and the
-    actions writing it; (None, []) when there is nothing to bill."""
+    """The correction of ``deltas`` (plus adjustments still pending on the subscription) and the actions
+    writing it; (None, []) when there is nothing to bill. The correction is ``{"invoice": the correction
+    invoice or None, "credit_notes": [...], "lines": every line priced, "amount_minor"}``: negative
+    lines are first credited against the invoices carrying them (``logic.billing.correction_credits``),
+    and only the rest is billed on an invoice of its own."""
+    from neruba.logic.billing.correction_credits import settle
+
     subscription_id = str(original.subscription_id)
     pending = [a for a in ctx.billing.adjustments(subscription_id) if a.status == "pending"]
     if not deltas and not pending:
@@ -59,14 +65,57 @@ def correction_invoice(
     records = [adjustment_record(d, "applied", None, now) for d in deltas]
     keys = sorted([r.key for r in records] + [a.key for a in pending])
     invoice_id = invoice_id_for("correction:" + "|".join(keys))
-    lines = [*deltas, *(a.line for a in pending)]
     rates = original.document.get("tax_rates") or []  # the corrected period's rates (no discount)
-    lines = price_lines(lines, [], rates, original.currency, (original.period_start, original.period_end))
+    period = (original.period_start, original.period_end)
+
+    def priced(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return price_lines(lines, [], rates, original.currency, period)
+
+    every = [*deltas, *(a.line for a in pending)]
+    settled = settle(
+        ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now)
+    )
+    lines = priced([line for line in settled.lines if int(line["amount_minor"]) != 0])
+    doc = _document(original, invoice_id, rates, lines, now) if lines else None
+    billed = {str(line["line_id"]) for line in lines}
+
+    def billed_on(line: dict[str, Any]) -> str:
+        line_id = str(line["line_id"])
+        return invoice_id if line_id in billed else settled.credited_by.get(line_id, invoice_id)
+
+    actions = [ctx.invoices.put_item(doc, now)] if doc else []
+    actions += settled.actions
+    actions += [
+        ctx.billing.adjustment_put_item(subscription_id, replace(r, applied_to=billed_on(r.line)))
+        for r in records
+    ]
+    actions += [ctx.billing.adjustment_apply_item(subscription_id, a.key, billed_on(a.line)) for a in pending]
+    if doc is not None:
+        subtotal = sum(int(line["amount_minor"]) for line in lines)
+        tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
+        request = PostingRequest(
+            original.customer_id, invoice_id, original.currency, subtotal, [], now, **tax
+        )
+        actions += ctx.invoice_posting_items(request)
+    credited = sum(int(n["amount_minor"]) for n in settled.notes)
+    correction = {
+        "invoice": doc,
+        "credit_notes": settled.notes,
+        "lines": doc["lines"] if doc and not settled.notes else priced(every),
+        "amount_minor": (int(doc["total_minor"]) if doc else 0) - credited,
+    }
+    return correction, actions
+
+
+def _document(
+    original: Invoice, invoice_id: str, rates: list[Any], lines: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """The correction invoice of ``lines`` (priced), a draft due for finalization now."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
-    doc = invoice_document(
+    return invoice_document(
         invoice_id=invoice_id,
         customer_id=original.customer_id,
-        subscription_id=subscription_id,
+        subscription_id=str(original.subscription_id),
         currency=original.currency,
         kind="credit_note" if subtotal < 0 else "correction",
         seq=None,
@@ -81,26 +130,31 @@ def correction_invoice(
         created_at=ts(now),
         finalize_at=ts(now),
     )
-    actions = [ctx.invoices.put_item(doc, now)]
-    actions += [
-        ctx.billing.adjustment_put_item(subscription_id, replace(r, applied_to=invoice_id)) for r in records
-    ]
-    actions += [ctx.billing.adjustment_apply_item(subscription_id, a.key, invoice_id) for a in pending]
-    tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
-    request = PostingRequest(original.customer_id, invoice_id, original.currency, subtotal, [], now, **tax)
-    actions += ctx.invoice_posting_items(request)
-    return doc, actions
 
 
-def answer(doc: dict[str, Any]) -> dict[str, Any]:
-    """The ``correction`` part of a rerun's answer for a correction invoice."""
+def answer(correction: dict[str, Any]) -> dict[str, Any]:
+    """The ``correction`` part of a rerun's answer: the correction invoice (if any) and the credit notes
+    issued against the invoices carrying what it takes back."""
+    doc = correction["invoice"]
+    notes = correction["credit_notes"]
+    where = [f"correction invoice {doc['id']}, issued now"] if doc else []
+    where += [f"credit note {n['id']} against invoice {n['invoice_id']}" for n in notes]
     return {
-        "type": "credit_note" if doc["kind"] == "credit_note" else "correction_invoice",
-        "invoice_id": doc["id"],
-        "applies_to": f"correction invoice {doc['id']}, issued now",
-        "lines": doc["lines"],
-        "amount_minor": doc["total_minor"],
+        "type": "correction_invoice" if doc and doc["kind"] == "correction" else "credit_note",
+        "invoice_id": doc["id"] if doc else None,
+        "applies_to": "; ".join(where),
+        "lines": correction["lines"],
+        "amount_minor": correction["amount_minor"],
+        "credit_notes": notes,
     }
+
+
+def send_credit_notes(ctx: Billing, correction: dict[str, Any]) -> None:
+    """Ask Stripe sync to push the credit notes a correction issued (until it has; safe to repeat)."""
+    from neruba.logic.billing.credit_notes import send
+
+    for note in correction.get("credit_notes") or []:
+        send(ctx, note)
 
 
 def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> Invoice | None:
@@ -154,15 +208,19 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
             deltas = line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
             if not deltas:
                 continue
-            doc, actions = correction_invoice(ctx, original, deltas, now)
-            if doc is None:
+            correction, actions = correction_invoice(ctx, original, deltas, now)
+            if correction is None:
                 continue
             try:
                 commit(Transaction(actions))
             except Cancelled:
-                continue  # another caller billed these differences first
-            issue_now(ctx, str(doc["id"]), now)
-            issued.append(
-                {"invoice_id": doc["id"], "subscription_id": subscription_id, "corrects": original.id}
-            )
+                continue  # another caller billed these differences first (or a credited invoice moved)
+            doc = correction["invoice"]
+            if doc is not None:
+                issue_now(ctx, str(doc["id"]), now)
+            send_credit_notes(ctx, correction)
+            issued.append({
+                "invoice_id": doc["id"] if doc else None, "subscription_id": subscription_id,
+                "corrects": original.id, "credit_notes": [n["id"] for n in correction["credit_notes"]],
+            })  # fmt: skip
     return issued

@@ -109,7 +109,9 @@ def line_states(invoice: Invoice) -> list[LineState]:
     return states
 
 
-def _refuse_status(invoice: Invoice) -> None:
+def refuse_status(invoice: Invoice) -> None:
+    """Refuse (409) an invoice a credit note cannot credit: a draft, a void or top-up invoice, or one whose
+    Stripe Tax is not recorded yet."""
     if invoice.status == "draft":
         raise ConflictError(
             "A draft can still change; a credit note credits a finalized invoice.",
@@ -321,25 +323,26 @@ def _event(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     return event_action("credit_note.created", str(doc["customer_id"]), data, now)
 
 
-def _attempt(
+def note_writes(
     ctx: Billing,
-    invoice_id: str,
-    body: CreditNoteCreate,
-    who: idempotency.Actor,
-    key: str,
-    fp: str,
+    invoice: Invoice,
+    payments: Sequence[PaymentRecord],
+    taken: Sequence[CreditedLine],
+    split: Split,
+    ids: tuple[str, str],
+    words: tuple[str, str | None, str | None],
+    actor: str,
     now: datetime,
-) -> dict[str, Any]:
-    invoice = get_invoice(ctx.invoices, invoice_id)
-    _refuse_status(invoice)
-    payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
-    taken, split = _decide(invoice, payments, body)
-    repo = repository(ctx)
-    number, counter = repo.number_item(repo.sequence_value())
-    cn_id = "cn_" + idempotency.digest({"invoice_id": invoice.id, "key": key}, 24)
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """The credit note ``ids`` (id, number) of ``taken`` on ``invoice``, ``words`` (reason, ticket, memo):
+    its document, the invoice's changes and the actions writing them (posting, note, invoice move, payment
+    moves, event), without the number counter's move, audit or idempotency records."""
+    cn_id, number = ids
+    reason, ticket, memo = words
     totals = tax_totals(taken)
-    book = posting(invoice, cn_id, number, split, now, who.actor,
-                   totals["tax_minor"] + totals["tax_included_minor"])  # fmt: skip
+    book = posting(
+        invoice, cn_id, number, split, now, actor, totals["tax_minor"] + totals["tax_included_minor"]
+    )
     doc: dict[str, Any] = {
         "id": cn_id,
         "object": "credit_note",
@@ -356,14 +359,45 @@ def _attempt(
         "refund_amount_minor": split.refund,
         "out_of_band_amount_minor": split.out_of_band,
         "lines": [_line_doc(invoice, t) for t in taken],
-        "reason": body.reason,
-        "ticket": body.ticket,
-        "memo": body.memo,
+        "reason": reason,
+        "ticket": ticket,
+        "memo": memo,
         "posting_id": book.posting_id,
         "created_at": ts(now),
         "stripe": None,
     }
     changes = _invoice_changes(invoice, doc, taken, split)
+    read = {**invoice.document, "amount_paid_minor": invoice.amount_paid_minor or 0}
+    actions = [
+        *ctx.ledger.posting_items(book),
+        repository(ctx).put_item(doc),
+        repository(ctx).invoice_credit_item(invoice.id, read=read, changes=changes),
+        *_payment_moves(ctx, payments, split),
+        _event(doc, now),
+    ]
+    return doc, changes, actions
+
+
+def _attempt(
+    ctx: Billing,
+    invoice_id: str,
+    body: CreditNoteCreate,
+    who: idempotency.Actor,
+    key: str,
+    fp: str,
+    now: datetime,
+) -> dict[str, Any]:
+    invoice = get_invoice(ctx.invoices, invoice_id)
+    refuse_status(invoice)
+    payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
+    taken, split = _decide(invoice, payments, body)
+    repo = repository(ctx)
+    number, counter = repo.number_item(repo.sequence_value())
+    cn_id = "cn_" + idempotency.digest({"invoice_id": invoice.id, "key": key}, 24)
+    words = (body.reason, body.ticket, body.memo)
+    doc, changes, actions = note_writes(
+        ctx, invoice, payments, taken, split, (cn_id, number), words, who.actor, now
+    )
     audit = idempotency.audit_put(
         bootstrap.audit(), who, "credit_note.create", cn_id,
         customer_id=invoice.customer_id, reason=body.reason, ticket=body.ticket, at=now,
@@ -371,16 +405,7 @@ def _attempt(
         after={"number": number, "amount_minor": split.total, "credited_minor": changes["credited_minor"]},
         idempotency_key=key,
     )  # fmt: skip
-    read = {**invoice.document, "amount_paid_minor": invoice.amount_paid_minor or 0}
-    actions = [
-        *ctx.ledger.posting_items(book),
-        repo.put_item(doc),
-        counter,
-        repo.invoice_credit_item(invoice.id, read=read, changes=changes),
-        *_payment_moves(ctx, payments, split),
-        _event(doc, now),
-        *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, doc),
-    ]
+    actions += [counter, *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, doc)]
     commit(Transaction(actions))
     return doc
 
@@ -401,15 +426,15 @@ def create_credit_note(
     fp = idempotency.fingerprint(body.model_dump(mode="json"), invoice_id)
     replayed = idempotency.replay(ctx.billing, SCOPE, key, fp)
     if replayed is not None:
-        return _send(ctx, dict(replayed))  # the first attempt may have stopped before sending it
+        return send(ctx, dict(replayed))  # the first attempt may have stopped before sending it
     who = idempotency.Actor(actor, request_id)
     for _ in range(ATTEMPTS):
         try:
-            return _send(ctx, _attempt(ctx, invoice_id, body, who, key, fp, now))
+            return send(ctx, _attempt(ctx, invoice_id, body, who, key, fp, now))
         except Cancelled:
             again = idempotency.replay(ctx.billing, SCOPE, key, fp)
             if again is not None:
-                return _send(ctx, dict(again))  # a concurrent attempt with the same key committed first
+                return send(ctx, dict(again))  # a concurrent attempt with the same key committed first
             # something moved meanwhile (another credit note, a payment, a refund): decide again
     raise ConflictError("The invoice kept changing; try again.", code="credit_note_conflict")
 
@@ -426,7 +451,7 @@ def _within_limit(body: CreditNoteCreate) -> None:
             check_amount(value, name, name)
 
 
-def _send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:
+def send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:
     """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent)."""
     import json
 
