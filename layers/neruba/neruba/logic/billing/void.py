@@ -88,11 +88,15 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
 
 def _adjustments_message(adjustments: list[Adjustment]) -> str:
     """What became of the invoice's late differences, as it is: pending, billed, or some of each."""
-    billed = sorted({str(a.applied_to) for a in adjustments if a.status == "applied" and a.applied_to})
+    done = sorted({str(a.applied_to) for a in adjustments if a.status == "applied" and a.applied_to})
+    billed = [i for i in done if not i.startswith("cn_")]
+    settled = [i for i in done if i.startswith("cn_")]  # a correction after the end credited another invoice
     pending = [a for a in adjustments if a.status == "pending"]
     parts: list[str] = []
     if billed:
         parts.append("billed on invoice " + ", ".join(billed))
+    if settled:
+        parts.append("settled by credit note " + ", ".join(settled))
     if pending:
         parts.append(f"{len(pending)} pending for the subscription's next invoice")
     return f"Late differences of this invoice were recorded ({'; '.join(parts)}); credit it instead."
