@@ -145,3 +145,24 @@ def test_a_negative_correction_of_an_unpaid_invoice_credits_it(
     assert ledger().balances("acme")["USD"]["receivable"] == remaining[final["id"]]
     assert [i for i in real.invoices("acme") if i["kind"] == "credit_note"] == []
     _agree(real)
+
+
+def test_a_correction_taking_back_from_two_invoices_is_one_valid_transaction(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    # GIVEN the final window (12 calls) and a backfill of 33 calls billed on correction invoice A
+    final = _ended(real, api, monkeypatch)
+    real.usage("acme", START + day(0, 4), BILLED_CALLS + LATE)
+    status, added = rerun(api, final["id"], "rr-add-2")
+    assert status == 200 and added["correction"]["type"] == "correction_invoice", added
+    # WHEN the usage is recounted as 10 calls: 35 to take back, more than A carries
+    real.usage("acme", START + day(0, 4), 10)
+    status, taken = rerun(api, final["id"], "rr-below")
+    # THEN the rerun answers (never a 500 for two actions on one item) and everything still agrees
+    assert status == 200, taken
+    assert taken["action"] == "correction_invoiced"
+    assert taken["correction"]["amount_minor"] == -(_taxed(LATE * PRICE) + _taxed(200)), taken
+    negative = sum(i.total_minor for i in real.ctx.invoices.of_customer("acme") if i.total_minor < 0)
+    assert sum(_remaining(real).values()) + negative == _taxed(BILLED_CALLS * PRICE) - _taxed(200)
+    assert rerun(api, final["id"], "rr-below-2")[1]["action"] == "unchanged"
+    _agree(real)
