@@ -145,3 +145,62 @@ def test_a_negative_correction_of_an_unpaid_invoice_credits_it(
     assert ledger().balances("acme")["USD"]["receivable"] == remaining[final["id"]]
     assert [i for i in real.invoices("acme") if i["kind"] == "credit_note"] == []
     _agree(real)
+
+
+def test_a_correction_taking_back_from_two_invoices_is_one_valid_transaction(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    # GIVEN the final window (12 calls) and a backfill of 33 calls billed on correction invoice A
+    final = _ended(real, api, monkeypatch)
+    real.usage("acme", START + day(0, 4), BILLED_CALLS + LATE)
+    status, added = rerun(api, final["id"], "rr-add-2")
+    assert status == 200 and added["correction"]["type"] == "correction_invoice", added
+    # WHEN the usage is recounted as 10 calls: 35 to take back, more than A carries
+    real.usage("acme", START + day(0, 4), 10)
+    status, taken = rerun(api, final["id"], "rr-below")
+    # THEN the rerun answers (never a 500 for two actions on one item) and everything still agrees
+    assert status == 200, taken
+    assert taken["action"] == "correction_invoiced"
+    assert taken["correction"]["amount_minor"] == -(_taxed(LATE * PRICE) + _taxed(200)), taken
+    negative = sum(i.total_minor for i in real.ctx.invoices.of_customer("acme") if i.total_minor < 0)
+    assert sum(_remaining(real).values()) + negative == _taxed(BILLED_CALLS * PRICE) - _taxed(200)
+    assert rerun(api, final["id"], "rr-below-2")[1]["action"] == "unchanged"
+    _agree(real)
+
+
+def test_a_zero_correction_after_the_end_is_billed_as_a_zero_correction_invoice(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.logic.catalog.subscriptions import cancel, create_subscription
+    from neruba.models.catalog import Cancellation, PlanCreate, SubscriptionCreate
+
+    # GIVEN a free plan's final window billed with 1 call (0.00), recounted later as 3 calls (still free)
+    charge = {"meter_code": "api_calls", "model": "per_unit", "unit_price": "0"}
+    plan = {"code": "free", "name": "Free", "currency": "USD", "interval": "month", "charges": [charge]}
+    create_plan(real.plans, PlanCreate.model_validate(plan))
+    body = SubscriptionCreate(customer_id="acme", plan_code="free", start_at=START)
+    sub = create_subscription(real.plans, body, "sub-acme-free", now=START)
+    real.subscriptions.append(sub)
+    real.usage("acme", START + day(0, 4), 1)
+    cancel(real.plans, sub["id"], Cancellation(at_period_end=False), now=START + day(0, 20))
+    schedule(real, START + day(0, 21))
+    work(real, START + day(0, 21), monkeypatch)
+    schedule(real, START + day(0, 23))
+    assert billing_state(real, sub["id"]).status == "ended"
+    final = real.invoices("acme")[-1]
+    real.usage("acme", START + day(0, 4), 3)
+    # WHEN an operator reruns it
+    status, result = rerun(api, final["id"], "rr-free")
+    # THEN the answer names the correction invoice it wrote (a zero one), as for any other correction
+    assert status == 200, result
+    correction = result["correction"]
+    written = [i for i in real.invoices("acme") if i["kind"] in ("correction", "credit_note")]
+    assert result["action"] == "correction_invoiced"
+    assert [(i["id"], i["total_minor"]) for i in written] == [(correction["invoice_id"], 0)], result
+    assert (correction["type"], correction["amount_minor"], correction["credit_notes"]) == (
+        "correction_invoice",
+        0,
+        [],
+    )
+    assert rerun(api, final["id"], "rr-free-2")[1]["action"] == "unchanged"

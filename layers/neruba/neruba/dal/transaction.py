@@ -28,7 +28,7 @@ from typing import Any
 from neruba.dal.clients import client
 from neruba.dal.dynamo import TransactionCancelledError, from_item
 
-__all__ = ["LIMIT", "Cancelled", "Transaction", "commit"]
+__all__ = ["LIMIT", "Cancelled", "Transaction", "commit", "items_touched"]
 
 LIMIT = 100  # actions in one TransactWriteItems
 CONDITION_FAILED = "ConditionalCheckFailed"
@@ -103,6 +103,17 @@ class Transaction:
             codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
             items = [from_item(r["Item"]) if "Item" in r else None for r in reasons]
             raise Cancelled(codes, list(self._names), items) from exc
+
+
+def items_touched(actions: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The item each action writes or checks, as (table, pk, sk), in order: DynamoDB refuses a transaction
+    with two actions on one item, so callers merging actions from several places compare these."""
+    found = []
+    for action in actions:
+        ((_kind, body),) = action.items()
+        key = body.get("Key") or body.get("Item") or {}
+        found.append((str(body.get("TableName")), str(key.get("pk")), str(key.get("sk"))))
+    return found
 
 
 def commit(unit: Transaction) -> None:

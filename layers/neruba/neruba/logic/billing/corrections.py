@@ -24,10 +24,12 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from neruba.dal.transaction import items_touched
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import price_lines
 from neruba.logic.billing.document import invoice_document
@@ -37,6 +39,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+    from neruba.logic.billing.correction_credits import Settlement
 
 KINDS = ("correction", "credit_note")
 ACTOR = "system:corrections"  # who the credit notes of a correction found by the sweep name
@@ -56,7 +59,7 @@ def correction_invoice(
     invoice or None, "credit_notes": [...], "lines": every line priced, "amount_minor"}``: negative
     lines are first credited against the invoices carrying them (``logic.billing.correction_credits``),
     and only the rest is billed on an invoice of its own."""
-    from neruba.logic.billing.correction_credits import settle
+    from neruba.logic.billing.correction_credits import Settlement, settle
 
     subscription_id = str(original.subscription_id)
     pending = [a for a in ctx.billing.adjustments(subscription_id) if a.status == "pending"]
@@ -75,7 +78,33 @@ def correction_invoice(
     settled = settle(
         ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now)
     )
-    lines = priced([line for line in settled.lines if int(line["amount_minor"]) != 0])
+    correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
+    touched = items_touched(actions)
+    if len(set(touched)) < len(touched):
+        # the credit notes would move an item another action of the transaction writes too (the
+        # customer's balance, a credited invoice, the counter): DynamoDB refuses two actions on one
+        # item, so these differences are billed on the correction's own invoice, as before settling
+        correction, actions = _written(
+            ctx, original, invoice_id, (records, pending), Settlement(lines=every), priced, now
+        )
+    return correction, actions
+
+
+def _written(
+    ctx: Billing,
+    original: Invoice,
+    invoice_id: str,
+    adjustments: tuple[list[Any], list[Any]],
+    settled: Settlement,
+    priced: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    now: datetime,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The correction ``settled`` leaves and the actions writing it (see ``correction_invoice``)."""
+    records, pending = adjustments
+    subscription_id = str(original.subscription_id)
+    rates = original.document.get("tax_rates") or []
+    every = [*(r.line for r in records), *(a.line for a in pending)]
+    lines = priced(settled.lines)  # a line of 0 (free usage recounted) is still billed, as a 0 line
     doc = _document(original, invoice_id, rates, lines, now) if lines else None
     billed = {str(line["line_id"]) for line in lines}
 
