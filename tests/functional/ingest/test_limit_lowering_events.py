@@ -97,3 +97,38 @@ def test_an_amend_to_a_negative_value_above_a_lowered_cap_is_accepted(
     assert status == 200, answer
     process()
     assert _usage() == 3
+
+
+def test_a_void_leaving_the_usage_below_zero_keeps_the_counter_exact(
+    send: Any, process: Any, read: Any, admin: Any, delta: str
+) -> None:
+    # GIVEN events +8 and -5 (usage 3) under cap 10, then the cap lowered to 5
+    _cap("10")
+    send(_d("a", "8"), _d("b", "-5"))
+    process()
+    _cap("5")
+    # WHEN event a is voided (the usage is -5)
+    status, answer = admin("void", "a", body())
+    assert status == 200, answer
+    # THEN the counter says -5, not 0, and an event of +7 (usage 2) fits
+    assert _usage() == -5
+    send(_d("c", "7"))
+    process()
+    assert event_of(read, "c")["status"] == "accepted"
+    assert _usage() == 2
+
+
+def test_an_amend_lowering_the_usage_of_a_net_negative_meter_is_accepted(
+    send: Any, process: Any, read: Any, admin: Any, delta: str
+) -> None:
+    # GIVEN events +8 and -5 (usage 3), then the cap lowered to 5
+    _cap("10")
+    send(_d("a", "8"), _d("b", "-5"))
+    process()
+    _cap("5")
+    # WHEN event a is amended to 7 (the usage after it is -5 + 7 = 2)
+    status, answer = admin("amend", "a", body(properties={"d": "7"}))
+    # THEN it is accepted and the usage falls to 2
+    assert status == 200, answer
+    process()
+    assert _usage() == 2

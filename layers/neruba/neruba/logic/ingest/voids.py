@@ -345,8 +345,18 @@ def counter_action(
     if seen.version == 0:
         return None
     amount = limit_usage(found[1], found[2])
-    used = max(Decimal(0), exact_sum([seen.used, amount if sign > 0 else amount.copy_negate()]))
+    used = _floored(
+        catalog, event.meter_code, exact_sum([seen.used, amount if sign > 0 else amount.copy_negate()])
+    )
     return limits.counter_put(seen, used, max(0, seen.events + sign), seen.fired)
+
+
+def _floored(catalog: CatalogSnapshot, meter_code: str, used: Decimal) -> Decimal:
+    """``used`` as a counter may hold it: below zero only on a meter whose events may be negative (its
+    usage can be); on any other meter never below zero (an event counted before the limits were on was
+    never in the counter, so taking it out must not push the counter under what it holds)."""
+    meter = catalog.meters.get(meter_code)
+    return used if meter is not None and meter.allow_negative else max(Decimal(0), used)
 
 
 def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredEvent, now: datetime) -> None:
@@ -371,7 +381,9 @@ def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredE
     used = bootstrap.limits().counter(copy.customer_id, copy.meter_code, start, end).used
     original = cell_of_event(event, catalog)
     if original is not None and settings.period(parse_ts(event.timestamp)) == (start, end):
-        used = max(Decimal(0), exact_difference(used, limit_usage(original[1], original[2])))
+        used = _floored(
+            catalog, copy.meter_code, exact_difference(used, limit_usage(original[1], original[2]))
+        )
     if not fits(used, exact_sum([used, limit_usage(found[1], found[2])]), cap):
         raise ConflictError(
             f"The corrected event would take the period's usage of {copy.meter_code} past the hard cap "
