@@ -79,6 +79,7 @@ ERROR_CODES: dict[str, str] = {
     "invoice_not_paid": "The invoice is not paid.",
     "invoice_void": "The invoice is void.",
     "invoice_conflict": "The invoice changed meanwhile; retry.",
+    "correction_unbillable": "The correction would bring a line to 0 because its usage cannot be billed.",
     "billing_run_not_found": "No billing run with this id.",
     "billing_run_locked": "Another billing run holds the lock.",
     "invalid_run_time": "The run's as-of time is in the future or malformed.",

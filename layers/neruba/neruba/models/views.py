@@ -302,6 +302,7 @@ class LineFigures(Closed):
     amount_minor: Minor | None = None
     hours: int | None = None
     events: int | None = None
+    unbillable: str | None = None  # the line was rated 0 as unbillable (source.unbillable)
 
 
 class ThresholdInvoiceRef(Closed):

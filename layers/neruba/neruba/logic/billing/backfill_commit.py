@@ -46,7 +46,7 @@ from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_ids, backfill_order, backfill_replace, backfill_unbilled
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
-from neruba.logic.billing.backfill_preview import affected_invoices
+from neruba.logic.billing.backfill_preview import affected_invoices, refuse_withheld
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
 from neruba.models.backfills import BackfillAction
@@ -87,6 +87,7 @@ def commit_backfill(
         backfill_ids.require_countable(ctx, backfill_id, found.document, held)
         if found.document.get("mode") == "replace":
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
+        refuse_withheld(ctx, backfill_id)  # never a correction against a line rated 0 as unbillable
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
     work = found.held  # the events to count and, for a replace, to void
     if found.document.get("mode") == "replace" and work <= INLINE_EVENTS:
@@ -300,6 +301,7 @@ def correct_invoices(
                 request_id=request_id,
                 now=now,
                 origin=origin,
+                withhold=True,  # checked before the commit began (refuse_withheld); a revert must finish
             )
         except ConflictError as exc:
             raise CommitIncompleteError(backfill_id) from exc

@@ -27,6 +27,7 @@ from neruba.dal.invoices import Invoice
 from neruba.dal.usage import StoredCell, UsageRepository
 from neruba.domain.ingest import InvalidPropertyError, group_key, hour_bucket, matches_filters, meter_value
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import billing_ended
 from neruba.logic.billing.worker import line_deltas, rated_lines
@@ -181,7 +182,8 @@ def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
 
 def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[int, list[dict[str, Any]]]:
     """What the invoice's window is billed now (its lines and the corrections recorded against it) and
-    the adjustment lines a rerun on ``ctx``'s usage would add."""
+    the adjustment lines a rerun on ``ctx``'s usage would compute (withheld ones included: split them
+    with ``logic.billing.unbillable.split``)."""
     subscription_id = str(invoice.subscription_id)
     recorded = ctx.billing.adjustments(subscription_id)
     billed = -sum(int(d["amount_minor"]) for d in line_deltas(invoice, {}, recorded))
@@ -208,9 +210,10 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     overlay = replace(ctx, usage=usage)  # type: ignore[arg-type]
     rows: list[dict[str, Any]] = []
     for invoice in affected_invoices(ctx, counting + replaced):
-        billed, deltas = invoice_change(overlay, invoice)
+        billed, computed = invoice_change(overlay, invoice)
+        deltas, withheld = unbillable.split(computed)
         difference = sum(int(d["amount_minor"]) for d in deltas)
-        if not deltas:
+        if not computed:
             continue
         if invoice.status == "draft":
             applied = "draft_recomputed"
@@ -231,6 +234,7 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
                 "after_minor": billed + difference,
                 "difference_minor": difference,
                 "applied_as": applied,
+                "withheld": withheld,
             }
         )
     periods = open_periods(ctx, overlay.usage, counting + replaced)
@@ -248,6 +252,13 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
         "difference_minor": sum(int(r["difference_minor"]) for r in rows)
         + sum(int(p["difference_minor"]) for p in periods),
     }
+
+
+def refuse_withheld(ctx: Billing, backfill_id: str) -> None:
+    """409 ``correction_unbillable`` when the commit would bring a line of an invoice it corrects to 0
+    because it is unbillable (the preview's ``withheld`` lines): checked before anything is written."""
+    shown = preview(ctx, backfill_id)
+    unbillable.refuse([w for row in shown["invoices"] for w in row["withheld"]])
 
 
 def replace_overlay(

@@ -33,6 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.phases import Terms, Timeline, timeline
 from neruba.domain.pricing import RatedWindow
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import credit_base
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
@@ -410,6 +411,8 @@ def adjustment_source(
             "amount_minor": int(now_line["amount_minor"]) if now_line else 0,
             "hours": now_source.get("hours"),
             "events": now_source.get("events"),
+            # rated 0 as unbillable: no difference is applied against it (logic.billing.unbillable)
+            **({"unbillable": now_source["unbillable"]} if now_source.get("unbillable") else {}),
         },
     }
 
@@ -456,7 +459,11 @@ def late_adjustments(
         rerated = rated_lines(
             ctx.rate_window(terms, parse_ts(original.period_start), parse_ts(original.period_end))
         )
-        for delta in line_deltas(original, rerated, recorded)[:room]:
+        deltas, withheld = unbillable.split(line_deltas(original, rerated, recorded))
+        unbillable.report(
+            withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
+        )
+        for delta in deltas[:room]:
             lines.append(delta)
             actions.append(
                 ctx.billing.adjustment_put_item(
