@@ -718,6 +718,12 @@ class Invoice(_Model):
     tax_provider: Literal["stripe_tax"] | None = None
     tax_location: InvoiceTaxLocation | None = None
     stripe_tax: InvoiceStripeTax | None = None
+    unbillable_lines: list[UnbillableLine] | None = None
+
+
+class UnbillableLine(_Model):
+    line_id: str
+    unbillable: str
 
 
 class InvoiceTaxLocation(_Model):
@@ -973,6 +979,16 @@ class BackfillInvoicePreview(_Model):
     after_minor: int
     difference_minor: int
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
+    withheld: list[WithheldLine] = []
+
+
+class WithheldLine(_Model):
+    invoice_id: str
+    number: str | None
+    line_id: str
+    unbillable: str | None
+    quantity: str
+    amount_minor: int
 
 
 class BackfillOpenPeriod(_Model):

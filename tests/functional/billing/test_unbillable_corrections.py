@@ -184,3 +184,67 @@ def test_a_backfill_whose_window_re_rates_unbillable_is_shown_withheld_and_its_c
     status, again = read(f"/admin/backfills/{opened['id']}", backfill_id=opened["id"])
     assert again["status"] == "open"
     assert _adjustments(world) == []
+
+
+def test_a_void_that_recomputes_an_unbillable_window_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.billing_api.app import lambda_handler
+
+    billed_days(world, monkeypatch, [10])
+    first = next(i for i in world.invoices("acme") if i["kind"] == "usage")
+    world.usage("acme", START + day(0, 2), HUGE)
+    event = api_event(
+        "POST",
+        f"/admin/invoices/{first['id']}/void",
+        body={"reason": "usage fixed", "regenerate": "recompute"},
+        path_parameters={"invoice_id": first["id"]},
+        headers={"Idempotency-Key": "v-1"},
+    )
+    status, answer, _ = call(lambda_handler, event)
+    assert status == 409, answer
+    assert answer["error"]["code"] == "correction_unbillable"
+    stored = world.ctx.invoices.get(first["id"])
+    assert stored is not None and stored.status == "finalized"
+
+
+def test_a_draft_re_rated_unbillable_at_finalization_is_finalized_as_created(
+    world: World, monkeypatch: pytest.MonkeyPatch, counted: list[tuple[str, float]]
+) -> None:
+    # GIVEN a draft for day 0 with 10 calls (100), and the runaway count arriving in its grace period
+    world.subscribe("acme")
+    world.usage("acme", START + day(0, 1), 10)
+    now = START + day(1, 1)
+    schedule(world, now)
+    work(world, now, monkeypatch)
+    world.usage("acme", START + day(0, 1), HUGE)
+    # WHEN the scheduler finalizes it
+    schedule(world, now + day(0, 2))
+    # THEN it is finalized as created (100), the withheld line counted
+    usage = next(i for i in world.invoices("acme") if i["kind"] == "usage")
+    assert (usage["status"], usage["total_minor"], usage["rev"]) == ("finalized", 100, 0)
+    assert ("CorrectionsWithheldUnbillable", 1) in counted
+    assert_books_agree(world, "acme")
+
+
+def test_a_window_billed_with_an_unbillable_line_is_flagged_and_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch, counted: list[tuple[str, float]]
+) -> None:
+    from functions.billing_api.app import lambda_handler
+
+    # GIVEN a runaway count in day 0 (a live event over the line limit) WHEN day 0 is billed
+    world.subscribe("acme")
+    world.usage("acme", START + day(0, 1), HUGE)
+    for d in range(2):
+        schedule(world, START + day(d, 1))
+        work(world, START + day(d, 1), monkeypatch)
+    # THEN the invoice names the unbillable line, and the operator's metric counts it
+    usage = next(i for i in world.invoices("acme") if i["kind"] == "usage")
+    event = api_event(
+        "GET", f"/v1/invoices/{usage['id']}", path_parameters={"invoice_id": usage["id"]}, scopes="read"
+    )
+    status, shown, _ = call(lambda_handler, event)
+    assert status == 200, shown
+    assert shown["total_minor"] == 0
+    assert shown["unbillable_lines"] == [{"line_id": "usage:api_calls::0", "unbillable": "amount_too_large"}]
+    assert ("UnbillableLinesInvoiced", 1) in counted

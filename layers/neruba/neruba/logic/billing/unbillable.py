@@ -28,6 +28,7 @@ from neruba.errors import ConflictError
 
 CODE = "correction_unbillable"
 METRIC = "CorrectionsWithheldUnbillable"
+INVOICED_METRIC = "UnbillableLinesInvoiced"
 
 
 def flag(line: Mapping[str, Any] | None) -> str | None:
@@ -84,6 +85,26 @@ def refuse(withheld: list[dict[str, Any]]) -> None:
     """Raise :class:`WithheldError` naming every withheld line (``details``); nothing when none."""
     if withheld:
         raise WithheldError(withheld)
+
+
+def flagged_lines(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The lines of an invoice billed 0 as unbillable: ``{line_id, unbillable}`` each."""
+    return [{"line_id": str(line["line_id"]), "unbillable": str(flag(line))} for line in lines if flag(line)]
+
+
+def report_invoiced(doc: Mapping[str, Any]) -> None:
+    """An invoice was issued with lines billed 0 as unbillable (their usage is not billed until an operator
+    corrects it and the next re-rating bills it): an error log and the ``UnbillableLinesInvoiced`` metric."""
+    found = flagged_lines(doc.get("lines") or [])
+    if not found:
+        return
+    from neruba.observability import logger, metrics
+
+    metrics.add_metric(name=INVOICED_METRIC, unit="Count", value=len(found))
+    logger.error(
+        "invoice issued with a line billed 0 as unbillable: correct the usage",
+        extra={"invoice_id": doc.get("id"), "customer_id": doc.get("customer_id"), "lines": found},
+    )
 
 
 def report(withheld: list[dict[str, Any]], where: str, **ids: Any) -> None:

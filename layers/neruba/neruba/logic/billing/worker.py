@@ -209,6 +209,7 @@ def billed_window(
             return None, doc  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
     count_fired(unit)  # balance alerts the credit applied made
+    unbillable.report_invoiced(doc)  # a line billed 0 as unbillable: the operator is told
     return window.invoice_id, doc
 
 
