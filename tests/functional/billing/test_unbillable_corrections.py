@@ -248,3 +248,55 @@ def test_a_window_billed_with_an_unbillable_line_is_flagged_and_counted(
     assert shown["total_minor"] == 0
     assert shown["unbillable_lines"] == [{"line_id": "usage:api_calls::0", "unbillable": "amount_too_large"}]
     assert ("UnbillableLinesInvoiced", 1) in counted
+
+
+TWO_METERS = {
+    "code": "basic",
+    "name": "Basic",
+    "currency": "USD",
+    "interval": "month",
+    "charges": [
+        {"meter_code": "api_calls", "model": "per_unit", "unit_price": "0.10"},
+        {"meter_code": "jobs", "model": "per_unit", "unit_price": "0.10"},
+    ],
+}
+
+
+def _jobs(hour: Any, n: int) -> None:
+    """Set the jobs aggregate of one hour (as ingest would)."""
+    import boto3
+
+    from neruba.dal.dynamo import to_item
+    from neruba.settings import get_settings
+
+    item = {"pk": "AGG#acme#jobs", "sk": hour.strftime("%Y-%m-%dT%H") + "#", "n": n}
+    boto3.client("dynamodb").put_item(TableName=get_settings().usage_table, Item=to_item(item))
+
+
+def test_a_threshold_invoice_never_takes_back_what_earlier_ones_billed_of_an_unbillable_line(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, counted: list[tuple[str, float]]
+) -> None:
+    from neruba.dal.plans import PlansRepository
+    from neruba.logic.billing.threshold_invoices import evaluate_customer
+    from neruba.models.catalog import Meter
+    from neruba.settings import get_settings
+    from tests.functional.billing.conftest import make_world
+
+    PlansRepository(get_settings().catalog_table).create_meter(
+        Meter(code="jobs", name="Jobs", aggregation="count")
+    )
+    thr = make_world(TWO_METERS, {"acme": {"invoice_threshold_minor": 500}})
+    thr.subscribe("acme")
+    schedule(thr, START)
+    work(thr, START, monkeypatch)
+    # GIVEN a threshold invoice of 600 for 60 calls
+    thr.usage("acme", START + day(0, 1), 60)
+    assert [e.outcome for e in evaluate_customer(thr.ctx, "acme", START + day(0, 2))] == ["issued"]
+    # WHEN the calls' count runs away (unbillable) and 60 jobs cross the threshold again
+    thr.usage("acme", START + day(0, 1), HUGE)
+    _jobs(START + day(0, 2), 60)
+    assert [e.outcome for e in evaluate_customer(thr.ctx, "acme", START + day(0, 3))] == ["issued"]
+    # THEN the second threshold invoice bills the jobs only: the 600 of calls is not taken back
+    second = [i for i in thr.invoices("acme") if i["kind"] == "threshold"][-1]
+    assert [(line["meter_code"], line["amount_minor"]) for line in second["lines"]] == [("jobs", 600)]
+    assert ("CorrectionsWithheldUnbillable", 1) in counted
