@@ -999,6 +999,7 @@ class BackfillOpenPeriod(_Model):
     before_minor: int
     after_minor: int
     difference_minor: int
+    unbillable_lines: list[UnbillableLine] = []
 
 
 class BackfillPreview(_Model):

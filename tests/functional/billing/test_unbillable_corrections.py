@@ -300,3 +300,29 @@ def test_a_threshold_invoice_never_takes_back_what_earlier_ones_billed_of_an_unb
     second = [i for i in thr.invoices("acme") if i["kind"] == "threshold"][-1]
     assert [(line["meter_code"], line["amount_minor"]) for line in second["lines"]] == [("jobs", 600)]
     assert ("CorrectionsWithheldUnbillable", 1) in counted
+
+
+def test_a_backfill_taking_the_open_period_over_the_line_limit_is_shown_and_its_commit_refused(
+    world: World,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from neruba.domain.pricing import MAX_LINE_MINOR
+
+    # GIVEN a current period holding calls billing exactly the line limit, and a backfill of 3 more calls
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    world.subscribe("acme", start=now - timedelta(days=3, hours=5))
+    hour = now - timedelta(hours=2)
+    world.usage("acme", hour, MAX_LINE_MINOR // 10)
+    status, opened = open_backfill(scope(start=(now - timedelta(days=1)).isoformat(), end=now.isoformat()))
+    assert status == 201, opened
+    assert events(opened["id"], calls("late", hour, 3))[0] == 200
+    # WHEN previewed THEN the open period's line is shown unbillable after the commit
+    status, shown = read(f"/admin/backfills/{opened['id']}/preview", backfill_id=opened["id"])
+    assert status == 200, shown
+    (period,) = shown["open_periods"]
+    assert period["unbillable_lines"] == [{"line_id": "usage:api_calls::0", "unbillable": "amount_too_large"}]
+    # AND the commit is refused, the backfill left open
+    status, refused = act(opened["id"], "commit")
+    assert (status, refused["error"]["code"]) == (409, "correction_unbillable"), refused
+    assert read(f"/admin/backfills/{opened['id']}", backfill_id=opened["id"])[1]["status"] == "open"

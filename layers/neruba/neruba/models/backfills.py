@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from neruba.models.events import EventError
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, AwareInstant, TicketText
+from neruba.models.views import UnbillableLine
 
 MAX_BACKFILL_CUSTOMERS = 100
 MAX_BACKFILL_METERS = 20
@@ -251,6 +252,11 @@ class BackfillOpenPeriod(BaseModel):
     before_minor: int
     after_minor: int
     difference_minor: int
+    unbillable_lines: list[UnbillableLine] = Field(
+        default_factory=list,
+        description="Lines the events would bring to 0 because their usage cannot be billed: the commit is "
+        "refused (409 correction_unbillable) while there is one.",
+    )
 
 
 class BackfillPreview(BaseModel):

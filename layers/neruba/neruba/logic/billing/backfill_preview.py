@@ -255,10 +255,22 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
 
 
 def refuse_withheld(ctx: Billing, backfill_id: str) -> None:
-    """409 ``correction_unbillable`` when the commit would bring a line of an invoice it corrects to 0
-    because it is unbillable (the preview's ``withheld`` lines): checked before anything is written."""
+    """409 ``correction_unbillable`` when the commit would bring a line of an invoice it corrects, or of an
+    open period, to 0 because it is unbillable (the preview's ``withheld`` and ``unbillable_lines``):
+    checked before anything is written."""
     shown = preview(ctx, backfill_id)
-    unbillable.refuse([w for row in shown["invoices"] for w in row["withheld"]])
+    withheld = [w for row in shown["invoices"] for w in row["withheld"]]
+    withheld += [
+        {
+            "invoice_id": None,
+            "subscription_id": p["subscription_id"],
+            "period_start": p["period_start"],
+            **line,
+        }
+        for p in shown["open_periods"]
+        for line in p["unbillable_lines"]
+    ]  # the open period would bill these lines 0 once the events are counted
+    unbillable.refuse(withheld)
 
 
 def replace_overlay(
@@ -298,7 +310,9 @@ def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[di
         after = upcoming_invoice(ctx.plans, overlay, customer_id, now, ctx.billing)["windows"]
         for old, new in zip(before, after, strict=True):
             difference = int(new["subtotal_minor"]) - int(old["subtotal_minor"])
-            if difference:
+            was = unbillable.flagged_lines(old["lines"])
+            newly = [line for line in unbillable.flagged_lines(new["lines"]) if line not in was]
+            if difference or newly:
                 found.append(
                     {
                         "customer_id": customer_id,
@@ -308,6 +322,8 @@ def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[di
                         "before_minor": int(old["subtotal_minor"]),
                         "after_minor": int(new["subtotal_minor"]),
                         "difference_minor": difference,
+                        # lines the events would bring to 0 as unbillable: the commit is refused
+                        "unbillable_lines": newly,
                     }
                 )
     return found

@@ -72,13 +72,19 @@ class WithheldError(ConflictError):
     default_code = CODE
 
     def __init__(self, withheld: list[dict[str, Any]]) -> None:
-        names = ", ".join(f"{w['invoice_id']} line {w['line_id']} ({w['unbillable']})" for w in withheld)
+        names = ", ".join(f"{_where(w)} line {w['line_id']} ({w['unbillable']})" for w in withheld)
         super().__init__(
             f"The correction would bring {len(withheld)} line(s) to an amount rated 0 as unbillable: "
             f"{names}. Correct the usage (void or amend the events) before correcting the invoice.",
             details=withheld,
         )
         self.withheld = withheld
+
+
+def _where(withheld: Mapping[str, Any]) -> str:
+    if withheld.get("invoice_id"):
+        return f"invoice {withheld['invoice_id']}"
+    return f"the open period of {withheld.get('subscription_id')} from {withheld.get('period_start')}"
 
 
 def refuse(withheld: list[dict[str, Any]]) -> None:
