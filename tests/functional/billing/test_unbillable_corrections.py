@@ -326,3 +326,24 @@ def test_a_backfill_taking_the_open_period_over_the_line_limit_is_shown_and_its_
     status, refused = act(opened["id"], "commit")
     assert (status, refused["error"]["code"]) == (409, "correction_unbillable"), refused
     assert read(f"/admin/backfills/{opened['id']}", backfill_id=opened["id"])[1]["status"] == "open"
+
+
+def test_once_the_usage_is_corrected_the_look_back_bills_the_line_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN day 0 billed with its line flagged (a runaway count: 0 billed)
+    world.subscribe("acme")
+    world.usage("acme", START + day(0, 1), HUGE)
+    for d in range(2):
+        schedule(world, START + day(d, 1))
+        work(world, START + day(d, 1), monkeypatch)
+    schedule(world, START + day(1, 5))
+    # WHEN the usage is corrected to 10 calls and day 1 is billed
+    world.usage("acme", START + day(0, 1), 10)
+    schedule(world, START + day(2, 1))
+    work(world, START + day(2, 1), monkeypatch)
+    # THEN day 1's invoice carries +100 for day 0: the window's usage is billed exactly once
+    adjustments = [(line["kind"], line["amount_minor"]) for i in world.invoices("acme") for line in i["lines"]
+                   if line["kind"] == "adjustment"]  # fmt: skip
+    assert adjustments == [("adjustment", 100)]
+    assert_books_agree(world, "acme")
