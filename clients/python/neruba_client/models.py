@@ -447,6 +447,7 @@ class LineFigures(_Model):
     amount_minor: int | None = None
     hours: int | None = None
     events: int | None = None
+    unbillable: str | None = None
 
 
 class ThresholdInvoiceRef(_Model):
