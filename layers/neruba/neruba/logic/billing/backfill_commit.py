@@ -44,7 +44,13 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_ids, backfill_order, backfill_replace, backfill_unbilled
+from neruba.logic.billing import (
+    backfill_ids,
+    backfill_order,
+    backfill_replace,
+    backfill_supersede,
+    backfill_unbilled,
+)
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
@@ -87,6 +93,7 @@ def commit_backfill(
         backfill_ids.require_countable(ctx, backfill_id, found.document, held)
         if found.document.get("mode") == "replace":
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
+            backfill_supersede.check(ctx, backfill_id, found.document, held, now)
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
     work = found.held  # the events to count and, for a replace, to void
     if found.document.get("mode") == "replace" and work <= INLINE_EVENTS:
@@ -116,6 +123,11 @@ def run_steps(
     found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
     replaced: list[HeldEvent] = []
+    # held events under the id of a stored event they correct: counted as its corrected copy (first, so
+    # the range's voids below find those events in their corrected state)
+    superseded = backfill_supersede.correct(
+        ctx, backfill_id, found.document, held, actor, request_id, now, budget
+    )
     if found.document.get("mode") == "replace":
         since = parse_ts(found.committing_at) if found.committing_at else now
         try:
@@ -126,8 +138,9 @@ def run_steps(
             raise CommitIncompleteError(backfill_id) from exc
         replaced = backfill_replace.as_held(voided)
     count_events(ctx, backfill_id, held, now, budget)
-    corrected = correct_invoices(ctx, backfill_id, held + replaced, actor, request_id, now, budget=budget)
-    return finish(ctx, backfill_id, held, corrected, now, replaced=len(replaced))
+    touched = held + replaced + backfill_replace.as_held(superseded)  # a superseded one may be elsewhere
+    corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, budget=budget)
+    return finish(ctx, backfill_id, held, corrected, now, replaced=len(replaced), superseded=len(superseded))
 
 
 def enqueue(ctx: Billing, backfill_id: str) -> bool:
@@ -324,16 +337,17 @@ def finish(
     corrected: list[dict[str, Any]],
     now: datetime,
     replaced: int = 0,
+    superseded: int = 0,
 ) -> dict[str, Any]:
-    """Step 4: ``committing`` -> ``committed``, recording what the commit counted and corrected."""
-    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
-    ours = {f"{backfill_id}:{n}" for n in range(len(held))}
-    mine = {k for k, event in stored.items() if event.copy_id in ours and event.status == "accepted"}
-    unbilled = backfill_unbilled.unbilled(ctx, [e for e in held if (e.customer_id, e.transaction_id) in mine])
+    """Step 4: ``committing`` -> ``committed``, recording what the commit counted (under the held ids or
+    as corrected copies) and corrected."""
+    mine = backfill_ids.counted_held(ctx, backfill_id, held, "accepted")
+    unbilled = backfill_unbilled.unbilled(ctx, mine)
     summary = {
         "events_counted": len(mine),
         "events_not_counted": len(held) - len(mine),
         "events_replaced": replaced,
+        "events_superseded": superseded,
         "events_unbilled": sum(int(u["events"]) for u in unbilled),
         "unbilled": unbilled,
         "invoices": corrected,
