@@ -110,20 +110,17 @@ def check_not_superseded(ctx: Billing, found: Backfill, events: list[StoredEvent
 
 
 def check_not_relinked(ctx: Billing, found: Backfill, restoring: list[StoredEvent]) -> None:
-    """409 ``backfill_superseded`` when an event the revert of ``found`` would give back is voided with a
-    corrected copy another backfill still counts (a later backfill sent a correction under its id):
-    given back, it would count beside that copy."""
+    """409 ``backfill_superseded`` when an event the revert of ``found`` would give back names in its void
+    record a corrected copy another backfill counted, and that backfill still stands (a later backfill
+    sent a correction under its id: given back, the event would count beside that copy, or beside the
+    copy that supersedes it; that backfill's revert must come first)."""
     named = {
         (e.customer_id, str(record["amended_by"]))
         for e in restoring
         if e.status == "voided" and (record := jsonutil.loads(e.void_json or "{}")).get("amended_by")
     }
     copies = ctx.usage.get_events(named)
-    owners = {
-        str(c.copy_id).split(":", 1)[0]
-        for c in copies.values()
-        if c.status == "accepted" and _others_copy(c, found.id)
-    }
+    owners = {str(c.copy_id).split(":", 1)[0] for c in copies.values() if _others_copy(c, found.id)}
     standing = {b.id for b in backfills(ctx).all() if b.id in owners and b.status in STANDING}
     if standing:
         later = sorted(standing)
