@@ -329,3 +329,27 @@ def test_a_revert_killed_midway_and_sent_again(world: World, stored: None) -> No
     ]
     assert (_rated(world, 0), _rated(world, 1)) == (3 * PRICE, 4 * PRICE)
     assert_books_agree(world, "acme")
+
+
+def test_a_replace_revert_waits_for_a_later_backfill_that_corrected_an_event_it_gives_back(
+    world: World, stored: None
+) -> None:
+    # GIVEN replace A of day 0 (its three stored events voided), then add B sending s0-1 again as it was
+    first = _open("replace", 0, 0, "bf-ra")
+    events(first, [{"transaction_id": "r0-0", "timestamp": _at(0, 8)}])
+    assert act(first, "commit", key="ca")[1]["committed"]["events_replaced"] == 3
+    second = _open("add", 0, 0, "bf-rb")
+    events(second, [{"transaction_id": "s0-1", "timestamp": _at(0, 2)}])
+    assert act(second, "commit", key="cb")[1]["committed"]["events_counted"] == 1
+    assert _rated(world, 0) == 2 * PRICE  # r0-0 and s0-1's new content
+
+    # THEN A's revert (which would give s0-1 back beside B's copy) waits for B's
+    status, refused = act(first, "revert", key="ra")
+    assert (status, refused["error"]["code"]) == (409, "backfill_superseded")
+    assert refused["error"]["details"] == [{"backfill_id": second}]
+    assert act(second, "revert", key="rb")[1]["status"] == "reverted"
+    assert _rated(world, 0) == PRICE
+    assert act(first, "revert", key="ra2")[1]["status"] == "reverted"
+    assert [_event(world, f"s0-{i}").status for i in range(3)] == ["accepted"] * 3
+    assert _rated(world, 0) == 3 * PRICE
+    assert_books_agree(world, "acme")
