@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from neruba.timefmt import ts
 from tests.functional.billing.backfill_support import (
     PRICE,
     act,
@@ -17,6 +18,7 @@ from tests.functional.billing.backfill_support import (
     open_backfill,
     read,
     scope,
+    usage_totals,
 )
 from tests.functional.billing.conftest import START, World, assert_books_agree
 from tests.functional.billing.helpers import Killed, day, schedule, work
@@ -123,6 +125,17 @@ def test_a_replace_under_the_same_ids_supersedes_the_stored_events(
     assert original["status"] == "voided" and original["void"]["kind"] == "amend"
     assert original["void"]["amended_by"] == copies[0].transaction_id
     assert event_document(copies[0])["amends"] == "s0-1"
+
+    # the next window carries both days' differences; explain names the backfill on each
+    schedule(world, START + day(3, 3))
+    work(world, START + day(3, 3), monkeypatch)
+    totals = usage_totals(world)
+    assert (totals[ts(START)], totals[ts(START + day(1))]) == (4 * PRICE, 3 * PRICE)
+    [carrying] = [i for i in world.invoices("acme") if any(ln["kind"] == "adjustment" for ln in i["lines"])]
+    _, explained = read(f"/v1/invoices/{carrying['id']}/explain", invoice_id=carrying["id"])
+    shown = [ln for ln in explained["lines"] if ln["kind"] == "adjustment"]
+    assert sorted(ln["amount_minor"] for ln in shown) == [-PRICE, PRICE]
+    assert {ln["backfill"]["backfill_id"] for ln in shown} == {backfill}
     assert_books_agree(world, "acme")
 
     # WHEN it is reverted: the originals come back, the copies and r0-0 are voided
