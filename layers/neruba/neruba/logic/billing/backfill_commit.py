@@ -6,7 +6,11 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
    record (``backfill.commit``), refused first while a backfill it contends with over its range is
    committing or reverting (``backfill_order.check_not_busy``). From here on the held events are final
    (holding one is conditional on the backfill being open).
-2. Count: the held events, in key order, go through the ingest worker's own counting
+2. Correct under the stored ids (``logic.billing.backfill_supersede``): a held event whose transaction
+   id's stored line ends in a voided event, or (``mode: replace``) in an accepted one with other content,
+   is counted as an amend's corrected copy of that end, under a key of its own (once). Then, for a
+   replace, the range's stored events are voided (``logic.billing.backfill_replace``). Then count: the
+   held events, in key order, go through the ingest worker's own counting
    (``logic.ingest.worker.IngestBatch``) as queue messages whose ids and copy ids follow from the
    backfill (``{backfill_id}:{n}``), in batches of 100. A batch's id follows from its message ids, so a
    second run writes the same event items and the same day contributions, which are put only if absent:

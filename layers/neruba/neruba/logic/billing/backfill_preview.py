@@ -84,8 +84,8 @@ class HeldUsage:
         stored = {(c.hour, c.group): c for c in cells}
         for (hour, group), kept in self._without.get((customer_id, meter_code), {}).items():
             if (hour, group) in stored:
-                cell = stored[(hour, group)]
-                stored[(hour, group)] = StoredCell(hour, group, kept, cell.base, cell.sources)
+                was = stored[(hour, group)]
+                stored[(hour, group)] = StoredCell(hour, group, kept, was.base, was.sources)
         if self._cleared is not None and (customer_id, meter_code) in self._cleared[0]:
             first, last = self._cleared[1], self._cleared[2]
             stored = {key: c for key, c in stored.items() if not first <= c.hour <= last}

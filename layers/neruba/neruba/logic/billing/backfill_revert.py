@@ -11,10 +11,12 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
    is written. Then one transaction, conditional on ``committed`` and on the backfills over the range keeping
    their status (``backfill_order.guards``), moves the backfill with the audit record (``backfill.revert``)
    and the revert's reason.
-2. Restore (``mode: replace``): each event the commit voided is given back
+2. Restore: each event the commit voided (a replace's events of the range, and the events any backfill's
+   held events superseded under their own ids, ``backfill_supersede.originals_to_restore``) is given back
    (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
    a run again finds the restored ones marked and restores the rest once.
-3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
+3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``, under the held
+   id or as a corrected copy of a stored event; a held event
    whose id was already stored was not counted and is left alone), and the corrected copy of each one an
    operator amended since, is voided through the event-void
    mechanism (``logic.ingest.voids.void_event``) under the Idempotency-Key

@@ -97,6 +97,8 @@ def correct(
         target, todo = resolved.target, resolved.kind != "done"
         if todo:
             budget.check(backfill_id)
+        if resolved.kind == "relink" and not _void_finished(target, now):
+            raise CommitIncompleteError(backfill_id)  # its own void is not finished yet: correct it after
         request = VoidRequest(
             event.customer_id,
             target.transaction_id,
@@ -121,6 +123,16 @@ def correct(
     if pending:
         raise CommitIncompleteError(backfill_id)
     return superseded
+
+
+def _void_finished(event: StoredEvent, now: datetime) -> bool:
+    """The void of ``event`` is finished (its open void, if one is left, finished now)."""
+    from neruba import bootstrap
+    from neruba.logic.ingest.voids import catalog_lookup, finish
+
+    voids = bootstrap.voids()
+    left = voids.open_void(event.customer_id, event.transaction_id)
+    return left is None or finish(bootstrap.usage(), catalog_lookup(), voids, left, now)
 
 
 def originals_to_restore(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[StoredEvent]:

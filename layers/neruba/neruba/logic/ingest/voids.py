@@ -155,7 +155,7 @@ def _void_unit(
     voids = bootstrap.voids()
     copy = _copy(request, event, catalog, key, by.request_id, now) if request.amend else None
     relink = event.status == "voided"  # ``_check`` let it through: a backfill's correction of it
-    record = {
+    record: dict[str, Any] = {
         "kind": "amend" if request.amend else "void",
         "reason": request.reason,
         "ticket": request.ticket,
