@@ -366,3 +366,34 @@ def test_a_replace_revert_waits_for_a_later_backfill_that_corrected_an_event_it_
     assert [_event(world, f"s0-{i}").status for i in range(3)] == ["accepted"] * 3
     assert _rated(world, 0) == 3 * PRICE
     assert_books_agree(world, "acme")
+
+
+def test_a_revert_out_of_time_goes_on_one_restore_or_void_per_run(
+    world: World, stored: None, monkeypatch: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from neruba.logic.billing import backfill_commit, backfill_revert
+    from neruba.logic.billing.backfill_budget import Budget, DeadlineReachedError
+
+    backfill = _reexport("bf-slow-revert")
+    assert act(backfill, "commit")[1]["status"] == "committed"
+    copies = [_copy_of(world, tx) for tx in ("s0-1", "s1-0")]
+    monkeypatch.setattr(backfill_commit, "INLINE_EVENTS", 0)  # left to the worker's runs below
+    assert act(backfill, "revert", key="rv")[1]["status"] == "reverting"
+    runs = 0
+    while True:
+        runs += 1
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        try:
+            backfill_revert.run_steps(world.ctx, backfill, "op", None, START + day(3), Budget(past))
+            break
+        except DeadlineReachedError:
+            assert runs < 30
+    # three restores (s0-2 replaced, s0-1 and s1-0 superseded), three voids, the reruns
+    assert runs >= 7
+    done = read(f"/admin/backfills/{backfill}", backfill_id=backfill)[1]
+    assert (done["reverted"]["events_restored"], done["reverted"]["events_voided"]) == (3, 3)
+    assert [_event(world, c.transaction_id).status for c in copies] == ["voided", "voided"]
+    assert (_rated(world, 0), _rated(world, 1)) == (3 * PRICE, 4 * PRICE)
+    assert_books_agree(world, "acme")
