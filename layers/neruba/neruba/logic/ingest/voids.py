@@ -185,8 +185,8 @@ def _void_unit(
     counter = None if relink else counter_action(catalog, event, now)  # a voided event is out already
     if counter is not None:
         actions.append(counter)
-    if copy is not None:
-        _check_copy_fits(catalog, None if relink else event, copy, now)
+    if copy is not None and request.copy_id is None:  # a backfill's copy meets the limits as its events do
+        _check_copy_fits(catalog, event, copy, now)
     if copy is not None:
         actions.append(voids.copy_put(copy))
     audit = idempotency.audit_put(
@@ -380,9 +380,7 @@ def _floored(catalog: CatalogSnapshot, meter_code: str, used: Decimal) -> Decima
     return used if meter is not None and meter.allow_negative else max(Decimal(0), used)
 
 
-def _check_copy_fits(
-    catalog: CatalogSnapshot, event: StoredEvent | None, copy: StoredEvent, now: datetime
-) -> None:
+def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredEvent, now: datetime) -> None:
     """409 ``amend_over_limit`` when the corrected copy would take its period's usage past the hard cap:
     the copy is counted through the limits like any event, so an amend that would be refused there is
     refused here, before the original is voided (the original's own usage is left out of the count when
