@@ -236,6 +236,13 @@ def scenario(kind: str, subs: int, months: int, cells: int) -> dict[str, Any]:
         "sample_line": {key: str(lines[0].get(key)) for key in ("line_id", "quantity", "amount_minor")}
         if lines
         else None,
+        "sample_invoice": {
+            "subtotal_minor": usage[0].subtotal_minor,
+            "total_minor": usage[0].total_minor,
+            "lines": [(str(line.get("kind")), line.get("amount_minor")) for line in lines],
+        }
+        if usage
+        else None,
     }
 
 

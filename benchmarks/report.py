@@ -500,6 +500,15 @@ def _per_window(run: dict[str, Any], key: str) -> float:
     return float(run["worker"].get(key, 0)) / max(run["invoiced"], 1)
 
 
+def _discounted(found: list[tuple[str, Any]]) -> str:
+    """The sample invoice's lines after the discounts (minor units), when the run stored one."""
+    sample = found[-1][1].get("sample_invoice") if found else None
+    if not sample:
+        return ""
+    lines = ", ".join(f"{kind} {amount}" for kind, amount in sample["lines"])
+    return f"; a sample invoice's lines in minor units: {lines}, total {sample['total_minor']}"
+
+
 def _discount_cost(lines: list[str], runs: dict[str, Any]) -> None:
     """What two discounts add to a count-meter window: requests by operation, items, transaction actions."""
     base = runs.get("count")
@@ -534,7 +543,7 @@ def _discount_cost(lines: list[str], runs: dict[str, Any]) -> None:
     lines += [
         "**Discounts.** The last two rows bill the count meter's window for customers who each hold a "
         "coupon of 0.25 USD for 3 billing periods and a 10 % coupon forever (the invoice is 1.00 USD before "
-        "them). A coupon counts billing periods, not invoices: each discount keeps one record per "
+        f"them{_discounted(found)}). A coupon counts billing periods, not invoices: each discount keeps one record per "
         "subscription of the last period it discounted (`period`) and what it took in it (`taken_minor`), "
         "read by every window it may apply to and moved in the invoice's own transaction, conditional on "
         "what was read. " + "; ".join(texts) + ". " + DISCOUNT_COST,
