@@ -136,6 +136,15 @@ MEASURED = (  # (results file, what it measured, the command)
 )
 
 
+# The results this page shows that were not measured again with the runs above (dates of their results).
+NOT_RERUN = (
+    "Not measured again with these: the cold start and the package sizes (2026-11-25), the full-size "
+    "billing run (2026-11-25; its counts per window are re-counted below it), the local stack's client "
+    "and volume runs, the client fault run and the webhooks run (each 2026-12-01, earlier in the day): "
+    "their figures are those of their last run."
+)
+
+
 def _measured_on(lines: list[str]) -> None:
     """When and under what load the counts of this page were last taken, for the runs that record it."""
     found = []
@@ -151,10 +160,7 @@ def _measured_on(lines: list[str]) -> None:
         "**Measured on** one x86_64 Linux machine with 2 cores shared with other developers' builds and tests, "
         "Python 3.11, moto in process: every time on this page was measured under that load and moves with "
         "it; the counts (write units, requests, items read per event or per window) do not. The benchmarks "
-        "ran one at a time. Last runs: "
-        + "; ".join(found)
-        + ". Sections without a date here keep the figures of "
-        "their own last run, dated in the section.",
+        "ran one at a time. Last runs: " + "; ".join(found) + ". " + NOT_RERUN,
         "",
     ]
 
