@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
     from neruba.domain.payments import PaymentRecord
     from neruba.logic.billing.context import Billing
+    from neruba.logic.billing.invoices import VoidedLookup
     from neruba.models.billing import CreditNoteCreate
 
 SCOPE = "credit-note"
@@ -333,10 +334,12 @@ def note_writes(
     words: tuple[str, str | None, str | None],
     actor: str,
     now: datetime,
+    correction: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """The credit note ``ids`` (id, number) of ``taken`` on ``invoice``, ``words`` (reason, ticket, memo):
     its document, the invoice's changes and the actions writing them (posting, note, invoice move, payment
-    moves, event), without the number counter's move, audit or idempotency records."""
+    moves, event), without the number counter's move, audit or idempotency records. ``correction``: what
+    a correction's note settles (``{adjustments: [{key, corrects, amount_minor}]}``), kept on it."""
     cn_id, number = ids
     reason, ticket, memo = words
     totals = tax_totals(taken)
@@ -365,6 +368,7 @@ def note_writes(
         "posting_id": book.posting_id,
         "created_at": ts(now),
         "stripe": None,
+        **({"correction": correction} if correction else {}),
     }
     changes = _invoice_changes(invoice, doc, taken, split)
     read = {**invoice.document, "amount_paid_minor": invoice.amount_paid_minor or 0}
@@ -480,9 +484,12 @@ def list_for_invoice(ctx: Billing, invoice_id: str) -> dict[str, Any]:
     return {"object": "list", "data": [d for d in found if d], "has_more": False, "next_cursor": None}
 
 
-def explain(ctx: Billing, credit_note_id: str) -> dict[str, Any]:
-    """``GET /v1/credit-notes/{id}/explain``: each credited line with the invoice line it takes from, and
-    the ledger posting with its entries."""
+def explain(ctx: Billing, credit_note_id: str, voided: VoidedLookup | None = None) -> dict[str, Any]:
+    """``GET /v1/credit-notes/{id}/explain``: each credited line with the invoice line it takes from, the
+    ledger posting with its entries, and for a correction's note the adjustments it settled with the
+    voids, amends and backfill behind them (``settles``; ``voided`` finds the voids)."""
+    from neruba.logic.billing.explain_links import settles
+
     doc = get_credit_note(ctx, credit_note_id)
     invoice = get_invoice(ctx.invoices, str(doc["invoice_id"]))
     originals = {line.line_id: line.document for line in invoice.lines}
@@ -500,4 +507,9 @@ def explain(ctx: Billing, credit_note_id: str) -> dict[str, Any]:
         "amount_minor": doc["amount_minor"],
         "lines": [{**line, "original": originals.get(str(line["line_id"]))} for line in doc["lines"]],
         "posting": {"posting_id": doc["posting_id"], "entries": entries},
+        "settles": settles(ctx, doc, voided or _no_voids),
     }
+
+
+def _no_voids(_customer_id: str, _start: str, _end: str) -> list[Any]:
+    return []
