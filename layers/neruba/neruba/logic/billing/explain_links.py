@@ -62,9 +62,7 @@ def settles(ctx: Billing, note: dict[str, Any], voided: VoidedLookup) -> list[di
 
 
 def _notes(ctx: Billing, invoice: Invoice) -> list[dict[str, Any]]:
-    from neruba.logic.billing.credit_notes import repository
-
-    repo = repository(ctx)
+    repo = ctx.billing.credit_notes  # where logic.billing.credit_notes keeps them
     found = [repo.get(str(c["id"])) for c in invoice.document.get("credit_notes") or []]
     return [doc for doc in found if doc]
 
