@@ -53,8 +53,8 @@ def test_a_void_settled_by_a_credit_note_is_cited_on_the_line_and_on_the_note(
     (note_id,) = issued["credit_notes"]
 
     # WHEN the final invoice is explained
-    usage = _line(_explain(final["id"]), "usage")
     explained = _explain(final["id"])
+    usage = _line(explained, "usage")
     # THEN its usage line names the credit note, the correction it settled and the void behind it
     (cited,) = usage["credit_notes"]
     assert (cited["credit_note_id"], cited["amount_minor"]) == (note_id, 100)
