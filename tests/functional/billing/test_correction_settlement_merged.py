@@ -178,3 +178,39 @@ def test_a_correction_over_the_transaction_limit_is_refused_whole(
     assert _standalone(real) == []
     stored = real.ctx.invoices.get(a_id)
     assert stored is not None and not stored.document.get("credit_notes")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_sweep_killed_around_its_transaction_settles_once(
+    real: World, api: Any, monkeypatch: Any, when: str
+) -> None:
+    from neruba.dal import transaction
+    from neruba.logic.billing.corrections import late_corrections
+
+    final, a_id = _with_correction_a(real, api, monkeypatch)
+    real.usage("acme", START + day(0, 4), 10)
+    now = START + day(1, 2)
+    real_commit = transaction.commit
+
+    def killed(unit: Any) -> None:
+        if when == "after":
+            real_commit(unit)
+        raise RuntimeError("killed")
+
+    # WHEN the sweep dies just before (or just after) the settling transaction, then runs again
+    monkeypatch.setattr(transaction, "commit", killed)
+    with pytest.raises(RuntimeError):
+        late_corrections(real.ctx, "acme", now)
+    monkeypatch.setattr(transaction, "commit", real_commit)
+    again = late_corrections(real.ctx, "acme", now)
+    # THEN the next run issues the two notes only if the first wrote nothing; either way they exist once
+    assert len(again) == (1 if when == "before" else 0)
+    for invoice_id in (final["id"], a_id):
+        stored = real.ctx.invoices.get(invoice_id)
+        assert stored is not None and len(stored.document.get("credit_notes") or []) == 1
+    assert late_corrections(real.ctx, "acme", now) == []
+    left = _taxed(BILLED_CALLS * PRICE) - _taxed(2 * PRICE)
+    remaining = _remaining(real)
+    assert (remaining[final["id"]], remaining[a_id], sum(remaining.values())) == (left, 0, left)
+    assert _standalone(real) == []
+    _agree(real)
