@@ -957,6 +957,7 @@ class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
     events_replaced: int = 0
+    events_superseded: int = 0
     events_unbilled: int = 0
     unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillCorrection]
@@ -1043,6 +1044,7 @@ class BackfillPreview(_Model):
     events_held: int
     events_counted: int
     events_replaced: int = 0
+    events_superseded: int = 0
     events_unbilled: int = 0
     unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillInvoicePreview]
