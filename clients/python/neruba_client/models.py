@@ -1175,6 +1175,7 @@ class LateEventCarrier(_Model):
     invoice_id: str
     number: str | None
     kind: str | None
+    credit_note_id: str | None = None
 
 
 class LateDifference(_Model):

@@ -121,3 +121,42 @@ def test_an_operators_credit_note_is_cited_without_a_correction(
     assert (cited["credit_note_id"], cited["amount_minor"], cited["correction"]) == (note["id"], 300, None)
     assert cited["reason"] == "again" and cited["tax_minor"] == 57
     assert _explain_note(note["id"])["settles"] == []
+
+
+def test_completeness_names_the_credit_note_that_settled_a_late_difference(
+    real: World, monkeypatch: Any
+) -> None:
+    from functions.billing_api.app import lambda_handler
+    from neruba.logic.billing.corrections import late_corrections
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+
+    # GIVEN an ended subscription's final invoice, one of its events voided and the difference settled
+    # by a credit note against that invoice
+    sub = subscribe_real(real, "acme")
+    _events("a", "b", "c", at=START + day(0, 4))
+    cancel(real.plans, sub["id"], Cancellation(at_period_end=False), now=START + day(0, 20))
+    _bill(real, START + day(0, 21), monkeypatch)
+    schedule(real, START + day(0, 23))
+    final = real.invoices("acme")[-1]
+    _void("a", START + day(1, 1), "v1")
+    (issued,) = late_corrections(real.ctx, "acme", START + day(1, 2))
+    (note_id,) = issued["credit_notes"]
+
+    # WHEN the final invoice's completeness is read
+    path = f"/v1/invoices/{final['id']}/completeness"
+    event = api_event("GET", path, path_parameters={"invoice_id": final["id"]}, scopes="read")
+    status, body, _ = call(lambda_handler, event)
+    assert status == 200, body
+
+    # THEN the late difference says where it went: the credit note (its id and number) on that invoice
+    (late,) = body["late_events"]
+    assert (late["amount_minor"], late["status"]) == (-100, "applied")
+    carrier = late["applied_to"]
+    assert carrier is not None, late
+    assert (carrier["kind"], carrier["credit_note_id"], carrier["invoice_id"]) == (
+        "credit_note",
+        note_id,
+        final["id"],
+    )
+    assert carrier["number"].startswith("CN-")

@@ -1549,9 +1549,14 @@ class CompletenessAtFinalization(Closed):
 
 
 class LateEventCarrier(Closed):
+    """The document that took a late difference: an invoice (``kind`` its kind), or a credit note that
+    settled it after the subscription's end (``kind`` ``credit_note``, ``credit_note_id`` and ``number``
+    the note's, ``invoice_id`` the invoice it credited)."""
+
     invoice_id: str
     number: str | None
     kind: str | None
+    credit_note_id: str | None = None
 
 
 class LateDifference(Closed):
