@@ -134,14 +134,6 @@ def refuse_status(invoice: Invoice) -> None:
         )
 
 
-def taxed(invoice: Invoice) -> bool:
-    """Whether the invoice carries tax (on a line, or in its totals)."""
-    doc = invoice.document
-    return bool(doc.get("tax_minor") or doc.get("tax_included_minor")) or any(
-        line.document.get("tax") for line in invoice.lines
-    )
-
-
 def _rule(exc: CreditNoteRuleError) -> Exception:
     if exc.conflict:
         return ConflictError(exc.message, code=exc.code, param=exc.param)
