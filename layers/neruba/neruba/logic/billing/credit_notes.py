@@ -444,14 +444,13 @@ def _within_limit(body: CreditNoteCreate) -> None:
 
 
 def send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:
-    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent)."""
-    import json
-
-    from neruba.dal.queue import send_batch
+    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent).
+    A process stopping before this leaves the note's marker, sent later (``logic.billing.sync_due``)."""
+    from neruba.logic.billing.sync_due import send_credit_note
 
     stored = repository(ctx).get(str(doc["id"]))
-    if ctx.sync_queue_url and not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
-        send_batch(ctx.sync_queue_url, [("0", json.dumps({"credit_note_id": doc["id"]}))])
+    if not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
+        send_credit_note(ctx, str(doc["id"]))
     return doc
 
 

@@ -18,8 +18,9 @@ ONE TransactWriteItems writes:
 Then the replacement is finalized (the next ``INV`` number) and sent to Stripe sync, as correction
 invoices are; a retry, or the next scheduler run, finishes that if the process stopped before. The void
 itself is sent to Stripe sync too (``{"void_invoice_id": ...}``, ``logic.stripe.void_sync``: the Stripe
-invoice is voided, deleted while a draft, or credited when Stripe has it paid); a retry sends it again
-until it is done.
+invoice is voided, deleted while a draft, or credited when Stripe has it paid); the void's transaction
+marks it owed (``logic.billing.sync_due``), so a process stopping before the send leaves it to the
+scheduler or the sweep, and a retry of the request sends it again until it is done.
 
 Late events for the voided window are checked against the replacement (the late-event check follows
 ``replaced_by``). An invoice with adjustments recorded against it is refused: those differences were
@@ -242,8 +243,8 @@ def void_invoice(
 def send_void(ctx: Billing, invoice_id: str) -> None:
     """Ask Stripe sync to take the voided invoice out of Stripe (``logic.stripe.void_sync``), until it has:
     a retry of the request sends again; the sync does each Stripe call once."""
-    from neruba.dal.queue import send_batch
-    from neruba.logic.stripe.void_sync import DONE, void_message
+    from neruba.logic.billing import sync_due
+    from neruba.logic.stripe.void_sync import DONE
     from neruba.observability import logger
 
     stored = ctx.invoices.get(invoice_id)
@@ -253,9 +254,10 @@ def send_void(ctx: Billing, invoice_id: str) -> None:
         or ((stored.stripe or {}).get("void") or {}).get("status") in DONE
     ):
         return
-    if send_batch(ctx.sync_queue_url, [("0", void_message(invoice_id))]):
+    if not sync_due.send_void(ctx, invoice_id):
         logger.error(
-            "void not sent to stripe sync: a retry of the request sends it", extra={"invoice_id": invoice_id}
+            "void not sent to stripe sync: its marker stays, the scheduler sends it",
+            extra={"invoice_id": invoice_id},
         )
 
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
 from neruba.logic.sweeps.backfills import stuck_backfills
-from neruba.logic.sweeps.credit_notes import unsynced_credit_notes
+from neruba.logic.sweeps.owed_syncs import owed_syncs
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
@@ -77,7 +77,7 @@ def billing_check(ctx: SweepContext) -> CheckResult:
     _due_windows(ctx, billing, ops, result, details)
     _stuck_drafts(ctx, billing, result, details)
     _unsynced(ctx, billing, ops, result, details)
-    unsynced_credit_notes(ctx, billing, ops, result, details, COOLDOWN)
+    owed_syncs(ctx, billing, ops, result, details, COOLDOWN)
     stuck_backfills(ctx, billing, ops, result, details, COOLDOWN)
     _stranded_top_ups(ctx, billing, result, details)
     result.details = {**details, "as_of": iso(ctx.now)}
