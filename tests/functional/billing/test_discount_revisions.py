@@ -115,3 +115,32 @@ def test_a_revision_racing_another_invoice_of_the_period_takes_only_what_is_left
     assert [ln["amount_minor"] for ln in usage[0]["lines"] if ln["kind"] == "discount"] == [-250]
     recorded, shown = _taken(world, discount_id)
     assert (recorded, shown) == (500, 250)  # 250 on this invoice and the 250 the other one took
+
+
+def test_a_void_regenerated_from_usage_gives_its_share_to_the_replacement(
+    world: World, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba.logic.billing.void import void_invoice
+    from neruba.models.billing import InvoiceVoid
+
+    # GIVEN the draft of 20 calls finalized with 200 off, then 40 late calls on its day
+    discount = _attach(api, _coupon(api, FIVE_USD_ONCE)["id"], customer_id="acme")
+    world.subscribe("acme")
+    schedule(world, START)
+    work(world, START, monkeypatch)
+    world.usage("acme", START + day(0, 2), 20)
+    schedule(world, START + day(1, 0))
+    work(world, START + day(1, 0), monkeypatch)
+    schedule(world, START + day(2, 1))
+    [old] = [i for i in world.invoices("acme") if i["kind"] == "usage"]
+    assert (old["status"], _taken(world, discount["id"])) == ("finalized", (200, 200))
+    world.usage("acme", START + day(0, 3), 40)
+    # WHEN an operator voids it and regenerates it from the usage stored now, twice (same key)
+    body = InvoiceVoid(reason="late usage", regenerate="recompute")
+    first = void_invoice(world.ctx, old["id"], body, "key:t", "v1")
+    assert void_invoice(world.ctx, old["id"], body, "key:t", "v1") == first
+    # THEN the replacement takes the whole 500 (the voided invoice's 200 is given back), and the record
+    # says 500: what the period's invoices show
+    replacement = first["replacement"]
+    assert [ln["amount_minor"] for ln in replacement["lines"] if ln["kind"] == "discount"] == [-500]
+    assert _taken(world, discount["id"]) == (500, 500)

@@ -397,17 +397,6 @@ def _details(snapshots: list[dict[str, Any]], tax: TaxTerms) -> dict[str, Any]:
     return {**out, **tax.details()}
 
 
-def repriced(doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A re-rated invoice's lines with the discounts and rates it stored (no period counted again)."""
-    return price_lines(
-        lines,
-        doc.get("discounts") or [],
-        doc.get("tax_rates") or [],
-        str(doc["currency"]),
-        (doc.get("period_start"), doc.get("period_end")),
-    )
-
-
 def _took(lines: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """What each discount takes on ``lines`` (discount id -> minor units, positive)."""
     out: dict[str, int] = {}

@@ -37,7 +37,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing.discounts import repriced
+from neruba.logic.billing.discounts import revised
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.stripe.checks import paid_level
@@ -103,17 +103,23 @@ def _adjustments_message(adjustments: list[Adjustment]) -> str:
     return f"Late differences of this invoice were recorded ({'; '.join(parts)}); credit it instead."
 
 
-def _lines(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> list[dict[str, Any]]:
+def _lines(
+    ctx: Billing, invoice: Invoice, body: InvoiceVoid, new_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The replacement's lines and the moves of its discounts' period records (none for the same lines:
+    the replacement takes what the voided invoice took)."""
     if body.regenerate == "same_lines":
-        return [dict(line.document) for line in invoice.lines]
+        return [dict(line.document) for line in invoice.lines], []
     from neruba.logic.billing.worker import rated_lines
 
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
     carried = [dict(line.document) for line in invoice.lines if line.kind in CARRIED_KINDS]
-    # the discounts and rates the voided invoice stored apply again (no discount period counted again)
-    return repriced(invoice.document, [*rated_lines(rate(subscription, start, end)).values(), *carried])
+    # the discounts and rates the voided invoice stored apply again (no discount period counted again);
+    # what the voided invoice took of a period's fixed amount is given back to the replacement
+    lines = [*rated_lines(rate(subscription, start, end)).values(), *carried]
+    return revised(ctx.billing.discounts, invoice.document, lines, new_id)
 
 
 def _tax_of(doc: dict[str, Any]) -> int:
@@ -159,15 +165,19 @@ def void_posting(invoice: Invoice, replacement: dict[str, Any], at: datetime, ac
     )
 
 
-def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetime) -> dict[str, Any]:
+def _replacement(
+    ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     at = ts(now)
     kept: dict[str, Any] = {
         k: invoice.document[k]
         for k in ("window", "one_off_charge_id", "discounts", "tax_rates", "tax_provider", "tax_location")
         if k in invoice.document
     }
+    new_id = "in_" + idempotency.digest(f"regenerate:{invoice.id}", 24)
+    lines, uses = _lines(ctx, invoice, body, new_id)
     return invoice_document(
-        invoice_id="in_" + idempotency.digest(f"regenerate:{invoice.id}", 24),
+        invoice_id=new_id,
         customer_id=invoice.customer_id,
         subscription_id=invoice.subscription_id,
         currency=invoice.currency,
@@ -175,11 +185,11 @@ def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetim
         seq=invoice.seq,
         details={**kept, "regenerated_from": {"invoice_id": invoice.id, "number": invoice.number}},
         period=(invoice.period_start, invoice.period_end),
-        lines=_lines(ctx, invoice, body),
+        lines=lines,
         applications=list(invoice.applications) if body.regenerate == "same_lines" else [],
         created_at=at,
         finalize_at=at,
-    )
+    ), uses
 
 
 def void_invoice(
@@ -201,7 +211,7 @@ def void_invoice(
     if replayed is None:
         invoice = get_invoice(ctx.invoices, invoice_id)
         _refuse(ctx, invoice, body)
-        doc = _replacement(ctx, invoice, body, now)
+        doc, uses = _replacement(ctx, invoice, body, now)
         new_id = str(doc["id"])
         book = void_posting(invoice, doc, now, actor)
         audit = idempotency.audit_put(
@@ -225,6 +235,7 @@ def void_invoice(
                 replaced_by=new_id,
             ),
             *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, replayed),
+            *uses,
         ]
         try:
             commit(Transaction(actions))
