@@ -164,3 +164,47 @@ def test_a_void_whose_message_was_lost_is_sent_by_the_sweep_once(
     assert _owed_repairs(first) == [("void_sync_sent", old)]
     assert _owed_repairs(second) == []
     assert [m["void_invoice_id"] for m in queued(world.sync_queue) if "void_invoice_id" in m] == [old]
+
+
+def test_the_migration_marks_documents_written_before_the_mark_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from neruba.dal import queue
+    from neruba.logic.billing import sync_due
+    from neruba.logic.billing.credit_notes import create_credit_note
+    from neruba.logic.billing.void import void_invoice
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0006_owed_stripe_syncs import apply
+    from neruba.models.billing import CreditNoteCreate, InvoiceVoid
+    from neruba.settings import get_settings
+
+    # GIVEN a credit note and a void whose messages were lost, written before the mark (no mark stored),
+    # and a credit note already in Stripe
+    credited, voided, synced = (issue(world, [("a", 1000, "1")], name=f"inv-{n}") for n in range(3))
+
+    def lost(url: str, entries: list[tuple[str, str]]) -> list[str]:
+        return [entry_id for entry_id, _ in entries]
+
+    monkeypatch.setattr(queue, "send_batch", lost)
+    note = create_credit_note(world.ctx, credited, CreditNoteCreate(reason="overbilled"), "key:t", "c1")
+    other = create_credit_note(world.ctx, synced, CreditNoteCreate(reason="overbilled"), "key:t", "c2")
+    void_invoice(world.ctx, voided, InvoiceVoid(reason="wrong address"), "key:t", "v1")
+    world.ctx.billing.credit_notes.set_stripe(
+        str(other["id"]), {"credit_note_id": "cn_S", "status": "synced"}
+    )
+    table = get_settings().billing_table
+    for pk in (f"CN#{note['id']}", f"CN#{other['id']}", f"INV#{voided}"):
+        boto3.client("dynamodb").update_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": "#"}},
+                                             UpdateExpression="REMOVE due_shard, due_at")  # fmt: skip
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert sync_due.owed(world.ctx, later) == []
+    # WHEN the migration runs, twice
+    ctx = MigrationContext(settings=get_settings(), now=later)
+    assert apply(ctx) == {"credit_notes": 1, "voids": 1}
+    assert apply(ctx) == {"credit_notes": 0, "voids": 0}
+    # THEN the unsent credit note and void are owed; the one in Stripe is not
+    assert sorted((o.kind, o.document_id) for o in sync_due.owed(world.ctx, later)) == sorted(
+        [("credit_note", str(note["id"])), ("void", voided)]
+    )

@@ -17,7 +17,10 @@
    again (the sync resumes from its stored steps and Stripe idempotency keys, so a re-send never creates
    a second Stripe invoice). ``mismatch`` and ``skipped`` records are reported, not re-sent.
 
-4. **Backfills left ``committing``** without a message to finish them (``logic/sweeps/backfills.py``):
+4. **Credit notes and voids owed to Stripe** (``logic/sweeps/owed_syncs.py``): their transaction marked
+   them owed and no message was sent; it is sent now.
+
+5. **Backfills left ``committing``** without a message to finish them (``logic/sweeps/backfills.py``):
    their ``{"backfill"}`` message is sent to BillingQueue again.
 
 Each state, draft, invoice and customer is handled on its own: one that fails (a send the queue refuses,
