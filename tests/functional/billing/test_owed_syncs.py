@@ -208,3 +208,33 @@ def test_the_migration_marks_documents_written_before_the_mark_once(
     assert sorted((o.kind, o.document_id) for o in sync_due.owed(world.ctx, later)) == sorted(
         [("credit_note", str(note["id"])), ("void", voided)]
     )
+
+
+@pytest.mark.parametrize("stop", ["before_finalizing", "before_sending"])
+def test_a_one_off_invoiced_at_once_whose_request_stopped_is_finalized_and_sent_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, stop: str
+) -> None:
+    from neruba.dal import queue
+    from neruba.logic.billing import finalize
+    from neruba.logic.billing.one_off import create_charge
+    from neruba.models.billing import OneOffChargeCreate
+
+    fee = {"description": "Setup fee", "amount_minor": 25000, "currency": "USD", "reason": "onboarding",
+           "mode": "invoice_now"}  # fmt: skip
+    body = OneOffChargeCreate.model_validate(fee)
+    with monkeypatch.context() as patch:
+        if stop == "before_finalizing":
+            patch.setattr(finalize, "finalize_invoice", _killed)
+        else:
+            patch.setattr(queue, "send_batch", _killed)
+        with pytest.raises(Killed):
+            create_charge(world.ctx, "acme", body, "key:t", "o-1")
+    assert [m for m in queued(world.sync_queue) if "invoice_id" in m] == []
+
+    # the scheduler finalizes it (if it was left a draft) and sends it, once
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    schedule(world, later)
+    schedule(world, later + timedelta(minutes=10))
+    [invoice] = world.invoices("acme")
+    assert (invoice["kind"], invoice["status"]) == ("one_off", "finalized")
+    assert [m["invoice_id"] for m in queued(world.sync_queue) if "invoice_id" in m] == [invoice["id"]]
