@@ -79,6 +79,12 @@ def test_a_correction_stopped_before_its_credit_note_was_sent_reaches_stripe_onc
     assert len(made) == 1
     note = real.ctx.billing.credit_notes.get(note_id)
     assert note is not None and note["stripe"]["credit_note_id"] == made[0]["id"]
+    # AND a second worker that read the note before the first stored its Stripe id makes none either (the
+    # call carries the note's own Stripe idempotency key)
+    real.ctx.billing.credit_notes.set_stripe(note_id, {})
+    assert sync_due.send_credit_note(real.ctx, note_id)
+    sync_all()
+    assert [n["id"] for n in fake.credit_notes.values()] == [made[0]["id"]]
     # AND nothing is owed any more: a later sweep sends nothing
     assert sync_due.owed(real.ctx, later + timedelta(days=1)) == []
     assert _owed_repairs(_sweep(real.ctx, later + timedelta(days=1))) == []
