@@ -144,3 +144,24 @@ def test_a_void_regenerated_from_usage_gives_its_share_to_the_replacement(
     replacement = first["replacement"]
     assert [ln["amount_minor"] for ln in replacement["lines"] if ln["kind"] == "discount"] == [-500]
     assert _taken(world, discount["id"]) == (500, 500)
+
+
+def test_a_draft_re_rated_lower_gives_back_what_it_no_longer_takes(
+    world: World, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 5 USD once and a draft of 60 calls (600) taking the whole 500
+    discount = _attach(api, _coupon(api, FIVE_USD_ONCE)["id"], customer_id="acme")
+    world.subscribe("acme")
+    schedule(world, START)
+    work(world, START, monkeypatch)
+    world.usage("acme", START + day(0, 2), 60)
+    schedule(world, START + day(1, 0))
+    work(world, START + day(1, 0), monkeypatch)
+    assert _taken(world, discount["id"]) == (500, 500)
+    # WHEN its usage is recounted as 20 calls (200) before it is finalized
+    world.usage("acme", START + day(0, 2), 20)
+    schedule(world, START + day(2, 1))
+    # THEN it takes 200 and the record says 200: the 300 left is there for another invoice of the period
+    [usage] = [i for i in world.invoices("acme") if i["kind"] == "usage"]
+    assert (usage["status"], usage["total_minor"]) == ("finalized", 0)
+    assert _taken(world, discount["id"]) == (200, 200)

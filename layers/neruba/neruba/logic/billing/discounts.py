@@ -416,7 +416,7 @@ def _revised_turn(
     fixed = int(coupon.amount_minor or 0) if coupon.kind == "fixed" else None
     key = str(snapshot["period_key"])
     if use.period == key:  # the period is counted: the others' share is the record less this invoice's
-        base = PeriodUse(use.used, key, use.taken_minor - mine)
+        base = PeriodUse(use.used, key, max(0, use.taken_minor - mine))
         step = Turn(key, use.used, False, None if fixed is None else max(0, fixed - base.taken_minor))
         return {**snapshot, "amount_left_minor": step.cap_minor}, base, step
     if mine == 0:  # it took nothing, so counted nothing: its turn is decided now, as for a new invoice
