@@ -244,3 +244,34 @@ def test_a_one_off_invoiced_at_once_whose_request_stopped_is_finalized_and_sent_
     [invoice] = world.invoices("acme")
     assert (invoice["kind"], invoice["status"]) == ("one_off", "finalized")
     assert [m["invoice_id"] for m in queued(world.sync_queue) if "invoice_id" in m] == [invoice["id"]]
+
+
+def test_a_corrections_sweep_stopped_after_its_transaction_leaves_the_credit_note_owed(
+    real: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba import bootstrap
+    from neruba.dal import queue
+    from neruba.logic.sweeps.runner import run_sweep
+
+    # GIVEN the final window of an ended subscription, recounted 2 calls lower
+    final = ended(real, monkeypatch)
+    real.usage("acme", START + day(0, 4), BILLED_CALLS - 2)
+    at = START + day(2)
+    # WHEN the corrections sweep credits it and stops at its first send after the transaction
+    with monkeypatch.context() as patch:
+        patch.setattr(queue, "send_batch", _killed)
+        with pytest.raises(Killed):
+            run_sweep(bootstrap.ops(), ["corrections"], at - timedelta(hours=2), at, trigger="cli", actor="t",
+                      billing=lambda: real.ctx, now=at)  # fmt: skip
+    stored = real.ctx.invoices.get(final["id"])
+    assert stored is not None
+    (note_id,) = [str(n["id"]) for n in stored.document["credit_notes"]]
+    # THEN the next corrections sweep has nothing left to bill, and the billing check sends the note, once
+    again = run_sweep(bootstrap.ops(), ["corrections"], at, at + timedelta(hours=1), trigger="cli", actor="t",
+                      billing=lambda: real.ctx, now=at + timedelta(hours=1))  # fmt: skip
+    assert again["checks"][0]["repairs"] == []
+    later = at + timedelta(days=3)
+    first, second = _sweep(real.ctx, later), _sweep(real.ctx, later + timedelta(hours=1))
+    assert _owed_repairs(first) == [("credit_note_sync_sent", note_id)]
+    assert _owed_repairs(second) == []
+    assert [m["credit_note_id"] for m in queued(real.sync_queue) if "credit_note_id" in m] == [note_id]
