@@ -13,7 +13,9 @@ correction's own invoice (a ``credit_note`` invoice when negative).
 Everything is returned as actions of the correction's one transaction: one credit note per credited
 invoice, its id ``cn_`` + SHA-256 of the correction's id and the invoice's, numbered with one conditional
 move of the ``CN`` counter; each invoice move is conditional on the invoice as read (a payment or credit
-note meanwhile cancels the transaction, and the retry decides again).
+note meanwhile cancels the transaction, and the retry decides again). Each note's put marks it owed to
+Stripe (``logic.billing.sync_due``), so a rerun or sweep stopping before it sent the notes leaves them to
+the scheduler and the billing sweep, which send each once.
 """
 
 from __future__ import annotations

@@ -135,14 +135,6 @@ def refuse_status(invoice: Invoice) -> None:
         )
 
 
-def taxed(invoice: Invoice) -> bool:
-    """Whether the invoice carries tax (on a line, or in its totals)."""
-    doc = invoice.document
-    return bool(doc.get("tax_minor") or doc.get("tax_included_minor")) or any(
-        line.document.get("tax") for line in invoice.lines
-    )
-
-
 def _rule(exc: CreditNoteRuleError) -> Exception:
     if exc.conflict:
         return ConflictError(exc.message, code=exc.code, param=exc.param)
@@ -456,14 +448,13 @@ def _within_limit(body: CreditNoteCreate) -> None:
 
 
 def send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:
-    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent)."""
-    import json
-
-    from neruba.dal.queue import send_batch
+    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent).
+    A process stopping before this leaves the note's marker, sent later (``logic.billing.sync_due``)."""
+    from neruba.logic.billing.sync_due import send_credit_note
 
     stored = repository(ctx).get(str(doc["id"]))
-    if ctx.sync_queue_url and not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
-        send_batch(ctx.sync_queue_url, [("0", json.dumps({"credit_note_id": doc["id"]}))])
+    if not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
+        send_credit_note(ctx, str(doc["id"]))
     return doc
 
 
