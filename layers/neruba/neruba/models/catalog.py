@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from neruba.domain.periods import Interval
 from neruba.models.fields import (
@@ -21,6 +21,7 @@ from neruba.models.fields import (
     MAX_METADATA,
     TIMEZONE_PATTERN,
     AsText,
+    AsWritten,
     AwareInstant,
     Currency,
     Metadata,
@@ -198,7 +199,12 @@ class CustomerUpdate(BaseModel):
 
 
 Rate = Annotated[
-    Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), PlainDecimal, AsText
+    Decimal,
+    Field(ge=0, le=1000, allow_inf_nan=False),
+    PlainDecimal,
+    AfterValidator(AsWritten(digits=20, places=10)),
+    AsText,
+    AsWritten,
 ]
 
 
@@ -253,7 +259,11 @@ class Pricing(BaseModel):
     package_size: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000)
     package_price: Price | None = None
     free_units: Annotated[
-        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), PlainDecimal, AsText
+        Decimal,
+        Field(ge=0, allow_inf_nan=False),
+        PlainDecimal,
+        AfterValidator(AsWritten(digits=30, places=6)),
+        AsText,
     ] = Decimal(0)
     rate: Rate | None = Field(
         default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
@@ -349,7 +359,11 @@ class PricingUnitIn(BaseModel):
 
     code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
     conversion_rate: Annotated[
-        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), PlainDecimal, AsText
+        Decimal,
+        Field(gt=0, allow_inf_nan=False),
+        PlainDecimal,
+        AfterValidator(AsWritten(digits=30, places=12)),
+        AsText,
     ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
 
 
