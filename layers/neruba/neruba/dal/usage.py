@@ -15,8 +15,8 @@ Items (``pk`` / ``sk``):
 - earlier layouts: ``USE#{customer}#{meter}`` / ``{hour}#{group}#{batch}`` (one contribution per cell,
   moved by migration 0004) and ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` slices; read only to
   never count those batches again.
-- outcomes   ``OUT#{day}[#{shard}]`` / ``{minute}#{attempt}`` - one worker attempt's counts per outcome, written
-  once (``dal/outcomes.py``; ``{minute}`` holds the counters earlier versions added to; a sharded
+- outcomes   ``OUT#{day}[#{shard}]`` / ``{minute}#{attempt}`` - one worker attempt's counts per outcome,
+  written once (``dal/outcomes.py``; ``{minute}`` holds the counters earlier versions added to; a sharded
   deployment spreads them by batch, as the contributions).
 
 Readers get a cell as its aggregate plus the contributions' cells not folded into it, merged exactly; see
@@ -117,7 +117,12 @@ class HistoryEntry:
     at: str | None = None
     reason: str | None = None  # why a copy failed
     payload: str | None = None  # a conflicting copy's code, timestamp and properties, as JSON text
-    attempt: str | None = None  # the worker attempt that recorded it, whose outcome counters count it
+    batch: str | None = None  # the batch of the worker attempt that recorded it (its start is ``at``)
+
+    @property
+    def attempt(self) -> str | None:
+        """The worker attempt that recorded it, whose outcome counters count it (``dal/outcomes.py``)."""
+        return f"{self.batch}@{self.at}" if self.batch is not None and self.at is not None else None
 
     def stored(self) -> dict[str, Any]:
         """The entry as kept in the event's ``hist`` list."""
@@ -126,8 +131,8 @@ class HistoryEntry:
             entry["r"] = self.reason
         if self.payload is not None:
             entry["p"] = self.payload
-        if self.attempt is not None:
-            entry["a"] = self.attempt
+        if self.batch is not None:
+            entry["a"] = self.batch
         return entry
 
     @classmethod
@@ -167,9 +172,20 @@ class StoredEvent:
     void_json: str | None = None  # a voided event's void record (reason, ticket, when, by, amended_by), JSON
     amends: str | None = None  # a corrected copy: the transaction id of the event it amends
     restored_json: str | None = None  # a restored event's restore record (backfill, reason, the void undone)
-    attempt: str | None = None  # the worker attempt that recorded the stored copy's outcome (``oa``)
+    stamped: str | None = None  # "1": ``batch`` and ``written_at`` name the attempt that recorded it (``oa``)
+    original_batch: str | None = None  # the batch that wrote it, once another adopted it (``ob``)
     moved_by: str | None = None  # the attempt that refused or parked it after it was accepted (``mv``)
     history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def attempt(self) -> str | None:
+        """The worker attempt that recorded the stored copy's outcome (``dal/outcomes.py``); None for an
+        event written before attempts were named (its outcome was counted by that version)."""
+        batch = self.original_batch or self.batch
+        if not self.stamped or batch is None or self.written_at is None:
+            return None
+        return f"{batch}@{self.written_at}"
+
     copies: Mapping[str, int] = field(default_factory=dict)
 
     def stored(self) -> dict[str, Any]:
@@ -219,7 +235,8 @@ _EVENT_ATTRIBUTES = (
     ("void_json", "vd"),
     ("amends", "amd"),
     ("restored_json", "rs"),
-    ("attempt", "oa"),
+    ("stamped", "oa"),
+    ("original_batch", "ob"),
     ("moved_by", "mv"),
 )
 _REQUIRED = 7
@@ -520,7 +537,7 @@ class UsageRepository:
                         "Update": {
                             "TableName": self.table_name,
                             "Key": event_key(recount.customer_id, recount.transaction_id),
-                            "UpdateExpression": "SET bk = :new",
+                            "UpdateExpression": "SET bk = :new, ob = if_not_exists(ob, :old)",
                             "ConditionExpression": "bk = :old",
                             "ExpressionAttributeValues": {
                                 ":new": {"S": batch},

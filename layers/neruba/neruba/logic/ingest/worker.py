@@ -104,7 +104,12 @@ class QueuedEvent:
 def carried_history(old: StoredEvent) -> list[HistoryEntry]:
     """The outcomes of a failed item that a replay overwrites, kept in the new item's history."""
     first = HistoryEntry(
-        "failed", old.request_id, old.copy_id, old.written_at, reason=old.reason, attempt=old.attempt
+        "failed",
+        old.request_id,
+        old.copy_id,
+        old.written_at,
+        reason=old.reason,
+        batch=(old.original_batch or old.batch) if old.attempt else None,
     )
     return [first, *old.history]
 
@@ -652,7 +657,7 @@ class IngestBatch:
         self, event: QueuedEvent, outcome: str, *, reason: str | None = None, payload: str | None = None
     ) -> HistoryEntry:
         return HistoryEntry(
-            outcome, event.request_id, event.copy_id, iso(self.now), reason, payload, self.attempt
+            outcome, event.request_id, event.copy_id, iso(self.now), reason, payload, self.batch_id
         )
 
     def _item(
@@ -682,5 +687,5 @@ class IngestBatch:
             late=late,
             reason=reason,
             reason_message=message,
-            attempt=self.attempt,
+            stamped="1",  # its batch and written_at name this attempt
         )

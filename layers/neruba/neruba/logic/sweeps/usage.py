@@ -419,6 +419,8 @@ def usage_check(ctx: SweepContext) -> CheckResult:
 
 # the same recount, adoption and cell of an event, for voided and amended events (logic/ingest/voids.py)
 recompute_cell = _recompute
+
+
 def adopt_uncounted(
     usage: UsageRepository,
     lookup: Callable[[set[str], set[str]], CatalogSnapshot],
@@ -437,4 +439,6 @@ def adopt_uncounted(
     if +moves or -moves:
         usage.add_outcomes(dict(moves), attempt)
     return cells
+
+
 cell_of_event = _ref_and_value
