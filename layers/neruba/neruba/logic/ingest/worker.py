@@ -337,6 +337,7 @@ class IngestBatch:
             failed = self._count()
         except Exception:
             self._give_back()
+            self._commit_outcomes()  # what it recorded stays recorded: counted now, not after its hold
             raise
         if not self.catalog.advance_meters or not self.advance_queue_url:
             return failed
@@ -413,18 +414,23 @@ class IngestBatch:
                 self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
-        failed.extend(complete(self.usage, self.recorded, self.attempt, self.clock, HOLD))
+        retry = complete(self.usage, self.recorded, self.attempt, self.clock, HOLD)
+        failed.extend(m for m in dict.fromkeys(retry) if m not in failed)
+        self._commit_outcomes()
+        return failed
+
+    def _commit_outcomes(self) -> None:
+        """Write this attempt's outcome counts, once (none when it recorded nothing: no copy names it)."""
         summary = self._failures_event()
         counts = dict(self.outcomes)
         if not counts:
-            return failed  # nothing recorded: no counts item (no copy names this attempt)
+            return
         try:
             self.usage.add_outcomes(counts, self.attempt, summary)
         except Cancelled:
             if not summary:
                 raise
             self.usage.add_outcomes(counts, self.attempt)  # an earlier attempt sent the summary
-        return failed
 
     def _recorded_before(self, event: QueuedEvent, old: StoredEvent, *, history_only: bool = False) -> bool:
         """Note a copy of ``event`` an earlier attempt recorded (its counters may need completing);
