@@ -109,15 +109,51 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
     assert_consistent(world)
 
 
-def test_by_quantity_rounds_half_up_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
+def test_by_quantity_rounds_the_cumulative_amount_half_up_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
     inv = issue(world, [("a", 1000, "3")])
     amounts = [
         credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"q{n}")[1] for n in range(3)
     ]
-    assert [n["amount_minor"] for n in amounts] == [333, 333, 334]
+    assert [n["amount_minor"] for n in amounts] == [333, 334, 333]
     assert [n["number"] for n in amounts] == ["CN-000001", "CN-000002", "CN-000003"]
     status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="q4")
     assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert_consistent(world)
+
+
+def test_by_quantity_takes_the_cumulative_amount_so_every_unit_can_be_credited(world: World, api: Any) -> None:
+    # 15 minor units over 10 units: one unit is 1.5; each note takes round(15 x units after / 10) less what
+    # was credited before, so the notes alternate 2, 1 and the tenth unit takes the last minor unit
+    inv = issue(world, [("a", 15, "10")])
+    amounts = []
+    for n in range(10):
+        status, note = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"u{n}")
+        assert status == 201, note
+        amounts.append(note["amount_minor"])
+    assert amounts == [2, 1, 2, 1, 2, 1, 2, 1, 2, 1]
+    status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="u10")
+    assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert invoice(api, inv)["credited_minor"] == 15
+    assert_consistent(world)
+
+
+def test_by_quantity_beside_by_amount_counts_what_the_amounts_took(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 15, "10")])
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 5}]}, key="m0")[0] == 201
+    # one unit is worth round(1.5) = 2, less the 5 already credited: nothing left to take for it
+    status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="m1")
+    assert (status, refused["error"]["code"], refused["error"]["param"]) == (
+        400,
+        "amount_not_positive",
+        "lines.0.quantity",
+    )
+    # four units: round(6) - 5 = 1; five more: round(13.5) - 6 = 8; the last unit takes the 1 left
+    taken = [
+        credit(api, inv, {"lines": [{"line_id": "a", "quantity": q}]}, key=f"m{q}")[1]["amount_minor"]
+        for q in ("4", "5", "1")
+    ]
+    assert taken == [1, 8, 1]
+    assert invoice(api, inv)["credited_minor"] == 15
     assert_consistent(world)
 
 
