@@ -850,6 +850,7 @@ class Refund(_Model):
     amount_minor: int
     invoice_id: str | None
     payment_id: str | None
+    credit_balance: bool = False
     posting_id: str
     created_at: datetime
 

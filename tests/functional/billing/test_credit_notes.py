@@ -188,6 +188,60 @@ def test_a_paid_invoice_credits_to_the_customer_balance_and_refunds_then_stop(wo
     assert_consistent(world)
 
 
+def _refund_http(body: dict[str, Any], key: str) -> tuple[int, Any]:
+    from functions.ledger_api.app import lambda_handler
+
+    event = api_event("POST", "/admin/customers/acme/refunds", body={"reason": "paid out", **body},
+                      path_parameters={"customer_id": "acme"}, headers={"Idempotency-Key": key})  # fmt: skip
+    status, answer = call(lambda_handler, event)[:2]
+    return status, answer
+
+
+def test_a_credit_balance_is_paid_out_by_a_refund_from_it_exactly_once(world: World, api: Any) -> None:
+    from neruba.dal.audit import AuditRepository
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000, payment_id="ch_9")
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 400}]}, key="k1")[0] == 201
+    # a plain refund still cannot take the credited 400 (it is the customer's balance) and says how to
+    status, refused = _refund_http({"amount_minor": 700, "invoice_id": inv}, "p0")
+    assert (status, refused["error"]["code"]) == (409, "refund_exceeds_refundable")
+    assert "credit_balance" in refused["error"]["message"]
+    # paying the balance out: cash leaves, the balance in the customer's favour falls by as much
+    body = {"amount_minor": 300, "invoice_id": inv, "credit_balance": True}
+    status, paid_out = _refund_http(body, "p1")
+    assert status == 201, paid_out
+    assert (paid_out["amount_minor"], paid_out["payment_id"], paid_out["credit_balance"]) == (300, "ch_9", True)
+    assert _refund_http(body, "p1") == (201, paid_out)  # the same key: the same refund, once
+    status, other = _refund_http({**body, "amount_minor": 50}, "p1")
+    assert (status, other["error"]["code"]) == (409, "idempotency_conflict")
+    assert (balances()["receivable"], balances()["cash"]) == (-100, 700)
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None and stored.document["credited_balance_minor"] == 100
+    # never more than the balance left
+    status, too_much = _refund_http({**body, "amount_minor": 101}, "p2")
+    assert (status, too_much["error"]["code"], too_much["error"]["param"]) == (
+        409,
+        "refund_exceeds_refundable",
+        "amount_minor",
+    )
+    assert _refund_http({"amount_minor": 100, "payment_id": "ch_9", "credit_balance": True}, "p3")[0] == 201
+    assert (balances()["receivable"], balances()["cash"]) == (0, 600)
+    # the 600 still refundable of the payment is refunded as before, and then nothing is left
+    assert _refund_http({"amount_minor": 600, "invoice_id": inv}, "p4")[0] == 201
+    assert _refund_http({"amount_minor": 1, "invoice_id": inv, "credit_balance": True}, "p5")[0] == 409
+    assert balances()["cash"] == 0
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 100)
+    assert [r["action"] for r in records].count("refund") == 3
+    assert_consistent(world)
+
+
+def test_a_refund_naming_neither_payment_nor_invoice_names_the_field(world: World, api: Any) -> None:
+    status, refused = _refund_http({"amount_minor": 1}, "p0")
+    assert status == 422, refused
+    assert [d["param"] for d in refused["error"]["details"]] == ["payment_id"]
+
+
 def test_a_refund_first_leaves_only_the_rest_creditable(world: World, api: Any) -> None:
     inv = issue(world, [("a", 1000, "1")])
     pay(world, inv, 1000)

@@ -1088,6 +1088,7 @@ class Refund(Closed):
     amount_minor: Minor
     payment_id: str | None
     invoice_id: str | None
+    credit_balance: bool = False  # true: a payout of customer credit left by credit notes
     posting_id: str
     created_at: Timestamp
 
