@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from neruba_tools import api_target
 from neruba_tools.argtypes import when
 
 BATCH = 100  # events per request (the body of POST /v1/events)
@@ -41,9 +41,7 @@ def add_parser(commands: Any) -> None:
 
     def command(name: str, help_text: str, func: Callable[..., int]) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = backfill.add_parser(name, help=help_text)
-        sub.add_argument("--base-url", default=os.environ.get("NERUBA_BASE_URL"), help="the API's base URL")
-        sub.add_argument("--stack", help="the CloudFormation stack whose ApiUrl to call")
-        sub.add_argument("--api-key", default=os.environ.get("NERUBA_API_KEY"), help="an admin key")
+        api_target.add_arguments(sub)
         sub.set_defaults(func=lambda args: _run(args, func))
         return sub
 
@@ -91,16 +89,10 @@ def client_for(args: argparse.Namespace) -> Any:
     """The Python client on ``--base-url`` (or the stack's ApiUrl) with ``--api-key``."""
     from neruba_client import Neruba
 
-    base_url = args.base_url
-    if not base_url and args.stack:
-        from neruba_tools.stackinfo import stack_for
-
-        base_url = stack_for(args.stack).output("ApiUrl")
-    if not base_url or not args.api_key:
-        raise SystemExit(
-            "error: give --base-url (or --stack) and --api-key (or NERUBA_BASE_URL, NERUBA_API_KEY)"
-        )
-    return Neruba(args.api_key, base_url=base_url)
+    base_url, api_key = api_target.base_url(args), api_target.api_key(args)
+    if not api_key:
+        raise SystemExit("error: give --api-key (or NERUBA_API_KEY), an admin key")
+    return Neruba(api_key, base_url=base_url)
 
 
 def _run(args: argparse.Namespace, func: Callable[[Any, argparse.Namespace], int]) -> int:
