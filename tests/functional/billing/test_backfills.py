@@ -136,15 +136,20 @@ def test_events_outside_the_backfill_are_rejected_with_a_code(world: World) -> N
             {"transaction_id": "notime"},
             {"transaction_id": "other", "timestamp": START.isoformat(), "code": "storage"},
             {"transaction_id": "bad", "timestamp": START.isoformat(), "extra": 1},
+            {"transaction_id": "future", "timestamp": "2099-01-01T00:00:00Z"},
+            {"transaction_id": "ancient", "timestamp": "2001-01-01T00:00:00Z"},
         ],
     )
     assert status == 200
     codes = [(e["status"], e["error"]["code"], e["error"]["param"]) for e in result["events"]]
+    # the range rules come before ingest's window (in the future, too old): outside the range says so
     assert codes == [
         ("rejected", "timestamp_outside_backfill", "events.0.timestamp"),
         ("rejected", "missing_field", "events.1.timestamp"),
         ("rejected", "meter_not_in_backfill", "events.2.code"),
         ("rejected", "unknown_field", "events.3.extra"),
+        ("rejected", "timestamp_outside_backfill", "events.4.timestamp"),
+        ("rejected", "timestamp_outside_backfill", "events.5.timestamp"),
     ]
     status, result = events(
         bf["id"], [{"transaction_id": "g", "timestamp": START.isoformat()}], customer="globex"
