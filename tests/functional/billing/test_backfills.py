@@ -305,3 +305,24 @@ def test_preview_shows_the_current_period_to_date(world: World, monkeypatch: Any
     act(bf["id"], "commit")
     upcoming = upcoming_invoice(world.plans, world.ctx.usage, "acme", billing=world.ctx.billing)
     assert upcoming["windows"][0]["subtotal_minor"] == period["after_minor"]
+
+
+@pytest.mark.parametrize("action", ["commit", "revert"])
+def test_a_commit_or_revert_key_names_one_request(world: World, monkeypatch: Any, action: str) -> None:
+    billed_days(world, monkeypatch, [3, 4])
+    first, second = (open_backfill(scope(), key=f"o{n}")[1]["id"] for n in range(2))
+    events(first, calls("k", START + day(0, 5), 1))
+    if action == "revert":
+        assert act(first, "commit")[0] == 200 and act(second, "commit")[0] == 200
+    # the first request with the key: done, and the same request again is answered the same way
+    assert act(first, action, key="k-1")[0] == 200
+    status, again = act(first, action, key="k-1")
+    assert status == 200 and again["status"] in ("committed", "reverted")
+    # the same key with another body, or on another backfill: the key names another request
+    status, other = act(first, action, key="k-1", body={"reason": "another reason"})
+    assert (status, other["error"]["code"]) == (409, "idempotency_conflict")
+    status, other = act(second, action, key="k-1")
+    assert (status, other["error"]["code"]) == (409, "idempotency_conflict")
+    assert read(f"/admin/backfills/{second}", backfill_id=second)[1]["status"] == (
+        "open" if action == "commit" else "committed"
+    )

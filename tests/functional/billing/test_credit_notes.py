@@ -109,7 +109,7 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
     assert_consistent(world)
 
 
-def test_by_quantity_rounds_the_cumulative_amount_half_up_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
+def test_by_quantity_rounds_cumulatively_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
     inv = issue(world, [("a", 1000, "3")])
     amounts = [
         credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"q{n}")[1] for n in range(3)
@@ -121,7 +121,7 @@ def test_by_quantity_rounds_the_cumulative_amount_half_up_and_the_last_units_tak
     assert_consistent(world)
 
 
-def test_by_quantity_takes_the_cumulative_amount_so_every_unit_can_be_credited(world: World, api: Any) -> None:
+def test_by_quantity_takes_the_cumulative_amount_so_every_unit_is_credited(world: World, api: Any) -> None:
     # 15 minor units over 10 units: one unit is 1.5; each note takes round(15 x units after / 10) less what
     # was credited before, so the notes alternate 2, 1 and the tenth unit takes the last minor unit
     inv = issue(world, [("a", 15, "10")])
@@ -211,7 +211,11 @@ def test_a_credit_balance_is_paid_out_by_a_refund_from_it_exactly_once(world: Wo
     body = {"amount_minor": 300, "invoice_id": inv, "credit_balance": True}
     status, paid_out = _refund_http(body, "p1")
     assert status == 201, paid_out
-    assert (paid_out["amount_minor"], paid_out["payment_id"], paid_out["credit_balance"]) == (300, "ch_9", True)
+    assert (paid_out["amount_minor"], paid_out["payment_id"], paid_out["credit_balance"]) == (
+        300,
+        "ch_9",
+        True,
+    )
     assert _refund_http(body, "p1") == (201, paid_out)  # the same key: the same refund, once
     status, other = _refund_http({**body, "amount_minor": 50}, "p1")
     assert (status, other["error"]["code"]) == (409, "idempotency_conflict")

@@ -53,6 +53,7 @@ from neruba.models.backfills import BackfillAction
 from neruba.models.billing import RerunRequest
 from neruba.timefmt import iso, parse_ts, ts
 
+COMMIT_SCOPE = "backfill-commit"  # the Idempotency-Key of a commit names one request (idempotency.claim)
 BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
 INLINE_EVENTS = 50  # a commit or revert of more events is run by the billing worker, not by the request
 INLINE_SECONDS = 10  # the request starts no unit of work past this (the API's Timeout is 30 s)
@@ -76,6 +77,9 @@ def commit_backfill(
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
+    idempotency.claim(
+        ctx.billing, COMMIT_SCOPE, key, idempotency.fingerprint(body.model_dump(mode="json"), backfill_id)
+    )
     if found.status in ("committed", "reverting", "reverted"):
         return found.document
     if found.status == "cancelled":

@@ -351,8 +351,12 @@ def record_balance_payout(
         idempotency_key=idempotency_key,
         actor=actor,
         at=None,
-        metadata={"payment_id": payment.payment_id, "invoice_id": payment.invoice_id,
-                  "credit_balance": True, **(metadata or {})},  # fmt: skip
+        metadata={
+            "payment_id": payment.payment_id,
+            "invoice_id": payment.invoice_id,
+            "credit_balance": True,
+            **(metadata or {}),
+        },
         extra_items=[tracker, *extra_items],
         items_for=items_for,
     )
