@@ -55,6 +55,7 @@ _NOUNS = {
     "bytes": "a string",
 }
 _RULES = {
+    "country_unknown": "must be an ISO 3166-1 alpha-2 code of a country; {country} names none",
     "missing": "is required",
     "extra_forbidden": "is not a known field",
     "int_parsing": "must be an integer",
