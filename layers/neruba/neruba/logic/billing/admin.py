@@ -121,7 +121,10 @@ def rerun_invoice(
 
     logger.append_keys(customer_id=invoice.customer_id, subscription_id=invoice.subscription_id)
     if invoice.status == "void":
-        raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
+        raise ConflictError(  # a state the invoice reached: 409, as every action on a void invoice
+            f"Invoice {invoice.id} is void; it cannot be recomputed (rerun its replacement).",
+            code="invoice_void",
+        )
     if invoice.kind in UNRATED_KINDS and invoice.status != "draft":
         raise InvalidRequestError(
             "A top-up, correction or one-off invoice has no usage to recompute (a correction: rerun the "
