@@ -287,7 +287,7 @@ def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -
         cause = (error.get("ctx") or {}).get("error") if kind == "plain" else None
         if isinstance(cause, FieldRuleError):  # a rule across fields that one field breaks: name it
             parts.append(cause.param)
-            rule = str(cause).rstrip(".")
+            rule = str(cause).rstrip(".").removeprefix(cause.param + " ")  # the field is named once
         while parts and parts[0] in drop:
             parts.pop(0)
         param = param_path(*(_short(part) for part in parts)) or None
