@@ -240,6 +240,41 @@ def test_a_credit_balance_is_paid_out_by_a_refund_from_it_exactly_once(world: Wo
     assert_consistent(world)
 
 
+def test_two_payouts_from_the_same_read_cannot_both_take_the_balance(world: World, api: Any) -> None:
+    from neruba import bootstrap
+    from neruba.dal.ledger import LedgerConflictError
+    from neruba.logic.ledger.admin import Stores, _balance_items
+    from neruba.logic.ledger.postings import record_balance_payout
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000, payment_id="ch_9")
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 400}]}, key="k1")[0] == 201
+    # GIVEN two payouts of 300 that both read the payment and the invoice (400 of balance) first
+    ledger_repo = bootstrap.ledger()
+    read = ledger_repo.payments.get("acme", "ch_9")
+    assert read is not None and read.credited_minor == 400
+    stores = Stores(
+        ledger_repo, bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+    )
+    items = [_balance_items(stores, read, 300) for _ in range(2)]
+
+    def write(n: int) -> None:
+        record_balance_payout(ledger_repo, customer_id="acme", currency="USD", amount_minor=300,
+                              refund_id=f"re_{n}", idempotency_key=f"race:{n}", actor="t", payment=read,
+                              extra_items=items[n])  # fmt: skip
+
+    # WHEN both write, THEN the second is refused by its conditions and nothing of it is stored
+    write(0)
+    with pytest.raises(LedgerConflictError):
+        write(1)
+    assert (balances()["receivable"], balances()["cash"]) == (-100, 700)
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None and stored.document["credited_balance_minor"] == 100
+    after = ledger_repo.payments.get("acme", "ch_9")
+    assert after is not None and (after.credited_minor, after.refunded_minor) == (100, 300)
+    assert_consistent(world)
+
+
 def test_a_refund_naming_neither_payment_nor_invoice_names_the_field(world: World, api: Any) -> None:
     status, refused = _refund_http({"amount_minor": 1}, "p0")
     assert status == 422, refused
