@@ -31,11 +31,12 @@ OLD = START + day(300)  # a revert 300 days later: its events far past the void 
 ORIGINAL = {ts(START): 3 * PRICE, ts(START + day(1)): 4 * PRICE}
 
 
-def _revert(backfill_id: str, key: str = "r-1", now: datetime = NOW) -> dict[str, Any]:
+def _revert(backfill_id: str, key: str | None = None, now: datetime = NOW) -> dict[str, Any]:
     from neruba.logic.billing.backfill_revert import revert_backfill
     from neruba.models.backfills import BackfillAction
 
     body = BackfillAction(reason="imported twice", ticket="FIN-9")
+    key = key or f"r-{backfill_id}"  # a key names one request: one backfill's revert
     return revert_backfill(bootstrap_billing(), backfill_id, body, "key:op", key, "req-1", now)
 
 
