@@ -906,6 +906,7 @@ class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
     events_replaced: int = 0
+    events_superseded: int = 0
     events_unbilled: int = 0
     unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillCorrection]
@@ -992,6 +993,7 @@ class BackfillPreview(_Model):
     events_held: int
     events_counted: int
     events_replaced: int = 0
+    events_superseded: int = 0
     events_unbilled: int = 0
     unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillInvoicePreview]
