@@ -655,6 +655,57 @@ class ExplainedLine(_Model):
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
     voided_events: list[VoidedEventRef] | None = None
+    credited: LineCredited | None = None
+    credit_notes: list[LineCreditNote] = []
+    postings: list[str] = []
+
+
+class LineCredited(_Model):
+    amount_minor: int
+    quantity: str | None
+    tax: dict[str, int] | None = None
+
+
+class SettledAdjustment(_Model):
+    """An adjustment a correction's credit note settled, with the voids, amends and backfill behind it."""
+
+    key: str
+    line_id: str | None
+    description: str | None
+    corrects: LineReference
+    quantity: Quantity | None
+    amount_minor: int
+    settled_minor: int | None
+    created_at: datetime | None
+    backfill: BackfillLineSource | None
+    voided_events: list[VoidedEventRef]
+
+
+class LineCorrection(_Model):
+    corrects: LineReference
+    adjustments: list[SettledAdjustment]
+
+
+class LineCreditNote(_Model):
+    """A credit note's part of one invoice line, with the correction it settled (None: an operator's)."""
+
+    credit_note_id: str
+    number: str
+    amount_minor: int
+    quantity: str | None
+    tax_minor: int
+    reason: str | None
+    created_at: datetime | None
+    posting_id: str | None
+    correction: LineCorrection | None
+
+
+class ExplainedPosting(_Model):
+    posting_id: str
+    idempotency_key: str
+    reason: str
+    at: datetime
+    entries: list[PostingEntryView]
 
 
 class UpcomingWindow(_Model):
@@ -750,6 +801,7 @@ class InvoiceExplanation(_Model):
     corrects: LineReference | None = None
     billing_reason: str | None = None
     threshold: InvoiceThreshold | None = None
+    postings: list[ExplainedPosting] = []
 
 
 class UpcomingInvoice(_Model):
@@ -1061,6 +1113,17 @@ class CreditNote(_Model):
     posting_id: str
     created_at: datetime
     stripe: CreditNoteStripe | None = None
+    correction: CreditNoteCorrection | None = None
+
+
+class CreditNoteAdjustment(_Model):
+    key: str
+    corrects: LineReference
+    amount_minor: int
+
+
+class CreditNoteCorrection(_Model):
+    adjustments: list[CreditNoteAdjustment]
 
 
 class ExplainedCreditNoteLine(CreditNoteLine):
@@ -1087,6 +1150,7 @@ class CreditNoteExplanation(_Model):
     amount_minor: int
     lines: list[ExplainedCreditNoteLine]
     posting: CreditNotePosting
+    settles: list[SettledAdjustment] = []
 
 
 class InvoiceVoidResult(_Model):
@@ -1112,6 +1176,7 @@ class LateEventCarrier(_Model):
     invoice_id: str
     number: str | None
     kind: str | None
+    credit_note_id: str | None = None
 
 
 class LateDifference(_Model):

@@ -140,6 +140,9 @@ ERROR_CODES: dict[str, str] = {
         "The credit, refund and out-of-band amounts do not add up to the part already paid."
     ),
     "credit_note_conflict": "The invoice kept changing while the credit note was written; retry.",
+    "correction_too_large": (
+        "409: a correction after the end needs more writes than one transaction holds; nothing was written."
+    ),
     "line_not_creditable": "The line charges nothing; only a line with a positive amount is credited.",
     "line_has_no_quantity": "The line has no quantity; credit it by amount_minor.",
     "quantity_not_positive": "The quantity must be more than zero.",
