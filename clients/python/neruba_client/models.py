@@ -986,10 +986,10 @@ class BackfillInvoicePreview(_Model):
     before_minor: int  # after discounts, with exclusive tax, before credits
     after_minor: int
     difference_minor: int
-    subtotal_before_minor: int = 0
-    subtotal_after_minor: int = 0
-    subtotal_difference_minor: int = 0
-    tax_difference_minor: int = 0
+    subtotal_before_minor: int
+    subtotal_after_minor: int
+    subtotal_difference_minor: int
+    tax_difference_minor: int
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
 
 
@@ -1001,10 +1001,10 @@ class BackfillOpenPeriod(_Model):
     before_minor: int
     after_minor: int
     difference_minor: int
-    subtotal_before_minor: int = 0
-    subtotal_after_minor: int = 0
-    subtotal_difference_minor: int = 0
-    tax_difference_minor: int = 0
+    subtotal_before_minor: int
+    subtotal_after_minor: int
+    subtotal_difference_minor: int
+    tax_difference_minor: int
 
 
 class BackfillPreview(_Model):

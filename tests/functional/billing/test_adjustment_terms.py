@@ -132,4 +132,3 @@ def test_the_upcoming_invoice_shows_the_differences_its_look_back_will_bill(
     billed = _usage_invoice(world, "look", 3)
     carried = [line for line in billed["lines"] if line["kind"] == "adjustment"]
     assert [(line["amount_minor"], line["tax"]["exclusive_minor"]) for line in carried] == [(-9, -2)]
-

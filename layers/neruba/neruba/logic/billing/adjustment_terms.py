@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.numbers import canonical_text
 from neruba.logic.billing.discounts import CORRECTED as FLAG
 from neruba.logic.billing.discounts import KIND as DISCOUNT
-from neruba.logic.billing.discounts import net_amounts, price_lines, repriced
+from neruba.logic.billing.discounts import net_amounts, price_lines
 from neruba.logic.billing.document import CARRIED_KINDS as _CARRIED
 
 if TYPE_CHECKING:
@@ -92,7 +92,14 @@ def priced_deltas(
     stored = [dict(line) for line in original.document.get("lines") or []]
     rated_kinds = {str(line["line_id"]) for line in stored if line.get("kind") not in (*_CARRIED, DISCOUNT)}
     carried = [line for line in stored if line.get("kind") in _CARRIED]
-    now = repriced(original.document, [*(dict(v) for v in rerated.values()), *carried])
+    doc = original.document
+    now = price_lines(
+        [*(dict(v) for v in rerated.values()), *carried],
+        doc.get("discounts") or [],
+        doc.get("tax_rates") or [],
+        original.currency,
+        (original.period_start, original.period_end),
+    )  # the corrected invoice's discounts and rates, as a re-rated draft keeps them (``repriced``)
     net_now, net_then = net_amounts(now), net_amounts(stored)
     tax_now = {str(line["line_id"]): line.get("tax") for line in now if line.get("kind") != DISCOUNT}
     tax_then: dict[str, Any] = {str(line["line_id"]): line.get("tax") for line in stored}
