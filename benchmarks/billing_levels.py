@@ -10,6 +10,11 @@ billed. Five meters of the same usage are compared:
   the closing level the previous window's billing stored (what a running subscription has), and without
   any (what every window read before closing levels: the meter's whole history).
 
+Two more runs of the count meter measure what discounts add to a window: every customer holds a coupon of a
+fixed amount for 3 billing periods and a percentage coupon forever, in the first period they discount (no
+period record yet) and in a later one (each discount's record of its last period stored, as the previous
+window's invoice left it).
+
     .venv/bin/python -m benchmarks.billing_run --levels                    # 100 subscriptions, 6 months
     .venv/bin/python -m benchmarks.billing_levels --subs 50 --months 12
 
@@ -49,6 +54,10 @@ KINDS = {  # label -> (meter fields, whether the previous window's closing level
     ),
 }
 GROUPS = 3  # group values of the grouped meter
+# count-meter runs with two discounts per customer: whether the previous period's use records are stored
+DISCOUNTED = {"count_discounts_first_period": False, "count_discounts_later_period": True}
+KINDS.update({kind: ({"aggregation": "count"}, False) for kind in DISCOUNTED})
+FIXED_OFF_MINOR = 25  # the fixed-amount coupon (each window's invoice is 100 minor units before discounts)
 
 
 def _cell(kind: str, hour: datetime, n: int) -> tuple[str, dict[str, Any]]:
@@ -119,6 +128,52 @@ def _seed(kind: str, subs: int, months: int, cells: int, anchor: datetime) -> No
     dynamodb.put_item(
         TableName=settings.billing_table, Item={"pk": {"S": "MARK#billing-state-backfill"}, "sk": {"S": "#"}}
     )
+    if kind in DISCOUNTED:
+        _discounts(subs, add_interval(anchor, "month", months - 2), previous=DISCOUNTED[kind])
+
+
+def _discounts(subs: int, previous_start: datetime, previous: bool) -> None:
+    """Every customer gets a coupon of ``FIXED_OFF_MINOR`` for 3 billing periods and 10 % off forever,
+    through the admin logic (which flags the customer as having discounts); with ``previous``, each
+    discount's use record says the period before the window was its first and took part of the invoice."""
+    from neruba import bootstrap
+    from neruba.dal.catalog import CatalogRepository
+    from neruba.dal.transaction import Transaction, commit
+    from neruba.logic.billing import coupons
+    from neruba.logic.billing.discounts import period_key
+    from neruba.models.catalog import Customer
+    from neruba.models.discounts import CouponCreate, DiscountCreate
+    from neruba.settings import get_settings
+    from neruba.timefmt import ts
+
+    ctx = bootstrap.billing()
+    catalog = CatalogRepository(get_settings().catalog_table)
+    terms = [
+        {
+            "amount_off_minor": FIXED_OFF_MINOR,
+            "currency": "USD",
+            "duration": "repeating",
+            "duration_periods": 3,
+        },
+        {"percent_off": "10", "duration": "forever"},
+    ]
+    ids = [
+        coupons.create_coupon(
+            ctx, CouponCreate.model_validate({"name": f"bench {n}", "reason": "bench", **t}), "bench", f"c{n}"
+        )["id"]
+        for n, t in enumerate(terms)
+    ]
+    before = period_key(ts(previous_start))
+    store = coupons.repo(ctx)
+    for number in range(subs):
+        customer, sub_id = f"cust-{number:06d}", f"sub_{number:020x}"
+        catalog.create_customer(Customer(external_id=customer, name=customer, currency="USD"))
+        for n, coupon_id in enumerate(ids):
+            body = DiscountCreate(coupon_id=coupon_id, customer_id=customer, reason="bench")
+            discount = coupons.create_discount(ctx, body, "bench", f"d{number}-{n}")
+            if previous:  # the previous window's invoice took 25 (the fixed coupon) and 10 (10 % of 100)
+                use = store.use_item(discount["id"], sub_id, (0, None, 0), (1, before, 25 - 15 * n), "in_x")
+                commit(Transaction([use]))
 
 
 def scenario(kind: str, subs: int, months: int, cells: int) -> dict[str, Any]:
@@ -181,6 +236,13 @@ def scenario(kind: str, subs: int, months: int, cells: int) -> dict[str, Any]:
         "sample_line": {key: str(lines[0].get(key)) for key in ("line_id", "quantity", "amount_minor")}
         if lines
         else None,
+        "sample_invoice": {
+            "subtotal_minor": usage[0].subtotal_minor,
+            "total_minor": usage[0].total_minor,
+            "lines": [(str(line.get("kind")), line.get("amount_minor")) for line in lines],
+        }
+        if usage
+        else None,
     }
 
 
@@ -219,8 +281,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = scenario(kind, int(subs), int(months), int(cells))
         print(json.dumps(result))
         return result
-    started = time.perf_counter()
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
     result = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -231,6 +294,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": {kind: _in_child(kind, args.subs, args.months, args.cells) for kind in KINDS},
         "total_seconds": 0.0,
     }
+    result["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0]}
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     out = ROOT / "benchmarks" / "results" / "billing_levels.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -64,12 +64,20 @@ class Meter:
         self.requests: Counter[str] = Counter()
         self.items_read = 0
         self.cancelled = 0
+        self.transaction_items = 0
 
     def attach(self, dynamodb: Any) -> None:
         dynamodb.meta.events.register("after-call.dynamodb", self._after)
+        dynamodb.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", self._actions)
 
     def detach(self, dynamodb: Any) -> None:
         dynamodb.meta.events.unregister("after-call.dynamodb", self._after)
+        dynamodb.meta.events.unregister("before-parameter-build.dynamodb.TransactWriteItems", self._actions)
+
+    def _actions(self, params: dict[str, Any], **_: Any) -> None:
+        """The actions of each transaction sent (items it writes, or checks)."""
+        if (threading.current_thread() is threading.main_thread()) == self.main:
+            self.transaction_items += len(params.get("TransactItems") or ())
 
     def _after(self, http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
         if (threading.current_thread() is threading.main_thread()) != self.main:
@@ -88,6 +96,7 @@ class Meter:
             "read_requests": sum(n for op, n in self.requests.items() if op in READS),
             "items_read": self.items_read,
             "transactions": self.requests.get("TransactWriteItems", 0),
+            "transaction_items": self.transaction_items,
             "cancelled_transactions": self.cancelled,
         }
 
@@ -338,11 +347,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = scenario(*args.one)
         print(json.dumps(result))
         return result
-    started = time.perf_counter()
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
     base = _in_child(args.subs, args.events, args.cells)
     small = max(args.subs // 10, 100)
     events_small = args.events * small // args.subs
     result = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -360,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "total_seconds": 0.0,
     }
     result["total_seconds"] = round(time.perf_counter() - started, 1)
+    result["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0]}
     full_size = (args.subs, args.events, args.cells) == (10_000, 1_000_000, 10)
     out = args.out or (ROOT / "benchmarks" / "results" / "billing_run.json" if full_size else None)
     if out is not None:

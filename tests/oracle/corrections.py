@@ -33,10 +33,14 @@ LATE_VALUES = {  # a countable value per meter, chosen to change what the window
 
 
 class Books:
-    """A customer's invoices as the API lists them, and what was billed for each window."""
+    """A customer's invoices as the API lists them, and what was billed for each window: the invoices'
+    lines, adjustment lines counted on the line they correct, less what credit notes issued by a
+    correction took back for an adjustment (docs/billing.md, "Negative corrections settle against what
+    they correct")."""
 
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
+    def __init__(self, docs: list[dict[str, Any]], notes: list[dict[str, Any]] | None = None) -> None:
         self.docs = {d["id"]: d for d in docs}
+        self.notes = {n["id"]: n for n in notes or [] if n.get("correction")}
         self.billed: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for doc in docs:
             for line in doc["lines"]:
@@ -46,12 +50,30 @@ class Books:
                     self.billed[ref.get("invoice_id", "?")][ref.get("line_id", "?")] += amount
                 else:
                     self.billed[doc["id"]][line["line_id"]] += amount
+        for note in self.notes.values():
+            for settled in note["correction"]["adjustments"]:
+                ref = settled["corrects"]
+                self.billed[ref["invoice_id"]][ref["line_id"]] -= int(settled["amount_minor"])
 
     def of(self, invoice_id: str) -> dict[str, int]:
         return {k: v for k, v in self.billed[invoice_id].items() if v}
 
     def corrections(self) -> set[str]:
         return {i for i, d in self.docs.items() if d.get("kind") in CORRECTIONS}
+
+    def settlements(self) -> set[str]:
+        """The credit notes issued by corrections."""
+        return set(self.notes)
+
+    def settling(self, note_ids: set[str], invoice_id: str) -> list[str]:
+        """Those of ``note_ids`` that took back part of a correction of ``invoice_id``."""
+        return sorted(
+            n
+            for n in note_ids
+            if any(
+                a["corrects"]["invoice_id"] == invoice_id for a in self.notes[n]["correction"]["adjustments"]
+            )
+        )
 
 
 class CorrectionRules:
@@ -68,7 +90,13 @@ class CorrectionRules:
     def _books(self, customer: str) -> Books:
         answer = self.api("GET", "/v1/invoices", query={"customer_id": customer, "limit": "100"})
         self._check("valid_input", answer.status == 200, f"invoices answered {answer.status}")
-        return Books(answer.body["data"])
+        notes = []
+        for doc in answer.body["data"]:
+            if doc.get("credit_notes"):
+                listed = self.api("GET", f"/v1/invoices/{doc['id']}/credit-notes")
+                self._check("valid_input", listed.status == 200, f"credit notes answered {listed.status}")
+                notes += listed.body["data"]
+        return Books(answer.body["data"], notes)
 
     def _billing_ended(self, sub: Subscription, books: Books) -> bool:
         """The final window of a subscription that ends is billed (its billing state ended)."""
@@ -135,11 +163,13 @@ class CorrectionRules:
             if invoice_id not in expected:
                 continue
             docs = by_original.get(invoice_id, [])
+            settling = after.settling(after.settlements() - before.settlements(), invoice_id)
             # a difference in quantity alone (a line priced 0) is recorded too, on a document of 0
             # (docs/billing.md, "Late events after finalization"); never two, one whenever an amount differs
+            # (or credit notes took all of it back)
             self._check(
                 "one_correction",
-                len(docs) <= 1 and (len(docs) == 1 or invoice_id not in owed),
+                len(docs) <= 1 and (len(docs) == 1 or bool(settling) or invoice_id not in owed),
                 f"{customer}: {issued_by} of {invoice_id} issued {[after.docs[d] for d in docs]}; the "
                 f"model owes {owed.get(invoice_id)}; billed before {before.of(invoice_id)}, the model "
                 f"{expected[invoice_id]}",
@@ -225,20 +255,27 @@ class CorrectionRules:
         self._check("valid_input", answer.status == 200, f"rerun answered {answer.status} {answer.body}")
         after = self._settled(customer, before, {invoice_id}, f"rerun {attempt + 1}")
         new = after.corrections() - before.corrections()
+        notes = after.settlements() - before.settlements()
         action = answer.body.get("action")
+        issued = bool(new or notes)
         self._check(
             "rerun_answer",
-            (action == "correction_invoiced") == bool(new) and (bool(new) or action == "unchanged"),
-            f"rerun of {invoice_id} answered {action} {answer.body.get('correction')}; new documents {new}",
+            (action == "correction_invoiced") == issued and (issued or action == "unchanged"),
+            f"rerun of {invoice_id} answered {action} {answer.body.get('correction')}; new documents {new}, "
+            f"credit notes {notes}",
         )
-        if new:
-            (doc_id,) = new
+        if issued:
             correction = answer.body.get("correction") or {}
+            doc_id = next(iter(new)) if len(new) == 1 else None
+            total = int(after.docs[doc_id]["total_minor"]) if doc_id else 0
+            credited = sum(int(after.notes[n]["amount_minor"]) for n in notes)
             self._check(
                 "rerun_answer",
-                correction.get("invoice_id") == doc_id
-                and int(correction.get("amount_minor", 0)) == int(after.docs[doc_id]["total_minor"]),
-                f"rerun answered {correction}, issued {after.docs[doc_id]['id']}",
+                len(new) <= 1
+                and correction.get("invoice_id") == doc_id
+                and int(correction.get("amount_minor", 0)) == total - credited
+                and sorted(n["id"] for n in correction.get("credit_notes") or []) == sorted(notes),
+                f"rerun answered {correction}, issued {new} and credit notes {notes}",
             )
 
 

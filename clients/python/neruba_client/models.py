@@ -658,6 +658,57 @@ class ExplainedLine(_Model):
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
     voided_events: list[VoidedEventRef] | None = None
+    credited: LineCredited | None = None
+    credit_notes: list[LineCreditNote] = []
+    postings: list[str] = []
+
+
+class LineCredited(_Model):
+    amount_minor: int
+    quantity: str | None
+    tax: dict[str, int] | None = None
+
+
+class SettledAdjustment(_Model):
+    """An adjustment a correction's credit note settled, with the voids, amends and backfill behind it."""
+
+    key: str
+    line_id: str | None
+    description: str | None
+    corrects: LineReference
+    quantity: Quantity | None
+    amount_minor: int
+    settled_minor: int | None
+    created_at: datetime | None
+    backfill: BackfillLineSource | None
+    voided_events: list[VoidedEventRef]
+
+
+class LineCorrection(_Model):
+    corrects: LineReference
+    adjustments: list[SettledAdjustment]
+
+
+class LineCreditNote(_Model):
+    """A credit note's part of one invoice line, with the correction it settled (None: an operator's)."""
+
+    credit_note_id: str
+    number: str
+    amount_minor: int
+    quantity: str | None
+    tax_minor: int
+    reason: str | None
+    created_at: datetime | None
+    posting_id: str | None
+    correction: LineCorrection | None
+
+
+class ExplainedPosting(_Model):
+    posting_id: str
+    idempotency_key: str
+    reason: str
+    at: datetime
+    entries: list[PostingEntryView]
 
 
 class UpcomingWindow(_Model):
@@ -753,6 +804,7 @@ class InvoiceExplanation(_Model):
     corrects: LineReference | None = None
     billing_reason: str | None = None
     threshold: InvoiceThreshold | None = None
+    postings: list[ExplainedPosting] = []
 
 
 class UpcomingInvoice(_Model):
@@ -919,6 +971,7 @@ class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
     events_replaced: int = 0
+    events_superseded: int = 0
     events_unbilled: int = 0
     unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillCorrection]
@@ -1013,6 +1066,7 @@ class BackfillPreview(_Model):
     events_held: int
     events_counted: int
     events_replaced: int = 0
+    events_superseded: int = 0
     events_unbilled: int = 0
     unbilled: list[BackfillUnbilled] = []
     invoices: list[BackfillInvoicePreview]
@@ -1080,6 +1134,17 @@ class CreditNote(_Model):
     posting_id: str
     created_at: datetime
     stripe: CreditNoteStripe | None = None
+    correction: CreditNoteCorrection | None = None
+
+
+class CreditNoteAdjustment(_Model):
+    key: str
+    corrects: LineReference
+    amount_minor: int
+
+
+class CreditNoteCorrection(_Model):
+    adjustments: list[CreditNoteAdjustment]
 
 
 class ExplainedCreditNoteLine(CreditNoteLine):
@@ -1106,6 +1171,7 @@ class CreditNoteExplanation(_Model):
     amount_minor: int
     lines: list[ExplainedCreditNoteLine]
     posting: CreditNotePosting
+    settles: list[SettledAdjustment] = []
 
 
 class InvoiceVoidResult(_Model):
@@ -1131,6 +1197,7 @@ class LateEventCarrier(_Model):
     invoice_id: str
     number: str | None
     kind: str | None
+    credit_note_id: str | None = None
 
 
 class LateDifference(_Model):

@@ -1,6 +1,8 @@
 """Property: any sequence of corrections (live ingests, voids, amends, add and replace backfills and their
-commits, reverts (some 200 days later, far past the void horizon; of replaces too), invoice reruns and
-credit notes; commits and reverts possibly killed at a step and sent again)
+commits, backfills holding stored ids again with other content (a replace supersedes the stored event, a
+voided one is counted as new content), reverts (some 200 days later, far past the void horizon; of
+replaces too), invoice reruns and credit notes; commits and reverts possibly killed at a step and sent
+again)
 leaves the ledger balanced, every invoice owing its total less its credit notes, and each day billed (its
 usage lines plus the adjustments carried to later invoices) exactly what its surviving events price at."""
 
@@ -51,7 +53,9 @@ OPERATION = st.one_of(
 
 class Model:
     """What should survive: transaction id -> the day it counts on; the backfills, what they counted,
-    what they replaced (id -> day) and the days of their range; the amends (copy -> the event amended)."""
+    what they replaced (id -> day) and the days of their range; the amends (copy -> the event amended);
+    the corrected copies backfills counted under stored ids (copy -> backfill), what each superseded
+    (id -> day); the ids whose event is at hour 6 (a backfill's time)."""
 
     def __init__(self) -> None:
         self.surviving: dict[str, int] = {}
@@ -59,23 +63,52 @@ class Model:
         self.backfills: list[tuple[str, list[str], dict[str, int] | None, set[int]]] = []
         self.reverted: set[str] = set()
         self.amended_from: dict[str, str] = {}
+        self.copied_by: dict[str, str] = {}
+        self.superseded_by: dict[str, dict[str, int]] = {}
+        self.at6: set[str] = set()
 
-    def lineage(self, counted: list[str]) -> set[str]:
-        """The events counted and the copies an amend made of them, copy after copy."""
+    def lineage(self, counted: list[str], owner: str | None = None) -> set[str]:
+        """The events counted and the copies an amend made of them, copy after copy (not a copy another
+        backfill than ``owner`` counted under a voided event's id)."""
         found = set(counted)
         while True:
-            more = {copy for copy, tx in self.amended_from.items() if tx in found} - found
+            more = {
+                copy
+                for copy, tx in self.amended_from.items()
+                if tx in found and self.copied_by.get(copy, owner) == owner
+            } - found
             if not more:
                 return found
             found |= more
 
+    def line(self, tx: str) -> tuple[str | None, str]:
+        """The surviving event of ``tx``'s line (None: all voided) and its last event."""
+        last = tx
+        while True:
+            if last in self.surviving:
+                return last, last
+            nxt = [c for c, t in self.amended_from.items() if t == last]
+            if not nxt:
+                return None, last
+            last = nxt[-1]  # the latest copy (an event restored and corrected again has several)
+
     def superseded(self, n: int) -> bool:
-        """A later replace backfill, not reverted, over the range of backfill ``n`` or one of its events."""
-        _, counted, _, days = self.backfills[n]
-        mine = self.lineage(counted)
+        """A later replace backfill, not reverted, over the range of backfill ``n`` or one of its events;
+        or another backfill standing that voided one of its events, or corrected one it would give back."""
+        backfill_id, counted, replaced, days = self.backfills[n]
+        mine = self.lineage(counted, backfill_id)
+        restoring = set(replaced or {}) | set(self.superseded_by.get(backfill_id, {}))
+        for other, _, theirs, on in self.backfills[n + 1 :]:
+            if other in self.reverted:
+                continue
+            if theirs is not None and (on & days or mine & set(theirs)):
+                return True
+        for other, gone in self.superseded_by.items():
+            if other != backfill_id and other not in self.reverted and mine & set(gone):
+                return True
         return any(
-            replaced is not None and other not in self.reverted and (on & days or mine & set(replaced))
-            for other, _, replaced, on in self.backfills[n + 1 :]
+            self.amended_from.get(c) in restoring and b != backfill_id and b not in self.reverted
+            for c, b in self.copied_by.items()
         )
 
 
@@ -101,8 +134,10 @@ def _invoice_of(world: World, customer: str, d: int) -> list[Any]:
 
 
 def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: int, monkeypatch: Any) -> None:
+    from neruba.dal.backfills import HeldEvent
     from neruba.logic.billing import backfill_commit, backfill_replace, backfill_revert
     from neruba.logic.billing.admin import rerun_invoice
+    from neruba.logic.billing.backfill_ids import copy_transaction_id
     from neruba.logic.billing.backfills import hold_events, open_backfill
     from neruba.logic.billing.credit_notes import create_credit_note
     from neruba.logic.ingest.voids import VoidRequest, void_event
@@ -151,10 +186,29 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
             }
             for d, i in held
         ]
-        # a replace voids the surviving events of its day, but for those whose id it holds (they stand)
-        ids = {e["transaction_id"] for e in sent}
-        replaced = {tx: on for tx, on in model.surviving.items() if replace and on == op[1] and tx not in ids}
+        # each held id (its first copy) against its line: new, standing, superseded (a replace) or, for a
+        # voided line, counted as its new content; the copies are the backfill's
+        plan: list[tuple[str, int, str | None, str | None]] = []  # (id, day, end standing, last voided)
+        seen: set[str] = set()
         stored = world.ctx.usage.get_events((customer, e["transaction_id"]) for e in sent)
+        for e in sent:
+            tx, on = e["transaction_id"], int(e["timestamp"][8:10]) - 1
+            if tx in seen:
+                continue
+            seen.add(tx)
+            if (customer, tx) not in stored:
+                plan.append((tx, on, None, None))
+                continue
+            end, last = model.line(tx)
+            plan.append((tx, on, end, None if end is not None else last))
+        # a replace voids the surviving events of its day, but for the ends of the lines it holds
+        ends = {end for _, _, end, _ in plan if end is not None}
+        ids = {e["transaction_id"] for e in sent}
+        replaced = {
+            tx: on
+            for tx, on in model.surviving.items()
+            if replace and on == op[1] and tx not in ids and tx not in ends
+        }
         hold_events(world.ctx, opened["id"], sent)
         action = BackfillAction(reason="prop")
         done = _killed(
@@ -167,12 +221,28 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         assert done["committed"]["events_replaced"] == len(replaced), (done, replaced)
         for tx in replaced:
             del model.surviving[tx]
-        counted = []
-        for e in sent:  # the first held copy of an id counts, unless the id was stored already
-            tx = e["transaction_id"]
-            if (customer, tx) not in stored and tx not in counted:
+        counted: list[str] = []
+        superseded: dict[str, int] = {}
+        for tx, on, end, last in plan:
+            copy = copy_transaction_id(opened["id"], HeldEvent(customer, tx, "", {}))
+            if end is None and last is None:  # never stored: counted under its id
                 counted.append(tx)
-                model.surviving[tx] = int(e["timestamp"][8:10]) - 1
+                model.surviving[tx] = on
+                model.at6.add(tx)
+            elif end is not None and end in model.at6 and model.surviving[end] == on:
+                continue  # the same content: it stands
+            elif end is not None and not replace:
+                continue  # an add keeps the stored event
+            else:  # superseded (its end voided) or a voided line: the held content as a corrected copy
+                if end is not None:
+                    superseded[end] = model.surviving.pop(end)
+                model.amended_from[copy] = end or str(last)
+                model.copied_by[copy] = opened["id"]
+                counted.append(copy)
+                model.surviving[copy] = on
+                model.at6.add(copy)
+        assert done["committed"]["events_superseded"] == len(superseded), (done, superseded)
+        model.superseded_by[opened["id"]] = superseded
         days = {op[1]} if replace else set(range(DAYS))
         model.backfills.append((opened["id"], counted, replaced if replace else None, days))
     elif kind == "revert" and model.backfills:
@@ -185,8 +255,8 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
             assert refused.value.code == "backfill_superseded"
             return
         step = op[2] if backfill_id not in model.reverted else None
-        if step == "restore_replaced" and replaced is None:
-            step = None  # an add backfill's revert restores nothing
+        if step == "restore_replaced" and not (replaced or model.superseded_by.get(backfill_id)):
+            step = None  # nothing to give back
         done = _killed(
             monkeypatch,
             backfill_replace if step == "restore_replaced" else backfill_revert,
@@ -198,7 +268,8 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         assert done["status"] == "reverted"
         if backfill_id not in model.reverted:
             model.surviving.update(replaced or {})  # given back first, then the backfill's own voided
-            for tx in model.lineage(counted):
+            model.surviving.update(model.superseded_by.get(backfill_id, {}))
+            for tx in model.lineage(counted, backfill_id):
                 model.surviving.pop(tx, None)  # with an operator's amended copies (a voided one is out)
             model.reverted.add(backfill_id)
     elif kind == "rerun":
@@ -266,6 +337,30 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         ("backfill", [(0, 1), (1, 2)], None),
         ("amend", 0, 2),
         ("revert", 0, "void_events", False),
+    ],
+)
+# a replace holding an add backfill's id with other content (another day): it supersedes it; reverted
+# out of order (refused), then newest first, the replace's revert killed after its restores
+@example(
+    live=[1, 1, 0],
+    ops=[
+        ("backfill", [(0, 1)], None),
+        ("replace", 1, [1], "count_events"),
+        ("revert", 0, None, False),
+        ("revert", 1, "restore_replaced", True),
+        ("revert", 0, "void_events", False),
+    ],
+)
+# a backfill's event reverted (voided), then the same id held again: counted as its new content; and a
+# replace holding it once more with the same content (it stands)
+@example(
+    live=[0, 1, 1],
+    ops=[
+        ("backfill", [(1, 3)], None),
+        ("revert", 0, None, False),
+        ("backfill", [(2, 3)], "correct_invoices"),
+        ("replace", 2, [3], None),
+        ("revert", 2, "void_events", True),
     ],
 )
 def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(

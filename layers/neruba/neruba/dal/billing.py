@@ -23,7 +23,6 @@ Items (``pk`` / ``sk``):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,8 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from neruba import jsonutil
 from neruba.dal.clients import client
 from neruba.dal.cursors import decode_cursor, encode_cursor, names_item
+from neruba.dal.due_index import DUE_SHARDS as DUE_SHARDS
+from neruba.dal.due_index import due_items
+from neruba.dal.due_index import shard_of as shard_of
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
-from neruba.dal.dynamo import from_item, partition_items, plain, put_if_absent, query_items, record, to_item
+from neruba.dal.dynamo import from_item, partition_items, plain, put_if_absent, record, to_item
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
@@ -45,9 +47,7 @@ if TYPE_CHECKING:
     from neruba.dal.one_offs import OneOffRepository
     from neruba.dal.thresholds import ThresholdsRepository
 
-DUE_INDEX = "by-due"
 LIST_INDEX = "by-list"
-DUE_SHARDS = 8
 
 
 @dataclass(frozen=True)
@@ -158,16 +158,6 @@ class BillingRun:
 def billing_run(doc: dict[str, Any]) -> BillingRun:
     """A run document (as stored less its keys, or as the scheduler has just built it) as its record."""
     return record(BillingRun, doc, document=doc)
-
-
-def shard_of(key: str, prefix: str) -> str:
-    """The due-index shard of a key: ``{prefix}#{0..DUE_SHARDS-1}``.
-
-    Example:
-        >>> shard_of("sub_1", "bst").startswith("bst#")
-        True
-    """
-    return f"{prefix}#{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % DUE_SHARDS}"
 
 
 def _state_key(subscription_id: str) -> dict[str, Any]:
@@ -281,14 +271,7 @@ class BillingRepository:
         yield from (_billing_state(item) for item in self._due("bst", shard, now))
 
     def _due(self, prefix: str, shard: int, now: datetime) -> Iterator[dict[str, Any]]:
-        yield from query_items(
-            {
-                "TableName": self.table_name,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_shard = :s AND due_at <= :now",
-                "ExpressionAttributeValues": to_item({":s": f"{prefix}#{shard}", ":now": ts(now)}),
-            }
-        )
+        yield from due_items(self.table_name, prefix, shard, now)
 
     def mark_enqueued_item(self, subscription_id: str, seq: int, now: datetime) -> dict[str, Any]:
         """An Update action recording that windows up to ``seq`` were enqueued at ``now``."""

@@ -11,17 +11,25 @@ Items (``pk`` / ``sk``):
   :meth:`CreditNotesRepository.invoice_credit_item` on the condition that nothing moved since it was read
   (``cn_rev``, the status and the paid total): two credit notes racing for the same remainder cannot both
   commit.
+- While its Stripe sync message has not been sent, a credit note carries ``due_shard = cnsync#{n}`` and
+  ``due_at`` (its creation) in the sparse ``by-due`` index (``dal.due_index``): written by the put, so the
+  transaction that creates the note also records that Stripe must hear of it; removed once the message is
+  sent (:meth:`CreditNotesRepository.clear_sync_due`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
+from neruba.dal.due_index import clear_due_item, due_items, shard_of
 from neruba.dal.dynamo import from_item, plain, to_item
 
 SEQUENCE = "CN"
+SYNC_DUE = "cnsync"  # the due-index prefix of a credit note waiting for its Stripe sync message
 JSON_FIELDS = ("lines", "split", "posting", "stripe", "metadata")
 
 
@@ -30,7 +38,7 @@ def _key(credit_note_id: str) -> dict[str, Any]:
 
 
 def _doc(item: dict[str, Any]) -> dict[str, Any]:
-    doc = {k: plain(v) for k, v in item.items() if k not in ("pk", "sk")}
+    doc = {k: plain(v) for k, v in item.items() if k not in ("pk", "sk", "due_shard", "due_at")}
     for name in JSON_FIELDS:
         if isinstance(doc.get(name), str):
             doc[name] = jsonutil.loads(doc[name])
@@ -82,6 +90,8 @@ class CreditNotesRepository:
             "sk": "#",
             **{k: v for k, v in doc.items() if k not in JSON_FIELDS},
             **{k: jsonutil.dumps(doc[k]) for k in JSON_FIELDS if k in doc},
+            "due_shard": shard_of(str(doc["id"]), SYNC_DUE),
+            "due_at": str(doc["created_at"]),
         }
         return {
             "Put": {
@@ -100,6 +110,17 @@ class CreditNotesRepository:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues=to_item({":s": jsonutil.dumps(stripe)}),
         )
+
+    def sync_pending(self, shard: int, before: datetime) -> Iterator[str]:
+        """The ids of the credit notes of one shard created at or before ``before`` whose Stripe sync
+        message is not sent yet, oldest first."""
+        for item in due_items(self.table_name, SYNC_DUE, shard, before):
+            yield str(item["pk"]).removeprefix("CN#")
+
+    def clear_sync_due(self, credit_note_id: str) -> None:
+        """Take a credit note out of the sync-pending index once its sync message is sent."""
+        key = {"pk": f"CN#{credit_note_id}", "sk": "#"}
+        client("dynamodb").update_item(**clear_due_item(self.table_name, key))
 
     def invoice_credit_item(
         self,

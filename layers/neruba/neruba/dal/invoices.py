@@ -7,7 +7,8 @@ Items (``pk`` / ``sk``):
   ``by-list`` lists a customer's invoices, ``invoices-by-status`` (``status`` / ``list_sk``) every customer's)
   and the lines, credit applications and Stripe state as exact JSON. A draft carries
   ``due_shard = fin#{n}`` / ``due_at = finalize_at`` in the sparse ``by-due`` index; a finalized invoice
-  not yet handed to Stripe sync carries ``due_shard = sync#{n}``.
+  not yet handed to Stripe sync carries ``due_shard = sync#{n}``; a voided invoice whose void is not yet
+  handed to Stripe sync carries ``due_shard = vsync#{n}`` (written by the void's transaction).
 - ``SEQ#{sequence}`` / ``#`` - ``n``, the last number given in a sequence; it moves only in the same
   transaction that finalizes an invoice, so numbers have no gaps.
 """
@@ -31,6 +32,7 @@ from neruba.domain.credits import CreditApplication
 from neruba.timefmt import parse_ts, ts
 
 STATUS_INDEX = "invoices-by-status"
+VOID_SYNC_DUE = "vsync"  # the due-index prefix of a void waiting for its Stripe sync message
 JSON_FIELDS = (
     "lines",
     "applications",
@@ -278,6 +280,11 @@ class InvoicesRepository:
         for item in BillingRepository(self.table_name)._due("fin", shard, now):
             yield _invoice(item)
 
+    def voids_pending(self, shard: int, now: datetime) -> Iterator[Invoice]:
+        """Voided invoices whose void is not yet handed to Stripe sync, in one shard."""
+        for item in BillingRepository(self.table_name)._due(VOID_SYNC_DUE, shard, now):
+            yield _invoice(item)
+
     def sync_pending(self, shard: int, now: datetime) -> Iterator[Invoice]:
         """Finalized invoices not yet handed to Stripe sync, in one shard."""
         for item in BillingRepository(self.table_name)._due("sync", shard, now):
@@ -360,7 +367,9 @@ class InvoicesRepository:
             "Update": {
                 "TableName": self.table_name,
                 "Key": _key(invoice.id),
-                "UpdateExpression": "SET #st = :void, voided_at = :at, replaced_by = :by",
+                "UpdateExpression": (
+                    "SET #st = :void, voided_at = :at, replaced_by = :by, due_shard = :sh, due_at = :at"
+                ),
                 "ConditionExpression": (
                     "#st = :read AND attribute_not_exists(cn_rev) AND "
                     "(attribute_not_exists(amount_paid_minor) OR amount_paid_minor = :zero)"
@@ -373,6 +382,7 @@ class InvoicesRepository:
                         ":by": replaced_by,
                         ":read": invoice.status,
                         ":zero": 0,
+                        ":sh": shard_of(invoice.id, VOID_SYNC_DUE),
                     }
                 ),
             }
@@ -477,7 +487,7 @@ class InvoicesRepository:
         )
 
     def clear_sync_due(self, invoice_id: str) -> None:
-        """Take a finalized invoice out of the sync-pending index once its sync message is sent."""
+        """Take an invoice out of the sync-pending index once its sync (or void) message is sent."""
         self._update(invoice_id, "REMOVE due_shard, due_at", {}, "attribute_exists(pk)")
 
     def _update(

@@ -160,17 +160,58 @@ class LedgerRepository:
         for key, delta in sorted(posting.deltas().items()):
             if delta == 0:
                 continue
-            update: dict[str, Any] = {
-                "TableName": self.table_name,
-                "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{posting.currency}#{key}"}),
-                "UpdateExpression": "ADD bal :d, postings :one",
-                "ExpressionAttributeValues": to_item({":d": delta, ":one": 1}),
-            }
-            if key in NEVER_NEGATIVE and delta < 0:  # the balance read by the write itself: no race
-                update["ConditionExpression"] = "bal >= :need"
-                update["ExpressionAttributeValues"][":need"] = to_value(-delta)
-            items.append({"Update": update})
+            items.append(self._balance_move(customer, posting.currency, key, delta, 1))
         return items
+
+    def _balance_move(
+        self, customer: str, currency: str, key: str, delta: int, postings: int
+    ) -> dict[str, Any]:
+        """The update moving one materialised balance by ``delta`` for ``postings`` postings."""
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": to_item({"pk": f"CUS#{customer}", "sk": f"BAL#{currency}#{key}"}),
+            "UpdateExpression": "ADD bal :d, postings :one",
+            "ExpressionAttributeValues": to_item({":d": delta, ":one": postings}),
+        }
+        if key in NEVER_NEGATIVE and delta < 0:  # the balance read by the write itself: no race
+            update["ConditionExpression"] = "bal >= :need"
+            update["ExpressionAttributeValues"][":need"] = to_value(-delta)
+        return {"Update": update}
+
+    def combine_balance_moves(self, actions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``actions`` with the moves of one materialised balance (several postings in one transaction:
+        a correction's credit notes and its own invoice) combined into one update, where the first of them
+        stood: DynamoDB refuses two actions on one item in a transaction. The combined move adds the sum of
+        the deltas and counts every posting; a never-negative balance is checked against the sum, which
+        is what the transaction leaves (docs/ledger.md, "Several postings in one transaction")."""
+        moves: dict[tuple[str, str], tuple[int, int]] = {}
+        for action in actions:
+            key = self._balance_key(action)
+            if key is not None:
+                values = from_item(action["Update"]["ExpressionAttributeValues"])
+                delta, count = moves.get(key, (0, 0))
+                moves[key] = (delta + int(values[":d"]), count + int(values[":one"]))
+        combined: list[dict[str, Any]] = []
+        for action in actions:
+            key = self._balance_key(action)
+            if key is None:
+                combined.append(action)
+            elif key in moves:
+                (customer, balance), (delta, count) = key, moves.pop(key)
+                _bal, currency, account = balance.split("#", 2)
+                combined.append(
+                    self._balance_move(customer.removeprefix("CUS#"), currency, account, delta, count)
+                )
+        return combined
+
+    def _balance_key(self, action: dict[str, Any]) -> tuple[str, str] | None:
+        """(pk, sk) of a materialised balance's move on this table; None for any other action."""
+        update = action.get("Update")
+        if not update or update.get("TableName") != self.table_name:
+            return None
+        key = from_item(update["Key"])
+        sk = str(key["sk"])
+        return (str(key["pk"]), sk) if sk.startswith("BAL#") else None
 
     def retried_posting(self, exc: Exception, name: str = POSTING_GUARD) -> Posting | None:
         """The stored posting when ``exc`` cancelled a transaction on the idempotency guard of the actions

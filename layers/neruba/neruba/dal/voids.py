@@ -5,7 +5,9 @@ Items:
 - the event itself (``EVT#{customer}#{transaction_id}``): a void turns ``st`` from ``accepted`` to
   ``voided`` and adds ``vd`` (the void record, JSON text), on condition that it is still ``accepted``
   and held by the batch that counted it; an amend's corrected copy is a new event item holding ``amd``
-  (the transaction id it amends), put on condition that its key is free;
+  (the transaction id it amends), put on condition that its key is free; a backfill's correction of an
+  event voided already without a copy only rewrites ``vd`` to name its copy (on condition that ``vd`` is
+  unchanged);
 - the open void ``VOID#open`` / ``{customer}\\x1f{transaction_id}``: written in the void's own
   transaction and deleted once its cell is recomputed and its corrected copy counted
   (``logic/ingest/voids.py``); what the ``voids`` sweep check finishes when the request that wrote it
@@ -70,6 +72,21 @@ class VoidsRepository:
                 "ConditionExpression": "st = :accepted AND bk = :bk",
                 "ExpressionAttributeValues": to_item(
                     {":voided": "voided", ":accepted": "accepted", ":bk": event.batch, ":vd": record_json}
+                ),
+            }
+        }
+
+    def relink_update(self, event: StoredEvent, record_json: str) -> dict[str, Any]:
+        """The action giving a voided ``event``'s void record a corrected copy (a backfill's correction of
+        it), on condition that it still holds the void record it was read with."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": event_key(event.customer_id, event.transaction_id),
+                "UpdateExpression": "SET vd = :new",
+                "ConditionExpression": "st = :voided AND vd = :vd",
+                "ExpressionAttributeValues": to_item(
+                    {":voided": "voided", ":vd": event.void_json, ":new": record_json}
                 ),
             }
         }

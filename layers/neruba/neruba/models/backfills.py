@@ -121,9 +121,17 @@ class BackfillCommitted(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events_counted: int
-    events_not_counted: int = Field(description="Held events whose transaction id was stored already.")
+    events_not_counted: int = Field(
+        description="Held events whose transaction id was stored already with the same content (or, in an "
+        "add backfill, with other content)."
+    )
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range voided by the commit."
+    )
+    events_superseded: int = Field(
+        default=0,
+        description="mode replace: stored events under a held event's transaction id, with other content, "
+        "voided by the commit (the held content counted as their corrected copy; in events_counted).",
     )
     events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
     unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")
@@ -157,7 +165,9 @@ class BackfillReverted(BaseModel):
         "amend): left as they are, not in events_voided.",
     )
     events_restored: int = Field(
-        default=0, description="mode replace: the events the commit voided, given back by the revert."
+        default=0,
+        description="mode replace: the events the commit voided (replaced or superseded), given back by the "
+        "revert.",
     )
     invoices: list[BackfillCorrection]
 
@@ -254,9 +264,17 @@ class BackfillPreview(BaseModel):
     object: Literal["backfill_preview"]
     backfill_id: str
     events_held: int
-    events_counted: int = Field(description="Held events the commit would count (not already stored).")
+    events_counted: int = Field(
+        description="Held events the commit would count: not stored yet, or counted as the corrected copy "
+        "of the stored event of their transaction id (voided, or superseded by a replace)."
+    )
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range the commit would void."
+    )
+    events_superseded: int = Field(
+        default=0,
+        description="mode replace: stored events under a held event's transaction id, with other content, "
+        "the commit would void (the held content counted instead; in events_counted).",
     )
     events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
     unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")

@@ -120,9 +120,8 @@ ERROR_CODES: dict[str, str] = {
     "timestamp_outside_backfill": "The event's timestamp is outside the backfill's range.",
     "customer_not_in_backfill": "The event's customer is not one of the backfill's.",
     "meter_not_in_backfill": "The event's meter is not one of the backfill's.",
-    "event_id_taken_by_voided_event": "The transaction_id belongs to a voided event; send it under a new id.",
-    "event_id_stored_with_other_content": "A replace keeps the stored event of this id; use a new id.",
-    "backfill_event_ids_taken": "Held events' ids belong to voided or other stored events (see details).",
+    "event_id_stored_under_other_meter": "The transaction_id belongs to a stored event of another meter.",
+    "backfill_event_ids_taken": "Held events' ids belong to stored events of another meter (see details).",
     # credit notes, void and regenerate
     "invoice_not_finalized": "The invoice is a draft; it can still be recomputed, not credited or voided.",
     "invoice_not_creditable": "A top-up invoice is not credited (it bought credit).",
@@ -141,6 +140,9 @@ ERROR_CODES: dict[str, str] = {
         "The credit, refund and out-of-band amounts do not add up to the part already paid."
     ),
     "credit_note_conflict": "The invoice kept changing while the credit note was written; retry.",
+    "correction_too_large": (
+        "409: a correction after the end needs more writes than one transaction holds; nothing was written."
+    ),
     "line_not_creditable": "The line charges nothing; only a line with a positive amount is credited.",
     "line_has_no_quantity": "The line has no quantity; credit it by amount_minor.",
     "quantity_not_positive": "The quantity must be more than zero.",

@@ -881,6 +881,80 @@ class ExplainedLine(Open):
         description="For an adjustment line written by a backfill's commit: the backfill, its reason"
         " and ticket.",
     )
+    credited: LineCredited | None = Field(
+        default=None, description="What credit notes took from the line in all (absent when none did)."
+    )
+    credit_notes: list[LineCreditNote] = Field(
+        default_factory=list,
+        description="Each credit note that took (some of) the line back, with the correction it settled"
+        ' (docs/billing.md, "Explain: credit notes, corrections and ledger entries").',
+    )
+    postings: list[str] = Field(
+        default_factory=list,
+        description="The ledger postings booking the line (the invoice's own, then its credit notes'):"
+        " ids of the explanation's postings.",
+    )
+
+
+class LineCredited(Closed):
+    """What credit notes took from a line: amount, quantity, and the tax given back per rate."""
+
+    amount_minor: Minor
+    quantity: str | None
+    tax: dict[str, Minor] | None = None
+
+
+class SettledAdjustment(Closed):
+    """An adjustment of a correction settled by a credit note: the line it corrects, its difference,
+    and what caused it (the events voided or amended, the backfill)."""
+
+    key: str = Field(description="The adjustment's key: {original invoice}#{line}#{n}.")
+    line_id: str | None
+    description: str | None
+    corrects: LineReference
+    quantity: Quantity
+    amount_minor: Minor = Field(description="The adjustment's whole difference (negative: taken back).")
+    settled_minor: Minor | None = Field(
+        description="What this credit note took for it, without tax (null on notes issued before it was"
+        " recorded)."
+    )
+    created_at: Timestamp | None
+    backfill: BackfillLineSource | None
+    voided_events: list[VoidedEventRef]
+
+
+class LineCorrection(Closed):
+    """The correction (after the end) whose negative difference a credit note took from this line."""
+
+    corrects: LineReference
+    adjustments: list[SettledAdjustment]
+
+
+class LineCreditNote(Closed):
+    """A credit note's part of one line."""
+
+    credit_note_id: str
+    number: str
+    amount_minor: Minor = Field(description="What it took from the line (without tax).")
+    quantity: str | None
+    tax_minor: Minor = Field(description="The tax it gave back with it (exclusive and inclusive).")
+    reason: str | None
+    created_at: Timestamp | None
+    posting_id: str | None
+    correction: LineCorrection | None = Field(
+        description="For a note issued by a correction: what it corrects and the adjustments it settled"
+        " (null for an operator's note)."
+    )
+
+
+class ExplainedPosting(Closed):
+    """A ledger posting booking the invoice (its own, a credit note's, a payment's), as stored."""
+
+    posting_id: str
+    idempotency_key: str
+    reason: str
+    at: Timestamp
+    entries: list[PostingEntryView]
 
 
 class VoidedEventRef(Closed):
@@ -977,6 +1051,10 @@ class InvoiceExplanation(Closed):
     billing_reason: str | None = Field(default=None, examples=["subscription_threshold"])
     threshold: InvoiceThreshold | None = None
     lines: list[ExplainedLine]
+    postings: list[ExplainedPosting] = Field(
+        default_factory=list,
+        description="The ledger postings of the invoice, its credit notes and its payments, with entries.",
+    )
 
 
 class BillingRun(Open):
@@ -1428,6 +1506,23 @@ class CreditNote(Closed):
     posting_id: str
     created_at: str
     stripe: CreditNoteStripe | None = None
+    correction: CreditNoteCorrection | None = Field(
+        default=None,
+        description="For a note issued by a correction after the end: the adjustments it settled (absent"
+        " on an operator's note).",
+    )
+
+
+class CreditNoteAdjustment(Closed):
+    """An adjustment a correction's credit note settled, and what the note took for it (without tax)."""
+
+    key: str
+    corrects: LineReference
+    amount_minor: Minor
+
+
+class CreditNoteCorrection(Closed):
+    adjustments: list[CreditNoteAdjustment]
 
 
 class CreditNoteList(Page[CreditNote]):
@@ -1460,6 +1555,11 @@ class CreditNoteExplanation(Closed):
     amount_minor: Minor
     lines: list[ExplainedCreditNoteLine]
     posting: CreditNotePosting
+    settles: list[SettledAdjustment] = Field(
+        default_factory=list,
+        description="For a note issued by a correction after the end: the adjustments it settled, with the"
+        " voids, amends and backfill behind them (empty for an operator's note).",
+    )
 
 
 class HourRange(Closed):
@@ -1476,9 +1576,14 @@ class CompletenessAtFinalization(Closed):
 
 
 class LateEventCarrier(Closed):
+    """The document that took a late difference: an invoice (``kind`` its kind), or a credit note that
+    settled it after the subscription's end (``kind`` ``credit_note``, ``credit_note_id`` and ``number``
+    the note's, ``invoice_id`` the invoice it credited)."""
+
     invoice_id: str
     number: str | None
     kind: str | None
+    credit_note_id: str | None = None
 
 
 class LateDifference(Closed):

@@ -108,13 +108,14 @@ def get_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Respons
 def explain_invoice(invoice_id: Annotated[str, Path(pattern=INVOICE_ID)]) -> Response[str]:
     """For each line: the meter, the aggregate, the hours and events behind it, the price version and
     tiers, the credits applied; adjustment lines reference the invoice and line they correct, and cite the
-    events voided or amended in the corrected period."""
-    from neruba.logic.billing import invoices
+    events voided or amended in the corrected period; each line names the credit notes that took it back
+    (with the correction each settled) and the ledger postings that book it."""
+    from neruba.logic.billing import explain_links
     from neruba.observability import logger
 
     logger.append_keys(invoice_id=invoice_id)
     voided = bootstrap.voids().voided_between
-    return json_response(invoices.explain(invoices.get_invoice(bootstrap.invoices(), invoice_id), voided))
+    return json_response(explain_links.explain_invoice(bootstrap.billing(), invoice_id, voided))
 
 
 @_read_route("/v1/invoices/<invoice_id>/credit-notes", "List an invoice's credit notes", CreditNoteList)
@@ -139,7 +140,9 @@ def get_credit_note(credit_note_id: Annotated[str, Path(pattern=CREDIT_NOTE_ID)]
 def explain_credit_note(credit_note_id: Annotated[str, Path(pattern=CREDIT_NOTE_ID)]) -> Response[str]:
     from neruba.logic.billing import credit_notes
 
-    return json_response(credit_notes.explain(bootstrap.billing(), credit_note_id))
+    return json_response(
+        credit_notes.explain(bootstrap.billing(), credit_note_id, bootstrap.voids().voided_between)
+    )
 
 
 @_read_route(

@@ -6,7 +6,11 @@ Steps (docs/billing.md, "Backfills"), each safe to run again:
    record (``backfill.commit``), refused first while a backfill it contends with over its range is
    committing or reverting (``backfill_order.check_not_busy``). From here on the held events are final
    (holding one is conditional on the backfill being open).
-2. Count: the held events, in key order, go through the ingest worker's own counting
+2. Correct under the stored ids (``logic.billing.backfill_supersede``): a held event whose transaction
+   id's stored line ends in a voided event, or (``mode: replace``) in an accepted one with other content,
+   is counted as an amend's corrected copy of that end, under a key of its own (once). Then, for a
+   replace, the range's stored events are voided (``logic.billing.backfill_replace``). Then count: the
+   held events, in key order, go through the ingest worker's own counting
    (``logic.ingest.worker.IngestBatch``) as queue messages whose ids and copy ids follow from the
    backfill (``{backfill_id}:{n}``), in batches of 100. A batch's id follows from its message ids, so a
    second run writes the same event items and the same day contributions, which are put only if absent:
@@ -44,7 +48,13 @@ from neruba.dal.backfills import HeldEvent
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_ids, backfill_order, backfill_replace, backfill_unbilled
+from neruba.logic.billing import (
+    backfill_ids,
+    backfill_order,
+    backfill_replace,
+    backfill_supersede,
+    backfill_unbilled,
+)
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
@@ -87,6 +97,7 @@ def commit_backfill(
         backfill_ids.require_countable(ctx, backfill_id, found.document, held)
         if found.document.get("mode") == "replace":
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
+            backfill_supersede.check(ctx, backfill_id, found.document, held, now)
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
     work = found.held  # the events to count and, for a replace, to void
     if found.document.get("mode") == "replace" and work <= INLINE_EVENTS:
@@ -116,6 +127,11 @@ def run_steps(
     found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
     replaced: list[HeldEvent] = []
+    # held events under the id of a stored event they correct: counted as its corrected copy (first, so
+    # the range's voids below find those events in their corrected state)
+    superseded = backfill_supersede.correct(
+        ctx, backfill_id, found.document, held, actor, request_id, now, budget
+    )
     if found.document.get("mode") == "replace":
         since = parse_ts(found.committing_at) if found.committing_at else now
         try:
@@ -126,8 +142,9 @@ def run_steps(
             raise CommitIncompleteError(backfill_id) from exc
         replaced = backfill_replace.as_held(voided)
     count_events(ctx, backfill_id, held, now, budget)
-    corrected = correct_invoices(ctx, backfill_id, held + replaced, actor, request_id, now, budget=budget)
-    return finish(ctx, backfill_id, held, corrected, now, replaced=len(replaced))
+    touched = held + replaced + backfill_replace.as_held(superseded)  # a superseded one may be elsewhere
+    corrected = correct_invoices(ctx, backfill_id, touched, actor, request_id, now, budget=budget)
+    return finish(ctx, backfill_id, held, corrected, now, replaced=len(replaced), superseded=len(superseded))
 
 
 def enqueue(ctx: Billing, backfill_id: str) -> bool:
@@ -329,16 +346,17 @@ def finish(
     corrected: list[dict[str, Any]],
     now: datetime,
     replaced: int = 0,
+    superseded: int = 0,
 ) -> dict[str, Any]:
-    """Step 4: ``committing`` -> ``committed``, recording what the commit counted and corrected."""
-    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
-    ours = {f"{backfill_id}:{n}" for n in range(len(held))}
-    mine = {k for k, event in stored.items() if event.copy_id in ours and event.status == "accepted"}
-    unbilled = backfill_unbilled.unbilled(ctx, [e for e in held if (e.customer_id, e.transaction_id) in mine])
+    """Step 4: ``committing`` -> ``committed``, recording what the commit counted (under the held ids or
+    as corrected copies) and corrected."""
+    mine = backfill_ids.counted_held(ctx, backfill_id, held, "accepted")
+    unbilled = backfill_unbilled.unbilled(ctx, mine)
     summary = {
         "events_counted": len(mine),
         "events_not_counted": len(held) - len(mine),
         "events_replaced": replaced,
+        "events_superseded": superseded,
         "events_unbilled": sum(int(u["events"]) for u in unbilled),
         "unbilled": unbilled,
         "invoices": corrected,

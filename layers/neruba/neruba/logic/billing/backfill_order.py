@@ -57,15 +57,25 @@ def _later(found: Backfill, other: Backfill) -> bool:
     return (other.committing_at or "", other.id) > (found.committing_at or "", found.id)
 
 
-def lineage(ctx: Billing, keys: Iterable[tuple[str, str]]) -> list[StoredEvent]:
+def _others_copy(event: StoredEvent, owner: str | None) -> bool:
+    """``event`` is the corrected copy another backfill than ``owner`` counted (not an operator's)."""
+    copy_id = event.copy_id or ""
+    return bool(event.amends) and not copy_id.startswith("amend:") and not copy_id.startswith(f"{owner}:")
+
+
+def lineage(ctx: Billing, keys: Iterable[tuple[str, str]], owner: str | None = None) -> list[StoredEvent]:
     """The stored events of ``keys`` and the corrected copies of those an operator amended, copy after
-    copy (``(customer_id, transaction_id)`` keys)."""
+    copy (``(customer_id, transaction_id)`` keys); a copy another backfill than ``owner`` counted under
+    a voided event's id is that backfill's, not followed."""
     seen: dict[tuple[str, str], StoredEvent] = {}
     todo = list(keys)
+    first = set(todo)
     while todo:
         found = ctx.usage.get_events(k for k in todo if k not in seen)
         todo = []
         for key, event in found.items():
+            if key not in first and _others_copy(event, owner):
+                continue
             seen[key] = event
             record = jsonutil.loads(event.void_json) if event.void_json else {}
             if event.status == "voided" and record.get("amended_by"):
@@ -94,6 +104,29 @@ def check_not_superseded(ctx: Billing, found: Backfill, events: list[StoredEvent
         raise ConflictError(
             f"Backfill {found.id} cannot be reverted yet: the later backfill(s) {', '.join(later)} replaced "
             "its range or its events since. Revert those first (newest first), then this one.",
+            code="backfill_superseded",
+            details=[{"backfill_id": i} for i in later],
+        )
+
+
+def check_not_relinked(ctx: Billing, found: Backfill, restoring: list[StoredEvent]) -> None:
+    """409 ``backfill_superseded`` when an event the revert of ``found`` would give back names in its void
+    record a corrected copy another backfill counted, and that backfill still stands (a later backfill
+    sent a correction under its id: given back, the event would count beside that copy, or beside the
+    copy that supersedes it; that backfill's revert must come first)."""
+    named = {
+        (e.customer_id, str(record["amended_by"]))
+        for e in restoring
+        if e.status == "voided" and (record := jsonutil.loads(e.void_json or "{}")).get("amended_by")
+    }
+    copies = ctx.usage.get_events(named)
+    owners = {str(c.copy_id).split(":", 1)[0] for c in copies.values() if _others_copy(c, found.id)}
+    standing = {b.id for b in backfills(ctx).all() if b.id in owners and b.status in STANDING}
+    if standing:
+        later = sorted(standing)
+        raise ConflictError(
+            f"Backfill {found.id} cannot be reverted yet: the later backfill(s) {', '.join(later)} corrected "
+            "events it would give back. Revert those first (newest first), then this one.",
             code="backfill_superseded",
             details=[{"backfill_id": i} for i in later],
         )

@@ -24,10 +24,12 @@ from typing import Any
 from neruba.dal.backfills import HeldEvent
 from neruba.dal.contributions import DayWrite, GroupRef
 from neruba.dal.invoices import Invoice
-from neruba.dal.usage import StoredCell, UsageRepository
+from neruba.dal.usage import StoredCell, StoredEvent, UsageRepository
 from neruba.domain.ingest import InvalidPropertyError, group_key, hour_bucket, matches_filters, meter_value
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
 from neruba.logic.billing.admin import added_tax
+from neruba.logic.billing.backfill_replace import as_held, replaced_events
+from neruba.logic.billing.backfill_supersede import to_supersede
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import billing_ended
 from neruba.logic.billing.worker import line_deltas, rated_lines
@@ -45,9 +47,12 @@ class HeldUsage:
         usage: UsageRepository,
         cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]],
         cleared: tuple[set[tuple[str, str]], str, str] | None = None,
+        without: dict[tuple[str, str], dict[tuple[str, str], CellUsage]] | None = None,
     ):
         self._usage = usage
         self._cells = cells
+        # the stored cells of events the commit would void as superseded, as their other events make them
+        self._without = without or {}
         # mode replace: the (customer, meter) pairs whose stored cells of hours [first, last] are dropped
         self._cleared = cleared
 
@@ -78,6 +83,10 @@ class HeldUsage:
         self, customer_id: str, meter_code: str, cells: list[StoredCell], first_hour: str, last_hour: str
     ) -> list[StoredCell]:
         stored = {(c.hour, c.group): c for c in cells}
+        for (hour, group), kept in self._without.get((customer_id, meter_code), {}).items():
+            if (hour, group) in stored:
+                was = stored[(hour, group)]
+                stored[(hour, group)] = StoredCell(hour, group, kept, was.base, was.sources)
         if self._cleared is not None and (customer_id, meter_code) in self._cleared[0]:
             first, last = self._cleared[1], self._cleared[2]
             stored = {key: c for key, c in stored.items() if not first <= c.hour <= last}
@@ -104,12 +113,36 @@ class _ReadLevels:
         """Nothing is stored from a preview."""
 
 
-def to_count(ctx: Billing, held: list[HeldEvent]) -> list[HeldEvent]:
-    """The held events a commit would count: those whose (customer, transaction id) is not stored yet."""
-    if not held:
-        return []
-    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
-    return [e for e in held if (e.customer_id, e.transaction_id) not in stored]
+def to_count(ctx: Billing, backfill_id: str, mode: str, held: list[HeldEvent]) -> list[HeldEvent]:
+    """The held events a commit would count: those whose (customer, transaction id) is not stored yet,
+    and those it would count as the corrected copy of the stored event of their id
+    (``backfill_ids.resolve``)."""
+    from neruba.logic.billing.backfill_ids import resolve
+
+    found = resolve(ctx, backfill_id, mode, held)
+    counting = ("new", "supersede", "relink")
+    return [e for e in held if found[(e.customer_id, e.transaction_id)].kind in counting]
+
+
+def without_cells(
+    ctx: Billing, events: list[StoredEvent]
+) -> dict[tuple[str, str], dict[tuple[str, str], CellUsage]]:
+    """The stored cells of ``events`` as their other accepted events make them (the events voided)."""
+    from neruba.logic.ingest.voids import catalog_lookup
+    from neruba.logic.sweeps.usage import cell_of_event, cell_without
+
+    lookup = catalog_lookup()
+    refs: dict[GroupRef, set[str]] = defaultdict(set)
+    for event in events:
+        found = cell_of_event(event, lookup({event.customer_id}, {event.meter_code}))
+        if found is not None:
+            refs[found[0]].add(event.transaction_id)
+    cells: dict[tuple[str, str], dict[tuple[str, str], CellUsage]] = defaultdict(dict)
+    for ref, ids in refs.items():
+        kept = cell_without(ctx.usage, lookup, ref, frozenset(ids))
+        if kept is not None:
+            cells[(ref.customer_id, ref.meter_code)][(ref.hour, ref.group)] = kept
+    return dict(cells)
 
 
 def held_cells(
@@ -202,15 +235,20 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     held = backfills(ctx).held_events(backfill_id)
     if found.status == "open":
         backfill_ids.require_countable(ctx, backfill_id, found.document, held)
-    counting = to_count(ctx, held) if found.status == "open" else []
-    replacing = found.document.get("mode") == "replace" and found.status == "open"
+    mode = str(found.document.get("mode") or "add")
+    is_open = found.status == "open"
+    counting = to_count(ctx, backfill_id, mode, held) if is_open else []
+    replacing = mode == "replace" and is_open
     replaced: list[HeldEvent] = []
-    usage = HeldUsage(ctx.usage, held_cells(ctx, counting))
+    superseded_events = to_supersede(ctx, backfill_id, found.document, held) if is_open else []
+    superseded = as_held(superseded_events)
+    without = without_cells(ctx, superseded_events)
+    usage = HeldUsage(ctx.usage, held_cells(ctx, counting), without=without)
     if replacing:
-        replaced, usage = replace_overlay(ctx, backfill_id, found.document, held, counting)
+        replaced, usage = replace_overlay(ctx, backfill_id, found.document, held, counting, without)
     overlay = replace(ctx, usage=usage)  # type: ignore[arg-type]
     rows: list[dict[str, Any]] = []
-    for invoice in affected_invoices(ctx, counting + replaced):
+    for invoice in affected_invoices(ctx, counting + replaced + superseded):
         (billed, billed_tax), deltas = invoice_change(overlay, invoice)
         if not deltas:
             continue
@@ -241,7 +279,7 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
                 "applied_as": applied,
             }
         )
-    periods = open_periods(ctx, overlay.usage, counting + replaced)
+    periods = open_periods(ctx, overlay.usage, counting + replaced + superseded)
     unbilled = backfill_unbilled.unbilled(ctx, counting)
     return {
         "object": "backfill_preview",
@@ -249,6 +287,7 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
         "events_held": len(held),
         "events_counted": len(counting),
         "events_replaced": len(replaced),
+        "events_superseded": len(superseded),
         "events_unbilled": sum(int(u["events"]) for u in unbilled),
         "unbilled": unbilled,
         "invoices": rows,
@@ -259,26 +298,29 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
 
 
 def replace_overlay(
-    ctx: Billing, backfill_id: str, doc: dict[str, Any], held: list[HeldEvent], counting: list[HeldEvent]
+    ctx: Billing,
+    backfill_id: str,
+    doc: dict[str, Any],
+    held: list[HeldEvent],
+    counting: list[HeldEvent],
+    without: dict[tuple[str, str], dict[tuple[str, str], CellUsage]],
 ) -> tuple[list[HeldEvent], HeldUsage]:
     """mode replace: the events the commit would void, and the usage as it would be after it: within the
     range (whole hours), the backfill's customers and meters hold only the events counted and the stored
-    events that stand for held ones (same transaction id)."""
+    events that stand for held ones (the same content under the same transaction id); outside it, the
+    cells of the events superseded hold their other events (``without``)."""
     from datetime import UTC, timedelta
 
-    from neruba.logic.billing.backfill_replace import as_held, replaced_events
+    from neruba.logic.billing.backfill_ids import resolve
 
     replaced = as_held(replaced_events(ctx, backfill_id, doc, held, datetime.now(UTC)))
     start, end = parse_ts(str(doc["start"])), parse_ts(str(doc["end"]))
-    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
-    standing = [
-        e
-        for e in as_held([s for s in stored.values() if s.status == "accepted"])
-        if start <= parse_ts(str(e.event["timestamp"])) < end
-    ]
+    found = resolve(ctx, backfill_id, "replace", held)
+    stands = [r.target for r in found.values() if r.kind == "stands" and r.target is not None]
+    standing = [e for e in as_held(stands) if start <= parse_ts(str(e.event["timestamp"])) < end]
     pairs = {(c, m) for c in doc["customer_ids"] for m in doc["meter_codes"]}
     cleared = (pairs, hour_bucket(start), hour_bucket(end - timedelta(microseconds=1)))
-    return replaced, HeldUsage(ctx.usage, held_cells(ctx, counting + standing), cleared)
+    return replaced, HeldUsage(ctx.usage, held_cells(ctx, counting + standing), cleared, without)
 
 
 def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[dict[str, Any]]:

@@ -44,9 +44,14 @@ def marker(backfill_id: str) -> str:
 def replaced_events(
     ctx: Billing, backfill_id: str, doc: dict[str, Any], held: list[HeldEvent], since: datetime
 ) -> list[StoredEvent]:
-    """The events the commit replaces: accepted ones still to void and those it voided already."""
+    """The events the commit replaces: accepted ones still to void and those it voided already. The
+    events a held one stands for or corrects (the end of its transaction id's line,
+    ``backfill_ids.line_ends``: the stored event itself, or an amend's corrected copy) are not replaced."""
+    from neruba.logic.billing.backfill_ids import line_ends
+
     held_keys = {(e.customer_id, e.transaction_id) for e in held}
-    return _range_events(ctx, doc, lambda e: _replaced(e, backfill_id, held_keys, since))
+    kept = held_keys | {(e.customer_id, e.transaction_id) for e in line_ends(ctx, held_keys).values()}
+    return _range_events(ctx, doc, lambda e: _replaced(e, backfill_id, kept, since))
 
 
 def _range_events(

@@ -11,10 +11,12 @@ Steps (docs/billing.md, "Reverting a backfill"), each safe to run again:
    is written. Then one transaction, conditional on ``committed`` and on the backfills over the range keeping
    their status (``backfill_order.guards``), moves the backfill with the audit record (``backfill.revert``)
    and the revert's reason.
-2. Restore (``mode: replace``): each event the commit voided is given back
+2. Restore: each event the commit voided (a replace's events of the range, and the events any backfill's
+   held events superseded under their own ids, ``backfill_supersede.originals_to_restore``) is given back
    (``backfill_replace.restore_replaced``: one conditional transaction per event, its cell recomputed);
    a run again finds the restored ones marked and restores the rest once.
-3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``; a held event
+3. Void: each event the commit counted (its copy id is the commit's ``{backfill_id}:{n}``, under the held
+   id or as a corrected copy of a stored event; a held event
    whose id was already stored was not counted and is left alone), and the corrected copy of each one an
    operator amended since, is voided through the event-void
    mechanism (``logic.ingest.voids.void_event``) under the Idempotency-Key
@@ -48,7 +50,13 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.dal.usage import StoredEvent
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_commit, backfill_order, backfill_replace
+from neruba.logic.billing import (
+    backfill_commit,
+    backfill_ids,
+    backfill_order,
+    backfill_replace,
+    backfill_supersede,
+)
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError
 from neruba.logic.billing.backfill_commit import correct_invoices, enqueue
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
@@ -83,7 +91,8 @@ def revert_backfill(
     held = backfills(ctx).held_events(backfill_id)
     if found.status == "committed":
         start(ctx, backfill_id, held, body, actor, key, request_id, now)
-    replaced = int((found.document.get("committed") or {}).get("events_replaced") or 0)
+    committed = found.document.get("committed") or {}
+    replaced = int(committed.get("events_replaced") or 0) + int(committed.get("events_superseded") or 0)
     if len(held) + replaced > backfill_commit.INLINE_EVENTS:  # the events to void and to give back
         enqueue(ctx, backfill_id)
         return get_backfill(ctx, backfill_id).document
@@ -96,16 +105,34 @@ def revert_backfill(
 
 
 def counted_keys(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[tuple[str, str]]:
-    """The events the commit counted (stored with its copy id), whatever their status now."""
-    stored = ctx.usage.get_events((e.customer_id, e.transaction_id) for e in held)
-    ours = {f"{backfill_id}:{n}" for n in range(len(held))}
-    return sorted(k for k, event in stored.items() if event.copy_id in ours)
+    """The events the commit counted (stored with its copy id: under a held id, or as the corrected copy
+    of a stored event, ``backfill_ids.counted``), whatever their status now."""
+    return sorted(backfill_ids.counted(ctx, backfill_id, held))
 
 
 def taken_back(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[StoredEvent]:
     """The events the revert takes back: those the commit counted and the corrected copies of those an
     operator amended since (``backfill_order.lineage``), whatever their status now."""
-    return backfill_order.lineage(ctx, counted_keys(ctx, backfill_id, held))
+    return backfill_order.lineage(ctx, counted_keys(ctx, backfill_id, held), owner=backfill_id)
+
+
+def to_restore(
+    ctx: Billing, backfill_id: str, doc: dict[str, Any], held: list[HeldEvent]
+) -> list[StoredEvent]:
+    """The events the commit voided and the revert gives back: a replace's events of the range, and the
+    events its held ones superseded (wherever their time)."""
+    found = {
+        (e.customer_id, e.transaction_id): e
+        for e in backfill_supersede.originals_to_restore(ctx, backfill_id, held)
+    }
+    if doc.get("mode") == "replace":
+        found.update(
+            {
+                (e.customer_id, e.transaction_id): e
+                for e in backfill_replace.events_to_restore(ctx, backfill_id, doc)
+            }
+        )
+    return [found[k] for k in sorted(found)]
 
 
 def start(
@@ -126,8 +153,9 @@ def start(
     backfill_order.check_not_superseded(ctx, found, events)
     guards = backfill_order.guards(ctx, found)
     check_voidable([(e.customer_id, e.transaction_id) for e in events], now, backfill=backfill_id)
-    if found.document.get("mode") == "replace":
-        check_restorable(backfill_replace.events_to_restore(ctx, backfill_id, found.document), now)
+    restoring = to_restore(ctx, backfill_id, found.document, held)
+    backfill_order.check_not_relinked(ctx, found, restoring)
+    check_restorable(restoring, now)
     revert = {"reason": body.reason, "ticket": body.ticket, "by": actor, "at": iso(now)}
     audit = idempotency.audit_put(
         bootstrap.audit(),
@@ -171,9 +199,8 @@ def run_steps(
         return found.document
     revert = dict(found.document.get("revert") or {})
     held = backfills(ctx).held_events(backfill_id)
-    replaced: list[StoredEvent] = []
-    if found.document.get("mode") == "replace":
-        replaced = backfill_replace.events_to_restore(ctx, backfill_id, found.document)
+    replaced = to_restore(ctx, backfill_id, found.document, held)
+    if replaced:
         restored = backfill_replace.restore_replaced(
             ctx, backfill_id, replaced, revert, actor, request_id, now, budget
         )
@@ -181,7 +208,7 @@ def run_steps(
             raise CommitIncompleteError(backfill_id)
     events = taken_back(ctx, backfill_id, held)
     voided, already = void_events(ctx, backfill_id, events, revert, actor, request_id, now, budget)
-    copies = [e for e in events if e.copy_id and e.copy_id.startswith("amend:")]
+    copies = [e for e in events if e.amends]  # corrected copies (an operator's or the backfill's own)
     touched = held + backfill_replace.as_held(replaced + copies)  # a copy may be in another window
     corrected = correct_invoices(
         ctx, backfill_id, touched, actor, request_id, now, revert=revert, budget=budget

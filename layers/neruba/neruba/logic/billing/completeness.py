@@ -9,7 +9,8 @@ stay open until ``period_end + horizon`` (``closes_at``).
 Late events for open hours are never lost: the late-event check of the next window invoice, an operator
 rerun, or after the end the corrections sweep, records each difference as an adjustment of the original
 invoice's line (``ADJ#{subscription}``), applied to a later invoice. ``late_events`` lists them with where
-they were billed (``applied_to``: the next invoice or a correction invoice) or that they still wait
+they were billed (``applied_to``: the next invoice, a correction invoice, or the credit note that settled
+them after the end) or that they still wait
 (``pending``).
 
 Example:
@@ -24,6 +25,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from neruba.logic.billing import credit_notes
 from neruba.logic.billing.invoices import get_invoice
 from neruba.timefmt import iso, parse_ts
 
@@ -56,7 +58,6 @@ def _late_events(ctx: Billing, invoice: Invoice) -> list[dict[str, Any]]:
     for adjustment in ctx.billing.adjustments(invoice.subscription_id):
         if adjustment.original_invoice_id != invoice.id:
             continue
-        carrier = ctx.invoices.get(adjustment.applied_to) if adjustment.applied_to else None
         found.append(
             {
                 "line_id": adjustment.original_line_id,
@@ -66,16 +67,29 @@ def _late_events(ctx: Billing, invoice: Invoice) -> list[dict[str, Any]]:
                 "amount_minor": int(adjustment.line.get("amount_minor", 0)),
                 "status": adjustment.status,
                 "recorded_at": adjustment.created_at,
-                "applied_to": {
-                    "invoice_id": carrier.id,
-                    "number": carrier.number,
-                    "kind": carrier.kind,
-                }
-                if carrier is not None
-                else None,
+                "applied_to": _carrier(ctx, adjustment.applied_to) if adjustment.applied_to else None,
             }
         )
     return sorted(found, key=lambda f: (str(f["recorded_at"]), f["line_id"]))
+
+
+def _carrier(ctx: Billing, applied_to: str) -> dict[str, Any] | None:
+    """Where a late difference went: the invoice that billed it, or the credit note that settled it after
+    the subscription's end (``cn_`` ids; then ``invoice_id`` is the invoice it credited)."""
+    if applied_to.startswith("cn_"):
+        note = credit_notes.repository(ctx).get(applied_to)
+        if note is None:
+            return None
+        return {
+            "invoice_id": str(note["invoice_id"]),
+            "number": note.get("number"),
+            "kind": "credit_note",
+            "credit_note_id": applied_to,
+        }
+    carrier = ctx.invoices.get(applied_to)
+    if carrier is None:
+        return None
+    return {"invoice_id": carrier.id, "number": carrier.number, "kind": carrier.kind, "credit_note_id": None}
 
 
 def completeness(ctx: Billing, invoice_id: str, now: datetime | None = None) -> dict[str, Any]:

@@ -13,7 +13,9 @@ correction's own invoice (a ``credit_note`` invoice when negative).
 Everything is returned as actions of the correction's one transaction: one credit note per credited
 invoice, its id ``cn_`` + SHA-256 of the correction's id and the invoice's, numbered with one conditional
 move of the ``CN`` counter; each invoice move is conditional on the invoice as read (a payment or credit
-note meanwhile cancels the transaction, and the retry decides again).
+note meanwhile cancels the transaction, and the retry decides again). Each note's put marks it owed to
+Stripe (``logic.billing.sync_due``), so a rerun or sweep stopping before it sent the notes leaves them to
+the scheduler and the billing sweep, which send each once.
 """
 
 from __future__ import annotations
@@ -96,6 +98,27 @@ def _plan(
     return plan
 
 
+def _settles(
+    plan: list[tuple[str, int, str]], lines: dict[str, dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """What one credit note settles, kept on it for explain: per adjustment (its key) the line it
+    corrects and the amount the note took for it."""
+    from neruba.logic.billing.worker import adjustment_record
+
+    taken: dict[str, tuple[dict[str, Any], int]] = {}
+    for _carrying, amount, line_id in plan:
+        key = adjustment_record(lines[line_id], "applied", None, now).key
+        ref = lines[line_id].get("references") or {}
+        corrects = {name: ref.get(name) for name in ("invoice_id", "number", "line_id")}
+        taken[key] = (corrects, taken.get(key, (corrects, 0))[1] + amount)
+    return {
+        "adjustments": [
+            {"key": key, "corrects": corrects, "amount_minor": amount}
+            for key, (corrects, amount) in taken.items()
+        ]
+    }
+
+
 def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[str, Any]], now: datetime,
            actor: str, issue: Issue) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
@@ -135,14 +158,16 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     if not notes:
         result.lines = [dict(line) for line in lines]
         return result
+    by_id = {str(line["line_id"]): line for line in lines}
     repo = repository(ctx)
     numbers, counter = repo.numbers_item(repo.sequence_value(), len(notes))
     result.actions.append(counter)
     for (invoice, payments, (taken, split), plan), number in zip(notes, numbers, strict=True):
         cn_id = "cn_" + idempotency.digest({"correction": correction_id, "invoice_id": invoice.id}, 24)
         words = (f"Correction of invoice {invoice.number or invoice.id}: usage re-rated", None, None)
+        settles = _settles(plan, by_id, now)
         _doc, _, actions = note_writes(
-            ctx, invoice, payments, taken, split, (cn_id, number), words, actor, now
+            ctx, invoice, payments, taken, split, (cn_id, number), words, actor, now, settles
         )
         result.actions += actions
         result.notes.append({"id": cn_id, "number": number, "invoice_id": invoice.id,

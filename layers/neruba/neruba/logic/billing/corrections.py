@@ -29,7 +29,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from neruba.dal.transaction import items_touched
+from neruba.dal.transaction import LIMIT, items_touched
+from neruba.errors import ConflictError
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import price_lines
 from neruba.logic.billing.document import invoice_document
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 KINDS = ("correction", "credit_note")
 ACTOR = "system:corrections"  # who the credit notes of a correction found by the sweep name
+RESERVED = 2  # a rerun adds its audit and idempotency records to the correction's transaction
 
 
 def billing_ended(ctx: Billing, subscription_id: str) -> bool:
@@ -59,7 +61,7 @@ def correction_invoice(
     invoice or None, "credit_notes": [...], "lines": every line priced, "amount_minor"}``: negative
     lines are first credited against the invoices carrying them (``logic.billing.correction_credits``),
     and only the rest is billed on an invoice of its own."""
-    from neruba.logic.billing.correction_credits import Settlement, settle
+    from neruba.logic.billing.correction_credits import settle
 
     subscription_id = str(original.subscription_id)
     pending = [a for a in ctx.billing.adjustments(subscription_id) if a.status == "pending"]
@@ -79,15 +81,28 @@ def correction_invoice(
         ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now)
     )
     correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
-    touched = items_touched(actions)
-    if len(set(touched)) < len(touched):
-        # the credit notes would move an item another action of the transaction writes too (the
-        # customer's balance, a credited invoice, the counter): DynamoDB refuses two actions on one
-        # item, so these differences are billed on the correction's own invoice, as before settling
-        correction, actions = _written(
-            ctx, original, invoice_id, (records, pending), Settlement(lines=every), priced, now
-        )
+    # the credit notes and the correction's own invoice post to the same balances: one move each
+    actions = ctx.ledger.combine_balance_moves(actions)
+    _fits(actions)
     return correction, actions
+
+
+def _fits(actions: list[dict[str, Any]]) -> None:
+    """Refuse (409 ``correction_too_large``, nothing written) a correction whose one transaction would be
+    over DynamoDB's action limit (with the rerun's audit and idempotency records) or would write one item
+    twice: settling it in several transactions could credit part of it twice after a crash."""
+    touched = items_touched(actions)
+    repeated = sorted({item for item in touched if touched.count(item) > 1})
+    if repeated:  # every repeated move is combined above: this is a defect, never a partial write
+        raise RuntimeError(f"a correction's transaction writes {repeated[0]} twice")
+    if len(actions) + RESERVED > LIMIT:
+        raise ConflictError(
+            f"This correction needs {len(actions) + RESERVED} writes in one transaction, more than the "
+            f"{LIMIT} a transaction holds (many invoices to credit, or many lines); nothing was written "
+            'and the differences stay unbilled (docs/billing.md, "Corrections over one transaction").',
+            code="correction_too_large",
+            details=[{"actions": len(actions) + RESERVED, "limit": LIMIT}],
+        )
 
 
 def _written(

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
     from neruba.domain.payments import PaymentRecord
     from neruba.logic.billing.context import Billing
+    from neruba.logic.billing.invoices import VoidedLookup
     from neruba.models.billing import CreditNoteCreate
 
 SCOPE = "credit-note"
@@ -132,14 +133,6 @@ def refuse_status(invoice: Invoice) -> None:
             "A top-up invoice bought credit, not a service: void the grant's remainder instead.",
             code="invoice_not_creditable",
         )
-
-
-def taxed(invoice: Invoice) -> bool:
-    """Whether the invoice carries tax (on a line, or in its totals)."""
-    doc = invoice.document
-    return bool(doc.get("tax_minor") or doc.get("tax_included_minor")) or any(
-        line.document.get("tax") for line in invoice.lines
-    )
 
 
 def _rule(exc: CreditNoteRuleError) -> Exception:
@@ -333,10 +326,12 @@ def note_writes(
     words: tuple[str, str | None, str | None],
     actor: str,
     now: datetime,
+    correction: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """The credit note ``ids`` (id, number) of ``taken`` on ``invoice``, ``words`` (reason, ticket, memo):
     its document, the invoice's changes and the actions writing them (posting, note, invoice move, payment
-    moves, event), without the number counter's move, audit or idempotency records."""
+    moves, event), without the number counter's move, audit or idempotency records. ``correction``: what
+    a correction's note settles (``{adjustments: [{key, corrects, amount_minor}]}``), kept on it."""
     cn_id, number = ids
     reason, ticket, memo = words
     totals = tax_totals(taken)
@@ -365,6 +360,7 @@ def note_writes(
         "posting_id": book.posting_id,
         "created_at": ts(now),
         "stripe": None,
+        **({"correction": correction} if correction else {}),
     }
     changes = _invoice_changes(invoice, doc, taken, split)
     read = {**invoice.document, "amount_paid_minor": invoice.amount_paid_minor or 0}
@@ -452,14 +448,13 @@ def _within_limit(body: CreditNoteCreate) -> None:
 
 
 def send(ctx: Billing, doc: dict[str, Any]) -> dict[str, Any]:
-    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent)."""
-    import json
-
-    from neruba.dal.queue import send_batch
+    """Ask Stripe sync to push the credit note (until it has: a retry sends again, sync is idempotent).
+    A process stopping before this leaves the note's marker, sent later (``logic.billing.sync_due``)."""
+    from neruba.logic.billing.sync_due import send_credit_note
 
     stored = repository(ctx).get(str(doc["id"]))
-    if ctx.sync_queue_url and not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
-        send_batch(ctx.sync_queue_url, [("0", json.dumps({"credit_note_id": doc["id"]}))])
+    if not ((stored or {}).get("stripe") or {}).get("credit_note_id"):
+        send_credit_note(ctx, str(doc["id"]))
     return doc
 
 
@@ -480,9 +475,12 @@ def list_for_invoice(ctx: Billing, invoice_id: str) -> dict[str, Any]:
     return {"object": "list", "data": [d for d in found if d], "has_more": False, "next_cursor": None}
 
 
-def explain(ctx: Billing, credit_note_id: str) -> dict[str, Any]:
-    """``GET /v1/credit-notes/{id}/explain``: each credited line with the invoice line it takes from, and
-    the ledger posting with its entries."""
+def explain(ctx: Billing, credit_note_id: str, voided: VoidedLookup | None = None) -> dict[str, Any]:
+    """``GET /v1/credit-notes/{id}/explain``: each credited line with the invoice line it takes from, the
+    ledger posting with its entries, and for a correction's note the adjustments it settled with the
+    voids, amends and backfill behind them (``settles``; ``voided`` finds the voids)."""
+    from neruba.logic.billing.explain_links import settles
+
     doc = get_credit_note(ctx, credit_note_id)
     invoice = get_invoice(ctx.invoices, str(doc["invoice_id"]))
     originals = {line.line_id: line.document for line in invoice.lines}
@@ -500,4 +498,9 @@ def explain(ctx: Billing, credit_note_id: str) -> dict[str, Any]:
         "amount_minor": doc["amount_minor"],
         "lines": [{**line, "original": originals.get(str(line["line_id"]))} for line in doc["lines"]],
         "posting": {"posting_id": doc["posting_id"], "entries": entries},
+        "settles": settles(ctx, doc, voided or _no_voids),
     }
+
+
+def _no_voids(_customer_id: str, _start: str, _end: str) -> list[Any]:
+    return []

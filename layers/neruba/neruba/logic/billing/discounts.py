@@ -404,15 +404,93 @@ def _details(snapshots: list[dict[str, Any]], tax: TaxTerms) -> dict[str, Any]:
     return {**out, **tax.details()}
 
 
-def repriced(doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A re-rated invoice's lines with the discounts and rates it stored (no period counted again)."""
-    return price_lines(
+def _took(lines: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """What each discount takes on ``lines`` (discount id -> minor units, positive)."""
+    out: dict[str, int] = {}
+    for line in lines:
+        if line.get("kind") == KIND:
+            discount_id = str((line.get("source") or {}).get("discount_id"))
+            out[discount_id] = out.get(discount_id, 0) - int(line["amount_minor"])
+    return out
+
+
+def _revised_turn(
+    snapshot: dict[str, Any], use: PeriodUse, mine: int
+) -> tuple[dict[str, Any] | None, PeriodUse | None, Turn | None]:
+    """A stored snapshot on its invoice's revision: (the snapshot to price with, None to apply none; the
+    use without this invoice's share; its turn, None when no record moves)."""
+    coupon = coupon_of(snapshot["coupon"])
+    fixed = int(coupon.amount_minor or 0) if coupon.kind == "fixed" else None
+    key = str(snapshot["period_key"])
+    if use.period == key:  # the period is counted: the others' share is the record less this invoice's
+        base = PeriodUse(use.used, key, max(0, use.taken_minor - mine))
+        step = Turn(key, use.used, False, None if fixed is None else max(0, fixed - base.taken_minor))
+        return {**snapshot, "amount_left_minor": step.cap_minor}, base, step
+    if mine == 0:  # it took nothing, so counted nothing: its turn is decided now, as for a new invoice
+        step_now = turn(coupon, use, key)
+        if step_now is None or step_now.cap_minor == 0:
+            return None, None, None
+        return {**snapshot, "period": step_now.number, "amount_left_minor": step_now.cap_minor}, use, step_now
+    # a later period is counted (or the record predates period keys): never more than it took
+    cap = snapshot.get("amount_left_minor")
+    return {**snapshot, "amount_left_minor": mine if cap is None else min(int(cap), mine)}, None, None
+
+
+def revised(
+    repo: DiscountsRepository, doc: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], invoice_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A re-rated invoice's lines and the actions keeping its discounts' period records true
+    (docs/billing.md, "A revised draft and the coupon's amount").
+
+    Each discount the invoice stored applies again, its fixed amount capped by what the period's OTHER
+    invoices left of it now (the use record less what this invoice took), not by what was left when the
+    invoice was first priced; and the record moves by what the discount now takes more or less, so the
+    record always equals what the period's invoices show and never exceeds the coupon. The moves are
+    conditional on the records as read: a record that moved meanwhile cancels the revision's transaction,
+    and the retry prices again from the new record."""
+    subscription_id = doc.get("subscription_id")
+    before = _took([line for line in doc.get("lines") or []])
+    snapshots: list[dict[str, Any]] = []
+    moves: list[tuple[str, PeriodUse, PeriodUse, Turn]] = []
+    for stored in doc.get("discounts") or []:
+        snapshot = dict(stored)
+        if not subscription_id or not snapshot.get("period_key"):
+            snapshots.append(snapshot)
+            continue
+        discount_id = str(snapshot["discount_id"])
+        use = PeriodUse(*repo.use(discount_id, str(subscription_id)))
+        kept, base, step = _revised_turn(snapshot, use, before.get(discount_id, 0))
+        if kept is not None:
+            snapshots.append(kept)
+        if base is not None and step is not None:
+            moves.append((discount_id, use, base, step))
+    priced = price_lines(
         lines,
-        doc.get("discounts") or [],
+        snapshots,
         doc.get("tax_rates") or [],
         str(doc["currency"]),
         (doc.get("period_start"), doc.get("period_end")),
     )
+    now_took = _took(priced)
+    actions = []
+    for discount_id, use, base, step in moves:
+        took = now_took.get(discount_id, 0)
+        moved = (
+            after(base, step, took) if step.new else PeriodUse(base.used, step.key, base.taken_minor + took)
+        )
+        if moved is None or (moved.used, moved.period, moved.taken_minor) == (
+            use.used,
+            use.period,
+            use.taken_minor,
+        ):
+            continue
+        state = (moved.used, str(moved.period), moved.taken_minor)
+        actions.append(
+            repo.use_item(
+                discount_id, str(subscription_id), (use.used, use.period, use.taken_minor), state, invoice_id
+            )
+        )
+    return priced, actions
 
 
 def credit_base(lines: Sequence[Mapping[str, Any]], uncredited: Sequence[str]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing.context import Billing, PostingRequest
-from neruba.logic.billing.discounts import repriced
+from neruba.logic.billing.discounts import revised
 from neruba.logic.billing.document import (
     CARRIED_KINDS,
     DERIVED_KINDS,
@@ -80,7 +80,8 @@ def recompute_draft(
     if same:
         return None, []
     carried = [line.document for line in invoice.lines if line.kind in CARRIED_KINDS]
-    lines = repriced(invoice.document, [*rerated.values(), *carried])  # the discounts and rates it stored
+    # the discounts and rates it stored, each discount's period record moved by what it now takes
+    lines, uses = revised(ctx.billing.discounts, invoice.document, [*rerated.values(), *carried], invoice.id)
     totals = invoice_totals(lines, invoice.credits_applied_minor)
     subtotal = totals["subtotal_minor"]
     rev = invoice.rev
@@ -90,6 +91,7 @@ def recompute_draft(
     actions = [
         ctx.invoices.revise_item(doc, rev),
         invoice_event("invoice.updated", doc, now, revised_at=iso(now), previous_attributes=before),
+        *uses,
     ]
     delta = subtotal - invoice.subtotal_minor
     tax = {k: int(totals.get(k) or 0) - int(invoice.document.get(k) or 0) for k in EXTRA_TOTALS[1:]}

@@ -170,23 +170,33 @@ def explain(invoice: Invoice, voided: VoidedLookup | None = None) -> dict[str, A
 
 def _voids(invoice: Invoice, line: dict[str, Any], voided: VoidedLookup) -> dict[str, Any]:
     """The voided or amended events of the corrected period and meter, recorded before the invoice."""
+    if not (line.get("period_start") and line.get("period_end") and line.get("meter_code")):
+        return {}
+    made = invoice.document.get("created_at")
+    return {"voided_events": cited_voids(invoice.customer_id, line, str(made) if made else None, voided)}
+
+
+def cited_voids(
+    customer_id: str, line: dict[str, Any], made: str | None, voided: VoidedLookup
+) -> list[dict[str, Any]]:
+    """The events of an adjustment ``line``'s corrected period and meter voided or amended before
+    ``made`` (the invoice or credit note that carries the adjustment; any time when None)."""
     from neruba.timefmt import parse_ts
 
     start, end = line.get("period_start"), line.get("period_end")
     if not (start and end and line.get("meter_code")):
-        return {}
-    made = invoice.document.get("created_at")
+        return []
     cited = []
-    for entry in voided(invoice.customer_id, ts(parse_ts(str(start))), ts(parse_ts(str(end)))):
+    for entry in voided(customer_id, ts(parse_ts(str(start))), ts(parse_ts(str(end)))):
         at = str(entry.record.get("at") or "")
-        if entry.meter_code != line["meter_code"] or (made and parse_ts(at) > parse_ts(str(made))):
+        if entry.meter_code != line["meter_code"] or (made and parse_ts(at) > parse_ts(made)):
             continue
         keys = ("kind", "reason", "ticket", "at", "amended_by")
         cited.append(
             {"transaction_id": entry.transaction_id, "timestamp": entry.timestamp}
             | {key: entry.record.get(key) for key in keys}
         )
-    return {"voided_events": cited}
+    return cited
 
 
 def _credited(invoice: Invoice, line_id: str) -> dict[str, Any]:

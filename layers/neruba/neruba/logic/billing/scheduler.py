@@ -27,6 +27,7 @@ from neruba.dal.features import MARKER as FEATURES_MARKER
 from neruba.dal.locks import Lease, LockLostError, LockRepository
 from neruba.dal.plans import PlansRepository
 from neruba.dal.transaction import Transaction, commit
+from neruba.logic.billing import sync_due
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.features import backfill_features
 from neruba.logic.billing.finalize import fenced, finalize_due, send_pending_syncs
@@ -118,6 +119,7 @@ def run_billing(
         _enqueue_due(ctx, plans, options, run, now, holder_)
         run["finalized"] = len(finalize_due(ctx, now, holder_.fence))
         send_pending_syncs(ctx, now)
+        sync_due.send_pending(ctx, now)
         run.update(status="completed", ended_at=ts(options.clock()))
         changes = {
             k: run[k] for k in ("status", "ended_at", "windows_found", "enqueued", "skipped", "finalized")

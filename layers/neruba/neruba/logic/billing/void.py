@@ -18,8 +18,9 @@ ONE TransactWriteItems writes:
 Then the replacement is finalized (the next ``INV`` number) and sent to Stripe sync, as correction
 invoices are; a retry, or the next scheduler run, finishes that if the process stopped before. The void
 itself is sent to Stripe sync too (``{"void_invoice_id": ...}``, ``logic.stripe.void_sync``: the Stripe
-invoice is voided, deleted while a draft, or credited when Stripe has it paid); a retry sends it again
-until it is done.
+invoice is voided, deleted while a draft, or credited when Stripe has it paid); the void's transaction
+marks it owed (``logic.billing.sync_due``), so a process stopping before the send leaves it to the
+scheduler or the sweep, and a retry of the request sends it again until it is done.
 
 Late events for the voided window are checked against the replacement (the late-event check follows
 ``replaced_by``). An invoice with adjustments recorded against it is refused: those differences were
@@ -36,7 +37,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.ledger import Entry, Posting, credit, debit
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing.discounts import repriced
+from neruba.logic.billing.discounts import revised
 from neruba.logic.billing.document import CARRIED_KINDS, invoice_document, invoice_event
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.stripe.checks import paid_level
@@ -102,17 +103,23 @@ def _adjustments_message(adjustments: list[Adjustment]) -> str:
     return f"Late differences of this invoice were recorded ({'; '.join(parts)}); credit it instead."
 
 
-def _lines(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> list[dict[str, Any]]:
+def _lines(
+    ctx: Billing, invoice: Invoice, body: InvoiceVoid, new_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The replacement's lines and the moves of its discounts' period records (none for the same lines:
+    the replacement takes what the voided invoice took)."""
     if body.regenerate == "same_lines":
-        return [dict(line.document) for line in invoice.lines]
+        return [dict(line.document) for line in invoice.lines], []
     from neruba.logic.billing.worker import rated_lines
 
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
     carried = [dict(line.document) for line in invoice.lines if line.kind in CARRIED_KINDS]
-    # the discounts and rates the voided invoice stored apply again (no discount period counted again)
-    return repriced(invoice.document, [*rated_lines(rate(subscription, start, end)).values(), *carried])
+    # the discounts and rates the voided invoice stored apply again (no discount period counted again);
+    # what the voided invoice took of a period's fixed amount is given back to the replacement
+    lines = [*rated_lines(rate(subscription, start, end)).values(), *carried]
+    return revised(ctx.billing.discounts, invoice.document, lines, new_id)
 
 
 def _tax_of(doc: dict[str, Any]) -> int:
@@ -158,15 +165,19 @@ def void_posting(invoice: Invoice, replacement: dict[str, Any], at: datetime, ac
     )
 
 
-def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetime) -> dict[str, Any]:
+def _replacement(
+    ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     at = ts(now)
     kept: dict[str, Any] = {
         k: invoice.document[k]
         for k in ("window", "one_off_charge_id", "discounts", "tax_rates", "tax_provider", "tax_location")
         if k in invoice.document
     }
+    new_id = "in_" + idempotency.digest(f"regenerate:{invoice.id}", 24)
+    lines, uses = _lines(ctx, invoice, body, new_id)
     return invoice_document(
-        invoice_id="in_" + idempotency.digest(f"regenerate:{invoice.id}", 24),
+        invoice_id=new_id,
         customer_id=invoice.customer_id,
         subscription_id=invoice.subscription_id,
         currency=invoice.currency,
@@ -174,11 +185,11 @@ def _replacement(ctx: Billing, invoice: Invoice, body: InvoiceVoid, now: datetim
         seq=invoice.seq,
         details={**kept, "regenerated_from": {"invoice_id": invoice.id, "number": invoice.number}},
         period=(invoice.period_start, invoice.period_end),
-        lines=_lines(ctx, invoice, body),
+        lines=lines,
         applications=list(invoice.applications) if body.regenerate == "same_lines" else [],
         created_at=at,
         finalize_at=at,
-    )
+    ), uses
 
 
 def void_invoice(
@@ -200,7 +211,7 @@ def void_invoice(
     if replayed is None:
         invoice = get_invoice(ctx.invoices, invoice_id)
         _refuse(ctx, invoice, body)
-        doc = _replacement(ctx, invoice, body, now)
+        doc, uses = _replacement(ctx, invoice, body, now)
         new_id = str(doc["id"])
         book = void_posting(invoice, doc, now, actor)
         audit = idempotency.audit_put(
@@ -224,6 +235,7 @@ def void_invoice(
                 replaced_by=new_id,
             ),
             *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, replayed),
+            *uses,
         ]
         try:
             commit(Transaction(actions))
@@ -242,8 +254,8 @@ def void_invoice(
 def send_void(ctx: Billing, invoice_id: str) -> None:
     """Ask Stripe sync to take the voided invoice out of Stripe (``logic.stripe.void_sync``), until it has:
     a retry of the request sends again; the sync does each Stripe call once."""
-    from neruba.dal.queue import send_batch
-    from neruba.logic.stripe.void_sync import DONE, void_message
+    from neruba.logic.billing import sync_due
+    from neruba.logic.stripe.void_sync import DONE
     from neruba.observability import logger
 
     stored = ctx.invoices.get(invoice_id)
@@ -253,9 +265,10 @@ def send_void(ctx: Billing, invoice_id: str) -> None:
         or ((stored.stripe or {}).get("void") or {}).get("status") in DONE
     ):
         return
-    if send_batch(ctx.sync_queue_url, [("0", void_message(invoice_id))]):
+    if not sync_due.send_void(ctx, invoice_id):
         logger.error(
-            "void not sent to stripe sync: a retry of the request sends it", extra={"invoice_id": invoice_id}
+            "void not sent to stripe sync: its marker stays, the scheduler sends it",
+            extra={"invoice_id": invoice_id},
         )
 
 

@@ -73,6 +73,17 @@ class VoidRequest:
     # the backfill whose revert or replace voids the event: its own reruns correct the invoices, so the
     # void horizon (ingest's maximum event age) does not apply
     backfill: str | None = None
+    # a backfill's correction under the event's own id (``logic.billing.backfill_supersede``): the copy's
+    # transaction id and copy id (``{backfill_id}:{n}``, the link back to the backfill), fixed by the
+    # backfill rather than by the key; an event voided already without a copy is then *relinked* (its
+    # void record gains the copy, its usage is out already) instead of refused
+    copy_transaction_id: str | None = None
+    copy_id: str | None = None
+
+    @property
+    def relinks(self) -> bool:
+        """A backfill's correction may name a copy for an event voided already."""
+        return self.amend and self.copy_id is not None
 
 
 def catalog_lookup() -> Lookup:
@@ -143,7 +154,8 @@ def _void_unit(
     """The answer and the actions of one void (the audit record last, for ``record_items``)."""
     voids = bootstrap.voids()
     copy = _copy(request, event, catalog, key, by.request_id, now) if request.amend else None
-    record = {
+    relink = event.status == "voided"  # ``_check`` let it through: a backfill's correction of it
+    record: dict[str, Any] = {
         "kind": "amend" if request.amend else "void",
         "reason": request.reason,
         "ticket": request.ticket,
@@ -152,6 +164,8 @@ def _void_unit(
         "amended_by": copy.transaction_id if copy else None,
         **({"backfill": request.backfill} if request.backfill else {}),
     }
+    if relink:  # the void stands as it was; it only gains the copy (and who linked it)
+        record = {**_void_record(event), "amended_by": record["amended_by"], "linked": record}
     record_json = jsonutil.dumps(record)
     result = {**_view(replace(event, status="voided", void_json=record_json)), "correction": "pending"}
     if copy is not None:
@@ -164,14 +178,14 @@ def _void_unit(
         iso(now),
     )
     actions = [
-        voids.void_update(event, record_json),
+        voids.relink_update(event, record_json) if relink else voids.void_update(event, record_json),
         voids.open_put(open_void),
         voids.entry_put(event, record_json),
     ]
-    counter = counter_action(catalog, event, now)
+    counter = None if relink else counter_action(catalog, event, now)  # a voided event is out already
     if counter is not None:
         actions.append(counter)
-    if copy is not None:
+    if copy is not None and request.copy_id is None:  # a backfill's copy meets the limits as its events do
         _check_copy_fits(catalog, event, copy, now)
     if copy is not None:
         actions.append(voids.copy_put(copy))
@@ -184,7 +198,7 @@ def _void_unit(
         reason=request.reason,
         ticket=request.ticket,
         at=now,
-        before={"status": event.status},
+        before={"status": event.status, **({"void": _void_record(event)} if relink else {})},
         after={"status": "voided", "amended_by": record["amended_by"]},
         idempotency_key=key,
     )
@@ -217,6 +231,8 @@ def _check(
             param="transaction_id",
         )
     if event.status == "voided":
+        if request.relinks and not _void_record(event).get("amended_by"):
+            return event  # a backfill's correction of a voided event: its usage is out already
         raise ConflictError("The event is already voided.", code="event_already_voided")
     if event.status != "accepted":
         raise ConflictError(
@@ -247,6 +263,10 @@ def _check(
     return event
 
 
+def _void_record(event: StoredEvent) -> dict[str, Any]:
+    return dict(jsonutil.loads(event.void_json)) if event.void_json else {}
+
+
 def _copy(
     request: VoidRequest,
     event: StoredEvent,
@@ -265,7 +285,7 @@ def _copy(
     )
     at = request.timestamp.astimezone(UTC) if request.timestamp else parse_ts(event.timestamp)
     suffix = idempotency.digest({"amend": [event.customer_id, event.transaction_id, key]}, 10)
-    transaction_id = f"{event.transaction_id[:240]}~{suffix}"
+    transaction_id = request.copy_transaction_id or f"{event.transaction_id[:240]}~{suffix}"
     raw = {
         "transaction_id": transaction_id,
         "customer_id": event.customer_id,
@@ -273,9 +293,9 @@ def _copy(
         "timestamp": at.isoformat(),
         "properties": properties,
     }
-    checked, error = validate_event(
-        raw, now, settings.ingest_max_age_days, settings.ingest_max_future_seconds
-    )
+    # a backfill's copy lies in its range, which may reach further back than ingest's maximum age
+    max_age = settings.ingest_max_age_days if request.backfill is None else (now - at).days + 1
+    checked, error = validate_event(raw, now, max_age, settings.ingest_max_future_seconds)
     if error is None and checked is not None:
         error = catalog_error(checked, catalog.customers, catalog.meters)
     if error is not None or checked is None:
@@ -285,7 +305,8 @@ def _copy(
             code=error.code if error else "invalid_event",
             param=_param(error.param if error else None),
         )
-    if checked.properties == jsonutil.loads(event.properties_json) and at == parse_ts(event.timestamp):
+    same = checked.properties == jsonutil.loads(event.properties_json) and at == parse_ts(event.timestamp)
+    if same and request.copy_id is None:  # a backfill's copy may repeat a voided event's content
         raise InvalidRequestError(
             "The amend changes nothing: send other properties or another timestamp, or void the event.",
             code="amend_changes_nothing",
@@ -303,7 +324,7 @@ def _copy(
         fingerprint=event_fingerprint(event.customer_id, event.meter_code, client_at, checked.properties),
         status="accepted",
         batch=batch,
-        copy_id=f"amend:{key}",
+        copy_id=request.copy_id or f"amend:{key}",
         request_id=request_id,
         received_at=iso(now),
         written_at=iso(now),
@@ -379,8 +400,12 @@ def _check_copy_fits(catalog: CatalogSnapshot, event: StoredEvent, copy: StoredE
         return
     start, end = settings.period(parse_ts(copy.timestamp))
     used = bootstrap.limits().counter(copy.customer_id, copy.meter_code, start, end).used
-    original = cell_of_event(event, catalog)
-    if original is not None and settings.period(parse_ts(event.timestamp)) == (start, end):
+    original = None if event is None else cell_of_event(event, catalog)  # None: voided already, not counted
+    if (
+        event is not None
+        and original is not None
+        and settings.period(parse_ts(event.timestamp)) == (start, end)
+    ):
         used = _floored(
             catalog, copy.meter_code, exact_difference(used, limit_usage(original[1], original[2]))
         )

@@ -17,7 +17,10 @@
    again (the sync resumes from its stored steps and Stripe idempotency keys, so a re-send never creates
    a second Stripe invoice). ``mismatch`` and ``skipped`` records are reported, not re-sent.
 
-4. **Backfills left ``committing``** without a message to finish them (``logic/sweeps/backfills.py``):
+4. **Credit notes and voids owed to Stripe** (``logic/sweeps/owed_syncs.py``): their transaction marked
+   them owed and no message was sent; it is sent now.
+
+5. **Backfills left ``committing``** without a message to finish them (``logic/sweeps/backfills.py``):
    their ``{"backfill"}`` message is sent to BillingQueue again.
 
 Each state, draft, invoice and customer is handled on its own: one that fails (a send the queue refuses,
@@ -42,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from neruba import bootstrap
 from neruba.logic.sweeps.backfills import stuck_backfills
-from neruba.logic.sweeps.credit_notes import unsynced_credit_notes
+from neruba.logic.sweeps.owed_syncs import owed_syncs
 from neruba.logic.sweeps.runner import CheckResult, SweepContext
 from neruba.timefmt import iso
 
@@ -77,7 +80,7 @@ def billing_check(ctx: SweepContext) -> CheckResult:
     _due_windows(ctx, billing, ops, result, details)
     _stuck_drafts(ctx, billing, result, details)
     _unsynced(ctx, billing, ops, result, details)
-    unsynced_credit_notes(ctx, billing, ops, result, details, COOLDOWN)
+    owed_syncs(ctx, billing, ops, result, details, COOLDOWN)
     stuck_backfills(ctx, billing, ops, result, details, COOLDOWN)
     _stranded_top_ups(ctx, billing, result, details)
     result.details = {**details, "as_of": iso(ctx.now)}

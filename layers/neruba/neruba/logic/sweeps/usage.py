@@ -307,19 +307,12 @@ def _recompute(
     parts = [s for s in stored_parts if s.group == ref.group]
     if any(s.pending for s in parts):
         return "pending"  # checked once its pending days are folded (a repair names the batches it folds in)
-    transaction_ids = {t for s in parts for t in s.transaction_ids}
     folded = {s.batch for s in parts if not s.legacy}
-    events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
     catalog = lookup({ref.customer_id}, {ref.meter_code})
     meter = catalog.meters.get(ref.meter_code)
     if meter is None:
         return "no_meter"
-    totals = GroupTotals()
-    rules = catalog.event_rules.get(ref.meter_code) or {}
-    for item in events.values():
-        found = _ref_and_value(item, catalog) if item.status == "accepted" else None
-        if found is not None and ref in (found[0], _earlier_ref(item, catalog, found[0])):
-            totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2], rules)
+    totals = _totals(usage, catalog, ref, parts)
     cells = usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
     stored = next((c for c in cells if (c.hour, c.group) == (ref.hour, ref.group)), None)
     kept = stored.usage if stored else CellUsage()
@@ -364,6 +357,51 @@ def _recompute(
         )
         return "repaired"
     return "conflict"
+
+
+def _totals(
+    usage: UsageRepository,
+    catalog: CatalogSnapshot,
+    ref: GroupRef,
+    parts: list[Any],
+    without: frozenset[str] = frozenset(),
+) -> GroupTotals:
+    """The totals of the cell's accepted events (found through its contributions ``parts``), those of
+    ``without`` left out."""
+    meter = catalog.meters[ref.meter_code]
+    transaction_ids = {t for s in parts for t in s.transaction_ids} - without
+    events = usage.get_events((ref.customer_id, t) for t in transaction_ids)
+    totals = GroupTotals()
+    rules = catalog.event_rules.get(ref.meter_code) or {}
+    for item in events.values():
+        found = _ref_and_value(item, catalog) if item.status == "accepted" else None
+        if found is not None and ref in (found[0], _earlier_ref(item, catalog, found[0])):
+            totals.add(item.transaction_id, meter.aggregation, item.timestamp, found[2], rules)
+    return totals
+
+
+def cell_without(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    ref: GroupRef,
+    without: frozenset[str],
+) -> CellUsage | None:
+    """The cell's usage as its accepted events other than ``without`` make it (what a void of those would
+    recompute; nothing is written), or None when its meter is gone. Pending usage not folded yet is left
+    out, as a recompute waits for it."""
+    parts = [
+        s
+        for s in usage.contributions(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+        if s.group == ref.group
+    ]
+    catalog = lookup({ref.customer_id}, {ref.meter_code})
+    meter = catalog.meters.get(ref.meter_code)
+    if meter is None:
+        return None
+    cells = usage.aggregates(ref.customer_id, ref.meter_code, ref.hour, ref.hour)
+    stored = next((c for c in cells if (c.hour, c.group) == (ref.hour, ref.group)), None)
+    late = stored.usage.late_count if stored else 0
+    return replace(usage_of(meter.aggregation, _totals(usage, catalog, ref, parts, without)), late_count=late)
 
 
 def usage_check(ctx: SweepContext) -> CheckResult:
