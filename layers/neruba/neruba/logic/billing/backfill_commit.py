@@ -327,11 +327,16 @@ def correct_invoices(
         if not done:
             budget.spent()
         correction = result.get("correction") or {}
+        # the money that changes (after the invoice's discounts, with its tax); an answer stored before
+        # the rerun reported it has only the correction's amount
+        moved = result.get("difference") or {"subtotal_minor": int(correction.get("amount_minor") or 0)}
         corrected.append(
             {
                 "invoice_id": invoice.id,
                 "action": result["action"],
-                "amount_minor": int(correction.get("amount_minor") or 0),
+                "amount_minor": int(moved["subtotal_minor"]),
+                "tax_minor": int(moved.get("tax_minor") or 0),
+                "total_minor": int(moved.get("total_minor", moved["subtotal_minor"])),
                 "correction_invoice_id": correction.get("invoice_id"),
             }
         )
