@@ -33,6 +33,7 @@ from neruba.models.fields import (
     Ticket,
 )
 from neruba.models.limits import PlanDefaultsIn
+from neruba.validation import FieldRuleError
 
 Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
 # those whose field is a number
@@ -157,19 +158,23 @@ class Meter(BaseModel):
     @model_validator(mode="after")
     def _field_matches_aggregation(self) -> Meter:
         if self.aggregation == "count" and self.field is not None:
-            raise ValueError("a count meter takes no field")
+            raise FieldRuleError("field", "must not be given: a count meter takes no field")
         if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
-            raise ValueError(
+            raise FieldRuleError(
+                "allow_negative",
                 "allow_negative applies to sum, max, min, average, latest and weighted_sum meters, not"
-                f" {self.aggregation}"
+                f" {self.aggregation}",
             )
         if self.carry_over and self.aggregation != "latest":
-            raise ValueError("carry_over applies to latest meters")
+            raise FieldRuleError("carry_over", "carry_over applies to latest meters")
         if self.aggregation != "count" and not self.field:
-            raise ValueError(f"a {self.aggregation} meter needs a field")
-        for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
-            if not _PROPERTY_NAME.match(name):
-                raise ValueError(f"invalid property name {name!r}")
+            raise FieldRuleError("field", f"is required: a {self.aggregation} meter needs a field")
+        names = [("field", [self.field] if self.field else []), ("filters", self.filters),
+                 ("group_by", self.group_by)]  # fmt: skip
+        for param, given in names:
+            for name in given:
+                if not _PROPERTY_NAME.match(name):
+                    raise FieldRuleError(param, f"holds an invalid property name {name!r}")
         return self
 
 
@@ -414,7 +419,7 @@ class ChargeIn(Pricing):
                    "on_removal": self.on_removal}  # fmt: skip
         given = [name for name, value in advance.items() if value is not None]
         if given and not self.pay_in_advance:
-            raise ValueError(f"{given[0]} applies only to a charge with pay_in_advance: true")
+            raise FieldRuleError(given[0], f"{given[0]} applies only to a charge with pay_in_advance: true")
         for index, price in enumerate(self.filters):
             price.check_for(self.model, f"filters[{index}]: ")
         return self

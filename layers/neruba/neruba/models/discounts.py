@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from neruba.models.countries import known_country
 from neruba.models.fields import (
     CODE_PATTERN,
     EXTERNAL_ID_PATTERN,
@@ -31,7 +32,11 @@ TaxPercent = Annotated[
     PlainDecimal,
     AfterValidator(AsWritten(digits=12, places=6)),
 ]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE, US.")]
+Country = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE, US (a code ISO assigns)."),
+    AfterValidator(known_country),
+]
 State = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,3}$", description="ISO 3166-2 subdivision, e.g. CA.")]
 MAX_COUPON_MINOR = 10**15
 Minor = Annotated[int, Field(description="Money in minor units of the currency (cents for USD).")]
