@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba import bootstrap
+from neruba.dal.outcomes import moves_by
 from neruba.logic.ingest.worker import IngestBatch
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
@@ -29,11 +30,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         advance_queue_url=get_settings().billing_queue_url,
     )
     batch.begin(records)
-    try:
-        with processor(records=records, handler=batch.process_record, lambda_context=context):
-            processor.process()
-    finally:
-        failed = set(batch.finish())
+    with moves_by(batch.attempt):  # refusals and parks name this attempt (dal/outcomes.py)
+        try:
+            with processor(records=records, handler=batch.process_record, lambda_context=context):
+                processor.process()
+        finally:
+            failed = set(batch.finish())
     batch.report(metrics, logger)
     customers = batch.threshold_customers()
     if customers:  # a threshold evaluation each, by the billing worker (logic/billing/threshold.py)

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from neruba_tools import api_target
 from neruba_tools.argtypes import when
 
 BATCH = 100  # events per request (the body of POST /v1/events)
@@ -41,9 +41,7 @@ def add_parser(commands: Any) -> None:
 
     def command(name: str, help_text: str, func: Callable[..., int]) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = backfill.add_parser(name, help=help_text)
-        sub.add_argument("--base-url", default=os.environ.get("NERUBA_BASE_URL"), help="the API's base URL")
-        sub.add_argument("--stack", help="the CloudFormation stack whose ApiUrl to call")
-        sub.add_argument("--api-key", default=os.environ.get("NERUBA_API_KEY"), help="an admin key")
+        api_target.add_arguments(sub)
         sub.set_defaults(func=lambda args: _run(args, func))
         return sub
 
@@ -91,16 +89,10 @@ def client_for(args: argparse.Namespace) -> Any:
     """The Python client on ``--base-url`` (or the stack's ApiUrl) with ``--api-key``."""
     from neruba_client import Neruba
 
-    base_url = args.base_url
-    if not base_url and args.stack:
-        from neruba_tools.stackinfo import stack_for
-
-        base_url = stack_for(args.stack).output("ApiUrl")
-    if not base_url or not args.api_key:
-        raise SystemExit(
-            "error: give --base-url (or --stack) and --api-key (or NERUBA_BASE_URL, NERUBA_API_KEY)"
-        )
-    return Neruba(args.api_key, base_url=base_url)
+    base_url, api_key = api_target.base_url(args), api_target.api_key(args)
+    if not api_key:
+        raise SystemExit("error: give --api-key (or NERUBA_API_KEY), an admin key")
+    return Neruba(api_key, base_url=base_url)
 
 
 def _run(args: argparse.Namespace, func: Callable[[Any, argparse.Namespace], int]) -> int:
@@ -142,19 +134,41 @@ def _open(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def read_events(text: str) -> list[dict[str, Any]]:
-    """Events from a JSON array, or from JSON lines (blank lines skipped)."""
+class MalformedEventsError(ValueError):
+    """Lines of the file that are not events: each named ``FILE:LINE: why``; nothing is sent."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def read_events(text: str, name: str = "-") -> list[tuple[str, dict[str, Any]]]:
+    """The events of a JSON array or of JSON lines (blank lines skipped), each with where it is
+    (``FILE:LINE`` for JSON lines, ``FILE[N]`` for an array). Raises :class:`MalformedEventsError` naming
+    every line (or the array) that is not a JSON object."""
     stripped = text.strip()
+    found: list[tuple[str, Any]] = []
+    problems: list[str] = []
     if stripped.startswith("["):
-        found = json.loads(stripped)
+        try:
+            found = [(f"{name}[{n}]", event) for n, event in enumerate(json.loads(stripped))]
+        except ValueError as exc:
+            problems.append(f"{name}: not a JSON array ({exc})")
     else:
-        found = [json.loads(line) for line in stripped.splitlines() if line.strip()]
-    if not all(isinstance(event, dict) for event in found):
-        raise SystemExit("error: every event must be a JSON object")
-    return list(found)
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                found.append((f"{name}:{number}", json.loads(line)))
+            except ValueError:
+                problems.append(f"{name}:{number}: not JSON")
+    problems += [f"{where}: not a JSON object" for where, event in found if not isinstance(event, dict)]
+    if problems:
+        raise MalformedEventsError(problems)
+    return [(where, event) for where, event in found]
 
 
-def _batches(events: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+def _batches(events: list[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     for start in range(0, len(events), BATCH):
         yield events[start : start + BATCH]
 
@@ -165,20 +179,28 @@ def _events(client: Any, args: argparse.Namespace) -> int:
     else:
         with open(args.file, encoding="utf-8") as handle:
             text = handle.read()
-    events = read_events(text)
+    try:
+        events = read_events(text, args.file)
+    except MalformedEventsError as exc:
+        for problem in exc.problems[:100]:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(
+            f"error: {count} malformed line(s), nothing sent: fix them and send the file again",
+            file=sys.stderr,
+        )
+        return 2
     totals = {"held": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
-    offset = 0
     for batch in _batches(events):
-        answer = client.admin.send_backfill_events(args.backfill_id, batch)
+        answer = client.admin.send_backfill_events(args.backfill_id, [event for _, event in batch])
         for status in answer.events:
             totals[status.status] += 1
             if status.error is not None:
-                where = f"event {offset + status.index}"
+                where = batch[status.index][0]
                 print(
                     f"{where}: {status.error.code}: {status.error.message} ({status.error.param})",
                     file=sys.stderr,
                 )
-        offset += len(batch)
     _print({"backfill_id": args.backfill_id, "sent": len(events), **totals})
     return 0 if totals["rejected"] == 0 else 1
 

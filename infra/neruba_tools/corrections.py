@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from neruba_tools import api_target
 
 # (method, path, body, headers) -> (status, parsed answer)
 Transport = Callable[[str, str, Any, dict[str, str]], tuple[int, Any]]
@@ -180,9 +181,7 @@ def _command(parser: argparse.ArgumentParser, build: Build) -> argparse.Argument
 def add_parser(commands: Any) -> None:
     def group(name: str, text: str) -> Any:
         made = commands.add_parser(name, help=text)
-        made.add_argument("--base-url", default=os.environ.get("NERUBA_BASE_URL"), help="the API's base URL")
-        made.add_argument("--stack", help="the CloudFormation stack whose ApiUrl output to call")
-        made.add_argument("--api-key", default=os.environ.get("NERUBA_API_KEY"), help="an admin-scope key")
+        api_target.add_arguments(made, "an admin-scope key")
         return made.add_subparsers(dest="action", required=True)
 
     notes = group("credit-notes", "credit notes against finalized invoices")
@@ -323,14 +322,8 @@ def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from neruba_tools.stackinfo import StackError, endpoint_url, is_local_endpoint, stack_for
-
-    base_url = args.base_url
-    if not base_url:
-        if args.stack is None or is_local_endpoint(endpoint_url()):
-            raise StackError("give --base-url (a local stack's API URL is in its banner) or --stack NAME")
-        base_url = stack_for(args.stack).output("ApiUrl")
-    if not args.api_key:
+    base_url, api_key = api_target.base_url(args), api_target.api_key(args)
+    if not api_key:
         print("error: give --api-key (or NERUBA_API_KEY), an admin key", file=sys.stderr)
         return 2
-    return execute(args, http_transport(base_url, args.api_key))
+    return execute(args, http_transport(base_url, api_key))

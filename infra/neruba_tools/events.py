@@ -3,7 +3,8 @@
     neruba events void TX --customer ID --reason TEXT --ticket REF [--idempotency-key KEY]
     neruba events amend TX --customer ID --reason TEXT --ticket REF
                           [--properties JSON] [--timestamp ISO] [--idempotency-key KEY]
-    (both take --base-url URL or --stack NAME, and --api-key KEY or NERUBA_API_KEY)
+    (both take --base-url URL, --stack NAME or NERUBA_BASE_URL, and --api-key KEY or NERUBA_API_KEY:
+    neruba_tools.api_target)
 
 They call ``POST /admin/events/{TX}/void`` and ``/amend`` and print the answer. Without
 ``--idempotency-key`` the key is derived from the command's arguments, so running the same command again
@@ -17,13 +18,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+
+from neruba_tools import api_target
 
 
 def add_parser(commands: Any) -> None:
@@ -38,9 +40,7 @@ def add_parser(commands: Any) -> None:
         parser.add_argument("--reason", required=True, help="why (audited, shown on the event)")
         parser.add_argument("--ticket", required=True, help="the ticket asking for it (audited)")
         parser.add_argument("--idempotency-key", help="default: derived from the arguments")
-        parser.add_argument("--base-url", help="the API's base URL (default: --stack's ApiUrl)")
-        parser.add_argument("--stack", help="the CloudFormation stack whose ApiUrl output to call")
-        parser.add_argument("--api-key", default=os.environ.get("NERUBA_API_KEY"), help="an admin key")
+        api_target.add_arguments(parser)
     amend.add_argument("--properties", type=_properties, help="the corrected properties, whole, as JSON")
     amend.add_argument("--timestamp", help="the corrected timestamp, RFC 3339 with offset")
     void.set_defaults(func=run, path="void")
@@ -75,14 +75,8 @@ def default_key(args: argparse.Namespace, body: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neruba_tools.stackinfo import StackError, endpoint_url, is_local_endpoint, stack_for
-
-    base_url = args.base_url
-    if not base_url:
-        if args.stack is None or is_local_endpoint(endpoint_url()):
-            raise StackError("give --base-url (a local stack's API URL is in its banner) or --stack NAME")
-        base_url = stack_for(args.stack).output("ApiUrl")
-    if not args.api_key:
+    base_url, api_key = api_target.base_url(args), api_target.api_key(args)
+    if not api_key:
         print("error: give --api-key (or NERUBA_API_KEY), an admin key", file=sys.stderr)
         return 2
     body = request_body(args)
@@ -93,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     data = jsonutil.dumps(body).encode()  # decimals as exact JSON numbers, never floats
     request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method="POST")  # noqa: S310
     request.add_header("Content-Type", "application/json")
-    request.add_header("Authorization", f"Bearer {args.api_key}")
+    request.add_header("Authorization", f"Bearer {api_key}")
     request.add_header("Idempotency-Key", key)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310

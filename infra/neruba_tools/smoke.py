@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from neruba_tools import api_target
+
 
 class SmokeFailure(Exception):
     """A step did not see what it expected."""
@@ -154,9 +156,7 @@ class Smoke:
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("smoke", help="known-good sequence against a running stack")
-    parser.add_argument("--base-url", help="the API's base URL, stage included (default: --stack's ApiUrl)")
-    parser.add_argument("--stack", help="the CloudFormation stack whose ApiUrl output to test")
-    parser.add_argument("--api-key", default=os.environ.get("NERUBA_API_KEY"), help="ingest+read key")
+    api_target.add_arguments(parser, "an ingest+read key")
     parser.add_argument("--customer", default=os.environ.get("NERUBA_SMOKE_CUSTOMER", "demo-customer"))
     parser.add_argument("--meter", default=os.environ.get("NERUBA_SMOKE_METER", "api_calls"))
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each outcome")
@@ -164,17 +164,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neruba_tools.stackinfo import StackError, endpoint_url, is_local_endpoint, stack_for
-
-    base_url = args.base_url
-    if not base_url:
-        if args.stack is None or is_local_endpoint(endpoint_url()):
-            raise StackError(
-                "give --base-url (a local stack's API URL is in its banner) "
-                "or --stack NAME of a deployed stack"
-            )
-        base_url = stack_for(args.stack).output("ApiUrl")
-    if not args.api_key:
+    base_url, api_key = api_target.base_url(args), api_target.api_key(args)
+    if not api_key:
         print("FAIL setup: give --api-key (or NERUBA_API_KEY)")
         return 2
-    return Smoke(base_url, args.api_key, args.customer, args.meter, args.timeout).run()
+    return Smoke(base_url, api_key, args.customer, args.meter, args.timeout).run()

@@ -66,3 +66,43 @@ def test_a_refusal_prints_its_code_and_exits_1(api: Any, capsys: Any) -> None:
     args = ["events", "void", "t", "--customer", "a", "--reason", "r", "--ticket", "t", "--base-url", url]
     assert main([*args, "--api-key", "k"]) == 1
     assert "event_already_voided" in capsys.readouterr().err
+
+
+def test_the_base_url_comes_from_nerub_base_url_as_for_every_api_command(
+    api: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen, answers = api
+    monkeypatch.setenv("NERUBA_BASE_URL", url)
+    monkeypatch.setenv("NERUBA_API_KEY", "k")
+    answers += [(200, {"status": "voided"})] * 2
+    args = ["--customer", "acme", "--reason", "dup", "--ticket", "T-1"]
+    assert main(["events", "void", "tx1", *args]) == 0
+    assert main(["events", "amend", "tx1", *args]) == 0
+    assert [s["path"] for s in seen] == ["/admin/events/tx1/void", "/admin/events/tx1/amend"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "void", "t", "--customer", "a", "--reason", "r", "--ticket", "t", "FLAG"],
+        ["backfill", "show", "bf_1", "FLAG"],
+        ["credit-notes", "FLAG", "show", "cn_1"],
+        ["smoke", "FLAG"],
+    ],
+)
+def test_every_api_command_resolves_its_url_the_same_way(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neruba_tools import api_target
+    from neruba_tools.cli import build_parser
+
+    def parsed(*flag: str) -> Any:
+        at = argv.index("FLAG")
+        return build_parser().parse_args([*argv[:at], *flag, *argv[at + 1 :]])
+
+    monkeypatch.setenv("NERUBA_BASE_URL", "http://from-env.test")
+    assert api_target.base_url(parsed()) == "http://from-env.test"
+    assert api_target.base_url(parsed("--base-url", "http://flag.test")) == "http://flag.test"
+    monkeypatch.delenv("NERUBA_BASE_URL")
+    with pytest.raises(Exception, match="NERUBA_BASE_URL"):
+        api_target.base_url(parsed())

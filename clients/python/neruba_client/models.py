@@ -447,6 +447,7 @@ class LineFigures(_Model):
     amount_minor: int | None = None
     hours: int | None = None
     events: int | None = None
+    net_minor: int | None = None  # an adjustment's: after the corrected invoice's discounts
     unbillable: str | None = None
 
 
@@ -570,6 +571,8 @@ class InvoiceLine(_Model):
     references: LineReference | None = None
     pending: bool | None = None
     tax: LineTax | None = None
+    gross_minor: int | None = None  # an adjustment: the difference before the corrected invoice's discounts
+    corrected_terms: bool | None = None  # priced by the invoice it corrects (its discounts and rates)
 
 
 class LineAggregate(_Model):
@@ -820,12 +823,21 @@ class UpcomingInvoice(_Model):
     windows: list[UpcomingWindow]
 
 
+class RerunDifference(_Model):
+    """The money a rerun changes, after the invoice's discounts, before credits."""
+
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+
+
 class InvoiceRerun(_Model):
     object: Literal["invoice_rerun"]
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
     invoice: Invoice
     correction: RerunCorrection | None
+    difference: RerunDifference | None = None
 
 
 class Balance(_Model):
@@ -909,6 +921,7 @@ class Refund(_Model):
     amount_minor: int
     invoice_id: str | None
     payment_id: str | None
+    credit_balance: bool = False
     posting_id: str
     created_at: datetime
 
@@ -948,7 +961,9 @@ BackfillStatus = Literal["open", "committing", "committed", "reverting", "revert
 class BackfillCorrection(_Model):
     invoice_id: str
     action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
-    amount_minor: int
+    amount_minor: int  # after the invoice's discounts, before tax
+    tax_minor: int = 0
+    total_minor: int = 0
     correction_invoice_id: str | None
 
 
@@ -1029,9 +1044,13 @@ class BackfillInvoicePreview(_Model):
     subscription_id: str | None
     period_start: datetime
     period_end: datetime
-    before_minor: int
+    before_minor: int  # after discounts, with exclusive tax, before credits
     after_minor: int
     difference_minor: int
+    subtotal_before_minor: int
+    subtotal_after_minor: int
+    subtotal_difference_minor: int
+    tax_difference_minor: int
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
     withheld: list[WithheldLine] = []
 
@@ -1053,6 +1072,10 @@ class BackfillOpenPeriod(_Model):
     before_minor: int
     after_minor: int
     difference_minor: int
+    subtotal_before_minor: int
+    subtotal_after_minor: int
+    subtotal_difference_minor: int
+    tax_difference_minor: int
     unbillable_lines: list[UnbillableLine] = []
 
 

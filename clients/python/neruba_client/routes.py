@@ -638,6 +638,7 @@ def create_refund(
     currency: str | None = None,
     invoice_id: str | None = None,
     payment_id: str | None = None,
+    credit_balance: bool | None = None,
     ticket: str | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[m.Refund]: ...

@@ -55,6 +55,7 @@ _NOUNS = {
     "bytes": "a string",
 }
 _RULES = {
+    "country_unknown": "must be an ISO 3166-1 alpha-2 code of a country; {country} names none",
     "missing": "is required",
     "extra_forbidden": "is not a known field",
     "int_parsing": "must be an integer",
@@ -169,6 +170,15 @@ def within_path(prefix: str, path: str | None) -> str:
     return prefix + ("" if path.startswith("[") else ".") + path
 
 
+class FieldRuleError(ValueError):
+    """Raised by a model validator when one field breaks a rule across fields: the problem names that
+    field (``param``, relative to the model), not the model as a whole."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One field's problem: its dotted path (None for the whole input), a code and a message."""
@@ -274,6 +284,10 @@ def describe(errors: Iterable[Mapping[str, Any]], *, drop: Sequence[str] = ()) -
             loc, error = next(plain_iter)
             code, rule = _rule(error)
         parts = [part for part in loc if part != "[key]"]  # a map key at fault: the path names its entry
+        cause = (error.get("ctx") or {}).get("error") if kind == "plain" else None
+        if isinstance(cause, FieldRuleError):  # a rule across fields that one field breaks: name it
+            parts.append(cause.param)
+            rule = str(cause).rstrip(".").removeprefix(cause.param + " ")  # the field is named once
         while parts and parts[0] in drop:
             parts.pop(0)
         param = param_path(*(_short(part) for part in parts)) or None

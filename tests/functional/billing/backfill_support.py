@@ -51,8 +51,11 @@ def calls(prefix: str, at: datetime, n: int) -> list[dict[str, Any]]:
 
 
 def act(
-    backfill_id: str, action: str, key: str = "c-1", body: dict[str, Any] | None = None
+    backfill_id: str, action: str, key: str | None = None, body: dict[str, Any] | None = None
 ) -> tuple[int, Any]:
+    """The action on the backfill over HTTP; without ``key``, one of this backfill and action (a key
+    names one request: the same key on another backfill is 409 ``idempotency_conflict``)."""
+    key = key or f"{action}-{backfill_id}"
     path = f"/admin/backfills/{backfill_id}/{action}"
     event = api_event(
         "POST",

@@ -83,7 +83,7 @@ def test_open_send_preview_commit_from_the_command_line(
     code, sent, err = cli("events", opened["id"], str(events))
     assert code == 1  # one event refused, named on stderr
     assert (sent["sent"], sent["held"], sent["rejected"]) == (151, 150, 1)
-    assert "event 150: timestamp" in err
+    assert f"{events}:151: timestamp" in err
     code, again, _ = cli("events", opened["id"], str(events))
     assert again["duplicate"] == 150  # sending the file again holds nothing twice
 
@@ -134,3 +134,30 @@ def test_revert_from_the_command_line(world: World, cli: Any, monkeypatch: pytes
     assert code == 0 and replaced["committed"]["events_replaced"] == 2
     code, undone, _ = cli("revert", replacing["id"], "--reason", "wrong export")
     assert code == 0 and undone["reverted"]["events_restored"] == 2
+
+
+def test_a_malformed_line_is_named_by_its_file_line_and_nothing_is_sent(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    billed_days(world, monkeypatch, [3, 4])
+    scope = ["--customer", "acme", "--meter", "api_calls", "--start", START.isoformat()]
+    _, opened, _ = cli("open", *scope, "--end", (START + day(4)).isoformat(), "--reason", "lost")
+    good = {"customer_id": "acme", "code": "api_calls", "timestamp": (START + day(0, 5)).isoformat()}
+    lines = [json.dumps({**good, "transaction_id": "a"}), "", "{not json", json.dumps([1]),
+             json.dumps({**good, "transaction_id": "b", "timestamp": "2099-01-01T00:00:00Z"})]  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+
+    code, sent, err = cli("events", opened["id"], str(events))
+
+    # THEN every malformed line is named by its line in the file, and nothing is held
+    assert code == 2 and sent is None
+    assert f"{events}:3: not JSON" in err and f"{events}:4: not a JSON object" in err
+    shown = cli("show", opened["id"])[1]
+    assert shown["events_held"] == 0
+    # once fixed, a rejected event is named by its file line too (blank lines counted)
+    lines[2:4] = [json.dumps({**good, "transaction_id": "c"}), json.dumps({**good, "transaction_id": "d"})]
+    events.write_text("\n".join(lines) + "\n")
+    code, sent, err = cli("events", opened["id"], str(events))
+    assert code == 1 and (sent["held"], sent["rejected"]) == (3, 1)
+    assert f"{events}:5: timestamp" in err

@@ -49,8 +49,8 @@ def _commit(world: World, backfill_id: str, kill: str | None, monkeypatch: Any) 
 
             patch.setattr(backfill_commit, kill, dying)
             with pytest.raises(Killed):
-                commit_backfill(world.ctx, backfill_id, body, "key:p", "k1")
-    done = commit_backfill(world.ctx, backfill_id, body, "key:p", "k2")
+                commit_backfill(world.ctx, backfill_id, body, "key:p", f"k1-{backfill_id}")
+    done = commit_backfill(world.ctx, backfill_id, body, "key:p", f"k2-{backfill_id}")
     assert done["status"] == "committed"
 
 

@@ -31,11 +31,12 @@ OLD = START + day(300)  # a revert 300 days later: its events far past the void 
 ORIGINAL = {ts(START): 3 * PRICE, ts(START + day(1)): 4 * PRICE}
 
 
-def _revert(backfill_id: str, key: str = "r-1", now: datetime = NOW) -> dict[str, Any]:
+def _revert(backfill_id: str, key: str | None = None, now: datetime = NOW) -> dict[str, Any]:
     from neruba.logic.billing.backfill_revert import revert_backfill
     from neruba.models.backfills import BackfillAction
 
     body = BackfillAction(reason="imported twice", ticket="FIN-9")
+    key = key or f"r-{backfill_id}"  # a key names one request: one backfill's revert
     return revert_backfill(bootstrap_billing(), backfill_id, body, "key:op", key, "req-1", now)
 
 
@@ -431,3 +432,50 @@ def test_events_voided_counts_only_what_the_revert_voided(
     ours = [r for r in records if r["action"] == "event.void" and "revert of backfill" in str(r["reason"])]
     assert len(ours) == 5
     assert _rated(world, 0) == 3 * PRICE
+
+
+def test_interleaved_runs_count_the_reverts_own_voids_whoever_won_each(
+    world: World, committed: str, monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+    from neruba.dal.audit import AuditRepository
+    from neruba.logic import idempotency
+    from neruba.logic.billing import backfill_revert
+    from neruba.logic.billing.backfills import get_backfill
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+    from neruba.settings import get_settings
+
+    # GIVEN one operator void, and a second run of the revert that voids each event just after this run
+    # looked for its void's key and found none (so this run then finds the event voided)
+    void_event(VoidRequest("acme", "d0-4", "sent by mistake", "OPS-1"), "key:op", "v-op", "req-v", NOW)
+    ctx = bootstrap.billing()
+    real, raced = idempotency.replay, set()
+
+    def racing(billing: Any, scope: str, key: str | None, request: str) -> Any:
+        answer = real(billing, scope, key, request)
+        if answer is None and key and key.startswith("backfill-revert:" + committed) and key not in raced:
+            raced.add(key)
+            found = get_backfill(ctx, committed)
+            held = backfill_revert.backfills(ctx).held_events(committed)
+            for event in backfill_revert.taken_back(ctx, committed, held):
+                digest = idempotency.digest([event.customer_id, event.transaction_id], 32)
+                if key.endswith(":" + digest):
+                    backfill_revert.void_events(
+                        ctx, committed, [event], found.document["revert"], "key:op", "req-2", NOW
+                    )
+        return answer
+
+    monkeypatch.setattr(idempotency, "replay", racing)
+    done = _revert(committed)
+    monkeypatch.undo()
+
+    # THEN every void the revert made counts as its own, whichever run made it; only the operator's is
+    # counted as void already, and each event was voided once
+    assert done["status"] == "reverted"
+    assert len(raced) >= 6
+    assert (done["reverted"]["events_voided"], done["reverted"]["events_already_voided"]) == (6, 1)
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 200)
+    ours = [r for r in records if r["action"] == "event.void" and "revert of backfill" in str(r["reason"])]
+    assert len(ours) == 6
+    assert _rated(world, 0) == 3 * PRICE and _rated(world, 1) == 4 * PRICE
+    assert_books_agree(world, "acme")

@@ -136,15 +136,20 @@ def test_events_outside_the_backfill_are_rejected_with_a_code(world: World) -> N
             {"transaction_id": "notime"},
             {"transaction_id": "other", "timestamp": START.isoformat(), "code": "storage"},
             {"transaction_id": "bad", "timestamp": START.isoformat(), "extra": 1},
+            {"transaction_id": "future", "timestamp": "2099-01-01T00:00:00Z"},
+            {"transaction_id": "ancient", "timestamp": "2001-01-01T00:00:00Z"},
         ],
     )
     assert status == 200
     codes = [(e["status"], e["error"]["code"], e["error"]["param"]) for e in result["events"]]
+    # the range rules come before ingest's window (in the future, too old): outside the range says so
     assert codes == [
         ("rejected", "timestamp_outside_backfill", "events.0.timestamp"),
         ("rejected", "missing_field", "events.1.timestamp"),
         ("rejected", "meter_not_in_backfill", "events.2.code"),
         ("rejected", "unknown_field", "events.3.extra"),
+        ("rejected", "timestamp_outside_backfill", "events.4.timestamp"),
+        ("rejected", "timestamp_outside_backfill", "events.5.timestamp"),
     ]
     status, result = events(
         bf["id"], [{"transaction_id": "g", "timestamp": START.isoformat()}], customer="globex"
@@ -300,3 +305,24 @@ def test_preview_shows_the_current_period_to_date(world: World, monkeypatch: Any
     act(bf["id"], "commit")
     upcoming = upcoming_invoice(world.plans, world.ctx.usage, "acme", billing=world.ctx.billing)
     assert upcoming["windows"][0]["subtotal_minor"] == period["after_minor"]
+
+
+@pytest.mark.parametrize("action", ["commit", "revert"])
+def test_a_commit_or_revert_key_names_one_request(world: World, monkeypatch: Any, action: str) -> None:
+    billed_days(world, monkeypatch, [3, 4])
+    first, second = (open_backfill(scope(), key=f"o{n}")[1]["id"] for n in range(2))
+    events(first, calls("k", START + day(0, 5), 1))
+    if action == "revert":
+        assert act(first, "commit")[0] == 200 and act(second, "commit")[0] == 200
+    # the first request with the key: done, and the same request again is answered the same way
+    assert act(first, action, key="k-1")[0] == 200
+    status, again = act(first, action, key="k-1")
+    assert status == 200 and again["status"] in ("committed", "reverted")
+    # the same key with another body, or on another backfill: the key names another request
+    status, other = act(first, action, key="k-1", body={"reason": "another reason"})
+    assert (status, other["error"]["code"]) == (409, "idempotency_conflict")
+    status, other = act(second, action, key="k-1")
+    assert (status, other["error"]["code"]) == (409, "idempotency_conflict")
+    assert read(f"/admin/backfills/{second}", backfill_id=second)[1]["status"] == (
+        "open" if action == "commit" else "committed"
+    )

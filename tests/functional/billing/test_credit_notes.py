@@ -109,15 +109,51 @@ def test_whole_unpaid_invoice_is_credited_once_numbered_posted_audited(world: Wo
     assert_consistent(world)
 
 
-def test_by_quantity_rounds_half_up_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
+def test_by_quantity_rounds_cumulatively_and_the_last_units_take_what_is_left(world: World, api: Any) -> None:
     inv = issue(world, [("a", 1000, "3")])
     amounts = [
         credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"q{n}")[1] for n in range(3)
     ]
-    assert [n["amount_minor"] for n in amounts] == [333, 333, 334]
+    assert [n["amount_minor"] for n in amounts] == [333, 334, 333]
     assert [n["number"] for n in amounts] == ["CN-000001", "CN-000002", "CN-000003"]
     status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="q4")
     assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert_consistent(world)
+
+
+def test_by_quantity_takes_the_cumulative_amount_so_every_unit_is_credited(world: World, api: Any) -> None:
+    # 15 minor units over 10 units: one unit is 1.5; each note takes round(15 x units after / 10) less what
+    # was credited before, so the notes alternate 2, 1 and the tenth unit takes the last minor unit
+    inv = issue(world, [("a", 15, "10")])
+    amounts = []
+    for n in range(10):
+        status, note = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key=f"u{n}")
+        assert status == 201, note
+        amounts.append(note["amount_minor"])
+    assert amounts == [2, 1, 2, 1, 2, 1, 2, 1, 2, 1]
+    status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="u10")
+    assert (status, refused["error"]["code"]) == (409, "credit_note_exceeds_creditable")
+    assert invoice(api, inv)["credited_minor"] == 15
+    assert_consistent(world)
+
+
+def test_by_quantity_beside_by_amount_counts_what_the_amounts_took(world: World, api: Any) -> None:
+    inv = issue(world, [("a", 15, "10")])
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 5}]}, key="m0")[0] == 201
+    # one unit is worth round(1.5) = 2, less the 5 already credited: nothing left to take for it
+    status, refused = credit(api, inv, {"lines": [{"line_id": "a", "quantity": "1"}]}, key="m1")
+    assert (status, refused["error"]["code"], refused["error"]["param"]) == (
+        400,
+        "amount_not_positive",
+        "lines.0.quantity",
+    )
+    # four units: round(6) - 5 = 1; five more: round(13.5) - 6 = 8; the last unit takes the 1 left
+    taken = [
+        credit(api, inv, {"lines": [{"line_id": "a", "quantity": q}]}, key=f"m{q}")[1]["amount_minor"]
+        for q in ("4", "5", "1")
+    ]
+    assert taken == [1, 8, 1]
+    assert invoice(api, inv)["credited_minor"] == 15
     assert_consistent(world)
 
 
@@ -150,6 +186,99 @@ def test_a_paid_invoice_credits_to_the_customer_balance_and_refunds_then_stop(wo
     status, none_left = credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 1}]}, key="k2")
     assert (status, none_left["error"]["code"]) == (409, "credit_note_exceeds_creditable")
     assert_consistent(world)
+
+
+def _refund_http(body: dict[str, Any], key: str) -> tuple[int, Any]:
+    from functions.ledger_api.app import lambda_handler
+
+    event = api_event("POST", "/admin/customers/acme/refunds", body={"reason": "paid out", **body},
+                      path_parameters={"customer_id": "acme"}, headers={"Idempotency-Key": key})  # fmt: skip
+    status, answer = call(lambda_handler, event)[:2]
+    return status, answer
+
+
+def test_a_credit_balance_is_paid_out_by_a_refund_from_it_exactly_once(world: World, api: Any) -> None:
+    from neruba.dal.audit import AuditRepository
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000, payment_id="ch_9")
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 400}]}, key="k1")[0] == 201
+    # a plain refund still cannot take the credited 400 (it is the customer's balance) and says how to
+    status, refused = _refund_http({"amount_minor": 700, "invoice_id": inv}, "p0")
+    assert (status, refused["error"]["code"]) == (409, "refund_exceeds_refundable")
+    assert "credit_balance" in refused["error"]["message"]
+    # paying the balance out: cash leaves, the balance in the customer's favour falls by as much
+    body = {"amount_minor": 300, "invoice_id": inv, "credit_balance": True}
+    status, paid_out = _refund_http(body, "p1")
+    assert status == 201, paid_out
+    assert (paid_out["amount_minor"], paid_out["payment_id"], paid_out["credit_balance"]) == (
+        300,
+        "ch_9",
+        True,
+    )
+    assert _refund_http(body, "p1") == (201, paid_out)  # the same key: the same refund, once
+    status, other = _refund_http({**body, "amount_minor": 50}, "p1")
+    assert (status, other["error"]["code"]) == (409, "idempotency_conflict")
+    assert (balances()["receivable"], balances()["cash"]) == (-100, 700)
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None and stored.document["credited_balance_minor"] == 100
+    # never more than the balance left
+    status, too_much = _refund_http({**body, "amount_minor": 101}, "p2")
+    assert (status, too_much["error"]["code"], too_much["error"]["param"]) == (
+        409,
+        "refund_exceeds_refundable",
+        "amount_minor",
+    )
+    assert _refund_http({"amount_minor": 100, "payment_id": "ch_9", "credit_balance": True}, "p3")[0] == 201
+    assert (balances()["receivable"], balances()["cash"]) == (0, 600)
+    # the 600 still refundable of the payment is refunded as before, and then nothing is left
+    assert _refund_http({"amount_minor": 600, "invoice_id": inv}, "p4")[0] == 201
+    assert _refund_http({"amount_minor": 1, "invoice_id": inv, "credit_balance": True}, "p5")[0] == 409
+    assert balances()["cash"] == 0
+    records, _ = AuditRepository(get_settings().ops_table).list("acme", 100)
+    assert [r["action"] for r in records].count("refund") == 3
+    assert_consistent(world)
+
+
+def test_two_payouts_from_the_same_read_cannot_both_take_the_balance(world: World, api: Any) -> None:
+    from neruba import bootstrap
+    from neruba.dal.ledger import LedgerConflictError
+    from neruba.logic.ledger.admin import Stores, _balance_items
+    from neruba.logic.ledger.postings import record_balance_payout
+
+    inv = issue(world, [("a", 1000, "1")])
+    pay(world, inv, 1000, payment_id="ch_9")
+    assert credit(api, inv, {"lines": [{"line_id": "a", "amount_minor": 400}]}, key="k1")[0] == 201
+    # GIVEN two payouts of 300 that both read the payment and the invoice (400 of balance) first
+    ledger_repo = bootstrap.ledger()
+    read = ledger_repo.payments.get("acme", "ch_9")
+    assert read is not None and read.credited_minor == 400
+    stores = Stores(
+        ledger_repo, bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+    )
+    items = [_balance_items(stores, read, 300) for _ in range(2)]
+
+    def write(n: int) -> None:
+        record_balance_payout(ledger_repo, customer_id="acme", currency="USD", amount_minor=300,
+                              refund_id=f"re_{n}", idempotency_key=f"race:{n}", actor="t", payment=read,
+                              extra_items=items[n])  # fmt: skip
+
+    # WHEN both write, THEN the second is refused by its conditions and nothing of it is stored
+    write(0)
+    with pytest.raises(LedgerConflictError):
+        write(1)
+    assert (balances()["receivable"], balances()["cash"]) == (-100, 700)
+    stored = world.ctx.invoices.get(inv)
+    assert stored is not None and stored.document["credited_balance_minor"] == 100
+    after = ledger_repo.payments.get("acme", "ch_9")
+    assert after is not None and (after.credited_minor, after.refunded_minor) == (100, 300)
+    assert_consistent(world)
+
+
+def test_a_refund_naming_neither_payment_nor_invoice_names_the_field(world: World, api: Any) -> None:
+    status, refused = _refund_http({"amount_minor": 1}, "p0")
+    assert status == 422, refused
+    assert [d["param"] for d in refused["error"]["details"]] == ["payment_id"]
 
 
 def test_a_refund_first_leaves_only_the_rest_creditable(world: World, api: Any) -> None:

@@ -348,6 +348,22 @@ def test_an_invoice_applies_at_most_ten_discounts_and_the_rest_wait(
     assert_books_agree(world, "acme")
 
 
+@pytest.mark.parametrize("country", ["ZZ", "XX", "AA", "UK", "EU"])
+def test_a_country_that_iso_3166_does_not_assign_is_refused_naming_the_field(
+    world: World, api: Any, country: str
+) -> None:
+    status, answer = _post(api, "/admin/tax-rates", {**VAT, "country": country}, "t-1")
+    assert (status, answer["error"]["code"]) == (422, "validation_error"), answer
+    assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("country", "country_unknown")]
+    assert country in answer["error"]["details"][0]["message"]
+    assert _get(api, "/admin/tax-rates")[1]["data"] == []
+    place = {"country": country, "reason": "moved"}
+    status, answer = _post(api, "/admin/customers/acme/tax-jurisdiction", place, "j-1", method="PUT")
+    assert status == 422 and answer["error"]["details"][0]["param"] == "country", answer
+    # a code that exists passes
+    assert _post(api, "/admin/tax-rates", {**VAT, "country": "FR"}, "t-2")[0] == 201
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -130,8 +130,11 @@ def test_explain_shows_an_adjustment_line_s_own_units(
     (line,) = [x for x in explained["lines"] if x["kind"] == "adjustment"]
     assert (line["aggregate"]["quantity"], line["amount_minor"]) == ("3", 300)
     assert (line["events"], line["hours"]) == (3, 0)
-    assert line["adjustment"]["billed"] == {"quantity": "10", "amount_minor": 1000, "hours": 1, "events": 10}
-    assert line["adjustment"]["rerated"] == {"quantity": "13", "amount_minor": 1300, "hours": 1, "events": 13}
+    # (net_minor: after the corrected invoice's discounts, none here)
+    billed = {"quantity": "10", "amount_minor": 1000, "hours": 1, "events": 10, "net_minor": 1000}
+    assert line["adjustment"]["billed"] == billed
+    rerated = {"quantity": "13", "amount_minor": 1300, "hours": 1, "events": 13, "net_minor": 1300}
+    assert line["adjustment"]["rerated"] == rerated
     assert line["adjustment"]["difference"] == {"quantity": "3", "amount_minor": 300, "hours": 0, "events": 3}
     assert line["price"]["tiers"] == []
 

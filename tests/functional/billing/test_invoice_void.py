@@ -84,6 +84,16 @@ def test_what_cannot_be_voided(world: World, api: Any, prepare: str, code: str) 
     _books(world)
 
 
+@pytest.mark.parametrize("action", ["void", "rerun", "credit-notes"])
+def test_every_action_on_a_void_invoice_answers_409_invoice_void(world: World, api: Any, action: str) -> None:
+    old = issue(world, [("a", 1000, "1")])
+    assert void(api, old, key="first")[0] == 200
+    event = api_event("POST", f"/admin/invoices/{old}/{action}", body={"reason": "again"},
+                      path_parameters={"invoice_id": old}, headers={"Idempotency-Key": "second"})  # fmt: skip
+    status, refused = call(api, event)[:2]
+    assert (status, refused["error"]["code"]) == (409, "invoice_void"), refused
+
+
 def test_no_key_and_a_one_off_cannot_be_recomputed(world: World, api: Any) -> None:
     old = issue(world, [("a", 1000, "1")])
     assert void(api, old, key=None)[1]["error"]["code"] == "idempotency_key_required"

@@ -31,7 +31,7 @@ def _shape(value: dict[str, Any]) -> Any:
     return kind
 
 
-ENTRY = {"o": "S", "rid": "S", "cid": "S", "t": "S"}
+ENTRY = {"o": "S", "rid": "S", "cid": "S", "t": "S", "a": "S"}
 EVENT = {
     "pk": "S",
     "sk": "S",
@@ -48,6 +48,7 @@ EVENT = {
     "rid": "S",
     "rt": "S",
     "at": "S",
+    "oa": "S",
 }
 
 

@@ -172,15 +172,16 @@ def refusal_update(
 ) -> dict[str, Any]:
     """The update refusing an accepted event its batch holds (never counted) as ``over_limit``."""
     from neruba.dal.dynamo import to_item
+    from neruba.dal.outcomes import moved_by_set, moved_by_value
     from neruba.dal.usage import event_key
 
     return {
         "TableName": table,
         "Key": event_key(customer_id, transaction_id),
-        "UpdateExpression": "SET st = :over, o0 = :over, reason = :over, reason_msg = :m",
+        "UpdateExpression": "SET st = :over, o0 = :over, reason = :over, reason_msg = :m" + moved_by_set(),
         "ConditionExpression": "st = :accepted AND bk = :bk",
         "ExpressionAttributeValues": to_item(
-            {":over": "over_limit", ":accepted": "accepted", ":bk": holder, ":m": message}
+            {":over": "over_limit", ":accepted": "accepted", ":bk": holder, ":m": message, **moved_by_value()}
         ),
     }
 

@@ -117,6 +117,16 @@ class PaymentsRepository:
             amount_minor,
         )
 
+    def balance_payout_item(self, record: PaymentRecord, amount_minor: int) -> dict[str, Any]:
+        """A payout of the customer credit a credit note took from this payment: what was counted as
+        credited becomes refunded (``refundable_minor`` unchanged), conditional on enough credited left."""
+        return self._update(
+            record,
+            "SET credited_minor = credited_minor - :a, refunded_minor = refunded_minor + :a",
+            "credited_minor >= :a",
+            amount_minor,
+        )
+
     def credit_note_item(
         self, record: PaymentRecord, refund_minor: int, credited_minor: int
     ) -> dict[str, Any]:

@@ -15,8 +15,9 @@ Items (``pk`` / ``sk``):
 - earlier layouts: ``USE#{customer}#{meter}`` / ``{hour}#{group}#{batch}`` (one contribution per cell,
   moved by migration 0004) and ``SL#{customer}#{meter}#{hour}`` / ``{group}#{batch}`` slices; read only to
   never count those batches again.
-- outcomes   ``OUT#{day}[#{shard}]`` / ``{minute}`` - counters per outcome (a sharded deployment spreads
-  them by batch, as the contributions).
+- outcomes   ``OUT#{day}[#{shard}]`` / ``{minute}#{attempt}`` - one worker attempt's counts per outcome,
+  written once (``dal/outcomes.py``; ``{minute}`` holds the counters earlier versions added to; a sharded
+  deployment spreads them by batch, as the contributions).
 
 Readers get a cell as its aggregate plus the contributions' cells not folded into it, merged exactly; see
 docs/architecture.md for why each count is exactly once and the write-unit budget.
@@ -55,6 +56,16 @@ from neruba.dal.contributions import (
 from neruba.dal.cursors import decode_cursor, encode_cursor
 from neruba.dal.dynamo import batch_get, from_item, is_condition_failure, query_items, to_item, to_value
 from neruba.dal.levels import Around, LevelsRepository, among, closing_of, is_level, level_sk
+from neruba.dal.outcomes import (
+    counts_put,
+    minute_of_item,
+    moved_by_set,
+    moved_by_value,
+    put_once,
+)
+from neruba.dal.outcomes import (
+    partition as outcomes_partition,
+)
 from neruba.dal.pending import PendingDay, PendingUsage, minute_of, not_folded
 from neruba.dal.transaction import Cancelled, Transaction
 from neruba.domain.ingest import hour_bucket
@@ -106,6 +117,12 @@ class HistoryEntry:
     at: str | None = None
     reason: str | None = None  # why a copy failed
     payload: str | None = None  # a conflicting copy's code, timestamp and properties, as JSON text
+    batch: str | None = None  # the batch of the worker attempt that recorded it (its start is ``at``)
+
+    @property
+    def attempt(self) -> str | None:
+        """The worker attempt that recorded it, whose outcome counters count it (``dal/outcomes.py``)."""
+        return f"{self.batch}@{self.at}" if self.batch is not None and self.at is not None else None
 
     def stored(self) -> dict[str, Any]:
         """The entry as kept in the event's ``hist`` list."""
@@ -114,11 +131,13 @@ class HistoryEntry:
             entry["r"] = self.reason
         if self.payload is not None:
             entry["p"] = self.payload
+        if self.batch is not None:
+            entry["a"] = self.batch
         return entry
 
     @classmethod
     def from_stored(cls, entry: Mapping[str, Any]) -> HistoryEntry:
-        return cls(str(entry["o"]), *(_text(entry.get(name)) for name in ("rid", "cid", "t", "r", "p")))
+        return cls(str(entry["o"]), *(_text(entry.get(name)) for name in ("rid", "cid", "t", "r", "p", "a")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +172,20 @@ class StoredEvent:
     void_json: str | None = None  # a voided event's void record (reason, ticket, when, by, amended_by), JSON
     amends: str | None = None  # a corrected copy: the transaction id of the event it amends
     restored_json: str | None = None  # a restored event's restore record (backfill, reason, the void undone)
+    stamped: str | None = None  # "1": ``batch`` and ``written_at`` name the attempt that recorded it (``oa``)
+    original_batch: str | None = None  # the batch that wrote it, once another adopted it (``ob``)
+    moved_by: str | None = None  # the attempt that refused or parked it after it was accepted (``mv``)
     history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def attempt(self) -> str | None:
+        """The worker attempt that recorded the stored copy's outcome (``dal/outcomes.py``); None for an
+        event written before attempts were named (its outcome was counted by that version)."""
+        batch = self.original_batch or self.batch
+        if not self.stamped or batch is None or self.written_at is None:
+            return None
+        return f"{batch}@{self.written_at}"
+
     copies: Mapping[str, int] = field(default_factory=dict)
 
     def stored(self) -> dict[str, Any]:
@@ -203,6 +235,9 @@ _EVENT_ATTRIBUTES = (
     ("void_json", "vd"),
     ("amends", "amd"),
     ("restored_json", "rs"),
+    ("stamped", "oa"),
+    ("original_batch", "ob"),
+    ("moved_by", "mv"),
 )
 _REQUIRED = 7
 
@@ -502,7 +537,7 @@ class UsageRepository:
                         "Update": {
                             "TableName": self.table_name,
                             "Key": event_key(recount.customer_id, recount.transaction_id),
-                            "UpdateExpression": "SET bk = :new",
+                            "UpdateExpression": "SET bk = :new, ob = if_not_exists(ob, :old)",
                             "ConditionExpression": "bk = :old",
                             "ExpressionAttributeValues": {
                                 ":new": {"S": batch},
@@ -555,32 +590,16 @@ class UsageRepository:
         return checks
 
     def add_outcomes(
-        self, counts: dict[str, dict[str, int]], batch: str = "", extra: Sequence[dict[str, Any]] = ()
-    ) -> None:
-        """Add outcome counts per minute (``{"2026-01-31T12:05": {"accepted": 3}}``), in the counters'
-        shard of ``batch`` (``OUT#{day}``, or ``OUT#{day}#{n}`` in a sharded deployment); ``extra`` actions
-        (a webhook event) commit in one transaction with them."""
-        shard = shard_of(batch, self.shards)
-        updates = []
-        for minute, by_outcome in counts.items():
-            if not by_outcome:
-                continue
-            names = {f"#o{i}": name for i, name in enumerate(by_outcome)}
-            values = {f":v{i}": {"N": str(n)} for i, n in enumerate(by_outcome.values())}
-            updates.append(
-                {
-                    "TableName": self.table_name,
-                    "Key": {"pk": {"S": _outcomes_partition(minute[:10], shard)}, "sk": {"S": minute}},
-                    "UpdateExpression": "ADD " + ", ".join(f"#o{i} :v{i}" for i in range(len(by_outcome))),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            )
+        self, counts: Mapping[str, int], attempt: str, extra: Sequence[dict[str, Any]] = ()
+    ) -> bool:
+        """Record the outcome counts of one worker attempt (``{"accepted": 3}``) as its one counts item,
+        in the minute and shard of the attempt (``dal/outcomes.py``); ``extra`` actions (a webhook event)
+        commit in one transaction with it. False when the attempt's counts were recorded already."""
+        put = counts_put(self.table_name, attempt, self.shards, counts)
         if extra:
-            Transaction([*({"Update": u} for u in updates), *extra]).commit()
-            return
-        for update in updates:
-            client("dynamodb").update_item(**update)
+            Transaction([{"Put": put}, *extra]).commit()
+            return True
+        return put_once(put)
 
     # ------------------------------------------------------------------ reads
     def outcomes(self, start: datetime, end: datetime) -> list[OutcomeCounts]:
@@ -590,9 +609,9 @@ class UsageRepository:
         lo, hi = _minute(start), _minute(end)
         while day < end:
             for shard in range(self.shards):
-                for item in self._query(_outcomes_partition(day.isoformat()[:10], shard), between=(lo, hi)):
+                for item in self._query(outcomes_partition(day.isoformat()[:10], shard), between=(lo, hi)):
                     if str(item["sk"]) < hi:
-                        counts = minutes.setdefault(str(item["sk"]), {})
+                        counts = minutes.setdefault(minute_of_item(str(item["sk"])), {})
                         for name, n in item.items():
                             if name not in ("pk", "sk"):
                                 counts[name] = counts.get(name, 0) + int(n)
@@ -984,10 +1003,17 @@ class UsageRepository:
             client("dynamodb").update_item(
                 TableName=self.table_name,
                 Key=event_key(customer_id, transaction_id),
-                UpdateExpression="SET st = :failed, reason = :r, reason_msg = :m",
+                UpdateExpression="SET st = :failed, reason = :r, reason_msg = :m" + moved_by_set(),
                 ConditionExpression="st = :accepted AND bk = :bk",
                 ExpressionAttributeValues=to_item(
-                    {":failed": "failed", ":accepted": "accepted", ":bk": batch, ":r": reason, ":m": message}
+                    {
+                        ":failed": "failed",
+                        ":accepted": "accepted",
+                        ":bk": batch,
+                        ":r": reason,
+                        ":m": message,
+                        **moved_by_value(),
+                    }
                 ),
             )
         except Exception as exc:
@@ -1101,10 +1127,6 @@ def _cells(item: Mapping[str, Any]) -> list[tuple[str, str, str | None, CellUsag
 def _pending_items(pending: Sequence[PendingDay], items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The pending days whose fold is not among ``items`` (read after them), as contributions."""
     return [day.as_contribution() for day in not_folded(pending, (str(i["sk"]) for i in items))]
-
-
-def _outcomes_partition(day: str, shard: int) -> str:
-    return f"OUT#{day}" if shard == 0 else f"OUT#{day}#{shard}"
 
 
 def _event_of(item: Mapping[str, Any] | None) -> StoredEvent | None:

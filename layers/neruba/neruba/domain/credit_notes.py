@@ -4,9 +4,10 @@ A credit note credits lines of one invoice, each by an amount or by a quantity, 
 
 - **Per line**: never more than the line's amount less what earlier credit notes took from it (a line
   whose amount is not positive, such as a negative adjustment, is not creditable). By quantity, the
-  amount is the line's amount x ``quantity / line quantity`` rounded half-up to a minor unit once (the one
-  rounding rule); the last units of a line take exactly what is left of its amount, so rounding never
-  leaves a cent behind.
+  amount is cumulative: the line's amount x ``units credited after / line quantity`` rounded half-up to a
+  minor unit once (the one rounding rule), less what the line already credited (by quantity or by amount).
+  Rounding therefore never adds up across notes, and the last units of a line take exactly what is left
+  of its amount.
 - **Per invoice**: never more than what is still creditable: what is still due (``remaining_due``) plus
   what was paid and can still be taken back (``refundable``: payments less refunds, disputes and earlier
   credit notes after payment). An invoice partly paid by prepaid credit therefore credits at most what
@@ -207,11 +208,13 @@ def _by_quantity(line: LineState, index: int, quantity: Decimal) -> int:
     if quantity == left:
         return line.remaining_minor
     with localcontext(Context(prec=100)):
-        amount = min(_half_up(Decimal(line.amount_minor) * quantity / line.quantity), line.remaining_minor)
+        after = _half_up(Decimal(line.amount_minor) * (line.credited_quantity + quantity) / line.quantity)
+    amount = min(after - line.credited_minor, line.remaining_minor)
     if amount <= 0:
         raise CreditNoteRuleError(
-            f"{quantity} units of line {line.line_id!r} are worth less than half a minor unit: "
-            "credit more units, or credit it by amount_minor.",
+            f"{quantity} more units of line {line.line_id!r} bring what it credited to {after} minor units "
+            f"and {line.credited_minor} are already credited, so they take nothing: credit more units, or "
+            "credit it by amount_minor.",
             code="amount_not_positive",
             param=param,
         )

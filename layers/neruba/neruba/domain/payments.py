@@ -77,6 +77,17 @@ class PaymentRecord:
         amount = self._check(amount_minor, "refund")
         return dataclasses.replace(self, refunded_minor=self.refunded_minor + amount)
 
+    def pay_out_credit(self, amount_minor: int) -> PaymentRecord:
+        """Customer credit a credit note took from this payment, paid out as a refund after all."""
+        amount = _amount(amount_minor)
+        if amount > self.credited_minor:
+            raise RefundableExceededError(
+                f"{amount} exceeds the {self.credited_minor} credited from payment {self.payment_id}"
+            )
+        return dataclasses.replace(
+            self, credited_minor=self.credited_minor - amount, refunded_minor=self.refunded_minor + amount
+        )
+
     def credit(self, amount_minor: int) -> PaymentRecord:
         """A credit note takes ``amount_minor`` back as customer credit (or returned out of band)."""
         amount = self._check(amount_minor, "credit note")

@@ -45,6 +45,7 @@ __all__ = [
     "Who",
     "audit_put",
     "check_same",
+    "claim",
     "digest",
     "fingerprint",
     "record_items",
@@ -92,6 +93,21 @@ def replay(billing: BillingRepository, scope: str, key: str | None, request: str
         return None
     check_same(stored.fingerprint, request)
     return stored.result
+
+
+def claim(billing: BillingRepository, scope: str, key: str, request: str) -> None:
+    """Tie ``key`` to this request (``request`` fingerprint) for an action whose answer is the state it
+    moves rather than a stored answer (a backfill's commit or revert answers the backfill as it is now):
+    the first request with the key records it, the same request again passes, and another request
+    (another body, another backfill) is 409 ``idempotency_conflict`` like every operator action."""
+    from neruba.dal.transaction import Cancelled, Transaction, commit
+
+    if replay(billing, scope, key, request) is not None:
+        return
+    try:
+        commit(Transaction([billing.idempotency_put_item(scope, key, request, {"claimed": True})]))
+    except Cancelled:
+        replay(billing, scope, key, request)  # another request took the key meanwhile: the same one?
 
 
 @dataclass(frozen=True, slots=True)

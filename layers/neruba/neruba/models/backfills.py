@@ -89,8 +89,11 @@ class BackfillCorrection(BaseModel):
     invoice_id: str
     action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
     amount_minor: int = Field(
-        description="The adjustment lines' or correction invoice's amount (0 for a draft)."
+        description="The money the commit changed on this invoice, after its own discounts and before "
+        "tax: a draft's change of subtotal, or the adjustment lines' amount."
     )
+    tax_minor: int = Field(default=0, description="The change of exclusive tax.")
+    total_minor: int = Field(default=0, description="amount_minor + tax_minor (before credits).")
     correction_invoice_id: str | None = Field(
         description="The correction invoice or credit note issued, if any."
     )
@@ -223,9 +226,16 @@ class BackfillInvoicePreview(BaseModel):
     subscription_id: str | None
     period_start: str
     period_end: str
-    before_minor: int = Field(description="What the window is billed now (its lines and corrections).")
-    after_minor: int = Field(description="What it will be billed once the backfill is committed.")
-    difference_minor: int
+    before_minor: int = Field(
+        description="What the window is billed now (its lines and corrections), after its discounts and "
+        "with its exclusive tax, before credits."
+    )
+    after_minor: int = Field(description="The same once the backfill is committed.")
+    difference_minor: int = Field(description="after_minor - before_minor: the money that changes.")
+    subtotal_before_minor: int = Field(description="before_minor without the exclusive tax.")
+    subtotal_after_minor: int = Field(description="after_minor without the exclusive tax.")
+    subtotal_difference_minor: int
+    tax_difference_minor: int = Field(description="The change of exclusive tax.")
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"] = Field(
         description="How the commit applies the difference (docs/billing.md, 'Backfills')."
     )
@@ -259,9 +269,13 @@ class BackfillOpenPeriod(BaseModel):
     subscription_id: str | None
     period_start: str
     period_end: str
-    before_minor: int
+    before_minor: int = Field(description="The upcoming invoice's total_minor (after discounts, with tax).")
     after_minor: int
     difference_minor: int
+    subtotal_before_minor: int
+    subtotal_after_minor: int
+    subtotal_difference_minor: int
+    tax_difference_minor: int
     unbillable_lines: list[UnbillableLine] = Field(
         default_factory=list,
         description="Lines the events would bring to 0 because their usage cannot be billed: the commit is "

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from neruba.domain.periods import Interval
 from neruba.models.fields import (
@@ -21,6 +21,7 @@ from neruba.models.fields import (
     MAX_METADATA,
     TIMEZONE_PATTERN,
     AsText,
+    AsWritten,
     AwareInstant,
     Currency,
     Metadata,
@@ -32,6 +33,7 @@ from neruba.models.fields import (
     Ticket,
 )
 from neruba.models.limits import PlanDefaultsIn
+from neruba.validation import FieldRuleError
 
 Aggregation = Literal["count", "sum", "max", "min", "average", "unique_count", "latest", "weighted_sum"]
 # those whose field is a number
@@ -156,19 +158,23 @@ class Meter(BaseModel):
     @model_validator(mode="after")
     def _field_matches_aggregation(self) -> Meter:
         if self.aggregation == "count" and self.field is not None:
-            raise ValueError("a count meter takes no field")
+            raise FieldRuleError("field", "must not be given: a count meter takes no field")
         if self.allow_negative and self.aggregation not in NUMERIC_AGGREGATIONS:
-            raise ValueError(
+            raise FieldRuleError(
+                "allow_negative",
                 "allow_negative applies to sum, max, min, average, latest and weighted_sum meters, not"
-                f" {self.aggregation}"
+                f" {self.aggregation}",
             )
         if self.carry_over and self.aggregation != "latest":
-            raise ValueError("carry_over applies to latest meters")
+            raise FieldRuleError("carry_over", "carry_over applies to latest meters")
         if self.aggregation != "count" and not self.field:
-            raise ValueError(f"a {self.aggregation} meter needs a field")
-        for name in [*((self.field and [self.field]) or []), *self.filters, *self.group_by]:
-            if not _PROPERTY_NAME.match(name):
-                raise ValueError(f"invalid property name {name!r}")
+            raise FieldRuleError("field", f"is required: a {self.aggregation} meter needs a field")
+        names = [("field", [self.field] if self.field else []), ("filters", self.filters),
+                 ("group_by", self.group_by)]  # fmt: skip
+        for param, given in names:
+            for name in given:
+                if not _PROPERTY_NAME.match(name):
+                    raise FieldRuleError(param, f"holds an invalid property name {name!r}")
         return self
 
 
@@ -198,7 +204,12 @@ class CustomerUpdate(BaseModel):
 
 
 Rate = Annotated[
-    Decimal, Field(ge=0, le=1000, allow_inf_nan=False, max_digits=20, decimal_places=10), PlainDecimal, AsText
+    Decimal,
+    Field(ge=0, le=1000, allow_inf_nan=False),
+    PlainDecimal,
+    AfterValidator(AsWritten(digits=20, places=10)),
+    AsText,
+    AsWritten,
 ]
 
 
@@ -253,7 +264,11 @@ class Pricing(BaseModel):
     package_size: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000)
     package_price: Price | None = None
     free_units: Annotated[
-        Decimal, Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=6), PlainDecimal, AsText
+        Decimal,
+        Field(ge=0, allow_inf_nan=False),
+        PlainDecimal,
+        AfterValidator(AsWritten(digits=30, places=6)),
+        AsText,
     ] = Decimal(0)
     rate: Rate | None = Field(
         default=None, description="percentage: the percent of the billable amount charged (1.2 = 1.2%)."
@@ -349,7 +364,11 @@ class PricingUnitIn(BaseModel):
 
     code: str = Field(pattern=CODE_PATTERN, description="Shown on invoice lines, e.g. credits.")
     conversion_rate: Annotated[
-        Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=12), PlainDecimal, AsText
+        Decimal,
+        Field(gt=0, allow_inf_nan=False),
+        PlainDecimal,
+        AfterValidator(AsWritten(digits=30, places=12)),
+        AsText,
     ] = Field(description="The plan currency's worth of one unit (0.01: 100 units make 1.00).")
 
 
@@ -400,7 +419,7 @@ class ChargeIn(Pricing):
                    "on_removal": self.on_removal}  # fmt: skip
         given = [name for name, value in advance.items() if value is not None]
         if given and not self.pay_in_advance:
-            raise ValueError(f"{given[0]} applies only to a charge with pay_in_advance: true")
+            raise FieldRuleError(given[0], f"{given[0]} applies only to a charge with pay_in_advance: true")
         for index, price in enumerate(self.filters):
             price.check_for(self.model, f"filters[{index}]: ")
         return self

@@ -5,11 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from neruba.models.countries import known_country
 from neruba.models.fields import (
     CODE_PATTERN,
     EXTERNAL_ID_PATTERN,
+    AsWritten,
     AuditedReason,
     CouponName,
     Currency,
@@ -19,12 +21,22 @@ from neruba.models.fields import (
 )
 
 Percent = Annotated[
-    Decimal, Field(gt=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6), PlainDecimal
+    Decimal,
+    Field(gt=0, le=100, allow_inf_nan=False),
+    PlainDecimal,
+    AfterValidator(AsWritten(digits=12, places=6)),
 ]
 TaxPercent = Annotated[
-    Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits=12, decimal_places=6), PlainDecimal
+    Decimal,
+    Field(ge=0, le=100, allow_inf_nan=False),
+    PlainDecimal,
+    AfterValidator(AsWritten(digits=12, places=6)),
 ]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE, US.")]
+Country = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE, US (a code ISO assigns)."),
+    AfterValidator(known_country),
+]
 State = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,3}$", description="ISO 3166-2 subdivision, e.g. CA.")]
 MAX_COUPON_MINOR = 10**15
 Minor = Annotated[int, Field(description="Money in minor units of the currency (cents for USD).")]

@@ -26,6 +26,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from neruba.domain.money import is_supported_currency
 from neruba.domain.numbers import canonical_text
@@ -118,19 +119,59 @@ PlainInteger = BeforeValidator(_plain_integer)
 """The text rule of every integer the API reads from text (query and path parameters, which always arrive
 as text; JSON integers are ``StrictInt``): put it in the parameter's ``Annotated`` (``api.params.Limit``)."""
 
+
+class AsWritten:
+    """The size rule of a decimal the API takes, counted on the number **as written**: at most ``places``
+    digits after the point, trailing zeros included (``"1.0000000"`` has 7 decimal places, so a quantity
+    refuses it as it refuses ``"1.0000001"``), and at most ``digits - places`` before it (leading zeros do
+    not count) (docs/api.md, "Decimal places are counted as written"). Every decimal field of a request model
+    carries it in an ``AfterValidator`` (a unit test walks the models), so no field counts another way.
+
+    Example:
+        >>> AsWritten(digits=30, places=6)(Decimal("12.500000"))
+        Decimal('12.500000')
+    """
+
+    def __init__(self, *, digits: int, places: int) -> None:
+        self.digits = digits
+        self.places = places
+
+    def __call__(self, value: Decimal) -> Decimal:
+        _, digits, exponent = value.as_tuple()
+        if not isinstance(exponent, int):
+            return value  # NaN and infinities are refused before (allow_inf_nan=False)
+        places = max(0, -exponent)
+        whole = len(digits) + exponent if exponent >= 0 else max(0, len(digits) - places)
+        if places > self.places:
+            raise PydanticCustomError(
+                "decimal_max_places",
+                "Decimal input should have no more than {decimal_places} decimal places",
+                {"decimal_places": self.places},
+            )
+        if whole > self.digits - self.places:
+            raise PydanticCustomError(
+                "decimal_whole_digits",
+                "Decimal input should have no more than {whole_digits} digits before the decimal point",
+                {"whole_digits": self.digits - self.places},
+            )
+        return value
+
+
 AsText = PlainSerializer(canonical_text, return_type=str, when_used="json")
 """How every decimal of a request model is stored and answered: canonical text (``domain.numbers``), no
 exponent and no trailing zeros (``"1e2"`` -> ``"100"``, ``"0.300"`` -> ``"0.3"``)."""
 Price = Annotated[
     Decimal,
-    Field(ge=0, allow_inf_nan=False, max_digits=30, decimal_places=12),
+    Field(ge=0, allow_inf_nan=False),
     PlainDecimal,
+    AfterValidator(AsWritten(digits=30, places=12)),
     AsText,
 ]
 Quantity = Annotated[
     Decimal,
-    Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6),
+    Field(gt=0, allow_inf_nan=False),
     PlainDecimal,
+    AfterValidator(AsWritten(digits=30, places=6)),
     AsText,
 ]
 
@@ -152,9 +193,10 @@ in the field's ``Annotated`` next to ``PlainDecimal``."""
 
 QuantityText = Annotated[
     Decimal,
-    Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=6),
+    Field(gt=0, allow_inf_nan=False),
     PlainDecimal,
     DecimalText,
+    AfterValidator(AsWritten(digits=30, places=6)),
     AsText,
     WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}, mode="validation"),
 ]

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from neruba.models.fields import CODE_PATTERN, Currency, Reason, Ticket
+from neruba.validation import FieldRuleError
 
 Amount = Annotated[StrictInt, Field(gt=0, le=10**12)]
 RefId = Annotated[str | None, Field(default=None, min_length=1, max_length=128)]
@@ -41,7 +42,7 @@ class GrantCreate(_Action):
     @model_validator(mode="after")
     def _expiry_after_start(self) -> GrantCreate:
         if self.expires_at and self.effective_at and self.expires_at <= self.effective_at:
-            raise ValueError("expires_at must be after effective_at")
+            raise FieldRuleError("expires_at", "must be after effective_at")
         return self
 
 
@@ -59,7 +60,7 @@ class BalanceAdjustment(_Action):
     @model_validator(mode="after")
     def _non_zero(self) -> BalanceAdjustment:
         if self.amount_minor == 0:
-            raise ValueError("amount_minor must not be 0")
+            raise FieldRuleError("amount_minor", "must not be 0")
         return self
 
 
@@ -72,12 +73,18 @@ class _AgainstPayment(_Action):
     @model_validator(mode="after")
     def _names_what(self) -> _AgainstPayment:
         if not (self.payment_id or self.invoice_id):
-            raise ValueError("name the payment_id or the invoice_id")
+            raise FieldRuleError("payment_id", "is required unless invoice_id is given (name one of the two)")
         return self
 
 
 class RefundCreate(_AgainstPayment):
     """Record money given back against an invoice or a payment."""
+
+    credit_balance: bool = Field(
+        default=False,
+        description="true: pay out the customer's credit balance that credit notes after payment left on"
+        " this payment's invoice (credited_balance_minor), instead of what is still refundable of it.",
+    )
 
 
 class DisputeCreate(_AgainstPayment):

@@ -302,6 +302,10 @@ class LineFigures(Closed):
     amount_minor: Minor | None = None
     hours: int | None = None
     events: int | None = None
+    net_minor: Minor | None = Field(
+        default=None,
+        description="An adjustment's figures: the amount after the corrected invoice's own discounts.",
+    )
     unbillable: str | None = None  # the line was rated 0 as unbillable (source.unbillable)
 
 
@@ -456,6 +460,16 @@ class InvoiceLine(Open):
         default=None, description="An adjustment or an advance line the next invoice will carry."
     )
     tax: LineTax | None = Field(default=None, description="The line's tax, on its amount after discounts.")
+    gross_minor: Minor | None = Field(
+        default=None,
+        description="An adjustment: the difference before the corrected invoice's discounts (amount_minor "
+        "is after them).",
+    )
+    corrected_terms: bool | None = Field(
+        default=None,
+        description="An adjustment priced by the invoice it corrects (its discounts and tax rates): the "
+        "invoice carrying it applies none of its own discounts to it and keeps its tax.",
+    )
 
 
 class OneOffLineSource(Closed):
@@ -1094,12 +1108,25 @@ class OneOffChargeList(Page[OneOffCharge]):
     """A customer's one-off charges, oldest first (one page: has_more is always false)."""
 
 
+class RerunDifference(Closed):
+    """The money a rerun changes: a draft's amounts, or the differences it corrects, after the invoice's
+    own discounts (``subtotal_minor``), its exclusive tax (``tax_minor``) and both (``total_minor``),
+    before credits."""
+
+    subtotal_minor: Minor
+    tax_minor: Minor
+    total_minor: Minor
+
+
 class InvoiceRerun(Closed):
     object: Literal["invoice_rerun"]
     invoice_id: str
     action: Literal["draft_recomputed", "unchanged", "correction_invoiced", "adjustment_pending"]
     invoice: Invoice
     correction: RerunCorrection | None
+    difference: RerunDifference | None = Field(
+        default=None, description="The money the rerun changes (absent from answers stored before it)."
+    )
 
 
 # ---------------------------------------------------------------- ledger
@@ -1180,6 +1207,7 @@ class Refund(Closed):
     amount_minor: Minor
     payment_id: str | None
     invoice_id: str | None
+    credit_balance: bool = False  # true: a payout of customer credit left by credit notes
     posting_id: str
     created_at: Timestamp
 

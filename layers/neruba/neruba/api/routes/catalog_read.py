@@ -136,7 +136,8 @@ def get_subscription(subscription_id: Annotated[str, Path(pattern=r"^sub_[0-9a-f
 def get_upcoming_invoice(customer_id: Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]) -> Response[str]:
     from neruba.logic.billing.upcoming import upcoming_invoice
 
+    ctx = bootstrap.billing()
     preview = upcoming_invoice(
-        bootstrap.plans(), bootstrap.usage(), customer_id, billing=bootstrap.billing().billing
+        bootstrap.plans(), bootstrap.usage(), customer_id, billing=ctx.billing, late=ctx
     )
     return json_response(preview)

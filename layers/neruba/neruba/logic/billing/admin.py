@@ -127,7 +127,10 @@ def rerun_invoice(
 
     logger.append_keys(customer_id=invoice.customer_id, subscription_id=invoice.subscription_id)
     if invoice.status == "void":
-        raise InvalidRequestError("A void invoice cannot be recomputed.", code="invoice_void")
+        raise ConflictError(  # a state the invoice reached: 409, as every action on a void invoice
+            f"Invoice {invoice.id} is void; it cannot be recomputed (rerun its replacement).",
+            code="invoice_void",
+        )
     if invoice.kind in UNRATED_KINDS and invoice.status != "draft":
         raise InvalidRequestError(
             "A top-up, correction or one-off invoice has no usage to recompute (a correction: rerun the "
@@ -143,12 +146,17 @@ def rerun_invoice(
                 raise
             unbillable.report(exc.withheld, "rerun", invoice_id=invoice_id)
             revised, actions = None, []
+        after = revised or invoice
         result: dict[str, Any] = {
             "object": "invoice_rerun",
             "invoice_id": invoice_id,
             "action": "draft_recomputed" if revised else "unchanged",
-            "invoice": public(revised or invoice),
+            "invoice": public(after),
             "correction": None,
+            "difference": _difference(
+                after.subtotal_minor - invoice.subtotal_minor,
+                int(after.document.get("tax_minor") or 0) - int(invoice.document.get("tax_minor") or 0),
+            ),
         }
     else:
         subscription_id = str(invoice.subscription_id)
@@ -175,6 +183,7 @@ def rerun_invoice(
                 "action": "correction_invoiced" if correction else "unchanged",
                 "invoice": public(invoice),
                 "correction": correction_answer(correction) if correction else None,
+                "difference": _difference(sum(int(d["amount_minor"]) for d in deltas), added_tax(deltas)),
             }
         else:
             actions = [
@@ -195,6 +204,7 @@ def rerun_invoice(
                 }
                 if deltas
                 else None,
+                "difference": _difference(sum(int(d["amount_minor"]) for d in deltas), added_tax(deltas)),
             }
     audit = idempotency.audit_put(
         bootstrap.audit(),
@@ -218,6 +228,16 @@ def rerun_invoice(
         raise ConflictError("The invoice changed meanwhile; try again.", code="invoice_conflict") from exc
     _issue_correction(ctx, result, now)
     return result
+
+
+def _difference(subtotal: int, tax: int) -> dict[str, int]:
+    """A rerun's ``difference``: after the invoice's discounts, its exclusive tax, and both."""
+    return {"subtotal_minor": subtotal, "tax_minor": tax, "total_minor": subtotal + tax}
+
+
+def added_tax(lines: list[dict[str, Any]]) -> int:
+    """The exclusive tax ``lines`` (priced adjustment lines) add on top of their amounts."""
+    return sum(int((line.get("tax") or {}).get("exclusive_minor") or 0) for line in lines)
 
 
 def _issue_correction(ctx: Billing, result: dict[str, Any], now: datetime) -> None:

@@ -63,6 +63,7 @@ from neruba.models.backfills import BackfillAction
 from neruba.models.billing import RerunRequest
 from neruba.timefmt import iso, parse_ts, ts
 
+COMMIT_SCOPE = "backfill-commit"  # the Idempotency-Key of a commit names one request (idempotency.claim)
 BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
 INLINE_EVENTS = 50  # a commit or revert of more events is run by the billing worker, not by the request
 INLINE_SECONDS = 10  # the request starts no unit of work past this (the API's Timeout is 30 s)
@@ -86,6 +87,9 @@ def commit_backfill(
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
+    idempotency.claim(
+        ctx.billing, COMMIT_SCOPE, key, idempotency.fingerprint(body.model_dump(mode="json"), backfill_id)
+    )
     if found.status in ("committed", "reverting", "reverted"):
         return found.document
     if found.status == "cancelled":
@@ -325,11 +329,16 @@ def correct_invoices(
         if not done:
             budget.spent()
         correction = result.get("correction") or {}
+        # the money that changes (after the invoice's discounts, with its tax); an answer stored before
+        # the rerun reported it has only the correction's amount
+        moved = result.get("difference") or {"subtotal_minor": int(correction.get("amount_minor") or 0)}
         corrected.append(
             {
                 "invoice_id": invoice.id,
                 "action": result["action"],
-                "amount_minor": int(correction.get("amount_minor") or 0),
+                "amount_minor": int(moved["subtotal_minor"]),
+                "tax_minor": int(moved.get("tax_minor") or 0),
+                "total_minor": int(moved.get("total_minor", moved["subtotal_minor"])),
                 "correction_invoice_id": correction.get("invoice_id"),
             }
         )

@@ -28,6 +28,7 @@ from neruba.dal.usage import StoredCell, StoredEvent, UsageRepository
 from neruba.domain.ingest import InvalidPropertyError, group_key, hour_bucket, matches_filters, meter_value
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
 from neruba.logic.billing import unbillable
+from neruba.logic.billing.admin import added_tax
 from neruba.logic.billing.backfill_replace import as_held, replaced_events
 from neruba.logic.billing.backfill_supersede import to_supersede
 from neruba.logic.billing.context import Billing
@@ -213,13 +214,15 @@ def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
     return sorted(found, key=lambda i: (i.customer_id, i.period_start, i.id))
 
 
-def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[int, list[dict[str, Any]]]:
-    """What the invoice's window is billed now (its lines and the corrections recorded against it) and
-    the adjustment lines a rerun on ``ctx``'s usage would compute (withheld ones included: split them
-    with ``logic.billing.unbillable.split``)."""
+def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[tuple[int, int], list[dict[str, Any]]]:
+    """What the invoice's window is billed now, (after its discounts, exclusive tax), counting its lines
+    and the corrections recorded against it, and the adjustment lines a rerun on ``ctx``'s usage would
+    compute (priced by the invoice's own discounts and rates: ``logic.billing.worker.line_deltas``;
+    withheld ones included: split them with ``logic.billing.unbillable.split``)."""
     subscription_id = str(invoice.subscription_id)
     recorded = ctx.billing.adjustments(subscription_id)
-    billed = -sum(int(d["amount_minor"]) for d in line_deltas(invoice, {}, recorded))
+    taken_back = line_deltas(invoice, {}, recorded)
+    billed = (-sum(int(d["amount_minor"]) for d in taken_back), -added_tax(taken_back))
     subscription = ctx.subscription(subscription_id).timeline
     rated = ctx.rate_window(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))
     return billed, line_deltas(invoice, rated_lines(rated), recorded)
@@ -248,11 +251,12 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     overlay = replace(ctx, usage=usage)  # type: ignore[arg-type]
     rows: list[dict[str, Any]] = []
     for invoice in affected_invoices(ctx, counting + replaced + superseded):
-        billed, computed = invoice_change(overlay, invoice)
+        (billed, billed_tax), computed = invoice_change(overlay, invoice)
         deltas, withheld = unbillable.split(computed)
-        difference = sum(int(d["amount_minor"]) for d in deltas)
         if not computed:
             continue
+        difference = sum(int(d["amount_minor"]) for d in deltas)
+        tax = added_tax(deltas)
         if invoice.status == "draft":
             applied = "draft_recomputed"
         elif billing_ended(ctx, str(invoice.subscription_id)):
@@ -268,9 +272,13 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
                 "subscription_id": invoice.subscription_id,
                 "period_start": invoice.period_start,
                 "period_end": invoice.period_end,
-                "before_minor": billed,
-                "after_minor": billed + difference,
-                "difference_minor": difference,
+                "before_minor": billed + billed_tax,
+                "after_minor": billed + billed_tax + difference + tax,
+                "difference_minor": difference + tax,
+                "subtotal_before_minor": billed,
+                "subtotal_after_minor": billed + difference,
+                "subtotal_difference_minor": difference,
+                "tax_difference_minor": tax,
                 "applied_as": applied,
                 "withheld": withheld,
             }
@@ -351,19 +359,24 @@ def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[di
         before = upcoming_invoice(ctx.plans, ctx.usage, customer_id, now, ctx.billing)["windows"]
         after = upcoming_invoice(ctx.plans, overlay, customer_id, now, ctx.billing)["windows"]
         for old, new in zip(before, after, strict=True):
-            difference = int(new["subtotal_minor"]) - int(old["subtotal_minor"])
+            difference = int(new["total_minor"]) - int(old["total_minor"])
+            subtotal = int(new["subtotal_minor"]) - int(old["subtotal_minor"])
             was = unbillable.flagged_lines(old["lines"])
             newly = [line for line in unbillable.flagged_lines(new["lines"]) if line not in was]
-            if difference or newly:
+            if difference or subtotal or newly:
                 found.append(
                     {
                         "customer_id": customer_id,
                         "subscription_id": old.get("subscription_id"),
                         "period_start": old["period_start"],
                         "period_end": old["period_end"],
-                        "before_minor": int(old["subtotal_minor"]),
-                        "after_minor": int(new["subtotal_minor"]),
+                        "before_minor": int(old["total_minor"]),
+                        "after_minor": int(new["total_minor"]),
                         "difference_minor": difference,
+                        "subtotal_before_minor": int(old["subtotal_minor"]),
+                        "subtotal_after_minor": int(new["subtotal_minor"]),
+                        "subtotal_difference_minor": subtotal,
+                        "tax_difference_minor": difference - subtotal,
                         # lines the events would bring to 0 as unbillable: the commit is refused
                         "unbillable_lines": newly,
                     }

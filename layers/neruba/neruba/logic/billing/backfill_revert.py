@@ -66,6 +66,8 @@ from neruba.logic.ingest.voids import VoidRequest, check_voidable, void_event
 from neruba.models.backfills import BackfillAction
 from neruba.timefmt import iso, ts
 
+REVERT_SCOPE = "backfill-revert"
+
 
 def revert_backfill(
     ctx: Billing,
@@ -81,6 +83,9 @@ def revert_backfill(
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
+    idempotency.claim(
+        ctx.billing, REVERT_SCOPE, key, idempotency.fingerprint(body.model_dump(mode="json"), backfill_id)
+    )
     if found.status == "reverted":
         return found.document
     if found.status not in ("committed", "reverting"):

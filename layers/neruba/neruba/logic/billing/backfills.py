@@ -25,7 +25,7 @@ from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing import backfill_ids
 from neruba.logic.billing.context import Billing
-from neruba.logic.ingest.api import catalog_error, validate_event
+from neruba.logic.ingest.api import catalog_error, validate_event, window_error
 from neruba.models.backfills import MAX_BACKFILL_DAYS, MAX_BACKFILL_EVENTS, BackfillAction, BackfillCreate
 from neruba.models.events import EventError
 from neruba.timefmt import iso, parse_ts, ts
@@ -230,9 +230,13 @@ def hold_events(
     for index, raw in enumerate(raw_events):
         tx = raw.get("transaction_id") if isinstance(raw, dict) else None
         tx = tx if isinstance(tx, str) else None
-        event, error = validate_event(raw, now, max_age, 0)
-        if event is not None:
-            error = _scope_error(backfill, event) or catalog_error(event, known_customers, known_meters)
+        event, error = validate_event(raw, now, max_age, 0, window=False)
+        if event is not None:  # the range rules first: an event outside the range is told so
+            error = (
+                _scope_error(backfill, event)
+                or window_error(event, now, max_age, 0)
+                or catalog_error(event, known_customers, known_meters)
+            )
         if event is None or error is not None:
             assert error is not None
             param = f"events.{index}" + (f".{error.param}" if error.param else "")

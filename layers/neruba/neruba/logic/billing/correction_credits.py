@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         line_id = str(line["line_id"])
         if line_id not in wanted:
             result.lines.append(dict(line))
-        elif wanted[line_id] > 0:
-            result.lines.append({**line, "amount_minor": -wanted[line_id]})
+        elif wanted[line_id] > 0:  # the rest: taxed again on what is left, at the corrected rates
+            rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED)}
+            result.lines.append({**rest, "amount_minor": -wanted[line_id]})
     return result

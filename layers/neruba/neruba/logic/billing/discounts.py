@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 KIND = "discount"
 MAX_DISCOUNTS = 10  # discounts one invoice applies (each is an action of its 100-action transaction)
 UNDISCOUNTED = (KIND,)  # lines no discount reduces and no tax applies to
+# an adjustment line priced by the invoice it corrects (logic.billing.adjustment_terms): the invoice
+# carrying it applies none of its own discounts to it and keeps its tax
+CORRECTED = "corrected_terms"
 
 
 def coupon_of(doc: Mapping[str, Any]) -> Coupon:
@@ -254,11 +257,13 @@ def price_lines(
     period: tuple[Any, Any],
 ) -> list[dict[str, Any]]:
     """The invoice's lines: ``lines`` (old discount lines dropped) with a ``tax`` entry each, then the
-    discount lines. Without snapshots and rates the lines come back unchanged."""
+    discount lines. Without snapshots and rates the lines come back unchanged. An adjustment priced by
+    the invoice it corrects (``CORRECTED``) is neither discounted nor taxed again: it keeps its tax."""
     base = [dict(line) for line in lines if line.get("kind") not in UNDISCOUNTED]
     if not snapshots and not rates:
         for line in base:
-            line.pop("tax", None)
+            if not line.get(CORRECTED):
+                line.pop("tax", None)
         return base
     by_id = {str(line["line_id"]): line for line in base}
     wanted = {str(s["discount_id"]): s for s in snapshots}
@@ -270,7 +275,7 @@ def price_lines(
         return (line.get("plan_code"), line.get("plan_version")) == (snap["plan_code"], snap["plan_version"])
 
     applied = apply_discounts(
-        [(k, int(v["amount_minor"])) for k, v in by_id.items()],
+        [(k, int(v["amount_minor"])) for k, v in by_id.items() if not v.get(CORRECTED)],
         [(str(s["discount_id"]), _capped(s)) for s in snapshots],
         currency,
         eligible,
@@ -280,6 +285,8 @@ def price_lines(
         for line_id, share in d.allocations.items():
             net[line_id] -= share
     for line_id, line in by_id.items():
+        if line.get(CORRECTED):
+            continue  # its tax is its corrected invoice's
         mine = [
             TaxRate(
                 str(r["id"]),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
+    from neruba.logic.billing.context import Billing
 
 
 def upcoming_invoice(
@@ -28,8 +29,13 @@ def upcoming_invoice(
     customer_id: str,
     now: datetime | None = None,
     billing: BillingRepository | None = None,
+    late: Billing | None = None,
 ) -> dict[str, Any]:
     """One window per active, started subscription: its current period with usage up to ``now``.
+
+    With ``late`` (the billing context), the **late differences** the next invoice will carry are shown
+    too, as pending adjustment lines: the re-rating of the finalized usage windows its look-back covers
+    (``logic.billing.worker.lookback_deltas``: voids, amends and late events of finalized periods).
 
     A subscription canceled at period end counts as ended once that end has passed
     (``domain.phases.timeline_at``): no window is shown for a period that will never be billed.
@@ -72,6 +78,7 @@ def upcoming_invoice(
         start, end = period_containing(anchor, sub.every, now)
         window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
         pending = _pending_lines(billing, str(sub.id)) if billing else []
+        pending += _late_lines(late, sub, len(pending)) if late is not None else []
         if billing and str(sub.currency) not in shown:  # the next invoice in that currency carries them
             shown.add(str(sub.currency))
             charges = one_off_pending(billing.one_offs, customer_id, str(sub.currency))
@@ -137,17 +144,33 @@ STRIPE_AT_FINALIZATION = "computed_by_stripe_at_finalization"
 
 def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:
     """The pending adjustment lines, as the next invoice will carry them, marked as pending."""
-    lines = []
-    for adjustment in billing.adjustments(subscription_id):
-        if adjustment.status != "pending":
-            continue
-        line = dict(adjustment.line)
-        line["pending"] = True
-        line["description"] = (
-            f"Pending: {line.get('description') or line['line_id']} (billed on the next invoice)"
-        )
-        lines.append(line)
-    return lines
+    return [_marked(a.line) for a in billing.adjustments(subscription_id) if a.status == "pending"]
+
+
+def _marked(adjustment_line: dict[str, Any]) -> dict[str, Any]:
+    line = dict(adjustment_line)
+    line["pending"] = True
+    line["description"] = (
+        f"Pending: {line.get('description') or line['line_id']} (billed on the next invoice)"
+    )
+    return line
+
+
+def _late_lines(ctx: Billing, sub: Timeline, taken: int) -> list[dict[str, Any]]:
+    """The differences the subscription's next window invoice will find in its look-back (as it will
+    carry them, marked pending); none when its next window is its opening or billing has ended."""
+    from neruba.logic.billing.windows import window_at
+    from neruba.logic.billing.worker import MAX_ADJUSTMENT_LINES, lookback_deltas
+
+    state = ctx.billing.state(str(sub.id))
+    if state is None or state.status != "active":
+        return []
+    window = window_at(str(sub.id), sub.anchor.astimezone(UTC), sub.every, state.next_seq, ctx.add_interval)
+    if window is None or window.kind != "usage":
+        return []
+    recorded = ctx.billing.adjustments(str(sub.id))
+    room = MAX_ADJUSTMENT_LINES - taken
+    return [_marked(line) for line in lookback_deltas(ctx, sub, window, recorded, room)]
 
 
 def _trial(sub: Timeline, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:

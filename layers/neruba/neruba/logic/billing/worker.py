@@ -316,10 +316,16 @@ def rated_lines(rated: RatedWindow) -> dict[str, dict[str, Any]]:
 def line_deltas(
     original: Invoice, rerated: dict[str, dict[str, Any]], recorded: list[Adjustment]
 ) -> list[dict[str, Any]]:
-    """Adjustment lines bringing a finalized invoice's lines (plus earlier adjustments) to ``rerated``.
+    """Adjustment lines bringing a finalized invoice's lines (plus earlier adjustments) to ``rerated``,
+    priced by the corrected invoice's own discounts and tax rates
+    (``logic.billing.adjustment_terms.priced_deltas``): the one function every correction (late events,
+    reruns, backfills, voids and amends, corrections after the end, previews) takes its differences from.
 
-    Example: the invoice billed 10 calls for 100; 12 are counted now: one line, +2 calls, +20.
+    Example: the invoice billed 10 calls for 100; 12 are counted now: one line, +2 calls, +20 (+18 when
+    the invoice had 10% off).
     """
+    from neruba.logic.billing.adjustment_terms import priced_deltas
+
     held: dict[str, tuple[Decimal, int, dict[str, Any]]] = {}
     for billed in original.lines:
         if billed.kind in (*CARRIED_KINDS, *DERIVED_KINDS):  # no rating makes these: never taken back
@@ -331,11 +337,8 @@ def line_deltas(
             continue
         ref = adjustment.original_line_id
         quantity, amount, line = held.get(ref, (Decimal(0), 0, adjustment.line))
-        held[ref] = (
-            quantity + Decimal(str(adjustment.line["quantity"])),
-            amount + int(adjustment.line["amount_minor"]),
-            line,
-        )
+        gross = adjustment.line.get("gross_minor", adjustment.line["amount_minor"])  # before discounts
+        held[ref] = (quantity + Decimal(str(adjustment.line["quantity"])), amount + int(gross), line)
         counts[ref] = counts.get(ref, 0) + 1
     deltas = []
     for line_id in sorted(set(held) | set(rerated)):
@@ -346,41 +349,42 @@ def line_deltas(
         if new_quantity == quantity and new_amount == amount:
             continue
         n = counts.get(line_id, 0) + 1
-        source = now_line or base
-        deltas.append(
-            {
-                "line_id": f"adjustment:{original.id}:{line_id}:{n}",
-                "kind": "adjustment",
-                "description": f"Adjustment to invoice {original.number or original.id}, line {line_id}",
-                "meter_code": source.get("meter_code"),
-                "group": source.get("group", {}),
-                "quantity": new_quantity - quantity,
-                "amount_minor": new_amount - amount,
-                "period_start": original.period_start,
-                "period_end": original.period_end,
-                "plan_code": source.get("plan_code"),
-                "plan_version": source.get("plan_version"),
-                "tiers": [],  # the re-rated line's tiers price the whole window, not this difference
-                "source": adjustment_source(
-                    base if line_id in held else {},
-                    quantity,
-                    amount,
-                    [
-                        a.line
-                        for a in recorded
-                        if (a.original_invoice_id, a.original_line_id) == (original.id, line_id)
-                    ],
-                    now_line,
-                ),
-                "references": {
-                    "invoice_id": original.id,
-                    "line_id": line_id,
-                    "number": original.number,
-                },
-                "seq_of_line": n,
-            }
-        )
-    return deltas
+        earlier = [
+            a.line for a in recorded if (a.original_invoice_id, a.original_line_id) == (original.id, line_id)
+        ]
+        source = adjustment_source(base if line_id in held else {}, quantity, amount, earlier, now_line)
+        delta = _adjustment_line(original, line_id, n, now_line or base, source)
+        deltas.append({**delta, "quantity": new_quantity - quantity, "amount_minor": new_amount - amount})
+    if not deltas:
+        return []
+
+    def template(line_id: str, n: int, base: dict[str, Any]) -> dict[str, Any]:
+        return _adjustment_line(original, line_id, n, base, None)
+
+    return priced_deltas(original, rerated, recorded, deltas, template)
+
+
+def _adjustment_line(
+    original: Invoice, line_id: str, n: int, source_line: dict[str, Any], source: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The adjustment line ``n`` of the original's ``line_id`` (quantity and amount 0)."""
+    return {
+        "line_id": f"adjustment:{original.id}:{line_id}:{n}",
+        "kind": "adjustment",
+        "description": f"Adjustment to invoice {original.number or original.id}, line {line_id}",
+        "meter_code": source_line.get("meter_code"),
+        "group": source_line.get("group", {}),
+        "quantity": Decimal(0),
+        "amount_minor": 0,
+        "period_start": original.period_start,
+        "period_end": original.period_end,
+        "plan_code": source_line.get("plan_code"),
+        "plan_version": source_line.get("plan_version"),
+        "tiers": [],  # the re-rated line's tiers price the whole window, not this difference
+        "source": source or {},
+        "references": {"invoice_id": original.id, "line_id": line_id, "number": original.number},
+        "seq_of_line": n,
+    }
 
 
 def adjustment_source(
@@ -440,6 +444,22 @@ def late_adjustments(
             lines.append(adjustment.line)
             key = adjustment.key
             actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
+    for delta in lookback_deltas(ctx, subscription, window, recorded, MAX_ADJUSTMENT_LINES - len(lines)):
+        lines.append(delta)
+        actions.append(
+            ctx.billing.adjustment_put_item(
+                window.subscription_id, adjustment_record(delta, "applied", window.invoice_id, now)
+            )
+        )
+    return lines, actions
+
+
+def lookback_deltas(
+    ctx: Billing, subscription: Terms, window: Window, recorded: list[Adjustment], room: int
+) -> list[dict[str, Any]]:
+    """The differences (at most ``room`` lines, oldest windows first) that re-rating the finalized usage
+    windows ``late_lookback`` names finds for the invoice of ``window``: what that invoice will carry for
+    late events, voids and amends (the upcoming invoice shows them, ``logic.billing.upcoming``)."""
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
     earlier_windows = [
@@ -448,9 +468,9 @@ def late_adjustments(
     ]
     # the look-back's invoices in one consistent batch read (they were one GetItem each)
     stored = ctx.invoices.get_many([w.invoice_id for w in earlier_windows if w is not None])
+    found: list[dict[str, Any]] = []
     for earlier in earlier_windows:
-        room = MAX_ADJUSTMENT_LINES - len(lines)
-        if room <= 0:
+        if room - len(found) <= 0:
             break
         original = stored.get(earlier.invoice_id) if earlier else None
         if original is not None and original.status == "void" and original.document.get("replaced_by"):
@@ -464,14 +484,8 @@ def late_adjustments(
         unbillable.report(
             withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
         )
-        for delta in deltas[:room]:
-            lines.append(delta)
-            actions.append(
-                ctx.billing.adjustment_put_item(
-                    window.subscription_id, adjustment_record(delta, "applied", window.invoice_id, now)
-                )
-            )
-    return lines, actions
+        found += deltas[: room - len(found)]
+    return found
 
 
 def adjustment_record(

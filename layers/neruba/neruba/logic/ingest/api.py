@@ -59,9 +59,10 @@ def _error_from_validation(exc: ValidationError) -> EventError:
 
 
 def validate_event(
-    raw: Any, now: datetime, max_age_days: int, max_future_seconds: int
+    raw: Any, now: datetime, max_age_days: int, max_future_seconds: int, *, window: bool = True
 ) -> tuple[UsageEventIn | None, EventError | None]:
-    """One event: the model, or the first thing wrong with it."""
+    """One event: the model, or the first thing wrong with it (``window`` False: the time window is left
+    to the caller, which checks its own rules first with :func:`window_error`)."""
     if not isinstance(raw, dict):
         return None, EventError(code="invalid_event", message="Each event must be a JSON object.")
     try:
@@ -72,12 +73,21 @@ def validate_event(
         param = param_path("properties", name)
         message = f"'{param}' holds a number that cannot be stored: {NUMBER_RULES[code]}."
         return None, EventError(code=code, message=message, param=param)
-    if event.timestamp is not None:
-        problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
-        if problem:
-            message = _MESSAGES[problem].format(days=max_age_days, seconds=max_future_seconds)
-            return None, EventError(code=problem, message=message, param="timestamp")
-    return event, None
+    error = window_error(event, now, max_age_days, max_future_seconds) if window else None
+    return (None, error) if error is not None else (event, None)
+
+
+def window_error(
+    event: UsageEventIn, now: datetime, max_age_days: int, max_future_seconds: int
+) -> EventError | None:
+    """``timestamp_too_old`` / ``timestamp_in_future`` for an event outside the accepted window."""
+    if event.timestamp is None:
+        return None
+    problem = time_window_error(event.timestamp, now, max_age_days, max_future_seconds)
+    if not problem:
+        return None
+    message = _MESSAGES[problem].format(days=max_age_days, seconds=max_future_seconds)
+    return EventError(code=problem, message=message, param="timestamp")
 
 
 def catalog_error(

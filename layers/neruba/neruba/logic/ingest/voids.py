@@ -115,7 +115,15 @@ def void_event(
             return _finished(usage, lookup, voids, dict(replayed), now)
         event = usage.get_event(request.customer_id, request.transaction_id)
         catalog = lookup({request.customer_id}, {event.meter_code} if event else set())
-        event = _check(usage, catalog, request, event, now)
+        try:
+            event = _check(usage, catalog, request, event, now)
+        except ConflictError:
+            # the same key may have answered between the replay read and the event read (a retry or a
+            # second run of a backfill's revert voided it just then): that answer wins over the refusal
+            replayed = idempotency.replay(billing, scope, key, fingerprint)
+            if replayed is None:
+                raise
+            return _finished(usage, lookup, voids, dict(replayed), now)
         result, actions = _void_unit(request, event, catalog, by, key, now)
         actions += idempotency.record_items(billing, actions.pop(), scope, key, fingerprint, result)
         try:

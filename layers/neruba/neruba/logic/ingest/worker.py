@@ -9,7 +9,8 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
    groups), which is both the count and its proof. Redelivered copies whose old batch never counted
    their cell are adopted here (a transaction). A write that fails never fails another
    (``logic/ingest/cells.py``).
-4. outcome counters.
+4. outcome counters: the attempt's counts as one item written once (``dal/outcomes.py``); copies an
+   earlier, killed attempt recorded and never counted are counted once here (``logic/ingest/outcomes.py``).
 
 A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``; its days of
 one batch together, ``_count_days``): its events past a hard cap end ``over_limit`` with the write that
@@ -31,6 +32,7 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.outcomes import attempt_id
 from neruba.dal.pending import PENDING_MIN_DAYS, is_sparse, minute_of, pending_shard
 from neruba.dal.transaction import Cancelled
 from neruba.dal.usage import (
@@ -55,6 +57,7 @@ from neruba.domain.ingest import (
 from neruba.domain.numbers import MESSAGES as NUMBER_RULES
 from neruba.logic.ingest.advance import send_counted
 from neruba.logic.ingest.cells import CellEvent, CellResult, count_cell
+from neruba.logic.ingest.outcomes import Recorded, complete, of_stored
 from neruba.models.catalog import Meter
 from neruba.observability import logger
 from neruba.timefmt import iso, parse_ts
@@ -100,7 +103,14 @@ class QueuedEvent:
 
 def carried_history(old: StoredEvent) -> list[HistoryEntry]:
     """The outcomes of a failed item that a replay overwrites, kept in the new item's history."""
-    first = HistoryEntry("failed", old.request_id, old.copy_id, old.written_at, reason=old.reason)
+    first = HistoryEntry(
+        "failed",
+        old.request_id,
+        old.copy_id,
+        old.written_at,
+        reason=old.reason,
+        batch=(old.original_batch or old.batch) if old.attempt else None,
+    )
     return [first, *old.history]
 
 
@@ -164,6 +174,12 @@ class IngestBatch:
     alerts: int = 0  # usage alerts this batch fired (logic/limits)
     over: dict[tuple[str, str], str] = field(default_factory=dict)  # events refused over a hard cap
     advance_queue_url: str = ""  # where events of meters charged in advance go (the billing queue)
+    recorded: list[Recorded] = field(default_factory=list)  # copies earlier attempts recorded
+
+    @property
+    def attempt(self) -> str:
+        """This attempt's id: whose outcome counters count what it records (``dal/outcomes.py``)."""
+        return attempt_id(self.batch_id, self.now)
 
     def begin(self, records: list[dict[str, Any]]) -> None:
         """Parse what parses, name the batch, write its journal, fetch the catalog it needs."""
@@ -229,10 +245,12 @@ class IngestBatch:
             return "replay"
         old = put.old
         if old is not None and old.status == OVER_LIMIT and old.copy_id == event.copy_id:
+            self._recorded_before(event, old)
             return None  # refused over a hard cap by an earlier attempt: recorded, never counted
-        if old is not None and any(entry.copy_id == event.copy_id for entry in old.history):
+        if old is not None and self._recorded_before(event, old, history_only=True):
             return None  # this copy's outcome is already recorded (a redelivery of a duplicate or conflict)
         if old is not None and old.copy_id == event.copy_id:
+            self._recorded_before(event, old)
             if applies:  # a batch that already wrote its contribution is not counted twice (see count_group)
                 earlier = None if old.batch == self.batch_id else str(old.batch)
                 again = old.written_at if earlier is None and old.written_at != iso(self.now) else None
@@ -270,6 +288,7 @@ class IngestBatch:
         item = self._item(event, status="failed", late=False, reason=reason, message=message)
         put = self.usage.put_event(item, replace_failed=False)
         if put.old is not None and put.old.status == "accepted":
+            self._recorded_before(event, put.old)
             old_batch = str(put.old.batch)
             if uncounted is None or put.old.copy_id != event.copy_id:
                 return None  # an accepted copy stands; nothing to park
@@ -289,6 +308,7 @@ class IngestBatch:
             old = put.old
             again = old.copy_id == event.copy_id or any(e.copy_id == event.copy_id for e in old.history)
             if again and reason != PROCESSING_ERROR:  # each failed processing attempt is logged
+                self._recorded_before(event, old)
                 if old.copy_id == event.copy_id and old.batch == self.batch_id:
                     self.refused[event.key] = reason  # this batch again: its summary may not be sent yet
                 return None  # this copy's failure is recorded (an SQS redelivery): no second outcome
@@ -317,6 +337,7 @@ class IngestBatch:
             failed = self._count()
         except Exception:
             self._give_back()
+            self._commit_outcomes()  # what it recorded stays recorded: counted now, not after its hold
             raise
         if not self.catalog.advance_meters or not self.advance_queue_url:
             return failed
@@ -393,17 +414,39 @@ class IngestBatch:
                 self._release(write.customer_id, [e for e in events if e.message_id in set(result.retry)])
             for transaction_id in result.parked:
                 self._moved_to_failed((write.customer_id, transaction_id))
-        minute = self.now.isoformat(timespec="minutes")[:16]
+        retry = complete(self.usage, self.recorded, self.attempt, self.clock, HOLD)
+        failed.extend(m for m in dict.fromkeys(retry) if m not in failed)
+        self._commit_outcomes()
+        return failed
+
+    def _commit_outcomes(self) -> None:
+        """Write this attempt's outcome counts, once (none when it recorded nothing: no copy names it)."""
         summary = self._failures_event()
+        counts = dict(self.outcomes)
+        if not counts:
+            return
         try:
-            self.usage.add_outcomes({minute: dict(self.outcomes)}, self.batch_id, summary)
+            self.usage.add_outcomes(counts, self.attempt, summary)
         except Cancelled:
             if not summary:
                 raise
-            self.usage.add_outcomes(
-                {minute: dict(self.outcomes)}, self.batch_id
-            )  # an earlier attempt sent the summary
-        return failed
+            self.usage.add_outcomes(counts, self.attempt)  # an earlier attempt sent the summary
+
+    def _recorded_before(self, event: QueuedEvent, old: StoredEvent, *, history_only: bool = False) -> bool:
+        """Note a copy of ``event`` an earlier attempt recorded (its counters may need completing);
+        True when it was found (with ``history_only``, among the later copies only)."""
+        for entry in old.history:
+            if entry.copy_id == event.copy_id:
+                if entry.attempt is not None and entry.attempt != self.attempt:
+                    self.recorded.append(Recorded(entry.attempt, event.copy_id, entry.outcome, None, None,
+                                                  event.message_id))  # fmt: skip
+                return True
+        if history_only or old.copy_id != event.copy_id:
+            return False
+        found = of_stored(old, event.message_id)
+        if found is not None and found.attempt != self.attempt:
+            self.recorded.append(found)
+        return True
 
     def _limited(self, write: DayWrite) -> bool:
         """Whether the customer has usage limits on the write's meter (``logic.limits``)."""
@@ -619,7 +662,9 @@ class IngestBatch:
     def _entry(
         self, event: QueuedEvent, outcome: str, *, reason: str | None = None, payload: str | None = None
     ) -> HistoryEntry:
-        return HistoryEntry(outcome, event.request_id, event.copy_id, iso(self.now), reason, payload)
+        return HistoryEntry(
+            outcome, event.request_id, event.copy_id, iso(self.now), reason, payload, self.batch_id
+        )
 
     def _item(
         self,
@@ -648,4 +693,5 @@ class IngestBatch:
             late=late,
             reason=reason,
             reason_message=message,
+            stamped="1",  # its batch and written_at name this attempt
         )

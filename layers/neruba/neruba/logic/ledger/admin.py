@@ -350,6 +350,7 @@ def _payment_for(
             payment_id=body.payment_id,
             invoice_id=body.invoice_id,
             invoice=stores.invoice,
+            credit_balance=_credit_balance(stores) if getattr(body, "credit_balance", False) else None,
         )
     except PaymentTargetError as exc:
         error = {"not_found": NotFoundError, "conflict": ConflictError}.get(exc.kind, InvalidRequestError)
@@ -372,10 +373,57 @@ def _take_back(
         ) from None
 
 
+def _credit_balance(stores: Stores) -> Callable[[str], int]:
+    """What is left of the customer credit credit notes gave on an invoice (``credited_balance_minor``)."""
+
+    def left(invoice_id: str) -> int:
+        found = stores.invoice(invoice_id)
+        return int((found.document.get("credited_balance_minor") or 0) if found else 0)
+
+    return left
+
+
+def _balance_items(stores: Stores, payment: PaymentRecord, amount_minor: int) -> list[dict[str, Any]]:
+    """The invoice's credit balance lowered by a payout, conditional on the invoice as read (a credit
+    note or another payout meanwhile cancels the write)."""
+    from neruba import bootstrap
+
+    found = stores.invoice(payment.invoice_id or "")
+    assert found is not None  # resolve_payment found its balance
+    read = {**found.document, "amount_paid_minor": found.amount_paid_minor or 0}
+    left = int(found.document.get("credited_balance_minor") or 0) - amount_minor
+    notes = bootstrap.billing_records().credit_notes
+    return [notes.invoice_credit_item(found.id, read=read, changes={"credited_balance_minor": left})]
+
+
 def refund(stores: Stores, op: Operator, customer_id: str, body: RefundCreate) -> dict[str, Any]:
-    from neruba.logic.ledger.postings import record_refund
+    """A refund of what is still refundable of a payment or, with ``credit_balance``, a payout of the
+    customer credit that credit notes after payment left on its invoice (docs/ledger.md, "Paying out a
+    credit balance")."""
+    from neruba.logic.ledger.postings import record_balance_payout, record_refund
 
     def run(*, currency: str, key: str, meta: dict[str, Any], target: str, audit: Any) -> Posting:
+        if body.credit_balance:
+            return _take_back(
+                stores,
+                customer_id,
+                currency,
+                body,
+                "refund",
+                lambda payment: record_balance_payout(
+                    stores.ledger,
+                    customer_id=customer_id,
+                    currency=currency,
+                    amount_minor=body.amount_minor,
+                    refund_id=target,
+                    idempotency_key=key,
+                    actor=op.actor,
+                    payment=payment,
+                    metadata=meta,
+                    extra_items=_balance_items(stores, payment, body.amount_minor),
+                    items_for=audit,
+                ),
+            )
         return _take_back(
             stores,
             customer_id,
@@ -406,6 +454,7 @@ def refund(stores: Stores, op: Operator, customer_id: str, body: RefundCreate) -
         "amount_minor": body.amount_minor,
         "payment_id": posting.metadata.get("payment_id"),
         "invoice_id": posting.metadata.get("invoice_id"),
+        "credit_balance": bool(posting.metadata.get("credit_balance")),
         "posting_id": posting.posting_id,
         "created_at": iso(posting.at),
     }

@@ -39,12 +39,15 @@ def resolve_payment(
     payment_id: str | None,
     invoice_id: str | None,
     invoice: Callable[[str], Invoice | None] | None = None,
+    credit_balance: Callable[[str], int] | None = None,
 ) -> PaymentRecord:
     """The payment record to take ``amount_minor`` back from.
 
     ``payment_id`` wins when given (and must belong to ``invoice_id`` when both are given); with only
     ``invoice_id`` the invoice must have exactly one payment. ``invoice`` (reads an invoice document)
     lets an operator hear ``invoice_not_found`` / ``invoice_not_paid`` rather than a missing payment.
+    ``credit_balance`` (an invoice id to the customer credit its credit notes left on it): the amount is
+    paid out of that balance, bounded by it and by what credit notes credited from the payment.
     """
     record: PaymentRecord | None = None
     if payment_id is not None:
@@ -93,16 +96,41 @@ def resolve_payment(
             kind="invalid",
             param="currency",
         )
+    if credit_balance is not None:
+        return _balance_source(record, amount_minor, credit_balance)
     if amount_minor > record.refundable_minor:
         raise exceeds(record, amount_minor, action)
     return record
 
 
+def _balance_source(
+    record: PaymentRecord, amount_minor: int, credit_balance: Callable[[str], int]
+) -> PaymentRecord:
+    """The payment whose credited part pays out ``amount_minor`` of its invoice's credit balance."""
+    left = min(record.credited_minor, credit_balance(record.invoice_id)) if record.invoice_id else 0
+    if amount_minor > left:
+        raise PaymentTargetError(
+            f"amount_minor {amount_minor} is more than the {left} of customer credit left by credit notes"
+            f" on payment {record.payment_id!r}"
+            + (f" (invoice {record.invoice_id!r})." if record.invoice_id else "."),
+            code="refund_exceeds_refundable",
+            kind="conflict",
+            param="amount_minor",
+        )
+    return record
+
+
 def exceeds(record: PaymentRecord, amount_minor: int, action: str) -> PaymentTargetError:
+    hint = (
+        f" Of what it paid, {record.credited_minor} was credited by credit notes: pay a customer credit"
+        " balance out with credit_balance: true."
+        if action == "refund" and record.credited_minor
+        else ""
+    )
     return PaymentTargetError(
         f"amount_minor {amount_minor} is more than the {record.refundable_minor} still refundable of"
         f" payment {record.payment_id!r} (paid {record.paid_minor}, refunded {record.refunded_minor},"
-        f" disputed {record.disputed_minor}).",
+        f" disputed {record.disputed_minor}, credited {record.credited_minor}).{hint}",
         code=f"{action}_exceeds_refundable",
         kind="conflict",
         param="amount_minor",

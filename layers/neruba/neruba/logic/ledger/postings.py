@@ -320,6 +320,48 @@ def record_refund(
     )
 
 
+def record_balance_payout(
+    repo: LedgerRepository,
+    *,
+    customer_id: str,
+    currency: str,
+    amount_minor: int,
+    refund_id: str,
+    idempotency_key: str,
+    actor: str,
+    payment: PaymentRecord,
+    metadata: Mapping[str, Any] | None = None,
+    extra_items: Sequence[dict[str, Any]] = (),
+    items_for: ItemsFor | None = None,
+) -> Posting:
+    """Customer credit left by credit notes after payment, paid back from ``payment``: debit
+    ``receivable`` (the balance in the customer's favour shrinks), credit ``cash``; the payment record's
+    credited part becomes refunded. Conditional like a refund (credited part left, cash never below 0)."""
+    amount = _positive(amount_minor)
+    _same_payment(payment, customer_id, currency).pay_out_credit(amount)
+    tracker = repo.payments.balance_payout_item(payment, amount)
+    return _post(
+        repo,
+        customer_id=customer_id,
+        currency=currency,
+        entries=[debit("receivable", amount), credit("cash", amount)],
+        reason="refund",
+        source="operator",
+        source_id=refund_id,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        at=None,
+        metadata={
+            "payment_id": payment.payment_id,
+            "invoice_id": payment.invoice_id,
+            "credit_balance": True,
+            **(metadata or {}),
+        },
+        extra_items=[tracker, *extra_items],
+        items_for=items_for,
+    )
+
+
 def _same_payment(payment: PaymentRecord, customer_id: str, currency: str) -> PaymentRecord:
     if payment.customer_id != customer_id or payment.currency != currency:
         raise ValueError(f"payment {payment.payment_id} is not a {currency} payment of {customer_id}")

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from typing import Any
 
 from neruba import bootstrap, jsonutil
 from neruba.dal.catalog import CatalogSnapshot
+from neruba.dal.outcomes import attempt_id, moves_by
 from neruba.dal.pending import minute_of
 from neruba.dal.usage import DayWrite, GroupRef, GroupWrites, Recount, StoredEvent, UsageRepository
 from neruba.domain.ingest import (
@@ -144,7 +146,7 @@ def sweep_usage(
         for batch, keys in usage.journals(minute):
             report.batches_checked += 1
             try:
-                cells |= _adopt_uncounted(usage, lookup, batch, keys, now, report)
+                cells |= adopt_uncounted(usage, lookup, batch, keys, now, report)
             except Exception as exc:
                 report.failures.append({"kind": "batch", "batch": batch, "events": len(keys), **_error(exc)})
         minute += timedelta(minutes=1)
@@ -200,8 +202,17 @@ def _adopt_uncounted(
     keys: list[tuple[str, str]],
     now: datetime,
     report: UsageSweepReport,
+    moves: Counter[str],
 ) -> set[GroupRef]:
+    """Count the events of ``batch`` no worker counted; each event it parks or refuses moves its outcome
+    in ``moves`` (from its first outcome, accepted or replay, to failed or over_limit)."""
     events = usage.get_events(keys)
+
+    def moved(customer_id: str, transaction_id: str, to: str) -> None:
+        item = events.get((customer_id, transaction_id))
+        moves["replay" if item is not None and item.first_outcome == "replay" else "accepted"] -= 1
+        moves[to] += 1
+
     report.events_checked += len(events)
     catalog = lookup({c for c, _ in events}, {e.meter_code for e in events.values()})
     ours: dict[tuple[str, str], tuple[GroupRef, str, Any]] = {}
@@ -239,6 +250,7 @@ def _adopt_uncounted(
         if (ref, batch) in existing:
             continue
         if usage.park_uncounted(customer_id, transaction_id, batch, code, NUMBER_RULES[code]):
+            moved(customer_id, transaction_id, "failed")
             report.repaired += 1
             entry = {"batch": batch, **_cell_ids(ref), "transaction_ids": [transaction_id], "error": code}
             report.repairs.append({"kind": "event_parked", **entry})
@@ -273,12 +285,14 @@ def _adopt_uncounted(
         )
         result = done.cell
         for transaction_id in done.refused:  # past the customer's hard cap (logic/limits)
+            moved(write.customer_id, transaction_id, "over_limit")
             report.repaired += 1
             report.repairs.append({"kind": "event_over_limit", **entry, "transaction_ids": [transaction_id]})
         if result.retry:  # transient: the next sweep tries again
             error = {"error": result.error or "not counted"}
             report.failures.append({"kind": "uncounted", **entry, "transaction_ids": result.retry, **error})
         for transaction_id in result.parked:
+            moved(write.customer_id, transaction_id, "failed")
             report.repaired += 1
             report.repairs.append(
                 {"kind": "event_parked", **entry, "transaction_ids": [transaction_id], "error": result.error}
@@ -443,5 +457,26 @@ def usage_check(ctx: SweepContext) -> CheckResult:
 
 # the same recount, adoption and cell of an event, for voided and amended events (logic/ingest/voids.py)
 recompute_cell = _recompute
-adopt_uncounted = _adopt_uncounted
+
+
+def adopt_uncounted(
+    usage: UsageRepository,
+    lookup: Callable[[set[str], set[str]], CatalogSnapshot],
+    batch: str,
+    keys: list[tuple[str, str]],
+    now: datetime,
+    report: UsageSweepReport,
+) -> set[GroupRef]:
+    """Count the events of ``batch`` no worker counted, as one attempt of its own: the events it refuses
+    ``over_limit`` or parks ``failed`` name it (``dal/outcomes.py``) and their moves are added to the
+    outcome counters as one counts item, where the worker counts its own refusals and parks."""
+    attempt = attempt_id(f"sweep-{batch}", now)
+    moves: Counter[str] = Counter()
+    with moves_by(attempt):
+        cells = _adopt_uncounted(usage, lookup, batch, keys, now, report, moves)
+    if +moves or -moves:
+        usage.add_outcomes(dict(moves), attempt)
+    return cells
+
+
 cell_of_event = _ref_and_value
