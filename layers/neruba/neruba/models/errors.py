@@ -137,6 +137,11 @@ ERROR_CODES: dict[str, str] = {
     "credit_note_exceeds_creditable": (
         "More than the line or the invoice still has to credit (the message says what is left)."
     ),
+    "refund_exceeds_refundable": (
+        "More than the payment still has refundable, or than the credit balance left to pay out (the message"
+        " says how much)."
+    ),
+    "dispute_exceeds_refundable": "More than the payment still has to dispute (the message says how much).",
     "credit_note_split_mismatch": (
         "The credit, refund and out-of-band amounts do not add up to the part already paid."
     ),
