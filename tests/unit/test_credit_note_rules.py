@@ -107,3 +107,21 @@ def test_a_split_that_does_not_add_up_names_a_field_that_was_sent() -> None:
     assert _param(lambda: split_amount(800, remaining_due=300, refundable=1200, **both)) == (
         "out_of_band_amount_minor"
     )
+
+
+def test_a_known_tax_is_given_back_as_is_within_what_the_line_has_left() -> None:
+    from neruba.domain.taxes import TaxRate
+
+    inclusive, exclusive = TaxRate("txr_in", Decimal(20), inclusive=True), TaxRate("txr_ex", Decimal(19))
+    # the d1 case: 445 with 74 of inclusive tax; 34 taken back with the 5 collected for it (34/6 = 5.67 -> 6)
+    line = LineState("a", 445, None, rates=(inclusive,), tax_minor=(74,))
+    (recomputed,) = credit_lines([line], [LineRequest("a", amount_minor=34)], 10_000, "USD")
+    (known,) = credit_lines([line], [LineRequest("a", 34, tax_minor=(("txr_in", 5),))], 10_000, "USD")
+    assert (recomputed.inclusive_minor, known.inclusive_minor, known.total_minor) == (6, 5, 34)
+    # exclusive: 9 with the 1 of tax collected for it (19% of 9 = 1.71 -> 2), capped by what is left
+    line = LineState("b", 28, None, 20, rates=(exclusive,), tax_minor=(5,), credited_tax_minor=(4,))
+    (known,) = credit_lines([line], [LineRequest("b", 7, tax_minor=(("txr_ex", 2),))], 10_000, "USD")
+    assert (known.exclusive_minor, known.total_minor) == (1, 8)
+    # the credit taking the last of the line takes exactly what is left of its tax
+    (last,) = credit_lines([line], [LineRequest("b", 8, tax_minor=(("txr_ex", 0),))], 10_000, "USD")
+    assert last.exclusive_minor == 1

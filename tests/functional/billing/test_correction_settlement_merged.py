@@ -70,7 +70,9 @@ def test_two_credit_notes_against_two_invoices_of_the_customer(
     _agree(real)
 
 
-def test_a_credit_note_beside_the_corrections_own_invoice(real: World, api: Any, monkeypatch: Any) -> None:
+def test_an_operators_credit_counts_as_taken_back_beside_the_settling_note(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
     # GIVEN the final invoice's usage line credited by an operator down to 1.00 left
     final = _ended(real, api, monkeypatch)
     (line,) = [line for line in final["lines"] if line["kind"] == "usage"]
@@ -80,19 +82,19 @@ def test_a_credit_note_beside_the_corrections_own_invoice(real: World, api: Any,
     # WHEN the usage is recounted as 10 calls: 2.00 to take back, 1.00 still carried by the final invoice
     real.usage("acme", START + day(0, 4), 10)
     status, taken = rerun(api, final["id"], "rr-beside")
-    # THEN a credit note takes the 1.00 the invoice still carries and only the other 1.00 stays on the
-    # correction's own credit note invoice, in the one transaction
+    # THEN a credit note takes the 1.00 the invoice still carries; the other 1.00 was already given back by
+    # the operator's note, so no credit note invoice gives it a second time
     assert status == 200, taken
     correction = taken["correction"]
     assert [(n["invoice_id"], n["amount_minor"]) for n in correction["credit_notes"]] == [
         (final["id"], _taxed(PRICE))
     ], correction
-    (own,) = _standalone(real)
-    assert (correction["invoice_id"], own["subtotal_minor"]) == (own["id"], -PRICE)
-    assert correction["amount_minor"] == own["total_minor"] - _taxed(PRICE)
+    assert _standalone(real) == []
+    assert (correction["invoice_id"], correction["amount_minor"]) == (None, -_taxed(PRICE))
     assert _remaining(real)[final["id"]] == 0
     stored = real.ctx.invoices.get(final["id"])
     assert stored is not None and stored.status == "paid"
+    assert ledger().balances("acme")["USD"]["receivable"] == 0
     _agree(real)
     assert rerun(api, final["id"], "rr-beside-2")[1]["action"] == "unchanged"
 

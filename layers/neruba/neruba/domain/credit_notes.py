@@ -19,7 +19,9 @@ A credit note credits lines of one invoice, each by an amount or by a quantity, 
 its amount. A credit of ``c`` on a line takes the tax :func:`domain.taxes.line_tax` gives ``c`` at the
 line's rates (exclusive rates: the tax of the credited net, rounded once; inclusive rates: the tax ``c``
 contains), per rate never more than what is left of the line's tax for that rate; the credit that takes
-the last of a line's amount takes exactly what is left of each rate's tax. A line's amount is what it
+the last of a line's amount takes exactly what is left of each rate's tax. A request may name the tax to
+give back per rate instead (a correction gives back the tax collected for the usage it takes back), still
+within what is left of each rate's tax. A line's amount is what it
 was billed for after discounts. The note's total is the credited amounts plus their exclusive tax, and
 that total is what the invoice's creditable amount bounds.
 
@@ -103,6 +105,9 @@ class LineRequest:
     line_id: str
     amount_minor: int | None = None
     quantity: Decimal | None = None
+    tax_minor: tuple[tuple[str, int], ...] | None = None
+    """The tax to give back per rate id, when already known (a correction gives back the tax collected
+    for the usage it takes back); None: the tax ``amount_minor`` carries at the line's rates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +160,11 @@ class Split:
         return self.credit + self.refund + self.out_of_band
 
 
-def credited_tax(line: LineState, amount: int, currency: str) -> tuple[CreditedTax, ...]:
-    """The tax a credit of ``amount`` on ``line`` gives back (see the module docstring).
+def credited_tax(
+    line: LineState, amount: int, currency: str, known: tuple[tuple[str, int], ...] | None = None
+) -> tuple[CreditedTax, ...]:
+    """The tax a credit of ``amount`` on ``line`` gives back (see the module docstring); ``known``: the
+    tax per rate id to give back instead of the tax ``amount`` carries (still within what is left).
 
     Example:
         >>> vat = TaxRate("txr_1", Decimal("5"))
@@ -169,6 +177,12 @@ def credited_tax(line: LineState, amount: int, currency: str) -> tuple[CreditedT
     left = line.tax_left()
     if amount >= line.remaining_minor:
         return tuple(CreditedTax(r, t) for r, t in zip(line.rates, left, strict=True))
+    if known is not None:
+        given = dict(known)
+        return tuple(
+            CreditedTax(r, min(max(given.get(r.tax_rate_id, 0), 0), t))
+            for r, t in zip(line.rates, left, strict=True)
+        )
     tax = line_tax(amount, line.rates, currency)
     return tuple(
         CreditedTax(r, min(part.amount_minor, t))
@@ -176,8 +190,14 @@ def credited_tax(line: LineState, amount: int, currency: str) -> tuple[CreditedT
     )
 
 
-def _credited(line: LineState, amount: int, quantity: Decimal | None, currency: str) -> CreditedLine:
-    return CreditedLine(line.line_id, amount, quantity, credited_tax(line, amount, currency))
+def _credited(
+    line: LineState,
+    amount: int,
+    quantity: Decimal | None,
+    currency: str,
+    known: tuple[tuple[str, int], ...] | None = None,
+) -> CreditedLine:
+    return CreditedLine(line.line_id, amount, quantity, credited_tax(line, amount, currency, known))
 
 
 def _half_up(value: Decimal) -> int:
@@ -250,7 +270,7 @@ def _one(line: LineState, index: int, request: LineRequest, currency: str) -> Cr
             param=param,
             conflict=True,
         )
-    return _credited(line, request.amount_minor, None, currency)
+    return _credited(line, request.amount_minor, None, currency, request.tax_minor)
 
 
 def credit_lines(

@@ -6,9 +6,12 @@ corrected invoice's own line, or an ``adjustment`` line of a later invoice refer
 invoice, most often). A standalone credit would leave that invoice asking for the amount (and Stripe
 collecting it, and an operator free to credit it again), so each negative line is credited, by a credit
 note, against the invoices carrying its line, newest first, each up to what its line still has to credit;
-the credit-note rules decide the rest (the tax given back with it, the part lowering what is due, the part
-after a payment becoming the customer's credit). Only what no invoice carries any more stays on the
-correction's own invoice (a ``credit_note`` invoice when negative).
+the credit-note rules decide the rest (the part lowering what is due, the part after a payment becoming
+the customer's credit), but the tax given back is the adjustment's own tax (the tax collected for that
+usage), shared between the notes taking it in parts. A line never gives back more than the customer is
+still billed for it (what every credit note, an operator's too, took counts as taken back): only what an
+invoice still bills but could not take by a note stays on the correction's own invoice (a
+``credit_note`` invoice when negative).
 
 Everything is returned as actions of the correction's one transaction: one credit note per credited
 invoice, its id ``cn_`` + SHA-256 of the correction's id and the invoice's, numbered with one conditional
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
@@ -123,7 +127,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
            actor: str, issue: Issue) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
     ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``)."""
-    from neruba.logic.billing.credit_notes import line_states, note_writes, refuse_status, repository
+    from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
     wanted: dict[str, int] = {}
@@ -134,14 +138,20 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
             wanted[str(line["line_id"])] = -int(line["amount_minor"])
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
-    for invoice in _carriers(ctx, customer_id, issue) if wanted else []:
+    carriers = _carriers(ctx, customer_id, issue) if wanted else []
+    budget = _still_carried(ctx, customer_id, refs, lines) if wanted else {}
+    taxes = _Taxes(
+        {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
+    )
+    for invoice in carriers:
         plan = _plan(invoice, {k: v for k, v in wanted.items() if v > 0}, refs)
         if not plan:
             continue
         try:
             refuse_status(invoice)
             payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
-            requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c))
+            requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
+                                    tax_minor=taxes.of([p for p in plan if p[0] == c]))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)
@@ -155,9 +165,33 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         notes.append((invoice, payments, (taken, split), plan))
         for _carrying, amount, line_id in plan:
             wanted[line_id] -= amount
-    if not notes:
-        result.lines = [dict(line) for line in lines]
-        return result
+            taxes.took(line_id, amount)
+            budget[refs[line_id]] -= amount
+    absorbed = []  # lines partly taken back already (an operator's note): the corrected invoice holds it
+    for line_id in wanted:  # only what the customer is still billed for can be given back
+        keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
+        absorbed += [line_id] if keep < wanted[line_id] else []
+        budget[refs[line_id]] -= keep
+        wanted[line_id] = keep
+    for line in lines:
+        line_id = str(line["line_id"])
+        if line_id not in wanted:
+            result.lines.append(dict(line))
+        elif wanted[line_id] > 0:
+            result.lines.append(_rest(line, wanted[line_id]))
+    if notes:
+        _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
+    for line_id in absorbed:
+        result.credited_by.setdefault(line_id, refs[line_id][0])
+    return result
+
+
+def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[str, str, datetime],
+                 lines: list[dict[str, Any]]) -> None:  # fmt: skip
+    """The credit notes ``notes`` (invoice, payments, (taken, split), plan), numbered, into ``result``."""
+    from neruba.logic.billing.credit_notes import note_writes, repository
+
+    correction_id, actor, now = who
     by_id = {str(line["line_id"]): line for line in lines}
     repo = repository(ctx)
     numbers, counter = repo.numbers_item(repo.sequence_value(), len(notes))
@@ -174,11 +208,79 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
                              "amount_minor": split.total})  # fmt: skip
         for _carrying, _amount, line_id in plan:
             result.credited_by.setdefault(line_id, cn_id)
+
+
+def _rest(line: dict[str, Any], amount: int) -> dict[str, Any]:
+    """What no invoice carries any more of ``line``: the whole line when nothing was credited, else the
+    rest, taxed again on what is left at the corrected rates."""
+    if amount == -int(line["amount_minor"]):
+        return dict(line)
+    rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED)}
+    return {**rest, "amount_minor": -amount}
+
+
+def _tax_of(line: dict[str, Any]) -> dict[str, int] | None:
+    """The tax a negative adjustment line gives back, per rate id (the tax collected for that usage);
+    None when the line carries no tax of its own (then the credit-note rules tax the credited amount)."""
+    tax = line.get("tax") or {}
+    if not tax.get("rates"):
+        return None
+    return {str(r["tax_rate_id"]): -int(r["amount_minor"]) for r in tax["rates"]}
+
+
+@dataclass
+class _Taxes:
+    """Each negative line's tax shared between the notes taking it in parts: the tax given back with the
+    first ``n`` of a line's ``total`` is its tax x ``n / total`` rounded half-up once, so the parts add up
+    to the line's tax exactly and the part taking the last of it takes the rest."""
+
+    tax: dict[str, dict[str, int] | None]
+    total: dict[str, int]
+    given: dict[str, int] = field(default_factory=dict)
+
+    def _upto(self, line_id: str, taken: int) -> dict[str, int]:
+        tax, total = self.tax[line_id] or {}, self.total[line_id]
+        if taken >= total:
+            return dict(tax)
+        return {r: int((Decimal(t * taken) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+                for r, t in tax.items()}  # fmt: skip
+
+    def of(self, parts: list[tuple[str, int, str]]) -> tuple[tuple[str, int], ...] | None:
+        """The tax per rate id the parts ``(carrying line, amount, line id)`` of one note give back."""
+        if any(self.tax[line_id] is None for _c, _a, line_id in parts):
+            return None
+        out: dict[str, int] = {}
+        for _carrying, amount, line_id in parts:
+            before = self.given.get(line_id, 0)
+            after, was = self._upto(line_id, before + amount), self._upto(line_id, before)
+            for rate, value in after.items():
+                out[rate] = out.get(rate, 0) + value - was.get(rate, 0)
+        return tuple(sorted(out.items()))
+
+    def took(self, line_id: str, amount: int) -> None:
+        self.given[line_id] = self.given.get(line_id, 0) + amount
+
+
+def _still_carried(
+    ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Per corrected line, what the customer is still billed for it: every invoice line carrying it
+    (the line, later adjustments of it, a correction's own negative line) less what credit notes took,
+    plus this correction's positive lines of it. A negative line never takes back more than this."""
+    from neruba.logic.billing.credit_notes import line_states
+
+    out = {ref: 0 for ref in refs.values()}
+    for invoice in ctx.invoices.of_customer(customer_id):
+        if invoice.status == "void" or invoice.kind not in (*CARRYING_KINDS, "credit_note"):
+            continue
+        states: dict[str, Any] | None = None
+        for ref in out:
+            for line_id in _carried(invoice, ref):
+                states = states or {s.line_id: s for s in line_states(invoice)}
+                out[ref] += states[line_id].amount_minor - states[line_id].credited_minor
     for line in lines:
-        line_id = str(line["line_id"])
-        if line_id not in wanted:
-            result.lines.append(dict(line))
-        elif wanted[line_id] > 0:  # the rest: taxed again on what is left, at the corrected rates
-            rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED)}
-            result.lines.append({**rest, "amount_minor": -wanted[line_id]})
-    return result
+        named = line.get("references") or {}
+        key = (str(named.get("invoice_id")), str(named.get("line_id")))
+        if key in out and int(line["amount_minor"]) > 0:
+            out[key] += int(line["amount_minor"])
+    return out
