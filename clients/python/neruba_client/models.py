@@ -448,6 +448,7 @@ class LineFigures(_Model):
     hours: int | None = None
     events: int | None = None
     net_minor: int | None = None  # an adjustment's: after the corrected invoice's discounts
+    unbillable: str | None = None
 
 
 class ThresholdInvoiceRef(_Model):
@@ -772,6 +773,12 @@ class Invoice(_Model):
     tax_provider: Literal["stripe_tax"] | None = None
     tax_location: InvoiceTaxLocation | None = None
     stripe_tax: InvoiceStripeTax | None = None
+    unbillable_lines: list[UnbillableLine] | None = None
+
+
+class UnbillableLine(_Model):
+    line_id: str
+    unbillable: str
 
 
 class InvoiceTaxLocation(_Model):
@@ -1045,6 +1052,16 @@ class BackfillInvoicePreview(_Model):
     subtotal_difference_minor: int
     tax_difference_minor: int
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"]
+    withheld: list[WithheldLine] = []
+
+
+class WithheldLine(_Model):
+    invoice_id: str
+    number: str | None
+    line_id: str
+    unbillable: str | None
+    quantity: str
+    amount_minor: int
 
 
 class BackfillOpenPeriod(_Model):
@@ -1059,6 +1076,7 @@ class BackfillOpenPeriod(_Model):
     subtotal_after_minor: int
     subtotal_difference_minor: int
     tax_difference_minor: int
+    unbillable_lines: list[UnbillableLine] = []
 
 
 class BackfillPreview(_Model):

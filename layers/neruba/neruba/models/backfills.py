@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from neruba.models.events import EventError
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, AwareInstant, TicketText
+from neruba.models.views import UnbillableLine
 
 MAX_BACKFILL_CUSTOMERS = 100
 MAX_BACKFILL_METERS = 20
@@ -238,6 +239,25 @@ class BackfillInvoicePreview(BaseModel):
     applied_as: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced"] = Field(
         description="How the commit applies the difference (docs/billing.md, 'Backfills')."
     )
+    withheld: list[WithheldLine] = Field(
+        default_factory=list,
+        description="Differences against a line re-rated 0 as unbillable: not in difference_minor; "
+        "the commit is refused (409 correction_unbillable) while there is one.",
+    )
+
+
+class WithheldLine(BaseModel):
+    """A difference not applied: the line it would correct is re-rated 0 because it cannot be billed
+    (docs/billing.md, "Corrections against an unbillable line")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: str
+    number: str | None
+    line_id: str
+    unbillable: str | None = Field(description="Why the re-rated line is billed 0 (source.unbillable).")
+    quantity: str = Field(description="The quantity difference the correction would have carried.")
+    amount_minor: int = Field(description="The difference it would have applied (not applied).")
 
 
 class BackfillOpenPeriod(BaseModel):
@@ -256,6 +276,11 @@ class BackfillOpenPeriod(BaseModel):
     subtotal_after_minor: int
     subtotal_difference_minor: int
     tax_difference_minor: int
+    unbillable_lines: list[UnbillableLine] = Field(
+        default_factory=list,
+        description="Lines the events would bring to 0 because their usage cannot be billed: the commit is "
+        "refused (409 correction_unbillable) while there is one.",
+    )
 
 
 class BackfillPreview(BaseModel):

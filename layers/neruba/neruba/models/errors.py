@@ -79,6 +79,7 @@ ERROR_CODES: dict[str, str] = {
     "invoice_not_paid": "The invoice is not paid.",
     "invoice_void": "The invoice is void.",
     "invoice_conflict": "The invoice changed meanwhile; retry.",
+    "correction_unbillable": "The correction would bring a line to 0 because its usage cannot be billed.",
     "billing_run_not_found": "No billing run with this id.",
     "billing_run_locked": "Another billing run holds the lock.",
     "invalid_run_time": "The run's as-of time is in the future or malformed.",
@@ -136,6 +137,11 @@ ERROR_CODES: dict[str, str] = {
     "credit_note_exceeds_creditable": (
         "More than the line or the invoice still has to credit (the message says what is left)."
     ),
+    "refund_exceeds_refundable": (
+        "More than the payment still has refundable, or than the credit balance left to pay out (the message"
+        " says how much)."
+    ),
+    "dispute_exceeds_refundable": "More than the payment still has to dispute (the message says how much).",
     "credit_note_split_mismatch": (
         "The credit, refund and out-of-band amounts do not add up to the part already paid."
     ),

@@ -306,6 +306,7 @@ class LineFigures(Closed):
         default=None,
         description="An adjustment's figures: the amount after the corrected invoice's own discounts.",
     )
+    unbillable: str | None = None  # the line was rated 0 as unbillable (source.unbillable)
 
 
 class ThresholdInvoiceRef(Closed):
@@ -741,6 +742,19 @@ class Invoice(Open):
     stripe_tax: InvoiceStripeTax | None = Field(
         default=None, description="The tax Stripe Tax computed, once recorded (tax_minor includes it)."
     )
+    unbillable_lines: list[UnbillableLine] | None = Field(
+        default=None,
+        description="Lines billed 0 because their usage cannot be billed (a quantity over the line limit, "
+        "events the per-event rule has not priced): correct the usage, the next re-rating bills it "
+        "(docs/billing.md, 'Corrections against an unbillable line').",
+    )
+
+
+class UnbillableLine(Closed):
+    """A line of an invoice billed 0 because its usage cannot be billed."""
+
+    line_id: str
+    unbillable: str = Field(examples=["amount_too_large", "per_event_rule_incomplete"])
 
 
 class InvoiceTaxLocation(Closed):

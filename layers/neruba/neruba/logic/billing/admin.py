@@ -14,6 +14,7 @@ from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
@@ -97,8 +98,13 @@ def rerun_invoice(
     request_id: str | None = None,
     now: datetime | None = None,
     origin: dict[str, Any] | None = None,
+    withhold: bool = False,
 ) -> dict[str, Any]:
     """Recompute a draft in place, or correct a finalized invoice.
+
+    A difference against a line re-rated 0 as unbillable is never applied (``logic.billing.unbillable``):
+    the rerun is refused with 409 ``correction_unbillable``, or with ``withhold`` (a backfill's own
+    reruns, whose commit was checked before it began) applied without it and reported.
 
     ``origin`` (a backfill's commit) is added to the ``source`` of every adjustment line the rerun
     writes, so explain names what caused it.
@@ -133,7 +139,13 @@ def rerun_invoice(
         )
     actions: list[dict[str, Any]]
     if invoice.status == "draft":
-        revised, actions = recompute_draft(ctx, invoice, now)
+        try:
+            revised, actions = recompute_draft(ctx, invoice, now)
+        except unbillable.WithheldError as exc:
+            if not withhold:
+                raise
+            unbillable.report(exc.withheld, "rerun", invoice_id=invoice_id)
+            revised, actions = None, []
         after = revised or invoice
         result: dict[str, Any] = {
             "object": "invoice_rerun",
@@ -153,7 +165,13 @@ def rerun_invoice(
         rerated = rated_lines(
             rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))
         )
-        deltas = line_deltas(invoice, rerated, ctx.billing.adjustments(subscription_id))
+        deltas, withheld = unbillable.split(
+            line_deltas(invoice, rerated, ctx.billing.adjustments(subscription_id))
+        )
+        if withhold:  # a backfill's own rerun, checked before its commit began: the rest is applied
+            unbillable.report(withheld, "rerun", invoice_id=invoice_id)
+        else:
+            unbillable.refuse(withheld)
         for delta in deltas if origin else []:
             delta["source"] = {**delta["source"], **(origin or {})}
         if billing_ended(ctx, subscription_id):

@@ -56,7 +56,7 @@ from neruba.logic.billing import (
     backfill_unbilled,
 )
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
-from neruba.logic.billing.backfill_preview import affected_invoices
+from neruba.logic.billing.backfill_preview import affected_invoices, refuse_withheld
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
 from neruba.models.backfills import BackfillAction
@@ -102,6 +102,7 @@ def commit_backfill(
         if found.document.get("mode") == "replace":
             backfill_replace.check(ctx, backfill_id, found.document, held, now)
             backfill_supersede.check(ctx, backfill_id, found.document, held, now)
+        refuse_withheld(ctx, backfill_id)  # never a correction against a line rated 0 as unbillable
         start(ctx, backfill_id, body, actor, key, request_id, now, guards)
     work = found.held  # the events to count and, for a replace, to void
     if found.document.get("mode") == "replace" and work <= INLINE_EVENTS:
@@ -321,6 +322,7 @@ def correct_invoices(
                 request_id=request_id,
                 now=now,
                 origin=origin,
+                withhold=True,  # checked before the commit began (refuse_withheld); a revert must finish
             )
         except ConflictError as exc:
             raise CommitIncompleteError(backfill_id) from exc

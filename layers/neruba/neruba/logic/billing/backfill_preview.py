@@ -27,6 +27,7 @@ from neruba.dal.invoices import Invoice
 from neruba.dal.usage import StoredCell, StoredEvent, UsageRepository
 from neruba.domain.ingest import InvalidPropertyError, group_key, hour_bucket, matches_filters, meter_value
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.admin import added_tax
 from neruba.logic.billing.backfill_replace import as_held, replaced_events
 from neruba.logic.billing.backfill_supersede import to_supersede
@@ -216,7 +217,8 @@ def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
 def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[tuple[int, int], list[dict[str, Any]]]:
     """What the invoice's window is billed now, (after its discounts, exclusive tax), counting its lines
     and the corrections recorded against it, and the adjustment lines a rerun on ``ctx``'s usage would
-    add (priced by the invoice's own discounts and rates: ``logic.billing.worker.line_deltas``)."""
+    compute (priced by the invoice's own discounts and rates: ``logic.billing.worker.line_deltas``;
+    withheld ones included: split them with ``logic.billing.unbillable.split``)."""
     subscription_id = str(invoice.subscription_id)
     recorded = ctx.billing.adjustments(subscription_id)
     taken_back = line_deltas(invoice, {}, recorded)
@@ -249,8 +251,9 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     overlay = replace(ctx, usage=usage)  # type: ignore[arg-type]
     rows: list[dict[str, Any]] = []
     for invoice in affected_invoices(ctx, counting + replaced + superseded):
-        (billed, billed_tax), deltas = invoice_change(overlay, invoice)
-        if not deltas:
+        (billed, billed_tax), computed = invoice_change(overlay, invoice)
+        deltas, withheld = unbillable.split(computed)
+        if not computed:
             continue
         difference = sum(int(d["amount_minor"]) for d in deltas)
         tax = added_tax(deltas)
@@ -277,6 +280,7 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
                 "subtotal_difference_minor": difference,
                 "tax_difference_minor": tax,
                 "applied_as": applied,
+                "withheld": withheld,
             }
         )
     periods = open_periods(ctx, overlay.usage, counting + replaced + superseded)
@@ -295,6 +299,25 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
         "difference_minor": sum(int(r["difference_minor"]) for r in rows)
         + sum(int(p["difference_minor"]) for p in periods),
     }
+
+
+def refuse_withheld(ctx: Billing, backfill_id: str) -> None:
+    """409 ``correction_unbillable`` when the commit would bring a line of an invoice it corrects, or of an
+    open period, to 0 because it is unbillable (the preview's ``withheld`` and ``unbillable_lines``):
+    checked before anything is written."""
+    shown = preview(ctx, backfill_id)
+    withheld = [w for row in shown["invoices"] for w in row["withheld"]]
+    withheld += [
+        {
+            "invoice_id": None,
+            "subscription_id": p["subscription_id"],
+            "period_start": p["period_start"],
+            **line,
+        }
+        for p in shown["open_periods"]
+        for line in p["unbillable_lines"]
+    ]  # the open period would bill these lines 0 once the events are counted
+    unbillable.refuse(withheld)
 
 
 def replace_overlay(
@@ -338,7 +361,9 @@ def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[di
         for old, new in zip(before, after, strict=True):
             difference = int(new["total_minor"]) - int(old["total_minor"])
             subtotal = int(new["subtotal_minor"]) - int(old["subtotal_minor"])
-            if difference or subtotal:
+            was = unbillable.flagged_lines(old["lines"])
+            newly = [line for line in unbillable.flagged_lines(new["lines"]) if line not in was]
+            if difference or subtotal or newly:
                 found.append(
                     {
                         "customer_id": customer_id,
@@ -352,6 +377,8 @@ def open_periods(ctx: Billing, overlay: Any, events: list[HeldEvent]) -> list[di
                         "subtotal_after_minor": int(new["subtotal_minor"]),
                         "subtotal_difference_minor": subtotal,
                         "tax_difference_minor": difference - subtotal,
+                        # lines the events would bring to 0 as unbillable: the commit is refused
+                        "unbillable_lines": newly,
                     }
                 )
     return found

@@ -219,7 +219,9 @@ def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> Invoice | None:
     return invoice
 
 
-def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict[str, Any]]:
+def late_corrections(
+    ctx: Billing, customer_id: str, now: datetime, withheld: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Bill late events on the finalized usage windows of the customer's ended subscriptions.
 
     While a subscription is billed, late events are found when its next window is billed; after the end
@@ -227,9 +229,12 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
     period ended within ``ctx.late_events`` (ingest's maximum event age and a day) and bills a difference
     on a correction invoice (as a rerun would). Idempotent: recorded adjustments are counted, so a second
     call finds nothing; two callers at once write one invoice (conditional puts). Returns
-    ``{invoice_id, subscription_id, corrects}`` per invoice issued.
+    ``{invoice_id, subscription_id, corrects}`` per invoice issued. A difference against a line re-rated 0
+    as unbillable is not billed (``logic.billing.unbillable``): it is logged, counted and added to
+    ``withheld``, and the invoice stays as billed.
     """
     from neruba.dal.transaction import Cancelled, Transaction, commit
+    from neruba.logic.billing import unbillable
     from neruba.logic.billing.worker import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
 
@@ -249,7 +254,12 @@ def late_corrections(ctx: Billing, customer_id: str, now: datetime) -> list[dict
             rerated = rated_lines(
                 ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))
             )
-            deltas = line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
+            deltas, held = unbillable.split(
+                line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
+            )
+            unbillable.report(held, "corrections", subscription_id=subscription_id)
+            if withheld is not None:
+                withheld.extend(held)
             if not deltas:
                 continue
             correction, actions = correction_invoice(ctx, original, deltas, now)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import revised
 from neruba.logic.billing.document import (
@@ -34,7 +35,7 @@ from neruba.logic.billing.document import (
     invoice_event,
     invoice_totals,
 )
-from neruba.logic.billing.worker import rated_lines
+from neruba.logic.billing.worker import line_deltas, rated_lines
 from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def recompute_draft(
     """Re-rate a draft's window; (revised invoice, its actions) or (None, []) if nothing changed.
 
     A ``topup`` invoice, a correction invoice or a credit note has no window to rate: it is finalized as
-    created."""
+    created. A revision that would bring a line to 0 because it is unbillable raises
+    ``unbillable.WithheldError`` (``logic.billing.unbillable``): the draft is not revised."""
     if invoice.kind in UNRATED_KINDS:
         return None, []
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
@@ -79,6 +81,7 @@ def recompute_draft(
     )
     if same:
         return None, []
+    unbillable.refuse(unbillable.split(line_deltas(invoice, rerated, []))[1])
     carried = [line.document for line in invoice.lines if line.kind in CARRIED_KINDS]
     # the discounts and rates it stored, each discount's period record moved by what it now takes
     lines, uses = revised(ctx.billing.discounts, invoice.document, [*rerated.values(), *carried], invoice.id)
@@ -117,6 +120,9 @@ def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence
         metrics.add_metric(name="DraftRevisionsOverLineLimit", unit="Count", value=1)
         logger.error("draft not revised: an amount over the line limit", extra={**invoice_log_ids(invoice),
                      "error": exc.message, "param": exc.param})  # fmt: skip
+        revised, actions = None, []
+    except unbillable.WithheldError as exc:  # finalized as created: the billed usage is not dropped
+        unbillable.report(exc.withheld, "finalize", **invoice_log_ids(invoice))
         revised, actions = None, []
     if revised is not None:
         try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.invoices import Invoice, InvoicesRepository
 from neruba.domain.credits import CreditApplication
 from neruba.errors import InvalidRequestError, NotFoundError
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.discounts import explain_figures
 from neruba.logic.billing.document import EXTRA_TOTALS
 from neruba.logic.billing.threshold import threshold_figures
@@ -70,6 +71,9 @@ def public(invoice: Invoice) -> dict[str, Any]:
     doc["object"] = "invoice"
     doc["billing_reason"] = billing_reason(invoice)
     doc["revision"] = invoice.rev
+    flagged = unbillable.flagged_lines(doc.get("lines") or [])
+    if flagged:  # lines billed 0 because their usage cannot be billed (docs/billing.md)
+        doc["unbillable_lines"] = flagged
     for key in EXTRA_TOTALS:  # stored only on invoices with a discount or a tax (document.invoice_totals)
         doc.setdefault(key, 0)
     # what it received and what is left, also before a first payment records them (docs/stripe.md)

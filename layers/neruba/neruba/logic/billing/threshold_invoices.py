@@ -176,7 +176,7 @@ def evaluate_subscription(
     record = record or PeriodThresholds(
         subscription_id, str(subscription.customer_id), ts(window.start), ts(window.end)
     )
-    rated = rated_to(ctx, subscription, window, now)
+    rated = as_billed_when_unbillable(rated_to(ctx, subscription, window, now), record, subscription_id)
     pending = sum(int(line["amount_minor"]) for line in rated) - record.billed_minor
     if pending < threshold_minor:
         return Evaluation(subscription_id, "below", pending)
@@ -213,6 +213,28 @@ def rated_to(ctx: Billing, subscription: Timeline, window: Window, cut: datetime
 
     rated = rate_window(ctx.plans, ctx.usage, subscription, window.start, window.end, as_of=cut)
     return [line_dict(line) for line in rated.lines if line.kind in BILLED_KINDS]
+
+
+def as_billed_when_unbillable(
+    rated: list[dict[str, Any]], record: PeriodThresholds, subscription_id: str
+) -> list[dict[str, Any]]:
+    """``rated`` with each line rated 0 as unbillable counted as what the period's threshold invoices
+    billed of it so far: no threshold invoice takes back what they billed for a line whose usage cannot
+    be billed (``logic.billing.unbillable``); a difference withheld so is logged and counted."""
+    from neruba.logic.billing import unbillable
+
+    out = []
+    withheld = []
+    for line in rated:
+        if unbillable.flag(line):
+            before = record.lines.get(str(line["line_id"]), BilledLine(Decimal(0), 0))
+            if before.amount_minor or before.quantity:
+                withheld.append({"line_id": line["line_id"], "unbillable": unbillable.flag(line),
+                                 "amount_minor": -before.amount_minor})  # fmt: skip
+            line = {**line, "quantity": before.quantity, "amount_minor": before.amount_minor}
+        out.append(line)
+    unbillable.report(withheld, "threshold", subscription_id=subscription_id)
+    return out
 
 
 def increment_lines(

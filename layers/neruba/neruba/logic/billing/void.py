@@ -110,15 +110,19 @@ def _lines(
     the replacement takes what the voided invoice took)."""
     if body.regenerate == "same_lines":
         return [dict(line.document) for line in invoice.lines], []
-    from neruba.logic.billing.worker import rated_lines
+    from neruba.logic.billing import unbillable
+    from neruba.logic.billing.worker import line_deltas, rated_lines
 
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
+    rerated = rated_lines(rate(subscription, start, end))
+    # the replacement would drop what a line billed for a re-rating of 0 as unbillable: refused (409)
+    unbillable.refuse(unbillable.split(line_deltas(invoice, rerated, []))[1])
     carried = [dict(line.document) for line in invoice.lines if line.kind in CARRIED_KINDS]
     # the discounts and rates the voided invoice stored apply again (no discount period counted again);
     # what the voided invoice took of a period's fixed amount is given back to the replacement
-    lines = [*rated_lines(rate(subscription, start, end)).values(), *carried]
+    lines = [*rerated.values(), *carried]
     return revised(ctx.billing.discounts, invoice.document, lines, new_id)
 
 

@@ -33,6 +33,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.phases import Terms, Timeline, timeline
 from neruba.domain.pricing import RatedWindow
+from neruba.logic.billing import unbillable
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import credit_base
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
@@ -208,6 +209,7 @@ def billed_window(
             return None, doc  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
     count_fired(unit)  # balance alerts the credit applied made
+    unbillable.report_invoiced(doc)  # a line billed 0 as unbillable: the operator is told
     return window.invoice_id, doc
 
 
@@ -414,6 +416,8 @@ def adjustment_source(
             "amount_minor": int(now_line["amount_minor"]) if now_line else 0,
             "hours": now_source.get("hours"),
             "events": now_source.get("events"),
+            # rated 0 as unbillable: no difference is applied against it (logic.billing.unbillable)
+            **({"unbillable": now_source["unbillable"]} if now_source.get("unbillable") else {}),
         },
     }
 
@@ -476,7 +480,11 @@ def lookback_deltas(
         rerated = rated_lines(
             ctx.rate_window(terms, parse_ts(original.period_start), parse_ts(original.period_end))
         )
-        found += line_deltas(original, rerated, recorded)[: room - len(found)]
+        deltas, withheld = unbillable.split(line_deltas(original, rerated, recorded))
+        unbillable.report(
+            withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
+        )
+        found += deltas[: room - len(found)]
     return found
 
 
