@@ -175,3 +175,24 @@ def test_an_operator_note_racing_the_settlement_never_gives_back_more_than_bille
     assert stored is not None and int(stored.document["credited_minor"]) == _taxed(1200)
     assert ledger().balances("acme")["USD"]["receivable"] == 0
     _agree(real)
+
+
+def test_a_line_an_operator_credited_whole_is_not_given_back_again(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    # GIVEN the final invoice whose usage line an operator credited whole (1200 and its 228 of tax)
+    final = _ended(real, api, monkeypatch)
+    status, note = _credit_note(
+        api, final["id"], "cn-op", lines=[{"line_id": _usage_line(final), "amount_minor": 1200}]
+    )
+    assert status == 201, note
+    # WHEN every call is voided and the rerun runs
+    real.usage("acme", START + day(0, 4), 0)
+    status, taken = rerun(api, final["id"], "rr-void")
+    # THEN nothing more is given back: no credit note, no credit note invoice, the difference recorded
+    assert status == 200, taken
+    assert (taken["correction"]["credit_notes"], taken["correction"]["amount_minor"]) == ([], 0), taken
+    assert _standalone(real) == []
+    assert rerun(api, final["id"], "rr-void-2")[1]["action"] == "unchanged"
+    assert ledger().balances("acme")["USD"]["receivable"] == 0
+    _agree(real)
