@@ -531,7 +531,7 @@ def test_charges_that_cannot_be_billed_in_advance_are_refused(
         assert "in advance" in answer["error"]["message"]
     else:
         (detail,) = answer["error"]["details"]
-        assert "pay_in_advance" in detail["message"] and detail["param"] == "charges.0"
+        assert "pay_in_advance" in detail["message"] and detail["param"] == "charges.0.prorate"
     assert _admin("GET", "/v1/plans/other")[0] == 404
 
 
