@@ -1219,6 +1219,10 @@ class LateEventCarrier(_Model):
     credit_note_id: str | None = None
 
 
+class LateEventSettlement(LateEventCarrier):
+    settled_minor: int
+
+
 class LateDifference(_Model):
     line_id: str
     quantity: str | None
@@ -1226,6 +1230,7 @@ class LateDifference(_Model):
     status: Literal["pending", "applied"]
     recorded_at: datetime | None
     applied_to: LateEventCarrier | None
+    settled_by: list[LateEventSettlement]
 
 
 class InvoiceCompleteness(_Model):

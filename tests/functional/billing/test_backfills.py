@@ -307,6 +307,26 @@ def test_preview_shows_the_current_period_to_date(world: World, monkeypatch: Any
     assert upcoming["windows"][0]["subtotal_minor"] == period["after_minor"]
 
 
+def test_a_key_names_one_action_a_commit_key_cannot_revert_nor_a_revert_key_commit(
+    world: World, monkeypatch: Any
+) -> None:
+    billed_days(world, monkeypatch, [3, 4])
+    first, second = (open_backfill(scope(), key=f"x{n}")[1]["id"] for n in range(2))
+    events(first, calls("k", START + day(0, 5), 1))
+    # GIVEN a backfill committed with a key
+    assert act(first, "commit", key="c-1")[0] == 200
+    # WHEN the commit's key is sent on the same backfill's revert, with the same body
+    status, answer = act(first, "revert", key="c-1")
+    # THEN the key names the commit: 409, nothing reverted
+    assert (status, answer["error"]["code"]) == (409, "idempotency_conflict")
+    assert read(f"/admin/backfills/{first}", backfill_id=first)[1]["status"] == "committed"
+    # AND a revert's key cannot commit another backfill
+    assert act(first, "revert", key="r-1")[0] == 200
+    status, answer = act(second, "commit", key="r-1")
+    assert (status, answer["error"]["code"]) == (409, "idempotency_conflict")
+    assert read(f"/admin/backfills/{second}", backfill_id=second)[1]["status"] == "open"
+
+
 @pytest.mark.parametrize("action", ["commit", "revert"])
 def test_a_commit_or_revert_key_names_one_request(world: World, monkeypatch: Any, action: str) -> None:
     billed_days(world, monkeypatch, [3, 4])

@@ -214,3 +214,35 @@ def test_a_sweep_killed_around_its_transaction_settles_once(
     assert (remaining[final["id"]], remaining[a_id], sum(remaining.values())) == (left, 0, left)
     assert _standalone(real) == []
     _agree(real)
+
+
+def test_completeness_names_every_credit_note_a_difference_was_settled_by(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from functions.billing_api.app import lambda_handler
+    from tests.support.api import api_event, call
+
+    # GIVEN a difference of the final invoice settled by two credit notes (on A and on the final invoice)
+    final, a_id = _with_correction_a(real, api, monkeypatch)
+    real.usage("acme", START + day(0, 4), 10)
+    status, taken = rerun(api, final["id"], "rr-below")
+    assert status == 200, taken
+    notes = {n["invoice_id"]: n for n in taken["correction"]["credit_notes"]}
+    # WHEN the final invoice's completeness is read
+    path = f"/v1/invoices/{final['id']}/completeness"
+    event = api_event("GET", path, path_parameters={"invoice_id": final["id"]}, scopes="read")
+    status, body, _ = call(lambda_handler, event)
+    assert status == 200, body
+    # THEN the negative difference names both notes, each with the share it settled (taken back, as
+    # explain's settled_minor), adding up to it
+    (negative,) = [late for late in body["late_events"] if late["amount_minor"] < 0]
+    shares = {(c["credit_note_id"], c["invoice_id"], c["settled_minor"]) for c in negative["settled_by"]}
+    assert {(note_id, invoice) for note_id, invoice, _ in shares} == {
+        (notes[a_id]["id"], a_id),
+        (notes[final["id"]]["id"], final["id"]),
+    }
+    assert sum(share for _, _, share in shares) == -negative["amount_minor"]
+    assert negative["applied_to"]["kind"] == "credit_note"
+    # AND the positive difference billed on A names A, and no note
+    (positive,) = [late for late in body["late_events"] if late["amount_minor"] > 0]
+    assert positive["applied_to"]["invoice_id"] == a_id and positive["settled_by"] == []

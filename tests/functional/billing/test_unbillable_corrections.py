@@ -139,6 +139,25 @@ def test_the_look_back_leaves_an_unbillable_window_as_billed_and_counts_it(
     assert_books_agree(world, "acme")
 
 
+def test_the_upcoming_invoice_withholds_the_same_difference_without_counting_it(
+    world: World, monkeypatch: pytest.MonkeyPatch, counted: list[tuple[str, float]]
+) -> None:
+    from neruba.logic.billing.upcoming import upcoming_invoice
+
+    # GIVEN day 0 billed 100 and the runaway count reaching day 0 after it was finalized
+    billed_days(world, monkeypatch, [10, 5])
+    world.usage("acme", START + day(0, 2), HUGE)
+    # WHEN the upcoming invoice is previewed (twice: a page refreshed)
+    for _ in range(2):
+        upcoming = upcoming_invoice(
+            world.plans, world.ctx.usage, "acme", billing=world.ctx.billing, late=world.ctx
+        )
+    # THEN it shows no difference taking day 0 back, and a preview counts nothing: the metric is the
+    # billing run's (an alarm on it must not fire on page views)
+    assert all(line["kind"] != "adjustment" for w in upcoming["windows"] for line in w["lines"])
+    assert [name for name, _ in counted if name == "CorrectionsWithheldUnbillable"] == []
+
+
 def test_the_corrections_sweep_leaves_an_ended_window_as_billed_and_reports_it(
     real: World, monkeypatch: pytest.MonkeyPatch, counted: list[tuple[str, float]]
 ) -> None:

@@ -213,3 +213,57 @@ def test_a_refusal_made_by_the_usage_sweep_is_in_the_outcome_counters(
     assert (statuses["accepted"], statuses["over_limit"]) == (2, 1)
     assert _usage() == 2
     assert _counters() == statuses
+
+
+def _counted_calls(customer: str = "acme") -> list[str]:
+    """The transaction ids the usage contributions of the customer's api_calls count (each once per
+    contribution cell holding it)."""
+    usage = UsageRepository(get_settings().usage_table)
+    now = datetime.now(UTC)
+    first, last = (
+        (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H"),
+        (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H"),
+    )
+    return [tx for c in usage.contributions(customer, "api_calls", first, last) for tx in c.transaction_ids]
+
+
+@pytest.mark.parametrize("kill_at", range(1, 22))
+def test_limited_event_statuses_equal_what_is_counted_after_a_kill_at_any_write(
+    catalog: Any, enqueue: Any, worker: Any, monkeypatch: pytest.MonkeyPatch, kill_at: int
+) -> None:
+    """Found: a kill right after the limit counter's put (its record pending) made the redelivery refuse
+    every call, counted ones included; a kill after the record's contribution left calls past the cap
+    accepted and uncounted."""
+    from neruba.logic.ingest import worker as ingest_worker
+    from tests.functional.ingest.test_limits import _limits, _usage
+
+    _limits(api_calls={"hard_cap": "3"})
+    events, keys = _limited_events()
+    enqueue(*events)
+    url = queue_url("IngestQueue")
+    messages = receive_batch(url, 100)
+    # GIVEN a worker killed at its kill_at-th write of a batch passing the cap
+    with monkeypatch.context() as patch:
+        made = _kill_at_write(patch, kill_at)
+        run_batch(worker, url, messages)
+    if len(made) < kill_at - 1:
+        pytest.skip(f"the attempt makes {len(made)} writes")
+    # WHEN SQS delivers the messages again in other batches, and the usage sweep runs
+    monkeypatch.setattr(ingest_worker, "HOLD", timedelta(0))
+    drain(worker, url, batch_size=3)
+    from functions.sweeper.app import run_sweep
+
+    now = datetime.now(UTC)
+    run_sweep(now - timedelta(minutes=5), now + timedelta(minutes=1), now=now + timedelta(minutes=20))
+    # THEN exactly the calls counted are accepted, the others refused over_limit, each counted once
+    usage = UsageRepository(get_settings().usage_table)
+    status = {}
+    for customer_id, transaction_id in keys:
+        event = usage.get_event(customer_id, transaction_id)
+        if customer_id == "acme" and event is not None:
+            status[transaction_id] = str(event.status)
+    accepted = sorted(t for t, s in status.items() if s == "accepted")
+    assert sorted(status) == [f"c{i}" for i in range(6)], (kill_at, made)
+    assert {s for s in status.values()} <= {"accepted", "over_limit"}, status
+    assert sorted(_counted_calls()) == accepted, (kill_at, made, status)
+    assert _usage() == len(accepted) == 3, (kill_at, made, status)

@@ -12,10 +12,16 @@ happen once, and nothing is lost.
 
 Completing is idempotent and, when everything was written already, costs reads only:
 
-- each contribution is put when it does not exist (on condition that it still does not); when it exists,
-  its cells are compared with the record's: only when every one is the same (this write's, not a write
-  made without limits after they were removed) are the refusals made;
+- each contribution is read: when it exists, its cells are compared with the record's; only when every
+  one is missing or the same (this write's, not a write made without limits after they were removed)
+  are the refusals made;
 - a refusal is made when the event is still ``accepted`` and held by the recorded batch;
+- the refusals come BEFORE the missing contributions are put (each on condition that it does not exist
+  yet), so a batch's contribution for a day that exists means every event of that day the batch held is
+  decided: counted in it, or refused. A redelivery or the usage sweep that finds the contribution treats
+  the batch's events as decided (``UsageRepository.counted``), and a writer that adopts events from a
+  batch whose contribution exists by now drops them (``logic.limits.gate``): they are neither counted
+  nor refused twice;
 - an alert's outbox item is put again (same key, same event id) when neither it nor the event the relay
   stored from it (``WHEVT``) exists; the relay drops an outbox item whose event it stored already
   (``logic.webhooks.relay``), so an alert put again while the relay was fanning out the first copy is
@@ -83,17 +89,24 @@ def complete(write: PendingWrite, *, fresh: bool = False) -> list[str]:
     ``logic.limits.gate``); returns the transaction ids refused by this call. ``fresh``: the writer
     itself, right after moving the counter (it writes without reading first; a condition that fails is
     read and judged as a completer would)."""
-    same = [_contribution(action, fresh) for action in write.contributions]  # every one written
+    stored = [None if fresh else _stored(action) for action in write.contributions]
+    own = [
+        cells is None or _same(action, cells)
+        for action, cells in zip(write.contributions, stored, strict=True)
+    ]
     refused: list[str] = []
-    if same and all(same):
+    if own and all(own):  # refused before the contributions exist: see the module docstring
         for customer_id, transaction_id, holder in write.refusals:
             if _refuse(write, customer_id, transaction_id, holder, fresh):
                 refused.append(transaction_id)
-    elif same:
+    elif own:
         logger.warning(
             "pending limited write found counted otherwise; its refusals are not made",
             extra={"contributions": sorted(write.keys)},
         )
+    for action, cells in zip(write.contributions, stored, strict=True):
+        if cells is None:
+            _contribution(action)
     for alert in write.alerts:
         _alert(alert, fresh)
     return refused
@@ -131,18 +144,20 @@ def _put(put: dict[str, Any]) -> bool:
     return True
 
 
-def _contribution(action: dict[str, Any], fresh: bool) -> bool:
-    """Whether the contribution stored is this write's (put now when missing)."""
+def _stored(action: dict[str, Any]) -> dict[str, Any] | None:
+    """The cells of the contribution ``action`` puts, as stored (None: not written yet)."""
     put = action["Put"]
-    key = {"pk": put["Item"]["pk"], "sk": put["Item"]["sk"]}
-    stored = None if fresh else _get(put["TableName"], key, "cs")
-    if stored is None:
-        if _put(put):
-            return True
-        stored = _get(put["TableName"], key, "cs")
-    if stored is None:  # pragma: no cover - a contribution is never deleted
-        return False
-    return bool(from_item(stored).get("cs") == from_item({"cs": put["Item"]["cs"]})["cs"])
+    return _get(put["TableName"], {"pk": put["Item"]["pk"], "sk": put["Item"]["sk"]}, "cs")
+
+
+def _same(action: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether the contribution stored is this write's (not one written without limits since)."""
+    return bool(from_item(stored).get("cs") == from_item({"cs": action["Put"]["Item"]["cs"]})["cs"])
+
+
+def _contribution(action: dict[str, Any]) -> None:
+    """Put the contribution unless it exists (written meanwhile by another completer)."""
+    _put(action["Put"])
 
 
 def _refuse(write: PendingWrite, customer_id: str, transaction_id: str, holder: str, fresh: bool) -> bool:

@@ -1601,6 +1601,13 @@ class LateEventCarrier(Closed):
     credit_note_id: str | None = None
 
 
+class LateEventSettlement(LateEventCarrier):
+    """A credit note that settled (part of) a late difference after the end: ``settled_minor`` what it
+    took back of it (positive, as explain's ``settled_minor``)."""
+
+    settled_minor: Minor
+
+
 class LateDifference(Closed):
     """A late difference of one line, recorded after finalization, and the invoice that billed it."""
 
@@ -1610,6 +1617,7 @@ class LateDifference(Closed):
     status: Literal["pending", "applied"]
     recorded_at: str | None
     applied_to: LateEventCarrier | None
+    settled_by: list[LateEventSettlement]
 
 
 class InvoiceCompleteness(Closed):

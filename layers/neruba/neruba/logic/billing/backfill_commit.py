@@ -63,7 +63,16 @@ from neruba.models.backfills import BackfillAction
 from neruba.models.billing import RerunRequest
 from neruba.timefmt import iso, parse_ts, ts
 
-COMMIT_SCOPE = "backfill-commit"  # the Idempotency-Key of a commit names one request (idempotency.claim)
+# The Idempotency-Key of a backfill's commit or revert names one request (idempotency.claim): one scope for
+# both actions, the action in the fingerprint, so a commit's key cannot revert nor a revert's key commit.
+KEY_SCOPE = "backfill"
+
+
+def key_request(body: BackfillAction, backfill_id: str, action: str) -> str:
+    """The fingerprint a commit's or revert's key is tied to: the body, the backfill and the action."""
+    return idempotency.fingerprint(body.model_dump(mode="json"), f"{backfill_id}/{action}")
+
+
 BATCH = 100  # events counted per ingest batch (the ingest queue's batches are at most this)
 INLINE_EVENTS = 50  # a commit or revert of more events is run by the billing worker, not by the request
 INLINE_SECONDS = 10  # the request starts no unit of work past this (the API's Timeout is 30 s)
@@ -87,9 +96,7 @@ def commit_backfill(
     now = now or datetime.now(UTC)
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
-    idempotency.claim(
-        ctx.billing, COMMIT_SCOPE, key, idempotency.fingerprint(body.model_dump(mode="json"), backfill_id)
-    )
+    idempotency.claim(ctx.billing, KEY_SCOPE, key, key_request(body, backfill_id, "commit"))
     if found.status in ("committed", "reverting", "reverted"):
         return found.document
     if found.status == "cancelled":

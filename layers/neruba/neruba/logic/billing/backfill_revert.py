@@ -66,8 +66,6 @@ from neruba.logic.ingest.voids import VoidRequest, check_voidable, void_event
 from neruba.models.backfills import BackfillAction
 from neruba.timefmt import iso, ts
 
-REVERT_SCOPE = "backfill-revert"
-
 
 def revert_backfill(
     ctx: Billing,
@@ -84,7 +82,7 @@ def revert_backfill(
     key = idempotency.require_key(idempotency_key)
     found = get_backfill(ctx, backfill_id)
     idempotency.claim(
-        ctx.billing, REVERT_SCOPE, key, idempotency.fingerprint(body.model_dump(mode="json"), backfill_id)
+        ctx.billing, backfill_commit.KEY_SCOPE, key, backfill_commit.key_request(body, backfill_id, "revert")
     )
     if found.status == "reverted":
         return found.document

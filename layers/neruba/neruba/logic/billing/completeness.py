@@ -30,6 +30,7 @@ from neruba.logic.billing.invoices import get_invoice
 from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
+    from neruba.dal.billing import Adjustment
     from neruba.dal.invoices import Invoice
     from neruba.logic.billing.context import Billing
 
@@ -55,7 +56,9 @@ def _late_events(ctx: Billing, invoice: Invoice) -> list[dict[str, Any]]:
     if not invoice.subscription_id:
         return []
     found = []
-    for adjustment in ctx.billing.adjustments(invoice.subscription_id):
+    adjustments = list(ctx.billing.adjustments(invoice.subscription_id))
+    notes = _settling_notes(ctx, invoice, adjustments)
+    for adjustment in adjustments:
         if adjustment.original_invoice_id != invoice.id:
             continue
         found.append(
@@ -68,24 +71,52 @@ def _late_events(ctx: Billing, invoice: Invoice) -> list[dict[str, Any]]:
                 "status": adjustment.status,
                 "recorded_at": adjustment.created_at,
                 "applied_to": _carrier(ctx, adjustment.applied_to) if adjustment.applied_to else None,
+                "settled_by": [
+                    {**_note_carrier(note), "settled_minor": int(share["amount_minor"])}
+                    for note in notes
+                    for share in (note.get("correction") or {}).get("adjustments") or []
+                    if share.get("key") == adjustment.key
+                ],
             }
         )
     return sorted(found, key=lambda f: (str(f["recorded_at"]), f["line_id"]))
 
 
+def _settling_notes(ctx: Billing, invoice: Invoice, adjustments: list[Adjustment]) -> list[dict[str, Any]]:
+    """The correction credit notes that may have settled this invoice's late differences: those on the
+    invoices carrying its lines (itself, and the correction invoices its differences were billed on), read
+    only when some difference was settled by a credit note."""
+    mine = [a for a in adjustments if a.original_invoice_id == invoice.id]
+    if not any((a.applied_to or "").startswith("cn_") for a in mine):
+        return []
+    billed_on = {a.applied_to for a in mine if a.applied_to and not a.applied_to.startswith("cn_")}
+    carrying = [invoice.id, *sorted(billed_on)]
+    repo = credit_notes.repository(ctx)
+    found = []
+    for invoice_id in carrying:
+        doc = invoice if invoice_id == invoice.id else ctx.invoices.get(invoice_id)
+        for listed in (doc.document.get("credit_notes") or []) if doc else []:
+            note = repo.get(str(listed["id"]))
+            if note and (note.get("correction") or {}).get("adjustments"):
+                found.append(note)
+    return found
+
+
+def _note_carrier(note: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "invoice_id": str(note["invoice_id"]),
+        "number": note.get("number"),
+        "kind": "credit_note",
+        "credit_note_id": str(note["id"]),
+    }
+
+
 def _carrier(ctx: Billing, applied_to: str) -> dict[str, Any] | None:
-    """Where a late difference went: the invoice that billed it, or the credit note that settled it after
-    the subscription's end (``cn_`` ids; then ``invoice_id`` is the invoice it credited)."""
+    """Where a late difference went: the invoice that billed it, or the (first) credit note that settled
+    it after the subscription's end (``cn_`` ids; then ``invoice_id`` is the invoice it credited)."""
     if applied_to.startswith("cn_"):
         note = credit_notes.repository(ctx).get(applied_to)
-        if note is None:
-            return None
-        return {
-            "invoice_id": str(note["invoice_id"]),
-            "number": note.get("number"),
-            "kind": "credit_note",
-            "credit_note_id": applied_to,
-        }
+        return _note_carrier(note) if note is not None else None
     carrier = ctx.invoices.get(applied_to)
     if carrier is None:
         return None

@@ -170,7 +170,7 @@ def _late_lines(ctx: Billing, sub: Timeline, taken: int) -> list[dict[str, Any]]
         return []
     recorded = ctx.billing.adjustments(str(sub.id))
     room = MAX_ADJUSTMENT_LINES - taken
-    return [_marked(line) for line in lookback_deltas(ctx, sub, window, recorded, room)]
+    return [_marked(line) for line in lookback_deltas(ctx, sub, window, recorded, room, report=False)]
 
 
 def _trial(sub: Timeline, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:

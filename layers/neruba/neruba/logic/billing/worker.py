@@ -488,11 +488,18 @@ def late_adjustments(
 
 
 def lookback_deltas(
-    ctx: Billing, subscription: Terms, window: Window, recorded: list[Adjustment], room: int
+    ctx: Billing,
+    subscription: Terms,
+    window: Window,
+    recorded: list[Adjustment],
+    room: int,
+    *,
+    report: bool = True,
 ) -> list[dict[str, Any]]:
     """The differences (at most ``room`` lines, oldest windows first) that re-rating the finalized usage
     windows ``late_lookback`` names finds for the invoice of ``window``: what that invoice will carry for
-    late events, voids and amends (the upcoming invoice shows them, ``logic.billing.upcoming``)."""
+    late events, voids and amends (the upcoming invoice shows them, ``logic.billing.upcoming``, with
+    ``report=False``: a preview neither logs nor counts the differences it withholds)."""
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
     earlier_windows = [
@@ -514,8 +521,9 @@ def lookback_deltas(
             ctx.rate_window(terms, parse_ts(original.period_start), parse_ts(original.period_end))
         )
         deltas, withheld = unbillable.split(line_deltas(original, rerated, recorded))
-        unbillable.report(
-            withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
-        )
+        if report:
+            unbillable.report(
+                withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
+            )
         found += deltas[: room - len(found)]
     return found

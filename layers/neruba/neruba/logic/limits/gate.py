@@ -160,6 +160,12 @@ def _count_limited(
         plan = _plan(limits, settings, write, events, now, prices, own, settled)
         if plan.found:
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
+        decided = _decided_by_holders(usage, part, write, events)
+        if decided:  # their batch decided them (its pending write completed just now, maybe): decide again
+            events = [e for e in events if e not in decided]
+            if not events:
+                return GateResult(CellResult(), early)
+            continue
         if _one_put([write], plan, early):
             try:
                 moved = _put_pending(usage, limits, settings, part, [write], plan, now)
@@ -311,6 +317,17 @@ def settle(
 
         _spend_step(limits or bootstrap.limits(), write.spend)
     return (own or set()) & write.keys
+
+
+def _decided_by_holders(
+    usage: UsageRepository, part: str, write: DayWrite, events: list[CellEvent]
+) -> list[CellEvent]:
+    """The adopted events whose holding batch wrote its contribution for the day (read after the
+    counter's pending write was completed): that batch decided every event of the day it held, counting
+    it or refusing it (``dal.limit_pending``), so this write neither counts nor refuses them again."""
+    holders = {e.held_by for e in events if e.held_by != part}
+    done = {holder for holder in holders if usage.contribution_exists(holder, write)}
+    return [e for e in events if e.held_by in done]
 
 
 def _own_keys(usage: UsageRepository, part: str, writes: list[DayWrite]) -> set[tuple[str, str]]:
