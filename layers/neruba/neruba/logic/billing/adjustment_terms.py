@@ -24,17 +24,19 @@ invoice's lines); it gets an adjustment of quantity 0.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from neruba.dal.billing import Adjustment
 from neruba.domain.numbers import canonical_text
 from neruba.logic.billing.discounts import CORRECTED as FLAG
 from neruba.logic.billing.discounts import KIND as DISCOUNT
 from neruba.logic.billing.discounts import net_amounts, price_lines
 from neruba.logic.billing.document import CARRIED_KINDS as _CARRIED
+from neruba.timefmt import ts
 
 if TYPE_CHECKING:
-    from neruba.dal.billing import Adjustment
     from neruba.dal.invoices import Invoice
 
 TAX_KEYS = ("amount_after_discounts_minor", "net_minor", "inclusive_minor", "exclusive_minor")
@@ -137,3 +139,19 @@ def priced_deltas(
             priced["tax"] = tax
         out.append({**priced, FLAG: True})
     return out
+
+
+def adjustment_record(
+    delta: dict[str, Any], status: Literal["pending", "applied"], applied_to: str | None, now: datetime
+) -> Adjustment:
+    """The adjustment of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
+    ref = delta["references"]
+    return Adjustment(
+        key=f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
+        original_invoice_id=ref["invoice_id"],
+        original_line_id=ref["line_id"],
+        status=status,
+        applied_to=applied_to,
+        created_at=ts(now),
+        line=delta,
+    )

@@ -15,12 +15,13 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing import unbillable
+from neruba.logic.billing.adjustment_terms import adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
 from neruba.logic.billing.finalize import UNRATED_KINDS
 from neruba.logic.billing.invoices import get_invoice, public
-from neruba.logic.billing.worker import adjustment_record, line_deltas, rated_lines
+from neruba.logic.billing.worker import line_deltas, rated_lines
 from neruba.models.billing import BillingRunRequest, RerunRequest
 from neruba.timefmt import parse_ts
 

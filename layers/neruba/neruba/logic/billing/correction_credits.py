@@ -107,7 +107,7 @@ def _settles(
 ) -> dict[str, Any]:
     """What one credit note settles, kept on it for explain: per adjustment (its key) the line it
     corrects and the amount the note took for it."""
-    from neruba.logic.billing.worker import adjustment_record
+    from neruba.logic.billing.adjustment_terms import adjustment_record
 
     taken: dict[str, tuple[dict[str, Any], int]] = {}
     for _carrying, amount, line_id in plan:
@@ -284,3 +284,28 @@ def _still_carried(
         if key in out and int(line["amount_minor"]) > 0:
             out[key] += int(line["amount_minor"])
     return out
+
+
+WINDOW_ACTOR = "system:billing"  # who the credit notes settling a window invoice's corrections name
+WINDOW_ROOM = 30  # actions a window's transaction keeps besides its adjustments and the credit notes
+
+
+def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: list[dict[str, Any]],
+                       carried: list[dict[str, Any]], now: datetime) -> Settlement | None:  # fmt: skip
+    """A window invoice whose lines (``priced``) total below zero settles its negative adjustments
+    (``carried``: unpriced, as the window found them) as a correction after the end does: credit notes
+    against the invoices carrying them, in the window's own transaction (docs/billing.md, "A window
+    invoice below zero"). None when the invoice is not below zero, nothing could be credited, or the
+    notes would not fit the window's one transaction (the invoice then stays below zero, as before)."""
+    from neruba.dal.transaction import LIMIT
+    from neruba.logic.billing.document import invoice_totals
+
+    if not any(int(line["amount_minor"]) < 0 for line in carried):
+        return None
+    if invoice_totals(priced, 0)["total_minor"] >= 0:
+        return None
+    # a window is billed before the end: no correction invoice is left a draft to finalize first
+    settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None)
+    if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
+        return None
+    return settled

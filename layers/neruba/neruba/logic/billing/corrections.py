@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from neruba.dal.transaction import LIMIT, items_touched
 from neruba.errors import ConflictError
+from neruba.logic.billing.adjustment_terms import adjustment_record
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import price_lines
 from neruba.logic.billing.document import invoice_document
 from neruba.logic.billing.windows import invoice_id_for
-from neruba.logic.billing.worker import adjustment_record
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:

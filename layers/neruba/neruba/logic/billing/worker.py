@@ -18,10 +18,11 @@ Why a retried or duplicated job never bills twice:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import (
     Adjustment,
@@ -34,6 +35,7 @@ from neruba.domain.credits import Line
 from neruba.domain.phases import Terms, Timeline, timeline
 from neruba.domain.pricing import RatedWindow
 from neruba.logic.billing import unbillable
+from neruba.logic.billing.adjustment_terms import adjustment_record
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import credit_base
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS, invoice_document, invoice_event
@@ -45,6 +47,9 @@ from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+
+
+Applied = Callable[[str], dict[str, Any]]  # an adjustment's record, given what it is applied to
 
 
 class RetryableBillingError(Exception):
@@ -190,7 +195,7 @@ def billed_window(
     advance = ctx.billing.advance_item(
         window.subscription_id, window.seq, window.invoice_id, next_due, ends_at, thresholds_issued
     )
-    doc, actions, guard = build_invoice(ctx, terms, window, now, thresholds_issued)
+    doc, actions, guard = build_invoice(ctx, terms, window, now, thresholds_issued, final=next_window is None)
     unit = Transaction().add(ctx.invoices.put_item(doc, now + ctx.grace), name="invoice")
     unit.add(advance, name="state")
     for index, action in enumerate(actions):
@@ -224,33 +229,55 @@ def build_invoice(
     window: Window,
     now: datetime,
     thresholds_issued: int | None = None,
+    final: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
-    the index among them of the posting's idempotency guard (None when nothing is posted)."""
+    the index among them of the posting's idempotency guard (None when nothing is posted). The
+    subscription's ``final`` window settles its negative adjustments by credit notes when they take it
+    below zero (``logic.billing.correction_credits.settled_below_zero``): no invoice comes after it."""
+    from neruba.logic.billing.correction_credits import settled_below_zero
     from neruba.logic.billing.threshold import period_end_lines
 
     terms = timeline(subscription)
     rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
     adjustment_lines: list[dict[str, Any]] = []
-    actions: list[dict[str, Any]] = []
+    recording: list[Applied] = []
     if window.kind == "usage":  # the earlier windows first: re-rating them stores their closing levels
-        adjustment_lines, actions = late_adjustments(ctx, terms, window, now)
+        adjustment_lines, recording = late_adjustments(ctx, terms, window, now)
     rated = rate(terms, window.start, window.end)
-    lines = [line_dict(line) for line in rated.lines]
-    lines += period_end_lines(ctx, window, thresholds_issued, lines)  # what threshold invoices billed
-    lines += adjustment_lines
+    own = [line_dict(line) for line in rated.lines]
+    own += period_end_lines(ctx, window, thresholds_issued, own)  # what threshold invoices billed
     customer_id = str(terms.customer_id)
     features = ctx.features(customer_id)  # which optional features need their reads (dal.features)
     one_off_lines, one_off_actions = ctx.one_off_lines(
         customer_id, rated.currency, window.invoice_id, features
+    )  # each picked up by this transaction only while still pending
+
+    def priced(carried: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any]]:
+        return ctx.invoice_extras(
+            customer_id, window.subscription_id, window.invoice_id, [*own, *carried, *one_off_lines],
+            rated.currency, (ts(window.start), ts(window.end)), features,
+        )  # fmt: skip
+
+    lines, extras, discount_actions = priced(adjustment_lines)
+    settled = (
+        settled_below_zero(ctx, customer_id, window.invoice_id, lines, adjustment_lines, now)
+        if final
+        else None
     )
-    lines += one_off_lines  # each picked up by this transaction only while still pending
+    if settled is not None:  # the negative adjustments credited against the invoices carrying them
+        lines, extras, discount_actions = priced(settled.lines)
+    credited = settled.credited_by if settled else {}
+    kept = {str(line["line_id"]) for line in lines}
+    actions = [
+        record(window.invoice_id if line_id in kept else credited.get(line_id, window.invoice_id))
+        for line_id, record in zip(
+            (str(line["line_id"]) for line in adjustment_lines), recording, strict=True
+        )
+    ]
     actions += one_off_actions
-    lines, extras, discount_actions = ctx.invoice_extras(
-        customer_id, window.subscription_id, window.invoice_id, lines, rated.currency,
-        (ts(window.start), ts(window.end)), features,
-    )  # fmt: skip
     actions += discount_actions  # each discount's period counted by this transaction only
+    actions += settled.actions if settled else []
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     picked = [str(line["line_id"]) for line in one_off_lines]
     base = credit_base(lines, picked)  # after discounts; credits never pay one-off charges or advance lines
@@ -277,7 +304,11 @@ def build_invoice(
     )
     actions += credits.items if credits else []
     actions.append(invoice_event("invoice.created", doc, now))
-    return doc, [*actions, *posting], (len(actions) if posting else None)
+    every = [*actions, *posting]
+    if settled is not None:  # the credit notes post to the invoice's balances: one move each
+        every = ctx.ledger.combine_balance_moves(every)
+    guard = next((i for i, action in enumerate(every) if posting and action is posting[0]), None)
+    return doc, every, guard
 
 
 def creditable_lines(lines: list[dict[str, Any]], subtotal: int) -> list[Line]:
@@ -427,10 +458,11 @@ MAX_ADJUSTMENT_LINES = 50  # adjustment lines one invoice takes: half its transa
 
 def late_adjustments(
     ctx: Billing, subscription: Terms, window: Window, now: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[Applied]]:
     """Adjustment lines for the invoice of ``window``: pending corrections from operator reruns, plus late
     events found by re-rating the earlier finalized usage windows (``late_lookback``). Returns (lines,
-    actions).
+    per line the action recording it, given what it is applied to: the invoice, or a credit note
+    settling it, see ``settled_below_zero``).
 
     Each line is one action of the window's transaction, so late differences stop at
     ``MAX_ADJUSTMENT_LINES`` lines: the oldest windows first (they leave the look-back first), and the
@@ -438,17 +470,18 @@ def late_adjustments(
     computed against what was billed and adjusted so far)."""
     recorded = ctx.billing.adjustments(window.subscription_id)
     lines: list[dict[str, Any]] = []
-    actions: list[dict[str, Any]] = []
+    actions: list[Applied] = []
+    sub_id = window.subscription_id
     for adjustment in recorded:
         if adjustment.status == "pending":
             lines.append(adjustment.line)
             key = adjustment.key
-            actions.append(ctx.billing.adjustment_apply_item(window.subscription_id, key, window.invoice_id))
+            actions.append(lambda to, key=key: ctx.billing.adjustment_apply_item(sub_id, key, to))  # type: ignore[misc]
     for delta in lookback_deltas(ctx, subscription, window, recorded, MAX_ADJUSTMENT_LINES - len(lines)):
         lines.append(delta)
         actions.append(
-            ctx.billing.adjustment_put_item(
-                window.subscription_id, adjustment_record(delta, "applied", window.invoice_id, now)
+            lambda to, delta=delta: ctx.billing.adjustment_put_item(  # type: ignore[misc]
+                sub_id, adjustment_record(delta, "applied", to, now)
             )
         )
     return lines, actions
@@ -494,19 +527,3 @@ def lookback_deltas(
             )
         found += deltas[: room - len(found)]
     return found
-
-
-def adjustment_record(
-    delta: dict[str, Any], status: Literal["pending", "applied"], applied_to: str | None, now: datetime
-) -> Adjustment:
-    """The adjustment of an adjustment line (key ``{original_invoice}#{line_id}#{n:03d}``)."""
-    ref = delta["references"]
-    return Adjustment(
-        key=f"{ref['invoice_id']}#{ref['line_id']}#{int(delta['seq_of_line']):03d}",
-        original_invoice_id=ref["invoice_id"],
-        original_line_id=ref["line_id"],
-        status=status,
-        applied_to=applied_to,
-        created_at=ts(now),
-        line=delta,
-    )
