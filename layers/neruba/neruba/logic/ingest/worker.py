@@ -420,10 +420,12 @@ class IngestBatch:
         return failed
 
     def _commit_outcomes(self) -> None:
-        """Write this attempt's outcome counts, once (none when it recorded nothing: no copy names it)."""
+        """Write this attempt's outcome counts, once (none when it recorded nothing and has no summary to
+        send: no copy names it). A redelivery of a batch killed before its counts records no outcome of its
+        own (the killed attempt's copies are counted for it) but still owes the batch's summary."""
         summary = self._failures_event()
         counts = dict(self.outcomes)
-        if not counts:
+        if not counts and not summary:
             return
         try:
             self.usage.add_outcomes(counts, self.attempt, summary)
