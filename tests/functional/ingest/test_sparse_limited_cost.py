@@ -71,7 +71,9 @@ def test_a_sparse_batch_of_capped_customers_costs_two_writes_per_event_and_a_few
     usage = bootstrap.usage()
     day = HOUR.strftime("%Y-%m-%dT%H")
     for moment in ("before", "after"):
-        counts = {c: sum(cell.usage.count for cell in usage.aggregates(c, "api_calls", day, day)) for c in CUSTOMERS}
+        counts = {
+            c: sum(cell.usage.count for cell in usage.aggregates(c, "api_calls", day, day)) for c in CUSTOMERS
+        }
         assert counts == dict.fromkeys(CUSTOMERS, 2), moment
         usage.pending.fold(datetime.now(UTC) + timedelta(minutes=20))
 
@@ -94,9 +96,7 @@ def _state(customers: list[str] = FEW) -> dict[str, Any]:
         "counted": {
             c: sum(cell.usage.count for cell in usage.aggregates(c, "api_calls", day, day)) for c in customers
         },
-        "statuses": {
-            tx: str(e.status) for c, tx in keys if (e := usage.get_event(c, tx)) is not None
-        },
+        "statuses": {tx: str(e.status) for c, tx in keys if (e := usage.get_event(c, tx)) is not None},
         "alerts": fired,
         "outcomes match": _counters() == _statuses(keys),
     }
@@ -107,7 +107,9 @@ def _differences(state: dict[str, Any], expected: dict[str, Any]) -> dict[str, A
     found: dict[str, Any] = {}
     for key, value in state.items():
         if isinstance(value, dict):
-            wrong = {k: value.get(k) for k in {*value, *expected[key]} if value.get(k) != expected[key].get(k)}
+            wrong = {
+                k: value.get(k) for k in {*value, *expected[key]} if value.get(k) != expected[key].get(k)
+            }
             if wrong:
                 found[key] = wrong
         elif value != expected[key]:
