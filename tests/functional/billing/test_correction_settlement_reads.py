@@ -5,6 +5,10 @@ older invoices cost the correction nothing, however many there are.
 Two customers, the same last day (12 calls at 1.00, cancelled, the final window billed), one of them with
 59 daily invoices before it; the last invoice of each is recounted as 10 calls and rerun. Requests and
 items read are counted on the shared DynamoDB client (``benchmarks.billing_run.Meter``).
+
+The one carrier outside that range, a correction invoice of an earlier period that also billed a
+difference of the corrected invoice left pending, is found through the corrected invoice's adjustment
+records.
 """
 
 from __future__ import annotations
@@ -81,3 +85,53 @@ def test_a_corrections_reads_do_not_grow_with_the_customers_older_invoices(
     # older invoices is read
     assert many["requests"] == few["requests"]
     assert many["items_read"] == few["items_read"], (many["items_read"], few["items_read"])
+
+
+def _left_pending(real: World, invoice: dict[str, Any]) -> None:
+    """What a rerun of ``invoice`` racing its subscription's final window leaves once billing has ended:
+    its difference recorded ``pending`` (the final window had read the adjustments before it was written)."""
+    from neruba.dal.transaction import Transaction
+    from neruba.logic.billing.adjustment_terms import adjustment_record
+    from neruba.logic.billing.worker import line_deltas, rated_lines
+    from neruba.timefmt import parse_ts
+
+    ctx, sub_id = real.ctx, str(invoice["subscription_id"])
+    stored = ctx.invoices.get(str(invoice["id"]))
+    assert stored is not None
+    window = ctx.rate_window(
+        ctx.subscription(sub_id).timeline, parse_ts(stored.period_start), parse_ts(stored.period_end)
+    )
+    deltas = line_deltas(stored, rated_lines(window), ctx.billing.adjustments(sub_id))
+    assert deltas
+    now = START + day(0, 22)
+    puts = [
+        ctx.billing.adjustment_put_item(sub_id, adjustment_record(d, "pending", None, now)) for d in deltas
+    ]
+    Transaction(puts).commit()
+
+
+def test_a_difference_carried_by_an_earlier_periods_correction_invoice_is_credited_there(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    # GIVEN acme's two daily invoices (1 call, then 12 on the final day), billing ended; a difference of
+    # +3 calls on the final invoice left pending (a rerun racing the final window)
+    final = _ended_after(real, "acme", 1, monkeypatch)
+    (first,) = [i for i in real.invoices("acme") if i["kind"] == "usage" and i["id"] != final["id"]]
+    real.usage("acme", START + day(0, 4), BILLED_CALLS + 3)
+    _left_pending(real, final)
+    # AND a correction of the first invoice (+2 calls) that bills it with the pending difference, on a
+    # correction invoice of the first invoice's period
+    real.usage("acme", START - day(1) + day(0, 4), 3)
+    status, added = rerun(api, first["id"], "rr-first")
+    assert status == 200 and added["correction"]["type"] == "correction_invoice", added
+    carrier = real.ctx.invoices.get(str(added["correction"]["invoice_id"]))
+    assert carrier is not None and carrier.period_start == first["period_start"] < final["period_start"]
+    assert carrier.total_minor == (2 + 3) * PRICE
+    # WHEN the final invoice's 3 calls are taken back and it is rerun
+    real.usage("acme", START + day(0, 4), BILLED_CALLS)
+    status, taken = rerun(api, final["id"], "rr-final")
+    # THEN the credit note credits the correction invoice that carries them (the newest carrier), although
+    # its period starts before the corrected invoice's
+    assert status == 200, taken
+    notes = taken["correction"]["credit_notes"]
+    assert [(n["invoice_id"], n["amount_minor"]) for n in notes] == [(carrier.id, 3 * PRICE)], notes
