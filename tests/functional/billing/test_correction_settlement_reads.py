@@ -135,3 +135,26 @@ def test_a_difference_carried_by_an_earlier_periods_correction_invoice_is_credit
     assert status == 200, taken
     notes = taken["correction"]["credit_notes"]
     assert [(n["invoice_id"], n["amount_minor"]) for n in notes] == [(carrier.id, 3 * PRICE)], notes
+
+
+def test_the_range_of_a_customers_invoices_is_read_page_by_page(real: World) -> None:
+    from neruba.dal.transaction import Transaction
+
+    # GIVEN 130 daily invoices of one customer (a page of the list holds 100), and one of another
+    first = START - day(130)
+    docs = [
+        {"id": f"in_range_{n:03d}", "customer_id": "acme", "kind": "usage", "status": "finalized",
+         "currency": "USD", "period_start": (first + day(n)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+         "period_end": (first + day(n + 1)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"), "lines": []}
+        for n in range(130)
+    ]  # fmt: skip
+    docs.append({**docs[-1], "id": "in_range_other", "customer_id": "globex"})
+    for doc in docs:
+        Transaction([real.ctx.invoices.put_item(doc, START)]).commit()
+    # WHEN the invoices from day 20 on are read, and all of them
+    since = docs[20]["period_start"][:10]
+    ranged = real.ctx.invoices.of_customer("acme", since)
+    every = real.ctx.invoices.of_customer("acme")
+    # THEN the range is the 110 invoices of those days, newest first, over two pages; without a bound, all
+    assert [i.id for i in ranged] == [d["id"] for d in reversed(docs[20:130])]
+    assert len(every) == 130 and {i.id for i in every} >= {i.id for i in ranged}
