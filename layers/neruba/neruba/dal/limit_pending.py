@@ -10,6 +10,13 @@ that counter (another batch, the same batch again, the sweep, a void) reads the 
 (:func:`complete`) before it replaces the counter, so the usage is counted once, the refusals and alerts
 happen once, and nothing is lost.
 
+A write of a sparse batch records instead where its days go: the batch's pending item of the customer's
+shard (``Shared``), put by the batch after its counter puts. Its completer reads that item (read ahead for
+a whole batch by ``read_shared``): a day it holds is counted; when it does not exist, the completer puts it
+empty first (on condition that it does not exist: the batch can then no longer put it with the day), and
+puts the days it does not hold as the batch's contributions. A pending item is never changed once put, so
+each day counts once. Such a write refuses nothing (a write with refusals is not shared).
+
 Completing is idempotent and, when everything was written already, costs reads only:
 
 - each contribution is read: when it exists, its cells are compared with the record's; only when every

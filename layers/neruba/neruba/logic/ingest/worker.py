@@ -14,7 +14,8 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 
 A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``; its days of
 one batch together, ``_count_days``): its events past a hard cap end ``over_limit`` with the write that
-counts the contribution.
+counts the contribution. In a sparse batch its days join the batch's pending items once its counter moved
+(``_share``, ``logic.limits.gate.share``).
 
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
 number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the

@@ -22,6 +22,12 @@ attempt:
    ``over_limit`` (on condition that this batch still holds it, uncounted) and one outbox event
    ``alert.triggered`` per level reached.
 
+In a sparse batch (``dal.pending``) the worker hands its limited days to ``share`` first: the counters
+are read in one BatchGetItem, and a meter whose events all fit in one period moves its counter by one put
+whose record names the batch's pending item of the customer's shard instead of a contribution
+(``dal.limit_pending.Shared``); the worker then puts its pending items holding those days. Any other
+meter's days are counted as above.
+
 Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
 contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
 of the customer) fails the put or cancels the transaction: read and decide again (a few times, then the
