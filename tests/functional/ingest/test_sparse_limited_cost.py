@@ -217,3 +217,45 @@ def test_a_write_completed_by_another_batch_before_its_pending_item_is_put_is_co
     assert _state() == _expected()
     bootstrap.usage().pending.fold(datetime.now(UTC) + timedelta(minutes=20))
     assert _state() == _expected()
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_pending_put_that_fails_leaves_each_limited_day_counted_once(
+    catalog: Any, enqueue: Any, worker: Any, monkeypatch: pytest.MonkeyPatch, landed: bool
+) -> None:
+    """The pending puts of a sparse batch fail after their counters moved, having landed or not: the
+    batch completes its limited writes itself (the days the item holds count there, the others as
+    contributions after an empty item is put), and fires each alert once."""
+    from botocore.exceptions import ClientError
+
+    from neruba import bootstrap
+    from neruba.dal.pending import PendingUsage
+    from tests.support.aws import queue_url
+    from tests.support.queues import drain
+
+    _alerting(catalog)
+    url = queue_url("IngestQueue")
+    real_put = PendingUsage.put
+
+    def put(self: PendingUsage, *args: Any, **kwargs: Any) -> bool:
+        if landed:
+            real_put(self, *args, **kwargs)
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+        raise ClientError(error, "PutItem")
+
+    enqueue(*_batch("a", FEW))
+    drain(worker, url)
+    with monkeypatch.context() as patch:
+        patch.setattr(PendingUsage, "put", put)
+        enqueue(*_batch("b", FEW))
+        drain(worker, url)
+    # THEN the batch itself counted each of its events once and fired each alert
+    state = _state()
+    assert (state["counted"], state["limit usage"]) == (dict.fromkeys(FEW, 2), dict.fromkeys(FEW, 2))
+    assert state["alerts"] == dict.fromkeys(FEW, 1)
+    enqueue(*_batch("c", FEW))
+    drain(worker, url)
+    # AND after another batch each event is counted once, each alert fired once, before and after the fold
+    assert _state() == _expected()
+    bootstrap.usage().pending.fold(datetime.now(UTC) + timedelta(minutes=20))
+    assert _state() == _expected()
