@@ -284,3 +284,35 @@ def test_partial_payments_around_a_credit_note_move_only_the_part_above_what_is_
     )
     assert receivable_problems("bolt", bolt) == []
     assert ledger().reconcile("bolt") == []
+
+
+def test_a_credit_note_issued_while_the_payment_is_decided_makes_it_decide_again(
+    day0: dict[str, str], fake: FakeStripe, deliver: Deliver, stored: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN bolt's payment of 1000, decided on the invoice as read, and a credit note of 300 committing
+    # after that decision and before the payment's write
+    from neruba.logic.stripe import processing
+
+    bolt = day0["bolt"]
+    decide = processing.check_payment
+    issued: list[dict[str, Any]] = []
+
+    def decide_then_credit(*args: Any, **kwargs: Any) -> Any:
+        plan = decide(*args, **kwargs)
+        if not issued:
+            issued.append(credit(bolt, "b-race"))
+        return plan
+
+    monkeypatch.setattr(processing, "check_payment", decide_then_credit)
+    # WHEN the payment's event is processed
+    late = pay_in_stripe(fake, bolt)
+    deliver_and_work(deliver, late)
+    # THEN the payment's write was cancelled and it was decided again on the credited invoice: recorded
+    # whole, 300 as credit balance, exactly as payment-then-note or note-then-payment
+    assert issued and stored(late["id"])["status"] == "processed"
+    expected = {"status": "paid", "amount_paid_minor": TOTAL, "credited_minor": CREDIT,
+                "pre_payment_credited_minor": 0, "post_payment_credited_minor": CREDIT,
+                "credited_balance_minor": CREDIT, "amount_remaining_minor": 0}  # fmt: skip
+    assert invoice_state(bolt) == expected
+    assert payment_records("bolt", bolt) == [(TOTAL, CREDIT, TOTAL - CREDIT)]
+    assert receivable_problems("bolt", bolt) == []
