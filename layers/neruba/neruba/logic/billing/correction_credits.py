@@ -292,11 +292,12 @@ WINDOW_ROOM = 30  # actions a window's transaction keeps besides its adjustments
 
 def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: list[dict[str, Any]],
                        carried: list[dict[str, Any]], now: datetime) -> Settlement | None:  # fmt: skip
-    """A window invoice whose lines (``priced``) total below zero settles its negative adjustments
-    (``carried``: unpriced, as the window found them) as a correction after the end does: credit notes
-    against the invoices carrying them, in the window's own transaction (docs/billing.md, "A window
-    invoice below zero"). None when the invoice is not below zero, nothing could be credited, or the
-    notes would not fit the window's one transaction (the invoice then stays below zero, as before)."""
+    """A window invoice (any of the subscription's, its last or not) whose lines (``priced``) total
+    below zero settles its negative adjustments (``carried``: unpriced, as the window found them) as a
+    correction after the end does: credit notes against the invoices carrying them, in the window's own
+    transaction (docs/billing.md, "A window invoice below zero"); it keeps its own lines and positive
+    adjustments. None when the invoice is not below zero, nothing could be credited, or the notes would
+    not fit the window's one transaction (the invoice then stays below zero, as before)."""
     from neruba.dal.transaction import LIMIT
     from neruba.logic.billing.document import invoice_totals
 
