@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tests.functional.billing.conftest import START, World
@@ -88,7 +89,8 @@ def billed_days(world: World, monkeypatch: Any, calls_per_day: list[int]) -> Non
 
 def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
     """What the customer's usage invoices carry, by period start: their lines' amounts, adjustments
-    included where they were billed (by the period they correct)."""
+    included where they were billed (by the period they correct), less what correction credit notes gave
+    back for it (``given_back``)."""
     totals: dict[str, int] = {}
     for invoice in world.invoices(customer):
         for line in invoice["lines"]:
@@ -99,7 +101,86 @@ def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
             elif line["kind"] == "adjustment":
                 period = line["period_start"]
                 totals[period] = totals.get(period, 0) + line["amount_minor"]
+    for period, (amount, _tax) in given_back(world, customer).items():
+        totals[period] = totals.get(period, 0) - amount
     return totals
+
+
+def _proportional_tax(tax: int, part: int, whole: int) -> int:
+    """The tax given back with ``part`` of a line's ``whole`` (docs/billing.md: its tax x part / whole,
+    rounded half-up once)."""
+    if part >= whole:
+        return tax
+    return int((Decimal(tax * part) / whole).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def given_back(world: World, customer: str = "acme") -> dict[str, tuple[int, int]]:
+    """Per period start, what negative adjustments gave back without a line of a later invoice: (net,
+    exclusive tax). A correction's credit note counts by the period of each line it credits (the
+    corrected line, or an adjustment line carrying it: the corrected period either way); the part of an
+    adjustment that no line or note carries counts too, as taken back by an operator's credit note of
+    the corrected line (docs/billing.md, "Negative corrections settle against what they correct").
+    Checked on the way: each note credits what it says it settles, and no adjustment has more absorbed
+    than operators credited of its line."""
+    invoices = [i for i in world.ctx.invoices.of_customer(customer) if i.status != "void"]
+    out: dict[str, tuple[int, int]] = {}
+
+    def add(period: str, amount: int, tax: int) -> None:
+        was = out.get(period, (0, 0))
+        out[period] = (was[0] + amount, was[1] + tax)
+
+    settled: dict[str, int] = {}  # adjustment key -> what correction notes took for it
+    goodwill: dict[tuple[str, str], int] = {}  # corrected (invoice, line) -> what operators credited
+    kept: dict[str, tuple[int, int]] = {}  # adjustment line id -> (amount, tax) left on invoice lines
+    for invoice in invoices:
+        lines = {line.line_id: line.document for line in invoice.lines}
+        for line in lines.values():
+            if line["kind"] == "adjustment":
+                tax = int((line.get("tax") or {}).get("exclusive_minor") or 0)
+                was = kept.get(str(line["line_id"]), (0, 0))
+                kept[str(line["line_id"])] = (was[0] + int(line["amount_minor"]), was[1] + tax)
+        for summary in invoice.document.get("credit_notes") or []:
+            note = world.ctx.billing.credit_notes.get(summary["id"])
+            assert note is not None
+            correction = note.get("correction")
+            for credited in note["lines"]:
+                carrying = lines[credited["line_id"]]
+                ref = carrying.get("references") or {}
+                corrected = (
+                    (str(ref["invoice_id"]), str(ref["line_id"]))
+                    if carrying["kind"] == "adjustment"
+                    else (invoice.id, str(carrying["line_id"]))
+                )
+                if not correction:
+                    goodwill[corrected] = goodwill.get(corrected, 0) + int(credited["amount_minor"])
+                    continue
+                period = carrying["period_start"] if carrying["kind"] == "adjustment" else invoice.period_start
+                tax = int((credited.get("tax") or {}).get("exclusive_minor") or 0)
+                add(str(period), int(credited["amount_minor"]), tax)
+            if correction:
+                took = [(str(a["key"]), int(a["amount_minor"])) for a in correction["adjustments"]]
+                assert sum(t for _, t in took) == sum(int(c["amount_minor"]) for c in note["lines"]), note
+                for key, amount in took:
+                    settled[key] = settled.get(key, 0) + amount
+    absorbed: dict[tuple[str, str], int] = {}
+    for sub in world.plans.customer_subscriptions(customer):
+        for record in world.ctx.billing.adjustments(str(sub.id)):
+            whole = -int(record.line["amount_minor"])
+            if record.status != "applied" or whole <= 0:
+                continue
+            on_lines, _ = kept.get(str(record.line["line_id"]), (0, 0))
+            took = settled.get(record.key, 0)
+            rest = whole + on_lines - took  # neither on a line nor on a note
+            assert rest >= 0, (record, on_lines, took)
+            if rest:
+                tax = -int((record.line.get("tax") or {}).get("exclusive_minor") or 0)
+                share = _proportional_tax(tax, took + rest, whole) - _proportional_tax(tax, took, whole)
+                add(str(record.line["period_start"]), rest, share)
+                line = (record.original_invoice_id, record.original_line_id)
+                absorbed[line] = absorbed.get(line, 0) + rest
+    for line, amount in absorbed.items():
+        assert amount <= goodwill.get(line, 0), (line, amount, goodwill)
+    return out
 
 
 def live_events(

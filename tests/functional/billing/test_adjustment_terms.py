@@ -58,8 +58,11 @@ def test_a_void_after_a_jurisdiction_change_gives_back_the_tax_it_collected_at_i
         void_event(VoidRequest("juris", f"juris-0-{i}", "bogus", "T-1"), "key:p", f"v-{i}", now=NOW)
     schedule(world, START + day(3, 3), customer_id="juris")
     work(world, START + day(3, 3), monkeypatch)
+    # the difference takes day 2's invoice (no usage) below zero: a credit note settles it against day 0
     later = _usage_invoice(world, "juris", 2)
-    [adjustment] = [line for line in later["lines"] if line["kind"] == "adjustment"]
+    assert [line for line in later["lines"] if line["kind"] == "adjustment"] == []
+    [record] = world.ctx.billing.adjustments(str(world.subscriptions[-1]["id"]))
+    adjustment = record.line
     # back exactly what day 0 billed, after its discounts, and the 20% VAT it collected (not 5% of 40)
     assert adjustment["amount_minor"] == -28
     assert adjustment["gross_minor"] == -40
@@ -67,8 +70,16 @@ def test_a_void_after_a_jurisdiction_change_gives_back_the_tax_it_collected_at_i
     assert [r["tax_rate_id"] for r in adjustment["tax"]["rates"]] == [
         r["tax_rate_id"] for r in day0["lines"][0]["tax"]["rates"]
     ]
-    assert sum(i["subtotal_minor"] for i in world.invoices("juris")) == 0
-    assert sum(int(i.get("tax_minor") or 0) for i in world.invoices("juris")) == 0
+    [summary] = _usage_invoice(world, "juris", 0)["credit_notes"]
+    note = world.ctx.billing.credit_notes.get(summary["id"])
+    assert note is not None and record.applied_to == note["id"]
+    assert (note["subtotal_minor"], note["tax_minor"]) == (28, 6)
+    [credited] = note["lines"]
+    assert [r["tax_rate_id"] for r in credited["tax"]["rates"]] == [
+        r["tax_rate_id"] for r in day0["lines"][0]["tax"]["rates"]
+    ]
+    assert sum(i["subtotal_minor"] for i in world.invoices("juris")) - note["subtotal_minor"] == 0
+    assert sum(int(i.get("tax_minor") or 0) for i in world.invoices("juris")) - note["tax_minor"] == 0
 
 
 def test_the_preview_and_the_commit_record_report_the_money_after_discounts_and_tax(

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from neruba.timefmt import ts
-from tests.functional.billing.backfill_support import PRICE, live_events
+from tests.functional.billing.backfill_support import PRICE, given_back, live_events
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
 from tests.functional.billing.test_corrections_property import DAYS, OPERATION, Model, _apply
@@ -67,7 +67,8 @@ def _terms(world: World, customer: str) -> None:
 
 def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
     """Per period start: (net after discounts, exclusive tax) of its usage lines and of the adjustment
-    lines correcting it, wherever they were billed."""
+    lines correcting it, wherever they were billed, less what negative adjustments gave back without a
+    line (``backfill_support.given_back``: correction credit notes by the period they credit)."""
     from neruba.logic.billing.discounts import net_amounts
 
     out: dict[str, tuple[int, int]] = {}
@@ -80,6 +81,9 @@ def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
             tax = int((line.get("tax") or {}).get("exclusive_minor") or 0)
             amount, taxed = out.get(period, (0, 0))
             out[period] = (amount + net[str(line["line_id"])], taxed + tax)
+    for period, (amount, tax) in given_back(world, customer).items():
+        was = out.get(period, (0, 0))
+        out[period] = (was[0] - amount, was[1] - tax)
     return out
 
 
@@ -127,8 +131,11 @@ def test_any_corrections_bill_each_day_its_net_and_tax_after_its_own_discounts(
         assert billed.get(ts(START + day(d)), (0, 0)) == expected_day(gross), (d, ops, model.surviving)
     invoices = world.invoices(customer)
     want = [expected_day(sum(1 for on in model.surviving.values() if on == d) * PRICE) for d in range(DAYS)]
-    assert sum(int(i["subtotal_minor"]) for i in invoices) == sum(n for n, _ in want)
-    assert sum(int(i.get("tax_minor") or 0) for i in invoices) == sum(t for _, t in want)
+    back = given_back(world, customer).values()
+    assert sum(int(i["subtotal_minor"]) for i in invoices) - sum(n for n, _ in back) == sum(n for n, _ in want)
+    assert sum(int(i.get("tax_minor") or 0) for i in invoices) - sum(t for _, t in back) == sum(
+        t for _, t in want
+    )
     repo = ledger()
     assert repo.reconcile(customer) == []
     postings, _ = repo.postings(customer, 1000)
