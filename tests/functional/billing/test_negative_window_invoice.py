@@ -132,3 +132,42 @@ def test_a_payment_landing_while_a_window_below_zero_is_billed_is_decided_again(
     assert remaining[first["id"]] == 100  # 400 - 100 paid - 200 credited
     assert sum(remaining.values()) == receivable, remaining
     assert ledger().reconcile("acme") == []
+
+
+def test_the_upcoming_invoice_shows_the_credit_notes_a_window_below_zero_will_issue(
+    real: World, monkeypatch: Any
+) -> None:
+    from functions.read_api.app import lambda_handler
+    from neruba import bootstrap
+    from tests.support.api import api_event, call
+
+    first, _sub_id = _day0_billed(real, monkeypatch)
+    for n, tx in enumerate("abc"):
+        assert _void(tx, START + day(2, 4), f"v{n}")["correction"] == "completed"
+    bootstrap.install(billing=real.ctx)
+    path = "/v1/customers/acme/upcoming-invoice"
+
+    # WHEN the upcoming invoice is read (its period, today's, has no usage): -300 would take it below 0
+    status, body, _ = call(
+        lambda_handler, api_event("GET", path, path_parameters={"customer_id": "acme"}, scopes="read")
+    )
+
+    # THEN it shows the credit note billing will issue against day 0's invoice, not a line of -300
+    assert status == 200, body
+    (window,) = body["windows"]
+    assert [line for line in window["lines"] if line["kind"] == "adjustment"] == []
+    assert (window["pending_adjustments_minor"], window["subtotal_minor"]) == (0, 0)
+    (note,) = window["credit_notes_to_issue"]
+    assert (note["invoice_id"], note["invoice_number"], note["amount_minor"]) == (
+        first["id"], first["number"], 300,
+    )  # fmt: skip
+    (settles,) = note["adjustments"]
+    assert (settles["corrects"]["invoice_id"], settles["amount_minor"]) == (first["id"], 300)
+    # AND the preview wrote nothing; billing then issues that note
+    assert _credit_notes(real, first["id"]) == []
+    _bill(real, START + day(3, 1), monkeypatch)
+    (issued,) = _credit_notes(real, first["id"])
+    stored = real.ctx.billing.credit_notes.get(issued["id"])
+    assert stored is not None and stored["amount_minor"] == 300
+    assert stored["correction"]["adjustments"] == note["adjustments"]
+    assert sum(_remaining(real).values()) == ledger().balances("acme")["USD"]["receivable"]

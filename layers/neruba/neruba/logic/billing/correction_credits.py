@@ -46,13 +46,15 @@ Issue = Callable[[str], "Invoice | None"]
 @dataclass
 class Settlement:
     """What a correction's negative lines credited: the notes (``{id, number, invoice_id,
-    amount_minor}``), their actions, the lines left for the correction's own invoice, and per line id the
-    credit note that took (some of) it."""
+    amount_minor}``), their actions, the lines left for the correction's own invoice, per line id the
+    credit note that took (some of) it, and the notes' documents as they are written (what a preview
+    shows)."""
 
     notes: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
     credited_by: dict[str, str] = field(default_factory=dict)
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _carried(invoice: Invoice, ref: tuple[str, str]) -> list[str]:
@@ -200,10 +202,11 @@ def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[
         cn_id = "cn_" + idempotency.digest({"correction": correction_id, "invoice_id": invoice.id}, 24)
         words = (f"Correction of invoice {invoice.number or invoice.id}: usage re-rated", None, None)
         settles = _settles(plan, by_id, now)
-        _doc, _, actions = note_writes(
+        doc, _, actions = note_writes(
             ctx, invoice, payments, taken, split, (cn_id, number), words, actor, now, settles
         )
         result.actions += actions
+        result.documents.append(doc)
         result.notes.append({"id": cn_id, "number": number, "invoice_id": invoice.id,
                              "amount_minor": split.total})  # fmt: skip
         for _carrying, _amount, line_id in plan:
