@@ -1,7 +1,8 @@
 """Property: on a subscription with a percentage and a fixed coupon and an exclusive tax rate, any
 sequence of corrections (the operations of ``test_corrections_property``) leaves each day billed, after
 its discounts and with its tax, exactly what its surviving events price at: the differences carried to a
-later invoice carry the corrected day's discounts and its rates, never the later invoice's."""
+later invoice (or settled by credit notes against the invoices carrying the day, when they take that
+invoice below zero) carry the corrected day's discounts and its rates, never the later invoice's."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def test_any_corrections_bill_each_day_its_net_and_tax_after_its_own_discounts(
     for j, op in enumerate(ops):
         _apply(world, model, customer, op, j, monkeypatch)
 
-    at = START + day(DAYS + 1, 3)  # the next window carries the corrections of the finalized days
+    at = START + day(DAYS + 1, 3)  # the next window carries (or settles) the finalized days' corrections
     schedule(world, at, customer_id=customer)
     work(world, at, monkeypatch)
 
