@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tests.functional.billing.conftest import START, World
@@ -106,39 +105,32 @@ def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
     return totals
 
 
-def _proportional_tax(tax: int, part: int, whole: int) -> int:
-    """The tax given back with ``part`` of a line's ``whole`` (docs/billing.md: its tax x part / whole,
-    rounded half-up once)."""
-    if part >= whole:
-        return tax
-    return int((Decimal(tax * part) / whole).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
 def given_back(world: World, customer: str = "acme") -> dict[str, tuple[int, int]]:
     """Per period start, what negative adjustments gave back without a line of a later invoice: (net,
     exclusive tax). A correction's credit note counts by the period of each line it credits (the
     corrected line, or an adjustment line carrying it: the corrected period either way); the part of an
     adjustment that no line or note carries counts too, as taken back by an operator's credit note of
-    the corrected line (docs/billing.md, "Negative corrections settle against what they correct").
-    Checked on the way: each note credits what it says it settles, and no adjustment has more absorbed
-    than operators credited of its line."""
+    the corrected line (docs/billing.md, "Negative corrections settle against what they correct"): its
+    tax is what neither a line nor a note gave back of the adjustments' tax. Checked on the way: each
+    note credits what it says it settles, and no line has more absorbed (net, and tax per period) than
+    operators' notes credited of it."""
     invoices = [i for i in world.ctx.invoices.of_customer(customer) if i.status != "void"]
     out: dict[str, tuple[int, int]] = {}
 
-    def add(period: str, amount: int, tax: int) -> None:
-        was = out.get(period, (0, 0))
-        out[period] = (was[0] + amount, was[1] + tax)
+    def add(into: dict[Any, tuple[int, int]], key: Any, amount: int, tax: int) -> None:
+        was = into.get(key, (0, 0))
+        into[key] = (was[0] + amount, was[1] + tax)
 
     settled: dict[str, int] = {}  # adjustment key -> what correction notes took for it
-    goodwill: dict[tuple[str, str], int] = {}  # corrected (invoice, line) -> what operators credited
+    goodwill: dict[tuple[str, str], tuple[int, int]] = {}  # corrected (invoice, line) -> operators' notes
+    goodwill_tax: dict[str, int] = {}  # per period, the tax operators' notes gave back
     kept: dict[str, tuple[int, int]] = {}  # adjustment line id -> (amount, tax) left on invoice lines
     for invoice in invoices:
         lines = {line.line_id: line.document for line in invoice.lines}
         for line in lines.values():
             if line["kind"] == "adjustment":
                 tax = int((line.get("tax") or {}).get("exclusive_minor") or 0)
-                was = kept.get(str(line["line_id"]), (0, 0))
-                kept[str(line["line_id"])] = (was[0] + int(line["amount_minor"]), was[1] + tax)
+                add(kept, str(line["line_id"]), int(line["amount_minor"]), tax)
         for summary in invoice.document.get("credit_notes") or []:
             note = world.ctx.billing.credit_notes.get(summary["id"])
             assert note is not None
@@ -146,40 +138,51 @@ def given_back(world: World, customer: str = "acme") -> dict[str, tuple[int, int
             for credited in note["lines"]:
                 carrying = lines[credited["line_id"]]
                 ref = carrying.get("references") or {}
+                adjusting = carrying["kind"] == "adjustment"
                 corrected = (
                     (str(ref["invoice_id"]), str(ref["line_id"]))
-                    if carrying["kind"] == "adjustment"
-                    else (invoice.id, str(carrying["line_id"]))
+                    if adjusting
+                    else (invoice.id, carrying["line_id"])
                 )
-                if not correction:
-                    goodwill[corrected] = goodwill.get(corrected, 0) + int(credited["amount_minor"])
-                    continue
-                period = carrying["period_start"] if carrying["kind"] == "adjustment" else invoice.period_start
+                period = str(carrying["period_start"] if adjusting else invoice.period_start)
+                amount = int(credited["amount_minor"])
                 tax = int((credited.get("tax") or {}).get("exclusive_minor") or 0)
-                add(str(period), int(credited["amount_minor"]), tax)
+                if not correction:
+                    add(goodwill, corrected, amount, tax)
+                    goodwill_tax[period] = goodwill_tax.get(period, 0) + tax
+                else:
+                    add(out, period, amount, tax)
             if correction:
                 took = [(str(a["key"]), int(a["amount_minor"])) for a in correction["adjustments"]]
                 assert sum(t for _, t in took) == sum(int(c["amount_minor"]) for c in note["lines"]), note
                 for key, amount in took:
                     settled[key] = settled.get(key, 0) + amount
     absorbed: dict[tuple[str, str], int] = {}
+    absorbing: set[str] = set()
+    negative_tax: dict[str, int] = {}  # per period, the negative adjustments' tax not left on lines
     for sub in world.plans.customer_subscriptions(customer):
         for record in world.ctx.billing.adjustments(str(sub.id)):
             whole = -int(record.line["amount_minor"])
             if record.status != "applied" or whole <= 0:
                 continue
-            on_lines, _ = kept.get(str(record.line["line_id"]), (0, 0))
-            took = settled.get(record.key, 0)
-            rest = whole + on_lines - took  # neither on a line nor on a note
-            assert rest >= 0, (record, on_lines, took)
+            on_lines, tax_on_lines = kept.get(str(record.line["line_id"]), (0, 0))
+            period = str(record.line["period_start"])
+            tax = -int((record.line.get("tax") or {}).get("exclusive_minor") or 0)
+            negative_tax[period] = negative_tax.get(period, 0) + tax + tax_on_lines
+            rest = whole + on_lines - settled.get(record.key, 0)  # neither on a line nor on a note
+            assert rest >= 0, (record, on_lines, settled.get(record.key))
             if rest:
-                tax = -int((record.line.get("tax") or {}).get("exclusive_minor") or 0)
-                share = _proportional_tax(tax, took + rest, whole) - _proportional_tax(tax, took, whole)
-                add(str(record.line["period_start"]), rest, share)
+                add(out, period, rest, 0)
                 line = (record.original_invoice_id, record.original_line_id)
                 absorbed[line] = absorbed.get(line, 0) + rest
+                absorbing.add(period)
     for line, amount in absorbed.items():
-        assert amount <= goodwill.get(line, 0), (line, amount, goodwill)
+        assert amount <= goodwill.get(line, (0, 0))[0], (line, amount, goodwill)
+    for period in absorbing:
+        net, tax = out[period]
+        rest_tax = negative_tax[period] - tax  # the adjustments' tax no note gave back: an operator's did
+        assert 0 <= rest_tax <= goodwill_tax.get(period, 0), (period, rest_tax, goodwill_tax)
+        out[period] = (net, tax + rest_tax)
     return out
 
 

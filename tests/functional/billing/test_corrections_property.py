@@ -365,6 +365,9 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         ("revert", 2, "void_events", True),
     ],
 )
+# an operator's credit note takes most of day 0's line, then a void takes day 3's window below zero: the
+# settling note takes what the line has left, the rest was taken back by the operator's note already
+@example(live=[2, 0, 0], ops=[("credit", 0, 15), ("void", 0)])
 def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(
     world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
 ) -> None:

@@ -14,14 +14,16 @@ import pytest
 from tests.functional.billing.conftest import START, World, ledger, subscribe_real
 from tests.functional.billing.credit_note_support import pay
 from tests.functional.billing.helpers import billing_state, day, queued, schedule
-from tests.functional.billing.test_event_void_billing import _bill, _events, _void
+from tests.functional.billing.test_event_void_billing import _bill, _events, _explain, _void
 from tests.functional.billing.test_negative_final_invoice import _credit_notes, _remaining
 
 
 def _usage(real: World, d: int) -> dict[str, Any]:
     from neruba.timefmt import ts
 
-    (found,) = [i for i in real.invoices("acme") if i["kind"] == "usage" and i["period_start"] == ts(START + day(d))]
+    (found,) = [
+        i for i in real.invoices("acme") if i["kind"] == "usage" and i["period_start"] == ts(START + day(d))
+    ]
     return found
 
 
@@ -70,6 +72,12 @@ def test_a_window_below_zero_before_the_end_settles_its_negative_adjustments(
     assert stored is not None
     (settled,) = stored["correction"]["adjustments"]
     assert (settled["corrects"]["invoice_id"], settled["amount_minor"]) == (first["id"], 300)
+    # AND explain of day 0's line names the note and the voids behind what it settled
+    (line,) = [line for line in _explain(first["id"])["lines"] if line["kind"] == "usage"]
+    (cited,) = line["credit_notes"]
+    (adjustment,) = cited["correction"]["adjustments"]
+    assert (cited["credit_note_id"], adjustment["settled_minor"]) == (note["id"], 300)
+    assert sorted(v["transaction_id"] for v in adjustment["voided_events"]) == ["a", "b", "c"]
     # AND the adjustment records are applied: the negative one to the note, the positive one to day 2
     records = {a.original_invoice_id: a for a in real.ctx.billing.adjustments(sub_id)}
     assert (records[first["id"]].status, records[first["id"]].applied_to) == ("applied", note["id"])
