@@ -98,6 +98,18 @@ def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
 @example(live=[2, 2, 1], ops=[("void", 0), ("backfill", [(0, 1), (1, 2)], None), ("revert", 0, None, False)])
 @example(live=[3, 1, 0], ops=[("amend", 0, 1), ("rerun", 0), ("void", 2)])
 @example(live=[2, 0, 0], ops=[("credit", 0, 8), ("void", 0)])  # an operator's note took most of the line
+# day 1's differences (+17, -9, -10) on day 3's window below zero: a note takes 2 of the -9, the rest of it
+# stays on the window with the rest of its own tax (taxed again, the day kept 1 of tax it no longer bills)
+@example(
+    live=[2, 1, 1],
+    ops=[
+        ("void", 27),
+        ("replace", 2, [], "count_events"),
+        ("backfill", [(1, 8), (2, 2), (0, 9), (1, 0)], None),
+        ("replace", 1, [9, 6], None),
+        ("replace", 1, [], "correct_invoices"),
+    ],
+)
 def test_any_corrections_bill_each_day_its_net_and_tax_after_its_own_discounts(
     world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
 ) -> None:

@@ -225,7 +225,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         if line_id not in wanted:
             result.lines.append(dict(line))
         elif wanted[line_id] > 0:
-            result.lines.append(_rest(line, wanted[line_id]))
+            result.lines.append(_rest(line, wanted[line_id], taxes))
     if notes:
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
@@ -258,13 +258,34 @@ def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[
             result.credited_by.setdefault(line_id, cn_id)
 
 
-def _rest(line: dict[str, Any], amount: int) -> dict[str, Any]:
+def _rest(line: dict[str, Any], amount: int, taxes: _Taxes) -> dict[str, Any]:
     """What no invoice carries any more of ``line``: the whole line when nothing was credited, else the
-    rest, taxed again on what is left at the corrected rates."""
+    rest. A line with tax of its own keeps its share of it (the tax of the part the notes took and of this
+    rest, less the notes' part: the rule the notes share it by), so the notes and the rest give back
+    exactly the adjustment's tax; a line without (no rates) is taxed again on what is left."""
     if amount == -int(line["amount_minor"]):
         return dict(line)
-    rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED)}
-    return {**rest, "amount_minor": -amount}
+    line_id = str(line["line_id"])
+    given = taxes.given.get(line_id, 0)
+    if taxes.tax.get(line_id) is None or not line.get(CORRECTED):
+        rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED, "gross_minor")}
+        return {**rest, "amount_minor": -amount}
+    after, was = taxes.upto(line_id, given + amount), taxes.upto(line_id, given)
+    rates = []
+    for r in line["tax"]["rates"]:
+        part = -(after.get(str(r["tax_rate_id"]), 0) - was.get(str(r["tax_rate_id"]), 0))
+        rates.append({**r, "amount_minor": part, "exact_minor": str(part), "taxable_minor": -amount})
+    inclusive = sum(int(r["amount_minor"]) for r in rates if r.get("inclusive"))
+    tax = {
+        **line["tax"],
+        "amount_after_discounts_minor": -amount,
+        "net_minor": -amount - inclusive,
+        "inclusive_minor": inclusive,
+        "exclusive_minor": sum(int(r["amount_minor"]) for r in rates if not r.get("inclusive")),
+        "rates": rates,
+    }
+    rest = {k: v for k, v in line.items() if k != "gross_minor"}
+    return {**rest, "amount_minor": -amount, "tax": tax}
 
 
 def _tax_of(line: dict[str, Any]) -> dict[str, int] | None:
@@ -286,7 +307,8 @@ class _Taxes:
     total: dict[str, int]
     given: dict[str, int] = field(default_factory=dict)
 
-    def _upto(self, line_id: str, taken: int) -> dict[str, int]:
+    def upto(self, line_id: str, taken: int) -> dict[str, int]:
+        """The tax per rate id given back with the first ``taken`` of the line."""
         tax, total = self.tax[line_id] or {}, self.total[line_id]
         if taken >= total:
             return dict(tax)
@@ -300,7 +322,7 @@ class _Taxes:
         out: dict[str, int] = {}
         for _carrying, amount, line_id in parts:
             before = self.given.get(line_id, 0)
-            after, was = self._upto(line_id, before + amount), self._upto(line_id, before)
+            after, was = self.upto(line_id, before + amount), self.upto(line_id, before)
             for rate, value in after.items():
                 out[rate] = out.get(rate, 0) + value - was.get(rate, 0)
         return tuple(sorted(out.items()))
