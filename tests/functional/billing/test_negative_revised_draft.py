@@ -10,11 +10,10 @@ from typing import Any
 
 from tests.functional.billing.conftest import START, World, ledger
 from tests.functional.billing.credit_note_support import pay
-from tests.functional.billing.helpers import schedule
+from tests.functional.billing.helpers import day, schedule
 from tests.functional.billing.test_event_void_billing import _bill, _events, _void
 from tests.functional.billing.test_negative_final_invoice import _credit_notes, _remaining
 from tests.functional.billing.test_negative_window_invoice import _day0_billed, _usage
-from tests.functional.billing.helpers import day
 
 
 def _draft_at_100(real: World, monkeypatch: Any) -> tuple[dict[str, Any], str]:
@@ -126,3 +125,30 @@ def test_a_draft_settled_when_created_is_not_settled_again_when_revised(
     assert (second["status"], second["total_minor"]) == ("finalized", 100)
     assert [n["amount_minor"] for n in _credit_notes(real, first["id"])] == [300]
     _balanced(real, 100 + 100 + 100)
+
+
+def test_an_operators_rerun_revising_a_draft_below_zero_settles_the_same_way(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing.admin import rerun_invoice
+    from neruba.models.billing import RerunRequest
+
+    first, sub_id = _draft_at_100(real, monkeypatch)
+    draft_id = _usage(real, 2)["id"]
+    # WHEN an operator reruns the draft during its grace period (it nets 0 - 300)
+    answer = rerun_invoice(
+        real.ctx, draft_id, RerunRequest(reason="voids"), "key:ops", "rr-1", now=START + day(3, 2)
+    )
+    # THEN the revision credits the -300 to day 0's invoice, the draft keeps no negative line
+    assert answer["action"] == "draft_recomputed"
+    assert [line for line in _usage(real, 2)["lines"] if line["kind"] == "adjustment"] == []
+    (note,) = _credit_notes(real, first["id"])
+    assert note["amount_minor"] == 300
+    records = {a.original_invoice_id: a for a in real.ctx.billing.adjustments(sub_id)}
+    assert records[first["id"]].applied_to == note["id"]
+    _balanced(real, 200)
+    # AND finalizing it afterwards credits nothing more
+    schedule(real, START + day(3, 3))
+    assert _usage(real, 2)["status"] == "finalized"
+    assert [n["amount_minor"] for n in _credit_notes(real, first["id"])] == [300]
+    _balanced(real, 200)

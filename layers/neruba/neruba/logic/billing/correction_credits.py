@@ -185,7 +185,9 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             wanted[str(line["line_id"])] = -int(line["amount_minor"])
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
     # never the invoice settling (a draft revised below zero carries the very lines it settles)
-    invoices = [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
+    invoices = (
+        [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
+    )
     carriers = _carriers(invoices)
     budget = _still_carried(invoices, refs, lines) if wanted else {}
     taxes = _Taxes(

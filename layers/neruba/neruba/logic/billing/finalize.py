@@ -88,9 +88,9 @@ def recompute_draft(
     lines, uses = revised(ctx.billing.discounts, invoice.document, [*rerated.values(), *carried], invoice.id)
     settled, moves = _settled(ctx, invoice, lines, carried, now)
     if settled is not None:  # revised below zero: its negative adjustments credited as a window's are
-        kept = [line for line in carried if line.get("kind") != "adjustment"]
+        others = [line for line in carried if line.get("kind") != "adjustment"]
         lines, uses = revised(
-            ctx.billing.discounts, invoice.document, [*rerated.values(), *kept, *settled.lines], invoice.id
+            ctx.billing.discounts, invoice.document, [*rerated.values(), *others, *settled.lines], invoice.id
         )
         uses += [*settled.actions, *moves]
     totals = invoice_totals(lines, invoice.credits_applied_minor)
