@@ -3,7 +3,10 @@ then handed to Stripe sync.
 
 - A draft is due for finalization at ``created_at + billing_grace_seconds`` (sparse index ``fin#n``).
 - Finalizing first re-rates the window; if late events changed a line, the draft is revised (a new
-  ``rev``) and the difference is posted to the ledger as revision ``rev`` of the invoice's posting.
+  ``rev``) and the difference is posted to the ledger as revision ``rev`` of the invoice's posting. A
+  revision below zero settles the draft's negative adjustments by credit notes in the same transaction,
+  as its window would have (``correction_credits.settled_below_zero``; docs/billing.md, "A draft revised
+  below zero when finalized").
 - The number comes from the ``SEQ#INV`` counter, moved in the same transaction as the status change
   (condition: the counter still holds the value read, the invoice is still this draft revision), so a
   number is taken exactly when an invoice is finalized: no gaps, no duplicates. Only the scheduler that
