@@ -174,13 +174,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
-    wanted: dict[str, int] = {}
-    refs: dict[str, tuple[str, str]] = {}
-    for line in lines:
-        ref = line.get("references") or {}
-        if int(line["amount_minor"]) < 0 and ref.get("invoice_id") and ref.get("line_id"):
-            refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
-            wanted[str(line["line_id"])] = -int(line["amount_minor"])
+    wanted, refs = _negatives(lines)
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
     invoices = _read(ctx, customer_id, refs, lines, issue) if wanted else []
     carriers = _carriers(invoices)
@@ -229,6 +223,50 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     for line_id in absorbed:
         result.credited_by.setdefault(line_id, refs[line_id][0])
     return result
+
+
+def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+    """Per negative line of ``lines`` naming the line it corrects: the amount it takes back, and the
+    corrected line (invoice id, line id)."""
+    wanted: dict[str, int] = {}
+    refs: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        ref = line.get("references") or {}
+        if int(line["amount_minor"]) < 0 and ref.get("invoice_id") and ref.get("line_id"):
+            refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
+            wanted[str(line["line_id"])] = -int(line["amount_minor"])
+    return wanted, refs
+
+
+def within_billed(
+    ctx: Billing, customer_id: str, lines: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """``lines`` (a window's unpriced adjustment lines, or the upcoming preview's) with each negative
+    line cut to what the customer is still billed for the line it corrects (``_still_carried``: what a
+    credit note, an operator's too, took counts as taken back; the window's own positive lines of it
+    count as billed), in order; a line cut to nothing is left out. Returns the lines and, per line cut,
+    the corrected invoice's id (what its adjustment record names as applied to: the corrected invoice
+    holds it, as a rerun's ``settle`` does). The adjustment record keeps the whole difference, so a
+    later difference is always computed against the re-rating, and a later positive one is billed."""
+    wanted, refs = _negatives(lines)
+    if not wanted:
+        return [dict(line) for line in lines], {}
+    invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
+    budget = _still_carried(invoices, refs, lines)
+    out: list[dict[str, Any]] = []
+    cut: dict[str, str] = {}
+    for line in lines:
+        line_id = str(line["line_id"])
+        if line_id not in wanted:
+            out.append(dict(line))
+            continue
+        keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
+        budget[refs[line_id]] -= keep
+        if keep < wanted[line_id]:
+            cut[line_id] = refs[line_id][0]
+        if keep > 0:
+            out.append(_rest(line, keep))
+    return out, cut
 
 
 def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[str, str, datetime],

@@ -79,6 +79,7 @@ def upcoming_invoice(
         window = rate_window(plans, usage, sub, start, end, as_of=now).to_dict()
         pending = _pending_lines(billing, str(sub.id)) if billing else []
         pending += _late_lines(late, sub, len(pending)) if late is not None else []
+        pending = _within_billed(late, sub, pending) if late is not None else pending
         if billing and str(sub.currency) not in shown:  # the next invoice in that currency carries them
             shown.add(str(sub.currency))
             charges = one_off_pending(billing.one_offs, customer_id, str(sub.currency))
@@ -145,6 +146,14 @@ STRIPE_AT_FINALIZATION = "computed_by_stripe_at_finalization"
 def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:
     """The pending adjustment lines, as the next invoice will carry them, marked as pending."""
     return [_marked(a.line) for a in billing.adjustments(subscription_id) if a.status == "pending"]
+
+
+def _within_billed(ctx: Billing, sub: Timeline, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pending adjustment lines as the next invoice will carry them: each negative one cut to what
+    the customer is still billed for its line (``correction_credits.within_billed``, as billing does)."""
+    from neruba.logic.billing.correction_credits import within_billed
+
+    return within_billed(ctx, str(sub.customer_id), pending)[0]
 
 
 def _marked(adjustment_line: dict[str, Any]) -> dict[str, Any]:

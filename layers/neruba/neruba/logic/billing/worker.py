@@ -235,7 +235,7 @@ def build_invoice(
     the index among them of the posting's idempotency guard (None when nothing is posted). The
     subscription's ``final`` window settles its negative adjustments by credit notes when they take it
     below zero (``logic.billing.correction_credits.settled_below_zero``): no invoice comes after it."""
-    from neruba.logic.billing.correction_credits import settled_below_zero
+    from neruba.logic.billing.correction_credits import settled_below_zero, within_billed
     from neruba.logic.billing.threshold import period_end_lines
 
     terms = timeline(subscription)
@@ -265,9 +265,14 @@ def build_invoice(
         if final
         else None
     )
+    absorbed: dict[str, str] = {}
     if settled is not None:  # the negative adjustments credited against the invoices carrying them
         lines, extras, discount_actions = priced(settled.lines)
-    credited = settled.credited_by if settled else {}
+    else:  # a negative difference gives back at most what the customer is still billed for its line
+        carried, absorbed = within_billed(ctx, customer_id, adjustment_lines)
+        if absorbed:
+            lines, extras, discount_actions = priced(carried)
+    credited = {**absorbed, **(settled.credited_by if settled else {})}
     kept = {str(line["line_id"]) for line in lines}
     actions = [
         record(window.invoice_id if line_id in kept else credited.get(line_id, window.invoice_id))
