@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.functional.billing.conftest import START, World, ledger, subscribe_real
 from tests.functional.billing.helpers import day, schedule, work
 from tests.functional.billing.test_correction_settlement import _agree, _credit_note
@@ -154,4 +156,58 @@ def test_a_rerun_after_the_end_gives_back_nothing_an_operator_credited_whole(
     assert status == 200, taken
     assert (taken["correction"]["credit_notes"], taken["correction"]["amount_minor"]) == ([], 0), taken
     assert _receivable() == 100
+    _agree(real)
+
+
+def _paid_then_given_back(real: World, monkeypatch: Any, how: str) -> str:
+    """Day 0 (400) paid, the subscription ended (its final window bills 1 call), then the payment given
+    back outside credit notes: a refund (whole or 300), a dispute open, won or lost."""
+    from neruba import bootstrap
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.logic.ledger.admin import Operator, Stores, close_dispute, open_dispute
+    from neruba.models.catalog import Cancellation
+    from neruba.models.ledger import DisputeClose, DisputeCreate
+    from tests.functional.billing.credit_note_support import pay, refund
+
+    sub = subscribe_real(real, "acme")
+    _events("a", "b", "c", "d", at=START + day(0, 4))
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    first = real.invoices("acme")[1]
+    _events("e", at=START + day(1, 2))
+    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
+    _bill(real, START + day(1, 6), monkeypatch)
+    schedule(real, START + day(1, 8))
+    pay(real, first["id"], 400)
+    if how.startswith("refund"):
+        refund(first["id"], 400 if how == "refund" else 300)
+    else:
+        stores = Stores(
+            bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+        )
+        body = DisputeCreate(amount_minor=400, invoice_id=first["id"], reason="chargeback")
+        opened = open_dispute(stores, Operator("key:t", None, "d1"), "acme", body)
+        if how != "dispute_open":
+            outcome = DisputeClose(outcome="won" if how == "dispute_won" else "lost", reason="closed")
+            close_dispute(stores, Operator("key:t", None, "d2"), str(opened["id"]), outcome)
+    assert _void("a", START + day(1, 9), "v1")["correction"] == "completed"
+    assert _void("b", START + day(1, 9), "v2")["correction"] == "completed"
+    return str(first["id"])
+
+
+@pytest.mark.parametrize(
+    ("how", "given"),
+    [("refund", 0), ("refund_part", 100), ("dispute_open", 0), ("dispute_lost", 0), ("dispute_won", 200)],
+)
+def test_money_a_refund_or_dispute_gave_back_counts_as_taken_back(
+    real: World, api: Any, monkeypatch: Any, how: str, given: int
+) -> None:
+    first_id = _paid_then_given_back(real, monkeypatch, how)
+    # WHEN day 0 is rerun after its two voids (a difference of -200)
+    status, taken = rerun(api, first_id, "rr")
+    assert status == 200, taken
+    # THEN it gives back only what the customer still pays for the line: never a credit note invoice
+    assert [i for i in real.invoices("acme") if i["kind"] == "credit_note"] == []
+    notes = taken["correction"]["credit_notes"]
+    assert sum(int(n["amount_minor"]) for n in notes) == given, taken
     _agree(real)
