@@ -178,12 +178,14 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
     invoices = _read(ctx, customer_id, refs, lines, issue) if wanted else []
     carriers = _carriers(invoices)
-    budget = _still_carried(invoices, refs, lines) if wanted else {}
+    budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
     taxes = _Taxes(
         {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
     )
     for invoice in carriers:
-        plan = _plan(invoice, {k: v for k, v in wanted.items() if v > 0}, refs)
+        # never planned beyond what the customer is still billed for the line (``_still_carried``)
+        bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
+        plan = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
         if not plan:
             continue
         try:
@@ -252,7 +254,7 @@ def within_billed(
     if not wanted:
         return [dict(line) for line in lines], {}
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
-    budget = _still_carried(invoices, refs, lines)
+    budget = _still_carried(invoices, refs, lines, _outside(ctx))
     out: list[dict[str, Any]] = []
     cut: dict[str, str] = {}
     for line in lines:
@@ -267,6 +269,18 @@ def within_billed(
         if keep > 0:
             out.append(_rest(line, keep))
     return out, cut
+
+
+def _outside(ctx: Billing) -> Callable[[Invoice], int]:
+    """``given_back`` read once per invoice."""
+    seen: dict[str, int] = {}
+
+    def of(invoice: Invoice) -> int:
+        if invoice.id not in seen:
+            seen[invoice.id] = given_back(ctx, invoice)
+        return seen[invoice.id]
+
+    return of
 
 
 def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[str, str, datetime],
@@ -344,11 +358,37 @@ class _Taxes:
         self.given[line_id] = self.given.get(line_id, 0) + amount
 
 
+def given_back(ctx: Billing, invoice: Invoice) -> int:
+    """What the customer got back of ``invoice``'s payments outside its credit notes: refunds and
+    disputes (open or lost; a won one gives the money back to us), i.e. every payment's refunded,
+    disputed and credited amounts less what the invoice's credit notes took after a payment."""
+    if paid_level(invoice) <= 0:
+        return 0
+    payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
+    moved = sum(p.refunded_minor + p.disputed_minor + p.credited_minor for p in payments)
+    return max(moved - int(invoice.document.get("post_payment_credited_minor") or 0), 0)
+
+
+def _share(outside: int, invoice: Invoice, left: int) -> int:
+    """The part of ``outside`` (money given back of the invoice outside credit notes) a line with
+    ``left`` still billed bears: ``outside`` x ``left`` / what the invoice still bills (its total less
+    its credit notes), rounded half-up once, never more than ``left``."""
+    billed = invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
+    if outside <= 0 or left <= 0 or billed <= 0:
+        return 0
+    share = int((Decimal(outside * left) / billed).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return min(share, left)
+
+
 def _still_carried(
-    invoices: list[Invoice], refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]
+    invoices: list[Invoice],
+    refs: dict[str, tuple[str, str]],
+    lines: list[dict[str, Any]],
+    outside: Callable[[Invoice], int],
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
-    (the line, later adjustments of it, a correction's own negative line) less what credit notes took,
+    (the line, later adjustments of it, a correction's own negative line) less what credit notes took
+    and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
     plus this correction's positive lines of it. A negative line never takes back more than this."""
     from neruba.logic.billing.credit_notes import line_states
 
@@ -360,7 +400,8 @@ def _still_carried(
         for ref in out:
             for line_id in _carried(invoice, ref):
                 states = states or {s.line_id: s for s in line_states(invoice)}
-                out[ref] += states[line_id].amount_minor - states[line_id].credited_minor
+                left = states[line_id].amount_minor - states[line_id].credited_minor
+                out[ref] += left - _share(outside(invoice), invoice, left)
     for line in lines:
         named = line.get("references") or {}
         key = (str(named.get("invoice_id")), str(named.get("line_id")))
