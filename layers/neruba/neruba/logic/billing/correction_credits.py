@@ -432,4 +432,20 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
     settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None)
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None
+    settled.actions.append(_window_audit(customer_id, invoice_id, settled, now))
     return settled
+
+
+def _window_audit(customer_id: str, invoice_id: str, settled: Settlement, now: datetime) -> dict[str, Any]:
+    """The audit record of a window's settlement (``invoice.settle``, as an operator's credit note has
+    ``credit_note.create``), one action of the window's transaction: the invoice and the notes it issued.
+    Its id comes from the window's invoice, so the window's transaction writes it once."""
+    from neruba import bootstrap
+
+    return idempotency.audit_put(
+        bootstrap.audit(), idempotency.Actor(WINDOW_ACTOR), "invoice.settle", invoice_id,
+        customer_id=customer_id, at=now,
+        reason="negative adjustments credited against the invoices carrying them",
+        after={"credit_notes": [dict(n) for n in settled.notes]},
+        idempotency_key=f"window-settlement:{invoice_id}",
+    )  # fmt: skip
