@@ -103,7 +103,9 @@ def test_a_window_before_the_end_and_its_preview_give_back_nothing_an_operator_c
     _agree(real)
 
 
-def test_a_later_event_after_the_whole_credit_is_still_billed(real: World, api: Any, monkeypatch: Any) -> None:
+def test_a_later_event_after_the_whole_credit_is_still_billed(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
     _credited_then_two_voids(real, api, monkeypatch)
     _bill(real, START + day(2, 1), monkeypatch)  # day 1: nothing, the -200 absorbed
     assert real.invoices("acme")[2]["total_minor"] == 0
