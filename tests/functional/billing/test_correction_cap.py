@@ -213,26 +213,3 @@ def test_money_a_refund_or_dispute_gave_back_counts_as_taken_back(
     notes = taken["correction"]["credit_notes"]
     assert sum(int(n["amount_minor"]) for n in notes) == given, taken
     _agree(real)
-
-
-def test_a_window_settles_only_the_net_of_a_lines_differences(real: World, monkeypatch: Any) -> None:
-    # GIVEN day 0 billed 4 calls (400), then three of them voided (-300) and a late call of day 0 (+100)
-    sub = subscribe_real(real, "acme")
-    _events("a", "b", "c", "d", at=START + day(0, 4))
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
-    first = real.invoices("acme")[1]
-    for tx in ("a", "b", "c"):
-        assert _void(tx, START + day(1, 4), f"v-{tx}")["correction"] == "completed"
-    _events("h", at=START + day(0, 5))
-    _events("e", at=START + day(1, 2))
-    # WHEN the final window (1 call; day 0's +100 and -300) is billed
-    final = _final_window(real, str(sub["id"]), monkeypatch)
-    print("LINES", [(l["kind"], l["amount_minor"]) for l in final["lines"]])
-    # THEN only the net -200 is credited against day 0, and the window bills its own call
-    invoice = real.ctx.invoices.get(first["id"])
-    assert invoice is not None
-    assert [n["amount_minor"] for n in invoice.document.get("credit_notes") or []] == [200]
-    assert final["total_minor"] == 100, final["lines"]
-    assert _receivable() == 300  # 2 calls of day 0 and 1 of day 1
-    _agree(real)
