@@ -181,10 +181,6 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     invoices = _read(ctx, customer_id, refs, lines, issue) if wanted else []
     carriers = _carriers(invoices)
     budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
-    netted = _netted(lines, wanted, refs)  # what the same line's positive lines offset: kept as lines
-    for line_id, amount in netted.items():
-        wanted[line_id] -= amount
-        budget[refs[line_id]] -= amount
     taxes = _Taxes(
         {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
     )
@@ -224,8 +220,8 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         line_id = str(line["line_id"])
         if line_id not in wanted:
             result.lines.append(dict(line))
-        elif wanted[line_id] + netted.get(line_id, 0) > 0:
-            result.lines.append(_rest(line, wanted[line_id] + netted.get(line_id, 0), taxes))
+        elif wanted[line_id] > 0:
+            result.lines.append(_rest(line, wanted[line_id], taxes))
     if notes:
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
@@ -244,27 +240,6 @@ def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, t
             refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
             wanted[str(line["line_id"])] = -int(line["amount_minor"])
     return wanted, refs
-
-
-def _netted(
-    lines: list[dict[str, Any]], wanted: dict[str, int], refs: dict[str, tuple[str, str]]
-) -> dict[str, int]:
-    """Per negative line, the part of it the positive lines of the same corrected line (in ``lines``)
-    offset, in order: a reverted backfill's +300 and its revert's -300 net out on the invoice carrying
-    both, and only the net negative of a line is credited against the invoices carrying it."""
-    positive: dict[tuple[str, str], int] = {}
-    for line in lines:
-        named = line.get("references") or {}
-        key = (str(named.get("invoice_id")), str(named.get("line_id")))
-        if int(line["amount_minor"]) > 0:
-            positive[key] = positive.get(key, 0) + int(line["amount_minor"])
-    out: dict[str, int] = {}
-    for line_id, amount in wanted.items():
-        offset = min(amount, positive.get(refs[line_id], 0))
-        if offset > 0:
-            out[line_id] = offset
-            positive[refs[line_id]] -= offset
-    return out
 
 
 def within_billed(
