@@ -229,3 +229,49 @@ def test_a_replace_and_an_add_in_one_window_are_each_named(
     assert _day0(done_replace["committed"], world)["amount_minor"] == PRICE
     assert _rated(world, 0) == 5 * PRICE
     assert_books_agree(world, "acme")
+
+
+
+def test_after_the_end_the_correction_invoice_names_the_backfill_that_counted(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+    from neruba.models.catalog import Cancellation
+    from tests.functional.billing.conftest import subscribe_real
+    from tests.functional.billing.helpers import billing_state
+
+    per_call = 100  # the real world's "metered" plan
+    # GIVEN a subscription ended on day 0 whose final invoice billed s0-0 and s0-1 (s0-2 was voided)
+    sub = subscribe_real(real, "acme")
+    live_events(real, [f"s0-{i}" for i in range(3)], START + day(0, 2), "live-0")
+    void_event(VoidRequest("acme", "s0-2", "sent twice", "OPS-1"), "key:op", "v", "req", START + day(0, 4))
+    cancel(real.plans, sub["id"], Cancellation(at_period_end=False), now=START + day(0, 20))
+    schedule(real, START + day(0, 21))
+    work(real, START + day(0, 21), monkeypatch)
+    schedule(real, START + day(0, 23))
+    assert billing_state(real, sub["id"]).status == "ended"
+    # AND two add backfills under the voided id: A counts it, B holds other content
+    first = _open("bf-a", reason="resend voided 3", last=20)
+    _hold(first, "s0-2", 2)
+    second = _open("bf-b", last=20)
+    _hold(second, "s0-2", 5)
+
+    # WHEN A stops after counting, B commits whole (its rerun runs first), then A goes on
+    _paused_after_counting(first, monkeypatch)
+    done_b = act(second, "commit", key="cb")[1]
+    done_a = act(first, "commit", key="ca")[1]
+
+    # THEN one correction invoice of +1 call, reported by A and naming A; B reports nothing
+    row_a, row_b = _day0(done_a["committed"], real), _day0(done_b["committed"], real)
+    assert (row_a["action"], row_a["amount_minor"]) == ("correction_invoiced", per_call)
+    assert row_a["correction_invoice_id"]
+    assert (row_b["action"], row_b["amount_minor"], row_b["correction_invoice_id"]) == ("unchanged", 0, None)
+    assert done_b["committed"]["events_not_counted"] == 1
+    [correction] = [i for i in real.invoices("acme") if i["kind"] == "correction"]
+    assert (correction["id"], correction["subtotal_minor"]) == (row_a["correction_invoice_id"], per_call)
+    _, explained = read(f"/v1/invoices/{correction['id']}/explain", invoice_id=correction["id"])
+    [shown] = [ln for ln in explained["lines"] if ln["kind"] == "adjustment"]
+    assert (shown["amount_minor"], shown["backfill"]["backfill_id"]) == (per_call, first)
+    assert shown["backfill"]["reason"] == "resend voided 3"
+    assert_books_agree(real, "acme")

@@ -140,6 +140,7 @@ class Attribution:
 
         recorded = backfills(ctx).parts.of_invoice(invoice.id)
         self.invoice = invoice
+        self.deltas: list[dict[str, Any]] = []  # the lines named (their source lists the shares)
         self.parts: list[tuple[Backfill, dict[str, int]]] = []
         for backfill in candidates(ctx, invoice, own):
             carried: dict[str, int] = {}
@@ -158,6 +159,7 @@ class Attribution:
     def name_lines(self, deltas: list[dict[str, Any]]) -> None:
         """Each adjustment line names the backfills with a part on its line, with their share of its
         money; what none accounts for is ``other_minor``."""
+        self.deltas = deltas
         for delta in deltas:
             line_id = str((delta.get("references") or {}).get("line_id"))
             whole = int(delta.get("gross_minor", delta["amount_minor"]))
