@@ -231,7 +231,6 @@ def test_a_replace_and_an_add_in_one_window_are_each_named(
     assert_books_agree(world, "acme")
 
 
-
 def test_after_the_end_the_correction_invoice_names_the_backfill_that_counted(
     real: World, monkeypatch: Any
 ) -> None:
@@ -275,3 +274,35 @@ def test_after_the_end_the_correction_invoice_names_the_backfill_that_counted(
     assert (shown["amount_minor"], shown["backfill"]["backfill_id"]) == (per_call, first)
     assert shown["backfill"]["reason"] == "resend voided 3"
     assert_books_agree(real, "acme")
+
+
+def test_a_backfills_own_rerun_carrying_an_operator_void_names_each_for_its_part(
+    world: World, billed: None, monkeypatch: Any
+) -> None:
+    from neruba import bootstrap
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+
+    # GIVEN an operator's void of s0-0 (day 0, finalized), not billed yet
+    void_event(
+        VoidRequest("acme", "s0-0", "test traffic", "OPS-2"), "key:op", "v-s0-0", "req-v2", START + day(2, 6)
+    )
+    # WHEN an add backfill of two calls of day 0 commits: its rerun carries the void too
+    backfill = _open("bf-a")
+    _hold(backfill, "a-1", 6)
+    _hold(backfill, "a-2", 7)
+    done = act(backfill, "commit", key="ca")[1]
+
+    # THEN the line (+1 call) names the backfill for +2 and the void's -1 as other; the record has +2
+    [line] = _pending(world)
+    assert (line["amount_minor"], _named(line), line["source"]["other_minor"]) == (
+        PRICE,
+        {backfill: 2 * PRICE},
+        -PRICE,
+    )
+    assert _day0(done["committed"], world)["amount_minor"] == 2 * PRICE
+    # AND the rerun's audit record names the backfill whose events it carried
+    day0 = _day0(done["committed"], world)["invoice_id"]
+    records, _ = bootstrap.audit().list("acme", limit=100)
+    reruns = [a for a in records if a["action"] == "invoice.rerun" and a["target"] == day0]
+    assert [a["after"].get("backfills") for a in reruns] == [[backfill]]
+    assert_books_agree(world, "acme")

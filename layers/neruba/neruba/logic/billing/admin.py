@@ -223,7 +223,7 @@ def rerun_invoice(
         ticket=body.ticket,
         at=now,
         before={"subtotal_minor": invoice.subtotal_minor, "rev": invoice.rev},
-        after={"action": result["action"]},
+        after={"action": result["action"], **(parts.audited() if parts is not None else {})},
         idempotency_key=idempotency_key,
     )
     actions += idempotency.record_items(

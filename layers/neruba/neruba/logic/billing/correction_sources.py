@@ -42,12 +42,13 @@ def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill
     """The backfills whose events may lie in the invoice's window and are not billed by its lines."""
     from neruba.logic.billing.backfills import backfills
 
-    made = str(invoice.document.get("created_at") or "")
+    made = invoice.document.get("created_at")
     found = []
     for backfill in backfills(ctx).all():
         if backfill.status not in STARTED or invoice.customer_id not in backfill.document["customer_ids"]:
             continue
-        if backfill.id == own or (backfill.committing_at or "") > made:
+        began = backfill.committing_at
+        if backfill.id == own or not made or (began and parse_ts(began) > parse_ts(str(made))):
             found.append(backfill)
     return found
 
@@ -76,16 +77,35 @@ def own_events(ctx: Billing, backfill: Backfill) -> tuple[list[StoredEvent], lis
     return counted, voided
 
 
+def carried_levels(ctx: Billing, invoice: Invoice, events: list[StoredEvent]) -> set[str]:
+    """The level meters (``weighted_sum``, ``latest`` with carry-over) of ``events`` that lie before the
+    invoice's window: the level they change carries into it, which :func:`effect` cannot take apart."""
+    from neruba.domain.levels import carries_level
+
+    start = parse_ts(invoice.period_start)
+    found = set()
+    for code in {e.meter_code for e in events if e.customer_id == invoice.customer_id}:
+        meter = ctx.plans.get_meter(code)
+        if meter is None or not carries_level(str(meter.aggregation), bool(meter.carry_over)):
+            continue
+        if any(e.meter_code == code and parse_ts(e.timestamp) < start for e in events):
+            found.add(code)
+    return found
+
+
 def effect(
-    ctx: Billing, invoice: Invoice, rated: dict[str, dict[str, Any]], backfill: Backfill
+    ctx: Billing,
+    invoice: Invoice,
+    rated: dict[str, dict[str, Any]],
+    events: tuple[list[StoredEvent], list[StoredEvent]],
 ) -> dict[str, int]:
-    """Per line: the rated amount (before discounts) the backfill's events account for in the window now."""
+    """Per line: the rated amount (before discounts) the backfill's events (``own_events``) account for
+    in the window now."""
     from neruba.logic.billing.backfill_preview import HeldUsage, held_cells, without_cells
     from neruba.logic.billing.backfill_replace import as_held
     from neruba.logic.billing.worker import rated_lines
 
-    counted, voided = own_events(ctx, backfill)
-    counted, voided = _in_window(invoice, counted), _in_window(invoice, voided)
+    counted, voided = _in_window(invoice, events[0]), _in_window(invoice, events[1])
     if not counted and not voided:
         return {}
     usage = HeldUsage(ctx.usage, held_cells(ctx, as_held(voided)), without=without_cells(ctx, counted))
@@ -142,6 +162,8 @@ class Attribution:
         self.invoice = invoice
         self.deltas: list[dict[str, Any]] = []  # the lines named (their source lists the shares)
         self.parts: list[tuple[Backfill, dict[str, int]]] = []
+        self.own: Backfill | None = None
+        self.levels: set[str] = set()  # the level meters the rerun's own backfill carries into the window
         for backfill in candidates(ctx, invoice, own):
             carried: dict[str, int] = {}
             for part in recorded:
@@ -150,11 +172,22 @@ class Attribution:
                         carried[line] = carried.get(line, 0) + amount
             if backfill.status == "reverted" and not any(carried.values()):
                 continue
-            now = effect(ctx, invoice, rated, backfill)
+            events = own_events(ctx, backfill)
+            now = effect(ctx, invoice, rated, events)
             new = {line: now.get(line, 0) - carried.get(line, 0) for line in set(now) | set(carried)}
             new = {line: amount for line, amount in new.items() if amount}
-            if new:
+            if backfill.id == own:
+                self.own, self.levels = backfill, carried_levels(ctx, invoice, events[0] + events[1])
+            if new or backfill.id == own:
                 self.parts.append((backfill, new))
+
+    def _absorb(self, line_id: str, whole: int) -> None:
+        """The rerun's own backfill carries a level into the window: what no backfill accounts for on
+        the line is its part (the level its events changed)."""
+        left = whole - sum(lines.get(line_id, 0) for _, lines in self.parts)
+        for backfill, lines in self.parts:
+            if self.own is not None and backfill.id == self.own.id and left:
+                lines[line_id] = lines.get(line_id, 0) + left
 
     def name_lines(self, deltas: list[dict[str, Any]]) -> None:
         """Each adjustment line names the backfills with a part on its line, with their share of its
@@ -164,6 +197,8 @@ class Attribution:
             line_id = str((delta.get("references") or {}).get("line_id"))
             whole = int(delta.get("gross_minor", delta["amount_minor"]))
             money = int(delta["amount_minor"])
+            if delta.get("meter_code") in self.levels:
+                self._absorb(line_id, whole)
             named = []
             for backfill, lines in self.parts:
                 if lines.get(line_id):
@@ -177,6 +212,11 @@ class Attribution:
                 source["other_minor"] = other
             delta["source"] = source
 
+    def audited(self) -> dict[str, Any]:
+        """For the rerun's audit record: the backfills whose events it carries (none: nothing)."""
+        named = [backfill.id for backfill, lines in self.parts if lines]
+        return {"backfills": named} if named else {}
+
     def items(self, ctx: Billing, rerun: str, result: dict[str, Any], draft_gross: int = 0) -> list[Any]:
         """The Puts recording each backfill's part of this rerun (``result``: the rerun's answer), its
         money the share of the rerun's difference its lines account for."""
@@ -188,8 +228,14 @@ class Attribution:
         lines = {str((d.get("references") or {}).get("line_id")): d for d in correction.get("lines") or []}
         found = []
         for backfill, parts in self.parts:
+            if not parts:
+                continue
             amount = tax = 0
             if result["action"] == "draft_recomputed":
+                if self.levels and backfill is self.own:
+                    self._absorb(
+                        DRAFT, draft_gross - sum(v for _, p in self.parts for k, v in p.items() if k != DRAFT)
+                    )
                 whole = sum(parts.values())
                 amount = _share(int(difference.get("subtotal_minor") or 0), whole, draft_gross)
                 tax = _share(int(difference.get("tax_minor") or 0), whole, draft_gross)
