@@ -256,8 +256,8 @@ class Attribution:
                 "total_minor": amount + tax,
                 "correction_invoice_id": correction.get("invoice_id") if amount or tax else None,
             }
-            part = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), parts, money)
-            found.append(repo.put_item(part))
+            record = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), parts, money)
+            found.append(repo.put_item(record))
         return found
 
 
