@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 STARTED = ("committing", "committed", "reverting", "reverted")
 DRAFT = "draft"  # the one pseudo-line of a draft's parts: its change of subtotal
+LEVEL = "level:"  # a part through a level the rerun's own backfill carries into the window
 
 
 def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill]:
@@ -164,12 +165,14 @@ class Attribution:
         self.parts: list[tuple[Backfill, dict[str, int]]] = []
         self.own: Backfill | None = None
         self.levels: set[str] = set()  # the level meters the rerun's own backfill carries into the window
+        self.absorbed: dict[str, int] = {}  # per line: the own backfill's part through those levels
         for backfill in candidates(ctx, invoice, own):
             carried: dict[str, int] = {}
             for part in recorded:
                 if part.backfill_id == backfill.id:
                     for line, amount in part.lines.items():
-                        carried[line] = carried.get(line, 0) + amount
+                        if not line.startswith(LEVEL):  # a level's part is no effect to compare with
+                            carried[line] = carried.get(line, 0) + amount
             if backfill.status == "reverted" and not any(carried.values()):
                 continue
             events = own_events(ctx, backfill)
@@ -184,10 +187,19 @@ class Attribution:
     def _absorb(self, line_id: str, whole: int) -> None:
         """The rerun's own backfill carries a level into the window: what no backfill accounts for on
         the line is its part (the level its events changed)."""
-        left = whole - sum(lines.get(line_id, 0) for _, lines in self.parts)
-        for backfill, lines in self.parts:
-            if self.own is not None and backfill.id == self.own.id and left:
-                lines[line_id] = lines.get(line_id, 0) + left
+        left = whole - sum(self._part(b, lines, line_id) for b, lines in self.parts)
+        if self.own is not None and left:
+            self.absorbed[line_id] = self.absorbed.get(line_id, 0) + left
+
+    def _part(self, backfill: Backfill, lines: dict[str, int], line_id: str) -> int:
+        mine = self.absorbed.get(line_id, 0) if backfill is self.own else 0
+        return lines.get(line_id, 0) + mine
+
+    def _lines(self, backfill: Backfill, lines: dict[str, int]) -> dict[str, int]:
+        """The part as recorded: per line, and the level's part under ``level:{line}``."""
+        if backfill is not self.own:
+            return lines
+        return {**lines, **{f"{LEVEL}{k}": v for k, v in self.absorbed.items() if v}}
 
     def name_lines(self, deltas: list[dict[str, Any]]) -> None:
         """Each adjustment line names the backfills with a part on its line, with their share of its
@@ -201,8 +213,9 @@ class Attribution:
                 self._absorb(line_id, whole)
             named = []
             for backfill, lines in self.parts:
-                if lines.get(line_id):
-                    named.append({**_named(backfill), "amount_minor": _share(money, lines[line_id], whole)})
+                part = self._part(backfill, lines, line_id)
+                if part:
+                    named.append({**_named(backfill), "amount_minor": _share(money, part, whole)})
             source = {k: v for k, v in delta["source"].items() if k not in ("backfill", "backfills")}
             if named:
                 source["backfill"] = {k: v for k, v in named[0].items() if k != "amount_minor"}
@@ -214,7 +227,7 @@ class Attribution:
 
     def audited(self) -> dict[str, Any]:
         """For the rerun's audit record: the backfills whose events it carries (none: nothing)."""
-        named = [backfill.id for backfill, lines in self.parts if lines]
+        named = [backfill.id for backfill, lines in self.parts if self._lines(backfill, lines)]
         return {"backfills": named} if named else {}
 
     def items(self, ctx: Billing, rerun: str, result: dict[str, Any], draft_gross: int = 0) -> list[Any]:
@@ -225,30 +238,29 @@ class Attribution:
         repo = backfills(ctx).parts
         correction = result.get("correction") or {}
         difference = result.get("difference") or {}
-        lines = {str((d.get("references") or {}).get("line_id")): d for d in correction.get("lines") or []}
+        lines = {str((d.get("references") or {}).get("line_id")): d for d in self.deltas}
+        draft = result["action"] == "draft_recomputed"
+        if draft and self.levels:  # a draft's change is one figure: what no backfill accounts for
+            self._absorb(DRAFT, draft_gross - sum(v for _, p in self.parts for v in p.values()))
         found = []
         for backfill, parts in self.parts:
-            if not parts:
+            recorded = self._lines(backfill, parts)
+            if not recorded:
                 continue
             amount = tax = 0
-            if result["action"] == "draft_recomputed":
-                if self.levels and backfill is self.own:
-                    self._absorb(
-                        DRAFT, draft_gross - sum(v for _, p in self.parts for k, v in p.items() if k != DRAFT)
-                    )
-                whole = sum(parts.values())
+            if draft:
+                whole = sum(parts.values()) + (self.absorbed.get(DRAFT, 0) if backfill is self.own else 0)
                 amount = _share(int(difference.get("subtotal_minor") or 0), whole, draft_gross)
                 tax = _share(int(difference.get("tax_minor") or 0), whole, draft_gross)
             else:
-                for line_id, part in parts.items():
-                    delta = lines.get(line_id)
-                    for shown in (delta or {}).get("source", {}).get("backfills") or []:
+                for line_id, delta in lines.items():
+                    part = self._part(backfill, parts, line_id)
+                    for shown in delta["source"].get("backfills") or []:
                         if shown["backfill_id"] == backfill.id:
                             amount += int(shown["amount_minor"])
-                    if delta:
-                        gross = int(delta.get("gross_minor", delta["amount_minor"]))
-                        added = int((delta.get("tax") or {}).get("exclusive_minor") or 0)
-                        tax += _share(added, part, gross)
+                    gross = int(delta.get("gross_minor", delta["amount_minor"]))
+                    added = int((delta.get("tax") or {}).get("exclusive_minor") or 0)
+                    tax += _share(added, part, gross)
             money = {
                 "action": result["action"] if amount or tax else "unchanged",
                 "amount_minor": amount,
@@ -256,7 +268,7 @@ class Attribution:
                 "total_minor": amount + tax,
                 "correction_invoice_id": correction.get("invoice_id") if amount or tax else None,
             }
-            record = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), parts, money)
+            record = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), recorded, money)
             found.append(repo.put_item(record))
         return found
 
