@@ -22,6 +22,9 @@ from tests.functional.billing.backfill_support import (
 )
 from tests.functional.billing.conftest import START, World, assert_books_agree
 from tests.functional.billing.helpers import Killed, day, schedule, work
+from tests.functional.billing.test_prorated_meters import seats as seat_plan
+
+seats = seat_plan  # the fixture, under the name the test asks for
 
 
 @pytest.fixture
@@ -306,3 +309,58 @@ def test_a_backfills_own_rerun_carrying_an_operator_void_names_each_for_its_part
     reruns = [a for a in records if a["action"] == "invoice.rerun" and a["target"] == day0]
     assert [a["after"].get("backfills") for a in reruns] == [[backfill]]
     assert_books_agree(world, "acme")
+
+
+def test_a_level_carried_into_a_later_window_is_its_backfills_part_and_only_its(
+    real: World, seats: dict[str, Any], monkeypatch: Any
+) -> None:
+    from datetime import timedelta
+
+    from tests.functional.billing.test_prorated_meters import _seats
+
+    seat_day = 2400  # the "team" plan: 24.00 per seat-day
+    # GIVEN 2 seats from day 0; days 0 and 1 billed and finalized; backfill A adds a seat at 12:00 day 0
+    _seats(START, 2)
+    for d in range(3):
+        schedule(real, START + day(d, 3))
+        work(real, START + day(d, 3), monkeypatch)
+    schedule(real, START + day(2, 5))
+
+    def seat_backfill(key: str, tx: str, at: Any, d: int) -> str:
+        body = scope(meter_codes=["seat_changes"], end=(START + day(2)).isoformat(), reason=key)
+        status, bf = open_backfill(body, key=key)
+        assert status == 201, bf
+        held = [
+            {
+                "transaction_id": tx,
+                "code": "seat_changes",
+                "timestamp": at.isoformat(),
+                "properties": {"d": d},
+            }
+        ]
+        assert events(str(bf["id"]), held)[1]["held"] == 1
+        return str(bf["id"])
+
+    first = seat_backfill("bf-a", "seat-3", START + timedelta(hours=12), 1)
+    done_a = act(first, "commit", key="ca")[1]
+    assert [i["amount_minor"] for i in done_a["committed"]["invoices"]] == [seat_day // 2, seat_day]
+    # WHEN backfill B removes a seat at 12:00 on day 1
+    second = seat_backfill("bf-b", "seat-x", START + day(1, 12), -1)
+    done_b = act(second, "commit", key="cb")[1]
+
+    # THEN day 1's new line names B alone (A's carried level was recorded as A's, not taken again)
+    assert [i["amount_minor"] for i in done_b["committed"]["invoices"]] == [-seat_day // 2]
+    subscription = real.invoices("acme")[0]["subscription_id"]
+    lines = [dict(a.line) for a in real.ctx.billing.adjustments(subscription)]
+    assert sorted((ln["amount_minor"], tuple(_named(ln))) for ln in lines) == sorted(
+        [(seat_day // 2, (first,)), (seat_day, (first,)), (-seat_day // 2, (second,))]
+    )
+    # AND B's revert, then A's, each report and name their own part; everything nets to zero
+    rev_b = act(second, "revert", key="rb")[1]
+    rev_a = act(first, "revert", key="ra")[1]
+    assert [i["amount_minor"] for i in rev_b["reverted"]["invoices"]] == [seat_day // 2]
+    assert [i["amount_minor"] for i in rev_a["reverted"]["invoices"]] == [-seat_day // 2, -seat_day]
+    lines = [dict(a.line) for a in real.ctx.billing.adjustments(subscription)]
+    assert sum(ln["amount_minor"] for ln in lines) == 0
+    assert all(len(_named(ln)) == 1 for ln in lines)
+    assert_books_agree(real, "acme")

@@ -157,6 +157,7 @@ class Attribution:
     def __init__(
         self, ctx: Billing, invoice: Invoice, rated: dict[str, dict[str, Any]], own: str | None
     ) -> None:
+        from neruba.logic.billing import backfill_ids
         from neruba.logic.billing.backfills import backfills
 
         recorded = backfills(ctx).parts.of_invoice(invoice.id)
@@ -179,8 +180,9 @@ class Attribution:
             now = effect(ctx, invoice, rated, events)
             new = {line: now.get(line, 0) - carried.get(line, 0) for line in set(now) | set(carried)}
             new = {line: amount for line, amount in new.items() if amount}
-            if backfill.id == own:
-                self.own, self.levels = backfill, carried_levels(ctx, invoice, events[0] + events[1])
+            if backfill.id == own:  # its events as counted, voided by its revert or not
+                every = list(backfill_ids.counted(ctx, own, backfills(ctx).held_events(own)).values())
+                self.own, self.levels = backfill, carried_levels(ctx, invoice, every + events[1])
             if new or backfill.id == own:
                 self.parts.append((backfill, new))
 
