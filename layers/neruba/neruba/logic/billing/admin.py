@@ -7,6 +7,7 @@ writes nothing; the same key with another body is a 409 ``idempotency_conflict``
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,7 +231,8 @@ def rerun_invoice(
         ctx.billing, audit, "invoice-rerun", idempotency_key, fingerprint, result
     )
     if parts is not None:
-        rerun = idempotency.digest({"rerun": [invoice_id, idempotency_key or now.isoformat()]}, 16)
+        # one record per rerun: a keyed rerun writes once; one without a key is a rerun of its own
+        rerun = idempotency.digest({"rerun": [invoice_id, idempotency_key or secrets.token_hex(16)]}, 16)
         actions += parts.items(ctx, rerun, result, draft_gross)
     try:
         commit(Transaction(actions))
