@@ -89,6 +89,8 @@ class Meter:
             self.items_read += int(parsed.get("Count", 0))
         elif model.name == "GetItem":
             self.items_read += 1 if parsed.get("Item") else 0
+        elif model.name == "BatchGetItem":
+            self.items_read += sum(len(items) for items in (parsed.get("Responses") or {}).values())
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -35,7 +35,7 @@ from neruba.dal.due_index import DUE_SHARDS as DUE_SHARDS
 from neruba.dal.due_index import due_items
 from neruba.dal.due_index import shard_of as shard_of
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
-from neruba.dal.dynamo import from_item, partition_items, plain, put_if_absent, record, to_item
+from neruba.dal.dynamo import from_item, partition_items, plain, put_if_absent, query_items, record, to_item
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
@@ -461,6 +461,17 @@ class BillingRepository:
         """Every adjustment recorded for a subscription's finalized invoices (pending and applied), as
         written by :meth:`adjustment_put_item`; its ``key`` is what :meth:`adjustment_apply_item` takes."""
         return [_adjustment(item) for item in partition_items(self.table_name, f"ADJ#{subscription_id}")]
+
+    def adjustments_of(self, subscription_id: str, invoice_id: str) -> list[Adjustment]:
+        """The adjustments recorded for one finalized invoice of the subscription (its keys start with
+        ``{invoice_id}#``): one query of that key range, whatever the subscription's other invoices."""
+        request = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :inv)",
+            "ExpressionAttributeValues": to_item({":pk": f"ADJ#{subscription_id}", ":inv": f"{invoice_id}#"}),
+            "ConsistentRead": True,
+        }
+        return [_adjustment(item) for item in query_items(request)]
 
     def adjustment_put_item(self, subscription_id: str, adjustment: Adjustment) -> dict[str, Any]:
         """A Put of a new adjustment (condition: that key is new)."""

@@ -265,12 +265,14 @@ class InvoicesRepository:
             kwargs["Limit"] = limit - len(docs)
         return docs, encode_cursor(last, query) if last else None
 
-    def of_customer(self, customer_id: str) -> builtins.list[Invoice]:
-        """Every invoice of a customer, newest period first (every page of ``list``)."""
+    def of_customer(self, customer_id: str, since: str | None = None) -> builtins.list[Invoice]:
+        """Every invoice of a customer, newest period first (every page of ``list``); with ``since``, only
+        those whose ``list_sk`` (``{period_start}#{id}``) sorts at or after that text: a range of the
+        ``by-list`` index, so the invoices of earlier periods are never read."""
         found: builtins.list[Invoice] = []
         cursor = None
         while True:
-            page, cursor = self.list(customer_id, None, 100, cursor)
+            page, cursor = self.list(customer_id, None, 100, cursor, period=(since, None))
             found += page
             if cursor is None:
                 return found

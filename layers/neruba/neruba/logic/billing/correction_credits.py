@@ -19,10 +19,15 @@ move of the ``CN`` counter; each invoice move is conditional on the invoice as r
 note meanwhile cancels the transaction, and the retry decides again). Each note's put marks it owed to
 Stripe (``logic.billing.sync_due``), so a rerun or sweep stopping before it sent the notes leaves them to
 the scheduler and the billing sweep, which send each once.
+
+The invoices that can carry a corrected line are read once per settlement, from the oldest corrected
+invoice's period on, never the customer's whole history (``_read``; docs/billing.md, "What a settlement
+reads").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,18 +73,57 @@ def _carried(invoice: Invoice, ref: tuple[str, str]) -> list[str]:
     ]
 
 
-def _carriers(ctx: Billing, customer_id: str, issue: Issue) -> list[Invoice]:
-    """The customer's invoices a credit note can credit, newest first; a correction invoice left a draft
-    (its writer stopped before finalizing it) is finalized first (``issue``), as the scheduler would."""
-    found = []
-    for invoice in ctx.invoices.of_customer(customer_id):
-        if invoice.kind not in CARRYING_KINDS:
-            continue
+def _carriers(invoices: list[Invoice]) -> list[Invoice]:
+    """The invoices of ``invoices`` (as ``_read`` found them) a credit note can credit, newest first."""
+    found = [
+        invoice
+        for invoice in invoices
+        if invoice.kind in CARRYING_KINDS and invoice.status in ("finalized", "paid", "payment_failed")
+    ]
+    return sorted(found, key=lambda i: (i.document.get("created_at") or "", i.id), reverse=True)
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _oldest_day(refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]) -> str | None:
+    """The day the oldest corrected invoice's period starts, as the negative lines name it (an adjustment
+    line carries its corrected invoice's ``period_start``); None when a line names none."""
+    days = [str(line.get("period_start") or "")[:10] for line in lines if str(line["line_id"]) in refs]
+    if not days or not all(_DAY.fullmatch(d) for d in days):
+        return None
+    return min(days)
+
+
+def _read(ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]],
+          issue: Issue) -> list[Invoice]:  # fmt: skip
+    """The customer's invoices that can carry a corrected line, read once per settlement (docs/billing.md,
+    "What a settlement reads"): the ``by-list`` range from the day the oldest corrected invoice's period
+    starts (every carrier is created after it, in a period starting no earlier), plus the invoices the
+    corrected invoices' adjustment records name as carrying them outside that range (a correction
+    invoice takes its corrected invoice's period, and may carry a difference of a later invoice left
+    pending). All invoices when a corrected invoice is not in the range (a line naming another period).
+    A correction invoice left a draft (its writer stopped before finalizing it) is finalized first
+    (``issue``), as the scheduler would. Newest period first."""
+    corrected = {ref[0] for ref in refs.values()}
+    since = _oldest_day(refs, lines)
+    found = {i.id: i for i in ctx.invoices.of_customer(customer_id, since)}
+    if since is not None and not corrected <= found.keys():
+        found = {i.id: i for i in ctx.invoices.of_customer(customer_id)}
+    named: set[str] = set()
+    for invoice_id in sorted(corrected & found.keys()):
+        subscription_id = found[invoice_id].subscription_id
+        for adjustment in ctx.billing.adjustments_of(subscription_id, invoice_id) if subscription_id else []:
+            if adjustment.applied_to and not adjustment.applied_to.startswith("cn_"):
+                named.add(adjustment.applied_to)
+    if missing := sorted(named - found.keys()):
+        found |= {i.id: i for i in ctx.invoices.get_many(missing).values() if i.customer_id == customer_id}
+    out = []
+    for invoice in sorted(found.values(), key=lambda i: (i.period_start, i.id), reverse=True):
         if invoice.status == "draft" and invoice.kind == "correction":
             invoice = issue(invoice.id) or invoice
-        if invoice.status in ("finalized", "paid", "payment_failed"):
-            found.append(invoice)
-    return sorted(found, key=lambda i: (i.document.get("created_at") or "", i.id), reverse=True)
+        out.append(invoice)
+    return out
 
 
 def _plan(
@@ -138,8 +182,9 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
             wanted[str(line["line_id"])] = -int(line["amount_minor"])
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
-    carriers = _carriers(ctx, customer_id, issue) if wanted else []
-    budget = _still_carried(ctx, customer_id, refs, lines) if wanted else {}
+    invoices = _read(ctx, customer_id, refs, lines, issue) if wanted else []
+    carriers = _carriers(invoices)
+    budget = _still_carried(invoices, refs, lines) if wanted else {}
     taxes = _Taxes(
         {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
     )
@@ -262,7 +307,7 @@ class _Taxes:
 
 
 def _still_carried(
-    ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]
+    invoices: list[Invoice], refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
     (the line, later adjustments of it, a correction's own negative line) less what credit notes took,
@@ -270,7 +315,7 @@ def _still_carried(
     from neruba.logic.billing.credit_notes import line_states
 
     out = {ref: 0 for ref in refs.values()}
-    for invoice in ctx.invoices.of_customer(customer_id):
+    for invoice in invoices:  # as ``_read`` found them
         if invoice.status == "void" or invoice.kind not in (*CARRYING_KINDS, "credit_note"):
             continue
         states: dict[str, Any] | None = None
