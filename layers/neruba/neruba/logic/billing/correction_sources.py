@@ -213,11 +213,14 @@ class Attribution:
             money = int(delta["amount_minor"])
             if delta.get("meter_code") in self.levels:
                 self._absorb(line_id, whole)
-            named = []
+            named, explained = [], 0
             for backfill, lines in self.parts:
                 part = self._part(backfill, lines, line_id)
                 if part:
                     named.append({**_named(backfill), "amount_minor": _share(money, part, whole)})
+                    explained += part
+            if named and explained == whole:  # the backfills account for all of it: no rounding left over
+                named[-1]["amount_minor"] = money - sum(int(n["amount_minor"]) for n in named[:-1])
             source = {k: v for k, v in delta["source"].items() if k not in ("backfill", "backfills")}
             if named:
                 source["backfill"] = {k: v for k, v in named[0].items() if k != "amount_minor"}
