@@ -132,6 +132,7 @@ def test_the_backfill_that_counted_reports_and_is_named_not_the_one_that_reran_f
     _, explained = read(f"/v1/invoices/{carrying['id']}/explain", invoice_id=carrying["id"])
     [shown] = [ln for ln in explained["lines"] if ln["kind"] == "adjustment"]
     assert shown["backfill"]["backfill_id"] == first
+    assert [(b["backfill_id"], b["amount_minor"]) for b in shown["backfills"]] == [(first, PRICE)]
     assert usage_totals(world)[ts(START)] == 3 * PRICE
     assert_books_agree(world, "acme")
 
@@ -165,9 +166,27 @@ def test_one_rerun_carrying_two_backfills_names_both_and_each_revert_its_own_par
     assert sorted(ln["amount_minor"] for ln in lines) == [-2 * PRICE, -PRICE, 3 * PRICE]
     reverts = [ln for ln in lines if ln["amount_minor"] < 0]
     assert {tuple(_named(ln).items()) for ln in reverts} == {((first, -PRICE),), ((second, -2 * PRICE),)}
-    assert all(ln["source"]["backfill"].get("revert") for ln in reverts)
+    assert all(ln["source"]["backfills"][0]["revert"] for ln in reverts)
     assert sum(ln["amount_minor"] for ln in lines) == 0
     assert _rated(world, 0) == 2 * PRICE
+    # explain on the invoice that carries them shows each line's backfills and revert parts
+    schedule(world, START + day(3, 3))
+    work(world, START + day(3, 3), monkeypatch)
+    [carrying] = [i for i in world.invoices("acme") if any(ln["kind"] == "adjustment" for ln in i["lines"])]
+    status, explained = read(f"/v1/invoices/{carrying['id']}/explain", invoice_id=carrying["id"])
+    assert status == 200, explained
+    shown = sorted(
+        [(b["backfill_id"], b["revert"], b["amount_minor"]) for b in ln["backfills"]]
+        for ln in explained["lines"]
+        if ln["kind"] == "adjustment"
+    )
+    assert shown == sorted(
+        [
+            [(first, False, PRICE), (second, False, 2 * PRICE)],
+            [(first, True, -PRICE)],
+            [(second, True, -2 * PRICE)],
+        ]
+    )
     assert_books_agree(world, "acme")
 
 

@@ -223,7 +223,7 @@ class Attribution:
                 named[-1]["amount_minor"] = money - sum(int(n["amount_minor"]) for n in named[:-1])
             source = {k: v for k, v in delta["source"].items() if k not in ("backfill", "backfills")}
             if named:
-                source["backfill"] = {k: v for k, v in named[0].items() if k != "amount_minor"}
+                source["backfill"] = {k: named[0][k] for k in ("backfill_id", "reason", "ticket")}
                 source["backfills"] = named
             other = money - sum(int(n["amount_minor"]) for n in named)
             if named and other:
