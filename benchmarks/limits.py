@@ -64,7 +64,7 @@ ID_SHAPES = [
     for shape in (HEADLINE, SHAPES[0])
 ]
 # Sparse batches: one event per customer, meter and hour cell (100 customers per batch); without limits
-# their days are written as pending items and folded later, with limits each is a limited write of its own.
+# their days are written as pending items and folded later; with limits too, once their counter moved.
 SPARSE = SHAPES[2]
 SPARSE_SHAPES = [
     SPARSE,

@@ -123,7 +123,7 @@ def test_invoice_paid_records_the_payment_by_charge_and_marks_the_invoice_paid(c
             "record_payment",
             {"customer_id": "acme", "currency": "USD", "amount_minor": 500, "payment_id": "ch_1",
              "idempotency_key": "stripe:payment:ch_1", "source": "stripe", "actor": "stripe:webhook",
-             "invoice_id": "in_1", "at": AT, "metadata": {"stripe_invoice_id": "in_s"}},
+             "invoice_id": "in_1", "at": AT, "metadata": {"stripe_invoice_id": "in_s"}, "credited_minor": 0},
         )
     ]  # fmt: skip
     assert invoices.docs["in_1"]["status"] == "paid" and result.outcome == "applied"

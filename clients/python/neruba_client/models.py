@@ -722,6 +722,17 @@ class ExplainedPosting(_Model):
     entries: list[PostingEntryView]
 
 
+class UpcomingCreditNote(_Model):
+    """A credit note the window's invoice will issue for negative adjustments taking it below zero."""
+
+    invoice_id: str
+    invoice_number: str | None
+    amount_minor: int
+    subtotal_minor: int
+    tax_minor: int
+    adjustments: list[CreditNoteAdjustment]
+
+
 class UpcomingWindow(_Model):
     object: Literal["upcoming_window"]
     kind: str | None = None
@@ -736,6 +747,7 @@ class UpcomingWindow(_Model):
     credits_applied: bool
     pending_adjustments_minor: int
     threshold_invoiced_minor: int = 0
+    credit_notes_to_issue: list[UpcomingCreditNote] = []
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None

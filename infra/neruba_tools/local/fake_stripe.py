@@ -279,7 +279,10 @@ class FakeStripe:
         return 200, item
 
     def _create_credit_note(self, params: dict[str, Any], _: str | None) -> tuple[int, dict[str, Any]]:
-        """A credit note on a finalized invoice: never more than the invoice total less earlier notes."""
+        """A credit note on a finalized invoice: never more than the invoice total less earlier notes. As
+        Stripe: the note first lowers what the invoice still asks (``pre_payment_amount``, taken off
+        ``amount_remaining`` and ``amount_due``); ``credit_amount``, ``refund_amount`` and
+        ``out_of_band_amount`` must add up to the rest (``post_payment_amount``), else 400."""
         invoice = self.invoices.get(params.get("invoice", ""))
         if invoice is None or invoice["status"] not in ("open", "paid"):
             return 400, _error(
@@ -296,14 +299,21 @@ class FakeStripe:
                 "invalid_request_error", "The credit note exceeds the invoice.", code="amount_too_large"
             )
         parts = {k: int(params.get(k, 0)) for k in ("credit_amount", "refund_amount", "out_of_band_amount")}
+        pre = min(amount, int(invoice["amount_remaining"]))  # first what the invoice still asks
+        if sum(parts.values()) != amount - pre:
+            message = (f"The credit note's refund, credit and out of band amounts ({sum(parts.values())}) "
+                       f"must add up to its post-payment amount ({amount - pre}).")  # fmt: skip
+            return 400, _error("invalid_request_error", message)
         note = {
             "id": self._new_id("cn"), "object": "credit_note", "invoice": invoice["id"], "amount": amount,
-            "pre_payment_amount": amount - sum(parts.values()), **parts, "memo": params.get("memo"),
-            "metadata": params.get("metadata", {}), "status": "issued", "subtotal": subtotal,
-            "total": amount, "total_taxes": [{"amount": tax, "tax_behavior": "exclusive"}] if tax else [],
+            "pre_payment_amount": pre, "post_payment_amount": amount - pre, **parts,
+            "memo": params.get("memo"), "metadata": params.get("metadata", {}), "status": "issued",
+            "subtotal": subtotal, "total": amount,
+            "total_taxes": [{"amount": tax, "tax_behavior": "exclusive"}] if tax else [],
         }  # fmt: skip
         self.credit_notes[note["id"]] = note
-        invoice["amount_remaining"] = max(invoice["amount_remaining"] - note["pre_payment_amount"], 0)
+        invoice["amount_remaining"] -= pre
+        invoice["amount_due"] -= pre
         return 200, note
 
     def _credited_tax(self, invoice: dict[str, Any], amounts: list[int]) -> int:
@@ -392,7 +402,8 @@ class FakeStripe:
         return 200, {"id": invoice["id"], "object": "invoice", "deleted": True}
 
     def _pay(self, params: dict[str, Any], invoice_id: str | None) -> tuple[int, dict[str, Any]]:
-        """Pay an open invoice in full (as a successful card charge would), then deliver ``invoice.paid``."""
+        """Pay an open invoice in full (as a successful card charge would: what it still asks, after
+        credit notes), then deliver ``invoice.paid``."""
         invoice = self.invoices.get(invoice_id or "")
         if invoice is None:
             return 404, _error("invalid_request_error", "No such invoice", code="resource_missing")
@@ -401,7 +412,8 @@ class FakeStripe:
             return 400, _error("invalid_request_error", message)
         charge = self._new_id("ch")
         invoice.update(
-            status="paid", paid=True, amount_paid=invoice["amount_due"], amount_remaining=0, charge=charge,
+            status="paid", paid=True, amount_paid=invoice["amount_paid"] + invoice["amount_remaining"],
+            amount_remaining=0, charge=charge,
             payment_intent=self._new_id("pi"), status_transitions={"paid_at": int(time.time())},
         )  # fmt: skip
         if self.webhook is not None:

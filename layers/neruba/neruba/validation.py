@@ -170,6 +170,31 @@ def within_path(prefix: str, path: str | None) -> str:
     return prefix + ("" if path.startswith("[") else ".") + path
 
 
+WHY = "neruba_why"  # the error context key of a model's reason for a rule (``required_because``)
+
+
+def required_because(exc: Any, field: str, why: str) -> Any:
+    """The pydantic ``ValidationError`` ``exc`` again, each problem saying ``field`` (a top-level field of
+    the model) is missing or null carrying ``why``, which the message tells after the rule: for a field a
+    body requires although similar bodies take it as optional, ``'ticket' is required: <why>.`` The codes
+    (``missing``, ``null_not_allowed``) and every other problem stay as they were. Called from a model's
+    wrap validator (``models.events.EventVoidIn``)."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    details: list[InitErrorDetails] = []
+    for error in exc.errors():
+        loc, kind = tuple(error["loc"]), str(error["type"])
+        ctx = dict(error.get("ctx") or {})
+        if loc == (field,) and (kind == "missing" or error.get("input", ...) is None):
+            ctx[WHY] = why
+            custom = PydanticCustomError(kind, kind, ctx)  # the message is told by ``describe``
+            details.append(InitErrorDetails(type=custom, loc=loc, input=error.get("input")))
+        else:
+            details.append(InitErrorDetails(type=kind, loc=loc, input=error.get("input"), ctx=ctx))
+    return ValidationError.from_exception_data(exc.title, details)
+
+
 class FieldRuleError(ValueError):
     """Raised by a model validator when one field breaks a rule across fields: the problem names that
     field (``param``, relative to the model), not the model as a whole."""
@@ -201,7 +226,14 @@ def _is_type_error(error: Mapping[str, Any]) -> bool:
 
 
 def _rule(error: Mapping[str, Any]) -> tuple[str, str]:
-    """(code, rule in words) for one pydantic error."""
+    """(code, rule in words) for one pydantic error (with the model's reason after it, when the model
+    gave one: ``required_because``)."""
+    code, rule = _plain_rule(error)
+    why = (error.get("ctx") or {}).get(WHY)
+    return (code, f"{rule}: {why}") if isinstance(why, str) and why else (code, rule)
+
+
+def _plain_rule(error: Mapping[str, Any]) -> tuple[str, str]:
     kind = str(error.get("type", ""))
     if error.get("input", ...) is None and _is_type_error(error):
         return "null_not_allowed", "must not be null"

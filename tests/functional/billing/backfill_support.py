@@ -88,7 +88,8 @@ def billed_days(world: World, monkeypatch: Any, calls_per_day: list[int]) -> Non
 
 def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
     """What the customer's usage invoices carry, by period start: their lines' amounts, adjustments
-    included where they were billed (by the period they correct)."""
+    included where they were billed (by the period they correct), less what correction credit notes gave
+    back for it (``given_back``)."""
     totals: dict[str, int] = {}
     for invoice in world.invoices(customer):
         for line in invoice["lines"]:
@@ -99,7 +100,90 @@ def usage_totals(world: World, customer: str = "acme") -> dict[str, int]:
             elif line["kind"] == "adjustment":
                 period = line["period_start"]
                 totals[period] = totals.get(period, 0) + line["amount_minor"]
+    for period, (amount, _tax) in given_back(world, customer).items():
+        totals[period] = totals.get(period, 0) - amount
     return totals
+
+
+def given_back(world: World, customer: str = "acme") -> dict[str, tuple[int, int]]:
+    """Per period start, what negative adjustments gave back without a line of a later invoice: (net,
+    exclusive tax). A correction's credit note counts by the period of each line it credits (the
+    corrected line, or an adjustment line carrying it: the corrected period either way); the part of an
+    adjustment that no line or note carries counts too, as taken back by an operator's credit note of
+    the corrected line (docs/billing.md, "Negative corrections settle against what they correct"): its
+    tax is what neither a line nor a note gave back of the adjustments' tax. Checked on the way: each
+    note credits what it says it settles, and no line has more absorbed (net, and tax per period) than
+    operators' notes credited of it."""
+    invoices = [i for i in world.ctx.invoices.of_customer(customer) if i.status != "void"]
+    out: dict[str, tuple[int, int]] = {}
+
+    def add(into: dict[Any, tuple[int, int]], key: Any, amount: int, tax: int) -> None:
+        was = into.get(key, (0, 0))
+        into[key] = (was[0] + amount, was[1] + tax)
+
+    settled: dict[str, int] = {}  # adjustment key -> what correction notes took for it
+    goodwill: dict[tuple[str, str], tuple[int, int]] = {}  # corrected (invoice, line) -> operators' notes
+    goodwill_tax: dict[str, int] = {}  # per period, the tax operators' notes gave back
+    kept: dict[str, tuple[int, int]] = {}  # adjustment line id -> (amount, tax) left on invoice lines
+    for invoice in invoices:
+        lines = {line.line_id: line.document for line in invoice.lines}
+        for line in lines.values():
+            if line["kind"] == "adjustment":
+                tax = int((line.get("tax") or {}).get("exclusive_minor") or 0)
+                add(kept, str(line["line_id"]), int(line["amount_minor"]), tax)
+        for summary in invoice.document.get("credit_notes") or []:
+            note = world.ctx.billing.credit_notes.get(summary["id"])
+            assert note is not None
+            correction = note.get("correction")
+            for credited in note["lines"]:
+                carrying = lines[credited["line_id"]]
+                ref = carrying.get("references") or {}
+                adjusting = carrying["kind"] == "adjustment"
+                corrected = (
+                    (str(ref["invoice_id"]), str(ref["line_id"]))
+                    if adjusting
+                    else (invoice.id, carrying["line_id"])
+                )
+                period = str(carrying["period_start"] if adjusting else invoice.period_start)
+                amount = int(credited["amount_minor"])
+                tax = int((credited.get("tax") or {}).get("exclusive_minor") or 0)
+                if not correction:
+                    add(goodwill, corrected, amount, tax)
+                    goodwill_tax[period] = goodwill_tax.get(period, 0) + tax
+                else:
+                    add(out, period, amount, tax)
+            if correction:
+                took = [(str(a["key"]), int(a["amount_minor"])) for a in correction["adjustments"]]
+                assert sum(t for _, t in took) == sum(int(c["amount_minor"]) for c in note["lines"]), note
+                for key, amount in took:
+                    settled[key] = settled.get(key, 0) + amount
+    absorbed: dict[tuple[str, str], int] = {}
+    absorbing: set[str] = set()
+    negative_tax: dict[str, int] = {}  # per period, the negative adjustments' tax not left on lines
+    for sub in world.plans.customer_subscriptions(customer):
+        for record in world.ctx.billing.adjustments(str(sub.id)):
+            whole = -int(record.line["amount_minor"])
+            if record.status != "applied" or whole <= 0:
+                continue
+            on_lines, tax_on_lines = kept.get(str(record.line["line_id"]), (0, 0))
+            period = str(record.line["period_start"])
+            tax = -int((record.line.get("tax") or {}).get("exclusive_minor") or 0)
+            negative_tax[period] = negative_tax.get(period, 0) + tax + tax_on_lines
+            rest = whole + on_lines - settled.get(record.key, 0)  # neither on a line nor on a note
+            assert rest >= 0, (record, on_lines, settled.get(record.key))
+            if rest:
+                add(out, period, rest, 0)
+                line = (record.original_invoice_id, record.original_line_id)
+                absorbed[line] = absorbed.get(line, 0) + rest
+                absorbing.add(period)
+    for line, amount in absorbed.items():
+        assert amount <= goodwill.get(line, (0, 0))[0], (line, amount, goodwill)
+    for period in absorbing:
+        net, tax = out[period]
+        rest_tax = negative_tax[period] - tax  # the adjustments' tax no note gave back: an operator's did
+        assert 0 <= rest_tax <= goodwill_tax.get(period, 0), (period, rest_tax, goodwill_tax)
+        out[period] = (net, tax + rest_tax)
+    return out
 
 
 def live_events(

@@ -203,8 +203,14 @@ def invoice_postings(customer_id: str) -> list[Any]:
 
 
 def assert_books_agree(world: World, customer_id: str) -> None:
-    """The ledger reconciles and its receivable is exactly what the customer's invoices ask for."""
+    """The ledger reconciles and its receivable is exactly what the customer's invoices ask for: their
+    totals less what credit notes took off them (what was due, and what they gave as customer credit)."""
     repo = ledger()
     assert repo.reconcile(customer_id) == []
-    due = sum(int(i["total_minor"]) for i in world.invoices(customer_id))
+    due = sum(
+        int(i["total_minor"])
+        - int(i.get("pre_payment_credited_minor") or 0)
+        - int(i.get("credited_balance_minor") or 0)
+        for i in world.invoices(customer_id)
+    )
     assert repo.balances(customer_id).get("USD", {}).get("receivable", 0) == due

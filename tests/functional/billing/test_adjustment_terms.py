@@ -58,8 +58,11 @@ def test_a_void_after_a_jurisdiction_change_gives_back_the_tax_it_collected_at_i
         void_event(VoidRequest("juris", f"juris-0-{i}", "bogus", "T-1"), "key:p", f"v-{i}", now=NOW)
     schedule(world, START + day(3, 3), customer_id="juris")
     work(world, START + day(3, 3), monkeypatch)
+    # the difference takes day 2's invoice (no usage) below zero: a credit note settles it against day 0
     later = _usage_invoice(world, "juris", 2)
-    [adjustment] = [line for line in later["lines"] if line["kind"] == "adjustment"]
+    assert [line for line in later["lines"] if line["kind"] == "adjustment"] == []
+    [record] = world.ctx.billing.adjustments(str(world.subscriptions[-1]["id"]))
+    adjustment = record.line
     # back exactly what day 0 billed, after its discounts, and the 20% VAT it collected (not 5% of 40)
     assert adjustment["amount_minor"] == -28
     assert adjustment["gross_minor"] == -40
@@ -67,8 +70,16 @@ def test_a_void_after_a_jurisdiction_change_gives_back_the_tax_it_collected_at_i
     assert [r["tax_rate_id"] for r in adjustment["tax"]["rates"]] == [
         r["tax_rate_id"] for r in day0["lines"][0]["tax"]["rates"]
     ]
-    assert sum(i["subtotal_minor"] for i in world.invoices("juris")) == 0
-    assert sum(int(i.get("tax_minor") or 0) for i in world.invoices("juris")) == 0
+    [summary] = _usage_invoice(world, "juris", 0)["credit_notes"]
+    note = world.ctx.billing.credit_notes.get(summary["id"])
+    assert note is not None and record.applied_to == note["id"]
+    assert (note["subtotal_minor"], note["tax_minor"]) == (28, 6)
+    [credited] = note["lines"]
+    assert [r["tax_rate_id"] for r in credited["tax"]["rates"]] == [
+        r["tax_rate_id"] for r in day0["lines"][0]["tax"]["rates"]
+    ]
+    assert sum(i["subtotal_minor"] for i in world.invoices("juris")) - note["subtotal_minor"] == 0
+    assert sum(int(i.get("tax_minor") or 0) for i in world.invoices("juris")) - note["tax_minor"] == 0
 
 
 def test_the_preview_and_the_commit_record_report_the_money_after_discounts_and_tax(
@@ -108,7 +119,7 @@ def test_the_preview_and_the_commit_record_report_the_money_after_discounts_and_
     assert (record[before[0]["id"]]["amount_minor"], record[before[0]["id"]]["tax_minor"]) == (27, 5)
 
 
-def test_the_upcoming_invoice_shows_the_differences_its_look_back_will_bill(
+def test_the_upcoming_invoice_shows_the_credit_notes_its_look_back_will_issue(
     world: World, monkeypatch: Any
 ) -> None:
     from neruba import bootstrap
@@ -119,16 +130,31 @@ def test_the_upcoming_invoice_shows_the_differences_its_look_back_will_bill(
     void_event(VoidRequest("look", "look-0-0", "bogus", "T-1"), "key:p", "v-look", now=NOW)
     bootstrap.install(billing=world.ctx)
     ctx = world.ctx
-    shown = upcoming_invoice(ctx.plans, ctx.usage, "look", START + day(3, 4), ctx.billing, late=ctx)
+    day0 = _usage_invoice(world, "look", 0)
+    # read in the next month: the test's plan periods are months (its windows days), so that period has
+    # no usage of its own, like the next day's window billing will carry the difference on
+    shown = upcoming_invoice(ctx.plans, ctx.usage, "look", START + day(31, 4), ctx.billing, late=ctx)
     [window] = shown["windows"]
-    pending = [line for line in window["lines"] if line.get("pending")]
-    assert [(line["amount_minor"], line["gross_minor"]) for line in pending] == [
-        (-9, -10)
-    ]  # 30-4-7 -> 20-3-7
-    assert window["pending_adjustments_minor"] == -9
-    assert [line["tax"]["exclusive_minor"] for line in pending] == [-2]  # VAT: 4 billed on 19, 2 on 10
+    # the difference (30-4-7 -> 20-3-7: -9, VAT -2) takes the next invoice (no usage) below zero: it is
+    # shown as the credit note billing will issue against day 0's invoice, not as a line
+    assert [line for line in window["lines"] if line.get("pending")] == []
+    assert window["pending_adjustments_minor"] == 0
+    [note] = window["credit_notes_to_issue"]
+    assert (note["invoice_id"], note["amount_minor"], note["subtotal_minor"], note["tax_minor"]) == (
+        day0["id"], 11, 9, 2,
+    )  # fmt: skip
+    [settles] = note["adjustments"]
+    assert (settles["corrects"]["invoice_id"], settles["amount_minor"]) == (day0["id"], 9)
+    assert _usage_invoice(world, "look", 0).get("credit_notes") is None  # the preview wrote nothing
     schedule(world, START + day(4, 3), customer_id="look")
     work(world, START + day(4, 3), monkeypatch)
+    # billing issues that note
     billed = _usage_invoice(world, "look", 3)
-    carried = [line for line in billed["lines"] if line["kind"] == "adjustment"]
-    assert [(line["amount_minor"], line["tax"]["exclusive_minor"]) for line in carried] == [(-9, -2)]
+    assert [line for line in billed["lines"] if line["kind"] == "adjustment"] == []
+    [issued] = _usage_invoice(world, "look", 0)["credit_notes"]
+    stored = ctx.billing.credit_notes.get(issued["id"])
+    assert stored is not None
+    assert (stored["invoice_id"], stored["amount_minor"], stored["subtotal_minor"], stored["tax_minor"]) == (
+        day0["id"], 11, 9, 2,
+    )  # fmt: skip
+    assert stored["correction"]["adjustments"] == note["adjustments"]

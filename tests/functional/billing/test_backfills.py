@@ -105,6 +105,43 @@ def test_four_hundred_days_back_is_allowed_and_a_key_is_required(world: World) -
     assert status == 201, opened
 
 
+def _open_at(start: datetime, now: datetime, key: str) -> dict[str, Any]:
+    """Open acme's backfill from ``start`` with the server's clock at ``now`` (the logic the route calls)."""
+    from neruba import bootstrap
+    from neruba.logic.billing.backfills import open_backfill as open_logic
+    from neruba.models.backfills import BackfillCreate
+
+    body = BackfillCreate.model_validate(scope(start=start.isoformat(), end=(start + day(1)).isoformat()))
+    return open_logic(bootstrap.billing(), body, "key:ops", key, now=now)
+
+
+@pytest.mark.parametrize("late_ms", [0, 3, 900, 59_000])
+def test_a_start_computed_by_the_client_as_now_minus_400_days_is_accepted(world: World, late_ms: int) -> None:
+    # GIVEN a client that computed start = its now - 400 days; the server's now is a little later
+    client_now = datetime(2026, 12, 1, 20, 15, 30, 123000, tzinfo=UTC)
+    server_now = client_now + timedelta(milliseconds=late_ms)
+    # WHEN the backfill is opened
+    opened = _open_at(client_now - timedelta(days=400), server_now, f"bf-late-{late_ms}")
+    # THEN it is accepted (the limit is judged on whole UTC days)
+    assert opened["status"] == "open"
+
+
+def test_the_400_day_limit_is_00_00_utc_of_the_day_400_days_before_today(world: World) -> None:
+    from neruba.errors import InvalidRequestError
+
+    now = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)
+    limit = datetime(2025, 10, 27, tzinfo=UTC)  # 2026-12-01 less 400 days
+    assert (now.date() - limit.date()).days == 400
+    # the first instant of that day is accepted, whatever the time of day now
+    assert _open_at(limit, now, "bf-edge")["status"] == "open"
+    assert _open_at(limit, now.replace(hour=23, minute=59, second=59), "bf-edge-late")["status"] == "open"
+    # the instant before it is refused, the message naming the limit
+    with pytest.raises(InvalidRequestError) as refused:
+        _open_at(limit - timedelta(microseconds=1), now, "bf-too-old")
+    assert (refused.value.code, refused.value.param) == ("backfill_range_too_old", "start")
+    assert "2025-10-27T00:00:00Z" in refused.value.message
+
+
 def test_held_events_count_nothing_until_the_commit(world: World, monkeypatch: Any) -> None:
     # GIVEN days 0 and 1 billed and finalized: 3 and 4 calls
     billed_days(world, monkeypatch, [3, 4])

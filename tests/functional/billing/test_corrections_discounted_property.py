@@ -1,7 +1,8 @@
 """Property: on a subscription with a percentage and a fixed coupon and an exclusive tax rate, any
 sequence of corrections (the operations of ``test_corrections_property``) leaves each day billed, after
 its discounts and with its tax, exactly what its surviving events price at: the differences carried to a
-later invoice carry the corrected day's discounts and its rates, never the later invoice's."""
+later invoice (or settled by credit notes against the invoices carrying the day, when they take that
+invoice below zero) carry the corrected day's discounts and its rates, never the later invoice's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from neruba.timefmt import ts
-from tests.functional.billing.backfill_support import PRICE, live_events
+from tests.functional.billing.backfill_support import PRICE, given_back, live_events
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
 from tests.functional.billing.test_corrections_property import DAYS, OPERATION, Model, _apply
@@ -67,7 +68,8 @@ def _terms(world: World, customer: str) -> None:
 
 def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
     """Per period start: (net after discounts, exclusive tax) of its usage lines and of the adjustment
-    lines correcting it, wherever they were billed."""
+    lines correcting it, wherever they were billed, less what negative adjustments gave back without a
+    line (``backfill_support.given_back``: correction credit notes by the period they credit)."""
     from neruba.logic.billing.discounts import net_amounts
 
     out: dict[str, tuple[int, int]] = {}
@@ -80,6 +82,9 @@ def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
             tax = int((line.get("tax") or {}).get("exclusive_minor") or 0)
             amount, taxed = out.get(period, (0, 0))
             out[period] = (amount + net[str(line["line_id"])], taxed + tax)
+    for period, (amount, tax) in given_back(world, customer).items():
+        was = out.get(period, (0, 0))
+        out[period] = (was[0] - amount, was[1] - tax)
     return out
 
 
@@ -92,6 +97,19 @@ def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
 @given(live=st.lists(st.integers(0, 3), min_size=DAYS, max_size=DAYS), ops=st.lists(OPERATION, max_size=5))
 @example(live=[2, 2, 1], ops=[("void", 0), ("backfill", [(0, 1), (1, 2)], None), ("revert", 0, None, False)])
 @example(live=[3, 1, 0], ops=[("amend", 0, 1), ("rerun", 0), ("void", 2)])
+@example(live=[2, 0, 0], ops=[("credit", 0, 8), ("void", 0)])  # an operator's note took most of the line
+# day 1's differences (+17, -9, -10) on day 3's window below zero: a note takes 2 of the -9, the rest of it
+# stays on the window with the rest of its own tax (taxed again, the day kept 1 of tax it no longer bills)
+@example(
+    live=[2, 1, 1],
+    ops=[
+        ("void", 27),
+        ("replace", 2, [], "count_events"),
+        ("backfill", [(1, 8), (2, 2), (0, 9), (1, 0)], None),
+        ("replace", 1, [9, 6], None),
+        ("replace", 1, [], "correct_invoices"),
+    ],
+)
 def test_any_corrections_bill_each_day_its_net_and_tax_after_its_own_discounts(
     world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
 ) -> None:
@@ -117,7 +135,7 @@ def test_any_corrections_bill_each_day_its_net_and_tax_after_its_own_discounts(
     for j, op in enumerate(ops):
         _apply(world, model, customer, op, j, monkeypatch)
 
-    at = START + day(DAYS + 1, 3)  # the next window carries the corrections of the finalized days
+    at = START + day(DAYS + 1, 3)  # the next window carries (or settles) the finalized days' corrections
     schedule(world, at, customer_id=customer)
     work(world, at, monkeypatch)
 
@@ -127,8 +145,13 @@ def test_any_corrections_bill_each_day_its_net_and_tax_after_its_own_discounts(
         assert billed.get(ts(START + day(d)), (0, 0)) == expected_day(gross), (d, ops, model.surviving)
     invoices = world.invoices(customer)
     want = [expected_day(sum(1 for on in model.surviving.values() if on == d) * PRICE) for d in range(DAYS)]
-    assert sum(int(i["subtotal_minor"]) for i in invoices) == sum(n for n, _ in want)
-    assert sum(int(i.get("tax_minor") or 0) for i in invoices) == sum(t for _, t in want)
+    back = given_back(world, customer).values()
+    assert sum(int(i["subtotal_minor"]) for i in invoices) - sum(n for n, _ in back) == sum(
+        n for n, _ in want
+    )
+    assert sum(int(i.get("tax_minor") or 0) for i in invoices) - sum(t for _, t in back) == sum(
+        t for _, t in want
+    )
     repo = ledger()
     assert repo.reconcile(customer) == []
     postings, _ = repo.postings(customer, 1000)

@@ -4,7 +4,9 @@ voided one is counted as new content), reverts (some 200 days later, far past th
 replaces too), invoice reruns and credit notes; commits and reverts possibly killed at a step and sent
 again)
 leaves the ledger balanced, every invoice owing its total less its credit notes, and each day billed (its
-usage lines plus the adjustments carried to later invoices) exactly what its surviving events price at."""
+usage lines plus the adjustments carried to later invoices, less what the credit notes settling its negative
+adjustments took back when they took a later window invoice below zero: ``backfill_support.given_back``)
+exactly what its surviving events price at."""
 
 from __future__ import annotations
 
@@ -363,6 +365,9 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
         ("revert", 2, "void_events", True),
     ],
 )
+# an operator's credit note takes most of day 0's line, then a void takes day 3's window below zero: the
+# settling note takes what the line has left, the rest was taken back by the operator's note already
+@example(live=[2, 0, 0], ops=[("credit", 0, 15), ("void", 0)])
 def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events(
     world: World, monkeypatch: Any, live: list[int], ops: list[tuple[Any, ...]]
 ) -> None:
@@ -387,7 +392,7 @@ def test_any_corrections_keep_the_books_and_each_day_billed_its_surviving_events
     for j, op in enumerate(ops):
         _apply(world, model, customer, op, j, monkeypatch)
 
-    at = START + day(DAYS + 1, 3)  # the next window carries the corrections of the finalized days
+    at = START + day(DAYS + 1, 3)  # the next window carries (or settles) the finalized days' corrections
     schedule(world, at, customer_id=customer)
     work(world, at, monkeypatch)
 

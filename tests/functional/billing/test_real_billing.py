@@ -186,27 +186,24 @@ def test_rerun_of_a_finalized_invoice_is_a_correction_never_an_edit(real: World,
     real.usage("acme", START + day(1, 2), 3)
     _bill(real, START + day(2, 1), monkeypatch)
 
-    # THEN the finalized invoice is untouched; the correction (-4 calls, -400) rides on day 1's invoice,
-    # which goes negative (300 - 400): no credit is applied to it and the ledger posts a reduction
+    # THEN the finalized invoice's lines are untouched; the correction (-4 calls, -400) would take day 1's
+    # invoice below zero (300 - 400), so it is settled by a credit note of 400 against day 0's invoice,
+    # and day 1's invoice bills its own 300 (paid by the grant, as any chargeable line)
     assert result["action"] == "adjustment_pending" and result["correction"]["amount_minor"] == -400
-    assert stored_invoice(real, first["id"]).document == first
+    corrected = stored_invoice(real, first["id"]).document
+    assert (corrected["lines"], corrected["total_minor"]) == (first["lines"], 1200)
+    (note,) = corrected["credit_notes"]
+    assert (note["amount_minor"], corrected["amount_remaining_minor"]) == (400, 800)
     second = real.invoices("acme")[2]
-    assert [(line["kind"], line["amount_minor"]) for line in second["lines"]] == [
-        ("usage", 300),
-        ("adjustment", -400),
-    ]
-    assert (second["subtotal_minor"], second["credits_applied_minor"], second["total_minor"]) == (
-        -100,
-        0,
-        -100,
-    )
-    assert ledger().grant(grant.grant_id).remaining_minor == 1000
+    assert [(line["kind"], line["amount_minor"]) for line in second["lines"]] == [("usage", 300)]
+    assert (second["subtotal_minor"], second["credits_applied_minor"], second["total_minor"]) == (300, 300, 0)
+    assert ledger().grant(grant.grant_id).remaining_minor == 700
     postings = invoice_postings("acme")
     assert [(p.idempotency_key, p.reason, p.total_minor) for p in postings] == [
         (f"invoice:{first['id']}", "invoice", 1200),
-        (f"invoice:{second['id']}", "invoice_reduction", 100),
+        (f"invoice:{second['id']}", "invoice", 600),  # Dr receivable 300 + Dr the grant's 300
     ]
-    assert_books_agree(real, "acme")  # receivable 1200 - 100 = 1100
+    assert_books_agree(real, "acme")  # receivable 1200 - 400 + 300 - 300 = 800
 
 
 def test_canceled_now_gets_a_final_window_ending_at_the_cancellation(real: World, monkeypatch: Any) -> None:

@@ -113,6 +113,45 @@ def test_a_void_needs_a_key_a_reason_and_a_ticket(send: Any, process: Any, admin
     assert total("api_calls") == (1, Decimal(1))
 
 
+@pytest.mark.parametrize("action", ["void", "amend"])
+@pytest.mark.parametrize(
+    ("ticket", "code", "rule"),
+    [({}, "missing", "is required"), ({"ticket": None}, "null_not_allowed", "must not be null")],
+)
+def test_a_void_or_amend_without_a_ticket_says_it_requires_one(
+    send: Any, process: Any, admin: Any, action: str, ticket: dict[str, Any], code: str, rule: str
+) -> None:
+    # GIVEN an accepted event, and a script sending a body without a ticket (or ticket null), as the
+    # other admin bodies take it
+    send(ev("c1", timestamp=AT))
+    process()
+    extra = {"properties": {"n": 2}} if action == "amend" else {}
+    # WHEN it voids or amends the event
+    status, answer = admin(action, "c1", {"customer_id": "acme", "reason": "duplicate", **ticket, **extra})
+    # THEN 422 names the ticket and says this route requires one, unlike the other admin bodies
+    assert (status, answer["error"]["code"]) == (422, "validation_error")
+    assert answer["error"]["details"] == [
+        {
+            "param": "ticket",
+            "code": code,
+            "message": f"'ticket' {rule}: voiding or amending an event requires a ticket (the support or "
+            "finance ticket asking for it), unlike the other admin bodies, where ticket is optional.",
+        }
+    ]
+    assert total("api_calls") == (1, Decimal(1))
+
+
+def test_other_problems_are_told_beside_the_missing_ticket(send: Any, process: Any, admin: Any) -> None:
+    send(ev("c1", timestamp=AT))
+    process()
+    status, answer = admin("void", "c1", {"customer_id": "acme", "reason": "x", "ticket": None})
+    assert status == 422
+    assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [
+        ("reason", "string_too_short"),
+        ("ticket", "null_not_allowed"),
+    ]
+
+
 def test_the_audit_record_names_the_event_reason_and_ticket(send: Any, process: Any, admin: Any) -> None:
     from neruba import bootstrap
 

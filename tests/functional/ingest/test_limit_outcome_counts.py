@@ -103,11 +103,11 @@ def test_refusals_made_by_the_batch_that_completes_another_write_are_counted_onc
     real_complete = limit_pending.complete
     ran: list[str] = []
 
-    def complete(write: limit_pending.PendingWrite, *, fresh: bool = False) -> list[str]:
+    def complete(write: limit_pending.PendingWrite, *, fresh: bool = False, **more: Any) -> list[str]:
         if fresh and not ran:  # the first writer moved its counter; the second batch comes in between
             ran.append("other")
             assert _run(_batch(), other_messages) == []
-        return real_complete(write, fresh=fresh)
+        return real_complete(write, fresh=fresh, **more)
 
     monkeypatch.setattr(limit_pending, "complete", complete)
     # WHEN the second batch completes the first one's recorded write before the first writer does

@@ -43,12 +43,12 @@ def killed_at(monkeypatch: pytest.MonkeyPatch, step: str) -> Iterator[list[limit
     left: list[limit_pending.PendingWrite] = []
     real_complete, real_alert = limit_pending.complete, limit_pending._alert
 
-    def complete(write: limit_pending.PendingWrite, *, fresh: bool = False) -> list[str]:
+    def complete(write: limit_pending.PendingWrite, *, fresh: bool = False, **more: Any) -> list[str]:
         if fresh and not left:
             left.append(write)
             if step == "contribution":
                 raise Killed
-        return real_complete(write, fresh=fresh)
+        return real_complete(write, fresh=fresh, **more)
 
     def alert(action: dict[str, Any], fresh: bool) -> None:
         if fresh and step == "alerts" and len(left) == 1:

@@ -167,7 +167,7 @@ def test_a_paid_delegated_invoice_voided_is_credited_whole_in_stripe_once(
     invoice_id = _synced_and_taxed(fake, world, deliver, monkeypatch)
     stripe_invoice = stripe_invoice_of(fake, invoice_id)
     fake.invoices[stripe_invoice["id"]]["status"] = "paid"
-    fake.invoices[stripe_invoice["id"]]["amount_paid"] = 1190
+    fake.invoices[stripe_invoice["id"]].update(amount_paid=1190, amount_remaining=0)
     # WHEN it is voided and the void reaches Stripe (the message run twice)
     from neruba import bootstrap
     from neruba.logic.billing.void import void_invoice

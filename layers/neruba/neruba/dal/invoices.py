@@ -416,10 +416,14 @@ class InvoicesRepository:
         paid_before: int,
         paid_after: int,
         remaining: int,
+        cn_rev: int = 0,
+        credits: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """A transaction ``Update`` recording a payment on the invoice: ``amount_paid_minor`` (the running
-        total received), ``amount_remaining_minor`` and the status, conditional on the status and the paid
-        total read (an invoice without the attribute has received nothing recorded)."""
+        total received), ``amount_remaining_minor``, the status and, for a payment above what credit notes
+        left due, the credited totals it moves (``credits``: what credit notes took before payment becomes
+        customer credit balance); conditional on the status, the paid total and the credit note counter
+        ``cn_rev`` read (an invoice without the attribute has received nothing recorded, or no note)."""
         if status_after != status_before and not can_transition(status_before, status_after):
             raise InvoiceConflictError(
                 f"invoice {invoice_id!r} cannot move from {status_before} to {status_after}"
@@ -429,24 +433,29 @@ class InvoicesRepository:
             if paid_before == 0
             else "amount_paid_minor = :before"
         )
+        rev = "attribute_not_exists(cn_rev)" if cn_rev == 0 else "cn_rev = :rev"
+        names = {"#st": "status"}
+        values: dict[str, Any] = {
+            ":after_st": status_after,
+            ":before_st": status_before,
+            ":after": paid_after,
+            ":before": paid_before,
+            ":rest": remaining,
+            ":rev": cn_rev or None,
+        }
+        sets = ["#st = :after_st", "amount_paid_minor = :after", "amount_remaining_minor = :rest"]
+        for n, (name, value) in enumerate(sorted((credits or {}).items())):
+            names[f"#c{n}"] = name
+            values[f":c{n}"] = value
+            sets.append(f"#c{n} = :c{n}")
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": _key(invoice_id),
-                "UpdateExpression": (
-                    "SET #st = :after_st, amount_paid_minor = :after, amount_remaining_minor = :rest"
-                ),
-                "ConditionExpression": f"#st = :before_st AND {paid}",
-                "ExpressionAttributeNames": {"#st": "status"},
-                "ExpressionAttributeValues": to_item(
-                    {
-                        ":after_st": status_after,
-                        ":before_st": status_before,
-                        ":after": paid_after,
-                        ":before": paid_before,
-                        ":rest": remaining,
-                    }
-                ),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": f"#st = :before_st AND {paid} AND {rev}",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": to_item(values),
             }
         }
 

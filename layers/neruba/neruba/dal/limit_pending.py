@@ -10,6 +10,13 @@ that counter (another batch, the same batch again, the sweep, a void) reads the 
 (:func:`complete`) before it replaces the counter, so the usage is counted once, the refusals and alerts
 happen once, and nothing is lost.
 
+A write of a sparse batch records instead where its days go: the batch's pending item of the customer's
+shard (``Shared``), put by the batch after its counter puts. Its completer reads that item (read ahead for
+a whole batch by ``read_shared``): a day it holds is counted; when it does not exist, the completer puts it
+empty first (on condition that it does not exist: the batch can then no longer put it with the day), and
+puts the days it does not hold as the batch's contributions. A pending item is never changed once put, so
+each day counts once. Such a write refuses nothing (a write with refusals is not shared).
+
 Completing is idempotent and, when everything was written already, costs reads only:
 
 - each contribution is read: when it exists, its cells are compared with the record's; only when every
@@ -33,6 +40,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +58,9 @@ class PendingWrite:
     message: str = ""  # the refusals' reason message
     alerts: list[dict[str, Any]] = field(default_factory=list)  # outbox Puts
     spend: dict[str, Any] | None = None  # the spend counter's step (``logic.limits.gate``), JSON values
+    # a day of a sparse batch: the batch's shared pending item meant to hold the contributions' days
+    # (``Shared``); the contributions are then put only for the days that item does not hold
+    shared: Shared | None = None
 
     @property
     def keys(self) -> set[tuple[str, str]]:
@@ -57,7 +68,30 @@ class PendingWrite:
         return {(c["Put"]["Item"]["pk"]["S"], c["Put"]["Item"]["sk"]["S"]) for c in self.contributions}
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """Where a write of a sparse batch puts its days: the batch's pending item of ``shard`` and ``minute``
+    (``dal.pending``), under ``entries`` (one per contribution of the record, in order)."""
+
+    shard: int
+    minute: str
+    batch: str
+    entries: tuple[str, ...]
+
+    @property
+    def key(self) -> dict[str, Any]:
+        from neruba.dal.pending import pending_key
+
+        return pending_key(self.shard, self.minute, self.batch)
+
+    @property
+    def key_text(self) -> tuple[str, str]:
+        key = self.key
+        return (key["pk"]["S"], key["sk"]["S"])
+
+
 def encode(write: PendingWrite) -> bytes:
+    shared = write.shared
     text = json.dumps(
         {
             "c": write.contributions,
@@ -65,6 +99,11 @@ def encode(write: PendingWrite) -> bytes:
             "m": write.message,
             "o": write.alerts,
             "s": write.spend,
+            **(
+                {"sh": [shared.shard, shared.minute, shared.batch, list(shared.entries)]}
+                if shared is not None
+                else {}
+            ),
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -75,20 +114,29 @@ def encode(write: PendingWrite) -> bytes:
 def decode(blob: bytes) -> PendingWrite:
     data = json.loads(zlib.decompress(blob))
     refusals = [(str(c), str(t), str(h)) for c, t, h in data.get("r") or ()]
+    shared = None
+    if data.get("sh"):
+        shard, minute, batch, entries = data["sh"]
+        shared = Shared(int(shard), str(minute), str(batch), tuple(str(e) for e in entries))
     return PendingWrite(
         list(data.get("c") or ()),
         refusals,
         str(data.get("m") or ""),
         list(data.get("o") or ()),
         data.get("s"),
+        shared,
     )
 
 
-def complete(write: PendingWrite, *, fresh: bool = False) -> list[str]:
+def complete(
+    write: PendingWrite, *, fresh: bool = False, items: Mapping[tuple[str, str], Any] | None = None
+) -> list[str]:
     """Make the writes ``write`` names that are not made yet (its spend step apart: the caller's, in
     ``logic.limits.gate``); returns the transaction ids refused by this call. ``fresh``: the writer
     itself, right after moving the counter (it writes without reading first; a condition that fails is
-    read and judged as a completer would)."""
+    read and judged as a completer would). ``items``: pending items read ahead (``read_shared``)."""
+    if write.shared is not None:
+        return _complete_shared(write, write.shared, items or {})
     stored = [None if fresh else _stored(action) for action in write.contributions]
     own = [
         cells is None or _same(action, cells)
@@ -110,6 +158,57 @@ def complete(write: PendingWrite, *, fresh: bool = False) -> list[str]:
     for alert in write.alerts:
         _alert(alert, fresh)
     return refused
+
+
+def read_shared(writes: Iterable[PendingWrite]) -> dict[tuple[str, str], Any]:
+    """The pending items the shared ``writes`` name, read in one BatchGetItem per 100 (None: absent)."""
+    from neruba.dal.dynamo import batch_get
+
+    wanted = {w.shared.key_text: w for w in writes if w.shared is not None}
+    if not wanted:
+        return {}
+    table = next(iter(wanted.values())).contributions[0]["Put"]["TableName"]
+    keys = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted]
+    found: dict[tuple[str, str], Any] = dict.fromkeys(wanted)
+    for item in _retrying(lambda: batch_get(table, keys, projection="pk, sk, ds")):
+        found[(str(item["pk"]), str(item["sk"]))] = item
+    return found
+
+
+def _complete_shared(write: PendingWrite, shared: Shared, items: Mapping[tuple[str, str], Any]) -> list[str]:
+    """Complete a write of a sparse batch: its days count in the batch's pending item when that item holds
+    them; when the item does not exist, an empty one is put first (on condition that it does not exist),
+    so that the batch can no longer put it holding those days, and the days it does not hold are put as
+    the batch's contributions (each on condition that it does not exist). A pending item is never changed
+    once written: a day it does not hold can never come into it. The record carries no refusals (a write
+    refusing an event is not shared, ``logic.limits.gate``)."""
+    table = write.contributions[0]["Put"]["TableName"]
+    if shared.key_text in items:
+        item = items[shared.key_text]  # read ahead, plain values (None: absent)
+    else:
+        stored = _get(table, shared.key, "ds")
+        item = None if stored is None else from_item(stored)
+    if item is None:
+        empty = {"TableName": table, "Item": {**shared.key, "ds": {"M": {}}}}
+        if _put({**empty, "ConditionExpression": "attribute_not_exists(pk)"}):
+            item = {}
+        else:  # the batch (or another completer) put it meanwhile
+            stored = _get(table, shared.key, "ds")
+            item = from_item(stored or {})
+    held = set(item.get("ds") or {})
+    for action, entry in zip(write.contributions, shared.entries, strict=True):
+        if entry not in held:
+            _contribution(action)
+    for alert in write.alerts:
+        _alert(alert, False)
+    return []
+
+
+def finish_shared(write: PendingWrite) -> None:
+    """The writer of a shared write, once its batch's pending item holding the days is put: only the
+    alerts are left to write."""
+    for alert in write.alerts:
+        _alert(alert, True)
 
 
 def _retrying(call: Any) -> Any:

@@ -3,8 +3,8 @@
 Items (``pk`` / ``sk``):
 
 - ``CUS#{customer}`` / ``PAY#{payment_id}``: the record (``invoice_id``, ``currency``, ``paid_minor``,
-  ``refunded_minor``, ``disputed_minor``, ``lost_minor``, ``refundable_minor``), put in the payment's
-  posting transaction.
+  ``refunded_minor``, ``disputed_minor``, ``lost_minor``, ``credited_minor``, ``refundable_minor``), put
+  in the payment's posting transaction.
 - ``CUS#{customer}`` / ``INVPAY#{invoice_id}#{payment_id}``: finds the payments of an invoice.
 
 Refunds and disputes move the record in their posting's transaction, on the condition
@@ -65,8 +65,9 @@ class PaymentsRepository:
     # ---------------------------------------------------------------- transaction actions
     def create_items(self, record: PaymentRecord) -> list[dict[str, Any]]:
         """The Puts of a payment record (condition: none yet). A new payment's record starts with nothing
-        taken back (its posting's guard makes a retry a no-op); a migration may write a record with what
-        was already taken back."""
+        taken back (its posting's guard makes a retry a no-op) but what credit notes issued before it gave
+        back as customer credit (``credited_minor``); a migration may write a record with what was already
+        taken back."""
         values = {
             "pk": f"CUS#{record.customer_id}",
             "sk": f"PAY#{record.payment_id}",
@@ -77,6 +78,7 @@ class PaymentsRepository:
             "refunded_minor": record.refunded_minor,
             "disputed_minor": record.disputed_minor,
             "lost_minor": record.lost_minor,
+            "credited_minor": record.credited_minor,
             "refundable_minor": record.refundable_minor,
         }
         items = [self._put(values)]

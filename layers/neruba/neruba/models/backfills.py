@@ -31,7 +31,10 @@ class BackfillCreate(BaseModel):
     meter_codes: list[MeterRef] = Field(
         min_length=1, max_length=MAX_BACKFILL_METERS, description="The meters the backfill may hold."
     )
-    start: AwareInstant = Field(description=f"The range's start (at most {MAX_BACKFILL_DAYS} days back).")
+    start: AwareInstant = Field(
+        description=f"The range's start: at or after 00:00 UTC of the date {MAX_BACKFILL_DAYS} days before "
+        "today's UTC date."
+    )
     end: AwareInstant = Field(description="The range's end (exclusive; not in the future).")
     mode: Literal["add", "replace"] = Field(
         default="add",

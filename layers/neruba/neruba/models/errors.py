@@ -111,7 +111,7 @@ ERROR_CODES: dict[str, str] = {
     "backfill_conflict": "The backfill changed meanwhile; retry.",
     "backfill_range_reversed": "A backfill's end is not after its start.",
     "backfill_range_in_future": "A backfill's range reaches into the future.",
-    "backfill_range_too_old": "A backfill's range starts more than 400 days back.",
+    "backfill_range_too_old": "A backfill's range starts before 00:00 UTC of the date 400 days ago.",
     "backfill_replace_whole_hours": "mode replace needs start and end on whole hours.",
     "backfill_meter_in_advance": "The meter is charged in advance; a backfill counts arrears usage only.",
     "backfill_too_many_events": "The backfill would hold more than 5,000 events; open another one.",

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StrictBool,
     StrictInt,
     StrictStr,
+    ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from neruba.models.fields import CODE_PATTERN, EXTERNAL_ID_PATTERN, AuditedReason, RequiredTicket
 from neruba.timefmt import parse_input_time
+from neruba.validation import required_because
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_PROPERTIES = 50
@@ -190,14 +194,34 @@ class IngestResponse(BaseModel):
     events: list[EventStatus]
 
 
+TICKET_REQUIRED = (
+    "voiding or amending an event requires a ticket (the support or finance ticket asking for it), "
+    "unlike the other admin bodies, where ticket is optional"
+)
+
+
 class EventVoidIn(BaseModel):
-    """``POST /admin/events/{transaction_id}/void``: take an accepted event's usage back out."""
+    """``POST /admin/events/{transaction_id}/void``: take an accepted event's usage back out.
+
+    Unlike the other admin bodies, ``ticket`` is required here (docs/api.md, "ticket on admin bodies"); a
+    body without one, or with ``ticket: null``, is told so in the 422's message for ``ticket``."""
 
     model_config = ConfigDict(extra="forbid")
 
     customer_id: str = Field(pattern=EXTERNAL_ID_PATTERN, description="The event's customer.")
     reason: AuditedReason = Field(description="Why the event is voided (audited, shown on the event).")
-    ticket: RequiredTicket = Field(description="The support or finance ticket asking for it (audited).")
+    ticket: RequiredTicket = Field(
+        description="The support or finance ticket asking for it (audited). Required here, unlike the "
+        "optional ticket of the other admin bodies."
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ticket_required(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise required_because(exc, "ticket", TICKET_REQUIRED) from None
 
 
 class EventAmendIn(EventVoidIn):

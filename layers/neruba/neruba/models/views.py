@@ -482,6 +482,21 @@ class OneOffLineSource(Closed):
     created_at: str | None
 
 
+class UpcomingCreditNote(Closed):
+    """A credit note the window's invoice will issue when it is billed: negative adjustments that take
+    the window below zero, taken back from an invoice still carrying what they correct (docs/billing.md,
+    "A window invoice below zero"). Its id and number are given when it is issued."""
+
+    invoice_id: str = Field(description="The invoice it will credit.")
+    invoice_number: str | None
+    amount_minor: Minor = Field(description="What it will take off, tax included.")
+    subtotal_minor: Minor = Field(description="Its amount before tax.")
+    tax_minor: Minor = Field(description="The exclusive tax it will give back (the tax those lines paid).")
+    adjustments: list[CreditNoteAdjustment] = Field(
+        description="The adjustments it will settle: the line each corrects and the amount taken for it."
+    )
+
+
 class UpcomingWindow(Open):
     """One active subscription's current period, rated up to ``as_of`` (a preview, nothing written)."""
 
@@ -526,6 +541,11 @@ class UpcomingWindow(Open):
         default=0,
         description="What the period's threshold invoices already billed, taken off on threshold_deduction"
         " lines as the period-end invoice will (0 when none).",
+    )
+    credit_notes_to_issue: list[UpcomingCreditNote] = Field(
+        default_factory=list,
+        description="When negative adjustments take the window below zero: the credit notes billing will "
+        "issue for them against the invoices carrying what they correct (they are not lines of it).",
     )
     trial_end: Timestamp | None = None
     in_trial: bool | None = None

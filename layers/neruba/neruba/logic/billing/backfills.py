@@ -28,7 +28,7 @@ from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.api import catalog_error, validate_event, window_error
 from neruba.models.backfills import MAX_BACKFILL_DAYS, MAX_BACKFILL_EVENTS, BackfillAction, BackfillCreate
 from neruba.models.events import EventError
-from neruba.timefmt import iso, parse_ts, ts
+from neruba.timefmt import iso, iso_z, parse_ts, ts
 
 OPEN_SCOPE = "backfill-open"
 CANCEL_SCOPE = "backfill-cancel"
@@ -66,6 +66,19 @@ def _check_replace(start: datetime, end: datetime) -> None:
             )
 
 
+def oldest_start(now: datetime) -> datetime:
+    """The earliest start a backfill opened at ``now`` may have: 00:00 UTC of the day ``MAX_BACKFILL_DAYS``
+    days before today's UTC date. Judged on whole days, so a client's own ``now - 400 days`` is accepted
+    although the server's clock reads a little later (unless the request reaches it on the next UTC day).
+
+    Example:
+        >>> oldest_start(datetime(2026, 12, 1, 20, 15, tzinfo=UTC)).isoformat()
+        '2025-10-27T00:00:00+00:00'
+    """
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=MAX_BACKFILL_DAYS)
+
+
 def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[list[str], list[str]]:
     start, end = body.start.astimezone(UTC), body.end.astimezone(UTC)
     if body.mode == "replace":
@@ -78,9 +91,11 @@ def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[lis
             code="backfill_range_in_future",
             param="end",
         )
-    if start < now - timedelta(days=MAX_BACKFILL_DAYS):
+    oldest = oldest_start(now)
+    if start < oldest:
         raise InvalidRequestError(
-            f"A backfill's range starts at most {MAX_BACKFILL_DAYS} days back.",
+            f"A backfill's range starts at most {MAX_BACKFILL_DAYS} days back: start must be at or after "
+            f"{iso_z(oldest)} (00:00 UTC of the day {MAX_BACKFILL_DAYS} days before today, UTC).",
             code="backfill_range_too_old",
             param="start",
         )

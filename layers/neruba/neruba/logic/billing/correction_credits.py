@@ -51,13 +51,15 @@ Issue = Callable[[str], "Invoice | None"]
 @dataclass
 class Settlement:
     """What a correction's negative lines credited: the notes (``{id, number, invoice_id,
-    amount_minor}``), their actions, the lines left for the correction's own invoice, and per line id the
-    credit note that took (some of) it."""
+    amount_minor}``), their actions, the lines left for the correction's own invoice, per line id the
+    credit note that took (some of) it, and the notes' documents as they are written (what a preview
+    shows)."""
 
     notes: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
     credited_by: dict[str, str] = field(default_factory=dict)
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _carried(invoice: Invoice, ref: tuple[str, str]) -> list[str]:
@@ -223,7 +225,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         if line_id not in wanted:
             result.lines.append(dict(line))
         elif wanted[line_id] > 0:
-            result.lines.append(_rest(line, wanted[line_id]))
+            result.lines.append(_rest(line, wanted[line_id], taxes))
     if notes:
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
@@ -245,23 +247,45 @@ def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[
         cn_id = "cn_" + idempotency.digest({"correction": correction_id, "invoice_id": invoice.id}, 24)
         words = (f"Correction of invoice {invoice.number or invoice.id}: usage re-rated", None, None)
         settles = _settles(plan, by_id, now)
-        _doc, _, actions = note_writes(
+        doc, _, actions = note_writes(
             ctx, invoice, payments, taken, split, (cn_id, number), words, actor, now, settles
         )
         result.actions += actions
+        result.documents.append(doc)
         result.notes.append({"id": cn_id, "number": number, "invoice_id": invoice.id,
                              "amount_minor": split.total})  # fmt: skip
         for _carrying, _amount, line_id in plan:
             result.credited_by.setdefault(line_id, cn_id)
 
 
-def _rest(line: dict[str, Any], amount: int) -> dict[str, Any]:
+def _rest(line: dict[str, Any], amount: int, taxes: _Taxes) -> dict[str, Any]:
     """What no invoice carries any more of ``line``: the whole line when nothing was credited, else the
-    rest, taxed again on what is left at the corrected rates."""
+    rest. A line with tax of its own keeps its share of it (the tax of the part the notes took and of this
+    rest, less the notes' part: the rule the notes share it by), so the notes and the rest give back
+    exactly the adjustment's tax; a line without (no rates) is taxed again on what is left."""
     if amount == -int(line["amount_minor"]):
         return dict(line)
-    rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED)}
-    return {**rest, "amount_minor": -amount}
+    line_id = str(line["line_id"])
+    given = taxes.given.get(line_id, 0)
+    if taxes.tax.get(line_id) is None or not line.get(CORRECTED):
+        rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED, "gross_minor")}
+        return {**rest, "amount_minor": -amount}
+    after, was = taxes.upto(line_id, given + amount), taxes.upto(line_id, given)
+    rates = []
+    for r in line["tax"]["rates"]:
+        part = -(after.get(str(r["tax_rate_id"]), 0) - was.get(str(r["tax_rate_id"]), 0))
+        rates.append({**r, "amount_minor": part, "exact_minor": str(part), "taxable_minor": -amount})
+    inclusive = sum(int(r["amount_minor"]) for r in rates if r.get("inclusive"))
+    tax = {
+        **line["tax"],
+        "amount_after_discounts_minor": -amount,
+        "net_minor": -amount - inclusive,
+        "inclusive_minor": inclusive,
+        "exclusive_minor": sum(int(r["amount_minor"]) for r in rates if not r.get("inclusive")),
+        "rates": rates,
+    }
+    rest = {k: v for k, v in line.items() if k != "gross_minor"}
+    return {**rest, "amount_minor": -amount, "tax": tax}
 
 
 def _tax_of(line: dict[str, Any]) -> dict[str, int] | None:
@@ -283,7 +307,8 @@ class _Taxes:
     total: dict[str, int]
     given: dict[str, int] = field(default_factory=dict)
 
-    def _upto(self, line_id: str, taken: int) -> dict[str, int]:
+    def upto(self, line_id: str, taken: int) -> dict[str, int]:
+        """The tax per rate id given back with the first ``taken`` of the line."""
         tax, total = self.tax[line_id] or {}, self.total[line_id]
         if taken >= total:
             return dict(tax)
@@ -297,7 +322,7 @@ class _Taxes:
         out: dict[str, int] = {}
         for _carrying, amount, line_id in parts:
             before = self.given.get(line_id, 0)
-            after, was = self._upto(line_id, before + amount), self._upto(line_id, before)
+            after, was = self.upto(line_id, before + amount), self.upto(line_id, before)
             for rate, value in after.items():
                 out[rate] = out.get(rate, 0) + value - was.get(rate, 0)
         return tuple(sorted(out.items()))
@@ -337,11 +362,12 @@ WINDOW_ROOM = 30  # actions a window's transaction keeps besides its adjustments
 
 def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: list[dict[str, Any]],
                        carried: list[dict[str, Any]], now: datetime) -> Settlement | None:  # fmt: skip
-    """A window invoice whose lines (``priced``) total below zero settles its negative adjustments
-    (``carried``: unpriced, as the window found them) as a correction after the end does: credit notes
-    against the invoices carrying them, in the window's own transaction (docs/billing.md, "A window
-    invoice below zero"). None when the invoice is not below zero, nothing could be credited, or the
-    notes would not fit the window's one transaction (the invoice then stays below zero, as before)."""
+    """A window invoice (any of the subscription's, its last or not) whose lines (``priced``) total
+    below zero settles its negative adjustments (``carried``: unpriced, as the window found them) as a
+    correction after the end does: credit notes against the invoices carrying them, in the window's own
+    transaction (docs/billing.md, "A window invoice below zero"); it keeps its own lines and positive
+    adjustments. None when the invoice is not below zero, nothing could be credited, or the notes would
+    not fit the window's one transaction (the invoice then stays below zero, as before)."""
     from neruba.dal.transaction import LIMIT
     from neruba.logic.billing.document import invoice_totals
 

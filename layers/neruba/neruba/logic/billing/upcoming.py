@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository
     from neruba.dal.usage import UsageRepository
     from neruba.logic.billing.context import Billing
+    from neruba.logic.billing.correction_credits import Settlement
 
 
 def upcoming_invoice(
@@ -56,6 +57,11 @@ def upcoming_invoice(
     invoice would apply (:func:`_discounted`); for a customer whose tax is delegated to Stripe Tax the
     tax is not known before Stripe finalizes the invoice: ``tax_provider: stripe_tax``, ``tax_status:
     computed_by_stripe_at_finalization``, ``tax_minor`` null and ``total_minor`` before tax.
+
+    With both, a window whose negative adjustments take it below zero shows what billing will do with
+    them (docs/billing.md, "A window invoice below zero"): ``credit_notes_to_issue``, the credit notes
+    settling them against the invoices carrying what they take back (which invoice, how much, which
+    adjustments), and only what no invoice carries stays a line of the window. Nothing is written.
     """
     from neruba.logic.pricing.rating import rate_window
 
@@ -84,20 +90,22 @@ def upcoming_invoice(
             charges = one_off_pending(billing.one_offs, customer_id, str(sub.currency))
             room = MAX_PICK_UP - len(charges)  # as the invoice picks them up: charges first, then advance
             pending += charges + advance_pending(billing.advance, customer_id, str(sub.currency), room)
-        pending_minor = sum(int(line["amount_minor"]) for line in pending)
         early = upcoming_deductions(billing, str(sub.id), start, window["lines"]) if billing else []
-        early_minor = sum(int(line["amount_minor"]) for line in early)
-        window["lines"] = [*window["lines"], *early, *pending]
-        window["subtotal_minor"] = int(window["subtotal_minor"]) + early_minor + pending_minor
-        if billing is not None:
-            window.update(_discounted(billing, sub, window))
+        view = _assembled(billing, sub, window, early, pending)
+        settled = _settled(late, sub, view, pending, now) if late is not None and billing else None
+        notes: list[dict[str, Any]] = []
+        if settled is not None:  # the window's negative adjustments: credit notes, not lines of it
+            others = [line for line in pending if line.get("kind") != "adjustment"]
+            pending = [*settled.lines, *others]
+            view, notes = _assembled(billing, sub, window, early, pending), _to_issue(settled)
         windows.append(
             {
-                **window,
+                **view,
                 "object": "upcoming_window",
                 "credits_applied": False,
-                "pending_adjustments_minor": pending_minor,
-                "threshold_invoiced_minor": -early_minor,
+                "pending_adjustments_minor": sum(int(line["amount_minor"]) for line in pending),
+                "threshold_invoiced_minor": -sum(int(line["amount_minor"]) for line in early),
+                "credit_notes_to_issue": notes,
                 **_trial(sub, start, end, now),
             }
         )
@@ -109,6 +117,51 @@ def upcoming_invoice(
         "note": "Preview of the current period to date; credits are applied when the invoice is issued.",
         "windows": windows,
     }
+
+
+def _assembled(billing: BillingRepository | None, sub: Timeline, rated: dict[str, Any],
+               early: list[dict[str, Any]], pending: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """The rated window with the threshold deductions and pending lines added, discounted and taxed."""
+    added = sum(int(line["amount_minor"]) for line in [*early, *pending])
+    window = {**rated, "lines": [*rated["lines"], *early, *pending]}
+    window["subtotal_minor"] = int(rated["subtotal_minor"]) + added
+    if billing is not None:
+        window.update(_discounted(billing, sub, window))
+    return window
+
+
+def _settled(ctx: Billing, sub: Timeline, view: dict[str, Any], pending: list[dict[str, Any]],
+             now: datetime) -> Settlement | None:  # fmt: skip
+    """What billing will do with the window's negative adjustments when they take it below zero: credit
+    notes against the invoices carrying what they take back (``correction_credits.settled_below_zero``,
+    the window's own decision, read only: the actions are dropped). None when it stays as shown."""
+    from neruba.logic.billing.correction_credits import settled_below_zero
+    from neruba.logic.billing.windows import window_at
+
+    carried = [line for line in pending if line.get("kind") == "adjustment"]
+    state = ctx.billing.state(str(sub.id))
+    if not carried or state is None or state.status != "active":
+        return None
+    window = window_at(str(sub.id), sub.anchor.astimezone(UTC), sub.every, state.next_seq, ctx.add_interval)
+    if window is None:
+        return None
+    return settled_below_zero(ctx, str(sub.customer_id), window.invoice_id, view["lines"], carried, now)
+
+
+def _to_issue(settled: Settlement) -> list[dict[str, Any]]:
+    """The credit notes the window's invoice will issue, as the preview shows them (no id nor number:
+    they are given when the invoice is billed)."""
+    return [
+        {
+            "invoice_id": doc["invoice_id"],
+            "invoice_number": doc.get("invoice_number"),
+            "amount_minor": int(doc["amount_minor"]),
+            "subtotal_minor": int(doc["subtotal_minor"]),
+            "tax_minor": int(doc["tax_minor"]),
+            "adjustments": list(doc["correction"]["adjustments"]),
+        }
+        for doc in settled.documents
+    ]
 
 
 def _discounted(billing: BillingRepository, sub: Timeline, window: dict[str, Any]) -> dict[str, Any]:

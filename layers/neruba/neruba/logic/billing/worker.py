@@ -195,7 +195,7 @@ def billed_window(
     advance = ctx.billing.advance_item(
         window.subscription_id, window.seq, window.invoice_id, next_due, ends_at, thresholds_issued
     )
-    doc, actions, guard = build_invoice(ctx, terms, window, now, thresholds_issued, final=next_window is None)
+    doc, actions, guard = build_invoice(ctx, terms, window, now, thresholds_issued)
     unit = Transaction().add(ctx.invoices.put_item(doc, now + ctx.grace), name="invoice")
     unit.add(advance, name="state")
     for index, action in enumerate(actions):
@@ -229,12 +229,13 @@ def build_invoice(
     window: Window,
     now: datetime,
     thresholds_issued: int | None = None,
-    final: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
     """The invoice document, the other actions of its transaction (adjustments, credits, posting) and
-    the index among them of the posting's idempotency guard (None when nothing is posted). The
-    subscription's ``final`` window settles its negative adjustments by credit notes when they take it
-    below zero (``logic.billing.correction_credits.settled_below_zero``): no invoice comes after it."""
+    the index among them of the posting's idempotency guard (None when nothing is posted). A window
+    whose negative adjustments take it below zero, the subscription's last or not, settles them by credit
+    notes against the invoices carrying what they take back
+    (``logic.billing.correction_credits.settled_below_zero``): a credit left on it would lower the
+    receivable but no invoice's amount due."""
     from neruba.logic.billing.correction_credits import settled_below_zero
     from neruba.logic.billing.threshold import period_end_lines
 
@@ -260,11 +261,7 @@ def build_invoice(
         )  # fmt: skip
 
     lines, extras, discount_actions = priced(adjustment_lines)
-    settled = (
-        settled_below_zero(ctx, customer_id, window.invoice_id, lines, adjustment_lines, now)
-        if final
-        else None
-    )
+    settled = settled_below_zero(ctx, customer_id, window.invoice_id, lines, adjustment_lines, now)
     if settled is not None:  # the negative adjustments credited against the invoices carrying them
         lines, extras, discount_actions = priced(settled.lines)
     credited = settled.credited_by if settled else {}

@@ -14,7 +14,8 @@ Order of writes for a batch (each step retry-safe, see docs/architecture.md):
 
 A customer's meter with usage limits is counted through ``logic/limits`` (``_count_write``; its days of
 one batch together, ``_count_days``): its events past a hard cap end ``over_limit`` with the write that
-counts the contribution.
+counts the contribution. In a sparse batch its days join the batch's pending items once its counter moved
+(``_share``, ``logic.limits.gate.share``).
 
 Unknown customers or meters, events lacking the property their meter aggregates, and events holding a
 number DynamoDB cannot store (``domain/numbers.py``) are parked as ``failed`` with a reason; once the
@@ -71,6 +72,11 @@ SAMPLES = 20  # failed events named in an ingest.batch_failed event
 HOLD = timedelta(seconds=120)
 PROCESSING_ERROR = "processing_error"  # an attempt that raised: recorded at every attempt
 HOLDING = ("accepted", "replay")  # the outcomes of the copy that is the event (counted or refused)
+
+
+class PendingItemTakenError(RuntimeError):
+    """A batch's pending item exists before its put: the completion of one of its limited writes put it
+    empty (``dal.limit_pending``), so its days are written as contributions."""
 
 
 class MalformedMessageError(ValueError):
@@ -525,37 +531,112 @@ class IngestBatch:
         minute = minute_of(iso(self.now))
         direct: list[tuple[str, DayWrite]] = []
         shards: dict[int, list[DayWrite]] = defaultdict(list)
-        sparse = {
-            id(w)
-            for part, w in writes.parts()
-            if part == self.batch_id
-            and is_sparse(w)
-            and not self._limited(w)  # limits: counted with a counter
-        }
+        sparse = {id(w) for part, w in writes.parts() if part == self.batch_id and is_sparse(w)}
         if len(sparse) < PENDING_MIN_DAYS:
             sparse = set()
+        limited: dict[tuple[str, str], list[DayWrite]] = defaultdict(list)
+        for _, write in writes.parts():
+            if id(write) in sparse and self._limited(write):
+                limited[(write.customer_id, write.meter_code)].append(write)
         for part, write in writes.parts():
-            if id(write) in sparse:
+            if part == self.batch_id and id(write) not in sparse and self._limited(write):
+                limited.pop((write.customer_id, write.meter_code), None)  # a day of it is not sparse
+        records = self._share(limited, members, minute, failed)
+        for part, write in writes.parts():
+            if id(write) in sparse and (write.customer_id, write.meter_code) in limited:
+                continue  # a limited day: shared below, or counted with its counter (``_share``)
+            if id(write) in sparse and not self._limited(write):
                 shards[pending_shard(write.customer_id)].append(write)
             else:
                 direct.append((part, write))
-        for days in shards.values():
+        for key, (days, _) in records.items():
+            shards[pending_shard(key[0])].extend(days)
+        for shard, days in shards.items():
+            units = dict.fromkeys((w.customer_id, w.meter_code) for w in days)
+            shared = [records[k] for k in units if k in records]
             if self.deadline is not None and self.clock() >= self.deadline:
                 for write in days:  # AWS would have killed it by now
                     events = members[(self.batch_id, write.key)]
                     failed.extend(e.message_id for e in events)
-                    self._release(write.customer_id, events)
+                    if (write.customer_id, write.meter_code) not in records:  # a counter records the others
+                        self._release(write.customer_id, events)
                 continue
             try:
-                self.usage.pending.put(self.batch_id, minute, days, self.now)
+                if not self.usage.pending.put(self.batch_id, minute, days, self.now):
+                    raise PendingItemTakenError(f"pending item of shard {shard} exists")
             except Exception as exc:
                 logger.warning(
                     "pending usage not written", extra={"batch_id": self.batch_id, "error": str(exc)}
                 )
                 for write in days:
-                    write.checks.add(minute)
-                    direct.append((self.batch_id, write))
+                    if (write.customer_id, write.meter_code) not in records:
+                        write.checks.add(minute)
+                        direct.append((self.batch_id, write))
+                self._finish_shared(shared, members, failed, landed=False)
+                continue
+            self._finish_shared(shared, members, failed, landed=True)
         return direct
+
+    def _share(
+        self,
+        limited: dict[tuple[str, str], list[DayWrite]],
+        members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]],
+        minute: str,
+        failed: list[str],
+    ) -> dict[tuple[str, str], tuple[list[DayWrite], Any]]:
+        """Move the counters of the sparse limited days (``logic.limits.gate.share``); returns the units
+        whose counter records them (their days go into the pending items), drops from ``limited`` those
+        counted as usual (the units left there are shared or retried), and notes what completing earlier
+        records refused."""
+        from neruba.logic.limits import gate
+
+        if not limited:
+            return {}
+        keys = list(limited)
+        units = []
+        for customer_id, meter_code in keys:
+            days = limited[(customer_id, meter_code)]
+            events = [e for day in days for e in members[(self.batch_id, day.key)]]
+            units.append((self.catalog.limit_settings(customer_id, self.now), days, events))
+        results = gate.share(self.usage, self.batch_id, minute, units, self.now)
+        records: dict[tuple[str, str], tuple[list[DayWrite], Any]] = {}
+        for key, (_, days, _), done in zip(keys, units, results, strict=True):
+            cell = self._noted(key[0], done.result)
+            if done.record is not None:
+                records[key] = (days, done.record)
+            elif cell.retry:
+                failed.extend(cell.retry)  # its counter may record it: held, never given back
+            else:
+                limited.pop(key)  # counted as usual (``_units``)
+        return records
+
+    def _finish_shared(
+        self,
+        shared: list[tuple[list[DayWrite], Any]],
+        members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]],
+        failed: list[str],
+        *,
+        landed: bool,
+    ) -> None:
+        """After a pending item's put: the alerts of the limited writes it holds (``landed``), or, when the
+        put failed (or may have), the completion of their records (``dal.limit_pending``): whatever the
+        item holds counts there, the rest as contributions. A completion that fails leaves the record to
+        the counter's next writer; the messages come again, their events still held."""
+        from neruba.dal import limit_pending
+
+        for days, record in shared:
+            try:
+                if landed:
+                    limit_pending.finish_shared(record)
+                else:
+                    limit_pending.complete(record)
+            except Exception as exc:
+                logger.warning(
+                    "limited write left pending on its counter",
+                    extra={"batch_id": self.batch_id, "error": repr(exc)[:300]},
+                )
+                for day in days:
+                    failed.extend(e.message_id for e in members[(self.batch_id, day.key)])
 
     def _failures_event(self) -> list[dict[str, Any]]:
         """The ``ingest.batch_failed`` outbox action and its once-mark keyed by the batch id (none when no

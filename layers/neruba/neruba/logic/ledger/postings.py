@@ -256,11 +256,17 @@ def record_payment(
     metadata: Mapping[str, Any] | None = None,
     extra_items: Sequence[dict[str, Any]] = (),
     items_for: ItemsFor | None = None,
+    credited_minor: int = 0,
 ) -> Posting:
     """Money received: debit ``cash``, credit ``receivable``; the payment record (what is refundable of
-    it, ``neruba.dal.payments``) is written in the same transaction."""
+    it, ``neruba.dal.payments``) is written in the same transaction. ``credited_minor``: the part of it
+    credit notes issued before it already gave back as customer credit balance (a payment of the whole
+    invoice made before Stripe heard of a note), counted as credited from the start, as a note issued
+    after the payment would have."""
     amount = _positive(amount_minor)
-    record = PaymentRecord(customer_id, payment_id, invoice_id, currency, paid_minor=amount)
+    record = PaymentRecord(
+        customer_id, payment_id, invoice_id, currency, paid_minor=amount, credited_minor=credited_minor
+    )
     return _post(
         repo,
         customer_id=customer_id,

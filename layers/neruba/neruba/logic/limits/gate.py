@@ -22,6 +22,12 @@ attempt:
    ``over_limit`` (on condition that this batch still holds it, uncounted) and one outbox event
    ``alert.triggered`` per level reached.
 
+In a sparse batch (``dal.pending``) the worker hands its limited days to ``share`` first: the counters
+are read in one BatchGetItem, and a meter whose events all fit in one period moves its counter by one put
+whose record names the batch's pending item of the customer's shard instead of a contribution
+(``dal.limit_pending.Shared``); the worker then puts its pending items holding those days. Any other
+meter's days are counted as above.
+
 Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
 contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
 of the customer) fails the put or cancels the transaction: read and decide again (a few times, then the
@@ -92,6 +98,30 @@ class _Plan:
     currency: str | None = None  # the price's currency (spend alerts)
 
 
+@dataclass(slots=True)
+class _Write:
+    """What one limited write works with: the repositories, the customer's settings, the batch (or part)
+    writing, the time, the meter's prices (amount caps, spend alerts), the write's own contribution keys
+    (an earlier attempt's record names them), the events refused while completing another write's record,
+    and what was read ahead for it (its counters, the pending items their records name)."""
+
+    usage: UsageRepository
+    limits: LimitsRepository
+    settings: LimitSettings
+    part: str
+    now: datetime
+    prices: Prices | None = None
+    own: set[tuple[str, str]] = field(default_factory=set)
+    settled: list[str] = field(default_factory=list)
+    ahead: dict[tuple[str, str, datetime], Counter] = field(default_factory=dict)
+    items: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def counter(self, customer_id: str, meter_code: str, start: datetime, end: datetime) -> Counter:
+        """The counter read ahead (once), else read now."""
+        found = self.ahead.pop((customer_id, meter_code, start), None)
+        return found if found is not None else self.limits.counter(customer_id, meter_code, start, end)
+
+
 def limited(settings: LimitSettings | None, meter_code: str, aggregation: str) -> bool:
     """Whether a customer's settings put any limit on this meter (or count its amount for spend)."""
     return settings is not None and settings.counts(meter_code, aggregation)
@@ -131,8 +161,8 @@ def count_limited(
     now: datetime,
 ) -> GateResult:
     """Count the admitted events of ``write`` with its counters, refuse the rest (module docstring)."""
-    settled: list[str] = []
-    return _with_settled(_count_limited(usage, limits, settings, part, write, events, now, settled), settled)
+    ctx = _Write(usage, limits, settings, part, now)
+    return _with_settled(_count_limited(ctx, write, events), ctx.settled)
 
 
 def _with_settled(result: GateResult, settled: list[str]) -> GateResult:
@@ -142,22 +172,15 @@ def _with_settled(result: GateResult, settled: list[str]) -> GateResult:
     return result
 
 
-def _count_limited(
-    usage: UsageRepository,
-    limits: LimitsRepository,
-    settings: LimitSettings,
-    part: str,
-    write: DayWrite,
-    events: list[CellEvent],
-    now: datetime,
-    settled: list[str],
-) -> GateResult:
+def _count_limited(ctx: _Write, write: DayWrite, events: list[CellEvent]) -> GateResult:
+    usage, limits, settings, part, now = ctx.usage, ctx.limits, ctx.settings, ctx.part, ctx.now
     everything = [e.message_id for e in events]
     early: list[str] = []  # refused ahead of the transaction (more than it holds)
-    prices = Prices(write.customer_id, write.meter_code) if settings.rates(write.meter_code) else None
-    own = _own_keys(usage, part, [write])
+    if settings.rates(write.meter_code):
+        ctx.prices = Prices(write.customer_id, write.meter_code)
+    ctx.own = _own_keys(usage, part, [write])
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, write, events, now, prices, own, settled)
+        plan = _plan(ctx, write, events)
         if plan.found:
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
         decided = _decided_by_holders(usage, part, write, events)
@@ -175,7 +198,7 @@ def _count_limited(
                         "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
                     )
                     return GateResult(CellResult(retry=everything, error=repr(exc)[:300], held=True))
-                return _isolate(usage, limits, settings, part, write, events, now, exc)
+                return _isolate(ctx, write, events, exc)
             if moved is None:
                 return GateResult(CellResult(), early)  # its contribution exists: counted earlier
             if moved is False:
@@ -206,7 +229,7 @@ def _count_limited(
                     "limited usage not counted, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
                 )
                 return GateResult(CellResult(retry=everything, error=repr(exc)[:300]))
-            return _isolate(usage, limits, settings, part, write, events, now, exc)
+            return _isolate(ctx, write, events, exc)
         if not counted:
             return GateResult(CellResult(), early)  # an earlier attempt of this batch counted and refused
         return GateResult(CellResult(counted=True), early + [e.transaction_id for e in kept], plan.alerts)
@@ -252,9 +275,10 @@ def _count_days(
     limits, first = bootstrap.limits(), days[0]
     prices = Prices(first.customer_id, first.meter_code) if settings.rates(first.meter_code) else None
     own = _own_keys(usage, part, days)
+    ctx = _Write(usage, limits, settings, part, now, prices, own, settled)
     everything = [e.message_id for e in events]
     for attempt in range(ATTEMPTS):
-        plan = _plan(limits, settings, first, events, now, prices, own, settled)
+        plan = _plan(ctx, first, events)
         if plan.found == own:
             return GateResult(CellResult())  # an earlier attempt of this batch counted and refused them
         if plan.found or not _one_put(days, plan, []):
@@ -272,6 +296,100 @@ def _count_days(
             continue
         return _finish(limits, part, moved, plan, everything)
     return GateResult(CellResult(retry=everything, error="limit counter kept moving"))
+
+
+@dataclass(slots=True)
+class SharedWrite:
+    """A limited write of a sparse batch (``share``): ``record`` when its counter moved recording it, its
+    days then going into the batch's pending item of their shard; None when it is counted as usual
+    (``count_write``/``count_days``), or retried (``result.cell.retry``). ``result.refused`` names the
+    events refused while completing the counter's earlier record either way."""
+
+    record: pending.PendingWrite | None
+    result: GateResult
+
+
+def share(
+    usage: UsageRepository,
+    part: str,
+    minute: str,
+    units: list[tuple[str | None, list[DayWrite], list[CellEvent]]],
+    now: datetime,
+) -> list[SharedWrite]:
+    """Decide the limited days of a sparse batch together, each unit (one customer's meter: its settings,
+    its days, their events) moving its counter by one conditional put whose record names the batch's
+    pending item of ``minute`` in the customer's shard (``dal.limit_pending.Shared``) instead of a
+    contribution of its own: the counters in one BatchGetItem, the pending items their earlier records
+    name in another. A unit is shared only when every event fits (no refusal), one counter moves and no
+    amount is priced; the caller puts the pending items after these counter puts, so a day is in a pending
+    item only once its counter moved (docs/limits.md, "Sparse batches under limits")."""
+    from neruba import bootstrap
+
+    limits = bootstrap.limits()
+    out = [SharedWrite(None, GateResult(CellResult())) for _ in units]
+    candidates: list[tuple[int, LimitSettings, tuple[datetime, datetime]]] = []
+    for n, (text, days, events) in enumerate(units):
+        settings = LimitSettings.from_stored(text)
+        first = days[0]
+        if settings is None or not limited(settings, first.meter_code, first.aggregation):
+            continue
+        if settings.rates(first.meter_code) or any(d.recounts or d.checks for d in days):
+            continue
+        periods = {settings.period(parse_ts(e.at)) for e in events}
+        if len(periods) == 1:
+            candidates.append((n, settings, periods.pop()))
+    read = limits.counters(
+        [(units[n][1][0].customer_id, units[n][1][0].meter_code, *period) for n, _, period in candidates]
+    )
+    items = pending.read_shared(pending.decode(c.pending) for c in read if c.pending is not None)
+    for (n, settings, _), seen in zip(candidates, read, strict=True):
+        _, days, events = units[n]
+        ctx = _Write(usage, limits, settings, part, now, own=_own_keys(usage, part, days), items=items)
+        ctx.ahead[(seen.customer_id, seen.meter_code, seen.start)] = seen
+        try:
+            out[n] = _share_one(ctx, minute, days, events)
+        except Exception as exc:
+            if not is_transient(exc):  # counted as usual, which isolates what cannot be written
+                out[n] = SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))
+                continue
+            logger.warning(
+                "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
+            )
+            retry = CellResult(retry=[e.message_id for e in events], error=repr(exc)[:300], held=True)
+            out[n] = SharedWrite(None, GateResult(retry, list(ctx.settled)))
+    return out
+
+
+def _share_one(ctx: _Write, minute: str, days: list[DayWrite], events: list[CellEvent]) -> SharedWrite:
+    """One unit of ``share``: decide, then move the counter recording the shared write (or not)."""
+    from neruba.dal.pending import day_entry, pending_shard
+
+    first = days[0]
+    plan = _plan(ctx, first, events)
+    meters = [state for state in plan.counters if state.seen.meter_code != SPEND]
+    if plan.found or plan.refused or len(meters) != 1 or len(plan.counters) != 1:
+        return SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))
+    shared = pending.Shared(
+        pending_shard(first.customer_id),
+        minute,
+        ctx.part,
+        tuple(day_entry(d.customer_id, d.meter_code, d.day) for d in days),
+    )
+    record = pending.PendingWrite(
+        [ctx.usage.contribution_put(ctx.part, day, ctx.now) for day in days],
+        [],
+        _message(first),
+        [_alert_action(first.customer_id, a, ctx.now) for a in plan.alerts],
+        None,
+        shared,
+    )
+    (state,) = meters
+    action = ctx.limits.counter_put(
+        state.seen, state.used, state.events, state.fired, state.amount, None, pending.encode(record)
+    )
+    if not ctx.limits.write_counter(action):
+        return SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))  # moved: counted as usual
+    return SharedWrite(record, GateResult(CellResult(counted=True), list(ctx.settled), plan.alerts))
 
 
 def _each(
@@ -300,16 +418,17 @@ def settle(
     own: set[tuple[str, str]] | None = None,
     limits: LimitsRepository | None = None,
     refused: list[str] | None = None,
+    items: dict[tuple[str, str], Any] | None = None,
 ) -> set[tuple[str, str]]:
     """Complete the write ``seen`` records as pending (``dal.limit_pending``, then its spend step) before
     its reader replaces the counter; returns the contribution keys of that write found in ``own`` (the
     reader's own: its write was recorded by an earlier attempt). The events this call refused are added
     to ``refused``: the one refusal that lands is the one counted ``over_limit`` (the writer's own
-    completion then finds them refused and reports nothing)."""
+    completion then finds them refused and reports nothing). ``items``: pending items read ahead."""
     if seen.pending is None:
         return set()
     write = pending.decode(seen.pending)
-    done = pending.complete(write)
+    done = pending.complete(write, items=items)
     if refused is not None:
         refused += done
     if write.spend is not None:
@@ -324,9 +443,19 @@ def _decided_by_holders(
 ) -> list[CellEvent]:
     """The adopted events whose holding batch wrote its contribution for the day (read after the
     counter's pending write was completed): that batch decided every event of the day it held, counting
-    it or refusing it (``dal.limit_pending``), so this write neither counts nor refuses them again."""
+    it or refusing it (``dal.limit_pending``), so this write neither counts nor refuses them again. A
+    holder whose write was shared (``share``: no refusal) holds the day in its pending item instead."""
     holders = {e.held_by for e in events if e.held_by != part}
     done = {holder for holder in holders if usage.contribution_exists(holder, write)}
+    # a holder that shared its limited day put it into its pending item instead (``share``)
+    minutes = {(r.transaction_id, r.old_batch): r.old_minute for r in write.recounts if r.old_minute}
+    asked = {
+        (e.ref, e.held_by): [minutes[(e.transaction_id, e.held_by)]]
+        for e in events
+        if e.held_by != part and e.held_by not in done and (e.transaction_id, e.held_by) in minutes
+    }
+    if asked:
+        done |= {holder for _, holder in usage.counted(asked, asked)}
     return [e for e in events if e.held_by in done]
 
 
@@ -430,21 +559,13 @@ def _refuse_ahead(
     return True
 
 
-def _isolate(
-    usage: UsageRepository,
-    limits: LimitsRepository,
-    settings: LimitSettings,
-    part: str,
-    write: DayWrite,
-    events: list[CellEvent],
-    now: datetime,
-    exc: Exception,
-) -> GateResult:
+def _isolate(ctx: _Write, write: DayWrite, events: list[CellEvent], exc: Exception) -> GateResult:
     """A write refused for a reason other than a condition (a figure DynamoDB cannot store, a refused
     request): as ``logic.ingest.cells`` does, each event is counted on its own (``{part}.{n}``, adopting it
     from the batch that holds it); a single event whose own write is refused is parked ``failed``."""
     from neruba.dal.usage import AggregateOverflowError
 
+    usage, part = ctx.usage, ctx.part
     error = f"{type(exc).__name__}: {exc}"[:500]
     logger.error("limited usage refused, isolating its events", extra={"batch_id": part, "error": error})
     if len(events) == 1:
@@ -454,7 +575,7 @@ def _isolate(
         return GateResult(CellResult(parked=[event.transaction_id] if parked else [], error=error))
     merged = GateResult(CellResult(error=error))
     for n, event in enumerate(events):
-        one = count_limited(usage, limits, settings, f"{part}.{n}", write, [event], now)  # adopts it
+        one = count_limited(usage, ctx.limits, ctx.settings, f"{part}.{n}", write, [event], ctx.now)  # adopts
         merged.cell.retry += one.cell.retry
         merged.cell.parked += one.cell.parked
         merged.cell.counted = merged.cell.counted or one.cell.counted
@@ -469,24 +590,16 @@ def _counter_put(limits: LimitsRepository, state: _State) -> dict[str, Any]:
     )
 
 
-def _plan(
-    limits: LimitsRepository,
-    settings: LimitSettings,
-    write: DayWrite,
-    events: list[CellEvent],
-    now: datetime,
-    prices: Prices | None = None,
-    own: set[tuple[str, str]] | None = None,
-    settled: list[str] | None = None,
-) -> _Plan:
+def _plan(ctx: _Write, write: DayWrite, events: list[CellEvent]) -> _Plan:
+    limits, settings, now, prices = ctx.limits, ctx.settings, ctx.now, ctx.prices
     meter = settings.limits_of(write.meter_code)
     by_period: dict[tuple[datetime, datetime], list[CellEvent]] = defaultdict(list)
     for event in sorted(events, key=lambda e: (e.at, e.transaction_id)):
         by_period[settings.period(parse_ts(event.at))].append(event)
     plan = _Plan([], [], [], [])
     for (start, end), members in sorted(by_period.items()):
-        seen = limits.counter(write.customer_id, write.meter_code, start, end)
-        plan.found |= settle(seen, own, limits, settled)
+        seen = ctx.counter(write.customer_id, write.meter_code, start, end)
+        plan.found |= settle(seen, ctx.own, limits, ctx.settled, ctx.items)
         usages = [usage_of(write.aggregation, e.value) for e in members]
         amount: int | None = None
         if prices is None:

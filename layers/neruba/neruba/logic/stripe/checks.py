@@ -9,7 +9,8 @@ compared with the invoice we stored:
 * the customer in the metadata is the invoice's customer, the currency is the invoice's currency;
 * the Stripe invoice (and Stripe customer, when the event carries one) are the ones sync-out stored on the
   invoice when it created them;
-* Stripe's total for the invoice is our total; the amount paid is at most what is due.
+* Stripe's total for the invoice is our total; the amount paid is at most that total, the invoice as
+  finalized (what the Stripe invoice asked before any credit note reached Stripe).
 
 A disagreement is a :class:`Park` with a reason code (``customer_mismatch``, ``currency_mismatch``,
 ``stripe_invoice_mismatch``, ``stripe_customer_mismatch``, ``amount_mismatch``, ``invoice_not_found``,
@@ -20,6 +21,12 @@ Stripe's ``amount_paid`` is the invoice's running total, so a payment is booked 
 total over what the invoice already records (``amount_paid_minor``): two events for one charge book once,
 a second charge books only the rest, and an invoice is ``paid`` only when nothing remains.
 
+A credit note lowers what is due at once but reaches Stripe later, so a customer may pay the whole total
+after a note took part of it off. Such a payment is booked whole, and the part above what was still due
+(``to_balance_minor``) moves from the notes' part before payment to the customer's credit balance: the
+invoice ends as if it had been paid first and credited after (docs/stripe.md, "A payment made before
+Stripe heard of a credit note").
+
 Example:
     >>> from neruba.dal.invoices import invoice_record
     >>> inv = invoice_record({"id": "in_1", "customer_id": "acme", "currency": "USD", "status": "finalized",
@@ -27,6 +34,10 @@ Example:
     >>> plan = check_payment(inv, PaymentClaim("acme", "USD", "in_S1", None, 1500, 2000))
     >>> (plan.post_minor, plan.status_after, plan.remaining_minor)
     (1500, 'finalized', 500)
+    >>> credited = invoice_record({**inv.document, "pre_payment_credited_minor": 300})
+    >>> late = check_payment(credited, PaymentClaim("acme", "USD", "in_S1", None, 2000, 2000))
+    >>> (late.post_minor, late.to_balance_minor, late.status_after, late.remaining_minor)
+    (2000, 300, 'paid', 0)
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
 
 OPEN = ("finalized", "payment_failed")
+CREDIT_FIELDS = ("pre_payment_credited_minor", "post_payment_credited_minor", "credited_balance_minor")
+"""What credit notes took from an invoice: before payment, after payment, and as customer credit balance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +80,13 @@ class PaymentClaim:
 @dataclass(frozen=True, slots=True)
 class PaymentPlan:
     """What to apply: post ``post_minor`` (0: nothing) and move the invoice from (``status_before``,
-    ``paid_before``) to (``status_after``, ``paid_after``), conditional on the values read."""
+    ``paid_before``) to (``status_after``, ``paid_after``), conditional on the values read (and on
+    ``cn_rev``, the invoice's credit note counter read, so a credit note landing meanwhile is seen).
+
+    ``to_balance_minor``: the part of the payment above what credit notes left due, which becomes the
+    customer's credit balance (the invoice's ``credits_after``: ``pre_payment_credited_minor``,
+    ``post_payment_credited_minor``, ``credited_balance_minor``); the payment's record counts it as
+    credited."""
 
     post_minor: int
     status_before: str
@@ -75,6 +94,9 @@ class PaymentPlan:
     paid_before: int
     paid_after: int
     remaining_minor: int
+    to_balance_minor: int = 0
+    cn_rev: int = 0
+    credits_after: tuple[int, int, int] | None = None
 
     @property
     def changes(self) -> bool:
@@ -152,16 +174,29 @@ def check_payment(invoice: Invoice | None, claim: PaymentClaim, invoice_id: str 
     ours = invoice.total_minor
     if claim.stripe_total_minor is not None and claim.stripe_total_minor != ours:
         return Park("amount_mismatch", f"Stripe's total {claim.stripe_total_minor} differs from ours {ours}")
-    if claim.amount_paid_minor > due:
-        return Park("overpayment", f"{claim.amount_paid_minor} paid on {invoice_id}, which is {due}")
+    if claim.amount_paid_minor > max(ours, 0):
+        return Park(
+            "overpayment",
+            f"{claim.amount_paid_minor} paid on {invoice_id}, whose total is {max(ours, 0)}"
+            + (f" ({due} due after credit notes)" if due != max(ours, 0) else ""),
+        )
     before = paid_level(invoice)
     after = max(before, claim.amount_paid_minor)
-    settled = after >= due
+    to_balance = max(after - max(due, before), 0)  # paid above what credit notes left due
+    doc = invoice.document
+    credits_after = None
+    if to_balance:
+        pre, post, balance = (int(doc.get(name) or 0) for name in CREDIT_FIELDS)
+        credits_after = (pre - to_balance, post + to_balance, balance + to_balance)
+        due += to_balance
     return PaymentPlan(
         post_minor=after - before,
         status_before=status,
-        status_after="paid" if settled else status,
+        status_after="paid" if after >= due else status,
         paid_before=before,
         paid_after=after,
         remaining_minor=due - after,
+        to_balance_minor=to_balance,
+        cn_rev=int(doc.get("cn_rev") or 0),
+        credits_after=credits_after,
     )

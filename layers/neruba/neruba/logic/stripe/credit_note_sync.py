@@ -10,6 +10,15 @@ exclusive tax is one item of its Stripe invoice (``logic.stripe.sync``); inclusi
 amounts, as it is inside the invoice's items. A credit note whose invoice has not reached Stripe yet is
 retried (the message fails and comes back) until the invoice's own sync has created it.
 
+Stripe takes a note first off what its invoice still asks (``amount_remaining``) and wants the rest given
+as ``credit_amount`` / ``refund_amount`` / ``out_of_band_amount``. A note that lowered what was due in
+Neruba may reach a Stripe invoice the customer already paid in full (paid before the note reached
+Stripe): the payment's event then books the part above what was due as the customer's credit balance
+(``logic.stripe.checks``), so the sync sends the part Stripe's invoice no longer has remaining as
+``credit_amount`` (``post_payment_split``), which credits the Stripe customer's balance by as much. Before
+creating, the sync looks for a Stripe credit note carrying the note's id in its metadata, so a retry after
+a lost answer (when the invoice's remaining amount, hence the split, has changed) never creates a second.
+
 Example:
     >>> credit_note_params({"id": "cn_1", "invoice_id": "in_1", "memo": None, "lines": [
     ...     {"line_id": "a", "amount_minor": 300, "description": "API calls"}], "credit_amount_minor": 0,
@@ -41,10 +50,14 @@ def _tax_line(note: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def credit_note_params(
-    note: dict[str, Any], stripe_invoice_id: str, stripe_computes_tax: bool = False
+    note: dict[str, Any],
+    stripe_invoice_id: str,
+    stripe_computes_tax: bool = False,
+    stripe_remaining: int | None = None,
 ) -> dict[str, Any]:
     """The Stripe ``POST /v1/credit_notes`` parameters of a credit note (no ``Tax`` line when Stripe
-    computes the invoice's tax: Stripe adds the tax of the credited lines itself)."""
+    computes the invoice's tax: Stripe adds the tax of the credited lines itself); ``stripe_remaining``:
+    what Stripe's invoice still asks (see ``post_payment_split``)."""
     params: dict[str, Any] = {
         "invoice": stripe_invoice_id,
         "lines": [
@@ -59,16 +72,37 @@ def credit_note_params(
         + ([] if stripe_computes_tax else _tax_line(note)),
         "metadata": {"neruba_credit_note_id": note["id"], "neruba_invoice_id": note["invoice_id"]},
     }
-    for ours, theirs in (
-        ("credit_amount_minor", "credit_amount"),
-        ("refund_amount_minor", "refund_amount"),
-        ("out_of_band_amount_minor", "out_of_band_amount"),
-    ):
-        if int(note.get(ours) or 0):
-            params[theirs] = int(note[ours])
+    for theirs, amount in post_payment_split(note, stripe_remaining).items():
+        if amount:
+            params[theirs] = amount
     if note.get("memo"):
         params["memo"] = note["memo"]
     return params
+
+
+def post_payment_split(note: dict[str, Any], stripe_remaining: int | None = None) -> dict[str, int]:
+    """What Stripe must be told of the note's part after payment: the note's own credit, refund and
+    out-of-band parts, plus, when Stripe's invoice asks less than the note's part before payment
+    (``stripe_remaining``: paid in Stripe before the note reached it), the difference as ``credit_amount``
+    (the customer's credit balance, as the ledger books that payment). ``None``: Stripe's invoice not read.
+
+    Example:
+        >>> note = {"amount_minor": 300, "pre_payment_amount_minor": 300, "credit_amount_minor": 0}
+        >>> post_payment_split(note, 0)["credit_amount"], post_payment_split(note, 1000)["credit_amount"]
+        (300, 0)
+    """
+    split = {
+        theirs: int(note.get(ours) or 0)
+        for ours, theirs in (
+            ("credit_amount_minor", "credit_amount"),
+            ("refund_amount_minor", "refund_amount"),
+            ("out_of_band_amount_minor", "out_of_band_amount"),
+        )
+    }
+    if stripe_remaining is not None:
+        after_payment = max(int(note["amount_minor"]) - max(stripe_remaining, 0), 0)
+        split["credit_amount"] += max(after_payment - sum(split.values()), 0)
+    return split
 
 
 def sync_credit_note(
@@ -84,15 +118,33 @@ def sync_credit_note(
     if invoice is None or not invoice.stripe_invoice_id or invoice.sync_status != "synced":
         raise CreditNoteNotReadyError(f"invoice {note['invoice_id']} is not in Stripe yet")
     delegated = stripe_tax.delegated(invoice)
-    created = client.v1.credit_notes.create(
-        params=credit_note_params(note, invoice.stripe_invoice_id, delegated),
-        options={"idempotency_key": f"neruba-{credit_note_id}-credit-note"},
-    )
-    state: dict[str, Any] = {"credit_note_id": str(created["id"]), "status": "synced"}
+    created = _existing(client, invoice.stripe_invoice_id, credit_note_id)
+    sent: dict[str, int] = {}
+    if created is None:
+        theirs = _plain(client.v1.invoices.retrieve(invoice.stripe_invoice_id))
+        remaining = int(theirs.get("amount_remaining") or 0)
+        params = credit_note_params(note, invoice.stripe_invoice_id, delegated, remaining)
+        created = client.v1.credit_notes.create(
+            params=params, options={"idempotency_key": f"neruba-{credit_note_id}-credit-note"}
+        )
+        extra = int(params.get("credit_amount") or 0) - int(note.get("credit_amount_minor") or 0)
+        if extra:  # the part Stripe's invoice no longer asked: paid there before the note arrived
+            sent = {"paid_before_credit_minor": extra}
+    state: dict[str, Any] = {"credit_note_id": str(created["id"]), "status": "synced", **sent}
     if delegated:
         state.update(compare_tax(note, created))
     notes.set_stripe(credit_note_id, state)
     return state
+
+
+def _existing(client: Any, stripe_invoice_id: str, credit_note_id: str) -> Any | None:
+    """The Stripe credit note an earlier attempt created for this note (found by our metadata), if any."""
+    listed = client.v1.credit_notes.list(params={"invoice": stripe_invoice_id, "limit": 100})
+    for found in getattr(listed, "data", None) or []:
+        plain = _plain(found)
+        if (plain.get("metadata") or {}).get("neruba_credit_note_id") == credit_note_id:
+            return found
+    return None
 
 
 def _plain(obj: Any) -> dict[str, Any]:

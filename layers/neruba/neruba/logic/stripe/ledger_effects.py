@@ -34,6 +34,7 @@ from neruba.domain.payments import PaymentRecord
 from neruba.logic.billing.document import invoice_event
 from neruba.logic.ledger import postings as ledger
 from neruba.logic.ledger.payments import PaymentTargetError, resolve_payment
+from neruba.logic.stripe.checks import CREDIT_FIELDS
 from neruba.logic.stripe.effects import DisputeResult, EffectConflictError, EffectRefusedError, EffectResult
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ class LedgerEffects:
             )
         if amount_minor > 0 and self._seen(customer_id, idempotency_key):
             return EffectResult("already_applied", f"payment {payment_id} already posted")
+        credits = dict(zip(CREDIT_FIELDS, plan.credits_after, strict=True)) if plan.credits_after else None
         record = self.invoices.payment_item(
             invoice_id,
             status_before=plan.status_before,
@@ -208,12 +210,16 @@ class LedgerEffects:
             paid_before=plan.paid_before,
             paid_after=plan.paid_after,
             remaining=plan.remaining_minor,
+            cn_rev=plan.cn_rev,
+            credits=credits,
         )
         moved = (
             f"invoice {plan.status_before} -> {plan.status_after}"
             if plan.status_after != plan.status_before
             else f"invoice stays {plan.status_after}, {plan.remaining_minor} remaining"
         )
+        if plan.to_balance_minor:
+            moved += f"; {plan.to_balance_minor} paid after credit notes became the customer's credit balance"
         paid = []
         if plan.status_after == "paid" and plan.status_before != "paid":
             ids = {"id": invoice_id, "customer_id": customer_id, "currency": currency, "status": "paid"}
@@ -239,8 +245,12 @@ class LedgerEffects:
                 actor=ACTOR,
                 invoice_id=invoice_id,
                 at=at,
-                metadata={"stripe_invoice_id": stripe_invoice_id},
+                metadata={
+                    "stripe_invoice_id": stripe_invoice_id,
+                    **({"credited_balance_minor": plan.to_balance_minor} if plan.to_balance_minor else {}),
+                },
                 extra_items=[record, *paid],
+                credited_minor=plan.to_balance_minor,
             )
         except (LedgerConflictError, TransactionCancelledError) as exc:
             raise EffectConflictError(f"invoice {invoice_id} changed meanwhile") from exc
