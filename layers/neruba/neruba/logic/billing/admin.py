@@ -16,7 +16,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
 from neruba.logic.billing import correction_sources, unbillable
-from neruba.logic.billing.adjustment_terms import adjustment_record
+from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
@@ -259,11 +259,6 @@ def _attribution(
 def _difference(subtotal: int, tax: int) -> dict[str, int]:
     """A rerun's ``difference``: after the invoice's discounts, its exclusive tax, and both."""
     return {"subtotal_minor": subtotal, "tax_minor": tax, "total_minor": subtotal + tax}
-
-
-def added_tax(lines: list[dict[str, Any]]) -> int:
-    """The exclusive tax ``lines`` (priced adjustment lines) add on top of their amounts."""
-    return sum(int((line.get("tax") or {}).get("exclusive_minor") or 0) for line in lines)
 
 
 def _issue_correction(ctx: Billing, result: dict[str, Any], now: datetime) -> None:
