@@ -628,6 +628,14 @@ class BackfillLineSource(_Model):
     ticket: str | None
 
 
+class BackfillLinePart(_Model):
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+    revert: bool = False
+    amount_minor: int
+
+
 class VoidedEventRef(_Model):
     transaction_id: str
     timestamp: datetime
@@ -658,6 +666,8 @@ class ExplainedLine(_Model):
     advance: AdvanceLineSource | None = None
     threshold: ThresholdLine | None = None
     backfill: BackfillLineSource | None = None
+    backfills: list[BackfillLinePart] | None = None
+    other_minor: int | None = None
     voided_events: list[VoidedEventRef] | None = None
     credited: LineCredited | None = None
     credit_notes: list[LineCreditNote] = []

@@ -113,3 +113,19 @@ def test_a_payment_landing_while_the_window_is_billed_is_decided_again(real: Wor
     assert remaining[first["id"]] == 100  # 400 - 100 paid - 200 credited
     assert sum(remaining.values()) == receivable, remaining
     assert ledger().reconcile("acme") == []
+
+
+def test_a_window_settlement_is_audited_once_in_its_transaction(real: World, monkeypatch: Any) -> None:
+    from neruba import bootstrap
+
+    first, _sub_id = _day0_then_two_voids_and_the_end(real, monkeypatch)
+    # WHEN the final window is billed (and its job delivered again)
+    _bill(real, START + day(1, 6), monkeypatch)
+    _bill(real, START + day(1, 6), monkeypatch)
+    # THEN one audit record names the window's invoice and the credit note it issued
+    records, _ = bootstrap.audit().list("acme", limit=100)
+    settled = [r for r in records if r["action"] == "invoice.settle"]
+    final = real.invoices("acme")[-1]
+    assert [(r["target"], r["actor"]) for r in settled] == [(final["id"], "system:billing")]
+    (note,) = _credit_notes(real, first["id"])
+    assert [n["id"] for n in settled[0]["after"]["credit_notes"]] == [note["id"]]

@@ -9,6 +9,10 @@ Items (``pk`` / ``sk``):
 - ``BFEV#{backfill_id}`` / ``{customer}#{transaction_id}`` - one held event: its ``fingerprint`` and the
   event as sent (``event``, JSON). Held events are written only while the backfill is open (the put is a
   transaction with a condition on the backfill's status), so the events a commit reads are final.
+- ``BFPART#{invoice_id}`` / ``{backfill_id}#{rerun}`` - the part of one invoice rerun that carries a
+  backfill's events (``logic.billing.correction_sources``): per line the rated amount its events account
+  for (``lines``, JSON), the money of the rerun it stands for (``part``, JSON), and whether the backfill
+  was committing or reverting (``direction``). Written once, in the rerun's own transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 
 PARTITION = "BACKFILL"
 EVENTS = "BFEV#"
+PARTS = "BFPART#"
 JSON_VALUES = ("committed", "revert", "reverted")  # attributes stored as JSON text
 
 
@@ -193,9 +198,67 @@ class BackfillsRepository:
         )
         return _held(from_item(response["Item"])) if "Item" in response else None
 
+    @property
+    def parts(self) -> CarriedParts:
+        """The parts of invoice reruns that backfills' events account for (stored in this table)."""
+        return CarriedParts(self.table_name)
+
     def held_events(self, backfill_id: str) -> list[HeldEvent]:
         """Every event the backfill holds, in key order (the order a commit counts them in)."""
         return [_held(item) for item in partition_items(self.table_name, f"{EVENTS}{backfill_id}")]
+
+
+@dataclass(frozen=True)
+class CarriedPart:
+    """The part of one rerun of an invoice that a backfill's events account for."""
+
+    invoice_id: str
+    backfill_id: str
+    rerun: str
+    direction: str  # commit or revert
+    lines: dict[str, int]  # per line id: the rated amount (before discounts) its events account for
+    part: dict[str, Any]  # the money of the rerun it stands for (action, amounts, correction invoice)
+
+
+class CarriedParts:
+    """Per invoice, the parts of its reruns each backfill's events account for."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def put_item(self, part: CarriedPart) -> dict[str, Any]:
+        """A Put of one part (condition: new, so a rerun records its part once)."""
+        item = {
+            "pk": f"{PARTS}{part.invoice_id}",
+            "sk": f"{part.backfill_id}#{part.rerun}",
+            "direction": part.direction,
+            "lines": jsonutil.dumps(part.lines),
+            "part": jsonutil.dumps(part.part),
+        }
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def of_invoice(self, invoice_id: str) -> list[CarriedPart]:
+        """Every part recorded for the invoice's reruns, by backfill."""
+        found = []
+        for item in partition_items(self.table_name, f"{PARTS}{invoice_id}"):
+            backfill_id, _, rerun = str(item["sk"]).partition("#")
+            found.append(
+                CarriedPart(
+                    invoice_id,
+                    backfill_id,
+                    rerun,
+                    str(item["direction"]),
+                    {str(k): int(v) for k, v in jsonutil.loads(item["lines"]).items()},
+                    dict(jsonutil.loads(item["part"])),
+                )
+            )
+        return found
 
 
 def _held(item: dict[str, Any]) -> HeldEvent:

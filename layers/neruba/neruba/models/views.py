@@ -843,6 +843,17 @@ class BackfillLineSource(Closed):
     ticket: str | None
 
 
+class BackfillLinePart(Closed):
+    """One backfill whose events an adjustment line carries, and its share of the line's money
+    (docs/billing.md, "Whose events a correction carries")."""
+
+    backfill_id: str
+    reason: str | None
+    ticket: str | None
+    revert: bool = Field(default=False, description="The part is the backfill's revert's.")
+    amount_minor: Minor = Field(description="Its share of the line's amount.")
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -914,6 +925,16 @@ class ExplainedLine(Open):
         default=None,
         description="For an adjustment line written by a backfill's commit: the backfill, its reason"
         " and ticket.",
+    )
+    backfills: list[BackfillLinePart] | None = Field(
+        default=None,
+        description="For an adjustment line: every backfill whose events it carries, each with its share"
+        " (absent when none).",
+    )
+    other_minor: Minor | None = Field(
+        default=None,
+        description="For an adjustment line naming backfills: the part of its amount no backfill accounts"
+        " for (voids, amends, late events).",
     )
     credited: LineCredited | None = Field(
         default=None, description="What credit notes took from the line in all (absent when none did)."

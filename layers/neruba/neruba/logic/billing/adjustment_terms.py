@@ -155,3 +155,8 @@ def adjustment_record(
         created_at=ts(now),
         line=delta,
     )
+
+
+def added_tax(lines: list[dict[str, Any]]) -> int:
+    """The exclusive tax ``lines`` (priced adjustment lines) add on top of their amounts."""
+    return sum(int((line.get("tax") or {}).get("exclusive_minor") or 0) for line in lines)

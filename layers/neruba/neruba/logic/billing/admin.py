@@ -7,6 +7,7 @@ writes nothing; the same key with another body is a 409 ``idempotency_conflict``
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,8 @@ from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
-from neruba.logic.billing import unbillable
-from neruba.logic.billing.adjustment_terms import adjustment_record
+from neruba.logic.billing import correction_sources, unbillable
+from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
@@ -98,7 +99,7 @@ def rerun_invoice(
     idempotency_key: str | None = None,
     request_id: str | None = None,
     now: datetime | None = None,
-    origin: dict[str, Any] | None = None,
+    backfill_id: str | None = None,
     withhold: bool = False,
 ) -> dict[str, Any]:
     """Recompute a draft in place, or correct a finalized invoice.
@@ -107,8 +108,10 @@ def rerun_invoice(
     the rerun is refused with 409 ``correction_unbillable``, or with ``withhold`` (a backfill's own
     reruns, whose commit was checked before it began) applied without it and reported.
 
-    ``origin`` (a backfill's commit) is added to the ``source`` of every adjustment line the rerun
-    writes, so explain names what caused it.
+    Each adjustment line names the backfills whose events it carries, with their shares, and each
+    backfill's part is recorded with the rerun (``logic.billing.correction_sources``): decided from the
+    events, whoever runs the rerun; ``backfill_id`` (a backfill's own commit or revert) is always
+    considered.
 
     A finalized invoice is never edited: the differences between its lines (plus earlier corrections) and
     a fresh rating become ``pending`` adjustment lines that the subscription's next invoice carries; when
@@ -139,6 +142,7 @@ def rerun_invoice(
             code="invoice_not_rated",
         )
     actions: list[dict[str, Any]]
+    draft_gross = 0
     if invoice.status == "draft":
         try:
             revised, actions = recompute_draft(ctx, invoice, now)
@@ -148,6 +152,8 @@ def rerun_invoice(
             unbillable.report(exc.withheld, "rerun", invoice_id=invoice_id)
             revised, actions = None, []
         after = revised or invoice
+        draft_gross = _usage_amount(after) - _usage_amount(invoice)
+        parts = _attribution(ctx, invoice, after, backfill_id) if revised else None
         result: dict[str, Any] = {
             "object": "invoice_rerun",
             "invoice_id": invoice_id,
@@ -173,8 +179,9 @@ def rerun_invoice(
             unbillable.report(withheld, "rerun", invoice_id=invoice_id)
         else:
             unbillable.refuse(withheld)
-        for delta in deltas if origin else []:
-            delta["source"] = {**delta["source"], **(origin or {})}
+        parts = correction_sources.Attribution(ctx, invoice, rerated, backfill_id) if deltas else None
+        if parts is not None:
+            parts.name_lines(deltas)
         if billing_ended(ctx, subscription_id):
             # no next invoice will ever exist: bill the differences (and anything left pending) now
             correction, actions = correction_invoice(ctx, invoice, deltas, now, actor)
@@ -217,12 +224,16 @@ def rerun_invoice(
         ticket=body.ticket,
         at=now,
         before={"subtotal_minor": invoice.subtotal_minor, "rev": invoice.rev},
-        after={"action": result["action"]},
+        after={"action": result["action"], **(parts.audited() if parts is not None else {})},
         idempotency_key=idempotency_key,
     )
     actions += idempotency.record_items(
         ctx.billing, audit, "invoice-rerun", idempotency_key, fingerprint, result
     )
+    if parts is not None:
+        # one record per rerun: a keyed rerun writes once; one without a key is a rerun of its own
+        rerun = idempotency.digest({"rerun": [invoice_id, idempotency_key or secrets.token_hex(16)]}, 16)
+        actions += parts.items(ctx, rerun, result, draft_gross)
     try:
         commit(Transaction(actions))
     except Cancelled as exc:
@@ -231,14 +242,23 @@ def rerun_invoice(
     return result
 
 
+def _usage_amount(invoice: Any) -> int:
+    """What the invoice's rated lines bill before discounts."""
+    return sum(line.amount_minor for line in invoice.lines if line.kind == "usage")
+
+
+def _attribution(
+    ctx: Billing, invoice: Any, after: Any, backfill_id: str | None
+) -> correction_sources.Attribution:
+    """A recomputed draft's parts: its window as rated now (the lines it has after the recompute)."""
+    return correction_sources.Attribution(
+        ctx, invoice, {line.line_id: dict(line.document) for line in after.lines}, backfill_id
+    )
+
+
 def _difference(subtotal: int, tax: int) -> dict[str, int]:
     """A rerun's ``difference``: after the invoice's discounts, its exclusive tax, and both."""
     return {"subtotal_minor": subtotal, "tax_minor": tax, "total_minor": subtotal + tax}
-
-
-def added_tax(lines: list[dict[str, Any]]) -> int:
-    """The exclusive tax ``lines`` (priced adjustment lines) add on top of their amounts."""
-    return sum(int((line.get("tax") or {}).get("exclusive_minor") or 0) for line in lines)
 
 
 def _issue_correction(ctx: Billing, result: dict[str, Any], now: datetime) -> None:

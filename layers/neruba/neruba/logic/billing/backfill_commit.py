@@ -59,6 +59,7 @@ from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, 
 from neruba.logic.billing.backfill_preview import affected_invoices, refuse_withheld
 from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
 from neruba.logic.billing.context import Billing
+from neruba.logic.billing.correction_sources import reported
 from neruba.models.backfills import BackfillAction
 from neruba.models.billing import RerunRequest
 from neruba.timefmt import iso, parse_ts, ts
@@ -312,7 +313,6 @@ def correct_invoices(
     why, ticket = (revert["reason"], revert.get("ticket")) if revert else (doc["reason"], doc.get("ticket"))
     prefix = "backfill-revert" if revert else "backfill"
     reason = f"{'revert of ' if revert else ''}backfill {backfill_id}: {why}"[:500]
-    origin = {"backfill": {"backfill_id": backfill_id, "reason": why, "ticket": ticket}}
     corrected = []
     for invoice in affected_invoices(ctx, held):
         request, key = RerunRequest(reason=reason, ticket=ticket), f"{prefix}:{backfill_id}:{invoice.id}"
@@ -320,7 +320,7 @@ def correct_invoices(
         if not done:
             budget.check(backfill_id)
         try:
-            result = rerun_invoice(
+            rerun_invoice(
                 ctx,
                 invoice.id,
                 request,
@@ -328,27 +328,16 @@ def correct_invoices(
                 idempotency_key=key,
                 request_id=request_id,
                 now=now,
-                origin=origin,
+                backfill_id=backfill_id,
                 withhold=True,  # checked before the commit began (refuse_withheld); a revert must finish
             )
         except ConflictError as exc:
             raise CommitIncompleteError(backfill_id) from exc
         if not done:
             budget.spent()
-        correction = result.get("correction") or {}
-        # the money that changes (after the invoice's discounts, with its tax); an answer stored before
-        # the rerun reported it has only the correction's amount
-        moved = result.get("difference") or {"subtotal_minor": int(correction.get("amount_minor") or 0)}
-        corrected.append(
-            {
-                "invoice_id": invoice.id,
-                "action": result["action"],
-                "amount_minor": int(moved["subtotal_minor"]),
-                "tax_minor": int(moved.get("tax_minor") or 0),
-                "total_minor": int(moved.get("total_minor", moved["subtotal_minor"])),
-                "correction_invoice_id": correction.get("invoice_id"),
-            }
-        )
+        # the money this backfill's own events changed on the invoice, whichever rerun carried them (its
+        # own, or one that ran first: another backfill's, an operator's): logic.billing.correction_sources
+        corrected.append(reported(ctx, invoice.id, backfill_id, "revert" if revert else "commit"))
     return corrected
 
 

@@ -28,7 +28,7 @@ from neruba.dal.usage import StoredCell, StoredEvent, UsageRepository
 from neruba.domain.ingest import InvalidPropertyError, group_key, hour_bucket, matches_filters, meter_value
 from neruba.domain.usage import CellUsage, merge_cells, usage_of
 from neruba.logic.billing import unbillable
-from neruba.logic.billing.admin import added_tax
+from neruba.logic.billing.adjustment_terms import added_tax
 from neruba.logic.billing.backfill_replace import as_held, replaced_events
 from neruba.logic.billing.backfill_supersede import to_supersede
 from neruba.logic.billing.context import Billing

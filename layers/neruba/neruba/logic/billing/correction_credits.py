@@ -176,25 +176,21 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
-    wanted: dict[str, int] = {}
-    refs: dict[str, tuple[str, str]] = {}
-    for line in lines:
-        ref = line.get("references") or {}
-        if int(line["amount_minor"]) < 0 and ref.get("invoice_id") and ref.get("line_id"):
-            refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
-            wanted[str(line["line_id"])] = -int(line["amount_minor"])
+    wanted, refs = _negatives(lines)
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
     # never the invoice settling (a draft revised below zero carries the very lines it settles)
     invoices = (
         [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
     )
     carriers = _carriers(invoices)
-    budget = _still_carried(invoices, refs, lines) if wanted else {}
+    budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
     taxes = _Taxes(
         {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
     )
     for invoice in carriers:
-        plan = _plan(invoice, {k: v for k, v in wanted.items() if v > 0}, refs)
+        # never planned beyond what the customer is still billed for the line (``_still_carried``)
+        bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
+        plan = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
         if not plan:
             continue
         try:
@@ -234,6 +230,65 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     for line_id in absorbed:
         result.credited_by.setdefault(line_id, refs[line_id][0])
     return result
+
+
+def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+    """Per negative line of ``lines`` naming the line it corrects: the amount it takes back, and the
+    corrected line (invoice id, line id)."""
+    wanted: dict[str, int] = {}
+    refs: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        ref = line.get("references") or {}
+        if int(line["amount_minor"]) < 0 and ref.get("invoice_id") and ref.get("line_id"):
+            refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
+            wanted[str(line["line_id"])] = -int(line["amount_minor"])
+    return wanted, refs
+
+
+def within_billed(
+    ctx: Billing, customer_id: str, lines: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """``lines`` (a window's unpriced adjustment lines, or the upcoming preview's) with each negative
+    line cut to what the customer is still billed for the line it corrects (``_still_carried``: what a
+    credit note, an operator's too, took counts as taken back; the window's own positive lines of it
+    count as billed), in order; a line cut to nothing is left out. Returns the lines and, per line cut,
+    the corrected invoice's id (what its adjustment record names as applied to: the corrected invoice
+    holds it, as a rerun's ``settle`` does). The adjustment record keeps the whole difference, so a
+    later difference is always computed against the re-rating, and a later positive one is billed."""
+    wanted, refs = _negatives(lines)
+    if not wanted:
+        return [dict(line) for line in lines], {}
+    invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
+    budget = _still_carried(invoices, refs, lines, _outside(ctx))
+    taxes = _Taxes(
+        {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
+    )
+    out: list[dict[str, Any]] = []
+    cut: dict[str, str] = {}
+    for line in lines:
+        line_id = str(line["line_id"])
+        if line_id not in wanted:
+            out.append(dict(line))
+            continue
+        keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
+        budget[refs[line_id]] -= keep
+        if keep < wanted[line_id]:
+            cut[line_id] = refs[line_id][0]
+        if keep > 0:
+            out.append(_rest(line, keep, taxes))
+    return out, cut
+
+
+def _outside(ctx: Billing) -> Callable[[Invoice], int]:
+    """``given_back`` read once per invoice."""
+    seen: dict[str, int] = {}
+
+    def of(invoice: Invoice) -> int:
+        if invoice.id not in seen:
+            seen[invoice.id] = given_back(ctx, invoice)
+        return seen[invoice.id]
+
+    return of
 
 
 def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[str, str, datetime],
@@ -334,11 +389,37 @@ class _Taxes:
         self.given[line_id] = self.given.get(line_id, 0) + amount
 
 
+def given_back(ctx: Billing, invoice: Invoice) -> int:
+    """What the customer got back of ``invoice``'s payments outside its credit notes: refunds and
+    disputes (open or lost; a won one gives the money back to us), i.e. every payment's refunded,
+    disputed and credited amounts less what the invoice's credit notes took after a payment."""
+    if paid_level(invoice) <= 0:
+        return 0
+    payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
+    moved = sum(p.refunded_minor + p.disputed_minor + p.credited_minor for p in payments)
+    return max(moved - int(invoice.document.get("post_payment_credited_minor") or 0), 0)
+
+
+def _share(outside: int, invoice: Invoice, left: int) -> int:
+    """The part of ``outside`` (money given back of the invoice outside credit notes) a line with
+    ``left`` still billed bears: ``outside`` x ``left`` / what the invoice still bills (its total less
+    its credit notes), rounded half-up once, never more than ``left``."""
+    billed = invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
+    if outside <= 0 or left <= 0 or billed <= 0:
+        return 0
+    share = int((Decimal(outside * left) / billed).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return min(share, left)
+
+
 def _still_carried(
-    invoices: list[Invoice], refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]
+    invoices: list[Invoice],
+    refs: dict[str, tuple[str, str]],
+    lines: list[dict[str, Any]],
+    outside: Callable[[Invoice], int],
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
-    (the line, later adjustments of it, a correction's own negative line) less what credit notes took,
+    (the line, later adjustments of it, a correction's own negative line) less what credit notes took
+    and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
     plus this correction's positive lines of it. A negative line never takes back more than this."""
     from neruba.logic.billing.credit_notes import line_states
 
@@ -350,7 +431,8 @@ def _still_carried(
         for ref in out:
             for line_id in _carried(invoice, ref):
                 states = states or {s.line_id: s for s in line_states(invoice)}
-                out[ref] += states[line_id].amount_minor - states[line_id].credited_minor
+                left = states[line_id].amount_minor - states[line_id].credited_minor
+                out[ref] += left - _share(outside(invoice), invoice, left)
     for line in lines:
         named = line.get("references") or {}
         key = (str(named.get("invoice_id")), str(named.get("line_id")))
@@ -382,4 +464,20 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
     settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None)
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None
+    settled.actions.append(_window_audit(customer_id, invoice_id, settled, now))
     return settled
+
+
+def _window_audit(customer_id: str, invoice_id: str, settled: Settlement, now: datetime) -> dict[str, Any]:
+    """The audit record of a window's settlement (``invoice.settle``, as an operator's credit note has
+    ``credit_note.create``), one action of the window's transaction: the invoice and the notes it issued.
+    Its id comes from the window's invoice, so the window's transaction writes it once."""
+    from neruba import bootstrap
+
+    return idempotency.audit_put(
+        bootstrap.audit(), idempotency.Actor(WINDOW_ACTOR), "invoice.settle", invoice_id,
+        customer_id=customer_id, at=now,
+        reason="negative adjustments credited against the invoices carrying them",
+        after={"credit_notes": [dict(n) for n in settled.notes]},
+        idempotency_key=f"window-settlement:{invoice_id}",
+    )  # fmt: skip

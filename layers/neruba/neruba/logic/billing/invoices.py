@@ -230,9 +230,13 @@ def adjustment_figures(line: dict[str, Any]) -> dict[str, Any]:
         for name in ("hours", "events")
     }
     difference = {"quantity": line.get("quantity"), "amount_minor": line.get("amount_minor"), **diff}
-    found = {"adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
+    found: dict[str, Any] = {"adjustment": {"billed": billed, "rerated": rerated, "difference": difference}}
     if isinstance(source.get("backfill"), dict):  # written by a backfill's commit (logic.billing.backfills)
         found["backfill"] = source["backfill"]
+    if source.get("backfills"):  # the backfills whose events it carries (logic.billing.correction_sources)
+        found["backfills"] = [{"revert": False, **part} for part in source["backfills"]]
+        if source.get("other_minor"):
+            found["other_minor"] = source["other_minor"]
     return {**diff, **found}
 
 

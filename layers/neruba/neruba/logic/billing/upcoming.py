@@ -98,6 +98,10 @@ def upcoming_invoice(
             others = [line for line in pending if line.get("kind") != "adjustment"]
             pending = [*settled.lines, *others]
             view, notes = _assembled(billing, sub, window, early, pending), _to_issue(settled)
+        elif late is not None:  # else each negative one cut to what its line still bills, as billing does
+            capped = _within_billed(late, sub, pending)
+            if capped != pending:
+                pending, view = capped, _assembled(billing, sub, window, early, capped)
         windows.append(
             {
                 **view,
@@ -198,6 +202,14 @@ STRIPE_AT_FINALIZATION = "computed_by_stripe_at_finalization"
 def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dict[str, Any]]:
     """The pending adjustment lines, as the next invoice will carry them, marked as pending."""
     return [_marked(a.line) for a in billing.adjustments(subscription_id) if a.status == "pending"]
+
+
+def _within_billed(ctx: Billing, sub: Timeline, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pending adjustment lines as the next invoice will carry them: each negative one cut to what
+    the customer is still billed for its line (``correction_credits.within_billed``, as billing does)."""
+    from neruba.logic.billing.correction_credits import within_billed
+
+    return within_billed(ctx, str(sub.customer_id), pending)[0]
 
 
 def _marked(adjustment_line: dict[str, Any]) -> dict[str, Any]:

@@ -236,7 +236,7 @@ def build_invoice(
     notes against the invoices carrying what they take back
     (``logic.billing.correction_credits.settled_below_zero``): a credit left on it would lower the
     receivable but no invoice's amount due."""
-    from neruba.logic.billing.correction_credits import settled_below_zero
+    from neruba.logic.billing.correction_credits import settled_below_zero, within_billed
     from neruba.logic.billing.threshold import period_end_lines
 
     terms = timeline(subscription)
@@ -262,9 +262,14 @@ def build_invoice(
 
     lines, extras, discount_actions = priced(adjustment_lines)
     settled = settled_below_zero(ctx, customer_id, window.invoice_id, lines, adjustment_lines, now)
+    absorbed: dict[str, str] = {}
     if settled is not None:  # the negative adjustments credited against the invoices carrying them
         lines, extras, discount_actions = priced(settled.lines)
-    credited = settled.credited_by if settled else {}
+    else:  # a negative difference gives back at most what the customer is still billed for its line
+        carried, absorbed = within_billed(ctx, customer_id, adjustment_lines)
+        if absorbed:
+            lines, extras, discount_actions = priced(carried)
+    credited = {**absorbed, **(settled.credited_by if settled else {})}
     kept = {str(line["line_id"]) for line in lines}
     actions = [
         record(window.invoice_id if line_id in kept else credited.get(line_id, window.invoice_id))
