@@ -508,6 +508,20 @@ class BillingRepository:
             }
         }
 
+    def adjustment_move_item(self, subscription_id: str, key: str, was: str, to: str) -> dict[str, Any]:
+        """Move an applied adjustment from ``was`` to ``to`` (a draft revised below zero settling it by
+        a credit note; condition: still applied to ``was``)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": f"ADJ#{subscription_id}"}, "sk": {"S": key}},
+                "UpdateExpression": "SET applied_to = :to",
+                "ConditionExpression": "#st = :applied AND applied_to = :was",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item({":applied": "applied", ":was": was, ":to": to}),
+            }
+        }
+
     # ---------------------------------------------------------------- markers
     def marker(self, name: str) -> str | None:
         """When a one-off marker (``MARK#{name}``) was set, e.g. that the billing-state backfill ran;

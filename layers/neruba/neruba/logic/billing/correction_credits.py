@@ -178,7 +178,10 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     result = Settlement()
     wanted, refs = _negatives(lines)
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
-    invoices = _read(ctx, customer_id, refs, lines, issue) if wanted else []
+    # never the invoice settling (a draft revised below zero carries the very lines it settles)
+    invoices = (
+        [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
+    )
     carriers = _carriers(invoices)
     budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
     taxes = _Taxes(

@@ -3,7 +3,10 @@ then handed to Stripe sync.
 
 - A draft is due for finalization at ``created_at + billing_grace_seconds`` (sparse index ``fin#n``).
 - Finalizing first re-rates the window; if late events changed a line, the draft is revised (a new
-  ``rev``) and the difference is posted to the ledger as revision ``rev`` of the invoice's posting.
+  ``rev``) and the difference is posted to the ledger as revision ``rev`` of the invoice's posting. A
+  revision below zero settles the draft's negative adjustments by credit notes in the same transaction,
+  as its window would have (``correction_credits.settled_below_zero``; docs/billing.md, "A draft revised
+  below zero when finalized").
 - The number comes from the ``SEQ#INV`` counter, moved in the same transaction as the status change
   (condition: the counter still holds the value read, the invoice is still this draft revision), so a
   number is taken exactly when an invoice is finalized: no gaps, no duplicates. Only the scheduler that
@@ -40,6 +43,7 @@ from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+    from neruba.logic.billing.correction_credits import Settlement
 
 Fence = Callable[[], list[dict[str, Any]]]
 # invoices without a window of usage to rate
@@ -85,6 +89,13 @@ def recompute_draft(
     carried = [line.document for line in invoice.lines if line.kind in CARRIED_KINDS]
     # the discounts and rates it stored, each discount's period record moved by what it now takes
     lines, uses = revised(ctx.billing.discounts, invoice.document, [*rerated.values(), *carried], invoice.id)
+    settled, moves = _settled(ctx, invoice, lines, carried, now)
+    if settled is not None:  # revised below zero: its negative adjustments credited as a window's are
+        others = [line for line in carried if line.get("kind") != "adjustment"]
+        lines, uses = revised(
+            ctx.billing.discounts, invoice.document, [*rerated.values(), *others, *settled.lines], invoice.id
+        )
+        uses += [*settled.actions, *moves]
     totals = invoice_totals(lines, invoice.credits_applied_minor)
     subtotal = totals["subtotal_minor"]
     rev = invoice.rev
@@ -103,9 +114,42 @@ def recompute_draft(
             invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1, **tax
         )
         actions += ctx.invoice_posting_items(request)
+    if settled is not None:  # the credit notes post to the same balances: one move each
+        actions = ctx.ledger.combine_balance_moves(actions)
     from neruba.dal.invoices import invoice_record
 
     return invoice_record({**doc, "rev": rev + 1}), actions
+
+
+def _settled(ctx: Billing, invoice: Invoice, lines: list[dict[str, Any]], carried: list[dict[str, Any]],
+             now: datetime) -> tuple[Settlement | None, list[dict[str, Any]]]:  # fmt: skip
+    """A draft revised below zero settles its negative adjustments as its window would have
+    (``correction_credits.settled_below_zero``): the settlement and the moves of the adjustment records
+    it credited from the draft to the notes. A draft settled when created no longer carries what its
+    notes took, so nothing is credited twice."""
+    from neruba.logic.billing.correction_credits import settled_below_zero
+    from neruba.logic.billing.discounts import CORRECTED
+
+    adjustments = [  # as the window found them: unpriced (a corrected line keeps its own tax)
+        line if line.get(CORRECTED) else {k: v for k, v in line.items() if k not in ("tax", "gross_minor")}
+        for line in carried
+        if line.get("kind") == "adjustment"
+    ]
+    settled = settled_below_zero(ctx, invoice.customer_id, invoice.id, lines, adjustments, now)
+    if settled is None or not invoice.subscription_id:
+        return None, []
+    from neruba.logic.billing.adjustment_terms import adjustment_record
+
+    kept = {str(line["line_id"]) for line in settled.lines}
+    moves = [
+        ctx.billing.adjustment_move_item(
+            invoice.subscription_id, adjustment_record(line, "applied", None, now).key, invoice.id, to
+        )
+        for line in adjustments
+        if str(line["line_id"]) not in kept
+        and (to := settled.credited_by.get(str(line["line_id"]), invoice.id)) != invoice.id
+    ]
+    return settled, moves
 
 
 def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence) -> Invoice | None:
