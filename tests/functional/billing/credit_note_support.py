@@ -73,8 +73,9 @@ def pay(world: World, invoice_id: str, amount: int, payment_id: str = "ch_1") ->
     due = amount_due(invoice)
     after = before + amount
     plan = PaymentPlan(
-        amount, invoice.status, "paid" if after >= due else invoice.status, before, after, due - after
-    )
+        amount, invoice.status, "paid" if after >= due else invoice.status, before, after, due - after,
+        cn_rev=int(invoice.document.get("cn_rev") or 0),  # the credit notes read, as the Stripe checks do
+    )  # fmt: skip
     result = LedgerEffects(world.ctx.ledger, world.ctx.invoices).invoice_paid(
         invoice_id=invoice_id, customer_id="acme", currency="USD", amount_minor=amount,
         stripe_invoice_id="in_stripe", payment_id=payment_id, idempotency_key=f"stripe:payment:{payment_id}",
