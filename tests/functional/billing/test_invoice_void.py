@@ -240,3 +240,38 @@ def test_the_adjustments_refusal_says_whether_the_differences_are_pending_or_bil
     second = [i for i in real.invoices("acme") if i["period_start"] > first["period_start"]][-1]
     billed = refusal("v2")
     assert f"billed on invoice {second['id']}" in billed and "pending" not in billed
+
+
+def test_same_lines_keeps_the_lines_when_the_usage_changed_and_the_look_back_bills_the_difference(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing.void import void_invoice
+    from neruba.models.billing import InvoiceVoid
+
+    # GIVEN day 0 billed with 12 calls and finalized, then its usage corrected to 15
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 12)
+    schedule(real, START + day(1, 1))
+    work(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    first = real.invoices("acme")[1]
+    real.usage("acme", START + day(0, 4), 15)
+
+    # WHEN it is voided and regenerated with the same lines
+    result = void_invoice(real.ctx, first["id"], InvoiceVoid(reason="wrong address"), "key:t", "v1",
+                          now=START + day(1, 4))  # fmt: skip
+
+    # THEN the replacement is finalized with the voided invoice's lines, not rated again when finalized
+    replacement = result["replacement"]
+    assert replacement["status"] == "finalized"
+    assert [(x["line_id"], x["quantity"], x["amount_minor"]) for x in replacement["lines"]] == [
+        (x["line_id"], x["quantity"], x["amount_minor"]) for x in first["lines"]
+    ]
+    assert replacement["total_minor"] == first["total_minor"]
+    # and the late calls are billed once, by the next window's look-back, against the replacement
+    schedule(real, START + day(2, 1))
+    work(real, START + day(2, 1), monkeypatch)
+    second = [i for i in real.invoices("acme") if i["period_start"] > first["period_start"]][-1]
+    (adjustment,) = [line for line in second["lines"] if line["kind"] == "adjustment"]
+    assert adjustment["references"]["invoice_id"] == replacement["id"]
+    assert adjustment["amount_minor"] == 300
