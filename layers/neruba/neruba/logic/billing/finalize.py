@@ -71,9 +71,10 @@ def recompute_draft(
     """Re-rate a draft's window; (revised invoice, its actions) or (None, []) if nothing changed.
 
     A ``topup`` invoice, a correction invoice or a credit note has no window to rate: it is finalized as
-    created, and so is the replacement of a voided invoice (``regenerated_from``: its lines are the voided
-    invoice's, or were rated when it was made; late usage of its window is the look-back's). A revision that would bring a line to 0 because it is unbillable raises
-    ``unbillable.WithheldError`` (``logic.billing.unbillable``): the draft is not revised."""
+    created, and so is the replacement of a voided invoice (``regenerated_from``: its lines are the
+    voided invoice's, or were rated when it was made; late usage of its window is the look-back's). A
+    revision that would bring a line to 0 because it is unbillable raises ``unbillable.WithheldError``
+    (``logic.billing.unbillable``): the draft is not revised."""
     if invoice.kind in UNRATED_KINDS or invoice.document.get("regenerated_from"):
         return None, []
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
