@@ -156,7 +156,10 @@ def test_a_rerun_after_the_end_gives_back_nothing_an_operator_credited_whole(
     assert _void("b", START + day(1, 9), "v2")["correction"] == "completed"
     status, taken = rerun(api, first["id"], "rr")
     assert status == 200, taken
-    assert (taken["correction"]["credit_notes"], taken["correction"]["amount_minor"]) == ([], 0), taken
+    # nothing is issued, and the answer says so: unchanged, no correction, the difference re-rating found
+    assert (taken["action"], taken["correction"], taken["difference"]["total_minor"]) == (
+        "unchanged", None, -200
+    ), taken  # fmt: skip
     assert _receivable() == 100
     _agree(real)
 
@@ -210,6 +213,7 @@ def test_money_a_refund_or_dispute_gave_back_counts_as_taken_back(
     assert status == 200, taken
     # THEN it gives back only what the customer still pays for the line: never a credit note invoice
     assert [i for i in real.invoices("acme") if i["kind"] == "credit_note"] == []
-    notes = taken["correction"]["credit_notes"]
+    notes = (taken["correction"] or {}).get("credit_notes") or []
     assert sum(int(n["amount_minor"]) for n in notes) == given, taken
+    assert taken["action"] == ("correction_invoiced" if given else "unchanged"), taken
     _agree(real)

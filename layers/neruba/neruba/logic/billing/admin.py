@@ -185,12 +185,17 @@ def rerun_invoice(
         if billing_ended(ctx, subscription_id):
             # no next invoice will ever exist: bill the differences (and anything left pending) now
             correction, actions = correction_invoice(ctx, invoice, deltas, now, actor)
+            # a difference the cap cuts to nothing (already given back) issues nothing: unchanged, its
+            # adjustment records kept, applied to the corrected invoice
+            issued = (
+                correction if correction and (correction["invoice"] or correction["credit_notes"]) else None
+            )
             result = {
                 "object": "invoice_rerun",
                 "invoice_id": invoice_id,
-                "action": "correction_invoiced" if correction else "unchanged",
+                "action": "correction_invoiced" if issued else "unchanged",
                 "invoice": public(invoice),
-                "correction": correction_answer(correction) if correction else None,
+                "correction": correction_answer(issued) if issued else None,
                 "difference": _difference(sum(int(d["amount_minor"]) for d in deltas), added_tax(deltas)),
             }
         else:
