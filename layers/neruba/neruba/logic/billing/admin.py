@@ -20,6 +20,7 @@ from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
+from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS
 from neruba.logic.billing.finalize import UNRATED_KINDS
 from neruba.logic.billing.invoices import get_invoice, public
 from neruba.logic.billing.worker import line_deltas, rated_lines
@@ -255,10 +256,14 @@ def _usage_amount(invoice: Any) -> int:
 def _attribution(
     ctx: Billing, invoice: Any, after: Any, backfill_id: str | None
 ) -> correction_sources.Attribution:
-    """A recomputed draft's parts: its window as rated now (the lines it has after the recompute)."""
-    return correction_sources.Attribution(
-        ctx, invoice, {line.line_id: dict(line.document) for line in after.lines}, backfill_id
-    )
+    """A recomputed draft's parts: its window as rated now (the rated lines it has after the recompute;
+    its discount, tax and carried lines are no usage a backfill's events rate)."""
+    rated = {
+        line.line_id: dict(line.document)
+        for line in after.lines
+        if line.kind not in (*CARRIED_KINDS, *DERIVED_KINDS)
+    }
+    return correction_sources.Attribution(ctx, invoice, rated, backfill_id)
 
 
 def _difference(subtotal: int, tax: int) -> dict[str, int]:
