@@ -11,7 +11,9 @@ the customer's credit), but the tax given back is the adjustment's own tax (the 
 usage), shared between the notes taking it in parts. A line never gives back more than the customer is
 still billed for it (what every credit note, an operator's too, took counts as taken back): only what an
 invoice still bills but could not take by a note stays on the correction's own invoice (a
-``credit_note`` invoice when negative).
+``credit_note`` invoice when negative). Positive lines of the same corrected line offset its negative
+lines first (they stay lines, adding up to nothing, tax included): only the net negative is credited,
+with the net tax (docs/billing.md, "A window settles the net of a line's differences").
 
 Everything is returned as actions of the correction's one transaction: one credit note per credited
 invoice, its id ``cn_`` + SHA-256 of the correction's id and the invoice's, numbered with one conditional
