@@ -179,8 +179,9 @@ def test_a_partly_offset_line_credits_the_net_with_the_net_tax(
     assert (day0["status"], day0["subtotal_minor"], day0["tax_minor"] or day0["tax_included_minor"]) == (
         "finalized", *_priced(terms, 70)
     )  # fmt: skip
-    # AND a backfill of 5 calls committed (+120 - 70 pending), two of day 0's calls voided, the backfill
-    # reverted (its rerun: 50 - 120 pending): one line partly offset by the other
+    # AND a backfill of 5 calls committed (+50 before discounts, pending), two of day 0's calls voided,
+    # the backfill reverted (its rerun: 5 calls now, -70 before discounts, pending): the revert's line is
+    # partly offset by the commit's; the net is the void's -20
     body = BackfillCreate(customer_ids=[customer], meter_codes=["api_calls"], start=START, end=START + day(2),
                           reason="late")  # fmt: skip
     opened = open_backfill(world.ctx, body, "key:p", "o-net")
