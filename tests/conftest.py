@@ -37,6 +37,17 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _moto_answer_lookups() -> Iterator[None]:
+    """moto's answers written with their member names worked out once (neruba_tools.local.answer_lookups):
+    the same bytes, in a third less time per functional test; tests/infra/test_answer_lookups.py checks
+    that the answers are the same."""
+    from neruba_tools.local.answer_lookups import AnswerLookups
+
+    with AnswerLookups():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_wiring() -> Iterator[None]:
     """Each test starts from an empty composition root: its own settings (a test that patches NERUBA_*
