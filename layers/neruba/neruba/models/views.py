@@ -547,6 +547,12 @@ class UpcomingWindow(Open):
         description="When negative adjustments take the window below zero: the credit notes billing will "
         "issue for them against the invoices carrying what they correct (they are not lines of it).",
     )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What billing will give back to the credit grants that paid usage its negative "
+        "adjustments take back (not lines of it: docs/billing.md, 'Usage a credit grant paid, "
+        "corrected').",
+    )
     trial_end: Timestamp | None = None
     in_trial: bool | None = None
     trial_until: Timestamp | None = None
@@ -1024,6 +1030,25 @@ class VoidedEventRef(Closed):
     amended_by: str | None
 
 
+class GrantRestoration(Closed):
+    """Credit a correction gave back to a grant that paid the usage it takes back (docs/billing.md,
+    "Usage a credit grant paid, corrected")."""
+
+    invoice_id: str = Field(description="The corrected invoice, whose credit the grant paid.")
+    invoice_number: str | None = None
+    line_id: str = Field(description="The corrected line of that invoice.")
+    adjustment_line_id: str = Field(description="The negative difference the grant took back (part of).")
+    grant_id: str
+    kind: Literal["purchased", "promotional"]
+    amount_minor: Minor
+    closed: Literal["expired", "voided"] | None = Field(
+        default=None,
+        description="The grant could no longer be used: the credit given back was closed at once "
+        "(expired or voided) in the same posting.",
+    )
+    posting_id: str | None = None
+
+
 class CorrectionCreditNote(Closed):
     """A credit note a correction issued against an invoice carrying what it takes back."""
 
@@ -1070,7 +1095,7 @@ class RerunCorrection(Closed):
             ]
         },
     )
-    type: Literal["adjustment", "correction_invoice", "credit_note"]
+    type: Literal["adjustment", "correction_invoice", "credit_note", "grant_restoration"]
     invoice_id: str | None = Field(
         default=None,
         description="The correction invoice or credit note invoice issued (none when credit notes against "
@@ -1084,6 +1109,11 @@ class RerunCorrection(Closed):
         description="After the end: the credit notes issued against the invoices that still carried what "
         "a negative correction takes back (docs/billing.md, 'Negative corrections settle against what "
         "they correct').",
+    )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What the credit grants that paid the corrected usage got back (money first, then "
+        "the grants: docs/billing.md, 'Usage a credit grant paid, corrected').",
     )
 
 

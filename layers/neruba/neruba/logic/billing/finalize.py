@@ -137,7 +137,8 @@ def _settled(ctx: Billing, invoice: Invoice, lines: list[dict[str, Any]], carrie
         for line in carried
         if line.get("kind") == "adjustment"
     ]
-    settled = settled_below_zero(ctx, invoice.customer_id, invoice.id, lines, adjustments, now)
+    source = f"{invoice.id}:rev{invoice.rev + 1}"  # the revision carries what grants take back
+    settled = settled_below_zero(ctx, invoice.customer_id, invoice.id, lines, adjustments, now, source)
     if settled is None or not invoice.subscription_id:
         return None, []
     from neruba.logic.billing.adjustment_terms import adjustment_record
