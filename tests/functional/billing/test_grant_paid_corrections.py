@@ -13,7 +13,7 @@ import pytest
 
 from tests.functional.billing.conftest import START, World, assert_books_agree, ledger, subscribe_real
 from tests.functional.billing.helpers import day, schedule, work
-from tests.functional.billing.test_event_void_billing import _bill, _events, _void
+from tests.functional.billing.test_event_void_billing import _bill, _events, _explain, _void
 from tests.functional.billing.test_negative_final_invoice import _credit_notes, _remaining
 from tests.functional.billing.test_real_correction import api, rerun
 
@@ -50,7 +50,9 @@ def _balance(key: str) -> int:
     return int(ledger().balances("acme")["USD"].get(key, 0))
 
 
-def _day0_paid_by(real: World, monkeypatch: Any, *grants: tuple[str, str, int]) -> tuple[dict[str, Any], list[str]]:
+def _day0_paid_by(
+    real: World, monkeypatch: Any, *grants: tuple[str, str, int]
+) -> tuple[dict[str, Any], list[str]]:
     """Grants made, then day 0 billed 4 calls (400) and finalized, the grants paying what they can."""
     ids = [_grant(key, kind, amount) for key, kind, amount in grants]
     subscribe_real(real, "acme")
@@ -92,6 +94,13 @@ def test_a_window_below_zero_gives_back_to_the_grant_that_paid_the_corrected_usa
     (posting,) = [p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]
     assert (posting.metadata["invoice_id"], posting.metadata["grant_id"]) == (first["id"], grant_id)
     assert_books_agree(real, "acme")
+    # AND explain shows it both ways: day 0's line names the grant, the amount and the posting; day 1
+    # names what its difference gave back
+    (line,) = [line for line in _explain(first["id"])["lines"] if line["kind"] == "usage"]
+    (given,) = line["grant_restorations"]
+    assert (given["grant_id"], given["amount_minor"], given["source_id"]) == (grant_id, 300, second["id"])
+    assert given["posting_id"] == posting.posting_id and posting.posting_id in line["postings"]
+    assert [r["amount_minor"] for r in _explain(second["id"])["grant_restorations"]] == [300]
     # AND a redelivered billing of day 1, and the next day, give nothing back again
     _bill(real, START + day(3, 1), monkeypatch)
     assert _remaining_of(grant_id) == 300 - 0  # day 2 has no usage
@@ -103,7 +112,7 @@ def test_a_window_staying_above_zero_gives_the_grants_part_back_to_the_grant_not
     real: World, monkeypatch: Any
 ) -> None:
     # GIVEN day 0 paid by a purchased grant of 400, then two calls voided and day 1 with three calls
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 400))
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 400))
     for n, tx in enumerate("ab"):
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     _events("e", "f", "g", at=START + day(1, 2))
@@ -124,7 +133,8 @@ def test_partly_money_partly_grant_gives_the_money_back_first(real: World, monke
     # GIVEN day 0 (400) paid 250 by a grant, 150 left to pay
     first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 250))
     assert (first["credits_applied_minor"], first["total_minor"]) == (250, 150)
-    # AND three calls voided (-300), one call on day 1: money first (150 by a credit note), then 150 to the grant
+    # AND three calls voided (-300), one call on day 1: money first (150 by a credit note), then 150
+    # to the grant
     for n, tx in enumerate("abc"):
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     _events("e", at=START + day(1, 2))
@@ -166,7 +176,7 @@ def test_two_grants_get_back_in_reverse_of_their_application_order(real: World, 
 def test_an_expired_grant_is_given_back_and_expired_at_once(real: World, monkeypatch: Any) -> None:
     from neruba.logic.ledger.credits import close_remainder
 
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 600))
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 600))
     grant = ledger().grant(grant_id)
     assert grant is not None and grant.remaining_minor == 200
     close_remainder(ledger(), grant, "expired", idempotency_key="expiry:x", actor="test", source="expiry")
@@ -209,7 +219,11 @@ def test_a_correction_after_the_end_gives_back_to_the_grant(real: World, api: An
         "grant_restoration", None, []
     )  # fmt: skip
     (restored,) = correction["grant_restorations"]
-    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (first["id"], grant_id, 200)
+    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (
+        first["id"],
+        grant_id,
+        200,
+    )
     assert _remaining_of(grant_id) == 200
     assert _balance("receivable") == 0
     assert [i["kind"] for i in real.invoices("acme")].count("credit_note") == 0
@@ -229,7 +243,7 @@ def test_a_window_killed_after_its_transaction_is_redelivered_and_restores_once(
     from neruba.models.billing import BillingJob
     from tests.functional.billing.helpers import queued
 
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
     for n, tx in enumerate("abc"):
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     now = START + day(2, 1)
@@ -277,5 +291,28 @@ def test_the_upcoming_invoice_shows_what_the_grant_will_get_back(real: World, mo
     (window,) = body["windows"]
     assert [line for line in window["lines"] if line["kind"] == "adjustment"] == []
     (restored,) = window["grant_restorations"]
-    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (first["id"], grant_id, 200)
+    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (
+        first["id"],
+        grant_id,
+        200,
+    )
     assert _remaining_of(grant_id) == 0  # the preview wrote nothing
+
+
+def test_a_window_consuming_the_grant_it_gives_back_to_moves_it_once(real: World, monkeypatch: Any) -> None:
+    # GIVEN a grant of 500 that paid day 0 (400), 100 left; two calls voided, day 1 with three calls
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 500))
+    assert _remaining_of(grant_id) == 100
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+
+    # WHEN day 1 is billed: it consumes the 100 left and gives 200 back, one update of the grant
+    _bill(real, START + day(2, 1), monkeypatch)
+
+    second = _usage(real, 1)
+    assert (second["credits_applied_minor"], second["total_minor"]) == (100, 200)
+    assert _remaining_of(grant_id) == 200
+    assert [r["amount_minor"] for r in second["grant_restorations"]] == [200]
+    assert _balance("promotional_credit_expense") == 400 + 100 - 200
+    assert_books_agree(real, "acme")

@@ -441,9 +441,13 @@ class LedgerRepository:
                 ),
                 "ExpressionAttributeNames": {"#st": "status"},
                 "ExpressionAttributeValues": to_item(
-                    {":r": amount_minor, ":room": grant.amount_minor - amount_minor, ":active": "active",
-                     ":now": ts(now)}
-                ),  # fmt: skip
+                    {
+                        ":r": amount_minor,
+                        ":room": grant.amount_minor - amount_minor,
+                        ":active": "active",
+                        ":now": ts(now),
+                    }
+                ),
             }
         }
 

@@ -860,6 +860,35 @@ class BackfillLinePart(Closed):
     amount_minor: Minor = Field(description="Its share of the line's amount.")
 
 
+class GrantRestoration(Closed):
+    """Credit a correction gave back to a grant that paid the usage it takes back (docs/billing.md,
+    "Usage a credit grant paid, corrected")."""
+
+    invoice_id: str = Field(description="The corrected invoice, whose credit the grant paid.")
+    invoice_number: str | None = None
+    line_id: str = Field(description="The corrected line of that invoice.")
+    adjustment_line_id: str = Field(description="The negative difference the grant took back (part of).")
+    grant_id: str
+    kind: Literal["purchased", "promotional"]
+    amount_minor: Minor
+    closed: Literal["expired", "voided"] | None = Field(
+        default=None,
+        description="The grant could no longer be used: the credit given back was closed at once "
+        "(expired or voided) in the same posting.",
+    )
+    posting_id: str | None = None
+
+
+class LineGrantRestoration(Closed):
+    """Credit a correction gave back of one line to a grant that paid it."""
+
+    grant_id: str
+    amount_minor: Minor
+    source_id: str = Field(description="The invoice, correction or draft revision carrying the difference.")
+    posting_id: str
+    at: Timestamp
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -898,6 +927,11 @@ class ExplainedLine(Open):
     amount_minor: Minor | None
     credits_applied: list[CreditApplied]
     credits_applied_minor: Minor
+    grant_restorations: list[LineGrantRestoration] = Field(
+        default_factory=list,
+        description="What corrections gave back of this line to the grants that paid it (docs/billing.md, "
+        "'Usage a credit grant paid, corrected').",
+    )
     references: LineReference | None
     one_off: OneOffLineSource | None = Field(
         default=None, description="For a one_off line: the charge, why it was added, its metadata."
@@ -1030,25 +1064,6 @@ class VoidedEventRef(Closed):
     amended_by: str | None
 
 
-class GrantRestoration(Closed):
-    """Credit a correction gave back to a grant that paid the usage it takes back (docs/billing.md,
-    "Usage a credit grant paid, corrected")."""
-
-    invoice_id: str = Field(description="The corrected invoice, whose credit the grant paid.")
-    invoice_number: str | None = None
-    line_id: str = Field(description="The corrected line of that invoice.")
-    adjustment_line_id: str = Field(description="The negative difference the grant took back (part of).")
-    grant_id: str
-    kind: Literal["purchased", "promotional"]
-    amount_minor: Minor
-    closed: Literal["expired", "voided"] | None = Field(
-        default=None,
-        description="The grant could no longer be used: the credit given back was closed at once "
-        "(expired or voided) in the same posting.",
-    )
-    posting_id: str | None = None
-
-
 class CorrectionCreditNote(Closed):
     """A credit note a correction issued against an invoice carrying what it takes back."""
 
@@ -1139,6 +1154,11 @@ class InvoiceExplanation(Closed):
     postings: list[ExplainedPosting] = Field(
         default_factory=list,
         description="The ledger postings of the invoice, its credit notes and its payments, with entries.",
+    )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What this invoice's negative differences gave back to the credit grants that paid "
+        "the usage they take back (docs/billing.md, 'Usage a credit grant paid, corrected').",
     )
 
 

@@ -24,7 +24,7 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -158,7 +158,7 @@ def _document(
     rates: list[Any],
     lines: list[dict[str, Any]],
     now: datetime,
-    restored: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    restored: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The correction invoice of ``lines`` (priced), a draft due for finalization now."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
@@ -193,8 +193,9 @@ def answer(correction: dict[str, Any]) -> dict[str, Any]:
     where += [f"credit grant {r['grant_id']} given back {r['amount_minor']} of invoice {r['invoice_id']}"
               for r in correction.get("grant_restorations") or []]  # fmt: skip
     return {
-        "type": "correction_invoice" if doc and doc["kind"] == "correction" else
-        ("credit_note" if doc or notes else "grant_restoration"),
+        "type": "correction_invoice"
+        if doc and doc["kind"] == "correction"
+        else ("credit_note" if doc or notes else "grant_restoration"),
         "invoice_id": doc["id"] if doc else None,
         "applies_to": "; ".join(where),
         "lines": correction["lines"],

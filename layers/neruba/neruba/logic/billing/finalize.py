@@ -103,6 +103,8 @@ def recompute_draft(
     rev = invoice.rev
     kept = {k: v for k, v in invoice.document.items() if k not in EXTRA_TOTALS}  # stored when not all 0
     doc = {**kept, "lines": lines, **totals, "revised_at": iso(now)}
+    if settled is not None and settled.restored:  # which grants the revision gave back to
+        doc["grant_restorations"] = [*(kept.get("grant_restorations") or []), *settled.restored]
     before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
     actions = [
         ctx.invoices.revise_item(doc, rev),

@@ -58,7 +58,9 @@ class Restoration:
         return [dict(r) for r in self.restored]
 
 
-def already(ctx: Billing, invoices: list[Invoice], corrected: set[str]) -> dict[str, dict[str, RestoredGrant]]:
+def already(
+    ctx: Billing, invoices: list[Invoice], corrected: set[str]
+) -> dict[str, dict[str, RestoredGrant]]:
     """What corrections gave back to grants of each corrected invoice grants paid (one query each; none
     for an invoice no grant paid)."""
     return {
@@ -133,12 +135,10 @@ def restoration(
         invoice_id, corrected = str(ref["invoice_id"]), str(ref["line_id"])
         out.taken[line_id] = out.taken.get(line_id, 0) + amount
         per_grant.setdefault(grant_id, []).append((invoice_id, corrected, line_id, amount))
-    customer_id = currency = ""
     for grant_id, taken in sorted(per_grant.items()):
         grant = ctx.ledger.grant(grant_id)
         if grant is None:  # never: a grant an invoice consumed is kept
             raise RuntimeError(f"grant {grant_id} of an invoice is missing")
-        customer_id, currency = grant.customer_id, grant.currency
         amount = sum(t[3] for t in taken)
         closed = _closed(grant, now)
         book = _posting(grant, source, amount, taken, closed, now)
@@ -148,8 +148,8 @@ def restoration(
         for invoice_id in dict.fromkeys(t[0] for t in taken):
             seen = (held.get(invoice_id) or {}).get(grant_id)
             mine = [t for t in taken if t[0] == invoice_id]
-            out.actions.append(ctx.ledger.restoration_item(invoice_id, seen, _after(grant_id, seen, mine,
-                                                                                     source, book, now)))  # fmt: skip
+            after = _after(grant_id, seen, mine, source, book, now)
+            out.actions.append(ctx.ledger.restoration_item(invoice_id, seen, after))
         for invoice_id, corrected, line_id, value in taken:
             number = (by_id[line_id].get("references") or {}).get("number")
             out.restored.append({
@@ -157,7 +157,6 @@ def restoration(
                 "adjustment_line_id": line_id, "grant_id": grant_id, "kind": grant.kind,
                 "amount_minor": value, "closed": closed, "posting_id": book.posting_id,
             })  # fmt: skip
-    del customer_id, currency
     return out
 
 
@@ -180,8 +179,12 @@ def _after(grant_id: str, seen: RestoredGrant | None, taken: list[tuple[str, str
     for _invoice, corrected, _line, value in taken:
         lines[corrected] = lines.get(corrected, 0) + value
     amount = sum(t[3] for t in taken)
+    mine: dict[str, int] = {}
+    for _invoice, corrected, _line, value in taken:
+        mine[corrected] = mine.get(corrected, 0) + value
     sources = [*(seen.sources if seen else []),
-               {"source_id": source, "amount_minor": amount, "posting_id": book.posting_id, "at": iso(now)}]  # fmt: skip
+               {"source_id": source, "amount_minor": amount, "lines": mine, "posting_id": book.posting_id,
+                "at": iso(now)}]  # fmt: skip
     return RestoredGrant(grant_id, (seen.restored_minor if seen else 0) + amount, lines, sources)
 
 
@@ -210,9 +213,26 @@ def _posting(grant: CreditGrant, source: str, amount: int, taken: list[tuple[str
             "grant_id": grant.grant_id,
             "invoice_id": invoices[0] if len(invoices) == 1 else None,
             "restored_from": [
-                {"invoice_id": i, "line_id": c, "adjustment_line_id": a, "amount_minor": v} for i, c, a, v in taken
+                {"invoice_id": i, "line_id": c, "adjustment_line_id": a, "amount_minor": v}
+                for i, c, a, v in taken
             ],
             "correction_id": source,
             "closed": closed,
         },
     )
+
+
+def explained(ctx: Billing, invoice: Invoice, line_id: str) -> list[dict[str, Any]]:
+    """What corrections gave back to the grants that paid ``line_id`` of ``invoice`` (explain): per
+    grant and source (the invoice, correction or revision carrying the difference), the amount, the
+    posting and when."""
+    if not invoice.document.get("applications"):
+        return []
+    out = []
+    for grant_id, record in sorted(ctx.ledger.restored(invoice.id).items()):
+        for source in record.sources:
+            amount = int((source.get("lines") or {}).get(line_id, 0))
+            if amount:
+                out.append({"grant_id": grant_id, "amount_minor": amount, "source_id": source["source_id"],
+                            "posting_id": source["posting_id"], "at": source["at"]})  # fmt: skip
+    return out
