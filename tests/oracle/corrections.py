@@ -217,6 +217,7 @@ class CorrectionRules:
                 f"{docs} carry {carried} for {invoice_id}; the model's difference {owed.get(invoice_id)}",
             )
         STATS_ADD("correction_documents", len(new))
+        STATS_ADD("grant_restorations", len(after.restorations() - before.restorations()))
         return after
 
     # ------------------------------------------------------------ rules

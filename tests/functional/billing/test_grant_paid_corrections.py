@@ -316,3 +316,43 @@ def test_a_window_consuming_the_grant_it_gives_back_to_moves_it_once(real: World
     assert [r["amount_minor"] for r in second["grant_restorations"]] == [200]
     assert _balance("promotional_credit_expense") == 400 + 100 - 200
     assert_books_agree(real, "acme")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_rerun_after_the_end_killed_around_its_commit_gives_back_once(
+    real: World, api: Any, monkeypatch: Any, when: str
+) -> None:
+    from neruba.logic.billing import admin
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 400))
+    cancel(
+        real.plans, str(real.subscriptions[0]["id"]), Cancellation(at_period_end=False), now=START + day(1, 5)
+    )
+    _bill(real, START + day(1, 6), monkeypatch)
+    schedule(real, START + day(1, 8))
+    assert _void("a", START + day(1, 9), "v1")["correction"] == "completed"
+    commit = admin.commit
+    killed: list[str] = []
+
+    def killed_once(unit: Any) -> None:
+        if not killed:
+            killed.append(when)
+            if when == "after":
+                commit(unit)
+            raise RuntimeError("killed")
+        commit(unit)
+
+    monkeypatch.setattr(admin, "commit", killed_once)
+    # WHEN the rerun's process is killed before (nothing written) or after its transaction committed
+    status, _ = rerun(api, first["id"], "rr")  # the handler answers 500 for the killed process
+    assert (status, killed) == (500, [when])
+    assert _remaining_of(grant_id) == (100 if when == "after" else 0)
+    # THEN the client's retry with the same key gives back once
+    status, taken = rerun(api, first["id"], "rr")
+    assert status == 200, taken
+    assert _remaining_of(grant_id) == 100
+    assert len([p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]) == 1
+    assert rerun(api, first["id"], "rr2")[1]["action"] == "unchanged"
+    assert_books_agree(real, "acme")
