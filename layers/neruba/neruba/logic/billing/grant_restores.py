@@ -87,6 +87,7 @@ def split(
     line, the grants in reverse of their application order. ``budget`` is what each corrected line still
     bills (lowered here by what the grants take)."""
     parts: list[tuple[str, str, int]] = []
+    spent: dict[tuple[str, str], int] = {}  # the money part of each corrected line the lines took so far
     for line_id, amount in wanted.items():
         invoice_id, corrected = refs[line_id]
         invoice = invoices.get(invoice_id)
@@ -104,14 +105,16 @@ def split(
             given = sum(p[2] for p in parts if p[1] == grant_id and refs[p[0]] == (invoice_id, corrected))
             left[grant_id] = value - (got.lines.get(corrected, 0) if got else 0) - given
         grants_left = sum(max(v, 0) for v in left.values())
-        money = min(amount, max(budget[(invoice_id, corrected)] - grants_left, 0))
+        ref = (invoice_id, corrected)
+        money = min(amount, max(budget[ref] - grants_left - spent.get(ref, 0), 0))
+        spent[ref] = spent.get(ref, 0) + money
         rest = min(amount - money, grants_left)
         for grant_id in reversed(list(paid)):
             take = min(rest, max(left[grant_id], 0))
             if take > 0:
                 parts.append((line_id, grant_id, take))
                 rest -= take
-                budget[(invoice_id, corrected)] -= take
+                budget[ref] -= take
     return parts
 
 
