@@ -50,3 +50,23 @@ def test_never_more_than_a_grant_paid_less_what_it_got_back() -> None:
 def test_a_line_no_grant_paid_is_left_to_money() -> None:
     budget = {("in_x", "m"): 400}
     assert split({"a": 100}, {"a": ("in_x", "m")}, budget, {"in_x": _invoice(APPS)}, {}) == []
+
+
+def test_at_most_max_invoices_corrected_invoices_in_one_write() -> None:
+    from neruba.logic.billing.grant_restores import MAX_INVOICES
+
+    count = MAX_INVOICES + 2
+    invoices = {
+        f"in_{n}": invoice_record(
+            {
+                "id": f"in_{n}",
+                "lines": [],
+                "applications": [{"grant_id": "g", "line_id": "l", "amount_minor": 10}],
+            }
+        )
+        for n in range(count)
+    }
+    refs = {f"a{n}": (f"in_{n}", "l") for n in range(count)}
+    budget = {ref: 10 for ref in refs.values()}
+    parts = split({k: 10 for k in refs}, refs, budget, invoices, {})
+    assert [p[0] for p in parts] == [f"a{n}" for n in range(MAX_INVOICES)]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from neruba.logic.billing.context import Billing
 
 ACTOR = "system:billing"
+MAX_INVOICES = 12  # corrected invoices one write gives grants back for: ~1 record each plus ~5 per grant
 
 
 @dataclass
@@ -85,14 +86,17 @@ def split(
     """The rule (module docstring): per negative line (id -> amount it takes back, ``refs``: the line it
     corrects) the parts the grants take, as (line id, grant id, amount), in the lines' order and, per
     line, the grants in reverse of their application order. ``budget`` is what each corrected line still
-    bills (lowered here by what the grants take)."""
+    bills (lowered here by what the grants take). At most ``MAX_INVOICES`` corrected invoices: the
+    restoration's records and postings are actions of the one transaction carrying the difference, whose
+    100 actions also hold its adjustment lines."""
     parts: list[tuple[str, str, int]] = []
     spent: dict[tuple[str, str], int] = {}  # the money part of each corrected line the lines took so far
     for line_id, amount in wanted.items():
         invoice_id, corrected = refs[line_id]
         invoice = invoices.get(invoice_id)
-        if invoice is None:
-            continue
+        named = {refs[p[0]][0] for p in parts}
+        if invoice is None or (invoice_id not in named and len(named) >= MAX_INVOICES):
+            continue  # beyond what one transaction holds: the money way, as before (docs/billing.md)
         paid: dict[str, int] = {}
         for app in invoice.document.get("applications") or []:
             if str(app["line_id"]) == corrected:
