@@ -189,7 +189,10 @@ def rerun_invoice(
             # a difference the cap cuts to nothing (already given back) issues nothing: unchanged, its
             # adjustment records kept, applied to the corrected invoice
             issued = (
-                correction if correction and (correction["invoice"] or correction["credit_notes"]) else None
+                correction
+                if correction
+                and (correction["invoice"] or correction["credit_notes"] or correction["grant_restorations"])
+                else None
             )
             result = {
                 "object": "invoice_rerun",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing import grant_restores
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
 
@@ -62,6 +63,7 @@ class Settlement:
     lines: list[dict[str, Any]] = field(default_factory=list)
     credited_by: dict[str, str] = field(default_factory=dict)
     documents: list[dict[str, Any]] = field(default_factory=list)
+    restored: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _carried(invoice: Invoice, ref: tuple[str, str]) -> list[str]:
@@ -172,9 +174,11 @@ def _settles(
 
 
 def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[str, Any]], now: datetime,
-           actor: str, issue: Issue) -> Settlement:  # fmt: skip
+           actor: str, issue: Issue, source: str | None = None) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
-    ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``)."""
+    ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``). The grants that
+    paid a corrected line take back their part first (``grant_restores``; ``source`` names the write
+    carrying it, the correction's id by default)."""
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
@@ -185,12 +189,19 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
     )
     carriers = _carriers(invoices)
-    budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
+    held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
+    budget = _still_carried(invoices, refs, lines, _outside(ctx), held) if wanted else {}
     offset = _offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
         budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
     taxes = _net_taxes(lines, wanted, refs, offset)
+    # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
+    # transaction
+    read = (wanted, refs, budget, invoices, held)
+    restored = _restore(ctx, source or correction_id, lines, read, taxes, now)
+    result.actions += restored.actions
+    result.restored = restored.view()
     for invoice in carriers:
         # never planned beyond what the customer is still billed for the line (``_still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
@@ -233,7 +244,23 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
         result.credited_by.setdefault(line_id, refs[line_id][0])
+    for line_id in restored.taken:  # a line the grants took whole: the corrected invoice holds it
+        if wanted[line_id] + offset.get(line_id, 0) <= 0:
+            result.credited_by.setdefault(line_id, refs[line_id][0])
     return result
+
+
+def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple[Any, ...], taxes: _Taxes,
+             now: datetime) -> grant_restores.Restoration:  # fmt: skip
+    """The grants' part of the negative lines (``grant_restores``): taken off ``wanted`` (and off the
+    lines' tax as a note's part would be), given back by the restoration's actions."""
+    wanted, refs, budget, invoices, held = read
+    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held)
+    restored = grant_restores.restoration(ctx, source, lines, parts, held, now)
+    for line_id, amount in restored.taken.items():
+        wanted[line_id] -= amount
+        taxes.took(line_id, amount)
+    return restored
 
 
 def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
@@ -335,23 +362,33 @@ def _upto(tax: dict[str, int], taken: int, total: int) -> dict[str, int]:
 
 
 def within_billed(
-    ctx: Billing, customer_id: str, lines: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    ctx: Billing, customer_id: str, lines: list[dict[str, Any]], source: str = "", now: datetime | None = None
+) -> tuple[list[dict[str, Any]], dict[str, str], grant_restores.Restoration]:
     """``lines`` (a window's unpriced adjustment lines, or the upcoming preview's) with each negative
     line cut to what the customer is still billed for the line it corrects (``_still_carried``: what a
     credit note, an operator's too, took counts as taken back; the window's own positive lines of it
     count as billed), in order; a line cut to nothing is left out. Returns the lines and, per line cut,
     the corrected invoice's id (what its adjustment record names as applied to: the corrected invoice
     holds it, as a rerun's ``settle`` does). The adjustment record keeps the whole difference, so a
-    later difference is always computed against the re-rating, and a later positive one is billed."""
+    later difference is always computed against the re-rating, and a later positive one is billed.
+
+    Before the cap, the grants that paid a corrected line take back their part (money first,
+    ``grant_restores.split``): the third value is that restoration (``source``: the invoice carrying
+    the lines; its actions join that invoice's transaction), and a line the grants take whole is left
+    out, its corrected invoice named as for a line cut."""
+    from datetime import UTC
+
     wanted, refs = _negatives(lines)
     if not wanted:
-        return [dict(line) for line in lines], {}
+        return [dict(line) for line in lines], {}, grant_restores.Restoration()
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
-    budget = _still_carried(invoices, refs, lines, _outside(ctx))
+    held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
+    budget = _still_carried(invoices, refs, lines, _outside(ctx), held)
     taxes = _Taxes(
         {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
     )
+    read = (wanted, refs, budget, invoices, held)
+    restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     out: list[dict[str, Any]] = []
     cut: dict[str, str] = {}
     for line in lines:
@@ -361,11 +398,11 @@ def within_billed(
             continue
         keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
         budget[refs[line_id]] -= keep
-        if keep < wanted[line_id]:
+        if keep < wanted[line_id] or keep == 0:
             cut[line_id] = refs[line_id][0]
         if keep > 0:
             out.append(_rest(line, keep, taxes))
-    return out, cut
+    return out, cut, restored
 
 
 def _outside(ctx: Billing) -> Callable[[Invoice], int]:
@@ -516,11 +553,13 @@ def _still_carried(
     refs: dict[str, tuple[str, str]],
     lines: list[dict[str, Any]],
     outside: Callable[[Invoice], int],
+    held: dict[str, Any] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
     (the line, later adjustments of it, a correction's own negative line) less what credit notes took
     and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
-    plus this correction's positive lines of it. A negative line never takes back more than this."""
+    plus this correction's positive lines of it, less what grants got back of it (``held``,
+    ``grant_restores``). A negative line never takes back more than this."""
     from neruba.logic.billing.credit_notes import line_states
 
     out = {ref: 0 for ref in refs.values()}
@@ -538,6 +577,8 @@ def _still_carried(
         key = (str(named.get("invoice_id")), str(named.get("line_id")))
         if key in out and int(line["amount_minor"]) > 0:
             out[key] += int(line["amount_minor"])
+    for ref in out:
+        out[ref] -= grant_restores.restored_of(held or {}, *ref)
     return out
 
 
@@ -546,7 +587,8 @@ WINDOW_ROOM = 30  # actions a window's transaction keeps besides its adjustments
 
 
 def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: list[dict[str, Any]],
-                       carried: list[dict[str, Any]], now: datetime) -> Settlement | None:  # fmt: skip
+                       carried: list[dict[str, Any]], now: datetime,
+                       source: str | None = None) -> Settlement | None:  # fmt: skip
     """A window invoice (any of the subscription's, its last or not) whose lines (``priced``) total
     below zero settles its negative adjustments (``carried``: unpriced, as the window found them) as a
     correction after the end does: credit notes against the invoices carrying them, in the window's own
@@ -561,7 +603,7 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
     if invoice_totals(priced, 0)["total_minor"] >= 0:
         return None
     # a window is billed before the end: no correction invoice is left a draft to finalize first
-    settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None)
+    settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None, source)
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None
     settled.actions.append(_window_audit(customer_id, invoice_id, settled, now))

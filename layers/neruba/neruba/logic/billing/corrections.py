@@ -24,7 +24,7 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -120,7 +120,7 @@ def _written(
     rates = original.document.get("tax_rates") or []
     every = [*(r.line for r in records), *(a.line for a in pending)]
     lines = priced(settled.lines)  # a line of 0 (free usage recounted) is still billed, as a 0 line
-    doc = _document(original, invoice_id, rates, lines, now) if lines else None
+    doc = _document(original, invoice_id, rates, lines, now, settled.restored) if lines else None
     billed = {str(line["line_id"]) for line in lines}
 
     def billed_on(line: dict[str, Any]) -> str:
@@ -147,12 +147,18 @@ def _written(
         "credit_notes": settled.notes,
         "lines": doc["lines"] if doc and not settled.notes else priced(every),
         "amount_minor": (int(doc["total_minor"]) if doc else 0) - credited,
+        "grant_restorations": settled.restored,
     }
     return correction, actions
 
 
 def _document(
-    original: Invoice, invoice_id: str, rates: list[Any], lines: list[dict[str, Any]], now: datetime
+    original: Invoice,
+    invoice_id: str,
+    rates: list[Any],
+    lines: list[dict[str, Any]],
+    now: datetime,
+    restored: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The correction invoice of ``lines`` (priced), a draft due for finalization now."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
@@ -167,6 +173,7 @@ def _document(
             "corrects": {"invoice_id": original.id, "number": original.number},
             **({"tax_rates": rates} if rates else {}),
             **{k: original.document[k] for k in ("tax_provider", "tax_location") if k in original.document},
+            **({"grant_restorations": list(restored)} if restored else {}),
         },
         period=(original.period_start, original.period_end),
         lines=lines,
@@ -183,13 +190,18 @@ def answer(correction: dict[str, Any]) -> dict[str, Any]:
     notes = correction["credit_notes"]
     where = [f"correction invoice {doc['id']}, issued now"] if doc else []
     where += [f"credit note {n['id']} against invoice {n['invoice_id']}" for n in notes]
+    where += [f"credit grant {r['grant_id']} given back {r['amount_minor']} of invoice {r['invoice_id']}"
+              for r in correction.get("grant_restorations") or []]  # fmt: skip
     return {
-        "type": "correction_invoice" if doc and doc["kind"] == "correction" else "credit_note",
+        "type": "correction_invoice"
+        if doc and doc["kind"] == "correction"
+        else ("credit_note" if doc or notes else "grant_restoration"),
         "invoice_id": doc["id"] if doc else None,
         "applies_to": "; ".join(where),
         "lines": correction["lines"],
         "amount_minor": correction["amount_minor"],
         "credit_notes": notes,
+        "grant_restorations": correction.get("grant_restorations") or [],
     }
 
 

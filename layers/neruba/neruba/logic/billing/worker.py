@@ -263,12 +263,21 @@ def build_invoice(
     lines, extras, discount_actions = priced(adjustment_lines)
     settled = settled_below_zero(ctx, customer_id, window.invoice_id, lines, adjustment_lines, now)
     absorbed: dict[str, str] = {}
+    restored: list[dict[str, Any]] = []
+    restoring: list[dict[str, Any]] = []
     if settled is not None:  # the negative adjustments credited against the invoices carrying them
         lines, extras, discount_actions = priced(settled.lines)
+        restored = settled.restored
     else:  # a negative difference gives back at most what the customer is still billed for its line
-        carried, absorbed = within_billed(ctx, customer_id, adjustment_lines)
-        if absorbed:
+        # (the grants that paid it taking back their part first: logic.billing.grant_restores)
+        carried, absorbed, restoration = within_billed(
+            ctx, customer_id, adjustment_lines, window.invoice_id, now
+        )
+        restored, restoring = restoration.view(), restoration.actions
+        if absorbed or restoration.taken:
             lines, extras, discount_actions = priced(carried)
+    if restored:  # which grants got what back, on the invoice carrying the difference
+        extras = {**extras, "grant_restorations": restored}
     credited = {**absorbed, **(settled.credited_by if settled else {})}
     kept = {str(line["line_id"]) for line in lines}
     actions = [
@@ -280,6 +289,7 @@ def build_invoice(
     actions += one_off_actions
     actions += discount_actions  # each discount's period counted by this transaction only
     actions += settled.actions if settled else []
+    actions += restoring
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     picked = [str(line["line_id"]) for line in one_off_lines]
     base = credit_base(lines, picked)  # after discounts; credits never pay one-off charges or advance lines
@@ -307,8 +317,8 @@ def build_invoice(
     actions += credits.items if credits else []
     actions.append(invoice_event("invoice.created", doc, now))
     every = [*actions, *posting]
-    if settled is not None:  # the credit notes post to the invoice's balances: one move each
-        every = ctx.ledger.combine_balance_moves(every)
+    if settled is not None or restoring:  # the notes and restorations post to the invoice's balances
+        every = ctx.ledger.combine_grant_moves(ctx.ledger.combine_balance_moves(every))
     guard = next((i for i, action in enumerate(every) if posting and action is posting[0]), None)
     return doc, every, guard
 
