@@ -235,6 +235,7 @@ def late_corrections(
     """
     from neruba.dal.transaction import Cancelled, Transaction, commit
     from neruba.logic.billing import unbillable
+    from neruba.logic.billing.correction_sources import carried
     from neruba.logic.billing.worker import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
 
@@ -262,14 +263,16 @@ def late_corrections(
                 withheld.extend(held)
             if not deltas:
                 continue
+            deltas, named = carried(ctx, original, rerated, deltas)  # the backfills whose events they carry
             correction, actions = correction_invoice(ctx, original, deltas, now)
             if correction is None:
                 continue
+            doc = correction["invoice"]
+            actions += named.carried_items(ctx, "correction_invoiced", doc["id"] if doc else None)
             try:
                 commit(Transaction(actions))
             except Cancelled:
                 continue  # another caller billed these differences first (or a credited invoice moved)
-            doc = correction["invoice"]
             if doc is not None:
                 issue_now(ctx, str(doc["id"]), now)
             send_credit_notes(ctx, correction)
