@@ -18,7 +18,9 @@ A backfill is a candidate when its commit began after the invoice was made (an e
 were billed when the invoice was rated), or when the rerun is its own; a ``reverted`` one only while its
 recorded parts on the invoice do not net to zero.
 
-Cost: per candidate, its held events read and one more rating of the window.
+Cost: one query of the customer's backfill spans ending after the window's start and one batch read of
+the backfills they name (never the deployment's other backfills); per candidate, its held events read
+and one more rating of the window.
 """
 
 from __future__ import annotations
@@ -40,12 +42,18 @@ LEVEL = "level:"  # a part through a level the rerun's own backfill carries into
 
 
 def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill]:
-    """The backfills whose events may lie in the invoice's window and are not billed by its lines."""
+    """The backfills whose events may lie in the invoice's window and are not billed by its lines: those
+    of its customer whose recorded reach overlaps the window (``logic.billing.backfill_reach``: one
+    query of the customer's spans ending after the window's start, then the backfills it names), and the
+    rerun's own."""
+    from neruba.logic.billing.backfill_reach import reaching
     from neruba.logic.billing.backfills import backfills
 
+    repo = backfills(ctx)
+    ids = reaching(repo, invoice.customer_id, invoice.period_start, invoice.period_end)
     made = invoice.document.get("created_at")
     found = []
-    for backfill in backfills(ctx).all():
+    for backfill in repo.get_many(sorted(ids | ({own} if own else set()))):
         if backfill.status not in STARTED or invoice.customer_id not in backfill.document["customer_ids"]:
             continue
         began = backfill.committing_at
