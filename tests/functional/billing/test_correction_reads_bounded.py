@@ -128,3 +128,129 @@ def test_a_replace_is_found_where_it_superseded_an_event_outside_its_range_and_t
     assert apply(ctx) == {"backfills": 1, "events_outside_range": 1}
     # THEN it is found again where it was
     assert (found(0), found(1), found(2)) == ({backfill}, {backfill}, set())
+
+
+HISTORY = 60  # old invoices of acme's subscription, each with an applied adjustment
+
+
+def _history(real: World, invoice: dict[str, Any]) -> None:
+    """60 finalized usage invoices of the subscription of ``invoice``, 100 to 160 days before it, each
+    corrected once (an applied adjustment in the subscription's ``ADJ#`` partition), written directly."""
+    from neruba.dal.billing import Adjustment
+    from neruba.dal.transaction import Transaction
+
+    ctx, sub_id = real.ctx, str(invoice["subscription_id"])
+    for n in range(HISTORY):
+        start = START - day(160 - n)
+        doc = {
+            "id": f"in_old_{n:03d}", "customer_id": invoice["customer_id"], "subscription_id": sub_id,
+            "kind": "usage", "status": "finalized", "currency": invoice["currency"], "lines": [],
+            "period_start": ts(start), "period_end": ts(start + day(1)),
+        }  # fmt: skip
+        line = {"line_id": f"adjustment:{doc['id']}:usage:1", "amount_minor": 0, "quantity": 0}
+        adjustment = Adjustment(f"{doc['id']}#usage#001", doc["id"], "usage", "applied", line, "in_later")
+        puts = [ctx.invoices.put_item(doc, START), ctx.billing.adjustment_put_item(sub_id, adjustment)]
+        Transaction(puts).commit()
+
+
+def _credit_notes_numbered_from(n: int) -> None:
+    import boto3
+
+    from neruba.settings import get_settings
+
+    item = {"pk": {"S": "SEQ#CN"}, "sk": {"S": "#"}, "n": {"N": str(n)}}
+    boto3.client("dynamodb").put_item(TableName=get_settings().billing_table, Item=item)
+
+
+def _metered(call: Any) -> tuple[dict[str, Any], Any]:
+    from benchmarks.billing_run import Meter
+    from neruba.dal.clients import client
+
+    meter = Meter(main=True)
+    meter.attach(client("dynamodb"))
+
+    try:
+        answer = call()
+    finally:
+        meter.detach(client("dynamodb"))
+    return meter.snapshot(), answer
+
+
+def test_the_corrections_sweep_and_a_rerun_read_nothing_of_the_customers_older_history(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing.corrections import late_corrections
+    from tests.functional.billing.test_correction_settlement_reads import _ended_after
+    from tests.functional.billing.test_real_correction import BILLED_CALLS, PRICE, rerun
+
+    # GIVEN globex and acme, each with a subscription ended on day 0 (12 calls billed); acme's with 60
+    # older corrected invoices
+    final = {c: _ended_after(real, c, 0, monkeypatch) for c in ("globex", "acme")}
+    _history(real, final["acme"])
+    # WHEN a late call of day 0 of each is billed by the corrections sweep
+    now = START + day(1, 2)
+    sweeps = {}
+    for customer in ("globex", "acme"):
+        real.usage(customer, START + day(0, 5), BILLED_CALLS + 1)
+        sweeps[customer] = _metered(lambda c=customer: late_corrections(real.ctx, c, now))
+    # THEN each issues its correction, and acme's sweep sends the same requests and reads the same items
+    for customer, (_, issued) in sweeps.items():
+        assert [i["corrects"] for i in issued] == [final[customer]["id"]], issued
+    assert sweeps["acme"][0]["requests"] == sweeps["globex"][0]["requests"]
+    assert sweeps["acme"][0]["items_read"] == sweeps["globex"][0]["items_read"]
+
+    # WHEN each final invoice is recounted one call lower and rerun
+    from functions.billing_api.app import lambda_handler
+    from neruba import bootstrap
+
+    bootstrap.install(billing=real.ctx)
+    _credit_notes_numbered_from(5)  # the first note of the deployment would read no counter
+    reruns = {}
+    for customer in ("globex", "acme"):
+        real.usage(customer, START + day(0, 5), BILLED_CALLS)
+        reruns[customer] = _metered(lambda c=customer: rerun(lambda_handler, final[c]["id"], f"rr-{c}"))
+    # THEN each credits the call back, reading the same items: none of acme's older invoices or adjustments
+    for _, (status, answer) in reruns.values():
+        assert status == 200 and answer["correction"]["amount_minor"] == -PRICE, answer
+    assert reruns["acme"][0]["requests"] == reruns["globex"][0]["requests"]
+    assert reruns["acme"][0]["items_read"] == reruns["globex"][0]["items_read"]
+
+
+def test_pending_adjustments_are_listed_until_applied_and_the_migration_lists_older_ones(
+    world: World,
+) -> None:
+    import boto3
+
+    from neruba.dal.billing import Adjustment
+    from neruba.dal.transaction import Transaction
+    from neruba.migrations import MigrationContext
+    from neruba.migrations.m0008_unapplied_adjustments_listed import apply
+    from neruba.settings import get_settings
+
+    billing, table = world.ctx.billing, get_settings().billing_table
+
+    def adjustment(n: int, status: Any) -> Adjustment:
+        line = {"line_id": f"adjustment:in_a:usage:{n}", "amount_minor": 10, "quantity": 1}
+        return Adjustment(f"in_a#usage#{n:03d}", "in_a", "usage", status, line, None)
+
+    # GIVEN sub_1 with two pending adjustments and an applied one, and sub_2 with a pending one
+    puts = [billing.adjustment_put_item("sub_1", adjustment(n, "pending")) for n in (1, 2)]
+    puts += [billing.adjustment_put_item("sub_1", adjustment(3, "applied"))]
+    puts += [billing.adjustment_put_item("sub_2", adjustment(1, "pending"))]
+    Transaction(puts).commit()
+    # THEN the pending ones of each subscription are listed, not the applied one
+    assert [a.key for a in billing.pending_adjustments("sub_1")] == ["in_a#usage#001", "in_a#usage#002"]
+    # WHEN one is applied: it leaves the list
+    Transaction([billing.adjustment_apply_item("sub_1", "in_a#usage#001", "in_b")]).commit()
+    assert [a.key for a in billing.pending_adjustments("sub_1")] == ["in_a#usage#002"]
+    # WHEN a pending one was written before the list (no list keys) and the migration runs, twice
+    dynamodb = boto3.client("dynamodb")
+    key = {"pk": {"S": "ADJ#sub_2"}, "sk": {"S": "in_a#usage#001"}}
+    dynamodb.update_item(TableName=table, Key=key, UpdateExpression="REMOVE list_pk, list_sk")
+    assert billing.pending_adjustments("sub_2") == []
+    ctx = MigrationContext(settings=get_settings(), now=START)
+    assert apply(ctx) == {"pending_adjustments": 1}
+    assert apply(ctx) == {"pending_adjustments": 0}
+    # THEN it is listed again; the applied ones are not
+    assert [a.key for a in billing.pending_adjustments("sub_2")] == ["in_a#usage#001"]
+    assert [a.key for a in billing.pending_adjustments("sub_1")] == ["in_a#usage#002"]
