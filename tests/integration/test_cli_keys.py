@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from neruba.dal.keys import KeysRepository
+from tests.support.stack import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def _status(base: str, key: str) -> int:
     request = urllib.request.Request(base + "/admin/billing-runs", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code

@@ -25,6 +25,7 @@ from tests.support.console import (
     unseed,
     until,
 )
+from tests.support.stack import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 pytest.importorskip(
@@ -64,7 +65,7 @@ def _page_checked(page: Any) -> None:
 
 
 def test_the_page_is_served_without_a_key_under_a_strict_policy(local_stack: Any) -> None:
-    with urllib.request.urlopen(local_stack.base_url + "/console", timeout=10) as response:
+    with urllib.request.urlopen(local_stack.base_url + "/console", timeout=HTTP_TIMEOUT_S) as response:
         policy = response.headers["Content-Security-Policy"]
         html = response.read().decode()
     assert "script-src 'self'" in policy and "connect-src 'self'" in policy and "default-src 'none'" in policy
@@ -77,7 +78,7 @@ def test_the_page_is_served_without_a_key_under_a_strict_policy(local_stack: Any
             local_stack.base_url + path, method=method, data=b"" if method == "POST" else None
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
+            urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
         assert refused.value.code == status
         assert refused.value.headers["Content-Security-Policy"] == policy
         assert status != 405 or refused.value.headers["Allow"] == "GET"

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.stack import HTTP_TIMEOUT_S
+
 pytestmark = pytest.mark.integration
 
 
@@ -21,7 +23,7 @@ def _http(base: str, method: str, path: str, key: str | None = None, body: Any =
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         text = error.read()

@@ -17,6 +17,7 @@ from neruba_tools.local.fake_stripe import signature_header
 from tests.support.local_walk import http as _http
 from tests.support.local_walk import synced_invoice as _synced_invoice
 from tests.support.local_walk import until as _until
+from tests.support.stack import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +148,7 @@ def test_a_wrongly_signed_invoice_paid_is_refused_and_the_invoice_stays_unpaid(
         request.add_header("Content-Type", "application/json")
         request.add_header("Stripe-Signature", header)
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=30)
+            urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
         # THEN it is refused with the signature code and nothing is stored
         body = json.loads(refused.value.read())
         assert (refused.value.code, body["error"]["code"]) == (400, "invalid_signature"), what
@@ -161,5 +162,5 @@ def test_a_wrongly_signed_invoice_paid_is_refused_and_the_invoice_stays_unpaid(
     request = urllib.request.Request(base + "/webhooks/stripe", data=raw, method="POST")
     request.add_header("Content-Type", "application/json")
     request.add_header("Stripe-Signature", signature_header(raw, secret))
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
         assert response.status == 200

@@ -28,6 +28,7 @@ from neruba_tools.local.pollers import failed_message_ids
 from neruba_tools.local.provision import provision_template, redrive_policy
 from neruba_tools.local.schedules import CronExpression, Schedule, ScheduleError, rate_seconds
 from neruba_tools.local.stack import LocalStack, PortInUseError
+from tests.support.stack import HTTP_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 integration = pytest.mark.integration
@@ -241,7 +242,7 @@ class Fixture:
     def http(
         self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.stack.api_port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", self.stack.api_port, timeout=HTTP_TIMEOUT_S)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -424,7 +425,7 @@ def test_a_handler_exception_is_a_502_with_the_default_5xx_body(fx: Fixture) -> 
 
 def _raw(fx: Fixture, request: bytes) -> tuple[int, dict[str, Any]]:
     """Send bytes as they are (no client fixing the framing); the status and JSON body of the answer."""
-    with socket.create_connection(("127.0.0.1", fx.stack.api_port), timeout=10) as conn:
+    with socket.create_connection(("127.0.0.1", fx.stack.api_port), timeout=HTTP_TIMEOUT_S) as conn:
         conn.sendall(request)
         answer = b""
         while chunk := conn.recv(65536):
@@ -656,7 +657,7 @@ def test_a_port_in_use_is_a_clear_error(local_stack: LocalStack) -> None:
             LocalStack("template.yaml", ROOT, stripe_port=port).start()
     # AND the running stack was not disturbed
     assert threading.active_count() > 1
-    connection = http.client.HTTPConnection("127.0.0.1", local_stack.api_port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", local_stack.api_port, timeout=HTTP_TIMEOUT_S)
     connection.request("GET", "/nowhere")
     assert connection.getresponse().status == 404
 
@@ -691,7 +692,7 @@ def test_the_runner_prints_the_banner_serves_and_stops_cleanly_on_sigterm(tmp_pa
             lines.append(line)
         base = next(line for line in lines if line.startswith("Base URL: ")).split(": ", 1)[1].strip()
         # THEN the banner's base URL serves the template's route, and the moto endpoint is named
-        with urllib_request.urlopen(f"{base}/ping", timeout=10) as response:
+        with urllib_request.urlopen(f"{base}/ping", timeout=HTTP_TIMEOUT_S) as response:
             assert response.read() == b"pong"
         assert any(line.startswith("Moto endpoint: http://127.0.0.1:") for line in lines)
         # AND it says what the aws CLI needs besides the endpoint: a region and (any) credentials

@@ -17,6 +17,8 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.support.stack import HTTP_TIMEOUT_S
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +56,7 @@ class Run:
         request.add_header("Authorization", f"Bearer {key}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=20) as response:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")

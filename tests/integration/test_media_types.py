@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.stack import HTTP_TIMEOUT_S
+
 pytestmark = pytest.mark.integration
 
 ACCEPTED = [
@@ -34,7 +36,7 @@ def _send(
 ) -> tuple[int, Any]:
     """One request with exactly the headers given (http.client adds no Content-Type of its own)."""
     parts = urlsplit(base)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT_S)
     headers = {"Content-Length": str(len(body))}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -90,7 +92,7 @@ def test_other_body_routes_answer_415_too(local_stack: Any, admin_key: str, path
 
 def _headers_of(base: str, method: str, path: str, key: str | None) -> tuple[int, dict[str, str], Any]:
     parts = urlsplit(base)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT_S)
     try:
         connection.request(method, path, headers={"Authorization": f"Bearer {key}"} if key else {})
         response = connection.getresponse()

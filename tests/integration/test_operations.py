@@ -14,6 +14,7 @@ import pytest
 
 from neruba_tools.cli import main
 from tests.support.faults import poison_ingest
+from tests.support.stack import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def _post(local_stack: Any, key: str, events: list[dict[str, Any]]) -> None:
     )
     request.add_header("Authorization", f"Bearer {key}")
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
         assert response.status == 202
 
 
@@ -62,7 +63,7 @@ def _outcomes(local_stack: Any, key: str, customer: str, tx: str) -> list[str]:
     request = urllib.request.Request(f"{local_stack.base_url}/v1/events/{tx}?customer_id={customer}")
     request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             return [o["outcome"] for o in json.loads(response.read())["outcomes"]]
     except urllib.error.HTTPError:
         return []

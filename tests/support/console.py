@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from neruba.dal.clients import client
+from tests.support.stack import HTTP_TIMEOUT_S
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,7 +51,7 @@ def api(base: str, key: str, method: str, path: str, body: Any = None, **headers
     request.add_header("Content-Type", "application/json")
     for name, value in headers.items():
         request.add_header(name.replace("_", "-"), value)
-    with urllib.request.urlopen(request, timeout=20) as response:
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
         return json.loads(response.read() or b"null")
 
 
@@ -108,7 +109,7 @@ def seed(stack: Any) -> ConsoleData:
     request = urllib.request.Request(base + "/webhooks/stripe", data=raw, method="POST")
     request.add_header("Content-Type", "application/json")
     request.add_header("Stripe-Signature", sign(raw, stack.stripe_webhook_secret))
-    with urllib.request.urlopen(request, timeout=20) as response:
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
         assert response.status == 200
     transaction = f"console-dlq-{uuid.uuid4().hex[:8]}"
     parked = UsageEventIn(transaction_id=transaction, customer_id=CUSTOMER, code=demo.meter_code,

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from tests.support.stack import HTTP_TIMEOUT_S
+
 
 def http(
     base: str, method: str, path: str, key: str | None = None, body: Any = None, raw: bytes | None = None
@@ -21,7 +23,7 @@ def http(
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")

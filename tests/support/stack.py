@@ -11,6 +11,12 @@ from neruba_tools.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# How long a test waits for one answer of the local stack. Generous on purpose: on a 2-core CI machine the
+# stack's handlers share the test process with its pollers while the other pytest worker takes the second
+# core, and an authorizer was seen answering after 10.7 s. The tests check answers, not latency (that is
+# the benchmarks' job), so a slow answer must never fail them.
+HTTP_TIMEOUT_S = 60
+
 
 @contextmanager
 def started_local_stack(stack_name: str) -> Iterator[LocalStack]:

@@ -106,6 +106,13 @@ def test_a_void_needs_a_key_a_reason_and_a_ticket(send: Any, process: Any, admin
     assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("ticket", "missing")]
     status, answer = admin("void", "c1", {"customer_id": "acme", "reason": "duplicate", "ticket": ""})
     assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("ticket", "string_too_short")]
+    status, answer = admin("void", "c1", {"customer_id": "acme", "reason": "   ", "ticket": " "})
+    assert status == 422
+    assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [
+        ("reason", "value_error"),
+        ("ticket", "value_error"),
+    ]
+    assert "blank" in answer["error"]["details"][1]["message"]
     status, answer = admin("void", "c1", {"customer_id": "acme", "ticket": "T-1"})
     assert [(d["param"], d["code"]) for d in answer["error"]["details"]] == [("reason", "missing")]
     status, answer = admin("void", "nope", body())

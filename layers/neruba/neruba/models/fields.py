@@ -61,23 +61,46 @@ def _one_line(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _not_blank(value: str, info: ValidationInfo) -> str:
+    """Refuse a required text made of spaces only (``" "`` as a reason, a ticket or a name): it passes a
+    minimum length and says nothing. Checked after ``_one_line``; stored text is read as it was written."""
+    if isinstance(info.context, dict) and info.context.get("stored"):
+        return value
+    if not value.strip():
+        raise ValueError("must not be blank (spaces only)")
+    return value
+
+
 # Free text a caller writes (a name, a description, a reason, a ticket): printable characters on one line.
 # Each type checks its length first, so a too short or too long text is refused as a string's length
-# (``string_too_short``), and then its characters. Build a new one the same way (bounds, then the check).
+# (``string_too_short``), and then its characters; a text that must be given (a minimum length) must also
+# not be spaces only (``_not_blank``). Build a new one the same way (bounds, then the checks).
 PlainText = Annotated[str, AfterValidator(_one_line)]
-Name = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_one_line)]  # customer, meter, plan
+Name = Annotated[
+    str, Field(min_length=1, max_length=256), AfterValidator(_one_line), AfterValidator(_not_blank)
+]  # customer, meter, plan
 Description = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # a webhook endpoint's
-LineDescription = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]  # an invoice line's
-Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)]  # why (audited)
+LineDescription = Annotated[
+    str, Field(min_length=1), AfterValidator(_one_line), AfterValidator(_not_blank)
+]  # an invoice line's
+Reason = Annotated[
+    str, Field(min_length=1, max_length=500), AfterValidator(_one_line), AfterValidator(_not_blank)
+]  # why (audited)
 AuditedReason = Annotated[
-    str, Field(min_length=3, max_length=500), AfterValidator(_one_line)
+    str, Field(min_length=3, max_length=500), AfterValidator(_one_line), AfterValidator(_not_blank)
 ]  # runs, replays
 TicketText = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 Ticket = Annotated[TicketText | None, Field(default=None)]  # the operator's ticket reference
-RequiredTicket = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_one_line)]  # event voids
+RequiredTicket = Annotated[
+    str, Field(min_length=1, max_length=128), AfterValidator(_one_line), AfterValidator(_not_blank)
+]  # event voids
 StaticValue = Annotated[str, Field(max_length=256), AfterValidator(_one_line)]  # a static entitlement's
-CouponName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
-TaxName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_one_line)]  # a tax rate's
+CouponName = Annotated[
+    str, Field(min_length=1, max_length=200), AfterValidator(_one_line), AfterValidator(_not_blank)
+]
+TaxName = Annotated[
+    str, Field(min_length=1, max_length=100), AfterValidator(_one_line), AfterValidator(_not_blank)
+]  # a tax rate's
 Memo = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # shown on a credit note
 
 MAX_METADATA = 50
