@@ -130,11 +130,11 @@ def test_a_replace_is_found_where_it_superseded_an_event_outside_its_range_and_t
     assert (found(0), found(1), found(2)) == ({backfill}, {backfill}, set())
 
 
-HISTORY = 60  # old invoices of acme's subscription, each with an applied adjustment
+HISTORY = 20  # old invoices of acme's subscription, each with an applied adjustment
 
 
 def _history(real: World, invoice: dict[str, Any]) -> None:
-    """60 finalized usage invoices of the subscription of ``invoice``, 100 to 160 days before it, each
+    """20 finalized usage invoices of the subscription of ``invoice``, 140 to 160 days before it, each
     corrected once (an applied adjustment in the subscription's ``ADJ#`` partition), written directly."""
     from neruba.dal.billing import Adjustment
     from neruba.dal.transaction import Transaction
@@ -183,7 +183,7 @@ def test_the_corrections_sweep_and_a_rerun_read_nothing_of_the_customers_older_h
     from tests.functional.billing.test_correction_settlement_reads import _ended_after
     from tests.functional.billing.test_real_correction import BILLED_CALLS, PRICE, rerun
 
-    # GIVEN globex and acme, each with a subscription ended on day 0 (12 calls billed); acme's with 60
+    # GIVEN globex and acme, each with a subscription ended on day 0 (12 calls billed); acme's with 20
     # older corrected invoices
     final = {c: _ended_after(real, c, 0, monkeypatch) for c in ("globex", "acme")}
     _history(real, final["acme"])
