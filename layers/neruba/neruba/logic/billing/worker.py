@@ -511,7 +511,7 @@ def lookback_deltas(
 
     With ``sources`` (the window's own billing), each line names the backfills whose events it carries,
     as a rerun's line does, and ``sources`` gets the Puts recording their parts
-    (``correction_sources.carried_parts``; each counts in ``room``)."""
+    (``correction_sources.carried``; each counts in ``room``)."""
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
     earlier_windows = [
