@@ -11,7 +11,9 @@ the customer's credit), but the tax given back is the adjustment's own tax (the 
 usage), shared between the notes taking it in parts. A line never gives back more than the customer is
 still billed for it (what every credit note, an operator's too, took counts as taken back): only what an
 invoice still bills but could not take by a note stays on the correction's own invoice (a
-``credit_note`` invoice when negative).
+``credit_note`` invoice when negative). Positive lines of the same corrected line offset its negative
+lines first (they stay lines, adding up to nothing, tax included): only the net negative is credited,
+with the net tax (docs/billing.md, "A window settles the net of a line's differences").
 
 Everything is returned as actions of the correction's one transaction: one credit note per credited
 invoice, its id ``cn_`` + SHA-256 of the correction's id and the invoice's, numbered with one conditional
@@ -184,9 +186,11 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     )
     carriers = _carriers(invoices)
     budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
-    taxes = _Taxes(
-        {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
-    )
+    offset = _offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
+    for line_id, amount in offset.items():
+        wanted[line_id] -= amount
+        budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
+    taxes = _net_taxes(lines, wanted, refs, offset)
     for invoice in carriers:
         # never planned beyond what the customer is still billed for the line (``_still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
@@ -223,8 +227,8 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         line_id = str(line["line_id"])
         if line_id not in wanted:
             result.lines.append(dict(line))
-        elif wanted[line_id] > 0:
-            result.lines.append(_rest(line, wanted[line_id], taxes))
+        elif wanted[line_id] + offset.get(line_id, 0) > 0:
+            result.lines.append(_rest(line, wanted[line_id] + offset.get(line_id, 0), taxes))
     if notes:
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
@@ -243,6 +247,91 @@ def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, t
             refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
             wanted[str(line["line_id"])] = -int(line["amount_minor"])
     return wanted, refs
+
+
+def _corrected(line: dict[str, Any]) -> tuple[str, str]:
+    """The line ``line`` corrects (invoice id, line id), as ``_negatives`` names it."""
+    named = line.get("references") or {}
+    return str(named.get("invoice_id")), str(named.get("line_id"))
+
+
+def _offsets(
+    lines: list[dict[str, Any]], wanted: dict[str, int], refs: dict[str, tuple[str, str]]
+) -> dict[str, int]:
+    """Per negative line, the part of it the positive lines of the same corrected line (in ``lines``)
+    offset, negative lines in order: a reverted backfill's +300 and its revert's -300 net out on the
+    invoice carrying both, and only the net negative of a line is credited (docs/billing.md, "A window
+    settles the net of a line's differences")."""
+    positive: dict[tuple[str, str], int] = {}
+    for line in lines:
+        if int(line["amount_minor"]) > 0:
+            positive[_corrected(line)] = positive.get(_corrected(line), 0) + int(line["amount_minor"])
+    out: dict[str, int] = {}
+    for line_id, amount in wanted.items():
+        take = min(amount, positive.get(refs[line_id], 0))
+        if take > 0:
+            out[line_id] = take
+            positive[refs[line_id]] -= take
+    return out
+
+
+def _net_taxes(
+    lines: list[dict[str, Any]],
+    wanted: dict[str, int],
+    refs: dict[str, tuple[str, str]],
+    offset: dict[str, int],
+) -> _Taxes:
+    """The tax each negative line gives back with the part of it left to credit (``wanted``, after the
+    ``offset``). Nothing offset: the line's own tax. A corrected line whose negative lines are partly
+    offset gives back its net tax: its negative lines' tax less its positive lines' (what re-rating the
+    surviving events changes of the tax: every adjustment's tax is the corrected invoice's tax now less
+    the tax billed so far), shared over its negative lines by what each leaves to credit, rounded half-up
+    once (``_shares``); the offsetting parts on the invoice then add up to no tax, as to no amount. A
+    line without tax of its own among them (no rates): each line's own tax by its part (as a cap
+    shares it)."""
+    own = {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}
+    tax: dict[str, dict[str, int] | None] = dict(own)
+    for ref in dict.fromkeys(refs[k] for k in offset):
+        ids = [k for k in wanted if refs[k] == ref]
+        back = [own[k] for k in ids]
+        back += [_tax_of(line) for line in lines if int(line["amount_minor"]) > 0 and _corrected(line) == ref]
+        if any(t is None for t in back):
+            for k in ids:
+                whole, line_tax = wanted[k] + offset.get(k, 0), own[k]
+                tax[k] = None if line_tax is None else _shares(line_tax, [wanted[k]], whole)[0]
+            continue
+        net: dict[str, int] = {}
+        for part in back:
+            for rate, value in (part or {}).items():
+                net[rate] = net.get(rate, 0) + value
+        parts = [wanted[k] for k in ids]
+        tax.update(zip(ids, _shares(net, parts, sum(parts)), strict=True))
+    return _Taxes(tax, dict(wanted), own, dict(offset))
+
+
+def _shares(tax: dict[str, int], parts: list[int], total: int) -> list[dict[str, int]]:
+    """``tax`` (per rate id) shared over ``parts`` of ``total``: the first ``n`` of ``total`` carry
+    ``tax x n / total`` rounded half-up once, so the shares add up to ``tax`` exactly (all of it to the
+    last part taking the rest; none to a part of nothing)."""
+    out, before, taken = [], dict.fromkeys(tax, 0), 0
+    for part in parts:
+        if part <= 0:
+            out.append(dict.fromkeys(tax, 0))
+            continue
+        taken += part
+        after = _upto(tax, taken, total)
+        out.append({r: after[r] - before[r] for r in tax})
+        before = after
+    return out
+
+
+def _upto(tax: dict[str, int], taken: int, total: int) -> dict[str, int]:
+    """The tax (per rate id) the first ``taken`` of ``total`` carry: ``tax x taken / total`` rounded
+    half-up once; all of it from ``total`` on."""
+    if taken >= total:
+        return dict(tax)
+    return {r: int((Decimal(t * taken) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            for r, t in tax.items()}  # fmt: skip
 
 
 def within_billed(
@@ -324,14 +413,13 @@ def _rest(line: dict[str, Any], amount: int, taxes: _Taxes) -> dict[str, Any]:
     if amount == -int(line["amount_minor"]):
         return dict(line)
     line_id = str(line["line_id"])
-    given = taxes.given.get(line_id, 0)
     if taxes.tax.get(line_id) is None or not line.get(CORRECTED):
         rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED, "gross_minor")}
         return {**rest, "amount_minor": -amount}
-    after, was = taxes.upto(line_id, given + amount), taxes.upto(line_id, given)
+    left = taxes.left(line_id, amount)
     rates = []
     for r in line["tax"]["rates"]:
-        part = -(after.get(str(r["tax_rate_id"]), 0) - was.get(str(r["tax_rate_id"]), 0))
+        part = -left.get(str(r["tax_rate_id"]), 0)
         rates.append({**r, "amount_minor": part, "exact_minor": str(part), "taxable_minor": -amount})
     inclusive = sum(int(r["amount_minor"]) for r in rates if r.get("inclusive"))
     tax = {
@@ -357,21 +445,33 @@ def _tax_of(line: dict[str, Any]) -> dict[str, int] | None:
 
 @dataclass
 class _Taxes:
-    """Each negative line's tax shared between the notes taking it in parts: the tax given back with the
-    first ``n`` of a line's ``total`` is its tax x ``n / total`` rounded half-up once, so the parts add up
-    to the line's tax exactly and the part taking the last of it takes the rest."""
+    """Each negative line's tax shared between the notes taking it in parts: ``tax`` is what the line's
+    ``total`` left to credit gives back (its own tax when nothing of it is offset, ``_net_taxes``), and
+    the tax given back with the first ``n`` of it is ``tax`` x ``n / total`` rounded half-up once, so the
+    parts add up to it exactly and the part taking the last of it takes the rest. ``own``: the line's
+    own tax; ``offset``: the part of it positive lines of its corrected line offset (a line of the
+    invoice, with the rest of its own tax)."""
 
     tax: dict[str, dict[str, int] | None]
     total: dict[str, int]
+    own: dict[str, dict[str, int] | None] = field(default_factory=dict)
+    offset: dict[str, int] = field(default_factory=dict)
     given: dict[str, int] = field(default_factory=dict)
 
     def upto(self, line_id: str, taken: int) -> dict[str, int]:
-        """The tax per rate id given back with the first ``taken`` of the line."""
-        tax, total = self.tax[line_id] or {}, self.total[line_id]
-        if taken >= total:
-            return dict(tax)
-        return {r: int((Decimal(t * taken) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-                for r, t in tax.items()}  # fmt: skip
+        """The tax per rate id given back with the first ``taken`` of the line's part to credit."""
+        return _upto(self.tax[line_id] or {}, taken, self.total[line_id])
+
+    def left(self, line_id: str, amount: int) -> dict[str, int]:
+        """The tax per rate id of what is left of the line (``amount``: its offset part and the part no
+        note took after ``given``): its own tax less what is not left of its part to credit (the notes'
+        part before, and whatever no invoice holds after: a cap)."""
+        tax = self.tax[line_id] or {}
+        own = self.own.get(line_id, self.tax[line_id]) or {}
+        given = self.given.get(line_id, 0)
+        kept = amount - self.offset.get(line_id, 0)
+        after, was = self.upto(line_id, given + kept), self.upto(line_id, given)
+        return {r: own.get(r, 0) - tax.get(r, 0) + after.get(r, 0) - was.get(r, 0) for r in {*own, *tax}}
 
     def of(self, parts: list[tuple[str, int, str]]) -> tuple[tuple[str, int], ...] | None:
         """The tax per rate id the parts ``(carrying line, amount, line id)`` of one note give back."""
