@@ -1010,7 +1010,9 @@ BackfillStatus = Literal["open", "committing", "committed", "reverting", "revert
 
 class BackfillCorrection(_Model):
     invoice_id: str
-    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    action: Literal[
+        "draft_recomputed", "adjustment_pending", "adjustment_applied", "correction_invoiced", "unchanged"
+    ]
     amount_minor: int  # after the invoice's discounts, before tax
     tax_minor: int = 0
     total_minor: int = 0
