@@ -129,13 +129,17 @@ def restoration(
     parts: list[tuple[str, str, int]],
     held: dict[str, dict[str, RestoredGrant]],
     now: datetime,
+    tax: dict[tuple[str, str], tuple[int, int]] | None = None,
 ) -> Restoration:
     """The writes of ``parts`` (``split``) for the correction ``source`` (the window invoice, correction
-    invoice or draft revision carrying the difference)."""
+    invoice or draft revision carrying the difference). ``tax``: per (line id, grant id) the tax of the
+    part and the inclusive tax inside it (the grant paid that one: its posting takes it off
+    ``tax_payable``; the rest, exclusive, goes back the money way: ``correction_credits._restore``)."""
     out = Restoration()
     if not parts:
         return out
     by_id = {str(line["line_id"]): line for line in lines}
+    tax = tax or {}
     per_grant: dict[str, list[tuple[str, str, str, int]]] = {}
     for line_id, grant_id, amount in parts:
         ref = by_id[line_id].get("references") or {}
@@ -148,7 +152,8 @@ def restoration(
             raise RuntimeError(f"grant {grant_id} of an invoice is missing")
         amount = sum(t[3] for t in taken)
         closed = _closed(grant, now)
-        book = _posting(grant, source, amount, taken, closed, now)
+        contained = sum(tax.get((line_id, grant_id), (0, 0))[1] for line_id in {t[2] for t in taken})
+        book = _posting(grant, source, (amount, contained), taken, closed, now)
         out.actions += ctx.ledger.posting_items(book)
         if closed is None:
             out.actions.append(ctx.ledger.grant_restore_item(grant, amount, now))
@@ -159,10 +164,12 @@ def restoration(
             out.actions.append(ctx.ledger.restoration_item(invoice_id, seen, after))
         for invoice_id, corrected, line_id, value in taken:
             number = (by_id[line_id].get("references") or {}).get("number")
+            whole, inside = tax.get((line_id, grant_id), (0, 0))
             out.restored.append({
                 "invoice_id": invoice_id, "invoice_number": number, "line_id": corrected,
                 "adjustment_line_id": line_id, "grant_id": grant_id, "kind": grant.kind,
-                "amount_minor": value, "closed": closed, "posting_id": book.posting_id,
+                "amount_minor": value, "tax_minor": whole, "tax_included_minor": inside,
+                "closed": closed, "posting_id": book.posting_id,
             })  # fmt: skip
     return out
 
@@ -195,11 +202,15 @@ def _after(grant_id: str, seen: RestoredGrant | None, taken: list[tuple[str, str
     return RestoredGrant(grant_id, (seen.restored_minor if seen else 0) + amount, lines, sources)
 
 
-def _posting(grant: CreditGrant, source: str, amount: int, taken: list[tuple[str, str, str, int]],
+def _posting(grant: CreditGrant, source: str, amounts: tuple[int, int], taken: list[tuple[str, str, str, int]],
              closed: str | None, now: datetime) -> Posting:  # fmt: skip
-    """The restoration's posting (module docstring): revenue back to the grant, the promotional expense
-    reversed, and for a grant no longer usable its closing at once."""
-    entries: list[Entry] = [debit("revenue", amount), credit("prepaid_credit", amount, grant.grant_id)]
+    """The restoration's posting (module docstring): revenue back to the grant (``amounts``: what the
+    grant gets back and the inclusive tax inside it, taken off ``tax_payable`` instead), the promotional
+    expense reversed, and for a grant no longer usable its closing at once."""
+    amount, contained = amounts
+    entries: list[Entry] = [debit("revenue", amount - contained)]
+    entries += [debit("tax_payable", contained)] if contained else []
+    entries += [credit("prepaid_credit", amount, grant.grant_id)]
     if grant.kind == "promotional":
         entries += [debit("promotional_allowance", amount), credit("promotional_credit_expense", amount)]
     if closed is not None:
