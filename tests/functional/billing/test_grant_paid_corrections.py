@@ -417,12 +417,13 @@ def test_the_tax_of_grant_paid_usage_corrected_is_given_back(
 
 
 @pytest.mark.parametrize("inclusive", [False, True], ids=["exclusive", "inclusive"])
-def test_the_tax_of_a_grant_paid_line_partly_corrected_on_a_window_above_zero(
-    real: World, monkeypatch: Any, inclusive: bool
+@pytest.mark.parametrize("grant", [250, 400], ids=["part", "whole"])
+def test_the_tax_of_a_grant_paid_line_corrected_on_a_window_above_zero(
+    real: World, monkeypatch: Any, inclusive: bool, grant: int
 ) -> None:
-    # GIVEN 19% tax, day 0 (4 calls) paid 250 by a grant, two calls voided, day 1 with three calls
+    # GIVEN 19% tax, day 0 (4 calls) paid 250 (or all 400) by a grant, two calls voided, day 1 with three
     _taxed(real, inclusive)
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 250))
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", grant))
     for n, tx in enumerate("ab"):
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     _events("e", "f", "g", at=START + day(1, 2))
@@ -430,13 +431,15 @@ def test_the_tax_of_a_grant_paid_line_partly_corrected_on_a_window_above_zero(
     # WHEN day 1 is billed (it stays above zero)
     _bill(real, START + day(2, 1), monkeypatch)
 
-    # THEN money first: day 1 is lowered by what was paid in money of the line (150, with its tax),
-    # the grant gets the other 50 back; the tax of every voided call is no longer owed
-    assert _remaining_of(grant_id) == 50
+    # THEN money first: day 1 is lowered by what was paid in money of the line (150 of 400, with its
+    # tax), the grant gets the rest back; the tax of every voided call is no longer owed (exclusive: the
+    # grant's part's tax lowers day 1 too, a line of nothing but tax when the grant paid the whole line)
+    back = 200 - (400 - grant)
+    assert _remaining_of(grant_id) == back
     assert -_balance("tax_payable") == _tax19(200, inclusive) + _tax19(300, inclusive)
     second = _usage(real, 1)
     restored = second["grant_restorations"]
-    assert sum(r["amount_minor"] for r in restored) == 50
+    assert sum(r["amount_minor"] for r in restored) == back
     assert _balance("receivable") == sum(_remaining(real).values())
     assert_books_agree(real, "acme")
 

@@ -441,7 +441,7 @@ def within_billed(
         budget[refs[line_id]] -= keep
         if keep < wanted[line_id] or keep == 0:
             cut[line_id] = refs[line_id][0]
-        if keep > 0:
+        if keep > 0 or taxes.granted.get(line_id):  # the grants' part's exclusive tax: the money way
             out.append(_rest(line, keep, taxes))
     return out, cut, restored
 

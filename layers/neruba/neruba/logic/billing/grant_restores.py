@@ -24,6 +24,10 @@ grant no longer usable (expired, voided, or past its ``expires_at`` before the e
 back and closed at once in the same posting (Dr ``prepaid_credit#{grant}``, Cr ``promotional_allowance``
 or ``breakage``): the customer gets nothing cash-like, and the books show the usage undone and the credit
 lapsed.
+
+The tax of the grants' part (docs/billing.md, "The tax of usage a grant paid"): its inclusive tax is inside
+what the grant paid and goes back with it, the posting debiting ``tax_payable`` for it instead of
+``revenue``; its exclusive tax was paid in money and goes the money way (``correction_credits._restore``).
 """
 
 from __future__ import annotations
