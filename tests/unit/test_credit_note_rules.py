@@ -137,11 +137,15 @@ def test_a_correction_gives_back_tax_alone_and_an_operator_never_credits_nothing
     (taken,) = credit_lines([line], [LineRequest("a", amount_minor=0, tax_minor=(("txr_1", 38),))], 76)
     assert (taken.amount_minor, taken.exclusive_minor, taken.total_minor) == (0, 38, 38)
     # never more than what is left of the line's tax, even when its amount is all credited
-    done = LineState("a", 400, Decimal(4), 400, Decimal(4), rates=(vat,), tax_minor=(76,), credited_tax_minor=(70,))
+    done = LineState(
+        "a", 400, Decimal(4), 400, Decimal(4), rates=(vat,), tax_minor=(76,), credited_tax_minor=(70,)
+    )
     (rest,) = credit_lines([done], [LineRequest("a", amount_minor=0, tax_minor=(("txr_1", 38),))], 76)
     assert rest.exclusive_minor == 6
     # an amount of nothing without a tax to give back is refused, as before
-    assert _code(lambda: credit_lines([line], [LineRequest("a", amount_minor=0)], 76)) == "amount_not_positive"
+    assert (
+        _code(lambda: credit_lines([line], [LineRequest("a", amount_minor=0)], 76)) == "amount_not_positive"
+    )
     # in Stripe: the Tax line alone
     note = {"id": "cn_1", "invoice_id": "in_1", "tax_minor": 38, "amount_minor": 38, "pre_payment_amount_minor": 38,
             "lines": [{"line_id": "a", "amount_minor": 0}]}  # fmt: skip

@@ -358,7 +358,13 @@ def _taxed(real: World, inclusive: bool) -> None:
     from neruba.logic.billing import coupons
     from neruba.models.discounts import JurisdictionSet, TaxRateCreate
 
-    body = {"display_name": "VAT", "percentage": "19", "inclusive": inclusive, "country": "DE", "reason": "rule"}
+    body = {
+        "display_name": "VAT",
+        "percentage": "19",
+        "inclusive": inclusive,
+        "country": "DE",
+        "reason": "rule",
+    }
     coupons.create_tax_rate(real.ctx, TaxRateCreate.model_validate(body), "key:p", "txr-vat")
     where = JurisdictionSet.model_validate({"country": "DE", "reason": "rule"})
     coupons.set_jurisdiction(real.ctx, "acme", where, "key:p", "j-acme")
@@ -477,4 +483,34 @@ def test_the_tax_of_grant_paid_usage_corrected_after_the_end_goes_back_by_a_cred
     status, again = rerun(api, first["id"], "rr2")
     assert (status, again["action"]) == (200, "unchanged"), again
     assert -_balance("tax_payable") == 38
+    assert_books_agree(real, "acme")
+
+
+def test_credit_that_paid_a_later_adjustment_of_the_line_is_given_back_to_its_grant(
+    real: World, monkeypatch: Any
+) -> None:
+    # GIVEN day 0 (4 calls, 400) paid by a grant
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 1000))
+    # AND a late call of day 0 billed on day 1 (+100 adjustment, day 1 has no usage), the grant paying it
+    _events("e", at=START + day(0, 5))
+    _bill(real, START + day(2, 1), monkeypatch)
+    second = _usage(real, 1)
+    assert [line["amount_minor"] for line in second["lines"] if line["kind"] == "adjustment"] == [100]
+    assert (second["credits_applied_minor"], _remaining_of(grant_id)) == (100, 500)
+
+    # WHEN three of day 0's calls, the late one among them, are voided and day 2 (no usage) carries -300
+    for n, tx in enumerate("abe"):
+        assert _void(tx, START + day(2, 4), f"v{n}")["correction"] == "completed"
+    _bill(real, START + day(3, 1), monkeypatch)
+
+    # THEN the grant paid all of day 0's line, its adjustment too: it gets the 300 back, and no money moves
+    # for usage the grant paid
+    assert _remaining_of(grant_id) == 800
+    assert _credit_notes(real, first["id"]) == [] == _credit_notes(real, second["id"])
+    third = _usage(real, 2)
+    assert third["total_minor"] == 0
+    assert _balance("receivable") == 0 == sum(_remaining(real).values())
+    restored = third["grant_restorations"]
+    assert [(r["invoice_id"], r["grant_id"]) for r in restored] == [(first["id"], grant_id)]
+    assert sum(r["amount_minor"] for r in restored) == 300
     assert_books_agree(real, "acme")

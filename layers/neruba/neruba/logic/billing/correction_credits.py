@@ -162,7 +162,8 @@ def _tax_only(
     return [
         (refs[line_id][1], 0, line_id)
         for line_id in taxes.granted
-        if refs[line_id][0] == invoice.id and line_id not in planned
+        if refs[line_id][0] == invoice.id
+        and line_id not in planned
         and any(line.line_id == refs[line_id][1] for line in invoice.lines)
     ]
 

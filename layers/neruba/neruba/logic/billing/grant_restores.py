@@ -9,8 +9,9 @@ one rule in one place (``split``), in integer minor units, per line of X:
   (``correction_credits._still_carried``: every carrying invoice, less credit notes, refunds and what
   grants got back already) less what the grants paid of it and did not get back yet. That part goes the
   money way, as before (credit notes, a lower window invoice, a ``credit_note`` invoice);
-* then the grants that paid the line, in reverse of the order they were applied (the last grant applied
-  gets back first), each at most what it paid of the line less what it got back already;
+* then the grants that paid the line (of X's own line, and of later invoices' ``adjustment`` lines
+  carrying it: ``paid_of``), in reverse of the order they were applied (the last grant applied gets back
+  first), each at most what it paid of the line less what it got back already;
 * what is left is more than the line still bills: the cap cuts it (nothing is given back twice).
 
 The grants' part is taken off the negative line (a line the grants take whole is left out, its
@@ -63,16 +64,49 @@ class Restoration:
         return [dict(r) for r in self.restored]
 
 
+PAYING = ("finalized", "paid", "payment_failed")  # the invoices whose credit applications count
+
+
 def already(
     ctx: Billing, invoices: list[Invoice], corrected: set[str]
 ) -> dict[str, dict[str, RestoredGrant]]:
-    """What corrections gave back to grants of each corrected invoice grants paid (one query each; none
-    for an invoice no grant paid)."""
-    return {
-        i.id: ctx.ledger.restored(i.id)
-        for i in invoices
-        if i.id in corrected and i.document.get("applications")
-    }
+    """What corrections gave back to grants of each corrected invoice grants paid, its own line or a
+    later invoice's adjustment of it (one query each; none for an invoice no grant paid)."""
+    paid = {i.id for i in invoices if i.document.get("applications")}
+    for invoice in invoices:
+        if invoice.id in paid and invoice.status in PAYING:
+            paid |= {_named(line.document)[0] for line in invoice.lines if line.kind == "adjustment"}
+    return {i.id: ctx.ledger.restored(i.id) for i in invoices if i.id in corrected and i.id in paid}
+
+
+def _named(line: dict[str, Any]) -> tuple[str, str]:
+    """The line an adjustment line corrects (invoice id, line id)."""
+    ref = line.get("references") or {}
+    return str(ref.get("invoice_id")), str(ref.get("line_id"))
+
+
+def paid_of(invoices: dict[str, Invoice], ref: tuple[str, str]) -> dict[str, int]:
+    """What each grant paid of the corrected line ``ref`` (invoice id, line id), in the order they were
+    applied: of the corrected invoice's own line, then of the later invoices' ``adjustment`` lines
+    carrying it (a late event billed on a window the grant paid), invoices in the order they were made."""
+    paid: dict[str, int] = {}
+    ordered = sorted(invoices.values(), key=lambda i: (i.document.get("created_at") or "", i.id))
+    for invoice in ordered:
+        applications = invoice.document.get("applications") or []
+        if not applications or invoice.status not in PAYING:
+            continue
+        if invoice.id == ref[0]:
+            lines = {ref[1]}
+        else:
+            lines = {
+                line.line_id
+                for line in invoice.lines
+                if line.kind == "adjustment" and _named(line.document) == ref
+            }
+        for app in applications:
+            if str(app["line_id"]) in lines:
+                paid[str(app["grant_id"])] = paid.get(str(app["grant_id"]), 0) + int(app["amount_minor"])
+    return paid
 
 
 def restored_of(held: dict[str, dict[str, RestoredGrant]], invoice_id: str, line_id: str) -> int:
@@ -101,10 +135,7 @@ def split(
         named = {refs[p[0]][0] for p in parts}
         if invoice is None or (invoice_id not in named and len(named) >= MAX_INVOICES):
             continue  # beyond what one transaction holds: the money way, as before (docs/billing.md)
-        paid: dict[str, int] = {}
-        for app in invoice.document.get("applications") or []:
-            if str(app["line_id"]) == corrected:
-                paid[str(app["grant_id"])] = paid.get(str(app["grant_id"]), 0) + int(app["amount_minor"])
+        paid = paid_of(invoices, (invoice_id, corrected))
         if not paid:
             continue
         left = {}
