@@ -147,6 +147,6 @@ def test_a_correction_gives_back_tax_alone_and_an_operator_never_credits_nothing
         _code(lambda: credit_lines([line], [LineRequest("a", amount_minor=0)], 76)) == "amount_not_positive"
     )
     # in Stripe: the Tax line alone
-    note = {"id": "cn_1", "invoice_id": "in_1", "tax_minor": 38, "amount_minor": 38, "pre_payment_amount_minor": 38,
-            "lines": [{"line_id": "a", "amount_minor": 0}]}  # fmt: skip
+    note = {"id": "cn_1", "invoice_id": "in_1", "tax_minor": 38, "amount_minor": 38,
+            "pre_payment_amount_minor": 38, "lines": [{"line_id": "a", "amount_minor": 0}]}  # fmt: skip
     assert [line["unit_amount"] for line in credit_note_params(note, "in_S")["lines"]] == [38]

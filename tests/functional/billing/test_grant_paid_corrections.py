@@ -429,7 +429,7 @@ def test_the_tax_of_a_grant_paid_line_corrected_on_a_window_above_zero(
 ) -> None:
     # GIVEN 19% tax, day 0 (4 calls) paid 250 (or all 400) by a grant, two calls voided, day 1 with three
     _taxed(real, inclusive)
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", grant))
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", grant))
     for n, tx in enumerate("ab"):
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     _events("e", "f", "g", at=START + day(1, 2))

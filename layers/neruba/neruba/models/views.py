@@ -875,7 +875,7 @@ class GrantRestoration(Closed):
         default=0,
         description="The tax of the usage the grant got back: the inclusive tax inside amount_minor "
         "(tax_included_minor, the grant paid it) and the exclusive tax, paid in money and given back the "
-        "money way (docs/billing.md, \"The tax of usage a grant paid\").",
+        'money way (docs/billing.md, "The tax of usage a grant paid").',
     )
     tax_included_minor: Minor = Field(default=0, description="The part of tax_minor inside amount_minor.")
     closed: Literal["expired", "voided"] | None = Field(

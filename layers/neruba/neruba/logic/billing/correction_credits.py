@@ -152,6 +152,14 @@ def _plan(
     return plan
 
 
+def _note_tax(
+    taxes: _Taxes, parts: list[tuple[str, int, str]], own: list[str]
+) -> tuple[tuple[str, int], ...] | None:
+    """The tax one line of a note gives back for ``parts``: their share of the lines' tax, and for the
+    lines of the invoice's own (``own``) the exclusive tax of the grants' part (``_Taxes.granted``)."""
+    return taxes.with_granted(taxes.of(parts), [p[2] for p in parts if p[2] in own])
+
+
 def _tax_only(
     invoice: Invoice, plan: list[tuple[str, int, str]], taxes: _Taxes, refs: dict[str, tuple[str, str]]
 ) -> list[tuple[str, int, str]]:
@@ -230,8 +238,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             refuse_status(invoice)
             payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
-                                    tax_minor=taxes.with_granted(taxes.of([p for p in plan if p[0] == c]),
-                                                                 [p[2] for p in plan if p[0] == c and p[2] in own]))
+                                    tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], own))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)

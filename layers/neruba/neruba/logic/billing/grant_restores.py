@@ -237,8 +237,9 @@ def _after(grant_id: str, seen: RestoredGrant | None, taken: list[tuple[str, str
     return RestoredGrant(grant_id, (seen.restored_minor if seen else 0) + amount, lines, sources)
 
 
-def _posting(grant: CreditGrant, source: str, amounts: tuple[int, int], taken: list[tuple[str, str, str, int]],
-             closed: str | None, now: datetime) -> Posting:  # fmt: skip
+def _posting(grant: CreditGrant, source: str, amounts: tuple[int, int],
+             taken: list[tuple[str, str, str, int]], closed: str | None,
+             now: datetime) -> Posting:  # fmt: skip
     """The restoration's posting (module docstring): revenue back to the grant (``amounts``: what the
     grant gets back and the inclusive tax inside it, taken off ``tax_payable`` instead), the promotional
     expense reversed, and for a grant no longer usable its closing at once."""
