@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -205,18 +204,7 @@ def _drop(data: Any, key: str) -> None:
             _drop(value, key)
 
 
-@pytest.fixture
-def _outside_session_shortcuts() -> Iterator[None]:
-    """Run with moto's own lookups even where the session installed the shortcuts (tests/conftest.py)."""
-    depth = AnswerLookups._depth
-    for _ in range(depth):
-        AnswerLookups().uninstall()
-    yield
-    for _ in range(depth):
-        AnswerLookups().install()
-
-
-@pytest.mark.usefixtures("_outside_session_shortcuts")
+@pytest.mark.usefixtures("moto_as_released")
 def test_every_answer_is_the_same_with_and_without_the_shortcuts() -> None:
     # GIVEN the same requests, each answered by moto's own lookups, then by the shortcuts (twice: the
     # second time from what the first worked out)
@@ -229,7 +217,7 @@ def test_every_answer_is_the_same_with_and_without_the_shortcuts() -> None:
     assert [_comparable(b) for b in again] == [_comparable(b) for b in plain]
 
 
-@pytest.mark.usefixtures("_outside_session_shortcuts")
+@pytest.mark.usefixtures("moto_as_released")
 def test_the_shortcuts_are_removed_on_exit() -> None:
     from moto.core import responses, serialize
 
