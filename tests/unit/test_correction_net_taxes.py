@@ -23,13 +23,13 @@ def _settled(
     lines: list[dict[str, Any]], credited: int
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """(per negative line: offset, tax the notes gave back with ``credited`` of the net, tax left on it)."""
-    from neruba.logic.billing.correction_credits import _negatives, _net_taxes, _offsets
+    from neruba.logic.billing.correction_taxes import negatives, net_taxes, offsets
 
-    wanted, refs = _negatives(lines)
-    offset = _offsets(lines, wanted, refs)
+    wanted, refs = negatives(lines)
+    offset = offsets(lines, wanted, refs)
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
-    taxes = _net_taxes(lines, wanted, refs, offset)
+    taxes = net_taxes(lines, wanted, refs, offset)
     given: dict[str, int] = {}
     for line_id in wanted:  # the notes take the net in order, as much as ``credited`` allows
         take = min(wanted[line_id], credited)

@@ -12,7 +12,7 @@ from neruba.logic.billing.grant_restores import split
 
 
 def _invoice(applications: list[dict[str, Any]]) -> Any:
-    return invoice_record({"id": "in_x", "lines": [], "applications": applications})
+    return invoice_record({"id": "in_x", "status": "finalized", "lines": [], "applications": applications})
 
 
 APPS = [
@@ -60,6 +60,7 @@ def test_at_most_max_invoices_corrected_invoices_in_one_write() -> None:
         f"in_{n}": invoice_record(
             {
                 "id": f"in_{n}",
+                "status": "finalized",
                 "lines": [],
                 "applications": [{"grant_id": "g", "line_id": "l", "amount_minor": 10}],
             }

@@ -104,6 +104,12 @@ class _OnePending(BillingRepository):
         line = _adjustment_line("fee:base", 1, 250)
         return [Adjustment("in_final#fee:base#001", "in_final", "fee:base", "pending", line)]
 
+    def pending_adjustments(self, subscription_id: str) -> list[Adjustment]:
+        return self.adjustments(subscription_id)
+
+    def adjustments_of(self, subscription_id: str, invoice_id: str) -> list[Adjustment]:
+        return [a for a in self.adjustments(subscription_id) if a.original_invoice_id == invoice_id]
+
 
 class _NoInvoices(InvoicesRepository):
     """No stored invoice: nothing carries what a negative correction takes back, so it is an invoice."""

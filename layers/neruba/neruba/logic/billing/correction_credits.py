@@ -40,6 +40,7 @@ from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import grant_restores
+from neruba.logic.billing.correction_taxes import Taxes, inclusive, negatives, net_taxes, offsets, tax_of
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
 
@@ -153,18 +154,18 @@ def _plan(
 
 
 def _note_tax(
-    taxes: _Taxes, parts: list[tuple[str, int, str]], own: list[str]
+    taxes: Taxes, parts: list[tuple[str, int, str]], own: list[str]
 ) -> tuple[tuple[str, int], ...] | None:
     """The tax one line of a note gives back for ``parts``: their share of the lines' tax, and for the
-    lines of the invoice's own (``own``) the exclusive tax of the grants' part (``_Taxes.granted``)."""
+    lines of the invoice's own (``own``) the exclusive tax of the grants' part (``Taxes.granted``)."""
     return taxes.with_granted(taxes.of(parts), [p[2] for p in parts if p[2] in own])
 
 
 def _tax_only(
-    invoice: Invoice, plan: list[tuple[str, int, str]], taxes: _Taxes, refs: dict[str, tuple[str, str]]
+    invoice: Invoice, plan: list[tuple[str, int, str]], taxes: Taxes, refs: dict[str, tuple[str, str]]
 ) -> list[tuple[str, int, str]]:
     """Plan parts of nothing but tax: per line whose grants' part left exclusive tax to give back
-    (``_Taxes.granted``) and that no part of the plan credits on ``invoice``, its corrected line when
+    (``Taxes.granted``) and that no part of the plan credits on ``invoice``, its corrected line when
     ``invoice`` is the corrected invoice (the invoice that collected that tax in money)."""
     planned = {p[2] for p in plan}
     return [
@@ -206,7 +207,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
-    wanted, refs = _negatives(lines)
+    wanted, refs = negatives(lines)
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
     # never the invoice settling (a draft revised below zero carries the very lines it settles)
     invoices = (
@@ -215,11 +216,11 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     carriers = _carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     budget = _still_carried(invoices, refs, lines, _outside(ctx), held) if wanted else {}
-    offset = _offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
+    offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
         budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
-    taxes = _net_taxes(lines, wanted, refs, offset)
+    taxes = net_taxes(lines, wanted, refs, offset)
     # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
     # transaction
     read = (wanted, refs, budget, invoices, held)
@@ -278,13 +279,13 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     return result
 
 
-def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple[Any, ...], taxes: _Taxes,
+def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple[Any, ...], taxes: Taxes,
              now: datetime) -> grant_restores.Restoration:  # fmt: skip
     """The grants' part of the negative lines (``grant_restores``): taken off ``wanted`` (and off the
     lines' tax as a note's part would be, so the shares still add up to the line's tax), given back by
     the restoration's actions. The inclusive tax of a grant's part is inside what the grant paid: it goes
     back with it, off ``tax_payable`` (``grant_restores``). The exclusive tax was paid in money: it goes
-    the money way (``_Taxes.granted``: a credit note of the corrected invoice, the window's line, or the
+    the money way (``Taxes.granted``: a credit note of the corrected invoice, the window's line, or the
     correction's own invoice; docs/billing.md "The tax of usage a grant paid")."""
     wanted, refs, budget, invoices, held = read
     parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held)
@@ -292,122 +293,16 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
     tax: dict[tuple[str, str], tuple[int, int]] = {}
     for line_id, grant_id, amount in parts:  # each part's tax, in the order the parts take the line
         share = taxes.part(line_id, amount)
-        inclusive = {r for r in share if _inclusive(by_id[line_id], r)}
-        contained = sum(v for r, v in share.items() if r in inclusive)
+        within = {r for r in share if inclusive(by_id[line_id], r)}
+        contained = sum(v for r, v in share.items() if r in within)
         was = tax.get((line_id, grant_id), (0, 0))
         tax[(line_id, grant_id)] = (was[0] + sum(share.values()), was[1] + contained)
-        taxes.grant(line_id, {r: v for r, v in share.items() if r not in inclusive})
+        taxes.grant(line_id, {r: v for r, v in share.items() if r not in within})
         taxes.took(line_id, amount)
     restored = grant_restores.restoration(ctx, source, lines, parts, held, now, tax)
     for line_id, amount in restored.taken.items():
         wanted[line_id] -= amount
     return restored
-
-
-def _inclusive(line: dict[str, Any], rate_id: str) -> bool:
-    """Whether the rate ``rate_id`` of ``line``'s tax is inclusive (its tax is inside the line's amount)."""
-    return any(
-        str(r["tax_rate_id"]) == rate_id and bool(r.get("inclusive"))
-        for r in (line.get("tax") or {}).get("rates") or []
-    )
-
-
-def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
-    """Per negative line of ``lines`` naming the line it corrects: the amount it takes back, and the
-    corrected line (invoice id, line id)."""
-    wanted: dict[str, int] = {}
-    refs: dict[str, tuple[str, str]] = {}
-    for line in lines:
-        ref = line.get("references") or {}
-        if int(line["amount_minor"]) < 0 and ref.get("invoice_id") and ref.get("line_id"):
-            refs[str(line["line_id"])] = (str(ref["invoice_id"]), str(ref["line_id"]))
-            wanted[str(line["line_id"])] = -int(line["amount_minor"])
-    return wanted, refs
-
-
-def _corrected(line: dict[str, Any]) -> tuple[str, str]:
-    """The line ``line`` corrects (invoice id, line id), as ``_negatives`` names it."""
-    named = line.get("references") or {}
-    return str(named.get("invoice_id")), str(named.get("line_id"))
-
-
-def _offsets(
-    lines: list[dict[str, Any]], wanted: dict[str, int], refs: dict[str, tuple[str, str]]
-) -> dict[str, int]:
-    """Per negative line, the part of it the positive lines of the same corrected line (in ``lines``)
-    offset, negative lines in order: a reverted backfill's +300 and its revert's -300 net out on the
-    invoice carrying both, and only the net negative of a line is credited (docs/billing.md, "A window
-    settles the net of a line's differences")."""
-    positive: dict[tuple[str, str], int] = {}
-    for line in lines:
-        if int(line["amount_minor"]) > 0:
-            positive[_corrected(line)] = positive.get(_corrected(line), 0) + int(line["amount_minor"])
-    out: dict[str, int] = {}
-    for line_id, amount in wanted.items():
-        take = min(amount, positive.get(refs[line_id], 0))
-        if take > 0:
-            out[line_id] = take
-            positive[refs[line_id]] -= take
-    return out
-
-
-def _net_taxes(
-    lines: list[dict[str, Any]],
-    wanted: dict[str, int],
-    refs: dict[str, tuple[str, str]],
-    offset: dict[str, int],
-) -> _Taxes:
-    """The tax each negative line gives back with the part of it left to credit (``wanted``, after the
-    ``offset``). Nothing offset: the line's own tax. A corrected line whose negative lines are partly
-    offset gives back its net tax: its negative lines' tax less its positive lines' (what re-rating the
-    surviving events changes of the tax: every adjustment's tax is the corrected invoice's tax now less
-    the tax billed so far), shared over its negative lines by what each leaves to credit, rounded half-up
-    once (``_shares``); the offsetting parts on the invoice then add up to no tax, as to no amount. A
-    line without tax of its own among them (no rates): each line's own tax by its part (as a cap
-    shares it)."""
-    own = {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}
-    tax: dict[str, dict[str, int] | None] = dict(own)
-    for ref in dict.fromkeys(refs[k] for k in offset):
-        ids = [k for k in wanted if refs[k] == ref]
-        back = [own[k] for k in ids]
-        back += [_tax_of(line) for line in lines if int(line["amount_minor"]) > 0 and _corrected(line) == ref]
-        if any(t is None for t in back):
-            for k in ids:
-                whole, line_tax = wanted[k] + offset.get(k, 0), own[k]
-                tax[k] = None if line_tax is None else _shares(line_tax, [wanted[k]], whole)[0]
-            continue
-        net: dict[str, int] = {}
-        for part in back:
-            for rate, value in (part or {}).items():
-                net[rate] = net.get(rate, 0) + value
-        parts = [wanted[k] for k in ids]
-        tax.update(zip(ids, _shares(net, parts, sum(parts)), strict=True))
-    return _Taxes(tax, dict(wanted), own, dict(offset))
-
-
-def _shares(tax: dict[str, int], parts: list[int], total: int) -> list[dict[str, int]]:
-    """``tax`` (per rate id) shared over ``parts`` of ``total``: the first ``n`` of ``total`` carry
-    ``tax x n / total`` rounded half-up once, so the shares add up to ``tax`` exactly (all of it to the
-    last part taking the rest; none to a part of nothing)."""
-    out, before, taken = [], dict.fromkeys(tax, 0), 0
-    for part in parts:
-        if part <= 0:
-            out.append(dict.fromkeys(tax, 0))
-            continue
-        taken += part
-        after = _upto(tax, taken, total)
-        out.append({r: after[r] - before[r] for r in tax})
-        before = after
-    return out
-
-
-def _upto(tax: dict[str, int], taken: int, total: int) -> dict[str, int]:
-    """The tax (per rate id) the first ``taken`` of ``total`` carry: ``tax x taken / total`` rounded
-    half-up once; all of it from ``total`` on."""
-    if taken >= total:
-        return dict(tax)
-    return {r: int((Decimal(t * taken) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-            for r, t in tax.items()}  # fmt: skip
 
 
 def within_billed(
@@ -427,15 +322,13 @@ def within_billed(
     out, its corrected invoice named as for a line cut."""
     from datetime import UTC
 
-    wanted, refs = _negatives(lines)
+    wanted, refs = negatives(lines)
     if not wanted:
         return [dict(line) for line in lines], {}, grant_restores.Restoration()
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
     budget = _still_carried(invoices, refs, lines, _outside(ctx), held)
-    taxes = _Taxes(
-        {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
-    )
+    taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
     read = (wanted, refs, budget, invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     out: list[dict[str, Any]] = []
@@ -491,7 +384,7 @@ def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[
             result.credited_by.setdefault(line_id, cn_id)
 
 
-def _rest(line: dict[str, Any], amount: int, taxes: _Taxes) -> dict[str, Any]:
+def _rest(line: dict[str, Any], amount: int, taxes: Taxes) -> dict[str, Any]:
     """What no invoice carries any more of ``line``: the whole line when nothing was credited, else the
     rest. A line with tax of its own keeps its share of it (the tax of the part the notes took and of this
     rest, less the notes' part: the rule the notes share it by), so the notes and the rest give back
@@ -518,90 +411,6 @@ def _rest(line: dict[str, Any], amount: int, taxes: _Taxes) -> dict[str, Any]:
     }
     rest = {k: v for k, v in line.items() if k != "gross_minor"}
     return {**rest, "amount_minor": -amount, "tax": tax}
-
-
-def _tax_of(line: dict[str, Any]) -> dict[str, int] | None:
-    """The tax a negative adjustment line gives back, per rate id (the tax collected for that usage);
-    None when the line carries no tax of its own (then the credit-note rules tax the credited amount)."""
-    tax = line.get("tax") or {}
-    if not tax.get("rates"):
-        return None
-    return {str(r["tax_rate_id"]): -int(r["amount_minor"]) for r in tax["rates"]}
-
-
-@dataclass
-class _Taxes:
-    """Each negative line's tax shared between the notes taking it in parts: ``tax`` is what the line's
-    ``total`` left to credit gives back (its own tax when nothing of it is offset, ``_net_taxes``), and
-    the tax given back with the first ``n`` of it is ``tax`` x ``n / total`` rounded half-up once, so the
-    parts add up to it exactly and the part taking the last of it takes the rest. ``own``: the line's
-    own tax; ``offset``: the part of it positive lines of its corrected line offset (a line of the
-    invoice, with the rest of its own tax)."""
-
-    tax: dict[str, dict[str, int] | None]
-    total: dict[str, int]
-    own: dict[str, dict[str, int] | None] = field(default_factory=dict)
-    offset: dict[str, int] = field(default_factory=dict)
-    given: dict[str, int] = field(default_factory=dict)
-    granted: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Per line, the exclusive tax of the parts the grants took, still to give back the money way."""
-
-    def part(self, line_id: str, amount: int) -> dict[str, int]:
-        """The tax per rate id of the next ``amount`` of the line's part to credit (after ``given``)."""
-        before = self.given.get(line_id, 0)
-        after, was = self.upto(line_id, before + amount), self.upto(line_id, before)
-        return {r: v - was.get(r, 0) for r, v in after.items()}
-
-    def grant(self, line_id: str, tax: dict[str, int]) -> None:
-        """Keep ``tax`` (the exclusive tax of a grant's part) to give back the money way."""
-        if any(tax.values()):
-            held = self.granted.setdefault(line_id, {})
-            for rate, value in tax.items():
-                held[rate] = held.get(rate, 0) + value
-
-    def with_granted(
-        self, tax: tuple[tuple[str, int], ...] | None, line_ids: list[str]
-    ) -> tuple[tuple[str, int], ...] | None:
-        """``tax`` (what one note gives back, per rate id) with the granted tax of ``line_ids`` added."""
-        if tax is None:
-            return None
-        out = dict(tax)
-        for line_id in line_ids:
-            for rate, value in self.granted.get(line_id, {}).items():
-                out[rate] = out.get(rate, 0) + value
-        return tuple(sorted(out.items()))
-
-    def upto(self, line_id: str, taken: int) -> dict[str, int]:
-        """The tax per rate id given back with the first ``taken`` of the line's part to credit."""
-        return _upto(self.tax[line_id] or {}, taken, self.total[line_id])
-
-    def left(self, line_id: str, amount: int) -> dict[str, int]:
-        """The tax per rate id of what is left of the line (``amount``: its offset part and the part no
-        note took after ``given``): its own tax less what is not left of its part to credit (the notes'
-        part before, and whatever no invoice holds after: a cap)."""
-        tax = self.tax[line_id] or {}
-        own = self.own.get(line_id, self.tax[line_id]) or {}
-        given = self.given.get(line_id, 0)
-        kept = amount - self.offset.get(line_id, 0)
-        after, was = self.upto(line_id, given + kept), self.upto(line_id, given)
-        granted = self.granted.get(line_id, {})  # a grant's part's exclusive tax no note gave back
-        return {r: own.get(r, 0) - tax.get(r, 0) + after.get(r, 0) - was.get(r, 0) + granted.get(r, 0)
-                for r in {*own, *tax}}  # fmt: skip
-
-    def of(self, parts: list[tuple[str, int, str]]) -> tuple[tuple[str, int], ...] | None:
-        """The tax per rate id the parts ``(carrying line, amount, line id)`` of one note give back."""
-        if any(self.tax[line_id] is None for _c, _a, line_id in parts):
-            return None
-        out: dict[str, int] = {}
-        for _carrying, amount, line_id in parts:
-            before = self.given.get(line_id, 0)
-            after, was = self.upto(line_id, before + amount), self.upto(line_id, before)
-            for rate, value in after.items():
-                out[rate] = out.get(rate, 0) + value - was.get(rate, 0)
-        return tuple(sorted(out.items()))
-
-    def took(self, line_id: str, amount: int) -> None:
-        self.given[line_id] = self.given.get(line_id, 0) + amount
 
 
 def given_back(ctx: Billing, invoice: Invoice) -> int:
