@@ -18,6 +18,10 @@ from moto import mock_aws
 
 from neruba_tools.local.emulator import EmulatorPatches
 
+# moto's own code under each test (the session runs every test on patched moto: tests/conftest.py), so
+# the unpatched runs below are moto as released
+pytestmark = pytest.mark.usefixtures("moto_as_released")
+
 REGION = "us-east-1"
 TABLE = "emulator-check"
 QUEUES = ("emulator-q", "emulator-dlq", "emulator-f.fifo")

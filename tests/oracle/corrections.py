@@ -38,9 +38,17 @@ class Books:
     correction took back for an adjustment (docs/billing.md, "Negative corrections settle against what
     they correct")."""
 
-    def __init__(self, docs: list[dict[str, Any]], notes: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        docs: list[dict[str, Any]],
+        notes: list[dict[str, Any]] | None = None,
+        restored: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.docs = {d["id"]: d for d in docs}
         self.notes = {n["id"]: n for n in notes or [] if n.get("correction")}
+        # what corrections gave back to the grants that paid a line (docs/billing.md, "Usage a credit
+        # grant paid, corrected"): the customer's credit_grant_restored postings, as the ledger lists them
+        self.restored = {p["id"]: p for p in restored or []}
         self.billed: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for doc in docs:
             for line in doc["lines"]:
@@ -54,6 +62,9 @@ class Books:
             for settled in note["correction"]["adjustments"]:
                 ref = settled["corrects"]
                 self.billed[ref["invoice_id"]][ref["line_id"]] -= int(settled["amount_minor"])
+        for posting in self.restored.values():
+            for part in posting["metadata"]["restored_from"]:
+                self.billed[part["invoice_id"]][part["line_id"]] -= int(part["amount_minor"])
 
     def of(self, invoice_id: str) -> dict[str, int]:
         return {k: v for k, v in self.billed[invoice_id].items() if v}
@@ -64,6 +75,18 @@ class Books:
     def settlements(self) -> set[str]:
         """The credit notes issued by corrections."""
         return set(self.notes)
+
+    def restorations(self) -> set[str]:
+        """The postings giving grants back what they paid of a corrected line."""
+        return set(self.restored)
+
+    def restoring(self, posting_ids: set[str], invoice_id: str) -> list[str]:
+        """Those of ``posting_ids`` that gave grants back part of what ``invoice_id`` consumed."""
+        return sorted(
+            p
+            for p in posting_ids
+            if any(r["invoice_id"] == invoice_id for r in self.restored[p]["metadata"]["restored_from"])
+        )
 
     def settling(self, note_ids: set[str], invoice_id: str) -> list[str]:
         """Those of ``note_ids`` that took back part of a correction of ``invoice_id``."""
@@ -96,7 +119,19 @@ class CorrectionRules:
                 listed = self.api("GET", f"/v1/invoices/{doc['id']}/credit-notes")
                 self._check("valid_input", listed.status == 200, f"credit notes answered {listed.status}")
                 notes += listed.body["data"]
-        return Books(answer.body["data"], notes)
+        return Books(answer.body["data"], notes, self._restorations(customer))
+
+    def _restorations(self, customer: str) -> list[dict[str, Any]]:
+        """The customer's ``credit_grant_restored`` postings (every page of the ledger)."""
+        found: list[dict[str, Any]] = []
+        query = {"limit": "100"}
+        while True:
+            page = self.api("GET", f"/v1/customers/{customer}/ledger", query=query)
+            self._check("valid_input", page.status == 200, f"ledger answered {page.status}")
+            found += [p for p in page.body["data"] if p["reason"] == "credit_grant_restored"]
+            if not page.body.get("has_more"):
+                return found
+            query = {"limit": "100", "starting_after": str(page.body["next_cursor"])}
 
     def _billing_ended(self, sub: Subscription, books: Books) -> bool:
         """The final window of a subscription that ends is billed (its billing state ended)."""
@@ -164,6 +199,7 @@ class CorrectionRules:
                 continue
             docs = by_original.get(invoice_id, [])
             settling = after.settling(after.settlements() - before.settlements(), invoice_id)
+            settling += after.restoring(after.restorations() - before.restorations(), invoice_id)
             # a difference in quantity alone (a line priced 0) is recorded too, on a document of 0
             # (docs/billing.md, "Late events after finalization"); never two, one whenever an amount differs
             # (or credit notes took all of it back)
@@ -181,6 +217,7 @@ class CorrectionRules:
                 f"{docs} carry {carried} for {invoice_id}; the model's difference {owed.get(invoice_id)}",
             )
         STATS_ADD("correction_documents", len(new))
+        STATS_ADD("grant_restorations", len(after.restorations() - before.restorations()))
         return after
 
     # ------------------------------------------------------------ rules
@@ -244,6 +281,89 @@ class CorrectionRules:
             if via in ("rerun", "both"):
                 self._rerun_after_end(sub.customer, final["id"], attempt)
 
+    @precondition(lambda self: self._can_end())
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["promotional", "purchased"]),
+        via=st.sampled_from(["rerun", "sweep"]),
+        voids=st.sampled_from([1, 2]),
+    )
+    def end_then_void(self, data: st.DataObject, kind: str, via: str, voids: int) -> None:
+        """Credit granted and usage in the last window, the subscription ended and its final window billed
+        (the credit paying what it can), then some of that usage voided: the correction gives back money
+        first, then the grants that paid it (docs/billing.md, "Usage a credit grant paid, corrected"),
+        once, and the window bills what the model prices (the restorations counted as taken back)."""
+        self._step("end_then_void")
+        STATS_ADD(f"end_then_void_{via}")
+        ended = {s.id for s in self.w.subs.values() if s.ended_at is not None}
+        self.cancel(data, False)  # type: ignore[attr-defined]
+        (sub,) = [s for s in self.w.subs.values() if s.ended_at is not None and s.id not in ended]
+        self.grant(sub.customer, 2000, kind)  # type: ignore[attr-defined]
+        _kind, start, end, _ = sub.windows()[-1]
+        now = datetime.now(UTC)
+        earliest = max(start, sub.start, now - timedelta(days=34))
+        meters = sorted(m for m in sub.phases[-1].version.meters() if m in self.w.meters)
+        batch = []
+        for n in range(voids + 1):
+            meter = data.draw(st.sampled_from(meters))
+            at = max(earliest, min(end, now) - timedelta(minutes=10 + n))
+            batch.append(
+                {
+                    "transaction_id": self.w.money.next_id("tovoid"),
+                    "customer_id": sub.customer,
+                    "code": meter,
+                    "timestamp": at.isoformat(),
+                    "properties": dict(LATE_VALUES[meter]),
+                }
+            )
+        self._send(batch, None)  # type: ignore[attr-defined]
+        self.bill(timedelta(hours=2), False)  # type: ignore[attr-defined]
+        self.bill(timedelta(hours=2), False)  # type: ignore[attr-defined]
+        books = self._books(sub.customer)
+        (final,) = [
+            d
+            for d in books.docs.values()
+            if d.get("subscription_id") == sub.id
+            and d["kind"] == _kind
+            and parse_time(d["period_start"]) == start
+        ]
+        for event in batch[:voids]:
+            self._void(event)
+        for attempt in range(2):  # the second sweep or rerun finds nothing left to give back
+            if via == "sweep":
+                self.sweep()  # type: ignore[attr-defined]
+            else:
+                self._rerun_after_end(sub.customer, final["id"], attempt)
+
+    def _void(self, event: dict[str, Any]) -> None:
+        """Void an accepted event through the API; the model takes its value out of its hour."""
+        from tests.oracle.model import hour_of
+
+        key = (event["customer_id"], event["transaction_id"])
+        if getattr(self.w.events.get(key), "status", None) != "accepted":
+            return
+        answer = self.api(
+            "POST",
+            f"/admin/events/{event['transaction_id']}/void",
+            {"customer_id": event["customer_id"], "reason": "oracle void", "ticket": "ORA-1"},
+            headers={"Idempotency-Key": f"void{self.api.calls}"},
+        )
+        self._check("valid_input", answer.status == 200, f"void answered {answer.status} {answer.body}")
+        spec = METERS[event["code"]]
+        value = event["properties"].get(spec.field) if spec.field else None
+        cell = self.w.usage.cells[
+            (
+                event["customer_id"],
+                spec.code,
+                hour_of(parse_time(event["timestamp"])),
+                spec.group(event["properties"]),
+            )
+        ]
+        cell.values.remove((event["timestamp"], value))
+        self.w.voided.add((event["customer_id"], spec.code, hour_of(parse_time(event["timestamp"]))))
+        self.w.events[key] = type(self.w.events[key])("voided", self.w.events[key].payload)
+        self.w.dirty.add((event["customer_id"], spec.code))
+
     def _rerun_after_end(self, customer: str, invoice_id: str, attempt: int) -> None:
         before = self._books(customer)
         answer = self.api(
@@ -256,8 +376,9 @@ class CorrectionRules:
         after = self._settled(customer, before, {invoice_id}, f"rerun {attempt + 1}")
         new = after.corrections() - before.corrections()
         notes = after.settlements() - before.settlements()
+        restored = after.restorations() - before.restorations()
         action = answer.body.get("action")
-        issued = bool(new or notes)
+        issued = bool(new or notes or restored)
         self._check(
             "rerun_answer",
             (action == "correction_invoiced") == issued and (issued or action == "unchanged"),
@@ -274,8 +395,9 @@ class CorrectionRules:
                 len(new) <= 1
                 and correction.get("invoice_id") == doc_id
                 and int(correction.get("amount_minor", 0)) == total - credited
-                and sorted(n["id"] for n in correction.get("credit_notes") or []) == sorted(notes),
-                f"rerun answered {correction}, issued {new} and credit notes {notes}",
+                and sorted(n["id"] for n in correction.get("credit_notes") or []) == sorted(notes)
+                and {r["posting_id"] for r in correction.get("grant_restorations") or []} == restored,
+                f"rerun answered {correction}, issued {new}, credit notes {notes}, restorations {restored}",
             )
 
 

@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, str]] = [  # (method, path pattern, function) as te
     ("GET", r"/v1/.*", "read_api"),
     ("POST", r"/v1/(customers|meters|plans|subscriptions)(/.*)?", "admin_api"),
     ("PATCH", r"/v1/customers/.*", "admin_api"),
+    ("POST", r"/admin/events/[^/]+/(void|amend)", "admin_api"),
     ("GET", r"/v1/customers/[^/]+/(balance|ledger|credit-grants)", "ledger_api"),
     ("POST", r"/admin/(customers|credit-grants|disputes)/.*", "ledger_api"),
     ("GET", r"/v1/invoices(/.*)?", "billing_api"),

@@ -646,6 +646,30 @@ class VoidedEventRef(_Model):
     amended_by: str | None
 
 
+class GrantRestoration(_Model):
+    """Credit a correction gave back to a grant that paid the usage it takes back."""
+
+    invoice_id: str
+    invoice_number: str | None = None
+    line_id: str
+    adjustment_line_id: str
+    grant_id: str
+    kind: Literal["purchased", "promotional"]
+    amount_minor: int
+    closed: Literal["expired", "voided"] | None = None
+    posting_id: str | None = None
+
+
+class LineGrantRestoration(_Model):
+    """Credit a correction gave back of one line to a grant that paid it."""
+
+    grant_id: str
+    amount_minor: int
+    source_id: str
+    posting_id: str
+    at: datetime
+
+
 class ExplainedLine(_Model):
     line_id: str
     kind: str | None
@@ -659,6 +683,7 @@ class ExplainedLine(_Model):
     amount_minor: int | None
     credits_applied: list[CreditApplied]
     credits_applied_minor: int
+    grant_restorations: list[LineGrantRestoration] = []
     references: LineReference | None
     one_off: OneOffLineSource | None = None
     intervals: list[LevelInterval] | None = None
@@ -748,6 +773,7 @@ class UpcomingWindow(_Model):
     pending_adjustments_minor: int
     threshold_invoiced_minor: int = 0
     credit_notes_to_issue: list[UpcomingCreditNote] = []
+    grant_restorations: list[GrantRestoration] = []
     trial_end: datetime | None = None
     in_trial: bool | None = None
     trial_until: datetime | None = None
@@ -766,12 +792,13 @@ class CorrectionCreditNote(_Model):
 
 
 class RerunCorrection(_Model):
-    type: Literal["adjustment", "correction_invoice", "credit_note"]
+    type: Literal["adjustment", "correction_invoice", "credit_note", "grant_restoration"]
     invoice_id: str | None = None
     applies_to: str
     lines: list[InvoiceLine]
     amount_minor: int
     credit_notes: list[CorrectionCreditNote] = []
+    grant_restorations: list[GrantRestoration] = []
 
 
 class Invoice(_Model):
@@ -834,6 +861,7 @@ class InvoiceExplanation(_Model):
     billing_reason: str | None = None
     threshold: InvoiceThreshold | None = None
     postings: list[ExplainedPosting] = []
+    grant_restorations: list[GrantRestoration] = []
 
 
 class UpcomingInvoice(_Model):
@@ -982,7 +1010,9 @@ BackfillStatus = Literal["open", "committing", "committed", "reverting", "revert
 
 class BackfillCorrection(_Model):
     invoice_id: str
-    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    action: Literal[
+        "draft_recomputed", "adjustment_pending", "adjustment_applied", "correction_invoiced", "unchanged"
+    ]
     amount_minor: int  # after the invoice's discounts, before tax
     tax_minor: int = 0
     total_minor: int = 0

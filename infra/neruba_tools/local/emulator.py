@@ -3,7 +3,7 @@ proportion to what the request touches rather than to everything stored.
 
 moto answers like DynamoDB and SQS, but (moto 5.2) some of its operations cost time in proportion to the
 whole table or queue, and its DynamoDB model is not written for concurrent requests, which its threaded
-server (werkzeug, one thread per request) hands it. ``EmulatorPatches`` changes seven things while the
+server (werkzeug, one thread per request) hands it. ``EmulatorPatches`` changes eight things while the
 stack runs and puts moto back afterwards; tests/infra/test_local_emulator.py runs the same operations with
 and without the patches and compares every answer and the stored state.
 
@@ -34,6 +34,8 @@ and without the patches and compares every answer and the stored state.
    message back, so it sat in the DLQ and in its queue at once (and would be processed again). The lock
    is the queue's own ``Condition``: a long poll waiting for messages releases it while it waits, so
    sends are not held up by a waiting receive.
+8. The member names of moto's answers worked out once per shape, and the handlers' method lists once per
+   class (``neruba_tools.local.answer_lookups``, also used by the tests and the benchmarks).
 
 Example:
     >>> with EmulatorPatches():  # doctest: +SKIP
@@ -46,6 +48,8 @@ import copy
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from neruba_tools.local.answer_lookups import AnswerLookups
 
 DYNAMODB_LOCK = threading.RLock()
 
@@ -330,7 +334,7 @@ class SerialDynamoDB:
 
 
 class EmulatorPatches:
-    """All seven patches, installed on ``__enter__``/``install`` and removed on ``__exit__``/``uninstall``;
+    """All eight patches, installed on ``__enter__``/``install`` and removed on ``__exit__``/``uninstall``;
     nesting (two stacks in one process) installs once."""
 
     _depth = 0
@@ -342,7 +346,7 @@ class EmulatorPatches:
             if EmulatorPatches._depth == 0:
                 parts = [
                     SerialDynamoDB(), ItemLevelTransactions(), NarrowedQueries(), QueueLookups(),
-                    GuardedDeletes(), GuardedReceives(),
+                    GuardedDeletes(), GuardedReceives(), AnswerLookups(),
                 ]  # fmt: skip
                 for part in parts:
                     part.install()

@@ -383,3 +383,99 @@ def test_a_level_carried_into_a_later_window_is_its_backfills_part_and_only_its(
     assert sum(ln["amount_minor"] for ln in lines) == 0
     assert all(len(_named(ln)) == 1 for ln in lines)
     assert_books_agree(real, "acme")
+
+
+def test_a_backfills_events_billed_first_by_the_next_windows_look_back_are_named_and_reported(
+    world: World, billed: None, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing import backfills as backfill_logic
+    from neruba.logic.billing import worker
+    from neruba.logic.billing.worker import process_job
+    from neruba.models.billing import BillingJob
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN an add backfill of two calls of day 0 (finalized) that stopped after counting them
+    backfill = _open("bf-a", reason="collector down")
+    _hold(backfill, "a-1", 6)
+    _hold(backfill, "a-2", 7)
+    _paused_after_counting(backfill, monkeypatch)
+    # WHEN day 3's window is billed before the backfill's rerun (its look-back finds the two calls), its
+    # first attempt killed at its transaction, then retried, then delivered once more
+    now = START + day(3, 3)
+    schedule(world, now)
+    [body] = [b for b in queued(world.billing_queue) if b.get("subscription_id")]
+    job = BillingJob.model_validate(body)
+    commit = worker.commit
+    killed: list[bool] = []
+
+    def killed_once(unit: Any) -> Any:
+        if not killed:
+            killed.append(True)
+            raise Killed
+        return commit(unit)
+
+    monkeypatch.setattr(worker, "commit", killed_once)
+    with pytest.raises(Killed):
+        process_job(world.ctx, job, now)
+    monkeypatch.undo()
+    assert len(process_job(world.ctx, job, now).invoiced) == 1
+    assert process_job(world.ctx, job, now).invoiced == []
+
+    # THEN the look-back's line names the backfill with its share, as a rerun's would
+    [line] = _pending(world)
+    assert line["amount_minor"] == 2 * PRICE
+    assert _named(line) == {backfill: 2 * PRICE}
+    assert line["source"]["backfill"]["reason"] == "collector down"
+    # AND the backfill, going on, reports its +2 on day 0's invoice, billed on day 3's, though its own
+    # rerun found nothing left; its part was recorded once
+    done = act(backfill, "commit", key="ca")[1]
+    row = _day0(done["committed"], world)
+    [day3] = [i for i in world.invoices("acme") if any(ln["kind"] == "adjustment" for ln in i["lines"])]
+    assert (row["action"], row["amount_minor"], row["correction_invoice_id"]) == (
+        "adjustment_applied",
+        2 * PRICE,
+        day3["id"],
+    )
+    parts = backfill_logic.backfills(world.ctx).parts.of_invoice(row["invoice_id"])
+    assert [p.backfill_id for p in parts] == [backfill]
+    assert len(_pending(world)) == 1
+    assert_books_agree(world, "acme")
+
+
+def test_after_the_end_the_corrections_sweep_billing_a_backfill_first_names_it(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.billing.corrections import late_corrections
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+    from tests.functional.billing.conftest import subscribe_real
+
+    per_call = 100  # the real world's "metered" plan
+    # GIVEN a subscription ended on day 0, its final invoice billed; an add backfill of one call of day 0
+    # that stopped after counting it
+    sub = subscribe_real(real, "acme")
+    live_events(real, ["s0-0"], START + day(0, 2), "live-0")
+    cancel(real.plans, sub["id"], Cancellation(at_period_end=False), now=START + day(0, 20))
+    schedule(real, START + day(0, 21))
+    work(real, START + day(0, 21), monkeypatch)
+    schedule(real, START + day(0, 23))
+    backfill = _open("bf-a", reason="collector down", last=20)
+    _hold(backfill, "a-1", 6)
+    _paused_after_counting(backfill, monkeypatch)
+    # WHEN the corrections sweep bills the late call before the backfill's rerun, then the backfill goes on
+    [issued] = late_corrections(real.ctx, "acme", START + day(1, 2))
+    assert late_corrections(real.ctx, "acme", START + day(1, 3)) == []  # once
+    done = act(backfill, "commit", key="ca")[1]
+
+    # THEN the correction invoice's line names the backfill, and its record reports the correction
+    [correction] = [i for i in real.invoices("acme") if i["kind"] == "correction"]
+    assert correction["id"] == issued["invoice_id"]
+    [shown] = [ln for ln in correction["lines"] if ln["kind"] == "adjustment"]
+    assert _named(shown) == {backfill: per_call}
+    row = _day0(done["committed"], real)
+    assert (row["action"], row["amount_minor"], row["correction_invoice_id"]) == (
+        "correction_invoiced",
+        per_call,
+        correction["id"],
+    )
+    assert_books_agree(real, "acme")

@@ -13,6 +13,12 @@ Items (``pk`` / ``sk``):
   backfill's events (``logic.billing.correction_sources``): per line the rated amount its events account
   for (``lines``, JSON), the money of the rerun it stands for (``part``, JSON), and whether the backfill
   was committing or reverting (``direction``). Written once, in the rerun's own transaction.
+- ``BFCUST#{customer_id}`` / ``{end}#{backfill_id}`` - where a backfill's events may lie for one of its
+  customers: the span ``[start, end)`` (``start``, ``backfill_id``), its range, and one span per event its
+  commit superseded outside the range (``logic.billing.backfill_reach``). Put (the same content again on
+  a retry) before its commit counts or voids anything; read by customer and end
+  (:meth:`BackfillsRepository.reaching`), so a rerun reads the spans of its customer ending after its
+  window's start, not every backfill.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.clients import client
-from neruba.dal.dynamo import from_item, partition_items, plain, to_item
+from neruba.dal.dynamo import batch_get, from_item, partition_items, plain, query_items, to_item
 from neruba.dal.transaction import Cancelled, Transaction, commit
 
 PARTITION = "BACKFILL"
 EVENTS = "BFEV#"
 PARTS = "BFPART#"
+REACH = "BFCUST#"
 JSON_VALUES = ("committed", "revert", "reverted")  # attributes stored as JSON text
 
 
@@ -104,6 +111,35 @@ class BackfillsRepository:
     def all(self) -> list[Backfill]:
         """Every backfill, newest id last (ids are time-ordered)."""
         return [_backfill(item) for item in partition_items(self.table_name, PARTITION)]
+
+    def get_many(self, backfill_ids: list[str]) -> list[Backfill]:
+        """The backfills of ``backfill_ids`` that exist, in id order (one BatchGetItem per 100)."""
+        found = batch_get(self.table_name, [self._key(i) for i in backfill_ids])
+        return sorted((_backfill(item) for item in found), key=lambda b: b.id)
+
+    def reach_items(self, backfill_id: str, customer_ids: list[str], start: str, end: str) -> list[Any]:
+        """The Puts recording that the backfill's events may lie in ``[start, end)`` (storage timestamps)
+        for each of ``customer_ids`` (unconditional: the same span put again is the same item)."""
+        span = {"sk": f"{end}#{backfill_id}", "start": start, "backfill_id": backfill_id}
+        return [
+            {"Put": {"TableName": self.table_name, "Item": to_item({"pk": f"{REACH}{c}", **span})}}
+            for c in customer_ids
+        ]
+
+    def reaching(self, customer_id: str, since: str) -> list[tuple[str, str, str]]:
+        """The spans ``(backfill_id, start, end)`` of the customer's backfills ending after ``since`` (a
+        storage timestamp; a key range: the spans ending at it or earlier are not read, as ``#`` sorts
+        before ``$``)."""
+        request = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk > :after",
+            "ExpressionAttributeValues": to_item({":pk": f"{REACH}{customer_id}", ":after": f"{since}$"}),
+            "ConsistentRead": True,
+        }
+        return [
+            (str(item["backfill_id"]), str(item["start"]), str(item["sk"]).partition("#")[0])
+            for item in query_items(request)
+        ]
 
     def move_item(self, backfill_id: str, frm: tuple[str, ...], to: str, **values: Any) -> dict[str, Any]:
         """An Update moving the backfill to ``to`` from one of ``frm`` (condition), setting ``values``

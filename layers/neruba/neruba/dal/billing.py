@@ -9,6 +9,9 @@ Items (``pk`` / ``sk``):
 - ``RUN#{id}`` / ``#`` - a billing run record, listed through ``by-list`` (``list_pk = RUNS``).
 - ``ADJ#{subscription}`` / ``{original_invoice}#{line_id}#{n}`` - a correction of a finalized invoice's
   line (late events, an operator rerun): ``pending`` until the next invoice carries it, then ``applied``.
+  While pending it is listed through ``by-list`` (``list_pk = ADJP#{subscription}``, ``list_sk`` its
+  key; taken out by the update applying it), so the pending ones are read without the applied ones
+  (:meth:`BillingRepository.pending_adjustments`).
 - ``IDEM#{scope}#{key}`` / ``#`` - the first result of an operator action sent with an Idempotency-Key.
 - ``OOC#{customer}`` / ``{charge_id}`` - a one-off charge (dal/one_offs.py).
 - ``BACKFILL`` / ``{backfill_id}`` and ``BFEV#{backfill_id}`` - backfills and their held events
@@ -35,7 +38,16 @@ from neruba.dal.due_index import DUE_SHARDS as DUE_SHARDS
 from neruba.dal.due_index import due_items
 from neruba.dal.due_index import shard_of as shard_of
 from neruba.dal.dynamo import TransactionCancelledError as TransactionCancelledError  # importers use both
-from neruba.dal.dynamo import from_item, partition_items, plain, put_if_absent, query_items, record, to_item
+from neruba.dal.dynamo import (
+    batch_get,
+    from_item,
+    partition_items,
+    plain,
+    put_if_absent,
+    query_items,
+    record,
+    to_item,
+)
 from neruba.timefmt import ts
 
 if TYPE_CHECKING:
@@ -48,6 +60,7 @@ if TYPE_CHECKING:
     from neruba.dal.thresholds import ThresholdsRepository
 
 LIST_INDEX = "by-list"
+PENDING = "ADJP#"  # by-list partition of a subscription's pending adjustments
 
 
 @dataclass(frozen=True)
@@ -473,9 +486,28 @@ class BillingRepository:
         }
         return [_adjustment(item) for item in query_items(request)]
 
+    def pending_adjustments(self, subscription_id: str) -> list[Adjustment]:
+        """The subscription's pending adjustments, in key order: their keys from ``by-list`` (only pending
+        ones are listed there), then the items read consistently and kept while still pending (the index
+        follows the table a moment later: one applied meanwhile is left out, one pending a moment ago
+        is found by the next reader)."""
+        request = {
+            "TableName": self.table_name,
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "list_pk = :p",
+            "ExpressionAttributeValues": to_item({":p": f"{PENDING}{subscription_id}"}),
+            "ProjectionExpression": "pk, sk",
+        }
+        keys = [{"pk": {"S": str(i["pk"])}, "sk": {"S": str(i["sk"])}} for i in query_items(request)]
+        found = [_adjustment(item) for item in batch_get(self.table_name, keys)]
+        return sorted((a for a in found if a.status == "pending"), key=lambda a: a.key)
+
     def adjustment_put_item(self, subscription_id: str, adjustment: Adjustment) -> dict[str, Any]:
-        """A Put of a new adjustment (condition: that key is new)."""
+        """A Put of a new adjustment (condition: that key is new); a pending one is listed in ``by-list``
+        until it is applied."""
+        listed = {"list_pk": f"{PENDING}{subscription_id}", "list_sk": adjustment.key}
         item = {
+            **(listed if adjustment.status == "pending" else {}),
             "pk": f"ADJ#{subscription_id}",
             "sk": adjustment.key,
             "original_invoice_id": adjustment.original_invoice_id,
@@ -494,12 +526,13 @@ class BillingRepository:
         }
 
     def adjustment_apply_item(self, subscription_id: str, key: str, invoice_id: str) -> dict[str, Any]:
-        """Mark a pending adjustment applied to ``invoice_id`` (condition: still pending)."""
+        """Mark a pending adjustment applied to ``invoice_id`` (condition: still pending), out of the
+        pending list."""
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": {"pk": {"S": f"ADJ#{subscription_id}"}, "sk": {"S": key}},
-                "UpdateExpression": "SET #st = :applied, applied_to = :inv",
+                "UpdateExpression": "SET #st = :applied, applied_to = :inv REMOVE list_pk, list_sk",
                 "ConditionExpression": "#st = :pending",
                 "ExpressionAttributeNames": {"#st": "status"},
                 "ExpressionAttributeValues": to_item(

@@ -12,6 +12,8 @@ Items (all strings keys ``pk``/``sk``; times as fixed-width UTC text so they com
 - ``GRANT#{grant_id}`` / ``#``: a credit grant with ``remaining_minor``; GSI ``by-customer``
   (``gsi1pk=GRT#{customer}``, ``gsi1sk``) lists a customer's grants, sparse GSI ``by-expiry``
   (``exp_pending``, ``expires_at``) finds grants due to expire.
+- ``GRS#{invoice_id}`` / ``GRANT#{grant_id}``: what corrections gave back to a grant of what the invoice
+  consumed (``restored_minor``, per line and per source), put conditional on the record as read.
 - ``DSP#{dispute_id}`` / ``#`` disputes, ``CUS#{customer}`` / ``TOPUP#{currency}`` auto top-up rules,
   ``CUS#{customer}`` / ``TOPUPREQ#{request_id}`` top-up requests (see ``neruba.dal.top_ups``).
 """
@@ -92,6 +94,17 @@ class BalanceDifference:
             }
         return {"kind": self.kind, "currency": self.currency, "key": self.key, "stored": self.stored,
                 "computed": self.computed}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredGrant:
+    """What corrections gave back to one grant of what one invoice consumed of it: in all, per line of
+    the invoice, and per source (``{source_id, amount_minor, posting_id, at}``)."""
+
+    grant_id: str
+    restored_minor: int
+    lines: dict[str, int]
+    sources: list[dict[str, Any]]
 
 
 class LedgerRepository:
@@ -409,6 +422,113 @@ class LedgerRepository:
                 ),
             }
         }
+
+    def grant_restore_item(self, grant: CreditGrant, amount_minor: int, now: datetime) -> dict[str, Any]:
+        """Raise an active grant's remainder by ``amount_minor`` (credit a correction gives back to it,
+        ``logic.billing.grant_restores``): conditional on the grant still active, not expired at ``now``
+        and its remainder staying within its amount. A grant closed meanwhile cancels the transaction, and
+        the retry decides again (restore and close at once)."""
+        if amount_minor <= 0:
+            raise ValueError("a restoration is a positive amount")
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": f"GRANT#{grant.grant_id}", "sk": "#"}),
+                "UpdateExpression": "SET remaining_minor = remaining_minor + :r",
+                "ConditionExpression": (
+                    "#st = :active AND remaining_minor <= :room"
+                    " AND (attribute_not_exists(expires_at) OR expires_at > :now)"
+                ),
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":r": amount_minor,
+                        ":room": grant.amount_minor - amount_minor,
+                        ":active": "active",
+                        ":now": ts(now),
+                    }
+                ),
+            }
+        }
+
+    def combine_grant_moves(self, actions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``actions`` with a grant's consumption and its restoration in one transaction (a window
+        consuming credit of a grant that one of its corrections gives back to) merged into one update,
+        where the consumption stood: both conditions, the remainder moved by their difference."""
+        restores: dict[str, dict[str, Any]] = {}
+        consumed: set[str] = set()
+        for action in actions:
+            update = action.get("Update") or {}
+            key = str(from_item(update.get("Key") or {}).get("pk", "")) if update else ""
+            if update.get("TableName") != self.table_name or not key.startswith("GRANT#"):
+                continue
+            if ":r" in update["ExpressionAttributeValues"]:
+                restores[key] = action
+            elif ":a" in update["ExpressionAttributeValues"]:
+                consumed.add(key)
+        merged = {k: v for k, v in restores.items() if k in consumed}
+        if not merged:
+            return list(actions)
+        out: list[dict[str, Any]] = []
+        for action in actions:
+            update = action.get("Update") or {}
+            key = str(from_item(update.get("Key") or {}).get("pk", "")) if update else ""
+            if key in merged and action is merged[key]:
+                continue  # folded into the consumption
+            if key in merged and update.get("TableName") == self.table_name:
+                restore = merged[key]["Update"]
+                given = from_item(restore["ExpressionAttributeValues"])
+                taken = int(from_item(update["ExpressionAttributeValues"])[":a"])
+                values = {
+                    **update["ExpressionAttributeValues"],
+                    **to_item({":r": int(given[":r"]), ":room": int(given[":room"]) + taken}),
+                }
+                out.append({"Update": {
+                    **update,
+                    "UpdateExpression": "SET remaining_minor = remaining_minor - :a + :r",
+                    "ConditionExpression": update["ConditionExpression"] + " AND remaining_minor <= :room",
+                    "ExpressionAttributeValues": values,
+                }})  # fmt: skip
+                continue
+            out.append(action)
+        return out
+
+    def restored(self, invoice_id: str) -> dict[str, RestoredGrant]:
+        """What corrections gave back to each grant of what ``invoice_id`` consumed (grant id -> record)."""
+        out: dict[str, RestoredGrant] = {}
+        for item in self._query_all(f"GRS#{invoice_id}", "GRANT#"):
+            grant_id = str(item["sk"]).removeprefix("GRANT#")
+            out[grant_id] = RestoredGrant(
+                grant_id,
+                int(item["restored_minor"]),
+                {k: int(v) for k, v in json.loads(item["lines"]).items()},
+                list(json.loads(item["sources"])),
+            )
+        return out
+
+    def restoration_item(
+        self, invoice_id: str, seen: RestoredGrant | None, after: RestoredGrant
+    ) -> dict[str, Any]:
+        """The record of what ``invoice_id`` has given back to grant ``after.grant_id`` in all, conditional
+        on the record as read (``seen``; None: none yet): two corrections giving back the same invoice's
+        credit at once commit one, the other decides again, so a grant never gets back more than the
+        invoice consumed of it."""
+        values = {
+            "pk": f"GRS#{invoice_id}",
+            "sk": f"GRANT#{after.grant_id}",
+            "invoice_id": invoice_id,
+            "grant_id": after.grant_id,
+            "restored_minor": after.restored_minor,
+            "lines": json.dumps(after.lines, sort_keys=True),
+            "sources": json.dumps(after.sources, sort_keys=True),
+        }
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": to_item(values)}
+        if seen is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "restored_minor = :seen"
+            put["ExpressionAttributeValues"] = to_item({":seen": seen.restored_minor})
+        return {"Put": put}
 
     def grant(self, grant_id: str) -> CreditGrant | None:
         response = client("dynamodb").get_item(

@@ -90,7 +90,13 @@ class BackfillCorrection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     invoice_id: str
-    action: Literal["draft_recomputed", "adjustment_pending", "correction_invoiced", "unchanged"]
+    action: Literal[
+        "draft_recomputed", "adjustment_pending", "adjustment_applied", "correction_invoiced", "unchanged"
+    ] = Field(
+        description="What carried the commit's events there: a rerun's action, or adjustment_applied when "
+        "the next window's look-back billed them first (correction_invoice_id is then that window's "
+        "invoice)."
+    )
     amount_minor: int = Field(
         description="The money the commit changed on this invoice, after its own discounts and before "
         "tax: a draft's change of subtotal, or the adjustment lines' amount."
@@ -98,7 +104,8 @@ class BackfillCorrection(BaseModel):
     tax_minor: int = Field(default=0, description="The change of exclusive tax.")
     total_minor: int = Field(default=0, description="amount_minor + tax_minor (before credits).")
     correction_invoice_id: str | None = Field(
-        description="The correction invoice or credit note issued, if any."
+        description="The correction invoice or credit note issued, if any; for adjustment_applied, the "
+        "window invoice that billed the adjustment lines."
     )
 
 

@@ -547,6 +547,12 @@ class UpcomingWindow(Open):
         description="When negative adjustments take the window below zero: the credit notes billing will "
         "issue for them against the invoices carrying what they correct (they are not lines of it).",
     )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What billing will give back to the credit grants that paid usage its negative "
+        "adjustments take back (not lines of it: docs/billing.md, 'Usage a credit grant paid, "
+        "corrected').",
+    )
     trial_end: Timestamp | None = None
     in_trial: bool | None = None
     trial_until: Timestamp | None = None
@@ -854,6 +860,35 @@ class BackfillLinePart(Closed):
     amount_minor: Minor = Field(description="Its share of the line's amount.")
 
 
+class GrantRestoration(Closed):
+    """Credit a correction gave back to a grant that paid the usage it takes back (docs/billing.md,
+    "Usage a credit grant paid, corrected")."""
+
+    invoice_id: str = Field(description="The corrected invoice, whose credit the grant paid.")
+    invoice_number: str | None = None
+    line_id: str = Field(description="The corrected line of that invoice.")
+    adjustment_line_id: str = Field(description="The negative difference the grant took back (part of).")
+    grant_id: str
+    kind: Literal["purchased", "promotional"]
+    amount_minor: Minor
+    closed: Literal["expired", "voided"] | None = Field(
+        default=None,
+        description="The grant could no longer be used: the credit given back was closed at once "
+        "(expired or voided) in the same posting.",
+    )
+    posting_id: str | None = None
+
+
+class LineGrantRestoration(Closed):
+    """Credit a correction gave back of one line to a grant that paid it."""
+
+    grant_id: str
+    amount_minor: Minor
+    source_id: str = Field(description="The invoice, correction or draft revision carrying the difference.")
+    posting_id: str
+    at: Timestamp
+
+
 class ExplainedLine(Open):
     """One invoice line explained: the meter and aggregate, the hours and events behind it, the price
     version and tiers, the credits applied to it; an adjustment line also names what it corrects."""
@@ -892,6 +927,11 @@ class ExplainedLine(Open):
     amount_minor: Minor | None
     credits_applied: list[CreditApplied]
     credits_applied_minor: Minor
+    grant_restorations: list[LineGrantRestoration] = Field(
+        default_factory=list,
+        description="What corrections gave back of this line to the grants that paid it (docs/billing.md, "
+        "'Usage a credit grant paid, corrected').",
+    )
     references: LineReference | None
     one_off: OneOffLineSource | None = Field(
         default=None, description="For a one_off line: the charge, why it was added, its metadata."
@@ -1070,7 +1110,7 @@ class RerunCorrection(Closed):
             ]
         },
     )
-    type: Literal["adjustment", "correction_invoice", "credit_note"]
+    type: Literal["adjustment", "correction_invoice", "credit_note", "grant_restoration"]
     invoice_id: str | None = Field(
         default=None,
         description="The correction invoice or credit note invoice issued (none when credit notes against "
@@ -1084,6 +1124,11 @@ class RerunCorrection(Closed):
         description="After the end: the credit notes issued against the invoices that still carried what "
         "a negative correction takes back (docs/billing.md, 'Negative corrections settle against what "
         "they correct').",
+    )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What the credit grants that paid the corrected usage got back (money first, then "
+        "the grants: docs/billing.md, 'Usage a credit grant paid, corrected').",
     )
 
 
@@ -1109,6 +1154,11 @@ class InvoiceExplanation(Closed):
     postings: list[ExplainedPosting] = Field(
         default_factory=list,
         description="The ledger postings of the invoice, its credit notes and its payments, with entries.",
+    )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What this invoice's negative differences gave back to the credit grants that paid "
+        "the usage they take back (docs/billing.md, 'Usage a credit grant paid, corrected').",
     )
 
 

@@ -174,7 +174,7 @@ def rerun_invoice(
             rate(subscription, parse_ts(invoice.period_start), parse_ts(invoice.period_end))
         )
         deltas, withheld = unbillable.split(
-            line_deltas(invoice, rerated, ctx.billing.adjustments(subscription_id))
+            line_deltas(invoice, rerated, ctx.billing.adjustments_of(subscription_id, invoice.id))
         )
         if withhold:  # a backfill's own rerun, checked before its commit began: the rest is applied
             unbillable.report(withheld, "rerun", invoice_id=invoice_id)
@@ -189,7 +189,10 @@ def rerun_invoice(
             # a difference the cap cuts to nothing (already given back) issues nothing: unchanged, its
             # adjustment records kept, applied to the corrected invoice
             issued = (
-                correction if correction and (correction["invoice"] or correction["credit_notes"]) else None
+                correction
+                if correction
+                and (correction["invoice"] or correction["credit_notes"] or correction["grant_restorations"])
+                else None
             )
             result = {
                 "object": "invoice_rerun",

@@ -51,6 +51,7 @@ from neruba.logic import idempotency
 from neruba.logic.billing import (
     backfill_ids,
     backfill_order,
+    backfill_reach,
     backfill_replace,
     backfill_supersede,
     backfill_unbilled,
@@ -138,6 +139,8 @@ def run_steps(
     Raises ``DeadlineReachedError`` when ``budget`` runs out before the end."""
     budget = budget or Budget()
     found = get_backfill(ctx, backfill_id)
+    # where its events may lie, before any is counted or voided: the index reruns find it by
+    backfill_reach.record(backfills(ctx), backfill_id, found.document)
     held = backfills(ctx).held_events(backfill_id)
     replaced: list[HeldEvent] = []
     # held events under the id of a stored event they correct: counted as its corrected copy (first, so

@@ -24,10 +24,10 @@ from typing import Any
 
 from neruba import jsonutil
 from neruba.dal.backfills import HeldEvent
-from neruba.dal.usage import StoredEvent
+from neruba.dal.usage import StoredEvent, UsageRepository
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import backfill_ids
+from neruba.logic.billing import backfill_ids, backfill_reach
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError
 from neruba.logic.billing.context import Billing
 from neruba.logic.ingest.restores import restored_by
@@ -111,6 +111,8 @@ def correct(
             copy_transaction_id=backfill_ids.copy_transaction_id(backfill_id, event),
             copy_id=f"{backfill_id}:{n}",
         )
+        if resolved.kind == "supersede":  # where the reruns find it: recorded before its void
+            backfill_reach.record_event(ctx.billing.backfills, backfill_id, doc, target)
         try:
             answer = void_event(request, actor, _key(backfill_id, event), request_id, now)
         except ConflictError as exc:  # the line changed meanwhile: the next run decides again
@@ -138,9 +140,14 @@ def _void_finished(event: StoredEvent, now: datetime) -> bool:
 def originals_to_restore(ctx: Billing, backfill_id: str, held: list[HeldEvent]) -> list[StoredEvent]:
     """For a revert: the events the commit superseded (still voided by it, or restored by a run of this
     revert already). A relinked event was voided before the backfill and stays voided."""
+    return superseded_originals(ctx.usage, backfill_id, held)
+
+
+def superseded_originals(
+    usage: UsageRepository, backfill_id: str, held: list[HeldEvent]
+) -> list[StoredEvent]:
+    """:func:`originals_to_restore` read from the usage table alone (a migration has no billing context)."""
     keys = [(e.customer_id, backfill_ids.copy_transaction_id(backfill_id, e)) for e in held]
-    copies = [
-        c for c in ctx.usage.get_events(keys).values() if (c.copy_id or "").startswith(f"{backfill_id}:")
-    ]
-    originals = ctx.usage.get_events((c.customer_id, str(c.amends)) for c in copies if c.amends)
+    copies = [c for c in usage.get_events(keys).values() if (c.copy_id or "").startswith(f"{backfill_id}:")]
+    originals = usage.get_events((c.customer_id, str(c.amends)) for c in copies if c.amends)
     return [e for _, e in sorted(originals.items()) if superseded_by(e, backfill_id)]

@@ -11,7 +11,9 @@ the customer's credit), but the tax given back is the adjustment's own tax (the 
 usage), shared between the notes taking it in parts. A line never gives back more than the customer is
 still billed for it (what every credit note, an operator's too, took counts as taken back): only what an
 invoice still bills but could not take by a note stays on the correction's own invoice (a
-``credit_note`` invoice when negative).
+``credit_note`` invoice when negative). Positive lines of the same corrected line offset its negative
+lines first (they stay lines, adding up to nothing, tax included): only the net negative is credited,
+with the net tax (docs/billing.md, "A window settles the net of a line's differences").
 
 Everything is returned as actions of the correction's one transaction: one credit note per credited
 invoice, its id ``cn_`` + SHA-256 of the correction's id and the invoice's, numbered with one conditional
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
+from neruba.logic.billing import grant_restores
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
 
@@ -60,6 +63,7 @@ class Settlement:
     lines: list[dict[str, Any]] = field(default_factory=list)
     credited_by: dict[str, str] = field(default_factory=dict)
     documents: list[dict[str, Any]] = field(default_factory=list)
+    restored: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _carried(invoice: Invoice, ref: tuple[str, str]) -> list[str]:
@@ -170,9 +174,11 @@ def _settles(
 
 
 def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[str, Any]], now: datetime,
-           actor: str, issue: Issue) -> Settlement:  # fmt: skip
+           actor: str, issue: Issue, source: str | None = None) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
-    ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``)."""
+    ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``). The grants that
+    paid a corrected line take back their part first (``grant_restores``; ``source`` names the write
+    carrying it, the correction's id by default)."""
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
@@ -183,10 +189,19 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
     )
     carriers = _carriers(invoices)
-    budget = _still_carried(invoices, refs, lines, _outside(ctx)) if wanted else {}
-    taxes = _Taxes(
-        {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
-    )
+    held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
+    budget = _still_carried(invoices, refs, lines, _outside(ctx), held) if wanted else {}
+    offset = _offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
+    for line_id, amount in offset.items():
+        wanted[line_id] -= amount
+        budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
+    taxes = _net_taxes(lines, wanted, refs, offset)
+    # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
+    # transaction
+    read = (wanted, refs, budget, invoices, held)
+    restored = _restore(ctx, source or correction_id, lines, read, taxes, now)
+    result.actions += restored.actions
+    result.restored = restored.view()
     for invoice in carriers:
         # never planned beyond what the customer is still billed for the line (``_still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
@@ -223,13 +238,29 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         line_id = str(line["line_id"])
         if line_id not in wanted:
             result.lines.append(dict(line))
-        elif wanted[line_id] > 0:
-            result.lines.append(_rest(line, wanted[line_id], taxes))
+        elif wanted[line_id] + offset.get(line_id, 0) > 0:
+            result.lines.append(_rest(line, wanted[line_id] + offset.get(line_id, 0), taxes))
     if notes:
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
         result.credited_by.setdefault(line_id, refs[line_id][0])
+    for line_id in restored.taken:  # a line the grants took whole: the corrected invoice holds it
+        if wanted[line_id] + offset.get(line_id, 0) <= 0:
+            result.credited_by.setdefault(line_id, refs[line_id][0])
     return result
+
+
+def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple[Any, ...], taxes: _Taxes,
+             now: datetime) -> grant_restores.Restoration:  # fmt: skip
+    """The grants' part of the negative lines (``grant_restores``): taken off ``wanted`` (and off the
+    lines' tax as a note's part would be), given back by the restoration's actions."""
+    wanted, refs, budget, invoices, held = read
+    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held)
+    restored = grant_restores.restoration(ctx, source, lines, parts, held, now)
+    for line_id, amount in restored.taken.items():
+        wanted[line_id] -= amount
+        taxes.took(line_id, amount)
+    return restored
 
 
 def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
@@ -245,24 +276,119 @@ def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, t
     return wanted, refs
 
 
+def _corrected(line: dict[str, Any]) -> tuple[str, str]:
+    """The line ``line`` corrects (invoice id, line id), as ``_negatives`` names it."""
+    named = line.get("references") or {}
+    return str(named.get("invoice_id")), str(named.get("line_id"))
+
+
+def _offsets(
+    lines: list[dict[str, Any]], wanted: dict[str, int], refs: dict[str, tuple[str, str]]
+) -> dict[str, int]:
+    """Per negative line, the part of it the positive lines of the same corrected line (in ``lines``)
+    offset, negative lines in order: a reverted backfill's +300 and its revert's -300 net out on the
+    invoice carrying both, and only the net negative of a line is credited (docs/billing.md, "A window
+    settles the net of a line's differences")."""
+    positive: dict[tuple[str, str], int] = {}
+    for line in lines:
+        if int(line["amount_minor"]) > 0:
+            positive[_corrected(line)] = positive.get(_corrected(line), 0) + int(line["amount_minor"])
+    out: dict[str, int] = {}
+    for line_id, amount in wanted.items():
+        take = min(amount, positive.get(refs[line_id], 0))
+        if take > 0:
+            out[line_id] = take
+            positive[refs[line_id]] -= take
+    return out
+
+
+def _net_taxes(
+    lines: list[dict[str, Any]],
+    wanted: dict[str, int],
+    refs: dict[str, tuple[str, str]],
+    offset: dict[str, int],
+) -> _Taxes:
+    """The tax each negative line gives back with the part of it left to credit (``wanted``, after the
+    ``offset``). Nothing offset: the line's own tax. A corrected line whose negative lines are partly
+    offset gives back its net tax: its negative lines' tax less its positive lines' (what re-rating the
+    surviving events changes of the tax: every adjustment's tax is the corrected invoice's tax now less
+    the tax billed so far), shared over its negative lines by what each leaves to credit, rounded half-up
+    once (``_shares``); the offsetting parts on the invoice then add up to no tax, as to no amount. A
+    line without tax of its own among them (no rates): each line's own tax by its part (as a cap
+    shares it)."""
+    own = {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}
+    tax: dict[str, dict[str, int] | None] = dict(own)
+    for ref in dict.fromkeys(refs[k] for k in offset):
+        ids = [k for k in wanted if refs[k] == ref]
+        back = [own[k] for k in ids]
+        back += [_tax_of(line) for line in lines if int(line["amount_minor"]) > 0 and _corrected(line) == ref]
+        if any(t is None for t in back):
+            for k in ids:
+                whole, line_tax = wanted[k] + offset.get(k, 0), own[k]
+                tax[k] = None if line_tax is None else _shares(line_tax, [wanted[k]], whole)[0]
+            continue
+        net: dict[str, int] = {}
+        for part in back:
+            for rate, value in (part or {}).items():
+                net[rate] = net.get(rate, 0) + value
+        parts = [wanted[k] for k in ids]
+        tax.update(zip(ids, _shares(net, parts, sum(parts)), strict=True))
+    return _Taxes(tax, dict(wanted), own, dict(offset))
+
+
+def _shares(tax: dict[str, int], parts: list[int], total: int) -> list[dict[str, int]]:
+    """``tax`` (per rate id) shared over ``parts`` of ``total``: the first ``n`` of ``total`` carry
+    ``tax x n / total`` rounded half-up once, so the shares add up to ``tax`` exactly (all of it to the
+    last part taking the rest; none to a part of nothing)."""
+    out, before, taken = [], dict.fromkeys(tax, 0), 0
+    for part in parts:
+        if part <= 0:
+            out.append(dict.fromkeys(tax, 0))
+            continue
+        taken += part
+        after = _upto(tax, taken, total)
+        out.append({r: after[r] - before[r] for r in tax})
+        before = after
+    return out
+
+
+def _upto(tax: dict[str, int], taken: int, total: int) -> dict[str, int]:
+    """The tax (per rate id) the first ``taken`` of ``total`` carry: ``tax x taken / total`` rounded
+    half-up once; all of it from ``total`` on."""
+    if taken >= total:
+        return dict(tax)
+    return {r: int((Decimal(t * taken) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            for r, t in tax.items()}  # fmt: skip
+
+
 def within_billed(
-    ctx: Billing, customer_id: str, lines: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    ctx: Billing, customer_id: str, lines: list[dict[str, Any]], source: str = "", now: datetime | None = None
+) -> tuple[list[dict[str, Any]], dict[str, str], grant_restores.Restoration]:
     """``lines`` (a window's unpriced adjustment lines, or the upcoming preview's) with each negative
     line cut to what the customer is still billed for the line it corrects (``_still_carried``: what a
     credit note, an operator's too, took counts as taken back; the window's own positive lines of it
     count as billed), in order; a line cut to nothing is left out. Returns the lines and, per line cut,
     the corrected invoice's id (what its adjustment record names as applied to: the corrected invoice
     holds it, as a rerun's ``settle`` does). The adjustment record keeps the whole difference, so a
-    later difference is always computed against the re-rating, and a later positive one is billed."""
+    later difference is always computed against the re-rating, and a later positive one is billed.
+
+    Before the cap, the grants that paid a corrected line take back their part (money first,
+    ``grant_restores.split``): the third value is that restoration (``source``: the invoice carrying
+    the lines; its actions join that invoice's transaction), and a line the grants take whole is left
+    out, its corrected invoice named as for a line cut."""
+    from datetime import UTC
+
     wanted, refs = _negatives(lines)
     if not wanted:
-        return [dict(line) for line in lines], {}
+        return [dict(line) for line in lines], {}, grant_restores.Restoration()
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
-    budget = _still_carried(invoices, refs, lines, _outside(ctx))
+    held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
+    budget = _still_carried(invoices, refs, lines, _outside(ctx), held)
     taxes = _Taxes(
         {k: _tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted)
     )
+    read = (wanted, refs, budget, invoices, held)
+    restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     out: list[dict[str, Any]] = []
     cut: dict[str, str] = {}
     for line in lines:
@@ -272,11 +398,11 @@ def within_billed(
             continue
         keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
         budget[refs[line_id]] -= keep
-        if keep < wanted[line_id]:
+        if keep < wanted[line_id] or keep == 0:
             cut[line_id] = refs[line_id][0]
         if keep > 0:
             out.append(_rest(line, keep, taxes))
-    return out, cut
+    return out, cut, restored
 
 
 def _outside(ctx: Billing) -> Callable[[Invoice], int]:
@@ -324,14 +450,13 @@ def _rest(line: dict[str, Any], amount: int, taxes: _Taxes) -> dict[str, Any]:
     if amount == -int(line["amount_minor"]):
         return dict(line)
     line_id = str(line["line_id"])
-    given = taxes.given.get(line_id, 0)
     if taxes.tax.get(line_id) is None or not line.get(CORRECTED):
         rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED, "gross_minor")}
         return {**rest, "amount_minor": -amount}
-    after, was = taxes.upto(line_id, given + amount), taxes.upto(line_id, given)
+    left = taxes.left(line_id, amount)
     rates = []
     for r in line["tax"]["rates"]:
-        part = -(after.get(str(r["tax_rate_id"]), 0) - was.get(str(r["tax_rate_id"]), 0))
+        part = -left.get(str(r["tax_rate_id"]), 0)
         rates.append({**r, "amount_minor": part, "exact_minor": str(part), "taxable_minor": -amount})
     inclusive = sum(int(r["amount_minor"]) for r in rates if r.get("inclusive"))
     tax = {
@@ -357,21 +482,33 @@ def _tax_of(line: dict[str, Any]) -> dict[str, int] | None:
 
 @dataclass
 class _Taxes:
-    """Each negative line's tax shared between the notes taking it in parts: the tax given back with the
-    first ``n`` of a line's ``total`` is its tax x ``n / total`` rounded half-up once, so the parts add up
-    to the line's tax exactly and the part taking the last of it takes the rest."""
+    """Each negative line's tax shared between the notes taking it in parts: ``tax`` is what the line's
+    ``total`` left to credit gives back (its own tax when nothing of it is offset, ``_net_taxes``), and
+    the tax given back with the first ``n`` of it is ``tax`` x ``n / total`` rounded half-up once, so the
+    parts add up to it exactly and the part taking the last of it takes the rest. ``own``: the line's
+    own tax; ``offset``: the part of it positive lines of its corrected line offset (a line of the
+    invoice, with the rest of its own tax)."""
 
     tax: dict[str, dict[str, int] | None]
     total: dict[str, int]
+    own: dict[str, dict[str, int] | None] = field(default_factory=dict)
+    offset: dict[str, int] = field(default_factory=dict)
     given: dict[str, int] = field(default_factory=dict)
 
     def upto(self, line_id: str, taken: int) -> dict[str, int]:
-        """The tax per rate id given back with the first ``taken`` of the line."""
-        tax, total = self.tax[line_id] or {}, self.total[line_id]
-        if taken >= total:
-            return dict(tax)
-        return {r: int((Decimal(t * taken) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-                for r, t in tax.items()}  # fmt: skip
+        """The tax per rate id given back with the first ``taken`` of the line's part to credit."""
+        return _upto(self.tax[line_id] or {}, taken, self.total[line_id])
+
+    def left(self, line_id: str, amount: int) -> dict[str, int]:
+        """The tax per rate id of what is left of the line (``amount``: its offset part and the part no
+        note took after ``given``): its own tax less what is not left of its part to credit (the notes'
+        part before, and whatever no invoice holds after: a cap)."""
+        tax = self.tax[line_id] or {}
+        own = self.own.get(line_id, self.tax[line_id]) or {}
+        given = self.given.get(line_id, 0)
+        kept = amount - self.offset.get(line_id, 0)
+        after, was = self.upto(line_id, given + kept), self.upto(line_id, given)
+        return {r: own.get(r, 0) - tax.get(r, 0) + after.get(r, 0) - was.get(r, 0) for r in {*own, *tax}}
 
     def of(self, parts: list[tuple[str, int, str]]) -> tuple[tuple[str, int], ...] | None:
         """The tax per rate id the parts ``(carrying line, amount, line id)`` of one note give back."""
@@ -416,11 +553,13 @@ def _still_carried(
     refs: dict[str, tuple[str, str]],
     lines: list[dict[str, Any]],
     outside: Callable[[Invoice], int],
+    held: dict[str, Any] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
     (the line, later adjustments of it, a correction's own negative line) less what credit notes took
     and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
-    plus this correction's positive lines of it. A negative line never takes back more than this."""
+    plus this correction's positive lines of it, less what grants got back of it (``held``,
+    ``grant_restores``). A negative line never takes back more than this."""
     from neruba.logic.billing.credit_notes import line_states
 
     out = {ref: 0 for ref in refs.values()}
@@ -438,6 +577,8 @@ def _still_carried(
         key = (str(named.get("invoice_id")), str(named.get("line_id")))
         if key in out and int(line["amount_minor"]) > 0:
             out[key] += int(line["amount_minor"])
+    for ref in out:
+        out[ref] -= grant_restores.restored_of(held or {}, *ref)
     return out
 
 
@@ -446,7 +587,8 @@ WINDOW_ROOM = 30  # actions a window's transaction keeps besides its adjustments
 
 
 def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: list[dict[str, Any]],
-                       carried: list[dict[str, Any]], now: datetime) -> Settlement | None:  # fmt: skip
+                       carried: list[dict[str, Any]], now: datetime,
+                       source: str | None = None) -> Settlement | None:  # fmt: skip
     """A window invoice (any of the subscription's, its last or not) whose lines (``priced``) total
     below zero settles its negative adjustments (``carried``: unpriced, as the window found them) as a
     correction after the end does: credit notes against the invoices carrying them, in the window's own
@@ -461,7 +603,7 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
     if invoice_totals(priced, 0)["total_minor"] >= 0:
         return None
     # a window is billed before the end: no correction invoice is left a draft to finalize first
-    settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None)
+    settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None, source)
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None
     settled.actions.append(_window_audit(customer_id, invoice_id, settled, now))

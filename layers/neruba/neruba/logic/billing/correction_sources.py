@@ -18,7 +18,9 @@ A backfill is a candidate when its commit began after the invoice was made (an e
 were billed when the invoice was rated), or when the rerun is its own; a ``reverted`` one only while its
 recorded parts on the invoice do not net to zero.
 
-Cost: per candidate, its held events read and one more rating of the window.
+Cost: one query of the customer's backfill spans ending after the window's start and one batch read of
+the backfills they name (never the deployment's other backfills); per candidate, its held events read
+and one more rating of the window.
 """
 
 from __future__ import annotations
@@ -40,12 +42,18 @@ LEVEL = "level:"  # a part through a level the rerun's own backfill carries into
 
 
 def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill]:
-    """The backfills whose events may lie in the invoice's window and are not billed by its lines."""
+    """The backfills whose events may lie in the invoice's window and are not billed by its lines: those
+    of its customer whose recorded reach overlaps the window (``logic.billing.backfill_reach``: one
+    query of the customer's spans ending after the window's start, then the backfills it names), and the
+    rerun's own."""
+    from neruba.logic.billing.backfill_reach import reaching
     from neruba.logic.billing.backfills import backfills
 
+    repo = backfills(ctx)
+    ids = reaching(repo, invoice.customer_id, invoice.period_start, invoice.period_end)
     made = invoice.document.get("created_at")
     found = []
-    for backfill in backfills(ctx).all():
+    for backfill in repo.get_many(sorted(ids | ({own} if own else set()))):
         if backfill.status not in STARTED or invoice.customer_id not in backfill.document["customer_ids"]:
             continue
         began = backfill.committing_at
@@ -230,6 +238,20 @@ class Attribution:
                 source["other_minor"] = other
             delta["source"] = source
 
+    def leave_out(self, line_ids: set[str]) -> None:
+        """Record no part of the lines ``line_ids`` (left for a later billing to carry)."""
+        self.parts = [(b, {k: v for k, v in lines.items() if k not in line_ids}) for b, lines in self.parts]
+
+    def carried_items(self, ctx: Billing, action: str, invoice_id: str | None) -> list[Any]:
+        """The Puts recording the parts of a difference billed without a rerun, under a rerun key that
+        follows from its lines (each adjustment line's id is new: billed once, recorded once):
+        ``action`` ``adjustment_applied`` (``invoice_id`` the window invoice carrying the lines) or
+        ``correction_invoiced`` (the correction invoice, or None when credit notes took all of it)."""
+        from neruba.logic import idempotency
+
+        rerun = idempotency.digest({"carried": sorted(str(d["line_id"]) for d in self.deltas)}, 16)
+        return self.items(ctx, rerun, {"action": action, "correction": {"invoice_id": invoice_id}})
+
     def audited(self) -> dict[str, Any]:
         """For the rerun's audit record: the backfills whose events it carries (none: nothing)."""
         named = [backfill.id for backfill, lines in self.parts if self._lines(backfill, lines)]
@@ -276,6 +298,26 @@ class Attribution:
             record = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), recorded, money)
             found.append(repo.put_item(record))
         return found
+
+
+def carried(
+    ctx: Billing,
+    invoice: Invoice,
+    rated: dict[str, dict[str, Any]],
+    deltas: list[dict[str, Any]],
+    room: int | None = None,
+) -> tuple[list[dict[str, Any]], Attribution]:
+    """A difference billed without a rerun (the next window's look-back; after the end, the corrections
+    sweep) is attributed as a rerun's: the lines (at most ``room``, less one per backfill's part to
+    record; None: all of them) named, and the parts to record (:meth:`Attribution.carried_items`). A line
+    left out is found again, with its parts, by the next billing."""
+    parts = Attribution(ctx, invoice, rated, None)
+    keep = len(deltas) if room is None else max(0, room - sum(1 for _, lines in parts.parts if lines))
+    if keep < len(deltas):
+        parts.leave_out({str((d.get("references") or {}).get("line_id")) for d in deltas[keep:]})
+    kept = deltas[:keep]
+    parts.name_lines(kept)
+    return kept, parts
 
 
 def reported(ctx: Billing, invoice_id: str, backfill_id: str, direction: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ original invoice and line (``explain`` shows them).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -64,7 +64,7 @@ def correction_invoice(
     from neruba.logic.billing.correction_credits import settle
 
     subscription_id = str(original.subscription_id)
-    pending = [a for a in ctx.billing.adjustments(subscription_id) if a.status == "pending"]
+    pending = ctx.billing.pending_adjustments(subscription_id)  # not the applied ones
     if not deltas and not pending:
         return None, []
     records = [adjustment_record(d, "applied", None, now) for d in deltas]
@@ -120,7 +120,7 @@ def _written(
     rates = original.document.get("tax_rates") or []
     every = [*(r.line for r in records), *(a.line for a in pending)]
     lines = priced(settled.lines)  # a line of 0 (free usage recounted) is still billed, as a 0 line
-    doc = _document(original, invoice_id, rates, lines, now) if lines else None
+    doc = _document(original, invoice_id, rates, lines, now, settled.restored) if lines else None
     billed = {str(line["line_id"]) for line in lines}
 
     def billed_on(line: dict[str, Any]) -> str:
@@ -147,12 +147,18 @@ def _written(
         "credit_notes": settled.notes,
         "lines": doc["lines"] if doc and not settled.notes else priced(every),
         "amount_minor": (int(doc["total_minor"]) if doc else 0) - credited,
+        "grant_restorations": settled.restored,
     }
     return correction, actions
 
 
 def _document(
-    original: Invoice, invoice_id: str, rates: list[Any], lines: list[dict[str, Any]], now: datetime
+    original: Invoice,
+    invoice_id: str,
+    rates: list[Any],
+    lines: list[dict[str, Any]],
+    now: datetime,
+    restored: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The correction invoice of ``lines`` (priced), a draft due for finalization now."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
@@ -167,6 +173,7 @@ def _document(
             "corrects": {"invoice_id": original.id, "number": original.number},
             **({"tax_rates": rates} if rates else {}),
             **{k: original.document[k] for k in ("tax_provider", "tax_location") if k in original.document},
+            **({"grant_restorations": list(restored)} if restored else {}),
         },
         period=(original.period_start, original.period_end),
         lines=lines,
@@ -183,13 +190,18 @@ def answer(correction: dict[str, Any]) -> dict[str, Any]:
     notes = correction["credit_notes"]
     where = [f"correction invoice {doc['id']}, issued now"] if doc else []
     where += [f"credit note {n['id']} against invoice {n['invoice_id']}" for n in notes]
+    where += [f"credit grant {r['grant_id']} given back {r['amount_minor']} of invoice {r['invoice_id']}"
+              for r in correction.get("grant_restorations") or []]  # fmt: skip
     return {
-        "type": "correction_invoice" if doc and doc["kind"] == "correction" else "credit_note",
+        "type": "correction_invoice"
+        if doc and doc["kind"] == "correction"
+        else ("credit_note" if doc or notes else "grant_restoration"),
         "invoice_id": doc["id"] if doc else None,
         "applies_to": "; ".join(where),
         "lines": correction["lines"],
         "amount_minor": correction["amount_minor"],
         "credit_notes": notes,
+        "grant_restorations": correction.get("grant_restorations") or [],
     }
 
 
@@ -219,6 +231,33 @@ def issue_now(ctx: Billing, invoice_id: str, now: datetime) -> Invoice | None:
     return invoice
 
 
+LONGEST_PERIOD_DAYS = {"day": 1, "week": 7, "month": 31, "quarter": 92, "year": 366}  # per interval
+
+
+def correctable(ctx: Billing, customer_id: str, now: datetime) -> tuple[set[str], str | None]:
+    """The customer's subscriptions whose billing ended and whose usage invoices late events may still
+    change (an invoice of a period that ended within ``ctx.late_events``), and the day (``YYYY-MM-DD``)
+    from which such an invoice's period may start: the horizon less the longest period of the
+    subscription's interval. A subscription whose billing ended before the horizon has none."""
+    from datetime import timedelta
+
+    from neruba.timefmt import parse_ts
+
+    horizon = now - ctx.late_events
+    ended: set[str] = set()
+    first: datetime | None = None
+    for subscription in ctx.plans.customer_subscriptions(customer_id):
+        state = ctx.billing.state(subscription.id)
+        if state is None or state.status != "ended":
+            continue  # its next window re-rates these
+        if state.ends_at and parse_ts(state.ends_at) < horizon:
+            continue  # every period of it ended before the horizon
+        ended.add(subscription.id)
+        start = horizon - timedelta(days=LONGEST_PERIOD_DAYS.get(state.interval, 366))
+        first = start if first is None or start < first else first
+    return ended, ts(first)[:10] if first else None
+
+
 def late_corrections(
     ctx: Billing, customer_id: str, now: datetime, withheld: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
@@ -227,49 +266,56 @@ def late_corrections(
     While a subscription is billed, late events are found when its next window is billed; after the end
     nothing is billed again, so this re-rates every finalized usage invoice of an ended subscription whose
     period ended within ``ctx.late_events`` (ingest's maximum event age and a day) and bills a difference
-    on a correction invoice (as a rerun would). Idempotent: recorded adjustments are counted, so a second
-    call finds nothing; two callers at once write one invoice (conditional puts). Returns
-    ``{invoice_id, subscription_id, corrects}`` per invoice issued. A difference against a line re-rated 0
-    as unbillable is not billed (``logic.billing.unbillable``): it is logged, counted and added to
-    ``withheld``, and the invoice stays as billed.
+    on a correction invoice (as a rerun would). Reads: the customer's subscriptions and their billing
+    states, then only the invoices whose period starts from :func:`correctable`'s day on (none when no
+    ended subscription can change), and per invoice its own adjustments (a key range of ``ADJ#``).
+    Idempotent: recorded adjustments are counted, so a second call finds nothing; two callers at once
+    write one invoice (conditional puts). Returns ``{invoice_id, subscription_id, corrects}`` per invoice
+    issued. A difference against a line re-rated 0 as unbillable is not billed
+    (``logic.billing.unbillable``): it is logged, counted and added to ``withheld``, and the invoice stays
+    as billed.
     """
     from neruba.dal.transaction import Cancelled, Transaction, commit
     from neruba.logic.billing import unbillable
+    from neruba.logic.billing.correction_sources import carried
     from neruba.logic.billing.worker import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
 
+    ended, since = correctable(ctx, customer_id, now)
+    if not ended:
+        return []  # no invoice of the customer can change: none is read
     by_subscription: dict[str, list[Invoice]] = {}
-    for invoice in ctx.invoices.of_customer(customer_id):
+    for invoice in ctx.invoices.of_customer(customer_id, since):
         if invoice.kind != "usage" or invoice.status in ("draft", "void"):
             continue
-        if parse_ts(invoice.period_end) < now - ctx.late_events:
+        if str(invoice.subscription_id) not in ended or parse_ts(invoice.period_end) < now - ctx.late_events:
             continue
         by_subscription.setdefault(str(invoice.subscription_id), []).append(invoice)
     issued: list[dict[str, Any]] = []
     for subscription_id, originals in sorted(by_subscription.items()):
-        if not billing_ended(ctx, subscription_id):
-            continue  # its next window re-rates these
         subscription = ctx.subscription(subscription_id).timeline
         for original in sorted(originals, key=lambda i: i.period_start):
             rerated = rated_lines(
                 ctx.rate_window(subscription, parse_ts(original.period_start), parse_ts(original.period_end))
             )
             deltas, held = unbillable.split(
-                line_deltas(original, rerated, ctx.billing.adjustments(subscription_id))
+                line_deltas(original, rerated, ctx.billing.adjustments_of(subscription_id, original.id))
             )
             unbillable.report(held, "corrections", subscription_id=subscription_id)
             if withheld is not None:
                 withheld.extend(held)
             if not deltas:
                 continue
+            deltas, named = carried(ctx, original, rerated, deltas)  # the backfills whose events they carry
             correction, actions = correction_invoice(ctx, original, deltas, now)
             if correction is None:
                 continue
+            doc = correction["invoice"]
+            actions += named.carried_items(ctx, "correction_invoiced", doc["id"] if doc else None)
             try:
                 commit(Transaction(actions))
             except Cancelled:
                 continue  # another caller billed these differences first (or a credited invoice moved)
-            doc = correction["invoice"]
             if doc is not None:
                 issue_now(ctx, str(doc["id"]), now)
             send_credit_notes(ctx, correction)

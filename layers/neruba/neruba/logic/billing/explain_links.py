@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from neruba.logic.billing import grant_restores
 from neruba.logic.billing.invoices import VoidedLookup, cited_voids, explain, get_invoice
 from neruba.timefmt import iso
 
@@ -45,8 +46,11 @@ def explain_invoice(ctx: Billing, invoice_id: str, voided: VoidedLookup) -> dict
             if str(taken["line_id"]) == line_id
         ]
         line["credit_notes"] = cited
-        line["postings"] = [*booking, *(c["posting_id"] for c in cited)]
+        line["grant_restorations"] = given = grant_restores.explained(ctx, invoice, line_id)
+        line["postings"] = [*booking, *(c["posting_id"] for c in cited), *(g["posting_id"] for g in given)]
     answer["postings"] = postings
+    # the grants this invoice's negative differences gave back to (it carried the difference)
+    answer["grant_restorations"] = list(invoice.document.get("grant_restorations") or [])
     return answer
 
 

@@ -103,6 +103,8 @@ def recompute_draft(
     rev = invoice.rev
     kept = {k: v for k, v in invoice.document.items() if k not in EXTRA_TOTALS}  # stored when not all 0
     doc = {**kept, "lines": lines, **totals, "revised_at": iso(now)}
+    if settled is not None and settled.restored:  # which grants the revision gave back to
+        doc["grant_restorations"] = [*(kept.get("grant_restorations") or []), *settled.restored]
     before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
     actions = [
         ctx.invoices.revise_item(doc, rev),
@@ -137,7 +139,8 @@ def _settled(ctx: Billing, invoice: Invoice, lines: list[dict[str, Any]], carrie
         for line in carried
         if line.get("kind") == "adjustment"
     ]
-    settled = settled_below_zero(ctx, invoice.customer_id, invoice.id, lines, adjustments, now)
+    source = f"{invoice.id}:rev{invoice.rev + 1}"  # the revision carries what grants take back
+    settled = settled_below_zero(ctx, invoice.customer_id, invoice.id, lines, adjustments, now, source)
     if settled is None or not invoice.subscription_id:
         return None, []
     from neruba.logic.billing.adjustment_terms import adjustment_record

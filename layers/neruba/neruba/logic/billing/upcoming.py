@@ -94,12 +94,14 @@ def upcoming_invoice(
         view = _assembled(billing, sub, window, early, pending)
         settled = _settled(late, sub, view, pending, now) if late is not None and billing else None
         notes: list[dict[str, Any]] = []
+        restored: list[dict[str, Any]] = []  # what the grants that paid corrected usage get back
         if settled is not None:  # the window's negative adjustments: credit notes, not lines of it
             others = [line for line in pending if line.get("kind") != "adjustment"]
             pending = [*settled.lines, *others]
             view, notes = _assembled(billing, sub, window, early, pending), _to_issue(settled)
+            restored = settled.restored
         elif late is not None:  # else each negative one cut to what its line still bills, as billing does
-            capped = _within_billed(late, sub, pending)
+            capped, restored = _within_billed(late, sub, pending, now)
             if capped != pending:
                 pending, view = capped, _assembled(billing, sub, window, early, capped)
         windows.append(
@@ -110,6 +112,7 @@ def upcoming_invoice(
                 "pending_adjustments_minor": sum(int(line["amount_minor"]) for line in pending),
                 "threshold_invoiced_minor": -sum(int(line["amount_minor"]) for line in early),
                 "credit_notes_to_issue": notes,
+                "grant_restorations": [{**r, "posting_id": None} for r in restored],
                 **_trial(sub, start, end, now),
             }
         )
@@ -204,12 +207,16 @@ def _pending_lines(billing: BillingRepository, subscription_id: str) -> list[dic
     return [_marked(a.line) for a in billing.adjustments(subscription_id) if a.status == "pending"]
 
 
-def _within_billed(ctx: Billing, sub: Timeline, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The pending adjustment lines as the next invoice will carry them: each negative one cut to what
-    the customer is still billed for its line (``correction_credits.within_billed``, as billing does)."""
+def _within_billed(
+    ctx: Billing, sub: Timeline, pending: list[dict[str, Any]], now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pending adjustment lines as the next invoice will carry them: the grants that paid a
+    corrected line taking back their part, each negative line cut to what the customer is still billed
+    for its line (``correction_credits.within_billed``, as billing does); and what the grants get back."""
     from neruba.logic.billing.correction_credits import within_billed
 
-    return within_billed(ctx, str(sub.customer_id), pending)[0]
+    lines, _cut, restoration = within_billed(ctx, str(sub.customer_id), pending, "preview", now)
+    return lines, restoration.view()
 
 
 def _marked(adjustment_line: dict[str, Any]) -> dict[str, Any]:

@@ -243,8 +243,9 @@ def build_invoice(
     rate = ctx.rate_opening if window.kind == "opening" else ctx.rate_window
     adjustment_lines: list[dict[str, Any]] = []
     recording: list[Applied] = []
+    sources: list[dict[str, Any]] = []  # the backfills' parts of the look-back's lines (BFPART#)
     if window.kind == "usage":  # the earlier windows first: re-rating them stores their closing levels
-        adjustment_lines, recording = late_adjustments(ctx, terms, window, now)
+        adjustment_lines, recording, sources = late_adjustments(ctx, terms, window, now)
     rated = rate(terms, window.start, window.end)
     own = [line_dict(line) for line in rated.lines]
     own += period_end_lines(ctx, window, thresholds_issued, own)  # what threshold invoices billed
@@ -263,12 +264,21 @@ def build_invoice(
     lines, extras, discount_actions = priced(adjustment_lines)
     settled = settled_below_zero(ctx, customer_id, window.invoice_id, lines, adjustment_lines, now)
     absorbed: dict[str, str] = {}
+    restored: list[dict[str, Any]] = []
+    restoring: list[dict[str, Any]] = []
     if settled is not None:  # the negative adjustments credited against the invoices carrying them
         lines, extras, discount_actions = priced(settled.lines)
+        restored = settled.restored
     else:  # a negative difference gives back at most what the customer is still billed for its line
-        carried, absorbed = within_billed(ctx, customer_id, adjustment_lines)
-        if absorbed:
+        # (the grants that paid it taking back their part first: logic.billing.grant_restores)
+        carried, absorbed, restoration = within_billed(
+            ctx, customer_id, adjustment_lines, window.invoice_id, now
+        )
+        restored, restoring = restoration.view(), restoration.actions
+        if absorbed or restoration.taken:
             lines, extras, discount_actions = priced(carried)
+    if restored:  # which grants got what back, on the invoice carrying the difference
+        extras = {**extras, "grant_restorations": restored}
     credited = {**absorbed, **(settled.credited_by if settled else {})}
     kept = {str(line["line_id"]) for line in lines}
     actions = [
@@ -277,9 +287,11 @@ def build_invoice(
             (str(line["line_id"]) for line in adjustment_lines), recording, strict=True
         )
     ]
+    actions += sources  # each backfill's part of the look-back's lines, recorded once
     actions += one_off_actions
     actions += discount_actions  # each discount's period counted by this transaction only
     actions += settled.actions if settled else []
+    actions += restoring
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     picked = [str(line["line_id"]) for line in one_off_lines]
     base = credit_base(lines, picked)  # after discounts; credits never pay one-off charges or advance lines
@@ -307,8 +319,8 @@ def build_invoice(
     actions += credits.items if credits else []
     actions.append(invoice_event("invoice.created", doc, now))
     every = [*actions, *posting]
-    if settled is not None:  # the credit notes post to the invoice's balances: one move each
-        every = ctx.ledger.combine_balance_moves(every)
+    if settled is not None or restoring:  # the notes and restorations post to the invoice's balances
+        every = ctx.ledger.combine_grant_moves(ctx.ledger.combine_balance_moves(every))
     guard = next((i for i, action in enumerate(every) if posting and action is posting[0]), None)
     return doc, every, guard
 
@@ -460,16 +472,17 @@ MAX_ADJUSTMENT_LINES = 50  # adjustment lines one invoice takes: half its transa
 
 def late_adjustments(
     ctx: Billing, subscription: Terms, window: Window, now: datetime
-) -> tuple[list[dict[str, Any]], list[Applied]]:
+) -> tuple[list[dict[str, Any]], list[Applied], list[dict[str, Any]]]:
     """Adjustment lines for the invoice of ``window``: pending corrections from operator reruns, plus late
     events found by re-rating the earlier finalized usage windows (``late_lookback``). Returns (lines,
     per line the action recording it, given what it is applied to: the invoice, or a credit note
-    settling it, see ``settled_below_zero``).
+    settling it, see ``settled_below_zero``; the Puts recording each backfill's part of the look-back's
+    lines, as a rerun records it: ``logic.billing.correction_sources``).
 
     Each line is one action of the window's transaction, so late differences stop at
-    ``MAX_ADJUSTMENT_LINES`` lines: the oldest windows first (they leave the look-back first), and the
-    differences left out are found again, and billed, by the next windows (a difference is always
-    computed against what was billed and adjusted so far)."""
+    ``MAX_ADJUSTMENT_LINES`` lines (a backfill's part recorded counts as one): the oldest windows first
+    (they leave the look-back first), and the differences left out are found again, and billed, by the
+    next windows (a difference is always computed against what was billed and adjusted so far)."""
     recorded = ctx.billing.adjustments(window.subscription_id)
     lines: list[dict[str, Any]] = []
     actions: list[Applied] = []
@@ -479,14 +492,16 @@ def late_adjustments(
             lines.append(adjustment.line)
             key = adjustment.key
             actions.append(lambda to, key=key: ctx.billing.adjustment_apply_item(sub_id, key, to))  # type: ignore[misc]
-    for delta in lookback_deltas(ctx, subscription, window, recorded, MAX_ADJUSTMENT_LINES - len(lines)):
+    sources: list[dict[str, Any]] = []
+    room = MAX_ADJUSTMENT_LINES - len(lines)
+    for delta in lookback_deltas(ctx, subscription, window, recorded, room, sources=sources):
         lines.append(delta)
         actions.append(
             lambda to, delta=delta: ctx.billing.adjustment_put_item(  # type: ignore[misc]
                 sub_id, adjustment_record(delta, "applied", to, now)
             )
         )
-    return lines, actions
+    return lines, actions, sources
 
 
 def lookback_deltas(
@@ -497,11 +512,16 @@ def lookback_deltas(
     room: int,
     *,
     report: bool = True,
+    sources: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The differences (at most ``room`` lines, oldest windows first) that re-rating the finalized usage
     windows ``late_lookback`` names finds for the invoice of ``window``: what that invoice will carry for
     late events, voids and amends (the upcoming invoice shows them, ``logic.billing.upcoming``, with
-    ``report=False``: a preview neither logs nor counts the differences it withholds)."""
+    ``report=False``: a preview neither logs nor counts the differences it withholds).
+
+    With ``sources`` (the window's own billing), each line names the backfills whose events it carries,
+    as a rerun's line does, and ``sources`` gets the Puts recording their parts
+    (``correction_sources.carried``; each counts in ``room``)."""
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
     earlier_windows = [
@@ -527,5 +547,12 @@ def lookback_deltas(
             unbillable.report(
                 withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
             )
+        if sources is not None and deltas:
+            from neruba.logic.billing.correction_sources import carried
+
+            deltas, named = carried(ctx, original, rerated, deltas, room - len(found))
+            parts = named.carried_items(ctx, "adjustment_applied", window.invoice_id) if deltas else []
+            room -= len(parts)
+            sources += parts
         found += deltas[: room - len(found)]
     return found

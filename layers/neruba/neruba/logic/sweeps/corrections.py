@@ -7,8 +7,10 @@ repair of the report (``correction_invoiced``). A difference against a line re-r
 found but not billed (``details.withheld``, ``logic.billing.unbillable``). A second sweep finds nothing
 (the adjustments are recorded with the invoice, in one transaction).
 
-Cost: per customer one paged query of its invoices (by-list); per ended subscription with recent usage
-invoices, one state read and one rating of each such window.
+Cost: per customer one query of its subscriptions and one state read each; for the subscriptions whose
+billing ended after the late-event horizon, one paged query of the customer's invoices from the horizon
+less the interval's longest period on (by-list; none without such a subscription), and one rating and
+one query of its own adjustments per invoice still correctable.
 """
 
 from __future__ import annotations

@@ -1,0 +1,245 @@
+"""A negative difference gives back to the grants what they paid (docs/billing.md, "Usage a credit grant
+paid, corrected").
+
+A correction (void, amend, backfill revert or replace, rerun, late look-back) lowering a line of an
+invoice X whose credit grants paid part of that line gives the money back first and the grants after,
+one rule in one place (``split``), in integer minor units, per line of X:
+
+* money first: what the customer is still billed for the line in money, i.e. what it still bills
+  (``correction_credits._still_carried``: every carrying invoice, less credit notes, refunds and what
+  grants got back already) less what the grants paid of it and did not get back yet. That part goes the
+  money way, as before (credit notes, a lower window invoice, a ``credit_note`` invoice);
+* then the grants that paid the line, in reverse of the order they were applied (the last grant applied
+  gets back first), each at most what it paid of the line less what it got back already;
+* what is left is more than the line still bills: the cap cuts it (nothing is given back twice).
+
+The grants' part is taken off the negative line (a line the grants take whole is left out, its
+adjustment record applied to X, as a line the cap cuts) and given back by one ledger posting per grant
+(guard ``grant_restore:{source}:{grant}``): Dr ``revenue``, Cr ``prepaid_credit#{grant}``, and for a
+promotional grant the promotional expense reversed as the invoice posting recorded it (Dr
+``promotional_allowance``, Cr ``promotional_credit_expense``); the grant's remainder is raised by a
+conditional update, and X's record of what it gave back (``GRS#{X}``, per grant: in all, per line, per
+source) is put conditional on the record as read, all actions of the correction's own one transaction. A
+grant no longer usable (expired, voided, or past its ``expires_at`` before the expiry job ran) is given
+back and closed at once in the same posting (Dr ``prepaid_credit#{grant}``, Cr ``promotional_allowance``
+or ``breakage``): the customer gets nothing cash-like, and the books show the usage undone and the credit
+lapsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from neruba.domain.ledger import Entry, Posting, credit, debit
+
+if TYPE_CHECKING:
+    from neruba.dal.invoices import Invoice
+    from neruba.dal.ledger import RestoredGrant
+    from neruba.domain.credits import CreditGrant
+    from neruba.logic.billing.context import Billing
+
+ACTOR = "system:billing"
+MAX_INVOICES = 12  # corrected invoices one write gives grants back for: ~1 record each plus ~5 per grant
+
+
+@dataclass
+class Restoration:
+    """What the grants take of a correction's negative lines: per line id the part they take
+    (``taken``), the parts given back (``restored``: one per invoice, line and grant) and the actions
+    writing them (postings, grants, records)."""
+
+    taken: dict[str, int] = field(default_factory=dict)
+    restored: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def view(self) -> list[dict[str, Any]]:
+        """What a document shows: per corrected invoice, line and grant, the amount given back."""
+        return [dict(r) for r in self.restored]
+
+
+def already(
+    ctx: Billing, invoices: list[Invoice], corrected: set[str]
+) -> dict[str, dict[str, RestoredGrant]]:
+    """What corrections gave back to grants of each corrected invoice grants paid (one query each; none
+    for an invoice no grant paid)."""
+    return {
+        i.id: ctx.ledger.restored(i.id)
+        for i in invoices
+        if i.id in corrected and i.document.get("applications")
+    }
+
+
+def restored_of(held: dict[str, dict[str, RestoredGrant]], invoice_id: str, line_id: str) -> int:
+    """What grants got back of the line ``line_id`` of ``invoice_id`` so far."""
+    return sum(r.lines.get(line_id, 0) for r in (held.get(invoice_id) or {}).values())
+
+
+def split(
+    wanted: dict[str, int],
+    refs: dict[str, tuple[str, str]],
+    budget: dict[tuple[str, str], int],
+    invoices: dict[str, Invoice],
+    held: dict[str, dict[str, RestoredGrant]],
+) -> list[tuple[str, str, int]]:
+    """The rule (module docstring): per negative line (id -> amount it takes back, ``refs``: the line it
+    corrects) the parts the grants take, as (line id, grant id, amount), in the lines' order and, per
+    line, the grants in reverse of their application order. ``budget`` is what each corrected line still
+    bills (lowered here by what the grants take). At most ``MAX_INVOICES`` corrected invoices: the
+    restoration's records and postings are actions of the one transaction carrying the difference, whose
+    100 actions also hold its adjustment lines."""
+    parts: list[tuple[str, str, int]] = []
+    spent: dict[tuple[str, str], int] = {}  # the money part of each corrected line the lines took so far
+    for line_id, amount in wanted.items():
+        invoice_id, corrected = refs[line_id]
+        invoice = invoices.get(invoice_id)
+        named = {refs[p[0]][0] for p in parts}
+        if invoice is None or (invoice_id not in named and len(named) >= MAX_INVOICES):
+            continue  # beyond what one transaction holds: the money way, as before (docs/billing.md)
+        paid: dict[str, int] = {}
+        for app in invoice.document.get("applications") or []:
+            if str(app["line_id"]) == corrected:
+                paid[str(app["grant_id"])] = paid.get(str(app["grant_id"]), 0) + int(app["amount_minor"])
+        if not paid:
+            continue
+        left = {}
+        for grant_id, value in paid.items():
+            got = (held.get(invoice_id) or {}).get(grant_id)
+            given = sum(p[2] for p in parts if p[1] == grant_id and refs[p[0]] == (invoice_id, corrected))
+            left[grant_id] = value - (got.lines.get(corrected, 0) if got else 0) - given
+        grants_left = sum(max(v, 0) for v in left.values())
+        ref = (invoice_id, corrected)
+        money = min(amount, max(budget[ref] - grants_left - spent.get(ref, 0), 0))
+        spent[ref] = spent.get(ref, 0) + money
+        rest = min(amount - money, grants_left)
+        for grant_id in reversed(list(paid)):
+            take = min(rest, max(left[grant_id], 0))
+            if take > 0:
+                parts.append((line_id, grant_id, take))
+                rest -= take
+                budget[ref] -= take
+    return parts
+
+
+def restoration(
+    ctx: Billing,
+    source: str,
+    lines: list[dict[str, Any]],
+    parts: list[tuple[str, str, int]],
+    held: dict[str, dict[str, RestoredGrant]],
+    now: datetime,
+) -> Restoration:
+    """The writes of ``parts`` (``split``) for the correction ``source`` (the window invoice, correction
+    invoice or draft revision carrying the difference)."""
+    out = Restoration()
+    if not parts:
+        return out
+    by_id = {str(line["line_id"]): line for line in lines}
+    per_grant: dict[str, list[tuple[str, str, str, int]]] = {}
+    for line_id, grant_id, amount in parts:
+        ref = by_id[line_id].get("references") or {}
+        invoice_id, corrected = str(ref["invoice_id"]), str(ref["line_id"])
+        out.taken[line_id] = out.taken.get(line_id, 0) + amount
+        per_grant.setdefault(grant_id, []).append((invoice_id, corrected, line_id, amount))
+    for grant_id, taken in sorted(per_grant.items()):
+        grant = ctx.ledger.grant(grant_id)
+        if grant is None:  # never: a grant an invoice consumed is kept
+            raise RuntimeError(f"grant {grant_id} of an invoice is missing")
+        amount = sum(t[3] for t in taken)
+        closed = _closed(grant, now)
+        book = _posting(grant, source, amount, taken, closed, now)
+        out.actions += ctx.ledger.posting_items(book)
+        if closed is None:
+            out.actions.append(ctx.ledger.grant_restore_item(grant, amount, now))
+        for invoice_id in dict.fromkeys(t[0] for t in taken):
+            seen = (held.get(invoice_id) or {}).get(grant_id)
+            mine = [t for t in taken if t[0] == invoice_id]
+            after = _after(grant_id, seen, mine, source, book, now)
+            out.actions.append(ctx.ledger.restoration_item(invoice_id, seen, after))
+        for invoice_id, corrected, line_id, value in taken:
+            number = (by_id[line_id].get("references") or {}).get("number")
+            out.restored.append({
+                "invoice_id": invoice_id, "invoice_number": number, "line_id": corrected,
+                "adjustment_line_id": line_id, "grant_id": grant_id, "kind": grant.kind,
+                "amount_minor": value, "closed": closed, "posting_id": book.posting_id,
+            })  # fmt: skip
+    return out
+
+
+def _closed(grant: CreditGrant, now: datetime) -> str | None:
+    """How a grant that can no longer be used is closed at once when given back: ``expired`` (closed by
+    expiry, or past its ``expires_at``), ``voided``; None for a usable grant."""
+    if grant.status != "active":
+        return grant.status
+    if grant.expires_at is not None and grant.expires_at <= now:
+        return "expired"
+    return None
+
+
+def _after(grant_id: str, seen: RestoredGrant | None, taken: list[tuple[str, str, str, int]], source: str,
+           book: Posting, now: datetime) -> RestoredGrant:  # fmt: skip
+    from neruba.dal.ledger import RestoredGrant
+    from neruba.timefmt import iso
+
+    lines = dict(seen.lines) if seen else {}
+    for _invoice, corrected, _line, value in taken:
+        lines[corrected] = lines.get(corrected, 0) + value
+    amount = sum(t[3] for t in taken)
+    mine: dict[str, int] = {}
+    for _invoice, corrected, _line, value in taken:
+        mine[corrected] = mine.get(corrected, 0) + value
+    sources = [*(seen.sources if seen else []),
+               {"source_id": source, "amount_minor": amount, "lines": mine, "posting_id": book.posting_id,
+                "at": iso(now)}]  # fmt: skip
+    return RestoredGrant(grant_id, (seen.restored_minor if seen else 0) + amount, lines, sources)
+
+
+def _posting(grant: CreditGrant, source: str, amount: int, taken: list[tuple[str, str, str, int]],
+             closed: str | None, now: datetime) -> Posting:  # fmt: skip
+    """The restoration's posting (module docstring): revenue back to the grant, the promotional expense
+    reversed, and for a grant no longer usable its closing at once."""
+    entries: list[Entry] = [debit("revenue", amount), credit("prepaid_credit", amount, grant.grant_id)]
+    if grant.kind == "promotional":
+        entries += [debit("promotional_allowance", amount), credit("promotional_credit_expense", amount)]
+    if closed is not None:
+        target = "promotional_allowance" if grant.kind == "promotional" else "breakage"
+        entries += [debit("prepaid_credit", amount, grant.grant_id), credit(target, amount)]
+    invoices = list(dict.fromkeys(t[0] for t in taken))
+    return Posting.build(
+        idempotency_key=f"grant_restore:{source}:{grant.grant_id}",
+        customer_id=grant.customer_id,
+        currency=grant.currency,
+        entries=entries,
+        reason="credit_grant_restored",
+        source="invoice",
+        source_id=source,
+        actor=ACTOR,
+        at=now,
+        metadata={
+            "grant_id": grant.grant_id,
+            "invoice_id": invoices[0] if len(invoices) == 1 else None,
+            "restored_from": [
+                {"invoice_id": i, "line_id": c, "adjustment_line_id": a, "amount_minor": v}
+                for i, c, a, v in taken
+            ],
+            "correction_id": source,
+            "closed": closed,
+        },
+    )
+
+
+def explained(ctx: Billing, invoice: Invoice, line_id: str) -> list[dict[str, Any]]:
+    """What corrections gave back to the grants that paid ``line_id`` of ``invoice`` (explain): per
+    grant and source (the invoice, correction or revision carrying the difference), the amount, the
+    posting and when."""
+    if not invoice.document.get("applications"):
+        return []
+    out = []
+    for grant_id, record in sorted(ctx.ledger.restored(invoice.id).items()):
+        for source in record.sources:
+            amount = int((source.get("lines") or {}).get(line_id, 0))
+            if amount:
+                out.append({"grant_id": grant_id, "amount_minor": amount, "source_id": source["source_id"],
+                            "posting_id": source["posting_id"], "at": source["at"]})  # fmt: skip
+    return out
