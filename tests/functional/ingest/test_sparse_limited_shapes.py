@@ -163,7 +163,7 @@ def test_a_sparse_batch_of_each_limited_shape_writes_no_contribution_of_its_own(
 # Where the second batch is killed, after its journal and events (one per customer and day): among its
 # counter puts, at its first pending put, among the first shard's alerts and spend steps, later on.
 KILLS = [("counters", 12, "redelivered apart"), ("pending put", 25, "redelivered whole"),
-         ("finishing", 27, "redelivered apart"), ("later shards", 45, "redelivered whole")]  # fmt: skip
+         ("finishing", 27, "redelivered apart"), ("later shards", 30, "redelivered whole")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("at", "after_counters", "then"), KILLS)
