@@ -125,3 +125,28 @@ def test_a_known_tax_is_given_back_as_is_within_what_the_line_has_left() -> None
     # the credit taking the last of the line takes exactly what is left of its tax
     (last,) = credit_lines([line], [LineRequest("b", 8, tax_minor=(("txr_ex", 0),))], 10_000, "USD")
     assert last.exclusive_minor == 1
+
+
+def test_a_correction_gives_back_tax_alone_and_an_operator_never_credits_nothing() -> None:
+    from neruba.domain.taxes import TaxRate
+    from neruba.logic.stripe.credit_note_sync import credit_note_params
+
+    # the exclusive tax of usage a grant paid (the grant gets the amount back): amount 0, its tax
+    vat = TaxRate("txr_1", Decimal(19))
+    line = LineState("a", 400, Decimal(4), rates=(vat,), tax_minor=(76,))
+    (taken,) = credit_lines([line], [LineRequest("a", amount_minor=0, tax_minor=(("txr_1", 38),))], 76)
+    assert (taken.amount_minor, taken.exclusive_minor, taken.total_minor) == (0, 38, 38)
+    # never more than what is left of the line's tax, even when its amount is all credited
+    done = LineState(
+        "a", 400, Decimal(4), 400, Decimal(4), rates=(vat,), tax_minor=(76,), credited_tax_minor=(70,)
+    )
+    (rest,) = credit_lines([done], [LineRequest("a", amount_minor=0, tax_minor=(("txr_1", 38),))], 76)
+    assert rest.exclusive_minor == 6
+    # an amount of nothing without a tax to give back is refused, as before
+    assert (
+        _code(lambda: credit_lines([line], [LineRequest("a", amount_minor=0)], 76)) == "amount_not_positive"
+    )
+    # in Stripe: the Tax line alone
+    note = {"id": "cn_1", "invoice_id": "in_1", "tax_minor": 38, "amount_minor": 38,
+            "pre_payment_amount_minor": 38, "lines": [{"line_id": "a", "amount_minor": 0}]}  # fmt: skip
+    assert [line["unit_amount"] for line in credit_note_params(note, "in_S")["lines"]] == [38]

@@ -656,6 +656,8 @@ class GrantRestoration(_Model):
     grant_id: str
     kind: Literal["purchased", "promotional"]
     amount_minor: int
+    tax_minor: int = 0
+    tax_included_minor: int = 0
     closed: Literal["expired", "voided"] | None = None
     posting_id: str | None = None
 

@@ -351,3 +351,169 @@ def test_a_rerun_after_the_end_killed_around_its_commit_gives_back_once(
     assert len([p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]) == 1
     assert rerun(api, first["id"], "rr2")[1]["action"] == "unchanged"
     assert_books_agree(real, "acme")
+
+
+def _taxed(real: World, inclusive: bool) -> None:
+    """acme's invoices taxed at 19% (exclusive or inclusive), its jurisdiction DE."""
+    from neruba.logic.billing import coupons
+    from neruba.models.discounts import JurisdictionSet, TaxRateCreate
+
+    body = {
+        "display_name": "VAT",
+        "percentage": "19",
+        "inclusive": inclusive,
+        "country": "DE",
+        "reason": "rule",
+    }
+    coupons.create_tax_rate(real.ctx, TaxRateCreate.model_validate(body), "key:p", "txr-vat")
+    where = JurisdictionSet.model_validate({"country": "DE", "reason": "rule"})
+    coupons.set_jurisdiction(real.ctx, "acme", where, "key:p", "j-acme")
+
+
+def _tax19(amount: int, inclusive: bool) -> int:
+    """The tax 19% gives ``amount`` (exclusive: on top; inclusive: contained), half-up once."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    exact = Decimal(amount) * 19 / (119 if inclusive else 100)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _tax_of(invoice: dict[str, Any]) -> int:
+    return int(invoice.get("tax_minor") or 0) + int(invoice.get("tax_included_minor") or 0)
+
+
+@pytest.mark.parametrize("inclusive", [False, True], ids=["exclusive", "inclusive"])
+@pytest.mark.parametrize("voided", [4, 3], ids=["whole", "part"])
+def test_the_tax_of_grant_paid_usage_corrected_is_given_back(
+    real: World, monkeypatch: Any, inclusive: bool, voided: int
+) -> None:
+    # GIVEN 19% tax, day 0 billed 4 calls (400 and its tax) paid by a purchased grant as far as credit pays
+    _taxed(real, inclusive)
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 1000))
+    assert _tax_of(first) == _tax19(400, inclusive)
+    paid = int(first["credits_applied_minor"])
+    assert paid == 400  # the line's amount (exclusive: net of tax, the tax owed in money; inclusive: all)
+    # AND ``voided`` of its calls voided, day 1 without usage: day 1 goes below zero (or to 0)
+    for n, tx in enumerate("abcd"[:voided]):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+
+    # WHEN day 1 is billed
+    _bill(real, START + day(2, 1), monkeypatch)
+
+    # THEN the grant gets back what it paid of the voided usage
+    given = 100 * voided
+    assert _remaining_of(grant_id) == 1000 - 400 + given
+    # AND the tax of the voided usage is no longer owed: tax_payable is what the surviving calls bear
+    surviving = 100 * (4 - voided)
+    assert -_balance("tax_payable") == _tax19(surviving, inclusive)
+    # AND the customer gets back in money the tax they paid in money (exclusive: the voided usage's tax);
+    # for inclusive tax the grant paid it, so nothing comes back as money
+    money_back = 0 if inclusive else _tax19(400, False) - _tax19(surviving, False)
+    assert sum(n["amount_minor"] for n in _credit_notes(real, first["id"])) == money_back
+    second = _usage(real, 1)
+    assert second["total_minor"] == 0
+    # (day 0 was not paid: the note lowers what it asks, to the tax of the surviving calls)
+    asks = 0 if inclusive else _tax19(surviving, False)
+    assert _remaining(real)[first["id"]] == asks == _balance("receivable")
+    # AND the restoration shows the tax of the part given back
+    restored = second["grant_restorations"]
+    assert sum(r["amount_minor"] for r in restored) == given
+    assert sum(r["tax_minor"] for r in restored) == _tax19(400, inclusive) - _tax19(surviving, inclusive)
+    assert_books_agree(real, "acme")
+
+
+@pytest.mark.parametrize(
+    ("grant", "inclusive"),
+    [(250, False), (400, False), (400, True)],  # a part paid with inclusive tax: the test above
+    ids=["part-exclusive", "whole-exclusive", "whole-inclusive"],
+)
+def test_the_tax_of_a_grant_paid_line_corrected_on_a_window_above_zero(
+    real: World, monkeypatch: Any, inclusive: bool, grant: int
+) -> None:
+    # GIVEN 19% tax, day 0 (4 calls) paid 250 (or all 400) by a grant, two calls voided, day 1 with three
+    _taxed(real, inclusive)
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", grant))
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+
+    # WHEN day 1 is billed (it stays above zero)
+    _bill(real, START + day(2, 1), monkeypatch)
+
+    # THEN money first: day 1 is lowered by what was paid in money of the line (150 of 400, with its
+    # tax), the grant gets the rest back; the tax of every voided call is no longer owed (exclusive: the
+    # grant's part's tax lowers day 1 too, a line of nothing but tax when the grant paid the whole line)
+    back = 200 - (400 - grant)
+    assert _remaining_of(grant_id) == back
+    assert -_balance("tax_payable") == _tax19(200, inclusive) + _tax19(300, inclusive)
+    second = _usage(real, 1)
+    restored = second["grant_restorations"]
+    assert sum(r["amount_minor"] for r in restored) == back
+    assert _balance("receivable") == sum(_remaining(real).values())
+    assert_books_agree(real, "acme")
+
+
+def test_the_tax_of_grant_paid_usage_corrected_after_the_end_goes_back_by_a_credit_note(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+
+    # GIVEN 19% exclusive tax, day 0 (400 + 76) paid 400 by a grant and 76 owed, the subscription ended
+    _taxed(real, False)
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
+    sub_id = str(real.subscriptions[0]["id"])
+    cancel(real.plans, sub_id, Cancellation(at_period_end=False), now=START + day(1, 5))
+    _bill(real, START + day(1, 6), monkeypatch)
+    schedule(real, START + day(1, 8))
+    assert _void("a", START + day(1, 9), "v1")["correction"] == "completed"
+    assert _void("b", START + day(1, 9), "v2")["correction"] == "completed"
+
+    # WHEN day 0 is rerun (twice with one key)
+    status, taken = rerun(api, first["id"], "rr")
+    assert status == 200, taken
+    assert rerun(api, first["id"], "rr")[1] == taken
+
+    # THEN the grant gets the 200 back, and one credit note of day 0 gives back the 38 of tax paid in money
+    assert _remaining_of(grant_id) == 200
+    (note,) = _credit_notes(real, first["id"])
+    assert note["amount_minor"] == 38  # nothing but tax: the grant paid the 200
+    assert [i["kind"] for i in real.invoices("acme")].count("credit_note") == 0
+    (restored,) = taken["correction"]["grant_restorations"]
+    assert (restored["amount_minor"], restored["tax_minor"], restored["tax_included_minor"]) == (200, 38, 0)
+    assert -_balance("tax_payable") == 38 == _remaining(real)[first["id"]] == _balance("receivable")
+    # AND another rerun finds nothing left
+    status, again = rerun(api, first["id"], "rr2")
+    assert (status, again["action"]) == (200, "unchanged"), again
+    assert -_balance("tax_payable") == 38
+    assert_books_agree(real, "acme")
+
+
+def test_credit_that_paid_a_later_adjustment_of_the_line_is_given_back_to_its_grant(
+    real: World, monkeypatch: Any
+) -> None:
+    # GIVEN day 0 (4 calls, 400) paid by a grant
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 1000))
+    # AND a late call of day 0 billed on day 1 (+100 adjustment, day 1 has no usage), the grant paying it
+    _events("e", at=START + day(0, 5))
+    _bill(real, START + day(2, 1), monkeypatch)
+    second = _usage(real, 1)
+    assert [line["amount_minor"] for line in second["lines"] if line["kind"] == "adjustment"] == [100]
+    assert (second["credits_applied_minor"], _remaining_of(grant_id)) == (100, 500)
+
+    # WHEN three of day 0's calls, the late one among them, are voided and day 2 (no usage) carries -300
+    for n, tx in enumerate("abe"):
+        assert _void(tx, START + day(2, 4), f"v{n}")["correction"] == "completed"
+    _bill(real, START + day(3, 1), monkeypatch)
+
+    # THEN the grant paid all of day 0's line, its adjustment too: it gets the 300 back, and no money moves
+    # for usage the grant paid
+    assert _remaining_of(grant_id) == 800
+    assert _credit_notes(real, first["id"]) == [] == _credit_notes(real, second["id"])
+    third = _usage(real, 2)
+    assert third["total_minor"] == 0
+    assert _balance("receivable") == 0 == sum(_remaining(real).values())
+    restored = third["grant_restorations"]
+    assert [(r["invoice_id"], r["grant_id"]) for r in restored] == [(first["id"], grant_id)]
+    assert sum(r["amount_minor"] for r in restored) == 300
+    assert_books_agree(real, "acme")

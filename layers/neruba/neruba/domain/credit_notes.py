@@ -175,7 +175,7 @@ def credited_tax(
     if not line.rates:
         return ()
     left = line.tax_left()
-    if amount >= line.remaining_minor:
+    if amount >= line.remaining_minor and (amount > 0 or known is None):
         return tuple(CreditedTax(r, t) for r, t in zip(line.rates, left, strict=True))
     if known is not None:
         given = dict(known)
@@ -259,7 +259,7 @@ def _one(line: LineState, index: int, request: LineRequest, currency: str) -> Cr
         return _credited(line, amount, request.quantity, currency)
     assert request.amount_minor is not None
     param = param_path("lines", index, "amount_minor")
-    if request.amount_minor <= 0:
+    if request.amount_minor < 0 or (request.amount_minor == 0 and not request.tax_minor):
         raise CreditNoteRuleError(
             "A credited amount must be positive.", code="amount_not_positive", param=param
         )

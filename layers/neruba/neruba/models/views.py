@@ -871,6 +871,13 @@ class GrantRestoration(Closed):
     grant_id: str
     kind: Literal["purchased", "promotional"]
     amount_minor: Minor
+    tax_minor: Minor = Field(
+        default=0,
+        description="The tax of the usage the grant got back: the inclusive tax inside amount_minor "
+        "(tax_included_minor, the grant paid it) and the exclusive tax, paid in money and given back the "
+        'money way (docs/billing.md, "The tax of usage a grant paid").',
+    )
+    tax_included_minor: Minor = Field(default=0, description="The part of tax_minor inside amount_minor.")
     closed: Literal["expired", "voided"] | None = Field(
         default=None,
         description="The grant could no longer be used: the credit given back was closed at once "

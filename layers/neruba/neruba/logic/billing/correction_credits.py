@@ -152,6 +152,30 @@ def _plan(
     return plan
 
 
+def _note_tax(
+    taxes: _Taxes, parts: list[tuple[str, int, str]], own: list[str]
+) -> tuple[tuple[str, int], ...] | None:
+    """The tax one line of a note gives back for ``parts``: their share of the lines' tax, and for the
+    lines of the invoice's own (``own``) the exclusive tax of the grants' part (``_Taxes.granted``)."""
+    return taxes.with_granted(taxes.of(parts), [p[2] for p in parts if p[2] in own])
+
+
+def _tax_only(
+    invoice: Invoice, plan: list[tuple[str, int, str]], taxes: _Taxes, refs: dict[str, tuple[str, str]]
+) -> list[tuple[str, int, str]]:
+    """Plan parts of nothing but tax: per line whose grants' part left exclusive tax to give back
+    (``_Taxes.granted``) and that no part of the plan credits on ``invoice``, its corrected line when
+    ``invoice`` is the corrected invoice (the invoice that collected that tax in money)."""
+    planned = {p[2] for p in plan}
+    return [
+        (refs[line_id][1], 0, line_id)
+        for line_id in taxes.granted
+        if refs[line_id][0] == invoice.id
+        and line_id not in planned
+        and any(line.line_id == refs[line_id][1] for line in invoice.lines)
+    ]
+
+
 def _settles(
     plan: list[tuple[str, int, str]], lines: dict[str, dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
@@ -206,13 +230,15 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         # never planned beyond what the customer is still billed for the line (``_still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
         plan = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
+        plan += _tax_only(invoice, plan, taxes, refs)
         if not plan:
             continue
+        own = [p[2] for p in plan if refs[p[2]][0] == invoice.id]  # the grants' tax goes back here
         try:
             refuse_status(invoice)
             payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
-                                    tax_minor=taxes.of([p for p in plan if p[0] == c]))
+                                    tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], own))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)
@@ -228,6 +254,8 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             wanted[line_id] -= amount
             taxes.took(line_id, amount)
             budget[refs[line_id]] -= amount
+        for line_id in own:
+            taxes.granted.pop(line_id, None)
     absorbed = []  # lines partly taken back already (an operator's note): the corrected invoice holds it
     for line_id in wanted:  # only what the customer is still billed for can be given back
         keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
@@ -238,14 +266,14 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         line_id = str(line["line_id"])
         if line_id not in wanted:
             result.lines.append(dict(line))
-        elif wanted[line_id] + offset.get(line_id, 0) > 0:
+        elif wanted[line_id] + offset.get(line_id, 0) > 0 or taxes.granted.get(line_id):
             result.lines.append(_rest(line, wanted[line_id] + offset.get(line_id, 0), taxes))
     if notes:
         _write_notes(ctx, result, notes, (correction_id, actor, now), lines)
     for line_id in absorbed:
         result.credited_by.setdefault(line_id, refs[line_id][0])
     for line_id in restored.taken:  # a line the grants took whole: the corrected invoice holds it
-        if wanted[line_id] + offset.get(line_id, 0) <= 0:
+        if wanted[line_id] + offset.get(line_id, 0) <= 0 and not taxes.granted.get(line_id):
             result.credited_by.setdefault(line_id, refs[line_id][0])
     return result
 
@@ -253,14 +281,35 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
 def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple[Any, ...], taxes: _Taxes,
              now: datetime) -> grant_restores.Restoration:  # fmt: skip
     """The grants' part of the negative lines (``grant_restores``): taken off ``wanted`` (and off the
-    lines' tax as a note's part would be), given back by the restoration's actions."""
+    lines' tax as a note's part would be, so the shares still add up to the line's tax), given back by
+    the restoration's actions. The inclusive tax of a grant's part is inside what the grant paid: it goes
+    back with it, off ``tax_payable`` (``grant_restores``). The exclusive tax was paid in money: it goes
+    the money way (``_Taxes.granted``: a credit note of the corrected invoice, the window's line, or the
+    correction's own invoice; docs/billing.md "The tax of usage a grant paid")."""
     wanted, refs, budget, invoices, held = read
     parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held)
-    restored = grant_restores.restoration(ctx, source, lines, parts, held, now)
+    by_id = {str(line["line_id"]): line for line in lines}
+    tax: dict[tuple[str, str], tuple[int, int]] = {}
+    for line_id, grant_id, amount in parts:  # each part's tax, in the order the parts take the line
+        share = taxes.part(line_id, amount)
+        inclusive = {r for r in share if _inclusive(by_id[line_id], r)}
+        contained = sum(v for r, v in share.items() if r in inclusive)
+        was = tax.get((line_id, grant_id), (0, 0))
+        tax[(line_id, grant_id)] = (was[0] + sum(share.values()), was[1] + contained)
+        taxes.grant(line_id, {r: v for r, v in share.items() if r not in inclusive})
+        taxes.took(line_id, amount)
+    restored = grant_restores.restoration(ctx, source, lines, parts, held, now, tax)
     for line_id, amount in restored.taken.items():
         wanted[line_id] -= amount
-        taxes.took(line_id, amount)
     return restored
+
+
+def _inclusive(line: dict[str, Any], rate_id: str) -> bool:
+    """Whether the rate ``rate_id`` of ``line``'s tax is inclusive (its tax is inside the line's amount)."""
+    return any(
+        str(r["tax_rate_id"]) == rate_id and bool(r.get("inclusive"))
+        for r in (line.get("tax") or {}).get("rates") or []
+    )
 
 
 def _negatives(lines: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
@@ -400,7 +449,7 @@ def within_billed(
         budget[refs[line_id]] -= keep
         if keep < wanted[line_id] or keep == 0:
             cut[line_id] = refs[line_id][0]
-        if keep > 0:
+        if keep > 0 or taxes.granted.get(line_id):  # the grants' part's exclusive tax: the money way
             out.append(_rest(line, keep, taxes))
     return out, cut, restored
 
@@ -494,6 +543,33 @@ class _Taxes:
     own: dict[str, dict[str, int] | None] = field(default_factory=dict)
     offset: dict[str, int] = field(default_factory=dict)
     given: dict[str, int] = field(default_factory=dict)
+    granted: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per line, the exclusive tax of the parts the grants took, still to give back the money way."""
+
+    def part(self, line_id: str, amount: int) -> dict[str, int]:
+        """The tax per rate id of the next ``amount`` of the line's part to credit (after ``given``)."""
+        before = self.given.get(line_id, 0)
+        after, was = self.upto(line_id, before + amount), self.upto(line_id, before)
+        return {r: v - was.get(r, 0) for r, v in after.items()}
+
+    def grant(self, line_id: str, tax: dict[str, int]) -> None:
+        """Keep ``tax`` (the exclusive tax of a grant's part) to give back the money way."""
+        if any(tax.values()):
+            held = self.granted.setdefault(line_id, {})
+            for rate, value in tax.items():
+                held[rate] = held.get(rate, 0) + value
+
+    def with_granted(
+        self, tax: tuple[tuple[str, int], ...] | None, line_ids: list[str]
+    ) -> tuple[tuple[str, int], ...] | None:
+        """``tax`` (what one note gives back, per rate id) with the granted tax of ``line_ids`` added."""
+        if tax is None:
+            return None
+        out = dict(tax)
+        for line_id in line_ids:
+            for rate, value in self.granted.get(line_id, {}).items():
+                out[rate] = out.get(rate, 0) + value
+        return tuple(sorted(out.items()))
 
     def upto(self, line_id: str, taken: int) -> dict[str, int]:
         """The tax per rate id given back with the first ``taken`` of the line's part to credit."""
@@ -508,7 +584,9 @@ class _Taxes:
         given = self.given.get(line_id, 0)
         kept = amount - self.offset.get(line_id, 0)
         after, was = self.upto(line_id, given + kept), self.upto(line_id, given)
-        return {r: own.get(r, 0) - tax.get(r, 0) + after.get(r, 0) - was.get(r, 0) for r in {*own, *tax}}
+        granted = self.granted.get(line_id, {})  # a grant's part's exclusive tax no note gave back
+        return {r: own.get(r, 0) - tax.get(r, 0) + after.get(r, 0) - was.get(r, 0) + granted.get(r, 0)
+                for r in {*own, *tax}}  # fmt: skip
 
     def of(self, parts: list[tuple[str, int, str]]) -> tuple[tuple[str, int], ...] | None:
         """The tax per rate id the parts ``(carrying line, amount, line id)`` of one note give back."""

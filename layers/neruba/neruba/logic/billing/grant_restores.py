@@ -9,8 +9,9 @@ one rule in one place (``split``), in integer minor units, per line of X:
   (``correction_credits._still_carried``: every carrying invoice, less credit notes, refunds and what
   grants got back already) less what the grants paid of it and did not get back yet. That part goes the
   money way, as before (credit notes, a lower window invoice, a ``credit_note`` invoice);
-* then the grants that paid the line, in reverse of the order they were applied (the last grant applied
-  gets back first), each at most what it paid of the line less what it got back already;
+* then the grants that paid the line (of X's own line, and of later invoices' ``adjustment`` lines
+  carrying it: ``paid_of``), in reverse of the order they were applied (the last grant applied gets back
+  first), each at most what it paid of the line less what it got back already;
 * what is left is more than the line still bills: the cap cuts it (nothing is given back twice).
 
 The grants' part is taken off the negative line (a line the grants take whole is left out, its
@@ -24,6 +25,10 @@ grant no longer usable (expired, voided, or past its ``expires_at`` before the e
 back and closed at once in the same posting (Dr ``prepaid_credit#{grant}``, Cr ``promotional_allowance``
 or ``breakage``): the customer gets nothing cash-like, and the books show the usage undone and the credit
 lapsed.
+
+The tax of the grants' part (docs/billing.md, "The tax of usage a grant paid"): its inclusive tax is inside
+what the grant paid and goes back with it, the posting debiting ``tax_payable`` for it instead of
+``revenue``; its exclusive tax was paid in money and goes the money way (``correction_credits._restore``).
 """
 
 from __future__ import annotations
@@ -59,16 +64,49 @@ class Restoration:
         return [dict(r) for r in self.restored]
 
 
+PAYING = ("finalized", "paid", "payment_failed")  # the invoices whose credit applications count
+
+
 def already(
     ctx: Billing, invoices: list[Invoice], corrected: set[str]
 ) -> dict[str, dict[str, RestoredGrant]]:
-    """What corrections gave back to grants of each corrected invoice grants paid (one query each; none
-    for an invoice no grant paid)."""
-    return {
-        i.id: ctx.ledger.restored(i.id)
-        for i in invoices
-        if i.id in corrected and i.document.get("applications")
-    }
+    """What corrections gave back to grants of each corrected invoice grants paid, its own line or a
+    later invoice's adjustment of it (one query each; none for an invoice no grant paid)."""
+    paid = {i.id for i in invoices if i.document.get("applications")}
+    for invoice in invoices:
+        if invoice.id in paid and invoice.status in PAYING:
+            paid |= {_named(line.document)[0] for line in invoice.lines if line.kind == "adjustment"}
+    return {i.id: ctx.ledger.restored(i.id) for i in invoices if i.id in corrected and i.id in paid}
+
+
+def _named(line: dict[str, Any]) -> tuple[str, str]:
+    """The line an adjustment line corrects (invoice id, line id)."""
+    ref = line.get("references") or {}
+    return str(ref.get("invoice_id")), str(ref.get("line_id"))
+
+
+def paid_of(invoices: dict[str, Invoice], ref: tuple[str, str]) -> dict[str, int]:
+    """What each grant paid of the corrected line ``ref`` (invoice id, line id), in the order they were
+    applied: of the corrected invoice's own line, then of the later invoices' ``adjustment`` lines
+    carrying it (a late event billed on a window the grant paid), invoices in the order they were made."""
+    paid: dict[str, int] = {}
+    ordered = sorted(invoices.values(), key=lambda i: (i.document.get("created_at") or "", i.id))
+    for invoice in ordered:
+        applications = invoice.document.get("applications") or []
+        if not applications or invoice.status not in PAYING:
+            continue
+        if invoice.id == ref[0]:
+            lines = {ref[1]}
+        else:
+            lines = {
+                line.line_id
+                for line in invoice.lines
+                if line.kind == "adjustment" and _named(line.document) == ref
+            }
+        for app in applications:
+            if str(app["line_id"]) in lines:
+                paid[str(app["grant_id"])] = paid.get(str(app["grant_id"]), 0) + int(app["amount_minor"])
+    return paid
 
 
 def restored_of(held: dict[str, dict[str, RestoredGrant]], invoice_id: str, line_id: str) -> int:
@@ -97,10 +135,7 @@ def split(
         named = {refs[p[0]][0] for p in parts}
         if invoice is None or (invoice_id not in named and len(named) >= MAX_INVOICES):
             continue  # beyond what one transaction holds: the money way, as before (docs/billing.md)
-        paid: dict[str, int] = {}
-        for app in invoice.document.get("applications") or []:
-            if str(app["line_id"]) == corrected:
-                paid[str(app["grant_id"])] = paid.get(str(app["grant_id"]), 0) + int(app["amount_minor"])
+        paid = paid_of(invoices, (invoice_id, corrected))
         if not paid:
             continue
         left = {}
@@ -129,13 +164,17 @@ def restoration(
     parts: list[tuple[str, str, int]],
     held: dict[str, dict[str, RestoredGrant]],
     now: datetime,
+    tax: dict[tuple[str, str], tuple[int, int]] | None = None,
 ) -> Restoration:
     """The writes of ``parts`` (``split``) for the correction ``source`` (the window invoice, correction
-    invoice or draft revision carrying the difference)."""
+    invoice or draft revision carrying the difference). ``tax``: per (line id, grant id) the tax of the
+    part and the inclusive tax inside it (the grant paid that one: its posting takes it off
+    ``tax_payable``; the rest, exclusive, goes back the money way: ``correction_credits._restore``)."""
     out = Restoration()
     if not parts:
         return out
     by_id = {str(line["line_id"]): line for line in lines}
+    tax = tax or {}
     per_grant: dict[str, list[tuple[str, str, str, int]]] = {}
     for line_id, grant_id, amount in parts:
         ref = by_id[line_id].get("references") or {}
@@ -148,7 +187,8 @@ def restoration(
             raise RuntimeError(f"grant {grant_id} of an invoice is missing")
         amount = sum(t[3] for t in taken)
         closed = _closed(grant, now)
-        book = _posting(grant, source, amount, taken, closed, now)
+        contained = sum(tax.get((line_id, grant_id), (0, 0))[1] for line_id in {t[2] for t in taken})
+        book = _posting(grant, source, (amount, contained), taken, closed, now)
         out.actions += ctx.ledger.posting_items(book)
         if closed is None:
             out.actions.append(ctx.ledger.grant_restore_item(grant, amount, now))
@@ -159,10 +199,12 @@ def restoration(
             out.actions.append(ctx.ledger.restoration_item(invoice_id, seen, after))
         for invoice_id, corrected, line_id, value in taken:
             number = (by_id[line_id].get("references") or {}).get("number")
+            whole, inside = tax.get((line_id, grant_id), (0, 0))
             out.restored.append({
                 "invoice_id": invoice_id, "invoice_number": number, "line_id": corrected,
                 "adjustment_line_id": line_id, "grant_id": grant_id, "kind": grant.kind,
-                "amount_minor": value, "closed": closed, "posting_id": book.posting_id,
+                "amount_minor": value, "tax_minor": whole, "tax_included_minor": inside,
+                "closed": closed, "posting_id": book.posting_id,
             })  # fmt: skip
     return out
 
@@ -195,11 +237,16 @@ def _after(grant_id: str, seen: RestoredGrant | None, taken: list[tuple[str, str
     return RestoredGrant(grant_id, (seen.restored_minor if seen else 0) + amount, lines, sources)
 
 
-def _posting(grant: CreditGrant, source: str, amount: int, taken: list[tuple[str, str, str, int]],
-             closed: str | None, now: datetime) -> Posting:  # fmt: skip
-    """The restoration's posting (module docstring): revenue back to the grant, the promotional expense
-    reversed, and for a grant no longer usable its closing at once."""
-    entries: list[Entry] = [debit("revenue", amount), credit("prepaid_credit", amount, grant.grant_id)]
+def _posting(grant: CreditGrant, source: str, amounts: tuple[int, int],
+             taken: list[tuple[str, str, str, int]], closed: str | None,
+             now: datetime) -> Posting:  # fmt: skip
+    """The restoration's posting (module docstring): revenue back to the grant (``amounts``: what the
+    grant gets back and the inclusive tax inside it, taken off ``tax_payable`` instead), the promotional
+    expense reversed, and for a grant no longer usable its closing at once."""
+    amount, contained = amounts
+    entries: list[Entry] = [debit("revenue", amount - contained)]
+    entries += [debit("tax_payable", contained)] if contained else []
+    entries += [credit("prepaid_credit", amount, grant.grant_id)]
     if grant.kind == "promotional":
         entries += [debit("promotional_allowance", amount), credit("promotional_credit_expense", amount)]
     if closed is not None:

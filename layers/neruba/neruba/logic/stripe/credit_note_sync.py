@@ -68,6 +68,7 @@ def credit_note_params(
                 "unit_amount": int(line["amount_minor"]),
             }
             for line in note["lines"]
+            if int(line["amount_minor"])  # a line of nothing but tax (a grant's part): its Tax line
         ]
         + ([] if stripe_computes_tax else _tax_line(note)),
         "metadata": {"neruba_credit_note_id": note["id"], "neruba_invoice_id": note["invoice_id"]},
