@@ -5,6 +5,7 @@ transaction, so this is the batch's time on the local emulator).
 
     python -m benchmarks.limits            # writes benchmarks/results/limits.json
     python -m benchmarks.limits amounts    # adds the amounts run (an amount cap and spend alerts) to it
+    python -m benchmarks.limits sparse     # adds the sparse cases (``SPARSE_CASES``) to it
 
 The amounts run prices usage, which a grouped meter does not allow (docs/limits.md, "Which prices take an
 amount"): both of its sides use an ungrouped ``tokens`` meter charged by a graduated plan, once without
@@ -83,6 +84,126 @@ VARIANTS = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class SparseCase:
+    """A sparse workload (one event per customer's meter and day in each batch) whose customers have the
+    limits ``kinds[c % len(kinds)]`` (``_case_limits``); ``layout``: ``one`` (the sparse shape: 100
+    customers, one event each in the current hour), ``two days`` (50 customers, one event on each of two
+    past days) or ``one day`` (50 customers, two events four hours apart on one past day)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    layout: str = "one"
+
+    @property
+    def customers(self) -> int:
+        return 100 if self.layout == "one" else 50
+
+    @property
+    def priced(self) -> bool:
+        return any(kind in ("amount", "spend") for kind in self.kinds)
+
+
+# Every shape of a sparse limited batch: the one measured above (every event fits a hard cap), then each
+# kind of write that did not take the batch's shared pending items (docs/performance.md), then a mix.
+SPARSE_CASES = [
+    SparseCase("every event fits its hard cap", ("cap",)),
+    SparseCase("half the customers refused by their cap after a few batches", ("cap", "refused")),
+    SparseCase("amount caps (priced meter, no event reaches its cap)", ("amount",)),
+    SparseCase("spend alerts crossing (priced meter, three levels)", ("spend",)),
+    SparseCase("two limit periods in one batch (daily periods, two days)", ("daily",), "two days"),
+    SparseCase("two limit periods within one day (daily periods from noon)", ("noon",), "one day"),
+    SparseCase(
+        "a mix: caps, refusals, amount caps, spend alerts, daily periods",
+        ("cap", "refused", "amount", "spend", "daily"),
+        "two days",
+    ),
+]
+
+
+CASE_EVENTS = 1_000  # 10 batches of 100 per case (the shapes above: 2,000)
+
+
+class _LongContext(_Context):
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def _base_day() -> datetime:
+    """Midnight UTC yesterday: the past days of the two-event layouts are this day and the one before."""
+    from datetime import timedelta
+
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+
+
+def _case_events(case: SparseCase) -> list[dict[str, Any]]:
+    from datetime import timedelta
+
+    if case.layout == "one":
+        return _events(SPARSE)
+    base, padding = _base_day(), "x" * 560
+    events = []
+    for i in range(EVENTS):
+        if case.layout == "two days":
+            at = base + timedelta(hours=10, minutes=30) - timedelta(days=i % 2)
+        else:  # two events of one day, on each side of noon
+            at = base + timedelta(hours=9 + 4 * (i % 2), minutes=30)
+        events.append(
+            {
+                "transaction_id": f"bench-{i:08d}-0f8fad5b-d9cb-469f-a165-70867728950e",
+                "customer_id": f"cust-{(i // 2) % case.customers}",
+                "code": "tokens",
+                "timestamp": at.isoformat(),
+                "properties": {"tokens": 1 + i % 7, "model": "model-0", "note": padding},
+            }
+        )
+    return events
+
+
+def _case_limits(case: SparseCase) -> None:
+    """Per customer, by kind: ``cap`` a hard cap no event reaches, a soft cap and two alert levels (the
+    sparse rows above); ``refused`` a hard cap of 20 tokens (reached after a few batches: its later events
+    are refused); ``amount`` an amount cap no event reaches; ``spend`` spend alerts at 0.20, 0.40 and 0.60
+    (each crossed); ``daily`` and ``noon`` a hard cap no event reaches on daily periods from midnight or
+    from noon. Monthly periods start three days before the past days, so both fall in one period."""
+    from datetime import timedelta
+
+    from neruba.logic.idempotency import Actor
+    from neruba.logic.limits.settings import put_limits
+    from neruba.models.limits import UsageLimitsIn
+
+    base = _base_day()
+    month = {"interval": "month", "period_anchor": (base - timedelta(days=3)).isoformat()}
+    bodies: dict[str, dict[str, Any]] = {
+        "cap": {
+            "meters": [
+                {"meter_code": "tokens", "hard_cap": "1000000", "soft_cap": "500", "alerts": ["100", "300"]}
+            ],
+            **month,
+        },
+        "refused": {"meters": [{"meter_code": "tokens", "hard_cap": "20"}], **month},
+        "amount": {"meters": [{"meter_code": "tokens", "hard_cap_amount_minor": 10**9}], **month},
+        "spend": {
+            "meters": [{"meter_code": "tokens", "hard_cap": "1000000"}],
+            "spend_alerts_minor": [20, 40, 60],
+            **month,
+        },
+        "daily": {
+            "meters": [{"meter_code": "tokens", "hard_cap": "1000000"}],
+            "interval": "day",
+            "period_anchor": base.isoformat(),
+        },
+        "noon": {
+            "meters": [{"meter_code": "tokens", "hard_cap": "1000000"}],
+            "interval": "day",
+            "period_anchor": (base + timedelta(hours=12)).isoformat(),
+        },
+    }
+    for c in range(case.customers):
+        body = UsageLimitsIn.model_validate(bodies[case.kinds[c % len(case.kinds)]])
+        put_limits(f"cust-{c}", body, None, Actor("bench"))
+
+
 def _limits(customers: int, variant: Variant) -> int:
     """A hard cap no event reaches (unless the variant has none) and three alert levels the workload
     crosses, on the variant's customers; returns how many customers have limits."""
@@ -148,7 +269,11 @@ def _amount_limits(customers: int) -> None:
 
 
 def _run(
-    with_limits: bool, shape: Shape = HEADLINE, variant: Variant = EVERY, amounts: bool = False
+    with_limits: bool,
+    shape: Shape = HEADLINE,
+    variant: Variant = EVERY,
+    amounts: bool = False,
+    case: SparseCase | None = None,
 ) -> dict[str, Any]:
     from moto import mock_aws
 
@@ -158,7 +283,8 @@ def _run(
     from neruba.settings import get_settings
     from tests.support.aws import create_resources
 
-    customers = shape.customers_per_batch
+    customers = shape.customers_per_batch if case is None else case.customers
+    amounts = amounts or (case is not None and case.priced)
     with mock_aws():
         bootstrap.reset()
         create_resources()
@@ -167,18 +293,23 @@ def _run(
         else:
             _setup_catalog(customers)
         if with_limits:
-            if amounts:
+            if case is not None:
+                _case_limits(case)
+            elif amounts:
                 _amount_limits(customers)
             else:
                 _limits(customers, variant)
-        records = _records(_events(shape))
+        records = _records(_events(shape) if case is None else _case_events(case)[:CASE_EVENTS])
         meter = Meter()
         meter.attach(client("dynamodb"), boto3.client("dynamodb"))
         first_alert_seconds = None
+        # the sparse cases' batches may take more than a minute on moto under load: Lambda's longest
+        # timeout, so that no batch stops at its deadline (the counts are the same either way)
+        context = _Context() if case is None else _LongContext()
         started = time.perf_counter()
         for start in range(0, len(records), BATCH):
             batch_started = time.perf_counter()
-            response = app.lambda_handler({"Records": records[start : start + BATCH]}, _Context())
+            response = app.lambda_handler({"Records": records[start : start + BATCH]}, context)
             assert response["batchItemFailures"] == [], response
             if with_limits and first_alert_seconds is None and _alerts(get_settings().ops_table):
                 first_alert_seconds = round(time.perf_counter() - batch_started, 3)
@@ -193,23 +324,26 @@ def _run(
         fold["write_units"] = meter.total_write_units - batches[0]
         fold["requests"] = meter.dynamodb_requests - batches[1]
         alerts = _alerts(get_settings().ops_table) if with_limits else 0
+        refused = _refused(get_settings().usage_table)
         sizes = _sizes(get_settings().usage_table)
     units, requests = batches[0], batches[1]
     fold["write_units_by_item"] = dict(sorted((meter.write_units - Counter(batches[3])).items()))
     meter.requests, meter.write_units = Counter(batches[2]), Counter(batches[3])  # the batches' alone
     return {
         "write_units": units,
-        "write_units_per_event": round(units / EVENTS, 3),
-        "requests_per_event": round(requests / EVENTS, 3),
+        "events": len(records),
+        "write_units_per_event": round(units / len(records), 3),
+        "requests_per_event": round(requests / len(records), 3),
         "write_units_by_item": dict(sorted(meter.write_units.items())),
         "requests_by_operation": dict(sorted(meter.requests.items())),
         "seconds_on_moto": round(elapsed, 2),
         "alerts_written": alerts,
+        "events_refused": refused,
         "seconds_batch_start_to_first_alert": first_alert_seconds,
         "largest_bytes": sizes,
         "fold": fold,
-        "write_units_per_event_with_fold": round((units + fold["write_units"]) / EVENTS, 3),
-        "requests_per_event_with_fold": round((requests + fold["requests"]) / EVENTS, 3),
+        "write_units_per_event_with_fold": round((units + fold["write_units"]) / len(records), 3),
+        "requests_per_event_with_fold": round((requests + fold["requests"]) / len(records), 3),
     }
 
 
@@ -245,6 +379,17 @@ def _sizes(usage_table: str) -> dict[str, int]:
         if kind:
             largest[kind] = max(largest[kind], item_size(item))
     return largest
+
+
+def _refused(usage_table: str) -> int:
+    """The events stored ``over_limit``."""
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=usage_table)
+    return sum(
+        1
+        for page in pages
+        for i in page["Items"]
+        if i["pk"]["S"].startswith("EVT#") and i.get("st", {}).get("S") == "over_limit"
+    )
 
 
 def _alerts(ops_table: str) -> int:
@@ -289,8 +434,9 @@ def main() -> dict[str, Any]:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "limits.json"
     before = json.loads(path.read_text()) if path.exists() else {}
-    if "amounts" in before:
-        result["amounts"] = before["amounts"]  # measured on its own (``amounts``)
+    for own in ("amounts", "sparse_cases"):  # measured on their own (``amounts``, ``sparse``)
+        if own in before:
+            result[own] = before[own]
     if before.get("shapes"):  # the figures this run replaces, to compare with
         result["previous_run"] = {
             "measured_at": before.get("measured_at"),
@@ -329,6 +475,75 @@ def amounts() -> dict[str, Any]:
     return section
 
 
+def sparse() -> dict[str, Any]:
+    """Each sparse case (``SPARSE_CASES``), limits off then on; added to ``results/limits.json`` under
+    ``sparse_cases`` (the other runs are kept), the figures it replaces kept under ``previous``."""
+    load_start = os.getloadavg()[0]
+    rows = []
+    offs: dict[tuple[str, bool], dict[str, Any]] = {}
+    for case in SPARSE_CASES:
+        key = (case.layout, case.priced)
+        off = offs.get(key) or _run(False, case=case)
+        offs[key] = off
+        on = _run(True, case=case)
+        rows.append(
+            {
+                "case": case.name,
+                "kinds": list(case.kinds),
+                "layout": case.layout,
+                "customers_per_batch": BATCH if case.layout == "one" else BATCH // 2,
+                "limits_off": off,
+                "limits_on": on,
+                "extra_write_units_per_event": round(
+                    on["write_units_per_event_with_fold"] - off["write_units_per_event_with_fold"], 3
+                ),
+            }
+        )
+    path = RESULTS / "limits.json"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    before = result.get("sparse_cases") or {}
+    section: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
+        "rows": rows,
+        "previous": before.get("previous") or {},
+    }
+    code = _code_version()
+    if before.get("rows") and before.get("code") != code:  # the figures of the code this one replaces
+        section["previous"] = {
+            "measured_at": before["measured_at"],
+            "code": before.get("code"),
+            "rows": {r["case"]: _figures(r["limits_on"]) for r in before["rows"]},
+        }
+    section["code"] = code
+    result["sparse_cases"] = section
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return section
+
+
+def _code_version() -> str:
+    """The last commit of the layer's code and whether it has changes not committed: a run of other code
+    keeps the stored figures as ``previous`` (a run of the same code keeps the stored ``previous``)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("log", "-1", "--format=%h", "--", "layers/neruba/neruba")
+    return commit + ("+changes" if git("status", "--porcelain", "--", "layers/neruba/neruba") else "")
+
+
+def _figures(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "write_units_per_event": run["write_units_per_event"],
+        "write_units_per_event_with_fold": run["write_units_per_event_with_fold"],
+        "requests_per_event": run["requests_per_event"],
+        "write_units_by_item": run["write_units_by_item"],
+    }
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.limits",
@@ -336,12 +551,16 @@ if __name__ == "__main__":
         "writes benchmarks/results/limits.json (takes several minutes on moto).",
     )
     parser.add_argument(
-        "run", nargs="?", choices=["amounts"], help="only the amounts run, added to the stored results"
+        "run",
+        nargs="?",
+        choices=["amounts", "sparse"],
+        help="only the amounts run, or only the sparse cases, added to the stored results",
     )
-    only_amounts = parser.parse_args().run == "amounts"
+    only = parser.parse_args().run
     from tests.conftest import TEST_ENVIRONMENT
 
     for key, value in {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
         os.environ.setdefault(key, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(amounts() if only_amounts else main(), indent=2, default=str))
+    runs = {"amounts": amounts, "sparse": sparse}
+    print(json.dumps(runs[only]() if only else main(), indent=2, default=str))

@@ -918,6 +918,7 @@ def _limits(lines: list[str], run: dict[str, Any] | None) -> None:
     _limit_previous(lines, run)
     _naive(lines, run)
     _limit_amounts(lines, run.get("amounts"))
+    _sparse_cases(lines, run.get("sparse_cases"))
 
 
 def _limit_ids(lines: list[str], shapes: list[dict[str, Any]], events: int) -> None:
@@ -1056,6 +1057,100 @@ def _limit_amounts(lines: list[str], run: dict[str, Any] | None) -> None:
         "for some later write; the spend the limits API shows (`spend_minor`) would also lag the usage. The "
         "conditional put on the spend counter is what makes concurrent writes of several meters see each "
         "other, so it is kept; the aim is missed by the alerts' own write units only.",
+        "",
+    ]
+
+
+# Why each sparse case costs what it does (the rows of ``_sparse_cases``, by the start of their name).
+SPARSE_WHY = {
+    "every event fits": "Shared: the counter put records the batch's pending item of the customer's shard.",
+    "half the customers refused": (
+        "Not shared when a write refuses an event: the refused customers' days keep the limited write of "
+        "their own (event, counter and contribution puts). A refusal must land before the day is counted "
+        "anywhere (a counted day means every event of it the batch held is decided), so sharing it needs the "
+        "batch to refuse between its counter puts and its pending puts, and a pending item holding only a "
+        "day's admitted events, or an empty day when every event is refused, which the pending layer does "
+        "not hold yet. The customers under their cap are shared. EVT above 1.0: each refusal updates its "
+        "event item (`over_limit`)."
+    ),
+    "amount caps": (
+        "Shared since this change: the events are decided with the meter's prices and the counter put "
+        "records the amount and the batch's pending item. The prices still cost a Query of the customer's "
+        "subscriptions and a GetItem of the meter per customer and batch (2 of the 4.1 requests per event "
+        "here, one event per customer and batch): not cut in this change."
+    ),
+    "spend alerts": (
+        "Shared since this change: the spend counter's step rides in the meter counter's record and is "
+        "applied after the pending put (by its meter counter version, once, whoever applies it), so the "
+        "spend counter's put (1 unit per event here: the amount moves with every event) and the reads of it "
+        "stay (the reads of the spend counter and of its records make most of the GetItem); the contribution of "
+        "its own goes."
+    ),
+    "two limit periods in one batch": (
+        "Shared since this change: each period's days move that period's counter by one put recording them; "
+        "the batch's pending item holds the days of both."
+    ),
+    "two limit periods within one day": (
+        "Not shared: a day is one entry of the pending item (and one contribution), which neither counter "
+        "alone can record; a kill between the two counter puts would let a completer of the first put the "
+        "whole day while the second counter never moves. Counted as before: both counters and the "
+        "contribution in one transaction (a transactional write costs twice a plain one)."
+    ),
+    "a mix": "Each customer's days as in its own row: the refused customers' days keep a write of their own.",
+}
+
+
+def _sparse_cases(lines: list[str], run: dict[str, Any] | None) -> None:
+    lines += ["### Sparse batches, every shape", ""]
+    if not run or not run.get("rows"):
+        lines += ["Not measured yet: run `python -m benchmarks.limits sparse`.", ""]
+        return
+    previous = (run.get("previous") or {}).get("rows") or {}
+    events = run["rows"][0]["limits_on"].get("events", "?")
+    lines += [
+        f"Measured {run['measured_at']} by `python -m benchmarks.limits sparse` (1-minute load average "
+        f"{run['load_average_1min']['start']:.1f} at the start, {run['load_average_1min']['end']:.1f} at the end): "
+        f"{events:,} events in batches of 100 through the real ingest worker on moto, one event per customer's "
+        "meter and day in each batch (sparse days), limits off then on. The rows above measure only sparse "
+        "batches whose every event fits a unit hard cap; these add the shapes that did not take the batch's "
+        "shared pending items. Layouts: 100 customers per batch, one event each in the current hour; or 50 "
+        "customers per batch, two events each (one on each of two past days, or both on one past day on each "
+        "side of noon). Priced rows subscribe every customer to a graduated plan on `tokens`; monthly periods "
+        "start three days before the past days. *before* is the code this change replaced "
+        f"({(run.get('previous') or {}).get('code', '?')}, measured {(run.get('previous') or {}).get('measured_at', '?')}), "
+        f"*after* this one ({run.get('code', '?')}). Write units and requests are counts (the same on any "
+        "machine, whatever the load); the seconds are timings on this shared machine.",
+        "",
+        "| shape | customers per batch | write units per event, off | on, before | on, after | contributions "
+        "(AGG) per event, before | after | requests per event, before | after | refused | alerts | seconds "
+        "on moto, after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    notes = []
+    for row in run["rows"]:
+        off, on = row["limits_off"], row["limits_on"]
+        before = previous.get(row["case"]) or {}
+        n = on.get("events") or 1
+
+        def agg(figures: dict[str, Any], n: int = n) -> Any:
+            units = (figures.get("write_units_by_item") or {}).get("AGG")
+            return "?" if not figures else round((units or 0) / n, 3)
+
+        lines.append(
+            f"| {row['case']} | {row['customers_per_batch']} | {off['write_units_per_event_with_fold']} | "
+            f"{before.get('write_units_per_event_with_fold', '?')} | {on['write_units_per_event_with_fold']} | "
+            f"{agg(before)} | {agg(on)} | {before.get('requests_per_event', '?')} | {on['requests_per_event']} | "
+            f"{on.get('events_refused', 0)} | {on['alerts_written']} | {on['seconds_on_moto']} |"
+        )
+        why = next((text for start, text in SPARSE_WHY.items() if row["case"].startswith(start)), "")
+        by_item = ", ".join(f"{k} {round(v / n, 3)}" for k, v in on["write_units_by_item"].items())
+        notes.append(f"- **{row['case']}**: {why} After, per event: {by_item}.")
+    lines += [
+        "",
+        "Write units count the fold of the pending items and their removal 35 days on, as in the rows above "
+        "(the batches' own figures are in `benchmarks/results/limits.json`).",
+        "",
+        *notes,
         "",
     ]
 

@@ -541,19 +541,21 @@ class IngestBatch:
         for part, write in writes.parts():
             if part == self.batch_id and id(write) not in sparse and self._limited(write):
                 limited.pop((write.customer_id, write.meter_code), None)  # a day of it is not sparse
-        records = self._share(limited, members, minute, failed)
+        records, usual = self._share(limited, members, minute, failed)
         for part, write in writes.parts():
             if id(write) in sparse and (write.customer_id, write.meter_code) in limited:
-                continue  # a limited day: shared below, or counted with its counter (``_share``)
+                continue  # a limited day: shared below, counted as usual or retried (``_share``)
             if id(write) in sparse and not self._limited(write):
                 shards[pending_shard(write.customer_id)].append(write)
             else:
                 direct.append((part, write))
-        for key, (days, _) in records.items():
-            shards[pending_shard(key[0])].extend(days)
+        direct += [(self.batch_id, write) for write in usual]
+        for key, recorded in records.items():
+            for days, _ in recorded:
+                shards[pending_shard(key[0])].extend(days)
         for shard, days in shards.items():
             units = dict.fromkeys((w.customer_id, w.meter_code) for w in days)
-            shared = [records[k] for k in units if k in records]
+            shared = [one for k in units if k in records for one in records[k]]
             if self.deadline is not None and self.clock() >= self.deadline:
                 for write in days:  # AWS would have killed it by now
                     events = members[(self.batch_id, write.key)]
@@ -583,15 +585,15 @@ class IngestBatch:
         members: dict[tuple[str, tuple[str, str, str]], list[CellEvent]],
         minute: str,
         failed: list[str],
-    ) -> dict[tuple[str, str], tuple[list[DayWrite], Any]]:
-        """Move the counters of the sparse limited days (``logic.limits.gate.share``); returns the units
-        whose counter records them (their days go into the pending items), drops from ``limited`` those
-        counted as usual (the units left there are shared or retried), and notes what completing earlier
-        records refused."""
+    ) -> tuple[dict[tuple[str, str], list[tuple[list[DayWrite], Any]]], list[DayWrite]]:
+        """Move the counters of the sparse limited days (``logic.limits.gate.share``); returns the writes
+        whose counter records them by unit (their days go into the pending items) and the days to count as
+        usual (``_units``); the days of a write retried are neither (its counter may record it: held,
+        never given back). Notes what completing earlier records refused."""
         from neruba.logic.limits import gate
 
         if not limited:
-            return {}
+            return {}, []
         keys = list(limited)
         units = []
         for customer_id, meter_code in keys:
@@ -599,16 +601,18 @@ class IngestBatch:
             events = [e for day in days for e in members[(self.batch_id, day.key)]]
             units.append((self.catalog.limit_settings(customer_id, self.now), days, events))
         results = gate.share(self.usage, self.batch_id, minute, units, self.now)
-        records: dict[tuple[str, str], tuple[list[DayWrite], Any]] = {}
-        for key, (_, days, _), done in zip(keys, units, results, strict=True):
-            cell = self._noted(key[0], done.result)
-            if done.record is not None:
-                records[key] = (days, done.record)
-            elif cell.retry:
-                failed.extend(cell.retry)  # its counter may record it: held, never given back
-            else:
-                limited.pop(key)  # counted as usual (``_units``)
-        return records
+        records: dict[tuple[str, str], list[tuple[list[DayWrite], Any]]] = {}
+        usual: list[DayWrite] = []
+        for key, writes in zip(keys, results, strict=True):
+            for done in writes:
+                cell = self._noted(key[0], done.result)
+                if done.record is not None:
+                    records.setdefault(key, []).append((done.days, done.record))
+                elif cell.retry:
+                    failed.extend(cell.retry)
+                else:
+                    usual += done.days
+        return records, usual
 
     def _finish_shared(
         self,
@@ -619,17 +623,14 @@ class IngestBatch:
         landed: bool,
     ) -> None:
         """After a pending item's put: the alerts of the limited writes it holds (``landed``), or, when the
-        put failed (or may have), the completion of their records (``dal.limit_pending``): whatever the
-        item holds counts there, the rest as contributions. A completion that fails leaves the record to
-        the counter's next writer; the messages come again, their events still held."""
-        from neruba.dal import limit_pending
+        put failed (or may have), the completion of their records; then their spend steps
+        (``logic.limits.gate.finish_shared``). A completion that fails leaves the record to the counter's
+        next writer; the messages come again, their events still held."""
+        from neruba.logic.limits import gate
 
         for days, record in shared:
             try:
-                if landed:
-                    limit_pending.finish_shared(record)
-                else:
-                    limit_pending.complete(record)
+                self.alerts += len(gate.finish_shared(record, landed=landed))
             except Exception as exc:
                 logger.warning(
                     "limited write left pending on its counter",

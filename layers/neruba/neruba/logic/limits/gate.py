@@ -23,10 +23,11 @@ attempt:
    ``alert.triggered`` per level reached.
 
 In a sparse batch (``dal.pending``) the worker hands its limited days to ``share`` first: the counters
-are read in one BatchGetItem, and a meter whose events all fit in one period moves its counter by one put
-whose record names the batch's pending item of the customer's shard instead of a contribution
-(``dal.limit_pending.Shared``); the worker then puts its pending items holding those days. Any other
-meter's days are counted as above.
+are read in one BatchGetItem, and each limit period of a meter whose events all fit moves its counter by
+one put whose record names the batch's pending item of the customer's shard instead of a contribution
+(``dal.limit_pending.Shared``; an amount cap decides with the prices, a spend step rides in the record);
+the worker then puts its pending items holding those days (``finish_shared``). Any other meter's days
+(a refusal, a day split between two periods) are counted as above.
 
 Refusals beyond what one transaction holds (100 actions) are committed before it, on condition that the
 contribution does not exist yet (``_refuse_ahead``). A counter that moved since it was read (another batch
@@ -301,12 +302,13 @@ def _count_days(
 @dataclass(slots=True)
 class SharedWrite:
     """A limited write of a sparse batch (``share``): ``record`` when its counter moved recording it, its
-    days then going into the batch's pending item of their shard; None when it is counted as usual
+    ``days`` then going into the batch's pending item of their shard; None when they are counted as usual
     (``count_write``/``count_days``), or retried (``result.cell.retry``). ``result.refused`` names the
     events refused while completing the counter's earlier record either way."""
 
     record: pending.PendingWrite | None
     result: GateResult
+    days: list[DayWrite] = field(default_factory=list)
 
 
 def share(
@@ -315,81 +317,144 @@ def share(
     minute: str,
     units: list[tuple[str | None, list[DayWrite], list[CellEvent]]],
     now: datetime,
-) -> list[SharedWrite]:
+) -> list[list[SharedWrite]]:
     """Decide the limited days of a sparse batch together, each unit (one customer's meter: its settings,
-    its days, their events) moving its counter by one conditional put whose record names the batch's
-    pending item of ``minute`` in the customer's shard (``dal.limit_pending.Shared``) instead of a
-    contribution of its own: the counters in one BatchGetItem, the pending items their earlier records
-    name in another. A unit is shared only when every event fits (no refusal), one counter moves and no
-    amount is priced; the caller puts the pending items after these counter puts, so a day is in a pending
-    item only once its counter moved (docs/limits.md, "Sparse batches under limits")."""
+    its days, their events) moving the counter of each limit period its days fall in by one conditional
+    put whose record names the batch's pending item of ``minute`` in the customer's shard
+    (``dal.limit_pending.Shared``) instead of a contribution of its own: the counters in one BatchGetItem,
+    the pending items their earlier records name in another. Returns, per unit, one write per period (or
+    one for all its days when none is shared). A period's write is shared when every event fits (no
+    refusal) and its meter's counter is the only one it moves, bar the spend counter (a step its record
+    carries, applied by ``finish_shared``); a unit with a day split between two periods is counted as
+    usual (a day's contribution would need both counters). The caller puts the pending items after these
+    counter puts, so a day is in a pending item only once its counter moved (docs/limits.md, "Sparse
+    batches under limits")."""
     from neruba import bootstrap
 
     limits = bootstrap.limits()
-    out = [SharedWrite(None, GateResult(CellResult())) for _ in units]
-    candidates: list[tuple[int, LimitSettings, tuple[datetime, datetime]]] = []
+    out = [[SharedWrite(None, GateResult(CellResult()), days)] for _, days, _ in units]
+    candidates: list[tuple[int, LimitSettings, tuple[datetime, datetime], list[DayWrite], list[CellEvent]]]
+    candidates = []
     for n, (text, days, events) in enumerate(units):
         settings = LimitSettings.from_stored(text)
         first = days[0]
         if settings is None or not limited(settings, first.meter_code, first.aggregation):
             continue
-        if settings.rates(first.meter_code) or any(d.recounts or d.checks for d in days):
+        if any(d.recounts or d.checks for d in days):
             continue
-        periods = {settings.period(parse_ts(e.at)) for e in events}
-        if len(periods) == 1:
-            candidates.append((n, settings, periods.pop()))
+        periods = _by_period(settings, days, events)
+        if periods is not None:
+            out[n] = []
+            candidates += [(n, settings, period, ds, es) for period, (ds, es) in periods]
     read = limits.counters(
-        [(units[n][1][0].customer_id, units[n][1][0].meter_code, *period) for n, _, period in candidates]
+        [(days[0].customer_id, days[0].meter_code, *period) for _, _, period, days, _ in candidates]
     )
     items = pending.read_shared(pending.decode(c.pending) for c in read if c.pending is not None)
-    for (n, settings, _), seen in zip(candidates, read, strict=True):
-        _, days, events = units[n]
+    prices: dict[int, Prices] = {}
+    for (n, settings, _, days, events), seen in zip(candidates, read, strict=True):
+        first = days[0]
         ctx = _Write(usage, limits, settings, part, now, own=_own_keys(usage, part, days), items=items)
+        if settings.rates(first.meter_code):
+            ctx.prices = prices.setdefault(n, Prices(first.customer_id, first.meter_code))
         ctx.ahead[(seen.customer_id, seen.meter_code, seen.start)] = seen
         try:
-            out[n] = _share_one(ctx, minute, days, events)
+            done = _share_one(ctx, minute, days, events)
         except Exception as exc:
             if not is_transient(exc):  # counted as usual, which isolates what cannot be written
-                out[n] = SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))
-                continue
-            logger.warning(
-                "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
-            )
-            retry = CellResult(retry=[e.message_id for e in events], error=repr(exc)[:300], held=True)
-            out[n] = SharedWrite(None, GateResult(retry, list(ctx.settled)))
+                done = SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))
+            else:
+                logger.warning(
+                    "limit counter not moved, retried", extra={"batch_id": part, "error": repr(exc)[:300]}
+                )
+                retry = CellResult(retry=[e.message_id for e in events], error=repr(exc)[:300], held=True)
+                done = SharedWrite(None, GateResult(retry, list(ctx.settled)))
+        done.days = days
+        out[n].append(done)
     return out
 
 
+def _by_period(
+    settings: LimitSettings, days: list[DayWrite], events: list[CellEvent]
+) -> list[tuple[tuple[datetime, datetime], tuple[list[DayWrite], list[CellEvent]]]] | None:
+    """The unit's days and events by the limit period they fall in; None when a day has events in two
+    periods (its one contribution cannot be recorded by either counter alone)."""
+    parts: dict[tuple[datetime, datetime], tuple[list[DayWrite], list[CellEvent]]] = {}
+    for day in days:
+        members = [e for e in events if e.ref.day == day.day]
+        periods = {settings.period(parse_ts(e.at)) for e in members}
+        if len(periods) != 1:
+            return None
+        held, of_day = parts.setdefault(periods.pop(), ([], []))
+        held.append(day)
+        of_day += members
+    return sorted(parts.items())
+
+
 def _share_one(ctx: _Write, minute: str, days: list[DayWrite], events: list[CellEvent]) -> SharedWrite:
-    """One unit of ``share``: decide, then move the counter recording the shared write (or not)."""
+    """One period of a unit of ``share``: decide, then move the counter recording the shared write (or
+    not); with spend alerts, the spend counter's step rides in the record (``finish_shared``)."""
     from neruba.dal.pending import day_entry, pending_shard
 
     first = days[0]
     plan = _plan(ctx, first, events)
     meters = [state for state in plan.counters if state.seen.meter_code != SPEND]
-    if plan.found or plan.refused or len(meters) != 1 or len(plan.counters) != 1:
+    spends = [state for state in plan.counters if state.seen.meter_code == SPEND]
+    if plan.found or plan.refused or len(meters) != 1 or len(spends) > 1:
         return SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))
+    (state,) = meters
     shared = pending.Shared(
         pending_shard(first.customer_id),
         minute,
         ctx.part,
         tuple(day_entry(d.customer_id, d.meter_code, d.day) for d in days),
     )
+    alerts = [a for a in plan.alerts if a["kind"] != "spend"]  # the spend step fires the spend levels
     record = pending.PendingWrite(
         [ctx.usage.contribution_put(ctx.part, day, ctx.now) for day in days],
         [],
         _message(first),
-        [_alert_action(first.customer_id, a, ctx.now) for a in plan.alerts],
-        None,
+        [_alert_action(first.customer_id, a, ctx.now) for a in alerts],
+        _step(first, state, spends[0], ctx.settings, plan, ctx.now) if spends else None,
         shared,
     )
-    (state,) = meters
     action = ctx.limits.counter_put(
         state.seen, state.used, state.events, state.fired, state.amount, None, pending.encode(record)
     )
     if not ctx.limits.write_counter(action):
         return SharedWrite(None, GateResult(CellResult(), list(ctx.settled)))  # moved: counted as usual
-    return SharedWrite(record, GateResult(CellResult(counted=True), list(ctx.settled), plan.alerts))
+    return SharedWrite(record, GateResult(CellResult(counted=True), list(ctx.settled), alerts))
+
+
+def finish_shared(record: pending.PendingWrite, *, landed: bool) -> list[dict[str, Any]]:
+    """After the put of the batch's pending item meant to hold a shared write's days: its alerts when the
+    put ``landed``, else the completion of its record (whatever the item holds counts there, the rest as
+    contributions); then its spend step, if any. Returns the spend alerts the step fired. A failure leaves
+    the record on the counter for its next writer (``settle`` completes it and applies the step)."""
+    from neruba import bootstrap
+
+    if landed:
+        pending.finish_shared(record)
+    else:
+        pending.complete(record)
+    return [] if record.spend is None else _spend_step(bootstrap.limits(), record.spend)
+
+
+def _step(
+    write: DayWrite, state: _State, spend: _State, settings: LimitSettings, plan: _Plan, now: datetime
+) -> dict[str, Any]:
+    """The spend counter's step a meter counter's record carries (``_spend_step``): the meter's amount at
+    the counter's next version, the period, the spend levels, the currency."""
+    return {
+        "c": write.customer_id,
+        "k": write.meter_code,
+        "a": state.amount,
+        "v": state.seen.version + 1,
+        "s": iso_z(spend.seen.start),
+        "e": iso_z(spend.seen.end),
+        "l": {k: str(v) for k, v in settings.spend_levels().items()},
+        "cur": plan.currency,
+        "t": iso_z(now),
+    }
 
 
 def _each(
@@ -494,19 +559,7 @@ def _put_pending(
     write = writes[0]  # the days share the customer and meter
     (state,) = [s for s in plan.counters if s.seen.meter_code != SPEND]
     spend = next((s for s in plan.counters if s.seen.meter_code == SPEND), None)
-    step = None
-    if spend is not None:
-        step = {
-            "c": write.customer_id,
-            "k": write.meter_code,
-            "a": state.amount,
-            "v": state.seen.version + 1,
-            "s": iso_z(spend.seen.start),
-            "e": iso_z(spend.seen.end),
-            "l": {k: str(v) for k, v in settings.spend_levels().items()},
-            "cur": plan.currency,
-            "t": iso_z(now),
-        }
+    step = None if spend is None else _step(write, state, spend, settings, plan, now)
     record = pending.PendingWrite(
         [
             usage.contribution_put(
