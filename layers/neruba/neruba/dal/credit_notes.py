@@ -19,7 +19,7 @@ Items (``pk`` / ``sk``):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +100,20 @@ class CreditNotesRepository:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+
+    def written_by(self, actions: Iterable[dict[str, Any]]) -> list[str]:
+        """The ids of the credit notes a transaction's ``actions`` put (:meth:`put_item`), in order: what
+        its writer sends to Stripe sync once it committed (``logic.billing.sync_due.send_written``)."""
+        ids: list[str] = []
+        for action in actions:
+            put = action.get("Put") or {}
+            item = put.get("Item") or {}
+            if put.get("TableName") != self.table_name or (item.get("sk") or {}).get("S") != "#":
+                continue
+            pk = str((item.get("pk") or {}).get("S") or "")
+            if pk.startswith("CN#"):
+                ids.append(pk.removeprefix("CN#"))
+        return ids
 
     def set_stripe(self, credit_note_id: str, stripe: dict[str, Any]) -> None:
         """Store the Stripe sync state of a credit note."""

@@ -15,7 +15,7 @@ from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
-from neruba.logic.billing import correction_sources, unbillable
+from neruba.logic.billing import correction_sources, sync_due, unbillable
 from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
@@ -247,6 +247,8 @@ def rerun_invoice(
         commit(Transaction(actions))
     except Cancelled as exc:
         raise ConflictError("The invoice changed meanwhile; try again.", code="invoice_conflict") from exc
+    if invoice.status == "draft":  # the credit notes a revision below zero issued (a correction's: below)
+        sync_due.send_written(ctx, actions)
     _issue_correction(ctx, result, now)
     return result
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.billing import DUE_SHARDS, TransactionCancelledError
 from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
-from neruba.logic.billing import unbillable
+from neruba.logic.billing import sync_due, unbillable
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import revised
 from neruba.logic.billing.document import (
@@ -178,6 +178,7 @@ def finalize_invoice(ctx: Billing, invoice: Invoice, now: datetime, fence: Fence
             fenced(actions, fence)
         except TransactionCancelledError:
             return None  # changed meanwhile (an operator rerun): the next run sees the new revision
+        sync_due.send_written(ctx, actions)  # the credit notes the revision issued, if it settled
         invoice = revised
     from neruba.logic.webhooks.outbox import event_action
 

@@ -13,7 +13,8 @@ voided invoice      ``vsync#n``  ``{"void_invoice_id"}``                    the 
 ==================  ===========  =========================================  ==============================
 
 After its transaction the writer sends the message and removes the marker (``send_credit_note``,
-``send_void``; invoices: ``finalize.send_pending_syncs``). A process that stops in between leaves the
+``send_void``; the notes a window's settlement or a draft's revision wrote: ``send_written``; invoices:
+``finalize.send_pending_syncs``). A process that stops in between leaves the
 marker, and the billing scheduler (``send_pending``, markers older than ``SCHEDULER_LAG``) or the billing
 sweep (claimed once per cool-down) sends the message and removes it. Sending twice is harmless: the sync
 reads what is stored (a Stripe id already recorded ends it) and each Stripe call carries the document's
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import DUE_SHARDS
 
@@ -74,6 +76,13 @@ def send(ctx: Billing, one: Owed) -> bool:
 
 def send_credit_note(ctx: Billing, credit_note_id: str) -> bool:
     return send(ctx, Owed("credit_note", credit_note_id))
+
+
+def send_written(ctx: Billing, actions: Iterable[dict[str, Any]]) -> int:
+    """After a transaction committed: send the sync message of every credit note its ``actions`` wrote
+    (a window's settlement, a draft's revision); how many were sent. A note whose send fails, or a
+    process stopping first, leaves its marker to the scheduler or the sweep."""
+    return sum(send_credit_note(ctx, note_id) for note_id in ctx.billing.credit_notes.written_by(actions))
 
 
 def send_void(ctx: Billing, invoice_id: str) -> bool:

@@ -34,7 +34,7 @@ from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.credits import Line
 from neruba.domain.phases import Terms, Timeline, timeline
 from neruba.domain.pricing import RatedWindow
-from neruba.logic.billing import unbillable
+from neruba.logic.billing import sync_due, unbillable
 from neruba.logic.billing.adjustment_terms import adjustment_record
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.discounts import credit_base
@@ -213,6 +213,7 @@ def billed_window(
         if invoice_exists or state_moved or posted:
             return None, doc  # another attempt of this job committed first
         raise RetryableBillingError(f"billing {window.window_id} was cancelled: {exc.reasons}") from exc
+    sync_due.send_written(ctx, unit)  # the credit notes its settlement issued (else: the scheduler's)
     count_fired(unit)  # balance alerts the credit applied made
     unbillable.report_invoiced(doc)  # a line billed 0 as unbillable: the operator is told
     return window.invoice_id, doc
