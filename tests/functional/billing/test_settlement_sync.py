@@ -6,6 +6,7 @@ stopped before the send leaves the marker to the scheduler, as for every other w
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -67,10 +68,8 @@ def test_a_window_stopped_before_the_send_leaves_its_note_to_the_scheduler(
     # batch records the message as failed; its redelivery finds the window billed)
     with monkeypatch.context() as patch:
         patch.setattr(sync_due, "send", killed)
-        try:
+        with contextlib.suppress(Killed):
             _bill(real, START + day(3, 1), monkeypatch)
-        except Killed:
-            pass
     assert len(stopped) == 1
     (note,) = _credit_notes(real, first["id"])
     assert _sent_notes(real) == []
@@ -102,9 +101,8 @@ def test_the_notes_an_operators_draft_rerun_issues_are_sent_right_after_its_comm
     from neruba.models.billing import RerunRequest
 
     first, _sub = _draft_at_100(real, monkeypatch)
-    rerun_invoice(
-        real.ctx, _usage(real, 2)["id"], RerunRequest(reason="voids"), "key:ops", "rr-1", now=START + day(3, 2)
-    )
+    draft_id = _usage(real, 2)["id"]
+    rerun_invoice(real.ctx, draft_id, RerunRequest(reason="voids"), "key:ops", "rr-1", now=START + day(3, 2))
     (note,) = _credit_notes(real, first["id"])
     assert _sent_notes(real) == [note["id"]]
     assert _owed(real, START + day(30)) == []

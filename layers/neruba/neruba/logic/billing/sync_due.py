@@ -24,8 +24,8 @@ own Stripe idempotency key, so Stripe creates each credit note once and voids ea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
