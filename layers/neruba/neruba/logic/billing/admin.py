@@ -233,7 +233,11 @@ def rerun_invoice(
         ticket=body.ticket,
         at=now,
         before={"subtotal_minor": invoice.subtotal_minor, "rev": invoice.rev},
-        after={"action": result["action"], **(parts.audited() if parts is not None else {})},
+        after={
+            "action": result["action"],
+            "grant_restorations": _restorations(invoice, result),
+            **(parts.audited() if parts is not None else {}),
+        },
         idempotency_key=idempotency_key,
     )
     actions += idempotency.record_items(
@@ -251,6 +255,15 @@ def rerun_invoice(
         sync_due.send_written(ctx, actions)
     _issue_correction(ctx, result, now)
     return result
+
+
+def _restorations(invoice: Any, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the rerun gave back to the grants that paid the corrected lines (its audit record): the
+    correction's after the end, or what the draft's revision added to the draft's."""
+    if result.get("correction"):
+        return [dict(r) for r in result["correction"].get("grant_restorations") or []]
+    had = invoice.document.get("grant_restorations") or []
+    return [dict(r) for r in (result["invoice"].get("grant_restorations") or []) if r not in had]
 
 
 def _usage_amount(invoice: Any) -> int:

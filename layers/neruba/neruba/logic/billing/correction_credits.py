@@ -493,20 +493,25 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
     settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None, source)
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None
-    settled.actions.append(_window_audit(customer_id, invoice_id, settled, now))
+    settled.actions.append(window_audit(customer_id, invoice_id, settled.notes, settled.restored, now))
     return settled
 
 
-def _window_audit(customer_id: str, invoice_id: str, settled: Settlement, now: datetime) -> dict[str, Any]:
-    """The audit record of a window's settlement (``invoice.settle``, as an operator's credit note has
-    ``credit_note.create``), one action of the window's transaction: the invoice and the notes it issued.
-    Its id comes from the window's invoice, so the window's transaction writes it once."""
+def window_audit(customer_id: str, invoice_id: str, notes: list[dict[str, Any]],
+                 restored: list[dict[str, Any]], now: datetime) -> dict[str, Any]:  # fmt: skip
+    """The audit record of a window's (or a draft revision's) settlement (``invoice.settle``, as an
+    operator's credit note has ``credit_note.create``), one action of its transaction: the invoice, the
+    notes it issued and what the grants that paid the corrected lines got back (``grant_restores``: per
+    corrected invoice, line and grant the amount, its tax and the posting). Written whenever either
+    happened, a settlement the grants take whole too. Its id comes from the window's invoice, so the
+    window's transaction writes it once."""
     from neruba import bootstrap
 
+    reason = ("negative adjustments credited against the invoices carrying them" if notes
+              else "negative adjustments given back to the credit grants that paid them")  # fmt: skip
     return idempotency.audit_put(
         bootstrap.audit(), idempotency.Actor(WINDOW_ACTOR), "invoice.settle", invoice_id,
-        customer_id=customer_id, at=now,
-        reason="negative adjustments credited against the invoices carrying them",
-        after={"credit_notes": [dict(n) for n in settled.notes]},
+        customer_id=customer_id, at=now, reason=reason,
+        after={"credit_notes": [dict(n) for n in notes], "grant_restorations": [dict(r) for r in restored]},
         idempotency_key=f"window-settlement:{invoice_id}",
     )  # fmt: skip

@@ -322,5 +322,6 @@ def late_corrections(
             issued.append({
                 "invoice_id": doc["id"] if doc else None, "subscription_id": subscription_id,
                 "corrects": original.id, "credit_notes": [n["id"] for n in correction["credit_notes"]],
+                "grant_restorations": correction.get("grant_restorations") or [],
             })  # fmt: skip
     return issued

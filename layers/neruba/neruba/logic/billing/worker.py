@@ -237,7 +237,7 @@ def build_invoice(
     notes against the invoices carrying what they take back
     (``logic.billing.correction_credits.settled_below_zero``): a credit left on it would lower the
     receivable but no invoice's amount due."""
-    from neruba.logic.billing.correction_credits import settled_below_zero, within_billed
+    from neruba.logic.billing.correction_credits import settled_below_zero, window_audit, within_billed
     from neruba.logic.billing.threshold import period_end_lines
 
     terms = timeline(subscription)
@@ -276,6 +276,8 @@ def build_invoice(
             ctx, customer_id, adjustment_lines, window.invoice_id, now
         )
         restored, restoring = restoration.view(), restoration.actions
+        if restored:  # the grants took (some of) the negative adjustments: audited as a settlement
+            restoring = [*restoring, window_audit(customer_id, window.invoice_id, [], restored, now)]
         if absorbed or restoration.taken:
             lines, extras, discount_actions = priced(carried)
     if restored:  # which grants got what back, on the invoice carrying the difference
