@@ -107,3 +107,51 @@ def test_the_corrections_sweep_repair_names_what_the_grants_got_back(real: World
         200,
     )
     assert restored["posting_id"]
+
+
+def test_a_correction_the_grants_take_whole_is_named_as_a_correction_not_an_invoice(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.conftest import ledger
+    from tests.functional.billing.test_event_void_billing import _explain
+
+    first, grant_id = _ended_then_two_voids(real, monkeypatch)
+    status, taken = rerun(api, first["id"], "rr")
+    assert status == 200, taken
+    correction = taken["correction"]
+    # THEN the answer names the correction's id, which is no invoice
+    correction_id = correction["correction_id"]
+    assert correction["invoice_id"] is None and real.ctx.invoices.get(correction_id) is None
+    # AND explain types the source of what the grant got back: a correction, no invoice to GET
+    (line,) = [line for line in _explain(first["id"])["lines"] if line["kind"] == "usage"]
+    (given,) = line["grant_restorations"]
+    assert given["source"] == {
+        "type": "correction",
+        "id": correction_id,
+        "invoice_id": None,
+        "revision": None,
+    }
+    assert given["source_id"] == correction_id
+    # AND the posting's guard key and metadata keep naming it (idempotency unchanged)
+    (posting,) = [p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]
+    assert posting.metadata["correction_id"] == correction_id
+    assert posting.idempotency_key == f"grant_restore:{correction_id}:{grant_id}"
+
+
+def test_a_window_restoration_is_named_by_the_window_invoice(real: World, monkeypatch: Any) -> None:
+    from tests.functional.billing.test_event_void_billing import _explain
+
+    first, _ids = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 400))
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+    _bill(real, START + day(2, 1), monkeypatch)
+    second = _usage(real, 1)
+    (line,) = [line for line in _explain(first["id"])["lines"] if line["kind"] == "usage"]
+    (given,) = line["grant_restorations"]
+    assert given["source"] == {
+        "type": "invoice",
+        "id": second["id"],
+        "invoice_id": second["id"],
+        "revision": None,
+    }

@@ -886,12 +886,30 @@ class GrantRestoration(Closed):
     posting_id: str | None = None
 
 
+class RestorationSource(Closed):
+    """The write that gave credit back to a grant (docs/billing.md, "Usage a credit grant paid,
+    corrected")."""
+
+    type: Literal["invoice", "invoice_revision", "correction"] = Field(
+        description="invoice: a window or correction invoice (GET /v1/invoices/{invoice_id}); "
+        "invoice_revision: a draft's revision (its invoice_id and revision); correction: a correction "
+        "after the end the grants took whole, which issued no invoice (its id is not an invoice id; the "
+        "rerun's answer names it as correction.correction_id)."
+    )
+    id: str = Field(description="The source's id, as the posting's metadata.correction_id names it.")
+    invoice_id: str | None = Field(description="The invoice to read; null for a correction without one.")
+    revision: int | None = None
+
+
 class LineGrantRestoration(Closed):
     """Credit a correction gave back of one line to a grant that paid it."""
 
     grant_id: str
     amount_minor: Minor
-    source_id: str = Field(description="The invoice, correction or draft revision carrying the difference.")
+    source_id: str = Field(
+        description="The invoice, correction or draft revision carrying the difference (typed: source)."
+    )
+    source: RestorationSource
     posting_id: str
     at: Timestamp
 
@@ -1122,6 +1140,12 @@ class RerunCorrection(Closed):
         default=None,
         description="The correction invoice or credit note invoice issued (none when credit notes against "
         "the invoices carrying the amounts took all of it).",
+    )
+    correction_id: str | None = Field(
+        default=None,
+        description="After the end: the correction's id, what its grant restorations' postings name "
+        "(metadata.correction_id, explain's grant_restorations[].source). It is the correction invoice's "
+        "id when one was issued; when credit notes or the grants took all of it, no invoice has it.",
     )
     applies_to: str
     lines: list[InvoiceLine]

@@ -143,6 +143,7 @@ def _written(
         actions += ctx.invoice_posting_items(request)
     credited = sum(int(n["amount_minor"]) for n in settled.notes)
     correction = {
+        "id": invoice_id,  # its invoice's id when it issues one; else no invoice's (grants took it whole)
         "invoice": doc,
         "credit_notes": settled.notes,
         "lines": doc["lines"] if doc and not settled.notes else priced(every),
@@ -197,6 +198,7 @@ def answer(correction: dict[str, Any]) -> dict[str, Any]:
         if doc and doc["kind"] == "correction"
         else ("credit_note" if doc or notes else "grant_restoration"),
         "invoice_id": doc["id"] if doc else None,
+        "correction_id": correction.get("id"),
         "applies_to": "; ".join(where),
         "lines": correction["lines"],
         "amount_minor": correction["amount_minor"],
@@ -323,5 +325,6 @@ def late_corrections(
                 "invoice_id": doc["id"] if doc else None, "subscription_id": subscription_id,
                 "corrects": original.id, "credit_notes": [n["id"] for n in correction["credit_notes"]],
                 "grant_restorations": correction.get("grant_restorations") or [],
+                "correction_id": correction.get("id"),
             })  # fmt: skip
     return issued

@@ -133,13 +133,14 @@ def _settled(ctx: Billing, invoice: Invoice, lines: list[dict[str, Any]], carrie
     notes took, so nothing is credited twice."""
     from neruba.logic.billing.correction_credits import settled_below_zero
     from neruba.logic.billing.discounts import CORRECTED
+    from neruba.logic.billing.grant_restores import REVISION
 
     adjustments = [  # as the window found them: unpriced (a corrected line keeps its own tax)
         line if line.get(CORRECTED) else {k: v for k, v in line.items() if k not in ("tax", "gross_minor")}
         for line in carried
         if line.get("kind") == "adjustment"
     ]
-    source = f"{invoice.id}:rev{invoice.rev + 1}"  # the revision carries what grants take back
+    source = f"{invoice.id}{REVISION}{invoice.rev + 1}"  # the revision carries what grants take back
     settled = settled_below_zero(ctx, invoice.customer_id, invoice.id, lines, adjustments, now, source)
     if settled is None or not invoice.subscription_id:
         return None, []

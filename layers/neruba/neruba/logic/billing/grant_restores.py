@@ -283,10 +283,39 @@ def explained(ctx: Billing, invoice: Invoice, line_id: str) -> list[dict[str, An
     if not invoice.document.get("applications"):
         return []
     out = []
+    typed: dict[str, dict[str, Any]] = {}
     for grant_id, record in sorted(ctx.ledger.restored(invoice.id).items()):
         for source in record.sources:
             amount = int((source.get("lines") or {}).get(line_id, 0))
             if amount:
-                out.append({"grant_id": grant_id, "amount_minor": amount, "source_id": source["source_id"],
-                            "posting_id": source["posting_id"], "at": source["at"]})  # fmt: skip
+                named = str(source["source_id"])
+                if named not in typed:
+                    typed[named] = source_of(ctx, named)
+                out.append({"grant_id": grant_id, "amount_minor": amount, "source_id": named,
+                            "source": typed[named], "posting_id": source["posting_id"],
+                            "at": source["at"]})  # fmt: skip
     return out
+
+
+REVISION = ":rev"  # a draft revision's source: ``{invoice_id}:rev{n}`` (finalize._settled)
+
+
+def source_of(ctx: Billing, source_id: str) -> dict[str, Any]:
+    """What the write a restoration names (``source_id``, its posting's ``metadata.correction_id`` and
+    guard key ``grant_restore:{source_id}:{grant}``) is, typed (docs/billing.md, "Usage a credit grant
+    paid, corrected"): ``invoice`` (a window invoice, or a correction invoice after the end: GET-able),
+    ``invoice_revision`` (a draft's revision: its invoice id and revision number), or ``correction`` (a
+    correction after the end the grants took whole: it issued no invoice, so its id is no invoice id and
+    ``invoice_id`` is null; the rerun's answer and the corrections sweep's repair name it as
+    ``correction_id``). One invoice read for an id that is not a revision."""
+    invoice_id, revision, number = source_id.partition(REVISION)
+    if revision and number.isdigit():
+        return {
+            "type": "invoice_revision",
+            "id": source_id,
+            "invoice_id": invoice_id,
+            "revision": int(number),
+        }
+    if ctx.invoices.get(source_id) is not None:
+        return {"type": "invoice", "id": source_id, "invoice_id": source_id, "revision": None}
+    return {"type": "correction", "id": source_id, "invoice_id": None, "revision": None}
