@@ -662,12 +662,24 @@ class GrantRestoration(_Model):
     posting_id: str | None = None
 
 
+class RestorationSource(_Model):
+    """The write that gave credit back to a grant: ``invoice`` (read ``invoice_id``),
+    ``invoice_revision`` (a draft's revision) or ``correction`` (a correction after the end the grants
+    took whole: no invoice, ``invoice_id`` None)."""
+
+    type: Literal["invoice", "invoice_revision", "correction"]
+    id: str
+    invoice_id: str | None
+    revision: int | None = None
+
+
 class LineGrantRestoration(_Model):
     """Credit a correction gave back of one line to a grant that paid it."""
 
     grant_id: str
     amount_minor: int
     source_id: str
+    source: RestorationSource
     posting_id: str
     at: datetime
 
@@ -796,6 +808,7 @@ class CorrectionCreditNote(_Model):
 class RerunCorrection(_Model):
     type: Literal["adjustment", "correction_invoice", "credit_note", "grant_restoration"]
     invoice_id: str | None = None
+    correction_id: str | None = None
     applies_to: str
     lines: list[InvoiceLine]
     amount_minor: int
@@ -825,6 +838,7 @@ class Invoice(_Model):
     tax_location: InvoiceTaxLocation | None = None
     stripe_tax: InvoiceStripeTax | None = None
     unbillable_lines: list[UnbillableLine] | None = None
+    grant_restorations: list[GrantRestoration] = []
 
 
 class UnbillableLine(_Model):

@@ -155,3 +155,30 @@ def test_a_window_restoration_is_named_by_the_window_invoice(real: World, monkey
         "invoice_id": second["id"],
         "revision": None,
     }
+
+
+def test_every_invoice_read_carries_grant_restorations_documented_and_typed(
+    real: World, monkeypatch: Any
+) -> None:
+    import json
+    from pathlib import Path
+
+    from neruba.logic.billing.invoices import public
+    from neruba_client import models
+
+    # GIVEN day 0 paid by a grant (no restoration on it) and day 1 giving 200 back to the grant
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "purchased", 400))
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+    _bill(real, START + day(2, 1), monkeypatch)
+    plain, carrying = (real.ctx.invoices.get(i["id"]) for i in (first, _usage(real, 1)))
+    assert plain is not None and carrying is not None
+    # THEN an invoice read always has the field: empty when none, the restorations when some
+    assert public(plain)["grant_restorations"] == []
+    # AND the documented model and the client's read both, typed
+    schema = json.loads(Path("docs/openapi.json").read_text())["components"]["schemas"]["Invoice"]
+    assert "grant_restorations" in schema["properties"]
+    assert models.Invoice.model_validate(public(plain)).grant_restorations == []
+    (restored,) = models.Invoice.model_validate(public(carrying)).grant_restorations
+    assert (restored.grant_id, restored.amount_minor) == (grant_id, 200)

@@ -774,6 +774,13 @@ class Invoice(Open):
         "events the per-event rule has not priced): correct the usage, the next re-rating bills it "
         "(docs/billing.md, 'Corrections against an unbillable line').",
     )
+    grant_restorations: list[GrantRestoration] = Field(
+        default_factory=list,
+        description="What the negative differences this invoice carries gave back to the credit grants "
+        "that paid the usage they take back, per corrected invoice, line and grant (window, correction "
+        "and revised draft invoices; always present, empty when none: docs/billing.md, 'Usage a credit "
+        "grant paid, corrected').",
+    )
 
 
 class UnbillableLine(Closed):

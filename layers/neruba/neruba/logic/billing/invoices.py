@@ -76,6 +76,7 @@ def public(invoice: Invoice) -> dict[str, Any]:
         doc["unbillable_lines"] = flagged
     for key in EXTRA_TOTALS:  # stored only on invoices with a discount or a tax (document.invoice_totals)
         doc.setdefault(key, 0)
+    doc.setdefault("grant_restorations", [])  # stored only on an invoice that gave grants credit back
     # what it received and what is left, also before a first payment records them (docs/stripe.md)
     paid = paid_level(invoice)
     doc["amount_paid_minor"] = paid
