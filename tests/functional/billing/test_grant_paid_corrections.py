@@ -562,3 +562,48 @@ def test_credit_that_paid_a_later_adjustment_of_the_line_is_given_back_to_its_gr
     assert [(r["invoice_id"], r["grant_id"]) for r in restored] == [(first["id"], grant_id)]
     assert sum(r["amount_minor"] for r in restored) == 300
     assert_books_agree(real, "acme")
+
+
+def test_a_window_applying_the_credit_it_gives_back_is_cancelled_by_a_consumption_meanwhile(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.dal.transaction import Transaction
+    from neruba.domain.credits import CreditApplication
+    from neruba.logic.billing import worker
+    from neruba.logic.billing.worker import RetryableBillingError, process_job
+    from neruba.models.billing import BillingJob
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN the example above (grant of 500, 100 left after day 0; -200 voided, day 1 +300)
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 500))
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+    now = START + day(2, 1)
+    schedule(real, now)
+    sub_id = str(real.subscriptions[0]["id"])
+    (body,) = [b for b in queued(real.billing_queue) if b.get("subscription_id") == sub_id]
+    job = BillingJob.model_validate(body)
+    # WHEN 60 of the grant's remainder is consumed elsewhere after the window read it, before it commits
+    commit = worker.commit
+    raced: list[int] = []
+
+    def consumed_meanwhile(unit: Any) -> None:
+        if not raced:
+            raced.append(60)
+            used = [CreditApplication(grant_id, "elsewhere", 60, "promotional")]
+            commit(Transaction(ledger().grant_consumption_items(used, at=now)))
+        commit(unit)
+
+    monkeypatch.setattr(worker, "commit", consumed_meanwhile)
+    # THEN the window's transaction is cancelled (its grant update is conditional on the remainder as
+    # read covering what it applies beyond what it gives back): nothing of it is written
+    with pytest.raises(RetryableBillingError):
+        process_job(real.ctx, job, now)
+    assert _remaining_of(grant_id) == 40
+    # AND the redelivered job decides again: the 40 left and the 200 given back pay day 1
+    assert len(process_job(real.ctx, job, now).invoiced) == 1
+    second = _usage(real, 1)
+    assert (second["credits_applied_minor"], second["total_minor"]) == (240, 60)
+    assert _remaining_of(grant_id) == 0
+    assert len([p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]) == 1
