@@ -348,7 +348,11 @@ def test_the_final_window_uses_the_credit_it_gives_back(real: World, monkeypatch
     assert [(line["kind"], line["amount_minor"]) for line in final["lines"]] == [("usage", 300)]
     assert (final["subtotal_minor"], final["credits_applied_minor"], final["total_minor"]) == (300, 300, 0)
     (restored,) = final["grant_restorations"]
-    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (first["id"], grant_id, 200)
+    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (
+        first["id"],
+        grant_id,
+        200,
+    )
     assert _remaining_of(grant_id) == 0
     assert _balance("receivable") == 0
     assert _balance(f"prepaid_credit#{grant_id}") == 0

@@ -487,7 +487,9 @@ class LedgerRepository:
                     **update["ExpressionAttributeValues"],
                     **to_item({":r": int(given[":r"]), ":room": int(given[":room"]) + taken, ":need": need}),
                 }
-                condition = update["ConditionExpression"].replace("remaining_minor >= :a", "remaining_minor >= :need")
+                condition = update["ConditionExpression"].replace(
+                    "remaining_minor >= :a", "remaining_minor >= :need"
+                )
                 out.append({"Update": {
                     **update,
                     "UpdateExpression": "SET remaining_minor = remaining_minor - :a + :r",

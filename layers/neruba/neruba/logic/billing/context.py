@@ -310,7 +310,11 @@ def credits_for(
 
 
 def _usable(
-    ledger: LedgerRepository, customer_id: str, currency: str, at: datetime, restored: Mapping[str, int] | None
+    ledger: LedgerRepository,
+    customer_id: str,
+    currency: str,
+    at: datetime,
+    restored: Mapping[str, int] | None,
 ) -> list[Any]:
     """The grants usable at ``at``, each with what this transaction gives back to it (``restored``)
     added to its remainder as read: a grant the window depleted before is usable again."""
