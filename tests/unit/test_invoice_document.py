@@ -68,7 +68,10 @@ class _Priced(Billing):
         )
         return RatedWindow("USD", [fee, usage], 3500, start, end, kind="opening")
 
-    def apply_credits(self, customer_id: str, currency: str, lines: Any, at: datetime) -> CreditsResult:
+    def apply_credits(
+        self, customer_id: str, currency: str, lines: Any, at: datetime, restored: Any = None
+    ) -> CreditsResult:
+        assert not restored  # nothing given back to a grant by this window
         assert [(line.line_id, line.amount_minor) for line in lines] == [
             ("fee:base", 3000),
             ("use:tokens", 500),

@@ -76,12 +76,13 @@ def test_a_window_below_zero_gives_back_to_the_grant_that_paid_the_corrected_usa
     # WHEN day 1 is billed
     _bill(real, START + day(2, 1), monkeypatch)
 
-    # THEN the grant gets the 300 back; day 1 bills its own call only; no receivable credit
+    # THEN the grant gets the 300 back; day 1 bills its own call only, paid by what the grant got back;
+    # no receivable credit
     second = _usage(real, 1)
     assert [(line["kind"], line["amount_minor"]) for line in second["lines"]] == [("usage", 100)]
-    assert second["total_minor"] == 100
-    assert _remaining_of(grant_id) == 300
-    assert _balance("receivable") == 100
+    assert (second["credits_applied_minor"], second["total_minor"]) == (100, 0)
+    assert _remaining_of(grant_id) == 200
+    assert _balance("receivable") == 0
     assert _credit_notes(real, first["id"]) == []
     # AND day 1's invoice names what the grant got back and from which invoice
     (restored,) = second["grant_restorations"]
@@ -89,8 +90,8 @@ def test_a_window_below_zero_gives_back_to_the_grant_that_paid_the_corrected_usa
         first["id"], grant_id, 300, None,
     )  # fmt: skip
     # AND the books: the promotional expense reversed as the invoice posting recorded it
-    assert _balance("promotional_credit_expense") == 100
-    assert _balance(f"prepaid_credit#{grant_id}") == -300
+    assert _balance("promotional_credit_expense") == 400 - 300 + 100
+    assert _balance(f"prepaid_credit#{grant_id}") == -200
     (posting,) = [p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]
     assert (posting.metadata["invoice_id"], posting.metadata["grant_id"]) == (first["id"], grant_id)
     assert_books_agree(real, "acme")
@@ -115,12 +116,16 @@ def test_a_window_staying_above_zero_gives_the_grants_part_back_to_the_grant_not
     # WHEN day 1 is billed (300 - 200 would stay above zero)
     _bill(real, START + day(2, 1), monkeypatch)
 
-    # THEN day 1 bills its 300 in money and the grant gets 200 back: not 100 asked for 300 of usage
+    # THEN the grant gets 200 back (not 100 asked for 300 of usage), and what it got back pays day 1's
+    # own usage in the same window: 200 of the 300 by the grant, 100 in money
     second = _usage(real, 1)
     assert [(line["kind"], line["amount_minor"]) for line in second["lines"]] == [("usage", 300)]
-    assert _remaining_of(grant_id) == 200
-    assert _balance("receivable") == 300
+    assert (second["credits_applied_minor"], second["total_minor"]) == (200, 100)
+    assert [r["amount_minor"] for r in second["grant_restorations"]] == [200]
+    assert _remaining_of(grant_id) == 0
+    assert _balance("receivable") == 100
     assert _balance("promotional_credit_expense") == 0
+    assert _balance(f"prepaid_credit#{grant_id}") == 0
     assert_books_agree(real, "acme")
 
 
@@ -129,7 +134,7 @@ def test_partly_money_partly_grant_gives_the_money_back_first(real: World, monke
     first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 250))
     assert (first["credits_applied_minor"], first["total_minor"]) == (250, 150)
     # AND three calls voided (-300), one call on day 1: money first (150 by a credit note), then 150
-    # to the grant
+    # to the grant, of which day 1's call takes 100 again
     for n, tx in enumerate("abc"):
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     _events("e", at=START + day(1, 2))
@@ -138,13 +143,13 @@ def test_partly_money_partly_grant_gives_the_money_back_first(real: World, monke
 
     (note,) = _credit_notes(real, first["id"])
     assert note["amount_minor"] == 150
-    assert _remaining_of(grant_id) == 150
+    assert _remaining_of(grant_id) == 50
     second = _usage(real, 1)
-    assert second["total_minor"] == 100
+    assert (second["credits_applied_minor"], second["total_minor"]) == (100, 0)
     assert [r["amount_minor"] for r in second["grant_restorations"]] == [150]
     remaining = _remaining(real)
     assert remaining[first["id"]] == 0
-    assert _balance("receivable") == 100 == sum(remaining.values())
+    assert _balance("receivable") == 0 == sum(remaining.values())
     assert_books_agree(real, "acme")
 
 
@@ -302,14 +307,56 @@ def test_a_window_consuming_the_grant_it_gives_back_to_moves_it_once(real: World
         assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
     _events("e", "f", "g", at=START + day(1, 2))
 
-    # WHEN day 1 is billed: it consumes the 100 left and gives 200 back, one update of the grant
+    # WHEN day 1 is billed: it gives 200 back and consumes the 100 left plus the 200 it gave back, one
+    # update of the grant
     _bill(real, START + day(2, 1), monkeypatch)
 
     second = _usage(real, 1)
-    assert (second["credits_applied_minor"], second["total_minor"]) == (100, 200)
-    assert _remaining_of(grant_id) == 200
+    assert (second["credits_applied_minor"], second["total_minor"]) == (300, 0)
+    assert _remaining_of(grant_id) == 0
     assert [r["amount_minor"] for r in second["grant_restorations"]] == [200]
-    assert _balance("promotional_credit_expense") == 400 + 100 - 200
+    assert _balance("promotional_credit_expense") == 400 + 300 - 200
+    assert _balance("receivable") == 0
+    assert_books_agree(real, "acme")
+    # AND explain shows both: what the window gave back, and what the grant paid of its usage
+    explained = _explain(second["id"])
+    assert [r["amount_minor"] for r in explained["grant_restorations"]] == [200]
+    assert sum(a["amount_minor"] for a in second["applications"] if a["grant_id"] == grant_id) == 300
+
+
+def test_the_final_window_uses_the_credit_it_gives_back(real: World, monkeypatch: Any) -> None:
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+
+    # GIVEN a promotional grant of 500 that paid day 0 (400), 100 left; two of day 0's calls voided,
+    # three calls on day 1, then the subscription cancelled at once
+    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 500))
+    assert _remaining_of(grant_id) == 100
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+    cancel(
+        real.plans, str(real.subscriptions[0]["id"]), Cancellation(at_period_end=False), now=START + day(1, 5)
+    )
+
+    # WHEN the final window is billed
+    _bill(real, START + day(1, 6), monkeypatch)
+
+    # THEN the 200 the grant gets back pays the window's own usage with the 100 left: nothing in money,
+    # and no credit stranded on a grant of an ended subscription
+    final = _usage(real, 1)
+    assert [(line["kind"], line["amount_minor"]) for line in final["lines"]] == [("usage", 300)]
+    assert (final["subtotal_minor"], final["credits_applied_minor"], final["total_minor"]) == (300, 300, 0)
+    (restored,) = final["grant_restorations"]
+    assert (restored["invoice_id"], restored["grant_id"], restored["amount_minor"]) == (
+        first["id"],
+        grant_id,
+        200,
+    )
+    assert _remaining_of(grant_id) == 0
+    assert _balance("receivable") == 0
+    assert _balance(f"prepaid_credit#{grant_id}") == 0
+    assert _balance("promotional_credit_expense") == 400 + 300 - 200
     assert_books_agree(real, "acme")
 
 
@@ -442,9 +489,11 @@ def test_the_tax_of_a_grant_paid_line_corrected_on_a_window_above_zero(
 
     # THEN money first: day 1 is lowered by what was paid in money of the line (150 of 400, with its
     # tax), the grant gets the rest back; the tax of every voided call is no longer owed (exclusive: the
-    # grant's part's tax lowers day 1 too, a line of nothing but tax when the grant paid the whole line)
+    # grant's part's tax lowers day 1 too, a line of nothing but tax when the grant paid the whole line);
+    # what the grant got back pays day 1's own usage at once
     back = 200 - (400 - grant)
-    assert _remaining_of(grant_id) == back
+    assert _remaining_of(grant_id) == 0
+    assert _usage(real, 1)["credits_applied_minor"] == back
     assert -_balance("tax_payable") == _tax19(200, inclusive) + _tax19(300, inclusive)
     second = _usage(real, 1)
     restored = second["grant_restorations"]
@@ -517,3 +566,48 @@ def test_credit_that_paid_a_later_adjustment_of_the_line_is_given_back_to_its_gr
     assert [(r["invoice_id"], r["grant_id"]) for r in restored] == [(first["id"], grant_id)]
     assert sum(r["amount_minor"] for r in restored) == 300
     assert_books_agree(real, "acme")
+
+
+def test_a_window_applying_the_credit_it_gives_back_is_cancelled_by_a_consumption_meanwhile(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.dal.transaction import Transaction
+    from neruba.domain.credits import CreditApplication
+    from neruba.logic.billing import worker
+    from neruba.logic.billing.worker import RetryableBillingError, process_job
+    from neruba.models.billing import BillingJob
+    from tests.functional.billing.helpers import queued
+
+    # GIVEN the example above (grant of 500, 100 left after day 0; -200 voided, day 1 +300)
+    _first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 500))
+    for n, tx in enumerate("ab"):
+        assert _void(tx, START + day(1, 4), f"v{n}")["correction"] == "completed"
+    _events("e", "f", "g", at=START + day(1, 2))
+    now = START + day(2, 1)
+    schedule(real, now)
+    sub_id = str(real.subscriptions[0]["id"])
+    (body,) = [b for b in queued(real.billing_queue) if b.get("subscription_id") == sub_id]
+    job = BillingJob.model_validate(body)
+    # WHEN 60 of the grant's remainder is consumed elsewhere after the window read it, before it commits
+    commit = worker.commit
+    raced: list[int] = []
+
+    def consumed_meanwhile(unit: Any) -> None:
+        if not raced:
+            raced.append(60)
+            used = [CreditApplication(grant_id, "elsewhere", 60, "promotional")]
+            commit(Transaction(ledger().grant_consumption_items(used, at=now)))
+        commit(unit)
+
+    monkeypatch.setattr(worker, "commit", consumed_meanwhile)
+    # THEN the window's transaction is cancelled (its grant update is conditional on the remainder as
+    # read covering what it applies beyond what it gives back): nothing of it is written
+    with pytest.raises(RetryableBillingError):
+        process_job(real.ctx, job, now)
+    assert _remaining_of(grant_id) == 40
+    # AND the redelivered job decides again: the 40 left and the 200 given back pay day 1
+    assert len(process_job(real.ctx, job, now).invoiced) == 1
+    second = _usage(real, 1)
+    assert (second["credits_applied_minor"], second["total_minor"]) == (240, 60)
+    assert _remaining_of(grant_id) == 0
+    assert len([p for p in ledger().postings("acme", 100)[0] if p.reason == "credit_grant_restored"]) == 1

@@ -454,7 +454,10 @@ class LedgerRepository:
     def combine_grant_moves(self, actions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """``actions`` with a grant's consumption and its restoration in one transaction (a window
         consuming credit of a grant that one of its corrections gives back to) merged into one update,
-        where the consumption stood: both conditions, the remainder moved by their difference."""
+        where the consumption stood: the remainder moved by their difference, on both conditions, the
+        consumption's remainder floor lowered by what the restoration adds (the window may apply the
+        credit it gives back: ``logic.billing.context.credits_for``), so the remainder as read covers
+        the difference and the result stays within the grant's amount."""
         restores: dict[str, dict[str, Any]] = {}
         consumed: set[str] = set()
         for action in actions:
@@ -479,14 +482,18 @@ class LedgerRepository:
                 restore = merged[key]["Update"]
                 given = from_item(restore["ExpressionAttributeValues"])
                 taken = int(from_item(update["ExpressionAttributeValues"])[":a"])
+                need = max(taken - int(given[":r"]), 0)
                 values = {
                     **update["ExpressionAttributeValues"],
-                    **to_item({":r": int(given[":r"]), ":room": int(given[":room"]) + taken}),
+                    **to_item({":r": int(given[":r"]), ":room": int(given[":room"]) + taken, ":need": need}),
                 }
+                condition = update["ConditionExpression"].replace(
+                    "remaining_minor >= :a", "remaining_minor >= :need"
+                )
                 out.append({"Update": {
                     **update,
                     "UpdateExpression": "SET remaining_minor = remaining_minor - :a + :r",
-                    "ConditionExpression": update["ConditionExpression"] + " AND remaining_minor <= :room",
+                    "ConditionExpression": condition + " AND remaining_minor <= :room",
                     "ExpressionAttributeValues": values,
                 }})  # fmt: skip
                 continue

@@ -16,7 +16,7 @@ Billing owns windows, invoices and their one transaction; it does not price usag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -128,10 +128,16 @@ class Billing:
         return rating.rate_opening(self.plans, subscription)
 
     def apply_credits(
-        self, customer_id: str, currency: str, lines: Sequence[Line], at: datetime
+        self,
+        customer_id: str,
+        currency: str,
+        lines: Sequence[Line],
+        at: datetime,
+        restored: Mapping[str, int] | None = None,
     ) -> CreditsResult:
         """Credit applications for the chargeable ``lines`` and the actions consuming the grants (with the
-        ``credit_grant.depleted`` and ``balance.low`` events they cause)."""
+        ``credit_grant.depleted`` and ``balance.low`` events they cause). ``restored``: per grant what the
+        same transaction gives back to it (``credits_for``)."""
 
         def threshold() -> Levels:  # read only when credit is applied
             from neruba.logic.limits.balance import watch_of
@@ -141,7 +147,7 @@ class Billing:
             self.watched[customer_id] = watch is not None
             return (customer.balance_low_threshold_minor if customer is not None else None, watch)
 
-        return credits_for(self.ledger, customer_id, currency, lines, at, threshold)
+        return credits_for(self.ledger, customer_id, currency, lines, at, threshold, restored)
 
     def features(self, customer_id: str) -> Features:
         """The flags by which a window of the customer skips the reads of unused features
@@ -260,12 +266,20 @@ def credits_for(
     lines: Sequence[Line],
     at: datetime,
     threshold: Callable[[], Levels] | None = None,
+    restored: Mapping[str, int] | None = None,
 ) -> CreditsResult:
     """Usable grants applied to ``lines`` in the grants' order of use, and their conditional decrements,
     with the events they cause (:func:`credit_events`; ``balance.low`` when ``threshold()`` gives the
     customer's threshold, ``alert.triggered`` for the balance alert levels it gives). With levels, the
     grants are read again after the balance version read with the levels, and the version's guard joins
     the actions (``logic.limits.balance``): a change of the balance committing meanwhile cancels them.
+
+    ``restored``: per grant what the same transaction gives back to it (a window's corrections of usage
+    the grant paid, ``logic.billing.grant_restores``; never a grant closed at once). Each grant is
+    allocated from its remainder as read plus that, so the credit given back pays the window's own
+    usage; the caller merges the grant's decrement and restoration into one update
+    (``LedgerRepository.combine_grant_moves``, conditional on the remainder as read covering the
+    difference).
 
     Example:
         >>> lines = [Line("l1", None, 500)]
@@ -277,14 +291,14 @@ def credits_for(
     payable = [line for line in lines if line.amount_minor > 0]
     if not payable:
         return CreditsResult()
-    grants = ledger.grants(customer_id, currency, at)
+    grants = _usable(ledger, customer_id, currency, at, restored)
     applications = allocate(grants, payable, at) if grants else []
     if not applications:
         return CreditsResult()
     low, watch = threshold() if threshold else (None, None)
     guard: list[dict[str, Any]] = []
     if watch is not None:  # the balance the levels are evaluated from: read after the version
-        grants = ledger.grants(customer_id, currency, at)
+        grants = _usable(ledger, customer_id, currency, at, restored)
         applications = allocate(grants, payable, at) if grants else []
         if not applications:
             return CreditsResult()
@@ -293,6 +307,26 @@ def credits_for(
     levels = watch.levels if watch is not None else ()
     events = credit_events(grants, applications, at, low, levels)
     return CreditsResult(list(applications), [*items, *events, *guard])
+
+
+def _usable(
+    ledger: LedgerRepository,
+    customer_id: str,
+    currency: str,
+    at: datetime,
+    restored: Mapping[str, int] | None,
+) -> list[Any]:
+    """The grants usable at ``at``, each with what this transaction gives back to it (``restored``)
+    added to its remainder as read: a grant the window depleted before is usable again."""
+    from dataclasses import replace
+
+    if not restored:
+        return ledger.grants(customer_id, currency, at)
+    grants = [
+        replace(g, remaining_minor=g.remaining_minor + int(restored.get(g.grant_id, 0)))
+        for g in ledger.grants(customer_id, currency)
+    ]
+    return [g for g in grants if g.usable_at(at)]
 
 
 def credit_events(

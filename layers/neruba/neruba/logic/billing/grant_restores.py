@@ -209,6 +209,17 @@ def restoration(
     return out
 
 
+def usable_again(restored: list[dict[str, Any]]) -> dict[str, int]:
+    """Per grant what a restoration (``Restoration.view``) gives back to its remainder: what the
+    window carrying it may apply again to its own usage in the same transaction (docs/billing.md, "Usage
+    a credit grant paid, corrected"); a grant closed at once gives nothing usable."""
+    out: dict[str, int] = {}
+    for part in restored:
+        if part.get("closed") is None:
+            out[str(part["grant_id"])] = out.get(str(part["grant_id"]), 0) + int(part["amount_minor"])
+    return out
+
+
 def _closed(grant: CreditGrant, now: datetime) -> str | None:
     """How a grant that can no longer be used is closed at once when given back: ``expired`` (closed by
     expiry, or past its ``expires_at``), ``voided``; None for a usable grant."""

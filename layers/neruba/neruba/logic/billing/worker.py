@@ -238,6 +238,7 @@ def build_invoice(
     (``logic.billing.correction_credits.settled_below_zero``): a credit left on it would lower the
     receivable but no invoice's amount due."""
     from neruba.logic.billing.correction_credits import settled_below_zero, window_audit, within_billed
+    from neruba.logic.billing.grant_restores import usable_again
     from neruba.logic.billing.threshold import period_end_lines
 
     terms = timeline(subscription)
@@ -299,7 +300,9 @@ def build_invoice(
     picked = [str(line["line_id"]) for line in one_off_lines]
     base = credit_base(lines, picked)  # after discounts; credits never pay one-off charges or advance lines
     chargeable = creditable_lines(base, sum(int(line["amount_minor"]) for line in base))
-    credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now) if chargeable else None
+    # the credit this window gives back to a grant pays its own usage too (grant_restores.usable_again)
+    back = usable_again(restored)
+    credits = ctx.apply_credits(customer_id, rated.currency, chargeable, now, back) if chargeable else None
     applications = list(credits.applications) if credits else []
     doc = invoice_document(
         invoice_id=window.invoice_id,
