@@ -1,5 +1,4 @@
-"""A text that must be given (a name, a reason, a ticket where required, a line's description, a coupon's or
-a tax rate's name) is refused when it is spaces only: it passes a minimum length and says nothing in an
+"""A text that must be given (a name, a reason, a ticket where required, a coupon's or a tax rate's name) is refused when it is spaces only: it passes a minimum length and says nothing in an
 audit record or on an invoice. Optional texts keep taking what they took; stored text reads back as
 written."""
 
@@ -14,7 +13,6 @@ from neruba.models import fields
 
 REQUIRED = [
     fields.Name,
-    fields.LineDescription,
     fields.Reason,
     fields.AuditedReason,
     fields.RequiredTicket,

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neruba.dal.backfills import BackfillsRepository
-from neruba.dal.usage import UsageRepository
+from neruba import bootstrap
 from neruba.migrations import MigrationContext
 
 STARTED = ("committing", "committed", "reverting", "reverted")
@@ -26,8 +25,8 @@ def apply(ctx: MigrationContext) -> dict[str, Any]:
     from neruba.logic.billing import backfill_reach
     from neruba.logic.billing.backfill_supersede import superseded_originals
 
-    repo = BackfillsRepository(ctx.settings.billing_table)
-    usage = UsageRepository(ctx.settings.usage_table, ctx.settings.usage_shards)
+    repo = bootstrap.billing_records().backfills
+    usage = bootstrap.usage()
     backfills = events = 0
     for backfill in repo.all():
         if backfill.status not in STARTED:

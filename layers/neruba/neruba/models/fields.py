@@ -80,9 +80,8 @@ Name = Annotated[
     str, Field(min_length=1, max_length=256), AfterValidator(_one_line), AfterValidator(_not_blank)
 ]  # customer, meter, plan
 Description = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]  # a webhook endpoint's
-LineDescription = Annotated[
-    str, Field(min_length=1), AfterValidator(_one_line), AfterValidator(_not_blank)
-]  # an invoice line's
+# an invoice line's (a blank one is the one-off charge's own 400 description_required, docs/api.md)
+LineDescription = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
 Reason = Annotated[
     str, Field(min_length=1, max_length=500), AfterValidator(_one_line), AfterValidator(_not_blank)
 ]  # why (audited)

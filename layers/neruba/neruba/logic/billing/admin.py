@@ -20,10 +20,10 @@ from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
 from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
+from neruba.logic.billing.deltas import line_deltas, rated_lines
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS
 from neruba.logic.billing.finalize import UNRATED_KINDS
 from neruba.logic.billing.invoices import get_invoice, public
-from neruba.logic.billing.worker import line_deltas, rated_lines
 from neruba.models.billing import BillingRunRequest, RerunRequest
 from neruba.timefmt import parse_ts
 

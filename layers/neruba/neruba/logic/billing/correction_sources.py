@@ -110,9 +110,9 @@ def effect(
 ) -> dict[str, int]:
     """Per line: the rated amount (before discounts) the backfill's events (``own_events``) account for
     in the window now."""
-    from neruba.logic.billing.backfill_preview import HeldUsage, held_cells, without_cells
     from neruba.logic.billing.backfill_replace import as_held
-    from neruba.logic.billing.worker import rated_lines
+    from neruba.logic.billing.deltas import rated_lines
+    from neruba.logic.billing.held_usage import HeldUsage, held_cells, without_cells
 
     counted, voided = _in_window(invoice, events[0]), _in_window(invoice, events[1])
     if not counted and not voided:

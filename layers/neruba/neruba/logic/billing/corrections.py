@@ -280,7 +280,7 @@ def late_corrections(
     from neruba.dal.transaction import Cancelled, Transaction, commit
     from neruba.logic.billing import unbillable
     from neruba.logic.billing.correction_sources import carried
-    from neruba.logic.billing.worker import line_deltas, rated_lines
+    from neruba.logic.billing.deltas import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
 
     ended, since = correctable(ctx, customer_id, now)

@@ -27,6 +27,7 @@ from neruba.dal.locks import LockLostError
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.logic.billing import sync_due, unbillable
 from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.deltas import line_deltas, rated_lines
 from neruba.logic.billing.discounts import revised
 from neruba.logic.billing.document import (
     CARRIED_KINDS,
@@ -38,7 +39,6 @@ from neruba.logic.billing.document import (
     invoice_event,
     invoice_totals,
 )
-from neruba.logic.billing.worker import line_deltas, rated_lines
 from neruba.timefmt import iso, parse_ts
 
 if TYPE_CHECKING:

@@ -44,11 +44,12 @@ from neruba.domain.phases import Timeline
 from neruba.domain.plan_defaults import any_threshold, subscription_threshold
 from neruba.logic.billing.context import Billing, PostingRequest
 from neruba.logic.billing.corrections import issue_now
+from neruba.logic.billing.deltas import line_dict
 from neruba.logic.billing.discounts import price_lines, tax_terms
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.logic.billing.threshold import BILLING_REASON, KIND, thresholds
 from neruba.logic.billing.windows import MAX_CATCH_UP, Window, invoice_id_for, subscription_end, window_at
-from neruba.logic.billing.worker import creditable_lines, line_dict, new_billing_state
+from neruba.logic.billing.worker import creditable_lines, new_billing_state
 from neruba.logic.limits.balance import count_fired
 from neruba.timefmt import parse_ts, ts
 

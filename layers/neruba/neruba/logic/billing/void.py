@@ -111,7 +111,7 @@ def _lines(
     if body.regenerate == "same_lines":
         return [dict(line.document) for line in invoice.lines], []
     from neruba.logic.billing import unbillable
-    from neruba.logic.billing.worker import line_deltas, rated_lines
+    from neruba.logic.billing.deltas import line_deltas, rated_lines
 
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
     rate = ctx.rate_opening if invoice.kind == "opening" else ctx.rate_window
