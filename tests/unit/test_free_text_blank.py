@@ -1,5 +1,6 @@
-"""A text that must be given (a name, a reason, a ticket where required, a coupon's or a tax rate's name) is refused when it is spaces only: it passes a minimum length and says nothing in an
-audit record or on an invoice. Optional texts keep taking what they took; stored text reads back as
+"""A text that must be given (a name, a reason, a ticket where required, a coupon's or a tax rate's name)
+is refused when it is spaces only: it passes a minimum length and says nothing in an audit record or on
+an invoice. Optional texts keep taking what they took; stored text reads back as
 written."""
 
 from __future__ import annotations
