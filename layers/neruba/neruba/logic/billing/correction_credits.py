@@ -215,15 +215,20 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     )
     carriers = _carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
-    budget = _still_carried(invoices, refs, lines, _outside(ctx), held) if wanted else {}
+    outside = _outside(ctx)
+    budget = _still_carried(invoices, refs, lines, outside, held) if wanted else {}
+    bound = _still_carried(invoices, refs, lines, _nothing, held) if wanted else {}  # refunds aside
     offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
         budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
+        bound[refs[line_id]] -= amount
     taxes = net_taxes(lines, wanted, refs, offset)
+    # the net tax against the tax the invoices still bill (this correction's positive lines netted in it)
+    taxes.cap(lines, refs, tax_still_carried(invoices, refs, [], outside) if wanted else {})
     # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
     # transaction
-    read = (wanted, refs, budget, invoices, held)
+    read = (wanted, refs, (budget, bound), invoices, held)
     restored = _restore(ctx, source or correction_id, lines, read, taxes, now)
     result.actions += restored.actions
     result.restored = restored.view()
@@ -287,8 +292,16 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
     back with it, off ``tax_payable`` (``grant_restores``). The exclusive tax was paid in money: it goes
     the money way (``Taxes.granted``: a credit note of the corrected invoice, the window's line, or the
     correction's own invoice; docs/billing.md "The tax of usage a grant paid")."""
-    wanted, refs, budget, invoices, held = read
-    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held)
+    wanted, refs, (budget, bound), invoices, held = read
+    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held, bound)
+    granted: dict[str, int] = {}
+    for line_id, _grant, amount in parts:
+        granted[line_id] = granted.get(line_id, 0) + amount
+    room = dict(budget)  # lowered by the grants' parts: what is left for the money part, in order
+    for line_id, amount in wanted.items():
+        money = min(amount - granted.get(line_id, 0), max(room[refs[line_id]], 0))
+        room[refs[line_id]] -= money
+        taxes.within(line_id, granted.get(line_id, 0) + money)
     by_id = {str(line["line_id"]): line for line in lines}
     tax: dict[tuple[str, str], tuple[int, int]] = {}
     for line_id, grant_id, amount in parts:  # each part's tax, in the order the parts take the line
@@ -327,9 +340,12 @@ def within_billed(
         return [dict(line) for line in lines], {}, grant_restores.Restoration()
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
-    budget = _still_carried(invoices, refs, lines, _outside(ctx), held)
+    outside = _outside(ctx)
+    budget = _still_carried(invoices, refs, lines, outside, held)
+    bound = _still_carried(invoices, refs, lines, _nothing, held)  # refunds aside: what grants may take
     taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
-    read = (wanted, refs, budget, invoices, held)
+    taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
+    read = (wanted, refs, (budget, bound), invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     out: list[dict[str, Any]] = []
     cut: dict[str, str] = {}
@@ -389,9 +405,9 @@ def _rest(line: dict[str, Any], amount: int, taxes: Taxes) -> dict[str, Any]:
     rest. A line with tax of its own keeps its share of it (the tax of the part the notes took and of this
     rest, less the notes' part: the rule the notes share it by), so the notes and the rest give back
     exactly the adjustment's tax; a line without (no rates) is taxed again on what is left."""
-    if amount == -int(line["amount_minor"]):
-        return dict(line)
     line_id = str(line["line_id"])
+    if amount == -int(line["amount_minor"]) and line_id not in taxes.capped:
+        return dict(line)
     if taxes.tax.get(line_id) is None or not line.get(CORRECTED):
         rest = {k: v for k, v in line.items() if k not in ("tax", CORRECTED, "gross_minor")}
         return {**rest, "amount_minor": -amount}
@@ -422,6 +438,12 @@ def given_back(ctx: Billing, invoice: Invoice) -> int:
     payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
     moved = sum(p.refunded_minor + p.disputed_minor + p.credited_minor for p in payments)
     return max(moved - int(invoice.document.get("post_payment_credited_minor") or 0), 0)
+
+
+def _nothing(_invoice: Invoice) -> int:
+    """No money given back outside credit notes (what the grants may take: a refund or a dispute gave
+    back money, never credit)."""
+    return 0
 
 
 def _share(outside: int, invoice: Invoice, left: int) -> int:
@@ -466,6 +488,44 @@ def _still_carried(
             out[key] += int(line["amount_minor"])
     for ref in out:
         out[ref] -= grant_restores.restored_of(held or {}, *ref)
+    return out
+
+
+def tax_still_carried(
+    invoices: list[Invoice],
+    refs: dict[str, tuple[str, str]],
+    lines: list[dict[str, Any]],
+    outside: Callable[[Invoice], int],
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Per corrected line and exclusive rate id, the tax the customer is still billed for it, as
+    ``_still_carried`` the amount: every invoice line carrying it (the line, later adjustments of it, a
+    window's line of nothing but the tax of a grant's part) less the tax credit notes took of it
+    (an operator's too) and its share of what refunds and disputes gave back of that invoice
+    (``_share``), plus ``lines``' positive lines of it. The ceiling of the exclusive tax a correction
+    gives back for the line, whichever way (``Taxes.cap``); inclusive tax is inside the amount."""
+    from neruba.logic.billing.credit_notes import line_states
+
+    out: dict[tuple[str, str], dict[str, int]] = {ref: {} for ref in refs.values()}
+    for invoice in invoices:  # as ``_read`` found them
+        if invoice.status == "void" or invoice.kind not in (*CARRYING_KINDS, "credit_note"):
+            continue
+        states: dict[str, Any] | None = None
+        for ref, room in out.items():
+            for line_id in _carried(invoice, ref):
+                states = states or {s.line_id: s for s in line_states(invoice)}
+                state = states[line_id]
+                for rate, left in zip(state.rates, state.tax_left(), strict=True):
+                    if not rate.inclusive:
+                        given = _share(outside(invoice), invoice, left)
+                        room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left - given
+    for line in lines:
+        key = (str((line.get("references") or {}).get("invoice_id")),
+               str((line.get("references") or {}).get("line_id")))  # fmt: skip
+        if key in out and int(line["amount_minor"]) > 0:
+            for rate in (line.get("tax") or {}).get("rates") or []:
+                if not rate.get("inclusive"):
+                    rate_id = str(rate["tax_rate_id"])
+                    out[key][rate_id] = out[key].get(rate_id, 0) + int(rate["amount_minor"])
     return out
 
 

@@ -146,6 +146,43 @@ class Taxes:
     given: dict[str, int] = field(default_factory=dict)
     granted: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per line, the exclusive tax of the parts the grants took, still to give back the money way."""
+    capped: set[str] = field(default_factory=set)
+    """The lines whose tax ``cap`` lowered (what is left of them is never the line as it came)."""
+
+    def cap(self, lines: list[dict[str, Any]], refs: dict[str, tuple[str, str]],
+            room: dict[tuple[str, str], dict[str, int]]) -> None:  # fmt: skip
+        """Never more exclusive tax given back for a corrected line than it still bills (``room``: per
+        corrected line and rate id, its tax less what every credit note, refund and dispute took of it:
+        ``correction_credits.tax_still_carried``), the negative lines of one corrected line in order, by
+        whatever way each part goes (a note, a grant's part the money way, what stays on an invoice): the
+        one cap of the tax, applied before anything is shared. The part of a line's tax it takes off is
+        off its own tax too, so what an offset part keeps is unchanged. An inclusive rate is inside the
+        amount, which the amount's cap bounds; a rate the corrected line does not bill is left alone."""
+        room = {ref: dict(rates) for ref, rates in room.items()}
+        by_id = {str(line["line_id"]): line for line in lines}
+        for line_id, tax in self.tax.items():
+            left = room.get(refs[line_id]) if line_id in refs else None
+            if tax is None or left is None:
+                continue
+            for rate, value in list(tax.items()):
+                if rate not in left or inclusive(by_id[line_id], rate) or value <= 0:
+                    continue
+                give = min(value, max(left[rate], 0))
+                left[rate] -= give
+                if give < value:
+                    tax[rate] = give
+                    own = self.own.get(line_id)
+                    if own is not None and own is not tax:
+                        own[rate] = own.get(rate, 0) - (value - give)
+                    self.capped.add(line_id)
+
+    def within(self, line_id: str, amount: int) -> None:
+        """The line gives back at most ``amount`` (the grants' part and the money the line still bills:
+        the amount's cap): its tax is shared over that, so giving back all of it gives back all of its
+        (capped) tax, and a part the cap cuts takes none of it."""
+        if amount < self.total[line_id]:
+            self.total[line_id] = max(amount, 0)
+            self.capped.add(line_id)
 
     def part(self, line_id: str, amount: int) -> dict[str, int]:
         """The tax per rate id of the next ``amount`` of the line's part to credit (after ``given``)."""

@@ -120,14 +120,19 @@ def split(
     budget: dict[tuple[str, str], int],
     invoices: dict[str, Invoice],
     held: dict[str, dict[str, RestoredGrant]],
+    bound: dict[tuple[str, str], int] | None = None,
 ) -> list[tuple[str, str, int]]:
     """The rule (module docstring): per negative line (id -> amount it takes back, ``refs``: the line it
     corrects) the parts the grants take, as (line id, grant id, amount), in the lines' order and, per
     line, the grants in reverse of their application order. ``budget`` is what each corrected line still
-    bills (lowered here by what the grants take). At most ``MAX_INVOICES`` corrected invoices: the
-    restoration's records and postings are actions of the one transaction carrying the difference, whose
-    100 actions also hold its adjustment lines."""
+    bills (lowered here by what the grants take). ``bound``: the same counting credit notes but not
+    refunds and disputes (they gave back money, not credit): the money part and the grants' part of a
+    line together never take more than it, so what an operator's note gave back of a grant-paid line is
+    not given to the grants again (``budget`` when None). At most ``MAX_INVOICES`` corrected invoices:
+    the restoration's records and postings are actions of the one transaction carrying the difference,
+    whose 100 actions also hold its adjustment lines."""
     parts: list[tuple[str, str, int]] = []
+    ceiling = dict(budget if bound is None else bound)
     spent: dict[tuple[str, str], int] = {}  # the money part of each corrected line the lines took so far
     for line_id, amount in wanted.items():
         invoice_id, corrected = refs[line_id]
@@ -147,7 +152,8 @@ def split(
         ref = (invoice_id, corrected)
         money = min(amount, max(budget[ref] - grants_left - spent.get(ref, 0), 0))
         spent[ref] = spent.get(ref, 0) + money
-        rest = min(amount - money, grants_left)
+        rest = min(amount - money, grants_left, max(ceiling[ref] - money, 0))
+        ceiling[ref] -= money + rest
         for grant_id in reversed(list(paid)):
             take = min(rest, max(left[grant_id], 0))
             if take > 0:
