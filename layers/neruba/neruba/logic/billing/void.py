@@ -84,20 +84,64 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
     adjustments = ctx.billing.adjustments(invoice.subscription_id) if invoice.subscription_id else []
     mine = [a for a in adjustments if a.original_invoice_id == invoice.id]
     if mine:
-        raise ConflictError(_adjustments_message(mine), code="invoice_has_adjustments")
+        details = _carriers(ctx, invoice, mine)
+        raise ConflictError(_adjustments_message(details), code="invoice_has_adjustments", details=details)
 
 
-def _adjustments_message(adjustments: list[Adjustment]) -> str:
-    """What became of the invoice's late differences, as it is: pending, billed, or some of each."""
-    done = sorted({str(a.applied_to) for a in adjustments if a.status == "applied" and a.applied_to})
-    billed = [i for i in done if not i.startswith("cn_")]
-    settled = [i for i in done if i.startswith("cn_")]  # a correction after the end credited another invoice
-    pending = [a for a in adjustments if a.status == "pending"]
+def _carriers(ctx: Billing, invoice: Invoice, adjustments: list[Adjustment]) -> list[dict[str, Any]]:
+    """Per late difference of ``invoice``, what carries it (docs/billing.md, "Void and regenerate"):
+    ``carried_by`` the invoice that billed it, the credit note that settled it, or, for a difference
+    applied to the invoice itself, the write that gave it back to the credit grants that paid the line
+    (a correction the grants took whole, a window or a revision: ``grant_restores.source_of``, in the
+    order the grants' restorations of that line were made); null while pending, and for a difference
+    nothing carries (a credit note or refund had given the line back already: the cap)."""
+    from neruba.logic.billing.grant_restores import source_of
+
+    given: dict[str, list[str]] = {}  # per line of the invoice, the grants' restorations' sources in order
+    if any(a.applied_to == invoice.id for a in adjustments):
+        sources = [s for r in ctx.ledger.restored(invoice.id).values() for s in r.sources]
+        for source in sorted(sources, key=lambda s: str(s.get("at") or "")):
+            for line_id in source.get("lines") or {}:
+                named = given.setdefault(line_id, [])
+                if str(source["source_id"]) not in named:
+                    named.append(str(source["source_id"]))
+    out = []
+    for adjustment in sorted(adjustments, key=lambda a: a.key):
+        carrier: dict[str, Any] | None = None
+        target = adjustment.applied_to if adjustment.status == "applied" else None
+        if target == invoice.id:
+            left = given.get(adjustment.original_line_id) or []
+            if left:
+                typed = source_of(ctx, left.pop(0))
+                carrier = {"type": typed["type"], "id": typed["id"], "invoice_id": typed["invoice_id"]}
+        elif target and target.startswith("cn_"):  # a correction after the end credited another invoice
+            carrier = {"type": "credit_note", "id": target, "invoice_id": None}
+        elif target:
+            carrier = {"type": "invoice", "id": target, "invoice_id": target}
+        out.append({"adjustment": adjustment.key, "line_id": adjustment.original_line_id,
+                    "status": adjustment.status, "carried_by": carrier})  # fmt: skip
+    return out
+
+
+def _adjustments_message(details: list[dict[str, Any]]) -> str:
+    """What became of the invoice's late differences, as it is: pending, billed, settled, given back to
+    the credit grants, or taken back already (some of each)."""
+    carriers = [d["carried_by"] for d in details if d["carried_by"]]
+    billed = sorted({c["id"] for c in carriers if c["type"] == "invoice"})
+    settled = sorted({c["id"] for c in carriers if c["type"] == "credit_note"})
+    granted = sorted({f"{c['type'].replace('_', ' ')} {c['id']}" for c in carriers
+                      if c["type"] not in ("invoice", "credit_note")})  # fmt: skip
+    pending = [d for d in details if d["status"] == "pending"]
+    held = [d for d in details if d["status"] == "applied" and not d["carried_by"]]
     parts: list[str] = []
     if billed:
         parts.append("billed on invoice " + ", ".join(billed))
     if settled:
         parts.append("settled by credit note " + ", ".join(settled))
+    if granted:
+        parts.append("given back to the credit grants that paid them by " + ", ".join(granted))
+    if held:
+        parts.append(f"{len(held)} carried by nothing (a credit note or refund had given them back already)")
     if pending:
         parts.append(f"{len(pending)} pending for the subscription's next invoice")
     return f"Late differences of this invoice were recorded ({'; '.join(parts)}); credit it instead."
