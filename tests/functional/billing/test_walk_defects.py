@@ -52,3 +52,32 @@ def test_a_void_refusal_after_a_grant_only_correction_names_the_correction_not_t
     (detail,) = refused.value.details or []
     assert detail["carried_by"] == {"type": "correction", "id": correction_id, "invoice_id": None}, detail
     assert detail["status"] == "applied" and detail["line_id"] == "usage:api_calls::0", detail
+
+
+def test_voided_events_of_an_adjustment_line_are_only_those_its_difference_came_from(
+    real: World, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.conftest import subscribe_real
+    from tests.functional.billing.test_event_void_billing import _events, _explain
+    from tests.functional.billing.test_grant_paid_corrections import _usage
+
+    # GIVEN day 0 billed 4 calls; "a" voided, day 1 billed (its adjustment: -100); then "b" voided and
+    # day 2 billed (another adjustment of the same line: -100)
+    subscribe_real(real, "acme")
+    _events("a", "b", "c", "d", at=START + day(0, 4))
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    _events("x", "y", at=START + day(1, 1))
+    assert _void("a", START + day(1, 4), "v1")["correction"] == "completed"
+    _bill(real, START + day(2, 1), monkeypatch)
+    _events("z", at=START + day(2, 1))
+    assert _void("b", START + day(2, 4), "v2")["correction"] == "completed"
+    _bill(real, START + day(3, 1), monkeypatch)
+
+    def cited(invoice: dict[str, Any]) -> list[list[str]]:
+        lines = [line for line in _explain(invoice["id"])["lines"] if line["kind"] == "adjustment"]
+        return [sorted(v["transaction_id"] for v in line["voided_events"]) for line in lines]
+
+    # THEN each adjustment line cites the void its difference came from, not every void of the period
+    assert cited(_usage(real, 1)) == [["a"]]
+    assert cited(_usage(real, 2)) == [["b"]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from neruba.logic.billing import grant_restores
-from neruba.logic.billing.invoices import VoidedLookup, cited_voids, explain, get_invoice
+from neruba.logic.billing.invoices import Since, VoidedLookup, cited_voids, explain, get_invoice
 from neruba.timefmt import iso
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def explain_invoice(ctx: Billing, invoice_id: str, voided: VoidedLookup) -> dict
     credited it (each with the correction it settled) and the postings that book it, and the invoice's
     postings with their entries."""
     invoice = get_invoice(ctx.invoices, invoice_id)
-    answer = explain(invoice, voided)
+    since = previous(ctx, invoice.subscription_id)
+    answer = explain(invoice, voided, since)
     notes = _notes(ctx, invoice)
     settled = _settled(ctx, invoice, notes)
     postings = _postings(ctx, invoice, notes)
@@ -39,7 +40,7 @@ def explain_invoice(ctx: Billing, invoice_id: str, voided: VoidedLookup) -> dict
         line_id = str(line["line_id"])
         cited = [
             _line_note(
-                note, taken, _correction(invoice, line, settled.get(str(note["id"]), []), voided, note)
+                note, taken, _correction(invoice, line, settled.get(str(note["id"]), []), (voided, since), note)
             )
             for note in notes
             for taken in note.get("lines") or []
@@ -54,6 +55,29 @@ def explain_invoice(ctx: Billing, invoice_id: str, voided: VoidedLookup) -> dict
     return answer
 
 
+def previous(ctx: Billing, subscription_id: str | None) -> Since:
+    """When each adjustment line's previous difference (of the same corrected line) was recorded: the
+    created_at of its adjustment record ``n - 1``, or for the first the corrected invoice's; None when
+    not known (every void before the carrier is cited then). One query of the corrected invoice's
+    adjustments (and one read of it) per corrected invoice, kept."""
+    seen: dict[str, tuple[dict[str, str | None], str | None]] = {}
+
+    def of(line: dict[str, Any]) -> str | None:
+        ref = line.get("references") or {}
+        invoice_id, line_id, n = ref.get("invoice_id"), ref.get("line_id"), int(line.get("seq_of_line") or 0)
+        if not (invoice_id and line_id and n and subscription_id):
+            return None
+        if invoice_id not in seen:
+            records = ctx.billing.adjustments_of(subscription_id, str(invoice_id))
+            corrected = ctx.invoices.get(str(invoice_id))
+            made = corrected.document.get("created_at") if corrected else None
+            seen[invoice_id] = ({a.key: a.created_at for a in records}, str(made) if made else None)
+        records, made = seen[invoice_id]
+        return made if n == 1 else records.get(f"{invoice_id}#{line_id}#{n - 1:03d}")
+
+    return of
+
+
 def settles(ctx: Billing, note: dict[str, Any], voided: VoidedLookup) -> list[dict[str, Any]]:
     """The adjustments a correction's credit note settled, each with the voids, amends and backfill
     behind it (empty for an operator's note)."""
@@ -62,7 +86,8 @@ def settles(ctx: Billing, note: dict[str, Any], voided: VoidedLookup) -> list[di
         return []
     found = _settled(ctx, invoice, [note]).get(str(note["id"]), [])
     made = str(note.get("created_at") or "")
-    return [_adjustment(invoice.customer_id, a, made, voided, note) for a in found]
+    since = previous(ctx, invoice.subscription_id)
+    return [_adjustment(invoice.customer_id, a, made, (voided, since), note) for a in found]
 
 
 def _notes(ctx: Billing, invoice: Invoice) -> list[dict[str, Any]]:
@@ -104,7 +129,7 @@ def _correction(
     invoice: Invoice,
     line: dict[str, Any],
     found: list[Adjustment],
-    voided: VoidedLookup,
+    voided: tuple[VoidedLookup, Since],
     note: dict[str, Any],
 ) -> dict[str, Any] | None:
     """The correction a credit note settled on this line: what it corrects and its adjustments."""
@@ -120,7 +145,8 @@ def _correction(
 
 
 def _adjustment(
-    customer_id: str, adjustment: Adjustment, made: str, voided: VoidedLookup, note: dict[str, Any]
+    customer_id: str, adjustment: Adjustment, made: str, voided: tuple[VoidedLookup, Since],
+    note: dict[str, Any],
 ) -> dict[str, Any]:
     line = adjustment.line
     listed = (note.get("correction") or {}).get("adjustments") or []
@@ -137,7 +163,7 @@ def _adjustment(
         "settled_minor": share,
         "created_at": adjustment.created_at,
         "backfill": source.get("backfill") if isinstance(source.get("backfill"), dict) else None,
-        "voided_events": cited_voids(customer_id, line, made or None, voided),
+        "voided_events": cited_voids(customer_id, line, made or None, voided[0], voided[1](line)),
     }
 
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from neruba.dal.voids import VoidEntry
 
 VoidedLookup = Callable[[str, str, str], Sequence["VoidEntry"]]
+Since = Callable[[dict[str, Any]], "str | None"]
+"""When an adjustment line's previous difference of the same corrected line was recorded (the corrected
+invoice's creation for the first): the voids before it are not behind this line."""
 """A customer's voided events whose timestamp is in [start, end) (``dal.voids.VoidsRepository``)."""
 
 
@@ -101,10 +104,13 @@ def billing_reason(invoice: Invoice) -> str:
     return BILLING_REASONS.get(invoice.kind or "", "manual")
 
 
-def explain(invoice: Invoice, voided: VoidedLookup | None = None) -> dict[str, Any]:
+def explain(
+    invoice: Invoice, voided: VoidedLookup | None = None, since: Since | None = None
+) -> dict[str, Any]:
     """Per line: meter, aggregate, hours and events behind it, price version and tiers, credits applied.
     With ``voided`` (the customer's voided events in a period), an adjustment line also cites the voids
-    and amends of its period and meter recorded before the invoice was made (``voided_events``).
+    and amends of its period and meter its difference came from (``voided_events``): recorded before the
+    invoice was made and, with ``since``, after the line's previous difference was recorded.
 
     Example:
         >>> from neruba.dal.invoices import invoice_record
@@ -151,7 +157,7 @@ def explain(invoice: Invoice, voided: VoidedLookup | None = None) -> dict[str, A
                 **_original(line),
                 **_credited(invoice, record.line_id),
                 **explain_figures(line, documents),
-                **(_voids(invoice, line, voided) if voided and record.kind == "adjustment" else {}),
+                **(_voids(invoice, line, voided, since) if voided and record.kind == "adjustment" else {}),
             }
         )
     doc = invoice.document
@@ -173,19 +179,26 @@ def explain(invoice: Invoice, voided: VoidedLookup | None = None) -> dict[str, A
     }
 
 
-def _voids(invoice: Invoice, line: dict[str, Any], voided: VoidedLookup) -> dict[str, Any]:
-    """The voided or amended events of the corrected period and meter, recorded before the invoice."""
+def _voids(
+    invoice: Invoice, line: dict[str, Any], voided: VoidedLookup, since: Since | None
+) -> dict[str, Any]:
+    """The voided or amended events of the corrected period and meter the line's difference came from."""
     if not (line.get("period_start") and line.get("period_end") and line.get("meter_code")):
         return {}
     made = invoice.document.get("created_at")
-    return {"voided_events": cited_voids(invoice.customer_id, line, str(made) if made else None, voided)}
+    after = since(line) if since else None
+    return {
+        "voided_events": cited_voids(invoice.customer_id, line, str(made) if made else None, voided, after)
+    }
 
 
 def cited_voids(
-    customer_id: str, line: dict[str, Any], made: str | None, voided: VoidedLookup
+    customer_id: str, line: dict[str, Any], made: str | None, voided: VoidedLookup, since: str | None = None
 ) -> list[dict[str, Any]]:
     """The events of an adjustment ``line``'s corrected period and meter voided or amended before
-    ``made`` (the invoice or credit note that carries the adjustment; any time when None)."""
+    ``made`` (the invoice or credit note that carries the adjustment; any time when None) and after
+    ``since`` (when the line's previous difference was recorded, or the corrected invoice made: a void
+    before that is in an earlier difference, or was never billed; any time when None)."""
     from neruba.timefmt import parse_ts
 
     start, end = line.get("period_start"), line.get("period_end")
@@ -195,6 +208,8 @@ def cited_voids(
     for entry in voided(customer_id, ts(parse_ts(str(start))), ts(parse_ts(str(end)))):
         at = str(entry.record.get("at") or "")
         if entry.meter_code != line["meter_code"] or (made and parse_ts(at) > parse_ts(made)):
+            continue
+        if since and parse_ts(at) <= parse_ts(since):
             continue
         keys = ("kind", "reason", "ticket", "at", "amended_by")
         cited.append(
