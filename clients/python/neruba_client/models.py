@@ -1032,7 +1032,8 @@ class BackfillCorrection(_Model):
     amount_minor: int  # after the invoice's discounts, before tax
     tax_minor: int = 0
     total_minor: int = 0
-    correction_invoice_id: str | None
+    correction_invoice_id: str | None  # null when credit notes settled all of it
+    credit_note_ids: list[str] = Field(default_factory=list)  # the credit notes that settled it, in the order issued
 
 
 class BackfillUnbilled(_Model):

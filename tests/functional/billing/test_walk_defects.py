@@ -81,3 +81,45 @@ def test_voided_events_of_an_adjustment_line_are_only_those_its_difference_came_
     # THEN each adjustment line cites the void its difference came from, not every void of the period
     assert cited(_usage(real, 1)) == [["a"]]
     assert cited(_usage(real, 2)) == [["b"]]
+
+
+def test_a_revert_settled_by_a_credit_note_names_the_note(real: World, monkeypatch: Any) -> None:
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+    from neruba.timefmt import ts
+    from tests.functional.billing.backfill_support import act, live_events
+    from tests.functional.billing.conftest import subscribe_real
+    from tests.functional.billing.helpers import work
+    from tests.functional.billing.test_backfill_attribution import _hold, _open
+
+    # GIVEN a subscription ended on day 0 (its final invoice billed), then an add backfill of one call of
+    # day 0 committed: correction invoice A (+100)
+    sub = subscribe_real(real, "acme")
+    live_events(real, ["s0-0"], START + day(0, 2), "live-0")
+    cancel(real.plans, sub["id"], Cancellation(at_period_end=False), now=START + day(0, 20))
+    schedule(real, START + day(0, 21))
+    work(real, START + day(0, 21), monkeypatch)
+    schedule(real, START + day(0, 23))
+    backfill = _open("bf-a", reason="collector down", last=20)
+    _hold(backfill, "a-1", 6)
+    committed = act(backfill, "commit", key="ca")[1]
+    [correction] = [i for i in real.invoices("acme") if i["kind"] == "correction"]
+
+    # WHEN the backfill is reverted (its rerun credits A whole by a credit note: no invoice of its own)
+    status, done = act(backfill, "revert", key="ra", body={"reason": "imported twice"})
+    assert status == 200, done
+
+    # THEN the row names the credit note that settled it; the commit's row names none
+    day0 = {i["id"] for i in real.invoices("acme") if i["period_start"] == ts(START)}
+    [row] = [r for r in done["reverted"]["invoices"] if r["invoice_id"] in day0]
+    notes = list((real.ctx.invoices.get(correction["id"]).document.get("credit_notes")) or [])  # type: ignore[union-attr]
+    assert [n["id"] for n in notes] and row["correction_invoice_id"] is None, row
+    assert row["credit_note_ids"] == [n["id"] for n in notes], row
+    [added] = [r for r in committed["committed"]["invoices"] if r["invoice_id"] in day0]
+    assert (added["correction_invoice_id"], added["credit_note_ids"]) == (correction["id"], [])
+    # AND reading the backfill answers the same
+    from tests.functional.billing.backfill_support import read
+
+    _, shown = read(f"/admin/backfills/{backfill}", backfill_id=backfill)
+    [again] = [r for r in shown["reverted"]["invoices"] if r["invoice_id"] in day0]
+    assert again["credit_note_ids"] == row["credit_note_ids"]

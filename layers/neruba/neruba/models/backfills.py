@@ -104,8 +104,14 @@ class BackfillCorrection(BaseModel):
     tax_minor: int = Field(default=0, description="The change of exclusive tax.")
     total_minor: int = Field(default=0, description="amount_minor + tax_minor (before credits).")
     correction_invoice_id: str | None = Field(
-        description="The correction invoice or credit note issued, if any; for adjustment_applied, the "
-        "window invoice that billed the adjustment lines."
+        description="The correction invoice issued, if any (null when credit notes settled all of it: "
+        "credit_note_ids); for adjustment_applied, the window invoice that billed the adjustment lines."
+    )
+    credit_note_ids: list[str] = Field(
+        default_factory=list,
+        description="The credit notes a negative correction after the end issued against the invoices "
+        "carrying what it takes back (a revert settled by a credit note names it here), in the order "
+        "issued; empty when none.",
     )
 
 

@@ -294,6 +294,9 @@ class Attribution:
                 "tax_minor": tax,
                 "total_minor": amount + tax,
                 "correction_invoice_id": correction.get("invoice_id") if amount or tax else None,
+                # the credit notes that settled it (a negative correction after the end: docs/billing.md)
+                "credit_note_ids": [str(n["id"]) for n in correction.get("credit_notes") or []]
+                if amount or tax else [],
             }
             record = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), recorded, money)
             found.append(repo.put_item(record))
@@ -339,4 +342,5 @@ def reported(ctx: Billing, invoice_id: str, backfill_id: str, direction: str) ->
         "tax_minor": sum(int(p["tax_minor"]) for p in moved),
         "total_minor": sum(int(p["total_minor"]) for p in moved),
         "correction_invoice_id": last.get("correction_invoice_id"),
+        "credit_note_ids": list(dict.fromkeys(str(n) for p in moved for n in p.get("credit_note_ids") or [])),
     }
