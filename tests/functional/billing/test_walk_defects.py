@@ -123,3 +123,41 @@ def test_a_revert_settled_by_a_credit_note_names_the_note(real: World, monkeypat
     _, shown = read(f"/admin/backfills/{backfill}", backfill_id=backfill)
     [again] = [r for r in shown["reverted"]["invoices"] if r["invoice_id"] in day0]
     assert again["credit_note_ids"] == row["credit_note_ids"]
+
+
+def test_an_invoice_lists_only_the_tax_rates_that_tax_one_of_its_lines(world: World, monkeypatch: Any) -> None:
+    from functions.billing_api.app import lambda_handler
+    from neruba import bootstrap
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.models.catalog import PlanCreate
+    from tests.functional.billing.conftest import BASIC
+    from tests.functional.billing.test_discounts_taxes import VAT, _bill, _post
+    from tests.support.api import api_event, call
+
+    # GIVEN a rate for plan basic (acme's) and two for plan metered (not on any of acme's invoices)
+    bootstrap.install(billing=world.ctx)
+    create_plan(world.plans, PlanCreate.model_validate({**BASIC, "code": "metered", "name": "Metered"}))
+    _, basic = _post(lambda_handler, "/admin/tax-rates", {**VAT, "country": None, "plan_code": "basic"}, "t-1")
+    for n, percent in enumerate(("7", "5")):
+        body = {**VAT, "percentage": percent, "country": None, "plan_code": "metered"}
+        assert _post(lambda_handler, "/admin/tax-rates", body, f"t-m{n}")[0] == 201
+    # WHEN acme's opening (no line) and a day of usage (plan basic) are billed
+    _bill(world, monkeypatch, 1)
+
+    # THEN each invoice read lists only the rates that tax one of its lines: basic's on the usage invoice,
+    # none on the opening
+    def read(invoice_id: str) -> Any:
+        path = f"/v1/invoices/{invoice_id}"
+        status, body, _ = call(lambda_handler, api_event("GET", path, path_parameters={"invoice_id": invoice_id},
+                                                        scopes="read"))  # fmt: skip
+        assert status == 200, body
+        return body
+
+    shown = {i["kind"]: read(i["id"]) for i in world.invoices("acme")}
+    assert [r["id"] for r in shown["usage"]["tax_rates"]] == [basic["id"]]
+    assert shown["opening"].get("tax_rates", []) == []
+    listed = call(lambda_handler, api_event("GET", "/v1/invoices", query={"customer_id": "acme"}, scopes="read"))[1]
+    assert sorted(len(i.get("tax_rates") or []) for i in listed["data"]) == [0, 1]
+    # AND the stored invoice keeps every rate in force when it was billed (a correction of it taxes with them)
+    [usage] = [i for i in world.invoices("acme") if i["kind"] == "usage"]
+    assert len(usage["tax_rates"]) == 3

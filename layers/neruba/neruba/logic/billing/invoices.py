@@ -80,11 +80,22 @@ def public(invoice: Invoice) -> dict[str, Any]:
     for key in EXTRA_TOTALS:  # stored only on invoices with a discount or a tax (document.invoice_totals)
         doc.setdefault(key, 0)
     doc.setdefault("grant_restorations", [])  # stored only on an invoice that gave grants credit back
+    if "tax_rates" in doc:  # the rates that tax one of its lines (docs/billing.md, "Taxes")
+        doc["tax_rates"] = taxing_rates(doc)
     # what it received and what is left, also before a first payment records them (docs/stripe.md)
     paid = paid_level(invoice)
     doc["amount_paid_minor"] = paid
     doc["amount_remaining_minor"] = 0 if invoice.status == "void" else max(amount_due(invoice) - paid, 0)
     return doc
+
+
+def taxing_rates(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored rate snapshots (``tax_rates``: every rate in force for the customer when the invoice was
+    billed, which a draft's re-rating and a correction of it tax with) that tax one of its lines: a rate
+    of another plan, or one no line bears, is not the invoice's to show."""
+    used = {str(part.get("tax_rate_id"))
+            for line in doc.get("lines") or [] for part in (line.get("tax") or {}).get("rates") or []}  # fmt: skip
+    return [rate for rate in doc.get("tax_rates") or [] if str(rate.get("id")) in used]
 
 
 # why each kind of invoice was issued, in the words Stripe's ``billing_reason`` uses
