@@ -1033,7 +1033,8 @@ class BackfillCorrection(_Model):
     tax_minor: int = 0
     total_minor: int = 0
     correction_invoice_id: str | None  # null when credit notes settled all of it
-    credit_note_ids: list[str] = Field(default_factory=list)  # the credit notes that settled it, in the order issued
+    # the credit notes that settled it, in the order issued
+    credit_note_ids: list[str] = Field(default_factory=list)
 
 
 class BackfillUnbilled(_Model):

@@ -66,7 +66,7 @@ def test_an_operator_note_of_a_grant_paid_line_is_not_given_back_again(
     # GIVEN day 0 (400 + 76) paid 400 by a grant, an operator's credit note of its line (all it can
     # take: the 76 owed in money, 64 of the line and 12 of tax; or 50 of the line and 10 of tax)
     _taxed(real, False)
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
+    first, _grants = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
     (line,) = [line for line in first["lines"] if line["kind"] == "usage"]
     body = {"lines": [{"line_id": line["line_id"], "amount_minor": credited}]} if credited else {}
     status, note = _credit_note(api, first["id"], "cn-op", **body)
@@ -109,7 +109,7 @@ def test_a_refund_or_dispute_of_the_tax_paid_is_not_given_back_again(
     # GIVEN day 0 (400 + 76) paid 400 by a grant and the 76 in money, then the 76 refunded (or charged
     # back, the dispute lost)
     _taxed(real, False)
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
+    first, _grants = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
     pay(real, first["id"], LINE_TAX)
     if how == "refund":
         refund(first["id"], LINE_TAX)

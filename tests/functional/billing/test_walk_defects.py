@@ -28,7 +28,7 @@ def test_a_void_refusal_after_a_grant_only_correction_names_the_correction_not_t
 
     # GIVEN day 0 paid by a grant, the subscription ended, two calls voided and day 0 rerun: the grant
     # takes the correction whole (no invoice, no credit note)
-    first, (grant_id,) = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
+    first, _grants = _day0_paid_by(real, monkeypatch, ("g1", "promotional", 400))
     cancel(real.plans, str(real.subscriptions[0]["id"]), Cancellation(at_period_end=False),
            now=START + day(1, 5))  # fmt: skip
     _bill(real, START + day(1, 6), monkeypatch)
@@ -125,7 +125,9 @@ def test_a_revert_settled_by_a_credit_note_names_the_note(real: World, monkeypat
     assert again["credit_note_ids"] == row["credit_note_ids"]
 
 
-def test_an_invoice_lists_only_the_tax_rates_that_tax_one_of_its_lines(world: World, monkeypatch: Any) -> None:
+def test_an_invoice_lists_only_the_tax_rates_that_tax_one_of_its_lines(
+    world: World, monkeypatch: Any
+) -> None:
     from functions.billing_api.app import lambda_handler
     from neruba import bootstrap
     from neruba.logic.catalog.entries import create_plan
@@ -137,7 +139,9 @@ def test_an_invoice_lists_only_the_tax_rates_that_tax_one_of_its_lines(world: Wo
     # GIVEN a rate for plan basic (acme's) and two for plan metered (not on any of acme's invoices)
     bootstrap.install(billing=world.ctx)
     create_plan(world.plans, PlanCreate.model_validate({**BASIC, "code": "metered", "name": "Metered"}))
-    _, basic = _post(lambda_handler, "/admin/tax-rates", {**VAT, "country": None, "plan_code": "basic"}, "t-1")
+    _, basic = _post(
+        lambda_handler, "/admin/tax-rates", {**VAT, "country": None, "plan_code": "basic"}, "t-1"
+    )
     for n, percent in enumerate(("7", "5")):
         body = {**VAT, "percentage": percent, "country": None, "plan_code": "metered"}
         assert _post(lambda_handler, "/admin/tax-rates", body, f"t-m{n}")[0] == 201
@@ -148,15 +152,17 @@ def test_an_invoice_lists_only_the_tax_rates_that_tax_one_of_its_lines(world: Wo
     # none on the opening
     def read(invoice_id: str) -> Any:
         path = f"/v1/invoices/{invoice_id}"
-        status, body, _ = call(lambda_handler, api_event("GET", path, path_parameters={"invoice_id": invoice_id},
-                                                        scopes="read"))  # fmt: skip
+        event = api_event("GET", path, path_parameters={"invoice_id": invoice_id}, scopes="read")
+        status, body, _ = call(lambda_handler, event)
         assert status == 200, body
         return body
 
     shown = {i["kind"]: read(i["id"]) for i in world.invoices("acme")}
     assert [r["id"] for r in shown["usage"]["tax_rates"]] == [basic["id"]]
     assert shown["opening"].get("tax_rates", []) == []
-    listed = call(lambda_handler, api_event("GET", "/v1/invoices", query={"customer_id": "acme"}, scopes="read"))[1]
+    listed = call(
+        lambda_handler, api_event("GET", "/v1/invoices", query={"customer_id": "acme"}, scopes="read")
+    )[1]
     assert sorted(len(i.get("tax_rates") or []) for i in listed["data"]) == [0, 1]
     # AND the stored invoice keeps every rate in force when it was billed (a correction of it taxes with them)
     [usage] = [i for i in world.invoices("acme") if i["kind"] == "usage"]

@@ -155,7 +155,8 @@ ERROR_CODES: dict[str, str] = {
     "invoice_has_payments": "The invoice received a payment; credit it instead of voiding it.",
     "invoice_has_credit_notes": "The invoice has credit notes; credit the rest instead of voiding it.",
     "invoice_has_adjustments": (
-        "Late differences of the invoice are recorded (pending for the next invoice, or billed on another); "
+        "Late differences of the invoice are recorded (pending for the next invoice, billed on another, "
+        "settled by a credit note or given back to the credit grants: details name what carries each); "
         "credit it instead."
     ),
     "invoice_not_voidable": "Top-up and correction invoices are not voided.",

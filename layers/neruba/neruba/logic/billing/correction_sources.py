@@ -264,6 +264,7 @@ class Attribution:
 
         repo = backfills(ctx).parts
         correction = result.get("correction") or {}
+        notes = [str(n["id"]) for n in correction.get("credit_notes") or []]
         difference = result.get("difference") or {}
         lines = {str((d.get("references") or {}).get("line_id")): d for d in self.deltas}
         draft = result["action"] == "draft_recomputed"
@@ -295,8 +296,7 @@ class Attribution:
                 "total_minor": amount + tax,
                 "correction_invoice_id": correction.get("invoice_id") if amount or tax else None,
                 # the credit notes that settled it (a negative correction after the end: docs/billing.md)
-                "credit_note_ids": [str(n["id"]) for n in correction.get("credit_notes") or []]
-                if amount or tax else [],
+                "credit_note_ids": notes if amount or tax else [],
             }
             record = CarriedPart(self.invoice.id, backfill.id, rerun, _direction(backfill), recorded, money)
             found.append(repo.put_item(record))

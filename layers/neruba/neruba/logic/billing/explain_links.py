@@ -40,7 +40,9 @@ def explain_invoice(ctx: Billing, invoice_id: str, voided: VoidedLookup) -> dict
         line_id = str(line["line_id"])
         cited = [
             _line_note(
-                note, taken, _correction(invoice, line, settled.get(str(note["id"]), []), (voided, since), note)
+                note,
+                taken,
+                _correction(invoice, line, settled.get(str(note["id"]), []), (voided, since), note),
             )
             for note in notes
             for taken in note.get("lines") or []
@@ -145,7 +147,10 @@ def _correction(
 
 
 def _adjustment(
-    customer_id: str, adjustment: Adjustment, made: str, voided: tuple[VoidedLookup, Since],
+    customer_id: str,
+    adjustment: Adjustment,
+    made: str,
+    voided: tuple[VoidedLookup, Since],
     note: dict[str, Any],
 ) -> dict[str, Any]:
     line = adjustment.line

@@ -93,8 +93,11 @@ def taxing_rates(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The stored rate snapshots (``tax_rates``: every rate in force for the customer when the invoice was
     billed, which a draft's re-rating and a correction of it tax with) that tax one of its lines: a rate
     of another plan, or one no line bears, is not the invoice's to show."""
-    used = {str(part.get("tax_rate_id"))
-            for line in doc.get("lines") or [] for part in (line.get("tax") or {}).get("rates") or []}  # fmt: skip
+    used = {
+        str(part.get("tax_rate_id"))
+        for line in doc.get("lines") or []
+        for part in (line.get("tax") or {}).get("rates") or []
+    }
     return [rate for rate in doc.get("tax_rates") or [] if str(rate.get("id")) in used]
 
 
