@@ -70,10 +70,10 @@ def previous(ctx: Billing, subscription_id: str | None) -> Since:
         if not (invoice_id and line_id and n and subscription_id):
             return None
         if invoice_id not in seen:
-            records = ctx.billing.adjustments_of(subscription_id, str(invoice_id))
+            found = ctx.billing.adjustments_of(subscription_id, str(invoice_id))
             corrected = ctx.invoices.get(str(invoice_id))
-            made = corrected.document.get("created_at") if corrected else None
-            seen[invoice_id] = ({a.key: a.created_at for a in records}, str(made) if made else None)
+            at = corrected.document.get("created_at") if corrected else None
+            seen[invoice_id] = ({a.key: a.created_at for a in found}, str(at) if at else None)
         records, made = seen[invoice_id]
         return made if n == 1 else records.get(f"{invoice_id}#{line_id}#{n - 1:03d}")
 
