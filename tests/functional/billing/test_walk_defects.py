@@ -52,6 +52,16 @@ def test_a_void_refusal_after_a_grant_only_correction_names_the_correction_not_t
     (detail,) = refused.value.details or []
     assert detail["carried_by"] == {"type": "correction", "id": correction_id, "invoice_id": None}, detail
     assert detail["status"] == "applied" and detail["line_id"] == "usage:api_calls::0", detail
+    # AND the API answers the same 409, its details naming the carrier
+    from tests.support.api import api_event, call
+
+    path = f"/admin/invoices/{first['id']}/void"
+    body = {"regenerate": "same_lines", "reason": "wrong"}
+    named = {"invoice_id": first["id"]}
+    event = api_event("POST", path, body=body, path_parameters=named, headers={"Idempotency-Key": "vd2"})
+    status, answer, _ = call(api, event)
+    assert (status, answer["error"]["code"]) == (409, "invoice_has_adjustments"), answer
+    assert [d["carried_by"]["id"] for d in answer["error"]["details"]] == [correction_id]
 
 
 def test_voided_events_of_an_adjustment_line_are_only_those_its_difference_came_from(
