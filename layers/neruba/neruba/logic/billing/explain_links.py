@@ -59,9 +59,10 @@ def explain_invoice(ctx: Billing, invoice_id: str, voided: VoidedLookup) -> dict
 
 def previous(ctx: Billing, subscription_id: str | None) -> Since:
     """When each adjustment line's previous difference (of the same corrected line) was recorded: the
-    created_at of its adjustment record ``n - 1``, or for the first the corrected invoice's; None when
-    not known (every void before the carrier is cited then). One query of the corrected invoice's
-    adjustments (and one read of it) per corrected invoice, kept."""
+    created_at of its adjustment record ``n - 1``, or for the first when the corrected invoice was
+    finalized (made, for one finalized as made); None when not known (every void before the carrier is
+    cited then). One query of the corrected invoice's adjustments (and one read of it) per corrected
+    invoice, kept."""
     seen: dict[str, tuple[dict[str, str | None], str | None]] = {}
 
     def of(line: dict[str, Any]) -> str | None:
@@ -72,7 +73,9 @@ def previous(ctx: Billing, subscription_id: str | None) -> Since:
         if invoice_id not in seen:
             found = ctx.billing.adjustments_of(subscription_id, str(invoice_id))
             corrected = ctx.invoices.get(str(invoice_id))
-            at = corrected.document.get("created_at") if corrected else None
+            # a draft is rated again until it is finalized: the voids before that are in its lines
+            doc = corrected.document if corrected else {}
+            at = doc.get("finalized_at") or doc.get("created_at")
             seen[invoice_id] = ({a.key: a.created_at for a in found}, str(at) if at else None)
         records, made = seen[invoice_id]
         return made if n == 1 else records.get(f"{invoice_id}#{line_id}#{n - 1:03d}")
