@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.transaction import LIMIT, items_touched
 from neruba.errors import ConflictError
 from neruba.logic.billing.adjustment_terms import adjustment_record
-from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.context import Billing, CreditsResult, PostingRequest
 from neruba.logic.billing.discounts import price_lines
 from neruba.logic.billing.document import invoice_document
 from neruba.logic.billing.windows import invoice_id_for
@@ -40,6 +40,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+    from neruba.domain.credits import CreditApplication
     from neruba.logic.billing.correction_credits import Settlement
 
 KINDS = ("correction", "credit_note")
@@ -81,8 +82,9 @@ def correction_invoice(
         ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now)
     )
     correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
-    # the credit notes and the correction's own invoice post to the same balances: one move each
-    actions = ctx.ledger.combine_balance_moves(actions)
+    # the credit notes and the correction's own invoice post to the same balances: one move each; a
+    # grant it gives back to and applies again moves once (grant_restores.usable_again)
+    actions = ctx.ledger.combine_grant_moves(ctx.ledger.combine_balance_moves(actions))
     _fits(actions)
     return correction, actions
 
@@ -120,7 +122,11 @@ def _written(
     rates = original.document.get("tax_rates") or []
     every = [*(r.line for r in records), *(a.line for a in pending)]
     lines = priced(settled.lines)  # a line of 0 (free usage recounted) is still billed, as a 0 line
-    doc = _document(original, invoice_id, rates, lines, now, settled.restored) if lines else None
+    credits = _credits(ctx, original, lines, settled.restored, now)
+    applications = list(credits.applications)
+    doc = (
+        _document(original, invoice_id, rates, lines, now, settled.restored, applications) if lines else None
+    )
     billed = {str(line["line_id"]) for line in lines}
 
     def billed_on(line: dict[str, Any]) -> str:
@@ -138,8 +144,9 @@ def _written(
         subtotal = sum(int(line["amount_minor"]) for line in lines)
         tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
         request = PostingRequest(
-            original.customer_id, invoice_id, original.currency, subtotal, [], now, **tax
+            original.customer_id, invoice_id, original.currency, subtotal, applications, now, **tax
         )
+        actions += credits.items  # the grants' conditional decrements and the events they cause
         actions += ctx.invoice_posting_items(request)
     credited = sum(int(n["amount_minor"]) for n in settled.notes)
     correction = {
@@ -153,6 +160,30 @@ def _written(
     return correction, actions
 
 
+def _credits(
+    ctx: Billing,
+    original: Invoice,
+    lines: list[dict[str, Any]],
+    restored: list[dict[str, Any]],
+    now: datetime,
+) -> CreditsResult:
+    """The customer's usable credit applied to a correction invoice's ``lines`` (priced) as a window's
+    (``worker.build_invoice``): its chargeable lines (``creditable_lines``: positive lines, no more in
+    all than the subtotal, so a credit note applies none), the grants in their order of use, each from
+    its remainder as read plus what this correction gives back to it (``grant_restores.usable_again``),
+    and the actions consuming them (conditional decrements, with the events they cause)."""
+    from neruba.logic.billing.discounts import credit_base
+    from neruba.logic.billing.grant_restores import usable_again
+    from neruba.logic.billing.worker import creditable_lines
+
+    base = credit_base(lines, [])  # a correction has no discount, one-off or advance line
+    chargeable = creditable_lines(base, sum(int(line["amount_minor"]) for line in base))
+    if not chargeable:
+        return CreditsResult()
+    back = usable_again(restored)
+    return ctx.apply_credits(original.customer_id, original.currency, chargeable, now, back)
+
+
 def _document(
     original: Invoice,
     invoice_id: str,
@@ -160,8 +191,10 @@ def _document(
     lines: list[dict[str, Any]],
     now: datetime,
     restored: Sequence[dict[str, Any]] = (),
+    applications: Sequence[CreditApplication] = (),
 ) -> dict[str, Any]:
-    """The correction invoice of ``lines`` (priced), a draft due for finalization now."""
+    """The correction invoice of ``lines`` (priced), a draft due for finalization now, with the credit
+    ``applications`` (``_credits``)."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     return invoice_document(
         invoice_id=invoice_id,
@@ -178,7 +211,7 @@ def _document(
         },
         period=(original.period_start, original.period_end),
         lines=lines,
-        applications=[],
+        applications=applications,
         created_at=ts(now),
         finalize_at=ts(now),
     )
