@@ -6,7 +6,7 @@ API call, daily windows), the billing API's rerun, the corrections sweep, the fa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
