@@ -442,3 +442,32 @@ def test_a_correction_invoice_applies_credit_to_taxed_lines_as_a_window_does(
     assert _remaining_of(grant_id) == 200
     assert -_balance("tax_payable") == 2 * _tax19(400, inclusive)
     assert_books_agree(real, "acme")
+
+
+def test_a_correction_taking_credit_under_the_threshold_tops_up_once(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    import boto3
+
+    from neruba.dal.top_ups import TopUpRepository
+    from neruba.domain.credits import AutoTopUpRule
+
+    # GIVEN the final window billed 400 in money; then a rule (under 1000 available, top up 5000) and a
+    # purchased grant of 1200; then 4 late calls
+    final = _ended_money_day(real, monkeypatch)
+    rules = TopUpRepository(ledger().table_name)
+    boto3.client("dynamodb").transact_write_items(
+        TransactItems=[rules.rule_item(AutoTopUpRule("acme", "USD", 1000, 5000))]
+    )
+    grant_id = _grant("g1", "purchased", 1200)
+    real.usage("acme", START + day(0, 4), 8)
+
+    # WHEN the rerun bills them (then again, with the same key)
+    assert rerun(api, final["id"], "r1")[0] == 200
+    assert rerun(api, final["id"], "r1")[0] == 200
+
+    # THEN the correction takes 400 of credit (800 left, under 1000): one top-up, as after a window
+    (doc,) = _corrections(real)
+    assert (doc["credits_applied_minor"], _remaining_of(grant_id)) == (400, 800)
+    assert len([i for i in real.invoices("acme") if i["kind"] == "topup"]) == 1
+    assert_books_agree(real, "acme")

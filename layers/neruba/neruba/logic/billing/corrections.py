@@ -240,6 +240,22 @@ def answer(correction: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def consumed(
+    ctx: Billing, correction: dict[str, Any] | None, actions: list[dict[str, Any]], now: datetime
+) -> None:
+    """After a correction's transaction committed, what follows a window's credit application
+    (``worker.billed_window``, ``worker._top_up``): the balance alerts it fired counted, and the
+    customer's auto top-up checked when its invoice applied credit (``top_up.auto_top_up`` never raises:
+    a failure is logged and left to the next check)."""
+    from neruba.logic.billing.top_up import auto_top_up
+    from neruba.logic.limits.balance import count_fired
+
+    count_fired(actions)
+    doc = (correction or {}).get("invoice")
+    if doc and int(doc.get("credits_applied_minor") or 0) > 0:
+        auto_top_up(ctx, ctx.ledger, str(doc["customer_id"]), str(doc["currency"]), now)
+
+
 def send_credit_notes(ctx: Billing, correction: dict[str, Any]) -> None:
     """Ask Stripe sync to push the credit notes a correction issued (until it has; safe to repeat)."""
     from neruba.logic.billing.credit_notes import send
@@ -351,6 +367,7 @@ def late_corrections(
                 commit(Transaction(actions))
             except Cancelled:
                 continue  # another caller billed these differences first (or a credited invoice moved)
+            consumed(ctx, correction, actions, now)
             if doc is not None:
                 issue_now(ctx, str(doc["id"]), now)
             send_credit_notes(ctx, correction)
