@@ -8,7 +8,8 @@ adjustment still pending on that subscription, are billed at once on a **correct
 
 * ONE TransactWriteItems writes the invoice (a draft due for finalization now, ``attribute_not_exists``),
   every adjustment item (new ones ``applied`` to it, pending ones moved to ``applied``, each conditional),
-  its ledger posting (an invoice posting, or a reduction posting for a credit note; guard
+  the credit it applies (each grant's conditional decrement and the events it causes), its ledger
+  posting (an invoice posting booking that credit, or a reduction posting for a credit note; guard
   ``invoice:{id}``), the audit record and the idempotency record of the rerun;
 * its id is ``in_`` + SHA-256 of ``correction:`` and the adjustment keys, so two reruns racing on the same
   differences write one invoice (the loser's transaction is cancelled; its retry finds nothing to bill);
@@ -17,8 +18,14 @@ adjustment still pending on that subscription, are billed at once on a **correct
   draft due now: a retry of the rerun with the same Idempotency-Key, or the next scheduler run, finalizes
   and sends it, once.
 
-No credit is applied to a correction invoice; its lines are ``adjustment`` lines referencing the
-original invoice and line (``explain`` shows them).
+A correction invoice applies the customer's usable credit exactly as a window invoice does (``_credits``:
+``worker.creditable_lines``, ``context.credits_for``, the grants' order of use, the tax as on a window),
+the credit the same correction gives back to a grant included (``grant_restores.usable_again``; the
+grant's restoration and consumption one update, ``LedgerRepository.combine_grant_moves``): a consumption
+of a grant meanwhile cancels the transaction, and the retry decides again. A credit note applies none.
+Its lines are ``adjustment`` lines referencing the original invoice and line (``explain`` shows them, and
+the grants that paid each). After the commit, ``consumed`` counts the balance alerts fired and checks the
+auto top-up, as after a window (docs/billing.md, "Credit on a correction invoice").
 """
 
 from __future__ import annotations
