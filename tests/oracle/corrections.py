@@ -219,10 +219,20 @@ class CorrectionRules:
                 f"{doc_id}: {doc['kind']} {doc['status']} total {doc['total_minor']}, lines sum to {total}, "
                 f"tax {tax}, credits {credits}",
             )
+            given_back = after.usable_again(after.restorations() - before.restorations())
+            if after.credit and after.credit[0] == doc["currency"] and credits < max(total, 0):
+                # credit pays usage wherever it is billed: a correction invoice left asking for usage in
+                # money found no usable credit (only what a later correction of the step gave back)
+                self._check(
+                    "correction_credit",
+                    after.credit[1] <= given_back,
+                    f"{doc_id}: credits {credits} of lines {total}, yet {after.credit[1]} of credit is "
+                    f"usable after {issued_by}",
+                )
             if scope is not None and len(new) == 1 and before.credit and before.credit[0] == doc["currency"]:
                 # one correction (a rerun): it applies all it can of the credit usable before it and of
                 # what it gave back itself, in the same transaction
-                usable = before.credit[1] + after.usable_again(after.restorations() - before.restorations())
+                usable = before.credit[1] + given_back
                 STATS_ADD("correction_credit_compared")
                 STATS_ADD("correction_credit_applied", 1 if credits else 0)
                 self._check(
@@ -270,10 +280,12 @@ class CorrectionRules:
         data=st.data(),
         via=st.sampled_from(["rerun", "sweep", "both"]),
         late=st.sampled_from([2, 8]),
+        credit=st.sampled_from([2000, 0, 1]),
     )
-    def end_then_correct(self, data: st.DataObject, via: str, late: int) -> None:
-        """Cancel now, bill the final window and finalize it, then late usage lands in it; a rerun of it
-        and/or the corrections sweep bill the difference once (twice run: nothing more)."""
+    def end_then_correct(self, data: st.DataObject, via: str, late: int, credit: int) -> None:
+        """Cancel now, bill the final window and finalize it, then (``credit``: after a grant made) late
+        usage lands in it; a rerun of it and/or the corrections sweep bill the difference once (twice run:
+        nothing more), the correction invoice paid by the customer's credit as a window would be."""
         self._step("end_then_correct")
         STATS_ADD(f"end_then_correct_{via}")
         ended = {s.id for s in self.w.subs.values() if s.ended_at is not None}
@@ -291,6 +303,8 @@ class CorrectionRules:
             and parse_time(d["period_start"]) == start
         ]
         self._check("final_window_finalized", final["status"] == "finalized", f"final window {final}")
+        if credit:  # credit the final window did not see: the correction invoice uses it
+            self.grant(sub.customer, credit, "promotional")  # type: ignore[attr-defined]
         # late usage for the closed window: a countable event of a meter its plan charges
         now = datetime.now(UTC)
         earliest = max(start, sub.start, now - timedelta(days=34))

@@ -471,3 +471,21 @@ def test_a_correction_taking_credit_under_the_threshold_tops_up_once(
     assert (doc["credits_applied_minor"], _remaining_of(grant_id)) == (400, 800)
     assert len([i for i in real.invoices("acme") if i["kind"] == "topup"]) == 1
     assert_books_agree(real, "acme")
+
+
+def test_reruns_by_hand_newest_first_leave_the_credit_given_back_on_the_grant(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    # GIVEN the amend of the first test, rerun by hand newest first (docs/billing.md: "rerun the older
+    # invoice first")
+    grant_id = _grant("g1", "promotional", 400)
+    first, final = _ended_after_two_days(real, monkeypatch)
+    assert _void("a", START + day(1, 9), "v1", timestamp=START + day(1, 2))["correction"] == "completed"
+    assert rerun(api, final["id"], "r1")[0] == 200
+    assert rerun(api, first["id"], "r0")[0] == 200
+    # THEN day 1's correction found no credit yet (it asks 100), and day 0's 100 waits on the grant for the
+    # customer's next use of credit: no money is lost, the books balance
+    (doc,) = _corrections(real)
+    assert (doc["credits_applied_minor"], doc["total_minor"]) == (0, 100)
+    assert _remaining_of(grant_id) == 100
+    assert_books_agree(real, "acme")
