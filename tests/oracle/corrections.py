@@ -220,6 +220,7 @@ class CorrectionRules:
                 f"tax {tax}, credits {credits}",
             )
             given_back = after.usable_again(after.restorations() - before.restorations())
+            STATS_ADD("correction_invoices_credited", 1 if credits else 0)
             if after.credit and after.credit[0] == doc["currency"] and credits < max(total, 0):
                 # credit pays usage wherever it is billed: a correction invoice left asking for usage in
                 # money found no usable credit (only what a later correction of the step gave back)
