@@ -43,8 +43,12 @@ class Books:
         docs: list[dict[str, Any]],
         notes: list[dict[str, Any]] | None = None,
         restored: list[dict[str, Any]] | None = None,
+        credit: tuple[str, int] | None = None,
     ) -> None:
         self.docs = {d["id"]: d for d in docs}
+        # the customer's usable credit (currency, amount) as the balance answers it: what a correction
+        # invoice applies (docs/billing.md, "Credit on a correction invoice")
+        self.credit = credit
         self.notes = {n["id"]: n for n in notes or [] if n.get("correction")}
         # what corrections gave back to the grants that paid a line (docs/billing.md, "Usage a credit
         # grant paid, corrected"): the customer's credit_grant_restored postings, as the ledger lists them
@@ -79,6 +83,16 @@ class Books:
     def restorations(self) -> set[str]:
         """The postings giving grants back what they paid of a corrected line."""
         return set(self.restored)
+
+    def usable_again(self, posting_ids: set[str]) -> int:
+        """What the restorations ``posting_ids`` gave back to grants that stay usable (a grant closed at
+        once gives nothing usable): credit the correction carrying them may apply."""
+        return sum(
+            int(part["amount_minor"])
+            for p in posting_ids
+            if self.restored[p]["metadata"].get("closed") is None
+            for part in self.restored[p]["metadata"]["restored_from"]
+        )
 
     def restoring(self, posting_ids: set[str], invoice_id: str) -> list[str]:
         """Those of ``posting_ids`` that gave grants back part of what ``invoice_id`` consumed."""
@@ -119,7 +133,10 @@ class CorrectionRules:
                 listed = self.api("GET", f"/v1/invoices/{doc['id']}/credit-notes")
                 self._check("valid_input", listed.status == 200, f"credit notes answered {listed.status}")
                 notes += listed.body["data"]
-        return Books(answer.body["data"], notes, self._restorations(customer))
+        credit = self.api("GET", f"/v1/customers/{customer}/balance")
+        self._check("valid_input", credit.status == 200, f"balance answered {credit.status}")
+        available = (str(credit.body["currency"]), int(credit.body["credit_available_minor"]))
+        return Books(answer.body["data"], notes, self._restorations(customer), available)
 
     def _restorations(self, customer: str) -> list[dict[str, Any]]:
         """The customer's ``credit_grant_restored`` postings (every page of the ledger)."""
@@ -189,11 +206,42 @@ class CorrectionRules:
             by_original[next(iter(refs))].append(doc_id)
             total = sum(int(line["amount_minor"]) for line in doc["lines"])
             kind = "correction" if total > 0 else "credit_note" if total < 0 else doc["kind"]
+            # the customer's credit pays a correction invoice as it pays a window: at most its lines
+            # (net of tax), nothing on a credit note
+            credits = int(doc.get("credits_applied_minor") or 0)
+            tax = int(doc.get("tax_minor") or 0)
             self._check(
                 "correction_document",
-                int(doc["total_minor"]) == total and doc["kind"] == kind and doc["status"] in SETTLED,
-                f"{doc_id}: {doc['kind']} {doc['status']} total {doc['total_minor']}, lines sum to {total}",
+                int(doc["total_minor"]) == total + tax - credits
+                and 0 <= credits <= max(total, 0)
+                and doc["kind"] == kind
+                and doc["status"] in SETTLED,
+                f"{doc_id}: {doc['kind']} {doc['status']} total {doc['total_minor']}, lines sum to {total}, "
+                f"tax {tax}, credits {credits}",
             )
+            given_back = after.usable_again(after.restorations() - before.restorations())
+            STATS_ADD("correction_invoices_credited", 1 if credits else 0)
+            if after.credit and after.credit[0] == doc["currency"] and credits < max(total, 0):
+                # credit pays usage wherever it is billed: a correction invoice left asking for usage in
+                # money found no usable credit (only what a later correction of the step gave back)
+                self._check(
+                    "correction_credit",
+                    after.credit[1] <= given_back,
+                    f"{doc_id}: credits {credits} of lines {total}, yet {after.credit[1]} of credit is "
+                    f"usable after {issued_by}",
+                )
+            if scope is not None and len(new) == 1 and before.credit and before.credit[0] == doc["currency"]:
+                # one correction (a rerun): it applies all it can of the credit usable before it and of
+                # what it gave back itself, in the same transaction
+                usable = before.credit[1] + given_back
+                STATS_ADD("correction_credit_compared")
+                STATS_ADD("correction_credit_applied", 1 if credits else 0)
+                self._check(
+                    "correction_credit",
+                    credits == min(max(total, 0), usable),
+                    f"{doc_id}: credits {credits}; lines {total}, credit usable {before.credit[1]} and "
+                    f"{usable - before.credit[1]} given back by it",
+                )
         for invoice_id in set(owed) | set(by_original):
             if invoice_id not in expected:
                 continue
@@ -233,10 +281,12 @@ class CorrectionRules:
         data=st.data(),
         via=st.sampled_from(["rerun", "sweep", "both"]),
         late=st.sampled_from([2, 8]),
+        credit=st.sampled_from([2000, 0, 1]),
     )
-    def end_then_correct(self, data: st.DataObject, via: str, late: int) -> None:
-        """Cancel now, bill the final window and finalize it, then late usage lands in it; a rerun of it
-        and/or the corrections sweep bill the difference once (twice run: nothing more)."""
+    def end_then_correct(self, data: st.DataObject, via: str, late: int, credit: int) -> None:
+        """Cancel now, bill the final window and finalize it, then (``credit``: after a grant made) late
+        usage lands in it; a rerun of it and/or the corrections sweep bill the difference once (twice run:
+        nothing more), the correction invoice paid by the customer's credit as a window would be."""
         self._step("end_then_correct")
         STATS_ADD(f"end_then_correct_{via}")
         ended = {s.id for s in self.w.subs.values() if s.ended_at is not None}
@@ -254,6 +304,8 @@ class CorrectionRules:
             and parse_time(d["period_start"]) == start
         ]
         self._check("final_window_finalized", final["status"] == "finalized", f"final window {final}")
+        if credit:  # credit the final window did not see: the correction invoice uses it
+            self.grant(sub.customer, credit, "promotional")  # type: ignore[attr-defined]
         # late usage for the closed window: a countable event of a meter its plan charges
         now = datetime.now(UTC)
         earliest = max(start, sub.start, now - timedelta(days=34))

@@ -19,7 +19,13 @@ from neruba.logic.billing import correction_sources, sync_due, unbillable
 from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
-from neruba.logic.billing.corrections import billing_ended, correction_invoice, issue_now, send_credit_notes
+from neruba.logic.billing.corrections import (
+    billing_ended,
+    consumed,
+    correction_invoice,
+    issue_now,
+    send_credit_notes,
+)
 from neruba.logic.billing.deltas import line_deltas, rated_lines
 from neruba.logic.billing.document import CARRIED_KINDS, DERIVED_KINDS
 from neruba.logic.billing.finalize import UNRATED_KINDS
@@ -143,6 +149,7 @@ def rerun_invoice(
             code="invoice_not_rated",
         )
     actions: list[dict[str, Any]]
+    correction: dict[str, Any] | None = None  # a correction after the end (its invoice, its credit)
     draft_gross = 0
     if invoice.status == "draft":
         try:
@@ -253,6 +260,8 @@ def rerun_invoice(
         raise ConflictError("The invoice changed meanwhile; try again.", code="invoice_conflict") from exc
     if invoice.status == "draft":  # the credit notes a revision below zero issued (a correction's: below)
         sync_due.send_written(ctx, actions)
+    elif result["action"] == "correction_invoiced":
+        consumed(ctx, correction, actions, now)  # its credit applied: balance alerts, auto top-up
     _issue_correction(ctx, result, now)
     return result
 

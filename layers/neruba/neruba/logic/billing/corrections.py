@@ -8,7 +8,8 @@ adjustment still pending on that subscription, are billed at once on a **correct
 
 * ONE TransactWriteItems writes the invoice (a draft due for finalization now, ``attribute_not_exists``),
   every adjustment item (new ones ``applied`` to it, pending ones moved to ``applied``, each conditional),
-  its ledger posting (an invoice posting, or a reduction posting for a credit note; guard
+  the credit it applies (each grant's conditional decrement and the events it causes), its ledger
+  posting (an invoice posting booking that credit, or a reduction posting for a credit note; guard
   ``invoice:{id}``), the audit record and the idempotency record of the rerun;
 * its id is ``in_`` + SHA-256 of ``correction:`` and the adjustment keys, so two reruns racing on the same
   differences write one invoice (the loser's transaction is cancelled; its retry finds nothing to bill);
@@ -17,8 +18,14 @@ adjustment still pending on that subscription, are billed at once on a **correct
   draft due now: a retry of the rerun with the same Idempotency-Key, or the next scheduler run, finalizes
   and sends it, once.
 
-No credit is applied to a correction invoice; its lines are ``adjustment`` lines referencing the
-original invoice and line (``explain`` shows them).
+A correction invoice applies the customer's usable credit exactly as a window invoice does (``_credits``:
+``worker.creditable_lines``, ``context.credits_for``, the grants' order of use, the tax as on a window),
+the credit the same correction gives back to a grant included (``grant_restores.usable_again``; the
+grant's restoration and consumption one update, ``LedgerRepository.combine_grant_moves``): a consumption
+of a grant meanwhile cancels the transaction, and the retry decides again. A credit note applies none.
+Its lines are ``adjustment`` lines referencing the original invoice and line (``explain`` shows them, and
+the grants that paid each). After the commit, ``consumed`` counts the balance alerts fired and checks the
+auto top-up, as after a window (docs/billing.md, "Credit on a correction invoice").
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from neruba.dal.transaction import LIMIT, items_touched
 from neruba.errors import ConflictError
 from neruba.logic.billing.adjustment_terms import adjustment_record
-from neruba.logic.billing.context import Billing, PostingRequest
+from neruba.logic.billing.context import Billing, CreditsResult, PostingRequest
 from neruba.logic.billing.discounts import price_lines
 from neruba.logic.billing.document import invoice_document
 from neruba.logic.billing.windows import invoice_id_for
@@ -40,6 +47,7 @@ from neruba.timefmt import ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+    from neruba.domain.credits import CreditApplication
     from neruba.logic.billing.correction_credits import Settlement
 
 KINDS = ("correction", "credit_note")
@@ -81,8 +89,9 @@ def correction_invoice(
         ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now)
     )
     correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
-    # the credit notes and the correction's own invoice post to the same balances: one move each
-    actions = ctx.ledger.combine_balance_moves(actions)
+    # the credit notes and the correction's own invoice post to the same balances: one move each; a
+    # grant it gives back to and applies again moves once (grant_restores.usable_again)
+    actions = ctx.ledger.combine_grant_moves(ctx.ledger.combine_balance_moves(actions))
     _fits(actions)
     return correction, actions
 
@@ -120,7 +129,11 @@ def _written(
     rates = original.document.get("tax_rates") or []
     every = [*(r.line for r in records), *(a.line for a in pending)]
     lines = priced(settled.lines)  # a line of 0 (free usage recounted) is still billed, as a 0 line
-    doc = _document(original, invoice_id, rates, lines, now, settled.restored) if lines else None
+    credits = _credits(ctx, original, lines, settled.restored, now)
+    applications = list(credits.applications)
+    doc = (
+        _document(original, invoice_id, rates, lines, now, settled.restored, applications) if lines else None
+    )
     billed = {str(line["line_id"]) for line in lines}
 
     def billed_on(line: dict[str, Any]) -> str:
@@ -138,8 +151,9 @@ def _written(
         subtotal = sum(int(line["amount_minor"]) for line in lines)
         tax = {key: int(doc.get(key) or 0) for key in ("tax_minor", "tax_included_minor")}
         request = PostingRequest(
-            original.customer_id, invoice_id, original.currency, subtotal, [], now, **tax
+            original.customer_id, invoice_id, original.currency, subtotal, applications, now, **tax
         )
+        actions += credits.items  # the grants' conditional decrements and the events they cause
         actions += ctx.invoice_posting_items(request)
     credited = sum(int(n["amount_minor"]) for n in settled.notes)
     correction = {
@@ -153,6 +167,30 @@ def _written(
     return correction, actions
 
 
+def _credits(
+    ctx: Billing,
+    original: Invoice,
+    lines: list[dict[str, Any]],
+    restored: list[dict[str, Any]],
+    now: datetime,
+) -> CreditsResult:
+    """The customer's usable credit applied to a correction invoice's ``lines`` (priced) as a window's
+    (``worker.build_invoice``): its chargeable lines (``creditable_lines``: positive lines, no more in
+    all than the subtotal, so a credit note applies none), the grants in their order of use, each from
+    its remainder as read plus what this correction gives back to it (``grant_restores.usable_again``),
+    and the actions consuming them (conditional decrements, with the events they cause)."""
+    from neruba.logic.billing.discounts import credit_base
+    from neruba.logic.billing.grant_restores import usable_again
+    from neruba.logic.billing.worker import creditable_lines
+
+    base = credit_base(lines, [])  # a correction has no discount, one-off or advance line
+    chargeable = creditable_lines(base, sum(int(line["amount_minor"]) for line in base))
+    if not chargeable:
+        return CreditsResult()
+    back = usable_again(restored)
+    return ctx.apply_credits(original.customer_id, original.currency, chargeable, now, back)
+
+
 def _document(
     original: Invoice,
     invoice_id: str,
@@ -160,8 +198,10 @@ def _document(
     lines: list[dict[str, Any]],
     now: datetime,
     restored: Sequence[dict[str, Any]] = (),
+    applications: Sequence[CreditApplication] = (),
 ) -> dict[str, Any]:
-    """The correction invoice of ``lines`` (priced), a draft due for finalization now."""
+    """The correction invoice of ``lines`` (priced), a draft due for finalization now, with the credit
+    ``applications`` (``_credits``)."""
     subtotal = sum(int(line["amount_minor"]) for line in lines)
     return invoice_document(
         invoice_id=invoice_id,
@@ -178,7 +218,7 @@ def _document(
         },
         period=(original.period_start, original.period_end),
         lines=lines,
-        applications=[],
+        applications=applications,
         created_at=ts(now),
         finalize_at=ts(now),
     )
@@ -205,6 +245,22 @@ def answer(correction: dict[str, Any]) -> dict[str, Any]:
         "credit_notes": notes,
         "grant_restorations": correction.get("grant_restorations") or [],
     }
+
+
+def consumed(
+    ctx: Billing, correction: dict[str, Any] | None, actions: list[dict[str, Any]], now: datetime
+) -> None:
+    """After a correction's transaction committed, what follows a window's credit application
+    (``worker.billed_window``, ``worker._top_up``): the balance alerts it fired counted, and the
+    customer's auto top-up checked when its invoice applied credit (``top_up.auto_top_up`` never raises:
+    a failure is logged and left to the next check)."""
+    from neruba.logic.billing.top_up import auto_top_up
+    from neruba.logic.limits.balance import count_fired
+
+    count_fired(actions)
+    doc = (correction or {}).get("invoice")
+    if doc and int(doc.get("credits_applied_minor") or 0) > 0:
+        auto_top_up(ctx, ctx.ledger, str(doc["customer_id"]), str(doc["currency"]), now)
 
 
 def send_credit_notes(ctx: Billing, correction: dict[str, Any]) -> None:
@@ -318,6 +374,7 @@ def late_corrections(
                 commit(Transaction(actions))
             except Cancelled:
                 continue  # another caller billed these differences first (or a credited invoice moved)
+            consumed(ctx, correction, actions, now)
             if doc is not None:
                 issue_now(ctx, str(doc["id"]), now)
             send_credit_notes(ctx, correction)
