@@ -77,7 +77,7 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
             code="invoice_has_payments",
         )
     if invoice.kind not in VOIDABLE_KINDS:
-        why = NOT_VOIDABLE.get(invoice.kind, "credit it with a credit note instead")
+        why = NOT_VOIDABLE.get(str(invoice.kind), "credit it with a credit note instead")
         raise ConflictError(f"A {invoice.kind} invoice is not voided: {why}.", code="invoice_not_voidable")
     if body.regenerate == "recompute" and (invoice.kind not in RATED_KINDS or invoice.applications):
         raise ConflictError(
