@@ -191,3 +191,35 @@ def test_a_correction_giving_back_only_tax_is_a_credit_note(real: World, api: An
     assert doc["kind"] == "credit_note"
     assert (doc["subtotal_minor"], doc["tax_minor"], doc["total_minor"]) == (0, -64, -64)
     assert_books_agree(real, "acme")
+
+
+def test_a_window_below_zero_gives_the_tax_back_on_the_window_whose_adjustment_collected_it(
+    real: World, monkeypatch: Any
+) -> None:
+    # GIVEN 19% exclusive tax, a promotional grant; day 0 billed 4 calls (400 + 76, credit 400)
+    _taxed(real, False)
+    grant_id = _grant("g1", "promotional", 1000)
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    first = _usage(real, 0)
+    # AND 3 more of day 0's calls counted late: day 1's window carries +300 (57 of tax) with its own call
+    real.usage("acme", START + day(0, 4), 7)
+    real.usage("acme", START + day(1, 2), 1)
+    _bill(real, START + day(2, 1), monkeypatch)
+    schedule(real, START + day(2, 3))
+    second = _usage(real, 1)
+    assert (second["subtotal_minor"], second["tax_minor"], second["credits_applied_minor"]) == (400, 76, 400)
+
+    # WHEN the 3 are taken back and day 2 (no call of its own) is billed below zero
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(3, 1), monkeypatch)
+    schedule(real, START + day(3, 3))
+
+    # THEN the grant gets its 300 back and the 57 of tax goes back on day 1, whose adjustment collected it
+    assert _remaining_of(grant_id) == 1000 - 500
+    assert _notes_total(real, second["id"]) == (0, 57)
+    assert _credit_notes(real, first["id"]) == []
+    assert _balance("receivable") == OWED == _owed_tax()
+    assert_books_agree(real, "acme")
