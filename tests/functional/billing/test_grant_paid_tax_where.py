@@ -15,7 +15,7 @@ import pytest
 
 from tests.functional.billing.conftest import START, World, assert_books_agree, subscribe_real
 from tests.functional.billing.helpers import billing_state, day, schedule
-from tests.functional.billing.test_correction_settlement import _credit_note
+from tests.functional.billing.test_correction_settlement import _agree, _credit_note
 from tests.functional.billing.test_event_void_billing import _bill
 from tests.functional.billing.test_grant_paid_corrections import (
     _balance,
@@ -223,3 +223,29 @@ def test_a_window_below_zero_gives_the_tax_back_on_the_window_whose_adjustment_c
     assert _credit_notes(real, first["id"]) == []
     assert _balance("receivable") == OWED == _owed_tax()
     assert_books_agree(real, "acme")
+
+
+def test_the_tax_a_paid_correction_invoice_collected_goes_back_as_the_customers_credit(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.credit_note_support import pay
+
+    # GIVEN billing ended, 3 late calls billed on a correction invoice (300 + 57, credit 300) and its 57 paid
+    _first, final, grant_id = _ended(real, monkeypatch, 800)
+    real.usage("acme", START + day(1, 2), 4)
+    status, billed = rerun(api, final["id"], "r-in")
+    assert status == 200, billed
+    doc_id = str(billed["correction"]["invoice_id"])
+    pay(real, doc_id, 57, payment_id="ch_corr")
+    # WHEN the 3 are taken back
+    real.usage("acme", START + day(1, 2), 1)
+    assert rerun(api, final["id"], "r-out")[0] == 200
+    # THEN the 57 goes back on the correction invoice, after its payment: the customer's credit balance
+    assert _notes_total(real, doc_id) == (0, 57)
+    assert _notes_total(real, final["id"]) == (0, 0)
+    doc = real.ctx.invoices.get(doc_id)
+    assert doc is not None and int(doc.document.get("credited_balance_minor") or 0) == 57
+    assert _remaining_of(grant_id) == 300
+    assert _owed_tax() == OWED
+    assert _balance("receivable") == OWED - 57  # 57 paid; the 57 given back is the customer's credit
+    _agree(real)  # payments counted
