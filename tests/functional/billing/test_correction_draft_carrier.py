@@ -1,0 +1,133 @@
+"""A rerun after the end while a draft carries the corrected invoice's differences (docs/billing.md,
+"Corrections after the end"): the draft's adjustment line is not yet a finalized carrier, so settling
+around it would credit the difference standalone (promotional credit turned into cash-like credit) and
+leave the draft asking for it. The rerun is refused (409 ``invoice_conflict``, nothing written) and the
+corrections sweep leaves it for its next run; once the draft is finalized the same rerun settles against
+it as when it was finalized first: the grant gets its 100 back, the 19 of tax goes back on the draft's
+invoice.
+
+Real pricing (1.00 per API call, daily windows), 19% exclusive tax, a promotional grant of 800: day 0
+billed 4 calls (400 + 76, credit 400) and finalized; a late call on day 0; the subscription cancelled;
+day 1 (one call of its own, plus day 0's +100 carried) billed as a draft inside its grace period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.functional.billing.conftest import START, World, assert_books_agree, subscribe_real
+from tests.functional.billing.helpers import billing_state, day, schedule
+from tests.functional.billing.test_event_void_billing import _bill
+from tests.functional.billing.test_grant_paid_corrections import _balance, _grant, _remaining_of, _taxed, _usage
+from tests.functional.billing.test_negative_final_invoice import _credit_notes
+from tests.functional.billing.test_real_correction import api, rerun
+
+__all__ = ["api"]  # the fixture, used by name
+
+
+def _draft_carrier(real: World, monkeypatch: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Day 0 billed and finalized, a late call on it, the subscription cancelled, day 1 billed as a draft
+    carrying day 0's +100 (+19); then the late call voided. Returns day 0, day 1 (the draft), the grant."""
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+
+    _taxed(real, False)
+    grant_id = _grant("g1", "promotional", 800)
+    sub = subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    real.usage("acme", START + day(0, 4), 5)  # a late call on day 0
+    real.usage("acme", START + day(1, 2), 1)
+    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
+    _bill(real, START + day(1, 6), monkeypatch)
+    assert billing_state(real, str(sub["id"])).status == "ended"
+    first, final = _usage(real, 0), _usage(real, 1)
+    assert first["status"] == "finalized" and final["status"] == "draft", final
+    adjustments = [line for line in final["lines"] if line["kind"] == "adjustment"]
+    assert [(a["amount_minor"], a["references"]["invoice_id"]) for a in adjustments] == [(100, first["id"])]
+    real.usage("acme", START + day(0, 4), 4)  # the late call voided
+    return first, final, grant_id
+
+
+def _state(real: World, grant_id: str) -> dict[str, Any]:
+    invoices = real.invoices("acme")
+    return {
+        "invoices": sorted((i["id"], i["kind"], i["status"], i["total_minor"]) for i in invoices),
+        "notes": sorted(n["id"] for i in invoices for n in _credit_notes(real, i["id"])),
+        "grant": _remaining_of(grant_id),
+        "receivable": _balance("receivable"),
+    }
+
+
+def _outcome(real: World, final_id: str, grant_id: str) -> dict[str, Any]:
+    from neruba.logic.billing.credit_notes import repository
+
+    invoices = real.invoices("acme")
+    notes = [repository(real.ctx).get(str(n["id"])) or {} for n in _credit_notes(real, final_id)]
+    return {
+        "standalone": [i["kind"] for i in invoices if i["kind"] in ("correction", "credit_note")],
+        "final_notes": sorted((int(n["subtotal_minor"]), int(n["tax_minor"])) for n in notes),
+        "grant": _remaining_of(grant_id),
+        "receivable": _balance("receivable"),
+        "tax_payable": _balance("tax_payable"),
+    }
+
+
+def _correct(real: World, api: Any, via: str, first_id: str, key: str) -> Any:
+    from neruba.logic.billing.corrections import late_corrections
+
+    if via == "rerun":
+        return rerun(api, first_id, key)
+    return late_corrections(real.ctx, "acme", START + day(1, 9))
+
+
+@pytest.mark.parametrize("via", ["rerun", "sweep"])
+def test_a_draft_carrier_finalized_first_is_the_reference(real: World, api: Any, monkeypatch: Any, via: str) -> None:
+    # GIVEN the draft carrier, finalized before the correction
+    first, final, grant_id = _draft_carrier(real, monkeypatch)
+    schedule(real, START + day(1, 8))
+    # WHEN day 0 is corrected
+    _correct(real, api, via, first["id"], "r")
+    # THEN the grant gets its 100 back, the 19 goes back on day 1; no standalone credit
+    got = _outcome(real, final["id"], grant_id)
+    assert got["standalone"] == [] and got["final_notes"] == [(0, 19)], got
+    assert got["grant"] == 800 - 400 - 200 + 100
+    assert_books_agree(real, "acme")
+
+
+@pytest.mark.parametrize("via", ["rerun", "sweep"])
+def test_a_correction_waits_while_a_draft_carries_the_difference(
+    real: World, api: Any, monkeypatch: Any, via: str
+) -> None:
+    # GIVEN day 1 a draft carrying day 0's +100 (+19), the late call voided
+    first, final, grant_id = _draft_carrier(real, monkeypatch)
+    before = _state(real, grant_id)
+
+    # WHEN day 0 is corrected while day 1 is still a draft
+    answer = _correct(real, api, via, first["id"], "r-early")
+
+    # THEN nothing is settled around the draft: the rerun is refused (409), the sweep issues nothing
+    if via == "rerun":
+        status, body = answer
+        assert status == 409, body
+        assert body["error"]["code"] == "invoice_conflict", body
+        assert final["id"] in body["error"]["message"], body
+    else:
+        assert answer == []
+    assert _state(real, grant_id) == before
+
+    # WHEN the draft is finalized and the correction retried
+    schedule(real, START + day(1, 8))
+    assert _usage(real, 1)["status"] != "draft"
+    _correct(real, api, via, first["id"], "r-late")
+
+    # THEN as if it had been finalized first: the grant gets 100 back, the 19 goes back on day 1
+    got = _outcome(real, final["id"], grant_id)
+    assert got["standalone"] == [] and got["final_notes"] == [(0, 19)], got
+    assert got["grant"] == 800 - 400 - 200 + 100
+    assert_books_agree(real, "acme")
+    # AND a second attempt changes nothing
+    if via == "rerun":
+        assert rerun(api, first["id"], "r-again")[1]["action"] == "unchanged"
