@@ -90,6 +90,24 @@ def _carriers(invoices: list[Invoice]) -> list[Invoice]:
     return sorted(found, key=lambda i: (i.document.get("created_at") or "", i.id), reverse=True)
 
 
+class DraftCarrierError(ConflictError):
+    """A draft invoice carries a line a correction after the end would settle (409 ``invoice_conflict``)."""
+
+
+def _refuse_draft_carriers(invoices: list[Invoice], refs: dict[str, tuple[str, str]]) -> None:
+    """Refuse a settlement while a draft invoice (a window in its grace period) carries a corrected line
+    (docs/billing.md, "A draft carrying the difference"): its adjustment line and the grant credit it
+    applied count only once it is finalized, so settling now would credit around it (the difference given
+    back standalone, as money, and the draft still asking for it). Nothing is written; retried after the
+    draft is finalized, the settlement credits it as any carrier."""
+    for invoice in invoices:
+        if invoice.status == "draft" and any(_carried(invoice, ref) for ref in set(refs.values())):
+            raise DraftCarrierError(
+                f"A draft invoice {invoice.id} carries differences of this invoice; retry once it is finalized.",
+                code="invoice_conflict",
+            )
+
+
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -238,11 +256,12 @@ def _settles(
 
 
 def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[str, Any]], now: datetime,
-           actor: str, issue: Issue, source: str | None = None) -> Settlement:  # fmt: skip
+           actor: str, issue: Issue, source: str | None = None, *, after_end: bool = False) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
     ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``). The grants that
     paid a corrected line take back their part first (``grant_restores``; ``source`` names the write
-    carrying it, the correction's id by default)."""
+    carrying it, the correction's id by default). ``after_end`` (a correction after the end): a draft
+    carrying a corrected line refuses the settlement (``DraftCarrierError``)."""
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
@@ -252,6 +271,8 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     invoices = (
         [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
     )
+    if after_end:
+        _refuse_draft_carriers(invoices, refs)
     carriers = _carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     outside = _outside(ctx)

@@ -86,7 +86,7 @@ def correction_invoice(
 
     every = [*deltas, *(a.line for a in pending)]
     settled = settle(
-        ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now)
+        ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now), after_end=True
     )
     correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
     # the credit notes and the correction's own invoice post to the same balances: one move each; a
@@ -318,7 +318,11 @@ def correctable(ctx: Billing, customer_id: str, now: datetime) -> tuple[set[str]
 
 
 def late_corrections(
-    ctx: Billing, customer_id: str, now: datetime, withheld: list[dict[str, Any]] | None = None
+    ctx: Billing,
+    customer_id: str,
+    now: datetime,
+    withheld: list[dict[str, Any]] | None = None,
+    deferred: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Bill late events on the finalized usage windows of the customer's ended subscriptions.
 
@@ -332,9 +336,11 @@ def late_corrections(
     write one invoice (conditional puts). Returns ``{invoice_id, subscription_id, corrects}`` per invoice
     issued. A difference against a line re-rated 0 as unbillable is not billed
     (``logic.billing.unbillable``): it is logged, counted and added to ``withheld``, and the invoice stays
-    as billed.
+    as billed. A correction a draft invoice carries a difference of (a window in its grace period) is
+    left for a later run (``correction_credits.DraftCarrierError``): logged and added to ``deferred``.
     """
     from neruba.dal.transaction import Cancelled, Transaction, commit
+    from neruba.logic.billing.correction_credits import DraftCarrierError
     from neruba.logic.billing import unbillable
     from neruba.logic.billing.correction_sources import carried
     from neruba.logic.billing.deltas import line_deltas, rated_lines
@@ -366,7 +372,15 @@ def late_corrections(
             if not deltas:
                 continue
             deltas, named = carried(ctx, original, rerated, deltas)  # the backfills whose events they carry
-            correction, actions = correction_invoice(ctx, original, deltas, now)
+            try:
+                correction, actions = correction_invoice(ctx, original, deltas, now)
+            except DraftCarrierError as exc:  # settled once the draft is finalized, by a later run
+                from neruba.observability import logger
+
+                logger.warning("correction deferred", extra={"invoice_id": original.id, "reason": exc.message})
+                if deferred is not None:
+                    deferred.append({"invoice_id": original.id, "subscription_id": subscription_id})
+                continue
             if correction is None:
                 continue
             doc = correction["invoice"]

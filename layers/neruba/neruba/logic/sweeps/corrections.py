@@ -4,7 +4,8 @@ For every customer, ``logic.billing.corrections.late_corrections`` re-rates the 
 of its ended subscriptions whose period ended within the ingest's late-event limit, and bills any
 difference on a correction invoice (or credit note), issued at once and sent to Stripe. Each one is a
 repair of the report (``correction_invoiced``). A difference against a line re-rated 0 as unbillable is
-found but not billed (``details.withheld``, ``logic.billing.unbillable``). A second sweep finds nothing
+found but not billed (``details.withheld``, ``logic.billing.unbillable``). A difference a draft invoice (a window in its
+grace period) carries is left for the next run once it is finalized (``details.deferred``). A second sweep finds nothing
 (the adjustments are recorded with the invoice, in one transaction).
 
 Cost: per customer one query of its subscriptions and one state read each; for the subscriptions whose
@@ -30,10 +31,11 @@ def corrections_check(ctx: SweepContext) -> CheckResult:
     result = CheckResult("corrections", checked={"customers": 0})
     failed: list[dict[str, Any]] = []
     withheld: list[dict[str, Any]] = []  # differences against an unbillable re-rating: reported, not billed
+    deferred: list[dict[str, Any]] = []  # a draft carries their differences: left for the next run
     for customer_id in customer_ids(ctx.settings.catalog_table):
         result.checked["customers"] += 1
         try:
-            issued = late_corrections(billing, customer_id, ctx.now, withheld)
+            issued = late_corrections(billing, customer_id, ctx.now, withheld, deferred)
         except Exception as exc:  # one customer's failure must not stop the others
             logger.exception("late corrections failed", extra={"customer_id": customer_id})
             failed.append({"customer_id": customer_id, "error": type(exc).__name__})
@@ -42,6 +44,6 @@ def corrections_check(ctx: SweepContext) -> CheckResult:
             result.found += 1
             result.repaired += 1
             result.repairs.append({"kind": "correction_invoiced", "customer_id": customer_id, **one})
-    result.found += len(failed) + len(withheld)
-    result.details = {"failed": failed, "withheld": withheld}
+    result.found += len(failed) + len(withheld) + len(deferred)
+    result.details = {"failed": failed, "withheld": withheld, "deferred": deferred}
     return result
