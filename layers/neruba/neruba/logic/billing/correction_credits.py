@@ -96,14 +96,15 @@ class DraftCarrierError(ConflictError):
 
 def _refuse_draft_carriers(invoices: list[Invoice], refs: dict[str, tuple[str, str]]) -> None:
     """Refuse a settlement while a draft invoice (a window in its grace period) carries a corrected line
-    (docs/billing.md, "A draft carrying the difference"): its adjustment line and the grant credit it
-    applied count only once it is finalized, so settling now would credit around it (the difference given
-    back standalone, as money, and the draft still asking for it). Nothing is written; retried after the
-    draft is finalized, the settlement credits it as any carrier."""
+    (docs/billing.md, "Negative corrections settle against what they correct"): its adjustment line and
+    the grant credit it applied count only once it is finalized, so settling now would credit around it
+    (the difference given back standalone, as money, and the draft still asking for it). Nothing is
+    written; retried after the draft is finalized, the settlement credits it as any carrier."""
     for invoice in invoices:
         if invoice.status == "draft" and any(_carried(invoice, ref) for ref in set(refs.values())):
             raise DraftCarrierError(
-                f"A draft invoice {invoice.id} carries differences of this invoice; retry once it is finalized.",
+                f"A draft invoice {invoice.id} carries differences of this invoice; "
+                "retry once it is finalized.",
                 code="invoice_conflict",
             )
 
@@ -256,7 +257,8 @@ def _settles(
 
 
 def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[str, Any]], now: datetime,
-           actor: str, issue: Issue, source: str | None = None, *, after_end: bool = False) -> Settlement:  # fmt: skip
+           actor: str, issue: Issue, source: str | None = None, *,
+           after_end: bool = False) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
     ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``). The grants that
     paid a corrected line take back their part first (``grant_restores``; ``source`` names the write

@@ -86,7 +86,14 @@ def correction_invoice(
 
     every = [*deltas, *(a.line for a in pending)]
     settled = settle(
-        ctx, original.customer_id, invoice_id, every, now, actor, lambda i: issue_now(ctx, i, now), after_end=True
+        ctx,
+        original.customer_id,
+        invoice_id,
+        every,
+        now,
+        actor,
+        lambda i: issue_now(ctx, i, now),
+        after_end=True,
     )
     correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
     # the credit notes and the correction's own invoice post to the same balances: one move each; a
@@ -340,8 +347,8 @@ def late_corrections(
     left for a later run (``correction_credits.DraftCarrierError``): logged and added to ``deferred``.
     """
     from neruba.dal.transaction import Cancelled, Transaction, commit
-    from neruba.logic.billing.correction_credits import DraftCarrierError
     from neruba.logic.billing import unbillable
+    from neruba.logic.billing.correction_credits import DraftCarrierError
     from neruba.logic.billing.correction_sources import carried
     from neruba.logic.billing.deltas import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
@@ -377,7 +384,9 @@ def late_corrections(
             except DraftCarrierError as exc:  # settled once the draft is finalized, by a later run
                 from neruba.observability import logger
 
-                logger.warning("correction deferred", extra={"invoice_id": original.id, "reason": exc.message})
+                logger.warning(
+                    "correction deferred", extra={"invoice_id": original.id, "reason": exc.message}
+                )
                 if deferred is not None:
                     deferred.append({"invoice_id": original.id, "subscription_id": subscription_id})
                 continue

@@ -4,9 +4,9 @@ For every customer, ``logic.billing.corrections.late_corrections`` re-rates the 
 of its ended subscriptions whose period ended within the ingest's late-event limit, and bills any
 difference on a correction invoice (or credit note), issued at once and sent to Stripe. Each one is a
 repair of the report (``correction_invoiced``). A difference against a line re-rated 0 as unbillable is
-found but not billed (``details.withheld``, ``logic.billing.unbillable``). A difference a draft invoice (a window in its
-grace period) carries is left for the next run once it is finalized (``details.deferred``). A second sweep finds nothing
-(the adjustments are recorded with the invoice, in one transaction).
+found but not billed (``details.withheld``, ``logic.billing.unbillable``). A difference a draft invoice
+(a window in its grace period) carries is left for a run after it is finalized (``details.deferred``).
+A second sweep finds nothing (the adjustments are recorded with the invoice, in one transaction).
 
 Cost: per customer one query of its subscriptions and one state read each; for the subscriptions whose
 billing ended after the late-event horizon, one paged query of the customer's invoices from the horizon
