@@ -6,7 +6,7 @@ SCAN ?= .venv-scan
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest template-check tools bench clean soak oracle-replay browser console-screens
+.PHONY: run test lint typecheck pytest deep template-check tools bench clean soak oracle-replay browser console-screens
 
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -66,6 +66,11 @@ pytest: $(VENV)/.installed $(TOOLS)/.installed browser
 	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck template-check pytest
+
+# The deep cases make test leaves out (docs/testing.md "Deep cases"): every kill point of the fault matrices
+# beyond a covering set, and the property runs, storms and fuzzing at full size.
+deep: $(VENV)/.installed $(TOOLS)/.installed browser
+	NERUBA_TOOLS_VENV=$(TOOLS) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --deep only $(PYTEST_ARGS)
 
 # The oracle's long profile (docs/testing.md): random sequences for ORACLE_MINUTES minutes (default 30).
 ORACLE_MINUTES ?= 30

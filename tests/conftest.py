@@ -104,7 +104,40 @@ EVERY_WORKER = frozenset({"_moto", "source"})
 LONG_FIRST = ("tests/oracle/", "tests/client/test_client_faults.py")
 
 
+# Deep cases (docs/testing.md "Deep cases"): the kill points of a fault matrix beyond a covering set (marker
+# ``deep``), and the full size of scaled tests (marker ``scaled``: property runs, storms, fuzzing, sized with
+# ``tests.support.deep.size``). ``make test`` leaves the deep cases out and runs scaled tests small
+# (``--deep skip``, the default); ``make deep`` runs the deep cases and the scaled tests at full size
+# (``--deep only``); ``--deep all`` runs everything, scaled tests at full size.
+DEEP_CHOICES = ("skip", "only", "all")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--deep",
+        choices=DEEP_CHOICES,
+        default="skip",
+        help="deep cases (marker deep): skip them (default, make test), run only them (make deep), or all",
+    )
+
+
+def deep_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect what ``--deep`` leaves out (reported as deselected, never as passed)."""
+    mode = config.getoption("--deep")
+    if mode == "all":
+        return
+    keep, drop = [], []
+    for item in items:
+        deep = item.get_closest_marker("deep") is not None
+        scaled = item.get_closest_marker("scaled") is not None
+        (keep if (deep or scaled if mode == "only" else not deep) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deep_selection(config, items)
     for item in items:
         group = shared_fixture_group(item)
         if group:
@@ -138,6 +171,7 @@ _iam_rows: list[list[str]] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ["NERUBA_DEEP"] = config.getoption("--deep")  # read by tests.support.deep.size at import
     if IAM_CHECK:
         from tests.support import iam_recorder
 

@@ -6,7 +6,7 @@ answer must be: below 500; when an error, the one error shape; and a status code
 that operation, with a body that matches the schema the document gives for that status (the route's
 model on a success: the reference is typed, so this checks real shapes). Half the cases fit the
 document and half break it on purpose (schemathesis' negative mode).
-``NERUBA_FUZZ_EXAMPLES`` sets the examples per operation (the default, 10, keeps CI short).
+``NERUBA_FUZZ_EXAMPLES`` sets the examples per operation (by default 4 in ``make test``, 25 in ``make deep``).
 
 Schemathesis keeps to the document's media type, sends null only where the document allows it and never
 forges a cursor, so explicit cases cover what a hostile client sends there: every body operation with
@@ -30,8 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-pytestmark = pytest.mark.integration
-EXAMPLES = int(os.environ.get("NERUBA_FUZZ_EXAMPLES", "10"))
+from tests.support.deep import size
+
+pytestmark = [pytest.mark.integration, pytest.mark.scaled]
+EXAMPLES = int(os.environ.get("NERUBA_FUZZ_EXAMPLES", size(4, 25)))
 ERROR_FIELDS = {"type", "code", "message", "request_id"}
 TIMEOUT = 120  # a sweep or billing run over the data fuzzing stored, on a busy machine
 

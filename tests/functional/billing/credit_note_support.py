@@ -36,9 +36,10 @@ def issue(
     name: str = "inv-1",
     rates: list[dict[str, Any]] | None = None,
     discounts: list[dict[str, Any]] | None = None,
+    kind: str = "one_off",
 ) -> str:
-    """A finalized invoice of acme with ``lines`` (line id, amount, quantity), discounted and taxed by the
-    snapshots given (as billing prices a window), posted like any invoice."""
+    """A finalized invoice of acme (of ``kind``) with ``lines`` (line id, amount, quantity), discounted and
+    taxed by the snapshots given (as billing prices a window), posted like any invoice."""
     from neruba.logic.billing.corrections import issue_now
     from neruba.logic.billing.discounts import price_lines
 
@@ -52,7 +53,7 @@ def issue(
     docs = price_lines(docs, discounts or [], rates or [], "USD", (at, at))
     details = {"discounts": discounts or [], "tax_rates": rates or []} if rates or discounts else {}
     doc = invoice_document(
-        invoice_id=invoice_id, customer_id="acme", subscription_id=None, currency="USD", kind="one_off",
+        invoice_id=invoice_id, customer_id="acme", subscription_id=None, currency="USD", kind=kind,
         seq=0, details=details, period=(at, at), lines=docs, applications=[], created_at=at, finalize_at=at,
     )  # fmt: skip
     request = PostingRequest("acme", invoice_id, "USD", doc["subtotal_minor"], [], NOW,

@@ -16,6 +16,7 @@ from neruba.timefmt import ts
 from tests.functional.billing.backfill_support import PRICE, live_events, usage_totals
 from tests.functional.billing.conftest import START, World, assert_books_agree
 from tests.functional.billing.helpers import Killed, day, schedule, work
+from tests.support.deep import size
 
 COUNTER = itertools.count()
 DAYS = 3  # days 0 and 1 finalized, day 2 a draft when the backfills commit
@@ -54,7 +55,10 @@ def _commit(world: World, backfill_id: str, kill: str | None, monkeypatch: Any) 
     assert done["status"] == "committed"
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.scaled
+@settings(
+    max_examples=size(3, 20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     live=st.lists(st.integers(0, 5), min_size=DAYS, max_size=DAYS),
     backfills=st.lists(backfill, min_size=1, max_size=3),

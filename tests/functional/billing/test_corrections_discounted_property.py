@@ -10,6 +10,7 @@ import itertools
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from tests.functional.billing.backfill_support import PRICE, given_back, live_ev
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day, schedule, work
 from tests.functional.billing.test_corrections_property import DAYS, OPERATION, Model, _apply
+from tests.support.deep import size
 
 COUNTER = itertools.count()
 PERCENT = Decimal("12.5")
@@ -88,8 +90,9 @@ def billed_by_day(world: World, customer: str) -> dict[str, tuple[int, int]]:
     return out
 
 
+@pytest.mark.scaled
 @settings(
-    max_examples=6,
+    max_examples=size(2, 20),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],

@@ -22,6 +22,7 @@ from neruba.timefmt import ts
 from tests.functional.billing.backfill_support import PRICE, live_events, usage_totals
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import Killed, day, schedule, work
+from tests.support.deep import size
 
 COUNTER = itertools.count()
 DAYS = 3  # days 0 and 1 finalized, day 2 a draft while the corrections run
@@ -294,8 +295,9 @@ def _apply(world: World, model: Model, customer: str, op: tuple[Any, ...], j: in
                     raise
 
 
+@pytest.mark.scaled
 @settings(
-    max_examples=8,
+    max_examples=size(3, 30),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: a failure prints its operations
     suppress_health_check=[HealthCheck.function_scoped_fixture],

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from neruba.errors import ConflictError, InvalidRequestError
 from neruba.models.billing import CreditNoteCreate
 from tests.functional.billing.conftest import World, ledger
 from tests.functional.billing.credit_note_support import issue, pay, percent_off, rate, refund
+from tests.support.deep import size
 
 LINES = [("a", 1000, "3"), ("b", 700, "7"), ("c", 1, "1")]
 COUNTER = itertools.count()
@@ -101,7 +103,10 @@ def _check(world: World, invoice_id: str) -> None:
     assert given_tax <= int(doc.get("tax_minor") or 0) + int(doc.get("tax_included_minor") or 0)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.scaled
+@settings(
+    max_examples=size(10, 60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=st.lists(step, min_size=1, max_size=6))
 def test_any_sequence_keeps_the_books_and_never_over_credits(world: World, steps: list[Any]) -> None:
     from neruba.logic.billing.credit_notes import create_credit_note
@@ -129,7 +134,10 @@ def test_any_sequence_keeps_the_books_and_never_over_credits(world: World, steps
 RATES = [rate("txr_ex", "7.5"), rate("txr_in", "10", inclusive=True)]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.scaled
+@settings(
+    max_examples=size(5, 30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=st.lists(step, min_size=1, max_size=6))
 def test_any_sequence_on_a_taxed_discounted_invoice_keeps_the_books_and_the_tax(
     world: World, steps: list[Any]

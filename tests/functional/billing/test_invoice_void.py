@@ -84,6 +84,24 @@ def test_what_cannot_be_voided(world: World, api: Any, prepare: str, code: str) 
     _books(world)
 
 
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [("correction", "with a credit note"), ("credit_note", "rerun"), ("topup", "void of its grant")],
+)
+def test_an_invoice_of_another_kind_is_refused_with_what_to_do_instead(
+    world: World, api: Any, kind: str, says: str
+) -> None:
+    # GIVEN a finalized correction, credit note or top-up invoice
+    invoice = issue(world, [("a", 1000, "1")], kind=kind)
+    # WHEN an operator voids it
+    status, refused = void(api, invoice)
+    # THEN 409 invoice_not_voidable, saying why and what to do instead; nothing written
+    assert (status, refused["error"]["code"]) == (409, "invoice_not_voidable"), refused
+    assert says in refused["error"]["message"] and "posting of its own" not in refused["error"]["message"]
+    assert world.ctx.invoices.get(invoice).status == "finalized"
+    _books(world)
+
+
 @pytest.mark.parametrize("action", ["void", "rerun", "credit-notes"])
 def test_every_action_on_a_void_invoice_answers_409_invoice_void(world: World, api: Any, action: str) -> None:
     old = issue(world, [("a", 1000, "1")])

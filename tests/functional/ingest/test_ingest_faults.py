@@ -18,13 +18,14 @@ from neruba.settings import get_settings
 from neruba_tools.local.pollers import build_sqs_event
 from tests.functional.ingest.conftest import ev
 from tests.support.aws import queue_url
+from tests.support.deep import size
 from tests.support.faults import poison_ingest
 from tests.support.lambda_context import FakeContext
 from tests.support.queues import drain, receive_batch, run_batch
 from tests.support.usage import set_cell
 
 WORKER = Path(__file__).resolve().parents[3] / "functions" / "ingest_worker" / "app.py"
-STORM = int(__import__("os").environ.get("NERUBA_TEST_STORM", "1000"))
+STORM = int(__import__("os").environ.get("NERUBA_TEST_STORM", size(300, 1000)))
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
@@ -62,8 +63,10 @@ def _worker_container() -> Any:
     return module.lambda_handler
 
 
+@pytest.mark.scaled
 def test_duplicate_storm_counts_each_event_once(send: Any) -> None:
-    # GIVEN 1,000 distinct events, each sent 3 times, shuffled into 30 requests of 100
+    # GIVEN STORM distinct events (300 in make test, 1,000 in make deep), each sent 3 times, shuffled into
+    # requests of 100
     events = [
         ev(
             f"storm-{i}",

@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from tests.functional.ingest.conftest import ev
+from tests.support.deep import covering
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 CUSTOMERS = [f"s{i:02d}" for i in range(40)]
@@ -138,8 +139,10 @@ def _alerting(catalog: Any) -> None:
         _limits(external_id, api_calls={"hard_cap": "1000", "alerts": ["2"]})
 
 
-@pytest.mark.parametrize("kill_at", [2, 26, 27, 40, 50, 53, 58, 70, 82])
-@pytest.mark.parametrize("then", ["redelivered apart", "redelivered whole"])
+@pytest.mark.parametrize(
+    ("kill_at", "then"),
+    covering([2, 26, 27, 40, 50, 53, 58, 70, 82], ["redelivered apart", "redelivered whole"]),
+)
 def test_a_sparse_limited_batch_killed_at_any_write_counts_each_event_and_alert_once(
     catalog: Any, enqueue: Any, worker: Any, monkeypatch: pytest.MonkeyPatch, kill_at: int, then: str
 ) -> None:

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from tests.functional.ingest.conftest import ev
+from tests.support.deep import covering
 
 CUSTOMERS = [f"p{i:02d}" for i in range(24)]  # at least 16 sparse days (``dal.pending.PENDING_MIN_DAYS``)
 ROUNDS = ("a", "b", "c")
@@ -166,8 +167,7 @@ KILLS = [("counters", 12, "redelivered apart"), ("pending put", 25, "redelivered
          ("finishing", 27, "redelivered apart"), ("later shards", 30, "redelivered whole")]  # fmt: skip
 
 
-@pytest.mark.parametrize(("at", "after_counters", "then"), KILLS)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("shape", "at", "after_counters", "then"), covering(SHAPES, KILLS))
 def test_a_sparse_batch_of_each_limited_shape_killed_at_a_write_counts_everything_once(
     catalog: Any,
     enqueue: Any,

@@ -153,28 +153,67 @@ def _plan(
     return plan
 
 
+def _granted_here(
+    invoice: Invoice,
+    plan: list[tuple[str, int, str]],
+    taxes: Taxes,
+    refs: dict[str, tuple[str, str]],
+    creditable: int,
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (carrying line of ``invoice``, negative line id): the exclusive tax of the grants' part of the
+    line (``Taxes.granted``, what is still to give back) this invoice gives back the money way. The
+    invoices carrying a corrected line collected its tax (the corrected invoice, and the invoices whose
+    adjustment lines billed more of it: a correction invoice, a window's line); ``settle`` asks them
+    newest first, and each gives back no more than its carrying lines still have of that tax after the
+    plan's money part (``plan``), and no more than it can still credit (``creditable``, after the money
+    part's amount and exclusive tax). What no invoice gives back stays on the correction's own invoice
+    (``_rest``)."""
+    from neruba.logic.billing.credit_notes import line_states
+
+    if not taxes.granted:
+        return {}
+    states = {s.line_id: s for s in line_states(invoice)}
+    left: dict[str, dict[str, int]] = {}  # per carrying line, the exclusive tax it still has, less the money
+    for carrying in dict.fromkeys(c for line_id in taxes.granted for c in _carried(invoice, refs[line_id])):
+        state = states[carrying]
+        rates = [(rate, tax) for rate, tax in zip(state.rates, state.tax_left(), strict=True)]
+        left[carrying] = {rate.tax_rate_id: tax for rate, tax in rates if not rate.inclusive}
+    room = creditable - sum(p[1] for p in plan)
+    for carrying in dict.fromkeys(p[0] for p in plan):
+        for rate, value in taxes.of([p for p in plan if p[0] == carrying]) or ():
+            if rate in left.get(carrying, {}):
+                left[carrying][rate] -= value
+            if any(r.tax_rate_id == rate and not r.inclusive for r in states[carrying].rates):
+                room -= value
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for line_id, held in taxes.granted.items():
+        for carrying in _carried(invoice, refs[line_id]):
+            for rate, value in held.items():
+                still = value - sum(v.get(rate, 0) for (_c, k), v in out.items() if k == line_id)
+                take = min(still, max(left[carrying].get(rate, 0), 0), max(room, 0))
+                if take > 0:
+                    part = out.setdefault((carrying, line_id), {})
+                    part[rate] = part.get(rate, 0) + take
+                    left[carrying][rate] -= take
+                    room -= take
+    return out
+
+
 def _note_tax(
-    taxes: Taxes, parts: list[tuple[str, int, str]], own: list[str]
+    taxes: Taxes, parts: list[tuple[str, int, str]], granted: dict[tuple[str, str], dict[str, int]]
 ) -> tuple[tuple[str, int], ...] | None:
-    """The tax one line of a note gives back for ``parts``: their share of the lines' tax, and for the
-    lines of the invoice's own (``own``) the exclusive tax of the grants' part (``Taxes.granted``)."""
-    return taxes.with_granted(taxes.of(parts), [p[2] for p in parts if p[2] in own])
-
-
-def _tax_only(
-    invoice: Invoice, plan: list[tuple[str, int, str]], taxes: Taxes, refs: dict[str, tuple[str, str]]
-) -> list[tuple[str, int, str]]:
-    """Plan parts of nothing but tax: per line whose grants' part left exclusive tax to give back
-    (``Taxes.granted``) and that no part of the plan credits on ``invoice``, its corrected line when
-    ``invoice`` is the corrected invoice (the invoice that collected that tax in money)."""
-    planned = {p[2] for p in plan}
-    return [
-        (refs[line_id][1], 0, line_id)
-        for line_id in taxes.granted
-        if refs[line_id][0] == invoice.id
-        and line_id not in planned
-        and any(line.line_id == refs[line_id][1] for line in invoice.lines)
-    ]
+    """The tax one carrying line of a note gives back for ``parts``: their share of the lines' tax, and
+    the exclusive tax of the grants' part ``_granted_here`` gives back on that carrying line."""
+    tax = taxes.of(parts)
+    if tax is None:
+        return None
+    out = dict(tax)
+    carrying = {p[0] for p in parts}
+    for (c, _line_id), part in granted.items():
+        if c in carrying:
+            for rate, value in part.items():
+                out[rate] = out.get(rate, 0) + value
+    return tuple(sorted(out.items()))
 
 
 def _settles(
@@ -236,21 +275,25 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         # never planned beyond what the customer is still billed for the line (``_still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
         plan = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
-        plan += _tax_only(invoice, plan, taxes, refs)
-        if not plan:
+        if not plan and not any(_carried(invoice, refs[k]) for k in taxes.granted):
             continue
-        own = [p[2] for p in plan if refs[p[2]][0] == invoice.id]  # the grants' tax goes back here
         try:
             refuse_status(invoice)
             payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
-            requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
-                                    tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], own))
-                        for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)
-            taken = credit_lines(
-                line_states(invoice), requests, max(remaining_due, 0) + refundable, invoice.currency
-            )
+            creditable = max(remaining_due, 0) + refundable
+            granted = _granted_here(invoice, plan, taxes, refs, creditable)
+            planned = {(p[0], p[2]) for p in plan}
+            plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
+            if not plan:
+                continue
+            requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
+                                    tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
+                        for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
+            taken = credit_lines(line_states(invoice), requests, creditable, invoice.currency)
+            if sum(t.total_minor for t in taken) <= 0 and not any(t.inclusive_minor for t in taken):
+                continue  # never an empty note (nothing this invoice still has to give back)
             split = split_amount(sum(t.total_minor for t in taken), remaining_due=remaining_due,
                                  refundable=refundable)  # fmt: skip
         except (ConflictError, CreditNoteRuleError):
@@ -260,8 +303,8 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             wanted[line_id] -= amount
             taxes.took(line_id, amount)
             budget[refs[line_id]] -= amount
-        for line_id in own:
-            taxes.granted.pop(line_id, None)
+        for (_c, line_id), part in granted.items():
+            taxes.gave_granted(line_id, part)
     absorbed = []  # lines partly taken back already (an operator's note): the corrected invoice holds it
     for line_id in wanted:  # only what the customer is still billed for can be given back
         keep = min(wanted[line_id], max(budget[refs[line_id]], 0))

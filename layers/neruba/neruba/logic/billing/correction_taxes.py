@@ -197,17 +197,14 @@ class Taxes:
             for rate, value in tax.items():
                 held[rate] = held.get(rate, 0) + value
 
-    def with_granted(
-        self, tax: tuple[tuple[str, int], ...] | None, line_ids: list[str]
-    ) -> tuple[tuple[str, int], ...] | None:
-        """``tax`` (what one note gives back, per rate id) with the granted tax of ``line_ids`` added."""
-        if tax is None:
-            return None
-        out = dict(tax)
-        for line_id in line_ids:
-            for rate, value in self.granted.get(line_id, {}).items():
-                out[rate] = out.get(rate, 0) + value
-        return tuple(sorted(out.items()))
+    def gave_granted(self, line_id: str, tax: dict[str, int]) -> None:
+        """``tax`` of the grants' part's exclusive tax of the line given back (a credit note's): what is
+        left of it goes on, to an older invoice carrying the line or the correction's own invoice."""
+        held = self.granted.get(line_id, {})
+        for rate, value in tax.items():
+            held[rate] = held.get(rate, 0) - value
+        if not any(v > 0 for v in held.values()):
+            self.granted.pop(line_id, None)
 
     def upto(self, line_id: str, taken: int) -> dict[str, int]:
         """The tax per rate id given back with the first ``taken`` of the line's part to credit."""

@@ -41,7 +41,7 @@ from neruba.errors import ConflictError
 from neruba.logic.billing.adjustment_terms import adjustment_record
 from neruba.logic.billing.context import Billing, CreditsResult, PostingRequest
 from neruba.logic.billing.discounts import price_lines
-from neruba.logic.billing.document import invoice_document
+from neruba.logic.billing.document import invoice_document, invoice_totals
 from neruba.logic.billing.windows import invoice_id_for
 from neruba.timefmt import ts
 
@@ -202,13 +202,14 @@ def _document(
 ) -> dict[str, Any]:
     """The correction invoice of ``lines`` (priced), a draft due for finalization now, with the credit
     ``applications`` (``_credits``)."""
-    subtotal = sum(int(line["amount_minor"]) for line in lines)
+    totals = invoice_totals(lines, 0)  # negative (tax given back included): a credit note
+    negative = totals["subtotal_minor"] < 0 or totals["total_minor"] < 0
     return invoice_document(
         invoice_id=invoice_id,
         customer_id=original.customer_id,
         subscription_id=str(original.subscription_id),
         currency=original.currency,
-        kind="credit_note" if subtotal < 0 else "correction",
+        kind="credit_note" if negative else "correction",
         seq=None,
         details={
             "corrects": {"invoice_id": original.id, "number": original.number},

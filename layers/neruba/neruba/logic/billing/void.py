@@ -51,6 +51,11 @@ if TYPE_CHECKING:
 
 SCOPE = "invoice-void"
 VOIDABLE_KINDS = ("usage", "opening", "one_off")
+NOT_VOIDABLE = {  # why another kind is not voided, and what to do instead
+    "correction": "it bills differences of another invoice; credit it with a credit note instead",
+    "credit_note": "it gives back differences of another invoice; a later rerun corrects it",
+    "topup": "it bought credit, which a void of its grant takes back",
+}
 RATED_KINDS = ("usage", "opening")
 
 
@@ -72,10 +77,8 @@ def _refuse(ctx: Billing, invoice: Invoice, body: InvoiceVoid) -> None:
             code="invoice_has_payments",
         )
     if invoice.kind not in VOIDABLE_KINDS:
-        raise ConflictError(
-            f"A {invoice.kind} invoice is not voided (it has no posting of its own or corrects another).",
-            code="invoice_not_voidable",
-        )
+        why = NOT_VOIDABLE.get(str(invoice.kind), "credit it with a credit note instead")
+        raise ConflictError(f"A {invoice.kind} invoice is not voided: {why}.", code="invoice_not_voidable")
     if body.regenerate == "recompute" and (invoice.kind not in RATED_KINDS or invoice.applications):
         raise ConflictError(
             "Only a usage or opening invoice without credit applied can be recomputed; use same_lines.",
