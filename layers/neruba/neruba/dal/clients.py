@@ -57,7 +57,7 @@ def client(service: str) -> Any:
         return _clients[service]
 
 
-class _Session(botocore.session.Session):
+class _Session(botocore.session.Session):  # type: ignore[misc]  # botocore has no type hints
     """botocore's session, whose built-in handlers are registered once per process and copied after."""
 
     _built_in: Any = None  # the first session's emitter right after its built-in handlers were registered
@@ -65,7 +65,7 @@ class _Session(botocore.session.Session):
     def _register_builtin_handlers(self, events: Any) -> None:
         if _Session._built_in is None:
             super()._register_builtin_handlers(events)
-            _Session._built_in = copy.copy(self._original_handler)
+            _Session._built_in = copy.copy(self._original_handler)  # type: ignore[has-type]
             return
         emitter = copy.copy(_Session._built_in)
         emitter._lookup_cache = {}  # the copy shares the original's cache of handlers per event otherwise
