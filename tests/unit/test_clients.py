@@ -110,12 +110,14 @@ def _marker(**_: Any) -> None:
     """A handler only a test registers."""
 
 
-def test_a_session_after_the_first_copies_the_built_in_handlers_instead_of_registering_each(
+def test_sessions_made_again_copy_the_built_in_handlers_instead_of_registering_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from botocore.hooks import HierarchicalEmitter
 
-    # GIVEN a first session made (botocore registered its ~400 built-in handlers one by one, ~8 ms)
+    # GIVEN two sessions made (botocore registered its ~400 built-in handlers one by one, ~8 ms each)
+    clients.client("sqs")
+    clients.reset_clients()
     clients.client("sqs")
     registered: list[str] = []
     real = HierarchicalEmitter._register_section
@@ -130,4 +132,15 @@ def test_a_session_after_the_first_copies_the_built_in_handlers_instead_of_regis
     session = clients._new_session()
     # THEN the new session registered none of them again, and still has them
     assert registered == []
+    assert session._events._emitter._handlers.prefix_search("before-parameter-build.dynamodb.Query")
+
+
+def test_a_process_s_first_session_keeps_no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a process that has made no session yet (a function at its cold start)
+    monkeypatch.setattr(clients._Session, "_built_in", None)
+    monkeypatch.setattr(clients._Session, "_registered", 0)
+    # WHEN its one session is made
+    session = clients._new_session()
+    # THEN its built-in handlers were registered as botocore registers them, and nothing was copied
+    assert clients._Session._built_in is None
     assert session._events._emitter._handlers.prefix_search("before-parameter-build.dynamodb.Query")

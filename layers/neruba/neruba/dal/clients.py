@@ -14,9 +14,9 @@ botocore session is not thread-safe (clients are), so clients are created under 
 but not the session's data loader: it only reads botocore's data files (service models, endpoint rules,
 partitions), which never change while the process runs. Every later session gets the same loader, so a
 reset costs ~20 ms instead of ~130 ms of parsing those files again (the tests reset before every test).
-Likewise a session after the first starts from a copy of the first one's built-in event handlers (the
-copy botocore itself makes for every client) instead of registering botocore's ~400 handlers one by one
-(~8 ms); handlers registered later on a session stay on that session.
+Likewise, once a process makes sessions again, a new session starts from a copy of botocore's built-in
+event handlers (the copy botocore itself makes for every client) instead of registering its ~400 handlers
+one by one (~8 ms); handlers registered later on a session stay on that session.
 
 ``AWS_ENDPOINT_URL`` (set by the local stack and the tests) points every client at a moto server without
 any code here knowing about it.
@@ -58,14 +58,18 @@ def client(service: str) -> Any:
 
 
 class _Session(botocore.session.Session):  # type: ignore[misc]  # botocore has no type hints
-    """botocore's session, whose built-in handlers are registered once per process and copied after."""
+    """botocore's session; from the third one in a process, the built-in handlers are a copy of the
+    second one's (a function makes one session: it pays neither the copy nor anything else)."""
 
-    _built_in: Any = None  # the first session's emitter right after its built-in handlers were registered
+    _built_in: Any = None  # the second session's emitter right after its built-in handlers were registered
+    _registered = 0  # sessions that registered the built-in handlers one by one
 
     def _register_builtin_handlers(self, events: Any) -> None:
         if _Session._built_in is None:
             super()._register_builtin_handlers(events)
-            _Session._built_in = copy.copy(self._original_handler)  # type: ignore[has-type]
+            _Session._registered += 1
+            if _Session._registered > 1:  # sessions made again (tests reset): keep them for the next ones
+                _Session._built_in = copy.copy(self._original_handler)  # type: ignore[has-type]
             return
         emitter = copy.copy(_Session._built_in)
         emitter._lookup_cache = {}  # the copy shares the original's cache of handlers per event otherwise
