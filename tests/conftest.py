@@ -71,12 +71,15 @@ def moto_as_released() -> Iterator[None]:
 def _fresh_wiring() -> Iterator[None]:
     """Each test starts from an empty composition root: its own settings (a test that patches NERUBA_*
     variables must not leave them cached for the next one), clients, contexts and caches, and nothing a
-    test installed in ``neruba.bootstrap`` survives it."""
+    test installed in ``neruba.bootstrap`` survives it (nor the SQS client of tests.support.queues)."""
     from neruba import bootstrap
+    from tests.support.queues import forget_client
 
     bootstrap.reset()
+    forget_client()
     yield
     bootstrap.reset()
+    forget_client()
 
 
 @pytest.fixture(autouse=True)

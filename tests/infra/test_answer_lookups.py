@@ -191,7 +191,7 @@ def _comparable(body: bytes) -> bytes:
     for volatile in ("ReceiptHandle", "MessageId", "SentTimestamp", "ApproximateFirstReceiveTimestamp",
                      "CreatedTimestamp", "LastModifiedTimestamp"):  # fmt: skip
         _drop(data, volatile)
-    return json.dumps(data, sort_keys=True).encode()
+    return json.dumps(data).encode()  # in the order written: the shortcuts must keep moto's member order
 
 
 def _drop(data: Any, key: str) -> None:
@@ -221,7 +221,13 @@ def test_every_answer_is_the_same_with_and_without_the_shortcuts() -> None:
 def test_the_shortcuts_are_removed_on_exit() -> None:
     from moto.core import responses, serialize
 
-    before = (responses.method_names_from_class, serialize.ResponseSerializer.get_value)
+    serializer = serialize.ResponseSerializer
+
+    def installed() -> tuple[Any, ...]:
+        return responses.method_names_from_class, serializer.get_value, serializer._serialize_type_structure
+
+    before = installed()
     with AnswerLookups(), AnswerLookups():
-        assert serialize.ResponseSerializer.get_value is not before[1]
-    assert (responses.method_names_from_class, serialize.ResponseSerializer.get_value) == before
+        assert serializer.get_value is not before[1]
+        assert serializer._serialize_type_structure is not before[2]
+    assert installed() == before
