@@ -398,3 +398,43 @@ def split_amount(
             param=sent[-1],  # a field the request sent (the last of them, when several)
         )
     return Split(pre, credit or 0, refund or 0, out_of_band or 0)
+
+
+def less_by(taken: Sequence[CreditedLine], absorbed: int) -> list[LineRequest]:
+    """``taken`` (what a correction's note would credit) as line requests giving back ``absorbed`` less in
+    all, each line's amount and exclusive tax lowered in proportion to its part of the total (whole minor
+    units by the largest remainder, ``domain.discounts.share_out``); a line's inclusive tax follows its
+    amount (half-up once). Lines left with nothing are dropped.
+
+    Example:
+        >>> vat = TaxRate("txr_1", Decimal("19"))
+        >>> line = CreditedLine("a", 200, None, (CreditedTax(vat, 38),))
+        >>> [(r.amount_minor, r.tax_minor) for r in less_by([line], 10)]
+        [(192, (('txr_1', 36),))]
+    """
+    from neruba.domain.discounts import share_out
+
+    weights: list[tuple[str, int]] = []
+    for index, line in enumerate(taken):
+        weights.append((f"{index}", line.amount_minor))
+        weights += [
+            (f"{index}:{t.rate.tax_rate_id}", t.amount_minor) for t in line.tax if not t.rate.inclusive
+        ]
+    kept = share_out(max(sum(w for _, w in weights) - absorbed, 0), [w for w in weights if w[1] > 0])
+    out: list[LineRequest] = []
+    for index, line in enumerate(taken):
+        amount = kept.get(f"{index}", 0)
+        tax = []
+        for t in line.tax:
+            if t.rate.inclusive:
+                part = (
+                    _half_up(Decimal(t.amount_minor * amount) / line.amount_minor) if line.amount_minor else 0
+                )
+            else:
+                part = kept.get(f"{index}:{t.rate.tax_rate_id}", 0)
+            tax.append((t.rate.tax_rate_id, part))
+        if amount > 0 or any(v for _, v in tax):
+            out.append(
+                LineRequest(line.line_id, amount_minor=amount, tax_minor=tuple(tax) if line.tax else None)
+            )
+    return out

@@ -36,7 +36,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
+from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, less_by, split_amount
+from neruba.domain.discounts import share_out
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import grant_restores
@@ -306,7 +307,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)
             creditable = max(remaining_due, 0) + refundable
-            granted = _granted_here(invoice, plan, taxes, refs, creditable)
+            granted = _granted_here(invoice, plan, taxes, refs, _billed(invoice))
             planned = {(p[0], p[2]) for p in plan}
             plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
             if not plan:
@@ -314,14 +315,19 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
                                     tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
-            taken = credit_lines(line_states(invoice), requests, creditable, invoice.currency)
+            taken = _given_already(invoice, requests, outside(invoice))
+            taken = credit_lines(line_states(invoice), taken, creditable, invoice.currency) if taken else []
             if sum(t.total_minor for t in taken) <= 0 and not any(t.inclusive_minor for t in taken):
-                continue  # never an empty note (nothing this invoice still has to give back)
+                taken = []  # never an empty note (nothing this invoice still has to give back)
             split = split_amount(sum(t.total_minor for t in taken), remaining_due=remaining_due,
                                  refundable=refundable)  # fmt: skip
         except (ConflictError, CreditNoteRuleError):
             continue  # this invoice cannot take its share (a payment refunded, Stripe Tax pending): the next
-        notes.append((invoice, payments, (taken, split), plan))
+        if taken:
+            notes.append((invoice, payments, (taken, split), plan))
+        else:  # a refund or a dispute gave back all of what it would credit: the invoice holds it
+            for _carrying, _amount, line_id in plan:
+                result.credited_by.setdefault(line_id, invoice.id)
         for _carrying, amount, line_id in plan:
             wanted[line_id] -= amount
             taxes.took(line_id, amount)
@@ -413,6 +419,10 @@ def within_billed(
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
     read = (wanted, refs, (budget, bound), invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
+    given = _absorbed(invoices, refs, wanted, budget, taxes, outside)
+    for line_id, amount in given.items():
+        wanted[line_id] -= amount  # a refund or dispute gave it back already: never again
+        taxes.took(line_id, amount)
     out: list[dict[str, Any]] = []
     cut: dict[str, str] = {}
     for line in lines:
@@ -422,7 +432,7 @@ def within_billed(
             continue
         keep = min(wanted[line_id], max(budget[refs[line_id]], 0))
         budget[refs[line_id]] -= keep
-        if keep < wanted[line_id] or keep == 0:
+        if keep < wanted[line_id] or keep == 0 or given.get(line_id):
             cut[line_id] = refs[line_id][0]
         if keep > 0 or taxes.granted.get(line_id):  # the grants' part's exclusive tax: the money way
             out.append(_rest(line, keep, taxes))
@@ -506,17 +516,74 @@ def given_back(ctx: Billing, invoice: Invoice) -> int:
     return max(moved - int(invoice.document.get("post_payment_credited_minor") or 0), 0)
 
 
+def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted: dict[str, int],
+              budget: dict[tuple[str, str], int], taxes: Taxes,
+              outside: Callable[[Invoice], int]) -> dict[str, int]:  # fmt: skip
+    """Per negative line left on a window (``within_billed``), the part of its amount a refund or dispute
+    of an invoice carrying it already gave back: the carriers newest first, each planned as ``settle``
+    would credit it, less what ``_given_already`` leaves of it (its tax follows the amount). Nothing
+    when no carrier gave money back (no extra read: ``outside`` is ``_still_carried``'s)."""
+    left = {k: min(v, max(budget[refs[k]], 0)) for k, v in wanted.items()}
+    out: dict[str, int] = {}
+    for invoice in _carriers(invoices):
+        plan = _plan(invoice, {k: v for k, v in left.items() if v > 0}, refs)
+        for _carrying, amount, line_id in plan:
+            left[line_id] -= amount
+        if not plan or outside(invoice) <= 0:
+            continue
+        requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
+                                tax_minor=taxes.of([p for p in plan if p[0] == c]))
+                    for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
+        try:
+            less = _given_already(invoice, requests, outside(invoice))
+        except CreditNoteRuleError:
+            continue
+        kept = {r.line_id: int(r.amount_minor or 0) for r in less}
+        for request in requests:
+            parts = [(p[2], p[1]) for p in plan if p[0] == request.line_id]
+            lost = int(request.amount_minor or 0) - kept.get(request.line_id, 0)
+            for line_id, part in share_out(lost, parts).items() if lost > 0 else ():
+                out[line_id] = out.get(line_id, 0) + part
+    return out
+
+
+def _billed(invoice: Invoice) -> int:
+    """What ``invoice`` still bills in money: its total (after credits applied) less its credit notes."""
+    return invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
+
+
+def _given_already(invoice: Invoice, requests: list[LineRequest], outside: int) -> list[LineRequest]:
+    """``requests`` (what a correction's note on ``invoice`` would credit) less what a refund or a dispute
+    of ``invoice`` (``outside``, ``given_back``) already gave back of it (docs/billing.md, "Money given back
+    of a carrying invoice"): that money comes first out of what the invoice keeps billing (what the note
+    leaves), and the rest of it was a part of what the note takes back. That part is neither credited here
+    nor asked of an older invoice (``settle`` counts the requests as taken). Nothing of it: ``requests``."""
+    from neruba.logic.billing.credit_notes import line_states
+
+    if outside <= 0:
+        return requests
+    taken = credit_lines(line_states(invoice), requests, _billed(invoice) + outside, invoice.currency)
+    asked = sum(t.total_minor for t in taken)
+    absorbed = min(max(outside - max(_billed(invoice) - asked, 0), 0), asked)
+    return less_by(taken, absorbed) if absorbed else requests
+
+
 def _nothing(_invoice: Invoice) -> int:
     """No money given back outside credit notes (what the grants may take: a refund or a dispute gave
     back money, never credit)."""
     return 0
 
 
-def _share(outside: int, invoice: Invoice, left: int) -> int:
+def _share(outside: int, invoice: Invoice, left: int, line_id: str | None = None) -> int:
     """The part of ``outside`` (money given back of the invoice outside credit notes) a line with
-    ``left`` still billed bears: ``outside`` x ``left`` / what the invoice still bills (its total less
-    its credit notes), rounded half-up once, never more than ``left``."""
-    billed = invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
+    ``left`` still billed bears: ``outside`` x what it still bills in money / what the invoice still bills
+    in money (``_billed``), rounded half-up once, never more than ``left``. A line's amount (``line_id``)
+    bills in money what credit grants did not pay of it (refunds and disputes give back money, never what
+    a grant paid); its tax is all money."""
+    billed = _billed(invoice)
+    if line_id is not None:
+        applied = invoice.document.get("applications") or []
+        left = max(left - sum(int(a["amount_minor"]) for a in applied if str(a["line_id"]) == line_id), 0)
     if outside <= 0 or left <= 0 or billed <= 0:
         return 0
     share = int((Decimal(outside * left) / billed).quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -546,7 +613,7 @@ def _still_carried(
             for line_id in _carried(invoice, ref):
                 states = states or {s.line_id: s for s in line_states(invoice)}
                 left = states[line_id].amount_minor - states[line_id].credited_minor
-                out[ref] += left - _share(outside(invoice), invoice, left)
+                out[ref] += left - _share(outside(invoice), invoice, left, line_id)
     for line in lines:
         named = line.get("references") or {}
         key = (str(named.get("invoice_id")), str(named.get("line_id")))

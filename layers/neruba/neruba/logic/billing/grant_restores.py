@@ -5,10 +5,12 @@ A correction (void, amend, backfill revert or replace, rerun, late look-back) lo
 invoice X whose credit grants paid part of that line gives the money back first and the grants after,
 one rule in one place (``split``), in integer minor units, per line of X:
 
-* money first: what the customer is still billed for the line in money, i.e. what it still bills
-  (``correction_credits._still_carried``: every carrying invoice, less credit notes, refunds and what
-  grants got back already) less what the grants paid of it and did not get back yet. That part goes the
-  money way, as before (credit notes, a lower window invoice, a ``credit_note`` invoice);
+* money first: what the customer is billed for the line in money, i.e. what it still bills
+  (``correction_credits._still_carried``: every carrying invoice, less credit notes and what grants got
+  back already; refunds and disputes aside, they gave back money and never enlarge the grants' part) less
+  what the grants paid of it and did not get back yet. That part goes the money way, as before (credit
+  notes, a lower window invoice, a ``credit_note`` invoice), less what a refund or dispute already gave
+  back of it;
 * then the grants that paid the line (of X's own line, and of later invoices' ``adjustment`` lines
   carrying it: ``paid_of``), in reverse of the order they were applied (the last grant applied gets back
   first), each at most what it paid of the line less what it got back already;
@@ -133,6 +135,7 @@ def split(
     whose 100 actions also hold its adjustment lines."""
     parts: list[tuple[str, str, int]] = []
     ceiling = dict(budget if bound is None else bound)
+    billed = dict(ceiling)  # what each line still bills, refunds aside, lowered by the grants' parts
     spent: dict[tuple[str, str], int] = {}  # the money part of each corrected line the lines took so far
     for line_id, amount in wanted.items():
         invoice_id, corrected = refs[line_id]
@@ -150,7 +153,9 @@ def split(
             left[grant_id] = value - (got.lines.get(corrected, 0) if got else 0) - given
         grants_left = sum(max(v, 0) for v in left.values())
         ref = (invoice_id, corrected)
-        money = min(amount, max(budget[ref] - grants_left - spent.get(ref, 0), 0))
+        # a refund or dispute gave back money: it never makes the grants' part larger (its share of what
+        # is taken back is not given back again: ``correction_credits._given_already`` and the cap)
+        money = min(amount, max(billed[ref] - grants_left - spent.get(ref, 0), 0))
         spent[ref] = spent.get(ref, 0) + money
         rest = min(amount - money, grants_left, max(ceiling[ref] - money, 0))
         ceiling[ref] -= money + rest
@@ -160,6 +165,7 @@ def split(
                 parts.append((line_id, grant_id, take))
                 rest -= take
                 budget[ref] -= take
+                billed[ref] -= take
     return parts
 
 

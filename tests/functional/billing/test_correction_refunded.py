@@ -1,0 +1,189 @@
+"""Money a refund or a dispute already gave back of a paid correction invoice is never given back again
+when the usage it billed is taken back (docs/billing.md, "Negative corrections settle against what they
+correct"): the credit note goes on the correction invoice that billed the usage, for what it still has
+(its total less the refund's or dispute's share), and nothing lands on the corrected invoice, whose usage
+survives.
+
+Real pricing (1.00 per API call, daily windows), 19% exclusive tax: day 0 billed 4 calls, day 1 one call
+(the final window), then 2 calls counted late on day 1 (a correction invoice C of 200 + 38), C paid, 10
+of it refunded (or charged back, the dispute lost), then the 2 calls taken back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.functional.billing.conftest import START, World, subscribe_real
+from tests.functional.billing.helpers import billing_state, day, schedule
+from tests.functional.billing.test_correction_settlement import _agree
+from tests.functional.billing.test_event_void_billing import _bill
+from tests.functional.billing.test_grant_paid_corrections import _balance, _grant, _remaining_of, _taxed
+from tests.functional.billing.test_grant_paid_tax_where import _correction_invoices, _notes_total
+from tests.functional.billing.test_negative_final_invoice import _credit_notes
+from tests.functional.billing.test_real_correction import api, rerun
+
+__all__ = ["api"]  # the fixture, used by name
+GIVEN = 10  # what the refund (or the lost dispute) gave back of C
+
+
+def _ended(real: World, monkeypatch: Any, grant: int) -> tuple[dict[str, Any], str | None]:
+    """19% exclusive tax, a promotional grant of ``grant`` (none when 0), day 0 (4 calls) and day 1 (1
+    call, the final window) billed and finalized. Returns day 1's invoice and the grant's id."""
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+
+    _taxed(real, False)
+    grant_id = _grant("g1", "promotional", grant) if grant else None
+    sub = subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    real.usage("acme", START + day(1, 2), 1)
+    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
+    _bill(real, START + day(1, 6), monkeypatch)
+    schedule(real, START + day(1, 8))
+    assert billing_state(real, str(sub["id"])).status == "ended"
+    (final,) = [i for i in real.invoices("acme") if i["kind"] == "usage" and i["subtotal_minor"] == 100]
+    return final, grant_id
+
+
+def _give_back(real: World, invoice_id: str, how: str) -> None:
+    """``GIVEN`` of ``invoice_id``'s payment given back: refunded, or charged back (a dispute, open or
+    lost)."""
+    from neruba import bootstrap
+    from neruba.logic.ledger.admin import Operator, Stores, close_dispute, open_dispute
+    from neruba.models.ledger import DisputeClose, DisputeCreate
+    from tests.functional.billing.credit_note_support import refund
+
+    if how == "refund":
+        refund(invoice_id, GIVEN)
+        return
+    stores = Stores(
+        bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
+    )
+    body = DisputeCreate(amount_minor=GIVEN, invoice_id=invoice_id, reason="chargeback")
+    opened = open_dispute(stores, Operator("key:t", None, "d1"), "acme", body)
+    if how == "dispute_lost":
+        close_dispute(stores, Operator("key:t", None, "d2"), str(opened["id"]),
+                      DisputeClose(outcome="lost", reason="closed"))  # fmt: skip
+
+
+def _late_paid_then_given_back(real: World, api: Any, final: dict[str, Any], how: str) -> dict[str, Any]:
+    """2 calls counted late on day 1 (rerun: a correction invoice C), C paid whole, ``GIVEN`` of it given
+    back (``how``). Returns C."""
+    from tests.functional.billing.credit_note_support import pay
+
+    real.usage("acme", START + day(1, 2), 3)
+    status, billed = rerun(api, final["id"], "in")
+    assert (status, billed["correction"]["type"]) == (200, "correction_invoice"), billed
+    (doc,) = _correction_invoices(real)
+    if doc["total_minor"] > 0:
+        pay(real, doc["id"], int(doc["total_minor"]), payment_id="ch_c")
+    _give_back(real, doc["id"], how)
+    return doc
+
+
+WAYS = ["refund", "dispute_open", "dispute_lost"]
+
+
+@pytest.mark.parametrize("how", WAYS)
+@pytest.mark.parametrize("grant", [1000, 600], ids=["grant-paid", "half-grant-paid"])
+def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_has(
+    real: World, api: Any, monkeypatch: Any, how: str, grant: int
+) -> None:
+    # GIVEN billing ended, a correction invoice C of 2 late calls (200 + 38, the grant paying the 200, or
+    # the 100 it has left), the rest paid, 10 of it given back outside credit notes
+    final, grant_id = _ended(real, monkeypatch, grant)
+    doc = _late_paid_then_given_back(real, api, final, how)
+    paid_by_grant = min(grant - 500, 200)
+    assert (doc["subtotal_minor"], doc["tax_minor"], doc["credits_applied_minor"]) == (200, 38, paid_by_grant)
+
+    # WHEN the 2 calls are taken back (day 1 back to its one call, rerun)
+    real.usage("acme", START + day(1, 2), 1)
+    status, back = rerun(api, final["id"], "out")
+    assert status == 200, back
+
+    # THEN the grant gets back what it paid of C; C gives back what it still has in money (the 38 of tax,
+    # and the 100 paid in money when the grant paid half), less the 10 given back, the corrected invoice
+    # nothing (its call survives)
+    assert _remaining_of(str(grant_id)) == grant - 500
+    money = 238 - paid_by_grant
+    amount, tax = _notes_total(real, doc["id"])
+    assert amount + tax == money - GIVEN
+    # (when 138 was paid, the 10 given back is 7.25 of the amount and 2.75 of tax: 7 and 3 whole)
+    assert tax == (38 - GIVEN if paid_by_grant == 200 else 38 - 3)
+    assert _notes_total(real, final["id"]) == (0, 0)
+    assert [i for i in _correction_invoices(real) if i["id"] != doc["id"]] == []
+    # AND the receivable is what the surviving calls owe (95) less the customer credit C's note gave
+    # (its money part was paid, 10 came back by the refund or dispute, the rest by the note)
+    assert _balance("receivable") == 95 - (money - GIVEN)
+    _agree(real)
+    # AND a rerun changes nothing more
+    assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
+
+
+@pytest.mark.parametrize("how", WAYS)
+def test_a_correction_invoice_paid_in_money_refunded_is_credited_for_what_it_still_has(
+    real: World, api: Any, monkeypatch: Any, how: str
+) -> None:
+    # GIVEN billing ended without credit, a correction invoice C of 2 late calls (200 + 38) paid whole,
+    # 10 of it given back outside credit notes
+    final, _ = _ended(real, monkeypatch, 0)
+    doc = _late_paid_then_given_back(real, api, final, how)
+    assert (doc["subtotal_minor"], doc["tax_minor"], doc["total_minor"]) == (200, 38, 238)
+
+    # WHEN the 2 calls are taken back
+    real.usage("acme", START + day(1, 2), 1)
+    status, back = rerun(api, final["id"], "out")
+    assert status == 200, back
+
+    # THEN C is credited for what it still has (238 less the 10 given back), the corrected invoice keeps
+    # its call, no standalone credit
+    amount, tax = _notes_total(real, doc["id"])
+    assert amount + tax == 238 - GIVEN
+    assert _notes_total(real, final["id"]) == (0, 0)
+    assert [i for i in _correction_invoices(real) if i["id"] != doc["id"]] == []
+    # AND the receivable: day 0 and day 1 owed in full (476 + 119) less the customer credit C's note gave
+    assert _balance("receivable") == 476 + 119 - (238 - GIVEN)
+    _agree(real)
+    assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
+
+
+@pytest.mark.parametrize("refunded", [300, 50], ids=["beyond-what-it-keeps", "within-what-it-keeps"])
+def test_a_window_line_taking_back_a_refunded_window_s_difference_gives_back_only_what_it_still_has(
+    real: World, monkeypatch: Any, refunded: int
+) -> None:
+    from tests.functional.billing.credit_note_support import pay, refund
+    from tests.functional.billing.test_grant_paid_corrections import _usage
+
+    # GIVEN 19% exclusive tax; day 0 billed 4 calls (400 + 76); 2 more calls of day 0 counted late, billed
+    # on day 1's invoice with its own call (100 + 200 adjustment, 57 of tax: 357), paid, then ``refunded``
+    _taxed(real, False)
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    real.usage("acme", START + day(0, 4), 6)
+    real.usage("acme", START + day(1, 2), 1)
+    _bill(real, START + day(2, 1), monkeypatch)
+    schedule(real, START + day(2, 3))
+    second = _usage(real, 1)
+    assert (second["subtotal_minor"], second["tax_minor"]) == (300, 57)
+    pay(real, second["id"], 357, payment_id="ch_w1")
+    refund(second["id"], refunded)
+
+    # WHEN the 2 late calls are voided and day 2 (3 calls) is billed, staying above zero
+    real.usage("acme", START + day(0, 4), 4)
+    real.usage("acme", START + day(2, 2), 3)
+    _bill(real, START + day(3, 1), monkeypatch)
+
+    # THEN the refund comes first out of what day 1 keeps billing (its call: 119); only what is left of it
+    # had given back part of the 2 calls (238): day 2's negative line gives back the rest, never more
+    third = _usage(real, 2)
+    (line,) = [li for li in third["lines"] if li["kind"] == "adjustment"]
+    given = int(line["amount_minor"]) + int(line["tax"]["exclusive_minor"])
+    assert given == -(238 - max(refunded - 119, 0))
+    assert third["total_minor"] == 357 + given
+    assert _credit_notes(real, second["id"]) == []
+    _agree(real)
