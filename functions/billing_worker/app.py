@@ -17,7 +17,9 @@ from neruba.models.billing import BillingJob
 from neruba.observability import logger, metrics
 
 MAX_RECEIVES = 5  # BillingQueue's maxReceiveCount: the last attempt before the DLQ
-processor = BatchProcessor(event_type=EventType.SQS)
+# every failed message is reported (ReportBatchItemFailures), a whole batch's too: retried, then
+# dead-lettered, without an invocation error
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _utcnow() -> datetime:

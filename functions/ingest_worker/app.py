@@ -14,7 +14,9 @@ from neruba.logic.ingest.worker import IngestBatch
 from neruba.observability import logger, metrics
 from neruba.settings import get_settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# every failed message is reported (ReportBatchItemFailures), a whole batch's too: retried, then
+# dead-lettered, without an invocation error
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,7 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from neruba.observability import logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# every failed message is reported (ReportBatchItemFailures), a whole batch's too: retried, then
+# dead-lettered, without an invocation error
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def handle_record(record: SQSRecord) -> str:

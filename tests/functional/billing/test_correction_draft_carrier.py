@@ -12,6 +12,7 @@ day 1 (one call of its own, plus day 0's +100 carried) billed as a draft inside 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -148,3 +149,34 @@ def test_a_correction_waits_while_a_draft_carries_the_difference(
     # AND a second attempt changes nothing
     if via == "rerun":
         assert rerun(api, first["id"], "r-again")[1]["action"] == "unchanged"
+
+
+def test_a_window_below_zero_leaves_its_negative_line_while_a_draft_carries_the_corrected_line(
+    real: World, monkeypatch: Any
+) -> None:
+    # GIVEN 19% exclusive tax, no grant; day 0 billed 4 calls (476) and finalized; then a grace period
+    # longer than a window: a late call of day 0 billed on day 1's invoice (its own call and +100), a draft
+    _taxed(real, False)
+    subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    monkeypatch.setattr(real.ctx, "grace", timedelta(days=2))
+    real.usage("acme", START + day(0, 4), 5)
+    real.usage("acme", START + day(1, 2), 1)
+    _bill(real, START + day(2, 1), monkeypatch)
+    first, second = _usage(real, 0), _usage(real, 1)
+    assert (first["status"], second["status"], second["subtotal_minor"]) == ("finalized", "draft", 200)
+
+    # WHEN the late call is voided and day 2 (no call of its own) is billed while day 1 is still a draft
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(3, 1), monkeypatch)
+
+    # THEN day 2 keeps its -100 (-119 with tax) below zero: day 0, whose calls survive, is not credited
+    third = _usage(real, 2)
+    assert (third["subtotal_minor"], third["total_minor"]) == (-100, -119)
+    assert _credit_notes(real, first["id"]) == []
+    # AND once day 1 is finalized, it bills the late call it carries; the books agree throughout
+    schedule(real, START + day(4, 1))
+    assert _usage(real, 1)["status"] == "finalized"
+    assert_books_agree(real, "acme")

@@ -4,6 +4,7 @@ credit note, with its lines and split; waiting for the invoice's own sync; never
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -164,3 +165,26 @@ def test_a_taxed_credit_note_gives_its_tax_back_in_stripe(fake: FakeStripe, aws:
         ("Platform fee", 1000),
         ("Tax", 200),
     ]
+
+
+def test_a_batch_of_credit_notes_not_ready_is_reported_failed_without_an_invocation_error(
+    fake: FakeStripe, ours: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from functions.stripe_sync.app import lambda_handler
+    from neruba_tools.local.pollers import build_sqs_event
+    from tests.support.lambda_context import FakeContext
+
+    # GIVEN a credit note whose invoice is not in Stripe yet, alone in its batch (an expected wait)
+    note = _credit(ours, "k1", lines=[{"line_id": "usage:api_calls:-:0", "quantity": "234"}])
+    url = queue_url("StripeSyncQueue")
+    messages = receive_batch(url, 10)
+    assert [json.loads(m["Body"]) for m in messages] == [{"credit_note_id": note["id"]}]
+
+    # WHEN the function runs the batch
+    answer = lambda_handler(build_sqs_event(messages, queue_arn="arn:aws:sqs:us-east-1:1:q"), FakeContext())
+
+    # THEN the message is reported failed (SQS retries it, then dead-letters it), the invocation does not
+    # fail, and the log says why at WARNING, never an ERROR traceback
+    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert fake.credit_notes == {}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

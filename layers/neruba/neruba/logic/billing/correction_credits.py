@@ -259,12 +259,12 @@ def _settles(
 
 def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[str, Any]], now: datetime,
            actor: str, issue: Issue, source: str | None = None, *,
-           after_end: bool = False) -> Settlement:  # fmt: skip
+           refuse_drafts: bool = False) -> Settlement:  # fmt: skip
     """Credit the negative ``lines`` (unpriced adjustment lines) against the invoices carrying them;
     ``issue`` finalizes and sends a draft correction invoice (``corrections.issue_now``). The grants that
     paid a corrected line take back their part first (``grant_restores``; ``source`` names the write
-    carrying it, the correction's id by default). ``after_end`` (a correction after the end): a draft
-    carrying a corrected line refuses the settlement (``DraftCarrierError``)."""
+    carrying it, the correction's id by default). ``refuse_drafts``: a draft carrying a corrected line
+    refuses the settlement (``DraftCarrierError``; a correction after the end, a window below zero)."""
     from neruba.logic.billing.credit_notes import line_states, refuse_status
 
     result = Settlement()
@@ -274,7 +274,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     invoices = (
         [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
     )
-    if after_end:
+    if refuse_drafts:
         _refuse_draft_carriers(invoices, refs)
     carriers = _carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
@@ -682,8 +682,14 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
         return None
     if invoice_totals(priced, 0)["total_minor"] >= 0:
         return None
-    # a window is billed before the end: no correction invoice is left a draft to finalize first
-    settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None, source)
+    # a window is billed before the end: no correction invoice is left a draft to finalize first. An
+    # earlier window still a draft carrying a corrected line (a grace period longer than a window): the
+    # window keeps its negative lines below zero, the draft bills what it carries once finalized
+    try:
+        settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None, source,
+                         refuse_drafts=True)  # fmt: skip
+    except DraftCarrierError:
+        return None
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None
     settled.actions.append(window_audit(customer_id, invoice_id, settled.notes, settled.restored, now))

@@ -93,7 +93,7 @@ def correction_invoice(
         now,
         actor,
         lambda i: issue_now(ctx, i, now),
-        after_end=True,
+        refuse_drafts=True,
     )
     correction, actions = _written(ctx, original, invoice_id, (records, pending), settled, priced, now)
     # the credit notes and the correction's own invoice post to the same balances: one move each; a

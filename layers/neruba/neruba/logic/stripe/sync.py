@@ -456,6 +456,7 @@ def _credit_note_message(credit_note_id: str, client: Any | None) -> str:
         )
     except (StripeNotConfiguredError, CreditNoteNotReadyError) as exc:
         metrics.add_metric(name="StripeSyncFailures", unit="Count", value=1)
+        logger.warning("credit note not pushed; the message is retried", extra={"reason": str(exc)})
         raise SyncError(str(exc)) from exc
     except Exception as exc:
         if _status(exc) is None and not type(exc).__module__.startswith("stripe"):
