@@ -107,6 +107,13 @@ def test_the_corrections_sweep_repair_names_what_the_grants_got_back(real: World
         200,
     )
     assert restored["posting_id"]
+    # AND the customer's audit trail has the sweep's correction (once, after a second sweep too), naming
+    # what the grants got back
+    assert late_corrections(real.ctx, "acme", START + day(1, 11)) == []
+    (record,) = _audited("invoice.correct", first["id"])
+    assert record["actor"] == "system:sweep"
+    assert _restored(record) == [(first["id"], grant_id, 200, 0, restored["posting_id"])]
+    assert record["after"]["invoice_id"] is None and record["after"]["credit_notes"] == []
 
 
 def test_a_correction_the_grants_take_whole_is_named_as_a_correction_not_an_invoice(

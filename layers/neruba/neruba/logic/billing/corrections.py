@@ -394,6 +394,7 @@ def late_corrections(
                 continue
             doc = correction["invoice"]
             actions += named.carried_items(ctx, "correction_invoiced", doc["id"] if doc else None)
+            actions.append(_swept(original, correction, now))
             try:
                 commit(Transaction(actions))
             except Cancelled:
@@ -409,3 +410,26 @@ def late_corrections(
                 "correction_id": correction.get("id"),
             })  # fmt: skip
     return issued
+
+
+SWEEP_ACTOR = "system:sweep"  # who a correction the corrections sweep bills names
+
+
+def _swept(original: Invoice, correction: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The audit record of a correction the corrections sweep bills (``invoice.correct``, as an operator's
+    rerun has ``invoice.rerun``), one action of the correction's own transaction, on the customer's audit
+    trail: the corrected invoice, the correction invoice, its credit notes and what grants got back. Its
+    idempotency key comes from the correction's id, so two sweeps at once record it once."""
+    from neruba import bootstrap
+    from neruba.logic import idempotency
+
+    doc = correction["invoice"]
+    return idempotency.audit_put(
+        bootstrap.audit(), idempotency.Actor(SWEEP_ACTOR), "invoice.correct", original.id,
+        customer_id=original.customer_id, at=now, reason="late events after the end (corrections sweep)",
+        before={"subtotal_minor": original.subtotal_minor, "rev": original.rev},
+        after={"invoice_id": doc["id"] if doc else None,
+               "credit_notes": [n["id"] for n in correction["credit_notes"]],
+               "grant_restorations": correction.get("grant_restorations") or []},
+        idempotency_key=f"late-correction:{correction.get('id') or original.id}",
+    )  # fmt: skip
