@@ -180,3 +180,67 @@ def test_a_window_below_zero_leaves_its_negative_line_while_a_draft_carries_the_
     schedule(real, START + day(4, 1))
     assert _usage(real, 1)["status"] == "finalized"
     assert_books_agree(real, "acme")
+
+
+def test_a_backfill_revert_waits_while_a_draft_carries_the_corrected_line(
+    real: World, monkeypatch: Any
+) -> None:
+    from neruba.logic.catalog.subscriptions import cancel
+    from neruba.models.catalog import Cancellation
+    from tests.functional.billing.backfill_support import act, calls, events, open_backfill, scope
+    from tests.functional.billing.helpers import work
+    from tests.functional.billing.test_grant_paid_tax_where import _notes_total
+
+    # GIVEN day 0 billed and finalized, a late call on it, the subscription cancelled, day 1 a draft
+    # carrying day 0's +100; then a backfill of 2 calls on day 0 committed: a correction invoice (+200)
+    _taxed(real, False)
+    grant_id = _grant("g1", "promotional", 800)
+    sub = subscribe_real(real, "acme")
+    real.usage("acme", START + day(0, 4), 4)
+    _bill(real, START + day(1, 1), monkeypatch)
+    schedule(real, START + day(1, 3))
+    real.usage("acme", START + day(0, 4), 5)
+    real.usage("acme", START + day(1, 2), 1)
+    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
+    _bill(real, START + day(1, 6), monkeypatch)
+    final = _usage(real, 1)
+    assert final["status"] == "draft"
+    status, backfill = open_backfill(scope())
+    assert status == 201, backfill
+    assert events(backfill["id"], calls("bf", START + day(0, 5), 2))[0] == 200
+    status, committed = act(backfill["id"], "commit")
+    assert (status, committed["status"]) == (200, "committed"), committed
+    (correction,) = [i for i in real.invoices("acme") if i["kind"] == "correction"]
+    assert correction["subtotal_minor"] == 200
+    before = _state(real, grant_id)
+
+    # WHEN the backfill is reverted while day 1 is still a draft carrying day 0's line
+    status, reverting = act(backfill["id"], "revert", body={"reason": "collector replayed twice"})
+
+    # THEN nothing is settled around the draft: the revert waits (its rest handed to the worker)
+    assert status in (200, 202) and reverting["status"] == "reverting", reverting
+    assert _state(real, grant_id)["invoices"] == before["invoices"]
+    assert _state(real, grant_id)["notes"] == before["notes"] == []
+
+    # WHEN the draft is finalized and the worker resumes the revert
+    schedule(real, START + day(1, 8))
+    work(real, START + day(1, 9), monkeypatch)
+
+    # THEN the revert credits the correction invoice that billed the 2 calls; day 1 keeps what it
+    # carries; nothing standalone; the books agree
+    assert read_backfill(backfill["id"])["status"] == "reverted"
+    assert [i["kind"] for i in real.invoices("acme") if i["kind"] in ("correction", "credit_note")] == [
+        "correction"
+    ]
+    assert _credit_notes(real, final["id"]) == []
+    assert _remaining_of(grant_id) == before["grant"] + 200
+    assert _notes_total(real, correction["id"]) == (0, correction["tax_minor"])  # the grant paid the 200
+    assert_books_agree(real, "acme")
+
+
+def read_backfill(backfill_id: str) -> dict[str, Any]:
+    from tests.functional.billing.backfill_support import read
+
+    status, found = read(f"/admin/backfills/{backfill_id}", backfill_id=backfill_id)
+    assert status == 200, found
+    return dict(found)
