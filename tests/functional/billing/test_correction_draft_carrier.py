@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.functional.billing.conftest import START, World, assert_books_agree, subscribe_real
+from tests.functional.billing.conftest import START, World, assert_books_agree
 from tests.functional.billing.helpers import billing_state, day, schedule
+from tests.functional.billing.taxed_days import day0_billed, day1_billed
 from tests.functional.billing.test_event_void_billing import _bill
 from tests.functional.billing.test_grant_paid_corrections import (
     _balance,
-    _grant,
     _remaining_of,
-    _taxed,
     _usage,
 )
 from tests.functional.billing.test_negative_final_invoice import _credit_notes
@@ -36,20 +35,10 @@ __all__ = ["api"]  # the fixture, used by name
 def _draft_carrier(real: World, monkeypatch: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Day 0 billed and finalized, a late call on it, the subscription cancelled, day 1 billed as a draft
     carrying day 0's +100 (+19); then the late call voided. Returns day 0, day 1 (the draft), the grant."""
-    from neruba.logic.catalog.subscriptions import cancel
-    from neruba.models.catalog import Cancellation
 
-    _taxed(real, False)
-    grant_id = _grant("g1", "promotional", 800)
-    sub = subscribe_real(real, "acme")
-    real.usage("acme", START + day(0, 4), 4)
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
-    real.usage("acme", START + day(0, 4), 5)  # a late call on day 0
-    real.usage("acme", START + day(1, 2), 1)
-    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
-    _bill(real, START + day(1, 6), monkeypatch)
-    assert billing_state(real, str(sub["id"])).status == "ended"
+    sub_id, grant_id = day0_billed(real, monkeypatch, 800)
+    day1_billed(real, monkeypatch, 5, end=True, finalize=False)  # a late call on day 0
+    assert billing_state(real, sub_id).status == "ended" and grant_id is not None
     first, final = _usage(real, 0), _usage(real, 1)
     assert first["status"] == "finalized" and final["status"] == "draft", final
     adjustments = [line for line in final["lines"] if line["kind"] == "adjustment"]
@@ -156,15 +145,9 @@ def test_a_window_below_zero_leaves_its_negative_line_while_a_draft_carries_the_
 ) -> None:
     # GIVEN 19% exclusive tax, no grant; day 0 billed 4 calls (476) and finalized; then a grace period
     # longer than a window: a late call of day 0 billed on day 1's invoice (its own call and +100), a draft
-    _taxed(real, False)
-    subscribe_real(real, "acme")
-    real.usage("acme", START + day(0, 4), 4)
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
+    day0_billed(real, monkeypatch)
     monkeypatch.setattr(real.ctx, "grace", timedelta(days=2))
-    real.usage("acme", START + day(0, 4), 5)
-    real.usage("acme", START + day(1, 2), 1)
-    _bill(real, START + day(2, 1), monkeypatch)
+    day1_billed(real, monkeypatch, 5, end=False, finalize=False)
     first, second = _usage(real, 0), _usage(real, 1)
     assert (first["status"], second["status"], second["subtotal_minor"]) == ("finalized", "draft", 200)
 
@@ -185,24 +168,15 @@ def test_a_window_below_zero_leaves_its_negative_line_while_a_draft_carries_the_
 def test_a_backfill_revert_waits_while_a_draft_carries_the_corrected_line(
     real: World, monkeypatch: Any
 ) -> None:
-    from neruba.logic.catalog.subscriptions import cancel
-    from neruba.models.catalog import Cancellation
     from tests.functional.billing.backfill_support import act, calls, events, open_backfill, scope
     from tests.functional.billing.helpers import work
     from tests.functional.billing.test_grant_paid_tax_where import _notes_total
 
     # GIVEN day 0 billed and finalized, a late call on it, the subscription cancelled, day 1 a draft
     # carrying day 0's +100; then a backfill of 2 calls on day 0 committed: a correction invoice (+200)
-    _taxed(real, False)
-    grant_id = _grant("g1", "promotional", 800)
-    sub = subscribe_real(real, "acme")
-    real.usage("acme", START + day(0, 4), 4)
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
-    real.usage("acme", START + day(0, 4), 5)
-    real.usage("acme", START + day(1, 2), 1)
-    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
-    _bill(real, START + day(1, 6), monkeypatch)
+    _sub, grant_id = day0_billed(real, monkeypatch, 800)
+    day1_billed(real, monkeypatch, 5, end=True, finalize=False)
+    assert grant_id is not None
     final = _usage(real, 1)
     assert final["status"] == "draft"
     status, backfill = open_backfill(scope())

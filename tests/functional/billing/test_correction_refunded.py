@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.functional.billing.conftest import START, World, subscribe_real
-from tests.functional.billing.helpers import billing_state, day, schedule
+from tests.functional.billing.conftest import START, World
+from tests.functional.billing.helpers import day
+from tests.functional.billing.taxed_days import day0_billed, day1_billed
 from tests.functional.billing.test_correction_settlement import _agree
 from tests.functional.billing.test_event_void_billing import _bill
-from tests.functional.billing.test_grant_paid_corrections import _balance, _grant, _remaining_of, _taxed
+from tests.functional.billing.test_grant_paid_corrections import _balance, _remaining_of
 from tests.functional.billing.test_grant_paid_tax_where import _correction_invoices, _notes_total
 from tests.functional.billing.test_negative_final_invoice import _credit_notes
 from tests.functional.billing.test_real_correction import api, rerun
@@ -28,22 +29,10 @@ GIVEN = 10  # what the refund (or the lost dispute) gave back of C
 
 
 def _ended(real: World, monkeypatch: Any, grant: int) -> tuple[dict[str, Any], str | None]:
-    """19% exclusive tax, a promotional grant of ``grant`` (none when 0), day 0 (4 calls) and day 1 (1
-    call, the final window) billed and finalized. Returns day 1's invoice and the grant's id."""
-    from neruba.logic.catalog.subscriptions import cancel
-    from neruba.models.catalog import Cancellation
-
-    _taxed(real, False)
-    grant_id = _grant("g1", "promotional", grant) if grant else None
-    sub = subscribe_real(real, "acme")
-    real.usage("acme", START + day(0, 4), 4)
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
-    real.usage("acme", START + day(1, 2), 1)
-    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
-    _bill(real, START + day(1, 6), monkeypatch)
-    schedule(real, START + day(1, 8))
-    assert billing_state(real, str(sub["id"])).status == "ended"
+    """Day 0 (4 calls) and day 1 (1 call, the final window) billed and finalized, with a promotional grant
+    of ``grant`` (none when 0). Returns day 1's invoice and the grant's id."""
+    _sub, grant_id = day0_billed(real, monkeypatch, grant)
+    day1_billed(real, monkeypatch, end=True)
     (final,) = [i for i in real.invoices("acme") if i["kind"] == "usage" and i["subtotal_minor"] == 100]
     return final, grant_id
 
@@ -159,15 +148,8 @@ def test_a_window_line_taking_back_a_refunded_window_s_difference_gives_back_onl
 
     # GIVEN 19% exclusive tax; day 0 billed 4 calls (400 + 76); 2 more calls of day 0 counted late, billed
     # on day 1's invoice with its own call (100 + 200 adjustment, 57 of tax: 357), paid, then ``refunded``
-    _taxed(real, False)
-    subscribe_real(real, "acme")
-    real.usage("acme", START + day(0, 4), 4)
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
-    real.usage("acme", START + day(0, 4), 6)
-    real.usage("acme", START + day(1, 2), 1)
-    _bill(real, START + day(2, 1), monkeypatch)
-    schedule(real, START + day(2, 3))
+    day0_billed(real, monkeypatch)
+    day1_billed(real, monkeypatch, 6, end=False)
     second = _usage(real, 1)
     assert (second["subtotal_minor"], second["tax_minor"]) == (300, 57)
     pay(real, second["id"], 357, payment_id="ch_w1")

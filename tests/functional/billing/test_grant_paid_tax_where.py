@@ -35,20 +35,12 @@ def _ended(real: World, monkeypatch: Any, grant: int) -> tuple[dict[str, Any], d
     """19% exclusive tax, a promotional grant of ``grant``, day 0 (4 calls) and day 1 (1 call, the final
     window: the subscription cancelled at day 1 + 5h) billed and finalized. Returns day 0, day 1 and the
     grant's id."""
-    from neruba.logic.catalog.subscriptions import cancel
-    from neruba.models.catalog import Cancellation
 
-    _taxed(real, False)
-    grant_id = _grant("g1", "promotional", grant)
-    sub = subscribe_real(real, "acme")
-    real.usage("acme", START + day(0, 4), 4)
-    _bill(real, START + day(1, 1), monkeypatch)
-    schedule(real, START + day(1, 3))
-    real.usage("acme", START + day(1, 2), 1)
-    cancel(real.plans, str(sub["id"]), Cancellation(at_period_end=False), now=START + day(1, 5))
-    _bill(real, START + day(1, 6), monkeypatch)
-    schedule(real, START + day(1, 8))
-    assert billing_state(real, str(sub["id"])).status == "ended"
+    from tests.functional.billing.taxed_days import day0_billed, day1_billed
+
+    sub_id, grant_id = day0_billed(real, monkeypatch, grant)
+    day1_billed(real, monkeypatch, end=True)
+    assert billing_state(real, sub_id).status == "ended" and grant_id is not None
     first, final = _usage(real, 0), _usage(real, 1)
     assert (first["tax_minor"], first["credits_applied_minor"], first["total_minor"]) == (76, 400, 76)
     assert (final["tax_minor"], final["credits_applied_minor"], final["total_minor"]) == (19, 100, 19)
