@@ -315,8 +315,9 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
                                     tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
-            taken = _given_already(invoice, requests, outside(invoice))
-            taken = credit_lines(line_states(invoice), taken, creditable, invoice.currency) if taken else []
+            requests = _given_already(invoice, requests, outside(invoice))
+            states = line_states(invoice)
+            taken = credit_lines(states, requests, creditable, invoice.currency) if requests else []
             if sum(t.total_minor for t in taken) <= 0 and not any(t.inclusive_minor for t in taken):
                 taken = []  # never an empty note (nothing this invoice still has to give back)
             split = split_amount(sum(t.total_minor for t in taken), remaining_due=remaining_due,
