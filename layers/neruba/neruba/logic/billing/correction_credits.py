@@ -33,14 +33,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, less_by, split_amount
+from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
 from neruba.domain.discounts import share_out
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
-from neruba.logic.billing import grant_restores
+from neruba.logic.billing import grant_restores, money_back
 from neruba.logic.billing.correction_taxes import Taxes, inclusive, negatives, net_taxes, offsets, tax_of
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
@@ -278,9 +277,9 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         _refuse_draft_carriers(invoices, refs)
     carriers = _carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
-    outside = _outside(ctx)
+    outside = money_back.reader(ctx)
     budget = _still_carried(invoices, refs, lines, outside, held) if wanted else {}
-    bound = _still_carried(invoices, refs, lines, _nothing, held) if wanted else {}  # refunds aside
+    bound = _still_carried(invoices, refs, lines, money_back.nothing, held) if wanted else {}  # refunds aside
     offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
@@ -307,7 +306,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)
             creditable = max(remaining_due, 0) + refundable
-            granted = _granted_here(invoice, plan, taxes, refs, _billed(invoice))
+            granted = _granted_here(invoice, plan, taxes, refs, money_back.billed(invoice))
             planned = {(p[0], p[2]) for p in plan}
             plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
             if not plan:
@@ -315,7 +314,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
                                     tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
-            requests = _given_already(invoice, requests, outside(invoice))
+            requests = money_back.given_already(invoice, requests, outside(invoice))
             states = line_states(invoice)
             taken = credit_lines(states, requests, creditable, invoice.currency) if requests else []
             if sum(t.total_minor for t in taken) <= 0 and not any(t.inclusive_minor for t in taken):
@@ -413,9 +412,9 @@ def within_billed(
         return [dict(line) for line in lines], {}, grant_restores.Restoration()
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
-    outside = _outside(ctx)
+    outside = money_back.reader(ctx)
     budget = _still_carried(invoices, refs, lines, outside, held)
-    bound = _still_carried(invoices, refs, lines, _nothing, held)  # refunds aside: what grants may take
+    bound = _still_carried(invoices, refs, lines, money_back.nothing, held)  # refunds aside (the grants)
     taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
     read = (wanted, refs, (budget, bound), invoices, held)
@@ -438,18 +437,6 @@ def within_billed(
         if keep > 0 or taxes.granted.get(line_id):  # the grants' part's exclusive tax: the money way
             out.append(_rest(line, keep, taxes))
     return out, cut, restored
-
-
-def _outside(ctx: Billing) -> Callable[[Invoice], int]:
-    """``given_back`` read once per invoice."""
-    seen: dict[str, int] = {}
-
-    def of(invoice: Invoice) -> int:
-        if invoice.id not in seen:
-            seen[invoice.id] = given_back(ctx, invoice)
-        return seen[invoice.id]
-
-    return of
 
 
 def _write_notes(ctx: Billing, result: Settlement, notes: list[Any], who: tuple[str, str, datetime],
@@ -506,23 +493,12 @@ def _rest(line: dict[str, Any], amount: int, taxes: Taxes) -> dict[str, Any]:
     return {**rest, "amount_minor": -amount, "tax": tax}
 
 
-def given_back(ctx: Billing, invoice: Invoice) -> int:
-    """What the customer got back of ``invoice``'s payments outside its credit notes: refunds and
-    disputes (open or lost; a won one gives the money back to us), i.e. every payment's refunded,
-    disputed and credited amounts less what the invoice's credit notes took after a payment."""
-    if paid_level(invoice) <= 0:
-        return 0
-    payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
-    moved = sum(p.refunded_minor + p.disputed_minor + p.credited_minor for p in payments)
-    return max(moved - int(invoice.document.get("post_payment_credited_minor") or 0), 0)
-
-
 def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted: dict[str, int],
               budget: dict[tuple[str, str], int], taxes: Taxes,
               outside: Callable[[Invoice], int]) -> dict[str, int]:  # fmt: skip
     """Per negative line left on a window (``within_billed``), the part of its amount a refund or dispute
     of an invoice carrying it already gave back: the carriers newest first, each planned as ``settle``
-    would credit it, less what ``_given_already`` leaves of it (its tax follows the amount). Nothing
+    would credit it, less what ``given_already`` leaves of it (its tax follows the amount). Nothing
     when no carrier gave money back (no extra read: ``outside`` is ``_still_carried``'s)."""
     left = {k: min(v, max(budget[refs[k]], 0)) for k, v in wanted.items()}
     out: dict[str, int] = {}
@@ -536,7 +512,7 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
                                 tax_minor=taxes.of([p for p in plan if p[0] == c]))
                     for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
         try:
-            less = _given_already(invoice, requests, outside(invoice))
+            less = money_back.given_already(invoice, requests, outside(invoice))
         except CreditNoteRuleError:
             continue
         kept = {r.line_id: int(r.amount_minor or 0) for r in less}
@@ -546,49 +522,6 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
             for line_id, part in share_out(lost, parts).items() if lost > 0 else ():
                 out[line_id] = out.get(line_id, 0) + part
     return out
-
-
-def _billed(invoice: Invoice) -> int:
-    """What ``invoice`` still bills in money: its total (after credits applied) less its credit notes."""
-    return invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
-
-
-def _given_already(invoice: Invoice, requests: list[LineRequest], outside: int) -> list[LineRequest]:
-    """``requests`` (what a correction's note on ``invoice`` would credit) less what a refund or a dispute
-    of ``invoice`` (``outside``, ``given_back``) already gave back of it (docs/billing.md, "Money given back
-    of a carrying invoice"): that money comes first out of what the invoice keeps billing (what the note
-    leaves), and the rest of it was a part of what the note takes back. That part is neither credited here
-    nor asked of an older invoice (``settle`` counts the requests as taken). Nothing of it: ``requests``."""
-    from neruba.logic.billing.credit_notes import line_states
-
-    if outside <= 0:
-        return requests
-    taken = credit_lines(line_states(invoice), requests, _billed(invoice) + outside, invoice.currency)
-    asked = sum(t.total_minor for t in taken)
-    absorbed = min(max(outside - max(_billed(invoice) - asked, 0), 0), asked)
-    return less_by(taken, absorbed) if absorbed else requests
-
-
-def _nothing(_invoice: Invoice) -> int:
-    """No money given back outside credit notes (what the grants may take: a refund or a dispute gave
-    back money, never credit)."""
-    return 0
-
-
-def _share(outside: int, invoice: Invoice, left: int, line_id: str | None = None) -> int:
-    """The part of ``outside`` (money given back of the invoice outside credit notes) a line with
-    ``left`` still billed bears: ``outside`` x what it still bills in money / what the invoice still bills
-    in money (``_billed``), rounded half-up once, never more than ``left``. A line's amount (``line_id``)
-    bills in money what credit grants did not pay of it (refunds and disputes give back money, never what
-    a grant paid); its tax is all money."""
-    billed = _billed(invoice)
-    if line_id is not None:
-        applied = invoice.document.get("applications") or []
-        left = max(left - sum(int(a["amount_minor"]) for a in applied if str(a["line_id"]) == line_id), 0)
-    if outside <= 0 or left <= 0 or billed <= 0:
-        return 0
-    share = int((Decimal(outside * left) / billed).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    return min(share, left)
 
 
 def _still_carried(
@@ -614,7 +547,7 @@ def _still_carried(
             for line_id in _carried(invoice, ref):
                 states = states or {s.line_id: s for s in line_states(invoice)}
                 left = states[line_id].amount_minor - states[line_id].credited_minor
-                out[ref] += left - _share(outside(invoice), invoice, left, line_id)
+                out[ref] += left - money_back.share(outside(invoice), invoice, left, line_id)
     for line in lines:
         named = line.get("references") or {}
         key = (str(named.get("invoice_id")), str(named.get("line_id")))
@@ -650,7 +583,7 @@ def tax_still_carried(
                 state = states[line_id]
                 for rate, left in zip(state.rates, state.tax_left(), strict=True):
                     if not rate.inclusive:
-                        given = _share(outside(invoice), invoice, left)
+                        given = money_back.share(outside(invoice), invoice, left)
                         room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left - given
     for line in lines:
         key = (str((line.get("references") or {}).get("invoice_id")),

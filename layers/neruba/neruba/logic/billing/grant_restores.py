@@ -154,7 +154,7 @@ def split(
         grants_left = sum(max(v, 0) for v in left.values())
         ref = (invoice_id, corrected)
         # a refund or dispute gave back money: it never makes the grants' part larger (its share of what
-        # is taken back is not given back again: ``correction_credits._given_already`` and the cap)
+        # is taken back is not given back again: ``money_back.given_already`` and the cap)
         money = min(amount, max(billed[ref] - grants_left - spent.get(ref, 0), 0))
         spent[ref] = spent.get(ref, 0) + money
         rest = min(amount - money, grants_left, max(ceiling[ref] - money, 0))
