@@ -169,3 +169,36 @@ def test_a_window_line_taking_back_a_refunded_window_s_difference_gives_back_onl
     assert third["total_minor"] == 357 + given
     assert _credit_notes(real, second["id"]) == []
     _agree(real)
+
+
+def test_a_window_line_taking_back_grant_paid_usage_of_a_refunded_window_gives_back_only_its_tax_left(
+    real: World, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.credit_note_support import pay, refund
+    from tests.functional.billing.test_grant_paid_corrections import _usage
+
+    # GIVEN a grant paying all usage; day 1's invoice billed its own call and 2 late calls of day 0 (300,
+    # the grant paying it, 57 of tax owed), paid, then 50 of it refunded: 19 of it was the tax of day 1's
+    # own call, the other 31 the tax of the late calls
+    _sub, grant_id = day0_billed(real, monkeypatch, 2000)
+    day1_billed(real, monkeypatch, 6, end=False)
+    second = _usage(real, 1)
+    assert (second["subtotal_minor"], second["credits_applied_minor"], second["total_minor"]) == (
+        300,
+        300,
+        57,
+    )
+    pay(real, second["id"], 57, payment_id="ch_w1")
+    refund(second["id"], 50)
+
+    # WHEN the 2 late calls are voided and day 2 (3 calls) is billed, staying above zero
+    real.usage("acme", START + day(0, 4), 4)
+    real.usage("acme", START + day(2, 2), 3)
+    _bill(real, START + day(3, 1), monkeypatch)
+
+    # THEN the grant gets its 200 back and day 2's line gives back only the 7 of tax left of the 38
+    third = _usage(real, 2)
+    assert [int(r["amount_minor"]) for r in third["grant_restorations"]] == [200]
+    given = [int(li["tax"]["exclusive_minor"]) for li in third["lines"] if li["kind"] == "adjustment"]
+    assert sum(given) == -(38 - (50 - 19))
+    _agree(real)

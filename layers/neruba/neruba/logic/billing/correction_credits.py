@@ -29,10 +29,12 @@ reads").
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
@@ -498,30 +500,63 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
               outside: Callable[[Invoice], int]) -> dict[str, int]:  # fmt: skip
     """Per negative line left on a window (``within_billed``), the part of its amount a refund or dispute
     of an invoice carrying it already gave back: the carriers newest first, each planned as ``settle``
-    would credit it, less what ``given_already`` leaves of it (its tax follows the amount). Nothing
-    when no carrier gave money back (no extra read: ``outside`` is ``_still_carried``'s)."""
+    would credit it (the money part and the exclusive tax of the grants' part), less what
+    ``money_back.given_already`` leaves of it. The money part's tax follows its amount; what is lost of
+    the grants' part's tax is taken off ``taxes.granted`` here. Nothing when no carrier gave money back (no
+    extra read: ``outside`` is ``_still_carried``'s)."""
     left = {k: min(v, max(budget[refs[k]], 0)) for k, v in wanted.items()}
+    walk = copy.deepcopy(taxes)  # the walk's own account of what each carrier would take
     out: dict[str, int] = {}
     for invoice in _carriers(invoices):
         plan = _plan(invoice, {k: v for k, v in left.items() if v > 0}, refs)
+        granted = _granted_here(invoice, plan, walk, refs, money_back.billed(invoice))
+        planned = {(p[0], p[2]) for p in plan}
+        plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
+        if plan and outside(invoice) > 0:
+            _lost(invoice, plan, granted, (walk, taxes), outside(invoice), out)
         for _carrying, amount, line_id in plan:
             left[line_id] -= amount
-        if not plan or outside(invoice) <= 0:
-            continue
-        requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
-                                tax_minor=taxes.of([p for p in plan if p[0] == c]))
-                    for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
-        try:
-            less = money_back.given_already(invoice, requests, outside(invoice))
-        except CreditNoteRuleError:
-            continue
-        kept = {r.line_id: int(r.amount_minor or 0) for r in less}
-        for request in requests:
-            parts = [(p[2], p[1]) for p in plan if p[0] == request.line_id]
-            lost = int(request.amount_minor or 0) - kept.get(request.line_id, 0)
-            for line_id, part in share_out(lost, parts).items() if lost > 0 else ():
-                out[line_id] = out.get(line_id, 0) + part
+            walk.took(line_id, amount)
+        for (_c, line_id), part in granted.items():
+            walk.gave_granted(line_id, part)
     return out
+
+
+def _lost(invoice: Invoice, plan: list[tuple[str, int, str]], granted: dict[tuple[str, str], dict[str, int]],
+          both: tuple[Taxes, Taxes], outside: int, out: dict[str, int]) -> None:  # fmt: skip
+    """What a refund or dispute of ``invoice`` already gave back of its ``plan`` (``_absorbed``): the
+    amounts into ``out`` per negative line, the grants' part's tax off ``taxes.granted``."""
+    walk, taxes = both
+    carrying = list(dict.fromkeys(p[0] for p in plan))
+    money = {c: walk.of([p for p in plan if p[0] == c]) for c in carrying}
+    requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
+                            tax_minor=_note_tax(walk, [p for p in plan if p[0] == c], granted))
+                for c in carrying]  # fmt: skip
+    try:
+        kept = {r.line_id: r for r in money_back.given_already(invoice, requests, outside)}
+    except CreditNoteRuleError:
+        return
+    for request in requests:
+        c, amount = request.line_id, int(request.amount_minor or 0)
+        mine = kept.get(c)
+        lost = amount - (int(mine.amount_minor or 0) if mine else 0)
+        shares = [(p[2], p[1]) for p in plan if p[0] == c and p[1] > 0]
+        for line_id, share in share_out(lost, shares).items() if lost > 0 else ():
+            out[line_id] = out.get(line_id, 0) + share
+        was, now = dict(request.tax_minor or ()), dict((mine.tax_minor or ()) if mine else ())
+        for rate, value in was.items():
+            of_money = dict(money[c] or ()).get(rate, 0)
+            money_lost = _half_up(Decimal(of_money * lost) / amount) if amount else 0
+            gone = value - now.get(rate, 0) - money_lost  # the grants' part's tax given back already
+            for (g, line_id), part in granted.items():
+                take = min(max(gone, 0), part.get(rate, 0))
+                if g == c and take > 0:
+                    taxes.gave_granted(line_id, {rate: take})
+                    gone -= take
+
+
+def _half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _still_carried(
