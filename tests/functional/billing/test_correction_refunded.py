@@ -76,6 +76,16 @@ def _late_paid_then_given_back(real: World, api: Any, final: dict[str, Any], how
 WAYS = ["refund", "dispute_open", "dispute_lost"]
 
 
+def _settled(real: World, invoice_id: str) -> int:
+    """What the correction notes of ``invoice_id`` say they took back of the lines they correct."""
+    from neruba.logic.billing.credit_notes import repository
+
+    notes = [repository(real.ctx).get(str(n["id"])) or {} for n in _credit_notes(real, invoice_id)]
+    return sum(
+        int(a["amount_minor"]) for n in notes for a in (n.get("correction") or {}).get("adjustments", [])
+    )
+
+
 @pytest.mark.parametrize("how", WAYS)
 @pytest.mark.parametrize("grant", [1000, 600], ids=["grant-paid", "half-grant-paid"])
 def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_has(
@@ -131,6 +141,8 @@ def test_a_correction_invoice_paid_in_money_refunded_is_credited_for_what_it_sti
     # its call, no standalone credit
     amount, tax = _notes_total(real, doc["id"])
     assert amount + tax == 238 - GIVEN
+    # AND the note says what it took back of the corrected line: what it credited, not what it planned
+    assert _settled(real, doc["id"]) == amount
     assert _notes_total(real, final["id"]) == (0, 0)
     assert [i for i in _correction_invoices(real) if i["id"] != doc["id"]] == []
     # AND the receivable: day 0 and day 1 owed in full (476 + 119) less the customer credit C's note gave
@@ -180,7 +192,7 @@ def test_a_window_line_taking_back_grant_paid_usage_of_a_refunded_window_gives_b
     # GIVEN a grant paying all usage; day 1's invoice billed its own call and 2 late calls of day 0 (300,
     # the grant paying it, 57 of tax owed), paid, then 50 of it refunded: 19 of it was the tax of day 1's
     # own call, the other 31 the tax of the late calls
-    _sub, grant_id = day0_billed(real, monkeypatch, 2000)
+    day0_billed(real, monkeypatch, 2000)
     day1_billed(real, monkeypatch, 6, end=False)
     second = _usage(real, 1)
     assert (second["subtotal_minor"], second["credits_applied_minor"], second["total_minor"]) == (

@@ -237,6 +237,19 @@ def _note_tax(
     return tuple(sorted(out.items()))
 
 
+def _credited(plan: list[tuple[str, int, str]], taken: list[Any]) -> list[tuple[str, int, str]]:
+    """``plan`` at what the note credited of each carrying line (``taken``: less than planned when a
+    refund or dispute had given part of it back), shared over the lines it takes back in proportion."""
+    credited = {t.line_id: t.amount_minor for t in taken}
+    out: list[tuple[str, int, str]] = []
+    for carrying in dict.fromkeys(p[0] for p in plan):
+        mine = [p for p in plan if p[0] == carrying]
+        weights = [(str(n), p[1]) for n, p in enumerate(mine) if p[1] > 0]
+        shares = share_out(min(credited.get(carrying, 0), sum(w for _, w in weights)), weights)
+        out += [(carrying, shares.get(str(n), 0), p[2]) for n, p in enumerate(mine)]
+    return out
+
+
 def _settles(
     plan: list[tuple[str, int, str]], lines: dict[str, dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
@@ -326,7 +339,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         except (ConflictError, CreditNoteRuleError):
             continue  # this invoice cannot take its share (a payment refunded, Stripe Tax pending): the next
         if taken:
-            notes.append((invoice, payments, (taken, split), plan))
+            notes.append((invoice, payments, (taken, split), _credited(plan, taken)))
         else:  # a refund or a dispute gave back all of what it would credit: the invoice holds it
             for _carrying, _amount, line_id in plan:
                 result.credited_by.setdefault(line_id, invoice.id)
