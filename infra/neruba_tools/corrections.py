@@ -1,5 +1,6 @@
-"""``neruba`` commands for the corrections a finance team runs: credit notes, invoice voids, one-off
-charges, coupons and discounts, tax rates and jurisdictions (docs/runbooks/corrections-cli.md).
+"""``neruba`` commands for the corrections a finance team runs: credit notes, invoice voids and reruns,
+one-off charges, coupons and discounts, tax rates and jurisdictions (docs/operations.md, "Correction
+commands"; docs/runbooks/credit-notes.md, "With the neruba CLI").
 
 Each command is one call of the admin API (the same routes the Python client has), with an admin-scope
 key (``--api-key`` or ``NERUBA_API_KEY``) against ``--base-url`` (or ``NERUBA_BASE_URL``, or ``--stack``'s
@@ -12,6 +13,7 @@ on stderr with its code), 2 on a usage error or when the call could not be made.
 
     neruba credit-notes create in_... --reason "outage" --ticket T-1 --line usage:api:-:0=500
     neruba invoices void in_... --reason "wrong customer" --regenerate recompute
+    neruba invoices rerun in_... --reason "late events voided" --ticket FIN-9
     neruba one-off-charges create acme --description "Setup" --amount-minor 25000 --currency USD \\
         --mode invoice_now --reason onboarding
 """
@@ -117,6 +119,10 @@ def _void(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
     return "POST", f"/admin/invoices/{_p(a.invoice)}/void", body, {}
 
 
+def _rerun(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
+    return "POST", f"/admin/invoices/{_p(a.invoice)}/rerun", _given(reason=a.reason, ticket=a.ticket), {}
+
+
 def _one_off(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
     body = _given(
         description=a.description, currency=a.currency, mode=a.mode, reason=a.reason, ticket=a.ticket,
@@ -212,6 +218,9 @@ def add_parser(commands: Any) -> None:
     )
     void.add_argument("invoice", help="the invoice id (in_...)")
     void.add_argument("--regenerate", choices=("same_lines", "recompute"), help="default same_lines")
+    again = "rate an invoice again from its surviving events and bill the difference"
+    rerun = _write(_command(invoices.add_parser("rerun", help=again), _rerun))
+    rerun.add_argument("invoice", help="the invoice id (in_...)")
 
     charges = group("one-off-charges", "one-off charges")
     add = _write(_command(charges.add_parser("create", help="add a charge"), _one_off))

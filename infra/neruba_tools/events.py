@@ -107,4 +107,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     error = answer.get("error", {}) if isinstance(answer, dict) else {}
     print(f"refused ({status}) {error.get('code')}: {error.get('message') or answer}", file=sys.stderr)
+    if error.get("details"):  # which field, and why (a validation error names each)
+        print(json.dumps(error["details"], indent=2, sort_keys=True), file=sys.stderr)
     return 1

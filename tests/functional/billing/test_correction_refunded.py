@@ -17,7 +17,7 @@ import pytest
 from tests.functional.billing.conftest import START, World
 from tests.functional.billing.helpers import day
 from tests.functional.billing.taxed_days import day0_billed, day1_billed
-from tests.functional.billing.test_correction_settlement import _agree
+from tests.functional.billing.test_correction_settlement import _agree, _credit_note
 from tests.functional.billing.test_event_void_billing import _bill
 from tests.functional.billing.test_grant_paid_corrections import _balance, _remaining_of
 from tests.functional.billing.test_grant_paid_tax_where import _correction_invoices, _notes_total
@@ -26,6 +26,7 @@ from tests.functional.billing.test_real_correction import api, rerun
 
 __all__ = ["api"]  # the fixture, used by name
 GIVEN = 10  # what the refund (or the lost dispute) gave back of C
+NOTED = 12  # what an operator's goodwill note gave back of C (10 of the line, 2 of its tax)
 
 
 def _ended(real: World, monkeypatch: Any, grant: int) -> tuple[dict[str, Any], str | None]:
@@ -37,7 +38,12 @@ def _ended(real: World, monkeypatch: Any, grant: int) -> tuple[dict[str, Any], s
     return final, grant_id
 
 
-def _give_back(real: World, invoice_id: str, how: str) -> None:
+def _doc(real: World, invoice_id: str) -> dict[str, Any]:
+    (found,) = [i for i in real.invoices("acme") if i["id"] == invoice_id]
+    return found
+
+
+def _give_back(real: World, api: Any, invoice_id: str, how: str) -> None:
     """``GIVEN`` of ``invoice_id``'s payment given back: refunded, or charged back (a dispute, open or
     lost)."""
     from neruba import bootstrap
@@ -47,6 +53,12 @@ def _give_back(real: World, invoice_id: str, how: str) -> None:
 
     if how == "refund":
         refund(invoice_id, GIVEN)
+        return
+    if how == "note":  # an operator's goodwill: 10 of the line and its 2 of tax, as customer credit
+        line = next(li for li in _doc(real, invoice_id)["lines"] if li["kind"] == "adjustment")
+        body = {"lines": [{"line_id": line["line_id"], "amount_minor": 10}], "credit_amount_minor": NOTED}
+        status, note = _credit_note(api, invoice_id, "goodwill", **body)
+        assert (status, note["amount_minor"]) == (201, NOTED), note
         return
     stores = Stores(
         bootstrap.ledger(), bootstrap.audit(), bootstrap.catalog().get_customer, bootstrap.invoices().get
@@ -69,7 +81,7 @@ def _late_paid_then_given_back(real: World, api: Any, final: dict[str, Any], how
     (doc,) = _correction_invoices(real)
     if doc["total_minor"] > 0:
         pay(real, doc["id"], int(doc["total_minor"]), payment_id="ch_c")
-    _give_back(real, doc["id"], how)
+    _give_back(real, api, doc["id"], how)
     return doc
 
 
@@ -86,7 +98,7 @@ def _settled(real: World, invoice_id: str) -> int:
     )
 
 
-@pytest.mark.parametrize("how", WAYS)
+@pytest.mark.parametrize("how", [*WAYS, "note"])
 @pytest.mark.parametrize("grant", [1000, 600], ids=["grant-paid", "half-grant-paid"])
 def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_has(
     real: World, api: Any, monkeypatch: Any, how: str, grant: int
@@ -108,21 +120,22 @@ def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_
     # nothing (its call survives)
     assert _remaining_of(str(grant_id)) == grant - 500
     money = 238 - paid_by_grant
+    outside = 0 if how == "note" else GIVEN  # an operator's note is one of C's notes
     amount, tax = _notes_total(real, doc["id"])
-    assert amount + tax == money - GIVEN
-    # (when 138 was paid, the 10 given back is 7.25 of the amount and 2.75 of tax: 7 and 3 whole)
-    assert tax == (38 - GIVEN if paid_by_grant == 200 else 38 - 3)
+    assert amount + tax == money - outside
+    if how != "note":  # (when 138 was paid, the 10 given back is 7.25 of the amount and 2.75 of tax)
+        assert tax == (38 - GIVEN if paid_by_grant == 200 else 38 - 3)
     assert _notes_total(real, final["id"]) == (0, 0)
     assert [i for i in _correction_invoices(real) if i["id"] != doc["id"]] == []
-    # AND the receivable is what the surviving calls owe (95) less the customer credit C's note gave
-    # (its money part was paid, 10 came back by the refund or dispute, the rest by the note)
-    assert _balance("receivable") == 95 - (money - GIVEN)
+    # AND the receivable is what the surviving calls owe (95) less the customer credit C's notes gave
+    # (its money part was paid, 10 came back by the refund or dispute, the rest by the notes)
+    assert _balance("receivable") == 95 - (money - outside)
     _agree(real)
     # AND a rerun changes nothing more
     assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
 
 
-@pytest.mark.parametrize("how", WAYS)
+@pytest.mark.parametrize("how", [*WAYS, "note"])
 def test_a_correction_invoice_paid_in_money_refunded_is_credited_for_what_it_still_has(
     real: World, api: Any, monkeypatch: Any, how: str
 ) -> None:
@@ -137,16 +150,18 @@ def test_a_correction_invoice_paid_in_money_refunded_is_credited_for_what_it_sti
     status, back = rerun(api, final["id"], "out")
     assert status == 200, back
 
-    # THEN C is credited for what it still has (238 less the 10 given back), the corrected invoice keeps
-    # its call, no standalone credit
+    # THEN C is credited for what it still has (238 less the 10 a refund or dispute gave back; after an
+    # operator's note of 12, its notes come to 238 in all), the corrected invoice keeps its call, no
+    # standalone credit
+    outside = 0 if how == "note" else GIVEN
     amount, tax = _notes_total(real, doc["id"])
-    assert amount + tax == 238 - GIVEN
-    # AND the note says what it took back of the corrected line: what it credited, not what it planned
-    assert _settled(real, doc["id"]) == amount
+    assert amount + tax == 238 - outside
+    # AND the correction's note says what it took back of the corrected line: what it credited
+    assert _settled(real, doc["id"]) == amount - (10 if how == "note" else 0)
     assert _notes_total(real, final["id"]) == (0, 0)
     assert [i for i in _correction_invoices(real) if i["id"] != doc["id"]] == []
-    # AND the receivable: day 0 and day 1 owed in full (476 + 119) less the customer credit C's note gave
-    assert _balance("receivable") == 476 + 119 - (238 - GIVEN)
+    # AND the receivable: day 0 and day 1 owed in full (476 + 119) less the customer credit C's notes gave
+    assert _balance("receivable") == 476 + 119 - (238 - outside)
     _agree(real)
     assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
 

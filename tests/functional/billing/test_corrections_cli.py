@@ -140,3 +140,24 @@ def test_usage_errors_exit_before_any_call() -> None:
         parser.parse_args(["credit-notes", "create", "in_1", "--line", "a:5", "--reason", "x"])
     with pytest.raises(SystemExit):
         parser.parse_args(["invoices", "void", "in_1"])  # --reason is required
+
+
+def test_an_invoice_rerun_from_the_cli(world: World, neruba: Any, monkeypatch: Any) -> None:
+    from tests.functional.billing.backfill_support import billed_days
+
+    # GIVEN day 0 billed 3 calls and finalized
+    billed_days(world, monkeypatch, [3])
+    (invoice,) = [i for i in world.invoices("acme") if i["kind"] == "usage" and i["subtotal_minor"] == 30]
+
+    # WHEN an operator reruns it from the CLI, nothing having changed
+    code, answer, err, sent = neruba("invoices", "rerun", invoice["id"], "--reason", "late events checked",
+                                     "--ticket", "FIN-9")  # fmt: skip
+
+    # THEN the rerun route is called with the reason and ticket and an Idempotency-Key; nothing to bill
+    assert code == 0 and answer["action"] == "unchanged", (answer, err)
+    method, path, body, headers = sent[-1]
+    assert (method, path) == ("POST", f"/admin/invoices/{invoice['id']}/rerun")
+    assert body == {"reason": "late events checked", "ticket": "FIN-9"} and headers["Idempotency-Key"]
+    # AND a refusal exits 1 with its code
+    code, _, err, _ = neruba("invoices", "rerun", "in_" + "0" * 24, "--reason", "no such invoice")
+    assert code == 1 and "invoice_not_found" in err, err

@@ -83,6 +83,18 @@ class LineState:
     rates: tuple[TaxRate, ...] = ()  # the rates that taxed the line
     tax_minor: tuple[int, ...] = ()  # the line's tax per rate (same order)
     credited_tax_minor: tuple[int, ...] = ()  # what earlier credit notes took of it per rate (or empty)
+    corrected_minor: int = 0  # of ``credited_minor``, what corrections' notes took (usage taken back)
+    corrected_tax_minor: tuple[int, ...] = ()  # of ``credited_tax_minor``, what corrections' notes took
+
+    def share_left(self) -> int:
+        """What a correction may still take back of the line: its amount less what corrections' notes
+        took (an operator's note took part of it as a goodwill, not as usage taken back)."""
+        return max(self.amount_minor - self.corrected_minor, 0)
+
+    def tax_share_left(self) -> tuple[int, ...]:
+        """``share_left`` of the line's tax, per rate."""
+        fixed = self.corrected_tax_minor or (0,) * len(self.rates)
+        return tuple(max(t - c, 0) for t, c in zip(self.tax_minor, fixed, strict=True))
 
     def tax_left(self) -> tuple[int, ...]:
         """What is left of the line's tax, per rate."""

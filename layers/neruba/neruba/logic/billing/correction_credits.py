@@ -156,22 +156,37 @@ def _read(ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]], line
 
 def _plan(
     invoice: Invoice, wanted: dict[str, int], refs: dict[str, tuple[str, str]]
-) -> list[tuple[str, int, str]]:
+) -> tuple[list[tuple[str, int, str]], dict[str, int]]:
     """Per line of ``invoice`` carrying a wanted line (line id -> amount still to take back, ``refs``:
-    the original line each corrects): (carrying line id, amount to credit, wanted line id), each within
-    what the carrying line has left."""
+    the original line each corrects): (carrying line id, amount to credit, wanted line id), and per wanted
+    line what an operator's note of a carrying line already gave back of its part. ``wanted`` is the money
+    part (the grants took theirs: ``grant_restores``), so a carrying line's part is what it billed in
+    money (less what grants paid of it) less what corrections' notes took; of that part an operator's
+    note (a goodwill) comes first out of what the line keeps, so the line credits at most what it has
+    left, and the rest of its part was given back already: never asked of an older invoice
+    (docs/billing.md, "Refunds and disputes count as taken back")."""
     from neruba.logic.billing.credit_notes import line_states
 
     states = {s.line_id: s for s in line_states(invoice)}
     plan: list[tuple[str, int, str]] = []
+    given: dict[str, int] = {}
+    shared: dict[str, int] = {}  # per carrying line, the parts planned so far
     for line_id, amount in wanted.items():
         for carrying in _carried(invoice, refs[line_id]):
-            left = states[carrying].remaining_minor - sum(p[1] for p in plan if p[0] == carrying)
-            take = min(amount, left)
-            if take > 0:
-                plan.append((carrying, take, line_id))
-                amount -= take
-    return plan
+            state = states[carrying]
+            money = max(state.amount_minor - money_back.applied(invoice, carrying), 0)  # grants aside
+            share = min(amount, money - state.corrected_minor - shared.get(carrying, 0))
+            if share <= 0:
+                continue
+            kept = money - state.credited_minor - sum(p[1] for p in plan if p[0] == carrying)
+            credit = min(share, kept)
+            shared[carrying] = shared.get(carrying, 0) + share
+            if credit > 0:
+                plan.append((carrying, credit, line_id))
+            if share > max(credit, 0):
+                given[line_id] = given.get(line_id, 0) + share - max(credit, 0)
+            amount -= share
+    return plan, given
 
 
 def _granted_here(
@@ -180,6 +195,7 @@ def _granted_here(
     taxes: Taxes,
     refs: dict[str, tuple[str, str]],
     creditable: int,
+    gone: dict[str, dict[str, int]] | None = None,
 ) -> dict[tuple[str, str], dict[str, int]]:
     """Per (carrying line of ``invoice``, negative line id): the exclusive tax of the grants' part of the
     line (``Taxes.granted``, what is still to give back) this invoice gives back the money way. The
@@ -188,35 +204,52 @@ def _granted_here(
     newest first, and each gives back no more than its carrying lines still have of that tax after the
     plan's money part (``plan``), and no more than it can still credit (``creditable``, after the money
     part's amount and exclusive tax). What no invoice gives back stays on the correction's own invoice
-    (``_rest``)."""
+    (``_rest``). A carrying line's part of that tax is what it billed less what corrections' notes took
+    (``tax_share_left``); what of it an operator's note (or the money it no longer bills) already gave
+    back is added to ``gone`` per negative line and rate, never asked of an older invoice."""
     from neruba.logic.billing.credit_notes import line_states
 
     if not taxes.granted:
         return {}
     states = {s.line_id: s for s in line_states(invoice)}
     left: dict[str, dict[str, int]] = {}  # per carrying line, the exclusive tax it still has, less the money
+    cap: dict[str, dict[str, int]] = {}  # per carrying line, its part of the tax (``tax_share_left``)
     for carrying in dict.fromkeys(c for line_id in taxes.granted for c in _carried(invoice, refs[line_id])):
         state = states[carrying]
-        rates = [(rate, tax) for rate, tax in zip(state.rates, state.tax_left(), strict=True)]
-        left[carrying] = {rate.tax_rate_id: tax for rate, tax in rates if not rate.inclusive}
+        rates = list(zip(state.rates, state.tax_left(), state.tax_share_left(), strict=True))
+        left[carrying] = {rate.tax_rate_id: tax for rate, tax, _ in rates if not rate.inclusive}
+        cap[carrying] = {rate.tax_rate_id: part for rate, _, part in rates if not rate.inclusive}
     room = creditable - sum(p[1] for p in plan)
     for carrying in dict.fromkeys(p[0] for p in plan):
         for rate, value in taxes.of([p for p in plan if p[0] == carrying]) or ():
             if rate in left.get(carrying, {}):
                 left[carrying][rate] -= value
+                cap[carrying][rate] -= value
             if any(r.tax_rate_id == rate and not r.inclusive for r in states[carrying].rates):
                 room -= value
     out: dict[tuple[str, str], dict[str, int]] = {}
+    lost: dict[str, dict[str, int]] = {}
     for line_id, held in taxes.granted.items():
         for carrying in _carried(invoice, refs[line_id]):
             for rate, value in held.items():
                 still = value - sum(v.get(rate, 0) for (_c, k), v in out.items() if k == line_id)
-                take = min(still, max(left[carrying].get(rate, 0), 0), max(room, 0))
+                still -= lost.get(line_id, {}).get(rate, 0)
+                share = min(max(still, 0), max(cap[carrying].get(rate, 0), 0))
+                take = min(share, max(left[carrying].get(rate, 0), 0), max(room, 0))
                 if take > 0:
                     part = out.setdefault((carrying, line_id), {})
                     part[rate] = part.get(rate, 0) + take
-                    left[carrying][rate] -= take
                     room -= take
+                left[carrying][rate] = left[carrying].get(rate, 0) - take
+                cap[carrying][rate] = cap[carrying].get(rate, 0) - share
+                if share > take:
+                    mine = lost.setdefault(line_id, {})
+                    mine[rate] = mine.get(rate, 0) + share - take
+    for line_id, part in lost.items():
+        if gone is not None:
+            into = gone.setdefault(line_id, {})
+            for rate, value in part.items():
+                into[rate] = into.get(rate, 0) + value
     return out
 
 
@@ -235,6 +268,23 @@ def _note_tax(
             for rate, value in part.items():
                 out[rate] = out.get(rate, 0) + value
     return tuple(sorted(out.items()))
+
+
+def _given_before(result: Settlement, invoice: Invoice, given: dict[str, int],
+                  gone: dict[str, dict[str, int]],
+                  read: tuple[dict[str, int], dict[tuple[str, str], int], dict[str, tuple[str, str]]],
+                  taxes: Taxes) -> None:  # fmt: skip
+    """What an operator's note of ``invoice`` already gave back of the parts it carries (``_plan``'s
+    ``given``, ``_granted_here``'s ``gone``): taken off what the lines still want, never credited again,
+    the invoice named as holding it."""
+    wanted, budget, refs = read
+    for line_id, amount in given.items():
+        wanted[line_id] -= amount
+        taxes.took(line_id, amount)
+        budget[refs[line_id]] -= amount
+        result.credited_by.setdefault(line_id, invoice.id)
+    for line_id, part in gone.items():
+        taxes.gave_granted(line_id, part)
 
 
 def _credited(plan: list[tuple[str, int, str]], taken: list[Any]) -> list[tuple[str, int, str]]:
@@ -295,25 +345,27 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     outside = money_back.reader(ctx)
     budget = _still_carried(invoices, refs, lines, outside, held) if wanted else {}
     bound = _still_carried(invoices, refs, lines, money_back.nothing, held) if wanted else {}  # refunds aside
+    billed = _still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False) if wanted else {}
     offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
         budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
         bound[refs[line_id]] -= amount
+        billed[refs[line_id]] -= amount
     taxes = net_taxes(lines, wanted, refs, offset)
     # the net tax against the tax the invoices still bill (this correction's positive lines netted in it)
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, [], outside) if wanted else {})
     # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
     # transaction
-    read = (wanted, refs, (budget, bound), invoices, held)
+    read = (wanted, refs, (budget, bound, billed), invoices, held)
     restored = _restore(ctx, source or correction_id, lines, read, taxes, now)
     result.actions += restored.actions
     result.restored = restored.view()
     for invoice in carriers:
         # never planned beyond what the customer is still billed for the line (``_still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
-        plan = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
-        if not plan and not any(_carried(invoice, refs[k]) for k in taxes.granted):
+        plan, given = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
+        if not plan and not given and not any(_carried(invoice, refs[k]) for k in taxes.granted):
             continue
         try:
             refuse_status(invoice)
@@ -321,10 +373,12 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             remaining_due = amount_due(invoice) - paid_level(invoice)
             refundable = sum(p.refundable_minor for p in payments)
             creditable = max(remaining_due, 0) + refundable
-            granted = _granted_here(invoice, plan, taxes, refs, money_back.billed(invoice))
+            gone: dict[str, dict[str, int]] = {}  # the grants' part's tax an operator's note gave back
+            granted = _granted_here(invoice, plan, taxes, refs, money_back.billed(invoice), gone)
             planned = {(p[0], p[2]) for p in plan}
             plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
             if not plan:
+                _given_before(result, invoice, given, gone, (wanted, budget, refs), taxes)
                 continue
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
                                     tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
@@ -338,6 +392,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
                                  refundable=refundable)  # fmt: skip
         except (ConflictError, CreditNoteRuleError):
             continue  # this invoice cannot take its share (a payment refunded, Stripe Tax pending): the next
+        _given_before(result, invoice, given, gone, (wanted, budget, refs), taxes)
         if taken:
             notes.append((invoice, payments, (taken, split), _credited(plan, taken)))
         else:  # a refund or a dispute gave back all of what it would credit: the invoice holds it
@@ -379,8 +434,8 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
     back with it, off ``tax_payable`` (``grant_restores``). The exclusive tax was paid in money: it goes
     the money way (``Taxes.granted``: a credit note of the corrected invoice, the window's line, or the
     correction's own invoice; docs/billing.md "The tax of usage a grant paid")."""
-    wanted, refs, (budget, bound), invoices, held = read
-    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held, bound)
+    wanted, refs, (budget, bound, billed), invoices, held = read
+    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held, bound, billed)
     granted: dict[str, int] = {}
     for line_id, _grant, amount in parts:
         granted[line_id] = granted.get(line_id, 0) + amount
@@ -430,9 +485,10 @@ def within_billed(
     outside = money_back.reader(ctx)
     budget = _still_carried(invoices, refs, lines, outside, held)
     bound = _still_carried(invoices, refs, lines, money_back.nothing, held)  # refunds aside (the grants)
+    billed = _still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False)
     taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
-    read = (wanted, refs, (budget, bound), invoices, held)
+    read = (wanted, refs, (budget, bound, billed), invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     given = _absorbed(invoices, refs, wanted, budget, taxes, outside)
     for line_id, amount in given.items():
@@ -521,8 +577,9 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
     walk = copy.deepcopy(taxes)  # the walk's own account of what each carrier would take
     out: dict[str, int] = {}
     for invoice in _carriers(invoices):
-        plan = _plan(invoice, {k: v for k, v in left.items() if v > 0}, refs)
-        granted = _granted_here(invoice, plan, walk, refs, money_back.billed(invoice))
+        plan, given = _plan(invoice, {k: v for k, v in left.items() if v > 0}, refs)
+        gone: dict[str, dict[str, int]] = {}
+        granted = _granted_here(invoice, plan, walk, refs, money_back.billed(invoice), gone)
         planned = {(p[0], p[2]) for p in plan}
         plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
         if plan and outside(invoice) > 0:
@@ -530,8 +587,15 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
         for _carrying, amount, line_id in plan:
             left[line_id] -= amount
             walk.took(line_id, amount)
+        for line_id, amount in given.items():  # an operator's note gave it back already
+            left[line_id] -= amount
+            walk.took(line_id, amount)
+            out[line_id] = out.get(line_id, 0) + amount
         for (_c, line_id), part in granted.items():
             walk.gave_granted(line_id, part)
+        for line_id, part in gone.items():
+            walk.gave_granted(line_id, part)
+            taxes.gave_granted(line_id, part)
     return out
 
 
@@ -578,12 +642,14 @@ def _still_carried(
     lines: list[dict[str, Any]],
     outside: Callable[[Invoice], int],
     held: dict[str, Any] | None = None,
+    goodwill: bool = True,
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
     (the line, later adjustments of it, a correction's own negative line) less what credit notes took
     and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
     plus this correction's positive lines of it, less what grants got back of it (``held``,
-    ``grant_restores``). A negative line never takes back more than this."""
+    ``grant_restores``). A negative line never takes back more than this. ``goodwill`` False: what
+    corrections left of it, an operator's notes aside (what was billed of it, for the money part)."""
     from neruba.logic.billing.credit_notes import line_states
 
     out = {ref: 0 for ref in refs.values()}
@@ -594,7 +660,8 @@ def _still_carried(
         for ref in out:
             for line_id in _carried(invoice, ref):
                 states = states or {s.line_id: s for s in line_states(invoice)}
-                left = states[line_id].amount_minor - states[line_id].credited_minor
+                state = states[line_id]
+                left = state.amount_minor - (state.credited_minor if goodwill else state.corrected_minor)
                 out[ref] += left - money_back.share(outside(invoice), invoice, left, line_id)
     for line in lines:
         named = line.get("references") or {}

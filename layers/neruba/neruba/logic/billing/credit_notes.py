@@ -94,7 +94,7 @@ def line_states(invoice: Invoice) -> list[LineState]:
     for line in invoice.lines:
         was = credited.get(line.line_id) or {}
         rates, tax = shares.get(line.line_id) or _rates(line.document)
-        taken = was.get("tax") or {}
+        taken, fixed = was.get("tax") or {}, was.get("corrected_tax") or {}
         states.append(
             LineState(
                 line.line_id,
@@ -105,6 +105,8 @@ def line_states(invoice: Invoice) -> list[LineState]:
                 rates,
                 tax,
                 tuple(int(taken.get(r.tax_rate_id, 0)) for r in rates),
+                int(was.get("corrected_minor", 0)),
+                tuple(int(fixed.get(r.tax_rate_id, 0)) for r in rates),
             )
         )
     return states
@@ -263,22 +265,33 @@ def tax_totals(taken: Sequence[CreditedLine]) -> dict[str, int]:
 
 
 def _invoice_changes(
-    invoice: Invoice, doc: dict[str, Any], taken: Sequence[CreditedLine], split: Split
+    invoice: Invoice, doc: dict[str, Any], taken: Sequence[CreditedLine], split: Split, corrects: bool = False
 ) -> dict[str, Any]:
+    """``corrects``: a correction's note (usage taken back); what it takes of a line is kept apart too
+    (``corrected_minor``, ``corrected_tax``), so an operator's note stays told apart from it."""
     current = invoice.document
     line_credits = dict(current.get("line_credits") or {})
     for t in taken:
         was = line_credits.get(t.line_id) or {}
         quantity = _dec(was.get("quantity")) + (t.quantity or 0)
         line_credits[t.line_id] = {
+            **was,
             "amount_minor": int(was.get("amount_minor", 0)) + t.amount_minor,
             "quantity": str(quantity),
         }
+        if corrects:
+            line_credits[t.line_id]["corrected_minor"] = int(was.get("corrected_minor", 0)) + t.amount_minor
         if t.tax:
             tax = dict(was.get("tax") or {})
+            fixed = dict(was.get("corrected_tax") or {})
             for part in t.tax:
                 tax[part.rate.tax_rate_id] = int(tax.get(part.rate.tax_rate_id, 0)) + part.amount_minor
+                if corrects:
+                    rate_id = part.rate.tax_rate_id
+                    fixed[rate_id] = int(fixed.get(rate_id, 0)) + part.amount_minor
             line_credits[t.line_id]["tax"] = tax
+            if corrects:
+                line_credits[t.line_id]["corrected_tax"] = fixed
     pre = int(current.get("pre_payment_credited_minor") or 0) + split.pre_payment
     due = max(invoice.total_minor, 0) - pre
     paid = paid_level(invoice)
@@ -362,7 +375,7 @@ def note_writes(
         "stripe": None,
         **({"correction": correction} if correction else {}),
     }
-    changes = _invoice_changes(invoice, doc, taken, split)
+    changes = _invoice_changes(invoice, doc, taken, split, corrects=correction is not None)
     read = {**invoice.document, "amount_paid_minor": invoice.amount_paid_minor or 0}
     actions = [
         *ctx.ledger.posting_items(book),

@@ -123,6 +123,7 @@ def split(
     invoices: dict[str, Invoice],
     held: dict[str, dict[str, RestoredGrant]],
     bound: dict[tuple[str, str], int] | None = None,
+    billed: dict[tuple[str, str], int] | None = None,
 ) -> list[tuple[str, str, int]]:
     """The rule (module docstring): per negative line (id -> amount it takes back, ``refs``: the line it
     corrects) the parts the grants take, as (line id, grant id, amount), in the lines' order and, per
@@ -130,12 +131,15 @@ def split(
     bills (lowered here by what the grants take). ``bound``: the same counting credit notes but not
     refunds and disputes (they gave back money, not credit): the money part and the grants' part of a
     line together never take more than it, so what an operator's note gave back of a grant-paid line is
-    not given to the grants again (``budget`` when None). At most ``MAX_INVOICES`` corrected invoices:
-    the restoration's records and postings are actions of the one transaction carrying the difference,
-    whose 100 actions also hold its adjustment lines."""
+    not given to the grants again (``budget`` when None). ``billed``: what each line was billed less what
+    corrections took back, operators' notes and refunds aside (``bound`` when None): the money part is
+    counted on it, so a goodwill (a note, a refund, a dispute) never makes the grants' part larger; it
+    comes out of the money part (``correction_credits._plan``, ``money_back``). At most ``MAX_INVOICES``
+    corrected invoices: the restoration's records and postings are actions of the one transaction
+    carrying the difference, whose 100 actions also hold its adjustment lines."""
     parts: list[tuple[str, str, int]] = []
     ceiling = dict(budget if bound is None else bound)
-    billed = dict(ceiling)  # what each line still bills, refunds aside, lowered by the grants' parts
+    billed = dict(ceiling if billed is None else billed)  # lowered by the grants' parts below
     spent: dict[tuple[str, str], int] = {}  # the money part of each corrected line the lines took so far
     for line_id, amount in wanted.items():
         invoice_id, corrected = refs[line_id]

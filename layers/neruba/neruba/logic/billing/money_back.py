@@ -56,6 +56,12 @@ def billed(invoice: Invoice) -> int:
     return invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
 
 
+def applied(invoice: Invoice, line_id: str) -> int:
+    """What credit grants paid of the line ``line_id`` of ``invoice`` (its applications)."""
+    found = invoice.document.get("applications") or []
+    return sum(int(a["amount_minor"]) for a in found if str(a["line_id"]) == line_id)
+
+
 def share(outside: int, invoice: Invoice, left: int, line_id: str | None = None) -> int:
     """The part of ``outside`` (money given back of the invoice outside credit notes) a line with
     ``left`` still billed bears: ``outside`` x what it still bills in money / what the invoice still bills
@@ -64,8 +70,7 @@ def share(outside: int, invoice: Invoice, left: int, line_id: str | None = None)
     a grant paid); its tax is all money."""
     money = billed(invoice)
     if line_id is not None:
-        applied = invoice.document.get("applications") or []
-        left = max(left - sum(int(a["amount_minor"]) for a in applied if str(a["line_id"]) == line_id), 0)
+        left = max(left - applied(invoice, line_id), 0)
     if outside <= 0 or left <= 0 or money <= 0:
         return 0
     share = int((Decimal(outside * left) / money).quantize(Decimal(1), rounding=ROUND_HALF_UP))
