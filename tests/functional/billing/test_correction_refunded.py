@@ -88,6 +88,17 @@ def _late_paid_then_given_back(real: World, api: Any, final: dict[str, Any], how
 WAYS = ["refund", "dispute_open", "dispute_lost"]
 
 
+def _tax_owed_is_the_surviving_usage_s(how: str) -> None:
+    """``tax_payable`` is the tax of the surviving calls (95): the tax of what a refund or a lost dispute
+    gave back of the calls taken back left it (booked off ``refunds`` or ``dispute_losses``); an open
+    dispute's part stays until it is decided."""
+    owed = -_balance("tax_payable")
+    if how == "dispute_open":
+        assert owed > 95, owed
+    else:
+        assert owed == 95, owed
+
+
 def _settled(real: World, invoice_id: str) -> int:
     """What the correction notes of ``invoice_id`` say they took back of the lines they correct."""
     from neruba.logic.billing.credit_notes import repository
@@ -130,6 +141,7 @@ def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_
     # AND the receivable is what the surviving calls owe (95) less the customer credit C's notes gave
     # (its money part was paid, 10 came back by the refund or dispute, the rest by the notes)
     assert _balance("receivable") == 95 - (money - outside)
+    _tax_owed_is_the_surviving_usage_s(how)
     _agree(real)
     # AND a rerun changes nothing more
     assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
@@ -162,6 +174,7 @@ def test_a_correction_invoice_paid_in_money_refunded_is_credited_for_what_it_sti
     assert [i for i in _correction_invoices(real) if i["id"] != doc["id"]] == []
     # AND the receivable: day 0 and day 1 owed in full (476 + 119) less the customer credit C's notes gave
     assert _balance("receivable") == 476 + 119 - (238 - outside)
+    _tax_owed_is_the_surviving_usage_s(how)
     _agree(real)
     assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
 

@@ -47,6 +47,16 @@ def _corrected(real: World, api: Any, monkeypatch: Any, path: str, first_id: str
     return list(_usage(real, 1)["grant_restorations"])
 
 
+def _day1_revenue(real: World, first_id: str) -> int:
+    """What the invoices other than day 0's bill of usage (``revenue``'s side, a credit balance)."""
+    return -sum(int(line["amount_minor"]) for i in real.invoices("acme") if i["id"] != first_id
+                for line in i["lines"] if line["kind"] == "usage")  # fmt: skip
+
+
+def _credit_notes_of(real: World, invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(invoice.get("credit_notes") or [])
+
+
 def _given(real: World, first_id: str, surviving: int) -> tuple[int, int]:
     """The tax given back for day 0's line in all (what it collected less what is still owed for it) and
     what day 0's surviving calls owe (19% of them)."""
@@ -86,13 +96,17 @@ def test_an_operator_note_of_a_grant_paid_line_is_not_given_back_again(
     given, owed = _given(real, first["id"], 100 * (4 - voided))
     assert given <= LINE_TAX, (given, restored)
     assert LINE_TAX - given >= max(owed - int(note["tax_minor"]), 0)
-    # AND the grant gets back at most what the line still bills after the note (the customer never gets
-    # more than the line's 400 back, money and credit together)
+    # AND the grant gets back all it paid of the voided calls: the note gave back money, never credit
+    # (what it took of the line beyond the line's money, 0 here, was the tax the customer owed)
     taken = sum(int(r["amount_minor"]) for r in restored)
-    assert taken <= 400 - int(note["subtotal_minor"])
-    assert taken + int(note["subtotal_minor"]) >= 100 * voided - int(note["subtotal_minor"])
-    if voided == 4:  # everything voided: all of the line and its tax back, once
-        assert (taken, given) == (400 - int(note["subtotal_minor"]), LINE_TAX), restored
+    assert taken == 100 * voided, restored
+    if voided == 4:  # everything voided: the line's tax all off tax_payable, once, and its revenue too
+        assert given == LINE_TAX, restored
+        assert _balance("revenue") == _day1_revenue(real, first["id"])
+        # the money the customer owed for the line (76) was all given back by the note, the rest (none,
+        # or 16 after a note of 60) by the correction: nothing of the grant's 400 became money
+        back = sum(int(n["amount_minor"]) for i in real.invoices("acme") for n in _credit_notes_of(real, i))
+        assert back == LINE_TAX, back
     assert_books_agree(real, "acme")
 
 

@@ -166,8 +166,13 @@ def test_a_tax_only_note_on_an_invoice_with_nothing_left_is_never_written(
     assert_books_agree(real, "acme")
 
 
-def test_a_correction_giving_back_only_tax_is_a_credit_note(real: World, api: Any, monkeypatch: Any) -> None:
-    # GIVEN billing ended, day 0's 76 owed credited by an operator (64 of the line, 12 of tax)
+def test_an_operator_note_of_all_a_grant_paid_invoice_owed_leaves_the_grant_its_whole_part(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.test_grant_paid_corrections import _balance
+
+    # GIVEN billing ended, day 0's 76 owed credited by an operator (64 of the line, 12 of tax): all the
+    # money day 0 asked, of usage a grant paid
     first, _final, grant_id = _ended(real, monkeypatch, 500)
     status, note = _credit_note(api, first["id"], "cn-op")
     assert status == 201, note
@@ -175,13 +180,16 @@ def test_a_correction_giving_back_only_tax_is_a_credit_note(real: World, api: An
     # WHEN all 4 of day 0's calls are taken back and day 0 rerun
     real.usage("acme", START + day(0, 4), 0)
     status, taken = rerun(api, first["id"], "r0")
-    # THEN the grant gets 336 back, the 64 of tax comes back on an invoice of kind credit_note
+    # THEN the grant gets its whole 400 back; nothing more is given back (the note gave back all the money
+    # the customer owed for the line): no correction invoice, no credit-note invoice
     assert status == 200, taken
-    assert _remaining_of(grant_id) == 336
-    assert taken["correction"]["type"] == "credit_note", taken
-    (doc,) = _correction_invoices(real)
-    assert doc["kind"] == "credit_note"
-    assert (doc["subtotal_minor"], doc["tax_minor"], doc["total_minor"]) == (0, -64, -64)
+    assert _remaining_of(grant_id) == 400
+    assert _correction_invoices(real) == []
+    # AND the note's 64, booked off revenue, moved off tax_payable with the grant's 400: day 0 leaves
+    # neither revenue nor tax behind (day 1's 100 and 19 remain)
+    restored = taken["correction"]["grant_restorations"]
+    assert [(r["amount_minor"], r["tax_included_minor"]) for r in restored] == [(400, 64)]
+    assert (-_balance("revenue"), -_balance("tax_payable")) == (100, 19)
     assert_books_agree(real, "acme")
 
 

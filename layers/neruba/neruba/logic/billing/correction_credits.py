@@ -37,7 +37,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
+from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, LineState, credit_lines, split_amount
 from neruba.domain.discounts import share_out
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
@@ -344,20 +344,18 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     outside = money_back.reader(ctx)
     budget = _still_carried(invoices, refs, lines, outside, held) if wanted else {}
-    bound = _still_carried(invoices, refs, lines, money_back.nothing, held) if wanted else {}  # refunds aside
     billed = _still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False) if wanted else {}
     offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
         budget[refs[line_id]] -= amount  # those positive lines are billed no more: they offset it
-        bound[refs[line_id]] -= amount
         billed[refs[line_id]] -= amount
     taxes = net_taxes(lines, wanted, refs, offset)
     # the net tax against the tax the invoices still bill (this correction's positive lines netted in it)
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, [], outside) if wanted else {})
     # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
     # transaction
-    read = (wanted, refs, (budget, bound, billed), invoices, held)
+    read = (wanted, refs, (budget, billed), invoices, held)
     restored = _restore(ctx, source or correction_id, lines, read, taxes, now)
     result.actions += restored.actions
     result.restored = restored.view()
@@ -383,7 +381,8 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
                                     tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
-            requests = money_back.given_already(invoice, requests, outside(invoice))
+            requests, tax_back = money_back.given_already(invoice, requests, outside(invoice))
+            reclass = money_back.reclassified(ctx, invoice, payments, tax_back, correction_id, now)
             states = line_states(invoice)
             taken = credit_lines(states, requests, creditable, invoice.currency) if requests else []
             if sum(t.total_minor for t in taken) <= 0 and not any(t.inclusive_minor for t in taken):
@@ -393,6 +392,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         except (ConflictError, CreditNoteRuleError):
             continue  # this invoice cannot take its share (a payment refunded, Stripe Tax pending): the next
         _given_before(result, invoice, given, gone, (wanted, budget, refs), taxes)
+        result.actions += reclass
         if taken:
             notes.append((invoice, payments, (taken, split), _credited(plan, taken)))
         else:  # a refund or a dispute gave back all of what it would credit: the invoice holds it
@@ -434,8 +434,10 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
     back with it, off ``tax_payable`` (``grant_restores``). The exclusive tax was paid in money: it goes
     the money way (``Taxes.granted``: a credit note of the corrected invoice, the window's line, or the
     correction's own invoice; docs/billing.md "The tax of usage a grant paid")."""
-    wanted, refs, (budget, bound, billed), invoices, held = read
-    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held, bound, billed)
+    wanted, refs, (budget, billed), invoices, held = read
+    # the grants' part is bounded by what corrections left of the line, an operator's notes aside: a note
+    # takes money, and what it took beyond a line's money was its tax (``_overlaps``)
+    parts = grant_restores.split(wanted, refs, budget, {i.id: i for i in invoices}, held, billed, billed)
     granted: dict[str, int] = {}
     for line_id, _grant, amount in parts:
         granted[line_id] = granted.get(line_id, 0) + amount
@@ -454,10 +456,69 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
         tax[(line_id, grant_id)] = (was[0] + sum(share.values()), was[1] + contained)
         taxes.grant(line_id, {r: v for r, v in share.items() if r not in within})
         taxes.took(line_id, amount)
+    for key, value in _reclassed(invoices, refs, held, parts).items():  # an operator's note's tax
+        was = tax.get(key, (0, 0))
+        tax[key] = (was[0] + value, was[1] + value)
     restored = grant_restores.restoration(ctx, source, lines, parts, held, now, tax)
     for line_id, amount in restored.taken.items():
         wanted[line_id] -= amount
     return restored
+
+
+def _grant_lines(invoices: list[Invoice], ref: tuple[str, str]) -> list[tuple[int, int]]:
+    """Per line carrying the corrected line ``ref``, newest invoice first: (what grants paid of it, what
+    operators' notes took of it beyond its money: ``_overlap``)."""
+    from neruba.logic.billing.credit_notes import line_states
+
+    out = []
+    for invoice in _carriers(invoices):
+        states: dict[str, LineState] | None = None
+        for line_id in _carried(invoice, ref):
+            states = states or {s.line_id: s for s in line_states(invoice)}
+            out.append((money_back.applied(invoice, line_id), _overlap(invoice, states[line_id])))
+    return out
+
+
+def _overlap(invoice: Invoice, state: LineState) -> int:
+    """What operators' notes took of one carrying line beyond what it billed in money (its amount less what
+    grants paid of it): a note only ever gives back money, so on a grant-paid line that part of it was the
+    line's tax given back, though booked off ``revenue`` (a note credits a line and its tax in
+    proportion). Counted as tax given back (``tax_still_carried``), and moved off ``tax_payable`` instead of
+    ``revenue`` when the grant gets that line's part back (``_reclassed``)."""
+    money = max(state.amount_minor - money_back.applied(invoice, state.line_id), 0)
+    return max(state.credited_minor - state.corrected_minor - money, 0)
+
+
+def _reclassed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], held: dict[str, Any],
+               parts: list[tuple[str, str, int]]) -> dict[tuple[str, str], int]:  # fmt: skip
+    """Per (negative line, grant) part, what of its restoration goes off ``tax_payable`` instead of
+    ``revenue`` (``_overlap``). The grants get back the newest carrying lines' parts first (the last
+    applied first), so a carrying line's overlap moves once what its grants still have of it is no more
+    than the overlap: ``max(0, overlap - (paid - got back))`` per line, after this restoration less before
+    (a line corrected in steps moves it once, with its last calls)."""
+
+    def moved(lines: list[tuple[int, int]], restored: int) -> int:
+        total = 0
+        for paid, overlap in lines:
+            back = min(paid, max(restored, 0))
+            restored -= back
+            total += max(overlap - (paid - back), 0)
+        return total
+
+    out: dict[tuple[str, str], int] = {}
+    for ref in dict.fromkeys(refs[p[0]] for p in parts):
+        lines = _grant_lines(invoices, ref)
+        if not any(overlap for _, overlap in lines):
+            continue
+        mine = [p for p in parts if refs[p[0]] == ref]
+        before = grant_restores.restored_of(held, *ref)
+        left = moved(lines, before + sum(p[2] for p in mine)) - moved(lines, before)
+        for line_id, grant_id, amount in mine:
+            take = min(left, amount)
+            if take > 0:
+                out[(line_id, grant_id)] = out.get((line_id, grant_id), 0) + take
+                left -= take
+    return out
 
 
 def within_billed(
@@ -484,16 +545,20 @@ def within_billed(
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
     outside = money_back.reader(ctx)
     budget = _still_carried(invoices, refs, lines, outside, held)
-    bound = _still_carried(invoices, refs, lines, money_back.nothing, held)  # refunds aside (the grants)
     billed = _still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False)
     taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
-    read = (wanted, refs, (budget, bound, billed), invoices, held)
+    read = (wanted, refs, (budget, billed), invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
-    given = _absorbed(invoices, refs, wanted, budget, taxes, outside)
+    taxed: dict[str, tuple[Invoice, int]] = {}
+    given = _absorbed(invoices, refs, wanted, budget, taxes, outside, taxed)
     for line_id, amount in given.items():
         wanted[line_id] -= amount  # a refund or dispute gave it back already: never again
         taxes.took(line_id, amount)
+    for invoice, tax in taxed.values():  # that tax out of tax_payable, in the window's transaction
+        payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
+        at = now or datetime.now(UTC)
+        restored.actions += money_back.reclassified(ctx, invoice, payments, tax, source, at)
     out: list[dict[str, Any]] = []
     cut: dict[str, str] = {}
     for line in lines:
@@ -565,14 +630,15 @@ def _rest(line: dict[str, Any], amount: int, taxes: Taxes) -> dict[str, Any]:
 
 
 def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted: dict[str, int],
-              budget: dict[tuple[str, str], int], taxes: Taxes,
-              outside: Callable[[Invoice], int]) -> dict[str, int]:  # fmt: skip
+              budget: dict[tuple[str, str], int], taxes: Taxes, outside: Callable[[Invoice], int],
+              taxed: dict[str, tuple[Invoice, int]]) -> dict[str, int]:  # fmt: skip
     """Per negative line left on a window (``within_billed``), the part of its amount a refund or dispute
     of an invoice carrying it already gave back: the carriers newest first, each planned as ``settle``
     would credit it (the money part and the exclusive tax of the grants' part), less what
     ``money_back.given_already`` leaves of it. The money part's tax follows its amount; what is lost of
-    the grants' part's tax is taken off ``taxes.granted`` here. Nothing when no carrier gave money back (no
-    extra read: ``outside`` is ``_still_carried``'s)."""
+    the grants' part's tax is taken off ``taxes.granted`` here, the tax inside what a refund or dispute
+    gave back into ``taxed`` per invoice. Nothing when no carrier gave money back (no extra read:
+    ``outside`` is ``_still_carried``'s)."""
     left = {k: min(v, max(budget[refs[k]], 0)) for k, v in wanted.items()}
     walk = copy.deepcopy(taxes)  # the walk's own account of what each carrier would take
     out: dict[str, int] = {}
@@ -583,7 +649,7 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
         planned = {(p[0], p[2]) for p in plan}
         plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
         if plan and outside(invoice) > 0:
-            _lost(invoice, plan, granted, (walk, taxes), outside(invoice), out)
+            _lost(invoice, plan, granted, (walk, taxes), outside(invoice), out, taxed)
         for _carrying, amount, line_id in plan:
             left[line_id] -= amount
             walk.took(line_id, amount)
@@ -600,9 +666,11 @@ def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted:
 
 
 def _lost(invoice: Invoice, plan: list[tuple[str, int, str]], granted: dict[tuple[str, str], dict[str, int]],
-          both: tuple[Taxes, Taxes], outside: int, out: dict[str, int]) -> None:  # fmt: skip
+          both: tuple[Taxes, Taxes], outside: int, out: dict[str, int],
+          taxed: dict[str, tuple[Invoice, int]]) -> None:  # fmt: skip
     """What a refund or dispute of ``invoice`` already gave back of its ``plan`` (``_absorbed``): the
-    amounts into ``out`` per negative line, the grants' part's tax off ``taxes.granted``."""
+    amounts into ``out`` per negative line, the grants' part's tax off ``taxes.granted``, the tax inside
+    it into ``taxed`` (``money_back.reclassified``)."""
     walk, taxes = both
     carrying = list(dict.fromkeys(p[0] for p in plan))
     money = {c: walk.of([p for p in plan if p[0] == c]) for c in carrying}
@@ -610,7 +678,10 @@ def _lost(invoice: Invoice, plan: list[tuple[str, int, str]], granted: dict[tupl
                             tax_minor=_note_tax(walk, [p for p in plan if p[0] == c], granted))
                 for c in carrying]  # fmt: skip
     try:
-        kept = {r.line_id: r for r in money_back.given_already(invoice, requests, outside)}
+        less, tax_back = money_back.given_already(invoice, requests, outside)
+        kept = {r.line_id: r for r in less}
+        if tax_back:
+            taxed[invoice.id] = (invoice, taxed.get(invoice.id, (invoice, 0))[1] + tax_back)
     except CreditNoteRuleError:
         return
     for request in requests:
@@ -696,10 +767,17 @@ def tax_still_carried(
             for line_id in _carried(invoice, ref):
                 states = states or {s.line_id: s for s in line_states(invoice)}
                 state = states[line_id]
-                for rate, left in zip(state.rates, state.tax_left(), strict=True):
-                    if not rate.inclusive:
-                        given = money_back.share(outside(invoice), invoice, left)
-                        room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left - given
+                exclusive = [
+                    (r, t) for r, t in zip(state.rates, state.tax_left(), strict=True) if not r.inclusive
+                ]
+                noted = share_out(  # what an operator's note took beyond the line's money was its tax
+                    min(_overlap(invoice, state), sum(t for _, t in exclusive)),
+                    [(r.tax_rate_id, t) for r, t in exclusive if t > 0],
+                )
+                for rate, left in exclusive:
+                    left -= noted.get(rate.tax_rate_id, 0)
+                    given = money_back.share(outside(invoice), invoice, left)
+                    room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left - given
     for line in lines:
         key = (str((line.get("references") or {}).get("invoice_id")),
                str((line.get("references") or {}).get("line_id")))  # fmt: skip

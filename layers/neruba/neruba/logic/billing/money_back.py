@@ -10,15 +10,17 @@ invoice and its payments; nothing is written here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from neruba.domain.credit_notes import LineRequest, credit_lines, less_by
 from neruba.logic.stripe.checks import paid_level
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+    from neruba.domain.payments import PaymentRecord
     from neruba.logic.billing.context import Billing
 
 
@@ -77,17 +79,53 @@ def share(outside: int, invoice: Invoice, left: int, line_id: str | None = None)
     return min(share, left)
 
 
-def given_already(invoice: Invoice, requests: list[LineRequest], outside: int) -> list[LineRequest]:
+def given_already(
+    invoice: Invoice, requests: list[LineRequest], outside: int
+) -> tuple[list[LineRequest], int]:
     """``requests`` (what a correction's note on ``invoice`` would credit) less what a refund or a dispute
-    of ``invoice`` (``outside``, ``given_back``) already gave back of it (docs/billing.md, "Money given back
-    of a carrying invoice"): that money comes first out of what the invoice keeps billing (what the note
-    leaves), and the rest of it was a part of what the note takes back. That part is neither credited here
-    nor asked of an older invoice (``settle`` counts the requests as taken). Nothing of it: ``requests``."""
+    of ``invoice`` (``outside``, ``given_back``) already gave back of it (docs/billing.md, "Refunds and
+    disputes count as taken back"): that money comes first out of what the invoice keeps billing (what the
+    note leaves), and the rest of it was a part of what the note takes back. That part is neither credited
+    here nor asked of an older invoice (``settle`` counts the requests as taken). Returns the requests and
+    the tax inside that part (``reclassified`` books it). Nothing of it: ``requests`` and 0."""
     from neruba.logic.billing.credit_notes import line_states
 
     if outside <= 0:
-        return requests
+        return requests, 0
     taken = credit_lines(line_states(invoice), requests, billed(invoice) + outside, invoice.currency)
     asked = sum(t.total_minor for t in taken)
     absorbed = min(max(outside - max(billed(invoice) - asked, 0), 0), asked)
-    return less_by(taken, absorbed) if absorbed else requests
+    if not absorbed:
+        return requests, 0
+    less = less_by(taken, absorbed)
+    tax = sum(t.amount_minor for line in taken for t in line.tax)
+    return less, tax - sum(v for r in less for _, v in (r.tax_minor or ()))
+
+
+def reclassified(
+    ctx: Billing, invoice: Invoice, payments: Sequence[PaymentRecord], tax: int, source: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The posting moving the tax of what a refund or a lost dispute gave back of usage now taken back
+    (``given_already``'s tax) out of ``tax_payable``: the refund (contra-revenue ``refunds``) or the
+    loss (``dispute_losses``) was that tax, given back to the customer, and no tax is owed on usage that
+    no longer counts. Shared between refunds and lost disputes by what each gave back (largest
+    remainder); an open dispute's part is left as it is (its money may still come back). Actions of the
+    correction's own transaction, the guard keyed by ``source`` and the invoice (written once)."""
+    from neruba.domain.discounts import share_out
+    from neruba.domain.ledger import Posting, credit, debit
+
+    refunded = sum(p.refunded_minor for p in payments)
+    lost = sum(p.lost_minor for p in payments)
+    open_ = sum(p.disputed_minor - p.lost_minor for p in payments)
+    weights = [(k, v) for k, v in (("refunds", refunded), ("dispute_losses", lost), ("open", open_)) if v > 0]
+    parts = {k: v for k, v in share_out(tax, weights).items() if k != "open" and v > 0} if tax > 0 else {}
+    if not parts:
+        return []
+    entries = [debit("tax_payable", sum(parts.values())), *(credit(k, v) for k, v in parts.items())]
+    book = Posting.build(
+        idempotency_key=f"given_back_tax:{source}:{invoice.id}", customer_id=invoice.customer_id,
+        currency=invoice.currency, entries=entries, reason="given_back_tax", source="invoice",
+        source_id=invoice.id, actor="system:billing", at=now,
+        metadata={"invoice_id": invoice.id, "correction_id": source},
+    )  # fmt: skip
+    return list(ctx.ledger.posting_items(book))
