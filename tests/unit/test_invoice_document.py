@@ -169,8 +169,8 @@ def test_every_kind_of_invoice_is_stored_as_recorded(monkeypatch: Any) -> None:
     # carries it)
     monkeypatch.setattr(
         correction_credits,
-        "_still_carried",
-        lambda invoices, refs, lines, *_: {ref: 10**6 for ref in refs.values()},
+        "still_carried",
+        lambda invoices, refs, lines, *_, **__: {ref: 10**6 for ref in refs.values()},
     )
     # WHEN a window's invoice (with a credit applied), a top-up's invoice, and a correction invoice and a
     # credit note (a new difference plus a pending adjustment) are built now

@@ -29,19 +29,25 @@ reads").
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, LineState, credit_lines, split_amount
-from neruba.domain.discounts import share_out
+from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, credit_lines, split_amount
 from neruba.errors import ConflictError
 from neruba.logic import idempotency
 from neruba.logic.billing import grant_restores, money_back
+from neruba.logic.billing.correction_carried import already_given, reclassed, still_carried, tax_still_carried
+from neruba.logic.billing.correction_plan import (
+    carriers,
+    carrying_lines,
+    credited,
+    granted_here,
+    note_tax,
+    plan_of,
+)
 from neruba.logic.billing.correction_taxes import Taxes, inclusive, negatives, net_taxes, offsets, tax_of
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
@@ -50,7 +56,7 @@ if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
     from neruba.logic.billing.context import Billing
 
-CARRYING_KINDS = ("usage", "opening", "correction", "threshold")
+
 Issue = Callable[[str], "Invoice | None"]
 
 
@@ -69,29 +75,6 @@ class Settlement:
     restored: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _carried(invoice: Invoice, ref: tuple[str, str]) -> list[str]:
-    """The ids of ``invoice``'s lines carrying the original line ``ref`` (invoice id, line id)."""
-    if invoice.id == ref[0]:
-        return [line.line_id for line in invoice.lines if line.line_id == ref[1]]
-    return [
-        line.line_id
-        for line in invoice.lines
-        if line.kind == "adjustment"
-        and (line.document.get("references") or {}).get("invoice_id") == ref[0]
-        and (line.document.get("references") or {}).get("line_id") == ref[1]
-    ]
-
-
-def _carriers(invoices: list[Invoice]) -> list[Invoice]:
-    """The invoices of ``invoices`` (as ``_read`` found them) a credit note can credit, newest first."""
-    found = [
-        invoice
-        for invoice in invoices
-        if invoice.kind in CARRYING_KINDS and invoice.status in ("finalized", "paid", "payment_failed")
-    ]
-    return sorted(found, key=lambda i: (i.document.get("created_at") or "", i.id), reverse=True)
-
-
 class DraftCarrierError(ConflictError):
     """A draft invoice carries a line a correction after the end would settle (409 ``invoice_conflict``)."""
 
@@ -103,7 +86,7 @@ def _refuse_draft_carriers(invoices: list[Invoice], refs: dict[str, tuple[str, s
     (the difference given back standalone, as money, and the draft still asking for it). Nothing is
     written; retried after the draft is finalized, the settlement credits it as any carrier."""
     for invoice in invoices:
-        if invoice.status == "draft" and any(_carried(invoice, ref) for ref in set(refs.values())):
+        if invoice.status == "draft" and any(carrying_lines(invoice, ref) for ref in set(refs.values())):
             raise DraftCarrierError(
                 f"A draft invoice {invoice.id} carries differences of this invoice; "
                 "retry once it is finalized.",
@@ -154,128 +137,12 @@ def _read(ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]], line
     return out
 
 
-def _plan(
-    invoice: Invoice, wanted: dict[str, int], refs: dict[str, tuple[str, str]]
-) -> tuple[list[tuple[str, int, str]], dict[str, int]]:
-    """Per line of ``invoice`` carrying a wanted line (line id -> amount still to take back, ``refs``:
-    the original line each corrects): (carrying line id, amount to credit, wanted line id), and per wanted
-    line what an operator's note of a carrying line already gave back of its part. ``wanted`` is the money
-    part (the grants took theirs: ``grant_restores``), so a carrying line's part is what it billed in
-    money (less what grants paid of it) less what corrections' notes took; of that part an operator's
-    note (a goodwill) comes first out of what the line keeps, so the line credits at most what it has
-    left, and the rest of its part was given back already: never asked of an older invoice
-    (docs/billing.md, "Refunds and disputes count as taken back")."""
-    from neruba.logic.billing.credit_notes import line_states
-
-    states = {s.line_id: s for s in line_states(invoice)}
-    plan: list[tuple[str, int, str]] = []
-    given: dict[str, int] = {}
-    shared: dict[str, int] = {}  # per carrying line, the parts planned so far
-    for line_id, amount in wanted.items():
-        for carrying in _carried(invoice, refs[line_id]):
-            state = states[carrying]
-            money = max(state.amount_minor - money_back.applied(invoice, carrying), 0)  # grants aside
-            share = min(amount, money - state.corrected_minor - shared.get(carrying, 0))
-            if share <= 0:
-                continue
-            kept = money - state.credited_minor - sum(p[1] for p in plan if p[0] == carrying)
-            credit = min(share, kept)
-            shared[carrying] = shared.get(carrying, 0) + share
-            if credit > 0:
-                plan.append((carrying, credit, line_id))
-            if share > max(credit, 0):
-                given[line_id] = given.get(line_id, 0) + share - max(credit, 0)
-            amount -= share
-    return plan, given
-
-
-def _granted_here(
-    invoice: Invoice,
-    plan: list[tuple[str, int, str]],
-    taxes: Taxes,
-    refs: dict[str, tuple[str, str]],
-    creditable: int,
-    gone: dict[str, dict[str, int]] | None = None,
-) -> dict[tuple[str, str], dict[str, int]]:
-    """Per (carrying line of ``invoice``, negative line id): the exclusive tax of the grants' part of the
-    line (``Taxes.granted``, what is still to give back) this invoice gives back the money way. The
-    invoices carrying a corrected line collected its tax (the corrected invoice, and the invoices whose
-    adjustment lines billed more of it: a correction invoice, a window's line); ``settle`` asks them
-    newest first, and each gives back no more than its carrying lines still have of that tax after the
-    plan's money part (``plan``), and no more than it can still credit (``creditable``, after the money
-    part's amount and exclusive tax). What no invoice gives back stays on the correction's own invoice
-    (``_rest``). A carrying line's part of that tax is what it billed less what corrections' notes took
-    (``tax_share_left``); what of it an operator's note (or the money it no longer bills) already gave
-    back is added to ``gone`` per negative line and rate, never asked of an older invoice."""
-    from neruba.logic.billing.credit_notes import line_states
-
-    if not taxes.granted:
-        return {}
-    states = {s.line_id: s for s in line_states(invoice)}
-    left: dict[str, dict[str, int]] = {}  # per carrying line, the exclusive tax it still has, less the money
-    cap: dict[str, dict[str, int]] = {}  # per carrying line, its part of the tax (``tax_share_left``)
-    for carrying in dict.fromkeys(c for line_id in taxes.granted for c in _carried(invoice, refs[line_id])):
-        state = states[carrying]
-        rates = list(zip(state.rates, state.tax_left(), state.tax_share_left(), strict=True))
-        left[carrying] = {rate.tax_rate_id: tax for rate, tax, _ in rates if not rate.inclusive}
-        cap[carrying] = {rate.tax_rate_id: part for rate, _, part in rates if not rate.inclusive}
-    room = creditable - sum(p[1] for p in plan)
-    for carrying in dict.fromkeys(p[0] for p in plan):
-        for rate, value in taxes.of([p for p in plan if p[0] == carrying]) or ():
-            if rate in left.get(carrying, {}):
-                left[carrying][rate] -= value
-                cap[carrying][rate] -= value
-            if any(r.tax_rate_id == rate and not r.inclusive for r in states[carrying].rates):
-                room -= value
-    out: dict[tuple[str, str], dict[str, int]] = {}
-    lost: dict[str, dict[str, int]] = {}
-    for line_id, held in taxes.granted.items():
-        for carrying in _carried(invoice, refs[line_id]):
-            for rate, value in held.items():
-                still = value - sum(v.get(rate, 0) for (_c, k), v in out.items() if k == line_id)
-                still -= lost.get(line_id, {}).get(rate, 0)
-                share = min(max(still, 0), max(cap[carrying].get(rate, 0), 0))
-                take = min(share, max(left[carrying].get(rate, 0), 0), max(room, 0))
-                if take > 0:
-                    part = out.setdefault((carrying, line_id), {})
-                    part[rate] = part.get(rate, 0) + take
-                    room -= take
-                left[carrying][rate] = left[carrying].get(rate, 0) - take
-                cap[carrying][rate] = cap[carrying].get(rate, 0) - share
-                if share > take:
-                    mine = lost.setdefault(line_id, {})
-                    mine[rate] = mine.get(rate, 0) + share - take
-    for line_id, part in lost.items():
-        if gone is not None:
-            into = gone.setdefault(line_id, {})
-            for rate, value in part.items():
-                into[rate] = into.get(rate, 0) + value
-    return out
-
-
-def _note_tax(
-    taxes: Taxes, parts: list[tuple[str, int, str]], granted: dict[tuple[str, str], dict[str, int]]
-) -> tuple[tuple[str, int], ...] | None:
-    """The tax one carrying line of a note gives back for ``parts``: their share of the lines' tax, and
-    the exclusive tax of the grants' part ``_granted_here`` gives back on that carrying line."""
-    tax = taxes.of(parts)
-    if tax is None:
-        return None
-    out = dict(tax)
-    carrying = {p[0] for p in parts}
-    for (c, _line_id), part in granted.items():
-        if c in carrying:
-            for rate, value in part.items():
-                out[rate] = out.get(rate, 0) + value
-    return tuple(sorted(out.items()))
-
-
 def _given_before(result: Settlement, invoice: Invoice, given: dict[str, int],
                   gone: dict[str, dict[str, int]],
                   read: tuple[dict[str, int], dict[tuple[str, str], int], dict[str, tuple[str, str]]],
                   taxes: Taxes) -> None:  # fmt: skip
-    """What an operator's note of ``invoice`` already gave back of the parts it carries (``_plan``'s
-    ``given``, ``_granted_here``'s ``gone``): taken off what the lines still want, never credited again,
+    """What an operator's note of ``invoice`` already gave back of the parts it carries (``plan_of``'s
+    ``given``, ``granted_here``'s ``gone``): taken off what the lines still want, never credited again,
     the invoice named as holding it."""
     wanted, budget, refs = read
     for line_id, amount in given.items():
@@ -285,19 +152,6 @@ def _given_before(result: Settlement, invoice: Invoice, given: dict[str, int],
         result.credited_by.setdefault(line_id, invoice.id)
     for line_id, part in gone.items():
         taxes.gave_granted(line_id, part)
-
-
-def _credited(plan: list[tuple[str, int, str]], taken: list[Any]) -> list[tuple[str, int, str]]:
-    """``plan`` at what the note credited of each carrying line (``taken``: less than planned when a
-    refund or dispute had given part of it back), shared over the lines it takes back in proportion."""
-    credited = {t.line_id: t.amount_minor for t in taken}
-    out: list[tuple[str, int, str]] = []
-    for carrying in dict.fromkeys(p[0] for p in plan):
-        mine = [p for p in plan if p[0] == carrying]
-        weights = [(str(n), p[1]) for n, p in enumerate(mine) if p[1] > 0]
-        shares = share_out(min(credited.get(carrying, 0), sum(w for _, w in weights)), weights)
-        out += [(carrying, shares.get(str(n), 0), p[2]) for n, p in enumerate(mine)]
-    return out
 
 
 def _settles(
@@ -340,11 +194,11 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     )
     if refuse_drafts:
         _refuse_draft_carriers(invoices, refs)
-    carriers = _carriers(invoices)
+    asked = carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     outside = money_back.reader(ctx)
-    budget = _still_carried(invoices, refs, lines, outside, held) if wanted else {}
-    billed = _still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False) if wanted else {}
+    budget = still_carried(invoices, refs, lines, outside, held) if wanted else {}
+    billed = still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False) if wanted else {}
     offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
@@ -359,11 +213,11 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     restored = _restore(ctx, source or correction_id, lines, read, taxes, now)
     result.actions += restored.actions
     result.restored = restored.view()
-    for invoice in carriers:
-        # never planned beyond what the customer is still billed for the line (``_still_carried``)
+    for invoice in asked:
+        # never planned beyond what the customer is still billed for the line (``still_carried``)
         bounded = {k: min(v, budget[refs[k]]) for k, v in wanted.items()}
-        plan, given = _plan(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
-        if not plan and not given and not any(_carried(invoice, refs[k]) for k in taxes.granted):
+        plan, given = plan_of(invoice, {k: v for k, v in bounded.items() if v > 0}, refs)
+        if not plan and not given and not any(carrying_lines(invoice, refs[k]) for k in taxes.granted):
             continue
         try:
             refuse_status(invoice)
@@ -372,14 +226,14 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
             refundable = sum(p.refundable_minor for p in payments)
             creditable = max(remaining_due, 0) + refundable
             gone: dict[str, dict[str, int]] = {}  # the grants' part's tax an operator's note gave back
-            granted = _granted_here(invoice, plan, taxes, refs, money_back.billed(invoice), gone)
+            granted = granted_here(invoice, plan, taxes, refs, money_back.billed(invoice), gone)
             planned = {(p[0], p[2]) for p in plan}
             plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
             if not plan:
                 _given_before(result, invoice, given, gone, (wanted, budget, refs), taxes)
                 continue
             requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
-                                    tax_minor=_note_tax(taxes, [p for p in plan if p[0] == c], granted))
+                                    tax_minor=note_tax(taxes, [p for p in plan if p[0] == c], granted))
                         for c in dict.fromkeys(p[0] for p in plan)]  # fmt: skip
             requests, tax_back = money_back.given_already(invoice, requests, outside(invoice))
             reclass = money_back.reclassified(ctx, invoice, payments, tax_back, correction_id, now)
@@ -394,7 +248,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         _given_before(result, invoice, given, gone, (wanted, budget, refs), taxes)
         result.actions += reclass
         if taken:
-            notes.append((invoice, payments, (taken, split), _credited(plan, taken)))
+            notes.append((invoice, payments, (taken, split), credited(plan, taken)))
         else:  # a refund or a dispute gave back all of what it would credit: the invoice holds it
             for _carrying, _amount, line_id in plan:
                 result.credited_by.setdefault(line_id, invoice.id)
@@ -456,7 +310,7 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
         tax[(line_id, grant_id)] = (was[0] + sum(share.values()), was[1] + contained)
         taxes.grant(line_id, {r: v for r, v in share.items() if r not in within})
         taxes.took(line_id, amount)
-    for key, value in _reclassed(invoices, refs, held, parts).items():  # an operator's note's tax
+    for key, value in reclassed(invoices, refs, held, parts).items():  # an operator's note's tax
         was = tax.get(key, (0, 0))
         tax[key] = (was[0] + value, was[1] + value)
     restored = grant_restores.restoration(ctx, source, lines, parts, held, now, tax)
@@ -465,67 +319,11 @@ def _restore(ctx: Billing, source: str, lines: list[dict[str, Any]], read: tuple
     return restored
 
 
-def _grant_lines(invoices: list[Invoice], ref: tuple[str, str]) -> list[tuple[int, int]]:
-    """Per line carrying the corrected line ``ref``, newest invoice first: (what grants paid of it, what
-    operators' notes took of it beyond its money: ``_overlap``)."""
-    from neruba.logic.billing.credit_notes import line_states
-
-    out = []
-    for invoice in _carriers(invoices):
-        states: dict[str, LineState] | None = None
-        for line_id in _carried(invoice, ref):
-            states = states or {s.line_id: s for s in line_states(invoice)}
-            out.append((money_back.applied(invoice, line_id), _overlap(invoice, states[line_id])))
-    return out
-
-
-def _overlap(invoice: Invoice, state: LineState) -> int:
-    """What operators' notes took of one carrying line beyond what it billed in money (its amount less what
-    grants paid of it): a note only ever gives back money, so on a grant-paid line that part of it was the
-    line's tax given back, though booked off ``revenue`` (a note credits a line and its tax in
-    proportion). Counted as tax given back (``tax_still_carried``), and moved off ``tax_payable`` instead of
-    ``revenue`` when the grant gets that line's part back (``_reclassed``)."""
-    money = max(state.amount_minor - money_back.applied(invoice, state.line_id), 0)
-    return max(state.credited_minor - state.corrected_minor - money, 0)
-
-
-def _reclassed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], held: dict[str, Any],
-               parts: list[tuple[str, str, int]]) -> dict[tuple[str, str], int]:  # fmt: skip
-    """Per (negative line, grant) part, what of its restoration goes off ``tax_payable`` instead of
-    ``revenue`` (``_overlap``). The grants get back the newest carrying lines' parts first (the last
-    applied first), so a carrying line's overlap moves once what its grants still have of it is no more
-    than the overlap: ``max(0, overlap - (paid - got back))`` per line, after this restoration less before
-    (a line corrected in steps moves it once, with its last calls)."""
-
-    def moved(lines: list[tuple[int, int]], restored: int) -> int:
-        total = 0
-        for paid, overlap in lines:
-            back = min(paid, max(restored, 0))
-            restored -= back
-            total += max(overlap - (paid - back), 0)
-        return total
-
-    out: dict[tuple[str, str], int] = {}
-    for ref in dict.fromkeys(refs[p[0]] for p in parts):
-        lines = _grant_lines(invoices, ref)
-        if not any(overlap for _, overlap in lines):
-            continue
-        mine = [p for p in parts if refs[p[0]] == ref]
-        before = grant_restores.restored_of(held, *ref)
-        left = moved(lines, before + sum(p[2] for p in mine)) - moved(lines, before)
-        for line_id, grant_id, amount in mine:
-            take = min(left, amount)
-            if take > 0:
-                out[(line_id, grant_id)] = out.get((line_id, grant_id), 0) + take
-                left -= take
-    return out
-
-
 def within_billed(
     ctx: Billing, customer_id: str, lines: list[dict[str, Any]], source: str = "", now: datetime | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, str], grant_restores.Restoration]:
     """``lines`` (a window's unpriced adjustment lines, or the upcoming preview's) with each negative
-    line cut to what the customer is still billed for the line it corrects (``_still_carried``: what a
+    line cut to what the customer is still billed for the line it corrects (``still_carried``: what a
     credit note, an operator's too, took counts as taken back; the window's own positive lines of it
     count as billed), in order; a line cut to nothing is left out. Returns the lines and, per line cut,
     the corrected invoice's id (what its adjustment record names as applied to: the corrected invoice
@@ -544,14 +342,14 @@ def within_billed(
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
     outside = money_back.reader(ctx)
-    budget = _still_carried(invoices, refs, lines, outside, held)
-    billed = _still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False)
+    budget = still_carried(invoices, refs, lines, outside, held)
+    billed = still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False)
     taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
     taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
     read = (wanted, refs, (budget, billed), invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     taxed: dict[str, tuple[Invoice, int]] = {}
-    given = _absorbed(invoices, refs, wanted, budget, taxes, outside, taxed)
+    given = already_given(invoices, refs, wanted, budget, taxes, outside, taxed)
     for line_id, amount in given.items():
         wanted[line_id] -= amount  # a refund or dispute gave it back already: never again
         taxes.took(line_id, amount)
@@ -629,167 +427,9 @@ def _rest(line: dict[str, Any], amount: int, taxes: Taxes) -> dict[str, Any]:
     return {**rest, "amount_minor": -amount, "tax": tax}
 
 
-def _absorbed(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wanted: dict[str, int],
-              budget: dict[tuple[str, str], int], taxes: Taxes, outside: Callable[[Invoice], int],
-              taxed: dict[str, tuple[Invoice, int]]) -> dict[str, int]:  # fmt: skip
-    """Per negative line left on a window (``within_billed``), the part of its amount a refund or dispute
-    of an invoice carrying it already gave back: the carriers newest first, each planned as ``settle``
-    would credit it (the money part and the exclusive tax of the grants' part), less what
-    ``money_back.given_already`` leaves of it. The money part's tax follows its amount; what is lost of
-    the grants' part's tax is taken off ``taxes.granted`` here, the tax inside what a refund or dispute
-    gave back into ``taxed`` per invoice. Nothing when no carrier gave money back (no extra read:
-    ``outside`` is ``_still_carried``'s)."""
-    left = {k: min(v, max(budget[refs[k]], 0)) for k, v in wanted.items()}
-    walk = copy.deepcopy(taxes)  # the walk's own account of what each carrier would take
-    out: dict[str, int] = {}
-    for invoice in _carriers(invoices):
-        plan, given = _plan(invoice, {k: v for k, v in left.items() if v > 0}, refs)
-        gone: dict[str, dict[str, int]] = {}
-        granted = _granted_here(invoice, plan, walk, refs, money_back.billed(invoice), gone)
-        planned = {(p[0], p[2]) for p in plan}
-        plan += [(c, 0, line_id) for c, line_id in granted if (c, line_id) not in planned]  # tax only
-        if plan and outside(invoice) > 0:
-            _lost(invoice, plan, granted, (walk, taxes), outside(invoice), out, taxed)
-        for _carrying, amount, line_id in plan:
-            left[line_id] -= amount
-            walk.took(line_id, amount)
-        for line_id, amount in given.items():  # an operator's note gave it back already
-            left[line_id] -= amount
-            walk.took(line_id, amount)
-            out[line_id] = out.get(line_id, 0) + amount
-        for (_c, line_id), part in granted.items():
-            walk.gave_granted(line_id, part)
-        for line_id, part in gone.items():
-            walk.gave_granted(line_id, part)
-            taxes.gave_granted(line_id, part)
-    return out
-
-
-def _lost(invoice: Invoice, plan: list[tuple[str, int, str]], granted: dict[tuple[str, str], dict[str, int]],
-          both: tuple[Taxes, Taxes], outside: int, out: dict[str, int],
-          taxed: dict[str, tuple[Invoice, int]]) -> None:  # fmt: skip
-    """What a refund or dispute of ``invoice`` already gave back of its ``plan`` (``_absorbed``): the
-    amounts into ``out`` per negative line, the grants' part's tax off ``taxes.granted``, the tax inside
-    it into ``taxed`` (``money_back.reclassified``)."""
-    walk, taxes = both
-    carrying = list(dict.fromkeys(p[0] for p in plan))
-    money = {c: walk.of([p for p in plan if p[0] == c]) for c in carrying}
-    requests = [LineRequest(c, amount_minor=sum(p[1] for p in plan if p[0] == c),
-                            tax_minor=_note_tax(walk, [p for p in plan if p[0] == c], granted))
-                for c in carrying]  # fmt: skip
-    try:
-        less, tax_back = money_back.given_already(invoice, requests, outside)
-        kept = {r.line_id: r for r in less}
-        if tax_back:
-            taxed[invoice.id] = (invoice, taxed.get(invoice.id, (invoice, 0))[1] + tax_back)
-    except CreditNoteRuleError:
-        return
-    for request in requests:
-        c, amount = request.line_id, int(request.amount_minor or 0)
-        mine = kept.get(c)
-        lost = amount - (int(mine.amount_minor or 0) if mine else 0)
-        shares = [(p[2], p[1]) for p in plan if p[0] == c and p[1] > 0]
-        for line_id, share in share_out(lost, shares).items() if lost > 0 else ():
-            out[line_id] = out.get(line_id, 0) + share
-        was, now = dict(request.tax_minor or ()), dict((mine.tax_minor or ()) if mine else ())
-        for rate, value in was.items():
-            of_money = dict(money[c] or ()).get(rate, 0)
-            money_lost = _half_up(Decimal(of_money * lost) / amount) if amount else 0
-            gone = value - now.get(rate, 0) - money_lost  # the grants' part's tax given back already
-            for (g, line_id), part in granted.items():
-                take = min(max(gone, 0), part.get(rate, 0))
-                if g == c and take > 0:
-                    taxes.gave_granted(line_id, {rate: take})
-                    gone -= take
-
-
-def _half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def _still_carried(
-    invoices: list[Invoice],
-    refs: dict[str, tuple[str, str]],
-    lines: list[dict[str, Any]],
-    outside: Callable[[Invoice], int],
-    held: dict[str, Any] | None = None,
-    goodwill: bool = True,
-) -> dict[tuple[str, str], int]:
-    """Per corrected line, what the customer is still billed for it: every invoice line carrying it
-    (the line, later adjustments of it, a correction's own negative line) less what credit notes took
-    and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
-    plus this correction's positive lines of it, less what grants got back of it (``held``,
-    ``grant_restores``). A negative line never takes back more than this. ``goodwill`` False: what
-    corrections left of it, an operator's notes aside (what was billed of it, for the money part)."""
-    from neruba.logic.billing.credit_notes import line_states
-
-    out = {ref: 0 for ref in refs.values()}
-    for invoice in invoices:  # as ``_read`` found them
-        if invoice.status == "void" or invoice.kind not in (*CARRYING_KINDS, "credit_note"):
-            continue
-        states: dict[str, Any] | None = None
-        for ref in out:
-            for line_id in _carried(invoice, ref):
-                states = states or {s.line_id: s for s in line_states(invoice)}
-                state = states[line_id]
-                left = state.amount_minor - (state.credited_minor if goodwill else state.corrected_minor)
-                out[ref] += left - money_back.share(outside(invoice), invoice, left, line_id)
-    for line in lines:
-        named = line.get("references") or {}
-        key = (str(named.get("invoice_id")), str(named.get("line_id")))
-        if key in out and int(line["amount_minor"]) > 0:
-            out[key] += int(line["amount_minor"])
-    for ref in out:
-        out[ref] -= grant_restores.restored_of(held or {}, *ref)
-    return out
-
-
-def tax_still_carried(
-    invoices: list[Invoice],
-    refs: dict[str, tuple[str, str]],
-    lines: list[dict[str, Any]],
-    outside: Callable[[Invoice], int],
-) -> dict[tuple[str, str], dict[str, int]]:
-    """Per corrected line and exclusive rate id, the tax the customer is still billed for it, as
-    ``_still_carried`` the amount: every invoice line carrying it (the line, later adjustments of it, a
-    window's line of nothing but the tax of a grant's part) less the tax credit notes took of it
-    (an operator's too) and its share of what refunds and disputes gave back of that invoice
-    (``_share``), plus ``lines``' positive lines of it. The ceiling of the exclusive tax a correction
-    gives back for the line, whichever way (``Taxes.cap``); inclusive tax is inside the amount."""
-    from neruba.logic.billing.credit_notes import line_states
-
-    out: dict[tuple[str, str], dict[str, int]] = {ref: {} for ref in refs.values()}
-    for invoice in invoices:  # as ``_read`` found them
-        if invoice.status == "void" or invoice.kind not in (*CARRYING_KINDS, "credit_note"):
-            continue
-        states: dict[str, Any] | None = None
-        for ref, room in out.items():
-            for line_id in _carried(invoice, ref):
-                states = states or {s.line_id: s for s in line_states(invoice)}
-                state = states[line_id]
-                exclusive = [
-                    (r, t) for r, t in zip(state.rates, state.tax_left(), strict=True) if not r.inclusive
-                ]
-                noted = share_out(  # what an operator's note took beyond the line's money was its tax
-                    min(_overlap(invoice, state), sum(t for _, t in exclusive)),
-                    [(r.tax_rate_id, t) for r, t in exclusive if t > 0],
-                )
-                for rate, left in exclusive:
-                    left -= noted.get(rate.tax_rate_id, 0)
-                    given = money_back.share(outside(invoice), invoice, left)
-                    room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left - given
-    for line in lines:
-        key = (str((line.get("references") or {}).get("invoice_id")),
-               str((line.get("references") or {}).get("line_id")))  # fmt: skip
-        if key in out and int(line["amount_minor"]) > 0:
-            for rate in (line.get("tax") or {}).get("rates") or []:
-                if not rate.get("inclusive"):
-                    rate_id = str(rate["tax_rate_id"])
-                    out[key][rate_id] = out[key].get(rate_id, 0) + int(rate["amount_minor"])
-    return out
-
-
 WINDOW_ACTOR = "system:billing"  # who the credit notes settling a window invoice's corrections name
+
+
 WINDOW_ROOM = 30  # actions a window's transaction keeps besides its adjustments and the credit notes
 
 

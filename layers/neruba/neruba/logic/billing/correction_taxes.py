@@ -153,7 +153,7 @@ class Taxes:
             room: dict[tuple[str, str], dict[str, int]]) -> None:  # fmt: skip
         """Never more exclusive tax given back for a corrected line than it still bills (``room``: per
         corrected line and rate id, its tax less what every credit note, refund and dispute took of it:
-        ``correction_credits.tax_still_carried``), the negative lines of one corrected line in order, by
+        ``correction_carried.tax_still_carried``), the negative lines of one corrected line in order, by
         whatever way each part goes (a note, a grant's part the money way, what stays on an invoice): the
         one cap of the tax, applied before anything is shared. The part of a line's tax it takes off is
         off its own tax too, so what an offset part keeps is unchanged. An inclusive rate is inside the

@@ -6,7 +6,7 @@ invoice X whose credit grants paid part of that line gives the money back first 
 one rule in one place (``split``), in integer minor units, per line of X:
 
 * money first: what the customer is billed for the line in money, i.e. what it still bills
-  (``correction_credits._still_carried``: every carrying invoice, less credit notes and what grants got
+  (``correction_carried.still_carried``: every carrying invoice, less credit notes and what grants got
   back already; refunds and disputes aside, they gave back money and never enlarge the grants' part) less
   what the grants paid of it and did not get back yet. That part goes the money way, as before (credit
   notes, a lower window invoice, a ``credit_note`` invoice), less what a refund or dispute already gave
@@ -134,7 +134,7 @@ def split(
     not given to the grants again (``budget`` when None). ``billed``: what each line was billed less what
     corrections took back, operators' notes and refunds aside (``bound`` when None): the money part is
     counted on it, so a goodwill (a note, a refund, a dispute) never makes the grants' part larger; it
-    comes out of the money part (``correction_credits._plan``, ``money_back``). At most ``MAX_INVOICES``
+    comes out of the money part (``correction_plan.plan_of``, ``money_back``). At most ``MAX_INVOICES``
     corrected invoices: the restoration's records and postings are actions of the one transaction
     carrying the difference, whose 100 actions also hold its adjustment lines."""
     parts: list[tuple[str, str, int]] = []
