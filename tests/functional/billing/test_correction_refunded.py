@@ -23,6 +23,7 @@ from tests.functional.billing.test_grant_paid_corrections import _balance, _rema
 from tests.functional.billing.test_grant_paid_tax_where import _correction_invoices, _notes_total
 from tests.functional.billing.test_negative_final_invoice import _credit_notes
 from tests.functional.billing.test_real_correction import api, rerun
+from tests.support.deep import covering, every
 
 __all__ = ["api"]  # the fixture, used by name
 GIVEN = 10  # what the refund (or the lost dispute) gave back of C
@@ -109,8 +110,7 @@ def _settled(real: World, invoice_id: str) -> int:
     )
 
 
-@pytest.mark.parametrize("how", [*WAYS, "note"])
-@pytest.mark.parametrize("grant", [1000, 600], ids=["grant-paid", "half-grant-paid"])
+@pytest.mark.parametrize(("grant", "how"), covering([1000, 600], [*WAYS, "note"]))
 def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_has(
     real: World, api: Any, monkeypatch: Any, how: str, grant: int
 ) -> None:
@@ -147,7 +147,7 @@ def test_a_grant_paid_correction_invoice_refunded_gives_back_only_what_it_still_
     assert rerun(api, final["id"], "again")[1]["action"] == "unchanged"
 
 
-@pytest.mark.parametrize("how", [*WAYS, "note"])
+@pytest.mark.parametrize("how", every([*WAYS, "note"], 2))
 def test_a_correction_invoice_paid_in_money_refunded_is_credited_for_what_it_still_has(
     real: World, api: Any, monkeypatch: Any, how: str
 ) -> None:

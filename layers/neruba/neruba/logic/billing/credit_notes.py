@@ -94,7 +94,8 @@ def line_states(invoice: Invoice) -> list[LineState]:
     for line in invoice.lines:
         was = credited.get(line.line_id) or {}
         rates, tax = shares.get(line.line_id) or _rates(line.document)
-        taken, fixed = was.get("tax") or {}, was.get("corrected_tax") or {}
+        taken = was.get("tax") or {}
+        amount, fixed = corrected(was)
         states.append(
             LineState(
                 line.line_id,
@@ -105,11 +106,22 @@ def line_states(invoice: Invoice) -> list[LineState]:
                 rates,
                 tax,
                 tuple(int(taken.get(r.tax_rate_id, 0)) for r in rates),
-                int(was.get("corrected_minor", 0)),
+                amount,
                 tuple(int(fixed.get(r.tax_rate_id, 0)) for r in rates),
             )
         )
     return states
+
+
+def corrected(was: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """What corrections' notes took of a line (amount, tax per rate id), from its ``line_credits`` entry.
+    An entry written before notes were told apart (no ``corrected_minor``) counts all it took as
+    corrections', as settlements then did."""
+    if "corrected_minor" in was:
+        amount, tax = was["corrected_minor"], was.get("corrected_tax") or {}
+    else:
+        amount, tax = was.get("amount_minor", 0), was.get("tax") or {}
+    return int(amount), {str(k): int(v) for k, v in tax.items()}
 
 
 def refuse_status(invoice: Invoice) -> None:
@@ -279,19 +291,18 @@ def _invoice_changes(
             "amount_minor": int(was.get("amount_minor", 0)) + t.amount_minor,
             "quantity": str(quantity),
         }
-        if corrects:
-            line_credits[t.line_id]["corrected_minor"] = int(was.get("corrected_minor", 0)) + t.amount_minor
+        amount, fixed = corrected(was)
+        line_credits[t.line_id]["corrected_minor"] = amount + (t.amount_minor if corrects else 0)
         if t.tax:
             tax = dict(was.get("tax") or {})
-            fixed = dict(was.get("corrected_tax") or {})
             for part in t.tax:
                 tax[part.rate.tax_rate_id] = int(tax.get(part.rate.tax_rate_id, 0)) + part.amount_minor
                 if corrects:
                     rate_id = part.rate.tax_rate_id
                     fixed[rate_id] = int(fixed.get(rate_id, 0)) + part.amount_minor
             line_credits[t.line_id]["tax"] = tax
-            if corrects:
-                line_credits[t.line_id]["corrected_tax"] = fixed
+        if fixed or t.tax:
+            line_credits[t.line_id]["corrected_tax"] = fixed
     pre = int(current.get("pre_payment_credited_minor") or 0) + split.pre_payment
     due = max(invoice.total_minor, 0) - pre
     paid = paid_level(invoice)
