@@ -18,8 +18,8 @@ from neruba.observability import logger, metrics
 
 MAX_RECEIVES = 5  # BillingQueue's maxReceiveCount: the last attempt before the DLQ
 # every failed message is reported (ReportBatchItemFailures), a whole batch's too: retried, then
-# dead-lettered, without an invocation error
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# dead-lettered, without an invocation error; each failure logged at WARNING with its traceback
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 
 
 def _utcnow() -> datetime:

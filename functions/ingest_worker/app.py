@@ -15,8 +15,8 @@ from neruba.observability import logger, metrics
 from neruba.settings import get_settings
 
 # every failed message is reported (ReportBatchItemFailures), a whole batch's too: retried, then
-# dead-lettered, without an invocation error
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# dead-lettered, without an invocation error; each failure logged at WARNING with its traceback
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from neruba.observability import logger, metrics
 
 # every failed message is reported (ReportBatchItemFailures), a whole batch's too: retried, then
-# dead-lettered, without an invocation error
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# dead-lettered, without an invocation error; each failure logged at WARNING with its traceback
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 
 
 def handle_record(record: SQSRecord) -> str:

@@ -188,3 +188,5 @@ def test_a_batch_of_credit_notes_not_ready_is_reported_failed_without_an_invocat
     assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
     assert fake.credit_notes == {}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    (failure,) = [r for r in caplog.records if r.getMessage().startswith("Record processing exception")]
+    assert failure.levelno == logging.WARNING and failure.exc_info, failure  # its traceback kept
