@@ -169,8 +169,6 @@ def test_a_tax_only_note_on_an_invoice_with_nothing_left_is_never_written(
 def test_an_operator_note_of_all_a_grant_paid_invoice_owed_leaves_the_grant_its_whole_part(
     real: World, api: Any, monkeypatch: Any
 ) -> None:
-    from tests.functional.billing.test_grant_paid_corrections import _balance
-
     # GIVEN billing ended, day 0's 76 owed credited by an operator (64 of the line, 12 of tax): all the
     # money day 0 asked, of usage a grant paid
     first, _final, grant_id = _ended(real, monkeypatch, 500)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.credit_notes import CreditNoteRuleError, LineRequest, LineState
@@ -226,14 +225,11 @@ def _lost(invoice: Invoice, plan: list[tuple[str, int, str]], granted: dict[tupl
         was, now = dict(request.tax_minor or ()), dict((mine.tax_minor or ()) if mine else ())
         for rate, value in was.items():
             of_money = dict(money[c] or ()).get(rate, 0)
-            money_lost = _half_up(Decimal(of_money * lost) / amount) if amount else 0
+            # the money part's tax of what was lost, half-up once (whole minor units, both not negative)
+            money_lost = (2 * of_money * lost + amount) // (2 * amount) if amount else 0
             gone = value - now.get(rate, 0) - money_lost  # the grants' part's tax given back already
             for (g, line_id), part in granted.items():
                 take = min(max(gone, 0), part.get(rate, 0))
                 if g == c and take > 0:
                     taxes.gave_granted(line_id, {rate: take})
                     gone -= take
-
-
-def _half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
