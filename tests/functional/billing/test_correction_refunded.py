@@ -86,18 +86,13 @@ def _late_paid_then_given_back(real: World, api: Any, final: dict[str, Any], how
     return doc
 
 
-WAYS = ["refund", "dispute_open", "dispute_lost"]
+WAYS = ["refund", "dispute_lost"]  # an open dispute: the correction waits (test_correction_disputed.py)
 
 
 def _tax_owed_is_the_surviving_usage_s(how: str) -> None:
     """``tax_payable`` is the tax of the surviving calls (95): the tax of what a refund or a lost dispute
-    gave back of the calls taken back left it (booked off ``refunds`` or ``dispute_losses``); an open
-    dispute's part stays until it is decided."""
-    owed = -_balance("tax_payable")
-    if how == "dispute_open":
-        assert owed > 95, owed
-    else:
-        assert owed == 95, owed
+    gave back of the calls taken back left it (booked off ``refunds`` or ``dispute_losses``)."""
+    assert -_balance("tax_payable") == 95, how
 
 
 def _settled(real: World, invoice_id: str) -> int:

@@ -48,7 +48,15 @@ from neruba.logic.billing.correction_plan import (
     note_tax,
     plan_of,
 )
-from neruba.logic.billing.correction_taxes import Taxes, inclusive, negatives, net_taxes, offsets, tax_of
+from neruba.logic.billing.correction_taxes import (
+    Taxes,
+    corrected,
+    inclusive,
+    negatives,
+    net_taxes,
+    offsets,
+    tax_of,
+)
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
 
@@ -75,8 +83,66 @@ class Settlement:
     restored: list[dict[str, Any]] = field(default_factory=list)
 
 
-class DraftCarrierError(ConflictError):
-    """A draft invoice carries a line a correction after the end would settle (409 ``invoice_conflict``)."""
+class CarrierWaitError(ConflictError):
+    """An invoice carrying a line a correction after the end would settle cannot be credited yet (409
+    ``invoice_conflict``, nothing written): retried later, it settles as any carrier."""
+
+
+class DraftCarrierError(CarrierWaitError):
+    """A draft invoice (a window in its grace period) carries a corrected line."""
+
+
+class DisputedCarrierError(CarrierWaitError):
+    """A dispute is open on an invoice carrying a corrected line."""
+
+
+def in_dispute(
+    ctx: Billing, invoices: list[Invoice], lines: list[dict[str, Any]]
+) -> dict[tuple[str, str], str]:
+    """Per corrected line that ``lines`` take back of in all (their net, positive lines of it counted, is
+    negative), the first invoice carrying it with a dispute open (docs/billing.md, "A correction waits for
+    an open dispute"): whether the disputed money stays the customer's (lost) or comes back (won) decides
+    what a credit note of that invoice may still give back, so the line is settled once it is decided.
+    Reads the payments of the paid invoices carrying such a line only."""
+    net: dict[tuple[str, str], int] = {}
+    for line in lines:
+        if (line.get("references") or {}).get("invoice_id"):
+            net[corrected(line)] = net.get(corrected(line), 0) + int(line["amount_minor"])
+    found: dict[tuple[str, str], str] = {}
+    for ref in (r for r, amount in net.items() if amount < 0):
+        for invoice in carriers(invoices):
+            if carrying_lines(invoice, ref) and money_back.disputed(ctx, invoice) > 0:
+                found[ref] = invoice.id
+                break
+    return found
+
+
+def held_for_disputes(ctx: Billing, customer_id: str, lines: list[dict[str, Any]]) -> set[str]:
+    """The ids of ``lines`` (a window's adjustment lines, or the upcoming preview's) a window leaves
+    pending because an invoice carrying what they correct has a dispute open (``in_dispute``): every
+    line of such a corrected line, positive ones too, so their net is settled once the dispute is
+    decided (the next window carries them again)."""
+    wanted, refs = negatives(lines)
+    if not wanted:
+        return set()
+    held = in_dispute(ctx, _read(ctx, customer_id, refs, lines, lambda _id: None), lines)
+    return {str(line["line_id"]) for line in lines if corrected(line) in held}
+
+
+def _refuse_disputed(ctx: Billing, invoices: list[Invoice], lines: list[dict[str, Any]]) -> None:
+    """Refuse a settlement after the end while an invoice carrying a line it takes back has a dispute
+    open (``in_dispute``); nothing is written, the corrections sweep retries it on each run."""
+    if held := in_dispute(ctx, invoices, lines):
+        (invoice_id, line_id), carrier = sorted(held.items())[0]
+        raise DisputedCarrierError(
+            f"Invoice {carrier} carries line {line_id} of invoice {invoice_id}, taken back by this "
+            "correction, and has a dispute open; the correction is settled once the dispute is won or "
+            'lost (docs/billing.md, "A correction waits for an open dispute").',
+            code="invoice_conflict",
+            details=[
+                {"invoice_id": carrier, "reason": "dispute_open", "corrects": invoice_id, "line_id": line_id}
+            ],
+        )
 
 
 def _refuse_draft_carriers(invoices: list[Invoice], refs: dict[str, tuple[str, str]]) -> None:
@@ -194,6 +260,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     )
     if refuse_drafts:
         _refuse_draft_carriers(invoices, refs)
+        _refuse_disputed(ctx, invoices, lines)
     asked = carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     outside = money_back.reader(ctx)
@@ -455,7 +522,7 @@ def settled_below_zero(ctx: Billing, customer_id: str, invoice_id: str, priced: 
     try:
         settled = settle(ctx, customer_id, invoice_id, carried, now, WINDOW_ACTOR, lambda _id: None, source,
                          refuse_drafts=True)  # fmt: skip
-    except DraftCarrierError:
+    except CarrierWaitError:
         return None
     if not settled.notes or len(settled.actions) + len(carried) + WINDOW_ROOM > LIMIT:
         return None

@@ -344,11 +344,10 @@ def late_corrections(
     issued. A difference against a line re-rated 0 as unbillable is not billed
     (``logic.billing.unbillable``): it is logged, counted and added to ``withheld``, and the invoice stays
     as billed. A correction a draft invoice carries a difference of (a window in its grace period) is
-    left for a later run (``correction_credits.DraftCarrierError``): logged and added to ``deferred``.
+    left for a later run (``correction_credits.DraftCarrierError``), and so is one taking back usage of an
+    invoice with a dispute open (``DisputedCarrierError``): logged and added to ``deferred``.
     """
-    from neruba.dal.transaction import Cancelled, Transaction, commit
     from neruba.logic.billing import unbillable
-    from neruba.logic.billing.correction_credits import DraftCarrierError
     from neruba.logic.billing.correction_sources import carried
     from neruba.logic.billing.deltas import line_deltas, rated_lines
     from neruba.timefmt import parse_ts
@@ -364,6 +363,7 @@ def late_corrections(
             continue
         by_subscription.setdefault(str(invoice.subscription_id), []).append(invoice)
     issued: list[dict[str, Any]] = []
+    tried: set[str] = set()  # the subscriptions a correction was tried for (with their pending ones)
     for subscription_id, originals in sorted(by_subscription.items()):
         subscription = ctx.subscription(subscription_id).timeline
         for original in sorted(originals, key=lambda i: i.period_start):
@@ -379,37 +379,54 @@ def late_corrections(
             if not deltas:
                 continue
             deltas, named = carried(ctx, original, rerated, deltas)  # the backfills whose events they carry
-            try:
-                correction, actions = correction_invoice(ctx, original, deltas, now)
-            except DraftCarrierError as exc:  # settled once the draft is finalized, by a later run
-                from neruba.observability import logger
-
-                logger.warning(
-                    "correction deferred", extra={"invoice_id": original.id, "reason": exc.message}
-                )
-                if deferred is not None:
-                    deferred.append({"invoice_id": original.id, "subscription_id": subscription_id})
-                continue
-            if correction is None:
-                continue
-            doc = correction["invoice"]
-            actions += named.carried_items(ctx, "correction_invoiced", doc["id"] if doc else None)
-            actions.append(_swept(original, correction, now))
-            try:
-                commit(Transaction(actions))
-            except Cancelled:
-                continue  # another caller billed these differences first (or a credited invoice moved)
-            consumed(ctx, correction, actions, now)
-            if doc is not None:
-                issue_now(ctx, str(doc["id"]), now)
-            send_credit_notes(ctx, correction)
-            issued.append({
-                "invoice_id": doc["id"] if doc else None, "subscription_id": subscription_id,
-                "corrects": original.id, "credit_notes": [n["id"] for n in correction["credit_notes"]],
-                "grant_restorations": correction.get("grant_restorations") or [],
-                "correction_id": correction.get("id"),
-            })  # fmt: skip
+            tried.add(subscription_id)
+            issued += _billed(ctx, original, deltas, named, now, deferred)
+    for subscription_id in sorted(ended - tried):  # only differences left pending (a dispute was open)
+        pending = ctx.billing.pending_adjustments(subscription_id)
+        corrected = ctx.invoices.get(pending[0].original_invoice_id) if pending else None
+        if corrected is not None and corrected.status not in ("draft", "void"):
+            issued += _billed(ctx, corrected, [], None, now, deferred)
     return issued
+
+
+def _billed(ctx: Billing, original: Invoice, deltas: list[dict[str, Any]], named: Any, now: datetime,
+            deferred: list[dict[str, Any]] | None) -> list[dict[str, Any]]:  # fmt: skip
+    """Bill ``deltas`` of ``original`` and its subscription's pending adjustments as a correction (see
+    ``late_corrections``): the correction issued (none, or one), a deferral added to ``deferred``."""
+    from neruba.dal.transaction import Cancelled, Transaction, commit
+    from neruba.logic.billing.correction_credits import CarrierWaitError
+
+    subscription_id = str(original.subscription_id)
+    try:
+        correction, actions = correction_invoice(ctx, original, deltas, now)
+    except CarrierWaitError as exc:  # settled once the draft is finalized (the dispute decided)
+        from neruba.observability import logger
+
+        logger.warning("correction deferred", extra={"invoice_id": original.id, "reason": exc.message})
+        if deferred is not None:
+            deferred.append({"invoice_id": original.id, "subscription_id": subscription_id,
+                             "reason": (exc.details or [{}])[0].get("reason", "draft_carrier")})  # fmt: skip
+        return []
+    if correction is None:
+        return []
+    doc = correction["invoice"]
+    if named is not None:
+        actions += named.carried_items(ctx, "correction_invoiced", doc["id"] if doc else None)
+    actions.append(_swept(original, correction, now))
+    try:
+        commit(Transaction(actions))
+    except Cancelled:
+        return []  # another caller billed these differences first (or a credited invoice moved)
+    consumed(ctx, correction, actions, now)
+    if doc is not None:
+        issue_now(ctx, str(doc["id"]), now)
+    send_credit_notes(ctx, correction)
+    return [{
+        "invoice_id": doc["id"] if doc else None, "subscription_id": subscription_id,
+        "corrects": original.id, "credit_notes": [n["id"] for n in correction["credit_notes"]],
+        "grant_restorations": correction.get("grant_restorations") or [],
+        "correction_id": correction.get("id"),
+    }]  # fmt: skip
 
 
 SWEEP_ACTOR = "system:sweep"  # who a correction the corrections sweep bills names

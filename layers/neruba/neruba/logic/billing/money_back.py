@@ -47,6 +47,15 @@ def reader(ctx: Billing) -> Callable[[Invoice], int]:
     return of
 
 
+def disputed(ctx: Billing, invoice: Invoice) -> int:
+    """What disputes of ``invoice``'s payments hold while open (neither won nor lost yet): money that
+    may still come back to us, or stay the customer's."""
+    if paid_level(invoice) <= 0:
+        return 0
+    payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
+    return sum(p.disputed_minor - p.lost_minor for p in payments)
+
+
 def nothing(_invoice: Invoice) -> int:
     """No money given back outside credit notes (what the grants may take: a refund or a dispute gave
     back money, never credit)."""

@@ -61,8 +61,11 @@ def upcoming_invoice(
     With both, a window whose negative adjustments take it below zero shows what billing will do with
     them (docs/billing.md, "A window invoice below zero"): ``credit_notes_to_issue``, the credit notes
     settling them against the invoices carrying what they take back (which invoice, how much, which
-    adjustments), and only what no invoice carries stays a line of the window. Nothing is written.
+    adjustments), and only what no invoice carries stays a line of the window. Differences of a line
+    an invoice in dispute carries are not shown: billing leaves them pending until the dispute is
+    decided (docs/billing.md, "A correction waits for an open dispute"). Nothing is written.
     """
+    from neruba.logic.billing.correction_credits import held_for_disputes
     from neruba.logic.pricing.rating import rate_window
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -91,6 +94,9 @@ def upcoming_invoice(
             room = MAX_PICK_UP - len(charges)  # as the invoice picks them up: charges first, then advance
             pending += charges + advance_pending(billing.advance, customer_id, str(sub.currency), room)
         early = upcoming_deductions(billing, str(sub.id), start, window["lines"]) if billing else []
+        if late is not None:  # what an invoice in dispute carries stays pending, as billing leaves it
+            waiting = held_for_disputes(late, customer_id, pending)
+            pending = [line for line in pending if str(line["line_id"]) not in waiting]
         view = _assembled(billing, sub, window, early, pending)
         settled = _settled(late, sub, view, pending, now) if late is not None and billing else None
         notes: list[dict[str, Any]] = []

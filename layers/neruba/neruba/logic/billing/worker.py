@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from neruba.dal.billing import (
@@ -358,30 +359,44 @@ def late_adjustments(
     events found by re-rating the earlier finalized usage windows (``late_lookback``). Returns (lines,
     per line the action recording it, given what it is applied to: the invoice, or a credit note
     settling it, see ``settled_below_zero``; the Puts recording each backfill's part of the look-back's
-    lines, as a rerun records it: ``logic.billing.correction_sources``).
+    lines, as a rerun records it: ``logic.billing.correction_sources``, and the Puts of the differences
+    left pending because an invoice carrying their line has a dispute open: docs/billing.md, "A
+    correction waits for an open dispute").
 
     Each line is one action of the window's transaction, so late differences stop at
     ``MAX_ADJUSTMENT_LINES`` lines (a backfill's part recorded counts as one): the oldest windows first
     (they leave the look-back first), and the differences left out are found again, and billed, by the
     next windows (a difference is always computed against what was billed and adjusted so far)."""
+    from neruba.logic.billing.correction_credits import held_for_disputes
+
     recorded = ctx.billing.adjustments(window.subscription_id)
     lines: list[dict[str, Any]] = []
     actions: list[Applied] = []
     sub_id = window.subscription_id
-    for adjustment in recorded:
-        if adjustment.status == "pending":
+    customer_id = str(timeline(subscription).customer_id)
+    pending = [a for a in recorded if a.status == "pending"]
+    waiting = held_for_disputes(ctx, customer_id, [a.line for a in pending])  # stay pending
+    for adjustment in pending:
+        if str(adjustment.line["line_id"]) not in waiting:
             lines.append(adjustment.line)
             key = adjustment.key
             actions.append(lambda to, key=key: ctx.billing.adjustment_apply_item(sub_id, key, to))  # type: ignore[misc]
     sources: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
     room = MAX_ADJUSTMENT_LINES - len(lines)
-    for delta in lookback_deltas(ctx, subscription, window, recorded, room, sources=sources):
+    hold = partial(held_for_disputes, ctx, customer_id)
+    found = lookback_deltas(ctx, subscription, window, recorded, room, sources=sources, hold=(hold, held))
+    for delta in found:
         lines.append(delta)
         actions.append(
             lambda to, delta=delta: ctx.billing.adjustment_put_item(  # type: ignore[misc]
                 sub_id, adjustment_record(delta, "applied", to, now)
             )
         )
+    # left pending: the next windows carry them (each holds them again while the dispute is open)
+    sources += [
+        ctx.billing.adjustment_put_item(sub_id, adjustment_record(d, "pending", None, now)) for d in held
+    ]
     return lines, actions, sources
 
 
@@ -394,6 +409,7 @@ def lookback_deltas(
     *,
     report: bool = True,
     sources: list[dict[str, Any]] | None = None,
+    hold: tuple[Callable[[list[dict[str, Any]]], set[str]], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """The differences (at most ``room`` lines, oldest windows first) that re-rating the finalized usage
     windows ``late_lookback`` names finds for the invoice of ``window``: what that invoice will carry for
@@ -402,7 +418,9 @@ def lookback_deltas(
 
     With ``sources`` (the window's own billing), each line names the backfills whose events it carries,
     as a rerun's line does, and ``sources`` gets the Puts recording their parts
-    (``correction_sources.carried``; each counts in ``room``)."""
+    (``correction_sources.carried``; each counts in ``room``). With ``hold`` (a test and a list), the
+    differences the test names (``correction_credits.held_for_disputes``: an invoice carrying what they
+    correct has a dispute open) are left out, into that list, before their backfills' parts are named."""
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
     earlier_windows = [
@@ -428,6 +446,10 @@ def lookback_deltas(
             unbillable.report(
                 withheld, "look-back", billed_on=window.invoice_id, subscription_id=window.subscription_id
             )
+        if hold is not None and (waiting := hold[0](deltas)):  # an invoice carrying them is in dispute
+            hold[1].extend(d for d in deltas if str(d["line_id"]) in waiting)
+            deltas = [d for d in deltas if str(d["line_id"]) not in waiting]
+            room -= len(waiting)  # each is recorded pending by the same transaction
         if sources is not None and deltas:
             from neruba.logic.billing.correction_sources import carried
 

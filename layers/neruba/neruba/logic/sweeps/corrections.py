@@ -5,13 +5,16 @@ of its ended subscriptions whose period ended within the ingest's late-event lim
 difference on a correction invoice (or credit note), issued at once and sent to Stripe. Each one is a
 repair of the report (``correction_invoiced``). A difference against a line re-rated 0 as unbillable is
 found but not billed (``details.withheld``, ``logic.billing.unbillable``). A difference a draft invoice
-(a window in its grace period) carries is left for a run after it is finalized (``details.deferred``).
+(a window in its grace period) carries is left for a run after it is finalized, and one taking back usage
+of an invoice with a dispute open for a run after it is decided (``details.deferred``, with ``reason``);
+differences a final window left pending for a dispute are billed once it is decided.
 A second sweep finds nothing (the adjustments are recorded with the invoice, in one transaction).
 
 Cost: per customer one query of its subscriptions and one state read each; for the subscriptions whose
 billing ended after the late-event horizon, one paged query of the customer's invoices from the horizon
 less the interval's longest period on (by-list; none without such a subscription), and one rating and
-one query of its own adjustments per invoice still correctable.
+one query of its own adjustments per invoice still correctable; per such subscription without a
+difference, one query of its pending adjustments.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def corrections_check(ctx: SweepContext) -> CheckResult:
     result = CheckResult("corrections", checked={"customers": 0})
     failed: list[dict[str, Any]] = []
     withheld: list[dict[str, Any]] = []  # differences against an unbillable re-rating: reported, not billed
-    deferred: list[dict[str, Any]] = []  # a draft carries their differences: left for the next run
+    deferred: list[dict[str, Any]] = []  # a draft or a dispute holds them: left for the next run
     for customer_id in customer_ids(ctx.settings.catalog_table):
         result.checked["customers"] += 1
         try:
