@@ -458,6 +458,7 @@ class LedgerRepository:
         consumption's remainder floor lowered by what the restoration adds (the window may apply the
         credit it gives back: ``logic.billing.context.credits_for``), so the remainder as read covers
         the difference and the result stays within the grant's amount."""
+        actions = self._fold_restorations(actions)
         restores: dict[str, dict[str, Any]] = {}
         consumed: set[str] = set()
         for action in actions:
@@ -498,6 +499,37 @@ class LedgerRepository:
                 }})  # fmt: skip
                 continue
             out.append(action)
+        return out
+
+    def _fold_restorations(self, actions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``actions`` with two restorations of one grant (a draft's revision giving back what its
+        settlement and its own lines took of it) folded into the first: the remainder raised by their
+        sum, within the grant's amount."""
+        first: dict[str, int] = {}
+        out: list[dict[str, Any]] = []
+        for action in actions:
+            update = action.get("Update") or {}
+            key = str(from_item(update.get("Key") or {}).get("pk", "")) if update else ""
+            restoring = update.get("TableName") == self.table_name and key.startswith("GRANT#")
+            if (
+                not restoring
+                or ":r" not in update["ExpressionAttributeValues"]
+                or ":a" in update["ExpressionAttributeValues"]
+            ):
+                out.append(action)
+                continue
+            if key not in first:
+                first[key] = len(out)
+                out.append(action)
+                continue
+            kept = out[first[key]]["Update"]
+            was = from_item(kept["ExpressionAttributeValues"])
+            more = int(from_item(update["ExpressionAttributeValues"])[":r"])
+            values = {
+                **kept["ExpressionAttributeValues"],
+                **to_item({":r": int(was[":r"]) + more, ":room": int(was[":room"]) - more}),
+            }
+            out[first[key]] = {"Update": {**kept, "ExpressionAttributeValues": values}}
         return out
 
     def restored(self, invoice_id: str) -> dict[str, RestoredGrant]:

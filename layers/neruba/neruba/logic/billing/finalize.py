@@ -75,6 +75,9 @@ def recompute_draft(
     voided invoice's, or were rated when it was made; late usage of its window is the look-back's). A
     revision that would bring a line to 0 because it is unbillable raises ``unbillable.WithheldError``
     (``logic.billing.unbillable``): the draft is not revised."""
+    from neruba.logic.billing.grant_restores import usable_again
+    from neruba.logic.billing.revision_credit import revised_credit
+
     if invoice.kind in UNRATED_KINDS or invoice.document.get("regenerated_from"):
         return None, []
     subscription = ctx.subscription(str(invoice.subscription_id)).timeline
@@ -98,11 +101,16 @@ def recompute_draft(
             ctx.billing.discounts, invoice.document, [*rerated.values(), *others, *settled.lines], invoice.id
         )
         uses += [*settled.actions, *moves]
-    totals = invoice_totals(lines, invoice.credits_applied_minor)
-    subtotal = totals["subtotal_minor"]
     rev = invoice.rev
+    # the credit usable now pays what the revision adds; what it takes away goes back to the grants
+    back = usable_again(settled.restored) if settled is not None else None
+    credit = revised_credit(ctx, invoice, lines, rev + 1, now, back)
+    totals = invoice_totals(lines, credit.applied_minor if credit else invoice.credits_applied_minor)
+    subtotal = totals["subtotal_minor"]
     kept = {k: v for k, v in invoice.document.items() if k not in EXTRA_TOTALS}  # stored when not all 0
     doc = {**kept, "lines": lines, **totals, "revised_at": iso(now)}
+    if credit is not None:
+        doc["applications"] = credit.applications
     if settled is not None and settled.restored:  # which grants the revision gave back to
         doc["grant_restorations"] = [*(kept.get("grant_restorations") or []), *settled.restored]
     before = {"subtotal_minor": invoice.subtotal_minor, "total_minor": invoice.total_minor}
@@ -118,8 +126,9 @@ def recompute_draft(
             invoice.customer_id, invoice.id, invoice.currency, delta, [], now, rev + 1, **tax
         )
         actions += ctx.invoice_posting_items(request)
-    if settled is not None:  # the credit notes post to the same balances: one move each
-        actions = ctx.ledger.combine_balance_moves(actions)
+    actions += credit.actions if credit else []
+    if settled is not None or credit is not None:  # the postings move the same balances: one move each
+        actions = ctx.ledger.combine_grant_moves(ctx.ledger.combine_balance_moves(actions))
     from neruba.dal.invoices import invoice_record
 
     return invoice_record({**doc, "rev": rev + 1}), actions

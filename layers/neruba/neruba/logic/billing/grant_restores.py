@@ -202,7 +202,7 @@ def restoration(
         if grant is None:  # never: a grant an invoice consumed is kept
             raise RuntimeError(f"grant {grant_id} of an invoice is missing")
         amount = sum(t[3] for t in taken)
-        closed = _closed(grant, now)
+        closed = closed_as(grant, now)
         contained = sum(tax.get((line_id, grant_id), (0, 0))[1] for line_id in {t[2] for t in taken})
         book = _posting(grant, source, (amount, contained), taken, closed, now)
         out.actions += ctx.ledger.posting_items(book)
@@ -236,7 +236,7 @@ def usable_again(restored: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def _closed(grant: CreditGrant, now: datetime) -> str | None:
+def closed_as(grant: CreditGrant, now: datetime) -> str | None:
     """How a grant that can no longer be used is closed at once when given back: ``expired`` (closed by
     expiry, or past its ``expires_at``), ``voided``; None for a usable grant."""
     if grant.status != "active":
