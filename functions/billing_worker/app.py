@@ -48,9 +48,10 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     if record.body.startswith(
         '{"backfill":'
     ):  # the rest of a backfill's commit or revert (logic/billing/backfill_commit.py, backfill_revert.py)
-        from neruba.logic.billing.backfill_budget import DeadlineReachedError
+        from neruba.logic.billing.backfill_budget import CommitIncompleteError, DeadlineReachedError
         from neruba.logic.billing.backfill_commit import enqueue
         from neruba.logic.billing.backfill_revert import resume
+        from neruba.logic.billing.correction_credits import CarrierWaitError
 
         ctx = bootstrap.billing()
         try:
@@ -59,6 +60,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             if not enqueue(ctx, exc.backfill_id):  # a new message; unsent, SQS delivers this one again
                 raise
             logger.info("backfill continues in the next invocation", extra={"backfill_id": exc.backfill_id})
+            return
+        except CommitIncompleteError as exc:
+            if not isinstance(exc.__cause__, CarrierWaitError):
+                raise  # SQS delivers it again
+            # an invoice it corrects waits (a draft, an open dispute): days, maybe weeks; no retry storm
+            # and no dead letter: the billing sweep sends it again every LAG (logic.sweeps.backfills)
+            logger.warning("backfill waits", extra={"body": record.body, "reason": exc.__cause__.message})
             return
         logger.info("backfill resumed", extra={"status": status})
         return

@@ -13,14 +13,18 @@ import os
 from typing import Any
 
 
-def add_arguments(parser: Any, key_help: str = "an admin key") -> None:
-    """``--base-url``, ``--stack`` and ``--api-key`` on one command."""
+def add_arguments(parser: Any, key_help: str = "an admin key", *, again: bool = False) -> None:
+    """``--base-url``, ``--stack`` and ``--api-key`` on one command. ``again``: a subcommand of a group
+    that takes them already, so they are accepted after it too (``neruba invoices rerun in_...
+    --base-url URL``) without its absence resetting what was given before it."""
+    kept = {"default": argparse.SUPPRESS} if again else {}
     parser.add_argument(
         "--base-url",
         help="the API's base URL, stage included (default: --stack's ApiUrl, else NERUBA_BASE_URL)",
+        **kept,
     )
-    parser.add_argument("--stack", help="the CloudFormation stack whose ApiUrl output to call")
-    parser.add_argument("--api-key", help=f"{key_help} (default: NERUBA_API_KEY)")
+    parser.add_argument("--stack", help="the CloudFormation stack whose ApiUrl output to call", **kept)
+    parser.add_argument("--api-key", help=f"{key_help} (default: NERUBA_API_KEY)", **kept)
 
 
 def base_url(args: argparse.Namespace) -> str:

@@ -181,6 +181,7 @@ def _get(path: str, *names: str, query: tuple[str, ...] = ()) -> Build:
 
 def _command(parser: argparse.ArgumentParser, build: Build) -> argparse.ArgumentParser:
     parser.set_defaults(func=_run, build=build)
+    api_target.add_arguments(parser, "an admin-scope key", again=True)  # before or after the subcommand
     return parser
 
 

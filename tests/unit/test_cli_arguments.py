@@ -55,3 +55,26 @@ def test_a_key_is_named_by_its_id_its_listed_prefix_or_itself(text: str) -> None
 def test_anything_else_is_not_a_key(text: str) -> None:
     with pytest.raises(MalformedKeyError):
         key_id_of(text)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["invoices", "--base-url", "http://api", "--api-key", "k", "rerun", "in_1", "--reason", "checked"],
+        ["invoices", "rerun", "in_1", "--reason", "checked", "--base-url", "http://api", "--api-key", "k"],
+        ["credit-notes", "list", "in_1", "--base-url", "http://api", "--api-key", "k"],
+    ],
+    ids=["before-the-subcommand", "after-it", "another-group"],
+)
+def test_the_api_target_is_taken_before_or_after_a_corrections_subcommand(argv: list[str]) -> None:
+    from neruba_tools.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.base_url, args.api_key, args.stack) == ("http://api", "k", None)
+
+
+def test_a_corrections_subcommand_without_the_target_leaves_it_to_the_environment() -> None:
+    from neruba_tools.cli import build_parser
+
+    args = build_parser().parse_args(["invoices", "rerun", "in_1", "--reason", "checked"])
+    assert (args.base_url, args.api_key) == (None, None)

@@ -196,3 +196,118 @@ def test_a_difference_left_pending_by_the_final_window_is_settled_by_the_sweep_o
     assert -_balance("tax_payable") == 76 + 19 + 57
     _agree(real)
     assert late_corrections(real.ctx, "acme", START + day(3, 3)) == []  # once
+
+
+@pytest.mark.parametrize("lost", [100, 200, 237, 238])
+def test_the_tax_a_lost_dispute_gave_back_of_usage_taken_back_leaves_tax_payable_whole(
+    real: World, api: Any, monkeypatch: Any, lost: int
+) -> None:
+    # GIVEN billing ended, a correction invoice C of 2 late calls (200 + 38) paid, ``lost`` of it charged
+    # back (the dispute lost)
+    final, _ = _ended(real, monkeypatch, 0)
+    doc = _paid_correction(real, api, final)
+    _decide(_dispute(doc["id"], lost), "lost")
+
+    # WHEN the 2 calls are taken back
+    real.usage("acme", START + day(1, 2), 1)
+    status, back = rerun(api, final["id"], "out")
+    assert status == 200, back
+
+    # THEN C is credited what the dispute left of it, and the tax owed is the surviving calls' (95): the
+    # tax inside what the dispute gave back left tax_payable, all of it
+    assert sum(_notes_total(real, doc["id"])) == 238 - lost
+    assert _notes_total(real, final["id"]) == (0, 0)
+    assert -_balance("tax_payable") == 95
+    _agree(real)
+
+
+def test_a_grant_paid_correction_charged_back_whole_gives_the_grant_its_part_and_moves_all_the_tax(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.test_grant_paid_corrections import _remaining_of
+
+    # GIVEN a grant paying C's 200, the 38 of tax paid in money and charged back (lost)
+    final, grant_id = _ended(real, monkeypatch, 1000)
+    doc = _paid_correction(real, api, final)
+    assert doc["total_minor"] == 38
+    _decide(_dispute(doc["id"], 38), "lost")
+
+    # WHEN the 2 calls are taken back
+    real.usage("acme", START + day(1, 2), 1)
+    assert rerun(api, final["id"], "out")[0] == 200
+
+    # THEN the grant has its 200 back, no note (the dispute gave the 38 back), tax owed 95
+    assert _remaining_of(str(grant_id)) == 500
+    assert _notes_total(real, doc["id"]) == (0, 0)
+    assert -_balance("tax_payable") == 95
+    _agree(real)
+
+
+@pytest.mark.parametrize("how", ["dispute_lost", "refund"])
+def test_usage_of_an_invoice_given_back_whole_then_taken_back_moves_its_tax_off_tax_payable(
+    real: World, api: Any, monkeypatch: Any, how: str
+) -> None:
+    from tests.functional.billing.credit_note_support import pay, refund
+
+    # GIVEN billing ended, day 1's invoice (1 call: 100 + 19) paid, then all of it given back
+    final, _ = _ended(real, monkeypatch, 0)
+    pay(real, final["id"], 119, payment_id="ch_d1")
+    if how == "refund":
+        refund(final["id"], 119)
+    else:
+        _decide(_dispute(final["id"], 119), "lost")
+
+    # WHEN its call is taken back
+    real.usage("acme", START + day(1, 2), 0)
+    status, back = rerun(api, final["id"], "out")
+    assert status == 200, back
+
+    # THEN nothing more is given back (no note), and tax_payable holds day 0's tax only
+    assert _notes_total(real, final["id"]) == (0, 0)
+    assert -_balance("tax_payable") == 76
+    _agree(real)
+
+
+def test_a_backfill_revert_waits_for_a_dispute_without_failing_its_message(
+    real: World, monkeypatch: Any
+) -> None:
+    import boto3
+
+    from neruba.logic.billing.backfill_commit import enqueue
+    from tests.functional.billing.backfill_support import act, calls, events, open_backfill, scope
+    from tests.functional.billing.credit_note_support import pay
+    from tests.functional.billing.helpers import work
+    from tests.functional.billing.test_correction_draft_carrier import read_backfill
+    from tests.support.aws import queue_url, receive_all
+
+    # GIVEN billing ended; a backfill of 2 calls on day 1 committed (a correction invoice C of 200 + 38),
+    # C paid, 10 of it disputed
+    _ended(real, monkeypatch, 0)
+    status, backfill = open_backfill(scope())
+    assert status == 201, backfill
+    assert events(backfill["id"], calls("bf", START + day(1, 3), 2))[0] == 200
+    assert act(backfill["id"], "commit")[1]["status"] == "committed"
+    (doc,) = _correction_invoices(real)
+    pay(real, doc["id"], 238, payment_id="ch_c")
+    dispute_id = _dispute(doc["id"], 10)
+
+    # WHEN the backfill is reverted while the dispute is open, and the worker takes its message
+    status, reverting = act(backfill["id"], "revert", body={"reason": "collector replayed twice"})
+    assert (status, reverting["status"]) == (200, "reverting"), reverting
+    work(real, START + day(2, 1), monkeypatch)  # drains: the message is not failed again and again
+
+    # THEN the revert waits, nothing credited; its message was not failed until the dead-letter queue
+    assert read_backfill(backfill["id"])["status"] == "reverting"
+    assert _credit_notes(real, doc["id"]) == []
+    assert receive_all(boto3.client("sqs"), queue_url("BillingDLQ")) == []
+
+    # WHEN the dispute is won and the message is sent again (as the billing sweep does after its lag)
+    _decide(dispute_id, "won")
+    assert enqueue(real.ctx, backfill["id"])
+    work(real, START + day(2, 2), monkeypatch)
+
+    # THEN the revert finishes: C credited all it billed, once
+    assert read_backfill(backfill["id"])["status"] == "reverted"
+    assert sum(_notes_total(real, doc["id"])) == 238
+    assert -_balance("tax_payable") == 95
+    _agree(real)

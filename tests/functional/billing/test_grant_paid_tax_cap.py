@@ -143,8 +143,14 @@ def test_a_refund_or_dispute_of_the_tax_paid_is_not_given_back_again(
     # WHEN the correction is carried
     restored = _corrected(real, api, monkeypatch, path, first["id"])
 
-    # THEN the grant gets its 400 back (the money given back was the tax), and no tax is given back again
+    # THEN the grant gets its 400 back (the money given back was the tax), and no tax is given back again:
+    # no credit note, no tax on the carrying window's lines of the correction
     assert sum(int(r["amount_minor"]) for r in restored) == 400
+    assert [n for i in real.invoices("acme") for n in _credit_notes_of(real, i)] == []
+    adjustments = [li for i in real.invoices("acme") for li in i["lines"] if li["kind"] == "adjustment"]
+    assert sum(int((li.get("tax") or {}).get("exclusive_minor") or 0) for li in adjustments) == 0
+    # AND the tax the refund (or chargeback) gave back was the tax of usage that no longer counts: it left
+    # tax_payable (booked off ``refunds`` or ``dispute_losses``), once
     given, _owed = _given(real, first["id"], 0)
-    assert given == 0, restored
+    assert given == LINE_TAX, restored
     _agree(real)  # payments and refunds counted

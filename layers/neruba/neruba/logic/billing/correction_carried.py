@@ -36,13 +36,11 @@ def still_carried(
     invoices: list[Invoice],
     refs: dict[str, tuple[str, str]],
     lines: list[dict[str, Any]],
-    outside: Callable[[Invoice], int],
     held: dict[str, Any] | None = None,
     goodwill: bool = True,
 ) -> dict[tuple[str, str], int]:
     """Per corrected line, what the customer is still billed for it: every invoice line carrying it
-    (the line, later adjustments of it, a correction's own negative line) less what credit notes took
-    and less its share of what refunds and disputes gave back of that invoice (``outside``, ``_share``),
+    (the line, later adjustments of it, a correction's own negative line) less what credit notes took,
     plus this correction's positive lines of it, less what grants got back of it (``held``,
     ``grant_restores``). A negative line never takes back more than this. ``goodwill`` False: what
     corrections left of it, an operator's notes aside (what was billed of it, for the money part)."""
@@ -58,7 +56,7 @@ def still_carried(
                 states = states or {s.line_id: s for s in line_states(invoice)}
                 state = states[line_id]
                 left = state.amount_minor - (state.credited_minor if goodwill else state.corrected_minor)
-                out[ref] += left - money_back.share(outside(invoice), invoice, left, line_id)
+                out[ref] += left
     for line in lines:
         named = line.get("references") or {}
         key = (str(named.get("invoice_id")), str(named.get("line_id")))
@@ -73,13 +71,11 @@ def tax_still_carried(
     invoices: list[Invoice],
     refs: dict[str, tuple[str, str]],
     lines: list[dict[str, Any]],
-    outside: Callable[[Invoice], int],
 ) -> dict[tuple[str, str], dict[str, int]]:
     """Per corrected line and exclusive rate id, the tax the customer is still billed for it, as
     ``still_carried`` the amount: every invoice line carrying it (the line, later adjustments of it, a
     window's line of nothing but the tax of a grant's part) less the tax credit notes took of it
-    (an operator's too) and its share of what refunds and disputes gave back of that invoice
-    (``_share``), plus ``lines``' positive lines of it. The ceiling of the exclusive tax a correction
+    (an operator's too), plus ``lines``' positive lines of it. The ceiling of the exclusive tax a correction
     gives back for the line, whichever way (``Taxes.cap``); inclusive tax is inside the amount."""
     from neruba.logic.billing.credit_notes import line_states
 
@@ -101,8 +97,7 @@ def tax_still_carried(
                 )
                 for rate, left in exclusive:
                     left -= noted.get(rate.tax_rate_id, 0)
-                    given = money_back.share(outside(invoice), invoice, left)
-                    room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left - given
+                    room[rate.tax_rate_id] = room.get(rate.tax_rate_id, 0) + left
     for line in lines:
         key = (str((line.get("references") or {}).get("invoice_id")),
                str((line.get("references") or {}).get("line_id")))  # fmt: skip
@@ -168,8 +163,8 @@ def already_given(invoices: list[Invoice], refs: dict[str, tuple[str, str]], wan
     would credit it (the money part and the exclusive tax of the grants' part), less what
     ``money_back.given_already`` leaves of it. The money part's tax follows its amount; what is lost of
     the grants' part's tax is taken off ``taxes.granted`` here, the tax inside what a refund or dispute
-    gave back into ``taxed`` per invoice. Nothing when no carrier gave money back (no extra read:
-    ``outside`` is ``still_carried``'s)."""
+    gave back into ``taxed`` per invoice (``outside``: ``money_back.reader``, one read per invoice).
+    Nothing when no carrier gave money back."""
     left = {k: min(v, max(budget[refs[k]], 0)) for k, v in wanted.items()}
     walk = copy.deepcopy(taxes)  # the walk's own account of what each carrier would take
     out: dict[str, int] = {}

@@ -264,8 +264,10 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     asked = carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     outside = money_back.reader(ctx)
-    budget = still_carried(invoices, refs, lines, outside, held) if wanted else {}
-    billed = still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False) if wanted else {}
+    # what a refund or a dispute gave back counts on the invoice it names only, where the note is decided
+    # (money_back.given_already): never in the line's budget too, or its part would count twice
+    budget = still_carried(invoices, refs, lines, held) if wanted else {}
+    billed = still_carried(invoices, refs, lines, held, goodwill=False) if wanted else {}
     offset = offsets(lines, wanted, refs)  # what the same line's positive lines offset: stays a line
     for line_id, amount in offset.items():
         wanted[line_id] -= amount
@@ -273,7 +275,7 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
         billed[refs[line_id]] -= amount
     taxes = net_taxes(lines, wanted, refs, offset)
     # the net tax against the tax the invoices still bill (this correction's positive lines netted in it)
-    taxes.cap(lines, refs, tax_still_carried(invoices, refs, [], outside) if wanted else {})
+    taxes.cap(lines, refs, tax_still_carried(invoices, refs, []) if wanted else {})
     # what the grants that paid a line take back of its net (money first: grant_restores.split), in this
     # transaction
     read = (wanted, refs, (budget, billed), invoices, held)
@@ -409,10 +411,12 @@ def within_billed(
     invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
     outside = money_back.reader(ctx)
-    budget = still_carried(invoices, refs, lines, outside, held)
-    billed = still_carried(invoices, refs, lines, money_back.nothing, held, goodwill=False)
+    # a refund's or dispute's part counts on the invoice it names only (already_given), never in the
+    # line's budget too
+    budget = still_carried(invoices, refs, lines, held)
+    billed = still_carried(invoices, refs, lines, held, goodwill=False)
     taxes = Taxes({k: tax_of(line) for line in lines if (k := str(line["line_id"])) in wanted}, dict(wanted))
-    taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines, outside))
+    taxes.cap(lines, refs, tax_still_carried(invoices, refs, lines))
     read = (wanted, refs, (budget, billed), invoices, held)
     restored = _restore(ctx, source, lines, read, taxes, now or datetime.now(UTC))
     taxed: dict[str, tuple[Invoice, int]] = {}

@@ -2,9 +2,10 @@
 and disputes count as taken back").
 
 A refund or a dispute names an invoice (a payment of it), never a line. A correction taking back usage
-counts it on the invoice it names, never on another one: ``share`` is the part of it a line bears (for
-the cap of what a line still bills), ``given_already`` what of a correction's note on that invoice it
-had given back already (it comes first out of what the invoice keeps billing). Plain reads of the
+counts it on the invoice it names, never on another one, and only there: ``given_already`` is what of a
+correction's note on that invoice it had given back already (it comes first out of what the invoice
+keeps billing), and ``reclassified`` moves the tax inside that part off ``tax_payable``. A dispute still
+open is never counted: the correction waits for it (``disputed``). Plain reads of the
 invoice and its payments; nothing is written here.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.credit_notes import LineRequest, credit_lines, less_by
@@ -56,12 +56,6 @@ def disputed(ctx: Billing, invoice: Invoice) -> int:
     return sum(p.disputed_minor - p.lost_minor for p in payments)
 
 
-def nothing(_invoice: Invoice) -> int:
-    """No money given back outside credit notes (what the grants may take: a refund or a dispute gave
-    back money, never credit)."""
-    return 0
-
-
 def billed(invoice: Invoice) -> int:
     """What ``invoice`` still bills in money: its total (after credits applied) less its credit notes."""
     return invoice.total_minor - int(invoice.document.get("credited_minor") or 0)
@@ -71,21 +65,6 @@ def applied(invoice: Invoice, line_id: str) -> int:
     """What credit grants paid of the line ``line_id`` of ``invoice`` (its applications)."""
     found = invoice.document.get("applications") or []
     return sum(int(a["amount_minor"]) for a in found if str(a["line_id"]) == line_id)
-
-
-def share(outside: int, invoice: Invoice, left: int, line_id: str | None = None) -> int:
-    """The part of ``outside`` (money given back of the invoice outside credit notes) a line with
-    ``left`` still billed bears: ``outside`` x what it still bills in money / what the invoice still bills
-    in money (``billed``), rounded half-up once, never more than ``left``. A line's amount (``line_id``)
-    bills in money what credit grants did not pay of it (refunds and disputes give back money, never what
-    a grant paid); its tax is all money."""
-    money = billed(invoice)
-    if line_id is not None:
-        left = max(left - applied(invoice, line_id), 0)
-    if outside <= 0 or left <= 0 or money <= 0:
-        return 0
-    share = int((Decimal(outside * left) / money).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    return min(share, left)
 
 
 def given_already(
