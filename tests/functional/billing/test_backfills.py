@@ -231,7 +231,11 @@ def test_commit_counts_once_and_corrects_on_the_next_invoice(world: World, monke
         ("adjustment_pending", 20),
     ]
     assert (again_status, again["status"], again["committed"]) == (200, "committed", done["committed"])
-    assert sorted(a["action"] for a in _audits()) == ["backfill.commit", "backfill.open"]
+    audits = _audits()
+    sent = [a for a in audits if a["action"] == "backfill.events_add"]
+    assert sorted(a["action"] for a in audits) == ["backfill.commit", *["backfill.events_add"] * len(sent),
+                                                   "backfill.open"]  # fmt: skip
+    assert sent and sum(int((a.get("after") or {})["held"]) for a in sent) == 7  # who sent which events
     # events sent afterwards are refused: the backfill is closed
     status, late = events(bf["id"], calls("more", START + day(0, 6), 1))
     assert (status, late["error"]["code"]) == (409, "backfill_not_open")

@@ -91,9 +91,11 @@ def get_backfill(backfill_id: BackfillId) -> Response[str]:
 def send_backfill_events(backfill_id: BackfillId, body: Annotated[IngestRequest, Body()]) -> Response[str]:
     """The body of ``POST /v1/events``, validated the same way, and inside the backfill's customers,
     meters and range. Held apart until the commit; each transaction_id is held once."""
+    from neruba.logic import idempotency
     from neruba.logic.billing import backfills
 
-    result = backfills.hold_events(bootstrap.billing(), backfill_id, list(body.events))
+    by = idempotency.Actor(current_principal(router).actor, request_id_of(router))
+    result = backfills.hold_events(bootstrap.billing(), backfill_id, list(body.events), by=by)
     statuses = [{**s, "error": s["error"].model_dump() if s["error"] else None} for s in result["events"]]
     return json_response({**result, "events": statuses})
 

@@ -221,9 +221,16 @@ def held_document(event: Any) -> dict[str, Any]:
 
 
 def hold_events(
-    ctx: Billing, backfill_id: str, raw_events: list[Any], now: datetime | None = None
+    ctx: Billing,
+    backfill_id: str,
+    raw_events: list[Any],
+    now: datetime | None = None,
+    by: idempotency.Actor | None = None,
 ) -> dict[str, Any]:
-    """``POST /admin/backfills/{id}/events``: each event held, a duplicate, a conflict or rejected."""
+    """``POST /admin/backfills/{id}/events``: each event held, a duplicate, a conflict or rejected. Each
+    event is held in its own conditional write (a retry holds what is missing, once); with ``by`` (the
+    operator), the request's outcome is audited (``backfill.events_add``: how many of each, and the
+    events it held) once its events are held."""
     now = now or datetime.now(UTC)
     found = get_backfill(ctx, backfill_id)
     _require_open(found)
@@ -281,7 +288,17 @@ def hold_events(
             continue
         statuses.append({"index": index, "transaction_id": tx, "status": outcome, "error": None})
     counts = {name: sum(1 for s in statuses if s["status"] == name) for name in EVENT_STATUSES}
+    if by is not None:
+        held_ids = [str(s["transaction_id"]) for s in statuses if s["status"] == "held"][:AUDITED_IDS]
+        audit = idempotency.audit_put(
+            bootstrap.audit(), by, "backfill.events_add", backfill_id, customer_id=audit_customer(backfill),
+            at=now, after={**counts, "held_transaction_ids": held_ids},
+        )  # fmt: skip
+        commit(Transaction([audit]))
     return {"backfill_id": backfill_id, **counts, "events": statuses}
+
+
+AUDITED_IDS = 100  # the held events an audit record names (the first ones; the counts are all of them)
 
 
 def _require_open(found: Backfill) -> None:
