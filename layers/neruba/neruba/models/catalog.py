@@ -546,6 +546,10 @@ class PlanChange(BaseModel):
 class Cancellation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at_period_end: bool = True
+    at_period_end: bool = Field(
+        default=True,
+        description="True (the default): the subscription ends when its current period ends; false: it "
+        "ends now and its last (partial) period is billed at once.",
+    )
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None
