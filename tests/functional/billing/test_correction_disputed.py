@@ -311,3 +311,37 @@ def test_a_backfill_revert_waits_for_a_dispute_without_failing_its_message(
     assert sum(_notes_total(real, doc["id"])) == 238
     assert -_balance("tax_payable") == 95
     _agree(real)
+
+
+def test_a_chargeback_of_a_payment_a_correction_credited_is_booked_as_that_credit_paid_out(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from neruba.errors import ConflictError
+    from neruba.logic.ledger.admin import Operator
+    from neruba.logic.ledger.admin import refund as refund_action
+    from neruba.models.ledger import RefundCreate
+
+    # GIVEN C (200 + 38) paid, its 2 calls taken back: C's note gave the 238 to the customer's credit
+    final, _ = _ended(real, monkeypatch, 0)
+    doc = _paid_correction(real, api, final)
+    real.usage("acme", START + day(1, 2), 1)
+    assert rerun(api, final["id"], "out")[0] == 200
+    assert sum(_notes_total(real, doc["id"])) == 238
+    cash = _balance("cash")
+
+    # WHEN the bank charges the payment back: nothing of it is left to dispute in the books
+    with pytest.raises(ConflictError) as refused:
+        _dispute(doc["id"], 238)
+    assert refused.value.code == "dispute_exceeds_refundable"
+
+    # AND the operator follows the runbook: the credit balance paid out (docs/runbooks/disputes.md)
+    body = RefundCreate(amount_minor=238, invoice_id=doc["id"], credit_balance=True,
+                        reason="chargeback of a payment credited by a correction")  # fmt: skip
+    refund_action(_stores(), Operator("key:t", None, "chargeback"), "acme", body)
+
+    # THEN the cash the bank took left, the customer's credit is gone (they owe days 0 and 1), revenue is
+    # the surviving calls' only
+    assert _balance("cash") == cash - 238
+    assert _balance("receivable") == 476 + 119
+    assert -_balance("revenue") == 500 and -_balance("tax_payable") == 95
+    _agree(real)

@@ -17,6 +17,9 @@ from tests.functional.billing.taxed_days import day0_billed
 from tests.functional.billing.test_correction_settlement import _agree
 from tests.functional.billing.test_event_void_billing import _bill
 from tests.functional.billing.test_grant_paid_corrections import _balance, _remaining_of, _usage
+from tests.functional.billing.test_real_correction import api, explain
+
+__all__ = ["api"]  # the fixture, used by name
 
 
 def _day1_draft(real: World, monkeypatch: Any, grant: int, calls: int) -> str:
@@ -33,7 +36,7 @@ def _day1_draft(real: World, monkeypatch: Any, grant: int, calls: int) -> str:
 
 @pytest.mark.parametrize(("grant", "paid"), [(1000, 300), (600, 200)], ids=["grant-covers", "grant-runs-out"])
 def test_usage_counted_during_the_grace_period_is_paid_by_the_credit_left(
-    real: World, monkeypatch: Any, grant: int, paid: int
+    real: World, api: Any, monkeypatch: Any, grant: int, paid: int
 ) -> None:
     # GIVEN day 1's draft billed 1 call, the grant paying it (the grant has 500 left, or 100)
     grant_id = _day1_draft(real, monkeypatch, grant, 1)
@@ -54,6 +57,13 @@ def test_usage_counted_during_the_grace_period_is_paid_by_the_credit_left(
     assert _remaining_of(grant_id) == grant - 400 - paid
     assert _balance("receivable") == 76 + second["total_minor"] + (0 if grant >= 400 else 400)
     _agree(real)
+    # AND explain names the postings that book it: the invoice's, its revision's and that revision's credit
+    shown = explain(api, second["id"])
+    keys = [p["idempotency_key"] for p in shown["postings"]]
+    ids = [f"invoice:{second['id']}", f"invoice:{second['id']}:rev1", f"invoice:{second['id']}:rev1:credit"]
+    assert keys[:3] == ids
+    (line,) = shown["lines"]
+    assert line["postings"] == [p["posting_id"] for p in shown["postings"][:3]]
 
 
 def test_usage_taken_away_during_the_grace_period_gives_the_grant_back_what_it_paid(

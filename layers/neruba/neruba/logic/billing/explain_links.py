@@ -193,15 +193,20 @@ def _line_note(
 
 
 def _invoice_keys(invoice: Invoice) -> list[str]:
-    """The idempotency keys of the postings that book the invoice's own lines."""
-    keys = [f"invoice:{invoice.id}", f"stripe:tax:{invoice.id}", f"void:{invoice.id}"]
+    """The idempotency keys of the postings that book the invoice's own lines: its posting, each revision
+    of its draft (``invoice:{id}:rev{n}``, and the credit that revision applied or gave back,
+    ``invoice:{id}:rev{n}:credit``: ``logic.billing.revision_credit``), its Stripe tax, its void."""
+    keys = [f"invoice:{invoice.id}"]
+    for n in range(1, invoice.rev + 1):
+        keys += [f"invoice:{invoice.id}:rev{n}", f"invoice:{invoice.id}:rev{n}:credit"]
+    keys += [f"stripe:tax:{invoice.id}", f"void:{invoice.id}"]
     regenerated = (invoice.document.get("regenerated_from") or {}).get("invoice_id")
     return keys + ([f"void:{regenerated}"] if regenerated else [])
 
 
 def _postings(ctx: Billing, invoice: Invoice, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The invoice's postings as stored: its own (invoice, Stripe tax, void), its credit notes', its
-    payments'."""
+    """The invoice's postings as stored: its own (invoice, its draft's revisions, Stripe tax, void), its
+    credit notes', its payments'."""
     payments = ctx.ledger.payments.for_invoice(invoice.customer_id, invoice.id)
     keys = [
         *_invoice_keys(invoice),
