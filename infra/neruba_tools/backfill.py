@@ -48,7 +48,7 @@ def add_parser(commands: Any) -> None:
     def audited(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--reason", required=True, help="why (audited)")
         sub.add_argument("--ticket", help="the ticket it answers (audited)")
-        sub.add_argument("--key", help="Idempotency-Key (default: a new one)")
+        sub.add_argument("--key", "--idempotency-key", help="Idempotency-Key (default: a new one)")
 
     opened = command("open", "open a backfill", _open)
     opened.add_argument("--customer", action="append", required=True, help="a customer id (repeatable)")

@@ -98,7 +98,9 @@ def _given(**fields: Any) -> dict[str, Any]:
 def _write(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--reason", required=True, help="why (stored in the audit record)")
     parser.add_argument("--ticket", help="the support or finance ticket (stored in the audit record)")
-    parser.add_argument("--idempotency-key", help="default: derived from the request (a rerun is a retry)")
+    parser.add_argument(
+        "--idempotency-key", "--key", help="default: derived from the request (a rerun is a retry)"
+    )
     return parser
 
 

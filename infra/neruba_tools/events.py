@@ -39,7 +39,7 @@ def add_parser(commands: Any) -> None:
         parser.add_argument("--customer", required=True, help="the event's customer (external id)")
         parser.add_argument("--reason", required=True, help="why (audited, shown on the event)")
         parser.add_argument("--ticket", required=True, help="the ticket asking for it (audited)")
-        parser.add_argument("--idempotency-key", help="default: derived from the arguments")
+        parser.add_argument("--idempotency-key", "--key", help="default: derived from the arguments")
         api_target.add_arguments(parser)
     amend.add_argument("--properties", type=_properties, help="the corrected properties, whole, as JSON")
     amend.add_argument("--timestamp", help="the corrected timestamp, RFC 3339 with offset")

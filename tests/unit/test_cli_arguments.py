@@ -78,3 +78,22 @@ def test_a_corrections_subcommand_without_the_target_leaves_it_to_the_environmen
 
     args = build_parser().parse_args(["invoices", "rerun", "in_1", "--reason", "checked"])
     assert (args.base_url, args.api_key) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest"),
+    [
+        (["invoices", "rerun", "in_1", "--reason", "r", "--key", "K"], "idempotency_key"),
+        (["invoices", "rerun", "in_1", "--reason", "r", "--idempotency-key", "K"], "idempotency_key"),
+        (
+            ["events", "void", "tx", "--customer", "c", "--reason", "r", "--ticket", "t", "--key", "K"],
+            "idempotency_key",
+        ),
+        (["backfill", "commit", "bf_1", "--reason", "r", "--idempotency-key", "K"], "key"),
+        (["backfill", "commit", "bf_1", "--reason", "r", "--key", "K"], "key"),
+    ],
+)
+def test_every_write_command_takes_its_idempotency_key_under_either_name(argv: list[str], dest: str) -> None:
+    from neruba_tools.cli import build_parser
+
+    assert getattr(build_parser().parse_args(argv), dest) == "K"
