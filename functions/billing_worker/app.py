@@ -51,7 +51,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         from neruba.logic.billing.backfill_budget import CommitIncompleteError, DeadlineReachedError
         from neruba.logic.billing.backfill_commit import enqueue
         from neruba.logic.billing.backfill_revert import resume
-        from neruba.logic.billing.correction_credits import CarrierWaitError
+        from neruba.logic.billing.correction_waits import CarrierWaitError
 
         ctx = bootstrap.billing()
         try:

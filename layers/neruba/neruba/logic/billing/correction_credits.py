@@ -23,14 +23,13 @@ Stripe (``logic.billing.sync_due``), so a rerun or sweep stopping before it sent
 the scheduler and the billing sweep, which send each once.
 
 The invoices that can carry a corrected line are read once per settlement, from the oldest corrected
-invoice's period on, never the customer's whole history (``_read``; docs/billing.md, "What a settlement
-reads").
+invoice's period on, never the customer's whole history (``correction_plan.read_carriers``;
+docs/billing.md, "What a settlement reads"). A draft or an invoice in dispute carrying a corrected line
+makes the settlement wait (``correction_waits``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,31 +40,30 @@ from neruba.logic import idempotency
 from neruba.logic.billing import grant_restores, money_back
 from neruba.logic.billing.correction_carried import already_given, reclassed, still_carried, tax_still_carried
 from neruba.logic.billing.correction_plan import (
+    Issue,
     carriers,
     carrying_lines,
     credited,
     granted_here,
     note_tax,
     plan_of,
+    read_carriers,
 )
 from neruba.logic.billing.correction_taxes import (
     Taxes,
-    corrected,
     inclusive,
     negatives,
     net_taxes,
     offsets,
     tax_of,
 )
+from neruba.logic.billing.correction_waits import CarrierWaitError, refuse_disputed, refuse_draft_carriers
 from neruba.logic.billing.discounts import CORRECTED
 from neruba.logic.stripe.checks import amount_due, paid_level
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
     from neruba.logic.billing.context import Billing
-
-
-Issue = Callable[[str], "Invoice | None"]
 
 
 @dataclass
@@ -81,126 +79,6 @@ class Settlement:
     credited_by: dict[str, str] = field(default_factory=dict)
     documents: list[dict[str, Any]] = field(default_factory=list)
     restored: list[dict[str, Any]] = field(default_factory=list)
-
-
-class CarrierWaitError(ConflictError):
-    """An invoice carrying a line a correction after the end would settle cannot be credited yet (409
-    ``invoice_conflict``, nothing written): retried later, it settles as any carrier."""
-
-
-class DraftCarrierError(CarrierWaitError):
-    """A draft invoice (a window in its grace period) carries a corrected line."""
-
-
-class DisputedCarrierError(CarrierWaitError):
-    """A dispute is open on an invoice carrying a corrected line."""
-
-
-def in_dispute(
-    ctx: Billing, invoices: list[Invoice], lines: list[dict[str, Any]]
-) -> dict[tuple[str, str], str]:
-    """Per corrected line that ``lines`` take back of in all (their net, positive lines of it counted, is
-    negative), the first invoice carrying it with a dispute open (docs/billing.md, "A correction waits for
-    an open dispute"): whether the disputed money stays the customer's (lost) or comes back (won) decides
-    what a credit note of that invoice may still give back, so the line is settled once it is decided.
-    Reads the payments of the paid invoices carrying such a line only."""
-    net: dict[tuple[str, str], int] = {}
-    for line in lines:
-        if (line.get("references") or {}).get("invoice_id"):
-            net[corrected(line)] = net.get(corrected(line), 0) + int(line["amount_minor"])
-    found: dict[tuple[str, str], str] = {}
-    for ref in (r for r, amount in net.items() if amount < 0):
-        for invoice in carriers(invoices):
-            if carrying_lines(invoice, ref) and money_back.disputed(ctx, invoice) > 0:
-                found[ref] = invoice.id
-                break
-    return found
-
-
-def held_for_disputes(ctx: Billing, customer_id: str, lines: list[dict[str, Any]]) -> set[str]:
-    """The ids of ``lines`` (a window's adjustment lines, or the upcoming preview's) a window leaves
-    pending because an invoice carrying what they correct has a dispute open (``in_dispute``): every
-    line of such a corrected line, positive ones too, so their net is settled once the dispute is
-    decided (the next window carries them again)."""
-    wanted, refs = negatives(lines)
-    if not wanted:
-        return set()
-    held = in_dispute(ctx, _read(ctx, customer_id, refs, lines, lambda _id: None), lines)
-    return {str(line["line_id"]) for line in lines if corrected(line) in held}
-
-
-def _refuse_disputed(ctx: Billing, invoices: list[Invoice], lines: list[dict[str, Any]]) -> None:
-    """Refuse a settlement after the end while an invoice carrying a line it takes back has a dispute
-    open (``in_dispute``); nothing is written, the corrections sweep retries it on each run."""
-    if held := in_dispute(ctx, invoices, lines):
-        (invoice_id, line_id), carrier = sorted(held.items())[0]
-        raise DisputedCarrierError(
-            f"Invoice {carrier} carries line {line_id} of invoice {invoice_id}, taken back by this "
-            "correction, and has a dispute open; the correction is settled once the dispute is won or "
-            'lost (docs/billing.md, "A correction waits for an open dispute").',
-            code="invoice_conflict",
-            details=[
-                {"invoice_id": carrier, "reason": "dispute_open", "corrects": invoice_id, "line_id": line_id}
-            ],
-        )
-
-
-def _refuse_draft_carriers(invoices: list[Invoice], refs: dict[str, tuple[str, str]]) -> None:
-    """Refuse a settlement while a draft invoice (a window in its grace period) carries a corrected line
-    (docs/billing.md, "Negative corrections settle against what they correct"): its adjustment line and
-    the grant credit it applied count only once it is finalized, so settling now would credit around it
-    (the difference given back standalone, as money, and the draft still asking for it). Nothing is
-    written; retried after the draft is finalized, the settlement credits it as any carrier."""
-    for invoice in invoices:
-        if invoice.status == "draft" and any(carrying_lines(invoice, ref) for ref in set(refs.values())):
-            raise DraftCarrierError(
-                f"A draft invoice {invoice.id} carries differences of this invoice; "
-                "retry once it is finalized.",
-                code="invoice_conflict",
-            )
-
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _oldest_day(refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]) -> str | None:
-    """The day the oldest corrected invoice's period starts, as the negative lines name it (an adjustment
-    line carries its corrected invoice's ``period_start``); None when a line names none."""
-    days = [str(line.get("period_start") or "")[:10] for line in lines if str(line["line_id"]) in refs]
-    if not days or not all(_DAY.fullmatch(d) for d in days):
-        return None
-    return min(days)
-
-
-def _read(ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]],
-          issue: Issue) -> list[Invoice]:  # fmt: skip
-    """The customer's invoices that can carry a corrected line, read once per settlement (docs/billing.md,
-    "What a settlement reads"): the ``by-list`` range from the day the oldest corrected invoice's period
-    starts (every carrier is created after it, in a period starting no earlier), plus the invoices the
-    corrected invoices' adjustment records name as carrying them outside that range (a correction
-    invoice takes its corrected invoice's period, and may carry a difference of a later invoice left
-    pending). All invoices when a corrected invoice is not in the range (a line naming another period).
-    A correction invoice left a draft (its writer stopped before finalizing it) is finalized first
-    (``issue``), as the scheduler would. Newest period first."""
-    corrected = {ref[0] for ref in refs.values()}
-    since = _oldest_day(refs, lines)
-    found = {i.id: i for i in ctx.invoices.of_customer(customer_id, since)}
-    if since is not None and not corrected <= found.keys():
-        found = {i.id: i for i in ctx.invoices.of_customer(customer_id)}
-    named: set[str] = set()
-    for invoice_id in sorted(corrected & found.keys()):
-        subscription_id = found[invoice_id].subscription_id
-        for adjustment in ctx.billing.adjustments_of(subscription_id, invoice_id) if subscription_id else []:
-            if adjustment.applied_to and not adjustment.applied_to.startswith("cn_"):
-                named.add(adjustment.applied_to)
-    if missing := sorted(named - found.keys()):
-        found |= {i.id: i for i in ctx.invoices.get_many(missing).values() if i.customer_id == customer_id}
-    out = []
-    for invoice in sorted(found.values(), key=lambda i: (i.period_start, i.id), reverse=True):
-        if invoice.status == "draft" and invoice.kind == "correction":
-            invoice = issue(invoice.id) or invoice
-        out.append(invoice)
-    return out
 
 
 def _given_before(result: Settlement, invoice: Invoice, given: dict[str, int],
@@ -255,12 +133,11 @@ def settle(ctx: Billing, customer_id: str, correction_id: str, lines: list[dict[
     wanted, refs = negatives(lines)
     notes: list[tuple[Invoice, list[Any], Any, list[tuple[str, int, str]]]] = []
     # never the invoice settling (a draft revised below zero carries the very lines it settles)
-    invoices = (
-        [i for i in _read(ctx, customer_id, refs, lines, issue) if i.id != correction_id] if wanted else []
-    )
+    found = read_carriers(ctx, customer_id, refs, lines, issue) if wanted else []
+    invoices = [i for i in found if i.id != correction_id]
     if refuse_drafts:
-        _refuse_draft_carriers(invoices, refs)
-        _refuse_disputed(ctx, invoices, lines)
+        refuse_draft_carriers(invoices, refs)
+        refuse_disputed(ctx, invoices, lines)
     asked = carriers(invoices)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()}) if wanted else {}
     outside = money_back.reader(ctx)
@@ -408,7 +285,7 @@ def within_billed(
     wanted, refs = negatives(lines)
     if not wanted:
         return [dict(line) for line in lines], {}, grant_restores.Restoration()
-    invoices = _read(ctx, customer_id, refs, lines, lambda _id: None)
+    invoices = read_carriers(ctx, customer_id, refs, lines, lambda _id: None)
     held = grant_restores.already(ctx, invoices, {r[0] for r in refs.values()})
     outside = money_back.reader(ctx)
     # a refund's or dispute's part counts on the invoice it names only (already_given), never in the

@@ -12,6 +12,8 @@ took of a grant-paid line beyond its money (its tax, in fact). Plain reads of th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.credit_notes import LineState
@@ -20,10 +22,57 @@ from neruba.logic.billing import money_back
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
+    from neruba.logic.billing.context import Billing
     from neruba.logic.billing.correction_taxes import Taxes
 
 
 CARRYING_KINDS = ("usage", "opening", "correction", "threshold")
+
+
+Issue = Callable[[str], "Invoice | None"]  # finalizes and sends a draft correction invoice
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _oldest_day(refs: dict[str, tuple[str, str]], lines: list[dict[str, Any]]) -> str | None:
+    """The day the oldest corrected invoice's period starts, as the negative lines name it (an adjustment
+    line carries its corrected invoice's ``period_start``); None when a line names none."""
+    days = [str(line.get("period_start") or "")[:10] for line in lines if str(line["line_id"]) in refs]
+    if not days or not all(_DAY.fullmatch(d) for d in days):
+        return None
+    return min(days)
+
+
+def read_carriers(ctx: Billing, customer_id: str, refs: dict[str, tuple[str, str]],
+                  lines: list[dict[str, Any]], issue: Issue) -> list[Invoice]:  # fmt: skip
+    """The customer's invoices that can carry a corrected line, read once per settlement (docs/billing.md,
+    "What a settlement reads"): the ``by-list`` range from the day the oldest corrected invoice's period
+    starts (every carrier is created after it, in a period starting no earlier), plus the invoices the
+    corrected invoices' adjustment records name as carrying them outside that range (a correction
+    invoice takes its corrected invoice's period, and may carry a difference of a later invoice left
+    pending). All invoices when a corrected invoice is not in the range (a line naming another period).
+    A correction invoice left a draft (its writer stopped before finalizing it) is finalized first
+    (``issue``), as the scheduler would. Newest period first."""
+    corrected = {ref[0] for ref in refs.values()}
+    since = _oldest_day(refs, lines)
+    found = {i.id: i for i in ctx.invoices.of_customer(customer_id, since)}
+    if since is not None and not corrected <= found.keys():
+        found = {i.id: i for i in ctx.invoices.of_customer(customer_id)}
+    named: set[str] = set()
+    for invoice_id in sorted(corrected & found.keys()):
+        subscription_id = found[invoice_id].subscription_id
+        for adjustment in ctx.billing.adjustments_of(subscription_id, invoice_id) if subscription_id else []:
+            if adjustment.applied_to and not adjustment.applied_to.startswith("cn_"):
+                named.add(adjustment.applied_to)
+    if missing := sorted(named - found.keys()):
+        found |= {i.id: i for i in ctx.invoices.get_many(missing).values() if i.customer_id == customer_id}
+    out = []
+    for invoice in sorted(found.values(), key=lambda i: (i.period_start, i.id), reverse=True):
+        if invoice.status == "draft" and invoice.kind == "correction":
+            invoice = issue(invoice.id) or invoice
+        out.append(invoice)
+    return out
 
 
 def carrying_lines(invoice: Invoice, ref: tuple[str, str]) -> list[str]:

@@ -344,7 +344,7 @@ def late_corrections(
     issued. A difference against a line re-rated 0 as unbillable is not billed
     (``logic.billing.unbillable``): it is logged, counted and added to ``withheld``, and the invoice stays
     as billed. A correction a draft invoice carries a difference of (a window in its grace period) is
-    left for a later run (``correction_credits.DraftCarrierError``), and so is one taking back usage of an
+    left for a later run (``correction_waits.DraftCarrierError``), and so is one taking back usage of an
     invoice with a dispute open (``DisputedCarrierError``): logged and added to ``deferred``.
     """
     from neruba.logic.billing import unbillable
@@ -394,7 +394,7 @@ def _billed(ctx: Billing, original: Invoice, deltas: list[dict[str, Any]], named
     """Bill ``deltas`` of ``original`` and its subscription's pending adjustments as a correction (see
     ``late_corrections``): the correction issued (none, or one), a deferral added to ``deferred``."""
     from neruba.dal.transaction import Cancelled, Transaction, commit
-    from neruba.logic.billing.correction_credits import CarrierWaitError
+    from neruba.logic.billing.correction_waits import CarrierWaitError
 
     subscription_id = str(original.subscription_id)
     try:

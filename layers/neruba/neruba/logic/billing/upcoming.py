@@ -65,7 +65,7 @@ def upcoming_invoice(
     an invoice in dispute carries are not shown: billing leaves them pending until the dispute is
     decided (docs/billing.md, "A correction waits for an open dispute"). Nothing is written.
     """
-    from neruba.logic.billing.correction_credits import held_for_disputes
+    from neruba.logic.billing.correction_waits import held_for_disputes
     from neruba.logic.pricing.rating import rate_window
 
     now = (now or datetime.now(UTC)).astimezone(UTC)

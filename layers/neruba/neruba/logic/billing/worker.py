@@ -367,7 +367,7 @@ def late_adjustments(
     ``MAX_ADJUSTMENT_LINES`` lines (a backfill's part recorded counts as one): the oldest windows first
     (they leave the look-back first), and the differences left out are found again, and billed, by the
     next windows (a difference is always computed against what was billed and adjusted so far)."""
-    from neruba.logic.billing.correction_credits import held_for_disputes
+    from neruba.logic.billing.correction_waits import held_for_disputes
 
     recorded = ctx.billing.adjustments(window.subscription_id)
     lines: list[dict[str, Any]] = []
@@ -419,7 +419,7 @@ def lookback_deltas(
     With ``sources`` (the window's own billing), each line names the backfills whose events it carries,
     as a rerun's line does, and ``sources`` gets the Puts recording their parts
     (``correction_sources.carried``; each counts in ``room``). With ``hold`` (a test and a list), the
-    differences the test names (``correction_credits.held_for_disputes``: an invoice carrying what they
+    differences the test names (``correction_waits.held_for_disputes``: an invoice carrying what they
     correct has a dispute open) are left out, into that list, before their backfills' parts are named."""
     terms = timeline(subscription)
     anchor, interval = terms.anchor.astimezone(UTC), terms.every
