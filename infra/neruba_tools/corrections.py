@@ -223,6 +223,7 @@ def add_parser(commands: Any) -> None:
     void.add_argument("--regenerate", choices=("same_lines", "recompute"), help="default same_lines")
     again = "rate an invoice again from its surviving events and bill the difference"
     rerun = _write(_command(invoices.add_parser("rerun", help=again), _rerun))
+    rerun.set_defaults(fresh_key=True)  # the same rerun later bills what changed since: never a replay
     rerun.add_argument("invoice", help="the invoice id (in_...)")
 
     charges = group("one-off-charges", "one-off charges")
@@ -300,8 +301,14 @@ def _void_charge(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
     return "POST", f"/admin/customers/{_p(a.customer)}/one-off-charges/{_p(a.charge)}/void", body, {}
 
 
-def default_key(method: str, path: str, body: Any) -> str:
-    """The same request, the same key: running a command again is a retry."""
+def default_key(method: str, path: str, body: Any, fresh: bool = False) -> str:
+    """The same request, the same key: running a command again is a retry. ``fresh``: a new key each time,
+    for a command whose repetition is safe and may find something new (a rerun bills only differences
+    not recorded yet: run again later, it bills the usage counted since, never twice)."""
+    if fresh:
+        import uuid
+
+        return "cli-" + uuid.uuid4().hex
     seed = json.dumps({"m": method, "p": path, "b": body}, sort_keys=True, default=str)
     return "cli-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
 
@@ -314,7 +321,7 @@ def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
         path += "?" + urlencode(query)
     headers: dict[str, str] = {}
     if method != "GET":
-        key = args.idempotency_key or default_key(method, path, body)
+        key = args.idempotency_key or default_key(method, path, body, getattr(args, "fresh_key", False))
         headers["Idempotency-Key"] = key
         print(f"Idempotency-Key: {key}", file=err)
     try:

@@ -1244,6 +1244,7 @@ class PostingEntryView(_Model):
     account: str
     debit_minor: int
     credit_minor: int
+    grant_id: str | None = None
 
 
 class CreditNotePosting(_Model):

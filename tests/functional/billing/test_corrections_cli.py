@@ -158,6 +158,17 @@ def test_an_invoice_rerun_from_the_cli(world: World, neruba: Any, monkeypatch: A
     method, path, body, headers = sent[-1]
     assert (method, path) == ("POST", f"/admin/invoices/{invoice['id']}/rerun")
     assert body == {"reason": "late events checked", "ticket": "FIN-9"} and headers["Idempotency-Key"]
+    # AND the same command later is a new rerun (a new key), never the first answer replayed: it bills the
+    # late call counted since
+    from tests.functional.billing.conftest import START
+    from tests.functional.billing.helpers import day
+
+    world.usage("acme", START + day(0, 2), 4)
+    code, again, err, sent_again = neruba(
+        "invoices", "rerun", invoice["id"], "--reason", "late events checked", "--ticket", "FIN-9"
+    )
+    assert code == 0 and again["action"] != "unchanged", (again, err)
+    assert sent_again[-1][3]["Idempotency-Key"] != headers["Idempotency-Key"]
     # AND a refusal exits 1 with its code
     code, _, err, _ = neruba("invoices", "rerun", "in_" + "0" * 24, "--reason", "no such invoice")
     assert code == 1 and "invoice_not_found" in err, err

@@ -67,7 +67,7 @@ def test_usage_counted_during_the_grace_period_is_paid_by_the_credit_left(
 
 
 def test_usage_taken_away_during_the_grace_period_gives_the_grant_back_what_it_paid(
-    real: World, monkeypatch: Any
+    real: World, api: Any, monkeypatch: Any
 ) -> None:
     # GIVEN day 1's draft billed 3 calls, the grant paying them (it has 300 left after: 1000 - 400 - 300)
     grant_id = _day1_draft(real, monkeypatch, 1000, 3)
@@ -85,6 +85,13 @@ def test_usage_taken_away_during_the_grace_period_gives_the_grant_back_what_it_p
     assert sum(int(a["amount_minor"]) for a in second["applications"]) == 100
     assert _remaining_of(grant_id) == 500
     _agree(real)
+    # AND explain shows which grant got what back: the revision's credit posting names it
+    shown = explain(api, second["id"])["postings"]
+    (credit,) = [p for p in shown if p["idempotency_key"].endswith(":credit")]
+    back = [e for e in credit["entries"] if e["account"] == "prepaid_credit"]
+    assert back == [
+        {"account": "prepaid_credit", "debit_minor": 0, "credit_minor": 200, "grant_id": grant_id}
+    ]
 
 
 def test_credit_given_back_to_a_grant_voided_since_is_closed_at_once(real: World, monkeypatch: Any) -> None:

@@ -156,3 +156,23 @@ def test_a_long_run_renews_its_lease(world: World, monkeypatch: Any) -> None:
     assert attempts and all(a is None for a in attempts)
     assert (run.status, run.enqueued) == ("completed", 4)
     assert world.locks.current(LOCK_NAME)["token"] == run.lock_token
+
+
+def test_a_run_scoped_to_one_customer_finalizes_that_customer_s_drafts_only(
+    world: World, monkeypatch: Any
+) -> None:
+    # GIVEN two customers, each with a draft of day 0 whose grace has passed
+    world.subscribe("acme")
+    world.subscribe("globex")
+    schedule(world, START + day(1, 1))
+    work(world, START + day(1, 1), monkeypatch)
+    drafts = {c: [i.status for i in world.ctx.invoices.of_customer(c)] for c in ("acme", "globex")}
+    assert drafts["acme"] == drafts["globex"] and set(drafts["acme"]) == {"draft"}, drafts
+
+    # WHEN a billing run scoped to acme runs after the grace
+    run = schedule(world, START + day(2, 0), customer_id="acme")
+
+    # THEN it finalizes acme's draft only; globex's waits for its own (or an unscoped) run
+    assert run.document["finalized"] == len(drafts["acme"])
+    statuses = {c: {i.status for i in world.ctx.invoices.of_customer(c)} for c in ("acme", "globex")}
+    assert statuses == {"acme": {"finalized"}, "globex": {"draft"}}

@@ -1677,6 +1677,9 @@ class PostingEntryView(Closed):
     account: str
     debit_minor: Minor
     credit_minor: Minor
+    grant_id: str | None = Field(
+        default=None, description="The credit grant a prepaid_credit or promotional entry concerns."
+    )
 
 
 class CreditNotePosting(Closed):

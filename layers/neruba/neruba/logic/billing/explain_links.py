@@ -224,10 +224,13 @@ def _postings(ctx: Billing, invoice: Invoice, notes: list[dict[str, Any]]) -> li
                 "idempotency_key": key,
                 "reason": posting.reason,
                 "at": iso(posting.at),
-                "entries": [
-                    {"account": e.account, "debit_minor": e.debit_minor, "credit_minor": e.credit_minor}
-                    for e in posting.entries
-                ],
+                "entries": [_entry(e) for e in posting.entries],
             }
         )
     return shown
+
+
+def _entry(entry: Any) -> dict[str, Any]:
+    """One posting entry as explain shows it; ``grant_id`` on the entries of a credit grant."""
+    shown = {"account": entry.account, "debit_minor": entry.debit_minor, "credit_minor": entry.credit_minor}
+    return {**shown, "grant_id": entry.grant_id} if entry.grant_id else shown

@@ -210,10 +210,12 @@ def finalized_event(invoice: Invoice, now: datetime) -> dict[str, Any]:
     }
 
 
-def finalize_due(ctx: Billing, now: datetime, fence: Fence) -> list[str]:
-    """Finalize every draft whose grace has passed, oldest first (numbers follow creation order, then
-    the windows' order, so a catch-up of several periods is numbered period by period)."""
+def finalize_due(ctx: Billing, now: datetime, fence: Fence, customer_id: str | None = None) -> list[str]:
+    """Finalize every draft whose grace has passed (only ``customer_id``'s when a run is scoped to one
+    customer), oldest first (numbers follow creation order, then the windows' order, so a catch-up of
+    several periods is numbered period by period)."""
     drafts = [draft for shard in range(DUE_SHARDS) for draft in ctx.invoices.drafts_due(shard, now)]
+    drafts = [d for d in drafts if customer_id is None or d.customer_id == customer_id]
     from neruba.observability import logger
 
     finalized = []

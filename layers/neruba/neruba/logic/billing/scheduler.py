@@ -117,7 +117,7 @@ def run_billing(
     try:
         fenced([ctx.billing.run_put_item(run)], holder_.fence)
         _enqueue_due(ctx, plans, options, run, now, holder_)
-        run["finalized"] = len(finalize_due(ctx, now, holder_.fence))
+        run["finalized"] = len(finalize_due(ctx, now, holder_.fence, options.customer_id))
         send_pending_syncs(ctx, now)
         sync_due.send_pending(ctx, now)
         run.update(status="completed", ended_at=ts(options.clock()))
