@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from neruba.models.fields import (
     EXTERNAL_ID_PATTERN,
@@ -49,7 +49,7 @@ class BillingRunRequest(BaseModel):
     at: Instant | None = Field(
         default=None, description="Bill what is due at this time (not in the future); default now."
     )
-    backfill: bool = Field(
+    backfill: StrictBool = Field(
         default=False, description="Also create billing states for every subscription of the catalog."
     )
     reason: AuditedReason = Field(description="Why the run is needed (audited).")

@@ -12,7 +12,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from neruba.domain.periods import Interval
 from neruba.models.fields import (
@@ -142,13 +151,13 @@ class Meter(BaseModel):
         default_factory=dict, max_length=10
     )
     group_by: list[str] = Field(default_factory=list, max_length=3)
-    allow_negative: bool = Field(
+    allow_negative: StrictBool = Field(
         default=False,
         description="Whether a negative value of the field is accepted (meters of a number). When"
         " false, an event with a negative value is rejected `negative_value`; when true, a period whose"
         " usage nets below zero is billed as 0.",
     )
-    carry_over: bool = Field(
+    carry_over: StrictBool = Field(
         default=False,
         description="latest meters: a period with no event bills the last value reported before it (a"
         " level that persists, such as seats or a plan size); with group_by, each group's own.",
@@ -288,7 +297,7 @@ class Pricing(BaseModel):
     multiplier: Price | None = Field(
         default=None, description="dynamic: what the events' summed amount is multiplied by (default 1)."
     )
-    zero_usage_flat_fee: bool = Field(
+    zero_usage_flat_fee: StrictBool = Field(
         default=False,
         description="Tiered models: bill the first tier's flat_fee even when no billable unit reaches it"
         " (docs/pricing.md, 'Zero usage and the first tier's flat fee'). Default: no flat fee at zero.",
@@ -390,7 +399,7 @@ class ChargeIn(Pricing):
         " currency on each line (docs/pricing.md, 'Custom pricing units').",
     )
 
-    pay_in_advance: bool = Field(
+    pay_in_advance: StrictBool = Field(
         default=False,
         description="Bill each event when it arrives instead of at the period's end (docs/pricing.md,"
         " 'Pay-in-advance charges'): per_unit, package, graduated or volume on a count, sum or"
@@ -401,7 +410,7 @@ class ChargeIn(Pricing):
         description="pay_in_advance: invoice_now (default) issues an invoice per event at once;"
         " next_invoice gathers the event's line onto the customer's next invoice.",
     )
-    prorate: bool | None = Field(
+    prorate: StrictBool | None = Field(
         default=None,
         description="pay_in_advance: bill only the part of the period left after the event (a seat added"
         " mid-period). Default false.",
@@ -430,7 +439,7 @@ class FixedFeeIn(BaseModel):
 
     amount: Price
     timing: Literal["advance", "arrears"] = "advance"
-    credit_on_cancel: bool = Field(
+    credit_on_cancel: StrictBool = Field(
         default=True,
         description="On an immediate cancellation, credit the unused part of an advance fee already billed.",
     )
@@ -546,7 +555,7 @@ class PlanChange(BaseModel):
 class Cancellation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at_period_end: bool = Field(
+    at_period_end: StrictBool = Field(
         default=True,
         description="True (the default): the subscription ends when its current period ends; false: it "
         "ends now and its last (partial) period is billed at once.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from neruba.models.countries import known_country
 from neruba.models.fields import (
@@ -84,7 +84,7 @@ class TaxRateCreate(_Audited):
 
     display_name: TaxName = Field(description="e.g. VAT, Sales tax.")
     percentage: TaxPercent
-    inclusive: bool = Field(description="True: prices already contain it; false: added on top.")
+    inclusive: StrictBool = Field(description="True: prices already contain it; false: added on top.")
     country: Country | None = None
     state: State | None = Field(default=None, description="Needs country.")
     plan_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="Only lines of this plan.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from neruba.models.fields import CODE_PATTERN, Currency, Reason, Ticket
 from neruba.validation import FieldRuleError
@@ -80,7 +80,7 @@ class _AgainstPayment(_Action):
 class RefundCreate(_AgainstPayment):
     """Record money given back against an invoice or a payment."""
 
-    credit_balance: bool = Field(
+    credit_balance: StrictBool = Field(
         default=False,
         description="true: pay out the customer's credit balance that credit notes after payment left on"
         " this payment's invoice (credited_balance_minor), instead of what is still refundable of it.",
@@ -103,4 +103,4 @@ class AutoTopUpRuleIn(_Action):
     threshold_minor: Annotated[StrictInt, Field(ge=0, le=10**12)]
     amount_minor: Amount
     currency: Currency | None = None
-    enabled: bool = True
+    enabled: StrictBool = True

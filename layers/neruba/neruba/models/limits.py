@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from neruba.domain.periods import fits_calendar
 from neruba.models.fields import CODE_PATTERN, AwareInstant, QuantityText, Reason, StaticValue, Ticket
@@ -46,7 +46,7 @@ class FeatureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     feature: str = Field(pattern=CODE_PATTERN)
     kind: Literal["boolean", "static", "metered"]
-    enabled: bool = Field(default=True, description="boolean: whether the customer has the feature.")
+    enabled: StrictBool = Field(default=True, description="boolean: whether the customer has the feature.")
     value: StaticValue | None = Field(default=None, description="static: the value granted (one line).")
     meter_code: str | None = Field(default=None, pattern=CODE_PATTERN, description="metered: the meter.")
     limit: QuantityText | None = Field(default=None, description="metered: the allowance per period.")
