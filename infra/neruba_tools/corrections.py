@@ -7,7 +7,9 @@ key (``--api-key`` or ``NERUBA_API_KEY``) against ``--base-url`` (or ``NERUBA_BA
 ``ApiUrl``), as ``neruba events`` does. A write sends ``--reason`` and ``--ticket`` in its body and an
 ``Idempotency-Key`` header: ``--idempotency-key``, or by default one derived from the request (method,
 path and body), so running the same command again is a retry that returns the first result and writes
-nothing twice; give another key to do the same thing a second time on purpose. The key is printed on
+nothing twice; give another key to do the same thing a second time on purpose. ``invoices rerun`` takes
+a new key each run instead (a rerun bills only what is not recorded yet: run again later, it bills what
+was counted since, never twice). The key is printed on
 stderr. The answer is printed as JSON; exit code 0 on success, 1 when the API refused (the error printed
 on stderr with its code), 2 on a usage error or when the call could not be made.
 
@@ -99,7 +101,9 @@ def _write(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--reason", required=True, help="why (stored in the audit record)")
     parser.add_argument("--ticket", help="the support or finance ticket (stored in the audit record)")
     parser.add_argument(
-        "--idempotency-key", "--key", help="default: derived from the request (a rerun is a retry)"
+        "--idempotency-key",
+        "--key",
+        help="default: derived from the request, so running it again is a retry (invoices rerun: a new one)",
     )
     return parser
 

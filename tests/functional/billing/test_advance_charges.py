@@ -754,3 +754,30 @@ def test_an_advance_invoice_is_discounted_and_taxed_as_a_period_invoice(
     used = DiscountsRepository(get_settings().billing_table).used(discount["id"], "sub-acme")
     assert used == 0
     assert_books_agree(world, "acme")
+
+
+def test_a_void_is_refused_only_for_events_their_customer_s_phase_billed_in_advance(
+    world: World, monkeypatch: Any
+) -> None:
+    from neruba.errors import ConflictError
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+
+    # GIVEN acme's seats (billed in advance by its plan) and API calls (in arrears), counted; then another
+    # plan, nobody's, billing api_calls in advance (the meter is marked)
+    at = START + timedelta(hours=2)
+    _enqueue(_event("seat-1", "members", at, delta=1), _event("call-1", "api_calls", at))
+    _ingest()
+    ahead = {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "pay_in_advance": True}
+    other = {**PLAN, "code": "calls-ahead", "charges": [ahead]}
+    assert _admin("POST", "/v1/plans", other)[0] == 201
+
+    def void(tx: str) -> dict[str, Any]:
+        request = VoidRequest("acme", tx, "sent twice", "SUP-1")
+        return void_event(request, "key:test", f"void-{tx}", now=START + timedelta(hours=3))
+
+    # WHEN the seat is voided THEN it is refused: acme's phase charged it when counted
+    with pytest.raises(ConflictError) as refused:
+        void("seat-1")
+    assert refused.value.code == "event_billed_in_advance"
+    # AND the API call is voided: acme's phase bills it in arrears, whatever another plan does
+    assert void("call-1")["status"] == "voided"

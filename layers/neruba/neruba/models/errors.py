@@ -98,7 +98,7 @@ ERROR_CODES: dict[str, str] = {
     "event_already_voided": "The event is voided already.",
     "event_not_accepted": "Only an accepted event can be voided or amended.",
     "event_not_counted_yet": "The event is accepted but not counted yet; retry in a few minutes.",
-    "event_billed_in_advance": "The event's meter is billed in advance; credit the invoice instead.",
+    "event_billed_in_advance": "Its customer's plan billed the event in advance; credit the invoice.",
     "event_too_old_to_void": "The event is past the late-event limit; credit the invoice instead.",
     "event_void_conflict": "The event kept changing while it was voided; retry.",
     "event_void_amount_limits": "The customer's limits count the meter's amount; credit the invoice instead.",

@@ -36,9 +36,9 @@ from neruba.dal.one_offs import STATUS_PENDING
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.domain.advance import Change, Terms, event_delta, period_of, price_change, terms_of
 from neruba.domain.numbers import canonical_text
-from neruba.domain.phases import phase_at, rated_at
 from neruba.logic import idempotency
 from neruba.logic.billing.advance_lines import KIND
+from neruba.logic.billing.advance_phase import charge_for
 from neruba.logic.billing.context import Billing, request_for
 from neruba.logic.billing.document import invoice_document, invoice_event
 from neruba.timefmt import parse_ts, ts
@@ -56,35 +56,6 @@ class AdvanceContentionError(Exception):
 
 def _text(value: Decimal) -> str:
     return canonical_text(value)
-
-
-def _charge_for(
-    ctx: Billing, customer_id: str, meter_code: str, at: datetime
-) -> tuple[Subscription, Mapping[str, Any], Mapping[str, Any]] | str:
-    """The subscription, plan version and charge billing ``meter_code`` in advance at ``at``, or the
-    reason nothing is billed."""
-    reason = "no_subscription"
-    for sub in ctx.plans.customer_subscriptions(customer_id):
-        terms = sub.timeline
-        owner = rated_at(at, terms.anchor.astimezone(UTC))  # the phase rating the event's hour bills it
-        found = phase_at(terms, owner)
-        end = terms.ended_at
-        if found is None or at < terms.anchor or (end is not None and owner >= end):
-            continue
-        phase = found[1]
-        version = ctx.plans.version(phase.plan_code, phase.plan_version).document
-        for charge in version.get("charges") or []:
-            if charge.get("meter_code") != meter_code:
-                continue
-            if terms_of(charge) is None:
-                reason = "charged_in_arrears"
-                continue
-            trial = terms.trial_end
-            if trial is not None and owner < trial:
-                reason = "in_trial"
-                continue
-            return sub, version, charge
-    return reason
 
 
 def _line(
@@ -233,7 +204,7 @@ def _write(
     """One attempt: price against the position read and commit; None when a condition failed."""
     at = parse_ts(str(event["timestamp"]))
     meter_code = str(event["meter_code"])
-    found = _charge_for(ctx, str(event["customer_id"]), meter_code, at)
+    found = charge_for(ctx.plans, str(event["customer_id"]), meter_code, at)
     if isinstance(found, str):
         item = _item(event, "", 0, now, status="not_billed", reason=found)
         return _commit(Transaction().add(repo.put_item(item), name="item"), item)

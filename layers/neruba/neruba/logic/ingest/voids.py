@@ -246,10 +246,11 @@ def _check(
         raise ConflictError(
             f"Only an accepted event can be voided; this one is {event.status}.", code="event_not_accepted"
         )
-    if event.meter_code in catalog.advance_meters:
+    if event.meter_code in catalog.advance_meters and _billed_in_advance(event):
         raise ConflictError(
-            f"Meter {event.meter_code!r} is billed in advance: its events were charged one by one when "
-            "counted and are not taken back by a void; credit the invoice instead.",
+            f"Meter {event.meter_code!r} is billed in advance for this customer at the event's time (its "
+            "plan's phase): its events were charged one by one when counted and are not taken back by a "
+            "void; credit the invoice instead.",
             code="event_billed_in_advance",
         )
     age = timedelta(days=get_settings().ingest_max_age_days)
@@ -269,6 +270,16 @@ def _check(
                 code="event_not_counted_yet",
             )
     return event
+
+
+def _billed_in_advance(event: StoredEvent) -> bool:
+    """Whether the phase rating the event's hour charges its meter in advance for its customer (the rule
+    that billed it: ``logic.billing.advance.charge_for``); a meter some other plan bills in advance is
+    voided as any other for a customer billed in arrears."""
+    from neruba.logic.billing.advance_phase import charge_for
+
+    found = charge_for(bootstrap.plans(), event.customer_id, event.meter_code, parse_ts(event.timestamp))
+    return not isinstance(found, str)
 
 
 def _void_record(event: StoredEvent) -> dict[str, Any]:
