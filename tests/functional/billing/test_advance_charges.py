@@ -781,3 +781,30 @@ def test_a_void_is_refused_only_for_events_their_customer_s_phase_billed_in_adva
     assert refused.value.code == "event_billed_in_advance"
     # AND the API call is voided: acme's phase bills it in arrears, whatever another plan does
     assert void("call-1")["status"] == "voided"
+
+
+def test_a_plan_change_dated_in_a_past_hour_is_refused_when_a_charge_is_billed_in_advance(
+    world: World,
+) -> None:
+    from neruba.errors import InvalidRequestError
+    from neruba.logic.catalog.subscriptions import change_plan
+    from neruba.models.catalog import PlanChange
+
+    # GIVEN acme on "team" (seats billed in advance) and a plan billing everything in arrears
+    arrears = {**PLAN, "code": "team-later", "charges": [
+        {"meter_code": "members", "model": "per_unit", "unit_price": "30.00"}]}  # fmt: skip
+    assert _admin("POST", "/v1/plans", arrears)[0] == 201
+    sub_id = str(world.subscriptions[0]["id"])
+    now = START + timedelta(hours=5, minutes=20)
+
+    # WHEN the change is dated hours back THEN it is refused: those hours' events were billed when counted
+    with pytest.raises(InvalidRequestError) as refused:
+        change_plan(
+            world.plans, sub_id, PlanChange(plan_code="team-later", at=START + timedelta(hours=1)), now
+        )
+    assert (refused.value.code, refused.value.param) == ("invalid_change_time", "at")
+    # AND dated in this hour it is made
+    moved = change_plan(
+        world.plans, sub_id, PlanChange(plan_code="team-later", at=START + timedelta(hours=5)), now
+    )
+    assert moved["phases"][-1]["plan_code"] == "team-later"

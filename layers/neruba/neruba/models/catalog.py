@@ -546,7 +546,9 @@ class PlanChange(BaseModel):
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: StrictInt | None = Field(default=None, ge=1)
     at: AwareInstant | None = Field(
-        default=None, description="Defaults to now; must be within the current period."
+        default=None,
+        description="Defaults to now; must be within the current period, and not before this hour when "
+        "either plan bills a meter in advance.",
     )
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None

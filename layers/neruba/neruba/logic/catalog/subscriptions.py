@@ -229,6 +229,25 @@ def _audit_view(sub: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy({k: sub.get(k) for k in AUDIT_FIELDS})
 
 
+def _refuse_backdated_advance(at: datetime, now: datetime, versions: list[Any]) -> None:
+    """Refuse a change dated before the hour it is made in when the plan it leaves or the one it takes
+    bills a meter in advance (``invalid_change_time``): the events of the hours since were billed, or not,
+    one by one when counted, by the phase in force then; moving those hours to another phase would bill
+    them again or never (docs/pricing.md, "A plan change inside an hour")."""
+    from neruba.domain.advance import terms_of
+
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    if at >= hour:
+        return
+    if any(terms_of(c) is not None for v in versions for c in v.document.get("charges") or []):
+        raise InvalidRequestError(
+            "A plan change that starts or stops charges billed in advance cannot be dated in an hour "
+            "already past (their events were billed when counted); date it in this hour or later.",
+            code="invalid_change_time",
+            param="at",
+        )
+
+
 def change_plan(
     repo: PlansRepository,
     subscription_id: str,
@@ -272,6 +291,8 @@ def change_plan(
             raise InvalidRequestError(
                 "A change cannot precede the current phase.", code="invalid_change_time", param="at"
             )
+        current = terms.phases[-1]
+        _refuse_backdated_advance(at, now, [repo.version(current.plan_code, current.plan_version), version])
         sub["phases"][-1]["end_at"] = iso(at)
         sub["phases"].append(
             {
