@@ -50,9 +50,14 @@ def in_dispute(
         if (line.get("references") or {}).get("invoice_id"):
             net[corrected(line)] = net.get(corrected(line), 0) + int(line["amount_minor"])
     found: dict[tuple[str, str], str] = {}
+    open_: dict[str, bool] = {}  # per invoice: a dispute open (its payments read once)
     for ref in (r for r, amount in net.items() if amount < 0):
         for invoice in carriers(invoices):
-            if carrying_lines(invoice, ref) and money_back.disputed(ctx, invoice) > 0:
+            if not carrying_lines(invoice, ref):
+                continue
+            if invoice.id not in open_:
+                open_[invoice.id] = money_back.disputed(ctx, invoice) > 0
+            if open_[invoice.id]:
                 found[ref] = invoice.id
                 break
     return found
