@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from neruba_tools import api_target
+from neruba_tools import api_call, api_target
 from neruba_tools.argtypes import when
 
 BATCH = 100  # events per request (the body of POST /v1/events)
@@ -101,9 +101,7 @@ def _run(args: argparse.Namespace, func: Callable[[Any, argparse.Namespace], int
     try:
         return func(client_for(args), args)
     except APIError as exc:
-        print(f"error: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
-        for detail in exc.details[:20]:
-            print(f"  {detail.get('param')}: {detail.get('code')}: {detail.get('message')}", file=sys.stderr)
+        api_call.refusal(exc.status, exc.code, exc.message, exc.details[:20], sys.stderr)
         return 1
     except NerubaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,14 +4,14 @@ commands"; docs/runbooks/credit-notes.md, "With the neruba CLI").
 
 Each command is one call of the admin API (the same routes the Python client has), with an admin-scope
 key (``--api-key`` or ``NERUBA_API_KEY``) against ``--base-url`` (or ``NERUBA_BASE_URL``, or ``--stack``'s
-``ApiUrl``), as ``neruba events`` does. A write sends ``--reason`` and ``--ticket`` in its body and an
-``Idempotency-Key`` header: ``--idempotency-key``, or by default one derived from the request (method,
-path and body), so running the same command again is a retry that returns the first result and writes
-nothing twice; give another key to do the same thing a second time on purpose. ``invoices rerun`` takes
-a new key each run instead (a rerun bills only what is not recorded yet: run again later, it bills what
-was counted since, never twice). The key is printed on
-stderr. The answer is printed as JSON; exit code 0 on success, 1 when the API refused (the error printed
-on stderr with its code), 2 on a usage error or when the call could not be made.
+``ApiUrl``), made by ``neruba_tools.api_call`` as for ``neruba events``. A write sends ``--reason`` and
+``--ticket`` in its body and an ``Idempotency-Key`` header: ``--idempotency-key``, or by default one
+derived from the request (method, path and body), so running the same command again is a retry that
+returns the first result and writes nothing twice; give another key to do the same thing a second time on
+purpose. ``invoices rerun`` takes a new key each run instead (a rerun bills only what is not recorded yet:
+run again later, it bills what was counted since, never twice). The key is printed on stderr. The answer
+is printed as JSON; exit code 0 on success, 1 when the API refused (``refused: HTTP 409 code: message``
+and the error's details on stderr), 2 on a usage error or when the call could not be made.
 
     neruba credit-notes create in_... --reason "outage" --ticket T-1 --line usage:api:-:0=500
     neruba invoices void in_... --reason "wrong customer" --regenerate recompute
@@ -23,44 +23,11 @@ on stderr with its code), 2 on a usage error or when the call could not be made.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from neruba_tools import api_target
-
-# (method, path, body, headers) -> (status, parsed answer)
-Transport = Callable[[str, str, Any, dict[str, str]], tuple[int, Any]]
-
-
-def http_transport(base_url: str, api_key: str, timeout: float = 30.0) -> Transport:
-    """A transport over HTTPS (or http to a local stack) with the admin key as a bearer token."""
-
-    def send(method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)  # noqa: S310
-        request.add_header("Authorization", f"Bearer {api_key}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in headers.items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode("utf-8", "replace")
-
-    return send
+from neruba_tools import api_call, api_target
 
 
 def _p(value: str) -> str:
@@ -186,7 +153,7 @@ def _get(path: str, *names: str, query: tuple[str, ...] = ()) -> Build:
 
 
 def _command(parser: argparse.ArgumentParser, build: Build) -> argparse.ArgumentParser:
-    parser.set_defaults(func=_run, build=build)
+    parser.set_defaults(func=api_call.run, build=build)
     api_target.add_arguments(parser, "an admin-scope key", again=True)  # before or after the subcommand
     return parser
 
@@ -303,50 +270,3 @@ def add_parser(commands: Any) -> None:
 def _void_charge(a: argparse.Namespace) -> tuple[str, str, Any, dict[str, str]]:
     body = _given(reason=a.reason, ticket=a.ticket)
     return "POST", f"/admin/customers/{_p(a.customer)}/one-off-charges/{_p(a.charge)}/void", body, {}
-
-
-def default_key(method: str, path: str, body: Any, fresh: bool = False) -> str:
-    """The same request, the same key: running a command again is a retry. ``fresh``: a new key each time,
-    for a command whose repetition is safe and may find something new (a rerun bills only differences
-    not recorded yet: run again later, it bills the usage counted since, never twice)."""
-    if fresh:
-        import uuid
-
-        return "cli-" + uuid.uuid4().hex
-    seed = json.dumps({"m": method, "p": path, "b": body}, sort_keys=True, default=str)
-    return "cli-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
-
-
-def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
-    """Build the request of ``args``, send it, print the answer; returns the exit code."""
-    err = err or sys.stderr
-    method, path, body, query = args.build(args)
-    if query:
-        path += "?" + urlencode(query)
-    headers: dict[str, str] = {}
-    if method != "GET":
-        key = args.idempotency_key or default_key(method, path, body, getattr(args, "fresh_key", False))
-        headers["Idempotency-Key"] = key
-        print(f"Idempotency-Key: {key}", file=err)
-    try:
-        status, answer = send(method, path, body, headers)
-    except (urllib.error.URLError, OSError) as error:
-        print(f"error: {method} {path} could not connect: {error}", file=err)
-        return 2
-    text = json.dumps(answer, indent=2, sort_keys=False)
-    if 200 <= status < 300:
-        print(text)
-        return 0
-    error = answer.get("error") if isinstance(answer, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    print(f"refused: HTTP {status}" + (f" {code}" if code else ""), file=err)
-    print(text, file=err)
-    return 1
-
-
-def _run(args: argparse.Namespace) -> int:
-    base_url, api_key = api_target.base_url(args), api_target.api_key(args)
-    if not api_key:
-        print("error: give --api-key (or NERUBA_API_KEY), an admin key", file=sys.stderr)
-        return 2
-    return execute(args, http_transport(base_url, api_key))

@@ -106,3 +106,26 @@ def test_every_api_command_resolves_its_url_the_same_way(
     monkeypatch.delenv("NERUBA_BASE_URL")
     with pytest.raises(Exception, match="NERUBA_BASE_URL"):
         api_target.base_url(parsed())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "void", "tx1", "--customer", "a", "--reason", "r", "--ticket", "T-1"],
+        ["credit-notes", "create", "in_1", "--reason", "r", "--ticket", "T-1"],
+        ["backfill", "cancel", "bf_1", "--reason", "r"],
+    ],
+    ids=["events", "corrections", "backfill"],
+)
+def test_every_api_command_prints_a_refusal_in_one_shape(argv: list[str], api: Any, capsys: Any) -> None:
+    # GIVEN an API refusing with a code, a message and details
+    url, _, answers = api
+    detail = {"param": "invoice", "code": "dispute_open", "message": "in_9 is disputed"}
+    answers.append((409, {"error": {"code": "invoice_conflict", "message": "Wait.", "details": [detail]}}))
+    # WHEN any command that calls the API is refused
+    code = main([*argv, "--base-url", url, "--api-key", "k"])
+    # THEN it exits 1 and prints the same lines: status, code and message, then the details as JSON
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "refused: HTTP 409 invoice_conflict: Wait.\n" in err
+    assert json.loads(err[err.index("[") :]) == [detail]
