@@ -38,6 +38,8 @@ def test_a_refund_beyond_what_the_charge_paid_is_parked_for_an_operator(
         record = stored(sent["id"])
         assert (record["status"], record["outcome"]) == ("parked", "parked"), record
         assert "refund_exceeds_refundable" in record["error"] and "250" in record["error"]
+        # AND the record names the customer and invoice the charge paid (the operator finds it by them)
+        assert (record.get("customer_id"), record.get("invoice_id")) == (CUSTOMER, finalized[1]["id"])
     assert postings("refund") == [] and balance()["paid_to_date_minor"] == cash
     # AND a refund within what was paid still posts
     within = refund_event("ch_1", [("re_2", 250)])
@@ -63,5 +65,6 @@ def test_a_dispute_beyond_what_is_left_after_refunds_is_parked(
     # THEN the first is parked, the second holds 150
     parked = stored(too_much["id"])
     assert (parked["status"], parked["outcome"]) == ("parked", "parked")
+    assert (parked.get("customer_id"), parked.get("invoice_id")) == (CUSTOMER, finalized[1]["id"])
     assert stored(fits["id"])["status"] == "processed"
     assert ledger().balances(CUSTOMER)["USD"]["disputes"] == 150

@@ -163,6 +163,7 @@ def test_invoice_paid_alone_records_the_tax_before_the_payment(
     work_events()
     parked = stored(other["id"])
     assert parked["status"] == "parked" and parked["error"].startswith("stripe_tax_changed"), parked
+    assert (parked.get("invoice_id"), parked.get("customer_id")) == (usage["id"], ours.customer_id)
     assert invoice(usage["id"]).total_minor == 1190 and _ledger_balanced_and_owed()["tax_payable"] == -190
 
 

@@ -168,7 +168,7 @@ class Processor:
             result = self._dispatch(event, at)
         except (EventDataError, NerubaError) as exc:
             result = ProcessResult("failed", "invalid_event", error=str(exc))
-        except EffectRefusedError as exc:  # beyond what the payment has refundable: parked, nothing applied
+        except EffectRefusedError as exc:  # an effect not reached through _refused: parked, nothing applied
             result = ProcessResult("parked", "parked", error=str(exc)[:500])
         except Exception as exc:
             failed = ProcessResult("failed", "error", error=f"{type(exc).__name__}: {exc}"[:500])
@@ -262,16 +262,19 @@ class Processor:
             raise EventDataError(str(exc)) from exc
         if tax is None:
             return None
-        return self.effects.stripe_tax(
-            invoice_id=invoice_id,
-            customer_id=customer_id,
-            currency=invoice.currency,
-            tax=tax,
-            stripe_invoice_id=_str(obj, "id"),
-            event_id=str(event.get("id")),
-            idempotency_key=f"stripe:tax:{invoice_id}",
-            at=at,
-        )
+        try:
+            return self.effects.stripe_tax(
+                invoice_id=invoice_id,
+                customer_id=customer_id,
+                currency=invoice.currency,
+                tax=tax,
+                stripe_invoice_id=_str(obj, "id"),
+                event_id=str(event.get("id")),
+                idempotency_key=f"stripe:tax:{invoice_id}",
+                at=at,
+            )
+        except EffectRefusedError as exc:
+            return _refused(exc, invoice_id, customer_id)
 
     def _invoice_finalized(self, event: dict[str, Any], at: datetime) -> ProcessResult:
         """``invoice.finalized``: only a delegated invoice's tax is taken from it."""
@@ -387,7 +390,10 @@ class Processor:
             link = self._find_link(keys)  # the payment may have been processed meanwhile
             if link is None:
                 return ProcessResult("deferred", f"waiting for {keys[0]}")
-        result = apply(event, link, at)
+        try:
+            result = apply(event, link, at)
+        except EffectRefusedError as exc:
+            result = _refused(exc, link.invoice_id, link.customer_id)
         for key in keys:
             self.repo.remove_waiter(key, event["id"])
         result.refs.update({"invoice_id": link.invoice_id, "customer_id": link.customer_id})
@@ -494,6 +500,14 @@ def _parked(park: Park, invoice_id: str, invoice: Invoice | None, customer_id: s
     owner = invoice.customer_id if invoice is not None else customer_id
     return ProcessResult(
         "parked", "parked", error=str(park), refs={"invoice_id": invoice_id, "customer_id": owner}
+    )
+
+
+def _refused(exc: EffectRefusedError, invoice_id: str, customer_id: str) -> ProcessResult:
+    """An effect refused as the event states it: parked, nothing applied, naming the invoice and customer
+    it concerns (so ``GET /admin/stripe-events`` shows whose it is)."""
+    return ProcessResult(
+        "parked", "parked", error=str(exc)[:500], refs={"invoice_id": invoice_id, "customer_id": customer_id}
     )
 
 
