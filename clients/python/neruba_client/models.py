@@ -805,6 +805,12 @@ class CorrectionCreditNote(_Model):
     amount_minor: int
 
 
+class CorrectionWait(_Model):
+    line_id: str
+    invoice_id: str
+    reason: Literal["dispute_open"]
+
+
 class RerunCorrection(_Model):
     type: Literal["adjustment", "correction_invoice", "credit_note", "grant_restoration"]
     invoice_id: str | None = None
@@ -814,6 +820,7 @@ class RerunCorrection(_Model):
     amount_minor: int
     credit_notes: list[CorrectionCreditNote] = []
     grant_restorations: list[GrantRestoration] = []
+    waiting: list[CorrectionWait] = []
 
 
 class Invoice(_Model):

@@ -345,3 +345,35 @@ def test_a_chargeback_of_a_payment_a_correction_credited_is_booked_as_that_credi
     assert _balance("receivable") == 476 + 119
     assert -_balance("revenue") == 500 and -_balance("tax_payable") == 95
     _agree(real)
+
+
+def test_a_rerun_before_the_end_names_the_dispute_its_differences_wait_for(
+    real: World, api: Any, monkeypatch: Any
+) -> None:
+    from tests.functional.billing.credit_note_support import pay
+
+    # GIVEN day 1's invoice carrying 2 late calls of day 0 (200 + 38 of tax), paid, 50 of it disputed
+    day0_billed(real, monkeypatch)
+    day1_billed(real, monkeypatch, 6, end=False)
+    first, second = _usage(real, 0), _usage(real, 1)
+    pay(real, second["id"], 357, payment_id="ch_w1")
+    dispute_id = _dispute(second["id"], 50)
+
+    # WHEN the 2 late calls are voided and day 0's invoice is rerun while the dispute is open
+    real.usage("acme", START + day(0, 4), 4)
+    status, answer = rerun(api, first["id"], "rerun-open")
+
+    # THEN the difference is pending for the next window, and the answer names what holds it until then
+    assert (status, answer["action"]) == (200, "adjustment_pending"), answer
+    (line,) = answer["correction"]["lines"]
+    assert int(line["amount_minor"]) == -200
+    assert answer["correction"]["waiting"] == [
+        {"line_id": line["line_id"], "invoice_id": second["id"], "reason": "dispute_open"}
+    ]
+
+    # WHEN the dispute is decided and more calls are voided, the next rerun's answer waits for nothing
+    _decide(dispute_id, "won")
+    real.usage("acme", START + day(0, 4), 3)
+    status, later = rerun(api, first["id"], "rerun-decided")
+    assert (status, later["action"]) == (200, "adjustment_pending"), later
+    assert later["correction"]["waiting"] == []

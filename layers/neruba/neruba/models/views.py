@@ -1105,6 +1105,15 @@ class CorrectionCreditNote(Closed):
     amount_minor: Minor
 
 
+class CorrectionWait(Closed):
+    """A pending difference the next window will not bill yet: an invoice carrying the line it corrects
+    has a dispute open (``reason: dispute_open``); it is billed by the first window after the decision."""
+
+    line_id: str = Field(description="The difference's line (one of the correction's lines).")
+    invoice_id: str = Field(description="The invoice carrying the corrected line, with a dispute open.")
+    reason: Literal["dispute_open"]
+
+
 class RerunCorrection(Closed):
     """What a rerun of a finalized invoice changed: adjustment lines for the subscription's next invoice
     (``adjustment``), or a correction invoice or credit note issued now."""
@@ -1167,6 +1176,11 @@ class RerunCorrection(Closed):
         default_factory=list,
         description="What the credit grants that paid the corrected usage got back (money first, then "
         "the grants: docs/billing.md, 'Usage a credit grant paid, corrected').",
+    )
+    waiting: list[CorrectionWait] = Field(
+        default_factory=list,
+        description="Before the end (type adjustment): the lines the next window will keep pending, and "
+        "why, until it is decided (docs/billing.md, 'A correction waits for an open dispute').",
     )
 
 

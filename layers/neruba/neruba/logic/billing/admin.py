@@ -15,7 +15,7 @@ from neruba import bootstrap
 from neruba.dal.transaction import Cancelled, Transaction, commit
 from neruba.errors import ConflictError, InvalidRequestError, NotFoundError
 from neruba.logic import idempotency
-from neruba.logic.billing import correction_sources, sync_due, unbillable
+from neruba.logic.billing import correction_sources, correction_waits, sync_due, unbillable
 from neruba.logic.billing.adjustment_terms import added_tax, adjustment_record
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.corrections import answer as correction_answer
@@ -214,6 +214,7 @@ def rerun_invoice(
                 ctx.billing.adjustment_put_item(subscription_id, adjustment_record(d, "pending", None, now))
                 for d in deltas
             ]
+            waits = _waiting(ctx, invoice.customer_id, subscription_id, deltas)
             actions += [ctx.billing.state_unchanged_item(subscription_id)] if deltas else []
             result = {
                 "object": "invoice_rerun",
@@ -225,6 +226,7 @@ def rerun_invoice(
                     "applies_to": "the subscription's next invoice",
                     "lines": deltas,
                     "amount_minor": sum(int(d["amount_minor"]) for d in deltas),
+                    "waiting": waits,
                 }
                 if deltas
                 else None,
@@ -291,6 +293,18 @@ def _attribution(
         if line.kind not in (*CARRIED_KINDS, *DERIVED_KINDS)
     }
     return correction_sources.Attribution(ctx, invoice, rated, backfill_id)
+
+
+def _waiting(
+    ctx: Billing, customer_id: str, subscription_id: str, deltas: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """Which of a rerun's pending differences the next window will hold for an open dispute
+    (``correction_waits.waiting``, netted with those pending already: a rerun adding to a difference
+    held is held too)."""
+    if not deltas:
+        return []
+    pending = [a.line for a in ctx.billing.pending_adjustments(subscription_id)]
+    return correction_waits.waiting(ctx, customer_id, deltas, pending)
 
 
 def _difference(subtotal: int, tax: int) -> dict[str, int]:

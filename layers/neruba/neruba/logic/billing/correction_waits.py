@@ -63,16 +63,30 @@ def in_dispute(
     return found
 
 
-def held_for_disputes(ctx: Billing, customer_id: str, lines: list[dict[str, Any]]) -> set[str]:
+def held_for_disputes(ctx: Billing, customer_id: str, lines: list[dict[str, Any]]) -> dict[str, str]:
     """The ids of ``lines`` (a window's adjustment lines, or the upcoming preview's) a window leaves
-    pending because an invoice carrying what they correct has a dispute open (``in_dispute``): every
-    line of such a corrected line, positive ones too, so their net is settled once the dispute is
-    decided (the next window carries them again)."""
+    pending because an invoice carrying what they correct has a dispute open (``in_dispute``), each with
+    that invoice's id: every line of such a corrected line, positive ones too, so their net is settled
+    once the dispute is decided (the next window carries them again)."""
     wanted, refs = negatives(lines)
     if not wanted:
-        return set()
+        return {}
     held = in_dispute(ctx, read_carriers(ctx, customer_id, refs, lines, lambda _id: None), lines)
-    return {str(line["line_id"]) for line in lines if corrected(line) in held}
+    return {str(line["line_id"]): held[corrected(line)] for line in lines if corrected(line) in held}
+
+
+def waiting(
+    ctx: Billing, customer_id: str, lines: list[dict[str, Any]], pending: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """What of ``lines`` (a rerun's differences, recorded pending before the end) the next window will
+    hold, and why, netted with the differences already ``pending``: ``[{line_id, invoice_id, reason}]``,
+    the invoice being the carrier with a dispute open (``held_for_disputes``)."""
+    held = held_for_disputes(ctx, customer_id, [*pending, *lines])
+    return [
+        {"line_id": str(line["line_id"]), "invoice_id": held[str(line["line_id"])], "reason": "dispute_open"}
+        for line in lines
+        if str(line["line_id"]) in held
+    ]
 
 
 def refuse_disputed(ctx: Billing, invoices: list[Invoice], lines: list[dict[str, Any]]) -> None:

@@ -18,7 +18,7 @@ Why a retried or duplicated job never bills twice:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -409,7 +409,7 @@ def lookback_deltas(
     *,
     report: bool = True,
     sources: list[dict[str, Any]] | None = None,
-    hold: tuple[Callable[[list[dict[str, Any]]], set[str]], list[dict[str, Any]]] | None = None,
+    hold: tuple[Callable[[list[dict[str, Any]]], Collection[str]], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """The differences (at most ``room`` lines, oldest windows first) that re-rating the finalized usage
     windows ``late_lookback`` names finds for the invoice of ``window``: what that invoice will carry for
