@@ -783,28 +783,72 @@ def test_a_void_is_refused_only_for_events_their_customer_s_phase_billed_in_adva
     assert void("call-1")["status"] == "voided"
 
 
-def test_a_plan_change_dated_in_a_past_hour_is_refused_when_a_charge_is_billed_in_advance(
+def test_a_plan_change_touching_advance_charges_takes_hours_no_event_was_counted_in_yet(
     world: World,
 ) -> None:
     from neruba.errors import InvalidRequestError
     from neruba.logic.catalog.subscriptions import change_plan
     from neruba.models.catalog import PlanChange
 
-    # GIVEN acme on "team" (seats billed in advance) and a plan billing everything in arrears
+    # GIVEN acme on "team" (seats billed in advance) and a plan billing everything in arrears; events are
+    # accepted up to 300 s ahead of now (ingest_max_future_seconds)
     arrears = {**PLAN, "code": "team-later", "charges": [
         {"meter_code": "members", "model": "per_unit", "unit_price": "30.00"}]}  # fmt: skip
     assert _admin("POST", "/v1/plans", arrears)[0] == 201
     sub_id = str(world.subscriptions[0]["id"])
     now = START + timedelta(hours=5, minutes=20)
 
-    # WHEN the change is dated hours back THEN it is refused: those hours' events were billed when counted
-    with pytest.raises(InvalidRequestError) as refused:
-        change_plan(
-            world.plans, sub_id, PlanChange(plan_code="team-later", at=START + timedelta(hours=1)), now
-        )
-    assert (refused.value.code, refused.value.param) == ("invalid_change_time", "at")
-    # AND dated in this hour it is made
+    def refused(at: datetime, when: datetime = now) -> str:
+        with pytest.raises(InvalidRequestError) as error:
+            change_plan(world.plans, sub_id, PlanChange(plan_code="team-later", at=at), when)
+        assert (error.value.code, error.value.param) == ("invalid_change_time", "at")
+        return str(error.value)
+
+    # WHEN the change is dated hours back, or at the start of the hour it is made in (that whole hour
+    # would move to the new phase, and its events counted since 05:00 were billed by the old one)
+    # THEN it is refused, naming the first hour it may take
+    refused(START + timedelta(hours=1))
+    assert START.replace(hour=6).isoformat().replace("+00:00", "Z") in refused(START + timedelta(hours=5))
+    # AND made 4 minutes before the next hour, even dated now it is refused: an event of 06:00:30 may be
+    # counted already (300 s ahead), and 06:00 would be the new phase's first hour
+    late = START + timedelta(hours=5, minutes=56)
+    assert START.replace(hour=7).isoformat().replace("+00:00", "Z") in refused(late, late)
+    # AND dated inside this hour (the hour stays the old phase's, the new one takes over at 06:00) it is made
     moved = change_plan(
-        world.plans, sub_id, PlanChange(plan_code="team-later", at=START + timedelta(hours=5)), now
+        world.plans,
+        sub_id,
+        PlanChange(plan_code="team-later", at=START + timedelta(hours=5, minutes=10)),
+        now,
     )
     assert moved["phases"][-1]["plan_code"] == "team-later"
+
+
+def test_a_subscription_billing_in_advance_cannot_start_before_it_is_made(world: World) -> None:
+    from neruba.errors import InvalidRequestError
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Customer, SubscriptionCreate
+
+    # GIVEN beta, a customer without a subscription, whose seat events were counted since 01:00 (billed by
+    # no phase: there was none), and a plan billing api_calls in arrears only
+    world.plans.create_customer(Customer(external_id="beta", name="Beta", currency="USD"))
+    arrears = {**PLAN, "code": "calls", "charges": [PLAN["charges"][-1]]}
+    assert _admin("POST", "/v1/plans", arrears)[0] == 201
+    now = START + timedelta(hours=5, minutes=20)
+
+    # WHEN beta is subscribed to "team" (seats billed in advance) from 01:00, or a second before now
+    # THEN it is refused: those hours' seat events were counted with no phase to bill them in advance,
+    # and a phase taking them now would never bill them (its arrears lines leave advance meters out)
+    for start in (START + timedelta(hours=1), now - timedelta(seconds=1)):
+        with pytest.raises(InvalidRequestError) as refused:
+            create_subscription(world.plans, SubscriptionCreate(customer_id="beta", plan_code="team",
+                                                                start_at=start), f"k-{start}", now)  # fmt: skip
+        assert (refused.value.code, refused.value.param) == ("invalid_start_time", "start_at")
+    # AND started now (start_at left out) it is made
+    made = create_subscription(
+        world.plans, SubscriptionCreate(customer_id="beta", plan_code="team"), "k", now
+    )
+    assert made["start_at"] == now.isoformat()
+    # AND a plan without advance charges may still start in the past (its arrears lines bill those hours)
+    world.plans.create_customer(Customer(external_id="gamma", name="Gamma", currency="USD"))
+    body = SubscriptionCreate(customer_id="gamma", plan_code="calls", start_at=START + timedelta(hours=1))
+    assert create_subscription(world.plans, body, "k2", now)["phases"][0]["plan_code"] == "calls"

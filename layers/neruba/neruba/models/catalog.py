@@ -533,7 +533,9 @@ class SubscriptionCreate(BaseModel):
     plan_code: str = Field(pattern=CODE_PATTERN)
     plan_version: StrictInt | None = Field(default=None, ge=1, description="Defaults to the latest version.")
     start_at: AwareInstant | None = Field(
-        default=None, description="Defaults to now; anchors the billing periods."
+        default=None,
+        description="Defaults to now; anchors the billing periods. Not before now when the plan bills a "
+        "meter in advance (invalid_start_time).",
     )
     trial_end: AwareInstant | None = None
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
@@ -547,8 +549,9 @@ class PlanChange(BaseModel):
     plan_version: StrictInt | None = Field(default=None, ge=1)
     at: AwareInstant | None = Field(
         default=None,
-        description="Defaults to now; must be within the current period, and not before this hour when "
-        "either plan bills a meter in advance.",
+        description="Defaults to now; must be within the current period. When either plan bills a meter "
+        "in advance, the new plan's first whole hour (at, or the next hour) must start later than now plus "
+        "the events' accepted lead (300 s): docs/pricing.md, 'A plan change inside an hour'.",
     )
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None

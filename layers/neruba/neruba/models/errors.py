@@ -72,7 +72,8 @@ ERROR_CODES: dict[str, str] = {
     "subscription_conflict": "The subscription changed meanwhile; read it and retry.",
     "subscription_canceled": "A canceled subscription accepts no changes.",
     "subscription_not_started": "The subscription has not started at that time.",
-    "invalid_change_time": "The change time is outside the subscription.",
+    "invalid_change_time": "The change time is outside the subscription, or in an hour already counted.",
+    "invalid_start_time": "A plan billing in advance cannot start before the subscription is made.",
     # invoices and billing runs
     "invoice_not_found": "No invoice with this id.",
     "invoice_not_rated": "The invoice has no rating to explain yet.",

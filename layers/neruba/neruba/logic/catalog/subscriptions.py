@@ -21,11 +21,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from neruba.dal.catalog import CatalogConflictError
 from neruba.dal.dynamo import TransactionCancelledError
+from neruba.domain.advance import terms_of
 from neruba.domain.overlap import Claim, claims, first_overlap
 from neruba.domain.periods import fits_calendar
 from neruba.domain.phases import Timeline
@@ -41,7 +42,7 @@ from neruba.logic.catalog.entries import (
 from neruba.logic.idempotency import check_same, fingerprint, record_items, replay
 from neruba.logic.limits.plan_defaults import defaults_items
 from neruba.models.catalog import Cancellation, PlanChange, SubscriptionCreate
-from neruba.timefmt import iso
+from neruba.timefmt import iso, iso_z
 
 if TYPE_CHECKING:
     from neruba.dal.billing import BillingRepository
@@ -131,6 +132,14 @@ def _new_doc(
         raise InvalidRequestError(
             "start_at is so late that its first billing period would end after the year 9999.",
             code="start_past_calendar",
+            param="start_at",
+        )
+    if start < now and any(terms_of(c) is not None for c in version.document.get("charges") or []):
+        raise InvalidRequestError(
+            "A subscription to a plan billing charges in advance starts when it is made or later: the "
+            "events of earlier hours were counted with no phase to bill them in advance, and its arrears "
+            "lines leave those meters out, so they would never be billed. Leave start_at out to start now.",
+            code="invalid_start_time",
             param="start_at",
         )
     if body.trial_end is not None and body.trial_end <= start:
@@ -229,20 +238,27 @@ def _audit_view(sub: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy({k: sub.get(k) for k in AUDIT_FIELDS})
 
 
-def _refuse_backdated_advance(at: datetime, now: datetime, versions: list[Any]) -> None:
-    """Refuse a change dated before the hour it is made in when the plan it leaves or the one it takes
-    bills a meter in advance (``invalid_change_time``): the events of the hours since were billed, or not,
-    one by one when counted, by the phase in force then; moving those hours to another phase would bill
-    them again or never (docs/pricing.md, "A plan change inside an hour")."""
-    from neruba.domain.advance import terms_of
+def _refuse_counted_hours(at: datetime, now: datetime, versions: list[Any]) -> None:
+    """Refuse a change whose new phase would take an hour events may have been counted in already, when
+    the plan it leaves or the one it takes bills a meter in advance (``invalid_change_time``; docs/pricing.md,
+    "A plan change inside an hour"). The new phase rates from its first whole hour (``at`` itself when on
+    the hour, else the next one); an event of that hour or later counted before the change (up to
+    ``ingest_max_future_seconds`` ahead of now) was billed, or not, by the phase in force then, and moving
+    it to another phase would bill it again or never."""
+    from neruba.settings import get_settings
 
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    if at >= hour:
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    first = hour if hour == at else hour + timedelta(hours=1)
+    counted_up_to = now + timedelta(seconds=get_settings().ingest_max_future_seconds)
+    if first > counted_up_to:
         return
     if any(terms_of(c) is not None for v in versions for c in v.document.get("charges") or []):
+        earliest = counted_up_to.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         raise InvalidRequestError(
-            "A plan change that starts or stops charges billed in advance cannot be dated in an hour "
-            "already past (their events were billed when counted); date it in this hour or later.",
+            "A plan change that starts or stops charges billed in advance takes over from a whole hour no "
+            "event may have been counted in yet (events are billed, or not, when counted, by the phase in "
+            f"force then): date it later than {iso_z(earliest - timedelta(hours=1))}, so that it takes over "
+            f"from {iso_z(earliest)} on.",
             code="invalid_change_time",
             param="at",
         )
@@ -292,7 +308,7 @@ def change_plan(
                 "A change cannot precede the current phase.", code="invalid_change_time", param="at"
             )
         current = terms.phases[-1]
-        _refuse_backdated_advance(at, now, [repo.version(current.plan_code, current.plan_version), version])
+        _refuse_counted_hours(at, now, [repo.version(current.plan_code, current.plan_version), version])
         sub["phases"][-1]["end_at"] = iso(at)
         sub["phases"].append(
             {
