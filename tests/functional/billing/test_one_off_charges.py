@@ -308,3 +308,53 @@ def test_a_one_off_invoice_has_nothing_to_rerun(world: World, api: Any) -> None:
     with pytest.raises(InvalidRequestError) as refused:
         rerun_invoice(world.ctx, charge["invoice_id"], RerunRequest(reason="check"), "test")
     assert refused.value.code == "invoice_not_rated" and "one-off" in str(refused.value)
+
+
+def _void_invoice(api: Any, invoice_id: str, regenerate: str) -> Any:
+    event = api_event(
+        "POST",
+        f"/admin/invoices/{invoice_id}/void",
+        body={"reason": "wrong po number", "regenerate": regenerate},
+        path_parameters={"invoice_id": invoice_id},
+        headers={"Idempotency-Key": f"void-{invoice_id}"},
+    )
+    return call(api, event)[:2]
+
+
+@pytest.mark.parametrize(
+    ("mode", "regenerate"),
+    [("invoice_now", "same_lines"), ("next_invoice", "same_lines"), ("next_invoice", "recompute")],
+)
+def test_a_charge_follows_its_invoice_to_the_replacement_when_it_is_voided(
+    world: World, api: Any, monkeypatch: Any, mode: str, regenerate: str
+) -> None:
+    # GIVEN a charge invoiced: on its own invoice, or carried by day 0's usage invoice
+    world.subscribe("acme")
+    schedule(world, START)
+    work(world, START, monkeypatch)
+    status, charge = _create(api, {**FEE, "mode": mode})
+    assert status == 201, charge
+    if mode == "next_invoice":
+        _bill_day_zero(world, monkeypatch)
+        schedule(world, START + day(1, 3))  # its grace period over: finalized
+    [listed] = _list(api)[1]["data"]
+    carrying = str(listed["invoice_id"])
+
+    # WHEN that invoice is voided and regenerated
+    status, voided = _void_invoice(api, carrying, regenerate)
+    assert status == 200, voided
+    replacement = voided["replacement"]
+    assert [ln["line_id"] for ln in replacement["lines"] if ln["kind"] == "one_off"] == [
+        f"one_off:{charge['id']}"
+    ]
+
+    # THEN the charge names the replacement (the invoice that bills it now), and so does the refusal of
+    # its void, which points to a credit note against that invoice
+    [listed] = _list(api)[1]["data"]
+    assert (listed["status"], listed["invoice_id"]) == ("invoiced", replacement["id"])
+    status, answer = _void(api, charge["id"])
+    assert (status, answer["error"]["code"]) == (409, "one_off_charge_invoiced")
+    assert replacement["id"] in answer["error"]["message"] and carrying not in answer["error"]["message"]
+    # AND the books owe the charge once, by the replacement
+    books = world.ctx.ledger.balances("acme")["USD"]
+    assert books["receivable"] == replacement["total_minor"] and world.ctx.ledger.reconcile("acme") == []

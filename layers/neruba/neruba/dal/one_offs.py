@@ -107,6 +107,24 @@ class OneOffRepository:
         """Mark a pending charge invoiced on ``invoice_id`` (condition: still pending)."""
         return self._move(customer_id, charge_id, "invoiced", invoice_id=invoice_id)
 
+    def replaced_item(
+        self, customer_id: str, charge_id: str, voided: str, replacement: str
+    ) -> dict[str, Any]:
+        """Move an invoiced charge from ``voided`` to the invoice replacing it (condition: still invoiced
+        on ``voided``)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._key(customer_id, charge_id),
+                "UpdateExpression": "SET invoice_id = :to",
+                "ConditionExpression": "#st = :invoiced AND invoice_id = :from",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(
+                    {":to": replacement, ":from": voided, ":invoiced": "invoiced"}
+                ),
+            }
+        }
+
     def void_item(self, customer_id: str, charge_id: str, at: str) -> dict[str, Any]:
         """Mark a pending charge void (condition: still pending)."""
         return self._move(customer_id, charge_id, "void", voided_at=at)

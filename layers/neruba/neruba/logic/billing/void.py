@@ -243,6 +243,21 @@ def _replacement(
     ), uses
 
 
+def _charges_moved(ctx: Billing, invoice: Invoice, replacement: dict[str, Any]) -> list[dict[str, Any]]:
+    """The one-off charges the replacement carries now name it (``invoice_id``: the invoice billing them,
+    where a credit note corrects them), each conditional on still naming the voided invoice."""
+    from neruba.logic.billing.one_off import charges
+    from neruba.logic.billing.one_off_lines import KIND
+
+    return [
+        charges(ctx).replaced_item(
+            invoice.customer_id, str(line["source"]["one_off_charge_id"]), invoice.id, str(replacement["id"])
+        )
+        for line in replacement["lines"]
+        if line.get("kind") == KIND and (line.get("source") or {}).get("one_off_charge_id")
+    ]
+
+
 def void_invoice(
     ctx: Billing,
     invoice_id: str,
@@ -287,6 +302,7 @@ def void_invoice(
             ),
             *idempotency.record_items(ctx.billing, audit, SCOPE, key, fp, replayed),
             *uses,
+            *_charges_moved(ctx, invoice, doc),
         ]
         try:
             commit(Transaction(actions))
