@@ -22,7 +22,7 @@ from tests.functional.billing.backfill_support import (
     scope,
     usage_totals,
 )
-from tests.functional.billing.conftest import START, World, assert_books_agree
+from tests.functional.billing.conftest import BASIC, START, World, assert_books_agree
 from tests.functional.billing.helpers import day, schedule, work
 
 
@@ -84,17 +84,45 @@ def test_a_scope_outside_the_rules_is_refused_and_nothing_is_written(
     assert _audits() == []
 
 
-def test_a_meter_charged_in_advance_is_refused(world: World) -> None:
-    from neruba import bootstrap
+def test_a_meter_is_refused_only_for_customers_whose_phase_bills_it_in_advance_in_the_range(
+    world: World,
+) -> None:
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.models.catalog import PlanCreate
 
-    bootstrap.catalog().register_advance_meter("api_calls")
-    status, answer = open_backfill(scope())
-    assert (status, answer["error"]["code"], answer["error"]["param"]) == (
-        400,
-        "backfill_meter_in_advance",
-        "meter_codes.0",
+    # GIVEN acme billed api_calls in arrears ("basic" from START), and a plan billing them in advance
+    # (seat-like: a charge at once per call) that globex takes from day 2
+    world.subscribe("acme")
+    advance = {**BASIC, "code": "upfront",
+               "charges": [{**BASIC["charges"][0], "pay_in_advance": True}]}  # fmt: skip
+    create_plan(world.plans, PlanCreate.model_validate(advance))
+    phase = {
+        "plan_code": "upfront",
+        "plan_version": 1,
+        "start_at": (START + day(2)).isoformat(),
+        "end_at": None,
+    }
+    world.subscribe("globex", START + day(2), phases=[phase])
+
+    # WHEN acme's api_calls are backfilled over days 0 to 3: accepted (its phase bills them in arrears)
+    status, opened = open_backfill(scope())
+    assert status == 201, opened
+    # AND globex's over days 0 and 1 (before its advance phase): accepted
+    status, early = open_backfill(
+        scope(customer_ids=["globex"], end=(START + day(2)).isoformat()), key="k-g1"
     )
-    assert read("/admin/backfills")[1]["data"] == []
+    assert status == 201, early
+    # BUT globex's over days 0 to 3, or with acme's: refused, naming globex (its events of days 2 and 3
+    # are billed one by one as they come, never by a window a backfill corrects)
+    for n, body in enumerate((scope(customer_ids=["globex"]), scope(customer_ids=["acme", "globex"]))):
+        status, answer = open_backfill(body, key=f"k-g{n + 2}")
+        assert (status, answer["error"]["code"], answer["error"]["param"]) == (
+            400,
+            "backfill_meter_in_advance",
+            "meter_codes.0",
+        )
+        assert "globex" in answer["error"]["message"]
+    assert {b["id"] for b in read("/admin/backfills")[1]["data"]} == {opened["id"], early["id"]}
 
 
 def test_four_hundred_days_back_is_allowed_and_a_key_is_required(world: World) -> None:

@@ -114,7 +114,7 @@ ERROR_CODES: dict[str, str] = {
     "backfill_range_in_future": "A backfill's range reaches into the future.",
     "backfill_range_too_old": "A backfill's range starts before 00:00 UTC of the date 400 days ago.",
     "backfill_replace_whole_hours": "mode replace needs start and end on whole hours.",
-    "backfill_meter_in_advance": "The meter is charged in advance; a backfill counts arrears usage only.",
+    "backfill_meter_in_advance": "A customer's plan charges the meter in advance in the range.",
     "backfill_too_many_events": "The backfill would hold more than 5,000 events; open another one.",
     "backfill_not_committed": "Only a committed backfill can be reverted.",
     "backfill_superseded": "A later replace backfill stands over this one: revert it first.",

@@ -110,16 +110,29 @@ def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[lis
         meter = ctx.plans.get_meter(code)
         if meter is None:
             raise NotFoundError(f"No meter {code!r}.", code="meter_not_found", param=f"meter_codes.{n}")
+    _refuse_advance(ctx, customers, meters, start, end)
+    return customers, meters
+
+
+def _refuse_advance(
+    ctx: Billing, customers: list[str], meters: list[str], start: datetime, end: datetime
+) -> None:
+    """A backfill counts usage a window bills in arrears: refused for a meter a customer's phase bills in
+    advance during the range (each of those events is billed as it comes, never by a window a backfill
+    corrects). Only meters some plan bills in advance are looked at, per customer."""
+    from neruba.logic.billing.advance_phase import bills_between
+
     advance = bootstrap.ingest_worker_catalog().lookup(set(customers), set(meters)).advance_meters
     for n, code in enumerate(meters):
-        if code in advance:
+        billed = [c for c in customers if code in advance and bills_between(ctx.plans, c, code, start, end)]
+        if billed:
             raise InvalidRequestError(
-                f"Meter {code!r} is charged in advance (each event is billed as it comes); a backfill "
-                "counts usage billed in arrears only.",
+                f"Meter {code!r} is charged in advance for {', '.join(billed)} during the range (each event "
+                "is billed as it comes); a backfill counts usage billed in arrears only: leave those "
+                "customers out, or narrow the range to hours their plans bill in arrears.",
                 code="backfill_meter_in_advance",
                 param=f"meter_codes.{n}",
             )
-    return customers, meters
 
 
 def open_backfill(
