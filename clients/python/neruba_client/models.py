@@ -1052,9 +1052,16 @@ class BackfillUnbilled(_Model):
     last_timestamp: str
 
 
+class BackfillHeldId(_Model):
+    customer_id: str
+    transaction_id: str
+
+
 class BackfillCommitted(_Model):
     events_counted: int
     events_not_counted: int
+    events_conflicting: int = 0
+    conflicting: list[BackfillHeldId] = []
     events_replaced: int = 0
     events_superseded: int = 0
     events_unbilled: int = 0
@@ -1161,6 +1168,8 @@ class BackfillPreview(_Model):
     backfill_id: str
     events_held: int
     events_counted: int
+    events_conflicting: int = 0
+    conflicting: list[BackfillHeldId] = []
     events_replaced: int = 0
     events_superseded: int = 0
     events_unbilled: int = 0

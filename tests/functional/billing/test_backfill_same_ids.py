@@ -181,14 +181,31 @@ def test_a_voided_id_is_counted_as_new_content_in_add_mode(world: World) -> None
     assert _rated(world, 2) == PRICE
 
 
-def test_an_add_backfill_keeps_a_live_event_with_other_content(world: World) -> None:
+def test_an_add_backfill_keeps_a_live_event_with_other_content_and_names_it(world: World) -> None:
+    # GIVEN c5 and c6 counted live on day 2, and an add backfill holding c5 at another hour, c6 as it
+    # was stored, and a new event
     world.subscribe("acme")
-    live_events(world, ["c5"], START + day(2, 3), "live-c5")
+    live_events(world, ["c5", "c6"], START + day(2, 3), "live-c5")
     backfill = _open("add", 0, 3, "bf-c5")
-    events(backfill, [{"transaction_id": "c5", "timestamp": _at(2, 9)}])
+    held = [
+        {"transaction_id": "c5", "timestamp": _at(2, 9)},
+        {"transaction_id": "c6", "timestamp": _at(2, 3)},
+        {"transaction_id": "n1", "timestamp": _at(1, 4)},
+    ]
+    events(backfill, held)
+
+    # WHEN it is previewed, then committed
+    shown = read(f"/admin/backfills/{backfill}/preview", backfill_id=backfill)[1]
     done = act(backfill, "commit")[1]
-    assert (done["committed"]["events_counted"], done["committed"]["events_not_counted"]) == (0, 1)
-    assert _event(world, "c5").status == "accepted" and _rated(world, 2) == PRICE
+
+    # THEN the live c5 stands (an add counts on top of what is stored: as a live conflict) and c6 is the
+    # same event; only n1 is counted, and both answers name c5 as held with other content than stored
+    conflict = [{"customer_id": "acme", "transaction_id": "c5"}]
+    assert (shown["events_counted"], shown["events_conflicting"], shown["conflicting"]) == (1, 1, conflict)
+    committed = done["committed"]
+    assert (committed["events_counted"], committed["events_not_counted"]) == (1, 2)
+    assert (committed["events_conflicting"], committed["conflicting"]) == (1, conflict)
+    assert _event(world, "c5").status == "accepted" and _rated(world, 2) == 2 * PRICE
 
 
 def test_a_stored_event_of_another_meter_is_refused(world: World) -> None:

@@ -130,6 +130,19 @@ class BackfillUnbilled(BaseModel):
 
 
 UNBILLED_COUNT = "Counted events no invoice will bill (at a time no subscription of the customer covers)."
+CONFLICTING_COUNT = (
+    "Held events not counted because their transaction id holds a stored event with other content, which "
+    "stands (mode add counts on top of what is stored, as a live conflict; a replace supersedes it)."
+)
+
+
+class BackfillHeldId(BaseModel):
+    """A held event, by its customer and transaction id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    transaction_id: str
 
 
 class BackfillCommitted(BaseModel):
@@ -149,6 +162,10 @@ class BackfillCommitted(BaseModel):
         default=0,
         description="mode replace: stored events under a held event's transaction id, with other content, "
         "voided by the commit (the held content counted as their corrected copy; in events_counted).",
+    )
+    events_conflicting: int = Field(default=0, description=CONFLICTING_COUNT + " Part of events_not_counted.")
+    conflicting: list[BackfillHeldId] = Field(
+        default_factory=list, description="The first 100 of events_conflicting."
     )
     events_unbilled: int = Field(default=0, description=UNBILLED_COUNT)
     unbilled: list[BackfillUnbilled] = Field(default_factory=list, description="events_unbilled in detail.")
@@ -308,6 +325,10 @@ class BackfillPreview(BaseModel):
     events_counted: int = Field(
         description="Held events the commit would count: not stored yet, or counted as the corrected copy "
         "of the stored event of their transaction id (voided, or superseded by a replace)."
+    )
+    events_conflicting: int = Field(default=0, description=CONFLICTING_COUNT)
+    conflicting: list[BackfillHeldId] = Field(
+        default_factory=list, description="The first 100 of events_conflicting."
     )
     events_replaced: int = Field(
         default=0, description="mode replace: the stored events of the range the commit would void."

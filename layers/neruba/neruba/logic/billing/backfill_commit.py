@@ -357,9 +357,14 @@ def finish(
     as corrected copies) and corrected."""
     mine = backfill_ids.counted_held(ctx, backfill_id, held, "accepted")
     unbilled = backfill_unbilled.unbilled(ctx, mine)
+    counted = {(e.customer_id, e.transaction_id) for e in mine}
+    left = [e for e in held if (e.customer_id, e.transaction_id) not in counted]
+    conflicting, named = backfill_ids.other_content(ctx, left) if left else (0, [])
     summary = {
         "events_counted": len(mine),
         "events_not_counted": len(held) - len(mine),
+        "events_conflicting": conflicting,
+        "conflicting": named,
         "events_replaced": replaced,
         "events_superseded": superseded,
         "events_unbilled": sum(int(u["events"]) for u in unbilled),

@@ -186,6 +186,19 @@ def _other_meter(end: StoredEvent, held: HeldEvent) -> Resolved | None:
     return None
 
 
+def other_content(ctx: Billing, held: list[HeldEvent], limit: int = 100) -> tuple[int, list[dict[str, str]]]:
+    """Of ``held`` (events a commit does not count), those whose transaction id holds an accepted event
+    with other content: it stands (an add counts on top of what is stored, as a live ``conflict``). Their
+    number, and the first ``limit`` as ``{customer_id, transaction_id}``."""
+    ends = line_ends(ctx, [(e.customer_id, e.transaction_id) for e in held])
+    found = []
+    for event in held:
+        end = ends.get((event.customer_id, event.transaction_id))
+        if end is not None and end.status == "accepted" and not same_content(end, event):
+            found.append({"customer_id": event.customer_id, "transaction_id": event.transaction_id})
+    return len(found), found[:limit]
+
+
 def problems(
     ctx: Billing, backfill_id: str, mode: str, held: Iterable[HeldEvent]
 ) -> dict[tuple[str, str], str]:

@@ -111,6 +111,9 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     mode = str(found.document.get("mode") or "add")
     is_open = found.status == "open"
     counting = to_count(ctx, backfill_id, mode, held) if is_open else []
+    chosen = {(e.customer_id, e.transaction_id) for e in counting}
+    left = [e for e in held if (e.customer_id, e.transaction_id) not in chosen] if is_open else []
+    conflicting, named = backfill_ids.other_content(ctx, left) if left else (0, [])
     replacing = mode == "replace" and is_open
     replaced: list[HeldEvent] = []
     superseded_events = to_supersede(ctx, backfill_id, found.document, held) if is_open else []
@@ -161,6 +164,8 @@ def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
         "backfill_id": backfill_id,
         "events_held": len(held),
         "events_counted": len(counting),
+        "events_conflicting": conflicting,
+        "conflicting": named,
         "events_replaced": len(replaced),
         "events_superseded": len(superseded),
         "events_unbilled": sum(int(u["events"]) for u in unbilled),
