@@ -783,6 +783,38 @@ def test_a_void_is_refused_only_for_events_their_customer_s_phase_billed_in_adva
     assert void("call-1")["status"] == "voided"
 
 
+def test_an_amend_moving_an_event_into_an_hour_its_customer_s_phase_bills_in_advance_is_refused(
+    world: World,
+) -> None:
+    from neruba.errors import ConflictError
+    from neruba.logic.catalog.subscriptions import change_plan
+    from neruba.logic.ingest.voids import VoidRequest, void_event
+    from neruba.models.catalog import PlanChange
+
+    # GIVEN acme's API call of 02:00 (billed in arrears), then acme moved (made at 03:20, dated 03:10: from
+    # 04:00) to a plan billing API calls in advance
+    at = START + timedelta(hours=2)
+    _enqueue(_event("call-1", "api_calls", at))
+    _ingest()
+    ahead = {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "pay_in_advance": True}
+    assert _admin("POST", "/v1/plans", {**PLAN, "code": "calls-ahead", "charges": [ahead]})[0] == 201
+    change = PlanChange(plan_code="calls-ahead", at=START + timedelta(hours=3, minutes=10))
+    change_plan(world.plans, str(world.subscriptions[0]["id"]), change, START + timedelta(hours=3, minutes=20))
+
+    def amend(moved_to: datetime, key: str) -> dict[str, Any]:
+        request = VoidRequest("acme", "call-1", "wrong hour", "SUP-2", timestamp=moved_to, amend=True)
+        return void_event(request, "key:test", key, now=START + timedelta(hours=5, minutes=30))
+
+    # WHEN the call is amended to 05:00 THEN it is refused: the copy would count in an hour whose phase
+    # bills API calls in advance, one by one as they are sent, which a copy never is (never billed)
+    with pytest.raises(ConflictError) as refused:
+        amend(START + timedelta(hours=5), "amend-5")
+    assert refused.value.code == "event_billed_in_advance"
+    assert "corrected" in str(refused.value)
+    # AND amended to 03:00 (still the arrears phase's hour) it is made
+    assert amend(START + timedelta(hours=3), "amend-3")["status"] == "voided"
+
+
 def test_a_plan_change_touching_advance_charges_takes_hours_no_event_was_counted_in_yet(
     world: World,
 ) -> None:

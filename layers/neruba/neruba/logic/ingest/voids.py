@@ -275,7 +275,8 @@ def _check(
 def _billed_in_advance(event: StoredEvent) -> bool:
     """Whether the phase rating the event's hour charges its meter in advance for its customer (the rule
     that billed it: ``logic.billing.advance.charge_for``); a meter some other plan bills in advance is
-    voided as any other for a customer billed in arrears."""
+    voided as any other for a customer billed in arrears. Asked of an amend's copy too: a copy is counted
+    without being billed one by one, so one in such an hour would never be billed."""
     from neruba.logic.billing.advance_phase import charge_for
 
     found = charge_for(bootstrap.plans(), event.customer_id, event.meter_code, parse_ts(event.timestamp))
@@ -329,6 +330,15 @@ def _copy(
         raise InvalidRequestError(
             "The amend changes nothing: send other properties or another timestamp, or void the event.",
             code="amend_changes_nothing",
+        )
+    if event.meter_code in catalog.advance_meters and _billed_in_advance(replace(event, timestamp=iso(at))):
+        raise ConflictError(
+            f"The corrected event's time falls in an hour whose phase bills meter {event.meter_code!r} in "
+            "advance for this customer: those events are billed one by one as they are sent, which a "
+            "corrected copy is not, so it would never be billed. Void the event and send the corrected one "
+            "as a new event instead.",
+            code="event_billed_in_advance",
+            param="timestamp",
         )
     batch = idempotency.digest({"amend-batch": transaction_id}, 32)
     client_at = iso(at)
