@@ -799,7 +799,9 @@ def test_an_amend_moving_an_event_into_an_hour_its_customer_s_phase_bills_in_adv
     ahead = {"meter_code": "api_calls", "model": "per_unit", "unit_price": "1", "pay_in_advance": True}
     assert _admin("POST", "/v1/plans", {**PLAN, "code": "calls-ahead", "charges": [ahead]})[0] == 201
     change = PlanChange(plan_code="calls-ahead", at=START + timedelta(hours=3, minutes=10))
-    change_plan(world.plans, str(world.subscriptions[0]["id"]), change, START + timedelta(hours=3, minutes=20))
+    change_plan(
+        world.plans, str(world.subscriptions[0]["id"]), change, START + timedelta(hours=3, minutes=20)
+    )
 
     def amend(moved_to: datetime, key: str) -> dict[str, Any]:
         request = VoidRequest("acme", "call-1", "wrong hour", "SUP-2", timestamp=moved_to, amend=True)
@@ -853,6 +855,12 @@ def test_a_plan_change_touching_advance_charges_takes_hours_no_event_was_counted
         now,
     )
     assert moved["phases"][-1]["plan_code"] == "team-later"
+    # AND a change back made at 05:56 without a date takes over at the first hour allowed (07:00)
+    undated = change_plan(world.plans, sub_id, PlanChange(plan_code="team"), late)
+    assert [(p["plan_code"], p["start_at"]) for p in undated["phases"][-2:]] == [
+        ("team-later", (START + timedelta(hours=5, minutes=10)).isoformat()),
+        ("team", START.replace(hour=7).isoformat()),
+    ]
 
 
 def test_a_subscription_billing_in_advance_cannot_start_before_it_is_made(world: World) -> None:
@@ -871,9 +879,9 @@ def test_a_subscription_billing_in_advance_cannot_start_before_it_is_made(world:
     # THEN it is refused: those hours' seat events were counted with no phase to bill them in advance,
     # and a phase taking them now would never bill them (its arrears lines leave advance meters out)
     for start in (START + timedelta(hours=1), now - timedelta(seconds=1)):
+        body = SubscriptionCreate(customer_id="beta", plan_code="team", start_at=start)
         with pytest.raises(InvalidRequestError) as refused:
-            create_subscription(world.plans, SubscriptionCreate(customer_id="beta", plan_code="team",
-                                                                start_at=start), f"k-{start}", now)  # fmt: skip
+            create_subscription(world.plans, body, f"k-{start}", now)
         assert (refused.value.code, refused.value.param) == ("invalid_start_time", "start_at")
     # AND started now (start_at left out) it is made
     made = create_subscription(

@@ -551,7 +551,8 @@ class PlanChange(BaseModel):
         default=None,
         description="Defaults to now; must be within the current period. When either plan bills a meter "
         "in advance, the new plan's first whole hour (at, or the next hour) must start later than now plus "
-        "the events' accepted lead (300 s): docs/pricing.md, 'A plan change inside an hour'.",
+        "the events' accepted lead (300 s); left out in the last minutes of an hour, it is that first hour "
+        "allowed: docs/pricing.md, 'A plan change inside an hour'.",
     )
     reason: Reason | None = Field(default=None, description="Why (kept in the audit record).")
     ticket: Ticket = None

@@ -238,30 +238,50 @@ def _audit_view(sub: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy({k: sub.get(k) for k in AUDIT_FIELDS})
 
 
+def _counted_up_to(now: datetime) -> datetime:
+    """The latest time an event counted by now may have (events are accepted up to
+    ``ingest_max_future_seconds`` ahead)."""
+    from neruba.settings import get_settings
+
+    return now + timedelta(seconds=get_settings().ingest_max_future_seconds)
+
+
+def _first_hour(at: datetime) -> datetime:
+    """The first whole hour a phase starting at ``at`` rates: ``at`` on the hour, else the next hour."""
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    return hour if hour == at else hour + timedelta(hours=1)
+
+
+def _advance_in(versions: list[Any]) -> bool:
+    return any(terms_of(c) is not None for v in versions for c in v.document.get("charges") or [])
+
+
 def _refuse_counted_hours(at: datetime, now: datetime, versions: list[Any]) -> None:
     """Refuse a change whose new phase would take an hour events may have been counted in already, when
     the plan it leaves or the one it takes bills a meter in advance (``invalid_change_time``; docs/pricing.md,
-    "A plan change inside an hour"). The new phase rates from its first whole hour (``at`` itself when on
-    the hour, else the next one); an event of that hour or later counted before the change (up to
-    ``ingest_max_future_seconds`` ahead of now) was billed, or not, by the phase in force then, and moving
-    it to another phase would bill it again or never."""
-    from neruba.settings import get_settings
-
-    hour = at.replace(minute=0, second=0, microsecond=0)
-    first = hour if hour == at else hour + timedelta(hours=1)
-    counted_up_to = now + timedelta(seconds=get_settings().ingest_max_future_seconds)
-    if first > counted_up_to:
+    "A plan change inside an hour"). The new phase rates from its first whole hour; an event of that hour
+    or later counted before the change (up to ``ingest_max_future_seconds`` ahead of now) was billed, or
+    not, by the phase in force then, and moving it to another phase would bill it again or never."""
+    counted_up_to = _counted_up_to(now)
+    if _first_hour(at) > counted_up_to or not _advance_in(versions):
         return
-    if any(terms_of(c) is not None for v in versions for c in v.document.get("charges") or []):
-        earliest = counted_up_to.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        raise InvalidRequestError(
-            "A plan change that starts or stops charges billed in advance takes over from a whole hour no "
-            "event may have been counted in yet (events are billed, or not, when counted, by the phase in "
-            f"force then): date it later than {iso_z(earliest - timedelta(hours=1))}, so that it takes over "
-            f"from {iso_z(earliest)} on.",
-            code="invalid_change_time",
-            param="at",
-        )
+    earliest = _first_hour(counted_up_to + timedelta(microseconds=1))
+    raise InvalidRequestError(
+        "A plan change that starts or stops charges billed in advance takes over from a whole hour no "
+        "event may have been counted in yet (events are billed, or not, when counted, by the phase in "
+        f"force then): date it later than {iso_z(earliest - timedelta(hours=1))}, so that it takes over "
+        f"from {iso_z(earliest)} on.",
+        code="invalid_change_time",
+        param="at",
+    )
+
+
+def _default_time(now: datetime, versions: list[Any]) -> datetime:
+    """When a change gives no ``at``: now, unless the plans bill in advance and the next hour starts too
+    soon for no event of it to be counted yet (the last minutes of an hour): then the hour after it."""
+    if not _advance_in(versions) or _first_hour(now) > _counted_up_to(now):
+        return now
+    return _first_hour(_counted_up_to(now) + timedelta(microseconds=1))
 
 
 def change_plan(
@@ -308,7 +328,17 @@ def change_plan(
                 "A change cannot precede the current phase.", code="invalid_change_time", param="at"
             )
         current = terms.phases[-1]
-        _refuse_counted_hours(at, now, [repo.version(current.plan_code, current.plan_version), version])
+        versions = [repo.version(current.plan_code, current.plan_version), version]
+        if change.at is None:
+            at = _default_time(now, versions)
+            if at >= end:
+                raise InvalidRequestError(
+                    f"A change touching charges billed in advance made now would take over at {iso_z(at)}, "
+                    "after the current period: change the plan once the next period has begun.",
+                    code="invalid_change_time",
+                    param="at",
+                )
+        _refuse_counted_hours(at, now, versions)
         sub["phases"][-1]["end_at"] = iso(at)
         sub["phases"].append(
             {
