@@ -892,3 +892,47 @@ def test_a_subscription_billing_in_advance_cannot_start_before_it_is_made(world:
     world.plans.create_customer(Customer(external_id="gamma", name="Gamma", currency="USD"))
     body = SubscriptionCreate(customer_id="gamma", plan_code="calls", start_at=START + timedelta(hours=1))
     assert create_subscription(world.plans, body, "k2", now)["phases"][0]["plan_code"] == "calls"
+
+
+def test_the_hour_a_subscription_starts_in_is_billed_in_advance_whole_and_never_counted_before_it(
+    world: World,
+) -> None:
+    from neruba.errors import InvalidRequestError
+    from neruba.logic.billing import advance
+    from neruba.logic.catalog.subscriptions import create_subscription
+    from neruba.models.catalog import Customer, SubscriptionCreate
+
+    # GIVEN beta subscribed at 05:13 to "team" (seats billed in advance) from 05:15
+    world.plans.create_customer(Customer(external_id="beta", name="Beta", currency="USD"))
+    body = SubscriptionCreate(
+        customer_id="beta", plan_code="team", start_at=START + timedelta(hours=5, minutes=15)
+    )
+    create_subscription(world.plans, body, "k-beta", START + timedelta(hours=5, minutes=13))
+
+    # WHEN a seat timestamped 05:14 (the subscription's first hour, before its start) is billed in advance
+    seat = {"customer_id": "beta", "transaction_id": "early-seat", "meter_code": "members",
+            "timestamp": (START + timedelta(hours=5, minutes=14)).isoformat(), "value": "1"}  # fmt: skip
+    item = advance.process_message(world.ctx, seat, START + timedelta(hours=5, minutes=16))
+
+    # THEN it is billed: the window rates that whole hour under the subscription, and its line leaves the
+    # meter to advance billing (before, it was recorded not_billed and so billed nowhere)
+    assert item["status"] != "not_billed", item
+
+    # GIVEN gamma, without a subscription, whose seat of 05:05 was counted already
+    world.plans.create_customer(Customer(external_id="gamma", name="Gamma", currency="USD"))
+    _enqueue({**_event("gamma-seat", "members", START + timedelta(hours=5, minutes=5), delta=1),
+              "customer_id": "gamma"})  # fmt: skip
+    _ingest()
+    now = START + timedelta(hours=5, minutes=10)
+    # WHEN gamma is subscribed to "team" from 05:15 THEN it is refused: its first hour (05:00) holds a seat
+    # counted when no phase could bill it in advance, which the hour's line would then call billed
+    later = SubscriptionCreate(
+        customer_id="gamma", plan_code="team", start_at=START + timedelta(hours=5, minutes=15)
+    )
+    with pytest.raises(InvalidRequestError) as refused:
+        create_subscription(world.plans, later, "k-gamma", now)
+    assert (refused.value.code, refused.value.param) == ("invalid_start_time", "start_at")
+    assert "06:00" in str(refused.value)
+    # AND from 06:00 (no event of that hour can be counted yet) it is made
+    from_next = SubscriptionCreate(customer_id="gamma", plan_code="team", start_at=START + timedelta(hours=6))
+    assert create_subscription(world.plans, from_next, "k-gamma-6", now)["status"] == "active"

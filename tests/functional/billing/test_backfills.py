@@ -91,18 +91,14 @@ def test_a_meter_is_refused_only_for_customers_whose_phase_bills_it_in_advance_i
     from neruba.models.catalog import PlanCreate
 
     # GIVEN acme billed api_calls in arrears ("basic" from START), and a plan billing them in advance
-    # (seat-like: a charge at once per call) that globex takes from day 2
+    # (seat-like: a charge at once per call) that globex takes from day 2, 00:30
     world.subscribe("acme")
     advance = {**BASIC, "code": "upfront",
                "charges": [{**BASIC["charges"][0], "pay_in_advance": True}]}  # fmt: skip
     create_plan(world.plans, PlanCreate.model_validate(advance))
-    phase = {
-        "plan_code": "upfront",
-        "plan_version": 1,
-        "start_at": (START + day(2)).isoformat(),
-        "end_at": None,
-    }
-    world.subscribe("globex", START + day(2), phases=[phase])
+    begins = START + day(2) + timedelta(minutes=30)
+    phase = {"plan_code": "upfront", "plan_version": 1, "start_at": begins.isoformat(), "end_at": None}
+    world.subscribe("globex", begins, phases=[phase])
 
     # WHEN acme's api_calls are backfilled over days 0 to 3: accepted (its phase bills them in arrears)
     status, opened = open_backfill(scope())
@@ -112,7 +108,11 @@ def test_a_meter_is_refused_only_for_customers_whose_phase_bills_it_in_advance_i
         scope(customer_ids=["globex"], end=(START + day(2)).isoformat()), key="k-g1"
     )
     assert status == 201, early
-    # BUT globex's over days 0 to 3, or with acme's: refused, naming globex (its events of days 2 and 3
+    # BUT ending at day 2, 00:10 it is refused, though before globex's start: that hour is the advance
+    # phase's whole (usage is kept per hour, and a subscription's first hour is its own)
+    into = scope(customer_ids=["globex"], end=(START + day(2) + timedelta(minutes=10)).isoformat())
+    assert open_backfill(into, key="k-g5")[1]["error"]["code"] == "backfill_meter_in_advance"
+    # AND globex's over days 0 to 3, or with acme's: refused, naming globex (its events of days 2 and 3
     # are billed one by one as they come, never by a window a backfill corrects)
     for n, body in enumerate((scope(customer_ids=["globex"]), scope(customer_ids=["acme", "globex"]))):
         status, answer = open_backfill(body, key=f"k-g{n + 2}")

@@ -103,21 +103,33 @@ def test_periods_that_do_not_overlap_are_accepted(catalog: Api) -> None:
     period_end = add_interval(datetime.fromisoformat(first["start_at"]), "month", 1)
     # WHEN a new subscription charging the same meter starts before that end, THEN it is refused
     assert _overlap(_subscribe(catalog, start=period_end - timedelta(seconds=1)))["subscription_id"] == sid
-    # WHEN it starts exactly at the end, THEN it is accepted (periods are half-open)
-    status, second = _subscribe(catalog, "pro_plus", start=period_end)
+    # WHEN it starts exactly at the end, inside an hour, THEN it is refused too: the first one's last
+    # window bills that whole hour (a meter's usage is kept per hour)
+    assert _overlap(_subscribe(catalog, "pro_plus", start=period_end))["subscription_id"] == sid
+    # WHEN it starts at the next whole hour, THEN it is accepted (periods are half-open)
+    next_hour = period_end.replace(minute=0, second=0) + timedelta(hours=1)
+    status, second = _subscribe(catalog, "pro_plus", start=next_hour)
     assert status == 201, second
     # AND a future-dated subscription blocks an open-ended one starting earlier
     assert _overlap(_subscribe(catalog, start=now))["subscription_id"] in {sid, second["id"]}
 
 
-def test_an_immediately_canceled_subscription_stops_blocking(catalog: Api) -> None:
+def test_an_immediately_canceled_subscription_stops_blocking_from_the_next_whole_hour(catalog: Api) -> None:
     _, first = _subscribe(catalog, start=datetime.now(UTC) - timedelta(days=2))
     sid = first["id"]
-    status, _ = catalog(
+    status, ended = catalog(
         "POST", f"/v1/subscriptions/{sid}/cancel", {"at_period_end": False}, {"subscription_id": sid}
     )
     assert status == 200
-    status, second = _subscribe(catalog)
+    # WHEN another subscription charging the meter starts now, in the hour the first one ended in
+    # THEN it is refused: usage is kept per hour, and the first one's final window bills that whole hour
+    ended_at = datetime.fromisoformat(ended["ended_at"])
+    next_hour = ended_at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    details = _overlap(_subscribe(catalog, "pro_plus"))
+    assert details["subscription_id"] == sid
+    assert datetime.fromisoformat(details["overlap_end"].replace("Z", "+00:00")) == next_hour
+    # AND started at the next whole hour it is accepted
+    status, second = _subscribe(catalog, start=next_hour)
     assert status == 201, second
     # but a backdated one reaching into the first one's life is still refused
     assert _overlap(_subscribe(catalog, "pro_plus", start=datetime.now(UTC) - timedelta(days=1)))

@@ -3,8 +3,10 @@
 A claim is one thing a subscription bills over a half-open time range ``[start, end)``: each meter its
 phase's plan charges (``meter:{code}``), and the plan itself (``plan:{code}``, so two subscriptions to one
 plan never both bill its fixed fee). Two subscriptions of one customer overlap when they claim the same
-thing in ranges that intersect; a range that ends when the other starts does not intersect it. Plain
-Python, no AWS.
+thing in ranges that intersect; a range that ends when the other starts does not intersect it. A meter's
+usage is kept per hour and an hour is billed whole by one subscription (the one ending in it bills it to
+its end, the one starting in it from its start), so a meter claim holds whole hours: from the hour it
+starts in to the end of the hour it ends in (``Claim.span``). Plain Python, no AWS.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from neruba.domain.phases import Terms, timeline
 
@@ -45,12 +47,29 @@ class Claim:
     def meter_code(self) -> str | None:
         return self.key.removeprefix("meter:") if self.key.startswith("meter:") else None
 
+    def span(self) -> tuple[datetime, datetime | None]:
+        """What the claim holds: its range, or for a meter the whole hours it touches."""
+        if self.meter_code is None:
+            return self.start, self.end
+        return _hour(self.start), None if self.end is None else _hour_after(self.end)
+
     def overlaps(self, other: Claim) -> bool:
+        (start, end), (their_start, their_end) = self.span(), other.span()
         return (
             self.key == other.key
-            and (other.end is None or self.start < other.end)
-            and (self.end is None or other.start < self.end)
+            and (their_end is None or start < their_end)
+            and (end is None or their_start < end)
         )
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_after(at: datetime) -> datetime:
+    """The end of the hour ``at`` falls in (``at`` itself when on the hour)."""
+    hour = _hour(at)
+    return hour if hour == at else hour + timedelta(hours=1)
 
 
 def claims(subscription: Terms, meters: MeterCodes, end: datetime | None) -> list[Claim]:

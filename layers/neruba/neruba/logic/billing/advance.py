@@ -209,7 +209,9 @@ def _write(
         item = _item(event, "", 0, now, status="not_billed", reason=found)
         return _commit(Transaction().add(repo.put_item(item), name="item"), item)
     sub, version, charge = found
-    period = period_of(sub.timeline.anchor.astimezone(UTC), sub.timeline.every, at, ctx.add_interval)
+    anchor = sub.timeline.anchor.astimezone(UTC)
+    at = max(at, anchor)  # an event of the first hour before the start: billed as at the start
+    period = period_of(anchor, sub.timeline.every, at, ctx.add_interval)
     start = ts(period[0])
     position, revision = repo.position(sub.id, meter_code, start)
     meter = ctx.plans.get_meter(meter_code)

@@ -7,11 +7,11 @@ backfill's scope: ``logic.billing.backfills``). Plain reads of the catalog; noth
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.advance import terms_of
-from neruba.domain.phases import phase_at, phase_spans, rated_at
+from neruba.domain.phases import phase_at, rated_at
 
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository, Subscription
@@ -30,7 +30,9 @@ def charge_for(
         owner = rated_at(at, terms.anchor.astimezone(UTC))  # the phase rating the event's hour bills it
         found = phase_at(terms, owner)
         end = terms.ended_at
-        if found is None or at < terms.anchor or (end is not None and owner >= end):
+        # the hour a subscription starts in is its own whole, events before its start included (the
+        # window rates that hour under it): ``owner`` is the start there, before it the hour itself
+        if found is None or owner < terms.anchor or (end is not None and owner >= end):
             continue
         phase = found[1]
         version = plans.version(phase.plan_code, phase.plan_version).document
@@ -53,13 +55,35 @@ def bills_between(
 ) -> bool:
     """Whether a phase of ``customer_id``'s subscriptions that rates hours of [start, end) bills
     ``meter_code`` in advance (trials included: their hours turn into advance hours when the trial ends
-    inside the range). The hour ``start`` falls in belongs to the phase in force at that hour's start, so
-    the range is taken from that hour on."""
-    lo = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    inside the range). Usage is kept per hour, and an hour belongs to the phase in force at its start (a
+    subscription's first hour to its first phase, whole), so each side is compared by the hours it
+    touches (``owned_hours``)."""
+    first = _hour(start)
     for sub in plans.customer_subscriptions(customer_id):
-        for span in phase_spans(sub.timeline, lo, end):
-            version = plans.version(span.plan_code, span.plan_version).document
+        terms = sub.timeline
+        for phase in terms.phases:
+            own_start, own_end = owned_hours(phase.start, phase.end, first=phase.start == terms.anchor)
+            if not (own_start < end and (own_end is None or first < own_end)):
+                continue
+            version = plans.version(phase.plan_code, phase.plan_version).document
             for charge in version.get("charges") or []:
                 if charge.get("meter_code") == meter_code and terms_of(charge) is not None:
                     return True
     return False
+
+
+def owned_hours(start: datetime, end: datetime | None, *, first: bool) -> tuple[datetime, datetime | None]:
+    """The hours a phase [start, end) rates: from the hour it starts in when it is the subscription's
+    first (its start's hour is its own), else from the next whole hour; to the end of the hour it ends in
+    (that hour's start found it in force)."""
+    own_start = _hour(start) if first else _hour_after(start)
+    return own_start, None if end is None else _hour_after(end)
+
+
+def _hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_after(at: datetime) -> datetime:
+    hour = _hour(at)
+    return hour if hour == at else hour + timedelta(hours=1)

@@ -88,11 +88,17 @@ def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: S
         return
     mine, theirs = found
     other = next(s for s in others if s.id == theirs.subscription_id)
-    ends = sorted(e for e in (mine.end, theirs.end) if e is not None)
+    (start, end), (their_start, their_end) = mine.span(), theirs.span()
+    ends = sorted(e for e in (end, their_end) if e is not None)
     what = f"meter {mine.meter_code!r}" if mine.meter_code else f"plan {mine.key.removeprefix('plan:')!r}"
+    hours = (
+        " (a meter's usage is kept per hour: two subscriptions charging it never share an hour)"
+        if mine.meter_code
+        else ""
+    )
     raise ConflictError(
-        f"Subscription {other.id} already charges {what} for this customer over the same time. "
-        "Move the customer with a plan change, or cancel that subscription first.",
+        f"Subscription {other.id} already charges {what} for this customer over the same time{hours}. "
+        "Move the customer with a plan change, or start after that subscription ends.",
         code="subscription_overlap",
         details=[
             {
@@ -103,7 +109,7 @@ def _check_overlap(repo: PlansRepository, subscription: dict[str, Any], guard: S
                 "status": other.status,
                 "start_at": other.document["start_at"],
                 "created_at": other.document.get("created_at"),
-                "overlap_start": iso(max(mine.start, theirs.start)),
+                "overlap_start": iso(max(start, their_start)),
                 "overlap_end": iso(ends[0]) if ends else None,
             }
         ],
@@ -134,7 +140,8 @@ def _new_doc(
             code="start_past_calendar",
             param="start_at",
         )
-    if start < now and any(terms_of(c) is not None for c in version.document.get("charges") or []):
+    advance = sorted({str(c["meter_code"]) for c in version.document.get("charges") or [] if terms_of(c)})
+    if start < now and advance:
         raise InvalidRequestError(
             "A subscription to a plan billing charges in advance starts when it is made or later: the "
             "events of earlier hours were counted with no phase to bill them in advance, and its arrears "
@@ -142,6 +149,8 @@ def _new_doc(
             code="invalid_start_time",
             param="start_at",
         )
+    if advance:
+        _refuse_counted_first_hour(body.customer_id, advance, start, now)
     if body.trial_end is not None and body.trial_end <= start:
         raise InvalidRequestError(
             "trial_end must be after start_at.", code="invalid_trial", param="trial_end"
@@ -168,6 +177,29 @@ def _new_doc(
         ],
         "created_at": iso(now),
     }
+
+
+def _refuse_counted_first_hour(customer_id: str, meters: list[str], start: datetime, now: datetime) -> None:
+    """Refuse a subscription billing ``meters`` in advance whose first hour (the whole hour ``start``
+    falls in: the window rates it under the subscription) holds events of them counted already, before it
+    existed: advance billing found no phase for them (``not_billed``), and the hour's line would leave
+    them to it, so they would be billed nowhere (``invalid_start_time``). One page of one event read."""
+    from neruba import bootstrap
+
+    first = start.replace(minute=0, second=0, microsecond=0)
+    up_to = _counted_up_to(now)
+    if first > up_to:
+        return
+    page = bootstrap.usage().list_events(customer_id, meters, first, up_to + timedelta(microseconds=1), 1)
+    if page.events:
+        allowed = _first_hour(up_to + timedelta(microseconds=1))
+        raise InvalidRequestError(
+            f"Events of {', '.join(meters)} were counted in the hour this subscription would start in "
+            f"({iso_z(first)}), before it existed: its advance charges never billed them, and that hour's "
+            f"line would leave them to those charges. Start it at {iso_z(allowed)} or later.",
+            code="invalid_start_time",
+            param="start_at",
+        )
 
 
 def create_subscription(
