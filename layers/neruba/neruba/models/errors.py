@@ -72,7 +72,7 @@ ERROR_CODES: dict[str, str] = {
     "subscription_conflict": "The subscription changed meanwhile; read it and retry.",
     "subscription_canceled": "A canceled subscription accepts no changes.",
     "subscription_not_started": "The subscription has not started at that time.",
-    "invalid_change_time": "The change time is outside the subscription, or in an hour already counted.",
+    "invalid_change_time": "The change time is outside the period, or too soon for advance charges.",
     "invalid_start_time": "A plan billing in advance cannot start before the subscription is made.",
     # invoices and billing runs
     "invoice_not_found": "No invoice with this id.",
@@ -99,7 +99,7 @@ ERROR_CODES: dict[str, str] = {
     "event_already_voided": "The event is voided already.",
     "event_not_accepted": "Only an accepted event can be voided or amended.",
     "event_not_counted_yet": "The event is accepted but not counted yet; retry in a few minutes.",
-    "event_billed_in_advance": "Its customer's plan billed the event in advance; credit the invoice.",
+    "event_billed_in_advance": "Billed in advance, or an amend's copy would be; credit the invoice.",
     "event_too_old_to_void": "The event is past the late-event limit; credit the invoice instead.",
     "event_void_conflict": "The event kept changing while it was voided; retry.",
     "event_void_amount_limits": "The customer's limits count the meter's amount; credit the invoice instead.",
