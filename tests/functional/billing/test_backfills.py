@@ -415,3 +415,27 @@ def test_a_commit_or_revert_key_names_one_request(world: World, monkeypatch: Any
     assert read(f"/admin/backfills/{second}", backfill_id=second)[1]["status"] == (
         "open" if action == "commit" else "committed"
     )
+
+
+def test_a_commit_checks_again_whose_phases_bill_the_meter_in_advance(world: World) -> None:
+    from neruba.logic.catalog.entries import create_plan
+    from neruba.models.catalog import PlanCreate
+
+    # GIVEN globex's api_calls backfill over days 0 and 1, opened while no phase billed them, one event held
+    advance = {**BASIC, "code": "upfront", "charges": [{**BASIC["charges"][0], "pay_in_advance": True}]}
+    create_plan(world.plans, PlanCreate.model_validate(advance))
+    status, opened = open_backfill(scope(customer_ids=["globex"], end=(START + day(2)).isoformat()))
+    assert status == 201, opened
+    assert events(opened["id"], [{"transaction_id": "g1", "timestamp": (START + day(1, 2)).isoformat()}],
+                  customer="globex")[0] == 200  # fmt: skip
+
+    # WHEN globex is then subscribed to a plan billing them in advance from day 1, 00:30, and it is committed
+    begins = START + day(1) + timedelta(minutes=30)
+    phase = {"plan_code": "upfront", "plan_version": 1, "start_at": begins.isoformat(), "end_at": None}
+    world.subscribe("globex", begins, phases=[phase])
+    status, answer = act(opened["id"], "commit")
+
+    # THEN the commit is refused and counts nothing: the event would be counted in an advance hour, which
+    # no advance billing ever sees (billed nowhere)
+    assert (status, answer["error"]["code"]) == (400, "backfill_meter_in_advance"), answer
+    assert read(f"/admin/backfills/{opened['id']}", backfill_id=opened["id"])[1]["status"] == "open"

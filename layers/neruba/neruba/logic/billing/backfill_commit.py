@@ -58,7 +58,7 @@ from neruba.logic.billing import (
 )
 from neruba.logic.billing.backfill_budget import Budget, CommitIncompleteError, DeadlineReachedError
 from neruba.logic.billing.backfill_preview import affected_invoices, refuse_withheld
-from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill
+from neruba.logic.billing.backfills import audit_customer, backfills, get_backfill, refuse_advance
 from neruba.logic.billing.context import Billing
 from neruba.logic.billing.correction_sources import reported
 from neruba.models.backfills import BackfillAction
@@ -106,6 +106,9 @@ def commit_backfill(
     if found.status == "open":
         backfill_order.check_not_busy(ctx, found)  # refused before anything is written
         guards = backfill_order.guards(ctx, found, commit=True)
+        doc = found.document
+        refuse_advance(ctx, list(doc["customer_ids"]), list(doc["meter_codes"]), parse_ts(doc["start"]),
+                       parse_ts(doc["end"]))  # fmt: skip
         held = backfills(ctx).held_events(backfill_id)
         backfill_ids.require_countable(ctx, backfill_id, found.document, held)
         if found.document.get("mode") == "replace":

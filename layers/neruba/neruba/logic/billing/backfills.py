@@ -110,16 +110,17 @@ def _check_scope(ctx: Billing, body: BackfillCreate, now: datetime) -> tuple[lis
         meter = ctx.plans.get_meter(code)
         if meter is None:
             raise NotFoundError(f"No meter {code!r}.", code="meter_not_found", param=f"meter_codes.{n}")
-    _refuse_advance(ctx, customers, meters, start, end)
+    refuse_advance(ctx, customers, meters, start, end)
     return customers, meters
 
 
-def _refuse_advance(
+def refuse_advance(
     ctx: Billing, customers: list[str], meters: list[str], start: datetime, end: datetime
 ) -> None:
     """A backfill counts usage a window bills in arrears: refused for a meter a customer's phase bills in
     advance during the range (each of those events is billed as it comes, never by a window a backfill
-    corrects). Only meters some plan bills in advance are looked at, per customer."""
+    corrects). Only meters some plan bills in advance are looked at, per customer. Asked when the backfill
+    is opened and again at its commit (a subscription made since may bill the range's hours in advance)."""
     from neruba.logic.billing.advance_phase import bills_between
 
     advance = bootstrap.ingest_worker_catalog().lookup(set(customers), set(meters)).advance_meters
