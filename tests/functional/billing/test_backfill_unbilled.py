@@ -39,3 +39,32 @@ def test_events_outside_every_subscription_are_reported_before_and_after_the_com
     committed = done["committed"]
     assert (committed["events_counted"], committed["events_unbilled"]) == (5, 3)
     assert committed["unbilled"] == expected
+
+
+def test_events_of_the_hours_a_subscription_starts_and_ends_in_are_billed_not_reported(
+    world: World, monkeypatch: Any
+) -> None:
+    from datetime import timedelta
+
+    from tests.functional.billing.helpers import schedule, work
+
+    # GIVEN acme subscribed from day 0, 00:30 to day 1, 00:30 (its one daily window billed), and a
+    # backfill with a call at 00:10 on day 0 (before the start, in its first hour) and at 00:50 on day 1
+    # (after the end, in its last hour): usage is kept per hour, so those hours are the subscription's
+    begin, end = START + timedelta(minutes=30), START + day(1) + timedelta(minutes=30)
+    world.subscribe("acme", begin, ended_at=end.isoformat())
+    schedule(world, START + day(1, 3))
+    work(world, START + day(1, 3), monkeypatch)
+    _, bf = open_backfill(scope(start=START.isoformat()))
+    early, late = START + timedelta(minutes=10), START + day(1) + timedelta(minutes=50)
+    events(bf["id"], calls("early", early, 1) + calls("late", late, 1))
+
+    # WHEN it is previewed and committed
+    _, preview = read(f"/admin/backfills/{bf['id']}/preview", backfill_id=bf["id"])
+    status, done = act(bf["id"], "commit")
+
+    # THEN nothing is reported unbilled, and the window rating those hours is named as corrected, by 2 calls
+    assert status == 200, done
+    assert (preview["events_unbilled"], done["committed"]["events_unbilled"]) == (0, 0)
+    [row] = preview["invoices"]
+    assert row["subtotal_difference_minor"] == 20 and len(done["committed"]["invoices"]) == 1

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from neruba.dal.backfills import HeldEvent
 from neruba.dal.invoices import Invoice
 from neruba.domain.ingest import hour_bucket
+from neruba.domain.phases import rated_at
 from neruba.domain.usage import CellUsage
 from neruba.logic.billing import unbillable
 from neruba.logic.billing.adjustment_terms import added_tax
@@ -69,6 +70,7 @@ def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
         if levels[code]:
             carried[held.customer_id] = min(at, carried.get(held.customer_id, at))
     found: list[Invoice] = []
+    anchors: dict[str, datetime] = {}
     for customer_id, ats in sorted(times.items()):
         cursor: str | None = None
         while True:
@@ -76,9 +78,15 @@ def affected_invoices(ctx: Billing, events: list[HeldEvent]) -> list[Invoice]:
             for invoice in page:
                 if invoice.kind not in RATED_KINDS or invoice.status == "void" or not invoice.subscription_id:
                     continue
+                sub_id = str(invoice.subscription_id)
+                if sub_id not in anchors:
+                    anchors[sub_id] = ctx.subscription(sub_id).timeline.anchor.astimezone(UTC)
                 start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
                 since = carried.get(customer_id)
-                if any(start <= at < end for at in ats) or (since is not None and end > since):
+                # the hour an event falls in is rated from its start (the first hour from the subscription's)
+                if any(start <= rated_at(at, anchors[sub_id]) < end for at in ats) or (
+                    since is not None and end > since
+                ):
                     found.append(invoice)
             if cursor is None:
                 break

@@ -2,7 +2,8 @@
 customer covers (docs/billing.md, "Events no invoice bills").
 
 A subscription covers ``[start_at, end)``, its end being ``ended_at`` or the end of the period in which a
-cancellation at period end was asked (``domain.phases.subscription_end``); none while it runs on. An
+cancellation at period end was asked (``domain.phases.subscription_end``); none while it runs on; by whole
+hours, as usage is kept (the hour it starts in and the hour it ends in are its own). An
 event outside every such span of its customer is stored and listed like any event, but no invoice's
 window holds it. The preview and the commit report those events per customer and reason, so the
 operator sees them before and after the commit instead of finding usage that never reaches an invoice.
@@ -26,11 +27,15 @@ NO_SUBSCRIPTION = "no_subscription"  # no subscription of the customer covers th
 
 
 def _spans(ctx: Billing, customer_id: str) -> list[tuple[datetime, datetime | None]]:
+    """Each subscription's hours: usage is kept per hour, so one covers the whole hour it starts in
+    and the whole hour it ends in (its first and final windows rate them: ``advance_phase.owned_hours``)."""
+    from neruba.logic.billing.advance_phase import owned_hours
+
     spans = []
     for subscription in ctx.plans.customer_subscriptions(customer_id):
         start = subscription.timeline.start
         if start is not None:
-            spans.append((start, subscription_end(subscription.timeline)))
+            spans.append(owned_hours(start, subscription_end(subscription.timeline), first=True))
     return spans
 
 
