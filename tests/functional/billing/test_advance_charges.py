@@ -14,6 +14,7 @@ import pytest
 from neruba import bootstrap
 from neruba.dal.plans import PlansRepository
 from neruba.settings import get_settings
+from neruba.timefmt import ts
 from tests.functional.billing.conftest import (
     START,
     World,
@@ -917,6 +918,10 @@ def test_the_hour_a_subscription_starts_in_is_billed_in_advance_whole_and_never_
     # THEN it is billed: the window rates that whole hour under the subscription, and its line leaves the
     # meter to advance billing (before, it was recorded not_billed and so billed nowhere)
     assert item["status"] != "not_billed", item
+    # AND its line shows the event's own time, billed from the start (05:15)
+    source = item["line"]["source"]
+    assert source["event_timestamp"].startswith(ts(START + timedelta(hours=5, minutes=14))[:16]), source
+    assert item["line"]["period_start"] == (START + timedelta(hours=5, minutes=15)).isoformat()
 
     # GIVEN gamma, without a subscription, whose seat of 05:05 was counted already
     world.plans.create_customer(Customer(external_id="gamma", name="Gamma", currency="USD"))

@@ -67,7 +67,9 @@ def _line(
     period: tuple[datetime, datetime],
     at: datetime,
 ) -> dict[str, Any]:
-    """The advance line of an event: what it billed and every figure behind it (in ``source``)."""
+    """The advance line of an event: what it billed and every figure behind it (in ``source``). ``at`` is
+    when it is billed from (an event of a subscription's first hour before its start: the start)."""
+    sent = parse_ts(str(event["timestamp"]))  # the event's own time, shown
     terms = terms_of(charge) or Terms()
     meter = str(charge["meter_code"])
     if change.units >= 0:
@@ -80,7 +82,7 @@ def _line(
     return {
         "line_id": f"advance:{meter}:{event['transaction_id']}",
         "kind": KIND,
-        "description": f"{meter}: {what}{share} (event {event['transaction_id']} at {ts(at)})",
+        "description": f"{meter}: {what}{share} (event {event['transaction_id']} at {ts(sent)})",
         "meter_code": meter,
         "group": {},
         "quantity": change.units,
@@ -94,7 +96,7 @@ def _line(
         "source": {
             "advance_id": str(event["transaction_id"]),
             "transaction_id": str(event["transaction_id"]),
-            "event_timestamp": ts(at),
+            "event_timestamp": ts(sent),
             "meter_code": meter,
             "subscription_id": sub.id,
             "billing_period_start": period[0].isoformat(),
