@@ -68,11 +68,19 @@ def default_key(method: str, path: str, body: Any, fresh: bool = False) -> str:
     return "cli-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
 
 
-def refusal(status: int, code: str | None, message: str | None, details: Sequence[Any], err: Any) -> None:
-    """A refusal, the same shape for every command: ``refused: HTTP 409 code: message``, then the
-    error's details (which field or invoice, and why) as JSON."""
+def refusal(
+    status: int,
+    code: str | None,
+    message: str | None,
+    details: Sequence[Any],
+    err: Any,
+    param: str | None = None,
+) -> None:
+    """A refusal, the same shape for every command: ``refused: HTTP 409 code: message`` (and ``(param:
+    name)`` when the error names the field), then the error's details (which field or invoice, and why)
+    as JSON."""
     head = f"refused: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-    print(head, file=err)
+    print(head + (f" (param: {param})" if param else ""), file=err)
     if details:
         print(json.dumps(list(details), indent=2, sort_keys=True, default=str), file=err)
 
@@ -99,7 +107,7 @@ def execute(args: argparse.Namespace, send: Transport, err: Any = None) -> int:
     error = answer.get("error") if isinstance(answer, dict) else None
     if isinstance(error, dict):
         details = error.get("details") if isinstance(error.get("details"), list) else []
-        refusal(status, error.get("code"), error.get("message"), details, err)
+        refusal(status, error.get("code"), error.get("message"), details, err, error.get("param"))
     else:  # not the API's error object (a gateway's answer): shown as it came
         refusal(status, None, None, [], err)
         print(answer if isinstance(answer, str) else json.dumps(answer, indent=2), file=err)

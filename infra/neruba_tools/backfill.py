@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace, func: Callable[[Any, argparse.Namespace], int
     try:
         return func(client_for(args), args)
     except APIError as exc:
-        api_call.refusal(exc.status, exc.code, exc.message, exc.details[:20], sys.stderr)
+        api_call.refusal(exc.status, exc.code, exc.message, exc.details[:20], sys.stderr, exc.param)
         return 1
     except NerubaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -121,11 +121,12 @@ def test_every_api_command_prints_a_refusal_in_one_shape(argv: list[str], api: A
     # GIVEN an API refusing with a code, a message and details
     url, _, answers = api
     detail = {"param": "invoice", "code": "dispute_open", "message": "in_9 is disputed"}
-    answers.append((409, {"error": {"code": "invoice_conflict", "message": "Wait.", "details": [detail]}}))
+    error = {"code": "invoice_conflict", "message": "Wait.", "param": "invoice_id", "details": [detail]}
+    answers.append((409, {"error": error}))
     # WHEN any command that calls the API is refused
     code = main([*argv, "--base-url", url, "--api-key", "k"])
     # THEN it exits 1 and prints the same lines: status, code and message, then the details as JSON
     err = capsys.readouterr().err
     assert code == 1
-    assert "refused: HTTP 409 invoice_conflict: Wait.\n" in err
+    assert "refused: HTTP 409 invoice_conflict: Wait. (param: invoice_id)\n" in err
     assert json.loads(err[err.index("[") :]) == [detail]

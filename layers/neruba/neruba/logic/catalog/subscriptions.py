@@ -357,7 +357,11 @@ def change_plan(
             )
         if at < terms.phases[-1].start:
             raise InvalidRequestError(
-                "A change cannot precede the current phase.", code="invalid_change_time", param="at"
+                "A change cannot precede the subscription's last phase (from "
+                f"{iso_z(terms.phases[-1].start)}, perhaps a change made earlier for a later time): date it "
+                "at or after that.",
+                code="invalid_change_time",
+                param="at",
             )
         current = terms.phases[-1]
         versions = [repo.version(current.plan_code, current.plan_version), version]
