@@ -68,3 +68,6 @@ def test_events_of_the_hours_a_subscription_starts_and_ends_in_are_billed_not_re
     assert (preview["events_unbilled"], done["committed"]["events_unbilled"]) == (0, 0)
     [row] = preview["invoices"]
     assert row["subtotal_difference_minor"] == 20 and len(done["committed"]["invoices"]) == 1
+    # AND the commit's record attributes both calls to the backfill (what they changed on that invoice)
+    [corrected] = done["committed"]["invoices"]
+    assert corrected["amount_minor"] == 20, corrected

@@ -433,9 +433,11 @@ def test_a_commit_checks_again_whose_phases_bill_the_meter_in_advance(world: Wor
     begins = START + day(1) + timedelta(minutes=30)
     phase = {"plan_code": "upfront", "plan_version": 1, "start_at": begins.isoformat(), "end_at": None}
     world.subscribe("globex", begins, phases=[phase])
+    preview = read(f"/admin/backfills/{opened['id']}/preview", backfill_id=opened["id"])
     status, answer = act(opened["id"], "commit")
 
-    # THEN the commit is refused and counts nothing: the event would be counted in an advance hour, which
-    # no advance billing ever sees (billed nowhere)
+    # THEN the preview says so (the review step), and the commit is refused and counts nothing: the event
+    # would be counted in an advance hour, which no advance billing ever sees (billed nowhere)
+    assert (preview[0], preview[1]["error"]["code"]) == (400, "backfill_meter_in_advance"), preview
     assert (status, answer["error"]["code"]) == (400, "backfill_meter_in_advance"), answer
     assert read(f"/admin/backfills/{opened['id']}", backfill_id=opened["id"])[1]["status"] == "open"

@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from neruba.settings import get_settings
-from neruba_tools.cli import build_parser
 from neruba_tools.api_call import execute
+from neruba_tools.cli import build_parser
 from tests.functional.billing.conftest import World
 from tests.support.api import api_event, call
 

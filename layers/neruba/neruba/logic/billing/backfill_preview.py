@@ -110,11 +110,14 @@ def invoice_change(ctx: Billing, invoice: Invoice) -> tuple[tuple[int, int], lis
 def preview(ctx: Billing, backfill_id: str) -> dict[str, Any]:
     """``GET /admin/backfills/{id}/preview``: per affected invoice, before and after the commit."""
     from neruba.logic.billing import backfill_ids, backfill_unbilled
-    from neruba.logic.billing.backfills import backfills, get_backfill
+    from neruba.logic.billing.backfills import backfills, get_backfill, refuse_advance
 
     found = get_backfill(ctx, backfill_id)
     held = backfills(ctx).held_events(backfill_id)
-    if found.status == "open":
+    if found.status == "open":  # what the commit would refuse, the preview refuses (the review step)
+        doc = found.document
+        refuse_advance(ctx, list(doc["customer_ids"]), list(doc["meter_codes"]), parse_ts(doc["start"]),
+                       parse_ts(doc["end"]))  # fmt: skip
         backfill_ids.require_countable(ctx, backfill_id, found.document, held)
     mode = str(found.document.get("mode") or "add")
     is_open = found.status == "open"

@@ -26,10 +26,12 @@ and one more rating of the window.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from neruba.dal.backfills import Backfill, CarriedPart
-from neruba.timefmt import parse_ts
+from neruba.domain.phases import rated_at
+from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
     from neruba.dal.invoices import Invoice
@@ -50,7 +52,8 @@ def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill
     from neruba.logic.billing.backfills import backfills
 
     repo = backfills(ctx)
-    ids = reaching(repo, invoice.customer_id, invoice.period_start, invoice.period_end)
+    low, high = _hours(invoice)  # the window's events lie in the whole hours it rates
+    ids = reaching(repo, invoice.customer_id, ts(low), ts(high))
     made = invoice.document.get("created_at")
     found = []
     for backfill in repo.get_many(sorted(ids | ({own} if own else set()))):
@@ -62,10 +65,23 @@ def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill
     return found
 
 
-def _in_window(invoice: Invoice, events: list[StoredEvent]) -> list[StoredEvent]:
+def _hours(invoice: Invoice) -> tuple[datetime, datetime]:
+    """The whole hours a window's usage may come from (the hour it starts in, the hour it ends in)."""
+    start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
+    floor = start.replace(minute=0, second=0, microsecond=0)
+    top = end.replace(minute=0, second=0, microsecond=0)
+    return floor, top if top == end else top + timedelta(hours=1)
+
+
+def _in_window(invoice: Invoice, events: list[StoredEvent], anchor: datetime) -> list[StoredEvent]:
+    """The events the window rates: each by its hour's effective start (``domain.phases.rated_at``), as
+    rating places usage (an event of the first hour before the start, or of the last hour after the end,
+    is the window's)."""
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
     return [
-        e for e in events if e.customer_id == invoice.customer_id and start <= parse_ts(e.timestamp) < end
+        e
+        for e in events
+        if e.customer_id == invoice.customer_id and start <= rated_at(parse_ts(e.timestamp), anchor) < end
     ]
 
 
@@ -92,12 +108,13 @@ def carried_levels(ctx: Billing, invoice: Invoice, events: list[StoredEvent]) ->
     from neruba.domain.levels import carries_level
 
     start = parse_ts(invoice.period_start)
+    anchor = ctx.subscription(str(invoice.subscription_id)).timeline.anchor.astimezone(UTC)
     found = set()
     for code in {e.meter_code for e in events if e.customer_id == invoice.customer_id}:
         meter = ctx.plans.get_meter(code)
         if meter is None or not carries_level(str(meter.aggregation), bool(meter.carry_over)):
             continue
-        if any(e.meter_code == code and parse_ts(e.timestamp) < start for e in events):
+        if any(e.meter_code == code and rated_at(parse_ts(e.timestamp), anchor) < start for e in events):
             found.add(code)
     return found
 
@@ -114,12 +131,13 @@ def effect(
     from neruba.logic.billing.deltas import rated_lines
     from neruba.logic.billing.held_usage import HeldUsage, held_cells, without_cells
 
-    counted, voided = _in_window(invoice, events[0]), _in_window(invoice, events[1])
+    terms = ctx.subscription(str(invoice.subscription_id)).timeline
+    anchor = terms.anchor.astimezone(UTC)
+    counted, voided = _in_window(invoice, events[0], anchor), _in_window(invoice, events[1], anchor)
     if not counted and not voided:
         return {}
     usage = HeldUsage(ctx.usage, held_cells(ctx, as_held(voided)), without=without_cells(ctx, counted))
     overlay = replace(ctx, usage=usage)  # type: ignore[arg-type]
-    terms = ctx.subscription(str(invoice.subscription_id)).timeline
     start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
     without = rated_lines(overlay.rate_window(terms, start, end))
     lines = set(rated) | set(without)
