@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from neruba.domain.phases import Terms, timeline
+from neruba.domain.phases import Terms, hour_after, hour_of, timeline
 
 MeterCodes = Callable[[str, int], Iterable[str]]  # (plan code, version) -> the meters it charges
 
@@ -51,7 +51,7 @@ class Claim:
         """What the claim holds: its range, or for a meter the whole hours it touches."""
         if self.meter_code is None:
             return self.start, self.end
-        return _hour(self.start), None if self.end is None else _hour_after(self.end)
+        return hour_of(self.start), None if self.end is None else hour_after(self.end)
 
     def overlaps(self, other: Claim) -> bool:
         (start, end), (their_start, their_end) = self.span(), other.span()
@@ -60,16 +60,6 @@ class Claim:
             and (their_end is None or start < their_end)
             and (end is None or their_start < end)
         )
-
-
-def _hour(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
-
-
-def _hour_after(at: datetime) -> datetime:
-    """The end of the hour ``at`` falls in (``at`` itself when on the hour)."""
-    hour = _hour(at)
-    return hour if hour == at else hour + timedelta(hours=1)
 
 
 def claims(subscription: Terms, meters: MeterCodes, end: datetime | None) -> list[Claim]:

@@ -185,6 +185,30 @@ def phase_spans(subscription: Terms, start: datetime, end: datetime) -> list[Pha
     return spans
 
 
+def hour_of(at: datetime) -> datetime:
+    """The start of the UTC hour ``at`` falls in (usage is kept per hour)."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_after(at: datetime) -> datetime:
+    """The end of the hour ``at`` falls in: ``at`` itself when on the hour, else the next hour's start.
+
+    Example:
+        >>> from datetime import UTC
+        >>> [hour_after(datetime(2026, 1, 1, 9, m, tzinfo=UTC)).hour for m in (15, 0)]
+        [10, 9]
+    """
+    hour = hour_of(at)
+    return hour if hour == at else hour + timedelta(hours=1)
+
+
+def owned_hours(start: datetime, end: datetime | None, *, first: bool) -> tuple[datetime, datetime | None]:
+    """The whole hours a phase (or subscription) [start, end) rates (``rated_at``): from the hour it starts
+    in when it is the subscription's first (that hour is its own), else from the next whole hour; to the
+    end of the hour it ends in (that hour's start found it in force)."""
+    return (hour_of(start) if first else hour_after(start)), None if end is None else hour_after(end)
+
+
 def rated_at(at: datetime, subscription_start: datetime) -> datetime:
     """The instant that places usage at ``at`` in a phase: usage is stored per hour, so it is the start
     of the event's UTC hour, or the subscription's start for the hour the subscription starts in.
@@ -200,7 +224,7 @@ def rated_at(at: datetime, subscription_start: datetime) -> datetime:
         >>> rated_at(datetime(2026, 1, 1, 9, 40, tzinfo=UTC), start) == start
         True
     """
-    hour = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = hour_of(at)
     return subscription_start if hour <= subscription_start < hour + timedelta(hours=1) else hour
 
 

@@ -7,11 +7,11 @@ backfill's scope: ``logic.billing.backfills``). Plain reads of the catalog; noth
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.domain.advance import terms_of
-from neruba.domain.phases import phase_at, rated_at
+from neruba.domain.phases import hour_of, owned_hours, phase_at, rated_at
 
 if TYPE_CHECKING:
     from neruba.dal.plans import PlansRepository, Subscription
@@ -50,40 +50,22 @@ def charge_for(
     return reason
 
 
-def bills_between(
-    plans: PlansRepository, customer_id: str, meter_code: str, start: datetime, end: datetime
-) -> bool:
-    """Whether a phase of ``customer_id``'s subscriptions that rates hours of [start, end) bills
-    ``meter_code`` in advance (trials included: their hours turn into advance hours when the trial ends
-    inside the range). Usage is kept per hour, and an hour belongs to the phase in force at its start (a
-    subscription's first hour to its first phase, whole), so each side is compared by the hours it
-    touches (``owned_hours``)."""
-    first = _hour(start)
+def billed_between(plans: PlansRepository, customer_id: str, start: datetime, end: datetime) -> set[str]:
+    """The meters a phase of ``customer_id``'s subscriptions that rates hours of [start, end) bills in
+    advance (trials included: their hours turn into advance hours when the trial ends inside the range).
+    Usage is kept per hour, and an hour belongs to the phase in force at its start (a subscription's first
+    hour to its first phase, whole), so each side is compared by the hours it touches (``owned_hours``).
+    One read of the customer's subscriptions, each plan version read once."""
+    first, found = hour_of(start), set()
+    versions: dict[tuple[str, int], Mapping[str, Any]] = {}
     for sub in plans.customer_subscriptions(customer_id):
         terms = sub.timeline
         for phase in terms.phases:
             own_start, own_end = owned_hours(phase.start, phase.end, first=phase.start == terms.anchor)
             if not (own_start < end and (own_end is None or first < own_end)):
                 continue
-            version = plans.version(phase.plan_code, phase.plan_version).document
-            for charge in version.get("charges") or []:
-                if charge.get("meter_code") == meter_code and terms_of(charge) is not None:
-                    return True
-    return False
-
-
-def owned_hours(start: datetime, end: datetime | None, *, first: bool) -> tuple[datetime, datetime | None]:
-    """The hours a phase [start, end) rates: from the hour it starts in when it is the subscription's
-    first (its start's hour is its own), else from the next whole hour; to the end of the hour it ends in
-    (that hour's start found it in force)."""
-    own_start = _hour(start) if first else _hour_after(start)
-    return own_start, None if end is None else _hour_after(end)
-
-
-def _hour(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _hour_after(at: datetime) -> datetime:
-    hour = _hour(at)
-    return hour if hour == at else hour + timedelta(hours=1)
+            key = (phase.plan_code, phase.plan_version)
+            if key not in versions:
+                versions[key] = plans.version(*key).document
+            found |= {str(c["meter_code"]) for c in versions[key].get("charges") or [] if terms_of(c)}
+    return found

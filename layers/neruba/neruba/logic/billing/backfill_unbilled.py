@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from neruba.dal.backfills import HeldEvent
-from neruba.domain.phases import subscription_end
+from neruba.domain.phases import owned_hours, subscription_end
 from neruba.logic.billing.context import Billing
 from neruba.timefmt import iso_z, parse_ts
 
@@ -28,9 +28,7 @@ NO_SUBSCRIPTION = "no_subscription"  # no subscription of the customer covers th
 
 def _spans(ctx: Billing, customer_id: str) -> list[tuple[datetime, datetime | None]]:
     """Each subscription's hours: usage is kept per hour, so one covers the whole hour it starts in
-    and the whole hour it ends in (its first and final windows rate them: ``advance_phase.owned_hours``)."""
-    from neruba.logic.billing.advance_phase import owned_hours
-
+    and the whole hour it ends in (its first and final windows rate them: ``domain.phases.owned_hours``)."""
     spans = []
     for subscription in ctx.plans.customer_subscriptions(customer_id):
         start = subscription.timeline.start

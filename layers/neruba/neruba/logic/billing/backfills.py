@@ -121,11 +121,14 @@ def refuse_advance(
     advance during the range (each of those events is billed as it comes, never by a window a backfill
     corrects). Only meters some plan bills in advance are looked at, per customer. Asked when the backfill
     is opened and again at its commit (a subscription made since may bill the range's hours in advance)."""
-    from neruba.logic.billing.advance_phase import bills_between
+    from neruba.logic.billing.advance_phase import billed_between
 
     advance = bootstrap.ingest_worker_catalog().lookup(set(customers), set(meters)).advance_meters
+    if not advance & set(meters):
+        return
+    per_customer = {c: billed_between(ctx.plans, c, start, end) for c in customers}
     for n, code in enumerate(meters):
-        billed = [c for c in customers if code in advance and bills_between(ctx.plans, c, code, start, end)]
+        billed = [c for c in customers if code in per_customer[c]]
         if billed:
             raise InvalidRequestError(
                 f"Meter {code!r} is charged in advance for {', '.join(billed)} during the range (each event "

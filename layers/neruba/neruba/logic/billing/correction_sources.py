@@ -26,11 +26,11 @@ and one more rating of the window.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neruba.dal.backfills import Backfill, CarriedPart
-from neruba.domain.phases import rated_at
+from neruba.domain.phases import hour_after, hour_of, rated_at
 from neruba.timefmt import parse_ts, ts
 
 if TYPE_CHECKING:
@@ -67,10 +67,7 @@ def candidates(ctx: Billing, invoice: Invoice, own: str | None) -> list[Backfill
 
 def _hours(invoice: Invoice) -> tuple[datetime, datetime]:
     """The whole hours a window's usage may come from (the hour it starts in, the hour it ends in)."""
-    start, end = parse_ts(invoice.period_start), parse_ts(invoice.period_end)
-    floor = start.replace(minute=0, second=0, microsecond=0)
-    top = end.replace(minute=0, second=0, microsecond=0)
-    return floor, top if top == end else top + timedelta(hours=1)
+    return hour_of(parse_ts(invoice.period_start)), hour_after(parse_ts(invoice.period_end))
 
 
 def _in_window(invoice: Invoice, events: list[StoredEvent], anchor: datetime) -> list[StoredEvent]:

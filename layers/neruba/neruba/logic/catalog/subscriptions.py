@@ -29,7 +29,7 @@ from neruba.dal.dynamo import TransactionCancelledError
 from neruba.domain.advance import terms_of
 from neruba.domain.overlap import Claim, claims, first_overlap
 from neruba.domain.periods import fits_calendar
-from neruba.domain.phases import Timeline
+from neruba.domain.phases import Timeline, hour_after, hour_of
 from neruba.errors import ConflictError, InvalidRequestError
 from neruba.logic.catalog.entries import (
     SYSTEM,
@@ -186,13 +186,13 @@ def _refuse_counted_first_hour(customer_id: str, meters: list[str], start: datet
     them to it, so they would be billed nowhere (``invalid_start_time``). One page of one event read."""
     from neruba import bootstrap
 
-    first = start.replace(minute=0, second=0, microsecond=0)
+    first = hour_of(start)
     up_to = _counted_up_to(now)
     if first > up_to:
         return
     page = bootstrap.usage().list_events(customer_id, meters, first, up_to + timedelta(microseconds=1), 1)
     if page.events:
-        allowed = _first_hour(up_to + timedelta(microseconds=1))
+        allowed = hour_after(up_to + timedelta(microseconds=1))
         raise InvalidRequestError(
             f"Events of {', '.join(meters)} were counted in the hour this subscription would start in "
             f"({iso_z(first)}), before it existed: its advance charges never billed them, and that hour's "
@@ -278,12 +278,6 @@ def _counted_up_to(now: datetime) -> datetime:
     return now + timedelta(seconds=get_settings().ingest_max_future_seconds)
 
 
-def _first_hour(at: datetime) -> datetime:
-    """The first whole hour a phase starting at ``at`` rates: ``at`` on the hour, else the next hour."""
-    hour = at.replace(minute=0, second=0, microsecond=0)
-    return hour if hour == at else hour + timedelta(hours=1)
-
-
 def _advance_in(versions: list[Any]) -> bool:
     return any(terms_of(c) is not None for v in versions for c in v.document.get("charges") or [])
 
@@ -295,9 +289,9 @@ def _refuse_counted_hours(at: datetime, now: datetime, versions: list[Any]) -> N
     or later counted before the change (up to ``ingest_max_future_seconds`` ahead of now) was billed, or
     not, by the phase in force then, and moving it to another phase would bill it again or never."""
     counted_up_to = _counted_up_to(now)
-    if _first_hour(at) > counted_up_to or not _advance_in(versions):
+    if hour_after(at) > counted_up_to or not _advance_in(versions):
         return
-    earliest = _first_hour(counted_up_to + timedelta(microseconds=1))
+    earliest = hour_after(counted_up_to + timedelta(microseconds=1))
     raise InvalidRequestError(
         "A plan change that starts or stops charges billed in advance takes over from a whole hour no "
         "event may have been counted in yet (events are billed, or not, when counted, by the phase in "
@@ -311,9 +305,9 @@ def _refuse_counted_hours(at: datetime, now: datetime, versions: list[Any]) -> N
 def _default_time(now: datetime, versions: list[Any]) -> datetime:
     """When a change gives no ``at``: now, unless the plans bill in advance and the next hour starts too
     soon for no event of it to be counted yet (the last minutes of an hour): then the hour after it."""
-    if not _advance_in(versions) or _first_hour(now) > _counted_up_to(now):
+    if not _advance_in(versions) or hour_after(now) > _counted_up_to(now):
         return now
-    return _first_hour(_counted_up_to(now) + timedelta(microseconds=1))
+    return hour_after(_counted_up_to(now) + timedelta(microseconds=1))
 
 
 def change_plan(
